@@ -1,0 +1,207 @@
+//! The command line: one struct per subcommand, with help that teaches.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::exchange::Patience;
+use crate::endpoint::{Endpoint, Proto};
+use crate::error::UsageError;
+use crate::service::echo::Transform;
+use crate::transport::SocketOptions;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netecho",
+    version,
+    about = "An uppercase echo service and client over TCP, UDP and Unix sockets: the socket lab in one binary",
+    long_about = "netecho serves and sends messages over every socket family and type a first \
+        socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), and Unix \
+        stream, datagram and seqpacket sockets (AF_UNIX). The server answers each message with \
+        the same bytes, ASCII letters made upper case.",
+    after_help = "Examples:\n  \
+        netecho serve --proto udp --addr [::]:3234\n  \
+        netecho send --proto udp 127.0.0.1:3234 hello\n  \
+        netecho serve --addr unix:///tmp/echo.sock & netecho send /tmp/echo.sock"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// More log lines on stderr: -v for each message, -vv for each read (RUST_LOG overrides)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the echo server
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
+    /// Send messages to an echo server and print the replies
+    #[command(after_help = SEND_EXAMPLES)]
+    Send(SendArgs),
+}
+
+const SERVE_EXAMPLES: &str =
+    "Once bound, serve prints one line on stdout, `listening <proto> <address>`, \
+with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a summary line.
+
+Examples:
+  netecho serve                                   # tcp on 127.0.0.1:3234
+  netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
+  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file";
+
+const SEND_EXAMPLES: &str =
+    "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
+on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe one message per line.
+
+Examples:
+  netecho send --proto udp 127.0.0.1:3234 hello
+  netecho send /tmp/echo.sock
+  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234";
+
+/// Where and how: the protocol, and the address forms every subcommand accepts.
+const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
+a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
+A missing port is 3234.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Protocol: socket family and type [default: tcp, or unix for a path]
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Address to bind [default: 127.0.0.1:3234; for Unix protocols /tmp/netecho*.sock]
+    #[arg(long, long_help = ADDR_HELP)]
+    pub addr: Option<String>,
+    /// What to do to each message: upper (ASCII letters upper-cased) or echo (RFC 862, unchanged)
+    #[arg(long, value_enum, default_value_t = Transform::Upper)]
+    pub transform: Transform,
+    /// Serve at most N connections at once; more are refused and closed
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: u32,
+    #[command(flatten)]
+    pub sock: ServerSocketArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerSocketArgs {
+    /// listen(2) backlog: connections the kernel queues before accept(2) takes them
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub backlog: i32,
+    /// SO_REUSEADDR on TCP: rebind at once after a restart (the default)
+    #[arg(long, overrides_with = "no_reuseaddr")]
+    pub reuseaddr: bool,
+    /// No SO_REUSEADDR: a restart right after a closed connection fails while it is in TIME_WAIT
+    #[arg(long)]
+    pub no_reuseaddr: bool,
+    /// IPV6_V6ONLY: on [::], serve IPv6 clients only (by default [::] serves IPv4 too)
+    #[arg(long)]
+    pub v6only: bool,
+    /// TCP_NODELAY on each connection: reply at once, no Nagle coalescing
+    #[arg(long)]
+    pub nodelay: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Protocol: socket family and type [default: tcp, or unix for a path]
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Server address
+    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    pub addr: String,
+    /// Message to send (words are joined with spaces); without it, messages come from stdin
+    #[arg(
+        value_name = "MESSAGE",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub message: Vec<OsString>,
+    /// Prompt with `>>> ` even when stdin is not a terminal
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Datagrams: how long to wait for each reply (e.g. 2s, 500ms)
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Datagrams: how many times to send again when no reply comes
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+    /// TCP_NODELAY: send each message at once, no Nagle coalescing
+    #[arg(long)]
+    pub nodelay: bool,
+}
+
+impl ServeArgs {
+    pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
+        match &self.addr {
+            Some(addr) => Endpoint::parse(addr, self.proto),
+            None => {
+                let proto = self.proto.unwrap_or(Proto::Tcp);
+                Ok(Endpoint {
+                    proto,
+                    addr: proto.default_address(),
+                })
+            }
+        }
+    }
+
+    pub fn socket_options(&self) -> SocketOptions {
+        SocketOptions {
+            backlog: self.sock.backlog,
+            reuseaddr: !self.sock.no_reuseaddr,
+            v6only: self.sock.v6only,
+            nodelay: self.sock.nodelay,
+        }
+    }
+}
+
+impl SendArgs {
+    pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
+        Endpoint::parse(&self.addr, self.proto)
+    }
+
+    pub fn socket_options(&self) -> SocketOptions {
+        SocketOptions {
+            nodelay: self.nodelay,
+            ..SocketOptions::default()
+        }
+    }
+
+    pub fn patience(&self) -> Patience {
+        Patience {
+            timeout: self.timeout,
+            retries: self.retries,
+        }
+    }
+}
+
+/// "2s", "500ms", "1.5s", "1m", or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!(
+            "'{text}' is not a duration; write e.g. 2s, 500ms or 1m"
+        )),
+    }
+}

@@ -1,0 +1,106 @@
+//! `netecho send`: one message from the command line, an interactive prompt on a terminal,
+//! or one message per line when stdin is a pipe.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{Context, Result, bail};
+use tracing::{debug, warn};
+
+use crate::cli::SendArgs;
+use crate::endpoint::SocketKind;
+
+use super::exchange::Session;
+
+/// The prompt of the lesson's client.
+pub const PROMPT: &str = ">>> ";
+/// The longest input line read as one message.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+pub fn run(args: &SendArgs) -> Result<()> {
+    let endpoint = args.endpoint()?;
+    let mut session = Session::open(&endpoint, args.socket_options(), args.patience())?;
+    let mut out = io::stdout().lock();
+    if !args.message.is_empty() {
+        let msg = join(&args.message);
+        if let Some(reply) = answer(&mut session, &msg)? {
+            print_reply(&mut out, &reply)?;
+        }
+        return Ok(());
+    }
+    let stdin = io::stdin();
+    let interactive = args.interactive || stdin.is_terminal();
+    let mut input = stdin.lock();
+    loop {
+        if interactive {
+            write!(out, "{PROMPT}").and_then(|_| out.flush())?;
+        }
+        let Some(line) = read_line(&mut input)? else {
+            if interactive {
+                writeln!(out)?;
+            }
+            return Ok(());
+        };
+        if line.is_empty() {
+            // As the lesson's client does: an empty line is skipped, not sent.
+            continue;
+        }
+        if let Some(reply) = answer(&mut session, &line)? {
+            print_reply(&mut out, &reply)?;
+        }
+    }
+}
+
+/// Exchanges one message, or says why an empty one is not sent: on a stream zero bytes are
+/// no message at all, and on seqpacket the server would read them as the end of the connection.
+fn answer(session: &mut Session, msg: &[u8]) -> Result<Option<Vec<u8>>> {
+    if msg.is_empty() && session.target().proto.kind() != SocketKind::Datagram {
+        warn!(
+            "empty message not sent: {} cannot carry an empty message (the server would read \
+             0 bytes as end of connection)",
+            session.target().proto
+        );
+        return Ok(None);
+    }
+    session.exchange(msg).map(Some)
+}
+
+fn join(words: &[OsString]) -> Vec<u8> {
+    words
+        .iter()
+        .map(|w| w.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b' ')
+}
+
+/// One line of input without its line ending, as bytes (not necessarily UTF-8); `None` at
+/// end of input.
+fn read_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let n = input
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .context("read stdin")?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE {
+        bail!("an input line is longer than {MAX_LINE} bytes; split it");
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    debug!("read a {}-byte line", line.len());
+    Ok(Some(line))
+}
+
+fn print_reply(out: &mut impl Write, reply: &[u8]) -> Result<()> {
+    out.write_all(reply)
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush())
+        .context("write to stdout")
+}

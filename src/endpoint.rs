@@ -1,0 +1,317 @@
+//! Addresses as a user writes them: `tcp://[::1]:3234`, `127.0.0.1:3234`, `localhost`,
+//! `/tmp/echo.sock`, `@name`, `unix-dgram:///tmp/x.sock`, parsed into an [`Endpoint`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::error::UsageError;
+
+/// The port of the socket-programming lesson netecho comes from; used when an address has none.
+pub const DEFAULT_PORT: u16 = 3234;
+
+/// A protocol: a socket family and type, as `--proto` and URL schemes name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Proto {
+    /// SOCK_STREAM over AF_INET or AF_INET6.
+    Tcp,
+    /// SOCK_DGRAM over AF_INET or AF_INET6 (recvfrom/sendto).
+    Udp,
+    /// AF_UNIX SOCK_STREAM, at a path or an @abstract name.
+    Unix,
+    /// AF_UNIX SOCK_DGRAM.
+    UnixDgram,
+    /// AF_UNIX SOCK_SEQPACKET: connected, reliable, and keeps message boundaries.
+    UnixSeqpacket,
+}
+
+/// How a socket type carries messages, which decides how the service reads and replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A connected byte stream: no message boundaries, a read of 0 bytes means the peer closed.
+    Stream,
+    /// Connected, one message per read, boundaries kept.
+    SeqPacket,
+    /// Unconnected messages, each with its sender's address.
+    Datagram,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 5] = [
+        Proto::Tcp,
+        Proto::Udp,
+        Proto::Unix,
+        Proto::UnixDgram,
+        Proto::UnixSeqpacket,
+    ];
+
+    /// The name used by `--proto`, URL schemes and the `listening` line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Unix => "unix",
+            Proto::UnixDgram => "unix-dgram",
+            Proto::UnixSeqpacket => "unix-seqpacket",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Proto> {
+        Proto::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn kind(self) -> SocketKind {
+        match self {
+            Proto::Tcp | Proto::Unix => SocketKind::Stream,
+            Proto::UnixSeqpacket => SocketKind::SeqPacket,
+            Proto::Udp | Proto::UnixDgram => SocketKind::Datagram,
+        }
+    }
+
+    pub fn is_unix(self) -> bool {
+        matches!(self, Proto::Unix | Proto::UnixDgram | Proto::UnixSeqpacket)
+    }
+
+    /// The address `serve` uses when `--addr` is left out: loopback, never every interface.
+    pub fn default_address(self) -> Address {
+        match self {
+            Proto::Tcp | Proto::Udp => Address::Ip(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                DEFAULT_PORT,
+            )),
+            Proto::Unix => Address::UnixPath("/tmp/netecho.sock".into()),
+            Proto::UnixDgram => Address::UnixPath("/tmp/netecho-dgram.sock".into()),
+            Proto::UnixSeqpacket => Address::UnixPath("/tmp/netecho-seqpacket.sock".into()),
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a socket lives, before any name is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    /// A numeric IP address and port.
+    Ip(SocketAddr),
+    /// A host name and port, resolved with getaddrinfo when used.
+    Host(String, u16),
+    /// A Unix socket file.
+    UnixPath(PathBuf),
+    /// A Linux abstract Unix name (`@name`): no file, gone when the last socket closes.
+    UnixAbstract(Vec<u8>),
+}
+
+impl Address {
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Address::UnixPath(_) | Address::UnixAbstract(_))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(addr) => write!(f, "{addr}"),
+            Address::Host(host, port) => write!(f, "{host}:{port}"),
+            Address::UnixPath(path) => write!(f, "{}", path.display()),
+            Address::UnixAbstract(name) => write!(f, "@{}", String::from_utf8_lossy(name)),
+        }
+    }
+}
+
+/// A protocol and an address: everything needed to bind or connect a socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub proto: Proto,
+    pub addr: Address,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.proto, self.addr)
+    }
+}
+
+impl Endpoint {
+    /// Parses `text`, taking the protocol from a URL scheme, else from `proto`, else from the
+    /// form of the address (a path or @name is `unix`, anything else `tcp`).
+    pub fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) => {
+                let from_url = Proto::from_name(scheme).ok_or_else(|| {
+                    UsageError::new(format!(
+                        "unknown protocol '{scheme}' in '{text}'; use one of: {}",
+                        proto_names()
+                    ))
+                })?;
+                (Some(from_url), rest)
+            }
+            None => (None, text),
+        };
+        let proto = match (scheme, proto) {
+            (Some(url), Some(flag)) if url != flag => {
+                return Err(UsageError::new(format!(
+                    "'{text}' says {url} but --proto says {flag}; drop one of them"
+                )));
+            }
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) if looks_unix(rest) => Proto::Unix,
+            (None, None) => Proto::Tcp,
+        };
+        let addr = if proto.is_unix() {
+            parse_unix(rest, proto, text)?
+        } else {
+            if looks_unix(rest) {
+                return Err(UsageError::new(format!(
+                    "'{text}' is a Unix socket address, but {proto} needs IP:PORT, [IPv6]:PORT \
+                     or HOST:PORT; use --proto unix (or unix-dgram, unix-seqpacket) for it"
+                )));
+            }
+            parse_inet(rest, text)?
+        };
+        Ok(Endpoint { proto, addr })
+    }
+}
+
+fn proto_names() -> String {
+    Proto::ALL.map(Proto::name).join(", ")
+}
+
+fn looks_unix(text: &str) -> bool {
+    text.starts_with('@') || text.contains('/')
+}
+
+fn parse_unix(text: &str, proto: Proto, whole: &str) -> Result<Address, UsageError> {
+    if let Some(name) = text.strip_prefix('@') {
+        if name.is_empty() {
+            return Err(UsageError::new(format!(
+                "'{whole}': an abstract name needs at least one character after '@'"
+            )));
+        }
+        return Ok(Address::UnixAbstract(name.as_bytes().to_vec()));
+    }
+    if text.is_empty() {
+        return Err(UsageError::new(format!(
+            "'{whole}': {proto} needs a socket path such as /tmp/echo.sock or an @abstract name"
+        )));
+    }
+    if text.parse::<SocketAddr>().is_ok() || text.parse::<IpAddr>().is_ok() {
+        return Err(UsageError::new(format!(
+            "'{whole}' is an IP address, but {proto} needs a socket path such as \
+             /tmp/echo.sock or an @abstract name; use --proto tcp or udp for IP"
+        )));
+    }
+    Ok(Address::UnixPath(PathBuf::from(text)))
+}
+
+fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
+    if text.is_empty() {
+        return Err(UsageError::new(
+            "empty address; give IP:PORT, [IPv6]:PORT or HOST:PORT (port 0 picks a free port)",
+        ));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(Address::Ip(addr));
+    }
+    // A bare IP (v4, or v6 with or without brackets) takes the default port.
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(Address::Ip(SocketAddr::new(ip, DEFAULT_PORT)));
+    }
+    if text.starts_with('[') {
+        return Err(UsageError::new(format!(
+            "cannot parse '{whole}': expected [IPv6]:PORT, such as [::1]:3234"
+        )));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, parse_port(port, whole)?),
+        None => (text, DEFAULT_PORT),
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !valid_host {
+        return Err(UsageError::new(format!(
+            "cannot parse '{whole}': '{host}' is not an IP address or a host name; \
+             expected IP:PORT, [IPv6]:PORT or HOST:PORT"
+        )));
+    }
+    Ok(Address::Host(host.to_string(), port))
+}
+
+fn parse_port(port: &str, whole: &str) -> Result<u16, UsageError> {
+    port.parse().map_err(|_| {
+        UsageError::new(format!(
+            "bad port '{port}' in '{whole}': a port is a number from 0 to 65535 (0 picks a free one)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Endpoint {
+        Endpoint::parse(text, None).unwrap()
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(
+            parse("127.0.0.1:80").addr,
+            Address::Ip("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse("[::1]:80").addr,
+            Address::Ip("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse("::1").addr,
+            Address::Ip("[::1]:3234".parse().unwrap())
+        );
+        assert_eq!(
+            parse("[::]").addr,
+            Address::Ip("[::]:3234".parse().unwrap())
+        );
+        assert_eq!(
+            parse("localhost:7").addr,
+            Address::Host("localhost".into(), 7)
+        );
+        assert_eq!(
+            parse("localhost").addr,
+            Address::Host("localhost".into(), 3234)
+        );
+        assert_eq!(parse("/tmp/x.sock").proto, Proto::Unix);
+        assert_eq!(parse("@name").addr, Address::UnixAbstract(b"name".to_vec()));
+        let e = parse("unix-dgram:///tmp/x.sock");
+        assert_eq!(
+            (e.proto, e.addr),
+            (Proto::UnixDgram, Address::UnixPath("/tmp/x.sock".into()))
+        );
+        assert_eq!(parse("udp://[::1]:9").proto, Proto::Udp);
+        assert_eq!(parse("unix-seqpacket://@s").proto, Proto::UnixSeqpacket);
+    }
+
+    #[test]
+    fn mistakes_name_the_bad_part() {
+        let err = |t: &str, p| Endpoint::parse(t, p).unwrap_err().to_string();
+        assert!(err("sctp://1.2.3.4:5", None).contains("unknown protocol 'sctp'"));
+        assert!(err("127.0.0.1:99999", None).contains("bad port '99999'"));
+        assert!(err("1.2.3.4:x", None).contains("bad port 'x'"));
+        assert!(err("/tmp/x", Some(Proto::Tcp)).contains("Unix socket address"));
+        assert!(err("127.0.0.1:5", Some(Proto::Unix)).contains("is an IP address"));
+        assert!(err("udp://1.2.3.4:5", Some(Proto::Tcp)).contains("--proto says tcp"));
+        assert!(err("ho st:5", None).contains("'ho st' is not"));
+        assert!(err("[::1:5", None).contains("[IPv6]:PORT"));
+        assert!(err("@", Some(Proto::Unix)).contains("abstract name"));
+    }
+}

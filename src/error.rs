@@ -1,0 +1,119 @@
+//! Error wording shared by every command: usage errors (exit 2) and socket call failures
+//! worded as advice, each written once here so every transport says the same thing.
+
+use std::fmt;
+use std::io;
+
+use nix::errno::Errno;
+
+/// A mistake in the command line (exit code 2), as opposed to a failure at run time (exit 1).
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl UsageError {
+    pub fn new(message: impl Into<String>) -> UsageError {
+        UsageError(message.into())
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code for an error: 2 when the user asked for something malformed, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+/// The socket calls netecho reports failures of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Bind,
+    Listen,
+    Connect,
+    Send,
+    Recv,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Bind => "bind",
+            Call::Listen => "listen",
+            Call::Connect => "connect",
+            Call::Send => "send",
+            Call::Recv => "recv",
+        }
+    }
+}
+
+/// Words a failed socket call for the user: the call, where, what the kernel said (with the
+/// errno name a man page uses), and what to do about it.
+///
+/// `what` names the socket, e.g. `tcp 127.0.0.1:3234` or `unix /tmp/echo.sock`.
+pub fn socket_error(call: Call, what: &str, err: &io::Error) -> anyhow::Error {
+    let unix = what.starts_with("unix");
+    let errno = err.raw_os_error().map(Errno::from_raw);
+    let cause = match errno {
+        Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),
+        None => err.to_string(),
+    };
+    let advice = match (call, errno) {
+        (Call::Bind, Some(Errno::EADDRINUSE)) if unix => {
+            "another socket already has this name; stop that server or choose another name"
+        }
+        (Call::Bind, Some(Errno::EADDRINUSE)) => {
+            "another socket is using this port (or, with --no-reuseaddr, a recent connection \
+             is still in TIME_WAIT); pick another port, or port 0 for any free one"
+        }
+        (Call::Bind, Some(Errno::EACCES)) if unix => {
+            "you may not create files in that directory; choose a path in a directory you own"
+        }
+        (Call::Bind, Some(Errno::EACCES)) => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port above 1023"
+        }
+        (Call::Bind, Some(Errno::ENOENT)) => {
+            "the directory does not exist; create it first or choose another path"
+        }
+        (Call::Bind, Some(Errno::EADDRNOTAVAIL)) => {
+            "this machine has no such address; use 127.0.0.1, ::1, 0.0.0.0 or [::]"
+        }
+        (Call::Connect, Some(Errno::ECONNREFUSED)) if unix => {
+            "nothing is listening on it (a socket file left behind by a stopped server?)"
+        }
+        (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) => {
+            "nothing is listening there; is the server running, on this address and port?"
+        }
+        (Call::Connect, Some(Errno::ENOENT)) => {
+            "no socket file there; is the server running, and is the path right?"
+        }
+        (Call::Connect, Some(Errno::EACCES)) => "you may not open that socket file",
+        (Call::Connect, Some(Errno::EPROTOTYPE)) => {
+            "the socket there is of another type; use the --proto the server was started with"
+        }
+        (_, Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH)) => {
+            "there is no route to that host; check the address"
+        }
+        (_, Some(Errno::ETIMEDOUT)) => "the host did not answer; check the address",
+        (_, Some(Errno::ECONNRESET)) => "the peer reset the connection",
+        (_, Some(Errno::EMSGSIZE)) => "the message is too large for this socket; send less",
+        (_, Some(Errno::EMFILE | Errno::ENFILE)) => {
+            "too many open files; raise the limit with ulimit -n"
+        }
+        _ => "",
+    };
+    let call = call.name();
+    if advice.is_empty() {
+        anyhow::anyhow!("{call} {what}: {cause}")
+    } else {
+        anyhow::anyhow!("{call} {what}: {cause}; {advice}")
+    }
+}

@@ -1,0 +1,14 @@
+//! netecho: an uppercase echo service and its client over TCP, UDP and Unix sockets.
+//!
+//! The path of a message: [`cli`] parses the command line, [`endpoint`] turns an address
+//! into a protocol and an address, [`transport`] opens the socket, [`server`] runs a server
+//! model that hands each message to the [`service`], and [`client`] sends and reads replies.
+
+pub mod cli;
+pub mod client;
+pub mod endpoint;
+pub mod error;
+pub mod logging;
+pub mod server;
+pub mod service;
+pub mod transport;

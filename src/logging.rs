@@ -1,0 +1,27 @@
+//! Log lines on stderr through `tracing`; stdout is kept for what scripts read.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogArgs;
+
+/// `-q` shows warnings and errors, the default adds one line per client, `-v` adds each
+/// message, `-vv` each read. RUST_LOG, when set, decides instead.
+pub fn init(args: &LogArgs) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("netecho={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+}

@@ -1,0 +1,24 @@
+//! netecho's entry point: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use netecho::cli::{Cli, Command};
+use netecho::{client, error, logging, server};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log);
+    let result = match &cli.command {
+        Command::Serve(args) => server::run(args),
+        Command::Send(args) => client::send::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}

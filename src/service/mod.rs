@@ -1,0 +1,5 @@
+//! The echo service: what a server does with each message, whatever socket it came on.
+
+pub mod echo;
+pub mod peers;
+pub mod stats;

@@ -1,0 +1,95 @@
+//! Datagram peers: a datagram server has no connections, so it keeps a bounded table of who
+//! sent what, to log one line per peer as a stream server does per connection.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use crate::endpoint::Proto;
+use crate::transport::PeerAddr;
+
+use super::stats::{Stats, Tally, log_client};
+
+/// Peers remembered at once; past this the longest-silent one is logged and forgotten.
+pub const MAX_PEERS: usize = 1024;
+/// A peer silent this long is logged and forgotten.
+pub const PEER_IDLE: Duration = Duration::from_secs(60);
+
+struct Peer {
+    tally: Tally,
+    last_seen: Instant,
+}
+
+pub struct PeerTable {
+    proto: Proto,
+    peers: HashMap<PeerAddr, Peer>,
+}
+
+impl PeerTable {
+    pub fn new(proto: Proto) -> PeerTable {
+        PeerTable {
+            proto,
+            peers: HashMap::new(),
+        }
+    }
+
+    /// The tally of `peer`, creating it (and counting a new client) on its first datagram.
+    pub fn tally(&mut self, peer: &PeerAddr, stats: &Stats) -> &mut Tally {
+        let now = Instant::now();
+        if !self.peers.contains_key(peer) {
+            if self.peers.len() >= MAX_PEERS {
+                self.evict_oldest();
+            }
+            stats.client();
+            debug!("{} {peer}: first datagram", self.proto);
+        }
+        let entry = self.peers.entry(peer.clone()).or_insert(Peer {
+            tally: Tally::default(),
+            last_seen: now,
+        });
+        entry.last_seen = now;
+        &mut entry.tally
+    }
+
+    /// Logs and forgets peers silent for [`PEER_IDLE`].
+    pub fn expire(&mut self) {
+        let proto = self.proto;
+        self.peers.retain(|addr, peer| {
+            let keep = peer.last_seen.elapsed() < PEER_IDLE;
+            if !keep {
+                log_client(proto, &addr.to_string(), &peer.tally, &"silent for 60s");
+            }
+            keep
+        });
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self
+            .peers
+            .iter()
+            .min_by_key(|(_, p)| p.last_seen)
+            .map(|(a, _)| a.clone());
+        if let Some(addr) = oldest {
+            let peer = self.peers.remove(&addr).expect("peer just found");
+            log_client(
+                self.proto,
+                &addr.to_string(),
+                &peer.tally,
+                &"forgotten: peer table full",
+            );
+        }
+    }
+
+    /// Logs every remembered peer, when the server stops.
+    pub fn finish(&mut self) {
+        for (addr, peer) in self.peers.drain() {
+            log_client(
+                self.proto,
+                &addr.to_string(),
+                &peer.tally,
+                &"server stopped",
+            );
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters the service keeps: one [`Tally`] per client, summed into the server's [`Stats`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tracing::info;
+
+use crate::endpoint::Proto;
+
+/// Bytes and messages of one client (a connection, or a datagram peer).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Reads on a stream, messages on a datagram or seqpacket socket.
+    pub messages: u64,
+}
+
+/// Totals for the whole server, shared by every thread that serves a client.
+#[derive(Debug, Default)]
+pub struct Stats {
+    clients: AtomicU64,
+    messages: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Stats {
+    pub fn client(&self) {
+        self.clients.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one message in and the reply out, on the client's tally and the totals.
+    pub fn message(&self, tally: &mut Tally, bytes_in: usize, bytes_out: usize) {
+        tally.messages += 1;
+        tally.bytes_in += bytes_in as u64;
+        tally.bytes_out += bytes_out as u64;
+        self.messages.fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(bytes_in as u64, Relaxed);
+        self.bytes_out.fetch_add(bytes_out as u64, Relaxed);
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "clients {}, messages {}, bytes in {}, bytes out {}",
+            self.clients.load(Relaxed),
+            self.messages.load(Relaxed),
+            self.bytes_in.load(Relaxed),
+            self.bytes_out.load(Relaxed)
+        )
+    }
+}
+
+/// The one log line per client: who, how much, and how it ended.
+pub fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
+    let unit = match proto.kind() {
+        crate::endpoint::SocketKind::Stream => "reads",
+        _ => "messages",
+    };
+    info!(
+        "{proto} {peer}: {} bytes in, {} bytes out, {} {unit}; {ended}",
+        tally.bytes_in, tally.bytes_out, tally.messages
+    );
+}

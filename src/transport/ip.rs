@@ -1,0 +1,80 @@
+//! What TCP and UDP share: name resolution, and creating and binding an AF_INET or AF_INET6
+//! socket with the options both care about.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::{Context, Result, anyhow};
+use socket2::{Domain, Socket, Type};
+use tracing::warn;
+
+use crate::endpoint::{Address, Proto};
+use crate::error::{Call, socket_error};
+
+use super::SocketOptions;
+
+/// Resolves an IP address or host name (getaddrinfo) into every address it stands for.
+pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
+    match addr {
+        Address::Ip(addr) => Ok(vec![*addr]),
+        Address::Host(host, port) => {
+            let addrs: Vec<SocketAddr> = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot resolve '{host}': name not resolved ({e}); \
+                         check the spelling, or give an IP address"
+                    )
+                })?
+                .collect();
+            if addrs.is_empty() {
+                return Err(anyhow!("cannot resolve '{host}': it has no address"));
+            }
+            Ok(addrs)
+        }
+        Address::UnixPath(_) | Address::UnixAbstract(_) => {
+            Err(anyhow!("{addr} is not an IP address"))
+        }
+    }
+}
+
+/// A new AF_INET or AF_INET6 socket of type `ty` for `addr`, with IPV6_V6ONLY set as asked.
+pub fn socket_for(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> std::io::Result<Socket> {
+    let sock = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        // Set IPV6_V6ONLY explicitly: its default comes from net.ipv6.bindv6only and differs
+        // between machines, and `[::]` must be dual-stack unless --v6only says otherwise.
+        sock.set_only_v6(opts.v6only)?;
+    }
+    Ok(sock)
+}
+
+/// Creates, configures (`setup`) and binds a socket on the first address of `addr` that
+/// works, returning it with the address it really got (port 0 becomes a real port).
+pub fn bind_first(
+    proto: Proto,
+    addr: &Address,
+    ty: Type,
+    opts: &SocketOptions,
+    setup: impl Fn(&Socket) -> std::io::Result<()>,
+) -> Result<(Socket, SocketAddr)> {
+    if opts.v6only && matches!(addr, Address::Ip(SocketAddr::V4(_))) {
+        warn!("--v6only applies to IPv6 addresses only; ignored for {addr}");
+    }
+    let mut last = None;
+    for candidate in resolve(addr)? {
+        let what = format!("{proto} {candidate}");
+        let sock = socket_for(candidate, ty, opts).with_context(|| format!("socket for {what}"))?;
+        setup(&sock).with_context(|| format!("setsockopt on {what}"))?;
+        match sock.bind(&candidate.into()) {
+            Ok(()) => {
+                let local = sock
+                    .local_addr()?
+                    .as_socket()
+                    .context("bound IP socket has no IP address")?;
+                return Ok((sock, local));
+            }
+            Err(e) => last = Some(socket_error(Call::Bind, &what, &e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("{addr} has no address to bind")))
+}

@@ -1,0 +1,340 @@
+//! Sockets for every protocol behind three small types: a [`Listener`] that accepts
+//! connections, a [`Conn`] (a connected stream, seqpacket or datagram socket) and a
+//! [`DatagramSocket`] that answers whoever sent. All are thin wrappers over one
+//! `socket2::Socket`; what differs per family lives in `tcp.rs`, `udp.rs` and `unix.rs`.
+
+pub mod ip;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
+
+use std::fmt;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use anyhow::Result;
+use socket2::{SockAddr, Socket};
+
+use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
+
+/// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
+/// (65,507 bytes over IPv4, 65,527 over IPv6) fits; a larger Unix datagram is reported as
+/// truncated (MSG_TRUNC), never silently cut.
+pub const MAX_MESSAGE: usize = 65536;
+
+/// Socket options a lab asks about, as `serve` and `send` flags set them.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// listen(2) backlog: connections the kernel queues before accept.
+    pub backlog: i32,
+    /// SO_REUSEADDR on TCP listeners: rebind while old connections sit in TIME_WAIT.
+    pub reuseaddr: bool,
+    /// IPV6_V6ONLY: an IPv6 socket on `[::]` refuses IPv4 clients.
+    pub v6only: bool,
+    /// TCP_NODELAY: send small writes at once instead of waiting to coalesce them (Nagle).
+    pub nodelay: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            backlog: 1024,
+            reuseaddr: true,
+            v6only: false,
+            nodelay: false,
+        }
+    }
+}
+
+/// A socket bound by `serve`: either it accepts connections or it answers datagrams.
+pub enum Bound {
+    Listener(Listener),
+    Datagram(DatagramSocket),
+}
+
+impl Bound {
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local(&self) -> &Address {
+        match self {
+            Bound::Listener(l) => &l.local,
+            Bound::Datagram(d) => &d.local,
+        }
+    }
+}
+
+/// Binds a server socket for `endpoint`.
+pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
+    match endpoint.proto {
+        Proto::Tcp => tcp::bind(&endpoint.addr, opts).map(Bound::Listener),
+        Proto::Udp => udp::bind(&endpoint.addr, opts).map(Bound::Datagram),
+        Proto::Unix | Proto::UnixSeqpacket => {
+            unix::bind_listener(endpoint, opts).map(Bound::Listener)
+        }
+        Proto::UnixDgram => unix::bind_datagram(endpoint).map(Bound::Datagram),
+    }
+}
+
+/// The concrete endpoints to try, in order, for a client: every address a host name resolves
+/// to, or the Unix address itself.
+pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
+    if endpoint.proto.is_unix() {
+        return Ok(vec![endpoint.clone()]);
+    }
+    Ok(ip::resolve(&endpoint.addr)?
+        .into_iter()
+        .map(|addr| Endpoint {
+            proto: endpoint.proto,
+            addr: Address::Ip(addr),
+        })
+        .collect())
+}
+
+/// Opens a client socket connected to one concrete endpoint (see [`candidates`]).
+///
+/// The error is the kernel's, so a caller can decide whether the next candidate is worth a
+/// try; [`crate::error::socket_error`] words it for the user.
+pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Conn> {
+    match (&endpoint.addr, endpoint.proto) {
+        (Address::Ip(addr), Proto::Tcp) => tcp::connect(*addr, opts),
+        (Address::Ip(addr), Proto::Udp) => udp::connect(*addr),
+        (Address::Ip(_) | Address::Host(..), _) | (_, Proto::Tcp | Proto::Udp) => {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{endpoint} is not a concrete address"),
+            ))
+        }
+        (_, proto) => unix::connect(proto, &endpoint.addr),
+    }
+}
+
+/// What one read from a socket gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A message (or, on a stream, a chunk of bytes) of this length. A datagram may be empty.
+    Data(usize),
+    /// The peer closed: on a stream or seqpacket socket a read of 0 bytes means this.
+    Closed,
+    /// A message longer than the buffer, of this real length (MSG_TRUNC); its bytes are lost.
+    Truncated(usize),
+}
+
+/// A connected socket: an accepted or connected stream or seqpacket, or a connected datagram
+/// socket on the client side.
+pub struct Conn {
+    sock: Socket,
+    kind: SocketKind,
+    peer: String,
+    max_message: Option<usize>,
+}
+
+impl Conn {
+    fn new(sock: Socket, kind: SocketKind, peer: String, max_message: Option<usize>) -> Conn {
+        Conn {
+            sock,
+            kind,
+            peer,
+            max_message,
+        }
+    }
+
+    pub fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// Who is on the other end, for log lines (for Unix sockets with the peer's pid and uid).
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The largest message this socket can send in one piece, for message-based sockets.
+    pub fn max_message(&self) -> Option<usize> {
+        self.max_message
+    }
+
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// One recv(2): a chunk of a stream, or one whole message.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        recv_message(&self.sock, self.kind, buf)
+    }
+
+    /// Sends all of `buf`: send(2) until every byte is written (what Python calls sendall).
+    /// On a message socket that is one send of one message.
+    pub fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        if self.kind != SocketKind::Stream {
+            let sent = self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL)?;
+            return if sent == buf.len() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "sent {sent} of a {}-byte message",
+                    buf.len()
+                )))
+            };
+        }
+        while !buf.is_empty() {
+            match self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// A bound listening socket (TCP, Unix stream or seqpacket).
+pub struct Listener {
+    sock: Socket,
+    proto: Proto,
+    local: Address,
+    nodelay: bool,
+    /// The socket file this listener created, removed when the listener is dropped.
+    _file: Option<unix::SocketFile>,
+}
+
+impl Listener {
+    pub fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    pub fn local(&self) -> &Address {
+        &self.local
+    }
+
+    /// accept(2): the next queued connection.
+    pub fn accept(&self) -> io::Result<Conn> {
+        let (sock, addr) = self.sock.accept()?;
+        let peer = if self.proto.is_unix() {
+            unix::describe_peer(&sock, &addr)
+        } else {
+            if self.nodelay {
+                sock.set_tcp_nodelay(true)?;
+            }
+            PeerAddr(addr).to_string()
+        };
+        Ok(Conn::new(sock, self.proto.kind(), peer, None))
+    }
+
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking)
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// An unconnected datagram socket bound by a server (UDP or Unix datagram).
+pub struct DatagramSocket {
+    sock: Socket,
+    proto: Proto,
+    local: Address,
+    _file: Option<unix::SocketFile>,
+}
+
+/// A datagram's sender, as recvfrom(2) reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub SockAddr);
+
+impl PeerAddr {
+    /// A Unix datagram sent from a socket with no address of its own cannot be answered.
+    pub fn can_reply(&self) -> bool {
+        !(self.0.is_unix() && self.0.is_unnamed())
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(addr) = self.0.as_socket() {
+            write!(f, "{addr}")
+        } else if let Some(path) = self.0.as_pathname() {
+            write!(f, "{}", path.display())
+        } else if let Some(name) = self.0.as_abstract_namespace() {
+            write!(f, "@{}", String::from_utf8_lossy(name))
+        } else {
+            f.write_str("(unnamed)")
+        }
+    }
+}
+
+impl DatagramSocket {
+    pub fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    pub fn local(&self) -> &Address {
+        &self.local
+    }
+
+    /// recvfrom(2): one datagram and who sent it.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
+        let (n, from) = self
+            .sock
+            .recv_from_with_flags(as_uninit(buf), libc::MSG_TRUNC)?;
+        let received = if n > buf.len() {
+            Received::Truncated(n)
+        } else {
+            Received::Data(n)
+        };
+        Ok((received, PeerAddr(from)))
+    }
+
+    /// sendto(2): one datagram to `to`.
+    pub fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
+        self.sock.send_to(buf, &to.0).map(|_| ())
+    }
+
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking)
+    }
+}
+
+impl AsFd for DatagramSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// One recv(2) on a connected socket, telling end-of-stream and truncation apart from data.
+fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<Received> {
+    // With MSG_TRUNC a message socket returns the message's real length even when the
+    // buffer is shorter, which is how truncation is detected.
+    let flags = if kind == SocketKind::Stream {
+        0
+    } else {
+        libc::MSG_TRUNC
+    };
+    let n = sock.recv_with_flags(as_uninit(buf), flags)?;
+    Ok(if n > buf.len() {
+        Received::Truncated(n)
+    } else if n == 0 && kind != SocketKind::Datagram {
+        Received::Closed
+    } else {
+        Received::Data(n)
+    })
+}
+
+/// socket2 reads into `MaybeUninit` buffers; netecho's buffers are always initialised.
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // Safety: `MaybeUninit<u8>` has the layout of `u8`, and the kernel (through socket2) only
+    // ever writes initialised bytes into the slice, so it stays valid as `[u8]` afterwards.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
