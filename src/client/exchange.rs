@@ -75,15 +75,15 @@ impl Exchanger {
     /// Sends `msg` and returns the reply.
     pub fn exchange(&self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
         let what = self.target.to_string();
-        if let Some(max) = self.conn.max_message() {
-            if msg.len() > max {
-                return Err(Failure::Fatal(anyhow!(
-                    "a {}-byte message does not fit in one {} message (at most {max} bytes \
-                     here); send less",
-                    msg.len(),
-                    self.target.proto
-                )));
-            }
+        if let Some(max) = self.conn.max_message()
+            && msg.len() > max
+        {
+            return Err(Failure::Fatal(anyhow!(
+                "a {}-byte message does not fit in one {} message (at most {max} bytes \
+                 here); send less",
+                msg.len(),
+                self.target.proto
+            )));
         }
         let fatal = |call, e: io::Error| Failure::Fatal(socket_error(call, &what, &e));
         match self.conn.kind() {

@@ -53,11 +53,11 @@ impl Shutdown {
             Err(nix::errno::Errno::EINTR) => return Ok(Wake::Timeout),
             Err(e) => return Err(e).context("poll"),
         }
-        if fds[0].any().unwrap_or(false) {
-            if let Some(info) = self.fd.read_signal().context("read signalfd")? {
-                let signal = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
-                return Ok(Wake::Stop(signal));
-            }
+        if fds[0].any().unwrap_or(false)
+            && let Some(info) = self.fd.read_signal().context("read signalfd")?
+        {
+            let signal = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
+            return Ok(Wake::Stop(signal));
         }
         Ok(if fds[1].any().unwrap_or(false) {
             Wake::Readable
