@@ -1,0 +1,277 @@
+//! Helpers for tests that start the real `netecho` binary and talk to it over real sockets.
+//! Every wait here is bounded: a hung server fails the test instead of hanging it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any single step of a test may take before it counts as hung.
+pub const STEP: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_netecho")
+}
+
+/// A running `netecho serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    /// The protocol and address of its `listening` line, e.g. `tcp` and `127.0.0.1:40001`.
+    pub proto: String,
+    pub addr: String,
+    stdout: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `netecho serve ARGS` and waits for its `listening` line.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with(Command::new(bin()).arg("serve").args(args))
+    }
+
+    /// Starts a prepared command (for a different user, say) and waits for `listening`.
+    pub fn start_with(cmd: &mut Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start netecho serve");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let first = match stdout.recv_timeout(STEP) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                thread::sleep(Duration::from_millis(100));
+                panic!("server printed no listening line; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let mut parts = first.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("listening"), "first line: {first}");
+        let proto = parts.next().expect("proto").to_string();
+        let addr = parts.next().expect("address").to_string();
+        Server {
+            child,
+            proto,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `proto://addr`, which sets the protocol for a client.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.proto, self.addr)
+    }
+
+    /// The port of an IP server.
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().expect("port")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the server's log contains `needle`; panics with the log after [`STEP`].
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server log never showed {needle:?}; log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends `signal` and waits for the exit: status, the rest of stdout, and stderr.
+    pub fn stop(mut self, signal: &str) -> (ExitStatus, String, String) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = wait_child(&mut self.child);
+        let mut rest = String::new();
+        while let Ok(line) = self.stdout.recv_timeout(Duration::from_secs(2)) {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        // The stderr reader finishes when the pipe closes, shortly after the exit.
+        thread::sleep(Duration::from_millis(100));
+        (status, rest, self.stderr())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(out: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn collect(mut out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+fn wait_child(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {STEP:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `netecho ARGS` with `stdin` as its input, bounded by [`STEP`].
+pub fn netecho(args: &[&str], stdin: &[u8]) -> Output {
+    run(Command::new(bin()).args(args), stdin)
+}
+
+/// Runs a prepared command with `stdin` as its input, bounded by [`STEP`].
+pub fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netecho");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let feeder = thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_child(&mut child);
+    let _ = feeder.join();
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Asserts success and returns stdout as text.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts failure with exit code `code` and one error line on stderr; returns that line.
+pub fn fails(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}; stdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got:\n{stderr}");
+    errors[0].to_string()
+}
+
+/// A fresh temporary directory for Unix socket paths.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("netecho-test")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// A unique abstract Unix name for this test process.
+pub fn abstract_name(tag: &str) -> String {
+    format!("@netecho-test-{}-{tag}", std::process::id())
+}
+
+/// Whether this process may run commands as another user (root, with setpriv present).
+pub fn can_switch_user() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    root && setpriv
+}
+
+/// A command that runs `netecho ARGS` as the unprivileged user nobody.
+pub fn as_nobody(args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--",
+        bin(),
+    ])
+    .args(args);
+    cmd
+}
