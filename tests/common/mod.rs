@@ -99,6 +99,23 @@ impl Server {
         }
     }
 
+    /// Waits until `needle` appears `count` times in the server's log.
+    pub fn wait_log_count(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let log = self.stderr();
+            let seen = log.matches(needle).count();
+            if seen >= count {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server log showed {needle:?} {seen} times, not {count}; log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -1,0 +1,69 @@
+//! `netecho send` as a user drives it: the interactive prompt, piped lines, host names.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, netecho, ok, run};
+
+#[test]
+fn interactive_prompt_skips_empty_lines_and_ends_at_eof() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = netecho(&["send", "-i", &server.url()], b"hello\n\n   \nworld\n");
+    // The empty line is skipped (a second prompt, no message); a line of spaces is a message.
+    assert_eq!(ok(&out), ">>> HELLO\n>>> >>>    \n>>> WORLD\n>>> \n");
+    let log = server.wait_log("bytes in");
+    assert!(log.contains("13 bytes in, 13 bytes out"), "{log}");
+}
+
+#[test]
+fn a_terminal_gets_the_prompt_without_asking() {
+    // `script` runs the client on a pseudo-terminal, so stdin really is a terminal.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let cmd = format!("{} send {}", common::bin(), server.url());
+    let out = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]), b"hello\n\x04");
+    let text = ok(&out);
+    assert!(text.contains(">>> "), "no prompt in {text:?}");
+    assert!(text.contains("HELLO"), "no reply in {text:?}");
+}
+
+#[test]
+fn piped_lines_get_one_reply_line_each_over_every_protocol() {
+    let dir = common::tempdir();
+    let path = dir.path().join("p.sock").display().to_string();
+    let cases = [
+        ("tcp", "[::1]:0".to_string()),
+        ("udp", "127.0.0.1:0".to_string()),
+        ("unix", path.clone()),
+        ("unix-dgram", common::abstract_name("pipe-dgram")),
+        ("unix-seqpacket", common::abstract_name("pipe-seq")),
+    ];
+    for (proto, addr) in cases {
+        let server = Server::start(&["--proto", proto, "--addr", &addr]);
+        let out = netecho(&["send", "--proto", proto, &server.addr], b"a\nb\r\n\nthird line\n");
+        assert_eq!(ok(&out), "A\nB\nTHIRD LINE\n", "{proto}");
+    }
+}
+
+#[test]
+fn the_readme_pipe_command_works() {
+    let server = Server::start(&["--addr", "[::1]:0"]);
+    let addr = format!("[::1]:{}", server.port());
+    let out = netecho(&["send", "--proto", "tcp", &addr], b"a\nb\n");
+    assert_eq!(ok(&out), "A\nB\n");
+}
+
+#[test]
+fn host_names_are_resolved() {
+    let server = Server::start(&["--addr", "localhost:0"]);
+    let addr = format!("localhost:{}", server.port());
+    assert_eq!(ok(&netecho(&["send", &addr, "by name"], b"")), "BY NAME\n");
+}
+
+#[test]
+fn a_message_of_many_lines_from_a_pipe_keeps_its_order() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    let out = netecho(&["send", &server.url()], input.as_bytes());
+    assert_eq!(ok(&out), input.to_uppercase());
+}
