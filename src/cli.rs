@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::exchange::Patience;
 use crate::endpoint::{Endpoint, Proto};
 use crate::error::UsageError;
-use crate::service::echo::Transform;
+use crate::server::Model;
+use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::transport::SocketOptions;
 
 #[derive(Debug, Parser)]
@@ -86,9 +87,27 @@ pub struct ServeArgs {
     /// What to do to each message: upper (ASCII letters upper-cased) or echo (RFC 862, unchanged)
     #[arg(long, value_enum, default_value_t = Transform::Upper)]
     pub transform: Transform,
-    /// Serve at most N connections at once; more are refused and closed
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Server model: how many clients are served at once (see the first log lines)
+    #[arg(long, value_enum, default_value_t = Model::Event)]
+    pub model: Model,
+    /// Event model: number of event-loop threads [default: number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Serve at most N connections at once; more are refused and closed, never queued
+    #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns: u32,
+    /// Close a connection silent for this long (e.g. 30s), so an idle client cannot hold a slot forever
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Replies a client has not read, in bytes, past which the server stops reading from it
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PENDING, value_parser = parse_max_pending)]
+    pub max_pending: usize,
+    /// Datagrams: also answer source port 0 and the small services 7, 9, 13, 19, 37 (risks an endless echo loop)
+    #[arg(long)]
+    pub allow_loop_ports: bool,
+    /// Datagrams: answer at most N per second per source address
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
     #[command(flatten)]
     pub sock: ServerSocketArgs,
 }
@@ -142,6 +161,14 @@ pub struct SendArgs {
 }
 
 impl ServeArgs {
+    /// Event-loop threads: as asked, else one per core.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
     pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
         match &self.addr {
             Some(addr) => Endpoint::parse(addr, self.proto),
@@ -182,6 +209,17 @@ impl SendArgs {
             timeout: self.timeout,
             retries: self.retries,
         }
+    }
+}
+
+/// A pending-reply bound: at least one full message, so a reply always fits.
+fn parse_max_pending(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= crate::transport::MAX_MESSAGE => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a byte count of at least {}",
+            crate::transport::MAX_MESSAGE
+        )),
     }
 }
 

@@ -1,39 +1,229 @@
 //! `netecho serve`: bind, say where, serve clients with a server model until SIGINT or
 //! SIGTERM, then close the sockets and print a summary.
 
+pub mod event;
+pub mod fork;
+pub mod iterative;
+pub mod limits;
 pub mod shutdown;
 pub mod threads;
 
-use std::io::Write;
-use std::sync::Arc;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tracing::info;
+use clap::ValueEnum;
+use tracing::{info, warn};
 
 use crate::cli::ServeArgs;
 use crate::endpoint::Proto;
-use crate::service::echo::{self, Transform};
-use crate::service::stats::{Stats, Tally, log_client};
-use crate::transport::{self, Bound, Conn};
+use crate::service::datagram::{DatagramEcho, DatagramRules};
+use crate::service::echo::{ConnEnd, EchoConn, Step, Transform};
+use crate::service::stats::{Stats, log_client};
+use crate::transport::batch::Batch;
+use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
 use shutdown::{Shutdown, Wake};
+
+/// How a server handles many clients. Every model serves every protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Model {
+    /// One client at a time, as a first socket lesson writes it
+    Iterative,
+    /// A thread per connection
+    Threads,
+    /// Non-blocking sockets on epoll, a fixed number of threads
+    #[default]
+    Event,
+    /// A process per connection, as inetd and `socat ... fork` do
+    Fork,
+}
+
+impl Model {
+    /// One sentence on what the model does and why it matters, for connections.
+    pub fn explain(self, threads: usize) -> String {
+        match self {
+            Model::Iterative => "model iterative: one client at a time, the accept loop around \
+                the echo loop; a second client waits in the listen backlog until the first leaves"
+                .into(),
+            Model::Threads => "model threads: a thread per connection, each blocked in its own \
+                recv; simple and fast, but every client, even an idle one, costs a thread"
+                .into(),
+            Model::Event => format!(
+                "model event: {threads} thread(s), each waiting on many non-blocking sockets \
+                 with epoll; an idle client costs its socket and a few bytes, not a thread"
+            ),
+            Model::Fork => "model fork: a process per connection, as inetd does; clients are \
+                isolated from each other, at the price of a fork for every connection"
+                .into(),
+        }
+    }
+
+    /// The same for a datagram socket, which has no connections.
+    pub fn explain_datagram(self) -> &'static str {
+        match self {
+            Model::Event => {
+                "datagrams: one thread reads and answers up to 32 datagrams per \
+                system call (recvmmsg/sendmmsg)"
+            }
+            Model::Fork => {
+                "datagrams: a child process serves the socket, one recvfrom and one \
+                sendto per datagram; the parent starts another if it dies (inetd's wait mode)"
+            }
+            _ => {
+                "datagrams: one thread, one recvfrom and one sendto per datagram, in the order \
+                they arrive"
+            }
+        }
+    }
+}
 
 /// What every server model needs to serve a client.
 pub struct Service {
     pub proto: Proto,
     pub transform: Transform,
-    pub stats: Stats,
+    pub stats: &'static Stats,
     /// Connections served at once; more are refused, never queued without bound.
     pub max_conns: usize,
+    pub active: AtomicUsize,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Replies a client has not read, past which it is not read from.
+    pub max_pending: usize,
+    pub datagram: DatagramRules,
 }
 
 impl Service {
-    /// Serves one connection to its end and logs its line.
-    pub fn serve_conn(&self, conn: Conn) {
+    /// Takes a new connection if there is room: counts it, or logs and closes it.
+    pub fn admit(&self, conn: Conn) -> Option<EchoConn> {
+        if self.active.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+            warn!(
+                "{} {}: refused, {} connections already (--max-conns)",
+                self.proto,
+                conn.peer(),
+                self.max_conns
+            );
+            return None;
+        }
         self.stats.client();
-        let mut tally = Tally::default();
-        let ended = echo::serve_conn(&conn, self.transform, &self.stats, &mut tally);
-        log_client(self.proto, conn.peer(), &tally, &ended);
+        Some(EchoConn::new(conn, self.max_pending))
+    }
+
+    /// Logs a finished connection's line and frees its slot.
+    pub fn finish(&self, echo: EchoConn, ended: &ConnEnd) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        log_client(self.proto, echo.conn.peer(), &echo.tally, ended);
+    }
+
+    /// Serves one connection on a blocking socket to its end (threads and fork models).
+    /// The idle timeout becomes SO_RCVTIMEO and SO_SNDTIMEO: a recv or send that waits
+    /// that long ends the connection.
+    pub fn serve_blocking(&self, conn: Conn) {
+        if let Some(echo) = self.admit(conn) {
+            self.run_blocking(echo);
+        }
+    }
+
+    /// The rest of [`Service::serve_blocking`], for a connection already admitted.
+    pub fn run_blocking(&self, mut echo: EchoConn) {
+        let sock = echo.conn.socket();
+        if let Err(e) = sock
+            .set_read_timeout(self.idle_timeout)
+            .and_then(|_| sock.set_write_timeout(self.idle_timeout))
+        {
+            warn!("{}: cannot set the idle timeout: {e}", echo.conn.peer());
+        }
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let ended = loop {
+            match echo.pump(&mut buf, self.transform, self.stats) {
+                Step::Done(end) => break end,
+                Step::Yield { .. } => {}
+                // A blocking socket only "would block" when its timeout ran out.
+                Step::Wait { .. } => break ConnEnd::Idle,
+            }
+        };
+        self.finish(echo, &ended);
+    }
+
+    /// Answers datagrams until a stop signal (every model but event, and event with
+    /// `batched`); returns the signal's name.
+    pub fn serve_datagrams(
+        &self,
+        sock: &DatagramSocket,
+        shutdown: &Shutdown,
+        batched: bool,
+    ) -> Result<String> {
+        sock.set_nonblocking(true)?;
+        let mut echo = DatagramEcho::new(self.proto, self.datagram);
+        let mut buf = Vec::new();
+        let mut batch = None;
+        if batched {
+            batch = Some(Box::<Batch>::default());
+        } else {
+            buf = crate::service::datagram::buffer();
+        }
+        loop {
+            let wake = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))?;
+            if let Wake::Stop(signal) = wake {
+                echo.finish();
+                return Ok(signal.as_str().to_string());
+            }
+            let answered = match batch.as_deref_mut() {
+                Some(batch) => echo.answer_batch(sock, batch, self.stats),
+                None => echo.answer_each(sock, &mut buf, self.stats),
+            };
+            if let Err(e) = answered {
+                warn!("recvfrom: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            echo.peers.expire();
+            echo.report_drops(false);
+        }
+    }
+}
+
+/// Waits for connections and hands each to `on_conn` (and, every `tick`, `None`), until a
+/// stop signal or until `on_conn` returns one; returns the signal's name.
+pub fn accept_loop(
+    listener: &Listener,
+    shutdown: &Shutdown,
+    tick: Option<Duration>,
+    mut on_conn: impl FnMut(Option<Conn>) -> Option<String>,
+) -> Result<String> {
+    // Non-blocking, so a connection that vanishes between poll and accept cannot stall us.
+    listener.set_nonblocking(true)?;
+    loop {
+        if let Some(signal) = stopped(shutdown.wait(listener.as_fd(), tick)?) {
+            return Ok(signal);
+        }
+        if let Some(signal) = on_conn(None) {
+            return Ok(signal);
+        }
+        loop {
+            let conn = match listener.accept() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    accept_failed(&e);
+                    break;
+                }
+            };
+            if let Some(signal) = on_conn(Some(conn)) {
+                return Ok(signal);
+            }
+        }
+    }
+}
+
+/// An accept error concerns one connection, or a limit: log it and go on, pausing when the
+/// process is out of file descriptors so the loop does not spin.
+pub fn accept_failed(err: &io::Error) {
+    warn!("accept: {err}");
+    if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -41,22 +231,55 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
+    limits::raise_nofile(args.max_conns as usize);
     let bound = transport::bind(&endpoint, &args.socket_options())?;
     announce(&format!("listening {} {}", endpoint.proto, bound.local()))?;
-    let service = Arc::new(Service {
+    let threads = args.threads();
+    // The server runs until the process ends; its settings live as long.
+    let service: &'static Service = Box::leak(Box::new(Service {
         proto: endpoint.proto,
         transform: args.transform,
-        stats: Stats::default(),
+        stats: Stats::shared(),
         max_conns: args.max_conns as usize,
-    });
+        active: AtomicUsize::new(0),
+        idle_timeout: args.idle_timeout,
+        max_pending: args.max_pending,
+        datagram: DatagramRules {
+            transform: args.transform,
+            allow_loop_ports: args.allow_loop_ports,
+            rate_limit: args.rate_limit,
+        },
+    }));
+    let model = args.model;
     let signal = match &bound {
-        Bound::Listener(listener) => threads::serve_listener(listener, &service, &shutdown)?,
-        Bound::Datagram(sock) => threads::serve_datagrams(sock, &service, &shutdown)?,
+        Bound::Listener(listener) => {
+            info!("{}", model.explain(threads));
+            match model {
+                Model::Iterative => iterative::serve(listener, service, &shutdown)?,
+                Model::Threads => threads::serve(listener, service, &shutdown)?,
+                Model::Event => event::serve(listener, service, &shutdown, threads)?,
+                Model::Fork => fork::serve(listener, service, &shutdown)?,
+            }
+        }
+        Bound::Datagram(sock) => {
+            info!("model {}: {}", model_name(model), model.explain_datagram());
+            match model {
+                Model::Fork => fork::serve_datagrams(sock, service, &shutdown)?,
+                _ => service.serve_datagrams(sock, &shutdown, model == Model::Event)?,
+            }
+        }
     };
     info!("{signal}: closing {} {}", endpoint.proto, bound.local());
     // Closes the socket and removes the socket file this server created.
     drop(bound);
     announce(&format!("stopped by {signal}: {}", service.stats))
+}
+
+fn model_name(model: Model) -> String {
+    model
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.

@@ -12,8 +12,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 /// What woke a waiting server.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// The socket has something to read (a connection to accept, a datagram).
-    Readable,
+    /// The socket is ready: something to read (a connection, a datagram), or room to write.
+    Ready,
     /// SIGINT or SIGTERM arrived.
     Stop(Signal),
     /// The timeout passed.
@@ -28,24 +28,71 @@ impl Shutdown {
     /// Blocks SIGINT and SIGTERM and opens a signalfd for them. Call before starting any
     /// thread: threads inherit the blocked mask, so the signals only ever reach the fd.
     pub fn install() -> Result<Shutdown> {
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGINT);
-        mask.add(Signal::SIGTERM);
-        mask.thread_block().context("block SIGINT and SIGTERM")?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .context("signalfd")?;
+        let fd = SignalFd::with_flags(
+            &Self::signals(),
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        )
+        .context("signalfd")?;
+        Self::signals()
+            .thread_block()
+            .context("block SIGINT and SIGTERM")?;
         Ok(Shutdown { fd })
     }
 
-    /// Waits until `socket` is readable, a stop signal arrives, or `timeout` passes.
-    pub fn wait(&self, socket: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Wake> {
+    fn signals() -> SigSet {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGINT);
+        mask.add(Signal::SIGTERM);
+        mask
+    }
+
+    /// Lets SIGINT and SIGTERM end this thread's process again, as they do by default: for a
+    /// child process that has no loop to notice them.
+    pub fn restore_default() {
+        let _ = Self::signals().thread_unblock();
+    }
+
+    /// Waits for SIGINT or SIGTERM and returns its name; `None` when `timeout` passed first.
+    pub fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<String>> {
         let timeout = match timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        Ok(self.fd.read_signal().context("read signalfd")?.map(|info| {
+            let signal = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
+            signal.as_str().to_string()
+        }))
+    }
+
+    /// Waits until `socket` is readable, a stop signal arrives, or `timeout` passes.
+    pub fn wait(&self, socket: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Wake> {
+        self.wait_for(socket, true, false, timeout)
+    }
+
+    /// Waits until `socket` is readable (if `read`) or writable (if `write`), a stop signal
+    /// arrives, or `timeout` passes.
+    pub fn wait_for(
+        &self,
+        socket: BorrowedFd<'_>,
+        read: bool,
+        write: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Wake> {
+        let timeout = match timeout {
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        let mut interest = PollFlags::empty();
+        interest.set(PollFlags::POLLIN, read);
+        interest.set(PollFlags::POLLOUT, write);
         let mut fds = [
             PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(socket, PollFlags::POLLIN),
+            PollFd::new(socket, interest),
         ];
         match poll(&mut fds, timeout) {
             Ok(0) => return Ok(Wake::Timeout),
@@ -60,7 +107,7 @@ impl Shutdown {
             return Ok(Wake::Stop(signal));
         }
         Ok(if fds[1].any().unwrap_or(false) {
-            Wake::Readable
+            Wake::Ready
         } else {
             Wake::Timeout
         })

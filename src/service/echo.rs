@@ -1,16 +1,21 @@
-//! The echo service, written once for every transport: read a message, apply the
-//! [`Transform`], send the result back to whoever sent it.
+//! The echo service, written once for every transport and every server model: read a
+//! message, apply the [`Transform`], send the result back to whoever sent it.
+//!
+//! [`EchoConn`] is the whole per-connection echo loop as a state machine. On a blocking
+//! socket (threads, fork) one [`EchoConn::pump`] call runs until the peer closes; on a
+//! non-blocking one (event, iterative) it runs until the socket would block and says which
+//! readiness it waits for. Replies the peer has not read yet are buffered up to a bound; past
+//! it the connection is not read from until the peer catches up.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 
 use clap::ValueEnum;
-use tracing::{debug, trace, warn};
+use tracing::trace;
 
-use crate::endpoint::Proto;
-use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, Received};
+use crate::transport::{Conn, MAX_MESSAGE, Received};
 
-use super::peers::PeerTable;
 use super::stats::{Stats, Tally};
 
 /// What the server does to each message.
@@ -32,6 +37,12 @@ impl Transform {
     }
 }
 
+/// Reads one call to [`EchoConn::pump`] may do before it yields to other connections.
+const READS_PER_PUMP: usize = 16;
+
+/// The default bound on replies a connection has not read yet.
+pub const DEFAULT_MAX_PENDING: usize = 1 << 20;
+
 /// How a connection ended, for its log line.
 #[derive(Debug)]
 pub enum ConnEnd {
@@ -40,6 +51,10 @@ pub enum ConnEnd {
     /// A seqpacket message larger than the buffer; the connection is closed rather than
     /// answering with a cut message.
     Truncated(usize),
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// The server is stopping.
+    Stopped,
     /// A socket error, such as a reset by the peer.
     Failed(io::Error),
 }
@@ -52,6 +67,8 @@ impl fmt::Display for ConnEnd {
                 f,
                 "closed: a {len}-byte message is larger than the {MAX_MESSAGE}-byte buffer"
             ),
+            ConnEnd::Idle => f.write_str("closed: idle timeout"),
+            ConnEnd::Stopped => f.write_str("closed: server stopping"),
             ConnEnd::Failed(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 f.write_str("reset by peer")
             }
@@ -63,74 +80,134 @@ impl fmt::Display for ConnEnd {
     }
 }
 
-/// The echo loop for a connected socket (stream or seqpacket): recv, transform, send all,
-/// until the peer closes. Blocking; one call per connection.
-pub fn serve_conn(conn: &Conn, transform: Transform, stats: &Stats, tally: &mut Tally) -> ConnEnd {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let n = match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => n,
-            Ok(Received::Closed) => return ConnEnd::PeerClosed,
-            Ok(Received::Truncated(len)) => return ConnEnd::Truncated(len),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return ConnEnd::Failed(e),
-        };
-        trace!("{}: read {n} bytes", conn.peer());
-        transform.apply(&mut buf[..n]);
-        if let Err(e) = conn.send_all(&buf[..n]) {
-            return ConnEnd::Failed(e);
-        }
-        stats.message(tally, n, n);
-    }
+/// What a connection waits for after a [`EchoConn::pump`].
+#[derive(Debug)]
+pub enum Step {
+    /// The socket would block: wait until it is readable (`read`) or writable (`write`).
+    Wait { read: bool, write: bool },
+    /// More may be ready; pump again after serving others.
+    Yield { write: bool },
+    /// The connection is over.
+    Done(ConnEnd),
 }
 
-/// Answers every datagram waiting on a non-blocking socket, then returns. Each datagram is
-/// its own message: its reply goes back to its sender, one datagram for one datagram.
-pub fn answer_datagrams(
-    sock: &DatagramSocket,
-    buf: &mut [u8],
-    transform: Transform,
-    stats: &Stats,
-    peers: &mut PeerTable,
-) -> io::Result<()> {
-    let proto: Proto = sock.proto();
-    loop {
-        let (received, from) = match sock.recv_from(buf) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // An ICMP error for an earlier reply can surface here on some kernels; it concerns
-            // that peer only.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(e),
-        };
-        let n = match received {
-            Received::Data(n) => n,
-            Received::Truncated(len) => {
-                warn!(
-                    "{proto} {from}: dropped a {len}-byte datagram, larger than the \
-                     {MAX_MESSAGE}-byte receive buffer (MSG_TRUNC); not answered"
-                );
-                continue;
-            }
-            Received::Closed => continue,
-        };
-        if !from.can_reply() {
-            warn!(
-                "{proto}: a {n}-byte datagram came from a socket with no address (not bound); \
-                 cannot reply, dropped"
-            );
-            continue;
+/// One connection of the echo service: the socket, replies not yet sent, and its tally.
+pub struct EchoConn {
+    pub conn: Conn,
+    pub tally: Tally,
+    /// Replies not yet sent, in order; a chunk is one read (one message on seqpacket).
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already sent (streams can send part of a chunk).
+    sent: usize,
+    pending_bytes: usize,
+    max_pending: usize,
+    read_closed: bool,
+}
+
+impl EchoConn {
+    pub fn new(conn: Conn, max_pending: usize) -> EchoConn {
+        EchoConn {
+            conn,
+            tally: Tally::default(),
+            pending: VecDeque::new(),
+            sent: 0,
+            pending_bytes: 0,
+            max_pending,
+            read_closed: false,
         }
-        transform.apply(&mut buf[..n]);
-        let sent = match sock.send_to(&buf[..n], &from) {
-            Ok(()) => n,
-            Err(e) => {
-                debug!("{proto} {from}: reply not sent: {e}");
-                0
+    }
+
+    /// Bytes of replies waiting for the peer to read them.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Reads, transforms and replies until the socket would block, the peer closes, or
+    /// [`READS_PER_PUMP`] reads were done. `buf` is scratch space of at least [`MAX_MESSAGE`]
+    /// bytes, shared by all connections of a thread.
+    pub fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
+        for _ in 0..READS_PER_PUMP {
+            match self.flush() {
+                Ok(true) => {}
+                Ok(false) if self.pending_bytes >= self.max_pending || self.read_closed => {
+                    // Throttled: a peer that does not read its replies is not read from.
+                    return Step::Wait {
+                        read: false,
+                        write: true,
+                    };
+                }
+                Ok(false) => {}
+                Err(e) => return Step::Done(ConnEnd::Failed(e)),
             }
-        };
-        let tally = peers.tally(&from, stats);
-        stats.message(tally, n, sent);
+            if self.read_closed {
+                return Step::Done(ConnEnd::PeerClosed);
+            }
+            let n = match self.conn.recv(buf) {
+                Ok(Received::Data(n)) => n,
+                Ok(Received::Closed) => {
+                    self.read_closed = true;
+                    continue;
+                }
+                Ok(Received::Truncated(len)) => return Step::Done(ConnEnd::Truncated(len)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Step::Wait {
+                        read: true,
+                        write: self.pending_bytes > 0,
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Step::Done(ConnEnd::Failed(e)),
+            };
+            trace!("{}: read {n} bytes", self.conn.peer());
+            transform.apply(&mut buf[..n]);
+            stats.message(&mut self.tally, n, n);
+            if let Err(e) = self.reply(&buf[..n]) {
+                return Step::Done(ConnEnd::Failed(e));
+            }
+        }
+        Step::Yield {
+            write: self.pending_bytes > 0,
+        }
+    }
+
+    /// Sends a reply at once when nothing is queued before it; queues what the socket does
+    /// not take.
+    fn reply(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut done = 0;
+        if self.pending.is_empty() {
+            done = match self.conn.send_some(data) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+        }
+        if done < data.len() {
+            self.pending.push_back(data[done..].to_vec());
+            self.pending_bytes += data.len() - done;
+        }
+        Ok(())
+    }
+
+    /// Sends queued replies; true when the queue is empty.
+    fn flush(&mut self) -> io::Result<bool> {
+        while let Some(front) = self.pending.front() {
+            match self.conn.send_some(&front[self.sent..]) {
+                Ok(n) => {
+                    self.sent += n;
+                    self.pending_bytes -= n;
+                    if self.sent == front.len() {
+                        self.pending.pop_front();
+                        self.sent = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        if self.pending.capacity() > 4 {
+            // A burst is over: give its queue's memory back.
+            self.pending = VecDeque::new();
+        }
+        Ok(true)
     }
 }

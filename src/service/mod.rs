@@ -1,5 +1,6 @@
 //! The echo service: what a server does with each message, whatever socket it came on.
 
+pub mod datagram;
 pub mod echo;
 pub mod peers;
 pub mod stats;

@@ -26,6 +26,25 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counters in memory shared with child processes, so that the `fork` model's children
+    /// count into the parent's summary. Lives as long as the process.
+    pub fn shared() -> &'static Stats {
+        let len = std::num::NonZeroUsize::new(std::mem::size_of::<Stats>()).expect("not empty");
+        // Safety: a fresh anonymous mapping is zero-filled and page-aligned, and all-zero
+        // AtomicU64s are valid counters. The mapping is never unmapped, so the reference
+        // stays valid for the rest of the process (and in children, which inherit it).
+        unsafe {
+            let ptr = nix::sys::mman::mmap_anonymous(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+            )
+            .expect("mmap a page for the server's counters");
+            &*ptr.as_ptr().cast::<Stats>()
+        }
+    }
+
     pub fn client(&self) {
         self.clients.fetch_add(1, Relaxed);
     }

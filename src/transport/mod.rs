@@ -3,6 +3,7 @@
 //! [`DatagramSocket`] that answers whoever sent. All are thin wrappers over one
 //! `socket2::Socket`; what differs per family lives in `tcp.rs`, `udp.rs` and `unix.rs`.
 
+pub mod batch;
 pub mod ip;
 pub mod tcp;
 pub mod udp;
@@ -184,6 +185,21 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// One send(2): on a stream it may take only part of `buf` (returns how much); on a
+    /// message socket it sends the whole message or fails.
+    pub fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.sock.set_nonblocking(nonblocking)
     }
 
     /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.

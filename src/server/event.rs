@@ -1,0 +1,232 @@
+//! The `event` model: a fixed number of threads, each with an epoll instance that waits on
+//! many non-blocking sockets at once. An idle connection costs its socket and a small
+//! [`EchoConn`], not a thread.
+//!
+//! The listener is shared: every thread registers it with EPOLLEXCLUSIVE, so the kernel wakes
+//! one thread per new connection rather than all of them. One shared listener works for
+//! every protocol (SO_REUSEPORT, the alternative, does not exist for Unix sockets).
+
+use std::io;
+use std::os::fd::AsFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use tracing::warn;
+
+use crate::service::echo::{ConnEnd, EchoConn, Step};
+use crate::transport::{Listener, MAX_MESSAGE};
+
+use super::shutdown::Shutdown;
+use super::{Service, accept_failed};
+
+const LISTENER: u64 = u64::MAX;
+const STOP: u64 = u64::MAX - 1;
+/// Events taken from one epoll_wait.
+const EVENTS: usize = 256;
+/// Connections accepted per wake-up, so one thread does not take a whole burst alone.
+const ACCEPTS_PER_WAKE: usize = 64;
+/// How often idle connections are looked for, when --idle-timeout is set.
+const SWEEP: Duration = Duration::from_millis(250);
+
+/// Serves with `threads` event loops until a stop signal; returns the signal's name.
+pub fn serve(
+    listener: &Listener,
+    service: &'static Service,
+    shutdown: &Shutdown,
+    threads: usize,
+) -> Result<String> {
+    listener.set_nonblocking(true)?;
+    let stop =
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
+    thread::scope(|scope| {
+        for n in 0..threads {
+            let stop = &stop;
+            thread::Builder::new()
+                .name(format!("event-{n}"))
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = Worker::new(listener, service, stop).and_then(|w| w.run()) {
+                        warn!("event loop {n} failed: {e:#}");
+                    }
+                })
+                .context("start an event loop thread")?;
+        }
+        let signal = loop {
+            if let Some(signal) = shutdown.wait_signal(None)? {
+                break signal;
+            }
+        };
+        // Level-triggered and never read, so every loop sees it and returns.
+        stop.write(1).context("wake the event loops")?;
+        Ok(signal)
+    })
+}
+
+/// A connection and what its loop knows of it.
+struct Slot {
+    echo: EchoConn,
+    last_active: Instant,
+    interest: EpollFlags,
+}
+
+/// One event loop: its epoll instance, its connections, and a scratch buffer they share.
+struct Worker<'a> {
+    listener: &'a Listener,
+    service: &'static Service,
+    epoll: Epoll,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(listener: &'a Listener, service: &'static Service, stop: &EventFd) -> Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
+        epoll
+            .add(
+                listener,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
+            )
+            .context("epoll_ctl add listener")?;
+        epoll
+            .add(stop.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STOP))
+            .context("epoll_ctl add eventfd")?;
+        Ok(Worker {
+            listener,
+            service,
+            epoll,
+            slots: Vec::new(),
+            free: Vec::new(),
+            buf: vec![0u8; MAX_MESSAGE],
+        })
+    }
+
+    fn run(mut self) -> Result<()> {
+        let mut events = vec![EpollEvent::empty(); EVENTS];
+        let idle = self.service.idle_timeout;
+        let mut last_sweep = Instant::now();
+        loop {
+            let timeout = match idle {
+                Some(_) => EpollTimeout::try_from(SWEEP).expect("small timeout"),
+                None => EpollTimeout::NONE,
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(e).context("epoll_wait"),
+            };
+            for event in &events[..n] {
+                match event.data() {
+                    STOP => {
+                        self.close_all();
+                        return Ok(());
+                    }
+                    LISTENER => self.accept(),
+                    token => self.pump(token as usize),
+                }
+            }
+            if let Some(idle) = idle
+                && last_sweep.elapsed() >= SWEEP
+            {
+                last_sweep = Instant::now();
+                self.close_idle(idle);
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            let conn = match self.listener.accept() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => return accept_failed(&e),
+            };
+            if let Err(e) = conn.set_nonblocking(true) {
+                warn!("{}: {e}; closed", conn.peer());
+                continue;
+            }
+            let Some(echo) = self.service.admit(conn) else {
+                continue;
+            };
+            let token = self.free.pop().unwrap_or_else(|| {
+                self.slots.push(None);
+                self.slots.len() - 1
+            });
+            let interest = EpollFlags::EPOLLIN;
+            if let Err(e) = self
+                .epoll
+                .add(&echo.conn, EpollEvent::new(interest, token as u64))
+            {
+                self.free.push(token);
+                self.service.finish(echo, &ConnEnd::Failed(e.into()));
+                continue;
+            }
+            self.slots[token] = Some(Slot {
+                echo,
+                last_active: Instant::now(),
+                interest,
+            });
+        }
+    }
+
+    fn pump(&mut self, token: usize) {
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.last_active = Instant::now();
+        let (read, write) =
+            match slot
+                .echo
+                .pump(&mut self.buf, self.service.transform, self.service.stats)
+            {
+                Step::Done(end) => return self.close(token, end),
+                // Level-triggered: what is left to read is reported again on the next wait.
+                Step::Yield { write } => (true, write),
+                Step::Wait { read, write } => (read, write),
+            };
+        let mut interest = EpollFlags::empty();
+        interest.set(EpollFlags::EPOLLIN, read);
+        interest.set(EpollFlags::EPOLLOUT, write);
+        if interest != slot.interest {
+            let mut event = EpollEvent::new(interest, token as u64);
+            if let Err(e) = self.epoll.modify(&slot.echo.conn, &mut event) {
+                return self.close(token, ConnEnd::Failed(e.into()));
+            }
+            slot.interest = interest;
+        }
+    }
+
+    fn close(&mut self, token: usize, end: ConnEnd) {
+        if let Some(slot) = self.slots[token].take() {
+            // Closing the socket removes it from the epoll set too; deleting first keeps the
+            // set exact even if another process still holds the socket.
+            let _ = self.epoll.delete(&slot.echo.conn);
+            self.service.finish(slot.echo, &end);
+            self.free.push(token);
+        }
+    }
+
+    fn close_idle(&mut self, idle: Duration) {
+        let now = Instant::now();
+        let stale: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(token, slot)| {
+                let slot = slot.as_ref()?;
+                (now.duration_since(slot.last_active) >= idle).then_some(token)
+            })
+            .collect();
+        for token in stale {
+            self.close(token, ConnEnd::Idle);
+        }
+    }
+
+    fn close_all(&mut self) {
+        for token in 0..self.slots.len() {
+            self.close(token, ConnEnd::Stopped);
+        }
+    }
+}

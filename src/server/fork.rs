@@ -1,0 +1,165 @@
+//! The `fork` model: a process per connection, as inetd and `socat ... fork` do. The parent
+//! only accepts; each child serves one client and exits. Counters live in shared memory
+//! (`Stats::shared`) so the parent's summary includes the children's work.
+
+use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use tracing::{debug, warn};
+
+use crate::transport::{DatagramSocket, Listener};
+
+use super::shutdown::Shutdown;
+use super::{Service, accept_loop};
+
+/// How often the parent collects exited children.
+const REAP: Duration = Duration::from_millis(200);
+/// How long children get to finish after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Accepts and forks a child per connection until a stop signal.
+pub fn serve(
+    listener: &Listener,
+    service: &'static Service,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    let mut children = Children::default();
+    let signal = accept_loop(listener, shutdown, Some(REAP), |conn| {
+        children.reap(service);
+        let echo = service.admit(conn?)?;
+        // Safety: the fork model's parent runs no other thread, so the child starts with a
+        // consistent copy of every lock and of the allocator.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                Shutdown::restore_default();
+                close_in_child(listener.as_fd().as_raw_fd());
+                service.run_blocking(echo);
+                exit_child();
+            }
+            Ok(ForkResult::Parent { child }) => {
+                debug!("{}: served by process {child}", echo.conn.peer());
+                children.pids.insert(child);
+                // The child has its own copy of the socket; the parent's is closed here.
+                drop(echo);
+            }
+            Err(e) => {
+                warn!("fork: {e}; connection closed");
+                service.finish(echo, &crate::service::echo::ConnEnd::Failed(e.into()));
+            }
+        }
+        None
+    })?;
+    children.stop(service);
+    Ok(signal)
+}
+
+/// A child process serves the datagram socket; the parent starts another if it dies.
+pub fn serve_datagrams(
+    sock: &DatagramSocket,
+    service: &'static Service,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    let mut children = Children::default();
+    let mut last_start = Instant::now() - Duration::from_secs(1);
+    loop {
+        children.reap_quietly();
+        if children.pids.is_empty() {
+            if last_start.elapsed() < Duration::from_secs(1) {
+                warn!("the datagram child exited; starting another in a second");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            last_start = Instant::now();
+            // Safety: as above, the parent runs no other thread.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    // The child keeps the blocked signals and the inherited signalfd, which
+                    // reads the signals sent to the child: it stops cleanly on SIGTERM.
+                    if let Err(e) = service.serve_datagrams(sock, shutdown, false) {
+                        warn!("datagram child: {e:#}");
+                    }
+                    exit_child();
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    children.pids.insert(child);
+                }
+                Err(e) => warn!("fork: {e}"),
+            }
+        }
+        if let Some(signal) = shutdown.wait_signal(Some(REAP))? {
+            children.stop(service);
+            return Ok(signal);
+        }
+    }
+}
+
+/// Ends a child without running the parent's destructors, which would, for one, remove the
+/// server's socket file. Output is flushed first.
+fn exit_child() -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Safety: _exit ends the process at once; nothing runs after it.
+    unsafe { libc::_exit(0) }
+}
+
+/// The listener is the parent's: a child closes its copy so that only the parent accepts.
+fn close_in_child(fd: RawFd) {
+    // Safety: the child never uses or drops the listener again; it leaves with _exit.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+#[derive(Default)]
+struct Children {
+    pids: HashSet<Pid>,
+}
+
+impl Children {
+    /// Collects exited children, freeing their connection slots.
+    fn reap(&mut self, service: &Service) {
+        let before = self.pids.len();
+        self.reap_quietly();
+        for _ in self.pids.len()..before {
+            service
+                .active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn reap_quietly(&mut self) {
+        loop {
+            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(status) => {
+                    if let Some(pid) = status.pid() {
+                        self.pids.remove(&pid);
+                    }
+                    if !matches!(status, WaitStatus::Exited(_, 0)) {
+                        debug!("child {status:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// SIGTERM to every child, then SIGKILL to those still running after [`GRACE`].
+    fn stop(&mut self, service: &Service) {
+        for pid in &self.pids {
+            let _ = kill(*pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE;
+        while !self.pids.is_empty() && Instant::now() < deadline {
+            self.reap(service);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for pid in &self.pids {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        self.reap(service);
+    }
+}

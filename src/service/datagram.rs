@@ -1,0 +1,281 @@
+//! The echo service on an unconnected datagram socket: each datagram is its own message and
+//! its reply goes back to its sender. One decision per datagram ([`DatagramEcho::admit`]),
+//! used by the one-at-a-time path (recvfrom/sendto) and the batched one (recvmmsg/sendmmsg).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use crate::endpoint::Proto;
+use crate::transport::batch::Batch;
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+
+use super::echo::Transform;
+use super::peers::PeerTable;
+use super::stats::Stats;
+
+/// Source ports of the classic small services that answer whatever they get: echo (7),
+/// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
+/// two services talking to each other forever.
+pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
+
+/// Sources whose reply rate is tracked at once; past this, the quietest are forgotten.
+const MAX_RATE_SOURCES: usize = 4096;
+
+/// Why a datagram got no reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Drop {
+    Truncated,
+    NoAddress,
+    LoopPort,
+    RateLimited,
+}
+
+impl Drop {
+    fn explain(self) -> &'static str {
+        match self {
+            Drop::Truncated => {
+                "larger than the 65536-byte receive buffer (MSG_TRUNC): dropped, never answered cut short"
+            }
+            Drop::NoAddress => "from a socket with no address of its own (not bound): cannot reply",
+            Drop::LoopPort => {
+                "from source port 0 or a small-service port (7, 9, 13, 19, 37): answering could \
+                 start an endless echo loop (--allow-loop-ports answers them)"
+            }
+            Drop::RateLimited => "over --rate-limit replies per second for its source",
+        }
+    }
+}
+
+/// Settings of the datagram service, from `serve`'s flags.
+#[derive(Clone, Copy, Debug)]
+pub struct DatagramRules {
+    pub transform: Transform,
+    /// Answer datagrams from port 0 and the small-service ports too.
+    pub allow_loop_ports: bool,
+    /// Replies per second per source address.
+    pub rate_limit: Option<u32>,
+}
+
+/// A token bucket: `rate` replies per second, bursts of up to `rate`.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The datagram service of one thread: rules, peers seen, and per-source reply budgets.
+pub struct DatagramEcho {
+    proto: Proto,
+    rules: DatagramRules,
+    pub peers: PeerTable,
+    buckets: HashMap<IpAddr, Bucket>,
+    dropped: HashMap<Drop, u64>,
+    last_report: Instant,
+    replies: Vec<(usize, usize)>,
+}
+
+impl DatagramEcho {
+    pub fn new(proto: Proto, rules: DatagramRules) -> DatagramEcho {
+        DatagramEcho {
+            proto,
+            rules,
+            peers: PeerTable::new(proto),
+            buckets: HashMap::new(),
+            dropped: HashMap::new(),
+            last_report: Instant::now(),
+            replies: Vec::new(),
+        }
+    }
+
+    /// Whether a datagram gets a reply; counts and (at most once a second) logs those that
+    /// do not.
+    fn admit(&mut self, received: Received, from: &PeerAddr) -> Option<usize> {
+        let verdict = match received {
+            Received::Truncated(_) => Err(Drop::Truncated),
+            Received::Closed => Err(Drop::NoAddress),
+            Received::Data(_) if !from.can_reply() => Err(Drop::NoAddress),
+            Received::Data(_) if self.loop_port(from) => Err(Drop::LoopPort),
+            Received::Data(_) if !self.within_rate(from) => Err(Drop::RateLimited),
+            Received::Data(n) => Ok(n),
+        };
+        match verdict {
+            Ok(n) => Some(n),
+            Err(why) => {
+                let size = match received {
+                    Received::Data(n) | Received::Truncated(n) => n,
+                    Received::Closed => 0,
+                };
+                debug!(
+                    "{} {from}: dropped a {size}-byte datagram: {}",
+                    self.proto,
+                    why.explain()
+                );
+                *self.dropped.entry(why).or_default() += 1;
+                self.report_drops(false);
+                None
+            }
+        }
+    }
+
+    fn loop_port(&self, from: &PeerAddr) -> bool {
+        !self.rules.allow_loop_ports
+            && from
+                .0
+                .as_socket()
+                .is_some_and(|a| LOOP_PORTS.contains(&a.port()))
+    }
+
+    fn within_rate(&mut self, from: &PeerAddr) -> bool {
+        let Some(rate) = self.rules.rate_limit else {
+            return true;
+        };
+        // Per source address, not per port: a flood from many ports of one host is one source.
+        let ip = from
+            .0
+            .as_socket()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let now = Instant::now();
+        if self.buckets.len() >= MAX_RATE_SOURCES && !self.buckets.contains_key(&ip) {
+            self.buckets
+                .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
+            if self.buckets.len() >= MAX_RATE_SOURCES {
+                return false;
+            }
+        }
+        let rate = f64::from(rate);
+        let bucket = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Logs what was dropped since the last report: at most once a second, or now if `force`.
+    pub fn report_drops(&mut self, force: bool) {
+        if self.dropped.is_empty()
+            || (!force && self.last_report.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_report = Instant::now();
+        for (why, count) in self.dropped.drain() {
+            warn!(
+                "{}: dropped {count} datagram(s) {}",
+                self.proto,
+                why.explain()
+            );
+        }
+    }
+
+    /// Answers every datagram waiting on a non-blocking socket, one recvfrom and one sendto
+    /// each, as a first socket lesson writes it.
+    pub fn answer_each(
+        &mut self,
+        sock: &DatagramSocket,
+        buf: &mut [u8],
+        stats: &Stats,
+    ) -> io::Result<()> {
+        loop {
+            let (received, from) = match sock.recv_from(buf) {
+                Ok(got) => got,
+                Err(e) if is_transient(&e) => return ignore_transient(e),
+                Err(e) => return Err(e),
+            };
+            let Some(n) = self.admit(received, &from) else {
+                continue;
+            };
+            self.rules.transform.apply(&mut buf[..n]);
+            let sent = match sock.send_to(&buf[..n], &from) {
+                Ok(()) => n,
+                Err(e) => {
+                    debug!("{} {from}: reply not sent: {e}", self.proto);
+                    0
+                }
+            };
+            let tally = self.peers.tally(&from, stats);
+            stats.message(tally, n, sent);
+        }
+    }
+
+    /// Answers waiting datagrams [`crate::transport::batch::BATCH`] at a time: one recvmmsg
+    /// and one sendmmsg for a whole batch.
+    pub fn answer_batch(
+        &mut self,
+        sock: &DatagramSocket,
+        batch: &mut Batch,
+        stats: &Stats,
+    ) -> io::Result<()> {
+        loop {
+            match sock.recv_batch(batch) {
+                Ok(_) => {}
+                Err(e) if is_transient(&e) => return ignore_transient(e),
+                Err(e) => return Err(e),
+            }
+            let mut replies = std::mem::take(&mut self.replies);
+            replies.clear();
+            for i in 0..batch.len() {
+                let (received, data, from) = batch.get_mut(i);
+                if let Some(n) = self.admit(received, &from) {
+                    self.rules.transform.apply(data);
+                    replies.push((i, n));
+                }
+            }
+            let sent = match sock.send_batch(batch, &replies) {
+                Ok(sent) => sent,
+                Err(e) => {
+                    debug!("{}: replies not sent: {e}", self.proto);
+                    0
+                }
+            };
+            for (k, &(i, n)) in replies.iter().enumerate() {
+                let (_, _, from) = batch.get_mut(i);
+                let tally = self.peers.tally(&from, stats);
+                stats.message(tally, n, if k < sent { n } else { 0 });
+            }
+            let full = batch.len() == crate::transport::batch::BATCH;
+            self.replies = replies;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Logs the peers and drops still unreported, when the server stops.
+    pub fn finish(&mut self) {
+        self.report_drops(true);
+        self.peers.finish();
+    }
+}
+
+/// Nothing more to read, or an error that concerns one earlier peer (an ICMP error for a
+/// reply surfaces on the next read on some kernels): not the server's problem.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted | io::ErrorKind::ConnectionRefused
+    )
+}
+
+fn ignore_transient(e: io::Error) -> io::Result<()> {
+    if e.kind() != io::ErrorKind::WouldBlock {
+        debug!("recvfrom: {e} (ignored)");
+    }
+    Ok(())
+}
+
+/// The scratch buffer for [`DatagramEcho::answer_each`].
+pub fn buffer() -> Vec<u8> {
+    vec![0u8; MAX_MESSAGE]
+}

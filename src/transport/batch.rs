@@ -1,0 +1,175 @@
+//! recvmmsg(2) and sendmmsg(2): many datagrams in one system call, for the event model's
+//! datagram server. socket2 has no call for them, so this is the one place netecho calls libc
+//! for socket I/O directly.
+
+use std::io;
+use std::mem;
+use std::os::fd::AsRawFd;
+use std::ptr;
+
+use socket2::SockAddr;
+
+use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+
+/// Datagrams read or written in one system call.
+pub const BATCH: usize = 32;
+
+/// Buffers for [`BATCH`] datagrams with their addresses, reused for every call.
+pub struct Batch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    truncated: Vec<bool>,
+    addrs: Vec<libc::sockaddr_storage>,
+    addr_lens: Vec<libc::socklen_t>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    count: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            bufs: (0..BATCH).map(|_| vec![0u8; MAX_MESSAGE]).collect(),
+            lens: vec![0; BATCH],
+            truncated: vec![false; BATCH],
+            // Safety: sockaddr_storage is plain old data; all zeroes is a valid (AF_UNSPEC) value.
+            addrs: vec![unsafe { mem::zeroed() }; BATCH],
+            addr_lens: vec![0; BATCH],
+            iovs: Vec::with_capacity(BATCH),
+            hdrs: Vec::with_capacity(BATCH),
+            count: 0,
+        }
+    }
+}
+
+impl Batch {
+    /// The datagrams of the last receive.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `i`: what was received, its bytes (transformable in place) and its sender.
+    pub fn get_mut(&mut self, i: usize) -> (Received, &mut [u8], PeerAddr) {
+        let received = if self.truncated[i] {
+            Received::Truncated(self.lens[i])
+        } else {
+            Received::Data(self.lens[i])
+        };
+        let len = self.lens[i].min(MAX_MESSAGE);
+        let peer = self.peer(i);
+        (received, &mut self.bufs[i][..len], peer)
+    }
+
+    fn peer(&self, i: usize) -> PeerAddr {
+        let storage = self.addrs[i];
+        let len = self.addr_lens[i];
+        // Safety: the kernel wrote `len` bytes of a valid address into `storage`, which has the
+        // size and alignment socket2's storage expects; copying them is all try_init does.
+        let ((), addr) = unsafe {
+            SockAddr::try_init(|dst, dst_len| {
+                ptr::copy_nonoverlapping(
+                    ptr::addr_of!(storage).cast::<u8>(),
+                    dst.cast::<u8>(),
+                    len as usize,
+                );
+                *dst_len = len;
+                Ok(())
+            })
+        }
+        .expect("copying an address cannot fail");
+        PeerAddr(addr)
+    }
+}
+
+impl DatagramSocket {
+    /// recvmmsg(2): up to [`BATCH`] waiting datagrams; WouldBlock when none is waiting.
+    pub fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
+        batch.iovs.clear();
+        for buf in &mut batch.bufs {
+            batch.iovs.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            });
+        }
+        batch.hdrs.clear();
+        for i in 0..BATCH {
+            // Safety: mmsghdr is plain old data; all zeroes is a valid starting value.
+            let mut hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+            hdr.msg_hdr.msg_name = ptr::addr_of_mut!(batch.addrs[i]).cast();
+            hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[i]);
+            hdr.msg_hdr.msg_iovlen = 1;
+            batch.hdrs.push(hdr);
+        }
+        // Safety: every header points into `batch.addrs`, `batch.iovs` and `batch.bufs`, which
+        // live through the call and are not moved during it; the kernel writes at most the
+        // lengths given. MSG_TRUNC makes msg_len the real length of a longer datagram.
+        let got = unsafe {
+            libc::recvmmsg(
+                self.sock.as_raw_fd(),
+                batch.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_TRUNC,
+                ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            batch.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        let got = got as usize;
+        for i in 0..got {
+            let hdr = &batch.hdrs[i];
+            batch.lens[i] = hdr.msg_len as usize;
+            batch.truncated[i] =
+                hdr.msg_len as usize > MAX_MESSAGE || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            batch.addr_lens[i] = hdr.msg_hdr.msg_namelen;
+        }
+        batch.count = got;
+        Ok(got)
+    }
+
+    /// sendmmsg(2): the replies `(index, length)` of the last receive, each back to its
+    /// sender. Returns how many the kernel took; the rest are dropped, as a full socket buffer
+    /// drops datagrams.
+    pub fn send_batch(&self, batch: &mut Batch, replies: &[(usize, usize)]) -> io::Result<usize> {
+        if replies.is_empty() {
+            return Ok(0);
+        }
+        batch.iovs.clear();
+        for &(i, len) in replies {
+            batch.iovs.push(libc::iovec {
+                iov_base: batch.bufs[i].as_mut_ptr().cast(),
+                iov_len: len,
+            });
+        }
+        batch.hdrs.clear();
+        for (k, &(i, _)) in replies.iter().enumerate() {
+            // Safety: mmsghdr is plain old data; all zeroes is a valid starting value.
+            let mut hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+            hdr.msg_hdr.msg_name = ptr::addr_of_mut!(batch.addrs[i]).cast();
+            hdr.msg_hdr.msg_namelen = batch.addr_lens[i];
+            hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[k]);
+            hdr.msg_hdr.msg_iovlen = 1;
+            batch.hdrs.push(hdr);
+        }
+        // Safety: as in recv_batch, every pointer refers to memory owned by `batch` that
+        // outlives the call; the kernel only reads from it.
+        let sent = unsafe {
+            libc::sendmmsg(
+                self.sock.as_raw_fd(),
+                batch.hdrs.as_mut_ptr(),
+                replies.len() as libc::c_uint,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sent as usize)
+    }
+}
