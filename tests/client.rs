@@ -21,7 +21,10 @@ fn a_terminal_gets_the_prompt_without_asking() {
     // `script` runs the client on a pseudo-terminal, so stdin really is a terminal.
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
     let cmd = format!("{} send {}", common::bin(), server.url());
-    let out = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]), b"hello\n\x04");
+    let out = run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b"hello\n\x04",
+    );
     let text = ok(&out);
     assert!(text.contains(">>> "), "no prompt in {text:?}");
     assert!(text.contains("HELLO"), "no reply in {text:?}");
@@ -40,7 +43,10 @@ fn piped_lines_get_one_reply_line_each_over_every_protocol() {
     ];
     for (proto, addr) in cases {
         let server = Server::start(&["--proto", proto, "--addr", &addr]);
-        let out = netecho(&["send", "--proto", proto, &server.addr], b"a\nb\r\n\nthird line\n");
+        let out = netecho(
+            &["send", "--proto", proto, &server.addr],
+            b"a\nb\r\n\nthird line\n",
+        );
         assert_eq!(ok(&out), "A\nB\nTHIRD LINE\n", "{proto}");
     }
 }

@@ -39,10 +39,17 @@ fn every_protocol_and_family_echoes_upper_case() {
             assert_eq!(server.addr, addr, "listening line shows the address");
         }
         // With --proto and the bare address, as a user types it.
-        let out = netecho(&["send", "--proto", proto, &server.addr, "hello", "world"], b"");
+        let out = netecho(
+            &["send", "--proto", proto, &server.addr, "hello", "world"],
+            b"",
+        );
         assert_eq!(ok(&out), "HELLO WORLD\n", "{proto} {addr}");
         // With the URL form, which sets the protocol itself.
-        assert_eq!(send_one(&server, "url form"), "URL FORM\n", "{proto} {addr}");
+        assert_eq!(
+            send_one(&server, "url form"),
+            "URL FORM\n",
+            "{proto} {addr}"
+        );
     }
 }
 
@@ -93,7 +100,10 @@ fn echo_transform_keeps_the_bytes() {
 #[test]
 fn only_ascii_letters_change() {
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
-    assert_eq!(send_one(&server, "héllo wörld ß 123!"), "HéLLO WöRLD ß 123!\n");
+    assert_eq!(
+        send_one(&server, "héllo wörld ß 123!"),
+        "HéLLO WöRLD ß 123!\n"
+    );
 }
 
 /// Every byte value, ASCII lower case upper-cased and nothing else touched.
@@ -148,10 +158,18 @@ fn one_mib_over_tcp_comes_back_whole_whatever_the_chunking() {
     let mut input = message.clone();
     input.push(b'\n');
     let out = netecho(&["send", &server.url()], &input);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut want = expected;
     want.push(b'\n');
-    assert!(out.stdout == want, "client printed {} bytes", out.stdout.len());
+    assert!(
+        out.stdout == want,
+        "client printed {} bytes",
+        out.stdout.len()
+    );
 }
 
 #[test]
@@ -206,20 +224,33 @@ fn many_clients_at_once_each_get_their_own_replies() {
 fn an_idle_client_never_blocks_another() {
     let dir = tempdir();
     let path = dir.path().join("s.sock").display().to_string();
-    for (proto, addr) in [("tcp", "127.0.0.1:0"), ("unix", path.as_str()), ("unix-seqpacket", "@x")] {
-        let addr = if addr == "@x" { abstract_name("idle") } else { addr.to_string() };
+    for (proto, addr) in [
+        ("tcp", "127.0.0.1:0"),
+        ("unix", path.as_str()),
+        ("unix-seqpacket", "@x"),
+    ] {
+        let addr = if addr == "@x" {
+            abstract_name("idle")
+        } else {
+            addr.to_string()
+        };
         let server = Server::start(&["--proto", proto, "--addr", &addr]);
         // Connected and silent: the lesson's first server would wait on it forever.
         let _idle_tcp = (proto == "tcp").then(|| TcpStream::connect(&server.addr).unwrap());
         let _idle_unix = (proto == "unix").then(|| UnixStream::connect(&server.addr).unwrap());
         let _idle_seq = (proto == "unix-seqpacket").then(|| {
-            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
+                .unwrap();
             let name = format!("\0{}", &server.addr[1..]);
             let addr = socket2::SockAddr::unix(std::ffi::OsStr::new(&name)).unwrap();
             s.connect(&addr).unwrap();
             s
         });
         thread::sleep(Duration::from_millis(50));
-        assert_eq!(send_one(&server, "still served"), "STILL SERVED\n", "{proto}");
+        assert_eq!(
+            send_one(&server, "still served"),
+            "STILL SERVED\n",
+            "{proto}"
+        );
     }
 }

@@ -48,7 +48,10 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 thread::sleep(Duration::from_millis(100));
-                panic!("server printed no listening line; stderr:\n{}", stderr.lock().unwrap());
+                panic!(
+                    "server printed no listening line; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
             }
         };
         let mut parts = first.splitn(3, ' ');
