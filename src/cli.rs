@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::exchange::Patience;
+use crate::client::load::{Limit, LoadSpec};
 use crate::endpoint::{Endpoint, Proto};
 use crate::error::UsageError;
 use crate::server::Model;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Send messages to an echo server and print the replies
     #[command(after_help = SEND_EXAMPLES)]
     Send(SendArgs),
+    /// Load an echo server with many clients and measure requests/s and latency
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(BenchArgs),
 }
 
 const SERVE_EXAMPLES: &str =
@@ -70,6 +74,16 @@ Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send /tmp/echo.sock
   printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234";
+
+const BENCH_EXAMPLES: &str =
+    "Each client keeps --window requests in flight and checks every reply byte for \
+byte. Latency percentiles come from an HdrHistogram. Datagram requests unanswered for --timeout \
+count as lost.
+
+Examples:
+  netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
+  netecho bench --proto udp --window 16 --count 10000 [::1]:3234
+  netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234   # hold idle connections";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -158,6 +172,83 @@ pub struct SendArgs {
     /// TCP_NODELAY: send each message at once, no Nagle coalescing
     #[arg(long)]
     pub nodelay: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Protocol: socket family and type [default: tcp, or unix for a path]
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Server address
+    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    pub addr: String,
+    /// Concurrent clients (connections, or datagram sockets)
+    #[arg(long, short = 'c', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+    /// Bytes per message
+    #[arg(long, short = 's', value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=16 << 20))]
+    pub size: u32,
+    /// How long to send
+    #[arg(long, short = 'd', value_name = "DUR", default_value = "5s", value_parser = parse_duration, conflicts_with = "count")]
+    pub duration: Duration,
+    /// Requests per client, instead of --duration
+    #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Requests each client keeps in flight: 1 is ping-pong (latency), more is pipelining
+    #[arg(long, short = 'w', value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub window: u32,
+    /// Load threads [default: number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Datagrams: a request unanswered this long is lost
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// What the server does to messages: upper (netecho) or echo (a plain echo server)
+    #[arg(long, value_enum, default_value_t = Transform::Upper)]
+    pub expect: Transform,
+    /// Connect the clients and hold them without traffic, to see what idle clients cost a server
+    #[arg(long)]
+    pub idle: bool,
+    /// TCP_NODELAY on every client connection
+    #[arg(long)]
+    pub nodelay: bool,
+}
+
+impl BenchArgs {
+    pub fn spec(&self) -> Result<LoadSpec, UsageError> {
+        let target = Endpoint::parse(&self.addr, self.proto)?;
+        if self.size as usize > crate::transport::MAX_MESSAGE
+            && target.proto.kind() != crate::endpoint::SocketKind::Stream
+        {
+            return Err(UsageError::new(format!(
+                "--size {}: {} messages are at most {} bytes here",
+                self.size,
+                target.proto,
+                crate::transport::MAX_MESSAGE
+            )));
+        }
+        Ok(LoadSpec {
+            target,
+            clients: self.clients as usize,
+            size: self.size as usize,
+            window: self.window as usize,
+            limit: match self.count {
+                Some(n) => Limit::Count(n),
+                None => Limit::Duration(self.duration),
+            },
+            threads: match self.threads {
+                Some(n) => n as usize,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+            timeout: self.timeout,
+            expect: self.expect,
+            idle: self.idle,
+            opts: SocketOptions {
+                nodelay: self.nodelay,
+                ..SocketOptions::default()
+            },
+        })
+    }
 }
 
 impl ServeArgs {

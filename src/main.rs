@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => server::run(args),
         Command::Send(args) => client::send::run(args),
+        Command::Bench(args) => client::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
 //! Clients: `send` (interactive, piped, or one message) over one request/reply exchange.
 
+pub mod bench;
 pub mod exchange;
+pub mod load;
 pub mod send;

@@ -1,0 +1,600 @@
+//! The load loop, written once for every protocol: C clients, each keeping up to W requests
+//! of L bytes in flight, on a few threads with epoll (never a thread per client). Every reply
+//! is checked byte for byte; datagram replies are matched by sequence number, so loss,
+//! duplication and reordering are counted, not guessed.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsFd;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use hdrhistogram::Histogram;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+use crate::endpoint::{Endpoint, SocketKind};
+use crate::error::{Call, socket_error};
+use crate::service::echo::Transform;
+use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
+
+/// Bytes at the start of each request that carry its sequence number, as decimal digits
+/// (which no transform changes).
+pub const SEQ_DIGITS: usize = 8;
+/// Latencies above this are recorded as this (HdrHistogram's range, in microseconds).
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// Events taken from one epoll_wait.
+const EVENTS: usize = 256;
+/// How often datagram requests are checked for having waited past the loss timeout.
+const LOSS_CHECK: Duration = Duration::from_millis(20);
+
+/// When a run stops sending.
+#[derive(Clone, Copy, Debug)]
+pub enum Limit {
+    /// Send for this long.
+    Duration(Duration),
+    /// Send this many requests per client.
+    Count(u64),
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct LoadSpec {
+    pub target: Endpoint,
+    pub clients: usize,
+    pub size: usize,
+    pub window: usize,
+    pub limit: Limit,
+    pub threads: usize,
+    /// A datagram request unanswered this long counts as lost.
+    pub timeout: Duration,
+    /// What the server does to each message, to check replies against.
+    pub expect: Transform,
+    /// Connect and hold the clients without sending anything.
+    pub idle: bool,
+    pub opts: SocketOptions,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct LoadResult {
+    pub elapsed: Duration,
+    pub sent: u64,
+    pub answered: u64,
+    /// Reply bytes received and checked.
+    pub bytes: u64,
+    /// Round-trip time of each answered request, in microseconds.
+    pub latency: Histogram<u64>,
+    /// Time for each client's connect(2), in microseconds.
+    pub connect: Histogram<u64>,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub late: u64,
+    pub mismatched: u64,
+    /// Clients that ended with an error (reset, closed by the server, ...).
+    pub failed_clients: u64,
+    pub first_error: Option<String>,
+}
+
+impl LoadResult {
+    fn new() -> LoadResult {
+        LoadResult {
+            elapsed: Duration::ZERO,
+            sent: 0,
+            answered: 0,
+            bytes: 0,
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds"),
+            connect: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds"),
+            lost: 0,
+            duplicated: 0,
+            reordered: 0,
+            late: 0,
+            mismatched: 0,
+            failed_clients: 0,
+            first_error: None,
+        }
+    }
+
+    fn merge(&mut self, other: LoadResult) {
+        self.sent += other.sent;
+        self.answered += other.answered;
+        self.bytes += other.bytes;
+        self.latency.add(&other.latency).expect("same bounds");
+        self.connect.add(&other.connect).expect("same bounds");
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
+        self.late += other.late;
+        self.mismatched += other.mismatched;
+        self.failed_clients += other.failed_clients;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    pub fn requests_per_sec(&self) -> f64 {
+        self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Reply bytes per second, in megabytes (10^6).
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the load and returns what it measured.
+pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
+    if spec.size == 0 && spec.target.proto.kind() != SocketKind::Datagram {
+        return Err(anyhow!(
+            "--size 0: a stream or seqpacket socket cannot carry an empty message"
+        ));
+    }
+    let targets = transport::candidates(&spec.target)?;
+    let target = targets.first().context("no address")?.clone();
+    let threads = spec.threads.clamp(1, spec.clients.max(1));
+    let started = Instant::now();
+    let results: Vec<Result<LoadResult>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                // Clients are spread evenly: thread t gets every threads-th client.
+                let mine = (t..spec.clients).step_by(threads).count();
+                let target = &target;
+                scope.spawn(move || Runner::new(spec, target, mine)?.run())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a load thread panicked")))
+            })
+            .collect()
+    });
+    let mut total = LoadResult::new();
+    for result in results {
+        total.merge(result?);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// The request a client sends as its `seq`-th message, and the reply it expects.
+struct Payload {
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Payload {
+    fn new(size: usize, expect: Transform) -> Payload {
+        let request: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut reply = request.clone();
+        expect.apply(&mut reply);
+        Payload { request, reply }
+    }
+
+    fn seq_len(&self) -> usize {
+        self.request.len().min(SEQ_DIGITS)
+    }
+
+    /// Writes request number `seq` into `out`.
+    fn write_request(&self, seq: u64, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.request);
+        write_seq(&mut out[start..start + self.seq_len()], seq);
+    }
+}
+
+fn write_seq(digits: &mut [u8], mut seq: u64) {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (seq % 10) as u8;
+        seq /= 10;
+    }
+}
+
+fn read_seq(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &d| {
+        d.is_ascii_digit().then(|| acc * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// One client connection and its requests in flight.
+struct Client {
+    conn: Conn,
+    next_seq: u64,
+    /// Requests in flight, oldest first: (sequence number, when sent).
+    in_flight: VecDeque<(u64, Instant)>,
+    /// Request bytes not yet taken by the socket (streams), or the message waiting for room.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Stream: bytes of the current reply already checked, and whether they all matched.
+    reply_pos: usize,
+    reply_ok: bool,
+    /// Datagrams: the highest sequence number answered, and recent answers (for duplicates).
+    highest: Option<u64>,
+    answered: VecDeque<u64>,
+    lost: VecDeque<u64>,
+    done: bool,
+    interest: EpollFlags,
+}
+
+/// Recent answered or lost sequence numbers remembered per datagram client.
+const REMEMBER: usize = 1024;
+
+/// One load thread: its clients, its epoll, its share of the result.
+struct Runner<'a> {
+    spec: &'a LoadSpec,
+    payload: Payload,
+    kind: SocketKind,
+    epoll: Epoll,
+    clients: Vec<Client>,
+    result: LoadResult,
+    buf: Vec<u8>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(spec: &'a LoadSpec, target: &Endpoint, count: usize) -> Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
+        let mut result = LoadResult::new();
+        let mut clients = Vec::with_capacity(count);
+        for token in 0..count {
+            let start = Instant::now();
+            let conn = transport::connect(target, &spec.opts)
+                .map_err(|e| socket_error(Call::Connect, &target.to_string(), &e))?;
+            result
+                .connect
+                .saturating_record(start.elapsed().as_micros() as u64);
+            conn.set_nonblocking(true)?;
+            epoll
+                .add(
+                    conn.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, token as u64),
+                )
+                .context("epoll_ctl add")?;
+            clients.push(Client {
+                conn,
+                next_seq: 0,
+                in_flight: VecDeque::new(),
+                out: Vec::new(),
+                out_pos: 0,
+                reply_pos: 0,
+                reply_ok: true,
+                highest: None,
+                answered: VecDeque::new(),
+                lost: VecDeque::new(),
+                done: false,
+                interest: EpollFlags::EPOLLIN,
+            });
+        }
+        Ok(Runner {
+            spec,
+            payload: Payload::new(spec.size, spec.expect),
+            kind: target.proto.kind(),
+            epoll,
+            clients,
+            result,
+            buf: vec![0u8; MAX_MESSAGE.max(spec.size)],
+        })
+    }
+
+    fn run(mut self) -> Result<LoadResult> {
+        let start = Instant::now();
+        let stop_at = match self.spec.limit {
+            Limit::Duration(d) => Some(start + d),
+            Limit::Count(_) => None,
+        };
+        if self.spec.idle {
+            thread::sleep(stop_at.map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(Instant::now())
+            }));
+            return Ok(self.result);
+        }
+        for token in 0..self.clients.len() {
+            self.fill(token, start);
+        }
+        let mut events = vec![EpollEvent::empty(); EVENTS];
+        let mut last_loss_check = Instant::now();
+        loop {
+            let now = Instant::now();
+            let sending = stop_at.is_none_or(|t| now < t);
+            if !sending {
+                for client in &mut self.clients {
+                    client.done = true;
+                }
+            }
+            let in_flight = self.clients.iter().any(|c| !c.in_flight.is_empty());
+            let all_done = self.clients.iter().all(|c| c.done);
+            if all_done && !in_flight {
+                break;
+            }
+            // After the last send, replies get one loss timeout to arrive.
+            if let Some(t) = stop_at
+                && now > t + self.spec.timeout
+            {
+                self.give_up_in_flight();
+                break;
+            }
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(10u16)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(e).context("epoll_wait"),
+            };
+            for event in &events[..n] {
+                let token = event.data() as usize;
+                self.on_ready(token, event.events());
+            }
+            if self.kind == SocketKind::Datagram && last_loss_check.elapsed() >= LOSS_CHECK {
+                last_loss_check = Instant::now();
+                self.expire_lost();
+            }
+        }
+        Ok(self.result)
+    }
+
+    fn on_ready(&mut self, token: usize, events: EpollFlags) {
+        if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+            self.read(token);
+        }
+        if events.contains(EpollFlags::EPOLLOUT) {
+            self.flush(token);
+        }
+        self.fill(token, Instant::now());
+    }
+
+    /// Sends requests until the window is full.
+    fn fill(&mut self, token: usize, now: Instant) {
+        let window = self.spec.window;
+        let count_limit = match self.spec.limit {
+            Limit::Count(n) => Some(n),
+            Limit::Duration(_) => None,
+        };
+        loop {
+            let client = &mut self.clients[token];
+            if client.done || client.in_flight.len() >= window || client.out_pos < client.out.len()
+            {
+                break;
+            }
+            if count_limit.is_some_and(|n| client.next_seq >= n) {
+                client.done = true;
+                break;
+            }
+            let seq = client.next_seq;
+            client.next_seq += 1;
+            client.out.clear();
+            client.out_pos = 0;
+            self.payload.write_request(seq, &mut client.out);
+            client.in_flight.push_back((seq, now));
+            self.result.sent += 1;
+            self.flush(token);
+        }
+        self.update_interest(token);
+    }
+
+    /// Writes what is left of the current request.
+    fn flush(&mut self, token: usize) {
+        let client = &mut self.clients[token];
+        while client.out_pos < client.out.len() {
+            match client.conn.send_some(&client.out[client.out_pos..]) {
+                Ok(n) if self.kind == SocketKind::Stream => client.out_pos += n,
+                Ok(_) => client.out_pos = client.out.len(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // A datagram that cannot be sent now (ENOBUFS) is a datagram lost.
+                Err(e)
+                    if self.kind == SocketKind::Datagram
+                        && e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    client.out_pos = client.out.len();
+                }
+                Err(e) => {
+                    self.fail(token, Call::Send, e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, token: usize) {
+        // Bounded, so one busy client cannot starve the others of this thread.
+        for _ in 0..16 {
+            let got = self.clients[token].conn.recv(&mut self.buf);
+            match got {
+                Ok(Received::Data(n)) => self.on_reply_bytes(token, n),
+                Ok(Received::Closed) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection",
+                    );
+                    return self.fail(token, Call::Recv, e);
+                }
+                Ok(Received::Truncated(n)) => {
+                    self.result.mismatched += 1;
+                    let _ = n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(token, Call::Recv, e),
+            }
+        }
+    }
+
+    /// Checks `n` bytes just read into the scratch buffer against the expected replies.
+    fn on_reply_bytes(&mut self, token: usize, n: usize) {
+        let now = Instant::now();
+        if self.kind == SocketKind::Stream {
+            let mut pos = 0;
+            while pos < n {
+                let client = &mut self.clients[token];
+                let Some(&(seq, sent)) = client.in_flight.front() else {
+                    self.result.mismatched += 1;
+                    return;
+                };
+                let take = (self.spec.size - client.reply_pos).min(n - pos);
+                let got = &self.buf[pos..pos + take];
+                if !matches_reply(&self.payload, seq, client.reply_pos, got) {
+                    client.reply_ok = false;
+                }
+                client.reply_pos += take;
+                pos += take;
+                if client.reply_pos == self.spec.size {
+                    client.in_flight.pop_front();
+                    let ok = std::mem::replace(&mut client.reply_ok, true);
+                    client.reply_pos = 0;
+                    self.record(seq, sent, now, ok);
+                }
+            }
+            return;
+        }
+        // A message: one whole reply, found by its sequence number.
+        let reply = &self.buf[..n];
+        let seq_len = self.payload.seq_len();
+        let client = &mut self.clients[token];
+        let seq = if seq_len == SEQ_DIGITS {
+            read_seq(&reply[..seq_len.min(n)])
+        } else {
+            client.in_flight.front().map(|&(s, _)| s)
+        };
+        let Some(seq) = seq else {
+            self.result.mismatched += 1;
+            return;
+        };
+        let ok = n == self.spec.size && matches_reply(&self.payload, seq, 0, reply);
+        if let Some(i) = client.in_flight.iter().position(|&(s, _)| s == seq) {
+            let (_, sent) = client.in_flight.remove(i).expect("found");
+            if client.highest.is_some_and(|h| seq < h) {
+                self.result.reordered += 1;
+            }
+            client.highest = Some(client.highest.map_or(seq, |h| h.max(seq)));
+            remember(&mut client.answered, seq);
+            self.record(seq, sent, now, ok);
+        } else if client.answered.contains(&seq) {
+            self.result.duplicated += 1;
+        } else if let Some(i) = client.lost.iter().position(|&s| s == seq) {
+            client.lost.remove(i);
+            self.result.lost -= 1;
+            self.result.late += 1;
+        } else {
+            self.result.mismatched += 1;
+        }
+    }
+
+    fn record(&mut self, _seq: u64, sent: Instant, now: Instant, ok: bool) {
+        if !ok {
+            self.result.mismatched += 1;
+            return;
+        }
+        self.result.answered += 1;
+        self.result.bytes += self.spec.size as u64;
+        let micros = now.duration_since(sent).as_micros().max(1) as u64;
+        self.result
+            .latency
+            .saturating_record(micros.min(MAX_LATENCY_US));
+    }
+
+    /// Datagram requests unanswered for the loss timeout are lost; their window slots free up.
+    fn expire_lost(&mut self) {
+        let now = Instant::now();
+        let timeout = self.spec.timeout;
+        for token in 0..self.clients.len() {
+            let client = &mut self.clients[token];
+            while let Some(&(seq, sent)) = client.in_flight.front() {
+                if now.duration_since(sent) < timeout {
+                    break;
+                }
+                client.in_flight.pop_front();
+                remember(&mut client.lost, seq);
+                self.result.lost += 1;
+            }
+            self.fill(token, now);
+        }
+    }
+
+    fn give_up_in_flight(&mut self) {
+        for client in &mut self.clients {
+            if self.kind == SocketKind::Datagram {
+                self.result.lost += client.in_flight.len() as u64;
+            } else if !client.in_flight.is_empty() {
+                self.result.failed_clients += 1;
+                self.result.first_error.get_or_insert_with(|| {
+                    format!(
+                        "{}: replies still missing at the end of the run",
+                        self.spec.target
+                    )
+                });
+            }
+            client.in_flight.clear();
+        }
+    }
+
+    fn fail(&mut self, token: usize, call: Call, err: io::Error) {
+        let client = &mut self.clients[token];
+        if client.done && client.in_flight.is_empty() {
+            return;
+        }
+        let _ = self.epoll.delete(client.conn.as_fd());
+        client.done = true;
+        client.in_flight.clear();
+        self.result.failed_clients += 1;
+        if self.result.first_error.is_none() {
+            let err = socket_error(call, &self.spec.target.to_string(), &err);
+            self.result.first_error = Some(format!("{err:#}"));
+        }
+    }
+
+    fn update_interest(&mut self, token: usize) {
+        let client = &mut self.clients[token];
+        if client.done && client.in_flight.is_empty() {
+            return;
+        }
+        let mut interest = EpollFlags::EPOLLIN;
+        interest.set(EpollFlags::EPOLLOUT, client.out_pos < client.out.len());
+        if interest != client.interest {
+            let mut event = EpollEvent::new(interest, token as u64);
+            if self.epoll.modify(client.conn.as_fd(), &mut event).is_ok() {
+                client.interest = interest;
+            }
+        }
+    }
+}
+
+fn remember(list: &mut VecDeque<u64>, seq: u64) {
+    if list.len() >= REMEMBER {
+        list.pop_front();
+    }
+    list.push_back(seq);
+}
+
+/// Whether `got`, found at `offset` in the reply to request `seq`, is what the server should
+/// have sent.
+fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool {
+    let seq_len = payload.seq_len();
+    let mut digits = [0u8; SEQ_DIGITS];
+    write_seq(&mut digits[..seq_len], seq);
+    got.iter().enumerate().all(|(i, &b)| {
+        let at = offset + i;
+        if at < seq_len {
+            b == digits[at]
+        } else {
+            payload.reply.get(at) == Some(&b)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_round_trip_through_the_payload() {
+        let payload = Payload::new(32, Transform::Upper);
+        let mut out = Vec::new();
+        payload.write_request(1234, &mut out);
+        assert_eq!(&out[..8], b"00001234");
+        assert_eq!(read_seq(&out[..8]), Some(1234));
+        let mut reply = out.clone();
+        Transform::Upper.apply(&mut reply);
+        assert!(matches_reply(&payload, 1234, 0, &reply));
+        assert!(matches_reply(&payload, 1234, 10, &reply[10..]));
+        assert!(!matches_reply(&payload, 1235, 0, &reply));
+        assert!(!matches_reply(&payload, 1234, 0, &out), "not upper-cased");
+    }
+}
