@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,7 @@ impl LoadResult {
         self.late += other.late;
         self.mismatched += other.mismatched;
         self.failed_clients += other.failed_clients;
+        self.elapsed = self.elapsed.max(other.elapsed);
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -133,14 +135,20 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     let targets = transport::candidates(&spec.target)?;
     let target = targets.first().context("no address")?.clone();
     let threads = spec.threads.clamp(1, spec.clients.max(1));
-    let started = Instant::now();
+    // Every thread connects its clients first; the clock starts when all are connected, so
+    // connection set-up (measured apart) does not dilute requests/s.
+    let connected = Barrier::new(threads);
     let results: Vec<Result<LoadResult>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 // Clients are spread evenly: thread t gets every threads-th client.
                 let mine = (t..spec.clients).step_by(threads).count();
-                let target = &target;
-                scope.spawn(move || Runner::new(spec, target, mine)?.run())
+                let (target, connected) = (&target, &connected);
+                scope.spawn(move || {
+                    let runner = Runner::new(spec, target, mine);
+                    connected.wait();
+                    runner?.run()
+                })
             })
             .collect();
         handles
@@ -155,7 +163,6 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     for result in results {
         total.merge(result?);
     }
-    total.elapsed = started.elapsed();
     Ok(total)
 }
 
@@ -328,6 +335,7 @@ impl<'a> Runner<'a> {
                 self.expire_lost();
             }
         }
+        self.result.elapsed = start.elapsed();
         Ok(self.result)
     }
 
