@@ -43,16 +43,11 @@ measure() {
   local clients=$1
   shift
   start_server "$@"
-  local table
-  table=$("$netecho" bench --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>/dev/null || true)
+  local row
+  row=$("$netecho" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>/dev/null | tail -n 1 || true)
   stop_server
-  local rps p99 answered sent failed
-  rps=$(awk '/requests\/s/ {print $2}' <<<"$table")
-  p99=$(awk '/^  p99 us/ {print $3}' <<<"$table")
-  answered=$(awk '/answered/ {print $2}' <<<"$table")
-  sent=$(awk '/^  sent/ {print $2}' <<<"$table")
-  failed=$(awk '/failed clients/ {print $3}' <<<"$table")
-  echo "${rps:-0} ${p99:-0} ${answered:-0} ${sent:-0} ${failed:-?}"
+  # csv columns: proto,address,clients,size,window,requests_per_s,mb_per_s,p50_us,p99_us,...,sent(13),answered(14)
+  awk -F, '{ printf "%s %s %s %s %s\n", $6, $9, $14, $13, $19 }' <<<"${row:-0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,?}"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

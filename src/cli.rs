@@ -9,6 +9,7 @@ use crate::client::exchange::Patience;
 use crate::client::load::{Limit, LoadSpec};
 use crate::endpoint::{Endpoint, Proto};
 use crate::error::UsageError;
+use crate::report::Format;
 use crate::server::Model;
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::transport::SocketOptions;
@@ -212,6 +213,9 @@ pub struct BenchArgs {
     /// TCP_NODELAY on every client connection
     #[arg(long)]
     pub nodelay: bool,
+    /// Output: an aligned table, JSON (schema in the README) or CSV
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 impl BenchArgs {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod logging;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod transport;

@@ -4,13 +4,15 @@ mod common;
 
 use common::{Server, netecho, ok};
 
-/// The value of `key` in bench's table.
-fn field(table: &str, key: &str) -> f64 {
-    table
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix(key).map(str::trim))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in:\n{table}"))
+/// Runs `netecho bench ARGS --format json` and returns its one run.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.extend(["--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&netecho(&all, b""))).expect("bench prints JSON");
+    assert_eq!(doc["schema"], "netecho-bench/1");
+    doc["runs"][0].clone()
 }
 
 #[test]
@@ -24,50 +26,38 @@ fn bench_counts_every_reply_over_each_protocol() {
     ];
     for (proto, addr) in cases {
         let server = Server::start(&["--proto", proto, "--addr", &addr]);
-        let out = netecho(
-            &[
-                "bench",
-                &server.url(),
-                "--clients",
-                "8",
-                "--size",
-                "100",
-                "--count",
-                "200",
-                "--window",
-                "4",
-            ],
-            b"",
-        );
-        let table = ok(&out);
-        assert_eq!(field(&table, "sent"), 1600.0, "{proto}:\n{table}");
-        assert_eq!(field(&table, "answered"), 1600.0, "{proto}:\n{table}");
-        assert_eq!(field(&table, "mismatched"), 0.0, "{proto}:\n{table}");
-        assert!(field(&table, "requests/s") > 0.0);
-        assert!(field(&table, "p50 us") >= 1.0);
+        let url = server.url();
+        let run = bench(&[&url, "-c", "8", "-s", "100", "-n", "200", "-w", "4"]);
+        assert_eq!(run["proto"], proto);
+        assert_eq!(run["sent"], 1600, "{proto}: {run}");
+        assert_eq!(run["answered"], 1600, "{proto}: {run}");
+        assert_eq!(run["mismatched"], 0, "{proto}: {run}");
+        assert!(run["requests_per_s"].as_f64().unwrap() > 0.0);
+        assert!(run["latency_us"]["p50"].as_u64().unwrap() >= 1);
     }
 }
 
 #[test]
 fn bench_pipelines_large_messages_over_a_stream() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let out = netecho(
-        &[
-            "bench",
-            &server.addr,
-            "-c",
-            "4",
-            "-s",
-            "200000",
-            "-n",
-            "20",
-            "-w",
-            "3",
-        ],
-        b"",
-    );
-    let table = ok(&out);
-    assert_eq!(field(&table, "answered"), 80.0, "{table}");
+    let run = bench(&[&server.addr, "-c", "4", "-s", "200000", "-n", "20", "-w", "3"]);
+    assert_eq!(run["answered"], 80, "{run}");
+    assert_eq!(run["bytes"], 80 * 200_000, "{run}");
+}
+
+#[test]
+fn table_and_csv_have_a_row_per_run() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let table = ok(&netecho(&["bench", &server.addr, "-n", "3"], b""));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("proto  address"), "{table}");
+    assert!(lines[1].starts_with("tcp    127.0.0.1:"), "{table}");
+    let csv = ok(&netecho(&["bench", &server.addr, "-n", "3", "--format", "csv"], b""));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].starts_with("proto,address,clients,size,window,requests_per_s"));
+    assert!(rows[1].starts_with(&format!("tcp,{},1,64,1,", server.addr)), "{csv}");
 }
 
 #[test]
@@ -79,8 +69,8 @@ fn a_reply_that_differs_is_reported_and_fails_the_run() {
     assert!(line.contains("did not match"), "{line}");
     assert!(line.contains("--expect echo"), "{line}");
     // Told what the server does, the same run passes.
-    let out = netecho(&["bench", &server.addr, "-n", "5", "--expect", "echo"], b"");
-    assert_eq!(field(&ok(&out), "answered"), 5.0);
+    let run = bench(&[&server.addr, "-n", "5", "--expect", "echo"]);
+    assert_eq!(run["answered"], 5);
 }
 
 #[test]
