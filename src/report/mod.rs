@@ -112,8 +112,11 @@ impl Run {
     }
 }
 
-/// The columns of the table and the CSV, in order: (header, value of a run).
-pub fn columns() -> Vec<(&'static str, fn(&Run) -> String)> {
+/// A column of the table and the CSV: its header, and how a run shows in it.
+pub type Column = (&'static str, fn(&Run) -> String);
+
+/// The columns of the table and the CSV, in order.
+pub fn columns() -> Vec<Column> {
     vec![
         ("proto", |r| r.proto.clone()),
         ("address", |r| r.address.clone()),
