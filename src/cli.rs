@@ -56,6 +56,25 @@ pub enum Command {
     /// Load an echo server with many clients and measure requests/s and latency
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Print shell completions
+    #[command(after_help = "Examples:\n  \
+        netecho completions bash > /etc/bash_completion.d/netecho\n  \
+        netecho completions zsh > \"${fpath[1]}/_netecho\"\n  \
+        netecho completions fish > ~/.config/fish/completions/netecho.fish")]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, of netecho or of one subcommand
+    #[command(after_help = "Examples:\n  \
+        netecho manpage | man -l -\n  \
+        netecho manpage serve > netecho-serve.1")]
+    Manpage {
+        /// A subcommand, for its own page (netecho-serve(1))
+        #[arg(value_parser = ["serve", "send", "bench", "completions"])]
+        subcommand: Option<String>,
+    },
 }
 
 const SERVE_EXAMPLES: &str =

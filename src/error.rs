@@ -33,6 +33,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether the error is a closed stdout (`netecho ... | head`): not worth a word.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The socket calls netecho reports failures of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use netecho::cli::{Cli, Command};
-use netecho::{client, error, logging, server};
+use netecho::{client, docs, error, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,9 +14,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => server::run(args),
         Command::Send(args) => client::send::run(args),
         Command::Bench(args) => client::bench::run(args),
+        Command::Completions { shell } => docs::completions(*shell),
+        Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(error::exit_code(&err))
