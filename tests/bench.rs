@@ -40,7 +40,17 @@ fn bench_counts_every_reply_over_each_protocol() {
 #[test]
 fn bench_pipelines_large_messages_over_a_stream() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let run = bench(&[&server.addr, "-c", "4", "-s", "200000", "-n", "20", "-w", "3"]);
+    let run = bench(&[
+        &server.addr,
+        "-c",
+        "4",
+        "-s",
+        "200000",
+        "-n",
+        "20",
+        "-w",
+        "3",
+    ]);
     assert_eq!(run["answered"], 80, "{run}");
     assert_eq!(run["bytes"], 80 * 200_000, "{run}");
 }
@@ -53,11 +63,17 @@ fn table_and_csv_have_a_row_per_run() {
     assert_eq!(lines.len(), 2, "{table}");
     assert!(lines[0].starts_with("proto  address"), "{table}");
     assert!(lines[1].starts_with("tcp    127.0.0.1:"), "{table}");
-    let csv = ok(&netecho(&["bench", &server.addr, "-n", "3", "--format", "csv"], b""));
+    let csv = ok(&netecho(
+        &["bench", &server.addr, "-n", "3", "--format", "csv"],
+        b"",
+    ));
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows[0].starts_with("proto,address,clients,size,window,requests_per_s"));
-    assert!(rows[1].starts_with(&format!("tcp,{},1,64,1,", server.addr)), "{csv}");
+    assert!(
+        rows[1].starts_with(&format!("tcp,{},1,64,1,", server.addr)),
+        "{csv}"
+    );
 }
 
 #[test]
