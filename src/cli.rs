@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::exchange::Patience;
+use crate::client::exchange::ClientConfig;
 use crate::client::load::{Limit, LoadSpec};
 use crate::endpoint::{Endpoint, Proto};
 use crate::error::UsageError;
 use crate::report::Format;
 use crate::server::Model;
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
+use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::SocketOptions;
 
 #[derive(Debug, Parser)]
@@ -143,7 +144,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
     #[command(flatten)]
+    pub framing: FramingArgs,
+    #[command(flatten)]
     pub sock: ServerSocketArgs,
+}
+
+/// Message boundaries on a stream, shared by serve, send and bench.
+#[derive(Debug, Args)]
+pub struct FramingArgs {
+    /// Message boundaries on streams: none (a read is a message), line (newline-ended) or
+    /// length (4-byte big-endian length first)
+    #[arg(long, value_enum, default_value_t = Framing::None)]
+    pub framing: Framing,
+    /// The largest frame accepted, in bytes; a larger one closes the connection
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_frame: u32,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +207,12 @@ pub struct SendArgs {
     /// TCP_NODELAY: send each message at once, no Nagle coalescing
     #[arg(long)]
     pub nodelay: bool,
+    /// Send each message N times back to back without waiting, then print the replies as
+    /// they come (one line per read on an unframed stream: the sticky-packet lesson)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub burst: Option<u32>,
+    #[command(flatten)]
+    pub framing: FramingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -311,17 +332,16 @@ impl SendArgs {
         Endpoint::parse(&self.addr, self.proto)
     }
 
-    pub fn socket_options(&self) -> SocketOptions {
-        SocketOptions {
-            nodelay: self.nodelay,
-            ..SocketOptions::default()
-        }
-    }
-
-    pub fn patience(&self) -> Patience {
-        Patience {
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            opts: SocketOptions {
+                nodelay: self.nodelay,
+                ..SocketOptions::default()
+            },
             timeout: self.timeout,
             retries: self.retries,
+            framing: self.framing.framing,
+            max_frame: self.framing.max_frame as usize,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result, bail};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::cli::SendArgs;
 use crate::endpoint::SocketKind;
@@ -20,14 +20,12 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
 pub fn run(args: &SendArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
-    let mut session = Session::open(&endpoint, args.socket_options(), args.patience())?;
+    let mut session = Session::open(&endpoint, args.client_config())?;
     let mut out = io::stdout().lock();
+    let burst = args.burst.map(|n| n as usize);
     if !args.message.is_empty() {
         let msg = join(&args.message);
-        if let Some(reply) = answer(&mut session, &msg)? {
-            print_reply(&mut out, &reply)?;
-        }
-        return Ok(());
+        return answer(&mut session, &msg, burst, &mut out);
     }
     let stdin = io::stdin();
     let interactive = args.interactive || stdin.is_terminal();
@@ -46,24 +44,51 @@ pub fn run(args: &SendArgs) -> Result<()> {
             // As the lesson's client does: an empty line is skipped, not sent.
             continue;
         }
-        if let Some(reply) = answer(&mut session, &line)? {
-            print_reply(&mut out, &reply)?;
-        }
+        answer(&mut session, &line, burst, &mut out)?;
     }
 }
 
 /// Exchanges one message, or says why an empty one is not sent: on a stream zero bytes are
 /// no message at all, and on seqpacket the server would read them as the end of the connection.
-fn answer(session: &mut Session, msg: &[u8]) -> Result<Option<Vec<u8>>> {
-    if msg.is_empty() && session.target().proto.kind() != SocketKind::Datagram {
+fn answer(
+    session: &mut Session,
+    msg: &[u8],
+    burst: Option<usize>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let framed = session.framed();
+    let proto = session.target().proto;
+    if msg.is_empty() && proto.kind() != SocketKind::Datagram {
         warn!(
-            "empty message not sent: {} cannot carry an empty message (the server would read \
-             0 bytes as end of connection)",
-            session.target().proto
+            "empty message not sent: {proto} cannot carry an empty message (the server would \
+             read 0 bytes as end of connection)"
         );
-        return Ok(None);
+        return Ok(());
     }
-    session.exchange(msg).map(Some)
+    let Some(count) = burst else {
+        return print_reply(out, &session.exchange(msg)?);
+    };
+    let got = session.burst(msg, count)?;
+    for reply in &got.replies {
+        print_reply(out, reply)?;
+    }
+    let bytes: usize = got.replies.iter().map(Vec::len).sum();
+    info!(
+        "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}{}",
+        msg.len(),
+        got.replies.len(),
+        match (proto.kind(), framed) {
+            (SocketKind::Stream, false) => "reads",
+            (SocketKind::Stream, true) => "frames",
+            _ => "messages",
+        },
+        if got.missing > 0 {
+            format!(", {} replies missing", got.missing)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 fn join(words: &[OsString]) -> Vec<u8> {

@@ -21,6 +21,7 @@ use crate::cli::ServeArgs;
 use crate::endpoint::Proto;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{ConnEnd, EchoConn, Step, Transform};
+use crate::service::framing::Framing;
 use crate::service::stats::{Stats, log_client};
 use crate::transport::batch::Batch;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
@@ -92,6 +93,9 @@ pub struct Service {
     pub idle_timeout: Option<Duration>,
     /// Replies a client has not read, past which it is not read from.
     pub max_pending: usize,
+    /// Message boundaries on streams, and the largest frame accepted.
+    pub framing: Framing,
+    pub max_frame: usize,
     pub datagram: DatagramRules,
 }
 
@@ -109,7 +113,12 @@ impl Service {
             return None;
         }
         self.stats.client();
-        Some(EchoConn::new(conn, self.max_pending))
+        Some(EchoConn::new(
+            conn,
+            self.max_pending,
+            self.framing,
+            self.max_frame,
+        ))
     }
 
     /// Logs a finished connection's line and frees its slot.
@@ -244,6 +253,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         active: AtomicUsize::new(0),
         idle_timeout: args.idle_timeout,
         max_pending: args.max_pending,
+        framing: args.framing.framing,
+        max_frame: args.framing.max_frame as usize,
         datagram: DatagramRules {
             transform: args.transform,
             allow_loop_ports: args.allow_loop_ports,
@@ -251,6 +262,14 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         },
     }));
     let model = args.model;
+    if args.framing.framing != Framing::None
+        && endpoint.proto.kind() != crate::endpoint::SocketKind::Stream
+    {
+        warn!(
+            "--framing applies to streams; {} keeps message boundaries itself, so it is ignored",
+            endpoint.proto
+        );
+    }
     let signal = match &bound {
         Bound::Listener(listener) => {
             info!("{}", model.explain(threads));

@@ -12,10 +12,11 @@ use std::fmt;
 use std::io;
 
 use clap::ValueEnum;
-use tracing::trace;
+use tracing::debug;
 
 use crate::transport::{Conn, MAX_MESSAGE, Received};
 
+use super::framing::{Decoder, FrameError, Framing};
 use super::stats::{Stats, Tally};
 
 /// What the server does to each message.
@@ -51,6 +52,8 @@ pub enum ConnEnd {
     /// A seqpacket message larger than the buffer; the connection is closed rather than
     /// answering with a cut message.
     Truncated(usize),
+    /// A frame over the limit, or the peer closed in the middle of one.
+    BadFrame(FrameError),
     /// Nothing moved for the idle timeout.
     Idle,
     /// The server is stopping.
@@ -67,6 +70,7 @@ impl fmt::Display for ConnEnd {
                 f,
                 "closed: a {len}-byte message is larger than the {MAX_MESSAGE}-byte buffer"
             ),
+            ConnEnd::BadFrame(e) => write!(f, "closed: {e}"),
             ConnEnd::Idle => f.write_str("closed: idle timeout"),
             ConnEnd::Stopped => f.write_str("closed: server stopping"),
             ConnEnd::Failed(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -102,11 +106,19 @@ pub struct EchoConn {
     pending_bytes: usize,
     max_pending: usize,
     read_closed: bool,
+    /// Frames being cut from the stream, when a framing is on.
+    decoder: Option<Decoder>,
+    framing: Framing,
 }
 
 impl EchoConn {
-    pub fn new(conn: Conn, max_pending: usize) -> EchoConn {
+    /// A connection with nothing pending. `framing` applies to streams only: seqpacket keeps
+    /// message boundaries itself.
+    pub fn new(conn: Conn, max_pending: usize, framing: Framing, max_frame: usize) -> EchoConn {
+        let framed = framing != Framing::None && conn.kind() == crate::endpoint::SocketKind::Stream;
         EchoConn {
+            decoder: framed.then(|| Decoder::new(framing, max_frame)),
+            framing,
             conn,
             tally: Tally::default(),
             pending: VecDeque::new(),
@@ -140,6 +152,9 @@ impl EchoConn {
                 Err(e) => return Step::Done(ConnEnd::Failed(e)),
             }
             if self.read_closed {
+                if let Some(Err(e)) = self.decoder.as_ref().map(Decoder::finish) {
+                    return Step::Done(ConnEnd::BadFrame(e));
+                }
                 return Step::Done(ConnEnd::PeerClosed);
             }
             let n = match self.conn.recv(buf) {
@@ -158,16 +173,52 @@ impl EchoConn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Step::Done(ConnEnd::Failed(e)),
             };
-            trace!("{}: read {n} bytes", self.conn.peer());
-            transform.apply(&mut buf[..n]);
-            stats.message(&mut self.tally, n, n);
-            if let Err(e) = self.reply(&buf[..n]) {
+            debug!("{}: read {n} bytes", self.conn.peer());
+            self.tally.reads += 1;
+            let replied = match self.decoder.is_some() {
+                false => {
+                    transform.apply(&mut buf[..n]);
+                    stats.message(&mut self.tally, n, n);
+                    self.reply(&buf[..n])
+                }
+                true => match self.reply_frames(&buf[..n], transform, stats) {
+                    Ok(result) => result,
+                    Err(e) => return Step::Done(ConnEnd::BadFrame(e)),
+                },
+            };
+            if let Err(e) = replied {
                 return Step::Done(ConnEnd::Failed(e));
             }
         }
         Step::Yield {
             write: self.pending_bytes > 0,
         }
+    }
+
+    /// Cuts the frames completed by `data`, and replies to each with its transformed payload
+    /// in the same framing.
+    fn reply_frames(
+        &mut self,
+        data: &[u8],
+        transform: Transform,
+        stats: &Stats,
+    ) -> Result<io::Result<()>, FrameError> {
+        let decoder = self.decoder.as_mut().expect("framed");
+        decoder.feed(data);
+        let mut out = Vec::new();
+        while let Some(frame) = decoder.next_frame()? {
+            transform.apply(frame);
+            let before = out.len();
+            self.framing.encode(frame, &mut out);
+            let wire = out.len() - before;
+            stats.message(&mut self.tally, wire, wire);
+        }
+        decoder.reclaim();
+        Ok(if out.is_empty() {
+            Ok(())
+        } else {
+            self.reply(&out)
+        })
     }
 
     /// Sends a reply at once when nothing is queued before it; queues what the socket does

@@ -2,5 +2,6 @@
 
 pub mod datagram;
 pub mod echo;
+pub mod framing;
 pub mod peers;
 pub mod stats;

@@ -12,8 +12,10 @@ use crate::endpoint::Proto;
 pub struct Tally {
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Reads on a stream, messages on a datagram or seqpacket socket.
+    /// Messages: reads on an unframed stream, frames on a framed one, datagrams or packets.
     pub messages: u64,
+    /// recv calls that returned data, on connected sockets.
+    pub reads: u64,
 }
 
 /// Totals for the whole server, shared by every thread that serves a client.
@@ -75,12 +77,16 @@ impl fmt::Display for Stats {
 
 /// The one log line per client: who, how much, and how it ended.
 pub fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
-    let unit = match proto.kind() {
-        crate::endpoint::SocketKind::Stream => "reads",
-        _ => "messages",
+    // On a stream the number of reads is the lesson: several messages can arrive in one.
+    let count = match proto.kind() {
+        crate::endpoint::SocketKind::Stream if tally.messages != tally.reads => {
+            format!("{} frames in {} reads", tally.messages, tally.reads)
+        }
+        crate::endpoint::SocketKind::Stream => format!("{} reads", tally.reads),
+        _ => format!("{} messages", tally.messages),
     };
     info!(
-        "{proto} {peer}: {} bytes in, {} bytes out, {} {unit}; {ended}",
-        tally.bytes_in, tally.bytes_out, tally.messages
+        "{proto} {peer}: {} bytes in, {} bytes out, {count}; {ended}",
+        tally.bytes_in, tally.bytes_out
     );
 }

@@ -1,0 +1,281 @@
+//! Message boundaries on a byte stream (the "sticky packet" lesson): a stream delivers bytes,
+//! not messages, so two sends can arrive in one read and one send in two. A framing puts the
+//! boundaries back: `line` ends each message with a newline, `length` puts a 4-byte
+//! big-endian length before it. Datagram and seqpacket sockets keep boundaries themselves.
+
+use std::fmt;
+
+use clap::ValueEnum;
+
+/// The default bound on one frame.
+pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
+/// Bytes of a `length` frame's header.
+pub const LENGTH_HEADER: usize = 4;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Framing {
+    /// No framing: whatever one read returns is the message
+    #[default]
+    None,
+    /// Each message ends with a newline (\n)
+    Line,
+    /// Each message follows a 4-byte big-endian length
+    Length,
+}
+
+/// A frame that cannot be accepted; the connection that sent it is closed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// A frame announced or grew past the limit.
+    TooLong { len: usize, max: usize },
+    /// The peer closed in the middle of a frame.
+    Incomplete { have: usize, need: Option<usize> },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLong { len, max } => write!(
+                f,
+                "a frame of {len} bytes is over the {max}-byte limit (--max-frame)"
+            ),
+            FrameError::Incomplete {
+                have,
+                need: Some(need),
+            } => write!(
+                f,
+                "the connection closed in the middle of a frame ({have} of {need} bytes)"
+            ),
+            FrameError::Incomplete { have, need: None } => write!(
+                f,
+                "the connection closed in the middle of a line ({have} bytes, no newline)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl Framing {
+    /// Appends `payload` as one frame to `out`.
+    pub fn encode(self, payload: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Framing::None => out.extend_from_slice(payload),
+            Framing::Line => {
+                out.extend_from_slice(payload);
+                out.push(b'\n');
+            }
+            Framing::Length => {
+                let len = u32::try_from(payload.len()).expect("frames are bounded below 4 GiB");
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(payload);
+            }
+        }
+    }
+}
+
+/// Cuts a byte stream into frames, whatever the chunks it arrives in. The buffer only ever
+/// holds bytes that arrived: an announced length is checked against the limit, never
+/// allocated up front.
+#[derive(Debug)]
+pub struct Decoder {
+    framing: Framing,
+    max_frame: usize,
+    buf: Vec<u8>,
+    /// Start of the bytes not yet returned as frames.
+    start: usize,
+}
+
+impl Decoder {
+    pub fn new(framing: Framing, max_frame: usize) -> Decoder {
+        Decoder {
+            framing,
+            max_frame,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Adds bytes just read.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete frame's payload, if one is complete.
+    pub fn next_frame(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+        let pending = &self.buf[self.start..];
+        let (skip, len) = match self.framing {
+            Framing::None => {
+                if pending.is_empty() {
+                    return Ok(None);
+                }
+                (0, pending.len())
+            }
+            Framing::Line => match pending.iter().position(|&b| b == b'\n') {
+                Some(at) if at <= self.max_frame => (0, at),
+                Some(at) => {
+                    return Err(FrameError::TooLong {
+                        len: at,
+                        max: self.max_frame,
+                    });
+                }
+                None if pending.len() > self.max_frame => {
+                    return Err(FrameError::TooLong {
+                        len: pending.len(),
+                        max: self.max_frame,
+                    });
+                }
+                None => return Ok(None),
+            },
+            Framing::Length => {
+                let Some(header) = pending.get(..LENGTH_HEADER) else {
+                    return Ok(None);
+                };
+                let len = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
+                if len > self.max_frame {
+                    return Err(FrameError::TooLong {
+                        len,
+                        max: self.max_frame,
+                    });
+                }
+                if pending.len() < LENGTH_HEADER + len {
+                    return Ok(None);
+                }
+                (LENGTH_HEADER, len)
+            }
+        };
+        let from = self.start + skip;
+        // A line's newline is consumed but not part of the payload.
+        let used = skip + len + usize::from(self.framing == Framing::Line);
+        self.start += used;
+        Ok(Some(&mut self.buf[from..from + len]))
+    }
+
+    /// At end of stream: an error if a frame was started but not finished.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        let have = self.buf.len() - self.start;
+        if have == 0 || self.framing == Framing::None {
+            return Ok(());
+        }
+        let need = match self.framing {
+            Framing::Length if have >= LENGTH_HEADER => Some(
+                LENGTH_HEADER
+                    + u32::from_be_bytes(
+                        self.buf[self.start..self.start + 4].try_into().expect("4"),
+                    ) as usize,
+            ),
+            Framing::Length => Some(LENGTH_HEADER),
+            _ => None,
+        };
+        Err(FrameError::Incomplete { have, need })
+    }
+
+    /// Frees consumed bytes; call when no frame from this decoder is borrowed.
+    pub fn reclaim(&mut self) {
+        if self.start == 0 {
+            return;
+        }
+        self.buf.drain(..self.start);
+        self.start = 0;
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(framing: Framing, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut d = Decoder::new(framing, 1024);
+        let mut got = Vec::new();
+        for chunk in chunks {
+            d.feed(chunk);
+            while let Some(frame) = d.next_frame().unwrap() {
+                got.push(frame.to_vec());
+            }
+            d.reclaim();
+        }
+        assert_eq!(d.finish(), Ok(()));
+        got
+    }
+
+    #[test]
+    fn lines_split_and_joined_across_reads() {
+        let got = frames(Framing::Line, &[b"ab", b"c\nde\nf", b"g\n"]);
+        assert_eq!(got, [b"abc".to_vec(), b"de".to_vec(), b"fg".to_vec()]);
+    }
+
+    #[test]
+    fn length_prefix_split_across_reads() {
+        let mut stream = Vec::new();
+        Framing::Length.encode(b"hello", &mut stream);
+        Framing::Length.encode(b"", &mut stream);
+        Framing::Length.encode(b"world!", &mut stream);
+        // Every split point, including inside the 4-byte header.
+        for cut in 0..stream.len() {
+            let got = frames(Framing::Length, &[&stream[..cut], &stream[cut..]]);
+            assert_eq!(
+                got,
+                [b"hello".to_vec(), vec![], b"world!".to_vec()],
+                "cut at {cut}"
+            );
+        }
+        // One byte at a time.
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(frames(Framing::Length, &bytes).len(), 3);
+    }
+
+    #[test]
+    fn a_hostile_length_is_refused_before_any_allocation() {
+        let mut d = Decoder::new(Framing::Length, 16 << 20);
+        d.feed(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            d.next_frame().unwrap_err(),
+            FrameError::TooLong {
+                len: u32::MAX as usize,
+                max: 16 << 20
+            }
+        );
+        assert!(
+            d.buf.capacity() < 1024,
+            "nothing allocated for the announced size"
+        );
+    }
+
+    #[test]
+    fn a_line_without_end_is_bounded() {
+        let mut d = Decoder::new(Framing::Line, 8);
+        d.feed(b"0123456789");
+        assert!(matches!(d.next_frame(), Err(FrameError::TooLong { .. })));
+    }
+
+    #[test]
+    fn a_stream_closed_mid_frame_is_an_error() {
+        let mut d = Decoder::new(Framing::Length, 100);
+        d.feed(&[0, 0, 0, 10, b'a']);
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::Incomplete {
+                have: 5,
+                need: Some(14)
+            })
+        );
+        let mut d = Decoder::new(Framing::Line, 100);
+        d.feed(b"abc");
+        assert_eq!(d.next_frame().unwrap(), None);
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::Incomplete {
+                have: 3,
+                need: None
+            })
+        );
+    }
+}
