@@ -256,6 +256,8 @@ pub struct BenchArgs {
     /// Output: an aligned table, JSON (schema in the README) or CSV
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub framing: FramingArgs,
 }
 
 impl BenchArgs {
@@ -287,6 +289,7 @@ impl BenchArgs {
             timeout: self.timeout,
             expect: self.expect,
             idle: self.idle,
+            framing: self.framing.framing,
             opts: SocketOptions {
                 nodelay: self.nodelay,
                 ..SocketOptions::default()

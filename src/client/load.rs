@@ -17,6 +17,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
 use crate::service::echo::Transform;
+use crate::service::framing::{Framing, LENGTH_HEADER};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Bytes at the start of each request that carry its sequence number, as decimal digits
@@ -53,6 +54,8 @@ pub struct LoadSpec {
     pub expect: Transform,
     /// Connect and hold the clients without sending anything.
     pub idle: bool,
+    /// Message boundaries on a stream.
+    pub framing: Framing,
     pub opts: SocketOptions,
 }
 
@@ -166,27 +169,44 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     Ok(total)
 }
 
-/// The request a client sends as its `seq`-th message, and the reply it expects.
+/// The request a client sends as its `seq`-th message, and the reply it expects, as they
+/// go on the wire (framed, on a framed stream).
 struct Payload {
     request: Vec<u8>,
     reply: Vec<u8>,
+    /// Where the message starts in a request (after a length header).
+    offset: usize,
+    size: usize,
 }
 
 impl Payload {
-    fn new(size: usize, expect: Transform) -> Payload {
-        let request: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-        let mut reply = request.clone();
-        expect.apply(&mut reply);
-        Payload { request, reply }
+    fn new(size: usize, expect: Transform, framing: Framing) -> Payload {
+        let message: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut answer = message.clone();
+        expect.apply(&mut answer);
+        let (mut request, mut reply) = (Vec::new(), Vec::new());
+        framing.encode(&message, &mut request);
+        framing.encode(&answer, &mut reply);
+        let offset = if framing == Framing::Length {
+            LENGTH_HEADER
+        } else {
+            0
+        };
+        Payload {
+            request,
+            reply,
+            offset,
+            size,
+        }
     }
 
     fn seq_len(&self) -> usize {
-        self.request.len().min(SEQ_DIGITS)
+        self.size.min(SEQ_DIGITS)
     }
 
     /// Writes request number `seq` into `out`.
     fn write_request(&self, seq: u64, out: &mut Vec<u8>) {
-        let start = out.len();
+        let start = out.len() + self.offset;
         out.extend_from_slice(&self.request);
         write_seq(&mut out[start..start + self.seq_len()], seq);
     }
@@ -275,7 +295,15 @@ impl<'a> Runner<'a> {
         }
         Ok(Runner {
             spec,
-            payload: Payload::new(spec.size, spec.expect),
+            payload: Payload::new(
+                spec.size,
+                spec.expect,
+                if target.proto.kind() == SocketKind::Stream {
+                    spec.framing
+                } else {
+                    Framing::None
+                },
+            ),
             kind: target.proto.kind(),
             epoll,
             clients,
@@ -436,14 +464,15 @@ impl<'a> Runner<'a> {
                     self.result.mismatched += 1;
                     return;
                 };
-                let take = (self.spec.size - client.reply_pos).min(n - pos);
+                let reply_len = self.payload.reply.len();
+                let take = (reply_len - client.reply_pos).min(n - pos);
                 let got = &self.buf[pos..pos + take];
                 if !matches_reply(&self.payload, seq, client.reply_pos, got) {
                     client.reply_ok = false;
                 }
                 client.reply_pos += take;
                 pos += take;
-                if client.reply_pos == self.spec.size {
+                if client.reply_pos == reply_len {
                     client.in_flight.pop_front();
                     let ok = std::mem::replace(&mut client.reply_ok, true);
                     client.reply_pos = 0;
@@ -577,10 +606,11 @@ fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool
     let seq_len = payload.seq_len();
     let mut digits = [0u8; SEQ_DIGITS];
     write_seq(&mut digits[..seq_len], seq);
+    let seq_at = payload.offset..payload.offset + seq_len;
     got.iter().enumerate().all(|(i, &b)| {
         let at = offset + i;
-        if at < seq_len {
-            b == digits[at]
+        if seq_at.contains(&at) {
+            b == digits[at - payload.offset]
         } else {
             payload.reply.get(at) == Some(&b)
         }
@@ -593,7 +623,7 @@ mod tests {
 
     #[test]
     fn sequence_numbers_round_trip_through_the_payload() {
-        let payload = Payload::new(32, Transform::Upper);
+        let payload = Payload::new(32, Transform::Upper, Framing::None);
         let mut out = Vec::new();
         payload.write_request(1234, &mut out);
         assert_eq!(&out[..8], b"00001234");
@@ -604,5 +634,17 @@ mod tests {
         assert!(matches_reply(&payload, 1234, 10, &reply[10..]));
         assert!(!matches_reply(&payload, 1235, 0, &reply));
         assert!(!matches_reply(&payload, 1234, 0, &out), "not upper-cased");
+    }
+
+    #[test]
+    fn framed_requests_carry_the_sequence_after_the_header() {
+        let payload = Payload::new(10, Transform::Upper, Framing::Length);
+        let mut out = Vec::new();
+        payload.write_request(7, &mut out);
+        assert_eq!(&out[..4], &[0, 0, 0, 10]);
+        assert_eq!(&out[4..12], b"00000007");
+        let mut reply = out.clone();
+        reply[12..].make_ascii_uppercase();
+        assert!(matches_reply(&payload, 7, 0, &reply));
     }
 }
