@@ -57,6 +57,9 @@ pub enum Command {
     /// Load an echo server with many clients and measure requests/s and latency
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Compare every protocol side by side: starts its own servers, measures, explains
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -73,7 +76,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -105,6 +108,17 @@ Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
   netecho bench --proto udp --window 16 --count 10000 [::1]:3234
   netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234   # hold idle connections";
+
+const LAB_EXAMPLES: &str =
+    "The lab starts a netecho server for each protocol on loopback and in a \
+temporary directory, measures each the same way (connect time, ping-pong latency, pipelined \
+throughput, loss, message boundaries, order), prints one table with a sentence per row, and \
+removes everything it made.
+
+Examples:
+  netecho lab
+  netecho lab --quick --format json > lab.json
+  netecho lab --plot latency.svg";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -258,6 +272,19 @@ pub struct BenchArgs {
     pub format: Format,
     #[command(flatten)]
     pub framing: FramingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// A short run (under 5 seconds) with fewer samples
+    #[arg(long)]
+    pub quick: bool,
+    /// Output: an aligned table with explanations, JSON or CSV
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also draw the latency distribution of every protocol into this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {

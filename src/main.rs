@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server::run(args),
         Command::Send(args) => client::send::run(args),
         Command::Bench(args) => client::bench::run(args),
+        Command::Lab(args) => client::lab::run(args),
         Command::Completions { shell } => docs::completions(*shell),
         Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref()),
     };

@@ -49,6 +49,8 @@ impl From<Failure> for anyhow::Error {
 #[derive(Debug, Default)]
 pub struct Burst {
     pub replies: Vec<Vec<u8>>,
+    /// recv calls it took to get them.
+    pub reads: usize,
     /// Datagram replies that never came.
     pub missing: usize,
 }
@@ -119,7 +121,7 @@ impl Exchanger {
                     ..
                 } = self;
                 let decoder = decoder.as_mut().expect("framed");
-                send_while(conn, &wire, || next_frame(conn, decoder, target))
+                send_while(conn, &wire, || next_frame(conn, decoder, target, &mut 0))
                     .map_err(Failure::Fatal)
             }
             SocketKind::Stream => {
@@ -220,9 +222,10 @@ impl Exchanger {
         let what = target.to_string();
         match (kind, decoder.as_mut()) {
             (SocketKind::Stream, Some(decoder)) => {
+                let reads = &mut burst.reads;
                 burst.replies = send_while_io(wire.len() * count, send_all, || {
                     (0..count)
-                        .map(|_| next_frame(conn, decoder, target))
+                        .map(|_| next_frame(conn, decoder, target, reads))
                         .collect()
                 })?;
             }
@@ -230,6 +233,7 @@ impl Exchanger {
                 burst.replies = send_while_io(wire.len() * count, send_all, || {
                     read_chunks(conn, count * msg.len(), target)
                 })?;
+                burst.reads = burst.replies.len();
             }
             (SocketKind::SeqPacket | SocketKind::Datagram, _) => {
                 send_all().map_err(|e| socket_error(Call::Send, &what, &e))?;
@@ -248,7 +252,10 @@ impl Exchanger {
                         recv_datagram(conn, target, &mut buf, deadline, |_| true)?
                     };
                     match got {
-                        Some(n) => burst.replies.push(buf[..n].to_vec()),
+                        Some(n) => {
+                            burst.reads += 1;
+                            burst.replies.push(buf[..n].to_vec());
+                        }
                         None => burst.missing += 1,
                     }
                 }
@@ -354,8 +361,13 @@ fn read_chunks(conn: &Conn, len: usize, target: &Endpoint) -> Result<Vec<Vec<u8>
     Ok(chunks)
 }
 
-/// Reads until `decoder` has a whole frame, and returns its payload.
-fn next_frame(conn: &Conn, decoder: &mut Decoder, target: &Endpoint) -> Result<Vec<u8>> {
+/// Reads until `decoder` has a whole frame, and returns its payload; counts the reads.
+fn next_frame(
+    conn: &Conn,
+    decoder: &mut Decoder,
+    target: &Endpoint,
+    reads: &mut usize,
+) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         if let Some(frame) = decoder.next_frame()? {
@@ -364,7 +376,10 @@ fn next_frame(conn: &Conn, decoder: &mut Decoder, target: &Endpoint) -> Result<V
             return Ok(frame);
         }
         match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => decoder.feed(&buf[..n]),
+            Ok(Received::Data(n)) => {
+                *reads += 1;
+                decoder.feed(&buf[..n]);
+            }
             Ok(Received::Closed | Received::Truncated(_)) => {
                 decoder.finish()?;
                 return Err(anyhow!(

@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod exchange;
+pub mod lab;
 pub mod load;
+pub mod local;
 pub mod send;

@@ -1,0 +1,433 @@
+//! `netecho lab`: the one command a newcomer runs. Starts its own echo server for every
+//! protocol it can use here, measures each the same way, and prints one comparison table
+//! with a sentence per row on why it differs; then removes everything it made.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tracing::info;
+
+use crate::cli::LabArgs;
+use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::report::{self, Format, Percentiles};
+use crate::service::echo::Transform;
+use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
+use crate::transport::{self, SocketOptions};
+
+use super::exchange::{ClientConfig, Exchanger};
+use super::load::{self, Limit, LoadResult, LoadSpec};
+use super::local::{LocalServers, family};
+
+/// The layout of `--format json`.
+pub const SCHEMA: &str = "netecho-lab/1";
+
+/// Messages in the boundaries burst, and their size.
+const BURST: usize = 50;
+const BURST_SIZE: usize = 16;
+/// connect() calls timed for the set-up column.
+const SETUPS: usize = 50;
+
+/// One protocol's row.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub proto: String,
+    pub family: &'static str,
+    pub socket_type: &'static str,
+    pub address: String,
+    /// connect(2) time, p50, in microseconds.
+    pub setup_us: u64,
+    /// Ping-pong round trips (one client, one message in flight).
+    pub latency_us: Percentiles,
+    /// Pipelined load (several clients, a window of messages in flight).
+    pub messages_per_s: f64,
+    pub mb_per_s: f64,
+    pub sent: u64,
+    pub lost: u64,
+    /// A burst of small sends came back as exactly as many reads of one message each.
+    pub boundaries_kept: bool,
+    pub burst_reads: usize,
+    /// Replies came back in the order sent (measured by sequence number).
+    pub ordered: bool,
+    pub why: &'static str,
+    #[serde(skip)]
+    pub latency: Option<hdrhistogram::Histogram<u64>>,
+}
+
+/// One burst over a stream with a framing: how many reads, how many messages recovered.
+#[derive(Debug, Serialize)]
+pub struct BoundaryRow {
+    pub proto: String,
+    pub framing: String,
+    pub sends: usize,
+    pub reads: usize,
+    pub messages: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    rows: &'a [Row],
+    boundaries: &'a [BoundaryRow],
+}
+
+/// How long each measurement runs.
+struct Plan {
+    ping: Duration,
+    load: Duration,
+    clients: usize,
+    window: usize,
+}
+
+pub fn run(args: &LabArgs) -> Result<()> {
+    let started = Instant::now();
+    let plan = if args.quick {
+        Plan {
+            ping: Duration::from_millis(150),
+            load: Duration::from_millis(250),
+            clients: 2,
+            window: 8,
+        }
+    } else {
+        Plan {
+            ping: Duration::from_millis(1500),
+            load: Duration::from_millis(2000),
+            clients: 4,
+            window: 16,
+        }
+    };
+    let servers = LocalServers::new()?;
+    let mut rows = Vec::new();
+    let cases: Vec<(Proto, bool)> = vec![
+        (Proto::Tcp, false),
+        (Proto::Tcp, true),
+        (Proto::Udp, false),
+        (Proto::Udp, true),
+        (Proto::Unix, false),
+        (Proto::UnixDgram, false),
+        (Proto::UnixSeqpacket, false),
+    ];
+    for (i, (proto, ipv6)) in cases.iter().enumerate() {
+        let addr = servers.address_for(*proto, *ipv6);
+        progress(&format!("[{}/{}] {proto} {addr}", i + 1, cases.len()));
+        let target = servers.start(*proto, &addr, &[])?;
+        rows.push(measure(&target, &plan)?);
+    }
+    progress("boundaries");
+    let mut boundaries = Vec::new();
+    for proto in [Proto::Tcp, Proto::Unix] {
+        for framing in [Framing::None, Framing::Line, Framing::Length] {
+            let name = format!("{}-{}", proto.name(), framing_name(framing));
+            let addr = match proto {
+                Proto::Tcp => "127.0.0.1:0".to_string(),
+                _ => servers.path(&format!("{name}.sock")).display().to_string(),
+            };
+            let target = servers.start(proto, &addr, &["--framing", framing_name(framing)])?;
+            boundaries.push(boundary_row(&target, framing)?);
+        }
+    }
+    progress("");
+    drop(servers);
+    if let Some(path) = &args.plot {
+        let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = rows
+            .iter()
+            .filter_map(|r| Some((format!("{} {}", r.proto, r.family), r.latency.as_ref()?)))
+            .collect();
+        report::svg::write(path, "ping-pong latency by protocol", &series)?;
+    }
+    let text = match args.format {
+        Format::Json => {
+            let doc = Document {
+                schema: SCHEMA,
+                rows: &rows,
+                boundaries: &boundaries,
+            };
+            serde_json::to_string_pretty(&doc).context("JSON")? + "\n"
+        }
+        Format::Csv => render_csv(&rows),
+        Format::Table => render_table(&rows, &boundaries),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .context("write to stdout")?;
+    info!("lab finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn framing_name(framing: Framing) -> &'static str {
+    match framing {
+        Framing::None => "none",
+        Framing::Line => "line",
+        Framing::Length => "length",
+    }
+}
+
+/// A status line on stderr, only when it is a terminal.
+fn progress(what: &str) {
+    use std::io::IsTerminal;
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = write!(err, "\r\x1b[2Klab: {what}");
+        if what.is_empty() {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        let _ = err.flush();
+    }
+}
+
+fn spec(target: &Endpoint, clients: usize, size: usize, window: usize, time: Duration) -> LoadSpec {
+    LoadSpec {
+        target: target.clone(),
+        clients,
+        size,
+        window,
+        limit: Limit::Duration(time),
+        threads: clients.min(2),
+        timeout: Duration::from_millis(500),
+        expect: Transform::Upper,
+        idle: false,
+        framing: Framing::None,
+        opts: SocketOptions::default(),
+    }
+}
+
+fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
+    let ping: LoadResult = load::run(&spec(target, 1, 64, 1, plan.ping))?;
+    let size = 1024;
+    let bulk: LoadResult = load::run(&spec(target, plan.clients, size, plan.window, plan.load))?;
+    let (boundaries_kept, burst_reads) = burst(target, Framing::None)?;
+    let kind = target.proto.kind();
+    Ok(Row {
+        proto: target.proto.to_string(),
+        family: family(target),
+        socket_type: match kind {
+            SocketKind::Stream => "SOCK_STREAM",
+            SocketKind::Datagram => "SOCK_DGRAM",
+            SocketKind::SeqPacket => "SOCK_SEQPACKET",
+        },
+        address: target.addr.to_string(),
+        setup_us: setup_time(target)?,
+        latency_us: Percentiles::of(&ping.latency),
+        messages_per_s: (bulk.requests_per_sec()).round(),
+        mb_per_s: (bulk.mb_per_sec() * 100.0).round() / 100.0,
+        sent: bulk.sent,
+        lost: bulk.lost + ping.lost,
+        boundaries_kept,
+        burst_reads,
+        ordered: bulk.reordered == 0 && ping.reordered == 0 && bulk.mismatched == 0,
+        why: why(target),
+        latency: Some(ping.latency),
+    })
+}
+
+/// connect(2) timed [`SETUPS`] times; the median, in microseconds.
+fn setup_time(target: &Endpoint) -> Result<u64> {
+    let mut times = Vec::with_capacity(SETUPS);
+    for _ in 0..SETUPS {
+        let start = Instant::now();
+        let conn = transport::connect(target, &SocketOptions::default())
+            .with_context(|| format!("connect to the local {target}"))?;
+        times.push(start.elapsed().as_micros() as u64);
+        drop(conn);
+    }
+    times.sort_unstable();
+    Ok(times[SETUPS / 2].max(1))
+}
+
+/// Sends [`BURST`] small messages back to back; whether they came back as exactly that many
+/// reads of one message each, and how many reads it took.
+fn burst(target: &Endpoint, framing: Framing) -> Result<(bool, usize)> {
+    let got = send_burst(target, framing)?;
+    let kept = got.replies.len() == BURST && got.replies.iter().all(|r| r.len() == BURST_SIZE);
+    Ok((kept && got.reads == BURST, got.reads))
+}
+
+fn send_burst(target: &Endpoint, framing: Framing) -> Result<super::exchange::Burst> {
+    let config = ClientConfig {
+        opts: SocketOptions::default(),
+        timeout: Duration::from_millis(500),
+        retries: 0,
+        framing,
+        max_frame: DEFAULT_MAX_FRAME as usize,
+    };
+    let mut client = Exchanger::connect(target, &config).map_err(anyhow::Error::from)?;
+    client.burst(&[b'b'; BURST_SIZE], BURST)
+}
+
+fn boundary_row(target: &Endpoint, framing: Framing) -> Result<BoundaryRow> {
+    let got = send_burst(target, framing)?;
+    // Unframed, the client can only take each read for a message.
+    let messages = got.replies.iter().filter(|r| r.len() == BURST_SIZE).count();
+    Ok(BoundaryRow {
+        proto: target.proto.to_string(),
+        framing: framing_name(framing).to_string(),
+        sends: BURST,
+        reads: got.reads,
+        messages,
+    })
+}
+
+/// One sentence on why a row differs from the others.
+fn why(target: &Endpoint) -> &'static str {
+    let v6 = family(target) == "AF_INET6";
+    match (target.proto, v6) {
+        (Proto::Tcp, false) => {
+            "tcp: a handshake before the first byte; the kernel retransmits, \
+            orders and paces a byte stream, so small messages can merge into one read"
+        }
+        (Proto::Tcp, true) => {
+            "tcp over IPv6: the same protocol with a 40-byte IP header instead \
+            of 20; on loopback the difference is in the noise"
+        }
+        (Proto::Udp, false) => {
+            "udp: no handshake, no retransmission, no ordering: each datagram \
+            stands alone, and a full receive buffer drops it"
+        }
+        (Proto::Udp, true) => {
+            "udp over IPv6: as udp over IPv4; the kernel still checksums \
+            (a UDP checksum is mandatory over IPv6)"
+        }
+        (Proto::Unix, _) => {
+            "unix: a stream like tcp that skips the IP stack: no handshake on a \
+            wire, no checksums, no congestion control"
+        }
+        (Proto::UnixDgram, _) => {
+            "unix-dgram: datagrams that are never lost in flight: a full \
+            receiver makes the sender wait (or fail) instead"
+        }
+        (Proto::UnixSeqpacket, _) => {
+            "unix-seqpacket: connected and reliable like a stream, yet \
+            every send is one read: message boundaries are kept"
+        }
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn render_table(rows: &[Row], boundaries: &[BoundaryRow]) -> String {
+    let head = [
+        "proto",
+        "family",
+        "type",
+        "setup_us",
+        "p50_us",
+        "p99_us",
+        "p99.9_us",
+        "msgs/s",
+        "MB/s",
+        "lost",
+        "boundaries",
+        "ordered",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.proto.clone(),
+                r.family.to_string(),
+                r.socket_type.to_string(),
+                r.setup_us.to_string(),
+                r.latency_us.p50.to_string(),
+                r.latency_us.p99.to_string(),
+                r.latency_us.p99_9.to_string(),
+                format!("{:.0}", r.messages_per_s),
+                format!("{:.1}", r.mb_per_s),
+                format!("{}/{}", r.lost, r.sent),
+                format!("{} ({} reads)", yes(r.boundaries_kept), r.burst_reads),
+                yes(r.ordered).to_string(),
+            ]
+        })
+        .collect();
+    let mut text = align(&head, &cells);
+    text.push('\n');
+    for r in rows {
+        text.push_str(&format!("- {}\n", r.why));
+    }
+    text.push_str(&format!(
+        "\nMessage boundaries: {BURST} sends of {BURST_SIZE} bytes back to back on a stream\n"
+    ));
+    let cells: Vec<Vec<String>> = boundaries
+        .iter()
+        .map(|b| {
+            vec![
+                b.proto.clone(),
+                b.framing.clone(),
+                b.sends.to_string(),
+                b.reads.to_string(),
+                b.messages.to_string(),
+            ]
+        })
+        .collect();
+    text.push_str(&align(
+        &["proto", "framing", "sends", "reads", "messages"],
+        &cells,
+    ));
+    text.push_str(
+        "- without framing a stream returns whatever bytes have arrived: several sends can \
+         come back in one read; a line or length framing recovers every message\n",
+    );
+    text
+}
+
+fn render_csv(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "proto,family,type,setup_us,p50_us,p99_us,p99_9_us,messages_per_s,mb_per_s,sent,lost,boundaries_kept,burst_reads,ordered\n",
+    );
+    for r in rows {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.0},{:.2},{},{},{},{},{}\n",
+            r.proto,
+            r.family,
+            r.socket_type,
+            r.setup_us,
+            r.latency_us.p50,
+            r.latency_us.p99,
+            r.latency_us.p99_9,
+            r.messages_per_s,
+            r.mb_per_s,
+            r.sent,
+            r.lost,
+            r.boundaries_kept,
+            r.burst_reads,
+            r.ordered
+        ));
+    }
+    text
+}
+
+/// Columns padded to their widest cell; the first three to the left, numbers to the right.
+fn align(head: &[&str], cells: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = head
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            cells
+                .iter()
+                .map(|row| row[i].len())
+                .fold(h.len(), usize::max)
+        })
+        .collect();
+    let line = |row: Vec<&str>| {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i < 3 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        cells.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut text = line(head.to_vec());
+    for row in cells {
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    text
+}

@@ -1,0 +1,137 @@
+//! Echo servers that `lab` and `bench` start for themselves: real `netecho serve` processes
+//! on loopback and in a temporary directory, stopped and cleaned up when dropped, on error,
+//! and on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use tracing::debug;
+
+use crate::endpoint::{Address, Endpoint, Proto};
+use crate::server::shutdown::Shutdown;
+
+/// How long a local server may take to print its `listening` line.
+const START: Duration = Duration::from_secs(10);
+
+/// A temporary directory for socket files, and the servers running in it.
+pub struct LocalServers {
+    dir: PathBuf,
+    children: Arc<Mutex<Vec<Child>>>,
+}
+
+impl LocalServers {
+    /// Creates the directory and arranges for SIGINT and SIGTERM to clean up before exiting.
+    pub fn new() -> Result<LocalServers> {
+        let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("create temporary directory {}", dir.display()))?;
+        let children = Arc::new(Mutex::new(Vec::new()));
+        let servers = LocalServers { dir, children };
+        servers.clean_up_on_signal()?;
+        Ok(servers)
+    }
+
+    fn clean_up_on_signal(&self) -> Result<()> {
+        let shutdown = Shutdown::install()?;
+        let (dir, children) = (self.dir.clone(), Arc::clone(&self.children));
+        std::thread::Builder::new()
+            .name("cleanup".into())
+            .spawn(move || {
+                if let Ok(Some(signal)) = shutdown.wait_signal(None) {
+                    stop_all(&children, &dir);
+                    eprintln!("netecho: stopped by {signal}; removed {}", dir.display());
+                    std::process::exit(130);
+                }
+            })
+            .context("start the cleanup thread")?;
+        Ok(())
+    }
+
+    /// A socket path in the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Starts `netecho serve` for `proto` at `addr` (port 0 or a path here) with `extra`
+    /// flags, and returns where it listens.
+    pub fn start(&self, proto: Proto, addr: &str, extra: &[&str]) -> Result<Endpoint> {
+        let exe = std::env::current_exe().context("find the netecho binary")?;
+        let mut child = Command::new(exe)
+            .args(["-q", "serve", "--proto", proto.name(), "--addr", addr])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start a local netecho server")?;
+        let stdout = child.stdout.take().expect("piped");
+        self.children.lock().expect("not poisoned").push(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(START)
+            .map_err(|_| anyhow!("the local {proto} server did not start within {START:?}"))?;
+        let bound = line
+            .trim_end()
+            .strip_prefix(&format!("listening {proto} "))
+            .with_context(|| format!("the local {proto} server said {line:?}"))?;
+        debug!("local {proto} server on {bound}");
+        Ok(Endpoint::parse(bound, Some(proto))?)
+    }
+
+    /// Where a server of `proto` should listen: loopback port 0 of the family, or a path.
+    pub fn address_for(&self, proto: Proto, ipv6: bool) -> String {
+        match proto {
+            Proto::Tcp | Proto::Udp if ipv6 => "[::1]:0".into(),
+            Proto::Tcp | Proto::Udp => "127.0.0.1:0".into(),
+            _ => self
+                .path(&format!("{}.sock", proto.name()))
+                .display()
+                .to_string(),
+        }
+    }
+}
+
+impl Drop for LocalServers {
+    fn drop(&mut self) {
+        stop_all(&self.children, &self.dir);
+    }
+}
+
+/// Stops every server (SIGTERM, so each removes its socket file) and removes the directory.
+fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path) {
+    let mut children = children.lock().unwrap_or_else(|e| e.into_inner());
+    for child in children.iter() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    for mut child in children.drain(..) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether an address is the family's IPv6 form, for labels.
+pub fn family(endpoint: &Endpoint) -> &'static str {
+    match &endpoint.addr {
+        Address::Ip(a) if a.is_ipv6() => "AF_INET6",
+        Address::Ip(_) | Address::Host(..) => "AF_INET",
+        _ => "AF_UNIX",
+    }
+}
