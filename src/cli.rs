@@ -106,7 +106,7 @@ count as lost.
 
 Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
-  netecho bench --proto udp --window 16 --count 10000 [::1]:3234
+  netecho bench --proto tcp,udp,unix-seqpacket --window 16 --plot latency.svg
   netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234   # hold idle connections";
 
 const LAB_EXAMPLES: &str =
@@ -231,12 +231,12 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Protocol: socket family and type [default: tcp, or unix for a path]
-    #[arg(long, value_enum)]
-    pub proto: Option<Proto>,
-    /// Server address
+    /// Protocols, comma-separated: each is measured in turn [default: tcp, or unix for a path]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub proto: Vec<Proto>,
+    /// Server address; without it, bench starts its own server for each protocol
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
-    pub addr: String,
+    pub addr: Option<String>,
     /// Concurrent clients (connections, or datagram sockets)
     #[arg(long, short = 'c', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
@@ -270,6 +270,9 @@ pub struct BenchArgs {
     /// Output: an aligned table, JSON (schema in the README) or CSV
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also draw the latency distribution of every run into this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub framing: FramingArgs,
 }
@@ -288,8 +291,24 @@ pub struct LabArgs {
 }
 
 impl BenchArgs {
-    pub fn spec(&self) -> Result<LoadSpec, UsageError> {
-        let target = Endpoint::parse(&self.addr, self.proto)?;
+    /// The servers named on the command line: ADDR once per protocol; `None` without ADDR.
+    pub fn targets(&self) -> Result<Option<Vec<Endpoint>>, UsageError> {
+        let Some(addr) = &self.addr else {
+            return Ok(None);
+        };
+        if self.proto.is_empty() {
+            return Ok(Some(vec![Endpoint::parse(addr, None)?]));
+        }
+        let targets: Result<Vec<_>, _> = self
+            .proto
+            .iter()
+            .map(|p| Endpoint::parse(addr, Some(*p)))
+            .collect();
+        targets.map(Some)
+    }
+
+    /// What to measure against `target`.
+    pub fn spec(&self, target: Endpoint) -> Result<LoadSpec, UsageError> {
         if self.size as usize > crate::transport::MAX_MESSAGE
             && target.proto.kind() != crate::endpoint::SocketKind::Stream
         {

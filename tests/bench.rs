@@ -98,3 +98,59 @@ fn bench_against_nothing_says_so() {
     let line = common::fails(&out, 1);
     assert!(line.contains("nothing is listening"), "{line}");
 }
+
+#[test]
+fn bench_starts_its_own_servers_for_a_list_of_protocols() {
+    let dir = common::tempdir();
+    let plot = dir.path().join("b.svg");
+    let out = netecho(
+        &[
+            "bench",
+            "--proto",
+            "tcp,udp,unix-seqpacket",
+            "-n",
+            "50",
+            "-w",
+            "2",
+            "--format",
+            "json",
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let runs = doc["runs"].as_array().unwrap();
+    let protos: Vec<&str> = runs.iter().map(|r| r["proto"].as_str().unwrap()).collect();
+    assert_eq!(protos, ["tcp", "udp", "unix-seqpacket"]);
+    for run in runs {
+        assert_eq!(run["answered"], 50, "{run}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("polyline"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn bench_with_a_framing_checks_framed_replies() {
+    for framing in ["line", "length"] {
+        let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", framing]);
+        let run = bench(&[
+            &server.addr,
+            "--framing",
+            framing,
+            "-c",
+            "3",
+            "-w",
+            "8",
+            "-n",
+            "100",
+        ]);
+        assert_eq!(run["answered"], 300, "{framing}: {run}");
+    }
+}

@@ -1,34 +1,91 @@
-//! `netecho bench`: runs the load loop against any echo server and prints what it measured.
+//! `netecho bench`: runs the load loop against any echo server, or against servers it starts
+//! for each protocol, and prints what it measured.
 
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
+use tracing::warn;
 
 use crate::cli::BenchArgs;
+use crate::client::load::Limit;
+use crate::endpoint::{Proto, SocketKind};
+use crate::report::progress::Progress;
 use crate::report::{self, Run};
 
 use super::load;
+use super::local::LocalServers;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let spec = args.spec()?;
-    let result = load::run(&spec)?;
-    let text = report::render(args.format, &[Run::new(&spec, &result)]);
+    // Without ADDR, local servers (and their temporary directory) live for the whole run.
+    let mut local = None;
+    let targets = match args.targets()? {
+        Some(targets) => targets,
+        None => {
+            let servers = local.insert(LocalServers::new()?);
+            let protos = if args.proto.is_empty() {
+                vec![Proto::Tcp]
+            } else {
+                args.proto.clone()
+            };
+            let framing = args.framing.framing.name();
+            protos
+                .iter()
+                .map(|p| {
+                    servers.start(*p, &servers.address_for(*p, false), &["--framing", framing])
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    let mut runs = Vec::new();
+    let mut latencies = Vec::new();
+    let mut problems = Vec::new();
+    for target in targets {
+        let spec = args.spec(target)?;
+        let result = {
+            let _bar = match spec.limit {
+                Limit::Duration(d) => Some(Progress::start(spec.target.to_string(), d)),
+                Limit::Count(_) => None,
+            };
+            load::run(&spec)?
+        };
+        if result.lost > 0 && spec.target.proto.kind() == SocketKind::Datagram {
+            warn!(
+                "{}: {} of {} datagrams lost: nobody retransmits, and with {} in flight per \
+                 client they can outrun the socket buffers; lower --window to see fewer",
+                spec.target, result.lost, result.sent, spec.window
+            );
+        }
+        if result.mismatched > 0 {
+            problems.push(format!(
+                "{}: {} replies did not match their requests byte for byte (use --expect echo \
+                 against a server that does not upper-case)",
+                spec.target, result.mismatched
+            ));
+        }
+        if let Some(err) = &result.first_error {
+            problems.push(format!(
+                "{} client(s) failed; the first: {err}",
+                result.failed_clients
+            ));
+        }
+        runs.push(Run::new(&spec, &result));
+        latencies.push((format!("{}", spec.target), result.latency));
+    }
+    drop(local);
+    if let Some(path) = &args.plot {
+        let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = latencies
+            .iter()
+            .map(|(name, h)| (name.clone(), h))
+            .collect();
+        report::svg::write(path, "round-trip latency", &series)?;
+    }
+    let text = report::render(args.format, &runs);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
         .context("write to stdout")?;
-    if result.mismatched > 0 {
-        bail!(
-            "{} replies did not match their requests byte for byte (use --expect echo against a \
-             server that does not upper-case)",
-            result.mismatched
-        );
-    }
-    if let Some(err) = &result.first_error {
-        bail!(
-            "{} client(s) failed; the first: {err}",
-            result.failed_clients
-        );
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(())
 }

@@ -118,12 +118,12 @@ pub fn run(args: &LabArgs) -> Result<()> {
     let mut boundaries = Vec::new();
     for proto in [Proto::Tcp, Proto::Unix] {
         for framing in [Framing::None, Framing::Line, Framing::Length] {
-            let name = format!("{}-{}", proto.name(), framing_name(framing));
+            let name = format!("{}-{}", proto.name(), framing.name());
             let addr = match proto {
                 Proto::Tcp => "127.0.0.1:0".to_string(),
                 _ => servers.path(&format!("{name}.sock")).display().to_string(),
             };
-            let target = servers.start(proto, &addr, &["--framing", framing_name(framing)])?;
+            let target = servers.start(proto, &addr, &["--framing", framing.name()])?;
             boundaries.push(boundary_row(&target, framing)?);
         }
     }
@@ -154,14 +154,6 @@ pub fn run(args: &LabArgs) -> Result<()> {
         .context("write to stdout")?;
     info!("lab finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
-}
-
-fn framing_name(framing: Framing) -> &'static str {
-    match framing {
-        Framing::None => "none",
-        Framing::Line => "line",
-        Framing::Length => "length",
-    }
 }
 
 /// A status line on stderr, only when it is a terminal.
@@ -262,7 +254,7 @@ fn boundary_row(target: &Endpoint, framing: Framing) -> Result<BoundaryRow> {
     let messages = got.replies.iter().filter(|r| r.len() == BURST_SIZE).count();
     Ok(BoundaryRow {
         proto: target.proto.to_string(),
-        framing: framing_name(framing).to_string(),
+        framing: framing.name().to_string(),
         sends: BURST,
         reads: got.reads,
         messages,

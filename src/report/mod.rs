@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod progress;
 pub mod svg;
 pub mod table;
 

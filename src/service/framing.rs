@@ -57,6 +57,15 @@ impl fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 impl Framing {
+    /// The name `--framing` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Framing::None => "none",
+            Framing::Line => "line",
+            Framing::Length => "length",
+        }
+    }
+
     /// Appends `payload` as one frame to `out`.
     pub fn encode(self, payload: &[u8], out: &mut Vec<u8>) {
         match self {

@@ -1,0 +1,162 @@
+//! Message boundaries on a stream (the "sticky packet" lesson): bursts, framings, and frames
+//! a hostile client sends.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use common::{Server, netecho, ok};
+
+#[test]
+fn a_burst_over_tcp_can_merge_but_datagrams_never_do() {
+    let tcp = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
+    let out = netecho(&["send", "--burst", "20", &tcp.addr, "hello"], b"");
+    let text = ok(&out);
+    // Whatever the reads, all 20 replies are there, in order.
+    assert_eq!(text.replace('\n', ""), "HELLO".repeat(20));
+    assert!(text.lines().count() <= 20);
+    let log = tcp.wait_log("100 bytes in");
+    assert!(log.contains("read "), "-v logs every read's size: {log}");
+
+    for proto in ["udp", "unix-dgram", "unix-seqpacket"] {
+        let addr = if proto == "udp" {
+            "127.0.0.1:0".to_string()
+        } else {
+            common::abstract_name(proto)
+        };
+        let server = Server::start(&["--proto", proto, "--addr", &addr]);
+        let out = netecho(&["send", "--burst", "20", &server.url(), "hello"], b"");
+        assert_eq!(
+            ok(&out),
+            "HELLO\n".repeat(20),
+            "{proto}: one reply per message"
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("in 20 messages"), "{proto}: {err}");
+    }
+}
+
+#[test]
+fn with_a_framing_a_tcp_burst_comes_back_as_separate_replies() {
+    for framing in ["line", "length"] {
+        let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", framing]);
+        let out = netecho(
+            &[
+                "send",
+                "--framing",
+                framing,
+                "--burst",
+                "30",
+                &server.addr,
+                "hi there",
+            ],
+            b"",
+        );
+        assert_eq!(ok(&out), "HI THERE\n".repeat(30), "{framing}");
+        let log = server.wait_log("30 frames in");
+        assert!(log.contains("closed by peer"), "{log}");
+        // Piped lines over a framed connection, one reply each.
+        let out = netecho(
+            &["send", "--framing", framing, &server.addr],
+            b"a\nbb\nccc\n",
+        );
+        assert_eq!(ok(&out), "A\nBB\nCCC\n", "{framing}");
+    }
+}
+
+/// A raw TCP client for sending frames by hand.
+fn connect(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    stream
+}
+
+#[test]
+fn a_frame_split_across_reads_is_put_back_together() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length", "--nodelay"]);
+    let mut stream = connect(&server);
+    stream.set_nodelay(true).unwrap();
+    // One frame in three pieces, the length prefix itself split, with pauses so they arrive
+    // as separate reads; then two frames in one write.
+    let mut frame = 11u32.to_be_bytes().to_vec();
+    frame.extend_from_slice(b"hello world");
+    for piece in [&frame[..2], &frame[2..7], &frame[7..]] {
+        stream.write_all(piece).unwrap();
+        thread::sleep(Duration::from_millis(30));
+    }
+    let mut two = Vec::new();
+    for msg in [&b"ab"[..], b"cde"] {
+        two.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        two.extend_from_slice(msg);
+    }
+    stream.write_all(&two).unwrap();
+    let mut reply = vec![0u8; 4 + 11 + 4 + 2 + 4 + 3];
+    stream.read_exact(&mut reply).unwrap();
+    let mut want = 11u32.to_be_bytes().to_vec();
+    want.extend_from_slice(b"HELLO WORLD");
+    want.extend_from_slice(&2u32.to_be_bytes());
+    want.extend_from_slice(b"AB");
+    want.extend_from_slice(&3u32.to_be_bytes());
+    want.extend_from_slice(b"CDE");
+    assert_eq!(reply, want);
+    drop(stream);
+    server.wait_log("3 frames in");
+}
+
+#[test]
+fn a_hostile_length_prefix_closes_that_connection_only() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length"]);
+    let pid = server.pid();
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .unwrap()
+            .to_string();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let before = rss();
+    // 4 GiB - 1 announced, then a few bytes: refused at the header, nothing allocated.
+    let mut stream = connect(&server);
+    stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    stream.write_all(b"xyz").unwrap();
+    let mut buf = [0u8; 16];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closes the connection");
+    let log = server.wait_log("over the 16777216-byte limit");
+    assert!(log.contains("4294967295"), "{log}");
+    assert!(
+        rss() < before + 64 * 1024,
+        "the announced size was not allocated"
+    );
+
+    // Closed in the middle of a frame: logged, and the server goes on.
+    let mut stream = connect(&server);
+    stream.write_all(&[0, 0, 0, 100, b'a', b'b']).unwrap();
+    drop(stream);
+    server.wait_log("in the middle of a frame (6 of 104 bytes)");
+    let out = netecho(
+        &["send", "--framing", "length", &server.addr, "still here"],
+        b"",
+    );
+    assert_eq!(ok(&out), "STILL HERE\n");
+
+    // --max-frame is the bound.
+    let small = Server::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--framing",
+        "line",
+        "--max-frame",
+        "8",
+    ]);
+    let mut stream = TcpStream::connect(&small.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    stream.write_all(b"0123456789abcdef").unwrap();
+    assert_eq!(stream.read(&mut buf).unwrap_or(0), 0);
+    small.wait_log("over the 8-byte limit");
+}
