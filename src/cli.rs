@@ -157,6 +157,9 @@ pub struct ServeArgs {
     /// Datagrams: answer at most N per second per source address
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+    /// Narrate every socket call on stderr as it happens: socket, bind, recvfrom, ...
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
@@ -225,6 +228,9 @@ pub struct SendArgs {
     /// they come (one line per read on an unframed stream: the sticky-packet lesson)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub burst: Option<u32>,
+    /// Narrate every socket call on stderr as it happens: socket, connect, send, recv, ...
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
 }

@@ -9,6 +9,7 @@ pub mod client;
 pub mod docs;
 pub mod endpoint;
 pub mod error;
+pub mod explain;
 pub mod logging;
 pub mod report;
 pub mod server;

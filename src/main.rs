@@ -5,11 +5,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, logging, server};
+use netecho::{client, docs, error, explain, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(&cli.log);
+    if matches!(&cli.command, Command::Serve(a) if a.explain)
+        || matches!(&cli.command, Command::Send(a) if a.explain)
+    {
+        explain::enable();
+    }
     let result = match &cli.command {
         Command::Serve(args) => server::run(args),
         Command::Send(args) => client::send::run(args),

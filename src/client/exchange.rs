@@ -279,7 +279,7 @@ fn recv_datagram(
         if left.is_zero() {
             return Ok(None);
         }
-        conn.socket().set_read_timeout(Some(left)).map_err(fatal)?;
+        conn.set_read_timeout(Some(left)).map_err(fatal)?;
         match conn.recv(buf) {
             Ok(Received::Data(n)) if wanted(&buf[..n]) => return Ok(Some(n)),
             Ok(_) => debug!("{target}: ignored a reply that does not match"),

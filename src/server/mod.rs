@@ -138,10 +138,11 @@ impl Service {
 
     /// The rest of [`Service::serve_blocking`], for a connection already admitted.
     pub fn run_blocking(&self, mut echo: EchoConn) {
-        let sock = echo.conn.socket();
-        if let Err(e) = sock
-            .set_read_timeout(self.idle_timeout)
-            .and_then(|_| sock.set_write_timeout(self.idle_timeout))
+        let conn = &echo.conn;
+        if let Some(idle) = self.idle_timeout
+            && let Err(e) = conn
+                .set_read_timeout(Some(idle))
+                .and_then(|_| conn.set_write_timeout(Some(idle)))
         {
             warn!("{}: cannot set the idle timeout: {e}", echo.conn.peer());
         }

@@ -121,6 +121,10 @@ impl DatagramSocket {
             batch.count = 0;
             return Err(io::Error::last_os_error());
         }
+        if crate::explain::on() {
+            let fd = self.sock.as_raw_fd();
+            eprintln!("recvmmsg(fd {fd}, {BATCH} messages) = {got} datagrams");
+        }
         let got = got as usize;
         for i in 0..got {
             let hdr = &batch.hdrs[i];
@@ -169,6 +173,10 @@ impl DatagramSocket {
         };
         if sent < 0 {
             return Err(io::Error::last_os_error());
+        }
+        if crate::explain::on() {
+            let fd = self.sock.as_raw_fd();
+            eprintln!("sendmmsg(fd {fd}, {} messages) = {sent}", replies.len());
         }
         Ok(sent as usize)
     }

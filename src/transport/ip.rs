@@ -10,7 +10,7 @@ use tracing::warn;
 use crate::endpoint::{Address, Proto};
 use crate::error::{Call, socket_error};
 
-use super::SocketOptions;
+use super::{SocketOptions, calls};
 
 /// Resolves an IP address or host name (getaddrinfo) into every address it stands for.
 pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
@@ -39,11 +39,11 @@ pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
 
 /// A new AF_INET or AF_INET6 socket of type `ty` for `addr`, with IPV6_V6ONLY set as asked.
 pub fn socket_for(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> std::io::Result<Socket> {
-    let sock = Socket::new(Domain::for_address(addr), ty, None)?;
+    let sock = calls::socket(Domain::for_address(addr), ty)?;
     if addr.is_ipv6() {
         // Set IPV6_V6ONLY explicitly: its default comes from net.ipv6.bindv6only and differs
         // between machines, and `[::]` must be dual-stack unless --v6only says otherwise.
-        sock.set_only_v6(opts.v6only)?;
+        calls::setsockopt(&sock, "IPV6_V6ONLY", opts.v6only, Socket::set_only_v6)?;
     }
     Ok(sock)
 }
@@ -65,7 +65,7 @@ pub fn bind_first(
         let what = format!("{proto} {candidate}");
         let sock = socket_for(candidate, ty, opts).with_context(|| format!("socket for {what}"))?;
         setup(&sock).with_context(|| format!("setsockopt on {what}"))?;
-        match sock.bind(&candidate.into()) {
+        match calls::bind(&sock, &candidate.into()) {
             Ok(()) => {
                 let local = sock
                     .local_addr()?

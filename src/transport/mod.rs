@@ -4,6 +4,7 @@
 //! `socket2::Socket`; what differs per family lives in `tcp.rs`, `udp.rs` and `unix.rs`.
 
 pub mod batch;
+pub mod calls;
 pub mod ip;
 pub mod tcp;
 pub mod udp;
@@ -166,7 +167,7 @@ impl Conn {
     /// On a message socket that is one send of one message.
     pub fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
         if self.kind != SocketKind::Stream {
-            let sent = self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL)?;
+            let sent = calls::send(&self.sock, buf)?;
             return if sent == buf.len() {
                 Ok(())
             } else {
@@ -177,7 +178,7 @@ impl Conn {
             };
         }
         while !buf.is_empty() {
-            match self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+            match calls::send(&self.sock, buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => buf = &buf[n..],
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -191,7 +192,7 @@ impl Conn {
     /// message socket it sends the whole message or fails.
     pub fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
-            match self.sock.send_with_flags(buf, libc::MSG_NOSIGNAL) {
+            match calls::send(&self.sock, buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
             }
@@ -199,7 +200,17 @@ impl Conn {
     }
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
+        calls::set_nonblocking(&self.sock, nonblocking)
+    }
+
+    /// SO_RCVTIMEO: how long a blocking recv waits (None: forever).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
+    }
+
+    /// SO_SNDTIMEO: how long a blocking send waits (None: forever).
+    pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        calls::set_timeout(&self.sock, "SO_SNDTIMEO", timeout)
     }
 
     /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.
@@ -235,12 +246,12 @@ impl Listener {
 
     /// accept(2): the next queued connection.
     pub fn accept(&self) -> io::Result<Conn> {
-        let (sock, addr) = self.sock.accept()?;
+        let (sock, addr) = calls::accept(&self.sock)?;
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)
         } else {
             if self.nodelay {
-                sock.set_tcp_nodelay(true)?;
+                calls::setsockopt(&sock, "TCP_NODELAY", true, Socket::set_tcp_nodelay)?;
             }
             PeerAddr(addr).to_string()
         };
@@ -248,7 +259,7 @@ impl Listener {
     }
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
+        calls::set_nonblocking(&self.sock, nonblocking)
     }
 }
 
@@ -302,9 +313,7 @@ impl DatagramSocket {
 
     /// recvfrom(2): one datagram and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
-        let (n, from) = self
-            .sock
-            .recv_from_with_flags(as_uninit(buf), libc::MSG_TRUNC)?;
+        let (n, from) = calls::recv_from(&self.sock, as_uninit(buf))?;
         let received = if n > buf.len() {
             Received::Truncated(n)
         } else {
@@ -315,11 +324,11 @@ impl DatagramSocket {
 
     /// sendto(2): one datagram to `to`.
     pub fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
-        self.sock.send_to(buf, &to.0).map(|_| ())
+        calls::send_to(&self.sock, buf, &to.0).map(|_| ())
     }
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.sock.set_nonblocking(nonblocking)
+        calls::set_nonblocking(&self.sock, nonblocking)
     }
 }
 
@@ -338,7 +347,7 @@ fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<R
     } else {
         libc::MSG_TRUNC
     };
-    let n = sock.recv_with_flags(as_uninit(buf), flags)?;
+    let n = calls::recv(sock, as_uninit(buf), flags)?;
     Ok(if n > buf.len() {
         Received::Truncated(n)
     } else if n == 0 && kind != SocketKind::Datagram {
@@ -346,6 +355,24 @@ fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<R
     } else {
         Received::Data(n)
     })
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        calls::closing(&self.sock);
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        calls::closing(&self.sock);
+    }
+}
+
+impl Drop for DatagramSocket {
+    fn drop(&mut self) {
+        calls::closing(&self.sock);
+    }
 }
 
 /// socket2 reads into `MaybeUninit` buffers; netecho's buffers are always initialised.

@@ -9,14 +9,19 @@ use socket2::{Socket, Type};
 use crate::endpoint::{Address, Proto, SocketKind};
 use crate::error::{Call, socket_error};
 
-use super::{Conn, Listener, SocketOptions, ip};
+use super::{Conn, Listener, SocketOptions, calls, ip};
 
 /// socket, setsockopt(SO_REUSEADDR), bind and listen.
 pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     let (sock, local) = ip::bind_first(Proto::Tcp, addr, Type::STREAM, opts, |sock| {
-        sock.set_reuse_address(opts.reuseaddr)
+        calls::setsockopt(
+            sock,
+            "SO_REUSEADDR",
+            opts.reuseaddr,
+            Socket::set_reuse_address,
+        )
     })?;
-    sock.listen(opts.backlog)
+    calls::listen(&sock, opts.backlog)
         .map_err(|e| socket_error(Call::Listen, &format!("tcp {local}"), &e))?;
     Ok(Listener {
         sock,
@@ -30,9 +35,9 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
 /// socket and connect (the three-way handshake) to one address.
 pub fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
     let sock: Socket = ip::socket_for(addr, Type::STREAM, opts)?;
-    sock.connect(&addr.into())?;
+    calls::connect(&sock, &addr.into())?;
     if opts.nodelay {
-        sock.set_tcp_nodelay(true)?;
+        calls::setsockopt(&sock, "TCP_NODELAY", true, Socket::set_tcp_nodelay)?;
     }
     Ok(Conn::new(sock, SocketKind::Stream, addr.to_string(), None))
 }

@@ -8,7 +8,7 @@ use socket2::Type;
 
 use crate::endpoint::{Address, Proto, SocketKind};
 
-use super::{Conn, DatagramSocket, SocketOptions, ip};
+use super::{Conn, DatagramSocket, SocketOptions, calls, ip};
 
 /// The largest UDP payload over IPv4: 65,535 (IP total length) - 20 (IP header) - 8 (UDP).
 pub const MAX_PAYLOAD_V4: usize = 65_507;
@@ -32,7 +32,7 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<DatagramSocket> {
 /// filters replies from others and reports an ICMP port unreachable as ECONNREFUSED.
 pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
     let sock = ip::socket_for(addr, Type::DGRAM, &SocketOptions::default())?;
-    sock.connect(&addr.into())?;
+    calls::connect(&sock, &addr.into())?;
     let max = if addr.is_ipv4() {
         MAX_PAYLOAD_V4
     } else {

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::endpoint::{Address, Endpoint, Proto};
 use crate::error::{Call, UsageError, socket_error};
 
-use super::{Conn, DatagramSocket, Listener, MAX_MESSAGE, PeerAddr, SocketOptions};
+use super::{Conn, DatagramSocket, Listener, MAX_MESSAGE, PeerAddr, SocketOptions, calls};
 
 /// sun_path holds 108 bytes; a path needs one of them for its terminating NUL.
 pub const MAX_PATH: usize = 107;
@@ -102,9 +102,9 @@ fn clear_stale(proto: Proto, path: &Path) -> Result<()> {
     }
     // Ask the socket: if a connect succeeds, a server is alive behind it. Non-blocking, so a
     // server with a full backlog counts as alive instead of stalling us.
-    let probe = Socket::new(Domain::UNIX, socket_type(proto), None)?;
-    probe.set_nonblocking(true)?;
-    match probe.connect(&sockaddr(&Address::UnixPath(path.into()))?) {
+    let probe = calls::socket(Domain::UNIX, socket_type(proto))?;
+    calls::set_nonblocking(&probe, true)?;
+    match calls::connect(&probe, &sockaddr(&Address::UnixPath(path.into()))?) {
         Err(e) if e.raw_os_error() == Some(Errno::ECONNREFUSED as i32) => {
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove stale socket file {shown}"))?;
@@ -129,9 +129,9 @@ fn bind_socket(proto: Proto, addr: &Address) -> Result<(Socket, Option<SocketFil
     if let Address::UnixPath(path) = addr {
         clear_stale(proto, path)?;
     }
-    let sock = Socket::new(Domain::UNIX, socket_type(proto), None)
+    let sock = calls::socket(Domain::UNIX, socket_type(proto))
         .with_context(|| format!("socket for {proto} {addr}"))?;
-    if let Err(e) = sock.bind(&sa) {
+    if let Err(e) = calls::bind(&sock, &sa) {
         return Err(bind_error(proto, addr, &e));
     }
     let file = match addr {
@@ -164,7 +164,7 @@ fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
 /// A listening Unix stream or seqpacket socket.
 pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listener> {
     let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr)?;
-    sock.listen(opts.backlog)
+    calls::listen(&sock, opts.backlog)
         .map_err(|e| socket_error(Call::Listen, &endpoint.to_string(), &e))?;
     Ok(Listener {
         sock,
@@ -189,13 +189,13 @@ pub fn bind_datagram(endpoint: &Endpoint) -> Result<DatagramSocket> {
 /// A client socket connected to `addr`.
 pub fn connect(proto: Proto, addr: &Address) -> io::Result<Conn> {
     let sa = sockaddr(addr).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let sock = Socket::new(Domain::UNIX, socket_type(proto), None)?;
+    let sock = calls::socket(Domain::UNIX, socket_type(proto))?;
     if proto == Proto::UnixDgram {
         // A datagram server can only answer a sender that has an address. Binding to an empty
         // name asks Linux to autobind a unique abstract name: no file to clean up afterwards.
-        sock.bind(&SockAddr::unix("")?)?;
+        calls::bind(&sock, &SockAddr::unix("")?)?;
     }
-    sock.connect(&sa)?;
+    calls::connect(&sock, &sa)?;
     let max = (proto != Proto::Unix).then_some(MAX_MESSAGE);
     Ok(Conn::new(sock, proto.kind(), addr.to_string(), max))
 }

@@ -1,0 +1,40 @@
+//! `--explain`: every socket call narrated on stderr as it happens, one call per line, with
+//! its arguments and result, in the style of the man pages (`bind(fd 3, [::]:3234) = 0`).
+//! Off by default, and then it costs one relaxed atomic load per call.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Turns narration on for the rest of the process.
+pub fn enable() {
+    ON.store(true, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Prints one narrated call: `call` with the result of `result`, e.g. `= 0`, `= fd 4`,
+/// `= -1 EADDRINUSE (address already in use)`.
+pub fn say<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, ok: impl FnOnce(&T) -> String) {
+    let result = match result {
+        Ok(value) => ok(value),
+        Err(e) => match e.raw_os_error() {
+            Some(code) => {
+                let errno = nix::errno::Errno::from_raw(code);
+                format!("-1 {errno:?} ({})", errno.desc().to_lowercase())
+            }
+            None => format!("-1 ({e})"),
+        },
+    };
+    eprintln!("{call} = {result}");
+}
+
+/// Narrates a call that returns nothing worth showing but success (`= 0`).
+pub fn zero(call: fmt::Arguments<'_>, result: &io::Result<()>) {
+    say(call, result, |_| "0".to_string());
+}

@@ -1,0 +1,233 @@
+//! The socket calls netecho makes, each a thin wrapper over socket2 that `--explain`
+//! narrates under the kernel's own names. Narration happens after the call, so the lines
+//! come in the order the kernel saw the calls.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::explain::{self, on, say, zero};
+
+use super::PeerAddr;
+
+fn domain_name(domain: Domain) -> &'static str {
+    match domain {
+        Domain::IPV4 => "AF_INET",
+        Domain::IPV6 => "AF_INET6",
+        Domain::UNIX => "AF_UNIX",
+        _ => "AF_?",
+    }
+}
+
+fn type_name(ty: Type) -> &'static str {
+    match ty {
+        Type::STREAM => "SOCK_STREAM",
+        Type::DGRAM => "SOCK_DGRAM",
+        Type::SEQPACKET => "SOCK_SEQPACKET",
+        Type::RAW => "SOCK_RAW",
+        _ => "SOCK_?",
+    }
+}
+
+fn show(addr: &SockAddr) -> String {
+    PeerAddr(addr.clone()).to_string()
+}
+
+/// socket(2).
+pub fn socket(domain: Domain, ty: Type) -> io::Result<Socket> {
+    let result = Socket::new(domain, ty, None);
+    if on() {
+        let (d, t) = (domain_name(domain), type_name(ty));
+        say(format_args!("socket({d}, {t}, 0)"), &result, |s| {
+            format!("fd {}", s.as_raw_fd())
+        });
+    }
+    result
+}
+
+/// setsockopt(2) of a boolean option, by its C name.
+pub fn setsockopt(
+    sock: &Socket,
+    name: &str,
+    value: bool,
+    set: impl FnOnce(&Socket, bool) -> io::Result<()>,
+) -> io::Result<()> {
+    let result = set(sock, value);
+    if on() {
+        zero(
+            format_args!(
+                "setsockopt(fd {}, {name}, {})",
+                sock.as_raw_fd(),
+                u8::from(value)
+            ),
+            &result,
+        );
+    }
+    result
+}
+
+/// setsockopt(2) of SO_RCVTIMEO or SO_SNDTIMEO.
+pub fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Result<()> {
+    let result = match name {
+        "SO_SNDTIMEO" => sock.set_write_timeout(value),
+        _ => sock.set_read_timeout(value),
+    };
+    if on() {
+        let shown = value.map_or("0 (none)".to_string(), |d| {
+            format!("{:.3}s", d.as_secs_f64())
+        });
+        zero(
+            format_args!("setsockopt(fd {}, {name}, {shown})", sock.as_raw_fd()),
+            &result,
+        );
+    }
+    result
+}
+
+/// fcntl(2) O_NONBLOCK.
+pub fn set_nonblocking(sock: &Socket, nonblocking: bool) -> io::Result<()> {
+    let result = sock.set_nonblocking(nonblocking);
+    if on() {
+        let flag = if nonblocking {
+            "O_NONBLOCK"
+        } else {
+            "~O_NONBLOCK"
+        };
+        zero(
+            format_args!("fcntl(fd {}, F_SETFL, {flag})", sock.as_raw_fd()),
+            &result,
+        );
+    }
+    result
+}
+
+/// bind(2).
+pub fn bind(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
+    let result = sock.bind(addr);
+    if on() {
+        let shown = if addr.is_unnamed() {
+            "\"\" (autobind)".to_string()
+        } else {
+            show(addr)
+        };
+        zero(
+            format_args!("bind(fd {}, {shown})", sock.as_raw_fd()),
+            &result,
+        );
+    }
+    result
+}
+
+/// listen(2).
+pub fn listen(sock: &Socket, backlog: i32) -> io::Result<()> {
+    let result = sock.listen(backlog);
+    if on() {
+        zero(
+            format_args!("listen(fd {}, {backlog})", sock.as_raw_fd()),
+            &result,
+        );
+    }
+    result
+}
+
+/// connect(2).
+pub fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
+    let result = sock.connect(addr);
+    if on() {
+        zero(
+            format_args!("connect(fd {}, {})", sock.as_raw_fd(), show(addr)),
+            &result,
+        );
+    }
+    result
+}
+
+/// accept(2): the new connection's socket and its peer.
+pub fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
+    let result = sock.accept();
+    if on() && !is_would_block(&result) {
+        say(
+            format_args!("accept(fd {})", sock.as_raw_fd()),
+            &result,
+            |(s, a)| format!("fd {} from {}", s.as_raw_fd(), show(a)),
+        );
+    }
+    result
+}
+
+/// recv(2) with `flags` (MSG_TRUNC on message sockets).
+pub fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+    let len = buf.len();
+    let result = sock.recv_with_flags(buf, flags);
+    if on() && !is_would_block(&result) {
+        say(
+            format_args!("recv(fd {}, {len})", sock.as_raw_fd()),
+            &result,
+            |n| match n {
+                0 => "0 (end of stream, or an empty message)".to_string(),
+                n => format!("{n} bytes"),
+            },
+        );
+    }
+    result
+}
+
+/// send(2) with MSG_NOSIGNAL: a closed peer is an error (EPIPE), not a SIGPIPE.
+pub fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
+    let result = sock.send_with_flags(buf, libc::MSG_NOSIGNAL);
+    if on() && !is_would_block(&result) {
+        say(
+            format_args!("send(fd {}, {} bytes)", sock.as_raw_fd(), buf.len()),
+            &result,
+            |n| format!("{n}"),
+        );
+    }
+    result
+}
+
+/// recvfrom(2) with MSG_TRUNC: the real length of a datagram longer than `buf`.
+pub fn recv_from(sock: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, SockAddr)> {
+    let len = buf.len();
+    let result = sock.recv_from_with_flags(buf, libc::MSG_TRUNC);
+    if on() && !is_would_block(&result) {
+        say(
+            format_args!("recvfrom(fd {}, {len})", sock.as_raw_fd()),
+            &result,
+            |(n, a)| format!("{n} bytes from {}", show(a)),
+        );
+    }
+    result
+}
+
+/// sendto(2).
+pub fn send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
+    let result = sock.send_to(buf, to);
+    if on() {
+        say(
+            format_args!(
+                "sendto(fd {}, {} bytes, {})",
+                sock.as_raw_fd(),
+                buf.len(),
+                show(to)
+            ),
+            &result,
+            |n| format!("{n}"),
+        );
+    }
+    result
+}
+
+/// Narrates close(2) of a socket about to be dropped.
+pub fn closing(sock: &Socket) {
+    if on() {
+        explain::zero(format_args!("close(fd {})", sock.as_raw_fd()), &Ok(()));
+    }
+}
+
+/// Would-block results are the event loop asking "anything yet?": not worth a line.
+fn is_would_block<T>(result: &io::Result<T>) -> bool {
+    matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
