@@ -46,8 +46,9 @@ measure() {
   local row
   row=$("$netecho" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>/dev/null | tail -n 1 || true)
   stop_server
-  # csv columns: proto,address,clients,size,window,requests_per_s,mb_per_s,p50_us,p99_us,...,sent(13),answered(14)
-  awk -F, '{ printf "%s %s %s %s %s\n", $6, $9, $14, $13, $19 }' <<<"${row:-0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,?}"
+  # csv columns: proto,address,clients,size,window,requests_per_s(6),mb_per_s,mean_us,p50_us,
+  # p99_us(10),p99_9_us,max_us,connect_p50_us,sent(14),answered(15),...,failed_clients(20)
+  awk -F, '{ printf "%s %s %s %s %s\n", $6, $10, $15, $14, $20 }' <<<"${row:-0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,?}"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

@@ -601,20 +601,24 @@ fn remember(list: &mut VecDeque<u64>, seq: u64) {
 }
 
 /// Whether `got`, found at `offset` in the reply to request `seq`, is what the server should
-/// have sent.
+/// have sent. Compares whole slices (memcmp), with the sequence digits apart.
 fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool {
+    let end = offset + got.len();
+    let Some(expected) = payload.reply.get(offset..end) else {
+        return false;
+    };
     let seq_len = payload.seq_len();
+    let (seq_start, seq_end) = (payload.offset, payload.offset + seq_len);
+    if end <= seq_start || offset >= seq_end {
+        return got == expected;
+    }
     let mut digits = [0u8; SEQ_DIGITS];
     write_seq(&mut digits[..seq_len], seq);
-    let seq_at = payload.offset..payload.offset + seq_len;
-    got.iter().enumerate().all(|(i, &b)| {
-        let at = offset + i;
-        if seq_at.contains(&at) {
-            b == digits[at - payload.offset]
-        } else {
-            payload.reply.get(at) == Some(&b)
-        }
-    })
+    // Before the digits, the digits themselves, after them.
+    let (lo, hi) = (seq_start.max(offset), seq_end.min(end));
+    got[..lo - offset] == expected[..lo - offset]
+        && got[lo - offset..hi - offset] == digits[lo - seq_start..hi - seq_start]
+        && got[hi - offset..] == expected[hi - offset..]
 }
 
 #[cfg(test)]
@@ -634,6 +638,14 @@ mod tests {
         assert!(matches_reply(&payload, 1234, 10, &reply[10..]));
         assert!(!matches_reply(&payload, 1235, 0, &reply));
         assert!(!matches_reply(&payload, 1234, 0, &out), "not upper-cased");
+        // Pieces that start or end inside the digits.
+        assert!(matches_reply(&payload, 1234, 3, &reply[3..6]));
+        assert!(matches_reply(&payload, 1234, 6, &reply[6..20]));
+        assert!(!matches_reply(&payload, 1234, 6, &out[6..20]));
+        assert!(
+            !matches_reply(&payload, 1234, 30, &reply[..5]),
+            "past the end"
+        );
     }
 
     #[test]

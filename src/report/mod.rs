@@ -127,6 +127,7 @@ pub fn columns() -> Vec<Column> {
         ("window", |r| r.window.to_string()),
         ("requests_per_s", |r| format!("{:.0}", r.requests_per_s)),
         ("mb_per_s", |r| format!("{:.2}", r.mb_per_s)),
+        ("mean_us", |r| format!("{:.1}", r.latency_us.mean)),
         ("p50_us", |r| r.latency_us.p50.to_string()),
         ("p99_us", |r| r.latency_us.p99.to_string()),
         ("p99_9_us", |r| r.latency_us.p99_9.to_string()),

@@ -39,8 +39,8 @@ fn run() -> Run {
 #[test]
 fn table() {
     let expected = "\
-proto  address     clients  size  window  requests_per_s  mb_per_s  p50_us  p99_us  p99_9_us  max_us  connect_p50_us  sent  answered  lost  duplicated  reordered  mismatched  failed_clients
-udp    [::1]:3234        2    64       1             997      0.06      10      30        40      50               3  1000       998     2           0          1           0               0
+proto  address     clients  size  window  requests_per_s  mb_per_s  mean_us  p50_us  p99_us  p99_9_us  max_us  connect_p50_us  sent  answered  lost  duplicated  reordered  mismatched  failed_clients
+udp    [::1]:3234        2    64       1             997      0.06     10.5      10      30        40      50               3  1000       998     2           0          1           0               0
 ";
     assert_eq!(render(Format::Table, &[run()]), expected);
 }
@@ -48,8 +48,8 @@ udp    [::1]:3234        2    64       1             997      0.06      10      
 #[test]
 fn csv() {
     let expected = "\
-proto,address,clients,size,window,requests_per_s,mb_per_s,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients
-udp,[::1]:3234,2,64,1,997,0.06,10,30,40,50,3,1000,998,2,0,1,0,0
+proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients
+udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0
 ";
     assert_eq!(render(Format::Csv, &[run()]), expected);
     let mut odd = run();

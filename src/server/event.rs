@@ -16,8 +16,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tracing::warn;
 
-use crate::service::echo::{ConnEnd, EchoConn, Step};
-use crate::transport::{Listener, MAX_MESSAGE};
+use crate::service::echo::{ConnEnd, EchoConn, SHARED_BUFFER, Step};
+use crate::transport::Listener;
 
 use super::shutdown::Shutdown;
 use super::{Service, accept_failed};
@@ -99,7 +99,7 @@ impl<'a> Worker<'a> {
             epoll,
             slots: Vec::new(),
             free: Vec::new(),
-            buf: vec![0u8; MAX_MESSAGE],
+            buf: vec![0u8; SHARED_BUFFER],
         })
     }
 

@@ -41,6 +41,11 @@ impl Transform {
 /// Reads one call to [`EchoConn::pump`] may do before it yields to other connections.
 const READS_PER_PUMP: usize = 16;
 
+/// The scratch buffer an event loop shares among its connections: large reads mean fewer
+/// system calls per byte on a busy stream. (Message sockets still read at most
+/// [`MAX_MESSAGE`] at a time, so truncation means the same in every model.)
+pub const SHARED_BUFFER: usize = 256 * 1024;
+
 /// The default bound on replies a connection has not read yet.
 pub const DEFAULT_MAX_PENDING: usize = 1 << 20;
 
@@ -157,7 +162,11 @@ impl EchoConn {
                 }
                 return Step::Done(ConnEnd::PeerClosed);
             }
-            let n = match self.conn.recv(buf) {
+            let limit = match self.conn.kind() {
+                crate::endpoint::SocketKind::Stream => buf.len(),
+                _ => buf.len().min(MAX_MESSAGE),
+            };
+            let n = match self.conn.recv(&mut buf[..limit]) {
                 Ok(Received::Data(n)) => n,
                 Ok(Received::Closed) => {
                     self.read_closed = true;

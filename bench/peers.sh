@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# netecho measured against the peers a lab trusts, in the same run on the same machine:
+# - ping-pong latency, 64-byte messages: `netecho bench` against `netecho serve`, beside
+#   `sockperf pp` against `sockperf sr`, for TCP and UDP. sockperf reports half the round
+#   trip as "latency"; it is doubled here so both columns are round trips.
+# - TCP throughput, 64 KiB messages: `netecho bench` against `netecho serve` (an echo moves
+#   every byte twice), beside iperf3's single-stream loopback figure.
+# Prints one table. Installs sockperf and iperf3 (Debian) when missing.
+#
+#   bench/peers.sh [SECONDS]      default: 5
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-5}
+
+if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sockperf iperf3 >/dev/null
+fi
+cargo build --release --quiet
+netecho=target/release/netecho
+
+# A free loopback port (bound and released; nothing else runs here).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# netecho_rtt PROTO: "mean p50 p99" of netecho's round trips, microseconds.
+netecho_rtt() {
+  local out pid addr row
+  out=$(mktemp)
+  "$netecho" -q serve --proto "$1" --addr 127.0.0.1:0 >"$out" &
+  pid=$!
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
+  addr=$(awk 'NR==1 {print $3}' "$out")
+  row=$("$netecho" bench --proto "$1" --clients 1 --window 1 --size 64 --duration "${secs}s" --format csv "$addr" | tail -n 1)
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$out"
+  # csv: ...,mean_us(8),p50_us(9),p99_us(10),...
+  awk -F, '{ print $8, $9, $10 }' <<<"$row"
+}
+
+# sockperf_rtt PROTO: "mean p50 p99" of sockperf's round trips (twice its latency).
+sockperf_rtt() {
+  local port flag pid log
+  port=$(free_port)
+  flag=$([ "$1" = tcp ] && echo --tcp || true)
+  sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  pid=$!
+  sleep 0.5
+  log=$(sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  awk '/avg-latency=/ { sub(/.*avg-latency=/, ""); mean = $1 }
+       /percentile 50.000 =/ { p50 = $NF }
+       /percentile 99.000 =/ { p99 = $NF }
+       END { printf "%.1f %.1f %.1f\n", 2 * mean, 2 * p50, 2 * p99 }' <<<"$log"
+}
+
+# MB/s (10^6 bytes) of reply bytes for netecho, and of iperf3's single stream.
+netecho_mbps() {
+  local out pid addr
+  out=$(mktemp)
+  "$netecho" -q serve --addr 127.0.0.1:0 >"$out" &
+  pid=$!
+  for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
+  addr=$(awk 'NR==1 {print $3}' "$out")
+  "$netecho" bench --clients 1 --window 4 --size 65536 --duration "${secs}s" --format csv "$addr" | tail -n 1 | awk -F, '{ print $7 }'
+  kill "$pid"; wait "$pid" 2>/dev/null || true; rm -f "$out"
+}
+
+iperf3_mbps() {
+  local port pid
+  port=$(free_port)
+  iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+  pid=$!
+  sleep 0.5
+  iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J |
+    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8e6, 1))'
+  wait "$pid" 2>/dev/null || true
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run"
+echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -o 'Version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
+printf '%-26s %12s %12s %12s %10s %8s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio
+for proto in tcp udp; do
+  read -r n_mean n_p50 _ < <(netecho_rtt "$proto")
+  read -r s_mean s_p50 _ < <(sockperf_rtt "$proto")
+  printf '%-26s %12s %12s %12s %10s %8s\n' "$proto ping-pong RTT us (64 B)" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")"
+done
+n=$(netecho_mbps)
+i=$(iperf3_mbps)
+printf '%-26s %12s %12s %12s %10s %8s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")"
+echo "# ratio: netecho / peer. Targets: latency ratio <= 1.10; throughput ratio >= 0.50."
