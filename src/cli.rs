@@ -57,6 +57,15 @@ pub enum Command {
     /// Load an echo server with many clients and measure requests/s and latency
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Download a file from a server started with --files
+    #[command(after_help = GET_EXAMPLES)]
+    Get(GetArgs),
+    /// Upload a file to a server started with --files DIR --upload
+    #[command(after_help = PUT_EXAMPLES)]
+    Put(PutArgs),
+    /// Run a server's --exec program: stdin goes to it, its output comes back
+    #[command(after_help = EXEC_EXAMPLES)]
+    Exec(ExecArgs),
     /// Compare every protocol side by side: starts its own servers, measures, explains
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
@@ -76,7 +85,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "get", "put", "exec", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -108,6 +117,31 @@ Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
   netecho bench --proto tcp,udp,unix-seqpacket --window 16 --plot latency.svg
   netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234   # hold idle connections";
+
+const GET_EXAMPLES: &str =
+    "Over tcp, unix and unix-seqpacket the file comes as length-prefixed chunks; \
+over udp and unix-dgram as numbered, acknowledged blocks. Either way it ends with a SHA-256 \
+check, and the file appears under its name only once verified.
+
+Examples:
+  netecho get 127.0.0.1:3234 notes.txt
+  netecho get --proto udp --window 8 [::1]:3234 big.iso -o /tmp/big.iso
+  netecho get --proto udp --drop 0.1 -v 127.0.0.1:3234 notes.txt   # watch retransmissions";
+
+const PUT_EXAMPLES: &str = "The server must run with --files DIR --upload.
+
+Examples:
+  netecho put 127.0.0.1:3234 report.pdf
+  netecho put --proto unix-dgram /tmp/files.sock data.bin uploaded.bin";
+
+const EXEC_EXAMPLES: &str =
+    "The reply comes framed (length-prefixed chunks marked stdout or stderr, \
+then the exit status), so output of any size comes back whole; exec exits with the remote \
+program's status.
+
+Examples:
+  netecho serve --exec tr a-z A-Z & echo hello | netecho exec 127.0.0.1:3234
+  netecho exec /tmp/cmd.sock < input.txt";
 
 const LAB_EXAMPLES: &str =
     "The lab starts a netecho server for each protocol on loopback and in a \
@@ -164,6 +198,61 @@ pub struct ServeArgs {
     pub framing: FramingArgs,
     #[command(flatten)]
     pub sock: ServerSocketArgs,
+    #[command(flatten)]
+    pub files: FileServeArgs,
+    #[command(flatten)]
+    pub exec: ExecServeArgs,
+}
+
+/// `serve --files`: the file service instead of echo.
+#[derive(Debug, Args)]
+pub struct FileServeArgs {
+    /// Serve the regular files under DIR, read-only (get); instead of echo
+    #[arg(long, value_name = "DIR", conflicts_with = "exec")]
+    pub files: Option<std::path::PathBuf>,
+    /// With --files: accept uploads (put) into DIR
+    #[arg(long, requires = "files")]
+    pub upload: bool,
+    /// With --files: the largest file served or accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = crate::files::DEFAULT_MAX_FILE)]
+    pub max_file: u64,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+/// Simulated loss for datagram file transfers.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ImpairArgs {
+    /// Datagram transfers: drop this fraction (0 to 1) of the datagrams this side sends, on
+    /// purpose, to watch retransmission work
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub drop: f64,
+    /// Datagram transfers: hold back this fraction of sent datagrams and send each after the
+    /// next one (reordering)
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub reorder: f64,
+}
+
+/// `serve --exec`: a program per connection instead of echo.
+#[derive(Debug, Args)]
+pub struct ExecServeArgs {
+    /// Run PROGRAM ARGS... for each connection (or datagram): the client's bytes on its stdin,
+    /// its stdout and stderr back. No shell: arguments are passed as they are
+    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true, value_terminator = ";")]
+    pub exec: Option<Vec<std::ffi::OsString>>,
+    /// With --exec: allow an address other than loopback or a Unix socket (anyone who can
+    /// reach it runs the program)
+    #[arg(long)]
+    pub allow_remote_exec: bool,
+    /// With --exec: kill a program still running after this long
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub exec_timeout: Duration,
+    /// With --exec: the most output (stdout and stderr) sent back; past it the program is killed
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_output: u64,
+    /// With --exec: programs running at once; more connections wait to be accepted
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_children: u32,
 }
 
 /// Message boundaries on a stream, shared by serve, send and bench.
@@ -281,6 +370,68 @@ pub struct BenchArgs {
     pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub framing: FramingArgs,
+}
+
+/// Where a file service is and how to talk to it: shared by get and put.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Protocol: socket family and type [default: tcp, or unix for a path]
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Server address
+    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    pub addr: String,
+    /// Datagrams: blocks in flight (1 is stop-and-wait; more shows why windows exist)
+    #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub window: u16,
+    /// Datagrams: data bytes per block
+    #[arg(long, value_name = "BYTES", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = clap::value_parser!(u16).range(1..=60000))]
+    pub block_size: u16,
+    /// Datagrams: how long to wait for the server's first answer
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Datagrams: how often to send the request again when no answer comes
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// The file's name on the server
+    pub name: String,
+    /// Where to write it [default: the name's last part, in this directory]
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<std::path::PathBuf>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// The local file to upload
+    pub local: std::path::PathBuf,
+    /// Its name on the server [default: the local file's name]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Protocol: socket family and type [default: tcp, or unix for a path]
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Server address
+    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    pub addr: String,
+    /// Datagrams: how long to wait for the reply
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -409,6 +560,18 @@ fn parse_max_pending(text: &str) -> Result<usize, String> {
             "'{text}' is not a byte count of at least {}",
             crate::transport::MAX_MESSAGE
         )),
+    }
+}
+
+/// A fraction from 0 to 1 ("0.05"), or a percentage ("5%").
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (text, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&(v * scale)) => Ok(v * scale),
+        _ => Err(format!("'{text}' is not a fraction; write e.g. 0.05 or 5%")),
     }
 }
 

@@ -69,6 +69,11 @@ impl Call {
 ///
 /// `what` names the socket, e.g. `tcp 127.0.0.1:3234` or `unix /tmp/echo.sock`.
 pub fn socket_error(call: Call, what: &str, err: &io::Error) -> anyhow::Error {
+    // A usage error found on the way to the call (a Unix name too long for sun_path) stays
+    // one: its message already names the address, and it exits with 2.
+    if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
+        return UsageError::new(usage.to_string()).into();
+    }
     let unix = what.starts_with("unix");
     let errno = err.raw_os_error().map(Errno::from_raw);
     let cause = match errno {

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod endpoint;
 pub mod error;
 pub mod explain;
+pub mod files;
 pub mod logging;
 pub mod report;
 pub mod server;

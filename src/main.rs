@@ -20,6 +20,12 @@ fn main() -> ExitCode {
         Command::Send(args) => client::send::run(args),
         Command::Bench(args) => client::bench::run(args),
         Command::Lab(args) => client::lab::run(args),
+        Command::Get(args) => client::transfer::get(args),
+        Command::Put(args) => client::transfer::put(args),
+        Command::Exec(args) => match client::exec::run(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Completions { shell } => docs::completions(*shell),
         Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref()),
     };

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
-use crate::service::framing::{Decoder, Framing};
+use crate::service::framing::{FrameReadError, FrameReader, Framing};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Messages up to this size are sent before the reply is read; larger ones are sent from a
@@ -61,7 +61,7 @@ pub struct Exchanger {
     target: Endpoint,
     config: ClientConfig,
     /// Cuts replies into frames on a framed stream.
-    decoder: Option<Decoder>,
+    decoder: Option<FrameReader>,
 }
 
 impl Exchanger {
@@ -70,7 +70,7 @@ impl Exchanger {
             Ok(conn) => {
                 let framed = config.framing != Framing::None && conn.kind() == SocketKind::Stream;
                 Ok(Exchanger {
-                    decoder: framed.then(|| Decoder::new(config.framing, config.max_frame)),
+                    decoder: framed.then(|| FrameReader::new(config.framing, config.max_frame)),
                     conn,
                     target: target.clone(),
                     config: config.clone(),
@@ -121,7 +121,7 @@ impl Exchanger {
                     ..
                 } = self;
                 let decoder = decoder.as_mut().expect("framed");
-                send_while(conn, &wire, || next_frame(conn, decoder, target, &mut 0))
+                send_while(conn, &wire, || next_frame(conn, decoder, target))
                     .map_err(Failure::Fatal)
             }
             SocketKind::Stream => {
@@ -222,12 +222,13 @@ impl Exchanger {
         let what = target.to_string();
         match (kind, decoder.as_mut()) {
             (SocketKind::Stream, Some(decoder)) => {
-                let reads = &mut burst.reads;
+                let before = decoder.reads;
                 burst.replies = send_while_io(wire.len() * count, send_all, || {
                     (0..count)
-                        .map(|_| next_frame(conn, decoder, target, reads))
+                        .map(|_| next_frame(conn, decoder, target))
                         .collect()
                 })?;
+                burst.reads = decoder.reads - before;
             }
             (SocketKind::Stream, None) => {
                 burst.replies = send_while_io(wire.len() * count, send_all, || {
@@ -361,34 +362,15 @@ fn read_chunks(conn: &Conn, len: usize, target: &Endpoint) -> Result<Vec<Vec<u8>
     Ok(chunks)
 }
 
-/// Reads until `decoder` has a whole frame, and returns its payload; counts the reads.
-fn next_frame(
-    conn: &Conn,
-    decoder: &mut Decoder,
-    target: &Endpoint,
-    reads: &mut usize,
-) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        if let Some(frame) = decoder.next_frame()? {
-            let frame = frame.to_vec();
-            decoder.reclaim();
-            return Ok(frame);
-        }
-        match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => {
-                *reads += 1;
-                decoder.feed(&buf[..n]);
-            }
-            Ok(Received::Closed | Received::Truncated(_)) => {
-                decoder.finish()?;
-                return Err(anyhow!(
-                    "{target}: the server closed the connection before replying"
-                ));
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(socket_error(Call::Recv, &target.to_string(), &e)),
-        }
+/// The next reply frame, or an error that says the server closed first.
+fn next_frame(conn: &Conn, frames: &mut FrameReader, target: &Endpoint) -> Result<Vec<u8>> {
+    match frames.read(conn) {
+        Ok(Some(frame)) => Ok(frame),
+        Ok(None) => Err(anyhow!(
+            "{target}: the server closed the connection before replying"
+        )),
+        Err(FrameReadError::Io(e)) => Err(socket_error(Call::Recv, &target.to_string(), &e)),
+        Err(e) => Err(anyhow!("{target}: {e}")),
     }
 }
 

@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod exchange;
+pub mod exec;
 pub mod lab;
 pub mod load;
 pub mod local;
 pub mod send;
+pub mod transfer;

@@ -48,6 +48,48 @@ impl Progress {
     }
 }
 
+/// A shared count of bytes done, for [`Progress::start_bytes`].
+pub type Counter = Arc<std::sync::atomic::AtomicU64>;
+
+impl Progress {
+    /// Starts a bar for a transfer of `total` bytes; the caller stores the bytes done in the
+    /// counter. Drawn only once the transfer has taken a second.
+    pub fn start_bytes(label: String, total: u64) -> (Progress, Counter) {
+        let counter: Counter = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = std::io::stderr().is_terminal().then(|| {
+            let (done, counter) = (Arc::clone(&done), Arc::clone(&counter));
+            thread::spawn(move || {
+                let start = Instant::now();
+                let mut drawn = false;
+                while !done.load(Ordering::Relaxed) {
+                    thread::sleep(TICK);
+                    if start.elapsed() < Duration::from_secs(1) {
+                        continue;
+                    }
+                    drawn = true;
+                    let bytes = counter.load(Ordering::Relaxed);
+                    let part = bytes as f64 / total.max(1) as f64;
+                    let filled = ((part * WIDTH as f64) as usize).min(WIDTH);
+                    let rate = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\r{label} [{}{}] {:.1}/{:.1} MB {rate:.1} MB/s",
+                        "=".repeat(filled),
+                        " ".repeat(WIDTH - filled),
+                        bytes as f64 / 1e6,
+                        total as f64 / 1e6
+                    );
+                }
+                if drawn {
+                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                }
+            })
+        });
+        (Progress { done, thread }, counter)
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Relaxed);

@@ -19,8 +19,10 @@ use tracing::{info, warn};
 
 use crate::cli::ServeArgs;
 use crate::endpoint::Proto;
+use crate::files::store::Store;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{ConnEnd, EchoConn, Step, Transform};
+use crate::service::exec::Exec;
 use crate::service::framing::Framing;
 use crate::service::stats::{Stats, log_client};
 use crate::transport::batch::Batch;
@@ -81,8 +83,20 @@ impl Model {
     }
 }
 
+/// What the server does with a client.
+pub enum Work {
+    /// The echo service.
+    Echo,
+    /// `--files`: downloads (and uploads) from a directory, and the simulated loss
+    /// (drop, reorder) for datagram transfers.
+    Files(Store, (f64, f64)),
+    /// `--exec`: a program per connection or datagram.
+    Exec(Exec),
+}
+
 /// What every server model needs to serve a client.
 pub struct Service {
+    pub work: Work,
     pub proto: Proto,
     pub transform: Transform,
     pub stats: &'static Stats,
@@ -100,6 +114,16 @@ pub struct Service {
 }
 
 impl Service {
+    /// The model that serves this work: file and exec work blocks on disks and programs, so
+    /// the event model gives it a thread per connection.
+    fn model(&self, asked: Model) -> Model {
+        match (&self.work, asked) {
+            (Work::Echo, model) => model,
+            (_, Model::Event) => Model::Threads,
+            (_, model) => model,
+        }
+    }
+
     /// Takes a new connection if there is room: counts it, or logs and closes it.
     pub fn admit(&self, conn: Conn) -> Option<EchoConn> {
         if self.active.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
@@ -137,7 +161,30 @@ impl Service {
     }
 
     /// The rest of [`Service::serve_blocking`], for a connection already admitted.
-    pub fn run_blocking(&self, mut echo: EchoConn) {
+    pub fn run_blocking(&self, echo: EchoConn) {
+        match &self.work {
+            Work::Echo => self.echo_blocking(echo),
+            Work::Files(store, _) => {
+                // A transfer stalls at most this long between two reads.
+                let idle = self.idle_timeout.unwrap_or(FILE_IDLE);
+                let conn = &echo.conn;
+                if let Err(e) = conn
+                    .set_read_timeout(Some(idle))
+                    .and_then(|_| conn.set_write_timeout(Some(idle)))
+                {
+                    warn!("{}: cannot set the idle timeout: {e}", conn.peer());
+                }
+                crate::files::stream::serve(conn, store);
+                self.active.fetch_sub(1, Ordering::Relaxed);
+            }
+            Work::Exec(exec) => {
+                exec.serve_conn(&echo.conn);
+                self.active.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn echo_blocking(&self, mut echo: EchoConn) {
         let conn = &echo.conn;
         if let Some(idle) = self.idle_timeout
             && let Err(e) = conn
@@ -195,6 +242,84 @@ impl Service {
     }
 }
 
+/// Datagram services other than echo: each datagram is a request, handled on a thread of
+/// its own, so a long transfer or a slow program never holds up the next request.
+fn serve_requests(
+    service: &'static Service,
+    sock: &DatagramSocket,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    sock.set_nonblocking(true)?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    std::thread::scope(|scope| {
+        loop {
+            if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
+                return Ok(signal.as_str().to_string());
+            }
+            loop {
+                let (received, from) = match sock.recv_from(&mut buf) {
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!("recvfrom: {e}");
+                        break;
+                    }
+                };
+                let n = match received {
+                    transport::Received::Data(n) if from.can_reply() => n,
+                    _ => {
+                        warn!(
+                            "{from}: a request that is too large, or from an unbound socket; ignored"
+                        );
+                        continue;
+                    }
+                };
+                if service.active.fetch_add(1, Ordering::Relaxed) >= service.max_conns {
+                    service.active.fetch_sub(1, Ordering::Relaxed);
+                    warn!(
+                        "{from}: refused, {} requests running (--max-conns)",
+                        service.max_conns
+                    );
+                    continue;
+                }
+                service.stats.client();
+                let request = buf[..n].to_vec();
+                match &service.work {
+                    Work::Files(store, impair) => {
+                        let (store, impair, proto, local) =
+                            (store.clone(), *impair, service.proto, sock.local().clone());
+                        // A transfer has its own socket and may take long: not waited for on exit.
+                        std::thread::spawn(move || {
+                            let result = transport::ephemeral_datagram(proto, &local, false)
+                                .and_then(|tid| {
+                                    crate::files::datagram::serve_request(
+                                        &tid,
+                                        from.clone(),
+                                        &request,
+                                        &store,
+                                        impair,
+                                    )
+                                });
+                            crate::files::datagram::log_request(&from, result);
+                            service.active.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                    Work::Exec(exec) => {
+                        scope.spawn(move || {
+                            let reply = exec.run_once(&request, transport::udp::MAX_PAYLOAD_V4);
+                            if let Err(e) = sock.send_to(&reply, &from) {
+                                warn!("{from}: reply not sent: {e}");
+                            }
+                            service.active.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                    Work::Echo => unreachable!("echo answers in serve_datagrams"),
+                }
+            }
+        }
+    })
+}
+
 /// Waits for connections and hands each to `on_conn` (and, every `tick`, `None`), until a
 /// stop signal or until `on_conn` returns one; returns the signal's name.
 pub fn accept_loop(
@@ -242,11 +367,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     limits::raise_nofile(args.max_conns as usize);
+    let work = work(args, &endpoint)?;
     let bound = transport::bind(&endpoint, &args.socket_options())?;
     announce(&format!("listening {} {}", endpoint.proto, bound.local()))?;
     let threads = args.threads();
     // The server runs until the process ends; its settings live as long.
     let service: &'static Service = Box::leak(Box::new(Service {
+        work,
         proto: endpoint.proto,
         transform: args.transform,
         stats: Stats::shared(),
@@ -262,7 +389,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             rate_limit: args.rate_limit,
         },
     }));
-    let model = args.model;
+    let model = service.model(args.model);
     if args.framing.framing != Framing::None
         && endpoint.proto.kind() != crate::endpoint::SocketKind::Stream
     {
@@ -284,6 +411,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         Bound::Datagram(sock) => {
             info!("model {}: {}", model_name(model), model.explain_datagram());
             match model {
+                _ if !matches!(service.work, Work::Echo) => {
+                    serve_requests(service, sock, &shutdown)?
+                }
                 Model::Fork => fork::serve_datagrams(sock, service, &shutdown)?,
                 _ => service.serve_datagrams(sock, &shutdown, model == Model::Event)?,
             }
@@ -293,6 +423,64 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     // Closes the socket and removes the socket file this server created.
     drop(bound);
     announce(&format!("stopped by {signal}: {}", service.stats))
+}
+
+/// How long a file transfer connection may stay silent, unless --idle-timeout says.
+const FILE_IDLE: Duration = Duration::from_secs(30);
+
+/// The service `serve`'s flags ask for. `--exec` listens on loopback or a Unix socket only,
+/// unless --allow-remote-exec says otherwise.
+fn work(args: &ServeArgs, endpoint: &crate::endpoint::Endpoint) -> Result<Work> {
+    if let Some(dir) = &args.files.files {
+        let store = Store::open(dir, args.files.upload, args.files.max_file)?;
+        info!(
+            "serving the files under {}{}",
+            dir.display(),
+            if store.upload {
+                ", uploads on"
+            } else {
+                ", read-only"
+            }
+        );
+        return Ok(Work::Files(
+            store,
+            (args.files.impair.drop, args.files.impair.reorder),
+        ));
+    }
+    let Some(command) = &args.exec.exec else {
+        return Ok(Work::Echo);
+    };
+    let (program, rest) = command.split_first().expect("clap requires a program");
+    let local_only = match &endpoint.addr {
+        crate::endpoint::Address::UnixPath(_) | crate::endpoint::Address::UnixAbstract(_) => true,
+        addr => transport::ip::resolve(addr)?
+            .iter()
+            .all(|a| a.ip().is_loopback()),
+    };
+    if !local_only {
+        if !args.exec.allow_remote_exec {
+            return Err(crate::error::UsageError::new(format!(
+                "--exec on {}: anyone who can reach that address could run {}; bind to \
+                 127.0.0.1, ::1 or a Unix socket, or add --allow-remote-exec if you mean it",
+                endpoint.addr,
+                program.to_string_lossy()
+            ))
+            .into());
+        }
+        warn!(
+            "--allow-remote-exec: anyone who can reach {} can run {}",
+            endpoint.addr,
+            program.to_string_lossy()
+        );
+    }
+    Ok(Work::Exec(Exec {
+        program: program.clone(),
+        args: rest.to_vec(),
+        timeout: args.exec.exec_timeout,
+        max_output: args.exec.max_output,
+        max_children: args.exec.max_children as usize,
+        running: AtomicUsize::new(0),
+    }))
 }
 
 fn model_name(model: Model) -> String {

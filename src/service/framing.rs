@@ -7,6 +7,8 @@ use std::fmt;
 
 use clap::ValueEnum;
 
+use crate::transport::{Conn, Received};
+
 /// The default bound on one frame.
 pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
 /// Bytes of a `length` frame's header.
@@ -194,6 +196,78 @@ impl Decoder {
             self.buf = Vec::new();
         }
     }
+}
+
+/// Frames read from a connected socket, whatever the reads return.
+pub struct FrameReader {
+    decoder: Decoder,
+    buf: Vec<u8>,
+    /// recv calls that returned data.
+    pub reads: usize,
+}
+
+impl FrameReader {
+    pub fn new(framing: Framing, max_frame: usize) -> FrameReader {
+        FrameReader {
+            decoder: Decoder::new(framing, max_frame),
+            buf: vec![0u8; crate::transport::MAX_MESSAGE],
+            reads: 0,
+        }
+    }
+
+    /// The next frame's payload; `None` when the peer closed cleanly between frames.
+    pub fn read(&mut self, conn: &Conn) -> Result<Option<Vec<u8>>, FrameReadError> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame()? {
+                let frame = frame.to_vec();
+                self.decoder.reclaim();
+                return Ok(Some(frame));
+            }
+            match conn.recv(&mut self.buf) {
+                Ok(Received::Data(n)) => {
+                    self.reads += 1;
+                    self.decoder.feed(&self.buf[..n]);
+                }
+                Ok(Received::Closed | Received::Truncated(_)) => {
+                    self.decoder.finish()?;
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FrameReadError::Io(e)),
+            }
+        }
+    }
+}
+
+/// Why no frame could be read.
+#[derive(Debug)]
+pub enum FrameReadError {
+    Frame(FrameError),
+    Io(std::io::Error),
+}
+
+impl From<FrameError> for FrameReadError {
+    fn from(e: FrameError) -> Self {
+        FrameReadError::Frame(e)
+    }
+}
+
+impl fmt::Display for FrameReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameReadError::Frame(e) => write!(f, "{e}"),
+            FrameReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameReadError {}
+
+/// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
+pub fn send_frame(conn: &Conn, payload: &[u8]) -> std::io::Result<()> {
+    let mut wire = Vec::with_capacity(LENGTH_HEADER + payload.len());
+    Framing::Length.encode(payload, &mut wire);
+    conn.send_all(&wire)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod datagram;
 pub mod echo;
+pub mod exec;
 pub mod framing;
 pub mod peers;
 pub mod stats;

@@ -15,10 +15,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket};
 
 use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
+use crate::error::{Call, socket_error};
 
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
 /// (65,507 bytes over IPv4, 65,527 over IPv6) fits; a larger Unix datagram is reported as
@@ -90,6 +91,26 @@ pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
             addr: Address::Ip(addr),
         })
         .collect())
+}
+
+/// A client socket connected to the first address of `endpoint` that accepts.
+pub fn connect_first(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Conn> {
+    let mut last = None;
+    for target in candidates(endpoint)? {
+        match connect(&target, opts) {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(socket_error(Call::Connect, &target.to_string(), &e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("{endpoint}: no address to connect to")))
+}
+
+/// The socket address of a concrete endpoint, for sendto(2).
+pub fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
+    Ok(PeerAddr(match &endpoint.addr {
+        Address::UnixPath(_) | Address::UnixAbstract(_) => unix::sockaddr_of(&endpoint.addr)?,
+        addr => SockAddr::from(*ip::resolve(addr)?.first().context("no address")?),
+    }))
 }
 
 /// Opens a client socket connected to one concrete endpoint (see [`candidates`]).
@@ -213,6 +234,11 @@ impl Conn {
         calls::set_timeout(&self.sock, "SO_SNDTIMEO", timeout)
     }
 
+    /// shutdown(2) of the receiving half: a recv blocked on this socket returns.
+    pub fn shutdown_read(&self) -> io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Read)
+    }
+
     /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.
     pub fn shutdown_write(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Write)
@@ -329,6 +355,35 @@ impl DatagramSocket {
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
+    }
+
+    /// SO_RCVTIMEO: how long a blocking recvfrom waits (None: forever).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
+    }
+}
+
+/// A datagram socket of `proto` bound to a fresh address of the kernel's choosing: port 0
+/// on `near`'s IP (or the unspecified address of its family), or an autobound Unix name.
+/// A file transfer gets one of these on each side, as a TFTP transfer gets its own port.
+pub fn ephemeral_datagram(proto: Proto, near: &Address, any_ip: bool) -> Result<DatagramSocket> {
+    match near {
+        Address::UnixPath(_) | Address::UnixAbstract(_) => unix::bind_autobound(proto),
+        _ => {
+            let addr = *ip::resolve(near)?.first().context("no address")?;
+            let ip = if any_ip {
+                match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                }
+            } else {
+                addr.ip()
+            };
+            udp::bind(
+                &Address::Ip(std::net::SocketAddr::new(ip, 0)),
+                &SocketOptions::default(),
+            )
+        }
     }
 }
 

@@ -48,6 +48,11 @@ fn sockaddr(addr: &Address) -> Result<SockAddr> {
     Ok(SockAddr::unix(OsStr::from_bytes(&bytes))?)
 }
 
+/// The sockaddr_un of a Unix address, for sendto(2).
+pub fn sockaddr_of(addr: &Address) -> Result<SockAddr> {
+    sockaddr(addr)
+}
+
 /// The socket file a server created, removed when the server is done with it, but only if
 /// the file at that path is still the one it created.
 pub struct SocketFile {
@@ -186,9 +191,28 @@ pub fn bind_datagram(endpoint: &Endpoint) -> Result<DatagramSocket> {
     })
 }
 
+/// An unconnected Unix datagram socket at an autobound abstract name.
+pub fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
+    let sock = calls::socket(Domain::UNIX, socket_type(proto))?;
+    calls::bind(&sock, &SockAddr::unix("")?)?;
+    let local = sock.local_addr()?;
+    let name = local.as_abstract_namespace().unwrap_or_default().to_vec();
+    Ok(DatagramSocket {
+        sock,
+        proto,
+        local: Address::UnixAbstract(name),
+        _file: None,
+    })
+}
+
 /// A client socket connected to `addr`.
 pub fn connect(proto: Proto, addr: &Address) -> io::Result<Conn> {
-    let sa = sockaddr(addr).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // A name sun_path cannot hold is a usage error: kept as one inside the io::Error, so
+    // socket_error passes it on as it is (exit 2) instead of as a failed connect.
+    let sa = sockaddr(addr).map_err(|e| match e.downcast::<UsageError>() {
+        Ok(usage) => io::Error::new(io::ErrorKind::InvalidInput, usage),
+        Err(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
+    })?;
     let sock = calls::socket(Domain::UNIX, socket_type(proto))?;
     if proto == Proto::UnixDgram {
         // A datagram server can only answer a sender that has an address. Binding to an empty

@@ -1,0 +1,101 @@
+//! `netecho exec`: stdin to a `serve --exec` program, its output back: stdout to stdout,
+//! stderr to stderr, and its exit status as ours.
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::cli::ExecArgs;
+use crate::endpoint::{Endpoint, SocketKind};
+use crate::service::exec::{EXIT, STDERR, STDOUT};
+use crate::service::framing::{Decoder, FrameReadError, FrameReader, Framing};
+use crate::transport::{self, MAX_MESSAGE, Received, SocketOptions};
+
+/// Runs the remote program and returns its exit status.
+pub fn run(args: &ExecArgs) -> Result<u8> {
+    let endpoint = Endpoint::parse(&args.addr, args.proto)?;
+    let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+    let mut stdout = io::stdout().lock();
+    let mut stderr = io::stderr();
+    let mut on_frame = |frame: &[u8]| -> Result<Option<i32>> {
+        let (&tag, payload) = frame
+            .split_first()
+            .ok_or_else(|| anyhow!("an empty frame"))?;
+        match tag {
+            STDOUT => stdout.write_all(payload).context("write to stdout")?,
+            STDERR => stderr.write_all(payload).context("write to stderr")?,
+            EXIT => {
+                let code =
+                    i32::from_be_bytes(payload.get(..4).context("short exit frame")?.try_into()?);
+                let note = String::from_utf8_lossy(&payload[4..]);
+                if code != 0 {
+                    tracing::warn!("remote program: {note}");
+                }
+                return Ok(Some(code));
+            }
+            other => bail!("unknown frame tag {other}"),
+        }
+        Ok(None)
+    };
+    let code = if conn.kind() == SocketKind::Datagram {
+        // One datagram of input, one datagram of framed reply.
+        let mut input = Vec::new();
+        io::stdin()
+            .take(MAX_MESSAGE as u64 + 1)
+            .read_to_end(&mut input)
+            .context("read stdin")?;
+        conn.send_all(&input).context("send")?;
+        conn.set_read_timeout(Some(args.timeout))?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let n = match conn.recv(&mut buf) {
+            Ok(Received::Data(n)) => n,
+            Ok(_) => bail!("no reply"),
+            Err(e) => bail!("no reply within {:?}: {e}", args.timeout),
+        };
+        let mut frames = Decoder::new(Framing::Length, MAX_MESSAGE);
+        frames.feed(&buf[..n]);
+        let mut code = None;
+        while let Some(frame) = frames.next_frame()? {
+            if let Some(c) = on_frame(frame)? {
+                code = Some(c);
+            }
+        }
+        code.ok_or_else(|| anyhow!("the reply had no exit status"))?
+    } else {
+        let started = Instant::now();
+        // Input goes while output comes: a program may answer before its input ends.
+        std::thread::scope(|scope| -> Result<i32> {
+            scope.spawn(|| {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut stdin = io::stdin().lock();
+                while let Ok(n) = stdin.read(&mut buf) {
+                    if n == 0 || conn.send_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                // End of input: the program's stdin closes.
+                let _ = conn.shutdown_write();
+            });
+            let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
+            loop {
+                match frames.read(&conn) {
+                    Ok(Some(frame)) => {
+                        if let Some(code) = on_frame(&frame)? {
+                            return Ok(code);
+                        }
+                    }
+                    Ok(None) => bail!("the server closed the connection before the exit status"),
+                    Err(FrameReadError::Io(e)) => bail!("recv: {e}"),
+                    Err(e) => bail!("{e}"),
+                }
+            }
+        })
+        .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
+    };
+    io::stdout().flush().ok();
+    Ok(match code {
+        0..=255 => code as u8,
+        _ => 1,
+    })
+}

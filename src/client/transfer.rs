@@ -1,0 +1,121 @@
+//! `netecho get` and `netecho put`: one file to or from a `serve --files` server, over a
+//! stream (files::stream) or datagrams (files::datagram).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result, anyhow};
+use tracing::info;
+
+use crate::cli::{GetArgs, PutArgs, TransferArgs};
+use crate::endpoint::{Endpoint, SocketKind};
+use crate::files::datagram::{self, Settings};
+use crate::files::{Transfer, stream};
+use crate::report::progress::Progress;
+use crate::transport::{self, SocketOptions};
+
+fn settings(t: &TransferArgs) -> Settings {
+    Settings {
+        window: t.window,
+        block_size: t.block_size,
+        drop: t.impair.drop,
+        reorder: t.impair.reorder,
+    }
+}
+
+/// The first concrete address of the server, for a datagram transfer.
+fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
+    transport::candidates(endpoint)?
+        .into_iter()
+        .next()
+        .context("no address")
+}
+
+pub fn get(args: &GetArgs) -> Result<()> {
+    let t = &args.transfer;
+    let endpoint = Endpoint::parse(&t.addr, t.proto)?;
+    let out = match &args.output {
+        Some(out) => out.clone(),
+        None => PathBuf::from(
+            Path::new(&args.name)
+                .file_name()
+                .ok_or_else(|| anyhow!("'{}' has no file name; give -o OUT", args.name))?,
+        ),
+    };
+    let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
+    let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
+    let transfer: Transfer = match endpoint.proto.kind() {
+        SocketKind::Stream | SocketKind::SeqPacket => {
+            let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+            stream::get(&conn, &args.name, &out, args.force, &|got, _| progress(got))
+        }
+        SocketKind::Datagram => {
+            let target = datagram_target(&endpoint)?;
+            let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
+            let server = transport::peer_addr(&target)?;
+            datagram::get(
+                &sock,
+                &server,
+                &args.name,
+                &out,
+                args.force,
+                &settings(t),
+                t.timeout,
+                t.retries,
+                &progress,
+            )
+        }
+    }
+    .with_context(|| format!("get '{}' from {endpoint}", args.name))?;
+    drop(bar);
+    info!(
+        "{}",
+        transfer.summary(&format!("got '{}' into {}", args.name, out.display()))
+    );
+    Ok(())
+}
+
+pub fn put(args: &PutArgs) -> Result<()> {
+    let t = &args.transfer;
+    let endpoint = Endpoint::parse(&t.addr, t.proto)?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("{} has no file name; give NAME", args.local.display()))?,
+    };
+    let mut file =
+        File::open(&args.local).with_context(|| format!("open {}", args.local.display()))?;
+    let size = file.metadata().context("stat the file")?.len();
+    let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
+    let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
+    let transfer = match endpoint.proto.kind() {
+        SocketKind::Stream | SocketKind::SeqPacket => {
+            let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+            stream::put(&conn, &mut file, size, &name)
+        }
+        SocketKind::Datagram => {
+            let target = datagram_target(&endpoint)?;
+            let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
+            let server = transport::peer_addr(&target)?;
+            datagram::put(
+                &sock,
+                &server,
+                &mut file,
+                size,
+                &name,
+                &settings(t),
+                t.timeout,
+                t.retries,
+                &progress,
+            )
+        }
+    }
+    .with_context(|| format!("put {} to {endpoint}", args.local.display()))?;
+    drop(bar);
+    info!("{}", transfer.summary(&format!("put '{name}'")));
+    Ok(())
+}

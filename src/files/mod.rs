@@ -1,0 +1,55 @@
+//! The lesson's file-download chapter: `serve --files DIR`, `get` and `put`. Over streams
+//! (tcp, unix, unix-seqpacket) the kernel already delivers every byte in order, so a request,
+//! length-prefixed chunks and a SHA-256 suffice (`stream.rs`); over datagrams nothing does,
+//! so a small TFTP-like protocol numbers, acknowledges and retransmits blocks
+//! (`datagram.rs`, packets in `packet.rs`).
+
+pub mod datagram;
+pub mod impair;
+pub mod packet;
+pub mod store;
+pub mod stream;
+
+use std::time::Duration;
+
+/// Bytes of file data per stream chunk: one frame, which fits one seqpacket message.
+pub const CHUNK: usize = 60 * 1024;
+/// The default bound on a file's size.
+pub const DEFAULT_MAX_FILE: u64 = 4 << 30;
+
+/// What a finished transfer did, for its summary line.
+#[derive(Clone, Debug, Default)]
+pub struct Transfer {
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Datagram transfers: blocks sent, sent again, and received twice.
+    pub blocks: u64,
+    pub retransmitted: u64,
+    pub duplicates: u64,
+    /// Datagrams dropped or held back on purpose (--drop, --reorder).
+    pub dropped: u64,
+}
+
+impl Transfer {
+    pub fn summary(&self, what: &str) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-6);
+        let mut line = format!(
+            "{what}: {} bytes in {:.2} s ({:.1} MB/s), sha256 verified",
+            self.bytes,
+            secs,
+            self.bytes as f64 / 1e6 / secs
+        );
+        if self.blocks > 0 {
+            line.push_str(&format!(
+                "; blocks sent {}, retransmitted {}, duplicates {}, simulated drops {}",
+                self.blocks, self.retransmitted, self.duplicates, self.dropped
+            ));
+        }
+        line
+    }
+}
+
+/// SHA-256 as lowercase hex, for messages.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,225 @@
+//! The packets of netecho's file transfer over datagrams, in the spirit of TFTP (RFC 1350)
+//! with a window (RFC 7440). Every integer is big-endian; the README draws each packet.
+//!
+//! ```text
+//! 1 READ   window u16, block size u16, name (UTF-8, the rest)
+//! 2 WRITE  window u16, block size u16, size u64, name
+//! 3 DATA   block u32 (from 1), data (block size bytes; a shorter block is the last)
+//! 4 ACK    block u32: every block up to and including it arrived (0: ready, none yet)
+//! 5 ERROR  message (UTF-8)
+//! 6 FIN    size u64, SHA-256 (32 bytes), blocks sent u64, blocks sent again u64
+//! 7 FINACK verdict u8: 0 the hash matched, 1 it did not
+//! ```
+
+/// A decoded packet, borrowing from the datagram it came in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Packet<'a> {
+    Read {
+        window: u16,
+        block_size: u16,
+        name: &'a str,
+    },
+    Write {
+        window: u16,
+        block_size: u16,
+        size: u64,
+        name: &'a str,
+    },
+    Data {
+        block: u32,
+        data: &'a [u8],
+    },
+    Ack {
+        block: u32,
+    },
+    Error {
+        message: &'a str,
+    },
+    Fin {
+        size: u64,
+        sha256: [u8; 32],
+        blocks: u64,
+        retransmitted: u64,
+    },
+    FinAck {
+        ok: bool,
+    },
+}
+
+/// Bytes before a DATA packet's data.
+pub const DATA_HEADER: usize = 6;
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl<'a> Packet<'a> {
+    /// Parses a datagram; `None` for anything malformed (which is then ignored).
+    pub fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
+        let text = |from: usize| std::str::from_utf8(b.get(from..)?).ok();
+        Some(match u16_at(b, 0)? {
+            1 => Packet::Read {
+                window: u16_at(b, 2)?,
+                block_size: u16_at(b, 4)?,
+                name: text(6)?,
+            },
+            2 => Packet::Write {
+                window: u16_at(b, 2)?,
+                block_size: u16_at(b, 4)?,
+                size: u64_at(b, 6)?,
+                name: text(14)?,
+            },
+            3 => Packet::Data {
+                block: u32_at(b, 2)?,
+                data: b.get(DATA_HEADER..)?,
+            },
+            4 if b.len() == 6 => Packet::Ack {
+                block: u32_at(b, 2)?,
+            },
+            5 => Packet::Error { message: text(2)? },
+            6 if b.len() == 58 => Packet::Fin {
+                size: u64_at(b, 2)?,
+                sha256: b.get(10..42)?.try_into().ok()?,
+                blocks: u64_at(b, 42)?,
+                retransmitted: u64_at(b, 50)?,
+            },
+            7 if b.len() == 3 => Packet::FinAck { ok: b[2] == 0 },
+            _ => return None,
+        })
+    }
+
+    /// Appends the packet's bytes to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Packet::Read {
+                window,
+                block_size,
+                name,
+            } => {
+                out.extend_from_slice(&1u16.to_be_bytes());
+                out.extend_from_slice(&window.to_be_bytes());
+                out.extend_from_slice(&block_size.to_be_bytes());
+                out.extend_from_slice(name.as_bytes());
+            }
+            Packet::Write {
+                window,
+                block_size,
+                size,
+                name,
+            } => {
+                out.extend_from_slice(&2u16.to_be_bytes());
+                out.extend_from_slice(&window.to_be_bytes());
+                out.extend_from_slice(&block_size.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(name.as_bytes());
+            }
+            Packet::Data { block, data } => {
+                out.extend_from_slice(&3u16.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(data);
+            }
+            Packet::Ack { block } => {
+                out.extend_from_slice(&4u16.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+            }
+            Packet::Error { message } => {
+                out.extend_from_slice(&5u16.to_be_bytes());
+                out.extend_from_slice(message.as_bytes());
+            }
+            Packet::Fin {
+                size,
+                sha256,
+                blocks,
+                retransmitted,
+            } => {
+                out.extend_from_slice(&6u16.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(sha256);
+                out.extend_from_slice(&blocks.to_be_bytes());
+                out.extend_from_slice(&retransmitted.to_be_bytes());
+            }
+            Packet::FinAck { ok } => {
+                out.extend_from_slice(&7u16.to_be_bytes());
+                out.push(u8::from(!ok));
+            }
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_packet_round_trips() {
+        let packets = [
+            Packet::Read {
+                window: 8,
+                block_size: 1408,
+                name: "a/b.txt",
+            },
+            Packet::Write {
+                window: 1,
+                block_size: 512,
+                size: 1 << 33,
+                name: "x",
+            },
+            Packet::Data {
+                block: 7,
+                data: b"hello",
+            },
+            Packet::Data {
+                block: 9,
+                data: b"",
+            },
+            Packet::Ack { block: 0 },
+            Packet::Error {
+                message: "no such file",
+            },
+            Packet::Fin {
+                size: 5,
+                sha256: [7; 32],
+                blocks: 3,
+                retransmitted: 1,
+            },
+            Packet::FinAck { ok: false },
+        ];
+        for p in packets {
+            assert_eq!(Packet::decode(&p.to_vec()), Some(p));
+        }
+    }
+
+    #[test]
+    fn malformed_packets_are_none_never_a_panic() {
+        for bad in [
+            &b""[..],
+            b"\x00",
+            b"\x00\x04\x00",
+            b"\x00\x09abc",
+            b"\x00\x06short",
+            b"\x00\x01\x00",
+        ] {
+            assert_eq!(Packet::decode(bad), None, "{bad:?}");
+        }
+        let mut invalid_utf8 = Packet::Read {
+            window: 1,
+            block_size: 1,
+            name: "",
+        }
+        .to_vec();
+        invalid_utf8.push(0xff);
+        assert_eq!(Packet::decode(&invalid_utf8), None);
+    }
+}

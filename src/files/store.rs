@@ -1,0 +1,256 @@
+//! The directory `serve --files DIR` serves: names resolved inside it only, regular files
+//! only, and uploads that never stand under their final name until verified.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+
+/// A file name a client asked for that cannot be served, worded for the client and the log.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The served directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    pub upload: bool,
+    pub max_file: u64,
+}
+
+impl Store {
+    pub fn open(dir: &Path, upload: bool, max_file: u64) -> Result<Store> {
+        let root = fs::canonicalize(dir)
+            .with_context(|| format!("--files {}: no such directory", dir.display()))?;
+        if !root.is_dir() {
+            return Err(anyhow!("--files {}: not a directory", dir.display()));
+        }
+        Ok(Store {
+            root,
+            upload,
+            max_file,
+        })
+    }
+
+    /// The path of `name` inside the directory, refusing anything that could leave it: an
+    /// absolute path, `..`, an empty name.
+    fn inside(&self, name: &str) -> Result<PathBuf, Refused> {
+        let path = Path::new(name);
+        if name.is_empty() || name.contains('\0') {
+            return Err(Refused(format!("'{name}' is not a file name")));
+        }
+        for part in path.components() {
+            match part {
+                Component::Normal(_) | Component::CurDir => {}
+                Component::ParentDir => {
+                    return Err(Refused(format!(
+                        "'{name}': '..' may not leave the served directory"
+                    )));
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(Refused(format!(
+                        "'{name}': absolute paths are refused; name a file in the served directory"
+                    )));
+                }
+            }
+        }
+        Ok(self.root.join(path))
+    }
+
+    /// Opens `name` for download: a regular file inside the directory, after following any
+    /// symlinks (which may not lead out of it).
+    pub fn open_file(&self, name: &str) -> Result<(File, u64), Refused> {
+        let path = self.inside(name)?;
+        let real = fs::canonicalize(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Refused(format!("'{name}': no such file")),
+            _ => Refused(format!("'{name}': {e}")),
+        })?;
+        if !real.starts_with(&self.root) {
+            return Err(Refused(format!(
+                "'{name}': a symlink that leads out of the served directory"
+            )));
+        }
+        // O_NOFOLLOW on the resolved path: if it was swapped for a symlink since, refuse.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&real)
+            .map_err(|e| Refused(format!("'{name}': {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Refused(format!("'{name}': {e}")))?;
+        if meta.is_dir() {
+            return Err(Refused(format!("'{name}' is a directory; name a file")));
+        }
+        if !meta.is_file() {
+            return Err(Refused(format!(
+                "'{name}' is not a regular file (a device, socket or pipe)"
+            )));
+        }
+        if meta.len() > self.max_file {
+            return Err(Refused(format!(
+                "'{name}' is {} bytes, over the {}-byte limit (--max-file)",
+                meta.len(),
+                self.max_file
+            )));
+        }
+        Ok((file, meta.len()))
+    }
+
+    /// Where an upload of `name` of `size` bytes goes: checked like a download, and never a
+    /// path outside the directory or over an existing non-file.
+    pub fn upload_path(&self, name: &str, size: u64) -> Result<PathBuf, Refused> {
+        if !self.upload {
+            return Err(Refused(
+                "uploads are off on this server (serve --upload turns them on)".into(),
+            ));
+        }
+        if size > self.max_file {
+            return Err(Refused(format!(
+                "{size} bytes is over the {}-byte limit (--max-file)",
+                self.max_file
+            )));
+        }
+        let path = self.inside(name)?;
+        let parent = path.parent().unwrap_or(&self.root);
+        let real_parent = fs::canonicalize(parent)
+            .map_err(|_| Refused(format!("'{name}': no such directory")))?;
+        if !real_parent.starts_with(&self.root) {
+            return Err(Refused(format!(
+                "'{name}': a symlink that leads out of the served directory"
+            )));
+        }
+        let target = real_parent.join(
+            path.file_name()
+                .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?,
+        );
+        match fs::symlink_metadata(&target) {
+            Ok(meta) if !meta.is_file() => Err(Refused(format!(
+                "'{name}' exists and is not a regular file"
+            ))),
+            _ => Ok(target),
+        }
+    }
+}
+
+/// A file being written under a temporary name beside its final one, renamed into place
+/// only when complete and verified; removed if dropped before that.
+pub struct Partial {
+    temp: PathBuf,
+    target: PathBuf,
+    pub file: File,
+    done: bool,
+}
+
+impl Partial {
+    /// Creates the temporary file for `target`. With `overwrite` false, an existing target is
+    /// an error now (and the rename will not replace one that appears meanwhile).
+    pub fn create(target: &Path, overwrite: bool) -> Result<Partial> {
+        if !overwrite && fs::symlink_metadata(target).is_ok() {
+            return Err(anyhow!(
+                "{} already exists; choose another name (-o) or add --force to replace it",
+                target.display()
+            ));
+        }
+        let name = target
+            .file_name()
+            .context("no file name")?
+            .to_string_lossy();
+        let dir = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temp = dir.join(format!(".{name}.netecho-{}.part", std::process::id()));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .with_context(|| format!("create {}", temp.display()))?;
+        Ok(Partial {
+            temp,
+            target: target.to_path_buf(),
+            file,
+            done: false,
+        })
+    }
+
+    /// Moves the verified file to its final name.
+    pub fn commit(mut self, overwrite: bool) -> Result<()> {
+        self.file.sync_all().context("flush the file to disk")?;
+        if !overwrite {
+            // link(2) fails if the target exists: no race with a file created meanwhile.
+            fs::hard_link(&self.temp, &self.target).with_context(|| {
+                format!(
+                    "{} already exists; add --force to replace it",
+                    self.target.display()
+                )
+            })?;
+            let _ = fs::remove_file(&self.temp);
+        } else {
+            fs::rename(&self.temp, &self.target)
+                .with_context(|| format!("rename to {}", self.target.display()))?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_stay_inside_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.txt"), b"hi").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/b.txt"), b"hey").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink("a.txt", dir.path().join("in")).unwrap();
+        let store = Store::open(dir.path(), false, 1 << 30).unwrap();
+        assert_eq!(store.open_file("a.txt").unwrap().1, 2);
+        assert_eq!(store.open_file("sub/b.txt").unwrap().1, 3);
+        assert_eq!(
+            store.open_file("in").unwrap().1,
+            2,
+            "a symlink inside is fine"
+        );
+        for (name, why) in [
+            ("../etc/passwd", "'..'"),
+            ("sub/../../x", "'..'"),
+            ("/etc/passwd", "absolute"),
+            ("out", "leads out"),
+            ("sub", "directory"),
+            ("nope", "no such file"),
+            ("", "not a file name"),
+        ] {
+            let err = store.open_file(name).unwrap_err().0;
+            assert!(err.contains(why), "{name}: {err}");
+        }
+        let devices = Store::open(Path::new("/dev"), false, 1 << 30).unwrap();
+        assert!(
+            devices
+                .open_file("null")
+                .unwrap_err()
+                .0
+                .contains("not a regular file")
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! The lesson's remote-command chapter, done safely: `serve --exec PROGRAM ARGS...` runs the
+//! program for each connection (or datagram) with the client's bytes on its stdin. No shell
+//! ever sees the arguments. The reply is framed, so output of any size arrives whole:
+//!
+//! ```text
+//! frame = length (4 bytes, big-endian), tag (1 byte), payload
+//! tag 1: stdout bytes    tag 2: stderr bytes
+//! tag 3: the end: exit code (i32, big-endian; 128+N for signal N), then a note (UTF-8)
+//! ```
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::transport::{Conn, MAX_MESSAGE, Received};
+
+use super::framing::Framing;
+
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+pub const EXIT: u8 = 3;
+
+/// The program and its limits.
+#[derive(Debug)]
+pub struct Exec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub timeout: Duration,
+    pub max_output: u64,
+    pub max_children: usize,
+    pub running: AtomicUsize,
+}
+
+/// One tagged frame.
+pub fn frame(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(1 + payload.len());
+    body.push(tag);
+    body.extend_from_slice(payload);
+    Framing::Length.encode(&body, out);
+}
+
+/// The end frame: exit code and a note.
+pub fn exit_frame(code: i32, note: &str, out: &mut Vec<u8>) {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(note.as_bytes());
+    frame(EXIT, &payload, out);
+}
+
+/// What a finished program did.
+struct Outcome {
+    code: i32,
+    note: String,
+}
+
+/// A running slot, freed when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Exec {
+    fn take_slot(&self) -> Option<Slot<'_>> {
+        if self.running.fetch_add(1, Ordering::Relaxed) >= self.max_children {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(&self.running))
+    }
+
+    fn spawn(&self) -> io::Result<Child> {
+        Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout kills whatever it started too.
+            .process_group(0)
+            .spawn()
+    }
+
+    fn shown(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs the program for one connection: the client's bytes to its stdin until the client
+    /// half-closes, its output back as frames, then the exit status.
+    pub fn serve_conn(&self, conn: &Conn) {
+        let peer = conn.peer().to_string();
+        let Some(_slot) = self.take_slot() else {
+            let mut out = Vec::new();
+            exit_frame(
+                -1,
+                &format!(
+                    "busy: {} programs running (--max-children)",
+                    self.max_children
+                ),
+                &mut out,
+            );
+            let _ = conn.send_all(&out);
+            return warn!(
+                "{peer}: refused, {} programs running (--max-children)",
+                self.max_children
+            );
+        };
+        let outcome = self.run(conn);
+        info!("{peer}: ran {}: {}", self.shown(), outcome.note);
+    }
+
+    fn run(&self, conn: &Conn) -> Outcome {
+        let mut child = match self.spawn() {
+            Ok(child) => child,
+            Err(e) => return self.cannot_run(e, &mut |out| conn.send_all(out)),
+        };
+        let stdin = child.stdin.take();
+        let outcome = thread::scope(|scope| {
+            // The client's bytes to the program's stdin; its end of input closes stdin.
+            scope.spawn(|| {
+                let Some(mut stdin) = stdin else { return };
+                let mut buf = vec![0u8; MAX_MESSAGE];
+                while let Ok(Received::Data(n)) = conn.recv(&mut buf) {
+                    if stdin.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let rx = read_outputs(scope, &mut child);
+            let outcome = self.relay(
+                &mut |out| conn.send_all(out),
+                self.max_output,
+                &mut child,
+                &rx,
+            );
+            // Unblocks the stdin thread if the client is still connected and silent.
+            let _ = conn.shutdown_read();
+            outcome
+        });
+        let mut out = Vec::new();
+        exit_frame(outcome.code, &outcome.note, &mut out);
+        let _ = conn.send_all(&out);
+        outcome
+    }
+
+    fn cannot_run(&self, e: io::Error, send: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Outcome {
+        let note = format!("cannot run {}: {e}", self.shown());
+        let mut out = Vec::new();
+        exit_frame(127, &note, &mut out);
+        let _ = send(&out);
+        Outcome { code: 127, note }
+    }
+
+    /// Sends the program's output as frames as it comes, within the time and size limits;
+    /// returns how it ended.
+    fn relay(
+        &self,
+        send: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+        max_output: u64,
+        child: &mut Child,
+        rx: &mpsc::Receiver<(u8, Vec<u8>)>,
+    ) -> Outcome {
+        let deadline = Instant::now() + self.timeout;
+        let mut sent = 0u64;
+        let timed_out = || {
+            format!(
+                "killed: still running after {:?} (--exec-timeout)",
+                self.timeout
+            )
+        };
+        let mut killed = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((tag, data)) => {
+                    sent += data.len() as u64;
+                    if sent > max_output {
+                        killed = Some(format!("killed: output over {max_output} bytes"));
+                        break;
+                    }
+                    let mut out = Vec::new();
+                    frame(tag, &data, &mut out);
+                    if send(&out).is_err() {
+                        killed = Some("killed: the client went away".to_string());
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    killed = Some(timed_out());
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Output closed: the program has ended, or is about to, or ignores its pipes.
+        while killed.is_none() {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    let (code, note) = match (status.code(), status.signal()) {
+                        (Some(code), _) => (code, format!("exit status {code}")),
+                        (None, Some(sig)) => (128 + sig, format!("killed by signal {sig}")),
+                        _ => (-1, "ended".to_string()),
+                    };
+                    return Outcome { code, note };
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                _ => killed = Some(timed_out()),
+            }
+        }
+        kill_group(child);
+        let _ = child.wait();
+        Outcome {
+            code: 124,
+            note: killed.unwrap_or_default(),
+        }
+    }
+
+    /// Runs the program once with `input` as its stdin, for a datagram; the whole reply, as
+    /// frames, fits in `max` bytes.
+    pub fn run_once(&self, input: &[u8], max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(_slot) = self.take_slot() else {
+            exit_frame(-1, "busy (--max-children)", &mut out);
+            return out;
+        };
+        let mut child = match self.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                self.cannot_run(e, &mut |frame| {
+                    out.extend_from_slice(frame);
+                    Ok(())
+                });
+                return out;
+            }
+        };
+        let stdin = child.stdin.take();
+        let outcome = thread::scope(|scope| {
+            scope.spawn(move || {
+                if let Some(mut stdin) = stdin {
+                    let _ = stdin.write_all(input);
+                }
+            });
+            let rx = read_outputs(scope, &mut child);
+            // Room for the frame headers and the end frame.
+            let budget = (max as u64).saturating_sub(256).min(self.max_output);
+            self.relay(
+                &mut |frame| {
+                    out.extend_from_slice(frame);
+                    Ok(())
+                },
+                budget,
+                &mut child,
+                &rx,
+            )
+        });
+        exit_frame(outcome.code, &outcome.note, &mut out);
+        out
+    }
+}
+
+/// Threads that read the program's stdout and stderr and pass what they read, tagged.
+fn read_outputs<'s>(
+    scope: &'s thread::Scope<'s, '_>,
+    child: &mut Child,
+) -> mpsc::Receiver<(u8, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel();
+    let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
+        (
+            STDOUT,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            STDERR,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ];
+    for (tag, pipe) in pipes {
+        let tx = tx.clone();
+        scope.spawn(move || {
+            let Some(mut pipe) = pipe else { return };
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 || tx.send((tag, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Kills the program and everything in its process group.
+fn kill_group(child: &Child) {
+    let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+}

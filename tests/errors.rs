@@ -1,0 +1,575 @@
+//! Every bad input gets one clear error line naming the bad part, and the right exit code:
+//! 2 for a mistake on the command line, 1 for a failure at run time. Servers and clients
+//! are the real binary; peers the test needs are real kernel sockets.
+
+mod common;
+
+use std::fs;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, as_nobody, can_switch_user, fails, netecho, ok, run, tempdir};
+
+const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
+
+/// The error line of `netecho ARGS`, asserting exit `code` and that it is the only one.
+fn error_of(args: &[&str], code: i32) -> String {
+    fails(&netecho(args, b""), code)
+}
+
+fn assert_mentions(line: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(line.contains(part), "{part:?} missing from: {line}");
+    }
+}
+
+fn show(path: &Path) -> String {
+    path.to_str().expect("temp paths are UTF-8").to_string()
+}
+
+/// Whether `as_nobody` can run the binary here: root, setpriv, and a binary nobody may
+/// execute. Prints why not, so a skipped test says so.
+fn nobody_can_run(test: &str) -> bool {
+    if !can_switch_user() {
+        eprintln!("{test}: skipped: not root or no setpriv, cannot run as nobody");
+        return false;
+    }
+    let out = run(&mut as_nobody(&["--version"]), b"");
+    if !out.status.success() {
+        eprintln!(
+            "{test}: skipped: user nobody cannot run {} ({})",
+            common::bin(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return false;
+    }
+    true
+}
+
+#[test]
+fn unparsable_addresses_are_usage_errors_that_name_the_bad_part() {
+    for cmd in [&["send"][..], &["serve", "--addr"][..]] {
+        let with = |addr: &str| {
+            let mut args = cmd.to_vec();
+            args.push(addr);
+            if cmd[0] == "send" {
+                args.push("x");
+            }
+            error_of(&args, 2)
+        };
+        let line = with("ho st:5");
+        assert_mentions(&line, &["'ho st'", "not an IP address or a host name"]);
+        let line = with("127.0.0.1:99999");
+        assert_mentions(&line, &["bad port '99999'", "0 to 65535"]);
+        let line = with("127.0.0.1:http");
+        assert_mentions(&line, &["bad port 'http'"]);
+        let line = with("[::1:5");
+        assert_mentions(&line, &["'[::1:5'", "[IPv6]:PORT"]);
+        let line = with("");
+        assert_mentions(&line, &["empty address"]);
+    }
+}
+
+#[test]
+fn unknown_protocols_are_usage_errors() {
+    // In a URL: netecho's own message, listing what exists.
+    let line = error_of(&["send", "sctp://127.0.0.1:5", "x"], 2);
+    assert_mentions(
+        &line,
+        &["unknown protocol 'sctp'", "tcp, udp, unix, unix-dgram"],
+    );
+    let line = error_of(&["serve", "--addr", "sctp://127.0.0.1:0"], 2);
+    assert_mentions(&line, &["unknown protocol 'sctp'"]);
+    // As --proto: clap's own error.
+    for args in [
+        &["send", "--proto", "sctp", "127.0.0.1:5", "x"][..],
+        &["serve", "--proto", "sctp", "--addr", "127.0.0.1:0"][..],
+    ] {
+        let out = netecho(args, b"");
+        let line = fails(&out, 2);
+        assert_mentions(&line, &["'sctp'", "--proto"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("possible values"), "{stderr}");
+    }
+}
+
+#[test]
+fn an_address_of_the_wrong_kind_for_the_protocol_is_a_usage_error() {
+    let dir = tempdir();
+    let sock = show(&dir.path().join("x.sock"));
+    for proto in ["tcp", "udp"] {
+        let line = error_of(&["send", "--proto", proto, &sock, "x"], 2);
+        assert_mentions(
+            &line,
+            &[&sock, "Unix socket address", proto, "--proto unix"],
+        );
+        let line = error_of(&["serve", "--proto", proto, "--addr", &sock], 2);
+        assert_mentions(&line, &[&sock, "Unix socket address", proto]);
+    }
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["send", "--proto", proto, "127.0.0.1:5", "x"], 2);
+        assert_mentions(&line, &["'127.0.0.1:5'", "is an IP address", proto]);
+        let line = error_of(&["serve", "--proto", proto, "--addr", "[::1]:0"], 2);
+        assert_mentions(&line, &["'[::1]:0'", "is an IP address", proto]);
+    }
+    // A URL and --proto that disagree.
+    let line = error_of(&["send", "--proto", "tcp", "udp://127.0.0.1:5", "x"], 2);
+    assert_mentions(&line, &["says udp", "--proto says tcp"]);
+    assert!(
+        !dir.path().join("x.sock").exists(),
+        "nothing may be created for a rejected address"
+    );
+}
+
+#[test]
+fn tcp_and_udp_port_in_use_names_the_address_and_suggests_port_0() {
+    for proto in ["tcp", "udp"] {
+        let first = Server::start(&["--proto", proto, "--addr", "127.0.0.1:0"]);
+        let line = error_of(&["serve", "--proto", proto, "--addr", &first.addr], 1);
+        assert_mentions(
+            &line,
+            &[
+                &format!("bind {proto} {}", first.addr),
+                "EADDRINUSE",
+                "pick another port, or port 0",
+            ],
+        );
+        // The first server was not disturbed.
+        assert_eq!(
+            ok(&netecho(&["send", &first.url(), "still"], b"")),
+            "STILL\n"
+        );
+    }
+}
+
+#[test]
+fn a_privileged_port_without_permission_says_what_is_needed() {
+    let test = "a_privileged_port_without_permission_says_what_is_needed";
+    let start = fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    match start {
+        Some(port) if port >= 1024 => {}
+        other => {
+            eprintln!(
+                "{test}: skipped: net.ipv4.ip_unprivileged_port_start is {other:?}, so \
+                 anyone may bind port 80 here"
+            );
+            return;
+        }
+    }
+    if !nobody_can_run(test) {
+        return;
+    }
+    for proto in ["tcp", "udp"] {
+        let out = run(
+            &mut as_nobody(&["serve", "--proto", proto, "--addr", "127.0.0.1:80"]),
+            b"",
+        );
+        let line = fails(&out, 1);
+        assert_mentions(
+            &line,
+            &[
+                &format!("{proto} 127.0.0.1:80"),
+                "EACCES",
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_unix_path_longer_than_sun_path_is_a_usage_error() {
+    let dir = tempdir();
+    // sun_path holds 108 bytes with the terminating NUL: 107 is the longest path.
+    let base = show(dir.path()) + "/";
+    let of_len = |len: usize| format!("{base}{}", "p".repeat(len - base.len()));
+    let too_long = of_len(108);
+    let abstract_too_long = format!("@{}", "a".repeat(107));
+    for proto in UNIX_PROTOS {
+        for addr in [&too_long, &abstract_too_long] {
+            let line = error_of(&["serve", "--proto", proto, "--addr", addr], 2);
+            assert_mentions(&line, &[addr, "at most 107", "@abstract"]);
+            let line = error_of(&["send", "--proto", proto, addr, "x"], 2);
+            assert_mentions(&line, &[addr, "at most 107"]);
+        }
+        assert!(!Path::new(&too_long).exists());
+    }
+    // The longest path that fits works.
+    let longest = of_len(107);
+    let server = Server::start(&["--proto", "unix", "--addr", &longest]);
+    assert_eq!(ok(&netecho(&["send", &longest, "fits"], b"")), "FITS\n");
+    drop(server);
+}
+
+#[test]
+fn a_missing_directory_is_named() {
+    let dir = tempdir();
+    let missing = dir.path().join("no").join("such");
+    let path = show(&missing.join("x.sock"));
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["serve", "--proto", proto, "--addr", &path], 1);
+        assert_mentions(
+            &line,
+            &[&format!("directory {} does not exist", show(&missing))],
+        );
+    }
+    assert!(!missing.exists(), "netecho must not create directories");
+}
+
+#[test]
+fn a_directory_without_write_permission_is_named() {
+    let test = "a_directory_without_write_permission_is_named";
+    if !nobody_can_run(test) {
+        return;
+    }
+    let dir = tempdir();
+    // tempfile makes 0700 directories: nobody could not even look inside. 0755 lets nobody
+    // reach the directory but not create a file in it, which is the case under test.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("x.sock");
+    for proto in UNIX_PROTOS {
+        let out = run(
+            &mut as_nobody(&["serve", "--proto", proto, "--addr", &show(&path)]),
+            b"",
+        );
+        let line = fails(&out, 1);
+        assert_mentions(
+            &line,
+            &[
+                "permission denied",
+                &format!("you may not create files in {}", show(dir.path())),
+            ],
+        );
+        assert!(!path.exists());
+    }
+}
+
+#[test]
+fn a_live_server_behind_the_socket_file_is_left_serving() {
+    let dir = tempdir();
+    for proto in UNIX_PROTOS {
+        let path = show(&dir.path().join(format!("{proto}.sock")));
+        let first = Server::start(&["--proto", proto, "--addr", &path]);
+        let line = error_of(&["serve", "--proto", proto, "--addr", &path], 1);
+        assert_mentions(&line, &["already listening", &path]);
+        // A server of another type at that path is refused too, and says so.
+        let other = if proto == "unix" {
+            "unix-dgram"
+        } else {
+            "unix"
+        };
+        let line = error_of(&["serve", "--proto", other, "--addr", &path], 1);
+        assert_mentions(&line, &["another socket type", &path]);
+        // The first server still has its file and still serves.
+        let out = netecho(&["send", "--proto", proto, &path, "still here"], b"");
+        assert_eq!(ok(&out), "STILL HERE\n", "{proto}");
+        drop(first);
+    }
+}
+
+#[test]
+fn an_abstract_name_in_use_is_refused() {
+    for proto in UNIX_PROTOS {
+        let name = common::abstract_name(&format!("taken-{proto}"));
+        let first = Server::start(&["--proto", proto, "--addr", &name]);
+        let line = error_of(&["serve", "--proto", proto, "--addr", &name], 1);
+        assert_mentions(&line, &[&name, "EADDRINUSE", "already has this name"]);
+        let out = netecho(&["send", "--proto", proto, &name, "still"], b"");
+        assert_eq!(ok(&out), "STILL\n", "{proto}");
+        drop(first);
+    }
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let dir = tempdir();
+    for proto in UNIX_PROTOS {
+        let path = dir.path().join(format!("stale-{proto}.sock"));
+        // A socket file whose socket is closed: what a killed server leaves behind.
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let server = Server::start(&["--proto", proto, "--addr", &show(&path)]);
+        let log = server.wait_log("stale");
+        assert!(log.contains(&show(&path)), "{log}");
+        let out = netecho(&["send", "--proto", proto, &show(&path), "fresh"], b"");
+        assert_eq!(ok(&out), "FRESH\n", "{proto}");
+    }
+}
+
+#[test]
+fn what_is_not_a_socket_is_refused_and_left_untouched() {
+    let dir = tempdir();
+    let file = dir.path().join("notes.txt");
+    fs::write(&file, "precious\n").unwrap();
+    let subdir = dir.path().join("subdir");
+    fs::create_dir(&subdir).unwrap();
+    fs::write(subdir.join("inside"), "also precious\n").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for proto in UNIX_PROTOS {
+        for path in [&file, &subdir, &link] {
+            let line = error_of(&["serve", "--proto", proto, "--addr", &show(path)], 1);
+            assert_mentions(&line, &[&show(path), "is not a socket"]);
+        }
+        assert_eq!(fs::read_to_string(&file).unwrap(), "precious\n");
+        assert!(fs::metadata(&subdir).unwrap().is_dir());
+        assert_eq!(
+            fs::read_to_string(subdir.join("inside")).unwrap(),
+            "also precious\n"
+        );
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(fs::read_link(&link).unwrap(), file);
+    }
+}
+
+/// A loopback port with nothing bound to it: bound by the test, then closed.
+fn closed_port(udp: bool, ip: &str) -> u16 {
+    if udp {
+        UdpSocket::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+#[test]
+fn tcp_connection_refused_names_the_address() {
+    for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {
+        let addr = format!("{shown}:{}", closed_port(false, ip));
+        let line = error_of(&["send", &addr, "x"], 1);
+        assert_mentions(
+            &line,
+            &[
+                &format!("connect tcp {addr}"),
+                "ECONNREFUSED",
+                "nothing is listening",
+            ],
+        );
+    }
+}
+
+#[test]
+fn unix_clients_name_a_missing_path_and_a_stale_socket_file() {
+    let dir = tempdir();
+    let missing = show(&dir.path().join("missing.sock"));
+    let stale = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let stale = show(&stale);
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["send", "--proto", proto, &missing, "x"], 1);
+        assert_mentions(&line, &[&missing, "ENOENT", "no socket file there"]);
+        let line = error_of(&["send", "--proto", proto, &stale, "x"], 1);
+        assert_mentions(
+            &line,
+            &[&stale, "ECONNREFUSED", "nothing is listening on it"],
+        );
+    }
+}
+
+#[test]
+fn udp_with_nothing_listening_says_so_at_once() {
+    for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {
+        let addr = format!("{shown}:{}", closed_port(true, ip));
+        let began = Instant::now();
+        // A long timeout: waiting it out instead of hearing the ICMP error would take 30s.
+        let out = netecho(
+            &[
+                "send",
+                "--proto",
+                "udp",
+                "--timeout",
+                "10s",
+                "--retries",
+                "2",
+                &addr,
+                "x",
+            ],
+            b"",
+        );
+        let took = began.elapsed();
+        let line = fails(&out, 1);
+        assert_mentions(
+            &line,
+            &["nothing is listening", &addr, "ICMP port unreachable"],
+        );
+        assert!(!line.contains("no reply"), "{line}");
+        assert!(
+            took < Duration::from_secs(10),
+            "took {took:?}: waited for a timeout"
+        );
+    }
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_is_named() {
+    for proto in ["tcp", "udp"] {
+        let line = error_of(
+            &["send", "--proto", proto, "no-such-host.invalid:5", "x"],
+            1,
+        );
+        assert_mentions(&line, &["cannot resolve 'no-such-host.invalid'"]);
+    }
+}
+
+#[test]
+fn a_udp_server_that_never_replies_gets_exactly_the_tries_asked_for() {
+    // A silent peer: it reads what comes and never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = netecho(
+        &[
+            "send",
+            "--proto",
+            "udp",
+            "--timeout",
+            "200ms",
+            "--retries",
+            "1",
+            &addr,
+            "anyone?",
+        ],
+        b"",
+    );
+    let line = fails(&out, 1);
+    assert_mentions(
+        &line,
+        &[
+            &format!("no reply from udp {addr} after 2 tries"),
+            "200ms each",
+            "Nobody retransmits a lost datagram",
+        ],
+    );
+    // The client has exited, so everything it sent is already queued on the socket.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        match silent.recv(&mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    assert_eq!(got, vec![b"anyone?".to_vec(), b"anyone?".to_vec()]);
+}
+
+#[test]
+fn udp_messages_over_the_datagram_limit_fail_before_sending() {
+    // IPv4: 65,535 - 20 (IP header) - 8 (UDP header) = 65,507 bytes.
+    let v4 = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let over = "a".repeat(65_508);
+    let line = error_of(&["send", "--proto", "udp", &v4.addr, &over], 1);
+    assert_mentions(&line, &["65508-byte message", "at most 65507 bytes"]);
+    // The same line from a pipe.
+    let out = netecho(
+        &["send", "--proto", "udp", &v4.addr],
+        format!("{over}\n").as_bytes(),
+    );
+    let line = fails(&out, 1);
+    assert_mentions(&line, &["at most 65507 bytes"]);
+    // The largest that fits goes through.
+    let fits = "b".repeat(65_507);
+    let out = netecho(&["send", "--proto", "udp", &v4.addr, &fits], b"");
+    assert_eq!(ok(&out), format!("{}\n", fits.to_uppercase()));
+    // The server only ever got the one that fits.
+    let (status, stdout, _) = v4.stop("TERM");
+    assert!(status.success());
+    assert!(
+        stdout.contains("clients 1, messages 1, bytes in 65507, bytes out 65507"),
+        "{stdout}"
+    );
+
+    // IPv6: the payload length excludes the 40-byte header, 65,535 - 8 = 65,527 bytes.
+    let v6 = Server::start(&["--proto", "udp", "--addr", "[::1]:0"]);
+    let fits = "c".repeat(65_527);
+    let out = netecho(&["send", "--proto", "udp", &v6.addr, &fits], b"");
+    assert_eq!(ok(&out), format!("{}\n", fits.to_uppercase()));
+    let over = "d".repeat(65_528);
+    let line = error_of(&["send", "--proto", "udp", &v6.addr, &over], 1);
+    assert_mentions(&line, &["65528-byte message", "at most 65527 bytes"]);
+    let (status, stdout, _) = v6.stop("TERM");
+    assert!(status.success());
+    assert!(
+        stdout.contains("clients 1, messages 1, bytes in 65527, bytes out 65527"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unix_datagram_messages_over_the_buffer_fail_before_sending() {
+    let dir = tempdir();
+    let path = show(&dir.path().join("d.sock"));
+    for proto in ["unix-dgram", "unix-seqpacket"] {
+        let server = Server::start(&["--proto", proto, "--addr", &path]);
+        let over = "e".repeat(65_537);
+        let line = error_of(&["send", "--proto", proto, &path, &over], 1);
+        assert_mentions(&line, &["65537-byte message", "at most 65536 bytes"]);
+        let fits = "f".repeat(65_536);
+        let out = netecho(&["send", "--proto", proto, &path, &fits], b"");
+        assert_eq!(ok(&out), format!("{}\n", fits.to_uppercase()), "{proto}");
+        let (status, stdout, _) = server.stop("TERM");
+        assert!(status.success());
+        assert!(stdout.contains("messages 1, bytes in 65536,"), "{stdout}");
+    }
+}
+
+#[test]
+fn malformed_durations_and_numbers_are_usage_errors() {
+    let line = error_of(&["send", "--timeout", "bogus", "127.0.0.1:5", "x"], 2);
+    assert_mentions(&line, &["'bogus'", "--timeout"]);
+    let line = error_of(&["send", "--timeout", "0s", "127.0.0.1:5", "x"], 2);
+    assert_mentions(&line, &["'0s'", "--timeout"]);
+    let line = error_of(
+        &["serve", "--idle-timeout", "soon", "--addr", "127.0.0.1:0"],
+        2,
+    );
+    assert_mentions(&line, &["'soon'", "--idle-timeout"]);
+    let line = error_of(&["send", "--retries", "many", "127.0.0.1:5", "x"], 2);
+    assert_mentions(&line, &["'many'", "--retries"]);
+}
+
+#[test]
+fn a_usage_error_sends_nothing() {
+    // A silent peer sees no datagram when the command line is wrong after the address.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    error_of(
+        &["send", "--proto", "udp", "--timeout", "0s", &addr, "x"],
+        2,
+    );
+    // The client has exited: anything it sent would already be queued.
+    silent.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    let got = silent.recv(&mut buf);
+    assert!(
+        matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "{got:?}"
+    );
+    // And a usage error about a Unix path creates no file.
+    let dir = tempdir();
+    let sock = dir.path().join("x.sock");
+    error_of(
+        &[
+            "serve",
+            "--proto",
+            "unix-dgram",
+            "--addr",
+            &show(&sock),
+            "--threads",
+            "0",
+        ],
+        2,
+    );
+    assert!(!sock.exists());
+}
