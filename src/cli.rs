@@ -237,7 +237,8 @@ pub struct ImpairArgs {
 #[derive(Debug, Args)]
 pub struct ExecServeArgs {
     /// Run PROGRAM ARGS... for each connection (or datagram): the client's bytes on its stdin,
-    /// its stdout and stderr back. No shell: arguments are passed as they are
+    /// its stdout and stderr back. No shell: arguments are passed as they are. Everything after
+    /// --exec is the program's, so give netecho's options first (or end ARGS with ';')
     #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true, value_terminator = ";")]
     pub exec: Option<Vec<std::ffi::OsString>>,
     /// With --exec: allow an address other than loopback or a Unix socket (anyone who can

@@ -21,6 +21,7 @@ fn settings(t: &TransferArgs) -> Settings {
         block_size: t.block_size,
         drop: t.impair.drop,
         reorder: t.impair.reorder,
+        linger: datagram::CLIENT_LINGER,
     }
 }
 

@@ -38,7 +38,17 @@ pub struct Settings {
     pub block_size: u16,
     pub drop: f64,
     pub reorder: f64,
+    /// How long a receiver stays after its verdict to answer a repeated FIN (its FINACK may
+    /// be lost). A server lingers in a thread of its own, so longer than any sender's RTO;
+    /// a client that already holds its verified file, briefly.
+    pub linger: Duration,
 }
+
+/// A server's linger: past the longest retransmission timeout, so a sender that lost the
+/// FINACK hears it again.
+pub const SERVER_LINGER: Duration = Duration::from_millis(2500);
+/// A client's linger after a verified download.
+pub const CLIENT_LINGER: Duration = Duration::from_millis(300);
 
 /// Round-trip estimate and retransmission timeout (RFC 6298, simplified).
 struct Rto {
@@ -97,9 +107,13 @@ impl<'a> Link<'a> {
 
     fn send(&mut self, packet: &Packet<'_>) -> Result<()> {
         let bytes = packet.to_vec();
-        self.impaired
-            .send(self.sock, &self.peer, &bytes)
-            .context("sendto")
+        match self.impaired.send(self.sock, &self.peer, &bytes) {
+            // A Unix datagram peer that closed its socket refuses at once.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                bail!("the peer went away (its socket is closed)")
+            }
+            sent => sent.context("sendto"),
+        }
     }
 
     /// The next packet from the peer within `timeout` (its bytes stay in the link's buffer);
@@ -374,8 +388,11 @@ pub fn receive_file(
                 }
                 t.bytes = got;
                 t.elapsed = start.elapsed();
-                // Linger: if our FINACK is lost, the sender sends FIN again.
-                dally(link, &Packet::FinAck { ok })?;
+                // Linger: if our FINACK is lost, the sender sends FIN again. The file is
+                // verified and in place, so nothing that goes wrong now is an error.
+                if let Err(e) = dally(link, &Packet::FinAck { ok }, settings.linger) {
+                    debug!("after the transfer: {e:#}");
+                }
                 t.blocks = blocks;
                 t.retransmitted = retransmitted;
                 t.dropped = link.impaired.dropped;
@@ -388,8 +405,8 @@ pub fn receive_file(
 }
 
 /// After the last word, answers repeats of the peer's last packet for a short while.
-fn dally(link: &mut Link<'_>, answer: &Packet<'_>) -> Result<()> {
-    let until = Instant::now() + Duration::from_millis(300);
+fn dally(link: &mut Link<'_>, answer: &Packet<'_>, linger: Duration) -> Result<()> {
+    let until = Instant::now() + linger;
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match link.recv(left)? {
             Some(n) if matches!(link.packet(n), Some(Packet::Fin { .. })) => link.send(answer)?,
@@ -425,6 +442,7 @@ pub fn serve_request(
         block_size: block_size.clamp(1, 60_000),
         drop: impair.0,
         reorder: impair.1,
+        linger: SERVER_LINGER,
     };
     let mut link = Link::new(sock, peer, &settings);
     match packet {
@@ -451,12 +469,12 @@ pub fn serve_request(
                     bail!("refused upload: {refused}");
                 }
             };
-            let partial = Partial::create(&target, true)?;
+            let partial = Partial::create(&target, false)?;
             link.send(&Packet::Ack { block: 0 })?;
             let t = receive_file(
                 &mut link,
                 partial,
-                true,
+                false,
                 &settings,
                 size.min(store.max_file),
                 None,

@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// Where an upload of `name` of `size` bytes goes: checked like a download, and never a
-    /// path outside the directory or over an existing non-file.
+    /// path outside the directory or over an existing file.
     pub fn upload_path(&self, name: &str, size: u64) -> Result<PathBuf, Refused> {
         if !self.upload {
             return Err(Refused(
@@ -132,11 +132,12 @@ impl Store {
             path.file_name()
                 .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?,
         );
+        // Uploads never replace what is there: a served file belongs to the server's owner.
         match fs::symlink_metadata(&target) {
-            Ok(meta) if !meta.is_file() => Err(Refused(format!(
-                "'{name}' exists and is not a regular file"
+            Ok(_) => Err(Refused(format!(
+                "'{name}' already exists on the server; put it under another name"
             ))),
-            _ => Ok(target),
+            Err(_) => Ok(target),
         }
     }
 }
@@ -168,7 +169,10 @@ impl Partial {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let temp = dir.join(format!(".{name}.netecho-{}.part", std::process::id()));
+        // Unique per process and per transfer: two uploads of one name never share a file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.netecho-{}-{n}.part", std::process::id()));
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -115,7 +115,9 @@ pub fn serve(conn: &Conn, store: &Store) {
         Err(e) => return warn!("{peer}: {e}"),
     };
     let result = if let Some(name) = request.strip_prefix("GET ") {
-        serve_get(conn, store, name).map(|bytes| format!("sent '{name}'; {bytes} bytes"))
+        serve_get(conn, store, name)
+            .map(|bytes| format!("sent '{name}'; {bytes} bytes"))
+            .with_context(|| format!("get '{name}'"))
     } else if let Some(rest) = request.strip_prefix("PUT ") {
         serve_put(conn, &mut frames, store, rest)
             .map(|(bytes, name)| format!("stored '{name}'; {bytes} bytes"))
@@ -161,7 +163,7 @@ fn serve_put(
             bail!("refused upload: {refused}");
         }
     };
-    let mut partial = Partial::create(&target, true)?;
+    let mut partial = Partial::create(&target, false).with_context(|| format!("put '{name}'"))?;
     send_frame(conn, b"OK")?;
     match receive_body(
         conn,
@@ -172,13 +174,13 @@ fn serve_put(
         &|_| {},
     ) {
         Ok(bytes) => {
-            partial.commit(true)?;
+            partial.commit(false)?;
             send_frame(conn, b"OK stored")?;
             Ok((bytes, name))
         }
         Err(e) => {
             let _ = send_frame(conn, format!("ERR {e}").as_bytes());
-            Err(e)
+            Err(e.context(format!("put '{name}'")))
         }
     }
 }

@@ -178,7 +178,10 @@ impl Service {
                 self.active.fetch_sub(1, Ordering::Relaxed);
             }
             Work::Exec(exec) => {
-                exec.serve_conn(&echo.conn);
+                let mut echo = echo;
+                let (bytes_in, bytes_out) = exec.serve_conn(&echo.conn);
+                self.stats
+                    .message(&mut echo.tally, bytes_in as usize, bytes_out as usize);
                 self.active.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -306,7 +309,14 @@ fn serve_requests(
                     }
                     Work::Exec(exec) => {
                         scope.spawn(move || {
-                            let reply = exec.run_once(&request, transport::udp::MAX_PAYLOAD_V4);
+                            let peer = from.to_string();
+                            let reply =
+                                exec.run_once(&peer, &request, transport::udp::MAX_PAYLOAD_V4);
+                            service.stats.message(
+                                &mut Default::default(),
+                                request.len(),
+                                reply.len(),
+                            );
                             if let Err(e) = sock.send_to(&reply, &from) {
                                 warn!("{from}: reply not sent: {e}");
                             }
@@ -451,6 +461,7 @@ fn work(args: &ServeArgs, endpoint: &crate::endpoint::Endpoint) -> Result<Work> 
         return Ok(Work::Echo);
     };
     let (program, rest) = command.split_first().expect("clap requires a program");
+    crate::service::exec::find_program(program)?;
     let local_only = match &endpoint.addr {
         crate::endpoint::Address::UnixPath(_) | crate::endpoint::Address::UnixAbstract(_) => true,
         addr => transport::ip::resolve(addr)?

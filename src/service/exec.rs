@@ -7,6 +7,10 @@
 //! tag 1: stdout bytes    tag 2: stderr bytes
 //! tag 3: the end: exit code (i32, big-endian; 128+N for signal N), then a note (UTF-8)
 //! ```
+//!
+//! While the program is silent the server sends an empty stdout frame now and then: that is
+//! how it learns that a client which closed its connection is gone (a TCP peer answers the
+//! frame with a reset), so the program is killed instead of running on for nobody.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -59,6 +63,39 @@ struct Outcome {
     note: String,
 }
 
+/// How often a silent program's connection is checked for a client that left.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Finds PROGRAM as `Command` will: a name with a slash as it is, others on PATH. Checked at
+/// start, so a typo is one error line instead of a failure for every client.
+pub fn find_program(program: &std::ffi::OsStr) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let path = std::path::Path::new(program);
+    if program.as_encoded_bytes().contains(&b'/') {
+        if runnable(path) {
+            return Ok(path.to_path_buf());
+        }
+        anyhow::bail!(
+            "--exec {}: no such program, or not executable; check the path",
+            path.display()
+        );
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(path))
+        .find(|p| runnable(p))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--exec {}: not found on PATH; give the program's full path",
+                path.display()
+            )
+        })
+}
+
 /// A running slot, freed when dropped.
 struct Slot<'a>(&'a AtomicUsize);
 
@@ -97,8 +134,9 @@ impl Exec {
     }
 
     /// Runs the program for one connection: the client's bytes to its stdin until the client
-    /// half-closes, its output back as frames, then the exit status.
-    pub fn serve_conn(&self, conn: &Conn) {
+    /// half-closes, its output back as frames, then the exit status. Returns the bytes the
+    /// client sent and the output bytes sent back.
+    pub fn serve_conn(&self, conn: &Conn) -> (u64, u64) {
         let peer = conn.peer().to_string();
         let Some(_slot) = self.take_slot() else {
             let mut out = Vec::new();
@@ -111,47 +149,59 @@ impl Exec {
                 &mut out,
             );
             let _ = conn.send_all(&out);
-            return warn!(
+            warn!(
                 "{peer}: refused, {} programs running (--max-children)",
                 self.max_children
             );
+            return (0, 0);
         };
-        let outcome = self.run(conn);
+        let (outcome, bytes_in, bytes_out) = self.run(conn);
         info!("{peer}: ran {}: {}", self.shown(), outcome.note);
+        (bytes_in, bytes_out)
     }
 
-    fn run(&self, conn: &Conn) -> Outcome {
+    fn run(&self, conn: &Conn) -> (Outcome, u64, u64) {
         let mut child = match self.spawn() {
             Ok(child) => child,
-            Err(e) => return self.cannot_run(e, &mut |out| conn.send_all(out)),
+            Err(e) => return (self.cannot_run(e, &mut |out| conn.send_all(out)), 0, 0),
         };
         let stdin = child.stdin.take();
-        let outcome = thread::scope(|scope| {
+        let mut bytes_out = 0u64;
+        let (outcome, bytes_in) = thread::scope(|scope| {
             // The client's bytes to the program's stdin; its end of input closes stdin.
-            scope.spawn(|| {
-                let Some(mut stdin) = stdin else { return };
+            let feeder = scope.spawn(|| {
+                let mut fed = 0u64;
+                let Some(mut stdin) = stdin else { return fed };
                 let mut buf = vec![0u8; MAX_MESSAGE];
                 while let Ok(Received::Data(n)) = conn.recv(&mut buf) {
                     if stdin.write_all(&buf[..n]).is_err() {
                         break;
                     }
+                    fed += n as u64;
                 }
+                fed
             });
             let rx = read_outputs(scope, &mut child);
+            let mut heartbeat = Vec::new();
+            frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
-                &mut |out| conn.send_all(out),
+                &mut |out| {
+                    bytes_out += out.len() as u64;
+                    conn.send_all(out)
+                },
+                &mut || conn.send_all(&heartbeat).is_ok(),
                 self.max_output,
                 &mut child,
                 &rx,
             );
             // Unblocks the stdin thread if the client is still connected and silent.
             let _ = conn.shutdown_read();
-            outcome
+            (outcome, feeder.join().unwrap_or(0))
         });
         let mut out = Vec::new();
         exit_frame(outcome.code, &outcome.note, &mut out);
         let _ = conn.send_all(&out);
-        outcome
+        (outcome, bytes_in, bytes_out)
     }
 
     fn cannot_run(&self, e: io::Error, send: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Outcome {
@@ -163,10 +213,12 @@ impl Exec {
     }
 
     /// Sends the program's output as frames as it comes, within the time and size limits;
-    /// returns how it ended.
+    /// returns how it ended. While the program is silent, `client_there` is asked now and
+    /// then whether anyone still listens.
     fn relay(
         &self,
         send: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+        client_there: &mut dyn FnMut() -> bool,
         max_output: u64,
         child: &mut Child,
         rx: &mpsc::Receiver<(u8, Vec<u8>)>,
@@ -182,7 +234,7 @@ impl Exec {
         let mut killed = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match rx.recv_timeout(left.min(HEARTBEAT)) {
                 Ok((tag, data)) => {
                     sent += data.len() as u64;
                     if sent > max_output {
@@ -196,9 +248,15 @@ impl Exec {
                         break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
                     killed = Some(timed_out());
                     break;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if !client_there() {
+                        killed = Some("killed: the client went away".to_string());
+                        break;
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -226,21 +284,26 @@ impl Exec {
         }
     }
 
-    /// Runs the program once with `input` as its stdin, for a datagram; the whole reply, as
-    /// frames, fits in `max` bytes.
-    pub fn run_once(&self, input: &[u8], max: usize) -> Vec<u8> {
+    /// Runs the program once with `input` as its stdin, for a datagram from `peer`; the
+    /// whole reply, as frames, fits in `max` bytes.
+    pub fn run_once(&self, peer: &str, input: &[u8], max: usize) -> Vec<u8> {
         let mut out = Vec::new();
         let Some(_slot) = self.take_slot() else {
+            warn!(
+                "{peer}: refused, {} programs running (--max-children)",
+                self.max_children
+            );
             exit_frame(-1, "busy (--max-children)", &mut out);
             return out;
         };
         let mut child = match self.spawn() {
             Ok(child) => child,
             Err(e) => {
-                self.cannot_run(e, &mut |frame| {
+                let outcome = self.cannot_run(e, &mut |frame| {
                     out.extend_from_slice(frame);
                     Ok(())
                 });
+                warn!("{peer}: {}", outcome.note);
                 return out;
             }
         };
@@ -254,16 +317,19 @@ impl Exec {
             let rx = read_outputs(scope, &mut child);
             // Room for the frame headers and the end frame.
             let budget = (max as u64).saturating_sub(256).min(self.max_output);
+            // A datagram client has no connection to lose: only the timeout ends it early.
             self.relay(
                 &mut |frame| {
                     out.extend_from_slice(frame);
                     Ok(())
                 },
+                &mut || true,
                 budget,
                 &mut child,
                 &rx,
             )
         });
+        info!("{peer}: ran {}: {}", self.shown(), outcome.note);
         exit_frame(outcome.code, &outcome.note, &mut out);
         out
     }

@@ -1,0 +1,417 @@
+//! `serve --files`, `get` and `put` through the real binary: byte-exact over every transport,
+//! with simulated loss and reordering on datagrams, and every refusal leaving nothing behind.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use common::{Server, fails, netecho, ok, tempdir};
+use sha2::{Digest, Sha256};
+
+const PROTOS: [&str; 5] = ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"];
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// A file server for `proto`, its socket (if any) in `sockdir`, serving `root`.
+fn file_server(proto: &str, sockdir: &Path, root: &Path, extra: &[&str]) -> Server {
+    let sock = sockdir.join(format!("{proto}.sock"));
+    let addr = match proto {
+        "tcp" | "udp" => "127.0.0.1:0".to_string(),
+        _ => s(&sock).to_string(),
+    };
+    let mut args = vec!["--proto", proto, "--addr", &addr, "--files", s(root)];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Names in `dir`, sorted: what a transfer left behind.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_random_file_round_trips_byte_exact_over_every_transport() {
+    let data = random_bytes(3 << 20, 7);
+    for proto in PROTOS {
+        let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+        fs::write(root.path().join("data.bin"), &data).unwrap();
+        let server = file_server(proto, sockdir.path(), root.path(), &["--upload"]);
+        let out = local.path().join("got.bin");
+        let window: &[&str] = if proto.contains("dgram") || proto == "udp" {
+            &["--window", "16"]
+        } else {
+            &[]
+        };
+        let mut get = vec![
+            "get",
+            "--proto",
+            proto,
+            &server.addr,
+            "data.bin",
+            "-o",
+            s(&out),
+        ];
+        get.extend_from_slice(window);
+        ok(&netecho(&get, b""));
+        assert!(fs::read(&out).unwrap() == data, "{proto}: get differs");
+
+        let mut put = vec!["put", "--proto", proto, &server.addr, s(&out), "up.bin"];
+        put.extend_from_slice(window);
+        let summary = netecho(&put, b"");
+        ok(&summary);
+        assert!(
+            fs::read(root.path().join("up.bin")).unwrap() == data,
+            "{proto}: put differs"
+        );
+        assert_eq!(listing(root.path()), ["data.bin", "up.bin"], "{proto}");
+        assert_eq!(listing(local.path()), ["got.bin"], "{proto}");
+        let log = String::from_utf8_lossy(&summary.stderr);
+        assert!(log.contains("sha256 verified"), "{proto}: {log}");
+    }
+}
+
+#[test]
+fn datagram_transfers_survive_loss_and_reordering() {
+    let data = random_bytes(512 << 10, 11);
+    for proto in ["udp", "unix-dgram"] {
+        for impair in [["--drop", "0.1"], ["--reorder", "0.1"]] {
+            let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+            fs::write(root.path().join("data.bin"), &data).unwrap();
+            // Both sides impair what they send: data and acknowledgements alike.
+            let mut extra = vec!["--upload"];
+            extra.extend_from_slice(&impair);
+            let server = file_server(proto, sockdir.path(), root.path(), &extra);
+            let out = local.path().join("got.bin");
+            let common = ["--proto", proto, "--window", "8", "--timeout", "5s"];
+            let mut get = vec!["get", "-v"];
+            get.extend_from_slice(&common);
+            get.extend_from_slice(&impair);
+            get.extend_from_slice(&[&server.addr, "data.bin", "-o", s(&out)]);
+            let got = netecho(&get, b"");
+            ok(&got);
+            assert!(
+                fs::read(&out).unwrap() == data,
+                "{proto} {impair:?}: get differs"
+            );
+            let log = String::from_utf8_lossy(&got.stderr);
+            assert!(log.contains("blocks sent"), "{proto}: no summary: {log}");
+            if impair[0] == "--drop" {
+                assert!(
+                    log.contains("simulated"),
+                    "{proto}: drops not logged: {log}"
+                );
+                assert!(
+                    !log.contains("retransmitted 0,"),
+                    "{proto}: 10% loss but nothing retransmitted: {log}"
+                );
+            }
+
+            let mut put = vec!["put"];
+            put.extend_from_slice(&common);
+            put.extend_from_slice(&impair);
+            put.extend_from_slice(&[&server.addr, s(&out), "up.bin"]);
+            ok(&netecho(&put, b""));
+            assert!(
+                fs::read(root.path().join("up.bin")).unwrap() == data,
+                "{proto} {impair:?}: put differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn names_outside_the_directory_are_refused_and_logged() {
+    let (root, local, sockdir, outside) = (tempdir(), tempdir(), tempdir(), tempdir());
+    fs::write(outside.path().join("secret"), b"secret").unwrap();
+    fs::write(root.path().join("ok.txt"), b"ok").unwrap();
+    fs::create_dir(root.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("escape")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", root.path().join("device")).unwrap();
+    nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let secret = format!(
+        "../{}/secret",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    let absolute = outside.path().join("secret");
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        for name in [
+            secret.as_str(),
+            s(&absolute),
+            "escape",
+            "device",
+            "fifo",
+            "sub",
+            "missing",
+        ] {
+            let out = local.path().join("out");
+            let line = fails(
+                &netecho(
+                    &["get", "--proto", proto, &server.addr, name, "-o", s(&out)],
+                    b"",
+                ),
+                1,
+            );
+            assert!(line.contains(name), "{proto} {name}: {line}");
+            assert!(!out.exists(), "{proto} {name}: a file was left at OUT");
+            assert!(
+                listing(local.path()).is_empty(),
+                "{proto} {name}: leftovers"
+            );
+            server.wait_log(&format!("refused: '{name}'"));
+        }
+        // The same server still serves what it may.
+        let out = local.path().join("ok.txt");
+        ok(&netecho(
+            &[
+                "get",
+                "--proto",
+                proto,
+                &server.addr,
+                "ok.txt",
+                "-o",
+                s(&out),
+            ],
+            b"",
+        ));
+        assert_eq!(fs::read(&out).unwrap(), b"ok");
+        fs::remove_file(&out).unwrap();
+    }
+    assert_eq!(fs::read(outside.path().join("secret")).unwrap(), b"secret");
+}
+
+#[test]
+fn an_existing_output_is_kept_unless_forced() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("new.txt"), b"new contents").unwrap();
+    let out = local.path().join("mine.txt");
+    for proto in ["tcp", "unix-dgram"] {
+        fs::write(&out, b"my own work").unwrap();
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        let get = [
+            "get",
+            "--proto",
+            proto,
+            &server.addr,
+            "new.txt",
+            "-o",
+            s(&out),
+        ];
+        let line = fails(&netecho(&get, b""), 1);
+        assert!(
+            line.contains("already exists") && line.contains("--force"),
+            "{line}"
+        );
+        assert_eq!(fs::read(&out).unwrap(), b"my own work");
+        let mut forced = get.to_vec();
+        forced.push("--force");
+        ok(&netecho(&forced, b""));
+        assert_eq!(fs::read(&out).unwrap(), b"new contents");
+        assert_eq!(listing(local.path()), ["mine.txt"]);
+    }
+}
+
+#[test]
+fn uploads_need_upload_and_never_replace_a_served_file() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("kept.txt"), b"original").unwrap();
+    let mine = local.path().join("kept.txt");
+    fs::write(&mine, b"replacement").unwrap();
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        let line = fails(
+            &netecho(&["put", "--proto", proto, &server.addr, s(&mine)], b""),
+            1,
+        );
+        assert!(line.contains("--upload"), "{proto}: {line}");
+        let server = file_server(proto, sockdir.path(), root.path(), &["--upload"]);
+        let line = fails(
+            &netecho(&["put", "--proto", proto, &server.addr, s(&mine)], b""),
+            1,
+        );
+        assert!(line.contains("exists"), "{proto}: {line}");
+        let line = fails(
+            &netecho(
+                &["put", "--proto", proto, &server.addr, s(&mine), "../up.txt"],
+                b"",
+            ),
+            1,
+        );
+        assert!(line.contains("../up.txt"), "{proto}: {line}");
+    }
+    assert_eq!(fs::read(root.path().join("kept.txt")).unwrap(), b"original");
+    assert_eq!(listing(root.path()), ["kept.txt"]);
+}
+
+#[test]
+fn files_over_max_file_are_refused_both_ways() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("big"), vec![b'x'; 2000]).unwrap();
+    let server = file_server(
+        "tcp",
+        sockdir.path(),
+        root.path(),
+        &["--upload", "--max-file", "1000"],
+    );
+    let out = local.path().join("big");
+    let line = fails(
+        &netecho(&["get", &server.addr, "big", "-o", s(&out)], b""),
+        1,
+    );
+    assert!(line.contains("--max-file"), "{line}");
+    assert!(!out.exists());
+    let mine = local.path().join("mine");
+    fs::write(&mine, vec![b'y'; 2000]).unwrap();
+    let line = fails(&netecho(&["put", &server.addr, s(&mine)], b""), 1);
+    assert!(line.contains("--max-file"), "{line}");
+    assert_eq!(listing(root.path()), ["big"]);
+}
+
+/// One length-prefixed frame, as netecho's stream file protocol writes it.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn read_frame(conn: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).unwrap();
+    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut payload).unwrap();
+    payload
+}
+
+/// A one-shot fake file server that answers a GET with `reply` and then closes.
+fn fake_server(reply: Vec<u8>) -> (String, thread::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let request = read_frame(&mut conn);
+        conn.write_all(&reply).unwrap();
+        request
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_short_transfer_or_a_wrong_hash_leaves_nothing_under_the_name() {
+    let body = b"0123456789";
+    let mut short = frame(b"OK 100");
+    short.extend(frame(body));
+    let mut wrong_hash = frame(b"OK 10");
+    wrong_hash.extend(frame(body));
+    wrong_hash.extend(frame(b""));
+    wrong_hash.extend(frame(&Sha256::digest(b"something else")));
+    let mut right_hash = frame(b"OK 10");
+    right_hash.extend(frame(body));
+    right_hash.extend(frame(b""));
+    right_hash.extend(frame(&Sha256::digest(body)));
+    for (reply, expect) in [(short, "closed"), (wrong_hash, "SHA-256"), (right_hash, "")] {
+        let local = tempdir();
+        let out = local.path().join("f");
+        let (addr, server) = fake_server(reply);
+        let result = netecho(&["get", &addr, "f", "-o", s(&out)], b"");
+        assert_eq!(server.join().unwrap(), b"GET f");
+        if expect.is_empty() {
+            // The control case: the fake server speaks the protocol correctly.
+            ok(&result);
+            assert_eq!(fs::read(&out).unwrap(), body);
+            continue;
+        }
+        let line = fails(&result, 1);
+        assert!(line.contains(expect), "{line}");
+        assert!(
+            listing(local.path()).is_empty(),
+            "left behind: {:?}",
+            listing(local.path())
+        );
+    }
+}
+
+#[test]
+fn an_upload_cut_short_leaves_nothing_on_the_server() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    let server = file_server("tcp", sockdir.path(), root.path(), &["--upload"]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(&frame(b"PUT 100000 cut.bin")).unwrap();
+    assert_eq!(read_frame(&mut conn), b"OK");
+    conn.write_all(&frame(&[7u8; 5000])).unwrap();
+    drop(conn);
+    server.wait_log("cut.bin");
+    // The server gives up on the upload and removes its temporary file.
+    let deadline = std::time::Instant::now() + common::STEP;
+    while !listing(root.path()).is_empty() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        listing(root.path()).is_empty(),
+        "{:?}",
+        listing(root.path())
+    );
+}
+
+#[test]
+fn a_client_that_stops_reading_does_not_hold_up_the_next() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("big"), random_bytes(16 << 20, 3)).unwrap();
+    fs::write(root.path().join("small"), b"small").unwrap();
+    let server = file_server("tcp", sockdir.path(), root.path(), &[]);
+    // Asks for 16 MiB and reads none of it: its sender blocks on a full socket buffer.
+    let mut stalled = TcpStream::connect(&server.addr).unwrap();
+    stalled.write_all(&frame(b"GET big")).unwrap();
+    let out = local.path().join("small");
+    ok(&netecho(
+        &["get", &server.addr, "small", "-o", s(&out)],
+        b"",
+    ));
+    assert_eq!(fs::read(&out).unwrap(), b"small");
+    drop(stalled);
+}
+
+#[test]
+fn a_bad_files_directory_is_one_clear_error() {
+    let dir = tempdir();
+    let missing: PathBuf = dir.path().join("nope");
+    let line = fails(
+        &netecho(
+            &["serve", "--addr", "127.0.0.1:0", "--files", s(&missing)],
+            b"",
+        ),
+        1,
+    );
+    assert!(line.contains("nope"), "{line}");
+    let out = netecho(&["serve", "--addr", "127.0.0.1:0", "--upload"], b"");
+    fails(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--files <DIR>"));
+}
