@@ -15,6 +15,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
+use std::os::fd::AsFd;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::impair::Impaired;
@@ -96,7 +100,18 @@ pub struct Link<'a> {
 }
 
 impl<'a> Link<'a> {
+    /// Asks for socket buffers that hold a whole window, within the kernel's limits
+    /// (net.core.rmem_max).
     pub fn new(sock: &'a DatagramSocket, peer: PeerAddr, settings: &Settings) -> Link<'a> {
+        let window_bytes = usize::from(settings.window.max(1))
+            * (usize::from(settings.block_size) + DATA_HEADER)
+            * 2;
+        let _ = sock
+            .socket()
+            .set_recv_buffer_size(window_bytes.min(8 << 20));
+        let _ = sock
+            .socket()
+            .set_send_buffer_size(window_bytes.min(8 << 20));
         Link {
             sock,
             peer,
@@ -122,12 +137,10 @@ impl<'a> Link<'a> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                self.impaired.release(self.sock, &self.peer)?;
-                return Ok(None);
-            }
-            self.sock.set_read_timeout(Some(left))?;
-            match self.sock.recv_from(&mut self.buf) {
+            // Tried first without waiting, and poll(2) only when nothing is queued: one
+            // system call per packet while data flows. Sends stay blocking, so a full
+            // Unix datagram receiver slows the sender down instead of failing it.
+            match self.sock.try_recv_from(&mut self.buf) {
                 Ok((Received::Data(n), from)) if from == self.peer => return Ok(Some(n)),
                 Ok((_, from)) => {
                     debug!("a datagram from {from}, not this transfer's peer; refused");
@@ -137,11 +150,18 @@ impl<'a> Link<'a> {
                     .to_vec();
                     let _ = self.sock.send_to(&refusal, &from);
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if left.is_zero() {
+                        self.impaired.release(self.sock, &self.peer)?;
+                        return Ok(None);
+                    }
+                    let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                    let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+                    match poll(&mut fds, timeout) {
+                        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(e) => return Err(e).context("poll"),
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     bail!("the peer went away (ICMP port unreachable)")
@@ -178,8 +198,16 @@ pub fn send_file(
     let mut next = 1u32;
     let mut stalls = 0;
     let mut acked_bytes = 0u64;
+    // Blocks allowed in flight: the asked window until a loss, then halved and grown back
+    // (TCP's congestion window, simplified): a window that overflows the receiver's socket
+    // buffer shrinks to what fits instead of losing the same blocks again and again.
+    let mut cwnd = window as f64;
+    let mut ssthresh = window as f64;
+    // ACKs in a row that did not advance: three mean the oldest block was lost (fast
+    // retransmit), without waiting for the timeout.
+    let mut dup_acks = 0u32;
     loop {
-        while next <= last && flight.len() < window {
+        while next <= last && flight.len() < cwnd as usize {
             let mut data = vec![0u8; bs];
             let n = read_full(file, &mut data).context("read the file")?;
             data.truncate(n);
@@ -200,6 +228,8 @@ pub fn send_file(
             Some(n) => match link.packet(n) {
                 Some(Packet::Ack { block }) if flight.front().is_some_and(|f| block >= f.0) => {
                     stalls = 0;
+                    dup_acks = 0;
+                    let mut advanced = 0.0;
                     while let Some(front) = flight.front() {
                         if front.0 > block {
                             break;
@@ -209,10 +239,35 @@ pub fn send_file(
                             rto.sample(sent.elapsed());
                         }
                         acked_bytes += data.len() as u64;
+                        advanced += 1.0;
                     }
+                    cwnd += if cwnd < ssthresh {
+                        advanced
+                    } else {
+                        advanced / cwnd
+                    };
+                    cwnd = cwnd.min(window as f64);
                     progress(acked_bytes);
                 }
-                Some(Packet::Ack { .. }) => t.duplicates += 1,
+                Some(Packet::Ack { .. }) => {
+                    t.duplicates += 1;
+                    dup_acks += 1;
+                    if dup_acks == 3
+                        && let Some((block, data, sent, again)) = flight.front_mut()
+                    {
+                        debug!("three duplicate ACKs: sending block {block} again");
+                        link.send(&Packet::Data {
+                            block: *block,
+                            data,
+                        })?;
+                        *sent = Instant::now();
+                        *again = true;
+                        t.retransmitted += 1;
+                        t.blocks += 1;
+                        ssthresh = (cwnd / 2.0).max(1.0);
+                        cwnd = ssthresh;
+                    }
+                }
                 Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
                 _ => debug!("ignored an unexpected packet"),
             },
@@ -222,6 +277,9 @@ pub fn send_file(
                     bail!("the peer stopped answering ({MAX_STALLS} timeouts in a row)");
                 }
                 rto.back_off();
+                ssthresh = (cwnd / 2.0).max(1.0);
+                cwnd = 1.0;
+                dup_acks = 0;
                 debug!(
                     "timeout: sending {} blocks again from block {}",
                     flight.len(),

@@ -190,8 +190,21 @@ pub fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
 
 /// recvfrom(2) with MSG_TRUNC: the real length of a datagram longer than `buf`.
 pub fn recv_from(sock: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, SockAddr)> {
+    recv_from_flags(sock, buf, 0)
+}
+
+/// recvfrom(2) with MSG_DONTWAIT: never blocks, whatever the socket's mode.
+pub fn try_recv_from(sock: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, SockAddr)> {
+    recv_from_flags(sock, buf, libc::MSG_DONTWAIT)
+}
+
+fn recv_from_flags(
+    sock: &Socket,
+    buf: &mut [MaybeUninit<u8>],
+    flags: libc::c_int,
+) -> io::Result<(usize, SockAddr)> {
     let len = buf.len();
-    let result = sock.recv_from_with_flags(buf, libc::MSG_TRUNC);
+    let result = sock.recv_from_with_flags(buf, libc::MSG_TRUNC | flags);
     if on() && !is_would_block(&result) {
         say(
             format_args!("recvfrom(fd {}, {len})", sock.as_raw_fd()),

@@ -142,6 +142,17 @@ pub enum Received {
     Truncated(usize),
 }
 
+impl Received {
+    /// A datagram of real length `n` (MSG_TRUNC) read into a buffer of `room` bytes.
+    fn of(n: usize, room: usize) -> Received {
+        if n > room {
+            Received::Truncated(n)
+        } else {
+            Received::Data(n)
+        }
+    }
+}
+
 /// A connected socket: an accepted or connected stream or seqpacket, or a connected datagram
 /// socket on the client side.
 pub struct Conn {
@@ -340,17 +351,23 @@ impl DatagramSocket {
     /// recvfrom(2): one datagram and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
         let (n, from) = calls::recv_from(&self.sock, as_uninit(buf))?;
-        let received = if n > buf.len() {
-            Received::Truncated(n)
-        } else {
-            Received::Data(n)
-        };
-        Ok((received, PeerAddr(from)))
+        Ok((Received::of(n, buf.len()), PeerAddr(from)))
+    }
+
+    /// recvfrom(2) that never blocks: WouldBlock when nothing is queued.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
+        let (n, from) = calls::try_recv_from(&self.sock, as_uninit(buf))?;
+        Ok((Received::of(n, buf.len()), PeerAddr(from)))
     }
 
     /// sendto(2): one datagram to `to`.
     pub fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         calls::send_to(&self.sock, buf, &to.0).map(|_| ())
+    }
+
+    /// The socket itself, for options this type does not wrap.
+    pub fn socket(&self) -> &Socket {
+        &self.sock
     }
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
