@@ -251,7 +251,7 @@ pub struct ExecServeArgs {
     /// With --exec: the most output (stdout and stderr) sent back; past it the program is killed
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_output: u64,
-    /// With --exec: programs running at once; more connections wait to be accepted
+    /// With --exec: programs running at once; a client past it gets a "busy" reply
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_children: u32,
 }

@@ -69,17 +69,23 @@ impl Progress {
                     }
                     drawn = true;
                     let bytes = counter.load(Ordering::Relaxed);
-                    let part = bytes as f64 / total.max(1) as f64;
-                    let filled = ((part * WIDTH as f64) as usize).min(WIDTH);
                     let rate = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
-                    let _ = write!(
-                        std::io::stderr(),
-                        "\r{label} [{}{}] {:.1}/{:.1} MB {rate:.1} MB/s",
-                        "=".repeat(filled),
-                        " ".repeat(WIDTH - filled),
-                        bytes as f64 / 1e6,
-                        total as f64 / 1e6
-                    );
+                    let mb = bytes as f64 / 1e6;
+                    // A download's size is not known to every protocol up front: then
+                    // only the bytes so far and the rate.
+                    let _ = if total == 0 {
+                        write!(std::io::stderr(), "\r{label} {mb:.1} MB {rate:.1} MB/s")
+                    } else {
+                        let part = bytes as f64 / total as f64;
+                        let filled = ((part * WIDTH as f64) as usize).min(WIDTH);
+                        write!(
+                            std::io::stderr(),
+                            "\r{label} [{}{}] {mb:.1}/{:.1} MB {rate:.1} MB/s",
+                            "=".repeat(filled),
+                            " ".repeat(WIDTH - filled),
+                            total as f64 / 1e6
+                        )
+                    };
                 }
                 if drawn {
                     let _ = write!(std::io::stderr(), "\r\x1b[2K");
