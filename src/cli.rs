@@ -157,7 +157,8 @@ Examples:
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
 a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
-A missing port is 3234.";
+A missing port is 3234. Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw \
+with an address alone.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -197,11 +198,34 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
+    pub raw: IpProtoArg,
+    #[command(flatten)]
     pub sock: ServerSocketArgs,
     #[command(flatten)]
     pub files: FileServeArgs,
     #[command(flatten)]
     pub exec: ExecServeArgs,
+}
+
+/// The IP protocol of a raw socket, shared by serve and send.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct IpProtoArg {
+    /// Raw: the IP protocol number to send and receive (1 to 254) [default: 253, reserved
+    /// for experiments by RFC 3692]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub ip_proto: Option<u8>,
+}
+
+impl IpProtoArg {
+    /// The protocol number, checked to go with `proto`: only raw sockets have one.
+    pub fn for_proto(&self, proto: Proto) -> Result<u8, UsageError> {
+        match (self.ip_proto, proto) {
+            (Some(_), p) if p != Proto::Raw => Err(UsageError::new(format!(
+                "--ip-proto applies to --proto raw; {p} has its own IP protocol"
+            ))),
+            (n, _) => Ok(n.unwrap_or(crate::raw::DEFAULT_IP_PROTO)),
+        }
+    }
 }
 
 /// `serve --files`: the file service instead of echo.
@@ -322,6 +346,14 @@ pub struct SendArgs {
     pub explain: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
+    #[command(flatten)]
+    pub raw: IpProtoArg,
+    /// Raw over IPv4: write the IPv4 header by hand (IP_HDRINCL) instead of the kernel
+    #[arg(long)]
+    pub hdrincl: bool,
+    /// Raw: the TTL (IPv4) or hop limit (IPv6) of the packets sent
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -450,11 +482,19 @@ pub struct LabArgs {
 impl BenchArgs {
     /// The servers named on the command line: ADDR once per protocol; `None` without ADDR.
     pub fn targets(&self) -> Result<Option<Vec<Endpoint>>, UsageError> {
+        if self.proto.contains(&Proto::Raw) {
+            // Checked before local servers start, through the same wording.
+            Endpoint {
+                proto: Proto::Raw,
+                addr: Proto::Raw.default_address(),
+            }
+            .not_raw("bench")?;
+        }
         let Some(addr) = &self.addr else {
             return Ok(None);
         };
         if self.proto.is_empty() {
-            return Ok(Some(vec![Endpoint::parse(addr, None)?]));
+            return Ok(Some(vec![Endpoint::parse(addr, None)?.not_raw("bench")?]));
         }
         let targets: Result<Vec<_>, _> = self
             .proto
@@ -523,13 +563,16 @@ impl ServeArgs {
         }
     }
 
-    pub fn socket_options(&self) -> SocketOptions {
-        SocketOptions {
+    pub fn socket_options(&self, proto: Proto) -> Result<SocketOptions, UsageError> {
+        Ok(SocketOptions {
             backlog: self.sock.backlog,
             reuseaddr: !self.sock.no_reuseaddr,
             v6only: self.sock.v6only,
             nodelay: self.sock.nodelay,
-        }
+            ip_proto: self.raw.for_proto(proto)?,
+            hdrincl: false,
+            ttl: None,
+        })
     }
 }
 
@@ -538,17 +581,34 @@ impl SendArgs {
         Endpoint::parse(&self.addr, self.proto)
     }
 
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    pub fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
+        if proto != Proto::Raw {
+            for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", self.ttl.is_some())] {
+                if used {
+                    return Err(UsageError::new(format!(
+                        "{flag} applies to --proto raw; over {proto} the kernel writes the IP \
+                         header"
+                    )));
+                }
+            }
+        } else if self.burst.is_some() {
+            return Err(UsageError::new(
+                "--burst is for udp, tcp and unix sockets; raw sends one message at a time",
+            ));
+        }
+        Ok(ClientConfig {
             opts: SocketOptions {
                 nodelay: self.nodelay,
+                ip_proto: self.raw.for_proto(proto)?,
+                hdrincl: self.hdrincl,
+                ttl: self.ttl,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,
             retries: self.retries,
             framing: self.framing.framing,
             max_frame: self.framing.max_frame as usize,
-        }
+        })
     }
 }
 

@@ -293,6 +293,10 @@ fn why(target: &Endpoint) -> &'static str {
             "unix-seqpacket: connected and reliable like a stream, yet \
             every send is one read: message boundaries are kept"
         }
+        (Proto::Raw, _) => {
+            "raw: whole IP packets of one protocol and no ports: the kernel hands each to \
+            every raw socket for it, so a small netecho header tells requests from replies"
+        }
     }
 }
 
