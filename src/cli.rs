@@ -69,6 +69,9 @@ pub enum Command {
     /// Compare every protocol side by side: starts its own servers, measures, explains
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Send ICMP echo requests and print each reply's round trip, then a summary
+    #[command(after_help = PING_EXAMPLES)]
+    Ping(PingArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -85,7 +88,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "get", "put", "exec", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "get", "put", "exec", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -153,6 +156,16 @@ Examples:
   netecho lab
   netecho lab --quick --format json > lab.json
   netecho lab --plot latency.svg";
+
+const PING_EXAMPLES: &str =
+    "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
+ping uses the ICMP datagram socket that net.ipv4.ping_group_range allows. Ctrl-C ends it with \
+the summary.
+
+Examples:
+  netecho ping -c 3 127.0.0.1
+  netecho ping -c 5 -i 0.2s -s 1000 ::1
+  netecho ping -W 500ms localhost";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -463,6 +476,25 @@ pub struct ExecArgs {
     pub addr: String,
     /// Datagrams: how long to wait for the reply
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Host to ping: an IPv4 or IPv6 address, or a name (its first address)
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// Stop after COUNT requests [default: until Ctrl-C]
+    #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Time between requests (e.g. 1s, 200ms)
+    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Data bytes per request, after the 8-byte ICMP header
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = clap::value_parser!(u32).range(0..=65_527))]
+    pub size: u32,
+    /// How long to wait for each reply; a later one counts as lost
+    #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod calls;
+pub mod icmp;
 pub mod ip;
 pub mod raw;
 pub mod tcp;
