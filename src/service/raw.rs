@@ -67,6 +67,7 @@ impl RawEcho {
     /// Decides about one packet as read from the socket (with the IPv4 header on IPv4;
     /// `hops` is the hop limit an IPv6 socket reports beside the payload).
     pub fn handle(&mut self, packet: &[u8], from: &PeerAddr, hops: Option<u8>) -> Verdict {
+        let from = from.show(Proto::Raw);
         let payload = if self.v6 {
             let hops = hops.map_or("unknown".to_string(), |h| h.to_string());
             debug!(
@@ -161,7 +162,7 @@ pub fn serve(
             let sent = match sock.send_to(&reply, &from) {
                 Ok(()) => message,
                 Err(e) => {
-                    debug!("raw {from}: reply not sent: {e}");
+                    debug!("raw {}: reply not sent: {e}", from.show(Proto::Raw));
                     0
                 }
             };

@@ -329,6 +329,15 @@ pub struct DatagramSocket {
 pub struct PeerAddr(pub SockAddr);
 
 impl PeerAddr {
+    /// The sender as a log line names it for `proto`: raw IP has no ports, so the address
+    /// alone.
+    pub fn show(&self, proto: Proto) -> String {
+        match self.0.as_socket() {
+            Some(addr) if proto == Proto::Raw => addr.ip().to_string(),
+            _ => self.to_string(),
+        }
+    }
+
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
     pub fn can_reply(&self) -> bool {
         !(self.0.is_unix() && self.0.is_unnamed())
