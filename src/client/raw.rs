@@ -116,7 +116,8 @@ impl RawClient {
                 .send(&packet)
                 .map_err(|e| socket_error(Call::Send, &what, &e))?;
             let deadline = Instant::now() + self.timeout;
-            if let Some(reply) = self.await_reply(&header, &mut buf, deadline)? {
+            let wanted = |h: &Header| h.id == header.id && h.seq == header.seq;
+            if let Some((_, reply)) = self.await_reply(wanted, &mut buf, deadline)? {
                 return Ok(reply);
             }
         }
@@ -172,13 +173,45 @@ impl RawClient {
         }
     }
 
-    /// Reads until `deadline` for the reply to `request`; `None` on silence.
+    /// Sends `msg` `count` times back to back without waiting, then collects the replies
+    /// as they come, for up to the timeout: each with its sequence number, in arrival order.
+    pub fn burst(&mut self, msg: &[u8], count: usize) -> Result<Vec<(u32, Vec<u8>)>> {
+        let what = self.target.to_string();
+        let first = self.seq.wrapping_add(1);
+        for _ in 0..count {
+            self.seq = self.seq.wrapping_add(1);
+            let header = Header {
+                kind: Kind::Request,
+                id: self.id,
+                seq: self.seq,
+            };
+            let packet = self.packet(&header, msg)?;
+            self.sock
+                .send(&packet)
+                .map_err(|e| socket_error(Call::Send, &what, &e))?;
+        }
+        let (id, last) = (self.id, self.seq);
+        // Sequence numbers of this burst only (wrapping: first may be above last).
+        let ours = |h: &Header| h.id == id && h.seq.wrapping_sub(first) <= last.wrapping_sub(first);
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut replies = Vec::with_capacity(count);
+        let deadline = Instant::now() + self.timeout;
+        while replies.len() < count {
+            match self.await_reply(ours, &mut buf, deadline)? {
+                Some((h, message)) => replies.push((h.seq, message)),
+                None => break,
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Reads until `deadline` for a reply whose header `wanted` accepts; `None` on silence.
     fn await_reply(
         &self,
-        request: &Header,
+        wanted: impl Fn(&Header) -> bool,
         buf: &mut [u8],
         deadline: Instant,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<(Header, Vec<u8>)>> {
         let what = self.target.to_string();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,15 +250,13 @@ impl RawClient {
                 }
             };
             match Header::parse(payload) {
-                Ok((h, message))
-                    if h.kind == Kind::Reply && h.id == request.id && h.seq == request.seq =>
-                {
+                Ok((h, message)) if h.kind == Kind::Reply && wanted(&h) => {
                     let hops = got
                         .ttl
                         .map(|t| format!(", hop limit {t}"))
                         .unwrap_or_default();
                     debug!("{what}: {h}{hops}, {} message bytes", message.len());
-                    return Ok(Some(message.to_vec()));
+                    return Ok(Some((h, message.to_vec())));
                 }
                 // Our own request looped back, an earlier try's late reply, or another
                 // client's packet.
