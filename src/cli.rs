@@ -19,11 +19,12 @@ use crate::transport::SocketOptions;
 #[command(
     name = "netecho",
     version,
-    about = "An uppercase echo service and client over TCP, UDP and Unix sockets: the socket lab in one binary",
+    about = "An uppercase echo service and client over TCP, UDP, Unix and raw IP sockets: the socket lab in one binary",
     long_about = "netecho serves and sends messages over every socket family and type a first \
-        socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), and Unix \
-        stream, datagram and seqpacket sockets (AF_UNIX). The server answers each message with \
-        the same bytes, ASCII letters made upper case.",
+        socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), Unix \
+        stream, datagram and seqpacket sockets (AF_UNIX), and raw IP (SOCK_RAW). The server \
+        answers each message with the same bytes, ASCII letters made upper case. netecho ping \
+        sends ICMP echo requests.",
     after_help = "Examples:\n  \
         netecho serve --proto udp --addr [::]:3234\n  \
         netecho send --proto udp 127.0.0.1:3234 hello\n  \
@@ -100,7 +101,8 @@ with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a 
 Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file";
+  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file
+  sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253";
 
 const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
@@ -109,7 +111,8 @@ on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe on
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send /tmp/echo.sock
-  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234";
+  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
+  sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
 
 const BENCH_EXAMPLES: &str =
     "Each client keeps --window requests in flight and checks every reply byte for \

@@ -95,6 +95,26 @@ fn raw_echo_with_a_hand_built_ipv4_header() {
     assert_eq!(ok(&out), "X\n");
     assert!(err.contains("built the header: IPv4"), "{err}");
     assert!(err.contains("netecho reply id"), "{err}");
+    // --explain names the calls the lesson names: a raw socket for the protocol, and
+    // IP_HDRINCL before anything is sent.
+    let out = netecho(
+        &[
+            "send",
+            "--explain",
+            "--ip-proto",
+            &n,
+            "--hdrincl",
+            &url,
+            "y",
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok(&out), "Y\n");
+    let socket = err.find("socket(AF_INET, SOCK_RAW, 204) = fd").expect(&err);
+    let hdrincl = err.find(", IP_HDRINCL, 1) = 0").expect(&err);
+    let send = err.find("send(fd ").expect(&err);
+    assert!(socket < hdrincl && hdrincl < send, "{err}");
 }
 
 #[test]

@@ -40,10 +40,15 @@ impl RawClient {
     /// Opens a raw socket towards the first address `endpoint` stands for. A raw exchange
     /// mostly fails by silence, so trying the next address would only multiply the wait.
     pub fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<RawClient> {
-        let target = transport::candidates(endpoint)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("{endpoint}: no address"))?;
+        let candidates = transport::candidates(endpoint)?;
+        // A hand-built header is IPv4: a name with both families takes its IPv4 address.
+        let v4 = |t: &&Endpoint| matches!(t.addr, Address::Ip(SocketAddr::V4(_)));
+        let target = match config.opts.hdrincl {
+            true => candidates.iter().find(v4).or(candidates.first()),
+            false => candidates.first(),
+        }
+        .cloned()
+        .ok_or_else(|| anyhow!("{endpoint}: no address"))?;
         let Address::Ip(addr) = target.addr else {
             return Err(anyhow!("{target}: not an IP address"));
         };

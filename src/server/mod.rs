@@ -424,6 +424,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             }
         }
         Bound::Raw(sock) => {
+            if args.rate_limit.is_some() || args.allow_loop_ports {
+                warn!(
+                    "--rate-limit and --allow-loop-ports apply to udp and unix-dgram; ignored for raw"
+                );
+            }
             info!(
                 "raw: one thread reads every IP packet of protocol {} sent to {}, one \
                  recvmsg and one sendto each (--model does not apply)",
