@@ -19,11 +19,12 @@ use crate::transport::SocketOptions;
 #[command(
     name = "netecho",
     version,
-    about = "An uppercase echo service and client over TCP, UDP and Unix sockets: the socket lab in one binary",
+    about = "An uppercase echo service and client over TCP, UDP, Unix and raw IP sockets: the socket lab in one binary",
     long_about = "netecho serves and sends messages over every socket family and type a first \
-        socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), and Unix \
-        stream, datagram and seqpacket sockets (AF_UNIX). The server answers each message with \
-        the same bytes, ASCII letters made upper case.",
+        socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), Unix \
+        stream, datagram and seqpacket sockets (AF_UNIX), and raw IP (SOCK_RAW). The server \
+        answers each message with the same bytes, ASCII letters made upper case. netecho ping \
+        sends ICMP echo requests.",
     after_help = "Examples:\n  \
         netecho serve --proto udp --addr [::]:3234\n  \
         netecho send --proto udp 127.0.0.1:3234 hello\n  \
@@ -69,6 +70,9 @@ pub enum Command {
     /// Compare every protocol side by side: starts its own servers, measures, explains
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Send ICMP echo requests and print each reply's round trip, then a summary
+    #[command(after_help = PING_EXAMPLES)]
+    Ping(PingArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -85,7 +89,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "get", "put", "exec", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "get", "put", "exec", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -97,7 +101,8 @@ with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a 
 Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file";
+  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file
+  sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253";
 
 const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
@@ -106,7 +111,8 @@ on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe on
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send /tmp/echo.sock
-  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234";
+  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
+  sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
 
 const BENCH_EXAMPLES: &str =
     "Each client keeps --window requests in flight and checks every reply byte for \
@@ -154,10 +160,21 @@ Examples:
   netecho lab --quick --format json > lab.json
   netecho lab --plot latency.svg";
 
+const PING_EXAMPLES: &str =
+    "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
+ping uses the ICMP datagram socket that net.ipv4.ping_group_range allows. Ctrl-C ends it with \
+the summary.
+
+Examples:
+  netecho ping -c 3 127.0.0.1
+  netecho ping -c 5 -i 0.2s -s 1000 ::1
+  netecho ping -W 500ms localhost";
+
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
 a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
-A missing port is 3234.";
+A missing port is 3234. Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw \
+with an address alone.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -197,11 +214,34 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
+    pub raw: IpProtoArg,
+    #[command(flatten)]
     pub sock: ServerSocketArgs,
     #[command(flatten)]
     pub files: FileServeArgs,
     #[command(flatten)]
     pub exec: ExecServeArgs,
+}
+
+/// The IP protocol of a raw socket, shared by serve and send.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct IpProtoArg {
+    /// Raw: the IP protocol number to send and receive (1 to 254) [default: 253, reserved
+    /// for experiments by RFC 3692]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub ip_proto: Option<u8>,
+}
+
+impl IpProtoArg {
+    /// The protocol number, checked to go with `proto`: only raw sockets have one.
+    pub fn for_proto(&self, proto: Proto) -> Result<u8, UsageError> {
+        match (self.ip_proto, proto) {
+            (Some(_), p) if p != Proto::Raw => Err(UsageError::new(format!(
+                "--ip-proto applies to --proto raw; {p} has its own IP protocol"
+            ))),
+            (n, _) => Ok(n.unwrap_or(crate::raw::DEFAULT_IP_PROTO)),
+        }
+    }
 }
 
 /// `serve --files`: the file service instead of echo.
@@ -323,6 +363,14 @@ pub struct SendArgs {
     pub explain: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
+    #[command(flatten)]
+    pub raw: IpProtoArg,
+    /// Raw over IPv4: write the IPv4 header by hand (IP_HDRINCL) instead of the kernel
+    #[arg(long)]
+    pub hdrincl: bool,
+    /// Raw: the TTL (IPv4) or hop limit (IPv6) of the packets sent
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub ttl: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -436,6 +484,25 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Host to ping: an IPv4 or IPv6 address, or a name (its first address)
+    #[arg(value_name = "HOST")]
+    pub host: String,
+    /// Stop after COUNT requests [default: until Ctrl-C]
+    #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Time between requests (e.g. 1s, 200ms)
+    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Data bytes per request, after the 8-byte ICMP header
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = clap::value_parser!(u32).range(0..=65_527))]
+    pub size: u32,
+    /// How long to wait for each reply; a later one counts as lost
+    #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct LabArgs {
     /// A short run (under 5 seconds) with fewer samples
     #[arg(long)]
@@ -451,11 +518,19 @@ pub struct LabArgs {
 impl BenchArgs {
     /// The servers named on the command line: ADDR once per protocol; `None` without ADDR.
     pub fn targets(&self) -> Result<Option<Vec<Endpoint>>, UsageError> {
+        if self.proto.contains(&Proto::Raw) {
+            // Checked before local servers start, through the same wording.
+            Endpoint {
+                proto: Proto::Raw,
+                addr: Proto::Raw.default_address(),
+            }
+            .not_raw("bench")?;
+        }
         let Some(addr) = &self.addr else {
             return Ok(None);
         };
         if self.proto.is_empty() {
-            return Ok(Some(vec![Endpoint::parse(addr, None)?]));
+            return Ok(Some(vec![Endpoint::parse(addr, None)?.not_raw("bench")?]));
         }
         let targets: Result<Vec<_>, _> = self
             .proto
@@ -524,13 +599,16 @@ impl ServeArgs {
         }
     }
 
-    pub fn socket_options(&self) -> SocketOptions {
-        SocketOptions {
+    pub fn socket_options(&self, proto: Proto) -> Result<SocketOptions, UsageError> {
+        Ok(SocketOptions {
             backlog: self.sock.backlog,
             reuseaddr: !self.sock.no_reuseaddr,
             v6only: self.sock.v6only,
             nodelay: self.sock.nodelay,
-        }
+            ip_proto: self.raw.for_proto(proto)?,
+            hdrincl: false,
+            ttl: None,
+        })
     }
 }
 
@@ -539,17 +617,34 @@ impl SendArgs {
         Endpoint::parse(&self.addr, self.proto)
     }
 
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    pub fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
+        if proto != Proto::Raw {
+            for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", self.ttl.is_some())] {
+                if used {
+                    return Err(UsageError::new(format!(
+                        "{flag} applies to --proto raw; over {proto} the kernel writes the IP \
+                         header"
+                    )));
+                }
+            }
+        } else if self.burst.is_some() {
+            return Err(UsageError::new(
+                "--burst is for udp, tcp and unix sockets; raw sends one message at a time",
+            ));
+        }
+        Ok(ClientConfig {
             opts: SocketOptions {
                 nodelay: self.nodelay,
+                ip_proto: self.raw.for_proto(proto)?,
+                hdrincl: self.hdrincl,
+                ttl: self.ttl,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,
             retries: self.retries,
             framing: self.framing.framing,
             max_frame: self.framing.max_frame as usize,
-        }
+        })
     }
 }
 

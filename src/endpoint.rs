@@ -1,5 +1,6 @@
 //! Addresses as a user writes them: `tcp://[::1]:3234`, `127.0.0.1:3234`, `localhost`,
-//! `/tmp/echo.sock`, `@name`, `unix-dgram:///tmp/x.sock`, parsed into an [`Endpoint`].
+//! `/tmp/echo.sock`, `@name`, `unix-dgram:///tmp/x.sock`, `raw://127.0.0.1`, `raw6://::1`,
+//! parsed into an [`Endpoint`].
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -25,6 +26,8 @@ pub enum Proto {
     UnixDgram,
     /// AF_UNIX SOCK_SEQPACKET: connected, reliable, and keeps message boundaries.
     UnixSeqpacket,
+    /// SOCK_RAW over AF_INET or AF_INET6: whole IP packets of one protocol (--ip-proto), no ports.
+    Raw,
 }
 
 /// How a socket type carries messages, which decides how the service reads and replies.
@@ -39,12 +42,13 @@ pub enum SocketKind {
 }
 
 impl Proto {
-    pub const ALL: [Proto; 5] = [
+    pub const ALL: [Proto; 6] = [
         Proto::Tcp,
         Proto::Udp,
         Proto::Unix,
         Proto::UnixDgram,
         Proto::UnixSeqpacket,
+        Proto::Raw,
     ];
 
     /// The name used by `--proto`, URL schemes and the `listening` line.
@@ -55,6 +59,7 @@ impl Proto {
             Proto::Unix => "unix",
             Proto::UnixDgram => "unix-dgram",
             Proto::UnixSeqpacket => "unix-seqpacket",
+            Proto::Raw => "raw",
         }
     }
 
@@ -66,7 +71,8 @@ impl Proto {
         match self {
             Proto::Tcp | Proto::Unix => SocketKind::Stream,
             Proto::UnixSeqpacket => SocketKind::SeqPacket,
-            Proto::Udp | Proto::UnixDgram => SocketKind::Datagram,
+            // A raw socket is message-based and unconnected, as a datagram socket is.
+            Proto::Udp | Proto::UnixDgram | Proto::Raw => SocketKind::Datagram,
         }
     }
 
@@ -84,6 +90,8 @@ impl Proto {
             Proto::Unix => Address::UnixPath("/tmp/netecho.sock".into()),
             Proto::UnixDgram => Address::UnixPath("/tmp/netecho-dgram.sock".into()),
             Proto::UnixSeqpacket => Address::UnixPath("/tmp/netecho-seqpacket.sock".into()),
+            // Raw IP has no ports: the port of the address is unused (0).
+            Proto::Raw => Address::Ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)),
         }
     }
 }
@@ -133,7 +141,12 @@ pub struct Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.proto, self.addr)
+        match (self.proto, &self.addr) {
+            // Raw IP has no ports, so none is shown.
+            (Proto::Raw, Address::Ip(addr)) => write!(f, "raw {}", addr.ip()),
+            (Proto::Raw, Address::Host(host, _)) => write!(f, "raw {host}"),
+            (proto, addr) => write!(f, "{proto} {addr}"),
+        }
     }
 }
 
@@ -142,6 +155,8 @@ impl Endpoint {
     /// form of the address (a path or @name is `unix`, anything else `tcp`).
     pub fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
         let (scheme, rest) = match text.split_once("://") {
+            // raw6:// is raw:// restricted to IPv6.
+            Some(("raw6", rest)) => (Some(Proto::Raw), rest),
             Some((scheme, rest)) => {
                 let from_url = Proto::from_name(scheme).ok_or_else(|| {
                     UsageError::new(format!(
@@ -167,14 +182,34 @@ impl Endpoint {
             parse_unix(rest, proto, text)?
         } else {
             if looks_unix(rest) {
+                let needs = match proto {
+                    Proto::Raw => "an IP address or HOST (no port)",
+                    _ => "IP:PORT, [IPv6]:PORT or HOST:PORT",
+                };
                 return Err(UsageError::new(format!(
-                    "'{text}' is a Unix socket address, but {proto} needs IP:PORT, [IPv6]:PORT \
-                     or HOST:PORT; use --proto unix (or unix-dgram, unix-seqpacket) for it"
+                    "'{text}' is a Unix socket address, but {proto} needs {needs}; use \
+                     --proto unix (or unix-dgram, unix-seqpacket) for it"
                 )));
             }
-            parse_inet(rest, text)?
+            if proto == Proto::Raw {
+                parse_raw(rest, text.starts_with("raw6://"), text)?
+            } else {
+                parse_inet(rest, text)?
+            }
         };
         Ok(Endpoint { proto, addr })
+    }
+
+    /// This endpoint, or a usage error when it is raw: raw sockets serve `serve`, `send`
+    /// and `ping` only (a raw packet has no port to tell a transfer or a load run apart).
+    pub fn not_raw(self, command: &str) -> Result<Endpoint, UsageError> {
+        if self.proto == Proto::Raw {
+            return Err(UsageError::new(format!(
+                "{command} does not work over raw sockets; use --proto raw with serve and \
+                 send, or netecho ping, and another protocol (udp, say) for {command}"
+            )));
+        }
+        Ok(self)
     }
 }
 
@@ -207,6 +242,34 @@ fn parse_unix(text: &str, proto: Proto, whole: &str) -> Result<Address, UsageErr
         )));
     }
     Ok(Address::UnixPath(PathBuf::from(text)))
+}
+
+/// An IP address or host name without a port: raw IP packets have no ports.
+fn parse_raw(text: &str, v6_only: bool, whole: &str) -> Result<Address, UsageError> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let addr = match bare.parse::<IpAddr>() {
+        Ok(ip) => Address::Ip(SocketAddr::new(ip, 0)),
+        Err(_) if text.parse::<SocketAddr>().is_ok() || text.contains(':') => {
+            return Err(UsageError::new(format!(
+                "'{whole}': raw IP packets have no ports; give the address alone, such as \
+                 127.0.0.1 or ::1 (--ip-proto chooses the IP protocol)"
+            )));
+        }
+        Err(_) => match parse_inet(text, whole)? {
+            Address::Host(host, _) => Address::Host(host, 0),
+            other => other,
+        },
+    };
+    if v6_only && !matches!(addr, Address::Ip(SocketAddr::V6(_))) {
+        return Err(UsageError::new(format!(
+            "'{whole}': raw6:// needs an IPv6 address such as ::1; use raw:// for IPv4 \
+             addresses and host names"
+        )));
+    }
+    Ok(addr)
 }
 
 fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
@@ -299,6 +362,33 @@ mod tests {
         );
         assert_eq!(parse("udp://[::1]:9").proto, Proto::Udp);
         assert_eq!(parse("unix-seqpacket://@s").proto, Proto::UnixSeqpacket);
+        let raw = parse("raw://127.0.0.1");
+        assert_eq!(
+            (raw.proto, raw.to_string()),
+            (Proto::Raw, "raw 127.0.0.1".into())
+        );
+        assert_eq!(parse("raw6://::1").to_string(), "raw ::1");
+        assert_eq!(
+            parse("raw6://[::1]").addr,
+            Address::Ip("[::1]:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse("raw://localhost").addr,
+            Address::Host("localhost".into(), 0)
+        );
+        let flag = Endpoint::parse("::1", Some(Proto::Raw)).unwrap();
+        assert_eq!(flag.addr, Address::Ip("[::1]:0".parse().unwrap()));
+    }
+
+    #[test]
+    fn raw_addresses_have_no_ports() {
+        let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
+        assert!(err("raw://127.0.0.1:80").contains("no ports"));
+        assert!(err("raw://[::1]:80").contains("no ports"));
+        assert!(err("raw://localhost:80").contains("no ports"));
+        assert!(err("raw6://127.0.0.1").contains("needs an IPv6 address"));
+        assert!(err("raw6://localhost").contains("needs an IPv6 address"));
+        assert!(err("raw:///tmp/x").contains("Unix socket address"));
     }
 
     #[test]

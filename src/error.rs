@@ -45,6 +45,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 /// The socket calls netecho reports failures of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
+    Socket,
     Bind,
     Listen,
     Connect,
@@ -55,6 +56,7 @@ pub enum Call {
 impl Call {
     fn name(self) -> &'static str {
         match self {
+            Call::Socket => "socket",
             Call::Bind => "bind",
             Call::Listen => "listen",
             Call::Connect => "connect",
@@ -62,6 +64,17 @@ impl Call {
             Call::Recv => "recv",
         }
     }
+}
+
+/// What a raw socket needs and how to grant it, naming this binary.
+pub fn need_net_raw() -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "netecho".into());
+    format!(
+        "raw sockets need CAP_NET_RAW, which this process does not have: run as root, or \
+         grant it to the binary once with `sudo setcap cap_net_raw+ep {exe}`"
+    )
 }
 
 /// Words a failed socket call for the user: the call, where, what the kernel said (with the
@@ -80,6 +93,9 @@ pub fn socket_error(call: Call, what: &str, err: &io::Error) -> anyhow::Error {
         Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),
         None => err.to_string(),
     };
+    if call == Call::Socket && matches!(errno, Some(Errno::EPERM | Errno::EACCES)) {
+        return anyhow::anyhow!("socket {what}: {cause}; {}", need_net_raw());
+    }
     let advice = match (call, errno) {
         (Call::Bind, Some(Errno::EADDRINUSE)) if unix => {
             "another socket already has this name; stop that server or choose another name"
@@ -112,6 +128,11 @@ pub fn socket_error(call: Call, what: &str, err: &io::Error) -> anyhow::Error {
         (Call::Connect, Some(Errno::EACCES)) => "you may not open that socket file",
         (Call::Connect, Some(Errno::EPROTOTYPE)) => {
             "the socket there is of another type; use the --proto the server was started with"
+        }
+        // A raw socket's ICMP "protocol unreachable", as the kernel reports it.
+        (Call::Recv | Call::Send, Some(Errno::ENOPROTOOPT)) => {
+            "the host answered ICMP protocol unreachable: nothing there takes this IP \
+             protocol; is `netecho serve --proto raw` running there, with the same --ip-proto?"
         }
         (_, Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH)) => {
             "there is no route to that host; check the address"

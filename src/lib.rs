@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod files;
 pub mod logging;
+pub mod raw;
 pub mod report;
 pub mod server;
 pub mod service;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Send(args) => client::send::run(args),
         Command::Bench(args) => client::bench::run(args),
         Command::Lab(args) => client::lab::run(args),
+        Command::Ping(args) => client::ping::run(args),
         Command::Get(args) => client::transfer::get(args),
         Command::Put(args) => client::transfer::put(args),
         Command::Exec(args) => match client::exec::run(args) {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{netecho, ok};
+use common::{can_open_raw, netecho, ok};
 
 fn lab_json() -> serde_json::Value {
     let out = netecho(&["lab", "--quick", "--format", "json"], b"");
@@ -29,7 +29,7 @@ fn quick_lab_measures_every_protocol() {
             )
         })
         .collect();
-    for want in [
+    let mut wanted = vec![
         ("tcp", "AF_INET"),
         ("tcp", "AF_INET6"),
         ("udp", "AF_INET"),
@@ -37,7 +37,12 @@ fn quick_lab_measures_every_protocol() {
         ("unix", "AF_UNIX"),
         ("unix-dgram", "AF_UNIX"),
         ("unix-seqpacket", "AF_UNIX"),
-    ] {
+    ];
+    // Raw rows come with CAP_NET_RAW; can_open_raw says on stderr when they cannot.
+    if can_open_raw("quick_lab_measures_every_protocol (raw rows)") {
+        wanted.extend([("raw", "AF_INET"), ("raw", "AF_INET6")]);
+    }
+    for want in wanted {
         assert!(
             names.contains(&(want.0.into(), want.1.into())),
             "{want:?} missing: {names:?}"
@@ -86,7 +91,9 @@ fn lab_draws_a_well_formed_plot() {
         .descendants()
         .filter(|n| n.has_tag_name("polyline"))
         .count();
-    assert_eq!(curves, 7, "one curve per protocol");
+    // Two raw rows (IPv4, IPv6) join the seven when raw sockets may be opened.
+    let raw = can_open_raw("lab_draws_a_well_formed_plot (raw curves)");
+    assert_eq!(curves, if raw { 9 } else { 7 }, "one curve per protocol");
 }
 
 /// The temporary directory a lab process makes.

@@ -14,7 +14,7 @@ use crate::transport::{self, MAX_MESSAGE, Received, SocketOptions};
 
 /// Runs the remote program and returns its exit status.
 pub fn run(args: &ExecArgs) -> Result<u8> {
-    let endpoint = Endpoint::parse(&args.addr, args.proto)?;
+    let endpoint = Endpoint::parse(&args.addr, args.proto)?.not_raw("exec")?;
     let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
     let mut stdout = io::stdout().lock();
     let mut stderr = io::stderr();

@@ -6,11 +6,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::LabArgs;
-use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
+use crate::raw::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Percentiles};
 use crate::service::echo::Transform;
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
@@ -19,6 +21,7 @@ use crate::transport::{self, SocketOptions};
 use super::exchange::{ClientConfig, Exchanger};
 use super::load::{self, Limit, LoadResult, LoadSpec};
 use super::local::{LocalServers, family};
+use super::raw::RawClient;
 
 /// The layout of `--format json`.
 pub const SCHEMA: &str = "netecho-lab/1";
@@ -113,6 +116,18 @@ pub fn run(args: &LabArgs) -> Result<()> {
         progress(&format!("[{}/{}] {proto} {addr}", i + 1, cases.len()));
         let target = servers.start(*proto, &addr, &[])?;
         rows.push(measure(&target, &plan)?);
+    }
+    // Raw rows need CAP_NET_RAW: without it the lab says so and measures the rest.
+    match transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
+        Ok(_) => {
+            for ipv6 in [false, true] {
+                let addr = servers.address_for(Proto::Raw, ipv6);
+                progress(&format!("raw {addr}"));
+                let target = servers.start(Proto::Raw, &addr, &[])?;
+                rows.push(measure_raw(&target, &plan)?);
+            }
+        }
+        Err(e) => warn!("lab: raw rows skipped: {e:#}"),
     }
     progress("boundaries");
     let mut boundaries = Vec::new();
@@ -214,6 +229,97 @@ fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
     })
 }
 
+/// Exchanges of one raw measurement.
+#[derive(Default)]
+struct RawRun {
+    sent: u64,
+    answered: u64,
+    lost: u64,
+    mismatched: u64,
+    bytes: u64,
+}
+
+impl RawRun {
+    /// One request and its reply, checked against the upper-cased request; its round trip
+    /// into `latency` when given. Silence counts as lost.
+    fn one(&mut self, client: &mut RawClient, msg: &[u8], latency: Option<&mut Histogram<u64>>) {
+        let start = Instant::now();
+        self.sent += 1;
+        match client.exchange(msg) {
+            Ok(reply) if reply == msg.to_ascii_uppercase() => {
+                self.answered += 1;
+                self.bytes += reply.len() as u64;
+                if let Some(h) = latency {
+                    let _ = h.record((start.elapsed().as_micros() as u64).max(1));
+                }
+            }
+            Ok(_) => self.mismatched += 1,
+            Err(e) => {
+                tracing::debug!("raw: {e:#}");
+                self.lost += 1;
+            }
+        }
+    }
+}
+
+/// A raw row, measured with the raw client: the load loop has no raw sockets, so the
+/// throughput here is one message at a time, and the `why` says so.
+fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
+    let config = ClientConfig {
+        opts: SocketOptions::default(),
+        timeout: Duration::from_millis(500),
+        retries: 0,
+        framing: Framing::None,
+        max_frame: DEFAULT_MAX_FRAME as usize,
+    };
+    // Set-up: socket(2) and connect(2), which on a raw socket only records the peer.
+    let mut setups = Vec::with_capacity(SETUPS);
+    for _ in 0..SETUPS {
+        let start = Instant::now();
+        let client = RawClient::open(target, &config)?;
+        setups.push(start.elapsed().as_micros() as u64);
+        drop(client);
+    }
+    setups.sort_unstable();
+    let mut client = RawClient::open(target, &config)?;
+    let mut latency =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")?;
+    let mut ping = RawRun::default();
+    let end = Instant::now() + plan.ping;
+    while Instant::now() < end {
+        ping.one(&mut client, &[b'p'; 64], Some(&mut latency));
+    }
+    let mut load = RawRun::default();
+    let started = Instant::now();
+    while started.elapsed() < plan.load {
+        load.one(&mut client, &[b'b'; 1024], None);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let replies = client.burst(&[b'b'; BURST_SIZE], BURST)?;
+    let kept = replies.len() == BURST && replies.iter().all(|(_, r)| r.len() == BURST_SIZE);
+    let in_order = replies.windows(2).all(|w| w[0].0 < w[1].0);
+    Ok(Row {
+        proto: target.proto.to_string(),
+        family: family(target),
+        socket_type: "SOCK_RAW",
+        address: match &target.addr {
+            Address::Ip(a) => a.ip().to_string(),
+            other => other.to_string(),
+        },
+        setup_us: setups[SETUPS / 2].max(1),
+        latency_us: Percentiles::of(&latency),
+        messages_per_s: (load.answered as f64 / elapsed).round(),
+        mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
+        sent: load.sent,
+        lost: ping.lost + load.lost,
+        boundaries_kept: kept,
+        burst_reads: replies.len(),
+        ordered: in_order && ping.mismatched + load.mismatched == 0,
+        why: why(target),
+        latency: Some(latency),
+    })
+}
+
 /// connect(2) timed [`SETUPS`] times; the median, in microseconds.
 fn setup_time(target: &Endpoint) -> Result<u64> {
     let mut times = Vec::with_capacity(SETUPS);
@@ -292,6 +398,15 @@ fn why(target: &Endpoint) -> &'static str {
         (Proto::UnixSeqpacket, _) => {
             "unix-seqpacket: connected and reliable like a stream, yet \
             every send is one read: message boundaries are kept"
+        }
+        (Proto::Raw, true) => {
+            "raw over IPv6: the reader gets the payload alone (the kernel keeps the IPv6 \
+            header; the hop limit comes beside it)"
+        }
+        (Proto::Raw, false) => {
+            "raw: whole IP packets of one protocol and no ports: the kernel hands each to \
+            every raw socket for it, so a netecho header tells requests from replies \
+            (msgs/s one message at a time: the load loop has no raw client)"
         }
     }
 }

@@ -93,6 +93,9 @@ impl LocalServers {
         match proto {
             Proto::Tcp | Proto::Udp if ipv6 => "[::1]:0".into(),
             Proto::Tcp | Proto::Udp => "127.0.0.1:0".into(),
+            // Raw IP has no ports; the IP protocol tells raw servers apart.
+            Proto::Raw if ipv6 => "::1".into(),
+            Proto::Raw => "127.0.0.1".into(),
             _ => self
                 .path(&format!("{}.sock", proto.name()))
                 .display()

@@ -6,5 +6,7 @@ pub mod exec;
 pub mod lab;
 pub mod load;
 pub mod local;
+pub mod ping;
+pub mod raw;
 pub mod send;
 pub mod transfer;

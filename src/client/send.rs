@@ -9,9 +9,10 @@ use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
 use crate::cli::SendArgs;
-use crate::endpoint::SocketKind;
+use crate::endpoint::{Proto, SocketKind};
 
 use super::exchange::Session;
+use super::raw::RawClient;
 
 /// The prompt of the lesson's client.
 pub const PROMPT: &str = ">>> ";
@@ -20,12 +21,26 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
 pub fn run(args: &SendArgs) -> Result<()> {
     let endpoint = args.endpoint()?;
-    let mut session = Session::open(&endpoint, args.client_config())?;
-    let mut out = io::stdout().lock();
+    let config = args.client_config(endpoint.proto)?;
+    if endpoint.proto == Proto::Raw {
+        let mut client = RawClient::open(&endpoint, &config)?;
+        return each_message(args, |msg, out| print_reply(out, &client.exchange(msg)?));
+    }
+    let mut session = Session::open(&endpoint, config)?;
     let burst = args.burst.map(|n| n as usize);
+    each_message(args, |msg, out| answer(&mut session, msg, burst, out))
+}
+
+/// Hands `exchange` the message on the command line, or each line of stdin (after a
+/// prompt on a terminal, skipping empty lines as the lesson's client does).
+fn each_message(
+    args: &SendArgs,
+    mut exchange: impl FnMut(&[u8], &mut io::StdoutLock<'static>) -> Result<()>,
+) -> Result<()> {
+    let mut out = io::stdout().lock();
     if !args.message.is_empty() {
         let msg = join(&args.message);
-        return answer(&mut session, &msg, burst, &mut out);
+        return exchange(&msg, &mut out);
     }
     let stdin = io::stdin();
     let interactive = args.interactive || stdin.is_terminal();
@@ -41,10 +56,9 @@ pub fn run(args: &SendArgs) -> Result<()> {
             return Ok(());
         };
         if line.is_empty() {
-            // As the lesson's client does: an empty line is skipped, not sent.
             continue;
         }
-        answer(&mut session, &line, burst, &mut out)?;
+        exchange(&line, &mut out)?;
     }
 }
 

@@ -35,7 +35,7 @@ fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
 
 pub fn get(args: &GetArgs) -> Result<()> {
     let t = &args.transfer;
-    let endpoint = Endpoint::parse(&t.addr, t.proto)?;
+    let endpoint = Endpoint::parse(&t.addr, t.proto)?.not_raw("get")?;
     let out = match &args.output {
         Some(out) => out.clone(),
         None => PathBuf::from(
@@ -79,7 +79,7 @@ pub fn get(args: &GetArgs) -> Result<()> {
 
 pub fn put(args: &PutArgs) -> Result<()> {
     let t = &args.transfer;
-    let endpoint = Endpoint::parse(&t.addr, t.proto)?;
+    let endpoint = Endpoint::parse(&t.addr, t.proto)?.not_raw("put")?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args

@@ -378,8 +378,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let shutdown = Shutdown::install()?;
     limits::raise_nofile(args.max_conns as usize);
     let work = work(args, &endpoint)?;
-    let bound = transport::bind(&endpoint, &args.socket_options())?;
-    announce(&format!("listening {} {}", endpoint.proto, bound.local()))?;
+    let opts = args.socket_options(endpoint.proto)?;
+    let bound = transport::bind(&endpoint, &opts)?;
+    let local = crate::endpoint::Endpoint {
+        proto: endpoint.proto,
+        addr: bound.local().clone(),
+    };
+    announce(&format!("listening {local}"))?;
     let threads = args.threads();
     // The server runs until the process ends; its settings live as long.
     let service: &'static Service = Box::leak(Box::new(Service {
@@ -428,8 +433,22 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                 _ => service.serve_datagrams(sock, &shutdown, model == Model::Event)?,
             }
         }
+        Bound::Raw(sock) => {
+            if args.rate_limit.is_some() || args.allow_loop_ports {
+                warn!(
+                    "--rate-limit and --allow-loop-ports apply to udp and unix-dgram; ignored for raw"
+                );
+            }
+            info!(
+                "raw: one thread reads every IP packet of protocol {} sent to {}, one \
+                 recvmsg and one sendto each (--model does not apply)",
+                sock.protocol(),
+                local
+            );
+            crate::service::raw::serve(sock, service.transform, service.stats, &shutdown)?
+        }
     };
-    info!("{signal}: closing {} {}", endpoint.proto, bound.local());
+    info!("{signal}: closing {local}");
     // Closes the socket and removes the socket file this server created.
     drop(bound);
     announce(&format!("stopped by {signal}: {}", service.stats))
@@ -441,6 +460,12 @@ const FILE_IDLE: Duration = Duration::from_secs(30);
 /// The service `serve`'s flags ask for. `--exec` listens on loopback or a Unix socket only,
 /// unless --allow-remote-exec says otherwise.
 fn work(args: &ServeArgs, endpoint: &crate::endpoint::Endpoint) -> Result<Work> {
+    if endpoint.proto == Proto::Raw && (args.files.files.is_some() || args.exec.exec.is_some()) {
+        return Err(crate::error::UsageError::new(
+            "--files and --exec need ports and connections; raw serves the echo service only",
+        )
+        .into());
+    }
     if let Some(dir) = &args.files.files {
         let store = Store::open(dir, args.files.upload, args.files.max_file)?;
         info!(

@@ -5,4 +5,5 @@ pub mod echo;
 pub mod exec;
 pub mod framing;
 pub mod peers;
+pub mod raw;
 pub mod stats;

@@ -42,7 +42,7 @@ impl PeerTable {
                 self.evict_oldest();
             }
             stats.client();
-            debug!("{} {peer}: first datagram", self.proto);
+            debug!("{} {}: first datagram", self.proto, peer.show(self.proto));
         }
         let entry = self.peers.entry(peer.clone()).or_insert(Peer {
             tally: Tally::default(),
@@ -58,7 +58,7 @@ impl PeerTable {
         self.peers.retain(|addr, peer| {
             let keep = peer.last_seen.elapsed() < PEER_IDLE;
             if !keep {
-                log_client(proto, &addr.to_string(), &peer.tally, &"silent for 60s");
+                log_client(proto, &addr.show(proto), &peer.tally, &"silent for 60s");
             }
             keep
         });
@@ -74,7 +74,7 @@ impl PeerTable {
             let peer = self.peers.remove(&addr).expect("peer just found");
             log_client(
                 self.proto,
-                &addr.to_string(),
+                &addr.show(self.proto),
                 &peer.tally,
                 &"forgotten: peer table full",
             );
@@ -86,7 +86,7 @@ impl PeerTable {
         for (addr, peer) in self.peers.drain() {
             log_client(
                 self.proto,
-                &addr.to_string(),
+                &addr.show(self.proto),
                 &peer.tally,
                 &"server stopped",
             );

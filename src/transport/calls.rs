@@ -38,12 +38,90 @@ fn show(addr: &SockAddr) -> String {
 
 /// socket(2).
 pub fn socket(domain: Domain, ty: Type) -> io::Result<Socket> {
-    let result = Socket::new(domain, ty, None);
+    socket_for_protocol(domain, ty, 0)
+}
+
+/// socket(2) with a protocol number: the IP protocol of a raw socket (253, IPPROTO_ICMP),
+/// or 0 for the type's usual one.
+pub fn socket_for_protocol(domain: Domain, ty: Type, protocol: i32) -> io::Result<Socket> {
+    let result = Socket::new(domain, ty, (protocol != 0).then_some(protocol.into()));
     if on() {
         let (d, t) = (domain_name(domain), type_name(ty));
-        say(format_args!("socket({d}, {t}, 0)"), &result, |s| {
+        say(format_args!("socket({d}, {t}, {protocol})"), &result, |s| {
             format!("fd {}", s.as_raw_fd())
         });
+    }
+    result
+}
+
+/// setsockopt(2) of a number (IP_TTL, IPV6_UNICAST_HOPS), by its C name.
+pub fn setsockopt_u32(
+    sock: &Socket,
+    name: &str,
+    value: u32,
+    set: impl FnOnce(&Socket, u32) -> io::Result<()>,
+) -> io::Result<()> {
+    let result = set(sock, value);
+    if on() {
+        zero(
+            format_args!("setsockopt(fd {}, {name}, {value})", sock.as_raw_fd()),
+            &result,
+        );
+    }
+    result
+}
+
+/// What recvmsg(2) gave: the bytes (their real length, as with MSG_TRUNC), the sender, and
+/// the TTL or hop limit the packet arrived with when IP_RECVTTL or IPV6_RECVHOPLIMIT is on.
+pub struct Message {
+    pub len: usize,
+    pub from: SockAddr,
+    pub ttl: Option<u8>,
+}
+
+/// recvmsg(2) with MSG_TRUNC, reading the TTL or hop limit from its control messages.
+pub fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    let len = buf.len();
+    let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int);
+    let result = (|| {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<SockaddrStorage>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_TRUNC,
+        )
+        .map_err(io::Error::from)?;
+        let mut ttl = None;
+        for control in msg.cmsgs().map_err(io::Error::from)? {
+            match control {
+                ControlMessageOwned::Ipv4Ttl(t) => ttl = u8::try_from(t).ok(),
+                ControlMessageOwned::Ipv6HopLimit(h) => ttl = u8::try_from(h).ok(),
+                _ => {}
+            }
+        }
+        let from = msg.address.and_then(|a| {
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(SockAddr::from(std::net::SocketAddrV4::from(*v4)))
+            } else {
+                a.as_sockaddr_in6()
+                    .map(|v6| SockAddr::from(std::net::SocketAddrV6::from(*v6)))
+            }
+        });
+        let from = from.ok_or_else(|| io::Error::other("recvmsg gave no IP sender address"))?;
+        Ok(Message {
+            len: msg.bytes,
+            from,
+            ttl,
+        })
+    })();
+    if on() && !is_would_block(&result) {
+        say(
+            format_args!("recvmsg(fd {}, {len})", sock.as_raw_fd()),
+            &result,
+            |m| format!("{} bytes from {}", m.len, show(&m.from)),
+        );
     }
     result
 }

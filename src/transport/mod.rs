@@ -2,10 +2,14 @@
 //! connections, a [`Conn`] (a connected stream, seqpacket or datagram socket) and a
 //! [`DatagramSocket`] that answers whoever sent. All are thin wrappers over one
 //! `socket2::Socket`; what differs per family lives in `tcp.rs`, `udp.rs` and `unix.rs`.
+//! Raw IP sockets (`raw.rs`) carry packets with headers netecho writes itself, so they are
+//! a type of their own, [`raw::RawSocket`].
 
 pub mod batch;
 pub mod calls;
+pub mod icmp;
 pub mod ip;
+pub mod raw;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
@@ -37,6 +41,12 @@ pub struct SocketOptions {
     pub v6only: bool,
     /// TCP_NODELAY: send small writes at once instead of waiting to coalesce them (Nagle).
     pub nodelay: bool,
+    /// The IP protocol number of a raw socket.
+    pub ip_proto: u8,
+    /// IP_HDRINCL: a raw IPv4 client writes the IP header itself.
+    pub hdrincl: bool,
+    /// The TTL (IPv4) or hop limit (IPv6) of a raw client's packets.
+    pub ttl: Option<u8>,
 }
 
 impl Default for SocketOptions {
@@ -46,6 +56,9 @@ impl Default for SocketOptions {
             reuseaddr: true,
             v6only: false,
             nodelay: false,
+            ip_proto: crate::raw::DEFAULT_IP_PROTO,
+            hdrincl: false,
+            ttl: None,
         }
     }
 }
@@ -54,6 +67,7 @@ impl Default for SocketOptions {
 pub enum Bound {
     Listener(Listener),
     Datagram(DatagramSocket),
+    Raw(raw::RawSocket),
 }
 
 impl Bound {
@@ -62,6 +76,7 @@ impl Bound {
         match self {
             Bound::Listener(l) => &l.local,
             Bound::Datagram(d) => &d.local,
+            Bound::Raw(r) => r.local(),
         }
     }
 }
@@ -75,6 +90,7 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
             unix::bind_listener(endpoint, opts).map(Bound::Listener)
         }
         Proto::UnixDgram => unix::bind_datagram(endpoint).map(Bound::Datagram),
+        Proto::Raw => raw::bind(&endpoint.addr, opts).map(Bound::Raw),
     }
 }
 
@@ -121,6 +137,11 @@ pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Conn> {
     match (&endpoint.addr, endpoint.proto) {
         (Address::Ip(addr), Proto::Tcp) => tcp::connect(*addr, opts),
         (Address::Ip(addr), Proto::Udp) => udp::connect(*addr),
+        // Raw clients open a raw::RawSocket themselves: a raw packet is no Conn message.
+        (_, Proto::Raw) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "raw sockets are for serve, send and ping",
+        )),
         (Address::Ip(_) | Address::Host(..), _) | (_, Proto::Tcp | Proto::Udp) => {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -319,6 +340,15 @@ pub struct DatagramSocket {
 pub struct PeerAddr(pub SockAddr);
 
 impl PeerAddr {
+    /// The sender as a log line names it for `proto`: raw IP has no ports, so the address
+    /// alone.
+    pub fn show(&self, proto: Proto) -> String {
+        match self.0.as_socket() {
+            Some(addr) if proto == Proto::Raw => addr.ip().to_string(),
+            _ => self.to_string(),
+        }
+    }
+
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
     pub fn can_reply(&self) -> bool {
         !(self.0.is_unix() && self.0.is_unnamed())

@@ -295,3 +295,43 @@ pub fn as_nobody(args: &[&str]) -> Command {
     .args(args);
     cmd
 }
+
+/// Whether this process may open raw sockets (CAP_NET_RAW, which root has). When not, says
+/// so on stderr with the test's name, so a skipped test never passes silently.
+pub fn can_open_raw(test: &str) -> bool {
+    match socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(253)),
+    ) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("{test}: skipped: cannot open a raw socket here ({e}); run as root");
+            false
+        }
+    }
+}
+
+/// Whether this process can run a command with CAP_NET_RAW taken away (root, setpriv);
+/// says why not when it cannot.
+pub fn can_drop_net_raw(test: &str) -> bool {
+    if !can_switch_user() {
+        eprintln!("{test}: skipped: not root or no setpriv, cannot drop CAP_NET_RAW");
+        return false;
+    }
+    true
+}
+
+/// A command that runs `netecho ARGS` as root but without CAP_NET_RAW: removed from the
+/// bounding set, so the exec'd binary cannot have it.
+pub fn without_net_raw(args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--bounding-set=-net_raw",
+        "--inh-caps=-net_raw",
+        "--",
+        bin(),
+    ])
+    .args(args);
+    cmd
+}

@@ -1,0 +1,326 @@
+//! `netecho ping HOST`: ICMP (IPv4) or ICMPv6 echo requests, a line per reply with its
+//! size, sequence number, TTL and round-trip time, and the summary ping users know. It uses
+//! a raw socket when it may and the unprivileged ICMP datagram socket when it may not.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use tracing::debug;
+
+use crate::cli::PingArgs;
+use crate::error::UsageError;
+use crate::raw::{icmp, ipv4};
+use crate::server::shutdown::{Shutdown, Wake};
+use crate::transport::MAX_MESSAGE;
+use crate::transport::icmp::{IcmpKind, IcmpSocket};
+
+/// The largest -s: an IPv4 packet of 65,535 bytes less the 20-byte IP header and the 8-byte
+/// ICMP header. Over IPv6 (no IP header in the 16-bit length) 20 bytes more would fit.
+pub const MAX_SIZE_V4: usize = 65_507;
+pub const MAX_SIZE_V6: usize = 65_527;
+
+/// Round trips measured, for the summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub transmitted: u64,
+    pub received: u64,
+    rtts_ms: Vec<f64>,
+}
+
+impl Summary {
+    pub fn loss_percent(&self) -> f64 {
+        if self.transmitted == 0 {
+            return 0.0;
+        }
+        (self.transmitted - self.received) as f64 * 100.0 / self.transmitted as f64
+    }
+
+    /// min, avg, max and mdev (the standard deviation, as ping computes it) in milliseconds.
+    pub fn rtt(&self) -> Option<(f64, f64, f64, f64)> {
+        if self.rtts_ms.is_empty() {
+            return None;
+        }
+        let n = self.rtts_ms.len() as f64;
+        let min = self.rtts_ms.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.rtts_ms.iter().copied().fold(0.0, f64::max);
+        let avg = self.rtts_ms.iter().sum::<f64>() / n;
+        let sq = self.rtts_ms.iter().map(|r| r * r).sum::<f64>() / n;
+        Some((min, avg, max, (sq - avg * avg).max(0.0).sqrt()))
+    }
+
+    /// The two summary lines.
+    pub fn lines(&self, host: &str, elapsed: Duration) -> String {
+        let loss = self.loss_percent();
+        let loss = if loss.fract() == 0.0 {
+            format!("{loss:.0}")
+        } else {
+            format!("{loss:.1}")
+        };
+        let mut text = format!(
+            "--- {host} ping statistics ---\n{} packets transmitted, {} received, {loss}% \
+             packet loss, time {}ms\n",
+            self.transmitted,
+            self.received,
+            elapsed.as_millis()
+        );
+        if let Some((min, avg, max, mdev)) = self.rtt() {
+            text.push_str(&format!(
+                "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms\n"
+            ));
+        }
+        text
+    }
+}
+
+/// The address to ping: an IP (brackets allowed) or a host name, its first address.
+fn target(host: &str) -> Result<SocketAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 0));
+    }
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !valid {
+        return Err(UsageError::new(format!(
+            "'{host}' is not an IP address or a host name; ping takes a host alone, such as \
+             127.0.0.1, ::1 or localhost (no port, no URL)"
+        ))
+        .into());
+    }
+    (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| anyhow!("cannot resolve '{host}': {e}; check the spelling, or give an IP"))?
+        .next()
+        .ok_or_else(|| anyhow!("cannot resolve '{host}': it has no address"))
+}
+
+/// A reply that belongs to this ping.
+struct Reply {
+    seq: u16,
+    bytes: usize,
+    ttl: Option<u8>,
+}
+
+pub fn run(args: &PingArgs) -> Result<()> {
+    let to = target(&args.host)?;
+    let max = if to.is_ipv6() {
+        MAX_SIZE_V6
+    } else {
+        MAX_SIZE_V4
+    };
+    if args.size as usize > max {
+        return Err(UsageError::new(format!(
+            "-s {}: an ICMP echo to {} carries at most {max} data bytes",
+            args.size,
+            to.ip()
+        ))
+        .into());
+    }
+    // Before the socket, so Ctrl-C during the run ends in the summary, as with ping.
+    let shutdown = Shutdown::install()?;
+    let sock = crate::transport::icmp::open(to)?;
+    sock.set_nonblocking(true)?;
+    let mut out = io::stdout().lock();
+    let how = match sock.kind {
+        IcmpKind::Raw => "raw socket",
+        IcmpKind::Datagram => "ICMP datagram socket (no CAP_NET_RAW)",
+    };
+    writeln!(
+        out,
+        "PING {} ({}): {} data bytes, {how}",
+        args.host,
+        to.ip(),
+        args.size
+    )
+    .and_then(|_| out.flush())
+    .context("write to stdout")?;
+    let id = std::process::id() as u16;
+    // A pattern, so a reply's data can be told from another ping's.
+    let data: Vec<u8> = (0..args.size).map(|i| (i % 256) as u8).collect();
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut in_flight: HashMap<u16, Instant> = HashMap::new();
+    let mut next_send = started;
+    let mut seq: u16 = 0;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let now = Instant::now();
+        let done_sending = args.count.is_some_and(|c| summary.transmitted >= c);
+        // A request unanswered within -W is lost.
+        in_flight.retain(|_, sent| now.duration_since(*sent) < args.timeout);
+        if done_sending && in_flight.is_empty() {
+            break;
+        }
+        if !done_sending && now >= next_send {
+            seq = seq.wrapping_add(1);
+            let message = icmp::echo_request(sock.v6, id, seq, &data);
+            match sock.send(&message) {
+                Ok(()) => {}
+                Err(e) => writeln!(out, "send to {}: {e}", to.ip())?,
+            }
+            summary.transmitted += 1;
+            in_flight.insert(seq, now);
+            next_send += args.interval;
+            continue;
+        }
+        let mut wait = in_flight
+            .values()
+            .map(|sent| (*sent + args.timeout).saturating_duration_since(now))
+            .min()
+            .unwrap_or(args.timeout);
+        if !done_sending {
+            wait = wait.min(next_send.saturating_duration_since(now));
+        }
+        if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(wait))? {
+            debug!("stopped by {}", signal.as_str());
+            break;
+        }
+        while let Some(got) = read_reply(&sock, &mut buf, id)? {
+            let Some(sent) = in_flight.remove(&got.seq) else {
+                debug!(
+                    "a reply to icmp_seq={} that is late or a duplicate",
+                    got.seq
+                );
+                continue;
+            };
+            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+            summary.received += 1;
+            summary.rtts_ms.push(rtt);
+            let ttl = got.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+            writeln!(
+                out,
+                "{} bytes from {}: icmp_seq={}{ttl} time={rtt:.3} ms",
+                got.bytes,
+                to.ip(),
+                got.seq
+            )
+            .and_then(|_| out.flush())
+            .context("write to stdout")?;
+        }
+    }
+    writeln!(out)?;
+    write!(out, "{}", summary.lines(&args.host, started.elapsed()))?;
+    out.flush().context("write to stdout")?;
+    if summary.received == 0 {
+        return Err(anyhow!(
+            "no reply from {}: {} echo request(s) lost (is the host up, and does it answer \
+             ICMP echo? A firewall may drop them)",
+            to.ip(),
+            summary.transmitted
+        ));
+    }
+    Ok(())
+}
+
+/// The next echo reply for this ping waiting on the socket; `None` when nothing more is
+/// waiting. Other ICMP messages (our own requests looped back, other pings' replies,
+/// errors) are passed over.
+fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16) -> Result<Option<Reply>> {
+    loop {
+        let got = match sock.recv(buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // An ICMP error for an earlier request (host unreachable, say): not a reply.
+            Err(e) => {
+                debug!("recvmsg: {e}");
+                return Ok(None);
+            }
+        };
+        let packet = &buf[..got.len.min(buf.len())];
+        let (message, ttl) = if sock.kind == IcmpKind::Raw && !sock.v6 {
+            match ipv4::parse(packet) {
+                Ok((header, message)) => (message, Some(header.ttl)),
+                Err(why) => {
+                    debug!("dropped a malformed packet: {why}");
+                    continue;
+                }
+            }
+        } else {
+            (packet, got.ttl)
+        };
+        let Some(echo) = icmp::parse(message) else {
+            debug!("dropped a {}-byte ICMP message: too short", message.len());
+            continue;
+        };
+        let reply_type = if sock.v6 {
+            icmp::ECHO_REPLY_V6
+        } else {
+            icmp::ECHO_REPLY_V4
+        };
+        // A datagram socket's identifier is the kernel's choice, and it delivers only
+        // this socket's replies; a raw socket sees every ping's.
+        let ours = sock.kind == IcmpKind::Datagram || echo.id == id;
+        if echo.kind != reply_type || !ours {
+            debug!(
+                "passed over ICMP type {} id {} seq {}",
+                echo.kind, echo.id, echo.seq
+            );
+            continue;
+        }
+        return Ok(Some(Reply {
+            seq: echo.seq,
+            bytes: message.len(),
+            ttl,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_figures() {
+        let s = Summary {
+            transmitted: 4,
+            received: 3,
+            rtts_ms: vec![1.0, 2.0, 3.0],
+        };
+        assert_eq!(s.loss_percent(), 25.0);
+        let (min, avg, max, mdev) = s.rtt().unwrap();
+        assert_eq!((min, avg, max), (1.0, 2.0, 3.0));
+        assert!((mdev - (2.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        let text = s.lines("h", Duration::from_millis(3001));
+        assert!(text.contains("4 packets transmitted, 3 received, 25% packet loss, time 3001ms"));
+        assert!(text.contains("rtt min/avg/max/mdev = 1.000/2.000/3.000/0.816 ms"));
+        let third = Summary {
+            transmitted: 3,
+            received: 2,
+            rtts_ms: vec![1.0, 1.0],
+        };
+        assert!(
+            third
+                .lines("h", Duration::ZERO)
+                .contains("33.3% packet loss")
+        );
+        let none = Summary {
+            transmitted: 2,
+            received: 0,
+            rtts_ms: vec![],
+        };
+        assert!(!none.lines("h", Duration::ZERO).contains("rtt"));
+    }
+
+    #[test]
+    fn hosts_are_addresses_or_names_without_ports() {
+        assert_eq!(target("::1").unwrap(), "[::1]:0".parse().unwrap());
+        assert_eq!(target("[::1]").unwrap(), "[::1]:0".parse().unwrap());
+        assert!(
+            target("127.0.0.1:80")
+                .unwrap_err()
+                .to_string()
+                .contains("no port")
+        );
+        assert!(target("raw://x").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! `netecho ping` through the real binary over loopback: raw sockets as root, the ICMP
+//! datagram socket without CAP_NET_RAW (in a network namespace of its own, where the test
+//! may set net.ipv4.ping_group_range without touching the host's), the error line when
+//! neither socket is allowed, and loss when nobody answers.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bin, can_drop_net_raw, can_open_raw, fails, netecho, ok, run, without_net_raw};
+
+fn assert_no_loss(out: &str, count: usize, how: &str) {
+    assert!(out.contains(how), "{how:?} missing from:\n{out}");
+    assert_eq!(out.matches(" bytes from ").count(), count, "{out}");
+    for seq in 1..=count {
+        assert!(out.contains(&format!("icmp_seq={seq} ttl=")), "{out}");
+    }
+    assert!(
+        out.contains(&format!(
+            "{count} packets transmitted, {count} received, 0% packet loss"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("rtt min/avg/max/mdev = "), "{out}");
+}
+
+#[test]
+fn ping_loopback_over_ipv4_and_ipv6_loses_nothing() {
+    if !can_open_raw("ping_loopback_over_ipv4_and_ipv6_loses_nothing") {
+        return;
+    }
+    for host in ["127.0.0.1", "::1"] {
+        let out = ok(&netecho(&["ping", "-c", "3", "-i", "200ms", host], b""));
+        assert!(
+            out.starts_with(&format!("PING {host} ({host}): 56 data bytes")),
+            "{out}"
+        );
+        assert_no_loss(&out, 3, "raw socket");
+    }
+    // -s sets the data size: each reply line counts the 8-byte ICMP header too.
+    let out = ok(&netecho(&["ping", "-c", "1", "-s", "1000", "::1"], b""));
+    assert!(out.contains("1008 bytes from ::1"), "{out}");
+}
+
+/// `sh -c SCRIPT` in a new network namespace with its loopback up; `None` (and a reason
+/// on stderr) when namespaces cannot be made here.
+fn in_netns(test: &str, script: &str) -> Option<Command> {
+    let probe = Command::new("unshare")
+        .args(["--net", "--", "ip", "link", "set", "lo", "up"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!("{test}: skipped: cannot make a network namespace here ({other:?})");
+            return None;
+        }
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--", "sh", "-c"])
+        .arg(format!("ip link set lo up && {script}"));
+    Some(cmd)
+}
+
+#[test]
+fn ping_without_cap_net_raw_uses_the_icmp_datagram_socket() {
+    let test = "ping_without_cap_net_raw_uses_the_icmp_datagram_socket";
+    if !can_drop_net_raw(test) {
+        return;
+    }
+    for host in ["127.0.0.1", "::1"] {
+        // ping_group_range belongs to the namespace: the host's stays as it is.
+        let script = format!(
+            "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range && exec setpriv \
+             --bounding-set=-net_raw --inh-caps=-net_raw -- {} ping -c 2 -i 200ms {host}",
+            bin()
+        );
+        let Some(mut cmd) = in_netns(test, &script) else {
+            return;
+        };
+        assert_no_loss(
+            &ok(&run(&mut cmd, b"")),
+            2,
+            "ICMP datagram socket (no CAP_NET_RAW)",
+        );
+    }
+}
+
+#[test]
+fn ping_without_any_icmp_socket_says_what_is_missing() {
+    let test = "ping_without_any_icmp_socket_says_what_is_missing";
+    if !can_drop_net_raw(test) {
+        return;
+    }
+    // The host's own range decides: with root's group inside it the fallback works (and
+    // the previous test covers it); outside it, neither socket may be opened.
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let bounds: Vec<i64> = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let out = run(&mut without_net_raw(&["ping", "-c", "1", "127.0.0.1"]), b"");
+    if bounds[0] <= 0 && 0 <= bounds[1] {
+        eprintln!(
+            "{test}: group 0 may use ICMP datagram sockets here ({range:?}): checked the fallback instead"
+        );
+        assert_no_loss(&ok(&out), 1, "ICMP datagram socket");
+        return;
+    }
+    let line = fails(&out, 1);
+    for part in [
+        "no CAP_NET_RAW",
+        "EACCES",
+        "net.ipv4.ping_group_range",
+        "run as root",
+        "setcap cap_net_raw+ep",
+        "sysctl -w net.ipv4.ping_group_range",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from: {line}");
+    }
+}
+
+#[test]
+fn ping_counts_loss_when_nobody_answers() {
+    let test = "ping_counts_loss_when_nobody_answers";
+    if !can_open_raw(test) {
+        return;
+    }
+    // In a namespace of its own, loopback is told to ignore echo requests.
+    let script = format!(
+        "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && exec {} ping -c 2 -i 100ms \
+         -W 300ms 127.0.0.1",
+        bin()
+    );
+    let Some(mut cmd) = in_netns(test, &script) else {
+        return;
+    };
+    let out = run(&mut cmd, b"");
+    let line = fails(&out, 1);
+    assert!(
+        line.contains("no reply from 127.0.0.1: 2 echo request(s) lost"),
+        "{line}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 packets transmitted, 0 received, 100% packet loss"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("rtt"), "{stdout}");
+}
+
+#[test]
+fn ping_bad_input_is_a_usage_error() {
+    let line = fails(&netecho(&["ping", "127.0.0.1:80"], b""), 2);
+    assert!(line.contains("no port"), "{line}");
+    let line = fails(&netecho(&["ping", "-s", "65520", "127.0.0.1"], b""), 2);
+    assert!(line.contains("at most 65507 data bytes"), "{line}");
+    let line = fails(&netecho(&["ping", "-c", "0", "::1"], b""), 2);
+    assert!(line.contains("-c"), "{line}");
+    let line = fails(&netecho(&["ping", "-i", "soon", "::1"], b""), 2);
+    assert!(line.contains("not a duration"), "{line}");
+}

@@ -1,0 +1,218 @@
+//! Raw IP echo through the real binary over loopback: IPv4 and IPv6, with and without a
+//! hand-built IPv4 header, packets without the netecho magic ignored and counted, and the
+//! one-line error without CAP_NET_RAW. Raw sockets need root: each test says when it skips.
+//!
+//! Every raw socket of a protocol sees every packet of it, so each test uses an IP protocol
+//! number of its own (from the unassigned 143-252 and the experimental 253-254) and tests
+//! running at once never answer each other's requests.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Server, can_drop_net_raw, can_open_raw, fails, netecho, ok, run, without_net_raw};
+
+fn serve_raw(addr: &str, ip_proto: u8, extra: &[&str]) -> Server {
+    let n = ip_proto.to_string();
+    let mut args = vec!["--proto", "raw", "--addr", addr, "--ip-proto", &n];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// `netecho send --ip-proto N FLAGS URL WORDS` to `server`; its stdout.
+fn send(server: &Server, ip_proto: u8, flags: &[&str], words: &[&str], stdin: &[u8]) -> String {
+    let n = ip_proto.to_string();
+    let url = server.url();
+    let mut args = vec!["send", "--ip-proto", &n];
+    args.extend_from_slice(flags);
+    args.push(&url);
+    args.extend_from_slice(words);
+    ok(&netecho(&args, stdin))
+}
+
+#[test]
+fn raw_echo_over_ipv4_and_ipv6() {
+    if !can_open_raw("raw_echo_over_ipv4_and_ipv6") {
+        return;
+    }
+    for (addr, ip_proto, shown) in [("127.0.0.1", 201, "raw 127.0.0.1"), ("::1", 202, "raw ::1")] {
+        let server = serve_raw(addr, ip_proto, &[]);
+        assert_eq!(format!("{} {}", server.proto, server.addr), shown);
+        assert_eq!(
+            send(&server, ip_proto, &[], &["hello", "raw"], b""),
+            "HELLO RAW\n"
+        );
+        // Piped lines: one packet each, one reply line each; bytes other than ASCII
+        // letters come back as they went.
+        let piped = send(
+            &server,
+            ip_proto,
+            &[],
+            &[],
+            "one\nZwei drei\nüber 42\n".as_bytes(),
+        );
+        assert_eq!(piped, "ONE\nZWEI DREI\nüBER 42\n");
+        let (status, out, log) = server.stop("TERM");
+        assert!(status.success(), "{log}");
+        assert!(out.contains("messages 4"), "{out}");
+        assert!(log.contains("answered 4 request(s)"), "{log}");
+    }
+    // The URL forms name the family: raw6:// takes IPv6 only.
+    let server = serve_raw("::1", 203, &[]);
+    let out = ok(&netecho(
+        &["send", "--ip-proto", "203", "raw6://[::1]", "six"],
+        b"",
+    ));
+    assert_eq!(out, "SIX\n");
+    drop(server);
+}
+
+#[test]
+fn raw_echo_with_a_hand_built_ipv4_header() {
+    if !can_open_raw("raw_echo_with_a_hand_built_ipv4_header") {
+        return;
+    }
+    let server = serve_raw("127.0.0.1", 204, &["-v"]);
+    let hdrincl = ["--hdrincl", "--ttl", "7"];
+    let out = send(&server, 204, &hdrincl, &["built", "by", "hand"], b"");
+    assert_eq!(out, "BUILT BY HAND\n");
+    // The server's -v line shows the header as it arrived: the TTL we wrote, not the
+    // kernel's 64, and the protocol we chose.
+    let log = server.wait_log("ttl 7 protocol 204");
+    assert!(log.contains("IPv4 version 4 ihl 5 (20 bytes)"), "{log}");
+    assert!(log.contains("netecho request id"), "{log}");
+    // Without --hdrincl, --ttl sets IP_TTL and the kernel writes it into its header.
+    assert_eq!(send(&server, 204, &["--ttl", "9"], &["k"], b""), "K\n");
+    server.wait_log("ttl 9 protocol 204");
+    // A -v client shows the reply's header, which the server's kernel built.
+    let n = "204".to_string();
+    let url = server.url();
+    let out = netecho(
+        &["-v", "send", "--ip-proto", &n, "--hdrincl", &url, "x"],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok(&out), "X\n");
+    assert!(err.contains("built the header: IPv4"), "{err}");
+    assert!(err.contains("netecho reply id"), "{err}");
+    // --explain names the calls the lesson names: a raw socket for the protocol, and
+    // IP_HDRINCL before anything is sent.
+    let out = netecho(
+        &[
+            "send",
+            "--explain",
+            "--ip-proto",
+            &n,
+            "--hdrincl",
+            &url,
+            "y",
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok(&out), "Y\n");
+    let socket = err.find("socket(AF_INET, SOCK_RAW, 204) = fd").expect(&err);
+    let hdrincl = err.find(", IP_HDRINCL, 1) = 0").expect(&err);
+    let send = err.find("send(fd ").expect(&err);
+    assert!(socket < hdrincl && hdrincl < send, "{err}");
+}
+
+#[test]
+fn hdrincl_is_ipv4_only_and_raw_addresses_have_no_ports() {
+    let line = fails(&netecho(&["send", "--hdrincl", "raw6://::1", "x"], b""), 2);
+    assert!(line.contains("--hdrincl builds an IPv4 header"), "{line}");
+    let line = fails(
+        &netecho(&["send", "--hdrincl", "udp://127.0.0.1:9", "x"], b""),
+        2,
+    );
+    assert!(line.contains("--hdrincl applies to --proto raw"), "{line}");
+    let line = fails(&netecho(&["send", "raw://127.0.0.1:80", "x"], b""), 2);
+    assert!(line.contains("no ports"), "{line}");
+    let line = fails(&netecho(&["serve", "--addr", "raw6://127.0.0.1"], b""), 2);
+    assert!(line.contains("needs an IPv6 address"), "{line}");
+    let line = fails(
+        &netecho(&["serve", "--proto", "tcp", "--ip-proto", "9"], b""),
+        2,
+    );
+    assert!(line.contains("--ip-proto applies to --proto raw"), "{line}");
+    for cmd in [
+        &["bench", "--proto", "raw"][..],
+        &["get", "raw://127.0.0.1", "f"][..],
+    ] {
+        let line = fails(&netecho(cmd, b""), 2);
+        assert!(line.contains("does not work over raw sockets"), "{line}");
+    }
+}
+
+/// A raw socket of the test's own, to send what netecho never would.
+fn raw_sender(v6: bool, ip_proto: u8) -> socket2::Socket {
+    let domain = if v6 {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    socket2::Socket::new(domain, socket2::Type::RAW, Some(i32::from(ip_proto).into()))
+        .expect("raw socket")
+}
+
+#[test]
+fn packets_without_the_magic_are_ignored_and_counted() {
+    if !can_open_raw("packets_without_the_magic_are_ignored_and_counted") {
+        return;
+    }
+    for (addr, ip_proto) in [("127.0.0.1", 205u8), ("::1", 206)] {
+        let server = serve_raw(addr, ip_proto, &["-v"]);
+        let sender = raw_sender(addr.contains(':'), ip_proto);
+        let to: SocketAddr = SocketAddr::new(addr.parse().unwrap(), 0);
+        // Wrong magic, a packet too short for the header, and the magic with an unknown type.
+        for payload in [
+            &b"NECX\x01\x00\x00\x01\x00\x00\x00\x01hello"[..],
+            b"NEC",
+            b"NECH\x09\x00\x00\x01\x00\x00\x00\x01hello",
+        ] {
+            sender.send_to(payload, &to.into()).expect("sendto");
+        }
+        // Sent after them, so answered after they were read: the server still serves.
+        assert_eq!(
+            send(&server, ip_proto, &[], &["still", "here"], b""),
+            "STILL HERE\n"
+        );
+        let (status, out, log) = server.stop("TERM");
+        assert!(status.success(), "{log}");
+        assert!(out.contains("messages 1,"), "{out}");
+        assert!(
+            log.contains(
+                "answered 1 request(s); ignored 2 packet(s) without the netecho magic; \
+                 dropped 1 malformed"
+            ),
+            "{log}"
+        );
+        assert!(log.contains("no netecho magic"), "{log}");
+    }
+}
+
+#[test]
+fn without_cap_net_raw_one_line_says_what_is_missing() {
+    let test = "without_cap_net_raw_one_line_says_what_is_missing";
+    if !can_drop_net_raw(test) {
+        return;
+    }
+    let cases: [&[&str]; 3] = [
+        &["serve", "--proto", "raw", "--addr", "127.0.0.1"],
+        &["send", "--proto", "raw", "127.0.0.1", "x"],
+        &["send", "raw6://::1", "x"],
+    ];
+    for args in cases {
+        let out = run(&mut without_net_raw(args), b"");
+        let line = fails(&out, 1);
+        for part in [
+            "EPERM",
+            "CAP_NET_RAW",
+            "run as root",
+            "setcap cap_net_raw+ep",
+        ] {
+            assert!(line.contains(part), "{part:?} missing from: {line}");
+        }
+        assert!(out.stdout.is_empty(), "no listening line without a socket");
+    }
+}
