@@ -185,7 +185,7 @@ fn exec_on_a_non_loopback_address_needs_the_flag() {
         "a-z",
         "A-Z",
     ]);
-    assert!(server.stderr().contains("WARN"), "{}", server.stderr());
+    assert!(server.wait_log("WARN").contains("--allow-remote-exec"));
     let port = server.port().to_string();
     let out = netecho(&["exec", &format!("127.0.0.1:{port}")], b"abc");
     assert_eq!(ok(&out), "ABC");

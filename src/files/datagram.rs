@@ -50,7 +50,7 @@ pub struct Settings {
 
 /// A server's linger: past the longest retransmission timeout, so a sender that lost the
 /// FINACK hears it again.
-pub const SERVER_LINGER: Duration = Duration::from_millis(2500);
+pub const SERVER_LINGER: Duration = Duration::from_millis(4500);
 /// A client's linger after a verified download.
 pub const CLIENT_LINGER: Duration = Duration::from_millis(300);
 
@@ -464,10 +464,14 @@ pub fn receive_file(
 
 /// After the last word, answers repeats of the peer's last packet for a short while.
 fn dally(link: &mut Link<'_>, answer: &Packet<'_>, linger: Duration) -> Result<()> {
-    let until = Instant::now() + linger;
+    let mut until = Instant::now() + linger;
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match link.recv(left)? {
-            Some(n) if matches!(link.packet(n), Some(Packet::Fin { .. })) => link.send(answer)?,
+            // The sender has not heard us yet: answer, and stay as long again.
+            Some(n) if matches!(link.packet(n), Some(Packet::Fin { .. })) => {
+                link.send(answer)?;
+                until = Instant::now() + linger;
+            }
             Some(_) => {}
             None => break,
         }
