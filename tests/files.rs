@@ -415,3 +415,22 @@ fn a_bad_files_directory_is_one_clear_error() {
     fails(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--files <DIR>"));
 }
+
+#[test]
+fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    let server = file_server(
+        "tcp",
+        sockdir.path(),
+        root.path(),
+        &["--idle-timeout", "1s"],
+    );
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    // The server closes the connection: a read returns end of stream, not a timeout.
+    assert_eq!(conn.read(&mut buf).unwrap(), 0);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    server.wait_log("idle timeout");
+}
