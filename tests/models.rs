@@ -214,45 +214,54 @@ fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not() {
     let dir = tempdir();
-    for (model, proto) in [
+    // The cases wait on clocks, not on the CPU: run side by side.
+    let cases = [
         ("iterative", "tcp"),
         ("threads", "tcp"),
         ("event", "tcp"),
         ("fork", "tcp"),
         ("event", "unix"),
         ("threads", "unix-seqpacket"),
-    ] {
-        let server = start(model, proto, &dir, &["--idle-timeout", "1s"]);
-        // A client that talks every 100 ms for 1.5 s outlives the 1 s timeout.
-        let talker = Raw::connect(proto, &server.addr);
-        let started = Instant::now();
-        let mut round = 0;
-        while started.elapsed() < Duration::from_millis(1500) {
-            talker.exchange(&message(0, round, 50));
-            round += 1;
-            thread::sleep(Duration::from_millis(100));
+    ];
+    thread::scope(|scope| {
+        for (model, proto) in cases {
+            let dir = &dir;
+            scope.spawn(move || idle_case(model, proto, dir));
         }
-        drop(talker);
-        // A silent one is closed: its read returns end of stream.
-        let idle = Raw::connect(proto, &server.addr);
-        let started = Instant::now();
-        let mut buf = [0u8; 16];
-        let n = std::io::Read::read(&mut &idle.sock, &mut buf)
-            .unwrap_or_else(|e| panic!("{model} {proto}: an idle client read {e}"));
-        assert_eq!(n, 0, "{model} {proto}: not closed");
-        assert!(
-            started.elapsed() >= Duration::from_millis(900),
-            "{model} {proto}: closed after {:?}, before the timeout",
-            started.elapsed()
-        );
-        server.wait_log("closed: idle timeout");
-        assert_eq!(
-            server.stderr().matches("closed: idle timeout").count(),
-            1,
-            "{model} {proto}: only the idle client timed out:\n{}",
-            server.stderr()
-        );
+    });
+}
+
+fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
+    let server = start(model, proto, dir, &["--idle-timeout", "1s"]);
+    // A client that talks every 100 ms for 1.5 s outlives the 1 s timeout.
+    let talker = Raw::connect(proto, &server.addr);
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        talker.exchange(&message(0, round, 50));
+        round += 1;
+        thread::sleep(Duration::from_millis(100));
     }
+    drop(talker);
+    // A silent one is closed: its read returns end of stream.
+    let idle = Raw::connect(proto, &server.addr);
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut &idle.sock, &mut buf)
+        .unwrap_or_else(|e| panic!("{model} {proto}: an idle client read {e}"));
+    assert_eq!(n, 0, "{model} {proto}: not closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{model} {proto}: closed after {:?}, before the timeout",
+        started.elapsed()
+    );
+    server.wait_log("closed: idle timeout");
+    assert_eq!(
+        server.stderr().matches("closed: idle timeout").count(),
+        1,
+        "{model} {proto}: only the idle client timed out:\n{}",
+        server.stderr()
+    );
 }
 
 #[test]
