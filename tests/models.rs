@@ -147,6 +147,30 @@ fn two_hundred_clients_at_once_each_get_their_own_bytes_back() {
 }
 
 #[test]
+fn the_event_model_runs_the_threads_asked_for() {
+    let dir = tempdir();
+    for threads in ["1", "3"] {
+        let server = start("event", "tcp", &dir, &["--threads", threads]);
+        server.wait_log(&format!("model event: {threads} thread(s)"));
+        let event_threads = || {
+            std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("event-"))
+                })
+                .count()
+        };
+        // The log line comes before the threads start.
+        eventually(&format!("{threads} event-loop threads"), || {
+            (event_threads().to_string() == threads).then_some(())
+        });
+        crowd("tcp", &server.addr, 50, 3);
+    }
+}
+
+#[test]
 fn iterative_serves_one_client_at_a_time() {
     let dir = tempdir();
     let server = start("iterative", "tcp", &dir, &[]);
@@ -173,10 +197,15 @@ fn iterative_serves_one_client_at_a_time() {
 #[test]
 fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
     let dir = tempdir();
-    for model in ["event", "threads", "fork"] {
-        let server = start(model, "tcp", &dir, &[]);
+    for (model, proto) in [
+        ("event", "tcp"),
+        ("threads", "tcp"),
+        ("fork", "tcp"),
+        ("event", "unix"),
+    ] {
+        let server = start(model, proto, &dir, &[]);
         let before = rss_kib(server.pid());
-        let hog = Raw::connect("tcp", &server.addr);
+        let hog = Raw::connect(proto, &server.addr);
         hog.sock
             .set_write_timeout(Some(Duration::from_millis(500)))
             .unwrap();
@@ -191,20 +220,20 @@ fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     stalls += 1
                 }
-                Err(e) => panic!("{model}: the never-reading client's write failed: {e}"),
+                Err(e) => panic!("{model} {proto}: the never-reading client's write failed: {e}"),
             }
         }
         assert!(
             stalls >= 3,
-            "{model}: {sent} bytes sent and the server still reads from a client that never reads"
+            "{model} {proto}: {sent} bytes sent and the server still reads from a client that never reads"
         );
         let rss = rss_kib(server.pid());
         assert!(
             rss < before + 64 * 1024,
-            "{model}: resident memory grew from {before} KiB to {rss} KiB after {sent} bytes"
+            "{model} {proto}: resident memory grew from {before} KiB to {rss} KiB after {sent} bytes"
         );
         // Another client is served while the first still holds its connection.
-        let other = Raw::connect("tcp", &server.addr);
+        let other = Raw::connect(proto, &server.addr);
         other.exchange(&message(1, 0, 4000));
         assert!(rss_kib(server.pid()) < before + 64 * 1024);
         drop(hog);
@@ -439,23 +468,43 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
     }
 }
 
-/// A UDP socket on a small-service port (7, 9, ... on 127.0.0.x), or None without root.
-fn small_service_socket() -> Option<std::net::UdpSocket> {
+/// UDP sockets on the small-service ports (7, 9, 13, 19, 37) free on some 127.0.0.x; none
+/// without the privilege to bind a port below 1024.
+fn small_service_sockets() -> Vec<std::net::UdpSocket> {
     for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let mut socks = Vec::new();
         for port in [7, 9, 13, 19, 37] {
             match std::net::UdpSocket::bind((ip, port)) {
-                Ok(sock) => return Some(sock),
-                Err(e) if e.kind() == ErrorKind::PermissionDenied => return None,
+                Ok(sock) => socks.push(sock),
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => return Vec::new(),
                 Err(_) => {}
             }
         }
+        if !socks.is_empty() {
+            return socks;
+        }
     }
-    None
+    Vec::new()
+}
+
+/// The datagrams the server's log says it dropped for `why`, over every report.
+fn dropped(log: &str, why: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(why))
+        .filter_map(|l| {
+            l.split("dropped ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 #[test]
 fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
-    if small_service_socket().is_none() {
+    if small_service_sockets().is_empty() {
         eprintln!("skipped: binding a port below 1024 needs root (or every one tried is in use)");
         return;
     }
@@ -464,32 +513,40 @@ fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
         for allow in [false, true] {
             let extra: &[&str] = if allow { &["--allow-loop-ports"] } else { &[] };
             let server = start(model, "udp", &dir, extra);
-            let echo_port = small_service_socket().expect("a small-service port");
-            echo_port.set_read_timeout(Some(STEP)).unwrap();
-            echo_port.connect(&server.addr).unwrap();
-            echo_port.send(b"ping from port 7").unwrap();
-            // The server answers in order: once a later client has its reply, a reply to the
+            let services = small_service_sockets();
+            for sock in &services {
+                sock.set_read_timeout(Some(STEP)).unwrap();
+                sock.connect(&server.addr).unwrap();
+                sock.send(b"ping from a small service").unwrap();
+            }
+            // The server answers in order: once a later client has its reply, a reply to a
             // small-service port would already be there.
             Raw::connect("udp", &server.addr).exchange(b"an ordinary port");
-            echo_port.set_nonblocking(true).unwrap();
-            let mut buf = [0u8; 64];
-            let got = echo_port.recv(&mut buf);
-            if allow {
-                echo_port.set_nonblocking(false).unwrap();
-                let n = match got {
-                    Ok(n) => n,
-                    Err(_) => echo_port
+            for sock in &services {
+                let port = sock.local_addr().unwrap();
+                let mut buf = [0u8; 64];
+                if allow {
+                    let n = sock
                         .recv(&mut buf)
-                        .expect("a reply with --allow-loop-ports"),
-                };
-                assert_eq!(&buf[..n], b"PING FROM PORT 7", "{model}");
+                        .expect("a reply with --allow-loop-ports");
+                    assert_eq!(&buf[..n], b"PING FROM A SMALL SERVICE", "{model} {port}");
+                } else {
+                    sock.set_nonblocking(true).unwrap();
+                    let got = sock.recv(&mut buf);
+                    assert!(
+                        matches!(&got, Err(e) if e.kind() == ErrorKind::WouldBlock),
+                        "{model}: {port} was answered: {got:?}"
+                    );
+                }
+            }
+            let why = "from source port 0 or a small-service port (7, 9, 13, 19, 37)";
+            if allow {
+                assert_eq!(dropped(&server.stderr(), why), 0, "{model}");
             } else {
-                assert!(
-                    matches!(&got, Err(e) if e.kind() == ErrorKind::WouldBlock),
-                    "{model}: port {} was answered: {got:?}",
-                    echo_port.local_addr().unwrap()
-                );
-                server.wait_log("dropped 1 datagram(s) from source port 0 or a small-service port");
+                let want = services.len() as u64;
+                eventually(&format!("{model}: {want} drops logged"), || {
+                    (dropped(&server.stderr(), why) == want).then_some(())
+                });
             }
         }
     }
