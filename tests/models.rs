@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::ErrorKind;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -171,6 +172,47 @@ fn the_event_model_runs_the_threads_asked_for() {
 }
 
 #[test]
+fn the_file_descriptor_limit_is_raised_and_a_limit_too_low_is_named() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    // A soft limit below the hard one is raised to it.
+    let server = Server::start_with(Command::new("prlimit").args([
+        "--nofile=256:4096",
+        "--",
+        common::bin(),
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{open_files}"
+    );
+    drop(server);
+    // A hard limit too low for --max-conns is named in one line, with the number needed.
+    let server = Server::start_with(Command::new("prlimit").args([
+        "--nofile=256:256",
+        "--",
+        common::bin(),
+        "serve",
+        "--max-conns",
+        "1000",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    server.wait_log("--max-conns 1000 needs 1064 file descriptors, but the limit is 256");
+    Raw::connect("tcp", &server.addr).exchange(b"served anyway");
+}
+
+#[test]
 fn iterative_serves_one_client_at_a_time() {
     let dir = tempdir();
     let server = start("iterative", "tcp", &dir, &[]);
@@ -236,6 +278,10 @@ fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
         let other = Raw::connect(proto, &server.addr);
         other.exchange(&message(1, 0, 4000));
         assert!(rss_kib(server.pid()) < before + 64 * 1024);
+        // A stop signal ends it all promptly, the stalled client included.
+        let (status, stdout, log) = server.stop("TERM");
+        assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+        assert_eq!(summary(&stdout).1, 2, "{model} {proto}: {stdout}");
         drop(hog);
     }
 }
