@@ -212,6 +212,63 @@ fn the_file_descriptor_limit_is_raised_and_a_limit_too_low_is_named() {
     Raw::connect("tcp", &server.addr).exchange(b"served anyway");
 }
 
+/// The child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// Whether a process is gone (or only a zombie left for its new parent to reap).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn fork_children_end_with_their_parent_even_when_it_is_killed() {
+    let dir = tempdir();
+    // A datagram child would otherwise serve the port forever; a connection child its client.
+    for proto in ["udp", "tcp"] {
+        let server = start("fork", proto, &dir, &[]);
+        let raw = Raw::connect(proto, &server.addr);
+        raw.exchange(b"served by a child");
+        let kids = eventually("a child process", || {
+            let kids = children(server.pid());
+            (!kids.is_empty()).then_some(kids)
+        });
+        signal(server.pid(), "KILL");
+        for kid in kids {
+            eventually(&format!("{proto}: child {kid} ends"), || {
+                gone(kid).then_some(())
+            });
+        }
+        if proto == "udp" {
+            // Nobody holds the port any more.
+            eventually("the port free again", || {
+                std::net::UdpSocket::bind(&server.addr).ok()
+            });
+        } else {
+            let mut buf = [0u8; 8];
+            let n = std::io::Read::read(&mut &raw.sock, &mut buf);
+            assert!(
+                matches!(n, Ok(0))
+                    || matches!(&n, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+                "{n:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn iterative_serves_one_client_at_a_time() {
     let dir = tempdir();
