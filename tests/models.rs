@@ -296,51 +296,58 @@ fn iterative_serves_one_client_at_a_time() {
 #[test]
 fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
     let dir = tempdir();
-    for (model, proto) in [
-        ("event", "tcp"),
-        ("threads", "tcp"),
-        ("fork", "tcp"),
-        ("event", "unix"),
-    ] {
-        let server = start(model, proto, &dir, &[]);
-        let before = rss_kib(server.pid());
-        let hog = Raw::connect(proto, &server.addr);
-        hog.sock
-            .set_write_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        // Write until the writes stall (the server stopped reading), at most 256 MiB.
-        let chunk = vec![b'x'; 64 * 1024];
-        let mut sent = 0usize;
-        let mut stalls = 0;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while sent < 256 << 20 && stalls < 3 && Instant::now() < deadline {
-            match std::io::Write::write(&mut &hog.sock, &chunk) {
-                Ok(n) => sent += n,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    stalls += 1
-                }
-                Err(e) => panic!("{model} {proto}: the never-reading client's write failed: {e}"),
-            }
+    thread::scope(|scope| {
+        for (model, proto) in [
+            ("event", "tcp"),
+            ("threads", "tcp"),
+            ("fork", "tcp"),
+            ("event", "unix"),
+        ] {
+            let dir = &dir;
+            scope.spawn(move || never_reading_case(model, proto, dir));
         }
-        assert!(
-            stalls >= 3,
-            "{model} {proto}: {sent} bytes sent and the server still reads from a client that never reads"
-        );
-        let rss = rss_kib(server.pid());
-        assert!(
-            rss < before + 64 * 1024,
-            "{model} {proto}: resident memory grew from {before} KiB to {rss} KiB after {sent} bytes"
-        );
-        // Another client is served while the first still holds its connection.
-        let other = Raw::connect(proto, &server.addr);
-        other.exchange(&message(1, 0, 4000));
-        assert!(rss_kib(server.pid()) < before + 64 * 1024);
-        // A stop signal ends it all promptly, the stalled client included.
-        let (status, stdout, log) = server.stop("TERM");
-        assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
-        assert_eq!(summary(&stdout).1, 2, "{model} {proto}: {stdout}");
-        drop(hog);
+    });
+}
+
+fn never_reading_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
+    let server = start(model, proto, dir, &[]);
+    let before = rss_kib(server.pid());
+    let hog = Raw::connect(proto, &server.addr);
+    hog.sock
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Write until the writes stall (the server stopped reading), at most 256 MiB.
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    let mut stalls = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent < 256 << 20 && stalls < 3 && Instant::now() < deadline {
+        match std::io::Write::write(&mut &hog.sock, &chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                stalls += 1
+            }
+            Err(e) => panic!("{model} {proto}: the never-reading client's write failed: {e}"),
+        }
     }
+    assert!(
+        stalls >= 3,
+        "{model} {proto}: {sent} bytes sent and the server still reads from a client that never reads"
+    );
+    let rss = rss_kib(server.pid());
+    assert!(
+        rss < before + 64 * 1024,
+        "{model} {proto}: resident memory grew from {before} KiB to {rss} KiB after {sent} bytes"
+    );
+    // Another client is served while the first still holds its connection.
+    let other = Raw::connect(proto, &server.addr);
+    other.exchange(&message(1, 0, 4000));
+    assert!(rss_kib(server.pid()) < before + 64 * 1024);
+    // A stop signal ends it all promptly, the stalled client included.
+    let (status, stdout, log) = server.stop("TERM");
+    assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+    assert_eq!(summary(&stdout).1, 2, "{model} {proto}: {stdout}");
+    drop(hog);
 }
 
 #[test]
@@ -514,22 +521,38 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
         let clients = 20;
         let confirmed = Arc::new(AtomicU64::new(0));
         let busy = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
         let load: Vec<_> = (0..clients)
             .map(|id| {
                 let (addr, proto) = (server.addr.clone(), proto.to_string());
                 let (confirmed, busy) = (confirmed.clone(), busy.clone());
+                let stopped = stopped.clone();
                 thread::spawn(move || {
                     let raw = Raw::connect(&proto, &addr);
-                    raw.sock
-                        .set_read_timeout(Some(Duration::from_secs(3)))
-                        .unwrap();
+                    // A stream ends with the server; a datagram client waits in short steps
+                    // until the test says the server is gone.
+                    let wait = match raw.is_message() {
+                        true => Duration::from_millis(200),
+                        false => STEP,
+                    };
+                    raw.sock.set_read_timeout(Some(wait)).unwrap();
                     for round in 0..100_000 {
                         let msg = message(id, round, 500);
                         if std::io::Write::write(&mut &raw.sock, &msg).is_err() {
                             return;
                         }
-                        let Ok(got) = raw.try_reply(msg.len()) else {
-                            return;
+                        let got = loop {
+                            match raw.try_reply(msg.len()) {
+                                Ok(got) => break got,
+                                Err(e)
+                                    if raw.is_message()
+                                        && !stopped.load(Ordering::Relaxed)
+                                        && matches!(
+                                            e.kind(),
+                                            ErrorKind::WouldBlock | ErrorKind::TimedOut
+                                        ) => {}
+                                Err(_) => return,
+                            }
                         };
                         if got.is_empty() {
                             return;
@@ -550,6 +573,7 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
         });
         thread::sleep(Duration::from_millis(200));
         let (status, stdout, log) = server.stop("TERM");
+        stopped.store(true, Ordering::Relaxed);
         for client in load {
             client.join().expect("a load client failed");
         }
@@ -658,39 +682,46 @@ fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
 #[test]
 fn the_rate_limit_caps_replies_per_second_per_source_address() {
     let dir = tempdir();
-    for model in ["event", "threads", "fork"] {
-        let server = start(model, "udp", &dir, &["--rate-limit", "5"]);
-        let flood = Raw::connect("udp", &server.addr);
-        for i in 0..40 {
-            flood.send(format!("flood {i}").as_bytes());
+    thread::scope(|scope| {
+        for model in ["event", "threads", "fork"] {
+            let dir = &dir;
+            scope.spawn(move || rate_limit_case(model, dir));
         }
-        flood
-            .sock
-            .set_read_timeout(Some(Duration::from_millis(1000)))
-            .unwrap();
-        let mut answered = 0;
-        while let Ok(got) = flood.try_reply(16) {
-            assert!(got.starts_with(b"FLOOD "), "{got:?}");
-            answered += 1;
-            assert!(answered <= 40);
-        }
-        assert!(
-            (5..=15).contains(&answered),
-            "{model}: {answered} of 40 answered at --rate-limit 5"
-        );
-        server.wait_log("over --rate-limit replies per second for its source");
-        // Another source address has its own budget.
-        let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
-        other.set_read_timeout(Some(STEP)).unwrap();
-        other.send_to(b"other source", &server.addr).unwrap();
-        let mut buf = [0u8; 32];
-        let n = other.recv(&mut buf).expect("another source is answered");
-        assert_eq!(&buf[..n], b"OTHER SOURCE");
-        // And the first one's budget refills with time.
-        thread::sleep(Duration::from_millis(1200));
-        flood.sock.set_read_timeout(Some(STEP)).unwrap();
-        flood.exchange(b"later");
+    });
+}
+
+fn rate_limit_case(model: &str, dir: &tempfile::TempDir) {
+    let server = start(model, "udp", dir, &["--rate-limit", "5"]);
+    let flood = Raw::connect("udp", &server.addr);
+    for i in 0..40 {
+        flood.send(format!("flood {i}").as_bytes());
     }
+    flood
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut answered = 0;
+    while let Ok(got) = flood.try_reply(16) {
+        assert!(got.starts_with(b"FLOOD "), "{got:?}");
+        answered += 1;
+        assert!(answered <= 40);
+    }
+    assert!(
+        (5..=15).contains(&answered),
+        "{model}: {answered} of 40 answered at --rate-limit 5"
+    );
+    server.wait_log("over --rate-limit replies per second for its source");
+    // Another source address has its own budget.
+    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.set_read_timeout(Some(STEP)).unwrap();
+    other.send_to(b"other source", &server.addr).unwrap();
+    let mut buf = [0u8; 32];
+    let n = other.recv(&mut buf).expect("another source is answered");
+    assert_eq!(&buf[..n], b"OTHER SOURCE");
+    // And the first one's budget refills with time.
+    thread::sleep(Duration::from_millis(1200));
+    flood.sock.set_read_timeout(Some(STEP)).unwrap();
+    flood.exchange(b"later");
 }
 
 #[test]
