@@ -64,6 +64,40 @@ fn sigterm_and_sigint_print_the_summary_and_remove_the_socket_file() {
 }
 
 #[test]
+fn a_connection_open_at_the_stop_signal_is_closed_with_its_log_line() {
+    // Fork children are ended by the signal itself, without a line of their own.
+    for model in ["iterative", "threads", "event"] {
+        for proto in ["tcp", "unix-seqpacket"] {
+            let addr = match proto {
+                "tcp" => "127.0.0.1:0".to_string(),
+                _ => abstract_name(&format!("open-at-stop-{model}")),
+            };
+            let server = Server::start(&["--model", model, "--proto", proto, "--addr", &addr]);
+            let raw = Raw::connect(proto, &server.addr);
+            raw.exchange(b"still connected");
+            let (status, stdout, log) = server.stop("INT");
+            assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+            assert!(
+                log.contains("15 bytes in, 15 bytes out")
+                    && log.contains("closed: server stopping"),
+                "{model} {proto}:\n{log}"
+            );
+            assert!(
+                stdout.starts_with("stopped by SIGINT: clients 1, messages 1, bytes in 15"),
+                "{stdout}"
+            );
+            let mut buf = [0u8; 8];
+            let n = (&raw.sock).read(&mut buf);
+            assert!(
+                matches!(n, Ok(0))
+                    || matches!(&n, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+                "{model} {proto}: {n:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_abstract_name_leaves_no_file_and_is_free_again_at_once() {
     for proto in ["unix", "unix-dgram", "unix-seqpacket"] {
         let cwd = tempdir();
