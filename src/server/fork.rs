@@ -7,9 +7,10 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 use tracing::{debug, warn};
 
 use crate::transport::{DatagramSocket, Listener};
@@ -32,11 +33,13 @@ pub fn serve(
     let signal = accept_loop(listener, shutdown, Some(REAP), |conn| {
         children.reap(service);
         let echo = service.admit(conn?)?;
+        let parent = getpid();
         // Safety: the fork model's parent runs no other thread, so the child starts with a
         // consistent copy of every lock and of the allocator.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 Shutdown::restore_default();
+                die_with_parent(parent);
                 close_in_child(listener.as_fd().as_raw_fd());
                 service.run_blocking(echo);
                 exit_child();
@@ -74,9 +77,11 @@ pub fn serve_datagrams(
                 std::thread::sleep(Duration::from_secs(1));
             }
             last_start = Instant::now();
+            let parent = getpid();
             // Safety: as above, the parent runs no other thread.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    die_with_parent(parent);
                     // The child keeps the blocked signals and the inherited signalfd, which
                     // reads the signals sent to the child: it stops cleanly on SIGTERM.
                     if let Err(e) = service.serve_datagrams(sock, shutdown, false) {
@@ -94,6 +99,18 @@ pub fn serve_datagrams(
             children.stop(service);
             return Ok(signal);
         }
+    }
+}
+
+/// A child gets SIGTERM when its parent ends, however it ends (SIGKILL, a crash): without
+/// this a datagram child would serve the socket, and hold its port, forever after.
+fn die_with_parent(parent: Pid) {
+    if let Err(e) = set_pdeathsig(Signal::SIGTERM) {
+        warn!("prctl(PR_SET_PDEATHSIG): {e}");
+    }
+    // The parent may have ended before the line above.
+    if getppid() != parent {
+        exit_child();
     }
 }
 

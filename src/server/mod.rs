@@ -10,7 +10,7 @@ pub mod threads;
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -103,6 +103,8 @@ pub struct Service {
     /// Connections served at once; more are refused, never queued without bound.
     pub max_conns: usize,
     pub active: AtomicUsize,
+    /// Set once a stop signal arrived: a connection that ends now ends because of it.
+    pub stopping: AtomicBool,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Option<Duration>,
     /// Replies a client has not read, past which it is not read from.
@@ -204,6 +206,10 @@ impl Service {
                 // A blocking socket only "would block" when its timeout ran out.
                 Step::Wait { .. } => break ConnEnd::Idle,
             }
+        };
+        let ended = match self.stopping.load(Ordering::Relaxed) {
+            true => ConnEnd::Stopped,
+            false => ended,
         };
         self.finish(echo, &ended);
     }
@@ -394,6 +400,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         stats: Stats::shared(),
         max_conns: args.max_conns as usize,
         active: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
         idle_timeout: args.idle_timeout,
         max_pending: args.max_pending,
         framing: args.framing.framing,

@@ -232,17 +232,28 @@ impl DatagramEcho {
                     replies.push((i, n));
                 }
             }
-            let sent = match sock.send_batch(batch, &replies) {
-                Ok(sent) => sent,
-                Err(e) => {
-                    debug!("{}: replies not sent: {e}", self.proto);
-                    0
+            // sendmmsg stops at the first reply that fails (a Unix datagram client gone, or
+            // one whose queue is full): that reply is dropped, the rest of the batch still goes.
+            let mut sent = vec![false; replies.len()];
+            let mut start = 0;
+            while start < replies.len() {
+                match sock.send_batch(batch, &replies[start..]) {
+                    Ok(0) => start += 1,
+                    Ok(k) => {
+                        sent[start..start + k].fill(true);
+                        start += k;
+                    }
+                    Err(e) => {
+                        let (_, _, from) = batch.get_mut(replies[start].0);
+                        debug!("{} {from}: reply not sent: {e}", self.proto);
+                        start += 1;
+                    }
                 }
-            };
+            }
             for (k, &(i, n)) in replies.iter().enumerate() {
                 let (_, _, from) = batch.get_mut(i);
                 let tally = self.peers.tally(&from, stats);
-                stats.message(tally, n, if k < sent { n } else { 0 });
+                stats.message(tally, n, if sent[k] { n } else { 0 });
             }
             let full = batch.len() == crate::transport::batch::BATCH;
             self.replies = replies;

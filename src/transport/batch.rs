@@ -138,8 +138,9 @@ impl DatagramSocket {
     }
 
     /// sendmmsg(2): the replies `(index, length)` of the last receive, each back to its
-    /// sender. Returns how many the kernel took; the rest are dropped, as a full socket buffer
-    /// drops datagrams.
+    /// sender. Returns how many the kernel took, in order: the kernel stops at the first
+    /// reply it cannot send (an error when that is the first), and the caller decides what
+    /// happens to the rest.
     pub fn send_batch(&self, batch: &mut Batch, replies: &[(usize, usize)]) -> io::Result<usize> {
         if replies.is_empty() {
             return Ok(0);

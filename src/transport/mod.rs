@@ -350,14 +350,19 @@ impl PeerAddr {
     }
 
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
+    /// recvfrom and recvmmsg report such a sender with an address length of 0 (the family
+    /// bytes are then not written, so they cannot be trusted), or with the family alone.
     pub fn can_reply(&self) -> bool {
-        !(self.0.is_unix() && self.0.is_unnamed())
+        let family_only = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+        self.0.len() > family_only && !(self.0.is_unix() && self.0.is_unnamed())
     }
 }
 
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(addr) = self.0.as_socket() {
+        if self.0.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {
+            f.write_str("(unnamed)")
+        } else if let Some(addr) = self.0.as_socket() {
             write!(f, "{addr}")
         } else if let Some(path) = self.0.as_pathname() {
             write!(f, "{}", path.display())

@@ -335,3 +335,210 @@ pub fn without_net_raw(args: &[&str]) -> Command {
     .args(args);
     cmd
 }
+
+/// A plain socket in the test, of any protocol, connected to a server's address: what a
+/// client in another language would do, without netecho's own client in the way.
+pub struct Plain {
+    pub sock: socket2::Socket,
+    pub proto: String,
+}
+
+/// The socket2 address of a server address as its `listening` line shows it.
+pub fn sockaddr(proto: &str, addr: &str) -> socket2::SockAddr {
+    use std::os::unix::ffi::OsStrExt;
+    if proto.starts_with("unix") {
+        let bytes = match addr.strip_prefix('@') {
+            Some(name) => [&[0u8][..], name.as_bytes()].concat(),
+            None => addr.as_bytes().to_vec(),
+        };
+        socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes)).expect("unix address")
+    } else {
+        let ip: std::net::SocketAddr = addr.parse().expect("IP address");
+        ip.into()
+    }
+}
+
+impl Plain {
+    /// A socket of `proto` connected to `addr`, every read bounded by [`STEP`]. A datagram
+    /// socket binds an address of its own first (port 0, or an autobound abstract name) so
+    /// the server can answer it.
+    pub fn connect(proto: &str, addr: &str) -> Plain {
+        Plain::try_connect(proto, addr).unwrap_or_else(|e| panic!("connect {proto} {addr}: {e}"))
+    }
+
+    pub fn try_connect(proto: &str, addr: &str) -> std::io::Result<Plain> {
+        use socket2::{Domain, Socket, Type};
+        let to = sockaddr(proto, addr);
+        let (domain, ty) = match proto {
+            "tcp" => (Domain::for_address(to.as_socket().unwrap()), Type::STREAM),
+            "udp" => (Domain::for_address(to.as_socket().unwrap()), Type::DGRAM),
+            "unix" => (Domain::UNIX, Type::STREAM),
+            "unix-dgram" => (Domain::UNIX, Type::DGRAM),
+            "unix-seqpacket" => (Domain::UNIX, Type::SEQPACKET),
+            other => panic!("unknown protocol {other}"),
+        };
+        let sock = Socket::new(domain, ty, None)?;
+        match proto {
+            "udp" => {
+                let any: std::net::SocketAddr = if to.is_ipv6() {
+                    "[::1]:0".parse().unwrap()
+                } else {
+                    "127.0.0.1:0".parse().unwrap()
+                };
+                sock.bind(&any.into())?;
+            }
+            "unix-dgram" => sock.bind(&socket2::SockAddr::unix("")?)?,
+            _ => {}
+        }
+        sock.connect(&to)?;
+        sock.set_read_timeout(Some(STEP))?;
+        sock.set_write_timeout(Some(STEP))?;
+        Ok(Plain {
+            sock,
+            proto: proto.to_string(),
+        })
+    }
+
+    /// Whether the socket keeps message boundaries (one send, one reply).
+    pub fn is_message(&self) -> bool {
+        !matches!(self.proto.as_str(), "tcp" | "unix")
+    }
+
+    /// Sends all of `msg` (one datagram or packet on a message socket).
+    pub fn send(&self, msg: &[u8]) {
+        let mut sock = &self.sock;
+        if self.is_message() {
+            let n = sock.write(msg).expect("send");
+            assert_eq!(n, msg.len(), "short send of a message");
+        } else {
+            sock.write_all(msg).expect("send");
+        }
+    }
+
+    /// Reads the reply to a `len`-byte message: `len` bytes of a stream, or one message.
+    pub fn reply(&self, len: usize) -> Vec<u8> {
+        self.try_reply(len).expect("read the reply")
+    }
+
+    pub fn try_reply(&self, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut sock = &self.sock;
+        if self.is_message() {
+            let mut buf = vec![0u8; len.max(1) + 65536];
+            let n = sock.read(&mut buf)?;
+            buf.truncate(n);
+            Ok(buf)
+        } else {
+            let mut buf = vec![0u8; len];
+            sock.read_exact(&mut buf)?;
+            Ok(buf)
+        }
+    }
+
+    /// Sends `msg` and checks the reply is it, ASCII letters upper-cased, byte for byte.
+    pub fn exchange(&self, msg: &[u8]) {
+        self.send(msg);
+        let got = self.reply(msg.len());
+        assert!(
+            got == msg.to_ascii_uppercase(),
+            "{}: reply of {} bytes differs from the {}-byte message",
+            self.proto,
+            got.len(),
+            msg.len()
+        );
+    }
+
+    /// The local port of an IP socket.
+    pub fn local_port(&self) -> u16 {
+        self.sock.local_addr().unwrap().as_socket().unwrap().port()
+    }
+
+    /// Closes with a reset: SO_LINGER 0 makes close(2) send RST instead of FIN on TCP.
+    pub fn reset(self) {
+        self.sock
+            .set_linger(Some(Duration::ZERO))
+            .expect("SO_LINGER 0");
+        drop(self.sock);
+    }
+}
+
+/// A message that differs for every client and every round, with every byte value in it.
+pub fn message(client: usize, round: usize, len: usize) -> Vec<u8> {
+    let mut msg = format!("client {client} round {round}: ").into_bytes();
+    let mut i = client * 7 + round * 13;
+    while msg.len() < len {
+        msg.push((i % 256) as u8);
+        i += 1;
+    }
+    msg.truncate(len.max(1));
+    msg
+}
+
+/// The summary line `stopped by SIGNAL: clients N, messages N, bytes in N, bytes out N`,
+/// parsed: (signal, clients, messages, bytes in, bytes out).
+pub fn summary(stdout: &str) -> (String, u64, u64, u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("stopped by "))
+        .unwrap_or_else(|| panic!("no summary line on stdout:\n{stdout}"));
+    let rest = line.strip_prefix("stopped by ").unwrap();
+    let (signal, counts) = rest.split_once(": ").expect("summary: signal and counts");
+    let fields: Vec<u64> = counts
+        .split(", ")
+        .zip(["clients ", "messages ", "bytes in ", "bytes out "])
+        .map(|(field, name)| {
+            field
+                .strip_prefix(name)
+                .unwrap_or_else(|| panic!("summary field {field:?} is not {name:?}: {line}"))
+                .parse()
+                .expect("a number")
+        })
+        .collect();
+    assert_eq!(fields.len(), 4, "summary line: {line}");
+    (
+        signal.to_string(),
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3],
+    )
+}
+
+/// Resident memory of a process and its child processes, in KiB (VmRSS of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .map(rss_kib)
+        .sum::<u64>();
+    own + children
+}
+
+/// Sends a signal (`STOP`, `CONT`, ...) to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s {name} {pid}");
+}
+
+/// Retries `attempt` every 50 ms until it returns Some, for at most [`STEP`].
+pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some(value) = attempt() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {STEP:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}

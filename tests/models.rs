@@ -1,0 +1,772 @@
+//! Server models (issue 3): every model over every protocol, many clients at once, and a
+//! server that holds a classroom: throttling, idle timeout, max-conns, resets, SIGTERM under
+//! load, the UDP loop guard and rate limit, recvmmsg batches.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{
+    Plain, STEP, Server, abstract_name, eventually, message, netecho, ok, rss_kib, signal, summary,
+    tempdir,
+};
+
+const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+
+/// A server of `model` for `proto` at a fresh address (`dir` holds Unix paths).
+fn start(model: &str, proto: &str, dir: &tempfile::TempDir, extra: &[&str]) -> Server {
+    let addr = match proto {
+        "tcp" | "udp" => "127.0.0.1:0".to_string(),
+        "unix-seqpacket" => abstract_name(&format!("{model}-{}", extra.len())),
+        _ => dir
+            .path()
+            .join(format!("{model}-{proto}.sock"))
+            .display()
+            .to_string(),
+    };
+    let mut args = vec!["--model", model, "--proto", proto, "--addr", &addr];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+#[test]
+fn every_model_echoes_over_every_protocol_and_counts_every_byte() {
+    let dir = tempdir();
+    for model in MODELS {
+        for proto in ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"] {
+            let server = start(model, proto, &dir, &[]);
+            server.wait_log(&format!("model {model}"));
+            let mut bytes = 0;
+            // Two clients one after the other (iterative serves one at a time), three messages
+            // each, every byte value among them.
+            for client in 0..2 {
+                let raw = Plain::connect(proto, &server.addr);
+                for round in 0..3 {
+                    let msg = message(client, round, 300 + round * 100);
+                    raw.exchange(&msg);
+                    bytes += msg.len() as u64;
+                }
+            }
+            let out = netecho(&["send", &server.url(), "hello", "model"], b"");
+            assert_eq!(ok(&out), "HELLO MODEL\n", "{model} {proto}");
+            bytes += "hello model".len() as u64;
+            let (status, stdout, log) = server.stop("TERM");
+            assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+            let (sig, clients, _, bytes_in, bytes_out) = summary(&stdout);
+            assert_eq!(sig, "SIGTERM");
+            assert_eq!(clients, 3, "{model} {proto}: {stdout}");
+            assert_eq!(
+                (bytes_in, bytes_out),
+                (bytes, bytes),
+                "{model} {proto}: {stdout}"
+            );
+        }
+    }
+}
+
+/// `clients` clients connect, wait for each other, then each exchanges `rounds` messages and
+/// checks every reply byte for byte.
+fn crowd(proto: &str, addr: &str, clients: usize, rounds: usize) {
+    let barrier = Arc::new(Barrier::new(clients));
+    let handles: Vec<_> = (0..clients)
+        .map(|id| {
+            let (proto, addr, barrier) = (proto.to_string(), addr.to_string(), barrier.clone());
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let raw = Plain::connect(&proto, &addr);
+                    barrier.wait();
+                    for round in 0..rounds {
+                        let msg = message(id, round, 200 + (id * 31 + round) % 900);
+                        if raw.is_message() {
+                            datagram_exchange(&raw, &msg);
+                        } else {
+                            raw.exchange(&msg);
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let failed = handles
+        .into_iter()
+        .map(|h| h.join())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(failed, 0, "{failed} of {clients} {proto} clients failed");
+}
+
+/// One datagram exchange that tolerates loss (sent again up to 4 times) but no wrong reply:
+/// anything that arrives is the upper-cased message, byte for byte.
+fn datagram_exchange(raw: &Plain, msg: &[u8]) {
+    raw.sock
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let want = msg.to_ascii_uppercase();
+    for _ in 0..5 {
+        raw.send(msg);
+        match raw.try_reply(msg.len()) {
+            Ok(got) => {
+                assert!(
+                    got == want,
+                    "{}: a reply differs from its message",
+                    raw.proto
+                );
+                return;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{}: {e}", raw.proto),
+        }
+    }
+    panic!("{}: no reply after 5 tries", raw.proto);
+}
+
+#[test]
+fn two_hundred_clients_at_once_each_get_their_own_bytes_back() {
+    let dir = tempdir();
+    for model in MODELS {
+        let server = start(model, "tcp", &dir, &[]);
+        crowd("tcp", &server.addr, 200, 5);
+        server.wait_log_count("closed by peer", 200);
+    }
+    for (model, proto) in [
+        ("event", "unix"),
+        ("threads", "unix-seqpacket"),
+        ("event", "udp"),
+        ("threads", "udp"),
+        ("event", "unix-dgram"),
+        ("fork", "unix-dgram"),
+    ] {
+        let server = start(model, proto, &dir, &[]);
+        crowd(proto, &server.addr, 200, 3);
+    }
+}
+
+#[test]
+fn the_event_model_runs_the_threads_asked_for() {
+    let dir = tempdir();
+    for threads in ["1", "3"] {
+        let server = start("event", "tcp", &dir, &["--threads", threads]);
+        server.wait_log(&format!("model event: {threads} thread(s)"));
+        let event_threads = || {
+            std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("event-"))
+                })
+                .count()
+        };
+        // The log line comes before the threads start.
+        eventually(&format!("{threads} event-loop threads"), || {
+            (event_threads().to_string() == threads).then_some(())
+        });
+        crowd("tcp", &server.addr, 50, 3);
+    }
+}
+
+#[test]
+fn the_file_descriptor_limit_is_raised_and_a_limit_too_low_is_named() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    // A soft limit below the hard one is raised to it.
+    let server = Server::start_with(Command::new("prlimit").args([
+        "--nofile=256:4096",
+        "--",
+        common::bin(),
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{open_files}"
+    );
+    drop(server);
+    // A hard limit too low for --max-conns is named in one line, with the number needed.
+    let server = Server::start_with(Command::new("prlimit").args([
+        "--nofile=256:256",
+        "--",
+        common::bin(),
+        "serve",
+        "--max-conns",
+        "1000",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    server.wait_log("--max-conns 1000 needs 1064 file descriptors, but the limit is 256");
+    Plain::connect("tcp", &server.addr).exchange(b"served anyway");
+}
+
+/// The child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// Whether a process is gone (or only a zombie left for its new parent to reap).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+#[test]
+fn fork_children_end_with_their_parent_even_when_it_is_killed() {
+    let dir = tempdir();
+    // A datagram child would otherwise serve the port forever; a connection child its client.
+    for proto in ["udp", "tcp"] {
+        let server = start("fork", proto, &dir, &[]);
+        let raw = Plain::connect(proto, &server.addr);
+        raw.exchange(b"served by a child");
+        let kids = eventually("a child process", || {
+            let kids = children(server.pid());
+            (!kids.is_empty()).then_some(kids)
+        });
+        signal(server.pid(), "KILL");
+        for kid in kids {
+            eventually(&format!("{proto}: child {kid} ends"), || {
+                gone(kid).then_some(())
+            });
+        }
+        if proto == "udp" {
+            // Nobody holds the port any more.
+            eventually("the port free again", || {
+                std::net::UdpSocket::bind(&server.addr).ok()
+            });
+        } else {
+            let mut buf = [0u8; 8];
+            let n = std::io::Read::read(&mut &raw.sock, &mut buf);
+            assert!(
+                matches!(n, Ok(0))
+                    || matches!(&n, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+                "{n:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn iterative_serves_one_client_at_a_time() {
+    let dir = tempdir();
+    let server = start("iterative", "tcp", &dir, &[]);
+    let first = Plain::connect("tcp", &server.addr);
+    first.exchange(b"first");
+    // The second connects (the kernel queues it in the backlog) but waits for an answer.
+    let second = Plain::connect("tcp", &server.addr);
+    second.send(b"second");
+    second
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let waited = second.try_reply(6);
+    assert!(
+        matches!(&waited, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "the second client was answered while the first held the server: {waited:?}"
+    );
+    first.exchange(b"still mine");
+    drop(first);
+    second.sock.set_read_timeout(Some(STEP)).unwrap();
+    assert_eq!(second.reply(6), b"SECOND");
+}
+
+#[test]
+fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
+    let dir = tempdir();
+    thread::scope(|scope| {
+        for (model, proto) in [
+            ("event", "tcp"),
+            ("threads", "tcp"),
+            ("fork", "tcp"),
+            ("event", "unix"),
+        ] {
+            let dir = &dir;
+            scope.spawn(move || never_reading_case(model, proto, dir));
+        }
+    });
+}
+
+fn never_reading_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
+    let server = start(model, proto, dir, &[]);
+    let before = rss_kib(server.pid());
+    let hog = Plain::connect(proto, &server.addr);
+    hog.sock
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Write until the writes stall (the server stopped reading), at most 256 MiB.
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    let mut stalls = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent < 256 << 20 && stalls < 3 && Instant::now() < deadline {
+        match std::io::Write::write(&mut &hog.sock, &chunk) {
+            Ok(n) => sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                stalls += 1
+            }
+            Err(e) => panic!("{model} {proto}: the never-reading client's write failed: {e}"),
+        }
+    }
+    assert!(
+        stalls >= 3,
+        "{model} {proto}: {sent} bytes sent and the server still reads from a client that never reads"
+    );
+    let rss = rss_kib(server.pid());
+    assert!(
+        rss < before + 64 * 1024,
+        "{model} {proto}: resident memory grew from {before} KiB to {rss} KiB after {sent} bytes"
+    );
+    // Another client is served while the first still holds its connection.
+    let other = Plain::connect(proto, &server.addr);
+    other.exchange(&message(1, 0, 4000));
+    assert!(rss_kib(server.pid()) < before + 64 * 1024);
+    // A stop signal ends it all promptly, the stalled client included.
+    let (status, stdout, log) = server.stop("TERM");
+    assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+    assert_eq!(summary(&stdout).1, 2, "{model} {proto}: {stdout}");
+    drop(hog);
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not() {
+    let dir = tempdir();
+    // The cases wait on clocks, not on the CPU: run side by side.
+    let cases = [
+        ("iterative", "tcp"),
+        ("threads", "tcp"),
+        ("event", "tcp"),
+        ("fork", "tcp"),
+        ("event", "unix"),
+        ("threads", "unix-seqpacket"),
+    ];
+    thread::scope(|scope| {
+        for (model, proto) in cases {
+            let dir = &dir;
+            scope.spawn(move || idle_case(model, proto, dir));
+        }
+    });
+}
+
+fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
+    let server = start(model, proto, dir, &["--idle-timeout", "1s"]);
+    // A client that talks every 100 ms for 1.5 s outlives the 1 s timeout.
+    let talker = Plain::connect(proto, &server.addr);
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        talker.exchange(&message(0, round, 50));
+        round += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    drop(talker);
+    // A silent one is closed: its read returns end of stream.
+    let idle = Plain::connect(proto, &server.addr);
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut &idle.sock, &mut buf)
+        .unwrap_or_else(|e| panic!("{model} {proto}: an idle client read {e}"));
+    assert_eq!(n, 0, "{model} {proto}: not closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{model} {proto}: closed after {:?}, before the timeout",
+        started.elapsed()
+    );
+    server.wait_log("closed: idle timeout");
+    assert_eq!(
+        server.stderr().matches("closed: idle timeout").count(),
+        1,
+        "{model} {proto}: only the idle client timed out:\n{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn connections_past_max_conns_are_refused_with_a_log_line_and_closed() {
+    let dir = tempdir();
+    for (model, proto) in [
+        ("threads", "tcp"),
+        ("event", "tcp"),
+        ("fork", "tcp"),
+        ("event", "unix"),
+    ] {
+        let server = start(model, proto, &dir, &["--max-conns", "2"]);
+        let held: Vec<Plain> = (0..2)
+            .map(|i| {
+                let raw = Plain::connect(proto, &server.addr);
+                raw.exchange(&message(i, 0, 20));
+                raw
+            })
+            .collect();
+        // The third is accepted by the kernel, then refused and closed at once by the server.
+        let extra = Plain::connect(proto, &server.addr);
+        let _ = std::io::Write::write(&mut &extra.sock, b"let me in");
+        let mut buf = [0u8; 16];
+        match std::io::Read::read(&mut &extra.sock, &mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("{model} {proto}: the extra connection got {other:?}"),
+        }
+        server.wait_log("refused, 2 connections already (--max-conns)");
+        // The held ones are still served; when one leaves, its slot is free again.
+        held[1].exchange(b"still here");
+        drop(held);
+        eventually(&format!("{model} {proto}: a freed slot"), || {
+            let raw = Plain::connect(proto, &server.addr);
+            raw.sock
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+            raw.send(b"again");
+            match raw.try_reply(5) {
+                Ok(got) if got == b"AGAIN" => Some(()),
+                _ => None,
+            }
+        });
+    }
+}
+
+#[test]
+fn a_client_reset_in_the_middle_of_a_message_leaves_the_others_untouched() {
+    let dir = tempdir();
+    for model in ["threads", "event", "fork"] {
+        let server = start(model, "tcp", &dir, &[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let others: Vec<_> = (0..8)
+            .map(|id| {
+                let (addr, stop) = (server.addr.clone(), stop.clone());
+                thread::spawn(move || {
+                    let raw = Plain::connect("tcp", &addr);
+                    let mut round = 0;
+                    while !stop.load(Ordering::Relaxed) && round < 10_000 {
+                        raw.exchange(&message(id, round, 3000));
+                        round += 1;
+                    }
+                    round
+                })
+            })
+            .collect();
+        let mut resetters = Vec::new();
+        for _ in 0..5 {
+            // Half of a 6000-byte message, then RST.
+            let raw = Plain::connect("tcp", &server.addr);
+            raw.send(&message(99, 0, 6000)[..3000]);
+            resetters.push(raw.local_port());
+            thread::sleep(Duration::from_millis(20));
+            raw.reset();
+        }
+        thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        for other in others {
+            let rounds = other.join().expect("a client beside the resets failed");
+            assert!(rounds > 0);
+        }
+        for port in resetters {
+            let log = server.wait_log(&format!("tcp 127.0.0.1:{port}: "));
+            let line = log
+                .lines()
+                .find(|l| l.contains(&format!("tcp 127.0.0.1:{port}: ")))
+                .unwrap();
+            assert!(
+                line.contains("reset by peer") || line.contains("peer went away"),
+                "{model}: {line}"
+            );
+        }
+        Plain::connect("tcp", &server.addr).exchange(b"after the resets");
+    }
+    // Iterative: the reset client leaves, the next one is served.
+    let server = start("iterative", "tcp", &dir, &[]);
+    let raw = Plain::connect("tcp", &server.addr);
+    raw.send(&message(1, 0, 6000)[..3000]);
+    thread::sleep(Duration::from_millis(20));
+    raw.reset();
+    Plain::connect("tcp", &server.addr).exchange(b"next");
+}
+
+#[test]
+fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
+    let dir = tempdir();
+    for (model, proto) in [
+        ("iterative", "tcp"),
+        ("threads", "tcp"),
+        ("event", "tcp"),
+        ("fork", "tcp"),
+        ("event", "unix"),
+        ("event", "udp"),
+        ("fork", "udp"),
+        ("threads", "unix-dgram"),
+    ] {
+        let server = start(model, proto, &dir, &[]);
+        let clients = 20;
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let busy = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let load: Vec<_> = (0..clients)
+            .map(|id| {
+                let (addr, proto) = (server.addr.clone(), proto.to_string());
+                let (confirmed, busy) = (confirmed.clone(), busy.clone());
+                let stopped = stopped.clone();
+                thread::spawn(move || {
+                    let raw = Plain::connect(&proto, &addr);
+                    // A stream ends with the server; a datagram client waits in short steps
+                    // until the test says the server is gone.
+                    let wait = match raw.is_message() {
+                        true => Duration::from_millis(200),
+                        false => STEP,
+                    };
+                    raw.sock.set_read_timeout(Some(wait)).unwrap();
+                    for round in 0..100_000 {
+                        let msg = message(id, round, 500);
+                        if std::io::Write::write(&mut &raw.sock, &msg).is_err() {
+                            return;
+                        }
+                        let got = loop {
+                            match raw.try_reply(msg.len()) {
+                                Ok(got) => break got,
+                                Err(e)
+                                    if raw.is_message()
+                                        && !stopped.load(Ordering::Relaxed)
+                                        && matches!(
+                                            e.kind(),
+                                            ErrorKind::WouldBlock | ErrorKind::TimedOut
+                                        ) => {}
+                                Err(_) => return,
+                            }
+                        };
+                        if got.is_empty() {
+                            return;
+                        }
+                        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
+                        if round == 0 {
+                            busy.fetch_add(1, Ordering::Relaxed);
+                        }
+                        confirmed.fetch_add(msg.len() as u64, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        // Every client served at least once (only the first, for iterative), then SIGTERM.
+        let want = if model == "iterative" { 1 } else { clients };
+        eventually(&format!("{model} {proto}: every client busy"), || {
+            (busy.load(Ordering::Relaxed) >= want as u64).then_some(())
+        });
+        thread::sleep(Duration::from_millis(200));
+        let (status, stdout, log) = server.stop("TERM");
+        stopped.store(true, Ordering::Relaxed);
+        for client in load {
+            client.join().expect("a load client failed");
+        }
+        assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
+        assert!(!log.contains("panicked"), "{log}");
+        let (sig, served, messages, bytes_in, bytes_out) = summary(&stdout);
+        assert_eq!(sig, "SIGTERM");
+        if model == "iterative" {
+            assert!(served >= 1, "{stdout}");
+        } else {
+            assert_eq!(served, clients as u64, "{model} {proto}: {stdout}");
+        }
+        let confirmed = confirmed.load(Ordering::Relaxed);
+        assert!(messages > 0, "{stdout}");
+        assert!(
+            bytes_in >= confirmed && bytes_out >= confirmed,
+            "{model} {proto}: the clients got {confirmed} bytes back, the summary says {stdout}"
+        );
+    }
+}
+
+/// UDP sockets on the small-service ports (7, 9, 13, 19, 37) free on some 127.0.0.x; none
+/// without the privilege to bind a port below 1024.
+fn small_service_sockets() -> Vec<std::net::UdpSocket> {
+    for ip in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let mut socks = Vec::new();
+        for port in [7, 9, 13, 19, 37] {
+            match std::net::UdpSocket::bind((ip, port)) {
+                Ok(sock) => socks.push(sock),
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => return Vec::new(),
+                Err(_) => {}
+            }
+        }
+        if !socks.is_empty() {
+            return socks;
+        }
+    }
+    Vec::new()
+}
+
+/// The datagrams the server's log says it dropped for `why`, over every report.
+fn dropped(log: &str, why: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains(why))
+        .filter_map(|l| {
+            l.split("dropped ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
+    if small_service_sockets().is_empty() {
+        eprintln!("skipped: binding a port below 1024 needs root (or every one tried is in use)");
+        return;
+    }
+    let dir = tempdir();
+    for model in MODELS {
+        for allow in [false, true] {
+            let extra: &[&str] = if allow { &["--allow-loop-ports"] } else { &[] };
+            let server = start(model, "udp", &dir, extra);
+            let services = small_service_sockets();
+            for sock in &services {
+                sock.set_read_timeout(Some(STEP)).unwrap();
+                sock.connect(&server.addr).unwrap();
+                sock.send(b"ping from a small service").unwrap();
+            }
+            // The server answers in order: once a later client has its reply, a reply to a
+            // small-service port would already be there.
+            Plain::connect("udp", &server.addr).exchange(b"an ordinary port");
+            for sock in &services {
+                let port = sock.local_addr().unwrap();
+                let mut buf = [0u8; 64];
+                if allow {
+                    let n = sock
+                        .recv(&mut buf)
+                        .expect("a reply with --allow-loop-ports");
+                    assert_eq!(&buf[..n], b"PING FROM A SMALL SERVICE", "{model} {port}");
+                } else {
+                    sock.set_nonblocking(true).unwrap();
+                    let got = sock.recv(&mut buf);
+                    assert!(
+                        matches!(&got, Err(e) if e.kind() == ErrorKind::WouldBlock),
+                        "{model}: {port} was answered: {got:?}"
+                    );
+                }
+            }
+            let why = "from source port 0 or a small-service port (7, 9, 13, 19, 37)";
+            if allow {
+                assert_eq!(dropped(&server.stderr(), why), 0, "{model}");
+            } else {
+                let want = services.len() as u64;
+                eventually(&format!("{model}: {want} drops logged"), || {
+                    (dropped(&server.stderr(), why) == want).then_some(())
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn the_rate_limit_caps_replies_per_second_per_source_address() {
+    let dir = tempdir();
+    thread::scope(|scope| {
+        for model in ["event", "threads", "fork"] {
+            let dir = &dir;
+            scope.spawn(move || rate_limit_case(model, dir));
+        }
+    });
+}
+
+fn rate_limit_case(model: &str, dir: &tempfile::TempDir) {
+    let server = start(model, "udp", dir, &["--rate-limit", "5"]);
+    let flood = Plain::connect("udp", &server.addr);
+    for i in 0..40 {
+        flood.send(format!("flood {i}").as_bytes());
+    }
+    flood
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut answered = 0;
+    while let Ok(got) = flood.try_reply(16) {
+        assert!(got.starts_with(b"FLOOD "), "{got:?}");
+        answered += 1;
+        assert!(answered <= 40);
+    }
+    assert!(
+        (5..=15).contains(&answered),
+        "{model}: {answered} of 40 answered at --rate-limit 5"
+    );
+    server.wait_log("over --rate-limit replies per second for its source");
+    // Another source address has its own budget.
+    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.set_read_timeout(Some(STEP)).unwrap();
+    other.send_to(b"other source", &server.addr).unwrap();
+    let mut buf = [0u8; 32];
+    let n = other.recv(&mut buf).expect("another source is answered");
+    assert_eq!(&buf[..n], b"OTHER SOURCE");
+    // And the first one's budget refills with time.
+    thread::sleep(Duration::from_millis(1200));
+    flood.sock.set_read_timeout(Some(STEP)).unwrap();
+    flood.exchange(b"later");
+}
+
+#[test]
+fn the_event_model_reads_and_answers_udp_in_batches() {
+    let server = Server::start(&["--explain", "--proto", "udp", "--addr", "127.0.0.1:0"]);
+    server.wait_log("recvmmsg/sendmmsg");
+    // Stopped, the server cannot read: 20 datagrams queue up and are read in one call.
+    signal(server.pid(), "STOP");
+    let clients: Vec<Plain> = (0..20)
+        .map(|_| Plain::connect("udp", &server.addr))
+        .collect();
+    for (i, raw) in clients.iter().enumerate() {
+        raw.send(&message(i, 0, 100 + i));
+    }
+    signal(server.pid(), "CONT");
+    for (i, raw) in clients.iter().enumerate() {
+        assert!(raw.reply(0) == message(i, 0, 100 + i).to_ascii_uppercase());
+    }
+    // One recvmmsg read all 20, one sendmmsg answered all 20.
+    server.wait_log("recvmmsg(fd 4, 32 messages) = 20 datagrams");
+    server.wait_log("sendmmsg(fd 4, 20 messages) = 20");
+}
+
+#[test]
+fn a_unix_datagram_client_gone_before_its_reply_costs_the_others_nothing() {
+    let dir = tempdir();
+    for model in ["event", "threads"] {
+        let server = start(model, "unix-dgram", &dir, &[]);
+        signal(server.pid(), "STOP");
+        let gone = Plain::connect("unix-dgram", &server.addr);
+        gone.send(b"I will not wait");
+        drop(gone);
+        let stay: Vec<Plain> = (0..5)
+            .map(|i| {
+                let raw = Plain::connect("unix-dgram", &server.addr);
+                raw.send(&message(i, 0, 64));
+                raw
+            })
+            .collect();
+        signal(server.pid(), "CONT");
+        for (i, raw) in stay.iter().enumerate() {
+            let got = raw
+                .try_reply(64)
+                .unwrap_or_else(|e| panic!("{model}: client {i} got no reply: {e}"));
+            assert!(got == message(i, 0, 64).to_ascii_uppercase());
+        }
+    }
+}
