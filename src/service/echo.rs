@@ -125,7 +125,10 @@ impl EchoConn {
             decoder: framed.then(|| Decoder::new(framing, max_frame)),
             framing,
             conn,
-            tally: Tally::default(),
+            tally: Tally {
+                framed,
+                ..Tally::default()
+            },
             pending: VecDeque::new(),
             sent: 0,
             pending_bytes: 0,

@@ -16,6 +16,8 @@ pub struct Tally {
     pub messages: u64,
     /// recv calls that returned data, on connected sockets.
     pub reads: u64,
+    /// Whether messages are frames cut from a stream (--framing line|length).
+    pub framed: bool,
 }
 
 /// Totals for the whole server, shared by every thread that serves a client.
@@ -79,7 +81,7 @@ impl fmt::Display for Stats {
 pub fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
     // On a stream the number of reads is the lesson: several messages can arrive in one.
     let count = match proto.kind() {
-        crate::endpoint::SocketKind::Stream if tally.messages != tally.reads => {
+        crate::endpoint::SocketKind::Stream if tally.framed => {
             format!("{} frames in {} reads", tally.messages, tally.reads)
         }
         crate::endpoint::SocketKind::Stream => format!("{} reads", tally.reads),
