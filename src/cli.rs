@@ -69,6 +69,9 @@ pub enum Command {
     /// Compare every protocol side by side: starts its own servers, measures, explains
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Relay between two addresses, across protocols, with simulated delay, loss and rate
+    #[command(after_help = RELAY_EXAMPLES)]
+    Relay(RelayArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -85,7 +88,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "get", "put", "exec", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "relay", "get", "put", "exec", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -153,6 +156,22 @@ Examples:
   netecho lab
   netecho lab --quick --format json > lab.json
   netecho lab --plot latency.svg";
+
+const RELAY_EXAMPLES: &str =
+    "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
+connects to TO for each client: a connection per connection, a connected socket per datagram \
+sender, whose replies go back to that sender. Between a stream and a message socket each \
+message is one frame (--framing line|length). SIGINT or SIGTERM prints a line per flow.
+
+Impairments are simulated inside the relay and logged as such. Each applies to both \
+directions, or to one with a prefix: up: is FROM to TO (client to server), down: is TO to FROM \
+(`--loss up:5% --delay down:20ms`). On a relay between two reliable sockets (tcp, unix, \
+unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP.
+
+Examples:
+  netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock
+  netecho relay --loss 5% --delay 20ms --jitter 5ms udp://[::1]:4000 unix-dgram:///tmp/echo.sock
+  netecho relay --framing line --rate 10mbit tcp://127.0.0.1:4000 udp://127.0.0.1:3234";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -445,6 +464,146 @@ pub struct LabArgs {
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Where to listen, as serve's --addr (a URL sets the protocol)
+    #[arg(value_name = "FROM", long_help = ADDR_HELP)]
+    pub from: String,
+    /// Where to relay to, as send's ADDR
+    #[arg(value_name = "TO", long_help = ADDR_HELP)]
+    pub to: String,
+    #[command(flatten)]
+    pub framing: FramingArgs,
+    #[command(flatten)]
+    pub impair: RelayImpairArgs,
+}
+
+/// Simulated conditions inside the relay, each for both directions or one (`up:`/`down:`).
+#[derive(Debug, Args)]
+pub struct RelayImpairArgs {
+    /// Hold every message this long (e.g. 20ms, or up:20ms)
+    #[arg(long, value_name = "[DIR:]DUR", value_parser = parse_directed_duration)]
+    pub delay: Vec<Directed<Duration>>,
+    /// Vary each message's delay by up to this much either way; never reorders
+    #[arg(long, value_name = "[DIR:]DUR", value_parser = parse_directed_duration)]
+    pub jitter: Vec<Directed<Duration>>,
+    /// Drop this fraction of messages (5% or 0.05); datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub loss: Vec<Directed<f64>>,
+    /// Send this fraction of messages twice; datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub duplicate: Vec<Directed<f64>>,
+    /// Hold back this fraction of messages and send each after the next; datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub reorder: Vec<Directed<f64>>,
+    /// At most this rate, through a token bucket: 10mbit, 500kbit, 1gbit, 8000bit, 2MB/s
+    #[arg(long, value_name = "[DIR:]RATE", value_parser = parse_directed_rate)]
+    pub rate: Vec<Directed<u64>>,
+    /// Seed of the simulated chance, to repeat a run exactly [default: from the clock]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Which way through a relay: up is FROM to TO (client to server), down is back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Up,
+    Down,
+}
+
+/// A value for one direction, or (`dir: None`) for both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Directed<T> {
+    pub dir: Option<Dir>,
+    pub value: T,
+}
+
+impl RelayImpairArgs {
+    /// The conditions of each direction: (up, down).
+    pub fn conditions(&self) -> (crate::impair::Conditions, crate::impair::Conditions) {
+        use crate::impair::Conditions;
+        let (mut up, mut down) = (Conditions::default(), Conditions::default());
+        fn apply<T: Copy>(
+            values: &[Directed<T>],
+            up: &mut Conditions,
+            down: &mut Conditions,
+            set: fn(&mut Conditions, T),
+        ) {
+            for v in values {
+                if v.dir != Some(Dir::Down) {
+                    set(up, v.value);
+                }
+                if v.dir != Some(Dir::Up) {
+                    set(down, v.value);
+                }
+            }
+        }
+        apply(&self.delay, &mut up, &mut down, |c, v| c.delay = v);
+        apply(&self.jitter, &mut up, &mut down, |c, v| c.jitter = v);
+        apply(&self.loss, &mut up, &mut down, |c, v| c.loss = v);
+        apply(&self.duplicate, &mut up, &mut down, |c, v| c.duplicate = v);
+        apply(&self.reorder, &mut up, &mut down, |c, v| c.reorder = v);
+        apply(&self.rate, &mut up, &mut down, |c, v| c.rate = Some(v));
+        (up, down)
+    }
+}
+
+/// Splits "up:VALUE" / "down:VALUE" / "VALUE" and parses VALUE.
+fn parse_directed<T>(
+    text: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Directed<T>, String> {
+    let (dir, rest) = match text.split_once(':') {
+        Some(("up", rest)) => (Some(Dir::Up), rest),
+        Some(("down", rest)) => (Some(Dir::Down), rest),
+        Some((other, _)) => {
+            return Err(format!(
+                "'{other}' is not a direction; write up:VALUE, down:VALUE or VALUE for both"
+            ));
+        }
+        None => (None, text),
+    };
+    Ok(Directed {
+        dir,
+        value: parse(rest)?,
+    })
+}
+
+fn parse_directed_duration(text: &str) -> Result<Directed<Duration>, String> {
+    parse_directed(text, parse_duration)
+}
+
+fn parse_directed_fraction(text: &str) -> Result<Directed<f64>, String> {
+    parse_directed(text, parse_fraction)
+}
+
+fn parse_directed_rate(text: &str) -> Result<Directed<u64>, String> {
+    parse_directed(text, parse_rate)
+}
+
+/// A rate in bytes per second from "10mbit", "500kbit", "1gbit", "8000bit" (bits, as tc
+/// writes them) or "2MB/s", "100kB/s", "5000B/s" (bytes).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let units: [(&str, f64); 7] = [
+        ("gbit", 1e9 / 8.0),
+        ("mbit", 1e6 / 8.0),
+        ("kbit", 1e3 / 8.0),
+        ("bit", 1.0 / 8.0),
+        ("MB/s", 1e6),
+        ("kB/s", 1e3),
+        ("B/s", 1.0),
+    ];
+    let wrong = || format!("'{text}' is not a rate; write e.g. 10mbit, 500kbit or 2MB/s");
+    let (number, scale) = units
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))
+        .ok_or_else(wrong)?;
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v * scale >= 1.0 && v * scale < 1e12 => Ok((v * scale) as u64),
+        _ => Err(wrong()),
+    }
 }
 
 impl BenchArgs {

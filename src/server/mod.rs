@@ -491,7 +491,7 @@ fn model_name(model: Model) -> String {
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.
-fn announce(line: &str) -> Result<()> {
+pub fn announce(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())

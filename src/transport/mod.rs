@@ -361,6 +361,17 @@ impl DatagramSocket {
     pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
     }
+
+    /// A second handle on the same socket (dup(2)), for another thread to send from. The
+    /// socket file stays with the original, which removes it when dropped.
+    pub fn try_clone(&self) -> io::Result<DatagramSocket> {
+        Ok(DatagramSocket {
+            sock: self.sock.try_clone()?,
+            proto: self.proto,
+            local: self.local.clone(),
+            _file: None,
+        })
+    }
 }
 
 /// A datagram socket of `proto` bound to a fresh address of the kernel's choosing: port 0

@@ -1,0 +1,164 @@
+//! `netecho relay`: across protocols, byte for byte, and with simulated conditions that a
+//! client measures for itself.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::thread;
+
+use common::{Server, bin, netecho, ok};
+
+/// Starts `netecho relay ARGS` and waits for its `listening` line.
+fn relay(args: &[&str]) -> Server {
+    Server::start_with(Command::new(bin()).arg("relay").args(args))
+}
+
+/// An echo server that returns bytes unchanged, so what comes back must equal what went.
+fn echo(proto: &str, addr: &str) -> Server {
+    Server::start(&["--proto", proto, "--addr", addr, "--transform", "echo"])
+}
+
+/// Bytes that are not all the same, so a shifted or dropped byte shows.
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ salt)
+        .collect()
+}
+
+/// Writes `data` in bursts of several writes on one thread while reading it all back.
+fn round_trip_stream<S: Read + Write + Send + 'static>(
+    mut writer: S,
+    mut reader: impl Read,
+    data: &[u8],
+) {
+    let sent = data.to_vec();
+    let feeder = thread::spawn(move || {
+        for chunk in sent.chunks(7919) {
+            writer.write_all(chunk).unwrap();
+        }
+        writer
+    });
+    let mut back = vec![0u8; data.len()];
+    reader.read_exact(&mut back).unwrap();
+    assert!(back == data, "the bytes came back changed");
+    drop(feeder.join().unwrap());
+}
+
+#[test]
+fn tcp_to_unix_carries_a_burst_byte_for_byte() {
+    let dir = common::tempdir();
+    let path = dir.path().join("echo.sock");
+    let server = echo("unix", path.to_str().unwrap());
+    let relay = relay(&["tcp://127.0.0.1:0", &server.url()]);
+    assert_eq!(relay.proto, "tcp");
+    let stream = TcpStream::connect(&relay.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(1 << 20, 1));
+    let (status, out, _) = relay.stop("INT");
+    assert!(status.success());
+    assert!(out.contains("flow 1 tcp 127.0.0.1:"), "{out}");
+    assert!(out.contains("1048576 bytes in"), "{out}");
+    assert!(out.contains("stopped by SIGINT: 1 flows"), "{out}");
+}
+
+#[test]
+fn unix_to_tcp_carries_a_burst_byte_for_byte() {
+    let server = echo("tcp", "127.0.0.1:0");
+    let dir = common::tempdir();
+    let path = dir.path().join("relay.sock");
+    let relay = relay(&[&format!("unix://{}", path.display()), &server.url()]);
+    assert_eq!(relay.proto, "unix");
+    let stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(1 << 20, 2));
+    drop(relay);
+}
+
+/// Sends `count` numbered datagrams through `sock` in windows of 32 and checks every reply.
+fn datagram_round_trips(sock: &UdpSocket, count: usize, salt: u8) {
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for window in 0..count.div_ceil(32) {
+        let first = window * 32;
+        let last = (first + 32).min(count);
+        for i in first..last {
+            sock.send(&numbered(i, salt)).unwrap();
+        }
+        for i in first..last {
+            let n = sock.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &numbered(i, salt)[..], "datagram {i}");
+        }
+    }
+}
+
+/// Datagram `i` of a sender: its number, then a pattern of a size that varies with `i`.
+fn numbered(i: usize, salt: u8) -> Vec<u8> {
+    let mut d = (i as u32).to_be_bytes().to_vec();
+    d.extend(pattern(1 + (i * 37) % 1400, salt));
+    d
+}
+
+#[test]
+fn udp_to_unix_dgram_routes_each_reply_to_its_sender() {
+    let dir = common::tempdir();
+    let path = dir.path().join("echo.sock");
+    let server = echo("unix-dgram", path.to_str().unwrap());
+    let relay = relay(&["udp://127.0.0.1:0", &server.url()]);
+    assert_eq!(relay.proto, "udp");
+    // Two senders at once: each must get only its own replies back.
+    let senders: Vec<_> = (0..2u8)
+        .map(|salt| {
+            let addr = relay.addr.clone();
+            thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.connect(&addr).unwrap();
+                datagram_round_trips(&sock, 500, salt);
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let (_, out, _) = relay.stop("TERM");
+    assert!(out.contains("stopped by SIGTERM: 2 flows"), "{out}");
+    // In and out, up and down, for each of the two flows.
+    assert_eq!(out.matches("500 messages").count(), 8, "{out}");
+}
+
+#[test]
+fn a_stream_meets_datagrams_through_a_framing() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    for framing in ["line", "length"] {
+        let relay = relay(&["--framing", framing, "tcp://127.0.0.1:0", &server.url()]);
+        let out = netecho(
+            &[
+                "send",
+                "--framing",
+                framing,
+                "--burst",
+                "20",
+                &relay.addr,
+                "hello",
+            ],
+            b"",
+        );
+        assert_eq!(ok(&out), "HELLO\n".repeat(20), "{framing}");
+    }
+    let out = netecho(&["relay", "tcp://127.0.0.1:0", &server.url()], b"");
+    let line = common::fails(&out, 2);
+    assert!(
+        line.contains("--framing line or --framing length"),
+        "{line}"
+    );
+}
+
+#[test]
+fn datagrams_into_a_stream_are_framed_one_by_one() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length"]);
+    let relay = relay(&["--framing", "length", "udp://127.0.0.1:0", &server.url()]);
+    let out = netecho(&["send", "--burst", "10", &relay.url(), "hi"], b"");
+    assert_eq!(ok(&out), "HI\n".repeat(10));
+}
