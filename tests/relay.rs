@@ -8,6 +8,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::thread;
+use std::time::Instant;
 
 use common::{Server, bin, netecho, ok};
 
@@ -161,4 +162,148 @@ fn datagrams_into_a_stream_are_framed_one_by_one() {
     let relay = relay(&["--framing", "length", "udp://127.0.0.1:0", &server.url()]);
     let out = netecho(&["send", "--burst", "10", &relay.url(), "hi"], b"");
     assert_eq!(ok(&out), "HI\n".repeat(10));
+}
+
+/// Runs `netecho bench ARGS --format json` and returns its one run.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&netecho(&all, b""))).expect("bench prints JSON");
+    doc["runs"][0].clone()
+}
+
+#[test]
+fn simulated_loss_shows_as_gaps_and_what_arrives_is_intact() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = relay(&[
+        "--loss",
+        "up:20%",
+        "--seed",
+        "7",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let run = bench(&[
+        "-n",
+        "2000",
+        "-w",
+        "32",
+        "-s",
+        "200",
+        "--timeout",
+        "300ms",
+        &relay.url(),
+    ]);
+    let (sent, lost) = (run["sent"].as_u64().unwrap(), run["lost"].as_u64().unwrap());
+    assert_eq!(sent, 2000, "{run}");
+    let loss = lost as f64 / sent as f64;
+    eprintln!("measured loss through --loss up:20%: {lost} of {sent}");
+    // 2,000 draws of 20%: one standard deviation is 0.9 points; the band is over 5 of them.
+    assert!((0.15..=0.25).contains(&loss), "measured loss {loss}: {run}");
+    // Every reply that came is byte for byte the request, upper-cased (bench checks).
+    assert_eq!(run["mismatched"], 0, "{run}");
+    assert_eq!(run["answered"].as_u64().unwrap() + lost, sent, "{run}");
+    let (_, out, log) = relay.stop("INT");
+    assert!(
+        log.contains("simulated conditions (seed 7): up (FROM to TO) loss 20%"),
+        "{log}"
+    );
+    let dropped: u64 = out
+        .split("simulated: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no simulated count: {out}"));
+    assert!((300..=500).contains(&dropped), "{out}");
+}
+
+#[test]
+fn simulated_delay_raises_the_median_round_trip() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let to = server.url();
+    let p50 = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["udp://127.0.0.1:0", &to]);
+        let relay = relay(&args);
+        let run = bench(&["-n", "40", "-w", "1", &relay.url()]);
+        assert_eq!(run["lost"], 0, "{run}");
+        run["latency_us"]["p50"].as_u64().unwrap() as f64 / 1000.0
+    };
+    let (plain, delayed) = (p50(&[]), p50(&["--delay", "up:50ms"]));
+    let raised = delayed - plain;
+    eprintln!("p50 {plain:.2} ms without delay, {delayed:.2} ms with --delay up:50ms");
+    // Generous above: a loaded machine wakes a sleeping thread late, never early.
+    assert!(
+        (50.0..90.0).contains(&raised),
+        "p50 {plain} ms -> {delayed} ms"
+    );
+}
+
+#[test]
+fn a_rate_holds_throughput_near_its_target() {
+    let server = echo("tcp", "127.0.0.1:0");
+    // 8 mbit/s is 1 MB/s: 2 MB take 2 s through the bucket.
+    let relay = relay(&["--rate", "up:8mbit", "tcp://127.0.0.1:0", &server.url()]);
+    let stream = TcpStream::connect(&relay.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    let start = Instant::now();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(2_000_000, 3));
+    let rate = 2.0 / start.elapsed().as_secs_f64();
+    eprintln!("2 MB through --rate up:8mbit at {rate:.3} MB/s");
+    assert!((0.8..=1.2).contains(&rate), "{rate} MB/s, not 1 MB/s");
+}
+
+#[test]
+fn a_stream_relay_refuses_loss_and_says_why() {
+    for flag in ["--loss", "--duplicate", "--reorder"] {
+        let out = netecho(
+            &[
+                "relay",
+                flag,
+                "5%",
+                "tcp://127.0.0.1:0",
+                "unix:///tmp/nowhere.sock",
+            ],
+            b"",
+        );
+        let line = common::fails(&out, 2);
+        assert!(line.contains("never lose, duplicate or reorder"), "{line}");
+    }
+    // Delay and rate do apply to a stream.
+    let server = echo("tcp", "127.0.0.1:0");
+    let relay = relay(&[
+        "--delay",
+        "10ms",
+        "--rate",
+        "100mbit",
+        "tcp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let out = netecho(&["send", &relay.addr, "hello"], b"");
+    assert_eq!(ok(&out), "hello\n");
+}
+
+#[test]
+fn bad_impairments_are_one_clear_error() {
+    for (flag, value, says) in [
+        ("--loss", "150%", "not a fraction"),
+        ("--loss", "sideways:5%", "not a direction"),
+        ("--rate", "10 furlongs", "not a rate"),
+        ("--delay", "up:soon", "not a duration"),
+    ] {
+        let out = netecho(
+            &[
+                "relay",
+                flag,
+                value,
+                "udp://127.0.0.1:0",
+                "udp://127.0.0.1:9",
+            ],
+            b"",
+        );
+        let line = common::fails(&out, 2);
+        assert!(line.contains(says), "{flag} {value}: {line}");
+    }
 }
