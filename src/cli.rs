@@ -216,6 +216,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
     pub sock: ServerSocketArgs,
     #[command(flatten)]
     pub files: FileServeArgs,
@@ -478,6 +480,27 @@ pub struct RelayArgs {
     pub framing: FramingArgs,
     #[command(flatten)]
     pub impair: RelayImpairArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may connect or send: shared by serve and relay.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
+    /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED)
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<crate::server::access::Rule>,
+    /// Refuse peers matching any of these rules (repeatable; checked before --allow). A
+    /// refused connection is closed, a refused datagram ignored, each peer logged once
+    #[arg(long, value_name = "RULE")]
+    pub deny: Vec<crate::server::access::Rule>,
+}
+
+impl AccessArgs {
+    pub fn access(&self, proto: Proto) -> Result<crate::server::access::Access, UsageError> {
+        crate::server::access::Access::new(proto, &self.allow, &self.deny)
+    }
 }
 
 /// Simulated conditions inside the relay, each for both directions or one (`up:`/`down:`).

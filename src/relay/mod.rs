@@ -20,6 +20,7 @@ use crate::cli::RelayArgs;
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::UsageError;
 use crate::impair::{Conditions, Rng};
+use crate::server::access::Access;
 use crate::server::shutdown::{Shutdown, Wake};
 use crate::service::framing::{Decoder, Framing};
 use crate::transport::{
@@ -50,6 +51,8 @@ pub struct Route {
     pub down: Conditions,
     pub seed: u64,
     pub opts: SocketOptions,
+    /// --allow and --deny, for the clients on FROM.
+    pub access: Access,
 }
 
 fn is_stream(e: &Endpoint) -> bool {
@@ -96,7 +99,6 @@ impl Route {
             )));
         }
         Ok(Route {
-            from,
             to,
             framing,
             max_frame: args.framing.max_frame as usize,
@@ -104,6 +106,8 @@ impl Route {
             down,
             seed: args.impair.seed.unwrap_or_else(Rng::clock_seed),
             opts: SocketOptions::default(),
+            access: args.access.access(from.proto)?,
+            from,
         })
     }
 
@@ -187,7 +191,9 @@ fn relay_connections(
     shutdown: &Shutdown,
 ) -> Result<String> {
     crate::server::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
-        if let Some(conn) = conn {
+        if let Some(conn) = conn
+            && route.access.admits_conn(route.from.proto, &conn)
+        {
             let (route, flows) = (Arc::clone(route), Arc::clone(flows));
             let started = std::thread::Builder::new()
                 .name("relay-flow".into())
@@ -291,6 +297,9 @@ fn relay_datagrams(
                 continue;
             }
             if !peers.contains_key(&from) {
+                if !route.access.admits_datagram(route.from.proto, &from) {
+                    continue;
+                }
                 if peers.len() >= MAX_PEERS {
                     if !warned_full {
                         warn!(

@@ -1,6 +1,7 @@
 //! `netecho serve`: bind, say where, serve clients with a server model until SIGINT or
 //! SIGTERM, then close the sockets and print a summary.
 
+pub mod access;
 pub mod event;
 pub mod fork;
 pub mod iterative;
@@ -28,6 +29,7 @@ use crate::service::stats::{Stats, log_client};
 use crate::transport::batch::Batch;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
+use access::Access;
 use shutdown::{Shutdown, Wake};
 
 /// How a server handles many clients. Every model serves every protocol.
@@ -111,6 +113,8 @@ pub struct Service {
     pub framing: Framing,
     pub max_frame: usize,
     pub datagram: DatagramRules,
+    /// --allow and --deny.
+    pub access: &'static Access,
 }
 
 impl Service {
@@ -126,6 +130,9 @@ impl Service {
 
     /// Takes a new connection if there is room: counts it, or logs and closes it.
     pub fn admit(&self, conn: Conn) -> Option<EchoConn> {
+        if !self.access.admits_conn(self.proto, &conn) {
+            return None;
+        }
         if self.active.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
             self.active.fetch_sub(1, Ordering::Relaxed);
             warn!(
@@ -274,6 +281,9 @@ fn serve_requests(
                         continue;
                     }
                 };
+                if !service.access.admits_datagram(service.proto, &from) {
+                    continue;
+                }
                 if service.active.fetch_add(1, Ordering::Relaxed) >= service.max_conns {
                     service.active.fetch_sub(1, Ordering::Relaxed);
                     warn!(
@@ -368,6 +378,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let shutdown = Shutdown::install()?;
     limits::raise_nofile(args.max_conns as usize);
     let work = work(args, &endpoint)?;
+    // The server runs until the process ends; its settings live as long.
+    let access: &'static Access = Box::leak(Box::new(args.access.access(endpoint.proto)?));
     let bound = transport::bind(&endpoint, &args.socket_options())?;
     announce(&format!("listening {} {}", endpoint.proto, bound.local()))?;
     let threads = args.threads();
@@ -387,7 +399,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             transform: args.transform,
             allow_loop_ports: args.allow_loop_ports,
             rate_limit: args.rate_limit,
+            access,
         },
+        access,
     }));
     let model = service.model(args.model);
     if args.framing.framing != Framing::None

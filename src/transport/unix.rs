@@ -238,3 +238,9 @@ pub fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
         Err(_) => who,
     }
 }
+
+/// The uid and gid of a connected Unix peer, as the kernel recorded them at connect (SO_PEERCRED).
+pub fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
+    let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
+    Ok((cred.uid(), cred.gid()))
+}
