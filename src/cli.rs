@@ -220,6 +220,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub sock: ServerSocketArgs,
     #[command(flatten)]
+    pub buffers: BufferArgs,
+    #[command(flatten)]
     pub files: FileServeArgs,
     #[command(flatten)]
     pub exec: ExecServeArgs,
@@ -343,6 +345,8 @@ pub struct SendArgs {
     pub explain: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +395,8 @@ pub struct BenchArgs {
     pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub framing: FramingArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
 }
 
 /// Where a file service is and how to talk to it: shared by get and put.
@@ -482,6 +488,39 @@ pub struct RelayArgs {
     pub impair: RelayImpairArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
+}
+
+/// Socket buffer sizes: shared by serve, send, bench and relay.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct BufferArgs {
+    /// SO_RCVBUF in bytes (64k, 4M): how much the kernel queues for this side before it drops
+    /// datagrams (UDP) or shrinks the advertised window (TCP). Linux doubles it, within
+    /// net.core.rmem_max
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub rcvbuf: Option<usize>,
+    /// SO_SNDBUF in bytes: how much the kernel holds of what this side sent and not yet
+    /// delivered (or, on UDP, not yet handed to the device), within net.core.wmem_max
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub sndbuf: Option<usize>,
+}
+
+/// Bytes: "4096", "64k", "4M" (powers of 1024, as the kernel's buffer sizes go).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (number, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1 << 10),
+        None => match text.strip_suffix('M') {
+            Some(n) => (n, 1 << 20),
+            None => (text, 1),
+        },
+    };
+    match number.trim().parse::<usize>() {
+        Ok(v) if v > 0 && v <= (1 << 30) / scale => Ok(v * scale),
+        _ => Err(format!(
+            "'{text}' is not a byte count; write e.g. 4096, 64k or 4M (at most 1G)"
+        )),
+    }
 }
 
 /// Who may connect or send: shared by serve and relay.
@@ -677,6 +716,8 @@ impl BenchArgs {
             framing: self.framing.framing,
             opts: SocketOptions {
                 nodelay: self.nodelay,
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
         })
@@ -711,6 +752,8 @@ impl ServeArgs {
             reuseaddr: !self.sock.no_reuseaddr,
             v6only: self.sock.v6only,
             nodelay: self.sock.nodelay,
+            rcvbuf: self.buffers.rcvbuf,
+            sndbuf: self.buffers.sndbuf,
         }
     }
 }
@@ -724,6 +767,8 @@ impl SendArgs {
         ClientConfig {
             opts: SocketOptions {
                 nodelay: self.nodelay,
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,

@@ -50,10 +50,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         };
         if result.lost > 0 && spec.target.proto.kind() == SocketKind::Datagram {
             warn!(
-                "{}: {} of {} datagrams lost: nobody retransmits, and with {} in flight per \
-                 client they can outrun the socket buffers; lower --window to see fewer",
-                spec.target, result.lost, result.sent, spec.window
+                "{}: {} of {} datagrams lost: nobody retransmits them",
+                spec.target, result.lost, result.sent
             );
+            for line in result.loss().explain(spec.opts.rcvbuf, spec.window) {
+                warn!("{}: {line}", spec.target);
+            }
         }
         if result.mismatched > 0 {
             problems.push(format!(

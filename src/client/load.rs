@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
+use crate::client::loss::{Counters, Loss};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
 use crate::service::echo::Transform;
@@ -76,6 +77,12 @@ pub struct LoadResult {
     pub reordered: u64,
     pub late: u64,
     pub mismatched: u64,
+    /// Datagrams the kernel dropped at bench's own full receive buffers (SO_RXQ_OVFL).
+    pub rxq_overflow: u64,
+    /// Datagrams the kernel refused to send (ENOBUFS): lost before they left.
+    pub send_errors: u64,
+    /// The machine's UDP error counters' rise during a datagram run.
+    pub machine: Option<Counters>,
     /// Clients that ended with an error (reset, closed by the server, ...).
     pub failed_clients: u64,
     pub first_error: Option<String>,
@@ -95,6 +102,9 @@ impl LoadResult {
             reordered: 0,
             late: 0,
             mismatched: 0,
+            rxq_overflow: 0,
+            send_errors: 0,
+            machine: None,
             failed_clients: 0,
             first_error: None,
         }
@@ -111,6 +121,8 @@ impl LoadResult {
         self.reordered += other.reordered;
         self.late += other.late;
         self.mismatched += other.mismatched;
+        self.rxq_overflow += other.rxq_overflow;
+        self.send_errors += other.send_errors;
         self.failed_clients += other.failed_clients;
         self.elapsed = self.elapsed.max(other.elapsed);
         if self.first_error.is_none() {
@@ -120,6 +132,16 @@ impl LoadResult {
 
     pub fn requests_per_sec(&self) -> f64 {
         self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// What the run lost and what the kernel saw of it.
+    pub fn loss(&self) -> Loss {
+        Loss {
+            lost: self.lost,
+            rxq_overflow: self.rxq_overflow,
+            send_errors: self.send_errors,
+            machine: self.machine,
+        }
     }
 
     /// Reply bytes per second, in megabytes (10^6).
@@ -141,6 +163,8 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
     let connected = Barrier::new(threads);
+    let datagrams = spec.target.proto.kind() == SocketKind::Datagram;
+    let before = if datagrams { Counters::read() } else { None };
     let results: Vec<Result<LoadResult>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -165,6 +189,9 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     let mut total = LoadResult::new();
     for result in results {
         total.merge(result?);
+    }
+    if let (Some(before), Some(after)) = (before, Counters::read()) {
+        total.machine = Some(before.delta(&after));
     }
     Ok(total)
 }
@@ -243,6 +270,8 @@ struct Client {
     lost: VecDeque<u64>,
     done: bool,
     interest: EpollFlags,
+    /// The latest SO_RXQ_OVFL count on this client's socket (cumulative).
+    kernel_drops: u32,
 }
 
 /// Recent answered or lost sequence numbers remembered per datagram client.
@@ -272,6 +301,11 @@ impl<'a> Runner<'a> {
                 .connect
                 .saturating_record(start.elapsed().as_micros() as u64);
             conn.set_nonblocking(true)?;
+            if target.proto.kind() == SocketKind::Datagram
+                && let Err(e) = conn.count_drops()
+            {
+                tracing::debug!("SO_RXQ_OVFL: {e}; drops at bench's sockets go uncounted");
+            }
             epoll
                 .add(
                     conn.as_fd(),
@@ -291,6 +325,7 @@ impl<'a> Runner<'a> {
                 lost: VecDeque::new(),
                 done: false,
                 interest: EpollFlags::EPOLLIN,
+                kernel_drops: 0,
             });
         }
         Ok(Runner {
@@ -364,6 +399,13 @@ impl<'a> Runner<'a> {
             }
         }
         self.result.elapsed = start.elapsed();
+        if self.kind == SocketKind::Datagram {
+            self.result.rxq_overflow = self
+                .clients
+                .iter()
+                .map(|c| u64::from(c.kernel_drops.max(c.conn.drops().unwrap_or(0))))
+                .sum();
+        }
         Ok(self.result)
     }
 
@@ -420,6 +462,7 @@ impl<'a> Runner<'a> {
                         && e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
                     client.out_pos = client.out.len();
+                    self.result.send_errors += 1;
                 }
                 Err(e) => {
                     self.fail(token, Call::Send, e);
@@ -432,7 +475,18 @@ impl<'a> Runner<'a> {
     fn read(&mut self, token: usize) {
         // Bounded, so one busy client cannot starve the others of this thread.
         for _ in 0..16 {
-            let got = self.clients[token].conn.recv(&mut self.buf);
+            let client = &mut self.clients[token];
+            let got = if self.kind == SocketKind::Datagram {
+                client
+                    .conn
+                    .recv_counting_drops(&mut self.buf)
+                    .map(|(got, drops)| {
+                        client.kernel_drops = client.kernel_drops.max(drops.unwrap_or(0));
+                        got
+                    })
+            } else {
+                client.conn.recv(&mut self.buf)
+            };
             match got {
                 Ok(Received::Data(n)) => self.on_reply_bytes(token, n),
                 Ok(Received::Closed) => {

@@ -6,5 +6,6 @@ pub mod exec;
 pub mod lab;
 pub mod load;
 pub mod local;
+pub mod loss;
 pub mod send;
 pub mod transfer;

@@ -105,7 +105,11 @@ impl Route {
             up,
             down,
             seed: args.impair.seed.unwrap_or_else(Rng::clock_seed),
-            opts: SocketOptions::default(),
+            opts: SocketOptions {
+                rcvbuf: args.buffers.rcvbuf,
+                sndbuf: args.buffers.sndbuf,
+                ..SocketOptions::default()
+            },
             access: args.access.access(from.proto)?,
             from,
         })

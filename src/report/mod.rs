@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::load::{Limit, LoadResult, LoadSpec};
+use crate::client::loss::Cause;
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
 pub const SCHEMA: &str = "netecho-bench/1";
@@ -74,6 +75,14 @@ pub struct Run {
     pub late: u64,
     pub mismatched: u64,
     pub failed_clients: u64,
+    /// Datagrams dropped at bench's full receive buffers (SO_RXQ_OVFL).
+    pub rxq_overflow: u64,
+    /// The rise of the machine's UDP RcvbufErrors during the run (null: not read).
+    pub rcvbuf_errors: Option<u64>,
+    /// Sends refused with ENOBUFS.
+    pub send_errors: u64,
+    /// What explains most of the loss (null: nothing lost).
+    pub loss_cause: Option<Cause>,
 }
 
 impl Run {
@@ -110,6 +119,10 @@ impl Run {
             late: r.late,
             mismatched: r.mismatched,
             failed_clients: r.failed_clients,
+            rxq_overflow: r.rxq_overflow,
+            rcvbuf_errors: r.machine.map(|m| m.rcvbuf_errors),
+            send_errors: r.send_errors,
+            loss_cause: r.loss().cause(),
         }
     }
 }
