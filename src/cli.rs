@@ -387,9 +387,13 @@ pub struct BenchArgs {
     /// TCP_NODELAY on every client connection
     #[arg(long)]
     pub nodelay: bool,
-    /// Output: an aligned table, JSON (schema in the README) or CSV
+    /// Output: an aligned table, JSON (schema in the README), CSV, or NDJSON (a line per
+    /// --interval while the run goes on, then a summary line)
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Also draw the latency distribution of every run into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,

@@ -81,6 +81,13 @@ struct Plan {
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
+    if args.format == Format::Ndjson {
+        return Err(crate::error::UsageError::new(
+            "lab --format ndjson: the lab prints one table at the end; use --format json \
+             (ndjson streams bench's intervals)",
+        )
+        .into());
+    }
     let started = Instant::now();
     let plan = if args.quick {
         Plan {
@@ -146,6 +153,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
             serde_json::to_string_pretty(&doc).context("JSON")? + "\n"
         }
         Format::Csv => render_csv(&rows),
+        Format::Ndjson => unreachable!("refused above"),
         Format::Table => render_table(&rows, &boundaries),
     };
     let mut out = std::io::stdout().lock();

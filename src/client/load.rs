@@ -14,6 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
+use crate::client::interval::{Board, Interval, Snapshot};
 use crate::client::loss::{Counters, Loss};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
@@ -25,7 +26,7 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 /// (which no transform changes).
 pub const SEQ_DIGITS: usize = 8;
 /// Latencies above this are recorded as this (HdrHistogram's range, in microseconds).
-const MAX_LATENCY_US: u64 = 60_000_000;
+pub const MAX_LATENCY_US: u64 = 60_000_000;
 /// Events taken from one epoll_wait.
 const EVENTS: usize = 256;
 /// How often datagram requests are checked for having waited past the loss timeout.
@@ -150,8 +151,18 @@ impl LoadResult {
     }
 }
 
+/// Load threads a run uses: as asked, but never more than clients.
+pub fn threads(spec: &LoadSpec) -> usize {
+    spec.threads.clamp(1, spec.clients.max(1))
+}
+
 /// Runs the load and returns what it measured.
 pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
+    run_with(spec, None)
+}
+
+/// Runs the load, reporting each interval to `board` as the run goes on.
+pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     if spec.size == 0 && spec.target.proto.kind() != SocketKind::Datagram {
         return Err(anyhow!(
             "--size 0: a stream or seqpacket socket cannot carry an empty message"
@@ -159,7 +170,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     }
     let targets = transport::candidates(&spec.target)?;
     let target = targets.first().context("no address")?.clone();
-    let threads = spec.threads.clamp(1, spec.clients.max(1));
+    let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
     let connected = Barrier::new(threads);
@@ -174,7 +185,11 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
                 scope.spawn(move || {
                     let runner = Runner::new(spec, target, mine);
                     connected.wait();
-                    runner?.run()
+                    let result = runner.and_then(|r| r.run(board.map(|b| (b, t))));
+                    if let Some(board) = board {
+                        board.finish(t);
+                    }
+                    result
                 })
             })
             .collect();
@@ -347,8 +362,10 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn run(mut self) -> Result<LoadResult> {
+    fn run(mut self, board: Option<(&Board, usize)>) -> Result<LoadResult> {
         let start = Instant::now();
+        // The interval under way: its number and the totals when it began.
+        let mut interval = board.map(|_| (0u64, Snapshot::of(&self.result)));
         let stop_at = match self.spec.limit {
             Limit::Duration(d) => Some(start + d),
             Limit::Count(_) => None,
@@ -397,6 +414,27 @@ impl<'a> Runner<'a> {
                 last_loss_check = Instant::now();
                 self.expire_lost();
             }
+            if let (Some((board, thread)), Some((index, before))) = (board, &mut interval) {
+                let end = board.every * (*index as u32 + 1);
+                if start.elapsed() >= end {
+                    let begin = board.every * *index as u32;
+                    board.report(
+                        thread,
+                        Interval::between(*index, begin, end, before, &self.result),
+                    );
+                    *before = Snapshot::of(&self.result);
+                    *index += 1;
+                }
+            }
+        }
+        // The last interval, cut short by the end of the run.
+        if let (Some((board, thread)), Some((index, before))) = (board, &interval) {
+            let begin = board.every * *index as u32;
+            let end = start.elapsed().max(begin);
+            board.report(
+                thread,
+                Interval::between(*index, begin, end, before, &self.result),
+            );
         }
         self.result.elapsed = start.elapsed();
         if self.kind == SocketKind::Datagram {

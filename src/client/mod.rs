@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod exchange;
 pub mod exec;
+pub mod interval;
 pub mod lab;
 pub mod load;
 pub mod local;

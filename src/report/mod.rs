@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod ndjson;
 pub mod progress;
 pub mod svg;
 pub mod table;
@@ -24,6 +25,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One JSON object per line: intervals as the run goes on (bench), then the summary
+    Ndjson,
 }
 
 /// Latency percentiles in microseconds.
@@ -162,6 +165,7 @@ pub fn render(format: Format, runs: &[Run]) -> String {
         Format::Table => table::render(runs),
         Format::Json => json::render(runs),
         Format::Csv => csv::render(runs),
+        Format::Ndjson => ndjson::render(runs),
     }
 }
 
