@@ -476,6 +476,17 @@ pub struct LabArgs {
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// Run tcp and udp across two network namespaces joined by a veth pair, servers in one,
+    /// clients in the other (root only); everything is removed at the end
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: drop this fraction of the packets each side sends (5% or 0.05), with an
+    /// nftables rule: real loss, which TCP turns into retransmissions and latency
+    #[arg(long, value_name = "P", requires = "netns", value_parser = parse_fraction)]
+    pub loss: Option<f64>,
+    /// With --netns: limit each direction to this rate with tc tbf (10mbit, 2MB/s)
+    #[arg(long, value_name = "RATE", requires = "netns", value_parser = parse_rate)]
+    pub rate: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,25 @@ pub struct LoadSpec {
     pub opts: SocketOptions,
 }
 
+/// TCP_INFO summed over a run's connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpTotals {
+    pub conns: u64,
+    pub retransmits: u64,
+    pub rtt_us: u64,
+    pub cwnd: u64,
+}
+
+impl TcpTotals {
+    pub fn mean_rtt_us(&self) -> u64 {
+        self.rtt_us / self.conns.max(1)
+    }
+
+    pub fn mean_cwnd(&self) -> u64 {
+        self.cwnd / self.conns.max(1)
+    }
+}
+
 /// What a run measured.
 #[derive(Debug)]
 pub struct LoadResult {
@@ -84,6 +103,8 @@ pub struct LoadResult {
     pub send_errors: u64,
     /// The machine's UDP error counters' rise during a datagram run.
     pub machine: Option<Counters>,
+    /// TCP_INFO of every TCP client, read at the end of the run.
+    pub tcp: Option<TcpTotals>,
     /// Clients that ended with an error (reset, closed by the server, ...).
     pub failed_clients: u64,
     pub first_error: Option<String>,
@@ -106,6 +127,7 @@ impl LoadResult {
             rxq_overflow: 0,
             send_errors: 0,
             machine: None,
+            tcp: None,
             failed_clients: 0,
             first_error: None,
         }
@@ -124,6 +146,13 @@ impl LoadResult {
         self.mismatched += other.mismatched;
         self.rxq_overflow += other.rxq_overflow;
         self.send_errors += other.send_errors;
+        if let Some(t) = other.tcp {
+            let mine = self.tcp.get_or_insert_with(TcpTotals::default);
+            mine.conns += t.conns;
+            mine.retransmits += t.retransmits;
+            mine.rtt_us += t.rtt_us;
+            mine.cwnd += t.cwnd;
+        }
         self.failed_clients += other.failed_clients;
         self.elapsed = self.elapsed.max(other.elapsed);
         if self.first_error.is_none() {
@@ -437,6 +466,18 @@ impl<'a> Runner<'a> {
             );
         }
         self.result.elapsed = start.elapsed();
+        if self.spec.target.proto == crate::endpoint::Proto::Tcp {
+            let mut totals = TcpTotals::default();
+            for c in &self.clients {
+                if let Ok(info) = transport::tcp::info(c.conn.socket()) {
+                    totals.conns += 1;
+                    totals.retransmits += u64::from(info.retransmits);
+                    totals.rtt_us += u64::from(info.rtt_us);
+                    totals.cwnd += u64::from(info.cwnd);
+                }
+            }
+            self.result.tcp = Some(totals);
+        }
         if self.kind == SocketKind::Datagram {
             self.result.rxq_overflow = self
                 .clients

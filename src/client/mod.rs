@@ -8,5 +8,6 @@ pub mod lab;
 pub mod load;
 pub mod local;
 pub mod loss;
+pub mod netns;
 pub mod send;
 pub mod transfer;
