@@ -307,3 +307,38 @@ fn bad_impairments_are_one_clear_error() {
         assert!(line.contains(says), "{flag} {value}: {line}");
     }
 }
+
+#[test]
+fn duplicates_and_reordering_reach_the_client_and_are_counted() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = relay(&[
+        "--duplicate",
+        "up:5%",
+        "--reorder",
+        "up:5%",
+        "--seed",
+        "3",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let run = bench(&["-n", "1000", "-w", "16", "--timeout", "500ms", &relay.url()]);
+    assert!(run["duplicated"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["reordered"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(run["mismatched"], 0, "{run}");
+    let (_, out, _) = relay.stop("INT");
+    // The up direction's counts, before "down".
+    let up = out.split(". down").next().unwrap();
+    assert!(!up.contains(" 0 duplicated") && !up.contains(" 0 reordered"), "{out}");
+}
+
+#[test]
+fn a_seqpacket_relay_keeps_messages_and_logs_each_flow_with_v() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let name = common::abstract_name("seqpacket-relay");
+    let relay = relay(&["-v", &format!("unix-seqpacket://{name}"), &server.url()]);
+    let out = netecho(&["send", "--burst", "10", &relay.url(), "one message"], b"");
+    assert_eq!(ok(&out), "ONE MESSAGE\n".repeat(10));
+    // The flow ends when the client leaves (and replies stop): its line is logged.
+    let log = relay.wait_log("flow 1 unix-seqpacket");
+    assert!(log.contains("10 messages 110 bytes in"), "{log}");
+}

@@ -71,8 +71,9 @@ impl DirStats {
 pub enum Sink {
     /// A connected socket: the client's connection, or the relay's socket to TO.
     Conn(Arc<Conn>),
-    /// A datagram sender on FROM, answered through (a handle on) the bound socket.
-    Peer(Box<(DatagramSocket, PeerAddr)>),
+    /// A datagram sender on FROM, answered through a handle on the bound socket that all
+    /// senders share.
+    Peer(Box<(Arc<DatagramSocket>, PeerAddr)>),
 }
 
 impl Sink {

@@ -159,6 +159,9 @@ pub fn run(args: &RelayArgs) -> Result<()> {
     let route = Route::new(args)?;
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
+    // Every flow holds a socket to TO, and a connection flow its client's too: as many file
+    // descriptors as the hard limit allows (0: no --max-conns to warn about).
+    crate::server::limits::raise_nofile(0);
     let bound = transport::bind(&route.from, &route.opts)?;
     crate::server::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
     info!(
@@ -270,6 +273,8 @@ fn relay_datagrams(
     shutdown: &Shutdown,
 ) -> Result<String> {
     sock.set_nonblocking(true)?;
+    // One handle for every flow's replies; the original keeps the socket file.
+    let replies = Arc::new(sock.try_clone().context("dup the relay's socket")?);
     let mut peers: HashMap<PeerAddr, Peer> = HashMap::new();
     let mut buf = vec![0u8; transport::MAX_MESSAGE];
     let mut warned_full = false;
@@ -313,7 +318,7 @@ fn relay_datagrams(
                     }
                     continue;
                 }
-                match datagram_flow(sock, &from, route, flows) {
+                match datagram_flow(&replies, &from, route, flows) {
                     Ok(peer) => {
                         peers.insert(from.clone(), peer);
                     }
@@ -340,7 +345,7 @@ fn relay_datagrams(
 }
 
 fn datagram_flow(
-    sock: &DatagramSocket,
+    replies: &Arc<DatagramSocket>,
     from: &PeerAddr,
     route: &Route,
     flows: &Flows,
@@ -371,10 +376,7 @@ fn datagram_flow(
     )?;
     let down = Link::spawn(
         LinkSpec {
-            sink: Sink::Peer(Box::new((
-                sock.try_clone().context("dup the relay's socket")?,
-                from.clone(),
-            ))),
+            sink: Sink::Peer(Box::new((Arc::clone(replies), from.clone()))),
             encode: None,
             cond: route.down,
             rng: route.rng(id, true),
