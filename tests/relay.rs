@@ -328,7 +328,10 @@ fn duplicates_and_reordering_reach_the_client_and_are_counted() {
     let (_, out, _) = relay.stop("INT");
     // The up direction's counts, before "down".
     let up = out.split(". down").next().unwrap();
-    assert!(!up.contains(" 0 duplicated") && !up.contains(" 0 reordered"), "{out}");
+    assert!(
+        !up.contains(" 0 duplicated") && !up.contains(" 0 reordered"),
+        "{out}"
+    );
 }
 
 #[test]
