@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use common::{bin, netecho};
 
 /// Whether this test process may create network namespaces; the reason when not.
-fn can_make_namespaces() -> Result<(), String> {
+fn can_make_namespaces(tag: &str) -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("needs root to create network namespaces".into());
     }
-    let probe = format!("netecho-probe-{}", std::process::id());
+    // A name per test: tests of this file run in parallel.
+    let probe = format!("netecho-probe-{}-{tag}", std::process::id());
     let made = Command::new("ip").args(["netns", "add", &probe]).output();
     match made {
         Ok(out) if out.status.success() => {
@@ -64,7 +65,7 @@ fn leftovers(pid: u32) -> Vec<String> {
 
 #[test]
 fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
-    if let Err(why) = can_make_namespaces() {
+    if let Err(why) = can_make_namespaces("loss") {
         eprintln!("skipped: {why}");
         return;
     }
@@ -100,7 +101,7 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
 
 #[test]
 fn ctrl_c_in_the_middle_removes_everything() {
-    if let Err(why) = can_make_namespaces() {
+    if let Err(why) = can_make_namespaces("ctrl-c") {
         eprintln!("skipped: {why}");
         return;
     }
