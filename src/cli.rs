@@ -73,6 +73,9 @@ pub enum Command {
     /// Send ICMP echo requests and print each reply's round trip, then a summary
     #[command(after_help = PING_EXAMPLES)]
     Ping(PingArgs),
+    /// Relay between two addresses, across protocols, with simulated delay, loss and rate
+    #[command(after_help = RELAY_EXAMPLES)]
+    Relay(RelayArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -89,7 +92,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "get", "put", "exec", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "relay", "get", "put", "exec", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -169,6 +172,21 @@ Examples:
   netecho ping -c 3 127.0.0.1
   netecho ping -c 5 -i 0.2s -s 1000 ::1
   netecho ping -W 500ms localhost";
+const RELAY_EXAMPLES: &str =
+    "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
+connects to TO for each client: a connection per connection, a connected socket per datagram \
+sender, whose replies go back to that sender. Between a stream and a message socket each \
+message is one frame (--framing line|length). SIGINT or SIGTERM prints a line per flow.
+
+Impairments are simulated inside the relay and logged as such. Each applies to both \
+directions, or to one with a prefix: up: is FROM to TO (client to server), down: is TO to FROM \
+(`--loss up:5% --delay down:20ms`). On a relay between two reliable sockets (tcp, unix, \
+unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP.
+
+Examples:
+  netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock
+  netecho relay --loss 5% --delay 20ms --jitter 5ms udp://[::1]:4000 unix-dgram:///tmp/echo.sock
+  netecho relay --framing line --rate 10mbit tcp://127.0.0.1:4000 udp://127.0.0.1:3234";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -216,7 +234,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub raw: IpProtoArg,
     #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
     pub sock: ServerSocketArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
     #[command(flatten)]
     pub files: FileServeArgs,
     #[command(flatten)]
@@ -371,6 +393,8 @@ pub struct SendArgs {
     /// Raw: the TTL (IPv4) or hop limit (IPv6) of the packets sent
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: Option<u8>,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -411,14 +435,20 @@ pub struct BenchArgs {
     /// TCP_NODELAY on every client connection
     #[arg(long)]
     pub nodelay: bool,
-    /// Output: an aligned table, JSON (schema in the README) or CSV
+    /// Output: an aligned table, JSON (schema in the README), CSV, or NDJSON (a line per
+    /// --interval while the run goes on, then a summary line)
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
     /// Also draw the latency distribution of every run into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub framing: FramingArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
 }
 
 /// Where a file service is and how to talk to it: shared by get and put.
@@ -513,6 +543,211 @@ pub struct LabArgs {
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// Run tcp and udp across two network namespaces joined by a veth pair, servers in one,
+    /// clients in the other (root only); everything is removed at the end
+    #[arg(long)]
+    pub netns: bool,
+    /// With --netns: drop this fraction of the packets each side sends (5% or 0.05), with an
+    /// nftables rule: real loss, which TCP turns into retransmissions and latency
+    #[arg(long, value_name = "P", requires = "netns", value_parser = parse_fraction)]
+    pub loss: Option<f64>,
+    /// With --netns: limit each direction to this rate with tc tbf (10mbit, 2MB/s)
+    #[arg(long, value_name = "RATE", requires = "netns", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Where to listen, as serve's --addr (a URL sets the protocol)
+    #[arg(value_name = "FROM", long_help = ADDR_HELP)]
+    pub from: String,
+    /// Where to relay to, as send's ADDR
+    #[arg(value_name = "TO", long_help = ADDR_HELP)]
+    pub to: String,
+    #[command(flatten)]
+    pub framing: FramingArgs,
+    #[command(flatten)]
+    pub impair: RelayImpairArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+    #[command(flatten)]
+    pub buffers: BufferArgs,
+}
+
+/// Socket buffer sizes: shared by serve, send, bench and relay.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct BufferArgs {
+    /// SO_RCVBUF in bytes (64k, 4M): how much the kernel queues for this side before it drops
+    /// datagrams (UDP) or shrinks the advertised window (TCP). Linux doubles it, within
+    /// net.core.rmem_max
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub rcvbuf: Option<usize>,
+    /// SO_SNDBUF in bytes: how much the kernel holds of what this side sent and not yet
+    /// delivered (or, on UDP, not yet handed to the device), within net.core.wmem_max
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub sndbuf: Option<usize>,
+}
+
+/// Bytes: "4096", "64k", "4M" (powers of 1024, as the kernel's buffer sizes go).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (number, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1 << 10),
+        None => match text.strip_suffix('M') {
+            Some(n) => (n, 1 << 20),
+            None => (text, 1),
+        },
+    };
+    match number.trim().parse::<usize>() {
+        Ok(v) if v > 0 && v <= (1 << 30) / scale => Ok(v * scale),
+        _ => Err(format!(
+            "'{text}' is not a byte count; write e.g. 4096, 64k or 4M (at most 1G)"
+        )),
+    }
+}
+
+/// Who may connect or send: shared by serve and relay.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
+    /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED)
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<crate::server::access::Rule>,
+    /// Refuse peers matching any of these rules (repeatable; checked before --allow). A
+    /// refused connection is closed, a refused datagram ignored, each peer logged once
+    #[arg(long, value_name = "RULE")]
+    pub deny: Vec<crate::server::access::Rule>,
+}
+
+impl AccessArgs {
+    pub fn access(&self, proto: Proto) -> Result<crate::server::access::Access, UsageError> {
+        crate::server::access::Access::new(proto, &self.allow, &self.deny)
+    }
+}
+
+/// Simulated conditions inside the relay, each for both directions or one (`up:`/`down:`).
+#[derive(Debug, Args)]
+pub struct RelayImpairArgs {
+    /// Hold every message this long (e.g. 20ms, or up:20ms)
+    #[arg(long, value_name = "[DIR:]DUR", value_parser = parse_directed_duration)]
+    pub delay: Vec<Directed<Duration>>,
+    /// Vary each message's delay by up to this much either way; never reorders
+    #[arg(long, value_name = "[DIR:]DUR", value_parser = parse_directed_duration)]
+    pub jitter: Vec<Directed<Duration>>,
+    /// Drop this fraction of messages (5% or 0.05); datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub loss: Vec<Directed<f64>>,
+    /// Send this fraction of messages twice; datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub duplicate: Vec<Directed<f64>>,
+    /// Hold back this fraction of messages and send each after the next; datagram relays only
+    #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
+    pub reorder: Vec<Directed<f64>>,
+    /// At most this rate, through a token bucket: 10mbit, 500kbit, 1gbit, 8000bit, 2MB/s
+    #[arg(long, value_name = "[DIR:]RATE", value_parser = parse_directed_rate)]
+    pub rate: Vec<Directed<u64>>,
+    /// Seed of the simulated chance, to repeat a run exactly [default: from the clock]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Which way through a relay: up is FROM to TO (client to server), down is back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    Up,
+    Down,
+}
+
+/// A value for one direction, or (`dir: None`) for both.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Directed<T> {
+    pub dir: Option<Dir>,
+    pub value: T,
+}
+
+impl RelayImpairArgs {
+    /// The conditions of each direction: (up, down).
+    pub fn conditions(&self) -> (crate::impair::Conditions, crate::impair::Conditions) {
+        use crate::impair::Conditions;
+        let (mut up, mut down) = (Conditions::default(), Conditions::default());
+        fn apply<T: Copy>(
+            values: &[Directed<T>],
+            up: &mut Conditions,
+            down: &mut Conditions,
+            set: fn(&mut Conditions, T),
+        ) {
+            for v in values {
+                if v.dir != Some(Dir::Down) {
+                    set(up, v.value);
+                }
+                if v.dir != Some(Dir::Up) {
+                    set(down, v.value);
+                }
+            }
+        }
+        apply(&self.delay, &mut up, &mut down, |c, v| c.delay = v);
+        apply(&self.jitter, &mut up, &mut down, |c, v| c.jitter = v);
+        apply(&self.loss, &mut up, &mut down, |c, v| c.loss = v);
+        apply(&self.duplicate, &mut up, &mut down, |c, v| c.duplicate = v);
+        apply(&self.reorder, &mut up, &mut down, |c, v| c.reorder = v);
+        apply(&self.rate, &mut up, &mut down, |c, v| c.rate = Some(v));
+        (up, down)
+    }
+}
+
+/// Splits "up:VALUE" / "down:VALUE" / "VALUE" and parses VALUE.
+fn parse_directed<T>(
+    text: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Directed<T>, String> {
+    let (dir, rest) = match text.split_once(':') {
+        Some(("up", rest)) => (Some(Dir::Up), rest),
+        Some(("down", rest)) => (Some(Dir::Down), rest),
+        Some((other, _)) => {
+            return Err(format!(
+                "'{other}' is not a direction; write up:VALUE, down:VALUE or VALUE for both"
+            ));
+        }
+        None => (None, text),
+    };
+    Ok(Directed {
+        dir,
+        value: parse(rest)?,
+    })
+}
+
+fn parse_directed_duration(text: &str) -> Result<Directed<Duration>, String> {
+    parse_directed(text, parse_duration)
+}
+
+fn parse_directed_fraction(text: &str) -> Result<Directed<f64>, String> {
+    parse_directed(text, parse_fraction)
+}
+
+fn parse_directed_rate(text: &str) -> Result<Directed<u64>, String> {
+    parse_directed(text, parse_rate)
+}
+
+/// A rate in bytes per second from "10mbit", "500kbit", "1gbit", "8000bit" (bits, as tc
+/// writes them) or "2MB/s", "100kB/s", "5000B/s" (bytes).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let units: [(&str, f64); 7] = [
+        ("gbit", 1e9 / 8.0),
+        ("mbit", 1e6 / 8.0),
+        ("kbit", 1e3 / 8.0),
+        ("bit", 1.0 / 8.0),
+        ("MB/s", 1e6),
+        ("kB/s", 1e3),
+        ("B/s", 1.0),
+    ];
+    let wrong = || format!("'{text}' is not a rate; write e.g. 10mbit, 500kbit or 2MB/s");
+    let (number, scale) = units
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))
+        .ok_or_else(wrong)?;
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v * scale >= 1.0 && v * scale < 1e12 => Ok((v * scale) as u64),
+        _ => Err(wrong()),
+    }
 }
 
 impl BenchArgs {
@@ -571,6 +806,8 @@ impl BenchArgs {
             framing: self.framing.framing,
             opts: SocketOptions {
                 nodelay: self.nodelay,
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
         })
@@ -608,6 +845,8 @@ impl ServeArgs {
             ip_proto: self.raw.for_proto(proto)?,
             hdrincl: false,
             ttl: None,
+            rcvbuf: self.buffers.rcvbuf,
+            sndbuf: self.buffers.sndbuf,
         })
     }
 }
@@ -638,6 +877,8 @@ impl SendArgs {
                 ip_proto: self.raw.for_proto(proto)?,
                 hdrincl: self.hdrincl,
                 ttl: self.ttl,
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,

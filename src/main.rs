@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, explain, logging, server};
+use netecho::{client, docs, error, explain, logging, relay, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => client::bench::run(args),
         Command::Lab(args) => client::lab::run(args),
         Command::Ping(args) => client::ping::run(args),
+        Command::Relay(args) => relay::run(args),
         Command::Get(args) => client::transfer::get(args),
         Command::Put(args) => client::transfer::put(args),
         Command::Exec(args) => match client::exec::run(args) {

@@ -6,9 +6,14 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use tracing::warn;
 
+use std::time::Duration;
+
 use crate::cli::BenchArgs;
+use crate::client::interval::{Board, Interval};
 use crate::client::load::Limit;
 use crate::endpoint::{Proto, SocketKind};
+use crate::error::UsageError;
+use crate::report::Format;
 use crate::report::progress::Progress;
 use crate::report::{self, Run};
 
@@ -36,6 +41,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?
         }
     };
+    let every = match (args.format, args.interval) {
+        (Format::Ndjson, every) => Some(every.unwrap_or(Duration::from_secs(1))),
+        (_, Some(_)) => {
+            return Err(UsageError::new(
+                "--interval writes a line per interval: it needs --format ndjson",
+            )
+            .into());
+        }
+        _ => None,
+    };
     let mut runs = Vec::new();
     let mut latencies = Vec::new();
     let mut problems = Vec::new();
@@ -46,14 +61,31 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 Limit::Duration(d) => Some(Progress::start(spec.target.to_string(), d)),
                 Limit::Count(_) => None,
             };
-            load::run(&spec)?
+            match every {
+                Some(every) => {
+                    let (proto, address) =
+                        (spec.target.proto.to_string(), spec.target.addr.to_string());
+                    let emit = |i: &Interval| {
+                        // A closed stdout ends the run at the summary; nothing to do here.
+                        let mut out = std::io::stdout().lock();
+                        let _ = out
+                            .write_all(report::ndjson::interval(&proto, &address, i).as_bytes())
+                            .and_then(|_| out.flush());
+                    };
+                    let board = Board::new(every, load::threads(&spec), &emit);
+                    load::run_with(&spec, Some(&board))?
+                }
+                None => load::run(&spec)?,
+            }
         };
         if result.lost > 0 && spec.target.proto.kind() == SocketKind::Datagram {
             warn!(
-                "{}: {} of {} datagrams lost: nobody retransmits, and with {} in flight per \
-                 client they can outrun the socket buffers; lower --window to see fewer",
-                spec.target, result.lost, result.sent, spec.window
+                "{}: {} of {} datagrams lost: nobody retransmits them",
+                spec.target, result.lost, result.sent
             );
+            for line in result.loss().explain(spec.opts.rcvbuf, spec.window) {
+                warn!("{}: {line}", spec.target);
+            }
         }
         if result.mismatched > 0 {
             problems.push(format!(
@@ -69,6 +101,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             ));
         }
         runs.push(Run::new(&spec, &result));
+        if every.is_some() {
+            // Each run's summary right after its intervals, while later runs go on.
+            let mut out = std::io::stdout().lock();
+            out.write_all(report::ndjson::render(&runs[runs.len() - 1..]).as_bytes())
+                .and_then(|_| out.flush())
+                .context("write to stdout")?;
+        }
         latencies.push((format!("{}", spec.target), result.latency));
     }
     drop(local);
@@ -79,11 +118,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .collect();
         report::svg::write(path, "round-trip latency", &series)?;
     }
-    let text = report::render(args.format, &runs);
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .context("write to stdout")?;
+    if every.is_none() {
+        let text = report::render(args.format, &runs);
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .context("write to stdout")?;
+    }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }

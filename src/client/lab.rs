@@ -21,6 +21,7 @@ use crate::transport::{self, SocketOptions};
 use super::exchange::{ClientConfig, Exchanger};
 use super::load::{self, Limit, LoadResult, LoadSpec};
 use super::local::{LocalServers, family};
+use super::netns::{Netns, SERVER_IP};
 use super::raw::RawClient;
 
 /// The layout of `--format json`.
@@ -54,8 +55,23 @@ pub struct Row {
     /// Replies came back in the order sent (measured by sequence number).
     pub ordered: bool,
     pub why: &'static str,
+    /// TCP rows: what TCP_INFO said of the pipelined connections at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_info: Option<TcpInfoRow>,
     #[serde(skip)]
     pub latency: Option<hdrhistogram::Histogram<u64>>,
+}
+
+/// TCP_INFO of a row's connections: how TCP turned loss into latency.
+#[derive(Debug, Serialize)]
+pub struct TcpInfoRow {
+    pub connections: u64,
+    /// Segments sent again, all connections together (tcpi_total_retrans).
+    pub retransmits: u64,
+    /// Mean smoothed round-trip time, microseconds (tcpi_rtt).
+    pub rtt_us: u64,
+    /// Mean congestion window, in segments (tcpi_snd_cwnd).
+    pub cwnd: u64,
 }
 
 /// One burst over a stream with a framing: how many reads, how many messages recovered.
@@ -84,22 +100,18 @@ struct Plan {
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
+    if args.format == Format::Ndjson {
+        return Err(crate::error::UsageError::new(
+            "lab --format ndjson: the lab prints one table at the end; use --format json \
+             (ndjson streams bench's intervals)",
+        )
+        .into());
+    }
     let started = Instant::now();
-    let plan = if args.quick {
-        Plan {
-            ping: Duration::from_millis(150),
-            load: Duration::from_millis(250),
-            clients: 2,
-            window: 8,
-        }
-    } else {
-        Plan {
-            ping: Duration::from_millis(1500),
-            load: Duration::from_millis(2000),
-            clients: 4,
-            window: 16,
-        }
-    };
+    let plan = plan(args.quick);
+    if args.netns {
+        return run_netns(args, &plan, started);
+    }
     let servers = LocalServers::new()?;
     let mut rows = Vec::new();
     let cases: Vec<(Proto, bool)> = vec![
@@ -161,6 +173,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
             serde_json::to_string_pretty(&doc).context("JSON")? + "\n"
         }
         Format::Csv => render_csv(&rows),
+        Format::Ndjson => unreachable!("refused above"),
         Format::Table => render_table(&rows, &boundaries),
     };
     let mut out = std::io::stdout().lock();
@@ -169,6 +182,127 @@ pub fn run(args: &LabArgs) -> Result<()> {
         .context("write to stdout")?;
     info!("lab finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// How long each measurement runs: `--quick` or the full run.
+fn plan(quick: bool) -> Plan {
+    if quick {
+        Plan {
+            ping: Duration::from_millis(150),
+            load: Duration::from_millis(250),
+            clients: 2,
+            window: 8,
+        }
+    } else {
+        Plan {
+            ping: Duration::from_millis(1500),
+            load: Duration::from_millis(2000),
+            clients: 4,
+            window: 16,
+        }
+    }
+}
+
+/// `lab --netns`: tcp and udp between two network namespaces, through real loss and rate
+/// limits when asked; the table, then what the kernel did about the loss.
+fn run_netns(args: &LabArgs, plan: &Plan, started: Instant) -> Result<()> {
+    let servers = LocalServers::new()?;
+    let ns = Netns::create(servers.namespaces(), args.loss.unwrap_or(0.0), args.rate)?;
+    for note in &ns.notes {
+        info!("{note}");
+    }
+    let prefix = ns.server_prefix();
+    let addr = format!("{SERVER_IP}:0");
+    let targets = [Proto::Tcp, Proto::Udp]
+        .into_iter()
+        .map(|proto| servers.start_in(&prefix, proto, &addr, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    // The measuring thread moves into the clients' namespace; every load thread it starts
+    // is born there. This thread stays where it was, free to clean up.
+    let rows = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> Result<Vec<Row>> {
+                ns.enter_client()?;
+                targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, target)| {
+                        progress(&format!(
+                            "[{}/{}] {target} across namespaces",
+                            i + 1,
+                            targets.len()
+                        ));
+                        measure(target, plan)
+                    })
+                    .collect()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))
+    })?;
+    progress("");
+    drop(servers);
+    let text = match args.format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct NetnsDocument<'a> {
+                schema: &'static str,
+                netns: &'a [String],
+                rows: &'a [Row],
+            }
+            serde_json::to_string_pretty(&NetnsDocument {
+                schema: SCHEMA,
+                netns: &ns.notes,
+                rows: &rows,
+            })
+            .context("JSON")?
+                + "\n"
+        }
+        Format::Csv => render_csv(&rows),
+        Format::Ndjson => unreachable!("refused above"),
+        Format::Table => {
+            let mut text = render_table(&rows, &[]);
+            text.push('\n');
+            for note in &ns.notes {
+                text.push_str(&format!("- {note}\n"));
+            }
+            for r in &rows {
+                text.push_str(&format!("- {}\n", consequence(r)));
+            }
+            text
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .context("write to stdout")?;
+    info!(
+        "lab finished in {:.1} s; namespaces removed",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What loss did to a row: TCP hides it as retransmissions and a tail, UDP shows it.
+fn consequence(r: &Row) -> String {
+    match &r.tcp_info {
+        Some(t) => format!(
+            "{}: {} retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
+             segments; nothing lost to the program, the loss shows as latency: p50 {} us, p99.9 \
+             {} us",
+            r.proto,
+            t.retransmits,
+            t.connections,
+            t.rtt_us,
+            t.cwnd,
+            r.latency_us.p50,
+            r.latency_us.p99_9
+        ),
+        None => format!(
+            "{}: {} of {} datagrams lost, and nobody sent them again: the gaps are the program's \
+             to handle",
+            r.proto, r.lost, r.sent
+        ),
+    }
 }
 
 /// A status line on stderr, only when it is a terminal.
@@ -225,6 +359,12 @@ fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
         burst_reads,
         ordered: bulk.reordered == 0 && ping.reordered == 0 && bulk.mismatched == 0,
         why: why(target),
+        tcp_info: bulk.tcp.map(|t| TcpInfoRow {
+            connections: t.conns,
+            retransmits: t.retransmits,
+            rtt_us: t.mean_rtt_us(),
+            cwnd: t.mean_cwnd(),
+        }),
         latency: Some(ping.latency),
     })
 }
@@ -317,6 +457,7 @@ fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
         ordered: in_order && ping.mismatched + load.mismatched == 0,
         why: why(target),
         latency: Some(latency),
+        tcp_info: None,
     })
 }
 
@@ -453,6 +594,9 @@ fn render_table(rows: &[Row], boundaries: &[BoundaryRow]) -> String {
     text.push('\n');
     for r in rows {
         text.push_str(&format!("- {}\n", r.why));
+    }
+    if boundaries.is_empty() {
+        return text;
     }
     text.push_str(&format!(
         "\nMessage boundaries: {BURST} sends of {BURST_SIZE} bytes back to back on a stream\n"

@@ -14,6 +14,8 @@ use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
+use crate::client::interval::{Board, Interval, Snapshot};
+use crate::client::loss::{Counters, Loss};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
 use crate::service::echo::Transform;
@@ -24,7 +26,7 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 /// (which no transform changes).
 pub const SEQ_DIGITS: usize = 8;
 /// Latencies above this are recorded as this (HdrHistogram's range, in microseconds).
-const MAX_LATENCY_US: u64 = 60_000_000;
+pub const MAX_LATENCY_US: u64 = 60_000_000;
 /// Events taken from one epoll_wait.
 const EVENTS: usize = 256;
 /// How often datagram requests are checked for having waited past the loss timeout.
@@ -59,6 +61,25 @@ pub struct LoadSpec {
     pub opts: SocketOptions,
 }
 
+/// TCP_INFO summed over a run's connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpTotals {
+    pub conns: u64,
+    pub retransmits: u64,
+    pub rtt_us: u64,
+    pub cwnd: u64,
+}
+
+impl TcpTotals {
+    pub fn mean_rtt_us(&self) -> u64 {
+        self.rtt_us / self.conns.max(1)
+    }
+
+    pub fn mean_cwnd(&self) -> u64 {
+        self.cwnd / self.conns.max(1)
+    }
+}
+
 /// What a run measured.
 #[derive(Debug)]
 pub struct LoadResult {
@@ -76,6 +97,14 @@ pub struct LoadResult {
     pub reordered: u64,
     pub late: u64,
     pub mismatched: u64,
+    /// Datagrams the kernel dropped at bench's own full receive buffers (SO_RXQ_OVFL).
+    pub rxq_overflow: u64,
+    /// Datagrams the kernel refused to send (ENOBUFS): lost before they left.
+    pub send_errors: u64,
+    /// The machine's UDP error counters' rise during a datagram run.
+    pub machine: Option<Counters>,
+    /// TCP_INFO of every TCP client, read at the end of the run.
+    pub tcp: Option<TcpTotals>,
     /// Clients that ended with an error (reset, closed by the server, ...).
     pub failed_clients: u64,
     pub first_error: Option<String>,
@@ -95,6 +124,10 @@ impl LoadResult {
             reordered: 0,
             late: 0,
             mismatched: 0,
+            rxq_overflow: 0,
+            send_errors: 0,
+            machine: None,
+            tcp: None,
             failed_clients: 0,
             first_error: None,
         }
@@ -111,6 +144,15 @@ impl LoadResult {
         self.reordered += other.reordered;
         self.late += other.late;
         self.mismatched += other.mismatched;
+        self.rxq_overflow += other.rxq_overflow;
+        self.send_errors += other.send_errors;
+        if let Some(t) = other.tcp {
+            let mine = self.tcp.get_or_insert_with(TcpTotals::default);
+            mine.conns += t.conns;
+            mine.retransmits += t.retransmits;
+            mine.rtt_us += t.rtt_us;
+            mine.cwnd += t.cwnd;
+        }
         self.failed_clients += other.failed_clients;
         self.elapsed = self.elapsed.max(other.elapsed);
         if self.first_error.is_none() {
@@ -122,14 +164,34 @@ impl LoadResult {
         self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// What the run lost and what the kernel saw of it.
+    pub fn loss(&self) -> Loss {
+        Loss {
+            lost: self.lost,
+            rxq_overflow: self.rxq_overflow,
+            send_errors: self.send_errors,
+            machine: self.machine,
+        }
+    }
+
     /// Reply bytes per second, in megabytes (10^6).
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
+/// Load threads a run uses: as asked, but never more than clients.
+pub fn threads(spec: &LoadSpec) -> usize {
+    spec.threads.clamp(1, spec.clients.max(1))
+}
+
 /// Runs the load and returns what it measured.
 pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
+    run_with(spec, None)
+}
+
+/// Runs the load, reporting each interval to `board` as the run goes on.
+pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     if spec.size == 0 && spec.target.proto.kind() != SocketKind::Datagram {
         return Err(anyhow!(
             "--size 0: a stream or seqpacket socket cannot carry an empty message"
@@ -137,10 +199,12 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     }
     let targets = transport::candidates(&spec.target)?;
     let target = targets.first().context("no address")?.clone();
-    let threads = spec.threads.clamp(1, spec.clients.max(1));
+    let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
     let connected = Barrier::new(threads);
+    let datagrams = spec.target.proto.kind() == SocketKind::Datagram;
+    let before = if datagrams { Counters::read() } else { None };
     let results: Vec<Result<LoadResult>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -150,7 +214,11 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
                 scope.spawn(move || {
                     let runner = Runner::new(spec, target, mine);
                     connected.wait();
-                    runner?.run()
+                    let result = runner.and_then(|r| r.run(board.map(|b| (b, t))));
+                    if let Some(board) = board {
+                        board.finish(t);
+                    }
+                    result
                 })
             })
             .collect();
@@ -165,6 +233,9 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
     let mut total = LoadResult::new();
     for result in results {
         total.merge(result?);
+    }
+    if let (Some(before), Some(after)) = (before, Counters::read()) {
+        total.machine = Some(before.delta(&after));
     }
     Ok(total)
 }
@@ -243,6 +314,8 @@ struct Client {
     lost: VecDeque<u64>,
     done: bool,
     interest: EpollFlags,
+    /// The latest SO_RXQ_OVFL count on this client's socket (cumulative).
+    kernel_drops: u32,
 }
 
 /// Recent answered or lost sequence numbers remembered per datagram client.
@@ -272,6 +345,11 @@ impl<'a> Runner<'a> {
                 .connect
                 .saturating_record(start.elapsed().as_micros() as u64);
             conn.set_nonblocking(true)?;
+            if target.proto.kind() == SocketKind::Datagram
+                && let Err(e) = conn.count_drops()
+            {
+                tracing::debug!("SO_RXQ_OVFL: {e}; drops at bench's sockets go uncounted");
+            }
             epoll
                 .add(
                     conn.as_fd(),
@@ -291,6 +369,7 @@ impl<'a> Runner<'a> {
                 lost: VecDeque::new(),
                 done: false,
                 interest: EpollFlags::EPOLLIN,
+                kernel_drops: 0,
             });
         }
         Ok(Runner {
@@ -312,8 +391,10 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn run(mut self) -> Result<LoadResult> {
+    fn run(mut self, board: Option<(&Board, usize)>) -> Result<LoadResult> {
         let start = Instant::now();
+        // The interval under way: its number and the totals when it began.
+        let mut interval = board.map(|_| (0u64, Snapshot::of(&self.result)));
         let stop_at = match self.spec.limit {
             Limit::Duration(d) => Some(start + d),
             Limit::Count(_) => None,
@@ -362,8 +443,48 @@ impl<'a> Runner<'a> {
                 last_loss_check = Instant::now();
                 self.expire_lost();
             }
+            if let (Some((board, thread)), Some((index, before))) = (board, &mut interval) {
+                let end = board.every * (*index as u32 + 1);
+                if start.elapsed() >= end {
+                    let begin = board.every * *index as u32;
+                    board.report(
+                        thread,
+                        Interval::between(*index, begin, end, before, &self.result),
+                    );
+                    *before = Snapshot::of(&self.result);
+                    *index += 1;
+                }
+            }
+        }
+        // The last interval, cut short by the end of the run.
+        if let (Some((board, thread)), Some((index, before))) = (board, &interval) {
+            let begin = board.every * *index as u32;
+            let end = start.elapsed().max(begin);
+            board.report(
+                thread,
+                Interval::between(*index, begin, end, before, &self.result),
+            );
         }
         self.result.elapsed = start.elapsed();
+        if self.spec.target.proto == crate::endpoint::Proto::Tcp {
+            let mut totals = TcpTotals::default();
+            for c in &self.clients {
+                if let Ok(info) = transport::tcp::info(c.conn.socket()) {
+                    totals.conns += 1;
+                    totals.retransmits += u64::from(info.retransmits);
+                    totals.rtt_us += u64::from(info.rtt_us);
+                    totals.cwnd += u64::from(info.cwnd);
+                }
+            }
+            self.result.tcp = Some(totals);
+        }
+        if self.kind == SocketKind::Datagram {
+            self.result.rxq_overflow = self
+                .clients
+                .iter()
+                .map(|c| u64::from(c.kernel_drops.max(c.conn.drops().unwrap_or(0))))
+                .sum();
+        }
         Ok(self.result)
     }
 
@@ -420,6 +541,7 @@ impl<'a> Runner<'a> {
                         && e.raw_os_error() == Some(libc::ENOBUFS) =>
                 {
                     client.out_pos = client.out.len();
+                    self.result.send_errors += 1;
                 }
                 Err(e) => {
                     self.fail(token, Call::Send, e);
@@ -432,7 +554,18 @@ impl<'a> Runner<'a> {
     fn read(&mut self, token: usize) {
         // Bounded, so one busy client cannot starve the others of this thread.
         for _ in 0..16 {
-            let got = self.clients[token].conn.recv(&mut self.buf);
+            let client = &mut self.clients[token];
+            let got = if self.kind == SocketKind::Datagram {
+                client
+                    .conn
+                    .recv_counting_drops(&mut self.buf)
+                    .map(|(got, drops)| {
+                        client.kernel_drops = client.kernel_drops.max(drops.unwrap_or(0));
+                        got
+                    })
+            } else {
+                client.conn.recv(&mut self.buf)
+            };
             match got {
                 Ok(Received::Data(n)) => self.on_reply_bytes(token, n),
                 Ok(Received::Closed) => {

@@ -22,6 +22,8 @@ const START: Duration = Duration::from_secs(10);
 pub struct LocalServers {
     dir: PathBuf,
     children: Arc<Mutex<Vec<Child>>>,
+    /// Network namespaces to delete once the servers in them are gone (`lab --netns`).
+    namespaces: Arc<Mutex<Vec<String>>>,
 }
 
 impl LocalServers {
@@ -31,7 +33,11 @@ impl LocalServers {
         std::fs::create_dir(&dir)
             .with_context(|| format!("create temporary directory {}", dir.display()))?;
         let children = Arc::new(Mutex::new(Vec::new()));
-        let servers = LocalServers { dir, children };
+        let servers = LocalServers {
+            dir,
+            children,
+            namespaces: Arc::default(),
+        };
         servers.clean_up_on_signal()?;
         Ok(servers)
     }
@@ -39,17 +45,23 @@ impl LocalServers {
     fn clean_up_on_signal(&self) -> Result<()> {
         let shutdown = Shutdown::install()?;
         let (dir, children) = (self.dir.clone(), Arc::clone(&self.children));
+        let namespaces = Arc::clone(&self.namespaces);
         std::thread::Builder::new()
             .name("cleanup".into())
             .spawn(move || {
                 if let Ok(Some(signal)) = shutdown.wait_signal(None) {
-                    stop_all(&children, &dir);
+                    stop_all(&children, &dir, &namespaces);
                     eprintln!("netecho: stopped by {signal}; removed {}", dir.display());
                     std::process::exit(130);
                 }
             })
             .context("start the cleanup thread")?;
         Ok(())
+    }
+
+    /// The namespaces deleted with the servers.
+    pub fn namespaces(&self) -> &Arc<Mutex<Vec<String>>> {
+        &self.namespaces
     }
 
     /// A socket path in the temporary directory.
@@ -60,8 +72,27 @@ impl LocalServers {
     /// Starts `netecho serve` for `proto` at `addr` (port 0 or a path here) with `extra`
     /// flags, and returns where it listens.
     pub fn start(&self, proto: Proto, addr: &str, extra: &[&str]) -> Result<Endpoint> {
+        self.start_in(&[], proto, addr, extra)
+    }
+
+    /// As [`LocalServers::start`], through `wrapper` (e.g. `ip netns exec NAME`).
+    pub fn start_in(
+        &self,
+        wrapper: &[String],
+        proto: Proto,
+        addr: &str,
+        extra: &[&str],
+    ) -> Result<Endpoint> {
         let exe = std::env::current_exe().context("find the netecho binary")?;
-        let mut child = Command::new(exe)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args(["-q", "serve", "--proto", proto.name(), "--addr", addr])
             .args(extra)
             .stdin(Stdio::null())
@@ -106,12 +137,13 @@ impl LocalServers {
 
 impl Drop for LocalServers {
     fn drop(&mut self) {
-        stop_all(&self.children, &self.dir);
+        stop_all(&self.children, &self.dir, &self.namespaces);
     }
 }
 
-/// Stops every server (SIGTERM, so each removes its socket file) and removes the directory.
-fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path) {
+/// Stops every server (SIGTERM, so each removes its socket file), removes the directory and
+/// deletes the namespaces the servers ran in.
+fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path, namespaces: &Mutex<Vec<String>>) {
     let mut children = children.lock().unwrap_or_else(|e| e.into_inner());
     for child in children.iter() {
         let _ = nix::sys::signal::kill(
@@ -128,6 +160,7 @@ fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path) {
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(dir);
+    super::netns::remove(namespaces);
 }
 
 /// Whether an address is the family's IPv6 form, for labels.

@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod ndjson;
 pub mod progress;
 pub mod svg;
 pub mod table;
@@ -12,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::load::{Limit, LoadResult, LoadSpec};
+use crate::client::loss::Cause;
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
 pub const SCHEMA: &str = "netecho-bench/1";
@@ -23,6 +25,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One JSON object per line: intervals as the run goes on (bench), then the summary
+    Ndjson,
 }
 
 /// Latency percentiles in microseconds.
@@ -74,6 +78,14 @@ pub struct Run {
     pub late: u64,
     pub mismatched: u64,
     pub failed_clients: u64,
+    /// Datagrams dropped at bench's full receive buffers (SO_RXQ_OVFL).
+    pub rxq_overflow: u64,
+    /// The rise of the machine's UDP RcvbufErrors during the run (null: not read).
+    pub rcvbuf_errors: Option<u64>,
+    /// Sends refused with ENOBUFS.
+    pub send_errors: u64,
+    /// What explains most of the loss (null: nothing lost).
+    pub loss_cause: Option<Cause>,
 }
 
 impl Run {
@@ -110,6 +122,10 @@ impl Run {
             late: r.late,
             mismatched: r.mismatched,
             failed_clients: r.failed_clients,
+            rxq_overflow: r.rxq_overflow,
+            rcvbuf_errors: r.machine.map(|m| m.rcvbuf_errors),
+            send_errors: r.send_errors,
+            loss_cause: r.loss().cause(),
         }
     }
 }
@@ -149,6 +165,7 @@ pub fn render(format: Format, runs: &[Run]) -> String {
         Format::Table => table::render(runs),
         Format::Json => json::render(runs),
         Format::Csv => csv::render(runs),
+        Format::Ndjson => ndjson::render(runs),
     }
 }
 

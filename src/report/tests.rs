@@ -33,6 +33,10 @@ fn run() -> Run {
         late: 0,
         mismatched: 0,
         failed_clients: 0,
+        rxq_overflow: 0,
+        rcvbuf_errors: Some(0),
+        send_errors: 0,
+        loss_cause: Some(crate::client::loss::Cause::Unseen),
     }
 }
 
@@ -70,6 +74,7 @@ fn json() {
     assert_eq!(r["latency_us"]["p99_9"], 40);
     assert_eq!(r["latency_us"]["mean"], 10.5);
     assert_eq!(r["lost"], 2);
+    assert_eq!(r["loss_cause"], "unseen");
     let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
@@ -94,7 +99,11 @@ fn json() {
             "reordered",
             "late",
             "mismatched",
-            "failed_clients"
+            "failed_clients",
+            "rxq_overflow",
+            "rcvbuf_errors",
+            "send_errors",
+            "loss_cause"
         ]
     );
 }

@@ -1,6 +1,7 @@
 //! `netecho serve`: bind, say where, serve clients with a server model until SIGINT or
 //! SIGTERM, then close the sockets and print a summary.
 
+pub mod access;
 pub mod event;
 pub mod fork;
 pub mod iterative;
@@ -28,6 +29,7 @@ use crate::service::stats::{Stats, log_client};
 use crate::transport::batch::Batch;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
+use access::Access;
 use shutdown::{Shutdown, Wake};
 
 /// How a server handles many clients. Every model serves every protocol.
@@ -113,6 +115,8 @@ pub struct Service {
     pub framing: Framing,
     pub max_frame: usize,
     pub datagram: DatagramRules,
+    /// --allow and --deny.
+    pub access: &'static Access,
 }
 
 impl Service {
@@ -128,6 +132,9 @@ impl Service {
 
     /// Takes a new connection if there is room: counts it, or logs and closes it.
     pub fn admit(&self, conn: Conn) -> Option<EchoConn> {
+        if !self.access.admits_conn(self.proto, &conn) {
+            return None;
+        }
         if self.active.fetch_add(1, Ordering::Relaxed) >= self.max_conns {
             self.active.fetch_sub(1, Ordering::Relaxed);
             warn!(
@@ -283,6 +290,9 @@ fn serve_requests(
                         continue;
                     }
                 };
+                if !service.access.admits_datagram(service.proto, &from) {
+                    continue;
+                }
                 if service.active.fetch_add(1, Ordering::Relaxed) >= service.max_conns {
                     service.active.fetch_sub(1, Ordering::Relaxed);
                     warn!(
@@ -384,6 +394,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let shutdown = Shutdown::install()?;
     limits::raise_nofile(args.max_conns as usize);
     let work = work(args, &endpoint)?;
+    let access: &'static Access = Box::leak(Box::new(args.access.access(endpoint.proto)?));
     let opts = args.socket_options(endpoint.proto)?;
     let bound = transport::bind(&endpoint, &opts)?;
     let local = crate::endpoint::Endpoint {
@@ -409,7 +420,9 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             transform: args.transform,
             allow_loop_ports: args.allow_loop_ports,
             rate_limit: args.rate_limit,
+            access,
         },
+        access,
     }));
     let model = service.model(args.model);
     if args.framing.framing != Framing::None
@@ -534,7 +547,7 @@ fn model_name(model: Model) -> String {
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.
-fn announce(line: &str) -> Result<()> {
+pub fn announce(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::endpoint::Proto;
+use crate::server::access::Access;
 use crate::transport::batch::Batch;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
@@ -32,6 +33,7 @@ enum Drop {
     NoAddress,
     LoopPort,
     RateLimited,
+    Refused,
 }
 
 impl Drop {
@@ -46,6 +48,7 @@ impl Drop {
                  start an endless echo loop (--allow-loop-ports answers them)"
             }
             Drop::RateLimited => "over --rate-limit replies per second for its source",
+            Drop::Refused => "refused by --allow/--deny",
         }
     }
 }
@@ -58,6 +61,8 @@ pub struct DatagramRules {
     pub allow_loop_ports: bool,
     /// Replies per second per source address.
     pub rate_limit: Option<u32>,
+    /// --allow and --deny.
+    pub access: &'static Access,
 }
 
 /// A token bucket: `rate` replies per second, bursts of up to `rate`.
@@ -97,6 +102,9 @@ impl DatagramEcho {
             Received::Truncated(_) => Err(Drop::Truncated),
             Received::Closed => Err(Drop::NoAddress),
             Received::Data(_) if !from.can_reply() => Err(Drop::NoAddress),
+            Received::Data(_) if !self.rules.access.admits_datagram(self.proto, from) => {
+                Err(Drop::Refused)
+            }
             Received::Data(_) if self.loop_port(from) => Err(Drop::LoopPort),
             Received::Data(_) if !self.within_rate(from) => Err(Drop::RateLimited),
             Received::Data(n) => Ok(n),

@@ -165,6 +165,26 @@ pub fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Re
     result
 }
 
+/// setsockopt(2) of SO_RCVBUF or SO_SNDBUF. Linux doubles the value for its own bookkeeping
+/// and clamps it to net.core.rmem_max / wmem_max; the narration shows what getsockopt reads back.
+pub fn set_buffer(sock: &Socket, name: &str, bytes: usize) -> io::Result<()> {
+    let (result, now) = match name {
+        "SO_SNDBUF" => (sock.set_send_buffer_size(bytes), sock.send_buffer_size()),
+        _ => (sock.set_recv_buffer_size(bytes), sock.recv_buffer_size()),
+    };
+    if on() {
+        let now = now.map_or("?".to_string(), |n| n.to_string());
+        zero(
+            format_args!(
+                "setsockopt(fd {}, {name}, {bytes}) (getsockopt reads {now})",
+                sock.as_raw_fd()
+            ),
+            &result,
+        );
+    }
+    result
+}
+
 /// fcntl(2) O_NONBLOCK.
 pub fn set_nonblocking(sock: &Socket, nonblocking: bool) -> io::Result<()> {
     let result = sock.set_nonblocking(nonblocking);

@@ -45,6 +45,7 @@ pub fn socket_for(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> std::io::
         // between machines, and `[::]` must be dual-stack unless --v6only says otherwise.
         calls::setsockopt(&sock, "IPV6_V6ONLY", opts.v6only, Socket::set_only_v6)?;
     }
+    super::set_buffers(&sock, opts)?;
     Ok(sock)
 }
 

@@ -47,6 +47,9 @@ pub struct SocketOptions {
     pub hdrincl: bool,
     /// The TTL (IPv4) or hop limit (IPv6) of a raw client's packets.
     pub ttl: Option<u8>,
+    /// SO_RCVBUF and SO_SNDBUF, in bytes, when asked for; else the kernel's defaults.
+    pub rcvbuf: Option<usize>,
+    pub sndbuf: Option<usize>,
 }
 
 impl Default for SocketOptions {
@@ -59,8 +62,22 @@ impl Default for SocketOptions {
             ip_proto: crate::raw::DEFAULT_IP_PROTO,
             hdrincl: false,
             ttl: None,
+            rcvbuf: None,
+            sndbuf: None,
         }
     }
+}
+
+/// SO_RCVBUF and SO_SNDBUF as `opts` asks, on a new socket (before connect or listen, so TCP
+/// picks its window scale with the buffer it will have).
+pub fn set_buffers(sock: &Socket, opts: &SocketOptions) -> io::Result<()> {
+    if let Some(bytes) = opts.rcvbuf {
+        calls::set_buffer(sock, "SO_RCVBUF", bytes)?;
+    }
+    if let Some(bytes) = opts.sndbuf {
+        calls::set_buffer(sock, "SO_SNDBUF", bytes)?;
+    }
+    Ok(())
 }
 
 /// A socket bound by `serve`: either it accepts connections or it answers datagrams.
@@ -89,7 +106,7 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
         Proto::Unix | Proto::UnixSeqpacket => {
             unix::bind_listener(endpoint, opts).map(Bound::Listener)
         }
-        Proto::UnixDgram => unix::bind_datagram(endpoint).map(Bound::Datagram),
+        Proto::UnixDgram => unix::bind_datagram(endpoint, opts).map(Bound::Datagram),
         Proto::Raw => raw::bind(&endpoint.addr, opts).map(Bound::Raw),
     }
 }
@@ -136,7 +153,7 @@ pub fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
 pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Conn> {
     match (&endpoint.addr, endpoint.proto) {
         (Address::Ip(addr), Proto::Tcp) => tcp::connect(*addr, opts),
-        (Address::Ip(addr), Proto::Udp) => udp::connect(*addr),
+        (Address::Ip(addr), Proto::Udp) => udp::connect(*addr, opts),
         // Raw clients open a raw::RawSocket themselves: a raw packet is no Conn message.
         (_, Proto::Raw) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -148,7 +165,7 @@ pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Conn> {
                 format!("{endpoint} is not a concrete address"),
             ))
         }
-        (_, proto) => unix::connect(proto, &endpoint.addr),
+        (_, proto) => unix::connect(proto, &endpoint.addr, opts),
     }
 }
 
@@ -214,6 +231,68 @@ impl Conn {
     /// One recv(2): a chunk of a stream, or one whole message.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         recv_message(&self.sock, self.kind, buf)
+    }
+
+    /// SO_RXQ_OVFL: from now on every datagram read with [`Conn::recv_counting_drops`] carries
+    /// the number of datagrams the kernel has dropped on this socket for a full receive buffer.
+    pub fn count_drops(&self) -> io::Result<()> {
+        calls::setsockopt(&self.sock, "SO_RXQ_OVFL", true, |s, on| {
+            nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RxqOvfl, &i32::from(on))
+                .map_err(io::Error::from)
+        })
+    }
+
+    /// The datagrams the kernel has dropped on this socket for a full receive buffer, now
+    /// (SO_MEMINFO's SK_MEMINFO_DROPS): also the drops after the last datagram read, which
+    /// SO_RXQ_OVFL only reports along with a later one.
+    pub fn drops(&self) -> io::Result<u32> {
+        use std::os::fd::AsRawFd;
+        let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // Safety: the kernel writes at most `len` bytes into `info`, which is that long, and
+        // stores the length it wrote back into `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info[libc::SK_MEMINFO_DROPS as usize])
+    }
+
+    /// recvmsg(2): one message, and the socket's SO_RXQ_OVFL drop count when the kernel sent
+    /// it along (see [`Conn::count_drops`]).
+    pub fn recv_counting_drops(&self, buf: &mut [u8]) -> io::Result<(Received, Option<u32>)> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use std::os::fd::AsRawFd;
+        let mut cmsg = nix::cmsg_space!(u32);
+        let len = buf.len();
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = recvmsg::<()>(
+            self.sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_TRUNC,
+        )
+        .map_err(io::Error::from)?;
+        let drops = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::RxqOvfl(n) => Some(n),
+                _ => None,
+            })
+        });
+        let received = if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+            Received::Truncated(msg.bytes)
+        } else {
+            Received::Data(msg.bytes.min(len))
+        };
+        Ok((received, drops))
     }
 
     /// Sends all of `buf`: send(2) until every byte is written (what Python calls sendall).
@@ -412,6 +491,17 @@ impl DatagramSocket {
     /// SO_RCVTIMEO: how long a blocking recvfrom waits (None: forever).
     pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
+    }
+
+    /// A second handle on the same socket (dup(2)), for another thread to send from. The
+    /// socket file stays with the original, which removes it when dropped.
+    pub fn try_clone(&self) -> io::Result<DatagramSocket> {
+        Ok(DatagramSocket {
+            sock: self.sock.try_clone()?,
+            proto: self.proto,
+            local: self.local.clone(),
+            _file: None,
+        })
     }
 }
 

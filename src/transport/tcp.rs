@@ -41,3 +41,41 @@ pub fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
     }
     Ok(Conn::new(sock, SocketKind::Stream, addr.to_string(), None))
 }
+
+/// What TCP_INFO says of a connection: how TCP turned loss into latency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Segments sent again over the connection's life (tcpi_total_retrans).
+    pub retransmits: u32,
+    /// Smoothed round-trip time, in microseconds (tcpi_rtt).
+    pub rtt_us: u32,
+    /// Congestion window, in segments (tcpi_snd_cwnd).
+    pub cwnd: u32,
+}
+
+/// getsockopt(TCP_INFO) on a TCP socket.
+pub fn info(sock: &Socket) -> io::Result<TcpInfo> {
+    use std::os::fd::AsRawFd;
+    // Safety: tcp_info is plain integers, so all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // Safety: the kernel writes at most `len` bytes into `info`, which is that large, and an
+    // older kernel writing fewer leaves the rest zero.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(TcpInfo {
+        retransmits: info.tcpi_total_retrans,
+        rtt_us: info.tcpi_rtt,
+        cwnd: info.tcpi_snd_cwnd,
+    })
+}

@@ -30,8 +30,8 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<DatagramSocket> {
 
 /// A connected UDP socket. connect(2) sends nothing on UDP: it fixes the peer, so the kernel
 /// filters replies from others and reports an ICMP port unreachable as ECONNREFUSED.
-pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
-    let sock = ip::socket_for(addr, Type::DGRAM, &SocketOptions::default())?;
+pub fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
+    let sock = ip::socket_for(addr, Type::DGRAM, opts)?;
     calls::connect(&sock, &addr.into())?;
     let max = if addr.is_ipv4() {
         MAX_PAYLOAD_V4

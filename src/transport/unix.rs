@@ -129,13 +129,18 @@ fn clear_stale(proto: Proto, path: &Path) -> Result<()> {
 }
 
 /// Binds a socket of `proto` at `addr`, clearing a stale socket file first.
-fn bind_socket(proto: Proto, addr: &Address) -> Result<(Socket, Option<SocketFile>)> {
+fn bind_socket(
+    proto: Proto,
+    addr: &Address,
+    opts: &SocketOptions,
+) -> Result<(Socket, Option<SocketFile>)> {
     let sa = sockaddr(addr)?;
     if let Address::UnixPath(path) = addr {
         clear_stale(proto, path)?;
     }
     let sock = calls::socket(Domain::UNIX, socket_type(proto))
         .with_context(|| format!("socket for {proto} {addr}"))?;
+    super::set_buffers(&sock, opts).with_context(|| format!("setsockopt on {proto} {addr}"))?;
     if let Err(e) = calls::bind(&sock, &sa) {
         return Err(bind_error(proto, addr, &e));
     }
@@ -168,7 +173,7 @@ fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
 
 /// A listening Unix stream or seqpacket socket.
 pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listener> {
-    let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr)?;
+    let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr, opts)?;
     calls::listen(&sock, opts.backlog)
         .map_err(|e| socket_error(Call::Listen, &endpoint.to_string(), &e))?;
     Ok(Listener {
@@ -181,8 +186,8 @@ pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listen
 }
 
 /// A bound Unix datagram socket.
-pub fn bind_datagram(endpoint: &Endpoint) -> Result<DatagramSocket> {
-    let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr)?;
+pub fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result<DatagramSocket> {
+    let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr, opts)?;
     Ok(DatagramSocket {
         sock,
         proto: endpoint.proto,
@@ -206,7 +211,7 @@ pub fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
 }
 
 /// A client socket connected to `addr`.
-pub fn connect(proto: Proto, addr: &Address) -> io::Result<Conn> {
+pub fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io::Result<Conn> {
     // A name sun_path cannot hold is a usage error: kept as one inside the io::Error, so
     // socket_error passes it on as it is (exit 2) instead of as a failed connect.
     let sa = sockaddr(addr).map_err(|e| match e.downcast::<UsageError>() {
@@ -214,6 +219,7 @@ pub fn connect(proto: Proto, addr: &Address) -> io::Result<Conn> {
         Err(e) => io::Error::new(io::ErrorKind::InvalidInput, e),
     })?;
     let sock = calls::socket(Domain::UNIX, socket_type(proto))?;
+    super::set_buffers(&sock, opts)?;
     if proto == Proto::UnixDgram {
         // A datagram server can only answer a sender that has an address. Binding to an empty
         // name asks Linux to autobind a unique abstract name: no file to clean up afterwards.
@@ -237,4 +243,10 @@ pub fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
         ),
         Err(_) => who,
     }
+}
+
+/// The uid and gid of a connected Unix peer, as the kernel recorded them at connect (SO_PEERCRED).
+pub fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
+    let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
+    Ok((cred.uid(), cred.gid()))
 }

@@ -1,0 +1,184 @@
+//! Results while a run goes on (`bench --interval 1s`): each load thread reports what it did
+//! in each interval, and the interval is emitted once every thread still running has reported.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::load::LoadResult;
+
+/// What all threads did in one interval.
+#[derive(Debug)]
+pub struct Interval {
+    /// 0 for the first interval.
+    pub index: u64,
+    pub start: Duration,
+    pub end: Duration,
+    pub sent: u64,
+    pub answered: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    /// Round trips answered in this interval, in microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Interval {
+    /// What a thread did between two snapshots of its running totals.
+    pub fn between(
+        index: u64,
+        start: Duration,
+        end: Duration,
+        before: &Snapshot,
+        now: &LoadResult,
+    ) -> Interval {
+        let mut latency = now.latency.clone();
+        // The totals only grow, so the difference is this interval's samples.
+        let _ = latency.subtract(&before.latency);
+        Interval {
+            index,
+            start,
+            end,
+            sent: now.sent - before.sent,
+            answered: now.answered - before.answered,
+            bytes: now.bytes - before.bytes,
+            lost: now.lost - before.lost,
+            latency,
+        }
+    }
+
+    fn empty(index: u64, start: Duration) -> Interval {
+        Interval {
+            index,
+            start,
+            end: start,
+            sent: 0,
+            answered: 0,
+            bytes: 0,
+            lost: 0,
+            latency: Histogram::new_with_bounds(1, super::load::MAX_LATENCY_US, 3)
+                .expect("histogram bounds"),
+        }
+    }
+
+    fn merge(&mut self, other: Interval) {
+        self.end = self.end.max(other.end);
+        self.sent += other.sent;
+        self.answered += other.answered;
+        self.bytes += other.bytes;
+        self.lost += other.lost;
+        let _ = self.latency.add(&other.latency);
+    }
+}
+
+/// A thread's running totals at the start of an interval.
+pub struct Snapshot {
+    sent: u64,
+    answered: u64,
+    bytes: u64,
+    lost: u64,
+    latency: Histogram<u64>,
+}
+
+impl Snapshot {
+    pub fn of(r: &LoadResult) -> Snapshot {
+        Snapshot {
+            sent: r.sent,
+            answered: r.answered,
+            bytes: r.bytes,
+            lost: r.lost,
+            latency: r.latency.clone(),
+        }
+    }
+}
+
+/// Where the load threads report their intervals, and whence complete intervals go out.
+pub struct Board<'a> {
+    pub every: Duration,
+    state: Mutex<State>,
+    emit: &'a (dyn Fn(&Interval) + Sync),
+}
+
+#[derive(Default)]
+struct State {
+    /// Intervals not yet emitted: which threads reported them, and their sum so far.
+    pending: BTreeMap<u64, (Vec<bool>, Interval)>,
+    /// Threads that will report no more.
+    finished: Vec<bool>,
+}
+
+impl<'a> Board<'a> {
+    pub fn new(every: Duration, threads: usize, emit: &'a (dyn Fn(&Interval) + Sync)) -> Board<'a> {
+        Board {
+            every,
+            state: Mutex::new(State {
+                pending: BTreeMap::new(),
+                finished: vec![false; threads],
+            }),
+            emit,
+        }
+    }
+
+    /// Thread `thread`'s share of an interval.
+    pub fn report(&self, thread: usize, interval: Interval) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let threads = state.finished.len();
+        let (seen, merged) = state.pending.entry(interval.index).or_insert_with(|| {
+            (
+                vec![false; threads],
+                Interval::empty(interval.index, interval.start),
+            )
+        });
+        seen[thread] = true;
+        merged.merge(interval);
+        self.emit_complete(&mut state);
+    }
+
+    /// Thread `thread` is done: later intervals no longer wait for it.
+    pub fn finish(&self, thread: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.finished[thread] = true;
+        self.emit_complete(&mut state);
+    }
+
+    /// Emits, in order, the intervals every thread has reported or finished before.
+    fn emit_complete(&self, state: &mut State) {
+        let State { pending, finished } = state;
+        while let Some(entry) = pending.first_entry() {
+            let seen = &entry.get().0;
+            if !seen.iter().zip(finished.iter()).all(|(s, f)| *s || *f) {
+                break;
+            }
+            let (_, interval) = entry.remove();
+            (self.emit)(&interval);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(index: u64, sent: u64) -> Interval {
+        let mut i = Interval::empty(index, Duration::from_secs(index));
+        i.sent = sent;
+        i
+    }
+
+    #[test]
+    fn an_interval_goes_out_once_every_thread_reported_or_finished() {
+        let out = Mutex::new(Vec::new());
+        let emit = |i: &Interval| out.lock().unwrap().push((i.index, i.sent));
+        let board = Board::new(Duration::from_secs(1), 2, &emit);
+        board.report(0, part(0, 5));
+        assert!(out.lock().unwrap().is_empty());
+        board.report(1, part(0, 7));
+        board.report(0, part(1, 1));
+        board.finish(0);
+        assert_eq!(*out.lock().unwrap(), [(0, 12)]);
+        board.report(1, part(1, 2));
+        board.report(1, part(2, 3));
+        assert_eq!(*out.lock().unwrap(), [(0, 12), (1, 3), (2, 3)]);
+    }
+}

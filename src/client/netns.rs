@@ -1,0 +1,257 @@
+//! `lab --netns`: real loss on the real kernel. Two network namespaces joined by a veth pair,
+//! the servers in one and the clients in the other; an nftables rule (`numgen random`) drops
+//! a fraction of the packets each side receives, and `tc ... tbf` limits the rate when asked.
+//! Names are unique per run; the namespaces (and with them the veth pair, the nftables tables
+//! and the qdiscs inside) are deleted at the end, on error and on Ctrl-C (see
+//! [`super::local::LocalServers`], which owns the clean-up).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tracing::debug;
+
+/// The servers' and the clients' addresses on the veth pair (a /30 of their own: the
+/// namespaces see nothing else, so no address can collide with the host's).
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 1);
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 2);
+/// tbf's bucket and queue when a rate is asked for: enough for a few full-size packets.
+const TBF_BURST: &str = "32kbit";
+const TBF_LATENCY: &str = "400ms";
+
+/// Two namespaces and the veth pair between them.
+pub struct Netns {
+    pub server: String,
+    pub client: String,
+    veth_server: String,
+    veth_client: String,
+    /// What was set up, and what the kernel or the machine lacked, one sentence each.
+    pub notes: Vec<String>,
+}
+
+/// Runs a command; its stderr becomes the error.
+fn run(args: &[&str]) -> Result<()> {
+    run_input(args, None)
+}
+
+fn run_input(args: &[&str], input: Option<&str>) -> Result<()> {
+    debug!("{}", args.join(" "));
+    let mut cmd = Command::new(args[0]);
+    cmd.args(&args[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("{}: not found", args[0]))?;
+    if let Some(text) = input {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(text.as_bytes());
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        // The first line says what went wrong; nft goes on to quote its input.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "{}: {}",
+            args.join(" "),
+            stderr.lines().next().unwrap_or("failed").trim()
+        );
+    }
+    Ok(())
+}
+
+impl Netns {
+    /// Creates the namespaces and the veth pair, and the loss and rate asked for. Each
+    /// namespace's name goes into `cleanup` before it exists, so whatever happens next, it
+    /// is deleted.
+    pub fn create(
+        cleanup: &Arc<Mutex<Vec<String>>>,
+        loss: f64,
+        rate: Option<u64>,
+    ) -> Result<Netns> {
+        if !nix::unistd::Uid::effective().is_root() {
+            bail!(
+                "lab --netns needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): it creates network \
+                 namespaces, a veth pair and nftables rules; run it with sudo"
+            );
+        }
+        // The pid makes names unique among running labs; the clock, across a pid reused.
+        let tag = format!(
+            "{}{:02x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_micros() & 0xff)
+        );
+        // Interface names hold at most 15 bytes (IFNAMSIZ).
+        let ns = Netns {
+            server: format!("netecho-{tag}-srv"),
+            client: format!("netecho-{tag}-cli"),
+            veth_server: format!("ne{tag}s"),
+            veth_client: format!("ne{tag}c"),
+            notes: Vec::new(),
+        };
+        let mut ns = ns;
+        for name in [&ns.server, &ns.client] {
+            cleanup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(name.clone());
+            run(&["ip", "netns", "add", name])
+                .context("create a network namespace (ip netns add)")?;
+        }
+        // Both ends are born in their namespaces: nothing is ever left in the host's.
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &ns.veth_server,
+            "netns",
+            &ns.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.veth_client,
+            "netns",
+            &ns.client,
+        ])
+        .context("create the veth pair")?;
+        for (space, veth, ip) in [
+            (&ns.server, &ns.veth_server, SERVER_IP),
+            (&ns.client, &ns.veth_client, CLIENT_IP),
+        ] {
+            run(&[
+                "ip",
+                "-n",
+                space,
+                "addr",
+                "add",
+                &format!("{ip}/30"),
+                "dev",
+                veth,
+            ])?;
+            run(&["ip", "-n", space, "link", "set", veth, "up"])?;
+            run(&["ip", "-n", space, "link", "set", "lo", "up"])?;
+        }
+        ns.notes.push(format!(
+            "namespaces {} (servers, {SERVER_IP}) and {} (clients, {CLIENT_IP}), joined by the \
+             veth pair {}/{}",
+            ns.server, ns.client, ns.veth_server, ns.veth_client
+        ));
+        if loss > 0.0 {
+            ns.add_loss(loss);
+        }
+        if let Some(rate) = rate {
+            ns.add_rate(rate);
+        }
+        Ok(ns)
+    }
+
+    /// An nftables rule in each namespace dropping `loss` of the packets arriving on the veth.
+    /// On arrival, not on the way out: a packet dropped in the output hook fails the sender's
+    /// sendto with EPERM, which is a local error, not loss in flight.
+    fn add_loss(&mut self, loss: f64) {
+        // numgen random gives 0..9999; below loss * 10000 is dropped (0.01% steps).
+        let cut = (loss * 10_000.0).round() as u32;
+        let mut failed = None;
+        for (space, veth) in [
+            (&self.server, &self.veth_server),
+            (&self.client, &self.veth_client),
+        ] {
+            let script = format!(
+                "table inet netecho {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    iifname \"{veth}\" numgen random mod 10000 < {cut} drop\n  }}\n}}\n"
+            );
+            if let Err(e) = run_input(
+                &["ip", "netns", "exec", space, "nft", "-f", "-"],
+                Some(&script),
+            ) {
+                failed = Some(e);
+                break;
+            }
+        }
+        self.notes.push(match failed {
+            None => format!(
+                "nftables: each side drops {}% of the packets arriving on the veth (numgen \
+                 random): real loss in flight, below TCP, in both directions",
+                loss * 100.0
+            ),
+            Some(e) => format!("nftables unavailable, running without loss: {e:#}"),
+        });
+    }
+
+    /// A tbf qdisc on each end of the veth pair.
+    fn add_rate(&mut self, rate: u64) {
+        let bits = format!("{}bit", rate * 8);
+        let mut failed = None;
+        for (space, veth) in [
+            (&self.server, &self.veth_server),
+            (&self.client, &self.veth_client),
+        ] {
+            let args = [
+                "tc",
+                "-n",
+                space,
+                "qdisc",
+                "add",
+                "dev",
+                veth,
+                "root",
+                "tbf",
+                "rate",
+                &bits,
+                "burst",
+                TBF_BURST,
+                "latency",
+                TBF_LATENCY,
+            ];
+            if let Err(e) = run(&args) {
+                failed = Some(e);
+                break;
+            }
+        }
+        self.notes.push(match failed {
+            None => format!("tc tbf: each direction limited to {bits}/s"),
+            Some(e) => format!("tc tbf unavailable, running without a rate: {e:#}"),
+        });
+    }
+
+    /// `ip netns exec SERVER`: runs a command among the servers.
+    pub fn server_prefix(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.server]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Moves the calling thread into the clients' namespace; threads it starts afterwards
+    /// are born there too.
+    pub fn enter_client(&self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.client);
+        let file = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+        // Safety: setns only reads the descriptor, which `file` keeps open during the call.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(anyhow!(std::io::Error::last_os_error()))
+                .context("setns into the clients' namespace");
+        }
+        Ok(())
+    }
+}
+
+/// Deletes the namespaces named in `cleanup` (the veth pair, nftables tables and qdiscs
+/// inside go with them), once no process is left in them.
+pub fn remove(cleanup: &Mutex<Vec<String>>) {
+    let mut names = cleanup.lock().unwrap_or_else(|e| e.into_inner());
+    for name in names.drain(..) {
+        if let Err(e) = run(&["ip", "netns", "del", &name]) {
+            debug!("{e:#}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! A flow: one client of the relay (a connection, or a datagram sender) and the relay's own
+//! socket to TO, joined by two directions ([`Link`]s). Readers push what they read into a
+//! direction; the flow ends when both writers are done, with one summary line.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use crate::endpoint::Proto;
+use crate::service::framing::Decoder;
+use crate::transport::{Conn, Received};
+
+use super::link::{DirStats, Link};
+
+/// How often a blocked reader looks up to see whether its flow is closing.
+pub const TICK: Duration = Duration::from_millis(200);
+/// Once a datagram side has nothing more to send, how long the flow waits for late replies.
+const LINGER: Duration = Duration::from_secs(1);
+/// Bytes one read takes from a socket.
+const READ: usize = 64 * 1024;
+
+/// One client's passage through the relay.
+pub struct Flow {
+    pub id: u64,
+    /// Who the client is and where the flow goes, for the summary line.
+    pub name: String,
+    pub up: Arc<DirStats>,
+    pub down: Arc<DirStats>,
+    closing: AtomicBool,
+    /// A datagram side will send no more (its sender is done); replies may still come.
+    datagram_done: AtomicBool,
+    writers_left: AtomicUsize,
+    finished: AtomicBool,
+    /// The flow's sockets, shut down when it is closed early and released when it ends.
+    socks: Mutex<Vec<Arc<Conn>>>,
+    started: Instant,
+    /// Milliseconds since `started` of the last message either way.
+    last_active: AtomicU64,
+}
+
+impl Flow {
+    pub fn new(id: u64, from: Proto, client: &str, to: &str) -> Arc<Flow> {
+        Arc::new(Flow {
+            id,
+            name: format!("flow {id} {from} {client} -> {to}"),
+            up: Arc::default(),
+            down: Arc::default(),
+            closing: AtomicBool::new(false),
+            datagram_done: AtomicBool::new(false),
+            writers_left: AtomicUsize::new(2),
+            finished: AtomicBool::new(false),
+            socks: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            last_active: AtomicU64::new(0),
+        })
+    }
+
+    pub fn hold(&self, conn: &Arc<Conn>) {
+        self.socks.lock().unwrap().push(Arc::clone(conn));
+    }
+
+    /// Ends the flow early: readers and writers blocked on its sockets return.
+    pub fn close(&self) {
+        if self.closing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        for conn in self.socks.lock().unwrap().iter() {
+            let _ = conn.socket().shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    pub fn datagram_side_done(&self) {
+        self.datagram_done.store(true, Ordering::Relaxed);
+    }
+
+    pub fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_active.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_active.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// Called by each writer as it stops; the last one ends the flow.
+    pub fn writer_done(&self) {
+        if self.writers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.closing.store(true, Ordering::Relaxed);
+            self.socks.lock().unwrap().clear();
+            self.finished.store(true, Ordering::Relaxed);
+            debug!("{}", self.summary());
+        }
+    }
+
+    /// The flow's line: what went each way and what the simulated conditions did to it.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: up {}. down {}.",
+            self.name,
+            self.up.line(),
+            self.down.line()
+        )
+    }
+
+    /// Whether a reader should stop: the flow is closing, or a datagram side is done and
+    /// nothing came for a while.
+    pub fn over(&self) -> bool {
+        self.closing() || (self.datagram_done.load(Ordering::Relaxed) && self.idle_for() > LINGER)
+    }
+}
+
+/// Reads `conn` until its end and pushes each message (or, with `decode`, each frame) into
+/// `link`; then ends the link.
+pub fn read_into(conn: &Conn, mut decode: Option<Decoder>, link: &Link, flow: &Flow) {
+    if let Err(e) = conn.set_read_timeout(Some(TICK)) {
+        warn!("{}: SO_RCVTIMEO: {e}", flow.name);
+    }
+    let mut buf = vec![0u8; READ];
+    while !flow.over() {
+        let n = match conn.recv(&mut buf) {
+            Ok(Received::Data(n)) => n,
+            Ok(Received::Closed) => break,
+            Ok(Received::Truncated(n)) => {
+                warn!(
+                    "{}: a {n}-byte message was truncated; not relayed",
+                    flow.name
+                );
+                continue;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            // A datagram server that is not there (ICMP port unreachable): not the end.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                debug!("{}: {e}", flow.name);
+                continue;
+            }
+            Err(e) => {
+                debug!("{}: recv: {e}", flow.name);
+                break;
+            }
+        };
+        if flow.closing() {
+            break;
+        }
+        flow.touch();
+        let pushed = match &mut decode {
+            None => link.push(buf[..n].to_vec()),
+            Some(decoder) => {
+                decoder.feed(&buf[..n]);
+                let mut ok = true;
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(frame)) => ok &= link.push(frame.to_vec()),
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("{}: {e}; closing the flow", flow.name);
+                            flow.close();
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                decoder.reclaim();
+                ok
+            }
+        };
+        if !pushed {
+            break;
+        }
+    }
+    if let Some(decoder) = &decode
+        && let Err(e) = decoder.finish()
+    {
+        warn!("{}: {e}", flow.name);
+    }
+    link.end();
+}

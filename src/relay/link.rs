@@ -1,0 +1,315 @@
+//! One direction of a flow through the relay: a reader pushes messages in, a writer thread
+//! passes each through the simulated conditions (loss, duplication, reordering, delay,
+//! rate) and writes it to the other side. The queue between them is bounded, so a slow or
+//! rate-limited side pushes back on a stream and drops (counted) on datagrams, as a router's
+//! queue does.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, trace};
+
+use crate::endpoint::SocketKind;
+use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
+use crate::service::framing::Framing;
+use crate::transport::{Conn, DatagramSocket, PeerAddr};
+
+use super::flow::Flow;
+
+/// Messages waiting in one direction; past it a datagram is dropped (counted as a full
+/// queue) and a stream reader waits.
+pub const QUEUE: usize = 1024;
+/// A message held back for reordering goes out alone after this long without a successor.
+const HOLD: Duration = Duration::from_millis(50);
+
+/// What a direction saw, counted as it happens and read for the flow's summary line.
+#[derive(Debug, Default)]
+pub struct DirStats {
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub dropped: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub reordered: AtomicU64,
+    pub delayed: AtomicU64,
+    /// Datagrams that found the queue full (real loss inside the relay, not simulated).
+    pub queue_full: AtomicU64,
+    /// Messages the kernel refused to send (e.g. ECONNREFUSED from a datagram server).
+    pub send_errors: AtomicU64,
+}
+
+impl DirStats {
+    pub fn line(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut line = format!(
+            "{} messages {} bytes in, {} messages {} bytes out; simulated: {} dropped, {} \
+             duplicated, {} reordered, {} delayed",
+            get(&self.messages_in),
+            get(&self.bytes_in),
+            get(&self.messages_out),
+            get(&self.bytes_out),
+            get(&self.dropped),
+            get(&self.duplicated),
+            get(&self.reordered),
+            get(&self.delayed),
+        );
+        if get(&self.queue_full) > 0 {
+            line += &format!("; {} lost to a full queue", get(&self.queue_full));
+        }
+        if get(&self.send_errors) > 0 {
+            line += &format!("; {} send errors", get(&self.send_errors));
+        }
+        line
+    }
+}
+
+/// Where a direction writes.
+pub enum Sink {
+    /// A connected socket: the client's connection, or the relay's socket to TO.
+    Conn(Arc<Conn>),
+    /// A datagram sender on FROM, answered through a handle on the bound socket that all
+    /// senders share.
+    Peer(Box<(Arc<DatagramSocket>, PeerAddr)>),
+}
+
+impl Sink {
+    fn write(&self, message: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Conn(conn) => conn.send_all(message),
+            Sink::Peer(peer) => {
+                let (sock, to) = &**peer;
+                // The bound socket is non-blocking (its reader polls it): a full send queue
+                // is waited out briefly rather than turned into loss.
+                for _ in 0..1000 {
+                    match sock.send_to(message, to) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        other => return other,
+                    }
+                }
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+    }
+
+    /// Whether a failed write ends the flow: on a connection yes, a datagram is one loss.
+    fn fatal(&self) -> bool {
+        matches!(self, Sink::Conn(c) if c.kind() != SocketKind::Datagram)
+    }
+
+    /// The end of this direction: a connection is half-closed (the peer reads end of file).
+    fn finish(&self, flow: &Flow) {
+        match self {
+            Sink::Conn(conn) if conn.kind() != SocketKind::Datagram => {
+                let _ = conn.shutdown_write();
+            }
+            _ => flow.datagram_side_done(),
+        }
+    }
+}
+
+enum Item {
+    Message(Vec<u8>, Instant),
+    End,
+}
+
+/// The sending end of a direction, held by its reader.
+pub struct Link {
+    tx: SyncSender<Item>,
+    stats: Arc<DirStats>,
+}
+
+/// How a direction is built.
+pub struct LinkSpec {
+    pub sink: Sink,
+    /// Frame each message this way before writing (a message socket into a stream).
+    pub encode: Option<Framing>,
+    pub cond: Conditions,
+    pub rng: Rng,
+    pub queue: usize,
+}
+
+impl Link {
+    /// Starts the writer thread of a direction of `flow`.
+    pub fn spawn(spec: LinkSpec, stats: Arc<DirStats>, flow: Arc<Flow>) -> io::Result<Link> {
+        let (tx, rx) = mpsc::sync_channel(spec.queue);
+        let writer_stats = Arc::clone(&stats);
+        std::thread::Builder::new()
+            .name("relay-writer".into())
+            .spawn(move || {
+                Writer::new(spec, writer_stats).run(rx, &flow);
+                flow.writer_done();
+            })?;
+        Ok(Link { tx, stats })
+    }
+
+    fn count_in(&self, len: usize) {
+        self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Queues a message, waiting for room (streams: back-pressure). False once the writer
+    /// has stopped.
+    pub fn push(&self, message: Vec<u8>) -> bool {
+        self.count_in(message.len());
+        self.tx.send(Item::Message(message, Instant::now())).is_ok()
+    }
+
+    /// Queues a message if there is room, else counts it lost (datagrams).
+    pub fn try_push(&self, message: Vec<u8>) -> bool {
+        self.count_in(message.len());
+        match self.tx.try_send(Item::Message(message, Instant::now())) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// No more messages: the writer delivers what is queued, then finishes the sink.
+    pub fn end(&self) {
+        let _ = self.tx.send(Item::End);
+    }
+}
+
+struct Writer {
+    sink: Sink,
+    encode: Option<Framing>,
+    chaos: Chaos,
+    bucket: Option<TokenBucket>,
+    delays: bool,
+    last_due: Instant,
+    stats: Arc<DirStats>,
+    failed: bool,
+    frame: Vec<u8>,
+}
+
+impl Writer {
+    fn new(spec: LinkSpec, stats: Arc<DirStats>) -> Writer {
+        Writer {
+            sink: spec.sink,
+            encode: spec.encode,
+            chaos: Chaos::new(spec.cond, spec.rng),
+            bucket: spec.cond.rate.map(TokenBucket::new),
+            delays: !spec.cond.delay.is_zero() || !spec.cond.jitter.is_zero(),
+            last_due: Instant::now(),
+            stats,
+            failed: false,
+            frame: Vec::new(),
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Item>, flow: &Flow) {
+        let mut out = Vec::new();
+        loop {
+            let item = if self.chaos.holding() {
+                match rx.recv_timeout(HOLD) {
+                    Ok(item) => item,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let held = self.chaos.release();
+                        self.deliver(held, Instant::now(), flow);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => Item::End,
+                }
+            } else {
+                rx.recv().unwrap_or(Item::End)
+            };
+            match item {
+                Item::Message(message, arrived) => {
+                    let len = message.len();
+                    self.chaos.pass(message, &mut out);
+                    self.note_chaos(len);
+                    for message in out.drain(..) {
+                        self.deliver(Some(message), arrived, flow);
+                    }
+                }
+                Item::End => {
+                    let held = self.chaos.release();
+                    self.deliver(held, Instant::now(), flow);
+                    if !self.failed {
+                        self.sink.finish(flow);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Copies chance's counts into the shared stats, logging what it just did.
+    fn note_chaos(&mut self, len: usize) {
+        let c = self.chaos.counts;
+        let s = &self.stats;
+        for (what, now, shared) in [
+            ("dropped", c.dropped, &s.dropped),
+            ("duplicated", c.duplicated, &s.duplicated),
+            ("held back (reordering)", c.reordered, &s.reordered),
+        ] {
+            if shared.swap(now, Ordering::Relaxed) != now {
+                debug!("simulated: {what} a {len}-byte message");
+            }
+        }
+    }
+
+    /// Writes one message once its delay and the rate allow.
+    fn deliver(&mut self, message: Option<Vec<u8>>, arrived: Instant, flow: &Flow) {
+        let Some(message) = message else { return };
+        if self.failed {
+            return;
+        }
+        if self.delays {
+            // Never before an earlier message: jitter varies delays, it does not reorder.
+            let due = (arrived + self.chaos.delay()).max(self.last_due);
+            self.last_due = due;
+            sleep_until(due);
+            self.stats.delayed.fetch_add(1, Ordering::Relaxed);
+        }
+        let bytes = match self.encode {
+            Some(framing) => {
+                self.frame.clear();
+                framing.encode(&message, &mut self.frame);
+                &self.frame[..]
+            }
+            None => &message[..],
+        };
+        if let Some(bucket) = &mut self.bucket {
+            let wait = bucket.take(bytes.len(), Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        match self.sink.write(bytes) {
+            Ok(()) => {
+                trace!("relayed {} bytes", bytes.len());
+                self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_out
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                if self.sink.fatal() {
+                    debug!("flow {}: send: {e}; closing the flow", flow.id);
+                    self.failed = true;
+                    flow.close();
+                } else {
+                    debug!("flow {}: send: {e}", flow.id);
+                }
+            }
+        }
+    }
+}
+
+fn sleep_until(due: Instant) {
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}

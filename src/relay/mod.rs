@@ -1,0 +1,400 @@
+//! `netecho relay FROM TO`: listens on FROM like `serve`, and for each client opens a socket
+//! to TO and carries messages both ways, across protocols, through simulated conditions.
+//! A connection on FROM gets its own connection to TO; a datagram sender on FROM gets its
+//! own connected socket to TO, so replies find their way back to the right sender.
+
+pub mod flow;
+pub mod link;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tracing::{info, warn};
+
+use crate::cli::RelayArgs;
+use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::error::UsageError;
+use crate::impair::{Conditions, Rng};
+use crate::server::access::Access;
+use crate::server::shutdown::{Shutdown, Wake};
+use crate::service::framing::{Decoder, Framing};
+use crate::transport::{
+    self, Bound, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
+};
+
+use flow::Flow;
+use link::{Link, LinkSpec, QUEUE, Sink};
+
+/// Datagram senders relayed at once; more are ignored (and logged) until one goes idle.
+pub const MAX_PEERS: usize = 1024;
+/// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed.
+const PEER_IDLE: Duration = Duration::from_secs(30);
+/// Flows kept for the summary on exit; past it, finished flows are forgotten (-v logged them).
+const MAX_KEPT: usize = 4096;
+/// Messages queued per direction of a connection: back-pressure, not loss.
+const STREAM_QUEUE: usize = 64;
+
+/// What every flow of this relay shares: the two ends, how to cut streams into messages,
+/// and the conditions of each direction.
+pub struct Route {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    /// Set when one side is a byte stream and the other keeps message boundaries.
+    pub framing: Option<Framing>,
+    pub max_frame: usize,
+    pub up: Conditions,
+    pub down: Conditions,
+    pub seed: u64,
+    pub opts: SocketOptions,
+    /// --allow and --deny, for the clients on FROM.
+    pub access: Access,
+}
+
+fn is_stream(e: &Endpoint) -> bool {
+    e.proto.kind() == SocketKind::Stream
+}
+
+impl Route {
+    /// Checks that the two ends and the conditions make sense together.
+    pub fn new(args: &RelayArgs) -> Result<Route, UsageError> {
+        let from = Endpoint::parse(&args.from, None)?;
+        let to = Endpoint::parse(&args.to, None)?;
+        if from.proto == Proto::Raw || to.proto == Proto::Raw {
+            return Err(UsageError::new(
+                "relay works between tcp, udp and unix sockets; raw IP is for serve, send and ping",
+            ));
+        }
+        let (up, down) = args.impair.conditions();
+        let asked = args.framing.framing;
+        let framing = if is_stream(&from) != is_stream(&to) {
+            if asked == Framing::None {
+                return Err(UsageError::new(format!(
+                    "relay {} -> {}: a stream has no message boundaries; say how to cut it into \
+                     messages with --framing line or --framing length",
+                    from.proto, to.proto
+                )));
+            }
+            Some(asked)
+        } else {
+            if asked != Framing::None {
+                warn!(
+                    "--framing is for a stream on one side and messages on the other; \
+                     {} -> {} is relayed as it comes",
+                    from.proto, to.proto
+                );
+            }
+            None
+        };
+        let datagrams = [&from, &to]
+            .iter()
+            .any(|e| e.proto.kind() == SocketKind::Datagram);
+        if !datagrams && (up.reshapes() || down.reshapes()) {
+            return Err(UsageError::new(format!(
+                "--loss, --duplicate and --reorder on a {} -> {} relay: both sides are reliable \
+                 sockets, which never lose, duplicate or reorder data above the transport (TCP \
+                 retransmits and orders bytes before any program sees them), so a relay cannot \
+                 honestly simulate it; --delay, --jitter and --rate apply. For loss, relay \
+                 datagrams (udp, unix-dgram) or use real loss with `netecho lab --netns`",
+                from.proto, to.proto
+            )));
+        }
+        Ok(Route {
+            to,
+            framing,
+            max_frame: args.framing.max_frame as usize,
+            up,
+            down,
+            seed: args.impair.seed.unwrap_or_else(Rng::clock_seed),
+            opts: SocketOptions {
+                rcvbuf: args.buffers.rcvbuf,
+                sndbuf: args.buffers.sndbuf,
+                ..SocketOptions::default()
+            },
+            access: args.access.access(from.proto)?,
+            from,
+        })
+    }
+
+    /// The chance of one direction of one flow: its own stream of numbers from the seed.
+    fn rng(&self, flow: u64, down: bool) -> Rng {
+        Rng::seeded(self.seed ^ (flow << 1 | u64::from(down)).wrapping_mul(0x9e37_79b9))
+    }
+
+    /// A decoder for messages read from `side` going to the other side, when framing applies.
+    fn decoder(&self, side: &Endpoint) -> Option<Decoder> {
+        match self.framing {
+            Some(f) if is_stream(side) => Some(Decoder::new(f, self.max_frame)),
+            _ => None,
+        }
+    }
+
+    /// The framing for messages written to `side`, when it is the stream one.
+    fn encoder(&self, side: &Endpoint) -> Option<Framing> {
+        self.framing.filter(|_| is_stream(side))
+    }
+}
+
+/// Every flow so far, for the lines on exit.
+#[derive(Default)]
+struct Flows {
+    all: Mutex<Vec<Arc<Flow>>>,
+    next: AtomicU64,
+}
+
+impl Flows {
+    fn add(&self, flow: &Arc<Flow>) {
+        let mut all = self.all.lock().unwrap();
+        if all.len() >= MAX_KEPT {
+            all.retain(|f| !f.finished());
+        }
+        all.push(Arc::clone(flow));
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+pub fn run(args: &RelayArgs) -> Result<()> {
+    let route = Route::new(args)?;
+    // Before any thread starts, so every thread inherits the blocked signals.
+    let shutdown = Shutdown::install()?;
+    // Every flow holds a socket to TO, and a connection flow its client's too: as many file
+    // descriptors as the hard limit allows (0: no --max-conns to warn about).
+    crate::server::limits::raise_nofile(0);
+    let bound = transport::bind(&route.from, &route.opts)?;
+    crate::server::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
+    info!(
+        "relaying {} {} -> {}",
+        route.from.proto,
+        bound.local(),
+        route.to
+    );
+    if !route.up.is_perfect() || !route.down.is_perfect() {
+        info!(
+            "simulated conditions (seed {}): up (FROM to TO) {}; down (TO to FROM) {}",
+            route.seed, route.up, route.down
+        );
+    }
+    let route = Arc::new(route);
+    let flows = Arc::new(Flows::default());
+    let signal = match &bound {
+        Bound::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
+        Bound::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
+        Bound::Raw(_) => unreachable!("Route::new refuses raw"),
+    };
+    let all = std::mem::take(&mut *flows.all.lock().unwrap());
+    for flow in &all {
+        crate::server::announce(&flow.summary())?;
+    }
+    drop(bound);
+    crate::server::announce(&format!("stopped by {signal}: {} flows", all.len()))
+}
+
+/// A connection on FROM: its own connection to TO, on a thread of its own.
+fn relay_connections(
+    listener: &Listener,
+    route: &Arc<Route>,
+    flows: &Arc<Flows>,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    crate::server::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
+        if let Some(conn) = conn
+            && route.access.admits_conn(route.from.proto, &conn)
+        {
+            let (route, flows) = (Arc::clone(route), Arc::clone(flows));
+            let started = std::thread::Builder::new()
+                .name("relay-flow".into())
+                .spawn(move || {
+                    if let Err(e) = connection_flow(conn, &route, &flows) {
+                        warn!("{e:#}");
+                    }
+                });
+            if let Err(e) = started {
+                warn!("cannot start a thread for a connection: {e}");
+            }
+        }
+        None
+    })
+}
+
+fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
+    let id = flows.next_id();
+    let client = Arc::new(client);
+    let flow = Flow::new(id, route.from.proto, client.peer(), &route.to.to_string());
+    let server = Arc::new(
+        transport::connect_first(&route.to, &route.opts)
+            .with_context(|| format!("flow {id} from {}", client.peer()))?,
+    );
+    flow.hold(&client);
+    flow.hold(&server);
+    flows.add(&flow);
+    let up = Link::spawn(
+        LinkSpec {
+            sink: Sink::Conn(Arc::clone(&server)),
+            encode: route.encoder(&route.to),
+            cond: route.up,
+            rng: route.rng(id, false),
+            queue: STREAM_QUEUE,
+        },
+        Arc::clone(&flow.up),
+        Arc::clone(&flow),
+    )?;
+    let down = Link::spawn(
+        LinkSpec {
+            sink: Sink::Conn(Arc::clone(&client)),
+            encode: route.encoder(&route.from),
+            cond: route.down,
+            rng: route.rng(id, true),
+            queue: STREAM_QUEUE,
+        },
+        Arc::clone(&flow.down),
+        Arc::clone(&flow),
+    )?;
+    let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.decoder(&route.to));
+    let replies = Arc::clone(&server);
+    std::thread::Builder::new()
+        .name("relay-reader".into())
+        .spawn(move || flow::read_into(&replies, reply_decoder, &down, &reply_flow))?;
+    flow::read_into(&client, route.decoder(&route.from), &up, &flow);
+    Ok(())
+}
+
+/// A datagram sender on FROM and its own connected socket to TO.
+struct Peer {
+    flow: Arc<Flow>,
+    up: Link,
+}
+
+/// Reads datagrams on FROM and hands each to its sender's flow, until a stop signal.
+fn relay_datagrams(
+    sock: &DatagramSocket,
+    route: &Arc<Route>,
+    flows: &Arc<Flows>,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    sock.set_nonblocking(true)?;
+    // One handle for every flow's replies; the original keeps the socket file.
+    let replies = Arc::new(sock.try_clone().context("dup the relay's socket")?);
+    let mut peers: HashMap<PeerAddr, Peer> = HashMap::new();
+    let mut buf = vec![0u8; transport::MAX_MESSAGE];
+    let mut warned_full = false;
+    loop {
+        if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(flow::TICK))? {
+            return Ok(signal.as_str().to_string());
+        }
+        loop {
+            let (received, from) = match sock.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!("recvfrom: {e}");
+                    break;
+                }
+            };
+            let n = match received {
+                Received::Data(n) => n,
+                _ => {
+                    warn!(
+                        "{from}: a datagram larger than {} bytes; not relayed",
+                        buf.len()
+                    );
+                    continue;
+                }
+            };
+            if !from.can_reply() {
+                warn!("{from}: a datagram from an unbound socket cannot be answered; not relayed");
+                continue;
+            }
+            if !peers.contains_key(&from) {
+                if !route.access.admits_datagram(route.from.proto, &from) {
+                    continue;
+                }
+                if peers.len() >= MAX_PEERS {
+                    if !warned_full {
+                        warn!(
+                            "{MAX_PEERS} datagram senders already; new ones ignored until one is idle"
+                        );
+                        warned_full = true;
+                    }
+                    continue;
+                }
+                match datagram_flow(&replies, &from, route, flows) {
+                    Ok(peer) => {
+                        peers.insert(from.clone(), peer);
+                    }
+                    Err(e) => {
+                        warn!("{e:#}");
+                        continue;
+                    }
+                }
+            }
+            let peer = &peers[&from];
+            peer.flow.touch();
+            peer.up.try_push(buf[..n].to_vec());
+        }
+        peers.retain(|_, peer| {
+            let keep = !peer.flow.over() && peer.flow.idle_for() < PEER_IDLE;
+            if !keep {
+                peer.flow.close();
+                peer.up.end();
+            }
+            keep
+        });
+        warned_full &= peers.len() >= MAX_PEERS;
+    }
+}
+
+fn datagram_flow(
+    replies: &Arc<DatagramSocket>,
+    from: &PeerAddr,
+    route: &Route,
+    flows: &Flows,
+) -> Result<Peer> {
+    let id = flows.next_id();
+    let flow = Flow::new(
+        id,
+        route.from.proto,
+        &from.to_string(),
+        &route.to.to_string(),
+    );
+    let server = Arc::new(
+        transport::connect_first(&route.to, &route.opts)
+            .with_context(|| format!("flow {id} from {from}"))?,
+    );
+    flow.hold(&server);
+    flows.add(&flow);
+    let up = Link::spawn(
+        LinkSpec {
+            sink: Sink::Conn(Arc::clone(&server)),
+            encode: route.encoder(&route.to),
+            cond: route.up,
+            rng: route.rng(id, false),
+            queue: QUEUE,
+        },
+        Arc::clone(&flow.up),
+        Arc::clone(&flow),
+    )?;
+    let down = Link::spawn(
+        LinkSpec {
+            sink: Sink::Peer(Box::new((Arc::clone(replies), from.clone()))),
+            encode: None,
+            cond: route.down,
+            rng: route.rng(id, true),
+            queue: QUEUE,
+        },
+        Arc::clone(&flow.down),
+        Arc::clone(&flow),
+    )?;
+    let (reply_flow, decoder) = (Arc::clone(&flow), route.decoder(&route.to));
+    std::thread::Builder::new()
+        .name("relay-reader".into())
+        .spawn(move || flow::read_into(&server, decoder, &down, &reply_flow))?;
+    flow.touch();
+    Ok(Peer { flow, up })
+}

@@ -1,0 +1,79 @@
+//! Newline-delimited JSON (`bench --format ndjson`): one object per interval while a run goes
+//! on, then one summary object per run, each on its own line with `schema` and `type`
+//! (README: "NDJSON output" documents every field).
+
+use serde::Serialize;
+
+use super::{Percentiles, Run};
+use crate::client::interval::Interval;
+
+/// The version of the NDJSON lines' layout.
+pub const SCHEMA: &str = "netecho-bench-ndjson/1";
+
+#[derive(Serialize)]
+struct IntervalLine<'a> {
+    schema: &'static str,
+    r#type: &'static str,
+    proto: &'a str,
+    address: &'a str,
+    interval: u64,
+    start_s: f64,
+    end_s: f64,
+    sent: u64,
+    answered: u64,
+    bytes: u64,
+    requests_per_s: f64,
+    mb_per_s: f64,
+    lost: u64,
+    latency_us: Percentiles,
+}
+
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    schema: &'static str,
+    r#type: &'static str,
+    #[serde(flatten)]
+    run: &'a Run,
+}
+
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// One interval of the run against `proto` `address`, as a line.
+pub fn interval(proto: &str, address: &str, i: &Interval) -> String {
+    let secs = (i.end - i.start).as_secs_f64().max(1e-9);
+    let line = IntervalLine {
+        schema: SCHEMA,
+        r#type: "interval",
+        proto,
+        address,
+        interval: i.index,
+        start_s: round(i.start.as_secs_f64(), 3),
+        end_s: round(i.end.as_secs_f64(), 3),
+        sent: i.sent,
+        answered: i.answered,
+        bytes: i.bytes,
+        requests_per_s: round(i.answered as f64 / secs, 0),
+        mb_per_s: round(i.bytes as f64 / 1e6 / secs, 2),
+        lost: i.lost,
+        latency_us: Percentiles::of(&i.latency),
+    };
+    serde_json::to_string(&line).expect("a line always serializes") + "\n"
+}
+
+/// The summary of each run, a line each.
+pub fn render(runs: &[Run]) -> String {
+    runs.iter()
+        .map(|run| {
+            serde_json::to_string(&SummaryLine {
+                schema: SCHEMA,
+                r#type: "summary",
+                run,
+            })
+            .expect("a line always serializes")
+                + "\n"
+        })
+        .collect()
+}

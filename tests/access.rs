@@ -1,0 +1,150 @@
+//! `--allow` and `--deny`: refused peers are closed or ignored, and logged once with the rule.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, bin, netecho, ok};
+
+/// A TCP connection from a chosen loopback source address.
+fn connect_from(source: &str, to: &str) -> TcpStream {
+    let to: SocketAddr = to.parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    let stream: TcpStream = sock.into();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    stream
+}
+
+/// Sends `hello` and returns what came back before the server closed (empty if refused).
+fn hello(mut stream: TcpStream) -> Vec<u8> {
+    let _ = stream.write_all(b"hello");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut back = Vec::new();
+    let _ = stream.read_to_end(&mut back);
+    back
+}
+
+#[test]
+fn a_denied_ipv4_peer_is_closed_and_logged_once() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--deny", "127.0.0.1/32"]);
+    assert!(hello(connect_from("127.0.0.1", &server.addr)).is_empty());
+    assert!(hello(connect_from("127.0.0.1", &server.addr)).is_empty());
+    // Another loopback address is not covered by the rule.
+    assert_eq!(hello(connect_from("127.0.0.2", &server.addr)), b"HELLO");
+    let log = server.wait_log("refused by --deny 127.0.0.1/32");
+    assert_eq!(log.matches("refused by").count(), 1, "{log}");
+}
+
+#[test]
+fn a_datagram_peer_outside_allow_is_ignored() {
+    let server = Server::start(&[
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--allow",
+        "127.0.0.2",
+    ]);
+    let ask = |source: &str| {
+        let sock = UdpSocket::bind(format!("{source}:0")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        sock.send_to(b"hello", &server.addr).unwrap();
+        let mut buf = [0u8; 64];
+        sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+    };
+    assert_eq!(ask("127.0.0.1"), None);
+    assert_eq!(ask("127.0.0.2").as_deref(), Some(&b"HELLO"[..]));
+    let log = server.wait_log("no --allow rule matches (127.0.0.2/32)");
+    assert!(log.contains("127.0.0.1:"), "{log}");
+}
+
+#[test]
+fn a_unix_peer_is_refused_by_uid() {
+    if !common::can_switch_user() {
+        eprintln!("skipped: needs root and setpriv to connect as a second user (nobody)");
+        return;
+    }
+    // An abstract name: no file permissions stand between nobody and the socket.
+    let name = common::abstract_name("uid");
+    let url = format!("unix://{name}");
+    let server = Server::start(&["--addr", &url, "--deny", "uid:65534"]);
+    let out = common::run(&mut common::as_nobody(&["send", &url, "hello"]), b"");
+    assert!(!out.status.success(), "nobody was served");
+    assert_eq!(ok(&netecho(&["send", &url, "hello"], b"")), "HELLO\n");
+    server.wait_log("refused by --deny uid:65534");
+
+    // The same rule on a relay in front of the server.
+    let relay = Server::start_with(Command::new(bin()).args([
+        "relay",
+        "--deny",
+        "uid:65534",
+        &format!("unix-seqpacket://{}-relay", name),
+        "udp://127.0.0.1:9",
+    ]));
+    let out = common::run(
+        &mut common::as_nobody(&["send", &relay.url(), "hello"]),
+        b"",
+    );
+    assert!(!out.status.success());
+    relay.wait_log("refused by --deny uid:65534");
+}
+
+#[test]
+fn a_relay_refuses_a_denied_peer() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let relay = Server::start_with(Command::new(bin()).args([
+        "relay",
+        "--deny",
+        "127.0.0.1/32",
+        "tcp://127.0.0.1:0",
+        &server.url(),
+    ]));
+    assert!(hello(connect_from("127.0.0.1", &relay.addr)).is_empty());
+    assert_eq!(hello(connect_from("127.0.0.2", &relay.addr)), b"HELLO");
+    relay.wait_log("refused by --deny 127.0.0.1/32");
+}
+
+#[test]
+fn a_rule_that_cannot_apply_is_one_clear_error() {
+    for (args, says) in [
+        (
+            vec![
+                "serve",
+                "--proto",
+                "unix",
+                "--addr",
+                "@x",
+                "--allow",
+                "10.0.0.0/8",
+            ],
+            "CIDR blocks apply to tcp and udp",
+        ),
+        (
+            vec!["serve", "--addr", "127.0.0.1:0", "--deny", "uid:0"],
+            "SO_PEERCRED",
+        ),
+        (
+            vec![
+                "serve",
+                "--proto",
+                "unix-dgram",
+                "--addr",
+                "@x",
+                "--deny",
+                "uid:0",
+            ],
+            "no credentials",
+        ),
+        (vec!["serve", "--allow", "300.1.1.1"], "not a rule"),
+    ] {
+        let line = common::fails(&netecho(&args, b""), 2);
+        assert!(line.contains(says), "{args:?}: {line}");
+    }
+}

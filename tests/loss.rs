@@ -1,0 +1,102 @@
+//! Where datagram loss comes from: bench names the cause the kernel saw, and what to change.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::{Server, bin, netecho};
+
+/// Runs `netecho bench ARGS --format json`; returns the run and stderr (bench exits 0 with loss).
+fn bench(args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["bench"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let out = netecho(&all, b"");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr)));
+    (
+        doc["runs"][0].clone(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The machine's UDP counters are shared: tests that read them run one at a time.
+static COUNTERS: Mutex<()> = Mutex::new(());
+
+#[test]
+fn a_window_that_overflows_a_small_rcvbuf_is_named_as_the_cause() {
+    let _one = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    // 64 replies of 1,000 bytes at once into a receive buffer of a few datagrams.
+    let (run, log) = bench(&[
+        "-n",
+        "3000",
+        "-w",
+        "64",
+        "-s",
+        "1000",
+        "--rcvbuf",
+        "4096",
+        "--timeout",
+        "300ms",
+        &server.url(),
+    ]);
+    let lost = run["lost"].as_u64().unwrap();
+    assert!(lost > 0, "nothing lost: {run}");
+    assert_eq!(run["loss_cause"], "receive-buffer", "{run}\n{log}");
+    let overflow = run["rxq_overflow"].as_u64().unwrap();
+    assert!(overflow > 0 && overflow <= lost, "{run}");
+    assert!(log.contains("cause: receive-buffer overflow"), "{log}");
+    assert!(log.contains("a larger --rcvbuf (now 4096"), "{log}");
+}
+
+#[test]
+fn loss_in_a_relay_is_seen_by_no_kernel_counter() {
+    let _one = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = Server::start_with(Command::new(bin()).args([
+        "relay",
+        "--loss",
+        "up:10%",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]));
+    let (run, log) = bench(&["-n", "500", "-w", "8", "--timeout", "300ms", &relay.url()]);
+    assert!(run["lost"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(run["rxq_overflow"], 0, "{run}");
+    if run["rcvbuf_errors"] != 0 {
+        // Another program on this machine overflowed a buffer meanwhile: the counter is shared.
+        eprintln!("RcvbufErrors rose during the run (another program); cause not checked: {log}");
+        return;
+    }
+    assert_eq!(run["loss_cause"], "unseen", "{run}");
+    assert!(log.contains("simulated by a relay"), "{log}");
+}
+
+#[test]
+fn buffer_sizes_are_set_and_narrated() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0", "--rcvbuf", "64k"]);
+    let out = netecho(
+        &[
+            "send",
+            "--explain",
+            "--rcvbuf",
+            "32k",
+            "--sndbuf",
+            "16k",
+            &server.url(),
+            "hi",
+        ],
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SO_RCVBUF, 32768)"), "{text}");
+    assert!(text.contains("SO_SNDBUF, 16384)"), "{text}");
+    let line = common::fails(
+        &netecho(&["send", "--rcvbuf", "lots", &server.url(), "hi"], b""),
+        2,
+    );
+    assert!(line.contains("not a byte count"), "{line}");
+}

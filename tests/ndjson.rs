@@ -1,0 +1,72 @@
+//! `bench --format ndjson`: a line per interval while the run goes on, then the summary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use common::{Server, bin, netecho};
+
+#[test]
+fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let start = Instant::now();
+    let mut child = Command::new(bin())
+        .args([
+            "bench",
+            "-c",
+            "2",
+            "-d",
+            "2.5s",
+            "--format",
+            "ndjson",
+            "--interval",
+            "500ms",
+        ])
+        .arg(&server.addr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    // The first interval comes out long before the 2.5 s run ends.
+    let first_at = start.elapsed().as_secs_f64();
+    let mut all = vec![first];
+    all.extend(lines.map(Result::unwrap));
+    assert!(child.wait().unwrap().success());
+    assert!(first_at < 2.3, "the first line came after {first_at} s");
+    let objects: Vec<serde_json::Value> = all
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let (summary, intervals) = objects.split_last().unwrap();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["schema"] == "netecho-bench-ndjson/1")
+    );
+    assert_eq!(summary["type"], "summary");
+    assert!(intervals.len() >= 5, "{all:?}");
+    let mut sent = 0;
+    for (i, o) in intervals.iter().enumerate() {
+        assert_eq!(o["type"], "interval");
+        assert_eq!(o["interval"], i as u64, "{o}");
+        assert!(o["latency_us"]["p50"].as_u64().is_some(), "{o}");
+        sent += o["sent"].as_u64().unwrap();
+    }
+    assert_eq!(sent, summary["sent"].as_u64().unwrap(), "{all:?}");
+    assert!(sent > 0);
+}
+
+#[test]
+fn an_interval_without_ndjson_is_a_usage_error() {
+    let line = common::fails(
+        &netecho(&["bench", "--interval", "1s", "127.0.0.1:9"], b""),
+        2,
+    );
+    assert!(line.contains("--format ndjson"), "{line}");
+    let line = common::fails(&netecho(&["lab", "--format", "ndjson"], b""), 2);
+    assert!(line.contains("use --format json"), "{line}");
+}

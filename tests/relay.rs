@@ -1,0 +1,347 @@
+//! `netecho relay`: across protocols, byte for byte, and with simulated conditions that a
+//! client measures for itself.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::thread;
+use std::time::Instant;
+
+use common::{Server, bin, netecho, ok};
+
+/// Starts `netecho relay ARGS` and waits for its `listening` line.
+fn relay(args: &[&str]) -> Server {
+    Server::start_with(Command::new(bin()).arg("relay").args(args))
+}
+
+/// An echo server that returns bytes unchanged, so what comes back must equal what went.
+fn echo(proto: &str, addr: &str) -> Server {
+    Server::start(&["--proto", proto, "--addr", addr, "--transform", "echo"])
+}
+
+/// Bytes that are not all the same, so a shifted or dropped byte shows.
+fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ salt)
+        .collect()
+}
+
+/// Writes `data` in bursts of several writes on one thread while reading it all back.
+fn round_trip_stream<S: Read + Write + Send + 'static>(
+    mut writer: S,
+    mut reader: impl Read,
+    data: &[u8],
+) {
+    let sent = data.to_vec();
+    let feeder = thread::spawn(move || {
+        for chunk in sent.chunks(7919) {
+            writer.write_all(chunk).unwrap();
+        }
+        writer
+    });
+    let mut back = vec![0u8; data.len()];
+    reader.read_exact(&mut back).unwrap();
+    assert!(back == data, "the bytes came back changed");
+    drop(feeder.join().unwrap());
+}
+
+#[test]
+fn tcp_to_unix_carries_a_burst_byte_for_byte() {
+    let dir = common::tempdir();
+    let path = dir.path().join("echo.sock");
+    let server = echo("unix", path.to_str().unwrap());
+    let relay = relay(&["tcp://127.0.0.1:0", &server.url()]);
+    assert_eq!(relay.proto, "tcp");
+    let stream = TcpStream::connect(&relay.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(1 << 20, 1));
+    let (status, out, _) = relay.stop("INT");
+    assert!(status.success());
+    assert!(out.contains("flow 1 tcp 127.0.0.1:"), "{out}");
+    assert!(out.contains("1048576 bytes in"), "{out}");
+    assert!(out.contains("stopped by SIGINT: 1 flows"), "{out}");
+}
+
+#[test]
+fn unix_to_tcp_carries_a_burst_byte_for_byte() {
+    let server = echo("tcp", "127.0.0.1:0");
+    let dir = common::tempdir();
+    let path = dir.path().join("relay.sock");
+    let relay = relay(&[&format!("unix://{}", path.display()), &server.url()]);
+    assert_eq!(relay.proto, "unix");
+    let stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(1 << 20, 2));
+    drop(relay);
+}
+
+/// Sends `count` numbered datagrams through `sock` in windows of 32 and checks every reply.
+fn datagram_round_trips(sock: &UdpSocket, count: usize, salt: u8) {
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for window in 0..count.div_ceil(32) {
+        let first = window * 32;
+        let last = (first + 32).min(count);
+        for i in first..last {
+            sock.send(&numbered(i, salt)).unwrap();
+        }
+        for i in first..last {
+            let n = sock.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &numbered(i, salt)[..], "datagram {i}");
+        }
+    }
+}
+
+/// Datagram `i` of a sender: its number, then a pattern of a size that varies with `i`.
+fn numbered(i: usize, salt: u8) -> Vec<u8> {
+    let mut d = (i as u32).to_be_bytes().to_vec();
+    d.extend(pattern(1 + (i * 37) % 1400, salt));
+    d
+}
+
+#[test]
+fn udp_to_unix_dgram_routes_each_reply_to_its_sender() {
+    let dir = common::tempdir();
+    let path = dir.path().join("echo.sock");
+    let server = echo("unix-dgram", path.to_str().unwrap());
+    let relay = relay(&["udp://127.0.0.1:0", &server.url()]);
+    assert_eq!(relay.proto, "udp");
+    // Two senders at once: each must get only its own replies back.
+    let senders: Vec<_> = (0..2u8)
+        .map(|salt| {
+            let addr = relay.addr.clone();
+            thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.connect(&addr).unwrap();
+                datagram_round_trips(&sock, 500, salt);
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let (_, out, _) = relay.stop("TERM");
+    assert!(out.contains("stopped by SIGTERM: 2 flows"), "{out}");
+    // In and out, up and down, for each of the two flows.
+    assert_eq!(out.matches("500 messages").count(), 8, "{out}");
+}
+
+#[test]
+fn a_stream_meets_datagrams_through_a_framing() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    for framing in ["line", "length"] {
+        let relay = relay(&["--framing", framing, "tcp://127.0.0.1:0", &server.url()]);
+        let out = netecho(
+            &[
+                "send",
+                "--framing",
+                framing,
+                "--burst",
+                "20",
+                &relay.addr,
+                "hello",
+            ],
+            b"",
+        );
+        assert_eq!(ok(&out), "HELLO\n".repeat(20), "{framing}");
+    }
+    let out = netecho(&["relay", "tcp://127.0.0.1:0", &server.url()], b"");
+    let line = common::fails(&out, 2);
+    assert!(
+        line.contains("--framing line or --framing length"),
+        "{line}"
+    );
+}
+
+#[test]
+fn datagrams_into_a_stream_are_framed_one_by_one() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length"]);
+    let relay = relay(&["--framing", "length", "udp://127.0.0.1:0", &server.url()]);
+    let out = netecho(&["send", "--burst", "10", &relay.url(), "hi"], b"");
+    assert_eq!(ok(&out), "HI\n".repeat(10));
+}
+
+/// Runs `netecho bench ARGS --format json` and returns its one run.
+fn bench(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&netecho(&all, b""))).expect("bench prints JSON");
+    doc["runs"][0].clone()
+}
+
+#[test]
+fn simulated_loss_shows_as_gaps_and_what_arrives_is_intact() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = relay(&[
+        "--loss",
+        "up:20%",
+        "--seed",
+        "7",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let run = bench(&[
+        "-n",
+        "2000",
+        "-w",
+        "32",
+        "-s",
+        "200",
+        "--timeout",
+        "300ms",
+        &relay.url(),
+    ]);
+    let (sent, lost) = (run["sent"].as_u64().unwrap(), run["lost"].as_u64().unwrap());
+    assert_eq!(sent, 2000, "{run}");
+    let loss = lost as f64 / sent as f64;
+    eprintln!("measured loss through --loss up:20%: {lost} of {sent}");
+    // 2,000 draws of 20%: one standard deviation is 0.9 points; the band is over 5 of them.
+    assert!((0.15..=0.25).contains(&loss), "measured loss {loss}: {run}");
+    // Every reply that came is byte for byte the request, upper-cased (bench checks).
+    assert_eq!(run["mismatched"], 0, "{run}");
+    assert_eq!(run["answered"].as_u64().unwrap() + lost, sent, "{run}");
+    let (_, out, log) = relay.stop("INT");
+    assert!(
+        log.contains("simulated conditions (seed 7): up (FROM to TO) loss 20%"),
+        "{log}"
+    );
+    let dropped: u64 = out
+        .split("simulated: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no simulated count: {out}"));
+    assert!((300..=500).contains(&dropped), "{out}");
+}
+
+#[test]
+fn simulated_delay_raises_the_median_round_trip() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let to = server.url();
+    let p50 = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["udp://127.0.0.1:0", &to]);
+        let relay = relay(&args);
+        let run = bench(&["-n", "40", "-w", "1", &relay.url()]);
+        assert_eq!(run["lost"], 0, "{run}");
+        run["latency_us"]["p50"].as_u64().unwrap() as f64 / 1000.0
+    };
+    let (plain, delayed) = (p50(&[]), p50(&["--delay", "up:50ms"]));
+    let raised = delayed - plain;
+    eprintln!("p50 {plain:.2} ms without delay, {delayed:.2} ms with --delay up:50ms");
+    // Generous above: a loaded machine wakes a sleeping thread late, never early.
+    assert!(
+        (50.0..90.0).contains(&raised),
+        "p50 {plain} ms -> {delayed} ms"
+    );
+}
+
+#[test]
+fn a_rate_holds_throughput_near_its_target() {
+    let server = echo("tcp", "127.0.0.1:0");
+    // 8 mbit/s is 1 MB/s: 2 MB take 2 s through the bucket.
+    let relay = relay(&["--rate", "up:8mbit", "tcp://127.0.0.1:0", &server.url()]);
+    let stream = TcpStream::connect(&relay.addr).unwrap();
+    stream.set_read_timeout(Some(common::STEP)).unwrap();
+    let start = Instant::now();
+    round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(2_000_000, 3));
+    let rate = 2.0 / start.elapsed().as_secs_f64();
+    eprintln!("2 MB through --rate up:8mbit at {rate:.3} MB/s");
+    assert!((0.8..=1.2).contains(&rate), "{rate} MB/s, not 1 MB/s");
+}
+
+#[test]
+fn a_stream_relay_refuses_loss_and_says_why() {
+    for flag in ["--loss", "--duplicate", "--reorder"] {
+        let out = netecho(
+            &[
+                "relay",
+                flag,
+                "5%",
+                "tcp://127.0.0.1:0",
+                "unix:///tmp/nowhere.sock",
+            ],
+            b"",
+        );
+        let line = common::fails(&out, 2);
+        assert!(line.contains("never lose, duplicate or reorder"), "{line}");
+    }
+    // Delay and rate do apply to a stream.
+    let server = echo("tcp", "127.0.0.1:0");
+    let relay = relay(&[
+        "--delay",
+        "10ms",
+        "--rate",
+        "100mbit",
+        "tcp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let out = netecho(&["send", &relay.addr, "hello"], b"");
+    assert_eq!(ok(&out), "hello\n");
+}
+
+#[test]
+fn bad_impairments_are_one_clear_error() {
+    for (flag, value, says) in [
+        ("--loss", "150%", "not a fraction"),
+        ("--loss", "sideways:5%", "not a direction"),
+        ("--rate", "10 furlongs", "not a rate"),
+        ("--delay", "up:soon", "not a duration"),
+    ] {
+        let out = netecho(
+            &[
+                "relay",
+                flag,
+                value,
+                "udp://127.0.0.1:0",
+                "udp://127.0.0.1:9",
+            ],
+            b"",
+        );
+        let line = common::fails(&out, 2);
+        assert!(line.contains(says), "{flag} {value}: {line}");
+    }
+}
+
+#[test]
+fn duplicates_and_reordering_reach_the_client_and_are_counted() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = relay(&[
+        "--duplicate",
+        "up:5%",
+        "--reorder",
+        "up:5%",
+        "--seed",
+        "3",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]);
+    let run = bench(&["-n", "1000", "-w", "16", "--timeout", "500ms", &relay.url()]);
+    assert!(run["duplicated"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["reordered"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(run["mismatched"], 0, "{run}");
+    let (_, out, _) = relay.stop("INT");
+    // The up direction's counts, before "down".
+    let up = out.split(". down").next().unwrap();
+    assert!(
+        !up.contains(" 0 duplicated") && !up.contains(" 0 reordered"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_seqpacket_relay_keeps_messages_and_logs_each_flow_with_v() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let name = common::abstract_name("seqpacket-relay");
+    let relay = relay(&["-v", &format!("unix-seqpacket://{name}"), &server.url()]);
+    let out = netecho(&["send", "--burst", "10", &relay.url(), "one message"], b"");
+    assert_eq!(ok(&out), "ONE MESSAGE\n".repeat(10));
+    // The flow ends when the client leaves (and replies stop): its line is logged.
+    let log = relay.wait_log("flow 1 unix-seqpacket");
+    assert!(log.contains("10 messages 110 bytes in"), "{log}");
+}
