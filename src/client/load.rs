@@ -567,7 +567,14 @@ impl<'a> Runner<'a> {
                 client.conn.recv(&mut self.buf)
             };
             match got {
-                Ok(Received::Data(n)) => self.on_reply_bytes(token, n),
+                Ok(Received::Data(n)) => {
+                    self.on_reply_bytes(token, n);
+                    // Nothing more is due: skip the recv that would only say EAGAIN (epoll is
+                    // level-triggered, so anything unexpected still wakes us).
+                    if self.clients[token].in_flight.is_empty() {
+                        return;
+                    }
+                }
                 Ok(Received::Closed) => {
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,

@@ -18,6 +18,8 @@ use super::echo::Transform;
 use super::peers::PeerTable;
 use super::stats::Stats;
 
+/// Reads (or batches) per call of `answer_each`/`answer_batch`: then the caller gets a turn.
+const ROUNDS: usize = 64;
 /// Source ports of the classic small services that answer whatever they get: echo (7),
 /// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
 /// two services talking to each other forever.
@@ -195,7 +197,8 @@ impl DatagramEcho {
         buf: &mut [u8],
         stats: &Stats,
     ) -> io::Result<()> {
-        loop {
+        // Bounded, so a server under constant load still returns to look for a stop signal.
+        for _ in 0..ROUNDS {
             let (received, from) = match sock.recv_from(buf) {
                 Ok(got) => got,
                 Err(e) if is_transient(&e) => return ignore_transient(e),
@@ -215,6 +218,7 @@ impl DatagramEcho {
             let tally = self.peers.tally(&from, stats);
             stats.message(tally, n, sent);
         }
+        Ok(())
     }
 
     /// Answers waiting datagrams [`crate::transport::batch::BATCH`] at a time: one recvmmsg
@@ -225,7 +229,7 @@ impl DatagramEcho {
         batch: &mut Batch,
         stats: &Stats,
     ) -> io::Result<()> {
-        loop {
+        for _ in 0..ROUNDS {
             match sock.recv_batch(batch) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => return ignore_transient(e),
@@ -269,6 +273,7 @@ impl DatagramEcho {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Logs the peers and drops still unreported, when the server stops.

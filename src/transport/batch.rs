@@ -86,7 +86,8 @@ impl Batch {
 }
 
 impl DatagramSocket {
-    /// recvmmsg(2): up to [`BATCH`] waiting datagrams; WouldBlock when none is waiting.
+    /// recvmmsg(2): up to [`BATCH`] waiting datagrams. On a blocking socket it waits for the
+    /// first (up to SO_RCVTIMEO); WouldBlock when none came.
     pub fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         batch.iovs.clear();
         for buf in &mut batch.bufs {
@@ -113,7 +114,9 @@ impl DatagramSocket {
                 self.sock.as_raw_fd(),
                 batch.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_TRUNC,
+                // WAITFORONE: on a blocking socket, return once one datagram is in, with
+                // whatever else is waiting, instead of waiting for a full batch.
+                libc::MSG_TRUNC | libc::MSG_WAITFORONE,
                 ptr::null_mut(),
             )
         };
