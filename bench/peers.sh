@@ -7,10 +7,14 @@
 #   every byte twice), beside iperf3's single-stream loopback figure.
 # Prints one table. Installs sockperf and iperf3 (Debian) when missing.
 #
-#   bench/peers.sh [SECONDS]      default: 5
+# Each figure is the median of ROUNDS runs, netecho and the peer taking turns: sockperf's
+# mean in particular moves by a fifth from run to run on a 2-core machine.
+#
+#   bench/peers.sh [SECONDS] [ROUNDS]      default: 5 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
+rounds=${2:-3}
 
 if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
   apt-get update -qq
@@ -77,15 +81,24 @@ iperf3_mbps() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run"
-echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -o 'Version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
-printf '%-26s %12s %12s %12s %10s %8s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run, median of $rounds rounds"
+echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -io 'version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
+printf '%-26s %12s %12s %12s %10s %10s %9s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio_mean ratio_p50
 for proto in tcp udp; do
-  read -r n_mean n_p50 _ < <(netecho_rtt "$proto")
-  read -r s_mean s_p50 _ < <(sockperf_rtt "$proto")
-  printf '%-26s %12s %12s %12s %10s %8s\n' "$proto ping-pong RTT us (64 B)" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")"
+  nm=(); np=(); sm=(); sp=()
+  # netecho and sockperf take turns, so a slow minute of the machine hits both.
+  for _ in $(seq "$rounds"); do
+    read -r a b _ < <(netecho_rtt "$proto"); nm+=("$a"); np+=("$b")
+    read -r a b _ < <(sockperf_rtt "$proto"); sm+=("$a"); sp+=("$b")
+  done
+  n_mean=$(median "${nm[@]}"); n_p50=$(median "${np[@]}")
+  s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
+  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "$proto ping-pong RTT us (64 B)" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")" "$(ratio "$n_p50" "$s_p50")"
 done
-n=$(netecho_mbps)
-i=$(iperf3_mbps)
-printf '%-26s %12s %12s %12s %10s %8s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")"
+nt=(); it=()
+for _ in $(seq "$rounds"); do nt+=("$(netecho_mbps)"); it+=("$(iperf3_mbps)"); done
+n=$(median "${nt[@]}"); i=$(median "${it[@]}")
+printf '%-26s %12s %12s %12s %10s %10s %9s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")" "-"
 echo "# ratio: netecho / peer. Targets: latency ratio <= 1.10; throughput ratio >= 0.50."
