@@ -442,6 +442,10 @@ pub struct BenchArgs {
     /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
+    /// Pace each client to at most RATE of requests (10mbit, 500kB/s, ...; as relay --rate):
+    /// a sender slower than the receiver, which datagram loss to a full buffer calls for
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
     /// Also draw the latency distribution of every run into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
@@ -804,6 +808,7 @@ impl BenchArgs {
             expect: self.expect,
             idle: self.idle,
             framing: self.framing.framing,
+            rate: self.rate,
             opts: SocketOptions {
                 nodelay: self.nodelay,
                 rcvbuf: self.buffers.rcvbuf,

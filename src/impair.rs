@@ -179,7 +179,12 @@ const BURST: Duration = Duration::from_millis(20);
 
 impl TokenBucket {
     pub fn new(rate: u64) -> TokenBucket {
-        let burst = (rate as f64 * BURST.as_secs_f64()).max(1500.0);
+        TokenBucket::with_burst(rate, (rate as f64 * BURST.as_secs_f64()).max(1500.0) as u64)
+    }
+
+    /// A bucket that holds at most `burst` bytes: how much may go back to back.
+    pub fn with_burst(rate: u64, burst: u64) -> TokenBucket {
+        let burst = burst.max(1) as f64;
         TokenBucket {
             rate: rate as f64,
             burst,

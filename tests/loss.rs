@@ -52,6 +52,33 @@ fn a_window_that_overflows_a_small_rcvbuf_is_named_as_the_cause() {
 }
 
 #[test]
+fn pacing_with_rate_keeps_a_small_rcvbuf_from_overflowing() {
+    let _one = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    // The same window and buffer that overflow above, with the requests spaced out.
+    let (run, log) = bench(&[
+        "-n",
+        "400",
+        "-w",
+        "64",
+        "-s",
+        "1000",
+        "--rcvbuf",
+        "4096",
+        "--rate",
+        "1MB/s",
+        "--timeout",
+        "300ms",
+        &server.url(),
+    ]);
+    assert_eq!(run["answered"], 400, "{run}\n{log}");
+    assert_eq!(run["lost"], 0, "{run}\n{log}");
+    // 400 kB at 1 MB/s takes about 0.4 s: the pace held.
+    let elapsed = run["elapsed_s"].as_f64().unwrap_or(0.0);
+    assert!(elapsed >= 0.3, "not paced: {elapsed} s\n{run}");
+}
+
+#[test]
 fn loss_in_a_relay_is_seen_by_no_kernel_counter() {
     let _one = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);

@@ -331,6 +331,7 @@ fn spec(target: &Endpoint, clients: usize, size: usize, window: usize, time: Dur
         idle: false,
         framing: Framing::None,
         opts: SocketOptions::default(),
+        rate: None,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::client::interval::{Board, Interval, Snapshot};
 use crate::client::loss::{Counters, Loss};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
+use crate::impair::TokenBucket;
 use crate::service::echo::Transform;
 use crate::service::framing::{Framing, LENGTH_HEADER};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
@@ -59,6 +60,8 @@ pub struct LoadSpec {
     /// Message boundaries on a stream.
     pub framing: Framing,
     pub opts: SocketOptions,
+    /// Pacing: each client sends at most this many request bytes per second (--rate).
+    pub rate: Option<u64>,
 }
 
 /// TCP_INFO summed over a run's connections.
@@ -275,6 +278,11 @@ impl Payload {
         self.size.min(SEQ_DIGITS)
     }
 
+    /// Bytes of one request on the wire (framing included).
+    fn request_len(&self) -> usize {
+        self.request.len()
+    }
+
     /// Writes request number `seq` into `out`.
     fn write_request(&self, seq: u64, out: &mut Vec<u8>) {
         let start = out.len() + self.offset;
@@ -316,6 +324,9 @@ struct Client {
     interest: EpollFlags,
     /// The latest SO_RXQ_OVFL count on this client's socket (cumulative).
     kernel_drops: u32,
+    /// --rate: the client's token bucket, and when its next request, already paid for, may go.
+    pace: Option<TokenBucket>,
+    paced_until: Option<Instant>,
 }
 
 /// Recent answered or lost sequence numbers remembered per datagram client.
@@ -370,6 +381,12 @@ impl<'a> Runner<'a> {
                 done: false,
                 interest: EpollFlags::EPOLLIN,
                 kernel_drops: 0,
+                // At most a millisecond's worth back to back (the loop's tick), and never
+                // less than one request: paced means spaced, not bursts.
+                pace: spec
+                    .rate
+                    .map(|rate| TokenBucket::with_burst(rate, (rate / 1000).max(spec.size as u64))),
+                paced_until: None,
             });
         }
         Ok(Runner {
@@ -430,7 +447,9 @@ impl<'a> Runner<'a> {
                 self.give_up_in_flight();
                 break;
             }
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(10u16)) {
+            // A paced run wakes often enough to send on time.
+            let tick = if self.spec.rate.is_some() { 1u16 } else { 10 };
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(tick)) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => return Err(e).context("epoll_wait"),
@@ -438,6 +457,14 @@ impl<'a> Runner<'a> {
             for event in &events[..n] {
                 let token = event.data() as usize;
                 self.on_ready(token, event.events());
+            }
+            if self.spec.rate.is_some() {
+                let now = Instant::now();
+                for token in 0..self.clients.len() {
+                    if self.clients[token].paced_until.is_some_and(|t| now >= t) {
+                        self.fill(token, now);
+                    }
+                }
             }
             if self.kind == SocketKind::Datagram && last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
@@ -514,6 +541,20 @@ impl<'a> Runner<'a> {
             if count_limit.is_some_and(|n| client.next_seq >= n) {
                 client.done = true;
                 break;
+            }
+            // Pacing: a request waits until the bucket has paid for it.
+            match client.paced_until {
+                Some(t) if now < t => break,
+                Some(_) => client.paced_until = None,
+                None => {
+                    let size = self.payload.request_len();
+                    if let Some(wait) = client.pace.as_mut().map(|b| b.take(size, now))
+                        && !wait.is_zero()
+                    {
+                        client.paced_until = Some(now + wait);
+                        break;
+                    }
+                }
             }
             let seq = client.next_seq;
             client.next_seq += 1;

@@ -128,8 +128,8 @@ impl Loss {
             lines.push(format!(
                 "cause: receive-buffer overflow: the kernel dropped {} replies at bench's own full \
                  receive buffers (SO_RXQ_OVFL; RcvbufErrors rose by {} on this machine). Change: \
-                 a larger --rcvbuf (now {now}; Linux caps it at net.core.rmem_max), or fewer \
-                 requests in flight (--window {window} now)",
+                 a larger --rcvbuf (now {now}; Linux caps it at net.core.rmem_max), fewer \
+                 requests in flight (--window {window} now), or pacing with --rate",
                 self.rxq_overflow, machine.rcvbuf_errors
             ));
         }
@@ -139,14 +139,14 @@ impl Loss {
                 "cause: receive-buffer overflow elsewhere on this machine: RcvbufErrors rose by {} \
                  beyond bench's own sockets during the run (/proc/net/snmp, snmp6; other programs \
                  count there too): the server's or a relay's socket could not keep up. Change: \
-                 its --rcvbuf, or a smaller --window",
+                 its --rcvbuf, a smaller --window, or pacing with --rate",
                 machine.rcvbuf_errors.saturating_sub(self.rxq_overflow)
             ));
         }
         if self.send_errors > 0 {
             lines.push(format!(
                 "cause: {} sends failed with ENOBUFS (SndbufErrors rose by {}): the send queue \
-                 was full. Change: a larger --sndbuf, or a smaller --window",
+                 was full. Change: a larger --sndbuf, a smaller --window, or pacing with --rate",
                 self.send_errors, machine.sndbuf_errors
             ));
         }
