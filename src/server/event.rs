@@ -4,10 +4,15 @@
 //!
 //! The listener is shared: every thread registers it with EPOLLEXCLUSIVE, so the kernel wakes
 //! one thread per new connection rather than all of them. One shared listener works for
-//! every protocol (SO_REUSEPORT, the alternative, does not exist for Unix sockets).
+//! every protocol (SO_REUSEPORT, the alternative, does not exist for Unix sockets). The thread
+//! that accepts hands the connection to the loop holding the fewest (through that loop's
+//! inbox and eventfd): a burst of 50 clients accepted by one thread would otherwise all be
+//! served by that one thread while the other waits.
 
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +29,7 @@ use super::{Service, accept_failed};
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
+const INBOX: u64 = u64::MAX - 2;
 /// Events taken from one epoll_wait.
 const EVENTS: usize = 256;
 /// Connections accepted per wake-up, so one thread does not take a whole burst alone.
@@ -41,13 +47,15 @@ pub fn serve(
     listener.set_nonblocking(true)?;
     let stop =
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
+    let loops = Loops::new(threads)?;
     thread::scope(|scope| {
         for n in 0..threads {
-            let stop = &stop;
+            let (stop, loops) = (&stop, &loops);
             thread::Builder::new()
                 .name(format!("event-{n}"))
                 .spawn_scoped(scope, move || {
-                    if let Err(e) = Worker::new(listener, service, stop).and_then(|w| w.run()) {
+                    let worker = Worker::new(listener, service, stop, loops, n);
+                    if let Err(e) = worker.and_then(|w| w.run()) {
                         warn!("event loop {n} failed: {e:#}");
                     }
                 })
@@ -64,6 +72,41 @@ pub fn serve(
     })
 }
 
+/// What the event loops share: how many connections each holds, and each one's inbox for
+/// connections another loop accepted.
+struct Loops {
+    loads: Vec<AtomicUsize>,
+    inboxes: Vec<(Mutex<Vec<EchoConn>>, EventFd)>,
+}
+
+impl Loops {
+    fn new(threads: usize) -> Result<Loops> {
+        let inboxes = (0..threads)
+            .map(|_| {
+                let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+                    .context("eventfd")?;
+                Ok((Mutex::new(Vec::new()), wake))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Loops {
+            loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes,
+        })
+    }
+
+    /// The loop that holds the fewest connections, counted as holding one more.
+    fn pick(&self) -> usize {
+        let (n, load) = self
+            .loads
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, load)| load.load(Ordering::Relaxed))
+            .expect("at least one loop");
+        load.fetch_add(1, Ordering::Relaxed);
+        n
+    }
+}
+
 /// A connection and what its loop knows of it.
 struct Slot {
     echo: EchoConn,
@@ -75,6 +118,9 @@ struct Slot {
 struct Worker<'a> {
     listener: &'a Listener,
     service: &'static Service,
+    loops: &'a Loops,
+    /// This loop's place in `loops`.
+    index: usize,
     epoll: Epoll,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -82,7 +128,13 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(listener: &'a Listener, service: &'static Service, stop: &EventFd) -> Result<Self> {
+    fn new(
+        listener: &'a Listener,
+        service: &'static Service,
+        stop: &EventFd,
+        loops: &'a Loops,
+        index: usize,
+    ) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
         epoll
             .add(
@@ -93,9 +145,17 @@ impl<'a> Worker<'a> {
         epoll
             .add(stop.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STOP))
             .context("epoll_ctl add eventfd")?;
+        epoll
+            .add(
+                loops.inboxes[index].1.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, INBOX),
+            )
+            .context("epoll_ctl add inbox")?;
         Ok(Worker {
             listener,
             service,
+            loops,
+            index,
             epoll,
             slots: Vec::new(),
             free: Vec::new(),
@@ -124,6 +184,7 @@ impl<'a> Worker<'a> {
                         return Ok(());
                     }
                     LISTENER => self.accept(),
+                    INBOX => self.take_inbox(),
                     token => self.pump(token as usize),
                 }
             }
@@ -150,25 +211,50 @@ impl<'a> Worker<'a> {
             let Some(echo) = self.service.admit(conn) else {
                 continue;
             };
-            let token = self.free.pop().unwrap_or_else(|| {
-                self.slots.push(None);
-                self.slots.len() - 1
-            });
-            let interest = EpollFlags::EPOLLIN;
-            if let Err(e) = self
-                .epoll
-                .add(&echo.conn, EpollEvent::new(interest, token as u64))
-            {
-                self.free.push(token);
-                self.service.finish(echo, &ConnEnd::Failed(e.into()));
-                continue;
+            let target = self.loops.pick();
+            if target == self.index {
+                self.register(echo);
+            } else {
+                let (inbox, wake) = &self.loops.inboxes[target];
+                inbox.lock().unwrap_or_else(|e| e.into_inner()).push(echo);
+                if let Err(e) = wake.write(1) {
+                    warn!("wake event loop {target}: {e}");
+                }
             }
-            self.slots[token] = Some(Slot {
-                echo,
-                last_active: Instant::now(),
-                interest,
-            });
         }
+    }
+
+    /// Connections another loop accepted for this one.
+    fn take_inbox(&mut self) {
+        let (inbox, wake) = &self.loops.inboxes[self.index];
+        let _ = wake.read();
+        let conns = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for echo in conns {
+            self.register(echo);
+        }
+    }
+
+    /// Adds an admitted connection (already counted in this loop's load) to the epoll set.
+    fn register(&mut self, echo: EchoConn) {
+        let token = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let interest = EpollFlags::EPOLLIN;
+        if let Err(e) = self
+            .epoll
+            .add(&echo.conn, EpollEvent::new(interest, token as u64))
+        {
+            self.free.push(token);
+            self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+            self.service.finish(echo, &ConnEnd::Failed(e.into()));
+            return;
+        }
+        self.slots[token] = Some(Slot {
+            echo,
+            last_active: Instant::now(),
+            interest,
+        });
     }
 
     fn pump(&mut self, token: usize) {
@@ -205,6 +291,7 @@ impl<'a> Worker<'a> {
             let _ = self.epoll.delete(&slot.echo.conn);
             self.service.finish(slot.echo, &end);
             self.free.push(token);
+            self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -225,6 +312,8 @@ impl<'a> Worker<'a> {
     }
 
     fn close_all(&mut self) {
+        // Handed over but not yet registered: closed like the rest.
+        self.take_inbox();
         for token in 0..self.slots.len() {
             self.close(token, ConnEnd::Stopped);
         }
