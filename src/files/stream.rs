@@ -106,21 +106,32 @@ fn receive_body(
 
 /// Serves one connection's request (a blocking socket). Errors are the client's and are
 /// logged; they never stop the server.
-pub fn serve(conn: &Conn, store: &Store) {
+/// Serves one request on `conn`; returns the file bytes received and sent, for the
+/// server's summary.
+pub fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
     let peer = conn.peer().to_string();
     let start = Instant::now();
     let mut frames = frames();
     let request = match read(conn, &mut frames, "the request") {
         Ok(r) => text(&r),
-        Err(e) => return warn!("{peer}: {e}"),
+        Err(e) => {
+            warn!("{peer}: {e}");
+            return (0, 0);
+        }
     };
+    let mut moved = (0, 0);
     let result = if let Some(name) = request.strip_prefix("GET ") {
         serve_get(conn, store, name)
-            .map(|bytes| format!("sent '{name}'; {bytes} bytes"))
+            .map(|bytes| {
+                moved.1 = bytes;
+                format!("sent '{name}'; {bytes} bytes")
+            })
             .with_context(|| format!("get '{name}'"))
     } else if let Some(rest) = request.strip_prefix("PUT ") {
-        serve_put(conn, &mut frames, store, rest)
-            .map(|(bytes, name)| format!("stored '{name}'; {bytes} bytes"))
+        serve_put(conn, &mut frames, store, rest).map(|(bytes, name)| {
+            moved.0 = bytes;
+            format!("stored '{name}'; {bytes} bytes")
+        })
     } else {
         let _ = send_frame(
             conn,
@@ -132,6 +143,7 @@ pub fn serve(conn: &Conn, store: &Store) {
         Ok(done) => info!("{peer}: {done} in {:.2} s", start.elapsed().as_secs_f64()),
         Err(e) => warn!("{peer}: {e:#}"),
     }
+    moved
 }
 
 fn serve_get(conn: &Conn, store: &Store, name: &str) -> Result<u64> {

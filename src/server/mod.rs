@@ -183,7 +183,10 @@ impl Service {
                 {
                     warn!("{}: cannot set the idle timeout: {e}", conn.peer());
                 }
-                crate::files::stream::serve(conn, store);
+                let (bytes_in, bytes_out) = crate::files::stream::serve(conn, store);
+                let mut tally = echo.tally;
+                self.stats
+                    .message(&mut tally, bytes_in as usize, bytes_out as usize);
                 self.active.fetch_sub(1, Ordering::Relaxed);
             }
             Work::Exec(exec) => {
