@@ -465,10 +465,10 @@ pub struct TransferArgs {
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
     pub addr: String,
     /// Datagrams: blocks in flight (1 is stop-and-wait; more shows why windows exist)
-    #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=crate::files::datagram::MAX_WINDOW as i64))]
     pub window: u16,
     /// Datagrams: data bytes per block
-    #[arg(long, value_name = "BYTES", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = clap::value_parser!(u16).range(1..=60000))]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = clap::value_parser!(u16).range(1..=crate::files::datagram::MAX_BLOCK as i64))]
     pub block_size: u16,
     /// Datagrams: how long to wait for the server's first answer
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]

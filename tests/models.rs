@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -768,5 +768,52 @@ fn a_unix_datagram_client_gone_before_its_reply_costs_the_others_nothing() {
                 .unwrap_or_else(|e| panic!("{model}: client {i} got no reply: {e}"));
             assert!(got == message(i, 0, 64).to_ascii_uppercase());
         }
+    }
+}
+
+/// A Unix datagram client that sends `count` datagrams and never reads a reply.
+fn flood(addr: &str, count: usize) -> Plain {
+    let flood = Plain::connect("unix-dgram", addr);
+    flood
+        .sock
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = 0;
+    while sent < count && Instant::now() < deadline {
+        if (&flood.sock).write(&[b'x'; 200]).is_ok() {
+            sent += 1;
+        }
+    }
+    flood
+}
+
+#[test]
+fn a_unix_datagram_client_that_never_reads_freezes_nobody() {
+    let dir = tempdir();
+    for model in ["event", "threads"] {
+        let server = start(model, "unix-dgram", &dir, &[]);
+        // Its queue fills with replies, and those replies fill the server socket's send
+        // buffer, which the kernel shares among all its peers: while it stays full every
+        // reply fails (EAGAIN). The server must drop them, not wait for room.
+        // (Replies to others fail too while the hog holds that buffer: the kernel's doing.)
+        let hog = flood(&server.addr, 5000);
+        drop(hog);
+        let other = Plain::connect("unix-dgram", &server.addr);
+        other.send(b"still there?");
+        let got = other
+            .try_reply(12)
+            .unwrap_or_else(|e| panic!("{model}: no reply once the hog left: {e}"));
+        assert_eq!(got, b"STILL THERE?", "{model}");
+        // And a stop signal is heard while a hog is still there.
+        let _hog = flood(&server.addr, 5000);
+        let started = Instant::now();
+        let (status, out, _) = server.stop("TERM");
+        assert!(status.success(), "{model}");
+        assert!(out.contains("stopped by SIGTERM"), "{model}: {out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{model}: slow stop"
+        );
     }
 }

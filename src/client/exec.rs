@@ -64,20 +64,24 @@ pub fn run(args: &ExecArgs) -> Result<u8> {
         code.ok_or_else(|| anyhow!("the reply had no exit status"))?
     } else {
         let started = Instant::now();
-        // Input goes while output comes: a program may answer before its input ends.
-        std::thread::scope(|scope| -> Result<i32> {
-            scope.spawn(|| {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut stdin = io::stdin().lock();
-                while let Ok(n) = stdin.read(&mut buf) {
-                    if n == 0 || conn.send_all(&buf[..n]).is_err() {
-                        break;
-                    }
+        let conn = std::sync::Arc::new(conn);
+        // Input goes while output comes: a program may answer before its input ends. The
+        // thread is not waited for: once the exit status is in, a stdin that never ends (a
+        // terminal, a slow pipe) does not keep exec running.
+        let input = std::sync::Arc::clone(&conn);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut stdin = io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || input.send_all(&buf[..n]).is_err() {
+                    break;
                 }
-                // End of input: the program's stdin closes.
-                let _ = conn.shutdown_write();
-            });
-            let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
+            }
+            // End of input: the program's stdin closes.
+            let _ = input.shutdown_write();
+        });
+        let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
+        (|| -> Result<i32> {
             loop {
                 match frames.read(&conn) {
                     Ok(Some(frame)) => {
@@ -90,7 +94,7 @@ pub fn run(args: &ExecArgs) -> Result<u8> {
                     Err(e) => bail!("{e}"),
                 }
             }
-        })
+        })()
         .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
     };
     io::stdout().flush().ok();

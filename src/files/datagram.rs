@@ -28,6 +28,11 @@ use super::{Transfer, hex};
 
 /// Data bytes per block by default: a block and its header fit a 1500-byte Ethernet frame.
 pub const DEFAULT_BLOCK: u16 = 1408;
+/// The largest window and block a server accepts (as the client's flags allow), and the most
+/// data one transfer keeps in flight.
+pub const MAX_WINDOW: u16 = 1024;
+pub const MAX_BLOCK: u16 = 60_000;
+const MAX_IN_FLIGHT: usize = 8 << 20;
 /// The retransmission timeout before any round trip was measured.
 const INITIAL_RTO: Duration = Duration::from_millis(200);
 const MIN_RTO: Duration = Duration::from_millis(10);
@@ -208,7 +213,10 @@ pub fn send_file(
     let mut dup_acks = 0u32;
     loop {
         while next <= last && flight.len() < cwnd as usize {
-            let mut data = vec![0u8; bs];
+            // Never past the size announced: a file that grows meanwhile still ends where
+            // the receiver expects (a short last block), and the hash says if it changed.
+            let offset = u64::from(next - 1) * bs as u64;
+            let mut data = vec![0u8; (size.saturating_sub(offset)).min(bs as u64) as usize];
             let n = read_full(file, &mut data).context("read the file")?;
             data.truncate(n);
             hash.update(&data);
@@ -433,8 +441,14 @@ pub fn receive_file(
             }) if complete => {
                 let actual: [u8; 32] = hash.clone().finalize().into();
                 let ok = size == got && sha256 == actual;
-                if ok && let Some(partial) = partial.take() {
-                    partial.commit(overwrite)?;
+                if ok
+                    && let Some(partial) = partial.take()
+                    && let Err(e) = partial.commit(overwrite)
+                {
+                    // The sender hears why, instead of waiting for a FINACK.
+                    let message = format!("{e:#}");
+                    let _ = link.send(&Packet::Error { message: &message });
+                    return Err(e);
                 }
                 link.send(&Packet::FinAck { ok })?;
                 if !ok {
@@ -499,9 +513,15 @@ pub fn serve_request(
         } => (window, block_size),
         _ => bail!("not a file request"),
     };
+    // What a client asks for is bounded here, not only by the client's own flags: a window
+    // holds window × block size bytes in memory on both sides, and sends that much at once.
+    let block_size = block_size.clamp(1, MAX_BLOCK);
+    let window = window
+        .clamp(1, MAX_WINDOW)
+        .min((MAX_IN_FLIGHT / usize::from(block_size)) as u16);
     let settings = Settings {
         window: window.max(1),
-        block_size: block_size.clamp(1, 60_000),
+        block_size,
         drop: impair.0,
         reorder: impair.1,
         linger: SERVER_LINGER,
@@ -531,7 +551,14 @@ pub fn serve_request(
                     bail!("refused upload: {refused}");
                 }
             };
-            let partial = Partial::create(&target, false)?;
+            let partial = match Partial::create(&target, false) {
+                Ok(partial) => partial,
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    let _ = link.send(&Packet::Error { message: &message });
+                    return Err(e);
+                }
+            };
             link.send(&Packet::Ack { block: 0 })?;
             let t = receive_file(
                 &mut link,

@@ -62,6 +62,16 @@ impl Store {
                 }
             }
         }
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default();
+        if file.starts_with('.') && file.contains(".netecho-") && file.ends_with(".part") {
+            return Err(Refused(format!(
+                "'{name}' is a transfer still being written; it appears under its own name \
+                 once verified"
+            )));
+        }
         Ok(self.root.join(path))
     }
 
@@ -165,6 +175,12 @@ impl Partial {
             .file_name()
             .context("no file name")?
             .to_string_lossy();
+        // Short enough that the temporary name fits NAME_MAX (255) whatever the real one.
+        let mut end = name.len().min(100);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let name = &name[..end];
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -193,13 +209,26 @@ impl Partial {
     pub fn commit(mut self, overwrite: bool) -> Result<()> {
         if !overwrite {
             // link(2) fails if the target exists: no race with a file created meanwhile.
-            fs::hard_link(&self.temp, &self.target).with_context(|| {
-                format!(
-                    "{} already exists; add --force to replace it",
-                    self.target.display()
-                )
-            })?;
-            let _ = fs::remove_file(&self.temp);
+            match fs::hard_link(&self.temp, &self.target) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&self.temp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(anyhow!(
+                        "{} appeared during the transfer; it was left as it is",
+                        self.target.display()
+                    ));
+                }
+                // A file system without hard links (vfat, some network mounts): a rename,
+                // checked first, is the best it allows.
+                Err(_) if fs::symlink_metadata(&self.target).is_err() => {
+                    fs::rename(&self.temp, &self.target)
+                        .with_context(|| format!("rename to {}", self.target.display()))?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("link {}", self.target.display()));
+                }
+            }
         } else {
             fs::rename(&self.temp, &self.target)
                 .with_context(|| format!("rename to {}", self.target.display()))?;

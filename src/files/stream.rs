@@ -175,7 +175,14 @@ fn serve_put(
             bail!("refused upload: {refused}");
         }
     };
-    let mut partial = Partial::create(&target, false).with_context(|| format!("put '{name}'"))?;
+    let mut partial = match Partial::create(&target, false) {
+        Ok(partial) => partial,
+        Err(e) => {
+            // The client hears why, instead of a closed connection.
+            let _ = send_frame(conn, format!("ERR {e:#}").as_bytes());
+            return Err(e.context(format!("put '{name}'")));
+        }
+    };
     send_frame(conn, b"OK")?;
     match receive_body(
         conn,

@@ -121,11 +121,17 @@ pub struct Service {
 
 impl Service {
     /// The model that serves this work: file and exec work blocks on disks and programs, so
-    /// the event model gives it a thread per connection.
+    /// the event model gives it a thread per connection. Exec under fork would run each
+    /// program from a child process of its own, out of reach of --max-children and of the
+    /// server's stop: threads instead.
     fn model(&self, asked: Model) -> Model {
         match (&self.work, asked) {
             (Work::Echo, model) => model,
             (_, Model::Event) => Model::Threads,
+            (Work::Exec(_), Model::Fork) => {
+                info!("--exec runs under --model threads: each program is a process already");
+                Model::Threads
+            }
             (_, model) => model,
         }
     }

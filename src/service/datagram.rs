@@ -18,8 +18,10 @@ use super::echo::Transform;
 use super::peers::PeerTable;
 use super::stats::Stats;
 
-/// Reads (or batches) per call of `answer_each`/`answer_batch`: then the caller gets a turn.
+/// Reads (or batches) per call of `answer_each`/`answer_batch`, and the time they may take:
+/// then the caller gets a turn (to look for a stop signal).
 const ROUNDS: usize = 64;
+const TURN: Duration = Duration::from_millis(100);
 /// Source ports of the classic small services that answer whatever they get: echo (7),
 /// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
 /// two services talking to each other forever.
@@ -189,8 +191,9 @@ impl DatagramEcho {
         }
     }
 
-    /// Answers every datagram waiting on a non-blocking socket, one recvfrom and one sendto
-    /// each, as a first socket lesson writes it.
+    /// Answers datagrams one recvfrom and one sendto each, as a first socket lesson writes
+    /// it: until the socket has none (at once on a non-blocking socket, after SO_RCVTIMEO on
+    /// a blocking one), [`ROUNDS`] of them, or [`TURN`] has passed.
     pub fn answer_each(
         &mut self,
         sock: &DatagramSocket,
@@ -198,7 +201,11 @@ impl DatagramEcho {
         stats: &Stats,
     ) -> io::Result<()> {
         // Bounded, so a server under constant load still returns to look for a stop signal.
+        let started = Instant::now();
         for _ in 0..ROUNDS {
+            if started.elapsed() >= TURN {
+                break;
+            }
             let (received, from) = match sock.recv_from(buf) {
                 Ok(got) => got,
                 Err(e) if is_transient(&e) => return ignore_transient(e),
@@ -208,7 +215,8 @@ impl DatagramEcho {
                 continue;
             };
             self.rules.transform.apply(&mut buf[..n]);
-            let sent = match sock.send_to(&buf[..n], &from) {
+            // Never blocks: one client whose queue is full loses its reply, nobody waits.
+            let sent = match sock.try_send_to(&buf[..n], &from) {
                 Ok(()) => n,
                 Err(e) => {
                     debug!("{} {from}: reply not sent: {e}", self.proto);
@@ -229,7 +237,11 @@ impl DatagramEcho {
         batch: &mut Batch,
         stats: &Stats,
     ) -> io::Result<()> {
+        let started = Instant::now();
         for _ in 0..ROUNDS {
+            if started.elapsed() >= TURN {
+                break;
+            }
             match sock.recv_batch(batch) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => return ignore_transient(e),

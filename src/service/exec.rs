@@ -115,14 +115,26 @@ impl Exec {
     }
 
     fn spawn(&self) -> io::Result<Child> {
-        Command::new(&self.program)
-            .args(&self.args)
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a timeout kills whatever it started too.
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        // Killed if the server dies (even by SIGKILL) while it runs: a program never outlives
+        // its server. The thread that spawns it waits for it, so the thread's end (which
+        // also fires PDEATHSIG) comes only after the program's.
+        // Safety: prctl is async-signal-safe, and nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
     }
 
     fn shown(&self) -> String {
@@ -161,6 +173,11 @@ impl Exec {
     }
 
     fn run(&self, conn: &Conn) -> (Outcome, u64, u64) {
+        // A client that stops reading cannot hold a send, and so the program, past the
+        // time limit.
+        if let Err(e) = conn.set_write_timeout(Some(self.timeout)) {
+            warn!("{}: cannot set a send timeout: {e}", conn.peer());
+        }
         let mut child = match self.spawn() {
             Ok(child) => child,
             Err(e) => return (self.cannot_run(e, &mut |out| conn.send_all(out)), 0, 0),
@@ -185,9 +202,11 @@ impl Exec {
             let mut heartbeat = Vec::new();
             frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
-                &mut |out| {
+                &mut |tag, data| {
+                    let mut out = Vec::with_capacity(data.len() + 5);
+                    frame(tag, data, &mut out);
                     bytes_out += out.len() as u64;
-                    conn.send_all(out)
+                    conn.send_all(&out)
                 },
                 &mut || conn.send_all(&heartbeat).is_ok(),
                 self.max_output,
@@ -217,7 +236,7 @@ impl Exec {
     /// then whether anyone still listens.
     fn relay(
         &self,
-        send: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+        send: &mut dyn FnMut(u8, &[u8]) -> io::Result<()>,
         client_there: &mut dyn FnMut() -> bool,
         max_output: u64,
         child: &mut Child,
@@ -234,6 +253,10 @@ impl Exec {
         let mut killed = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                killed = Some(timed_out());
+                break;
+            }
             match rx.recv_timeout(left.min(HEARTBEAT)) {
                 Ok((tag, data)) => {
                     sent += data.len() as u64;
@@ -241,11 +264,19 @@ impl Exec {
                         killed = Some(format!("killed: output over {max_output} bytes"));
                         break;
                     }
-                    let mut out = Vec::new();
-                    frame(tag, &data, &mut out);
-                    if send(&out).is_err() {
-                        killed = Some("killed: the client went away".to_string());
-                        break;
+                    match send(tag, &data) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            killed = Some(format!(
+                                "killed: the client read nothing for {:?}",
+                                self.timeout
+                            ));
+                            break;
+                        }
+                        Err(_) => {
+                            killed = Some("killed: the client went away".to_string());
+                            break;
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
@@ -308,6 +339,7 @@ impl Exec {
             }
         };
         let stdin = child.stdin.take();
+        let mut gathered = [Vec::new(), Vec::new()];
         let outcome = thread::scope(|scope| {
             scope.spawn(move || {
                 if let Some(mut stdin) = stdin {
@@ -318,9 +350,11 @@ impl Exec {
             // Room for the frame headers and the end frame.
             let budget = (max as u64).saturating_sub(256).min(self.max_output);
             // A datagram client has no connection to lose: only the timeout ends it early.
+            // Output is gathered per stream and framed once, so many small writes cost three
+            // frame headers, not one each, and the reply fits the datagram.
             self.relay(
-                &mut |frame| {
-                    out.extend_from_slice(frame);
+                &mut |tag, data| {
+                    gathered[usize::from(tag == STDERR)].extend_from_slice(data);
                     Ok(())
                 },
                 &mut || true,
@@ -330,6 +364,11 @@ impl Exec {
             )
         });
         info!("{peer}: ran {}: {}", self.shown(), outcome.note);
+        for (tag, data) in [(STDOUT, &gathered[0]), (STDERR, &gathered[1])] {
+            if !data.is_empty() {
+                frame(tag, data, &mut out);
+            }
+        }
         exit_frame(outcome.code, &outcome.note, &mut out);
         out
     }
@@ -340,7 +379,8 @@ fn read_outputs<'s>(
     scope: &'s thread::Scope<'s, '_>,
     child: &mut Child,
 ) -> mpsc::Receiver<(u8, Vec<u8>)> {
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a client that reads slowly fills it, then the pipes, and the program waits.
+    let (tx, rx) = mpsc::sync_channel(4);
     let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
         (
             STDOUT,

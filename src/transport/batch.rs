@@ -172,7 +172,8 @@ impl DatagramSocket {
                 self.sock.as_raw_fd(),
                 batch.hdrs.as_mut_ptr(),
                 replies.len() as libc::c_uint,
-                libc::MSG_NOSIGNAL,
+                // Never blocks: a full Unix datagram receiver fails its reply, not the server.
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             )
         };
         if sent < 0 {

@@ -315,7 +315,22 @@ fn recv_from_flags(
 
 /// sendto(2).
 pub fn send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
-    let result = sock.send_to(buf, to);
+    send_to_flags(sock, buf, to, 0)
+}
+
+/// sendto(2) with MSG_DONTWAIT: a full receiver (a Unix datagram peer that stopped
+/// reading) fails this send with EAGAIN instead of blocking the sender.
+pub fn try_send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
+    send_to_flags(sock, buf, to, libc::MSG_DONTWAIT)
+}
+
+fn send_to_flags(
+    sock: &Socket,
+    buf: &[u8],
+    to: &SockAddr,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let result = sock.send_to_with_flags(buf, to, flags);
     if on() {
         say(
             format_args!(

@@ -479,6 +479,11 @@ impl DatagramSocket {
         calls::send_to(&self.sock, buf, &to.0).map(|_| ())
     }
 
+    /// sendto(2) that never blocks: WouldBlock when `to` cannot take it now.
+    pub fn try_send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
+        calls::try_send_to(&self.sock, buf, &to.0).map(|_| ())
+    }
+
     /// The socket itself, for options this type does not wrap.
     pub fn socket(&self) -> &Socket {
         &self.sock
