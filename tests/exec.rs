@@ -208,3 +208,24 @@ fn a_program_that_cannot_start_is_one_clear_error() {
     );
     assert!(line.contains("/no/such/program"), "{line}");
 }
+
+#[test]
+fn a_process_left_behind_does_not_hold_the_reply() {
+    // The program ends at once, but leaves a process in a session of its own holding its
+    // stdout: the client still gets the answer and the exit status without waiting for it.
+    let marker = "1618.03";
+    let dir = tempdir();
+    let script = format!("setsid sleep {marker} & echo started");
+    let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", &script]);
+    let started = Instant::now();
+    let out = exec(&server, b"");
+    assert_eq!(ok(&out), "started\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited for the process left behind"
+    );
+    server.wait_log("exit status 0");
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("^sleep {marker}$")])
+        .status();
+}

@@ -443,3 +443,65 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     server.wait_log("idle timeout");
 }
+
+/// Waits until `dir` holds a transfer's temporary file.
+fn wait_for_part(dir: &Path) {
+    let deadline = std::time::Instant::now() + common::STEP;
+    while !listing(dir).iter().any(|n| n.ends_with(".part")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no .part file appeared"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    let data = random_bytes(48 << 20, 5);
+    fs::write(root.path().join("big"), &data).unwrap();
+    fs::write(local.path().join("mine"), &data).unwrap();
+    // A server stopped while an upload comes in.
+    let server = file_server("udp", sockdir.path(), root.path(), &["--upload"]);
+    let mut put = std::process::Command::new(common::bin())
+        .args(["put", "--proto", "udp", "--block-size", "512", &server.addr])
+        .arg(local.path().join("mine"))
+        .arg("up")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_part(root.path());
+    let (status, _, _) = server.stop("TERM");
+    assert!(status.success());
+    assert_eq!(listing(root.path()), ["big"]);
+    let _ = put.kill();
+    let _ = put.wait();
+    // A client interrupted while a download comes in.
+    let server = file_server("udp", sockdir.path(), root.path(), &[]);
+    let out = tempdir();
+    let mut get = std::process::Command::new(common::bin())
+        .args([
+            "get",
+            "--proto",
+            "udp",
+            "--block-size",
+            "512",
+            &server.addr,
+            "big",
+            "-o",
+        ])
+        .arg(out.path().join("big"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_part(out.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(get.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = get.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(listing(out.path()).is_empty(), "{:?}", listing(out.path()));
+}

@@ -33,7 +33,22 @@ fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
         .context("no address")
 }
 
+/// Ctrl-C (or SIGTERM) in the middle of a download removes its temporary file, then ends
+/// the process as the signal would (exit 130).
+fn remove_partials_on_signal() -> Result<()> {
+    let shutdown = crate::server::shutdown::Shutdown::install()?;
+    std::thread::spawn(move || {
+        if let Ok(Some(signal)) = shutdown.wait_signal(None) {
+            crate::files::store::remove_partials();
+            eprintln!("netecho: {signal}: transfer stopped, nothing kept");
+            std::process::exit(130);
+        }
+    });
+    Ok(())
+}
+
 pub fn get(args: &GetArgs) -> Result<()> {
+    remove_partials_on_signal()?;
     let t = &args.transfer;
     let endpoint = Endpoint::parse(&t.addr, t.proto)?.not_raw("get")?;
     let out = match &args.output {

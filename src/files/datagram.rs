@@ -478,13 +478,15 @@ pub fn receive_file(
 
 /// After the last word, answers repeats of the peer's last packet for a short while.
 fn dally(link: &mut Link<'_>, answer: &Packet<'_>, linger: Duration) -> Result<()> {
+    // Never past four lingers in all, however many FINs come: a peer cannot hold it open.
+    let last = Instant::now() + linger * 4;
     let mut until = Instant::now() + linger;
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match link.recv(left)? {
             // The sender has not heard us yet: answer, and stay as long again.
             Some(n) if matches!(link.packet(n), Some(Packet::Fin { .. })) => {
                 link.send(answer)?;
-                until = Instant::now() + linger;
+                until = (Instant::now() + linger).min(last);
             }
             Some(_) => {}
             None => break,

@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow};
 
@@ -152,6 +153,22 @@ impl Store {
     }
 }
 
+/// Temporary files being written right now, so that a stop signal, which ends the process
+/// without running destructors, can still remove them.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file of a transfer still under way: for a server that stops, or
+/// a client interrupted, in the middle of one.
+pub fn remove_partials() {
+    for temp in live().drain(..) {
+        let _ = fs::remove_file(temp);
+    }
+}
+
 /// A file being written under a temporary name beside its final one, renamed into place
 /// only when complete and verified; removed if dropped before that.
 pub struct Partial {
@@ -195,6 +212,7 @@ impl Partial {
             .mode(0o644)
             .open(&temp)
             .with_context(|| format!("create {}", temp.display()))?;
+        live().push(temp.clone());
         Ok(Partial {
             temp,
             target: target.to_path_buf(),
@@ -240,6 +258,7 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
+        live().retain(|t| t != &self.temp);
         if !self.done {
             let _ = fs::remove_file(&self.temp);
         }

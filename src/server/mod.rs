@@ -492,6 +492,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     info!("{signal}: closing {local}");
     // Closes the socket and removes the socket file this server created.
     drop(bound);
+    // Uploads cut short by the stop leave no temporary file in DIR.
+    crate::files::store::remove_partials();
     announce(&format!("stopped by {signal}: {}", service.stats))
 }
 

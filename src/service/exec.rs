@@ -198,7 +198,7 @@ impl Exec {
                 }
                 fed
             });
-            let rx = read_outputs(scope, &mut child);
+            let rx = read_outputs(&mut child);
             let mut heartbeat = Vec::new();
             frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
@@ -288,6 +288,11 @@ impl Exec {
                         killed = Some("killed: the client went away".to_string());
                         break;
                     }
+                    // The program ended but something it started holds its output open:
+                    // the program's own answer is complete.
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        break;
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -346,7 +351,7 @@ impl Exec {
                     let _ = stdin.write_all(input);
                 }
             });
-            let rx = read_outputs(scope, &mut child);
+            let rx = read_outputs(&mut child);
             // Room for the frame headers and the end frame.
             let budget = (max as u64).saturating_sub(256).min(self.max_output);
             // A datagram client has no connection to lose: only the timeout ends it early.
@@ -375,10 +380,11 @@ impl Exec {
 }
 
 /// Threads that read the program's stdout and stderr and pass what they read, tagged.
-fn read_outputs<'s>(
-    scope: &'s thread::Scope<'s, '_>,
-    child: &mut Child,
-) -> mpsc::Receiver<(u8, Vec<u8>)> {
+///
+/// They are not joined: a process the program left behind (`setsid cmd &`) may hold a pipe
+/// open long after the program ended, and its connection must not wait for it. A reader
+/// ends when its pipe closes or when nobody takes what it read.
+fn read_outputs(child: &mut Child) -> mpsc::Receiver<(u8, Vec<u8>)> {
     // Bounded: a client that reads slowly fills it, then the pipes, and the program waits.
     let (tx, rx) = mpsc::sync_channel(4);
     let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
@@ -399,7 +405,7 @@ fn read_outputs<'s>(
     ];
     for (tag, pipe) in pipes {
         let tx = tx.clone();
-        scope.spawn(move || {
+        thread::spawn(move || {
             let Some(mut pipe) = pipe else { return };
             let mut buf = vec![0u8; 32 * 1024];
             while let Ok(n) = pipe.read(&mut buf) {
