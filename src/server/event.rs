@@ -235,7 +235,9 @@ impl<'a> Worker<'a> {
     }
 
     /// Adds an admitted connection (already counted in this loop's load) to the epoll set.
-    fn register(&mut self, echo: EchoConn) {
+    fn register(&mut self, mut echo: EchoConn) {
+        // Level-triggered: whatever arrives after a short read is reported on the next wait.
+        echo.short_read_waits = true;
         let token = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1

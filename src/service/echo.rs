@@ -114,6 +114,10 @@ pub struct EchoConn {
     /// Frames being cut from the stream, when a framing is on.
     decoder: Option<Decoder>,
     framing: Framing,
+    /// On a non-blocking stream in a level-triggered event loop: a read shorter than the
+    /// buffer means the socket is empty for now, so wait instead of trying a recv that can
+    /// only say EAGAIN (as tokio does). One system call less per message.
+    pub short_read_waits: bool,
 }
 
 impl EchoConn {
@@ -124,6 +128,7 @@ impl EchoConn {
         EchoConn {
             decoder: framed.then(|| Decoder::new(framing, max_frame)),
             framing,
+            short_read_waits: false,
             conn,
             tally: Tally {
                 framed,
@@ -200,6 +205,15 @@ impl EchoConn {
             };
             if let Err(e) = replied {
                 return Step::Done(ConnEnd::Failed(e));
+            }
+            if self.short_read_waits
+                && n < limit
+                && self.conn.kind() == crate::endpoint::SocketKind::Stream
+            {
+                return Step::Wait {
+                    read: true,
+                    write: self.pending_bytes > 0,
+                };
             }
         }
         Step::Yield {
