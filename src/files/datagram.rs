@@ -39,6 +39,9 @@ const MIN_RTO: Duration = Duration::from_millis(10);
 const MAX_RTO: Duration = Duration::from_secs(2);
 /// Timeouts in a row without progress before a transfer is given up.
 const MAX_STALLS: u32 = 10;
+/// The longest a transfer goes without progress, whatever else arrives: a peer that sends
+/// junk (or the same packet) cannot hold a transfer, and its thread, open.
+const NO_PROGRESS: Duration = Duration::from_secs(20);
 
 /// How a side of a transfer behaves.
 #[derive(Clone, Copy, Debug)]
@@ -202,6 +205,7 @@ pub fn send_file(
     let mut flight: VecDeque<(u32, Vec<u8>, Instant, bool)> = VecDeque::new();
     let mut next = 1u32;
     let mut stalls = 0;
+    let mut last_progress = Instant::now();
     let mut acked_bytes = 0u64;
     // Blocks allowed in flight: the asked window until a loss, then halved and grown back
     // (TCP's congestion window, simplified): a window that overflows the receiver's socket
@@ -231,11 +235,15 @@ pub fn send_file(
         let Some(&(_, _, oldest, _)) = flight.front() else {
             break;
         };
+        if last_progress.elapsed() > NO_PROGRESS {
+            bail!("no block acknowledged for {NO_PROGRESS:?}; giving up");
+        }
         let wait = (oldest + rto.rto).saturating_duration_since(Instant::now());
         match link.recv(wait)? {
             Some(n) => match link.packet(n) {
                 Some(Packet::Ack { block }) if flight.front().is_some_and(|f| block >= f.0) => {
                     stalls = 0;
+                    last_progress = Instant::now();
                     dup_acks = 0;
                     let mut advanced = 0.0;
                     while let Some(front) = flight.front() {
@@ -374,6 +382,7 @@ pub fn receive_file(
     let mut stalls = 0;
     let mut pending = first;
     let patience = Duration::from_millis(500);
+    let mut last_progress = Instant::now();
     loop {
         let bytes = match pending.take() {
             Some(bytes) => bytes,
@@ -395,12 +404,16 @@ pub fn receive_file(
             },
         };
         stalls = 0;
+        if last_progress.elapsed() > NO_PROGRESS {
+            bail!("no new block for {NO_PROGRESS:?} ({got} bytes in); giving up");
+        }
         match Packet::decode(&bytes) {
             Some(Packet::Data { block, data }) => {
                 if data.len() > bs {
                     bail!("a {}-byte block is larger than the agreed {bs}", data.len());
                 }
                 if block == expected && !complete {
+                    last_progress = Instant::now();
                     let mut data = data.to_vec();
                     loop {
                         got += data.len() as u64;

@@ -68,7 +68,16 @@ pub fn serve(
         };
         // Level-triggered and never read, so every loop sees it and returns.
         stop.write(1).context("wake the event loops")?;
-        Ok(signal)
+        Ok::<_, anyhow::Error>(signal)
+    })
+    .inspect(|_| {
+        // Every loop has ended: a connection handed over as one of them stopped is closed
+        // here, with its log line, instead of silently.
+        for (inbox, _) in &loops.inboxes {
+            for echo in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                service.finish(echo, &ConnEnd::Stopped);
+            }
+        }
     })
 }
 
