@@ -215,12 +215,16 @@ impl DatagramEcho {
                 continue;
             };
             self.rules.transform.apply(&mut buf[..n]);
-            // Never blocks: one client whose queue is full loses its reply, nobody waits.
-            let sent = match sock.try_send_to(&buf[..n], &from) {
-                Ok(()) => n,
-                Err(e) => {
-                    debug!("{} {from}: reply not sent: {e}", self.proto);
-                    0
+            // Never blocks for long: a client whose queue stays full loses its reply.
+            let mut tries = 0;
+            let sent = loop {
+                match sock.try_send_to(&buf[..n], &from) {
+                    Ok(()) => break n,
+                    Err(e) if room_soon(&e, &mut tries) => {}
+                    Err(e) => {
+                        debug!("{} {from}: reply not sent: {e}", self.proto);
+                        break 0;
+                    }
                 }
             };
             let tally = self.peers.tally(&from, stats);
@@ -260,17 +264,21 @@ impl DatagramEcho {
             // one whose queue is full): that reply is dropped, the rest of the batch still goes.
             let mut sent = vec![false; replies.len()];
             let mut start = 0;
+            let mut tries = 0;
             while start < replies.len() {
                 match sock.send_batch(batch, &replies[start..]) {
                     Ok(0) => start += 1,
                     Ok(k) => {
                         sent[start..start + k].fill(true);
                         start += k;
+                        tries = 0;
                     }
+                    Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {
                         let (_, _, from) = batch.get_mut(replies[start].0);
                         debug!("{} {from}: reply not sent: {e}", self.proto);
                         start += 1;
+                        tries = 0;
                     }
                 }
             }
@@ -294,6 +302,21 @@ impl DatagramEcho {
         self.peers.finish();
     }
 }
+
+/// Whether a reply the kernel could not take now (EAGAIN: the client's queue, or the server's
+/// send buffer, is full) is worth another try: a client that reads is usually a few
+/// microseconds from making room. Waits briefly and counts the try; at most about a
+/// millisecond per reply, so a client that does not read costs the others little.
+fn room_soon(e: &io::Error, tries: &mut u32) -> bool {
+    if e.kind() != io::ErrorKind::WouldBlock || *tries >= REPLY_TRIES {
+        return false;
+    }
+    *tries += 1;
+    std::thread::sleep(Duration::from_micros(50));
+    true
+}
+
+const REPLY_TRIES: u32 = 20;
 
 /// Nothing more to read, or an error that concerns one earlier peer (an ICMP error for a
 /// reply surfaces on the next read on some kernels): not the server's problem.
