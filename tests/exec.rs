@@ -215,10 +215,11 @@ fn a_process_left_behind_does_not_hold_the_reply() {
     // stdout: the client still gets the answer and the exit status without waiting for it.
     let marker = "1618.03";
     let dir = tempdir();
-    let script = format!("setsid sleep {marker} & echo started");
+    // It holds stdin too, and never reads it: a megabyte of input cannot all go in.
+    let script = format!("setsid sleep {marker} <&0 & echo started");
     let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", &script]);
     let started = Instant::now();
-    let out = exec(&server, b"");
+    let out = exec(&server, &vec![b'x'; 1 << 20]);
     assert_eq!(ok(&out), "started\n");
     assert!(
         started.elapsed() < Duration::from_secs(15),

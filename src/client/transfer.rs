@@ -38,10 +38,12 @@ fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
 fn remove_partials_on_signal() -> Result<()> {
     let shutdown = crate::server::shutdown::Shutdown::install()?;
     std::thread::spawn(move || {
-        if let Ok(Some(signal)) = shutdown.wait_signal(None) {
-            crate::files::store::remove_partials();
-            eprintln!("netecho: {signal}: transfer stopped, nothing kept");
-            std::process::exit(130);
+        loop {
+            if let Ok(Some(signal)) = shutdown.wait_signal(None) {
+                crate::files::store::remove_partials();
+                eprintln!("netecho: {signal}: transfer stopped");
+                std::process::exit(130);
+            }
         }
     });
     Ok(())

@@ -531,9 +531,8 @@ pub fn serve_request(
     // What a client asks for is bounded here, not only by the client's own flags: a window
     // holds window × block size bytes in memory on both sides, and sends that much at once.
     let block_size = block_size.clamp(1, MAX_BLOCK);
-    let window = window
-        .clamp(1, MAX_WINDOW)
-        .min((MAX_IN_FLIGHT / usize::from(block_size)) as u16);
+    let fits = u16::try_from(MAX_IN_FLIGHT / usize::from(block_size)).unwrap_or(u16::MAX);
+    let window = window.clamp(1, MAX_WINDOW).min(fits);
     let settings = Settings {
         window: window.max(1),
         block_size,

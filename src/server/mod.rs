@@ -121,15 +121,18 @@ pub struct Service {
 
 impl Service {
     /// The model that serves this work: file and exec work blocks on disks and programs, so
-    /// the event model gives it a thread per connection. Exec under fork would run each
-    /// program from a child process of its own, out of reach of --max-children and of the
-    /// server's stop: threads instead.
+    /// the event model gives it a thread per connection. Under fork, a child process would
+    /// hold programs (out of --max-children's count) and temporary files that the server's
+    /// stop could not reach: threads instead.
     fn model(&self, asked: Model) -> Model {
         match (&self.work, asked) {
             (Work::Echo, model) => model,
             (_, Model::Event) => Model::Threads,
-            (Work::Exec(_), Model::Fork) => {
-                info!("--exec runs under --model threads: each program is a process already");
+            (_, Model::Fork) => {
+                info!(
+                    "--files and --exec run under --model threads: a forked child would keep \
+                     its programs and temporary files out of the server's reach at stop"
+                );
                 Model::Threads
             }
             (_, model) => model,

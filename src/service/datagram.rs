@@ -202,6 +202,8 @@ impl DatagramEcho {
     ) -> io::Result<()> {
         // Bounded, so a server under constant load still returns to look for a stop signal.
         let started = Instant::now();
+        // Retries for full queues, shared by the whole turn (see room_soon).
+        let mut tries = 0;
         for _ in 0..ROUNDS {
             if started.elapsed() >= TURN {
                 break;
@@ -216,7 +218,6 @@ impl DatagramEcho {
             };
             self.rules.transform.apply(&mut buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
-            let mut tries = 0;
             let sent = loop {
                 match sock.try_send_to(&buf[..n], &from) {
                     Ok(()) => break n,
@@ -242,6 +243,7 @@ impl DatagramEcho {
         stats: &Stats,
     ) -> io::Result<()> {
         let started = Instant::now();
+        let mut tries = 0;
         for _ in 0..ROUNDS {
             if started.elapsed() >= TURN {
                 break;
@@ -264,21 +266,18 @@ impl DatagramEcho {
             // one whose queue is full): that reply is dropped, the rest of the batch still goes.
             let mut sent = vec![false; replies.len()];
             let mut start = 0;
-            let mut tries = 0;
             while start < replies.len() {
                 match sock.send_batch(batch, &replies[start..]) {
                     Ok(0) => start += 1,
                     Ok(k) => {
                         sent[start..start + k].fill(true);
                         start += k;
-                        tries = 0;
                     }
                     Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {
                         let (_, _, from) = batch.get_mut(replies[start].0);
                         debug!("{} {from}: reply not sent: {e}", self.proto);
                         start += 1;
-                        tries = 0;
                     }
                 }
             }
@@ -305,8 +304,9 @@ impl DatagramEcho {
 
 /// Whether a reply the kernel could not take now (EAGAIN: the client's queue, or the server's
 /// send buffer, is full) is worth another try: a client that reads is usually a few
-/// microseconds from making room. Waits briefly and counts the try; at most about a
-/// millisecond per reply, so a client that does not read costs the others little.
+/// microseconds from making room. Waits briefly and counts the try against the turn's
+/// budget: at most about a millisecond of waiting per 100 ms turn, so a client that does not
+/// read costs the others about 1%.
 fn room_soon(e: &io::Error, tries: &mut u32) -> bool {
     if e.kind() != io::ErrorKind::WouldBlock || *tries >= REPLY_TRIES {
         return false;

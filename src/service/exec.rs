@@ -14,13 +14,15 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{info, warn};
 
 use crate::transport::{Conn, MAX_MESSAGE, Received};
@@ -63,6 +65,8 @@ struct Outcome {
     note: String,
 }
 
+/// How long a finished program's connection is drained of what the client still sends.
+const DRAIN: Duration = Duration::from_secs(1);
 /// How often a silent program's connection is checked for a client that left.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
@@ -184,19 +188,44 @@ impl Exec {
         };
         let stdin = child.stdin.take();
         let mut bytes_out = 0u64;
+        let done = AtomicBool::new(false);
+        // The reader below wakes this often to see whether the program is done.
+        if let Err(e) = conn.set_read_timeout(Some(Duration::from_millis(200))) {
+            warn!("{}: cannot set a receive timeout: {e}", conn.peer());
+        }
         let (outcome, bytes_in) = thread::scope(|scope| {
-            // The client's bytes to the program's stdin; its end of input closes stdin.
+            // The client's bytes to the program's stdin; its end of input closes stdin. Once
+            // the program is done, what the client still sends is read and dropped until it
+            // closes (at most DRAIN): closing a TCP socket with unread data would reset the
+            // connection, and the client could lose the exit status it has not read yet.
             let feeder = scope.spawn(|| {
                 let mut fed = 0u64;
-                let Some(mut stdin) = stdin else { return fed };
+                let mut stdin = stdin;
                 let mut buf = vec![0u8; MAX_MESSAGE];
-                while let Ok(Received::Data(n)) = conn.recv(&mut buf) {
-                    if stdin.write_all(&buf[..n]).is_err() {
-                        break;
+                let mut drain_until = None;
+                loop {
+                    match conn.recv(&mut buf) {
+                        Ok(Received::Data(n)) => match &stdin {
+                            Some(pipe) if feed(pipe, &buf[..n], &done) => fed += n as u64,
+                            // The program stopped reading: drop the pipe, keep draining.
+                            Some(_) => stdin = None,
+                            None => {}
+                        },
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) => {}
+                        _ => return fed,
                     }
-                    fed += n as u64;
+                    if done.load(Ordering::Relaxed) {
+                        stdin = None;
+                        let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+                        if Instant::now() >= until {
+                            return fed;
+                        }
+                    }
                 }
-                fed
             });
             let rx = read_outputs(&mut child);
             let mut heartbeat = Vec::new();
@@ -213,13 +242,14 @@ impl Exec {
                 &mut child,
                 &rx,
             );
-            // Unblocks the stdin thread if the client is still connected and silent.
-            let _ = conn.shutdown_read();
+            let mut out = Vec::new();
+            exit_frame(outcome.code, &outcome.note, &mut out);
+            let _ = conn.send_all(&out);
+            let _ = conn.shutdown_write();
+            // Stops the stdin thread's feeding; it drains, then ends.
+            done.store(true, Ordering::Relaxed);
             (outcome, feeder.join().unwrap_or(0))
         });
-        let mut out = Vec::new();
-        exit_frame(outcome.code, &outcome.note, &mut out);
-        let _ = conn.send_all(&out);
         (outcome, bytes_in, bytes_out)
     }
 
@@ -345,10 +375,12 @@ impl Exec {
         };
         let stdin = child.stdin.take();
         let mut gathered = [Vec::new(), Vec::new()];
+        let done = AtomicBool::new(false);
         let outcome = thread::scope(|scope| {
+            let done = &done;
             scope.spawn(move || {
-                if let Some(mut stdin) = stdin {
-                    let _ = stdin.write_all(input);
+                if let Some(stdin) = stdin {
+                    feed(&stdin, input, done);
                 }
             });
             let rx = read_outputs(&mut child);
@@ -357,7 +389,7 @@ impl Exec {
             // A datagram client has no connection to lose: only the timeout ends it early.
             // Output is gathered per stream and framed once, so many small writes cost three
             // frame headers, not one each, and the reply fits the datagram.
-            self.relay(
+            let outcome = self.relay(
                 &mut |tag, data| {
                     gathered[usize::from(tag == STDERR)].extend_from_slice(data);
                     Ok(())
@@ -366,7 +398,9 @@ impl Exec {
                 budget,
                 &mut child,
                 &rx,
-            )
+            );
+            done.store(true, Ordering::Relaxed);
+            outcome
         });
         info!("{peer}: ran {}: {}", self.shown(), outcome.note);
         for (tag, data) in [(STDOUT, &gathered[0]), (STDERR, &gathered[1])] {
@@ -416,6 +450,35 @@ fn read_outputs(child: &mut Child) -> mpsc::Receiver<(u8, Vec<u8>)> {
         });
     }
     rx
+}
+
+/// Writes `data` to the program's stdin; false once that is over (the pipe closed, or `done`
+/// was set). The pipe is non-blocking and polled, so a process that holds the pipe open and
+/// never reads it (one the program left behind) cannot keep this thread, and the reply
+/// waiting for it, past the end of the program.
+fn feed(stdin: &ChildStdin, mut data: &[u8], done: &AtomicBool) -> bool {
+    let fd = stdin.as_fd();
+    // Safety: F_GETFL/F_SETFL on a descriptor this function borrows; no memory is touched.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut pipe = stdin;
+    while !data.is_empty() {
+        match pipe.write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if done.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(100u16));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Kills the program and everything in its process group.
