@@ -55,24 +55,32 @@ fn a_window_that_overflows_a_small_rcvbuf_is_named_as_the_cause() {
 fn pacing_with_rate_keeps_a_small_rcvbuf_from_overflowing() {
     let _one = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
-    // The same window and buffer that overflow above, with the requests spaced out.
-    let (run, log) = bench(&[
-        "-n",
-        "400",
-        "-w",
-        "64",
-        "-s",
-        "1000",
-        "--rcvbuf",
-        "4096",
-        "--rate",
-        "1MB/s",
-        "--timeout",
-        "300ms",
-        &server.url(),
-    ]);
-    assert_eq!(run["answered"], 400, "{run}\n{log}");
-    assert_eq!(run["lost"], 0, "{run}\n{log}");
+    // The same window and buffer that overflow above, without and with the requests spaced
+    // out. On a loaded machine a paced run may still lose a reply or two (bench itself waits
+    // for a core while replies arrive), so the measure is the difference.
+    let run_with = |rate: &[&str]| {
+        let mut args = vec![
+            "-n",
+            "400",
+            "-w",
+            "64",
+            "-s",
+            "1000",
+            "--rcvbuf",
+            "4096",
+            "--timeout",
+            "300ms",
+        ];
+        args.extend_from_slice(rate);
+        let url = server.url();
+        args.push(&url);
+        bench(&args)
+    };
+    let (burst, _) = run_with(&[]);
+    let (run, log) = run_with(&["--rate", "1MB/s"]);
+    let lost = |r: &serde_json::Value| r["lost"].as_u64().unwrap();
+    assert!(lost(&burst) >= 20, "the unpaced run lost little: {burst}");
+    assert!(lost(&run) <= 4, "paced, still lost: {run}\n{log}");
     // 400 kB at 1 MB/s takes about 0.4 s: the pace held.
     let elapsed = run["elapsed_s"].as_f64().unwrap_or(0.0);
     assert!(elapsed >= 0.3, "not paced: {elapsed} s\n{run}");
