@@ -80,7 +80,11 @@ fn pacing_with_rate_keeps_a_small_rcvbuf_from_overflowing() {
     let (run, log) = run_with(&["--rate", "1MB/s"]);
     let lost = |r: &serde_json::Value| r["lost"].as_u64().unwrap();
     assert!(lost(&burst) >= 20, "the unpaced run lost little: {burst}");
-    assert!(lost(&run) <= 4, "paced, still lost: {run}\n{log}");
+    assert!(
+        lost(&run) * 5 <= lost(&burst),
+        "pacing did not cut the loss fivefold: {} unpaced, paced {run}\n{log}",
+        lost(&burst)
+    );
     // 400 kB at 1 MB/s takes about 0.4 s: the pace held.
     let elapsed = run["elapsed_s"].as_f64().unwrap_or(0.0);
     assert!(elapsed >= 0.3, "not paced: {elapsed} s\n{run}");
