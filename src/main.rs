@@ -34,6 +34,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // A stop signal is being handled (lab, bench): the error is its doing, and the
+        // clean-up ends the process with 130 in a moment.
+        Err(_) if client::local::stopping() => loop {
+            std::thread::park();
+        },
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(error::exit_code(&err))

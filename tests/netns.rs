@@ -105,10 +105,11 @@ fn ctrl_c_in_the_middle_removes_everything() {
         eprintln!("skipped: {why}");
         return;
     }
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(bin())
         .args(["lab", "--netns", "--loss", "5%"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -135,7 +136,8 @@ fn ctrl_c_in_the_middle_removes_everything() {
         assert!(Instant::now() < deadline, "the lab did not stop on SIGINT");
         thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(130));
+    let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 

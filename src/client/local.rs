@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,15 @@ pub struct LocalServers {
     children: Arc<Mutex<Vec<Child>>>,
     /// Network namespaces to delete once the servers in them are gone (`lab --netns`).
     namespaces: Arc<Mutex<Vec<String>>>,
+}
+
+/// Set as soon as a stop signal arrives, before the clean-up: an error that the clean-up
+/// itself causes (a server stopped under a running measurement) is then not reported.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a stop signal is being handled: the process ends with 130 in a moment.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
 }
 
 impl LocalServers {
@@ -50,6 +60,7 @@ impl LocalServers {
             .name("cleanup".into())
             .spawn(move || {
                 if let Ok(Some(signal)) = shutdown.wait_signal(None) {
+                    STOPPING.store(true, Ordering::SeqCst);
                     stop_all(&children, &dir, &namespaces);
                     eprintln!("netecho: stopped by {signal}; removed {}", dir.display());
                     std::process::exit(130);
