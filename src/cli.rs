@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::client::bench::load::{Limit, LoadSpec};
 use crate::client::exchange::ClientConfig;
-use crate::client::load::{Limit, LoadSpec};
 use crate::endpoint::{Endpoint, Proto};
 use crate::error::UsageError;
 use crate::report::Format;
@@ -261,7 +261,7 @@ impl IpProtoArg {
             (Some(_), p) if p != Proto::Raw => Err(UsageError::new(format!(
                 "--ip-proto applies to --proto raw; {p} has its own IP protocol"
             ))),
-            (n, _) => Ok(n.unwrap_or(crate::raw::DEFAULT_IP_PROTO)),
+            (n, _) => Ok(n.unwrap_or(crate::packet::DEFAULT_IP_PROTO)),
         }
     }
 }
@@ -615,16 +615,16 @@ pub struct AccessArgs {
     /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
     /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED)
     #[arg(long, value_name = "RULE")]
-    pub allow: Vec<crate::server::access::Rule>,
+    pub allow: Vec<crate::access::Rule>,
     /// Refuse peers matching any of these rules (repeatable; checked before --allow). A
     /// refused connection is closed, a refused datagram ignored, each peer logged once
     #[arg(long, value_name = "RULE")]
-    pub deny: Vec<crate::server::access::Rule>,
+    pub deny: Vec<crate::access::Rule>,
 }
 
 impl AccessArgs {
-    pub fn access(&self, proto: Proto) -> Result<crate::server::access::Access, UsageError> {
-        crate::server::access::Access::new(proto, &self.allow, &self.deny)
+    pub fn access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
+        crate::access::Access::new(proto, &self.allow, &self.deny)
     }
 }
 

@@ -4,6 +4,7 @@
 //! into a protocol and an address, [`transport`] opens the socket, [`server`] runs a server
 //! model that hands each message to the [`service`], and [`client`] sends and reads replies.
 
+pub mod access;
 pub mod cli;
 pub mod client;
 pub mod docs;
@@ -13,9 +14,10 @@ pub mod explain;
 pub mod files;
 pub mod impair;
 pub mod logging;
-pub mod raw;
+pub mod packet;
 pub mod relay;
 pub mod report;
 pub mod server;
 pub mod service;
+pub mod signal;
 pub mod transport;

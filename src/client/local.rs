@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow};
 use tracing::debug;
 
 use crate::endpoint::{Address, Endpoint, Proto};
-use crate::server::shutdown::Shutdown;
+use crate::signal::Shutdown;
 
 /// How long a local server may take to print its `listening` line.
 const START: Duration = Duration::from_secs(10);
@@ -171,7 +171,7 @@ fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path, namespaces: &Mutex<Vec<Str
         let _ = child.wait();
     }
     let _ = std::fs::remove_dir_all(dir);
-    super::netns::remove(namespaces);
+    super::lab::netns::remove(namespaces);
 }
 
 /// Whether an address is the family's IPv6 form, for labels.

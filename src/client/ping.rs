@@ -13,8 +13,8 @@ use tracing::debug;
 
 use crate::cli::PingArgs;
 use crate::error::UsageError;
-use crate::raw::{icmp, ipv4};
-use crate::server::shutdown::{Shutdown, Wake};
+use crate::packet::{icmp, ipv4};
+use crate::signal::{Shutdown, Wake};
 use crate::transport::MAX_MESSAGE;
 use crate::transport::icmp::{IcmpKind, IcmpSocket};
 

@@ -12,8 +12,8 @@ use tracing::debug;
 
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Call, UsageError, socket_error};
-use crate::raw::header::{HEADER_LEN, Header, Kind};
-use crate::raw::ipv4::{self, Ipv4Header};
+use crate::packet::header::{HEADER_LEN, Header, Kind};
+use crate::packet::ipv4::{self, Ipv4Header};
 use crate::transport::raw::{self, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, RawSocket};
 use crate::transport::{self, MAX_MESSAGE};
 

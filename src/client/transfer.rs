@@ -36,7 +36,7 @@ fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
 /// Ctrl-C (or SIGTERM) in the middle of a download removes its temporary file, then ends
 /// the process as the signal would (exit 130).
 fn remove_partials_on_signal() -> Result<()> {
-    let shutdown = crate::server::shutdown::Shutdown::install()?;
+    let shutdown = crate::signal::Shutdown::install()?;
     std::thread::spawn(move || {
         loop {
             if let Ok(Some(signal)) = shutdown.wait_signal(None) {

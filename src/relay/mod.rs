@@ -16,13 +16,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
+use crate::access::Access;
 use crate::cli::RelayArgs;
 use crate::endpoint::{Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
 use crate::impair::{Conditions, Rng};
-use crate::server::access::Access;
-use crate::server::shutdown::{Shutdown, Wake};
 use crate::service::framing::{Decoder, Framing};
+use crate::signal::{Shutdown, Wake};
 use crate::transport::{
     self, Bound, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
 };

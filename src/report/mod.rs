@@ -12,8 +12,8 @@ use clap::ValueEnum;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::load::{Limit, LoadResult, LoadSpec};
-use crate::client::loss::Cause;
+use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
+use crate::client::bench::loss::Cause;
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
 pub const SCHEMA: &str = "netecho-bench/1";

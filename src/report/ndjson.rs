@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Percentiles, Run};
-use crate::client::interval::Interval;
+use crate::client::bench::interval::Interval;
 
 /// The version of the NDJSON lines' layout.
 pub const SCHEMA: &str = "netecho-bench-ndjson/1";

@@ -36,7 +36,7 @@ fn run() -> Run {
         rxq_overflow: 0,
         rcvbuf_errors: Some(0),
         send_errors: 0,
-        loss_cause: Some(crate::client::loss::Cause::Unseen),
+        loss_cause: Some(crate::client::bench::loss::Cause::Unseen),
     }
 }
 

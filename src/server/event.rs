@@ -24,8 +24,8 @@ use tracing::warn;
 use crate::service::echo::{ConnEnd, EchoConn, SHARED_BUFFER, Step};
 use crate::transport::Listener;
 
-use super::shutdown::Shutdown;
 use super::{Service, accept_failed};
+use crate::signal::Shutdown;
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;

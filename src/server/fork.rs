@@ -15,8 +15,8 @@ use tracing::{debug, warn};
 
 use crate::transport::{DatagramSocket, Listener};
 
-use super::shutdown::Shutdown;
 use super::{Service, accept_loop};
+use crate::signal::Shutdown;
 
 /// How often the parent collects exited children.
 const REAP: Duration = Duration::from_millis(200);

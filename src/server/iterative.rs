@@ -8,8 +8,8 @@ use anyhow::Result;
 use crate::service::echo::{ConnEnd, Step};
 use crate::transport::{Listener, MAX_MESSAGE};
 
-use super::shutdown::{Shutdown, Wake};
 use super::{Service, accept_loop};
+use crate::signal::{Shutdown, Wake};
 
 /// Accepts and serves one connection after another until a stop signal.
 pub fn serve(

@@ -1,12 +1,10 @@
 //! `netecho serve`: bind, say where, serve clients with a server model until SIGINT or
 //! SIGTERM, then close the sockets and print a summary.
 
-pub mod access;
 pub mod event;
 pub mod fork;
 pub mod iterative;
 pub mod limits;
-pub mod shutdown;
 pub mod threads;
 
 use std::io::{self, Write};
@@ -29,8 +27,8 @@ use crate::service::stats::{Stats, log_client};
 use crate::transport::batch::Batch;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
-use access::Access;
-use shutdown::{Shutdown, Wake};
+use crate::access::Access;
+use crate::signal::{Shutdown, Wake};
 
 /// How a server handles many clients. Every model serves every protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -16,8 +16,8 @@ use tracing::warn;
 
 use crate::transport::Listener;
 
-use super::shutdown::Shutdown;
 use super::{Service, accept_loop};
+use crate::signal::Shutdown;
 
 /// Stack for a connection thread: the echo loop's buffer is on the heap, so a small stack
 /// keeps thousands of threads cheap.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
+use crate::access::Access;
 use crate::endpoint::Proto;
-use crate::server::access::Access;
 use crate::transport::batch::Batch;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 

@@ -13,9 +13,9 @@ use anyhow::Result;
 use tracing::{debug, info, warn};
 
 use crate::endpoint::Proto;
-use crate::raw::header::{Header, Kind, NotNetecho};
-use crate::raw::ipv4;
-use crate::server::shutdown::{Shutdown, Wake};
+use crate::packet::header::{Header, Kind, NotNetecho};
+use crate::packet::ipv4;
+use crate::signal::{Shutdown, Wake};
 use crate::transport::raw::RawSocket;
 use crate::transport::{MAX_MESSAGE, PeerAddr};
 
@@ -158,7 +158,7 @@ pub fn serve(
             let Verdict::Reply(reply) = echo.handle(packet, &from, got.ttl) else {
                 continue;
             };
-            let message = reply.len() - crate::raw::header::HEADER_LEN;
+            let message = reply.len() - crate::packet::header::HEADER_LEN;
             let sent = match sock.send_to(&reply, &from) {
                 Ok(()) => message,
                 Err(e) => {
@@ -178,7 +178,7 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
 
     use super::*;
-    use crate::raw::ipv4::Ipv4Header;
+    use crate::packet::ipv4::Ipv4Header;
 
     fn from() -> PeerAddr {
         PeerAddr(SocketAddr::from(([127, 0, 0, 1], 0)).into())

@@ -59,7 +59,7 @@ impl Default for SocketOptions {
             reuseaddr: true,
             v6only: false,
             nodelay: false,
-            ip_proto: crate::raw::DEFAULT_IP_PROTO,
+            ip_proto: crate::packet::DEFAULT_IP_PROTO,
             hdrincl: false,
             ttl: None,
             rcvbuf: None,

@@ -2,6 +2,8 @@
 //! protocol it can use here, measures each the same way, and prints one comparison table
 //! with a sentence per row on why it differs; then removes everything it made.
 
+pub mod netns;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -12,17 +14,17 @@ use tracing::{info, warn};
 
 use crate::cli::LabArgs;
 use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
-use crate::raw::DEFAULT_IP_PROTO;
+use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Percentiles};
 use crate::service::echo::Transform;
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::{self, SocketOptions};
 
-use super::exchange::{ClientConfig, Exchanger};
-use super::load::{self, Limit, LoadResult, LoadSpec};
-use super::local::{LocalServers, family};
-use super::netns::{Netns, SERVER_IP};
-use super::raw::RawClient;
+use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec};
+use crate::client::exchange::{ClientConfig, Exchanger};
+use crate::client::local::{LocalServers, family};
+use crate::client::raw::RawClient;
+use netns::{Netns, SERVER_IP};
 
 /// The layout of `--format json`.
 pub const SCHEMA: &str = "netecho-lab/1";
@@ -485,7 +487,7 @@ fn burst(target: &Endpoint, framing: Framing) -> Result<(bool, usize)> {
     Ok((kept && got.reads == BURST, got.reads))
 }
 
-fn send_burst(target: &Endpoint, framing: Framing) -> Result<super::exchange::Burst> {
+fn send_burst(target: &Endpoint, framing: Framing) -> Result<crate::client::exchange::Burst> {
     let config = ClientConfig {
         opts: SocketOptions::default(),
         timeout: Duration::from_millis(500),

@@ -3,7 +3,7 @@
 //! a fraction of the packets each side receives, and `tc ... tbf` limits the rate when asked.
 //! Names are unique per run; the namespaces (and with them the veth pair, the nftables tables
 //! and the qdiscs inside) are deleted at the end, on error and on Ctrl-C (see
-//! [`super::local::LocalServers`], which owns the clean-up).
+//! [`crate::client::local::LocalServers`], which owns the clean-up).
 
 use std::net::Ipv4Addr;
 use std::process::Command;

@@ -1,6 +1,10 @@
 //! `netecho bench`: runs the load loop against any echo server, or against servers it starts
 //! for each protocol, and prints what it measured.
 
+pub mod interval;
+pub mod load;
+pub mod loss;
+
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
@@ -9,16 +13,15 @@ use tracing::warn;
 use std::time::Duration;
 
 use crate::cli::BenchArgs;
-use crate::client::interval::{Board, Interval};
-use crate::client::load::Limit;
+use crate::client::bench::interval::{Board, Interval};
+use crate::client::bench::load::Limit;
 use crate::endpoint::{Proto, SocketKind};
 use crate::error::UsageError;
 use crate::report::Format;
 use crate::report::progress::Progress;
 use crate::report::{self, Run};
 
-use super::load;
-use super::local::LocalServers;
+use crate::client::local::LocalServers;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     // Without ADDR, local servers (and their temporary directory) live for the whole run.

@@ -14,8 +14,8 @@ use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use crate::client::interval::{Board, Interval, Snapshot};
-use crate::client::loss::{Counters, Loss};
+use crate::client::bench::interval::{Board, Interval, Snapshot};
+use crate::client::bench::loss::{Counters, Loss};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
