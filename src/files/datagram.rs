@@ -184,155 +184,249 @@ impl<'a> Link<'a> {
     }
 }
 
-/// Sends `size` bytes of `file` as blocks, then the FIN; returns what it took.
-pub fn send_file(
-    link: &mut Link<'_>,
-    file: &mut File,
+/// A block in flight: its number, its data, when it was last sent, and whether it was ever
+/// sent again (Karn: the ACK of a block sent twice says nothing about the round trip).
+struct InFlight {
+    block: u32,
+    data: Vec<u8>,
+    sent: Instant,
+    again: bool,
+}
+
+impl InFlight {
+    fn send_again(&mut self, link: &mut Link<'_>, t: &mut Transfer) -> Result<()> {
+        link.send(&Packet::Data {
+            block: self.block,
+            data: &self.data,
+        })?;
+        self.sent = Instant::now();
+        self.again = true;
+        t.retransmitted += 1;
+        t.blocks += 1;
+        Ok(())
+    }
+}
+
+/// The sending side of a transfer: `size` bytes of a file as numbered blocks, a window of
+/// them in flight, then the FIN with the SHA-256.
+pub struct Sender<'l, 'a> {
+    link: &'l mut Link<'a>,
+    file: &'l mut File,
     size: u64,
-    settings: &Settings,
-    progress: &dyn Fn(u64),
-) -> Result<Transfer> {
-    let start = Instant::now();
-    let bs = settings.block_size as usize;
-    let window = settings.window.max(1) as usize;
-    // The last block is shorter than a full one, empty if the size is a multiple.
-    let last =
-        u32::try_from(size / bs as u64 + 1).context("file too large for 32-bit block numbers")?;
-    let mut hash = Sha256::new();
-    let mut t = Transfer::default();
-    let mut rto = Rto::new();
-    // Blocks in flight: number, data, when last sent, whether ever sent again (Karn).
-    let mut flight: VecDeque<(u32, Vec<u8>, Instant, bool)> = VecDeque::new();
-    let mut next = 1u32;
-    let mut stalls = 0;
-    let mut last_progress = Instant::now();
-    let mut acked_bytes = 0u64;
-    // Blocks allowed in flight: the asked window until a loss, then halved and grown back
-    // (TCP's congestion window, simplified): a window that overflows the receiver's socket
-    // buffer shrinks to what fits instead of losing the same blocks again and again.
-    let mut cwnd = window as f64;
-    let mut ssthresh = window as f64;
-    // ACKs in a row that did not advance: three mean the oldest block was lost (fast
-    // retransmit), without waiting for the timeout.
-    let mut dup_acks = 0u32;
-    loop {
-        while next <= last && flight.len() < cwnd as usize {
-            // Never past the size announced: a file that grows meanwhile still ends where
-            // the receiver expects (a short last block), and the hash says if it changed.
-            let offset = u64::from(next - 1) * bs as u64;
-            let mut data = vec![0u8; (size.saturating_sub(offset)).min(bs as u64) as usize];
-            let n = read_full(file, &mut data).context("read the file")?;
-            data.truncate(n);
-            hash.update(&data);
-            link.send(&Packet::Data {
-                block: next,
+    block_size: usize,
+    window: usize,
+    /// The last block is shorter than a full one, empty if the size is a multiple.
+    last: u32,
+    next: u32,
+    flight: VecDeque<InFlight>,
+    hash: Sha256,
+    t: Transfer,
+    rto: Rto,
+    stalls: u32,
+    last_progress: Instant,
+    acked_bytes: u64,
+    /// Blocks allowed in flight: the asked window until a loss, then halved and grown back
+    /// (TCP's congestion window, simplified): a window that overflows the receiver's socket
+    /// buffer shrinks to what fits instead of losing the same blocks again and again.
+    cwnd: f64,
+    ssthresh: f64,
+    /// ACKs in a row that did not advance: three mean the oldest block was lost (fast
+    /// retransmit), without waiting for the timeout.
+    dup_acks: u32,
+    start: Instant,
+    progress: &'l dyn Fn(u64),
+}
+
+impl<'l, 'a> Sender<'l, 'a> {
+    pub fn new(
+        link: &'l mut Link<'a>,
+        file: &'l mut File,
+        size: u64,
+        settings: &Settings,
+        progress: &'l dyn Fn(u64),
+    ) -> Result<Sender<'l, 'a>> {
+        let block_size = usize::from(settings.block_size);
+        let window = usize::from(settings.window.max(1));
+        let last = u32::try_from(size / block_size as u64 + 1)
+            .context("file too large for 32-bit block numbers")?;
+        Ok(Sender {
+            link,
+            file,
+            size,
+            block_size,
+            window,
+            last,
+            next: 1,
+            flight: VecDeque::new(),
+            hash: Sha256::new(),
+            t: Transfer::default(),
+            rto: Rto::new(),
+            stalls: 0,
+            last_progress: Instant::now(),
+            acked_bytes: 0,
+            cwnd: window as f64,
+            ssthresh: window as f64,
+            dup_acks: 0,
+            start: Instant::now(),
+            progress,
+        })
+    }
+
+    /// Sends every block, then the FIN; returns what it took.
+    pub fn run(mut self) -> Result<Transfer> {
+        loop {
+            self.fill_window()?;
+            if self.flight.is_empty() {
+                break;
+            }
+            if self.last_progress.elapsed() > NO_PROGRESS {
+                bail!("no block acknowledged for {NO_PROGRESS:?}; giving up");
+            }
+            self.step()?;
+        }
+        self.finish()
+    }
+
+    /// Sends new blocks while the congestion window has room.
+    fn fill_window(&mut self) -> Result<()> {
+        while self.next <= self.last && self.flight.len() < self.cwnd as usize {
+            let data = self.read_block()?;
+            self.hash.update(&data);
+            self.link.send(&Packet::Data {
+                block: self.next,
                 data: &data,
             })?;
-            t.blocks += 1;
-            flight.push_back((next, data, Instant::now(), false));
-            next += 1;
+            self.t.blocks += 1;
+            self.flight.push_back(InFlight {
+                block: self.next,
+                data,
+                sent: Instant::now(),
+                again: false,
+            });
+            self.next += 1;
         }
-        let Some(&(_, _, oldest, _)) = flight.front() else {
-            break;
+        Ok(())
+    }
+
+    /// The next block's data. Never past the size announced: a file that grows meanwhile
+    /// still ends where the receiver expects (a short last block), and the hash says if it
+    /// changed.
+    fn read_block(&mut self) -> Result<Vec<u8>> {
+        let offset = u64::from(self.next - 1) * self.block_size as u64;
+        let len = self.size.saturating_sub(offset).min(self.block_size as u64) as usize;
+        let mut data = vec![0u8; len];
+        let n = read_full(self.file, &mut data).context("read the file")?;
+        data.truncate(n);
+        Ok(data)
+    }
+
+    /// Waits for the peer's next packet until the oldest block's timeout, and acts on it.
+    fn step(&mut self) -> Result<()> {
+        let Some(oldest) = self.flight.front().map(|f| f.sent) else {
+            return Ok(());
         };
-        if last_progress.elapsed() > NO_PROGRESS {
-            bail!("no block acknowledged for {NO_PROGRESS:?}; giving up");
-        }
-        let wait = (oldest + rto.rto).saturating_duration_since(Instant::now());
-        match link.recv(wait)? {
-            Some(n) => match link.packet(n) {
-                Some(Packet::Ack { block }) if flight.front().is_some_and(|f| block >= f.0) => {
-                    stalls = 0;
-                    last_progress = Instant::now();
-                    dup_acks = 0;
-                    let mut advanced = 0.0;
-                    while let Some(front) = flight.front() {
-                        if front.0 > block {
-                            break;
-                        }
-                        let (_, data, sent, again) = flight.pop_front().expect("front");
-                        if !again {
-                            rto.sample(sent.elapsed());
-                        }
-                        acked_bytes += data.len() as u64;
-                        advanced += 1.0;
-                    }
-                    cwnd += if cwnd < ssthresh {
-                        advanced
-                    } else {
-                        advanced / cwnd
-                    };
-                    cwnd = cwnd.min(window as f64);
-                    progress(acked_bytes);
-                }
-                Some(Packet::Ack { .. }) => {
-                    t.duplicates += 1;
-                    dup_acks += 1;
-                    if dup_acks == 3
-                        && let Some((block, data, sent, again)) = flight.front_mut()
-                    {
-                        debug!("three duplicate ACKs: sending block {block} again");
-                        link.send(&Packet::Data {
-                            block: *block,
-                            data,
-                        })?;
-                        *sent = Instant::now();
-                        *again = true;
-                        t.retransmitted += 1;
-                        t.blocks += 1;
-                        ssthresh = (cwnd / 2.0).max(1.0);
-                        cwnd = ssthresh;
-                    }
-                }
-                Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
-                _ => debug!("ignored an unexpected packet"),
-            },
-            None => {
-                stalls += 1;
-                if stalls > MAX_STALLS {
-                    bail!("the peer stopped answering ({MAX_STALLS} timeouts in a row)");
-                }
-                rto.back_off();
-                ssthresh = (cwnd / 2.0).max(1.0);
-                cwnd = 1.0;
-                dup_acks = 0;
-                debug!(
-                    "timeout: sending {} blocks again from block {}",
-                    flight.len(),
-                    flight[0].0
-                );
-                for (block, data, sent, again) in flight.iter_mut() {
-                    link.send(&Packet::Data {
-                        block: *block,
-                        data,
-                    })?;
-                    *sent = Instant::now();
-                    *again = true;
-                    t.retransmitted += 1;
-                    t.blocks += 1;
-                }
+        let wait = (oldest + self.rto.rto).saturating_duration_since(Instant::now());
+        let Some(n) = self.link.recv(wait)? else {
+            return self.on_timeout();
+        };
+        match self.link.packet(n) {
+            Some(Packet::Ack { block })
+                if self.flight.front().is_some_and(|f| block >= f.block) =>
+            {
+                self.on_ack(block);
+                Ok(())
+            }
+            Some(Packet::Ack { .. }) => self.on_duplicate_ack(),
+            Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
+            _ => {
+                debug!("ignored an unexpected packet");
+                Ok(())
             }
         }
     }
-    let sha256: [u8; 32] = hash.finalize().into();
-    let fin = Packet::Fin {
-        size,
-        sha256,
-        blocks: t.blocks,
-        retransmitted: t.retransmitted,
-    };
-    for attempt in 0..=MAX_STALLS {
-        if attempt > 0 {
-            rto.back_off();
+
+    /// An ACK that advances: every block up to `block` has arrived.
+    fn on_ack(&mut self, block: u32) {
+        self.stalls = 0;
+        self.last_progress = Instant::now();
+        self.dup_acks = 0;
+        let mut advanced = 0.0;
+        while let Some(acked) = self.flight.pop_front_if(|f| f.block <= block) {
+            if !acked.again {
+                self.rto.sample(acked.sent.elapsed());
+            }
+            self.acked_bytes += acked.data.len() as u64;
+            advanced += 1.0;
         }
-        link.send(&fin)?;
-        if let Some(n) = link.recv(rto.rto)? {
-            match link.packet(n) {
+        // Slow start below the threshold, one block per window above it.
+        self.cwnd += if self.cwnd < self.ssthresh {
+            advanced
+        } else {
+            advanced / self.cwnd
+        };
+        self.cwnd = self.cwnd.min(self.window as f64);
+        (self.progress)(self.acked_bytes);
+    }
+
+    /// An ACK that does not advance: the receiver got a block past a gap.
+    fn on_duplicate_ack(&mut self) -> Result<()> {
+        self.t.duplicates += 1;
+        self.dup_acks += 1;
+        if self.dup_acks == 3
+            && let Some(oldest) = self.flight.front_mut()
+        {
+            debug!("three duplicate ACKs: sending block {} again", oldest.block);
+            oldest.send_again(self.link, &mut self.t)?;
+            self.ssthresh = (self.cwnd / 2.0).max(1.0);
+            self.cwnd = self.ssthresh;
+        }
+        Ok(())
+    }
+
+    /// No ACK for the oldest block within the timeout: every block in flight goes again
+    /// (go-back-N), and the timeout doubles.
+    fn on_timeout(&mut self) -> Result<()> {
+        self.stalls += 1;
+        if self.stalls > MAX_STALLS {
+            bail!("the peer stopped answering ({MAX_STALLS} timeouts in a row)");
+        }
+        self.rto.back_off();
+        self.ssthresh = (self.cwnd / 2.0).max(1.0);
+        self.cwnd = 1.0;
+        self.dup_acks = 0;
+        debug!(
+            "timeout: sending {} blocks again from block {}",
+            self.flight.len(),
+            self.flight.front().map_or(0, |f| f.block)
+        );
+        for block in self.flight.iter_mut() {
+            block.send_again(self.link, &mut self.t)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the FIN with the hash until the receiver's verdict comes.
+    fn finish(mut self) -> Result<Transfer> {
+        let fin = Packet::Fin {
+            size: self.size,
+            sha256: self.hash.clone().finalize().into(),
+            blocks: self.t.blocks,
+            retransmitted: self.t.retransmitted,
+        };
+        for attempt in 0..=MAX_STALLS {
+            if attempt > 0 {
+                self.rto.back_off();
+            }
+            self.link.send(&fin)?;
+            let Some(n) = self.link.recv(self.rto.rto)? else {
+                continue;
+            };
+            match self.link.packet(n) {
                 Some(Packet::FinAck { ok: true }) => {
-                    t.bytes = size;
-                    t.elapsed = start.elapsed();
-                    t.dropped = link.impaired.dropped;
-                    return Ok(t);
+                    self.t.bytes = self.size;
+                    self.t.elapsed = self.start.elapsed();
+                    self.t.dropped = self.link.impaired.dropped;
+                    return Ok(self.t);
                 }
                 Some(Packet::FinAck { ok: false }) => {
                     bail!("the receiver's SHA-256 does not match")
@@ -341,8 +435,8 @@ pub fn send_file(
                 _ => {}
             }
         }
+        bail!("no answer to the final hash check")
     }
-    bail!("no answer to the final hash check")
 }
 
 /// Reads until `buf` is full or the file ends.
@@ -357,135 +451,226 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Receives blocks into `partial` until the FIN, which it checks; the verified file is
-/// committed before the sender hears it is done. `first` is a packet already received (the
-/// client's first DATA).
-pub fn receive_file(
-    link: &mut Link<'_>,
-    partial: Partial,
+/// How long a receiver waits for the next packet before it says again where it is.
+const PATIENCE: Duration = Duration::from_millis(500);
+
+/// The receiving side of a transfer: blocks into a `Partial` until the FIN, which it
+/// checks; the verified file is committed before the sender hears it is done.
+pub struct Receiver<'l, 'a> {
+    link: &'l mut Link<'a>,
+    partial: Option<Partial>,
     overwrite: bool,
-    settings: &Settings,
+    block_size: usize,
+    window: u32,
+    linger: Duration,
+    /// The most bytes this file may have.
     max: u64,
-    first: Option<Vec<u8>>,
-    progress: &dyn Fn(u64),
-) -> Result<Transfer> {
-    let mut partial = Some(partial);
-    let start = Instant::now();
-    let bs = settings.block_size as usize;
-    let window = settings.window.max(1) as u32;
-    let mut t = Transfer::default();
-    let mut hash = Sha256::new();
-    let mut expected = 1u32;
-    let mut early: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    let mut got = 0u64;
-    let mut complete = false;
-    let mut stalls = 0;
-    let mut pending = first;
-    let patience = Duration::from_millis(500);
-    let mut last_progress = Instant::now();
-    loop {
-        let bytes = match pending.take() {
-            Some(bytes) => bytes,
-            None => match link.recv(patience)? {
-                Some(n) => link.buf[..n].to_vec(),
-                None => {
-                    stalls += 1;
-                    if stalls > MAX_STALLS {
-                        bail!(
-                            "the sender stopped sending ({MAX_STALLS} timeouts in a row, {got} bytes in)"
-                        );
-                    }
-                    // Our last ACK may have been lost: say again where we are.
-                    link.send(&Packet::Ack {
-                        block: expected - 1,
-                    })?;
-                    continue;
-                }
-            },
-        };
-        stalls = 0;
-        if last_progress.elapsed() > NO_PROGRESS {
-            bail!("no new block for {NO_PROGRESS:?} ({got} bytes in); giving up");
+    hash: Sha256,
+    /// The next block in order; `expected - 1` is what the ACKs say.
+    expected: u32,
+    /// Blocks that came before a gap, kept while within the window.
+    early: BTreeMap<u32, Vec<u8>>,
+    got: u64,
+    /// A short block arrived in order: every block is in.
+    complete: bool,
+    stalls: u32,
+    last_progress: Instant,
+    start: Instant,
+    t: Transfer,
+    progress: &'l dyn Fn(u64),
+}
+
+impl<'l, 'a> Receiver<'l, 'a> {
+    pub fn new(
+        link: &'l mut Link<'a>,
+        partial: Partial,
+        overwrite: bool,
+        settings: &Settings,
+        max: u64,
+        progress: &'l dyn Fn(u64),
+    ) -> Receiver<'l, 'a> {
+        Receiver {
+            link,
+            partial: Some(partial),
+            overwrite,
+            block_size: usize::from(settings.block_size),
+            window: u32::from(settings.window.max(1)),
+            linger: settings.linger,
+            max,
+            hash: Sha256::new(),
+            expected: 1,
+            early: BTreeMap::new(),
+            got: 0,
+            complete: false,
+            stalls: 0,
+            last_progress: Instant::now(),
+            start: Instant::now(),
+            t: Transfer::default(),
+            progress,
         }
-        match Packet::decode(&bytes) {
+    }
+
+    /// Receives until the FIN is verified and answered. `first` is a packet already
+    /// received (the client's first DATA).
+    pub fn run(mut self, first: Option<Vec<u8>>) -> Result<Transfer> {
+        let mut pending = first;
+        loop {
+            let bytes = match pending.take() {
+                Some(bytes) => bytes,
+                None => match self.link.recv(PATIENCE)? {
+                    Some(n) => self.link.buf[..n].to_vec(),
+                    None => {
+                        self.on_silence()?;
+                        continue;
+                    }
+                },
+            };
+            self.stalls = 0;
+            if self.last_progress.elapsed() > NO_PROGRESS {
+                let got = self.got;
+                bail!("no new block for {NO_PROGRESS:?} ({got} bytes in); giving up");
+            }
+            if let Some(done) = self.on_packet(&bytes)? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Acts on one packet from the sender; the finished transfer once the FIN is verified.
+    fn on_packet(&mut self, bytes: &[u8]) -> Result<Option<Transfer>> {
+        match Packet::decode(bytes) {
             Some(Packet::Data { block, data }) => {
-                if data.len() > bs {
-                    bail!("a {}-byte block is larger than the agreed {bs}", data.len());
-                }
-                if block == expected && !complete {
-                    last_progress = Instant::now();
-                    let mut data = data.to_vec();
-                    loop {
-                        got += data.len() as u64;
-                        if got > max {
-                            link.send(&Packet::Error {
-                                message: "file over the size limit",
-                            })?;
-                            bail!("the file is over the {max}-byte limit");
-                        }
-                        hash.update(&data);
-                        let out = &mut partial.as_mut().context("already committed")?.file;
-                        out.write_all(&data).context("write the file")?;
-                        complete = data.len() < bs;
-                        expected += 1;
-                        match early.remove(&expected) {
-                            Some(next) if !complete => data = next,
-                            _ => break,
-                        }
-                    }
-                    t.blocks += 1;
-                    progress(got);
-                } else if block > expected && block < expected + window && !complete {
-                    if early.insert(block, data.to_vec()).is_some() {
-                        t.duplicates += 1;
-                    }
-                } else {
-                    t.duplicates += 1;
-                }
-                link.send(&Packet::Ack {
-                    block: expected - 1,
-                })?;
+                self.on_data(block, data)?;
+                Ok(None)
             }
             Some(Packet::Fin {
                 size,
                 sha256,
                 blocks,
                 retransmitted,
-            }) if complete => {
-                let actual: [u8; 32] = hash.clone().finalize().into();
-                let ok = size == got && sha256 == actual;
-                if ok
-                    && let Some(partial) = partial.take()
-                    && let Err(e) = partial.commit(overwrite)
-                {
-                    // The sender hears why, instead of waiting for a FINACK.
-                    let message = format!("{e:#}");
-                    let _ = link.send(&Packet::Error { message: &message });
-                    return Err(e);
-                }
-                link.send(&Packet::FinAck { ok })?;
-                if !ok {
-                    bail!(
-                        "SHA-256 mismatch: the sender says {} ({size} bytes), the data received is {} ({got} bytes)",
-                        hex(&sha256),
-                        hex(&actual)
-                    );
-                }
-                t.bytes = got;
-                t.elapsed = start.elapsed();
-                // Linger: if our FINACK is lost, the sender sends FIN again. The file is
-                // verified and in place, so nothing that goes wrong now is an error.
-                if let Err(e) = dally(link, &Packet::FinAck { ok }, settings.linger) {
-                    debug!("after the transfer: {e:#}");
-                }
-                t.blocks = blocks;
-                t.retransmitted = retransmitted;
-                t.dropped = link.impaired.dropped;
-                return Ok(t);
-            }
+            }) if self.complete => self.on_fin(size, sha256, blocks, retransmitted).map(Some),
             Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
-            _ => debug!("ignored an unexpected packet"),
+            _ => {
+                debug!("ignored an unexpected packet");
+                Ok(None)
+            }
         }
+    }
+
+    /// Nothing came for a while: our last ACK may have been lost, so say again where we are.
+    fn on_silence(&mut self) -> Result<()> {
+        self.stalls += 1;
+        if self.stalls > MAX_STALLS {
+            let got = self.got;
+            bail!("the sender stopped sending ({MAX_STALLS} timeouts in a row, {got} bytes in)");
+        }
+        self.ack()
+    }
+
+    fn ack(&mut self) -> Result<()> {
+        self.link.send(&Packet::Ack {
+            block: self.expected - 1,
+        })
+    }
+
+    /// A block: written if it is the next in order (with the early ones it frees), kept if
+    /// it is early, counted if it is a duplicate; answered with a cumulative ACK each time.
+    fn on_data(&mut self, block: u32, data: &[u8]) -> Result<()> {
+        let bs = self.block_size;
+        if data.len() > bs {
+            bail!("a {}-byte block is larger than the agreed {bs}", data.len());
+        }
+        let in_window = block > self.expected && block < self.expected.saturating_add(self.window);
+        if block == self.expected && !self.complete {
+            self.take_in_order(data.to_vec())?;
+        } else if in_window && !self.complete {
+            if self.early.insert(block, data.to_vec()).is_some() {
+                self.t.duplicates += 1;
+            }
+        } else {
+            self.t.duplicates += 1;
+        }
+        self.ack()
+    }
+
+    /// Writes the expected block and every early block that now follows it in order.
+    fn take_in_order(&mut self, mut data: Vec<u8>) -> Result<()> {
+        self.last_progress = Instant::now();
+        loop {
+            self.write(&data)?;
+            self.complete = data.len() < self.block_size;
+            self.expected += 1;
+            match self.early.remove(&self.expected) {
+                Some(next) if !self.complete => data = next,
+                _ => break,
+            }
+        }
+        self.t.blocks += 1;
+        (self.progress)(self.got);
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.got += data.len() as u64;
+        if self.got > self.max {
+            self.link.send(&Packet::Error {
+                message: "file over the size limit",
+            })?;
+            bail!("the file is over the {}-byte limit", self.max);
+        }
+        self.hash.update(data);
+        let out = &mut self.partial.as_mut().context("already committed")?.file;
+        out.write_all(data).context("write the file")
+    }
+
+    /// The FIN: the file is checked against the sender's size and hash, committed, and
+    /// the verdict sent; then the receiver lingers for a repeated FIN.
+    fn on_fin(
+        &mut self,
+        size: u64,
+        sha256: [u8; 32],
+        blocks: u64,
+        retransmitted: u64,
+    ) -> Result<Transfer> {
+        let actual: [u8; 32] = self.hash.clone().finalize().into();
+        let ok = size == self.got && sha256 == actual;
+        if ok {
+            self.commit()?;
+        }
+        self.link.send(&Packet::FinAck { ok })?;
+        if !ok {
+            bail!(
+                "SHA-256 mismatch: the sender says {} ({size} bytes), the data received is {} ({} bytes)",
+                hex(&sha256),
+                hex(&actual),
+                self.got
+            );
+        }
+        let mut t = std::mem::take(&mut self.t);
+        t.bytes = self.got;
+        t.elapsed = self.start.elapsed();
+        // Linger: if our FINACK is lost, the sender sends FIN again. The file is verified
+        // and in place, so nothing that goes wrong now is an error.
+        if let Err(e) = dally(self.link, &Packet::FinAck { ok }, self.linger) {
+            debug!("after the transfer: {e:#}");
+        }
+        t.blocks = blocks;
+        t.retransmitted = retransmitted;
+        t.dropped = self.link.impaired.dropped;
+        Ok(t)
+    }
+
+    /// Moves the verified file into place; if that fails, the sender hears why instead of
+    /// waiting for a FINACK.
+    fn commit(&mut self) -> Result<()> {
+        if let Some(partial) = self.partial.take()
+            && let Err(e) = partial.commit(self.overwrite)
+        {
+            let message = format!("{e:#}");
+            let _ = self.link.send(&Packet::Error { message: &message });
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -516,77 +701,99 @@ pub fn serve_request(
     store: &Store,
     impair: (f64, f64),
 ) -> Result<String> {
-    let Some(packet) = Packet::decode(request) else {
-        bail!("not a file request");
-    };
-    let (window, block_size) = match packet {
-        Packet::Read {
-            window, block_size, ..
+    match Packet::decode(request) {
+        Some(Packet::Read {
+            window,
+            block_size,
+            name,
+        }) => {
+            let settings = server_settings(window, block_size, impair);
+            serve_read(
+                &mut Link::new(sock, peer, &settings),
+                name,
+                store,
+                &settings,
+            )
         }
-        | Packet::Write {
-            window, block_size, ..
-        } => (window, block_size),
+        Some(Packet::Write {
+            window,
+            block_size,
+            size,
+            name,
+        }) => {
+            let settings = server_settings(window, block_size, impair);
+            let mut link = Link::new(sock, peer, &settings);
+            serve_write(&mut link, name, size, store, &settings)
+        }
         _ => bail!("not a file request"),
-    };
-    // What a client asks for is bounded here, not only by the client's own flags: a window
-    // holds window × block size bytes in memory on both sides, and sends that much at once.
+    }
+}
+
+/// The server's side of a transfer as the client asks for it, bounded here, not only by the
+/// client's own flags: a window holds window × block size bytes in memory on both sides,
+/// and sends that much at once.
+fn server_settings(window: u16, block_size: u16, impair: (f64, f64)) -> Settings {
     let block_size = block_size.clamp(1, MAX_BLOCK);
     let fits = u16::try_from(MAX_IN_FLIGHT / usize::from(block_size)).unwrap_or(u16::MAX);
     let window = window.clamp(1, MAX_WINDOW).min(fits);
-    let settings = Settings {
+    Settings {
         window: window.max(1),
         block_size,
         drop: impair.0,
         reorder: impair.1,
         linger: SERVER_LINGER,
-    };
-    let mut link = Link::new(sock, peer, &settings);
-    match packet {
-        Packet::Read { name, .. } => {
-            let (mut file, size) = match store.open_file(name) {
-                Ok(found) => found,
-                Err(refused) => {
-                    link.send(&Packet::Error {
-                        message: &refused.0,
-                    })?;
-                    bail!("refused: {refused}");
-                }
-            };
-            let t = send_file(&mut link, &mut file, size, &settings, &|_| {})?;
-            Ok(t.summary(&format!("sent '{name}'")))
-        }
-        Packet::Write { name, size, .. } => {
-            let target = match store.upload_path(name, size) {
-                Ok(path) => path,
-                Err(refused) => {
-                    link.send(&Packet::Error {
-                        message: &refused.0,
-                    })?;
-                    bail!("refused upload: {refused}");
-                }
-            };
-            let partial = match Partial::create(&target, false) {
-                Ok(partial) => partial,
-                Err(e) => {
-                    let message = format!("{e:#}");
-                    let _ = link.send(&Packet::Error { message: &message });
-                    return Err(e);
-                }
-            };
-            link.send(&Packet::Ack { block: 0 })?;
-            let t = receive_file(
-                &mut link,
-                partial,
-                false,
-                &settings,
-                size.min(store.max_file),
-                None,
-                &|_| {},
-            )?;
-            Ok(t.summary(&format!("stored '{name}'")))
-        }
-        _ => unreachable!("checked above"),
     }
+}
+
+/// A download: the named file from the store, or the reason it is refused.
+fn serve_read(
+    link: &mut Link<'_>,
+    name: &str,
+    store: &Store,
+    settings: &Settings,
+) -> Result<String> {
+    let (mut file, size) = match store.open_file(name) {
+        Ok(found) => found,
+        Err(refused) => {
+            link.send(&Packet::Error {
+                message: &refused.0,
+            })?;
+            bail!("refused: {refused}");
+        }
+    };
+    let t = Sender::new(link, &mut file, size, settings, &|_| {})?.run()?;
+    Ok(t.summary(&format!("sent '{name}'")))
+}
+
+/// An upload: accepted with ACK 0 once its temporary file exists, or refused with why.
+fn serve_write(
+    link: &mut Link<'_>,
+    name: &str,
+    size: u64,
+    store: &Store,
+    settings: &Settings,
+) -> Result<String> {
+    let target = match store.upload_path(name, size) {
+        Ok(path) => path,
+        Err(refused) => {
+            link.send(&Packet::Error {
+                message: &refused.0,
+            })?;
+            bail!("refused upload: {refused}");
+        }
+    };
+    let partial = match Partial::create(&target, false) {
+        Ok(partial) => partial,
+        Err(e) => {
+            let message = format!("{e:#}");
+            let _ = link.send(&Packet::Error { message: &message });
+            return Err(e);
+        }
+    };
+    link.send(&Packet::Ack { block: 0 })?;
+    let max = size.min(store.max_file);
+    let t = Receiver::new(link, partial, false, settings, max, &|_| {}).run(None)?;
+    Ok(t.summary(&format!("stored '{name}'")))
 }
 
 /// Sends `request` to the server's well-known address until the first answer comes from
@@ -660,15 +867,7 @@ pub fn get(
         bail!("the server refused: {message}");
     }
     let mut link = Link::new(sock, tid, settings);
-    receive_file(
-        &mut link,
-        partial,
-        force,
-        settings,
-        u64::MAX,
-        Some(first),
-        progress,
-    )
+    Receiver::new(&mut link, partial, force, settings, u64::MAX, progress).run(Some(first))
 }
 
 /// Uploads `file` (`size` bytes) as `name` over a datagram socket.
@@ -698,7 +897,7 @@ pub fn put(
         _ => bail!("the server answered the request with something unexpected"),
     }
     let mut link = Link::new(sock, tid, settings);
-    send_file(&mut link, file, size, settings, progress)
+    Sender::new(&mut link, file, size, settings, progress)?.run()
 }
 
 /// The log line for a finished or failed request.
@@ -709,7 +908,5 @@ pub fn log_request(peer: &PeerAddr, result: Result<String>) {
     }
 }
 
-/// Bytes of a DATA packet with `block_size` data bytes: must fit one datagram.
-pub fn datagram_size(block_size: u16) -> usize {
-    DATA_HEADER + block_size as usize
-}
+#[cfg(test)]
+mod tests;

@@ -18,13 +18,18 @@ pub struct Impaired {
 
 impl Impaired {
     pub fn new(drop: f64, reorder: f64) -> Impaired {
+        Impaired::seeded(drop, reorder, Rng::clock_seed())
+    }
+
+    /// The same chances from a chosen seed: the same run of drops and holds every time.
+    pub fn seeded(drop: f64, reorder: f64, seed: u64) -> Impaired {
         let cond = Conditions {
             loss: drop,
             reorder,
             ..Conditions::default()
         };
         Impaired {
-            chaos: Chaos::new(cond, Rng::seeded(Rng::clock_seed())),
+            chaos: Chaos::new(cond, Rng::seeded(seed)),
             out: Vec::new(),
             dropped: 0,
         }

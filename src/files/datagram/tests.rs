@@ -1,0 +1,346 @@
+//! The datagram protocol in one process over two real UDP sockets on 127.0.0.1: whole
+//! transfers through simulated loss and reordering, and the sender and receiver one step at
+//! a time against a peer the test plays by hand.
+
+use std::fs;
+use std::io::{Seek, Write};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+
+use super::*;
+use crate::endpoint::{Address, Proto};
+use crate::transport::ephemeral_datagram;
+
+/// The longest any test here may take: a transfer that hangs fails instead.
+const BOUND: Duration = Duration::from_secs(60);
+/// The longest the hand-played peer waits for one packet.
+const PEER_WAIT: Duration = Duration::from_secs(5);
+
+fn udp() -> DatagramSocket {
+    let near = Address::Ip("127.0.0.1:0".parse().expect("an address"));
+    ephemeral_datagram(Proto::Udp, &near, false).expect("a UDP socket on 127.0.0.1")
+}
+
+fn addr(sock: &DatagramSocket) -> PeerAddr {
+    PeerAddr(sock.socket().local_addr().expect("getsockname"))
+}
+
+/// Progress nobody watches.
+fn quiet(_: u64) {}
+
+/// Runs `f` on a thread of its own and fails the test if it takes longer than `BOUND`.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(BOUND) {
+        Ok(done) => done,
+        Err(RecvTimeoutError::Timeout) => panic!("{what} did not end within {BOUND:?}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("{what} failed (see the panic above)"),
+    }
+}
+
+/// Bytes that differ from block to block, so a block out of place changes the hash.
+fn contents(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 977) as u8).collect()
+}
+
+fn file_with(data: &[u8]) -> File {
+    let mut file = tempfile::tempfile().expect("a temporary file");
+    file.write_all(data).expect("write");
+    file.rewind().expect("rewind");
+    file
+}
+
+fn settings(window: u16, block_size: u16, drop: f64, reorder: f64) -> Settings {
+    Settings {
+        window,
+        block_size,
+        drop,
+        reorder,
+        linger: CLIENT_LINGER,
+    }
+}
+
+/// What one whole transfer did: the sender's and the receiver's accounts, and whether the
+/// file arrived whole.
+struct Outcome {
+    sent: Transfer,
+    received: Transfer,
+    whole: bool,
+}
+
+/// Sends a 300-block file through a sender and a receiver that both lose and reorder what
+/// they send, with chances drawn from `seed`.
+fn transfer(drop: f64, reorder: f64, seed: u64) -> Outcome {
+    within("the transfer", move || {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let target = dir.path().join("target");
+        let content = contents(300 * 512 + 123);
+        let settings = settings(16, 512, drop, reorder);
+        let (a, b) = (udp(), udp());
+        let (to_a, to_b) = (addr(&a), addr(&b));
+        let receiving = {
+            let target = target.clone();
+            thread::spawn(move || -> Result<Transfer> {
+                let mut link = Link::new(&b, to_a, &settings);
+                link.impaired = Impaired::seeded(drop, reorder, seed + 1);
+                let partial = Partial::create(&target, false)?;
+                Receiver::new(&mut link, partial, false, &settings, u64::MAX, &quiet).run(None)
+            })
+        };
+        let mut link = Link::new(&a, to_b, &settings);
+        link.impaired = Impaired::seeded(drop, reorder, seed);
+        let mut file = file_with(&content);
+        let sent = Sender::new(
+            &mut link,
+            &mut file,
+            content.len() as u64,
+            &settings,
+            &quiet,
+        )
+        .and_then(Sender::run)
+        .expect("the sender finishes");
+        let received = receiving
+            .join()
+            .expect("the receiver does not panic")
+            .expect("the receiver finishes");
+        Outcome {
+            sent,
+            received,
+            whole: fs::read(&target).ok() == Some(content),
+        }
+    })
+}
+
+#[test]
+fn a_file_arrives_whole_through_loss() {
+    let done = transfer(0.1, 0.0, 11);
+    assert!(done.whole, "the file differs from what was sent");
+    assert_eq!(done.received.bytes, 300 * 512 + 123);
+    assert!(
+        done.sent.dropped > 0,
+        "nothing was dropped: {:?}",
+        done.sent
+    );
+    assert!(
+        done.sent.retransmitted > 0,
+        "lost blocks were not sent again: {:?}",
+        done.sent
+    );
+}
+
+#[test]
+fn a_file_arrives_whole_through_reordering() {
+    let done = transfer(0.0, 0.2, 23);
+    assert!(done.whole, "the file differs from what was sent");
+    assert_eq!(done.sent.dropped, 0);
+    assert!(
+        done.sent.duplicates > 0,
+        "reordering caused no duplicate ACK: {:?}",
+        done.sent
+    );
+}
+
+#[test]
+fn a_file_arrives_whole_through_loss_and_reordering() {
+    let done = transfer(0.1, 0.1, 37);
+    assert!(done.whole, "the file differs from what was sent");
+    assert!(done.sent.dropped > 0 && done.sent.retransmitted > 0);
+    // The receiver reports the sender's own counts from the FIN.
+    assert_eq!(done.received.blocks, done.sent.blocks);
+    assert_eq!(done.received.retransmitted, done.sent.retransmitted);
+}
+
+/// The next datagram `sock` receives; fails after `PEER_WAIT`.
+fn next_packet(sock: &DatagramSocket) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    sock.set_read_timeout(Some(PEER_WAIT)).expect("SO_RCVTIMEO");
+    match sock.recv_from(&mut buf) {
+        Ok((Received::Data(n), _)) => buf[..n].to_vec(),
+        other => panic!("no packet within {PEER_WAIT:?}: {other:?}"),
+    }
+}
+
+/// The block numbers of the next `count` DATA packets `sock` receives.
+fn data_blocks(sock: &DatagramSocket, count: usize) -> Vec<u32> {
+    (0..count)
+        .map(|_| match Packet::decode(&next_packet(sock)) {
+            Some(Packet::Data { block, .. }) => block,
+            other => panic!("expected DATA, got {other:?}"),
+        })
+        .collect()
+}
+
+/// Nothing is queued for `sock` now. Loopback delivers a datagram within sendto(2), so
+/// what was sent before this call is already there.
+fn nothing_queued(sock: &DatagramSocket) -> bool {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    matches!(sock.try_recv_from(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn send(sock: &DatagramSocket, to: &PeerAddr, packet: &Packet<'_>) {
+    sock.send_to(&packet.to_vec(), to).expect("sendto");
+}
+
+#[test]
+fn three_duplicate_acks_send_the_oldest_block_again() {
+    within("fast retransmit", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings(4, 100, 0.0, 0.0);
+        let mut file = file_with(&contents(450));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 450, &settings, &quiet).unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 4), [1, 2, 3, 4]);
+        send(&peer, &to_a, &Packet::Ack { block: 1 });
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [5]);
+        // Blocks 3, 4 and 5 arrived without 2: the receiver says 1 again for each.
+        for _ in 0..2 {
+            send(&peer, &to_a, &Packet::Ack { block: 1 });
+            sender.step().unwrap();
+        }
+        assert!(
+            nothing_queued(&peer),
+            "sent again before the third duplicate"
+        );
+        send(&peer, &to_a, &Packet::Ack { block: 1 });
+        sender.step().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [2]);
+        assert_eq!(sender.t.duplicates, 3);
+        assert_eq!(sender.t.retransmitted, 1);
+        assert_eq!(sender.cwnd, 2.0, "the window halves on a loss");
+    });
+}
+
+#[test]
+fn a_timeout_sends_every_block_in_flight_again() {
+    within("the timeout", || {
+        let (a, peer) = (udp(), udp());
+        let settings = settings(2, 100, 0.0, 0.0);
+        let mut file = file_with(&contents(250));
+        let mut link = Link::new(&a, addr(&peer), &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 250, &settings, &quiet).unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [1, 2]);
+        // The peer stays silent: after one timeout both blocks go again.
+        sender.step().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [1, 2]);
+        assert_eq!(sender.t.retransmitted, 2);
+        assert_eq!(sender.rto.rto, INITIAL_RTO * 2, "the timeout doubles");
+        assert_eq!(sender.cwnd, 1.0, "the window starts again from one block");
+    });
+}
+
+#[test]
+fn a_lost_fin_is_sent_again() {
+    within("the FIN", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let content = contents(100);
+        let sending = thread::spawn(move || {
+            let settings = settings(4, 512, 0.0, 0.0);
+            let mut link = Link::new(&a, to_peer, &settings);
+            let mut file = file_with(&content);
+            Sender::new(&mut link, &mut file, 100, &settings, &quiet)?.run()
+        });
+        assert_eq!(data_blocks(&peer, 1), [1]);
+        send(&peer, &to_a, &Packet::Ack { block: 1 });
+        let fin = next_packet(&peer);
+        assert!(matches!(
+            Packet::decode(&fin),
+            Some(Packet::Fin { size: 100, .. })
+        ));
+        // That FIN is lost: the sender sends it again after its timeout.
+        assert_eq!(next_packet(&peer), fin);
+        send(&peer, &to_a, &Packet::FinAck { ok: true });
+        let t = sending.join().unwrap().expect("the sender finishes");
+        assert_eq!(t.bytes, 100);
+    });
+}
+
+#[test]
+fn a_lost_finack_is_answered_again_while_the_receiver_lingers() {
+    within("the FINACK", || {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let (b, peer) = (udp(), udp());
+        let (to_b, to_peer) = (addr(&b), addr(&peer));
+        let receiving = {
+            let target = target.clone();
+            thread::spawn(move || -> Result<Transfer> {
+                let settings = Settings {
+                    linger: Duration::from_secs(2),
+                    ..settings(4, 512, 0.0, 0.0)
+                };
+                let mut link = Link::new(&b, to_peer, &settings);
+                let partial = Partial::create(&target, false)?;
+                Receiver::new(&mut link, partial, false, &settings, u64::MAX, &quiet).run(None)
+            })
+        };
+        let content = contents(100);
+        send(
+            &peer,
+            &to_b,
+            &Packet::Data {
+                block: 1,
+                data: &content,
+            },
+        );
+        assert!(matches!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Ack { block: 1 })
+        ));
+        let fin = Packet::Fin {
+            size: 100,
+            sha256: Sha256::digest(&content).into(),
+            blocks: 1,
+            retransmitted: 0,
+        };
+        send(&peer, &to_b, &fin);
+        let finack = next_packet(&peer);
+        assert_eq!(Packet::decode(&finack), Some(Packet::FinAck { ok: true }));
+        assert_eq!(
+            fs::read(&target).unwrap(),
+            content,
+            "committed before the FINACK"
+        );
+        // That FINACK is lost: the sender's next FIN is answered again.
+        send(&peer, &to_b, &fin);
+        assert_eq!(next_packet(&peer), finack);
+        let t = receiving.join().unwrap().expect("the receiver finishes");
+        assert_eq!(t.bytes, 100);
+    });
+}
+
+#[test]
+fn an_early_block_waits_for_the_gap_and_the_ack_then_jumps() {
+    within("the receiver", || {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, peer) = (udp(), udp());
+        let settings = settings(4, 10, 0.0, 0.0);
+        let mut link = Link::new(&b, addr(&peer), &settings);
+        let partial = Partial::create(&dir.path().join("target"), false).unwrap();
+        let mut receiver = Receiver::new(&mut link, partial, false, &settings, 100, &quiet);
+        let ack = |peer: &DatagramSocket| match Packet::decode(&next_packet(peer)) {
+            Some(Packet::Ack { block }) => block,
+            other => panic!("expected an ACK, got {other:?}"),
+        };
+        let data = |block, data| Packet::Data { block, data }.to_vec();
+        receiver.on_packet(&data(2, b"0123456789")).unwrap();
+        assert_eq!(ack(&peer), 0, "block 1 is still missing");
+        receiver.on_packet(&data(2, b"0123456789")).unwrap();
+        assert_eq!(ack(&peer), 0);
+        assert_eq!(receiver.t.duplicates, 1, "the early block came twice");
+        receiver.on_packet(&data(1, b"abcdefghij")).unwrap();
+        assert_eq!(ack(&peer), 2, "blocks 1 and 2 are in");
+        receiver.on_packet(&data(3, b"end")).unwrap();
+        assert_eq!(ack(&peer), 3);
+        assert!(receiver.complete);
+        assert_eq!(receiver.got, 23);
+    });
+}
