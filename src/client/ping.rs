@@ -112,103 +112,73 @@ struct Reply {
 
 pub fn run(args: &PingArgs) -> Result<()> {
     let to = target(&args.host)?;
-    let max = if to.is_ipv6() {
-        MAX_SIZE_V6
-    } else {
-        MAX_SIZE_V4
-    };
-    if args.size as usize > max {
-        return Err(UsageError::new(format!(
-            "-s {}: an ICMP echo to {} carries at most {max} data bytes",
-            args.size,
-            to.ip()
-        ))
-        .into());
-    }
+    check_size(to, args.size)?;
     // Before the socket, so Ctrl-C during the run ends in the summary, as with ping.
     let shutdown = Shutdown::install()?;
     let sock = crate::transport::icmp::open(to)?;
     sock.set_nonblocking(true)?;
     let mut out = io::stdout().lock();
-    let how = match sock.kind {
+    announce(&mut out, &args.host, to, args.size, sock.kind)?;
+    let schedule = Schedule {
+        count: args.count,
+        interval: args.interval,
+        timeout: args.timeout,
+    };
+    let mut pinger = Pinger::new(sock, to, args.size, schedule);
+    pinger.run(&shutdown, &mut out)?;
+    conclude(
+        &mut out,
+        &args.host,
+        to,
+        &pinger.summary,
+        pinger.started.elapsed(),
+    )
+}
+
+/// -s within what one echo request to `to` can carry.
+fn check_size(to: SocketAddr, size: u32) -> Result<()> {
+    let max = if to.is_ipv6() {
+        MAX_SIZE_V6
+    } else {
+        MAX_SIZE_V4
+    };
+    if size as usize > max {
+        return Err(UsageError::new(format!(
+            "-s {size}: an ICMP echo to {} carries at most {max} data bytes",
+            to.ip()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The first line: what is pinged, how much, and through which kind of socket.
+fn announce(
+    out: &mut impl Write,
+    host: &str,
+    to: SocketAddr,
+    size: u32,
+    kind: IcmpKind,
+) -> Result<()> {
+    let how = match kind {
         IcmpKind::Raw => "raw socket",
         IcmpKind::Datagram => "ICMP datagram socket (no CAP_NET_RAW)",
     };
-    writeln!(
-        out,
-        "PING {} ({}): {} data bytes, {how}",
-        args.host,
-        to.ip(),
-        args.size
-    )
-    .and_then(|_| out.flush())
-    .context("write to stdout")?;
-    let id = std::process::id() as u16;
-    // A pattern, so a reply's data can be told from another ping's.
-    let data: Vec<u8> = (0..args.size).map(|i| (i % 256) as u8).collect();
-    let started = Instant::now();
-    let mut summary = Summary::default();
-    let mut in_flight: HashMap<u16, Instant> = HashMap::new();
-    let mut next_send = started;
-    let mut seq: u16 = 0;
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let now = Instant::now();
-        let done_sending = args.count.is_some_and(|c| summary.transmitted >= c);
-        // A request unanswered within -W is lost.
-        in_flight.retain(|_, sent| now.duration_since(*sent) < args.timeout);
-        if done_sending && in_flight.is_empty() {
-            break;
-        }
-        if !done_sending && now >= next_send {
-            seq = seq.wrapping_add(1);
-            let message = icmp::echo_request(sock.v6, id, seq, &data);
-            match sock.send(&message) {
-                Ok(()) => {}
-                Err(e) => writeln!(out, "send to {}: {e}", to.ip())?,
-            }
-            summary.transmitted += 1;
-            in_flight.insert(seq, now);
-            next_send += args.interval;
-            continue;
-        }
-        let mut wait = in_flight
-            .values()
-            .map(|sent| (*sent + args.timeout).saturating_duration_since(now))
-            .min()
-            .unwrap_or(args.timeout);
-        if !done_sending {
-            wait = wait.min(next_send.saturating_duration_since(now));
-        }
-        if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(wait))? {
-            debug!("stopped by {}", signal.as_str());
-            break;
-        }
-        while let Some(got) = read_reply(&sock, &mut buf, id)? {
-            let Some(sent) = in_flight.remove(&got.seq) else {
-                debug!(
-                    "a reply to icmp_seq={} that is late or a duplicate",
-                    got.seq
-                );
-                continue;
-            };
-            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
-            summary.received += 1;
-            summary.rtts_ms.push(rtt);
-            let ttl = got.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
-            writeln!(
-                out,
-                "{} bytes from {}: icmp_seq={}{ttl} time={rtt:.3} ms",
-                got.bytes,
-                to.ip(),
-                got.seq
-            )
-            .and_then(|_| out.flush())
-            .context("write to stdout")?;
-        }
-    }
+    writeln!(out, "PING {host} ({}): {size} data bytes, {how}", to.ip())
+        .and_then(|_| out.flush())
+        .context("write to stdout")
+}
+
+/// The summary; an error when nothing answered.
+fn conclude(
+    out: &mut impl Write,
+    host: &str,
+    to: SocketAddr,
+    summary: &Summary,
+    elapsed: Duration,
+) -> Result<()> {
     writeln!(out)?;
-    write!(out, "{}", summary.lines(&args.host, started.elapsed()))?;
+    write!(out, "{}", summary.lines(host, elapsed))?;
     out.flush().context("write to stdout")?;
     if summary.received == 0 {
         return Err(anyhow!(
@@ -219,6 +189,135 @@ pub fn run(args: &PingArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// When requests go and how long each waits: -c, -i and -W.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    count: Option<u64>,
+    interval: Duration,
+    timeout: Duration,
+}
+
+/// One ping run: requests sent on schedule, replies matched to them, one poll for both
+/// the socket and the signals.
+struct Pinger {
+    sock: IcmpSocket,
+    to: SocketAddr,
+    schedule: Schedule,
+    id: u16,
+    data: Vec<u8>,
+    started: Instant,
+    summary: Summary,
+    in_flight: HashMap<u16, Instant>,
+    next_send: Instant,
+    seq: u16,
+    buf: Vec<u8>,
+}
+
+impl Pinger {
+    fn new(sock: IcmpSocket, to: SocketAddr, size: u32, schedule: Schedule) -> Pinger {
+        let started = Instant::now();
+        Pinger {
+            sock,
+            to,
+            schedule,
+            id: std::process::id() as u16,
+            // A pattern, so a reply's data can be told from another ping's.
+            data: (0..size).map(|i| (i % 256) as u8).collect(),
+            started,
+            summary: Summary::default(),
+            in_flight: HashMap::new(),
+            next_send: started,
+            seq: 0,
+            buf: vec![0u8; MAX_MESSAGE],
+        }
+    }
+
+    /// Sends and receives until the count is sent and answered (or timed out), or a signal.
+    fn run(&mut self, shutdown: &Shutdown, out: &mut impl Write) -> Result<()> {
+        loop {
+            let now = Instant::now();
+            let timeout = self.schedule.timeout;
+            // A request unanswered within -W is lost.
+            self.in_flight
+                .retain(|_, sent| now.duration_since(*sent) < timeout);
+            if self.done_sending() && self.in_flight.is_empty() {
+                return Ok(());
+            }
+            if !self.done_sending() && now >= self.next_send {
+                self.send_request(now, out)?;
+                continue;
+            }
+            if let Wake::Stop(signal) = shutdown.wait(self.sock.as_fd(), Some(self.wait(now)))? {
+                debug!("stopped by {}", signal.as_str());
+                return Ok(());
+            }
+            self.take_replies(out)?;
+        }
+    }
+
+    fn done_sending(&self) -> bool {
+        self.schedule
+            .count
+            .is_some_and(|c| self.summary.transmitted >= c)
+    }
+
+    fn send_request(&mut self, now: Instant, out: &mut impl Write) -> Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let message = icmp::echo_request(self.sock.v6, self.id, self.seq, &self.data);
+        if let Err(e) = self.sock.send(&message) {
+            writeln!(out, "send to {}: {e}", self.to.ip())?;
+        }
+        self.summary.transmitted += 1;
+        self.in_flight.insert(self.seq, now);
+        self.next_send += self.schedule.interval;
+        Ok(())
+    }
+
+    /// How long to wait for a reply: until the next request is due or the oldest one is
+    /// given up.
+    fn wait(&self, now: Instant) -> Duration {
+        let timeout = self.schedule.timeout;
+        let wait = self
+            .in_flight
+            .values()
+            .map(|sent| (*sent + timeout).saturating_duration_since(now))
+            .min()
+            .unwrap_or(timeout);
+        if self.done_sending() {
+            wait
+        } else {
+            wait.min(self.next_send.saturating_duration_since(now))
+        }
+    }
+
+    /// Prints a line for every reply waiting on the socket that answers a request in flight.
+    fn take_replies(&mut self, out: &mut impl Write) -> Result<()> {
+        while let Some(got) = read_reply(&self.sock, &mut self.buf, self.id)? {
+            let Some(sent) = self.in_flight.remove(&got.seq) else {
+                debug!(
+                    "a reply to icmp_seq={} that is late or a duplicate",
+                    got.seq
+                );
+                continue;
+            };
+            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+            self.summary.received += 1;
+            self.summary.rtts_ms.push(rtt);
+            let ttl = got.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+            writeln!(
+                out,
+                "{} bytes from {}: icmp_seq={}{ttl} time={rtt:.3} ms",
+                got.bytes,
+                self.to.ip(),
+                got.seq
+            )
+            .and_then(|_| out.flush())
+            .context("write to stdout")?;
+        }
+        Ok(())
+    }
 }
 
 /// The next echo reply for this ping waiting on the socket; `None` when nothing more is

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use crate::cli::BenchArgs;
 use crate::client::bench::interval::{Board, Interval};
-use crate::client::bench::load::Limit;
-use crate::endpoint::{Proto, SocketKind};
+use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
+use crate::endpoint::{Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
 use crate::report::Format;
 use crate::report::progress::Progress;
@@ -30,86 +30,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(targets) => targets,
         None => {
             let servers = local.insert(LocalServers::new()?);
-            let protos = if args.proto.is_empty() {
-                vec![Proto::Tcp]
-            } else {
-                args.proto.clone()
-            };
-            let framing = args.framing.framing.name();
-            protos
-                .iter()
-                .map(|p| {
-                    servers.start(*p, &servers.address_for(*p, false), &["--framing", framing])
-                })
-                .collect::<Result<Vec<_>>>()?
+            start_local(servers, &args.proto, args.framing.framing.name())?
         }
     };
-    let every = match (args.format, args.interval) {
-        (Format::Ndjson, every) => Some(every.unwrap_or(Duration::from_secs(1))),
-        (_, Some(_)) => {
-            return Err(UsageError::new(
-                "--interval writes a line per interval: it needs --format ndjson",
-            )
-            .into());
-        }
-        _ => None,
-    };
+    let every = interval_of(args.format, args.interval)?;
     let mut runs = Vec::new();
     let mut latencies = Vec::new();
     let mut problems = Vec::new();
     for target in targets {
         let spec = args.spec(target)?;
-        let result = {
-            let _bar = match spec.limit {
-                Limit::Duration(d) => Some(Progress::start(spec.target.to_string(), d)),
-                Limit::Count(_) => None,
-            };
-            match every {
-                Some(every) => {
-                    let (proto, address) =
-                        (spec.target.proto.to_string(), spec.target.addr.to_string());
-                    let emit = |i: &Interval| {
-                        // A closed stdout ends the run at the summary; nothing to do here.
-                        let mut out = std::io::stdout().lock();
-                        let _ = out
-                            .write_all(report::ndjson::interval(&proto, &address, i).as_bytes())
-                            .and_then(|_| out.flush());
-                    };
-                    let board = Board::new(every, load::threads(&spec), &emit);
-                    load::run_with(&spec, Some(&board))?
-                }
-                None => load::run(&spec)?,
-            }
-        };
-        if result.lost > 0 && spec.target.proto.kind() == SocketKind::Datagram {
-            warn!(
-                "{}: {} of {} datagrams lost: nobody retransmits them",
-                spec.target, result.lost, result.sent
-            );
-            for line in result.loss().explain(spec.opts.rcvbuf, spec.window) {
-                warn!("{}: {line}", spec.target);
-            }
-        }
-        if result.mismatched > 0 {
-            problems.push(format!(
-                "{}: {} replies did not match their requests byte for byte (use --expect echo \
-                 against a server that does not upper-case)",
-                spec.target, result.mismatched
-            ));
-        }
-        if let Some(err) = &result.first_error {
-            problems.push(format!(
-                "{} client(s) failed; the first: {err}",
-                result.failed_clients
-            ));
-        }
+        let result = measure(&spec, every)?;
+        warn_of_loss(&spec, &result);
+        problems.extend(problems_in(&spec, &result));
         runs.push(Run::new(&spec, &result));
         if every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
-            let mut out = std::io::stdout().lock();
-            out.write_all(report::ndjson::render(&runs[runs.len() - 1..]).as_bytes())
-                .and_then(|_| out.flush())
-                .context("write to stdout")?;
+            print(&report::ndjson::render(&runs[runs.len() - 1..]))?;
         }
         latencies.push((format!("{}", spec.target), result.latency));
     }
@@ -122,14 +58,98 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report::svg::write(path, "round-trip latency", &series)?;
     }
     if every.is_none() {
-        let text = report::render(args.format, &runs);
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|_| out.flush())
-            .context("write to stdout")?;
+        print(&report::render(args.format, &runs))?;
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// A local echo server for each protocol asked (TCP when none is), with `framing`.
+fn start_local(servers: &LocalServers, protos: &[Proto], framing: &str) -> Result<Vec<Endpoint>> {
+    let protos = if protos.is_empty() {
+        &[Proto::Tcp][..]
+    } else {
+        protos
+    };
+    protos
+        .iter()
+        .map(|p| servers.start(*p, &servers.address_for(*p, false), &["--framing", framing]))
+        .collect()
+}
+
+/// How often an interval line is written: every second by default with ndjson, never
+/// otherwise.
+fn interval_of(format: Format, interval: Option<Duration>) -> Result<Option<Duration>> {
+    match (format, interval) {
+        (Format::Ndjson, every) => Ok(Some(every.unwrap_or(Duration::from_secs(1)))),
+        (_, Some(_)) => Err(UsageError::new(
+            "--interval writes a line per interval: it needs --format ndjson",
+        )
+        .into()),
+        _ => Ok(None),
+    }
+}
+
+/// One load run against `spec`'s target, with a progress bar for a timed run and, with
+/// `every`, an ndjson line per interval.
+fn measure(spec: &LoadSpec, every: Option<Duration>) -> Result<LoadResult> {
+    let _bar = match spec.limit {
+        Limit::Duration(d) => Some(Progress::start(spec.target.to_string(), d)),
+        Limit::Count(_) => None,
+    };
+    let Some(every) = every else {
+        return load::run(spec);
+    };
+    let (proto, address) = (spec.target.proto.to_string(), spec.target.addr.to_string());
+    let emit = |i: &Interval| {
+        // A closed stdout ends the run at the summary; nothing to do here.
+        let mut out = std::io::stdout().lock();
+        let _ = out
+            .write_all(report::ndjson::interval(&proto, &address, i).as_bytes())
+            .and_then(|_| out.flush());
+    };
+    let board = Board::new(every, load::threads(spec), &emit);
+    load::run_with(spec, Some(&board))
+}
+
+/// Datagrams lost in a run, and where they went, as warnings: nobody resends them.
+fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
+    if result.lost == 0 || spec.target.proto.kind() != SocketKind::Datagram {
+        return;
+    }
+    warn!(
+        "{}: {} of {} datagrams lost: nobody retransmits them",
+        spec.target, result.lost, result.sent
+    );
+    for line in result.loss().explain(spec.opts.rcvbuf, spec.window) {
+        warn!("{}: {line}", spec.target);
+    }
+}
+
+/// What makes a run fail: replies that did not match, clients that failed.
+fn problems_in(spec: &LoadSpec, result: &LoadResult) -> Vec<String> {
+    let mut problems = Vec::new();
+    if result.mismatched > 0 {
+        problems.push(format!(
+            "{}: {} replies did not match their requests byte for byte (use --expect echo \
+             against a server that does not upper-case)",
+            spec.target, result.mismatched
+        ));
+    }
+    if let Some(err) = &result.first_error {
+        problems.push(format!(
+            "{} client(s) failed; the first: {err}",
+            result.failed_clients
+        ));
+    }
+    problems
+}
+
+fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .context("write to stdout")
 }
