@@ -19,6 +19,10 @@ const COLOURS: [&str; 10] = [
     "#999999", "#882255",
 ];
 
+/// The plot's area inside the margins.
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
 /// Writes the plot of `series` (name, latencies in microseconds) to `path`.
 pub fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<()> {
     std::fs::write(path, render(title, series))
@@ -27,58 +31,94 @@ pub fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> 
 
 /// The SVG text.
 pub fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
-    let lo = series
-        .iter()
-        .map(|(_, h)| h.min().max(1))
-        .min()
-        .unwrap_or(1);
-    let hi = series
-        .iter()
-        .map(|(_, h)| h.max())
-        .max()
-        .unwrap_or(10)
-        .max(lo * 10);
-    let (lo_exp, hi_exp) = ((lo as f64).log10().floor(), (hi as f64).log10().ceil());
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |us: f64| LEFT + ((us.max(1.0).log10() - lo_exp) / (hi_exp - lo_exp)) * plot_w;
-    let y = |q: f64| TOP + (1.0 - q) * plot_h;
-
+    let scale = Scale::of(series);
     let mut svg = String::new();
+    heading(&mut svg, title);
+    axes(&mut svg, &scale);
+    for (i, (name, h)) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        curve(&mut svg, &scale, name, h, colour);
+        legend(&mut svg, i, name, colour);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Where a latency and a quantile fall on the page: latencies on a log scale from the power
+/// of ten at or below the fastest sample to the one at or above the slowest (a decade at
+/// least), quantiles from 0 at the bottom to 1 at the top.
+struct Scale {
+    lo_exp: f64,
+    hi_exp: f64,
+}
+
+impl Scale {
+    fn of(series: &[(String, &Histogram<u64>)]) -> Scale {
+        let lo = series
+            .iter()
+            .map(|(_, h)| h.min().max(1))
+            .min()
+            .unwrap_or(1);
+        let hi = series
+            .iter()
+            .map(|(_, h)| h.max())
+            .max()
+            .unwrap_or(10)
+            .max(lo * 10);
+        Scale {
+            lo_exp: (lo as f64).log10().floor(),
+            hi_exp: (hi as f64).log10().ceil(),
+        }
+    }
+
+    fn x(&self, us: f64) -> f64 {
+        LEFT + ((us.max(1.0).log10() - self.lo_exp) / (self.hi_exp - self.lo_exp)) * PLOT_W
+    }
+
+    fn y(q: f64) -> f64 {
+        TOP + (1.0 - q) * PLOT_H
+    }
+}
+
+/// The XML prologue, the page and the title.
+fn heading(svg: &mut String, title: &str) {
     let _ = writeln!(
         svg,
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        LEFT + plot_w / 2.0,
+        LEFT + PLOT_W / 2.0,
         escape(title)
     );
-    // Axes, with a tick per power of ten and per quarter.
+}
+
+/// Axes, with a tick per power of ten and per quarter, and their labels.
+fn axes(svg: &mut String, scale: &Scale) {
     let _ = writeln!(
         svg,
         r#"<path d="M{LEFT},{TOP} V{} H{}" fill="none" stroke="black"/>"#,
-        TOP + plot_h,
-        LEFT + plot_w
+        TOP + PLOT_H,
+        LEFT + PLOT_W
     );
-    let mut exp = lo_exp;
-    while exp <= hi_exp {
-        let px = x(10f64.powf(exp));
+    let mut exp = scale.lo_exp;
+    while exp <= scale.hi_exp {
+        let px = scale.x(10f64.powf(exp));
         let _ = writeln!(
             svg,
             r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{}" stroke="#ddd"/><text x="{px:.1}" y="{}" text-anchor="middle">{}</text>"##,
-            TOP + plot_h,
-            TOP + plot_h + 16.0,
+            TOP + PLOT_H,
+            TOP + PLOT_H + 16.0,
             label(10f64.powf(exp))
         );
         exp += 1.0;
     }
     for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let py = y(q);
+        let py = Scale::y(q);
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}%</text>"##,
-            LEFT + plot_w,
+            LEFT + PLOT_W,
             LEFT - 6.0,
             py + 4.0,
             (q * 100.0) as u32
@@ -88,41 +128,44 @@ pub fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
         svg,
         r#"<text x="{}" y="{}" text-anchor="middle">round-trip latency (log scale)</text>
 <text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">requests at or below</text>"#,
-        LEFT + plot_w / 2.0,
+        LEFT + PLOT_W / 2.0,
         HEIGHT - 12.0,
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0
+        TOP + PLOT_H / 2.0,
+        TOP + PLOT_H / 2.0
     );
-    for (i, (name, h)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let mut points = String::new();
-        for v in h.iter_quantiles(2) {
-            let _ = write!(
-                points,
-                "{:.1},{:.1} ",
-                x(v.value_iterated_to() as f64),
-                y(v.quantile_iterated_to())
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"><title>{}</title></polyline>"#,
-            points.trim_end(),
-            escape(name)
-        );
-        let ly = TOP + 10.0 + i as f64 * 18.0;
-        let lx = WIDTH - RIGHT + 15.0;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
-            lx + 20.0,
-            lx + 26.0,
-            ly + 4.0,
-            escape(name)
+}
+
+/// One series' cumulative curve, named in its tooltip.
+fn curve(svg: &mut String, scale: &Scale, name: &str, h: &Histogram<u64>, colour: &str) {
+    let mut points = String::new();
+    for v in h.iter_quantiles(2) {
+        let _ = write!(
+            points,
+            "{:.1},{:.1} ",
+            scale.x(v.value_iterated_to() as f64),
+            Scale::y(v.quantile_iterated_to())
         );
     }
-    svg.push_str("</svg>\n");
-    svg
+    let _ = writeln!(
+        svg,
+        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"><title>{}</title></polyline>"#,
+        points.trim_end(),
+        escape(name)
+    );
+}
+
+/// Series number `i`'s line in the legend, right of the plot.
+fn legend(svg: &mut String, i: usize, name: &str, colour: &str) {
+    let ly = TOP + 10.0 + i as f64 * 18.0;
+    let lx = WIDTH - RIGHT + 15.0;
+    let _ = writeln!(
+        svg,
+        r#"<line x1="{lx}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
+        lx + 20.0,
+        lx + 26.0,
+        ly + 4.0,
+        escape(name)
+    );
 }
 
 /// 1 µs, 10 µs, 100 µs, 1 ms, 10 ms, 100 ms, 1 s ...

@@ -332,6 +332,54 @@ struct Client {
 /// Recent answered or lost sequence numbers remembered per datagram client.
 const REMEMBER: usize = 1024;
 
+/// One thread's intervals for --interval: the interval under way (its number and the
+/// totals when it began), reported to the board as each ends.
+struct IntervalClock<'b, 'e> {
+    board: &'b Board<'e>,
+    thread: usize,
+    start: Instant,
+    index: u64,
+    before: Snapshot,
+}
+
+impl<'b, 'e> IntervalClock<'b, 'e> {
+    fn new(
+        board: &'b Board<'e>,
+        thread: usize,
+        start: Instant,
+        result: &LoadResult,
+    ) -> IntervalClock<'b, 'e> {
+        IntervalClock {
+            board,
+            thread,
+            start,
+            index: 0,
+            before: Snapshot::of(result),
+        }
+    }
+
+    /// Reports the interval under way if its time is over.
+    fn tick(&mut self, result: &LoadResult) {
+        let every = self.board.every;
+        let end = every * (self.index as u32 + 1);
+        if self.start.elapsed() >= end {
+            let begin = every * self.index as u32;
+            let interval = Interval::between(self.index, begin, end, &self.before, result);
+            self.board.report(self.thread, interval);
+            self.before = Snapshot::of(result);
+            self.index += 1;
+        }
+    }
+
+    /// Reports the interval under way, ended now.
+    fn last(&self, result: &LoadResult) {
+        let begin = self.board.every * self.index as u32;
+        let end = self.start.elapsed().max(begin);
+        let interval = Interval::between(self.index, begin, end, &self.before, result);
+        self.board.report(self.thread, interval);
+    }
+}
+
 /// One load thread: its clients, its epoll, its share of the result.
 struct Runner<'a> {
     spec: &'a LoadSpec,
@@ -410,8 +458,6 @@ impl<'a> Runner<'a> {
 
     fn run(mut self, board: Option<(&Board, usize)>) -> Result<LoadResult> {
         let start = Instant::now();
-        // The interval under way: its number and the totals when it began.
-        let mut interval = board.map(|_| (0u64, Snapshot::of(&self.result)));
         let stop_at = match self.spec.limit {
             Limit::Duration(d) => Some(start + d),
             Limit::Count(_) => None,
@@ -422,88 +468,89 @@ impl<'a> Runner<'a> {
             }));
             return Ok(self.result);
         }
+        let mut clock =
+            board.map(|(board, thread)| IntervalClock::new(board, thread, start, &self.result));
         for token in 0..self.clients.len() {
             self.fill(token, start);
         }
         let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut last_loss_check = Instant::now();
-        loop {
-            let now = Instant::now();
-            let sending = stop_at.is_none_or(|t| now < t);
-            if !sending {
-                for client in &mut self.clients {
-                    client.done = true;
-                }
-            }
-            let in_flight = self.clients.iter().any(|c| !c.in_flight.is_empty());
-            let all_done = self.clients.iter().all(|c| c.done);
-            if all_done && !in_flight {
-                break;
-            }
-            // After the last send, replies get one loss timeout to arrive.
-            if let Some(t) = stop_at
-                && now > t + self.spec.timeout
-            {
-                self.give_up_in_flight();
-                break;
-            }
-            // A paced run wakes often enough to send on time.
-            let tick = if self.spec.rate.is_some() { 1u16 } else { 10 };
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(tick)) {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
-                Err(e) => return Err(e).context("epoll_wait"),
-            };
-            for event in &events[..n] {
-                let token = event.data() as usize;
-                self.on_ready(token, event.events());
-            }
-            if self.spec.rate.is_some() {
-                let now = Instant::now();
-                for token in 0..self.clients.len() {
-                    if self.clients[token].paced_until.is_some_and(|t| now >= t) {
-                        self.fill(token, now);
-                    }
-                }
-            }
+        while self.goes_on(stop_at) {
+            self.serve_ready(&mut events)?;
+            self.send_paced();
             if self.kind == SocketKind::Datagram && last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
                 self.expire_lost();
             }
-            if let (Some((board, thread)), Some((index, before))) = (board, &mut interval) {
-                let end = board.every * (*index as u32 + 1);
-                if start.elapsed() >= end {
-                    let begin = board.every * *index as u32;
-                    board.report(
-                        thread,
-                        Interval::between(*index, begin, end, before, &self.result),
-                    );
-                    *before = Snapshot::of(&self.result);
-                    *index += 1;
-                }
+            if let Some(clock) = &mut clock {
+                clock.tick(&self.result);
             }
         }
         // The last interval, cut short by the end of the run.
-        if let (Some((board, thread)), Some((index, before))) = (board, &interval) {
-            let begin = board.every * *index as u32;
-            let end = start.elapsed().max(begin);
-            board.report(
-                thread,
-                Interval::between(*index, begin, end, before, &self.result),
-            );
+        if let Some(clock) = &clock {
+            clock.last(&self.result);
         }
+        Ok(self.conclude(start))
+    }
+
+    /// Whether the run goes on. Once its time is up every client stops sending; it ends
+    /// when nothing is in flight, or one loss timeout after the last send (what is still
+    /// in flight then is lost).
+    fn goes_on(&mut self, stop_at: Option<Instant>) -> bool {
+        let now = Instant::now();
+        if stop_at.is_some_and(|t| now >= t) {
+            for client in &mut self.clients {
+                client.done = true;
+            }
+        }
+        let in_flight = self.clients.iter().any(|c| !c.in_flight.is_empty());
+        let all_done = self.clients.iter().all(|c| c.done);
+        if all_done && !in_flight {
+            return false;
+        }
+        if let Some(t) = stop_at
+            && now > t + self.spec.timeout
+        {
+            self.give_up_in_flight();
+            return false;
+        }
+        true
+    }
+
+    /// Waits a tick at most for readiness, and serves each client that is ready.
+    fn serve_ready(&mut self, events: &mut [EpollEvent]) -> Result<()> {
+        // A paced run wakes often enough to send on time.
+        let tick = if self.spec.rate.is_some() { 1u16 } else { 10 };
+        let n = match self.epoll.wait(events, EpollTimeout::from(tick)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => return Err(e).context("epoll_wait"),
+        };
+        for event in &events[..n] {
+            let token = event.data() as usize;
+            self.on_ready(token, event.events());
+        }
+        Ok(())
+    }
+
+    /// Paced clients whose wait is over send again.
+    fn send_paced(&mut self) {
+        if self.spec.rate.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        for token in 0..self.clients.len() {
+            if self.clients[token].paced_until.is_some_and(|t| now >= t) {
+                self.fill(token, now);
+            }
+        }
+    }
+
+    /// The thread's result, with what the kernel says about its sockets at the end.
+    fn conclude(mut self, start: Instant) -> LoadResult {
         self.result.elapsed = start.elapsed();
         if self.spec.target.proto == crate::endpoint::Proto::Tcp {
-            let mut totals = TcpTotals::default();
-            for c in &self.clients {
-                if let Ok(info) = transport::tcp::info(c.conn.socket()) {
-                    totals.conns += 1;
-                    totals.retransmits += u64::from(info.retransmits);
-                    totals.rtt_us += u64::from(info.rtt_us);
-                    totals.cwnd += u64::from(info.cwnd);
-                }
-            }
-            self.result.tcp = Some(totals);
+            self.result.tcp = Some(self.tcp_totals());
         }
         if self.kind == SocketKind::Datagram {
             self.result.rxq_overflow = self
@@ -512,7 +559,21 @@ impl<'a> Runner<'a> {
                 .map(|c| u64::from(c.kernel_drops.max(c.conn.drops().unwrap_or(0))))
                 .sum();
         }
-        Ok(self.result)
+        self.result
+    }
+
+    /// TCP_INFO summed over the clients' connections.
+    fn tcp_totals(&self) -> TcpTotals {
+        let mut totals = TcpTotals::default();
+        for c in &self.clients {
+            if let Ok(info) = transport::tcp::info(c.conn.socket()) {
+                totals.conns += 1;
+                totals.retransmits += u64::from(info.retransmits);
+                totals.rtt_us += u64::from(info.rtt_us);
+                totals.cwnd += u64::from(info.cwnd);
+            }
+        }
+        totals
     }
 
     fn on_ready(&mut self, token: usize, events: EpollFlags) {
