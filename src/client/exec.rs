@@ -2,7 +2,8 @@
 //! stderr to stderr, and its exit status as ours.
 
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -10,21 +11,45 @@ use crate::cli::ExecArgs;
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::service::exec::{EXIT, STDERR, STDOUT};
 use crate::service::framing::{Decoder, FrameReadError, FrameReader, Framing};
-use crate::transport::{self, MAX_MESSAGE, Received, SocketOptions};
+use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Runs the remote program and returns its exit status.
 pub fn run(args: &ExecArgs) -> Result<u8> {
     let endpoint = Endpoint::parse(&args.addr, args.proto)?.not_raw("exec")?;
     let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
-    let mut stdout = io::stdout().lock();
-    let mut stderr = io::stderr();
-    let mut on_frame = |frame: &[u8]| -> Result<Option<i32>> {
+    let mut output = Output {
+        stdout: io::stdout().lock(),
+        stderr: io::stderr(),
+    };
+    let code = if conn.kind() == SocketKind::Datagram {
+        run_datagram(&conn, args.timeout, &mut output)?
+    } else {
+        let started = Instant::now();
+        run_stream(conn, &mut output)
+            .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
+    };
+    io::stdout().flush().ok();
+    Ok(match code {
+        0..=255 => code as u8,
+        _ => 1,
+    })
+}
+
+/// Where the program's tagged frames go: its output to ours, its exit status back.
+struct Output {
+    stdout: io::StdoutLock<'static>,
+    stderr: io::Stderr,
+}
+
+impl Output {
+    /// Writes an output frame where it belongs; the exit status once its frame comes.
+    fn take(&mut self, frame: &[u8]) -> Result<Option<i32>> {
         let (&tag, payload) = frame
             .split_first()
             .ok_or_else(|| anyhow!("an empty frame"))?;
         match tag {
-            STDOUT => stdout.write_all(payload).context("write to stdout")?,
-            STDERR => stderr.write_all(payload).context("write to stderr")?,
+            STDOUT => self.stdout.write_all(payload).context("write to stdout")?,
+            STDERR => self.stderr.write_all(payload).context("write to stderr")?,
             EXIT => {
                 let code =
                     i32::from_be_bytes(payload.get(..4).context("short exit frame")?.try_into()?);
@@ -37,69 +62,65 @@ pub fn run(args: &ExecArgs) -> Result<u8> {
             other => bail!("unknown frame tag {other}"),
         }
         Ok(None)
+    }
+}
+
+/// One datagram of input, one datagram of framed reply.
+fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i32> {
+    let mut input = Vec::new();
+    io::stdin()
+        .take(MAX_MESSAGE as u64 + 1)
+        .read_to_end(&mut input)
+        .context("read stdin")?;
+    conn.send_all(&input).context("send")?;
+    conn.set_read_timeout(Some(timeout))?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = match conn.recv(&mut buf) {
+        Ok(Received::Data(n)) => n,
+        Ok(_) => bail!("no reply"),
+        Err(e) => bail!("no reply within {timeout:?}: {e}"),
     };
-    let code = if conn.kind() == SocketKind::Datagram {
-        // One datagram of input, one datagram of framed reply.
-        let mut input = Vec::new();
-        io::stdin()
-            .take(MAX_MESSAGE as u64 + 1)
-            .read_to_end(&mut input)
-            .context("read stdin")?;
-        conn.send_all(&input).context("send")?;
-        conn.set_read_timeout(Some(args.timeout))?;
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let n = match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => n,
-            Ok(_) => bail!("no reply"),
-            Err(e) => bail!("no reply within {:?}: {e}", args.timeout),
-        };
-        let mut frames = Decoder::new(Framing::Length, MAX_MESSAGE);
-        frames.feed(&buf[..n]);
-        let mut code = None;
-        while let Some(frame) = frames.next_frame()? {
-            if let Some(c) = on_frame(frame)? {
-                code = Some(c);
-            }
+    let mut frames = Decoder::new(Framing::Length, MAX_MESSAGE);
+    frames.feed(&buf[..n]);
+    let mut code = None;
+    while let Some(frame) = frames.next_frame()? {
+        if let Some(c) = output.take(frame)? {
+            code = Some(c);
         }
-        code.ok_or_else(|| anyhow!("the reply had no exit status"))?
-    } else {
-        let started = Instant::now();
-        let conn = std::sync::Arc::new(conn);
-        // Input goes while output comes: a program may answer before its input ends. The
-        // thread is not waited for: once the exit status is in, a stdin that never ends (a
-        // terminal, a slow pipe) does not keep exec running.
-        let input = std::sync::Arc::clone(&conn);
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut stdin = io::stdin().lock();
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 || input.send_all(&buf[..n]).is_err() {
-                    break;
+    }
+    code.ok_or_else(|| anyhow!("the reply had no exit status"))
+}
+
+/// Input goes while output comes: a program may answer before its input ends.
+fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
+    let conn = Arc::new(conn);
+    // The thread is not waited for: once the exit status is in, a stdin that never ends (a
+    // terminal, a slow pipe) does not keep exec running.
+    let input = Arc::clone(&conn);
+    std::thread::spawn(move || send_stdin(&input));
+    let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
+    loop {
+        match frames.read(&conn) {
+            Ok(Some(frame)) => {
+                if let Some(code) = output.take(&frame)? {
+                    return Ok(code);
                 }
             }
-            // End of input: the program's stdin closes.
-            let _ = input.shutdown_write();
-        });
-        let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
-        (|| -> Result<i32> {
-            loop {
-                match frames.read(&conn) {
-                    Ok(Some(frame)) => {
-                        if let Some(code) = on_frame(&frame)? {
-                            return Ok(code);
-                        }
-                    }
-                    Ok(None) => bail!("the server closed the connection before the exit status"),
-                    Err(FrameReadError::Io(e)) => bail!("recv: {e}"),
-                    Err(e) => bail!("{e}"),
-                }
-            }
-        })()
-        .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
-    };
-    io::stdout().flush().ok();
-    Ok(match code {
-        0..=255 => code as u8,
-        _ => 1,
-    })
+            Ok(None) => bail!("the server closed the connection before the exit status"),
+            Err(FrameReadError::Io(e)) => bail!("recv: {e}"),
+            Err(e) => bail!("{e}"),
+        }
+    }
+}
+
+/// Our stdin to the connection; at its end, the program's stdin closes.
+fn send_stdin(conn: &Conn) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut stdin = io::stdin().lock();
+    while let Ok(n) = stdin.read(&mut buf) {
+        if n == 0 || conn.send_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = conn.shutdown_write();
 }

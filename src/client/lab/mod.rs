@@ -115,47 +115,14 @@ pub fn run(args: &LabArgs) -> Result<()> {
         return run_netns(args, &plan, started);
     }
     let servers = LocalServers::new()?;
-    let mut rows = Vec::new();
-    let cases: Vec<(Proto, bool)> = vec![
-        (Proto::Tcp, false),
-        (Proto::Tcp, true),
-        (Proto::Udp, false),
-        (Proto::Udp, true),
-        (Proto::Unix, false),
-        (Proto::UnixDgram, false),
-        (Proto::UnixSeqpacket, false),
-    ];
-    for (i, (proto, ipv6)) in cases.iter().enumerate() {
-        let addr = servers.address_for(*proto, *ipv6);
-        progress(&format!("[{}/{}] {proto} {addr}", i + 1, cases.len()));
-        let target = servers.start(*proto, &addr, &[])?;
-        rows.push(measure(&target, &plan)?);
-    }
+    let mut rows = measure_protocols(&servers, &plan)?;
     // Raw rows need CAP_NET_RAW: without it the lab says so and measures the rest.
     match transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
-        Ok(_) => {
-            for ipv6 in [false, true] {
-                let addr = servers.address_for(Proto::Raw, ipv6);
-                progress(&format!("raw {addr}"));
-                let target = servers.start(Proto::Raw, &addr, &[])?;
-                rows.push(measure_raw(&target, &plan)?);
-            }
-        }
+        Ok(_) => rows.extend(measure_raw_rows(&servers, &plan)?),
         Err(e) => warn!("lab: raw rows skipped: {e:#}"),
     }
     progress("boundaries");
-    let mut boundaries = Vec::new();
-    for proto in [Proto::Tcp, Proto::Unix] {
-        for framing in [Framing::None, Framing::Line, Framing::Length] {
-            let name = format!("{}-{}", proto.name(), framing.name());
-            let addr = match proto {
-                Proto::Tcp => "127.0.0.1:0".to_string(),
-                _ => servers.path(&format!("{name}.sock")).display().to_string(),
-            };
-            let target = servers.start(proto, &addr, &["--framing", framing.name()])?;
-            boundaries.push(boundary_row(&target, framing)?);
-        }
-    }
+    let boundaries = measure_boundaries(&servers)?;
     progress("");
     drop(servers);
     if let Some(path) = &args.plot {
@@ -178,12 +145,67 @@ pub fn run(args: &LabArgs) -> Result<()> {
         Format::Ndjson => unreachable!("refused above"),
         Format::Table => render_table(&rows, &boundaries),
     };
+    print(&text)?;
+    info!("lab finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A row for every protocol and family with no privilege needed, each against a server
+/// of its own.
+fn measure_protocols(servers: &LocalServers, plan: &Plan) -> Result<Vec<Row>> {
+    let cases: Vec<(Proto, bool)> = vec![
+        (Proto::Tcp, false),
+        (Proto::Tcp, true),
+        (Proto::Udp, false),
+        (Proto::Udp, true),
+        (Proto::Unix, false),
+        (Proto::UnixDgram, false),
+        (Proto::UnixSeqpacket, false),
+    ];
+    let mut rows = Vec::new();
+    for (i, (proto, ipv6)) in cases.iter().enumerate() {
+        let addr = servers.address_for(*proto, *ipv6);
+        progress(&format!("[{}/{}] {proto} {addr}", i + 1, cases.len()));
+        let target = servers.start(*proto, &addr, &[])?;
+        rows.push(measure(&target, plan)?);
+    }
+    Ok(rows)
+}
+
+/// The raw IPv4 and IPv6 rows.
+fn measure_raw_rows(servers: &LocalServers, plan: &Plan) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for ipv6 in [false, true] {
+        let addr = servers.address_for(Proto::Raw, ipv6);
+        progress(&format!("raw {addr}"));
+        let target = servers.start(Proto::Raw, &addr, &[])?;
+        rows.push(measure_raw(&target, plan)?);
+    }
+    Ok(rows)
+}
+
+/// One burst through each stream and framing.
+fn measure_boundaries(servers: &LocalServers) -> Result<Vec<BoundaryRow>> {
+    let mut boundaries = Vec::new();
+    for proto in [Proto::Tcp, Proto::Unix] {
+        for framing in [Framing::None, Framing::Line, Framing::Length] {
+            let name = format!("{}-{}", proto.name(), framing.name());
+            let addr = match proto {
+                Proto::Tcp => "127.0.0.1:0".to_string(),
+                _ => servers.path(&format!("{name}.sock")).display().to_string(),
+            };
+            let target = servers.start(proto, &addr, &["--framing", framing.name()])?;
+            boundaries.push(boundary_row(&target, framing)?);
+        }
+    }
+    Ok(boundaries)
+}
+
+fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .context("write to stdout")?;
-    info!("lab finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+        .context("write to stdout")
 }
 
 /// How long each measurement runs: `--quick` or the full run.
@@ -274,10 +296,7 @@ fn run_netns(args: &LabArgs, plan: &Plan, started: Instant) -> Result<()> {
             text
         }
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .context("write to stdout")?;
+    print(&text)?;
     info!(
         "lab finished in {:.1} s; namespaces removed",
         started.elapsed().as_secs_f64()

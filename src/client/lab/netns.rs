@@ -67,6 +67,18 @@ fn run_input(args: &[&str], input: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// A tag unique to this run: the pid makes names unique among running labs; the clock,
+/// across a pid reused.
+fn unique_tag() -> String {
+    format!(
+        "{}{:02x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_micros() & 0xff)
+    )
+}
+
 impl Netns {
     /// Creates the namespaces and the veth pair, and the loss and rate asked for. Each
     /// namespace's name goes into `cleanup` before it exists, so whatever happens next, it
@@ -82,65 +94,9 @@ impl Netns {
                  namespaces, a veth pair and nftables rules; run it with sudo"
             );
         }
-        // The pid makes names unique among running labs; the clock, across a pid reused.
-        let tag = format!(
-            "{}{:02x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_micros() & 0xff)
-        );
-        // Interface names hold at most 15 bytes (IFNAMSIZ).
-        let ns = Netns {
-            server: format!("netecho-{tag}-srv"),
-            client: format!("netecho-{tag}-cli"),
-            veth_server: format!("ne{tag}s"),
-            veth_client: format!("ne{tag}c"),
-            notes: Vec::new(),
-        };
-        let mut ns = ns;
-        for name in [&ns.server, &ns.client] {
-            cleanup
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(name.clone());
-            run(&["ip", "netns", "add", name])
-                .context("create a network namespace (ip netns add)")?;
-        }
-        // Both ends are born in their namespaces: nothing is ever left in the host's.
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &ns.veth_server,
-            "netns",
-            &ns.server,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ns.veth_client,
-            "netns",
-            &ns.client,
-        ])
-        .context("create the veth pair")?;
-        for (space, veth, ip) in [
-            (&ns.server, &ns.veth_server, SERVER_IP),
-            (&ns.client, &ns.veth_client, CLIENT_IP),
-        ] {
-            run(&[
-                "ip",
-                "-n",
-                space,
-                "addr",
-                "add",
-                &format!("{ip}/30"),
-                "dev",
-                veth,
-            ])?;
-            run(&["ip", "-n", space, "link", "set", veth, "up"])?;
-            run(&["ip", "-n", space, "link", "set", "lo", "up"])?;
-        }
+        let mut ns = Netns::named(&unique_tag());
+        ns.add_namespaces(cleanup)?;
+        ns.add_veth_pair()?;
         ns.notes.push(format!(
             "namespaces {} (servers, {SERVER_IP}) and {} (clients, {CLIENT_IP}), joined by the \
              veth pair {}/{}",
@@ -153,6 +109,61 @@ impl Netns {
             ns.add_rate(rate);
         }
         Ok(ns)
+    }
+
+    /// The names of a run's namespaces and interfaces. Interface names hold at most 15
+    /// bytes (IFNAMSIZ).
+    fn named(tag: &str) -> Netns {
+        Netns {
+            server: format!("netecho-{tag}-srv"),
+            client: format!("netecho-{tag}-cli"),
+            veth_server: format!("ne{tag}s"),
+            veth_client: format!("ne{tag}c"),
+            notes: Vec::new(),
+        }
+    }
+
+    fn add_namespaces(&self, cleanup: &Arc<Mutex<Vec<String>>>) -> Result<()> {
+        for name in [&self.server, &self.client] {
+            cleanup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(name.clone());
+            run(&["ip", "netns", "add", name])
+                .context("create a network namespace (ip netns add)")?;
+        }
+        Ok(())
+    }
+
+    /// The veth pair, an address on each end, and both ends and loopbacks up. Both ends are
+    /// born in their namespaces: nothing is ever left in the host's.
+    fn add_veth_pair(&self) -> Result<()> {
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &self.veth_server,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.veth_client,
+            "netns",
+            &self.client,
+        ])
+        .context("create the veth pair")?;
+        for (space, veth, ip) in [
+            (&self.server, &self.veth_server, SERVER_IP),
+            (&self.client, &self.veth_client, CLIENT_IP),
+        ] {
+            let address = format!("{ip}/30");
+            run(&["ip", "-n", space, "addr", "add", &address, "dev", veth])?;
+            run(&["ip", "-n", space, "link", "set", veth, "up"])?;
+            run(&["ip", "-n", space, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
     }
 
     /// An nftables rule in each namespace dropping `loss` of the packets arriving on the veth.
