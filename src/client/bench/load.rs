@@ -329,6 +329,33 @@ struct Client {
     paced_until: Option<Instant>,
 }
 
+impl Client {
+    /// A connected client with nothing sent yet.
+    fn new(conn: Conn, spec: &LoadSpec) -> Client {
+        Client {
+            conn,
+            next_seq: 0,
+            in_flight: VecDeque::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            reply_pos: 0,
+            reply_ok: true,
+            highest: None,
+            answered: VecDeque::new(),
+            lost: VecDeque::new(),
+            done: false,
+            interest: EpollFlags::EPOLLIN,
+            kernel_drops: 0,
+            // At most a millisecond's worth back to back (the loop's tick), and never
+            // less than one request: paced means spaced, not bursts.
+            pace: spec
+                .rate
+                .map(|rate| TokenBucket::with_burst(rate, (rate / 1000).max(spec.size as u64))),
+            paced_until: None,
+        }
+    }
+}
+
 /// Recent answered or lost sequence numbers remembered per datagram client.
 const REMEMBER: usize = 1024;
 
@@ -415,27 +442,7 @@ impl<'a> Runner<'a> {
                     EpollEvent::new(EpollFlags::EPOLLIN, token as u64),
                 )
                 .context("epoll_ctl add")?;
-            clients.push(Client {
-                conn,
-                next_seq: 0,
-                in_flight: VecDeque::new(),
-                out: Vec::new(),
-                out_pos: 0,
-                reply_pos: 0,
-                reply_ok: true,
-                highest: None,
-                answered: VecDeque::new(),
-                lost: VecDeque::new(),
-                done: false,
-                interest: EpollFlags::EPOLLIN,
-                kernel_drops: 0,
-                // At most a millisecond's worth back to back (the loop's tick), and never
-                // less than one request: paced means spaced, not bursts.
-                pace: spec
-                    .rate
-                    .map(|rate| TokenBucket::with_burst(rate, (rate / 1000).max(spec.size as u64))),
-                paced_until: None,
-            });
+            clients.push(Client::new(conn, spec));
         }
         Ok(Runner {
             spec,
