@@ -1,24 +1,27 @@
-//! Runs as CSV (RFC 4180): a header row, then one row per run, with the table's columns.
+//! Results as CSV (RFC 4180): a header row, then a row per result, with the same columns as
+//! the table; a field holding a comma, a quote or a line break is quoted.
 
-use super::{Run, columns};
+use super::column::{Column, cells};
 
-pub fn render(runs: &[Run]) -> String {
-    let cols = columns();
-    let mut text = cols
-        .iter()
-        .map(|(head, _)| *head)
-        .collect::<Vec<_>>()
-        .join(",");
-    text.push('\n');
-    for run in runs {
-        let row: Vec<String> = cols.iter().map(|(_, value)| quote(&value(run))).collect();
-        text.push_str(&row.join(","));
-        text.push('\n');
+/// `items` in `columns`, a row each.
+pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
+    let mut text = row(columns.iter().map(|c| c.head));
+    for cells in cells(columns, items) {
+        text.push_str(&row(cells.iter()));
     }
     text
 }
 
-/// Quotes a field that holds a comma, a quote or a line break; doubles its quotes.
+fn row<I>(fields: I) -> String
+where
+    I: Iterator,
+    I::Item: AsRef<str>,
+{
+    let fields: Vec<String> = fields.map(|f| quote(f.as_ref())).collect();
+    fields.join(",") + "\n"
+}
+
+/// Quotes a field that holds a comma, a quote or a line break, doubling its quotes.
 fn quote(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))

@@ -12,11 +12,14 @@ struct Document<'a> {
 }
 
 pub fn render(runs: &[Run]) -> String {
-    let mut text = serde_json::to_string_pretty(&Document {
+    document(&Document {
         schema: SCHEMA,
         runs,
     })
-    .expect("a report always serializes");
-    text.push('\n');
-    text
+}
+
+/// Any report document as indented JSON, ending in a line break.
+pub fn document(doc: &impl Serialize) -> String {
+    // Reports hold numbers, strings and lists only: nothing that JSON cannot express.
+    serde_json::to_string_pretty(doc).expect("a report always serializes") + "\n"
 }

@@ -4,8 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Percentiles, Run};
-use crate::client::bench::interval::Interval;
+use super::run::{Interval, Percentiles, Run, round};
 
 /// The version of the NDJSON lines' layout.
 pub const SCHEMA: &str = "netecho-bench-ndjson/1";
@@ -34,11 +33,6 @@ struct SummaryLine<'a> {
     r#type: &'static str,
     #[serde(flatten)]
     run: &'a Run,
-}
-
-fn round(v: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (v * f).round() / f
 }
 
 /// One interval of the run against `proto` `address`, as a line.

@@ -1,43 +1,46 @@
-//! Runs as an aligned table, one row per run, numbers right-aligned.
+//! Results as an aligned table for people: a header line, a line per result, columns two
+//! spaces apart and padded to their widest cell; and notes, a line each, under a table.
 
-use super::{Run, columns};
+use super::column::{Align, Column, cells};
 
-pub fn render(runs: &[Run]) -> String {
-    let cols = columns();
-    let cells: Vec<Vec<String>> = runs
-        .iter()
-        .map(|run| cols.iter().map(|(_, value)| value(run)).collect())
-        .collect();
-    let widths: Vec<usize> = cols
+/// `items` in `columns`, each column to its side.
+pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
+    let rows = cells(columns, items);
+    let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, (head, _))| {
-            cells
-                .iter()
+        .map(|(i, c)| {
+            rows.iter()
                 .map(|row| row[i].len())
-                .fold(head.len(), usize::max)
+                .fold(c.head.len(), usize::max)
         })
         .collect();
-    let mut text = String::new();
-    let line = |text: &mut String, row: Vec<&str>| {
-        let cells: Vec<String> = row
+    let line = |row: Vec<&str>| {
+        let padded: Vec<String> = row
             .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                // Text columns (proto, address) to the left, numbers to the right.
-                if i < 2 {
-                    format!("{cell:<w$}", w = widths[i])
-                } else {
-                    format!("{cell:>w$}", w = widths[i])
-                }
+            .zip(columns.iter().zip(&widths))
+            .map(|(cell, (c, &w))| match c.align {
+                Align::Left => format!("{cell:<w$}"),
+                Align::Right => format!("{cell:>w$}"),
             })
             .collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
+        padded.join("  ").trim_end().to_string() + "\n"
     };
-    line(&mut text, cols.iter().map(|(head, _)| *head).collect());
-    for row in &cells {
-        line(&mut text, row.iter().map(String::as_str).collect());
+    let mut text = line(columns.iter().map(|c| c.head).collect());
+    for row in &rows {
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     text
+}
+
+/// Notes for under a table: a line each, as a list.
+pub fn notes<I>(notes: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    notes
+        .into_iter()
+        .map(|note| format!("- {}\n", note.as_ref()))
+        .collect()
 }

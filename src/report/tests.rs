@@ -1,5 +1,9 @@
 //! Every format pinned against an exact expected text.
 
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
 use super::*;
 
 fn run() -> Run {
@@ -36,7 +40,7 @@ fn run() -> Run {
         rxq_overflow: 0,
         rcvbuf_errors: Some(0),
         send_errors: 0,
-        loss_cause: Some(crate::client::bench::loss::Cause::Unseen),
+        loss_cause: Some(Cause::Unseen),
     }
 }
 
@@ -105,5 +109,197 @@ fn json() {
             "send_errors",
             "loss_cause"
         ]
+    );
+}
+
+#[test]
+fn csv_quotes_a_field_with_a_comma_or_a_quote() {
+    let mut odd = run();
+    odd.address = "/tmp/a,\"b\".sock".into();
+    let expected = "\
+proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients
+udp,\"/tmp/a,\"\"b\"\".sock\",2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0
+";
+    assert_eq!(render(Format::Csv, &[odd]), expected);
+}
+
+/// A result of another shape, as the lab's rows are: text columns, then numbers.
+struct Note {
+    name: &'static str,
+    text: &'static str,
+    count: u64,
+}
+
+fn note_columns() -> Vec<Column<Note>> {
+    vec![
+        Column::left("name", |n| n.name.to_string()),
+        Column::left("text", |n| n.text.to_string()),
+        Column::right("count", |n| n.count.to_string()),
+    ]
+}
+
+fn notes() -> Vec<Note> {
+    vec![
+        Note {
+            name: "plain",
+            text: "one",
+            count: 1,
+        },
+        Note {
+            name: "comma",
+            text: "a,b",
+            count: 22,
+        },
+        Note {
+            name: "quote",
+            text: "say \"hi\"",
+            count: 333,
+        },
+        Note {
+            name: "lines",
+            text: "x\ny",
+            count: 0,
+        },
+    ]
+}
+
+#[test]
+fn csv_of_any_columns_follows_rfc_4180() {
+    let expected = "\
+name,text,count
+plain,one,1
+comma,\"a,b\",22
+quote,\"say \"\"hi\"\"\",333
+lines,\"x
+y\",0
+";
+    assert_eq!(csv::render(&note_columns(), &notes()), expected);
+}
+
+#[test]
+fn table_of_text_and_number_columns_with_notes_under_it() {
+    let rows = &notes()[..3];
+    let mut text = table::render(&note_columns(), rows);
+    text.push_str(&table::notes(rows.iter().map(|n| n.name)));
+    let expected = "\
+name   text      count
+plain  one           1
+comma  a,b          22
+quote  say \"hi\"    333
+- plain
+- comma
+- quote
+";
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn json_text() {
+    let expected = "\
+{
+  \"schema\": \"netecho-bench/1\",
+  \"runs\": [
+    {
+      \"proto\": \"udp\",
+      \"address\": \"[::1]:3234\",
+      \"clients\": 2,
+      \"size\": 64,
+      \"window\": 1,
+      \"duration_s\": 1.0,
+      \"count\": null,
+      \"elapsed_s\": 1.001,
+      \"sent\": 1000,
+      \"answered\": 998,
+      \"bytes\": 63872,
+      \"requests_per_s\": 997.0,
+      \"mb_per_s\": 0.06,
+      \"latency_us\": {
+        \"p50\": 10,
+        \"p90\": 20,
+        \"p99\": 30,
+        \"p99_9\": 40,
+        \"max\": 50,
+        \"mean\": 10.5
+      },
+      \"connect_us\": {
+        \"p50\": 3,
+        \"p90\": 6,
+        \"p99\": 9,
+        \"p99_9\": 12,
+        \"max\": 15,
+        \"mean\": 3.5
+      },
+      \"lost\": 2,
+      \"duplicated\": 0,
+      \"reordered\": 1,
+      \"late\": 0,
+      \"mismatched\": 0,
+      \"failed_clients\": 0,
+      \"rxq_overflow\": 0,
+      \"rcvbuf_errors\": 0,
+      \"send_errors\": 0,
+      \"loss_cause\": \"unseen\"
+    }
+  ]
+}
+";
+    assert_eq!(render(Format::Json, &[run()]), expected);
+}
+
+fn histogram() -> Histogram<u64> {
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for v in [10, 20, 30, 1000] {
+        latency.record(v).unwrap();
+    }
+    latency
+}
+
+#[test]
+fn ndjson_summary_and_interval_lines() {
+    let expected = "\
+{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\"}
+";
+    assert_eq!(render(Format::Ndjson, &[run()]), expected);
+    let interval = Interval {
+        index: 2,
+        start: Duration::from_millis(2000),
+        end: Duration::from_millis(3000),
+        sent: 500,
+        answered: 499,
+        bytes: 31936,
+        lost: 1,
+        latency: histogram(),
+    };
+    let expected = "\
+{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"interval\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"interval\":2,\"start_s\":2.0,\"end_s\":3.0,\"sent\":500,\"answered\":499,\"bytes\":31936,\"requests_per_s\":499.0,\"mb_per_s\":0.03,\"lost\":1,\"latency_us\":{\"p50\":20,\"p90\":1000,\"p99\":1000,\"p99_9\":1000,\"max\":1000,\"mean\":265.0}}
+";
+    assert_eq!(ndjson::interval("udp", "[::1]:3234", &interval), expected);
+}
+
+#[test]
+fn svg_text() {
+    let expected = "\
+<?xml version=\"1.0\" encoding=\"UTF-8\"?>
+<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"420\" viewBox=\"0 0 720 420\" font-family=\"sans-serif\" font-size=\"12\">
+<rect width=\"100%\" height=\"100%\" fill=\"white\"/>
+<text x=\"300\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">rtt</text>
+<path d=\"M60,40 V370 H540\" fill=\"none\" stroke=\"black\"/>
+<line x1=\"60.0\" y1=\"40\" x2=\"60.0\" y2=\"370\" stroke=\"#ddd\"/><text x=\"60.0\" y=\"386\" text-anchor=\"middle\">10 µs</text>
+<line x1=\"300.0\" y1=\"40\" x2=\"300.0\" y2=\"370\" stroke=\"#ddd\"/><text x=\"300.0\" y=\"386\" text-anchor=\"middle\">100 µs</text>
+<line x1=\"540.0\" y1=\"40\" x2=\"540.0\" y2=\"370\" stroke=\"#ddd\"/><text x=\"540.0\" y=\"386\" text-anchor=\"middle\">1 ms</text>
+<line x1=\"60\" y1=\"370.0\" x2=\"540\" y2=\"370.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"374.0\" text-anchor=\"end\">0%</text>
+<line x1=\"60\" y1=\"287.5\" x2=\"540\" y2=\"287.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"291.5\" text-anchor=\"end\">25%</text>
+<line x1=\"60\" y1=\"205.0\" x2=\"540\" y2=\"205.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"209.0\" text-anchor=\"end\">50%</text>
+<line x1=\"60\" y1=\"122.5\" x2=\"540\" y2=\"122.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"126.5\" text-anchor=\"end\">75%</text>
+<line x1=\"60\" y1=\"40.0\" x2=\"540\" y2=\"40.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"44.0\" text-anchor=\"end\">100%</text>
+<text x=\"300\" y=\"408\" text-anchor=\"middle\">round-trip latency (log scale)</text>
+<text x=\"16\" y=\"205\" text-anchor=\"middle\" transform=\"rotate(-90 16 205)\">requests at or below</text>
+<polyline points=\"60.0,370.0 60.0,287.5 132.2,205.0 174.5,163.8 174.5,122.5 540.0,101.9 540.0,40.0\" fill=\"none\" stroke=\"#0072b2\" stroke-width=\"2\"><title>udp</title></polyline>
+<line x1=\"555\" y1=\"50\" x2=\"575\" y2=\"50\" stroke=\"#0072b2\" stroke-width=\"3\"/><text x=\"581\" y=\"54\">udp</text>
+</svg>
+";
+    assert_eq!(
+        svg::render("rtt", &[("udp".into(), &histogram())]),
+        expected
     );
 }

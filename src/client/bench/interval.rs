@@ -9,21 +9,9 @@ use hdrhistogram::Histogram;
 
 use super::load::LoadResult;
 
-/// What all threads did in one interval.
-#[derive(Debug)]
-pub struct Interval {
-    /// 0 for the first interval.
-    pub index: u64,
-    pub start: Duration,
-    pub end: Duration,
-    pub sent: u64,
-    pub answered: u64,
-    pub bytes: u64,
-    pub lost: u64,
-    /// Round trips answered in this interval, in microseconds.
-    pub latency: Histogram<u64>,
-}
+pub use crate::report::Interval;
 
+/// How the load loop cuts its totals into intervals, and how threads' shares add up.
 impl Interval {
     /// What a thread did between two snapshots of its running totals.
     pub fn between(

@@ -4,7 +4,7 @@
 //! (ENOBUFS, SndbufErrors), and what no counter here saw (a relay's simulated loss, a real
 //! network). Each cause comes with what to change.
 
-use serde::Serialize;
+use crate::report::Cause;
 
 /// UDP counters of the whole machine (this network namespace), IPv4 and IPv6 together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,20 +54,6 @@ impl Counters {
             sndbuf_errors: after.sndbuf_errors.saturating_sub(self.sndbuf_errors),
         }
     }
-}
-
-/// The main cause of a run's loss, as the JSON report names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cause {
-    /// bench's own receive buffers overflowed.
-    ReceiveBuffer,
-    /// Another receive buffer on this machine overflowed (the server's, a relay's).
-    OtherReceiveBuffer,
-    /// The kernel refused sends (ENOBUFS).
-    SendBuffer,
-    /// No counter on this machine saw it: simulated by a relay, or lost in flight.
-    Unseen,
 }
 
 /// What a datagram run lost and what the kernel saw of it.

@@ -4,6 +4,7 @@
 pub mod interval;
 pub mod load;
 pub mod loss;
+pub mod summary;
 
 use std::io::Write;
 
@@ -17,9 +18,9 @@ use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
 use crate::endpoint::{Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
+use crate::report;
 use crate::report::Format;
 use crate::report::progress::Progress;
-use crate::report::{self, Run};
 
 use crate::client::local::LocalServers;
 
@@ -42,7 +43,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let result = measure(&spec, every)?;
         warn_of_loss(&spec, &result);
         problems.extend(problems_in(&spec, &result));
-        runs.push(Run::new(&spec, &result));
+        runs.push(summary::run(&spec, &result));
         if every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
             print(&report::ndjson::render(&runs[runs.len() - 1..]))?;
