@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use serde::Serialize;
 
 use crate::error::UsageError;
 
@@ -118,6 +119,44 @@ pub enum Address {
 impl Address {
     pub fn is_unix(&self) -> bool {
         matches!(self, Address::UnixPath(_) | Address::UnixAbstract(_))
+    }
+
+    /// The address family a socket for this address has; `None` for a host name, whose
+    /// family is known only once getaddrinfo has answered.
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Address::Ip(a) if a.is_ipv6() => Some(Family::Inet6),
+            Address::Ip(_) => Some(Family::Inet),
+            Address::Host(..) => None,
+            Address::UnixPath(_) | Address::UnixAbstract(_) => Some(Family::Unix),
+        }
+    }
+}
+
+/// An address family, named as socket(2) names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Family {
+    #[serde(rename = "AF_INET")]
+    Inet,
+    #[serde(rename = "AF_INET6")]
+    Inet6,
+    #[serde(rename = "AF_UNIX")]
+    Unix,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Inet => "AF_INET",
+            Family::Inet6 => "AF_INET6",
+            Family::Unix => "AF_UNIX",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -403,5 +442,17 @@ mod tests {
         assert!(err("ho st:5", None).contains("'ho st' is not"));
         assert!(err("[::1:5", None).contains("[IPv6]:PORT"));
         assert!(err("@", Some(Proto::Unix)).contains("abstract name"));
+    }
+
+    #[test]
+    fn the_family_follows_the_address() {
+        let family = |text: &str| parse(text).addr.family();
+        assert_eq!(family("127.0.0.1:5"), Some(Family::Inet));
+        assert_eq!(family("[::1]:5"), Some(Family::Inet6));
+        assert_eq!(family("raw6://::1"), Some(Family::Inet6));
+        assert_eq!(family("/tmp/x.sock"), Some(Family::Unix));
+        assert_eq!(family("@name"), Some(Family::Unix));
+        assert_eq!(family("localhost:5"), None);
+        assert_eq!(Family::Inet6.to_string(), "AF_INET6");
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tracing::debug;
 
-use crate::endpoint::{Address, Endpoint, Proto};
+use crate::endpoint::{Endpoint, Proto};
 use crate::signal::Shutdown;
 
 /// How long a local server may take to print its `listening` line.
@@ -172,13 +172,4 @@ fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path, namespaces: &Mutex<Vec<Str
     }
     let _ = std::fs::remove_dir_all(dir);
     super::lab::netns::remove(namespaces);
-}
-
-/// Whether an address is the family's IPv6 form, for labels.
-pub fn family(endpoint: &Endpoint) -> &'static str {
-    match &endpoint.addr {
-        Address::Ip(a) if a.is_ipv6() => "AF_INET6",
-        Address::Ip(_) | Address::Host(..) => "AF_INET",
-        _ => "AF_UNIX",
-    }
 }

@@ -1,0 +1,54 @@
+//! What the lab measures and for how long: the protocols of its rows, the boundaries burst,
+//! and the lengths of the quick and the full run.
+
+use std::time::Duration;
+
+use crate::endpoint::Proto;
+
+/// Messages in the boundaries burst, and their size.
+pub const BURST: usize = 50;
+pub const BURST_SIZE: usize = 16;
+/// connect() calls timed for the set-up column.
+pub const SETUPS: usize = 50;
+
+/// The rows of a lab on this machine, in order: each protocol, and IPv6 beside IPv4 where
+/// the protocol has both. Raw rows come after, when raw sockets may be opened.
+pub const CASES: [(Proto, bool); 7] = [
+    (Proto::Tcp, false),
+    (Proto::Tcp, true),
+    (Proto::Udp, false),
+    (Proto::Udp, true),
+    (Proto::Unix, false),
+    (Proto::UnixDgram, false),
+    (Proto::UnixSeqpacket, false),
+];
+
+/// How long each measurement runs.
+pub struct Plan {
+    pub ping: Duration,
+    pub load: Duration,
+    pub clients: usize,
+    pub window: usize,
+}
+
+impl Plan {
+    /// `--quick` or the full run.
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                ping: Duration::from_millis(150),
+                load: Duration::from_millis(250),
+                clients: 2,
+                window: 8,
+            }
+        } else {
+            // Nine rows as root (two of them raw): about 25 s in all, under the 30 s promised.
+            Plan {
+                ping: Duration::from_millis(1200),
+                load: Duration::from_millis(1500),
+                clients: 4,
+                window: 16,
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! A raw row, measured with the raw client one message at a time: the load loop has no raw
+//! sockets, so the row's `why` says its msgs/s are sequential.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+
+use crate::client::bench::load::MAX_LATENCY_US;
+use crate::client::exchange::ClientConfig;
+use crate::client::raw::RawClient;
+use crate::endpoint::{Address, Endpoint};
+use crate::report::Percentiles;
+use crate::service::framing::Framing;
+
+use super::measure::client_config;
+use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
+use super::rows::Row;
+use super::why::why;
+
+/// Exchanges of one raw measurement.
+#[derive(Default)]
+struct RawRun {
+    sent: u64,
+    answered: u64,
+    lost: u64,
+    mismatched: u64,
+    bytes: u64,
+}
+
+impl RawRun {
+    /// Exchanges `msg` over and over for `time`, the round trips into `latency` when given.
+    fn for_time(
+        client: &mut RawClient,
+        msg: &[u8],
+        time: Duration,
+        mut latency: Option<&mut Histogram<u64>>,
+    ) -> RawRun {
+        let mut run = RawRun::default();
+        let started = Instant::now();
+        while started.elapsed() < time {
+            run.one(client, msg, latency.as_deref_mut());
+        }
+        run
+    }
+
+    /// One request and its reply, checked against the upper-cased request; its round trip
+    /// into `latency` when given. Silence counts as lost.
+    fn one(&mut self, client: &mut RawClient, msg: &[u8], latency: Option<&mut Histogram<u64>>) {
+        let start = Instant::now();
+        self.sent += 1;
+        match client.exchange(msg) {
+            Ok(reply) if reply == msg.to_ascii_uppercase() => {
+                self.answered += 1;
+                self.bytes += reply.len() as u64;
+                if let Some(h) = latency {
+                    let _ = h.record((start.elapsed().as_micros() as u64).max(1));
+                }
+            }
+            Ok(_) => self.mismatched += 1,
+            Err(e) => {
+                tracing::debug!("raw: {e:#}");
+                self.lost += 1;
+            }
+        }
+    }
+}
+
+/// The raw row of `target`.
+pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
+    let config = client_config(Framing::None);
+    let setup_us = setup_time(target, &config)?;
+    let mut client = RawClient::open(target, &config)?;
+    let mut latency =
+        Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds")?;
+    let ping = RawRun::for_time(&mut client, &[b'p'; 64], plan.ping, Some(&mut latency));
+    let started = Instant::now();
+    let load = RawRun::for_time(&mut client, &[b'b'; 1024], plan.load, None);
+    let elapsed = started.elapsed().as_secs_f64();
+    let replies = client.burst(&[b'b'; BURST_SIZE], BURST)?;
+    let kept = replies.len() == BURST && replies.iter().all(|(_, r)| r.len() == BURST_SIZE);
+    let in_order = replies.windows(2).all(|w| w[0].0 < w[1].0);
+    Ok(Row {
+        proto: target.proto.to_string(),
+        family: target.addr.family(),
+        socket_type: "SOCK_RAW",
+        address: match &target.addr {
+            Address::Ip(a) => a.ip().to_string(),
+            other => other.to_string(),
+        },
+        setup_us,
+        latency_us: Percentiles::of(&latency),
+        messages_per_s: (load.answered as f64 / elapsed).round(),
+        mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
+        sent: load.sent,
+        lost: ping.lost + load.lost,
+        boundaries_kept: kept,
+        burst_reads: replies.len(),
+        ordered: in_order && ping.mismatched + load.mismatched == 0,
+        why: why(target),
+        latency: Some(latency),
+        tcp_info: None,
+    })
+}
+
+/// socket(2) and connect(2), which on a raw socket only records the peer, timed [`SETUPS`]
+/// times; the median, in microseconds.
+fn setup_time(target: &Endpoint, config: &ClientConfig) -> Result<u64> {
+    let mut setups = Vec::with_capacity(SETUPS);
+    for _ in 0..SETUPS {
+        let start = Instant::now();
+        let client = RawClient::open(target, config)?;
+        setups.push(start.elapsed().as_micros() as u64);
+        drop(client);
+    }
+    setups.sort_unstable();
+    Ok(setups[SETUPS / 2].max(1))
+}

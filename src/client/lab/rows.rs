@@ -1,0 +1,80 @@
+//! What the lab measured, as plain data: a row per protocol, a row per framing of the
+//! boundaries burst, and the documents `--format json` writes.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::endpoint::Family;
+use crate::report::Percentiles;
+
+/// The layout of `--format json`.
+pub const SCHEMA: &str = "netecho-lab/1";
+
+/// One protocol's row.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub proto: String,
+    /// `null` only for a host name, which the lab's own servers never have.
+    pub family: Option<Family>,
+    pub socket_type: &'static str,
+    pub address: String,
+    /// connect(2) time, p50, in microseconds.
+    pub setup_us: u64,
+    /// Ping-pong round trips (one client, one message in flight).
+    pub latency_us: Percentiles,
+    /// Pipelined load (several clients, a window of messages in flight).
+    pub messages_per_s: f64,
+    pub mb_per_s: f64,
+    pub sent: u64,
+    pub lost: u64,
+    /// A burst of small sends came back as exactly as many reads of one message each.
+    pub boundaries_kept: bool,
+    pub burst_reads: usize,
+    /// Replies came back in the order sent (measured by sequence number).
+    pub ordered: bool,
+    pub why: &'static str,
+    /// TCP rows: what TCP_INFO said of the pipelined connections at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_info: Option<TcpInfoRow>,
+    /// The ping-pong round trips, for the plot.
+    #[serde(skip)]
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// TCP_INFO of a row's connections: how TCP turned loss into latency.
+#[derive(Debug, Serialize)]
+pub struct TcpInfoRow {
+    pub connections: u64,
+    /// Segments sent again, all connections together (tcpi_total_retrans).
+    pub retransmits: u64,
+    /// Mean smoothed round-trip time, microseconds (tcpi_rtt).
+    pub rtt_us: u64,
+    /// Mean congestion window, in segments (tcpi_snd_cwnd).
+    pub cwnd: u64,
+}
+
+/// One burst over a stream with a framing: how many reads, how many messages recovered.
+#[derive(Debug, Serialize)]
+pub struct BoundaryRow {
+    pub proto: String,
+    pub framing: String,
+    pub sends: usize,
+    pub reads: usize,
+    pub messages: usize,
+}
+
+/// `--format json` of a lab on this machine.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub schema: &'static str,
+    pub rows: &'a [Row],
+    pub boundaries: &'a [BoundaryRow],
+}
+
+/// `--format json` of a lab across namespaces: what was set up, then the rows.
+#[derive(Debug, Serialize)]
+pub struct NetnsDocument<'a> {
+    pub schema: &'static str,
+    pub netns: &'a [String],
+    pub rows: &'a [Row],
+}
