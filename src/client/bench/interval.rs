@@ -11,7 +11,8 @@ use super::load::LoadResult;
 
 pub use crate::report::Interval;
 
-/// How the load loop cuts its totals into intervals, and how threads' shares add up.
+// An interval is report data; how bench cuts one from its running totals, and adds up the
+// threads' shares, is bench's and lives here.
 impl Interval {
     /// What a thread did between two snapshots of its running totals.
     pub fn between(
