@@ -3,17 +3,41 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use std::os::unix::ffi::OsStrExt;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::bench::load::{Limit, LoadSpec};
+use crate::choice::{Choice, UnknownChoice};
+use crate::client::bench::load::Limit;
+use crate::client::bench::{BenchConfig, Servers};
 use crate::client::exchange::ClientConfig;
-use crate::endpoint::{Endpoint, Proto};
+use crate::client::exec::ExecConfig;
+use crate::client::lab::{LabConfig, NetnsConfig};
+use crate::client::ping::PingConfig;
+use crate::client::send::SendConfig;
+use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
+use crate::endpoint::{Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
+use crate::impair::Rng;
+use crate::logging::LogConfig;
+use crate::relay::Route;
 use crate::report::Format;
 use crate::server::Model;
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::SocketOptions;
+
+/// The value parser of a [`Choice`]: its names, each with its help line, for parsing, help,
+/// completions and man pages.
+fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    let values = T::ALL.iter().map(|v| match v.help() {
+        "" => PossibleValue::new(v.name()),
+        help => PossibleValue::new(v.name()).help(help),
+    });
+    PossibleValuesParser::new(values)
+        .try_map(|name| T::from_name(&name).ok_or_else(|| UnknownChoice::of::<T>(&name)))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -197,16 +221,16 @@ with an address alone.";
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Address to bind [default: 127.0.0.1:3234; for Unix protocols /tmp/netecho*.sock]
     #[arg(long, long_help = ADDR_HELP)]
     pub addr: Option<String>,
     /// What to do to each message: upper (ASCII letters upper-cased) or echo (RFC 862, unchanged)
-    #[arg(long, value_enum, default_value_t = Transform::Upper)]
+    #[arg(long, value_parser = choice::<Transform>(), default_value = Transform::Upper.name())]
     pub transform: Transform,
     /// Server model: how many clients are served at once (see the first log lines)
-    #[arg(long, value_enum, default_value_t = Model::Event)]
+    #[arg(long, value_parser = choice::<Model>(), default_value = Model::Event.name())]
     pub model: Model,
     /// Event model: number of event-loop threads [default: number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -323,7 +347,7 @@ pub struct ExecServeArgs {
 pub struct FramingArgs {
     /// Message boundaries on streams: none (a read is a message), line (newline-ended) or
     /// length (4-byte big-endian length first)
-    #[arg(long, value_enum, default_value_t = Framing::None)]
+    #[arg(long, value_parser = choice::<Framing>(), default_value = Framing::None.name())]
     pub framing: Framing,
     /// The largest frame accepted, in bytes; a larger one closes the connection
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME, value_parser = clap::value_parser!(u32).range(1..))]
@@ -352,7 +376,7 @@ pub struct ServerSocketArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
@@ -400,7 +424,7 @@ pub struct SendArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Protocols, comma-separated: each is measured in turn [default: tcp, or unix for a path]
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = choice::<Proto>(), value_delimiter = ',')]
     pub proto: Vec<Proto>,
     /// Server address; without it, bench starts its own server for each protocol
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
@@ -427,7 +451,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// What the server does to messages: upper (netecho) or echo (a plain echo server)
-    #[arg(long, value_enum, default_value_t = Transform::Upper)]
+    #[arg(long, value_parser = choice::<Transform>(), default_value = Transform::Upper.name())]
     pub expect: Transform,
     /// Connect the clients and hold them without traffic, to see what idle clients cost a server
     #[arg(long)]
@@ -437,7 +461,7 @@ pub struct BenchArgs {
     pub nodelay: bool,
     /// Output: an aligned table, JSON (schema in the README), CSV, or NDJSON (a line per
     /// --interval while the run goes on, then a summary line)
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_parser = choice::<Format>(), default_value = Format::Table.name())]
     pub format: Format,
     /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -459,7 +483,7 @@ pub struct BenchArgs {
 #[derive(Debug, Args)]
 pub struct TransferArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
@@ -507,7 +531,7 @@ pub struct PutArgs {
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
@@ -542,7 +566,7 @@ pub struct LabArgs {
     #[arg(long)]
     pub quick: bool,
     /// Output: an aligned table with explanations, JSON or CSV
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_parser = choice::<Format>(), default_value = Format::Table.name())]
     pub format: Format,
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -755,44 +779,27 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
 }
 
 impl BenchArgs {
-    /// The servers named on the command line: ADDR once per protocol; `None` without ADDR.
-    pub fn targets(&self) -> Result<Option<Vec<Endpoint>>, UsageError> {
-        if self.proto.contains(&Proto::Raw) {
-            // Checked before local servers start, through the same wording.
-            Endpoint {
-                proto: Proto::Raw,
-                addr: Proto::Raw.default_address(),
+    /// What to measure, against which servers, and how to report it.
+    pub fn config(&self) -> Result<BenchConfig, UsageError> {
+        let servers = self.servers()?;
+        let every = match (self.format, self.interval) {
+            (Format::Ndjson, every) => Some(every.unwrap_or(Duration::from_secs(1))),
+            (_, Some(_)) => {
+                return Err(UsageError::new(
+                    "--interval writes a line per interval: it needs --format ndjson",
+                ));
             }
-            .not_raw("bench")?;
-        }
-        let Some(addr) = &self.addr else {
-            return Ok(None);
+            _ => None,
         };
-        if self.proto.is_empty() {
-            return Ok(Some(vec![Endpoint::parse(addr, None)?.not_raw("bench")?]));
+        let protos: Vec<Proto> = match &servers {
+            Servers::Given(targets) => targets.iter().map(|t| t.proto).collect(),
+            Servers::Local(protos) => protos.clone(),
+        };
+        for proto in protos {
+            self.check_size(proto)?;
         }
-        let targets: Result<Vec<_>, _> = self
-            .proto
-            .iter()
-            .map(|p| Endpoint::parse(addr, Some(*p)))
-            .collect();
-        targets.map(Some)
-    }
-
-    /// What to measure against `target`.
-    pub fn spec(&self, target: Endpoint) -> Result<LoadSpec, UsageError> {
-        if self.size as usize > crate::transport::MAX_MESSAGE
-            && target.proto.kind() != crate::endpoint::SocketKind::Stream
-        {
-            return Err(UsageError::new(format!(
-                "--size {}: {} messages are at most {} bytes here",
-                self.size,
-                target.proto,
-                crate::transport::MAX_MESSAGE
-            )));
-        }
-        Ok(LoadSpec {
-            target,
+        Ok(BenchConfig {
+            servers,
             clients: self.clients as usize,
             size: self.size as usize,
             window: self.window as usize,
@@ -800,10 +807,7 @@ impl BenchArgs {
                 Some(n) => Limit::Count(n),
                 None => Limit::Duration(self.duration),
             },
-            threads: match self.threads {
-                Some(n) => n as usize,
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
+            threads: self.threads.map_or_else(cores, |n| n as usize),
             timeout: self.timeout,
             expect: self.expect,
             idle: self.idle,
@@ -815,8 +819,62 @@ impl BenchArgs {
                 sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
+            format: self.format,
+            every,
+            plot: self.plot.clone(),
         })
     }
+
+    /// The servers named on the command line, ADDR once per protocol; without ADDR, the
+    /// protocols of the servers bench starts itself.
+    fn servers(&self) -> Result<Servers, UsageError> {
+        if self.proto.contains(&Proto::Raw) {
+            // Refused before any server starts, in the words of every other refusal.
+            Endpoint {
+                proto: Proto::Raw,
+                addr: Proto::Raw.default_address(),
+            }
+            .not_raw("bench")?;
+        }
+        let Some(addr) = &self.addr else {
+            return Ok(Servers::Local(if self.proto.is_empty() {
+                vec![Proto::Tcp]
+            } else {
+                self.proto.clone()
+            }));
+        };
+        if self.proto.is_empty() {
+            return Ok(Servers::Given(vec![
+                Endpoint::parse(addr, None)?.not_raw("bench")?,
+            ]));
+        }
+        let targets: Result<Vec<_>, _> = self
+            .proto
+            .iter()
+            .map(|p| Endpoint::parse(addr, Some(*p)))
+            .collect();
+        targets.map(Servers::Given)
+    }
+
+    /// --size within what one message of `proto` carries.
+    fn check_size(&self, proto: Proto) -> Result<(), UsageError> {
+        if self.size as usize > crate::transport::MAX_MESSAGE
+            && proto.kind() != crate::endpoint::SocketKind::Stream
+        {
+            return Err(UsageError::new(format!(
+                "--size {}: {} messages are at most {} bytes here",
+                self.size,
+                proto,
+                crate::transport::MAX_MESSAGE
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Threads when none are asked for: one per core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl ServeArgs {
@@ -857,11 +915,20 @@ impl ServeArgs {
 }
 
 impl SendArgs {
-    pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
-        Endpoint::parse(&self.addr, self.proto)
+    /// Where to send, over which socket, and which messages.
+    pub fn config(&self) -> Result<SendConfig, UsageError> {
+        let endpoint = Endpoint::parse(&self.addr, self.proto)?;
+        let client = self.client_config(endpoint.proto)?;
+        Ok(SendConfig {
+            endpoint,
+            client,
+            message: (!self.message.is_empty()).then(|| join(&self.message)),
+            interactive: self.interactive,
+            burst: self.burst.map(|n| n as usize),
+        })
     }
 
-    pub fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
+    fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
         if proto != Proto::Raw {
             for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", self.ttl.is_some())] {
                 if used {
@@ -892,6 +959,171 @@ impl SendArgs {
             max_frame: self.framing.max_frame as usize,
         })
     }
+}
+
+/// The words of MESSAGE as one message, joined with spaces, bytes as given.
+fn join(words: &[OsString]) -> Vec<u8> {
+    words
+        .iter()
+        .map(|w| w.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&b' ')
+}
+
+impl TransferArgs {
+    fn config(&self, command: &str) -> Result<TransferConfig, UsageError> {
+        Ok(TransferConfig {
+            endpoint: Endpoint::parse(&self.addr, self.proto)?.not_raw(command)?,
+            window: self.window,
+            block_size: self.block_size,
+            drop: self.impair.drop,
+            reorder: self.impair.reorder,
+            timeout: self.timeout,
+            retries: self.retries,
+        })
+    }
+}
+
+impl GetArgs {
+    pub fn config(&self) -> Result<GetConfig, UsageError> {
+        Ok(GetConfig {
+            transfer: self.transfer.config("get")?,
+            name: self.name.clone(),
+            output: self.output.clone(),
+            force: self.force,
+        })
+    }
+}
+
+impl PutArgs {
+    pub fn config(&self) -> Result<PutConfig, UsageError> {
+        Ok(PutConfig {
+            transfer: self.transfer.config("put")?,
+            local: self.local.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl ExecArgs {
+    pub fn config(&self) -> Result<ExecConfig, UsageError> {
+        Ok(ExecConfig {
+            endpoint: Endpoint::parse(&self.addr, self.proto)?.not_raw("exec")?,
+            timeout: self.timeout,
+        })
+    }
+}
+
+impl LabArgs {
+    pub fn config(&self) -> Result<LabConfig, UsageError> {
+        if self.format == Format::Ndjson {
+            return Err(UsageError::new(
+                "lab --format ndjson: the lab prints one table at the end; use --format json \
+                 (ndjson streams bench's intervals)",
+            ));
+        }
+        Ok(LabConfig {
+            quick: self.quick,
+            format: self.format,
+            plot: self.plot.clone(),
+            netns: self.netns.then(|| NetnsConfig {
+                loss: self.loss.unwrap_or(0.0),
+                rate: self.rate,
+            }),
+        })
+    }
+}
+
+impl PingArgs {
+    pub fn config(&self) -> PingConfig {
+        PingConfig {
+            host: self.host.clone(),
+            count: self.count,
+            interval: self.interval,
+            size: self.size,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl LogArgs {
+    pub fn config(&self) -> LogConfig {
+        LogConfig {
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+}
+
+impl RelayArgs {
+    /// The relay's two ends and conditions, checked to make sense together.
+    pub fn config(&self) -> Result<Route, UsageError> {
+        let from = Endpoint::parse(&self.from, None)?;
+        let to = Endpoint::parse(&self.to, None)?;
+        if from.proto == Proto::Raw || to.proto == Proto::Raw {
+            return Err(UsageError::new(
+                "relay works between tcp, udp and unix sockets; raw IP is for serve, send and ping",
+            ));
+        }
+        let (up, down) = self.impair.conditions();
+        let framing = relay_framing(&from, &to, self.framing.framing)?;
+        let datagrams = [&from, &to]
+            .iter()
+            .any(|e| e.proto.kind() == SocketKind::Datagram);
+        if !datagrams && (up.reshapes() || down.reshapes()) {
+            return Err(UsageError::new(format!(
+                "--loss, --duplicate and --reorder on a {} -> {} relay: both sides are reliable \
+                 sockets, which never lose, duplicate or reorder data above the transport (TCP \
+                 retransmits and orders bytes before any program sees them), so a relay cannot \
+                 honestly simulate it; --delay, --jitter and --rate apply. For loss, relay \
+                 datagrams (udp, unix-dgram) or use real loss with `netecho lab --netns`",
+                from.proto, to.proto
+            )));
+        }
+        Ok(Route {
+            to,
+            framing,
+            max_frame: self.framing.max_frame as usize,
+            up,
+            down,
+            seed: self.impair.seed.unwrap_or_else(Rng::clock_seed),
+            opts: SocketOptions {
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
+                ..SocketOptions::default()
+            },
+            access: self.access.access(from.proto)?,
+            from,
+        })
+    }
+}
+
+/// The framing of a relay: needed where a stream meets messages, and only there.
+fn relay_framing(
+    from: &Endpoint,
+    to: &Endpoint,
+    asked: Framing,
+) -> Result<Option<Framing>, UsageError> {
+    let is_stream = |e: &Endpoint| e.proto.kind() == SocketKind::Stream;
+    if is_stream(from) == is_stream(to) {
+        if asked != Framing::None {
+            tracing::warn!(
+                "--framing is for a stream on one side and messages on the other; \
+                 {} -> {} is relayed as it comes",
+                from.proto,
+                to.proto
+            );
+        }
+        return Ok(None);
+    }
+    if asked == Framing::None {
+        return Err(UsageError::new(format!(
+            "relay {} -> {}: a stream has no message boundaries; say how to cut it into \
+             messages with --framing line or --framing length",
+            from.proto, to.proto
+        )));
+    }
+    Ok(Some(asked))
 }
 
 /// A pending-reply bound: at least one full message, so a reply always fits.
@@ -935,5 +1167,142 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => Err(format!(
             "'{text}' is not a duration; write e.g. 2s, 500ms or 1m"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = std::iter::once("netecho").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect("valid arguments").command
+    }
+
+    fn usage_error<T>(result: Result<T, UsageError>) -> String {
+        match result {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_enum_flag_lists_every_value_with_its_help() {
+        let cmd = Cli::command();
+        let send = cmd.find_subcommand("send").expect("send");
+        let proto = send
+            .get_arguments()
+            .find(|a| a.get_id() == "proto")
+            .expect("--proto");
+        let listed: Vec<(String, Option<String>)> = proto
+            .get_possible_values()
+            .iter()
+            .map(|v| {
+                (
+                    v.get_name().to_string(),
+                    v.get_help().map(|h| h.to_string()),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, Option<String>)> = Proto::ALL
+            .iter()
+            .map(|p| (p.name().to_string(), Some(Choice::help(*p).to_string())))
+            .collect();
+        assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn an_enum_flag_gives_the_named_value_and_its_default() {
+        let Command::Bench(args) = parse(&["bench", "--proto", "unix-seqpacket,udp"]) else {
+            panic!("bench");
+        };
+        assert_eq!(args.proto, [Proto::UnixSeqpacket, Proto::Udp]);
+        assert_eq!(args.format, Format::Table);
+        assert_eq!(args.expect, Transform::Upper);
+        let Command::Serve(args) = parse(&["serve", "--model", "fork"]) else {
+            panic!("serve");
+        };
+        assert_eq!(
+            (args.model, args.framing.framing),
+            (Model::Fork, Framing::None)
+        );
+    }
+
+    #[test]
+    fn send_joins_the_words_of_its_message() {
+        let Command::Send(args) = parse(&["send", "127.0.0.1", "hello", "-x", "world"]) else {
+            panic!("send");
+        };
+        let config = args.config().expect("config");
+        assert_eq!(config.message.as_deref(), Some(&b"hello -x world"[..]));
+        let Command::Send(args) = parse(&["send", "127.0.0.1"]) else {
+            panic!("send");
+        };
+        assert_eq!(args.config().expect("config").message, None);
+    }
+
+    #[test]
+    fn bench_refuses_an_oversized_datagram_before_any_run() {
+        let Command::Bench(args) = parse(&["bench", "--proto", "tcp,udp", "-s", "100000"]) else {
+            panic!("bench");
+        };
+        assert_eq!(
+            usage_error(args.config()),
+            format!(
+                "--size 100000: udp messages are at most {} bytes here",
+                crate::transport::MAX_MESSAGE
+            )
+        );
+    }
+
+    #[test]
+    fn bench_writes_intervals_only_as_ndjson() {
+        let Command::Bench(args) = parse(&["bench", "--interval", "2s"]) else {
+            panic!("bench");
+        };
+        assert!(usage_error(args.config()).contains("it needs --format ndjson"));
+        let Command::Bench(args) = parse(&["bench", "--format", "ndjson"]) else {
+            panic!("bench");
+        };
+        let config = args.config().expect("config");
+        assert_eq!(config.every, Some(Duration::from_secs(1)));
+        assert!(matches!(config.servers, Servers::Local(p) if p == [Proto::Tcp]));
+    }
+
+    #[test]
+    fn relay_frames_only_where_a_stream_meets_messages() {
+        let relay = |args: &[&str]| match parse(args) {
+            Command::Relay(args) => args.config(),
+            _ => panic!("relay"),
+        };
+        let cut = relay(&["relay", "tcp://127.0.0.1:0", "udp://127.0.0.1:9"]);
+        assert!(usage_error(cut).contains("a stream has no message boundaries"));
+        let framed = relay(&[
+            "relay",
+            "--framing",
+            "length",
+            "tcp://127.0.0.1:0",
+            "udp://127.0.0.1:9",
+        ]);
+        assert_eq!(framed.expect("config").framing, Some(Framing::Length));
+        let same = relay(&["relay", "udp://127.0.0.1:0", "unix-dgram:///tmp/x.sock"]);
+        assert_eq!(same.expect("config").framing, None);
+        let lossy = relay(&["relay", "--loss", "5%", "tcp://127.0.0.1:0", "unix:///x"]);
+        assert!(usage_error(lossy).contains("both sides are reliable"));
+    }
+
+    #[test]
+    fn lab_refuses_ndjson_and_gathers_its_netns_conditions() {
+        let Command::Lab(args) = parse(&["lab", "--format", "ndjson"]) else {
+            panic!("lab");
+        };
+        assert!(usage_error(args.config()).starts_with("lab --format ndjson"));
+        let Command::Lab(args) = parse(&["lab", "--netns", "--loss", "5%", "--rate", "2MB/s"])
+        else {
+            panic!("lab");
+        };
+        let netns = args.config().expect("config").netns.expect("netns");
+        assert_eq!((netns.loss, netns.rate), (0.05, Some(2_000_000)));
     }
 }

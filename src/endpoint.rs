@@ -6,16 +6,16 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::choice::{Choice, from_str_by_name};
 use crate::error::UsageError;
 
 /// The port of the socket-programming lesson netecho comes from; used when an address has none.
 pub const DEFAULT_PORT: u16 = 3234;
 
 /// A protocol: a socket family and type, as `--proto` and URL schemes name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Proto {
     /// SOCK_STREAM over AF_INET or AF_INET6.
     Tcp,
@@ -96,6 +96,32 @@ impl Proto {
         }
     }
 }
+
+impl Choice for Proto {
+    const ALL: &'static [Proto] = &Proto::ALL;
+
+    fn name(self) -> &'static str {
+        Proto::name(self)
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Proto::Tcp => "SOCK_STREAM over AF_INET or AF_INET6",
+            Proto::Udp => "SOCK_DGRAM over AF_INET or AF_INET6 (recvfrom/sendto)",
+            Proto::Unix => "AF_UNIX SOCK_STREAM, at a path or an @abstract name",
+            Proto::UnixDgram => "AF_UNIX SOCK_DGRAM",
+            Proto::UnixSeqpacket => {
+                "AF_UNIX SOCK_SEQPACKET: connected, reliable, and keeps message boundaries"
+            }
+            Proto::Raw => {
+                "SOCK_RAW over AF_INET or AF_INET6: whole IP packets of one protocol \
+                 (--ip-proto), no ports"
+            }
+        }
+    }
+}
+
+from_str_by_name!(Proto);
 
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,6 +5,7 @@
 //! model that hands each message to the [`service`], and [`client`] sends and reads replies.
 
 pub mod access;
+pub mod choice;
 pub mod cli;
 pub mod client;
 pub mod docs;

@@ -4,11 +4,18 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogArgs;
+/// How much goes to stderr.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogConfig {
+    /// Only warnings and errors.
+    pub quiet: bool,
+    /// More lines: 1 for each message, 2 for each read.
+    pub verbose: u8,
+}
 
 /// `-q` shows warnings and errors, the default adds one line per client, `-v` adds each
 /// message, `-vv` each read. RUST_LOG, when set, decides instead.
-pub fn init(args: &LogArgs) {
+pub fn init(args: LogConfig) {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",

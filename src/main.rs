@@ -9,30 +9,14 @@ use netecho::{client, docs, error, explain, logging, relay, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(&cli.log);
+    logging::init(cli.log.config());
     if matches!(&cli.command, Command::Serve(a) if a.explain)
         || matches!(&cli.command, Command::Send(a) if a.explain)
     {
         explain::enable();
     }
-    let result = match &cli.command {
-        Command::Serve(args) => server::run(args),
-        Command::Send(args) => client::send::run(args),
-        Command::Bench(args) => client::bench::run(args),
-        Command::Lab(args) => client::lab::run(args),
-        Command::Ping(args) => client::ping::run(args),
-        Command::Relay(args) => relay::run(args),
-        Command::Get(args) => client::transfer::get(args),
-        Command::Put(args) => client::transfer::put(args),
-        Command::Exec(args) => match client::exec::run(args) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e),
-        },
-        Command::Completions { shell } => docs::completions(*shell),
-        Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match dispatch(&cli.command) {
+        Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         // A stop signal is being handled (lab, bench): the error is its doing, and the
         // clean-up ends the process with 130 in a moment.
@@ -44,4 +28,23 @@ fn main() -> ExitCode {
             ExitCode::from(error::exit_code(&err))
         }
     }
+}
+
+/// Turns the command's arguments into its configuration and runs it; the exit status when
+/// it succeeds (exec's is the remote program's).
+fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => server::run(args)?,
+        Command::Send(args) => client::send::run(args.config()?)?,
+        Command::Bench(args) => client::bench::run(args.config()?)?,
+        Command::Lab(args) => client::lab::run(args.config()?)?,
+        Command::Ping(args) => client::ping::run(args.config())?,
+        Command::Relay(args) => relay::run(args.config()?)?,
+        Command::Get(args) => client::transfer::get(args.config()?)?,
+        Command::Put(args) => client::transfer::put(args.config()?)?,
+        Command::Exec(args) => return client::exec::run(args.config()?).map(ExitCode::from),
+        Command::Completions { shell } => docs::completions(*shell)?,
+        Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

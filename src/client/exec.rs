@@ -7,22 +7,28 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::cli::ExecArgs;
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::service::exec::{EXIT, STDERR, STDOUT};
 use crate::service::framing::{Decoder, FrameReadError, FrameReader, Framing};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
+/// Where the `serve --exec` server is.
+pub struct ExecConfig {
+    /// Any protocol but raw.
+    pub endpoint: Endpoint,
+    /// Datagrams: how long to wait for the reply.
+    pub timeout: Duration,
+}
+
 /// Runs the remote program and returns its exit status.
-pub fn run(args: &ExecArgs) -> Result<u8> {
-    let endpoint = Endpoint::parse(&args.addr, args.proto)?.not_raw("exec")?;
-    let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+pub fn run(config: ExecConfig) -> Result<u8> {
+    let conn = transport::connect_first(&config.endpoint, &SocketOptions::default())?;
     let mut output = Output {
         stdout: io::stdout().lock(),
         stderr: io::stderr(),
     };
     let code = if conn.kind() == SocketKind::Datagram {
-        run_datagram(&conn, args.timeout, &mut output)?
+        run_datagram(&conn, config.timeout, &mut output)?
     } else {
         let started = Instant::now();
         run_stream(conn, &mut output)

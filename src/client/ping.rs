@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use tracing::debug;
 
-use crate::cli::PingArgs;
 use crate::error::UsageError;
 use crate::packet::{icmp, ipv4};
 use crate::signal::{Shutdown, Wake};
@@ -110,7 +109,21 @@ struct Reply {
     ttl: Option<u8>,
 }
 
-pub fn run(args: &PingArgs) -> Result<()> {
+/// What `ping` sends, to whom, and for how long.
+pub struct PingConfig {
+    /// An IPv4 or IPv6 address, or a name (its first address).
+    pub host: String,
+    /// Stop after this many requests; without it, at Ctrl-C.
+    pub count: Option<u64>,
+    /// Time between requests.
+    pub interval: Duration,
+    /// Data bytes per request, after the 8-byte ICMP header.
+    pub size: u32,
+    /// How long to wait for each reply; a later one counts as lost.
+    pub timeout: Duration,
+}
+
+pub fn run(args: PingConfig) -> Result<()> {
     let to = target(&args.host)?;
     check_size(to, args.size)?;
     // Before the socket, so Ctrl-C during the run ends in the summary, as with ping.

@@ -1,17 +1,14 @@
 //! `netecho send`: one message from the command line, an interactive prompt on a terminal,
 //! or one message per line when stdin is a pipe.
 
-use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
-use crate::cli::SendArgs;
-use crate::endpoint::{Proto, SocketKind};
+use crate::endpoint::{Endpoint, Proto, SocketKind};
 
-use super::exchange::Session;
+use super::exchange::{ClientConfig, Session};
 use super::raw::RawClient;
 
 /// The prompt of the lesson's client.
@@ -19,31 +16,42 @@ pub const PROMPT: &str = ">>> ";
 /// The longest input line read as one message.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-pub fn run(args: &SendArgs) -> Result<()> {
-    let endpoint = args.endpoint()?;
-    let config = args.client_config(endpoint.proto)?;
+/// What `send` does: to whom, over which socket, and which messages.
+pub struct SendConfig {
+    pub endpoint: Endpoint,
+    pub client: ClientConfig,
+    /// The one message to send; without it, messages come from stdin.
+    pub message: Option<Vec<u8>>,
+    /// Prompt with `>>> ` even when stdin is not a terminal.
+    pub interactive: bool,
+    /// Send each message this many times back to back, then read the replies (not raw).
+    pub burst: Option<usize>,
+}
+
+pub fn run(config: SendConfig) -> Result<()> {
+    let endpoint = &config.endpoint;
     if endpoint.proto == Proto::Raw {
-        let mut client = RawClient::open(&endpoint, &config)?;
-        return each_message(args, |msg, out| print_reply(out, &client.exchange(msg)?));
+        let mut client = RawClient::open(endpoint, &config.client)?;
+        return each_message(&config, |msg, out| print_reply(out, &client.exchange(msg)?));
     }
-    let mut session = Session::open(&endpoint, config)?;
-    let burst = args.burst.map(|n| n as usize);
-    each_message(args, |msg, out| answer(&mut session, msg, burst, out))
+    let mut session = Session::open(endpoint, config.client.clone())?;
+    each_message(&config, |msg, out| {
+        answer(&mut session, msg, config.burst, out)
+    })
 }
 
 /// Hands `exchange` the message on the command line, or each line of stdin (after a
 /// prompt on a terminal, skipping empty lines as the lesson's client does).
 fn each_message(
-    args: &SendArgs,
+    config: &SendConfig,
     mut exchange: impl FnMut(&[u8], &mut io::StdoutLock<'static>) -> Result<()>,
 ) -> Result<()> {
     let mut out = io::stdout().lock();
-    if !args.message.is_empty() {
-        let msg = join(&args.message);
-        return exchange(&msg, &mut out);
+    if let Some(msg) = &config.message {
+        return exchange(msg, &mut out);
     }
     let stdin = io::stdin();
-    let interactive = args.interactive || stdin.is_terminal();
+    let interactive = config.interactive || stdin.is_terminal();
     let mut input = stdin.lock();
     loop {
         if interactive {
@@ -103,14 +111,6 @@ fn answer(
         }
     );
     Ok(())
-}
-
-fn join(words: &[OsString]) -> Vec<u8> {
-    words
-        .iter()
-        .map(|w| w.as_bytes())
-        .collect::<Vec<_>>()
-        .join(&b' ')
 }
 
 /// One line of input without its line ending, as bytes (not necessarily UTF-8); `None` at

@@ -4,25 +4,61 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use tracing::info;
 
-use crate::cli::{GetArgs, PutArgs, TransferArgs};
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::files::datagram::{self, Settings};
 use crate::files::{Transfer, stream};
 use crate::report::progress::Progress;
 use crate::transport::{self, SocketOptions};
 
-fn settings(t: &TransferArgs) -> Settings {
+/// Where a file service is and how to talk to it: shared by get and put.
+pub struct TransferConfig {
+    /// Any protocol but raw.
+    pub endpoint: Endpoint,
+    /// Datagrams: blocks in flight.
+    pub window: u16,
+    /// Datagrams: data bytes per block.
+    pub block_size: u16,
+    /// Datagrams: the fraction of sent datagrams dropped, and held back, on purpose.
+    pub drop: f64,
+    pub reorder: f64,
+    /// Datagrams: how long to wait for the server's first answer.
+    pub timeout: Duration,
+    /// Datagrams: how often to send the request again when no answer comes.
+    pub retries: u32,
+}
+
+fn settings(t: &TransferConfig) -> Settings {
     Settings {
         window: t.window,
         block_size: t.block_size,
-        drop: t.impair.drop,
-        reorder: t.impair.reorder,
+        drop: t.drop,
+        reorder: t.reorder,
         linger: datagram::CLIENT_LINGER,
     }
+}
+
+/// `get`: which file, and where it goes.
+pub struct GetConfig {
+    pub transfer: TransferConfig,
+    /// The file's name on the server.
+    pub name: String,
+    /// Where to write it; without it, the name's last part in this directory.
+    pub output: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    pub force: bool,
+}
+
+/// `put`: which local file, and its name on the server.
+pub struct PutConfig {
+    pub transfer: TransferConfig,
+    pub local: PathBuf,
+    /// Its name on the server; without it, the local file's name.
+    pub name: Option<String>,
 }
 
 /// The first concrete address of the server, for a datagram transfer.
@@ -49,10 +85,10 @@ fn remove_partials_on_signal() -> Result<()> {
     Ok(())
 }
 
-pub fn get(args: &GetArgs) -> Result<()> {
+pub fn get(args: GetConfig) -> Result<()> {
     remove_partials_on_signal()?;
     let t = &args.transfer;
-    let endpoint = Endpoint::parse(&t.addr, t.proto)?.not_raw("get")?;
+    let endpoint = &t.endpoint;
     let out = match &args.output {
         Some(out) => out.clone(),
         None => PathBuf::from(
@@ -65,11 +101,11 @@ pub fn get(args: &GetArgs) -> Result<()> {
     let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = match endpoint.proto.kind() {
         SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+            let conn = transport::connect_first(endpoint, &SocketOptions::default())?;
             stream::get(&conn, &args.name, &out, args.force, &|got, _| progress(got))
         }
         SocketKind::Datagram => {
-            let target = datagram_target(&endpoint)?;
+            let target = datagram_target(endpoint)?;
             let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
             let server = transport::peer_addr(&target)?;
             datagram::get(
@@ -94,9 +130,9 @@ pub fn get(args: &GetArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn put(args: &PutArgs) -> Result<()> {
+pub fn put(args: PutConfig) -> Result<()> {
     let t = &args.transfer;
-    let endpoint = Endpoint::parse(&t.addr, t.proto)?.not_raw("put")?;
+    let endpoint = &t.endpoint;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args
@@ -112,11 +148,11 @@ pub fn put(args: &PutArgs) -> Result<()> {
     let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
     let transfer = match endpoint.proto.kind() {
         SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(&endpoint, &SocketOptions::default())?;
+            let conn = transport::connect_first(endpoint, &SocketOptions::default())?;
             stream::put(&conn, &mut file, size, &name)
         }
         SocketKind::Datagram => {
-            let target = datagram_target(&endpoint)?;
+            let target = datagram_target(endpoint)?;
             let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
             let server = transport::peer_addr(&target)?;
             datagram::put(

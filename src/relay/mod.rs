@@ -17,9 +17,7 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::Access;
-use crate::cli::RelayArgs;
-use crate::endpoint::{Endpoint, Proto, SocketKind};
-use crate::error::UsageError;
+use crate::endpoint::{Endpoint, SocketKind};
 use crate::impair::{Conditions, Rng};
 use crate::service::framing::{Decoder, Framing};
 use crate::signal::{Shutdown, Wake};
@@ -40,7 +38,9 @@ const MAX_KEPT: usize = 4096;
 const STREAM_QUEUE: usize = 64;
 
 /// What every flow of this relay shares: the two ends, how to cut streams into messages,
-/// and the conditions of each direction.
+/// and the conditions of each direction. The relay's configuration: the command line builds
+/// it and checks that its parts go together (no raw end, framing where a stream meets
+/// messages, no loss between two reliable sockets).
 pub struct Route {
     pub from: Endpoint,
     pub to: Endpoint,
@@ -60,66 +60,6 @@ fn is_stream(e: &Endpoint) -> bool {
 }
 
 impl Route {
-    /// Checks that the two ends and the conditions make sense together.
-    pub fn new(args: &RelayArgs) -> Result<Route, UsageError> {
-        let from = Endpoint::parse(&args.from, None)?;
-        let to = Endpoint::parse(&args.to, None)?;
-        if from.proto == Proto::Raw || to.proto == Proto::Raw {
-            return Err(UsageError::new(
-                "relay works between tcp, udp and unix sockets; raw IP is for serve, send and ping",
-            ));
-        }
-        let (up, down) = args.impair.conditions();
-        let asked = args.framing.framing;
-        let framing = if is_stream(&from) != is_stream(&to) {
-            if asked == Framing::None {
-                return Err(UsageError::new(format!(
-                    "relay {} -> {}: a stream has no message boundaries; say how to cut it into \
-                     messages with --framing line or --framing length",
-                    from.proto, to.proto
-                )));
-            }
-            Some(asked)
-        } else {
-            if asked != Framing::None {
-                warn!(
-                    "--framing is for a stream on one side and messages on the other; \
-                     {} -> {} is relayed as it comes",
-                    from.proto, to.proto
-                );
-            }
-            None
-        };
-        let datagrams = [&from, &to]
-            .iter()
-            .any(|e| e.proto.kind() == SocketKind::Datagram);
-        if !datagrams && (up.reshapes() || down.reshapes()) {
-            return Err(UsageError::new(format!(
-                "--loss, --duplicate and --reorder on a {} -> {} relay: both sides are reliable \
-                 sockets, which never lose, duplicate or reorder data above the transport (TCP \
-                 retransmits and orders bytes before any program sees them), so a relay cannot \
-                 honestly simulate it; --delay, --jitter and --rate apply. For loss, relay \
-                 datagrams (udp, unix-dgram) or use real loss with `netecho lab --netns`",
-                from.proto, to.proto
-            )));
-        }
-        Ok(Route {
-            to,
-            framing,
-            max_frame: args.framing.max_frame as usize,
-            up,
-            down,
-            seed: args.impair.seed.unwrap_or_else(Rng::clock_seed),
-            opts: SocketOptions {
-                rcvbuf: args.buffers.rcvbuf,
-                sndbuf: args.buffers.sndbuf,
-                ..SocketOptions::default()
-            },
-            access: args.access.access(from.proto)?,
-            from,
-        })
-    }
-
     /// The chance of one direction of one flow: its own stream of numbers from the seed.
     fn rng(&self, flow: u64, down: bool) -> Rng {
         Rng::seeded(self.seed ^ (flow << 1 | u64::from(down)).wrapping_mul(0x9e37_79b9))
@@ -160,8 +100,7 @@ impl Flows {
     }
 }
 
-pub fn run(args: &RelayArgs) -> Result<()> {
-    let route = Route::new(args)?;
+pub fn run(route: Route) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
@@ -186,7 +125,7 @@ pub fn run(args: &RelayArgs) -> Result<()> {
     let signal = match &bound {
         Bound::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
         Bound::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
-        Bound::Raw(_) => unreachable!("Route::new refuses raw"),
+        Bound::Raw(_) => unreachable!("the command line refuses a raw relay"),
     };
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
     for flow in &all {

@@ -11,7 +11,7 @@ pub mod run;
 pub mod svg;
 pub mod table;
 
-use clap::ValueEnum;
+use crate::choice::{Choice, from_str_by_name};
 
 pub use column::{Align, Column};
 pub use run::{Cause, Interval, Percentiles, Run};
@@ -20,7 +20,7 @@ pub use run::{Cause, Interval, Percentiles, Run};
 pub const SCHEMA: &str = "netecho-bench/1";
 
 /// How `bench` prints its results.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
     #[default]
     Table,
@@ -29,6 +29,30 @@ pub enum Format {
     /// One JSON object per line: intervals as the run goes on (bench), then the summary
     Ndjson,
 }
+
+impl Choice for Format {
+    const ALL: &'static [Format] = &[Format::Table, Format::Json, Format::Csv, Format::Ndjson];
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Format::Ndjson => {
+                "One JSON object per line: intervals as the run goes on (bench), then the summary"
+            }
+            Format::Table | Format::Json | Format::Csv => "",
+        }
+    }
+}
+
+from_str_by_name!(Format);
 
 /// The columns of a run in the table and the CSV, in order.
 pub fn columns() -> Vec<Column<Run>> {

@@ -5,6 +5,7 @@ pub mod event;
 pub mod fork;
 pub mod iterative;
 pub mod limits;
+mod model_choice;
 pub mod threads;
 
 use std::io::{self, Write};
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
 use tracing::{info, warn};
 
 use crate::cli::ServeArgs;
@@ -31,7 +31,7 @@ use crate::access::Access;
 use crate::signal::{Shutdown, Wake};
 
 /// How a server handles many clients. Every model serves every protocol.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Model {
     /// One client at a time, as a first socket lesson writes it
     Iterative,
@@ -564,10 +564,7 @@ fn work(args: &ServeArgs, endpoint: &crate::endpoint::Endpoint) -> Result<Work> 
 }
 
 fn model_name(model: Model) -> String {
-    model
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
+    crate::choice::Choice::name(model).to_string()
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.

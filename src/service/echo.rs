@@ -11,16 +11,16 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 
-use clap::ValueEnum;
 use tracing::debug;
 
+use crate::choice::{Choice, from_str_by_name};
 use crate::transport::{Conn, MAX_MESSAGE, Received};
 
 use super::framing::{Decoder, FrameError, Framing};
 use super::stats::{Stats, Tally};
 
 /// What the server does to each message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transform {
     /// ASCII letters made upper case; every other byte (UTF-8, binary) unchanged.
     #[default]
@@ -28,6 +28,28 @@ pub enum Transform {
     /// The bytes unchanged: the plain echo service of RFC 862.
     Echo,
 }
+
+impl Choice for Transform {
+    const ALL: &'static [Transform] = &[Transform::Upper, Transform::Echo];
+
+    fn name(self) -> &'static str {
+        match self {
+            Transform::Upper => "upper",
+            Transform::Echo => "echo",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Transform::Upper => {
+                "ASCII letters made upper case; every other byte (UTF-8, binary) unchanged"
+            }
+            Transform::Echo => "The bytes unchanged: the plain echo service of RFC 862",
+        }
+    }
+}
+
+from_str_by_name!(Transform);
 
 impl Transform {
     /// Transforms in place. Byte by byte, so a message split across reads comes out the same.

@@ -5,8 +5,7 @@
 
 use std::fmt;
 
-use clap::ValueEnum;
-
+use crate::choice::{Choice, from_str_by_name};
 use crate::transport::{Conn, Received};
 
 /// The default bound on one frame.
@@ -14,7 +13,7 @@ pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
 /// Bytes of a `length` frame's header.
 pub const LENGTH_HEADER: usize = 4;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Framing {
     /// No framing: whatever one read returns is the message
     #[default]
@@ -57,6 +56,24 @@ impl fmt::Display for FrameError {
 }
 
 impl std::error::Error for FrameError {}
+
+impl Choice for Framing {
+    const ALL: &'static [Framing] = &[Framing::None, Framing::Line, Framing::Length];
+
+    fn name(self) -> &'static str {
+        Framing::name(self)
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Framing::None => "No framing: whatever one read returns is the message",
+            Framing::Line => "Each message ends with a newline (\\n)",
+            Framing::Length => "Each message follows a 4-byte big-endian length",
+        }
+    }
+}
+
+from_str_by_name!(Framing);
 
 impl Framing {
     /// The name `--framing` takes.

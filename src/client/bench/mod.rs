@@ -7,39 +7,93 @@ pub mod loss;
 pub mod summary;
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tracing::warn;
 
-use std::time::Duration;
-
-use crate::cli::BenchArgs;
 use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
 use crate::endpoint::{Endpoint, Proto, SocketKind};
-use crate::error::UsageError;
 use crate::report;
 use crate::report::Format;
 use crate::report::progress::Progress;
+use crate::service::echo::Transform;
+use crate::service::framing::Framing;
+use crate::transport::SocketOptions;
 
 use crate::client::local::LocalServers;
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    // Without ADDR, local servers (and their temporary directory) live for the whole run.
+/// Which servers `bench` measures.
+pub enum Servers {
+    /// Servers already running: one target per protocol measured.
+    Given(Vec<Endpoint>),
+    /// Servers bench starts for itself, one per protocol, and stops at the end.
+    Local(Vec<Proto>),
+}
+
+/// What `bench` measures, against which servers, and how it reports.
+pub struct BenchConfig {
+    pub servers: Servers,
+    pub clients: usize,
+    /// Bytes per message; within what every protocol measured carries.
+    pub size: usize,
+    pub window: usize,
+    pub limit: Limit,
+    pub threads: usize,
+    /// A datagram request unanswered this long counts as lost.
+    pub timeout: Duration,
+    pub expect: Transform,
+    pub idle: bool,
+    pub framing: Framing,
+    /// Pacing: each client sends at most this many request bytes per second.
+    pub rate: Option<u64>,
+    pub opts: SocketOptions,
+    pub format: Format,
+    /// How often an ndjson line is written while a run goes on: set exactly when `format`
+    /// is ndjson.
+    pub every: Option<Duration>,
+    /// Also draw the latency distribution of every run into this SVG file.
+    pub plot: Option<PathBuf>,
+}
+
+impl BenchConfig {
+    /// What to measure against `target`.
+    pub fn spec(&self, target: Endpoint) -> LoadSpec {
+        LoadSpec {
+            target,
+            clients: self.clients,
+            size: self.size,
+            window: self.window,
+            limit: self.limit,
+            threads: self.threads,
+            timeout: self.timeout,
+            expect: self.expect,
+            idle: self.idle,
+            framing: self.framing,
+            rate: self.rate,
+            opts: self.opts.clone(),
+        }
+    }
+}
+
+pub fn run(args: BenchConfig) -> Result<()> {
+    // Local servers (and their temporary directory) live for the whole run.
     let mut local = None;
-    let targets = match args.targets()? {
-        Some(targets) => targets,
-        None => {
+    let targets = match &args.servers {
+        Servers::Given(targets) => targets.clone(),
+        Servers::Local(protos) => {
             let servers = local.insert(LocalServers::new()?);
-            start_local(servers, &args.proto, args.framing.framing.name())?
+            start_local(servers, protos, args.framing.name())?
         }
     };
-    let every = interval_of(args.format, args.interval)?;
+    let every = args.every;
     let mut runs = Vec::new();
     let mut latencies = Vec::new();
     let mut problems = Vec::new();
     for target in targets {
-        let spec = args.spec(target)?;
+        let spec = args.spec(target);
         let result = measure(&spec, every)?;
         warn_of_loss(&spec, &result);
         problems.extend(problems_in(&spec, &result));
@@ -67,30 +121,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A local echo server for each protocol asked (TCP when none is), with `framing`.
+/// A local echo server for each protocol, with `framing`.
 fn start_local(servers: &LocalServers, protos: &[Proto], framing: &str) -> Result<Vec<Endpoint>> {
-    let protos = if protos.is_empty() {
-        &[Proto::Tcp][..]
-    } else {
-        protos
-    };
     protos
         .iter()
         .map(|p| servers.start(*p, &servers.address_for(*p, false), &["--framing", framing]))
         .collect()
-}
-
-/// How often an interval line is written: every second by default with ndjson, never
-/// otherwise.
-fn interval_of(format: Format, interval: Option<Duration>) -> Result<Option<Duration>> {
-    match (format, interval) {
-        (Format::Ndjson, every) => Ok(Some(every.unwrap_or(Duration::from_secs(1)))),
-        (_, Some(_)) => Err(UsageError::new(
-            "--interval writes a line per interval: it needs --format ndjson",
-        )
-        .into()),
-        _ => Ok(None),
-    }
 }
 
 /// One load run against `spec`'s target, with a progress bar for a timed run and, with

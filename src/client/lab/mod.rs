@@ -15,13 +15,12 @@ pub mod rows;
 mod why;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
-use crate::cli::LabArgs;
 use crate::client::local::LocalServers;
 use crate::endpoint::{Endpoint, Proto};
 use crate::packet::DEFAULT_IP_PROTO;
@@ -35,19 +34,31 @@ use plan::{CASES, Plan};
 use raw::measure_raw;
 use rows::{BoundaryRow, Row};
 
-pub fn run(args: &LabArgs) -> Result<()> {
-    if args.format == Format::Ndjson {
-        return Err(crate::error::UsageError::new(
-            "lab --format ndjson: the lab prints one table at the end; use --format json \
-             (ndjson streams bench's intervals)",
-        )
-        .into());
-    }
+/// What `lab` measures and how it prints it.
+pub struct LabConfig {
+    /// A short run (under 5 seconds) with fewer samples.
+    pub quick: bool,
+    /// Table, JSON or CSV: the lab prints one table at the end, never ndjson.
+    pub format: Format,
+    /// Also draw the latency distribution of every protocol into this SVG file.
+    pub plot: Option<PathBuf>,
+    /// Across two network namespaces, with real loss and rate limits; `None`: on loopback.
+    pub netns: Option<NetnsConfig>,
+}
+
+/// `lab --netns`: the conditions of the veth pair, each direction.
+pub struct NetnsConfig {
+    /// The fraction of packets each side drops (nftables).
+    pub loss: f64,
+    /// Bytes per second each direction is limited to (tc tbf).
+    pub rate: Option<u64>,
+}
+
+pub fn run(args: LabConfig) -> Result<()> {
     let started = Instant::now();
     let plan = Plan::new(args.quick);
-    let (text, removed) = if args.netns {
-        let loss = args.loss.unwrap_or(0.0);
-        let text = across_namespaces(&plan, loss, args.rate, args.format)?;
+    let (text, removed) = if let Some(netns) = &args.netns {
+        let text = across_namespaces(&plan, netns.loss, netns.rate, args.format)?;
         (text, "; namespaces removed")
     } else {
         (

@@ -81,7 +81,7 @@ pub fn on_this_machine(format: Format, rows: &[Row], boundaries: &[BoundaryRow])
             rows,
             boundaries,
         }),
-        Format::Ndjson => unreachable!("lab::run refuses ndjson"),
+        Format::Ndjson => unreachable!("the command line refuses lab --format ndjson"),
     }
 }
 
@@ -102,7 +102,7 @@ pub fn across_namespaces(format: Format, rows: &[Row], notes: &[String]) -> Stri
             netns: notes,
             rows,
         }),
-        Format::Ndjson => unreachable!("lab::run refuses ndjson"),
+        Format::Ndjson => unreachable!("the command line refuses lab --format ndjson"),
     }
 }
 
