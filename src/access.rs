@@ -63,7 +63,26 @@ impl FromStr for Rule {
                 .ok_or_else(wrong)?,
             None => max,
         };
-        Ok(Rule::Cidr(ip, len))
+        mapped_to_ipv4(text, ip, len)
+    }
+}
+
+/// An IPv4-mapped block (`::ffff:10.0.0.0/104`) as the IPv4 block it names (`10.0.0.0/8`):
+/// peers are compared as IPv4, so the prefix must count IPv4 bits too.
+fn mapped_to_ipv4(text: &str, ip: IpAddr, len: u8) -> Result<Rule, String> {
+    let IpAddr::V6(v6) = ip else {
+        return Ok(Rule::Cidr(ip, len));
+    };
+    let Some(v4) = v6.to_ipv4_mapped() else {
+        return Ok(Rule::Cidr(ip, len));
+    };
+    match len.checked_sub(96) {
+        Some(v4_len) => Ok(Rule::Cidr(IpAddr::V4(v4), v4_len)),
+        None => Err(format!(
+            "'{text}': an IPv4-mapped block (::ffff:a.b.c.d) needs a prefix of 96 to 128, the \
+             96 bits of ::ffff: and then IPv4 bits; write the IPv4 block itself ({v4}/N) for \
+             IPv4 clients, or a shorter IPv6 block without ::ffff:"
+        )),
     }
 }
 
@@ -105,14 +124,20 @@ impl Rule {
 }
 
 fn in_block(net: IpAddr, len: u8, ip: IpAddr) -> bool {
-    let (net, ip, bits) = match (net.to_canonical(), ip) {
+    let (net, ip, bits): (u128, u128, u32) = match (net.to_canonical(), ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => (u32::from(n) as u128, u32::from(i) as u128, 32),
         (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
         _ => return false,
     };
-    let shift = bits - u32::from(len);
-    // A /0 block matches everything of its family (a shift by the full width would overflow).
-    shift >= bits || (net >> shift) == (ip >> shift)
+    // A prefix longer than the family (never parsed, but never trusted either) matches nothing.
+    let Some(shift) = bits.checked_sub(u32::from(len)) else {
+        return false;
+    };
+    // An IPv6 /0 block matches every IPv6 address (u128 >> 128 is no number).
+    match (net.checked_shr(shift), ip.checked_shr(shift)) {
+        (Some(net), Some(ip)) => net == ip,
+        _ => true,
+    }
 }
 
 /// The rules of one server or relay, and the refused peers already logged.
@@ -275,5 +300,58 @@ mod tests {
         assert!(Access::new(Proto::UnixSeqpacket, &[], &[rule("gid:0")]).is_ok());
         assert!("10.0.0.0/33".parse::<Rule>().is_err());
         assert!("uid:x".parse::<Rule>().is_err());
+    }
+
+    #[test]
+    fn ipv4_mapped_rules_become_the_ipv4_block_they_name() {
+        let v4 = |t: &str| IpAddr::V4(t.parse().unwrap());
+        assert_eq!(rule("::ffff:10.9.9.9"), Rule::Cidr(v4("10.9.9.9"), 32));
+        assert_eq!(rule("::ffff:10.9.9.9/128"), Rule::Cidr(v4("10.9.9.9"), 32));
+        assert_eq!(rule("::ffff:10.9.9.0/120"), Rule::Cidr(v4("10.9.9.0"), 24));
+        assert_eq!(rule("[::ffff:10.0.0.0]/104"), Rule::Cidr(v4("10.0.0.0"), 8));
+        assert_eq!(rule("::ffff:0.0.0.0/96"), Rule::Cidr(v4("0.0.0.0"), 0));
+        let short = "::ffff:10.0.0.0/95".parse::<Rule>().unwrap_err();
+        assert!(short.contains("96 to 128"), "{short}");
+        // Other IPv6 blocks stay IPv6.
+        assert_eq!(rule("::1"), Rule::Cidr("::1".parse().unwrap(), 128));
+    }
+
+    #[test]
+    fn ipv4_mapped_rules_match_only_their_block() {
+        let ip = |t: &str| Who::Ip(t.parse().unwrap());
+        for (text, inside, outside) in [
+            ("::ffff:10.9.9.9", "10.9.9.9", "10.9.9.8"),
+            ("::ffff:10.9.9.0/120", "10.9.9.200", "10.9.8.1"),
+            ("::ffff:10.0.0.0/104", "10.200.1.1", "11.0.0.1"),
+        ] {
+            let r = rule(text);
+            assert!(r.matches(ip(inside)), "{text} {inside}");
+            assert!(
+                r.matches(ip(&format!("::ffff:{inside}"))),
+                "{text} mapped {inside}"
+            );
+            assert!(!r.matches(ip(outside)), "{text} {outside}");
+            assert!(
+                !r.matches(ip(&format!("::ffff:{outside}"))),
+                "{text} mapped {outside}"
+            );
+            assert!(!r.matches(ip("::1")), "{text} ::1");
+        }
+        // A deny rule for one IPv4 address leaves the others of its family alone.
+        let access = Access::new(Proto::Udp, &[], &[rule("::ffff:10.9.9.9")]).unwrap();
+        assert!(access.refusal(ip("10.9.9.9")).is_some());
+        assert_eq!(access.refusal(ip("10.9.9.10")), None);
+        assert_eq!(access.refusal(ip("127.0.0.1")), None);
+    }
+
+    #[test]
+    fn a_prefix_past_the_family_width_matches_nothing() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(!in_block(v4, 128, v4));
+        assert!(in_block(v4, 32, v4));
+        assert!(in_block(v4, 0, "1.2.3.4".parse().unwrap()));
+        let v6: IpAddr = "fe80::1".parse().unwrap();
+        assert!(in_block(v6, 0, "::1".parse().unwrap()));
+        assert!(!in_block(v6, 129, v6));
     }
 }

@@ -148,3 +148,120 @@ fn a_rule_that_cannot_apply_is_one_clear_error() {
         assert!(line.contains(says), "{args:?}: {line}");
     }
 }
+
+/// A datagram from `source` to `to`; the reply, or `None` when none came within `wait`.
+fn ask_udp(source: &str, to: &str, wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(format!("{source}:0")).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    sock.send_to(b"hello", to).unwrap();
+    let mut buf = [0u8; 64];
+    sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+/// Checks that `served` gets its answer from `server` (reached at `to`) and `refused` does
+/// not, and that the server's log names the refusal: the answer to one proves the server
+/// and the path work, so only the rule explains the other's silence.
+fn served_and_refused(proto: &str, server: &Server, to: &str, served: &str, refused: &str) {
+    let what = format!("{proto} {} {to}", server.url());
+    if proto == "tcp" {
+        assert_eq!(
+            hello(connect_from(served, to)),
+            b"HELLO",
+            "{what}: {served}"
+        );
+        assert!(
+            hello(connect_from(refused, to)).is_empty(),
+            "{what}: {refused} was served"
+        );
+    } else {
+        let got = ask_udp(served, to, common::STEP);
+        assert_eq!(got.as_deref(), Some(&b"HELLO"[..]), "{what}: {served}");
+        // A refused datagram gets no answer: a short wait, then the log says why.
+        let got = ask_udp(refused, to, Duration::from_millis(500));
+        assert_eq!(got, None, "{what}: {refused} was served");
+    }
+    let log = server.wait_log("refused");
+    // Each refusal line names its peer before ": refused".
+    let peers: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(": refused").map(|(peer, _)| peer))
+        .collect();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.contains(refused) && !p.contains(served)),
+        "{what}: {log}"
+    );
+}
+
+/// Rules written as IPv4-mapped IPv6 blocks, the client that each lets through and the one
+/// it keeps out.
+const MAPPED: [(&[&str], &[&str], &str, &str); 4] = [
+    (&["::ffff:127.0.0.2"], &[], "127.0.0.2", "127.0.0.1"),
+    (&["::ffff:127.0.0.0/120"], &[], "127.0.0.1", "127.0.1.1"),
+    (
+        &["[::ffff:127.0.0.0]/104"],
+        &["::ffff:127.0.0.3/128"],
+        "127.0.0.1",
+        "127.0.0.3",
+    ),
+    (&[], &["::ffff:127.0.0.0/120"], "127.0.1.1", "127.0.0.5"),
+];
+
+fn rule_args(allow: &[&str], deny: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, rules) in [("--allow", allow), ("--deny", deny)] {
+        for rule in rules {
+            args.extend([flag.to_string(), rule.to_string()]);
+        }
+    }
+    args
+}
+
+#[test]
+fn ipv4_mapped_rules_match_their_ipv4_block_on_every_server() {
+    for (allow, deny, served, refused) in MAPPED {
+        let rules = rule_args(allow, deny);
+        for (proto, listen) in [
+            ("tcp", "127.0.0.1:0"),
+            ("udp", "127.0.0.1:0"),
+            // Dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d.
+            ("tcp", "[::]:0"),
+            ("udp", "[::]:0"),
+        ] {
+            let mut args = vec!["--proto", proto, "--addr", listen];
+            args.extend(rules.iter().map(String::as_str));
+            let server = Server::start(&args);
+            let to = format!("127.0.0.1:{}", server.port());
+            served_and_refused(proto, &server, &to, served, refused);
+        }
+    }
+}
+
+#[test]
+fn ipv4_mapped_rules_match_their_ipv4_block_on_a_relay() {
+    for (allow, deny, served, refused) in MAPPED {
+        let rules = rule_args(allow, deny);
+        for proto in ["tcp", "udp"] {
+            let upstream = Server::start(&["--proto", proto, "--addr", "127.0.0.1:0"]);
+            let (from, url) = (format!("{proto}://127.0.0.1:0"), upstream.url());
+            let mut args = vec!["relay"];
+            args.extend(rules.iter().map(String::as_str));
+            args.extend([from.as_str(), url.as_str()]);
+            let relay = Server::start_with(Command::new(bin()).args(&args));
+            let to = relay.addr.clone();
+            served_and_refused(proto, &relay, &to, served, refused);
+        }
+    }
+}
+
+#[test]
+fn an_ipv4_mapped_rule_shorter_than_96_bits_is_one_clear_error() {
+    for rule in ["::ffff:127.0.0.1/95", "::ffff:0.0.0.0/0"] {
+        let line = common::fails(
+            &netecho(&["serve", "--addr", "127.0.0.1:0", "--allow", rule], b""),
+            2,
+        );
+        assert!(line.contains(rule) && line.contains("96"), "{rule}: {line}");
+    }
+}
