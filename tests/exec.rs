@@ -8,7 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{STEP, Server, fails, netecho, ok, tempdir};
+use common::{STEP, Server, eventually, fails, netecho, ok, tempdir};
 
 const PROTOS: [&str; 5] = ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"];
 
@@ -215,8 +215,13 @@ fn a_process_left_behind_does_not_hold_the_reply() {
     // stdout: the client still gets the answer and the exit status without waiting for it.
     let marker = "1618.03";
     let dir = tempdir();
-    // It holds stdin too, and never reads it: a megabyte of input cannot all go in.
-    let script = format!("setsid sleep {marker} <&0 & echo started");
+    // It holds stdin too, and never reads it: a megabyte of input cannot all go in. Its pid
+    // goes to a file, so the test stops that process and no other.
+    let pidfile = dir.path().join("left-behind.pid");
+    let script = format!(
+        "setsid sleep {marker} <&0 & echo $! > {}; echo started",
+        pidfile.display()
+    );
     let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", &script]);
     let started = Instant::now();
     let out = exec(&server, &vec![b'x'; 1 << 20]);
@@ -226,7 +231,86 @@ fn a_process_left_behind_does_not_hold_the_reply() {
         "waited for the process left behind"
     );
     server.wait_log("exit status 0");
-    let _ = Command::new("pkill")
-        .args(["-f", &format!("^sleep {marker}$")])
-        .status();
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .expect("the script wrote the pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // setsid execs sleep in the same process (a background job leads no group), so the pid
+    // is the sleep's; checked before the kill all the same.
+    assert_eq!(cmdline(pid), ["sleep", marker], "pid {pid}");
+    common::signal(pid, "KILL");
+    eventually(&format!("sleep {marker} (pid {pid}) ended"), || {
+        (!alive(pid)).then_some(())
+    });
+}
+
+/// The arguments of process `pid`, empty once it is gone.
+fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Whether `pid` runs: it exists and is no zombie waiting for its parent.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z'))
+    })
+}
+
+/// The pid of the process running `program` started by the server `server_pid`.
+fn program_pid(server_pid: u32, program: &[&str]) -> u32 {
+    eventually(&format!("{program:?} started by the server"), || {
+        std::fs::read_dir("/proc")
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|&pid| {
+                let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| s.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok());
+                parent == Some(server_pid) && cmdline(pid) == program
+            })
+    })
+}
+
+/// A `Status:`-style field of /proc/PID/status, e.g. `SigBlk`.
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status:\n{status}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_program_can_be_stopped_by_sigterm_and_sigint_like_any_other() {
+    // The server blocks SIGINT and SIGTERM for itself (it reads them from a signalfd); the
+    // programs it starts must not inherit that, or `kill` and Ctrl-C could not stop them.
+    for (signal, number, marker) in [("TERM", 15, "1414.2"), ("INT", 2, "1732.0")] {
+        let dir = tempdir();
+        let server = exec_server("unix", dir.path(), &[], &["sleep", marker]);
+        let conn = std::os::unix::net::UnixStream::connect(dir.path().join("unix.sock")).unwrap();
+        let pid = program_pid(server.pid(), &["sleep", marker]);
+        assert_eq!(
+            status_field(pid, "SigBlk"),
+            "0000000000000000",
+            "the program starts with signals blocked"
+        );
+        let ignored = u64::from_str_radix(&status_field(pid, "SigIgn"), 16).unwrap();
+        assert_eq!(ignored & (1 << 1 | 1 << 14), 0, "SIGINT or SIGTERM ignored");
+        common::signal(pid, signal);
+        eventually(&format!("the program ended by SIG{signal}"), || {
+            (!alive(pid)).then_some(())
+        });
+        server.wait_log(&format!("killed by signal {number}"));
+        drop(conn);
+    }
 }

@@ -129,10 +129,23 @@ impl Exec {
         // Killed if the server dies (even by SIGKILL) while it runs: a program never outlives
         // its server. The thread that spawns it waits for it, so the thread's end (which
         // also fires PDEATHSIG) comes only after the program's.
-        // Safety: prctl is async-signal-safe, and nothing else runs between fork and exec.
+        // The server blocks SIGINT and SIGTERM for its signalfd; the program gets them back,
+        // with their default action, so `kill` and Ctrl-C stop it as they stop any program.
+        // Safety: prctl, signal and sigprocmask are async-signal-safe, and nothing else runs
+        // between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                for sig in [libc::SIGINT, libc::SIGTERM] {
+                    if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+                libc::sigemptyset(none.as_mut_ptr());
+                if libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut()) == -1 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
