@@ -345,3 +345,118 @@ fn a_seqpacket_relay_keeps_messages_and_logs_each_flow_with_v() {
     let log = relay.wait_log("flow 1 unix-seqpacket");
     assert!(log.contains("10 messages 110 bytes in"), "{log}");
 }
+
+/// The relay's flow lines on exit, added up: (up bytes in, down messages out, down bytes
+/// out), and how many flow lines there were.
+fn flow_totals(stdout: &str) -> (u64, u64, u64, usize) {
+    // "N messages M bytes in, N messages M bytes out" of one direction.
+    let counts = |dir: &str| -> [u64; 4] {
+        let numbers: Vec<u64> = dir
+            .split([' ', ','])
+            .filter_map(|w| w.parse().ok())
+            .take(4)
+            .collect();
+        numbers
+            .try_into()
+            .unwrap_or_else(|_| panic!("counts in {dir:?}"))
+    };
+    let (mut up_in, mut down_msgs, mut down_bytes, mut flows) = (0, 0, 0, 0);
+    for line in stdout.lines().filter(|l| l.starts_with("flow ")) {
+        let (_, rest) = line.split_once(": up ").expect("a flow line");
+        let (up, down) = rest.split_once(". down ").expect("both directions");
+        up_in += counts(up)[1];
+        let down = counts(down);
+        down_msgs += down[2];
+        down_bytes += down[3];
+        flows += 1;
+    }
+    (up_in, down_msgs, down_bytes, flows)
+}
+
+#[test]
+fn the_summary_on_sigterm_counts_every_message_a_client_got_under_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    for proto in ["udp", "tcp"] {
+        let server = Server::start(&["--proto", proto, "--addr", "127.0.0.1:0"]);
+        let relay = relay(&[&format!("{proto}://127.0.0.1:0"), &server.url()]);
+        let clients = 16;
+        let (replies, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (busy, stopped) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let load: Vec<_> = (0..clients)
+            .map(|id| {
+                let (replies, bytes) = (Arc::clone(&replies), Arc::clone(&bytes));
+                let (busy, stopped) = (Arc::clone(&busy), Arc::clone(&stopped));
+                let (proto, addr) = (proto.to_string(), relay.addr.clone());
+                thread::spawn(move || {
+                    let raw = common::Plain::connect(&proto, &addr);
+                    // A datagram client looks up every 200 ms for the end of the test.
+                    let wait = std::time::Duration::from_millis(200);
+                    raw.sock.set_read_timeout(Some(wait)).unwrap();
+                    let started = Instant::now();
+                    for round in 0..1_000_000 {
+                        let msg = common::message(id, round, 100);
+                        if (&raw.sock).write(&msg).is_err() {
+                            return;
+                        }
+                        let got = loop {
+                            match raw.try_reply(msg.len()) {
+                                Ok(got) => break got,
+                                Err(_) if stopped.load(Ordering::Relaxed) => return,
+                                Err(_) if started.elapsed() > common::STEP * 3 => {
+                                    panic!("client {id}: no reply, and the test never ended")
+                                }
+                                Err(_) if raw.is_message() => {}
+                                Err(_) => return,
+                            }
+                        };
+                        if got.is_empty() {
+                            return;
+                        }
+                        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
+                        if round == 0 {
+                            busy.fetch_add(1, Ordering::Relaxed);
+                        }
+                        replies.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(got.len() as u64, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        common::eventually(&format!("{proto}: every client answered"), || {
+            (busy.load(Ordering::Relaxed) >= clients as u64).then_some(())
+        });
+        let (status, out, log) = relay.stop("TERM");
+        stopped.store(true, Ordering::Relaxed);
+        for client in load {
+            client.join().expect("a client of the relay failed");
+        }
+        assert!(status.success(), "{proto}: {status:?}\n{log}");
+        assert!(!log.contains("panicked"), "{log}");
+        let (up_in, down_msgs, down_bytes, flows) = flow_totals(&out);
+        assert_eq!(flows, clients, "{proto}: {out}");
+        assert!(
+            out.contains(&format!("stopped by SIGTERM: {clients} flows")),
+            "{out}"
+        );
+        let (replies, bytes) = (
+            replies.load(Ordering::Relaxed),
+            bytes.load(Ordering::Relaxed),
+        );
+        assert!(
+            down_bytes >= bytes && up_in >= bytes,
+            "{proto}: the clients got {bytes} bytes back, the relay says {up_in} in and \
+             {down_bytes} out:\n{out}"
+        );
+        if proto == "udp" {
+            assert!(
+                down_msgs >= replies,
+                "{proto}: the clients got {replies} replies, the relay says it sent \
+                 {down_msgs}:\n{out}"
+            );
+        }
+    }
+}

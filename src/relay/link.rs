@@ -285,15 +285,16 @@ impl Writer {
                 std::thread::sleep(wait);
             }
         }
+        // Counted before the write: once written, the peer may answer (and the relay be
+        // stopped and print its lines) before this thread runs again.
+        let len = bytes.len() as u64;
+        self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         match self.sink.write(bytes) {
-            Ok(()) => {
-                trace!("relayed {} bytes", bytes.len());
-                self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .bytes_out
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            }
+            Ok(()) => trace!("relayed {len} bytes"),
             Err(e) => {
+                self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
+                self.stats.bytes_out.fetch_sub(len, Ordering::Relaxed);
                 self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 if self.sink.fatal() {
                     debug!("flow {}: send: {e}; closing the flow", flow.id);

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
@@ -36,6 +36,8 @@ const PEER_IDLE: Duration = Duration::from_secs(30);
 const MAX_KEPT: usize = 4096;
 /// Messages queued per direction of a connection: back-pressure, not loss.
 const STREAM_QUEUE: usize = 64;
+/// After a stop signal, how long the flows get to finish before their lines are printed.
+const FINISH: Duration = Duration::from_secs(3);
 
 /// What every flow of this relay shares: the two ends, how to cut streams into messages,
 /// and the conditions of each direction. The relay's configuration: the command line builds
@@ -98,6 +100,30 @@ impl Flows {
     fn next_id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// Closes every flow and waits, at most `limit`, until each has finished: the lines on
+    /// exit then count everything the flows sent, and nothing is sent after them.
+    fn finish(&self, limit: Duration) {
+        let all = self.all.lock().unwrap().clone();
+        for flow in &all {
+            flow.close();
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let running = all.iter().filter(|f| !f.finished()).count();
+            if running == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                warn!(
+                    "{running} flows still running {limit:?} after the stop; their lines may \
+                     miss their last messages"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 pub fn run(route: Route) -> Result<()> {
@@ -127,6 +153,7 @@ pub fn run(route: Route) -> Result<()> {
         Bound::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
         Bound::Raw(_) => unreachable!("the command line refuses a raw relay"),
     };
+    flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
     for flow in &all {
         crate::server::announce(&flow.summary())?;
