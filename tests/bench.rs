@@ -12,7 +12,12 @@ fn bench(args: &[&str]) -> serde_json::Value {
     let doc: serde_json::Value =
         serde_json::from_str(&ok(&netecho(&all, b""))).expect("bench prints JSON");
     assert_eq!(doc["schema"], "netecho-bench/1");
-    doc["runs"][0].clone()
+    let run = doc["runs"][0].clone();
+    // The echo server answers each request once and nothing is lost on loopback here:
+    // a duplicate or a differing reply is a bug, in any run.
+    assert_eq!(run["duplicated"], 0, "{run}");
+    assert_eq!(run["mismatched"], 0, "{run}");
+    run
 }
 
 #[test]
@@ -125,6 +130,8 @@ fn bench_starts_its_own_servers_for_a_list_of_protocols() {
     assert_eq!(protos, ["tcp", "udp", "unix-seqpacket"]);
     for run in runs {
         assert_eq!(run["answered"], 50, "{run}");
+        assert_eq!(run["duplicated"], 0, "{run}");
+        assert_eq!(run["mismatched"], 0, "{run}");
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");

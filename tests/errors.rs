@@ -34,15 +34,23 @@ fn show(path: &Path) -> String {
 /// execute. Prints why not, so a skipped test says so.
 fn nobody_can_run(test: &str) -> bool {
     if !can_switch_user() {
-        eprintln!("{test}: skipped: not root or no setpriv, cannot run as nobody");
+        common::skip(
+            test,
+            "root and setpriv (util-linux) to run the binary as nobody",
+            common::Lacks::Provided,
+        );
         return false;
     }
     let out = run(&mut as_nobody(&["--version"]), b"");
     if !out.status.success() {
-        eprintln!(
-            "{test}: skipped: user nobody cannot run {} ({})",
-            common::bin(),
-            String::from_utf8_lossy(&out.stderr).trim()
+        common::skip(
+            test,
+            &format!(
+                "a binary the user nobody may execute; nobody cannot run {} ({})",
+                common::bin(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            common::Lacks::Environment,
         );
         return false;
     }
@@ -154,9 +162,13 @@ fn a_privileged_port_without_permission_says_what_is_needed() {
     match start {
         Some(port) if port >= 1024 => {}
         other => {
-            eprintln!(
-                "{test}: skipped: net.ipv4.ip_unprivileged_port_start is {other:?}, so \
-                 anyone may bind port 80 here"
+            common::skip(
+                test,
+                &format!(
+                    "net.ipv4.ip_unprivileged_port_start >= 1024 (here {other:?}: anyone may \
+                     bind port 80)"
+                ),
+                common::Lacks::Environment,
             );
             return;
         }

@@ -316,12 +316,22 @@ fn read_frame(conn: &mut TcpStream) -> Vec<u8> {
     payload
 }
 
+/// Accepts one connection, waiting at most [`common::STEP`] for it.
+fn accept_one(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let conn = common::eventually("a client connects to the fake server", || {
+        listener.accept().ok().map(|(conn, _)| conn)
+    });
+    conn.set_nonblocking(false).unwrap();
+    conn
+}
+
 /// A one-shot fake file server that answers a GET with `reply` and then closes.
 fn fake_server(reply: Vec<u8>) -> (String, thread::JoinHandle<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let handle = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
+        let mut conn = accept_one(&listener);
         conn.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let request = read_frame(&mut conn);
@@ -364,6 +374,153 @@ fn a_short_transfer_or_a_wrong_hash_leaves_nothing_under_the_name() {
             listing(local.path())
         );
     }
+}
+
+/// A datagram of netecho's datagram file protocol: its type, then its fields.
+fn packet(kind: u16, fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = kind.to_be_bytes().to_vec();
+    for field in fields {
+        out.extend_from_slice(field);
+    }
+    out
+}
+
+/// What the fake datagram server saw: the client's request and its FINACK verdict.
+struct Seen {
+    request: Vec<u8>,
+    hash_ok: Option<bool>,
+}
+
+/// A one-shot fake datagram file server. A READ gets `body` as one short DATA block, then a
+/// FIN that says `sha256`; a WRITE gets its blocks acknowledged and its FIN a FINACK of
+/// `verdict`. It ends at the client's FINACK (or when it answered the FIN), within STEP.
+fn fake_datagram_server(
+    body: Vec<u8>,
+    sha256: Vec<u8>,
+    verdict: bool,
+) -> (String, thread::JoinHandle<Seen>) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap().to_string();
+    let handle = thread::spawn(move || {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + common::STEP;
+        let mut seen = Seen {
+            request: Vec::new(),
+            hash_ok: None,
+        };
+        let mut buf = vec![0u8; 70000];
+        let mut got = 0u64;
+        while std::time::Instant::now() < deadline {
+            let Ok((n, client)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let d = &buf[..n];
+            let send = |p: Vec<u8>| sock.send_to(&p, client).unwrap();
+            match u16::from_be_bytes([d[0], d[1]]) {
+                // READ: the file in one block shorter than the block size (the last).
+                1 => {
+                    seen.request = d.to_vec();
+                    send(packet(3, &[&1u32.to_be_bytes(), &body]));
+                }
+                // WRITE: ready for block 1.
+                2 => {
+                    seen.request = d.to_vec();
+                    send(packet(4, &[&0u32.to_be_bytes()]));
+                }
+                // DATA: acknowledged.
+                3 => {
+                    got += (n - 6) as u64;
+                    send(packet(4, &[&d[2..6]]));
+                }
+                // ACK of block 1: the FIN, with the size and the hash this server claims.
+                4 if d[2..6] == 1u32.to_be_bytes() => {
+                    let size = (body.len() as u64).to_be_bytes();
+                    send(packet(6, &[&size, &sha256, &1u64.to_be_bytes(), &[0; 8]]));
+                }
+                // FIN of an upload: the verdict, and the end.
+                6 => {
+                    assert_eq!(got, u64::from_be_bytes(d[2..10].try_into().unwrap()));
+                    send(packet(7, &[&[u8::from(!verdict)]]));
+                    seen.hash_ok = Some(verdict);
+                    return seen;
+                }
+                // FINACK of a download: the client's verdict on the hash.
+                7 => {
+                    seen.hash_ok = Some(d[2] == 0);
+                    return seen;
+                }
+                _ => {}
+            }
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
+    let body = b"0123456789".to_vec();
+    for (hash, expect) in [
+        (Sha256::digest(b"something else"), "SHA-256"),
+        (Sha256::digest(&body), ""),
+    ] {
+        let local = tempdir();
+        let out = local.path().join("f");
+        let (addr, server) = fake_datagram_server(body.clone(), hash.to_vec(), true);
+        let result = netecho(
+            &[
+                "get",
+                "--proto",
+                "udp",
+                "--timeout",
+                "5s",
+                &addr,
+                "f",
+                "-o",
+                s(&out),
+            ],
+            b"",
+        );
+        let seen = server.join().unwrap();
+        assert!(seen.request.ends_with(b"f"), "{:?}", seen.request);
+        if expect.is_empty() {
+            // The control case: the fake server speaks the protocol correctly.
+            ok(&result);
+            assert_eq!(seen.hash_ok, Some(true));
+            assert_eq!(fs::read(&out).unwrap(), body);
+            continue;
+        }
+        let line = fails(&result, 1);
+        assert!(line.contains(expect), "{line}");
+        assert_eq!(seen.hash_ok, Some(false), "the client told the server");
+        assert!(
+            listing(local.path()).is_empty(),
+            "left behind: {:?}",
+            listing(local.path())
+        );
+    }
+    // An upload the receiver finds corrupt: the sender says so and fails.
+    let local = tempdir();
+    fs::write(local.path().join("mine"), &body).unwrap();
+    let (addr, server) = fake_datagram_server(Vec::new(), Vec::new(), false);
+    let mine = local.path().join("mine");
+    let result = netecho(
+        &[
+            "put",
+            "--proto",
+            "udp",
+            "--timeout",
+            "5s",
+            &addr,
+            s(&mine),
+            "up",
+        ],
+        b"",
+    );
+    assert_eq!(server.join().unwrap().hash_ok, Some(false));
+    let line = fails(&result, 1);
+    assert!(line.contains("SHA-256 does not match"), "{line}");
 }
 
 #[test]
@@ -476,7 +633,7 @@ fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
     assert!(status.success());
     assert_eq!(listing(root.path()), ["big"]);
     let _ = put.kill();
-    let _ = put.wait();
+    common::wait_exit(&mut put, "put, killed,");
     // A client interrupted while a download comes in.
     let server = file_server("udp", sockdir.path(), root.path(), &[]);
     let out = tempdir();
@@ -501,7 +658,7 @@ fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let status = get.wait().unwrap();
+    let status = common::wait_exit(&mut get, "get, after SIGINT,");
     assert_eq!(status.code(), Some(130));
     assert!(listing(out.path()).is_empty(), "{:?}", listing(out.path()));
 }

@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::thread;
-use std::time::Duration;
 
 use common::{Server, netecho, ok};
 
@@ -67,6 +65,25 @@ fn with_a_framing_a_tcp_burst_comes_back_as_separate_replies() {
     }
 }
 
+/// Asserts that the server closed `stream`: a read returns end of stream (or a reset, when
+/// the server closed with bytes of ours unread). A read that times out means the server
+/// logged the bad frame but kept the connection open, and fails the test.
+fn assert_closed(stream: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("{what}: the server sent {n} bytes instead of closing"),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!(
+                "{what}: the connection is still open after {:?}",
+                common::STEP
+            )
+        }
+        Err(e) => panic!("{what}: read: {e}"),
+    }
+}
+
 /// A raw TCP client for sending frames by hand.
 fn connect(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(&server.addr).unwrap();
@@ -76,16 +93,28 @@ fn connect(server: &Server) -> TcpStream {
 
 #[test]
 fn a_frame_split_across_reads_is_put_back_together() {
-    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length", "--nodelay"]);
+    let server = Server::start(&[
+        "-v",
+        "--addr",
+        "127.0.0.1:0",
+        "--framing",
+        "length",
+        "--nodelay",
+    ]);
     let mut stream = connect(&server);
     stream.set_nodelay(true).unwrap();
-    // One frame in three pieces, the length prefix itself split, with pauses so they arrive
-    // as separate reads; then two frames in one write.
+    // One frame in three pieces, the length prefix itself split, each sent once the server
+    // has read the one before (-v logs every read), so they arrive as separate reads; then
+    // two frames in one write.
     let mut frame = 11u32.to_be_bytes().to_vec();
     frame.extend_from_slice(b"hello world");
-    for piece in [&frame[..2], &frame[2..7], &frame[7..]] {
+    for (i, piece) in [&frame[..2], &frame[2..7], &frame[7..]]
+        .into_iter()
+        .enumerate()
+    {
         stream.write_all(piece).unwrap();
-        thread::sleep(Duration::from_millis(30));
+        server.wait_log(&format!(": read {} bytes", piece.len()));
+        assert_eq!(server.stderr().matches(": read ").count(), i + 1);
     }
     let mut two = Vec::new();
     for msg in [&b"ab"[..], b"cde"] {
@@ -124,9 +153,7 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
     let mut stream = connect(&server);
     stream.write_all(&u32::MAX.to_be_bytes()).unwrap();
     stream.write_all(b"xyz").unwrap();
-    let mut buf = [0u8; 16];
-    let n = stream.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the server closes the connection");
+    assert_closed(&mut stream, "a 4 GiB length prefix");
     let log = server.wait_log("over the 16777216-byte limit");
     assert!(log.contains("4294967295"), "{log}");
     assert!(
@@ -157,6 +184,6 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
     let mut stream = TcpStream::connect(&small.addr).unwrap();
     stream.set_read_timeout(Some(common::STEP)).unwrap();
     stream.write_all(b"0123456789abcdef").unwrap();
-    assert_eq!(stream.read(&mut buf).unwrap_or(0), 0);
+    assert_closed(&mut stream, "a line over --max-frame");
     small.wait_log("over the 8-byte limit");
 }

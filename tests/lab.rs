@@ -111,12 +111,7 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
         .unwrap();
     let pid = out.id();
     let mut out = out;
-    let status = loop {
-        if let Some(status) = out.try_wait().unwrap() {
-            break status;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit_within(&mut out, "lab --quick", Duration::from_secs(60));
     assert!(status.success());
     assert!(!lab_dir(pid).exists(), "the lab left its directory behind");
 
@@ -136,21 +131,15 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
         );
         thread::sleep(Duration::from_millis(10));
     }
-    thread::sleep(Duration::from_millis(300));
-    let children = child_pids(lab.id());
-    assert!(!children.is_empty(), "the lab runs servers");
+    // In the middle: once its servers run.
+    let children = common::eventually("the lab's servers", || {
+        Some(child_pids(lab.id())).filter(|c| !c.is_empty())
+    });
     Command::new("kill")
         .args(["-INT", &lab.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + common::STEP;
-    let status = loop {
-        if let Some(status) = lab.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the lab did not stop on SIGINT");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit(&mut lab, "the lab, after SIGINT,");
     assert!(!status.success());
     assert!(!dir.exists(), "{} left behind", dir.display());
     for pid in children {

@@ -258,7 +258,11 @@ fn unix_stream_and_seqpacket_peers_are_logged_with_pid_uid_and_gid() {
                 .unwrap_or_else(|| panic!("no pid in {line}"));
             assert_ne!(pid, me, "{line}");
         } else {
-            eprintln!("skipped the other-user half: needs root and setpriv");
+            common::skip(
+                "unix_stream_and_seqpacket_peers_are_logged_with_pid_uid_and_gid (other-user half)",
+                "root and setpriv (util-linux) to connect as nobody",
+                common::Lacks::Provided,
+            );
         }
     }
 }
@@ -403,7 +407,11 @@ fn a_restart_on_a_port_in_time_wait_needs_so_reuseaddr() {
 #[test]
 fn v6only_on_the_any_address_refuses_ipv4_clients_and_dual_stack_serves_them() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback here");
+        common::skip(
+            "v6only_on_the_any_address_refuses_ipv4_clients_and_dual_stack_serves_them",
+            "an IPv6 loopback (::1) on this machine",
+            common::Lacks::Environment,
+        );
         return;
     }
     for proto in ["tcp", "udp"] {

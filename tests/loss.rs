@@ -7,18 +7,24 @@ use std::sync::Mutex;
 
 use common::{Server, bin, netecho};
 
-/// Runs `netecho bench ARGS --format json`; returns the run and stderr (bench exits 0 with loss).
+/// Runs `netecho bench ARGS --format json`; returns the run and stderr. Loss is no failure
+/// (bench exits 0 with it), but a reply that differs from its request is, on any run.
 fn bench(args: &[&str]) -> (serde_json::Value, String) {
     let mut all = vec!["bench"];
     all.extend(args);
     all.extend(["--format", "json"]);
     let out = netecho(&all, b"");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no JSON: {}", String::from_utf8_lossy(&out.stderr)));
-    (
-        doc["runs"][0].clone(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "bench {args:?}: exit {:?}\n{log}",
+        out.status.code()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("no JSON: {log}"));
+    let run = doc["runs"][0].clone();
+    assert_eq!(run["mismatched"], 0, "a reply differs: {run}\n{log}");
+    (run, log)
 }
 
 /// The machine's UDP counters are shared: tests that read them run one at a time.
@@ -106,7 +112,13 @@ fn loss_in_a_relay_is_seen_by_no_kernel_counter() {
     assert_eq!(run["rxq_overflow"], 0, "{run}");
     if run["rcvbuf_errors"] != 0 {
         // Another program on this machine overflowed a buffer meanwhile: the counter is shared.
-        eprintln!("RcvbufErrors rose during the run (another program); cause not checked: {log}");
+        common::skip(
+            "loss_in_a_relay_is_seen_by_no_kernel_counter (the cause)",
+            &format!(
+                "a quiet RcvbufErrors counter; another program overflowed a buffer meanwhile: {log}"
+            ),
+            common::Lacks::Environment,
+        );
         return;
     }
     assert_eq!(run["loss_cause"], "unseen", "{run}");

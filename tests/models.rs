@@ -174,7 +174,11 @@ fn the_event_model_runs_the_threads_asked_for() {
 #[test]
 fn the_file_descriptor_limit_is_raised_and_a_limit_too_low_is_named() {
     if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("skipped: prlimit (util-linux) is not installed");
+        common::skip(
+            "the_file_descriptor_limit_is_raised_and_a_limit_too_low_is_named",
+            "prlimit (util-linux)",
+            common::Lacks::Provided,
+        );
         return;
     }
     // A soft limit below the hard one is raised to it.

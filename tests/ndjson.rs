@@ -4,9 +4,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use common::{Server, bin, netecho};
+use common::{STEP, Server, bin, netecho};
 
 #[test]
 fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
@@ -29,13 +31,37 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").unwrap();
+    // Lines come through a channel, so every wait for one is bounded.
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines.recv_timeout(STEP).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("bench printed no first line within {STEP:?}")
+    });
     // The first interval comes out long before the 2.5 s run ends.
     let first_at = start.elapsed().as_secs_f64();
     let mut all = vec![first];
-    all.extend(lines.map(Result::unwrap));
-    assert!(child.wait().unwrap().success());
+    let deadline = Instant::now() + STEP;
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => all.push(line),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("bench's output did not end within {STEP:?}: {all:?}");
+            }
+        }
+    }
+    let status = common::wait_exit_within(&mut child, "bench", Duration::from_secs(10));
+    assert!(status.success());
     assert!(first_at < 2.3, "the first line came after {first_at} s");
     let objects: Vec<serde_json::Value> = all
         .iter()

@@ -4,15 +4,17 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{bin, netecho};
+use common::{Lacks, bin, eventually, netecho, skip};
 
-/// Whether this test process may create network namespaces; the reason when not.
-fn can_make_namespaces(tag: &str) -> Result<(), String> {
+/// A `lab --netns` run: its whole measurement, its set-up and its clean-up.
+const LAB_RUN: Duration = Duration::from_secs(60);
+
+/// Whether this test process may create network namespaces; what it needs when not.
+fn can_make_namespaces(tag: &str) -> Result<(), (String, Lacks)> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Err("needs root to create network namespaces".into());
+        return Err(("root to create network namespaces".into(), Lacks::Provided));
     }
     // A name per test: tests of this file run in parallel.
     let probe = format!("netecho-probe-{}-{tag}", std::process::id());
@@ -22,11 +24,15 @@ fn can_make_namespaces(tag: &str) -> Result<(), String> {
             let _ = Command::new("ip").args(["netns", "del", &probe]).output();
             Ok(())
         }
-        Ok(out) => Err(format!(
-            "ip netns add failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        // Root, and the kernel still says no: a container without CAP_SYS_ADMIN.
+        Ok(out) => Err((
+            format!(
+                "the right to create network namespaces; ip netns add failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Lacks::Environment,
         )),
-        Err(e) => Err(format!("no ip command: {e}")),
+        Err(e) => Err((format!("ip (iproute2): {e}"), Lacks::Provided)),
     }
 }
 
@@ -65,8 +71,9 @@ fn leftovers(pid: u32) -> Vec<String> {
 
 #[test]
 fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
-    if let Err(why) = can_make_namespaces("loss") {
-        eprintln!("skipped: {why}");
+    let test = "real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing";
+    if let Err((needs, lacks)) = can_make_namespaces("loss") {
+        skip(test, &needs, lacks);
         return;
     }
     let child = Command::new(bin())
@@ -78,7 +85,7 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let out = common::output_within(child, "lab --netns", LAB_RUN);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -86,7 +93,16 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     let tcp = rows.iter().find(|r| r["proto"] == "tcp").unwrap();
     let udp = rows.iter().find(|r| r["proto"] == "udp").unwrap();
     if log.contains("nftables unavailable") {
-        eprintln!("nftables missing here: the lab ran without loss, as it said: {log}");
+        skip(
+            &format!("{test} (the loss half)"),
+            &format!(
+                "nft (nftables) for real loss; the lab ran without it, as it said: {}",
+                log.lines()
+                    .find(|l| l.contains("nftables"))
+                    .unwrap_or_default()
+            ),
+            Lacks::Provided,
+        );
     } else {
         // Hundreds of segments at 5% each way: TCP retransmitted and the program lost nothing.
         assert!(
@@ -101,8 +117,8 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
 
 #[test]
 fn ctrl_c_in_the_middle_removes_everything() {
-    if let Err(why) = can_make_namespaces("ctrl-c") {
-        eprintln!("skipped: {why}");
+    if let Err((needs, lacks)) = can_make_namespaces("ctrl-c") {
+        skip("ctrl_c_in_the_middle_removes_everything", &needs, lacks);
         return;
     }
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -113,29 +129,19 @@ fn ctrl_c_in_the_middle_removes_everything() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Wait until the namespaces exist, then interrupt.
-    let deadline = Instant::now() + common::STEP;
-    while leftovers(pid).len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the lab never made its namespaces"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-    thread::sleep(Duration::from_millis(300));
+    // Wait until the namespaces exist and the servers in them run, then interrupt.
+    eventually("the lab's namespaces", || {
+        (leftovers(pid).len() >= 2).then_some(())
+    });
+    eventually("the lab's servers in the namespaces", || {
+        (!child_pids(pid).is_empty()).then_some(())
+    });
     let sent = Command::new("kill")
         .args(["-s", "INT", &pid.to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
-    let deadline = Instant::now() + common::STEP;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the lab did not stop on SIGINT");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit(&mut child, "the lab, after SIGINT,");
     let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
@@ -148,10 +154,23 @@ fn without_root_the_lab_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--netns"), "{err}");
     if !common::can_switch_user() {
-        eprintln!("skipped the unprivileged run: needs root and setpriv to become nobody");
+        skip(
+            "without_root_the_lab_says_so (the unprivileged run)",
+            "root and setpriv (util-linux) to run the lab as nobody",
+            Lacks::Provided,
+        );
         return;
     }
     let out = common::run(&mut common::as_nobody(&["lab", "--netns"]), b"");
     let line = common::fails(&out, 1);
     assert!(line.contains("needs root"), "{line}");
+}
+
+/// Processes whose parent is `pid`.
+fn child_pids(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }

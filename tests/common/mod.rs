@@ -4,7 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ pub struct Server {
     pub proto: String,
     pub addr: String,
     stdout: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Log,
 }
 
 impl Server {
@@ -47,10 +48,9 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                thread::sleep(Duration::from_millis(100));
                 panic!(
                     "server printed no listening line; stderr:\n{}",
-                    stderr.lock().unwrap()
+                    stderr.whole()
                 );
             }
         };
@@ -83,7 +83,7 @@ impl Server {
 
     /// Everything the server logged so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.text()
     }
 
     /// Waits until the server's log contains `needle`; panics with the log after [`STEP`].
@@ -132,14 +132,23 @@ impl Server {
             .unwrap();
         assert!(status.success());
         let status = wait_child(&mut self.child);
+        // Everything the process wrote: both pipes read to their end (the exit closed them).
+        let deadline = Instant::now() + STEP;
         let mut rest = String::new();
-        while let Ok(line) = self.stdout.recv_timeout(Duration::from_secs(2)) {
-            rest.push_str(&line);
-            rest.push('\n');
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    rest.push_str(&line);
+                    rest.push('\n');
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("stdout still open {STEP:?} after the exit (a process holds it?)")
+                }
+            }
         }
-        // The stderr reader finishes when the pipe closes, shortly after the exit.
-        thread::sleep(Duration::from_millis(100));
-        (status, rest, self.stderr())
+        (status, rest, self.stderr.whole())
     }
 }
 
@@ -163,34 +172,120 @@ fn lines(out: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
-fn collect(mut out: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
+/// A process's stderr as it is read, and whether the pipe has reached its end.
+#[derive(Clone)]
+struct Log {
+    text: Arc<Mutex<String>>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Log {
+    fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// All of it: waits (bounded by [`STEP`]) until the writer closed the pipe, which the
+    /// process's exit does.
+    fn whole(&self) -> String {
+        let deadline = Instant::now() + STEP;
+        while !self.ended.load(Ordering::Acquire) {
+            assert!(
+                Instant::now() < deadline,
+                "stderr still open {STEP:?} after the exit (a process holds it?); so far:\n{}",
+                self.text()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        self.text()
+    }
+}
+
+fn collect(mut out: impl Read + Send + 'static) -> Log {
+    let log = Log {
+        text: Arc::new(Mutex::new(String::new())),
+        ended: Arc::new(AtomicBool::new(false)),
+    };
+    let sink = log.clone();
     thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = out.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            sink.lock()
+            sink.text
+                .lock()
                 .unwrap()
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
+        sink.ended.store(true, Ordering::Release);
     });
-    text
+    log
 }
 
 fn wait_child(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + STEP;
+    wait_exit(child, "the process")
+}
+
+/// Waits for `child` to exit, for at most [`STEP`]; past it kills it and fails, naming `what`.
+pub fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    wait_exit_within(child, what, STEP)
+}
+
+/// Waits for `child` to exit, for at most `limit`; past it kills it and fails.
+pub fn wait_exit_within(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("process did not exit within {STEP:?}");
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}; killed");
         }
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for a spawned child with piped stdout and stderr, for at most `limit`: its output,
+/// as `wait_with_output` gives it. Past the limit it is killed and the test fails with what
+/// it wrote on stderr.
+pub fn output_within(mut child: Child, what: &str, limit: Duration) -> Output {
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(out) = out.as_mut() {
+            let _ = out.read_to_end(&mut v);
+        }
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(err) = err.as_mut() {
+            let _ = err.read_to_end(&mut v);
+        }
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err.join().unwrap_or_default();
+            panic!(
+                "{what} did not exit within {limit:?}; killed. Its stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
 }
 
@@ -306,7 +401,11 @@ pub fn can_open_raw(test: &str) -> bool {
     ) {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("{test}: skipped: cannot open a raw socket here ({e}); run as root");
+            skip(
+                test,
+                &format!("CAP_NET_RAW to open a raw socket (root; here: {e})"),
+                Lacks::Provided,
+            );
             false
         }
     }
@@ -316,10 +415,61 @@ pub fn can_open_raw(test: &str) -> bool {
 /// says why not when it cannot.
 pub fn can_drop_net_raw(test: &str) -> bool {
     if !can_switch_user() {
-        eprintln!("{test}: skipped: not root or no setpriv, cannot drop CAP_NET_RAW");
+        skip(
+            test,
+            "root and setpriv (util-linux) to run the binary without CAP_NET_RAW",
+            Lacks::Provided,
+        );
         return false;
     }
     true
+}
+
+/// What a skipped test lacks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lacks {
+    /// A command or privilege that `.ci/run` provides (it installs the packages and runs
+    /// as root): under `CI=true` its absence fails the test instead.
+    Provided,
+    /// Something of this machine no script can promise (a free well-known port, IPv6 on
+    /// loopback, a quiet counter).
+    Environment,
+}
+
+/// The file every skip is appended to: `$NETECHO_SKIP_LOG`, or one under target/tmp.
+pub fn skip_log() -> std::path::PathBuf {
+    match std::env::var_os("NETECHO_SKIP_LOG") {
+        Some(path) => path.into(),
+        None => std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.txt"),
+    }
+}
+
+/// Records that `test` (or part of it) did not run because it `needs` something: on
+/// stderr, and as a line of [`skip_log`], which `.ci/run` counts and lists at the end (cargo
+/// test hides a passing test's stderr). Under `CI=true` a missing command or privilege that
+/// `.ci/run` provides fails the test.
+pub fn skip(test: &str, needs: &str, lacks: Lacks) {
+    // One line per skip, however many lines `needs` quotes.
+    let needs = needs.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("{test}: skipped: needs {needs}");
+    eprintln!("{line}");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if ci && lacks == Lacks::Provided {
+        panic!("{line}; .ci/run should have provided it (CI=true)");
+    }
+    let path = skip_log();
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // One write of one line with O_APPEND: tests skipping at once do not mix their lines.
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("cannot record the skip in {}: {e}", path.display());
+    }
 }
 
 /// A command that runs `netecho ARGS` as root but without CAP_NET_RAW: removed from the
