@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::thread;
-use std::time::Duration;
 
 use common::{Server, abstract_name, netecho, ok, tempdir};
 
@@ -239,6 +238,7 @@ fn an_idle_client_never_blocks_another() {
             addr.to_string()
         };
         let server = Server::start(&["--proto", proto, "--addr", &addr]);
+        let fds = common::open_fds(server.pid());
         // Connected and silent: the lesson's first server would wait on it forever.
         let _idle_tcp = (proto == "tcp").then(|| TcpStream::connect(&server.addr).unwrap());
         let _idle_unix = (proto == "unix").then(|| UnixStream::connect(&server.addr).unwrap());
@@ -250,7 +250,10 @@ fn an_idle_client_never_blocks_another() {
             s.connect(&addr).unwrap();
             s
         });
-        thread::sleep(Duration::from_millis(50));
+        // The server has accepted it (one more descriptor) before the other client comes.
+        common::eventually(&format!("{proto}: the idle connection accepted"), || {
+            (common::open_fds(server.pid()) > fds).then_some(())
+        });
         assert_eq!(
             send_one(&server, "still served"),
             "STILL SERVED\n",

@@ -480,7 +480,10 @@ fn a_client_reset_in_the_middle_of_a_message_leaves_the_others_untouched() {
             thread::sleep(Duration::from_millis(20));
             raw.reset();
         }
-        thread::sleep(Duration::from_millis(200));
+        // The others keep going until the server has dealt with every reset.
+        for port in &resetters {
+            server.wait_log(&format!("tcp 127.0.0.1:{port}: "));
+        }
         stop.store(true, Ordering::Relaxed);
         for other in others {
             let rounds = other.join().expect("a client beside the resets failed");
@@ -575,7 +578,11 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
         eventually(&format!("{model} {proto}: every client busy"), || {
             (busy.load(Ordering::Relaxed) >= want as u64).then_some(())
         });
-        thread::sleep(Duration::from_millis(200));
+        // Under load: twenty more messages answered since, then the signal.
+        let before = confirmed.load(Ordering::Relaxed);
+        eventually(&format!("{model} {proto}: load going on"), || {
+            (confirmed.load(Ordering::Relaxed) >= before + 20 * 500).then_some(())
+        });
         let (status, stdout, log) = server.stop("TERM");
         stopped.store(true, Ordering::Relaxed);
         for client in load {
@@ -636,7 +643,20 @@ fn dropped(log: &str, why: &str) -> u64 {
 #[test]
 fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
     if small_service_sockets().is_empty() {
-        eprintln!("skipped: binding a port below 1024 needs root (or every one tried is in use)");
+        let root = nix::unistd::Uid::effective().is_root();
+        common::skip(
+            "the_udp_loop_guard_drops_small_service_ports_unless_allowed",
+            if root {
+                "a free small-service udp port (7, 9, 13, 19, 37) on 127.0.0.1-3; all in use"
+            } else {
+                "root to bind udp ports below 1024"
+            },
+            if root {
+                common::Lacks::Environment
+            } else {
+                common::Lacks::Provided
+            },
+        );
         return;
     }
     let dir = tempdir();
@@ -722,10 +742,21 @@ fn rate_limit_case(model: &str, dir: &tempfile::TempDir) {
     let mut buf = [0u8; 32];
     let n = other.recv(&mut buf).expect("another source is answered");
     assert_eq!(&buf[..n], b"OTHER SOURCE");
-    // And the first one's budget refills with time.
-    thread::sleep(Duration::from_millis(1200));
-    flood.sock.set_read_timeout(Some(STEP)).unwrap();
-    flood.exchange(b"later");
+    // And the first one's budget refills with time: asked until it is answered again.
+    flood
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    eventually(&format!("{model}: the budget refilled"), || {
+        flood.send(b"later");
+        match flood.try_reply(5) {
+            Ok(got) => {
+                assert_eq!(got, b"LATER", "{model}");
+                Some(())
+            }
+            Err(_) => None,
+        }
+    });
 }
 
 #[test]

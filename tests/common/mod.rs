@@ -672,6 +672,13 @@ pub fn rss_kib(pid: u32) -> u64 {
     own + children
 }
 
+/// How many file descriptors process `pid` has open (entries of /proc/PID/fd).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Sends a signal (`STOP`, `CONT`, ...) to a process.
 pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
