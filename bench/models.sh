@@ -6,10 +6,15 @@
 # Each figure is the median of ROUNDS runs (env, default 3), the servers taking turns: one
 # run of thread-per-connection at 1,000 clients moves by a fifth from one to the next.
 #
+# A run that fails (bench's exit status, clients that failed) is said on stderr and left out
+# of the medians; the `failed` column counts the failed clients of every run. Every server
+# started is stopped, also on Ctrl-C.
+#
 #   bench/models.sh [DURATION] [CLIENT COUNTS...]      default: 5s 1 50 1000
 #   ROUNDS=1 bench/models.sh 2s 50                     a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 duration=${1:-5s}
 rounds=${ROUNDS:-3}
 shift || true
@@ -23,42 +28,29 @@ netecho=target/release/netecho
 refs=bench/reference/target/release
 ulimit -n "$(ulimit -Hn)"
 
-# start_server CMD... : runs a server, sets $pid and $addr from its `listening` line.
-start_server() {
-  local out
-  out=$(mktemp)
-  "$@" >"$out" 2>/dev/null &
-  pid=$!
-  for _ in $(seq 100); do
-    [ -s "$out" ] && break
-    sleep 0.05
-  done
-  addr=$(awk 'NR==1 {print $3}' "$out")
-  rm -f "$out"
-  [ -n "$addr" ] || { echo "server did not start: $*" >&2; exit 1; }
-}
-
-stop_server() {
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# measure NAME CLIENTS CMD... : one bench run; prints "rps p99 answered sent failed".
+# measure CLIENTS CMD... : one bench run; prints "rps p99 answered sent failed_clients", or
+# "- - - - -" when the run failed (said on stderr, with bench's own words).
 measure() {
-  local clients=$1
+  local clients=$1 row err status=0
   shift
   start_server "$@"
-  local row
-  row=$("$netecho" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>/dev/null | tail -n 1 || true)
-  stop_server
+  err=$(mktemp -p "$bench_dir")
+  row=$("$netecho" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>"$err" | tail -n 1) || status=$?
+  stop "$pid"
   # csv columns: proto,address,clients,size,window,requests_per_s(6),mb_per_s,mean_us,p50_us,
   # p99_us(10),p99_9_us,max_us,connect_p50_us,sent(14),answered(15),...,failed_clients(20)
-  awk -F, '{ printf "%s %s %s %s %s\n", $6, $10, $15, $14, $20 }' <<<"${row:-0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,?}"
+  local failed_clients
+  failed_clients=$(awk -F, '{ print $20 }' <<<"$row")
+  if [ "$status" != 0 ] || [ -z "$row" ]; then
+    failed "$* with $clients clients: bench exit $status" "$(cat "$err")"
+    echo "- - - - -"
+    return
+  fi
+  if [ "${failed_clients:-0}" != 0 ]; then
+    failed "$* with $clients clients: $failed_clients clients failed" "$(cat "$err")"
+  fi
+  awk -F, '{ printf "%s %s %s %s %s\n", $6, $10, $15, $14, $20 }' <<<"$row"
 }
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # run_all CLIENTS: every server once, in turn; appends "name rps p99 answered sent" lines to $runs.
 run_all() {
@@ -72,15 +64,19 @@ run_all() {
   done
 }
 
-# figure NAME FIELD: the median of that server's runs (rps: 2, p99: 3); answered/sent summed.
+# figure NAME FIELD: the median of that server's runs (rps: 2, p99: 3), failed runs left out;
+# answered/sent and failed clients summed over its runs (failed runs show as `-` runs).
 figure() { median $(awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$runs"); }
-answered() { awk -v n="$1" '$1 == n { a += $4; s += $5 } END { printf "%d/%d", a, s }' "$runs"; }
+answered() { awk -v n="$1" '$1 == n && $4 != "-" { a += $4; s += $5 } END { printf "%d/%d", a, s }' "$runs"; }
+failures() {
+  awk -v n="$1" '$1 == n { if ($6 == "-") runs++; else c += $6 }
+    END { printf "%d", c; if (runs) printf "+%d runs", runs }' "$runs"
+}
 
 echo "# netecho server models, tcp on loopback, ${size}-byte messages, ${duration} per run, median of $rounds rounds"
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d)"
-printf '%-10s %8s %12s %10s %16s %8s %8s\n' server clients requests/s p99_us answered/sent x_tokio x_std
-runs=$(mktemp)
-trap 'rm -f "$runs"' EXIT
+printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' server clients requests/s p99_us answered/sent failed x_tokio x_std
+runs=$bench_dir/runs
 for c in "${counts[@]}"; do
   : >"$runs"
   for _ in $(seq "$rounds"); do run_all "$c"; done
@@ -88,10 +84,13 @@ for c in "${counts[@]}"; do
   s_rps=$(figure std 2)
   for name in tokio std iterative threads event fork; do
     if [ "$name" = iterative ] && [ "$c" -gt 1 ]; then
-      printf '%-10s %8s %12s %10s %16s %8s %8s\n' "$name" "$c" "-" "-" "(one at a time)" "-" "-"
+      printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "-" "-" "(one at a time)" "-" "-" "-"
       continue
     fi
     rps=$(figure "$name" 2)
-    printf '%-10s %8s %12s %10s %16s %8s %8s\n' "$name" "$c" "$rps" "$(figure "$name" 3)" "$(answered "$name")" "$(ratio "$rps" "$t_rps")" "$(ratio "$rps" "$s_rps")"
+    printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "$rps" "$(figure "$name" 3)" "$(answered "$name")" "$(failures "$name")" "$(ratio "$rps" "$t_rps")" "$(ratio "$rps" "$s_rps")"
   done
 done
+echo "# left out: iterative beyond 1 client (it serves one at a time), and failed runs from the"
+echo "# medians (listed below when any)."
+bench_end
