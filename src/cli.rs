@@ -23,7 +23,7 @@ use crate::impair::Rng;
 use crate::logging::LogConfig;
 use crate::relay::Route;
 use crate::report::Format;
-use crate::server::Model;
+use crate::server::{Model, ServeConfig, ServeExec, ServeFiles, ServiceConfig};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::SocketOptions;
@@ -878,6 +878,61 @@ fn cores() -> usize {
 }
 
 impl ServeArgs {
+    /// The plain config `serve` runs from, every flag combination checked.
+    pub fn config(&self) -> Result<ServeConfig, UsageError> {
+        let endpoint = self.endpoint()?;
+        let proto = endpoint.proto;
+        Ok(ServeConfig {
+            service: self.service(proto)?,
+            socket: self.socket_options(proto)?,
+            access: self.access.access(proto)?,
+            endpoint,
+            transform: self.transform,
+            model: self.model,
+            threads: self.threads(),
+            max_conns: self.max_conns as usize,
+            idle_timeout: self.idle_timeout,
+            max_pending: self.max_pending,
+            framing: self.framing.framing,
+            max_frame: self.framing.max_frame as usize,
+            allow_loop_ports: self.allow_loop_ports,
+            rate_limit: self.rate_limit,
+        })
+    }
+
+    /// Echo, or the service `--files` or `--exec` asks for.
+    fn service(&self, proto: Proto) -> Result<ServiceConfig, UsageError> {
+        let (files, exec) = (&self.files, &self.exec);
+        if proto == Proto::Raw && (files.files.is_some() || exec.exec.is_some()) {
+            return Err(UsageError::new(
+                "--files and --exec need ports and connections; raw serves the echo service only",
+            ));
+        }
+        if let Some(dir) = &files.files {
+            return Ok(ServiceConfig::Files(ServeFiles {
+                dir: dir.clone(),
+                upload: files.upload,
+                max_file: files.max_file,
+                drop: files.impair.drop,
+                reorder: files.impair.reorder,
+            }));
+        }
+        let Some(command) = &exec.exec else {
+            return Ok(ServiceConfig::Echo);
+        };
+        let Some((program, args)) = command.split_first() else {
+            return Err(UsageError::new("--exec needs a program to run"));
+        };
+        Ok(ServiceConfig::Exec(ServeExec {
+            program: program.clone(),
+            args: args.to_vec(),
+            allow_remote: exec.allow_remote_exec,
+            timeout: exec.exec_timeout,
+            max_output: exec.max_output,
+            max_children: exec.max_children as usize,
+        }))
+    }
+
     /// Event-loop threads: as asked, else one per core.
     pub fn threads(&self) -> usize {
         match self.threads {

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 /// it succeeds (exec's is the remote program's).
 fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => server::run(args)?,
+        Command::Serve(args) => server::run(args.config()?)?,
         Command::Send(args) => client::send::run(args.config()?)?,
         Command::Bench(args) => client::bench::run(args.config()?)?,
         Command::Lab(args) => client::lab::run(args.config()?)?,

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// A signal, as a stop is told: SIGINT or SIGTERM. Displays as its name ("SIGTERM").
+pub use nix::sys::signal::Signal;
 
 /// What woke a waiting server.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,8 +55,8 @@ impl Shutdown {
         let _ = Self::signals().thread_unblock();
     }
 
-    /// Waits for SIGINT or SIGTERM and returns its name; `None` when `timeout` passed first.
-    pub fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<String>> {
+    /// Waits for SIGINT or SIGTERM and returns it; `None` when `timeout` passed first.
+    pub fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<Signal>> {
         let timeout = match timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
@@ -63,10 +66,11 @@ impl Shutdown {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e).context("poll"),
         }
-        Ok(self.fd.read_signal().context("read signalfd")?.map(|info| {
-            let signal = Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM);
-            signal.as_str().to_string()
-        }))
+        Ok(self
+            .fd
+            .read_signal()
+            .context("read signalfd")?
+            .map(|info| Signal::try_from(info.ssi_signo as i32).unwrap_or(Signal::SIGTERM)))
     }
 
     /// Waits until `socket` is readable, a stop signal arrives, or `timeout` passes.

@@ -7,6 +7,7 @@
 pub mod datagram;
 pub mod impair;
 pub mod packet;
+pub mod service;
 pub mod store;
 pub mod stream;
 

@@ -20,7 +20,7 @@ use crate::access::Access;
 use crate::endpoint::{Endpoint, SocketKind};
 use crate::impair::{Conditions, Rng};
 use crate::service::framing::{Decoder, Framing};
-use crate::signal::{Shutdown, Wake};
+use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::{
     self, Bound, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
 };
@@ -168,7 +168,7 @@ fn relay_connections(
     route: &Arc<Route>,
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     crate::server::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
         if let Some(conn) = conn
             && route.access.admits_conn(route.from.proto, &conn)
@@ -243,7 +243,7 @@ fn relay_datagrams(
     route: &Arc<Route>,
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     sock.set_nonblocking(true)?;
     // One handle for every flow's replies; the original keeps the socket file.
     let replies = Arc::new(sock.try_clone().context("dup the relay's socket")?);
@@ -252,7 +252,7 @@ fn relay_datagrams(
     let mut warned_full = false;
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(flow::TICK))? {
-            return Ok(signal.as_str().to_string());
+            return Ok(signal);
         }
         loop {
             let (received, from) = match sock.recv_from(&mut buf) {

@@ -1,6 +1,7 @@
 //! The `event` model: a fixed number of threads, each with an epoll instance that waits on
 //! many non-blocking sockets at once. An idle connection costs its socket and a small
-//! [`EchoConn`], not a thread.
+//! session (an `EchoConn` for echo), not a thread. Only services that never block come here
+//! (see `server::plan`).
 //!
 //! The listener is shared: every thread registers it with EPOLLEXCLUSIVE, so the kernel wakes
 //! one thread per new connection rather than all of them. One shared listener works for
@@ -21,11 +22,12 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tracing::warn;
 
-use crate::service::echo::{ConnEnd, EchoConn, SHARED_BUFFER, Step};
+use crate::service::echo::SHARED_BUFFER;
+use crate::service::{ConnEnd, Drive, Service, Session, Step};
+use crate::signal::{Shutdown, Signal};
 use crate::transport::Listener;
 
-use super::{Service, accept_failed};
-use crate::signal::Shutdown;
+use super::{Server, accept_failed};
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;
@@ -37,24 +39,24 @@ const ACCEPTS_PER_WAKE: usize = 64;
 /// How often idle connections are looked for, when --idle-timeout is set.
 const SWEEP: Duration = Duration::from_millis(250);
 
-/// Serves with `threads` event loops until a stop signal; returns the signal's name.
-pub fn serve(
+/// Serves with `threads` event loops until a stop signal; returns the signal.
+pub fn serve<S: Service>(
     listener: &Listener,
-    service: &'static Service,
+    server: &Server<S>,
     shutdown: &Shutdown,
     threads: usize,
-) -> Result<String> {
+) -> Result<Signal> {
     listener.set_nonblocking(true)?;
     let stop =
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
-    let loops = Loops::new(threads)?;
+    let loops = Loops::<S::Session>::new(threads)?;
     thread::scope(|scope| {
         for n in 0..threads {
             let (stop, loops) = (&stop, &loops);
             thread::Builder::new()
                 .name(format!("event-{n}"))
                 .spawn_scoped(scope, move || {
-                    let worker = Worker::new(listener, service, stop, loops, n);
+                    let worker = Worker::new(listener, server, stop, loops, n);
                     if let Err(e) = worker.and_then(|w| w.run()) {
                         warn!("event loop {n} failed: {e:#}");
                     }
@@ -74,8 +76,8 @@ pub fn serve(
         // Every loop has ended: a connection handed over as one of them stopped is closed
         // here, with its log line, instead of silently.
         for (inbox, _) in &loops.inboxes {
-            for echo in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                service.finish(echo, &ConnEnd::Stopped);
+            for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                server.finish(session, &ConnEnd::Stopped);
             }
         }
     })
@@ -83,13 +85,13 @@ pub fn serve(
 
 /// What the event loops share: how many connections each holds, and each one's inbox for
 /// connections another loop accepted.
-struct Loops {
+struct Loops<T> {
     loads: Vec<AtomicUsize>,
-    inboxes: Vec<(Mutex<Vec<EchoConn>>, EventFd)>,
+    inboxes: Vec<(Mutex<Vec<T>>, EventFd)>,
 }
 
-impl Loops {
-    fn new(threads: usize) -> Result<Loops> {
+impl<T> Loops<T> {
+    fn new(threads: usize) -> Result<Loops<T>> {
         let inboxes = (0..threads)
             .map(|_| {
                 let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
@@ -117,31 +119,31 @@ impl Loops {
 }
 
 /// A connection and what its loop knows of it.
-struct Slot {
-    echo: EchoConn,
+struct Slot<T> {
+    session: T,
     last_active: Instant,
     interest: EpollFlags,
 }
 
 /// One event loop: its epoll instance, its connections, and a scratch buffer they share.
-struct Worker<'a> {
+struct Worker<'a, S: Service> {
     listener: &'a Listener,
-    service: &'static Service,
-    loops: &'a Loops,
+    server: &'a Server<S>,
+    loops: &'a Loops<S::Session>,
     /// This loop's place in `loops`.
     index: usize,
     epoll: Epoll,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Slot<S::Session>>>,
     free: Vec<usize>,
     buf: Vec<u8>,
 }
 
-impl<'a> Worker<'a> {
+impl<'a, S: Service> Worker<'a, S> {
     fn new(
         listener: &'a Listener,
-        service: &'static Service,
+        server: &'a Server<S>,
         stop: &EventFd,
-        loops: &'a Loops,
+        loops: &'a Loops<S::Session>,
         index: usize,
     ) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
@@ -162,7 +164,7 @@ impl<'a> Worker<'a> {
             .context("epoll_ctl add inbox")?;
         Ok(Worker {
             listener,
-            service,
+            server,
             loops,
             index,
             epoll,
@@ -174,7 +176,7 @@ impl<'a> Worker<'a> {
 
     fn run(mut self) -> Result<()> {
         let mut events = vec![EpollEvent::empty(); EVENTS];
-        let idle = self.service.idle_timeout;
+        let idle = self.server.idle_timeout;
         let mut last_sweep = Instant::now();
         loop {
             let timeout = match idle {
@@ -217,15 +219,18 @@ impl<'a> Worker<'a> {
                 warn!("{}: {e}; closed", conn.peer());
                 continue;
             }
-            let Some(echo) = self.service.admit(conn) else {
+            let Some(session) = self.server.admit(conn, Drive::Epoll) else {
                 continue;
             };
             let target = self.loops.pick();
             if target == self.index {
-                self.register(echo);
+                self.register(session);
             } else {
                 let (inbox, wake) = &self.loops.inboxes[target];
-                inbox.lock().unwrap_or_else(|e| e.into_inner()).push(echo);
+                inbox
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(session);
                 if let Err(e) = wake.write(1) {
                     warn!("wake event loop {target}: {e}");
                 }
@@ -238,15 +243,13 @@ impl<'a> Worker<'a> {
         let (inbox, wake) = &self.loops.inboxes[self.index];
         let _ = wake.read();
         let conns = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for echo in conns {
-            self.register(echo);
+        for session in conns {
+            self.register(session);
         }
     }
 
     /// Adds an admitted connection (already counted in this loop's load) to the epoll set.
-    fn register(&mut self, mut echo: EchoConn) {
-        // Level-triggered: whatever arrives after a short read is reported on the next wait.
-        echo.short_read_waits = true;
+    fn register(&mut self, session: S::Session) {
         let token = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -254,15 +257,15 @@ impl<'a> Worker<'a> {
         let interest = EpollFlags::EPOLLIN;
         if let Err(e) = self
             .epoll
-            .add(&echo.conn, EpollEvent::new(interest, token as u64))
+            .add(session.conn(), EpollEvent::new(interest, token as u64))
         {
             self.free.push(token);
             self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
-            self.service.finish(echo, &ConnEnd::Failed(e.into()));
+            self.server.finish(session, &ConnEnd::Failed(e.into()));
             return;
         }
         self.slots[token] = Some(Slot {
-            echo,
+            session,
             last_active: Instant::now(),
             interest,
         });
@@ -273,22 +276,18 @@ impl<'a> Worker<'a> {
             return;
         };
         slot.last_active = Instant::now();
-        let (read, write) =
-            match slot
-                .echo
-                .pump(&mut self.buf, self.service.transform, self.service.stats)
-            {
-                Step::Done(end) => return self.close(token, end),
-                // Level-triggered: what is left to read is reported again on the next wait.
-                Step::Yield { write } => (true, write),
-                Step::Wait { read, write } => (read, write),
-            };
+        let (read, write) = match slot.session.pump(&mut self.buf) {
+            Step::Done(end) => return self.close(token, end),
+            // Level-triggered: what is left to read is reported again on the next wait.
+            Step::Yield { write } => (true, write),
+            Step::Wait { read, write } => (read, write),
+        };
         let mut interest = EpollFlags::empty();
         interest.set(EpollFlags::EPOLLIN, read);
         interest.set(EpollFlags::EPOLLOUT, write);
         if interest != slot.interest {
             let mut event = EpollEvent::new(interest, token as u64);
-            if let Err(e) = self.epoll.modify(&slot.echo.conn, &mut event) {
+            if let Err(e) = self.epoll.modify(slot.session.conn(), &mut event) {
                 return self.close(token, ConnEnd::Failed(e.into()));
             }
             slot.interest = interest;
@@ -299,8 +298,8 @@ impl<'a> Worker<'a> {
         if let Some(slot) = self.slots[token].take() {
             // Closing the socket removes it from the epoll set too; deleting first keeps the
             // set exact even if another process still holds the socket.
-            let _ = self.epoll.delete(&slot.echo.conn);
-            self.service.finish(slot.echo, &end);
+            let _ = self.epoll.delete(slot.session.conn());
+            self.server.finish(slot.session, &end);
             self.free.push(token);
             self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         }

@@ -13,10 +13,13 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
 use tracing::{debug, warn};
 
+use crate::service::datagram::{DatagramEcho, DatagramRules};
+use crate::service::stats::Stats;
+use crate::service::{ConnEnd, Drive, Service, Session};
+use crate::signal::Shutdown;
 use crate::transport::{DatagramSocket, Listener};
 
-use super::{Service, accept_loop};
-use crate::signal::Shutdown;
+use super::{Admission, Server, accept_loop};
 
 /// How often the parent collects exited children.
 const REAP: Duration = Duration::from_millis(200);
@@ -24,15 +27,15 @@ const REAP: Duration = Duration::from_millis(200);
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts and forks a child per connection until a stop signal.
-pub fn serve(
+pub fn serve<S: Service>(
     listener: &Listener,
-    service: &'static Service,
+    server: &Server<S>,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     let mut children = Children::default();
     let signal = accept_loop(listener, shutdown, Some(REAP), |conn| {
-        children.reap(service);
-        let echo = service.admit(conn?)?;
+        children.reap(Some(&server.admission));
+        let session = server.admit(conn?, Drive::Blocking)?;
         let parent = getpid();
         // Safety: the fork model's parent runs no other thread, so the child starts with a
         // consistent copy of every lock and of the allocator.
@@ -41,32 +44,33 @@ pub fn serve(
                 Shutdown::restore_default();
                 die_with_parent(parent);
                 close_in_child(listener.as_fd().as_raw_fd());
-                service.run_blocking(echo);
+                server.run_blocking(session);
                 exit_child();
             }
             Ok(ForkResult::Parent { child }) => {
-                debug!("{}: served by process {child}", echo.conn.peer());
+                debug!("{}: served by process {child}", session.conn().peer());
                 children.pids.insert(child);
                 // The child has its own copy of the socket; the parent's is closed here.
-                drop(echo);
+                drop(session);
             }
             Err(e) => {
                 warn!("fork: {e}; connection closed");
-                service.finish(echo, &crate::service::echo::ConnEnd::Failed(e.into()));
+                server.finish(session, &ConnEnd::Failed(e.into()));
             }
         }
         None
     })?;
-    children.stop(service);
+    children.stop(Some(&server.admission));
     Ok(signal)
 }
 
 /// A child process serves the datagram socket; the parent starts another if it dies.
 pub fn serve_datagrams(
     sock: &DatagramSocket,
-    service: &'static Service,
+    rules: DatagramRules,
+    stats: &Stats,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     let mut children = Children::default();
     let mut last_start = Instant::now() - Duration::from_secs(1);
     loop {
@@ -84,7 +88,8 @@ pub fn serve_datagrams(
                     die_with_parent(parent);
                     // The child keeps the blocked signals and the inherited signalfd, which
                     // reads the signals sent to the child: it stops cleanly on SIGTERM.
-                    if let Err(e) = service.serve_datagrams(sock, shutdown, false) {
+                    let echo = DatagramEcho::new(sock.proto(), rules.clone());
+                    if let Err(e) = super::datagrams::answer(sock, echo, stats, shutdown, false) {
                         warn!("datagram child: {e:#}");
                     }
                     exit_child();
@@ -96,7 +101,7 @@ pub fn serve_datagrams(
             }
         }
         if let Some(signal) = shutdown.wait_signal(Some(REAP))? {
-            children.stop(service);
+            children.stop(None);
             return Ok(signal);
         }
     }
@@ -137,14 +142,14 @@ struct Children {
 }
 
 impl Children {
-    /// Collects exited children, freeing their connection slots.
-    fn reap(&mut self, service: &Service) {
+    /// Collects exited children, freeing their connection slots (if they hold any).
+    fn reap(&mut self, admission: Option<&Admission>) {
         let before = self.pids.len();
         self.reap_quietly();
         for _ in self.pids.len()..before {
-            service
-                .active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(admission) = admission {
+                admission.release();
+            }
         }
     }
 
@@ -165,18 +170,18 @@ impl Children {
     }
 
     /// SIGTERM to every child, then SIGKILL to those still running after [`GRACE`].
-    fn stop(&mut self, service: &Service) {
+    fn stop(&mut self, admission: Option<&Admission>) {
         for pid in &self.pids {
             let _ = kill(*pid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + GRACE;
         while !self.pids.is_empty() && Instant::now() < deadline {
-            self.reap(service);
+            self.reap(admission);
             std::thread::sleep(Duration::from_millis(10));
         }
         for pid in &self.pids {
             let _ = kill(*pid, Signal::SIGKILL);
         }
-        self.reap(service);
+        self.reap(admission);
     }
 }

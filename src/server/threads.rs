@@ -1,5 +1,5 @@
 //! The `threads` model: a thread per connection, so a slow or idle client never blocks
-//! another. Each thread runs the echo loop on a blocking socket.
+//! another. Each thread serves its session on a blocking socket.
 //!
 //! On a stop signal every connection is shut down (a recv or send blocked on it returns) and
 //! its thread finishes, so the summary counts everything served and nothing is served after it.
@@ -14,10 +14,11 @@ use anyhow::Result;
 use socket2::Socket;
 use tracing::warn;
 
+use crate::service::{Drive, Service, Session};
+use crate::signal::{Shutdown, Signal};
 use crate::transport::Listener;
 
-use super::{Service, accept_loop};
-use crate::signal::Shutdown;
+use super::{Server, accept_loop};
 
 /// Stack for a connection thread: the echo loop's buffer is on the heap, so a small stack
 /// keeps thousands of threads cheap.
@@ -25,46 +26,47 @@ const CONN_STACK: usize = 256 * 1024;
 /// How long connection threads get to finish after their sockets were shut down.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Accepts until a stop signal; returns the signal's name.
-pub fn serve(
+/// Accepts until a stop signal; returns the signal.
+pub fn serve<S: Service>(
     listener: &Listener,
-    service: &'static Service,
+    server: &Arc<Server<S>>,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     // A second handle on each live connection's socket, to shut it down on stop.
     let live: Arc<Mutex<HashMap<u64, Socket>>> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut next_id = 0u64;
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
-        let echo = service.admit(conn?)?;
+        let session = server.admit(conn?, Drive::Blocking)?;
         let id = next_id;
         next_id += 1;
-        match echo.conn.socket().try_clone() {
+        let conn = session.conn();
+        match conn.socket().try_clone() {
             Ok(handle) => {
                 live.lock().unwrap().insert(id, handle);
             }
-            Err(e) => warn!("{}: cannot keep a handle to stop it: {e}", echo.conn.peer()),
+            Err(e) => warn!("{}: cannot keep a handle to stop it: {e}", conn.peer()),
         }
-        let mine = Arc::clone(&live);
+        let (mine, served) = (Arc::clone(&live), Arc::clone(server));
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
-                service.run_blocking(echo);
+                served.run_blocking(session);
                 mine.lock().unwrap().remove(&id);
             });
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(e) => {
                 live.lock().unwrap().remove(&id);
-                service.active.fetch_sub(1, Ordering::Relaxed);
+                server.admission.release();
                 warn!("cannot start a thread for a connection ({e}); it was closed");
             }
         }
         None
     })?;
-    service.stopping.store(true, Ordering::Relaxed);
+    server.stopping.store(true, Ordering::Relaxed);
     for sock in live.lock().unwrap().values() {
         let _ = sock.shutdown(std::net::Shutdown::Both);
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
@@ -58,15 +59,16 @@ impl Drop {
 }
 
 /// Settings of the datagram service, from `serve`'s flags.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DatagramRules {
     pub transform: Transform,
     /// Answer datagrams from port 0 and the small-service ports too.
     pub allow_loop_ports: bool,
     /// Replies per second per source address.
     pub rate_limit: Option<u32>,
-    /// --allow and --deny.
-    pub access: &'static Access,
+    /// --allow and --deny, shared with the rest of the server (each refused peer is logged
+    /// once).
+    pub access: Arc<Access>,
 }
 
 /// A token bucket: `rate` replies per second, bursts of up to `rate`.

@@ -310,3 +310,73 @@ impl EchoConn {
         Ok(true)
     }
 }
+
+/// The echo service: its settings, the same for every connection.
+#[derive(Clone, Debug)]
+pub struct Echo {
+    pub proto: crate::endpoint::Proto,
+    pub transform: Transform,
+    pub stats: &'static Stats,
+    /// On a blocking socket, SO_RCVTIMEO and SO_SNDTIMEO: a recv or send that waits this
+    /// long ends the connection.
+    pub idle_timeout: Option<std::time::Duration>,
+    pub max_pending: usize,
+    pub framing: Framing,
+    pub max_frame: usize,
+    pub datagram: super::DatagramRules,
+}
+
+/// One connection of the echo service, with what its pump needs.
+pub struct EchoSession {
+    echo: EchoConn,
+    transform: Transform,
+    stats: &'static Stats,
+    proto: crate::endpoint::Proto,
+}
+
+impl super::Service for Echo {
+    type Session = EchoSession;
+    type Requests = super::NoRequests;
+
+    fn blocks(&self) -> bool {
+        false
+    }
+
+    fn open(&self, conn: Conn, drive: super::Drive) -> EchoSession {
+        if drive == super::Drive::Blocking
+            && let Some(idle) = self.idle_timeout
+            && let Err(e) = conn
+                .set_read_timeout(Some(idle))
+                .and_then(|_| conn.set_write_timeout(Some(idle)))
+        {
+            tracing::warn!("{}: cannot set the idle timeout: {e}", conn.peer());
+        }
+        let mut echo = EchoConn::new(conn, self.max_pending, self.framing, self.max_frame);
+        echo.short_read_waits = drive == super::Drive::Epoll;
+        EchoSession {
+            echo,
+            transform: self.transform,
+            stats: self.stats,
+            proto: self.proto,
+        }
+    }
+
+    fn datagrams(&self) -> super::Datagrams<super::NoRequests> {
+        super::Datagrams::Answered(self.datagram.clone())
+    }
+}
+
+impl super::Session for EchoSession {
+    fn conn(&self) -> &Conn {
+        &self.echo.conn
+    }
+
+    #[inline]
+    fn pump(&mut self, buf: &mut [u8]) -> Step {
+        self.echo.pump(buf, self.transform, self.stats)
+    }
+
+    fn end(self, ended: &ConnEnd) {
+        super::stats::log_client(self.proto, self.echo.conn.peer(), &self.echo.tally, ended);
+    }
+}

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{info, warn};
 
-use crate::transport::{Conn, MAX_MESSAGE, Received};
+use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::framing::Framing;
+use super::stats::{Stats, Tally};
 
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
@@ -498,4 +499,75 @@ fn feed(stdin: &ChildStdin, mut data: &[u8], done: &AtomicBool) -> bool {
 fn kill_group(child: &Child) {
     let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
     let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+}
+
+/// The exec service: a program per connection or datagram request. Programs block, so
+/// connections get blocking sockets and a thread each.
+#[derive(Clone, Debug)]
+pub struct ExecService {
+    pub exec: std::sync::Arc<Exec>,
+    pub stats: &'static Stats,
+}
+
+/// One connection of the exec service.
+pub struct ExecSession {
+    conn: Conn,
+    service: ExecService,
+}
+
+impl super::Service for ExecService {
+    type Session = ExecSession;
+    type Requests = ExecService;
+
+    fn blocks(&self) -> bool {
+        true
+    }
+
+    fn open(&self, conn: Conn, _: super::Drive) -> ExecSession {
+        ExecSession {
+            conn,
+            service: self.clone(),
+        }
+    }
+
+    fn datagrams(&self) -> super::Datagrams<ExecService> {
+        super::Datagrams::Requests(self.clone())
+    }
+}
+
+impl super::Session for ExecSession {
+    fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// Runs the program for the whole connection (a blocking socket).
+    fn pump(&mut self, _: &mut [u8]) -> super::Step {
+        let (bytes_in, bytes_out) = self.service.exec.serve_conn(&self.conn);
+        let stats = self.service.stats;
+        stats.message(&mut Tally::default(), bytes_in as usize, bytes_out as usize);
+        super::Step::Done(super::ConnEnd::PeerClosed)
+    }
+
+    /// The program's line ("ran ...") was the connection's log line.
+    fn end(self, _: &super::ConnEnd) {}
+}
+
+impl super::Requests for ExecService {
+    fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
+        let peer = from.to_string();
+        let reply = self
+            .exec
+            .run_once(&peer, request, crate::transport::udp::MAX_PAYLOAD_V4);
+        self.stats
+            .message(&mut Tally::default(), request.len(), reply.len());
+        if let Err(e) = sock.send_to(&reply, from) {
+            warn!("{from}: reply not sent: {e}");
+        }
+    }
+
+    fn busy(&self, why: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        exit_frame(-1, &format!("busy: {why}"), &mut out);
+        Some(out)
+    }
 }

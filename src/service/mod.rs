@@ -1,4 +1,6 @@
-//! The echo service: what a server does with each message, whatever socket it came on.
+//! What a server does with a client, whatever model schedules it: a [`Service`] (echo, files,
+//! exec) opens a [`Session`] per connection and takes datagrams its own way. How clients are
+//! scheduled (iterative, threads, event, fork) is the server's business, in `server/`.
 
 pub mod datagram;
 pub mod echo;
@@ -7,3 +9,83 @@ pub mod framing;
 pub mod peers;
 pub mod raw;
 pub mod stats;
+
+use crate::transport::{Conn, DatagramSocket, PeerAddr};
+
+pub use datagram::DatagramRules;
+pub use echo::{ConnEnd, Step};
+
+/// How a model drives a session's socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drive {
+    /// Blocking: one pump serves the connection to its end (threads, fork).
+    Blocking,
+    /// Non-blocking, polled beside the signalfd after each "would block" (iterative).
+    Polled,
+    /// Non-blocking in a level-triggered epoll loop: what is left to read is reported again,
+    /// so a short read may end a pump (event).
+    Epoll,
+}
+
+/// What a server does with its clients.
+pub trait Service: Send + Sync + 'static {
+    /// One connection being served.
+    type Session: Session;
+
+    /// Whether serving a client waits on more than its socket (a disk, a program): such a
+    /// service needs blocking sockets and a thread per client (`server::plan` decides).
+    fn blocks(&self) -> bool;
+
+    /// Starts serving an admitted connection, its socket driven as `drive` says.
+    fn open(&self, conn: Conn, drive: Drive) -> Self::Session;
+
+    /// What serves datagram requests, for services that take datagrams as requests.
+    type Requests: Requests;
+
+    /// How the service takes datagrams.
+    fn datagrams(&self) -> Datagrams<Self::Requests>;
+}
+
+/// How a service takes datagrams.
+pub enum Datagrams<R> {
+    /// Answered as they are read, by the thread that reads them, with these rules (echo).
+    Answered(DatagramRules),
+    /// Each datagram is a request that may take long (a transfer, a program), handled on a
+    /// thread of its own.
+    Requests(R),
+}
+
+/// Handles datagram requests, each on a thread of its own.
+pub trait Requests: Send + Sync + 'static {
+    /// Handles one request from `from`: replies on `sock`, or on a socket of its own.
+    fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]);
+
+    /// The reply to a request that got no thread (`why` says why); `None` for silence.
+    fn busy(&self, why: &str) -> Option<Vec<u8>>;
+}
+
+/// The requests of a service that answers every datagram as it is read: there are none.
+pub enum NoRequests {}
+
+impl Requests for NoRequests {
+    fn handle(&self, _: &DatagramSocket, _: &PeerAddr, _: &[u8]) {
+        match *self {}
+    }
+
+    fn busy(&self, _: &str) -> Option<Vec<u8>> {
+        match *self {}
+    }
+}
+
+/// One connection being served.
+pub trait Session: Send + 'static {
+    /// The connection's socket.
+    fn conn(&self) -> &Conn;
+
+    /// Serves until the socket would block (a non-blocking socket) or to the end (a blocking
+    /// one). `buf` is scratch space of at least `transport::MAX_MESSAGE` bytes.
+    fn pump(&mut self, buf: &mut [u8]) -> Step;
+
+    /// Counts and logs the end of the connection.
+    fn end(self, ended: &ConnEnd);
+}

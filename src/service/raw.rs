@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use crate::endpoint::Proto;
 use crate::packet::header::{Header, Kind, NotNetecho};
 use crate::packet::ipv4;
-use crate::signal::{Shutdown, Wake};
+use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::raw::RawSocket;
 use crate::transport::{MAX_MESSAGE, PeerAddr};
 
@@ -120,13 +120,13 @@ impl RawEcho {
     }
 }
 
-/// Serves a raw socket until a stop signal; returns the signal's name.
+/// Serves a raw socket until a stop signal; returns the signal.
 pub fn serve(
     sock: &RawSocket,
     transform: Transform,
     stats: &Stats,
     shutdown: &Shutdown,
-) -> Result<String> {
+) -> Result<Signal> {
     sock.set_nonblocking(true)?;
     let mut echo = RawEcho {
         transform,
@@ -139,7 +139,7 @@ pub fn serve(
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             peers.finish();
             info!("raw: {}", echo.counts);
-            return Ok(signal.as_str().to_string());
+            return Ok(signal);
         }
         loop {
             let got = match sock.recv(&mut buf) {

@@ -1,0 +1,104 @@
+//! `serve --files DIR` as a service: one request per connection (stream protocol), one
+//! transfer per datagram request on a socket of its own (datagram protocol). Disks block, so
+//! connections get blocking sockets and a thread each.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::service::stats::{Stats, Tally};
+use crate::service::{ConnEnd, Datagrams, Drive, Requests, Service, Session, Step};
+use crate::transport::{self, Conn, DatagramSocket, PeerAddr};
+
+use super::packet::Packet;
+use super::store::Store;
+
+/// How long a file transfer connection may stay silent, unless --idle-timeout says.
+const FILE_IDLE: Duration = Duration::from_secs(30);
+
+/// The file service: the directory, and the simulated loss for datagram transfers.
+#[derive(Clone, Debug)]
+pub struct Files {
+    pub store: Store,
+    /// --drop and --reorder, for datagram transfers.
+    pub impair: (f64, f64),
+    pub stats: &'static Stats,
+    /// A transfer stalls at most this long between two reads (default [`FILE_IDLE`]).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// One connection of the file service.
+pub struct FileSession {
+    conn: Conn,
+    files: Files,
+}
+
+impl Service for Files {
+    type Session = FileSession;
+    type Requests = Files;
+
+    fn blocks(&self) -> bool {
+        true
+    }
+
+    fn open(&self, conn: Conn, _: Drive) -> FileSession {
+        let idle = self.idle_timeout.unwrap_or(FILE_IDLE);
+        if let Err(e) = conn
+            .set_read_timeout(Some(idle))
+            .and_then(|_| conn.set_write_timeout(Some(idle)))
+        {
+            warn!("{}: cannot set the idle timeout: {e}", conn.peer());
+        }
+        FileSession {
+            conn,
+            files: self.clone(),
+        }
+    }
+
+    fn datagrams(&self) -> Datagrams<Files> {
+        Datagrams::Requests(self.clone())
+    }
+}
+
+impl Session for FileSession {
+    fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// Serves the connection's request to its end (a blocking socket).
+    fn pump(&mut self, _: &mut [u8]) -> Step {
+        let (bytes_in, bytes_out) = super::stream::serve(&self.conn, &self.files.store);
+        let stats = self.files.stats;
+        stats.message(&mut Tally::default(), bytes_in as usize, bytes_out as usize);
+        Step::Done(ConnEnd::PeerClosed)
+    }
+
+    /// The transfer's own line ("sent ...", "stored ...") was the connection's log line.
+    fn end(self, _: &ConnEnd) {}
+}
+
+impl Requests for Files {
+    /// A transfer on a socket of its own, near the server's address, as TFTP does.
+    fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
+        let result =
+            transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|tid| {
+                super::datagram::serve_request(
+                    &tid,
+                    from.clone(),
+                    request,
+                    &self.store,
+                    self.impair,
+                )
+            });
+        super::datagram::log_request(from, result);
+    }
+
+    fn busy(&self, why: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        Packet::Error {
+            message: &format!("busy: {why}"),
+        }
+        .encode(&mut out);
+        Some(out)
+    }
+}

@@ -1,0 +1,64 @@
+//! What `serve` is asked to do, as plain values: the command line builds a [`ServeConfig`],
+//! and the server reads nothing else.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::access::Access;
+use crate::endpoint::Endpoint;
+use crate::service::echo::Transform;
+use crate::service::framing::Framing;
+use crate::transport::SocketOptions;
+
+use super::Model;
+
+pub struct ServeConfig {
+    pub endpoint: Endpoint,
+    pub socket: SocketOptions,
+    /// The service: echo, files or exec.
+    pub service: ServiceConfig,
+    pub transform: Transform,
+    pub model: Model,
+    /// Event-loop threads.
+    pub threads: usize,
+    pub max_conns: usize,
+    pub idle_timeout: Option<Duration>,
+    pub max_pending: usize,
+    pub framing: Framing,
+    pub max_frame: usize,
+    /// Datagrams: answer port 0 and the small-service ports too.
+    pub allow_loop_ports: bool,
+    /// Datagrams: replies per second per source address.
+    pub rate_limit: Option<u32>,
+    /// --allow and --deny, already checked against the protocol.
+    pub access: Access,
+}
+
+/// Which service `serve` runs.
+pub enum ServiceConfig {
+    Echo,
+    Files(ServeFiles),
+    Exec(ServeExec),
+}
+
+/// `--files DIR` and its options.
+pub struct ServeFiles {
+    pub dir: PathBuf,
+    pub upload: bool,
+    pub max_file: u64,
+    /// Datagram transfers: simulated loss and reordering (fractions).
+    pub drop: f64,
+    pub reorder: f64,
+}
+
+/// `--exec PROGRAM ARGS...` and its limits.
+pub struct ServeExec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Serve on an address other than loopback or a Unix socket.
+    pub allow_remote: bool,
+    pub timeout: Duration,
+    pub max_output: u64,
+    pub max_children: usize,
+}

@@ -1,0 +1,142 @@
+//! A datagram socket under every model: echo answers each datagram in the thread that reads
+//! it (in batches under the event model); a service that takes requests (files, exec) gets a
+//! thread per request, at most --max-conns at once.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tracing::warn;
+
+use crate::service::datagram::DatagramEcho;
+use crate::service::stats::Stats;
+use crate::service::{Requests, Service};
+use crate::signal::{Shutdown, Signal, Wake};
+use crate::transport::batch::Batch;
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+
+use super::Server;
+
+/// How often a datagram server blocked in recvfrom looks for a stop signal.
+const SIGNAL_CHECK: Duration = Duration::from_millis(200);
+
+/// Answers datagrams until a stop signal (every model but fork's parent; batched under the
+/// event model); returns the signal.
+///
+/// The socket blocks in recvfrom (or recvmmsg) with a short SO_RCVTIMEO instead of a
+/// poll before every read: two system calls per datagram, not three, which is most of a
+/// loopback round trip. The signalfd is looked at between reads, at least every
+/// [`SIGNAL_CHECK`], so a stop signal is noticed within that, even under load.
+pub fn answer(
+    sock: &DatagramSocket,
+    mut echo: DatagramEcho,
+    stats: &Stats,
+    shutdown: &Shutdown,
+    batched: bool,
+) -> Result<Signal> {
+    sock.set_nonblocking(false)?;
+    sock.set_read_timeout(Some(SIGNAL_CHECK))?;
+    let mut buf = Vec::new();
+    let mut batch = None;
+    if batched {
+        batch = Some(Box::<Batch>::default());
+    } else {
+        buf = crate::service::datagram::buffer();
+    }
+    let mut checked = Instant::now();
+    loop {
+        if checked.elapsed() >= SIGNAL_CHECK {
+            if let Some(signal) = shutdown.wait_signal(Some(Duration::ZERO))? {
+                echo.finish();
+                return Ok(signal);
+            }
+            checked = Instant::now();
+            echo.peers.expire();
+            echo.report_drops(false);
+        }
+        let answered = match batch.as_deref_mut() {
+            Some(batch) => echo.answer_batch(sock, batch, stats),
+            None => echo.answer_each(sock, &mut buf, stats),
+        };
+        if let Err(e) = answered {
+            warn!("recvfrom: {e}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Each datagram is a request, handled on a thread of its own so a long transfer or a slow
+/// program never holds up the next one. Threads are not waited for at a stop: a transfer has
+/// its own socket and may take long, and programs end with the server.
+pub fn requests<S: Service, R: Requests>(
+    sock: &DatagramSocket,
+    server: &Arc<Server<S>>,
+    requests: R,
+    shutdown: &Shutdown,
+) -> Result<Signal> {
+    sock.set_nonblocking(true)?;
+    let requests = Arc::new(requests);
+    // Request threads reply on a handle of their own; the socket file stays with `sock`.
+    let replies = Arc::new(sock.try_clone().context("dup the datagram socket")?);
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
+            return Ok(signal);
+        }
+        while let Some((from, n)) = next_request(sock, &mut buf) {
+            if server.admission.request(&from) {
+                start(server, &requests, &replies, from, buf[..n].to_vec());
+            }
+        }
+    }
+}
+
+/// The next datagram that can be a request: its sender and length; `None` when none waits.
+fn next_request(sock: &DatagramSocket, buf: &mut [u8]) -> Option<(PeerAddr, usize)> {
+    loop {
+        let (received, from) = match sock.recv_from(buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => {
+                warn!("recvfrom: {e}");
+                return None;
+            }
+        };
+        match received {
+            Received::Data(n) if from.can_reply() => return Some((from, n)),
+            _ => warn!("{from}: a request that is too large, or from an unbound socket; ignored"),
+        }
+    }
+}
+
+/// Starts an admitted request's thread; when none can be made, the client hears "busy".
+fn start<S: Service, R: Requests>(
+    server: &Arc<Server<S>>,
+    requests: &Arc<R>,
+    replies: &Arc<DatagramSocket>,
+    from: PeerAddr,
+    request: Vec<u8>,
+) {
+    let (mine, handler, sock) = (
+        Arc::clone(server),
+        Arc::clone(requests),
+        Arc::clone(replies),
+    );
+    let peer = from.clone();
+    let started = thread::Builder::new()
+        .name("request".into())
+        .spawn(move || {
+            handler.handle(&sock, &peer, &request);
+            mine.admission.release();
+        });
+    if let Err(e) = started {
+        warn!("{from}: busy: cannot start a thread for the request ({e})");
+        if let Some(reply) = requests.busy("the server cannot start a thread for it now") {
+            let _ = replies.try_send_to(&reply, &from);
+        }
+        server.admission.release();
+    }
+}
