@@ -288,17 +288,11 @@ impl Exec {
     ) -> Outcome {
         let deadline = Instant::now() + self.timeout;
         let mut sent = 0u64;
-        let timed_out = || {
-            format!(
-                "killed: still running after {:?} (--exec-timeout)",
-                self.timeout
-            )
-        };
         let mut killed = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                killed = Some(timed_out());
+                killed = Some(self.timed_out());
                 break;
             }
             match rx.recv_timeout(left.min(HEARTBEAT)) {
@@ -324,7 +318,7 @@ impl Exec {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
-                    killed = Some(timed_out());
+                    killed = Some(self.timed_out());
                     break;
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -341,6 +335,12 @@ impl Exec {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        self.reap(child, deadline, killed)
+    }
+
+    /// How a program whose output closed ended: its exit status, or the reason it is
+    /// killed (`killed`, or the deadline passing while it ignores its pipes).
+    fn reap(&self, child: &mut Child, deadline: Instant, mut killed: Option<String>) -> Outcome {
         // Output closed: the program has ended, or is about to, or ignores its pipes.
         while killed.is_none() {
             match child.try_wait() {
@@ -353,7 +353,7 @@ impl Exec {
                     return Outcome { code, note };
                 }
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                _ => killed = Some(timed_out()),
+                _ => killed = Some(self.timed_out()),
             }
         }
         kill_group(child);
@@ -362,6 +362,13 @@ impl Exec {
             code: 124,
             note: killed.unwrap_or_default(),
         }
+    }
+
+    fn timed_out(&self) -> String {
+        format!(
+            "killed: still running after {:?} (--exec-timeout)",
+            self.timeout
+        )
     }
 
     /// Runs the program once with `input` as its stdin, for a datagram from `peer`; the
