@@ -78,3 +78,33 @@ impl Admission {
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(port: u16) -> PeerAddr {
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        PeerAddr(addr.into())
+    }
+
+    #[test]
+    fn past_max_conns_a_client_is_refused_until_a_slot_is_released() {
+        let access = Arc::new(Access::new(Proto::Udp, &[], &[]).unwrap());
+        let admission = Admission::new(Proto::Udp, access, 2, Stats::shared());
+        assert!(admission.request(&peer(4000)));
+        assert!(admission.request(&peer(4001)));
+        assert!(!admission.request(&peer(4002)), "a third at once");
+        admission.release();
+        assert!(admission.request(&peer(4002)), "a slot was freed");
+    }
+
+    #[test]
+    fn a_denied_peer_is_refused_and_takes_no_slot() {
+        let deny = ["127.0.0.0/8".parse().unwrap()];
+        let access = Arc::new(Access::new(Proto::Udp, &[], &deny).unwrap());
+        let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
+        assert!(!admission.request(&peer(4000)));
+        assert_eq!(admission.active.load(Ordering::Relaxed), 0);
+    }
+}
