@@ -164,10 +164,17 @@ fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// Removes every temporary file of a transfer still under way: for a server that stops, or
 /// a client interrupted, in the middle of one.
 pub fn remove_partials() {
-    for temp in live().drain(..) {
+    let mut live = live();
+    // Under the lock: no transfer starts a new temporary file after this.
+    STOPPED.store(true, std::sync::atomic::Ordering::Relaxed);
+    for temp in live.drain(..) {
         let _ = fs::remove_file(temp);
     }
 }
+
+/// Set once the temporary files were removed for a stop: a transfer still running then
+/// makes no new one.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A file being written under a temporary name beside its final one, renamed into place
 /// only when complete and verified; removed if dropped before that.
@@ -206,13 +213,20 @@ impl Partial {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let temp = dir.join(format!(".{name}.netecho-{}-{n}.part", std::process::id()));
+        // Created and registered under one lock: a stop signal's remove_partials either
+        // sees the file or runs before it exists, never between the two.
+        let mut live = live();
+        if STOPPED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(anyhow!("stopping: no new transfer is written"));
+        }
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .open(&temp)
             .with_context(|| format!("create {}", temp.display()))?;
-        live().push(temp.clone());
+        live.push(temp.clone());
+        drop(live);
         Ok(Partial {
             temp,
             target: target.to_path_buf(),
