@@ -91,7 +91,7 @@ fn a_random_file_round_trips_byte_exact_over_every_transport() {
         assert_eq!(listing(root.path()), ["data.bin", "up.bin"], "{proto}");
         assert_eq!(listing(local.path()), ["got.bin"], "{proto}");
         let log = String::from_utf8_lossy(&summary.stderr);
-        assert!(log.contains("sha256 verified"), "{proto}: {log}");
+        assert!(log.contains("sha256 matches"), "{proto}: {log}");
         if !(proto == "udp" || proto == "unix-dgram") {
             // The server's summary counts the file bytes it sent and received.
             let (_, out, _) = server.stop("TERM");

@@ -125,7 +125,10 @@ pub fn get(args: GetConfig) -> Result<()> {
     drop(bar);
     info!(
         "{}",
-        transfer.summary(&format!("got '{}' into {}", args.name, out.display()))
+        transfer.summary(
+            &format!("got '{}' into {}", args.name, out.display()),
+            crate::files::GOT
+        )
     );
     Ok(())
 }
@@ -170,6 +173,9 @@ pub fn put(args: PutConfig) -> Result<()> {
     }
     .with_context(|| format!("put {} to {endpoint}", args.local.display()))?;
     drop(bar);
-    info!("{}", transfer.summary(&format!("put '{name}'")));
+    info!(
+        "{}",
+        transfer.summary(&format!("put '{name}'"), crate::files::PUT)
+    );
     Ok(())
 }

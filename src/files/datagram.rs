@@ -1,10 +1,14 @@
 //! Files over datagrams: nothing below delivers every datagram, once, in order, so this
-//! protocol does (packets in `packet.rs`). The sender keeps up to `window` numbered blocks in
-//! flight; the receiver acknowledges the highest block it has in order (cumulative ACK),
-//! keeps early blocks of the window, and counts duplicates; on a timeout the sender sends
-//! every unacknowledged block again (go-back-N) and doubles its timeout. A FIN with the
-//! SHA-256 ends the transfer. Each transfer runs on a socket of its own (a TFTP "transfer
-//! ID"), so the server's well-known socket only takes requests.
+//! protocol does (packets in `packet.rs`). Before any data, the server's transfer socket
+//! sends one HELLO no larger than the request, and goes on only once the client sends it
+//! back from the request's address (`handshake.rs`): a forged source gets nothing more.
+//! The sender starts with two blocks in flight and grows towards `window` as ACKs come;
+//! the receiver acknowledges the highest block it has in order (cumulative ACK), keeps
+//! early blocks of the window, and counts duplicates; on a timeout the sender sends the
+//! oldest block again, with one block allowed in flight, and doubles its timeout. A FIN
+//! with the SHA-256 ends the transfer. Each transfer runs on a socket of its own (a TFTP
+//! "transfer ID"), connected to its peer, so the server's well-known socket only takes
+//! requests and an ICMP port unreachable ends a transfer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -21,6 +25,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
+use super::admit;
 use super::impair::Impaired;
 use super::packet::{DATA_HEADER, Packet};
 use super::store::{Partial, Store};
@@ -33,6 +38,9 @@ pub const DEFAULT_BLOCK: u16 = 1408;
 pub const MAX_WINDOW: u16 = 1024;
 pub const MAX_BLOCK: u16 = 60_000;
 const MAX_IN_FLIGHT: usize = 8 << 20;
+/// Blocks in flight when a transfer starts, before any ACK (RFC 5681's initial window,
+/// in blocks).
+const INITIAL_WINDOW: f64 = 2.0;
 /// The retransmission timeout before any round trip was measured.
 const INITIAL_RTO: Duration = Duration::from_millis(200);
 const MIN_RTO: Duration = Duration::from_millis(10);
@@ -131,16 +139,16 @@ impl<'a> Link<'a> {
     fn send(&mut self, packet: &Packet<'_>) -> Result<()> {
         let bytes = packet.to_vec();
         match self.impaired.send(self.sock, &self.peer, &bytes) {
-            // A Unix datagram peer that closed its socket refuses at once.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                bail!("the peer went away (its socket is closed)")
-            }
+            // A Unix datagram peer that closed its socket refuses at once; a UDP peer's
+            // ICMP port unreachable fails the next send on the connected socket.
+            Err(e) if gone(&e) => bail!("the peer went away (its socket is closed)"),
             sent => sent.context("sendto"),
         }
     }
 
     /// The next packet from the peer within `timeout` (its bytes stay in the link's buffer);
-    /// `None` on timeout. Datagrams from anyone else are answered with an error and ignored.
+    /// `None` on timeout. Datagrams from anyone else (only possible before the socket was
+    /// connected) are ignored, never answered: two transfers must not talk to each other.
     fn recv(&mut self, timeout: Duration) -> Result<Option<usize>> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -151,12 +159,7 @@ impl<'a> Link<'a> {
             match self.sock.try_recv_from(&mut self.buf) {
                 Ok((Received::Data(n), from)) if from == self.peer => return Ok(Some(n)),
                 Ok((_, from)) => {
-                    debug!("a datagram from {from}, not this transfer's peer; refused");
-                    let refusal = Packet::Error {
-                        message: "unknown transfer",
-                    }
-                    .to_vec();
-                    let _ = self.sock.send_to(&refusal, &from);
+                    debug!("a datagram from {from}, not this transfer's peer; ignored");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if left.is_zero() {
@@ -171,8 +174,8 @@ impl<'a> Link<'a> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    bail!("the peer went away (ICMP port unreachable)")
+                Err(e) if gone(&e) => {
+                    bail!("the peer went away (ICMP port unreachable, or its socket closed)")
                 }
                 Err(e) => return Err(e).context("recvfrom"),
             }
@@ -184,6 +187,23 @@ impl<'a> Link<'a> {
     }
 }
 
+/// An error that says the peer's socket is no more: ECONNREFUSED (an ICMP port unreachable
+/// on a connected UDP socket, a closed Unix datagram peer) or ECONNRESET (a connected Unix
+/// datagram peer that closed).
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Connects a transfer's socket to its peer: the kernel then delivers only the peer's
+/// datagrams, and reports its ICMP errors to us.
+pub fn connect(sock: &DatagramSocket, peer: &PeerAddr) -> Result<()> {
+    crate::transport::calls::connect(sock.socket(), &peer.0)
+        .with_context(|| format!("connect the transfer socket to {peer}"))
+}
+
 /// A block in flight: its number, its data, when it was last sent, and whether it was ever
 /// sent again (Karn: the ACK of a block sent twice says nothing about the round trip).
 struct InFlight {
@@ -191,6 +211,9 @@ struct InFlight {
     data: Vec<u8>,
     sent: Instant,
     again: bool,
+    /// Given up for lost at a timeout: sent again as the congestion window allows, and
+    /// not counted in flight until then.
+    lost: bool,
 }
 
 impl InFlight {
@@ -201,6 +224,7 @@ impl InFlight {
         })?;
         self.sent = Instant::now();
         self.again = true;
+        self.lost = false;
         t.retransmitted += 1;
         t.blocks += 1;
         Ok(())
@@ -225,9 +249,10 @@ pub struct Sender<'l, 'a> {
     stalls: u32,
     last_progress: Instant,
     acked_bytes: u64,
-    /// Blocks allowed in flight: the asked window until a loss, then halved and grown back
-    /// (TCP's congestion window, simplified): a window that overflows the receiver's socket
-    /// buffer shrinks to what fits instead of losing the same blocks again and again.
+    /// Blocks allowed in flight: two at first, grown by each ACK up to the asked window,
+    /// halved on a loss and one after a timeout (TCP's congestion window, simplified): a
+    /// peer that never acknowledges gets two blocks, and a window that overflows the
+    /// receiver's socket buffer shrinks to what fits.
     cwnd: f64,
     ssthresh: f64,
     /// ACKs in a row that did not advance: three mean the oldest block was lost (fast
@@ -247,8 +272,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     ) -> Result<Sender<'l, 'a>> {
         let block_size = usize::from(settings.block_size);
         let window = usize::from(settings.window.max(1));
-        let last = u32::try_from(size / block_size as u64 + 1)
-            .context("file too large for 32-bit block numbers")?;
+        let last = last_block(size, settings.block_size)?;
         Ok(Sender {
             link,
             file,
@@ -264,7 +288,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             stalls: 0,
             last_progress: Instant::now(),
             acked_bytes: 0,
-            cwnd: window as f64,
+            cwnd: INITIAL_WINDOW.min(window as f64),
             ssthresh: window as f64,
             dup_acks: 0,
             start: Instant::now(),
@@ -287,9 +311,25 @@ impl<'l, 'a> Sender<'l, 'a> {
         self.finish()
     }
 
-    /// Sends new blocks while the congestion window has room.
+    /// Blocks sent and not given up for lost.
+    fn outstanding(&self) -> usize {
+        self.flight.iter().filter(|f| !f.lost).count()
+    }
+
+    /// While the congestion window has room: blocks given up for lost at a timeout go
+    /// again, oldest first, then new blocks.
     fn fill_window(&mut self) -> Result<()> {
-        while self.next <= self.last && self.flight.len() < self.cwnd as usize {
+        let mut room = (self.cwnd as usize).saturating_sub(self.outstanding());
+        while room > 0
+            && let Some(lost) = self.flight.iter_mut().find(|f| f.lost)
+        {
+            lost.send_again(self.link, &mut self.t)?;
+            room -= 1;
+        }
+        for _ in 0..room {
+            if self.next > self.last {
+                break;
+            }
             let data = self.read_block()?;
             self.hash.update(&data);
             self.link.send(&Packet::Data {
@@ -302,6 +342,7 @@ impl<'l, 'a> Sender<'l, 'a> {
                 data,
                 sent: Instant::now(),
                 again: false,
+                lost: false,
             });
             self.next += 1;
         }
@@ -320,9 +361,11 @@ impl<'l, 'a> Sender<'l, 'a> {
         Ok(data)
     }
 
-    /// Waits for the peer's next packet until the oldest block's timeout, and acts on it.
+    /// Waits for the peer's next packet until the timeout of the block longest in
+    /// flight, and acts on it.
     fn step(&mut self) -> Result<()> {
-        let Some(oldest) = self.flight.front().map(|f| f.sent) else {
+        let in_flight = self.flight.iter().filter(|f| !f.lost).map(|f| f.sent).min();
+        let Some(oldest) = in_flight.or(self.flight.front().map(|f| f.sent)) else {
             return Ok(());
         };
         let wait = (oldest + self.rto.rto).saturating_duration_since(Instant::now());
@@ -330,6 +373,13 @@ impl<'l, 'a> Sender<'l, 'a> {
             return self.on_timeout();
         };
         match self.link.packet(n) {
+            // The highest block sent is `next - 1`: an ACK past it claims what never was
+            // (an optimistic ACK, to make the sender go faster than the path allows).
+            Some(Packet::Ack { block }) if block >= self.next => {
+                self.t.unsent_acks += 1;
+                debug!("ignored an ACK for block {block}, never sent");
+                Ok(())
+            }
             Some(Packet::Ack { block })
                 if self.flight.front().is_some_and(|f| block >= f.block) =>
             {
@@ -383,8 +433,10 @@ impl<'l, 'a> Sender<'l, 'a> {
         Ok(())
     }
 
-    /// No ACK for the oldest block within the timeout: every block in flight goes again
-    /// (go-back-N), and the timeout doubles.
+    /// No ACK within the timeout: every block in flight is given up for lost, one block may
+    /// be in flight (the oldest goes again, by `fill_window`), and the timeout doubles.
+    /// Never the whole flight at once: a peer that stopped answering gets one block per
+    /// timeout.
     fn on_timeout(&mut self) -> Result<()> {
         self.stalls += 1;
         if self.stalls > MAX_STALLS {
@@ -395,12 +447,14 @@ impl<'l, 'a> Sender<'l, 'a> {
         self.cwnd = 1.0;
         self.dup_acks = 0;
         debug!(
-            "timeout: sending {} blocks again from block {}",
-            self.flight.len(),
+            "timeout: sending block {} again",
             self.flight.front().map_or(0, |f| f.block)
         );
         for block in self.flight.iter_mut() {
-            block.send_again(self.link, &mut self.t)?;
+            // Karn: a block given up for lost says nothing about the round trip if its
+            // first copy is acknowledged after all.
+            block.lost = true;
+            block.again = true;
         }
         Ok(())
     }
@@ -437,6 +491,19 @@ impl<'l, 'a> Sender<'l, 'a> {
         }
         bail!("no answer to the final hash check")
     }
+}
+
+/// The number of the last block of a `size`-byte file (a shorter, maybe empty, block ends
+/// every file), refused when block numbers would wrap past 2^32.
+pub fn last_block(size: u64, block_size: u16) -> Result<u32> {
+    let bs = u64::from(block_size.max(1));
+    u32::try_from(size / bs + 1).map_err(|_| {
+        let least = size / (u64::from(u32::MAX) - 1) + 1;
+        anyhow!(
+            "a {size}-byte file needs more than 2^32 blocks of {bs} bytes; \
+             a --block-size of {least} or more numbers it (at most {MAX_BLOCK})"
+        )
+    })
 }
 
 /// Reads until `buf` is full or the file ends.
@@ -599,7 +666,10 @@ impl<'l, 'a> Receiver<'l, 'a> {
         loop {
             self.write(&data)?;
             self.complete = data.len() < self.block_size;
-            self.expected += 1;
+            self.expected = self
+                .expected
+                .checked_add(1)
+                .context("more than 2^32 blocks: block numbers would wrap")?;
             match self.early.remove(&self.expected) {
                 Some(next) if !self.complete => data = next,
                 _ => break,
@@ -693,7 +763,52 @@ fn dally(link: &mut Link<'_>, answer: &Packet<'_>, linger: Duration) -> Result<(
     Ok(())
 }
 
-/// Serves one request that came to the well-known socket, on a socket of its own.
+/// A READ or WRITE, as the server takes it.
+struct Request<'a> {
+    window: u16,
+    block_size: u16,
+    nonce: u64,
+    name: &'a str,
+    /// A WRITE's size; `None` for a READ.
+    upload: Option<u64>,
+}
+
+impl<'a> Request<'a> {
+    fn decode(bytes: &'a [u8]) -> Option<Request<'a>> {
+        match Packet::decode(bytes)? {
+            Packet::Read {
+                window,
+                block_size,
+                nonce,
+                name,
+            } => Some(Request {
+                window,
+                block_size,
+                nonce,
+                name,
+                upload: None,
+            }),
+            Packet::Write {
+                window,
+                block_size,
+                size,
+                nonce,
+                name,
+            } => Some(Request {
+                window,
+                block_size,
+                nonce,
+                name,
+                upload: Some(size),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Serves one request that came to the well-known socket, on a socket of its own: nothing
+/// but one HELLO (no larger than the request) until the client proves it lives at the
+/// request's address by sending it back; only then is a file opened or created.
 pub fn serve_request(
     sock: &DatagramSocket,
     peer: PeerAddr,
@@ -701,31 +816,30 @@ pub fn serve_request(
     store: &Store,
     impair: (f64, f64),
 ) -> Result<String> {
-    match Packet::decode(request) {
-        Some(Packet::Read {
-            window,
-            block_size,
-            name,
-        }) => {
-            let settings = server_settings(window, block_size, impair);
-            serve_read(
-                &mut Link::new(sock, peer, &settings),
-                name,
-                store,
-                &settings,
-            )
-        }
-        Some(Packet::Write {
-            window,
-            block_size,
-            size,
-            name,
-        }) => {
-            let settings = server_settings(window, block_size, impair);
-            let mut link = Link::new(sock, peer, &settings);
-            serve_write(&mut link, name, size, store, &settings)
-        }
-        _ => bail!("not a file request"),
+    let Some(req) = Request::decode(request) else {
+        bail!("not a file request; ignored")
+    };
+    let Some(pending) = admit::pending(&peer) else {
+        bail!(
+            "ignored: {} requests from this address (or {} in all) await proof already",
+            admit::PENDING_PER_SOURCE,
+            admit::PENDING_IN_ALL
+        )
+    };
+    connect(sock, &peer)?;
+    let mut settings = server_settings(req.window, req.block_size, impair);
+    let mut link = Link::new(sock, peer, &settings);
+    handshake::challenge(&mut link, req.nonce, request.len())?;
+    drop(pending);
+    let Some(_budget) = reserve_window(&mut settings) else {
+        return refuse(
+            &mut link,
+            "the server has too much data in flight; try again later",
+        );
+    };
+    match req.upload {
+        None => serve_read(&mut link, req.name, store, &settings),
+        Some(size) => serve_write(&mut link, req.name, size, store, &settings),
     }
 }
 
@@ -745,6 +859,30 @@ fn server_settings(window: u16, block_size: u16, impair: (f64, f64)) -> Settings
     }
 }
 
+/// Takes the transfer's window from the process's budget of bytes in flight, shrunk to
+/// what is left; `None` when not even one block fits.
+fn reserve_window(settings: &mut Settings) -> Option<admit::Reservation> {
+    let block = usize::from(settings.block_size) + DATA_HEADER;
+    let reserved = admit::reserve(usize::from(settings.window) * block, block)?;
+    settings.window = u16::try_from(reserved.bytes() / block)
+        .unwrap_or(u16::MAX)
+        .max(1);
+    Some(reserved)
+}
+
+/// Tells a proven peer why its request is refused, and ends the transfer with that reason.
+/// Sent as is, never lost or held back on purpose: it is the only word the client gets.
+fn refuse<T>(link: &mut Link<'_>, message: &str) -> Result<T> {
+    tell(link, message);
+    bail!("refused: {message}")
+}
+
+fn tell(link: &mut Link<'_>, message: &str) {
+    let _ = link
+        .sock
+        .send_to(&Packet::Error { message }.to_vec(), &link.peer);
+}
+
 /// A download: the named file from the store, or the reason it is refused.
 fn serve_read(
     link: &mut Link<'_>,
@@ -754,15 +892,13 @@ fn serve_read(
 ) -> Result<String> {
     let (mut file, size) = match store.open_file(name) {
         Ok(found) => found,
-        Err(refused) => {
-            link.send(&Packet::Error {
-                message: &refused.0,
-            })?;
-            bail!("refused: {refused}");
-        }
+        Err(refused) => return refuse(link, &refused.0),
     };
+    if let Err(e) = last_block(size, settings.block_size) {
+        return refuse(link, &format!("'{name}': {e:#}"));
+    }
     let t = Sender::new(link, &mut file, size, settings, &|_| {})?.run()?;
-    Ok(t.summary(&format!("sent '{name}'")))
+    Ok(t.summary(&format!("sent '{name}'"), super::SENT))
 }
 
 /// An upload: accepted with ACK 0 once its temporary file exists, or refused with why.
@@ -773,73 +909,24 @@ fn serve_write(
     store: &Store,
     settings: &Settings,
 ) -> Result<String> {
+    if let Err(e) = last_block(size, settings.block_size) {
+        return refuse(link, &format!("'{name}': {e:#}"));
+    }
     let target = match store.upload_path(name, size) {
         Ok(path) => path,
         Err(refused) => {
-            link.send(&Packet::Error {
-                message: &refused.0,
-            })?;
+            tell(link, &refused.0);
             bail!("refused upload: {refused}");
         }
     };
     let partial = match Partial::create(&target, false) {
         Ok(partial) => partial,
-        Err(e) => {
-            let message = format!("{e:#}");
-            let _ = link.send(&Packet::Error { message: &message });
-            return Err(e);
-        }
+        Err(e) => return refuse(link, &format!("{e:#}")),
     };
     link.send(&Packet::Ack { block: 0 })?;
     let max = size.min(store.max_file);
     let t = Receiver::new(link, partial, false, settings, max, &|_| {}).run(None)?;
-    Ok(t.summary(&format!("stored '{name}'")))
-}
-
-/// Sends `request` to the server's well-known address until the first answer comes from
-/// the transfer's own address; returns that address and the answer.
-fn start(
-    sock: &DatagramSocket,
-    server: &PeerAddr,
-    request: &[u8],
-    settings: &Settings,
-    timeout: Duration,
-    retries: u32,
-) -> Result<(PeerAddr, Vec<u8>)> {
-    let mut impaired = Impaired::new(settings.drop, settings.reorder);
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    for attempt in 0..=retries {
-        if attempt > 0 {
-            debug!("no answer to the request; sending it again ({attempt} of {retries})");
-        }
-        impaired.send(sock, server, request).context("sendto")?;
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            match sock.recv_from(&mut buf) {
-                Ok((Received::Data(n), from)) => return Ok((from, buf[..n].to_vec())),
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    bail!(
-                        "nothing is listening there (ICMP port unreachable); is the server running with --files?"
-                    )
-                }
-                Err(e) => return Err(e).context("recvfrom"),
-            }
-        }
-    }
-    Err(anyhow!(
-        "no answer from the server after {} tries",
-        retries + 1
-    ))
+    Ok(t.summary(&format!("stored '{name}'"), super::STORED))
 }
 
 /// Downloads `name` over a datagram socket.
@@ -856,17 +943,20 @@ pub fn get(
     progress: &dyn Fn(u64),
 ) -> Result<Transfer> {
     let partial = Partial::create(out, force)?;
+    let nonce = handshake::random()?;
     let request = Packet::Read {
         window: settings.window,
         block_size: settings.block_size,
+        nonce,
         name,
     }
     .to_vec();
-    let (tid, first) = start(sock, server, &request, settings, timeout, retries)?;
+    let hello = handshake::start(sock, server, &request, nonce, settings, (timeout, retries))?;
+    let mut link = Link::new(sock, hello.tid.clone(), settings);
+    let first = handshake::prove(&mut link, &hello)?;
     if let Some(Packet::Error { message }) = Packet::decode(&first) {
         bail!("the server refused: {message}");
     }
-    let mut link = Link::new(sock, tid, settings);
     Receiver::new(&mut link, partial, force, settings, u64::MAX, progress).run(Some(first))
 }
 
@@ -883,20 +973,24 @@ pub fn put(
     retries: u32,
     progress: &dyn Fn(u64),
 ) -> Result<Transfer> {
+    last_block(size, settings.block_size)?;
+    let nonce = handshake::random()?;
     let request = Packet::Write {
         window: settings.window,
         block_size: settings.block_size,
         size,
+        nonce,
         name,
     }
     .to_vec();
-    let (tid, first) = start(sock, server, &request, settings, timeout, retries)?;
+    let hello = handshake::start(sock, server, &request, nonce, settings, (timeout, retries))?;
+    let mut link = Link::new(sock, hello.tid.clone(), settings);
+    let first = handshake::prove(&mut link, &hello)?;
     match Packet::decode(&first) {
         Some(Packet::Ack { block: 0 }) => {}
         Some(Packet::Error { message }) => bail!("the server refused: {message}"),
         _ => bail!("the server answered the request with something unexpected"),
     }
-    let mut link = Link::new(sock, tid, settings);
     Sender::new(&mut link, file, size, settings, progress)?.run()
 }
 
@@ -908,5 +1002,6 @@ pub fn log_request(peer: &PeerAddr, result: Result<String>) {
     }
 }
 
+mod handshake;
 #[cfg(test)]
 mod tests;

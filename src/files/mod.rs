@@ -4,6 +4,7 @@
 //! so a small TFTP-like protocol numbers, acknowledges and retransmits blocks
 //! (`datagram.rs`, packets in `packet.rs`).
 
+pub mod admit;
 pub mod datagram;
 pub mod impair;
 pub mod packet;
@@ -29,13 +30,24 @@ pub struct Transfer {
     pub duplicates: u64,
     /// Datagrams dropped or held back on purpose (--drop, --reorder).
     pub dropped: u64,
+    /// ACKs for blocks never sent, ignored (a receiver claiming what it cannot have).
+    pub unsent_acks: u64,
 }
 
+/// What the hash check at the end of a transfer shows, from where each side stands: the
+/// bytes are the ones the sender hashed (integrity). Who the sender is, the hash cannot
+/// tell.
+pub const GOT: &str = "sha256 matches what the server sent";
+pub const PUT: &str = "sha256 matches at the server";
+pub const SENT: &str = "sha256 matches at the client";
+pub const STORED: &str = "sha256 matches what the client sent";
+
 impl Transfer {
-    pub fn summary(&self, what: &str) -> String {
+    /// The summary line; `check` is one of [`GOT`], [`PUT`], [`SENT`], [`STORED`].
+    pub fn summary(&self, what: &str, check: &str) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         let mut line = format!(
-            "{what}: {} bytes in {:.2} s ({:.1} MB/s), sha256 verified",
+            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {check}",
             self.bytes,
             secs,
             self.bytes as f64 / 1e6 / secs
@@ -44,6 +56,12 @@ impl Transfer {
             line.push_str(&format!(
                 "; blocks sent {}, retransmitted {}, duplicates {}, simulated drops {}",
                 self.blocks, self.retransmitted, self.duplicates, self.dropped
+            ));
+        }
+        if self.unsent_acks > 0 {
+            line.push_str(&format!(
+                "; ignored {} ACKs for blocks never sent",
+                self.unsent_acks
             ));
         }
         line

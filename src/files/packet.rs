@@ -2,14 +2,19 @@
 //! with a window (RFC 7440). Every integer is big-endian; the README draws each packet.
 //!
 //! ```text
-//! 1 READ   window u16, block size u16, name (UTF-8, the rest)
-//! 2 WRITE  window u16, block size u16, size u64, name
+//! 1 READ   window u16, block size u16, nonce u64, name (UTF-8), NUL padding to 32 bytes
+//! 2 WRITE  window u16, block size u16, size u64, nonce u64, name, NUL padding to 32 bytes
 //! 3 DATA   block u32 (from 1), data (block size bytes; a shorter block is the last)
 //! 4 ACK    block u32: every block up to and including it arrived (0: ready, none yet)
 //! 5 ERROR  message (UTF-8)
 //! 6 FIN    size u64, SHA-256 (32 bytes), blocks sent u64, blocks sent again u64
 //! 7 FINACK verdict u8: 0 the hash matched, 1 it did not
+//! 8 HELLO  nonce u64 (the request's), token u64 (the server's): 18 bytes
 //! ```
+//!
+//! A request is padded so that the server's one answer to an address not yet proven, the
+//! HELLO, is never larger than the request that caused it: a spoofed request reflects no
+//! more bytes than it took to send.
 
 /// A decoded packet, borrowing from the datagram it came in.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,12 +22,14 @@ pub enum Packet<'a> {
     Read {
         window: u16,
         block_size: u16,
+        nonce: u64,
         name: &'a str,
     },
     Write {
         window: u16,
         block_size: u16,
         size: u64,
+        nonce: u64,
         name: &'a str,
     },
     Data {
@@ -44,10 +51,21 @@ pub enum Packet<'a> {
     FinAck {
         ok: bool,
     },
+    /// The server's challenge from its transfer socket, and the client's proof that it
+    /// lives at the address the request came from: the same packet sent back.
+    Hello {
+        nonce: u64,
+        token: u64,
+    },
 }
 
 /// Bytes before a DATA packet's data.
 pub const DATA_HEADER: usize = 6;
+/// The shortest request a server answers; netecho's client pads READ and WRITE to it.
+pub const MIN_REQUEST: usize = 32;
+/// A HELLO's size: never more than a request's.
+pub const HELLO_LEN: usize = 18;
+const _: () = assert!(HELLO_LEN <= MIN_REQUEST);
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -59,6 +77,22 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// A request's name: UTF-8 up to the padding (NUL bytes to the end, which a name never
+/// holds).
+fn unpadded(b: &[u8]) -> Option<&str> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    if b[end..].iter().any(|&c| c != 0) {
+        return None;
+    }
+    std::str::from_utf8(&b[..end]).ok()
+}
+
+/// NUL bytes after a request that began at `start`, up to [`MIN_REQUEST`].
+fn pad(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    out.resize(out.len() + MIN_REQUEST.saturating_sub(len), 0);
+}
+
 impl<'a> Packet<'a> {
     /// Parses a datagram; `None` for anything malformed (which is then ignored).
     pub fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
@@ -67,13 +101,15 @@ impl<'a> Packet<'a> {
             1 => Packet::Read {
                 window: u16_at(b, 2)?,
                 block_size: u16_at(b, 4)?,
-                name: text(6)?,
+                nonce: u64_at(b, 6)?,
+                name: unpadded(b.get(14..)?)?,
             },
             2 => Packet::Write {
                 window: u16_at(b, 2)?,
                 block_size: u16_at(b, 4)?,
                 size: u64_at(b, 6)?,
-                name: text(14)?,
+                nonce: u64_at(b, 14)?,
+                name: unpadded(b.get(22..)?)?,
             },
             3 => Packet::Data {
                 block: u32_at(b, 2)?,
@@ -90,6 +126,10 @@ impl<'a> Packet<'a> {
                 retransmitted: u64_at(b, 50)?,
             },
             7 if b.len() == 3 => Packet::FinAck { ok: b[2] == 0 },
+            8 if b.len() == HELLO_LEN => Packet::Hello {
+                nonce: u64_at(b, 2)?,
+                token: u64_at(b, 10)?,
+            },
             _ => return None,
         })
     }
@@ -100,24 +140,32 @@ impl<'a> Packet<'a> {
             Packet::Read {
                 window,
                 block_size,
+                nonce,
                 name,
             } => {
+                let start = out.len();
                 out.extend_from_slice(&1u16.to_be_bytes());
                 out.extend_from_slice(&window.to_be_bytes());
                 out.extend_from_slice(&block_size.to_be_bytes());
+                out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(name.as_bytes());
+                pad(out, start);
             }
             Packet::Write {
                 window,
                 block_size,
                 size,
+                nonce,
                 name,
             } => {
+                let start = out.len();
                 out.extend_from_slice(&2u16.to_be_bytes());
                 out.extend_from_slice(&window.to_be_bytes());
                 out.extend_from_slice(&block_size.to_be_bytes());
                 out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(name.as_bytes());
+                pad(out, start);
             }
             Packet::Data { block, data } => {
                 out.extend_from_slice(&3u16.to_be_bytes());
@@ -148,6 +196,11 @@ impl<'a> Packet<'a> {
                 out.extend_from_slice(&7u16.to_be_bytes());
                 out.push(u8::from(!ok));
             }
+            Packet::Hello { nonce, token } => {
+                out.extend_from_slice(&8u16.to_be_bytes());
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+            }
         }
     }
 
@@ -168,14 +221,23 @@ mod tests {
             Packet::Read {
                 window: 8,
                 block_size: 1408,
+                nonce: 42,
                 name: "a/b.txt",
+            },
+            Packet::Read {
+                window: 8,
+                block_size: 1408,
+                nonce: 42,
+                name: "a name longer than the padding, so none is added",
             },
             Packet::Write {
                 window: 1,
                 block_size: 512,
                 size: 1 << 33,
+                nonce: u64::MAX,
                 name: "x",
             },
+            Packet::Hello { nonce: 1, token: 2 },
             Packet::Data {
                 block: 7,
                 data: b"hello",
@@ -216,10 +278,39 @@ mod tests {
         let mut invalid_utf8 = Packet::Read {
             window: 1,
             block_size: 1,
-            name: "",
+            nonce: 0,
+            name: "\u{e9}",
         }
         .to_vec();
-        invalid_utf8.push(0xff);
+        invalid_utf8[15] = 0xff;
         assert_eq!(Packet::decode(&invalid_utf8), None);
+        let mut after_padding = invalid_utf8.clone();
+        after_padding[15] = 0;
+        *after_padding.last_mut().unwrap() = b'x';
+        assert_eq!(Packet::decode(&after_padding), None);
+    }
+
+    #[test]
+    fn a_hello_is_never_larger_than_a_request() {
+        for name in ["", "x", "a/b.txt"] {
+            let read = Packet::Read {
+                window: 1,
+                block_size: 1,
+                nonce: 0,
+                name,
+            };
+            let write = Packet::Write {
+                window: 1,
+                block_size: 1,
+                size: 0,
+                nonce: 0,
+                name,
+            };
+            for request in [read, write] {
+                assert!(request.to_vec().len() >= MIN_REQUEST, "{request:?}");
+            }
+        }
+        let hello = Packet::Hello { nonce: 0, token: 0 }.to_vec();
+        assert_eq!(hello.len(), HELLO_LEN);
     }
 }

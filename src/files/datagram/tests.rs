@@ -9,6 +9,7 @@ use std::thread;
 
 use super::*;
 use crate::endpoint::{Address, Proto};
+use crate::files::packet::HELLO_LEN;
 use crate::transport::ephemeral_datagram;
 
 /// The longest any test here may take: a transfer that hangs fails instead.
@@ -194,12 +195,12 @@ fn three_duplicate_acks_send_the_oldest_block_again() {
         let mut link = Link::new(&a, to_peer, &settings);
         let mut sender = Sender::new(&mut link, &mut file, 450, &settings, &quiet).unwrap();
         sender.fill_window().unwrap();
-        assert_eq!(data_blocks(&peer, 4), [1, 2, 3, 4]);
+        assert_eq!(data_blocks(&peer, 2), [1, 2], "two blocks before any ACK");
         send(&peer, &to_a, &Packet::Ack { block: 1 });
         sender.step().unwrap();
         sender.fill_window().unwrap();
-        assert_eq!(data_blocks(&peer, 1), [5]);
-        // Blocks 3, 4 and 5 arrived without 2: the receiver says 1 again for each.
+        assert_eq!(data_blocks(&peer, 2), [3, 4], "the ACK grew the window");
+        // Blocks 3 and 4 arrived without 2: the receiver says 1 again for each.
         for _ in 0..2 {
             send(&peer, &to_a, &Packet::Ack { block: 1 });
             sender.step().unwrap();
@@ -213,27 +214,95 @@ fn three_duplicate_acks_send_the_oldest_block_again() {
         assert_eq!(data_blocks(&peer, 1), [2]);
         assert_eq!(sender.t.duplicates, 3);
         assert_eq!(sender.t.retransmitted, 1);
-        assert_eq!(sender.cwnd, 2.0, "the window halves on a loss");
+        assert_eq!(sender.cwnd, 1.5, "the window halves on a loss");
     });
 }
 
 #[test]
-fn a_timeout_sends_every_block_in_flight_again() {
+fn a_window_starts_at_two_blocks_whatever_was_asked() {
+    within("the first window", || {
+        let (a, peer) = (udp(), udp());
+        let settings = settings(64, 100, 0.0, 0.0);
+        let mut file = file_with(&contents(5000));
+        let mut link = Link::new(&a, addr(&peer), &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 5000, &settings, &quiet).unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [1, 2]);
+        assert!(nothing_queued(&peer), "more than two blocks before any ACK");
+    });
+}
+
+#[test]
+fn a_timeout_sends_only_the_oldest_block_again() {
     within("the timeout", || {
         let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
         let settings = settings(2, 100, 0.0, 0.0);
         let mut file = file_with(&contents(250));
-        let mut link = Link::new(&a, addr(&peer), &settings);
+        let mut link = Link::new(&a, to_peer, &settings);
         let mut sender = Sender::new(&mut link, &mut file, 250, &settings, &quiet).unwrap();
         sender.fill_window().unwrap();
         assert_eq!(data_blocks(&peer, 2), [1, 2]);
-        // The peer stays silent: after one timeout both blocks go again.
+        // The peer stays silent: after one timeout only block 1 goes again.
         sender.step().unwrap();
-        assert_eq!(data_blocks(&peer, 2), [1, 2]);
-        assert_eq!(sender.t.retransmitted, 2);
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [1]);
+        assert!(
+            nothing_queued(&peer),
+            "more than the oldest block sent again"
+        );
+        assert_eq!(sender.t.retransmitted, 1);
         assert_eq!(sender.rto.rto, INITIAL_RTO * 2, "the timeout doubles");
         assert_eq!(sender.cwnd, 1.0, "the window starts again from one block");
+        // Its ACK opens the window again: block 2 (given up for lost) goes, then block 3.
+        send(&peer, &to_a, &Packet::Ack { block: 1 });
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [2, 3]);
+        assert_eq!(sender.t.retransmitted, 2);
     });
+}
+
+#[test]
+fn an_ack_for_a_block_never_sent_is_ignored_and_counted() {
+    within("the optimistic ACK", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings(8, 100, 0.0, 0.0);
+        let mut file = file_with(&contents(1000));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 1000, &settings, &quiet).unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [1, 2]);
+        // Claims every block of the file, though only two were sent.
+        send(&peer, &to_a, &Packet::Ack { block: 11 });
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert!(nothing_queued(&peer), "the claim opened the window");
+        assert_eq!(sender.flight.len(), 2, "taken as delivered");
+        assert_eq!(sender.t.unsent_acks, 1);
+        assert_eq!(sender.cwnd, 2.0);
+        send(&peer, &to_a, &Packet::Ack { block: 2 });
+        sender.step().unwrap();
+        assert!(sender.flight.is_empty(), "a true ACK still counts");
+    });
+}
+
+#[test]
+fn block_numbers_never_wrap() {
+    assert_eq!(last_block(0, 512).unwrap(), 1);
+    assert_eq!(last_block(1024, 512).unwrap(), 3, "an empty last block");
+    let too_big = 512 * u64::from(u32::MAX);
+    let e = last_block(too_big, 512).unwrap_err().to_string();
+    assert!(e.contains("2^32") && e.contains("--block-size"), "{e}");
+    let least: u64 = e
+        .split("--block-size of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the advice names a block size");
+    assert!(last_block(too_big, least as u16).is_ok(), "{e}");
+    assert!(last_block(too_big, least as u16 - 1).is_err(), "{e}");
 }
 
 #[test]
@@ -342,5 +411,115 @@ fn an_early_block_waits_for_the_gap_and_the_ack_then_jumps() {
         assert_eq!(ack(&peer), 3);
         assert!(receiver.complete);
         assert_eq!(receiver.got, 23);
+    });
+}
+
+fn udp_on(ip: &str) -> DatagramSocket {
+    let near = Address::Ip(format!("{ip}:0").parse().expect("an address"));
+    ephemeral_datagram(Proto::Udp, &near, false).expect("a UDP socket on loopback")
+}
+
+#[test]
+fn the_server_sends_one_hello_and_nothing_more_until_it_comes_back() {
+    within("the challenge", || {
+        let (server, client) = (udp(), udp());
+        let settings = settings(4, 100, 0.0, 0.0);
+        let (to_server, to_client) = (addr(&server), addr(&client));
+        let challenged = thread::spawn(move || {
+            connect(&server, &to_client).unwrap();
+            let mut link = Link::new(&server, to_client, &settings);
+            handshake::challenge(&mut link, 7, 32).is_ok()
+        });
+        let hello = next_packet(&client);
+        let Some(Packet::Hello { nonce: 7, token }) = Packet::decode(&hello) else {
+            panic!("expected a HELLO with the request's nonce, got {hello:?}");
+        };
+        // A wrong token is no proof.
+        let wrong = Packet::Hello {
+            nonce: 7,
+            token: token ^ 1,
+        };
+        send(&client, &to_server, &wrong);
+        send(&client, &to_server, &Packet::Ack { block: 0 });
+        thread::sleep(Duration::from_millis(100));
+        assert!(nothing_queued(&client), "answered before the proof");
+        client.send_to(&hello, &to_server).unwrap();
+        assert!(challenged.join().unwrap(), "the HELLO came back");
+    });
+}
+
+#[test]
+fn a_request_shorter_than_a_hello_gets_no_answer() {
+    within("the short request", || {
+        let (server, client) = (udp(), udp());
+        let settings = settings(4, 100, 0.0, 0.0);
+        let mut link = Link::new(&server, addr(&client), &settings);
+        assert!(handshake::challenge(&mut link, 7, HELLO_LEN - 1).is_err());
+        assert!(nothing_queued(&client));
+    });
+}
+
+#[test]
+fn a_client_takes_a_hello_only_from_the_server_host_with_its_nonce() {
+    within("the client's start", || {
+        let (client, server, third, transfer) = (udp(), udp(), udp_on("127.0.0.2"), udp());
+        let settings = settings(1, 100, 0.0, 0.0);
+        let (to_client, to_server) = (addr(&client), addr(&server));
+        let starting = thread::spawn(move || {
+            let request = Packet::Read {
+                window: 1,
+                block_size: 100,
+                nonce: 99,
+                name: "f",
+            }
+            .to_vec();
+            handshake::start(
+                &client,
+                &to_server,
+                &request,
+                99,
+                &settings,
+                (Duration::from_secs(5), 0),
+            )
+            .map(|hello| hello.tid)
+        });
+        assert!(matches!(
+            Packet::decode(&next_packet(&server)),
+            Some(Packet::Read { nonce: 99, .. })
+        ));
+        // Another host with the right nonce, and the server's host with a wrong one.
+        send(
+            &third,
+            &to_client,
+            &Packet::Hello {
+                nonce: 99,
+                token: 1,
+            },
+        );
+        send(
+            &transfer,
+            &to_client,
+            &Packet::Hello {
+                nonce: 98,
+                token: 2,
+            },
+        );
+        send(
+            &transfer,
+            &to_client,
+            &Packet::Hello {
+                nonce: 99,
+                token: 3,
+            },
+        );
+        let tid = starting
+            .join()
+            .unwrap()
+            .expect("the server's HELLO is taken");
+        assert_eq!(
+            tid,
+            addr(&transfer),
+            "a port of its own on the server's host"
+        );
     });
 }

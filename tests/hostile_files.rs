@@ -1,0 +1,310 @@
+//! The datagram file service against peers that lie: forged sources (a silent socket on
+//! 127.0.0.2 stands for the victim of a spoofed request), optimistic ACKs, a third host that
+//! answers a client first, strangers writing to a transfer socket. Packets are built by hand
+//! here, byte by byte as the README draws them.
+
+mod common;
+
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{STEP, Server, tempdir};
+use sha2::{Digest, Sha256};
+
+/// The server's log line when a HELLO never came back.
+const UNPROVEN: &str = "did not come back";
+
+fn file_server(root: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn socket_on(ip: &str) -> UdpSocket {
+    let sock = UdpSocket::bind(format!("{ip}:0")).unwrap();
+    sock.set_read_timeout(Some(STEP)).unwrap();
+    sock
+}
+
+/// A request padded to 32 bytes: opcode, window, block size, [size,] nonce, name.
+fn request(opcode: u16, size: Option<u64>, nonce: u64, name: &str) -> Vec<u8> {
+    let mut out = opcode.to_be_bytes().to_vec();
+    out.extend_from_slice(&1024u16.to_be_bytes());
+    out.extend_from_slice(&60_000u16.to_be_bytes());
+    if let Some(size) = size {
+        out.extend_from_slice(&size.to_be_bytes());
+    }
+    out.extend_from_slice(&nonce.to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.resize(out.len().max(32), 0);
+    out
+}
+
+fn read_request(nonce: u64, name: &str) -> Vec<u8> {
+    request(1, None, nonce, name)
+}
+
+fn packet(opcode: u16, fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = opcode.to_be_bytes().to_vec();
+    for field in fields {
+        out.extend_from_slice(field);
+    }
+    out
+}
+
+fn hello(nonce: u64, token: u64) -> Vec<u8> {
+    packet(8, &[&nonce.to_be_bytes(), &token.to_be_bytes()])
+}
+
+fn ack(block: u32) -> Vec<u8> {
+    packet(4, &[&block.to_be_bytes()])
+}
+
+fn opcode(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[0], p[1]])
+}
+
+fn block(p: &[u8]) -> u32 {
+    u32::from_be_bytes(p[2..6].try_into().unwrap())
+}
+
+/// The next datagram for `sock` and its sender, within `STEP`.
+fn next(sock: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = sock.recv_from(&mut buf).expect("a datagram within STEP");
+    (buf[..n].to_vec(), from)
+}
+
+/// Every datagram queued for `sock` now: (count, bytes). Loopback delivers within
+/// sendto(2), so whatever the server sent before its log line is here.
+fn drain(sock: &UdpSocket) -> (usize, usize) {
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (mut count, mut bytes) = (0, 0);
+    while let Ok(n) = sock.recv(&mut buf) {
+        count += 1;
+        bytes += n;
+    }
+    sock.set_nonblocking(false).unwrap();
+    (count, bytes)
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_forged_read_reflects_no_more_than_its_own_size() {
+    let root = tempdir();
+    fs::write(root.path().join("big"), vec![7u8; 16 << 20]).unwrap();
+    let server = file_server(root.path(), &[]);
+    // Never reads, never answers: what a spoofed request's victim looks like.
+    let victim = socket_on("127.0.0.2");
+    for (i, name) in ["big", "missing"].into_iter().enumerate() {
+        let req = read_request(1, name);
+        victim.send_to(&req, &server.addr).unwrap();
+        // The server gives up on the request: whatever it sent the victim is queued now.
+        server.wait_log_count(UNPROVEN, i + 1);
+        let (count, bytes) = drain(&victim);
+        assert!(count <= 3, "{name}: {count} datagrams reached the victim");
+        assert!(
+            bytes <= req.len(),
+            "{name}: {bytes} bytes reached the victim for a {}-byte request",
+            req.len()
+        );
+    }
+    let log = server.stderr();
+    assert!(
+        !log.contains("refused"),
+        "a refusal before any proof: {log}"
+    );
+}
+
+#[test]
+fn a_forged_write_creates_nothing_in_the_directory() {
+    let root = tempdir();
+    let server = file_server(root.path(), &["--upload"]);
+    let victim = socket_on("127.0.0.2");
+    let req = request(2, Some(1 << 20), 1, "up.bin");
+    victim.send_to(&req, &server.addr).unwrap();
+    let deadline = Instant::now() + STEP;
+    while !server.stderr().contains(UNPROVEN) {
+        assert!(
+            listing(root.path()).is_empty(),
+            "{:?}",
+            listing(root.path())
+        );
+        assert!(Instant::now() < deadline, "the server never gave up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        listing(root.path()).is_empty(),
+        "{:?}",
+        listing(root.path())
+    );
+    let (count, bytes) = drain(&victim);
+    assert!(
+        count <= 1 && bytes <= req.len(),
+        "{count} datagrams, {bytes} bytes"
+    );
+}
+
+/// Asks the server for `name` from `client` and proves the address: the transfer socket's
+/// address.
+fn proven_read(client: &UdpSocket, server: &Server, name: &str) -> SocketAddr {
+    client
+        .send_to(&read_request(5, name), &server.addr)
+        .unwrap();
+    let (answer, tid) = next(client);
+    assert_eq!(opcode(&answer), 8, "a HELLO first: {answer:?}");
+    client.send_to(&answer, tid).unwrap();
+    tid
+}
+
+#[test]
+fn an_ack_for_blocks_never_sent_is_ignored() {
+    let root = tempdir();
+    fs::write(root.path().join("f"), vec![1u8; 100 * 60_000]).unwrap();
+    let server = file_server(root.path(), &[]);
+    let client = socket_on("127.0.0.1");
+    let tid = proven_read(&client, &server, "f");
+    // Two blocks before any ACK, whatever window was asked.
+    let firsts: Vec<u32> = (0..2).map(|_| block(&next(&client).0)).collect();
+    assert_eq!(firsts, [1, 2]);
+    // Claims the whole file: the server must not take it as delivered.
+    client.send_to(&ack(101), tid).unwrap();
+    // What follows is block 1 again (timeouts), never a new block or the FIN, until the
+    // true ACK for block 2; then block 3 comes.
+    for _ in 0..3 {
+        let (p, _) = next(&client);
+        assert_eq!(opcode(&p), 3, "not DATA: {:?}", &p[..p.len().min(8)]);
+        assert!(block(&p) <= 2, "block {} sent after a false ACK", block(&p));
+    }
+    client.send_to(&ack(2), tid).unwrap();
+    let mut later = 0;
+    for _ in 0..10 {
+        let (p, _) = next(&client);
+        if opcode(&p) == 3 && block(&p) > 2 {
+            later = block(&p);
+            break;
+        }
+    }
+    assert_eq!(later, 3, "the true ACK moves the transfer on");
+}
+
+#[test]
+fn get_ignores_a_third_host_that_answers_first() {
+    let local = tempdir();
+    let out = local.path().join("f");
+    // The test plays the server: its well-known socket, its transfer socket on the same
+    // host, and a third host that answers first.
+    let (server, transfer, third) = (
+        socket_on("127.0.0.1"),
+        socket_on("127.0.0.1"),
+        socket_on("127.0.0.2"),
+    );
+    let addr = server.local_addr().unwrap().to_string();
+    let get = Command::new(common::bin())
+        .args([
+            "get",
+            "--proto",
+            "udp",
+            "--timeout",
+            "10s",
+            "--retries",
+            "0",
+        ])
+        .args([&addr, "f", "-o"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (req, client) = next(&server);
+    assert_eq!(opcode(&req), 1);
+    let nonce = u64::from_be_bytes(req[6..14].try_into().unwrap());
+    // The third host saw the request (say, on the path) and answers first.
+    third.send_to(&hello(nonce, 1), client).unwrap();
+    transfer.send_to(&hello(nonce, 2), client).unwrap();
+    let (back, _) = next(&transfer);
+    assert_eq!(
+        back,
+        hello(nonce, 2),
+        "the HELLO from the server's host goes back"
+    );
+    let body = b"hello";
+    transfer
+        .send_to(&packet(3, &[&1u32.to_be_bytes(), body]), client)
+        .unwrap();
+    let fin = packet(
+        6,
+        &[
+            &5u64.to_be_bytes(),
+            &Sha256::digest(body),
+            &1u64.to_be_bytes(),
+            &0u64.to_be_bytes(),
+        ],
+    );
+    let mut finack = None;
+    for _ in 0..10 {
+        let (p, _) = next(&transfer);
+        match opcode(&p) {
+            4 if block(&p) == 1 => transfer.send_to(&fin, client).map(|_| ()).unwrap(),
+            7 => {
+                finack = Some(p);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(finack, Some(vec![0, 7, 0]), "a FINACK: the hash matched");
+    let done = get.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{log}");
+    assert_eq!(fs::read(&out).unwrap(), body);
+    assert!(log.contains("sha256 matches what the server sent"), "{log}");
+    assert!(!log.contains("verified"), "{log}");
+    assert_eq!(drain(&third), (0, 0), "the client answered the third host");
+}
+
+#[test]
+fn a_transfer_socket_never_answers_strangers_or_errors() {
+    // Two requests, two unproven transfer sockets: each gets a stranger's ERROR and junk
+    // (the other's peer), and an ERROR from its own peer. An answer to any of them is what
+    // lets two transfer sockets bounce errors between them forever.
+    let root = tempdir();
+    let server = file_server(root.path(), &[]);
+    let (a, b) = (socket_on("127.0.0.1"), socket_on("127.0.0.1"));
+    let mut tids = Vec::new();
+    for sock in [&a, &b] {
+        sock.send_to(&read_request(3, "missing"), &server.addr)
+            .unwrap();
+        let (answer, tid) = next(sock);
+        assert_eq!(opcode(&answer), 8);
+        tids.push(tid);
+    }
+    let error = packet(5, &[b"unknown transfer"]);
+    for (own, stranger, tid) in [(&a, &b, tids[0]), (&b, &a, tids[1])] {
+        stranger.send_to(&error, tid).unwrap();
+        stranger.send_to(b"\x00\x63junk", tid).unwrap();
+        own.send_to(&error, tid).unwrap();
+    }
+    server.wait_log_count(UNPROVEN, 2);
+    assert_eq!(drain(&a), (0, 0), "an answer to an error or a stranger");
+    assert_eq!(drain(&b), (0, 0), "an answer to an error or a stranger");
+}
