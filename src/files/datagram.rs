@@ -616,6 +616,10 @@ impl<'l, 'a> Receiver<'l, 'a> {
                 blocks,
                 retransmitted,
             }) if self.complete => self.on_fin(size, sha256, blocks, retransmitted).map(Some),
+            // The client sends its HELLO again until the transfer begins: our ACK 0 was
+            // lost (or held back), so say again where we are. The client keeps sending, so
+            // waiting for silence would never come to it.
+            Some(Packet::Hello { .. }) => self.ack().map(|()| None),
             Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
             _ => {
                 debug!("ignored an unexpected packet");

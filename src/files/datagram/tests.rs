@@ -523,3 +523,22 @@ fn a_client_takes_a_hello_only_from_the_server_host_with_its_nonce() {
         );
     });
 }
+
+#[test]
+fn a_repeated_hello_is_answered_with_the_receivers_ack() {
+    within("the receiver", || {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, peer) = (udp(), udp());
+        let settings = settings(4, 10, 0.0, 0.0);
+        let mut link = Link::new(&b, addr(&peer), &settings);
+        let partial = Partial::create(&dir.path().join("target"), false).unwrap();
+        let mut receiver = Receiver::new(&mut link, partial, false, &settings, 100, &quiet);
+        // The upload's ACK 0 was lost: the client's HELLO comes again.
+        let hello = Packet::Hello { nonce: 1, token: 2 }.to_vec();
+        assert!(receiver.on_packet(&hello).unwrap().is_none());
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Ack { block: 0 })
+        );
+    });
+}
