@@ -308,3 +308,37 @@ fn a_transfer_socket_never_answers_strangers_or_errors() {
     assert_eq!(drain(&a), (0, 0), "an answer to an error or a stranger");
     assert_eq!(drain(&b), (0, 0), "an answer to an error or a stranger");
 }
+
+#[test]
+fn one_source_gets_no_answer_past_its_requests_awaiting_proof() {
+    let root = tempdir();
+    let server = file_server(root.path(), &[]);
+    let victim = socket_on("127.0.0.2");
+    // netecho serves 4 unproven requests from one IP at a time (files::admit).
+    for _ in 0..6 {
+        victim
+            .send_to(&read_request(1, "missing"), &server.addr)
+            .unwrap();
+    }
+    server.wait_log_count("await proof already", 2);
+    server.wait_log_count(UNPROVEN, 4);
+    let (count, _) = drain(&victim);
+    assert_eq!(
+        count, 4,
+        "one HELLO per request under the cap, none past it"
+    );
+}
+
+#[test]
+fn a_client_gone_ends_its_transfer_at_the_next_send() {
+    let root = tempdir();
+    fs::write(root.path().join("f"), vec![1u8; 100 * 60_000]).unwrap();
+    let server = file_server(root.path(), &[]);
+    let client = socket_on("127.0.0.1");
+    proven_read(&client, &server, "f");
+    assert_eq!(opcode(&next(&client).0), 3);
+    // Its port is closed now: the connected transfer socket hears the ICMP port
+    // unreachable for its next block, and stops.
+    drop(client);
+    server.wait_log("went away");
+}
