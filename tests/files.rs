@@ -385,15 +385,22 @@ fn packet(kind: u16, fields: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// A request without the NUL bytes that pad it to 32.
+fn unpadded(request: &[u8]) -> Vec<u8> {
+    let end = request.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    request[..end].to_vec()
+}
+
 /// What the fake datagram server saw: the client's request and its FINACK verdict.
 struct Seen {
     request: Vec<u8>,
     hash_ok: Option<bool>,
 }
 
-/// A one-shot fake datagram file server. A READ gets `body` as one short DATA block, then a
-/// FIN that says `sha256`; a WRITE gets its blocks acknowledged and its FIN a FINACK of
-/// `verdict`. It ends at the client's FINACK (or when it answered the FIN), within STEP.
+/// A one-shot fake datagram file server. A request gets a HELLO (its nonce, a token); when
+/// the client sends it back, a READ gets `body` as one short DATA block, then a FIN that
+/// says `sha256`; a WRITE gets its blocks acknowledged and its FIN a FINACK of `verdict`.
+/// It ends at the client's FINACK (or when it answered the FIN), within STEP.
 fn fake_datagram_server(
     body: Vec<u8>,
     sha256: Vec<u8>,
@@ -411,6 +418,8 @@ fn fake_datagram_server(
         };
         let mut buf = vec![0u8; 70000];
         let mut got = 0u64;
+        // What the client's HELLO, once back, begins: DATA 1 for a READ, ACK 0 for a WRITE.
+        let mut begin = Vec::new();
         while std::time::Instant::now() < deadline {
             let Ok((n, client)) = sock.recv_from(&mut buf) else {
                 continue;
@@ -418,15 +427,21 @@ fn fake_datagram_server(
             let d = &buf[..n];
             let send = |p: Vec<u8>| sock.send_to(&p, client).unwrap();
             match u16::from_be_bytes([d[0], d[1]]) {
-                // READ: the file in one block shorter than the block size (the last).
+                // READ: a HELLO; then the file in one block shorter than the block size.
                 1 => {
-                    seen.request = d.to_vec();
-                    send(packet(3, &[&1u32.to_be_bytes(), &body]));
+                    seen.request = unpadded(d);
+                    send(packet(8, &[&d[6..14], &7u64.to_be_bytes()]));
+                    begin = packet(3, &[&1u32.to_be_bytes(), &body]);
                 }
-                // WRITE: ready for block 1.
+                // WRITE: a HELLO; then ready for block 1.
                 2 => {
-                    seen.request = d.to_vec();
-                    send(packet(4, &[&0u32.to_be_bytes()]));
+                    seen.request = unpadded(d);
+                    send(packet(8, &[&d[14..22], &7u64.to_be_bytes()]));
+                    begin = packet(4, &[&0u32.to_be_bytes()]);
+                }
+                // The HELLO back: the client's address is proven.
+                8 => {
+                    send(begin.clone());
                 }
                 // DATA: acknowledged.
                 3 => {
