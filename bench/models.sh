@@ -12,6 +12,9 @@
 #
 #   bench/models.sh [DURATION] [CLIENT COUNTS...]      default: 5s 1 50 1000
 #   ROUNDS=1 bench/models.sh 2s 50                     a quick look
+#   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
+#                                                      its own client), in the same turns: a
+#                                                      change measured against the build before it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -28,14 +31,15 @@ netecho=target/release/netecho
 refs=bench/reference/target/release
 ulimit -n "$(ulimit -Hn)"
 
-# measure CLIENTS CMD... : one bench run; prints "rps p99 answered sent failed_clients", or
+# measure CLIENTS CMD... : one bench run with $client (netecho's own client unless a base
+# build is measured); prints "rps p99 answered sent failed_clients", or
 # "- - - - -" when the run failed (said on stderr, with bench's own words).
 measure() {
   local clients=$1 row err status=0
   shift
   start_server "$@"
   err=$(mktemp -p "$bench_dir")
-  row=$("$netecho" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>"$err" | tail -n 1) || status=$?
+  row=$("${client:-$netecho}" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>"$err" | tail -n 1) || status=$?
   stop "$pid"
   # csv columns: proto,address,clients,size,window,requests_per_s(6),mb_per_s,mean_us,p50_us,
   # p99_us(10),p99_9_us,max_us,connect_p50_us,sent(14),answered(15),...,failed_clients(20)
@@ -61,6 +65,9 @@ run_all() {
     # One client at a time: the others would wait for the whole run. Shown with 1 client only.
     if [ "$model" = iterative ] && [ "$c" -gt 1 ]; then continue; fi
     echo "$model $(measure "$c" "$netecho" serve --model "$model" --addr 127.0.0.1:0)" >>"$runs"
+    if [ -n "${BASE:-}" ]; then
+      echo "$model@base $(client=$BASE measure "$c" "$BASE" serve --model "$model" --addr 127.0.0.1:0)" >>"$runs"
+    fi
   done
 }
 
@@ -75,20 +82,22 @@ failures() {
 
 echo "# netecho server models, tcp on loopback, ${size}-byte messages, ${duration} per run, median of $rounds rounds"
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d)"
-printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' server clients requests/s p99_us answered/sent failed x_tokio x_std
+printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' server clients requests/s p99_us answered/sent failed x_tokio x_std
 runs=$bench_dir/runs
 for c in "${counts[@]}"; do
   : >"$runs"
   for _ in $(seq "$rounds"); do run_all "$c"; done
   t_rps=$(figure tokio 2)
   s_rps=$(figure std 2)
-  for name in tokio std iterative threads event fork; do
-    if [ "$name" = iterative ] && [ "$c" -gt 1 ]; then
-      printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "-" "-" "(one at a time)" "-" "-" "-"
+  names="tokio std iterative threads event fork"
+  [ -z "${BASE:-}" ] || names="$names iterative@base threads@base event@base fork@base"
+  for name in $names; do
+    if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
+      printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "-" "-" "(one at a time)" "-" "-" "-"
       continue
     fi
     rps=$(figure "$name" 2)
-    printf '%-10s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "$rps" "$(figure "$name" 3)" "$(answered "$name")" "$(failures "$name")" "$(ratio "$rps" "$t_rps")" "$(ratio "$rps" "$s_rps")"
+    printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "$rps" "$(figure "$name" 3)" "$(answered "$name")" "$(failures "$name")" "$(ratio "$rps" "$t_rps")" "$(ratio "$rps" "$s_rps")"
   done
 done
 echo "# left out: iterative beyond 1 client (it serves one at a time), and failed runs from the"

@@ -14,6 +14,8 @@
 # of the medians (shown as - when every run failed).
 #
 #   bench/peers.sh [SECONDS] [ROUNDS]      default: 5 3
+#   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
+#                                          turns: a change measured against the build before it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -110,18 +112,33 @@ printf '%-26s %12s %12s %12s %10s %10s %9s\n' measurement netecho_mean netecho_p
 for proto in tcp udp; do
   nm=(); np=(); sm=(); sp=()
   # netecho and sockperf take turns, so a slow minute of the machine hits both.
+  bm=(); bp=()
   for _ in $(seq "$rounds"); do
     read -r a b _ < <(netecho_rtt "$proto"); nm+=("$a"); np+=("$b")
     read -r a b _ < <(sockperf_rtt "$proto"); sm+=("$a"); sp+=("$b")
+    if [ -n "${BASE:-}" ]; then
+      read -r a b _ < <(netecho=$BASE netecho_rtt "$proto"); bm+=("$a"); bp+=("$b")
+    fi
   done
   n_mean=$(median "${nm[@]}"); n_p50=$(median "${np[@]}")
   s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
   printf '%-26s %12s %12s %12s %10s %10s %9s\n' "$proto ping-pong RTT us (64 B)" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")" "$(ratio "$n_p50" "$s_p50")"
+  if [ -n "${BASE:-}" ]; then
+    b_mean=$(median "${bm[@]}"); b_p50=$(median "${bp[@]}")
+    printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b_mean" "$b_p50" "$s_mean" "$s_p50" "$(ratio "$b_mean" "$s_mean")" "$(ratio "$b_p50" "$s_p50")"
+  fi
 done
-nt=(); it=()
-for _ in $(seq "$rounds"); do nt+=("$(netecho_mbps)"); it+=("$(iperf3_mbps)"); done
+nt=(); it=(); bt=()
+for _ in $(seq "$rounds"); do
+  nt+=("$(netecho_mbps)"); it+=("$(iperf3_mbps)")
+  [ -z "${BASE:-}" ] || bt+=("$(netecho=$BASE netecho_mbps)")
+done
 n=$(median "${nt[@]}"); i=$(median "${it[@]}")
 printf '%-26s %12s %12s %12s %10s %10s %9s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")" "-"
+if [ -n "${BASE:-}" ]; then
+  b=$(median "${bt[@]}")
+  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
+fi
 echo "# ratio: netecho / peer. Targets: latency ratio <= 1.10; throughput ratio >= 0.50."
 echo "# left out: the p99 both sides measure (not shown); netecho's MB/s counts"
 echo "# reply bytes only, though an echo moves each byte both ways; failed runs, from the medians."
