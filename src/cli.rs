@@ -22,7 +22,7 @@ use crate::error::UsageError;
 use crate::impair::Rng;
 use crate::logging::LogConfig;
 use crate::relay::Route;
-use crate::report::Format;
+use crate::report::{Format, Layout};
 use crate::server::{Model, ServeConfig, ServeExec, ServeFiles, ServiceConfig};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
@@ -473,6 +473,10 @@ pub struct BenchArgs {
     /// Also draw the latency distribution of every run into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// The table with every column and the address on one long line per run (the default
+    /// fits 80 columns)
+    #[arg(long)]
+    pub wide: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
@@ -571,6 +575,18 @@ pub struct LabArgs {
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// The table on one long line per row, every column, sentences under the table (the
+    /// default fits 80 columns)
+    #[arg(long)]
+    pub wide: bool,
+    /// Also write the whole report as one self-contained HTML page (table, sentences, plot,
+    /// boundaries, metadata, command)
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<std::path::PathBuf>,
+    /// The four server models (iterative, threads, event, fork) side by side over tcp, with
+    /// one client and with many, instead of the protocols
+    #[arg(long, conflicts_with = "netns")]
+    pub models: bool,
     /// Run tcp and udp across two network namespaces joined by a veth pair, servers in one,
     /// clients in the other (root only); everything is removed at the end
     #[arg(long)]
@@ -820,6 +836,11 @@ impl BenchArgs {
                 ..SocketOptions::default()
             },
             format: self.format,
+            layout: if self.wide {
+                Layout::Wide
+            } else {
+                Layout::Narrow
+            },
             every,
             plot: self.plot.clone(),
         })
@@ -1080,7 +1101,14 @@ impl LabArgs {
         Ok(LabConfig {
             quick: self.quick,
             format: self.format,
+            layout: if self.wide {
+                Layout::Wide
+            } else {
+                Layout::Narrow
+            },
             plot: self.plot.clone(),
+            html: self.html.clone(),
+            models: self.models,
             netns: self.netns.then(|| NetnsConfig {
                 loss: self.loss.unwrap_or(0.0),
                 rate: self.rate,

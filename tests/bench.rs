@@ -63,7 +63,18 @@ fn bench_pipelines_large_messages_over_a_stream() {
 #[test]
 fn table_and_csv_have_a_row_per_run() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let table = ok(&netecho(&["bench", &server.addr, "-n", "3"], b""));
+    let narrow = ok(&netecho(&["bench", &server.addr, "-n", "3"], b""));
+    let wide_lines: Vec<&str> = narrow.lines().filter(|l| l.chars().count() > 80).collect();
+    assert!(wide_lines.is_empty(), "{narrow}");
+    assert!(
+        narrow.starts_with("proto  cl  size  win  req/s"),
+        "{narrow}"
+    );
+    assert!(
+        narrow.contains(&format!("    at {}", server.addr)),
+        "{narrow}"
+    );
+    let table = ok(&netecho(&["bench", &server.addr, "-n", "3", "--wide"], b""));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     assert!(lines[0].starts_with("proto  address"), "{table}");

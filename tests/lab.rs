@@ -161,3 +161,278 @@ fn child_pids(pid: u32) -> Vec<u32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+/// Lines of `text` wider than 80 columns.
+fn too_wide(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.chars().count() > 80).collect()
+}
+
+#[test]
+fn the_quick_lab_table_fits_eighty_columns_and_wide_keeps_every_column() {
+    let table = ok(&netecho(&["lab", "--quick"], b""));
+    assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("proto  "), "{table}");
+    // Each row's line, then its sentence indented under it.
+    let row = lines.iter().position(|l| l.starts_with("udp6 ")).unwrap();
+    assert!(lines[row + 1].starts_with("    udp over IPv6"), "{table}");
+    assert!(table.contains("times in us"), "{table}");
+    assert!(table.contains("Message boundaries"), "{table}");
+    let wide = ok(&netecho(&["lab", "--quick", "--wide"], b""));
+    assert!(wide.starts_with("proto           family    type"), "{wide}");
+    assert!(wide.lines().next().unwrap().contains("msgs/s"), "{wide}");
+}
+
+#[test]
+fn lab_reports_carry_metadata_and_the_csv_the_boundaries_table() {
+    let doc = lab_json();
+    let meta = &doc["meta"];
+    assert_eq!(meta["netecho_version"], env!("CARGO_PKG_VERSION"));
+    for field in ["host", "kernel", "date_utc", "command"] {
+        assert!(!meta[field].as_str().unwrap().is_empty(), "{meta}");
+    }
+    assert!(meta["cores"].as_u64().unwrap() >= 1, "{meta}");
+    assert!(meta["date_utc"].as_str().unwrap().ends_with('Z'), "{meta}");
+    assert!(
+        meta["command"]
+            .as_str()
+            .unwrap()
+            .ends_with("lab --quick --format json"),
+        "{meta}"
+    );
+    assert_eq!(meta["parameters"]["quick"], true, "{meta}");
+    assert_eq!(meta["parameters"]["rounds"], 3, "{meta}");
+    let csv = ok(&netecho(&["lab", "--quick", "--format", "csv"], b""));
+    let lines: Vec<&str> = csv.lines().collect();
+    let head: Vec<&str> = lines[0].split(',').collect();
+    for column in [
+        "kind",
+        "why",
+        "p50_rounds_us",
+        "framing",
+        "host",
+        "command",
+        "param_rounds",
+    ] {
+        assert!(head.contains(&column), "{column} missing: {}", lines[0]);
+    }
+    let boundary = lines.iter().filter(|l| l.starts_with("boundary,")).count();
+    assert_eq!(boundary, 6, "three framings over tcp and unix: {csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("protocol,unix-seqpacket,")),
+        "{csv}"
+    );
+}
+
+/// The rows of a quick lab as (name, lowest round p50, highest round p50).
+fn p50_ranges() -> Vec<(String, u64, u64)> {
+    let doc = lab_json();
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let rounds: Vec<u64> = r["p50_rounds_us"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let name = format!("{} {}", r["proto"], r["family"]);
+            (name, rounds[0], rounds[rounds.len() - 1])
+        })
+        .collect()
+}
+
+#[test]
+fn protocols_keep_their_order_by_p50_across_three_runs() {
+    let runs: Vec<_> = (0..3).map(|_| p50_ranges()).collect();
+    // Protocols whose p50s lie within each other's spread may swap places from run to run:
+    // that is noise, not a change of order. Only a pair whose rounds do not overlap in a run
+    // (every round of one below every round of the other) has an order in it, and that
+    // order must never turn around in another run. No timing is asserted, only order.
+    let mut compared = 0;
+    let rows = runs[0].len();
+    for a in 0..rows {
+        for b in a + 1..rows {
+            let orders: Vec<bool> = runs
+                .iter()
+                .filter_map(|run| {
+                    let (x, y) = (&run[a], &run[b]);
+                    assert_eq!((&x.0, &y.0), (&runs[0][a].0, &runs[0][b].0));
+                    if x.2 < y.1 {
+                        Some(true)
+                    } else if y.2 < x.1 {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if orders.len() >= 2 {
+                compared += 1;
+            }
+            assert!(
+                orders.windows(2).all(|w| w[0] == w[1]),
+                "{} and {} changed places: {runs:?}",
+                runs[0][a].0,
+                runs[0][b].0
+            );
+        }
+    }
+    eprintln!("pairs ordered apart from noise in two runs or more: {compared}");
+}
+
+/// Runs `cmd` to its end or for at most `limit`; its status and stdout and stderr.
+fn bounded(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
+    let dir = common::tempdir();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} ran over {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    (status.success(), read(&out), read(&err))
+}
+
+/// Headless Chromium over `page`: what it says of the page with `args`.
+fn chromium(page: &std::path::Path, profile: &std::path::Path, args: &[&str]) -> (String, String) {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1024,2600",
+        "--virtual-time-budget=3000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(format!("file://{}", page.display()));
+    let (ok, out, err) = bounded(&mut cmd, Duration::from_secs(120));
+    assert!(ok, "chromium failed: {err}");
+    (out, err)
+}
+
+#[test]
+fn the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow() {
+    let dir = common::tempdir();
+    let page = dir.path().join("report.html");
+    let out = netecho(
+        &[
+            "lab",
+            "--quick",
+            "--format",
+            "json",
+            "--html",
+            page.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing in it names anything to fetch.
+    for fetch in [
+        "src=", "href=", "url(", "@import", "<link", "<img", "<iframe",
+    ] {
+        assert!(!html.contains(fetch), "{fetch} in the page");
+    }
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    for row in doc["rows"].as_array().unwrap() {
+        let why = escape(row["why"].as_str().unwrap());
+        assert!(html.contains(&why), "sentence missing: {why}");
+    }
+    for part in [
+        "<table",
+        "<svg",
+        "99.9%",
+        "Message boundaries",
+        "lab --quick --format json",
+    ] {
+        assert!(html.contains(part), "{part} missing");
+    }
+    if Command::new("chromium").arg("--version").output().is_err() {
+        common::skip(
+            "the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow (browser)",
+            "chromium (Debian package chromium) to load the page headless",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let profile = dir.path().join("profile");
+    let shot = dir.path().join("report.png");
+    let (dom, log) = chromium(&page, &profile, &["--dump-dom"]);
+    assert!(
+        dom.contains("data-checked=\"yes\""),
+        "the page's script did not run: {log}"
+    );
+    assert!(
+        dom.contains("data-overflow=\"\""),
+        "something is wider than its box: {dom}"
+    );
+    assert!(dom.contains("<table") && dom.contains("<svg") && dom.contains("<polyline"));
+    for bad in ["Uncaught", "CONSOLE", "ERR_"] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(bad)).collect();
+        assert!(lines.is_empty(), "console or load errors: {lines:?}");
+    }
+    let shot_arg = format!("--screenshot={}", shot.display());
+    chromium(&page, &profile, &[&shot_arg]);
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+}
+
+#[test]
+fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
+    let out = netecho(&["lab", "--quick", "--models", "--format", "json"], b"");
+    let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(doc["schema"], "netecho-lab-models/1");
+    assert_eq!(doc["meta"]["parameters"]["models"], true);
+    let models = doc["models"].as_array().unwrap();
+    let names: Vec<&str> = models
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["iterative", "threads", "event", "fork"]);
+    for m in models {
+        assert!(m["one_messages_per_s"].as_f64().unwrap() > 0.0, "{m}");
+        let why = m["why"].as_str().unwrap();
+        let failed = m["many_failed_clients"].as_u64().unwrap();
+        if failed > 0 {
+            assert!(why.contains(&format!("{failed} gave up")), "{m}");
+        } else if m["many_lost"] == 0 {
+            assert!(why.contains("were all answered"), "{m}");
+        }
+    }
+    // One client at a time: while the first holds the server, the others wait for good.
+    assert!(
+        models[0]["many_failed_clients"].as_u64().unwrap() > 0,
+        "{}",
+        models[0]
+    );
+    let table = ok(&netecho(&["lab", "--quick", "--models"], b""));
+    assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
+    assert!(table.starts_with("model "), "{table}");
+}

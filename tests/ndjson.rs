@@ -74,12 +74,27 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
             .all(|o| o["schema"] == "netecho-bench-ndjson/1")
     );
     assert_eq!(summary["type"], "summary");
+    // The summary stands alone: what ran, where and how.
+    assert_eq!(
+        summary["meta"]["netecho_version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(summary["meta"]["parameters"]["clients"], 2, "{summary}");
+    assert_eq!(
+        summary["meta"]["parameters"]["interval_s"], 0.5,
+        "{summary}"
+    );
     assert!(intervals.len() >= 5, "{all:?}");
     let mut sent = 0;
     for (i, o) in intervals.iter().enumerate() {
         assert_eq!(o["type"], "interval");
         assert_eq!(o["interval"], i as u64, "{o}");
         assert!(o["latency_us"]["p50"].as_u64().is_some(), "{o}");
+        // Every interval spans time: none reports a few replies over no time at all.
+        assert!(
+            o["end_s"].as_f64().unwrap() > o["start_s"].as_f64().unwrap(),
+            "{o}"
+        );
         sent += o["sent"].as_u64().unwrap();
     }
     assert_eq!(sent, summary["sent"].as_u64().unwrap(), "{all:?}");

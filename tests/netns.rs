@@ -111,6 +111,24 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
         );
         assert_eq!(tcp["lost"], 0, "{tcp}");
         assert!(udp["lost"].as_u64().unwrap() > 0, "{udp}");
+        // The sentences follow what was measured: TCP resent, UDP lost with no counter
+        // here seeing it, and a burst short of datagrams lost them, it did not merge them.
+        let why = |r: &serde_json::Value| r["why"].as_str().unwrap().to_string();
+        assert!(why(tcp).contains("TCP resent"), "{tcp}");
+        assert!(why(tcp).contains("nothing lost of"), "{tcp}");
+        let lost = format!("{} of {} lost", udp["lost"], udp["sent"]);
+        assert!(why(udp).contains(&lost), "{udp}");
+        assert!(why(udp).contains("lost on the way"), "{udp}");
+        assert!(!why(udp).contains("nothing lost"), "{udp}");
+        assert_eq!(
+            udp["boundaries_kept"], true,
+            "lost datagrams are not merged: {udp}"
+        );
+        let burst_lost = udp["burst_lost"].as_u64().unwrap();
+        if burst_lost > 0 {
+            let said = format!("{burst_lost} of 50 burst datagrams lost, none merged");
+            assert!(why(udp).contains(&said), "{udp}");
+        }
     }
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }

@@ -5,9 +5,22 @@ use super::column::{Column, cells};
 
 /// `items` in `columns`, a row each.
 pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
-    let mut text = row(columns.iter().map(|c| c.head));
+    render_with(columns, items, &[])
+}
+
+/// `items` in `columns`, a row each, every row ending in the same `extra` fields (a run's
+/// metadata, so that any one row says where it came from).
+pub fn render_with<T>(columns: &[Column<T>], items: &[T], extra: &[(String, String)]) -> String {
+    let heads = columns
+        .iter()
+        .map(|c| c.head)
+        .chain(extra.iter().map(|e| e.0.as_str()));
+    let mut text = row(heads);
     for cells in cells(columns, items) {
-        text.push_str(&row(cells.iter()));
+        text.push_str(&row(cells
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().map(|e| e.1.as_str()))));
     }
     text
 }

@@ -3,17 +3,21 @@
 
 use serde::Serialize;
 
-use super::{Run, SCHEMA};
+use super::{Meta, Run, SCHEMA};
 
 #[derive(Serialize)]
 struct Document<'a> {
     schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
     runs: &'a [Run],
 }
 
-pub fn render(runs: &[Run]) -> String {
+/// `runs`, after the metadata of the command that measured them when given.
+pub fn render(runs: &[Run], meta: Option<&Meta>) -> String {
     document(&Document {
         schema: SCHEMA,
+        meta,
         runs,
     })
 }

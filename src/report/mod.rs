@@ -4,7 +4,9 @@
 
 pub mod column;
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod meta;
 pub mod ndjson;
 pub mod progress;
 pub mod run;
@@ -14,6 +16,7 @@ pub mod table;
 use crate::choice::{Choice, from_str_by_name};
 
 pub use column::{Align, Column};
+pub use meta::Meta;
 pub use run::{Cause, Interval, Percentiles, Run};
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
@@ -80,14 +83,110 @@ pub fn columns() -> Vec<Column<Run>> {
     ]
 }
 
-/// Renders `runs` in `format`.
+/// Every column of a run in the CSV: the table's, then the rest of the JSON's fields.
+pub fn csv_columns() -> Vec<Column<Run>> {
+    let mut all = columns();
+    all.extend::<[Column<Run>; 15]>([
+        Column::right("duration_s", |r| {
+            r.duration_s.map_or(String::new(), |d| d.to_string())
+        }),
+        Column::right("count", |r| {
+            r.count.map_or(String::new(), |c| c.to_string())
+        }),
+        Column::right("elapsed_s", |r| r.elapsed_s.to_string()),
+        Column::right("bytes", |r| r.bytes.to_string()),
+        Column::right("p90_us", |r| r.latency_us.p90.to_string()),
+        Column::right("connect_p90_us", |r| r.connect_us.p90.to_string()),
+        Column::right("connect_p99_us", |r| r.connect_us.p99.to_string()),
+        Column::right("connect_p99_9_us", |r| r.connect_us.p99_9.to_string()),
+        Column::right("connect_max_us", |r| r.connect_us.max.to_string()),
+        Column::right("connect_mean_us", |r| format!("{:.1}", r.connect_us.mean)),
+        Column::right("late", |r| r.late.to_string()),
+        Column::right("rxq_overflow", |r| r.rxq_overflow.to_string()),
+        Column::right("rcvbuf_errors", |r| {
+            r.rcvbuf_errors.map_or(String::new(), |v| v.to_string())
+        }),
+        Column::right("send_errors", |r| r.send_errors.to_string()),
+        Column::left("loss_cause", |r| {
+            r.loss_cause.map_or(String::new(), |c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            })
+        }),
+    ]);
+    all
+}
+
+/// The 80-column table's columns; [`NARROW_LEGEND`] gives their units.
+pub fn narrow_columns() -> Vec<Column<Run>> {
+    vec![
+        Column::left("proto", |r| r.proto.clone()),
+        Column::right("cl", |r| r.clients.to_string()),
+        Column::right("size", |r| r.size.to_string()),
+        Column::right("win", |r| r.window.to_string()),
+        Column::right("req/s", |r| format!("{:.0}", r.requests_per_s)),
+        Column::right("MB/s", |r| format!("{:.2}", r.mb_per_s)),
+        Column::right("p50", |r| r.latency_us.p50.to_string()),
+        Column::right("p99", |r| r.latency_us.p99.to_string()),
+        Column::right("p99.9", |r| r.latency_us.p99_9.to_string()),
+        Column::right("lost", |r| r.lost.to_string()),
+    ]
+}
+
+/// Under the 80-column table: what its short columns mean.
+pub const NARROW_LEGEND: &str = "cl = clients, size = bytes per message, win = requests in \
+    flight per client; p50/p99/p99.9 = round trip in us; lost = requests unanswered; \
+    --wide or --format csv for every column";
+
+/// How a table is laid out: within 80 columns, or every column on one long line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    #[default]
+    Narrow,
+    Wide,
+}
+
+/// Renders `runs` in `format`, the table as `--wide` shows it, without metadata.
 pub fn render(format: Format, runs: &[Run]) -> String {
     match format {
         Format::Table => table::render(&columns(), runs),
-        Format::Json => json::render(runs),
-        Format::Csv => csv::render(&columns(), runs),
-        Format::Ndjson => ndjson::render(runs),
+        Format::Json => json::render(runs, None),
+        Format::Csv => csv::render(&csv_columns(), runs),
+        Format::Ndjson => ndjson::render(runs, None),
     }
+}
+
+/// Renders `runs` in `format` as bench prints them: the table in `layout`, every other
+/// format with the run's metadata.
+pub fn report(format: Format, layout: Layout, runs: &[Run], meta: &Meta) -> String {
+    match (format, layout) {
+        (Format::Table, Layout::Wide) => table::render(&columns(), runs),
+        (Format::Table, Layout::Narrow) => narrow(runs),
+        (Format::Json, _) => json::render(runs, Some(meta)),
+        (Format::Csv, _) => csv::render_with(&csv_columns(), runs, &meta.fields()),
+        (Format::Ndjson, _) => ndjson::render(runs, Some(meta)),
+    }
+}
+
+/// The 80-column table: each run's line with its address under it, the legend last.
+fn narrow(runs: &[Run]) -> String {
+    let text = table::render(&narrow_columns(), runs);
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap_or_default());
+    for (line, run) in lines.zip(runs) {
+        out.push_str(line);
+        out.push('\n');
+        out.push_str(&table::wrap(
+            &format!("at {}", run.address),
+            "    ",
+            "    ",
+            table::WIDTH,
+        ));
+    }
+    out.push_str(&table::wrap(NARROW_LEGEND, "", "", table::WIDTH));
+    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::meta::Meta;
 use super::run::{Interval, Percentiles, Run, round};
 
 /// The version of the NDJSON lines' layout.
@@ -33,6 +34,8 @@ struct SummaryLine<'a> {
     r#type: &'static str,
     #[serde(flatten)]
     run: &'a Run,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<&'a Meta>,
 }
 
 /// One interval of the run against `proto` `address`, as a line.
@@ -57,14 +60,15 @@ pub fn interval(proto: &str, address: &str, i: &Interval) -> String {
     serde_json::to_string(&line).expect("a line always serializes") + "\n"
 }
 
-/// The summary of each run, a line each.
-pub fn render(runs: &[Run]) -> String {
+/// The summary of each run, a line each, with the metadata of the command when given.
+pub fn render(runs: &[Run], meta: Option<&Meta>) -> String {
     runs.iter()
         .map(|run| {
             serde_json::to_string(&SummaryLine {
                 schema: SCHEMA,
                 r#type: "summary",
                 run,
+                meta,
             })
             .expect("a line always serializes")
                 + "\n"

@@ -1,5 +1,7 @@
 //! A latency distribution as an SVG file: one cumulative curve (CDF) per series, on a
-//! logarithmic time axis, for a lab report. Plain SVG 1.1, no scripts, no fonts to fetch.
+//! logarithmic time axis and a percentile axis that gives each nine (90%, 99%, 99.9%,
+//! 99.99%) as much room as the first 90%, so the tails can be read. Plain SVG 1.1, no
+//! scripts, no fonts to fetch.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -44,9 +46,12 @@ pub fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
     svg
 }
 
+/// Nines shown on the percentile axis: up to 99.99%; the slowest samples sit at its top.
+const NINES: f64 = 4.0;
+
 /// Where a latency and a quantile fall on the page: latencies on a log scale from the power
 /// of ten at or below the fastest sample to the one at or above the slowest (a decade at
-/// least), quantiles from 0 at the bottom to 1 at the top.
+/// least), quantiles by their nines, 0% at the bottom and 99.99% at the top.
 struct Scale {
     lo_exp: f64,
     hi_exp: f64,
@@ -76,7 +81,8 @@ impl Scale {
     }
 
     fn y(q: f64) -> f64 {
-        TOP + (1.0 - q) * PLOT_H
+        let nines = (-(1.0 - q).max(1e-12).log10()).clamp(0.0, NINES);
+        TOP + (1.0 - nines / NINES) * PLOT_H
     }
 }
 
@@ -93,7 +99,7 @@ fn heading(svg: &mut String, title: &str) {
     );
 }
 
-/// Axes, with a tick per power of ten and per quarter, and their labels.
+/// Axes, with a tick per power of ten and per nine, and their labels.
 fn axes(svg: &mut String, scale: &Scale) {
     let _ = writeln!(
         svg,
@@ -113,21 +119,26 @@ fn axes(svg: &mut String, scale: &Scale) {
         );
         exp += 1.0;
     }
-    for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
+    for (q, name) in [
+        (0.0, "0%"),
+        (0.9, "90%"),
+        (0.99, "99%"),
+        (0.999, "99.9%"),
+        (0.9999, "99.99%"),
+    ] {
         let py = Scale::y(q);
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}%</text>"##,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{name}</text>"##,
             LEFT + PLOT_W,
             LEFT - 6.0,
             py + 4.0,
-            (q * 100.0) as u32
         );
     }
     let _ = writeln!(
         svg,
         r#"<text x="{}" y="{}" text-anchor="middle">round-trip latency (log scale)</text>
-<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">requests at or below</text>"#,
+<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">requests at or below (by nines)</text>"#,
         LEFT + PLOT_W / 2.0,
         HEIGHT - 12.0,
         TOP + PLOT_H / 2.0,
@@ -204,5 +215,15 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("udp &amp; co") && svg.contains("t &lt;1&gt;"));
         assert!(svg.contains(">1 ms<"));
+        assert!(svg.contains(">99.9%<"));
+    }
+
+    #[test]
+    fn each_nine_gets_as_much_height_as_the_first_ninety_percent() {
+        let step = Scale::y(0.0) - Scale::y(0.9);
+        assert!((Scale::y(0.9) - Scale::y(0.99) - step).abs() < 1e-6);
+        assert!((Scale::y(0.99) - Scale::y(0.999) - step).abs() < 1e-6);
+        assert_eq!(Scale::y(1.0), TOP);
+        assert_eq!(Scale::y(0.0), TOP + PLOT_H);
     }
 }

@@ -1,5 +1,6 @@
 //! Results as an aligned table for people: a header line, a line per result, columns two
-//! spaces apart and padded to their widest cell; and notes, a line each, under a table.
+//! spaces apart and padded to their widest cell; and notes under a table, each wrapped to
+//! [`WIDTH`] columns.
 
 use super::column::{Align, Column, cells};
 
@@ -33,8 +34,23 @@ pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
     text
 }
 
-/// Notes for under a table: a line each, as a list.
+/// The width every table and note fits by default: a terminal's, a printed page's.
+pub const WIDTH: usize = 80;
+
+/// Notes for under a table: a list, each note wrapped to [`WIDTH`] columns.
 pub fn notes<I>(notes: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    notes
+        .into_iter()
+        .map(|note| wrap(note.as_ref(), "- ", "  ", WIDTH))
+        .collect()
+}
+
+/// Notes for under a table that may be as wide as it likes: a line each, as a list.
+pub fn long_notes<I>(notes: I) -> String
 where
     I: IntoIterator,
     I::Item: AsRef<str>,
@@ -43,4 +59,30 @@ where
         .into_iter()
         .map(|note| format!("- {}\n", note.as_ref()))
         .collect()
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word keeps its
+/// own line): the first line after `first`, the others after `rest`; each line ends in a
+/// line break.
+pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if !empty && len + 1 + word.chars().count() > width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = rest.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
 }

@@ -56,8 +56,10 @@ udp    [::1]:3234        2    64       1             997      0.06     10.5     
 #[test]
 fn csv() {
     let expected = "\
-proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients
-udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0
+proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause
+udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen
 ";
     assert_eq!(render(Format::Csv, &[run()]), expected);
     let mut odd = run();
@@ -117,8 +119,10 @@ fn csv_quotes_a_field_with_a_comma_or_a_quote() {
     let mut odd = run();
     odd.address = "/tmp/a,\"b\".sock".into();
     let expected = "\
-proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients
-udp,\"/tmp/a,\"\"b\"\".sock\",2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0
+proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause
+udp,\"/tmp/a,\"\"b\"\".sock\",2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen
 ";
     assert_eq!(render(Format::Csv, &[odd]), expected);
 }
@@ -288,13 +292,13 @@ fn svg_text() {
 <line x1=\"300.0\" y1=\"40\" x2=\"300.0\" y2=\"370\" stroke=\"#ddd\"/><text x=\"300.0\" y=\"386\" text-anchor=\"middle\">100 µs</text>
 <line x1=\"540.0\" y1=\"40\" x2=\"540.0\" y2=\"370\" stroke=\"#ddd\"/><text x=\"540.0\" y=\"386\" text-anchor=\"middle\">1 ms</text>
 <line x1=\"60\" y1=\"370.0\" x2=\"540\" y2=\"370.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"374.0\" text-anchor=\"end\">0%</text>
-<line x1=\"60\" y1=\"287.5\" x2=\"540\" y2=\"287.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"291.5\" text-anchor=\"end\">25%</text>
-<line x1=\"60\" y1=\"205.0\" x2=\"540\" y2=\"205.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"209.0\" text-anchor=\"end\">50%</text>
-<line x1=\"60\" y1=\"122.5\" x2=\"540\" y2=\"122.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"126.5\" text-anchor=\"end\">75%</text>
-<line x1=\"60\" y1=\"40.0\" x2=\"540\" y2=\"40.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"44.0\" text-anchor=\"end\">100%</text>
+<line x1=\"60\" y1=\"287.5\" x2=\"540\" y2=\"287.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"291.5\" text-anchor=\"end\">90%</text>
+<line x1=\"60\" y1=\"205.0\" x2=\"540\" y2=\"205.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"209.0\" text-anchor=\"end\">99%</text>
+<line x1=\"60\" y1=\"122.5\" x2=\"540\" y2=\"122.5\" stroke=\"#ddd\"/><text x=\"54\" y=\"126.5\" text-anchor=\"end\">99.9%</text>
+<line x1=\"60\" y1=\"40.0\" x2=\"540\" y2=\"40.0\" stroke=\"#ddd\"/><text x=\"54\" y=\"44.0\" text-anchor=\"end\">99.99%</text>
 <text x=\"300\" y=\"408\" text-anchor=\"middle\">round-trip latency (log scale)</text>
-<text x=\"16\" y=\"205\" text-anchor=\"middle\" transform=\"rotate(-90 16 205)\">requests at or below</text>
-<polyline points=\"60.0,370.0 60.0,287.5 132.2,205.0 174.5,163.8 174.5,122.5 540.0,101.9 540.0,40.0\" fill=\"none\" stroke=\"#0072b2\" stroke-width=\"2\"><title>udp</title></polyline>
+<text x=\"16\" y=\"205\" text-anchor=\"middle\" transform=\"rotate(-90 16 205)\">requests at or below (by nines)</text>
+<polyline points=\"60.0,370.0 60.0,359.7 132.2,345.2 174.5,334.9 174.5,320.3 540.0,310.0 540.0,40.0\" fill=\"none\" stroke=\"#0072b2\" stroke-width=\"2\"><title>udp</title></polyline>
 <line x1=\"555\" y1=\"50\" x2=\"575\" y2=\"50\" stroke=\"#0072b2\" stroke-width=\"3\"/><text x=\"581\" y=\"54\">udp</text>
 </svg>
 ";
@@ -302,4 +306,98 @@ fn svg_text() {
         svg::render("rtt", &[("udp".into(), &histogram())]),
         expected
     );
+}
+
+#[test]
+fn notes_wrap_at_spaces_to_eighty_columns() {
+    let long = "word ".repeat(40);
+    let text = table::notes([long.as_str()]);
+    assert!(
+        text.lines().all(|l| l.chars().count() <= table::WIDTH),
+        "{text}"
+    );
+    assert!(text.starts_with("- word word"), "{text}");
+    assert!(
+        text.lines().skip(1).all(|l| l.starts_with("  word")),
+        "{text}"
+    );
+    assert_eq!(text.matches("word").count(), 40);
+    assert_eq!(table::wrap("a b c", "  ", "  ", 5), "  a b\n  c\n");
+    assert_eq!(table::wrap("abcdefgh", "", "", 4), "abcdefgh\n");
+}
+
+fn meta() -> Meta {
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("clients".into(), serde_json::Value::from(2));
+    Meta {
+        netecho_version: "0.1.0",
+        host: "lab1".into(),
+        kernel: "Linux 6.1.0".into(),
+        cores: 2,
+        date_utc: "2026-11-30T17:03:41Z".into(),
+        command: "netecho bench -c 2".into(),
+        parameters,
+    }
+}
+
+#[test]
+fn bench_reports_carry_their_metadata_and_the_narrow_table_fits() {
+    let text = report(Format::Table, Layout::Narrow, &[run()], &meta());
+    let expected = "\
+proto  cl  size  win  req/s  MB/s  p50  p99  p99.9  lost
+udp     2    64    1    997  0.06   10   30     40     2
+    at [::1]:3234
+cl = clients, size = bytes per message, win = requests in flight per client;
+p50/p99/p99.9 = round trip in us; lost = requests unanswered; --wide or --format
+csv for every column
+";
+    assert_eq!(text, expected);
+    assert_eq!(
+        report(Format::Table, Layout::Wide, &[run()], &meta()),
+        render(Format::Table, &[run()])
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report(Format::Json, Layout::Narrow, &[run()], &meta())).unwrap();
+    assert_eq!(json["meta"]["host"], "lab1");
+    assert_eq!(json["meta"]["parameters"]["clients"], 2);
+    assert_eq!(json["runs"][0]["proto"], "udp");
+    let csv = report(Format::Csv, Layout::Narrow, &[run()], &meta());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].ends_with(
+            ",loss_cause,netecho_version,host,kernel,cores,date_utc,command,param_clients"
+        )
+    );
+    assert!(
+        lines[1].ends_with(
+            ",unseen,0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho bench -c 2,2"
+        )
+    );
+    let line = report(Format::Ndjson, Layout::Narrow, &[run()], &meta());
+    let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["meta"]["command"], "netecho bench -c 2");
+}
+
+#[test]
+fn the_csv_has_every_field_of_the_json() {
+    let json: serde_json::Value = serde_json::from_str(&render(Format::Json, &[run()])).unwrap();
+    let csv = render(Format::Csv, &[run()]);
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for (name, value) in json["runs"][0].as_object().unwrap() {
+        match value.as_object() {
+            // Percentiles: one column per field, p50_us or connect_p50_us.
+            Some(p) => {
+                for field in p.keys() {
+                    let prefix = if name == "latency_us" { "" } else { "connect_" };
+                    let col = format!("{prefix}{field}_us");
+                    assert!(head.contains(&col.as_str()), "{col} missing from {head:?}");
+                }
+            }
+            None => assert!(
+                head.contains(&name.as_str()),
+                "{name} missing from {head:?}"
+            ),
+        }
+    }
 }

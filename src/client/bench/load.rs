@@ -490,7 +490,11 @@ impl<'a> Runner<'a> {
                 self.expire_lost();
             }
             if let Some(clock) = &mut clock {
-                clock.tick(&self.result);
+                // Once the time is up, what drains belongs to the interval under way: cutting
+                // a new one there would report a few replies over no time at all.
+                if stop_at.is_none_or(|t| Instant::now() < t) {
+                    clock.tick(&self.result);
+                }
             }
         }
         // The last interval, cut short by the end of the run.

@@ -11,14 +11,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
 use crate::endpoint::{Endpoint, Proto, SocketKind};
 use crate::report;
-use crate::report::Format;
 use crate::report::progress::Progress;
+use crate::report::{Format, Layout, Meta};
 use crate::service::echo::Transform;
 use crate::service::framing::Framing;
 use crate::transport::SocketOptions;
@@ -51,6 +52,8 @@ pub struct BenchConfig {
     pub rate: Option<u64>,
     pub opts: SocketOptions,
     pub format: Format,
+    /// The table within 80 columns, or every column on one line per run.
+    pub layout: Layout,
     /// How often an ndjson line is written while a run goes on: set exactly when `format`
     /// is ndjson.
     pub every: Option<Duration>,
@@ -89,6 +92,7 @@ pub fn run(args: BenchConfig) -> Result<()> {
         }
     };
     let every = args.every;
+    let meta = Meta::now(parameters(&args));
     let mut runs = Vec::new();
     let mut latencies = Vec::new();
     let mut problems = Vec::new();
@@ -100,7 +104,10 @@ pub fn run(args: BenchConfig) -> Result<()> {
         runs.push(summary::run(&spec, &result));
         if every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
-            print(&report::ndjson::render(&runs[runs.len() - 1..]))?;
+            print(&report::ndjson::render(
+                &runs[runs.len() - 1..],
+                Some(&meta),
+            ))?;
         }
         latencies.push((format!("{}", spec.target), result.latency));
     }
@@ -113,12 +120,58 @@ pub fn run(args: BenchConfig) -> Result<()> {
         report::svg::write(path, "round-trip latency", &series)?;
     }
     if every.is_none() {
-        print(&report::render(args.format, &runs))?;
+        print(&report::report(args.format, args.layout, &runs, &meta))?;
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// Every setting of the run by name, for the reports' metadata.
+fn parameters(args: &BenchConfig) -> Map<String, Value> {
+    let mut p = Map::new();
+    let (protos, addrs): (Vec<String>, Vec<String>) = match &args.servers {
+        Servers::Given(targets) => targets
+            .iter()
+            .map(|t| (t.proto.name().to_string(), t.addr.to_string()))
+            .unzip(),
+        Servers::Local(protos) => (
+            protos.iter().map(|p| p.name().to_string()).collect(),
+            vec![],
+        ),
+    };
+    p.insert("proto".into(), protos.join(",").into());
+    p.insert("addr".into(), addrs.join(",").into());
+    p.insert("clients".into(), args.clients.into());
+    p.insert("size".into(), args.size.into());
+    p.insert("window".into(), args.window.into());
+    let (duration, count) = match args.limit {
+        Limit::Duration(d) => (Value::from(d.as_secs_f64()), Value::Null),
+        Limit::Count(n) => (Value::Null, Value::from(n)),
+    };
+    p.insert("duration_s".into(), duration);
+    p.insert("count".into(), count);
+    p.insert("threads".into(), args.threads.into());
+    p.insert("timeout_s".into(), args.timeout.as_secs_f64().into());
+    let expect = format!("{:?}", args.expect).to_lowercase();
+    p.insert("expect".into(), expect.into());
+    p.insert("idle".into(), args.idle.into());
+    p.insert("nodelay".into(), args.opts.nodelay.into());
+    p.insert("framing".into(), args.framing.name().into());
+    p.insert("rcvbuf".into(), args.opts.rcvbuf.into());
+    p.insert("sndbuf".into(), args.opts.sndbuf.into());
+    p.insert("rate_bytes_per_s".into(), args.rate.into());
+    let format = format!("{:?}", args.format).to_lowercase();
+    p.insert("format".into(), format.into());
+    p.insert(
+        "interval_s".into(),
+        args.every.map(|d| d.as_secs_f64()).into(),
+    );
+    p.insert("wide".into(), (args.layout == Layout::Wide).into());
+    let plot = args.plot.as_ref().map(|p| p.display().to_string());
+    p.insert("plot".into(), plot.into());
+    p
 }
 
 /// A local echo server for each protocol, with `framing`.

@@ -4,10 +4,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
 
-use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec};
+use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, MAX_LATENCY_US, TcpTotals};
+use crate::client::bench::loss::Loss;
 use crate::client::exchange::{Burst, ClientConfig, Exchanger};
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::{Endpoint, Family, SocketKind};
 use crate::report::Percentiles;
 use crate::service::echo::Transform;
 use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
@@ -18,17 +20,21 @@ use super::rows::{BoundaryRow, Row, TcpInfoRow};
 use super::why::why;
 
 /// How long the lab waits for a reply before it counts the request as lost.
-const TIMEOUT: Duration = Duration::from_millis(500);
-/// Bytes of each message under pipelined load.
-const LOAD_SIZE: usize = 1024;
+pub const TIMEOUT: Duration = Duration::from_millis(500);
+/// Bytes of each message under pipelined load, and of each ping-pong message.
+pub const LOAD_SIZE: usize = 1024;
+pub const PING_SIZE: usize = 64;
 
-/// A row of `target`: every column measured.
+/// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
 pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
-    let ping: LoadResult = load::run(&spec(target, 1, 64, 1, plan.ping))?;
-    let bulk = spec(target, plan.clients, LOAD_SIZE, plan.window, plan.load);
-    let bulk: LoadResult = load::run(&bulk)?;
-    let (boundaries_kept, burst_reads) = burst(target)?;
-    Ok(Row {
+    let mut rounds = Rounds::new()?;
+    for _ in 0..plan.rounds {
+        let ping: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, plan.ping))?;
+        let bulk = spec(target, plan.clients, LOAD_SIZE, plan.window, plan.load);
+        rounds.add(&ping, &load::run(&bulk)?)?;
+    }
+    let got = send_burst(target, Framing::None)?;
+    let mut row = Row {
         proto: target.proto.to_string(),
         family: target.addr.family(),
         socket_type: match target.proto.kind() {
@@ -38,27 +44,114 @@ pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
         },
         address: target.addr.to_string(),
         setup_us: setup_time(target)?,
-        latency_us: Percentiles::of(&ping.latency),
-        messages_per_s: (bulk.requests_per_sec()).round(),
-        mb_per_s: (bulk.mb_per_sec() * 100.0).round() / 100.0,
-        sent: bulk.sent,
-        lost: bulk.lost + ping.lost,
-        boundaries_kept,
-        burst_reads,
-        ordered: bulk.reordered == 0 && ping.reordered == 0 && bulk.mismatched == 0,
-        why: why(target),
-        tcp_info: bulk.tcp.map(|t| TcpInfoRow {
+        latency_us: Percentiles::of(&rounds.ping),
+        p50_rounds_us: Vec::new(),
+        messages_per_s: median(&rounds.rates).0.round(),
+        mb_per_s: (median(&rounds.rates).1 * 100.0).round() / 100.0,
+        sent: rounds.sent,
+        lost: rounds.loss.lost,
+        loss_cause: rounds.loss.cause(),
+        boundaries_kept: got.replies.iter().all(|r| r.len() == BURST_SIZE),
+        burst_reads: got.reads,
+        burst_lost: got.missing,
+        ordered: rounds.ordered,
+        why: String::new(),
+        tcp_info: rounds.tcp.map(|t| TcpInfoRow {
             connections: t.conns,
             retransmits: t.retransmits,
             rtt_us: t.mean_rtt_us(),
             cwnd: t.mean_cwnd(),
         }),
-        latency: Some(ping.latency),
-    })
+        latency: None,
+    };
+    rounds.p50s.sort_unstable();
+    row.latency_us.p50 = rounds.p50s.get(rounds.p50s.len() / 2).copied().unwrap_or(0);
+    row.p50_rounds_us = rounds.p50s;
+    row.latency = Some(rounds.ping);
+    row.why = why(target.proto, v6(target), &row);
+    Ok(row)
+}
+
+/// Whether `target` is reached over IPv6.
+pub fn v6(target: &Endpoint) -> bool {
+    target.addr.family() == Some(Family::Inet6)
+}
+
+/// The middle of `values` by their first number.
+fn median(values: &[(f64, f64)]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sorted.get(sorted.len() / 2).copied().unwrap_or((0.0, 0.0))
+}
+
+/// What a row's rounds measured together.
+struct Rounds {
+    /// Every round's ping-pong round trips.
+    ping: Histogram<u64>,
+    p50s: Vec<u64>,
+    /// Each round's load: messages and megabytes per second.
+    rates: Vec<(f64, f64)>,
+    sent: u64,
+    loss: Loss,
+    ordered: bool,
+    tcp: Option<TcpTotals>,
+}
+
+impl Rounds {
+    fn new() -> Result<Rounds> {
+        Ok(Rounds {
+            ping: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds")?,
+            p50s: Vec::new(),
+            rates: Vec::new(),
+            sent: 0,
+            loss: Loss::default(),
+            ordered: true,
+            tcp: None,
+        })
+    }
+
+    /// One round: a ping-pong run and a load run.
+    fn add(&mut self, ping: &LoadResult, bulk: &LoadResult) -> Result<()> {
+        self.ping
+            .add(&ping.latency)
+            .context("merge the rounds' round trips")?;
+        // A round whose every ping was lost has no median to compare.
+        if !ping.latency.is_empty() {
+            self.p50s.push(ping.latency.value_at_quantile(0.5));
+        }
+        self.rates
+            .push((bulk.requests_per_sec(), bulk.mb_per_sec()));
+        self.sent += bulk.sent;
+        for r in [ping, bulk] {
+            self.loss.lost += r.lost;
+            self.loss.rxq_overflow += r.rxq_overflow;
+            self.loss.send_errors += r.send_errors;
+            if let Some(m) = r.machine {
+                let seen = self.loss.machine.get_or_insert_with(Default::default);
+                seen.rcvbuf_errors += m.rcvbuf_errors;
+                seen.sndbuf_errors += m.sndbuf_errors;
+            }
+        }
+        self.ordered &= bulk.reordered == 0 && ping.reordered == 0 && bulk.mismatched == 0;
+        if let Some(t) = &bulk.tcp {
+            let sum = self.tcp.get_or_insert(TcpTotals::default());
+            sum.conns += t.conns;
+            sum.retransmits += t.retransmits;
+            sum.rtt_us += t.rtt_us;
+            sum.cwnd += t.cwnd;
+        }
+        Ok(())
+    }
 }
 
 /// A timed run of `clients` clients, `window` messages of `size` bytes each in flight.
-fn spec(target: &Endpoint, clients: usize, size: usize, window: usize, time: Duration) -> LoadSpec {
+pub fn spec(
+    target: &Endpoint,
+    clients: usize,
+    size: usize,
+    window: usize,
+    time: Duration,
+) -> LoadSpec {
     LoadSpec {
         target: target.clone(),
         clients,
@@ -99,14 +192,6 @@ fn setup_time(target: &Endpoint) -> Result<u64> {
     }
     times.sort_unstable();
     Ok(times[SETUPS / 2].max(1))
-}
-
-/// Sends [`BURST`] small messages back to back, unframed; whether they came back as exactly
-/// that many reads of one message each, and how many reads it took.
-fn burst(target: &Endpoint) -> Result<(bool, usize)> {
-    let got = send_burst(target, Framing::None)?;
-    let kept = got.replies.len() == BURST && got.replies.iter().all(|r| r.len() == BURST_SIZE);
-    Ok((kept && got.reads == BURST, got.reads))
 }
 
 fn send_burst(target: &Endpoint, framing: Framing) -> Result<Burst> {

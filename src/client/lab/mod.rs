@@ -7,7 +7,10 @@
 //! text), [`netns`] (two namespaces and real loss); this file runs them in order.
 
 mod measure;
+mod models;
 pub mod netns;
+mod page;
+mod pin;
 mod plan;
 mod raw;
 mod render;
@@ -15,23 +18,26 @@ pub mod rows;
 mod why;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::client::local::LocalServers;
 use crate::endpoint::{Endpoint, Proto};
 use crate::packet::DEFAULT_IP_PROTO;
-use crate::report::{self, Format};
+use crate::report::{self, Format, Layout, Meta};
 use crate::service::framing::Framing;
 use crate::transport;
 
-use measure::{boundary_row, measure};
+use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, measure};
 use netns::{Netns, SERVER_IP};
-use plan::{CASES, Plan};
+use pin::{Cores, pin};
+use plan::{BURST, BURST_SIZE, CASES, Plan, SETUPS};
 use raw::measure_raw;
+use render::Lab;
 use rows::{BoundaryRow, Row};
 
 /// What `lab` measures and how it prints it.
@@ -40,8 +46,14 @@ pub struct LabConfig {
     pub quick: bool,
     /// Table, JSON or CSV: the lab prints one table at the end, never ndjson.
     pub format: Format,
+    /// The table within 80 columns, or every column on one line per row.
+    pub layout: Layout,
     /// Also draw the latency distribution of every protocol into this SVG file.
     pub plot: Option<PathBuf>,
+    /// Also write the whole report as one self-contained HTML page.
+    pub html: Option<PathBuf>,
+    /// The server models side by side instead of the protocols.
+    pub models: bool,
     /// Across two network namespaces, with real loss and rate limits; `None`: on loopback.
     pub netns: Option<NetnsConfig>,
 }
@@ -54,17 +66,23 @@ pub struct NetnsConfig {
     pub rate: Option<u64>,
 }
 
-pub fn run(args: LabConfig) -> Result<()> {
+/// Runs the lab of `settings` and prints it.
+pub fn run(settings: LabConfig) -> Result<()> {
+    let settings = &settings;
     let started = Instant::now();
-    let plan = Plan::new(args.quick);
-    let (text, removed) = if let Some(netns) = &args.netns {
-        let text = across_namespaces(&plan, netns.loss, netns.rate, args.format)?;
+    let plan = Plan::new(settings.quick);
+    let cores = Cores::choose();
+    let meta = Meta::now(parameters(settings, &plan, cores));
+    let (text, removed) = if let Some(netns) = &settings.netns {
+        let text = across_namespaces(settings, netns, &plan, cores, &meta)?;
         (text, "; namespaces removed")
+    } else if settings.models {
+        let servers = LocalServers::new()?;
+        let rows = models::measure_models(&servers, &plan)?;
+        progress("");
+        (models::render(settings.format, &rows, &meta), "")
     } else {
-        (
-            on_this_machine(&plan, args.format, args.plot.as_deref())?,
-            "",
-        )
+        (on_this_machine(settings, &plan, cores, &meta)?, "")
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -77,30 +95,111 @@ pub fn run(args: LabConfig) -> Result<()> {
     Ok(())
 }
 
+/// Every setting of the run by name, for the reports' metadata.
+fn parameters(settings: &LabConfig, plan: &Plan, cores: Option<Cores>) -> Map<String, Value> {
+    let ms = |d: std::time::Duration| Value::from(d.as_millis() as u64);
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or(Value::Null, |p| p.display().to_string().into())
+    };
+    let mut p = Map::new();
+    p.insert("quick".into(), settings.quick.into());
+    p.insert("rounds".into(), plan.rounds.into());
+    p.insert("ping_ms_per_round".into(), ms(plan.ping));
+    p.insert("load_ms_per_round".into(), ms(plan.load));
+    p.insert("load_clients".into(), plan.clients.into());
+    p.insert("load_window".into(), plan.window.into());
+    p.insert("load_size".into(), LOAD_SIZE.into());
+    p.insert("ping_size".into(), PING_SIZE.into());
+    p.insert("burst".into(), BURST.into());
+    p.insert("burst_size".into(), BURST_SIZE.into());
+    p.insert("setups".into(), SETUPS.into());
+    p.insert("timeout_ms".into(), ms(TIMEOUT));
+    p.insert("client_core".into(), cores.map(|c| c.client).into());
+    p.insert("server_core".into(), cores.map(|c| c.server).into());
+    p.insert(
+        "format".into(),
+        format!("{:?}", settings.format).to_lowercase().into(),
+    );
+    p.insert("wide".into(), (settings.layout == Layout::Wide).into());
+    p.insert("plot".into(), path(&settings.plot));
+    p.insert("html".into(), path(&settings.html));
+    let netns = settings.netns.as_ref();
+    p.insert("netns".into(), netns.is_some().into());
+    p.insert("models".into(), settings.models.into());
+    p.insert("loss".into(), netns.map_or(0.0, |n| n.loss).into());
+    p.insert("rate_bytes_per_s".into(), netns.and_then(|n| n.rate).into());
+    p
+}
+
+/// Starts a server on the servers' core, then puts this thread back on the client's.
+fn start_pinned(
+    start: impl FnOnce() -> Result<Endpoint>,
+    cores: Option<Cores>,
+) -> Result<Endpoint> {
+    let Some(cores) = cores else {
+        return start();
+    };
+    pin(cores.server)?;
+    let target = start();
+    pin(cores.client)?;
+    target
+}
+
 /// Every protocol on loopback, then the boundaries burst; the rows as text in `format`.
-fn on_this_machine(plan: &Plan, format: Format, plot: Option<&Path>) -> Result<String> {
+fn on_this_machine(
+    settings: &LabConfig,
+    plan: &Plan,
+    cores: Option<Cores>,
+    meta: &Meta,
+) -> Result<String> {
     let servers = LocalServers::new()?;
     let mut rows = Vec::new();
     for (i, (proto, ipv6)) in CASES.iter().enumerate() {
         let addr = servers.address_for(*proto, *ipv6);
         progress(&format!("[{}/{}] {proto} {addr}", i + 1, CASES.len()));
-        let target = servers.start(*proto, &addr, &[])?;
+        let target = start_pinned(|| servers.start(*proto, &addr, &[]), cores)?;
         rows.push(measure(&target, plan)?);
     }
-    rows.extend(raw_rows(&servers, plan)?);
+    rows.extend(raw_rows(&servers, plan, cores)?);
     progress("boundaries");
     let boundaries = boundary_rows(&servers)?;
     progress("");
     drop(servers);
-    if let Some(path) = plot {
-        let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = rows
-            .iter()
-            .filter_map(|r| Some((label(r), r.latency.as_ref()?)))
-            .collect();
-        report::svg::write(path, "ping-pong latency by protocol", &series)?;
-    }
-    Ok(render::on_this_machine(format, &rows, &boundaries))
+    let lab = Lab {
+        rows: &rows,
+        boundaries: &boundaries,
+        meta,
+        rounds: plan.rounds,
+    };
+    write_files(settings, &lab, &[])?;
+    Ok(render::on_this_machine(
+        settings.format,
+        settings.layout,
+        &lab,
+    ))
 }
+
+/// The plot and the page, where asked.
+fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String]) -> Result<()> {
+    let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = lab
+        .rows
+        .iter()
+        .filter_map(|r| Some((label(r), r.latency.as_ref()?)))
+        .collect();
+    if let Some(path) = &settings.plot {
+        report::svg::write(path, PLOT_TITLE, &series)?;
+    }
+    if let Some(path) = &settings.html {
+        let svg = report::svg::render(PLOT_TITLE, &series);
+        std::fs::write(path, page::render(lab, &svg, notes))
+            .with_context(|| format!("write the report page to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The title of the latency plot, in its file and on the page.
+const PLOT_TITLE: &str = "ping-pong latency by protocol";
 
 /// A row's name in the plot: its protocol and family.
 fn label(r: &Row) -> String {
@@ -111,7 +210,7 @@ fn label(r: &Row) -> String {
 }
 
 /// Raw rows need CAP_NET_RAW: without it the lab says so and measures the rest.
-fn raw_rows(servers: &LocalServers, plan: &Plan) -> Result<Vec<Row>> {
+fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result<Vec<Row>> {
     if let Err(e) = transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
         warn!("lab: raw rows skipped: {e:#}");
         return Ok(Vec::new());
@@ -121,7 +220,7 @@ fn raw_rows(servers: &LocalServers, plan: &Plan) -> Result<Vec<Row>> {
         .map(|ipv6| {
             let addr = servers.address_for(Proto::Raw, ipv6);
             progress(&format!("raw {addr}"));
-            let target = servers.start(Proto::Raw, &addr, &[])?;
+            let target = start_pinned(|| servers.start(Proto::Raw, &addr, &[]), cores)?;
             measure_raw(&target, plan)
         })
         .collect()
@@ -144,12 +243,18 @@ fn boundary_rows(servers: &LocalServers) -> Result<Vec<BoundaryRow>> {
     Ok(rows)
 }
 
-/// `lab --netns`: tcp and udp between two network namespaces, through real loss (`loss`, a
-/// fraction) and a rate limit (bytes per second) when asked; the table, then what the
-/// kernel did about the loss.
-fn across_namespaces(plan: &Plan, loss: f64, rate: Option<u64>, format: Format) -> Result<String> {
+/// `lab --netns`: tcp and udp between two network namespaces, through real loss (a fraction)
+/// and a rate limit (bytes per second) when asked; the table, then what the kernel did
+/// about the loss.
+fn across_namespaces(
+    settings: &LabConfig,
+    netns: &NetnsConfig,
+    plan: &Plan,
+    cores: Option<Cores>,
+    meta: &Meta,
+) -> Result<String> {
     let servers = LocalServers::new()?;
-    let ns = Netns::create(servers.namespaces(), loss, rate)?;
+    let ns = Netns::create(servers.namespaces(), netns.loss, netns.rate)?;
     for note in &ns.notes {
         info!("{note}");
     }
@@ -157,12 +262,24 @@ fn across_namespaces(plan: &Plan, loss: f64, rate: Option<u64>, format: Format) 
     let addr = format!("{SERVER_IP}:0");
     let targets = [Proto::Tcp, Proto::Udp]
         .into_iter()
-        .map(|proto| servers.start_in(&prefix, proto, &addr, &[]))
+        .map(|proto| start_pinned(|| servers.start_in(&prefix, proto, &addr, &[]), cores))
         .collect::<Result<Vec<_>>>()?;
     let rows = measure_from_client_side(&ns, &targets, plan)?;
     progress("");
     drop(servers);
-    Ok(render::across_namespaces(format, &rows, &ns.notes))
+    let lab = Lab {
+        rows: &rows,
+        boundaries: &[],
+        meta,
+        rounds: plan.rounds,
+    };
+    write_files(settings, &lab, &ns.notes)?;
+    Ok(render::across_namespaces(
+        settings.format,
+        settings.layout,
+        &lab,
+        &ns.notes,
+    ))
 }
 
 /// Measures each target from the clients' namespace.

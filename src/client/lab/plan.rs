@@ -23,10 +23,13 @@ pub const CASES: [(Proto, bool); 7] = [
     (Proto::UnixSeqpacket, false),
 ];
 
-/// How long each measurement runs.
+/// How long each measurement runs, and how often: a row's numbers are the median of its
+/// rounds, their range its spread.
 pub struct Plan {
+    /// Each round's ping-pong and load.
     pub ping: Duration,
     pub load: Duration,
+    pub rounds: usize,
     pub clients: usize,
     pub window: usize,
 }
@@ -36,16 +39,18 @@ impl Plan {
     pub fn new(quick: bool) -> Plan {
         if quick {
             Plan {
-                ping: Duration::from_millis(150),
-                load: Duration::from_millis(250),
+                ping: Duration::from_millis(50),
+                load: Duration::from_millis(80),
+                rounds: 3,
                 clients: 2,
                 window: 8,
             }
         } else {
             // Nine rows as root (two of them raw): about 25 s in all, under the 30 s promised.
             Plan {
-                ping: Duration::from_millis(1200),
-                load: Duration::from_millis(1500),
+                ping: Duration::from_millis(240),
+                load: Duration::from_millis(300),
+                rounds: 5,
                 clients: 4,
                 window: 16,
             }

@@ -13,7 +13,7 @@ use crate::endpoint::{Address, Endpoint};
 use crate::report::Percentiles;
 use crate::service::framing::Framing;
 
-use super::measure::client_config;
+use super::measure::{client_config, v6};
 use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
 use super::rows::Row;
 use super::why::why;
@@ -71,16 +71,19 @@ pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
     let config = client_config(Framing::None);
     let setup_us = setup_time(target, &config)?;
     let mut client = RawClient::open(target, &config)?;
-    let mut latency =
-        Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds")?;
-    let ping = RawRun::for_time(&mut client, &[b'p'; 64], plan.ping, Some(&mut latency));
+    let (latency, p50s, ping) = ping_rounds(&mut client, plan)?;
     let started = Instant::now();
-    let load = RawRun::for_time(&mut client, &[b'b'; 1024], plan.load, None);
+    let load = RawRun::for_time(
+        &mut client,
+        &[b'b'; 1024],
+        plan.load * plan.rounds as u32,
+        None,
+    );
     let elapsed = started.elapsed().as_secs_f64();
     let replies = client.burst(&[b'b'; BURST_SIZE], BURST)?;
-    let kept = replies.len() == BURST && replies.iter().all(|(_, r)| r.len() == BURST_SIZE);
+    let kept = replies.iter().all(|(_, r)| r.len() == BURST_SIZE);
     let in_order = replies.windows(2).all(|w| w[0].0 < w[1].0);
-    Ok(Row {
+    let mut row = Row {
         proto: target.proto.to_string(),
         family: target.addr.family(),
         socket_type: "SOCK_RAW",
@@ -89,18 +92,49 @@ pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
             other => other.to_string(),
         },
         setup_us,
-        latency_us: Percentiles::of(&latency),
+        latency_us: Percentiles {
+            p50: p50s.get(p50s.len() / 2).copied().unwrap_or(0),
+            ..Percentiles::of(&latency)
+        },
+        p50_rounds_us: p50s,
         messages_per_s: (load.answered as f64 / elapsed).round(),
         mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
         sent: load.sent,
         lost: ping.lost + load.lost,
+        loss_cause: None,
         boundaries_kept: kept,
         burst_reads: replies.len(),
+        burst_lost: BURST.saturating_sub(replies.len()),
         ordered: in_order && ping.mismatched + load.mismatched == 0,
-        why: why(target),
+        why: String::new(),
         latency: Some(latency),
         tcp_info: None,
-    })
+    };
+    row.why = why(target.proto, v6(target), &row);
+    Ok(row)
+}
+
+/// The ping-pong in [`Plan::rounds`] rounds: every round trip, each round's p50 (lowest
+/// first), and the exchanges of all rounds.
+fn ping_rounds(client: &mut RawClient, plan: &Plan) -> Result<(Histogram<u64>, Vec<u64>, RawRun)> {
+    let new =
+        || Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds");
+    let mut all = new()?;
+    let mut p50s = Vec::new();
+    let mut total = RawRun::default();
+    for _ in 0..plan.rounds {
+        let mut round = new()?;
+        let run = RawRun::for_time(client, &[b'p'; 64], plan.ping, Some(&mut round));
+        total.sent += run.sent;
+        total.lost += run.lost;
+        total.mismatched += run.mismatched;
+        if !round.is_empty() {
+            p50s.push(round.value_at_quantile(0.5));
+        }
+        all.add(&round).context("merge the rounds' round trips")?;
+    }
+    p50s.sort_unstable();
+    Ok((all, p50s, total))
 }
 
 /// socket(2) and connect(2), which on a raw socket only records the peer, timed [`SETUPS`]

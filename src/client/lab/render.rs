@@ -2,14 +2,15 @@
 //! table, CSV and JSON. The table and CSV writers are the reports' own; this file only says
 //! which columns the lab shows.
 
-use crate::report::{self, Column, Format};
+use crate::endpoint::Family;
+use crate::report::{self, Cause, Column, Format, Layout, Meta};
 
 use super::plan::{BURST, BURST_SIZE};
-use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA};
+use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA, TcpInfoRow};
 use super::why::consequence;
 
 /// Under the boundaries table: what it shows.
-const FRAMING_NOTE: &str = "without framing a stream returns whatever bytes have arrived: \
+pub const FRAMING_NOTE: &str = "without framing a stream returns whatever bytes have arrived: \
     several sends can come back in one read; a line or length framing recovers every message";
 
 fn yes(b: bool) -> &'static str {
@@ -20,8 +21,67 @@ fn family(r: &Row) -> String {
     r.family.map_or("-", |f| f.name()).to_string()
 }
 
-/// The comparison table's columns: what a row is to the left, what it measured to the right.
-fn table_columns() -> Vec<Column<Row>> {
+/// A row's short name: its protocol, with a 6 over IPv6 (as raw6:// names it).
+fn name(r: &Row) -> String {
+    match r.family {
+        Some(Family::Inet6) => format!("{}6", r.proto),
+        _ => r.proto.clone(),
+    }
+}
+
+/// The share of requests lost, short: 0, 0.04%, 70%.
+fn lost_share(r: &Row) -> String {
+    if r.lost == 0 {
+        return "0".into();
+    }
+    let share = 100.0 * r.lost as f64 / r.sent.max(1) as f64;
+    match share {
+        s if s < 1.0 => format!("{s:.2}%"),
+        s if s < 10.0 => format!("{s:.1}%"),
+        s => format!("{s:.0}%"),
+    }
+}
+
+/// The p50's spread over the rounds: half their range.
+fn spread(r: &Row) -> String {
+    match (r.p50_rounds_us.first(), r.p50_rounds_us.last()) {
+        (Some(lo), Some(hi)) => format!("{}", (hi - lo).div_ceil(2)),
+        _ => "-".into(),
+    }
+}
+
+/// The 80-column table's columns; [`LEGEND`] gives their units.
+fn narrow_columns() -> Vec<Column<Row>> {
+    vec![
+        Column::left("proto", name),
+        Column::right("setup", |r| r.setup_us.to_string()),
+        Column::right("p50", |r| r.latency_us.p50.to_string()),
+        Column::right("+-", spread),
+        Column::right("p99", |r| r.latency_us.p99.to_string()),
+        Column::right("p99.9", |r| r.latency_us.p99_9.to_string()),
+        Column::right("msg/s", |r| format!("{:.0}", r.messages_per_s)),
+        Column::right("lost", lost_share),
+        Column::right("bounds", |r| {
+            yes(r.boundaries_kept && r.burst_lost == 0).into()
+        }),
+        Column::right("order", |r| yes(r.ordered).into()),
+    ]
+}
+
+/// Under the 80-column table: what its short columns mean.
+pub fn legend(rounds: usize) -> String {
+    format!(
+        "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
+         median of {rounds} rounds and +- half their range; msg/s = 1 KiB messages under \
+         pipelined load (median round); lost = share of requests; bounds = each read of a \
+         {BURST}-send burst held one message (a lost datagram is not a merged one); order = \
+         replies in the order sent"
+    )
+}
+
+/// The comparison table's columns as `--wide` shows them: what a row is to the left, what
+/// it measured to the right.
+pub fn table_columns() -> Vec<Column<Row>> {
     vec![
         Column::left("proto", |r| r.proto.clone()),
         Column::left("family", family),
@@ -40,28 +100,118 @@ fn table_columns() -> Vec<Column<Row>> {
     ]
 }
 
-/// The CSV's columns: one value per field, numbers unformatted, booleans as true/false.
-fn csv_columns() -> Vec<Column<Row>> {
+/// A line of the lab's CSV: a protocol's row or a row of the boundaries table, told apart
+/// by the `kind` column ("protocol" or "boundary"); each leaves the other's columns empty.
+pub enum Line<'a> {
+    Protocol(&'a Row),
+    Boundary(&'a BoundaryRow),
+}
+
+/// A protocol row's cell, empty on a boundary line.
+fn p(line: &Line, cell: fn(&Row) -> String) -> String {
+    match line {
+        Line::Protocol(r) => cell(r),
+        Line::Boundary(_) => String::new(),
+    }
+}
+
+/// A boundary row's cell, empty on a protocol line.
+fn b(line: &Line, cell: fn(&BoundaryRow) -> String) -> String {
+    match line {
+        Line::Protocol(_) => String::new(),
+        Line::Boundary(b) => cell(b),
+    }
+}
+
+/// The CSV's columns: every field of the JSON, numbers unformatted, booleans as true/false.
+fn csv_columns<'a>() -> Vec<Column<Line<'a>>> {
+    let mut columns = vec![
+        Column::left("kind", |l| match l {
+            Line::Protocol(_) => "protocol".into(),
+            Line::Boundary(_) => "boundary".into(),
+        }),
+        Column::left("proto", |l| match l {
+            Line::Protocol(r) => r.proto.clone(),
+            Line::Boundary(b) => b.proto.clone(),
+        }),
+    ];
+    columns.extend(row_csv_columns());
+    columns.extend([
+        Column::left("framing", |l| b(l, |b| b.framing.clone())),
+        Column::right("sends", |l| b(l, |b| b.sends.to_string())),
+        Column::right("reads", |l| b(l, |b| b.reads.to_string())),
+        Column::right("messages", |l| b(l, |b| b.messages.to_string())),
+    ]);
+    columns
+}
+
+/// A protocol row's columns in the CSV, in the JSON's order.
+fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
     vec![
-        Column::left("proto", |r| r.proto.clone()),
-        Column::left("family", family),
-        Column::left("type", |r| r.socket_type.to_string()),
-        Column::right("setup_us", |r| r.setup_us.to_string()),
-        Column::right("p50_us", |r| r.latency_us.p50.to_string()),
-        Column::right("p99_us", |r| r.latency_us.p99.to_string()),
-        Column::right("p99_9_us", |r| r.latency_us.p99_9.to_string()),
-        Column::right("messages_per_s", |r| format!("{:.0}", r.messages_per_s)),
-        Column::right("mb_per_s", |r| format!("{:.2}", r.mb_per_s)),
-        Column::right("sent", |r| r.sent.to_string()),
-        Column::right("lost", |r| r.lost.to_string()),
-        Column::right("boundaries_kept", |r| r.boundaries_kept.to_string()),
-        Column::right("burst_reads", |r| r.burst_reads.to_string()),
-        Column::right("ordered", |r| r.ordered.to_string()),
+        Column::left("family", |l| p(l, family)),
+        Column::left("type", |l| p(l, |r| r.socket_type.to_string())),
+        Column::left("address", |l| p(l, |r| r.address.clone())),
+        Column::right("setup_us", |l| p(l, |r| r.setup_us.to_string())),
+        Column::right("p50_us", |l| p(l, |r| r.latency_us.p50.to_string())),
+        Column::right("p90_us", |l| p(l, |r| r.latency_us.p90.to_string())),
+        Column::right("p99_us", |l| p(l, |r| r.latency_us.p99.to_string())),
+        Column::right("p99_9_us", |l| p(l, |r| r.latency_us.p99_9.to_string())),
+        Column::right("max_us", |l| p(l, |r| r.latency_us.max.to_string())),
+        Column::right("mean_us", |l| p(l, |r| r.latency_us.mean.to_string())),
+        Column::left("p50_rounds_us", |l| p(l, |r| join(&r.p50_rounds_us))),
+        Column::right("messages_per_s", |l| {
+            p(l, |r| format!("{:.0}", r.messages_per_s))
+        }),
+        Column::right("mb_per_s", |l| p(l, |r| format!("{:.2}", r.mb_per_s))),
+        Column::right("sent", |l| p(l, |r| r.sent.to_string())),
+        Column::right("lost", |l| p(l, |r| r.lost.to_string())),
+        Column::left("loss_cause", |l| {
+            p(l, |r| r.loss_cause.map_or(String::new(), cause_name))
+        }),
+        Column::right("boundaries_kept", |l| {
+            p(l, |r| r.boundaries_kept.to_string())
+        }),
+        Column::right("burst_reads", |l| p(l, |r| r.burst_reads.to_string())),
+        Column::right("burst_lost", |l| p(l, |r| r.burst_lost.to_string())),
+        Column::right("ordered", |l| p(l, |r| r.ordered.to_string())),
+        Column::left("why", |l| p(l, |r| r.why.clone())),
+        Column::right("tcp_connections", |l| {
+            p(l, |r| tcp_cell(r, |t| t.connections))
+        }),
+        Column::right("tcp_retransmits", |l| {
+            p(l, |r| tcp_cell(r, |t| t.retransmits))
+        }),
+        Column::right("tcp_rtt_us", |l| p(l, |r| tcp_cell(r, |t| t.rtt_us))),
+        Column::right("tcp_cwnd", |l| p(l, |r| tcp_cell(r, |t| t.cwnd))),
     ]
 }
 
+/// A TCP_INFO field, empty on a row without TCP_INFO.
+fn tcp_cell(r: &Row, f: fn(&TcpInfoRow) -> u64) -> String {
+    r.tcp_info
+        .as_ref()
+        .map_or(String::new(), |t| f(t).to_string())
+}
+
+/// Numbers in one CSV field, space-separated.
+fn join(values: &[u64]) -> String {
+    values
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A loss cause as the JSON names it.
+fn cause_name(c: Cause) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 /// The boundaries table's columns.
-fn boundary_columns() -> Vec<Column<BoundaryRow>> {
+pub fn boundary_columns() -> Vec<Column<BoundaryRow>> {
     vec![
         Column::left("proto", |b| b.proto.clone()),
         Column::left("framing", |b| b.framing.clone()),
@@ -71,15 +221,24 @@ fn boundary_columns() -> Vec<Column<BoundaryRow>> {
     ]
 }
 
+/// What the lab renders: its rows, its boundaries table, its run's metadata.
+pub struct Lab<'a> {
+    pub rows: &'a [Row],
+    pub boundaries: &'a [BoundaryRow],
+    pub meta: &'a Meta,
+    pub rounds: usize,
+}
+
 /// A lab on this machine in `format`.
-pub fn on_this_machine(format: Format, rows: &[Row], boundaries: &[BoundaryRow]) -> String {
+pub fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> String {
     match format {
-        Format::Table => table(rows, boundaries),
-        Format::Csv => csv(rows),
+        Format::Table => table(layout, lab),
+        Format::Csv => csv(lab),
         Format::Json => report::json::document(&Document {
             schema: SCHEMA,
-            rows,
-            boundaries,
+            meta: lab.meta,
+            rows: lab.rows,
+            boundaries: lab.boundaries,
         }),
         Format::Ndjson => unreachable!("the command line refuses lab --format ndjson"),
     }
@@ -87,42 +246,92 @@ pub fn on_this_machine(format: Format, rows: &[Row], boundaries: &[BoundaryRow])
 
 /// A lab across namespaces in `format`: the table gets what was set up, and what loss did to
 /// each row, under it.
-pub fn across_namespaces(format: Format, rows: &[Row], notes: &[String]) -> String {
+pub fn across_namespaces(format: Format, layout: Layout, lab: &Lab, notes: &[String]) -> String {
     match format {
         Format::Table => {
-            let mut text = table(rows, &[]);
+            let mut text = table(layout, lab);
             text.push('\n');
-            text.push_str(&report::table::notes(notes));
-            text.push_str(&report::table::notes(rows.iter().map(consequence)));
+            text.push_str(&list(layout, notes));
+            text.push_str(&list(layout, lab.rows.iter().map(consequence)));
             text
         }
-        Format::Csv => csv(rows),
+        Format::Csv => csv(lab),
         Format::Json => report::json::document(&NetnsDocument {
             schema: SCHEMA,
+            meta: lab.meta,
             netns: notes,
-            rows,
+            rows: lab.rows,
         }),
         Format::Ndjson => unreachable!("the command line refuses lab --format ndjson"),
     }
 }
 
-/// The rows as a table, their sentences under it, then the boundaries table when measured.
-fn table(rows: &[Row], boundaries: &[BoundaryRow]) -> String {
-    let mut text = report::table::render(&table_columns(), rows);
-    text.push('\n');
-    text.push_str(&report::table::notes(rows.iter().map(|r| r.why)));
-    if boundaries.is_empty() {
+/// The rows as a table with their sentences, then the boundaries table when measured.
+fn table(layout: Layout, lab: &Lab) -> String {
+    let mut text = match layout {
+        Layout::Narrow => narrow(lab),
+        Layout::Wide => {
+            let mut text = report::table::render(&table_columns(), lab.rows);
+            text.push('\n');
+            text.push_str(&list(layout, lab.rows.iter().map(|r| &r.why)));
+            text
+        }
+    };
+    if lab.boundaries.is_empty() {
         return text;
     }
     text.push_str(&format!(
         "\nMessage boundaries: {BURST} sends of {BURST_SIZE} bytes back to back on a stream\n"
     ));
-    text.push_str(&report::table::render(&boundary_columns(), boundaries));
-    text.push_str(&report::table::notes([FRAMING_NOTE]));
+    text.push_str(&report::table::render(&boundary_columns(), lab.boundaries));
+    text.push_str(&list(layout, [FRAMING_NOTE]));
     text
 }
 
-/// The rows as CSV.
-fn csv(rows: &[Row]) -> String {
-    report::csv::render(&csv_columns(), rows)
+/// Notes as a list: wrapped to 80 columns, or a line each with `--wide`.
+fn list<I>(layout: Layout, notes: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    match layout {
+        Layout::Narrow => report::table::notes(notes),
+        Layout::Wide => report::table::long_notes(notes),
+    }
+}
+
+/// The 80-column table: each row's line, its sentence wrapped under it, the legend last.
+fn narrow(lab: &Lab) -> String {
+    let table = report::table::render(&narrow_columns(), lab.rows);
+    let mut lines = table.lines();
+    let mut text = format!("{}\n", lines.next().unwrap_or_default());
+    for (line, row) in lines.zip(lab.rows) {
+        text.push_str(line);
+        text.push('\n');
+        text.push_str(&report::table::wrap(
+            &row.why,
+            "    ",
+            "    ",
+            report::table::WIDTH,
+        ));
+    }
+    text.push('\n');
+    text.push_str(&report::table::wrap(
+        &legend(lab.rounds),
+        "",
+        "",
+        report::table::WIDTH,
+    ));
+    text
+}
+
+/// The protocol rows, then the boundaries table's rows, with the run's metadata on each.
+fn csv(lab: &Lab) -> String {
+    let lines: Vec<Line> = lab
+        .rows
+        .iter()
+        .map(Line::Protocol)
+        .chain(lab.boundaries.iter().map(Line::Boundary))
+        .collect();
+    report::csv::render_with(&csv_columns(), &lines, &lab.meta.fields())
 }

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::endpoint::Family;
-use crate::report::Percentiles;
+use crate::report::{Cause, Meta, Percentiles};
 
 /// The layout of `--format json`.
 pub const SCHEMA: &str = "netecho-lab/1";
@@ -20,19 +20,27 @@ pub struct Row {
     pub address: String,
     /// connect(2) time, p50, in microseconds.
     pub setup_us: u64,
-    /// Ping-pong round trips (one client, one message in flight).
+    /// Ping-pong round trips (one client, one message in flight), all rounds together;
+    /// `p50` is the median of the rounds' medians.
     pub latency_us: Percentiles,
-    /// Pipelined load (several clients, a window of messages in flight).
+    /// The rounds' p50s, lowest to highest: their range is the p50's spread.
+    pub p50_rounds_us: Vec<u64>,
+    /// Pipelined load (several clients, a window of messages in flight): the median round.
     pub messages_per_s: f64,
     pub mb_per_s: f64,
     pub sent: u64,
     pub lost: u64,
-    /// A burst of small sends came back as exactly as many reads of one message each.
+    /// What explains most of the loss (null: nothing lost, or a stream).
+    pub loss_cause: Option<Cause>,
+    /// A burst of small sends came back as reads of one message each (none merged).
     pub boundaries_kept: bool,
     pub burst_reads: usize,
+    /// Replies of the burst that never came (lost datagrams, not merged ones).
+    pub burst_lost: usize,
     /// Replies came back in the order sent (measured by sequence number).
     pub ordered: bool,
-    pub why: &'static str,
+    /// Why the row differs from the others, from what it is and what it measured.
+    pub why: String,
     /// TCP rows: what TCP_INFO said of the pipelined connections at the end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_info: Option<TcpInfoRow>,
@@ -67,6 +75,7 @@ pub struct BoundaryRow {
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
     pub schema: &'static str,
+    pub meta: &'a Meta,
     pub rows: &'a [Row],
     pub boundaries: &'a [BoundaryRow],
 }
@@ -75,6 +84,7 @@ pub struct Document<'a> {
 #[derive(Debug, Serialize)]
 pub struct NetnsDocument<'a> {
     pub schema: &'static str,
+    pub meta: &'a Meta,
     pub netns: &'a [String],
     pub rows: &'a [Row],
 }

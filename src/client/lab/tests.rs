@@ -1,11 +1,38 @@
 //! The lab's output pinned against an exact expected text: the table with its sentences and
 //! the boundaries table, the table across namespaces, and the CSV.
 
-use crate::endpoint::Family;
-use crate::report::{Format, Percentiles};
+use serde_json::{Map, Value};
 
-use super::render;
+use crate::endpoint::Family;
+use crate::report::{Format, Layout, Meta, Percentiles};
+
+use super::render::{self, Lab};
 use super::rows::{BoundaryRow, Row, TcpInfoRow};
+
+fn meta() -> Meta {
+    let mut parameters = Map::new();
+    parameters.insert("rounds".into(), Value::from(3));
+    Meta {
+        netecho_version: "0.1.0",
+        host: "lab1".into(),
+        kernel: "Linux 6.1.0".into(),
+        cores: 2,
+        date_utc: "2026-11-30T17:03:41Z".into(),
+        command: "netecho lab --format csv".into(),
+        parameters,
+    }
+}
+
+/// The lab of `rows` and `boundaries`, rendered by `f`.
+fn with<T>(rows: &[Row], boundaries: &[BoundaryRow], f: impl FnOnce(&Lab) -> T) -> T {
+    let meta = meta();
+    f(&Lab {
+        rows,
+        boundaries,
+        meta: &meta,
+        rounds: 3,
+    })
+}
 
 fn p(base: u64) -> Percentiles {
     Percentiles {
@@ -18,7 +45,7 @@ fn p(base: u64) -> Percentiles {
     }
 }
 
-fn row(proto: &str, family: Family, socket_type: &'static str, why: &'static str) -> Row {
+fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row {
     Row {
         proto: proto.into(),
         family: Some(family),
@@ -26,14 +53,17 @@ fn row(proto: &str, family: Family, socket_type: &'static str, why: &'static str
         address: "127.0.0.1:5000".into(),
         setup_us: 8,
         latency_us: p(10),
+        p50_rounds_us: vec![9, 10, 12],
         messages_per_s: 90000.0,
         mb_per_s: 92.16,
         sent: 90010,
         lost: 7,
+        loss_cause: Some(crate::report::Cause::ReceiveBuffer),
         boundaries_kept: true,
         burst_reads: 50,
+        burst_lost: 0,
         ordered: false,
-        why,
+        why: why.into(),
         tcp_info: None,
         latency: None,
     }
@@ -48,6 +78,7 @@ fn rows() -> Vec<Row> {
         mb_per_s: 126.44,
         sent: 130000,
         lost: 0,
+        loss_cause: None,
         boundaries_kept: false,
         burst_reads: 3,
         ordered: true,
@@ -67,6 +98,7 @@ fn rows() -> Vec<Row> {
         mb_per_s: 204.8,
         sent: 200100,
         lost: 0,
+        loss_cause: None,
         ordered: true,
         ..row(
             "unix-seqpacket",
@@ -112,7 +144,11 @@ unix   length   50         1        50
 - without framing a stream returns whatever bytes have arrived: several sends can come back in one read; a line or length framing recovers every message
 ";
     assert_eq!(
-        render::on_this_machine(Format::Table, &rows(), &boundaries()),
+        with(&rows(), &boundaries(), |lab| render::on_this_machine(
+            Format::Table,
+            Layout::Wide,
+            lab
+        )),
         expected
     );
 }
@@ -136,41 +172,107 @@ udp             AF_INET   SOCK_DGRAM             8      10      30        40   9
 ";
     let notes = vec!["loss 5% each way".to_string()];
     assert_eq!(
-        render::across_namespaces(Format::Table, &rows(), &notes),
+        with(&rows(), &[], |lab| render::across_namespaces(
+            Format::Table,
+            Layout::Wide,
+            lab,
+            &notes
+        )),
         expected
     );
 }
 
 #[test]
-fn csv() {
+fn narrow_table_fits_eighty_columns_with_each_sentence_under_its_row() {
+    let long = "a sentence long enough to need a second line under its row, so that the \
+                table wraps it at a space before the eightieth column";
+    let rows = vec![row("udp", Family::Inet6, "SOCK_DGRAM", long)];
+    let text = with(&rows, &boundaries(), |lab| {
+        render::on_this_machine(Format::Table, Layout::Narrow, lab)
+    });
     let expected = "\
-proto,family,type,setup_us,p50_us,p99_us,p99_9_us,messages_per_s,mb_per_s,sent,lost,boundaries_kept,burst_reads,ordered
-tcp,AF_INET6,SOCK_STREAM,31,12,36,48,123456,126.44,130000,0,false,3,true
-unix-seqpacket,AF_UNIX,SOCK_SEQPACKET,9,5,15,20,200000,204.80,200100,0,true,50,true
-udp,AF_INET,SOCK_DGRAM,8,10,30,40,90000,92.16,90010,7,true,50,false
+proto  setup  p50  +-  p99  p99.9  msg/s   lost  bounds  order
+udp6       8   10   2   30     40  90000  0.01%     yes     no
+    a sentence long enough to need a second line under its row, so that the
+    table wraps it at a space before the eightieth column
+
+times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is
+the median of 3 rounds and +- half their range; msg/s = 1 KiB messages under
+pipelined load (median round); lost = share of requests; bounds = each read of a
+50-send burst held one message (a lost datagram is not a merged one); order =
+replies in the order sent
+
+Message boundaries: 50 sends of 16 bytes back to back on a stream
+proto  framing  sends  reads  messages
+tcp    none     50         2         0
+unix   length   50         1        50
+- without framing a stream returns whatever bytes have arrived: several sends
+  can come back in one read; a line or length framing recovers every message
 ";
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn csv() {
+    let head = "kind,proto,family,type,address,setup_us,p50_us,p90_us,p99_us,p99_9_us,max_us,\
+mean_us,p50_rounds_us,messages_per_s,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
+burst_lost,ordered,why,tcp_connections,tcp_retransmits,tcp_rtt_us,tcp_cwnd,framing,sends,reads,\
+messages,netecho_version,host,kernel,cores,date_utc,command,param_rounds\n";
+    let meta = ",0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho lab --format csv,3\n";
+    let protocols = [
+        "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,123456,126.44,\
+130000,0,,false,3,0,true,\"tcp, with \"\"quotes\"\"\",4,2,40,10,,,,",
+        "protocol,unix-seqpacket,AF_UNIX,SOCK_SEQPACKET,\"/tmp/a,b.sock\",9,5,10,15,20,25,5.5,\
+9 10 12,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,",
+        "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,90000,92.16,\
+90010,7,receive-buffer,true,50,0,false,udp,,,,,,,,",
+    ];
+    let bounds = [
+        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0",
+        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50",
+    ];
+    let with_meta =
+        |lines: &[&str]| -> String { lines.iter().map(|l| format!("{l}{meta}")).collect() };
+    let all: Vec<&str> = protocols.iter().chain(&bounds).copied().collect();
     assert_eq!(
-        render::on_this_machine(Format::Csv, &rows(), &boundaries()),
-        expected
+        with(&rows(), &boundaries(), |lab| render::on_this_machine(
+            Format::Csv,
+            Layout::Narrow,
+            lab
+        )),
+        format!("{head}{}", with_meta(&all))
     );
     assert_eq!(
-        render::across_namespaces(Format::Csv, &rows(), &[]),
-        expected
+        with(&rows(), &[], |lab| render::across_namespaces(
+            Format::Csv,
+            Layout::Narrow,
+            lab,
+            &[]
+        )),
+        format!("{head}{}", with_meta(&protocols))
     );
 }
 
 #[test]
 fn json_keeps_its_fields() {
-    let text = render::on_this_machine(Format::Json, &rows(), &boundaries());
+    let text = with(&rows(), &boundaries(), |lab| {
+        render::on_this_machine(Format::Json, Layout::Narrow, lab)
+    });
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["schema"], "netecho-lab/1");
+    assert_eq!(doc["meta"]["host"], "lab1");
+    assert_eq!(doc["meta"]["parameters"]["rounds"], 3);
+    assert_eq!(doc["rows"][2]["loss_cause"], "receive-buffer");
+    assert_eq!(doc["rows"][0]["p50_rounds_us"][2], 12);
     assert_eq!(doc["rows"][0]["family"], "AF_INET6");
     assert_eq!(doc["rows"][0]["tcp_info"]["retransmits"], 2);
     assert!(doc["rows"][1].get("tcp_info").is_none());
     assert!(doc["rows"][1].get("latency").is_none());
     assert_eq!(doc["boundaries"][1]["messages"], 50);
     let notes = vec!["veth".to_string()];
-    let text = render::across_namespaces(Format::Json, &rows(), &notes);
+    let text = with(&rows(), &[], |lab| {
+        render::across_namespaces(Format::Json, Layout::Narrow, lab, &notes)
+    });
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["netns"][0], "veth");
     assert_eq!(doc["rows"][2]["family"], "AF_INET");

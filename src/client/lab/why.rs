@@ -1,52 +1,138 @@
-//! The sentences under the table: why a row differs from the others, and, across namespaces,
-//! what loss did to it. Each is computed from what the row is or what it measured.
+//! The sentences of the table: why a row differs from the others, and, across namespaces,
+//! what loss did to it. A sentence starts with what the protocol is, then says what this
+//! row measured: loss and its cause, order, the burst's reads (merged or lost), TCP's
+//! retransmissions, how steady the rounds were. Nothing in it can contradict its row.
 
-use crate::endpoint::{Endpoint, Family, Proto};
+use crate::endpoint::{Proto, SocketKind};
+use crate::report::Cause;
 
+use super::plan::BURST;
 use super::rows::Row;
 
-/// One sentence on why a row differs from the others.
-pub fn why(target: &Endpoint) -> &'static str {
-    let v6 = target.addr.family() == Some(Family::Inet6);
-    match (target.proto, v6) {
-        (Proto::Tcp, false) => {
-            "tcp: a handshake before the first byte; the kernel retransmits, \
-            orders and paces a byte stream, so small messages can merge into one read"
-        }
-        (Proto::Tcp, true) => {
-            "tcp over IPv6: the same protocol with a 40-byte IP header instead \
-            of 20; on loopback the difference is in the noise"
-        }
-        (Proto::Udp, false) => {
-            "udp: no handshake, no retransmission, no ordering: each datagram \
-            stands alone, and a full receive buffer drops it"
-        }
-        (Proto::Udp, true) => {
-            "udp over IPv6: as udp over IPv4; the kernel still checksums \
-            (a UDP checksum is mandatory over IPv6)"
-        }
-        (Proto::Unix, _) => {
-            "unix: a stream like tcp that skips the IP stack: no handshake on a \
-            wire, no checksums, no congestion control"
-        }
+/// Round p50s within this share of the median, or within [`STEADY_US`], count as steady:
+/// the histograms resolve a microsecond, and a class compares tens of them.
+const STEADY: f64 = 0.10;
+const STEADY_US: u64 = 2;
+
+/// Why the row of `proto` (over IPv6 when `v6`) differs from the others.
+pub fn why(proto: Proto, v6: bool, r: &Row) -> String {
+    let mut parts = vec![nature(proto, v6).to_string()];
+    parts.extend(loss(proto, r));
+    parts.extend(order(proto, r));
+    parts.push(burst(proto, r));
+    parts.extend(steadiness(r));
+    parts.join("; ")
+}
+
+/// What the protocol is, true whatever was measured.
+fn nature(proto: Proto, v6: bool) -> &'static str {
+    match (proto, v6) {
+        (Proto::Tcp, false) => "a byte stream after a handshake; the kernel retransmits and orders",
+        (Proto::Tcp, true) => "tcp over IPv6: the same stream, a 40-byte IP header instead of 20",
+        (Proto::Udp, false) => "datagrams: no handshake, no retransmission, no promised order",
+        (Proto::Udp, true) => "udp over IPv6, where the UDP checksum is mandatory",
+        (Proto::Unix, _) => "a stream like tcp without the IP stack: no checksums, no congestion",
         (Proto::UnixDgram, _) => {
-            "unix-dgram: datagrams that are never lost in flight: a full \
-            receiver makes the sender wait (or fail) instead"
+            "datagrams without the IP stack: nothing is lost in flight, but a reply that \
+             finds the client's queue full is dropped"
         }
-        (Proto::UnixSeqpacket, _) => {
-            "unix-seqpacket: connected and reliable like a stream, yet \
-            every send is one read: message boundaries are kept"
+        (Proto::UnixSeqpacket, _) => "connected and reliable like a stream, one read per send",
+        (Proto::Raw, false) => {
+            "whole IP packets, no ports: a netecho header tells requests from replies; \
+             msg/s one message at a time (no raw load loop)"
         }
         (Proto::Raw, true) => {
-            "raw over IPv6: the reader gets the payload alone (the kernel keeps the IPv6 \
-            header; the hop limit comes beside it)"
-        }
-        (Proto::Raw, false) => {
-            "raw: whole IP packets of one protocol and no ports: the kernel hands each to \
-            every raw socket for it, so a netecho header tells requests from replies \
-            (msgs/s one message at a time: the load loop has no raw client)"
+            "raw over IPv6: the kernel keeps the IP header and hands over the payload; \
+             msg/s one message at a time"
         }
     }
+}
+
+/// What was lost, and why; TCP's retransmissions, which hide loss as latency.
+fn loss(proto: Proto, r: &Row) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Some(t) = r.tcp_info.as_ref().filter(|t| t.retransmits > 0) {
+        parts.push(format!(
+            "TCP resent {} segments, so the loss shows as latency (p99.9 {} us)",
+            t.retransmits, r.latency_us.p99_9
+        ));
+    }
+    if r.lost == 0 {
+        parts.push(format!("nothing lost of {} requests", r.sent));
+        return parts;
+    }
+    let share = 100.0 * r.lost as f64 / r.sent.max(1) as f64;
+    let lost = format!("{} of {} lost ({share:.1}%)", r.lost, r.sent);
+    parts.push(match proto.kind() {
+        SocketKind::Datagram => format!("{lost}, never sent again: {}", cause(r.loss_cause)),
+        _ => format!("{lost}: requests unanswered within the timeout"),
+    });
+    parts
+}
+
+/// Where a datagram row's loss went, as far as the counters tell.
+fn cause(cause: Option<Cause>) -> &'static str {
+    match cause {
+        Some(Cause::ReceiveBuffer) => "the client's receive queue overflowed (SO_RXQ_OVFL)",
+        Some(Cause::OtherReceiveBuffer) => "a receive queue on this machine overflowed",
+        Some(Cause::SendBuffer) => "the kernel refused sends (ENOBUFS)",
+        Some(Cause::Unseen) => "no counter here saw it, so it was lost on the way",
+        None => "no cause found",
+    }
+}
+
+/// Order: only worth a word where it is not promised, or where it failed.
+fn order(proto: Proto, r: &Row) -> Option<String> {
+    let datagrams = proto.kind() == SocketKind::Datagram;
+    match (r.ordered, datagrams) {
+        (true, true) => Some("replies came in order, though nothing promised it".into()),
+        (true, false) => None,
+        (false, true) => Some("replies came out of order, as datagrams may".into()),
+        (false, false) => Some("replies came out of order or changed".into()),
+    }
+}
+
+/// The burst of small sends: one read each, merged into fewer reads, or lost.
+fn burst(proto: Proto, r: &Row) -> String {
+    if !r.boundaries_kept {
+        let reads = match r.burst_reads {
+            1 => "1 read".to_string(),
+            n => format!("{n} reads"),
+        };
+        return format!("{BURST} small sends came back in {reads}: the stream merged them");
+    }
+    if r.burst_lost > 0 {
+        return format!(
+            "{} of {BURST} burst datagrams lost, none merged: each read held one message",
+            r.burst_lost
+        );
+    }
+    match proto.kind() {
+        SocketKind::Stream => {
+            format!("{BURST} small sends came back in {BURST} reads, by timing alone")
+        }
+        _ => format!("{BURST} small sends came back as {BURST} reads: boundaries kept"),
+    }
+}
+
+/// How far apart the rounds' p50s were.
+fn steadiness(r: &Row) -> Option<String> {
+    let (lo, hi) = (*r.p50_rounds_us.first()?, *r.p50_rounds_us.last()?);
+    let rounds = r.p50_rounds_us.len();
+    if rounds < 2 {
+        return None;
+    }
+    let spread = hi - lo;
+    if spread == 0 {
+        return Some(format!("p50 {lo} us in each of {rounds} rounds"));
+    }
+    Some(
+        if spread <= STEADY_US || spread as f64 <= STEADY * r.latency_us.p50 as f64 {
+            format!("p50 steady over {rounds} rounds ({lo}-{hi} us)")
+        } else {
+            format!("p50 unsteady over {rounds} rounds ({lo}-{hi} us): compare with care")
+        },
+    )
 }
 
 /// What loss did to a row: TCP hides it as retransmissions and a tail, UDP shows it.
@@ -73,16 +159,5 @@ pub fn consequence(r: &Row) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_family_of_the_address_picks_the_sentence() {
-        let v4 = Endpoint::parse("udp://127.0.0.1:9", None).unwrap();
-        let v6 = Endpoint::parse("udp://[::1]:9", None).unwrap();
-        assert!(why(&v4).starts_with("udp: no handshake"));
-        assert!(why(&v6).starts_with("udp over IPv6"));
-        let raw6 = Endpoint::parse("raw6://::1", None).unwrap();
-        assert!(why(&raw6).starts_with("raw over IPv6"));
-    }
-}
+#[path = "why_tests.rs"]
+mod tests;

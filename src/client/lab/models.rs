@@ -1,0 +1,242 @@
+//! `lab --models`: the four server models side by side over tcp, each as `netecho serve
+//! --model X`, with one client and with many; a sentence per model on why they differ,
+//! computed from what was measured.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::client::bench::load::{self, LoadResult};
+use crate::client::local::LocalServers;
+use crate::endpoint::{Endpoint, Proto};
+use crate::report::{self, Column, Format, Meta, Percentiles};
+
+use super::measure::{PING_SIZE, spec};
+use super::plan::Plan;
+
+/// The models, in the order a course meets them.
+pub const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+/// Clients of the "many" run: more than the cores of a laptop, few enough for a fork each.
+pub const MANY: usize = 16;
+
+/// One model's row.
+#[derive(Debug, Serialize)]
+pub struct ModelRow {
+    pub model: &'static str,
+    /// One client, one message in flight.
+    pub one_latency_us: Percentiles,
+    pub one_messages_per_s: f64,
+    /// [`MANY`] clients, one message in flight each.
+    pub many_clients: usize,
+    pub many_latency_us: Percentiles,
+    pub many_messages_per_s: f64,
+    pub many_sent: u64,
+    pub many_lost: u64,
+    pub many_failed_clients: u64,
+    /// The first failed client's error, as the load loop saw it.
+    pub many_first_error: Option<String>,
+    pub why: String,
+}
+
+/// `--format json` of `lab --models`.
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    meta: &'a Meta,
+    models: &'a [ModelRow],
+}
+
+/// Every model measured with one and with [`MANY`] clients.
+pub fn measure_models(servers: &LocalServers, plan: &Plan) -> Result<Vec<ModelRow>> {
+    MODELS
+        .iter()
+        .map(|model| {
+            super::progress(&format!("model {model}"));
+            let addr = servers.address_for(Proto::Tcp, false);
+            let target = servers.start(Proto::Tcp, &addr, &["--model", model])?;
+            measure_model(model, &target, plan)
+        })
+        .collect()
+}
+
+fn measure_model(model: &'static str, target: &Endpoint, plan: &Plan) -> Result<ModelRow> {
+    let time = plan.ping * plan.rounds as u32;
+    let one: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, time))?;
+    let many: LoadResult = load::run(&spec(target, MANY, PING_SIZE, 1, time))?;
+    let mut row = ModelRow {
+        model,
+        one_latency_us: Percentiles::of(&one.latency),
+        one_messages_per_s: one.requests_per_sec().round(),
+        many_clients: MANY,
+        many_latency_us: Percentiles::of(&many.latency),
+        many_messages_per_s: many.requests_per_sec().round(),
+        many_sent: many.sent,
+        many_lost: many.lost,
+        many_failed_clients: many.failed_clients,
+        many_first_error: many.first_error.clone(),
+        why: String::new(),
+    };
+    row.why = why(&row);
+    Ok(row)
+}
+
+/// What the model is, then what the measurement showed of it.
+pub fn why(r: &ModelRow) -> String {
+    let nature = match r.model {
+        "iterative" => "one client at a time: the others wait in the listen backlog",
+        "threads" => "a thread per connection, each blocked in its own recv",
+        "event" => "a few threads, each waiting on many sockets with epoll",
+        _ => "a process per connection, forked at accept",
+    };
+    let scale = r.many_messages_per_s / r.one_messages_per_s.max(1.0);
+    let mut parts = vec![nature.to_string()];
+    if r.many_failed_clients > 0 {
+        let error = r.many_first_error.as_deref().unwrap_or("no error given");
+        let served = r.many_clients as u64 - r.many_failed_clients.min(r.many_clients as u64);
+        let served = match served {
+            1 => "1 was".to_string(),
+            n => format!("{n} were"),
+        };
+        parts.push(format!(
+            "with {} clients only {served} served; {} gave up ({error})",
+            r.many_clients, r.many_failed_clients
+        ));
+    } else if r.many_lost > 0 {
+        parts.push(format!(
+            "with {} clients {} of {} requests went unanswered within the run",
+            r.many_clients, r.many_lost, r.many_sent
+        ));
+    } else {
+        parts.push(format!(
+            "{} clients were all answered, at {scale:.1}x the messages per second of one",
+            r.many_clients
+        ));
+    }
+    let (one, many) = (r.one_latency_us.p50, r.many_latency_us.p50);
+    if many > one.saturating_mul(2) {
+        parts.push(format!(
+            "each round trip waited its turn: p50 {one} us alone, {many} us among {}",
+            r.many_clients
+        ));
+    }
+    parts.join("; ")
+}
+
+fn columns() -> Vec<Column<ModelRow>> {
+    vec![
+        Column::left("model", |r| r.model.to_string()),
+        Column::right("1:p50", |r| r.one_latency_us.p50.to_string()),
+        Column::right("1:msg/s", |r| format!("{:.0}", r.one_messages_per_s)),
+        Column::right("n:p50", |r| r.many_latency_us.p50.to_string()),
+        Column::right("n:p99", |r| r.many_latency_us.p99.to_string()),
+        Column::right("n:msg/s", |r| format!("{:.0}", r.many_messages_per_s)),
+        Column::right("n:lost", |r| r.many_lost.to_string()),
+    ]
+}
+
+/// The CSV's columns: every field of the JSON but the percentiles beyond p50 and p99.
+fn csv_columns() -> Vec<Column<ModelRow>> {
+    let mut all = columns();
+    all.extend::<[Column<ModelRow>; 4]>([
+        Column::right("many_clients", |r| r.many_clients.to_string()),
+        Column::right("many_sent", |r| r.many_sent.to_string()),
+        Column::right("many_failed_clients", |r| r.many_failed_clients.to_string()),
+        Column::left("why", |r| r.why.clone()),
+    ]);
+    all
+}
+
+/// The models in `format`: the table with each sentence under its row and a legend.
+pub fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
+    match format {
+        Format::Csv => report::csv::render_with(&csv_columns(), rows, &meta.fields()),
+        Format::Json => report::json::document(&Document {
+            schema: "netecho-lab-models/1",
+            meta,
+            models: rows,
+        }),
+        _ => {
+            let table = report::table::render(&columns(), rows);
+            let mut lines = table.lines();
+            let mut text = format!("{}\n", lines.next().unwrap_or_default());
+            for (line, row) in lines.zip(rows) {
+                text.push_str(line);
+                text.push('\n');
+                text.push_str(&report::table::wrap(&row.why, "    ", "    ", 80));
+            }
+            let legend = format!(
+                "tcp on loopback, 64-byte messages, one in flight per client; 1: one client, \
+                 n: {MANY} clients at once; times in us; lost = requests unanswered"
+            );
+            text.push('\n');
+            text.push_str(&report::table::wrap(&legend, "", "", 80));
+            text
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(p50: u64) -> Percentiles {
+        Percentiles {
+            p50,
+            p90: p50,
+            p99: p50 * 2,
+            p99_9: p50 * 3,
+            max: p50 * 4,
+            mean: p50 as f64,
+        }
+    }
+
+    fn row(model: &'static str, many_p50: u64, lost: u64) -> ModelRow {
+        ModelRow {
+            model,
+            one_latency_us: p(20),
+            one_messages_per_s: 40000.0,
+            many_clients: MANY,
+            many_latency_us: p(many_p50),
+            many_messages_per_s: 80000.0,
+            many_sent: 1000,
+            many_lost: lost,
+            many_failed_clients: 0,
+            many_first_error: None,
+            why: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_sentence_follows_the_numbers() {
+        let iterative = why(&row("iterative", 20, 15));
+        assert!(
+            iterative.contains("15 of 1000 requests went unanswered"),
+            "{iterative}"
+        );
+        let mut stuck = row("iterative", 20, 0);
+        stuck.many_failed_clients = 14;
+        stuck.many_first_error = Some("no reply within 500 ms".into());
+        let s = why(&stuck);
+        assert!(
+            s.contains("only 2 were served; 14 gave up (no reply within 500 ms)"),
+            "{s}"
+        );
+        let event = why(&row("event", 30, 0));
+        assert!(event.contains("all answered, at 2.0x"), "{event}");
+        assert!(!event.contains("waited its turn"), "{event}");
+        let threads = why(&row("threads", 200, 0));
+        assert!(
+            threads.contains("p50 20 us alone, 200 us among 16"),
+            "{threads}"
+        );
+    }
+
+    #[test]
+    fn the_table_fits_eighty_columns() {
+        let rows: Vec<ModelRow> = MODELS.iter().map(|m| row(m, 123456, 99999)).collect();
+        let mut meta = Meta::now(serde_json::Map::new());
+        meta.command = "netecho lab --models".into();
+        let text = render(Format::Table, &rows, &meta);
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+        assert!(text.starts_with("model"), "{text}");
+    }
+}
