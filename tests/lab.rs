@@ -250,9 +250,13 @@ fn p50_ranges() -> Vec<(String, u64, u64)> {
 fn protocols_keep_their_order_by_p50_across_three_runs() {
     let runs: Vec<_> = (0..3).map(|_| p50_ranges()).collect();
     // Protocols whose p50s lie within each other's spread may swap places from run to run:
-    // that is noise, not a change of order. Only a pair whose rounds do not overlap in a run
-    // (every round of one below every round of the other) has an order in it, and that
-    // order must never turn around in another run. No timing is asserted, only order.
+    // that is noise, not a change of order. The rounds of one run share the load of one
+    // moment, and another run meets another: on a machine busy with other work a row's p50
+    // moves by tens of percent between runs (unix-seqpacket 16 us in one run, 24 in the
+    // next, while udp stayed at 23), more than one run's own spread shows. So a pair has an
+    // order in a run only when every round of one is a fifth faster than every round of the
+    // other, beyond both spreads and that noise; such an order must never turn around in
+    // another run. No timing is asserted, only order.
     let mut compared = 0;
     let rows = runs[0].len();
     for a in 0..rows {
@@ -262,9 +266,9 @@ fn protocols_keep_their_order_by_p50_across_three_runs() {
                 .filter_map(|run| {
                     let (x, y) = (&run[a], &run[b]);
                     assert_eq!((&x.0, &y.0), (&runs[0][a].0, &runs[0][b].0));
-                    if x.2 < y.1 {
+                    if x.2 * 5 < y.1 * 4 {
                         Some(true)
-                    } else if y.2 < x.1 {
+                    } else if y.2 * 5 < x.1 * 4 {
                         Some(false)
                     } else {
                         None
