@@ -24,6 +24,8 @@ pub const TIMEOUT: Duration = Duration::from_millis(500);
 /// Bytes of each message under pipelined load, and of each ping-pong message.
 pub const LOAD_SIZE: usize = 1024;
 pub const PING_SIZE: usize = 64;
+/// Round trips a round needs for its p50 to count among the rounds'.
+pub const MIN_ROUND_SAMPLES: u64 = 20;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
 pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
@@ -65,7 +67,9 @@ pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
         latency: None,
     };
     rounds.p50s.sort_unstable();
-    row.latency_us.p50 = rounds.p50s.get(rounds.p50s.len() / 2).copied().unwrap_or(0);
+    if let Some(&p50) = rounds.p50s.get(rounds.p50s.len() / 2) {
+        row.latency_us.p50 = p50;
+    }
     row.p50_rounds_us = rounds.p50s;
     row.latency = Some(rounds.ping);
     row.why = why(target.proto, v6(target), &row);
@@ -115,8 +119,9 @@ impl Rounds {
         self.ping
             .add(&ping.latency)
             .context("merge the rounds' round trips")?;
-        // A round whose every ping was lost has no median to compare.
-        if !ping.latency.is_empty() {
+        // A round of a few round trips (a lost SYN, a retransmission timeout taking most
+        // of it) has no median worth comparing; its round trips still count in the tails.
+        if ping.latency.len() >= MIN_ROUND_SAMPLES {
             self.p50s.push(ping.latency.value_at_quantile(0.5));
         }
         self.rates

@@ -13,7 +13,7 @@ use crate::endpoint::{Address, Endpoint};
 use crate::report::Percentiles;
 use crate::service::framing::Framing;
 
-use super::measure::{client_config, v6};
+use super::measure::{MIN_ROUND_SAMPLES, client_config, v6};
 use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
 use super::rows::Row;
 use super::why::why;
@@ -93,7 +93,10 @@ pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
         },
         setup_us,
         latency_us: Percentiles {
-            p50: p50s.get(p50s.len() / 2).copied().unwrap_or(0),
+            p50: p50s
+                .get(p50s.len() / 2)
+                .copied()
+                .unwrap_or(latency.value_at_quantile(0.5)),
             ..Percentiles::of(&latency)
         },
         p50_rounds_us: p50s,
@@ -128,7 +131,7 @@ fn ping_rounds(client: &mut RawClient, plan: &Plan) -> Result<(Histogram<u64>, V
         total.sent += run.sent;
         total.lost += run.lost;
         total.mismatched += run.mismatched;
-        if !round.is_empty() {
+        if round.len() >= MIN_ROUND_SAMPLES {
             p50s.push(round.value_at_quantile(0.5));
         }
         all.add(&round).context("merge the rounds' round trips")?;

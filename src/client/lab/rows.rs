@@ -21,9 +21,10 @@ pub struct Row {
     /// connect(2) time, p50, in microseconds.
     pub setup_us: u64,
     /// Ping-pong round trips (one client, one message in flight), all rounds together;
-    /// `p50` is the median of the rounds' medians.
+    /// `p50` is the median of the rounds' p50s (all round trips' when no round counts).
     pub latency_us: Percentiles,
-    /// The rounds' p50s, lowest to highest: their range is the p50's spread.
+    /// The p50s of the rounds of 20 round trips or more, lowest to highest: their range is
+    /// the p50's spread.
     pub p50_rounds_us: Vec<u64>,
     /// Pipelined load (several clients, a window of messages in flight): the median round.
     pub messages_per_s: f64,

@@ -6,6 +6,7 @@
 use crate::endpoint::{Proto, SocketKind};
 use crate::report::Cause;
 
+use super::measure::MIN_ROUND_SAMPLES;
 use super::plan::BURST;
 use super::rows::Row;
 
@@ -117,7 +118,12 @@ fn burst(proto: Proto, r: &Row) -> String {
 
 /// How far apart the rounds' p50s were.
 fn steadiness(r: &Row) -> Option<String> {
-    let (lo, hi) = (*r.p50_rounds_us.first()?, *r.p50_rounds_us.last()?);
+    let (Some(&lo), Some(&hi)) = (r.p50_rounds_us.first(), r.p50_rounds_us.last()) else {
+        return Some(format!(
+            "no round had {MIN_ROUND_SAMPLES} round trips, so p50 is of all of them, \
+             without a spread"
+        ));
+    };
     let rounds = r.p50_rounds_us.len();
     if rounds < 2 {
         return None;

@@ -122,4 +122,10 @@ fn retransmits_and_unsteady_rounds_are_named() {
     assert!(s.contains("unsteady over 3 rounds (10-60 us)"), "{s}");
     let clean = why(Proto::Tcp, false, &row("tcp"));
     assert!(!clean.contains("resent"), "{clean}");
+    let stalled = Row {
+        p50_rounds_us: Vec::new(),
+        ..row("tcp")
+    };
+    let s = why(Proto::Tcp, false, &stalled);
+    assert!(s.contains("no round had 20 round trips"), "{s}");
 }
