@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 
 use common::{can_open_raw, netecho, ok};
 
+/// Held by every test that runs a lab. A raw socket receives every packet of its IP protocol
+/// on the machine, so two labs at once answer each other's raw requests (replies twice, out
+/// of order): the labs of this file take turns.
+fn one_lab_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LAB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lab_json() -> serde_json::Value {
     let out = netecho(&["lab", "--quick", "--format", "json"], b"");
     serde_json::from_str(&ok(&out)).expect("lab prints JSON")
@@ -17,6 +25,7 @@ fn lab_json() -> serde_json::Value {
 
 #[test]
 fn quick_lab_measures_every_protocol() {
+    let _turn = one_lab_at_a_time();
     let doc = lab_json();
     assert_eq!(doc["schema"], "netecho-lab/1");
     let rows = doc["rows"].as_array().unwrap();
@@ -78,6 +87,7 @@ fn quick_lab_measures_every_protocol() {
 
 #[test]
 fn lab_draws_a_well_formed_plot() {
+    let _turn = one_lab_at_a_time();
     let dir = common::tempdir();
     let path = dir.path().join("latency.svg");
     let out = netecho(&["lab", "--quick", "--plot", path.to_str().unwrap()], b"");
@@ -103,6 +113,7 @@ fn lab_dir(pid: u32) -> PathBuf {
 
 #[test]
 fn lab_cleans_up_after_itself_and_after_ctrl_c() {
+    let _turn = one_lab_at_a_time();
     let out = Command::new(common::bin())
         .args(["lab", "--quick"])
         .stdout(Stdio::null())
@@ -169,6 +180,7 @@ fn too_wide(text: &str) -> Vec<&str> {
 
 #[test]
 fn the_quick_lab_table_fits_eighty_columns_and_wide_keeps_every_column() {
+    let _turn = one_lab_at_a_time();
     let table = ok(&netecho(&["lab", "--quick"], b""));
     assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
     let lines: Vec<&str> = table.lines().collect();
@@ -185,6 +197,7 @@ fn the_quick_lab_table_fits_eighty_columns_and_wide_keeps_every_column() {
 
 #[test]
 fn lab_reports_carry_metadata_and_the_csv_the_boundaries_table() {
+    let _turn = one_lab_at_a_time();
     let doc = lab_json();
     let meta = &doc["meta"];
     assert_eq!(meta["netecho_version"], env!("CARGO_PKG_VERSION"));
@@ -252,6 +265,7 @@ fn p50_ranges() -> Vec<(String, u64, u64)> {
 
 #[test]
 fn protocols_keep_their_order_by_p50_across_three_runs() {
+    let _turn = one_lab_at_a_time();
     let runs: Vec<_> = (0..3).map(|_| p50_ranges()).collect();
     // Protocols whose p50s lie within each other's spread may swap places from run to run:
     // that is noise, not a change of order. The rounds of one run share the load of one
@@ -343,6 +357,7 @@ fn chromium(page: &std::path::Path, profile: &std::path::Path, args: &[&str]) ->
 
 #[test]
 fn the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow() {
+    let _turn = one_lab_at_a_time();
     let dir = common::tempdir();
     let page = dir.path().join("report.html");
     let out = netecho(
@@ -414,6 +429,7 @@ fn the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow() {
 
 #[test]
 fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
+    let _turn = one_lab_at_a_time();
     let out = netecho(&["lab", "--quick", "--models", "--format", "json"], b"");
     let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(doc["schema"], "netecho-lab-models/1");
