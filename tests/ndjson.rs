@@ -111,3 +111,39 @@ fn an_interval_without_ndjson_is_a_usage_error() {
     let line = common::fails(&netecho(&["lab", "--format", "ndjson"], b""), 2);
     assert!(line.contains("use --format json"), "{line}");
 }
+
+#[test]
+fn a_counted_run_reports_every_interval_over_time_and_adds_up() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = netecho(
+        &[
+            "bench",
+            "-c",
+            "2",
+            "-n",
+            "5000",
+            "--format",
+            "ndjson",
+            "--interval",
+            "20ms",
+            &server.addr,
+        ],
+        b"",
+    );
+    let text = common::ok(&out);
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let (summary, intervals) = objects.split_last().unwrap();
+    assert_eq!(summary["sent"], 10000, "{text}");
+    let mut sent = 0;
+    for o in intervals {
+        assert!(
+            o["end_s"].as_f64().unwrap() > o["start_s"].as_f64().unwrap(),
+            "{o}"
+        );
+        sent += o["sent"].as_u64().unwrap();
+    }
+    assert_eq!(sent, 10000, "{text}");
+}

@@ -490,9 +490,10 @@ impl<'a> Runner<'a> {
                 self.expire_lost();
             }
             if let Some(clock) = &mut clock {
-                // Once the time is up, what drains belongs to the interval under way: cutting
-                // a new one there would report a few replies over no time at all.
-                if stop_at.is_none_or(|t| Instant::now() < t) {
+                // Once every client has sent its last request (time up, or its count sent),
+                // what drains belongs to the interval under way: cutting a new one there
+                // would report a few replies over next to no time.
+                if self.clients.iter().any(|c| !c.done) {
                     clock.tick(&self.result);
                 }
             }
