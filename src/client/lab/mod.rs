@@ -78,7 +78,7 @@ pub fn run(settings: LabConfig) -> Result<()> {
         (text, "; namespaces removed")
     } else if settings.models {
         let servers = LocalServers::new()?;
-        let rows = models::measure_models(&servers, &plan)?;
+        let rows = models::measure_models(&servers, &plan, cores)?;
         progress("");
         (models::render(settings.format, &rows, &meta), "")
     } else {

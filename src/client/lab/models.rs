@@ -11,6 +11,7 @@ use crate::endpoint::{Endpoint, Proto};
 use crate::report::{self, Column, Format, Meta, Percentiles};
 
 use super::measure::{PING_SIZE, spec};
+use super::pin::Cores;
 use super::plan::Plan;
 
 /// The models, in the order a course meets them.
@@ -45,14 +46,20 @@ struct Document<'a> {
     models: &'a [ModelRow],
 }
 
-/// Every model measured with one and with [`MANY`] clients.
-pub fn measure_models(servers: &LocalServers, plan: &Plan) -> Result<Vec<ModelRow>> {
+/// Every model measured with one and with [`MANY`] clients: each server on the servers'
+/// core and the clients on theirs, as for the protocols' rows.
+pub fn measure_models(
+    servers: &LocalServers,
+    plan: &Plan,
+    cores: Option<Cores>,
+) -> Result<Vec<ModelRow>> {
     MODELS
         .iter()
         .map(|model| {
             super::progress(&format!("model {model}"));
             let addr = servers.address_for(Proto::Tcp, false);
-            let target = servers.start(Proto::Tcp, &addr, &["--model", model])?;
+            let start = || servers.start(Proto::Tcp, &addr, &["--model", model]);
+            let target = super::start_pinned(start, cores)?;
             measure_model(model, &target, plan)
         })
         .collect()
