@@ -1,11 +1,11 @@
-//! `lab --html`: the lab as one page: the table with each row's sentence under it, the
-//! latency plot, the boundaries table, what was set up across namespaces, the metadata and
-//! the exact command.
+//! `lab --html`: the lab as one page: the table (the terminal's columns, which its legend
+//! explains) with each row's sentence under it, the latency plot, the boundaries table,
+//! what was set up across namespaces, the metadata and the exact command.
 
 use crate::report::html;
 
 use super::plan::{BURST, BURST_SIZE};
-use super::render::{FRAMING_NOTE, Lab, boundary_columns, legend, table_columns};
+use super::render::{FRAMING_NOTE, Lab, boundary_columns, legend, narrow_columns};
 use super::why::consequence;
 
 /// The page of `lab`, with `svg` as its plot and `notes` on what was set up.
@@ -13,7 +13,7 @@ pub fn render(lab: &Lab, svg: &str, notes: &[String]) -> String {
     let mut body = html::section(
         "protocols",
         "Protocols side by side",
-        &(html::table(&table_columns(), lab.rows, Some(|r| r.why.clone()))
+        &(html::table(&narrow_columns(), lab.rows, Some(|r| r.why.clone()))
             + &html::paragraphs([legend(lab.rounds)])),
     );
     if !notes.is_empty() {

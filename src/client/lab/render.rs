@@ -51,7 +51,7 @@ fn spread(r: &Row) -> String {
 }
 
 /// The 80-column table's columns; [`LEGEND`] gives their units.
-fn narrow_columns() -> Vec<Column<Row>> {
+pub fn narrow_columns() -> Vec<Column<Row>> {
     vec![
         Column::left("proto", name),
         Column::right("setup", |r| r.setup_us.to_string()),
