@@ -69,7 +69,7 @@ mod tests {
     use crate::report::Format;
     use crate::server::Model;
     use crate::service::echo::Transform;
-    use crate::service::framing::Framing;
+    use crate::transport::framing::Framing;
 
     fn round_trip<T: Choice + std::str::FromStr + PartialEq + std::fmt::Debug>() {
         for &v in T::ALL {

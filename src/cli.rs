@@ -17,7 +17,7 @@ use crate::client::lab::{LabConfig, NetnsConfig};
 use crate::client::ping::PingConfig;
 use crate::client::send::SendConfig;
 use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
-use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::endpoint::{Endpoint, Proto, Target};
 use crate::error::UsageError;
 use crate::impair::Rng;
 use crate::logging::LogConfig;
@@ -25,8 +25,9 @@ use crate::relay::Route;
 use crate::report::{Format, Layout};
 use crate::server::{Model, ServeConfig, ServeExec, ServeFiles, ServiceConfig};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
-use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::SocketOptions;
+use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
+use crate::transport::message::Carrier;
 
 /// The value parser of a [`Choice`]: its names, each with its help line, for parsing, help,
 /// completions and man pages.
@@ -866,7 +867,7 @@ impl BenchArgs {
         };
         if self.proto.is_empty() {
             return Ok(Servers::Given(vec![
-                Endpoint::parse(addr, None)?.not_raw("bench")?,
+                Endpoint::parse(addr, None)?.not_raw("bench")?.endpoint(),
             ]));
         }
         let targets: Result<Vec<_>, _> = self
@@ -1141,18 +1142,18 @@ impl LogArgs {
 impl RelayArgs {
     /// The relay's two ends and conditions, checked to make sense together.
     pub fn config(&self) -> Result<Route, UsageError> {
-        let from = Endpoint::parse(&self.from, None)?;
-        let to = Endpoint::parse(&self.to, None)?;
-        if from.proto == Proto::Raw || to.proto == Proto::Raw {
-            return Err(UsageError::new(
-                "relay works between tcp, udp and unix sockets; raw IP is for serve, send and ping",
-            ));
-        }
+        let side = |text: &str| {
+            Endpoint::parse(text, None)?.target().ok_or_else(|| {
+                UsageError::new(
+                    "relay works between tcp, udp and unix sockets; raw IP is for serve, send \
+                     and ping",
+                )
+            })
+        };
+        let (from, to) = (side(&self.from)?, side(&self.to)?);
         let (up, down) = self.impair.conditions();
         let framing = relay_framing(&from, &to, self.framing.framing)?;
-        let datagrams = [&from, &to]
-            .iter()
-            .any(|e| e.proto.kind() == SocketKind::Datagram);
+        let datagrams = [&from, &to].iter().any(|e| !bare(e).reliable());
         if !datagrams && (up.reshapes() || down.reshapes()) {
             return Err(UsageError::new(format!(
                 "--loss, --duplicate and --reorder on a {} -> {} relay: both sides are reliable \
@@ -1175,20 +1176,24 @@ impl RelayArgs {
                 sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
-            access: self.access.access(from.proto)?,
+            access: self.access.access(from.proto.into())?,
             from,
         })
     }
 }
 
+/// What a message is on `e`'s sockets before any framing.
+fn bare(e: &Target) -> Carrier {
+    Carrier::of(e.proto.kind(), Framing::None)
+}
+
 /// The framing of a relay: needed where a stream meets messages, and only there.
 fn relay_framing(
-    from: &Endpoint,
-    to: &Endpoint,
+    from: &Target,
+    to: &Target,
     asked: Framing,
 ) -> Result<Option<Framing>, UsageError> {
-    let is_stream = |e: &Endpoint| e.proto.kind() == SocketKind::Stream;
-    if is_stream(from) == is_stream(to) {
+    if bare(from).keeps_boundaries() == bare(to).keeps_boundaries() {
         if asked != Framing::None {
             tracing::warn!(
                 "--framing is for a stream on one side and messages on the other; \

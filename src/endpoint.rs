@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::choice::{Choice, from_str_by_name};
-use crate::error::UsageError;
+use crate::error::{Subject, UsageError};
 
 /// The port of the socket-programming lesson netecho comes from; used when an address has none.
 pub const DEFAULT_PORT: u16 = 3234;
@@ -215,6 +215,98 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// A protocol whose sockets connect, or answer whoever sent: every protocol but raw IP, whose
+/// packets carry headers netecho writes itself (`transport::raw`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SockProto {
+    Tcp,
+    Udp,
+    Unix,
+    UnixDgram,
+    UnixSeqpacket,
+}
+
+impl SockProto {
+    pub fn proto(self) -> Proto {
+        match self {
+            SockProto::Tcp => Proto::Tcp,
+            SockProto::Udp => Proto::Udp,
+            SockProto::Unix => Proto::Unix,
+            SockProto::UnixDgram => Proto::UnixDgram,
+            SockProto::UnixSeqpacket => Proto::UnixSeqpacket,
+        }
+    }
+
+    pub fn kind(self) -> SocketKind {
+        self.proto().kind()
+    }
+
+    pub fn is_unix(self) -> bool {
+        self.proto().is_unix()
+    }
+}
+
+impl From<SockProto> for Proto {
+    fn from(p: SockProto) -> Proto {
+        p.proto()
+    }
+}
+
+impl fmt::Display for SockProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.proto().name())
+    }
+}
+
+impl Proto {
+    /// This protocol when it connects or answers senders; `None` for raw IP.
+    pub fn sock(self) -> Option<SockProto> {
+        match self {
+            Proto::Tcp => Some(SockProto::Tcp),
+            Proto::Udp => Some(SockProto::Udp),
+            Proto::Unix => Some(SockProto::Unix),
+            Proto::UnixDgram => Some(SockProto::UnixDgram),
+            Proto::UnixSeqpacket => Some(SockProto::UnixSeqpacket),
+            Proto::Raw => None,
+        }
+    }
+}
+
+/// An endpoint of a [`SockProto`]: what a client connects to, and what a relay listens on
+/// and connects to. Raw IP never gets here: it is refused where the user names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub proto: SockProto,
+    pub addr: Address,
+}
+
+impl Target {
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            proto: self.proto.into(),
+            addr: self.addr.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.proto, self.addr)
+    }
+}
+
+impl From<&Target> for Subject {
+    fn from(t: &Target) -> Subject {
+        Subject::new(t.to_string(), t.addr.family())
+    }
+}
+
+impl From<&Endpoint> for Subject {
+    fn from(e: &Endpoint) -> Subject {
+        Subject::new(e.to_string(), e.addr.family())
+    }
+}
+
 impl Endpoint {
     /// Parses `text`, taking the protocol from a URL scheme, else from `proto`, else from the
     /// form of the address (a path or @name is `unix`, anything else `tcp`).
@@ -265,16 +357,24 @@ impl Endpoint {
         Ok(Endpoint { proto, addr })
     }
 
-    /// This endpoint, or a usage error when it is raw: raw sockets serve `serve`, `send`
-    /// and `ping` only (a raw packet has no port to tell a transfer or a load run apart).
-    pub fn not_raw(self, command: &str) -> Result<Endpoint, UsageError> {
-        if self.proto == Proto::Raw {
-            return Err(UsageError::new(format!(
+    /// This endpoint as a [`Target`]; `None` when it is raw.
+    pub fn target(&self) -> Option<Target> {
+        Some(Target {
+            proto: self.proto.sock()?,
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// This endpoint as a [`Target`], or a usage error when it is raw: raw sockets serve
+    /// `serve`, `send` and `ping` only (a raw packet has no port to tell a transfer or a
+    /// load run apart).
+    pub fn not_raw(self, command: &str) -> Result<Target, UsageError> {
+        self.target().ok_or_else(|| {
+            UsageError::new(format!(
                 "{command} does not work over raw sockets; use --proto raw with serve and \
                  send, or netecho ping, and another protocol (udp, say) for {command}"
-            )));
-        }
-        Ok(self)
+            ))
+        })
     }
 }
 

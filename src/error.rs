@@ -6,6 +6,8 @@ use std::io;
 
 use nix::errno::Errno;
 
+use crate::endpoint::Family;
+
 /// A mistake in the command line (exit code 2), as opposed to a failure at run time (exit 1).
 #[derive(Debug)]
 pub struct UsageError(String);
@@ -77,17 +79,42 @@ pub fn need_net_raw() -> String {
     )
 }
 
+/// The socket a failed call was made on: how a message names it (`tcp 127.0.0.1:3234`,
+/// `unix /tmp/echo.sock`), and its address family, which decides the advice (a Unix
+/// socket's name is a file, an IP socket's a port).
+#[derive(Clone, Debug)]
+pub struct Subject {
+    name: String,
+    /// `None` for a host name getaddrinfo has not resolved yet.
+    family: Option<Family>,
+}
+
+impl Subject {
+    pub fn new(name: impl Into<String>, family: Option<Family>) -> Subject {
+        Subject {
+            name: name.into(),
+            family,
+        }
+    }
+
+    /// An IP socket (tcp, udp, raw), named as `name`: AF_INET or AF_INET6 gets the same
+    /// advice.
+    pub fn ip(name: impl Into<String>) -> Subject {
+        Subject::new(name, None)
+    }
+}
+
 /// Words a failed socket call for the user: the call, where, what the kernel said (with the
 /// errno name a man page uses), and what to do about it.
-///
-/// `what` names the socket, e.g. `tcp 127.0.0.1:3234` or `unix /tmp/echo.sock`.
-pub fn socket_error(call: Call, what: &str, err: &io::Error) -> anyhow::Error {
+pub fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) -> anyhow::Error {
+    let on = on.into();
+    let what = &on.name;
     // A usage error found on the way to the call (a Unix name too long for sun_path) stays
     // one: its message already names the address, and it exits with 2.
     if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
         return UsageError::new(usage.to_string()).into();
     }
-    let unix = what.starts_with("unix");
+    let unix = on.family == Some(Family::Unix);
     let errno = err.raw_os_error().map(Errno::from_raw);
     let cause = match errno {
         Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),

@@ -1,6 +1,7 @@
-//! One request, one reply, over any transport: a stream reads until it has as many bytes as
-//! it sent (or, framed, one whole frame), seqpacket reads one message, a datagram waits with a
-//! timeout and retries. And a burst: many requests back to back, replies as they come.
+//! One request, one reply, over any transport, as its [`Carrier`] says a message goes: a bare
+//! stream reads until it has as many bytes as it sent, a framed stream or seqpacket reads one
+//! message, a datagram waits with a timeout and retries. And a burst: many requests back to
+//! back, replies as they come.
 
 use std::io;
 use std::thread;
@@ -9,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use tracing::debug;
 
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::Target;
 use crate::error::{Call, socket_error};
-use crate::service::framing::{FrameReadError, FrameReader, Framing};
-use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
+use crate::transport::framing::{Framing, LENGTH_HEADER};
+use crate::transport::message::{Carrier, MessageReader, MessageSend, RecvError};
+use crate::transport::{self, Conn, MAX_MESSAGE, SocketOptions};
 
 /// Messages up to this size are sent before the reply is read; larger ones are sent from a
 /// second thread while this one reads, or both sides could block with full socket buffers.
@@ -58,26 +60,30 @@ pub struct Burst {
 /// A client connected to one server address.
 pub struct Exchanger {
     conn: Conn,
-    target: Endpoint,
+    target: Target,
     config: ClientConfig,
-    /// Cuts replies into frames on a framed stream.
-    decoder: Option<FrameReader>,
+    /// What a message is on this connection.
+    carrier: Carrier,
+    sender: Box<dyn MessageSend>,
+    replies: MessageReader,
 }
 
 impl Exchanger {
-    pub fn connect(target: &Endpoint, config: &ClientConfig) -> Result<Self, Failure> {
+    pub fn connect(target: &Target, config: &ClientConfig) -> Result<Self, Failure> {
         match transport::connect(target, &config.opts) {
             Ok(conn) => {
-                let framed = config.framing != Framing::None && conn.kind() == SocketKind::Stream;
+                let carrier = conn.carrier(config.framing);
                 Ok(Exchanger {
-                    decoder: framed.then(|| FrameReader::new(config.framing, config.max_frame)),
+                    carrier,
+                    sender: carrier.sender(),
+                    replies: MessageReader::new(carrier, config.max_frame),
                     conn,
                     target: target.clone(),
                     config: config.clone(),
                 })
             }
             Err(e) => {
-                let err = socket_error(Call::Connect, &target.to_string(), &e);
+                let err = socket_error(Call::Connect, target, &e);
                 Err(if e.kind() == io::ErrorKind::InvalidInput {
                     Failure::Fatal(err)
                 } else {
@@ -87,7 +93,7 @@ impl Exchanger {
         }
     }
 
-    pub fn target(&self) -> &Endpoint {
+    pub fn target(&self) -> &Target {
         &self.target
     }
 
@@ -104,71 +110,52 @@ impl Exchanger {
     }
 
     fn fatal(&self, call: Call, e: io::Error) -> Failure {
-        Failure::Fatal(socket_error(call, &self.target.to_string(), &e))
+        Failure::Fatal(socket_error(call, &self.target, &e))
     }
 
-    /// Sends `msg` and returns the reply.
+    /// `msg` as it goes on the wire.
+    fn wire(&self, msg: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(msg.len() + LENGTH_HEADER);
+        self.sender.encode(msg, &mut wire);
+        wire
+    }
+
+    /// Sends `msg` and returns the reply: one message where boundaries are kept, as many
+    /// bytes as were sent on a bare stream, and with patience and retries where a datagram
+    /// may be lost.
     pub fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
         self.check_size(msg)?;
-        match self.conn.kind() {
-            SocketKind::Stream if self.decoder.is_some() => {
-                let mut wire = Vec::with_capacity(msg.len() + 4);
-                self.config.framing.encode(msg, &mut wire);
-                let Exchanger {
-                    conn,
-                    decoder,
-                    target,
-                    ..
-                } = self;
-                let decoder = decoder.as_mut().expect("framed");
-                send_while(conn, &wire, || next_frame(conn, decoder, target))
-                    .map_err(Failure::Fatal)
-            }
-            SocketKind::Stream => {
-                let (conn, target) = (&self.conn, &self.target);
-                send_while(conn, msg, || read_exactly(conn, msg.len(), target))
-                    .map_err(Failure::Fatal)
-            }
-            SocketKind::SeqPacket => {
-                self.conn
-                    .send_all(msg)
-                    .map_err(|e| self.fatal(Call::Send, e))?;
-                self.recv_message()
-            }
-            SocketKind::Datagram => self.exchange_datagram(msg),
+        if !self.carrier.reliable() {
+            return self.exchange_datagram(msg);
         }
+        let wire = self.wire(msg);
+        let Exchanger {
+            conn,
+            replies,
+            target,
+            carrier,
+            ..
+        } = self;
+        let reply = if carrier.keeps_boundaries() {
+            send_while(conn, &wire, target, || next_message(conn, replies, target))
+        } else {
+            send_while(conn, &wire, target, || {
+                Ok(read_chunks(conn, replies, msg.len(), target)?.concat())
+            })
+        };
+        reply.map_err(Failure::Fatal)
     }
 
-    /// One message from a seqpacket socket.
-    fn recv_message(&self) -> Result<Vec<u8>, Failure> {
-        let what = &self.target;
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        match self
-            .conn
-            .recv(&mut buf)
-            .map_err(|e| self.fatal(Call::Recv, e))?
-        {
-            Received::Data(n) => Ok(buf[..n].to_vec()),
-            Received::Closed => Err(Failure::Fatal(anyhow!(
-                "{what}: the server closed the connection without replying"
-            ))),
-            Received::Truncated(n) => Err(Failure::Fatal(anyhow!(
-                "{what}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"
-            ))),
-        }
-    }
-
-    fn exchange_datagram(&self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
+    fn exchange_datagram(&mut self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
         let what = self.target.to_string();
         let (timeout, retries) = (self.config.timeout, self.config.retries);
-        let mut buf = vec![0u8; MAX_MESSAGE];
         for attempt in 0..=retries {
             if attempt > 0 {
                 debug!(
                     "{what}: no reply within {timeout:?}; sending again ({attempt} of {retries})"
                 );
             }
-            match self.conn.send_all(msg) {
+            match self.sender.send(&self.conn, msg) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     return Err(self.refused());
@@ -178,9 +165,9 @@ impl Exchanger {
             let deadline = Instant::now() + timeout;
             // A reply that does not match is a late answer to an earlier try.
             let wanted = |reply: &[u8]| reply.eq_ignore_ascii_case(msg);
-            match recv_datagram(&self.conn, &self.target, &mut buf, deadline, wanted)? {
-                Some(n) => return Ok(buf[..n].to_vec()),
-                None => continue,
+            let (conn, replies, target) = (&self.conn, &mut self.replies, &self.target);
+            if let Some(reply) = recv_datagram(conn, replies, target, deadline, wanted)? {
+                return Ok(reply);
             }
         }
         Err(Failure::NoAnswer(anyhow!(
@@ -196,71 +183,50 @@ impl Exchanger {
     }
 
     /// Sends `msg` `count` times back to back, each its own send, without waiting; then
-    /// collects the replies as the socket delivers them. On an unframed stream one entry is
+    /// collects the replies as the socket delivers them. On a bare stream one entry is
     /// what one read returned, which is how a lab sees several messages stick together.
     pub fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
         self.check_size(msg)?;
-        let mut wire = Vec::with_capacity(msg.len() + 4);
-        match &self.decoder {
-            Some(_) => self.config.framing.encode(msg, &mut wire),
-            None => wire.extend_from_slice(msg),
-        }
-        let kind = self.conn.kind();
+        let wire = self.wire(msg);
         let Exchanger {
             conn,
-            decoder,
+            replies,
             target,
             config,
+            carrier,
+            sender,
         } = self;
         let send_all = || -> io::Result<()> {
             for _ in 0..count {
-                conn.send_all(&wire)?;
+                sender.send(conn, msg)?;
             }
             Ok(())
         };
         let mut burst = Burst::default();
-        let what = target.to_string();
-        match (kind, decoder.as_mut()) {
-            (SocketKind::Stream, Some(decoder)) => {
-                let before = decoder.reads;
-                burst.replies = send_while_io(wire.len() * count, send_all, || {
-                    (0..count)
-                        .map(|_| next_frame(conn, decoder, target))
-                        .collect()
-                })?;
-                burst.reads = decoder.reads - before;
-            }
-            (SocketKind::Stream, None) => {
-                burst.replies = send_while_io(wire.len() * count, send_all, || {
-                    read_chunks(conn, count * msg.len(), target)
-                })?;
-                burst.reads = burst.replies.len();
-            }
-            (SocketKind::SeqPacket | SocketKind::Datagram, _) => {
-                send_all().map_err(|e| socket_error(Call::Send, &what, &e))?;
-                let mut buf = vec![0u8; MAX_MESSAGE];
-                for _ in 0..count {
-                    let got = if kind == SocketKind::SeqPacket {
-                        match conn
-                            .recv(&mut buf)
-                            .map_err(|e| socket_error(Call::Recv, &what, &e))?
-                        {
-                            Received::Data(n) => Some(n),
-                            _ => return Err(anyhow!("{what}: the server closed the connection")),
-                        }
-                    } else {
-                        let deadline = Instant::now() + config.timeout;
-                        recv_datagram(conn, target, &mut buf, deadline, |_| true)?
-                    };
-                    match got {
-                        Some(n) => {
-                            burst.reads += 1;
-                            burst.replies.push(buf[..n].to_vec());
-                        }
-                        None => burst.missing += 1,
-                    }
+        let before = replies.reads();
+        let len = wire.len() * count;
+        if !carrier.reliable() {
+            send_all().map_err(|e| socket_error(Call::Send, &*target, &e))?;
+            for _ in 0..count {
+                let deadline = Instant::now() + config.timeout;
+                match recv_datagram(conn, replies, target, deadline, |_| true)? {
+                    Some(reply) => burst.replies.push(reply),
+                    None => burst.missing += 1,
                 }
             }
+            burst.reads = burst.replies.len();
+        } else if carrier.keeps_boundaries() {
+            burst.replies = send_while_io(len, target, send_all, || {
+                (0..count)
+                    .map(|_| next_message(conn, replies, target))
+                    .collect()
+            })?;
+            burst.reads = replies.reads() - before;
+        } else {
+            burst.replies = send_while_io(len, target, send_all, || {
+                read_chunks(conn, replies, count * msg.len(), target)
+            })?;
+            burst.reads = burst.replies.len();
         }
         Ok(burst)
     }
@@ -269,22 +235,24 @@ impl Exchanger {
 /// Waits until `deadline` for a datagram that `wanted` accepts; `None` when none came.
 fn recv_datagram(
     conn: &Conn,
-    target: &Endpoint,
-    buf: &mut [u8],
+    replies: &mut MessageReader,
+    target: &Target,
     deadline: Instant,
     wanted: impl Fn(&[u8]) -> bool,
-) -> Result<Option<usize>, Failure> {
-    let fatal = |e| Failure::Fatal(socket_error(Call::Recv, &target.to_string(), &e));
+) -> Result<Option<Vec<u8>>, Failure> {
+    let fatal = |e| Failure::Fatal(socket_error(Call::Recv, target, &e));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(None);
         }
         conn.set_read_timeout(Some(left)).map_err(fatal)?;
-        match conn.recv(buf) {
-            Ok(Received::Data(n)) if wanted(&buf[..n]) => return Ok(Some(n)),
-            Ok(_) => debug!("{target}: ignored a reply that does not match"),
-            Err(e)
+        match replies.read(conn) {
+            Ok(Some(reply)) if wanted(&reply) => return Ok(Some(reply)),
+            Ok(_) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
+                debug!("{target}: ignored a reply that does not match")
+            }
+            Err(RecvError::Io(e))
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -292,14 +260,15 @@ fn recv_datagram(
             {
                 return Ok(None);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(refused(target)),
-            Err(e) => return Err(fatal(e)),
+            Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(refused(target));
+            }
+            Err(RecvError::Io(e)) => return Err(fatal(e)),
         }
     }
 }
 
-fn refused(target: &Endpoint) -> Failure {
+fn refused(target: &Target) -> Failure {
     Failure::NoAnswer(anyhow!(
         "nothing is listening on {target}: the kernel reported the datagram undeliverable (ICMP \
          port unreachable, or no Unix socket bound); is the server running?"
@@ -307,69 +276,76 @@ fn refused(target: &Endpoint) -> Failure {
 }
 
 /// Sends `wire` while `read` collects the reply.
-fn send_while<T>(conn: &Conn, wire: &[u8], read: impl FnOnce() -> Result<T>) -> Result<T> {
-    send_while_io(wire.len(), || conn.send_all(wire), read)
+fn send_while<T>(
+    conn: &Conn,
+    wire: &[u8],
+    target: &Target,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    send_while_io(wire.len(), target, || conn.send_all(wire), read)
 }
 
 /// Runs `send` (of `len` bytes) and `read`: one after the other when the bytes fit in the
 /// socket buffers, at the same time otherwise.
 fn send_while_io<T>(
     len: usize,
+    target: &Target,
     send: impl FnOnce() -> io::Result<()> + Send,
     read: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
+    let sent = |e| socket_error(Call::Send, target, &e);
     if len <= SEND_THEN_READ {
-        send().map_err(|e| anyhow!("send: {e}"))?;
+        send().map_err(sent)?;
         return read();
     }
     thread::scope(|scope| {
         let writer = scope.spawn(send);
         let got = read();
-        let sent = writer.join().expect("sender thread panicked");
+        let result = writer.join().expect("sender thread panicked");
         let got = got?;
-        sent.map_err(|e| anyhow!("send: {e}"))?;
+        result.map_err(sent)?;
         Ok(got)
     })
 }
 
-/// Reads until `len` bytes have come back: on a stream, one reply may arrive in many reads,
-/// and one read may hold parts of two replies.
-fn read_exactly(conn: &Conn, len: usize, target: &Endpoint) -> Result<Vec<u8>> {
-    Ok(read_chunks(conn, len, target)?.concat())
-}
-
-/// Reads `len` bytes, keeping what each read returned apart.
-fn read_chunks(conn: &Conn, len: usize, target: &Endpoint) -> Result<Vec<Vec<u8>>> {
+/// Reads `len` bytes from a bare stream, keeping what each read returned apart: one reply
+/// may arrive in many reads, and one read may hold parts of two replies.
+fn read_chunks(
+    conn: &Conn,
+    replies: &mut MessageReader,
+    len: usize,
+    target: &Target,
+) -> Result<Vec<Vec<u8>>> {
     let mut chunks = Vec::new();
     let mut got = 0;
-    let mut buf = vec![0u8; len.clamp(1, MAX_MESSAGE)];
     while got < len {
-        let want = (len - got).min(buf.len());
-        match conn.recv(&mut buf[..want]) {
-            Ok(Received::Data(n)) => {
-                got += n;
-                chunks.push(buf[..n].to_vec());
+        match replies.read_at_most(conn, len - got) {
+            Ok(Some(chunk)) => {
+                got += chunk.len();
+                chunks.push(chunk);
             }
-            Ok(Received::Closed | Received::Truncated(_)) => {
+            Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
                 return Err(anyhow!(
                     "{target}: the server closed the connection after {got} of {len} reply bytes"
                 ));
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(socket_error(Call::Recv, &target.to_string(), &e)),
+            Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
         }
     }
     Ok(chunks)
 }
 
-/// The next reply frame, or an error that says the server closed first.
-fn next_frame(conn: &Conn, frames: &mut FrameReader, target: &Endpoint) -> Result<Vec<u8>> {
-    match frames.read(conn) {
-        Ok(Some(frame)) => Ok(frame),
+/// The next reply message, or an error that says the server closed first.
+fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Result<Vec<u8>> {
+    match replies.read(conn) {
+        Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(anyhow!(
             "{target}: the server closed the connection before replying"
         )),
-        Err(FrameReadError::Io(e)) => Err(socket_error(Call::Recv, &target.to_string(), &e)),
+        Err(RecvError::Io(e)) => Err(socket_error(Call::Recv, target, &e)),
+        Err(RecvError::Truncated(n)) => Err(anyhow!(
+            "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"
+        )),
         Err(e) => Err(anyhow!("{target}: {e}")),
     }
 }
@@ -377,7 +353,7 @@ fn next_frame(conn: &Conn, frames: &mut FrameReader, target: &Endpoint) -> Resul
 /// A client for an endpoint that may stand for several addresses: each is tried in turn
 /// until one answers; after that the client stays with it.
 pub struct Session {
-    candidates: Vec<Endpoint>,
+    candidates: Vec<Target>,
     next: usize,
     current: Option<Exchanger>,
     answered: bool,
@@ -386,9 +362,9 @@ pub struct Session {
 
 impl Session {
     /// Resolves `endpoint` and connects to the first address that accepts.
-    pub fn open(endpoint: &Endpoint, config: ClientConfig) -> Result<Session> {
+    pub fn open(target: &Target, config: ClientConfig) -> Result<Session> {
         let mut session = Session {
-            candidates: transport::candidates(endpoint)?,
+            candidates: transport::target_candidates(target)?,
             next: 0,
             current: None,
             answered: false,
@@ -447,12 +423,12 @@ impl Session {
         self.client().burst(msg, count)
     }
 
-    pub fn target(&self) -> &Endpoint {
+    pub fn target(&self) -> &Target {
         self.current.as_ref().expect("connected").target()
     }
 
-    /// Whether replies are cut into frames (a framing on a stream).
-    pub fn framed(&self) -> bool {
-        self.current.as_ref().is_some_and(|c| c.decoder.is_some())
+    /// What a message is on the connection in use.
+    pub fn carrier(&self) -> Carrier {
+        self.current.as_ref().expect("connected").carrier
     }
 }

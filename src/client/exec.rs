@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::Target;
 use crate::service::exec::{EXIT, STDERR, STDOUT};
-use crate::service::framing::{Decoder, FrameReadError, FrameReader, Framing};
+use crate::transport::framing::{Decoder, Framing};
+use crate::transport::message::{Carrier, MessageReader, RecvError};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Where the `serve --exec` server is.
 pub struct ExecConfig {
-    /// Any protocol but raw.
-    pub endpoint: Endpoint,
+    pub endpoint: Target,
     /// Datagrams: how long to wait for the reply.
     pub timeout: Duration,
 }
@@ -27,7 +27,7 @@ pub fn run(config: ExecConfig) -> Result<u8> {
         stdout: io::stdout().lock(),
         stderr: io::stderr(),
     };
-    let code = if conn.kind() == SocketKind::Datagram {
+    let code = if !conn.carrier(Framing::None).reliable() {
         run_datagram(&conn, config.timeout, &mut output)?
     } else {
         let started = Instant::now();
@@ -104,7 +104,8 @@ fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
     // terminal, a slow pipe) does not keep exec running.
     let input = Arc::clone(&conn);
     std::thread::spawn(move || send_stdin(&input));
-    let mut frames = FrameReader::new(Framing::Length, MAX_MESSAGE);
+    // The program's output comes as length frames, on seqpacket as on a stream.
+    let mut frames = MessageReader::new(Carrier::Frames(Framing::Length), MAX_MESSAGE);
     loop {
         match frames.read(&conn) {
             Ok(Some(frame)) => {
@@ -113,7 +114,7 @@ fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
                 }
             }
             Ok(None) => bail!("the server closed the connection before the exit status"),
-            Err(FrameReadError::Io(e)) => bail!("recv: {e}"),
+            Err(RecvError::Io(e)) => bail!("recv: {e}"),
             Err(e) => bail!("{e}"),
         }
     }

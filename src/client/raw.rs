@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow};
 use tracing::debug;
 
 use crate::endpoint::{Address, Endpoint};
-use crate::error::{Call, UsageError, socket_error};
+use crate::error::{Call, Subject, UsageError, socket_error};
 use crate::packet::header::{HEADER_LEN, Header, Kind};
 use crate::packet::ipv4::{self, Ipv4Header};
 use crate::transport::raw::{self, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, RawSocket};
@@ -62,10 +62,9 @@ impl RawClient {
                 ))
                 .into());
             }
-            (true, IpAddr::V4(ip)) => Some(
-                raw::route_source(ip)
-                    .map_err(|e| socket_error(Call::Connect, &format!("route to {ip}"), &e))?,
-            ),
+            (true, IpAddr::V4(ip)) => Some(raw::route_source(ip).map_err(|e| {
+                socket_error(Call::Connect, Subject::ip(format!("route to {ip}")), &e)
+            })?),
         };
         let sock = raw::connect(SocketAddr::new(addr.ip(), 0), opts)?;
         Ok(RawClient {
@@ -119,7 +118,7 @@ impl RawClient {
             debug!("{what}: sending {header}, {} message bytes", msg.len());
             self.sock
                 .send(&packet)
-                .map_err(|e| socket_error(Call::Send, &what, &e))?;
+                .map_err(|e| socket_error(Call::Send, Subject::ip(&what), &e))?;
             let deadline = Instant::now() + self.timeout;
             let wanted = |h: &Header| h.id == header.id && h.seq == header.seq;
             if let Some((_, reply)) = self.await_reply(wanted, &mut buf, deadline)? {
@@ -193,7 +192,7 @@ impl RawClient {
             let packet = self.packet(&header, msg)?;
             self.sock
                 .send(&packet)
-                .map_err(|e| socket_error(Call::Send, &what, &e))?;
+                .map_err(|e| socket_error(Call::Send, Subject::ip(&what), &e))?;
         }
         let (id, last) = (self.id, self.seq);
         // Sequence numbers of this burst only (wrapping: first may be above last).
@@ -225,7 +224,7 @@ impl RawClient {
             }
             self.sock
                 .set_read_timeout(Some(left))
-                .map_err(|e| socket_error(Call::Recv, &what, &e))?;
+                .map_err(|e| socket_error(Call::Recv, Subject::ip(&what), &e))?;
             let got = match self.sock.recv(buf) {
                 Ok(got) => got,
                 Err(e)
@@ -237,7 +236,7 @@ impl RawClient {
                     return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(socket_error(Call::Recv, &what, &e)),
+                Err(e) => return Err(socket_error(Call::Recv, Subject::ip(&what), &e)),
             };
             let packet = &buf[..got.len.min(buf.len())];
             let payload = if self.sock.is_v6() {

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
-use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::endpoint::Endpoint;
 
 use super::exchange::{ClientConfig, Session};
 use super::raw::RawClient;
@@ -30,11 +30,12 @@ pub struct SendConfig {
 
 pub fn run(config: SendConfig) -> Result<()> {
     let endpoint = &config.endpoint;
-    if endpoint.proto == Proto::Raw {
+    // A raw packet carries headers the raw client writes itself: no Session message.
+    let Some(target) = endpoint.target() else {
         let mut client = RawClient::open(endpoint, &config.client)?;
         return each_message(&config, |msg, out| print_reply(out, &client.exchange(msg)?));
-    }
-    let mut session = Session::open(endpoint, config.client.clone())?;
+    };
+    let mut session = Session::open(&target, config.client.clone())?;
     each_message(&config, |msg, out| {
         answer(&mut session, msg, config.burst, out)
     })
@@ -70,17 +71,17 @@ fn each_message(
     }
 }
 
-/// Exchanges one message, or says why an empty one is not sent: on a stream zero bytes are
-/// no message at all, and on seqpacket the server would read them as the end of the connection.
+/// Exchanges one message, or says why an empty one is not sent where the connection cannot
+/// carry it (see [`crate::transport::message::Carrier::carries_empty`]).
 fn answer(
     session: &mut Session,
     msg: &[u8],
     burst: Option<usize>,
     out: &mut impl Write,
 ) -> Result<()> {
-    let framed = session.framed();
+    let carrier = session.carrier();
     let proto = session.target().proto;
-    if msg.is_empty() && proto.kind() != SocketKind::Datagram {
+    if msg.is_empty() && !carrier.carries_empty() {
         warn!(
             "empty message not sent: {proto} cannot carry an empty message (the server would \
              read 0 bytes as end of connection)"
@@ -99,11 +100,7 @@ fn answer(
         "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}{}",
         msg.len(),
         got.replies.len(),
-        match (proto.kind(), framed) {
-            (SocketKind::Stream, false) => "reads",
-            (SocketKind::Stream, true) => "frames",
-            _ => "messages",
-        },
+        carrier.unit(),
         if got.missing > 0 {
             format!(", {} replies missing", got.missing)
         } else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tracing::info;
 
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::{Endpoint, SocketKind, Target};
 use crate::files::datagram::{self, Settings};
 use crate::files::{Transfer, stream};
 use crate::report::progress::Progress;
@@ -17,8 +17,7 @@ use crate::transport::{self, SocketOptions};
 
 /// Where a file service is and how to talk to it: shared by get and put.
 pub struct TransferConfig {
-    /// Any protocol but raw.
-    pub endpoint: Endpoint,
+    pub endpoint: Target,
     /// Datagrams: blocks in flight.
     pub window: u16,
     /// Datagrams: data bytes per block.
@@ -62,10 +61,10 @@ pub struct PutConfig {
 }
 
 /// The first concrete address of the server, for a datagram transfer.
-fn datagram_target(endpoint: &Endpoint) -> Result<Endpoint> {
-    transport::candidates(endpoint)?
-        .into_iter()
-        .next()
+fn datagram_target(target: &Target) -> Result<Endpoint> {
+    transport::target_candidates(target)?
+        .first()
+        .map(Target::endpoint)
         .context("no address")
 }
 

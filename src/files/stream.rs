@@ -16,8 +16,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::service::framing::{FrameReadError, FrameReader, Framing, send_frame};
 use crate::transport::Conn;
+use crate::transport::framing::Framing;
+use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
 
 use super::store::{Partial, Store};
 use super::{CHUNK, Transfer, hex};
@@ -25,15 +26,16 @@ use super::{CHUNK, Transfer, hex};
 /// The largest control frame (a request line or a reply).
 const MAX_CONTROL: usize = 4096;
 
-fn frames() -> FrameReader {
-    FrameReader::new(Framing::Length, CHUNK.max(MAX_CONTROL))
+/// Every message of the file protocol is a length-prefixed frame, on seqpacket too.
+fn frames() -> MessageReader {
+    MessageReader::new(Carrier::Frames(Framing::Length), CHUNK.max(MAX_CONTROL))
 }
 
-fn read(conn: &Conn, frames: &mut FrameReader, what: &str) -> Result<Vec<u8>> {
+fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
     match frames.read(conn) {
         Ok(Some(frame)) => Ok(frame),
         Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(FrameReadError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
             Err(anyhow!("no data for the idle timeout during {what}"))
         }
         Err(e) => Err(anyhow!("{what}: {e}")),
@@ -67,7 +69,7 @@ fn send_body(conn: &Conn, file: &mut File, size: u64) -> Result<u64> {
 /// Receives data frames into `out` until the end mark, then checks size and hash.
 fn receive_body(
     conn: &Conn,
-    frames: &mut FrameReader,
+    frames: &mut MessageReader,
     out: &mut File,
     size: u64,
     max: u64,
@@ -160,7 +162,7 @@ fn serve_get(conn: &Conn, store: &Store, name: &str) -> Result<u64> {
 
 fn serve_put(
     conn: &Conn,
-    frames: &mut FrameReader,
+    frames: &mut MessageReader,
     store: &Store,
     rest: &str,
 ) -> Result<(u64, String)> {

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::endpoint::Proto;
-use crate::service::framing::Decoder;
-use crate::transport::{Conn, Received};
+use crate::transport::Conn;
+use crate::transport::framing::FrameError;
+use crate::transport::message::{MessageRecv, Next, RecvError};
 
 use super::link::{DirStats, Link};
 
@@ -121,25 +122,25 @@ impl Flow {
     }
 }
 
-/// Reads `conn` until its end and pushes each message (or, with `decode`, each frame) into
-/// `link`; then ends the link.
-pub fn read_into(conn: &Conn, mut decode: Option<Decoder>, link: &Link, flow: &Flow) {
+/// Reads `conn` until its end and pushes each message its carrier cuts (a read on a bare
+/// stream, a frame on a framed one) into `link`; then ends the link.
+pub fn read_into(conn: &Conn, mut messages: Box<dyn MessageRecv>, link: &Link, flow: &Flow) {
     if let Err(e) = conn.set_read_timeout(Some(TICK)) {
         warn!("{}: SO_RCVTIMEO: {e}", flow.name);
     }
     let mut buf = vec![0u8; READ];
     while !flow.over() {
-        let n = match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => n,
-            Ok(Received::Closed) => break,
-            Ok(Received::Truncated(n)) => {
+        let message = match messages.recv(conn, &mut buf) {
+            Ok(Next::Message(message)) => message,
+            Ok(Next::Closed) => break,
+            Ok(Next::Truncated(n)) => {
                 warn!(
                     "{}: a {n}-byte message was truncated; not relayed",
                     flow.name
                 );
                 continue;
             }
-            Err(e)
+            Err(RecvError::Io(e))
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock
@@ -150,12 +151,21 @@ pub fn read_into(conn: &Conn, mut decode: Option<Decoder>, link: &Link, flow: &F
                 continue;
             }
             // A datagram server that is not there (ICMP port unreachable): not the end.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 debug!("{}: {e}", flow.name);
                 continue;
             }
-            Err(e) => {
+            Err(RecvError::Io(e)) => {
                 debug!("{}: recv: {e}", flow.name);
+                break;
+            }
+            Err(RecvError::Frame(e @ FrameError::TooLong { .. })) => {
+                warn!("{}: {e}; closing the flow", flow.name);
+                flow.close();
+                break;
+            }
+            Err(e) => {
+                warn!("{}: {e}", flow.name);
                 break;
             }
         };
@@ -163,35 +173,9 @@ pub fn read_into(conn: &Conn, mut decode: Option<Decoder>, link: &Link, flow: &F
             break;
         }
         flow.touch();
-        let pushed = match &mut decode {
-            None => link.push(buf[..n].to_vec()),
-            Some(decoder) => {
-                decoder.feed(&buf[..n]);
-                let mut ok = true;
-                loop {
-                    match decoder.next_frame() {
-                        Ok(Some(frame)) => ok &= link.push(frame.to_vec()),
-                        Ok(None) => break,
-                        Err(e) => {
-                            warn!("{}: {e}; closing the flow", flow.name);
-                            flow.close();
-                            ok = false;
-                            break;
-                        }
-                    }
-                }
-                decoder.reclaim();
-                ok
-            }
-        };
-        if !pushed {
+        if !link.push(message.to_vec()) {
             break;
         }
-    }
-    if let Some(decoder) = &decode
-        && let Err(e) = decoder.finish()
-    {
-        warn!("{}: {e}", flow.name);
     }
     link.end();
 }

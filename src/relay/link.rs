@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, trace};
 
-use crate::endpoint::SocketKind;
 use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
-use crate::service::framing::Framing;
+use crate::transport::message::{Carrier, MessageSend};
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
 
 use super::flow::Flow;
@@ -69,8 +68,9 @@ impl DirStats {
 
 /// Where a direction writes.
 pub enum Sink {
-    /// A connected socket: the client's connection, or the relay's socket to TO.
-    Conn(Arc<Conn>),
+    /// A connected socket (the client's connection, or the relay's socket to TO) and what
+    /// a message is on it.
+    Conn(Arc<Conn>, Carrier),
     /// A datagram sender on FROM, answered through a handle on the bound socket that all
     /// senders share.
     Peer(Box<(Arc<DatagramSocket>, PeerAddr)>),
@@ -79,7 +79,7 @@ pub enum Sink {
 impl Sink {
     fn write(&self, message: &[u8]) -> io::Result<()> {
         match self {
-            Sink::Conn(conn) => conn.send_all(message),
+            Sink::Conn(conn, _) => conn.send_all(message),
             Sink::Peer(peer) => {
                 let (sock, to) = &**peer;
                 // The bound socket is non-blocking (its reader polls it): a full send queue
@@ -97,15 +97,23 @@ impl Sink {
         }
     }
 
+    /// What a message is where this sink writes.
+    fn carrier(&self) -> Carrier {
+        match self {
+            Sink::Conn(_, carrier) => *carrier,
+            Sink::Peer(_) => Carrier::Datagrams,
+        }
+    }
+
     /// Whether a failed write ends the flow: on a connection yes, a datagram is one loss.
     fn fatal(&self) -> bool {
-        matches!(self, Sink::Conn(c) if c.kind() != SocketKind::Datagram)
+        self.carrier().reliable()
     }
 
     /// The end of this direction: a connection is half-closed (the peer reads end of file).
     fn finish(&self, flow: &Flow) {
         match self {
-            Sink::Conn(conn) if conn.kind() != SocketKind::Datagram => {
+            Sink::Conn(conn, carrier) if carrier.reliable() => {
                 let _ = conn.shutdown_write();
             }
             _ => flow.datagram_side_done(),
@@ -126,9 +134,8 @@ pub struct Link {
 
 /// How a direction is built.
 pub struct LinkSpec {
+    /// Where messages go, framed as the sink's carrier says (a message socket into a stream).
     pub sink: Sink,
-    /// Frame each message this way before writing (a message socket into a stream).
-    pub encode: Option<Framing>,
     pub cond: Conditions,
     pub rng: Rng,
     pub queue: usize,
@@ -181,7 +188,7 @@ impl Link {
 
 struct Writer {
     sink: Sink,
-    encode: Option<Framing>,
+    encode: Box<dyn MessageSend>,
     chaos: Chaos,
     bucket: Option<TokenBucket>,
     delays: bool,
@@ -194,8 +201,8 @@ struct Writer {
 impl Writer {
     fn new(spec: LinkSpec, stats: Arc<DirStats>) -> Writer {
         Writer {
+            encode: spec.sink.carrier().sender(),
             sink: spec.sink,
-            encode: spec.encode,
             chaos: Chaos::new(spec.cond, spec.rng),
             bucket: spec.cond.rate.map(TokenBucket::new),
             delays: !spec.cond.delay.is_zero() || !spec.cond.jitter.is_zero(),
@@ -271,14 +278,9 @@ impl Writer {
             sleep_until(due);
             self.stats.delayed.fetch_add(1, Ordering::Relaxed);
         }
-        let bytes = match self.encode {
-            Some(framing) => {
-                self.frame.clear();
-                framing.encode(&message, &mut self.frame);
-                &self.frame[..]
-            }
-            None => &message[..],
-        };
+        self.frame.clear();
+        self.encode.encode(&message, &mut self.frame);
+        let bytes = &self.frame[..];
         if let Some(bucket) = &mut self.bucket {
             let wait = bucket.take(bytes.len(), Instant::now());
             if !wait.is_zero() {

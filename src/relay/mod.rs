@@ -17,12 +17,13 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::Access;
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::Target;
 use crate::impair::{Conditions, Rng};
-use crate::service::framing::{Decoder, Framing};
 use crate::signal::{Shutdown, Signal, Wake};
+use crate::transport::framing::Framing;
+use crate::transport::message::{Carrier, MessageRecv};
 use crate::transport::{
-    self, Bound, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
+    self, BoundSock, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
 };
 
 use flow::Flow;
@@ -44,8 +45,8 @@ const FINISH: Duration = Duration::from_secs(3);
 /// it and checks that its parts go together (no raw end, framing where a stream meets
 /// messages, no loss between two reliable sockets).
 pub struct Route {
-    pub from: Endpoint,
-    pub to: Endpoint,
+    pub from: Target,
+    pub to: Target,
     /// Set when one side is a byte stream and the other keeps message boundaries.
     pub framing: Option<Framing>,
     pub max_frame: usize,
@@ -57,27 +58,21 @@ pub struct Route {
     pub access: Access,
 }
 
-fn is_stream(e: &Endpoint) -> bool {
-    e.proto.kind() == SocketKind::Stream
-}
-
 impl Route {
     /// The chance of one direction of one flow: its own stream of numbers from the seed.
     fn rng(&self, flow: u64, down: bool) -> Rng {
         Rng::seeded(self.seed ^ (flow << 1 | u64::from(down)).wrapping_mul(0x9e37_79b9))
     }
 
-    /// A decoder for messages read from `side` going to the other side, when framing applies.
-    fn decoder(&self, side: &Endpoint) -> Option<Decoder> {
-        match self.framing {
-            Some(f) if is_stream(side) => Some(Decoder::new(f, self.max_frame)),
-            _ => None,
-        }
+    /// What a message is on `side`: framed when it is the stream side of a relay between a
+    /// stream and messages.
+    fn carrier(&self, side: &Target) -> Carrier {
+        Carrier::of(side.proto.kind(), self.framing.unwrap_or_default())
     }
 
-    /// The framing for messages written to `side`, when it is the stream one.
-    fn encoder(&self, side: &Endpoint) -> Option<Framing> {
-        self.framing.filter(|_| is_stream(side))
+    /// The reader of messages from `side`.
+    fn receiver(&self, side: &Target) -> Box<dyn MessageRecv> {
+        self.carrier(side).receiver(self.max_frame)
     }
 }
 
@@ -132,7 +127,7 @@ pub fn run(route: Route) -> Result<()> {
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
     // descriptors as the hard limit allows (0: no --max-conns to warn about).
     crate::server::limits::raise_nofile(0);
-    let bound = transport::bind(&route.from, &route.opts)?;
+    let bound = transport::bind_sock(&route.from, &route.opts)?;
     crate::server::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
     info!(
         "relaying {} {} -> {}",
@@ -149,9 +144,8 @@ pub fn run(route: Route) -> Result<()> {
     let route = Arc::new(route);
     let flows = Arc::new(Flows::default());
     let signal = match &bound {
-        Bound::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
-        Bound::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
-        Bound::Raw(_) => unreachable!("the command line refuses a raw relay"),
+        BoundSock::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
+        BoundSock::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
     };
     flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
@@ -171,7 +165,7 @@ fn relay_connections(
 ) -> Result<Signal> {
     crate::server::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
         if let Some(conn) = conn
-            && route.access.admits_conn(route.from.proto, &conn)
+            && route.access.admits_conn(route.from.proto.into(), &conn)
         {
             let (route, flows) = (Arc::clone(route), Arc::clone(flows));
             let started = std::thread::Builder::new()
@@ -192,7 +186,12 @@ fn relay_connections(
 fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let id = flows.next_id();
     let client = Arc::new(client);
-    let flow = Flow::new(id, route.from.proto, client.peer(), &route.to.to_string());
+    let flow = Flow::new(
+        id,
+        route.from.proto.into(),
+        client.peer(),
+        &route.to.to_string(),
+    );
     let server = Arc::new(
         transport::connect_first(&route.to, &route.opts)
             .with_context(|| format!("flow {id} from {}", client.peer()))?,
@@ -202,8 +201,7 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     flows.add(&flow);
     let up = Link::spawn(
         LinkSpec {
-            sink: Sink::Conn(Arc::clone(&server)),
-            encode: route.encoder(&route.to),
+            sink: Sink::Conn(Arc::clone(&server), route.carrier(&route.to)),
             cond: route.up,
             rng: route.rng(id, false),
             queue: STREAM_QUEUE,
@@ -213,8 +211,7 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     )?;
     let down = Link::spawn(
         LinkSpec {
-            sink: Sink::Conn(Arc::clone(&client)),
-            encode: route.encoder(&route.from),
+            sink: Sink::Conn(Arc::clone(&client), route.carrier(&route.from)),
             cond: route.down,
             rng: route.rng(id, true),
             queue: STREAM_QUEUE,
@@ -222,12 +219,12 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
         Arc::clone(&flow.down),
         Arc::clone(&flow),
     )?;
-    let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.decoder(&route.to));
+    let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.receiver(&route.to));
     let replies = Arc::clone(&server);
     std::thread::Builder::new()
         .name("relay-reader".into())
         .spawn(move || flow::read_into(&replies, reply_decoder, &down, &reply_flow))?;
-    flow::read_into(&client, route.decoder(&route.from), &up, &flow);
+    flow::read_into(&client, route.receiver(&route.from), &up, &flow);
     Ok(())
 }
 
@@ -278,7 +275,7 @@ fn relay_datagrams(
                 continue;
             }
             if !peers.contains_key(&from) {
-                if !route.access.admits_datagram(route.from.proto, &from) {
+                if !route.access.admits_datagram(route.from.proto.into(), &from) {
                     continue;
                 }
                 if peers.len() >= MAX_PEERS {
@@ -325,7 +322,7 @@ fn datagram_flow(
     let id = flows.next_id();
     let flow = Flow::new(
         id,
-        route.from.proto,
+        route.from.proto.into(),
         &from.to_string(),
         &route.to.to_string(),
     );
@@ -337,8 +334,7 @@ fn datagram_flow(
     flows.add(&flow);
     let up = Link::spawn(
         LinkSpec {
-            sink: Sink::Conn(Arc::clone(&server)),
-            encode: route.encoder(&route.to),
+            sink: Sink::Conn(Arc::clone(&server), route.carrier(&route.to)),
             cond: route.up,
             rng: route.rng(id, false),
             queue: QUEUE,
@@ -349,7 +345,6 @@ fn datagram_flow(
     let down = Link::spawn(
         LinkSpec {
             sink: Sink::Peer(Box::new((Arc::clone(replies), from.clone()))),
-            encode: None,
             cond: route.down,
             rng: route.rng(id, true),
             queue: QUEUE,
@@ -357,7 +352,7 @@ fn datagram_flow(
         Arc::clone(&flow.down),
         Arc::clone(&flow),
     )?;
-    let (reply_flow, decoder) = (Arc::clone(&flow), route.decoder(&route.to));
+    let (reply_flow, decoder) = (Arc::clone(&flow), route.receiver(&route.to));
     std::thread::Builder::new()
         .name("relay-reader".into())
         .spawn(move || flow::read_into(&server, decoder, &down, &reply_flow))?;

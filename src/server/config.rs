@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::access::Access;
 use crate::endpoint::Endpoint;
 use crate::service::echo::Transform;
-use crate::service::framing::Framing;
 use crate::transport::SocketOptions;
+use crate::transport::framing::Framing;
 
 use super::Model;
 

@@ -29,10 +29,10 @@ use crate::files::store::Store;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::Echo;
 use crate::service::exec::{Exec, ExecService};
-use crate::service::framing::Framing;
 use crate::service::stats::Stats;
 use crate::service::{ConnEnd, Datagrams, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal, Wake};
+use crate::transport::framing::Framing;
 use crate::transport::raw::RawSocket;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 

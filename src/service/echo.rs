@@ -16,8 +16,8 @@ use tracing::debug;
 use crate::choice::{Choice, from_str_by_name};
 use crate::transport::{Conn, MAX_MESSAGE, Received};
 
-use super::framing::{Decoder, FrameError, Framing};
 use super::stats::{Stats, Tally};
+use crate::transport::framing::{Decoder, FrameError, Framing};
 
 /// What the server does to each message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

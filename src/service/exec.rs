@@ -27,8 +27,8 @@ use tracing::{info, warn};
 
 use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
-use super::framing::Framing;
 use super::stats::{Stats, Tally};
+use crate::transport::framing::Framing;
 
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;

@@ -5,7 +5,6 @@
 pub mod datagram;
 pub mod echo;
 pub mod exec;
-pub mod framing;
 pub mod peers;
 pub mod raw;
 pub mod stats;

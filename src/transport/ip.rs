@@ -8,7 +8,7 @@ use socket2::{Domain, Socket, Type};
 use tracing::warn;
 
 use crate::endpoint::{Address, Proto};
-use crate::error::{Call, socket_error};
+use crate::error::{Call, Subject, socket_error};
 
 use super::{SocketOptions, calls};
 
@@ -74,7 +74,7 @@ pub fn bind_first(
                     .context("bound IP socket has no IP address")?;
                 return Ok((sock, local));
             }
-            Err(e) => last = Some(socket_error(Call::Bind, &what, &e)),
+            Err(e) => last = Some(socket_error(Call::Bind, Subject::ip(&what), &e)),
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("{addr} has no address to bind")))

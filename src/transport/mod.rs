@@ -7,8 +7,10 @@
 
 pub mod batch;
 pub mod calls;
+pub mod framing;
 pub mod icmp;
 pub mod ip;
+pub mod message;
 pub mod raw;
 pub mod tcp;
 pub mod udp;
@@ -22,7 +24,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket};
 
-use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
+use crate::endpoint::{Address, Endpoint, Proto, SockProto, SocketKind, Target};
 use crate::error::{Call, socket_error};
 
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
@@ -98,44 +100,93 @@ impl Bound {
     }
 }
 
-/// Binds a server socket for `endpoint`.
-pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
-    match endpoint.proto {
-        Proto::Tcp => tcp::bind(&endpoint.addr, opts).map(Bound::Listener),
-        Proto::Udp => udp::bind(&endpoint.addr, opts).map(Bound::Datagram),
-        Proto::Unix | Proto::UnixSeqpacket => {
-            unix::bind_listener(endpoint, opts).map(Bound::Listener)
+/// A socket bound for a protocol that connects or answers senders (every one but raw).
+pub enum BoundSock {
+    Listener(Listener),
+    Datagram(DatagramSocket),
+}
+
+impl BoundSock {
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local(&self) -> &Address {
+        match self {
+            BoundSock::Listener(l) => &l.local,
+            BoundSock::Datagram(d) => &d.local,
         }
-        Proto::UnixDgram => unix::bind_datagram(endpoint, opts).map(Bound::Datagram),
-        Proto::Raw => raw::bind(&endpoint.addr, opts).map(Bound::Raw),
     }
 }
 
-/// The concrete endpoints to try, in order, for a client: every address a host name resolves
-/// to, or the Unix address itself.
-pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
-    if endpoint.proto.is_unix() {
-        return Ok(vec![endpoint.clone()]);
+impl From<BoundSock> for Bound {
+    fn from(b: BoundSock) -> Bound {
+        match b {
+            BoundSock::Listener(l) => Bound::Listener(l),
+            BoundSock::Datagram(d) => Bound::Datagram(d),
+        }
     }
-    Ok(ip::resolve(&endpoint.addr)?
+}
+
+/// Binds a server socket for `endpoint`.
+pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
+    match endpoint.target() {
+        Some(target) => bind_sock(&target, opts).map(Bound::from),
+        None => raw::bind(&endpoint.addr, opts).map(Bound::Raw),
+    }
+}
+
+/// Binds a listener or a datagram socket for `target`.
+pub fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSock> {
+    let endpoint = target.endpoint();
+    match target.proto {
+        SockProto::Tcp => tcp::bind(&target.addr, opts).map(BoundSock::Listener),
+        SockProto::Udp => udp::bind(&target.addr, opts).map(BoundSock::Datagram),
+        SockProto::Unix | SockProto::UnixSeqpacket => {
+            unix::bind_listener(&endpoint, opts).map(BoundSock::Listener)
+        }
+        SockProto::UnixDgram => unix::bind_datagram(&endpoint, opts).map(BoundSock::Datagram),
+    }
+}
+
+/// The addresses to try, in order: every address a host name resolves to, or the Unix
+/// address itself.
+fn addresses(unix: bool, addr: &Address) -> Result<Vec<Address>> {
+    if unix {
+        return Ok(vec![addr.clone()]);
+    }
+    Ok(ip::resolve(addr)?.into_iter().map(Address::Ip).collect())
+}
+
+/// The concrete endpoints to try, in order, for a client of any protocol (raw included).
+pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
+    Ok(addresses(endpoint.proto.is_unix(), &endpoint.addr)?
         .into_iter()
         .map(|addr| Endpoint {
             proto: endpoint.proto,
-            addr: Address::Ip(addr),
+            addr,
         })
         .collect())
 }
 
-/// A client socket connected to the first address of `endpoint` that accepts.
-pub fn connect_first(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Conn> {
+/// The concrete targets to try, in order, for a client that connects.
+pub fn target_candidates(target: &Target) -> Result<Vec<Target>> {
+    Ok(addresses(target.proto.is_unix(), &target.addr)?
+        .into_iter()
+        .map(|addr| Target {
+            proto: target.proto,
+            addr,
+        })
+        .collect())
+}
+
+/// A client socket connected to the first address of `target` that accepts.
+pub fn connect_first(target: &Target, opts: &SocketOptions) -> Result<Conn> {
     let mut last = None;
-    for target in candidates(endpoint)? {
-        match connect(&target, opts) {
+    for candidate in target_candidates(target)? {
+        match connect(&candidate, opts) {
             Ok(conn) => return Ok(conn),
-            Err(e) => last = Some(socket_error(Call::Connect, &target.to_string(), &e)),
+            Err(e) => last = Some(socket_error(Call::Connect, &candidate, &e)),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("{endpoint}: no address to connect to")))
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("{target}: no address to connect to")))
 }
 
 /// The socket address of a concrete endpoint, for sendto(2).
@@ -146,26 +197,21 @@ pub fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
     }))
 }
 
-/// Opens a client socket connected to one concrete endpoint (see [`candidates`]).
+/// Opens a client socket connected to one concrete target (see [`target_candidates`]).
 ///
 /// The error is the kernel's, so a caller can decide whether the next candidate is worth a
 /// try; [`crate::error::socket_error`] words it for the user.
-pub fn connect(endpoint: &Endpoint, opts: &SocketOptions) -> io::Result<Conn> {
-    match (&endpoint.addr, endpoint.proto) {
-        (Address::Ip(addr), Proto::Tcp) => tcp::connect(*addr, opts),
-        (Address::Ip(addr), Proto::Udp) => udp::connect(*addr, opts),
-        // Raw clients open a raw::RawSocket themselves: a raw packet is no Conn message.
-        (_, Proto::Raw) => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "raw sockets are for serve, send and ping",
-        )),
-        (Address::Ip(_) | Address::Host(..), _) | (_, Proto::Tcp | Proto::Udp) => {
+pub fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
+    match (&target.addr, target.proto) {
+        (Address::Ip(addr), SockProto::Tcp) => tcp::connect(*addr, opts),
+        (Address::Ip(addr), SockProto::Udp) => udp::connect(*addr, opts),
+        (Address::Ip(_) | Address::Host(..), _) | (_, SockProto::Tcp | SockProto::Udp) => {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{endpoint} is not a concrete address"),
+                format!("{target} is not a concrete address"),
             ))
         }
-        (_, proto) => unix::connect(proto, &endpoint.addr, opts),
+        (_, proto) => unix::connect(proto.into(), &target.addr, opts),
     }
 }
 
@@ -212,6 +258,12 @@ impl Conn {
 
     pub fn kind(&self) -> SocketKind {
         self.kind
+    }
+
+    /// What a message is on this connection, with the framing a user asked for (which
+    /// applies to streams only).
+    pub fn carrier(&self, framing: framing::Framing) -> message::Carrier {
+        message::Carrier::of(self.kind, framing)
     }
 
     /// Who is on the other end, for log lines (for Unix sockets with the peer's pid and uid).

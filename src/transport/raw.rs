@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow};
 use socket2::{Domain, Socket, Type};
 
 use crate::endpoint::{Address, Endpoint, Proto};
-use crate::error::{Call, socket_error};
+use crate::error::{Call, Subject, socket_error};
 
 use super::{PeerAddr, SocketOptions, calls, ip};
 
@@ -34,7 +34,7 @@ pub struct RawSocket {
 pub fn open(v6: bool, protocol: i32, what: &str) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     calls::socket_for_protocol(domain, Type::RAW, protocol)
-        .map_err(|e| socket_error(Call::Socket, what, &e))
+        .map_err(|e| socket_error(Call::Socket, Subject::ip(what), &e))
 }
 
 /// A server socket: bind(2) on a raw socket filters by destination address, so it sees the
@@ -68,7 +68,7 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<RawSocket> {
                     protocol: opts.ip_proto,
                 });
             }
-            Err(e) => last = Some(socket_error(Call::Bind, &what, &e)),
+            Err(e) => last = Some(socket_error(Call::Bind, Subject::ip(&what), &e)),
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("{addr} has no address to bind")))
@@ -108,7 +108,8 @@ pub fn connect(target: SocketAddr, opts: &SocketOptions) -> Result<RawSocket> {
         io::Result::Ok(())
     })();
     configured.map_err(|e| anyhow!("setsockopt on {what}: {e}"))?;
-    calls::connect(&sock, &target.into()).map_err(|e| socket_error(Call::Connect, &what, &e))?;
+    calls::connect(&sock, &target.into())
+        .map_err(|e| socket_error(Call::Connect, Subject::ip(&what), &e))?;
     Ok(RawSocket {
         sock,
         local: Address::Ip(target),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use socket2::{Socket, Type};
 
 use crate::endpoint::{Address, Proto, SocketKind};
-use crate::error::{Call, socket_error};
+use crate::error::{Call, Subject, socket_error};
 
 use super::{Conn, Listener, SocketOptions, calls, ip};
 
@@ -22,7 +22,7 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         )
     })?;
     calls::listen(&sock, opts.backlog)
-        .map_err(|e| socket_error(Call::Listen, &format!("tcp {local}"), &e))?;
+        .map_err(|e| socket_error(Call::Listen, Subject::ip(format!("tcp {local}")), &e))?;
     Ok(Listener {
         sock,
         proto: Proto::Tcp,

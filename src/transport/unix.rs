@@ -13,8 +13,8 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use socket2::{Domain, SockAddr, Socket, Type};
 use tracing::{debug, warn};
 
-use crate::endpoint::{Address, Endpoint, Proto};
-use crate::error::{Call, UsageError, socket_error};
+use crate::endpoint::{Address, Endpoint, Family, Proto};
+use crate::error::{Call, Subject, UsageError, socket_error};
 
 use super::{Conn, DatagramSocket, Listener, MAX_MESSAGE, PeerAddr, SocketOptions, calls};
 
@@ -167,15 +167,18 @@ fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
             "bind {proto} {addr}: permission denied (EACCES): you may not create files in \
              {dir}; choose a directory you own, such as /tmp"
         ),
-        _ => socket_error(Call::Bind, &format!("{proto} {addr}"), err),
+        _ => socket_error(
+            Call::Bind,
+            Subject::new(format!("{proto} {addr}"), Some(Family::Unix)),
+            err,
+        ),
     }
 }
 
 /// A listening Unix stream or seqpacket socket.
 pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listener> {
     let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr, opts)?;
-    calls::listen(&sock, opts.backlog)
-        .map_err(|e| socket_error(Call::Listen, &endpoint.to_string(), &e))?;
+    calls::listen(&sock, opts.backlog).map_err(|e| socket_error(Call::Listen, endpoint, &e))?;
     Ok(Listener {
         sock,
         proto: endpoint.proto,

@@ -16,11 +16,11 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 
 use crate::client::bench::interval::{Board, Interval, Snapshot};
 use crate::client::bench::loss::{Counters, Loss};
-use crate::endpoint::{Endpoint, SocketKind};
+use crate::endpoint::{Endpoint, SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
 use crate::service::echo::Transform;
-use crate::service::framing::{Framing, LENGTH_HEADER};
+use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Bytes at the start of each request that carry its sequence number, as decimal digits
@@ -200,7 +200,7 @@ pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
             "--size 0: a stream or seqpacket socket cannot carry an empty message"
         ));
     }
-    let targets = transport::candidates(&spec.target)?;
+    let targets = transport::target_candidates(&spec.target.clone().not_raw("bench")?)?;
     let target = targets.first().context("no address")?.clone();
     let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
@@ -419,14 +419,14 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(spec: &'a LoadSpec, target: &Endpoint, count: usize) -> Result<Self> {
+    fn new(spec: &'a LoadSpec, target: &Target, count: usize) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
         let mut result = LoadResult::new();
         let mut clients = Vec::with_capacity(count);
         for token in 0..count {
             let start = Instant::now();
             let conn = transport::connect(target, &spec.opts)
-                .map_err(|e| socket_error(Call::Connect, &target.to_string(), &e))?;
+                .map_err(|e| socket_error(Call::Connect, target, &e))?;
             result
                 .connect
                 .saturating_record(start.elapsed().as_micros() as u64);
@@ -826,7 +826,7 @@ impl<'a> Runner<'a> {
         client.in_flight.clear();
         self.result.failed_clients += 1;
         if self.result.first_error.is_none() {
-            let err = socket_error(call, &self.spec.target.to_string(), &err);
+            let err = socket_error(call, &self.spec.target, &err);
             self.result.first_error = Some(format!("{err:#}"));
         }
     }

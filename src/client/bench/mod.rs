@@ -21,8 +21,8 @@ use crate::report;
 use crate::report::progress::Progress;
 use crate::report::{Format, Layout, Meta};
 use crate::service::echo::Transform;
-use crate::service::framing::Framing;
 use crate::transport::SocketOptions;
+use crate::transport::framing::Framing;
 
 use crate::client::local::LocalServers;
 

@@ -12,7 +12,7 @@ use crate::client::exchange::{Burst, ClientConfig, Exchanger};
 use crate::endpoint::{Endpoint, Family, SocketKind};
 use crate::report::Percentiles;
 use crate::service::echo::Transform;
-use crate::service::framing::{DEFAULT_MAX_FRAME, Framing};
+use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::{self, SocketOptions};
 
 use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
@@ -187,6 +187,7 @@ pub fn client_config(framing: Framing) -> ClientConfig {
 
 /// connect(2) timed [`SETUPS`] times; the median, in microseconds.
 fn setup_time(target: &Endpoint) -> Result<u64> {
+    let target = &target.clone().not_raw("lab")?;
     let mut times = Vec::with_capacity(SETUPS);
     for _ in 0..SETUPS {
         let start = Instant::now();
@@ -200,6 +201,7 @@ fn setup_time(target: &Endpoint) -> Result<u64> {
 }
 
 fn send_burst(target: &Endpoint, framing: Framing) -> Result<Burst> {
+    let target = &target.clone().not_raw("lab")?;
     let mut client =
         Exchanger::connect(target, &client_config(framing)).map_err(anyhow::Error::from)?;
     client.burst(&[b'b'; BURST_SIZE], BURST)

@@ -29,8 +29,8 @@ use crate::client::local::LocalServers;
 use crate::endpoint::{Endpoint, Proto};
 use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Layout, Meta};
-use crate::service::framing::Framing;
 use crate::transport;
+use crate::transport::framing::Framing;
 
 use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, measure};
 use netns::{Netns, SERVER_IP};

@@ -11,7 +11,7 @@ use crate::client::exchange::ClientConfig;
 use crate::client::raw::RawClient;
 use crate::endpoint::{Address, Endpoint};
 use crate::report::Percentiles;
-use crate::service::framing::Framing;
+use crate::transport::framing::Framing;
 
 use super::measure::{MIN_ROUND_SAMPLES, client_config, v6};
 use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};

@@ -1,12 +1,13 @@
 //! Message boundaries on a byte stream (the "sticky packet" lesson): a stream delivers bytes,
 //! not messages, so two sends can arrive in one read and one send in two. A framing puts the
 //! boundaries back: `line` ends each message with a newline, `length` puts a 4-byte
-//! big-endian length before it. Datagram and seqpacket sockets keep boundaries themselves.
+//! big-endian length before it. Datagram and seqpacket sockets keep boundaries themselves. This is a
+//! codec: it knows bytes, never sockets ([`super::message`] applies it to a connection).
 
 use std::fmt;
+use std::ops::Range;
 
 use crate::choice::{Choice, from_str_by_name};
-use crate::transport::{Conn, Received};
 
 /// The default bound on one frame.
 pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
@@ -135,6 +136,12 @@ impl Decoder {
 
     /// The next complete frame's payload, if one is complete.
     pub fn next_frame(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+        Ok(self.next_range()?.map(|range| &mut self.buf[range]))
+    }
+
+    /// Where the next complete frame's payload lies in the buffer, consumed from the
+    /// decoder's point of view; [`Decoder::frame`] lends it.
+    pub fn next_range(&mut self) -> Result<Option<Range<usize>>, FrameError> {
         let pending = &self.buf[self.start..];
         let (skip, len) = match self.framing {
             Framing::None => {
@@ -180,7 +187,12 @@ impl Decoder {
         // A line's newline is consumed but not part of the payload.
         let used = skip + len + usize::from(self.framing == Framing::Line);
         self.start += used;
-        Ok(Some(&mut self.buf[from..from + len]))
+        Ok(Some(from..from + len))
+    }
+
+    /// The bytes of a frame [`Decoder::next_range`] found, until the next feed or reclaim.
+    pub fn frame(&mut self, range: Range<usize>) -> &mut [u8] {
+        &mut self.buf[range]
     }
 
     /// At end of stream: an error if a frame was started but not finished.
@@ -213,78 +225,6 @@ impl Decoder {
             self.buf = Vec::new();
         }
     }
-}
-
-/// Frames read from a connected socket, whatever the reads return.
-pub struct FrameReader {
-    decoder: Decoder,
-    buf: Vec<u8>,
-    /// recv calls that returned data.
-    pub reads: usize,
-}
-
-impl FrameReader {
-    pub fn new(framing: Framing, max_frame: usize) -> FrameReader {
-        FrameReader {
-            decoder: Decoder::new(framing, max_frame),
-            buf: vec![0u8; crate::transport::MAX_MESSAGE],
-            reads: 0,
-        }
-    }
-
-    /// The next frame's payload; `None` when the peer closed cleanly between frames.
-    pub fn read(&mut self, conn: &Conn) -> Result<Option<Vec<u8>>, FrameReadError> {
-        loop {
-            if let Some(frame) = self.decoder.next_frame()? {
-                let frame = frame.to_vec();
-                self.decoder.reclaim();
-                return Ok(Some(frame));
-            }
-            match conn.recv(&mut self.buf) {
-                Ok(Received::Data(n)) => {
-                    self.reads += 1;
-                    self.decoder.feed(&self.buf[..n]);
-                }
-                Ok(Received::Closed | Received::Truncated(_)) => {
-                    self.decoder.finish()?;
-                    return Ok(None);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(FrameReadError::Io(e)),
-            }
-        }
-    }
-}
-
-/// Why no frame could be read.
-#[derive(Debug)]
-pub enum FrameReadError {
-    Frame(FrameError),
-    Io(std::io::Error),
-}
-
-impl From<FrameError> for FrameReadError {
-    fn from(e: FrameError) -> Self {
-        FrameReadError::Frame(e)
-    }
-}
-
-impl fmt::Display for FrameReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameReadError::Frame(e) => write!(f, "{e}"),
-            FrameReadError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for FrameReadError {}
-
-/// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
-pub fn send_frame(conn: &Conn, payload: &[u8]) -> std::io::Result<()> {
-    let mut wire = Vec::with_capacity(LENGTH_HEADER + payload.len());
-    Framing::Length.encode(payload, &mut wire);
-    conn.send_all(&wire)
 }
 
 #[cfg(test)]

@@ -1,0 +1,628 @@
+//! Messages over a connected socket, decided in this one place for every socket kind: a
+//! stream has no boundaries (a message is what one read returned, unless a framing cuts the
+//! bytes into frames), seqpacket keeps boundaries and reads 0 bytes only at the end, a
+//! datagram keeps boundaries, may be empty, may be truncated (MSG_TRUNC) and may be lost.
+//!
+//! [`Carrier`] names the rule a connection follows; [`MessageRecv`] and [`MessageSend`]
+//! are its two halves (two, because a relay or a large request reads on one thread while
+//! another writes the same socket). The implementations here are [`Bytes`] (a stream as
+//! it comes), [`Frames`] (a stream, or any reliable socket, cut by a framing), [`Packets`]
+//! (seqpacket) and [`Datagrams`] (a connected datagram socket). The ones this seam is
+//! meant to take next: a TLS stream over tcp or unix (its reads and writes pass through a
+//! TLS session, both halves sharing it, before [`Frames`] or [`Bytes`] rules apply), and a
+//! completion-based (io_uring) socket, whose receive completes into a buffer handed over
+//! beforehand instead of a recv(2) that may say "would block".
+//!
+//! Everything works on a non-blocking socket: a receive that would block returns
+//! `WouldBlock` and keeps what it had (a partial frame stays in the decoder), so an event
+//! loop pumps a socket until EAGAIN and comes back.
+
+use std::fmt;
+use std::io;
+
+use crate::endpoint::SocketKind;
+
+use super::framing::{Decoder, FrameError, Framing};
+use super::{Conn, MAX_MESSAGE, Received};
+
+/// What a message is on one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// A byte stream as it comes: a message is whatever one read returned.
+    Bytes,
+    /// Bytes cut into frames by a framing (on a stream; the file protocol frames seqpacket too).
+    Frames(Framing),
+    /// Seqpacket: one message per read, reliable, a read of 0 bytes is the end.
+    Packets,
+    /// A connected datagram socket: one message per read, which may be empty, cut short
+    /// (MSG_TRUNC) or never come.
+    Datagrams,
+}
+
+impl Carrier {
+    /// The rule for a socket of `kind` with the framing a user asked for: a framing cuts
+    /// streams only, since message sockets keep their own boundaries.
+    pub fn of(kind: SocketKind, framing: Framing) -> Carrier {
+        match kind {
+            SocketKind::Stream if framing == Framing::None => Carrier::Bytes,
+            SocketKind::Stream => Carrier::Frames(framing),
+            SocketKind::SeqPacket => Carrier::Packets,
+            SocketKind::Datagram => Carrier::Datagrams,
+        }
+    }
+
+    /// Whether a message arrives as it was sent, or as bytes that may stick together.
+    pub fn keeps_boundaries(self) -> bool {
+        self != Carrier::Bytes
+    }
+
+    /// Whether every message arrives (once, in order) unless the connection fails: a failed
+    /// send ends a reliable connection, and a datagram that does not come is lost.
+    pub fn reliable(self) -> bool {
+        self != Carrier::Datagrams
+    }
+
+    /// Whether an empty message reaches the peer as one: on a bare stream 0 bytes are
+    /// nothing, and seqpacket reads an empty message as the end of the connection.
+    pub fn carries_empty(self) -> bool {
+        matches!(self, Carrier::Frames(_) | Carrier::Datagrams)
+    }
+
+    /// The framing messages are written in, [`Framing::None`] when the socket keeps
+    /// boundaries itself or there are none.
+    pub fn framing(self) -> Framing {
+        match self {
+            Carrier::Frames(framing) => framing,
+            _ => Framing::None,
+        }
+    }
+
+    /// What one unit of received data is called in a summary line.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Carrier::Bytes => "reads",
+            Carrier::Frames(_) => "frames",
+            Carrier::Packets | Carrier::Datagrams => "messages",
+        }
+    }
+
+    /// The receiving half; frames are bounded by `max_frame`.
+    pub fn receiver(self, max_frame: usize) -> Box<dyn MessageRecv> {
+        match self {
+            Carrier::Bytes => Box::new(Bytes::default()),
+            Carrier::Frames(framing) => Box::new(Frames::new(framing, max_frame)),
+            Carrier::Packets => Box::new(Packets::default()),
+            Carrier::Datagrams => Box::new(Datagrams::default()),
+        }
+    }
+
+    /// The sending half.
+    pub fn sender(self) -> Box<dyn MessageSend> {
+        match self {
+            Carrier::Bytes => Box::new(Bytes::default()),
+            Carrier::Frames(framing) => Box::new(Frames::new(framing, 0)),
+            Carrier::Packets => Box::new(Packets::default()),
+            Carrier::Datagrams => Box::new(Datagrams::default()),
+        }
+    }
+}
+
+/// What a receive gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// One message (on a bare stream, what one read returned), lent until the next receive.
+    Message(&'a mut [u8]),
+    /// The peer closed between messages.
+    Closed,
+    /// A message longer than the buffer, of this real length; its bytes are lost.
+    Truncated(usize),
+}
+
+/// Why no message could be received.
+#[derive(Debug)]
+pub enum RecvError {
+    /// The socket call failed (`WouldBlock` on a non-blocking socket: nothing complete yet).
+    Io(io::Error),
+    /// A frame over the limit, or the peer closed in the middle of one.
+    Frame(FrameError),
+    /// A message larger than the reader's buffer, of this length.
+    Truncated(usize),
+}
+
+impl From<io::Error> for RecvError {
+    fn from(e: io::Error) -> Self {
+        RecvError::Io(e)
+    }
+}
+
+impl From<FrameError> for RecvError {
+    fn from(e: FrameError) -> Self {
+        RecvError::Frame(e)
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Io(e) => write!(f, "{e}"),
+            RecvError::Frame(e) => write!(f, "{e}"),
+            RecvError::Truncated(n) => write!(
+                f,
+                "a {n}-byte message is larger than the {MAX_MESSAGE}-byte buffer"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// The receiving half of a connection's messages.
+pub trait MessageRecv: Send {
+    /// The next message: one already read if there is one, else one recv(2) into `buf`
+    /// (repeated on a framed stream until a frame is complete). Message sockets read at
+    /// most [`MAX_MESSAGE`] bytes at a time, so truncation means the same everywhere.
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError>;
+
+    /// A message already read and not yet returned, without a system call: the second
+    /// frame of a read that held two.
+    fn buffered(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+        Ok(None)
+    }
+
+    /// recv(2) calls that returned data.
+    fn reads(&self) -> usize;
+
+    /// Whether the last read emptied the socket as far as can be told: a stream read
+    /// shorter than its buffer. Message sockets never tell.
+    fn drained(&self) -> bool {
+        false
+    }
+}
+
+/// The sending half of a connection's messages. Stateless, so a writer thread and a reader
+/// thread each hold their own half of one socket.
+pub trait MessageSend: Send + Sync {
+    /// Appends `msg` as it goes on the wire (a frame header and all) to `out`.
+    fn encode(&self, msg: &[u8], out: &mut Vec<u8>);
+
+    /// One send(2) of bytes [`MessageSend::encode`] made: a stream may take part of them
+    /// (the count says how much), a message socket takes the whole message or fails.
+    fn send_wire(&self, conn: &Conn, wire: &[u8]) -> io::Result<usize> {
+        conn.send_some(wire)
+    }
+
+    /// Sends `msg` whole, waiting on a blocking socket until it is all taken.
+    fn send(&self, conn: &Conn, msg: &[u8]) -> io::Result<()> {
+        conn.send_all(msg)
+    }
+}
+
+/// One read on a message socket: at most [`MAX_MESSAGE`] bytes, interrupted calls retried.
+fn recv_once(conn: &Conn, buf: &mut [u8]) -> io::Result<Received> {
+    loop {
+        match conn.recv(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// A byte stream as it comes: a message is what one read returned.
+#[derive(Debug, Default)]
+pub struct Bytes {
+    reads: usize,
+    drained: bool,
+}
+
+impl MessageRecv for Bytes {
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        match recv_once(conn, buf)? {
+            Received::Data(n) => {
+                self.reads += 1;
+                self.drained = n < buf.len();
+                Ok(Next::Message(&mut buf[..n]))
+            }
+            Received::Closed | Received::Truncated(_) => Ok(Next::Closed),
+        }
+    }
+
+    fn reads(&self) -> usize {
+        self.reads
+    }
+
+    fn drained(&self) -> bool {
+        self.drained
+    }
+}
+
+impl MessageSend for Bytes {
+    fn encode(&self, msg: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(msg);
+    }
+}
+
+/// Bytes cut into frames: a [`Decoder`] between the reads and the messages.
+#[derive(Debug)]
+pub struct Frames {
+    framing: Framing,
+    decoder: Decoder,
+    reads: usize,
+    drained: bool,
+}
+
+impl Frames {
+    pub fn new(framing: Framing, max_frame: usize) -> Frames {
+        Frames {
+            framing,
+            decoder: Decoder::new(framing, max_frame),
+            reads: 0,
+            drained: false,
+        }
+    }
+}
+
+impl MessageRecv for Frames {
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        loop {
+            if let Some(range) = self.decoder.next_range()? {
+                return Ok(Next::Message(self.decoder.frame(range)));
+            }
+            // No frame is lent out any more: the bytes already returned can go.
+            self.decoder.reclaim();
+            let n = match recv_once(conn, buf)? {
+                Received::Data(n) => n,
+                Received::Closed | Received::Truncated(_) => {
+                    self.decoder.finish()?;
+                    return Ok(Next::Closed);
+                }
+            };
+            self.reads += 1;
+            self.drained = n < buf.len();
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+
+    fn buffered(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+        Ok(self.decoder.next_range()?.map(|r| self.decoder.frame(r)))
+    }
+
+    fn reads(&self) -> usize {
+        self.reads
+    }
+
+    fn drained(&self) -> bool {
+        self.drained
+    }
+}
+
+impl MessageSend for Frames {
+    fn encode(&self, msg: &[u8], out: &mut Vec<u8>) {
+        self.framing.encode(msg, out);
+    }
+
+    fn send(&self, conn: &Conn, msg: &[u8]) -> io::Result<()> {
+        let mut wire = Vec::with_capacity(msg.len() + super::framing::LENGTH_HEADER);
+        self.encode(msg, &mut wire);
+        conn.send_all(&wire)
+    }
+}
+
+/// Seqpacket: one message per read, a read of 0 bytes is the end.
+#[derive(Debug, Default)]
+pub struct Packets {
+    reads: usize,
+}
+
+impl MessageRecv for Packets {
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        let room = buf.len().min(MAX_MESSAGE);
+        Ok(match recv_once(conn, &mut buf[..room])? {
+            Received::Data(n) => {
+                self.reads += 1;
+                Next::Message(&mut buf[..n])
+            }
+            Received::Closed => Next::Closed,
+            Received::Truncated(n) => Next::Truncated(n),
+        })
+    }
+
+    fn reads(&self) -> usize {
+        self.reads
+    }
+}
+
+impl MessageSend for Packets {
+    fn encode(&self, msg: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(msg);
+    }
+}
+
+/// A connected datagram socket: one message per read, possibly empty or cut short; one
+/// that never comes is the caller's to wait for (a timeout) and to ask again.
+#[derive(Debug, Default)]
+pub struct Datagrams {
+    reads: usize,
+}
+
+impl MessageRecv for Datagrams {
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        let room = buf.len().min(MAX_MESSAGE);
+        Ok(match recv_once(conn, &mut buf[..room])? {
+            Received::Data(n) => {
+                self.reads += 1;
+                Next::Message(&mut buf[..n])
+            }
+            // A datagram socket has no end: an empty read is an empty datagram.
+            Received::Closed => {
+                self.reads += 1;
+                Next::Message(&mut buf[..0])
+            }
+            Received::Truncated(n) => Next::Truncated(n),
+        })
+    }
+
+    fn reads(&self) -> usize {
+        self.reads
+    }
+}
+
+impl MessageSend for Datagrams {
+    fn encode(&self, msg: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(msg);
+    }
+}
+
+/// Messages from a blocking connection, each returned as its own bytes: for a dialogue of
+/// a few messages (requests, replies, file chunks), not for a hot loop.
+pub struct MessageReader {
+    recv: Box<dyn MessageRecv>,
+    buf: Vec<u8>,
+}
+
+impl MessageReader {
+    pub fn new(carrier: Carrier, max_frame: usize) -> MessageReader {
+        MessageReader {
+            recv: carrier.receiver(max_frame),
+            buf: vec![0u8; MAX_MESSAGE],
+        }
+    }
+
+    /// The next message; `None` when the peer closed cleanly between messages.
+    pub fn read(&mut self, conn: &Conn) -> Result<Option<Vec<u8>>, RecvError> {
+        self.read_at_most(conn, MAX_MESSAGE)
+    }
+
+    /// The next message, reading at most `limit` bytes from a bare stream (so a read never
+    /// takes bytes of a reply not yet asked for).
+    pub fn read_at_most(
+        &mut self,
+        conn: &Conn,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, RecvError> {
+        let room = limit.clamp(1, self.buf.len());
+        match self.recv.recv(conn, &mut self.buf[..room])? {
+            Next::Message(msg) => Ok(Some(msg.to_vec())),
+            Next::Closed => Ok(None),
+            Next::Truncated(n) => Err(RecvError::Truncated(n)),
+        }
+    }
+
+    /// recv(2) calls that returned data.
+    pub fn reads(&self) -> usize {
+        self.recv.reads()
+    }
+}
+
+/// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
+pub fn send_frame(conn: &Conn, payload: &[u8]) -> io::Result<()> {
+    Frames::new(Framing::Length, 0).send(conn, payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use socket2::{Domain, Socket, Type};
+
+    use super::*;
+
+    fn conn(sock: Socket, kind: SocketKind) -> Conn {
+        Conn::new(sock, kind, "pair".into(), None)
+    }
+
+    fn pair(ty: Type, kind: SocketKind) -> (Conn, Conn) {
+        let (a, b) = Socket::pair(Domain::UNIX, ty, None).expect("socketpair");
+        (conn(a, kind), conn(b, kind))
+    }
+
+    /// Two UDP sockets on 127.0.0.1 connected to each other.
+    fn udp_pair() -> (Conn, Conn) {
+        let bound = || {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("udp socket");
+            s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+                .expect("bind 127.0.0.1");
+            s
+        };
+        let (a, b) = (bound(), bound());
+        a.connect(&b.local_addr().unwrap()).unwrap();
+        b.connect(&a.local_addr().unwrap()).unwrap();
+        (conn(a, SocketKind::Datagram), conn(b, SocketKind::Datagram))
+    }
+
+    /// Every message `rx` has complete now, on a non-blocking socket.
+    fn drain(rx: &mut dyn MessageRecv, conn: &Conn, buf: &mut [u8]) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        loop {
+            match rx.recv(conn, buf) {
+                Ok(Next::Message(m)) => got.push(m.to_vec()),
+                Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return got,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_come_whole_from_any_chunking_of_a_stream() {
+        let payloads: [&[u8]; 4] = [b"hello", b"", b"stream of bytes", b"x"];
+        for framing in [Framing::Line, Framing::Length] {
+            let carrier = Carrier::of(SocketKind::Stream, framing);
+            assert_eq!(carrier, Carrier::Frames(framing));
+            let mut wire = Vec::new();
+            for p in payloads {
+                carrier.sender().encode(p, &mut wire);
+            }
+            for chunk in [1, 2, 3, 5, 7, wire.len()] {
+                let (tx, rx) = pair(Type::STREAM, SocketKind::Stream);
+                rx.set_nonblocking(true).unwrap();
+                let mut frames = carrier.receiver(1024);
+                // A buffer smaller than most frames: one frame takes several reads too.
+                let mut buf = [0u8; 4];
+                let mut got = Vec::new();
+                for piece in wire.chunks(chunk) {
+                    tx.send_all(piece).unwrap();
+                    got.extend(drain(&mut *frames, &rx, &mut buf));
+                }
+                assert_eq!(got, payloads, "{framing:?} in chunks of {chunk}");
+                drop(tx);
+                assert_eq!(frames.recv(&rx, &mut buf).unwrap(), Next::Closed);
+            }
+        }
+    }
+
+    #[test]
+    fn frames_of_one_read_are_lent_without_another_read() {
+        let (tx, rx) = pair(Type::STREAM, SocketKind::Stream);
+        let carrier = Carrier::Frames(Framing::Line);
+        tx.send_all(b"one\ntwo\nthr").unwrap();
+        let mut frames = carrier.receiver(64);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            frames.recv(&rx, &mut buf).unwrap(),
+            Next::Message(&mut b"one".to_vec())
+        );
+        assert_eq!(frames.buffered().unwrap().unwrap(), b"two");
+        assert_eq!(frames.buffered().unwrap(), None, "'thr' is not a frame yet");
+        assert_eq!(frames.reads(), 1);
+        assert!(frames.drained(), "a read shorter than the buffer");
+    }
+
+    #[test]
+    fn a_stream_closed_inside_a_frame_is_reported() {
+        let (tx, rx) = pair(Type::STREAM, SocketKind::Stream);
+        let mut frames = Carrier::Frames(Framing::Length).receiver(1024);
+        tx.send_all(&[0, 0, 0, 9, b'a']).unwrap();
+        drop(tx);
+        let mut buf = [0u8; 64];
+        match frames.recv(&rx, &mut buf) {
+            Err(RecvError::Frame(FrameError::Incomplete { have: 5, .. })) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bare_stream_gives_what_each_read_returned() {
+        let (tx, rx) = pair(Type::STREAM, SocketKind::Stream);
+        let carrier = rx.carrier(Framing::None);
+        assert_eq!(carrier, Carrier::Bytes);
+        assert!(!carrier.keeps_boundaries() && !carrier.carries_empty());
+        carrier.sender().send(&tx, b"ab").unwrap();
+        carrier.sender().send(&tx, b"cd").unwrap();
+        let mut bytes = carrier.receiver(0);
+        let mut buf = [0u8; 3];
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            match bytes.recv(&rx, &mut buf).unwrap() {
+                Next::Message(m) => got.extend_from_slice(m),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, b"abcd");
+        assert!(bytes.reads() >= 2, "a 3-byte buffer needs two reads");
+        drop(tx);
+        assert_eq!(bytes.recv(&rx, &mut buf).unwrap(), Next::Closed);
+    }
+
+    #[test]
+    fn seqpacket_keeps_each_boundary_and_ends_with_the_peer() {
+        let (tx, rx) = pair(Type::SEQPACKET, SocketKind::SeqPacket);
+        let carrier = rx.carrier(Framing::Line);
+        assert_eq!(
+            carrier,
+            Carrier::Packets,
+            "a framing applies to streams only"
+        );
+        assert!(carrier.reliable() && !carrier.carries_empty());
+        let send = carrier.sender();
+        for msg in [&b"one"[..], b"two words", b"3"] {
+            send.send(&tx, msg).unwrap();
+        }
+        send.send(&tx, &[7u8; 100]).unwrap();
+        let mut packets = carrier.receiver(0);
+        let mut buf = [0u8; 64];
+        for want in [&b"one"[..], b"two words", b"3"] {
+            assert_eq!(
+                packets.recv(&rx, &mut buf).unwrap(),
+                Next::Message(&mut want.to_vec())
+            );
+        }
+        assert_eq!(packets.recv(&rx, &mut buf).unwrap(), Next::Truncated(100));
+        drop(tx);
+        assert_eq!(packets.recv(&rx, &mut buf).unwrap(), Next::Closed);
+        assert_eq!(packets.reads(), 3);
+    }
+
+    #[test]
+    fn a_datagram_may_be_empty_or_truncated() {
+        let (a, b) = udp_pair();
+        let carrier = b.carrier(Framing::Length);
+        assert_eq!(carrier, Carrier::Datagrams);
+        assert!(!carrier.reliable() && carrier.carries_empty());
+        let send = carrier.sender();
+        send.send(&a, b"").unwrap();
+        send.send(&a, &[1u8; 300]).unwrap();
+        send.send(&a, b"after").unwrap();
+        let mut datagrams = carrier.receiver(0);
+        let mut buf = [0u8; 100];
+        assert_eq!(
+            datagrams.recv(&b, &mut buf).unwrap(),
+            Next::Message(&mut [])
+        );
+        assert_eq!(datagrams.recv(&b, &mut buf).unwrap(), Next::Truncated(300));
+        assert_eq!(
+            datagrams.recv(&b, &mut buf).unwrap(),
+            Next::Message(&mut b"after".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_lost_datagram_is_a_wait_that_ends() {
+        let (_a, b) = udp_pair();
+        b.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        let mut datagrams = Carrier::Datagrams.receiver(0);
+        let mut buf = [0u8; 16];
+        match datagrams.recv(&b, &mut buf) {
+            Err(RecvError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reader_returns_owned_messages_and_reports_truncation() {
+        let (tx, rx) = pair(Type::SEQPACKET, SocketKind::SeqPacket);
+        send_frame(&tx, b"framed on seqpacket").unwrap();
+        let mut frames = MessageReader::new(Carrier::Frames(Framing::Length), 1024);
+        assert_eq!(frames.read(&rx).unwrap().unwrap(), b"framed on seqpacket");
+        let (tx, rx) = pair(Type::DGRAM, SocketKind::Datagram);
+        tx.send_all(&vec![0u8; MAX_MESSAGE + 1]).unwrap();
+        let mut datagrams = MessageReader::new(Carrier::Datagrams, 0);
+        assert!(matches!(
+            datagrams.read(&rx),
+            Err(RecvError::Truncated(n)) if n == MAX_MESSAGE + 1
+        ));
+    }
+}
