@@ -14,10 +14,11 @@ use std::io;
 use tracing::debug;
 
 use crate::choice::{Choice, from_str_by_name};
-use crate::transport::{Conn, MAX_MESSAGE, Received};
+use crate::transport::framing::{FrameError, Framing};
+use crate::transport::message::{MessageRecv, MessageSend, Next, RecvError};
+use crate::transport::{Conn, MAX_MESSAGE};
 
 use super::stats::{Stats, Tally};
-use crate::transport::framing::{Decoder, FrameError, Framing};
 
 /// What the server does to each message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,13 +61,17 @@ impl Transform {
     }
 }
 
-/// Reads one call to [`EchoConn::pump`] may do before it yields to other connections.
+/// Messages one call to [`EchoConn::pump`] may read before it yields to other connections.
 const READS_PER_PUMP: usize = 16;
 
 /// The scratch buffer an event loop shares among its connections: large reads mean fewer
 /// system calls per byte on a busy stream. (Message sockets still read at most
 /// [`MAX_MESSAGE`] at a time, so truncation means the same in every model.)
 pub const SHARED_BUFFER: usize = 256 * 1024;
+
+/// Encoded replies a framed connection keeps room for between reads; a larger burst's
+/// buffer is given back.
+const FRAMES_KEPT: usize = 64 * 1024;
 
 /// The default bound on replies a connection has not read yet.
 pub const DEFAULT_MAX_PENDING: usize = 1 << 20;
@@ -126,57 +131,80 @@ pub enum Step {
 pub struct EchoConn {
     pub conn: Conn,
     pub tally: Tally,
-    /// Replies not yet sent, in order; a chunk is one read (one message on seqpacket).
-    pending: VecDeque<Vec<u8>>,
-    /// Bytes of the front chunk already sent (streams can send part of a chunk).
-    sent: usize,
-    pending_bytes: usize,
-    max_pending: usize,
+    /// The messages of this connection, as its carrier cuts them (frames when a framing is on
+    /// a stream).
+    messages: Box<dyn MessageRecv>,
+    sender: Box<dyn MessageSend>,
+    outbox: Outbox,
     read_closed: bool,
-    /// Frames being cut from the stream, when a framing is on.
-    decoder: Option<Decoder>,
-    framing: Framing,
+    /// The peer closed in the middle of a frame: said once the replies before it are sent.
+    cut_short: Option<FrameError>,
+    /// Whether replies are frames: those one read completed go out together, from here.
+    framed: bool,
+    frames_out: Vec<u8>,
     /// On a non-blocking stream in a level-triggered event loop: a read shorter than the
     /// buffer means the socket is empty for now, so wait instead of trying a recv that can
     /// only say EAGAIN (as tokio does). One system call less per message.
     pub short_read_waits: bool,
 }
 
+/// Replies the peer has not taken yet, bounded.
+struct Outbox {
+    /// Replies not yet sent, in order; a chunk is one read (one message on seqpacket).
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already sent (streams can send part of a chunk).
+    sent: usize,
+    pending_bytes: usize,
+    max_pending: usize,
+}
+
 impl EchoConn {
     /// A connection with nothing pending. `framing` applies to streams only: seqpacket keeps
     /// message boundaries itself.
     pub fn new(conn: Conn, max_pending: usize, framing: Framing, max_frame: usize) -> EchoConn {
-        let framed = framing != Framing::None && conn.kind() == crate::endpoint::SocketKind::Stream;
+        let carrier = conn.carrier(framing);
+        let framed = carrier.framing() != Framing::None;
         EchoConn {
-            decoder: framed.then(|| Decoder::new(framing, max_frame)),
-            framing,
+            messages: carrier.receiver(max_frame),
+            sender: carrier.sender(),
             short_read_waits: false,
             conn,
             tally: Tally {
                 framed,
                 ..Tally::default()
             },
-            pending: VecDeque::new(),
-            sent: 0,
-            pending_bytes: 0,
-            max_pending,
+            outbox: Outbox {
+                pending: VecDeque::new(),
+                sent: 0,
+                pending_bytes: 0,
+                max_pending,
+            },
             read_closed: false,
+            cut_short: None,
+            framed,
+            frames_out: Vec::new(),
         }
     }
 
     /// Bytes of replies waiting for the peer to read them.
     pub fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.outbox.pending_bytes
     }
 
     /// Reads, transforms and replies until the socket would block, the peer closes, or
-    /// [`READS_PER_PUMP`] reads were done. `buf` is scratch space of at least [`MAX_MESSAGE`]
-    /// bytes, shared by all connections of a thread.
+    /// [`READS_PER_PUMP`] messages were read. `buf` is scratch space of at least
+    /// [`MAX_MESSAGE`] bytes, shared by all connections of a thread.
     pub fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
+        let step = self.pump_messages(buf, transform, stats);
+        self.tally.reads = self.messages.reads() as u64;
+        step
+    }
+
+    fn pump_messages(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
         for _ in 0..READS_PER_PUMP {
-            match self.flush() {
+            match self.outbox.flush(&*self.sender, &self.conn) {
                 Ok(true) => {}
-                Ok(false) if self.pending_bytes >= self.max_pending || self.read_closed => {
+                Ok(false) if self.outbox.throttled() || self.read_closed => {
                     // Throttled: a peer that does not read its replies is not read from.
                     return Step::Wait {
                         read: false,
@@ -187,94 +215,123 @@ impl EchoConn {
                 Err(e) => return Step::Done(ConnEnd::Failed(e)),
             }
             if self.read_closed {
-                if let Some(Err(e)) = self.decoder.as_ref().map(Decoder::finish) {
-                    return Step::Done(ConnEnd::BadFrame(e));
-                }
-                return Step::Done(ConnEnd::PeerClosed);
+                return Step::Done(match self.cut_short.take() {
+                    Some(e) => ConnEnd::BadFrame(e),
+                    None => ConnEnd::PeerClosed,
+                });
             }
-            let limit = match self.conn.kind() {
-                crate::endpoint::SocketKind::Stream => buf.len(),
-                _ => buf.len().min(MAX_MESSAGE),
-            };
-            let n = match self.conn.recv(&mut buf[..limit]) {
-                Ok(Received::Data(n)) => n,
-                Ok(Received::Closed) => {
+            let msg = match self.messages.recv(&self.conn, buf) {
+                Ok(Next::Message(msg)) => msg,
+                Ok(Next::Closed) => {
                     self.read_closed = true;
                     continue;
                 }
-                Ok(Received::Truncated(len)) => return Step::Done(ConnEnd::Truncated(len)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Step::Wait {
-                        read: true,
-                        write: self.pending_bytes > 0,
-                    };
+                Err(RecvError::Frame(e @ FrameError::Incomplete { .. })) => {
+                    self.cut_short = Some(e);
+                    self.read_closed = true;
+                    continue;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Step::Done(ConnEnd::Failed(e)),
+                Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.wait_readable();
+                }
+                Ok(Next::Truncated(len)) => return Step::Done(ConnEnd::Truncated(len)),
+                Err(e) => return Step::Done(end_of(e)),
             };
-            debug!("{}: read {n} bytes", self.conn.peer());
-            self.tally.reads += 1;
-            let replied = match self.decoder.is_some() {
-                false => {
-                    transform.apply(&mut buf[..n]);
-                    stats.message(&mut self.tally, n, n);
-                    self.reply(&buf[..n])
+            debug!("{}: a {}-byte message", self.conn.peer(), msg.len());
+            transform.apply(msg);
+            let replied = if self.framed {
+                self.frames_out.clear();
+                encode_frame(
+                    &*self.sender,
+                    msg,
+                    &mut self.frames_out,
+                    &mut self.tally,
+                    stats,
+                );
+                if let Err(e) = self.more_frames(transform, stats) {
+                    return Step::Done(ConnEnd::BadFrame(e));
                 }
-                true => match self.reply_frames(&buf[..n], transform, stats) {
-                    Ok(result) => result,
-                    Err(e) => return Step::Done(ConnEnd::BadFrame(e)),
-                },
+                let sent = self
+                    .outbox
+                    .reply(&*self.sender, &self.conn, &self.frames_out);
+                if self.frames_out.capacity() > FRAMES_KEPT {
+                    // What the socket did not take was queued as its own copy.
+                    self.frames_out = Vec::new();
+                }
+                sent
+            } else {
+                stats.message(&mut self.tally, msg.len(), msg.len());
+                self.outbox.reply(&*self.sender, &self.conn, msg)
             };
             if let Err(e) = replied {
                 return Step::Done(ConnEnd::Failed(e));
             }
-            if self.short_read_waits
-                && n < limit
-                && self.conn.kind() == crate::endpoint::SocketKind::Stream
-            {
-                return Step::Wait {
-                    read: true,
-                    write: self.pending_bytes > 0,
-                };
+            if self.short_read_waits && self.messages.drained() {
+                return self.wait_readable();
             }
         }
         Step::Yield {
-            write: self.pending_bytes > 0,
+            write: self.outbox.pending_bytes > 0,
         }
     }
 
-    /// Cuts the frames completed by `data`, and replies to each with its transformed payload
-    /// in the same framing.
-    fn reply_frames(
-        &mut self,
-        data: &[u8],
-        transform: Transform,
-        stats: &Stats,
-    ) -> Result<io::Result<()>, FrameError> {
-        let decoder = self.decoder.as_mut().expect("framed");
-        decoder.feed(data);
-        let mut out = Vec::new();
-        while let Some(frame) = decoder.next_frame()? {
-            transform.apply(frame);
-            let before = out.len();
-            self.framing.encode(frame, &mut out);
-            let wire = out.len() - before;
-            stats.message(&mut self.tally, wire, wire);
+    fn wait_readable(&self) -> Step {
+        Step::Wait {
+            read: true,
+            write: self.outbox.pending_bytes > 0,
         }
-        decoder.reclaim();
-        Ok(if out.is_empty() {
-            Ok(())
-        } else {
-            self.reply(&out)
-        })
+    }
+
+    /// Transforms and encodes the other frames the last read completed, after the first.
+    fn more_frames(&mut self, transform: Transform, stats: &Stats) -> Result<(), FrameError> {
+        while let Some(frame) = self.messages.buffered()? {
+            transform.apply(frame);
+            encode_frame(
+                &*self.sender,
+                frame,
+                &mut self.frames_out,
+                &mut self.tally,
+                stats,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Appends `frame` to `out` as it goes on the wire, and counts it.
+fn encode_frame(
+    sender: &dyn MessageSend,
+    frame: &[u8],
+    out: &mut Vec<u8>,
+    tally: &mut Tally,
+    stats: &Stats,
+) {
+    let before = out.len();
+    sender.encode(frame, out);
+    let wire = out.len() - before;
+    stats.message(tally, wire, wire);
+}
+
+/// How a connection ends on a receive that failed.
+fn end_of(e: RecvError) -> ConnEnd {
+    match e {
+        RecvError::Io(e) => ConnEnd::Failed(e),
+        RecvError::Frame(e) => ConnEnd::BadFrame(e),
+        RecvError::Truncated(len) => ConnEnd::Truncated(len),
+    }
+}
+
+impl Outbox {
+    fn throttled(&self) -> bool {
+        self.pending_bytes >= self.max_pending
     }
 
     /// Sends a reply at once when nothing is queued before it; queues what the socket does
     /// not take.
-    fn reply(&mut self, data: &[u8]) -> io::Result<()> {
+    fn reply(&mut self, send: &dyn MessageSend, conn: &Conn, data: &[u8]) -> io::Result<()> {
         let mut done = 0;
         if self.pending.is_empty() {
-            done = match self.conn.send_some(data) {
+            done = match send.send_wire(conn, data) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(e) => return Err(e),
@@ -288,9 +345,9 @@ impl EchoConn {
     }
 
     /// Sends queued replies; true when the queue is empty.
-    fn flush(&mut self) -> io::Result<bool> {
+    fn flush(&mut self, send: &dyn MessageSend, conn: &Conn) -> io::Result<bool> {
         while let Some(front) = self.pending.front() {
-            match self.conn.send_some(&front[self.sent..]) {
+            match send.send_wire(conn, &front[self.sent..]) {
                 Ok(n) => {
                     self.sent += n;
                     self.pending_bytes -= n;
