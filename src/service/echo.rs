@@ -11,8 +11,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 
-use tracing::debug;
-
 use crate::choice::{Choice, from_str_by_name};
 use crate::transport::framing::{FrameError, Framing};
 use crate::transport::message::{MessageRecv, MessageSend, Next, RecvError};
@@ -237,7 +235,6 @@ impl EchoConn {
                 Ok(Next::Truncated(len)) => return Step::Done(ConnEnd::Truncated(len)),
                 Err(e) => return Step::Done(end_of(e)),
             };
-            debug!("{}: a {}-byte message", self.conn.peer(), msg.len());
             transform.apply(msg);
             let replied = if self.framed {
                 self.frames_out.clear();

@@ -20,6 +20,8 @@
 use std::fmt;
 use std::io;
 
+use tracing::debug;
+
 use crate::endpoint::SocketKind;
 
 use super::framing::{Decoder, FrameError, Framing};
@@ -197,11 +199,16 @@ pub trait MessageSend: Send + Sync {
     }
 }
 
-/// One read on a message socket: at most [`MAX_MESSAGE`] bytes, interrupted calls retried.
+/// One read, interrupted calls retried; `-v` logs the size of every read (how a stream cuts
+/// what was sent is the lesson).
 fn recv_once(conn: &Conn, buf: &mut [u8]) -> io::Result<Received> {
     loop {
         match conn.recv(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(Received::Data(n)) => {
+                debug!("{}: read {n} bytes", conn.peer());
+                return Ok(Received::Data(n));
+            }
             other => return other,
         }
     }
