@@ -14,6 +14,7 @@ pub mod error;
 pub mod explain;
 pub mod files;
 pub mod impair;
+pub mod lifecycle;
 pub mod logging;
 pub mod packet;
 pub mod relay;

@@ -126,9 +126,9 @@ pub fn run(route: Route) -> Result<()> {
     let shutdown = Shutdown::install()?;
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
     // descriptors as the hard limit allows (0: no --max-conns to warn about).
-    crate::server::limits::raise_nofile(0);
+    crate::lifecycle::raise_nofile(0);
     let bound = transport::bind_sock(&route.from, &route.opts)?;
-    crate::server::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
+    crate::lifecycle::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
     info!(
         "relaying {} {} -> {}",
         route.from.proto,
@@ -150,10 +150,10 @@ pub fn run(route: Route) -> Result<()> {
     flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
     for flow in &all {
-        crate::server::announce(&flow.summary())?;
+        crate::lifecycle::announce(&flow.summary())?;
     }
     drop(bound);
-    crate::server::announce(&format!("stopped by {signal}: {} flows", all.len()))
+    crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
 }
 
 /// A connection on FROM: its own connection to TO, on a thread of its own.
@@ -163,7 +163,7 @@ fn relay_connections(
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
-    crate::server::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
+    crate::lifecycle::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
         if let Some(conn) = conn
             && route.access.admits_conn(route.from.proto.into(), &conn)
         {

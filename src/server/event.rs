@@ -27,7 +27,8 @@ use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::Listener;
 
-use super::{Server, accept_failed};
+use super::Server;
+use crate::lifecycle::accept_failed;
 
 const LISTENER: u64 = u64::MAX;
 const STOP: u64 = u64::MAX - 1;

@@ -19,7 +19,8 @@ use crate::service::{ConnEnd, Drive, Service, Session};
 use crate::signal::Shutdown;
 use crate::transport::{DatagramSocket, Listener};
 
-use super::{Admission, Server, accept_loop};
+use super::{Admission, Server};
+use crate::lifecycle::accept_loop;
 
 /// How often the parent collects exited children.
 const REAP: Duration = Duration::from_millis(200);

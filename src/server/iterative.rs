@@ -19,7 +19,8 @@ use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::{Listener, MAX_MESSAGE};
 
-use super::{Server, accept_loop};
+use super::Server;
+use crate::lifecycle::accept_loop;
 
 /// How long a session gets to finish after a stop signal shut its connection down.
 const GRACE: Duration = Duration::from_secs(2);

@@ -7,17 +7,14 @@ pub mod datagrams;
 pub mod event;
 pub mod fork;
 pub mod iterative;
-pub mod limits;
 mod model_choice;
 pub mod threads;
 
-use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tracing::{info, warn};
 
 use crate::access::Access;
@@ -26,12 +23,13 @@ use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
 use crate::files::service::Files;
 use crate::files::store::Store;
+use crate::lifecycle::{self, announce};
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::Echo;
 use crate::service::exec::{Exec, ExecService};
 use crate::service::stats::Stats;
 use crate::service::{ConnEnd, Datagrams, Drive, Service, Session, Step};
-use crate::signal::{Shutdown, Signal, Wake};
+use crate::signal::{Shutdown, Signal};
 use crate::transport::framing::Framing;
 use crate::transport::raw::RawSocket;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
@@ -163,53 +161,11 @@ impl<S: Service> Server<S> {
     }
 }
 
-/// Waits for connections and hands each to `on_conn` (and, every `tick`, `None`), until a
-/// stop signal or until `on_conn` returns one; returns the signal.
-pub fn accept_loop(
-    listener: &Listener,
-    shutdown: &Shutdown,
-    tick: Option<Duration>,
-    mut on_conn: impl FnMut(Option<Conn>) -> Option<Signal>,
-) -> Result<Signal> {
-    // Non-blocking, so a connection that vanishes between poll and accept cannot stall us.
-    listener.set_nonblocking(true)?;
-    loop {
-        if let Some(signal) = stopped(shutdown.wait(listener.as_fd(), tick)?) {
-            return Ok(signal);
-        }
-        if let Some(signal) = on_conn(None) {
-            return Ok(signal);
-        }
-        loop {
-            let conn = match listener.accept() {
-                Ok(conn) => conn,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    accept_failed(&e);
-                    break;
-                }
-            };
-            if let Some(signal) = on_conn(Some(conn)) {
-                return Ok(signal);
-            }
-        }
-    }
-}
-
-/// An accept error concerns one connection, or a limit: log it and go on, pausing when the
-/// process is out of file descriptors so the loop does not spin.
-pub fn accept_failed(err: &io::Error) {
-    warn!("accept: {err}");
-    if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Serves as `config` says until SIGINT or SIGTERM, then prints the summary line.
 pub fn run(mut config: ServeConfig) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
-    limits::raise_nofile(config.max_conns);
+    lifecycle::raise_nofile(config.max_conns);
     let stats = Stats::shared();
     let access = Arc::new(std::mem::take(&mut config.access));
     // The one place that picks the service.
@@ -432,22 +388,6 @@ fn exec_service(
         exec: Arc::new(exec),
         stats,
     })
-}
-
-/// A line on stdout, flushed at once: scripts and tests wait for it.
-pub fn announce(line: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|_| out.flush())
-        .context("write to stdout")
-}
-
-/// The signal that ended a model's loop, for the closing lines.
-pub fn stopped(wake: Wake) -> Option<Signal> {
-    match wake {
-        Wake::Stop(signal) => Some(signal),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

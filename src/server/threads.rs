@@ -18,7 +18,8 @@ use crate::service::{Drive, Service, Session};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::Listener;
 
-use super::{Server, accept_loop};
+use super::Server;
+use crate::lifecycle::accept_loop;
 
 /// Stack for a connection thread: the echo loop's buffer is on the heap, so a small stack
 /// keeps thousands of threads cheap.
