@@ -17,7 +17,7 @@ use crate::client::lab::{LabConfig, NetnsConfig};
 use crate::client::ping::PingConfig;
 use crate::client::send::SendConfig;
 use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
-use crate::endpoint::{Endpoint, Proto, Target};
+use crate::endpoint::{Endpoint, Proto, Target, join_port};
 use crate::error::UsageError;
 use crate::impair::Rng;
 use crate::logging::LogConfig;
@@ -28,6 +28,8 @@ use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::transport::SocketOptions;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::message::Carrier;
+pub use crate::units::parse_duration;
+use crate::units::size_in;
 
 /// The value parser of a [`Choice`]: its names, each with its help line, for parsing, help,
 /// completions and man pages.
@@ -43,7 +45,7 @@ fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
 #[derive(Debug, Parser)]
 #[command(
     name = "netecho",
-    version,
+    version = env!("NETECHO_VERSION"),
     about = "An uppercase echo service and client over TCP, UDP, Unix and raw IP sockets: the socket lab in one binary",
     long_about = "netecho serves and sends messages over every socket family and type a first \
         socket lesson names: TCP and UDP over IPv4 and IPv6 (AF_INET, AF_INET6), Unix \
@@ -58,6 +60,8 @@ fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub family: FamilyArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,9 +71,31 @@ pub struct LogArgs {
     /// More log lines on stderr: -v for each message, -vv for each read (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only warnings and errors on stderr
+    /// Only warnings and errors on stderr; ping prints its summary alone, as ping -q
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// `-4` and `-6`, as nc, ping and iperf3 take them.
+#[derive(Debug, Args)]
+pub struct FamilyArgs {
+    /// Resolve host names to IPv4 addresses only
+    #[arg(short = '4', global = true, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Resolve host names to IPv6 addresses only
+    #[arg(short = '6', global = true)]
+    pub ipv6: bool,
+}
+
+impl FamilyArgs {
+    pub fn family(&self) -> Option<crate::endpoint::Family> {
+        use crate::endpoint::Family;
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Inet),
+            (_, true) => Some(Family::Inet6),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,8 +242,13 @@ Examples:
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
 a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
-A missing port is 3234. Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw \
-with an address alone.";
+A missing port is 3234. HOST PORT as two words, as nc takes them, works too: the second word \
+is the port when the first has none and it is a number from 1 to 65535 (so `send 127.0.0.1 \
+42` sends to port 42; to send the message 42 write 127.0.0.1:3234 42). A number alone is a \
+port, never an address: serve --addr 4000 (or :4000) listens on port 4000 of every address, \
+IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe80::1%eth0, \
+[fe80::1%2]:80. Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw with an \
+address alone.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -300,8 +331,8 @@ pub struct FileServeArgs {
     /// With --files: accept uploads (put) into DIR
     #[arg(long, requires = "files")]
     pub upload: bool,
-    /// With --files: the largest file served or accepted, in bytes
-    #[arg(long, value_name = "BYTES", default_value_t = crate::files::DEFAULT_MAX_FILE)]
+    /// With --files: the largest file served or accepted (bytes, or 4G, 512M)
+    #[arg(long, value_name = "SIZE", default_value_t = crate::files::DEFAULT_MAX_FILE, value_parser = size_in::<u64>(1, 1 << 50))]
     pub max_file: u64,
     #[command(flatten)]
     pub impair: ImpairArgs,
@@ -336,7 +367,7 @@ pub struct ExecServeArgs {
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub exec_timeout: Duration,
     /// With --exec: the most output (stdout and stderr) sent back; past it the program is killed
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    #[arg(long, value_name = "SIZE", default_value_t = 64 << 20, value_parser = size_in::<u64>(1, 1 << 40))]
     pub max_output: u64,
     /// With --exec: programs running at once; a client past it gets a "busy" reply
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
@@ -351,7 +382,7 @@ pub struct FramingArgs {
     #[arg(long, value_parser = choice::<Framing>(), default_value = Framing::None.name())]
     pub framing: Framing,
     /// The largest frame accepted, in bytes; a larger one closes the connection
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MAX_FRAME, value_parser = size_in::<u32>(1, u32::MAX as u64))]
     pub max_frame: u32,
 }
 
@@ -408,6 +439,9 @@ pub struct SendArgs {
     /// Narrate every socket call on stderr as it happens: socket, connect, send, recv, ...
     #[arg(long)]
     pub explain: bool,
+    /// Dump every message both ways on stderr as xxd does: offset, hex, ASCII (ncat -x)
+    #[arg(long)]
+    pub hex: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
@@ -430,14 +464,20 @@ pub struct BenchArgs {
     /// Server address; without it, bench starts its own server for each protocol
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
     pub addr: Option<String>,
-    /// Concurrent clients (connections, or datagram sockets)
-    #[arg(long, short = 'c', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// The port, when the address is a host alone (HOST PORT, as nc takes them)
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+    /// The server to measure, as iperf3's -c: the same as ADDR
+    #[arg(short = 'c', long = "client", value_name = "HOST")]
+    pub client: Option<String>,
+    /// Concurrent clients (connections, or datagram sockets); -P as in iperf3
+    #[arg(long, short = 'P', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
     /// Bytes per message
-    #[arg(long, short = 's', value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=16 << 20))]
+    #[arg(long, short = 's', short_alias = 'l', value_name = "SIZE", default_value_t = 64, value_parser = size_in::<u32>(0, 16 << 20))]
     pub size: u32,
     /// How long to send
-    #[arg(long, short = 'd', value_name = "DUR", default_value = "5s", value_parser = parse_duration, conflicts_with = "count")]
+    #[arg(long, short = 'd', short_alias = 't', value_name = "DUR", default_value = "5s", value_parser = parse_duration, conflicts_with = "count")]
     pub duration: Duration,
     /// Requests per client, instead of --duration
     #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -464,12 +504,15 @@ pub struct BenchArgs {
     /// --interval while the run goes on, then a summary line)
     #[arg(long, value_parser = choice::<Format>(), default_value = Format::Table.name())]
     pub format: Format,
+    /// JSON output, as iperf3's -J: the same as --format json
+    #[arg(short = 'J', conflicts_with = "format")]
+    pub json: bool,
     /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
     /// Pace each client to at most RATE of requests (10mbit, 500kB/s, ...; as relay --rate):
     /// a sender slower than the receiver, which datagram loss to a full buffer calls for
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    #[arg(long, short_alias = 'b', value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// Also draw the latency distribution of every run into this SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -497,7 +540,7 @@ pub struct TransferArgs {
     #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=crate::files::datagram::MAX_WINDOW as i64))]
     pub window: u16,
     /// Datagrams: data bytes per block
-    #[arg(long, value_name = "BYTES", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = clap::value_parser!(u16).range(1..=crate::files::datagram::MAX_BLOCK as i64))]
+    #[arg(long, value_name = "SIZE", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = size_in::<u16>(1, crate::files::datagram::MAX_BLOCK as u64))]
     pub block_size: u16,
     /// Datagrams: how long to wait for the server's first answer
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
@@ -515,6 +558,9 @@ pub struct GetArgs {
     pub transfer: TransferArgs,
     /// The file's name on the server
     pub name: String,
+    /// NAME, when `get HOST PORT NAME` put the port where NAME goes
+    #[arg(hide = true)]
+    pub after_port: Option<String>,
     /// Where to write it [default: the name's last part, in this directory]
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<std::path::PathBuf>,
@@ -531,6 +577,9 @@ pub struct PutArgs {
     pub local: std::path::PathBuf,
     /// Its name on the server [default: the local file's name]
     pub name: Option<String>,
+    /// NAME, when `put HOST PORT FILE NAME` put the port where FILE goes
+    #[arg(hide = true)]
+    pub after_port: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -541,6 +590,9 @@ pub struct ExecArgs {
     /// Server address
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
     pub addr: String,
+    /// The port, when ADDR is a host alone (HOST PORT, as nc takes them)
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
     /// Datagrams: how long to wait for the reply
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -558,7 +610,7 @@ pub struct PingArgs {
     #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Data bytes per request, after the 8-byte ICMP header
-    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = clap::value_parser!(u32).range(0..=65_527))]
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = size_in::<u32>(0, 65_527))]
     pub size: u32,
     /// How long to wait for each reply; a later one counts as lost
     #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_duration)]
@@ -625,29 +677,12 @@ pub struct BufferArgs {
     /// SO_RCVBUF in bytes (64k, 4M): how much the kernel queues for this side before it drops
     /// datagrams (UDP) or shrinks the advertised window (TCP). Linux doubles it, within
     /// net.core.rmem_max
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = size_in::<usize>(1, 1 << 30))]
     pub rcvbuf: Option<usize>,
     /// SO_SNDBUF in bytes: how much the kernel holds of what this side sent and not yet
     /// delivered (or, on UDP, not yet handed to the device), within net.core.wmem_max
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = size_in::<usize>(1, 1 << 30))]
     pub sndbuf: Option<usize>,
-}
-
-/// Bytes: "4096", "64k", "4M" (powers of 1024, as the kernel's buffer sizes go).
-pub fn parse_bytes(text: &str) -> Result<usize, String> {
-    let (number, scale) = match text.strip_suffix(['k', 'K']) {
-        Some(n) => (n, 1 << 10),
-        None => match text.strip_suffix('M') {
-            Some(n) => (n, 1 << 20),
-            None => (text, 1),
-        },
-    };
-    match number.trim().parse::<usize>() {
-        Ok(v) if v > 0 && v <= (1 << 30) / scale => Ok(v * scale),
-        _ => Err(format!(
-            "'{text}' is not a byte count; write e.g. 4096, 64k or 4M (at most 1G)"
-        )),
-    }
 }
 
 /// Who may connect or send: shared by serve and relay.
@@ -799,7 +834,8 @@ impl BenchArgs {
     /// What to measure, against which servers, and how to report it.
     pub fn config(&self) -> Result<BenchConfig, UsageError> {
         let servers = self.servers()?;
-        let every = match (self.format, self.interval) {
+        let format = if self.json { Format::Json } else { self.format };
+        let every = match (format, self.interval) {
             (Format::Ndjson, every) => Some(every.unwrap_or(Duration::from_secs(1))),
             (_, Some(_)) => {
                 return Err(UsageError::new(
@@ -836,7 +872,7 @@ impl BenchArgs {
                 sndbuf: self.buffers.sndbuf,
                 ..SocketOptions::default()
             },
-            format: self.format,
+            format,
             layout: if self.wide {
                 Layout::Wide
             } else {
@@ -858,7 +894,7 @@ impl BenchArgs {
             }
             .not_raw("bench")?;
         }
-        let Some(addr) = &self.addr else {
+        let Some(addr) = self.address()? else {
             return Ok(Servers::Local(if self.proto.is_empty() {
                 vec![Proto::Tcp]
             } else {
@@ -867,15 +903,41 @@ impl BenchArgs {
         };
         if self.proto.is_empty() {
             return Ok(Servers::Given(vec![
-                Endpoint::parse(addr, None)?.not_raw("bench")?.endpoint(),
+                Endpoint::parse(&addr, None)?.not_raw("bench")?.endpoint(),
             ]));
         }
         let targets: Result<Vec<_>, _> = self
             .proto
             .iter()
-            .map(|p| Endpoint::parse(addr, Some(*p)))
+            .map(|p| Endpoint::parse(&addr, Some(*p)))
             .collect();
         targets.map(Servers::Given)
+    }
+
+    /// The server's address from ADDR, ADDR PORT, -c HOST or -c HOST PORT; `None` when bench
+    /// starts its own servers.
+    fn address(&self) -> Result<Option<String>, UsageError> {
+        let (host, port) = match (&self.client, &self.addr, &self.port) {
+            (Some(c), _, _) if c.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(UsageError::new(format!(
+                    "-c {c}: -c names the server, as iperf3's -c HOST; for {c} clients write \
+                     -P {c} (or --clients {c})"
+                )));
+            }
+            (Some(_), Some(_), Some(extra)) => {
+                return Err(UsageError::new(format!(
+                    "bench -c HOST takes at most a PORT after it; '{extra}' is one word too many"
+                )));
+            }
+            // Clap fills ADDR before PORT: with -c, ADDR is the port if anything.
+            (Some(c), port, _) => (c, port.as_ref()),
+            (None, Some(a), port) => (a, port.as_ref()),
+            (None, None, _) => return Ok(None),
+        };
+        match port {
+            None => Ok(Some(host.clone())),
+            Some(port) => two_words(host, port, "bench").map(Some),
+        }
     }
 
     /// --size within what one message of `proto` carries.
@@ -965,7 +1027,7 @@ impl ServeArgs {
 
     pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
         match &self.addr {
-            Some(addr) => Endpoint::parse(addr, self.proto),
+            Some(addr) => Endpoint::parse_listen(addr, self.proto),
             None => {
                 let proto = self.proto.unwrap_or(Proto::Tcp);
                 Ok(Endpoint {
@@ -994,14 +1056,25 @@ impl ServeArgs {
 impl SendArgs {
     /// Where to send, over which socket, and which messages.
     pub fn config(&self) -> Result<SendConfig, UsageError> {
-        let endpoint = Endpoint::parse(&self.addr, self.proto)?;
+        let first = self.message.first().and_then(|w| w.to_str());
+        let (addr, message) = match first.and_then(|w| join_port(&self.addr, w)) {
+            Some(addr) => (addr, &self.message[1..]),
+            None => (self.addr.clone(), &self.message[..]),
+        };
+        let endpoint = Endpoint::parse(&addr, self.proto).map_err(|e| match self.interactive {
+            true => UsageError::new(format!(
+                "{e} (-i takes no value in netecho send: it asks for the `>>> ` prompt)"
+            )),
+            false => e,
+        })?;
         let client = self.client_config(endpoint.proto)?;
         Ok(SendConfig {
             endpoint,
             client,
-            message: (!self.message.is_empty()).then(|| join(&self.message)),
+            message: (!message.is_empty()).then(|| join(message)),
             interactive: self.interactive,
             burst: self.burst.map(|n| n as usize),
+            hex: self.hex,
         })
     }
 
@@ -1038,6 +1111,16 @@ impl SendArgs {
     }
 }
 
+/// `HOST PORT` given as two words, joined; an error when the second is no port for the first.
+fn two_words(host: &str, port: &str, command: &str) -> Result<String, UsageError> {
+    join_port(host, port).ok_or_else(|| {
+        UsageError::new(format!(
+            "{command} {host} {port}: '{port}' is not a port (1 to 65535) for '{host}'; give \
+             the address as HOST:PORT, or HOST PORT when HOST has no port"
+        ))
+    })
+}
+
 /// The words of MESSAGE as one message, joined with spaces, bytes as given.
 fn join(words: &[OsString]) -> Vec<u8> {
     words
@@ -1048,9 +1131,9 @@ fn join(words: &[OsString]) -> Vec<u8> {
 }
 
 impl TransferArgs {
-    fn config(&self, command: &str) -> Result<TransferConfig, UsageError> {
+    fn config(&self, command: &str, addr: &str) -> Result<TransferConfig, UsageError> {
         Ok(TransferConfig {
-            endpoint: Endpoint::parse(&self.addr, self.proto)?.not_raw(command)?,
+            endpoint: Endpoint::parse(addr, self.proto)?.not_raw(command)?,
             window: self.window,
             block_size: self.block_size,
             drop: self.impair.drop,
@@ -1063,9 +1146,17 @@ impl TransferArgs {
 
 impl GetArgs {
     pub fn config(&self) -> Result<GetConfig, UsageError> {
+        // `get HOST PORT NAME`: the port came where NAME goes.
+        let (addr, name) = match &self.after_port {
+            None => (self.transfer.addr.clone(), self.name.clone()),
+            Some(name) => (
+                two_words(&self.transfer.addr, &self.name, "get")?,
+                name.clone(),
+            ),
+        };
         Ok(GetConfig {
-            transfer: self.transfer.config("get")?,
-            name: self.name.clone(),
+            transfer: self.transfer.config("get", &addr)?,
+            name,
             output: self.output.clone(),
             force: self.force,
         })
@@ -1074,18 +1165,38 @@ impl GetArgs {
 
 impl PutArgs {
     pub fn config(&self) -> Result<PutConfig, UsageError> {
+        // `put HOST PORT FILE [NAME]`: the port came where FILE goes.
+        let port = self.local.to_str().unwrap_or("");
+        let (addr, local, name) = match (&self.name, join_port(&self.transfer.addr, port)) {
+            (Some(local), Some(addr)) => (addr, local.into(), self.after_port.clone()),
+            (_, _) if self.after_port.is_some() => {
+                return Err(UsageError::new(format!(
+                    "put takes ADDR FILE [NAME], or HOST PORT FILE [NAME]; '{}' is no port",
+                    self.local.display()
+                )));
+            }
+            _ => (
+                self.transfer.addr.clone(),
+                self.local.clone(),
+                self.name.clone(),
+            ),
+        };
         Ok(PutConfig {
-            transfer: self.transfer.config("put")?,
-            local: self.local.clone(),
-            name: self.name.clone(),
+            transfer: self.transfer.config("put", &addr)?,
+            local,
+            name,
         })
     }
 }
 
 impl ExecArgs {
     pub fn config(&self) -> Result<ExecConfig, UsageError> {
+        let addr = match &self.port {
+            Some(port) => two_words(&self.addr, port, "exec")?,
+            None => self.addr.clone(),
+        };
         Ok(ExecConfig {
-            endpoint: Endpoint::parse(&self.addr, self.proto)?.not_raw("exec")?,
+            endpoint: Endpoint::parse(&addr, self.proto)?.not_raw("exec")?,
             timeout: self.timeout,
         })
     }
@@ -1119,13 +1230,15 @@ impl LabArgs {
 }
 
 impl PingArgs {
-    pub fn config(&self) -> PingConfig {
+    /// The ping; `quiet` (-q) leaves only the summary, as ping -q does.
+    pub fn config(&self, quiet: bool) -> PingConfig {
         PingConfig {
             host: self.host.clone(),
             count: self.count,
             interval: self.interval,
             size: self.size,
             timeout: self.timeout,
+            quiet,
         }
     }
 }
@@ -1142,15 +1255,16 @@ impl LogArgs {
 impl RelayArgs {
     /// The relay's two ends and conditions, checked to make sense together.
     pub fn config(&self) -> Result<Route, UsageError> {
-        let side = |text: &str| {
-            Endpoint::parse(text, None)?.target().ok_or_else(|| {
+        let side = |text: &str, listen: bool| {
+            let parse = if listen { Endpoint::parse_listen } else { Endpoint::parse };
+            parse(text, None)?.target().ok_or_else(|| {
                 UsageError::new(
                     "relay works between tcp, udp and unix sockets; raw IP is for serve, send \
                      and ping",
                 )
             })
         };
-        let (from, to) = (side(&self.from)?, side(&self.to)?);
+        let (from, to) = (side(&self.from, true)?, side(&self.to, false)?);
         let (up, down) = self.impair.conditions();
         let framing = relay_framing(&from, &to, self.framing.framing)?;
         let datagrams = [&from, &to].iter().any(|e| !bare(e).reliable());
@@ -1216,13 +1330,7 @@ fn relay_framing(
 
 /// A pending-reply bound: at least one full message, so a reply always fits.
 fn parse_max_pending(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= crate::transport::MAX_MESSAGE => Ok(n),
-        _ => Err(format!(
-            "'{text}' is not a byte count of at least {}",
-            crate::transport::MAX_MESSAGE
-        )),
-    }
+    size_in::<usize>(crate::transport::MAX_MESSAGE as u64, 1 << 40)(text)
 }
 
 /// A fraction from 0 to 1 ("0.05"), or a percentage ("5%").
@@ -1234,27 +1342,6 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     match number.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&(v * scale)) => Ok(v * scale),
         _ => Err(format!("'{text}' is not a fraction; write e.g. 0.05 or 5%")),
-    }
-}
-
-/// "2s", "500ms", "1.5s", "1m", or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => {
-            Ok(Duration::from_secs_f64(v * scale))
-        }
-        _ => Err(format!(
-            "'{text}' is not a duration; write e.g. 2s, 500ms or 1m"
-        )),
     }
 }
 

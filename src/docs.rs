@@ -31,9 +31,61 @@ pub fn manpage(subcommand: Option<&str>) -> Result<()> {
             sub.name(format!("netecho-{name}"))
         }
     };
+    let mut page_text = Vec::new();
+    render(&page, &mut page_text).context("write the man page")?;
     let mut out = io::stdout().lock();
-    clap_mangen::Man::new(page)
-        .render(&mut out)
-        .context("write the man page")?;
-    out.flush().context("write to stdout")
+    out.write_all(&page_text)
+        .and_then(|_| out.flush())
+        .context("write to stdout")
+}
+
+/// The page in clap_mangen's sections, with the after-help text as NOTES and its
+/// `Examples:` lines as an EXAMPLES section of literal command lines, as man pages have.
+fn render(cmd: &clap::Command, out: &mut dyn Write) -> io::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(out)?;
+    }
+    if cmd.has_subcommands() {
+        man.render_subcommands_section(out)?;
+    }
+    let after = cmd
+        .get_after_help()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let (notes, examples) = match after.split_once("Examples:\n") {
+        Some((notes, examples)) => (notes.trim(), examples),
+        None => (after.trim(), ""),
+    };
+    if !notes.is_empty() {
+        writeln!(out, ".SH NOTES")?;
+        for para in notes.split("\n\n") {
+            writeln!(out, ".PP\n{}", roff_text(&para.replace('\n', " ")))?;
+        }
+    }
+    if !examples.trim().is_empty() {
+        writeln!(out, ".SH EXAMPLES\n.PP\n.nf\n.RS 4")?;
+        for line in examples.lines().filter(|l| !l.trim().is_empty()) {
+            writeln!(out, "{}", roff_text(line.trim()))?;
+        }
+        writeln!(out, ".RE\n.fi")?;
+    }
+    match cmd.get_version() {
+        Some(_) => man.render_version_section(out),
+        None => Ok(()),
+    }
+}
+
+/// Text as roff shows it literally: backslashes and dashes escaped, no line read as a
+/// request.
+fn roff_text(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    match escaped.starts_with(['.', '\'']) {
+        true => format!("\\&{escaped}"),
+        false => escaped,
+    }
 }

@@ -3,8 +3,9 @@
 //! parsed into an [`Endpoint`].
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::Serialize;
 
@@ -378,6 +379,106 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Parses an address to listen on: as [`Endpoint::parse`], and a port alone (`4000` or
+    /// `:4000`) is that port on every address, IPv6 and IPv4 alike (`[::]`, dual-stack).
+    pub fn parse_listen(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
+        let port = text.strip_prefix(':').unwrap_or(text);
+        let all_digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        if all_digits && proto.is_none_or(|p| !p.is_unix() && p != Proto::Raw) {
+            let port = parse_port(port, text)?;
+            return Ok(Endpoint {
+                proto: proto.unwrap_or(Proto::Tcp),
+                addr: Address::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
+            });
+        }
+        Endpoint::parse(text, proto)
+    }
+}
+
+/// `HOST PORT` as nc takes them: `Some("HOST:PORT")` when `host` is an IP address or a name
+/// without a port and `word` is a port number (1 to 65535); otherwise `None`, and `word` is
+/// not a port (a message, a file name).
+pub fn join_port(host: &str, word: &str) -> Option<String> {
+    let port_like = !word.is_empty() && word.len() <= 5 && word.bytes().all(|b| b.is_ascii_digit());
+    if !port_like || !matches!(word.parse::<u16>(), Ok(1..)) {
+        return None;
+    }
+    if host.contains("://") || looks_unix(host) || is_port_alone(host) {
+        return None;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(host);
+    if bare.contains(':') {
+        // An IPv6 address (with or without a zone) has colons but no port when it parses
+        // whole; anything else with a colon already has its port.
+        return parse_ip(bare).map(|_| format!("[{bare}]:{word}"));
+    }
+    Some(format!("{host}:{word}"))
+}
+
+/// Whether `text` is a port and nothing else (`4000`, `:4000`): never an IP address here,
+/// though getaddrinfo would read `1` as 0.0.0.1.
+fn is_port_alone(text: &str) -> bool {
+    let digits = text.strip_prefix(':').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An IP address, IPv6 with an optional zone (`fe80::1%eth0`, `fe80::1%2`) as link-local
+/// addresses need; the zone is the interface's index.
+fn parse_ip(text: &str) -> Option<(IpAddr, u32)> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some((ip, 0));
+    }
+    let (ip, zone) = text.split_once('%')?;
+    let ip: Ipv6Addr = ip.parse().ok()?;
+    let index = match zone.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => nix::net::if_::if_nametoindex(zone).ok()?,
+    };
+    Some((IpAddr::V6(ip), index))
+}
+
+fn socket_addr(ip: IpAddr, zone: u32, port: u16) -> SocketAddr {
+    match ip {
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, zone)),
+        v4 => SocketAddr::new(v4, port),
+    }
+}
+
+/// The family `-4` or `-6` asks host names to resolve to: 0 either, 4 or 6.
+static FAMILY: AtomicU8 = AtomicU8::new(0);
+
+/// Makes names resolve to IPv4 only (`-4`), IPv6 only (`-6`), or either (`None`).
+pub fn choose_family(family: Option<Family>) {
+    let v = match family {
+        Some(Family::Inet) => 4,
+        Some(Family::Inet6) => 6,
+        _ => 0,
+    };
+    FAMILY.store(v, Ordering::Relaxed);
+}
+
+/// Whether `addr` is of the family `-4` or `-6` chose (any, without them).
+pub fn family_allows(addr: &SocketAddr) -> bool {
+    match FAMILY.load(Ordering::Relaxed) {
+        4 => addr.is_ipv4(),
+        6 => addr.is_ipv6(),
+        _ => true,
+    }
+}
+
+/// The flag that chose the family, for errors: "-4", "-6" or "".
+pub fn family_flag() -> &'static str {
+    match FAMILY.load(Ordering::Relaxed) {
+        4 => "-4",
+        6 => "-6",
+        _ => "",
+    }
+}
+
 fn proto_names() -> String {
     Proto::ALL.map(Proto::name).join(", ")
 }
@@ -415,15 +516,15 @@ fn parse_raw(text: &str, v6_only: bool, whole: &str) -> Result<Address, UsageErr
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    let addr = match bare.parse::<IpAddr>() {
-        Ok(ip) => Address::Ip(SocketAddr::new(ip, 0)),
-        Err(_) if text.parse::<SocketAddr>().is_ok() || text.contains(':') => {
+    let addr = match parse_ip(bare) {
+        Some((ip, zone)) => Address::Ip(socket_addr(ip, zone, 0)),
+        None if text.parse::<SocketAddr>().is_ok() || text.contains(':') => {
             return Err(UsageError::new(format!(
                 "'{whole}': raw IP packets have no ports; give the address alone, such as \
                  127.0.0.1 or ::1 (--ip-proto chooses the IP protocol)"
             )));
         }
-        Err(_) => match parse_inet(text, whole)? {
+        None => match parse_inet(text, whole)? {
             Address::Host(host, _) => Address::Host(host, 0),
             other => other,
         },
@@ -443,21 +544,30 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
             "empty address; give IP:PORT, [IPv6]:PORT or HOST:PORT (port 0 picks a free port)",
         ));
     }
+    if is_port_alone(text) {
+        return Err(UsageError::new(format!(
+            "'{whole}' is a port alone, never an IP address: give the host too, as \
+             `127.0.0.1 {p}` (HOST PORT) or 127.0.0.1:{p}",
+            p = text.trim_start_matches(':')
+        )));
+    }
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(Address::Ip(addr));
     }
-    // A bare IP (v4, or v6 with or without brackets) takes the default port.
+    // A bare IP (v4, or v6 with or without brackets, with or without a zone) takes the
+    // default port.
     let bare = text
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(Address::Ip(SocketAddr::new(ip, DEFAULT_PORT)));
+    if let Some((ip, zone)) = parse_ip(bare) {
+        return Ok(Address::Ip(socket_addr(ip, zone, DEFAULT_PORT)));
     }
-    if text.starts_with('[') {
-        return Err(UsageError::new(format!(
-            "cannot parse '{whole}': expected [IPv6]:PORT, such as [::1]:3234"
-        )));
+    if let Some(inner) = text.strip_prefix('[') {
+        return parse_bracketed(inner, whole);
+    }
+    if bare.contains('%') {
+        return Err(bad_zone(whole));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (host, parse_port(port, whole)?),
@@ -474,6 +584,29 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
         )));
     }
     Ok(Address::Host(host.to_string(), port))
+}
+
+/// `[IPv6%zone]:PORT` (what std's parser leaves: a named zone, or a malformed address).
+fn parse_bracketed(inner: &str, whole: &str) -> Result<Address, UsageError> {
+    let bad = || {
+        UsageError::new(format!(
+            "cannot parse '{whole}': expected [IPv6]:PORT, such as [::1]:3234"
+        ))
+    };
+    let (ip, port) = inner.split_once("]:").ok_or_else(bad)?;
+    let port = parse_port(port, whole)?;
+    match parse_ip(ip) {
+        Some((ip, zone)) => Ok(Address::Ip(socket_addr(ip, zone, port))),
+        None if ip.contains('%') => Err(bad_zone(whole)),
+        None => Err(bad()),
+    }
+}
+
+fn bad_zone(whole: &str) -> UsageError {
+    UsageError::new(format!(
+        "cannot parse '{whole}': a zone follows an IPv6 address and names an interface that \
+         exists (fe80::1%eth0, [fe80::1%2]:80); `ip link` lists them"
+    ))
 }
 
 fn parse_port(port: &str, whole: &str) -> Result<u16, UsageError> {
@@ -580,5 +713,68 @@ mod tests {
         assert_eq!(family("@name"), Some(Family::Unix));
         assert_eq!(family("localhost:5"), None);
         assert_eq!(Family::Inet6.to_string(), "AF_INET6");
+    }
+
+    #[test]
+    fn a_port_alone_is_never_an_address() {
+        let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
+        assert!(err("1").contains("a port alone"));
+        assert!(err(":4000").contains("`127.0.0.1 4000`"));
+        let listen = |t: &str| Endpoint::parse_listen(t, None).unwrap();
+        assert_eq!(
+            listen("4000").addr,
+            Address::Ip("[::]:4000".parse().unwrap())
+        );
+        assert_eq!(
+            listen(":4000").addr,
+            Address::Ip("[::]:4000".parse().unwrap())
+        );
+        assert_eq!(listen("udp://:53").proto, Proto::Udp);
+        assert_eq!(listen("127.0.0.1:5").addr, parse("127.0.0.1:5").addr);
+        let unix = Endpoint::parse_listen("4000", Some(Proto::Unix)).unwrap();
+        assert_eq!(unix.addr, Address::UnixPath("4000".into()));
+    }
+
+    #[test]
+    fn host_and_port_as_two_words() {
+        assert_eq!(
+            join_port("127.0.0.1", "4000").as_deref(),
+            Some("127.0.0.1:4000")
+        );
+        assert_eq!(
+            join_port("localhost", "80").as_deref(),
+            Some("localhost:80")
+        );
+        assert_eq!(join_port("::1", "80").as_deref(), Some("[::1]:80"));
+        assert_eq!(join_port("[::1]", "80").as_deref(), Some("[::1]:80"));
+        assert_eq!(
+            join_port("fe80::1%1", "80").as_deref(),
+            Some("[fe80::1%1]:80")
+        );
+        // The first word has a port, or the second is no port: a message.
+        assert_eq!(join_port("127.0.0.1:3234", "4000"), None);
+        assert_eq!(join_port("[::1]:3234", "80"), None);
+        assert_eq!(join_port("127.0.0.1", "hello"), None);
+        assert_eq!(join_port("127.0.0.1", "70000"), None);
+        assert_eq!(join_port("127.0.0.1", "0"), None);
+        assert_eq!(join_port("/tmp/x.sock", "80"), None);
+        assert_eq!(join_port("udp://127.0.0.1", "80"), None);
+    }
+
+    #[test]
+    fn link_local_addresses_keep_their_zone() {
+        let scoped = |t: &str| match parse(t).addr {
+            Address::Ip(SocketAddr::V6(a)) => (a.port(), a.scope_id()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(scoped("fe80::1%2"), (3234, 2));
+        assert_eq!(scoped("[fe80::1%2]:80"), (80, 2));
+        let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+        assert_eq!(scoped("fe80::1%lo"), (3234, lo));
+        assert_eq!(scoped("[fe80::1%lo]:80"), (80, lo));
+        assert_eq!(scoped("raw6://fe80::1%lo"), (0, lo));
+        let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
+        assert!(err("[fe80::1%nosuchif0]:80").contains("names an interface"));
+        assert!(err("fe80::1%nosuchif0").contains("names an interface"));
     }
 }

@@ -28,7 +28,13 @@ pub fn init(args: LogConfig) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color())
         .without_time()
         .init();
+}
+
+/// NO_COLOR set to anything but empty turns colour off (no-color.org); clap's help and
+/// errors follow the same variable through anstream.
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }

@@ -2,20 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, explain, logging, relay, server};
+use netecho::{client, docs, error, explain, habits, logging, relay, server};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = habits::parse();
     logging::init(cli.log.config());
+    netecho::endpoint::choose_family(cli.family.family());
     if matches!(&cli.command, Command::Serve(a) if a.explain)
         || matches!(&cli.command, Command::Send(a) if a.explain)
     {
         explain::enable();
     }
-    match dispatch(&cli.command) {
+    match dispatch(&cli) {
         Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         // A stop signal is being handled (lab, bench): the error is its doing, and the
@@ -32,13 +31,13 @@ fn main() -> ExitCode {
 
 /// Turns the command's arguments into its configuration and runs it; the exit status when
 /// it succeeds (exec's is the remote program's).
-fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
-    match command {
+fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
         Command::Serve(args) => server::run(args.config()?)?,
         Command::Send(args) => client::send::run(args.config()?)?,
         Command::Bench(args) => client::bench::run(args.config()?)?,
         Command::Lab(args) => client::lab::run(args.config()?)?,
-        Command::Ping(args) => client::ping::run(args.config())?,
+        Command::Ping(args) => client::ping::run(args.config(cli.log.quiet))?,
         Command::Relay(args) => relay::run(args.config()?)?,
         Command::Get(args) => client::transfer::get(args.config()?)?,
         Command::Put(args) => client::transfer::put(args.config()?)?,

@@ -17,7 +17,7 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
     let mut child = Command::new(bin())
         .args([
             "bench",
-            "-c",
+            "-P",
             "2",
             "-d",
             "2.5s",

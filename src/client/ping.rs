@@ -98,8 +98,13 @@ fn target(host: &str) -> Result<SocketAddr> {
     (host, 0)
         .to_socket_addrs()
         .map_err(|e| anyhow!("cannot resolve '{host}': {e}; check the spelling, or give an IP"))?
-        .next()
-        .ok_or_else(|| anyhow!("cannot resolve '{host}': it has no address"))
+        .find(crate::endpoint::family_allows)
+        .ok_or_else(|| {
+            anyhow!(
+                "cannot resolve '{host}': it has no address {}",
+                crate::endpoint::family_flag()
+            )
+        })
 }
 
 /// A reply that belongs to this ping.
@@ -121,6 +126,8 @@ pub struct PingConfig {
     pub size: u32,
     /// How long to wait for each reply; a later one counts as lost.
     pub timeout: Duration,
+    /// Only the summary, as ping -q: no line per reply.
+    pub quiet: bool,
 }
 
 pub fn run(args: PingConfig) -> Result<()> {
@@ -138,7 +145,10 @@ pub fn run(args: PingConfig) -> Result<()> {
         timeout: args.timeout,
     };
     let mut pinger = Pinger::new(sock, to, args.size, schedule);
-    pinger.run(&shutdown, &mut out)?;
+    match args.quiet {
+        true => pinger.run(&shutdown, &mut io::sink())?,
+        false => pinger.run(&shutdown, &mut out)?,
+    }
     conclude(
         &mut out,
         &args.host,

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
 use crate::endpoint::Endpoint;
+use crate::hexdump::{self, Way};
 
 use super::exchange::{ClientConfig, Session};
 use super::raw::RawClient;
@@ -26,6 +27,8 @@ pub struct SendConfig {
     pub interactive: bool,
     /// Send each message this many times back to back, then read the replies (not raw).
     pub burst: Option<usize>,
+    /// Dump every message both ways on stderr, as xxd does.
+    pub hex: bool,
 }
 
 pub fn run(config: SendConfig) -> Result<()> {
@@ -33,12 +36,22 @@ pub fn run(config: SendConfig) -> Result<()> {
     // A raw packet carries headers the raw client writes itself: no Session message.
     let Some(target) = endpoint.target() else {
         let mut client = RawClient::open(endpoint, &config.client)?;
-        return each_message(&config, |msg, out| print_reply(out, &client.exchange(msg)?));
+        return each_message(&config, |msg, out| {
+            show(config.hex, Way::Out, endpoint, msg);
+            let reply = client.exchange(msg)?;
+            show(config.hex, Way::In, endpoint, &reply);
+            print_reply(out, &reply)
+        });
     };
     let mut session = Session::open(&target, config.client.clone())?;
-    each_message(&config, |msg, out| {
-        answer(&mut session, msg, config.burst, out)
-    })
+    each_message(&config, |msg, out| answer(&mut session, msg, &config, out))
+}
+
+/// The hex dump of one message, when --hex asked for it.
+fn show(hex: bool, way: Way, endpoint: &Endpoint, data: &[u8]) {
+    if hex {
+        hexdump::dump(way, endpoint, data);
+    }
 }
 
 /// Hands `exchange` the message on the command line, or each line of stdin (after a
@@ -76,11 +89,12 @@ fn each_message(
 fn answer(
     session: &mut Session,
     msg: &[u8],
-    burst: Option<usize>,
+    config: &SendConfig,
     out: &mut impl Write,
 ) -> Result<()> {
     let carrier = session.carrier();
     let proto = session.target().proto;
+    let target = &config.endpoint;
     if msg.is_empty() && !carrier.carries_empty() {
         warn!(
             "empty message not sent: {proto} cannot carry an empty message (the server would \
@@ -88,11 +102,15 @@ fn answer(
         );
         return Ok(());
     }
-    let Some(count) = burst else {
-        return print_reply(out, &session.exchange(msg)?);
+    show(config.hex, Way::Out, target, msg);
+    let Some(count) = config.burst else {
+        let reply = session.exchange(msg)?;
+        show(config.hex, Way::In, target, &reply);
+        return print_reply(out, &reply);
     };
     let got = session.burst(msg, count)?;
     for reply in &got.replies {
+        show(config.hex, Way::In, target, reply);
         print_reply(out, reply)?;
     }
     let bytes: usize = got.replies.iter().map(Vec::len).sum();

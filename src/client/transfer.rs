@@ -97,11 +97,14 @@ pub fn get(args: GetConfig) -> Result<()> {
         ),
     };
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
-    let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
+    let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = match endpoint.proto.kind() {
         SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(endpoint, &SocketOptions::default())?;
-            stream::get(&conn, &args.name, &out, args.force, &|got, _| progress(got))
+            let conn = transport::connect_first(endpoint, &request_reply())?;
+            stream::get(&conn, &args.name, &out, args.force, &|got, size| {
+                done.total.store(size, Ordering::Relaxed);
+                progress(got)
+            })
         }
         SocketKind::Datagram => {
             let target = datagram_target(endpoint)?;
@@ -147,11 +150,11 @@ pub fn put(args: PutConfig) -> Result<()> {
         File::open(&args.local).with_context(|| format!("open {}", args.local.display()))?;
     let size = file.metadata().context("stat the file")?.len();
     let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
-    let progress = |bytes: u64| done.store(bytes, Ordering::Relaxed);
+    let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer = match endpoint.proto.kind() {
         SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(endpoint, &SocketOptions::default())?;
-            stream::put(&conn, &mut file, size, &name)
+            let conn = transport::connect_first(endpoint, &request_reply())?;
+            stream::put(&conn, &mut file, size, &name, &progress)
         }
         SocketKind::Datagram => {
             let target = datagram_target(endpoint)?;
@@ -177,4 +180,13 @@ pub fn put(args: PutConfig) -> Result<()> {
         transfer.summary(&format!("put '{name}'"), crate::files::PUT)
     );
     Ok(())
+}
+
+/// A request, then a wait for its answer: TCP_NODELAY, or Nagle holds the request's last
+/// small segment until the server's delayed ACK (40 ms a request).
+fn request_reply() -> SocketOptions {
+    SocketOptions {
+        nodelay: true,
+        ..SocketOptions::default()
+    }
 }

@@ -47,7 +47,7 @@ fn text(frame: &[u8]) -> String {
 }
 
 /// Sends `file`'s data (`size` bytes), the end mark and its hash; counts what was sent.
-fn send_body(conn: &Conn, file: &mut File, size: u64) -> Result<u64> {
+fn send_body(conn: &Conn, file: &mut File, size: u64, progress: &dyn Fn(u64)) -> Result<u64> {
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
@@ -60,6 +60,7 @@ fn send_body(conn: &Conn, file: &mut File, size: u64) -> Result<u64> {
         hash.update(&buf[..n]);
         send_frame(conn, &buf[..n]).context("send data")?;
         sent += n as u64;
+        progress(sent);
     }
     send_frame(conn, b"").context("send the end mark")?;
     send_frame(conn, &hash.finalize()).context("send the hash")?;
@@ -157,7 +158,7 @@ fn serve_get(conn: &Conn, store: &Store, name: &str) -> Result<u64> {
         }
     };
     send_frame(conn, format!("OK {size}").as_bytes())?;
-    send_body(conn, &mut file, size)
+    send_body(conn, &mut file, size, &|_| ())
 }
 
 fn serve_put(
@@ -244,8 +245,14 @@ pub fn get(
     })
 }
 
-/// Uploads `file` (`size` bytes) as `name`.
-pub fn put(conn: &Conn, file: &mut File, size: u64, name: &str) -> Result<Transfer> {
+/// Uploads `file` (`size` bytes) as `name`, telling `progress` the bytes sent so far.
+pub fn put(
+    conn: &Conn,
+    file: &mut File,
+    size: u64,
+    name: &str,
+    progress: &dyn Fn(u64),
+) -> Result<Transfer> {
     let start = Instant::now();
     send_frame(conn, format!("PUT {size} {name}").as_bytes()).context("send the request")?;
     let mut frames = frames();
@@ -256,7 +263,7 @@ pub fn put(conn: &Conn, file: &mut File, size: u64, name: &str) -> Result<Transf
             reply.strip_prefix("ERR ").unwrap_or(&reply)
         );
     }
-    let bytes = send_body(conn, file, size)?;
+    let bytes = send_body(conn, file, size, progress)?;
     let done = text(&read(conn, &mut frames, "the server's verdict")?);
     if done != "OK stored" {
         bail!(

@@ -48,14 +48,23 @@ impl Progress {
     }
 }
 
-/// A shared count of bytes done, for [`Progress::start_bytes`].
-pub type Counter = Arc<std::sync::atomic::AtomicU64>;
+/// The bytes of a transfer: done so far, and the total once known (0 while unknown).
+#[derive(Default)]
+pub struct Bytes {
+    pub done: std::sync::atomic::AtomicU64,
+    pub total: std::sync::atomic::AtomicU64,
+}
+
+/// A shared count of bytes, for [`Progress::start_bytes`].
+pub type Counter = Arc<Bytes>;
 
 impl Progress {
-    /// Starts a bar for a transfer of `total` bytes; the caller stores the bytes done in the
-    /// counter. Drawn only once the transfer has taken a second.
+    /// Starts a bar for a transfer of `total` bytes (0: not known yet); the caller stores the
+    /// bytes done, and the total when it learns it, in the counter. Drawn only once the
+    /// transfer has taken a second.
     pub fn start_bytes(label: String, total: u64) -> (Progress, Counter) {
         let counter: Counter = Arc::default();
+        counter.total.store(total, Ordering::Relaxed);
         let done = Arc::new(AtomicBool::new(false));
         let thread = std::io::stderr().is_terminal().then(|| {
             let (done, counter) = (Arc::clone(&done), Arc::clone(&counter));
@@ -68,24 +77,10 @@ impl Progress {
                         continue;
                     }
                     drawn = true;
-                    let bytes = counter.load(Ordering::Relaxed);
-                    let rate = bytes as f64 / 1e6 / start.elapsed().as_secs_f64();
-                    let mb = bytes as f64 / 1e6;
-                    // A download's size is not known to every protocol up front: then
-                    // only the bytes so far and the rate.
-                    let _ = if total == 0 {
-                        write!(std::io::stderr(), "\r{label} {mb:.1} MB {rate:.1} MB/s")
-                    } else {
-                        let part = bytes as f64 / total as f64;
-                        let filled = ((part * WIDTH as f64) as usize).min(WIDTH);
-                        write!(
-                            std::io::stderr(),
-                            "\r{label} [{}{}] {mb:.1}/{:.1} MB {rate:.1} MB/s",
-                            "=".repeat(filled),
-                            " ".repeat(WIDTH - filled),
-                            total as f64 / 1e6
-                        )
-                    };
+                    let bytes = counter.done.load(Ordering::Relaxed);
+                    let total = counter.total.load(Ordering::Relaxed);
+                    let line = bytes_line(&label, bytes, total, start.elapsed());
+                    let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
                 }
                 if drawn {
                     let _ = write!(std::io::stderr(), "\r\x1b[2K");
@@ -93,6 +88,46 @@ impl Progress {
             })
         });
         (Progress { done, thread }, counter)
+    }
+}
+
+/// One redraw of a transfer's line: the bytes so far and the rate; with a known total also
+/// the bar, the percentage and the time left at the rate so far.
+pub fn bytes_line(label: &str, bytes: u64, total: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let rate = bytes as f64 / secs;
+    let (mb, mbps) = (bytes as f64 / 1e6, rate / 1e6);
+    if total == 0 {
+        return format!("{label} {mb:.1} MB {mbps:.1} MB/s");
+    }
+    let part = (bytes as f64 / total as f64).min(1.0);
+    let filled = ((part * WIDTH as f64) as usize).min(WIDTH);
+    let eta = match rate > 0.0 {
+        true => format!("{:.0} s left", total.saturating_sub(bytes) as f64 / rate),
+        false => "time left unknown".into(),
+    };
+    format!(
+        "{label} [{}{}] {:3.0}% {mb:.1}/{:.1} MB {mbps:.1} MB/s, {eta}",
+        "=".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        part * 100.0,
+        total as f64 / 1e6
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_total_gives_percent_rate_and_time_left() {
+        let line = bytes_line("put x", 2_000_000, 8_000_000, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "put x [=======                       ]  25% 2.0/8.0 MB 1.0 MB/s, 6 s left"
+        );
+        let unknown = bytes_line("get x", 3_000_000, 0, Duration::from_secs(1));
+        assert_eq!(unknown, "get x 3.0 MB 3.0 MB/s");
     }
 }
 

@@ -15,6 +15,10 @@ use super::{SocketOptions, calls};
 /// Resolves an IP address or host name (getaddrinfo) into every address it stands for.
 pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     match addr {
+        Address::Ip(addr) if !crate::endpoint::family_allows(addr) => Err(anyhow!(
+            "{addr} is not of the family {} asks for; drop the flag or give the other address",
+            crate::endpoint::family_flag()
+        )),
         Address::Ip(addr) => Ok(vec![*addr]),
         Address::Host(host, port) => {
             let addrs: Vec<SocketAddr> = (host.as_str(), *port)
@@ -25,9 +29,16 @@ pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
                          check the spelling, or give an IP address"
                     )
                 })?
+                .filter(crate::endpoint::family_allows)
                 .collect();
             if addrs.is_empty() {
-                return Err(anyhow!("cannot resolve '{host}': it has no address"));
+                return Err(anyhow!(
+                    "cannot resolve '{host}': it has no address{}",
+                    match crate::endpoint::family_flag() {
+                        "" => String::new(),
+                        flag => format!(" of the family {flag} asks for"),
+                    }
+                ));
             }
             Ok(addrs)
         }

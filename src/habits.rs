@@ -1,0 +1,207 @@
+//! The flags people bring from nc, ncat, socat, iperf3 and ping. Those netecho has work as
+//! there (`-4`, `-6`, `-v`, ping's `-c -i -s -W -q`, iperf3's `-c -P -t -J -b -l`); each of
+//! the others is refused in one line that names the netecho way to do it, rather than
+//! clap's generic tip.
+
+use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use crate::cli::Cli;
+
+/// A flag of another tool, and what to type in netecho instead.
+pub struct Habit {
+    /// The flags as typed: short, and the long forms of the tools that have one.
+    pub flags: &'static [&'static str],
+    /// Which tools have it, and what it does there.
+    pub there: &'static str,
+    /// The netecho way.
+    pub here: &'static str,
+}
+
+/// The flags netecho refuses with advice. A flag netecho has for a subcommand (ping's -c,
+/// bench's -n) works there and is never looked up here.
+pub const HABITS: &[Habit] = &[
+    Habit {
+        flags: &["-l", "--listen"],
+        there: "nc, ncat: listen",
+        here: "netecho listens with `netecho serve --addr :4000`",
+    },
+    Habit {
+        flags: &["-p", "--port"],
+        there: "nc, iperf3: the port",
+        here: "the port goes with the address: `netecho send 127.0.0.1 4000` (HOST PORT) or \
+               127.0.0.1:4000; to listen, `netecho serve --addr :4000`",
+    },
+    Habit {
+        flags: &["-u", "--udp"],
+        there: "nc, ncat, iperf3: UDP",
+        here: "UDP is `--proto udp`, or a udp:// address: `netecho send udp://127.0.0.1:4000`",
+    },
+    Habit {
+        flags: &["-U", "--unixsock"],
+        there: "nc, ncat: a Unix socket",
+        here: "a path is a Unix socket: `netecho send /tmp/echo.sock` (--proto unix-dgram or \
+               unix-seqpacket for the other types)",
+    },
+    Habit {
+        flags: &["-k", "--keep-open"],
+        there: "nc, ncat: keep listening",
+        here: "`netecho serve` keeps listening after each client: leave -k out",
+    },
+    Habit {
+        flags: &["-w", "--wait"],
+        there: "nc, ncat: a time-out",
+        here: "the wait for a reply is `--timeout 5s`",
+    },
+    Habit {
+        flags: &["-J", "--json"],
+        there: "iperf3: JSON output",
+        here: "JSON is `--format json` (`netecho bench -J` works)",
+    },
+    Habit {
+        flags: &["-t", "--time"],
+        there: "iperf3: how long",
+        here: "a timed run is `netecho bench -t 10s` (--duration); a raw packet's TTL is \
+               `netecho send --ttl N`",
+    },
+    Habit {
+        flags: &["-P", "--parallel"],
+        there: "iperf3: parallel streams",
+        here: "parallel clients are `netecho bench -P 8` (--clients)",
+    },
+    Habit {
+        flags: &["-c", "--sh-exec", "--client"],
+        there: "ncat: a shell command; iperf3: the server; ping: a count",
+        here: "a shell command per client is `netecho serve --exec sh -c 'CMD'`; iperf3's \
+               -c HOST is `netecho bench -c HOST`; ping's -c is `netecho ping -c 3 HOST`",
+    },
+    Habit {
+        flags: &["-e", "--exec"],
+        there: "nc, ncat: a program per client",
+        here: "a program per client is `netecho serve --exec PROGRAM ARGS`",
+    },
+    Habit {
+        flags: &["-x", "--hex-dump", "--hex"],
+        there: "ncat: a hex dump",
+        here: "the hex dump is `--hex` on send, serve and relay",
+    },
+    Habit {
+        flags: &["-z", "--zero"],
+        there: "nc: scan for listening ports",
+        here: "netecho scans no ports; `netecho send HOST PORT hello` shows whether a server \
+               answers",
+    },
+    Habit {
+        flags: &["-n", "--nodns"],
+        there: "nc, ncat: no name lookup",
+        here: "netecho never looks up a numeric address: leave -n out",
+    },
+    Habit {
+        flags: &["-s", "--source"],
+        there: "nc, ncat: the source address",
+        here: "the kernel picks the source address; sizes are `netecho bench -s 1k` and \
+               `netecho ping -s 1000`",
+    },
+    Habit {
+        flags: &["-i", "--interval"],
+        there: "nc: a delay between lines; ping: between requests",
+        here: "ping's -i is `netecho ping -i 200ms`; bench paces with `--rate 10mbit`",
+    },
+    Habit {
+        flags: &["-b", "--bitrate", "--broadcast"],
+        there: "iperf3: the bitrate; nc: broadcast",
+        here: "a bitrate is `netecho bench -b 10mbit` (--rate); netecho sends no broadcast",
+    },
+    Habit {
+        flags: &["-R", "--reverse"],
+        there: "iperf3: the server sends",
+        here: "`netecho bench` measures both ways at once: each request comes back as its reply",
+    },
+    Habit {
+        flags: &["-C", "--crlf"],
+        there: "nc, ncat: CRLF line endings",
+        here: "`netecho send --framing line` ends each message with \\n; netecho sends no \\r",
+    },
+    Habit {
+        flags: &["-N"],
+        there: "nc: shut down writing at the end of input",
+        here: "`netecho send` shuts down its writing side when its input ends: leave -N out",
+    },
+    Habit {
+        flags: &["-W"],
+        there: "ping: the wait for a reply",
+        here: "ping's -W is `netecho ping -W 2s`; send waits with `--timeout 2s`",
+    },
+    Habit {
+        flags: &["--ssl"],
+        there: "ncat: TLS",
+        here: "netecho speaks no TLS; it shows the sockets underneath",
+    },
+];
+
+/// The advice for `flag` (as typed, `-l` or `--listen`), if it is a habit netecho knows.
+pub fn advice(flag: &str) -> Option<String> {
+    let name = flag.split('=').next().unwrap_or(flag);
+    let habit = HABITS.iter().find(|h| h.flags.contains(&name))?;
+    Some(format!(
+        "{name} is not a netecho flag here ({}): {}",
+        habit.there, habit.here
+    ))
+}
+
+/// The command line, parsed; a flag of another tool ends netecho with its one line of
+/// advice and exit code 2, as clap's own errors do.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            if let Some(line) = explain(&err) {
+                eprintln!("error: {line}");
+                // 2, as clap's own usage errors.
+                std::process::exit(2);
+            }
+            err.exit()
+        }
+    }
+}
+
+/// The advice for a clap error about an unknown flag, if that flag is a known habit.
+fn explain(err: &clap::Error) -> Option<String> {
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match err.get(ContextKind::InvalidArg)? {
+        ContextValue::String(flag) => advice(flag),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_habit_gets_one_line_naming_the_netecho_way() {
+        let line = advice("-l").unwrap();
+        assert_eq!(
+            line,
+            "-l is not a netecho flag here (nc, ncat: listen): netecho listens with \
+             `netecho serve --addr :4000`"
+        );
+        assert!(advice("--port=80").unwrap().contains("HOST PORT"));
+        assert!(!advice("-u").unwrap().contains('\n'));
+        assert_eq!(advice("--frobnicate"), None);
+    }
+
+    #[test]
+    fn an_unknown_habit_flag_is_explained_from_clap_s_error() {
+        let err = Cli::try_parse_from(["netecho", "send", "-l", "127.0.0.1:1"]).unwrap_err();
+        assert!(
+            explain(&err)
+                .unwrap()
+                .contains("netecho serve --addr :4000")
+        );
+        let err = Cli::try_parse_from(["netecho", "send", "--port", "80", "x"]).unwrap_err();
+        assert!(explain(&err).unwrap().contains("HOST PORT"));
+    }
+}

@@ -1,0 +1,82 @@
+//! `--hex`: every message as `xxd` and `ncat -x` show bytes, offset, hex and ASCII, on
+//! stderr. Stderr because stdout carries the replies (send) and the `listening` line
+//! (serve, relay) that scripts read; a dump never mixes into them, and `2>dump.txt`
+//! keeps it.
+
+use std::io::Write;
+
+/// Bytes per line, as xxd.
+const WIDTH: usize = 16;
+
+/// The dump of `data` under a heading (`> 5 bytes to tcp 127.0.0.1:4000`): one line per 16
+/// bytes, the offset in hex, the bytes in pairs, then the printable ASCII with `.` for the
+/// rest.
+pub fn format(heading: &str, data: &[u8]) -> String {
+    let mut text = format!("{heading}\n");
+    for (n, line) in data.chunks(WIDTH).enumerate() {
+        let mut hex = String::with_capacity(40);
+        for (i, byte) in line.iter().enumerate() {
+            if i > 0 && i % 2 == 0 {
+                hex.push(' ');
+            }
+            hex.push_str(&format!("{byte:02x}"));
+        }
+        let ascii: String = line
+            .iter()
+            .map(|&b| match b {
+                0x20..=0x7e => b as char,
+                _ => '.',
+            })
+            .collect();
+        text.push_str(&format!("{:08x}: {hex:<39}  {ascii}\n", n * WIDTH));
+    }
+    text
+}
+
+/// Which way a message went, from this program's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// Sent by this program.
+    Out,
+    /// Received by this program.
+    In,
+}
+
+/// Writes the dump of one message to stderr: `> N bytes to PEER` or `< N bytes from PEER`.
+pub fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
+    let heading = match way {
+        Way::Out => format!("> {} bytes to {peer}", data.len()),
+        Way::In => format!("< {} bytes from {peer}", data.len()),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(format(&heading, data).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dump_reads_as_xxd_does() {
+        let text = format(
+            "> 20 bytes to tcp 127.0.0.1:4000",
+            b"hello, world\n\x00\x01\xffABCD",
+        );
+        assert_eq!(
+            text,
+            "> 20 bytes to tcp 127.0.0.1:4000\n\
+             00000000: 6865 6c6c 6f2c 2077 6f72 6c64 0a00 01ff  hello, world....\n\
+             00000010: 4142 4344                                ABCD\n"
+        );
+        assert_eq!(format("< 0 bytes", b""), "< 0 bytes\n");
+    }
+
+    #[test]
+    fn an_odd_length_line_is_padded_to_the_ascii_column() {
+        let text = format("x", b"abc");
+        assert_eq!(
+            text,
+            "x\n00000000: 6162 63                                  abc\n"
+        );
+    }
+}
