@@ -312,6 +312,9 @@ impl Endpoint {
     /// Parses `text`, taking the protocol from a URL scheme, else from `proto`, else from the
     /// form of the address (a path or @name is `unix`, anything else `tcp`).
     pub fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
+        if let Some(advice) = socat_address(text) {
+            return Err(UsageError::new(advice));
+        }
         let (scheme, rest) = match text.split_once("://") {
             // raw6:// is raw:// restricted to IPv6.
             Some(("raw6", rest)) => (Some(Proto::Raw), rest),
@@ -477,6 +480,25 @@ pub fn family_flag() -> &'static str {
         6 => "-6",
         _ => "",
     }
+}
+
+/// socat's address words (`TCP-LISTEN:4000`, `TCP:HOST:4000`, `UNIX-CONNECT:/tmp/s`), which
+/// would otherwise read as a host named TCP: the netecho way to write them.
+fn socat_address(text: &str) -> Option<String> {
+    let (kind, rest) = text.split_once(':')?;
+    let kind = kind.to_ascii_uppercase();
+    let here = match kind.trim_end_matches(['4', '6']) {
+        "TCP-LISTEN" | "TCP4-LISTEN" | "TCP6-LISTEN" => format!("`netecho serve --addr :{rest}`"),
+        "UDP-LISTEN" | "UDP4-LISTEN" | "UDP6-LISTEN" => {
+            format!("`netecho serve --proto udp --addr :{rest}`")
+        }
+        "TCP" => format!("`netecho send {}`", rest.replacen(':', " ", 1)),
+        "UDP" => format!("`netecho send --proto udp {}`", rest.replacen(':', " ", 1)),
+        "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {rest}`"),
+        "UNIX-LISTEN" => format!("`netecho serve --addr {rest}`"),
+        _ => return None,
+    };
+    Some(format!("'{text}' is a socat address; in netecho: {here}"))
 }
 
 fn proto_names() -> String {
@@ -776,5 +798,13 @@ mod tests {
         let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
         assert!(err("[fe80::1%nosuchif0]:80").contains("names an interface"));
         assert!(err("fe80::1%nosuchif0").contains("names an interface"));
+    }
+
+    #[test]
+    fn socat_addresses_get_their_netecho_form() {
+        let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
+        assert!(err("TCP-LISTEN:4000").contains("`netecho serve --addr :4000`"));
+        assert!(err("tcp:127.0.0.1:4000").contains("`netecho send 127.0.0.1 4000`"));
+        assert!(err("UNIX-CONNECT:/tmp/s").contains("`netecho send /tmp/s`"));
     }
 }

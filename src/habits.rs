@@ -98,9 +98,9 @@ pub const HABITS: &[Habit] = &[
     },
     Habit {
         flags: &["-s", "--source"],
-        there: "nc, ncat: the source address",
-        here: "the kernel picks the source address; sizes are `netecho bench -s 1k` and \
-               `netecho ping -s 1000`",
+        there: "nc, ncat: the source address; iperf3: the server",
+        here: "the kernel picks the source address; iperf3's server is `netecho serve`; sizes \
+               are `netecho bench -s 1k` and `netecho ping -s 1000`",
     },
     Habit {
         flags: &["-i", "--interval"],

@@ -1,0 +1,153 @@
+//! The flags users bring from nc, ncat, socat, iperf3 and ping, through the binary: every row
+//! of README's table either works as there or is refused with one line naming the netecho way.
+
+mod common;
+
+use common::{Server, can_open_raw, fails, netecho, ok};
+
+/// The "you type" column of README's table of habits.
+fn readme_rows() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let table = readme
+        .split("| in | you type | in netecho |")
+        .nth(1)
+        .expect("README has the table of habits");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(2).unwrap().trim().to_string())
+        .collect()
+}
+
+/// Runs `netecho ARGS` and expects the refusal: exit 2, one error line containing `advice`.
+fn refused(args: &[&str], advice: &str) {
+    let line = fails(&netecho(args, b""), 2);
+    assert!(line.contains(advice), "netecho {args:?}: {line}");
+}
+
+/// Runs a row's check; false for a row this test does not know.
+fn check(row: &str, server: &Server) -> bool {
+    let port = server.port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "-n", "5"];
+        args.extend_from_slice(extra);
+        ok(&netecho(&args, b""))
+    };
+    match row {
+        "`nc -l -p 4000`" => {
+            refused(&["send", "-l", &addr], "`netecho serve --addr :4000`");
+            refused(&["send", "-p", &port, "127.0.0.1"], "HOST PORT");
+            refused(&["send", "--port", &port, "127.0.0.1"], "HOST PORT");
+            let any = Server::start(&["--addr", ":0"]);
+            assert!(any.addr.starts_with("[::]:"), "{}", any.addr);
+            let v4 = ["send", "127.0.0.1", &any.port().to_string(), "dual"];
+            assert_eq!(ok(&netecho(&v4, b"")), "DUAL\n");
+        }
+        "`nc 127.0.0.1 4000`" => {
+            let out = ok(&netecho(&["send", "127.0.0.1", &port, "hello"], b""));
+            assert_eq!(out, "HELLO\n");
+            refused(&["send", &port], "a port alone");
+            refused(&["send", "-i", "1", "127.0.0.1"], "-i takes no value");
+        }
+        "`-u`" => refused(&["send", "-u", &addr], "--proto udp"),
+        "`-U /tmp/s`" => refused(&["send", "-U", "/tmp/s"], "a path is a Unix socket"),
+        "`-4`, `-6`" => {
+            assert_eq!(
+                ok(&netecho(&["-4", "send", "localhost", &port, "four"], b"")),
+                "FOUR\n"
+            );
+            let line = fails(&netecho(&["-6", "send", &addr, "six"], b""), 1);
+            assert!(line.contains("-6"), "{line}");
+        }
+        "`-k`" => refused(&["serve", "-k"], "keeps listening"),
+        "`-w 5`" => refused(&["send", "-w", "5", &addr], "--timeout 5s"),
+        "`-v`" => assert_eq!(ok(&netecho(&["send", "-v", &addr, "v"], b"")), "V\n"),
+        "`-z`" => refused(&["send", "-z", &addr], "scans no ports"),
+        "`-n`" => refused(&["send", "-n", &addr], "never looks up"),
+        "`-s ADDR`" => refused(&["send", "-s", "127.0.0.1", &addr], "source address"),
+        "`-N`" => refused(&["send", "-N", &addr], "shuts down its writing side"),
+        "`-C`" => refused(&["send", "-C", &addr], "--framing line"),
+        "`-e PROG`, `-c CMD`" => {
+            refused(&["serve", "-e", "/bin/cat"], "netecho serve --exec");
+            refused(&["send", "-c", "tr a-z A-Z", &addr], "--exec sh -c");
+        }
+        "`-x FILE`, `--hex-dump`" => {
+            refused(&["send", "-x", "dump", &addr], "--hex");
+            let out = netecho(&["send", "--hex", &addr, "hi"], b"");
+            assert_eq!(ok(&out), "HI\n");
+            let dump = String::from_utf8_lossy(&out.stderr);
+            assert!(dump.contains("00000000: 6869"), "{dump}");
+            assert!(dump.contains("00000000: 4849"), "{dump}");
+        }
+        "`--ssl`" => refused(&["send", "--ssl", &addr], "no TLS"),
+        "`TCP-LISTEN:4000`" => refused(
+            &["serve", "--addr", "TCP-LISTEN:4000"],
+            "`netecho serve --addr :4000`",
+        ),
+        "`TCP:HOST:4000`" => refused(
+            &["send", "TCP:127.0.0.1:4000"],
+            "`netecho send 127.0.0.1 4000`",
+        ),
+        "`UNIX-CONNECT:/tmp/s`" => {
+            refused(&["send", "UNIX-CONNECT:/tmp/s"], "`netecho send /tmp/s`")
+        }
+        "`-s`" => refused(&["serve", "-s"], "`netecho serve`"),
+        "`-c HOST`" => {
+            bench(&["-c", "127.0.0.1", &port]);
+            refused(&["bench", "-c", "2", &addr], "-P 2");
+        }
+        "`-p 5201`" => refused(&["bench", "-p", &port, "-c", "127.0.0.1"], "HOST PORT"),
+        "`-P 8`" => drop(bench(&["-P", "2", &addr])),
+        "`-t 10`" => {
+            refused(&["bench", "-t", "10", &addr], "10 what?");
+            ok(&netecho(&["bench", "-t", "300ms", &addr], b""));
+        }
+        "`-J`" => {
+            let json = bench(&["-J", &addr]);
+            serde_json::from_str::<serde_json::Value>(&json).expect("bench -J prints JSON");
+        }
+        "`-l 1K`" => drop(bench(&["-l", "1K", &addr])),
+        "`-b 10M`" => {
+            refused(&["bench", "-b", "10M", &addr], "10mbit");
+            bench(&["-b", "10mbit", &addr]);
+        }
+        "`-R`" => refused(&["bench", "-R", &addr], "both ways"),
+        "`-c 3`, `-s 1000`" => drop(ping(&["-c", "1", "-s", "1000"], "1008 bytes from")),
+        "`-i 0.2`, `-W 2`" => {
+            refused(&["ping", "-i", "0.2", "127.0.0.1"], "0.2 what?");
+            refused(&["ping", "-W", "2", "127.0.0.1"], "2 what?");
+            drop(ping(&["-c", "1", "-i", "200ms", "-W", "2s"], "1 received"));
+        }
+        "`-q`" => {
+            let out = ping(&["-q", "-c", "2", "-i", "100ms"], "2 received");
+            assert!(!out.contains("icmp_seq"), "ping -q printed replies:\n{out}");
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// `netecho ping ARGS 127.0.0.1`, when this process may: its stdout, which contains `want`.
+fn ping(args: &[&str], want: &str) -> String {
+    if !can_open_raw("every_habit_in_the_readme_table") {
+        return String::new();
+    }
+    let mut all = vec!["ping"];
+    all.extend_from_slice(args);
+    all.push("127.0.0.1");
+    let out = ok(&netecho(&all, b""));
+    assert!(out.contains(want), "netecho {all:?}:\n{out}");
+    out
+}
+
+#[test]
+fn every_habit_in_the_readme_table() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let rows = readme_rows();
+    assert!(rows.len() >= 30, "README's table has {} rows", rows.len());
+    for row in &rows {
+        assert!(check(row, &server), "README row {row} has no check here");
+    }
+}
