@@ -386,14 +386,14 @@ impl Endpoint {
     /// Parses an address to listen on: as [`Endpoint::parse`], and a port alone (`4000` or
     /// `:4000`) is that port on every address, IPv6 and IPv4 alike (`[::]`, dual-stack).
     pub fn parse_listen(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
-        let port = text.strip_prefix(':').unwrap_or(text);
-        let all_digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-        if all_digits && proto.is_none_or(|p| !p.is_unix() && p != Proto::Raw) {
-            let port = parse_port(port, text)?;
-            return Ok(Endpoint {
-                proto: proto.unwrap_or(Proto::Tcp),
-                addr: Address::Ip(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)),
-            });
+        let (scheme, rest) = match text.split_once("://") {
+            Some((scheme, rest)) => (Proto::from_name(scheme), rest),
+            None => (None, text),
+        };
+        let ip = scheme.or(proto).is_none_or(|p| !p.is_unix() && p != Proto::Raw);
+        if ip && is_port_alone(rest) {
+            let every = format!("[::]:{}", rest.trim_start_matches(':'));
+            return Endpoint::parse(&text.replacen(rest, &every, 1), proto);
         }
         Endpoint::parse(text, proto)
     }
@@ -485,7 +485,7 @@ pub fn family_flag() -> &'static str {
 /// socat's address words (`TCP-LISTEN:4000`, `TCP:HOST:4000`, `UNIX-CONNECT:/tmp/s`), which
 /// would otherwise read as a host named TCP: the netecho way to write them.
 fn socat_address(text: &str) -> Option<String> {
-    let (kind, rest) = text.split_once(':')?;
+    let (kind, rest) = text.split_once(':').filter(|(_, rest)| !rest.starts_with("//"))?;
     let kind = kind.to_ascii_uppercase();
     let here = match kind.trim_end_matches(['4', '6']) {
         "TCP-LISTEN" | "TCP4-LISTEN" | "TCP6-LISTEN" => format!("`netecho serve --addr :{rest}`"),

@@ -84,7 +84,7 @@ where
 /// A size as the parser reads it back: 64k, 4M, 1G, or bytes.
 pub fn show_size(bytes: u64) -> String {
     for (unit, scale) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
-        if bytes >= scale && bytes % scale == 0 {
+        if bytes >= scale && bytes.is_multiple_of(scale) {
             return format!("{}{unit}", bytes / scale);
         }
     }

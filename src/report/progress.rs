@@ -115,6 +115,15 @@ pub fn bytes_line(label: &str, bytes: u64, total: u64, elapsed: Duration) -> Str
     )
 }
 
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,14 +137,5 @@ mod tests {
         );
         let unknown = bytes_line("get x", 3_000_000, 0, Duration::from_secs(1));
         assert_eq!(unknown, "get x 3.0 MB 3.0 MB/s");
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
