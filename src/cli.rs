@@ -423,7 +423,8 @@ pub struct SendArgs {
     /// Prompt with `>>> ` even when stdin is not a terminal
     #[arg(short, long)]
     pub interactive: bool,
-    /// Datagrams: how long to wait for each reply (e.g. 2s, 500ms)
+    /// How long to wait: for each datagram's reply, or on a connection for the server's
+    /// last bytes once the input ended (e.g. 2s, 500ms)
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Datagrams: how many times to send again when no reply comes
@@ -1256,7 +1257,11 @@ impl RelayArgs {
     /// The relay's two ends and conditions, checked to make sense together.
     pub fn config(&self) -> Result<Route, UsageError> {
         let side = |text: &str, listen: bool| {
-            let parse = if listen { Endpoint::parse_listen } else { Endpoint::parse };
+            let parse = if listen {
+                Endpoint::parse_listen
+            } else {
+                Endpoint::parse
+            };
             parse(text, None)?.target().ok_or_else(|| {
                 UsageError::new(
                     "relay works between tcp, udp and unix sockets; raw IP is for serve, send \

@@ -390,7 +390,9 @@ impl Endpoint {
             Some((scheme, rest)) => (Proto::from_name(scheme), rest),
             None => (None, text),
         };
-        let ip = scheme.or(proto).is_none_or(|p| !p.is_unix() && p != Proto::Raw);
+        let ip = scheme
+            .or(proto)
+            .is_none_or(|p| !p.is_unix() && p != Proto::Raw);
         if ip && is_port_alone(rest) {
             let every = format!("[::]:{}", rest.trim_start_matches(':'));
             return Endpoint::parse(&text.replacen(rest, &every, 1), proto);
@@ -485,7 +487,9 @@ pub fn family_flag() -> &'static str {
 /// socat's address words (`TCP-LISTEN:4000`, `TCP:HOST:4000`, `UNIX-CONNECT:/tmp/s`), which
 /// would otherwise read as a host named TCP: the netecho way to write them.
 fn socat_address(text: &str) -> Option<String> {
-    let (kind, rest) = text.split_once(':').filter(|(_, rest)| !rest.starts_with("//"))?;
+    let (kind, rest) = text
+        .split_once(':')
+        .filter(|(_, rest)| !rest.starts_with("//"))?;
     let kind = kind.to_ascii_uppercase();
     let here = match kind.trim_end_matches(['4', '6']) {
         "TCP-LISTEN" | "TCP4-LISTEN" | "TCP6-LISTEN" => format!("`netecho serve --addr :{rest}`"),

@@ -431,4 +431,9 @@ impl Session {
     pub fn carrier(&self) -> Carrier {
         self.current.as_ref().expect("connected").carrier
     }
+
+    /// The connected socket and its address, for a client that streams its input.
+    pub fn connection(&self) -> Option<(&Conn, &Target)> {
+        self.current.as_ref().map(|c| (&c.conn, &c.target))
+    }
 }

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod lab;
 pub mod local;
 pub mod ping;
+pub mod pipeline;
 pub mod raw;
 pub mod send;
 pub mod transfer;

@@ -6,11 +6,13 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, SocketKind, Target};
 use crate::hexdump::{self, Way};
 
 use super::exchange::{ClientConfig, Session};
+use super::pipeline::{self, Cut};
 use super::raw::RawClient;
+use crate::transport::Conn;
 
 /// The prompt of the lesson's client.
 pub const PROMPT: &str = ">>> ";
@@ -44,11 +46,88 @@ pub fn run(config: SendConfig) -> Result<()> {
         });
     };
     let mut session = Session::open(&target, config.client.clone())?;
+    if let Some((conn, target)) = session.connection().filter(|_| streams(&config)) {
+        return stream(&config, conn, target);
+    }
     each_message(&config, |msg, out| answer(&mut session, msg, &config, out))
 }
 
+/// Whether send talks as nc does (see [`pipeline`]): over a connected socket, with the
+/// message from the command line or a pipe; a prompt and --burst go message by message.
+fn streams(config: &SendConfig) -> bool {
+    let piped = config.message.is_some() || !(config.interactive || io::stdin().is_terminal());
+    piped && config.burst.is_none() && config.endpoint.proto.kind() != SocketKind::Datagram
+}
+
+/// The messages out from a second thread, the replies printed as they come, the writing
+/// side shut down at the end of input.
+fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
+    let kind = conn.kind();
+    let cut = Cut::of(kind, config.client.framing, config.client.max_frame);
+    let mut given = config.message.clone();
+    let hex = config.hex;
+    let next = move || -> Result<Option<Vec<u8>>> {
+        loop {
+            let msg = match given.take() {
+                Some(msg) => msg,
+                None if config.message.is_some() => return Ok(None),
+                None => match read_line(&mut io::stdin().lock())? {
+                    Some(line) => line,
+                    None => return Ok(None),
+                },
+            };
+            if msg.is_empty() {
+                if config.message.is_some() {
+                    warn!("empty message not sent: a {kind:?} socket carries no empty message");
+                }
+                continue;
+            }
+            show(hex, Way::Out, target, &msg);
+            return Ok(Some(msg));
+        }
+    };
+    let mut out = io::stdout().lock();
+    let mut first = true;
+    let mut reply = |data: &[u8]| -> Result<()> {
+        if std::mem::take(&mut first) {
+            hint_framed(data);
+        }
+        show(hex, Way::In, target, data);
+        print_reply(&mut out, data)
+    };
+    pipeline::run(conn, target, cut, config.client.timeout, next, &mut reply)
+}
+
+/// A warning when the reply is framed as `netecho exec` or the file service frames theirs:
+/// the server runs --exec or --files, and another command talks to it.
+fn hint_framed(reply: &[u8]) {
+    let Some((head, rest)) = reply.split_first_chunk::<4>() else {
+        return;
+    };
+    // The length of a frame, which the first reply may hold only the start of.
+    let len = u32::from_be_bytes(*head) as usize;
+    let Some(&tag) = rest.first().filter(|_| (1..=16 << 20).contains(&len)) else {
+        return;
+    };
+    let payload = rest;
+    if matches!(
+        tag,
+        crate::service::exec::STDOUT..=crate::service::exec::EXIT
+    ) {
+        warn!(
+            "the reply is framed as an --exec server frames its program's output; talk to it \
+             with `netecho exec ADDR`"
+        );
+    } else if payload.starts_with(b"ERR ") || payload.starts_with(b"OK ") {
+        warn!(
+            "the reply is framed as a --files server frames its answers; talk to it with \
+             `netecho get ADDR NAME` or `netecho put ADDR FILE`"
+        );
+    }
+}
+
 /// The hex dump of one message, when --hex asked for it.
-fn show(hex: bool, way: Way, endpoint: &Endpoint, data: &[u8]) {
+fn show(hex: bool, way: Way, endpoint: &dyn std::fmt::Display, data: &[u8]) {
     if hex {
         hexdump::dump(way, endpoint, data);
     }

@@ -1,0 +1,284 @@
+//! `send` over a stream or seqpacket socket, as nc talks: the messages go out from one thread
+//! while this one prints the replies, and the end of the input shuts down the writing side
+//! (shutdown(SHUT_WR)). A server that answers only at the end of its input, as a
+//! block-buffered filter does (`socat EXEC:'tr a-z A-Z'`), is answered too, and send waits
+//! for the server to finish and close, for at most --timeout of silence once the input ended.
+//!
+//! Before shutting down, send waits a moment (at most [`GRACE`] of silence) for the replies
+//! still owed: `ncat --exec` closes the whole connection at the client's shutdown, so a
+//! program that answers line by line must be heard first.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use tracing::warn;
+
+use crate::endpoint::{SocketKind, Target};
+use crate::error::{Call, socket_error};
+use crate::transport::framing::Framing;
+use crate::transport::{Conn, MAX_MESSAGE, Received};
+
+/// How often the reader looks whether the input has ended.
+const TICK: Duration = Duration::from_millis(100);
+/// The longest silence waited through, replies still owed, before shutting down writing.
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// What the reader tells the writer: replies cut so far, and when data last came.
+struct Heard {
+    replies: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Heard {
+    fn got(&self, replies: usize) {
+        self.replies.fetch_add(replies, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Waits until `sent` replies came, or the server was silent for `grace`.
+    fn owed(&self, sent: usize, grace: Duration) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        while self.replies.load(Ordering::Relaxed) < sent {
+            let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= grace {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// How replies are cut out of what arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Each recv is one reply (seqpacket).
+    Message,
+    /// As many bytes as the message had (an unframed stream: an echo keeps the length).
+    Length,
+    /// One frame of this framing.
+    Frame(Framing, usize),
+}
+
+impl Cut {
+    pub fn of(kind: SocketKind, framing: Framing, max_frame: usize) -> Cut {
+        match (kind, framing) {
+            (SocketKind::Stream, Framing::None) => Cut::Length,
+            (SocketKind::Stream, framing) => Cut::Frame(framing, max_frame),
+            _ => Cut::Message,
+        }
+    }
+}
+
+/// Sends each message `next` gives until it gives `None`, then shuts down writing; hands
+/// each reply to `reply` as it is cut; returns once the server closed, or was silent for
+/// `timeout` after the input ended.
+pub fn run(
+    conn: &Conn,
+    target: &Target,
+    cut: Cut,
+    timeout: Duration,
+    mut next: impl FnMut() -> Result<Option<Vec<u8>>> + Send,
+    reply: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let ended = AtomicBool::new(false);
+    let heard = Heard {
+        replies: AtomicUsize::new(0),
+        last: Mutex::new(Instant::now()),
+    };
+    let (lengths, sent) = mpsc::channel::<usize>();
+    thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut count = 0;
+            let result = (|| {
+                while let Some(msg) = next()? {
+                    count += 1;
+                    let mut wire = Vec::with_capacity(msg.len() + 4);
+                    match cut {
+                        Cut::Frame(framing, _) => framing.encode(&msg, &mut wire),
+                        _ => wire.extend_from_slice(&msg),
+                    }
+                    // Known before the reply can come, so the reader can cut it.
+                    let _ = lengths.send(msg.len());
+                    conn.send_all(&wire)
+                        .map_err(|e| socket_error(Call::Send, target, &e))?;
+                }
+                Ok(())
+            })();
+            heard.owed(count, GRACE.min(timeout));
+            let _ = conn.shutdown_write();
+            ended.store(true, Ordering::Relaxed);
+            drop(lengths);
+            result
+        });
+        let read = Reader::new(cut, target, &heard).read(conn, &sent, &ended, timeout, reply);
+        let wrote = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the sending thread failed")));
+        read.and(wrote)
+    })
+}
+
+/// The replies owed and the bytes not yet cut into one.
+struct Reader<'t> {
+    cut: Cut,
+    target: &'t Target,
+    heard: &'t Heard,
+    owed: VecDeque<usize>,
+    sent: usize,
+    held: Vec<u8>,
+}
+
+impl<'t> Reader<'t> {
+    fn new(cut: Cut, target: &'t Target, heard: &'t Heard) -> Reader<'t> {
+        Reader {
+            cut,
+            target,
+            heard,
+            owed: VecDeque::new(),
+            sent: 0,
+            held: Vec::new(),
+        }
+    }
+
+    fn read(
+        mut self,
+        conn: &Conn,
+        sent: &mpsc::Receiver<usize>,
+        ended: &AtomicBool,
+        timeout: Duration,
+        reply: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let target = self.target;
+        let fail = |e: io::Error| socket_error(Call::Recv, target, &e);
+        conn.set_read_timeout(Some(TICK)).map_err(fail)?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            let got = conn.recv(&mut buf);
+            self.owe(sent);
+            match got {
+                Ok(Received::Data(n)) => {
+                    quiet_since = None;
+                    self.take(&buf[..n], reply)?;
+                }
+                Ok(Received::Truncated(n)) => {
+                    warn!("a reply longer than {} bytes was cut short", buf.len());
+                    self.take(&buf[..n.min(buf.len())], reply)?;
+                }
+                Ok(Received::Closed) => break,
+                Err(e) if is_tick(&e) => {
+                    if !ended.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let since = *quiet_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= timeout {
+                        self.owe(sent);
+                        warn!(
+                            "{}: nothing more from the server within --timeout {:?} after the \
+                             input ended; closing",
+                            self.target, timeout
+                        );
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        self.finish(reply)
+    }
+
+    /// Takes the lengths of the messages sent since the last look.
+    fn owe(&mut self, sent: &mpsc::Receiver<usize>) {
+        while let Ok(len) = sent.try_recv() {
+            self.owed.push_back(len);
+            self.sent += 1;
+        }
+    }
+
+    /// Cuts and hands over every whole reply in what has come so far.
+    fn take(&mut self, data: &[u8], reply: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        if self.cut == Cut::Message {
+            self.owed.pop_front();
+            self.heard.got(1);
+            return reply(data);
+        }
+        self.held.extend_from_slice(data);
+        self.heard.got(0);
+        while let Some(one) = self.next_reply()? {
+            self.owed.pop_front();
+            self.heard.got(1);
+            reply(&one)?;
+        }
+        Ok(())
+    }
+
+    /// The next whole reply in `held`, if there is one.
+    fn next_reply(&mut self) -> Result<Option<Vec<u8>>> {
+        let end = match self.cut {
+            Cut::Message => None,
+            // Bytes nobody waits for (more than was sent) are shown as they come.
+            Cut::Length => match self.owed.front() {
+                Some(&len) => (self.held.len() >= len).then_some(len),
+                None => (!self.held.is_empty()).then_some(self.held.len()),
+            },
+            Cut::Frame(Framing::Line, _) => self.held.iter().position(|&b| b == b'\n'),
+            Cut::Frame(_, max) => {
+                let Some(head) = self.held.first_chunk::<4>() else {
+                    return Ok(None);
+                };
+                let len = u32::from_be_bytes(*head) as usize;
+                if len > max {
+                    bail!(
+                        "{}: a {len}-byte reply frame is over --max-frame {max}",
+                        self.target
+                    );
+                }
+                let whole = self.held.len() >= 4 + len;
+                return Ok(whole.then(|| {
+                    let frame = self.held[4..4 + len].to_vec();
+                    self.held.drain(..4 + len);
+                    frame
+                }));
+            }
+        };
+        Ok(end.map(|end| {
+            let one = self.held[..end].to_vec();
+            let skip = usize::from(matches!(self.cut, Cut::Frame(Framing::Line, _)));
+            self.held.drain(..(end + skip).min(self.held.len()));
+            one
+        }))
+    }
+
+    /// What is left when the server closed: a last partial reply, and a word about replies
+    /// that never came.
+    fn finish(mut self, reply: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        if !self.held.is_empty() {
+            let rest = std::mem::take(&mut self.held);
+            self.owed.pop_front();
+            reply(&rest)?;
+        }
+        if !self.owed.is_empty() && self.cut != Cut::Length {
+            warn!(
+                "{}: {} of {} messages got no reply before the server closed",
+                self.target,
+                self.owed.len(),
+                self.sent
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A read that ended for the tick, not for the peer.
+fn is_tick(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

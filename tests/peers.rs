@@ -1,0 +1,173 @@
+//! `netecho send` against servers that are not netecho: socat and ncat running `tr a-z A-Z`,
+//! a filter that buffers its output and answers only once its input ends. send shuts down its
+//! writing side at the end of its input, as nc does, and prints what comes back.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::{Lacks, netecho, ok, skip, tempdir};
+
+/// A peer server, killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `tool` is installed; a skip, listed at the end of .ci/run (and a failure under
+/// CI=true, since .ci/run installs it), when it is not.
+fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            &format!("{tool} (.ci/run installs it)"),
+            Lacks::Provided,
+        );
+    }
+    found
+}
+
+/// A port free a moment ago: socat and ncat cannot print the port they were given 0 for.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().unwrap().port()
+}
+
+/// Starts `cmd` and waits (at most 5 s) until `ready` says it listens.
+fn start(cmd: &mut Command, ready: impl Fn() -> bool) -> Peer {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the peer");
+    let peer = Peer(child);
+    for _ in 0..50 {
+        if ready() {
+            return peer;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the peer did not start listening within 5 s");
+}
+
+fn tcp_ready(port: u16) -> impl Fn() -> bool {
+    move || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+fn path_ready(path: &Path) -> impl Fn() -> bool + '_ {
+    move || path.exists()
+}
+
+/// `printf 'one\ntwo\n' | netecho send ARGS`: both lines come back upper-cased.
+fn lines_come_back(args: &[&str]) {
+    let mut all = vec!["send"];
+    all.extend_from_slice(args);
+    assert_eq!(
+        ok(&netecho(&all, b"one\ntwo\n")),
+        "ONE\nTWO\n",
+        "send {args:?}"
+    );
+}
+
+#[test]
+fn socat_exec_filter_answers_send_over_tcp_unix_and_seqpacket() {
+    let test = "socat_exec_filter_answers_send_over_tcp_unix_and_seqpacket";
+    if !have("socat", test) {
+        return;
+    }
+    let port = free_port();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
+    let _tcp = start(
+        Command::new("socat").args([listen.as_str(), "EXEC:tr a-z A-Z"]),
+        tcp_ready(port),
+    );
+    lines_come_back(&["127.0.0.1", &port.to_string()]);
+    lines_come_back(&["--framing", "line", "127.0.0.1", &port.to_string()]);
+    let one = netecho(&["send", "127.0.0.1", &port.to_string(), "hello"], b"");
+    assert_eq!(ok(&one), "HELLO\n");
+
+    let dir = tempdir();
+    let stream = dir.path().join("stream.sock");
+    let listen = format!("UNIX-LISTEN:{},fork", stream.display());
+    let _unix = start(
+        Command::new("socat").args([listen.as_str(), "EXEC:tr a-z A-Z"]),
+        path_ready(&stream),
+    );
+    lines_come_back(&[stream.to_str().unwrap()]);
+
+    // type=5 is SOCK_SEQPACKET: socat hands tr the messages and sends its output back as one
+    // message once tr ends, so the two lines come back as one reply.
+    let seq = dir.path().join("seq.sock");
+    let listen = format!("UNIX-LISTEN:{},type=5,fork", seq.display());
+    let _seq = start(
+        Command::new("socat").args([listen.as_str(), "EXEC:tr a-z A-Z"]),
+        path_ready(&seq),
+    );
+    let out = netecho(
+        &["send", "--proto", "unix-seqpacket", seq.to_str().unwrap()],
+        b"one\ntwo\n",
+    );
+    assert_eq!(ok(&out), "ONETWO\n");
+}
+
+/// ncat closes the whole connection when the client shuts down writing, before a
+/// block-buffered program has answered (`nc -N` gets nothing back either); so ncat runs tr
+/// line-buffered, send sends lines (--framing line: each message ends with \n), and hears
+/// each line's answer before it shuts down.
+#[test]
+fn ncat_exec_answers_send_over_tcp_and_unix() {
+    let test = "ncat_exec_answers_send_over_tcp_and_unix";
+    if !have("ncat", test) {
+        return;
+    }
+    let port = free_port();
+    let _tcp = start(
+        Command::new("ncat").args([
+            "-l",
+            "-k",
+            "127.0.0.1",
+            &port.to_string(),
+            "--exec",
+            "/usr/bin/stdbuf -oL /usr/bin/tr a-z A-Z",
+        ]),
+        tcp_ready(port),
+    );
+    lines_come_back(&["--framing", "line", "127.0.0.1", &port.to_string()]);
+
+    let dir = tempdir();
+    let path = dir.path().join("ncat.sock");
+    let _unix = start(
+        Command::new("ncat").args([
+            "-l",
+            "-k",
+            "-U",
+            path.to_str().unwrap(),
+            "--exec",
+            "/usr/bin/stdbuf -oL /usr/bin/tr a-z A-Z",
+        ]),
+        path_ready(&path),
+    );
+    lines_come_back(&["--framing", "line", path.to_str().unwrap()]);
+}
+
+#[test]
+fn a_framed_exec_reply_names_the_command_to_use() {
+    let server = common::Server::start(&["--addr", "127.0.0.1:0", "--exec", "cat"]);
+    let out = netecho(&["send", &server.url(), "hello"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`netecho exec ADDR`"), "{stderr}");
+}
