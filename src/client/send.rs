@@ -53,34 +53,33 @@ pub fn run(config: SendConfig) -> Result<()> {
 }
 
 /// Whether send talks as nc does (see [`pipeline`]): over a connected socket, with the
-/// message from the command line or a pipe; a prompt and --burst go message by message.
+/// messages from a pipe. MESSAGE on the command line is one request and one reply, as
+/// --explain narrates it; a prompt and --burst go message by message.
 fn streams(config: &SendConfig) -> bool {
-    let piped = config.message.is_some() || !(config.interactive || io::stdin().is_terminal());
+    let piped = config.message.is_none() && !(config.interactive || io::stdin().is_terminal());
     piped && config.burst.is_none() && config.endpoint.proto.kind() != SocketKind::Datagram
 }
 
 /// The messages out from a second thread, the replies printed as they come, the writing
 /// side shut down at the end of input.
 fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
-    let kind = conn.kind();
-    let cut = Cut::of(kind, config.client.framing, config.client.max_frame);
-    let mut given = config.message.clone();
+    let cut = Cut::of(conn.kind(), config.client.framing, config.client.max_frame);
     let hex = config.hex;
+    let max = conn.max_message();
     let next = move || -> Result<Option<Vec<u8>>> {
         loop {
-            let msg = match given.take() {
-                Some(msg) => msg,
-                None if config.message.is_some() => return Ok(None),
-                None => match read_line(&mut io::stdin().lock())? {
-                    Some(line) => line,
-                    None => return Ok(None),
-                },
+            let Some(msg) = read_line(&mut io::stdin().lock())? else {
+                return Ok(None);
             };
-            if msg.is_empty() {
-                if config.message.is_some() {
-                    warn!("empty message not sent: a {kind:?} socket carries no empty message");
-                }
-                continue;
+            match max {
+                _ if msg.is_empty() => continue,
+                Some(max) if msg.len() > max => bail!(
+                    "a {}-byte message does not fit in one {} message (at most {max} bytes \
+                     here); send less",
+                    msg.len(),
+                    target.proto
+                ),
+                _ => {}
             }
             show(hex, Way::Out, target, &msg);
             return Ok(Some(msg));
@@ -184,6 +183,7 @@ fn answer(
     show(config.hex, Way::Out, target, msg);
     let Some(count) = config.burst else {
         let reply = session.exchange(msg)?;
+        hint_framed(&reply);
         show(config.hex, Way::In, target, &reply);
         return print_reply(out, &reply);
     };
