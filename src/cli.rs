@@ -285,6 +285,9 @@ pub struct ServeArgs {
     /// Narrate every socket call on stderr as it happens: socket, bind, recvfrom, ...
     #[arg(long)]
     pub explain: bool,
+    /// Dump every message both ways on stderr as xxd does: offset, hex, ASCII (ncat -x)
+    #[arg(long)]
+    pub hex: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
@@ -666,6 +669,9 @@ pub struct RelayArgs {
     pub framing: FramingArgs,
     #[command(flatten)]
     pub impair: RelayImpairArgs,
+    /// Dump every message relayed, each way, on stderr as xxd does (ncat -x)
+    #[arg(long)]
+    pub hex: bool,
     #[command(flatten)]
     pub access: AccessArgs,
     #[command(flatten)]

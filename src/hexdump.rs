@@ -42,6 +42,21 @@ pub enum Way {
     In,
 }
 
+/// Whether serve and relay dump what they carry (`--hex`).
+static ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the dumps of [`dump_if`] on, for the whole process.
+pub fn enable() {
+    ON.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`dump`], when `--hex` turned the dumps on.
+pub fn dump_if(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
+    if ON.load(std::sync::atomic::Ordering::Relaxed) {
+        dump(way, peer, data);
+    }
+}
+
 /// Writes the dump of one message to stderr: `> N bytes to PEER` or `< N bytes from PEER`.
 pub fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
     let heading = match way {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, explain, habits, logging, relay, server};
+use netecho::{client, docs, error, explain, habits, hexdump, logging, relay, server};
 
 fn main() -> ExitCode {
     let cli = habits::parse();
@@ -13,6 +13,11 @@ fn main() -> ExitCode {
         || matches!(&cli.command, Command::Send(a) if a.explain)
     {
         explain::enable();
+    }
+    if matches!(&cli.command, Command::Serve(a) if a.hex)
+        || matches!(&cli.command, Command::Relay(a) if a.hex)
+    {
+        hexdump::enable();
     }
     match dispatch(&cli) {
         Ok(code) => code,

@@ -151,3 +151,25 @@ fn every_habit_in_the_readme_table() {
         assert!(check(row, &server), "README row {row} has no check here");
     }
 }
+
+#[test]
+fn serve_and_relay_dump_what_they_carry_with_hex() {
+    let server = Server::start(&["--hex", "--addr", "127.0.0.1:0"]);
+    let relay = Server::start_with(std::process::Command::new(common::bin()).args([
+        "relay",
+        "--hex",
+        "udp://127.0.0.1:0",
+        &server.url(),
+        "--framing",
+        "line",
+    ]));
+    assert_eq!(ok(&netecho(&["send", &relay.url(), "hex"], b"")), "HEX\n");
+    // The server sees the line and answers it; the relay dumps both directions.
+    let log = server.wait_log("00000000: 4845 580a");
+    assert!(
+        log.contains("00000000: 6865 780a                                hex."),
+        "{log}"
+    );
+    let log = relay.wait_log("00000000: 4845 58 ");
+    assert!(log.contains("> 4 bytes to 127.0.0.1:"), "{log}");
+}

@@ -4,6 +4,7 @@
 //! rate-limited side pushes back on a stream and drops (counted) on datagrams, as a router's
 //! queue does.
 
+use crate::hexdump::{self, Way};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,9 +80,13 @@ pub enum Sink {
 impl Sink {
     fn write(&self, message: &[u8]) -> io::Result<()> {
         match self {
-            Sink::Conn(conn, _) => conn.send_all(message),
+            Sink::Conn(conn, _) => {
+                hexdump::dump_if(Way::Out, &conn.peer(), message);
+                conn.send_all(message)
+            }
             Sink::Peer(peer) => {
                 let (sock, to) = &**peer;
+                hexdump::dump_if(Way::Out, to, message);
                 // The bound socket is non-blocking (its reader polls it): a full send queue
                 // is waited out briefly rather than turned into loss.
                 for _ in 0..1000 {

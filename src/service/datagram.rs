@@ -2,6 +2,7 @@
 //! its reply goes back to its sender. One decision per datagram ([`DatagramEcho::admit`]),
 //! used by the one-at-a-time path (recvfrom/sendto) and the batched one (recvmmsg/sendmmsg).
 
+use crate::hexdump::{self, Way};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -218,7 +219,9 @@ impl DatagramEcho {
             let Some(n) = self.admit(received, &from) else {
                 continue;
             };
+            hexdump::dump_if(Way::In, &from, &buf[..n]);
             self.rules.transform.apply(&mut buf[..n]);
+            hexdump::dump_if(Way::Out, &from, &buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
             let sent = loop {
                 match sock.try_send_to(&buf[..n], &from) {
@@ -260,7 +263,9 @@ impl DatagramEcho {
             for i in 0..batch.len() {
                 let (received, data, from) = batch.get_mut(i);
                 if let Some(n) = self.admit(received, &from) {
+                    hexdump::dump_if(Way::In, &from, data);
                     self.rules.transform.apply(data);
+                    hexdump::dump_if(Way::Out, &from, data);
                     replies.push((i, n));
                 }
             }

@@ -7,6 +7,7 @@
 //! readiness it waits for. Replies the peer has not read yet are buffered up to a bound; past
 //! it the connection is not read from until the peer catches up.
 
+use crate::hexdump::{self, Way};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -235,7 +236,9 @@ impl EchoConn {
                 Ok(Next::Truncated(len)) => return Step::Done(ConnEnd::Truncated(len)),
                 Err(e) => return Step::Done(end_of(e)),
             };
+            hexdump::dump_if(Way::In, &self.conn.peer(), msg);
             transform.apply(msg);
+            hexdump::dump_if(Way::Out, &self.conn.peer(), msg);
             let replied = if self.framed {
                 self.frames_out.clear();
                 encode_frame(
@@ -282,7 +285,9 @@ impl EchoConn {
     /// Transforms and encodes the other frames the last read completed, after the first.
     fn more_frames(&mut self, transform: Transform, stats: &Stats) -> Result<(), FrameError> {
         while let Some(frame) = self.messages.buffered()? {
+            hexdump::dump_if(Way::In, &self.conn.peer(), frame);
             transform.apply(frame);
+            hexdump::dump_if(Way::Out, &self.conn.peer(), frame);
             encode_frame(
                 &*self.sender,
                 frame,
