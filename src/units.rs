@@ -26,7 +26,7 @@ const SIZE_UNITS: [(&str, u64); 11] = [
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let wrong = || {
         format!(
-            "'{text}' is not a size; write e.g. 4096, 64k, 4M or 1G (k is 1024, as in iperf3; \
+            "'{text}' is not a byte count; write e.g. 4096, 64k, 4M or 1G (k is 1024, as in iperf3; \
              KiB, MiB and GiB are accepted too)"
         )
     };
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(ok("4G"), 4 << 30);
         assert_eq!(ok("1GiB"), 1 << 30);
         assert!(parse_size("4MB").unwrap_err().contains("1024s"));
-        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("lots").unwrap_err().contains("not a byte count"));
         assert!(parse_size("-1k").is_err());
         assert!(parse_size("1.1").is_err());
     }

@@ -32,7 +32,7 @@ fn bench_counts_every_reply_over_each_protocol() {
     for (proto, addr) in cases {
         let server = Server::start(&["--proto", proto, "--addr", &addr]);
         let url = server.url();
-        let run = bench(&[&url, "-c", "8", "-s", "100", "-n", "200", "-w", "4"]);
+        let run = bench(&[&url, "-P", "8", "-s", "100", "-n", "200", "-w", "4"]);
         assert_eq!(run["proto"], proto);
         assert_eq!(run["sent"], 1600, "{proto}: {run}");
         assert_eq!(run["answered"], 1600, "{proto}: {run}");
@@ -47,7 +47,7 @@ fn bench_pipelines_large_messages_over_a_stream() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
     let run = bench(&[
         &server.addr,
-        "-c",
+        "-P",
         "4",
         "-s",
         "200000",
@@ -162,7 +162,7 @@ fn bench_with_a_framing_checks_framed_replies() {
             &server.addr,
             "--framing",
             framing,
-            "-c",
+            "-P",
             "3",
             "-w",
             "8",

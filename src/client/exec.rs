@@ -22,7 +22,13 @@ pub struct ExecConfig {
 
 /// Runs the remote program and returns its exit status.
 pub fn run(config: ExecConfig) -> Result<u8> {
-    let conn = transport::connect_first(&config.endpoint, &SocketOptions::default())?;
+    // TCP_NODELAY: the last small write before the shutdown goes at once, not after the
+    // server's delayed ACK.
+    let opts = SocketOptions {
+        nodelay: true,
+        ..SocketOptions::default()
+    };
+    let conn = transport::connect_first(&config.endpoint, &opts)?;
     let mut output = Output {
         stdout: io::stdout().lock(),
         stderr: io::stderr(),
