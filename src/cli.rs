@@ -154,16 +154,22 @@ with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a 
 
 Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
+  netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
+  netecho serve --hex --addr :4000                # and a hex dump of every message on stderr
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
   netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file
   sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253";
 
 const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
-on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe one message per line.
+on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe one message per line, \
+as nc does: the lines go out while the replies print, and at the end of the input send shuts down \
+its writing side and waits for the server to close (at most --timeout of silence).
 
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
+  netecho send 127.0.0.1 4000 hello                   # HOST PORT, as nc
+  netecho send --hex [::1]:3234 hello                 # a hex dump of both ways on stderr
   netecho send /tmp/echo.sock
   printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
   sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
@@ -413,7 +419,7 @@ pub struct SendArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
-    /// Server address
+    /// Server address; HOST PORT works too, as nc takes them (see --help)
     #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
     pub addr: String,
     /// Message to send (words are joined with spaces); without it, messages come from stdin
