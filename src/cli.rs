@@ -155,9 +155,7 @@ with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a 
 Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
-  netecho serve --hex --addr :4000                # and a hex dump of every message on stderr
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  netecho serve --addr unix-seqpacket://@lab      # abstract Unix name, no file
   sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253";
 
 const SEND_EXAMPLES: &str =
@@ -169,8 +167,6 @@ its writing side and waits for the server to close (at most --timeout of silence
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send 127.0.0.1 4000 hello                   # HOST PORT, as nc
-  netecho send --hex [::1]:3234 hello                 # a hex dump of both ways on stderr
-  netecho send /tmp/echo.sock
   printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
   sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
 
