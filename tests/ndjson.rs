@@ -118,7 +118,7 @@ fn a_counted_run_reports_every_interval_over_time_and_adds_up() {
     let out = netecho(
         &[
             "bench",
-            "-c",
+            "-P",
             "2",
             "-n",
             "5000",
