@@ -20,6 +20,7 @@ use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
 use crate::endpoint::{Endpoint, Proto, Target, join_port};
 use crate::error::UsageError;
 use crate::impair::Rng;
+use crate::lesson::{Demo, Lang, LessonConfig};
 use crate::logging::LogConfig;
 use crate::relay::Route;
 use crate::report::{Format, Layout};
@@ -127,6 +128,9 @@ pub enum Command {
     /// Relay between two addresses, across protocols, with simulated delay, loss and rate
     #[command(after_help = RELAY_EXAMPLES)]
     Relay(RelayArgs),
+    /// Walk the socket lesson one call at a time on real sockets, and what goes wrong
+    #[command(after_help = LESSON_EXAMPLES)]
+    Lesson(LessonArgs),
     /// Print shell completions
     #[command(after_help = "Examples:\n  \
         netecho completions bash > /etc/bash_completion.d/netecho\n  \
@@ -143,7 +147,7 @@ pub enum Command {
         netecho manpage serve > netecho-serve.1")]
     Manpage {
         /// A subcommand, for its own page (netecho-serve(1))
-        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "relay", "get", "put", "exec", "completions"])]
+        #[arg(value_parser = ["serve", "send", "bench", "lab", "ping", "relay", "get", "put", "exec", "lesson", "completions"])]
         subcommand: Option<String>,
     },
 }
@@ -1355,6 +1359,42 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     match number.trim().parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&(v * scale)) => Ok(v * scale),
         _ => Err(format!("'{text}' is not a fraction; write e.g. 0.05 or 5%")),
+    }
+}
+
+// `netecho lesson`: the lesson walked on real sockets.
+
+const LESSON_EXAMPLES: &str = "Examples:\n  \
+    netecho lesson                 the server and the client, one call per Enter\n  \
+    netecho lesson --lang zh       the same in Chinese (the lesson's language)\n  \
+    netecho lesson --list          what can go wrong, one demonstration each\n  \
+    netecho lesson sticky --auto   two sends read as one, without pauses";
+
+#[derive(Debug, Args)]
+pub struct LessonArgs {
+    /// A demonstration of what goes wrong (see --list); without it, the whole lesson
+    #[arg(value_name = "DEMO", value_parser = choice::<Demo>())]
+    pub demo: Option<Demo>,
+    /// List the demonstrations
+    #[arg(long)]
+    pub list: bool,
+    /// Run through without waiting for Enter (the default when stdin is not a terminal)
+    #[arg(long)]
+    pub auto: bool,
+    /// Language of the lesson
+    #[arg(long, value_name = "LANG", default_value = "en", value_parser = choice::<Lang>())]
+    pub lang: Lang,
+}
+
+impl LessonArgs {
+    /// Which walk, in which language, waiting or not.
+    pub fn config(&self) -> LessonConfig {
+        LessonConfig {
+            demo: self.demo,
+            list: self.list,
+            auto: self.auto,
+            lang: self.lang,
+        }
     }
 }
 

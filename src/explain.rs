@@ -18,10 +18,10 @@ pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
-/// Prints one narrated call: `call` with the result of `result`, e.g. `= 0`, `= fd 4`,
-/// `= -1 EADDRINUSE (address already in use)`.
-pub fn say<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, ok: impl FnOnce(&T) -> String) {
-    let result = match result {
+/// The result of a call as the narration shows it: `ok`'s text, or
+/// `-1 EADDRINUSE (address already in use)`.
+pub fn result_text<T>(result: &io::Result<T>, ok: impl FnOnce(&T) -> String) -> String {
+    match result {
         Ok(value) => ok(value),
         Err(e) => match e.raw_os_error() {
             Some(code) => {
@@ -30,8 +30,30 @@ pub fn say<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, ok: impl FnOnce(
             }
             None => format!("-1 ({e})"),
         },
-    };
-    eprintln!("{call} = {result}");
+    }
+}
+
+/// Which process and thread a line comes from, as strace -f shows it: `[pid 41]` for a
+/// process's main thread, `[pid 41 tid 43]` for another of its threads.
+pub fn origin() -> String {
+    let pid = std::process::id();
+    let tid = nix::unistd::gettid().as_raw() as u32;
+    if pid == tid {
+        format!("[pid {pid}]")
+    } else {
+        format!("[pid {pid} tid {tid}]")
+    }
+}
+
+/// Prints one narrated line, after the process and thread it comes from.
+pub fn line(text: fmt::Arguments<'_>) {
+    eprintln!("{} {text}", origin());
+}
+
+/// Prints one narrated call: `call` with the result of `result`, e.g. `= 0`, `= fd 4`,
+/// `= -1 EADDRINUSE (address already in use)`.
+pub fn say<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, ok: impl FnOnce(&T) -> String) {
+    line(format_args!("{call} = {}", result_text(result, ok)));
 }
 
 /// Narrates a call that returns nothing worth showing but success (`= 0`).

@@ -16,6 +16,7 @@ pub mod files;
 pub mod habits;
 pub mod hexdump;
 pub mod impair;
+pub mod lesson;
 pub mod lifecycle;
 pub mod logging;
 pub mod packet;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, explain, habits, hexdump, logging, relay, server};
+use netecho::{client, docs, error, explain, habits, hexdump, lesson, logging, relay, server};
 
 fn main() -> ExitCode {
     let cli = habits::parse();
@@ -47,6 +47,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => client::transfer::get(args.config()?)?,
         Command::Put(args) => client::transfer::put(args.config()?)?,
         Command::Exec(args) => return client::exec::run(args.config()?).map(ExitCode::from),
+        Command::Lesson(args) => lesson::run(args.config())?,
         Command::Completions { shell } => docs::completions(*shell)?,
         Command::Manpage { subcommand } => docs::manpage(subcommand.as_deref())?,
     }

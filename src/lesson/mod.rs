@@ -1,0 +1,141 @@
+//! `netecho lesson`: the socket lesson's server and client walked one call at a time on real
+//! sockets on loopback, each step named as the lesson names it (buy the phone = socket(),
+//! plug in the card = bind(), ...), with the call, its result and the Python line that does
+//! the same; and on demand the failure modes the lesson talks about, as they really happen.
+
+mod backlog;
+mod calls;
+mod disconnect;
+mod empty_send;
+mod half_close;
+mod reset;
+mod reuseaddr;
+mod setup;
+mod short_recv;
+mod sticky;
+mod teacher;
+mod text;
+mod walk;
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+
+use crate::choice::{Choice, from_str_by_name};
+
+pub use teacher::Teacher;
+pub use text::{Lang, columns};
+
+/// What `lesson` is asked: which walk, in which language, waiting for Enter or not.
+pub struct LessonConfig {
+    /// One failure mode; without it, the lesson's server and client.
+    pub demo: Option<Demo>,
+    /// List the demonstrations and stop.
+    pub list: bool,
+    /// Run through without waiting for Enter (also when stdin is not a terminal).
+    pub auto: bool,
+    pub lang: Lang,
+}
+
+/// The failure modes the lesson talks about, each shown on real sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    EmptySend,
+    ShortRecv,
+    Sticky,
+    Reset,
+    HalfClose,
+    Reuseaddr,
+    Backlog,
+    Disconnect,
+}
+
+impl Choice for Demo {
+    const ALL: &'static [Demo] = &[
+        Demo::EmptySend,
+        Demo::ShortRecv,
+        Demo::Sticky,
+        Demo::Reset,
+        Demo::HalfClose,
+        Demo::Reuseaddr,
+        Demo::Backlog,
+        Demo::Disconnect,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Demo::EmptySend => "empty-send",
+            Demo::ShortRecv => "short-recv",
+            Demo::Sticky => "sticky",
+            Demo::Reset => "reset",
+            Demo::HalfClose => "half-close",
+            Demo::Reuseaddr => "reuseaddr",
+            Demo::Backlog => "backlog",
+            Demo::Disconnect => "disconnect",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        self.summary(Lang::En)
+    }
+}
+
+from_str_by_name!(Demo);
+
+impl Demo {
+    /// One line on what the demonstration shows.
+    pub fn summary(self, lang: Lang) -> &'static str {
+        let (en, zh) = match self {
+            Demo::EmptySend => ("send(b\"\"): what an empty message is", "发送空消息会怎样"),
+            Demo::ShortRecv => (
+                "recv(1024) of a longer message",
+                "recv(1024) 收一条更长的消息",
+            ),
+            Demo::Sticky => (
+                "two sends read as one (sticky packets)",
+                "两次发送一次收到（粘包）",
+            ),
+            Demo::Reset => ("a reset: ECONNRESET", "连接被重置：ECONNRESET"),
+            Demo::HalfClose => (
+                "shutdown(SHUT_WR): a half-close",
+                "半关闭：shutdown(SHUT_WR)",
+            ),
+            Demo::Reuseaddr => (
+                "address already in use, SO_REUSEADDR",
+                "地址已被占用与 SO_REUSEADDR",
+            ),
+            Demo::Backlog => (
+                "listen(1): the backlog filling up",
+                "listen(1)：等待队列满了",
+            ),
+            Demo::Disconnect => (
+                "recv returns b\"\" at disconnect",
+                "对方挂断时 recv 返回 b\"\"",
+            ),
+        };
+        lang.pick(en, zh)
+    }
+}
+
+pub fn run(config: LessonConfig) -> Result<()> {
+    let lang = config.lang;
+    if config.list {
+        for &demo in Demo::ALL {
+            println!("{:<12}{}", demo.name(), demo.summary(lang));
+        }
+        return Ok(());
+    }
+    let wait = !config.auto && std::io::stdin().is_terminal();
+    let mut t = Teacher::new(lang, wait);
+    match config.demo {
+        None => walk::run(&mut t),
+        Some(Demo::EmptySend) => empty_send::run(&mut t),
+        Some(Demo::ShortRecv) => short_recv::run(&mut t),
+        Some(Demo::Sticky) => sticky::run(&mut t),
+        Some(Demo::Reset) => reset::run(&mut t),
+        Some(Demo::HalfClose) => half_close::run(&mut t),
+        Some(Demo::Reuseaddr) => reuseaddr::run(&mut t),
+        Some(Demo::Backlog) => backlog::run(&mut t),
+        Some(Demo::Disconnect) => disconnect::run(&mut t),
+    }
+}

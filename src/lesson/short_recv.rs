@@ -1,0 +1,93 @@
+//! recv(1024) of a longer message: on TCP the rest waits for the next recv; on UDP the
+//! rest of the datagram is gone.
+
+use anyhow::{Context, Result};
+use socket2::Type;
+
+use super::calls::{self, loopback};
+use super::setup;
+use super::teacher::{Teacher, Who::*};
+
+pub fn run(t: &mut Teacher) -> Result<()> {
+    t.title(
+        "recv(1024) of a longer message",
+        "recv(1024) 收一条更长的消息",
+    );
+    let c = setup::call(t)?;
+    let message = vec![b'x'; 2000];
+    t.step(Client, "send 2000 bytes", "发 2000 字节");
+    calls::send(t, "client", &c.client, &message).context("send")?;
+    calls::wait_queued(&c.conn, message.len());
+    t.pause();
+    t.step(Server, "recv(1024)", "recv(1024)");
+    let first = calls::recv(t, "conn", &c.conn, 1024, 0).context("recv")?;
+    t.pause();
+    t.step(Server, "recv(1024) again", "再 recv(1024)");
+    let second = calls::recv(t, "conn", &c.conn, 1024, libc::MSG_DONTWAIT).unwrap_or_default();
+    let total = first.len() + second.len();
+    t.say(
+        &format!(
+            "Two reads gave {} + {} = {total} bytes: on a stream the rest waits in the \
+             kernel for the next recv(). A server must loop until it has the whole message.",
+            first.len(),
+            second.len()
+        ),
+        &format!(
+            "两次读到 {} + {} = {total} 字节：字节流里剩下的数据留在内核里等下一次 recv()。\
+             服务器要循环读，直到读完整条消息。",
+            first.len(),
+            second.len()
+        ),
+    );
+    t.pause();
+    datagram(t, &message)
+}
+
+/// The same over UDP: one recv per datagram, and what does not fit is lost.
+fn datagram(t: &mut Teacher, message: &[u8]) -> Result<()> {
+    t.step(
+        Server,
+        "the same over UDP: one datagram of 2000 bytes",
+        "换成 UDP：一个 2000 字节的数据报",
+    );
+    let server = calls::socket(t, "server", Type::DGRAM)?;
+    let addr = calls::bind(t, "server", &server, &loopback()).context("bind")?;
+    let client = socket2::Socket::new(socket2::Domain::IPV4, Type::DGRAM, None)?;
+    client.send_to(message, &addr).context("sendto")?;
+    t.call(
+        &format!("sendto(2000 bytes, {})", calls::shown(&addr).0),
+        "2000",
+    );
+    t.python(&format!(
+        "client.sendto(b'x' * 2000, {})",
+        calls::shown(&addr).1
+    ));
+    calls::wait_queued(&server, 1);
+    let first = calls::recv(t, "server", &server, 1024, 0).context("recv")?;
+    let again = calls::recv(t, "server", &server, 1024, libc::MSG_DONTWAIT);
+    let rest = match again {
+        Ok(d) => d.len(),
+        Err(_) => 0,
+    };
+    t.say(
+        &format!(
+            "One recv gave {} bytes and the next found {rest}: the other {} bytes of the \
+             datagram were discarded. A datagram is read whole or cut, never in parts.",
+            first.len(),
+            message.len() - first.len()
+        ),
+        &format!(
+            "一次 recv 得到 {} 字节，下一次得到 {rest} 字节：数据报剩下的 {} 字节被丢掉了。\
+             数据报要么整个读出，要么被截断，不会分几次读。",
+            first.len(),
+            message.len() - first.len()
+        ),
+    );
+    t.note(
+        "On Windows, recvfrom() of a datagram longer than the buffer fails with \
+         WSAEMSGSIZE (Python: OSError 10040) after filling the buffer.",
+        "在 Windows 上，缓冲区放不下的数据报会让 recvfrom() 填满缓冲区后报 WSAEMSGSIZE\
+         （Python：OSError 10040）。",
+    );
+    Ok(())
+}
