@@ -1,0 +1,201 @@
+//! `netecho lesson`: the lesson walked on real sockets, its demonstrations, both languages,
+//! 80 columns, and the pause for Enter on a terminal.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{netecho, ok};
+
+const DEMOS: [&str; 8] = [
+    "empty-send",
+    "short-recv",
+    "sticky",
+    "reset",
+    "half-close",
+    "reuseaddr",
+    "backlog",
+    "disconnect",
+];
+
+/// Terminal columns of `line`: two for each CJK or full-width character.
+fn columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn lesson(args: &[&str]) -> String {
+    let mut all = vec!["lesson", "--auto"];
+    all.extend_from_slice(args);
+    let text = ok(&netecho(&all, b""));
+    for line in text.lines() {
+        assert!(columns(line) <= 80, "wider than 80 columns: {line:?}");
+    }
+    text
+}
+
+#[test]
+fn the_whole_lesson_names_each_step_with_its_call_and_python_line() {
+    let text = lesson(&[]);
+    for want in [
+        "server: buy a phone: socket()",
+        "socket(AF_INET, SOCK_STREAM, 0) = fd ",
+        "python: phone = socket.socket(socket.AF_INET, socket.SOCK_STREAM)",
+        "plug in the card: bind()",
+        "switch it on: listen()",
+        "wait for a call: accept()",
+        "python: conn, addr = phone.accept()",
+        "recv(fd 5, 1024) = 5 b'hello'",
+        "recv(fd 4, 1024) = 5 b'HELLO'",
+        "recv(fd 5, 1024) = 0 b''",
+        "switch off: close()",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    let zh = lesson(&["--lang", "zh"]);
+    for want in [
+        "买手机：socket()",
+        "插卡：bind()",
+        "开机：listen()",
+        "等电话：accept()",
+    ] {
+        assert!(zh.contains(want), "no {want:?} in\n{zh}");
+    }
+    assert!(zh.contains("收消息") && zh.contains("挂电话"), "{zh}");
+}
+
+#[test]
+fn every_demonstration_runs_in_both_languages() {
+    for demo in DEMOS {
+        let en = lesson(&[demo]);
+        let zh = lesson(&[demo, "--lang", "zh"]);
+        assert!(en.contains("Step 1."), "{demo}: {en}");
+        assert!(zh.contains("第 1 步"), "{demo}: {zh}");
+        assert!(
+            zh.contains("注意："),
+            "{demo} has a note on other systems: {zh}"
+        );
+    }
+}
+
+#[test]
+fn the_demonstrations_show_what_really_happened() {
+    let empty = lesson(&["empty-send"]);
+    assert!(empty.contains("send(fd 4, b'') = 0"), "{empty}");
+    assert!(empty.contains("= -1 EAGAIN"), "tcp sends nothing: {empty}");
+    let short = lesson(&["short-recv"]);
+    assert!(short.contains("1024 + 976 = 2000 bytes"), "{short}");
+    let sticky = lesson(&["sticky"]);
+    assert!(
+        sticky.contains("= 10 b'helloworld'") && sticky.contains("One recv returned both")
+            || sticky.contains("delivered them separately"),
+        "{sticky}"
+    );
+    let reset = lesson(&["reset"]);
+    assert!(reset.contains("= -1 ECONNRESET"), "{reset}");
+    let half = lesson(&["half-close"]);
+    assert!(half.contains("SHUT_WR) = 0"), "{half}");
+    assert!(half.contains("recv(fd 4, 1024) = 5 b'HELLO'"), "{half}");
+    let reuse = lesson(&["reuseaddr"]);
+    let in_use = reuse.find("= -1 EADDRINUSE").expect(&reuse);
+    let success = reuse.rfind(") = 0\n  python: phone.bind").expect(&reuse);
+    assert!(in_use < success, "EADDRINUSE, then success: {reuse}");
+    let backlog = lesson(&["backlog"]);
+    assert!(backlog.contains("listen(fd 3, 1) = 0"), "{backlog}");
+    assert!(backlog.contains("(connected)"), "{backlog}");
+    let gone = lesson(&["disconnect"]);
+    assert!(gone.contains("= 0 b''"), "{gone}");
+}
+
+#[test]
+fn list_names_every_demonstration() {
+    let text = ok(&netecho(&["lesson", "--list"], b""));
+    for demo in DEMOS {
+        assert!(
+            text.lines().any(|l| l.starts_with(demo)),
+            "{demo} not in\n{text}"
+        );
+    }
+    let zh = ok(&netecho(&["lesson", "--list", "--lang", "zh"], b""));
+    assert!(zh.contains("粘包"), "{zh}");
+}
+
+/// Collects what `script` prints until `want` appears `times` times, for at most 20 s.
+fn wait_for(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String, want: &str, times: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.matches(want).count() < times {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn on_a_terminal_it_waits_for_enter_between_steps() {
+    // `script` runs the lesson on a pseudo-terminal, so its stdin really is a terminal.
+    let cmd = format!("{} lesson sticky", common::bin());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (bsdutils)");
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let waited = wait_for(&rx, &mut seen, "[Enter]", 1);
+    if !waited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(waited, "no [Enter] prompt: {seen}");
+    // Whatever comes in a moment more, the next step does not come before Enter.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(300)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("Step 2."), "went on without Enter: {seen}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\n").unwrap();
+    let next = wait_for(&rx, &mut seen, "Step 2.", 1);
+    // Enter for every step left, a bounded number of times, until it ends.
+    for _ in 0..20 {
+        if child.try_wait().unwrap().is_some() || stdin.write_all(b"\n").is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    let status = common::wait_exit(&mut child, "the lesson under script");
+    assert!(next, "Enter did not bring the next step: {seen}");
+    assert!(status.success(), "{status}: {seen}");
+}
