@@ -452,6 +452,9 @@ pub struct SendArgs {
     /// Dump every message both ways on stderr as xxd does: offset, hex, ASCII (ncat -x)
     #[arg(long)]
     pub hex: bool,
+    /// udp, unix-dgram: never connect(); sendto and recvfrom each message, as the lesson does
+    #[arg(long)]
+    pub unconnected: bool,
     #[command(flatten)]
     pub framing: FramingArgs,
     #[command(flatten)]
@@ -1081,6 +1084,7 @@ impl SendArgs {
             false => e,
         })?;
         let client = self.client_config(endpoint.proto)?;
+        let unconnected = self.unconnected(endpoint.proto)?;
         Ok(SendConfig {
             endpoint,
             client,
@@ -1088,7 +1092,26 @@ impl SendArgs {
             interactive: self.interactive,
             burst: self.burst.map(|n| n as usize),
             hex: self.hex,
+            unconnected,
         })
+    }
+
+    /// --unconnected, where it applies: udp and unix-dgram, one message at a time.
+    fn unconnected(&self, proto: Proto) -> Result<bool, UsageError> {
+        if !self.unconnected {
+            return Ok(false);
+        }
+        if !matches!(proto, Proto::Udp | Proto::UnixDgram) {
+            return Err(UsageError::new(format!(
+                "--unconnected is for udp and unix-dgram; {proto} needs a connection"
+            )));
+        }
+        if self.burst.is_some() {
+            return Err(UsageError::new(
+                "--unconnected sends one message at a time; leave out --burst",
+            ));
+        }
+        Ok(true)
     }
 
     fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {

@@ -47,7 +47,10 @@ pub fn origin() -> String {
 
 /// Prints one narrated line, after the process and thread it comes from.
 pub fn line(text: fmt::Arguments<'_>) {
-    eprintln!("{} {text}", origin());
+    use std::io::Write;
+    // One write per line: the lines of a parent and its children do not mix mid-line.
+    let line = format!("{} {text}\n", origin());
+    let _ = io::stderr().write_all(line.as_bytes());
 }
 
 /// Prints one narrated call: `call` with the result of `result`, e.g. `= 0`, `= fd 4`,

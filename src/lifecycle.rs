@@ -24,11 +24,17 @@ pub fn accept_loop(
     // Non-blocking, so a connection that vanishes between poll and accept cannot stall us.
     listener.set_nonblocking(true)?;
     loop {
-        if let Some(signal) = stopped(shutdown.wait(listener.as_fd(), tick)?) {
+        let wake = shutdown.wait(listener.as_fd(), tick)?;
+        let ticked = wake == Wake::Timeout;
+        if let Some(signal) = stopped(wake) {
             return Ok(signal);
         }
         if let Some(signal) = on_conn(None) {
             return Ok(signal);
+        }
+        // A tick is for on_conn's chores: no connection woke the wait, none to accept.
+        if ticked {
+            continue;
         }
         loop {
             let conn = match listener.accept() {

@@ -1,7 +1,7 @@
 //! SIGINT and SIGTERM as a file descriptor (signalfd), so a server waits for "a client is
 //! ready" and "stop" in one poll(2) instead of being interrupted at a random point.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -100,6 +100,7 @@ impl Shutdown {
         ];
         match poll(&mut fds, timeout) {
             Ok(0) => return Ok(Wake::Timeout),
+            Ok(n) if crate::explain::on() => narrate_poll(&fds, n, timeout),
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => return Ok(Wake::Timeout),
             Err(e) => return Err(e).context("poll"),
@@ -116,4 +117,36 @@ impl Shutdown {
             Wake::Timeout
         })
     }
+}
+
+/// Narrates a poll(2) that woke, with what woke it: `poll([fd 4, fd 3], 100 ms) = 1 (fd 3
+/// readable)`. Waits that time out are not narrated: an idle server would print one a tick.
+fn narrate_poll(fds: &[PollFd<'_>], n: i32, timeout: PollTimeout) {
+    let fd = |p: &PollFd<'_>| p.as_fd().as_raw_fd();
+    let all: Vec<String> = fds.iter().map(|p| format!("fd {}", fd(p))).collect();
+    let woke: Vec<String> = fds
+        .iter()
+        .filter_map(|p| {
+            let r = p.revents()?;
+            let what = if r.contains(PollFlags::POLLIN) {
+                "readable"
+            } else if r.contains(PollFlags::POLLOUT) {
+                "writable"
+            } else if r.is_empty() {
+                return None;
+            } else {
+                "hung up or failed"
+            };
+            Some(format!("fd {} {what}", fd(p)))
+        })
+        .collect();
+    let wait = match i32::from(timeout) {
+        -1 => "no timeout".to_string(),
+        ms => format!("{ms} ms"),
+    };
+    crate::explain::line(format_args!(
+        "poll([{}], {wait}) = {n} ({})",
+        all.join(", "),
+        woke.join(", ")
+    ));
 }

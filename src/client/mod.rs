@@ -10,3 +10,4 @@ pub mod pipeline;
 pub mod raw;
 pub mod send;
 pub mod transfer;
+pub mod unconnected;

@@ -6,12 +6,13 @@ use std::io::{self, BufRead, IsTerminal, Read, Write};
 use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
-use crate::endpoint::{Endpoint, SocketKind, Target};
+use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
 use crate::hexdump::{self, Way};
 
 use super::exchange::{ClientConfig, Session};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
+use super::unconnected::Unconnected;
 use crate::transport::Conn;
 
 /// The prompt of the lesson's client.
@@ -31,6 +32,8 @@ pub struct SendConfig {
     pub burst: Option<usize>,
     /// Dump every message both ways on stderr, as xxd does.
     pub hex: bool,
+    /// udp and unix-dgram: sendto and recvfrom on a socket that never calls connect().
+    pub unconnected: bool,
 }
 
 pub fn run(config: SendConfig) -> Result<()> {
@@ -45,6 +48,15 @@ pub fn run(config: SendConfig) -> Result<()> {
             print_reply(out, &reply)
         });
     };
+    if config.unconnected {
+        let mut client = Unconnected::open(endpoint, &config.client)?;
+        return each_message(&config, |msg, out| {
+            show(config.hex, Way::Out, endpoint, msg);
+            let reply = client.exchange(msg)?;
+            show(config.hex, Way::In, endpoint, &reply);
+            print_reply(out, &reply)
+        });
+    }
     let mut session = Session::open(&target, config.client.clone())?;
     if let Some((conn, target)) = session.connection().filter(|_| streams(&config)) {
         return stream(&config, conn, target);
@@ -174,10 +186,7 @@ fn answer(
     let proto = session.target().proto;
     let target = &config.endpoint;
     if msg.is_empty() && !carrier.carries_empty() {
-        warn!(
-            "empty message not sent: {proto} cannot carry an empty message (the server would \
-             read 0 bytes as end of connection)"
-        );
+        warn!("{}", empty_not_sent(proto.proto()));
         return Ok(());
     }
     show(config.hex, Way::Out, target, msg);
@@ -229,6 +238,22 @@ fn read_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
     }
     debug!("read a {}-byte line", line.len());
     Ok(Some(line))
+}
+
+/// Why an empty message is not sent over a connection: on a stream it would send nothing
+/// at all, on seqpacket the server would read it as the end of the connection.
+fn empty_not_sent(proto: Proto) -> String {
+    if proto.kind() == SocketKind::Stream {
+        format!(
+            "empty message not sent: {proto} is a stream of bytes, and sending zero bytes \
+             sends nothing at all (no reply would ever come)"
+        )
+    } else {
+        format!(
+            "empty message not sent: over {proto} an empty message reads as 0 bytes, which \
+             the server takes for the end of the connection"
+        )
+    }
 }
 
 fn print_reply(out: &mut impl Write, reply: &[u8]) -> Result<()> {

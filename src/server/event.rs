@@ -11,7 +11,7 @@
 //! served by that one thread while the other waits.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -189,6 +189,9 @@ impl<'a, S: Service> Worker<'a, S> {
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => return Err(e).context("epoll_wait"),
             };
+            if n > 0 && crate::explain::on() {
+                self.narrate_wait(&events[..n]);
+            }
             for event in &events[..n] {
                 match event.data() {
                     STOP => {
@@ -207,6 +210,44 @@ impl<'a, S: Service> Worker<'a, S> {
                 self.close_idle(idle);
             }
         }
+    }
+
+    /// Narrates an epoll_wait that woke, with what woke it (waits that time out for the
+    /// idle sweep are not narrated).
+    fn narrate_wait(&self, events: &[EpollEvent]) {
+        let woke: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let flags = e.events();
+                let what = if flags.contains(EpollFlags::EPOLLIN) {
+                    "readable"
+                } else if flags.contains(EpollFlags::EPOLLOUT) {
+                    "writable"
+                } else {
+                    "hung up or failed"
+                };
+                match e.data() {
+                    STOP => "the stop eventfd".to_string(),
+                    INBOX => "the inbox eventfd: a connection handed over".to_string(),
+                    LISTENER => {
+                        let fd = self.listener.as_fd().as_raw_fd();
+                        format!("fd {fd} {what}: a connection to accept")
+                    }
+                    token => match self.slots.get(token as usize).and_then(Option::as_ref) {
+                        Some(slot) => {
+                            format!("fd {} {what}", slot.session.conn().as_fd().as_raw_fd())
+                        }
+                        None => format!("a closed connection ({what})"),
+                    },
+                }
+            })
+            .collect();
+        let epfd = self.epoll.0.as_raw_fd();
+        crate::explain::line(format_args!(
+            "epoll_wait(fd {epfd}, {EVENTS}) = {} ({})",
+            events.len(),
+            woke.join(", ")
+        ));
     }
 
     fn accept(&mut self) {

@@ -49,6 +49,7 @@ pub fn serve<S: Service>(
                 exit_child();
             }
             Ok(ForkResult::Parent { child }) => {
+                narrate_fork(child);
                 debug!("{}: served by process {child}", session.conn().peer());
                 children.pids.insert(child);
                 // The child has its own copy of the socket; the parent's is closed here.
@@ -96,6 +97,7 @@ pub fn serve_datagrams(
                     exit_child();
                 }
                 Ok(ForkResult::Parent { child }) => {
+                    narrate_fork(child);
                     children.pids.insert(child);
                 }
                 Err(e) => warn!("fork: {e}"),
@@ -105,6 +107,13 @@ pub fn serve_datagrams(
             children.stop(None);
             return Ok(signal);
         }
+    }
+}
+
+/// Narrates a fork in the parent: the child's own lines carry its pid from here on.
+fn narrate_fork(child: nix::unistd::Pid) {
+    if crate::explain::on() {
+        crate::explain::line(format_args!("fork() = pid {child} (the child)"));
     }
 }
 
@@ -134,6 +143,11 @@ fn close_in_child(fd: RawFd) {
     // Safety: the child never uses or drops the listener again; it leaves with _exit.
     unsafe {
         libc::close(fd);
+    }
+    if crate::explain::on() {
+        crate::explain::line(format_args!(
+            "close(fd {fd}) = 0 (the child's copy of the listener)"
+        ));
     }
 }
 

@@ -126,7 +126,9 @@ impl DatagramSocket {
         }
         if crate::explain::on() {
             let fd = self.sock.as_raw_fd();
-            eprintln!("recvmmsg(fd {fd}, {BATCH} messages) = {got} datagrams");
+            crate::explain::line(format_args!(
+                "recvmmsg(fd {fd}, {BATCH} messages) = {got} datagrams"
+            ));
         }
         let got = got as usize;
         for i in 0..got {
@@ -181,7 +183,8 @@ impl DatagramSocket {
         }
         if crate::explain::on() {
             let fd = self.sock.as_raw_fd();
-            eprintln!("sendmmsg(fd {fd}, {} messages) = {sent}", replies.len());
+            let n = replies.len();
+            crate::explain::line(format_args!("sendmmsg(fd {fd}, {n} messages) = {sent}"));
         }
         Ok(sent as usize)
     }

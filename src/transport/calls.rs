@@ -1,6 +1,7 @@
 //! The socket calls netecho makes, each a thin wrapper over socket2 that `--explain`
 //! narrates under the kernel's own names. Narration happens after the call, so the lines
-//! come in the order the kernel saw the calls.
+//! come in the order the kernel saw the calls; each line says which process and thread made
+//! it, and EAGAIN is shown where a non-blocking socket had nothing to give.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -116,7 +117,7 @@ pub fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
             ttl,
         })
     })();
-    if on() && !is_would_block(&result) {
+    if on() {
         say(
             format_args!("recvmsg(fd {}, {len})", sock.as_raw_fd()),
             &result,
@@ -246,7 +247,7 @@ pub fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
 /// accept(2): the new connection's socket and its peer.
 pub fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     let result = sock.accept();
-    if on() && !is_would_block(&result) {
+    if on() {
         say(
             format_args!("accept(fd {})", sock.as_raw_fd()),
             &result,
@@ -260,12 +261,12 @@ pub fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
 pub fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
     let len = buf.len();
     let result = sock.recv_with_flags(buf, flags);
-    if on() && !is_would_block(&result) {
+    if on() {
         say(
             format_args!("recv(fd {}, {len})", sock.as_raw_fd()),
             &result,
             |n| match n {
-                0 => "0 (end of stream, or an empty message)".to_string(),
+                0 => format!("0 ({})", zero_means(sock)),
                 n => format!("{n} bytes"),
             },
         );
@@ -276,7 +277,7 @@ pub fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Resul
 /// send(2) with MSG_NOSIGNAL: a closed peer is an error (EPIPE), not a SIGPIPE.
 pub fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
     let result = sock.send_with_flags(buf, libc::MSG_NOSIGNAL);
-    if on() && !is_would_block(&result) {
+    if on() {
         say(
             format_args!("send(fd {}, {} bytes)", sock.as_raw_fd(), buf.len()),
             &result,
@@ -303,7 +304,9 @@ fn recv_from_flags(
 ) -> io::Result<(usize, SockAddr)> {
     let len = buf.len();
     let result = sock.recv_from_with_flags(buf, libc::MSG_TRUNC | flags);
-    if on() && !is_would_block(&result) {
+    // EAGAIN from a blocking recvfrom is its SO_RCVTIMEO passing, the datagram server's
+    // tick: a wait that timed out, not narrated. From MSG_DONTWAIT it is the answer.
+    if on() && (flags & libc::MSG_DONTWAIT != 0 || !is_would_block(&result)) {
         say(
             format_args!("recvfrom(fd {}, {len})", sock.as_raw_fd()),
             &result,
@@ -353,7 +356,18 @@ pub fn closing(sock: &Socket) {
     }
 }
 
-/// Would-block results are the event loop asking "anything yet?": not worth a line.
+/// What a recv of 0 bytes means on this socket: on a stream only the end of it; on
+/// seqpacket an empty message or the end, which read the same; on a datagram socket an empty
+/// datagram.
+fn zero_means(sock: &Socket) -> &'static str {
+    match sock.r#type() {
+        Ok(Type::STREAM) => "end of stream",
+        Ok(Type::SEQPACKET) => "an empty message, or end of stream",
+        Ok(Type::DGRAM) => "an empty datagram",
+        _ => "end of stream, or an empty message",
+    }
+}
+
 fn is_would_block<T>(result: &io::Result<T>) -> bool {
     matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

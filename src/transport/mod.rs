@@ -215,6 +215,41 @@ pub fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
     }
 }
 
+/// An unconnected client datagram socket (udp or unix-dgram) and the server's address, for
+/// the lesson's sendto and recvfrom: the server is named in every send, and every reply says
+/// who sent it. A udp socket gets its port from the first sendto; a unix-dgram one
+/// autobinds a name so the server can answer.
+pub fn unconnected(
+    endpoint: &Endpoint,
+    opts: &SocketOptions,
+) -> Result<(DatagramSocket, PeerAddr)> {
+    match (&endpoint.addr, endpoint.proto) {
+        (Address::Ip(addr), Proto::Udp) => {
+            let sock = ip::socket_for(*addr, socket2::Type::DGRAM, opts)
+                .map_err(|e| socket_error(Call::Socket, endpoint, &e))?;
+            let any = std::net::SocketAddr::new(
+                match addr {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                },
+                0,
+            );
+            let sock = DatagramSocket {
+                sock,
+                proto: Proto::Udp,
+                local: Address::Ip(any),
+                _file: None,
+            };
+            Ok((sock, PeerAddr((*addr).into())))
+        }
+        (addr, Proto::UnixDgram) => {
+            let to = unix::sockaddr_of(addr)?;
+            Ok((unix::bind_autobound(Proto::UnixDgram)?, PeerAddr(to)))
+        }
+        _ => anyhow::bail!("{endpoint}: an unconnected client is for udp and unix-dgram"),
+    }
+}
+
 /// What one read from a socket gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {
