@@ -387,7 +387,8 @@ fn a_restart_on_a_port_in_time_wait_needs_so_reuseaddr() {
     assert!(
         line.contains(&addr)
             && line.contains("address already in use")
-            && line.contains("TIME_WAIT"),
+            && line.contains("TIME_WAIT")
+            && line.contains("only when both set SO_REUSEADDR"),
         "{line}"
     );
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
