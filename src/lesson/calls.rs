@@ -86,7 +86,15 @@ pub fn bind(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> io::Resul
     let result = sock.bind(addr).and_then(|()| sock.local_addr());
     let (a, py) = shown(addr);
     let said = result_text(&result, |got| match (addr.as_socket(), got.as_socket()) {
-        (Some(a), Some(g)) if a.port() == 0 => format!("0 (port {} picked)", g.port()),
+        (Some(a), Some(g)) if a.port() == 0 => {
+            let port = g.port();
+            t.lang
+                .pick(
+                    &format!("0 (port {port} picked)"),
+                    &format!("0（选中端口 {port}）"),
+                )
+                .to_string()
+        }
         _ => "0".into(),
     });
     t.call(&format!("bind(fd {}, {a})", sock.as_raw_fd()), &said);

@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::service::{Drive, Service, Session};
 use crate::signal::{Shutdown, Signal};
-use crate::transport::Listener;
+use crate::transport::{Listener, calls};
 
 use super::Server;
 use crate::lifecycle::accept_loop;
@@ -43,7 +43,7 @@ pub fn serve<S: Service>(
         let id = next_id;
         next_id += 1;
         let conn = session.conn();
-        match conn.socket().try_clone() {
+        match calls::dup(conn.socket()) {
             Ok(handle) => {
                 live.lock().unwrap().insert(id, handle);
             }
@@ -55,7 +55,10 @@ pub fn serve<S: Service>(
             .stack_size(CONN_STACK)
             .spawn(move || {
                 served.run_blocking(session);
-                mine.lock().unwrap().remove(&id);
+                let handle = mine.lock().unwrap().remove(&id);
+                if let Some(handle) = handle {
+                    calls::closing(&handle);
+                }
             });
         match spawned {
             Ok(thread) => threads.push(thread),

@@ -349,6 +349,20 @@ fn send_to_flags(
     result
 }
 
+/// fcntl(2) F_DUPFD_CLOEXEC: a second descriptor of the same socket, to shut it down from
+/// another thread.
+pub fn dup(sock: &Socket) -> io::Result<Socket> {
+    let result = sock.try_clone();
+    if on() {
+        say(
+            format_args!("fcntl(fd {}, F_DUPFD_CLOEXEC)", sock.as_raw_fd()),
+            &result,
+            |s| format!("fd {}", s.as_raw_fd()),
+        );
+    }
+    result
+}
+
 /// Narrates close(2) of a socket about to be dropped.
 pub fn closing(sock: &Socket) {
     if on() {
