@@ -131,8 +131,8 @@ pub fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) -> anyh
             "another socket is using this port, or a recent connection on it is still in \
              TIME_WAIT (about a minute); Linux lets a new socket share the port with one in \
              TIME_WAIT only when both set SO_REUSEADDR, as netecho serve does unless \
-             --no-reuseaddr: wait for the TIME_WAIT to end, stop the other server, or pick \
-             another port (port 0 for any free one)"
+             --no-reuseaddr: stop the other server, wait for the TIME_WAIT to end, or pick \
+             another port, or port 0 for any free one"
         }
         (Call::Bind, Some(Errno::EACCES)) if unix => {
             "you may not create files in that directory; choose a path in a directory you own"
