@@ -126,6 +126,13 @@ fn the_demonstrations_show_what_really_happened() {
 }
 
 #[test]
+fn a_stdin_that_is_not_a_terminal_runs_through_without_waiting() {
+    let text = ok(&netecho(&["lesson", "half-close"], b""));
+    assert!(text.contains("Step 7."), "{text}");
+    assert!(!text.contains("[Enter]"), "{text}");
+}
+
+#[test]
 fn list_names_every_demonstration() {
     let text = ok(&netecho(&["lesson", "--list"], b""));
     for demo in DEMOS {
