@@ -169,10 +169,11 @@ fn traced(strace: &str) -> Vec<Call> {
         let fd = match name {
             "socket" => call.rsplit_once(" = ").and_then(|(_, r)| number(r)),
             "poll" | "ppoll" => args.split_once("fd=").and_then(|(_, r)| number(r)),
+            // `close(5 <unfinished ...>`: the fd is the first word.
             _ => args
-                .split([',', ')'])
+                .split([',', ')', ' '])
                 .next()
-                .and_then(|a| a.trim().parse().ok()),
+                .and_then(|a| a.parse().ok()),
         };
         if let Some(fd) = fd {
             let name = name.to_string();
@@ -400,4 +401,22 @@ fn the_words_fit_the_socket() {
         refused.contains("--unconnected is for udp and unix-dgram"),
         "{refused}"
     );
+}
+
+#[test]
+fn the_fork_servers_narration_matches_strace_in_parent_and_child() {
+    let test = "the_fork_servers_narration_matches_strace_in_parent_and_child";
+    let Some((log, trace)) = traced_server(
+        test,
+        &["--model", "fork", "--addr", "127.0.0.1:0"],
+        |server| {
+            let out = netecho(&["send", &server.addr, "hello"], b"");
+            assert_eq!(ok(&out), "HELLO\n");
+            server.wait_log("(end of stream)");
+        },
+    ) else {
+        return;
+    };
+    assert!(log.contains("fork() = pid "), "{log}");
+    same_calls(&log, &trace);
 }
