@@ -32,10 +32,11 @@ pub fn run(t: &mut Teacher) -> Result<()> {
     t.note(
         "macOS (BSD) needs SO_REUSEADDR on the new socket only. On Windows SO_REUSEADDR \
          lets a socket take over a port another socket is using: servers there set \
-         SO_EXCLUSIVEADDRUSE instead, and Python's socketserver leaves it off.",
+         SO_EXCLUSIVEADDRUSE instead, and Python's socket.create_server() sets \
+         SO_REUSEADDR on POSIX only.",
         "macOS（BSD）只要求新套接字设置 SO_REUSEADDR。Windows 上 SO_REUSEADDR 允许抢占别的\
-         套接字正在用的端口：那里的服务器改用 SO_EXCLUSIVEADDRUSE，Python 的 socketserver \
-         在 Windows 上也不设它。",
+         套接字正在用的端口：那里的服务器改用 SO_EXCLUSIVEADDRUSE，Python 的 \
+         socket.create_server() 也只在 POSIX 系统上设置 SO_REUSEADDR。",
     );
     Ok(())
 }
