@@ -82,15 +82,24 @@ fn pacing_with_rate_keeps_a_small_rcvbuf_from_overflowing() {
         args.push(&url);
         bench(&args)
     };
-    let (burst, _) = run_with(&[]);
-    let (run, log) = run_with(&["--rate", "1MB/s"]);
     let lost = |r: &serde_json::Value| r["lost"].as_u64().unwrap();
-    assert!(lost(&burst) >= 20, "the unpaced run lost little: {burst}");
-    assert!(
-        lost(&run) * 5 <= lost(&burst),
-        "pacing did not cut the loss fivefold: {} unpaced, paced {run}\n{log}",
-        lost(&burst)
-    );
+    // Up to three pairs, in turns: a core taken away from bench for a few milliseconds costs
+    // a paced run a dozen replies, but broken pacing loses as much as the burst every time.
+    let mut tries = Vec::new();
+    let run = loop {
+        let (burst, _) = run_with(&[]);
+        let (run, log) = run_with(&["--rate", "1MB/s"]);
+        assert!(lost(&burst) >= 20, "the unpaced run lost little: {burst}");
+        if lost(&run) * 5 <= lost(&burst) {
+            break run;
+        }
+        tries.push((lost(&burst), lost(&run)));
+        assert!(
+            tries.len() < 3,
+            "pacing did not cut the loss fivefold in 3 tries (unpaced, paced): {tries:?}\n\
+             last paced run: {run}\n{log}"
+        );
+    };
     // 400 kB at 1 MB/s takes about 0.4 s: the pace held.
     let elapsed = run["elapsed_s"].as_f64().unwrap_or(0.0);
     assert!(elapsed >= 0.3, "not paced: {elapsed} s\n{run}");
