@@ -17,7 +17,7 @@ use crate::client::lab::{LabConfig, NetnsConfig};
 use crate::client::ping::PingConfig;
 use crate::client::send::SendConfig;
 use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
-use crate::endpoint::{Endpoint, Proto, Target, join_port};
+use crate::endpoint::{Endpoint, Proto, SockProto, Target, join_port};
 use crate::error::UsageError;
 use crate::impair::Rng;
 use crate::lesson::{Demo, Lang, LessonConfig};
@@ -860,7 +860,7 @@ impl BenchArgs {
             }
             _ => None,
         };
-        let protos: Vec<Proto> = match &servers {
+        let protos: Vec<SockProto> = match &servers {
             Servers::Given(targets) => targets.iter().map(|t| t.proto).collect(),
             Servers::Local(protos) => protos.clone(),
         };
@@ -902,30 +902,32 @@ impl BenchArgs {
     /// The servers named on the command line, ADDR once per protocol; without ADDR, the
     /// protocols of the servers bench starts itself.
     fn servers(&self) -> Result<Servers, UsageError> {
-        if self.proto.contains(&Proto::Raw) {
-            // Refused before any server starts, in the words of every other refusal.
-            Endpoint {
-                proto: Proto::Raw,
-                addr: Proto::Raw.default_address(),
-            }
-            .not_raw("bench")?;
-        }
-        let Some(addr) = self.address()? else {
-            return Ok(Servers::Local(if self.proto.is_empty() {
-                vec![Proto::Tcp]
-            } else {
-                self.proto.clone()
-            }));
-        };
-        if self.proto.is_empty() {
-            return Ok(Servers::Given(vec![
-                Endpoint::parse(&addr, None)?.not_raw("bench")?.endpoint(),
-            ]));
-        }
-        let targets: Result<Vec<_>, _> = self
+        // Raw is refused before any server starts, in the words of every other refusal.
+        let protos = self
             .proto
             .iter()
-            .map(|p| Endpoint::parse(&addr, Some(*p)))
+            .map(|p| p.not_raw("bench"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(addr) = self.address()? else {
+            return Ok(Servers::Local(if protos.is_empty() {
+                vec![SockProto::Tcp]
+            } else {
+                protos
+            }));
+        };
+        if protos.is_empty() {
+            return Ok(Servers::Given(vec![
+                Endpoint::parse(&addr, None)?.not_raw("bench")?,
+            ]));
+        }
+        let targets: Result<Vec<_>, _> = protos
+            .iter()
+            .map(|p| {
+                Ok(Target {
+                    proto: *p,
+                    addr: Endpoint::parse(&addr, Some(p.proto()))?.addr,
+                })
+            })
             .collect();
         targets.map(Servers::Given)
     }
@@ -957,10 +959,9 @@ impl BenchArgs {
     }
 
     /// --size within what one message of `proto` carries.
-    fn check_size(&self, proto: Proto) -> Result<(), UsageError> {
-        if self.size as usize > crate::transport::MAX_MESSAGE
-            && proto.kind() != crate::endpoint::SocketKind::Stream
-        {
+    fn check_size(&self, proto: SockProto) -> Result<(), UsageError> {
+        let carrier = Carrier::of(proto.kind(), self.framing.framing);
+        if self.size as usize > crate::transport::MAX_MESSAGE && carrier.whole_messages() {
             return Err(UsageError::new(format!(
                 "--size {}: {} messages are at most {} bytes here",
                 self.size,
@@ -1518,7 +1519,7 @@ mod tests {
         };
         let config = args.config().expect("config");
         assert_eq!(config.every, Some(Duration::from_secs(1)));
-        assert!(matches!(config.servers, Servers::Local(p) if p == [Proto::Tcp]));
+        assert!(matches!(config.servers, Servers::Local(p) if p == [SockProto::Tcp]));
     }
 
     #[test]

@@ -43,6 +43,17 @@ pub enum SocketKind {
     Datagram,
 }
 
+impl SocketKind {
+    /// The socket type as socket(2) names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketKind::Stream => "SOCK_STREAM",
+            SocketKind::Datagram => "SOCK_DGRAM",
+            SocketKind::SeqPacket => "SOCK_SEQPACKET",
+        }
+    }
+}
+
 impl Proto {
     pub const ALL: [Proto; 6] = [
         Proto::Tcp,
@@ -238,6 +249,10 @@ impl SockProto {
         }
     }
 
+    pub fn name(self) -> &'static str {
+        self.proto().name()
+    }
+
     pub fn kind(self) -> SocketKind {
         self.proto().kind()
     }
@@ -260,6 +275,17 @@ impl fmt::Display for SockProto {
 }
 
 impl Proto {
+    /// This protocol as a [`SockProto`], or a usage error when it is raw: raw sockets serve
+    /// `serve`, `send` and `ping` only.
+    pub fn not_raw(self, command: &str) -> Result<SockProto, UsageError> {
+        self.sock().ok_or_else(|| {
+            UsageError::new(format!(
+                "{command} does not work over raw sockets; use --proto raw with serve and \
+                 send, or netecho ping, and another protocol (udp, say) for {command}"
+            ))
+        })
+    }
+
     /// This protocol when it connects or answers senders; `None` for raw IP.
     pub fn sock(self) -> Option<SockProto> {
         match self {
@@ -373,11 +399,9 @@ impl Endpoint {
     /// `serve`, `send` and `ping` only (a raw packet has no port to tell a transfer or a
     /// load run apart).
     pub fn not_raw(self, command: &str) -> Result<Target, UsageError> {
-        self.target().ok_or_else(|| {
-            UsageError::new(format!(
-                "{command} does not work over raw sockets; use --proto raw with serve and \
-                 send, or netecho ping, and another protocol (udp, say) for {command}"
-            ))
+        Ok(Target {
+            proto: self.proto.not_raw(command)?,
+            addr: self.addr,
         })
     }
 }

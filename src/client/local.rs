@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tracing::debug;
 
-use crate::endpoint::{Endpoint, Proto};
+use crate::endpoint::{Endpoint, Proto, SockProto, Target};
 use crate::signal::Shutdown;
 
 /// How long a local server may take to print its `listening` line.
@@ -82,12 +82,31 @@ impl LocalServers {
 
     /// Starts `netecho serve` for `proto` at `addr` (port 0 or a path here) with `extra`
     /// flags, and returns where it listens.
-    pub fn start(&self, proto: Proto, addr: &str, extra: &[&str]) -> Result<Endpoint> {
+    pub fn start(&self, proto: SockProto, addr: &str, extra: &[&str]) -> Result<Target> {
         self.start_in(&[], proto, addr, extra)
     }
 
     /// As [`LocalServers::start`], through `wrapper` (e.g. `ip netns exec NAME`).
     pub fn start_in(
+        &self,
+        wrapper: &[String],
+        proto: SockProto,
+        addr: &str,
+        extra: &[&str],
+    ) -> Result<Target> {
+        let bound = self.launch(wrapper, proto.proto(), addr, extra)?;
+        Ok(Target {
+            proto,
+            addr: bound.addr,
+        })
+    }
+
+    /// A raw echo server at `addr`, and where it listens.
+    pub fn start_raw(&self, addr: &str) -> Result<Endpoint> {
+        self.launch(&[], Proto::Raw, addr, &[])
+    }
+
+    fn launch(
         &self,
         wrapper: &[String],
         proto: Proto,

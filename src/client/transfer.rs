@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tracing::info;
 
-use crate::endpoint::{Endpoint, SocketKind, Target};
+use crate::endpoint::{Endpoint, Target};
 use crate::files::datagram::{self, Settings};
 use crate::files::{Transfer, stream};
 use crate::report::progress::Progress;
+use crate::transport::framing::Framing;
+use crate::transport::message::Carrier;
 use crate::transport::{self, SocketOptions};
 
 /// Where a file service is and how to talk to it: shared by get and put.
@@ -68,6 +70,12 @@ fn datagram_target(target: &Target) -> Result<Endpoint> {
         .context("no address")
 }
 
+/// Whether the file goes over the stream protocol (a reliable socket), or the datagram
+/// protocol, which resends what is lost itself.
+fn reliable(target: &Target) -> bool {
+    Carrier::of(target.proto.kind(), Framing::None).reliable()
+}
+
 /// Ctrl-C (or SIGTERM) in the middle of a download removes its temporary file, then ends
 /// the process as the signal would (exit 130).
 fn remove_partials_on_signal() -> Result<()> {
@@ -98,30 +106,27 @@ pub fn get(args: GetConfig) -> Result<()> {
     };
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
-    let transfer: Transfer = match endpoint.proto.kind() {
-        SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(endpoint, &request_reply())?;
-            stream::get(&conn, &args.name, &out, args.force, &|got, size| {
-                done.total.store(size, Ordering::Relaxed);
-                progress(got)
-            })
-        }
-        SocketKind::Datagram => {
-            let target = datagram_target(endpoint)?;
-            let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
-            let server = transport::peer_addr(&target)?;
-            datagram::get(
-                &sock,
-                &server,
-                &args.name,
-                &out,
-                args.force,
-                &settings(t),
-                t.timeout,
-                t.retries,
-                &progress,
-            )
-        }
+    let transfer: Transfer = if reliable(endpoint) {
+        let conn = transport::connect_first(endpoint, &request_reply())?;
+        stream::get(&conn, &args.name, &out, args.force, &|got, size| {
+            done.total.store(size, Ordering::Relaxed);
+            progress(got)
+        })
+    } else {
+        let target = datagram_target(endpoint)?;
+        let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
+        let server = transport::peer_addr(&target)?;
+        datagram::get(
+            &sock,
+            &server,
+            &args.name,
+            &out,
+            args.force,
+            &settings(t),
+            t.timeout,
+            t.retries,
+            &progress,
+        )
     }
     .with_context(|| format!("get '{}' from {endpoint}", args.name))?;
     drop(bar);
@@ -151,27 +156,24 @@ pub fn put(args: PutConfig) -> Result<()> {
     let size = file.metadata().context("stat the file")?.len();
     let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
-    let transfer = match endpoint.proto.kind() {
-        SocketKind::Stream | SocketKind::SeqPacket => {
-            let conn = transport::connect_first(endpoint, &request_reply())?;
-            stream::put(&conn, &mut file, size, &name, &progress)
-        }
-        SocketKind::Datagram => {
-            let target = datagram_target(endpoint)?;
-            let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
-            let server = transport::peer_addr(&target)?;
-            datagram::put(
-                &sock,
-                &server,
-                &mut file,
-                size,
-                &name,
-                &settings(t),
-                t.timeout,
-                t.retries,
-                &progress,
-            )
-        }
+    let transfer = if reliable(endpoint) {
+        let conn = transport::connect_first(endpoint, &request_reply())?;
+        stream::put(&conn, &mut file, size, &name, &progress)
+    } else {
+        let target = datagram_target(endpoint)?;
+        let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
+        let server = transport::peer_addr(&target)?;
+        datagram::put(
+            &sock,
+            &server,
+            &mut file,
+            size,
+            &name,
+            &settings(t),
+            t.timeout,
+            t.retries,
+            &progress,
+        )
     }
     .with_context(|| format!("put {} to {endpoint}", args.local.display()))?;
     drop(bar);

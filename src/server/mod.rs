@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::choice::Choice;
-use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
+use crate::endpoint::{Address, Endpoint, Proto};
 use crate::error::UsageError;
 use crate::files::service::Files;
 use crate::files::store::Store;
@@ -31,6 +31,7 @@ use crate::service::stats::Stats;
 use crate::service::{ConnEnd, Datagrams, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::framing::Framing;
+use crate::transport::message::Carrier;
 use crate::transport::raw::RawSocket;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
@@ -231,7 +232,9 @@ fn serve<S: Service>(
 /// Flags that do not apply to the socket asked for: said once, then ignored.
 fn warn_ignored(config: &ServeConfig) {
     let proto = config.endpoint.proto;
-    if config.framing != Framing::None && proto.kind() != SocketKind::Stream {
+    if config.framing != Framing::None
+        && Carrier::of(proto.kind(), Framing::None).keeps_boundaries()
+    {
         warn!(
             "--framing applies to streams; {proto} keeps message boundaries itself, so it is ignored"
         );

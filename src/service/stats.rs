@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tracing::info;
 
 use crate::endpoint::Proto;
+use crate::transport::framing::Framing;
+use crate::transport::message::Carrier;
 
 /// Bytes and messages of one client (a connection, or a datagram peer).
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,12 +82,11 @@ impl fmt::Display for Stats {
 /// The one log line per client: who, how much, and how it ended.
 pub fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
     // On a stream the number of reads is the lesson: several messages can arrive in one.
-    let count = match proto.kind() {
-        crate::endpoint::SocketKind::Stream if tally.framed => {
-            format!("{} frames in {} reads", tally.messages, tally.reads)
-        }
-        crate::endpoint::SocketKind::Stream => format!("{} reads", tally.reads),
-        _ => format!("{} messages", tally.messages),
+    let carrier = Carrier::of(proto.kind(), Framing::None);
+    let count = match (carrier.keeps_boundaries(), tally.framed) {
+        (false, true) => format!("{} frames in {} reads", tally.messages, tally.reads),
+        (false, false) => format!("{} reads", tally.reads),
+        (true, _) => format!("{} messages", tally.messages),
     };
     info!(
         "{proto} {peer}: {} bytes in, {} bytes out, {count}; {ended}",

@@ -58,6 +58,17 @@ impl Carrier {
         self != Carrier::Bytes
     }
 
+    /// Whether the socket itself hands over each message whole in one read (seqpacket,
+    /// datagrams), so that one message is at most what one read takes.
+    pub fn whole_messages(self) -> bool {
+        matches!(self, Carrier::Packets | Carrier::Datagrams)
+    }
+
+    /// Whether a message may never arrive: nobody resends a lost datagram.
+    pub fn may_lose(self) -> bool {
+        !self.reliable()
+    }
+
     /// Whether every message arrives (once, in order) unless the connection fails: a failed
     /// send ends a reliable connection, and a datagram that does not come is lost.
     pub fn reliable(self) -> bool {

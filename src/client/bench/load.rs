@@ -16,11 +16,12 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 
 use crate::client::bench::interval::{Board, Interval, Snapshot};
 use crate::client::bench::loss::{Counters, Loss};
-use crate::endpoint::{Endpoint, SocketKind, Target};
+use crate::endpoint::{SockProto, Target};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
 use crate::service::echo::Transform;
 use crate::transport::framing::{Framing, LENGTH_HEADER};
+use crate::transport::message::Carrier;
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Bytes at the start of each request that carry its sequence number, as decimal digits
@@ -45,7 +46,7 @@ pub enum Limit {
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
-    pub target: Endpoint,
+    pub target: Target,
     pub clients: usize,
     pub size: usize,
     pub window: usize,
@@ -57,11 +58,19 @@ pub struct LoadSpec {
     pub expect: Transform,
     /// Connect and hold the clients without sending anything.
     pub idle: bool,
-    /// Message boundaries on a stream.
+    /// Message boundaries on a stream, written and checked by the load loop itself.
     pub framing: Framing,
     pub opts: SocketOptions,
     /// Pacing: each client sends at most this many request bytes per second (--rate).
     pub rate: Option<u64>,
+}
+
+impl LoadSpec {
+    /// What a message is on the target's socket before the load loop's own framing: the
+    /// loop writes and checks a stream's frames itself, byte for byte.
+    pub fn carrier(&self) -> Carrier {
+        Carrier::of(self.target.proto.kind(), Framing::None)
+    }
 }
 
 /// TCP_INFO summed over a run's connections.
@@ -195,19 +204,22 @@ pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
 
 /// Runs the load, reporting each interval to `board` as the run goes on.
 pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
-    if spec.size == 0 && spec.target.proto.kind() != SocketKind::Datagram {
+    if spec.size == 0 && !spec.carrier().carries_empty() {
         return Err(anyhow!(
             "--size 0: a stream or seqpacket socket cannot carry an empty message"
         ));
     }
-    let targets = transport::target_candidates(&spec.target.clone().not_raw("bench")?)?;
+    let targets = transport::target_candidates(&spec.target)?;
     let target = targets.first().context("no address")?.clone();
     let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
     let connected = Barrier::new(threads);
-    let datagrams = spec.target.proto.kind() == SocketKind::Datagram;
-    let before = if datagrams { Counters::read() } else { None };
+    let before = if spec.carrier().may_lose() {
+        Counters::read()
+    } else {
+        None
+    };
     let results: Vec<Result<LoadResult>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -411,7 +423,8 @@ impl<'b, 'e> IntervalClock<'b, 'e> {
 struct Runner<'a> {
     spec: &'a LoadSpec,
     payload: Payload,
-    kind: SocketKind,
+    /// The socket's own carrier: the load loop frames a stream's messages itself.
+    carrier: Carrier,
     epoll: Epoll,
     clients: Vec<Client>,
     result: LoadResult,
@@ -423,6 +436,7 @@ impl<'a> Runner<'a> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
         let mut result = LoadResult::new();
         let mut clients = Vec::with_capacity(count);
+        let carrier = spec.carrier();
         for token in 0..count {
             let start = Instant::now();
             let conn = transport::connect(target, &spec.opts)
@@ -431,7 +445,7 @@ impl<'a> Runner<'a> {
                 .connect
                 .saturating_record(start.elapsed().as_micros() as u64);
             conn.set_nonblocking(true)?;
-            if target.proto.kind() == SocketKind::Datagram
+            if carrier.may_lose()
                 && let Err(e) = conn.count_drops()
             {
                 tracing::debug!("SO_RXQ_OVFL: {e}; drops at bench's sockets go uncounted");
@@ -449,13 +463,13 @@ impl<'a> Runner<'a> {
             payload: Payload::new(
                 spec.size,
                 spec.expect,
-                if target.proto.kind() == SocketKind::Stream {
-                    spec.framing
-                } else {
+                if carrier.keeps_boundaries() {
                     Framing::None
+                } else {
+                    spec.framing
                 },
             ),
-            kind: target.proto.kind(),
+            carrier,
             epoll,
             clients,
             result,
@@ -485,7 +499,7 @@ impl<'a> Runner<'a> {
         while self.goes_on(stop_at) {
             self.serve_ready(&mut events)?;
             self.send_paced();
-            if self.kind == SocketKind::Datagram && last_loss_check.elapsed() >= LOSS_CHECK {
+            if self.carrier.may_lose() && last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
                 self.expire_lost();
             }
@@ -561,10 +575,10 @@ impl<'a> Runner<'a> {
     /// The thread's result, with what the kernel says about its sockets at the end.
     fn conclude(mut self, start: Instant) -> LoadResult {
         self.result.elapsed = start.elapsed();
-        if self.spec.target.proto == crate::endpoint::Proto::Tcp {
+        if self.spec.target.proto == SockProto::Tcp {
             self.result.tcp = Some(self.tcp_totals());
         }
-        if self.kind == SocketKind::Datagram {
+        if self.carrier.may_lose() {
             self.result.rxq_overflow = self
                 .clients
                 .iter()
@@ -646,14 +660,11 @@ impl<'a> Runner<'a> {
         let client = &mut self.clients[token];
         while client.out_pos < client.out.len() {
             match client.conn.send_some(&client.out[client.out_pos..]) {
-                Ok(n) if self.kind == SocketKind::Stream => client.out_pos += n,
+                Ok(n) if !self.carrier.whole_messages() => client.out_pos += n,
                 Ok(_) => client.out_pos = client.out.len(),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // A datagram that cannot be sent now (ENOBUFS) is a datagram lost.
-                Err(e)
-                    if self.kind == SocketKind::Datagram
-                        && e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
+                Err(e) if self.carrier.may_lose() && e.raw_os_error() == Some(libc::ENOBUFS) => {
                     client.out_pos = client.out.len();
                     self.result.send_errors += 1;
                 }
@@ -669,7 +680,7 @@ impl<'a> Runner<'a> {
         // Bounded, so one busy client cannot starve the others of this thread.
         for _ in 0..16 {
             let client = &mut self.clients[token];
-            let got = if self.kind == SocketKind::Datagram {
+            let got = if self.carrier.may_lose() {
                 client
                     .conn
                     .recv_counting_drops(&mut self.buf)
@@ -710,7 +721,7 @@ impl<'a> Runner<'a> {
     /// Checks `n` bytes just read into the scratch buffer against the expected replies.
     fn on_reply_bytes(&mut self, token: usize, n: usize) {
         let now = Instant::now();
-        if self.kind == SocketKind::Stream {
+        if !self.carrier.keeps_boundaries() {
             let mut pos = 0;
             while pos < n {
                 let client = &mut self.clients[token];
@@ -801,7 +812,7 @@ impl<'a> Runner<'a> {
 
     fn give_up_in_flight(&mut self) {
         for client in &mut self.clients {
-            if self.kind == SocketKind::Datagram {
+            if self.carrier.may_lose() {
                 self.result.lost += client.in_flight.len() as u64;
             } else if !client.in_flight.is_empty() {
                 self.result.failed_clients += 1;

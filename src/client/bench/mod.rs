@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
-use crate::endpoint::{Endpoint, Proto, SocketKind};
+use crate::endpoint::{SockProto, Target};
 use crate::report;
 use crate::report::progress::Progress;
 use crate::report::{Format, Layout, Meta};
@@ -29,9 +29,9 @@ use crate::client::local::LocalServers;
 /// Which servers `bench` measures.
 pub enum Servers {
     /// Servers already running: one target per protocol measured.
-    Given(Vec<Endpoint>),
+    Given(Vec<Target>),
     /// Servers bench starts for itself, one per protocol, and stops at the end.
-    Local(Vec<Proto>),
+    Local(Vec<SockProto>),
 }
 
 /// What `bench` measures, against which servers, and how it reports.
@@ -63,7 +63,7 @@ pub struct BenchConfig {
 
 impl BenchConfig {
     /// What to measure against `target`.
-    pub fn spec(&self, target: Endpoint) -> LoadSpec {
+    pub fn spec(&self, target: Target) -> LoadSpec {
         LoadSpec {
             target,
             clients: self.clients,
@@ -134,12 +134,9 @@ fn parameters(args: &BenchConfig) -> Map<String, Value> {
     let (protos, addrs): (Vec<String>, Vec<String>) = match &args.servers {
         Servers::Given(targets) => targets
             .iter()
-            .map(|t| (t.proto.name().to_string(), t.addr.to_string()))
+            .map(|t| (t.proto.to_string(), t.addr.to_string()))
             .unzip(),
-        Servers::Local(protos) => (
-            protos.iter().map(|p| p.name().to_string()).collect(),
-            vec![],
-        ),
+        Servers::Local(protos) => (protos.iter().map(|p| p.to_string()).collect(), vec![]),
     };
     p.insert("proto".into(), protos.join(",").into());
     p.insert("addr".into(), addrs.join(",").into());
@@ -175,10 +172,13 @@ fn parameters(args: &BenchConfig) -> Map<String, Value> {
 }
 
 /// A local echo server for each protocol, with `framing`.
-fn start_local(servers: &LocalServers, protos: &[Proto], framing: &str) -> Result<Vec<Endpoint>> {
+fn start_local(servers: &LocalServers, protos: &[SockProto], framing: &str) -> Result<Vec<Target>> {
     protos
         .iter()
-        .map(|p| servers.start(*p, &servers.address_for(*p, false), &["--framing", framing]))
+        .map(|p| {
+            let addr = servers.address_for(p.proto(), false);
+            servers.start(*p, &addr, &["--framing", framing])
+        })
         .collect()
 }
 
@@ -206,7 +206,7 @@ fn measure(spec: &LoadSpec, every: Option<Duration>) -> Result<LoadResult> {
 
 /// Datagrams lost in a run, and where they went, as warnings: nobody resends them.
 fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
-    if result.lost == 0 || spec.target.proto.kind() != SocketKind::Datagram {
+    if result.lost == 0 || !spec.carrier().may_lose() {
         return;
     }
     warn!(

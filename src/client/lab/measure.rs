@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, MAX_LATENCY_US, TcpTotals};
 use crate::client::bench::loss::Loss;
 use crate::client::exchange::{Burst, ClientConfig, Exchanger};
-use crate::endpoint::{Endpoint, Family, SocketKind};
+use crate::endpoint::{Address, Family, Target};
 use crate::report::Percentiles;
 use crate::service::echo::Transform;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
@@ -28,7 +28,7 @@ pub const PING_SIZE: usize = 64;
 pub const MIN_ROUND_SAMPLES: u64 = 20;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
-pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
+pub fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     let mut rounds = Rounds::new()?;
     for _ in 0..plan.rounds {
         let ping: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, plan.ping))?;
@@ -39,11 +39,7 @@ pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
     let mut row = Row {
         proto: target.proto.to_string(),
         family: target.addr.family(),
-        socket_type: match target.proto.kind() {
-            SocketKind::Stream => "SOCK_STREAM",
-            SocketKind::Datagram => "SOCK_DGRAM",
-            SocketKind::SeqPacket => "SOCK_SEQPACKET",
-        },
+        socket_type: target.proto.kind().name(),
         address: target.addr.to_string(),
         setup_us: setup_time(target)?,
         latency_us: Percentiles::of(&rounds.ping),
@@ -72,13 +68,13 @@ pub fn measure(target: &Endpoint, plan: &Plan) -> Result<Row> {
     }
     row.p50_rounds_us = rounds.p50s;
     row.latency = Some(rounds.ping);
-    row.why = why(target.proto, v6(target), &row);
+    row.why = why(target.proto.proto(), v6(&target.addr), &row);
     Ok(row)
 }
 
-/// Whether `target` is reached over IPv6.
-pub fn v6(target: &Endpoint) -> bool {
-    target.addr.family() == Some(Family::Inet6)
+/// Whether `addr` is reached over IPv6.
+pub fn v6(addr: &Address) -> bool {
+    addr.family() == Some(Family::Inet6)
 }
 
 /// The middle of `values` by their first number.
@@ -151,7 +147,7 @@ impl Rounds {
 
 /// A timed run of `clients` clients, `window` messages of `size` bytes each in flight.
 pub fn spec(
-    target: &Endpoint,
+    target: &Target,
     clients: usize,
     size: usize,
     window: usize,
@@ -186,8 +182,7 @@ pub fn client_config(framing: Framing) -> ClientConfig {
 }
 
 /// connect(2) timed [`SETUPS`] times; the median, in microseconds.
-fn setup_time(target: &Endpoint) -> Result<u64> {
-    let target = &target.clone().not_raw("lab")?;
+fn setup_time(target: &Target) -> Result<u64> {
     let mut times = Vec::with_capacity(SETUPS);
     for _ in 0..SETUPS {
         let start = Instant::now();
@@ -200,15 +195,14 @@ fn setup_time(target: &Endpoint) -> Result<u64> {
     Ok(times[SETUPS / 2].max(1))
 }
 
-fn send_burst(target: &Endpoint, framing: Framing) -> Result<Burst> {
-    let target = &target.clone().not_raw("lab")?;
+fn send_burst(target: &Target, framing: Framing) -> Result<Burst> {
     let mut client =
         Exchanger::connect(target, &client_config(framing)).map_err(anyhow::Error::from)?;
     client.burst(&[b'b'; BURST_SIZE], BURST)
 }
 
 /// The boundaries burst over a stream with `framing`: reads taken, messages recovered.
-pub fn boundary_row(target: &Endpoint, framing: Framing) -> Result<BoundaryRow> {
+pub fn boundary_row(target: &Target, framing: Framing) -> Result<BoundaryRow> {
     let got = send_burst(target, framing)?;
     // Unframed, the client can only take each read for a message.
     let messages = got.replies.iter().filter(|r| r.len() == BURST_SIZE).count();

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::client::local::LocalServers;
-use crate::endpoint::{Endpoint, Proto};
+use crate::endpoint::{Proto, SockProto, Target};
 use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Layout, Meta};
 use crate::transport;
@@ -133,10 +133,7 @@ fn parameters(settings: &LabConfig, plan: &Plan, cores: Option<Cores>) -> Map<St
 }
 
 /// Starts a server on the servers' core, then puts this thread back on the client's.
-fn start_pinned(
-    start: impl FnOnce() -> Result<Endpoint>,
-    cores: Option<Cores>,
-) -> Result<Endpoint> {
+fn start_pinned<T>(start: impl FnOnce() -> Result<T>, cores: Option<Cores>) -> Result<T> {
     let Some(cores) = cores else {
         return start();
     };
@@ -156,7 +153,7 @@ fn on_this_machine(
     let servers = LocalServers::new()?;
     let mut rows = Vec::new();
     for (i, (proto, ipv6)) in CASES.iter().enumerate() {
-        let addr = servers.address_for(*proto, *ipv6);
+        let addr = servers.address_for(proto.proto(), *ipv6);
         progress(&format!("[{}/{}] {proto} {addr}", i + 1, CASES.len()));
         let target = start_pinned(|| servers.start(*proto, &addr, &[]), cores)?;
         rows.push(measure(&target, plan)?);
@@ -220,7 +217,7 @@ fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result
         .map(|ipv6| {
             let addr = servers.address_for(Proto::Raw, ipv6);
             progress(&format!("raw {addr}"));
-            let target = start_pinned(|| servers.start(Proto::Raw, &addr, &[]), cores)?;
+            let target = start_pinned(|| servers.start_raw(&addr), cores)?;
             measure_raw(&target, plan)
         })
         .collect()
@@ -229,11 +226,11 @@ fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result
 /// The boundaries burst over each stream, with each framing.
 fn boundary_rows(servers: &LocalServers) -> Result<Vec<BoundaryRow>> {
     let mut rows = Vec::new();
-    for proto in [Proto::Tcp, Proto::Unix] {
+    for proto in [SockProto::Tcp, SockProto::Unix] {
         for framing in [Framing::None, Framing::Line, Framing::Length] {
             let name = format!("{}-{}", proto.name(), framing.name());
             let addr = match proto {
-                Proto::Tcp => "127.0.0.1:0".to_string(),
+                SockProto::Tcp => "127.0.0.1:0".to_string(),
                 _ => servers.path(&format!("{name}.sock")).display().to_string(),
             };
             let target = servers.start(proto, &addr, &["--framing", framing.name()])?;
@@ -260,7 +257,7 @@ fn across_namespaces(
     }
     let prefix = ns.server_prefix();
     let addr = format!("{SERVER_IP}:0");
-    let targets = [Proto::Tcp, Proto::Udp]
+    let targets = [SockProto::Tcp, SockProto::Udp]
         .into_iter()
         .map(|proto| start_pinned(|| servers.start_in(&prefix, proto, &addr, &[]), cores))
         .collect::<Result<Vec<_>>>()?;
@@ -283,7 +280,7 @@ fn across_namespaces(
 }
 
 /// Measures each target from the clients' namespace.
-fn measure_from_client_side(ns: &Netns, targets: &[Endpoint], plan: &Plan) -> Result<Vec<Row>> {
+fn measure_from_client_side(ns: &Netns, targets: &[Target], plan: &Plan) -> Result<Vec<Row>> {
     // The measuring thread moves into the clients' namespace; every load thread it starts
     // is born there. This thread stays where it was, free to clean up.
     std::thread::scope(|scope| {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::client::bench::load::{self, LoadResult};
 use crate::client::local::LocalServers;
-use crate::endpoint::{Endpoint, Proto};
+use crate::endpoint::{Proto, SockProto, Target};
 use crate::report::{self, Column, Format, Meta, Percentiles};
 
 use super::measure::{PING_SIZE, spec};
@@ -58,14 +58,14 @@ pub fn measure_models(
         .map(|model| {
             super::progress(&format!("model {model}"));
             let addr = servers.address_for(Proto::Tcp, false);
-            let start = || servers.start(Proto::Tcp, &addr, &["--model", model]);
+            let start = || servers.start(SockProto::Tcp, &addr, &["--model", model]);
             let target = super::start_pinned(start, cores)?;
             measure_model(model, &target, plan)
         })
         .collect()
 }
 
-fn measure_model(model: &'static str, target: &Endpoint, plan: &Plan) -> Result<ModelRow> {
+fn measure_model(model: &'static str, target: &Target, plan: &Plan) -> Result<ModelRow> {
     let time = plan.ping * plan.rounds as u32;
     let one: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, time))?;
     let many: LoadResult = load::run(&spec(target, MANY, PING_SIZE, 1, time))?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::endpoint::Proto;
+use crate::endpoint::SockProto;
 
 /// Messages in the boundaries burst, and their size.
 pub const BURST: usize = 50;
@@ -13,14 +13,14 @@ pub const SETUPS: usize = 50;
 
 /// The rows of a lab on this machine, in order: each protocol, and IPv6 beside IPv4 where
 /// the protocol has both. Raw rows come after, when raw sockets may be opened.
-pub const CASES: [(Proto, bool); 7] = [
-    (Proto::Tcp, false),
-    (Proto::Tcp, true),
-    (Proto::Udp, false),
-    (Proto::Udp, true),
-    (Proto::Unix, false),
-    (Proto::UnixDgram, false),
-    (Proto::UnixSeqpacket, false),
+pub const CASES: [(SockProto, bool); 7] = [
+    (SockProto::Tcp, false),
+    (SockProto::Tcp, true),
+    (SockProto::Udp, false),
+    (SockProto::Udp, true),
+    (SockProto::Unix, false),
+    (SockProto::UnixDgram, false),
+    (SockProto::UnixSeqpacket, false),
 ];
 
 /// How long each measurement runs, and how often: a row's numbers are the median of its

@@ -113,7 +113,7 @@ pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
         latency: Some(latency),
         tcp_info: None,
     };
-    row.why = why(target.proto, v6(target), &row);
+    row.why = why(target.proto, v6(&target.addr), &row);
     Ok(row)
 }
 

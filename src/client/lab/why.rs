@@ -3,8 +3,10 @@
 //! row measured: loss and its cause, order, the burst's reads (merged or lost), TCP's
 //! retransmissions, how steady the rounds were. Nothing in it can contradict its row.
 
-use crate::endpoint::{Proto, SocketKind};
+use crate::endpoint::Proto;
 use crate::report::Cause;
+use crate::transport::framing::Framing;
+use crate::transport::message::Carrier;
 
 use super::measure::MIN_ROUND_SAMPLES;
 use super::plan::BURST;
@@ -64,9 +66,10 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
     }
     let share = 100.0 * r.lost as f64 / r.sent.max(1) as f64;
     let lost = format!("{} of {} lost ({share:.1}%)", r.lost, r.sent);
-    parts.push(match proto.kind() {
-        SocketKind::Datagram => format!("{lost}, never sent again: {}", cause(r.loss_cause)),
-        _ => format!("{lost}: requests unanswered within the timeout"),
+    parts.push(if carrier(proto).may_lose() {
+        format!("{lost}, never sent again: {}", cause(r.loss_cause))
+    } else {
+        format!("{lost}: requests unanswered within the timeout")
     });
     parts
 }
@@ -84,8 +87,7 @@ fn cause(cause: Option<Cause>) -> &'static str {
 
 /// Order: only worth a word where it is not promised, or where it failed.
 fn order(proto: Proto, r: &Row) -> Option<String> {
-    let datagrams = proto.kind() == SocketKind::Datagram;
-    match (r.ordered, datagrams) {
+    match (r.ordered, !carrier(proto).reliable()) {
         (true, true) => Some("replies came in order, though nothing promised it".into()),
         (true, false) => None,
         (false, true) => Some("replies came out of order, as datagrams may".into()),
@@ -108,12 +110,16 @@ fn burst(proto: Proto, r: &Row) -> String {
             r.burst_lost
         );
     }
-    match proto.kind() {
-        SocketKind::Stream => {
-            format!("{BURST} small sends came back in {BURST} reads, by timing alone")
-        }
-        _ => format!("{BURST} small sends came back as {BURST} reads: boundaries kept"),
+    if carrier(proto).keeps_boundaries() {
+        format!("{BURST} small sends came back as {BURST} reads: boundaries kept")
+    } else {
+        format!("{BURST} small sends came back in {BURST} reads, by timing alone")
     }
+}
+
+/// What a message is on `proto`'s socket, unframed as the lab's rows measure it.
+fn carrier(proto: Proto) -> Carrier {
+    Carrier::of(proto.kind(), Framing::None)
 }
 
 /// How far apart the rounds' p50s were.
