@@ -1523,6 +1523,33 @@ mod tests {
     }
 
     #[test]
+    fn bench_refuses_raw_in_one_place_with_or_without_addr() {
+        for argv in [
+            &["bench", "--proto", "raw"][..],
+            &["bench", "--proto", "udp", "--proto", "raw", "127.0.0.1:9"][..],
+            &["bench", "raw://127.0.0.1"][..],
+        ] {
+            let Command::Bench(args) = parse(argv) else {
+                panic!("bench");
+            };
+            let said = usage_error(args.config());
+            assert!(
+                said.starts_with("bench does not work over raw sockets"),
+                "{argv:?}: {said}"
+            );
+        }
+        let Command::Bench(args) = parse(&["bench", "--proto", "udp", "127.0.0.1:9"]) else {
+            panic!("bench");
+        };
+        let Servers::Given(targets) = args.config().expect("config").servers else {
+            panic!("given");
+        };
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].proto, SockProto::Udp);
+        assert_eq!(targets[0].to_string(), "udp 127.0.0.1:9");
+    }
+
+    #[test]
     fn relay_frames_only_where_a_stream_meets_messages() {
         let relay = |args: &[&str]| match parse(args) {
             Command::Relay(args) => args.config(),

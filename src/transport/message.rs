@@ -444,6 +444,38 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn each_carrier_says_what_its_messages_are() {
+        let cases = [
+            (SocketKind::Stream, Framing::None, Carrier::Bytes),
+            (
+                SocketKind::Stream,
+                Framing::Line,
+                Carrier::Frames(Framing::Line),
+            ),
+            (SocketKind::SeqPacket, Framing::Line, Carrier::Packets),
+            (SocketKind::Datagram, Framing::Length, Carrier::Datagrams),
+        ];
+        for (kind, framing, carrier) in cases {
+            assert_eq!(Carrier::of(kind, framing), carrier);
+        }
+        // (keeps boundaries, whole messages, reliable, may lose, carries empty)
+        let said = |c: Carrier| {
+            (
+                c.keeps_boundaries(),
+                c.whole_messages(),
+                c.reliable(),
+                c.may_lose(),
+                c.carries_empty(),
+            )
+        };
+        assert_eq!(said(Carrier::Bytes), (false, false, true, false, false));
+        let framed = Carrier::Frames(Framing::Length);
+        assert_eq!(said(framed), (true, false, true, false, true));
+        assert_eq!(said(Carrier::Packets), (true, true, true, false, false));
+        assert_eq!(said(Carrier::Datagrams), (true, true, false, true, true));
+    }
+
     fn conn(sock: Socket, kind: SocketKind) -> Conn {
         Conn::new(sock, kind, "pair".into(), None)
     }
