@@ -67,6 +67,39 @@ pub fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
     let _ = err.write_all(format(&heading, data).as_bytes());
 }
 
+/// Bytes of a message `-vv` shows; the rest is counted, not printed.
+const SHOWN: usize = 200;
+
+/// `-vv`: what came in, as the lesson's server prints it (`print(data)` in Python shows
+/// `b'hello\n'`), so a log line is one line whatever the bytes are.
+pub fn log_received(peer: &dyn std::fmt::Display, data: &[u8]) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!("{peer}: received {}", literal(data));
+    }
+}
+
+/// `data` as a Python bytes literal: printable ASCII as itself, `\n`, `\r`, `\t`, `\\`,
+/// `\'`, every other byte as `\xNN`; past [`SHOWN`] bytes, how many more there were.
+pub fn literal(data: &[u8]) -> String {
+    let mut text = String::from("b'");
+    for &b in &data[..data.len().min(SHOWN)] {
+        match b {
+            b'\n' => text.push_str("\\n"),
+            b'\r' => text.push_str("\\r"),
+            b'\t' => text.push_str("\\t"),
+            b'\\' => text.push_str("\\\\"),
+            b'\'' => text.push_str("\\'"),
+            0x20..=0x7e => text.push(b as char),
+            _ => text.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    text.push('\'');
+    if data.len() > SHOWN {
+        text.push_str(&format!(" ... ({} more bytes)", data.len() - SHOWN));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +126,16 @@ mod tests {
             text,
             "x\n00000000: 6162 63                                  abc\n"
         );
+    }
+
+    #[test]
+    fn literal_escapes_as_python_prints_bytes() {
+        assert_eq!(literal(b"hello\n"), r"b'hello\n'");
+        assert_eq!(
+            literal("h\u{e9}'\\\t\0".as_bytes()),
+            r"b'h\xc3\xa9\'\\\t\x00'"
+        );
+        let long = vec![b'a'; SHOWN + 5];
+        assert!(literal(&long).ends_with("' ... (5 more bytes)"));
     }
 }

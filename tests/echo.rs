@@ -261,3 +261,22 @@ fn an_idle_client_never_blocks_another() {
         );
     }
 }
+
+/// `-vv` shows each message as the lesson's Python server prints it (`b'...'`), escaped so
+/// one message is one log line; `-v` shows the sizes only.
+#[test]
+fn double_verbose_shows_each_message_as_python_prints_bytes() {
+    // What -v logs once the message was read: a stream's read, a datagram's first sender.
+    for (proto, read) in [("tcp", " bytes"), ("udp", "first datagram")] {
+        let server = Server::start(&["-vv", "--proto", proto, "--addr", "127.0.0.1:0"]);
+        ok(&netecho(&["send", &server.url(), "it's\tok"], b""));
+        server.wait_log(r"received b'it\'s\tok'");
+        let quiet = Server::start(&["-v", "--proto", proto, "--addr", "127.0.0.1:0"]);
+        ok(&netecho(&["send", &quiet.url(), "hidden"], b""));
+        let log = quiet.wait_log(read);
+        assert!(
+            !log.contains("received b'"),
+            "{proto}: -v showed contents:\n{log}"
+        );
+    }
+}

@@ -220,6 +220,7 @@ impl DatagramEcho {
                 continue;
             };
             hexdump::dump_if(Way::In, &from, &buf[..n]);
+            hexdump::log_received(&from, &buf[..n]);
             self.rules.transform.apply(&mut buf[..n]);
             hexdump::dump_if(Way::Out, &from, &buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
@@ -264,6 +265,7 @@ impl DatagramEcho {
                 let (received, data, from) = batch.get_mut(i);
                 if let Some(n) = self.admit(received, &from) {
                     hexdump::dump_if(Way::In, &from, data);
+                    hexdump::log_received(&from, data);
                     self.rules.transform.apply(data);
                     hexdump::dump_if(Way::Out, &from, data);
                     replies.push((i, n));

@@ -218,6 +218,7 @@ fn recv_once(conn: &Conn, buf: &mut [u8]) -> io::Result<Received> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Ok(Received::Data(n)) => {
                 debug!("{}: read {n} bytes", conn.peer());
+                crate::hexdump::log_received(&conn.peer(), &buf[..n]);
                 return Ok(Received::Data(n));
             }
             other => return other,
