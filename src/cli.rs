@@ -685,6 +685,13 @@ pub struct RelayArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub buffers: BufferArgs,
+    /// Relay at most N clients at once (connections, or datagram senders); more are refused
+    #[arg(long, value_name = "N", default_value_t = crate::relay::DEFAULT_MAX_CONNS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: u32,
+    /// Close a flow with no message either way for this long (e.g. 30s) [default: 30s for
+    /// datagram senders, none for connections]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Socket buffer sizes: shared by serve, send, bench and relay.
@@ -1332,6 +1339,8 @@ impl RelayArgs {
                 ..SocketOptions::default()
             },
             access: self.access.access(from.proto.into())?,
+            max_conns: self.max_conns as usize,
+            idle_timeout: self.idle_timeout,
             from,
         })
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::endpoint::Proto;
 use crate::transport::Conn;
@@ -40,6 +40,8 @@ pub struct Flow {
     started: Instant,
     /// Milliseconds since `started` of the last message either way.
     last_active: AtomicU64,
+    /// --idle-timeout in milliseconds (0: none).
+    idle_limit: AtomicU64,
 }
 
 impl Flow {
@@ -56,6 +58,7 @@ impl Flow {
             socks: Mutex::new(Vec::new()),
             started: Instant::now(),
             last_active: AtomicU64::new(0),
+            idle_limit: AtomicU64::new(0),
         })
     }
 
@@ -88,6 +91,17 @@ impl Flow {
     pub fn touch(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.last_active.store(ms, Ordering::Relaxed);
+    }
+
+    /// Closes the flow once no message went either way for `limit`.
+    pub fn limit_idle(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(0, |d| d.as_millis().max(1) as u64);
+        self.idle_limit.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_expired(&self) -> bool {
+        let limit = self.idle_limit.load(Ordering::Relaxed);
+        limit > 0 && self.idle_for() >= Duration::from_millis(limit)
     }
 
     pub fn idle_for(&self) -> Duration {
@@ -148,6 +162,11 @@ pub fn read_into(conn: &Conn, mut messages: Box<dyn MessageRecv>, link: &Link, f
                         | io::ErrorKind::Interrupted
                 ) =>
             {
+                if flow.idle_expired() {
+                    info!("{}: idle for --idle-timeout; closed", flow.name);
+                    flow.close();
+                    break;
+                }
                 continue;
             }
             // A datagram server that is not there (ICMP port unreachable): not the end.

@@ -29,9 +29,14 @@ use crate::transport::{
 use flow::Flow;
 use link::{Link, LinkSpec, QUEUE, Sink};
 
-/// Datagram senders relayed at once; more are ignored (and logged) until one goes idle.
+/// Datagram senders relayed at once (or --max-conns, if lower); past it, the idlest sender
+/// that TO never answered makes room, else the new one is ignored (and logged).
 pub const MAX_PEERS: usize = 1024;
-/// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed.
+/// Clients relayed at once unless --max-conns says otherwise: each connection costs three
+/// threads and two sockets.
+pub const DEFAULT_MAX_CONNS: u32 = 1024;
+/// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed,
+/// unless --idle-timeout says otherwise.
 const PEER_IDLE: Duration = Duration::from_secs(30);
 /// Flows kept for the summary on exit; past it, finished flows are forgotten (-v logged them).
 const MAX_KEPT: usize = 4096;
@@ -56,6 +61,10 @@ pub struct Route {
     pub opts: SocketOptions,
     /// --allow and --deny, for the clients on FROM.
     pub access: Access,
+    /// Clients (connections, datagram senders) relayed at once.
+    pub max_conns: usize,
+    /// A flow with no message either way for this long is closed.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Route {
@@ -128,6 +137,7 @@ pub fn run(route: Route) -> Result<()> {
     // descriptors as the hard limit allows (0: no --max-conns to warn about).
     crate::lifecycle::raise_nofile(0);
     let bound = transport::bind_sock(&route.from, &route.opts)?;
+    refuse_itself(&route, bound.local())?;
     crate::lifecycle::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
     info!(
         "relaying {} {} -> {}",
@@ -156,27 +166,71 @@ pub fn run(route: Route) -> Result<()> {
     crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
 }
 
-/// A connection on FROM: its own connection to TO, on a thread of its own.
+/// A relay whose TO is its own FROM would connect to itself for every client, each new
+/// flow making another, until no file descriptor is left.
+fn refuse_itself(route: &Route, bound: &crate::endpoint::Address) -> Result<()> {
+    if route.from.proto.kind() != route.to.proto.kind()
+        || route.from.proto.is_unix() != route.to.proto.is_unix()
+    {
+        return Ok(());
+    }
+    let itself = match (bound, &route.to.addr) {
+        (crate::endpoint::Address::Ip(own), _) => transport::candidates(&route.to.endpoint())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| match e.addr {
+                crate::endpoint::Address::Ip(to) => Some(to),
+                _ => None,
+            })
+            .any(|to| crate::service::guard::is_same_host_port(*own, to)),
+        (own, to) => own == to,
+    };
+    if itself {
+        return Err(crate::error::UsageError::new(format!(
+            "relay {} -> {}: TO is the relay itself ({bound}), so every message would come \
+             back to it and every flow open another; point TO at a server",
+            route.from, route.to
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A connection on FROM: its own connection to TO, on a thread of its own; at most
+/// --max-conns at once.
 fn relay_connections(
     listener: &Listener,
     route: &Arc<Route>,
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     crate::lifecycle::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
         if let Some(conn) = conn
             && route.access.admits_conn(route.from.proto.into(), &conn)
         {
-            let (route, flows) = (Arc::clone(route), Arc::clone(flows));
+            if running.load(Ordering::Relaxed) >= route.max_conns {
+                warn!(
+                    "{}: refused, {} connections already (--max-conns)",
+                    conn.peer(),
+                    route.max_conns
+                );
+                return None;
+            }
+            running.fetch_add(1, Ordering::Relaxed);
+            let (route, flows, count) =
+                (Arc::clone(route), Arc::clone(flows), Arc::clone(&running));
             let started = std::thread::Builder::new()
                 .name("relay-flow".into())
                 .spawn(move || {
                     if let Err(e) = connection_flow(conn, &route, &flows) {
                         warn!("{e:#}");
                     }
+                    count.fetch_sub(1, Ordering::Relaxed);
                 });
             if let Err(e) = started {
-                warn!("cannot start a thread for a connection: {e}");
+                running.fetch_sub(1, Ordering::Relaxed);
+                warn!("busy: cannot start a thread for a connection: {e}");
             }
         }
         None
@@ -198,6 +252,7 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     );
     flow.hold(&client);
     flow.hold(&server);
+    flow.limit_idle(route.idle_timeout);
     flows.add(&flow);
     let up = Link::spawn(
         LinkSpec {
@@ -247,6 +302,17 @@ fn relay_datagrams(
     let mut peers: HashMap<PeerAddr, Peer> = HashMap::new();
     let mut buf = vec![0u8; transport::MAX_MESSAGE];
     let mut warned_full = false;
+    let mut guard = crate::service::guard::Guard::new(
+        crate::service::guard::GuardRules {
+            allow_loop_ports: false,
+            rate: None,
+            default_rate: crate::service::guard::DEFAULT_ECHO_RATE,
+            repeats: true,
+        },
+        sock.local_sockaddr().ok(),
+    );
+    let max_peers = route.max_conns.min(MAX_PEERS);
+    let idle = route.idle_timeout.unwrap_or(PEER_IDLE);
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(flow::TICK))? {
             return Ok(signal);
@@ -274,14 +340,19 @@ fn relay_datagrams(
                 warn!("{from}: a datagram from an unbound socket cannot be answered; not relayed");
                 continue;
             }
+            if let Err(verdict) = guard.check(&from, &buf[..n]) {
+                tracing::debug!("{from}: not relayed: {}", verdict.explain());
+                continue;
+            }
             if !peers.contains_key(&from) {
                 if !route.access.admits_datagram(route.from.proto.into(), &from) {
                     continue;
                 }
-                if peers.len() >= MAX_PEERS {
+                if peers.len() >= max_peers && !evict_unanswered(&mut peers) {
                     if !warned_full {
                         warn!(
-                            "{MAX_PEERS} datagram senders already; new ones ignored until one is idle"
+                            "{max_peers} datagram senders already, each answered by TO; new \
+                             ones ignored until one is idle"
                         );
                         warned_full = true;
                     }
@@ -302,15 +373,35 @@ fn relay_datagrams(
             peer.up.try_push(buf[..n].to_vec());
         }
         peers.retain(|_, peer| {
-            let keep = !peer.flow.over() && peer.flow.idle_for() < PEER_IDLE;
+            let keep = !peer.flow.over() && peer.flow.idle_for() < idle;
             if !keep {
                 peer.flow.close();
                 peer.up.end();
             }
             keep
         });
-        warned_full &= peers.len() >= MAX_PEERS;
+        warned_full &= peers.len() >= max_peers;
     }
+}
+
+/// Makes room for a new datagram sender: forgets the idlest one that TO never answered
+/// (forged senders never are, so they cannot lock real ones out); false when every sender
+/// has been answered.
+fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>) -> bool {
+    let idlest = peers
+        .iter()
+        .filter(|(_, p)| p.flow.down.messages_in.load(Ordering::Relaxed) == 0)
+        .max_by_key(|(_, p)| p.flow.idle_for())
+        .map(|(addr, _)| addr.clone());
+    let Some(addr) = idlest else {
+        return false;
+    };
+    if let Some(peer) = peers.remove(&addr) {
+        tracing::debug!("{addr}: forgotten to make room: TO never answered it");
+        peer.flow.close();
+        peer.up.end();
+    }
+    true
 }
 
 fn datagram_flow(

@@ -1,17 +1,19 @@
 //! A datagram socket under every model: echo answers each datagram in the thread that reads
 //! it (in batches under the event model); a service that takes requests (files, exec) gets a
-//! thread per request, at most --max-conns at once.
+//! thread per request, at most [`REQUEST_THREADS`] at once (and --max-conns requests).
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::service::datagram::DatagramEcho;
+use crate::service::guard::{self, Guard, Verdict};
 use crate::service::stats::Stats;
 use crate::service::{Requests, Service};
 use crate::signal::{Shutdown, Signal, Wake};
@@ -19,6 +21,10 @@ use crate::transport::batch::Batch;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::Server;
+
+/// Datagram requests served at once, whatever --max-conns says: each is a thread (and for
+/// exec a program), and one source can send thousands of requests a second.
+pub const REQUEST_THREADS: usize = 32;
 
 /// How often a datagram server blocked in recvfrom looks for a stop signal.
 const SIGNAL_CHECK: Duration = Duration::from_millis(200);
@@ -82,15 +88,58 @@ pub fn requests<S: Service, R: Requests>(
     // Request threads reply on a handle of their own; the socket file stays with `sock`.
     let replies = Arc::new(sock.try_clone().context("dup the datagram socket")?);
     let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut guard = Guard::new(server.request_guard, guard::own_address(sock));
+    let running = Arc::new(AtomicUsize::new(0));
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
         }
         while let Some((from, n)) = next_request(sock, &mut buf) {
+            if let Err(verdict) = guard.check(&from, &buf[..n]) {
+                debug!("{from}: request dropped: {}", verdict.explain());
+                warn_once(&from, verdict);
+                continue;
+            }
+            if running.load(Ordering::Relaxed) >= REQUEST_THREADS {
+                busy(&requests, &replies, &from, "too many requests at once");
+                continue;
+            }
             if server.admission.request(&from) {
-                start(server, &requests, &replies, from, buf[..n].to_vec());
+                let request = Request {
+                    from,
+                    data: buf[..n].to_vec(),
+                    running: Arc::clone(&running),
+                };
+                start(server, &requests, &replies, request);
             }
         }
+    }
+}
+
+/// A request for a thread: its sender, its bytes, and the count of requests running.
+struct Request {
+    from: PeerAddr,
+    data: Vec<u8>,
+    running: Arc<AtomicUsize>,
+}
+
+/// Logs a dropped request: every one from the server's own address (it would loop), the
+/// others at most once a second.
+fn warn_once(from: &PeerAddr, verdict: Verdict) {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if verdict == Verdict::Own || last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        *last = Some(Instant::now());
+        warn!("{from}: request dropped, {}", verdict.explain());
+    }
+}
+
+/// Answers "busy" to a request that cannot be served now (when the service has such an
+/// answer: one no larger than the request).
+fn busy<R: Requests>(requests: &Arc<R>, replies: &Arc<DatagramSocket>, from: &PeerAddr, why: &str) {
+    warn!("{from}: busy: {why}");
+    if let Some(reply) = requests.busy(why) {
+        let _ = replies.try_send_to(&reply, from);
     }
 }
 
@@ -117,26 +166,27 @@ fn start<S: Service, R: Requests>(
     server: &Arc<Server<S>>,
     requests: &Arc<R>,
     replies: &Arc<DatagramSocket>,
-    from: PeerAddr,
-    request: Vec<u8>,
+    request: Request,
 ) {
     let (mine, handler, sock) = (
         Arc::clone(server),
         Arc::clone(requests),
         Arc::clone(replies),
     );
-    let peer = from.clone();
+    let from = request.from.clone();
+    let running = Arc::clone(&request.running);
+    running.fetch_add(1, Ordering::Relaxed);
     let started = thread::Builder::new()
         .name("request".into())
         .spawn(move || {
-            handler.handle(&sock, &peer, &request);
+            handler.handle(&sock, &request.from, &request.data);
             mine.admission.release();
+            request.running.fetch_sub(1, Ordering::Relaxed);
         });
     if let Err(e) = started {
-        warn!("{from}: busy: cannot start a thread for the request ({e})");
-        if let Some(reply) = requests.busy("the server cannot start a thread for it now") {
-            let _ = replies.try_send_to(&reply, &from);
-        }
+        running.fetch_sub(1, Ordering::Relaxed);
+        let why = format!("the server cannot start a thread for it now ({e})");
+        busy(requests, replies, &from, &why);
         server.admission.release();
     }
 }

@@ -90,7 +90,11 @@ pub fn serve_datagrams(
                     die_with_parent(parent);
                     // The child keeps the blocked signals and the inherited signalfd, which
                     // reads the signals sent to the child: it stops cleanly on SIGTERM.
-                    let echo = DatagramEcho::new(sock.proto(), rules.clone());
+                    let echo = DatagramEcho::new(
+                        sock.proto(),
+                        rules.clone(),
+                        crate::service::guard::own_address(sock),
+                    );
                     if let Err(e) = super::datagrams::answer(sock, echo, stats, shutdown, false) {
                         warn!("datagram child: {e:#}");
                     }

@@ -27,6 +27,7 @@ use crate::lifecycle::{self, announce};
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::Echo;
 use crate::service::exec::{Exec, ExecService};
+use crate::service::guard::{self, GuardRules};
 use crate::service::stats::Stats;
 use crate::service::{ConnEnd, Datagrams, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
@@ -127,6 +128,8 @@ pub struct Server<S> {
     pub idle_timeout: Option<Duration>,
     /// Set once a stop signal arrived: a connection that ends now ends because of it.
     pub stopping: AtomicBool,
+    /// What a datagram request (files, exec) must pass before it is started.
+    pub request_guard: GuardRules,
 }
 
 impl<S: Service> Server<S> {
@@ -215,6 +218,12 @@ fn serve<S: Service>(
         stats,
         idle_timeout: config.idle_timeout,
         stopping: AtomicBool::new(false),
+        request_guard: GuardRules {
+            allow_loop_ports: config.allow_loop_ports,
+            rate: config.rate_limit,
+            default_rate: guard::DEFAULT_REQUEST_RATE,
+            repeats: false,
+        },
     });
     let signal = match &bound {
         Bound::Listener(listener) => serve_conns(listener, &server, plan, config, shutdown)?,
@@ -285,7 +294,7 @@ fn serve_datagram_socket<S: Service>(
     match plan.model {
         Model::Fork => fork::serve_datagrams(sock, rules, server.stats, shutdown),
         model => {
-            let echo = DatagramEcho::new(sock.proto(), rules);
+            let echo = DatagramEcho::new(sock.proto(), rules, guard::own_address(sock));
             datagrams::answer(sock, echo, server.stats, shutdown, model == Model::Event)
         }
     }

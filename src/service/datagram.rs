@@ -5,10 +5,10 @@
 use crate::hexdump::{self, Way};
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use socket2::SockAddr;
 use tracing::{debug, warn};
 
 use crate::access::Access;
@@ -17,6 +17,7 @@ use crate::transport::batch::Batch;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::echo::Transform;
+use super::guard::{DEFAULT_ECHO_RATE, Guard, GuardRules, Verdict};
 use super::peers::PeerTable;
 use super::stats::Stats;
 
@@ -24,21 +25,14 @@ use super::stats::Stats;
 /// then the caller gets a turn (to look for a stop signal).
 const ROUNDS: usize = 64;
 const TURN: Duration = Duration::from_millis(100);
-/// Source ports of the classic small services that answer whatever they get: echo (7),
-/// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
-/// two services talking to each other forever.
-pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
-
-/// Sources whose reply rate is tracked at once; past this, the quietest are forgotten.
-const MAX_RATE_SOURCES: usize = 4096;
+pub use super::guard::LOOP_PORTS;
 
 /// Why a datagram got no reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Drop {
     Truncated,
     NoAddress,
-    LoopPort,
-    RateLimited,
+    Guarded(Verdict),
     Refused,
 }
 
@@ -49,11 +43,10 @@ impl Drop {
                 "larger than the 65536-byte receive buffer (MSG_TRUNC): dropped, never answered cut short"
             }
             Drop::NoAddress => "from a socket with no address of its own (not bound): cannot reply",
-            Drop::LoopPort => {
-                "from source port 0 or a small-service port (7, 9, 13, 19, 37): answering could \
-                 start an endless echo loop (--allow-loop-ports answers them)"
+            Drop::Guarded(Verdict::RateLimited) => {
+                "over --rate-limit replies per second for its source"
             }
-            Drop::RateLimited => "over --rate-limit replies per second for its source",
+            Drop::Guarded(verdict) => verdict.explain(),
             Drop::Refused => "refused by --allow/--deny",
         }
     }
@@ -72,30 +65,34 @@ pub struct DatagramRules {
     pub access: Arc<Access>,
 }
 
-/// A token bucket: `rate` replies per second, bursts of up to `rate`.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
 /// The datagram service of one thread: rules, peers seen, and per-source reply budgets.
 pub struct DatagramEcho {
     proto: Proto,
     rules: DatagramRules,
     pub peers: PeerTable,
-    buckets: HashMap<IpAddr, Bucket>,
+    guard: Guard,
     dropped: HashMap<Drop, u64>,
     last_report: Instant,
     replies: Vec<(usize, usize)>,
 }
 
 impl DatagramEcho {
-    pub fn new(proto: Proto, rules: DatagramRules) -> DatagramEcho {
+    /// The service for a socket bound to `own` (its getsockname, never answered).
+    pub fn new(proto: Proto, rules: DatagramRules, own: Option<SockAddr>) -> DatagramEcho {
+        let guard = Guard::new(
+            GuardRules {
+                allow_loop_ports: rules.allow_loop_ports,
+                rate: rules.rate_limit,
+                default_rate: DEFAULT_ECHO_RATE,
+                repeats: true,
+            },
+            own,
+        );
         DatagramEcho {
             proto,
             rules,
             peers: PeerTable::new(proto),
-            buckets: HashMap::new(),
+            guard,
             dropped: HashMap::new(),
             last_report: Instant::now(),
             replies: Vec::new(),
@@ -104,7 +101,7 @@ impl DatagramEcho {
 
     /// Whether a datagram gets a reply; counts and (at most once a second) logs those that
     /// do not.
-    fn admit(&mut self, received: Received, from: &PeerAddr) -> Option<usize> {
+    fn admit(&mut self, received: Received, data: &[u8], from: &PeerAddr) -> Option<usize> {
         let verdict = match received {
             Received::Truncated(_) => Err(Drop::Truncated),
             Received::Closed => Err(Drop::NoAddress),
@@ -112,9 +109,10 @@ impl DatagramEcho {
             Received::Data(_) if !self.rules.access.admits_datagram(self.proto, from) => {
                 Err(Drop::Refused)
             }
-            Received::Data(_) if self.loop_port(from) => Err(Drop::LoopPort),
-            Received::Data(_) if !self.within_rate(from) => Err(Drop::RateLimited),
-            Received::Data(n) => Ok(n),
+            Received::Data(n) => match self.guard.check(from, &data[..n.min(data.len())]) {
+                Ok(()) => Ok(n),
+                Err(verdict) => Err(Drop::Guarded(verdict)),
+            },
         };
         match verdict {
             Ok(n) => Some(n),
@@ -132,48 +130,6 @@ impl DatagramEcho {
                 self.report_drops(false);
                 None
             }
-        }
-    }
-
-    fn loop_port(&self, from: &PeerAddr) -> bool {
-        !self.rules.allow_loop_ports
-            && from
-                .0
-                .as_socket()
-                .is_some_and(|a| LOOP_PORTS.contains(&a.port()))
-    }
-
-    fn within_rate(&mut self, from: &PeerAddr) -> bool {
-        let Some(rate) = self.rules.rate_limit else {
-            return true;
-        };
-        // Per source address, not per port: a flood from many ports of one host is one source.
-        let ip = from
-            .0
-            .as_socket()
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let now = Instant::now();
-        if self.buckets.len() >= MAX_RATE_SOURCES && !self.buckets.contains_key(&ip) {
-            self.buckets
-                .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
-            if self.buckets.len() >= MAX_RATE_SOURCES {
-                return false;
-            }
-        }
-        let rate = f64::from(rate);
-        let bucket = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: rate,
-            last: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 
@@ -216,7 +172,7 @@ impl DatagramEcho {
                 Err(e) if is_transient(&e) => return ignore_transient(e),
                 Err(e) => return Err(e),
             };
-            let Some(n) = self.admit(received, &from) else {
+            let Some(n) = self.admit(received, buf, &from) else {
                 continue;
             };
             hexdump::dump_if(Way::In, &from, &buf[..n]);
@@ -263,7 +219,7 @@ impl DatagramEcho {
             replies.clear();
             for i in 0..batch.len() {
                 let (received, data, from) = batch.get_mut(i);
-                if let Some(n) = self.admit(received, &from) {
+                if let Some(n) = self.admit(received, data, &from) {
                     hexdump::dump_if(Way::In, &from, data);
                     hexdump::log_received(&from, data);
                     self.rules.transform.apply(data);

@@ -5,6 +5,7 @@
 pub mod datagram;
 pub mod echo;
 pub mod exec;
+pub mod guard;
 pub mod peers;
 pub mod raw;
 pub mod stats;

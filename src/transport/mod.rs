@@ -549,6 +549,11 @@ impl DatagramSocket {
         &self.local
     }
 
+    /// getsockname(2): the address as bound (the port the kernel chose for port 0).
+    pub fn local_sockaddr(&self) -> io::Result<SockAddr> {
+        self.sock.local_addr()
+    }
+
     /// recvfrom(2): one datagram and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
         let (n, from) = calls::recv_from(&self.sock, as_uninit(buf))?;

@@ -1,0 +1,335 @@
+//! What every datagram service (echo, files, exec, the relay's listening side) checks before
+//! it answers or starts anything for a datagram, so that one forged datagram cannot start an
+//! endless loop and one source cannot take the server: the sender is not the server's own
+//! address, not a small-service port, within its rate, and not sending back the same
+//! datagram again and again (another echo server answering this one).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use socket2::SockAddr;
+
+use crate::transport::PeerAddr;
+
+/// Source ports of the classic small services that answer whatever they get: echo (7),
+/// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
+/// two services talking to each other forever.
+pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
+
+/// Echo replies per second per source address when --rate-limit is not given: for sources
+/// off this host only (loopback and this host's own addresses are limited by --rate-limit
+/// alone, so bench and lab on one machine measure the server, not the guard).
+pub const DEFAULT_ECHO_RATE: u32 = 50_000;
+/// Requests (files, exec) started per second per source address, from any source.
+pub const DEFAULT_REQUEST_RATE: u32 = 100;
+/// Datagrams in a row from one sender that are the same bytes as its previous one: past
+/// this, the sender is answering this server (two echo servers made to talk to each other)
+/// and one datagram is dropped, which ends such a loop. A client that sends the same message
+/// this many times in a row loses one of them.
+pub const REFLECT_STREAK: u32 = 1000;
+
+/// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
+const MAX_SOURCES: usize = 4096;
+
+/// Why a datagram is not answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Own,
+    LoopPort,
+    RateLimited,
+    Reflected,
+}
+
+impl Verdict {
+    pub fn explain(self) -> &'static str {
+        match self {
+            Verdict::Own => {
+                "from the server's own address: answering it would answer itself forever"
+            }
+            Verdict::LoopPort => {
+                "from source port 0 or a small-service port (7, 9, 13, 19, 37): answering could \
+                 start an endless echo loop (--allow-loop-ports answers them)"
+            }
+            Verdict::RateLimited => "over the rate limit for its source (--rate-limit)",
+            Verdict::Reflected => {
+                "the same bytes as its sender's previous 1000 datagrams: its own reply coming \
+                 back from another echo server, so one is dropped to end the loop"
+            }
+        }
+    }
+}
+
+/// Settings of a [`Guard`].
+#[derive(Clone, Copy, Debug)]
+pub struct GuardRules {
+    pub allow_loop_ports: bool,
+    /// Datagrams per second per source address, from any source (--rate-limit).
+    pub rate: Option<u32>,
+    /// The limit for sources off this host when `rate` is not set.
+    pub default_rate: u32,
+    /// Whether repeats are looked for (echo and the relay; a request is never repeated
+    /// to a server that answered it).
+    pub repeats: bool,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// One thread's guard: the server's own address, and per-source budgets and repeats.
+pub struct Guard {
+    rules: GuardRules,
+    own: Option<SockAddr>,
+    /// The wildcard's port, when bound to 0.0.0.0 or [::]: any local address with it is ours.
+    wildcard_port: Option<u16>,
+    local_ips: Vec<IpAddr>,
+    buckets: HashMap<IpAddr, Bucket>,
+    repeats: HashMap<PeerAddr, (u64, u32)>,
+}
+
+impl Guard {
+    /// A guard for a socket bound to `own` (its getsockname).
+    pub fn new(rules: GuardRules, own: Option<SockAddr>) -> Guard {
+        let wildcard_port = own
+            .as_ref()
+            .and_then(SockAddr::as_socket)
+            .filter(|a| a.ip().is_unspecified())
+            .map(|a| a.port());
+        Guard {
+            rules,
+            own,
+            wildcard_port,
+            local_ips: local_ips(),
+            buckets: HashMap::new(),
+            repeats: HashMap::new(),
+        }
+    }
+
+    /// Whether a datagram of `data` from `from` may be answered; `Err` says why not.
+    pub fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
+        if self.is_own(from) {
+            return Err(Verdict::Own);
+        }
+        let ip = from.0.as_socket().map(|a| a.ip());
+        if !self.rules.allow_loop_ports
+            && from
+                .0
+                .as_socket()
+                .is_some_and(|a| LOOP_PORTS.contains(&a.port()))
+        {
+            return Err(Verdict::LoopPort);
+        }
+        if !self.within_rate(ip) {
+            return Err(Verdict::RateLimited);
+        }
+        if self.rules.repeats && self.repeated(from, data) {
+            return Err(Verdict::Reflected);
+        }
+        Ok(())
+    }
+
+    fn is_own(&self, from: &PeerAddr) -> bool {
+        if self.own.as_ref().is_some_and(|own| same(own, &from.0)) {
+            return true;
+        }
+        match (self.wildcard_port, from.0.as_socket()) {
+            (Some(port), Some(addr)) => addr.port() == port && self.is_local(addr.ip()),
+            _ => false,
+        }
+    }
+
+    fn is_local(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        ip.is_loopback() || self.local_ips.contains(&ip)
+    }
+
+    fn within_rate(&mut self, ip: Option<IpAddr>) -> bool {
+        let rate = match self.rules.rate {
+            Some(rate) => rate,
+            None if ip.is_none_or(|ip| self.is_local(ip)) => return true,
+            None => self.rules.default_rate,
+        };
+        // Per source address, not per port: a flood from many ports of one host is one
+        // source (and every Unix datagram sender is one, this host).
+        let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let now = Instant::now();
+        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&ip) {
+            self.buckets
+                .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
+            if self.buckets.len() >= MAX_SOURCES {
+                return false;
+            }
+        }
+        let rate = f64::from(rate);
+        let bucket = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Counts datagrams from `from` that repeat its previous one; true (and the count starts
+    /// again) past [`REFLECT_STREAK`].
+    fn repeated(&mut self, from: &PeerAddr, data: &[u8]) -> bool {
+        let print = fingerprint(data);
+        if let Some((last, streak)) = self.repeats.get_mut(from) {
+            if *last == print {
+                *streak += 1;
+                if *streak >= REFLECT_STREAK {
+                    *streak = 0;
+                    return true;
+                }
+            } else {
+                *last = print;
+                *streak = 0;
+            }
+            return false;
+        }
+        if self.repeats.len() >= MAX_SOURCES {
+            // Forgetting everyone costs at most one more streak per loop.
+            self.repeats.clear();
+        }
+        self.repeats.insert(from.clone(), (print, 0));
+        false
+    }
+}
+
+/// Two socket addresses are the same endpoint (IPv4-mapped IPv6 seen as IPv4).
+fn same(a: &SockAddr, b: &SockAddr) -> bool {
+    match (a.as_socket(), b.as_socket()) {
+        (Some(a), Some(b)) => {
+            a.port() == b.port()
+                && canonical(a.ip()) == canonical(b.ip())
+                && !a.ip().is_unspecified()
+        }
+        (None, None) => {
+            a.as_pathname().is_some() && a.as_pathname() == b.as_pathname()
+                || a.as_abstract_namespace().is_some()
+                    && a.as_abstract_namespace() == b.as_abstract_namespace()
+        }
+        _ => false,
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The addresses of this host's interfaces (getifaddrs), read once per guard.
+fn local_ips() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .map(canonical)
+        .collect()
+}
+
+/// A cheap fingerprint of a datagram: its length and its first and last 32 bytes, which
+/// tell apart any two messages of a load run (sequence numbers lead each one).
+fn fingerprint(data: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.len().hash(&mut h);
+    data[..data.len().min(32)].hash(&mut h);
+    data[data.len().saturating_sub(32)..].hash(&mut h);
+    h.finish()
+}
+
+/// Whether `to` reaches the socket bound to `own`: the same port on the same address, on
+/// any address of this host for a wildcard, or the wildcard itself (which connect(2) takes
+/// for this host).
+pub fn is_same_host_port(own: SocketAddr, to: SocketAddr) -> bool {
+    if own.port() != to.port() {
+        return false;
+    }
+    let (own_ip, to_ip) = (canonical(own.ip()), canonical(to.ip()));
+    let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified() || local_ips().contains(&ip);
+    own_ip == to_ip || to_ip.is_unspecified() || (own_ip.is_unspecified() && local(to_ip))
+}
+
+/// The address a datagram socket is bound to, for [`Guard::new`].
+pub fn own_address(sock: &crate::transport::DatagramSocket) -> Option<SockAddr> {
+    sock.local_sockaddr().ok()
+}
+
+/// The socket address of `addr`, for a guard on a relay's listening side.
+pub fn own_socket(addr: SocketAddr) -> SockAddr {
+    SockAddr::from(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> GuardRules {
+        GuardRules {
+            allow_loop_ports: false,
+            rate: None,
+            default_rate: 10,
+            repeats: true,
+        }
+    }
+
+    fn peer(s: &str) -> PeerAddr {
+        PeerAddr(SockAddr::from(s.parse::<SocketAddr>().unwrap()))
+    }
+
+    #[test]
+    fn own_address_and_wildcard_port_on_a_local_address_are_refused() {
+        let mut bound = Guard::new(rules(), Some(own_socket("127.0.0.1:4000".parse().unwrap())));
+        assert_eq!(
+            bound.check(&peer("127.0.0.1:4000"), b"x"),
+            Err(Verdict::Own)
+        );
+        assert_eq!(bound.check(&peer("127.0.0.1:4001"), b"x"), Ok(()));
+        let mut any = Guard::new(rules(), Some(own_socket("[::]:4000".parse().unwrap())));
+        assert_eq!(
+            any.check(&peer("[::ffff:127.0.0.2]:4000"), b"x"),
+            Err(Verdict::Own)
+        );
+        assert_eq!(any.check(&peer("[::1]:4000"), b"x"), Err(Verdict::Own));
+        assert_eq!(any.check(&peer("[::1]:4001"), b"x"), Ok(()));
+    }
+
+    #[test]
+    fn a_sender_repeating_itself_loses_one_datagram_per_streak() {
+        let mut guard = Guard::new(rules(), None);
+        let from = peer("127.0.0.1:5000");
+        let dropped = (0..2 * REFLECT_STREAK + 1)
+            .filter(|_| guard.check(&from, b"same").is_err())
+            .count();
+        assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn the_default_rate_applies_off_this_host_only() {
+        let mut guard = Guard::new(rules(), None);
+        let answered = |g: &mut Guard, p: &str| {
+            (0..100)
+                .filter(|i| g.check(&peer(p), &i.to_string().into_bytes()).is_ok())
+                .count()
+        };
+        assert_eq!(answered(&mut guard, "127.0.0.1:5000"), 100);
+        assert!(answered(&mut guard, "192.0.2.1:5000") <= 11);
+    }
+}

@@ -1,0 +1,146 @@
+//! Datagram services against one forged datagram that would start an endless loop: a source
+//! that is the server's own address, and two echo servers made to answer each other. The
+//! forged source is written by hand in an IPv4 header on a raw socket (root only).
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Server, can_open_raw, output_within, summary};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// IPPROTO_RAW: the socket sends whole IPv4 packets, header included (IP_HDRINCL).
+const IPPROTO_RAW: i32 = 255;
+
+/// Sends one UDP datagram on loopback as if it came from `from_port` on 127.0.0.1.
+fn forge(from_port: u16, to_port: u16, payload: &[u8]) {
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_RAW)))
+        .expect("raw socket");
+    let udp_len = 8 + payload.len();
+    let mut packet = vec![0x45, 0];
+    packet.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    // Identification, fragment offset, TTL 64, protocol 17 (UDP), checksum left to the kernel.
+    packet.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+    packet.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+    packet.extend_from_slice(&from_port.to_be_bytes());
+    packet.extend_from_slice(&to_port.to_be_bytes());
+    // UDP checksum 0: none, which IPv4 allows.
+    packet.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    let to = SockAddr::from(std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, to_port)));
+    sock.send_to(&packet, &to)
+        .expect("send the forged datagram");
+}
+
+fn udp_echo() -> Server {
+    Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0", "-v"])
+}
+
+#[test]
+fn a_datagram_from_the_servers_own_address_is_not_answered() {
+    if !can_open_raw("a_datagram_from_the_servers_own_address_is_not_answered") {
+        return;
+    }
+    let server = udp_echo();
+    let port = server.port();
+    forge(port, port, b"who is there");
+    server.wait_log("the server's own address");
+    let (_, out, log) = server.stop("TERM");
+    let (_, _, messages, _, _) = summary(&out);
+    assert_eq!(messages, 0, "the server answered itself; log:\n{log}");
+}
+
+#[test]
+fn a_datagram_to_the_wildcard_from_its_own_port_on_loopback_is_not_answered() {
+    if !can_open_raw("a_datagram_to_the_wildcard_from_its_own_port_on_loopback_is_not_answered") {
+        return;
+    }
+    let server = Server::start(&["--proto", "udp", "--addr", "0.0.0.0:0"]);
+    let port = server.port();
+    forge(port, port, b"who is there");
+    server.wait_log("the server's own address");
+    let (_, out, log) = server.stop("TERM");
+    assert_eq!(
+        summary(&out).2,
+        0,
+        "the server answered itself; log:\n{log}"
+    );
+}
+
+#[test]
+fn two_echo_servers_made_to_answer_each_other_stop() {
+    if !can_open_raw("two_echo_servers_made_to_answer_each_other_stop") {
+        return;
+    }
+    let (a, b) = (udp_echo(), udp_echo());
+    forge(a.port(), b.port(), b"ping-pong");
+    // One of them sees its own reply come back again and again, and drops it.
+    common::eventually("a reflected reply dropped", || {
+        let seen = |s: &Server| s.stderr().contains("its own reply");
+        (seen(&a) || seen(&b)).then_some(())
+    });
+    let (_, out_a, log_a) = a.stop("TERM");
+    let (_, out_b, log_b) = b.stop("TERM");
+    // Each server answers at most one streak (1000 repeats) before it drops one.
+    let total = summary(&out_a).2 + summary(&out_b).2;
+    assert!(
+        total <= 2 * 1000 + 2,
+        "{total} replies between two servers; logs:\n{log_a}\n{log_b}"
+    );
+}
+
+#[test]
+fn exec_over_udp_does_not_run_a_program_for_its_own_address() {
+    if !can_open_raw("exec_over_udp_does_not_run_a_program_for_its_own_address") {
+        return;
+    }
+    let server = Server::start(&[
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--exec",
+        "cat",
+        "-v",
+    ]);
+    let port = server.port();
+    forge(port, port, b"loop");
+    let log = server.wait_log("the server's own address");
+    assert!(!log.contains("started"), "a program ran; log:\n{log}");
+}
+
+#[test]
+fn a_relay_whose_upstream_is_its_own_listening_address_is_refused() {
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    for (from, to) in [
+        (
+            format!("udp://127.0.0.1:{port}"),
+            format!("udp://127.0.0.1:{port}"),
+        ),
+        (
+            format!("udp://0.0.0.0:{port}"),
+            format!("udp://127.0.0.1:{port}"),
+        ),
+        (
+            format!("tcp://127.0.0.1:{port}"),
+            format!("tcp://localhost:{port}"),
+        ),
+    ] {
+        let child = Command::new(common::bin())
+            .args(["relay", &from, &to])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = output_within(child, "relay to itself", Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{from} -> {to}: {err}");
+        assert!(err.contains("itself"), "{from} -> {to}: {err}");
+    }
+}
