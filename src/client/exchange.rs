@@ -299,7 +299,10 @@ fn send_while_io<T>(
         return read();
     }
     thread::scope(|scope| {
-        let writer = scope.spawn(send);
+        let writer = thread::Builder::new()
+            .name("send".into())
+            .spawn_scoped(scope, send)
+            .map_err(|e| anyhow!("cannot start the sending thread: {e}"))?;
         let got = read();
         let result = writer.join().expect("sender thread panicked");
         let got = got?;

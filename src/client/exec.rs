@@ -109,7 +109,10 @@ fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
     // The thread is not waited for: once the exit status is in, a stdin that never ends (a
     // terminal, a slow pipe) does not keep exec running.
     let input = Arc::clone(&conn);
-    std::thread::spawn(move || send_stdin(&input));
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || send_stdin(&input))
+        .context("cannot start the thread that sends stdin")?;
     // The program's output comes as length frames, on seqpacket as on a stream.
     let mut frames = MessageReader::new(Carrier::Frames(Framing::Length), MAX_MESSAGE);
     loop {

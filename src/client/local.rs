@@ -133,11 +133,14 @@ impl LocalServers {
         let stdout = child.stdout.take().expect("piped");
         self.children.lock().expect("not poisoned").push(child);
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
+        std::thread::Builder::new()
+            .name("local-server".into())
+            .spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            })
+            .context("cannot start a thread to read the local server's first line")?;
         let line = rx
             .recv_timeout(START)
             .map_err(|_| anyhow!("the local {proto} server did not start within {START:?}"))?;

@@ -80,15 +80,18 @@ fn reliable(target: &Target) -> bool {
 /// the process as the signal would (exit 130).
 fn remove_partials_on_signal() -> Result<()> {
     let shutdown = crate::signal::Shutdown::install()?;
-    std::thread::spawn(move || {
-        loop {
-            if let Ok(Some(signal)) = shutdown.wait_signal(None) {
-                crate::files::store::remove_partials();
-                eprintln!("netecho: {signal}: transfer stopped");
-                std::process::exit(130);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            loop {
+                if let Ok(Some(signal)) = shutdown.wait_signal(None) {
+                    crate::files::store::remove_partials();
+                    eprintln!("netecho: {signal}: transfer stopped");
+                    std::process::exit(130);
+                }
             }
-        }
-    });
+        })
+        .context("cannot start the thread that watches for Ctrl-C")?;
     Ok(())
 }
 

@@ -384,20 +384,23 @@ fn relay_datagrams(
     }
 }
 
-/// Makes room for a new datagram sender: forgets the idlest one that TO never answered
-/// (forged senders never are, so they cannot lock real ones out); false when every sender
-/// has been answered.
+/// Makes room for a new datagram sender: forgets the idlest one not yet in a conversation
+/// (TO never answered it, or it sent one datagram only, as each forged source does), so a
+/// flood of one-datagram senders cannot lock real ones out; false when every sender is in one.
 fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>) -> bool {
     let idlest = peers
         .iter()
-        .filter(|(_, p)| p.flow.down.messages_in.load(Ordering::Relaxed) == 0)
+        .filter(|(_, p)| {
+            p.flow.down.messages_in.load(Ordering::Relaxed) == 0
+                || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1
+        })
         .max_by_key(|(_, p)| p.flow.idle_for())
         .map(|(addr, _)| addr.clone());
     let Some(addr) = idlest else {
         return false;
     };
     if let Some(peer) = peers.remove(&addr) {
-        tracing::debug!("{addr}: forgotten to make room: TO never answered it");
+        tracing::debug!("{addr}: forgotten to make room: it was not in a conversation");
         peer.flow.close();
         peer.up.end();
     }

@@ -20,30 +20,38 @@ impl Progress {
     /// Starts a bar for `label`, expected to take `total`.
     pub fn start(label: String, total: Duration) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
-        let thread = std::io::stderr().is_terminal().then(|| {
-            let done = Arc::clone(&done);
-            thread::spawn(move || {
-                let start = Instant::now();
-                while !done.load(Ordering::Relaxed) {
-                    let elapsed = start.elapsed();
-                    let part = (elapsed.as_secs_f64() / total.as_secs_f64().max(1e-3)).min(1.0);
-                    let filled = (part * WIDTH as f64) as usize;
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(
-                        err,
-                        "\r{label} [{}{}] {:.1}/{:.1} s",
-                        "=".repeat(filled),
-                        " ".repeat(WIDTH - filled),
-                        elapsed.as_secs_f64(),
-                        total.as_secs_f64()
-                    );
-                    let _ = err.flush();
-                    drop(err);
-                    thread::sleep(TICK);
-                }
-                let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        let thread = std::io::stderr()
+            .is_terminal()
+            .then(|| {
+                let done = Arc::clone(&done);
+                // No thread (the OS refused one): no bar, the run goes on.
+                thread::Builder::new()
+                    .name("progress".into())
+                    .spawn(move || {
+                        let start = Instant::now();
+                        while !done.load(Ordering::Relaxed) {
+                            let elapsed = start.elapsed();
+                            let part =
+                                (elapsed.as_secs_f64() / total.as_secs_f64().max(1e-3)).min(1.0);
+                            let filled = (part * WIDTH as f64) as usize;
+                            let mut err = std::io::stderr().lock();
+                            let _ = write!(
+                                err,
+                                "\r{label} [{}{}] {:.1}/{:.1} s",
+                                "=".repeat(filled),
+                                " ".repeat(WIDTH - filled),
+                                elapsed.as_secs_f64(),
+                                total.as_secs_f64()
+                            );
+                            let _ = err.flush();
+                            drop(err);
+                            thread::sleep(TICK);
+                        }
+                        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                    })
+                    .ok()
             })
-        });
+            .flatten();
         Progress { done, thread }
     }
 }
@@ -66,27 +74,34 @@ impl Progress {
         let counter: Counter = Arc::default();
         counter.total.store(total, Ordering::Relaxed);
         let done = Arc::new(AtomicBool::new(false));
-        let thread = std::io::stderr().is_terminal().then(|| {
-            let (done, counter) = (Arc::clone(&done), Arc::clone(&counter));
-            thread::spawn(move || {
-                let start = Instant::now();
-                let mut drawn = false;
-                while !done.load(Ordering::Relaxed) {
-                    thread::sleep(TICK);
-                    if start.elapsed() < Duration::from_secs(1) {
-                        continue;
-                    }
-                    drawn = true;
-                    let bytes = counter.done.load(Ordering::Relaxed);
-                    let total = counter.total.load(Ordering::Relaxed);
-                    let line = bytes_line(&label, bytes, total, start.elapsed());
-                    let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
-                }
-                if drawn {
-                    let _ = write!(std::io::stderr(), "\r\x1b[2K");
-                }
+        let thread = std::io::stderr()
+            .is_terminal()
+            .then(|| {
+                let (done, counter) = (Arc::clone(&done), Arc::clone(&counter));
+                // No thread (the OS refused one): no bar, the transfer goes on.
+                thread::Builder::new()
+                    .name("progress".into())
+                    .spawn(move || {
+                        let start = Instant::now();
+                        let mut drawn = false;
+                        while !done.load(Ordering::Relaxed) {
+                            thread::sleep(TICK);
+                            if start.elapsed() < Duration::from_secs(1) {
+                                continue;
+                            }
+                            drawn = true;
+                            let bytes = counter.done.load(Ordering::Relaxed);
+                            let total = counter.total.load(Ordering::Relaxed);
+                            let line = bytes_line(&label, bytes, total, start.elapsed());
+                            let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
+                        }
+                        if drawn {
+                            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                        }
+                    })
+                    .ok()
             })
-        });
+            .flatten();
         (Progress { done, thread }, counter)
     }
 }

@@ -198,7 +198,7 @@ impl Exec {
         }
         let mut child = match self.spawn() {
             Ok(child) => child,
-            Err(e) => return (self.cannot_run(e, &mut |out| conn.send_all(out)), 0, 0),
+            Err(e) => return (self.cannot_run(&e, &mut |out| conn.send_all(out)), 0, 0),
         };
         let stdin = child.stdin.take();
         let mut bytes_out = 0u64;
@@ -212,36 +212,21 @@ impl Exec {
             // the program is done, what the client still sends is read and dropped until it
             // closes (at most DRAIN): closing a TCP socket with unread data would reset the
             // connection, and the client could lose the exit status it has not read yet.
-            let feeder = scope.spawn(|| {
-                let mut fed = 0u64;
-                let mut stdin = stdin;
-                let mut buf = vec![0u8; MAX_MESSAGE];
-                let mut drain_until = None;
-                loop {
-                    match conn.recv(&mut buf) {
-                        Ok(Received::Data(n)) => match &stdin {
-                            Some(pipe) if feed(pipe, &buf[..n], &done) => fed += n as u64,
-                            // The program stopped reading: drop the pipe, keep draining.
-                            Some(_) => stdin = None,
-                            None => {}
-                        },
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                            ) => {}
-                        _ => return fed,
-                    }
-                    if done.load(Ordering::Relaxed) {
-                        stdin = None;
-                        let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
-                        if Instant::now() >= until {
-                            return fed;
-                        }
-                    }
+            let feeder = thread::Builder::new()
+                .name("exec-stdin".into())
+                .spawn_scoped(scope, || feed_from(conn, stdin, &done));
+            let rx = match started(&feeder, &mut child) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    done.store(true, Ordering::Relaxed);
+                    let outcome = busy(&mut child, &e);
+                    let mut out = Vec::new();
+                    exit_frame(outcome.code, &outcome.note, &mut out);
+                    let _ = conn.send_all(&out);
+                    return (outcome, 0);
                 }
-            });
-            let rx = read_outputs(&mut child);
+            };
+            let feeder = feeder.expect("checked above");
             let mut heartbeat = Vec::new();
             frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
@@ -267,7 +252,7 @@ impl Exec {
         (outcome, bytes_in, bytes_out)
     }
 
-    fn cannot_run(&self, e: io::Error, send: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Outcome {
+    fn cannot_run(&self, e: &io::Error, send: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> Outcome {
         let note = format!("cannot run {}: {e}", self.shown());
         let mut out = Vec::new();
         exit_frame(127, &note, &mut out);
@@ -386,7 +371,7 @@ impl Exec {
         let mut child = match self.spawn() {
             Ok(child) => child,
             Err(e) => {
-                let outcome = self.cannot_run(e, &mut |frame| {
+                let outcome = self.cannot_run(&e, &mut |frame| {
                     out.extend_from_slice(frame);
                     Ok(())
                 });
@@ -399,12 +384,20 @@ impl Exec {
         let done = AtomicBool::new(false);
         let outcome = thread::scope(|scope| {
             let done = &done;
-            scope.spawn(move || {
-                if let Some(stdin) = stdin {
-                    feed(&stdin, input, done);
+            let feeder = thread::Builder::new()
+                .name("exec-stdin".into())
+                .spawn_scoped(scope, move || {
+                    if let Some(stdin) = stdin {
+                        feed(&stdin, input, done);
+                    }
+                });
+            let rx = match started(&feeder, &mut child) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    done.store(true, Ordering::Relaxed);
+                    return busy(&mut child, &e);
                 }
-            });
-            let rx = read_outputs(&mut child);
+            };
             // Room for the frame headers and the end frame.
             let budget = (max as u64).saturating_sub(256).min(self.max_output);
             // A datagram client has no connection to lose: only the timeout ends it early.
@@ -439,7 +432,7 @@ impl Exec {
 /// They are not joined: a process the program left behind (`setsid cmd &`) may hold a pipe
 /// open long after the program ended, and its connection must not wait for it. A reader
 /// ends when its pipe closes or when nobody takes what it read.
-fn read_outputs(child: &mut Child) -> mpsc::Receiver<(u8, Vec<u8>)> {
+fn read_outputs(child: &mut Child) -> io::Result<mpsc::Receiver<(u8, Vec<u8>)>> {
     // Bounded: a client that reads slowly fills it, then the pipes, and the program waits.
     let (tx, rx) = mpsc::sync_channel(4);
     let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
@@ -460,17 +453,73 @@ fn read_outputs(child: &mut Child) -> mpsc::Receiver<(u8, Vec<u8>)> {
     ];
     for (tag, pipe) in pipes {
         let tx = tx.clone();
-        thread::spawn(move || {
-            let Some(mut pipe) = pipe else { return };
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 || tx.send((tag, buf[..n].to_vec())).is_err() {
-                    break;
+        thread::Builder::new()
+            .name("exec-output".into())
+            .spawn(move || {
+                let Some(mut pipe) = pipe else { return };
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 || tx.send((tag, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            })?;
     }
-    rx
+    Ok(rx)
+}
+
+/// The program's output readers, once its stdin feeder has started.
+fn started<T>(
+    feeder: &io::Result<thread::ScopedJoinHandle<'_, T>>,
+    child: &mut Child,
+) -> io::Result<mpsc::Receiver<(u8, Vec<u8>)>> {
+    match feeder {
+        Ok(_) => read_outputs(child),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    }
+}
+
+/// A program whose threads the OS refused (RLIMIT_NPROC, memory): it is killed and the
+/// client hears "busy"; the server goes on.
+fn busy(child: &mut Child, e: &io::Error) -> Outcome {
+    let _ = child.kill();
+    let _ = child.wait();
+    let note = format!("busy: the server cannot start a thread now ({e}); try again later");
+    warn!("{note}");
+    Outcome { code: -1, note }
+}
+
+/// The client's bytes to the program's stdin; its end of input closes stdin. Once the
+/// program is done, what the client still sends is read and dropped until it closes (at
+/// most DRAIN): closing a TCP socket with unread data would reset the connection, and the
+/// client could lose the exit status it has not read yet. Returns the bytes fed.
+fn feed_from(conn: &Conn, mut stdin: Option<ChildStdin>, done: &AtomicBool) -> u64 {
+    let mut fed = 0u64;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut drain_until = None;
+    loop {
+        match conn.recv(&mut buf) {
+            Ok(Received::Data(n)) => match &stdin {
+                Some(pipe) if feed(pipe, &buf[..n], done) => fed += n as u64,
+                // The program stopped reading: drop the pipe, keep draining.
+                Some(_) => stdin = None,
+                None => {}
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            _ => return fed,
+        }
+        if done.load(Ordering::Relaxed) {
+            stdin = None;
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN);
+            if Instant::now() >= until {
+                return fed;
+            }
+        }
+    }
 }
 
 /// Writes `data` to the program's stdin; false once that is over (the pipe closed, or `done`

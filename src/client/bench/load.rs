@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -214,7 +213,7 @@ pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
-    let connected = Barrier::new(threads);
+    let connected = Gate::new(threads);
     let before = if spec.carrier().may_lose() {
         Counters::read()
     } else {
@@ -226,22 +225,29 @@ pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
                 // Clients are spread evenly: thread t gets every threads-th client.
                 let mine = (t..spec.clients).step_by(threads).count();
                 let (target, connected) = (&target, &connected);
-                scope.spawn(move || {
-                    let runner = Runner::new(spec, target, mine);
-                    connected.wait();
-                    let result = runner.and_then(|r| r.run(board.map(|b| (b, t))));
-                    if let Some(board) = board {
-                        board.finish(t);
-                    }
-                    result
-                })
+                thread::Builder::new()
+                    .name("load".into())
+                    .spawn_scoped(scope, move || {
+                        let runner = Runner::new(spec, target, mine);
+                        connected.wait();
+                        let result = runner.and_then(|r| r.run(board.map(|b| (b, t))));
+                        if let Some(board) = board {
+                            board.finish(t);
+                        }
+                        result
+                    })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a load thread panicked")))
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("a load thread panicked"))),
+                Err(e) => {
+                    connected.forfeit();
+                    Err(anyhow!("cannot start a load thread: {e}"))
+                }
             })
             .collect()
     });
@@ -884,6 +890,36 @@ fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool
     got[..lo - offset] == expected[..lo - offset]
         && got[lo - offset..hi - offset] == digits[lo - seq_start..hi - seq_start]
         && got[hi - offset..] == expected[hi - offset..]
+}
+
+/// Where every load thread waits until all have connected their clients; a thread the OS
+/// refused forfeits its place, so the others do not wait for it forever.
+struct Gate {
+    left: std::sync::Mutex<usize>,
+    open: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new(threads: usize) -> Gate {
+        Gate {
+            left: std::sync::Mutex::new(threads),
+            open: std::sync::Condvar::new(),
+        }
+    }
+
+    fn forfeit(&self) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        self.open.notify_all();
+    }
+
+    fn wait(&self) {
+        self.forfeit();
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            left = self.open.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,92 @@
+//! The relay against clients that hold it: more connections than --max-conns, a silent
+//! connection past --idle-timeout, and a crowd of one-datagram senders that would fill its
+//! table of datagram senders.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
+
+use common::{STEP, Server, bin};
+
+fn relay(args: &[&str]) -> Server {
+    Server::start_with(Command::new(bin()).arg("relay").args(args))
+}
+
+fn echo(proto: &str) -> Server {
+    Server::start(&[
+        "--proto",
+        proto,
+        "--addr",
+        "127.0.0.1:0",
+        "--transform",
+        "echo",
+    ])
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(STEP)).unwrap();
+    conn
+}
+
+#[test]
+fn relay_refuses_connections_past_max_conns() {
+    let upstream = echo("tcp");
+    let relay = relay(&["--max-conns", "2", "tcp://127.0.0.1:0", &upstream.url()]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = connect(&relay.addr);
+        conn.write_all(b"hi").unwrap();
+        let mut back = [0u8; 2];
+        conn.read_exact(&mut back).unwrap();
+        held.push(conn);
+    }
+    let mut third = connect(&relay.addr);
+    let mut buf = [0u8; 8];
+    let _ = third.write_all(b"hi");
+    // Closed without a byte relayed (EOF, or a reset for the bytes it sent).
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)));
+    relay.wait_log("(--max-conns)");
+}
+
+#[test]
+fn relay_closes_a_silent_connection_after_idle_timeout() {
+    let upstream = echo("tcp");
+    let relay = relay(&[
+        "--idle-timeout",
+        "300ms",
+        "tcp://127.0.0.1:0",
+        &upstream.url(),
+    ]);
+    let mut conn = connect(&relay.addr);
+    let mut buf = [0u8; 8];
+    // Bounded by the read timeout: a relay that never closes fails here with an error.
+    let got = conn.read(&mut buf);
+    assert!(
+        matches!(got, Ok(0)),
+        "the relay kept a silent connection: {got:?}"
+    );
+    relay.wait_log("idle for --idle-timeout");
+}
+
+#[test]
+fn one_datagram_senders_do_not_lock_out_a_real_one() {
+    let upstream = echo("udp");
+    let relay = relay(&["--max-conns", "8", "udp://127.0.0.1:0", &upstream.url()]);
+    // Twice as many senders as there is room for, each sending one datagram and leaving:
+    // what a flood of forged sources does.
+    for i in 0..16u8 {
+        let one = UdpSocket::bind("127.0.0.1:0").unwrap();
+        one.send_to(&[i], &relay.addr).unwrap();
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(STEP / 10)).unwrap();
+    let answered = common::eventually("the real sender relayed", || {
+        client.send_to(b"real", &relay.addr).unwrap();
+        let mut buf = [0u8; 16];
+        client.recv(&mut buf).ok().filter(|&n| &buf[..n] == b"real")
+    });
+    assert_eq!(answered, 4);
+}
