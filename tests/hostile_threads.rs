@@ -56,3 +56,42 @@ fn exec_over_udp_without_threads_answers_busy_and_goes_on() {
     let log = server.stderr();
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
 }
+
+#[test]
+fn a_file_request_sent_a_byte_at_a_time_is_closed_at_the_idle_timeout() {
+    use std::io::{Read, Write};
+    let dir = common::tempdir();
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        dir.path().to_str().unwrap(),
+        "--idle-timeout",
+        "1s",
+    ]);
+    let mut conn = std::net::TcpStream::connect(&server.addr).unwrap();
+    conn.set_nonblocking(true).unwrap();
+    // A length prefix for a 100-byte request, then its bytes one every 250 ms: each recv
+    // comes well within the idle timeout, the request never whole.
+    let mut request = vec![0, 0, 0, 100];
+    request.extend_from_slice(&[b'G'; 100]);
+    let mut closed = false;
+    for byte in request.iter().take(60) {
+        if conn.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        match conn.read(&mut [0u8; 64]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "15 s of one byte per 250 ms kept the connection:\n{}", server.stderr());
+    server.wait_log("within the idle timeout");
+}

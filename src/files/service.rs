@@ -49,6 +49,8 @@ impl Service for Files {
         {
             warn!("{}: cannot set the idle timeout: {e}", conn.peer());
         }
+        // The request and each chunk must come whole within the idle timeout.
+        conn.set_frame_time(Some(idle));
         FileSession {
             conn,
             files: self.clone(),

@@ -32,6 +32,7 @@ fn frames() -> MessageReader {
 }
 
 fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
+    conn.start_frame();
     match frames.read(conn) {
         Ok(Some(frame)) => Ok(frame),
         Ok(None) => Err(anyhow!("the connection closed during {what}")),

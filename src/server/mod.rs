@@ -212,9 +212,10 @@ fn serve<S: Service>(
         );
     }
     warn_ignored(config);
+    let max_conns = served_at_once(config.max_conns, service.blocks());
     let server = Arc::new(Server {
         service,
-        admission: Admission::new(proto, access, config.max_conns, stats),
+        admission: Admission::new(proto, access, max_conns, stats),
         stats,
         idle_timeout: config.idle_timeout,
         stopping: AtomicBool::new(false),
@@ -236,6 +237,22 @@ fn serve<S: Service>(
     // Uploads cut short by the stop leave no temporary file in DIR.
     crate::files::store::remove_partials();
     announce(&format!("stopped by {signal}: {stats}"))
+}
+
+/// Clients of a service that blocks (files, exec) served at once unless --max-conns is
+/// lower: each holds a thread, so --max-conns's default would allow thousands.
+pub const BLOCKING_MAX_CONNS: usize = 256;
+
+/// How many clients are served at once: --max-conns, bounded for services that block.
+fn served_at_once(max_conns: usize, blocks: bool) -> usize {
+    if blocks && max_conns > BLOCKING_MAX_CONNS {
+        info!(
+            "--files and --exec serve at most {BLOCKING_MAX_CONNS} clients at once (a thread \
+             each); more are refused like clients past --max-conns"
+        );
+        return BLOCKING_MAX_CONNS;
+    }
+    max_conns
 }
 
 /// Flags that do not apply to the socket asked for: said once, then ignored.

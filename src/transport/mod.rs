@@ -20,6 +20,8 @@ use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket};
@@ -279,6 +281,12 @@ pub struct Conn {
     kind: SocketKind,
     peer: String,
     max_message: Option<usize>,
+    /// How long one frame may take to arrive whole, in ms (0: no limit): a client that sends
+    /// a byte now and then cannot hold the connection past it.
+    frame_time: AtomicU64,
+    /// When the frame being read must be whole, in ms since `born` (0: none).
+    deadline: AtomicU64,
+    born: std::time::Instant,
 }
 
 impl Conn {
@@ -288,7 +296,44 @@ impl Conn {
             kind,
             peer,
             max_message,
+            frame_time: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+            born: std::time::Instant::now(),
         }
+    }
+
+    /// From now on each frame read after [`Conn::start_frame`] must arrive whole within
+    /// `limit` (None: only the idle timeout of each recv applies).
+    pub fn set_frame_time(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(0, |d| d.as_millis().clamp(1, u64::MAX.into()) as u64);
+        self.frame_time.store(ms, Ordering::Relaxed);
+    }
+
+    /// A frame begins: its deadline is the frame time from now.
+    pub fn start_frame(&self) {
+        let limit = self.frame_time.load(Ordering::Relaxed);
+        if limit > 0 {
+            let now = self.born.elapsed().as_millis() as u64;
+            self.deadline.store(now + limit, Ordering::Relaxed);
+        }
+    }
+
+    /// Before a recv with a frame deadline: SO_RCVTIMEO to the time left, or TimedOut.
+    fn before_recv(&self) -> io::Result<()> {
+        let deadline = self.deadline.load(Ordering::Relaxed);
+        if deadline == 0 {
+            return Ok(());
+        }
+        let now = self.born.elapsed().as_millis() as u64;
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a frame did not arrive whole within the idle timeout (a byte now and then \
+                 does not keep a connection)",
+            ));
+        }
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(deadline - now)))
     }
 
     pub fn kind(&self) -> SocketKind {
@@ -317,6 +362,7 @@ impl Conn {
 
     /// One recv(2): a chunk of a stream, or one whole message.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        self.before_recv()?;
         recv_message(&self.sock, self.kind, buf)
     }
 
