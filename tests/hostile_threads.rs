@@ -92,6 +92,10 @@ fn a_file_request_sent_a_byte_at_a_time_is_closed_at_the_idle_timeout() {
             }
         }
     }
-    assert!(closed, "15 s of one byte per 250 ms kept the connection:\n{}", server.stderr());
+    assert!(
+        closed,
+        "15 s of one byte per 250 ms kept the connection:\n{}",
+        server.stderr()
+    );
     server.wait_log("within the idle timeout");
 }

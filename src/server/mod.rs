@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::choice::Choice;
-use crate::endpoint::{Address, Endpoint, Proto};
+use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
 use crate::files::service::Files;
 use crate::files::store::Store;
@@ -183,7 +183,8 @@ pub fn run(mut config: ServeConfig) -> Result<()> {
             serve(&config, files, access, stats, &shutdown)
         }
         ServiceConfig::Exec(exec) => {
-            let exec = exec_service(exec, &config.endpoint, stats)?;
+            let exec = exec_service(exec, &mut config.endpoint, stats)?;
+            let access = exec_access(access, &config.endpoint)?;
             serve(&config, exec, access, stats, &shutdown)
         }
     }
@@ -198,7 +199,7 @@ fn serve<S: Service>(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let proto = config.endpoint.proto;
-    let bound = transport::bind(&config.endpoint, &config.socket)?;
+    let bound = bind(config)?;
     let local = Endpoint {
         proto,
         addr: bound.local().clone(),
@@ -374,20 +375,64 @@ fn files_service(
     })
 }
 
+/// Binds the server's socket; for --exec, a socket file only its owner may open (umask
+/// 0177 while it is made, so no other user connects before a chmod).
+fn bind(config: &ServeConfig) -> Result<Bound> {
+    let private = matches!(config.service, ServiceConfig::Exec(_))
+        && matches!(config.endpoint.addr, Address::UnixPath(_));
+    if !private {
+        return transport::bind(&config.endpoint, &config.socket);
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = transport::bind(&config.endpoint, &config.socket);
+    nix::sys::stat::umask(old);
+    bound
+}
+
+/// Who may run the program: on a Unix stream socket with no --allow or --deny, the
+/// server's own user only (SO_PEERCRED); on loopback or an abstract name as root, a warning
+/// that every local user can.
+fn exec_access(access: Arc<Access>, endpoint: &Endpoint) -> Result<Arc<Access>> {
+    let proto = endpoint.proto;
+    let uid = nix::unistd::geteuid();
+    if access.is_open() && proto.is_unix() && proto.kind() != SocketKind::Datagram {
+        info!("--exec: only uid {uid} (this server's user) may connect; --allow uid:N adds others");
+        let own = crate::access::Rule::Uid(uid.as_raw());
+        return Ok(Arc::new(Access::new(proto, &[own], &[])?));
+    }
+    let shared = match endpoint.addr {
+        Address::UnixAbstract(_) => true,
+        Address::Ip(_) | Address::Host(..) => true,
+        Address::UnixPath(_) => false,
+    };
+    if uid.is_root() && shared && access.is_open() {
+        warn!(
+            "--exec as root on {}: every local user can connect and run the program as root; \
+             use a Unix socket file (made 0600) or --allow",
+            endpoint.addr
+        );
+    }
+    Ok(access)
+}
+
 /// `--exec` listens on loopback or a Unix socket only, unless --allow-remote-exec says
-/// otherwise.
+/// otherwise. A host name is resolved once: the server binds the address that was checked.
 fn exec_service(
     config: &ServeExec,
-    endpoint: &Endpoint,
+    endpoint: &mut Endpoint,
     stats: &'static Stats,
 ) -> Result<ExecService> {
     let program = &config.program;
     crate::service::exec::find_program(program)?;
     let local_only = match &endpoint.addr {
         Address::UnixPath(_) | Address::UnixAbstract(_) => true,
-        addr => transport::ip::resolve(addr)?
-            .iter()
-            .all(|a| a.ip().is_loopback()),
+        addr => {
+            let resolved = transport::ip::resolve(addr)?;
+            if let Some(first) = resolved.first() {
+                endpoint.addr = Address::Ip(*first);
+            }
+            resolved.iter().all(|a| a.ip().is_loopback())
+        }
     };
     if !local_only {
         if !config.allow_remote {
