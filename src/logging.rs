@@ -26,7 +26,7 @@ pub fn init(args: LogConfig) {
         .unwrap_or_else(|_| EnvFilter::new(format!("netecho={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| OneLine(std::io::stderr()))
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal() && !no_color())
         .without_time()
@@ -37,4 +37,37 @@ pub fn init(args: LogConfig) {
 /// errors follow the same variable through anstream.
 pub fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// Writes each log line as one line: a newline or carriage return inside it (a file name
+/// or a Unix peer's address chosen by a client) is written as `\n` or `\r`, so no client
+/// can forge a line of the server's log. tracing writes each event in one call.
+struct OneLine(std::io::Stderr);
+
+impl std::io::Write for OneLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (body, end) = match buf.strip_suffix(b"\n") {
+            Some(body) => (body, &b"\n"[..]),
+            None => (buf, &b""[..]),
+        };
+        if !body.iter().any(|&b| b == b'\n' || b == b'\r') {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 8);
+        for &b in body {
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+        out.extend_from_slice(end);
+        self.0.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

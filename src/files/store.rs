@@ -34,6 +34,7 @@ impl Store {
         if !root.is_dir() {
             return Err(anyhow!("--files {}: not a directory", dir.display()));
         }
+        remove_stale_partials(&root);
         Ok(Store {
             root,
             upload,
@@ -92,7 +93,7 @@ impl Store {
         // O_NOFOLLOW on the resolved path: if it was swapped for a symlink since, refuse.
         let file = fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&real)
             .map_err(|e| Refused(format!("'{name}': {e}")))?;
         let meta = file
@@ -152,6 +153,59 @@ impl Store {
         }
     }
 }
+
+/// The pid in a temporary file's name (`.NAME.netecho-PID-N.part`), if it is one.
+fn partial_pid(file: &str) -> Option<i32> {
+    let rest = file.strip_prefix('.')?.strip_suffix(".part")?;
+    let (_, tail) = rest.rsplit_once(".netecho-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes temporary files left under `root` by a netecho that died mid-transfer (killed,
+/// or the machine stopped): netecho's own names only, and only when the process named in
+/// them is gone. Subdirectories are searched, symlinks never followed, at most
+/// [`STALE_SCAN`] entries looked at.
+fn remove_stale_partials(root: &Path) {
+    let mut dirs = vec![root.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > STALE_SCAN {
+                return;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(pid) = partial_pid(&name.to_string_lossy()) else {
+                continue;
+            };
+            let gone = pid > 0
+                && pid != std::process::id() as i32
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH);
+            if kind.is_file() && gone && fs::remove_file(entry.path()).is_ok() {
+                tracing::info!(
+                    "removed {}: left by netecho process {pid}, which is gone",
+                    crate::transport::printable(&entry.path().to_string_lossy())
+                );
+            }
+        }
+    }
+}
+
+/// Directory entries looked at for stale temporary files at start.
+const STALE_SCAN: usize = 100_000;
 
 /// Temporary files being written right now, so that a stop signal, which ends the process
 /// without running destructors, can still remove them.

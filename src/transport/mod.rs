@@ -570,6 +570,25 @@ impl PeerAddr {
     }
 }
 
+/// A name a peer chose (its socket file, its abstract name) as one printable line: control
+/// characters escaped, so a name cannot forge a line of a log or of a summary on stdout.
+pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
+}
+
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {
@@ -577,9 +596,9 @@ impl fmt::Display for PeerAddr {
         } else if let Some(addr) = self.0.as_socket() {
             write!(f, "{addr}")
         } else if let Some(path) = self.0.as_pathname() {
-            write!(f, "{}", path.display())
+            f.write_str(&printable(&path.to_string_lossy()))
         } else if let Some(name) = self.0.as_abstract_namespace() {
-            write!(f, "@{}", String::from_utf8_lossy(name))
+            write!(f, "@{}", printable(&String::from_utf8_lossy(name)))
         } else {
             f.write_str("(unnamed)")
         }

@@ -1,0 +1,81 @@
+//! Smaller defences against hostile peers and crashes: temporary files a dead process left,
+//! names that would forge log lines, what a program run by exec inherits.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::{STEP, Server, tempdir};
+
+/// A pid no process has now.
+fn dead_pid() -> u32 {
+    (100_000..4_000_000)
+        .rev()
+        .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn temporary_files_of_a_dead_netecho_are_removed_at_start_and_no_others() {
+    let dir = tempdir();
+    let dead = dead_pid();
+    let alive = std::process::id();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    let stale = [
+        format!(".a.txt.netecho-{dead}-0.part"),
+        format!("sub/.d.bin.netecho-{dead}-3.part"),
+    ];
+    let kept = [
+        format!(".b.txt.netecho-{alive}-0.part"),
+        ".c.txt.netecho-x.part".to_string(),
+        format!("a.txt.netecho-{dead}-0.part"),
+        "plain.txt".to_string(),
+    ];
+    for name in stale.iter().chain(&kept) {
+        fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        dir.path().to_str().unwrap(),
+    ]);
+    for name in &stale {
+        assert!(!dir.path().join(name).exists(), "{name} was left");
+    }
+    for name in &kept {
+        assert!(dir.path().join(name).exists(), "{name} was removed");
+    }
+    server.wait_log(&format!("left by netecho process {dead}"));
+}
+
+#[test]
+fn a_file_name_with_a_newline_cannot_forge_a_log_line() {
+    let dir = tempdir();
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        dir.path().to_str().unwrap(),
+    ]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(STEP)).unwrap();
+    let request = b"GET nothing\n WARN 10.0.0.1:4242: FORGED sent 'passwd'";
+    conn.write_all(&(request.len() as u32).to_be_bytes())
+        .unwrap();
+    conn.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    let log = server.wait_log("FORGED");
+    assert!(
+        !log.lines()
+            .any(|l| l.trim_start().starts_with("WARN 10.0.0.1")),
+        "a forged line in the log:\n{log}"
+    );
+}
