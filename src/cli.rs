@@ -381,6 +381,11 @@ pub struct ExecServeArgs {
     /// With --exec: programs running at once; a client past it gets a "busy" reply
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_children: u32,
+    /// With --exec: pass this variable of the server's environment to the program too
+    /// (repeatable; give it before --exec). Programs get PATH, HOME, USER, LOGNAME, LANG,
+    /// LC_ALL and TZ only, so secrets in the server's environment stay there
+    #[arg(long, value_name = "NAME")]
+    pub exec_env: Vec<std::ffi::OsString>,
 }
 
 /// Message boundaries on a stream, shared by serve, send and bench.
@@ -1038,6 +1043,7 @@ impl ServeArgs {
             timeout: exec.exec_timeout,
             max_output: exec.max_output,
             max_children: exec.max_children as usize,
+            env: exec.exec_env.clone(),
         }))
     }
 

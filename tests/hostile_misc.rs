@@ -79,3 +79,24 @@ fn a_file_name_with_a_newline_cannot_forge_a_log_line() {
         "a forged line in the log:\n{log}"
     );
 }
+
+#[test]
+fn exec_programs_get_a_small_environment_and_what_exec_env_names() {
+    let env_of = |extra: &[&str]| {
+        let mut args = vec!["serve", "--proto", "tcp", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--exec", "env"]);
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.args(&args).env("NETECHO_TEST_SECRET", "hunter2");
+        let server = Server::start_with(&mut cmd);
+        common::ok(&common::netecho(&["exec", &server.url()], b""))
+    };
+    let plain = env_of(&[]);
+    assert!(plain.contains("PATH="), "{plain}");
+    assert!(
+        !plain.contains("hunter2"),
+        "the secret was passed on:\n{plain}"
+    );
+    let named = env_of(&["--exec-env", "NETECHO_TEST_SECRET"]);
+    assert!(named.contains("NETECHO_TEST_SECRET=hunter2"), "{named}");
+}

@@ -61,4 +61,6 @@ pub struct ServeExec {
     pub timeout: Duration,
     pub max_output: u64,
     pub max_children: usize,
+    /// Variables of the server's environment passed on beyond the default few.
+    pub env: Vec<OsString>,
 }

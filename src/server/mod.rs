@@ -456,6 +456,7 @@ fn exec_service(
         timeout: config.timeout,
         max_output: config.max_output,
         max_children: config.max_children,
+        env: config.env.clone(),
         running: AtomicUsize::new(0),
     };
     Ok(ExecService {

@@ -42,8 +42,14 @@ pub struct Exec {
     pub timeout: Duration,
     pub max_output: u64,
     pub max_children: usize,
+    /// --exec-env: variables passed on beside [`EXEC_ENV`].
+    pub env: Vec<OsString>,
     pub running: AtomicUsize,
 }
+
+/// The variables of the server's environment every program gets; anything else (tokens,
+/// passwords a service manager set) only when --exec-env names it.
+pub const EXEC_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
 
 /// One tagged frame.
 pub fn frame(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
@@ -126,7 +132,17 @@ impl Exec {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a timeout kills whatever it started too.
-            .process_group(0);
+            .process_group(0)
+            .env_clear();
+        let names = EXEC_ENV
+            .iter()
+            .map(OsString::from)
+            .chain(self.env.iter().cloned());
+        for name in names {
+            if let Some(value) = std::env::var_os(&name) {
+                cmd.env(name, value);
+            }
+        }
         // Killed if the server dies (even by SIGKILL) while it runs: a program never outlives
         // its server. The thread that spawns it waits for it, so the thread's end (which
         // also fires PDEATHSIG) comes only after the program's.
