@@ -59,6 +59,9 @@ pub struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// The process that bound it: a forked child (even one that panics and unwinds) never
+    /// removes its parent's socket file.
+    owner: u32,
 }
 
 impl SocketFile {
@@ -69,14 +72,22 @@ impl SocketFile {
             path: path.to_path_buf(),
             dev: meta.dev(),
             ino: meta.ino(),
+            owner: std::process::id(),
         })
     }
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return;
+        }
         match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
+            Ok(meta)
+                if meta.file_type().is_socket()
+                    && meta.dev() == self.dev
+                    && meta.ino() == self.ino =>
+            {
                 match std::fs::remove_file(&self.path) {
                     Ok(()) => debug!("removed socket file {}", self.path.display()),
                     Err(e) => warn!("could not remove {}: {e}", self.path.display()),
@@ -252,4 +263,23 @@ pub fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
 pub fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
     let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
     Ok((cred.uid(), cred.gid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_file_is_removed_only_by_the_process_that_bound_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut inherited = SocketFile::record(&path).unwrap();
+        // As a forked child sees it: bound by another process.
+        inherited.owner += 1;
+        drop(inherited);
+        assert!(path.exists(), "a child removed its parent's socket file");
+        drop(SocketFile::record(&path).unwrap());
+        assert!(!path.exists(), "the owner left its socket file");
+    }
 }
