@@ -274,8 +274,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Serve at most N connections at once; more are refused and closed, never queued
-    #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_conns: u32,
+    /// [default: 16384; 256 under --model fork, a process each]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns: Option<u32>,
     /// Close a connection silent for this long (e.g. 30s), so an idle client cannot hold a slot forever
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
@@ -1003,7 +1004,9 @@ impl ServeArgs {
             transform: self.transform,
             model: self.model,
             threads: self.threads(),
-            max_conns: self.max_conns as usize,
+            max_conns: self
+                .max_conns
+                .map_or(crate::server::default_max_conns(self.model), |n| n as usize),
             idle_timeout: self.idle_timeout,
             max_pending: self.max_pending,
             framing: self.framing.framing,

@@ -100,3 +100,20 @@ fn exec_programs_get_a_small_environment_and_what_exec_env_names() {
     let named = env_of(&["--exec-env", "NETECHO_TEST_SECRET"]);
     assert!(named.contains("NETECHO_TEST_SECRET=hunter2"), "{named}");
 }
+
+#[test]
+fn the_fork_model_serves_at_most_256_clients_unless_told() {
+    let server = Server::start(&["--proto", "tcp", "--addr", "127.0.0.1:0", "--model", "fork"]);
+    server.wait_log("at most 256 at once (--max-conns)");
+    let told = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--model",
+        "fork",
+        "--max-conns",
+        "1000",
+    ]);
+    told.wait_log("at most 1000 at once (--max-conns)");
+}

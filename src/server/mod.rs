@@ -214,6 +214,9 @@ fn serve<S: Service>(
     }
     warn_ignored(config);
     let max_conns = served_at_once(config.max_conns, service.blocks());
+    if plan.model == Model::Fork {
+        info!("model fork: a process per client, at most {max_conns} at once (--max-conns)");
+    }
     let server = Arc::new(Server {
         service,
         admission: Admission::new(proto, access, max_conns, stats),
@@ -238,6 +241,15 @@ fn serve<S: Service>(
     // Uploads cut short by the stop leave no temporary file in DIR.
     crate::files::store::remove_partials();
     announce(&format!("stopped by {signal}: {stats}"))
+}
+
+/// --max-conns when not given: a process per client under fork is far heavier than a
+/// socket under event, and 16384 processes would take a laptop down.
+pub fn default_max_conns(model: Model) -> usize {
+    match model {
+        Model::Fork => 256,
+        _ => 16384,
+    }
 }
 
 /// Clients of a service that blocks (files, exec) served at once unless --max-conns is
