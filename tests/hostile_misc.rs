@@ -117,3 +117,52 @@ fn the_fork_model_serves_at_most_256_clients_unless_told() {
     ]);
     told.wait_log("at most 1000 at once (--max-conns)");
 }
+
+/// One length-prefixed frame of the stream file protocol.
+fn frame(conn: &mut TcpStream, body: &[u8]) {
+    conn.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+}
+
+fn read_frame(conn: &mut TcpStream) -> String {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).expect("a reply frame");
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).unwrap();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[test]
+fn an_upload_that_cannot_be_kept_tells_the_client_why() {
+    use sha2::{Digest, Sha256};
+    let dir = tempdir();
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        dir.path().to_str().unwrap(),
+        "--upload",
+    ]);
+    let mut malformed = TcpStream::connect(&server.addr).unwrap();
+    malformed.set_read_timeout(Some(STEP)).unwrap();
+    frame(&mut malformed, b"PUT lots up.txt");
+    assert!(read_frame(&mut malformed).starts_with("ERR "));
+
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(STEP)).unwrap();
+    frame(&mut conn, b"PUT 5 up.txt");
+    assert_eq!(read_frame(&mut conn), "OK");
+    // Someone else's file appears under the name while the upload goes on.
+    fs::write(dir.path().join("up.txt"), b"theirs").unwrap();
+    frame(&mut conn, b"hello");
+    frame(&mut conn, b"");
+    frame(&mut conn, &Sha256::digest(b"hello"));
+    let verdict = read_frame(&mut conn);
+    assert!(
+        verdict.contains("appeared during the transfer"),
+        "{verdict}"
+    );
+    assert_eq!(fs::read(dir.path().join("up.txt")).unwrap(), b"theirs");
+}

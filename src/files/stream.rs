@@ -168,10 +168,13 @@ fn serve_put(
     store: &Store,
     rest: &str,
 ) -> Result<(u64, String)> {
-    let (size, name) = rest
+    let Some((size, name)) = rest
         .split_once(' ')
         .and_then(|(size, name)| Some((size.parse::<u64>().ok()?, name.to_string())))
-        .ok_or_else(|| anyhow!("malformed PUT {rest:?}"))?;
+    else {
+        let _ = send_frame(conn, b"ERR malformed request; send PUT <size> <name>");
+        bail!("malformed PUT {rest:?}");
+    };
     let target = match store.upload_path(&name, size) {
         Ok(path) => path,
         Err(refused) => {
@@ -196,11 +199,17 @@ fn serve_put(
         store.max_file,
         &|_| {},
     ) {
-        Ok(bytes) => {
-            partial.commit(false)?;
-            send_frame(conn, b"OK stored")?;
-            Ok((bytes, name))
-        }
+        Ok(bytes) => match partial.commit(false) {
+            Ok(()) => {
+                send_frame(conn, b"OK stored")?;
+                Ok((bytes, name))
+            }
+            Err(e) => {
+                // The client hears why its verified upload was not kept.
+                let _ = send_frame(conn, format!("ERR {e:#}").as_bytes());
+                Err(e.context(format!("put '{name}'")))
+            }
+        },
         Err(e) => {
             let _ = send_frame(conn, format!("ERR {e}").as_bytes());
             Err(e.context(format!("put '{name}'")))
