@@ -5,7 +5,7 @@
 //! datagram again and again (another echo server answering this one).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,7 @@ pub struct Guard {
     wildcard_port: Option<u16>,
     local_ips: Vec<IpAddr>,
     buckets: HashMap<IpAddr, Bucket>,
-    repeats: HashMap<PeerAddr, (u64, u32)>,
+    repeats: HashMap<PeerAddr, (u64, u32), BuildHasherDefault<Fx>>,
 }
 
 impl Guard {
@@ -104,7 +104,7 @@ impl Guard {
             wildcard_port,
             local_ips: local_ips(),
             buckets: HashMap::new(),
-            repeats: HashMap::new(),
+            repeats: HashMap::default(),
         }
     }
 
@@ -248,11 +248,45 @@ fn local_ips() -> Vec<IpAddr> {
 /// A cheap fingerprint of a datagram: its length and its first and last 32 bytes, which
 /// tell apart any two messages of a load run (sequence numbers lead each one).
 fn fingerprint(data: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data.len().hash(&mut h);
-    data[..data.len().min(32)].hash(&mut h);
-    data[data.len().saturating_sub(32)..].hash(&mut h);
+    let mut h = Fx::default();
+    h.write_usize(data.len());
+    h.write(&data[..data.len().min(32)]);
+    h.write(&data[data.len().saturating_sub(32)..]);
     h.finish()
+}
+
+/// A fast, non-cryptographic hasher (multiply and rotate, eight bytes at a time) for the
+/// per-datagram table: a sender cannot do more with collisions than lose its own repeats
+/// count, and SipHash over a whole sockaddr_storage would cost the hot path.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// Whether `to` reaches the socket bound to `own`: the same port on the same address, on
