@@ -3,9 +3,10 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -23,6 +24,9 @@ impl std::fmt::Display for Refused {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// DIR, opened once at start: downloads are resolved beneath this handle, so swapping a
+    /// subdirectory for a symlink between a check and the open leads nowhere outside.
+    dir: Arc<OwnedFd>,
     pub upload: bool,
     pub max_file: u64,
 }
@@ -35,8 +39,14 @@ impl Store {
             return Err(anyhow!("--files {}: not a directory", dir.display()));
         }
         remove_stale_partials(&root);
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&root)
+            .with_context(|| format!("--files {}: cannot open it", dir.display()))?;
         Ok(Store {
             root,
+            dir: Arc::new(OwnedFd::from(dir)),
             upload,
             max_file,
         })
@@ -81,7 +91,25 @@ impl Store {
     /// symlinks (which may not lead out of it).
     pub fn open_file(&self, name: &str) -> Result<(File, u64), Refused> {
         let path = self.inside(name)?;
-        let real = fs::canonicalize(&path).map_err(|e| match e.kind() {
+        let file = match open_beneath(&self.dir, name) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.open_by_path(name, &path)?,
+            Err(e) => {
+                return Err(match e.raw_os_error() {
+                    Some(libc::ENOENT) => Refused(format!("'{name}': no such file")),
+                    Some(libc::EXDEV | libc::ELOOP) => Refused(format!(
+                        "'{name}': a symlink that leads out of the served directory"
+                    )),
+                    _ => Refused(format!("'{name}': {e}")),
+                });
+            }
+            Ok(file) => file,
+        };
+        self.check_file(name, file)
+    }
+
+    /// Opens `name` by its path, checked first (kernels before 5.6 have no openat2).
+    fn open_by_path(&self, name: &str, path: &Path) -> Result<File, Refused> {
+        let real = fs::canonicalize(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Refused(format!("'{name}': no such file")),
             _ => Refused(format!("'{name}': {e}")),
         })?;
@@ -96,6 +124,11 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&real)
             .map_err(|e| Refused(format!("'{name}': {e}")))?;
+        Ok(file)
+    }
+
+    /// The opened handle's own type and size (never the path's, which may have changed).
+    fn check_file(&self, name: &str, file: File) -> Result<(File, u64), Refused> {
         let meta = file
             .metadata()
             .map_err(|e| Refused(format!("'{name}': {e}")))?;
@@ -206,6 +239,33 @@ fn remove_stale_partials(root: &Path) {
 
 /// Directory entries looked at for stale temporary files at start.
 const STALE_SCAN: usize = 100_000;
+
+/// openat2(2) of `name` beneath `dir` for reading: no `..`, absolute symlink or symlink
+/// leading out of `dir` at the moment of the open (RESOLVE_BENEATH), no /proc magic links;
+/// non-blocking and never a controlling terminal, since the type is checked after.
+fn open_beneath(dir: &OwnedFd, name: &str) -> io::Result<File> {
+    let path = std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the name"))?;
+    // Safety: open_how is plain data; zero is a valid value of every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // Safety: the pointers are valid for the call, the size is open_how's.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: the kernel just returned this descriptor, owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+}
 
 /// Temporary files being written right now, so that a stop signal, which ends the process
 /// without running destructors, can still remove them.
