@@ -36,9 +36,9 @@ fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> 
     match frames.read(conn) {
         Ok(Some(frame)) => Ok(frame),
         Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(anyhow!("no data for the idle timeout during {what}"))
-        }
+        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
+            "no data for the idle timeout during {what}, or not all of it within the idle timeout"
+        )),
         Err(e) => Err(anyhow!("{what}: {e}")),
     }
 }
