@@ -113,6 +113,9 @@ pub struct Decoder {
     buf: Vec<u8>,
     /// Start of the bytes not yet returned as frames.
     start: usize,
+    /// Bytes after `start` already searched for a newline and found to hold none: each byte
+    /// is scanned once, however small the chunks a long line comes in.
+    scanned: usize,
 }
 
 impl Decoder {
@@ -122,6 +125,7 @@ impl Decoder {
             max_frame,
             buf: Vec::new(),
             start: 0,
+            scanned: 0,
         }
     }
 
@@ -130,6 +134,7 @@ impl Decoder {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+            self.scanned = 0;
         }
         self.buf.extend_from_slice(data);
     }
@@ -150,8 +155,15 @@ impl Decoder {
                 }
                 (0, pending.len())
             }
-            Framing::Line => match pending.iter().position(|&b| b == b'\n') {
-                Some(at) if at <= self.max_frame => (0, at),
+            Framing::Line => match pending[self.scanned.min(pending.len())..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|at| at + self.scanned)
+            {
+                Some(at) if at <= self.max_frame => {
+                    self.scanned = 0;
+                    (0, at)
+                }
                 Some(at) => {
                     return Err(FrameError::TooLong {
                         len: at,
@@ -164,7 +176,10 @@ impl Decoder {
                         max: self.max_frame,
                     });
                 }
-                None => return Ok(None),
+                None => {
+                    self.scanned = pending.len();
+                    return Ok(None);
+                }
             },
             Framing::Length => {
                 let Some(header) = pending.get(..LENGTH_HEADER) else {
