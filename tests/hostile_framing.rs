@@ -59,3 +59,31 @@ fn a_long_line_in_small_pieces_costs_the_server_little_cpu() {
         "the server used {used:.2} s of CPU for one 8 MiB line"
     );
 }
+
+#[test]
+fn unfinished_frames_of_many_connections_stay_within_a_budget() {
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--framing",
+        "length",
+    ]);
+    // Eight frames of 16,000,000 bytes announced, 12 MiB of each sent, none finished: 96 MiB
+    // of unfinished frames, over the 64 MiB budget.
+    let chunk = vec![b'y'; 1 << 20];
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_write_timeout(Some(STEP)).unwrap();
+        let _ = conn.write_all(&16_000_000u32.to_be_bytes());
+        for _ in 0..12 {
+            if conn.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        held.push(conn);
+    }
+    server.wait_log("over the server's");
+}

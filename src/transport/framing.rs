@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::choice::{Choice, from_str_by_name};
 
@@ -32,6 +33,8 @@ pub enum FrameError {
     TooLong { len: usize, max: usize },
     /// The peer closed in the middle of a frame.
     Incomplete { have: usize, need: Option<usize> },
+    /// Unfinished frames of every connection together hold more than the server's budget.
+    Budget { held: usize, budget: usize },
 }
 
 impl fmt::Display for FrameError {
@@ -51,6 +54,12 @@ impl fmt::Display for FrameError {
             FrameError::Incomplete { have, need: None } => write!(
                 f,
                 "the connection closed in the middle of a line ({have} bytes, no newline)"
+            ),
+            FrameError::Budget { held, budget } => write!(
+                f,
+                "unfinished frames of all connections hold {held} bytes, over the server's \
+                 {budget}-byte budget: this connection's is refused (send smaller frames, or \
+                 finish them sooner)"
             ),
         }
     }
@@ -103,6 +112,15 @@ impl Framing {
     }
 }
 
+/// Bytes held by every decoder's buffer in this process, against [`BUDGET`].
+static HELD: AtomicUsize = AtomicUsize::new(0);
+/// What unfinished frames of all connections may hold together (or twice --max-frame, if
+/// more): past it, a connection whose unfinished frame is over [`SMALL`] is refused, so 20
+/// clients that each start a 16 MiB frame cannot take 320 MiB.
+pub const BUDGET: usize = 64 << 20;
+/// An unfinished frame this small is never refused for the budget.
+const SMALL: usize = 64 << 10;
+
 /// Cuts a byte stream into frames, whatever the chunks it arrives in. The buffer only ever
 /// holds bytes that arrived: an announced length is checked against the limit, never
 /// allocated up front.
@@ -116,6 +134,14 @@ pub struct Decoder {
     /// Bytes after `start` already searched for a newline and found to hold none: each byte
     /// is scanned once, however small the chunks a long line comes in.
     scanned: usize,
+    /// This decoder's share of [`HELD`]: its buffer's capacity when last counted.
+    counted: usize,
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.counted, Ordering::Relaxed);
+    }
 }
 
 impl Decoder {
@@ -126,7 +152,30 @@ impl Decoder {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
+            counted: 0,
         }
+    }
+
+    /// Brings this decoder's share of [`HELD`] up to date; the total held now.
+    fn count(&mut self) -> usize {
+        let now = self.buf.capacity();
+        let held = if now >= self.counted {
+            HELD.fetch_add(now - self.counted, Ordering::Relaxed) + (now - self.counted)
+        } else {
+            HELD.fetch_sub(self.counted - now, Ordering::Relaxed) - (self.counted - now)
+        };
+        self.counted = now;
+        held
+    }
+
+    /// Refuses an unfinished frame past [`SMALL`] while all decoders hold over the budget.
+    fn within_budget(&mut self) -> Result<(), FrameError> {
+        let held = self.count();
+        let budget = BUDGET.max(2 * self.max_frame);
+        if held > budget && self.buf.len() - self.start > SMALL {
+            return Err(FrameError::Budget { held, budget });
+        }
+        Ok(())
     }
 
     /// Adds bytes just read.
@@ -178,6 +227,7 @@ impl Decoder {
                 }
                 None => {
                     self.scanned = pending.len();
+                    self.within_budget()?;
                     return Ok(None);
                 }
             },
@@ -193,6 +243,7 @@ impl Decoder {
                     });
                 }
                 if pending.len() < LENGTH_HEADER + len {
+                    self.within_budget()?;
                     return Ok(None);
                 }
                 (LENGTH_HEADER, len)
@@ -239,6 +290,7 @@ impl Decoder {
         if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
             self.buf = Vec::new();
         }
+        self.count();
     }
 }
 
