@@ -87,3 +87,35 @@ fn unfinished_frames_of_many_connections_stay_within_a_budget() {
     }
     server.wait_log("over the server's");
 }
+
+#[test]
+fn replies_to_good_frames_go_out_before_a_bad_frame_in_the_same_read_ends_it() {
+    for model in ["threads", "event"] {
+        let server = Server::start(&[
+            "--proto",
+            "tcp",
+            "--addr",
+            "127.0.0.1:0",
+            "--framing",
+            "length",
+            "--max-frame",
+            "1000",
+            "--model",
+            model,
+        ]);
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_read_timeout(Some(STEP)).unwrap();
+        // Two good frames and one over --max-frame, in one write.
+        let mut wire = Vec::new();
+        for frame in [&b"abc"[..], b"de"] {
+            wire.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+            wire.extend_from_slice(frame);
+        }
+        wire.extend_from_slice(&5000u32.to_be_bytes());
+        conn.write_all(&wire).unwrap();
+        let mut back = Vec::new();
+        let _ = conn.read_to_end(&mut back);
+        assert_eq!(back, b"\0\0\0\x03ABC\0\0\0\x02DE", "{model}");
+        server.wait_log("over the 1000-byte limit");
+    }
+}

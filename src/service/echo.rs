@@ -249,7 +249,10 @@ impl EchoConn {
                     stats,
                 );
                 if let Err(e) = self.more_frames(transform, stats) {
-                    return Step::Done(ConnEnd::BadFrame(e));
+                    // The frames before the bad one were counted: their replies go out first,
+                    // then the connection ends with the bad frame's reason.
+                    self.cut_short = Some(e);
+                    self.read_closed = true;
                 }
                 let sent = self
                     .outbox
@@ -266,7 +269,7 @@ impl EchoConn {
             if let Err(e) = replied {
                 return Step::Done(ConnEnd::Failed(e));
             }
-            if self.short_read_waits && self.messages.drained() {
+            if self.short_read_waits && self.messages.drained() && !self.read_closed {
                 return self.wait_readable();
             }
         }
