@@ -261,7 +261,7 @@ fn served_at_once(max_conns: usize, blocks: bool) -> usize {
     if blocks && max_conns > BLOCKING_MAX_CONNS {
         info!(
             "--files and --exec serve at most {BLOCKING_MAX_CONNS} clients at once (a thread \
-             each); more are refused like clients past --max-conns"
+             each); more are turned away as past --max-conns"
         );
         return BLOCKING_MAX_CONNS;
     }
