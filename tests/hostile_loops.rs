@@ -114,33 +114,40 @@ fn exec_over_udp_does_not_run_a_program_for_its_own_address() {
 
 #[test]
 fn a_relay_whose_upstream_is_its_own_listening_address_is_refused() {
-    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
-    for (from, to) in [
-        (
-            format!("udp://127.0.0.1:{port}"),
-            format!("udp://127.0.0.1:{port}"),
-        ),
-        (
-            format!("udp://0.0.0.0:{port}"),
-            format!("udp://127.0.0.1:{port}"),
-        ),
-        (
-            format!("tcp://127.0.0.1:{port}"),
-            format!("tcp://localhost:{port}"),
-        ),
+    for (proto, from_ip, to_host) in [
+        ("udp", "127.0.0.1", "127.0.0.1"),
+        ("udp", "0.0.0.0", "127.0.0.1"),
+        ("tcp", "127.0.0.1", "localhost"),
     ] {
-        let child = Command::new(common::bin())
-            .args(["relay", &from, &to])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = output_within(child, "relay to itself", Duration::from_secs(10));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{from} -> {to}: {err}");
-        assert!(err.contains("itself"), "{from} -> {to}: {err}");
+        // A port free a moment ago may be taken by another test meanwhile: then another.
+        let mut tries = 0;
+        let err = loop {
+            let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = free.local_addr().unwrap().port();
+            drop(free);
+            let (from, to) = (
+                format!("{proto}://{from_ip}:{port}"),
+                format!("{proto}://{to_host}:{port}"),
+            );
+            let child = Command::new(common::bin())
+                .args(["relay", &from, &to])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = output_within(child, "relay to itself", Duration::from_secs(10));
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            tries += 1;
+            if err.contains("in use") && tries < 5 {
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(2), "{from} -> {to}: {err}");
+            break err;
+        };
+        assert!(
+            err.contains("itself"),
+            "{proto} {from_ip} -> {to_host}: {err}"
+        );
     }
 }
