@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::access::Access;
 use crate::endpoint::Target;
 use crate::impair::{Conditions, Rng};
+use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::framing::Framing;
 use crate::transport::message::{Carrier, MessageRecv};
@@ -302,48 +303,14 @@ fn relay_datagrams(
     let mut peers: HashMap<PeerAddr, Peer> = HashMap::new();
     let mut buf = vec![0u8; transport::MAX_MESSAGE];
     let mut warned_full = false;
-    let mut guard = crate::service::guard::Guard::new(
-        crate::service::guard::GuardRules {
-            allow_loop_ports: false,
-            rate: None,
-            default_rate: crate::service::guard::DEFAULT_ECHO_RATE,
-            repeats: true,
-        },
-        sock.local_sockaddr().ok(),
-    );
+    let mut guard = listening_guard(sock);
     let max_peers = route.max_conns.min(MAX_PEERS);
     let idle = route.idle_timeout.unwrap_or(PEER_IDLE);
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(flow::TICK))? {
             return Ok(signal);
         }
-        loop {
-            let (received, from) = match sock.recv_from(&mut buf) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    warn!("recvfrom: {e}");
-                    break;
-                }
-            };
-            let n = match received {
-                Received::Data(n) => n,
-                _ => {
-                    warn!(
-                        "{from}: a datagram larger than {} bytes; not relayed",
-                        buf.len()
-                    );
-                    continue;
-                }
-            };
-            if !from.can_reply() {
-                warn!("{from}: a datagram from an unbound socket cannot be answered; not relayed");
-                continue;
-            }
-            if let Err(verdict) = guard.check(&from, &buf[..n]) {
-                tracing::debug!("{from}: not relayed: {}", verdict.explain());
-                continue;
-            }
+        while let Some((from, n)) = next_datagram(sock, &mut buf, &mut guard) {
             if !peers.contains_key(&from) {
                 if !route.access.admits_datagram(route.from.proto.into(), &from) {
                     continue;
@@ -381,6 +348,53 @@ fn relay_datagrams(
             keep
         });
         warned_full &= peers.len() >= max_peers;
+    }
+}
+
+/// The checks on the relay's listening side: never the relay's own address or a loop port,
+/// the default rate for sources off this host, no sender repeating itself without end.
+fn listening_guard(sock: &DatagramSocket) -> Guard {
+    Guard::new(
+        GuardRules {
+            allow_loop_ports: false,
+            rate: None,
+            default_rate: guard::DEFAULT_ECHO_RATE,
+            repeats: true,
+        },
+        sock.local_sockaddr().ok(),
+    )
+}
+
+/// The next datagram on FROM worth relaying: its sender and length; `None` when none waits.
+fn next_datagram(
+    sock: &DatagramSocket,
+    buf: &mut [u8],
+    guard: &mut Guard,
+) -> Option<(PeerAddr, usize)> {
+    loop {
+        let (received, from) = match sock.recv_from(buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => {
+                warn!("recvfrom: {e}");
+                return None;
+            }
+        };
+        let Received::Data(n) = received else {
+            warn!(
+                "{from}: a datagram larger than {} bytes; not relayed",
+                buf.len()
+            );
+            continue;
+        };
+        if !from.can_reply() {
+            warn!("{from}: a datagram from an unbound socket cannot be answered; not relayed");
+            continue;
+        }
+        match guard.check(&from, &buf[..n]) {
+            Ok(()) => return Some((from, n)),
+            Err(verdict) => tracing::debug!("{from}: not relayed: {}", verdict.explain()),
+        }
     }
 }
 
