@@ -344,6 +344,11 @@ pub struct FileServeArgs {
     /// With --files: the largest file served or accepted (bytes, or 4G, 512M)
     #[arg(long, value_name = "SIZE", default_value_t = crate::files::DEFAULT_MAX_FILE, value_parser = size_in::<u64>(1, 1 << 50))]
     pub max_file: u64,
+    /// With --files: also serve files with more than one hard link. Off by default: a user
+    /// who can write in DIR can hard-link any file of the same file system they can read
+    /// into it, and the server (often running with more rights) would serve it
+    #[arg(long)]
+    pub follow_hardlinks: bool,
     #[command(flatten)]
     pub impair: ImpairArgs,
 }
@@ -1029,6 +1034,7 @@ impl ServeArgs {
                 dir: dir.clone(),
                 upload: files.upload,
                 max_file: files.max_file,
+                follow_hardlinks: files.follow_hardlinks,
                 drop: files.impair.drop,
                 reorder: files.impair.reorder,
             }));

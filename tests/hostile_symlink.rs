@@ -81,3 +81,29 @@ fn a_symlink_swapped_in_during_gets_never_serves_a_file_outside_dir() {
         "no GET of {gets} was served at all: the test proves nothing"
     );
 }
+
+#[test]
+fn a_hard_link_to_a_file_outside_dir_is_served_only_with_follow_hardlinks() {
+    let (dir, outside) = (tempdir(), tempdir());
+    fs::write(outside.path().join("secret"), SECRET).unwrap();
+    fs::hard_link(outside.path().join("secret"), dir.path().join("linked")).unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "--proto",
+            "tcp",
+            "--addr",
+            "127.0.0.1:0",
+            "--files",
+            dir.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Server::start(&args)
+    };
+    let server = serve(&[]);
+    let reply = get(&server.addr, "linked");
+    assert!(!reply.windows(SECRET.len()).any(|w| w == SECRET));
+    assert!(String::from_utf8_lossy(&reply).contains("hard links"));
+    let told = serve(&["--follow-hardlinks"]);
+    let reply = get(&told.addr, "linked");
+    assert!(reply.windows(SECRET.len()).any(|w| w == SECRET));
+}

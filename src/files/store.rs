@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,8 @@ pub struct Store {
     dir: Arc<OwnedFd>,
     pub upload: bool,
     pub max_file: u64,
+    /// Serve a file with more than one hard link (--follow-hardlinks).
+    pub follow_hardlinks: bool,
 }
 
 impl Store {
@@ -49,6 +51,7 @@ impl Store {
             dir: Arc::new(OwnedFd::from(dir)),
             upload,
             max_file,
+            follow_hardlinks: false,
         })
     }
 
@@ -138,6 +141,13 @@ impl Store {
         if !meta.is_file() {
             return Err(Refused(format!(
                 "'{name}' is not a regular file (a device, socket or pipe)"
+            )));
+        }
+        if meta.nlink() > 1 && !self.follow_hardlinks {
+            return Err(Refused(format!(
+                "'{name}' has {} hard links, and one may lead out of the served directory \
+                 (serve --follow-hardlinks serves such files)",
+                meta.nlink()
             )));
         }
         if meta.len() > self.max_file {

@@ -47,6 +47,8 @@ pub struct ServeFiles {
     pub dir: PathBuf,
     pub upload: bool,
     pub max_file: u64,
+    /// Serve files with more than one hard link too.
+    pub follow_hardlinks: bool,
     /// Datagram transfers: simulated loss and reordering (fractions).
     pub drop: f64,
     pub reorder: f64,

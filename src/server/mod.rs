@@ -369,7 +369,8 @@ fn files_service(
     idle_timeout: Option<Duration>,
     stats: &'static Stats,
 ) -> Result<Files> {
-    let store = Store::open(&config.dir, config.upload, config.max_file)?;
+    let mut store = Store::open(&config.dir, config.upload, config.max_file)?;
+    store.follow_hardlinks = config.follow_hardlinks;
     info!(
         "serving the files under {}{}",
         config.dir.display(),
