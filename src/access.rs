@@ -20,7 +20,7 @@ const MAX_LOGGED: usize = 4096;
 
 /// One `--allow`/`--deny` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// An IP block: address and prefix length (`10.0.0.0/8`, `::1/128`).
     Cidr(IpAddr, u8),
     /// A Unix peer's user id (SO_PEERCRED).
@@ -98,7 +98,7 @@ impl fmt::Display for Rule {
 
 /// Who a peer is, as far as rules can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Who {
+pub(crate) enum Who {
     Ip(IpAddr),
     Cred { uid: u32, gid: u32 },
 }
@@ -142,7 +142,7 @@ fn in_block(net: IpAddr, len: u8, ip: IpAddr) -> bool {
 
 /// The rules of one server or relay, and the refused peers already logged.
 #[derive(Debug, Default)]
-pub struct Access {
+pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
     logged: Mutex<HashSet<Who>>,
@@ -150,7 +150,7 @@ pub struct Access {
 
 impl Access {
     /// Rules for a socket of `proto`, refusing rules that could never match there.
-    pub fn new(proto: Proto, allow: &[Rule], deny: &[Rule]) -> Result<Access, UsageError> {
+    pub(crate) fn new(proto: Proto, allow: &[Rule], deny: &[Rule]) -> Result<Access, UsageError> {
         for (flag, rule) in allow
             .iter()
             .map(|r| ("--allow", r))
@@ -185,7 +185,7 @@ impl Access {
         })
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
     }
 
@@ -224,7 +224,7 @@ impl Access {
     }
 
     /// Whether an accepted connection may stay; the caller closes it if not.
-    pub fn admits_conn(&self, proto: Proto, conn: &Conn) -> bool {
+    pub(crate) fn admits_conn(&self, proto: Proto, conn: &Conn) -> bool {
         if self.is_open() {
             return true;
         }
@@ -243,7 +243,7 @@ impl Access {
     }
 
     /// Whether a datagram from `from` is served; the caller ignores it if not.
-    pub fn admits_datagram(&self, proto: Proto, from: &PeerAddr) -> bool {
+    pub(crate) fn admits_datagram(&self, proto: Proto, from: &PeerAddr) -> bool {
         if self.is_open() {
             return true;
         }

@@ -3,7 +3,7 @@
 //! them and print them in man pages, without the engine knowing how.
 
 /// An enum whose values have names a user types and a line of help each.
-pub trait Choice: Copy + Send + Sync + 'static {
+pub(crate) trait Choice: Copy + Send + Sync + 'static {
     /// Every value, in the order help lists them.
     const ALL: &'static [Self];
 
@@ -21,13 +21,13 @@ pub trait Choice: Copy + Send + Sync + 'static {
 
 /// `name` is not one of `T`'s values: the error of every [`Choice`]'s `FromStr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownChoice {
+pub(crate) struct UnknownChoice {
     pub name: String,
     pub expected: Vec<&'static str>,
 }
 
 impl UnknownChoice {
-    pub fn of<T: Choice>(name: &str) -> UnknownChoice {
+    pub(crate) fn of<T: Choice>(name: &str) -> UnknownChoice {
         UnknownChoice {
             name: name.to_string(),
             expected: T::ALL.iter().map(|v| v.name()).collect(),

@@ -29,7 +29,7 @@ use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::transport::SocketOptions;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::message::Carrier;
-pub use crate::units::parse_duration;
+pub(crate) use crate::units::parse_duration;
 use crate::units::size_in;
 
 /// The value parser of a [`Choice`]: its names, each with its help line, for parsing, help,
@@ -58,7 +58,7 @@ fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
         netecho send --proto udp 127.0.0.1:3234 hello\n  \
         netecho serve --addr unix:///tmp/echo.sock & netecho send /tmp/echo.sock"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
@@ -68,7 +68,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// More log lines on stderr: -v for each message, -vv for each read (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -79,7 +79,7 @@ pub struct LogArgs {
 
 /// `-4` and `-6`, as nc, ping and iperf3 take them.
 #[derive(Debug, Args)]
-pub struct FamilyArgs {
+pub(crate) struct FamilyArgs {
     /// Resolve host names to IPv4 addresses only
     #[arg(short = '4', global = true, conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -89,7 +89,7 @@ pub struct FamilyArgs {
 }
 
 impl FamilyArgs {
-    pub fn family(&self) -> Option<crate::endpoint::Family> {
+    pub(crate) fn family(&self) -> Option<crate::endpoint::Family> {
         use crate::endpoint::Family;
         match (self.ipv4, self.ipv6) {
             (true, _) => Some(Family::Inet),
@@ -100,7 +100,7 @@ impl FamilyArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the echo server
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
@@ -257,7 +257,7 @@ IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe8
 address alone.";
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
@@ -313,7 +313,7 @@ pub struct ServeArgs {
 
 /// The IP protocol of a raw socket, shared by serve and send.
 #[derive(Debug, Args, Clone, Copy)]
-pub struct IpProtoArg {
+pub(crate) struct IpProtoArg {
     /// Raw: the IP protocol number to send and receive (1 to 254) [default: 253, reserved
     /// for experiments by RFC 3692]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
@@ -322,7 +322,7 @@ pub struct IpProtoArg {
 
 impl IpProtoArg {
     /// The protocol number, checked to go with `proto`: only raw sockets have one.
-    pub fn for_proto(&self, proto: Proto) -> Result<u8, UsageError> {
+    pub(crate) fn for_proto(&self, proto: Proto) -> Result<u8, UsageError> {
         match (self.ip_proto, proto) {
             (Some(_), p) if p != Proto::Raw => Err(UsageError::new(format!(
                 "--ip-proto applies to --proto raw; {p} has its own IP protocol"
@@ -334,7 +334,7 @@ impl IpProtoArg {
 
 /// `serve --files`: the file service instead of echo.
 #[derive(Debug, Args)]
-pub struct FileServeArgs {
+pub(crate) struct FileServeArgs {
     /// Serve the regular files under DIR, read-only (get); instead of echo
     #[arg(long, value_name = "DIR", conflicts_with = "exec")]
     pub files: Option<std::path::PathBuf>,
@@ -355,7 +355,7 @@ pub struct FileServeArgs {
 
 /// Simulated loss for datagram file transfers.
 #[derive(Debug, Args, Clone, Copy)]
-pub struct ImpairArgs {
+pub(crate) struct ImpairArgs {
     /// Datagram transfers: drop this fraction (0 to 1) of the datagrams this side sends, on
     /// purpose, to watch retransmission work
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_fraction)]
@@ -368,7 +368,7 @@ pub struct ImpairArgs {
 
 /// `serve --exec`: a program per connection instead of echo.
 #[derive(Debug, Args)]
-pub struct ExecServeArgs {
+pub(crate) struct ExecServeArgs {
     /// Run PROGRAM ARGS... for each connection (or datagram): the client's bytes on its stdin,
     /// its stdout and stderr back. No shell: arguments are passed as they are. Everything after
     /// --exec is the program's, so give netecho's options first (or end ARGS with ';')
@@ -396,7 +396,7 @@ pub struct ExecServeArgs {
 
 /// Message boundaries on a stream, shared by serve, send and bench.
 #[derive(Debug, Args)]
-pub struct FramingArgs {
+pub(crate) struct FramingArgs {
     /// Message boundaries on streams: none (a read is a message), line (newline-ended) or
     /// length (4-byte big-endian length first)
     #[arg(long, value_parser = choice::<Framing>(), default_value = Framing::None.name())]
@@ -407,7 +407,7 @@ pub struct FramingArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServerSocketArgs {
+pub(crate) struct ServerSocketArgs {
     /// listen(2) backlog: connections the kernel queues before accept(2) takes them
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub backlog: i32,
@@ -426,7 +426,7 @@ pub struct ServerSocketArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
@@ -481,7 +481,7 @@ pub struct SendArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Protocols, comma-separated: each is measured in turn [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>(), value_delimiter = ',')]
     pub proto: Vec<Proto>,
@@ -553,7 +553,7 @@ pub struct BenchArgs {
 
 /// Where a file service is and how to talk to it: shared by get and put.
 #[derive(Debug, Args)]
-pub struct TransferArgs {
+pub(crate) struct TransferArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
@@ -577,7 +577,7 @@ pub struct TransferArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     #[command(flatten)]
     pub transfer: TransferArgs,
     /// The file's name on the server
@@ -594,7 +594,7 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PutArgs {
+pub(crate) struct PutArgs {
     #[command(flatten)]
     pub transfer: TransferArgs,
     /// The local file to upload
@@ -607,7 +607,7 @@ pub struct PutArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
@@ -623,7 +623,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct PingArgs {
+pub(crate) struct PingArgs {
     /// Host to ping: an IPv4 or IPv6 address, or a name (its first address)
     #[arg(value_name = "HOST")]
     pub host: String,
@@ -642,7 +642,7 @@ pub struct PingArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LabArgs {
+pub(crate) struct LabArgs {
     /// A short run (under 5 seconds) with fewer samples
     #[arg(long)]
     pub quick: bool,
@@ -678,7 +678,7 @@ pub struct LabArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RelayArgs {
+pub(crate) struct RelayArgs {
     /// Where to listen, as serve's --addr (a URL sets the protocol)
     #[arg(value_name = "FROM", long_help = ADDR_HELP)]
     pub from: String,
@@ -707,7 +707,7 @@ pub struct RelayArgs {
 
 /// Socket buffer sizes: shared by serve, send, bench and relay.
 #[derive(Debug, Args, Clone, Copy)]
-pub struct BufferArgs {
+pub(crate) struct BufferArgs {
     /// SO_RCVBUF in bytes (64k, 4M): how much the kernel queues for this side before it drops
     /// datagrams (UDP) or shrinks the advertised window (TCP). Linux doubles it, within
     /// net.core.rmem_max
@@ -721,7 +721,7 @@ pub struct BufferArgs {
 
 /// Who may connect or send: shared by serve and relay.
 #[derive(Debug, Args)]
-pub struct AccessArgs {
+pub(crate) struct AccessArgs {
     /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
     /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED)
     #[arg(long, value_name = "RULE")]
@@ -733,14 +733,14 @@ pub struct AccessArgs {
 }
 
 impl AccessArgs {
-    pub fn access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
+    pub(crate) fn access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
         crate::access::Access::new(proto, &self.allow, &self.deny)
     }
 }
 
 /// Simulated conditions inside the relay, each for both directions or one (`up:`/`down:`).
 #[derive(Debug, Args)]
-pub struct RelayImpairArgs {
+pub(crate) struct RelayImpairArgs {
     /// Hold every message this long (e.g. 20ms, or up:20ms)
     #[arg(long, value_name = "[DIR:]DUR", value_parser = parse_directed_duration)]
     pub delay: Vec<Directed<Duration>>,
@@ -766,21 +766,21 @@ pub struct RelayImpairArgs {
 
 /// Which way through a relay: up is FROM to TO (client to server), down is back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dir {
+pub(crate) enum Dir {
     Up,
     Down,
 }
 
 /// A value for one direction, or (`dir: None`) for both.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Directed<T> {
+pub(crate) struct Directed<T> {
     pub dir: Option<Dir>,
     pub value: T,
 }
 
 impl RelayImpairArgs {
     /// The conditions of each direction: (up, down).
-    pub fn conditions(&self) -> (crate::impair::Conditions, crate::impair::Conditions) {
+    pub(crate) fn conditions(&self) -> (crate::impair::Conditions, crate::impair::Conditions) {
         use crate::impair::Conditions;
         let (mut up, mut down) = (Conditions::default(), Conditions::default());
         fn apply<T: Copy>(
@@ -843,7 +843,7 @@ fn parse_directed_rate(text: &str) -> Result<Directed<u64>, String> {
 
 /// A rate in bytes per second from "10mbit", "500kbit", "1gbit", "8000bit" (bits, as tc
 /// writes them) or "2MB/s", "100kB/s", "5000B/s" (bytes).
-pub fn parse_rate(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     let units: [(&str, f64); 7] = [
         ("gbit", 1e9 / 8.0),
         ("mbit", 1e6 / 8.0),
@@ -866,7 +866,7 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
 
 impl BenchArgs {
     /// What to measure, against which servers, and how to report it.
-    pub fn config(&self) -> Result<BenchConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<BenchConfig, UsageError> {
         let servers = self.servers()?;
         let format = if self.json { Format::Json } else { self.format };
         let every = match (format, self.interval) {
@@ -998,7 +998,7 @@ fn cores() -> usize {
 
 impl ServeArgs {
     /// The plain config `serve` runs from, every flag combination checked.
-    pub fn config(&self) -> Result<ServeConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<ServeConfig, UsageError> {
         let endpoint = self.endpoint()?;
         let proto = endpoint.proto;
         Ok(ServeConfig {
@@ -1057,14 +1057,14 @@ impl ServeArgs {
     }
 
     /// Event-loop threads: as asked, else one per core.
-    pub fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         match self.threads {
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
-    pub fn endpoint(&self) -> Result<Endpoint, UsageError> {
+    pub(crate) fn endpoint(&self) -> Result<Endpoint, UsageError> {
         match &self.addr {
             Some(addr) => Endpoint::parse_listen(addr, self.proto),
             None => {
@@ -1077,7 +1077,7 @@ impl ServeArgs {
         }
     }
 
-    pub fn socket_options(&self, proto: Proto) -> Result<SocketOptions, UsageError> {
+    pub(crate) fn socket_options(&self, proto: Proto) -> Result<SocketOptions, UsageError> {
         Ok(SocketOptions {
             backlog: self.sock.backlog,
             reuseaddr: !self.sock.no_reuseaddr,
@@ -1094,7 +1094,7 @@ impl ServeArgs {
 
 impl SendArgs {
     /// Where to send, over which socket, and which messages.
-    pub fn config(&self) -> Result<SendConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<SendConfig, UsageError> {
         let first = self.message.first().and_then(|w| w.to_str());
         let (addr, message) = match first.and_then(|w| join_port(&self.addr, w)) {
             Some(addr) => (addr, &self.message[1..]),
@@ -1204,7 +1204,7 @@ impl TransferArgs {
 }
 
 impl GetArgs {
-    pub fn config(&self) -> Result<GetConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<GetConfig, UsageError> {
         // `get HOST PORT NAME`: the port came where NAME goes.
         let (addr, name) = match &self.after_port {
             None => (self.transfer.addr.clone(), self.name.clone()),
@@ -1223,7 +1223,7 @@ impl GetArgs {
 }
 
 impl PutArgs {
-    pub fn config(&self) -> Result<PutConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<PutConfig, UsageError> {
         // `put HOST PORT FILE [NAME]`: the port came where FILE goes.
         let port = self.local.to_str().unwrap_or("");
         let (addr, local, name) = match (&self.name, join_port(&self.transfer.addr, port)) {
@@ -1249,7 +1249,7 @@ impl PutArgs {
 }
 
 impl ExecArgs {
-    pub fn config(&self) -> Result<ExecConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<ExecConfig, UsageError> {
         let addr = match &self.port {
             Some(port) => two_words(&self.addr, port, "exec")?,
             None => self.addr.clone(),
@@ -1262,7 +1262,7 @@ impl ExecArgs {
 }
 
 impl LabArgs {
-    pub fn config(&self) -> Result<LabConfig, UsageError> {
+    pub(crate) fn config(&self) -> Result<LabConfig, UsageError> {
         if self.format == Format::Ndjson {
             return Err(UsageError::new(
                 "lab --format ndjson: the lab prints one table at the end; use --format json \
@@ -1290,7 +1290,7 @@ impl LabArgs {
 
 impl PingArgs {
     /// The ping; `quiet` (-q) leaves only the summary, as ping -q does.
-    pub fn config(&self, quiet: bool) -> PingConfig {
+    pub(crate) fn config(&self, quiet: bool) -> PingConfig {
         PingConfig {
             host: self.host.clone(),
             count: self.count,
@@ -1303,7 +1303,7 @@ impl PingArgs {
 }
 
 impl LogArgs {
-    pub fn config(&self) -> LogConfig {
+    pub(crate) fn config(&self) -> LogConfig {
         LogConfig {
             quiet: self.quiet,
             verbose: self.verbose,
@@ -1313,7 +1313,7 @@ impl LogArgs {
 
 impl RelayArgs {
     /// The relay's two ends and conditions, checked to make sense together.
-    pub fn config(&self) -> Result<Route, UsageError> {
+    pub(crate) fn config(&self) -> Result<Route, UsageError> {
         let side = |text: &str, listen: bool| {
             let parse = if listen {
                 Endpoint::parse_listen
@@ -1419,7 +1419,7 @@ const LESSON_EXAMPLES: &str = "Examples:\n  \
     netecho lesson sticky --auto   two sends read as one, without pauses";
 
 #[derive(Debug, Args)]
-pub struct LessonArgs {
+pub(crate) struct LessonArgs {
     /// A demonstration of what goes wrong (see --list); without it, the whole lesson
     #[arg(value_name = "DEMO", value_parser = choice::<Demo>())]
     pub demo: Option<Demo>,
@@ -1436,7 +1436,7 @@ pub struct LessonArgs {
 
 impl LessonArgs {
     /// Which walk, in which language, waiting or not.
-    pub fn config(&self) -> LessonConfig {
+    pub(crate) fn config(&self) -> LessonConfig {
         LessonConfig {
             demo: self.demo,
             list: self.list,

@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// Writes completions for `shell` to stdout.
-pub fn completions(shell: Shell) -> Result<()> {
+pub(crate) fn completions(shell: Shell) -> Result<()> {
     let mut cmd = Cli::command();
     let mut out = io::stdout().lock();
     clap_complete::generate(shell, &mut cmd, "netecho", &mut out);
@@ -18,7 +18,7 @@ pub fn completions(shell: Shell) -> Result<()> {
 }
 
 /// Writes a man page (roff) to stdout: netecho(1), or netecho-SUBCOMMAND(1).
-pub fn manpage(subcommand: Option<&str>) -> Result<()> {
+pub(crate) fn manpage(subcommand: Option<&str>) -> Result<()> {
     let cmd = Cli::command();
     let page = match subcommand {
         None => cmd,

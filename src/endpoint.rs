@@ -13,11 +13,11 @@ use crate::choice::{Choice, from_str_by_name};
 use crate::error::{Subject, UsageError};
 
 /// The port of the socket-programming lesson netecho comes from; used when an address has none.
-pub const DEFAULT_PORT: u16 = 3234;
+pub(crate) const DEFAULT_PORT: u16 = 3234;
 
 /// A protocol: a socket family and type, as `--proto` and URL schemes name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Proto {
+pub(crate) enum Proto {
     /// SOCK_STREAM over AF_INET or AF_INET6.
     Tcp,
     /// SOCK_DGRAM over AF_INET or AF_INET6 (recvfrom/sendto).
@@ -34,7 +34,7 @@ pub enum Proto {
 
 /// How a socket type carries messages, which decides how the service reads and replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SocketKind {
+pub(crate) enum SocketKind {
     /// A connected byte stream: no message boundaries, a read of 0 bytes means the peer closed.
     Stream,
     /// Connected, one message per read, boundaries kept.
@@ -45,7 +45,7 @@ pub enum SocketKind {
 
 impl SocketKind {
     /// The socket type as socket(2) names it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SocketKind::Stream => "SOCK_STREAM",
             SocketKind::Datagram => "SOCK_DGRAM",
@@ -55,7 +55,7 @@ impl SocketKind {
 }
 
 impl Proto {
-    pub const ALL: [Proto; 6] = [
+    pub(crate) const ALL: [Proto; 6] = [
         Proto::Tcp,
         Proto::Udp,
         Proto::Unix,
@@ -65,7 +65,7 @@ impl Proto {
     ];
 
     /// The name used by `--proto`, URL schemes and the `listening` line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -76,11 +76,11 @@ impl Proto {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Proto> {
+    pub(crate) fn from_name(name: &str) -> Option<Proto> {
         Proto::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    pub fn kind(self) -> SocketKind {
+    pub(crate) fn kind(self) -> SocketKind {
         match self {
             Proto::Tcp | Proto::Unix => SocketKind::Stream,
             Proto::UnixSeqpacket => SocketKind::SeqPacket,
@@ -89,12 +89,12 @@ impl Proto {
         }
     }
 
-    pub fn is_unix(self) -> bool {
+    pub(crate) fn is_unix(self) -> bool {
         matches!(self, Proto::Unix | Proto::UnixDgram | Proto::UnixSeqpacket)
     }
 
     /// The address `serve` uses when `--addr` is left out: loopback, never every interface.
-    pub fn default_address(self) -> Address {
+    pub(crate) fn default_address(self) -> Address {
         match self {
             Proto::Tcp | Proto::Udp => Address::Ip(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -143,7 +143,7 @@ impl fmt::Display for Proto {
 
 /// Where a socket lives, before any name is resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Address {
+pub(crate) enum Address {
     /// A numeric IP address and port.
     Ip(SocketAddr),
     /// A host name and port, resolved with getaddrinfo when used.
@@ -155,13 +155,9 @@ pub enum Address {
 }
 
 impl Address {
-    pub fn is_unix(&self) -> bool {
-        matches!(self, Address::UnixPath(_) | Address::UnixAbstract(_))
-    }
-
     /// The address family a socket for this address has; `None` for a host name, whose
     /// family is known only once getaddrinfo has answered.
-    pub fn family(&self) -> Option<Family> {
+    pub(crate) fn family(&self) -> Option<Family> {
         match self {
             Address::Ip(a) if a.is_ipv6() => Some(Family::Inet6),
             Address::Ip(_) => Some(Family::Inet),
@@ -173,7 +169,7 @@ impl Address {
 
 /// An address family, named as socket(2) names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Family {
+pub(crate) enum Family {
     #[serde(rename = "AF_INET")]
     Inet,
     #[serde(rename = "AF_INET6")]
@@ -183,7 +179,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Family::Inet => "AF_INET",
             Family::Inet6 => "AF_INET6",
@@ -211,7 +207,7 @@ impl fmt::Display for Address {
 
 /// A protocol and an address: everything needed to bind or connect a socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub proto: Proto,
     pub addr: Address,
 }
@@ -230,7 +226,7 @@ impl fmt::Display for Endpoint {
 /// A protocol whose sockets connect, or answer whoever sent: every protocol but raw IP, whose
 /// packets carry headers netecho writes itself (`transport::raw`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SockProto {
+pub(crate) enum SockProto {
     Tcp,
     Udp,
     Unix,
@@ -239,7 +235,7 @@ pub enum SockProto {
 }
 
 impl SockProto {
-    pub fn proto(self) -> Proto {
+    pub(crate) fn proto(self) -> Proto {
         match self {
             SockProto::Tcp => Proto::Tcp,
             SockProto::Udp => Proto::Udp,
@@ -249,15 +245,15 @@ impl SockProto {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         self.proto().name()
     }
 
-    pub fn kind(self) -> SocketKind {
+    pub(crate) fn kind(self) -> SocketKind {
         self.proto().kind()
     }
 
-    pub fn is_unix(self) -> bool {
+    pub(crate) fn is_unix(self) -> bool {
         self.proto().is_unix()
     }
 }
@@ -277,7 +273,7 @@ impl fmt::Display for SockProto {
 impl Proto {
     /// This protocol as a [`SockProto`], or a usage error when it is raw: raw sockets serve
     /// `serve`, `send` and `ping` only.
-    pub fn not_raw(self, command: &str) -> Result<SockProto, UsageError> {
+    pub(crate) fn not_raw(self, command: &str) -> Result<SockProto, UsageError> {
         self.sock().ok_or_else(|| {
             UsageError::new(format!(
                 "{command} does not work over raw sockets; use --proto raw with serve and \
@@ -287,7 +283,7 @@ impl Proto {
     }
 
     /// This protocol when it connects or answers senders; `None` for raw IP.
-    pub fn sock(self) -> Option<SockProto> {
+    pub(crate) fn sock(self) -> Option<SockProto> {
         match self {
             Proto::Tcp => Some(SockProto::Tcp),
             Proto::Udp => Some(SockProto::Udp),
@@ -302,13 +298,13 @@ impl Proto {
 /// An endpoint of a [`SockProto`]: what a client connects to, and what a relay listens on
 /// and connects to. Raw IP never gets here: it is refused where the user names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub proto: SockProto,
     pub addr: Address,
 }
 
 impl Target {
-    pub fn endpoint(&self) -> Endpoint {
+    pub(crate) fn endpoint(&self) -> Endpoint {
         Endpoint {
             proto: self.proto.into(),
             addr: self.addr.clone(),
@@ -337,7 +333,7 @@ impl From<&Endpoint> for Subject {
 impl Endpoint {
     /// Parses `text`, taking the protocol from a URL scheme, else from `proto`, else from the
     /// form of the address (a path or @name is `unix`, anything else `tcp`).
-    pub fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
+    pub(crate) fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
         if let Some(advice) = socat_address(text) {
             return Err(UsageError::new(advice));
         }
@@ -388,7 +384,7 @@ impl Endpoint {
     }
 
     /// This endpoint as a [`Target`]; `None` when it is raw.
-    pub fn target(&self) -> Option<Target> {
+    pub(crate) fn target(&self) -> Option<Target> {
         Some(Target {
             proto: self.proto.sock()?,
             addr: self.addr.clone(),
@@ -398,7 +394,7 @@ impl Endpoint {
     /// This endpoint as a [`Target`], or a usage error when it is raw: raw sockets serve
     /// `serve`, `send` and `ping` only (a raw packet has no port to tell a transfer or a
     /// load run apart).
-    pub fn not_raw(self, command: &str) -> Result<Target, UsageError> {
+    pub(crate) fn not_raw(self, command: &str) -> Result<Target, UsageError> {
         Ok(Target {
             proto: self.proto.not_raw(command)?,
             addr: self.addr,
@@ -409,7 +405,7 @@ impl Endpoint {
 impl Endpoint {
     /// Parses an address to listen on: as [`Endpoint::parse`], and a port alone (`4000` or
     /// `:4000`) is that port on every address, IPv6 and IPv4 alike (`[::]`, dual-stack).
-    pub fn parse_listen(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
+    pub(crate) fn parse_listen(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
         let (scheme, rest) = match text.split_once("://") {
             Some((scheme, rest)) => (Proto::from_name(scheme), rest),
             None => (None, text),
@@ -428,7 +424,7 @@ impl Endpoint {
 /// `HOST PORT` as nc takes them: `Some("HOST:PORT")` when `host` is an IP address or a name
 /// without a port and `word` is a port number (1 to 65535); otherwise `None`, and `word` is
 /// not a port (a message, a file name).
-pub fn join_port(host: &str, word: &str) -> Option<String> {
+pub(crate) fn join_port(host: &str, word: &str) -> Option<String> {
     let port_like = !word.is_empty() && word.len() <= 5 && word.bytes().all(|b| b.is_ascii_digit());
     if !port_like || !matches!(word.parse::<u16>(), Ok(1..)) {
         return None;
@@ -481,7 +477,7 @@ fn socket_addr(ip: IpAddr, zone: u32, port: u16) -> SocketAddr {
 static FAMILY: AtomicU8 = AtomicU8::new(0);
 
 /// Makes names resolve to IPv4 only (`-4`), IPv6 only (`-6`), or either (`None`).
-pub fn choose_family(family: Option<Family>) {
+pub(crate) fn choose_family(family: Option<Family>) {
     let v = match family {
         Some(Family::Inet) => 4,
         Some(Family::Inet6) => 6,
@@ -491,7 +487,7 @@ pub fn choose_family(family: Option<Family>) {
 }
 
 /// Whether `addr` is of the family `-4` or `-6` chose (any, without them).
-pub fn family_allows(addr: &SocketAddr) -> bool {
+pub(crate) fn family_allows(addr: &SocketAddr) -> bool {
     match FAMILY.load(Ordering::Relaxed) {
         4 => addr.is_ipv4(),
         6 => addr.is_ipv6(),
@@ -500,7 +496,7 @@ pub fn family_allows(addr: &SocketAddr) -> bool {
 }
 
 /// The flag that chose the family, for errors: "-4", "-6" or "".
-pub fn family_flag() -> &'static str {
+pub(crate) fn family_flag() -> &'static str {
     match FAMILY.load(Ordering::Relaxed) {
         4 => "-4",
         6 => "-6",

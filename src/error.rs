@@ -10,10 +10,10 @@ use crate::endpoint::Family;
 
 /// A mistake in the command line (exit code 2), as opposed to a failure at run time (exit 1).
 #[derive(Debug)]
-pub struct UsageError(String);
+pub(crate) struct UsageError(String);
 
 impl UsageError {
-    pub fn new(message: impl Into<String>) -> UsageError {
+    pub(crate) fn new(message: impl Into<String>) -> UsageError {
         UsageError(message.into())
     }
 }
@@ -27,7 +27,7 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 /// The exit code for an error: 2 when the user asked for something malformed, 1 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|cause| cause.is::<UsageError>()) {
         2
     } else {
@@ -36,7 +36,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// Whether the error is a closed stdout (`netecho ... | head`): not worth a word.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
@@ -46,7 +46,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// The socket calls netecho reports failures of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
+pub(crate) enum Call {
     Socket,
     Bind,
     Listen,
@@ -69,7 +69,7 @@ impl Call {
 }
 
 /// What a raw socket needs and how to grant it, naming this binary.
-pub fn need_net_raw() -> String {
+pub(crate) fn need_net_raw() -> String {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "netecho".into());
@@ -83,14 +83,14 @@ pub fn need_net_raw() -> String {
 /// `unix /tmp/echo.sock`), and its address family, which decides the advice (a Unix
 /// socket's name is a file, an IP socket's a port).
 #[derive(Clone, Debug)]
-pub struct Subject {
+pub(crate) struct Subject {
     name: String,
     /// `None` for a host name getaddrinfo has not resolved yet.
     family: Option<Family>,
 }
 
 impl Subject {
-    pub fn new(name: impl Into<String>, family: Option<Family>) -> Subject {
+    pub(crate) fn new(name: impl Into<String>, family: Option<Family>) -> Subject {
         Subject {
             name: name.into(),
             family,
@@ -99,14 +99,14 @@ impl Subject {
 
     /// An IP socket (tcp, udp, raw), named as `name`: AF_INET or AF_INET6 gets the same
     /// advice.
-    pub fn ip(name: impl Into<String>) -> Subject {
+    pub(crate) fn ip(name: impl Into<String>) -> Subject {
         Subject::new(name, None)
     }
 }
 
 /// Words a failed socket call for the user: the call, where, what the kernel said (with the
 /// errno name a man page uses), and what to do about it.
-pub fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) -> anyhow::Error {
+pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) -> anyhow::Error {
     let on = on.into();
     let what = &on.name;
     // A usage error found on the way to the call (a Unix name too long for sun_path) stays

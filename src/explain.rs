@@ -9,18 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static ON: AtomicBool = AtomicBool::new(false);
 
 /// Turns narration on for the rest of the process.
-pub fn enable() {
+pub(crate) fn enable() {
     ON.store(true, Ordering::Relaxed);
 }
 
 #[inline]
-pub fn on() -> bool {
+pub(crate) fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
 /// The result of a call as the narration shows it: `ok`'s text, or
 /// `-1 EADDRINUSE (address already in use)`.
-pub fn result_text<T>(result: &io::Result<T>, ok: impl FnOnce(&T) -> String) -> String {
+pub(crate) fn result_text<T>(result: &io::Result<T>, ok: impl FnOnce(&T) -> String) -> String {
     match result {
         Ok(value) => ok(value),
         Err(e) => match e.raw_os_error() {
@@ -35,7 +35,7 @@ pub fn result_text<T>(result: &io::Result<T>, ok: impl FnOnce(&T) -> String) -> 
 
 /// Which process and thread a line comes from, as strace -f shows it: `[pid 41]` for a
 /// process's main thread, `[pid 41 tid 43]` for another of its threads.
-pub fn origin() -> String {
+pub(crate) fn origin() -> String {
     let pid = std::process::id();
     let tid = nix::unistd::gettid().as_raw() as u32;
     if pid == tid {
@@ -46,7 +46,7 @@ pub fn origin() -> String {
 }
 
 /// Prints one narrated line, after the process and thread it comes from.
-pub fn line(text: fmt::Arguments<'_>) {
+pub(crate) fn line(text: fmt::Arguments<'_>) {
     use std::io::Write;
     // One write per line: the lines of a parent and its children do not mix mid-line.
     let line = format!("{} {text}\n", origin());
@@ -55,11 +55,15 @@ pub fn line(text: fmt::Arguments<'_>) {
 
 /// Prints one narrated call: `call` with the result of `result`, e.g. `= 0`, `= fd 4`,
 /// `= -1 EADDRINUSE (address already in use)`.
-pub fn say<T>(call: fmt::Arguments<'_>, result: &io::Result<T>, ok: impl FnOnce(&T) -> String) {
+pub(crate) fn say<T>(
+    call: fmt::Arguments<'_>,
+    result: &io::Result<T>,
+    ok: impl FnOnce(&T) -> String,
+) {
     line(format_args!("{call} = {}", result_text(result, ok)));
 }
 
 /// Narrates a call that returns nothing worth showing but success (`= 0`).
-pub fn zero(call: fmt::Arguments<'_>, result: &io::Result<()>) {
+pub(crate) fn zero(call: fmt::Arguments<'_>, result: &io::Result<()>) {
     say(call, result, |_| "0".to_string());
 }

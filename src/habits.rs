@@ -9,7 +9,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use crate::cli::Cli;
 
 /// A flag of another tool, and what to type in netecho instead.
-pub struct Habit {
+pub(crate) struct Habit {
     /// The flags as typed: short, and the long forms of the tools that have one.
     pub flags: &'static [&'static str],
     /// Which tools have it, and what it does there.
@@ -20,7 +20,7 @@ pub struct Habit {
 
 /// The flags netecho refuses with advice. A flag netecho has for a subcommand (ping's -c,
 /// bench's -n) works there and is never looked up here.
-pub const HABITS: &[Habit] = &[
+pub(crate) const HABITS: &[Habit] = &[
     Habit {
         flags: &["-l", "--listen"],
         there: "nc, ncat: listen",
@@ -140,7 +140,7 @@ pub const HABITS: &[Habit] = &[
 ];
 
 /// The advice for `flag` (as typed, `-l` or `--listen`), if it is a habit netecho knows.
-pub fn advice(flag: &str) -> Option<String> {
+pub(crate) fn advice(flag: &str) -> Option<String> {
     let name = flag.split('=').next().unwrap_or(flag);
     let habit = HABITS.iter().find(|h| h.flags.contains(&name))?;
     Some(format!(
@@ -151,7 +151,7 @@ pub fn advice(flag: &str) -> Option<String> {
 
 /// The command line, parsed; a flag of another tool ends netecho with its one line of
 /// advice and exit code 2, as clap's own errors do.
-pub fn parse() -> Cli {
+pub(crate) fn parse() -> Cli {
     match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

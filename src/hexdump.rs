@@ -11,7 +11,7 @@ const WIDTH: usize = 16;
 /// The dump of `data` under a heading (`> 5 bytes to tcp 127.0.0.1:4000`): one line per 16
 /// bytes, the offset in hex, the bytes in pairs, then the printable ASCII with `.` for the
 /// rest.
-pub fn format(heading: &str, data: &[u8]) -> String {
+pub(crate) fn format(heading: &str, data: &[u8]) -> String {
     let mut text = format!("{heading}\n");
     for (n, line) in data.chunks(WIDTH).enumerate() {
         let mut hex = String::with_capacity(40);
@@ -35,7 +35,7 @@ pub fn format(heading: &str, data: &[u8]) -> String {
 
 /// Which way a message went, from this program's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Way {
+pub(crate) enum Way {
     /// Sent by this program.
     Out,
     /// Received by this program.
@@ -46,19 +46,19 @@ pub enum Way {
 static ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Turns the dumps of [`dump_if`] on, for the whole process.
-pub fn enable() {
+pub(crate) fn enable() {
     ON.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// [`dump`], when `--hex` turned the dumps on.
-pub fn dump_if(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
+pub(crate) fn dump_if(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
     if ON.load(std::sync::atomic::Ordering::Relaxed) {
         dump(way, peer, data);
     }
 }
 
 /// Writes the dump of one message to stderr: `> N bytes to PEER` or `< N bytes from PEER`.
-pub fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
+pub(crate) fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
     let heading = match way {
         Way::Out => format!("> {} bytes to {peer}", data.len()),
         Way::In => format!("< {} bytes from {peer}", data.len()),
@@ -72,7 +72,7 @@ const SHOWN: usize = 200;
 
 /// `-vv`: what came in, as the lesson's server prints it (`print(data)` in Python shows
 /// `b'hello\n'`), so a log line is one line whatever the bytes are.
-pub fn log_received(peer: &dyn std::fmt::Display, data: &[u8]) {
+pub(crate) fn log_received(peer: &dyn std::fmt::Display, data: &[u8]) {
     if tracing::enabled!(tracing::Level::TRACE) {
         tracing::trace!("{peer}: received {}", literal(data));
     }
@@ -80,7 +80,7 @@ pub fn log_received(peer: &dyn std::fmt::Display, data: &[u8]) {
 
 /// `data` as a Python bytes literal: printable ASCII as itself, `\n`, `\r`, `\t`, `\\`,
 /// `\'`, every other byte as `\xNN`; past [`SHOWN`] bytes, how many more there were.
-pub fn literal(data: &[u8]) -> String {
+pub(crate) fn literal(data: &[u8]) -> String {
     let mut text = String::from("b'");
     for &b in &data[..data.len().min(SHOWN)] {
         match b {

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A seeded pseudo-random generator (xorshift64*): plenty for simulated loss, and the same
 /// seed gives the same run.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn seeded(seed: u64) -> Rng {
+    pub(crate) fn seeded(seed: u64) -> Rng {
         // splitmix64 spreads small seeds (0, 1, 2, ...) over the state; xorshift needs it non-zero.
         let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -20,7 +20,7 @@ impl Rng {
     }
 
     /// A seed from the clock and the process id, for runs that did not ask for one.
-    pub fn clock_seed() -> u64 {
+    pub(crate) fn clock_seed() -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
@@ -28,7 +28,7 @@ impl Rng {
     }
 
     /// A uniform number in [0, 1).
-    pub fn chance(&mut self) -> f64 {
+    pub(crate) fn chance(&mut self) -> f64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -38,7 +38,7 @@ impl Rng {
 
 /// The conditions on one direction of a link.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Conditions {
+pub(crate) struct Conditions {
     /// Added to every message's passage.
     pub delay: Duration,
     /// Each message's delay varies uniformly by up to this much either way (never below 0).
@@ -54,13 +54,13 @@ pub struct Conditions {
 }
 
 impl Conditions {
-    pub fn is_perfect(&self) -> bool {
+    pub(crate) fn is_perfect(&self) -> bool {
         *self == Conditions::default()
     }
 
     /// Whether these conditions lose, duplicate or reorder messages (impossible above a
     /// reliable transport).
-    pub fn reshapes(&self) -> bool {
+    pub(crate) fn reshapes(&self) -> bool {
         self.loss > 0.0 || self.duplicate > 0.0 || self.reorder > 0.0
     }
 }
@@ -95,7 +95,7 @@ impl fmt::Display for Conditions {
 
 /// What chance did to the messages of one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub dropped: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -103,7 +103,7 @@ pub struct Counts {
 
 /// Loss, duplication and reordering of messages, decided one message at a time.
 #[derive(Debug)]
-pub struct Chaos {
+pub(crate) struct Chaos {
     cond: Conditions,
     rng: Rng,
     /// A message held back, sent after the next one (reordering).
@@ -112,7 +112,7 @@ pub struct Chaos {
 }
 
 impl Chaos {
-    pub fn new(cond: Conditions, rng: Rng) -> Chaos {
+    pub(crate) fn new(cond: Conditions, rng: Rng) -> Chaos {
         Chaos {
             cond,
             rng,
@@ -123,7 +123,7 @@ impl Chaos {
 
     /// Passes `message` through loss, reordering and duplication; appends what goes out now,
     /// in order, to `out`.
-    pub fn pass(&mut self, message: Vec<u8>, out: &mut Vec<Vec<u8>>) {
+    pub(crate) fn pass(&mut self, message: Vec<u8>, out: &mut Vec<Vec<u8>>) {
         let c = self.cond;
         if c.loss > 0.0 && self.rng.chance() < c.loss {
             self.counts.dropped += 1;
@@ -143,16 +143,16 @@ impl Chaos {
     }
 
     /// The message held back, if any: sent when nothing else came for a while.
-    pub fn release(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn release(&mut self) -> Option<Vec<u8>> {
         self.held.take()
     }
 
-    pub fn holding(&self) -> bool {
+    pub(crate) fn holding(&self) -> bool {
         self.held.is_some()
     }
 
     /// This message's delay: the base delay, moved by a uniform jitter.
-    pub fn delay(&mut self) -> Duration {
+    pub(crate) fn delay(&mut self) -> Duration {
         let c = self.cond;
         if c.jitter.is_zero() {
             return c.delay;
@@ -166,7 +166,7 @@ impl Chaos {
 /// A message larger than the tokens left goes into debt, and the next one waits it off, so
 /// large messages keep the average exact.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -178,12 +178,12 @@ pub struct TokenBucket {
 const BURST: Duration = Duration::from_millis(20);
 
 impl TokenBucket {
-    pub fn new(rate: u64) -> TokenBucket {
+    pub(crate) fn new(rate: u64) -> TokenBucket {
         TokenBucket::with_burst(rate, (rate as f64 * BURST.as_secs_f64()).max(1500.0) as u64)
     }
 
     /// A bucket that holds at most `burst` bytes: how much may go back to back.
-    pub fn with_burst(rate: u64, burst: u64) -> TokenBucket {
+    pub(crate) fn with_burst(rate: u64, burst: u64) -> TokenBucket {
         let burst = burst.max(1) as f64;
         TokenBucket {
             rate: rate as f64,
@@ -194,7 +194,7 @@ impl TokenBucket {
     }
 
     /// Takes `bytes` and says how long to wait before sending them.
-    pub fn take(&mut self, bytes: usize, now: Instant) -> Duration {
+    pub(crate) fn take(&mut self, bytes: usize, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst) - bytes as f64;

@@ -15,7 +15,7 @@ use crate::transport::{Conn, Listener};
 
 /// Waits for connections and hands each to `on_conn` (and, every `tick`, `None`), until a
 /// stop signal or until `on_conn` returns one; returns the signal.
-pub fn accept_loop(
+pub(crate) fn accept_loop(
     listener: &Listener,
     shutdown: &Shutdown,
     tick: Option<Duration>,
@@ -54,7 +54,7 @@ pub fn accept_loop(
 
 /// An accept error concerns one connection, or a limit: log it and go on, pausing when the
 /// process is out of file descriptors so the loop does not spin.
-pub fn accept_failed(err: &io::Error) {
+pub(crate) fn accept_failed(err: &io::Error) {
     warn!("accept: {err}");
     if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         std::thread::sleep(Duration::from_millis(10));
@@ -62,7 +62,7 @@ pub fn accept_failed(err: &io::Error) {
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.
-pub fn announce(line: &str) -> Result<()> {
+pub(crate) fn announce(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
@@ -70,7 +70,7 @@ pub fn announce(line: &str) -> Result<()> {
 }
 
 /// The signal that ended a model's loop, for the closing lines.
-pub fn stopped(wake: Wake) -> Option<Signal> {
+pub(crate) fn stopped(wake: Wake) -> Option<Signal> {
     match wake {
         Wake::Stop(signal) => Some(signal),
         _ => None,
@@ -83,7 +83,7 @@ const SPARE_FDS: u64 = 64;
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit, and says so in one line when even
 /// that is too low for `max_conns` connections.
-pub fn raise_nofile(max_conns: usize) {
+pub(crate) fn raise_nofile(max_conns: usize) {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return;
     };

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 /// How much goes to stderr.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// Only warnings and errors.
     pub quiet: bool,
     /// More lines: 1 for each message, 2 for each read.
@@ -15,7 +15,7 @@ pub struct LogConfig {
 
 /// `-q` shows warnings and errors, the default adds one line per client, `-v` adds each
 /// message, `-vv` each read. RUST_LOG, when set, decides instead.
-pub fn init(args: LogConfig) {
+pub(crate) fn init(args: LogConfig) {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -35,7 +35,7 @@ pub fn init(args: LogConfig) {
 
 /// NO_COLOR set to anything but empty turns colour off (no-color.org); clap's help and
 /// errors follow the same variable through anstream.
-pub fn no_color() -> bool {
+pub(crate) fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 

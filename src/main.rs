@@ -1,14 +1,48 @@
-//! netecho's entry point: parse the command line, set up logging, dispatch.
+//! netecho: the socket lab in one binary. An uppercase echo service and its client over every
+//! socket family and type a first socket-programming lesson names, and the tools around
+//! them (bench, lab, relay, files, exec, ping, lesson).
+//!
+//! The layers, top to bottom (ARCHITECTURE.md draws them): [`cli`] turns the command line
+//! into plain configs; commands in [`client`], [`relay`], [`server`] and [`lesson`] run them;
+//! [`service`] and [`files`] say what a server does with a client; [`transport`] owns sockets
+//! and what a message is on each; [`packet`] and `transport::framing` are the codecs.
+
+// Every item is for this binary alone: `pub` would promise an API nobody uses and hide dead
+// code from the compiler.
+#![warn(unreachable_pub)]
+
+mod access;
+mod choice;
+mod cli;
+mod client;
+mod docs;
+mod endpoint;
+mod error;
+mod explain;
+mod files;
+mod habits;
+mod hexdump;
+mod impair;
+mod lesson;
+mod lifecycle;
+mod logging;
+mod packet;
+mod relay;
+mod report;
+mod server;
+mod service;
+mod signal;
+mod transport;
+mod units;
 
 use std::process::ExitCode;
 
-use netecho::cli::{Cli, Command};
-use netecho::{client, docs, error, explain, habits, hexdump, lesson, logging, relay, server};
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = habits::parse();
     logging::init(cli.log.config());
-    netecho::endpoint::choose_family(cli.family.family());
+    crate::endpoint::choose_family(cli.family.family());
     if matches!(&cli.command, Command::Serve(a) if a.explain)
         || matches!(&cli.command, Command::Send(a) if a.explain)
     {

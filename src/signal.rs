@@ -10,11 +10,11 @@ use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// A signal, as a stop is told: SIGINT or SIGTERM. Displays as its name ("SIGTERM").
-pub use nix::sys::signal::Signal;
+pub(crate) use nix::sys::signal::Signal;
 
 /// What woke a waiting server.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// The socket is ready: something to read (a connection, a datagram), or room to write.
     Ready,
     /// SIGINT or SIGTERM arrived.
@@ -23,14 +23,14 @@ pub enum Wake {
     Timeout,
 }
 
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     fd: SignalFd,
 }
 
 impl Shutdown {
     /// Blocks SIGINT and SIGTERM and opens a signalfd for them. Call before starting any
     /// thread: threads inherit the blocked mask, so the signals only ever reach the fd.
-    pub fn install() -> Result<Shutdown> {
+    pub(crate) fn install() -> Result<Shutdown> {
         let fd = SignalFd::with_flags(
             &Self::signals(),
             SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
@@ -51,12 +51,12 @@ impl Shutdown {
 
     /// Lets SIGINT and SIGTERM end this thread's process again, as they do by default: for a
     /// child process that has no loop to notice them.
-    pub fn restore_default() {
+    pub(crate) fn restore_default() {
         let _ = Self::signals().thread_unblock();
     }
 
     /// Waits for SIGINT or SIGTERM and returns it; `None` when `timeout` passed first.
-    pub fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<Signal>> {
+    pub(crate) fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<Signal>> {
         let timeout = match timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
@@ -74,13 +74,13 @@ impl Shutdown {
     }
 
     /// Waits until `socket` is readable, a stop signal arrives, or `timeout` passes.
-    pub fn wait(&self, socket: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Wake> {
+    pub(crate) fn wait(&self, socket: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<Wake> {
         self.wait_for(socket, true, false, timeout)
     }
 
     /// Waits until `socket` is readable (if `read`) or writable (if `write`), a stop signal
     /// arrives, or `timeout` passes.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         socket: BorrowedFd<'_>,
         read: bool,

@@ -23,7 +23,7 @@ const SIZE_UNITS: [(&str, u64); 11] = [
 ];
 
 /// A size in bytes: "4096", "64k", "1.5M", "4G", "8KiB".
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let wrong = || {
         format!(
             "'{text}' is not a byte count; write e.g. 4096, 64k, 4M or 1G (k is 1024, as in iperf3; \
@@ -64,7 +64,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// A value parser for a size from `min` to `max` bytes, into the flag's own integer type.
-pub fn size_in<T>(min: u64, max: u64) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+pub(crate) fn size_in<T>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
 where
     T: TryFrom<u64>,
 {
@@ -82,7 +85,7 @@ where
 }
 
 /// A size as the parser reads it back: 64k, 4M, 1G, or bytes.
-pub fn show_size(bytes: u64) -> String {
+pub(crate) fn show_size(bytes: u64) -> String {
     for (unit, scale) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
         if bytes >= scale && bytes.is_multiple_of(scale) {
             return format!("{}{unit}", bytes / scale);
@@ -92,7 +95,7 @@ pub fn show_size(bytes: u64) -> String {
 }
 
 /// A duration with its unit: "2s", "500ms", "1.5s", "1m", "250us", "1h".
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let units: [(&str, f64); 6] = [
         ("ns", 1e-9),

@@ -22,7 +22,7 @@ const SEND_THEN_READ: usize = 64 * 1024;
 
 /// How a client talks: socket options, datagram patience, stream framing.
 #[derive(Clone, Debug)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     pub opts: SocketOptions,
     /// How long a datagram client waits for a reply.
     pub timeout: Duration,
@@ -49,7 +49,7 @@ impl From<Failure> for anyhow::Error {
 
 /// What a burst got back: each entry is what one read (or one message) returned.
 #[derive(Debug, Default)]
-pub struct Burst {
+pub(crate) struct Burst {
     pub replies: Vec<Vec<u8>>,
     /// recv calls it took to get them.
     pub reads: usize,
@@ -58,7 +58,7 @@ pub struct Burst {
 }
 
 /// A client connected to one server address.
-pub struct Exchanger {
+pub(crate) struct Exchanger {
     conn: Conn,
     target: Target,
     config: ClientConfig,
@@ -69,7 +69,7 @@ pub struct Exchanger {
 }
 
 impl Exchanger {
-    pub fn connect(target: &Target, config: &ClientConfig) -> Result<Self, Failure> {
+    pub(crate) fn connect(target: &Target, config: &ClientConfig) -> Result<Self, Failure> {
         match transport::connect(target, &config.opts) {
             Ok(conn) => {
                 let carrier = conn.carrier(config.framing);
@@ -93,7 +93,7 @@ impl Exchanger {
         }
     }
 
-    pub fn target(&self) -> &Target {
+    pub(crate) fn target(&self) -> &Target {
         &self.target
     }
 
@@ -123,7 +123,7 @@ impl Exchanger {
     /// Sends `msg` and returns the reply: one message where boundaries are kept, as many
     /// bytes as were sent on a bare stream, and with patience and retries where a datagram
     /// may be lost.
-    pub fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
+    pub(crate) fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
         self.check_size(msg)?;
         if !self.carrier.reliable() {
             return self.exchange_datagram(msg);
@@ -185,7 +185,7 @@ impl Exchanger {
     /// Sends `msg` `count` times back to back, each its own send, without waiting; then
     /// collects the replies as the socket delivers them. On a bare stream one entry is
     /// what one read returned, which is how a lab sees several messages stick together.
-    pub fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
+    pub(crate) fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
         self.check_size(msg)?;
         let wire = self.wire(msg);
         let Exchanger {
@@ -355,7 +355,7 @@ fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Re
 
 /// A client for an endpoint that may stand for several addresses: each is tried in turn
 /// until one answers; after that the client stays with it.
-pub struct Session {
+pub(crate) struct Session {
     candidates: Vec<Target>,
     next: usize,
     current: Option<Exchanger>,
@@ -365,7 +365,7 @@ pub struct Session {
 
 impl Session {
     /// Resolves `endpoint` and connects to the first address that accepts.
-    pub fn open(target: &Target, config: ClientConfig) -> Result<Session> {
+    pub(crate) fn open(target: &Target, config: ClientConfig) -> Result<Session> {
         let mut session = Session {
             candidates: transport::target_candidates(target)?,
             next: 0,
@@ -404,7 +404,7 @@ impl Session {
             .expect("a session is always connected")
     }
 
-    pub fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
         loop {
             match self.client().exchange(msg) {
                 Ok(reply) => {
@@ -422,21 +422,21 @@ impl Session {
         }
     }
 
-    pub fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
+    pub(crate) fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
         self.client().burst(msg, count)
     }
 
-    pub fn target(&self) -> &Target {
+    pub(crate) fn target(&self) -> &Target {
         self.current.as_ref().expect("connected").target()
     }
 
     /// What a message is on the connection in use.
-    pub fn carrier(&self) -> Carrier {
+    pub(crate) fn carrier(&self) -> Carrier {
         self.current.as_ref().expect("connected").carrier
     }
 
     /// The connected socket and its address, for a client that streams its input.
-    pub fn connection(&self) -> Option<(&Conn, &Target)> {
+    pub(crate) fn connection(&self) -> Option<(&Conn, &Target)> {
         self.current.as_ref().map(|c| (&c.conn, &c.target))
     }
 }

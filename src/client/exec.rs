@@ -14,14 +14,14 @@ use crate::transport::message::{Carrier, MessageReader, RecvError};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Where the `serve --exec` server is.
-pub struct ExecConfig {
+pub(crate) struct ExecConfig {
     pub endpoint: Target,
     /// Datagrams: how long to wait for the reply.
     pub timeout: Duration,
 }
 
 /// Runs the remote program and returns its exit status.
-pub fn run(config: ExecConfig) -> Result<u8> {
+pub(crate) fn run(config: ExecConfig) -> Result<u8> {
     // TCP_NODELAY: the last small write before the shutdown goes at once, not after the
     // server's delayed ACK.
     let opts = SocketOptions {

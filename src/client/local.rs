@@ -20,7 +20,7 @@ use crate::signal::Shutdown;
 const START: Duration = Duration::from_secs(10);
 
 /// A temporary directory for socket files, and the servers running in it.
-pub struct LocalServers {
+pub(crate) struct LocalServers {
     dir: PathBuf,
     children: Arc<Mutex<Vec<Child>>>,
     /// Network namespaces to delete once the servers in them are gone (`lab --netns`).
@@ -32,13 +32,13 @@ pub struct LocalServers {
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Whether a stop signal is being handled: the process ends with 130 in a moment.
-pub fn stopping() -> bool {
+pub(crate) fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
 
 impl LocalServers {
     /// Creates the directory and arranges for SIGINT and SIGTERM to clean up before exiting.
-    pub fn new() -> Result<LocalServers> {
+    pub(crate) fn new() -> Result<LocalServers> {
         let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
         std::fs::create_dir(&dir)
             .with_context(|| format!("create temporary directory {}", dir.display()))?;
@@ -71,23 +71,23 @@ impl LocalServers {
     }
 
     /// The namespaces deleted with the servers.
-    pub fn namespaces(&self) -> &Arc<Mutex<Vec<String>>> {
+    pub(crate) fn namespaces(&self) -> &Arc<Mutex<Vec<String>>> {
         &self.namespaces
     }
 
     /// A socket path in the temporary directory.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     /// Starts `netecho serve` for `proto` at `addr` (port 0 or a path here) with `extra`
     /// flags, and returns where it listens.
-    pub fn start(&self, proto: SockProto, addr: &str, extra: &[&str]) -> Result<Target> {
+    pub(crate) fn start(&self, proto: SockProto, addr: &str, extra: &[&str]) -> Result<Target> {
         self.start_in(&[], proto, addr, extra)
     }
 
     /// As [`LocalServers::start`], through `wrapper` (e.g. `ip netns exec NAME`).
-    pub fn start_in(
+    pub(crate) fn start_in(
         &self,
         wrapper: &[String],
         proto: SockProto,
@@ -102,7 +102,7 @@ impl LocalServers {
     }
 
     /// A raw echo server at `addr`, and where it listens.
-    pub fn start_raw(&self, addr: &str) -> Result<Endpoint> {
+    pub(crate) fn start_raw(&self, addr: &str) -> Result<Endpoint> {
         self.launch(&[], Proto::Raw, addr, &[])
     }
 
@@ -153,7 +153,7 @@ impl LocalServers {
     }
 
     /// Where a server of `proto` should listen: loopback port 0 of the family, or a path.
-    pub fn address_for(&self, proto: Proto, ipv6: bool) -> String {
+    pub(crate) fn address_for(&self, proto: Proto, ipv6: bool) -> String {
         match proto {
             Proto::Tcp | Proto::Udp if ipv6 => "[::1]:0".into(),
             Proto::Tcp | Proto::Udp => "127.0.0.1:0".into(),

@@ -1,13 +1,13 @@
 //! Clients: `send` (interactive, piped, or one message) over one request/reply exchange.
 
-pub mod bench;
-pub mod exchange;
-pub mod exec;
-pub mod lab;
-pub mod local;
-pub mod ping;
-pub mod pipeline;
-pub mod raw;
-pub mod send;
-pub mod transfer;
-pub mod unconnected;
+pub(crate) mod bench;
+pub(crate) mod exchange;
+pub(crate) mod exec;
+pub(crate) mod lab;
+pub(crate) mod local;
+pub(crate) mod ping;
+pub(crate) mod pipeline;
+pub(crate) mod raw;
+pub(crate) mod send;
+pub(crate) mod transfer;
+pub(crate) mod unconnected;

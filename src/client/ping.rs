@@ -19,19 +19,19 @@ use crate::transport::icmp::{IcmpKind, IcmpSocket};
 
 /// The largest -s: an IPv4 packet of 65,535 bytes less the 20-byte IP header and the 8-byte
 /// ICMP header. Over IPv6 (no IP header in the 16-bit length) 20 bytes more would fit.
-pub const MAX_SIZE_V4: usize = 65_507;
-pub const MAX_SIZE_V6: usize = 65_527;
+pub(crate) const MAX_SIZE_V4: usize = 65_507;
+pub(crate) const MAX_SIZE_V6: usize = 65_527;
 
 /// Round trips measured, for the summary.
 #[derive(Debug, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub transmitted: u64,
     pub received: u64,
     rtts_ms: Vec<f64>,
 }
 
 impl Summary {
-    pub fn loss_percent(&self) -> f64 {
+    pub(crate) fn loss_percent(&self) -> f64 {
         if self.transmitted == 0 {
             return 0.0;
         }
@@ -39,7 +39,7 @@ impl Summary {
     }
 
     /// min, avg, max and mdev (the standard deviation, as ping computes it) in milliseconds.
-    pub fn rtt(&self) -> Option<(f64, f64, f64, f64)> {
+    pub(crate) fn rtt(&self) -> Option<(f64, f64, f64, f64)> {
         if self.rtts_ms.is_empty() {
             return None;
         }
@@ -52,7 +52,7 @@ impl Summary {
     }
 
     /// The two summary lines.
-    pub fn lines(&self, host: &str, elapsed: Duration) -> String {
+    pub(crate) fn lines(&self, host: &str, elapsed: Duration) -> String {
         let loss = self.loss_percent();
         let loss = if loss.fract() == 0.0 {
             format!("{loss:.0}")
@@ -115,7 +115,7 @@ struct Reply {
 }
 
 /// What `ping` sends, to whom, and for how long.
-pub struct PingConfig {
+pub(crate) struct PingConfig {
     /// An IPv4 or IPv6 address, or a name (its first address).
     pub host: String,
     /// Stop after this many requests; without it, at Ctrl-C.
@@ -130,7 +130,7 @@ pub struct PingConfig {
     pub quiet: bool,
 }
 
-pub fn run(args: PingConfig) -> Result<()> {
+pub(crate) fn run(args: PingConfig) -> Result<()> {
     let to = target(&args.host)?;
     check_size(to, args.size)?;
     // Before the socket, so Ctrl-C during the run ends in the summary, as with ping.

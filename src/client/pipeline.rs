@@ -26,7 +26,7 @@ use crate::transport::{Conn, MAX_MESSAGE, Received};
 /// How often the reader looks whether the input has ended.
 const TICK: Duration = Duration::from_millis(100);
 /// The longest silence waited through, replies still owed, before shutting down writing.
-pub const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// What the reader tells the writer: replies cut so far, and when data last came.
 struct Heard {
@@ -55,7 +55,7 @@ impl Heard {
 
 /// How replies are cut out of what arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cut {
+pub(crate) enum Cut {
     /// Each recv is one reply (seqpacket).
     Message,
     /// As many bytes as the message had (an unframed stream: an echo keeps the length).
@@ -65,7 +65,7 @@ pub enum Cut {
 }
 
 impl Cut {
-    pub fn of(kind: SocketKind, framing: Framing, max_frame: usize) -> Cut {
+    pub(crate) fn of(kind: SocketKind, framing: Framing, max_frame: usize) -> Cut {
         match (kind, framing) {
             (SocketKind::Stream, Framing::None) => Cut::Length,
             (SocketKind::Stream, framing) => Cut::Frame(framing, max_frame),
@@ -77,7 +77,7 @@ impl Cut {
 /// Sends each message `next` gives until it gives `None`, then shuts down writing; hands
 /// each reply to `reply` as it is cut; returns once the server closed, or was silent for
 /// `timeout` after the input ended.
-pub fn run(
+pub(crate) fn run(
     conn: &Conn,
     target: &Target,
     cut: Cut,

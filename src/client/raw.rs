@@ -20,7 +20,7 @@ use crate::transport::{self, MAX_MESSAGE};
 use super::exchange::ClientConfig;
 
 /// A raw client talking to one address.
-pub struct RawClient {
+pub(crate) struct RawClient {
     sock: RawSocket,
     target: Endpoint,
     /// The source address written into a hand-built IPv4 header (`--hdrincl`).
@@ -39,7 +39,7 @@ const DEFAULT_TTL: u8 = 64;
 impl RawClient {
     /// Opens a raw socket towards the first address `endpoint` stands for. A raw exchange
     /// mostly fails by silence, so trying the next address would only multiply the wait.
-    pub fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<RawClient> {
+    pub(crate) fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<RawClient> {
         let candidates = transport::candidates(endpoint)?;
         // A hand-built header is IPv4: a name with both families takes its IPv4 address.
         let v4 = |t: &&Endpoint| matches!(t.addr, Address::Ip(SocketAddr::V4(_)));
@@ -90,7 +90,7 @@ impl RawClient {
     }
 
     /// Sends `msg` and returns the reply's message, sending again on silence.
-    pub fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
         let what = self.target.to_string();
         if msg.len() > self.max_message() {
             return Err(anyhow!(
@@ -179,7 +179,7 @@ impl RawClient {
 
     /// Sends `msg` `count` times back to back without waiting, then collects the replies
     /// as they come, for up to the timeout: each with its sequence number, in arrival order.
-    pub fn burst(&mut self, msg: &[u8], count: usize) -> Result<Vec<(u32, Vec<u8>)>> {
+    pub(crate) fn burst(&mut self, msg: &[u8], count: usize) -> Result<Vec<(u32, Vec<u8>)>> {
         let what = self.target.to_string();
         let first = self.seq.wrapping_add(1);
         for _ in 0..count {

@@ -16,12 +16,12 @@ use super::unconnected::Unconnected;
 use crate::transport::Conn;
 
 /// The prompt of the lesson's client.
-pub const PROMPT: &str = ">>> ";
+pub(crate) const PROMPT: &str = ">>> ";
 /// The longest input line read as one message.
-pub const MAX_LINE: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// What `send` does: to whom, over which socket, and which messages.
-pub struct SendConfig {
+pub(crate) struct SendConfig {
     pub endpoint: Endpoint,
     pub client: ClientConfig,
     /// The one message to send; without it, messages come from stdin.
@@ -36,7 +36,7 @@ pub struct SendConfig {
     pub unconnected: bool,
 }
 
-pub fn run(config: SendConfig) -> Result<()> {
+pub(crate) fn run(config: SendConfig) -> Result<()> {
     let endpoint = &config.endpoint;
     // A raw packet carries headers the raw client writes itself: no Session message.
     let Some(target) = endpoint.target() else {

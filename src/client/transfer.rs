@@ -18,7 +18,7 @@ use crate::transport::message::Carrier;
 use crate::transport::{self, SocketOptions};
 
 /// Where a file service is and how to talk to it: shared by get and put.
-pub struct TransferConfig {
+pub(crate) struct TransferConfig {
     pub endpoint: Target,
     /// Datagrams: blocks in flight.
     pub window: u16,
@@ -44,7 +44,7 @@ fn settings(t: &TransferConfig) -> Settings {
 }
 
 /// `get`: which file, and where it goes.
-pub struct GetConfig {
+pub(crate) struct GetConfig {
     pub transfer: TransferConfig,
     /// The file's name on the server.
     pub name: String,
@@ -55,7 +55,7 @@ pub struct GetConfig {
 }
 
 /// `put`: which local file, and its name on the server.
-pub struct PutConfig {
+pub(crate) struct PutConfig {
     pub transfer: TransferConfig,
     pub local: PathBuf,
     /// Its name on the server; without it, the local file's name.
@@ -95,7 +95,7 @@ fn remove_partials_on_signal() -> Result<()> {
     Ok(())
 }
 
-pub fn get(args: GetConfig) -> Result<()> {
+pub(crate) fn get(args: GetConfig) -> Result<()> {
     remove_partials_on_signal()?;
     let t = &args.transfer;
     let endpoint = &t.endpoint;
@@ -143,7 +143,7 @@ pub fn get(args: GetConfig) -> Result<()> {
     Ok(())
 }
 
-pub fn put(args: PutConfig) -> Result<()> {
+pub(crate) fn put(args: PutConfig) -> Result<()> {
     let t = &args.transfer;
     let endpoint = &t.endpoint;
     let name = match &args.name {

@@ -14,7 +14,7 @@ use crate::transport::{self, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 use super::exchange::ClientConfig;
 
 /// An unconnected datagram socket and the server it sends to.
-pub struct Unconnected {
+pub(crate) struct Unconnected {
     sock: DatagramSocket,
     server: PeerAddr,
     target: Endpoint,
@@ -24,7 +24,7 @@ pub struct Unconnected {
 
 impl Unconnected {
     /// A socket for the first address `endpoint` resolves to.
-    pub fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<Unconnected> {
+    pub(crate) fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<Unconnected> {
         let target = transport::candidates(endpoint)?
             .into_iter()
             .next()
@@ -41,7 +41,7 @@ impl Unconnected {
 
     /// Sends `msg` to the server and waits for its reply, sending again on silence; a
     /// datagram from anyone else, or a late reply to another message, is skipped.
-    pub fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>> {
         let what = self.target.to_string();
         let mut buf = vec![0u8; MAX_MESSAGE];
         for attempt in 0..=self.retries {

@@ -11,11 +11,11 @@ use std::sync::{LazyLock, Mutex};
 use crate::transport::PeerAddr;
 
 /// Requests from one IP address awaiting proof at once.
-pub const PENDING_PER_SOURCE: usize = 4;
+pub(crate) const PENDING_PER_SOURCE: usize = 4;
 /// Requests awaiting proof at once, from everyone.
-pub const PENDING_IN_ALL: usize = 64;
+pub(crate) const PENDING_IN_ALL: usize = 64;
 /// Bytes of blocks in flight across every transfer of the process.
-pub const IN_FLIGHT_IN_ALL: usize = 64 << 20;
+pub(crate) const IN_FLIGHT_IN_ALL: usize = 64 << 20;
 
 /// Requests awaiting proof: per source IP (Unix datagram senders, which cannot forge their
 /// address, count in all only) and the total.
@@ -35,13 +35,13 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// A request awaiting proof, counted until dropped.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     source: Option<IpAddr>,
 }
 
 /// Counts a request from `peer` as awaiting proof; `None` if its source, or everyone, is
 /// at the cap: such a request gets no answer at all.
-pub fn pending(peer: &PeerAddr) -> Option<Pending> {
+pub(crate) fn pending(peer: &PeerAddr) -> Option<Pending> {
     let source = peer.0.as_socket().map(|a| a.ip());
     let mut table = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     if table.total >= PENDING_IN_ALL {
@@ -75,17 +75,17 @@ impl Drop for Pending {
 
 /// Bytes a transfer may keep in flight, given back when dropped.
 #[derive(Debug)]
-pub struct Reservation(usize);
+pub(crate) struct Reservation(usize);
 
 impl Reservation {
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.0
     }
 }
 
 /// Up to `wanted` bytes of the process's in-flight budget, at least `at_least`; `None` when
 /// not even that much is left.
-pub fn reserve(wanted: usize, at_least: usize) -> Option<Reservation> {
+pub(crate) fn reserve(wanted: usize, at_least: usize) -> Option<Reservation> {
     let mut taken = IN_FLIGHT.load(Ordering::Relaxed);
     loop {
         let take = wanted.min(IN_FLIGHT_IN_ALL.saturating_sub(taken));

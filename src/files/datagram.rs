@@ -32,11 +32,11 @@ use super::store::{Partial, Store};
 use super::{Transfer, hex};
 
 /// Data bytes per block by default: a block and its header fit a 1500-byte Ethernet frame.
-pub const DEFAULT_BLOCK: u16 = 1408;
+pub(crate) const DEFAULT_BLOCK: u16 = 1408;
 /// The largest window and block a server accepts (as the client's flags allow), and the most
 /// data one transfer keeps in flight.
-pub const MAX_WINDOW: u16 = 1024;
-pub const MAX_BLOCK: u16 = 60_000;
+pub(crate) const MAX_WINDOW: u16 = 1024;
+pub(crate) const MAX_BLOCK: u16 = 60_000;
 const MAX_IN_FLIGHT: usize = 8 << 20;
 /// Blocks in flight when a transfer starts, before any ACK (RFC 5681's initial window,
 /// in blocks).
@@ -53,7 +53,7 @@ const NO_PROGRESS: Duration = Duration::from_secs(20);
 
 /// How a side of a transfer behaves.
 #[derive(Clone, Copy, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub window: u16,
     pub block_size: u16,
     pub drop: f64,
@@ -66,9 +66,9 @@ pub struct Settings {
 
 /// A server's linger: past the longest retransmission timeout, so a sender that lost the
 /// FINACK hears it again.
-pub const SERVER_LINGER: Duration = Duration::from_millis(4500);
+pub(crate) const SERVER_LINGER: Duration = Duration::from_millis(4500);
 /// A client's linger after a verified download.
-pub const CLIENT_LINGER: Duration = Duration::from_millis(300);
+pub(crate) const CLIENT_LINGER: Duration = Duration::from_millis(300);
 
 /// Round-trip estimate and retransmission timeout (RFC 6298, simplified).
 struct Rto {
@@ -108,7 +108,7 @@ impl Rto {
 }
 
 /// One side of a transfer: a socket, its peer, simulated impairments.
-pub struct Link<'a> {
+pub(crate) struct Link<'a> {
     pub sock: &'a DatagramSocket,
     pub peer: PeerAddr,
     pub impaired: Impaired,
@@ -118,7 +118,7 @@ pub struct Link<'a> {
 impl<'a> Link<'a> {
     /// Asks for socket buffers that hold a whole window, within the kernel's limits
     /// (net.core.rmem_max).
-    pub fn new(sock: &'a DatagramSocket, peer: PeerAddr, settings: &Settings) -> Link<'a> {
+    pub(crate) fn new(sock: &'a DatagramSocket, peer: PeerAddr, settings: &Settings) -> Link<'a> {
         let window_bytes = usize::from(settings.window.max(1))
             * (usize::from(settings.block_size) + DATA_HEADER)
             * 2;
@@ -199,7 +199,7 @@ fn gone(e: &io::Error) -> bool {
 
 /// Connects a transfer's socket to its peer: the kernel then delivers only the peer's
 /// datagrams, and reports its ICMP errors to us.
-pub fn connect(sock: &DatagramSocket, peer: &PeerAddr) -> Result<()> {
+pub(crate) fn connect(sock: &DatagramSocket, peer: &PeerAddr) -> Result<()> {
     crate::transport::calls::connect(sock.socket(), &peer.0)
         .with_context(|| format!("connect the transfer socket to {peer}"))
 }
@@ -233,7 +233,7 @@ impl InFlight {
 
 /// The sending side of a transfer: `size` bytes of a file as numbered blocks, a window of
 /// them in flight, then the FIN with the SHA-256.
-pub struct Sender<'l, 'a> {
+pub(crate) struct Sender<'l, 'a> {
     link: &'l mut Link<'a>,
     file: &'l mut File,
     size: u64,
@@ -263,7 +263,7 @@ pub struct Sender<'l, 'a> {
 }
 
 impl<'l, 'a> Sender<'l, 'a> {
-    pub fn new(
+    pub(crate) fn new(
         link: &'l mut Link<'a>,
         file: &'l mut File,
         size: u64,
@@ -297,7 +297,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     }
 
     /// Sends every block, then the FIN; returns what it took.
-    pub fn run(mut self) -> Result<Transfer> {
+    pub(crate) fn run(mut self) -> Result<Transfer> {
         loop {
             self.fill_window()?;
             if self.flight.is_empty() {
@@ -495,7 +495,7 @@ impl<'l, 'a> Sender<'l, 'a> {
 
 /// The number of the last block of a `size`-byte file (a shorter, maybe empty, block ends
 /// every file), refused when block numbers would wrap past 2^32.
-pub fn last_block(size: u64, block_size: u16) -> Result<u32> {
+pub(crate) fn last_block(size: u64, block_size: u16) -> Result<u32> {
     let bs = u64::from(block_size.max(1));
     u32::try_from(size / bs + 1).map_err(|_| {
         let least = size / (u64::from(u32::MAX) - 1) + 1;
@@ -523,7 +523,7 @@ const PATIENCE: Duration = Duration::from_millis(500);
 
 /// The receiving side of a transfer: blocks into a `Partial` until the FIN, which it
 /// checks; the verified file is committed before the sender hears it is done.
-pub struct Receiver<'l, 'a> {
+pub(crate) struct Receiver<'l, 'a> {
     link: &'l mut Link<'a>,
     partial: Option<Partial>,
     overwrite: bool,
@@ -548,7 +548,7 @@ pub struct Receiver<'l, 'a> {
 }
 
 impl<'l, 'a> Receiver<'l, 'a> {
-    pub fn new(
+    pub(crate) fn new(
         link: &'l mut Link<'a>,
         partial: Partial,
         overwrite: bool,
@@ -579,7 +579,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
 
     /// Receives until the FIN is verified and answered. `first` is a packet already
     /// received (the client's first DATA).
-    pub fn run(mut self, first: Option<Vec<u8>>) -> Result<Transfer> {
+    pub(crate) fn run(mut self, first: Option<Vec<u8>>) -> Result<Transfer> {
         let mut pending = first;
         loop {
             let bytes = match pending.take() {
@@ -813,7 +813,7 @@ impl<'a> Request<'a> {
 /// Serves one request that came to the well-known socket, on a socket of its own: nothing
 /// but one HELLO (no larger than the request) until the client proves it lives at the
 /// request's address by sending it back; only then is a file opened or created.
-pub fn serve_request(
+pub(crate) fn serve_request(
     sock: &DatagramSocket,
     peer: PeerAddr,
     request: &[u8],
@@ -935,7 +935,7 @@ fn serve_write(
 
 /// Downloads `name` over a datagram socket.
 #[allow(clippy::too_many_arguments)]
-pub fn get(
+pub(crate) fn get(
     sock: &DatagramSocket,
     server: &PeerAddr,
     name: &str,
@@ -966,7 +966,7 @@ pub fn get(
 
 /// Uploads `file` (`size` bytes) as `name` over a datagram socket.
 #[allow(clippy::too_many_arguments)]
-pub fn put(
+pub(crate) fn put(
     sock: &DatagramSocket,
     server: &PeerAddr,
     file: &mut File,
@@ -999,7 +999,7 @@ pub fn put(
 }
 
 /// The log line for a finished or failed request.
-pub fn log_request(peer: &PeerAddr, result: Result<String>) {
+pub(crate) fn log_request(peer: &PeerAddr, result: Result<String>) {
     match result {
         Ok(done) => info!("{peer}: {done}"),
         Err(e) => warn!("{peer}: {e:#}"),

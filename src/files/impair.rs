@@ -10,19 +10,19 @@ use crate::impair::{Chaos, Conditions, Rng};
 use crate::transport::{DatagramSocket, PeerAddr};
 
 /// A datagram socket's sending side with simulated loss and reordering.
-pub struct Impaired {
+pub(crate) struct Impaired {
     chaos: Chaos,
     out: Vec<Vec<u8>>,
     pub dropped: u64,
 }
 
 impl Impaired {
-    pub fn new(drop: f64, reorder: f64) -> Impaired {
+    pub(crate) fn new(drop: f64, reorder: f64) -> Impaired {
         Impaired::seeded(drop, reorder, Rng::clock_seed())
     }
 
     /// The same chances from a chosen seed: the same run of drops and holds every time.
-    pub fn seeded(drop: f64, reorder: f64, seed: u64) -> Impaired {
+    pub(crate) fn seeded(drop: f64, reorder: f64, seed: u64) -> Impaired {
         let cond = Conditions {
             loss: drop,
             reorder,
@@ -36,7 +36,12 @@ impl Impaired {
     }
 
     /// Sends `packet` to `to`, unless chance drops it or holds it back.
-    pub fn send(&mut self, sock: &DatagramSocket, to: &PeerAddr, packet: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(
+        &mut self,
+        sock: &DatagramSocket,
+        to: &PeerAddr,
+        packet: &[u8],
+    ) -> io::Result<()> {
         let before = self.chaos.counts;
         self.chaos.pass(packet.to_vec(), &mut self.out);
         let after = self.chaos.counts;
@@ -59,7 +64,7 @@ impl Impaired {
     }
 
     /// Sends the datagram held back, if any (also when nothing else is sent for a while).
-    pub fn release(&mut self, sock: &DatagramSocket, to: &PeerAddr) -> io::Result<()> {
+    pub(crate) fn release(&mut self, sock: &DatagramSocket, to: &PeerAddr) -> io::Result<()> {
         match self.chaos.release() {
             Some(held) => sock.send_to(&held, to),
             None => Ok(()),

@@ -4,24 +4,24 @@
 //! so a small TFTP-like protocol numbers, acknowledges and retransmits blocks
 //! (`datagram.rs`, packets in `packet.rs`).
 
-pub mod admit;
-pub mod datagram;
-pub mod impair;
-pub mod packet;
-pub mod service;
-pub mod store;
-pub mod stream;
+pub(crate) mod admit;
+pub(crate) mod datagram;
+pub(crate) mod impair;
+pub(crate) mod packet;
+pub(crate) mod service;
+pub(crate) mod store;
+pub(crate) mod stream;
 
 use std::time::Duration;
 
 /// Bytes of file data per stream chunk: one frame, which fits one seqpacket message.
-pub const CHUNK: usize = 60 * 1024;
+pub(crate) const CHUNK: usize = 60 * 1024;
 /// The default bound on a file's size.
-pub const DEFAULT_MAX_FILE: u64 = 4 << 30;
+pub(crate) const DEFAULT_MAX_FILE: u64 = 4 << 30;
 
 /// What a finished transfer did, for its summary line.
 #[derive(Clone, Debug, Default)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     pub bytes: u64,
     pub elapsed: Duration,
     /// Datagram transfers: blocks sent, sent again, and received twice.
@@ -37,14 +37,14 @@ pub struct Transfer {
 /// What the hash check at the end of a transfer shows, from where each side stands: the
 /// bytes are the ones the sender hashed (integrity). Who the sender is, the hash cannot
 /// tell.
-pub const GOT: &str = "sha256 matches what the server sent";
-pub const PUT: &str = "sha256 matches at the server";
-pub const SENT: &str = "sha256 matches at the client";
-pub const STORED: &str = "sha256 matches what the client sent";
+pub(crate) const GOT: &str = "sha256 matches what the server sent";
+pub(crate) const PUT: &str = "sha256 matches at the server";
+pub(crate) const SENT: &str = "sha256 matches at the client";
+pub(crate) const STORED: &str = "sha256 matches what the client sent";
 
 impl Transfer {
     /// The summary line; `check` is one of [`GOT`], [`PUT`], [`SENT`], [`STORED`].
-    pub fn summary(&self, what: &str, check: &str) -> String {
+    pub(crate) fn summary(&self, what: &str, check: &str) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         let mut line = format!(
             "{what}: {} bytes in {:.2} s ({:.1} MB/s), {check}",
@@ -69,6 +69,6 @@ impl Transfer {
 }
 
 /// SHA-256 as lowercase hex, for messages.
-pub fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -18,7 +18,7 @@
 
 /// A decoded packet, borrowing from the datagram it came in.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Packet<'a> {
+pub(crate) enum Packet<'a> {
     Read {
         window: u16,
         block_size: u16,
@@ -60,11 +60,11 @@ pub enum Packet<'a> {
 }
 
 /// Bytes before a DATA packet's data.
-pub const DATA_HEADER: usize = 6;
+pub(crate) const DATA_HEADER: usize = 6;
 /// The shortest request a server answers; netecho's client pads READ and WRITE to it.
-pub const MIN_REQUEST: usize = 32;
+pub(crate) const MIN_REQUEST: usize = 32;
 /// A HELLO's size: never more than a request's.
-pub const HELLO_LEN: usize = 18;
+pub(crate) const HELLO_LEN: usize = 18;
 const _: () = assert!(HELLO_LEN <= MIN_REQUEST);
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -95,7 +95,7 @@ fn pad(out: &mut Vec<u8>, start: usize) {
 
 impl<'a> Packet<'a> {
     /// Parses a datagram; `None` for anything malformed (which is then ignored).
-    pub fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
+    pub(crate) fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
         let text = |from: usize| std::str::from_utf8(b.get(from..)?).ok();
         Some(match u16_at(b, 0)? {
             1 => Packet::Read {
@@ -135,7 +135,7 @@ impl<'a> Packet<'a> {
     }
 
     /// Appends the packet's bytes to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Packet::Read {
                 window,
@@ -204,7 +204,7 @@ impl<'a> Packet<'a> {
         }
     }
 
-    pub fn to_vec(&self) -> Vec<u8> {
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode(&mut out);
         out

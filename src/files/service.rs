@@ -18,7 +18,7 @@ const FILE_IDLE: Duration = Duration::from_secs(30);
 
 /// The file service: the directory, and the simulated loss for datagram transfers.
 #[derive(Clone, Debug)]
-pub struct Files {
+pub(crate) struct Files {
     pub store: Store,
     /// --drop and --reorder, for datagram transfers.
     pub impair: (f64, f64),
@@ -28,7 +28,7 @@ pub struct Files {
 }
 
 /// One connection of the file service.
-pub struct FileSession {
+pub(crate) struct FileSession {
     conn: Conn,
     files: Files,
 }

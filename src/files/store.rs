@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 
 /// A file name a client asked for that cannot be served, worded for the client and the log.
 #[derive(Debug)]
-pub struct Refused(pub String);
+pub(crate) struct Refused(pub String);
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,7 +22,7 @@ impl std::fmt::Display for Refused {
 
 /// The served directory.
 #[derive(Clone, Debug)]
-pub struct Store {
+pub(crate) struct Store {
     root: PathBuf,
     /// DIR, opened once at start: downloads are resolved beneath this handle, so swapping a
     /// subdirectory for a symlink between a check and the open leads nowhere outside.
@@ -34,7 +34,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(dir: &Path, upload: bool, max_file: u64) -> Result<Store> {
+    pub(crate) fn open(dir: &Path, upload: bool, max_file: u64) -> Result<Store> {
         let root = fs::canonicalize(dir)
             .with_context(|| format!("--files {}: no such directory", dir.display()))?;
         if !root.is_dir() {
@@ -92,7 +92,7 @@ impl Store {
 
     /// Opens `name` for download: a regular file inside the directory, after following any
     /// symlinks (which may not lead out of it).
-    pub fn open_file(&self, name: &str) -> Result<(File, u64), Refused> {
+    pub(crate) fn open_file(&self, name: &str) -> Result<(File, u64), Refused> {
         let path = self.inside(name)?;
         let file = match open_beneath(&self.dir, name) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.open_by_path(name, &path)?,
@@ -162,7 +162,7 @@ impl Store {
 
     /// Where an upload of `name` of `size` bytes goes: checked like a download, and never a
     /// path outside the directory or over an existing file.
-    pub fn upload_path(&self, name: &str, size: u64) -> Result<PathBuf, Refused> {
+    pub(crate) fn upload_path(&self, name: &str, size: u64) -> Result<PathBuf, Refused> {
         if !self.upload {
             return Err(Refused(
                 "uploads are off on this server (serve --upload turns them on)".into(),
@@ -287,7 +287,7 @@ fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 
 /// Removes every temporary file of a transfer still under way: for a server that stops, or
 /// a client interrupted, in the middle of one.
-pub fn remove_partials() {
+pub(crate) fn remove_partials() {
     let mut live = live();
     // Under the lock: no transfer starts a new temporary file after this.
     STOPPED.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -302,7 +302,7 @@ static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 
 /// A file being written under a temporary name beside its final one, renamed into place
 /// only when complete and verified; removed if dropped before that.
-pub struct Partial {
+pub(crate) struct Partial {
     temp: PathBuf,
     target: PathBuf,
     pub file: File,
@@ -312,7 +312,7 @@ pub struct Partial {
 impl Partial {
     /// Creates the temporary file for `target`. With `overwrite` false, an existing target is
     /// an error now (and the rename will not replace one that appears meanwhile).
-    pub fn create(target: &Path, overwrite: bool) -> Result<Partial> {
+    pub(crate) fn create(target: &Path, overwrite: bool) -> Result<Partial> {
         if !overwrite && fs::symlink_metadata(target).is_ok() {
             return Err(anyhow!(
                 "{} already exists; choose another name (-o) or add --force to replace it",
@@ -362,7 +362,7 @@ impl Partial {
     /// Moves the verified file to its final name. No fsync, as curl, wget and scp do none:
     /// the rename already means a killed transfer never leaves a partial file under the
     /// name, and waiting for the disk would cost a 1 GiB download seconds.
-    pub fn commit(mut self, overwrite: bool) -> Result<()> {
+    pub(crate) fn commit(mut self, overwrite: bool) -> Result<()> {
         if !overwrite {
             // link(2) fails if the target exists: no race with a file created meanwhile.
             match fs::hard_link(&self.temp, &self.target) {

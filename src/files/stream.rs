@@ -112,7 +112,7 @@ fn receive_body(
 /// logged; they never stop the server.
 /// Serves one request on `conn`; returns the file bytes received and sent, for the
 /// server's summary.
-pub fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
+pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
     let peer = conn.peer().to_string();
     let start = Instant::now();
     let mut frames = frames();
@@ -218,7 +218,7 @@ fn serve_put(
 }
 
 /// Downloads `name` into `out` (never left under its final name unless verified).
-pub fn get(
+pub(crate) fn get(
     conn: &Conn,
     name: &str,
     out: &std::path::Path,
@@ -256,7 +256,7 @@ pub fn get(
 }
 
 /// Uploads `file` (`size` bytes) as `name`, telling `progress` the bytes sent so far.
-pub fn put(
+pub(crate) fn put(
     conn: &Conn,
     file: &mut File,
     size: u64,

@@ -15,7 +15,7 @@ use crate::explain::result_text;
 /// Connections tried at most.
 const TRIES: usize = 6;
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "listen(1): the backlog filling up",
         "listen(1)：等待队列满了",

@@ -12,12 +12,12 @@ use super::teacher::Teacher;
 use crate::explain::result_text;
 
 /// Loopback, port 0: the kernel picks a free port.
-pub fn loopback() -> SockAddr {
+pub(super) fn loopback() -> SockAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()
 }
 
 /// An address as the call shows it (`127.0.0.1:41234`) and as Python writes it.
-pub fn shown(addr: &SockAddr) -> (String, String) {
+pub(super) fn shown(addr: &SockAddr) -> (String, String) {
     match addr.as_socket() {
         Some(a) => (a.to_string(), format!("(\"{}\", {})", a.ip(), a.port())),
         None => ("?".into(), "?".into()),
@@ -25,7 +25,7 @@ pub fn shown(addr: &SockAddr) -> (String, String) {
 }
 
 /// Bytes as Python prints them: `b'hello'`, with escapes.
-pub fn py_bytes(data: &[u8]) -> String {
+pub(super) fn py_bytes(data: &[u8]) -> String {
     let mut s = String::from("b'");
     for &b in data {
         match b {
@@ -41,7 +41,7 @@ pub fn py_bytes(data: &[u8]) -> String {
 }
 
 /// Bytes as the lesson shows them: Python's form, shortened past 24 bytes.
-pub fn short_bytes(data: &[u8]) -> String {
+pub(super) fn short_bytes(data: &[u8]) -> String {
     if data.len() <= 24 {
         return py_bytes(data);
     }
@@ -56,7 +56,7 @@ fn type_names(ty: Type) -> (&'static str, &'static str) {
 }
 
 /// socket(2) over IPv4.
-pub fn socket(t: &Teacher, var: &str, ty: Type) -> Result<Socket> {
+pub(super) fn socket(t: &Teacher, var: &str, ty: Type) -> Result<Socket> {
     let result = Socket::new(Domain::IPV4, ty, None);
     let (c, py) = type_names(ty);
     t.call(
@@ -68,7 +68,7 @@ pub fn socket(t: &Teacher, var: &str, ty: Type) -> Result<Socket> {
 }
 
 /// setsockopt(2) SO_REUSEADDR = 1.
-pub fn reuseaddr(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
+pub(super) fn reuseaddr(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
     let result = sock.set_reuse_address(true);
     let fd = sock.as_raw_fd();
     t.call(
@@ -82,7 +82,7 @@ pub fn reuseaddr(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
 }
 
 /// bind(2); the result is the caller's to judge (EADDRINUSE is a lesson too).
-pub fn bind(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> io::Result<SockAddr> {
+pub(super) fn bind(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> io::Result<SockAddr> {
     let result = sock.bind(addr).and_then(|()| sock.local_addr());
     let (a, py) = shown(addr);
     let said = result_text(&result, |got| match (addr.as_socket(), got.as_socket()) {
@@ -103,7 +103,7 @@ pub fn bind(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> io::Resul
 }
 
 /// listen(2).
-pub fn listen(t: &Teacher, var: &str, sock: &Socket, backlog: i32) -> Result<()> {
+pub(super) fn listen(t: &Teacher, var: &str, sock: &Socket, backlog: i32) -> Result<()> {
     let result = sock.listen(backlog);
     let fd = sock.as_raw_fd();
     t.call(
@@ -115,7 +115,7 @@ pub fn listen(t: &Teacher, var: &str, sock: &Socket, backlog: i32) -> Result<()>
 }
 
 /// connect(2).
-pub fn connect(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> Result<()> {
+pub(super) fn connect(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> Result<()> {
     let result = sock.connect(addr);
     let (a, py) = shown(addr);
     t.call(
@@ -127,7 +127,7 @@ pub fn connect(t: &Teacher, var: &str, sock: &Socket, addr: &SockAddr) -> Result
 }
 
 /// accept(2): the connection's own socket, `conn` in the lesson.
-pub fn accept(t: &Teacher, var: &str, sock: &Socket) -> Result<Socket> {
+pub(super) fn accept(t: &Teacher, var: &str, sock: &Socket) -> Result<Socket> {
     let result = sock.accept();
     t.call(
         &format!("accept(fd {})", sock.as_raw_fd()),
@@ -140,7 +140,7 @@ pub fn accept(t: &Teacher, var: &str, sock: &Socket) -> Result<Socket> {
 }
 
 /// send(2) with MSG_NOSIGNAL: a closed peer is EPIPE, not a SIGPIPE that ends the process.
-pub fn send(t: &Teacher, var: &str, sock: &Socket, data: &[u8]) -> io::Result<usize> {
+pub(super) fn send(t: &Teacher, var: &str, sock: &Socket, data: &[u8]) -> io::Result<usize> {
     let result = sock.send_with_flags(data, libc::MSG_NOSIGNAL);
     t.call(
         &format!("send(fd {}, {})", sock.as_raw_fd(), short_bytes(data)),
@@ -151,7 +151,7 @@ pub fn send(t: &Teacher, var: &str, sock: &Socket, data: &[u8]) -> io::Result<us
 }
 
 /// recv(2) of at most `len` bytes, with `flags` (MSG_DONTWAIT: do not wait).
-pub fn recv_raw(sock: &Socket, len: usize, flags: i32) -> io::Result<Vec<u8>> {
+pub(super) fn recv_raw(sock: &Socket, len: usize, flags: i32) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     // Safety: buf is a live, writable buffer of buf.len() bytes for the whole call.
     let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
@@ -163,7 +163,13 @@ pub fn recv_raw(sock: &Socket, len: usize, flags: i32) -> io::Result<Vec<u8>> {
 }
 
 /// recv(2), shown with what it returned: the bytes, 0 bytes, or the errno.
-pub fn recv(t: &Teacher, var: &str, sock: &Socket, len: usize, flags: i32) -> io::Result<Vec<u8>> {
+pub(super) fn recv(
+    t: &Teacher,
+    var: &str,
+    sock: &Socket,
+    len: usize,
+    flags: i32,
+) -> io::Result<Vec<u8>> {
     let result = recv_raw(sock, len, flags);
     let shown_flags = if flags & libc::MSG_DONTWAIT != 0 {
         ", MSG_DONTWAIT"
@@ -184,7 +190,7 @@ pub fn recv(t: &Teacher, var: &str, sock: &Socket, len: usize, flags: i32) -> io
 }
 
 /// shutdown(2) SHUT_WR: no more sends, while still reading.
-pub fn shutdown_write(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
+pub(super) fn shutdown_write(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
     let result = sock.shutdown(std::net::Shutdown::Write);
     t.call(
         &format!("shutdown(fd {}, SHUT_WR)", sock.as_raw_fd()),
@@ -195,7 +201,7 @@ pub fn shutdown_write(t: &Teacher, var: &str, sock: &Socket) -> Result<()> {
 }
 
 /// close(2).
-pub fn close(t: &Teacher, var: &str, sock: Socket) {
+pub(super) fn close(t: &Teacher, var: &str, sock: Socket) {
     t.call(&format!("close(fd {})", sock.as_raw_fd()), "0");
     drop(sock);
     t.python(&format!("{var}.close()"));
@@ -203,7 +209,7 @@ pub fn close(t: &Teacher, var: &str, sock: Socket) {
 
 /// Waits, at most a second, until `sock` has at least `bytes` bytes to read (FIONREAD);
 /// the bytes queued then.
-pub fn wait_queued(sock: &Socket, bytes: usize) -> usize {
+pub(super) fn wait_queued(sock: &Socket, bytes: usize) -> usize {
     let mut queued: libc::c_int = 0;
     for _ in 0..100 {
         // Safety: FIONREAD writes one c_int to the pointer given, which is live.

@@ -6,7 +6,7 @@ use super::calls;
 use super::setup;
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title("recv returns b'' at disconnect", "对方挂断时 recv 返回 b''");
     let c = setup::call(t)?;
     t.step(Client, "hang up: close()", "挂电话：close()");

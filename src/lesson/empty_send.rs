@@ -11,7 +11,7 @@ use super::setup;
 use super::teacher::{Teacher, Who::*};
 use crate::explain::result_text;
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title("An empty send", "发送空消息");
     t.say(
         "The lesson's client skips empty input. Here is why, on real sockets.",

@@ -7,7 +7,7 @@ use super::calls;
 use super::setup;
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "A half-close: shutdown(SHUT_WR)",
         "半关闭：shutdown(SHUT_WR)",

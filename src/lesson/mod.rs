@@ -23,11 +23,11 @@ use anyhow::Result;
 
 use crate::choice::{Choice, from_str_by_name};
 
-pub use teacher::Teacher;
-pub use text::{Lang, columns};
+pub(crate) use teacher::Teacher;
+pub(crate) use text::Lang;
 
 /// What `lesson` is asked: which walk, in which language, waiting for Enter or not.
-pub struct LessonConfig {
+pub(crate) struct LessonConfig {
     /// One failure mode; without it, the lesson's server and client.
     pub demo: Option<Demo>,
     /// List the demonstrations and stop.
@@ -39,7 +39,7 @@ pub struct LessonConfig {
 
 /// The failure modes the lesson talks about, each shown on real sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Demo {
+pub(crate) enum Demo {
     EmptySend,
     ShortRecv,
     Sticky,
@@ -84,7 +84,7 @@ from_str_by_name!(Demo);
 
 impl Demo {
     /// One line on what the demonstration shows.
-    pub fn summary(self, lang: Lang) -> &'static str {
+    pub(crate) fn summary(self, lang: Lang) -> &'static str {
         let (en, zh) = match self {
             Demo::EmptySend => ("send(b\"\"): what an empty message is", "发送空消息会怎样"),
             Demo::ShortRecv => (
@@ -117,7 +117,7 @@ impl Demo {
     }
 }
 
-pub fn run(config: LessonConfig) -> Result<()> {
+pub(crate) fn run(config: LessonConfig) -> Result<()> {
     let lang = config.lang;
     if config.list {
         for &demo in Demo::ALL {

@@ -11,7 +11,7 @@ use super::setup;
 use super::teacher::{Teacher, Who::*};
 use crate::explain::result_text;
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title("A reset (RST): ECONNRESET", "连接被重置（RST）：ECONNRESET");
     let c = setup::call(t)?;
     t.step(

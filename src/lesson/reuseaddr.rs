@@ -10,7 +10,7 @@ use socket2::{SockAddr, Type};
 use super::calls::{self, loopback};
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "Address already in use, and SO_REUSEADDR",
         "地址已被占用（Address already in use）与 SO_REUSEADDR",

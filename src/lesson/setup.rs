@@ -8,14 +8,14 @@ use super::calls::{self, loopback};
 use super::teacher::{Teacher, Who};
 
 /// A listening phone, a client connected to it, and the server's side of the call.
-pub struct Call {
+pub(super) struct Call {
     pub phone: Socket,
     pub client: Socket,
     pub conn: Socket,
 }
 
 /// The listening phone of the lesson's server, bound to a free port on loopback.
-pub fn phone(t: &mut Teacher, backlog: i32) -> Result<(Socket, SockAddr)> {
+pub(super) fn phone(t: &mut Teacher, backlog: i32) -> Result<(Socket, SockAddr)> {
     t.step(
         Who::Server,
         "socket, bind and listen, as in the lesson",
@@ -30,7 +30,7 @@ pub fn phone(t: &mut Teacher, backlog: i32) -> Result<(Socket, SockAddr)> {
 }
 
 /// A connection as the lesson makes one: the phone, the client's connect, the accept.
-pub fn call(t: &mut Teacher) -> Result<Call> {
+pub(super) fn call(t: &mut Teacher) -> Result<Call> {
     let (phone, addr) = phone(t, 5)?;
     t.step(
         Who::Client,

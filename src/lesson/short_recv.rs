@@ -8,7 +8,7 @@ use super::calls::{self, loopback};
 use super::setup;
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "recv(1024) of a longer message",
         "recv(1024) 收一条更长的消息",

@@ -7,7 +7,7 @@ use super::calls;
 use super::setup;
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "Two sends read as one (sticky packets)",
         "两次发送一次收到（粘包）",

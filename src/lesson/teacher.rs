@@ -7,17 +7,17 @@ use std::io::{self, BufRead, Write};
 use super::text::{Lang, wrap};
 
 /// The width every line of the lesson fits in.
-pub const WIDTH: usize = 80;
+pub(super) const WIDTH: usize = 80;
 
 /// Who makes a call: the lesson's server or its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
+pub(crate) enum Who {
     Server,
     Client,
 }
 
 /// Prints the lesson and waits for Enter between steps when asked to.
-pub struct Teacher {
+pub(crate) struct Teacher {
     pub lang: Lang,
     wait: bool,
     step: usize,
@@ -26,7 +26,7 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    pub fn new(lang: Lang, wait: bool) -> Teacher {
+    pub(crate) fn new(lang: Lang, wait: bool) -> Teacher {
         Teacher {
             lang,
             wait,
@@ -45,25 +45,25 @@ impl Teacher {
     }
 
     /// The demonstration's title, with a blank line after it.
-    pub fn title(&self, en: &str, zh: &str) {
+    pub(crate) fn title(&self, en: &str, zh: &str) {
         self.print(self.lang.pick(en, zh), "== ", "   ");
         println!();
         self.blank.set(true);
     }
 
     /// A paragraph in the lesson's language.
-    pub fn say(&self, en: &str, zh: &str) {
+    pub(crate) fn say(&self, en: &str, zh: &str) {
         self.print(self.lang.pick(en, zh), "", "");
     }
 
     /// A note on what other systems do differently.
-    pub fn note(&self, en: &str, zh: &str) {
+    pub(crate) fn note(&self, en: &str, zh: &str) {
         let first = self.lang.pick("note: ", "注意：");
         self.print(self.lang.pick(en, zh), first, "      ");
     }
 
     /// Starts the next step: its number, who takes it, and its name in the lesson.
-    pub fn step(&mut self, who: Who, en: &str, zh: &str) {
+    pub(crate) fn step(&mut self, who: Who, en: &str, zh: &str) {
         self.step += 1;
         let side = match (who, self.lang) {
             (Who::Server, Lang::En) => "server",
@@ -83,17 +83,17 @@ impl Teacher {
     }
 
     /// The system call as made, and what it returned.
-    pub fn call(&self, call: &str, result: &str) {
+    pub(crate) fn call(&self, call: &str, result: &str) {
         self.print(&format!("{call} = {result}"), "  ", "      ");
     }
 
     /// The line of the lesson's Python that makes the same call.
-    pub fn python(&self, line: &str) {
+    pub(crate) fn python(&self, line: &str) {
         self.print(line, "  python: ", "          ");
     }
 
     /// Waits for Enter on a terminal (end of input stops waiting for good).
-    pub fn pause(&mut self) {
+    pub(crate) fn pause(&mut self) {
         if !self.wait {
             return;
         }

@@ -5,7 +5,7 @@ use crate::choice::{Choice, from_str_by_name};
 
 /// The lesson's language: English, or Chinese as the lesson was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
+pub(crate) enum Lang {
     #[default]
     En,
     Zh,
@@ -33,7 +33,7 @@ from_str_by_name!(Lang);
 
 impl Lang {
     /// The text in this language.
-    pub fn pick<'a>(self, en: &'a str, zh: &'a str) -> &'a str {
+    pub(crate) fn pick<'a>(self, en: &'a str, zh: &'a str) -> &'a str {
         match self {
             Lang::En => en,
             Lang::Zh => zh,
@@ -60,7 +60,7 @@ fn char_columns(c: char) -> usize {
 }
 
 /// The terminal columns `text` takes.
-pub fn columns(text: &str) -> usize {
+pub(crate) fn columns(text: &str) -> usize {
     text.chars().map(char_columns).sum()
 }
 
@@ -95,7 +95,7 @@ fn pieces(text: &str) -> Vec<(bool, String)> {
 
 /// `text` in lines of at most `width` columns, the first after `first`, the others after
 /// `rest` (a piece longer than a line keeps a line of its own).
-pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, first: &str, rest: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = first.to_string();
     let mut empty = true;

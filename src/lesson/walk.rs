@@ -7,7 +7,7 @@ use socket2::{SockAddr, Socket, Type};
 use super::calls::{self, loopback};
 use super::teacher::{Teacher, Who::*};
 
-pub fn run(t: &mut Teacher) -> Result<()> {
+pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.title(
         "The lesson's server and client, one call at a time",
         "课上的服务器和客户端，一次一个调用",

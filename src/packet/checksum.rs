@@ -3,7 +3,7 @@
 
 /// The one's complement sum of `data` as big-endian 16-bit words, folded to 16 bits. An odd
 /// last byte counts as the high byte of a word padded with zero (RFC 1071, section 4.1).
-pub fn ones_sum(data: &[u8]) -> u16 {
+pub(crate) fn ones_sum(data: &[u8]) -> u16 {
     let mut sum: u64 = 0;
     let mut words = data.chunks_exact(2);
     for word in &mut words {
@@ -20,13 +20,13 @@ pub fn ones_sum(data: &[u8]) -> u16 {
 }
 
 /// The checksum to put in a header whose checksum field is zero while computing it.
-pub fn checksum(data: &[u8]) -> u16 {
+pub(crate) fn checksum(data: &[u8]) -> u16 {
     !ones_sum(data)
 }
 
 /// Whether data that includes its checksum field is intact: the sum over all of it,
 /// checksum included, is 0xffff (and so its complement is zero).
-pub fn verifies(data: &[u8]) -> bool {
+pub(crate) fn verifies(data: &[u8]) -> bool {
     checksum(data) == 0
 }
 

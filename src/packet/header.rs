@@ -15,20 +15,20 @@
 use std::fmt;
 
 /// The first four bytes of every netecho raw packet: ASCII "NECH".
-pub const MAGIC: [u8; 4] = *b"NECH";
+pub(crate) const MAGIC: [u8; 4] = *b"NECH";
 /// Magic, type, reserved, identifier and sequence number.
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 
 /// Whether a packet asks or answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Request = 1,
     Reply = 2,
 }
 
 /// The header's fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     pub kind: Kind,
     /// Chosen by the client (its process id), so two clients tell their replies apart.
     pub id: u16,
@@ -38,7 +38,7 @@ pub struct Header {
 
 /// Why a payload is not a netecho packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotNetecho {
+pub(crate) enum NotNetecho {
     /// Shorter than the header, or without the magic: someone else's packet.
     NoMagic,
     /// The magic is there but the type is neither request (1) nor reply (2).
@@ -58,7 +58,7 @@ impl fmt::Display for NotNetecho {
 
 impl Header {
     /// Appends the 12 header bytes to `out`.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC);
         out.push(self.kind as u8);
         out.push(0);
@@ -67,7 +67,7 @@ impl Header {
     }
 
     /// The header and the message after it.
-    pub fn parse(payload: &[u8]) -> Result<(Header, &[u8]), NotNetecho> {
+    pub(crate) fn parse(payload: &[u8]) -> Result<(Header, &[u8]), NotNetecho> {
         let Some((head, message)) = payload.split_first_chunk::<HEADER_LEN>() else {
             return Err(NotNetecho::NoMagic);
         };

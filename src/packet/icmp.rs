@@ -13,17 +13,17 @@
 use super::checksum;
 
 /// The 8 bytes before the data.
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 
 /// Echo request and reply type numbers of ICMP (IPv4) and ICMPv6.
-pub const ECHO_REQUEST_V4: u8 = 8;
-pub const ECHO_REPLY_V4: u8 = 0;
-pub const ECHO_REQUEST_V6: u8 = 128;
-pub const ECHO_REPLY_V6: u8 = 129;
+pub(crate) const ECHO_REQUEST_V4: u8 = 8;
+pub(crate) const ECHO_REPLY_V4: u8 = 0;
+pub(crate) const ECHO_REQUEST_V6: u8 = 128;
+pub(crate) const ECHO_REPLY_V6: u8 = 129;
 
 /// An echo request or reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Echo<'a> {
+pub(crate) struct Echo<'a> {
     pub kind: u8,
     pub code: u8,
     pub id: u16,
@@ -34,7 +34,7 @@ pub struct Echo<'a> {
 /// An echo request. The ICMP checksum (RFC 1071 over the whole message) is filled in; for
 /// ICMPv6 it also covers a pseudo-header with the addresses, which the kernel fills in
 /// itself on both raw and datagram ICMPv6 sockets, so it is left zero here.
-pub fn echo_request(v6: bool, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+pub(crate) fn echo_request(v6: bool, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
     let kind = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
     let mut m = Vec::with_capacity(HEADER_LEN + data.len());
     m.extend_from_slice(&[kind, 0, 0, 0]);
@@ -49,7 +49,7 @@ pub fn echo_request(v6: bool, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
 }
 
 /// Parses an echo message; `None` when it is too short for the header.
-pub fn parse(message: &[u8]) -> Option<Echo<'_>> {
+pub(crate) fn parse(message: &[u8]) -> Option<Echo<'_>> {
     let (head, data) = message.split_first_chunk::<HEADER_LEN>()?;
     Some(Echo {
         kind: head[0],

@@ -19,11 +19,11 @@ use std::net::Ipv4Addr;
 use super::checksum;
 
 /// A header without options: IHL 5, 20 bytes.
-pub const MIN_HEADER: usize = 20;
+pub(crate) const MIN_HEADER: usize = 20;
 
 /// The fields of a received or built IPv4 header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Header {
+pub(crate) struct Ipv4Header {
     pub version: u8,
     /// Header length in 32-bit words (5 to 15).
     pub ihl: u8,
@@ -42,7 +42,7 @@ pub struct Ipv4Header {
 
 /// Why bytes are not an IPv4 packet this parser accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Malformed {
+pub(crate) enum Malformed {
     /// Fewer bytes than the 20 of a minimal header.
     Short(usize),
     /// The version nibble is not 4.
@@ -89,12 +89,12 @@ impl std::error::Error for Malformed {}
 
 impl Ipv4Header {
     /// Header length in bytes.
-    pub fn header_len(&self) -> usize {
+    pub(crate) fn header_len(&self) -> usize {
         usize::from(self.ihl) * 4
     }
 
     /// A 20-byte header for `payload_len` bytes of `protocol`, its checksum computed.
-    pub fn new(
+    pub(crate) fn new(
         source: Ipv4Addr,
         destination: Ipv4Addr,
         protocol: u8,
@@ -122,7 +122,7 @@ impl Ipv4Header {
     }
 
     /// The 20 bytes on the wire, big-endian ("network byte order"), checksum as stored.
-    pub fn to_bytes(&self) -> [u8; MIN_HEADER] {
+    pub(crate) fn to_bytes(self) -> [u8; MIN_HEADER] {
         let mut b = [0u8; MIN_HEADER];
         b[0] = (self.version << 4) | (self.ihl & 0x0f);
         b[1] = self.tos;
@@ -140,7 +140,7 @@ impl Ipv4Header {
 
 /// Parses an IPv4 packet: its header, and the payload the total length covers (bytes past
 /// it are ignored). Every length is checked against the bytes there are before it is used.
-pub fn parse(packet: &[u8]) -> Result<(Ipv4Header, &[u8]), Malformed> {
+pub(crate) fn parse(packet: &[u8]) -> Result<(Ipv4Header, &[u8]), Malformed> {
     let received = packet.len();
     let Some(fixed) = packet.get(..MIN_HEADER) else {
         return Err(Malformed::Short(received));

@@ -3,14 +3,14 @@
 //! header that marks requests and replies, ICMP echo messages for `ping`, and the RFC 1071
 //! checksum they share. Every parser checks bounds and returns an error, never panics.
 
-pub mod checksum;
-pub mod header;
-pub mod icmp;
-pub mod ipv4;
+pub(crate) mod checksum;
+pub(crate) mod header;
+pub(crate) mod icmp;
+pub(crate) mod ipv4;
 
 #[cfg(test)]
 mod property_tests;
 
 /// The IP protocol number `--ip-proto` defaults to: 253 is reserved by RFC 3692 for
 /// experiments and testing, so no real protocol is disturbed.
-pub const DEFAULT_IP_PROTO: u8 = 253;
+pub(crate) const DEFAULT_IP_PROTO: u8 = 253;

@@ -17,14 +17,14 @@ use crate::transport::message::{MessageRecv, Next, RecvError};
 use super::link::{DirStats, Link};
 
 /// How often a blocked reader looks up to see whether its flow is closing.
-pub const TICK: Duration = Duration::from_millis(200);
+pub(crate) const TICK: Duration = Duration::from_millis(200);
 /// Once a datagram side has nothing more to send, how long the flow waits for late replies.
 const LINGER: Duration = Duration::from_secs(1);
 /// Bytes one read takes from a socket.
 const READ: usize = 64 * 1024;
 
 /// One client's passage through the relay.
-pub struct Flow {
+pub(crate) struct Flow {
     pub id: u64,
     /// Who the client is and where the flow goes, for the summary line.
     pub name: String,
@@ -45,7 +45,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new(id: u64, from: Proto, client: &str, to: &str) -> Arc<Flow> {
+    pub(crate) fn new(id: u64, from: Proto, client: &str, to: &str) -> Arc<Flow> {
         Arc::new(Flow {
             id,
             name: format!("flow {id} {from} {client} -> {to}"),
@@ -62,12 +62,12 @@ impl Flow {
         })
     }
 
-    pub fn hold(&self, conn: &Arc<Conn>) {
+    pub(crate) fn hold(&self, conn: &Arc<Conn>) {
         self.socks.lock().unwrap().push(Arc::clone(conn));
     }
 
     /// Ends the flow early: readers and writers blocked on its sockets return.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if self.closing.swap(true, Ordering::Relaxed) {
             return;
         }
@@ -76,25 +76,25 @@ impl Flow {
         }
     }
 
-    pub fn closing(&self) -> bool {
+    pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::Relaxed)
     }
 
-    pub fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         self.finished.load(Ordering::Relaxed)
     }
 
-    pub fn datagram_side_done(&self) {
+    pub(crate) fn datagram_side_done(&self) {
         self.datagram_done.store(true, Ordering::Relaxed);
     }
 
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.last_active.store(ms, Ordering::Relaxed);
     }
 
     /// Closes the flow once no message went either way for `limit`.
-    pub fn limit_idle(&self, limit: Option<Duration>) {
+    pub(crate) fn limit_idle(&self, limit: Option<Duration>) {
         let ms = limit.map_or(0, |d| d.as_millis().max(1) as u64);
         self.idle_limit.store(ms, Ordering::Relaxed);
     }
@@ -104,13 +104,13 @@ impl Flow {
         limit > 0 && self.idle_for() >= Duration::from_millis(limit)
     }
 
-    pub fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_active.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(last)
     }
 
     /// Called by each writer as it stops; the last one ends the flow.
-    pub fn writer_done(&self) {
+    pub(crate) fn writer_done(&self) {
         if self.writers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.closing.store(true, Ordering::Relaxed);
             self.socks.lock().unwrap().clear();
@@ -120,7 +120,7 @@ impl Flow {
     }
 
     /// The flow's line: what went each way and what the simulated conditions did to it.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "{}: up {}. down {}.",
             self.name,
@@ -131,14 +131,14 @@ impl Flow {
 
     /// Whether a reader should stop: the flow is closing, or a datagram side is done and
     /// nothing came for a while.
-    pub fn over(&self) -> bool {
+    pub(crate) fn over(&self) -> bool {
         self.closing() || (self.datagram_done.load(Ordering::Relaxed) && self.idle_for() > LINGER)
     }
 }
 
 /// Reads `conn` until its end and pushes each message its carrier cuts (a read on a bare
 /// stream, a frame on a framed one) into `link`; then ends the link.
-pub fn read_into(conn: &Conn, mut messages: Box<dyn MessageRecv>, link: &Link, flow: &Flow) {
+pub(crate) fn read_into(conn: &Conn, mut messages: Box<dyn MessageRecv>, link: &Link, flow: &Flow) {
     if let Err(e) = conn.set_read_timeout(Some(TICK)) {
         warn!("{}: SO_RCVTIMEO: {e}", flow.name);
     }

@@ -21,13 +21,13 @@ use super::flow::Flow;
 
 /// Messages waiting in one direction; past it a datagram is dropped (counted as a full
 /// queue) and a stream reader waits.
-pub const QUEUE: usize = 1024;
+pub(crate) const QUEUE: usize = 1024;
 /// A message held back for reordering goes out alone after this long without a successor.
 const HOLD: Duration = Duration::from_millis(50);
 
 /// What a direction saw, counted as it happens and read for the flow's summary line.
 #[derive(Debug, Default)]
-pub struct DirStats {
+pub(crate) struct DirStats {
     pub messages_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub messages_out: AtomicU64,
@@ -43,7 +43,7 @@ pub struct DirStats {
 }
 
 impl DirStats {
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut line = format!(
             "{} messages {} bytes in, {} messages {} bytes out; simulated: {} dropped, {} \
@@ -68,7 +68,7 @@ impl DirStats {
 }
 
 /// Where a direction writes.
-pub enum Sink {
+pub(crate) enum Sink {
     /// A connected socket (the client's connection, or the relay's socket to TO) and what
     /// a message is on it.
     Conn(Arc<Conn>, Carrier),
@@ -132,13 +132,13 @@ enum Item {
 }
 
 /// The sending end of a direction, held by its reader.
-pub struct Link {
+pub(crate) struct Link {
     tx: SyncSender<Item>,
     stats: Arc<DirStats>,
 }
 
 /// How a direction is built.
-pub struct LinkSpec {
+pub(crate) struct LinkSpec {
     /// Where messages go, framed as the sink's carrier says (a message socket into a stream).
     pub sink: Sink,
     pub cond: Conditions,
@@ -148,7 +148,7 @@ pub struct LinkSpec {
 
 impl Link {
     /// Starts the writer thread of a direction of `flow`.
-    pub fn spawn(spec: LinkSpec, stats: Arc<DirStats>, flow: Arc<Flow>) -> io::Result<Link> {
+    pub(crate) fn spawn(spec: LinkSpec, stats: Arc<DirStats>, flow: Arc<Flow>) -> io::Result<Link> {
         let (tx, rx) = mpsc::sync_channel(spec.queue);
         let writer_stats = Arc::clone(&stats);
         std::thread::Builder::new()
@@ -167,13 +167,13 @@ impl Link {
 
     /// Queues a message, waiting for room (streams: back-pressure). False once the writer
     /// has stopped.
-    pub fn push(&self, message: Vec<u8>) -> bool {
+    pub(crate) fn push(&self, message: Vec<u8>) -> bool {
         self.count_in(message.len());
         self.tx.send(Item::Message(message, Instant::now())).is_ok()
     }
 
     /// Queues a message if there is room, else counts it lost (datagrams).
-    pub fn try_push(&self, message: Vec<u8>) -> bool {
+    pub(crate) fn try_push(&self, message: Vec<u8>) -> bool {
         self.count_in(message.len());
         match self.tx.try_send(Item::Message(message, Instant::now())) {
             Ok(()) => true,
@@ -186,7 +186,7 @@ impl Link {
     }
 
     /// No more messages: the writer delivers what is queued, then finishes the sink.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         let _ = self.tx.send(Item::End);
     }
 }

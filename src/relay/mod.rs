@@ -3,8 +3,8 @@
 //! A connection on FROM gets its own connection to TO; a datagram sender on FROM gets its
 //! own connected socket to TO, so replies find their way back to the right sender.
 
-pub mod flow;
-pub mod link;
+pub(crate) mod flow;
+pub(crate) mod link;
 
 use std::collections::HashMap;
 use std::io;
@@ -32,10 +32,10 @@ use link::{Link, LinkSpec, QUEUE, Sink};
 
 /// Datagram senders relayed at once (or --max-conns, if lower); past it, the idlest sender
 /// that TO never answered makes room, else the new one is ignored (and logged).
-pub const MAX_PEERS: usize = 1024;
+pub(crate) const MAX_PEERS: usize = 1024;
 /// Clients relayed at once unless --max-conns says otherwise: each connection costs three
 /// threads and two sockets.
-pub const DEFAULT_MAX_CONNS: u32 = 1024;
+pub(crate) const DEFAULT_MAX_CONNS: u32 = 1024;
 /// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed,
 /// unless --idle-timeout says otherwise.
 const PEER_IDLE: Duration = Duration::from_secs(30);
@@ -50,7 +50,7 @@ const FINISH: Duration = Duration::from_secs(3);
 /// and the conditions of each direction. The relay's configuration: the command line builds
 /// it and checks that its parts go together (no raw end, framing where a stream meets
 /// messages, no loss between two reliable sockets).
-pub struct Route {
+pub(crate) struct Route {
     pub from: Target,
     pub to: Target,
     /// Set when one side is a byte stream and the other keeps message boundaries.
@@ -131,7 +131,7 @@ impl Flows {
     }
 }
 
-pub fn run(route: Route) -> Result<()> {
+pub(crate) fn run(route: Route) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file

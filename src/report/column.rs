@@ -3,13 +3,13 @@
 
 /// Which side of its column a cell keeps to in a table: text to the left, numbers to the right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// A column over results of type `T`.
-pub struct Column<T> {
+pub(crate) struct Column<T> {
     pub head: &'static str,
     pub align: Align,
     pub cell: fn(&T) -> String,
@@ -17,7 +17,7 @@ pub struct Column<T> {
 
 impl<T> Column<T> {
     /// A text column.
-    pub fn left(head: &'static str, cell: fn(&T) -> String) -> Column<T> {
+    pub(crate) fn left(head: &'static str, cell: fn(&T) -> String) -> Column<T> {
         Column {
             head,
             align: Align::Left,
@@ -26,7 +26,7 @@ impl<T> Column<T> {
     }
 
     /// A number column.
-    pub fn right(head: &'static str, cell: fn(&T) -> String) -> Column<T> {
+    pub(crate) fn right(head: &'static str, cell: fn(&T) -> String) -> Column<T> {
         Column {
             head,
             align: Align::Right,
@@ -36,7 +36,7 @@ impl<T> Column<T> {
 }
 
 /// Each item's cells, a row per item.
-pub fn cells<T>(columns: &[Column<T>], items: &[T]) -> Vec<Vec<String>> {
+pub(crate) fn cells<T>(columns: &[Column<T>], items: &[T]) -> Vec<Vec<String>> {
     items
         .iter()
         .map(|item| columns.iter().map(|c| (c.cell)(item)).collect())

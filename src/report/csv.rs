@@ -4,13 +4,18 @@
 use super::column::{Column, cells};
 
 /// `items` in `columns`, a row each.
-pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
+#[cfg(test)]
+pub(crate) fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
     render_with(columns, items, &[])
 }
 
 /// `items` in `columns`, a row each, every row ending in the same `extra` fields (a run's
 /// metadata, so that any one row says where it came from).
-pub fn render_with<T>(columns: &[Column<T>], items: &[T], extra: &[(String, String)]) -> String {
+pub(crate) fn render_with<T>(
+    columns: &[Column<T>],
+    items: &[T],
+    extra: &[(String, String)],
+) -> String {
     let heads = columns
         .iter()
         .map(|c| c.head)

@@ -26,7 +26,7 @@ w.push(e.id||e.tagName.toLowerCase())});document.body.setAttribute('data-overflo
 
 /// The whole page: `title`, the command and the machine at the top, `body` (sections made
 /// with [`section`]), the run's metadata at the end.
-pub fn page(title: &str, meta: &Meta, body: &str) -> String {
+pub(crate) fn page(title: &str, meta: &Meta, body: &str) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
@@ -48,7 +48,7 @@ pub fn page(title: &str, meta: &Meta, body: &str) -> String {
 }
 
 /// A titled section whose content sits in a box that the width check watches.
-pub fn section(id: &str, title: &str, content: &str) -> String {
+pub(crate) fn section(id: &str, title: &str, content: &str) -> String {
     format!(
         "<h2>{}</h2>\n<div class=\"box\" id=\"{}\">\n{content}</div>\n",
         escape(title),
@@ -58,7 +58,11 @@ pub fn section(id: &str, title: &str, content: &str) -> String {
 
 /// `items` in `columns` as a table; with `note`, each item's note on a row of its own under
 /// it, across every column.
-pub fn table<T>(columns: &[Column<T>], items: &[T], note: Option<fn(&T) -> String>) -> String {
+pub(crate) fn table<T>(
+    columns: &[Column<T>],
+    items: &[T],
+    note: Option<fn(&T) -> String>,
+) -> String {
     let class = |c: &Column<T>| match c.align {
         Align::Left => "",
         Align::Right => " class=\"r\"",
@@ -88,7 +92,7 @@ pub fn table<T>(columns: &[Column<T>], items: &[T], note: Option<fn(&T) -> Strin
 }
 
 /// Notes as paragraphs.
-pub fn paragraphs<I>(notes: I) -> String
+pub(crate) fn paragraphs<I>(notes: I) -> String
 where
     I: IntoIterator,
     I::Item: AsRef<str>,
@@ -100,7 +104,7 @@ where
 }
 
 /// An SVG document as an inline element: its XML prologue dropped.
-pub fn inline_svg(svg: &str) -> String {
+pub(crate) fn inline_svg(svg: &str) -> String {
     match svg.find("<svg") {
         Some(at) => svg[at..].to_string(),
         None => String::new(),
@@ -122,7 +126,7 @@ fn metadata(meta: &Meta) -> String {
     html
 }
 
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -14,7 +14,7 @@ struct Document<'a> {
 }
 
 /// `runs`, after the metadata of the command that measured them when given.
-pub fn render(runs: &[Run], meta: Option<&Meta>) -> String {
+pub(crate) fn render(runs: &[Run], meta: Option<&Meta>) -> String {
     document(&Document {
         schema: SCHEMA,
         meta,
@@ -23,7 +23,7 @@ pub fn render(runs: &[Run], meta: Option<&Meta>) -> String {
 }
 
 /// Any report document as indented JSON, ending in a line break.
-pub fn document(doc: &impl Serialize) -> String {
+pub(crate) fn document(doc: &impl Serialize) -> String {
     // Reports hold numbers, strings and lists only: nothing that JSON cannot express.
     serde_json::to_string_pretty(doc).expect("a report always serializes") + "\n"
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 /// A run's metadata, as every report format carries it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Meta {
+pub(crate) struct Meta {
     pub netecho_version: &'static str,
     pub host: String,
     pub kernel: String,
@@ -24,7 +24,7 @@ pub struct Meta {
 
 impl Meta {
     /// This machine, now, and this process's command line.
-    pub fn now(parameters: Map<String, Value>) -> Meta {
+    pub(crate) fn now(parameters: Map<String, Value>) -> Meta {
         let (host, kernel) = uname();
         Meta {
             netecho_version: env!("CARGO_PKG_VERSION"),
@@ -41,7 +41,7 @@ impl Meta {
     }
 
     /// The metadata as (name, value) pairs, parameters last, each as one CSV field.
-    pub fn fields(&self) -> Vec<(String, String)> {
+    pub(crate) fn fields(&self) -> Vec<(String, String)> {
         let mut fields = vec![
             (
                 "netecho_version".to_string(),
@@ -85,7 +85,7 @@ fn uname() -> (String, String) {
 }
 
 /// `time` as an ISO 8601 date and time in UTC, to the second.
-pub fn utc(time: SystemTime) -> String {
+pub(crate) fn utc(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -107,7 +107,7 @@ pub fn utc(time: SystemTime) -> String {
 }
 
 /// `arg` as a POSIX shell reads it back: bare when it is plain, else in single quotes.
-pub fn shell_quote(arg: &str) -> String {
+pub(crate) fn shell_quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
     if !arg.is_empty() && arg.chars().all(plain) {
         arg.to_string()

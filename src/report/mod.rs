@@ -2,29 +2,29 @@
 //! JSON and CSV for lab reports and notebooks. Each format is one small file; none of them
 //! knows who measured.
 
-pub mod column;
-pub mod csv;
-pub mod html;
-pub mod json;
-pub mod meta;
-pub mod ndjson;
-pub mod progress;
-pub mod run;
-pub mod svg;
-pub mod table;
+pub(crate) mod column;
+pub(crate) mod csv;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod meta;
+pub(crate) mod ndjson;
+pub(crate) mod progress;
+pub(crate) mod run;
+pub(crate) mod svg;
+pub(crate) mod table;
 
 use crate::choice::{Choice, from_str_by_name};
 
-pub use column::{Align, Column};
-pub use meta::Meta;
-pub use run::{Cause, Interval, Percentiles, Run};
+pub(crate) use column::Column;
+pub(crate) use meta::Meta;
+pub(crate) use run::{Cause, Interval, Percentiles, Run};
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
-pub const SCHEMA: &str = "netecho-bench/1";
+pub(crate) const SCHEMA: &str = "netecho-bench/1";
 
 /// How `bench` prints its results.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Table,
     Json,
@@ -58,7 +58,7 @@ impl Choice for Format {
 from_str_by_name!(Format);
 
 /// The columns of a run in the table and the CSV, in order.
-pub fn columns() -> Vec<Column<Run>> {
+pub(crate) fn columns() -> Vec<Column<Run>> {
     vec![
         Column::left("proto", |r| r.proto.clone()),
         Column::left("address", |r| r.address.clone()),
@@ -84,7 +84,7 @@ pub fn columns() -> Vec<Column<Run>> {
 }
 
 /// Every column of a run in the CSV: the table's, then the rest of the JSON's fields.
-pub fn csv_columns() -> Vec<Column<Run>> {
+pub(crate) fn csv_columns() -> Vec<Column<Run>> {
     let mut all = columns();
     all.extend::<[Column<Run>; 15]>([
         Column::right("duration_s", |r| {
@@ -120,7 +120,7 @@ pub fn csv_columns() -> Vec<Column<Run>> {
 }
 
 /// The 80-column table's columns; [`NARROW_LEGEND`] gives their units.
-pub fn narrow_columns() -> Vec<Column<Run>> {
+pub(crate) fn narrow_columns() -> Vec<Column<Run>> {
     vec![
         Column::left("proto", |r| r.proto.clone()),
         Column::right("cl", |r| r.clients.to_string()),
@@ -136,20 +136,21 @@ pub fn narrow_columns() -> Vec<Column<Run>> {
 }
 
 /// Under the 80-column table: what its short columns mean.
-pub const NARROW_LEGEND: &str = "cl = clients, size = bytes per message, win = requests in \
+pub(crate) const NARROW_LEGEND: &str = "cl = clients, size = bytes per message, win = requests in \
     flight per client; p50/p99/p99.9 = round trip in us; lost = requests unanswered; \
     --wide or --format csv for every column";
 
 /// How a table is laid out: within 80 columns, or every column on one long line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     #[default]
     Narrow,
     Wide,
 }
 
 /// Renders `runs` in `format`, the table as `--wide` shows it, without metadata.
-pub fn render(format: Format, runs: &[Run]) -> String {
+#[cfg(test)]
+pub(crate) fn render(format: Format, runs: &[Run]) -> String {
     match format {
         Format::Table => table::render(&columns(), runs),
         Format::Json => json::render(runs, None),
@@ -160,7 +161,7 @@ pub fn render(format: Format, runs: &[Run]) -> String {
 
 /// Renders `runs` in `format` as bench prints them: the table in `layout`, every other
 /// format with the run's metadata.
-pub fn report(format: Format, layout: Layout, runs: &[Run], meta: &Meta) -> String {
+pub(crate) fn report(format: Format, layout: Layout, runs: &[Run], meta: &Meta) -> String {
     match (format, layout) {
         (Format::Table, Layout::Wide) => table::render(&columns(), runs),
         (Format::Table, Layout::Narrow) => narrow(runs),

@@ -8,7 +8,7 @@ use super::meta::Meta;
 use super::run::{Interval, Percentiles, Run, round};
 
 /// The version of the NDJSON lines' layout.
-pub const SCHEMA: &str = "netecho-bench-ndjson/1";
+pub(crate) const SCHEMA: &str = "netecho-bench-ndjson/1";
 
 #[derive(Serialize)]
 struct IntervalLine<'a> {
@@ -39,7 +39,7 @@ struct SummaryLine<'a> {
 }
 
 /// One interval of the run against `proto` `address`, as a line.
-pub fn interval(proto: &str, address: &str, i: &Interval) -> String {
+pub(crate) fn interval(proto: &str, address: &str, i: &Interval) -> String {
     let secs = (i.end - i.start).as_secs_f64().max(1e-9);
     let line = IntervalLine {
         schema: SCHEMA,
@@ -61,7 +61,7 @@ pub fn interval(proto: &str, address: &str, i: &Interval) -> String {
 }
 
 /// The summary of each run, a line each, with the metadata of the command when given.
-pub fn render(runs: &[Run], meta: Option<&Meta>) -> String {
+pub(crate) fn render(runs: &[Run], meta: Option<&Meta>) -> String {
     runs.iter()
         .map(|run| {
             serde_json::to_string(&SummaryLine {

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Redraws the line every [`TICK`] until dropped.
-pub struct Progress {
+pub(crate) struct Progress {
     done: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -18,7 +18,7 @@ const WIDTH: usize = 30;
 
 impl Progress {
     /// Starts a bar for `label`, expected to take `total`.
-    pub fn start(label: String, total: Duration) -> Progress {
+    pub(crate) fn start(label: String, total: Duration) -> Progress {
         let done = Arc::new(AtomicBool::new(false));
         let thread = std::io::stderr()
             .is_terminal()
@@ -58,19 +58,19 @@ impl Progress {
 
 /// The bytes of a transfer: done so far, and the total once known (0 while unknown).
 #[derive(Default)]
-pub struct Bytes {
+pub(crate) struct Bytes {
     pub done: std::sync::atomic::AtomicU64,
     pub total: std::sync::atomic::AtomicU64,
 }
 
 /// A shared count of bytes, for [`Progress::start_bytes`].
-pub type Counter = Arc<Bytes>;
+pub(crate) type Counter = Arc<Bytes>;
 
 impl Progress {
     /// Starts a bar for a transfer of `total` bytes (0: not known yet); the caller stores the
     /// bytes done, and the total when it learns it, in the counter. Drawn only once the
     /// transfer has taken a second.
-    pub fn start_bytes(label: String, total: u64) -> (Progress, Counter) {
+    pub(crate) fn start_bytes(label: String, total: u64) -> (Progress, Counter) {
         let counter: Counter = Arc::default();
         counter.total.store(total, Ordering::Relaxed);
         let done = Arc::new(AtomicBool::new(false));
@@ -108,7 +108,7 @@ impl Progress {
 
 /// One redraw of a transfer's line: the bytes so far and the rate; with a known total also
 /// the bar, the percentage and the time left at the rate so far.
-pub fn bytes_line(label: &str, bytes: u64, total: u64, elapsed: Duration) -> String {
+pub(crate) fn bytes_line(label: &str, bytes: u64, total: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-3);
     let rate = bytes as f64 / secs;
     let (mb, mbps) = (bytes as f64 / 1e6, rate / 1e6);

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Latency percentiles in microseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50: u64,
     pub p90: u64,
     pub p99: u64,
@@ -19,7 +19,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub fn of(h: &Histogram<u64>) -> Percentiles {
+    pub(crate) fn of(h: &Histogram<u64>) -> Percentiles {
         Percentiles {
             p50: h.value_at_quantile(0.5),
             p90: h.value_at_quantile(0.9),
@@ -34,7 +34,7 @@ impl Percentiles {
 /// The main cause of a run's datagram loss, as the JSON report names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Cause {
+pub(crate) enum Cause {
     /// The measuring client's own receive buffers overflowed (SO_RXQ_OVFL).
     ReceiveBuffer,
     /// Another receive buffer on this machine overflowed (the server's, a relay's).
@@ -47,7 +47,7 @@ pub enum Cause {
 
 /// One run of the load loop against one server.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Run {
+pub(crate) struct Run {
     pub proto: String,
     pub address: String,
     pub clients: usize,
@@ -82,7 +82,7 @@ pub struct Run {
 
 /// What all of a run's threads did in one interval of it (`bench --interval`).
 #[derive(Debug)]
-pub struct Interval {
+pub(crate) struct Interval {
     /// 0 for the first interval.
     pub index: u64,
     /// Since the start of the run.
@@ -97,7 +97,7 @@ pub struct Interval {
 }
 
 /// `v` rounded to `places` decimal places, as the reports print and store numbers.
-pub fn round(v: f64, places: i32) -> f64 {
+pub(crate) fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
 }

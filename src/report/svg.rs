@@ -26,13 +26,13 @@ const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
 const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
 /// Writes the plot of `series` (name, latencies in microseconds) to `path`.
-pub fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<()> {
+pub(crate) fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<()> {
     std::fs::write(path, render(title, series))
         .with_context(|| format!("write the plot to {}", path.display()))
 }
 
 /// The SVG text.
-pub fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
+pub(crate) fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
     let scale = Scale::of(series);
     let mut svg = String::new();
     heading(&mut svg, title);

@@ -5,7 +5,7 @@
 use super::column::{Align, Column, cells};
 
 /// `items` in `columns`, each column to its side.
-pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
+pub(crate) fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
     let rows = cells(columns, items);
     let widths: Vec<usize> = columns
         .iter()
@@ -35,10 +35,10 @@ pub fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
 }
 
 /// The width every table and note fits by default: a terminal's, a printed page's.
-pub const WIDTH: usize = 80;
+pub(crate) const WIDTH: usize = 80;
 
 /// Notes for under a table: a list, each note wrapped to [`WIDTH`] columns.
-pub fn notes<I>(notes: I) -> String
+pub(crate) fn notes<I>(notes: I) -> String
 where
     I: IntoIterator,
     I::Item: AsRef<str>,
@@ -50,7 +50,7 @@ where
 }
 
 /// Notes for under a table that may be as wide as it likes: a line each, as a list.
-pub fn long_notes<I>(notes: I) -> String
+pub(crate) fn long_notes<I>(notes: I) -> String
 where
     I: IntoIterator,
     I::Item: AsRef<str>,
@@ -64,7 +64,7 @@ where
 /// `text` broken at spaces into lines of at most `width` characters (a longer word keeps its
 /// own line): the first line after `first`, the others after `rest`; each line ends in a
 /// line break.
-pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
+pub(crate) fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = first.to_string();
     let mut empty = true;

@@ -11,7 +11,7 @@ use crate::endpoint::Proto;
 use crate::service::stats::Stats;
 use crate::transport::{Conn, PeerAddr};
 
-pub struct Admission {
+pub(crate) struct Admission {
     proto: Proto,
     access: Arc<Access>,
     /// Clients served at once; more are refused, never queued without bound.
@@ -21,7 +21,12 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(proto: Proto, access: Arc<Access>, max_conns: usize, stats: &'static Stats) -> Self {
+    pub(crate) fn new(
+        proto: Proto,
+        access: Arc<Access>,
+        max_conns: usize,
+        stats: &'static Stats,
+    ) -> Self {
         Admission {
             proto,
             access,
@@ -33,7 +38,7 @@ impl Admission {
 
     /// Whether a new connection is served: allowed, and there is room. Counts it if so; a
     /// refusal is logged (the caller drops, and so closes, the connection).
-    pub fn conn(&self, conn: &Conn) -> bool {
+    pub(crate) fn conn(&self, conn: &Conn) -> bool {
         if !self.access.admits_conn(self.proto, conn) {
             return false;
         }
@@ -50,7 +55,7 @@ impl Admission {
     }
 
     /// Whether a datagram request is served, as [`Admission::conn`] decides for connections.
-    pub fn request(&self, from: &PeerAddr) -> bool {
+    pub(crate) fn request(&self, from: &PeerAddr) -> bool {
         if !self.access.admits_datagram(self.proto, from) {
             return false;
         }
@@ -74,7 +79,7 @@ impl Admission {
     }
 
     /// Frees the slot of a client that was admitted.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }

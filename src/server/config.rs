@@ -13,7 +13,7 @@ use crate::transport::framing::Framing;
 
 use super::Model;
 
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     pub endpoint: Endpoint,
     pub socket: SocketOptions,
     /// The service: echo, files or exec.
@@ -36,14 +36,14 @@ pub struct ServeConfig {
 }
 
 /// Which service `serve` runs.
-pub enum ServiceConfig {
+pub(crate) enum ServiceConfig {
     Echo,
     Files(ServeFiles),
     Exec(ServeExec),
 }
 
 /// `--files DIR` and its options.
-pub struct ServeFiles {
+pub(crate) struct ServeFiles {
     pub dir: PathBuf,
     pub upload: bool,
     pub max_file: u64,
@@ -55,7 +55,7 @@ pub struct ServeFiles {
 }
 
 /// `--exec PROGRAM ARGS...` and its limits.
-pub struct ServeExec {
+pub(crate) struct ServeExec {
     pub program: OsString,
     pub args: Vec<OsString>,
     /// Serve on an address other than loopback or a Unix socket.

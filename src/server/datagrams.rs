@@ -24,7 +24,7 @@ use super::Server;
 
 /// Datagram requests served at once, whatever --max-conns says: each is a thread (and for
 /// exec a program), and one source can send thousands of requests a second.
-pub const REQUEST_THREADS: usize = 32;
+pub(crate) const REQUEST_THREADS: usize = 32;
 
 /// How often a datagram server blocked in recvfrom looks for a stop signal.
 const SIGNAL_CHECK: Duration = Duration::from_millis(200);
@@ -36,7 +36,7 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(200);
 /// poll before every read: two system calls per datagram, not three, which is most of a
 /// loopback round trip. The signalfd is looked at between reads, at least every
 /// [`SIGNAL_CHECK`], so a stop signal is noticed within that, even under load.
-pub fn answer(
+pub(crate) fn answer(
     sock: &DatagramSocket,
     mut echo: DatagramEcho,
     stats: &Stats,
@@ -77,7 +77,7 @@ pub fn answer(
 /// Each datagram is a request, handled on a thread of its own so a long transfer or a slow
 /// program never holds up the next one. Threads are not waited for at a stop: a transfer has
 /// its own socket and may take long, and programs end with the server.
-pub fn requests<S: Service, R: Requests>(
+pub(crate) fn requests<S: Service, R: Requests>(
     sock: &DatagramSocket,
     server: &Arc<Server<S>>,
     requests: R,

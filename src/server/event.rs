@@ -41,7 +41,7 @@ const ACCEPTS_PER_WAKE: usize = 64;
 const SWEEP: Duration = Duration::from_millis(250);
 
 /// Serves with `threads` event loops until a stop signal; returns the signal.
-pub fn serve<S: Service>(
+pub(crate) fn serve<S: Service>(
     listener: &Listener,
     server: &Server<S>,
     shutdown: &Shutdown,

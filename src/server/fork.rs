@@ -28,7 +28,7 @@ const REAP: Duration = Duration::from_millis(200);
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts and forks a child per connection until a stop signal.
-pub fn serve<S: Service>(
+pub(crate) fn serve<S: Service>(
     listener: &Listener,
     server: &Server<S>,
     shutdown: &Shutdown,
@@ -67,7 +67,7 @@ pub fn serve<S: Service>(
 }
 
 /// A child process serves the datagram socket; the parent starts another if it dies.
-pub fn serve_datagrams(
+pub(crate) fn serve_datagrams(
     sock: &DatagramSocket,
     rules: DatagramRules,
     stats: &Stats,

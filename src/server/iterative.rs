@@ -27,7 +27,7 @@ const GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts and serves one connection after another until a stop signal. `blocking`: the
 /// service blocks, and each session gets a thread (see `server::plan`).
-pub fn serve<S: Service>(
+pub(crate) fn serve<S: Service>(
     listener: &Listener,
     server: &Arc<Server<S>>,
     shutdown: &Shutdown,

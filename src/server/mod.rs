@@ -1,14 +1,14 @@
 //! `netecho serve`: bind, say where, serve clients with a server model until SIGINT or
 //! SIGTERM, then close the sockets and print a summary.
 
-pub mod admission;
-pub mod config;
-pub mod datagrams;
-pub mod event;
-pub mod fork;
-pub mod iterative;
+pub(crate) mod admission;
+pub(crate) mod config;
+pub(crate) mod datagrams;
+pub(crate) mod event;
+pub(crate) mod fork;
+pub(crate) mod iterative;
 mod model_choice;
-pub mod threads;
+pub(crate) mod threads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,12 +36,12 @@ use crate::transport::message::Carrier;
 use crate::transport::raw::RawSocket;
 use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE};
 
-pub use admission::Admission;
-pub use config::{ServeConfig, ServeExec, ServeFiles, ServiceConfig};
+pub(crate) use admission::Admission;
+pub(crate) use config::{ServeConfig, ServeExec, ServeFiles, ServiceConfig};
 
 /// How a server handles many clients. Every model serves every protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Model {
+pub(crate) enum Model {
     /// One client at a time, as a first socket lesson writes it
     Iterative,
     /// A thread per connection
@@ -55,7 +55,7 @@ pub enum Model {
 
 impl Model {
     /// One sentence on what the model does and why it matters, for connections.
-    pub fn explain(self, threads: usize) -> String {
+    pub(crate) fn explain(self, threads: usize) -> String {
         match self {
             Model::Iterative => "model iterative: one client at a time, the accept loop around \
                 the echo loop; a second client waits in the listen backlog until the first leaves"
@@ -74,7 +74,7 @@ impl Model {
     }
 
     /// The same for a datagram socket, which has no connections.
-    pub fn explain_datagram(self) -> &'static str {
+    pub(crate) fn explain_datagram(self) -> &'static str {
         match self {
             Model::Event => {
                 "datagrams: one thread reads and answers up to 32 datagrams per \
@@ -94,7 +94,7 @@ impl Model {
 
 /// How a server runs a service's sessions: the model, and whether sockets block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub model: Model,
     /// Each session on a blocking socket, served to its end by one pump.
     pub blocking: bool,
@@ -106,7 +106,7 @@ pub struct Plan {
 /// files that the server's stop could not reach: threads instead. Iterative keeps one client
 /// at a time, on a blocking socket in a thread of its own, while the accept loop watches for
 /// a stop signal.
-pub fn plan(asked: Model, blocks: bool) -> Plan {
+pub(crate) fn plan(asked: Model, blocks: bool) -> Plan {
     let model = match asked {
         Model::Event | Model::Fork if blocks => Model::Threads,
         model => model,
@@ -120,7 +120,7 @@ pub fn plan(asked: Model, blocks: bool) -> Plan {
 }
 
 /// What every model is given: the service, who gets in, and whether the server is stopping.
-pub struct Server<S> {
+pub(crate) struct Server<S> {
     pub service: S,
     pub admission: Admission,
     pub stats: &'static Stats,
@@ -134,20 +134,20 @@ pub struct Server<S> {
 
 impl<S: Service> Server<S> {
     /// A session for a new connection, if it is admitted; a refused one is closed.
-    pub fn admit(&self, conn: Conn, drive: Drive) -> Option<S::Session> {
+    pub(crate) fn admit(&self, conn: Conn, drive: Drive) -> Option<S::Session> {
         self.admission
             .conn(&conn)
             .then(|| self.service.open(conn, drive))
     }
 
     /// Logs a finished session's line and frees its slot.
-    pub fn finish(&self, session: S::Session, ended: &ConnEnd) {
+    pub(crate) fn finish(&self, session: S::Session, ended: &ConnEnd) {
         session.end(ended);
         self.admission.release();
     }
 
     /// Serves an admitted session on a blocking socket to its end.
-    pub fn run_blocking(&self, mut session: S::Session) {
+    pub(crate) fn run_blocking(&self, mut session: S::Session) {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let ended = loop {
             match session.pump(&mut buf) {
@@ -166,7 +166,7 @@ impl<S: Service> Server<S> {
 }
 
 /// Serves as `config` says until SIGINT or SIGTERM, then prints the summary line.
-pub fn run(mut config: ServeConfig) -> Result<()> {
+pub(crate) fn run(mut config: ServeConfig) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     lifecycle::raise_nofile(config.max_conns);
@@ -245,7 +245,7 @@ fn serve<S: Service>(
 
 /// --max-conns when not given: a process per client under fork is far heavier than a
 /// socket under event, and 16384 processes would take a laptop down.
-pub fn default_max_conns(model: Model) -> usize {
+pub(crate) fn default_max_conns(model: Model) -> usize {
     match model {
         Model::Fork => 256,
         _ => 16384,
@@ -254,7 +254,7 @@ pub fn default_max_conns(model: Model) -> usize {
 
 /// Clients of a service that blocks (files, exec) served at once unless --max-conns is
 /// lower: each holds a thread, so --max-conns's default would allow thousands.
-pub const BLOCKING_MAX_CONNS: usize = 256;
+pub(crate) const BLOCKING_MAX_CONNS: usize = 256;
 
 /// How many clients are served at once: --max-conns, bounded for services that block.
 fn served_at_once(max_conns: usize, blocks: bool) -> usize {

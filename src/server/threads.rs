@@ -28,7 +28,7 @@ const CONN_STACK: usize = 256 * 1024;
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts until a stop signal; returns the signal.
-pub fn serve<S: Service>(
+pub(crate) fn serve<S: Service>(
     listener: &Listener,
     server: &Arc<Server<S>>,
     shutdown: &Shutdown,

@@ -25,7 +25,6 @@ use super::stats::Stats;
 /// then the caller gets a turn (to look for a stop signal).
 const ROUNDS: usize = 64;
 const TURN: Duration = Duration::from_millis(100);
-pub use super::guard::LOOP_PORTS;
 
 /// Why a datagram got no reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +53,7 @@ impl Drop {
 
 /// Settings of the datagram service, from `serve`'s flags.
 #[derive(Clone, Debug)]
-pub struct DatagramRules {
+pub(crate) struct DatagramRules {
     pub transform: Transform,
     /// Answer datagrams from port 0 and the small-service ports too.
     pub allow_loop_ports: bool,
@@ -66,7 +65,7 @@ pub struct DatagramRules {
 }
 
 /// The datagram service of one thread: rules, peers seen, and per-source reply budgets.
-pub struct DatagramEcho {
+pub(crate) struct DatagramEcho {
     proto: Proto,
     rules: DatagramRules,
     pub peers: PeerTable,
@@ -78,7 +77,7 @@ pub struct DatagramEcho {
 
 impl DatagramEcho {
     /// The service for a socket bound to `own` (its getsockname, never answered).
-    pub fn new(proto: Proto, rules: DatagramRules, own: Option<SockAddr>) -> DatagramEcho {
+    pub(crate) fn new(proto: Proto, rules: DatagramRules, own: Option<SockAddr>) -> DatagramEcho {
         let guard = Guard::new(
             GuardRules {
                 allow_loop_ports: rules.allow_loop_ports,
@@ -134,7 +133,7 @@ impl DatagramEcho {
     }
 
     /// Logs what was dropped since the last report: at most once a second, or now if `force`.
-    pub fn report_drops(&mut self, force: bool) {
+    pub(crate) fn report_drops(&mut self, force: bool) {
         if self.dropped.is_empty()
             || (!force && self.last_report.elapsed() < Duration::from_secs(1))
         {
@@ -153,7 +152,7 @@ impl DatagramEcho {
     /// Answers datagrams one recvfrom and one sendto each, as a first socket lesson writes
     /// it: until the socket has none (at once on a non-blocking socket, after SO_RCVTIMEO on
     /// a blocking one), [`ROUNDS`] of them, or [`TURN`] has passed.
-    pub fn answer_each(
+    pub(crate) fn answer_each(
         &mut self,
         sock: &DatagramSocket,
         buf: &mut [u8],
@@ -198,7 +197,7 @@ impl DatagramEcho {
 
     /// Answers waiting datagrams [`crate::transport::batch::BATCH`] at a time: one recvmmsg
     /// and one sendmmsg for a whole batch.
-    pub fn answer_batch(
+    pub(crate) fn answer_batch(
         &mut self,
         sock: &DatagramSocket,
         batch: &mut Batch,
@@ -261,7 +260,7 @@ impl DatagramEcho {
     }
 
     /// Logs the peers and drops still unreported, when the server stops.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.report_drops(true);
         self.peers.finish();
     }
@@ -300,6 +299,6 @@ fn ignore_transient(e: io::Error) -> io::Result<()> {
 }
 
 /// The scratch buffer for [`DatagramEcho::answer_each`].
-pub fn buffer() -> Vec<u8> {
+pub(crate) fn buffer() -> Vec<u8> {
     vec![0u8; MAX_MESSAGE]
 }

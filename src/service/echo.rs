@@ -21,7 +21,7 @@ use super::stats::{Stats, Tally};
 
 /// What the server does to each message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Transform {
+pub(crate) enum Transform {
     /// ASCII letters made upper case; every other byte (UTF-8, binary) unchanged.
     #[default]
     Upper,
@@ -53,7 +53,7 @@ from_str_by_name!(Transform);
 
 impl Transform {
     /// Transforms in place. Byte by byte, so a message split across reads comes out the same.
-    pub fn apply(self, buf: &mut [u8]) {
+    pub(crate) fn apply(self, buf: &mut [u8]) {
         if self == Transform::Upper {
             buf.make_ascii_uppercase();
         }
@@ -66,18 +66,18 @@ const READS_PER_PUMP: usize = 16;
 /// The scratch buffer an event loop shares among its connections: large reads mean fewer
 /// system calls per byte on a busy stream. (Message sockets still read at most
 /// [`MAX_MESSAGE`] at a time, so truncation means the same in every model.)
-pub const SHARED_BUFFER: usize = 256 * 1024;
+pub(crate) const SHARED_BUFFER: usize = 256 * 1024;
 
 /// Encoded replies a framed connection keeps room for between reads; a larger burst's
 /// buffer is given back.
 const FRAMES_KEPT: usize = 64 * 1024;
 
 /// The default bound on replies a connection has not read yet.
-pub const DEFAULT_MAX_PENDING: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_PENDING: usize = 1 << 20;
 
 /// How a connection ended, for its log line.
 #[derive(Debug)]
-pub enum ConnEnd {
+pub(crate) enum ConnEnd {
     /// The peer closed (a read of 0 bytes) and every reply was sent.
     PeerClosed,
     /// A seqpacket message larger than the buffer; the connection is closed rather than
@@ -117,7 +117,7 @@ impl fmt::Display for ConnEnd {
 
 /// What a connection waits for after a [`EchoConn::pump`].
 #[derive(Debug)]
-pub enum Step {
+pub(crate) enum Step {
     /// The socket would block: wait until it is readable (`read`) or writable (`write`).
     Wait { read: bool, write: bool },
     /// More may be ready; pump again after serving others.
@@ -127,7 +127,7 @@ pub enum Step {
 }
 
 /// One connection of the echo service: the socket, replies not yet sent, and its tally.
-pub struct EchoConn {
+pub(crate) struct EchoConn {
     pub conn: Conn,
     pub tally: Tally,
     /// The messages of this connection, as its carrier cuts them (frames when a framing is on
@@ -160,7 +160,12 @@ struct Outbox {
 impl EchoConn {
     /// A connection with nothing pending. `framing` applies to streams only: seqpacket keeps
     /// message boundaries itself.
-    pub fn new(conn: Conn, max_pending: usize, framing: Framing, max_frame: usize) -> EchoConn {
+    pub(crate) fn new(
+        conn: Conn,
+        max_pending: usize,
+        framing: Framing,
+        max_frame: usize,
+    ) -> EchoConn {
         let carrier = conn.carrier(framing);
         let framed = carrier.framing() != Framing::None;
         EchoConn {
@@ -185,15 +190,10 @@ impl EchoConn {
         }
     }
 
-    /// Bytes of replies waiting for the peer to read them.
-    pub fn pending_bytes(&self) -> usize {
-        self.outbox.pending_bytes
-    }
-
     /// Reads, transforms and replies until the socket would block, the peer closes, or
     /// [`READS_PER_PUMP`] messages were read. `buf` is scratch space of at least
     /// [`MAX_MESSAGE`] bytes, shared by all connections of a thread.
-    pub fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
+    pub(crate) fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
         let step = self.pump_messages(buf, transform, stats);
         self.tally.reads = self.messages.reads() as u64;
         step
@@ -375,7 +375,7 @@ impl Outbox {
 
 /// The echo service: its settings, the same for every connection.
 #[derive(Clone, Debug)]
-pub struct Echo {
+pub(crate) struct Echo {
     pub proto: crate::endpoint::Proto,
     pub transform: Transform,
     pub stats: &'static Stats,
@@ -389,7 +389,7 @@ pub struct Echo {
 }
 
 /// One connection of the echo service, with what its pump needs.
-pub struct EchoSession {
+pub(crate) struct EchoSession {
     echo: EchoConn,
     transform: Transform,
     stats: &'static Stats,

@@ -30,13 +30,13 @@ use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 use super::stats::{Stats, Tally};
 use crate::transport::framing::Framing;
 
-pub const STDOUT: u8 = 1;
-pub const STDERR: u8 = 2;
-pub const EXIT: u8 = 3;
+pub(crate) const STDOUT: u8 = 1;
+pub(crate) const STDERR: u8 = 2;
+pub(crate) const EXIT: u8 = 3;
 
 /// The program and its limits.
 #[derive(Debug)]
-pub struct Exec {
+pub(crate) struct Exec {
     pub program: OsString,
     pub args: Vec<OsString>,
     pub timeout: Duration,
@@ -49,10 +49,10 @@ pub struct Exec {
 
 /// The variables of the server's environment every program gets; anything else (tokens,
 /// passwords a service manager set) only when --exec-env names it.
-pub const EXEC_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
+pub(crate) const EXEC_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
 
 /// One tagged frame.
-pub fn frame(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn frame(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(1 + payload.len());
     body.push(tag);
     body.extend_from_slice(payload);
@@ -60,7 +60,7 @@ pub fn frame(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The end frame: exit code and a note.
-pub fn exit_frame(code: i32, note: &str, out: &mut Vec<u8>) {
+pub(crate) fn exit_frame(code: i32, note: &str, out: &mut Vec<u8>) {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(note.as_bytes());
     frame(EXIT, &payload, out);
@@ -79,7 +79,7 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// Finds PROGRAM as `Command` will: a name with a slash as it is, others on PATH. Checked at
 /// start, so a typo is one error line instead of a failure for every client.
-pub fn find_program(program: &std::ffi::OsStr) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn find_program(program: &std::ffi::OsStr) -> anyhow::Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &std::path::Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -182,7 +182,7 @@ impl Exec {
     /// Runs the program for one connection: the client's bytes to its stdin until the client
     /// half-closes, its output back as frames, then the exit status. Returns the bytes the
     /// client sent and the output bytes sent back.
-    pub fn serve_conn(&self, conn: &Conn) -> (u64, u64) {
+    pub(crate) fn serve_conn(&self, conn: &Conn) -> (u64, u64) {
         let peer = conn.peer().to_string();
         let Some(_slot) = self.take_slot() else {
             let mut out = Vec::new();
@@ -374,7 +374,7 @@ impl Exec {
 
     /// Runs the program once with `input` as its stdin, for a datagram from `peer`; the
     /// whole reply, as frames, fits in `max` bytes.
-    pub fn run_once(&self, peer: &str, input: &[u8], max: usize) -> Vec<u8> {
+    pub(crate) fn run_once(&self, peer: &str, input: &[u8], max: usize) -> Vec<u8> {
         let mut out = Vec::new();
         let Some(_slot) = self.take_slot() else {
             warn!(
@@ -576,13 +576,13 @@ fn kill_group(child: &Child) {
 /// The exec service: a program per connection or datagram request. Programs block, so
 /// connections get blocking sockets and a thread each.
 #[derive(Clone, Debug)]
-pub struct ExecService {
+pub(crate) struct ExecService {
     pub exec: std::sync::Arc<Exec>,
     pub stats: &'static Stats,
 }
 
 /// One connection of the exec service.
-pub struct ExecSession {
+pub(crate) struct ExecSession {
     conn: Conn,
     service: ExecService,
 }

@@ -16,26 +16,26 @@ use crate::transport::PeerAddr;
 /// Source ports of the classic small services that answer whatever they get: echo (7),
 /// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
 /// two services talking to each other forever.
-pub const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
+pub(crate) const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
 
 /// Echo replies per second per source address when --rate-limit is not given: for sources
 /// off this host only (loopback and this host's own addresses are limited by --rate-limit
 /// alone, so bench and lab on one machine measure the server, not the guard).
-pub const DEFAULT_ECHO_RATE: u32 = 50_000;
+pub(crate) const DEFAULT_ECHO_RATE: u32 = 50_000;
 /// Requests (files, exec) started per second per source address, from any source.
-pub const DEFAULT_REQUEST_RATE: u32 = 100;
+pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
 /// Datagrams in a row from one sender that are the same bytes as its previous one: past
 /// this, the sender is answering this server (two echo servers made to talk to each other)
 /// and one datagram is dropped, which ends such a loop. A client that sends the same message
 /// this many times in a row loses one of them.
-pub const REFLECT_STREAK: u32 = 1000;
+pub(crate) const REFLECT_STREAK: u32 = 1000;
 
 /// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
 const MAX_SOURCES: usize = 4096;
 
 /// Why a datagram is not answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Own,
     LoopPort,
     RateLimited,
@@ -43,7 +43,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn explain(self) -> &'static str {
+    pub(crate) fn explain(self) -> &'static str {
         match self {
             Verdict::Own => {
                 "from the server's own address: answering it would answer itself forever"
@@ -63,7 +63,7 @@ impl Verdict {
 
 /// Settings of a [`Guard`].
 #[derive(Clone, Copy, Debug)]
-pub struct GuardRules {
+pub(crate) struct GuardRules {
     pub allow_loop_ports: bool,
     /// Datagrams per second per source address, from any source (--rate-limit).
     pub rate: Option<u32>,
@@ -80,7 +80,7 @@ struct Bucket {
 }
 
 /// One thread's guard: the server's own address, and per-source budgets and repeats.
-pub struct Guard {
+pub(crate) struct Guard {
     rules: GuardRules,
     own: Option<SockAddr>,
     /// The wildcard's port, when bound to 0.0.0.0 or [::]: any local address with it is ours.
@@ -92,7 +92,7 @@ pub struct Guard {
 
 impl Guard {
     /// A guard for a socket bound to `own` (its getsockname).
-    pub fn new(rules: GuardRules, own: Option<SockAddr>) -> Guard {
+    pub(crate) fn new(rules: GuardRules, own: Option<SockAddr>) -> Guard {
         let wildcard_port = own
             .as_ref()
             .and_then(SockAddr::as_socket)
@@ -109,7 +109,7 @@ impl Guard {
     }
 
     /// Whether a datagram of `data` from `from` may be answered; `Err` says why not.
-    pub fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
+    pub(crate) fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
         if self.is_own(from) {
             return Err(Verdict::Own);
         }
@@ -292,7 +292,7 @@ impl Fx {
 /// Whether `to` reaches the socket bound to `own`: the same port on the same address, on
 /// any address of this host for a wildcard, or the wildcard itself (which connect(2) takes
 /// for this host).
-pub fn is_same_host_port(own: SocketAddr, to: SocketAddr) -> bool {
+pub(crate) fn is_same_host_port(own: SocketAddr, to: SocketAddr) -> bool {
     if own.port() != to.port() {
         return false;
     }
@@ -302,13 +302,8 @@ pub fn is_same_host_port(own: SocketAddr, to: SocketAddr) -> bool {
 }
 
 /// The address a datagram socket is bound to, for [`Guard::new`].
-pub fn own_address(sock: &crate::transport::DatagramSocket) -> Option<SockAddr> {
+pub(crate) fn own_address(sock: &crate::transport::DatagramSocket) -> Option<SockAddr> {
     sock.local_sockaddr().ok()
-}
-
-/// The socket address of `addr`, for a guard on a relay's listening side.
-pub fn own_socket(addr: SocketAddr) -> SockAddr {
-    SockAddr::from(addr)
 }
 
 #[cfg(test)]
@@ -330,13 +325,13 @@ mod tests {
 
     #[test]
     fn own_address_and_wildcard_port_on_a_local_address_are_refused() {
-        let mut bound = Guard::new(rules(), Some(own_socket("127.0.0.1:4000".parse().unwrap())));
+        let mut bound = Guard::new(rules(), Some(peer("127.0.0.1:4000").0));
         assert_eq!(
             bound.check(&peer("127.0.0.1:4000"), b"x"),
             Err(Verdict::Own)
         );
         assert_eq!(bound.check(&peer("127.0.0.1:4001"), b"x"), Ok(()));
-        let mut any = Guard::new(rules(), Some(own_socket("[::]:4000".parse().unwrap())));
+        let mut any = Guard::new(rules(), Some(peer("[::]:4000").0));
         assert_eq!(
             any.check(&peer("[::ffff:127.0.0.2]:4000"), b"x"),
             Err(Verdict::Own)

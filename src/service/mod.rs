@@ -2,22 +2,22 @@
 //! exec) opens a [`Session`] per connection and takes datagrams its own way. How clients are
 //! scheduled (iterative, threads, event, fork) is the server's business, in `server/`.
 
-pub mod datagram;
-pub mod echo;
-pub mod exec;
-pub mod guard;
-pub mod peers;
-pub mod raw;
-pub mod stats;
+pub(crate) mod datagram;
+pub(crate) mod echo;
+pub(crate) mod exec;
+pub(crate) mod guard;
+pub(crate) mod peers;
+pub(crate) mod raw;
+pub(crate) mod stats;
 
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
 
-pub use datagram::DatagramRules;
-pub use echo::{ConnEnd, Step};
+pub(crate) use datagram::DatagramRules;
+pub(crate) use echo::{ConnEnd, Step};
 
 /// How a model drives a session's socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Drive {
+pub(crate) enum Drive {
     /// Blocking: one pump serves the connection to its end (threads, fork).
     Blocking,
     /// Non-blocking, polled beside the signalfd after each "would block" (iterative).
@@ -28,7 +28,7 @@ pub enum Drive {
 }
 
 /// What a server does with its clients.
-pub trait Service: Send + Sync + 'static {
+pub(crate) trait Service: Send + Sync + 'static {
     /// One connection being served.
     type Session: Session;
 
@@ -47,7 +47,7 @@ pub trait Service: Send + Sync + 'static {
 }
 
 /// How a service takes datagrams.
-pub enum Datagrams<R> {
+pub(crate) enum Datagrams<R> {
     /// Answered as they are read, by the thread that reads them, with these rules (echo).
     Answered(DatagramRules),
     /// Each datagram is a request that may take long (a transfer, a program), handled on a
@@ -56,7 +56,7 @@ pub enum Datagrams<R> {
 }
 
 /// Handles datagram requests, each on a thread of its own.
-pub trait Requests: Send + Sync + 'static {
+pub(crate) trait Requests: Send + Sync + 'static {
     /// Handles one request from `from`: replies on `sock`, or on a socket of its own.
     fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]);
 
@@ -65,7 +65,7 @@ pub trait Requests: Send + Sync + 'static {
 }
 
 /// The requests of a service that answers every datagram as it is read: there are none.
-pub enum NoRequests {}
+pub(crate) enum NoRequests {}
 
 impl Requests for NoRequests {
     fn handle(&self, _: &DatagramSocket, _: &PeerAddr, _: &[u8]) {
@@ -78,7 +78,7 @@ impl Requests for NoRequests {
 }
 
 /// One connection being served.
-pub trait Session: Send + 'static {
+pub(crate) trait Session: Send + 'static {
     /// The connection's socket.
     fn conn(&self) -> &Conn;
 

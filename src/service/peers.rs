@@ -12,22 +12,22 @@ use crate::transport::PeerAddr;
 use super::stats::{Stats, Tally, log_client};
 
 /// Peers remembered at once; past this the longest-silent one is logged and forgotten.
-pub const MAX_PEERS: usize = 1024;
+pub(crate) const MAX_PEERS: usize = 1024;
 /// A peer silent this long is logged and forgotten.
-pub const PEER_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const PEER_IDLE: Duration = Duration::from_secs(60);
 
 struct Peer {
     tally: Tally,
     last_seen: Instant,
 }
 
-pub struct PeerTable {
+pub(crate) struct PeerTable {
     proto: Proto,
     peers: HashMap<PeerAddr, Peer>,
 }
 
 impl PeerTable {
-    pub fn new(proto: Proto) -> PeerTable {
+    pub(crate) fn new(proto: Proto) -> PeerTable {
         PeerTable {
             proto,
             peers: HashMap::new(),
@@ -35,7 +35,7 @@ impl PeerTable {
     }
 
     /// The tally of `peer`, creating it (and counting a new client) on its first datagram.
-    pub fn tally(&mut self, peer: &PeerAddr, stats: &Stats) -> &mut Tally {
+    pub(crate) fn tally(&mut self, peer: &PeerAddr, stats: &Stats) -> &mut Tally {
         let now = Instant::now();
         if !self.peers.contains_key(peer) {
             if self.peers.len() >= MAX_PEERS {
@@ -53,7 +53,7 @@ impl PeerTable {
     }
 
     /// Logs and forgets peers silent for [`PEER_IDLE`].
-    pub fn expire(&mut self) {
+    pub(crate) fn expire(&mut self) {
         let proto = self.proto;
         self.peers.retain(|addr, peer| {
             let keep = peer.last_seen.elapsed() < PEER_IDLE;
@@ -82,7 +82,7 @@ impl PeerTable {
     }
 
     /// Logs every remembered peer, when the server stops.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         for (addr, peer) in self.peers.drain() {
             log_client(
                 self.proto,

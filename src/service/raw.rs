@@ -25,7 +25,7 @@ use super::stats::Stats;
 
 /// What became of the packets a raw echo server read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawCounts {
+pub(crate) struct RawCounts {
     pub answered: u64,
     /// Packets of the protocol without the netecho magic: someone else's.
     pub no_magic: u64,
@@ -49,7 +49,7 @@ impl fmt::Display for RawCounts {
 
 /// What to do with one packet.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Send this payload back to the sender (netecho header and message).
     Reply(Vec<u8>),
     /// Nothing to send; the counts say why.
@@ -57,7 +57,7 @@ pub enum Verdict {
 }
 
 /// The raw echo service of one socket: its rules and counts.
-pub struct RawEcho {
+pub(crate) struct RawEcho {
     pub transform: Transform,
     pub v6: bool,
     pub counts: RawCounts,
@@ -66,7 +66,7 @@ pub struct RawEcho {
 impl RawEcho {
     /// Decides about one packet as read from the socket (with the IPv4 header on IPv4;
     /// `hops` is the hop limit an IPv6 socket reports beside the payload).
-    pub fn handle(&mut self, packet: &[u8], from: &PeerAddr, hops: Option<u8>) -> Verdict {
+    pub(crate) fn handle(&mut self, packet: &[u8], from: &PeerAddr, hops: Option<u8>) -> Verdict {
         let from = from.show(Proto::Raw);
         let payload = if self.v6 {
             let hops = hops.map_or("unknown".to_string(), |h| h.to_string());
@@ -121,7 +121,7 @@ impl RawEcho {
 }
 
 /// Serves a raw socket until a stop signal; returns the signal.
-pub fn serve(
+pub(crate) fn serve(
     sock: &RawSocket,
     transform: Transform,
     stats: &Stats,

@@ -11,7 +11,7 @@ use crate::transport::message::Carrier;
 
 /// Bytes and messages of one client (a connection, or a datagram peer).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// Messages: reads on an unframed stream, frames on a framed one, datagrams or packets.
@@ -24,7 +24,7 @@ pub struct Tally {
 
 /// Totals for the whole server, shared by every thread that serves a client.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     clients: AtomicU64,
     messages: AtomicU64,
     bytes_in: AtomicU64,
@@ -34,7 +34,7 @@ pub struct Stats {
 impl Stats {
     /// Counters in memory shared with child processes, so that the `fork` model's children
     /// count into the parent's summary. Lives as long as the process.
-    pub fn shared() -> &'static Stats {
+    pub(crate) fn shared() -> &'static Stats {
         let len = std::num::NonZeroUsize::new(std::mem::size_of::<Stats>()).expect("not empty");
         // Safety: a fresh anonymous mapping is zero-filled and page-aligned, and all-zero
         // AtomicU64s are valid counters. The mapping is never unmapped, so the reference
@@ -51,12 +51,12 @@ impl Stats {
         }
     }
 
-    pub fn client(&self) {
+    pub(crate) fn client(&self) {
         self.clients.fetch_add(1, Relaxed);
     }
 
     /// Counts one message in and the reply out, on the client's tally and the totals.
-    pub fn message(&self, tally: &mut Tally, bytes_in: usize, bytes_out: usize) {
+    pub(crate) fn message(&self, tally: &mut Tally, bytes_in: usize, bytes_out: usize) {
         tally.messages += 1;
         tally.bytes_in += bytes_in as u64;
         tally.bytes_out += bytes_out as u64;
@@ -80,7 +80,7 @@ impl fmt::Display for Stats {
 }
 
 /// The one log line per client: who, how much, and how it ended.
-pub fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
+pub(crate) fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
     // On a stream the number of reads is the lesson: several messages can arrive in one.
     let carrier = Carrier::of(proto.kind(), Framing::None);
     let count = match (carrier.keeps_boundaries(), tally.framed) {

@@ -12,10 +12,10 @@ use socket2::SockAddr;
 use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 /// Datagrams read or written in one system call.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Buffers for [`BATCH`] datagrams with their addresses, reused for every call.
-pub struct Batch {
+pub(crate) struct Batch {
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
     truncated: Vec<bool>,
@@ -44,16 +44,12 @@ impl Default for Batch {
 
 impl Batch {
     /// The datagrams of the last receive.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Datagram `i`: what was received, its bytes (transformable in place) and its sender.
-    pub fn get_mut(&mut self, i: usize) -> (Received, &mut [u8], PeerAddr) {
+    pub(crate) fn get_mut(&mut self, i: usize) -> (Received, &mut [u8], PeerAddr) {
         let received = if self.truncated[i] {
             Received::Truncated(self.lens[i])
         } else {
@@ -88,7 +84,7 @@ impl Batch {
 impl DatagramSocket {
     /// recvmmsg(2): up to [`BATCH`] waiting datagrams. On a blocking socket it waits for the
     /// first (up to SO_RCVTIMEO); WouldBlock when none came.
-    pub fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
+    pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         batch.iovs.clear();
         for buf in &mut batch.bufs {
             batch.iovs.push(libc::iovec {
@@ -146,7 +142,11 @@ impl DatagramSocket {
     /// sender. Returns how many the kernel took, in order: the kernel stops at the first
     /// reply it cannot send (an error when that is the first), and the caller decides what
     /// happens to the rest.
-    pub fn send_batch(&self, batch: &mut Batch, replies: &[(usize, usize)]) -> io::Result<usize> {
+    pub(crate) fn send_batch(
+        &self,
+        batch: &mut Batch,
+        replies: &[(usize, usize)],
+    ) -> io::Result<usize> {
         if replies.is_empty() {
             return Ok(0);
         }

@@ -38,13 +38,13 @@ fn show(addr: &SockAddr) -> String {
 }
 
 /// socket(2).
-pub fn socket(domain: Domain, ty: Type) -> io::Result<Socket> {
+pub(crate) fn socket(domain: Domain, ty: Type) -> io::Result<Socket> {
     socket_for_protocol(domain, ty, 0)
 }
 
 /// socket(2) with a protocol number: the IP protocol of a raw socket (253, IPPROTO_ICMP),
 /// or 0 for the type's usual one.
-pub fn socket_for_protocol(domain: Domain, ty: Type, protocol: i32) -> io::Result<Socket> {
+pub(crate) fn socket_for_protocol(domain: Domain, ty: Type, protocol: i32) -> io::Result<Socket> {
     let result = Socket::new(domain, ty, (protocol != 0).then_some(protocol.into()));
     if on() {
         let (d, t) = (domain_name(domain), type_name(ty));
@@ -56,7 +56,7 @@ pub fn socket_for_protocol(domain: Domain, ty: Type, protocol: i32) -> io::Resul
 }
 
 /// setsockopt(2) of a number (IP_TTL, IPV6_UNICAST_HOPS), by its C name.
-pub fn setsockopt_u32(
+pub(crate) fn setsockopt_u32(
     sock: &Socket,
     name: &str,
     value: u32,
@@ -74,14 +74,14 @@ pub fn setsockopt_u32(
 
 /// What recvmsg(2) gave: the bytes (their real length, as with MSG_TRUNC), the sender, and
 /// the TTL or hop limit the packet arrived with when IP_RECVTTL or IPV6_RECVHOPLIMIT is on.
-pub struct Message {
+pub(crate) struct Message {
     pub len: usize,
     pub from: SockAddr,
     pub ttl: Option<u8>,
 }
 
 /// recvmsg(2) with MSG_TRUNC, reading the TTL or hop limit from its control messages.
-pub fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
+pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     let len = buf.len();
     let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int);
@@ -128,7 +128,7 @@ pub fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
 }
 
 /// setsockopt(2) of a boolean option, by its C name.
-pub fn setsockopt(
+pub(crate) fn setsockopt(
     sock: &Socket,
     name: &str,
     value: bool,
@@ -149,7 +149,7 @@ pub fn setsockopt(
 }
 
 /// setsockopt(2) of SO_RCVTIMEO or SO_SNDTIMEO.
-pub fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Result<()> {
+pub(crate) fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Result<()> {
     let result = match name {
         "SO_SNDTIMEO" => sock.set_write_timeout(value),
         _ => sock.set_read_timeout(value),
@@ -168,7 +168,7 @@ pub fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Re
 
 /// setsockopt(2) of SO_RCVBUF or SO_SNDBUF. Linux doubles the value for its own bookkeeping
 /// and clamps it to net.core.rmem_max / wmem_max; the narration shows what getsockopt reads back.
-pub fn set_buffer(sock: &Socket, name: &str, bytes: usize) -> io::Result<()> {
+pub(crate) fn set_buffer(sock: &Socket, name: &str, bytes: usize) -> io::Result<()> {
     let (result, now) = match name {
         "SO_SNDBUF" => (sock.set_send_buffer_size(bytes), sock.send_buffer_size()),
         _ => (sock.set_recv_buffer_size(bytes), sock.recv_buffer_size()),
@@ -187,7 +187,7 @@ pub fn set_buffer(sock: &Socket, name: &str, bytes: usize) -> io::Result<()> {
 }
 
 /// fcntl(2) O_NONBLOCK.
-pub fn set_nonblocking(sock: &Socket, nonblocking: bool) -> io::Result<()> {
+pub(crate) fn set_nonblocking(sock: &Socket, nonblocking: bool) -> io::Result<()> {
     let result = sock.set_nonblocking(nonblocking);
     if on() {
         let flag = if nonblocking {
@@ -204,7 +204,7 @@ pub fn set_nonblocking(sock: &Socket, nonblocking: bool) -> io::Result<()> {
 }
 
 /// bind(2).
-pub fn bind(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
+pub(crate) fn bind(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
     let result = sock.bind(addr);
     if on() {
         let shown = if addr.is_unnamed() {
@@ -221,7 +221,7 @@ pub fn bind(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
 }
 
 /// listen(2).
-pub fn listen(sock: &Socket, backlog: i32) -> io::Result<()> {
+pub(crate) fn listen(sock: &Socket, backlog: i32) -> io::Result<()> {
     let result = sock.listen(backlog);
     if on() {
         zero(
@@ -233,7 +233,7 @@ pub fn listen(sock: &Socket, backlog: i32) -> io::Result<()> {
 }
 
 /// connect(2).
-pub fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
+pub(crate) fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
     let result = sock.connect(addr);
     if on() {
         zero(
@@ -245,7 +245,7 @@ pub fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
 }
 
 /// accept(2): the new connection's socket and its peer.
-pub fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
+pub(crate) fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     let result = sock.accept();
     if on() {
         say(
@@ -258,7 +258,7 @@ pub fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
 }
 
 /// recv(2) with `flags` (MSG_TRUNC on message sockets).
-pub fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+pub(crate) fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
     let len = buf.len();
     let result = sock.recv_with_flags(buf, flags);
     if on() {
@@ -275,7 +275,7 @@ pub fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Resul
 }
 
 /// send(2) with MSG_NOSIGNAL: a closed peer is an error (EPIPE), not a SIGPIPE.
-pub fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
     let result = sock.send_with_flags(buf, libc::MSG_NOSIGNAL);
     if on() {
         say(
@@ -288,12 +288,18 @@ pub fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// recvfrom(2) with MSG_TRUNC: the real length of a datagram longer than `buf`.
-pub fn recv_from(sock: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, SockAddr)> {
+pub(crate) fn recv_from(
+    sock: &Socket,
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<(usize, SockAddr)> {
     recv_from_flags(sock, buf, 0)
 }
 
 /// recvfrom(2) with MSG_DONTWAIT: never blocks, whatever the socket's mode.
-pub fn try_recv_from(sock: &Socket, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, SockAddr)> {
+pub(crate) fn try_recv_from(
+    sock: &Socket,
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<(usize, SockAddr)> {
     recv_from_flags(sock, buf, libc::MSG_DONTWAIT)
 }
 
@@ -317,13 +323,13 @@ fn recv_from_flags(
 }
 
 /// sendto(2).
-pub fn send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
+pub(crate) fn send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
     send_to_flags(sock, buf, to, 0)
 }
 
 /// sendto(2) with MSG_DONTWAIT: a full receiver (a Unix datagram peer that stopped
 /// reading) fails this send with EAGAIN instead of blocking the sender.
-pub fn try_send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
+pub(crate) fn try_send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
     send_to_flags(sock, buf, to, libc::MSG_DONTWAIT)
 }
 
@@ -351,7 +357,7 @@ fn send_to_flags(
 
 /// fcntl(2) F_DUPFD_CLOEXEC: a second descriptor of the same socket, to shut it down from
 /// another thread.
-pub fn dup(sock: &Socket) -> io::Result<Socket> {
+pub(crate) fn dup(sock: &Socket) -> io::Result<Socket> {
     let result = sock.try_clone();
     if on() {
         say(
@@ -364,7 +370,7 @@ pub fn dup(sock: &Socket) -> io::Result<Socket> {
 }
 
 /// Narrates close(2) of a socket about to be dropped.
-pub fn closing(sock: &Socket) {
+pub(crate) fn closing(sock: &Socket) {
     if on() {
         explain::zero(format_args!("close(fd {})", sock.as_raw_fd()), &Ok(()));
     }

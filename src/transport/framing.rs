@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::choice::{Choice, from_str_by_name};
 
 /// The default bound on one frame.
-pub const DEFAULT_MAX_FRAME: u32 = 16 << 20;
+pub(crate) const DEFAULT_MAX_FRAME: u32 = 16 << 20;
 /// Bytes of a `length` frame's header.
-pub const LENGTH_HEADER: usize = 4;
+pub(crate) const LENGTH_HEADER: usize = 4;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No framing: whatever one read returns is the message
     #[default]
     None,
@@ -28,7 +28,7 @@ pub enum Framing {
 
 /// A frame that cannot be accepted; the connection that sent it is closed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// A frame announced or grew past the limit.
     TooLong { len: usize, max: usize },
     /// The peer closed in the middle of a frame.
@@ -87,7 +87,7 @@ from_str_by_name!(Framing);
 
 impl Framing {
     /// The name `--framing` takes.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Framing::None => "none",
             Framing::Line => "line",
@@ -96,7 +96,7 @@ impl Framing {
     }
 
     /// Appends `payload` as one frame to `out`.
-    pub fn encode(self, payload: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn encode(self, payload: &[u8], out: &mut Vec<u8>) {
         match self {
             Framing::None => out.extend_from_slice(payload),
             Framing::Line => {
@@ -117,7 +117,7 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// What unfinished frames of all connections may hold together (or twice --max-frame, if
 /// more): past it, a connection whose unfinished frame is over [`SMALL`] is refused, so 20
 /// clients that each start a 16 MiB frame cannot take 320 MiB.
-pub const BUDGET: usize = 64 << 20;
+pub(crate) const BUDGET: usize = 64 << 20;
 /// An unfinished frame this small is never refused for the budget.
 const SMALL: usize = 64 << 10;
 
@@ -125,7 +125,7 @@ const SMALL: usize = 64 << 10;
 /// holds bytes that arrived: an announced length is checked against the limit, never
 /// allocated up front.
 #[derive(Debug)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     framing: Framing,
     max_frame: usize,
     buf: Vec<u8>,
@@ -145,7 +145,7 @@ impl Drop for Decoder {
 }
 
 impl Decoder {
-    pub fn new(framing: Framing, max_frame: usize) -> Decoder {
+    pub(crate) fn new(framing: Framing, max_frame: usize) -> Decoder {
         Decoder {
             framing,
             max_frame,
@@ -179,7 +179,7 @@ impl Decoder {
     }
 
     /// Adds bytes just read.
-    pub fn feed(&mut self, data: &[u8]) {
+    pub(crate) fn feed(&mut self, data: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -189,13 +189,13 @@ impl Decoder {
     }
 
     /// The next complete frame's payload, if one is complete.
-    pub fn next_frame(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
         Ok(self.next_range()?.map(|range| &mut self.buf[range]))
     }
 
     /// Where the next complete frame's payload lies in the buffer, consumed from the
     /// decoder's point of view; [`Decoder::frame`] lends it.
-    pub fn next_range(&mut self) -> Result<Option<Range<usize>>, FrameError> {
+    pub(crate) fn next_range(&mut self) -> Result<Option<Range<usize>>, FrameError> {
         let pending = &self.buf[self.start..];
         let (skip, len) = match self.framing {
             Framing::None => {
@@ -257,12 +257,12 @@ impl Decoder {
     }
 
     /// The bytes of a frame [`Decoder::next_range`] found, until the next feed or reclaim.
-    pub fn frame(&mut self, range: Range<usize>) -> &mut [u8] {
+    pub(crate) fn frame(&mut self, range: Range<usize>) -> &mut [u8] {
         &mut self.buf[range]
     }
 
     /// At end of stream: an error if a frame was started but not finished.
-    pub fn finish(&self) -> Result<(), FrameError> {
+    pub(crate) fn finish(&self) -> Result<(), FrameError> {
         let have = self.buf.len() - self.start;
         if have == 0 || self.framing == Framing::None {
             return Ok(());
@@ -281,7 +281,7 @@ impl Decoder {
     }
 
     /// Frees consumed bytes; call when no frame from this decoder is borrowed.
-    pub fn reclaim(&mut self) {
+    pub(crate) fn reclaim(&mut self) {
         if self.start == 0 {
             return;
         }

@@ -16,7 +16,7 @@ use super::calls;
 
 /// Which kind of ICMP socket ping got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IcmpKind {
+pub(crate) enum IcmpKind {
     /// SOCK_RAW: the whole ICMP message is ours (and, over IPv4, the IP header is read too).
     Raw,
     /// SOCK_DGRAM with IPPROTO_ICMP(V6): the kernel sets the identifier and delivers only
@@ -25,7 +25,7 @@ pub enum IcmpKind {
 }
 
 /// An ICMP socket connected to the host being pinged.
-pub struct IcmpSocket {
+pub(crate) struct IcmpSocket {
     sock: Socket,
     pub kind: IcmpKind,
     pub v6: bool,
@@ -48,7 +48,7 @@ fn denied(e: &io::Error) -> bool {
 
 /// A raw ICMP socket if allowed, else a datagram one; connected to `target`, with the
 /// TTL or hop limit of each packet reported beside it.
-pub fn open(target: SocketAddr) -> Result<IcmpSocket> {
+pub(crate) fn open(target: SocketAddr) -> Result<IcmpSocket> {
     let v6 = target.is_ipv6();
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     let (sock, kind) = match calls::socket_for_protocol(domain, Type::RAW, protocol(v6)) {
@@ -102,16 +102,16 @@ fn no_socket(dgram: &io::Error) -> String {
 
 impl IcmpSocket {
     /// send(2) of one ICMP message.
-    pub fn send(&self, message: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, message: &[u8]) -> io::Result<()> {
         calls::send(&self.sock, message).map(|_| ())
     }
 
     /// recvmsg(2): one message (with the IPv4 header on a raw IPv4 socket) and its TTL.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<calls::Message> {
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<calls::Message> {
         calls::recv_msg(&self.sock, buf)
     }
 
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
 }

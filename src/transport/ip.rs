@@ -13,7 +13,7 @@ use crate::error::{Call, Subject, socket_error};
 use super::{SocketOptions, calls};
 
 /// Resolves an IP address or host name (getaddrinfo) into every address it stands for.
-pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
+pub(crate) fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     match addr {
         Address::Ip(addr) if !crate::endpoint::family_allows(addr) => Err(anyhow!(
             "{addr} is not of the family {} asks for; drop the flag or give the other address",
@@ -49,7 +49,11 @@ pub fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
 }
 
 /// A new AF_INET or AF_INET6 socket of type `ty` for `addr`, with IPV6_V6ONLY set as asked.
-pub fn socket_for(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> std::io::Result<Socket> {
+pub(crate) fn socket_for(
+    addr: SocketAddr,
+    ty: Type,
+    opts: &SocketOptions,
+) -> std::io::Result<Socket> {
     let sock = calls::socket(Domain::for_address(addr), ty)?;
     if addr.is_ipv6() {
         // Set IPV6_V6ONLY explicitly: its default comes from net.ipv6.bindv6only and differs
@@ -62,7 +66,7 @@ pub fn socket_for(addr: SocketAddr, ty: Type, opts: &SocketOptions) -> std::io::
 
 /// Creates, configures (`setup`) and binds a socket on the first address of `addr` that
 /// works, returning it with the address it really got (port 0 becomes a real port).
-pub fn bind_first(
+pub(crate) fn bind_first(
     proto: Proto,
     addr: &Address,
     ty: Type,

@@ -29,7 +29,7 @@ use super::{Conn, MAX_MESSAGE, Received};
 
 /// What a message is on one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Carrier {
+pub(crate) enum Carrier {
     /// A byte stream as it comes: a message is whatever one read returned.
     Bytes,
     /// Bytes cut into frames by a framing (on a stream; the file protocol frames seqpacket too).
@@ -44,7 +44,7 @@ pub enum Carrier {
 impl Carrier {
     /// The rule for a socket of `kind` with the framing a user asked for: a framing cuts
     /// streams only, since message sockets keep their own boundaries.
-    pub fn of(kind: SocketKind, framing: Framing) -> Carrier {
+    pub(crate) fn of(kind: SocketKind, framing: Framing) -> Carrier {
         match kind {
             SocketKind::Stream if framing == Framing::None => Carrier::Bytes,
             SocketKind::Stream => Carrier::Frames(framing),
@@ -54,36 +54,36 @@ impl Carrier {
     }
 
     /// Whether a message arrives as it was sent, or as bytes that may stick together.
-    pub fn keeps_boundaries(self) -> bool {
+    pub(crate) fn keeps_boundaries(self) -> bool {
         self != Carrier::Bytes
     }
 
     /// Whether the socket itself hands over each message whole in one read (seqpacket,
     /// datagrams), so that one message is at most what one read takes.
-    pub fn whole_messages(self) -> bool {
+    pub(crate) fn whole_messages(self) -> bool {
         matches!(self, Carrier::Packets | Carrier::Datagrams)
     }
 
     /// Whether a message may never arrive: nobody resends a lost datagram.
-    pub fn may_lose(self) -> bool {
+    pub(crate) fn may_lose(self) -> bool {
         !self.reliable()
     }
 
     /// Whether every message arrives (once, in order) unless the connection fails: a failed
     /// send ends a reliable connection, and a datagram that does not come is lost.
-    pub fn reliable(self) -> bool {
+    pub(crate) fn reliable(self) -> bool {
         self != Carrier::Datagrams
     }
 
     /// Whether an empty message reaches the peer as one: on a bare stream 0 bytes are
     /// nothing, and seqpacket reads an empty message as the end of the connection.
-    pub fn carries_empty(self) -> bool {
+    pub(crate) fn carries_empty(self) -> bool {
         matches!(self, Carrier::Frames(_) | Carrier::Datagrams)
     }
 
     /// The framing messages are written in, [`Framing::None`] when the socket keeps
     /// boundaries itself or there are none.
-    pub fn framing(self) -> Framing {
+    pub(crate) fn framing(self) -> Framing {
         match self {
             Carrier::Frames(framing) => framing,
             _ => Framing::None,
@@ -91,7 +91,7 @@ impl Carrier {
     }
 
     /// What one unit of received data is called in a summary line.
-    pub fn unit(self) -> &'static str {
+    pub(crate) fn unit(self) -> &'static str {
         match self {
             Carrier::Bytes => "reads",
             Carrier::Frames(_) => "frames",
@@ -100,7 +100,7 @@ impl Carrier {
     }
 
     /// The receiving half; frames are bounded by `max_frame`.
-    pub fn receiver(self, max_frame: usize) -> Box<dyn MessageRecv> {
+    pub(crate) fn receiver(self, max_frame: usize) -> Box<dyn MessageRecv> {
         match self {
             Carrier::Bytes => Box::new(Bytes::default()),
             Carrier::Frames(framing) => Box::new(Frames::new(framing, max_frame)),
@@ -110,7 +110,7 @@ impl Carrier {
     }
 
     /// The sending half.
-    pub fn sender(self) -> Box<dyn MessageSend> {
+    pub(crate) fn sender(self) -> Box<dyn MessageSend> {
         match self {
             Carrier::Bytes => Box::new(Bytes::default()),
             Carrier::Frames(framing) => Box::new(Frames::new(framing, 0)),
@@ -122,7 +122,7 @@ impl Carrier {
 
 /// What a receive gave.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next<'a> {
+pub(crate) enum Next<'a> {
     /// One message (on a bare stream, what one read returned), lent until the next receive.
     Message(&'a mut [u8]),
     /// The peer closed between messages.
@@ -133,7 +133,7 @@ pub enum Next<'a> {
 
 /// Why no message could be received.
 #[derive(Debug)]
-pub enum RecvError {
+pub(crate) enum RecvError {
     /// The socket call failed (`WouldBlock` on a non-blocking socket: nothing complete yet).
     Io(io::Error),
     /// A frame over the limit, or the peer closed in the middle of one.
@@ -170,7 +170,7 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// The receiving half of a connection's messages.
-pub trait MessageRecv: Send {
+pub(crate) trait MessageRecv: Send {
     /// The next message: one already read if there is one, else one recv(2) into `buf`
     /// (repeated on a framed stream until a frame is complete). Message sockets read at
     /// most [`MAX_MESSAGE`] bytes at a time, so truncation means the same everywhere.
@@ -194,7 +194,7 @@ pub trait MessageRecv: Send {
 
 /// The sending half of a connection's messages. Stateless, so a writer thread and a reader
 /// thread each hold their own half of one socket.
-pub trait MessageSend: Send + Sync {
+pub(crate) trait MessageSend: Send + Sync {
     /// Appends `msg` as it goes on the wire (a frame header and all) to `out`.
     fn encode(&self, msg: &[u8], out: &mut Vec<u8>);
 
@@ -228,7 +228,7 @@ fn recv_once(conn: &Conn, buf: &mut [u8]) -> io::Result<Received> {
 
 /// A byte stream as it comes: a message is what one read returned.
 #[derive(Debug, Default)]
-pub struct Bytes {
+pub(crate) struct Bytes {
     reads: usize,
     drained: bool,
 }
@@ -262,7 +262,7 @@ impl MessageSend for Bytes {
 
 /// Bytes cut into frames: a [`Decoder`] between the reads and the messages.
 #[derive(Debug)]
-pub struct Frames {
+pub(crate) struct Frames {
     framing: Framing,
     decoder: Decoder,
     reads: usize,
@@ -270,7 +270,7 @@ pub struct Frames {
 }
 
 impl Frames {
-    pub fn new(framing: Framing, max_frame: usize) -> Frames {
+    pub(crate) fn new(framing: Framing, max_frame: usize) -> Frames {
         Frames {
             framing,
             decoder: Decoder::new(framing, max_frame),
@@ -328,7 +328,7 @@ impl MessageSend for Frames {
 
 /// Seqpacket: one message per read, a read of 0 bytes is the end.
 #[derive(Debug, Default)]
-pub struct Packets {
+pub(crate) struct Packets {
     reads: usize,
 }
 
@@ -359,7 +359,7 @@ impl MessageSend for Packets {
 /// A connected datagram socket: one message per read, possibly empty or cut short; one
 /// that never comes is the caller's to wait for (a timeout) and to ask again.
 #[derive(Debug, Default)]
-pub struct Datagrams {
+pub(crate) struct Datagrams {
     reads: usize,
 }
 
@@ -393,13 +393,13 @@ impl MessageSend for Datagrams {
 
 /// Messages from a blocking connection, each returned as its own bytes: for a dialogue of
 /// a few messages (requests, replies, file chunks), not for a hot loop.
-pub struct MessageReader {
+pub(crate) struct MessageReader {
     recv: Box<dyn MessageRecv>,
     buf: Vec<u8>,
 }
 
 impl MessageReader {
-    pub fn new(carrier: Carrier, max_frame: usize) -> MessageReader {
+    pub(crate) fn new(carrier: Carrier, max_frame: usize) -> MessageReader {
         MessageReader {
             recv: carrier.receiver(max_frame),
             buf: vec![0u8; MAX_MESSAGE],
@@ -407,13 +407,13 @@ impl MessageReader {
     }
 
     /// The next message; `None` when the peer closed cleanly between messages.
-    pub fn read(&mut self, conn: &Conn) -> Result<Option<Vec<u8>>, RecvError> {
+    pub(crate) fn read(&mut self, conn: &Conn) -> Result<Option<Vec<u8>>, RecvError> {
         self.read_at_most(conn, MAX_MESSAGE)
     }
 
     /// The next message, reading at most `limit` bytes from a bare stream (so a read never
     /// takes bytes of a reply not yet asked for).
-    pub fn read_at_most(
+    pub(crate) fn read_at_most(
         &mut self,
         conn: &Conn,
         limit: usize,
@@ -427,13 +427,13 @@ impl MessageReader {
     }
 
     /// recv(2) calls that returned data.
-    pub fn reads(&self) -> usize {
+    pub(crate) fn reads(&self) -> usize {
         self.recv.reads()
     }
 }
 
 /// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
-pub fn send_frame(conn: &Conn, payload: &[u8]) -> io::Result<()> {
+pub(crate) fn send_frame(conn: &Conn, payload: &[u8]) -> io::Result<()> {
     Frames::new(Framing::Length, 0).send(conn, payload)
 }
 

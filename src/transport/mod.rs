@@ -5,16 +5,16 @@
 //! Raw IP sockets (`raw.rs`) carry packets with headers netecho writes itself, so they are
 //! a type of their own, [`raw::RawSocket`].
 
-pub mod batch;
-pub mod calls;
-pub mod framing;
-pub mod icmp;
-pub mod ip;
-pub mod message;
-pub mod raw;
-pub mod tcp;
-pub mod udp;
-pub mod unix;
+pub(crate) mod batch;
+pub(crate) mod calls;
+pub(crate) mod framing;
+pub(crate) mod icmp;
+pub(crate) mod ip;
+pub(crate) mod message;
+pub(crate) mod raw;
+pub(crate) mod tcp;
+pub(crate) mod udp;
+pub(crate) mod unix;
 
 use std::fmt;
 use std::io;
@@ -32,11 +32,11 @@ use crate::error::{Call, socket_error};
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
 /// (65,507 bytes over IPv4, 65,527 over IPv6) fits; a larger Unix datagram is reported as
 /// truncated (MSG_TRUNC), never silently cut.
-pub const MAX_MESSAGE: usize = 65536;
+pub(crate) const MAX_MESSAGE: usize = 65536;
 
 /// Socket options a lab asks about, as `serve` and `send` flags set them.
 #[derive(Clone, Debug)]
-pub struct SocketOptions {
+pub(crate) struct SocketOptions {
     /// listen(2) backlog: connections the kernel queues before accept.
     pub backlog: i32,
     /// SO_REUSEADDR on TCP listeners: rebind while old connections sit in TIME_WAIT.
@@ -74,7 +74,7 @@ impl Default for SocketOptions {
 
 /// SO_RCVBUF and SO_SNDBUF as `opts` asks, on a new socket (before connect or listen, so TCP
 /// picks its window scale with the buffer it will have).
-pub fn set_buffers(sock: &Socket, opts: &SocketOptions) -> io::Result<()> {
+pub(crate) fn set_buffers(sock: &Socket, opts: &SocketOptions) -> io::Result<()> {
     if let Some(bytes) = opts.rcvbuf {
         calls::set_buffer(sock, "SO_RCVBUF", bytes)?;
     }
@@ -85,7 +85,7 @@ pub fn set_buffers(sock: &Socket, opts: &SocketOptions) -> io::Result<()> {
 }
 
 /// A socket bound by `serve`: either it accepts connections or it answers datagrams.
-pub enum Bound {
+pub(crate) enum Bound {
     Listener(Listener),
     Datagram(DatagramSocket),
     Raw(raw::RawSocket),
@@ -93,7 +93,7 @@ pub enum Bound {
 
 impl Bound {
     /// The bound address, with the real port when port 0 was asked for.
-    pub fn local(&self) -> &Address {
+    pub(crate) fn local(&self) -> &Address {
         match self {
             Bound::Listener(l) => &l.local,
             Bound::Datagram(d) => &d.local,
@@ -103,14 +103,14 @@ impl Bound {
 }
 
 /// A socket bound for a protocol that connects or answers senders (every one but raw).
-pub enum BoundSock {
+pub(crate) enum BoundSock {
     Listener(Listener),
     Datagram(DatagramSocket),
 }
 
 impl BoundSock {
     /// The bound address, with the real port when port 0 was asked for.
-    pub fn local(&self) -> &Address {
+    pub(crate) fn local(&self) -> &Address {
         match self {
             BoundSock::Listener(l) => &l.local,
             BoundSock::Datagram(d) => &d.local,
@@ -128,7 +128,7 @@ impl From<BoundSock> for Bound {
 }
 
 /// Binds a server socket for `endpoint`.
-pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
+pub(crate) fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
     match endpoint.target() {
         Some(target) => bind_sock(&target, opts).map(Bound::from),
         None => raw::bind(&endpoint.addr, opts).map(Bound::Raw),
@@ -136,7 +136,7 @@ pub fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
 }
 
 /// Binds a listener or a datagram socket for `target`.
-pub fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSock> {
+pub(crate) fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSock> {
     let endpoint = target.endpoint();
     match target.proto {
         SockProto::Tcp => tcp::bind(&target.addr, opts).map(BoundSock::Listener),
@@ -158,7 +158,7 @@ fn addresses(unix: bool, addr: &Address) -> Result<Vec<Address>> {
 }
 
 /// The concrete endpoints to try, in order, for a client of any protocol (raw included).
-pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
+pub(crate) fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
     Ok(addresses(endpoint.proto.is_unix(), &endpoint.addr)?
         .into_iter()
         .map(|addr| Endpoint {
@@ -169,7 +169,7 @@ pub fn candidates(endpoint: &Endpoint) -> Result<Vec<Endpoint>> {
 }
 
 /// The concrete targets to try, in order, for a client that connects.
-pub fn target_candidates(target: &Target) -> Result<Vec<Target>> {
+pub(crate) fn target_candidates(target: &Target) -> Result<Vec<Target>> {
     Ok(addresses(target.proto.is_unix(), &target.addr)?
         .into_iter()
         .map(|addr| Target {
@@ -180,7 +180,7 @@ pub fn target_candidates(target: &Target) -> Result<Vec<Target>> {
 }
 
 /// A client socket connected to the first address of `target` that accepts.
-pub fn connect_first(target: &Target, opts: &SocketOptions) -> Result<Conn> {
+pub(crate) fn connect_first(target: &Target, opts: &SocketOptions) -> Result<Conn> {
     let mut last = None;
     for candidate in target_candidates(target)? {
         match connect(&candidate, opts) {
@@ -192,7 +192,7 @@ pub fn connect_first(target: &Target, opts: &SocketOptions) -> Result<Conn> {
 }
 
 /// The socket address of a concrete endpoint, for sendto(2).
-pub fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
+pub(crate) fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
     Ok(PeerAddr(match &endpoint.addr {
         Address::UnixPath(_) | Address::UnixAbstract(_) => unix::sockaddr_of(&endpoint.addr)?,
         addr => SockAddr::from(*ip::resolve(addr)?.first().context("no address")?),
@@ -203,7 +203,7 @@ pub fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
 ///
 /// The error is the kernel's, so a caller can decide whether the next candidate is worth a
 /// try; [`crate::error::socket_error`] words it for the user.
-pub fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
+pub(crate) fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
     match (&target.addr, target.proto) {
         (Address::Ip(addr), SockProto::Tcp) => tcp::connect(*addr, opts),
         (Address::Ip(addr), SockProto::Udp) => udp::connect(*addr, opts),
@@ -221,7 +221,7 @@ pub fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
 /// the lesson's sendto and recvfrom: the server is named in every send, and every reply says
 /// who sent it. A udp socket gets its port from the first sendto; a unix-dgram one
 /// autobinds a name so the server can answer.
-pub fn unconnected(
+pub(crate) fn unconnected(
     endpoint: &Endpoint,
     opts: &SocketOptions,
 ) -> Result<(DatagramSocket, PeerAddr)> {
@@ -254,7 +254,7 @@ pub fn unconnected(
 
 /// What one read from a socket gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     /// A message (or, on a stream, a chunk of bytes) of this length. A datagram may be empty.
     Data(usize),
     /// The peer closed: on a stream or seqpacket socket a read of 0 bytes means this.
@@ -276,7 +276,7 @@ impl Received {
 
 /// A connected socket: an accepted or connected stream or seqpacket, or a connected datagram
 /// socket on the client side.
-pub struct Conn {
+pub(crate) struct Conn {
     sock: Socket,
     kind: SocketKind,
     peer: String,
@@ -304,13 +304,13 @@ impl Conn {
 
     /// From now on each frame read after [`Conn::start_frame`] must arrive whole within
     /// `limit` (None: only the idle timeout of each recv applies).
-    pub fn set_frame_time(&self, limit: Option<Duration>) {
+    pub(crate) fn set_frame_time(&self, limit: Option<Duration>) {
         let ms = limit.map_or(0, |d| d.as_millis().clamp(1, u64::MAX.into()) as u64);
         self.frame_time.store(ms, Ordering::Relaxed);
     }
 
     /// A frame begins: its deadline is the frame time from now.
-    pub fn start_frame(&self) {
+    pub(crate) fn start_frame(&self) {
         let limit = self.frame_time.load(Ordering::Relaxed);
         if limit > 0 {
             let now = self.born.elapsed().as_millis() as u64;
@@ -336,39 +336,39 @@ impl Conn {
             .set_read_timeout(Some(Duration::from_millis(deadline - now)))
     }
 
-    pub fn kind(&self) -> SocketKind {
+    pub(crate) fn kind(&self) -> SocketKind {
         self.kind
     }
 
     /// What a message is on this connection, with the framing a user asked for (which
     /// applies to streams only).
-    pub fn carrier(&self, framing: framing::Framing) -> message::Carrier {
+    pub(crate) fn carrier(&self, framing: framing::Framing) -> message::Carrier {
         message::Carrier::of(self.kind, framing)
     }
 
     /// Who is on the other end, for log lines (for Unix sockets with the peer's pid and uid).
-    pub fn peer(&self) -> &str {
+    pub(crate) fn peer(&self) -> &str {
         &self.peer
     }
 
     /// The largest message this socket can send in one piece, for message-based sockets.
-    pub fn max_message(&self) -> Option<usize> {
+    pub(crate) fn max_message(&self) -> Option<usize> {
         self.max_message
     }
 
-    pub fn socket(&self) -> &Socket {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.sock
     }
 
     /// One recv(2): a chunk of a stream, or one whole message.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         self.before_recv()?;
         recv_message(&self.sock, self.kind, buf)
     }
 
     /// SO_RXQ_OVFL: from now on every datagram read with [`Conn::recv_counting_drops`] carries
     /// the number of datagrams the kernel has dropped on this socket for a full receive buffer.
-    pub fn count_drops(&self) -> io::Result<()> {
+    pub(crate) fn count_drops(&self) -> io::Result<()> {
         calls::setsockopt(&self.sock, "SO_RXQ_OVFL", true, |s, on| {
             nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RxqOvfl, &i32::from(on))
                 .map_err(io::Error::from)
@@ -378,7 +378,7 @@ impl Conn {
     /// The datagrams the kernel has dropped on this socket for a full receive buffer, now
     /// (SO_MEMINFO's SK_MEMINFO_DROPS): also the drops after the last datagram read, which
     /// SO_RXQ_OVFL only reports along with a later one.
-    pub fn drops(&self) -> io::Result<u32> {
+    pub(crate) fn drops(&self) -> io::Result<u32> {
         use std::os::fd::AsRawFd;
         let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
         let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
@@ -401,7 +401,10 @@ impl Conn {
 
     /// recvmsg(2): one message, and the socket's SO_RXQ_OVFL drop count when the kernel sent
     /// it along (see [`Conn::count_drops`]).
-    pub fn recv_counting_drops(&self, buf: &mut [u8]) -> io::Result<(Received, Option<u32>)> {
+    pub(crate) fn recv_counting_drops(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(Received, Option<u32>)> {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
         use std::os::fd::AsRawFd;
         let mut cmsg = nix::cmsg_space!(u32);
@@ -430,7 +433,7 @@ impl Conn {
 
     /// Sends all of `buf`: send(2) until every byte is written (what Python calls sendall).
     /// On a message socket that is one send of one message.
-    pub fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
+    pub(crate) fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
         if self.kind != SocketKind::Stream {
             let sent = calls::send(&self.sock, buf)?;
             return if sent == buf.len() {
@@ -455,7 +458,7 @@ impl Conn {
 
     /// One send(2): on a stream it may take only part of `buf` (returns how much); on a
     /// message socket it sends the whole message or fails.
-    pub fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
             match calls::send(&self.sock, buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -464,27 +467,22 @@ impl Conn {
         }
     }
 
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
 
     /// SO_RCVTIMEO: how long a blocking recv waits (None: forever).
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
     }
 
     /// SO_SNDTIMEO: how long a blocking send waits (None: forever).
-    pub fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+    pub(crate) fn set_write_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_SNDTIMEO", timeout)
     }
 
-    /// shutdown(2) of the receiving half: a recv blocked on this socket returns.
-    pub fn shutdown_read(&self) -> io::Result<()> {
-        self.sock.shutdown(std::net::Shutdown::Read)
-    }
-
     /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.
-    pub fn shutdown_write(&self) -> io::Result<()> {
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         self.sock.shutdown(std::net::Shutdown::Write)
     }
 }
@@ -496,7 +494,7 @@ impl AsFd for Conn {
 }
 
 /// A bound listening socket (TCP, Unix stream or seqpacket).
-pub struct Listener {
+pub(crate) struct Listener {
     sock: Socket,
     proto: Proto,
     local: Address,
@@ -506,16 +504,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn proto(&self) -> Proto {
-        self.proto
-    }
-
-    pub fn local(&self) -> &Address {
-        &self.local
-    }
-
     /// accept(2): the next queued connection.
-    pub fn accept(&self) -> io::Result<Conn> {
+    pub(crate) fn accept(&self) -> io::Result<Conn> {
         let (sock, addr) = calls::accept(&self.sock)?;
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)
@@ -528,7 +518,7 @@ impl Listener {
         Ok(Conn::new(sock, self.proto.kind(), peer, None))
     }
 
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
 }
@@ -540,7 +530,7 @@ impl AsFd for Listener {
 }
 
 /// An unconnected datagram socket bound by a server (UDP or Unix datagram).
-pub struct DatagramSocket {
+pub(crate) struct DatagramSocket {
     sock: Socket,
     proto: Proto,
     local: Address,
@@ -549,12 +539,12 @@ pub struct DatagramSocket {
 
 /// A datagram's sender, as recvfrom(2) reported it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PeerAddr(pub SockAddr);
+pub(crate) struct PeerAddr(pub SockAddr);
 
 impl PeerAddr {
     /// The sender as a log line names it for `proto`: raw IP has no ports, so the address
     /// alone.
-    pub fn show(&self, proto: Proto) -> String {
+    pub(crate) fn show(&self, proto: Proto) -> String {
         match self.0.as_socket() {
             Some(addr) if proto == Proto::Raw => addr.ip().to_string(),
             _ => self.to_string(),
@@ -564,7 +554,7 @@ impl PeerAddr {
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
     /// recvfrom and recvmmsg report such a sender with an address length of 0 (the family
     /// bytes are then not written, so they cannot be trusted), or with the family alone.
-    pub fn can_reply(&self) -> bool {
+    pub(crate) fn can_reply(&self) -> bool {
         let family_only = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
         self.0.len() > family_only && !(self.0.is_unix() && self.0.is_unnamed())
     }
@@ -572,7 +562,7 @@ impl PeerAddr {
 
 /// A name a peer chose (its socket file, its abstract name) as one printable line: control
 /// characters escaped, so a name cannot forge a line of a log or of a summary on stdout.
-pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
     if name.chars().any(char::is_control) {
         name.chars()
             .map(|c| {
@@ -606,58 +596,58 @@ impl fmt::Display for PeerAddr {
 }
 
 impl DatagramSocket {
-    pub fn proto(&self) -> Proto {
+    pub(crate) fn proto(&self) -> Proto {
         self.proto
     }
 
-    pub fn local(&self) -> &Address {
+    pub(crate) fn local(&self) -> &Address {
         &self.local
     }
 
     /// getsockname(2): the address as bound (the port the kernel chose for port 0).
-    pub fn local_sockaddr(&self) -> io::Result<SockAddr> {
+    pub(crate) fn local_sockaddr(&self) -> io::Result<SockAddr> {
         self.sock.local_addr()
     }
 
     /// recvfrom(2): one datagram and who sent it.
-    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
+    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
         let (n, from) = calls::recv_from(&self.sock, as_uninit(buf))?;
         Ok((Received::of(n, buf.len()), PeerAddr(from)))
     }
 
     /// recvfrom(2) that never blocks: WouldBlock when nothing is queued.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr)> {
         let (n, from) = calls::try_recv_from(&self.sock, as_uninit(buf))?;
         Ok((Received::of(n, buf.len()), PeerAddr(from)))
     }
 
     /// sendto(2): one datagram to `to`.
-    pub fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
+    pub(crate) fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         calls::send_to(&self.sock, buf, &to.0).map(|_| ())
     }
 
     /// sendto(2) that never blocks: WouldBlock when `to` cannot take it now.
-    pub fn try_send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
+    pub(crate) fn try_send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         calls::try_send_to(&self.sock, buf, &to.0).map(|_| ())
     }
 
     /// The socket itself, for options this type does not wrap.
-    pub fn socket(&self) -> &Socket {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.sock
     }
 
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
 
     /// SO_RCVTIMEO: how long a blocking recvfrom waits (None: forever).
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
     }
 
     /// A second handle on the same socket (dup(2)), for another thread to send from. The
     /// socket file stays with the original, which removes it when dropped.
-    pub fn try_clone(&self) -> io::Result<DatagramSocket> {
+    pub(crate) fn try_clone(&self) -> io::Result<DatagramSocket> {
         Ok(DatagramSocket {
             sock: self.sock.try_clone()?,
             proto: self.proto,
@@ -670,7 +660,11 @@ impl DatagramSocket {
 /// A datagram socket of `proto` bound to a fresh address of the kernel's choosing: port 0
 /// on `near`'s IP (or the unspecified address of its family), or an autobound Unix name.
 /// A file transfer gets one of these on each side, as a TFTP transfer gets its own port.
-pub fn ephemeral_datagram(proto: Proto, near: &Address, any_ip: bool) -> Result<DatagramSocket> {
+pub(crate) fn ephemeral_datagram(
+    proto: Proto,
+    near: &Address,
+    any_ip: bool,
+) -> Result<DatagramSocket> {
     match near {
         Address::UnixPath(_) | Address::UnixAbstract(_) => unix::bind_autobound(proto),
         _ => {

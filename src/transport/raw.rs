@@ -16,13 +16,13 @@ use crate::error::{Call, Subject, socket_error};
 use super::{PeerAddr, SocketOptions, calls, ip};
 
 /// The most an IPv4 raw socket sends after the header: 65,535 (total length) - 20.
-pub const MAX_PAYLOAD_V4: usize = 65_515;
+pub(crate) const MAX_PAYLOAD_V4: usize = 65_515;
 /// The most an IPv6 raw socket sends: the payload length field is 16 bits and excludes the
 /// 40-byte header (jumbograms aside).
-pub const MAX_PAYLOAD_V6: usize = 65_535;
+pub(crate) const MAX_PAYLOAD_V6: usize = 65_535;
 
 /// A raw socket for one IP protocol, bound (server) or connected (client).
-pub struct RawSocket {
+pub(crate) struct RawSocket {
     sock: Socket,
     local: Address,
     v6: bool,
@@ -31,7 +31,7 @@ pub struct RawSocket {
 
 /// socket(AF_INET or AF_INET6, SOCK_RAW, protocol); without CAP_NET_RAW the error says
 /// what is missing and how to grant it.
-pub fn open(v6: bool, protocol: i32, what: &str) -> Result<Socket> {
+pub(crate) fn open(v6: bool, protocol: i32, what: &str) -> Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
     calls::socket_for_protocol(domain, Type::RAW, protocol)
         .map_err(|e| socket_error(Call::Socket, Subject::ip(what), &e))
@@ -39,7 +39,7 @@ pub fn open(v6: bool, protocol: i32, what: &str) -> Result<Socket> {
 
 /// A server socket: bind(2) on a raw socket filters by destination address, so it sees the
 /// packets of `opts.ip_proto` sent to `addr` (to any of this host's, for 0.0.0.0 or ::).
-pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<RawSocket> {
+pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<RawSocket> {
     let mut last = None;
     for candidate in ip::resolve(addr)? {
         let ip = candidate.ip();
@@ -78,7 +78,7 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<RawSocket> {
 /// filters what is read to packets from `target`. With `opts.hdrincl` (IPv4) the caller
 /// writes the IP header itself (IP_HDRINCL); otherwise `opts.ttl` sets IP_TTL or
 /// IPV6_UNICAST_HOPS for the header the kernel writes.
-pub fn connect(target: SocketAddr, opts: &SocketOptions) -> Result<RawSocket> {
+pub(crate) fn connect(target: SocketAddr, opts: &SocketOptions) -> Result<RawSocket> {
     let what = Endpoint {
         proto: Proto::Raw,
         addr: Address::Ip(target),
@@ -120,7 +120,7 @@ pub fn connect(target: SocketAddr, opts: &SocketOptions) -> Result<RawSocket> {
 
 /// The source address the kernel would use towards `dest`, for a header built by hand:
 /// connect(2) on a UDP socket looks up the route and sends nothing.
-pub fn route_source(dest: Ipv4Addr) -> io::Result<Ipv4Addr> {
+pub(crate) fn route_source(dest: Ipv4Addr) -> io::Result<Ipv4Addr> {
     let probe = calls::socket(Domain::IPV4, Type::DGRAM)?;
     // Any port will do: nothing is sent.
     calls::connect(&probe, &SocketAddr::new(IpAddr::V4(dest), 9).into())?;
@@ -136,41 +136,41 @@ pub fn route_source(dest: Ipv4Addr) -> io::Result<Ipv4Addr> {
 
 impl RawSocket {
     /// The bound address (server) or the target (client).
-    pub fn local(&self) -> &Address {
+    pub(crate) fn local(&self) -> &Address {
         &self.local
     }
 
-    pub fn is_v6(&self) -> bool {
+    pub(crate) fn is_v6(&self) -> bool {
         self.v6
     }
 
     /// The IP protocol number this socket sends and receives.
-    pub fn protocol(&self) -> u8 {
+    pub(crate) fn protocol(&self) -> u8 {
         self.protocol
     }
 
     /// recvmsg(2): one packet (with its IPv4 header on an IPv4 socket), its sender, and on
     /// IPv6 the hop limit it came with.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<calls::Message> {
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<calls::Message> {
         calls::recv_msg(&self.sock, buf)
     }
 
     /// sendto(2): one packet to `to`.
-    pub fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
+    pub(crate) fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         calls::send_to(&self.sock, buf, &to.0).map(|_| ())
     }
 
     /// send(2) to the connected target.
-    pub fn send(&self, buf: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<()> {
         calls::send(&self.sock, buf).map(|_| ())
     }
 
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
 
     /// SO_RCVTIMEO: how long a blocking recv waits.
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
         calls::set_timeout(&self.sock, "SO_RCVTIMEO", timeout)
     }
 }

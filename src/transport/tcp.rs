@@ -12,7 +12,7 @@ use crate::error::{Call, Subject, socket_error};
 use super::{Conn, Listener, SocketOptions, calls, ip};
 
 /// socket, setsockopt(SO_REUSEADDR), bind and listen.
-pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
+pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     let (sock, local) = ip::bind_first(Proto::Tcp, addr, Type::STREAM, opts, |sock| {
         calls::setsockopt(
             sock,
@@ -33,7 +33,7 @@ pub fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
 }
 
 /// socket and connect (the three-way handshake) to one address.
-pub fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
+pub(crate) fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
     let sock: Socket = ip::socket_for(addr, Type::STREAM, opts)?;
     calls::connect(&sock, &addr.into())?;
     if opts.nodelay {
@@ -44,7 +44,7 @@ pub fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
 
 /// What TCP_INFO says of a connection: how TCP turned loss into latency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcpInfo {
+pub(crate) struct TcpInfo {
     /// Segments sent again over the connection's life (tcpi_total_retrans).
     pub retransmits: u32,
     /// Smoothed round-trip time, in microseconds (tcpi_rtt).
@@ -54,7 +54,7 @@ pub struct TcpInfo {
 }
 
 /// getsockopt(TCP_INFO) on a TCP socket.
-pub fn info(sock: &Socket) -> io::Result<TcpInfo> {
+pub(crate) fn info(sock: &Socket) -> io::Result<TcpInfo> {
     use std::os::fd::AsRawFd;
     // Safety: tcp_info is plain integers, so all zeroes is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };

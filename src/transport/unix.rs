@@ -19,7 +19,7 @@ use crate::error::{Call, Subject, UsageError, socket_error};
 use super::{Conn, DatagramSocket, Listener, MAX_MESSAGE, PeerAddr, SocketOptions, calls};
 
 /// sun_path holds 108 bytes; a path needs one of them for its terminating NUL.
-pub const MAX_PATH: usize = 107;
+pub(crate) const MAX_PATH: usize = 107;
 
 fn socket_type(proto: Proto) -> Type {
     match proto {
@@ -49,13 +49,13 @@ fn sockaddr(addr: &Address) -> Result<SockAddr> {
 }
 
 /// The sockaddr_un of a Unix address, for sendto(2).
-pub fn sockaddr_of(addr: &Address) -> Result<SockAddr> {
+pub(crate) fn sockaddr_of(addr: &Address) -> Result<SockAddr> {
     sockaddr(addr)
 }
 
 /// The socket file a server created, removed when the server is done with it, but only if
 /// the file at that path is still the one it created.
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -187,7 +187,7 @@ fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
 }
 
 /// A listening Unix stream or seqpacket socket.
-pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listener> {
+pub(crate) fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listener> {
     let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr, opts)?;
     calls::listen(&sock, opts.backlog).map_err(|e| socket_error(Call::Listen, endpoint, &e))?;
     Ok(Listener {
@@ -200,7 +200,7 @@ pub fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Listen
 }
 
 /// A bound Unix datagram socket.
-pub fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result<DatagramSocket> {
+pub(crate) fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result<DatagramSocket> {
     let (sock, file) = bind_socket(endpoint.proto, &endpoint.addr, opts)?;
     Ok(DatagramSocket {
         sock,
@@ -211,7 +211,7 @@ pub fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Datagr
 }
 
 /// An unconnected Unix datagram socket at an autobound abstract name.
-pub fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
+pub(crate) fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
     let sock = calls::socket(Domain::UNIX, socket_type(proto))?;
     calls::bind(&sock, &SockAddr::unix("")?)?;
     let local = sock.local_addr()?;
@@ -225,7 +225,7 @@ pub fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
 }
 
 /// A client socket connected to `addr`.
-pub fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io::Result<Conn> {
+pub(crate) fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io::Result<Conn> {
     // A name sun_path cannot hold is a usage error: kept as one inside the io::Error, so
     // socket_error passes it on as it is (exit 2) instead of as a failed connect.
     let sa = sockaddr(addr).map_err(|e| match e.downcast::<UsageError>() {
@@ -246,7 +246,7 @@ pub fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io::Result
 
 /// "pid 4242 uid 1000 gid 1000" of an accepted Unix peer (SO_PEERCRED), with its address if
 /// it has one.
-pub fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
+pub(crate) fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
     let who = PeerAddr(addr.clone()).to_string();
     match getsockopt(sock, PeerCredentials) {
         Ok(cred) => format!(
@@ -260,7 +260,7 @@ pub fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
 }
 
 /// The uid and gid of a connected Unix peer, as the kernel recorded them at connect (SO_PEERCRED).
-pub fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
+pub(crate) fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
     let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
     Ok((cred.uid(), cred.gid()))
 }

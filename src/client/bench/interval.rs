@@ -9,13 +9,13 @@ use hdrhistogram::Histogram;
 
 use super::load::LoadResult;
 
-pub use crate::report::Interval;
+pub(crate) use crate::report::Interval;
 
 // An interval is report data; how bench cuts one from its running totals, and adds up the
 // threads' shares, is bench's and lives here.
 impl Interval {
     /// What a thread did between two snapshots of its running totals.
-    pub fn between(
+    pub(crate) fn between(
         index: u64,
         start: Duration,
         end: Duration,
@@ -62,7 +62,7 @@ impl Interval {
 }
 
 /// A thread's running totals at the start of an interval.
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     sent: u64,
     answered: u64,
     bytes: u64,
@@ -71,7 +71,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn of(r: &LoadResult) -> Snapshot {
+    pub(crate) fn of(r: &LoadResult) -> Snapshot {
         Snapshot {
             sent: r.sent,
             answered: r.answered,
@@ -83,7 +83,7 @@ impl Snapshot {
 }
 
 /// Where the load threads report their intervals, and whence complete intervals go out.
-pub struct Board<'a> {
+pub(crate) struct Board<'a> {
     pub every: Duration,
     state: Mutex<State>,
     emit: &'a (dyn Fn(&Interval) + Sync),
@@ -98,7 +98,11 @@ struct State {
 }
 
 impl<'a> Board<'a> {
-    pub fn new(every: Duration, threads: usize, emit: &'a (dyn Fn(&Interval) + Sync)) -> Board<'a> {
+    pub(crate) fn new(
+        every: Duration,
+        threads: usize,
+        emit: &'a (dyn Fn(&Interval) + Sync),
+    ) -> Board<'a> {
         Board {
             every,
             state: Mutex::new(State {
@@ -110,7 +114,7 @@ impl<'a> Board<'a> {
     }
 
     /// Thread `thread`'s share of an interval.
-    pub fn report(&self, thread: usize, interval: Interval) {
+    pub(crate) fn report(&self, thread: usize, interval: Interval) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let threads = state.finished.len();
         let (seen, merged) = state.pending.entry(interval.index).or_insert_with(|| {
@@ -125,7 +129,7 @@ impl<'a> Board<'a> {
     }
 
     /// Thread `thread` is done: later intervals no longer wait for it.
-    pub fn finish(&self, thread: usize) {
+    pub(crate) fn finish(&self, thread: usize) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.finished[thread] = true;
         self.emit_complete(&mut state);

@@ -25,9 +25,9 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Bytes at the start of each request that carry its sequence number, as decimal digits
 /// (which no transform changes).
-pub const SEQ_DIGITS: usize = 8;
+pub(crate) const SEQ_DIGITS: usize = 8;
 /// Latencies above this are recorded as this (HdrHistogram's range, in microseconds).
-pub const MAX_LATENCY_US: u64 = 60_000_000;
+pub(crate) const MAX_LATENCY_US: u64 = 60_000_000;
 /// Events taken from one epoll_wait.
 const EVENTS: usize = 256;
 /// How often datagram requests are checked for having waited past the loss timeout.
@@ -35,7 +35,7 @@ const LOSS_CHECK: Duration = Duration::from_millis(20);
 
 /// When a run stops sending.
 #[derive(Clone, Copy, Debug)]
-pub enum Limit {
+pub(crate) enum Limit {
     /// Send for this long.
     Duration(Duration),
     /// Send this many requests per client.
@@ -44,7 +44,7 @@ pub enum Limit {
 
 /// What to measure.
 #[derive(Clone, Debug)]
-pub struct LoadSpec {
+pub(crate) struct LoadSpec {
     pub target: Target,
     pub clients: usize,
     pub size: usize,
@@ -67,14 +67,14 @@ pub struct LoadSpec {
 impl LoadSpec {
     /// What a message is on the target's socket before the load loop's own framing: the
     /// loop writes and checks a stream's frames itself, byte for byte.
-    pub fn carrier(&self) -> Carrier {
+    pub(crate) fn carrier(&self) -> Carrier {
         Carrier::of(self.target.proto.kind(), Framing::None)
     }
 }
 
 /// TCP_INFO summed over a run's connections.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TcpTotals {
+pub(crate) struct TcpTotals {
     pub conns: u64,
     pub retransmits: u64,
     pub rtt_us: u64,
@@ -82,18 +82,18 @@ pub struct TcpTotals {
 }
 
 impl TcpTotals {
-    pub fn mean_rtt_us(&self) -> u64 {
+    pub(crate) fn mean_rtt_us(&self) -> u64 {
         self.rtt_us / self.conns.max(1)
     }
 
-    pub fn mean_cwnd(&self) -> u64 {
+    pub(crate) fn mean_cwnd(&self) -> u64 {
         self.cwnd / self.conns.max(1)
     }
 }
 
 /// What a run measured.
 #[derive(Debug)]
-pub struct LoadResult {
+pub(crate) struct LoadResult {
     pub elapsed: Duration,
     pub sent: u64,
     pub answered: u64,
@@ -171,12 +171,12 @@ impl LoadResult {
         }
     }
 
-    pub fn requests_per_sec(&self) -> f64 {
+    pub(crate) fn requests_per_sec(&self) -> f64 {
         self.answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// What the run lost and what the kernel saw of it.
-    pub fn loss(&self) -> Loss {
+    pub(crate) fn loss(&self) -> Loss {
         Loss {
             lost: self.lost,
             rxq_overflow: self.rxq_overflow,
@@ -186,23 +186,23 @@ impl LoadResult {
     }
 
     /// Reply bytes per second, in megabytes (10^6).
-    pub fn mb_per_sec(&self) -> f64 {
+    pub(crate) fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
 /// Load threads a run uses: as asked, but never more than clients.
-pub fn threads(spec: &LoadSpec) -> usize {
+pub(crate) fn threads(spec: &LoadSpec) -> usize {
     spec.threads.clamp(1, spec.clients.max(1))
 }
 
 /// Runs the load and returns what it measured.
-pub fn run(spec: &LoadSpec) -> Result<LoadResult> {
+pub(crate) fn run(spec: &LoadSpec) -> Result<LoadResult> {
     run_with(spec, None)
 }
 
 /// Runs the load, reporting each interval to `board` as the run goes on.
-pub fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
+pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     if spec.size == 0 && !spec.carrier().carries_empty() {
         return Err(anyhow!(
             "--size 0: a stream or seqpacket socket cannot carry an empty message"

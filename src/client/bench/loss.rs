@@ -8,14 +8,14 @@ use crate::report::Cause;
 
 /// UDP counters of the whole machine (this network namespace), IPv4 and IPv6 together.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub rcvbuf_errors: u64,
     pub sndbuf_errors: u64,
 }
 
 impl Counters {
     /// The counters now; `None` when /proc/net/snmp cannot be read.
-    pub fn read() -> Option<Counters> {
+    pub(crate) fn read() -> Option<Counters> {
         let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
         let snmp6 = std::fs::read_to_string("/proc/net/snmp6").unwrap_or_default();
         Some(Counters::parse(&snmp, &snmp6))
@@ -48,7 +48,7 @@ impl Counters {
     }
 
     /// What rose between `self` (before) and `after`.
-    pub fn delta(&self, after: &Counters) -> Counters {
+    pub(crate) fn delta(&self, after: &Counters) -> Counters {
         Counters {
             rcvbuf_errors: after.rcvbuf_errors.saturating_sub(self.rcvbuf_errors),
             sndbuf_errors: after.sndbuf_errors.saturating_sub(self.sndbuf_errors),
@@ -58,7 +58,7 @@ impl Counters {
 
 /// What a datagram run lost and what the kernel saw of it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Loss {
+pub(crate) struct Loss {
     pub lost: u64,
     /// Drops at bench's sockets (SO_RXQ_OVFL).
     pub rxq_overflow: u64,
@@ -92,7 +92,7 @@ impl Loss {
     }
 
     /// The cause that explains most of the loss.
-    pub fn cause(&self) -> Option<Cause> {
+    pub(crate) fn cause(&self) -> Option<Cause> {
         self.shares()
             .into_iter()
             .filter(|(n, _)| *n > 0)
@@ -101,7 +101,7 @@ impl Loss {
     }
 
     /// Sentences for the user: each cause seen, its count, and what to change.
-    pub fn explain(&self, rcvbuf: Option<usize>, window: usize) -> Vec<String> {
+    pub(crate) fn explain(&self, rcvbuf: Option<usize>, window: usize) -> Vec<String> {
         let mut lines = Vec::new();
         if self.lost == 0 {
             return lines;

@@ -1,10 +1,10 @@
 //! `netecho bench`: runs the load loop against any echo server, or against servers it starts
 //! for each protocol, and prints what it measured.
 
-pub mod interval;
-pub mod load;
-pub mod loss;
-pub mod summary;
+pub(crate) mod interval;
+pub(crate) mod load;
+pub(crate) mod loss;
+pub(crate) mod summary;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use crate::transport::framing::Framing;
 use crate::client::local::LocalServers;
 
 /// Which servers `bench` measures.
-pub enum Servers {
+pub(crate) enum Servers {
     /// Servers already running: one target per protocol measured.
     Given(Vec<Target>),
     /// Servers bench starts for itself, one per protocol, and stops at the end.
@@ -35,7 +35,7 @@ pub enum Servers {
 }
 
 /// What `bench` measures, against which servers, and how it reports.
-pub struct BenchConfig {
+pub(crate) struct BenchConfig {
     pub servers: Servers,
     pub clients: usize,
     /// Bytes per message; within what every protocol measured carries.
@@ -63,7 +63,7 @@ pub struct BenchConfig {
 
 impl BenchConfig {
     /// What to measure against `target`.
-    pub fn spec(&self, target: Target) -> LoadSpec {
+    pub(crate) fn spec(&self, target: Target) -> LoadSpec {
         LoadSpec {
             target,
             clients: self.clients,
@@ -81,7 +81,7 @@ impl BenchConfig {
     }
 }
 
-pub fn run(args: BenchConfig) -> Result<()> {
+pub(crate) fn run(args: BenchConfig) -> Result<()> {
     // Local servers (and their temporary directory) live for the whole run.
     let mut local = None;
     let targets = match &args.servers {

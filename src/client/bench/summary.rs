@@ -7,7 +7,7 @@ use crate::report::{Percentiles, Run};
 use super::load::{Limit, LoadResult, LoadSpec};
 
 /// The run of `spec` that produced `r`.
-pub fn run(spec: &LoadSpec, r: &LoadResult) -> Run {
+pub(crate) fn run(spec: &LoadSpec, r: &LoadResult) -> Run {
     Run {
         proto: spec.target.proto.to_string(),
         address: spec.target.addr.to_string(),

@@ -20,15 +20,15 @@ use super::rows::{BoundaryRow, Row, TcpInfoRow};
 use super::why::why;
 
 /// How long the lab waits for a reply before it counts the request as lost.
-pub const TIMEOUT: Duration = Duration::from_millis(500);
+pub(super) const TIMEOUT: Duration = Duration::from_millis(500);
 /// Bytes of each message under pipelined load, and of each ping-pong message.
-pub const LOAD_SIZE: usize = 1024;
-pub const PING_SIZE: usize = 64;
+pub(super) const LOAD_SIZE: usize = 1024;
+pub(super) const PING_SIZE: usize = 64;
 /// Round trips a round needs for its p50 to count among the rounds'.
-pub const MIN_ROUND_SAMPLES: u64 = 20;
+pub(super) const MIN_ROUND_SAMPLES: u64 = 20;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
-pub fn measure(target: &Target, plan: &Plan) -> Result<Row> {
+pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     let mut rounds = Rounds::new()?;
     for _ in 0..plan.rounds {
         let ping: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, plan.ping))?;
@@ -73,7 +73,7 @@ pub fn measure(target: &Target, plan: &Plan) -> Result<Row> {
 }
 
 /// Whether `addr` is reached over IPv6.
-pub fn v6(addr: &Address) -> bool {
+pub(super) fn v6(addr: &Address) -> bool {
     addr.family() == Some(Family::Inet6)
 }
 
@@ -146,7 +146,7 @@ impl Rounds {
 }
 
 /// A timed run of `clients` clients, `window` messages of `size` bytes each in flight.
-pub fn spec(
+pub(super) fn spec(
     target: &Target,
     clients: usize,
     size: usize,
@@ -171,7 +171,7 @@ pub fn spec(
 
 /// The exchange client's settings for one burst: no retries, so what comes back is what the
 /// socket gave.
-pub fn client_config(framing: Framing) -> ClientConfig {
+pub(super) fn client_config(framing: Framing) -> ClientConfig {
     ClientConfig {
         opts: SocketOptions::default(),
         timeout: TIMEOUT,
@@ -202,7 +202,7 @@ fn send_burst(target: &Target, framing: Framing) -> Result<Burst> {
 }
 
 /// The boundaries burst over a stream with `framing`: reads taken, messages recovered.
-pub fn boundary_row(target: &Target, framing: Framing) -> Result<BoundaryRow> {
+pub(super) fn boundary_row(target: &Target, framing: Framing) -> Result<BoundaryRow> {
     let got = send_burst(target, framing)?;
     // Unframed, the client can only take each read for a message.
     let messages = got.replies.iter().filter(|r| r.len() == BURST_SIZE).count();

@@ -8,13 +8,13 @@
 
 mod measure;
 mod models;
-pub mod netns;
+pub(crate) mod netns;
 mod page;
 mod pin;
 mod plan;
 mod raw;
 mod render;
-pub mod rows;
+pub(crate) mod rows;
 mod why;
 
 use std::io::Write;
@@ -41,7 +41,7 @@ use render::Lab;
 use rows::{BoundaryRow, Row};
 
 /// What `lab` measures and how it prints it.
-pub struct LabConfig {
+pub(crate) struct LabConfig {
     /// A short run (under 5 seconds) with fewer samples.
     pub quick: bool,
     /// Table, JSON or CSV: the lab prints one table at the end, never ndjson.
@@ -59,7 +59,7 @@ pub struct LabConfig {
 }
 
 /// `lab --netns`: the conditions of the veth pair, each direction.
-pub struct NetnsConfig {
+pub(crate) struct NetnsConfig {
     /// The fraction of packets each side drops (nftables).
     pub loss: f64,
     /// Bytes per second each direction is limited to (tc tbf).
@@ -67,7 +67,7 @@ pub struct NetnsConfig {
 }
 
 /// Runs the lab of `settings` and prints it.
-pub fn run(settings: LabConfig) -> Result<()> {
+pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let settings = &settings;
     let started = Instant::now();
     let plan = Plan::new(settings.quick);

@@ -15,13 +15,13 @@ use super::pin::Cores;
 use super::plan::Plan;
 
 /// The models, in the order a course meets them.
-pub const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+pub(super) const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
 /// Clients of the "many" run: more than the cores of a laptop, few enough for a fork each.
-pub const MANY: usize = 16;
+pub(super) const MANY: usize = 16;
 
 /// One model's row.
 #[derive(Debug, Serialize)]
-pub struct ModelRow {
+pub(super) struct ModelRow {
     pub model: &'static str,
     /// One client, one message in flight.
     pub one_latency_us: Percentiles,
@@ -48,7 +48,7 @@ struct Document<'a> {
 
 /// Every model measured with one and with [`MANY`] clients: each server on the servers'
 /// core and the clients on theirs, as for the protocols' rows.
-pub fn measure_models(
+pub(super) fn measure_models(
     servers: &LocalServers,
     plan: &Plan,
     cores: Option<Cores>,
@@ -87,7 +87,7 @@ fn measure_model(model: &'static str, target: &Target, plan: &Plan) -> Result<Mo
 }
 
 /// What the model is, then what the measurement showed of it.
-pub fn why(r: &ModelRow) -> String {
+pub(super) fn why(r: &ModelRow) -> String {
     let nature = match r.model {
         "iterative" => "one client at a time: the others wait in the listen backlog",
         "threads" => "a thread per connection, each blocked in its own recv",
@@ -153,7 +153,7 @@ fn csv_columns() -> Vec<Column<ModelRow>> {
 }
 
 /// The models in `format`: the table with each sentence under its row and a legend.
-pub fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
+pub(super) fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
     match format {
         Format::Csv => report::csv::render_with(&csv_columns(), rows, &meta.fields()),
         Format::Json => report::json::document(&Document {

@@ -14,14 +14,14 @@ use tracing::debug;
 
 /// The servers' and the clients' addresses on the veth pair (a /30 of their own: the
 /// namespaces see nothing else, so no address can collide with the host's).
-pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 1);
-pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 2);
+pub(crate) const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 1);
+pub(crate) const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 2);
 /// tbf's bucket and queue when a rate is asked for: enough for a few full-size packets.
 const TBF_BURST: &str = "32kbit";
 const TBF_LATENCY: &str = "400ms";
 
 /// Two namespaces and the veth pair between them.
-pub struct Netns {
+pub(crate) struct Netns {
     pub server: String,
     pub client: String,
     veth_server: String,
@@ -83,7 +83,7 @@ impl Netns {
     /// Creates the namespaces and the veth pair, and the loss and rate asked for. Each
     /// namespace's name goes into `cleanup` before it exists, so whatever happens next, it
     /// is deleted.
-    pub fn create(
+    pub(crate) fn create(
         cleanup: &Arc<Mutex<Vec<String>>>,
         loss: f64,
         rate: Option<u64>,
@@ -235,7 +235,7 @@ impl Netns {
     }
 
     /// `ip netns exec SERVER`: runs a command among the servers.
-    pub fn server_prefix(&self) -> Vec<String> {
+    pub(crate) fn server_prefix(&self) -> Vec<String> {
         ["ip", "netns", "exec", &self.server]
             .map(String::from)
             .to_vec()
@@ -243,7 +243,7 @@ impl Netns {
 
     /// Moves the calling thread into the clients' namespace; threads it starts afterwards
     /// are born there too.
-    pub fn enter_client(&self) -> Result<()> {
+    pub(crate) fn enter_client(&self) -> Result<()> {
         use std::os::fd::AsRawFd;
         let path = format!("/run/netns/{}", self.client);
         let file = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
@@ -258,7 +258,7 @@ impl Netns {
 
 /// Deletes the namespaces named in `cleanup` (the veth pair, nftables tables and qdiscs
 /// inside go with them), once no process is left in them.
-pub fn remove(cleanup: &Mutex<Vec<String>>) {
+pub(crate) fn remove(cleanup: &Mutex<Vec<String>>) {
     let mut names = cleanup.lock().unwrap_or_else(|e| e.into_inner());
     for name in names.drain(..) {
         if let Err(e) = run(&["ip", "netns", "del", &name]) {

@@ -9,7 +9,7 @@ use super::render::{FRAMING_NOTE, Lab, boundary_columns, legend, narrow_columns}
 use super::why::consequence;
 
 /// The page of `lab`, with `svg` as its plot and `notes` on what was set up.
-pub fn render(lab: &Lab, svg: &str, notes: &[String]) -> String {
+pub(super) fn render(lab: &Lab, svg: &str, notes: &[String]) -> String {
     let mut body = html::section(
         "protocols",
         "Protocols side by side",

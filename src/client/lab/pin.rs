@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 /// The two cores of a lab, as the kernel numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cores {
+pub(super) struct Cores {
     pub client: usize,
     pub server: usize,
 }
@@ -14,7 +14,7 @@ pub struct Cores {
 impl Cores {
     /// The first two cores this process may run on: the client on the first, the servers on
     /// the second. `None` on a single core, where there is nothing to choose.
-    pub fn choose() -> Option<Cores> {
+    pub(super) fn choose() -> Option<Cores> {
         let allowed = allowed().ok()?;
         match allowed[..] {
             [client, server, ..] => Some(Cores { client, server }),
@@ -37,7 +37,7 @@ fn allowed() -> Result<Vec<usize>> {
 }
 
 /// Keeps the calling thread, and every thread and process it starts from now on, on `core`.
-pub fn pin(core: usize) -> Result<()> {
+pub(super) fn pin(core: usize) -> Result<()> {
     // SAFETY: the set is built with the libc macros and passed with its own size.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     unsafe { libc::CPU_SET(core, &mut set) };

@@ -6,14 +6,14 @@ use std::time::Duration;
 use crate::endpoint::SockProto;
 
 /// Messages in the boundaries burst, and their size.
-pub const BURST: usize = 50;
-pub const BURST_SIZE: usize = 16;
+pub(super) const BURST: usize = 50;
+pub(super) const BURST_SIZE: usize = 16;
 /// connect() calls timed for the set-up column.
-pub const SETUPS: usize = 50;
+pub(super) const SETUPS: usize = 50;
 
 /// The rows of a lab on this machine, in order: each protocol, and IPv6 beside IPv4 where
 /// the protocol has both. Raw rows come after, when raw sockets may be opened.
-pub const CASES: [(SockProto, bool); 7] = [
+pub(super) const CASES: [(SockProto, bool); 7] = [
     (SockProto::Tcp, false),
     (SockProto::Tcp, true),
     (SockProto::Udp, false),
@@ -25,7 +25,7 @@ pub const CASES: [(SockProto, bool); 7] = [
 
 /// How long each measurement runs, and how often: a row's numbers are the median of its
 /// rounds, their range its spread.
-pub struct Plan {
+pub(super) struct Plan {
     /// Each round's ping-pong and load.
     pub ping: Duration,
     pub load: Duration,
@@ -36,7 +36,7 @@ pub struct Plan {
 
 impl Plan {
     /// `--quick` or the full run.
-    pub fn new(quick: bool) -> Plan {
+    pub(super) fn new(quick: bool) -> Plan {
         if quick {
             Plan {
                 ping: Duration::from_millis(50),

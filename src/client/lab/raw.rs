@@ -67,7 +67,7 @@ impl RawRun {
 }
 
 /// The raw row of `target`.
-pub fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
+pub(super) fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
     let config = client_config(Framing::None);
     let setup_us = setup_time(target, &config)?;
     let mut client = RawClient::open(target, &config)?;

@@ -10,7 +10,7 @@ use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA, TcpInfoRow}
 use super::why::consequence;
 
 /// Under the boundaries table: what it shows.
-pub const FRAMING_NOTE: &str = "without framing a stream returns whatever bytes have arrived: \
+pub(super) const FRAMING_NOTE: &str = "without framing a stream returns whatever bytes have arrived: \
     several sends can come back in one read; a line or length framing recovers every message";
 
 fn yes(b: bool) -> &'static str {
@@ -51,7 +51,7 @@ fn spread(r: &Row) -> String {
 }
 
 /// The 80-column table's columns; [`LEGEND`] gives their units.
-pub fn narrow_columns() -> Vec<Column<Row>> {
+pub(super) fn narrow_columns() -> Vec<Column<Row>> {
     vec![
         Column::left("proto", name),
         Column::right("setup", |r| r.setup_us.to_string()),
@@ -68,7 +68,7 @@ pub fn narrow_columns() -> Vec<Column<Row>> {
 }
 
 /// Under the 80-column table: what its short columns mean.
-pub fn legend(rounds: usize) -> String {
+pub(super) fn legend(rounds: usize) -> String {
     format!(
         "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
          median of {rounds} rounds and +- half their range; msg/s = 1 KiB messages under \
@@ -80,7 +80,7 @@ pub fn legend(rounds: usize) -> String {
 
 /// The comparison table's columns as `--wide` shows them: what a row is to the left, what
 /// it measured to the right.
-pub fn table_columns() -> Vec<Column<Row>> {
+pub(super) fn table_columns() -> Vec<Column<Row>> {
     vec![
         Column::left("proto", |r| r.proto.clone()),
         Column::left("family", family),
@@ -101,7 +101,7 @@ pub fn table_columns() -> Vec<Column<Row>> {
 
 /// A line of the lab's CSV: a protocol's row or a row of the boundaries table, told apart
 /// by the `kind` column ("protocol" or "boundary"); each leaves the other's columns empty.
-pub enum Line<'a> {
+pub(super) enum Line<'a> {
     Protocol(&'a Row),
     Boundary(&'a BoundaryRow),
 }
@@ -210,7 +210,7 @@ fn cause_name(c: Cause) -> String {
 }
 
 /// The boundaries table's columns.
-pub fn boundary_columns() -> Vec<Column<BoundaryRow>> {
+pub(super) fn boundary_columns() -> Vec<Column<BoundaryRow>> {
     vec![
         Column::left("proto", |b| b.proto.clone()),
         Column::left("framing", |b| b.framing.clone()),
@@ -221,7 +221,7 @@ pub fn boundary_columns() -> Vec<Column<BoundaryRow>> {
 }
 
 /// What the lab renders: its rows, its boundaries table, its run's metadata.
-pub struct Lab<'a> {
+pub(super) struct Lab<'a> {
     pub rows: &'a [Row],
     pub boundaries: &'a [BoundaryRow],
     pub meta: &'a Meta,
@@ -229,7 +229,7 @@ pub struct Lab<'a> {
 }
 
 /// A lab on this machine in `format`.
-pub fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> String {
+pub(super) fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> String {
     match format {
         Format::Table => table(layout, lab),
         Format::Csv => csv(lab),
@@ -245,7 +245,12 @@ pub fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> String {
 
 /// A lab across namespaces in `format`: the table gets what was set up, and what loss did to
 /// each row, under it.
-pub fn across_namespaces(format: Format, layout: Layout, lab: &Lab, notes: &[String]) -> String {
+pub(super) fn across_namespaces(
+    format: Format,
+    layout: Layout,
+    lab: &Lab,
+    notes: &[String],
+) -> String {
     match format {
         Format::Table => {
             let mut text = table(layout, lab);

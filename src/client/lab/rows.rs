@@ -8,11 +8,11 @@ use crate::endpoint::Family;
 use crate::report::{Cause, Meta, Percentiles};
 
 /// The layout of `--format json`.
-pub const SCHEMA: &str = "netecho-lab/1";
+pub(crate) const SCHEMA: &str = "netecho-lab/1";
 
 /// One protocol's row.
 #[derive(Debug, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub proto: String,
     /// `null` only for a host name, which the lab's own servers never have.
     pub family: Option<Family>,
@@ -52,7 +52,7 @@ pub struct Row {
 
 /// TCP_INFO of a row's connections: how TCP turned loss into latency.
 #[derive(Debug, Serialize)]
-pub struct TcpInfoRow {
+pub(crate) struct TcpInfoRow {
     pub connections: u64,
     /// Segments sent again, all connections together (tcpi_total_retrans).
     pub retransmits: u64,
@@ -64,7 +64,7 @@ pub struct TcpInfoRow {
 
 /// One burst over a stream with a framing: how many reads, how many messages recovered.
 #[derive(Debug, Serialize)]
-pub struct BoundaryRow {
+pub(crate) struct BoundaryRow {
     pub proto: String,
     pub framing: String,
     pub sends: usize,
@@ -74,7 +74,7 @@ pub struct BoundaryRow {
 
 /// `--format json` of a lab on this machine.
 #[derive(Debug, Serialize)]
-pub struct Document<'a> {
+pub(crate) struct Document<'a> {
     pub schema: &'static str,
     pub meta: &'a Meta,
     pub rows: &'a [Row],
@@ -83,7 +83,7 @@ pub struct Document<'a> {
 
 /// `--format json` of a lab across namespaces: what was set up, then the rows.
 #[derive(Debug, Serialize)]
-pub struct NetnsDocument<'a> {
+pub(crate) struct NetnsDocument<'a> {
     pub schema: &'static str,
     pub meta: &'a Meta,
     pub netns: &'a [String],

@@ -18,7 +18,7 @@ const STEADY: f64 = 0.10;
 const STEADY_US: u64 = 2;
 
 /// Why the row of `proto` (over IPv6 when `v6`) differs from the others.
-pub fn why(proto: Proto, v6: bool, r: &Row) -> String {
+pub(super) fn why(proto: Proto, v6: bool, r: &Row) -> String {
     let mut parts = vec![nature(proto, v6).to_string()];
     parts.extend(loss(proto, r));
     parts.extend(order(proto, r));
@@ -148,7 +148,7 @@ fn steadiness(r: &Row) -> Option<String> {
 }
 
 /// What loss did to a row: TCP hides it as retransmissions and a tail, UDP shows it.
-pub fn consequence(r: &Row) -> String {
+pub(super) fn consequence(r: &Row) -> String {
     match &r.tcp_info {
         Some(t) => format!(
             "{}: {} retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \

@@ -19,13 +19,13 @@ use super::super::packet::{HELLO_LEN, Packet};
 use super::{Link, Settings, connect};
 
 /// How long a server's transfer socket waits for its HELLO to come back.
-pub const PROOF_WAIT: Duration = Duration::from_secs(3);
+pub(super) const PROOF_WAIT: Duration = Duration::from_secs(3);
 /// How often a client sends the HELLO back until the transfer begins: within the server's
 /// wait, many times over.
 const PROOF_RETRY: Duration = Duration::from_millis(250);
 
 /// Eight bytes from the kernel's random source: a nonce or a token nobody can guess.
-pub fn random() -> Result<u64> {
+pub(super) fn random() -> Result<u64> {
     let mut bytes = [0u8; 8];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -36,7 +36,7 @@ pub fn random() -> Result<u64> {
 /// The server's side: one HELLO, then silence until the same HELLO comes back from the
 /// peer (the socket is connected to it, so only the peer's datagrams arrive). A request
 /// shorter than the HELLO gets nothing at all.
-pub fn challenge(link: &mut Link<'_>, nonce: u64, request_len: usize) -> Result<()> {
+pub(super) fn challenge(link: &mut Link<'_>, nonce: u64, request_len: usize) -> Result<()> {
     if request_len < HELLO_LEN {
         bail!("ignored: a {request_len}-byte request, shorter than the {HELLO_LEN}-byte answer");
     }
@@ -64,7 +64,7 @@ pub fn challenge(link: &mut Link<'_>, nonce: u64, request_len: usize) -> Result<
 
 /// The server's HELLO as the client took it: the transfer's address and the packet to
 /// send back.
-pub struct Hello {
+pub(super) struct Hello {
     pub tid: PeerAddr,
     nonce: u64,
     token: u64,
@@ -84,7 +84,7 @@ fn same_host(from: &PeerAddr, server: &PeerAddr) -> bool {
 
 /// Sends `request` to the server's well-known address until a HELLO with our nonce comes
 /// from the server's host; connects the socket to the transfer's address it came from.
-pub fn start(
+pub(super) fn start(
     sock: &DatagramSocket,
     server: &PeerAddr,
     request: &[u8],
@@ -152,7 +152,7 @@ fn wait_hello(
 
 /// The client's side: sends the HELLO back until the transfer's first packet comes (DATA
 /// for a download, ACK 0 for an upload, or ERROR), and returns that packet.
-pub fn prove(link: &mut Link<'_>, hello: &Hello) -> Result<Vec<u8>> {
+pub(super) fn prove(link: &mut Link<'_>, hello: &Hello) -> Result<Vec<u8>> {
     let back = Packet::Hello {
         nonce: hello.nonce,
         token: hello.token,
