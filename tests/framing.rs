@@ -187,3 +187,45 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
     assert_closed(&mut stream, "a line over --max-frame");
     small.wait_log("over the 8-byte limit");
 }
+
+/// A frame one byte over --max-frame closes its connection under every model and both
+/// framings, after the frames before it were answered; the next client is served.
+#[test]
+fn a_frame_over_max_frame_closes_its_connection_under_every_model() {
+    for model in ["event", "threads", "fork", "iterative"] {
+        for framing in ["line", "length"] {
+            let case = format!("--model {model} --framing {framing}");
+            let server = Server::start(&[
+                "--addr",
+                "127.0.0.1:0",
+                "--model",
+                model,
+                "--framing",
+                framing,
+                "--max-frame",
+                "8",
+            ]);
+            let (good, reply, over): (&[u8], &[u8], &[u8]) = if framing == "line" {
+                (b"fits\n", b"FITS\n", b"123456789\n")
+            } else {
+                (
+                    &[0, 0, 0, 4, b'f', b'i', b't', b's'],
+                    &[0, 0, 0, 4, b'F', b'I', b'T', b'S'],
+                    &[
+                        0, 0, 0, 9, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b'9',
+                    ],
+                )
+            };
+            let mut stream = connect(&server);
+            stream.write_all(good).unwrap();
+            let mut got = vec![0u8; reply.len()];
+            stream.read_exact(&mut got).unwrap();
+            assert_eq!(got, reply, "{case}: a frame within the limit is answered");
+            stream.write_all(over).unwrap();
+            assert_closed(&mut stream, &format!("{case}: a frame of 9 bytes"));
+            server.wait_log("over the 8-byte limit");
+            let out = netecho(&["send", "--framing", framing, &server.addr, "next"], b"");
+            assert_eq!(ok(&out), "NEXT\n", "{case}: the next client is served");
+        }
+    }
+}

@@ -703,6 +703,62 @@ fn the_udp_loop_guard_drops_small_service_ports_unless_allowed() {
     }
 }
 
+/// The first small-service udp port (7, 9, 13, 19, 37) free on ::1, or why there is none.
+fn small_service_socket_v6() -> Result<std::net::UdpSocket, &'static str> {
+    let mut why = "a free small-service udp port (7, 9, 13, 19, 37) on ::1; all in use";
+    for port in [7, 9, 13, 19, 37] {
+        match std::net::UdpSocket::bind(("::1", port)) {
+            Ok(sock) => return Ok(sock),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                return Err("root to bind udp ports below 1024");
+            }
+            Err(e) if e.kind() == ErrorKind::AddrNotAvailable => why = "::1 on the loopback",
+            Err(_) => {}
+        }
+    }
+    Err(why)
+}
+
+/// The loop guard holds over IPv6 as well: a datagram from a small-service port of ::1 gets
+/// no reply and is counted as dropped under every model, while an ordinary port is answered.
+#[test]
+fn the_udp_loop_guard_drops_small_service_ports_over_ipv6() {
+    let test = "the_udp_loop_guard_drops_small_service_ports_over_ipv6";
+    let service = match small_service_socket_v6() {
+        Ok(sock) => sock,
+        Err(needs) => {
+            let lacks = if nix::unistd::Uid::effective().is_root() {
+                common::Lacks::Environment
+            } else {
+                common::Lacks::Provided
+            };
+            common::skip(test, needs, lacks);
+            return;
+        }
+    };
+    let port = service.local_addr().unwrap();
+    let why = "from source port 0 or a small-service port (7, 9, 13, 19, 37)";
+    for model in MODELS {
+        let server = Server::start(&["--model", model, "--proto", "udp", "--addr", "[::1]:0"]);
+        service.connect(&server.addr).unwrap();
+        service.send(b"ping from a small service").unwrap();
+        // Replies go out in order: once an ordinary port has its reply, one to the
+        // small-service port would already be there.
+        Plain::connect("udp", &server.addr).exchange(b"an ordinary port");
+        service.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let got = service.recv(&mut buf);
+        assert!(
+            matches!(&got, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "{model}: {port} was answered: {got:?}"
+        );
+        service.set_nonblocking(false).unwrap();
+        eventually(&format!("{model}: the drop from {port} logged"), || {
+            (dropped(&server.stderr(), why) == 1).then_some(())
+        });
+    }
+}
+
 #[test]
 fn the_rate_limit_caps_replies_per_second_per_source_address() {
     let dir = tempdir();
