@@ -342,3 +342,59 @@ fn a_client_gone_ends_its_transfer_at_the_next_send() {
     drop(client);
     server.wait_log("went away");
 }
+
+/// Uploads `body` as `name` by hand, with a FIN that claims `sha256`; the server's verdict
+/// (the FINACK's byte: 0 when the data matched).
+fn upload_claiming(server: &Server, name: &str, body: &[u8], sha256: &[u8]) -> u8 {
+    let client = socket_on("127.0.0.1");
+    let req = request(2, Some(body.len() as u64), 9, name);
+    client.send_to(&req, &server.addr).unwrap();
+    let (answer, tid) = next(&client);
+    assert_eq!(opcode(&answer), 8, "a HELLO first: {answer:?}");
+    client.send_to(&answer, tid).unwrap();
+    // Then: ready for block 1 (ACK 0), block 1 taken (ACK 1), the verdict (FINACK). A
+    // repeated packet is skipped; the count of them is bounded.
+    let data = packet(3, &[&1u32.to_be_bytes(), body]);
+    let size = (body.len() as u64).to_be_bytes();
+    let fin = packet(
+        6,
+        &[&size, sha256, &1u64.to_be_bytes(), &0u64.to_be_bytes()],
+    );
+    for _ in 0..20 {
+        let (p, _) = next(&client);
+        match (opcode(&p), p.get(2..6).map(|_| block(&p))) {
+            (4, Some(0)) => client.send_to(&data, tid).unwrap(),
+            (4, Some(1)) => client.send_to(&fin, tid).unwrap(),
+            (7, _) => return p[2],
+            _ => continue,
+        };
+    }
+    panic!("{name}: no FINACK in 20 packets");
+}
+
+#[test]
+fn an_upload_whose_fin_claims_another_hash_is_refused_and_leaves_nothing() {
+    let root = tempdir();
+    let server = file_server(root.path(), &["--upload"]);
+    let body = b"0123456789".to_vec();
+    // The control case: this client speaks the protocol correctly.
+    let verdict = upload_claiming(&server, "good.bin", &body, &Sha256::digest(&body));
+    assert_eq!(verdict, 0, "the true hash is accepted");
+    assert_eq!(fs::read(root.path().join("good.bin")).unwrap(), body);
+
+    let verdict = upload_claiming(&server, "bad.bin", &body, &Sha256::digest(b"else"));
+    assert_ne!(
+        verdict, 0,
+        "a FIN whose hash is not the data's was accepted"
+    );
+    server.wait_log("SHA-256 mismatch");
+    let deadline = Instant::now() + STEP;
+    while listing(root.path()) != ["good.bin"] {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            listing(root.path())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
