@@ -398,3 +398,42 @@ fn an_upload_whose_fin_claims_another_hash_is_refused_and_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_file_request_past_max_conns_is_ignored_until_a_transfer_ends() {
+    let root = tempdir();
+    fs::write(root.path().join("f"), b"0123456789").unwrap();
+    let server = file_server(root.path(), &["--max-conns", "1"]);
+    // The first client holds the one slot: its block 1 is not acknowledged yet.
+    let first = socket_on("127.0.0.1");
+    let tid = proven_read(&first, &server, "f");
+    let (p, _) = next(&first);
+    assert_eq!((opcode(&p), block(&p)), (3, 1), "block 1: {p:?}");
+    // A second client is refused before any answer: no HELLO, a log line.
+    let second = socket_on("127.0.0.1");
+    second.send_to(&read_request(6, "f"), &server.addr).unwrap();
+    server.wait_log("refused, 1 requests running (--max-conns)");
+    assert_eq!(drain(&second), (0, 0), "the refused request was answered");
+    // The first transfer ends (block 1 acknowledged, its FIN answered): the slot is free.
+    first.send_to(&ack(1), tid).unwrap();
+    for _ in 0..20 {
+        let (p, _) = next(&first);
+        if opcode(&p) == 6 {
+            first.send_to(&packet(7, &[&[0]]), tid).unwrap();
+            break;
+        }
+    }
+    second
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let deadline = Instant::now() + STEP;
+    loop {
+        second.send_to(&read_request(7, "f"), &server.addr).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok((n, _)) = second.recv_from(&mut buf) {
+            assert_eq!(opcode(&buf[..n]), 8, "a HELLO once the slot is free");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was never freed");
+    }
+}
