@@ -64,9 +64,10 @@ run_all() {
   for model in iterative threads event fork; do
     # One client at a time: the others would wait for the whole run. Shown with 1 client only.
     if [ "$model" = iterative ] && [ "$c" -gt 1 ]; then continue; fi
-    echo "$model $(measure "$c" "$netecho" serve --model "$model" --addr 127.0.0.1:0)" >>"$runs"
+    # --max-conns as high as the clients: fork serves 256 at once unless told.
+    echo "$model $(measure "$c" "$netecho" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
     if [ -n "${BASE:-}" ]; then
-      echo "$model@base $(client=$BASE measure "$c" "$BASE" serve --model "$model" --addr 127.0.0.1:0)" >>"$runs"
+      echo "$model@base $(client=$BASE measure "$c" "$BASE" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
     fi
   done
 }
