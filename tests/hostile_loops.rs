@@ -151,3 +151,26 @@ fn a_relay_whose_upstream_is_its_own_listening_address_is_refused() {
         );
     }
 }
+
+/// The loop breaker looks for replies coming back; a client sending one lower-case message
+/// many times in a row (a burst of `hello`) is never one, and every message is answered.
+#[test]
+fn a_client_repeating_one_message_is_answered_every_time() {
+    let server = udp_echo();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", server.port())).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    for n in 0..2500 {
+        sock.send(b"hello").unwrap();
+        let got = sock
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("message {n} got no reply ({e}):\n{}", server.stderr()));
+        assert_eq!(&buf[..got], b"HELLO");
+    }
+    assert!(
+        !server.stderr().contains("its own reply"),
+        "{}",
+        server.stderr()
+    );
+}

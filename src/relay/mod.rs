@@ -360,6 +360,7 @@ fn listening_guard(sock: &DatagramSocket) -> Guard {
             rate: None,
             default_rate: guard::DEFAULT_ECHO_RATE,
             repeats: true,
+            replies_upper: false,
         },
         sock.local_sockaddr().ok(),
     )

@@ -228,6 +228,7 @@ fn serve<S: Service>(
             rate: config.rate_limit,
             default_rate: guard::DEFAULT_REQUEST_RATE,
             repeats: false,
+            replies_upper: false,
         },
     });
     let signal = match &bound {

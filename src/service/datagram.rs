@@ -84,6 +84,7 @@ impl DatagramEcho {
                 rate: rules.rate_limit,
                 default_rate: DEFAULT_ECHO_RATE,
                 repeats: true,
+                replies_upper: rules.transform == Transform::Upper,
             },
             own,
         );

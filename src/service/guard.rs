@@ -27,7 +27,8 @@ pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
 /// Datagrams in a row from one sender that are the same bytes as its previous one: past
 /// this, the sender is answering this server (two echo servers made to talk to each other)
 /// and one datagram is dropped, which ends such a loop. A client that sends the same message
-/// this many times in a row loses one of them.
+/// this many times in a row loses one of them, unless the message cannot be a reply (see
+/// [`GuardRules::replies_upper`]).
 pub(crate) const REFLECT_STREAK: u32 = 1000;
 
 /// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
@@ -72,6 +73,10 @@ pub(crate) struct GuardRules {
     /// Whether repeats are looked for (echo and the relay; a request is never repeated
     /// to a server that answered it).
     pub repeats: bool,
+    /// Replies are upper-cased (echo's default transform): a datagram with a lower-case
+    /// ASCII letter cannot be a reply coming back, so it never counts as a repeat, and a
+    /// client's burst of one lower-case message is never cut.
+    pub replies_upper: bool,
 }
 
 struct Bucket {
@@ -182,6 +187,9 @@ impl Guard {
     /// Counts datagrams from `from` that repeat its previous one; true (and the count starts
     /// again) past [`REFLECT_STREAK`].
     fn repeated(&mut self, from: &PeerAddr, data: &[u8]) -> bool {
+        if self.rules.replies_upper && data.iter().any(u8::is_ascii_lowercase) {
+            return false;
+        }
         let print = fingerprint(data);
         if let Some((last, streak)) = self.repeats.get_mut(from) {
             if *last == print {
@@ -316,6 +324,7 @@ mod tests {
             rate: None,
             default_rate: 10,
             repeats: true,
+            replies_upper: false,
         }
     }
 
@@ -348,6 +357,24 @@ mod tests {
             .filter(|_| guard.check(&from, b"same").is_err())
             .count();
         assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn under_upper_case_replies_a_lower_case_burst_is_never_a_repeat() {
+        let upper = GuardRules {
+            replies_upper: true,
+            ..rules()
+        };
+        let mut guard = Guard::new(upper, None);
+        let from = peer("127.0.0.1:5000");
+        let count = |g: &mut Guard, msg: &[u8]| {
+            (0..2 * REFLECT_STREAK + 1)
+                .filter(|_| g.check(&from, msg).is_err())
+                .count()
+        };
+        assert_eq!(count(&mut guard, b"hello"), 0);
+        // An upper-case message may be a reply coming back: its streak still ends.
+        assert_eq!(count(&mut guard, b"HELLO"), 2);
     }
 
     #[test]
