@@ -443,8 +443,9 @@ pub(crate) struct SendArgs {
     /// Prompt with `>>> ` even when stdin is not a terminal
     #[arg(short, long)]
     pub interactive: bool,
-    /// How long to wait: for each datagram's reply, or on a connection for the server's
-    /// last bytes once the input ended (e.g. 2s, 500ms)
+    /// How long to wait: for each datagram's reply (a --burst waits until this long passes
+    /// with no reply), or on a connection for the server's last bytes once the input ended
+    /// (e.g. 2s, 500ms)
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Datagrams: how many times to send again when no reply comes
@@ -454,7 +455,9 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     pub nodelay: bool,
     /// Send each message N times back to back without waiting, then print the replies as
-    /// they come (one line per read on an unframed stream: the sticky-packet lesson)
+    /// they come (one line per read on an unframed stream: the sticky-packet lesson). Over
+    /// datagrams the burst ends when every reply came or --timeout passed with none, and
+    /// says how many were lost
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub burst: Option<u32>,
     /// Narrate every socket call on stderr as it happens: socket, connect, send, recv, ...

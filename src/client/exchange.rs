@@ -140,7 +140,12 @@ impl Exchanger {
             send_while(conn, &wire, target, || next_message(conn, replies, target))
         } else {
             send_while(conn, &wire, target, || {
-                Ok(read_chunks(conn, replies, msg.len(), target)?.concat())
+                let mut reply = Vec::with_capacity(msg.len());
+                read_chunks(conn, replies, msg.len(), target, &mut |chunk| {
+                    reply.extend_from_slice(chunk);
+                    Ok(())
+                })?;
+                Ok(reply)
             })
         };
         reply.map_err(Failure::Fatal)
@@ -186,6 +191,25 @@ impl Exchanger {
     /// collects the replies as the socket delivers them. On a bare stream one entry is
     /// what one read returned, which is how a lab sees several messages stick together.
     pub(crate) fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
+        let mut replies = Vec::new();
+        let mut burst = self.burst_each(msg, count, &mut |reply| {
+            replies.push(reply.to_vec());
+            Ok(())
+        })?;
+        burst.replies = replies;
+        Ok(burst)
+    }
+
+    /// [`Exchanger::burst`], handing each reply to `on_reply` as it comes (the returned
+    /// `Burst` has the counts, not the replies). Datagram replies are awaited under one
+    /// deadline: the burst ends when every reply came or when `timeout` passes with none,
+    /// so lost replies cost one timeout in all, not one each.
+    pub(crate) fn burst_each(
+        &mut self,
+        msg: &[u8],
+        count: usize,
+        on_reply: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Burst> {
         self.check_size(msg)?;
         let wire = self.wire(msg);
         let Exchanger {
@@ -202,34 +226,54 @@ impl Exchanger {
             }
             Ok(())
         };
-        let mut burst = Burst::default();
         let before = replies.reads();
         let len = wire.len() * count;
+        let mut got = 0;
+        let mut each = |reply: &[u8]| {
+            got += 1;
+            on_reply(reply)
+        };
+        let mut burst = Burst::default();
         if !carrier.reliable() {
             send_all().map_err(|e| socket_error(Call::Send, &*target, &e))?;
-            for _ in 0..count {
-                let deadline = Instant::now() + config.timeout;
-                match recv_datagram(conn, replies, target, deadline, |_| true)? {
-                    Some(reply) => burst.replies.push(reply),
-                    None => burst.missing += 1,
-                }
-            }
-            burst.reads = burst.replies.len();
+            burst.missing =
+                recv_datagrams(conn, replies, target, count, config.timeout, &mut each)?;
         } else if carrier.keeps_boundaries() {
-            burst.replies = send_while_io(len, target, send_all, || {
-                (0..count)
-                    .map(|_| next_message(conn, replies, target))
-                    .collect()
+            send_while_io(len, target, send_all, || {
+                (0..count).try_for_each(|_| each(&next_message(conn, replies, target)?))
             })?;
-            burst.reads = replies.reads() - before;
         } else {
-            burst.replies = send_while_io(len, target, send_all, || {
-                read_chunks(conn, replies, count * msg.len(), target)
+            send_while_io(len, target, send_all, || {
+                read_chunks(conn, replies, count * msg.len(), target, &mut each)
             })?;
-            burst.reads = burst.replies.len();
         }
+        burst.reads = if carrier.reliable() && carrier.keeps_boundaries() {
+            replies.reads() - before
+        } else {
+            got
+        };
         Ok(burst)
     }
+}
+
+/// Up to `count` datagram replies, each handed to `each`, until `timeout` passes with none;
+/// returns how many never came.
+fn recv_datagrams(
+    conn: &Conn,
+    replies: &mut MessageReader,
+    target: &Target,
+    count: usize,
+    timeout: Duration,
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<usize> {
+    for got in 0..count {
+        let deadline = Instant::now() + timeout;
+        match recv_datagram(conn, replies, target, deadline, |_| true)? {
+            Some(reply) => each(&reply)?,
+            None => return Ok(count - got),
+        }
+    }
+    Ok(0)
 }
 
 /// Waits until `deadline` for a datagram that `wanted` accepts; `None` when none came.
@@ -311,21 +355,21 @@ fn send_while_io<T>(
     })
 }
 
-/// Reads `len` bytes from a bare stream, keeping what each read returned apart: one reply
-/// may arrive in many reads, and one read may hold parts of two replies.
+/// Reads `len` bytes from a bare stream, handing what each read returned to `each`: one
+/// reply may arrive in many reads, and one read may hold parts of two replies.
 fn read_chunks(
     conn: &Conn,
     replies: &mut MessageReader,
     len: usize,
     target: &Target,
-) -> Result<Vec<Vec<u8>>> {
-    let mut chunks = Vec::new();
+    each: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let mut got = 0;
     while got < len {
         match replies.read_at_most(conn, len - got) {
             Ok(Some(chunk)) => {
                 got += chunk.len();
-                chunks.push(chunk);
+                each(&chunk)?;
             }
             Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
                 return Err(anyhow!(
@@ -335,7 +379,7 @@ fn read_chunks(
             Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
         }
     }
-    Ok(chunks)
+    Ok(())
 }
 
 /// The next reply message, or an error that says the server closed first.
@@ -422,8 +466,13 @@ impl Session {
         }
     }
 
-    pub(crate) fn burst(&mut self, msg: &[u8], count: usize) -> Result<Burst> {
-        self.client().burst(msg, count)
+    pub(crate) fn burst_each(
+        &mut self,
+        msg: &[u8],
+        count: usize,
+        on_reply: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Burst> {
+        self.client().burst_each(msg, count, on_reply)
     }
 
     pub(crate) fn target(&self) -> &Target {

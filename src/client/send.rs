@@ -196,16 +196,17 @@ fn answer(
         show(config.hex, Way::In, target, &reply);
         return print_reply(out, &reply);
     };
-    let got = session.burst(msg, count)?;
-    for reply in &got.replies {
+    let (mut bytes, mut replies) = (0, 0);
+    let got = session.burst_each(msg, count, &mut |reply| {
+        bytes += reply.len();
+        replies += 1;
         show(config.hex, Way::In, target, reply);
-        print_reply(out, reply)?;
-    }
-    let bytes: usize = got.replies.iter().map(Vec::len).sum();
+        print_reply(out, reply)
+    })?;
     info!(
         "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}{}",
         msg.len(),
-        got.replies.len(),
+        replies,
         carrier.unit(),
         if got.missing > 0 {
             format!(", {} replies missing", got.missing)

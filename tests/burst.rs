@@ -1,0 +1,91 @@
+//! `send --burst` over datagrams: replies printed as they come, and lost replies cost one
+//! timeout in all, not one each.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::{bin, output_within};
+
+/// A udp server that is not netecho: it answers the first `answers` datagrams upper-cased
+/// and then reads the rest without answering, as a server that drops would.
+fn answers_only(answers: usize, total: usize) -> (u16, thread::JoinHandle<()>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut seen = 0;
+        while seen < total {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                break;
+            };
+            if seen < answers {
+                sock.send_to(&buf[..n].to_ascii_uppercase(), from).unwrap();
+            }
+            seen += 1;
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_burst_whose_replies_are_lost_waits_one_timeout_and_counts_them() {
+    // 300 lost replies at 400ms each took two minutes; one deadline takes 400ms.
+    let (port, _server) = answers_only(3, 303);
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(bin())
+        .args([
+            "send",
+            "--proto",
+            "udp",
+            "--burst",
+            "303",
+            "--timeout",
+            "400ms",
+        ])
+        .args([addr.as_str(), "hello"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(child, "send --burst", Duration::from_secs(40));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["HELLO"; 3], "{stderr}");
+    assert!(stderr.contains("300 replies missing"), "{stderr}");
+}
+
+#[test]
+fn a_burst_prints_each_reply_before_the_burst_ends() {
+    // The server answers one and then nothing: the reply must reach stdout while the
+    // client still waits for the others, not only at the end.
+    let (port, _server) = answers_only(1, 2);
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(bin())
+        .args(["send", "--proto", "udp", "--burst", "2", "--timeout", "10s"])
+        .args([addr.as_str(), "first"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::Read;
+        let mut line = [0u8; 6];
+        let got = stdout.read_exact(&mut line).map(|_| line);
+        tx.send(got.ok()).ok();
+    });
+    let got = rx.recv_timeout(Duration::from_secs(8));
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(got.ok().flatten().as_ref(), Some(b"FIRST\n"));
+}
