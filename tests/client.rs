@@ -73,3 +73,30 @@ fn a_message_of_many_lines_from_a_pipe_keeps_its_order() {
     let out = netecho(&["send", &server.url()], input.as_bytes());
     assert_eq!(ok(&out), input.to_uppercase());
 }
+
+#[test]
+fn ctrl_d_on_a_terminal_shuts_down_writing_and_prints_what_the_server_says_last() {
+    // A server that is not netecho: it answers what it reads, and at the end of its input
+    // says BYE and closes, as `sort` or `wc` answer only at the end.
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            conn.write_all(&buf[..n].to_ascii_uppercase()).unwrap();
+        }
+        conn.write_all(b"BYE\n").ok();
+    });
+    let cmd = format!("{} send 127.0.0.1:{port}", common::bin());
+    let out = run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b"hello\n\x04",
+    );
+    let text = ok(&out);
+    assert!(text.contains("HELLO"), "no reply in {text:?}");
+    assert!(text.contains("BYE"), "the last words were lost: {text:?}");
+}

@@ -7,13 +7,14 @@ use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
+use crate::error::{Call, socket_error};
 use crate::hexdump::{self, Way};
 
 use super::exchange::{ClientConfig, Session};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
 use super::unconnected::Unconnected;
-use crate::transport::Conn;
+use crate::transport::{Conn, Received};
 
 /// The prompt of the lesson's client.
 pub(crate) const PROMPT: &str = ">>> ";
@@ -61,7 +62,52 @@ pub(crate) fn run(config: SendConfig) -> Result<()> {
     if let Some((conn, target)) = session.connection().filter(|_| streams(&config)) {
         return stream(&config, conn, target);
     }
-    each_message(&config, |msg, out| answer(&mut session, msg, &config, out))
+    each_message(&config, |msg, out| answer(&mut session, msg, &config, out))?;
+    match session.connection() {
+        Some((conn, target)) if config.message.is_none() && config.burst.is_none() => {
+            finish(conn, target, &config)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The end of typed input (Ctrl-D) on a connection: shut down writing, as nc does, and
+/// print what the server still says until it closes, or for at most --timeout of silence.
+/// A server that answers only at the end of its input (`sort`, `wc`) is heard this way.
+fn finish(conn: &Conn, target: &Target, config: &SendConfig) -> Result<()> {
+    if conn.kind() == SocketKind::Datagram {
+        return Ok(());
+    }
+    let quiet = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::NotConnected
+        )
+    };
+    match conn.shutdown_write() {
+        Err(e) if quiet(&e) || e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other.map_err(|e| socket_error(Call::Send, target, &e))?,
+    }
+    conn.set_read_timeout(Some(config.client.timeout))
+        .map_err(|e| socket_error(Call::Recv, target, &e))?;
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0; 64 * 1024];
+    let mut last = b'\n';
+    loop {
+        let got = match conn.recv(&mut buf) {
+            Ok(Received::Data(n)) if n > 0 => n,
+            Ok(_) => break,
+            Err(e) if quiet(&e) || e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(socket_error(Call::Recv, target, &e)),
+        };
+        show(config.hex, Way::In, target, &buf[..got]);
+        out.write_all(&buf[..got]).context("write to stdout")?;
+        last = buf[got - 1];
+    }
+    if last != b'\n' {
+        out.write_all(b"\n").context("write to stdout")?;
+    }
+    out.flush().context("write to stdout")
 }
 
 /// Whether send talks as nc does (see [`pipeline`]): over a connected socket, with the
