@@ -466,6 +466,17 @@ fn parse_ip(text: &str) -> Option<(IpAddr, u32)> {
     Some((IpAddr::V6(ip), index))
 }
 
+/// A host written as an IP address, IPv6 with an optional zone (`fe80::1%eth0`), with port 0:
+/// `None` when it is not an address (a name, or nonsense), an error for a zone that names no
+/// interface.
+pub(crate) fn ip_host(text: &str) -> Result<Option<SocketAddr>, UsageError> {
+    match parse_ip(text) {
+        Some((ip, zone)) => Ok(Some(socket_addr(ip, zone, 0))),
+        None if text.contains('%') => Err(bad_zone(text)),
+        None => Ok(None),
+    }
+}
+
 fn socket_addr(ip: IpAddr, zone: u32, port: u16) -> SocketAddr {
     match ip {
         IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, zone)),

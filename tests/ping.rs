@@ -170,3 +170,34 @@ fn ping_bad_input_is_a_usage_error() {
     let line = fails(&netecho(&["ping", "-i", "soon", "::1"], b""), 2);
     assert!(line.contains("not a duration"), "{line}");
 }
+
+#[test]
+fn a_link_local_address_is_pinged_through_the_interface_its_zone_names() {
+    let test = "a_link_local_address_is_pinged_through_the_interface_its_zone_names";
+    // A veth pair in the namespace: each end has its own fe80:: address once the link is up
+    // (no duplicate detection in a namespace of our own; still wait, bounded, until both ends
+    // have theirs).
+    let script = format!(
+        "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad && \
+         ip link add ne-va type veth peer name ne-vb && ip link set ne-va up && \
+         ip link set ne-vb up && for i in $(seq 100); do \
+         [ \"$(ip -6 addr show scope link | grep -v tentative | grep -c 'inet6 fe80')\" = 2 ] \
+         && break; sleep 0.05; done; \
+         peer=$(ip -6 addr show dev ne-vb | grep -o 'fe80[^/]*') && \
+         {bin} ping -c 1 \"$peer\" ; echo \"bare: $?\"; \
+         exec {bin} ping -c 2 -i 200ms \"$peer%ne-va\"",
+        bin = bin()
+    );
+    let Some(mut cmd) = in_netns(test, &script) else {
+        return;
+    };
+    let out = run(&mut cmd, b"");
+    let text = ok(&out);
+    assert_no_loss(&text, 2, "%ne-va (fe80::");
+    assert!(text.contains("bare: 2"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is link-local") && err.contains("%eth0"),
+        "{err}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -81,8 +81,16 @@ fn target(host: &str) -> Result<SocketAddr> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, 0));
+    if let Some(addr) = crate::endpoint::ip_host(bare)? {
+        return match addr {
+            SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
+                Err(UsageError::new(format!(
+                    "{bare} is link-local: every interface has its fe80:: network, so name the                      one to ping through with a zone, such as {bare}%eth0 (`ip link` lists them)"
+                ))
+                .into())
+            }
+            addr => Ok(addr),
+        };
     }
     let valid = !host.is_empty()
         && host
