@@ -173,3 +173,52 @@ fn serve_and_relay_dump_what_they_carry_with_hex() {
     let log = relay.wait_log("00000000: 4845 58 ");
     assert!(log.contains("> 4 bytes to 127.0.0.1:"), "{log}");
 }
+
+#[test]
+fn file_and_exec_servers_dump_what_they_carry_with_hex() {
+    let dir = common::tempdir();
+    std::fs::write(dir.path().join("note.txt"), "hexdump me").unwrap();
+    let root = dir.path().display().to_string();
+    let out_dir = common::tempdir();
+    for proto in ["tcp", "udp"] {
+        let server = Server::start(
+            &["--hex", "--proto", proto, "--addr", "127.0.0.1:0"]
+                .into_iter()
+                .chain(["--files", &root])
+                .collect::<Vec<_>>(),
+        );
+        let saved = out_dir.path().join(format!("note-{proto}.txt"));
+        let saved = saved.display().to_string();
+        ok(&netecho(
+            &["get", &server.url(), "note.txt", "-o", &saved],
+            b"",
+        ));
+        // The request in, and the file's bytes out.
+        let log = server.wait_log("6865 7864 756d 7020 6d65");
+        assert!(log.contains("< "), "{proto}: {log}");
+        assert!(log.contains("note.txt"), "{proto}: {log}");
+    }
+    for proto in ["tcp", "udp"] {
+        let server = Server::start(&[
+            "--hex",
+            "--proto",
+            proto,
+            "--addr",
+            "127.0.0.1:0",
+            "--exec",
+            "tr",
+            "a-z",
+            "A-Z",
+        ]);
+        let out = netecho(&["exec", &server.url()], b"hi\n");
+        assert_eq!(ok(&out), "HI\n", "{proto}");
+        // What the client sent, and the program's output (over udp in its frames, as the
+        // datagram went).
+        let log = server.wait_log("HI.");
+        assert!(log.contains("00000000: 6869 0a"), "{proto}: {log}");
+        assert!(
+            log.contains("4849 0a") || log.contains("48 490a"),
+            "{proto}: {log}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ use std::os::fd::AsFd;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::admit;
@@ -138,6 +139,7 @@ impl<'a> Link<'a> {
 
     fn send(&mut self, packet: &Packet<'_>) -> Result<()> {
         let bytes = packet.to_vec();
+        hexdump::dump_if(Way::Out, &self.peer, &bytes);
         match self.impaired.send(self.sock, &self.peer, &bytes) {
             // A Unix datagram peer that closed its socket refuses at once; a UDP peer's
             // ICMP port unreachable fails the next send on the connected socket.
@@ -157,7 +159,10 @@ impl<'a> Link<'a> {
             // system call per packet while data flows. Sends stay blocking, so a full
             // Unix datagram receiver slows the sender down instead of failing it.
             match self.sock.try_recv_from(&mut self.buf) {
-                Ok((Received::Data(n), from)) if from == self.peer => return Ok(Some(n)),
+                Ok((Received::Data(n), from)) if from == self.peer => {
+                    hexdump::dump_if(Way::In, &from, &self.buf[..n]);
+                    return Ok(Some(n));
+                }
                 Ok((_, from)) => {
                     debug!("a datagram from {from}, not this transfer's peer; ignored");
                 }

@@ -82,6 +82,7 @@ impl Session for FileSession {
 impl Requests for Files {
     /// A transfer on a socket of its own, near the server's address, as TFTP does.
     fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
+        crate::hexdump::dump_if(crate::hexdump::Way::In, from, request);
         let result =
             transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|tid| {
                 super::datagram::serve_request(

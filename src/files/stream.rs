@@ -16,6 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use crate::hexdump::{self, Way};
 use crate::transport::Conn;
 use crate::transport::framing::Framing;
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
@@ -34,7 +35,10 @@ fn frames() -> MessageReader {
 fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
     conn.start_frame();
     match frames.read(conn) {
-        Ok(Some(frame)) => Ok(frame),
+        Ok(Some(frame)) => {
+            hexdump::dump_if(Way::In, &conn.peer(), &frame);
+            Ok(frame)
+        }
         Ok(None) => Err(anyhow!("the connection closed during {what}")),
         Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
             "no data for the idle timeout during {what}, or not all of it within the idle timeout"

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::{info, warn};
 
+use crate::hexdump::{self, Way};
 use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::stats::{Stats, Tally};
@@ -247,6 +248,7 @@ impl Exec {
             frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
                 &mut |tag, data| {
+                    hexdump::dump_if(Way::Out, &conn.peer(), data);
                     let mut out = Vec::with_capacity(data.len() + 5);
                     frame(tag, data, &mut out);
                     bytes_out += out.len() as u64;
@@ -515,12 +517,15 @@ fn feed_from(conn: &Conn, mut stdin: Option<ChildStdin>, done: &AtomicBool) -> u
     let mut drain_until = None;
     loop {
         match conn.recv(&mut buf) {
-            Ok(Received::Data(n)) => match &stdin {
-                Some(pipe) if feed(pipe, &buf[..n], done) => fed += n as u64,
-                // The program stopped reading: drop the pipe, keep draining.
-                Some(_) => stdin = None,
-                None => {}
-            },
+            Ok(Received::Data(n)) => {
+                hexdump::dump_if(Way::In, &conn.peer(), &buf[..n]);
+                match &stdin {
+                    Some(pipe) if feed(pipe, &buf[..n], done) => fed += n as u64,
+                    // The program stopped reading: drop the pipe, keep draining.
+                    Some(_) => stdin = None,
+                    None => {}
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -627,11 +632,13 @@ impl super::Session for ExecSession {
 impl super::Requests for ExecService {
     fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
         let peer = from.to_string();
+        hexdump::dump_if(Way::In, from, request);
         let reply = self
             .exec
             .run_once(&peer, request, crate::transport::udp::MAX_PAYLOAD_V4);
         self.stats
             .message(&mut Tally::default(), request.len(), reply.len());
+        hexdump::dump_if(Way::Out, from, &reply);
         if let Err(e) = sock.send_to(&reply, from) {
             warn!("{from}: reply not sent: {e}");
         }

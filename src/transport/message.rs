@@ -434,6 +434,7 @@ impl MessageReader {
 
 /// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
 pub(crate) fn send_frame(conn: &Conn, payload: &[u8]) -> io::Result<()> {
+    crate::hexdump::dump_if(crate::hexdump::Way::Out, &conn.peer(), payload);
     Frames::new(Framing::Length, 0).send(conn, payload)
 }
 

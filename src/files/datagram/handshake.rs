@@ -45,8 +45,10 @@ pub(super) fn challenge(link: &mut Link<'_>, nonce: u64, request_len: usize) -> 
         token: random()?,
     };
     // Sent as is, never lost or held back on purpose: the server never sends it twice.
+    let wire = hello.to_vec();
+    crate::hexdump::dump_if(crate::hexdump::Way::Out, &link.peer, &wire);
     link.sock
-        .send_to(&hello.to_vec(), &link.peer)
+        .send_to(&wire, &link.peer)
         .context("send the HELLO")?;
     let deadline = Instant::now() + PROOF_WAIT;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
