@@ -335,7 +335,8 @@ impl IpProtoArg {
 /// `serve --files`: the file service instead of echo.
 #[derive(Debug, Args)]
 pub(crate) struct FileServeArgs {
-    /// Serve the regular files under DIR, read-only (get); instead of echo
+    /// Serve the regular files under DIR, read-only (get); instead of echo. Over udp, TFTP
+    /// clients (curl tftp://, tftp, atftp) are served too, in octet mode
     #[arg(long, value_name = "DIR", conflicts_with = "exec")]
     pub files: Option<std::path::PathBuf>,
     /// With --files: accept uploads (put) into DIR
@@ -349,6 +350,12 @@ pub(crate) struct FileServeArgs {
     /// into it, and the server (often running with more rights) would serve it
     #[arg(long)]
     pub follow_hardlinks: bool,
+    /// With --files over udp: answer a TFTP request without options (tftp-hpa's) from any
+    /// address with its first block at once, as RFC 1350 does. Off by default: that block
+    /// would go to a forged source address unasked, so only this host gets it, and others
+    /// are told to send an option (blksize), whose OACK and ACK 0 prove their address
+    #[arg(long, requires = "files")]
+    pub tftp_rfc1350: bool,
     #[command(flatten)]
     pub impair: ImpairArgs,
 }
@@ -1040,6 +1047,7 @@ impl ServeArgs {
                 follow_hardlinks: files.follow_hardlinks,
                 drop: files.impair.drop,
                 reorder: files.impair.reorder,
+                tftp_rfc1350: files.tftp_rfc1350,
             }));
         }
         let Some(command) = &exec.exec else {

@@ -11,6 +11,7 @@ pub(crate) mod packet;
 pub(crate) mod service;
 pub(crate) mod store;
 pub(crate) mod stream;
+pub(crate) mod tftp;
 
 use std::time::Duration;
 

@@ -25,6 +25,8 @@ pub(crate) struct Files {
     pub stats: &'static Stats,
     /// A transfer stalls at most this long between two reads (default [`FILE_IDLE`]).
     pub idle_timeout: Option<Duration>,
+    /// TFTP requests without options answered at once from any source (--tftp-rfc1350).
+    pub tftp_rfc1350: bool,
 }
 
 /// One connection of the file service.
@@ -80,11 +82,20 @@ impl Session for FileSession {
 }
 
 impl Requests for Files {
-    /// A transfer on a socket of its own, near the server's address, as TFTP does.
+    /// A transfer on a socket of its own, near the server's address, as TFTP does; a TFTP
+    /// client's request is told apart by its first bytes.
     fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
         crate::hexdump::dump_if(crate::hexdump::Way::In, from, request);
         let result =
             transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|tid| {
+                if super::tftp::is_tftp(request) {
+                    let tftp = super::tftp::Tftp {
+                        store: &self.store,
+                        impair: self.impair,
+                        rfc1350: self.tftp_rfc1350,
+                    };
+                    return super::tftp::serve_request(&tid, from.clone(), request, &tftp);
+                }
                 super::datagram::serve_request(
                     &tid,
                     from.clone(),

@@ -52,6 +52,8 @@ pub(crate) struct ServeFiles {
     /// Datagram transfers: simulated loss and reordering (fractions).
     pub drop: f64,
     pub reorder: f64,
+    /// TFTP requests without options answered at once from any source.
+    pub tftp_rfc1350: bool,
 }
 
 /// `--exec PROGRAM ARGS...` and its limits.

@@ -386,6 +386,7 @@ fn files_service(
         impair: (config.drop, config.reorder),
         stats,
         idle_timeout,
+        tftp_rfc1350: config.tftp_rfc1350,
     })
 }
 

@@ -1,0 +1,292 @@
+//! TFTP (RFC 1350, octet mode, with the options of RFC 2347, 2348, 2349 and 7440) inside
+//! `serve --files DIR` over datagrams, so curl, tftp-hpa and atftp download and upload as
+//! they do from any TFTP server, under the same directory rules as netecho's own protocol.
+//!
+//! The two are told apart by the first datagram's third byte. netecho's READ and WRITE
+//! carry the window there (a u16 of at most 1024: its high byte is 0 to 4); TFTP's RRQ and
+//! WRQ carry the file name, whose first byte is a printable character.
+//!
+//! No DATA goes to an address before it has answered. A request with options gets an
+//! OACK no larger than itself, and DATA 1 only once ACK 0 comes back from the same address
+//! and port. A request without options (RFC 1350's plain form, as tftp-hpa sends it) would
+//! get DATA 1 at once, a reflection amplifier for a forged source: so only a loopback or
+//! Unix source, which cannot be forged from outside this host, gets that (or any source
+//! with `--tftp-rfc1350`); others get a small ERROR asking for an option. An upload's first
+//! answer (ACK 0 or OACK) is no larger than its request, and the temporary file is created
+//! only once DATA 1 comes from the client's address.
+
+pub(crate) mod codec;
+mod options;
+mod transfer;
+
+use std::fs::File;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use tracing::debug;
+
+use crate::transport::{DatagramSocket, PeerAddr};
+
+use super::admit;
+use super::store::{Partial, Refused, Store};
+use codec::Packet;
+use options::Agreed;
+use transfer::{Heard, Wire};
+
+/// A netecho request's window is at most this, so its high byte (the datagram's third) is
+/// a control character, which no TFTP client puts first in a file name.
+const _: () = assert!(super::datagram::MAX_WINDOW >> 8 < 0x20);
+
+/// Whether the first datagram of a request is TFTP's RRQ or WRQ rather than netecho's
+/// READ or WRITE (see the module's note).
+pub(crate) fn is_tftp(first: &[u8]) -> bool {
+    matches!(first, [0, 1 | 2, c, ..] if *c >= 0x20)
+}
+
+/// How often, and how long each time, the first answer (OACK, or an upload's ACK 0) is
+/// sent to an address not yet proven: three answers, each no larger than the request.
+const PROOF_TRIES: u32 = 3;
+const PROOF_WAIT: Duration = Duration::from_secs(1);
+
+/// What a TFTP request is served with.
+pub(crate) struct Tftp<'a> {
+    pub store: &'a Store,
+    /// --drop and --reorder.
+    pub impair: (f64, f64),
+    /// --tftp-rfc1350: DATA 1 at once for a request without options from any source.
+    pub rfc1350: bool,
+}
+
+/// Serves one TFTP request that came to the well-known socket, on `sock` (a socket of its
+/// own, RFC 1350's transfer identifier); the log line's text.
+pub(crate) fn serve_request(
+    sock: &DatagramSocket,
+    peer: PeerAddr,
+    request: &[u8],
+    tftp: &Tftp<'_>,
+) -> Result<String> {
+    let Some(Packet::Request {
+        write,
+        name,
+        mode,
+        options,
+    }) = Packet::decode(request)
+    else {
+        bail!("a malformed TFTP request; ignored")
+    };
+    let name = name.to_string();
+    let first = First {
+        wire: Wire::new(sock, peer.clone(), tftp.impair),
+        limit: request.len(),
+    };
+    if !mode.eq_ignore_ascii_case("octet") {
+        return first.refuse(
+            codec::NOT_DEFINED,
+            &format!("only octet mode is served, not {mode}: ask for binary (tftp -m binary)"),
+        );
+    }
+    let Some(pending) = admit::pending(&peer) else {
+        bail!(
+            "ignored a TFTP request: {} requests from this address (or {} in all) await proof already",
+            admit::PENDING_PER_SOURCE,
+            admit::PENDING_IN_ALL
+        )
+    };
+    super::datagram::connect(sock, &peer)?;
+    if write {
+        serve_write(first, pending, &name, &options, tftp)
+    } else {
+        serve_read(first, pending, &name, &options, tftp)
+    }
+}
+
+/// A transfer before its peer has answered: every answer at most `limit` bytes.
+struct First<'a> {
+    wire: Wire<'a>,
+    limit: usize,
+}
+
+impl First<'_> {
+    /// An ERROR no larger than the request, and the reason for the log.
+    fn refuse<T>(&self, code: u16, message: &str) -> Result<T> {
+        if let Some(error) = codec::error_within(code, message, self.limit) {
+            let _ = self.wire.send_plain(&error);
+        }
+        bail!("TFTP request refused: {message}")
+    }
+
+    /// Sends `answer` (at most [`PROOF_TRIES`] times) until the client answers from its
+    /// address: ACK 0 to a download's OACK, DATA 1 to an upload's ACK 0 or OACK (whose
+    /// data is returned).
+    fn prove(&mut self, answer: &[u8], write: bool) -> Result<Option<Vec<u8>>> {
+        debug_assert!(answer.len() <= self.limit);
+        for _ in 0..PROOF_TRIES {
+            self.wire.send_plain(answer)?;
+            let deadline = Instant::now() + PROOF_WAIT;
+            while let Heard::Packet(n) = self.wire.recv(deadline)? {
+                match self.wire.packet(n) {
+                    Some(Packet::Ack { block: 0 }) if !write => return Ok(None),
+                    Some(Packet::Data { block: 1, data }) if write => {
+                        return Ok(Some(data.to_vec()));
+                    }
+                    Some(Packet::Error { code, message }) => bail!(
+                        "the client refused the server's answer: error {code}: {}",
+                        crate::transport::printable(message)
+                    ),
+                    _ => debug!("a packet before the client answered; ignored"),
+                }
+            }
+        }
+        bail!(
+            "ignored a TFTP request: no answer within {:?} (a forged source address, or a \
+             client gone); nothing but {PROOF_TRIES} answers no larger than the request was sent",
+            PROOF_WAIT * PROOF_TRIES
+        )
+    }
+}
+
+/// Whether `peer` cannot be a forged address from outside this host: a loopback address
+/// (the kernel drops packets from the wire with such a source) or a Unix socket.
+fn local(peer: &PeerAddr) -> bool {
+    match peer.0.as_socket() {
+        None => true,
+        Some(a) => match a.ip() {
+            std::net::IpAddr::V4(ip) => ip.is_loopback(),
+            std::net::IpAddr::V6(ip) => {
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        },
+    }
+}
+
+/// The TFTP error code for a name the store refuses.
+fn code_of(refused: &Refused) -> u16 {
+    if refused.0.contains("no such file") {
+        codec::NOT_FOUND
+    } else if refused.0.contains("already exists") {
+        codec::EXISTS
+    } else {
+        codec::ACCESS
+    }
+}
+
+/// What an option-less request from a source that may be forged is told, most useful
+/// words first (it is cut to the request's size).
+const SEND_OPTIONS: &str = "send an option such as blksize 512 (curl does; atftp --option \
+     \"blksize 512\"): a server answers a plain request only from this host";
+
+/// A download: OACK and ACK 0 first when there are options; DATA 1 at once otherwise,
+/// only to a source that cannot be forged (or with --tftp-rfc1350).
+fn serve_read(
+    mut first: First<'_>,
+    pending: admit::Pending,
+    name: &str,
+    asked: &[(&str, &str)],
+    tftp: &Tftp<'_>,
+) -> Result<String> {
+    let (file, size) = match tftp.store.open_file(name) {
+        Ok(found) => found,
+        // "not found" first: a short request leaves room for few words.
+        Err(refused) if code_of(&refused) == codec::NOT_FOUND => {
+            return first.refuse(codec::NOT_FOUND, &format!("not found: '{name}'"));
+        }
+        Err(refused) => return first.refuse(code_of(&refused), &refused.0),
+    };
+    let (mut agreed, mut oack) = options::negotiate(asked, Some(size));
+    options::fit(&mut agreed, &mut oack, first.limit);
+    if !oack.is_empty() {
+        first.prove(&oack_bytes(&oack), false)?;
+    } else if !(local(&first.wire.peer) || tftp.rfc1350) {
+        let _ = first.refuse::<()>(codec::NOT_DEFINED, SEND_OPTIONS);
+        bail!(
+            "refused a TFTP request without options from an address that may be forged: DATA \
+             before it answers could flood someone else (serve --tftp-rfc1350 allows it)"
+        );
+    }
+    drop(pending);
+    send(first.wire, &file, size, agreed, name)
+}
+
+/// Sends the file within the process's budget of bytes in flight.
+fn send(
+    mut wire: Wire<'_>,
+    file: &File,
+    size: u64,
+    mut agreed: Agreed,
+    name: &str,
+) -> Result<String> {
+    let block = usize::from(agreed.block) + 4;
+    let Some(budget) = admit::reserve(usize::from(agreed.window) * block, block) else {
+        let e = codec::error_within(
+            codec::NOT_DEFINED,
+            "busy: too much data in flight; try again later",
+            512,
+        );
+        let _ = wire.send_plain(&e.unwrap_or_default());
+        bail!("refused: the server has too much data in flight");
+    };
+    // Fewer blocks a window than agreed only slows the client down (it waits, then ACKs).
+    agreed.window = u16::try_from(budget.bytes() / block)
+        .unwrap_or(u16::MAX)
+        .clamp(1, agreed.window);
+    let t = transfer::send_file(&mut wire, file, size, &agreed)?;
+    Ok(t.summary(&format!("sent '{name}' over TFTP"), &describe(&agreed)))
+}
+
+/// An upload: refused before anything is created if the store would refuse it; the
+/// temporary file only once DATA 1 comes from the client's address.
+fn serve_write(
+    mut first: First<'_>,
+    pending: admit::Pending,
+    name: &str,
+    asked: &[(&str, &str)],
+    tftp: &Tftp<'_>,
+) -> Result<String> {
+    let (mut agreed, mut oack) = options::negotiate(asked, None);
+    options::fit(&mut agreed, &mut oack, first.limit);
+    let target = match tftp.store.upload_path(name, agreed.tsize.unwrap_or(0)) {
+        Ok(target) => target,
+        Err(refused) => return first.refuse(code_of(&refused), &refused.0),
+    };
+    let answer = if oack.is_empty() {
+        Packet::Ack { block: 0 }.to_vec()
+    } else {
+        oack_bytes(&oack)
+    };
+    let data = first.prove(&answer, true)?.unwrap_or_default();
+    drop(pending);
+    let mut wire = first.wire;
+    let partial = match Partial::create(&target, false) {
+        Ok(partial) => partial,
+        Err(e) => {
+            let message = format!("{e:#}");
+            let code = if message.contains("already exists") {
+                codec::EXISTS
+            } else {
+                codec::ACCESS
+            };
+            let _ = wire.send_plain(&codec::error_within(code, &message, 512).unwrap_or_default());
+            return Err(e.context("TFTP upload refused"));
+        }
+    };
+    let t = transfer::receive_file(&mut wire, partial, &data, &agreed, tftp.store.max_file)?;
+    Ok(t.summary(&format!("stored '{name}' over TFTP"), &describe(&agreed)))
+}
+
+fn oack_bytes(oack: &[(String, String)]) -> Vec<u8> {
+    Packet::Oack {
+        options: oack.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+    }
+    .to_vec()
+}
+
+/// The transfer's terms, for its log line (TFTP carries no checksum to report).
+fn describe(a: &Agreed) -> String {
+    format!(
+        "TFTP has no checksum; blksize {}, windowsize {}",
+        a.block, a.window
+    )
+}
+
+#[cfg(test)]
+mod tests;

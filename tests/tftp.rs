@@ -1,0 +1,580 @@
+//! `serve --proto udp --files DIR` speaks TFTP too: curl, tftp-hpa's `tftp` and atftp
+//! download and upload through it, while netecho's own `get` and `put` keep working on the
+//! same port. A request without options from an address that could be forged gets one small
+//! ERROR and no DATA (proven from a second network namespace, where the client's address is
+//! not loopback).
+
+mod common;
+
+use std::fs;
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Lacks, Server, bin, netecho, ok, run, skip, tempdir};
+
+/// Whether `tool` is installed; a skip (a failure under CI=true, as .ci/run installs it)
+/// when not.
+fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            &format!("{tool} (.ci/run installs it)"),
+            Lacks::Provided,
+        );
+    }
+    found
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A file of `len` bytes that no two blocks share.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// A file server over udp on loopback serving `dir`, with `extra` flags.
+fn files_server(dir: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0", "--files", s(dir)];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Runs a client program to its end, bounded in time by `run`.
+fn client(program: &str, args: &[&str]) -> Output {
+    run(Command::new(program).args(args), b"")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn curl_downloads_with_and_without_blksize_and_with_no_options() {
+    let test = "curl_downloads_with_and_without_blksize_and_with_no_options";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(100_000);
+    fs::write(dir.path().join("f.bin"), &body).unwrap();
+    let server = files_server(dir.path(), &[]);
+    let url = format!("tftp://127.0.0.1:{}/f.bin", server.port());
+    for (i, flags) in [
+        &[][..],
+        &["--tftp-blksize", "1428"],
+        &["--tftp-blksize", "8"],
+        &["--tftp-no-options"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = out.path().join(format!("out{i}"));
+        let mut args = vec!["-sS", &url, "-o", s(&file)];
+        args.extend_from_slice(flags);
+        let got = client("curl", &args);
+        assert!(got.status.success(), "curl {flags:?}: {}", text(&got));
+        assert_eq!(fs::read(&file).unwrap(), body, "curl {flags:?}");
+    }
+    let log = server.wait_log("blksize 1428");
+    assert!(log.contains("sent 'f.bin' over TFTP"), "{log}");
+}
+
+#[test]
+fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
+    let test = "curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, src) = (tempdir(), tempdir());
+    let body = pattern(70_000);
+    let local = src.path().join("up.bin");
+    fs::write(&local, &body).unwrap();
+    fs::write(dir.path().join("taken"), b"mine").unwrap();
+    let server = files_server(dir.path(), &["--upload"]);
+    let base = format!("tftp://127.0.0.1:{}", server.port());
+    let up = client(
+        "curl",
+        &["-sS", "-T", s(&local), &format!("{base}/new.bin")],
+    );
+    assert!(up.status.success(), "{}", text(&up));
+    assert_eq!(fs::read(dir.path().join("new.bin")).unwrap(), body);
+    // CURLE_REMOTE_FILE_EXISTS: TFTP's error 6.
+    let over = client("curl", &["-sS", "-T", s(&local), &format!("{base}/taken")]);
+    assert_eq!(over.status.code(), Some(73), "{}", text(&over));
+    assert_eq!(fs::read(dir.path().join("taken")).unwrap(), b"mine");
+    drop(server);
+
+    let read_only = files_server(dir.path(), &[]);
+    let url = format!("tftp://127.0.0.1:{}/other.bin", read_only.port());
+    let refused = client("curl", &["-sS", "-T", s(&local), &url]);
+    // CURLE_TFTP_PERM: TFTP's error 2, access violation.
+    assert_eq!(refused.status.code(), Some(69), "{}", text(&refused));
+    assert!(!dir.path().join("other.bin").exists());
+    read_only.wait_log("uploads are off");
+}
+
+#[test]
+fn tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused() {
+    let test = "tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused";
+    if !have("tftp", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(50_000);
+    fs::write(dir.path().join("f.bin"), &body).unwrap();
+    let server = files_server(dir.path(), &["--upload"]);
+    let port = server.port().to_string();
+    let got = out.path().join("got");
+    let cmd = format!("get f.bin {}", s(&got));
+    let hpa = |mode: &str, cmd: &str| {
+        client(
+            "tftp",
+            &["127.0.0.1", &port, "-m", mode, "-c"]
+                .iter()
+                .copied()
+                .chain(cmd.split(' '))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let o = hpa("binary", &cmd);
+    assert_eq!(fs::read(&got).unwrap_or_default(), body, "{}", text(&o));
+    let put = format!("put {} back.bin", s(&got));
+    let o = hpa("binary", &put);
+    assert_eq!(
+        fs::read(dir.path().join("back.bin")).unwrap_or_default(),
+        body,
+        "{}",
+        text(&o)
+    );
+    // tftp-hpa's default mode is netascii, which changes line ends: refused, with why.
+    let o = hpa(
+        "netascii",
+        &format!("get f.bin {}", s(&out.path().join("ascii"))),
+    );
+    assert!(text(&o).contains("octet"), "{}", text(&o));
+}
+
+#[test]
+fn atftp_downloads_with_blksize_and_windowsize() {
+    let test = "atftp_downloads_with_blksize_and_windowsize";
+    if !have("atftp", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(300_000);
+    fs::write(dir.path().join("f.bin"), &body).unwrap();
+    let server = files_server(dir.path(), &[]);
+    let port = server.port().to_string();
+    let got = out.path().join("got");
+    let o = client(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1428",
+            "--option",
+            "windowsize 8",
+            "-g",
+            "-r",
+            "f.bin",
+            "-l",
+            s(&got),
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(&got).unwrap(), body);
+    let log = server.wait_log("windowsize 8");
+    assert!(log.contains("blksize 1428"), "{log}");
+}
+
+#[test]
+fn block_numbers_roll_over_past_65535_blocks_both_ways() {
+    let test = "block_numbers_roll_over_past_65535_blocks_both_ways";
+    if !have("curl", test) || !have("tftp", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    // 66,000 blocks of 512 bytes and a short one: block numbers wrap from 65535 to 0.
+    let body = pattern(512 * 66_000 + 100);
+    fs::write(dir.path().join("big"), &body).unwrap();
+    let server = files_server(dir.path(), &["--upload"]);
+    let got = out.path().join("got");
+    let url = format!("tftp://127.0.0.1:{}/big", server.port());
+    let o = client("curl", &["-sS", &url, "-o", s(&got)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(fs::read(&got).unwrap() == body, "the download differs");
+    let port = server.port().to_string();
+    let put = format!("put {} big2", s(&got));
+    let mut args = vec!["127.0.0.1", &port, "-m", "binary", "-c"];
+    args.extend(put.split(' '));
+    let o = client("tftp", &args);
+    assert!(
+        fs::read(dir.path().join("big2")).unwrap_or_default() == body,
+        "the upload differs: {}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_missing_file_is_tftp_error_1_and_the_clients_say_so() {
+    let test = "a_missing_file_is_tftp_error_1_and_the_clients_say_so";
+    if !have("curl", test) || !have("tftp", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let server = files_server(dir.path(), &[]);
+    let url = format!("tftp://127.0.0.1:{}/missing", server.port());
+    // CURLE_TFTP_NOTFOUND.
+    let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("x"))]);
+    assert_eq!(o.status.code(), Some(68), "{}", text(&o));
+    let port = server.port().to_string();
+    let o = client(
+        "tftp",
+        &[
+            "127.0.0.1",
+            &port,
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            "missing",
+            s(&out.path().join("y")),
+        ],
+    );
+    assert!(text(&o).contains("Error code 1: not found"), "{}", text(&o));
+}
+
+#[test]
+fn paths_outside_dir_are_refused_as_netecho_get_refuses_them() {
+    let test = "paths_outside_dir_are_refused_as_netecho_get_refuses_them";
+    if !have("curl", test) || !have("tftp", test) {
+        return;
+    }
+    let (root, out) = (tempdir(), tempdir());
+    let dir = root.path().join("served");
+    fs::create_dir(&dir).unwrap();
+    fs::write(root.path().join("secret"), b"SECRET").unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret"), dir.join("out")).unwrap();
+    let server = files_server(&dir, &[]);
+    let port = server.port().to_string();
+    for (name, why) in [
+        ("../secret", "'..' may not leave the served directory"),
+        ("out", "a symlink that leads out of the served directory"),
+        (s(&root.path().join("secret")), "absolute paths are refused"),
+    ] {
+        let file = out.path().join("got");
+        let o = client(
+            "tftp",
+            &[
+                "127.0.0.1",
+                &port,
+                "-m",
+                "binary",
+                "-c",
+                "get",
+                name,
+                s(&file),
+            ],
+        );
+        assert!(text(&o).contains("Error code 2"), "{name}: {}", text(&o));
+        assert!(
+            !fs::read(&file).unwrap_or_default().starts_with(b"SECRET"),
+            "{name}"
+        );
+        // The same words as netecho's own protocol gives for the same name.
+        let own = netecho(
+            &[
+                "get",
+                "--proto",
+                "udp",
+                &server.addr,
+                name,
+                "-o",
+                s(&out.path().join("own")),
+            ],
+            b"",
+        );
+        assert!(String::from_utf8_lossy(&own.stderr).contains(why), "{name}");
+        server.wait_log(&format!("TFTP request refused: '{name}': {why}"));
+    }
+    let url = format!("tftp://127.0.0.1:{port}/../secret");
+    let o = client(
+        "curl",
+        &["-sS", "--path-as-is", &url, "-o", s(&out.path().join("c"))],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn netecho_get_and_put_keep_working_beside_tftp_clients() {
+    let test = "netecho_get_and_put_keep_working_beside_tftp_clients";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(200_000);
+    fs::write(dir.path().join("f"), &body).unwrap();
+    let server = files_server(dir.path(), &["--upload"]);
+    let url = format!("tftp://127.0.0.1:{}/f", server.port());
+    let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("c"))]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = out.path().join("n");
+    ok(&netecho(
+        &["get", "--proto", "udp", &server.addr, "f", "-o", s(&got)],
+        b"",
+    ));
+    assert_eq!(fs::read(&got).unwrap(), body);
+    ok(&netecho(
+        &["put", "--proto", "udp", &server.addr, s(&got), "g"],
+        b"",
+    ));
+    assert_eq!(fs::read(dir.path().join("g")).unwrap(), body);
+    assert_eq!(fs::read(out.path().join("c")).unwrap(), body);
+}
+
+#[test]
+fn a_download_survives_loss_by_retransmitting_on_silence() {
+    let test = "a_download_survives_loss_by_retransmitting_on_silence";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(60_000);
+    fs::write(dir.path().join("f"), &body).unwrap();
+    let server = files_server(dir.path(), &["--drop", "0.1"]);
+    let url = format!("tftp://127.0.0.1:{}/f", server.port());
+    let got = out.path().join("got");
+    let o = client(
+        "curl",
+        &["-sS", "--tftp-blksize", "1024", &url, "-o", s(&got)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(&got).unwrap(), body);
+    let log = server.wait_log("sent 'f' over TFTP");
+    assert!(!log.contains("simulated drops 0"), "{log}");
+}
+
+/// Two network namespaces joined by a veth pair: the server's at 10.203.7.1, the client's
+/// at 10.203.7.2. Removed when dropped.
+struct Pair {
+    server: String,
+    client: String,
+}
+
+impl Pair {
+    fn new(tag: &str) -> Result<Pair, String> {
+        let id = format!("{}-{tag}", std::process::id());
+        let pair = Pair {
+            server: format!("netecho-tftp-s{id}"),
+            client: format!("netecho-tftp-c{id}"),
+        };
+        let (vs, vc) = (
+            format!("nts{}", std::process::id()),
+            format!("ntc{}", std::process::id()),
+        );
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &pair.server],
+            vec!["netns", "add", &pair.client],
+            vec![
+                "link",
+                "add",
+                &vs,
+                "netns",
+                &pair.server,
+                "type",
+                "veth",
+                "peer",
+                &vc,
+                "netns",
+                &pair.client,
+            ],
+            vec![
+                "-n",
+                &pair.server,
+                "addr",
+                "add",
+                "10.203.7.1/24",
+                "dev",
+                &vs,
+            ],
+            vec![
+                "-n",
+                &pair.client,
+                "addr",
+                "add",
+                "10.203.7.2/24",
+                "dev",
+                &vc,
+            ],
+            vec!["-n", &pair.server, "link", "set", &vs, "up"],
+            vec!["-n", &pair.client, "link", "set", &vc, "up"],
+            vec!["-n", &pair.server, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            let o = Command::new("ip")
+                .args(&step)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if !o.status.success() {
+                return Err(format!(
+                    "ip {}: {}",
+                    step.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+            }
+        }
+        Ok(pair)
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// A UDP socket of the client's namespace, bound to 10.203.7.2: made on a thread that
+/// joined it (setns changes only the calling thread), usable from any thread after.
+fn socket_in(ns: &str) -> UdpSocket {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let f = fs::File::open(&path).expect("open the namespace");
+                // Safety: a valid descriptor of a network namespace, for this thread only.
+                let r =
+                    unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+                UdpSocket::bind("10.203.7.2:0").expect("bind in the client's namespace")
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// Every datagram that reaches `sock` within `wait` (at most 100).
+fn heard(sock: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) if got.len() < 100 => got.push(buf[..n].to_vec()),
+            Ok(_) => break,
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers()
+{
+    let test = "from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers";
+    if !nix::unistd::Uid::effective().is_root() {
+        skip(test, "root to create network namespaces", Lacks::Provided);
+        return;
+    }
+    let pair = match Pair::new("forged") {
+        Ok(pair) => pair,
+        Err(e) => {
+            skip(
+                test,
+                &format!("network namespaces and veth pairs ({e})"),
+                Lacks::Environment,
+            );
+            return;
+        }
+    };
+    let dir = tempdir();
+    fs::write(dir.path().join("f"), pattern(100_000)).unwrap();
+    let start = |extra: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &pair.server,
+            bin(),
+            "serve",
+            "--proto",
+            "udp",
+            "--addr",
+            "10.203.7.1:0",
+            "--files",
+            s(dir.path()),
+        ]);
+        cmd.args(extra);
+        Server::start_with(&mut cmd)
+    };
+    let server = start(&[]);
+    let to = format!("10.203.7.1:{}", server.port());
+    let sock = socket_in(&pair.client);
+
+    // RFC 1350's plain request: one ERROR no larger than it, and no DATA.
+    let plain = b"\x00\x01f\x00octet\x00";
+    sock.send_to(plain, &to).unwrap();
+    let answers = heard(&sock, Duration::from_secs(3));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(
+        answers[0].starts_with(b"\x00\x05") && answers[0].len() <= plain.len(),
+        "{answers:?}"
+    );
+    server.wait_log("without options from an address that may be forged");
+
+    // With an option, OACKs no larger than the request (three at most) until ACK 0.
+    let asking = b"\x00\x01f\x00octet\x00blksize\x00512\x00tsize\x000\x00";
+    sock.send_to(asking, &to).unwrap();
+    let answers = heard(&sock, Duration::from_secs(4));
+    assert!((1..=3).contains(&answers.len()), "{answers:?}");
+    for a in &answers {
+        assert!(
+            a.starts_with(b"\x00\x06") && a.len() <= asking.len(),
+            "{a:?}"
+        );
+    }
+    server.wait_log("no answer within");
+
+    // The client answers ACK 0 from its address: DATA 1 follows.
+    sock.send_to(asking, &to).unwrap();
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (_, tid) = sock.recv_from(&mut buf).unwrap();
+    sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"\x00\x03\x00\x01") && n == 516,
+        "{:?}",
+        &buf[..n.min(8)]
+    );
+    sock.send_to(b"\x00\x05\x00\x00stop\x00", tid).unwrap();
+    drop(server);
+
+    // The admin's choice: RFC 1350's DATA at once, to any source.
+    let open = start(&["--tftp-rfc1350"]);
+    sock.send_to(plain, format!("10.203.7.1:{}", open.port()))
+        .unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"\x00\x03\x00\x01"),
+        "{:?}",
+        &buf[..n.min(8)]
+    );
+}
