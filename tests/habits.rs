@@ -124,9 +124,67 @@ fn check(row: &str, server: &Server) -> bool {
             let out = ping(&["-q", "-c", "2", "-i", "100ms"], "2 received");
             assert!(!out.contains("icmp_seq"), "ping -q printed replies:\n{out}");
         }
+        "`curl tftp://HOST:PORT/name -o out`" => {
+            tftp_row("curl", &["-sS", "tftp://127.0.0.1:PORT/name", "-o", "OUT"])
+        }
+        "`tftp HOST PORT -m binary -c get name out`" => tftp_row(
+            "tftp",
+            &[
+                "127.0.0.1",
+                "PORT",
+                "-m",
+                "binary",
+                "-c",
+                "get",
+                "name",
+                "OUT",
+            ],
+        ),
         _ => return false,
     }
     true
+}
+
+/// A TFTP client's row: `program ARGS` (PORT and OUT filled in) downloads `name` from
+/// `serve --proto udp --files`.
+fn tftp_row(program: &str, args: &[&str]) {
+    let installed = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        let needs = format!("{program} (.ci/run installs it)");
+        common::skip(
+            "every_habit_in_the_readme_table",
+            &needs,
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let (dir, out) = (common::tempdir(), common::tempdir());
+    std::fs::write(dir.path().join("name"), b"tftp row").unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let server = Server::start(&[
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        dir_arg,
+    ]);
+    let (port, file) = (server.port().to_string(), out.path().join("out"));
+    let out_arg = file.to_str().unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("PORT", &port).replace("OUT", out_arg))
+        .collect();
+    let got = common::run(std::process::Command::new(program).args(&args), b"");
+    assert_eq!(
+        std::fs::read(&file).unwrap_or_default(),
+        b"tftp row",
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
 }
 
 /// `netecho ping ARGS 127.0.0.1`, when this process may: its stdout, which contains `want`.

@@ -578,3 +578,31 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
         &buf[..n.min(8)]
     );
 }
+
+#[test]
+fn with_every_request_thread_taken_a_tftp_client_hears_a_tftp_error_no_larger_than_its_request() {
+    let dir = tempdir();
+    fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = files_server(dir.path(), &[]);
+    let to = format!("127.0.0.1:{}", server.port());
+    // Ten sources (four requests each may await proof) that never answer their OACK: more
+    // requests than the server has threads for, each held for its proof wait.
+    let silent: Vec<UdpSocket> = (2..12)
+        .map(|i| UdpSocket::bind(format!("127.0.0.{i}:0")).unwrap())
+        .collect();
+    for sock in &silent {
+        for _ in 0..4 {
+            sock.send_to(b"\x00\x01f\x00octet\x00blksize\x00512\x00", &to)
+                .unwrap();
+        }
+    }
+    server.wait_log("busy: too many requests at once");
+    let asking = UdpSocket::bind("127.0.0.99:0").unwrap();
+    let request = b"\x00\x01f\x00octet\x00blksize\x00512\x00";
+    asking.send_to(request, &to).unwrap();
+    let answers = heard(&asking, Duration::from_secs(1));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let answer = &answers[0];
+    assert!(answer.starts_with(b"\x00\x05\x00\x00busy"), "{answer:?}");
+    assert!(answer.len() <= request.len(), "{answer:?}");
+}

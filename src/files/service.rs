@@ -107,6 +107,15 @@ impl Requests for Files {
         super::datagram::log_request(from, result);
     }
 
+    /// A TFTP client hears TFTP's ERROR, no larger than its request.
+    fn busy_for(&self, why: &str, request: &[u8]) -> Option<Vec<u8>> {
+        if super::tftp::is_tftp(request) {
+            let message = format!("busy: {why}");
+            return super::tftp::codec::error_within(0, &message, request.len());
+        }
+        self.busy(why)
+    }
+
     fn busy(&self, why: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         Packet::Error {

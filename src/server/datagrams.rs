@@ -101,7 +101,8 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 continue;
             }
             if running.load(Ordering::Relaxed) >= REQUEST_THREADS {
-                busy(&requests, &replies, &from, "too many requests at once");
+                let why = "too many requests at once";
+                busy(&requests, &replies, (&from, &buf[..n]), why);
                 continue;
             }
             if server.admission.request(&from) {
@@ -136,9 +137,14 @@ fn warn_once(from: &PeerAddr, verdict: Verdict) {
 
 /// Answers "busy" to a request that cannot be served now (when the service has such an
 /// answer: one no larger than the request).
-fn busy<R: Requests>(requests: &Arc<R>, replies: &Arc<DatagramSocket>, from: &PeerAddr, why: &str) {
+fn busy<R: Requests>(
+    requests: &Arc<R>,
+    replies: &Arc<DatagramSocket>,
+    (from, request): (&PeerAddr, &[u8]),
+    why: &str,
+) {
     warn!("{from}: busy: {why}");
-    if let Some(reply) = requests.busy(why) {
+    if let Some(reply) = requests.busy_for(why, request) {
         let _ = replies.try_send_to(&reply, from);
     }
 }
@@ -173,7 +179,7 @@ fn start<S: Service, R: Requests>(
         Arc::clone(requests),
         Arc::clone(replies),
     );
-    let from = request.from.clone();
+    let (from, data) = (request.from.clone(), request.data.clone());
     let running = Arc::clone(&request.running);
     running.fetch_add(1, Ordering::Relaxed);
     let started = thread::Builder::new()
@@ -186,7 +192,7 @@ fn start<S: Service, R: Requests>(
     if let Err(e) = started {
         running.fetch_sub(1, Ordering::Relaxed);
         let why = format!("the server cannot start a thread for it now ({e})");
-        busy(requests, replies, &from, &why);
+        busy(requests, replies, (&from, &data), &why);
         server.admission.release();
     }
 }

@@ -62,6 +62,11 @@ pub(crate) trait Requests: Send + Sync + 'static {
 
     /// The reply to a request that got no thread (`why` says why); `None` for silence.
     fn busy(&self, why: &str) -> Option<Vec<u8>>;
+
+    /// The same reply, for a service whose answer depends on the request's own bytes.
+    fn busy_for(&self, why: &str, _request: &[u8]) -> Option<Vec<u8>> {
+        self.busy(why)
+    }
 }
 
 /// The requests of a service that answers every datagram as it is read: there are none.
