@@ -117,6 +117,16 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     assert_eq!(fs::read(dir.path().join("taken")).unwrap(), b"mine");
     drop(server);
 
+    // Over --max-file: curl announces the size (tsize) and is refused before any data
+    // (CURLE_REMOTE_DISK_FULL: TFTP's error 3).
+    let small = files_server(dir.path(), &["--upload", "--max-file", "1000"]);
+    let url = format!("tftp://127.0.0.1:{}/large.bin", small.port());
+    let large = client("curl", &["-sS", "-T", s(&local), &url]);
+    assert_eq!(large.status.code(), Some(70), "{}", text(&large));
+    assert!(!dir.path().join("large.bin").exists());
+    small.wait_log("over the 1000-byte limit (--max-file)");
+    drop(small);
+
     let read_only = files_server(dir.path(), &[]);
     let url = format!("tftp://127.0.0.1:{}/other.bin", read_only.port());
     let refused = client("curl", &["-sS", "-T", s(&local), &url]);
@@ -485,24 +495,70 @@ fn heard(sock: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
+/// The namespaces of a test, or its skip when this process may not make them.
+fn namespaces(test: &str, tag: &str) -> Option<Pair> {
+    if !nix::unistd::Uid::effective().is_root() {
+        skip(test, "root to create network namespaces", Lacks::Provided);
+        return None;
+    }
+    Pair::new(tag)
+        .map_err(|e| {
+            let needs = format!("network namespaces and veth pairs ({e})");
+            skip(test, &needs, Lacks::Environment);
+        })
+        .ok()
+}
+
+/// RFC 1350's plain request: one ERROR no larger than it, and no DATA.
+fn a_plain_request_gets_one_small_error(sock: &UdpSocket, to: &str, server: &Server) {
+    let plain = b"\x00\x01f\x00octet\x00";
+    sock.send_to(plain, to).unwrap();
+    let answers = heard(sock, Duration::from_secs(3));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let error = &answers[0];
+    assert!(
+        error.starts_with(b"\x00\x05") && error.len() <= plain.len(),
+        "{error:?}"
+    );
+    server.wait_log("without options from an address that may be forged");
+}
+
+/// With an option: OACKs no larger than the request (three at most) and nothing else while
+/// the client is silent; DATA 1 once it answers ACK 0 from its address.
+fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str, server: &Server) {
+    let asking = b"\x00\x01f\x00octet\x00blksize\x00512\x00tsize\x000\x00";
+    sock.send_to(asking, to).unwrap();
+    let answers = heard(sock, Duration::from_secs(4));
+    assert!((1..=3).contains(&answers.len()), "{answers:?}");
+    for a in &answers {
+        assert!(
+            a.starts_with(b"\x00\x06") && a.len() <= asking.len(),
+            "{a:?}"
+        );
+    }
+    server.wait_log("no answer within");
+
+    sock.send_to(asking, to).unwrap();
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let (_, tid) = sock.recv_from(&mut buf).unwrap();
+    sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let data = &buf[..n];
+    assert!(
+        data.starts_with(b"\x00\x03\x00\x01") && n == 516,
+        "{:?}",
+        &data[..n.min(8)]
+    );
+    sock.send_to(b"\x00\x05\x00\x00stop\x00", tid).unwrap();
+}
+
 #[test]
 fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers()
 {
     let test = "from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers";
-    if !nix::unistd::Uid::effective().is_root() {
-        skip(test, "root to create network namespaces", Lacks::Provided);
+    let Some(pair) = namespaces(test, "forged") else {
         return;
-    }
-    let pair = match Pair::new("forged") {
-        Ok(pair) => pair,
-        Err(e) => {
-            skip(
-                test,
-                &format!("network namespaces and veth pairs ({e})"),
-                Lacks::Environment,
-            );
-            return;
-        }
     };
     let dir = tempdir();
     fs::write(dir.path().join("f"), pattern(100_000)).unwrap();
@@ -516,61 +572,23 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
             "serve",
             "--proto",
             "udp",
-            "--addr",
-            "10.203.7.1:0",
-            "--files",
-            s(dir.path()),
         ]);
+        cmd.args(["--addr", "10.203.7.1:0", "--files", s(dir.path())]);
         cmd.args(extra);
         Server::start_with(&mut cmd)
     };
+    let sock = socket_in(&pair.client);
     let server = start(&[]);
     let to = format!("10.203.7.1:{}", server.port());
-    let sock = socket_in(&pair.client);
-
-    // RFC 1350's plain request: one ERROR no larger than it, and no DATA.
-    let plain = b"\x00\x01f\x00octet\x00";
-    sock.send_to(plain, &to).unwrap();
-    let answers = heard(&sock, Duration::from_secs(3));
-    assert_eq!(answers.len(), 1, "{answers:?}");
-    assert!(
-        answers[0].starts_with(b"\x00\x05") && answers[0].len() <= plain.len(),
-        "{answers:?}"
-    );
-    server.wait_log("without options from an address that may be forged");
-
-    // With an option, OACKs no larger than the request (three at most) until ACK 0.
-    let asking = b"\x00\x01f\x00octet\x00blksize\x00512\x00tsize\x000\x00";
-    sock.send_to(asking, &to).unwrap();
-    let answers = heard(&sock, Duration::from_secs(4));
-    assert!((1..=3).contains(&answers.len()), "{answers:?}");
-    for a in &answers {
-        assert!(
-            a.starts_with(b"\x00\x06") && a.len() <= asking.len(),
-            "{a:?}"
-        );
-    }
-    server.wait_log("no answer within");
-
-    // The client answers ACK 0 from its address: DATA 1 follows.
-    sock.send_to(asking, &to).unwrap();
-    let mut buf = [0u8; 2048];
-    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let (_, tid) = sock.recv_from(&mut buf).unwrap();
-    sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
-    assert!(
-        buf[..n].starts_with(b"\x00\x03\x00\x01") && n == 516,
-        "{:?}",
-        &buf[..n.min(8)]
-    );
-    sock.send_to(b"\x00\x05\x00\x00stop\x00", tid).unwrap();
+    a_plain_request_gets_one_small_error(&sock, &to, &server);
+    a_request_with_options_gets_data_only_after_ack_0(&sock, &to, &server);
     drop(server);
 
     // The admin's choice: RFC 1350's DATA at once, to any source.
     let open = start(&["--tftp-rfc1350"]);
-    sock.send_to(plain, format!("10.203.7.1:{}", open.port()))
-        .unwrap();
+    let to = format!("10.203.7.1:{}", open.port());
+    sock.send_to(b"\x00\x01f\x00octet\x00", to).unwrap();
+    let mut buf = [0u8; 2048];
     let (n, _) = sock.recv_from(&mut buf).unwrap();
     assert!(
         buf[..n].starts_with(b"\x00\x03\x00\x01"),
@@ -605,4 +623,35 @@ fn with_every_request_thread_taken_a_tftp_client_hears_a_tftp_error_no_larger_th
     let answer = &answers[0];
     assert!(answer.starts_with(b"\x00\x05\x00\x00busy"), "{answer:?}");
     assert!(answer.len() <= request.len(), "{answer:?}");
+}
+
+#[test]
+fn an_upload_without_a_size_stops_at_max_file_and_leaves_nothing() {
+    let test = "an_upload_without_a_size_stops_at_max_file_and_leaves_nothing";
+    if !have("tftp", test) {
+        return;
+    }
+    let (dir, src) = (tempdir(), tempdir());
+    let local = src.path().join("up");
+    fs::write(&local, pattern(5000)).unwrap();
+    let server = files_server(dir.path(), &["--upload", "--max-file", "2000"]);
+    let port = server.port().to_string();
+    // tftp-hpa sends no tsize: the limit is met in the middle of the data.
+    let o = client(
+        "tftp",
+        &[
+            "127.0.0.1",
+            &port,
+            "-m",
+            "binary",
+            "-c",
+            "put",
+            s(&local),
+            "up",
+        ],
+    );
+    assert!(text(&o).contains("Error code 3"), "{}", text(&o));
+    server.wait_log("over the size limit (--max-file)");
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

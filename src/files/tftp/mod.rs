@@ -165,6 +165,8 @@ fn code_of(refused: &Refused) -> u16 {
         codec::NOT_FOUND
     } else if refused.0.contains("already exists") {
         codec::EXISTS
+    } else if refused.0.contains("(--max-file)") {
+        codec::DISK_FULL
     } else {
         codec::ACCESS
     }
