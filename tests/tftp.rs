@@ -655,3 +655,51 @@ fn an_upload_without_a_size_stops_at_max_file_and_leaves_nothing() {
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_lives() {
+    let test = "garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_lives";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, out) = (tempdir(), tempdir());
+    fs::write(dir.path().join("f"), pattern(3000)).unwrap();
+    let mut server = files_server(dir.path(), &["--upload"]);
+    let to = format!("127.0.0.1:{}", server.port());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Requests cut short, with modes other than octet, odd options, and random tails: all
+    // TFTP by their third byte, none a request for data.
+    let whole = b"\x00\x01f\x00octet\x00blksize\x00512\x00windowsize\x0064\x00";
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut longest = 0;
+    for i in 0..2000usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Cut before the mode's NUL, or inside the first option: never a whole request.
+        let cut = if i % 2 == 0 { 3 + i % 7 } else { 11 + i % 10 };
+        let mut d = match i % 50 {
+            1 => b"\x00\x02x\x00NETASCII\x00".to_vec(),
+            2 => b"\x00\x01f\x00mail\x00blksize\x00".to_vec(),
+            n if n % 3 == 0 => state.to_be_bytes().repeat(1 + i % 5),
+            _ => whole[..cut].to_vec(),
+        };
+        d[0] = 0;
+        d[1] = d[1].clamp(1, 2);
+        d[2] = d[2].max(b' ');
+        longest = longest.max(d.len());
+        sock.send_to(&d, &to).unwrap();
+    }
+    let answers = heard(&sock, Duration::from_secs(2));
+    for answer in answers {
+        assert!(answer.len() <= longest, "{answer:?}");
+        assert!(
+            !answer.starts_with(b"\x00\x03"),
+            "DATA to garbage: {answer:?}"
+        );
+    }
+    assert!(server.alive());
+    let url = format!("tftp://127.0.0.1:{}/f", server.port());
+    let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("f"))]);
+    assert!(o.status.success(), "{}", text(&o));
+}

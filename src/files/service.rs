@@ -107,9 +107,11 @@ impl Requests for Files {
         super::datagram::log_request(from, result);
     }
 
-    /// A TFTP client hears TFTP's ERROR, no larger than its request.
+    /// A TFTP client hears TFTP's ERROR, no larger than its request; a malformed TFTP
+    /// request, nothing.
     fn busy_for(&self, why: &str, request: &[u8]) -> Option<Vec<u8>> {
         if super::tftp::is_tftp(request) {
+            super::tftp::codec::Packet::decode(request)?;
             let message = format!("busy: {why}");
             return super::tftp::codec::error_within(0, &message, request.len());
         }
