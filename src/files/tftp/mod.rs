@@ -33,7 +33,7 @@ use codec::Packet;
 use options::Agreed;
 use transfer::{Heard, Wire};
 
-/// A netecho request's window is at most this, so its high byte (the datagram's third) is
+/// A netecho request's window is at most MAX_WINDOW, so its high byte (the datagram's third) is
 /// a control character, which no TFTP client puts first in a file name.
 const _: () = assert!(super::datagram::MAX_WINDOW >> 8 < 0x20);
 

@@ -16,6 +16,7 @@ use tracing::debug;
 use crate::files::Transfer;
 use crate::files::impair::Impaired;
 use crate::files::store::Partial;
+use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::codec::{self, Packet};
@@ -51,6 +52,7 @@ impl<'a> Wire<'a> {
     /// DATA and ACK: subject to --drop and --reorder.
     pub(crate) fn send(&mut self, packet: &Packet<'_>) -> Result<()> {
         let bytes = packet.to_vec();
+        hexdump::dump_if(Way::Out, &self.peer, &bytes);
         self.impaired
             .send(self.sock, &self.peer, &bytes)
             .map_err(went_away)
@@ -58,6 +60,7 @@ impl<'a> Wire<'a> {
 
     /// OACK and ERROR: sent as they are, never lost on purpose.
     pub(crate) fn send_plain(&self, bytes: &[u8]) -> Result<()> {
+        hexdump::dump_if(Way::Out, &self.peer, bytes);
         self.sock.send_to(bytes, &self.peer).map_err(went_away)
     }
 
@@ -74,7 +77,10 @@ impl<'a> Wire<'a> {
             self.sock
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             match self.sock.recv_from(&mut self.buf) {
-                Ok((Received::Data(n), from)) if from == self.peer => return Ok(Heard::Packet(n)),
+                Ok((Received::Data(n), from)) if from == self.peer => {
+                    hexdump::dump_if(Way::In, &from, &self.buf[..n]);
+                    return Ok(Heard::Packet(n));
+                }
                 Ok((_, from)) => debug!("a datagram from {from}, not this transfer's peer"),
                 Err(e)
                     if matches!(
