@@ -178,15 +178,15 @@ fn tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused() {
 }
 
 #[test]
-fn atftp_downloads_with_blksize_and_windowsize() {
-    let test = "atftp_downloads_with_blksize_and_windowsize";
+fn atftp_downloads_and_uploads_with_blksize_and_windowsize() {
+    let test = "atftp_downloads_and_uploads_with_blksize_and_windowsize";
     if !have("atftp", test) {
         return;
     }
     let (dir, out) = (tempdir(), tempdir());
     let body = pattern(300_000);
     fs::write(dir.path().join("f.bin"), &body).unwrap();
-    let server = files_server(dir.path(), &[]);
+    let server = files_server(dir.path(), &["--upload"]);
     let port = server.port().to_string();
     let got = out.path().join("got");
     let o = client(
@@ -209,6 +209,26 @@ fn atftp_downloads_with_blksize_and_windowsize() {
     assert_eq!(fs::read(&got).unwrap(), body);
     let log = server.wait_log("windowsize 8");
     assert!(log.contains("blksize 1428"), "{log}");
+    let o = client(
+        "atftp",
+        &[
+            "--option",
+            "blksize 1428",
+            "--option",
+            "windowsize 8",
+            "--option",
+            "tsize 300000",
+            "-p",
+            "-l",
+            s(&got),
+            "-r",
+            "back",
+            "127.0.0.1",
+            &port,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(dir.path().join("back")).unwrap(), body);
 }
 
 #[test]
