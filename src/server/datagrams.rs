@@ -135,8 +135,9 @@ fn warn_once(from: &PeerAddr, verdict: Verdict) {
     }
 }
 
-/// Answers "busy" to a request that cannot be served now (when the service has such an
-/// answer: one no larger than the request).
+/// Answers "busy" to a request that cannot be served now, when the service has such an
+/// answer and it is no larger than the request: the source has not proven itself, and a
+/// larger answer would make this server an amplifier for a forged one.
 fn busy<R: Requests>(
     requests: &Arc<R>,
     replies: &Arc<DatagramSocket>,
@@ -144,7 +145,8 @@ fn busy<R: Requests>(
     why: &str,
 ) {
     warn!("{from}: busy: {why}");
-    if let Some(reply) = requests.busy_for(why, request) {
+    let reply = requests.busy_for(why, request);
+    if let Some(reply) = reply.filter(|r| r.len() <= request.len()) {
         let _ = replies.try_send_to(&reply, from);
     }
 }
