@@ -123,6 +123,16 @@ impl Rule {
     }
 }
 
+impl fmt::Debug for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Access")
+            .field("allow", &self.allow)
+            .field("deny", &self.deny)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
+}
+
 fn in_block(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     let (net, ip, bits): (u128, u128, u32) = match (net.to_canonical(), ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => (u32::from(n) as u128, u32::from(i) as u128, 32),
@@ -140,12 +150,17 @@ fn in_block(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     }
 }
 
+/// Who may use a port at this moment, beyond the fixed rules: `serve --lab` lets only the
+/// addresses of runs that hold their turn reach its echo ports.
+pub(crate) type Gate = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
 /// The rules of one server or relay, and the refused peers already logged.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
     logged: Mutex<HashSet<Who>>,
+    gate: Option<Gate>,
 }
 
 impl Access {
@@ -182,7 +197,23 @@ impl Access {
             allow: allow.to_vec(),
             deny: deny.to_vec(),
             logged: Mutex::default(),
+            gate: None,
         })
+    }
+
+    /// These rules, and beyond them only IP peers `gate` lets through now (refused quietly:
+    /// the gate's owner says why in its own words).
+    pub(crate) fn gated(mut self, gate: Gate) -> Access {
+        self.gate = Some(gate);
+        self
+    }
+
+    fn gate_refuses(&self, who: Option<Who>) -> bool {
+        match (&self.gate, who) {
+            (None, _) => false,
+            (Some(gate), Some(Who::Ip(ip))) => !gate(ip.to_canonical()),
+            (Some(_), _) => true,
+        }
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -202,6 +233,10 @@ impl Access {
     }
 
     fn decide(&self, proto: Proto, peer: &dyn fmt::Display, who: Option<Who>) -> bool {
+        if self.gate_refuses(who) {
+            tracing::debug!("{proto} {peer}: refused, no run of this address holds its turn");
+            return false;
+        }
         if self.is_open() {
             return true;
         }
@@ -225,7 +260,7 @@ impl Access {
 
     /// Whether an accepted connection may stay; the caller closes it if not.
     pub(crate) fn admits_conn(&self, proto: Proto, conn: &Conn) -> bool {
-        if self.is_open() {
+        if self.is_open() && self.gate.is_none() {
             return true;
         }
         let who = if proto.is_unix() {
@@ -244,7 +279,7 @@ impl Access {
 
     /// Whether a datagram from `from` is served; the caller ignores it if not.
     pub(crate) fn admits_datagram(&self, proto: Proto, from: &PeerAddr) -> bool {
-        if self.is_open() {
+        if self.is_open() && self.gate.is_none() {
             return true;
         }
         let who = from.0.as_socket().map(|a| Who::Ip(a.ip()));

@@ -14,6 +14,7 @@ use crate::client::bench::{BenchConfig, Servers};
 use crate::client::exchange::ClientConfig;
 use crate::client::exec::ExecConfig;
 use crate::client::lab::{LabConfig, NetnsConfig};
+use crate::server::lab::LabServeConfig;
 use crate::client::ping::PingConfig;
 use crate::client::send::SendConfig;
 use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
@@ -309,6 +310,27 @@ pub(crate) struct ServeArgs {
     pub files: FileServeArgs,
     #[command(flatten)]
     pub exec: ExecServeArgs,
+    #[command(flatten)]
+    pub lab: LabServeArgs,
+}
+
+/// `serve --lab`: the far end of `lab HOST` for a class.
+#[derive(Debug, Args)]
+pub(crate) struct LabServeArgs {
+    /// Serve `netecho lab HOST` for a class: a control port (3235 on every address, IPv6 and
+    /// IPv4, unless --addr) and an echo port per protocol that crosses machines (tcp, udp),
+    /// chosen by the kernel and announced one line each
+    #[arg(long, conflicts_with_all = ["files", "exec", "proto"])]
+    pub lab: bool,
+    /// With --lab: runs measuring at once; the others wait their turn in a queue, told their place
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub lab_runs: u32,
+    /// With --lab: runs waiting at once; more are refused with one line saying so
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "lab", value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub lab_queue: u32,
+    /// With --lab: the longest one run may hold its turn; past it the turn goes to the next
+    #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_duration)]
+    pub lab_max_time: Duration,
 }
 
 /// The IP protocol of a raw socket, shared by serve and send.
@@ -1065,6 +1087,42 @@ impl ServeArgs {
             max_children: exec.max_children as usize,
             env: exec.exec_env.clone(),
         }))
+    }
+
+    /// The plain config of `serve --lab`: the control port's address (3235 on [::] unless
+    /// --addr), the sharing limits, --allow/--deny and --rate-limit.
+    pub(crate) fn lab_config(&self) -> Result<LabServeConfig, UsageError> {
+        let addr = match &self.addr {
+            Some(addr) => Endpoint::parse_listen(addr, Some(Proto::Tcp))?,
+            None => Endpoint {
+                proto: Proto::Tcp,
+                addr: crate::endpoint::Address::Ip(std::net::SocketAddr::new(
+                    std::net::Ipv6Addr::UNSPECIFIED.into(),
+                    crate::server::lab::LAB_PORT,
+                )),
+            },
+        };
+        if addr.proto != Proto::Tcp {
+            return Err(UsageError::new(format!(
+                "serve --lab --addr {}: the lab's control port is a TCP port on an IP address \
+                 (e.g. --addr [::]:3235)",
+                addr.addr
+            )));
+        }
+        // Checked as the echo ports will check them: CIDR blocks only.
+        self.access.access(Proto::Tcp)?;
+        Ok(LabServeConfig {
+            addr,
+            limits: crate::server::lab::class::Limits {
+                runs: self.lab.lab_runs as usize,
+                queue: self.lab.lab_queue as usize,
+                max_time: self.lab.lab_max_time,
+            },
+            allow: self.access.allow.clone(),
+            deny: self.access.deny.clone(),
+            rate_limit: self.rate_limit,
+            threads: self.threads(),
+        })
     }
 
     /// Event-loop threads: as asked, else one per core.

@@ -23,6 +23,7 @@ mod files;
 mod habits;
 mod hexdump;
 mod impair;
+mod labwire;
 mod lesson;
 mod lifecycle;
 mod logging;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
 /// it succeeds (exec's is the remote program's).
 fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Command::Serve(args) if args.lab.lab => server::lab::run(args.lab_config()?)?,
         Command::Serve(args) => server::run(args.config()?)?,
         Command::Send(args) => client::send::run(args.config()?)?,
         Command::Bench(args) => client::bench::run(args.config()?)?,

@@ -7,6 +7,7 @@ pub(crate) mod datagrams;
 pub(crate) mod event;
 pub(crate) mod fork;
 pub(crate) mod iterative;
+pub(crate) mod lab;
 mod model_choice;
 pub(crate) mod threads;
 

@@ -1,0 +1,519 @@
+//! The lab's control protocol, spoken on the control port of `serve --lab` by `lab HOST`: a
+//! codec, bytes only. Each message is a frame: a 2-byte big-endian length, then that many
+//! bytes, at most [`MAX_FRAME`]; the first byte of a frame says which message it is. The
+//! client's first frame is [`Msg::Hello`] with [`MAGIC`] and its [`VERSION`]; anything else
+//! is refused with one [`Msg::Error`] and the connection closed.
+//!
+//! A run: Hello -> (Queued ...) -> Go -> the client measures the announced ports -> Done ->
+//! Account. The server may send Error at any point (refused, queue full, time is up), then
+//! it closes.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+
+/// The first bytes of a Hello: a server tells its clients from anything else that connects.
+pub(crate) const MAGIC: &[u8; 4] = b"NELB";
+/// The control protocol's version; a server refuses every other.
+pub(crate) const VERSION: u8 = 1;
+/// The largest frame either side sends or accepts, its length prefix excluded.
+pub(crate) const MAX_FRAME: usize = 1024;
+/// Services one offer may announce.
+pub(crate) const MAX_SERVICES: usize = 16;
+/// The longest error text or protocol name, in bytes.
+const MAX_TEXT: usize = 512;
+/// The longest protocol name an offer carries: with [`MAX_SERVICES`] of them an offer stays
+/// within [`MAX_FRAME`].
+const MAX_NAME: usize = 32;
+
+/// One service a lab server offers: a protocol by name ("tcp", "udp") and its port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Service {
+    pub proto: String,
+    pub port: u16,
+}
+
+/// What a run is given when its turn comes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Offer {
+    /// The run's number on this server, for both sides' logs.
+    pub run: u32,
+    /// How long it waited in the queue.
+    pub waited_ms: u32,
+    /// Other runs measuring at this moment.
+    pub measuring: u16,
+    /// Runs the server lets measure at once.
+    pub max_runs: u16,
+    /// The longest a run may take from here; past it the server takes its turn back.
+    pub max_ms: u32,
+    /// Datagram replies per second each client address gets at most (0: no limit).
+    pub rate: u32,
+    pub services: Vec<Service>,
+}
+
+/// The server's account of a finished run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Account {
+    /// Other runs that measured at some point while this one did.
+    pub shared_with: u32,
+    /// The most runs measuring at once during this one, itself included.
+    pub most_at_once: u16,
+    pub waited_ms: u32,
+    pub measured_ms: u32,
+}
+
+/// A control message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Msg {
+    /// Client, first: the magic and the version it speaks.
+    Hello { version: u8 },
+    /// Server: the run waits; `place` 1 is next. Sent again when the place changes, and
+    /// every few seconds as a sign of life.
+    Queued { place: u16, measuring: u16 },
+    /// Server: measure now.
+    Go(Offer),
+    /// Client: finished measuring.
+    Done,
+    /// Server: the run's account; then it closes.
+    Account(Account),
+    /// Either side: why it stops; then it closes.
+    Error(String),
+}
+
+const HELLO: u8 = 1;
+const QUEUED: u8 = 2;
+const GO: u8 = 3;
+const DONE: u8 = 4;
+const ACCOUNT: u8 = 5;
+const ERROR: u8 = 6;
+
+/// Why bytes are not a control message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WireError {
+    /// A length prefix past [`MAX_FRAME`] (or zero).
+    Length(usize),
+    /// A first frame that is not a Hello with [`MAGIC`].
+    NotLab,
+    /// A Hello of another version.
+    Version(u8),
+    /// A frame cut short, with bytes left over, or with a field out of bounds.
+    Malformed(&'static str),
+    /// A message type this version does not know.
+    Unknown(u8),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Length(n) => write!(
+                f,
+                "a frame of {n} bytes (at most {MAX_FRAME}): not the lab's control protocol"
+            ),
+            WireError::NotLab => write!(f, "no lab Hello: not the lab's control protocol"),
+            WireError::Version(v) => write!(
+                f,
+                "control protocol version {v}; this side speaks version {VERSION}: run the same \
+                 netecho version on both machines"
+            ),
+            WireError::Malformed(what) => write!(f, "a malformed control message ({what})"),
+            WireError::Unknown(t) => write!(f, "an unknown control message (type {t})"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl Msg {
+    /// The frame of this message, length prefix included.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0, 0];
+        match self {
+            Msg::Hello { version } => {
+                b.push(HELLO);
+                b.extend_from_slice(MAGIC);
+                b.push(*version);
+            }
+            Msg::Queued { place, measuring } => {
+                b.push(QUEUED);
+                b.extend_from_slice(&place.to_be_bytes());
+                b.extend_from_slice(&measuring.to_be_bytes());
+            }
+            Msg::Go(offer) => encode_offer(&mut b, offer),
+            Msg::Done => b.push(DONE),
+            Msg::Account(a) => {
+                b.push(ACCOUNT);
+                b.extend_from_slice(&a.shared_with.to_be_bytes());
+                b.extend_from_slice(&a.most_at_once.to_be_bytes());
+                b.extend_from_slice(&a.waited_ms.to_be_bytes());
+                b.extend_from_slice(&a.measured_ms.to_be_bytes());
+            }
+            Msg::Error(text) => {
+                b.push(ERROR);
+                put_text(&mut b, text, MAX_TEXT);
+            }
+        }
+        let len = (b.len() - 2) as u16;
+        b[..2].copy_from_slice(&len.to_be_bytes());
+        b
+    }
+
+    /// The message of one frame's body (its length prefix already taken off).
+    pub(crate) fn decode(body: &[u8]) -> Result<Msg, WireError> {
+        let mut r = Fields(body);
+        let msg = match r.u8()? {
+            HELLO => {
+                if r.take(MAGIC.len())? != MAGIC {
+                    return Err(WireError::NotLab);
+                }
+                Msg::Hello { version: r.u8()? }
+            }
+            QUEUED => Msg::Queued {
+                place: r.u16()?,
+                measuring: r.u16()?,
+            },
+            GO => Msg::Go(decode_offer(&mut r)?),
+            DONE => Msg::Done,
+            ACCOUNT => Msg::Account(Account {
+                shared_with: r.u32()?,
+                most_at_once: r.u16()?,
+                waited_ms: r.u32()?,
+                measured_ms: r.u32()?,
+            }),
+            ERROR => Msg::Error(r.text()?),
+            other => return Err(WireError::Unknown(other)),
+        };
+        if !r.0.is_empty() {
+            return Err(WireError::Malformed("bytes after the message"));
+        }
+        Ok(msg)
+    }
+
+    /// The first message of a connection, which must be a Hello of this version.
+    pub(crate) fn decode_hello(body: &[u8]) -> Result<Msg, WireError> {
+        if body.first() != Some(&HELLO) || body.get(1..1 + MAGIC.len()) != Some(MAGIC) {
+            return Err(WireError::NotLab);
+        }
+        match Msg::decode(body)? {
+            Msg::Hello { version } if version != VERSION => Err(WireError::Version(version)),
+            hello => Ok(hello),
+        }
+    }
+}
+
+/// The length a frame's 2-byte prefix announces, checked against [`MAX_FRAME`].
+pub(crate) fn frame_len(prefix: [u8; 2]) -> Result<usize, WireError> {
+    match u16::from_be_bytes(prefix) as usize {
+        n @ 1..=MAX_FRAME => Ok(n),
+        n => Err(WireError::Length(n)),
+    }
+}
+
+fn encode_offer(b: &mut Vec<u8>, o: &Offer) {
+    b.push(GO);
+    b.extend_from_slice(&o.run.to_be_bytes());
+    b.extend_from_slice(&o.waited_ms.to_be_bytes());
+    b.extend_from_slice(&o.measuring.to_be_bytes());
+    b.extend_from_slice(&o.max_runs.to_be_bytes());
+    b.extend_from_slice(&o.max_ms.to_be_bytes());
+    b.extend_from_slice(&o.rate.to_be_bytes());
+    let services = &o.services[..o.services.len().min(MAX_SERVICES)];
+    b.push(services.len() as u8);
+    for s in services {
+        put_text(b, &s.proto, MAX_NAME);
+        b.extend_from_slice(&s.port.to_be_bytes());
+    }
+}
+
+fn decode_offer(r: &mut Fields) -> Result<Offer, WireError> {
+    let mut offer = Offer {
+        run: r.u32()?,
+        waited_ms: r.u32()?,
+        measuring: r.u16()?,
+        max_runs: r.u16()?,
+        max_ms: r.u32()?,
+        rate: r.u32()?,
+        services: Vec::new(),
+    };
+    let count = r.u8()? as usize;
+    if count > MAX_SERVICES {
+        return Err(WireError::Malformed("too many services"));
+    }
+    for _ in 0..count {
+        offer.services.push(Service {
+            proto: r.text()?,
+            port: r.u16()?,
+        });
+    }
+    Ok(offer)
+}
+
+/// A text field: a 2-byte length, then UTF-8, at most `max` bytes (cut at a character
+/// boundary when longer).
+fn put_text(b: &mut Vec<u8>, text: &str, max: usize) {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    b.extend_from_slice(&(end as u16).to_be_bytes());
+    b.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// A frame's body read field by field; every read checks what is left.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.0.len() < n {
+            return Err(WireError::Malformed("cut short"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, WireError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn text(&mut self) -> Result<String, WireError> {
+        let len = self.u16()? as usize;
+        if len > MAX_TEXT {
+            return Err(WireError::Malformed("text too long"));
+        }
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| WireError::Malformed("text not UTF-8"))
+    }
+}
+
+/// Why a control message could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer closed before a whole frame came.
+    Closed,
+    /// The deadline passed first.
+    Timeout,
+    Io(io::Error),
+    Wire(WireError),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Closed => write!(f, "the connection closed"),
+            ReadError::Timeout => write!(f, "no control message in time"),
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Wire(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Reads one frame's body from a blocking socket, whole, before `deadline`: a peer sending
+/// a byte at a time cannot hold the reader past it.
+pub(crate) fn read_frame(sock: &Socket, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+    let mut prefix = [0u8; 2];
+    read_exact(sock, &mut prefix, deadline)?;
+    let len = frame_len(prefix).map_err(ReadError::Wire)?;
+    let mut body = vec![0u8; len];
+    read_exact(sock, &mut body, deadline)?;
+    Ok(body)
+}
+
+/// Reads and decodes one message before `deadline`.
+pub(crate) fn read_msg(sock: &Socket, deadline: Instant) -> Result<Msg, ReadError> {
+    let body = read_frame(sock, deadline)?;
+    Msg::decode(&body).map_err(ReadError::Wire)
+}
+
+fn read_exact(sock: &Socket, mut buf: &mut [u8], deadline: Instant) -> Result<(), ReadError> {
+    while !buf.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::Timeout);
+        }
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(ReadError::Io)?;
+        match (&mut &*sock).read(buf) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(ReadError::Timeout);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Sends one message, whole, within `limit` (SO_SNDTIMEO): a peer that reads nothing
+/// cannot hold the writer.
+pub(crate) fn write_msg(sock: &Socket, msg: &Msg, limit: Duration) -> io::Result<()> {
+    sock.set_write_timeout(Some(limit))?;
+    (&mut &*sock).write_all(&msg.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_message() -> Vec<Msg> {
+        vec![
+            Msg::Hello { version: VERSION },
+            Msg::Queued {
+                place: 7,
+                measuring: 4,
+            },
+            Msg::Go(Offer {
+                run: 12,
+                waited_ms: 3400,
+                measuring: 3,
+                max_runs: 4,
+                max_ms: 120_000,
+                rate: 50_000,
+                services: vec![
+                    Service {
+                        proto: "tcp".into(),
+                        port: 40001,
+                    },
+                    Service {
+                        proto: "udp".into(),
+                        port: 40002,
+                    },
+                ],
+            }),
+            Msg::Done,
+            Msg::Account(Account {
+                shared_with: 29,
+                most_at_once: 4,
+                waited_ms: 12_000,
+                measured_ms: 1500,
+            }),
+            Msg::Error("the queue is full (64 runs); try again in a minute".into()),
+        ]
+    }
+
+    fn body(frame: &[u8]) -> &[u8] {
+        let len = frame_len([frame[0], frame[1]]).unwrap();
+        assert_eq!(len, frame.len() - 2);
+        &frame[2..]
+    }
+
+    #[test]
+    fn every_message_comes_back_as_it_was_sent() {
+        for msg in every_message() {
+            let frame = msg.encode();
+            assert!(frame.len() - 2 <= MAX_FRAME, "{msg:?}");
+            assert_eq!(Msg::decode(body(&frame)), Ok(msg));
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_refused_without_a_panic() {
+        for msg in every_message() {
+            let frame = msg.encode();
+            let body = body(&frame);
+            for cut in 0..body.len() {
+                assert!(Msg::decode(&body[..cut]).is_err(), "{msg:?} cut at {cut}");
+            }
+            let mut longer = body.to_vec();
+            longer.push(0);
+            assert_eq!(
+                Msg::decode(&longer),
+                Err(WireError::Malformed("bytes after the message"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_first_frame_that_is_not_this_versions_hello_is_refused() {
+        let hello = Msg::Hello { version: VERSION }.encode();
+        assert!(Msg::decode_hello(body(&hello)).is_ok());
+        let other = Msg::Hello { version: 9 }.encode();
+        assert_eq!(
+            Msg::decode_hello(body(&other)),
+            Err(WireError::Version(9))
+        );
+        assert_eq!(Msg::decode_hello(b"GET / HTTP/1.1"), Err(WireError::NotLab));
+        assert_eq!(
+            Msg::decode_hello(body(&Msg::Done.encode())),
+            Err(WireError::NotLab)
+        );
+        assert_eq!(Msg::decode_hello(&[]), Err(WireError::NotLab));
+        // An HTTP request's first two bytes, read as a length, are past the limit.
+        assert_eq!(frame_len(*b"GE"), Err(WireError::Length(0x4745)));
+        assert_eq!(frame_len([0, 0]), Err(WireError::Length(0)));
+    }
+
+    #[test]
+    fn long_texts_and_lists_are_cut_to_their_bounds() {
+        let long = "é".repeat(MAX_TEXT);
+        let frame = Msg::Error(long).encode();
+        assert!(frame.len() - 2 <= MAX_FRAME);
+        let Ok(Msg::Error(text)) = Msg::decode(body(&frame)) else {
+            panic!("an error message");
+        };
+        assert!(text.len() <= MAX_TEXT && text.chars().all(|c| c == 'é'));
+        let many = Offer {
+            run: 1,
+            waited_ms: 0,
+            measuring: 0,
+            max_runs: 1,
+            max_ms: 1,
+            rate: 0,
+            services: vec![
+                Service {
+                    proto: "udp".into(),
+                    port: 1
+                };
+                100
+            ],
+        };
+        let frame = Msg::Go(many).encode();
+        assert!(frame.len() - 2 <= MAX_FRAME);
+        let Ok(Msg::Go(offer)) = Msg::decode(body(&frame)) else {
+            panic!("an offer");
+        };
+        assert_eq!(offer.services.len(), MAX_SERVICES);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // xorshift: the same 20,000 inputs every run, no crate needed.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let known = every_message();
+        for i in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 2 == 0 {
+                // Mostly valid types, so the fields' checks are reached too.
+                let template = known[i % known.len()].encode();
+                bytes.splice(0..0, template[2..].iter().take(1 + i % 8).copied());
+            }
+            let _ = Msg::decode(&bytes);
+            let _ = Msg::decode_hello(&bytes);
+            if bytes.len() >= 2 {
+                let _ = frame_len([bytes[0], bytes[1]]);
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The lab server's control port: a thread per control connection (at most
+//! [`Lab::max_control`]), each one run's dialogue: Hello, its place in the queue, its turn
+//! (the offer), Done, its account. Every wait has a deadline; anything not understood gets
+//! one error and the connection closes.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tracing::{info, warn};
+
+use crate::access::Access;
+use crate::endpoint::Proto;
+use crate::labwire::{self, Msg, Offer, ReadError, WireError};
+use crate::lifecycle::accept_loop;
+use crate::signal::{Shutdown, Signal};
+use crate::transport::Conn;
+
+use super::Lab;
+use super::class::{Ticket, Turn, millis};
+
+/// How long a new control connection has to say Hello.
+pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
+/// A waiting run hears from the server at least this often, and is checked for being gone.
+const QUEUE_TICK: Duration = Duration::from_secs(2);
+/// Any one write to a client; a client that reads nothing is dropped past it.
+const WRITE_TIME: Duration = Duration::from_secs(5);
+/// Control connection threads need little stack: a frame is at most 1 KiB.
+const STACK: usize = 128 * 1024;
+
+/// Accepts control connections until a stop signal; returns it.
+pub(super) fn accept(
+    listener: &crate::transport::Listener,
+    lab: &Arc<Lab>,
+    access: &Arc<Access>,
+    shutdown: &Shutdown,
+) -> Result<Signal> {
+    accept_loop(listener, shutdown, None, |conn| {
+        let conn = conn?;
+        if !access.admits_conn(Proto::Tcp, &conn) {
+            lab.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
+            lab.control.fetch_sub(1, Ordering::Relaxed);
+            lab.refused.fetch_add(1, Ordering::Relaxed);
+            warn!("lab {}: refused, {} control connections open", conn.peer(), lab.max_control());
+            refuse_quickly(&conn, "the lab server is full; try again in a minute");
+            return None;
+        }
+        let lab_run = Arc::clone(lab);
+        let spawned = std::thread::Builder::new()
+            .name("lab-control".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                dialogue(&conn, &lab_run);
+                lab_run.control.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            lab.control.fetch_sub(1, Ordering::Relaxed);
+            warn!("lab: cannot start a control thread: {e}");
+        }
+        None
+    })
+}
+
+/// One line to a client past the limit, without waiting on it: the accept loop must not.
+fn refuse_quickly(conn: &Conn, why: &str) {
+    let _ = conn.set_nonblocking(true);
+    let _ = conn.send_some(&Msg::Error(why.into()).encode());
+}
+
+/// One control connection, start to end.
+fn dialogue(conn: &Conn, lab: &Lab) {
+    let peer = conn.peer().to_string();
+    if conn.set_nonblocking(false).is_err() {
+        return;
+    }
+    let ip = match conn.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
+        Some(a) => a.ip(),
+        None => return,
+    };
+    if let Err(why) = hello(conn) {
+        info!("lab {peer}: {why}");
+        return;
+    }
+    let ticket = match lab.class.join(ip) {
+        Ok(ticket) => ticket,
+        Err(why) => {
+            lab.refused.fetch_add(1, Ordering::Relaxed);
+            warn!("lab {peer}: refused: {why}");
+            send(conn, &Msg::Error(why));
+            return;
+        }
+    };
+    let ended = run(conn, lab, &ticket, ip);
+    let account = lab.class.leave(&ticket);
+    match (ended, account) {
+        (Ok(()), Some(account)) => {
+            lab.runs.fetch_add(1, Ordering::Relaxed);
+            info!(
+                "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
+                 (at most {} at once)",
+                ticket.run,
+                f64::from(account.waited_ms) / 1000.0,
+                f64::from(account.measured_ms) / 1000.0,
+                account.shared_with,
+                account.most_at_once
+            );
+            send(conn, &Msg::Account(account));
+        }
+        (Ok(()), None) => {}
+        (Err(why), _) => {
+            info!("lab run {} from {peer}: {why}", ticket.run);
+            send(conn, &Msg::Error(why));
+        }
+    }
+}
+
+/// Reads the first frame; a client that is not a lab client of this version gets one line
+/// saying so. A peer that does not speak the protocol sees that line as text; a lab
+/// client reads it as the error frame it also is.
+fn hello(conn: &Conn) -> Result<(), String> {
+    let deadline = Instant::now() + HELLO_TIME;
+    let refusal = match labwire::read_frame(conn.socket(), deadline) {
+        Ok(body) => match Msg::decode_hello(&body) {
+            Ok(_) => return Ok(()),
+            Err(WireError::Version(v)) => {
+                let why = WireError::Version(v).to_string();
+                send(conn, &Msg::Error(why.clone()));
+                return Err(why);
+            }
+            Err(e) => e.to_string(),
+        },
+        Err(ReadError::Wire(e)) => e.to_string(),
+        Err(ReadError::Timeout) => format!(
+            "nothing said within {} s of connecting",
+            HELLO_TIME.as_secs()
+        ),
+        Err(e) => return Err(e.to_string()),
+    };
+    let line = format!(
+        "error: this is a netecho lab server (control protocol {}) and it got {refusal}; \
+         measure with `netecho lab HOST`\n",
+        labwire::VERSION
+    );
+    let _ = conn.set_write_timeout(Some(WRITE_TIME));
+    let _ = conn.send_all(line.as_bytes());
+    Err(refusal)
+}
+
+/// Waits for the run's turn (telling it its place), gives it the offer, and waits for Done
+/// within the longest run allowed.
+fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String> {
+    let (others, waited) = wait_turn(conn, lab, ticket)?;
+    let limits = lab.class.limits;
+    let offer = Offer {
+        run: ticket.run,
+        waited_ms: millis(waited),
+        measuring: others.min(u16::MAX as usize) as u16,
+        max_runs: limits.runs.min(u16::MAX as usize) as u16,
+        max_ms: millis(limits.max_time),
+        rate: lab.rate,
+        services: lab.services.clone(),
+    };
+    write(conn, &Msg::Go(offer))?;
+    info!(
+        "lab run {} from {ip}: measuring beside {others} other runs, after {:.1} s in the queue",
+        ticket.run,
+        waited.as_secs_f64()
+    );
+    match labwire::read_msg(conn.socket(), Instant::now() + limits.max_time) {
+        Ok(Msg::Done) => Ok(()),
+        Ok(other) => Err(format!("a control message out of turn ({other:?})")),
+        Err(ReadError::Timeout) => Err(format!(
+            "the run took longer than {} s (serve --lab-max-time); its turn went to the next run",
+            limits.max_time.as_secs()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Tells a waiting run its place whenever it changes and every [`QUEUE_TICK`]; gives up
+/// when the client is gone or says anything.
+fn wait_turn(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Result<(usize, Duration), String> {
+    let mut told = None;
+    let mut last = Instant::now();
+    loop {
+        match lab.class.wait_turn(ticket, Duration::from_millis(500)) {
+            Turn::Go { others, waited } => return Ok((others, waited)),
+            Turn::Waiting { place, measuring } => {
+                if told != Some(place) || last.elapsed() >= QUEUE_TICK {
+                    let queued = Msg::Queued {
+                        place: place.min(u16::MAX as usize) as u16,
+                        measuring: measuring.min(u16::MAX as usize) as u16,
+                    };
+                    write(conn, &queued)?;
+                    told = Some(place);
+                    last = Instant::now();
+                }
+                if spoke(conn) {
+                    return Err("the client left the queue".into());
+                }
+            }
+        }
+    }
+}
+
+/// Whether a waiting client closed or sent something (it has nothing to say while it waits).
+fn spoke(conn: &Conn) -> bool {
+    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+fn write(conn: &Conn, msg: &Msg) -> Result<(), String> {
+    labwire::write_msg(conn.socket(), msg, WRITE_TIME)
+        .map_err(|e| format!("cannot reach the client: {e}"))
+}
+
+/// A last message, whatever becomes of it.
+fn send(conn: &Conn, msg: &Msg) {
+    let _ = labwire::write_msg(conn.socket(), msg, WRITE_TIME);
+}

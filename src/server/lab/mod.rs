@@ -1,0 +1,282 @@
+//! `serve --lab`: the far end of `lab HOST` for a class. One control port (the lab's control
+//! protocol, [`crate::labwire`]) and an echo port per protocol that crosses machines, chosen
+//! by the kernel and announced: tcp and udp, each served by the server's own echo service
+//! and model. Runs take turns as [`class`] says; only the addresses of runs holding their
+//! turn reach the echo ports, so the udp port answers no one who has not proven their
+//! address with a TCP handshake on the control port, and a reply is never larger than its
+//! request. The server opens no other port, runs no program and touches no file.
+//!
+//! The control connection is plain TCP; TLS on it belongs where the control listener is
+//! bound ([`bind_control`]) once streams can carry TLS.
+
+pub(crate) mod class;
+mod control;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tracing::{info, warn};
+
+use crate::access::{Access, Rule};
+use crate::endpoint::{Address, Endpoint, Proto};
+use crate::labwire::{self, Service};
+use crate::lifecycle::{self, announce};
+use crate::service::datagram::{DatagramEcho, DatagramRules};
+use crate::service::echo::{DEFAULT_MAX_PENDING, Echo, Transform};
+use crate::service::guard::{self, DEFAULT_ECHO_RATE, GuardRules};
+use crate::service::stats::Stats;
+use crate::signal::Shutdown;
+use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
+use crate::transport::{self, Bound, DatagramSocket, Listener, SocketOptions};
+
+use super::{Admission, Server};
+use class::{Class, Limits};
+
+/// The control port `serve --lab` listens on, and `lab HOST` connects to, unless told.
+pub(crate) const LAB_PORT: u16 = 3235;
+/// An echo connection silent this long is closed: a run's connections are busy or done.
+const DATA_IDLE: Duration = Duration::from_secs(10);
+/// Echo connections at once, all runs together.
+const DATA_CONNS: usize = 4096;
+
+/// What `serve --lab` is asked, as plain values.
+pub(crate) struct LabServeConfig {
+    /// The control port's address; the echo ports are on the same address.
+    pub addr: Endpoint,
+    pub limits: Limits,
+    pub allow: Vec<Rule>,
+    pub deny: Vec<Rule>,
+    /// Datagram replies per second per client address (--rate-limit).
+    pub rate_limit: Option<u32>,
+    /// Event-loop threads of the tcp echo port.
+    pub threads: usize,
+}
+
+/// What the control connections share.
+pub(crate) struct Lab {
+    pub class: Arc<Class>,
+    pub services: Vec<Service>,
+    /// The datagram rate each address gets, announced to every run.
+    pub rate: u32,
+    /// Control connections open now (each a thread), bounded by [`Lab::max_control`].
+    pub control: AtomicUsize,
+    pub runs: AtomicUsize,
+    pub refused: AtomicUsize,
+}
+
+impl Lab {
+    /// Control connections at once: every run measuring or waiting, and a few saying hello.
+    pub(crate) fn max_control(&self) -> usize {
+        self.class.limits.runs + self.class.limits.queue + 16
+    }
+}
+
+/// Serves the lab until SIGINT or SIGTERM, then prints the summary.
+pub(crate) fn run(config: LabServeConfig) -> Result<()> {
+    let shutdown = Shutdown::install()?;
+    lifecycle::raise_nofile(DATA_CONNS + config.limits.runs + config.limits.queue);
+    let stats = Stats::shared();
+    let (control, control_addr) = bind_control(&config.addr)?;
+    announce(&format!("listening tcp {control_addr}"))?;
+    let class = Arc::new(Class::new(config.limits));
+    let gated = Arc::clone(&class);
+    let gate: crate::access::Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
+    let access = |proto| -> Result<Access> {
+        Ok(Access::new(proto, &config.allow, &config.deny)?.gated(Arc::clone(&gate)))
+    };
+    let ip = control_addr.ip();
+    let tcp = start_tcp(ip, access(Proto::Tcp)?, &config, stats)?;
+    let udp = start_udp(ip, access(Proto::Udp)?, &config, stats)?;
+    let lab = Lab {
+        class: Arc::clone(&class),
+        services: vec![tcp, udp],
+        rate: config.rate_limit.unwrap_or(DEFAULT_ECHO_RATE),
+        control: AtomicUsize::new(0),
+        runs: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
+    };
+    say_what_is_served(control_addr, &lab)?;
+    let lab = Arc::new(lab);
+    let control_access = Arc::new(Access::new(Proto::Tcp, &config.allow, &config.deny)?);
+    let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
+    info!("{signal}: closing the lab's ports");
+    announce(&format!(
+        "stopped by {signal}: {} runs measured, {} refused; echo ports: {stats}",
+        lab.runs.load(Ordering::Relaxed),
+        lab.refused.load(Ordering::Relaxed)
+    ))
+}
+
+/// The control port: a TCP listener. TLS on the control connection, when streams carry
+/// it, starts here.
+fn bind_control(addr: &Endpoint) -> Result<(Listener, SocketAddr)> {
+    let bound = transport::bind(addr, &SocketOptions::default())?;
+    let Address::Ip(local) = bound.local().clone() else {
+        anyhow::bail!("serve --lab listens on an IP address");
+    };
+    match bound {
+        Bound::Listener(listener) => Ok((listener, local)),
+        _ => anyhow::bail!("serve --lab: the control port is a TCP port"),
+    }
+}
+
+/// One line per protocol: what it serves, where, to whom.
+fn say_what_is_served(control: SocketAddr, lab: &Lab) -> Result<()> {
+    let limits = lab.class.limits;
+    announce(&format!(
+        "lab control: tcp {control}, control protocol {}; {} runs measure at once, up to {} \
+         wait their turn in a queue, each at most {} s",
+        labwire::VERSION,
+        limits.runs,
+        limits.queue,
+        limits.max_time.as_secs()
+    ))?;
+    for s in &lab.services {
+        let what = match s.proto.as_str() {
+            "udp" => format!(
+                "the echo service (upper), one reply per datagram, never larger than the \
+                 request, at most {} per second per address",
+                lab.rate
+            ),
+            _ => "the echo service (upper), a connection per client".to_string(),
+        };
+        announce(&format!(
+            "lab {}: port {}, {what}, to the addresses of runs holding their turn",
+            s.proto, s.port
+        ))?;
+    }
+    announce(
+        "lab raw: not offered: a raw socket answers any source address, and the lab's ports \
+         answer only runs holding their turn",
+    )?;
+    announce("lab unix, unix-dgram, unix-seqpacket: not offered: Unix sockets stay on one machine")
+}
+
+/// The tcp echo port, under the event model on threads of its own.
+fn start_tcp(
+    ip: IpAddr,
+    access: Access,
+    config: &LabServeConfig,
+    stats: &'static Stats,
+) -> Result<Service> {
+    let endpoint = Endpoint {
+        proto: Proto::Tcp,
+        addr: Address::Ip(SocketAddr::new(ip, 0)),
+    };
+    let bound = transport::bind(&endpoint, &SocketOptions::default())?;
+    let port = port_of(bound.local())?;
+    let Bound::Listener(listener) = bound else {
+        anyhow::bail!("a tcp port is a listener");
+    };
+    let access = Arc::new(access);
+    let server = Arc::new(Server {
+        service: echo(Proto::Tcp, config, stats, Arc::clone(&access)),
+        admission: Admission::new(Proto::Tcp, access, DATA_CONNS, stats),
+        stats,
+        idle_timeout: Some(DATA_IDLE),
+        stopping: AtomicBool::new(false),
+        request_guard: request_guard(config),
+    });
+    let threads = config.threads;
+    spawn_port("lab-tcp", move |never| {
+        super::event::serve(&listener, &server, never, threads)
+    })?;
+    Ok(Service {
+        proto: "tcp".into(),
+        port,
+    })
+}
+
+/// The udp echo port: the datagram echo, batched, its guard and the class's gate.
+fn start_udp(
+    ip: IpAddr,
+    access: Access,
+    config: &LabServeConfig,
+    stats: &'static Stats,
+) -> Result<Service> {
+    let endpoint = Endpoint {
+        proto: Proto::Udp,
+        addr: Address::Ip(SocketAddr::new(ip, 0)),
+    };
+    let bound = transport::bind(&endpoint, &SocketOptions::default())?;
+    let port = port_of(bound.local())?;
+    let Bound::Datagram(sock) = bound else {
+        anyhow::bail!("a udp port is a datagram socket");
+    };
+    let rules = echo(Proto::Udp, config, stats, Arc::new(access)).datagram;
+    spawn_port("lab-udp", move |never| {
+        answer_datagrams(&sock, rules, stats, never)
+    })?;
+    Ok(Service {
+        proto: "udp".into(),
+        port,
+    })
+}
+
+fn answer_datagrams(
+    sock: &DatagramSocket,
+    rules: DatagramRules,
+    stats: &'static Stats,
+    never: &Shutdown,
+) -> Result<crate::signal::Signal> {
+    let echo = DatagramEcho::new(Proto::Udp, rules, guard::own_address(sock));
+    super::datagrams::answer(sock, echo, stats, never, true)
+}
+
+/// Runs a port's loop on a thread of its own. Its loop never sees a stop signal: the
+/// control port's loop does, and the process ends with it.
+fn spawn_port(
+    name: &str,
+    serve: impl FnOnce(&Shutdown) -> Result<crate::signal::Signal> + Send + 'static,
+) -> Result<()> {
+    let never = Shutdown::never()?;
+    let label = name.to_string();
+    std::thread::Builder::new()
+        .name(label.clone())
+        .spawn(move || {
+            if let Err(e) = serve(&never) {
+                warn!("{label}: {e:#}; the port stopped serving");
+            }
+        })
+        .with_context(|| format!("start the {name} thread"))?;
+    Ok(())
+}
+
+fn port_of(addr: &Address) -> Result<u16> {
+    match addr {
+        Address::Ip(a) => Ok(a.port()),
+        other => anyhow::bail!("{other} has no port"),
+    }
+}
+
+/// The echo service every lab run expects: upper-cased, unframed.
+fn echo(proto: Proto, config: &LabServeConfig, stats: &'static Stats, access: Arc<Access>) -> Echo {
+    Echo {
+        proto,
+        transform: Transform::Upper,
+        stats,
+        idle_timeout: Some(DATA_IDLE),
+        max_pending: DEFAULT_MAX_PENDING,
+        framing: Framing::None,
+        max_frame: DEFAULT_MAX_FRAME as usize,
+        datagram: DatagramRules {
+            transform: Transform::Upper,
+            allow_loop_ports: false,
+            rate_limit: config.rate_limit,
+            access,
+        },
+    }
+}
+
+fn request_guard(config: &LabServeConfig) -> GuardRules {
+    GuardRules {
+        allow_loop_ports: false,
+        rate: config.rate_limit,
+        default_rate: guard::DEFAULT_REQUEST_RATE,
+        repeats: false,
+        replies_upper: false,
+    }
+}
