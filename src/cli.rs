@@ -216,10 +216,18 @@ temporary directory, measures each the same way (connect time, ping-pong latency
 throughput, loss, message boundaries, order), prints one table with a sentence per row, and \
 removes everything it made.
 
+With HOST, the lab measures against a lab server on another machine (`netecho serve \
+--lab` there): tcp and udp over the real network, the path named (addresses, interface, MTU, \
+gateway), and how the server was shared: runs take turns, at most a few measuring at once, \
+the others told their place in the queue; each report says how many other runs measured \
+beside it and how long it waited.
+
 Examples:
   netecho lab
   netecho lab --quick --format json > lab.json
-  netecho lab --plot latency.svg";
+  netecho lab --plot latency.svg
+  netecho lab 192.168.1.10            (the teacher runs: netecho serve --lab)
+  netecho lab --quick [fd00::1]:3235";
 
 const PING_EXAMPLES: &str =
     "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
@@ -675,6 +683,11 @@ pub(crate) struct PingArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LabArgs {
+    /// Measure against the lab server (`netecho serve --lab`) at HOST[:PORT] (port 3235 unless
+    /// given) instead of servers this machine starts: the rows it offers, in the family of
+    /// HOST's address, the path to it, and how its turn was shared with other runs
+    #[arg(value_name = "HOST[:PORT]", conflicts_with_all = ["netns", "models"])]
+    pub host: Option<String>,
     /// A short run (under 5 seconds) with fewer samples
     #[arg(long)]
     pub quick: bool,
@@ -1098,7 +1111,7 @@ impl ServeArgs {
                 proto: Proto::Tcp,
                 addr: crate::endpoint::Address::Ip(std::net::SocketAddr::new(
                     std::net::Ipv6Addr::UNSPECIFIED.into(),
-                    crate::server::lab::LAB_PORT,
+                    crate::labwire::LAB_PORT,
                 )),
             },
         };
@@ -1353,6 +1366,7 @@ impl LabArgs {
                 loss: self.loss.unwrap_or(0.0),
                 rate: self.rate,
             }),
+            remote: self.host.clone(),
         })
     }
 }

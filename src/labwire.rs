@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
+/// The control port of `serve --lab`, and the one `lab HOST` connects to unless told.
+pub(crate) const LAB_PORT: u16 = 3235;
 /// The first bytes of a Hello: a server tells its clients from anything else that connects.
 pub(crate) const MAGIC: &[u8; 4] = b"NELB";
 /// The control protocol's version; a server refuses every other.

@@ -10,9 +10,11 @@ mod measure;
 mod models;
 pub(crate) mod netns;
 mod page;
+mod path;
 mod pin;
 mod plan;
 mod raw;
+mod remote;
 mod render;
 pub(crate) mod rows;
 mod why;
@@ -56,6 +58,8 @@ pub(crate) struct LabConfig {
     pub models: bool,
     /// Across two network namespaces, with real loss and rate limits; `None`: on loopback.
     pub netns: Option<NetnsConfig>,
+    /// Against the lab server (`serve --lab`) at HOST[:PORT] instead of servers of its own.
+    pub remote: Option<String>,
 }
 
 /// `lab --netns`: the conditions of the veth pair, each direction.
@@ -73,7 +77,9 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let plan = Plan::new(settings.quick);
     let cores = Cores::choose();
     let meta = Meta::now(parameters(settings, &plan, cores));
-    let (text, removed) = if let Some(netns) = &settings.netns {
+    let (text, removed) = if let Some(host) = &settings.remote {
+        (remote::run(settings, host, &plan)?, "")
+    } else if let Some(netns) = &settings.netns {
         let text = across_namespaces(settings, netns, &plan, cores, &meta)?;
         (text, "; namespaces removed")
     } else if settings.models {
@@ -169,7 +175,7 @@ fn on_this_machine(
         meta,
         rounds: plan.rounds,
     };
-    write_files(settings, &lab, &[])?;
+    write_files(settings, &lab, &[], "")?;
     Ok(render::on_this_machine(
         settings.format,
         settings.layout,
@@ -177,8 +183,8 @@ fn on_this_machine(
     ))
 }
 
-/// The plot and the page, where asked.
-fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String]) -> Result<()> {
+/// The plot and the page, where asked; `notes` on the page under `heading`.
+fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String], heading: &str) -> Result<()> {
     let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = lab
         .rows
         .iter()
@@ -189,7 +195,7 @@ fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String]) -> Result<()> 
     }
     if let Some(path) = &settings.html {
         let svg = report::svg::render(PLOT_TITLE, &series);
-        std::fs::write(path, page::render(lab, &svg, notes))
+        std::fs::write(path, page::render(lab, &svg, notes, heading))
             .with_context(|| format!("write the report page to {}", path.display()))?;
     }
     Ok(())
@@ -270,7 +276,7 @@ fn across_namespaces(
         meta,
         rounds: plan.rounds,
     };
-    write_files(settings, &lab, &ns.notes)?;
+    write_files(settings, &lab, &ns.notes, "Across namespaces")?;
     Ok(render::across_namespaces(
         settings.format,
         settings.layout,

@@ -8,8 +8,9 @@ use super::plan::{BURST, BURST_SIZE};
 use super::render::{FRAMING_NOTE, Lab, boundary_columns, legend, narrow_columns};
 use super::why::consequence;
 
-/// The page of `lab`, with `svg` as its plot and `notes` on what was set up.
-pub(super) fn render(lab: &Lab, svg: &str, notes: &[String]) -> String {
+/// The page of `lab`, with `svg` as its plot and `notes` on what was set up (namespaces, a
+/// lab server and the path to it) under `heading`.
+pub(super) fn render(lab: &Lab, svg: &str, notes: &[String], heading: &str) -> String {
     let mut body = html::section(
         "protocols",
         "Protocols side by side",
@@ -19,7 +20,7 @@ pub(super) fn render(lab: &Lab, svg: &str, notes: &[String]) -> String {
     if !notes.is_empty() {
         let consequences: Vec<String> = lab.rows.iter().map(consequence).collect();
         let text = html::paragraphs(notes) + &html::paragraphs(consequences);
-        body.push_str(&html::section("netns", "Across namespaces", &text));
+        body.push_str(&html::section("netns", heading, &text));
     }
     body.push_str(&html::section(
         "plot",

@@ -35,8 +35,6 @@ use crate::transport::{self, Bound, DatagramSocket, Listener, SocketOptions};
 use super::{Admission, Server};
 use class::{Class, Limits};
 
-/// The control port `serve --lab` listens on, and `lab HOST` connects to, unless told.
-pub(crate) const LAB_PORT: u16 = 3235;
 /// An echo connection silent this long is closed: a run's connections are busy or done.
 const DATA_IDLE: Duration = Duration::from_secs(10);
 /// Echo connections at once, all runs together.
