@@ -92,6 +92,25 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     let rows = doc["rows"].as_array().unwrap();
     let tcp = rows.iter().find(|r| r["proto"] == "tcp").unwrap();
     let udp = rows.iter().find(|r| r["proto"] == "udp").unwrap();
+    // Every row that crosses machines runs over IPv4 and over IPv6, across the veth pair.
+    let row6 = |proto: &str| {
+        rows.iter()
+            .find(|r| r["proto"] == proto && r["family"] == "AF_INET6")
+            .unwrap_or_else(|| panic!("no {proto} row over IPv6: {doc}"))
+    };
+    for proto in ["tcp", "udp"] {
+        let r = row6(proto);
+        assert!(
+            r["address"].as_str().unwrap().starts_with("[fd00:233::1]:"),
+            "{r}"
+        );
+        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert_eq!(tcp["family"], "AF_INET", "{tcp}");
+    assert!(
+        doc["netns"][0].as_str().unwrap().contains("fd00:233::2"),
+        "{doc}"
+    );
     if log.contains("nftables unavailable") {
         skip(
             &format!("{test} (the loss half)"),
@@ -129,6 +148,15 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
             let said = format!("{burst_lost} of 50 burst datagrams lost, none merged");
             assert!(why(udp).contains(&said), "{udp}");
         }
+        // The same loss over IPv6: nftables' inet table drops both families.
+        let tcp6 = row6("tcp");
+        let udp6 = row6("udp");
+        assert!(
+            tcp6["tcp_info"]["retransmits"].as_u64().unwrap() > 0,
+            "{tcp6}"
+        );
+        assert_eq!(tcp6["lost"], 0, "{tcp6}");
+        assert!(udp6["lost"].as_u64().unwrap() > 0, "{udp6}");
     }
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }

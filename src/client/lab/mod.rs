@@ -35,7 +35,7 @@ use crate::transport;
 use crate::transport::framing::Framing;
 
 use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, measure};
-use netns::{Netns, SERVER_IP};
+use netns::{Netns, SERVER_IP, SERVER_IP6};
 use pin::{Cores, pin};
 use plan::{BURST, BURST_SIZE, CASES, Plan, SETUPS};
 use raw::measure_raw;
@@ -246,7 +246,7 @@ fn boundary_rows(servers: &LocalServers) -> Result<Vec<BoundaryRow>> {
     Ok(rows)
 }
 
-/// `lab --netns`: tcp and udp between two network namespaces, through real loss (a fraction)
+/// `lab --netns`: tcp and udp, over IPv4 and IPv6, between two network namespaces, through real loss (a fraction)
 /// and a rate limit (bytes per second) when asked; the table, then what the kernel did
 /// about the loss.
 fn across_namespaces(
@@ -262,10 +262,17 @@ fn across_namespaces(
         info!("{note}");
     }
     let prefix = ns.server_prefix();
-    let addr = format!("{SERVER_IP}:0");
-    let targets = [SockProto::Tcp, SockProto::Udp]
-        .into_iter()
-        .map(|proto| start_pinned(|| servers.start_in(&prefix, proto, &addr, &[]), cores))
+    // The rows of the plan that cross machines, IPv4 and IPv6.
+    let targets = CASES
+        .iter()
+        .filter(|(proto, _)| !proto.is_unix())
+        .map(|(proto, v6)| {
+            let addr = match v6 {
+                true => format!("[{SERVER_IP6}]:0"),
+                false => format!("{SERVER_IP}:0"),
+            };
+            start_pinned(|| servers.start_in(&prefix, *proto, &addr, &[]), cores)
+        })
         .collect::<Result<Vec<_>>>()?;
     let rows = measure_from_client_side(&ns, &targets, plan)?;
     progress("");

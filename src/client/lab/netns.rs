@@ -5,7 +5,7 @@
 //! and the qdiscs inside) are deleted at the end, on error and on Ctrl-C (see
 //! [`crate::client::local::LocalServers`], which owns the clean-up).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,10 @@ use tracing::debug;
 /// namespaces see nothing else, so no address can collide with the host's).
 pub(crate) const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 1);
 pub(crate) const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 233, 0, 2);
+/// The same two over IPv6, in a unique local /64 (fd00::/8): `nodad`, so they are usable at
+/// once instead of after duplicate address detection's second or so.
+pub(crate) const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x233, 0, 0, 0, 0, 0, 1);
+pub(crate) const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x233, 0, 0, 0, 0, 0, 2);
 /// tbf's bucket and queue when a rate is asked for: enough for a few full-size packets.
 const TBF_BURST: &str = "32kbit";
 const TBF_LATENCY: &str = "400ms";
@@ -98,8 +102,8 @@ impl Netns {
         ns.add_namespaces(cleanup)?;
         ns.add_veth_pair()?;
         ns.notes.push(format!(
-            "namespaces {} (servers, {SERVER_IP}) and {} (clients, {CLIENT_IP}), joined by the \
-             veth pair {}/{}",
+            "namespaces {} (servers, {SERVER_IP} and {SERVER_IP6}) and {} (clients, {CLIENT_IP} \
+             and {CLIENT_IP6}), joined by the veth pair {}/{}",
             ns.server, ns.client, ns.veth_server, ns.veth_client
         ));
         if loss > 0.0 {
@@ -135,8 +139,8 @@ impl Netns {
         Ok(())
     }
 
-    /// The veth pair, an address on each end, and both ends and loopbacks up. Both ends are
-    /// born in their namespaces: nothing is ever left in the host's.
+    /// The veth pair, an IPv4 and an IPv6 address on each end, and both ends and loopbacks
+    /// up. Both ends are born in their namespaces: nothing is ever left in the host's.
     fn add_veth_pair(&self) -> Result<()> {
         run(&[
             "ip",
@@ -154,12 +158,17 @@ impl Netns {
             &self.client,
         ])
         .context("create the veth pair")?;
-        for (space, veth, ip) in [
-            (&self.server, &self.veth_server, SERVER_IP),
-            (&self.client, &self.veth_client, CLIENT_IP),
+        for (space, veth, ip, ip6) in [
+            (&self.server, &self.veth_server, SERVER_IP, SERVER_IP6),
+            (&self.client, &self.veth_client, CLIENT_IP, CLIENT_IP6),
         ] {
             let address = format!("{ip}/30");
             run(&["ip", "-n", space, "addr", "add", &address, "dev", veth])?;
+            let address6 = format!("{ip6}/64");
+            run(&[
+                "ip", "-n", space, "-6", "addr", "add", &address6, "dev", veth, "nodad",
+            ])
+            .context("add an IPv6 address to the veth pair (is IPv6 disabled?)")?;
             run(&["ip", "-n", space, "link", "set", veth, "up"])?;
             run(&["ip", "-n", space, "link", "set", "lo", "up"])?;
         }
