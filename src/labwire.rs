@@ -351,7 +351,12 @@ fn read_exact(sock: &Socket, mut buf: &mut [u8], deadline: Instant) -> Result<()
         match (&mut &*sock).read(buf) {
             Ok(0) => return Err(ReadError::Closed),
             Ok(n) => buf = &mut buf[n..],
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(ReadError::Timeout);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -445,10 +450,7 @@ mod tests {
         let hello = Msg::Hello { version: VERSION }.encode();
         assert!(Msg::decode_hello(body(&hello)).is_ok());
         let other = Msg::Hello { version: 9 }.encode();
-        assert_eq!(
-            Msg::decode_hello(body(&other)),
-            Err(WireError::Version(9))
-        );
+        assert_eq!(Msg::decode_hello(body(&other)), Err(WireError::Version(9)));
         assert_eq!(Msg::decode_hello(b"GET / HTTP/1.1"), Err(WireError::NotLab));
         assert_eq!(
             Msg::decode_hello(body(&Msg::Done.encode())),

@@ -119,6 +119,13 @@ impl Server {
         }
     }
 
+    /// The next line the server prints on stdout after `listening`; panics after [`STEP`].
+    pub fn next_line(&self) -> String {
+        self.stdout
+            .recv_timeout(STEP)
+            .unwrap_or_else(|_| panic!("no further line on stdout; log:\n{}", self.stderr()))
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

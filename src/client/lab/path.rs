@@ -132,11 +132,19 @@ fn gateway_v4(table: &str, to: Ipv4Addr, dev: Option<&str>) -> Option<Ipv4Addr> 
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (iface, dest, gw, metric, mask) =
-                (*f.first()?, hex(f.get(1)?)?, hex(f.get(2)?)?, f.get(6)?, hex(f.get(7)?)?);
+            let (iface, dest, gw, metric, mask) = (
+                *f.first()?,
+                hex(f.get(1)?)?,
+                hex(f.get(2)?)?,
+                f.get(6)?,
+                hex(f.get(7)?)?,
+            );
             let metric: u32 = metric.parse().ok()?;
-            (dest == to & mask && dev.is_none_or(|d| d == iface))
-                .then_some((mask.count_ones(), std::cmp::Reverse(metric), gw))
+            (dest == to & mask && dev.is_none_or(|d| d == iface)).then_some((
+                mask.count_ones(),
+                std::cmp::Reverse(metric),
+                gw,
+            ))
         })
         .max()
         .and_then(|(_, _, gw)| (gw != 0).then(|| Ipv4Addr::from(gw)))
@@ -157,8 +165,11 @@ fn gateway_v6(table: &str, to: Ipv6Addr, dev: Option<&str>) -> Option<Ipv6Addr> 
             let metric = u32::from_str_radix(f.get(5)?, 16).ok()?;
             let iface = *f.get(9)?;
             let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-            (dest == to & mask && iface != "lo" && dev.is_none_or(|d| d == iface))
-                .then_some((len, std::cmp::Reverse(metric), next))
+            (dest == to & mask && iface != "lo" && dev.is_none_or(|d| d == iface)).then_some((
+                len,
+                std::cmp::Reverse(metric),
+                next,
+            ))
         })
         .max()
         .and_then(|(_, _, next)| (next != 0).then(|| Ipv6Addr::from(next)))
@@ -207,6 +218,9 @@ fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000
         assert_eq!(path.dev.as_deref(), Some("lo"));
         assert!(path.path_mtu.is_some_and(|m| m >= 1280), "{path:?}");
         let text = path.describe();
-        assert!(text.starts_with("path: 127.0.0.1 -> 127.0.0.1, dev lo (mtu "), "{text}");
+        assert!(
+            text.starts_with("path: 127.0.0.1 -> 127.0.0.1, dev lo (mtu "),
+            "{text}"
+        );
     }
 }

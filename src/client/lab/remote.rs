@@ -52,13 +52,20 @@ struct RemoteDocument<'a> {
 /// Measures against the lab server at `host` and renders the report.
 pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<String> {
     let target = control_target(host)?;
-    let conn = transport::connect_first(&target, &SocketOptions::default())
-        .with_context(|| format!("connect to the lab server {host} (is `netecho serve --lab` running there?)"))?;
+    let conn = transport::connect_first(&target, &SocketOptions::default()).with_context(|| {
+        format!("connect to the lab server {host} (is `netecho serve --lab` running there?)")
+    })?;
     let sock = conn.socket();
     let local = socket_addr(sock.local_addr())?;
     let server = socket_addr(sock.peer_addr())?;
-    labwire::write_msg(sock, &Msg::Hello { version: labwire::VERSION }, STEP)
-        .with_context(|| format!("say hello to the lab server {host}"))?;
+    labwire::write_msg(
+        sock,
+        &Msg::Hello {
+            version: labwire::VERSION,
+        },
+        STEP,
+    )
+    .with_context(|| format!("say hello to the lab server {host}"))?;
     let (offer, first_place) = wait_turn(&conn, host)?;
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);

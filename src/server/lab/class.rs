@@ -228,7 +228,10 @@ mod tests {
         let b = class.join(ip(2)).unwrap();
         let c = class.join(ip(3)).unwrap();
         let d = class.join(ip(4)).unwrap();
-        assert!(matches!(class.wait_turn(&a, NOW), Turn::Go { others: 1, .. }));
+        assert!(matches!(
+            class.wait_turn(&a, NOW),
+            Turn::Go { others: 1, .. }
+        ));
         assert!(matches!(class.wait_turn(&b, NOW), Turn::Go { .. }));
         assert_eq!(
             class.wait_turn(&c, NOW),
@@ -248,7 +251,10 @@ mod tests {
         let account = class.leave(&a).unwrap();
         assert_eq!((account.shared_with, account.most_at_once), (1, 2));
         assert!(!class.admits(ip(1)));
-        assert!(matches!(class.wait_turn(&c, NOW), Turn::Go { others: 1, .. }));
+        assert!(matches!(
+            class.wait_turn(&c, NOW),
+            Turn::Go { others: 1, .. }
+        ));
         assert_eq!(
             class.wait_turn(&d, NOW),
             Turn::Waiting {
@@ -270,7 +276,10 @@ mod tests {
         let a = class.join(ip(1)).unwrap();
         let b = class.join(ip(1)).unwrap();
         let refused = class.join(ip(2)).unwrap_err();
-        assert!(refused.contains("1 runs measuring and 1 waiting"), "{refused}");
+        assert!(
+            refused.contains("1 runs measuring and 1 waiting"),
+            "{refused}"
+        );
         class.leave(&a);
         // The same address's second run now holds the turn: the gate stays open.
         assert!(class.admits(ip(1)));

@@ -29,6 +29,8 @@ pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
 const QUEUE_TICK: Duration = Duration::from_secs(2);
 /// Any one write to a client; a client that reads nothing is dropped past it.
 const WRITE_TIME: Duration = Duration::from_secs(5);
+/// The most a refused peer's leftover bytes are read for before the close.
+const DRAIN: usize = 64 * 1024;
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
@@ -48,7 +50,11 @@ pub(super) fn accept(
         if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
             lab.control.fetch_sub(1, Ordering::Relaxed);
             lab.refused.fetch_add(1, Ordering::Relaxed);
-            warn!("lab {}: refused, {} control connections open", conn.peer(), lab.max_control());
+            warn!(
+                "lab {}: refused, {} control connections open",
+                conn.peer(),
+                lab.max_control()
+            );
             refuse_quickly(&conn, "the lab server is full; try again in a minute");
             return None;
         }
@@ -150,7 +156,25 @@ fn hello(conn: &Conn) -> Result<(), String> {
     );
     let _ = conn.set_write_timeout(Some(WRITE_TIME));
     let _ = conn.send_all(line.as_bytes());
+    close_gently(conn);
     Err(refusal)
+}
+
+/// Bytes the peer sent that are past what was read (the rest of an HTTP request, say)
+/// would make the close a reset, and a reset can throw away the line just sent: the
+/// sending side is shut first, and what still comes is read and dropped, for at most
+/// [`DRAIN`] bytes and a second.
+fn close_gently(conn: &Conn) {
+    let _ = conn.shutdown_write();
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut buf = [0u8; 4096];
+    let mut drained = 0;
+    while drained < DRAIN {
+        match conn.recv(&mut buf) {
+            Ok(crate::transport::Received::Data(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
 }
 
 /// Waits for the run's turn (telling it its place), gives it the offer, and waits for Done

@@ -1,0 +1,441 @@
+//! `serve --lab` and `lab HOST`: a lab server in one network namespace, students in another,
+//! joined by a veth pair with loss and a rate limit on it (tc netem); a class of thirty at
+//! once; garbage, silence and an old version on the control port; the echo ports closed to
+//! anyone whose run does not hold its turn. Namespaces are made per test and removed at the
+//! end, also when the test fails; the other tests use loopback only.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Lacks, Server, bin, output_within, skip};
+
+/// One `lab --quick` against a lab server, with its queue wait, on a loaded machine.
+const RUN: Duration = Duration::from_secs(120);
+/// Thirty of them at once, four measuring at a time.
+const CLASS: Duration = Duration::from_secs(300);
+
+/// Two namespaces joined by a veth pair, IPv4 and IPv6 on it; deleted when dropped.
+struct Pair {
+    server: String,
+    client: String,
+    veth_server: String,
+    veth_client: String,
+}
+
+const SERVER_V4: &str = "10.234.0.1";
+const SERVER_V6: &str = "fd00:234::1";
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
+}
+
+impl Pair {
+    /// The pair for test `tag`, or what this machine lacks to make it.
+    fn create(tag: &str) -> Result<Pair, (String, Lacks)> {
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err(("root to create network namespaces".into(), Lacks::Provided));
+        }
+        let id = format!("{}{tag}", std::process::id());
+        let pair = Pair {
+            server: format!("nelr-{id}-s"),
+            client: format!("nelr-{id}-c"),
+            veth_server: format!("nl{id}s"),
+            veth_client: format!("nl{id}c"),
+        };
+        pair.build().map_err(|e| (e, Lacks::Environment))?;
+        Ok(pair)
+    }
+
+    fn build(&self) -> Result<(), String> {
+        ip(&["ip", "netns", "add", &self.server])?;
+        ip(&["ip", "netns", "add", &self.client])?;
+        ip(&[
+            "ip",
+            "link",
+            "add",
+            &self.veth_server,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.veth_client,
+            "netns",
+            &self.client,
+        ])?;
+        for (ns, veth, v4, v6) in [
+            (&self.server, &self.veth_server, SERVER_V4, SERVER_V6),
+            (&self.client, &self.veth_client, "10.234.0.2", "fd00:234::2"),
+        ] {
+            ip(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v4}/30"),
+                "dev",
+                veth,
+            ])?;
+            let v6 = format!("{v6}/64");
+            ip(&[
+                "ip", "-n", ns, "-6", "addr", "add", &v6, "dev", veth, "nodad",
+            ])?;
+            ip(&["ip", "-n", ns, "link", "set", veth, "up"])?;
+            ip(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// tc netem on both ends: `loss` of the packets each side sends, at most `rate`.
+    fn impair(&self, loss: &str, rate: &str) -> Result<(), String> {
+        for (ns, veth) in [
+            (&self.server, &self.veth_server),
+            (&self.client, &self.veth_client),
+        ] {
+            ip(&[
+                "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "netem", "loss", loss, "rate",
+                rate,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// `serve --lab` in the server's namespace, on every address, `extra` flags added.
+    fn lab_server(&self, extra: &[&str]) -> Server {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.server, bin(), "serve", "--lab"])
+            .args(extra);
+        Server::start_with(&mut cmd)
+    }
+
+    /// `lab ARGS` from the clients' namespace, started.
+    fn student(&self, args: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client, bin(), "lab"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lab")
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            let _ = ip(&["ip", "netns", "del", ns]);
+        }
+    }
+}
+
+/// The lines `serve --lab` prints after `listening`: one per protocol, the ports it chose.
+fn announced(server: &Server) -> (Vec<String>, u16, u16) {
+    let lines: Vec<String> = (0..5).map(|_| server.next_line()).collect();
+    let port = |proto: &str| -> u16 {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("lab {proto}: port ")))
+            .unwrap_or_else(|| panic!("no {proto} line: {lines:?}"));
+        line.split_whitespace()
+            .nth(3)
+            .unwrap()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap()
+    };
+    let (tcp, udp) = (port("tcp"), port("udp"));
+    (lines, tcp, udp)
+}
+
+fn ok_output(child: std::process::Child, what: &str, limit: Duration) -> (String, String) {
+    let out = output_within(child, what, limit);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{what}: {stderr}\n{stdout}");
+    (stdout, stderr)
+}
+
+#[test]
+fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
+    let test = "every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit";
+    let pair = match Pair::create("r") {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => return skip(test, &needs, lacks),
+    };
+    let impaired = pair.impair("2%", "50mbit");
+    if let Err(e) = &impaired {
+        skip(
+            &format!("{test} (netem)"),
+            &format!("tc netem: {e}"),
+            Lacks::Environment,
+        );
+    }
+    let server = pair.lab_server(&["--addr", "[::]:3235"]);
+    assert_eq!(server.addr, "[::]:3235");
+    let (lines, tcp_port, udp_port) = announced(&server);
+    assert!(
+        lines[0].starts_with("lab control: tcp [::]:3235, control protocol 1"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("lab raw: not offered")),
+        "{lines:?}"
+    );
+    // The server opens the ports it announced, and no other.
+    let ss = Command::new("ip")
+        .args(["netns", "exec", &pair.server, "ss", "-lntupH"])
+        .output()
+        .unwrap();
+    let listening = String::from_utf8_lossy(&ss.stdout).into_owned();
+    let mut ports: Vec<String> = listening
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(4)?
+                .rsplit(':')
+                .next()
+                .map(String::from)
+        })
+        .collect();
+    ports.sort();
+    let mut expected = vec![
+        "3235".to_string(),
+        tcp_port.to_string(),
+        udp_port.to_string(),
+    ];
+    expected.sort();
+    assert_eq!(
+        ports, expected,
+        "ss -lntup in the server's namespace:\n{listening}"
+    );
+
+    let mut udp_lost = 0;
+    for (host, family) in [(SERVER_V4, "AF_INET"), (SERVER_V6, "AF_INET6")] {
+        let host_arg = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let child = pair.student(&["--quick", "--format", "json", &host_arg]);
+        let (stdout, _) = ok_output(child, "lab --quick --format json", RUN);
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let rows = doc["rows"].as_array().unwrap();
+        let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
+        assert_eq!(protos, ["tcp", "udp"], "{doc}");
+        for r in rows {
+            assert_eq!(r["family"], family, "{r}");
+            assert!(r["address"].as_str().unwrap().contains(host), "{r}");
+            assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+            assert!(r["why"].as_str().unwrap().len() > 20, "{r}");
+        }
+        let tcp = &rows[0];
+        assert_eq!(tcp["lost"], 0, "TCP resends what netem drops: {tcp}");
+        udp_lost += rows[1]["lost"].as_u64().unwrap();
+        let p = &doc["meta"]["parameters"];
+        assert_eq!(p["gateway"], serde_json::Value::Null, "{p}");
+        assert_eq!(p["dev"], pair.veth_client.as_str(), "{p}");
+        assert_eq!(p["dev_mtu"], 1500, "{p}");
+        assert!(p["path_mtu"].as_u64().unwrap() >= 1280, "{p}");
+        assert_eq!(p["shared_with"], 0, "{p}");
+        let notes = doc["remote"].as_array().unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.as_str().unwrap().starts_with(&format!("path: "))),
+            "{doc}"
+        );
+    }
+    if impaired.is_ok() {
+        assert!(
+            udp_lost > 0,
+            "netem dropped 2% each way, and udp never resends"
+        );
+    }
+    // The table names the server, the path and the sharing under the rows.
+    let child = pair.student(&["--quick", &format!("[{SERVER_V6}]:3235")]);
+    let (table, _) = ok_output(child, "lab --quick (table)", RUN);
+    let table = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        " tcp6 ",
+        " udp6 ",
+        &format!("lab server [{SERVER_V6}]:3235"),
+        &format!("path: fd00:234::2 -> {SERVER_V6}, dev {}", pair.veth_client),
+        "directly connected",
+        "shared the server with 0 other runs",
+        "waited",
+    ] {
+        assert!(table.contains(needle), "{needle:?} missing:\n{table}");
+    }
+}
+
+#[test]
+fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
+    let test = "thirty_students_at_once_each_get_a_complete_report_that_says_it_shared";
+    let pair = match Pair::create("c") {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => return skip(test, &needs, lacks),
+    };
+    let server = pair.lab_server(&["--addr", "[::]:3235", "--lab-runs", "4"]);
+    let _ = announced(&server);
+    let students: Vec<_> = (0..30)
+        .map(|_| pair.student(&["--quick", SERVER_V4]))
+        .collect();
+    let reports: Vec<(String, String)> = students
+        .into_iter()
+        .map(|child| ok_output(child, "one of thirty lab --quick runs", CLASS))
+        .collect();
+    let mut waited = 0;
+    let mut shared = 0;
+    for (report, log) in &reports {
+        assert!(
+            report.contains("\ntcp ") && report.contains("\nudp "),
+            "{report}"
+        );
+        // The notes are wrapped at 80 columns: read them as one line.
+        let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
+        let n: u32 = line
+            .split("shared the server with ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no sharing note:\n{report}"));
+        shared += n;
+        assert!(
+            line.contains("the server lets 4 measure at once"),
+            "{report}"
+        );
+        if line.contains(" at first)") {
+            waited += 1;
+            assert!(log.contains("in its queue and waits its turn"), "{log}");
+        }
+    }
+    // Four turns for thirty runs: most of them waited, and runs measured side by side.
+    assert!(waited > 0, "no run waited in the queue");
+    assert!(shared > 0, "no run shared the server");
+    server.wait_log_count("lab run ", 60);
+    let (_, stdout, _) = server.stop("TERM");
+    assert!(stdout.contains("30 runs measured, 0 refused"), "{stdout}");
+}
+
+/// `serve --lab` on loopback: the control port and the two echo ports.
+fn loopback_lab(extra: &[&str]) -> (Server, u16, u16) {
+    let server = Server::start(&[&["--lab", "--addr", "127.0.0.1:0"], extra].concat());
+    let (_, tcp, udp) = announced(&server);
+    (server, tcp, udp)
+}
+
+/// Everything the server sends on a control connection after `bytes` (and the end of
+/// this side's sending when `end`), to its close.
+fn control_reply(port: u16, bytes: &[u8], end: bool) -> Vec<u8> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(bytes).unwrap();
+    if end {
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply)
+        .expect("the server closes within STEP");
+    reply
+}
+
+#[test]
+fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() {
+    let (server, _, _) = loopback_lab(&[]);
+    let port = server.port();
+    let reply = String::from_utf8(control_reply(port, b"GET / HTTP/1.0\r\n\r\n", false)).unwrap();
+    assert_eq!(reply.lines().count(), 1, "{reply:?}");
+    assert!(
+        reply.starts_with("error: this is a netecho lab server (control protocol 1)"),
+        "{reply:?}"
+    );
+    // Nothing at all: dropped after the hello deadline, with the line saying so.
+    let reply = String::from_utf8(control_reply(port, b"", false)).unwrap();
+    assert!(reply.contains("nothing said within 5 s"), "{reply:?}");
+    // A lab client of another version: the error frame names both versions.
+    let reply = control_reply(port, &[0, 6, 1, b'N', b'E', b'L', b'B', 9], false);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.contains("version 9; this side speaks version 1"),
+        "{text:?}"
+    );
+    // A frame cut short, then the end: nothing but the close comes back.
+    let reply = control_reply(port, &[0, 6, 1, b'N'], true);
+    assert!(reply.is_empty(), "{reply:?}");
+    // The server still serves a run.
+    let out = common::netecho(&["lab", "--quick", &format!("127.0.0.1:{port}")], b"");
+    let report = common::ok(&out);
+    assert!(report.contains("shared the server with"), "{report}");
+}
+
+/// Sends `msg` to the udp echo port; the reply, or `None` when none came within a second.
+fn udp_echo(port: u16, msg: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    sock.send_to(msg, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 64];
+    sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+/// Reads one control frame: its type byte and body.
+fn frame(conn: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn the_echo_ports_answer_only_a_run_holding_its_turn() {
+    let (server, tcp, udp) = loopback_lab(&[]);
+    assert_eq!(udp_echo(udp, b"before"), None, "no run holds a turn yet");
+    let mut control = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    control.set_read_timeout(Some(common::STEP)).unwrap();
+    control
+        .write_all(&[0, 6, 1, b'N', b'E', b'L', b'B', 1])
+        .unwrap();
+    assert_eq!(frame(&mut control)[0], 3, "Go");
+    assert_eq!(udp_echo(udp, b"during").as_deref(), Some(&b"DURING"[..]));
+    let mut data = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    data.set_read_timeout(Some(common::STEP)).unwrap();
+    data.write_all(b"abc").unwrap();
+    let mut echoed = [0u8; 3];
+    data.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ABC");
+    drop(data);
+    control.write_all(&[0, 1, 4]).unwrap();
+    assert_eq!(frame(&mut control)[0], 5, "Account");
+    assert_eq!(udp_echo(udp, b"after"), None, "the turn is over");
+}
+
+#[test]
+fn a_denied_student_is_refused_at_the_control_port() {
+    let (server, _, _) = loopback_lab(&["--deny", "127.0.0.0/8"]);
+    let out = common::netecho(
+        &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(line.contains("the lab server 127.0.0.1"), "{line}");
+}
