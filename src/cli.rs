@@ -161,7 +161,8 @@ Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253";
+  sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253
+  netecho serve --lab                             # a lab server for a class: netecho lab HOST";
 
 const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
@@ -1115,15 +1116,17 @@ impl ServeArgs {
                 )),
             },
         };
-        if addr.proto != Proto::Tcp {
-            return Err(UsageError::new(format!(
-                "serve --lab --addr {}: the lab's control port is a TCP port on an IP address \
-                 (e.g. --addr [::]:3235)",
-                addr.addr
-            )));
-        }
         // Checked as the echo ports will check them: CIDR blocks only.
         self.access.access(Proto::Tcp)?;
+        if self.transform != Transform::Upper
+            || self.framing.framing != Framing::None
+            || self.model != Model::Event
+        {
+            return Err(UsageError::new(
+                "serve --lab serves what every lab run expects (upper-cased echo, unframed, the \
+                 event model): leave out --transform, --framing and --model",
+            ));
+        }
         Ok(LabServeConfig {
             addr,
             limits: crate::server::lab::class::Limits {
@@ -1676,6 +1679,37 @@ mod tests {
         assert_eq!(same.expect("config").framing, None);
         let lossy = relay(&["relay", "--loss", "5%", "tcp://127.0.0.1:0", "unix:///x"]);
         assert!(usage_error(lossy).contains("both sides are reliable"));
+    }
+
+    #[test]
+    fn lab_takes_a_host_and_serve_lab_its_limits() {
+        let Command::Lab(args) = parse(&["lab", "--quick", "10.0.0.1"]) else {
+            panic!("lab");
+        };
+        assert_eq!(
+            args.config().expect("config").remote.as_deref(),
+            Some("10.0.0.1")
+        );
+        assert!(Cli::try_parse_from(["netecho", "lab", "--netns", "10.0.0.1"]).is_err());
+        let Command::Serve(args) = parse(&["serve", "--lab", "--lab-runs", "2"]) else {
+            panic!("serve");
+        };
+        let config = args.lab_config().expect("lab config");
+        assert_eq!(config.addr.addr.to_string(), "[::]:3235");
+        assert_eq!((config.limits.runs, config.limits.queue), (2, 64));
+        assert!(Cli::try_parse_from(["netecho", "serve", "--lab-runs", "2"]).is_err());
+        let Command::Serve(args) = parse(&["serve", "--lab", "--transform", "echo"]) else {
+            panic!("serve");
+        };
+        assert!(usage_error(args.lab_config()).contains("leave out --transform"));
+        let Command::Serve(args) = parse(&["serve", "--lab", "--addr", "udp://[::]:4000"]) else {
+            panic!("serve");
+        };
+        assert!(usage_error(args.lab_config()).contains("says udp"));
+        let Command::Serve(args) = parse(&["serve", "--lab", "--addr", "/tmp/lab.sock"]) else {
+            panic!("serve");
+        };
+        assert!(usage_error(args.lab_config()).contains("is a Unix socket address"));
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         assert!(
             notes
                 .iter()
-                .any(|n| n.as_str().unwrap().starts_with(&format!("path: "))),
+                .any(|n| n.as_str().unwrap().starts_with("path: ")),
             "{doc}"
         );
     }

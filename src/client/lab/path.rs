@@ -125,7 +125,11 @@ fn path_mtu(to: SocketAddr) -> Option<u32> {
 fn gateway_v4(table: &str, to: Ipv4Addr, dev: Option<&str>) -> Option<Ipv4Addr> {
     // Iface Destination Gateway Flags RefCnt Use Metric Mask ...: addresses in hex, in the
     // kernel's (little-endian) byte order.
-    let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_le);
+    let hex = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| u32::from_be_bytes(v.to_le_bytes()))
+    };
     let to = u32::from(to);
     table
         .lines()

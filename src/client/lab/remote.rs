@@ -87,7 +87,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         account,
         first_place,
     };
-    Ok(render_remote(settings, host, plan, &path, &shared, &rows)?)
+    render_remote(settings, host, plan, &path, &shared, &rows)
 }
 
 /// HOST, HOST:PORT, IP, [IPv6] or [IPv6]:PORT; the port is [`LAB_PORT`] when not given.
@@ -280,4 +280,24 @@ fn render_remote(
         }),
         format => render::across_namespaces(format, settings.layout, &lab, &notes),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_forms_take_the_lab_port_unless_they_name_one() {
+        let addr = |text: &str| control_target(text).map(|t| t.addr.to_string());
+        assert_eq!(addr("10.0.0.1").unwrap(), "10.0.0.1:3235");
+        assert_eq!(addr("10.0.0.1:4000").unwrap(), "10.0.0.1:4000");
+        assert_eq!(addr("fd00::1").unwrap(), "[fd00::1]:3235");
+        assert_eq!(addr("[fd00::1]").unwrap(), "[fd00::1]:3235");
+        assert_eq!(addr("[fd00::1]:4000").unwrap(), "[fd00::1]:4000");
+        assert_eq!(addr("lab.example").unwrap(), "lab.example:3235");
+        assert_eq!(addr("lab.example:4000").unwrap(), "lab.example:4000");
+        assert!(addr("lab.example:http").is_err());
+        assert!(addr("").is_err());
+        assert!(addr("/tmp/x.sock").is_err());
+    }
 }
