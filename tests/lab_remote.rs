@@ -439,3 +439,45 @@ fn a_denied_student_is_refused_at_the_control_port() {
     let line = common::fails(&out, 1);
     assert!(line.contains("the lab server 127.0.0.1"), "{line}");
 }
+
+/// A control connection that said Hello and got its turn (the Go frame read).
+fn take_turn(port: u16) -> TcpStream {
+    let mut control = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.set_read_timeout(Some(common::STEP)).unwrap();
+    control
+        .write_all(&[0, 6, 1, b'N', b'E', b'L', b'B', 1])
+        .unwrap();
+    assert_eq!(frame(&mut control)[0], 3, "Go");
+    control
+}
+
+#[test]
+fn a_run_past_its_time_loses_its_turn_and_a_full_queue_refuses_with_a_reason() {
+    let (server, _, udp) = loopback_lab(&[
+        "--lab-runs",
+        "1",
+        "--lab-queue",
+        "0",
+        "--lab-max-time",
+        "2s",
+    ]);
+    let mut silent = take_turn(server.port());
+    // The turn is held: another run is refused at once, and says why.
+    let out = common::netecho(
+        &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(line.contains("the lab server is busy"), "{line}");
+    // The silent run never says Done: past --lab-max-time the server takes the turn back.
+    let error = frame(&mut silent);
+    assert_eq!(error[0], 6, "Error");
+    let text = String::from_utf8_lossy(&error);
+    assert!(text.contains("took longer than 2 s"), "{text}");
+    assert_eq!(udp_echo(udp, b"late"), None, "the turn is over");
+    let out = common::netecho(
+        &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
+        b"",
+    );
+    assert!(common::ok(&out).contains("shared the server with 0 other runs"));
+}

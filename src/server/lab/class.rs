@@ -80,7 +80,8 @@ impl Class {
     /// A new run from `ip` joins the queue, or is refused when the queue is full.
     pub(crate) fn join(&self, ip: IpAddr) -> Result<Ticket, String> {
         let mut state = self.lock();
-        if state.waiting.len() >= self.limits.queue {
+        // A free turn is taken at once; past that the queue holds at most its limit.
+        if state.measuring.len() >= self.limits.runs && state.waiting.len() >= self.limits.queue {
             return Err(format!(
                 "the lab server is busy: {} runs measuring and {} waiting, the most its queue \
                  holds; try again in a minute",
@@ -271,6 +272,19 @@ mod tests {
         assert_eq!(class.leave(&d).unwrap().shared_with, 1);
         assert_eq!(class.counts(), (1, 0));
         assert_eq!(class.leave(&c).unwrap().shared_with, 2);
+    }
+
+    #[test]
+    fn without_a_queue_a_free_turn_is_still_taken() {
+        let class = class(1, 0);
+        let a = class.join(ip(1)).unwrap();
+        assert!(matches!(
+            class.wait_turn(&a, NOW),
+            Turn::Go { others: 0, .. }
+        ));
+        assert!(class.join(ip(2)).is_err());
+        class.leave(&a);
+        assert!(class.join(ip(2)).is_ok());
     }
 
     #[test]
