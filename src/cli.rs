@@ -120,7 +120,8 @@ pub(crate) enum Command {
     /// Run a server's --exec program: stdin goes to it, its output comes back
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(ExecArgs),
-    /// Compare every protocol side by side: starts its own servers, measures, explains
+    /// Compare every protocol side by side: starts its own servers (or uses a lab server at
+    /// HOST), measures, explains
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
     /// Send ICMP echo requests and print each reply's round trip, then a summary
