@@ -197,8 +197,11 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         lines[0].starts_with("lab control: tcp [::]:3235, control protocol 1"),
         "{lines:?}"
     );
+    // Root here: the raw echo is offered too, on IP protocol 254.
     assert!(
-        lines.iter().any(|l| l.starts_with("lab raw: not offered")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("lab raw: IP protocol 254")),
         "{lines:?}"
     );
     // The server opens the ports it announced, and no other.
@@ -241,7 +244,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         let rows = doc["rows"].as_array().unwrap();
         let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
-        assert_eq!(protos, ["tcp", "udp"], "{doc}");
+        assert_eq!(protos, ["tcp", "udp", "raw"], "{doc}");
         for r in rows {
             assert_eq!(r["family"], family, "{r}");
             assert!(r["address"].as_str().unwrap().contains(host), "{r}");
@@ -308,7 +311,7 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
     let mut shared = 0;
     for (report, log) in &reports {
         assert!(
-            report.contains("\ntcp ") && report.contains("\nudp "),
+            report.contains("\ntcp ") && report.contains("\nudp ") && report.contains("\nraw "),
             "{report}"
         );
         // The notes are wrapped at 80 columns: read them as one line.

@@ -127,6 +127,18 @@ pub(crate) fn serve(
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
+    serve_gated(sock, transform, stats, shutdown, None)
+}
+
+/// As [`serve`], answering only sources `gate` lets through (`serve --lab`: runs holding
+/// their turn); the others' packets are read and dropped.
+pub(crate) fn serve_gated(
+    sock: &RawSocket,
+    transform: Transform,
+    stats: &Stats,
+    shutdown: &Shutdown,
+    gate: Option<&crate::access::Gate>,
+) -> Result<Signal> {
     sock.set_nonblocking(true)?;
     let mut echo = RawEcho {
         transform,
@@ -152,6 +164,10 @@ pub(crate) fn serve(
                 }
             };
             let from = PeerAddr(got.from);
+            let source = from.0.as_socket().map(|a| a.ip().to_canonical());
+            if gate.is_some_and(|gate| !source.is_some_and(|ip| gate(ip))) {
+                continue;
+            }
             // An IP packet is at most 65,535 bytes, so it always fits the buffer; the
             // bound still keeps a slice in range whatever the kernel reports.
             let packet = &buf[..got.len.min(buf.len())];

@@ -224,7 +224,7 @@ fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result
             let addr = servers.address_for(Proto::Raw, ipv6);
             progress(&format!("raw {addr}"));
             let target = start_pinned(|| servers.start_raw(&addr), cores)?;
-            measure_raw(&target, plan)
+            measure_raw(&target, plan, DEFAULT_IP_PROTO)
         })
         .collect()
 }

@@ -66,9 +66,10 @@ impl RawRun {
     }
 }
 
-/// The raw row of `target`.
-pub(super) fn measure_raw(target: &Endpoint, plan: &Plan) -> Result<Row> {
-    let config = client_config(Framing::None);
+/// The raw row of `target`, over IP protocol `ip_proto`.
+pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row> {
+    let mut config = client_config(Framing::None);
+    config.opts.ip_proto = ip_proto;
     let setup_us = setup_time(target, &config)?;
     let mut client = RawClient::open(target, &config)?;
     let (latency, p50s, ping) = ping_rounds(&mut client, plan)?;

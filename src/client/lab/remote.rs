@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::endpoint::{Address, SockProto, Target};
+use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
 use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError};
 use crate::report::{self, Format, Meta};
 use crate::transport::{self, Conn, SocketOptions};
 
 use super::path::Path;
 use super::plan::{CASES, Plan};
+use super::raw::measure_raw;
 use super::render::{self, Lab};
 use super::rows::{Row, SCHEMA};
 use super::{LabConfig, measure::measure, progress, write_files};
@@ -175,14 +176,40 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
     }
-    targets
+    let mut rows = targets
         .iter()
         .enumerate()
         .map(|(i, target)| {
             progress(&format!("[{}/{}] {target}", i + 1, targets.len()));
             measure(target, plan)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    rows.extend(raw_row(offer, server, plan)?);
+    Ok(rows)
+}
+
+/// The raw row, when the server offers raw (its "port" is the IP protocol) and this
+/// process may open raw sockets; without, the lab says so and measures the rest.
+fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Option<Row>> {
+    let Some(ip_proto) = offer
+        .services
+        .iter()
+        .find(|s| s.proto == "raw")
+        .and_then(|s| u8::try_from(s.port).ok())
+    else {
+        return Ok(None);
+    };
+    let ip = server.ip().to_canonical();
+    if let Err(e) = transport::raw::open(ip.is_ipv6(), i32::from(ip_proto), "raw") {
+        warn!("lab: the server offers raw, but this run cannot open raw sockets: {e:#}");
+        return Ok(None);
+    }
+    let target = Endpoint {
+        proto: Proto::Raw,
+        addr: Address::Ip(SocketAddr::new(ip, 0)),
+    };
+    progress(&format!("raw {ip}"));
+    measure_raw(&target, plan, ip_proto).map(Some)
 }
 
 /// What the report says under the table: the server, the path, how it was shared.
@@ -192,7 +219,10 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
     let ports: Vec<String> = offer
         .services
         .iter()
-        .map(|s| format!("{} port {}", s.proto, s.port))
+        .map(|s| match s.proto.as_str() {
+            "raw" => format!("raw IP protocol {}", s.port),
+            proto => format!("{proto} port {}", s.port),
+        })
         .collect();
     let mut notes = vec![
         format!(

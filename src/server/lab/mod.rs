@@ -1,7 +1,8 @@
 //! `serve --lab`: the far end of `lab HOST` for a class. One control port (the lab's control
 //! protocol, [`crate::labwire`]) and an echo port per protocol that crosses machines, chosen
 //! by the kernel and announced: tcp and udp, each served by the server's own echo service
-//! and model. Runs take turns as [`class`] says; only the addresses of runs holding their
+//! and model, and raw (IP protocol 254) when the process may open raw sockets. Runs take
+//! turns as [`class`] says; only the addresses of runs holding their
 //! turn reach the echo ports, so the udp port answers no one who has not proven their
 //! address with a TCP handshake on the control port, and a reply is never larger than its
 //! request. The server opens no other port, runs no program and touches no file.
@@ -20,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
-use crate::access::{Access, Rule};
+use crate::access::{Access, Gate, Rule};
 use crate::endpoint::{Address, Endpoint, Proto};
 use crate::labwire::{self, Service};
 use crate::lifecycle::{self, announce};
@@ -35,6 +36,10 @@ use crate::transport::{self, Bound, DatagramSocket, Listener, SocketOptions};
 use super::{Admission, Server};
 use class::{Class, Limits};
 
+/// The lab's raw echo: the other IP protocol RFC 3692 sets aside for experiments, so that
+/// raw servers of the default protocol (253) on the same host are neither answered nor
+/// answering for it.
+pub(crate) const LAB_IP_PROTO: u8 = 254;
 /// An echo connection silent this long is closed: a run's connections are busy or done.
 const DATA_IDLE: Duration = Duration::from_secs(10);
 /// Echo connections at once, all runs together.
@@ -81,22 +86,27 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     announce(&format!("listening tcp {control_addr}"))?;
     let class = Arc::new(Class::new(config.limits));
     let gated = Arc::clone(&class);
-    let gate: crate::access::Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
+    let gate: Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
     let access = |proto| -> Result<Access> {
         Ok(Access::new(proto, &config.allow, &config.deny)?.gated(Arc::clone(&gate)))
     };
     let ip = control_addr.ip();
     let tcp = start_tcp(ip, access(Proto::Tcp)?, &config, stats)?;
     let udp = start_udp(ip, access(Proto::Udp)?, &config, stats)?;
+    let mut services = vec![tcp, udp];
+    let raw = start_raw(ip, &gate, stats);
+    if let Ok(raw) = &raw {
+        services.push(raw.clone());
+    }
     let lab = Lab {
         class: Arc::clone(&class),
-        services: vec![tcp, udp],
+        services,
         rate: config.rate_limit.unwrap_or(DEFAULT_ECHO_RATE),
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
     };
-    say_what_is_served(control_addr, &lab)?;
+    say_what_is_served(control_addr, &lab, raw.err())?;
     let lab = Arc::new(lab);
     let control_access = Arc::new(Access::new(Proto::Tcp, &config.allow, &config.deny)?);
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
@@ -121,8 +131,8 @@ fn bind_control(addr: &Endpoint) -> Result<(Listener, SocketAddr)> {
     }
 }
 
-/// One line per protocol: what it serves, where, to whom.
-fn say_what_is_served(control: SocketAddr, lab: &Lab) -> Result<()> {
+/// One line per protocol: what it serves, where, to whom; why raw is not offered, when not.
+fn say_what_is_served(control: SocketAddr, lab: &Lab, no_raw: Option<String>) -> Result<()> {
     let limits = lab.class.limits;
     announce(&format!(
         "lab control: tcp {control}, control protocol {}; {} runs measure at once, up to {} \
@@ -133,6 +143,15 @@ fn say_what_is_served(control: SocketAddr, lab: &Lab) -> Result<()> {
         limits.max_time.as_secs()
     ))?;
     for s in &lab.services {
+        if s.proto == "raw" {
+            announce(&format!(
+                "lab raw: IP protocol {}, the raw echo (a netecho header, upper), one reply per \
+                 packet, never larger than the request, to the addresses of runs holding their \
+                 turn",
+                s.port
+            ))?;
+            continue;
+        }
         let what = match s.proto.as_str() {
             "udp" => format!(
                 "the echo service (upper), one reply per datagram, never larger than the \
@@ -146,10 +165,9 @@ fn say_what_is_served(control: SocketAddr, lab: &Lab) -> Result<()> {
             s.proto, s.port
         ))?;
     }
-    announce(
-        "lab raw: not offered: a raw socket answers any source address, and the lab's ports \
-         answer only runs holding their turn",
-    )?;
+    if let Some(why) = no_raw {
+        announce(&format!("lab raw: not offered: {why}"))?;
+    }
     announce("lab unix, unix-dgram, unix-seqpacket: not offered: Unix sockets stay on one machine")
 }
 
@@ -222,6 +240,43 @@ fn answer_datagrams(
 ) -> Result<crate::signal::Signal> {
     let echo = DatagramEcho::new(Proto::Udp, rules, guard::own_address(sock));
     super::datagrams::answer(sock, echo, stats, never, true)
+}
+
+/// The raw echo on IP protocol [`LAB_IP_PROTO`], on `ip` (on 0.0.0.0 and :: both for
+/// [::]), when this process may open raw sockets; why not, otherwise.
+fn start_raw(ip: IpAddr, gate: &Gate, stats: &'static Stats) -> Result<Service, String> {
+    let ips = match ip {
+        IpAddr::V6(v6) if v6.is_unspecified() => vec![IpAddr::from([0u8; 4]), ip],
+        ip => vec![ip],
+    };
+    let opts = SocketOptions {
+        ip_proto: LAB_IP_PROTO,
+        ..SocketOptions::default()
+    };
+    // Every socket bound before any is served: none is left open unannounced.
+    let mut socks = Vec::new();
+    for ip in ips {
+        let endpoint = Endpoint {
+            proto: Proto::Raw,
+            addr: Address::Ip(SocketAddr::new(ip, 0)),
+        };
+        match transport::bind(&endpoint, &opts) {
+            Ok(Bound::Raw(sock)) => socks.push(sock),
+            Ok(_) => return Err("a raw endpoint bound as something else".into()),
+            Err(e) => return Err(format!("{e:#}")),
+        }
+    }
+    for sock in socks {
+        let gate = Arc::clone(gate);
+        spawn_port("lab-raw", move |never| {
+            crate::service::raw::serve_gated(&sock, Transform::Upper, stats, never, Some(&gate))
+        })
+        .map_err(|e| format!("{e:#}"))?;
+    }
+    Ok(Service {
+        proto: "raw".into(),
+        port: u16::from(LAB_IP_PROTO),
+    })
 }
 
 /// Runs a port's loop on a thread of its own. Its loop never sees a stop signal: the
