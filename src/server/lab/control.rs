@@ -127,9 +127,9 @@ fn dialogue(conn: &Conn, lab: &Lab) {
     }
 }
 
-/// Reads the first frame; a client that is not a lab client of this version gets one line
-/// saying so. A peer that does not speak the protocol sees that line as text; a lab
-/// client reads it as the error frame it also is.
+/// Reads the first frame. A lab client of another version gets an Error frame naming both
+/// versions; anything else (an HTTP request, nc, silence) gets one line of text, which is
+/// what such a peer can read.
 fn hello(conn: &Conn) -> Result<(), String> {
     let deadline = Instant::now() + HELLO_TIME;
     let refusal = match labwire::read_frame(conn.socket(), deadline) {
