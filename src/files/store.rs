@@ -1,9 +1,11 @@
 //! The directory `serve --files DIR` serves: names resolved inside it only, regular files
 //! only, and uploads that never stand under their final name until verified.
 
+use std::ffi::{CStr, CString};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,15 +42,16 @@ impl Store {
         if !root.is_dir() {
             return Err(anyhow!("--files {}: not a directory", dir.display()));
         }
-        remove_stale_partials(&root);
         let dir = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(&root)
             .with_context(|| format!("--files {}: cannot open it", dir.display()))?;
+        let dir = OwnedFd::from(dir);
+        remove_stale_partials(&root, &dir);
         Ok(Store {
             root,
-            dir: Arc::new(OwnedFd::from(dir)),
+            dir: Arc::new(dir),
             upload,
             max_file,
             follow_hardlinks: false,
@@ -160,9 +163,10 @@ impl Store {
         Ok((file, meta.len()))
     }
 
-    /// Where an upload of `name` of `size` bytes goes: checked like a download, and never a
-    /// path outside the directory or over an existing file.
-    pub(crate) fn upload_path(&self, name: &str, size: u64) -> Result<PathBuf, Refused> {
+    /// Where an upload of `name` of `size` bytes goes: checked like a download, its
+    /// directory opened beneath DIR's handle, and never over an existing file. Every later
+    /// step of the upload is relative to that directory's handle.
+    pub(crate) fn upload_path(&self, name: &str, size: u64) -> Result<Place, Refused> {
         if !self.upload {
             return Err(Refused(
                 "uploads are off on this server (serve --upload turns them on)".into(),
@@ -174,26 +178,97 @@ impl Store {
                 self.max_file
             )));
         }
-        let path = self.inside(name)?;
-        let parent = path.parent().unwrap_or(&self.root);
-        let real_parent = fs::canonicalize(parent)
-            .map_err(|_| Refused(format!("'{name}': no such directory")))?;
-        if !real_parent.starts_with(&self.root) {
+        let shown = self.inside(name)?;
+        let path = Path::new(name);
+        let file = path
+            .file_name()
+            .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?;
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let dir = if parent.components().all(|c| c == Component::CurDir) {
+            Arc::clone(&self.dir)
+        } else {
+            Arc::new(
+                open_dir_beneath(&self.dir, parent).map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENOENT | libc::ENOTDIR) => {
+                        Refused(format!("'{name}': no such directory"))
+                    }
+                    Some(libc::EXDEV | libc::ELOOP) => Refused(format!(
+                        "'{name}': a symlink that leads out of the served directory"
+                    )),
+                    _ => Refused(format!("'{name}': {e}")),
+                })?,
+            )
+        };
+        let place = Place {
+            dir,
+            name: c_name(file.as_bytes()).map_err(|e| Refused(format!("'{name}': {e}")))?,
+            shown,
+        };
+        // Uploads never replace what is there: a served file belongs to the server's owner.
+        if place.taken() {
             return Err(Refused(format!(
-                "'{name}': a symlink that leads out of the served directory"
+                "'{name}' already exists on the server; put it under another name"
             )));
         }
-        let target = real_parent.join(
-            path.file_name()
-                .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?,
-        );
-        // Uploads never replace what is there: a served file belongs to the server's owner.
-        match fs::symlink_metadata(&target) {
-            Ok(_) => Err(Refused(format!(
-                "'{name}' already exists on the server; put it under another name"
-            ))),
-            Err(_) => Ok(target),
-        }
+        Ok(place)
+    }
+}
+
+/// Where a file is written: a directory's handle and a name in it. Creating, linking,
+/// renaming and removing are all relative to the handle, so a directory on the way there
+/// swapped for a symlink meanwhile leads nowhere else.
+#[derive(Clone, Debug)]
+pub(crate) struct Place {
+    dir: Arc<OwnedFd>,
+    name: CString,
+    /// The path, for messages only.
+    shown: PathBuf,
+}
+
+impl Place {
+    /// Whether anything (a file, a directory, a symlink) has the name already.
+    fn taken(&self) -> bool {
+        stat_at(&self.dir, &self.name).is_ok()
+    }
+}
+
+/// What names a place to write: a path the user gave (its directory opened by path once),
+/// or a [`Place`] resolved beneath a served directory.
+pub(crate) trait Destination {
+    fn place(&self) -> Result<Place>;
+}
+
+impl Destination for Place {
+    fn place(&self) -> Result<Place> {
+        Ok(self.clone())
+    }
+}
+
+impl Destination for Path {
+    fn place(&self) -> Result<Place> {
+        let file = self
+            .file_name()
+            .with_context(|| format!("{}: no file name", self.display()))?;
+        let parent = self
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(parent)
+            .with_context(|| format!("open the directory {}", parent.display()))?;
+        Ok(Place {
+            dir: Arc::new(OwnedFd::from(dir)),
+            name: c_name(file.as_bytes())?,
+            shown: self.to_path_buf(),
+        })
+    }
+}
+
+impl Destination for PathBuf {
+    fn place(&self) -> Result<Place> {
+        self.as_path().place()
     }
 }
 
@@ -206,43 +281,49 @@ fn partial_pid(file: &str) -> Option<i32> {
     pid.parse().ok()
 }
 
-/// Removes temporary files left under `root` by a netecho that died mid-transfer (killed,
-/// or the machine stopped): netecho's own names only, and only when the process named in
-/// them is gone. Subdirectories are searched, symlinks never followed, at most
+/// Removes temporary files left in DIR by a netecho that died mid-transfer (killed, or the
+/// machine stopped): netecho's own names only, and only when the process named in them is
+/// gone. Subdirectories are searched through handles, symlinks never followed, at most
 /// [`STALE_SCAN`] entries looked at.
-fn remove_stale_partials(root: &Path) {
-    let mut dirs = vec![root.to_path_buf()];
+fn remove_stale_partials(root: &Path, dir: &OwnedFd) {
+    let Ok(top) = open_at(dir, c".", DIR_FLAGS, 0) else {
+        return;
+    };
+    let mut dirs = vec![(OwnedFd::from(top), PathBuf::new())];
     let mut seen = 0usize;
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
+    while let Some((dir, rel)) = dirs.pop() {
+        let Ok(entries) = entries(&dir, STALE_SCAN - seen) else {
             continue;
         };
-        for entry in entries.flatten() {
-            seen += 1;
-            if seen > STALE_SCAN {
-                return;
-            }
-            let Ok(kind) = entry.file_type() else {
+        seen += entries.len();
+        for name in entries {
+            let Ok(meta) = stat_at(&dir, &name) else {
                 continue;
             };
-            if kind.is_dir() {
-                dirs.push(entry.path());
+            let shown = rel.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+            if meta.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                if let Ok(sub) = open_at(&dir, &name, DIR_FLAGS | libc::O_NOFOLLOW, 0) {
+                    dirs.push((OwnedFd::from(sub), shown));
+                }
                 continue;
             }
-            let name = entry.file_name();
-            let Some(pid) = partial_pid(&name.to_string_lossy()) else {
+            let Some(pid) = partial_pid(&String::from_utf8_lossy(name.as_bytes())) else {
                 continue;
             };
             let gone = pid > 0
                 && pid != std::process::id() as i32
                 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
                     == Err(nix::errno::Errno::ESRCH);
-            if kind.is_file() && gone && fs::remove_file(entry.path()).is_ok() {
+            let regular = meta.st_mode & libc::S_IFMT == libc::S_IFREG;
+            if regular && gone && unlink_at(&dir, &name).is_ok() {
                 tracing::info!(
                     "removed {}: left by netecho process {pid}, which is gone",
-                    crate::transport::printable(&entry.path().to_string_lossy())
+                    crate::transport::printable(&root.join(shown).to_string_lossy())
                 );
             }
+        }
+        if seen >= STALE_SCAN {
+            return;
         }
     }
 }
@@ -250,15 +331,42 @@ fn remove_stale_partials(root: &Path) {
 /// Directory entries looked at for stale temporary files at start.
 const STALE_SCAN: usize = 100_000;
 
+/// How a directory handle is opened: for reading its entries and as the base of *at calls.
+const DIR_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+
 /// openat2(2) of `name` beneath `dir` for reading: no `..`, absolute symlink or symlink
 /// leading out of `dir` at the moment of the open (RESOLVE_BENEATH), no /proc magic links;
 /// non-blocking and never a controlling terminal, since the type is checked after.
 fn open_beneath(dir: &OwnedFd, name: &str) -> io::Result<File> {
+    let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    openat2_beneath(dir, name.as_bytes(), flags).map(File::from)
+}
+
+/// The directory `path` (relative) beneath `dir`, as [`open_beneath`] resolves names. A
+/// kernel without openat2 (before 5.6) walks it one component at a time instead, following
+/// no symlink at all.
+fn open_dir_beneath(dir: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
+    match openat2_beneath(dir, path.as_os_str().as_bytes(), DIR_FLAGS) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        other => return other,
+    }
+    let mut at = OwnedFd::from(open_at(dir, c".", DIR_FLAGS, 0)?);
+    for part in path.components() {
+        let Component::Normal(part) = part else {
+            continue;
+        };
+        let part = c_name(part.as_bytes()).map_err(io::Error::other)?;
+        at = OwnedFd::from(open_at(&at, &part, DIR_FLAGS | libc::O_NOFOLLOW, 0)?);
+    }
+    Ok(at)
+}
+
+fn openat2_beneath(dir: &OwnedFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let path = std::ffi::CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the name"))?;
     // Safety: open_how is plain data; zero is a valid value of every field.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
+    how.flags = flags as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     // Safety: the pointers are valid for the call, the size is open_how's.
     let fd = unsafe {
@@ -274,14 +382,123 @@ fn open_beneath(dir: &OwnedFd, name: &str) -> io::Result<File> {
         return Err(io::Error::last_os_error());
     }
     // Safety: the kernel just returned this descriptor, owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Temporary files being written right now, so that a stop signal, which ends the process
-/// without running destructors, can still remove them.
-static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// One path component as a C string: no NUL, no slash.
+fn c_name(name: &[u8]) -> Result<CString> {
+    if name.contains(&b'/') {
+        return Err(anyhow!("a slash in a file name"));
+    }
+    CString::new(name).map_err(|_| anyhow!("a NUL in a file name"))
+}
 
-fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+/// openat(2) relative to `dir`.
+fn open_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+    // Safety: a valid descriptor and C string for the call.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: the kernel just returned this descriptor, owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// fstatat(2) of `name` in `dir`, a final symlink not followed.
+fn stat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
+    // Safety: stat is plain data, filled in by the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // Safety: a valid descriptor, C string and stat buffer for the call.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// unlinkat(2) of a file `name` in `dir`.
+fn unlink_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
+    // Safety: a valid descriptor and C string for the call.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to`, both in `dir`; with `replace` false, never over an existing
+/// file (renameat2 RENAME_NOREPLACE).
+fn rename_at(dir: &OwnedFd, from: &CStr, to: &CStr, replace: bool) -> io::Result<()> {
+    let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
+    let fd = dir.as_raw_fd();
+    // Safety: a valid descriptor and C strings for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            fd,
+            from.as_ptr(),
+            fd,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// linkat(2): a second name `to` for the file `from`, both in `dir`; fails if `to` exists.
+fn link_at(dir: &OwnedFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    let fd = dir.as_raw_fd();
+    // Safety: a valid descriptor and C strings for the call.
+    let rc = unsafe { libc::linkat(fd, from.as_ptr(), fd, to.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The names in directory `dir` but `.` and `..`, at most `max`, read through a handle of
+/// their own (the directory's position is not shared with `dir`).
+fn entries(dir: &OwnedFd, max: usize) -> io::Result<Vec<CString>> {
+    let own = open_at(dir, c".", DIR_FLAGS, 0)?;
+    // Safety: fdopendir takes over the descriptor on success; closed below by closedir.
+    let stream = unsafe { libc::fdopendir(own.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(own);
+    let mut names = Vec::new();
+    while names.len() < max {
+        // Safety: a live directory stream; the entry is valid until the next readdir.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            break;
+        }
+        // Safety: d_name is a NUL-terminated name inside the entry.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    // Safety: the stream from fdopendir, closed once.
+    unsafe { libc::closedir(stream) };
+    Ok(names)
+}
+
+/// Temporary files being written right now (their directory's handle and name), so that a
+/// stop signal, which ends the process without running destructors, can still remove them.
+static LIVE: Mutex<Vec<(Arc<OwnedFd>, CString)>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<(Arc<OwnedFd>, CString)>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -291,8 +508,8 @@ pub(crate) fn remove_partials() {
     let mut live = live();
     // Under the lock: no transfer starts a new temporary file after this.
     STOPPED.store(true, std::sync::atomic::Ordering::Relaxed);
-    for temp in live.drain(..) {
-        let _ = fs::remove_file(temp);
+    for (dir, temp) in live.drain(..) {
+        let _ = unlink_at(&dir, &temp);
     }
 }
 
@@ -303,8 +520,8 @@ static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// A file being written under a temporary name beside its final one, renamed into place
 /// only when complete and verified; removed if dropped before that.
 pub(crate) struct Partial {
-    temp: PathBuf,
-    target: PathBuf,
+    place: Place,
+    temp: CString,
     pub file: File,
     done: bool,
 }
@@ -312,82 +529,90 @@ pub(crate) struct Partial {
 impl Partial {
     /// Creates the temporary file for `target`. With `overwrite` false, an existing target is
     /// an error now (and the rename will not replace one that appears meanwhile).
-    pub(crate) fn create(target: &Path, overwrite: bool) -> Result<Partial> {
-        if !overwrite && fs::symlink_metadata(target).is_ok() {
+    pub(crate) fn create<D: Destination + ?Sized>(target: &D, overwrite: bool) -> Result<Partial> {
+        let place = target.place()?;
+        if !overwrite && place.taken() {
             return Err(anyhow!(
                 "{} already exists; choose another name (-o) or add --force to replace it",
-                target.display()
+                place.shown.display()
             ));
         }
-        let name = target
-            .file_name()
-            .context("no file name")?
-            .to_string_lossy();
+        let name = String::from_utf8_lossy(place.name.as_bytes()).into_owned();
         // Short enough that the temporary name fits NAME_MAX (255) whatever the real one.
         let mut end = name.len().min(100);
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        let name = &name[..end];
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
         // Unique per process and per transfer: two uploads of one name never share a file.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.netecho-{}-{n}.part", std::process::id()));
+        let temp = format!(".{}.netecho-{}-{n}.part", &name[..end], std::process::id());
+        let temp = c_name(temp.as_bytes())?;
         // Created and registered under one lock: a stop signal's remove_partials either
         // sees the file or runs before it exists, never between the two.
         let mut live = live();
         if STOPPED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(anyhow!("stopping: no new transfer is written"));
         }
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temp)
-            .with_context(|| format!("create {}", temp.display()))?;
-        live.push(temp.clone());
+        // O_EXCL: a name someone put there meanwhile (a symlink too) is never written through.
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let file = open_at(&place.dir, &temp, flags, 0o644).with_context(|| {
+            let dir = place.shown.parent().unwrap_or(Path::new("."));
+            format!(
+                "create {}",
+                dir.join(String::from_utf8_lossy(temp.as_bytes()).as_ref())
+                    .display()
+            )
+        })?;
+        live.push((Arc::clone(&place.dir), temp.clone()));
         drop(live);
         Ok(Partial {
+            place,
             temp,
-            target: target.to_path_buf(),
             file,
             done: false,
         })
     }
 
-    /// Moves the verified file to its final name. No fsync, as curl, wget and scp do none:
-    /// the rename already means a killed transfer never leaves a partial file under the
-    /// name, and waiting for the disk would cost a 1 GiB download seconds.
+    /// Moves the verified file to its final name, in the directory its temporary file was
+    /// created in. No fsync, as curl, wget and scp do none: the rename already means a
+    /// killed transfer never leaves a partial file under the name, and waiting for the disk
+    /// would cost a 1 GiB download seconds.
     pub(crate) fn commit(mut self, overwrite: bool) -> Result<()> {
-        if !overwrite {
-            // link(2) fails if the target exists: no race with a file created meanwhile.
-            match fs::hard_link(&self.temp, &self.target) {
-                Ok(()) => {
-                    let _ = fs::remove_file(&self.temp);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(anyhow!(
-                        "{} appeared during the transfer; it was left as it is",
-                        self.target.display()
-                    ));
-                }
-                // A file system without hard links (vfat, some network mounts): a rename,
-                // checked first, is the best it allows.
-                Err(_) if fs::symlink_metadata(&self.target).is_err() => {
-                    fs::rename(&self.temp, &self.target)
-                        .with_context(|| format!("rename to {}", self.target.display()))?;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("link {}", self.target.display()));
+        let (dir, name, shown) = (&self.place.dir, &self.place.name, &self.place.shown);
+        if overwrite {
+            rename_at(dir, &self.temp, name, true)
+                .with_context(|| format!("rename to {}", shown.display()))?;
+            self.done = true;
+            return Ok(());
+        }
+        let appeared = || {
+            anyhow!(
+                "{} appeared during the transfer; it was left as it is",
+                shown.display()
+            )
+        };
+        match rename_at(dir, &self.temp, name, false) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(appeared()),
+            // A file system without RENAME_NOREPLACE: link(2) also fails if the name exists.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                match link_at(dir, &self.temp, name) {
+                    Ok(()) => {
+                        let _ = unlink_at(dir, &self.temp);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(appeared()),
+                    // Nor hard links (vfat, some network mounts): a rename, checked first,
+                    // is the best it allows.
+                    Err(_) if !self.place.taken() => rename_at(dir, &self.temp, name, true)
+                        .with_context(|| format!("rename to {}", shown.display()))?,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("link {}", shown.display()));
+                    }
                 }
             }
-        } else {
-            fs::rename(&self.temp, &self.target)
-                .with_context(|| format!("rename to {}", self.target.display()))?;
+            Err(e) => return Err(e).with_context(|| format!("rename to {}", shown.display())),
         }
         self.done = true;
         Ok(())
@@ -396,9 +621,9 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        live().retain(|t| t != &self.temp);
+        live().retain(|(_, temp)| temp != &self.temp);
         if !self.done {
-            let _ = fs::remove_file(&self.temp);
+            let _ = unlink_at(&self.place.dir, &self.temp);
         }
     }
 }

@@ -26,13 +26,24 @@ fn addr(sock: &DatagramSocket) -> PeerAddr {
     PeerAddr(sock.socket().local_addr().expect("getsockname"))
 }
 
+/// Starts `f` on a named thread, through `thread::Builder` as the server's own threads are.
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("the OS refused a test thread")
+}
+
 /// Progress nobody watches.
 fn quiet(_: u64) {}
 
 /// Runs `f` on a thread of its own and fails the test if it takes longer than `BOUND`.
 fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
+    spawn("bounded", move || {
         let _ = tx.send(f());
     });
     match rx.recv_timeout(BOUND) {
@@ -84,7 +95,7 @@ fn transfer(drop: f64, reorder: f64, seed: u64) -> Outcome {
         let (to_a, to_b) = (addr(&a), addr(&b));
         let receiving = {
             let target = target.clone();
-            thread::spawn(move || -> Result<Transfer> {
+            spawn("receiver", move || -> Result<Transfer> {
                 let mut link = Link::new(&b, to_a, &settings);
                 link.impaired = Impaired::seeded(drop, reorder, seed + 1);
                 let partial = Partial::create(&target, false)?;
@@ -311,7 +322,7 @@ fn a_lost_fin_is_sent_again() {
         let (a, peer) = (udp(), udp());
         let (to_a, to_peer) = (addr(&a), addr(&peer));
         let content = contents(100);
-        let sending = thread::spawn(move || {
+        let sending = spawn("sender", move || {
             let settings = settings(4, 512, 0.0, 0.0);
             let mut link = Link::new(&a, to_peer, &settings);
             let mut file = file_with(&content);
@@ -341,7 +352,7 @@ fn a_lost_finack_is_answered_again_while_the_receiver_lingers() {
         let (to_b, to_peer) = (addr(&b), addr(&peer));
         let receiving = {
             let target = target.clone();
-            thread::spawn(move || -> Result<Transfer> {
+            spawn("receiver", move || -> Result<Transfer> {
                 let settings = Settings {
                     linger: Duration::from_secs(2),
                     ..settings(4, 512, 0.0, 0.0)
@@ -425,7 +436,7 @@ fn the_server_sends_one_hello_and_nothing_more_until_it_comes_back() {
         let (server, client) = (udp(), udp());
         let settings = settings(4, 100, 0.0, 0.0);
         let (to_server, to_client) = (addr(&server), addr(&client));
-        let challenged = thread::spawn(move || {
+        let challenged = spawn("challenger", move || {
             connect(&server, &to_client).unwrap();
             let mut link = Link::new(&server, to_client, &settings);
             handshake::challenge(&mut link, 7, 32).is_ok()
@@ -465,7 +476,7 @@ fn a_client_takes_a_hello_only_from_the_server_host_with_its_nonce() {
         let (client, server, third, transfer) = (udp(), udp(), udp_on("127.0.0.2"), udp());
         let settings = settings(1, 100, 0.0, 0.0);
         let (to_client, to_server) = (addr(&client), addr(&server));
-        let starting = thread::spawn(move || {
+        let starting = spawn("requester", move || {
             let request = Packet::Read {
                 window: 1,
                 block_size: 100,
