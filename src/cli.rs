@@ -291,6 +291,13 @@ pub(crate) struct ServeArgs {
     /// Close a connection silent for this long (e.g. 30s), so an idle client cannot hold a slot forever
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Echo with --framing line or length: close a connection whose frame is still
+    /// unfinished this long after its first byte came (e.g. 30s, or off), so a client
+    /// trickling a byte now and then cannot hold a connection and its buffer. A bare stream
+    /// (--framing none) echoes each read at once: nothing is ever unfinished, and only
+    /// --idle-timeout and --max-conns bound a slow client there
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_time_limit)]
+    pub frame_timeout: TimeLimit,
     /// Replies a client has not read, in bytes, past which the server stops reading from it
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PENDING, value_parser = parse_max_pending)]
     pub max_pending: usize,
@@ -431,6 +438,19 @@ pub(crate) struct ExecServeArgs {
     /// LC_ALL and TZ only, so secrets in the server's environment stay there
     #[arg(long, value_name = "NAME")]
     pub exec_env: Vec<std::ffi::OsString>,
+}
+
+/// A time limit that may be turned off: a duration, or `off`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimeLimit(pub Option<Duration>);
+
+fn parse_time_limit(text: &str) -> Result<TimeLimit, String> {
+    match text {
+        "off" | "none" => Ok(TimeLimit(None)),
+        _ => parse_duration(text)
+            .map(|d| TimeLimit(Some(d)))
+            .map_err(|e| format!("{e}, or off")),
+    }
 }
 
 /// Message boundaries on a stream, shared by serve, send and bench.
@@ -1060,6 +1080,7 @@ impl ServeArgs {
                 .max_conns
                 .map_or(crate::server::default_max_conns(self.model), |n| n as usize),
             idle_timeout: self.idle_timeout,
+            frame_timeout: self.frame_timeout.0,
             max_pending: self.max_pending,
             framing: self.framing.framing,
             max_frame: self.framing.max_frame as usize,

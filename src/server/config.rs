@@ -24,6 +24,8 @@ pub(crate) struct ServeConfig {
     pub threads: usize,
     pub max_conns: usize,
     pub idle_timeout: Option<Duration>,
+    /// How long a started frame may take to complete (`None`: no limit).
+    pub frame_timeout: Option<Duration>,
     pub max_pending: usize,
     pub framing: Framing,
     pub max_frame: usize,

@@ -180,10 +180,12 @@ impl<'a, S: Service> Worker<'a, S> {
         let idle = self.server.idle_timeout;
         let mut last_sweep = Instant::now();
         loop {
-            let timeout = match idle {
-                Some(_) => EpollTimeout::try_from(SWEEP).expect("small timeout"),
-                None => EpollTimeout::NONE,
-            };
+            // Connections are swept for the idle timeout and for frames past their deadline.
+            let timeout =
+                match idle.is_some() || self.loops.loads[self.index].load(Ordering::Relaxed) > 0 {
+                    true => EpollTimeout::try_from(SWEEP).expect("small timeout"),
+                    false => EpollTimeout::NONE,
+                };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -203,11 +205,9 @@ impl<'a, S: Service> Worker<'a, S> {
                     token => self.pump(token as usize),
                 }
             }
-            if let Some(idle) = idle
-                && last_sweep.elapsed() >= SWEEP
-            {
+            if last_sweep.elapsed() >= SWEEP {
                 last_sweep = Instant::now();
-                self.close_idle(idle);
+                self.sweep(idle);
             }
         }
     }
@@ -347,19 +347,28 @@ impl<'a, S: Service> Worker<'a, S> {
         }
     }
 
-    fn close_idle(&mut self, idle: Duration) {
+    /// Closes connections idle for `idle`, and pumps those whose frame is past its
+    /// deadline (the pump ends them).
+    fn sweep(&mut self, idle: Option<Duration>) {
         let now = Instant::now();
-        let stale: Vec<usize> = self
+        let due: Vec<(usize, bool)> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(token, slot)| {
                 let slot = slot.as_ref()?;
-                (now.duration_since(slot.last_active) >= idle).then_some(token)
+                if slot.session.deadline().is_some_and(|d| d <= now) {
+                    return Some((token, true));
+                }
+                let idle = idle.is_some_and(|idle| now.duration_since(slot.last_active) >= idle);
+                idle.then_some((token, false))
             })
             .collect();
-        for token in stale {
-            self.close(token, ConnEnd::Idle);
+        for (token, frame_due) in due {
+            match frame_due {
+                true => self.pump(token),
+                false => self.close(token, ConnEnd::Idle),
+            }
         }
     }
 

@@ -64,8 +64,12 @@ fn polled<S: Service>(
             Step::Yield { .. } => continue,
             Step::Wait { read, write } => (read, write),
         };
-        match shutdown.wait_for(session.conn().as_fd(), read, write, server.idle_timeout) {
+        // A started frame's deadline may come before the idle timeout: then the pump after
+        // the wait ends the connection, not the idle rule.
+        let (wait, frame_due) = until_due(server.idle_timeout, session.deadline());
+        match shutdown.wait_for(session.conn().as_fd(), read, write, wait) {
             Ok(Wake::Ready) => {}
+            Ok(Wake::Timeout) if frame_due => {}
             Ok(Wake::Timeout) => break ConnEnd::Idle,
             Ok(Wake::Stop(signal)) => {
                 stop = Some(signal);
@@ -76,6 +80,20 @@ fn polled<S: Service>(
     };
     server.finish(session, &ended);
     stop
+}
+
+/// How long to wait on a client: the idle timeout, or less when a frame's deadline comes
+/// first (and then true).
+fn until_due(idle: Option<Duration>, deadline: Option<Instant>) -> (Option<Duration>, bool) {
+    let Some(deadline) = deadline else {
+        return (idle, false);
+    };
+    // Rounded up past the poll's millisecond, so the wait does not end just before it.
+    let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
+    match idle {
+        Some(idle) if idle < left => (Some(idle), false),
+        _ => (Some(left), true),
+    }
 }
 
 /// Serves a session that blocks on a thread of its own, and waits for it beside the

@@ -354,6 +354,7 @@ fn echo_service(config: &ServeConfig, stats: &'static Stats, access: Arc<Access>
         transform: config.transform,
         stats,
         idle_timeout: config.idle_timeout,
+        frame_timeout: config.frame_timeout,
         max_pending: config.max_pending,
         framing: config.framing,
         max_frame: config.max_frame,

@@ -382,6 +382,9 @@ pub(crate) struct Echo {
     /// On a blocking socket, SO_RCVTIMEO and SO_SNDTIMEO: a recv or send that waits this
     /// long ends the connection.
     pub idle_timeout: Option<std::time::Duration>,
+    /// How long a frame (--framing line or length) may take from its first byte to its
+    /// last; past it the connection is closed (`None`: no limit).
+    pub frame_timeout: Option<std::time::Duration>,
     pub max_pending: usize,
     pub framing: Framing,
     pub max_frame: usize,
@@ -415,6 +418,10 @@ impl super::Service for Echo {
         }
         let mut echo = EchoConn::new(conn, self.max_pending, self.framing, self.max_frame);
         echo.short_read_waits = drive == super::Drive::Epoll;
+        if let Some(limit) = self.frame_timeout {
+            echo.messages
+                .limit_frames(limit, drive == super::Drive::Blocking);
+        }
         EchoSession {
             echo,
             transform: self.transform,
@@ -436,6 +443,10 @@ impl super::Session for EchoSession {
     #[inline]
     fn pump(&mut self, buf: &mut [u8]) -> Step {
         self.echo.pump(buf, self.transform, self.stats)
+    }
+
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.echo.messages.deadline()
     }
 
     fn end(self, ended: &ConnEnd) {

@@ -91,6 +91,13 @@ pub(crate) trait Session: Send + 'static {
     /// one). `buf` is scratch space of at least `transport::MAX_MESSAGE` bytes.
     fn pump(&mut self, buf: &mut [u8]) -> Step;
 
+    /// When the message under way must be complete, if one is (a started frame): a model
+    /// that waits on a non-blocking socket pumps the session again by then, and the pump
+    /// ends the connection if it is still unfinished.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// Counts and logs the end of the connection.
     fn end(self, ended: &ConnEnd);
 }

@@ -35,6 +35,11 @@ pub(crate) enum FrameError {
     Incomplete { have: usize, need: Option<usize> },
     /// Unfinished frames of every connection together hold more than the server's budget.
     Budget { held: usize, budget: usize },
+    /// A frame started and was not finished within the deadline (--frame-timeout).
+    Unfinished {
+        have: usize,
+        after: std::time::Duration,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -60,6 +65,11 @@ impl fmt::Display for FrameError {
                 "unfinished frames of all connections hold {held} bytes, over the server's \
                  {budget}-byte budget: this connection's is refused (send smaller frames, or \
                  finish them sooner)"
+            ),
+            FrameError::Unfinished { have, after } => write!(
+                f,
+                "a frame was still unfinished {after:?} after it started ({have} bytes of it \
+                 came, not its end; --frame-timeout)"
             ),
         }
     }
@@ -259,6 +269,11 @@ impl Decoder {
     /// The bytes of a frame [`Decoder::next_range`] found, until the next feed or reclaim.
     pub(crate) fn frame(&mut self, range: Range<usize>) -> &mut [u8] {
         &mut self.buf[range]
+    }
+
+    /// Bytes of a frame that started and is not complete yet.
+    pub(crate) fn unfinished(&self) -> usize {
+        self.buf.len() - self.start
     }
 
     /// At end of stream: an error if a frame was started but not finished.

@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -190,6 +191,17 @@ pub(crate) trait MessageRecv: Send {
     fn drained(&self) -> bool {
         false
     }
+
+    /// Gives every frame `limit` to complete once its first byte came; past it a recv fails
+    /// with [`FrameError::Unfinished`]. On a `blocking` socket each read while a frame is
+    /// unfinished waits at most until the deadline. Messages that come whole (a bare
+    /// stream's reads, seqpacket, datagrams) have nothing to finish.
+    fn limit_frames(&mut self, _limit: Duration, _blocking: bool) {}
+
+    /// When the frame under way must be complete, if one is under way and limited.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// The sending half of a connection's messages. Stateless, so a writer thread and a reader
@@ -267,6 +279,13 @@ pub(crate) struct Frames {
     decoder: Decoder,
     reads: usize,
     drained: bool,
+    /// How long a started frame may take ([`MessageRecv::limit_frames`]).
+    limit: Option<Duration>,
+    blocking: bool,
+    /// When the unfinished frame was first seen unfinished.
+    started: Option<Instant>,
+    /// The socket's own receive timeout, while a shorter one waits for a frame's deadline.
+    saved_timeout: Option<Option<Duration>>,
 }
 
 impl Frames {
@@ -276,6 +295,54 @@ impl Frames {
             decoder: Decoder::new(framing, max_frame),
             reads: 0,
             drained: false,
+            limit: None,
+            blocking: false,
+            started: None,
+            saved_timeout: None,
+        }
+    }
+
+    /// Before a read while a frame is unfinished: its deadline checked, and on a blocking
+    /// socket the read made to wait no longer than the deadline.
+    fn before_read(&mut self, conn: &Conn) -> Result<(), RecvError> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        if self.decoder.unfinished() == 0 {
+            return Ok(());
+        }
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(self.unfinished().into());
+        }
+        if self.blocking {
+            let own = match self.saved_timeout {
+                Some(own) => own,
+                None => *self.saved_timeout.insert(conn.socket().read_timeout()?),
+            };
+            conn.set_read_timeout(Some(own.map_or(left, |own| own.min(left))))?;
+        }
+        Ok(())
+    }
+
+    /// A frame came whole: the next one's deadline starts with its first byte.
+    fn frame_done(&mut self, conn: &Conn) -> io::Result<()> {
+        self.started = None;
+        match self.saved_timeout.take() {
+            Some(own) => conn.set_read_timeout(own),
+            None => Ok(()),
+        }
+    }
+
+    fn overdue(&self) -> bool {
+        self.deadline().is_some_and(|d| d <= Instant::now())
+    }
+
+    fn unfinished(&self) -> FrameError {
+        FrameError::Unfinished {
+            have: self.decoder.unfinished(),
+            after: self.limit.unwrap_or_default(),
         }
     }
 }
@@ -284,11 +351,22 @@ impl MessageRecv for Frames {
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
         loop {
             if let Some(range) = self.decoder.next_range()? {
+                if self.started.is_some() {
+                    self.frame_done(conn)?;
+                }
                 return Ok(Next::Message(self.decoder.frame(range)));
             }
             // No frame is lent out any more: the bytes already returned can go.
             self.decoder.reclaim();
-            let n = match recv_once(conn, buf)? {
+            self.before_read(conn)?;
+            let received = match recv_once(conn, buf) {
+                // A blocking read that waited until the frame's deadline.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.overdue() => {
+                    return Err(self.unfinished().into());
+                }
+                received => received?,
+            };
+            let n = match received {
                 Received::Data(n) => n,
                 Received::Closed | Received::Truncated(_) => {
                     self.decoder.finish()?;
@@ -311,6 +389,16 @@ impl MessageRecv for Frames {
 
     fn drained(&self) -> bool {
         self.drained
+    }
+
+    fn limit_frames(&mut self, limit: Duration, blocking: bool) {
+        self.limit = Some(limit);
+        self.blocking = blocking;
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let (started, limit) = (self.started?, self.limit?);
+        (self.decoder.unfinished() > 0).then_some(started + limit)
     }
 }
 

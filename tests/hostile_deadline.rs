@@ -1,0 +1,170 @@
+//! A frame has `--frame-timeout` to complete once it started: a client trickling one byte
+//! now and then of a line it never ends is closed, with one log line naming it, under every
+//! server model, while other clients are served; a client sending whole frames slowly stays.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// The deadline the servers here run with.
+const DEADLINE: &str = "2s";
+/// How long a trickling client is given to be closed, far past the deadline.
+const BOUND: Duration = Duration::from_secs(20);
+/// A byte this often: the idle timeout alone would never end such a client.
+const TRICKLE: Duration = Duration::from_millis(250);
+
+fn serve(model: &str, framing: &str) -> Server {
+    Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--model",
+        model,
+        "--framing",
+        framing,
+        "--frame-timeout",
+        DEADLINE,
+        "--idle-timeout",
+        "1s",
+    ])
+}
+
+/// Sends the first bytes of a frame that never ends, then a byte every [`TRICKLE`] until
+/// the server closes the connection (or [`BOUND`]); says on `closed` when it saw the close.
+fn trickle(
+    addr: &str,
+    framing: &str,
+    closed: mpsc::Sender<Instant>,
+) -> std::thread::JoinHandle<()> {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(TRICKLE)).unwrap();
+    let start: &[u8] = match framing {
+        // A length prefix of 100 bytes, of which a few come.
+        "length" => &[0, 0, 0, 100, b'a'],
+        _ => b"a",
+    };
+    conn.write_all(start).unwrap();
+    std::thread::Builder::new()
+        .name("trickle".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let mut buf = [0u8; 64];
+            while started.elapsed() < BOUND {
+                match conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => panic!("a reply to an unfinished frame: {:?}", &buf[..n]),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(_) => break,
+                }
+                if conn.write_all(b"b").is_err() {
+                    break;
+                }
+            }
+            let _ = closed.send(Instant::now());
+        })
+        .unwrap()
+}
+
+/// One whole frame out and its reply back.
+fn exchange(conn: &mut TcpStream, framing: &str, msg: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    match framing {
+        "length" => {
+            wire.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+            wire.extend_from_slice(msg);
+        }
+        _ => {
+            wire.extend_from_slice(msg);
+            wire.push(b'\n');
+        }
+    }
+    conn.write_all(&wire).unwrap();
+    let mut reply = vec![0u8; wire.len()];
+    conn.read_exact(&mut reply).unwrap();
+    reply
+}
+
+fn a_trickled_frame_is_closed_at_its_deadline(model: &str, framing: &str) {
+    let server = serve(model, framing);
+    let (tx, closed) = mpsc::channel();
+    let trickler = trickle(&server.addr, framing, tx);
+    // Another client is served meanwhile (under iterative, once the trickler is gone).
+    let mut other = TcpStream::connect(&server.addr).unwrap();
+    other.set_read_timeout(Some(BOUND)).unwrap();
+    let reply = exchange(&mut other, framing, b"hello");
+    assert!(reply.ends_with(b"HELLO") || reply.starts_with(b"HELLO"));
+    if model != "iterative" {
+        assert!(
+            closed.try_recv().is_err(),
+            "{model}: the other client was answered only after the trickler was closed"
+        );
+    }
+    let at = closed.recv_timeout(BOUND + Duration::from_secs(1));
+    trickler.join().unwrap();
+    at.unwrap_or_else(|_| panic!("{model} {framing}: the trickling client was never closed"));
+    let log = server.wait_log("unfinished");
+    let line = log
+        .lines()
+        .find(|l| l.contains("unfinished"))
+        .expect("the line");
+    assert!(
+        line.contains("127.0.0.1:"),
+        "the line names no peer: {line}"
+    );
+    assert!(line.contains("--frame-timeout"), "{line}");
+    assert_eq!(log.matches("unfinished").count(), 1, "{log}");
+}
+
+#[test]
+fn a_trickled_line_is_closed_at_its_deadline_under_iterative() {
+    a_trickled_frame_is_closed_at_its_deadline("iterative", "line");
+}
+
+#[test]
+fn a_trickled_line_is_closed_at_its_deadline_under_threads() {
+    a_trickled_frame_is_closed_at_its_deadline("threads", "line");
+}
+
+#[test]
+fn a_trickled_line_is_closed_at_its_deadline_under_event() {
+    a_trickled_frame_is_closed_at_its_deadline("event", "line");
+}
+
+#[test]
+fn a_trickled_line_is_closed_at_its_deadline_under_fork() {
+    a_trickled_frame_is_closed_at_its_deadline("fork", "line");
+}
+
+#[test]
+fn a_trickled_length_frame_is_closed_at_its_deadline_under_threads_and_event() {
+    a_trickled_frame_is_closed_at_its_deadline("threads", "length");
+    a_trickled_frame_is_closed_at_its_deadline("event", "length");
+}
+
+/// Whole frames, each well within the deadline, for longer than the deadline in all: the
+/// connection stays and every frame is answered.
+#[test]
+fn whole_frames_sent_slowly_are_never_cut() {
+    for model in ["iterative", "threads", "event", "fork"] {
+        let server = serve(model, "line");
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_read_timeout(Some(BOUND)).unwrap();
+        let started = Instant::now();
+        let mut frames = 0;
+        // Past the 2 s deadline in all, each line sent whole.
+        while started.elapsed() < Duration::from_millis(2_600) {
+            assert_eq!(exchange(&mut conn, "line", b"slow"), b"SLOW\n", "{model}");
+            frames += 1;
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        assert!(frames >= 5, "{model}: {frames} frames");
+        let log = server.stderr();
+        assert!(!log.contains("unfinished"), "{model}: {log}");
+    }
+}
