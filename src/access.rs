@@ -1,11 +1,13 @@
 //! `--allow` and `--deny`: who may use a server or relay. IP peers are matched by CIDR block;
-//! Unix stream and seqpacket peers by the uid or gid the kernel vouches for (SO_PEERCRED).
-//! A refused connection is closed, a refused datagram ignored, and each refused peer is
-//! logged once, with the rule that refused it.
+//! Unix stream and seqpacket peers by the uid or gid the kernel vouches for (SO_PEERCRED);
+//! TCP peers on loopback also by the uid that owns their socket, which the kernel tells
+//! through sock_diag. A refused connection is closed, a refused datagram ignored, and each
+//! refused peer is logged once, with the rule that refused it.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Mutex;
 
@@ -100,7 +102,15 @@ impl fmt::Display for Rule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Who {
     Ip(IpAddr),
-    Cred { uid: u32, gid: u32 },
+    Cred {
+        uid: u32,
+        gid: u32,
+    },
+    /// A TCP peer on loopback and the user that owns its socket.
+    Local {
+        ip: IpAddr,
+        uid: u32,
+    },
 }
 
 impl fmt::Display for Who {
@@ -108,6 +118,7 @@ impl fmt::Display for Who {
         match self {
             Who::Ip(ip) => write!(f, "{ip}"),
             Who::Cred { uid, gid } => write!(f, "uid {uid} gid {gid}"),
+            Who::Local { ip, uid } => write!(f, "{ip} uid {uid}"),
         }
     }
 }
@@ -115,8 +126,10 @@ impl fmt::Display for Who {
 impl Rule {
     fn matches(&self, who: Who) -> bool {
         match (*self, who) {
-            (Rule::Cidr(net, len), Who::Ip(ip)) => in_block(net, len, ip.to_canonical()),
-            (Rule::Uid(u), Who::Cred { uid, .. }) => u == uid,
+            (Rule::Cidr(net, len), Who::Ip(ip) | Who::Local { ip, .. }) => {
+                in_block(net, len, ip.to_canonical())
+            }
+            (Rule::Uid(u), Who::Cred { uid, .. } | Who::Local { uid, .. }) => u == uid,
             (Rule::Gid(g), Who::Cred { gid, .. }) => g == gid,
             _ => false,
         }
@@ -159,6 +172,9 @@ pub(crate) type Gate = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
+    /// `--exec` over TCP with no rules given: loopback peers must be this user (the
+    /// server's own); peers from other addresses are not judged by it.
+    loopback_owner: Option<u32>,
     logged: Mutex<HashSet<Who>>,
     gate: Option<Gate>,
 }
@@ -166,36 +182,47 @@ pub(crate) struct Access {
 impl Access {
     /// Rules for a socket of `proto`, refusing rules that could never match there.
     pub(crate) fn new(proto: Proto, allow: &[Rule], deny: &[Rule]) -> Result<Access, UsageError> {
+        Access::checked(proto, allow, deny, false)
+    }
+
+    /// Rules for `serve --exec`: as [`Access::new`], and on tcp `uid:N` too, matched against
+    /// the user that owns a peer's socket on this host.
+    pub(crate) fn for_exec(
+        proto: Proto,
+        allow: &[Rule],
+        deny: &[Rule],
+    ) -> Result<Access, UsageError> {
+        Access::checked(proto, allow, deny, true)
+    }
+
+    fn checked(
+        proto: Proto,
+        allow: &[Rule],
+        deny: &[Rule],
+        tcp_uid: bool,
+    ) -> Result<Access, UsageError> {
         for (flag, rule) in allow
             .iter()
             .map(|r| ("--allow", r))
             .chain(deny.iter().map(|r| ("--deny", r)))
         {
+            let stream = proto.kind() != SocketKind::Datagram;
             let fits = match rule {
                 Rule::Cidr(..) => !proto.is_unix(),
-                Rule::Uid(_) | Rule::Gid(_) => {
-                    proto.is_unix() && proto.kind() != SocketKind::Datagram
-                }
+                Rule::Uid(_) => stream && (proto.is_unix() || (tcp_uid && proto == Proto::Tcp)),
+                Rule::Gid(_) => stream && proto.is_unix(),
             };
             if !fits {
-                let why = match rule {
-                    Rule::Cidr(..) => {
-                        "CIDR blocks apply to tcp and udp; match Unix peers by uid:N or gid:N"
-                    }
-                    _ if proto == Proto::UnixDgram => {
-                        "a Unix datagram carries no credentials the receiver can check (SO_PEERCRED \
-                         needs a connection); uid and gid rules apply to unix and unix-seqpacket"
-                    }
-                    _ => {
-                        "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets; match IP peers by CIDR block"
-                    }
-                };
-                return Err(UsageError::new(format!("{flag} {rule} on {proto}: {why}")));
+                return Err(UsageError::new(format!(
+                    "{flag} {rule} on {proto}: {}",
+                    misfit(proto, rule, tcp_uid)
+                )));
             }
         }
         Ok(Access {
             allow: allow.to_vec(),
             deny: deny.to_vec(),
+            loopback_owner: None,
             logged: Mutex::default(),
             gate: None,
         })
@@ -216,12 +243,46 @@ impl Access {
         }
     }
 
+    /// No rules but one: a TCP peer on loopback must be user `uid` (`--exec`'s default, so
+    /// another local user cannot run the program as the server's user). Peers from other
+    /// addresses are let in as with no rules.
+    pub(crate) fn loopback_owner(uid: u32) -> Access {
+        Access {
+            loopback_owner: Some(uid),
+            ..Access::default()
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
+        self.allow.is_empty() && self.deny.is_empty() && self.loopback_owner.is_none()
+    }
+
+    /// Whether a rule needs the user that owns a TCP peer's socket.
+    fn asks_uid(&self) -> bool {
+        self.loopback_owner.is_some()
+            || self
+                .allow
+                .iter()
+                .chain(&self.deny)
+                .any(|r| matches!(r, Rule::Uid(_)))
     }
 
     /// The rule that refuses `who`, worded for the log; `None` when allowed.
     fn refusal(&self, who: Who) -> Option<String> {
+        if let Some(owner) = self.loopback_owner {
+            return match who {
+                Who::Local { uid, .. } if uid == owner => None,
+                Who::Local { uid, .. } => Some(format!(
+                    "--exec's rule: from this host only this server's user (uid {owner}) may \
+                     run the program; serve --allow uid:{uid} admits uid {uid}"
+                )),
+                Who::Ip(ip) if ip.to_canonical().is_loopback() => Some(format!(
+                    "--exec's rule: the user that owns this loopback connection could not be \
+                     told, and only uid {owner} may run the program"
+                )),
+                _ => None,
+            };
+        }
         if let Some(rule) = self.deny.iter().find(|r| r.matches(who)) {
             return Some(format!("--deny {rule}"));
         }
@@ -232,36 +293,50 @@ impl Access {
         None
     }
 
-    fn decide(&self, proto: Proto, peer: &dyn fmt::Display, who: Option<Who>) -> bool {
+    /// Admits `who`, or says why not (logged once per peer).
+    fn decide(
+        &self,
+        proto: Proto,
+        peer: &dyn fmt::Display,
+        who: Option<Who>,
+    ) -> Result<(), String> {
         if self.gate_refuses(who) {
             tracing::debug!("{proto} {peer}: refused, no run of this address holds its turn");
-            return false;
+            return Err("refused: no run of this address holds its turn".into());
         }
         if self.is_open() {
-            return true;
+            return Ok(());
         }
         let Some(who) = who else {
             // Rules exist but the kernel would not say who this is: refuse, never guess.
             warn!("{proto} {peer}: refused, the peer's identity is unknown");
-            return false;
+            return Err("refused: the server cannot tell who this peer is".into());
         };
         let Some(rule) = self.refusal(who) else {
-            return true;
+            return Ok(());
         };
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         if logged.len() >= MAX_LOGGED {
             logged.clear();
         }
         if logged.insert(who) {
-            warn!("{proto} {peer}: refused by {rule}");
+            match who {
+                Who::Local { uid, .. } => warn!("{proto} {peer} (uid {uid}): refused by {rule}"),
+                _ => warn!("{proto} {peer}: refused by {rule}"),
+            }
         }
-        false
+        Err(format!("refused by {rule}"))
     }
 
     /// Whether an accepted connection may stay; the caller closes it if not.
     pub(crate) fn admits_conn(&self, proto: Proto, conn: &Conn) -> bool {
+        self.judge_conn(proto, conn).is_ok()
+    }
+
+    /// Admits an accepted connection, or says why not, in words the peer may be told.
+    pub(crate) fn judge_conn(&self, proto: Proto, conn: &Conn) -> Result<(), String> {
         if self.is_open() && self.gate.is_none() {
-            return true;
+            return Ok(());
         }
         let who = if proto.is_unix() {
             crate::transport::unix::peer_cred(conn.socket())
@@ -272,9 +347,30 @@ impl Access {
                 .peer_addr()
                 .ok()
                 .and_then(|a| a.as_socket())
-                .map(|a| Who::Ip(a.ip()))
+                .and_then(|peer| self.ip_peer(proto, conn, peer))
         };
         self.decide(proto, &conn.peer(), who)
+    }
+
+    /// An IP peer, with the user owning its socket when a rule asks and the socket is on
+    /// this host (on loopback, or on another of this host's addresses); `None` when a
+    /// loopback peer's owner cannot be told.
+    fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Option<Who> {
+        let ip = peer.ip();
+        if proto != Proto::Tcp || !self.asks_uid() {
+            return Some(Who::Ip(ip));
+        }
+        let local = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
+        match local.map(|local| tcp_owner(peer, local)) {
+            Some(Ok(Some(uid))) => Some(Who::Local { ip, uid }),
+            // No socket of this host has that connection: a remote peer.
+            Some(Ok(None)) => Some(Who::Ip(ip)),
+            Some(Err(e)) => {
+                tracing::debug!("{proto} {}: who owns it: {e}", conn.peer());
+                (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip))
+            }
+            None => (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip)),
+        }
     }
 
     /// Whether a datagram from `from` is served; the caller ignores it if not.
@@ -283,8 +379,136 @@ impl Access {
             return true;
         }
         let who = from.0.as_socket().map(|a| Who::Ip(a.ip()));
-        self.decide(proto, from, who)
+        self.decide(proto, from, who).is_ok()
     }
+}
+
+/// Why `rule` cannot match a peer of `proto`.
+fn misfit(proto: Proto, rule: &Rule, tcp_uid: bool) -> &'static str {
+    match rule {
+        Rule::Cidr(..) => "CIDR blocks apply to tcp and udp; match Unix peers by uid:N or gid:N",
+        _ if proto == Proto::UnixDgram => {
+            "a Unix datagram carries no credentials the receiver can check (SO_PEERCRED \
+             needs a connection); uid and gid rules apply to unix and unix-seqpacket"
+        }
+        Rule::Gid(_) if tcp_uid && proto == Proto::Tcp => {
+            "the kernel tells which user owns a TCP peer's socket on this host, not its \
+             group; match it by uid:N"
+        }
+        _ if tcp_uid => {
+            "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (uid also \
+             from a TCP peer on this host); match other IP peers by CIDR block"
+        }
+        _ => {
+            "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (and uid:N \
+             on tcp for --exec); match IP peers by CIDR block"
+        }
+    }
+}
+
+/// SOCK_DIAG_BY_FAMILY, the sock_diag request and reply type.
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The netlink message header, before the request or reply.
+const NLMSG_HEADER: usize = 16;
+/// Where the owner's uid lies in an inet_diag_msg: family, state, timer, retrans (4 bytes),
+/// the socket id (48), expires, rqueue, wqueue (12).
+const IDIAG_UID: usize = 64;
+/// And the socket's inode, 0 for a socket no process holds.
+const IDIAG_INODE: usize = 68;
+
+/// The user that owns the TCP socket at `peer` connected to `local`, if that socket is on
+/// this host: one sock_diag query (NETLINK_SOCK_DIAG, inet_diag_req_v2) for exactly that
+/// connection, seen from the peer's side. `Ok(None)`: no such socket here.
+pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (peer, local) = (canonical(peer), canonical(local));
+    let found = diag_uid(peer, local)?;
+    if found.is_some() || !peer.is_ipv4() {
+        return Ok(found);
+    }
+    // An IPv6 socket that connected to an IPv4-mapped address is asked for as IPv6.
+    let mapped = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
+        IpAddr::V6(_) => a,
+    };
+    diag_uid(mapped(peer), mapped(local))
+}
+
+/// One exact sock_diag lookup of the TCP socket whose own end is `src` and other end `dst`.
+fn diag_uid(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<u32>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(
+        Domain::from(libc::AF_NETLINK),
+        Type::DGRAM,
+        Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
+    )?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
+    sock.send(&diag_request(src, dst))?;
+    let mut reply = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+    let n = sock.recv(&mut reply)?;
+    // Safety: recv initialised the first n bytes.
+    let reply: Vec<u8> = reply[..n]
+        .iter()
+        .map(|b| unsafe { b.assume_init() })
+        .collect();
+    let word = |at: usize| -> io::Result<[u8; 4]> {
+        reply
+            .get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .ok_or_else(|| io::Error::other("a short sock_diag reply"))
+    };
+    let kind = u16::from_ne_bytes([word(4)?[0], word(4)?[1]]);
+    if kind == libc::NLMSG_ERROR as u16 {
+        return match -i32::from_ne_bytes(word(NLMSG_HEADER)?) {
+            libc::ENOENT => Ok(None),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        };
+    }
+    if kind != SOCK_DIAG_BY_FAMILY {
+        return Err(io::Error::other(format!("sock_diag answered type {kind}")));
+    }
+    // The lookup falls back to a listening socket on the peer's address and port, and finds
+    // sockets that have closed (time-wait, orphaned: uid 0, no inode): only a live socket of
+    // exactly this connection says who owns it.
+    let ports = word(NLMSG_HEADER + 4)?;
+    let exact = ports[..2] == src.port().to_be_bytes() && ports[2..] == dst.port().to_be_bytes();
+    let inode = u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_INODE)?);
+    if !exact || inode == 0 {
+        return Ok(None);
+    }
+    Ok(Some(u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_UID)?)))
+}
+
+/// A netlink header and an inet_diag_req_v2 asking for one TCP socket in any state.
+fn diag_request(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let family = if src.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let addr = |a: SocketAddr| -> [u8; 16] {
+        let mut out = [0u8; 16];
+        match a.ip() {
+            IpAddr::V4(v4) => out[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => out = v6.octets(),
+        }
+        out
+    };
+    let mut req = Vec::with_capacity(72);
+    req.extend_from_slice(&72u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    req.extend_from_slice(&[family as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&src.port().to_be_bytes());
+    req.extend_from_slice(&dst.port().to_be_bytes());
+    req.extend_from_slice(&addr(src));
+    req.extend_from_slice(&addr(dst));
+    req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    req.extend_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
+    req
 }
 
 #[cfg(test)]
@@ -377,6 +601,50 @@ mod tests {
         assert!(access.refusal(ip("10.9.9.9")).is_some());
         assert_eq!(access.refusal(ip("10.9.9.10")), None);
         assert_eq!(access.refusal(ip("127.0.0.1")), None);
+    }
+
+    #[test]
+    fn uid_rules_on_tcp_are_for_exec_only() {
+        assert!(Access::new(Proto::Tcp, &[rule("uid:0")], &[]).is_err());
+        assert!(Access::for_exec(Proto::Tcp, &[rule("uid:0")], &[]).is_ok());
+        assert!(Access::for_exec(Proto::Tcp, &[rule("gid:0")], &[]).is_err());
+        assert!(Access::for_exec(Proto::Udp, &[rule("uid:0")], &[]).is_err());
+    }
+
+    #[test]
+    fn the_owner_of_a_loopback_connection_is_told_by_the_kernel() {
+        let me = nix::unistd::geteuid().as_raw();
+        for host in ["127.0.0.1:0", "[::1]:0"] {
+            let listener = std::net::TcpListener::bind(host).unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (served, peer) = listener.accept().unwrap();
+            let local = served.local_addr().unwrap();
+            assert_eq!(tcp_owner(peer, local).unwrap(), Some(me), "{host}");
+            // No socket here has a connection from the listener's port to itself.
+            assert_eq!(tcp_owner(local, local).unwrap(), None, "{host}");
+            // A client that closed (time-wait or orphaned, uid 0 in the kernel's answer) is
+            // nobody's.
+            drop(client);
+            assert_eq!(tcp_owner(peer, local).unwrap(), None, "{host} closed");
+            drop(served);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(tcp_owner(peer, local).unwrap(), None, "{host} time-wait");
+        }
+    }
+
+    #[test]
+    fn the_loopback_owner_rule_judges_only_peers_on_this_host() {
+        let access = Access::loopback_owner(1000);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(access.refusal(Who::Local { ip, uid: 1000 }), None);
+        let other = access.refusal(Who::Local { ip, uid: 65534 }).unwrap();
+        assert!(other.contains("--allow uid:65534"), "{other}");
+        assert!(
+            access.refusal(Who::Ip(ip)).is_some(),
+            "an unknown owner on loopback"
+        );
+        assert_eq!(access.refusal(Who::Ip("10.1.2.3".parse().unwrap())), None);
+        assert!(!access.is_open());
     }
 
     #[test]

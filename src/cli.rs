@@ -790,7 +790,9 @@ pub(crate) struct BufferArgs {
 #[derive(Debug, Args)]
 pub(crate) struct AccessArgs {
     /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
-    /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED)
+    /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED), and
+    /// with --exec uid:N over tcp, the user owning a client's socket on this host (sock_diag;
+    /// without rules only the server's own user may run the program from this host)
     #[arg(long, value_name = "RULE")]
     pub allow: Vec<crate::access::Rule>,
     /// Refuse peers matching any of these rules (repeatable; checked before --allow). A
@@ -802,6 +804,11 @@ pub(crate) struct AccessArgs {
 impl AccessArgs {
     pub(crate) fn access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
         crate::access::Access::new(proto, &self.allow, &self.deny)
+    }
+
+    /// The rules of `serve --exec`, where uid:N also applies on tcp.
+    pub(crate) fn exec_access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
+        crate::access::Access::for_exec(proto, &self.allow, &self.deny)
     }
 }
 
@@ -1071,7 +1078,10 @@ impl ServeArgs {
         Ok(ServeConfig {
             service: self.service(proto)?,
             socket: self.socket_options(proto)?,
-            access: self.access.access(proto)?,
+            access: match self.exec.exec.is_some() {
+                true => self.access.exec_access(proto)?,
+                false => self.access.access(proto)?,
+            },
             endpoint,
             transform: self.transform,
             model: self.model,

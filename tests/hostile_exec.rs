@@ -1,5 +1,6 @@
-//! `serve --exec` run by root on a socket every local user can reach: a Unix socket lets in
-//! the server's own user only, a socket file is made 0600, and loopback draws a warning.
+//! `serve --exec` run by root on a socket every local user can reach: a Unix socket and TCP
+//! from this host let in the server's own user only, a socket file is made 0600, and udp on
+//! loopback draws a warning.
 
 mod common;
 
@@ -54,11 +55,78 @@ fn exec_on_a_socket_file_makes_it_0600() {
     assert!(!stdout.contains("uid=0"), "nobody ran id as root: {stdout}");
 }
 
+/// Datagrams carry no owner the server could check: udp on loopback is the case that still
+/// lets every local user in, and says so.
 #[test]
 fn exec_on_loopback_as_root_warns_that_every_local_user_can_run_it() {
     if !root_only("exec_on_loopback_as_root_warns_that_every_local_user_can_run_it") {
         return;
     }
-    let server = Server::start(&["--proto", "tcp", "--addr", "127.0.0.1:0", "--exec", "id"]);
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0", "--exec", "id"]);
     server.wait_log("every local user can connect and run the program as root");
+}
+
+/// Over TCP from this host, the user owning the client's socket (sock_diag) must be the
+/// server's: nobody is refused with a line on each side, root runs the program.
+fn tcp_exec_admits_only_the_servers_user(listen: &str, connect: &str, extra: &[&str]) {
+    let mut args = vec!["--proto", "tcp", "--addr", listen];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--exec", "id"]);
+    let server = Server::start(&args);
+    let url = format!("tcp://{connect}:{}", server.port());
+    let out = as_nobody_runs(&url);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!stdout.contains("uid=0"), "nobody ran id as root: {stdout}");
+    assert!(!out.status.success(), "{connect}: {stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("uid 0") && stderr.lines().count() == 1,
+        "{connect}: the client's message: {stderr}"
+    );
+    let log = server.wait_log("(uid 65534): refused");
+    assert_eq!(log.matches("refused").count(), 1, "{log}");
+    let own = common::netecho(&["exec", &url], b"");
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("uid=0"),
+        "{connect}: the server's own user was not served: {}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+}
+
+#[test]
+fn exec_over_tcp_loopback_admits_only_the_servers_user() {
+    if !root_only("exec_over_tcp_loopback_admits_only_the_servers_user") {
+        return;
+    }
+    tcp_exec_admits_only_the_servers_user("127.0.0.1:0", "127.0.0.1", &[]);
+    tcp_exec_admits_only_the_servers_user("[::1]:0", "[::1]", &[]);
+    // A dual-stack socket sees an IPv4 client as ::ffff:127.0.0.1.
+    tcp_exec_admits_only_the_servers_user("[::]:0", "127.0.0.1", &["--allow-remote-exec"]);
+}
+
+#[test]
+fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
+    if !root_only("exec_over_tcp_admits_another_user_named_by_allow_uid") {
+        return;
+    }
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--allow",
+        "uid:65534",
+        "--exec",
+        "id",
+    ]);
+    let out = as_nobody_runs(&server.url());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The program runs as the server's user, for the client the rule names.
+    assert!(
+        stdout.contains("uid=0"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

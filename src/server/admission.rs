@@ -37,11 +37,10 @@ impl Admission {
     }
 
     /// Whether a new connection is served: allowed, and there is room. Counts it if so; a
-    /// refusal is logged (the caller drops, and so closes, the connection).
-    pub(crate) fn conn(&self, conn: &Conn) -> bool {
-        if !self.access.admits_conn(self.proto, conn) {
-            return false;
-        }
+    /// refusal is logged and its reason returned, for the peer (the caller drops, and so
+    /// closes, the connection).
+    pub(crate) fn conn(&self, conn: &Conn) -> Result<(), String> {
+        self.access.judge_conn(self.proto, conn)?;
         if !self.take() {
             warn!(
                 "{} {}: refused, {} connections already (--max-conns)",
@@ -49,9 +48,12 @@ impl Admission {
                 conn.peer(),
                 self.max_conns
             );
-            return false;
+            return Err(format!(
+                "busy: {} clients already (--max-conns)",
+                self.max_conns
+            ));
         }
-        true
+        Ok(())
     }
 
     /// Whether a datagram request is served, as [`Admission::conn`] decides for connections.

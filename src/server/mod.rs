@@ -136,9 +136,13 @@ pub(crate) struct Server<S> {
 impl<S: Service> Server<S> {
     /// A session for a new connection, if it is admitted; a refused one is closed.
     pub(crate) fn admit(&self, conn: Conn, drive: Drive) -> Option<S::Session> {
-        self.admission
-            .conn(&conn)
-            .then(|| self.service.open(conn, drive))
+        match self.admission.conn(&conn) {
+            Ok(()) => Some(self.service.open(conn, drive)),
+            Err(why) => {
+                self.service.refuse(&conn, &why);
+                None
+            }
+        }
     }
 
     /// Logs a finished session's line and frees its slot.
@@ -416,6 +420,13 @@ fn exec_access(access: Arc<Access>, endpoint: &Endpoint) -> Result<Arc<Access>> 
         info!("--exec: only uid {uid} (this server's user) may connect; --allow uid:N adds others");
         let own = crate::access::Rule::Uid(uid.as_raw());
         return Ok(Arc::new(Access::new(proto, &[own], &[])?));
+    }
+    if access.is_open() && proto == Proto::Tcp {
+        info!(
+            "--exec: from this host only uid {uid} (this server's user) may connect, told by \
+             the kernel (sock_diag); --allow uid:N admits others"
+        );
+        return Ok(Arc::new(Access::loopback_owner(uid.as_raw())));
     }
     let shared = match endpoint.addr {
         Address::UnixAbstract(_) => true,

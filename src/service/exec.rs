@@ -600,6 +600,14 @@ impl super::Service for ExecService {
         true
     }
 
+    /// The end frame, with the reason as its note: the client prints it and exits non-zero.
+    fn refuse(&self, conn: &Conn, why: &str) {
+        let mut out = Vec::new();
+        exit_frame(-1, why, &mut out);
+        let _ = conn.send_all(&out);
+        let _ = conn.shutdown_write();
+    }
+
     fn open(&self, conn: Conn, _: super::Drive) -> ExecSession {
         ExecSession {
             conn,

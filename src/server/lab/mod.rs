@@ -315,6 +315,8 @@ fn echo(proto: Proto, config: &LabServeConfig, stats: &'static Stats, access: Ar
         max_pending: DEFAULT_MAX_PENDING,
         framing: Framing::None,
         max_frame: DEFAULT_MAX_FRAME as usize,
+        // Unframed: each read is echoed at once, nothing is ever left unfinished.
+        frame_timeout: None,
         datagram: DatagramRules {
             transform: Transform::Upper,
             allow_loop_ports: false,
