@@ -194,6 +194,11 @@ impl EchoConn {
     /// [`READS_PER_PUMP`] messages were read. `buf` is scratch space of at least
     /// [`MAX_MESSAGE`] bytes, shared by all connections of a thread.
     pub(crate) fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
+        // A frame past its deadline ends the connection even when it is not read from (its
+        // peer does not read its replies).
+        if let Some(e) = self.messages.expired() {
+            return Step::Done(ConnEnd::BadFrame(e));
+        }
         let step = self.pump_messages(buf, transform, stats);
         self.tally.reads = self.messages.reads() as u64;
         step

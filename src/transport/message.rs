@@ -202,6 +202,12 @@ pub(crate) trait MessageRecv: Send {
     fn deadline(&self) -> Option<Instant> {
         None
     }
+
+    /// The error of a frame past its deadline, if one is: for a caller that will not read
+    /// now (its peer's replies wait) and must still end the connection on time.
+    fn expired(&self) -> Option<FrameError> {
+        None
+    }
 }
 
 /// The sending half of a connection's messages. Stateless, so a writer thread and a reader
@@ -399,6 +405,10 @@ impl MessageRecv for Frames {
     fn deadline(&self) -> Option<Instant> {
         let (started, limit) = (self.started?, self.limit?);
         (self.decoder.unfinished() > 0).then_some(started + limit)
+    }
+
+    fn expired(&self) -> Option<FrameError> {
+        self.overdue().then(|| self.unfinished())
     }
 }
 
