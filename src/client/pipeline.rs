@@ -92,7 +92,8 @@ pub(crate) fn run(
     };
     let (lengths, sent) = mpsc::channel::<usize>();
     thread::scope(|scope| {
-        let writer = scope.spawn(|| {
+        let writing = thread::Builder::new().name("send".into());
+        let writer = writing.spawn_scoped(scope, || {
             let mut count = 0;
             let result = (|| {
                 while let Some(msg) = next()? {
@@ -115,6 +116,7 @@ pub(crate) fn run(
             drop(lengths);
             result
         });
+        let writer = writer.map_err(|e| anyhow!("cannot start the sending thread: {e}"))?;
         let read = Reader::new(cut, target, &heard).read(conn, &sent, &ended, timeout, reply);
         let wrote = writer
             .join()

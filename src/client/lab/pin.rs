@@ -60,16 +60,21 @@ mod tests {
     fn a_pinned_thread_runs_where_it_was_put() {
         let cores = allowed().unwrap();
         let last = *cores.last().unwrap();
-        std::thread::spawn(move || {
-            pin(last).unwrap();
-            assert_eq!(allowed().unwrap(), vec![last]);
-            // Threads it starts inherit the core.
-            std::thread::spawn(move || assert_eq!(allowed().unwrap(), vec![last]))
-                .join()
-                .unwrap();
-        })
-        .join()
-        .unwrap();
+        let thread = || std::thread::Builder::new().name("pinned".into());
+        thread()
+            .spawn(move || {
+                pin(last).unwrap();
+                assert_eq!(allowed().unwrap(), vec![last]);
+                // Threads it starts inherit the core.
+                thread()
+                    .spawn(move || assert_eq!(allowed().unwrap(), vec![last]))
+                    .unwrap()
+                    .join()
+                    .unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
         if cores.len() >= 2 {
             let c = Cores::choose().unwrap();
             assert_ne!(c.client, c.server);
