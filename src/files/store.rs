@@ -347,9 +347,13 @@ fn open_beneath(dir: &OwnedFd, name: &str) -> io::Result<File> {
 /// no symlink at all.
 fn open_dir_beneath(dir: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
     match openat2_beneath(dir, path.as_os_str().as_bytes(), DIR_FLAGS) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
-        other => return other,
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => walk_beneath(dir, path),
+        other => other,
     }
+}
+
+/// The directory `path` beneath `dir`, one component at a time, refusing every symlink.
+fn walk_beneath(dir: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
     let mut at = OwnedFd::from(open_at(dir, c".", DIR_FLAGS, 0)?);
     for part in path.components() {
         let Component::Normal(part) = part else {
@@ -633,6 +637,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn upload_directories_are_opened_beneath_dir() {
+        let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("in")).unwrap();
+        let store = Store::open(dir.path(), true, 1 << 20).unwrap();
+        for name in ["x", "a/x", "a/b/x", "./a/y", "in/z"] {
+            let mut partial = Partial::create(&store.upload_path(name, 2).unwrap(), false).unwrap();
+            std::io::Write::write_all(&mut partial.file, b"hi").unwrap();
+            partial.commit(false).unwrap();
+        }
+        assert_eq!(fs::read(dir.path().join("a/x")).unwrap(), b"hi");
+        for (name, why) in [
+            ("out/x", "leads out"),
+            ("nope/x", "no such directory"),
+            ("a/x", "already exists"),
+            ("../x", "'..'"),
+        ] {
+            let err = store.upload_path(name, 2).unwrap_err().0;
+            assert!(err.contains(why), "{name}: {err}");
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Without openat2: one component at a time, and no symlink at all.
+        let root = OwnedFd::from(File::open(dir.path()).unwrap());
+        assert!(walk_beneath(&root, Path::new("a/b")).is_ok());
+        for path in ["out", "in", "a/nope"] {
+            assert!(walk_beneath(&root, Path::new(path)).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_stale_temporary_file_of_a_dead_process_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        // No process has pid 2^22 + 1 (above the kernel's pid_max limit).
+        let dead = ".f.netecho-4194305-0.part";
+        fs::write(dir.path().join("sub").join(dead), b"x").unwrap();
+        let mine = format!(".f.netecho-{}-0.part", std::process::id());
+        fs::write(dir.path().join(&mine), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join(".g.netecho-4194305-1.part"))
+            .unwrap();
+        Store::open(dir.path(), true, 1 << 20).unwrap();
+        assert!(!dir.path().join("sub").join(dead).exists());
+        assert!(dir.path().join(&mine).exists());
+        assert!(fs::symlink_metadata(dir.path().join(".g.netecho-4194305-1.part")).is_ok());
+    }
+
+    #[test]
     fn names_stay_inside_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.txt"), b"hi").unwrap();
@@ -661,6 +713,7 @@ mod tests {
             assert!(err.contains(why), "{name}: {err}");
         }
         let devices = Store::open(Path::new("/dev"), false, 1 << 30).unwrap();
+        assert!(devices.upload_path("x", 1).is_err(), "uploads are off");
         assert!(
             devices
                 .open_file("null")
