@@ -421,7 +421,8 @@ pub(crate) struct ExecServeArgs {
     #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true, value_terminator = ";")]
     pub exec: Option<Vec<std::ffi::OsString>>,
     /// With --exec: allow an address other than loopback or a Unix socket (anyone who can
-    /// reach it runs the program)
+    /// reach it runs the program). Over udp a source off this host hears an answer only when
+    /// it is no larger than its request (its address could be forged): use tcp for them
     #[arg(long)]
     pub allow_remote_exec: bool,
     /// With --exec: kill a program still running after this long

@@ -130,3 +130,42 @@ fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent() {
+    let test = "exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent";
+    let Some(pair) = common::pair::namespaces(test, "exec") else {
+        return;
+    };
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", &pair.server, common::bin(), "serve"]);
+    cmd.args([
+        "--proto",
+        "udp",
+        "--addr",
+        "10.203.7.1:0",
+        "--allow-remote-exec",
+    ]);
+    cmd.args(["--exec", "head", "-c", "10"]);
+    let server = Server::start_with(&mut cmd);
+    let to = format!("10.203.7.1:{}", server.port());
+    let sock = common::pair::socket_in(&pair.client);
+    let mut buf = [0u8; 2048];
+    // 100 bytes in: ten bytes of output and the exit status fit in fewer, and come back.
+    sock.send_to(&[b'x'; 100], &to).unwrap();
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let n = sock.recv(&mut buf).expect("the answer to a larger request");
+    assert!(
+        n <= 100 && buf[..n].windows(10).any(|w| w == [b'x'; 10]),
+        "{n}"
+    );
+    // 8 bytes in: the answer would be larger, and this source could be forged.
+    sock.send_to(b"abcdefgh", &to).unwrap();
+    server.wait_log("not sent");
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "an answer larger than the request"
+    );
+}

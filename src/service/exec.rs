@@ -646,6 +646,17 @@ impl super::Requests for ExecService {
             .run_once(&peer, request, crate::transport::udp::MAX_PAYLOAD_V4);
         self.stats
             .message(&mut Tally::default(), request.len(), reply.len());
+        // A datagram's source can be forged from outside this host: a reply larger than the
+        // request would let anyone aim this server's output at a victim.
+        if reply.len() > request.len() && !from.unforgeable() {
+            warn!(
+                "{from}: a {}-byte reply to a {}-byte request not sent: the source of a datagram \
+                 from off this host is unproven; run exec over tcp for remote clients",
+                reply.len(),
+                request.len()
+            );
+            return;
+        }
         hexdump::dump_if(Way::Out, from, &reply);
         if let Err(e) = sock.send_to(&reply, from) {
             warn!("{from}: reply not sent: {e}");

@@ -551,6 +551,20 @@ impl PeerAddr {
         }
     }
 
+    /// Whether this sender cannot be a forged address from outside this host: a loopback
+    /// address (the kernel drops packets from the wire with such a source) or a Unix socket.
+    pub(crate) fn unforgeable(&self) -> bool {
+        match self.0.as_socket() {
+            None => true,
+            Some(a) => match a.ip() {
+                std::net::IpAddr::V4(ip) => ip.is_loopback(),
+                std::net::IpAddr::V6(ip) => {
+                    ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+            },
+        }
+    }
+
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
     /// recvfrom and recvmmsg report such a sender with an address length of 0 (the family
     /// bytes are then not written, so they cannot be trusted), or with the family alone.

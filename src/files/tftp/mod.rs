@@ -145,20 +145,6 @@ impl First<'_> {
     }
 }
 
-/// Whether `peer` cannot be a forged address from outside this host: a loopback address
-/// (the kernel drops packets from the wire with such a source) or a Unix socket.
-fn local(peer: &PeerAddr) -> bool {
-    match peer.0.as_socket() {
-        None => true,
-        Some(a) => match a.ip() {
-            std::net::IpAddr::V4(ip) => ip.is_loopback(),
-            std::net::IpAddr::V6(ip) => {
-                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        },
-    }
-}
-
 /// The TFTP error code for a name the store refuses.
 fn code_of(refused: &Refused) -> u16 {
     if refused.0.contains("no such file") {
@@ -198,7 +184,7 @@ fn serve_read(
     options::fit(&mut agreed, &mut oack, first.limit);
     if !oack.is_empty() {
         first.prove(&oack_bytes(&oack), false)?;
-    } else if !(local(&first.wire.peer) || tftp.rfc1350) {
+    } else if !(first.wire.peer.unforgeable() || tftp.rfc1350) {
         let _ = first.refuse::<()>(codec::NOT_DEFINED, SEND_OPTIONS);
         bail!(
             "refused a TFTP request without options from an address that may be forged: DATA \
