@@ -329,6 +329,8 @@ pub(crate) struct ServeArgs {
     pub exec: ExecServeArgs,
     #[command(flatten)]
     pub lab: LabServeArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// `serve --lab`: the far end of `lab HOST` for a class.
@@ -541,6 +543,8 @@ pub(crate) struct SendArgs {
     pub ttl: Option<u8>,
     #[command(flatten)]
     pub buffers: BufferArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -612,6 +616,8 @@ pub(crate) struct BenchArgs {
     pub framing: FramingArgs,
     #[command(flatten)]
     pub buffers: BufferArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Where a file service is and how to talk to it: shared by get and put.
@@ -637,6 +643,8 @@ pub(crate) struct TransferArgs {
     pub retries: u32,
     #[command(flatten)]
     pub impair: ImpairArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -683,6 +691,8 @@ pub(crate) struct ExecArgs {
     /// Datagrams: how long to wait for the reply
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1076,9 +1086,11 @@ impl ServeArgs {
     pub(crate) fn config(&self) -> Result<ServeConfig, UsageError> {
         let endpoint = self.endpoint()?;
         let proto = endpoint.proto;
+        let mut socket = self.socket_options(proto)?;
+        socket.tls = self.tls.server(self.tls.tls, &endpoint)?;
         Ok(ServeConfig {
             service: self.service(proto)?,
-            socket: self.socket_options(proto)?,
+            socket,
             access: match self.exec.exec.is_some() {
                 true => self.access.exec_access(proto)?,
                 false => self.access.access(proto)?,
@@ -1206,6 +1218,7 @@ impl ServeArgs {
             ttl: None,
             rcvbuf: self.buffers.rcvbuf,
             sndbuf: self.buffers.sndbuf,
+            tls: None,
         })
     }
 }
@@ -1278,6 +1291,7 @@ impl SendArgs {
                 ttl: self.ttl,
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
+                tls: self.tls.client(self.tls.tls, proto)?,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,
@@ -1757,5 +1771,168 @@ mod tests {
         };
         let netns = args.config().expect("config").netns.expect("netns");
         assert_eq!((netns.loss, netns.rate), (0.05, Some(2_000_000)));
+    }
+}
+
+/// TLS over a stream (tcp, unix, unix-seqpacket): shared by serve, send, bench, get, put,
+/// exec and relay. The server's half is --cert/--key; the client's half is whom it trusts.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct TlsArgs {
+    /// Encrypt with TLS (rustls; ALPN "netecho"). serve without --cert makes a self-signed
+    /// certificate at start and prints its SHA-256 fingerprint beside `listening`; give that
+    /// to clients as --pin
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls, serve: the certificate chain to present (PEM), with --key
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// With --tls, serve: the private key of --cert (PEM: PKCS#8, RSA or EC)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+    /// With --tls, clients: trust the CAs in FILE (PEM) instead of the system's
+    /// (/etc/ssl/certs)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pin", "insecure"])]
+    pub ca: Option<std::path::PathBuf>,
+    /// With --tls, clients: trust exactly the server certificate with this SHA-256
+    /// fingerprint (as serve prints it, or `openssl x509 -fingerprint -sha256`; colons and
+    /// case do not matter). Names and dates are not checked; the server must still prove it
+    /// holds the certificate's key
+    #[arg(long, value_name = "SHA256", value_parser = parse_pin, conflicts_with = "insecure")]
+    pub pin: Option<crate::transport::tls::cert::Fingerprint>,
+    /// With --tls, clients: do not check the server's certificate at all (encrypted, but to
+    /// whoever answers); a warning says so
+    #[arg(long)]
+    pub insecure: bool,
+    /// With --tls: the only TLS version to speak, 1.3 (one round trip) or 1.2 (two, and the
+    /// certificate in cleartext, as --explain shows)
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"], default_value = "1.3")]
+    pub tls_version: String,
+    /// With --tls, clients: the name the server's certificate must carry [default: the host
+    /// connected to; localhost over a Unix socket]
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+fn parse_pin(text: &str) -> Result<crate::transport::tls::cert::Fingerprint, String> {
+    crate::transport::tls::cert::Fingerprint::parse(text)
+}
+
+/// Which side of a connection a command's TLS flags configure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsSide {
+    Server,
+    Client,
+}
+
+impl TlsArgs {
+    /// The TLS config when `on` (--tls, or a relay's --tls-from/--tls-to), every flag
+    /// checked against `proto` and the side it configures; None without TLS.
+    pub(crate) fn config_for(
+        &self,
+        on: bool,
+        proto: Proto,
+        side: TlsSide,
+    ) -> Result<Option<crate::transport::tls::cert::TlsConfig>, UsageError> {
+        use crate::transport::tls::cert::{TlsConfig, TlsVersion};
+        let given = self.given();
+        if !on {
+            return match given.first() {
+                Some(flag) => Err(UsageError::new(format!(
+                    "{flag} goes with --tls; add --tls to encrypt"
+                ))),
+                None => Ok(None),
+            };
+        }
+        if proto.kind() == crate::endpoint::SocketKind::Datagram || proto == Proto::Raw {
+            return Err(UsageError::new(format!(
+                "TLS needs a reliable stream, and {proto} is not one; use --proto quic for \
+                 encryption over udp"
+            )));
+        }
+        let wrong: &[&str] = match side {
+            Side::Server => &["--ca", "--pin", "--insecure", "--server-name"],
+            Side::Client => &["--cert", "--key"],
+        };
+        if let Some(flag) = given.iter().find(|f| wrong.contains(f)) {
+            let why = match side {
+                Side::Server => "is for clients: a server presents its certificate (--cert, --key)",
+                Side::Client => {
+                    "is for serve: a client checks the server's certificate (--ca, --pin)"
+                }
+            };
+            return Err(UsageError::new(format!("{flag} {why}")));
+        }
+        Ok(Some(TlsConfig {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: self.ca.clone(),
+            pin: self.pin,
+            insecure: self.insecure,
+            version: match self.tls_version.as_str() {
+                "1.2" => TlsVersion::V12,
+                _ => TlsVersion::V13,
+            },
+            server_name: self.server_name.clone(),
+        }))
+    }
+
+    /// The TLS flags given on the command line (other than --tls itself).
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--cert", self.cert.is_some()),
+            ("--key", self.key.is_some()),
+            ("--ca", self.ca.is_some()),
+            ("--pin", self.pin.is_some()),
+            ("--insecure", self.insecure),
+            ("--tls-version", self.tls_version != "1.3"),
+            ("--server-name", self.server_name.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, used)| used.then_some(flag))
+        .collect()
+    }
+}
+
+use TlsSide as Side;
+
+impl TlsArgs {
+    /// A server's TLS for `endpoint` (a certificate made for the names it listens on when
+    /// none was given), when `on`.
+    pub(crate) fn server(
+        &self,
+        on: bool,
+        endpoint: &Endpoint,
+    ) -> Result<Option<crate::transport::tls::TlsEnd>, UsageError> {
+        use crate::endpoint::Address;
+        use crate::transport::tls::{TlsEnd, cert::names_for};
+        let Some(config) = self.config_for(on, endpoint.proto, Side::Server)? else {
+            return Ok(None);
+        };
+        let names = match &endpoint.addr {
+            Address::Ip(addr) => names_for(Some(addr.ip())),
+            Address::Host(name, _) => {
+                let mut names = vec![name.clone()];
+                names.extend(names_for(None));
+                names
+            }
+            _ => names_for(None),
+        };
+        TlsEnd::server(&config, &names)
+            .map(Some)
+            .map_err(|e| UsageError::new(format!("{e:#}")))
+    }
+
+    /// A client's TLS over `proto`, when `on`.
+    pub(crate) fn client(
+        &self,
+        on: bool,
+        proto: Proto,
+    ) -> Result<Option<crate::transport::tls::TlsEnd>, UsageError> {
+        let Some(config) = self.config_for(on, proto, Side::Client)? else {
+            return Ok(None);
+        };
+        crate::transport::tls::TlsEnd::client(&config)
+            .map(Some)
+            .map_err(|e| UsageError::new(format!("{e:#}")))
     }
 }

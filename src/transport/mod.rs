@@ -13,6 +13,7 @@ pub(crate) mod ip;
 pub(crate) mod message;
 pub(crate) mod raw;
 pub(crate) mod tcp;
+pub(crate) mod tls;
 pub(crate) mod udp;
 pub(crate) mod unix;
 
@@ -54,6 +55,9 @@ pub(crate) struct SocketOptions {
     /// SO_RCVBUF and SO_SNDBUF, in bytes, when asked for; else the kernel's defaults.
     pub rcvbuf: Option<usize>,
     pub sndbuf: Option<usize>,
+    /// TLS over the connections of a stream socket: a listener's certificate, or what a
+    /// client trusts.
+    pub tls: Option<tls::TlsEnd>,
 }
 
 impl Default for SocketOptions {
@@ -68,6 +72,7 @@ impl Default for SocketOptions {
             ttl: None,
             rcvbuf: None,
             sndbuf: None,
+            tls: None,
         }
     }
 }
@@ -138,12 +143,14 @@ pub(crate) fn bind(endpoint: &Endpoint, opts: &SocketOptions) -> Result<Bound> {
 /// Binds a listener or a datagram socket for `target`.
 pub(crate) fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSock> {
     let endpoint = target.endpoint();
+    let tls = |mut l: Listener| {
+        l.tls = opts.tls.clone();
+        BoundSock::Listener(l)
+    };
     match target.proto {
-        SockProto::Tcp => tcp::bind(&target.addr, opts).map(BoundSock::Listener),
+        SockProto::Tcp => tcp::bind(&target.addr, opts).map(tls),
         SockProto::Udp => udp::bind(&target.addr, opts).map(BoundSock::Datagram),
-        SockProto::Unix | SockProto::UnixSeqpacket => {
-            unix::bind_listener(&endpoint, opts).map(BoundSock::Listener)
-        }
+        SockProto::Unix | SockProto::UnixSeqpacket => unix::bind_listener(&endpoint, opts).map(tls),
         SockProto::UnixDgram => unix::bind_datagram(&endpoint, opts).map(BoundSock::Datagram),
     }
 }
@@ -183,7 +190,7 @@ pub(crate) fn target_candidates(target: &Target) -> Result<Vec<Target>> {
 pub(crate) fn connect_first(target: &Target, opts: &SocketOptions) -> Result<Conn> {
     let mut last = None;
     for candidate in target_candidates(target)? {
-        match connect(&candidate, opts) {
+        match connect_named(&candidate, opts, host_name(&target.addr)) {
             Ok(conn) => return Ok(conn),
             Err(e) => last = Some(socket_error(Call::Connect, &candidate, &e)),
         }
@@ -204,6 +211,36 @@ pub(crate) fn peer_addr(endpoint: &Endpoint) -> Result<PeerAddr> {
 /// The error is the kernel's, so a caller can decide whether the next candidate is worth a
 /// try; [`crate::error::socket_error`] words it for the user.
 pub(crate) fn connect(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
+    connect_named(target, opts, None)
+}
+
+/// The host name a user gave, if the address is one.
+fn host_name(addr: &Address) -> Option<String> {
+    match addr {
+        Address::Host(name, _) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// [`connect`], with the host name the user gave (for TLS: the name the server's
+/// certificate must carry; without it, the address connected to).
+fn connect_named(target: &Target, opts: &SocketOptions, host: Option<String>) -> io::Result<Conn> {
+    let mut conn = connect_plain(target, opts)?;
+    if let Some(tls::TlsEnd::Client(client)) = &opts.tls {
+        let host = host.or_else(|| match &target.addr {
+            Address::Ip(addr) => Some(addr.ip().to_string()),
+            _ => None,
+        });
+        let name = tls::cert::server_name(&client.tls, host.as_deref())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let session = tls::Session::client(client.config.clone(), name, &conn.peer)?;
+        session.handshake(&conn.sock)?;
+        conn.tls = Some(session);
+    }
+    Ok(conn)
+}
+
+fn connect_plain(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
     match (&target.addr, target.proto) {
         (Address::Ip(addr), SockProto::Tcp) => tcp::connect(*addr, opts),
         (Address::Ip(addr), SockProto::Udp) => udp::connect(*addr, opts),
@@ -287,6 +324,8 @@ pub(crate) struct Conn {
     /// When the frame being read must be whole, in ms since `born` (0: none).
     deadline: AtomicU64,
     born: std::time::Instant,
+    /// The TLS session its bytes pass through, when it has one.
+    tls: Option<tls::Session>,
 }
 
 impl Conn {
@@ -299,6 +338,7 @@ impl Conn {
             frame_time: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             born: std::time::Instant::now(),
+            tls: None,
         }
     }
 
@@ -336,14 +376,28 @@ impl Conn {
             .set_read_timeout(Some(Duration::from_millis(deadline - now)))
     }
 
+    /// The kind of socket its messages follow: TLS makes any socket a stream of records.
     pub(crate) fn kind(&self) -> SocketKind {
-        self.kind
+        match self.tls {
+            Some(_) => SocketKind::Stream,
+            None => self.kind,
+        }
+    }
+
+    /// Whether its bytes pass through TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A TLS handshake still unfinished past its deadline: the server closes it.
+    pub(crate) fn handshake_overdue(&self) -> bool {
+        self.tls.as_ref().is_some_and(tls::Session::overdue)
     }
 
     /// What a message is on this connection, with the framing a user asked for (which
     /// applies to streams only).
     pub(crate) fn carrier(&self, framing: framing::Framing) -> message::Carrier {
-        message::Carrier::of(self.kind, framing)
+        message::Carrier::of(self.kind(), framing)
     }
 
     /// Who is on the other end, for log lines (for Unix sockets with the peer's pid and uid).
@@ -363,6 +417,12 @@ impl Conn {
     /// One recv(2): a chunk of a stream, or one whole message.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         self.before_recv()?;
+        if let Some(tls) = &self.tls {
+            return Ok(match tls.recv(&self.sock, buf)? {
+                0 if !buf.is_empty() => Received::Closed,
+                n => Received::Data(n),
+            });
+        }
         recv_message(&self.sock, self.kind, buf)
     }
 
@@ -434,6 +494,9 @@ impl Conn {
     /// Sends all of `buf`: send(2) until every byte is written (what Python calls sendall).
     /// On a message socket that is one send of one message.
     pub(crate) fn send_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        if let Some(tls) = &self.tls {
+            return tls.send_all(&self.sock, buf);
+        }
         if self.kind != SocketKind::Stream {
             let sent = calls::send(&self.sock, buf)?;
             return if sent == buf.len() {
@@ -459,6 +522,9 @@ impl Conn {
     /// One send(2): on a stream it may take only part of `buf` (returns how much); on a
     /// message socket it sends the whole message or fails.
     pub(crate) fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(tls) = &self.tls {
+            return tls.send_some(&self.sock, buf);
+        }
         loop {
             match calls::send(&self.sock, buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -483,6 +549,9 @@ impl Conn {
 
     /// shutdown(2) of the sending half: on a stream, the peer reads end-of-file.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        if let Some(tls) = &self.tls {
+            tls.close_notify(&self.sock);
+        }
         self.sock.shutdown(std::net::Shutdown::Write)
     }
 }
@@ -501,6 +570,8 @@ pub(crate) struct Listener {
     nodelay: bool,
     /// The socket file this listener created, removed when the listener is dropped.
     _file: Option<unix::SocketFile>,
+    /// The TLS every accepted connection speaks, when it has one.
+    tls: Option<tls::TlsEnd>,
 }
 
 impl Listener {
@@ -515,7 +586,11 @@ impl Listener {
             }
             PeerAddr(addr).to_string()
         };
-        Ok(Conn::new(sock, self.proto.kind(), peer, None))
+        let mut conn = Conn::new(sock, self.proto.kind(), peer, None);
+        if let Some(tls::TlsEnd::Server(server)) = &self.tls {
+            conn.tls = Some(tls::Session::server(server.config.clone(), &conn.peer)?);
+        }
+        Ok(conn)
     }
 
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
@@ -726,6 +801,11 @@ fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<R
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some(tls) = &self.tls {
+            // close_notify, if the socket takes it at once: a closing peer is not waited for.
+            let _ = self.sock.set_nonblocking(true);
+            tls.close_notify(&self.sock);
+        }
         calls::closing(&self.sock);
     }
 }

@@ -1,0 +1,434 @@
+//! Certificates and the rustls configurations built from them, shared by TLS over streams
+//! and by QUIC: the server's certificate (PEM files, or a self-signed one made at start),
+//! its SHA-256 fingerprint, and how a client decides to trust a server (the system's roots,
+//! a CA file, a pinned fingerprint, or nothing at all when asked to be insecure).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// The application protocol both ends name in the handshake (ALPN).
+pub(crate) const ALPN: &[u8] = b"netecho";
+
+/// The TLS version a connection is limited to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TlsVersion {
+    /// TLS 1.2 (RFC 5246): for peers that have no 1.3, and to see the older handshake.
+    V12,
+    /// TLS 1.3 (RFC 8446): one round trip, everything after the hellos encrypted.
+    #[default]
+    V13,
+}
+
+impl TlsVersion {
+    fn rustls(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static V12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        static V13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+        match self {
+            TlsVersion::V12 => &V12,
+            TlsVersion::V13 => &V13,
+        }
+    }
+
+    /// As a person writes it: "TLS 1.3".
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TlsVersion::V12 => "TLS 1.2",
+            TlsVersion::V13 => "TLS 1.3",
+        }
+    }
+}
+
+/// A certificate's SHA-256 fingerprint: the digest of its DER bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    pub(crate) fn of(der: &[u8]) -> Fingerprint {
+        Fingerprint(Sha256::digest(der).into())
+    }
+
+    /// A pin as a user copies it: 64 hex digits, with or without colons, in any case
+    /// (`openssl x509 -fingerprint -sha256` prints `AB:CD:...`).
+    pub(crate) fn parse(text: &str) -> Result<Fingerprint, String> {
+        let text = text.trim();
+        let text = text.split_once('=').map_or(text, |(_, after)| after).trim();
+        let hex: String = text.chars().filter(|&c| c != ':').collect();
+        let bad = || {
+            format!(
+                "{text:?} is not a SHA-256 fingerprint: 64 hex digits, colons allowed, as \
+                 `serve --tls` or `openssl x509 -fingerprint -sha256` print it"
+            )
+        };
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Fingerprint(out))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, byte) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{byte:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What `--tls` and its flags ask, as plain values cli.rs builds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsConfig {
+    /// The server's certificate chain (PEM); with neither it nor `key`, a self-signed one.
+    pub cert: Option<PathBuf>,
+    /// The server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Trust the CAs in this PEM file instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// Trust exactly the server certificate with this fingerprint.
+    pub pin: Option<Fingerprint>,
+    /// Trust any certificate (the handshake still encrypts, but anyone can be the server).
+    pub insecure: bool,
+    pub version: TlsVersion,
+    /// The name the server's certificate must carry [default: the host connected to].
+    pub server_name: Option<String>,
+}
+
+/// A server's rustls configuration and what `serve` says about its certificate.
+#[derive(Clone)]
+pub(crate) struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// The SHA-256 fingerprint of the certificate the server presents.
+    pub fingerprint: Fingerprint,
+    /// Whether the certificate was made at start (self-signed), so clients need `--pin`.
+    pub made: bool,
+}
+
+/// The crypto every netecho TLS and QUIC endpoint uses (ring).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server's configuration: the certificate of `--cert`/`--key`, or a self-signed one
+/// for `names` (the names and addresses the server listens on).
+pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerTls> {
+    let (chain, key, made) = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?, false),
+        (None, None) => {
+            let (cert, key) = self_signed(names)?;
+            (vec![cert], key, true)
+        }
+        _ => bail!("a server certificate needs both --cert FILE and --key FILE"),
+    };
+    let fingerprint = Fingerprint::of(&chain[0]);
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(tls.version.rustls())
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the certificate and the key do not go together (--cert, --key)")?;
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(ServerTls {
+        config: Arc::new(config),
+        fingerprint,
+        made,
+    })
+}
+
+/// The client's configuration: whom it trusts, as `tls` says.
+pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(tls.version.rustls())
+        .context("TLS versions")?;
+    let algorithms = provider.signature_verification_algorithms;
+    let mut config = if let Some(pin) = tls.pin {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                pin: Some(pin),
+                algorithms,
+            }))
+            .with_no_client_auth()
+    } else if tls.insecure {
+        tracing::warn!(
+            "--insecure: the server's certificate is not checked; the connection is \
+             encrypted, but to whoever answers"
+        );
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                pin: None,
+                algorithms,
+            }))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(roots(tls.ca.as_deref())?)
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The name a client asks the server's certificate to carry: `--server-name`, else the
+/// host or address connected to (a Unix socket has neither: "localhost").
+pub(crate) fn server_name(tls: &TlsConfig, host: Option<&str>) -> Result<ServerName<'static>> {
+    let name = tls
+        .server_name
+        .as_deref()
+        .or(host)
+        .unwrap_or("localhost")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = name.split('%').next().unwrap_or(name);
+    ServerName::try_from(name.to_string())
+        .map_err(|_| anyhow::anyhow!("{name:?} is no host name or address a certificate can carry"))
+}
+
+/// Every certificate of a PEM file.
+pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("{}: cannot read the certificate", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        bail!(
+            "{}: no certificate in it (a PEM file has -----BEGIN CERTIFICATE----- blocks)",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file.
+pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: no private key read from it ({e}); --key takes a PEM key (PKCS#8, RSA or EC)",
+            path.display()
+        )
+    })
+}
+
+/// A self-signed certificate for `names`, made now, valid for a year.
+pub(crate) fn self_signed(
+    names: &[String],
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+    let mut names: Vec<String> = names.to_vec();
+    if names.is_empty() {
+        names.push("localhost".into());
+    }
+    let mut params = rcgen::CertificateParams::new(names.clone()).context("certificate names")?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("netecho {}", names[0]));
+    let key = rcgen::KeyPair::generate().context("making a key")?;
+    let cert = params.self_signed(&key).context("making a certificate")?;
+    let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    Ok((cert.der().clone(), key))
+}
+
+/// The names a self-signed certificate carries for a server on `host` (an address or a
+/// name; None for a Unix socket): the host itself, and for a wildcard or loopback address
+/// the loopback names a client on this machine would use.
+pub(crate) fn names_for(host: Option<std::net::IpAddr>) -> Vec<String> {
+    let mut names = Vec::new();
+    match host {
+        Some(ip) if !ip.is_unspecified() && !ip.is_loopback() => names.push(ip.to_string()),
+        _ => {
+            names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+            if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+                let host = host.trim();
+                if !host.is_empty() && host != "localhost" {
+                    names.push(host.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The roots a client trusts: the CAs of `ca`, else the system's (/etc/ssl/certs).
+fn roots(ca: Option<&Path>) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = match ca {
+        Some(path) => load_certs(path)?,
+        None => rustls_native_certs::load_native_certs().certs,
+    };
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        match ca {
+            Some(path) => bail!("{}: no usable CA certificate in it", path.display()),
+            None => bail!(
+                "no CA certificates found on this system (/etc/ssl/certs); give --ca FILE, \
+                 or --pin SHA256 with the fingerprint the server printed"
+            ),
+        }
+    }
+    Ok(roots)
+}
+
+/// Trusts the one certificate whose fingerprint is `pin` (or, with no pin, any
+/// certificate: `--insecure`); the handshake's signature is checked either way, so the
+/// server must hold the certificate's key.
+#[derive(Debug)]
+struct Pinned {
+    pin: Option<Fingerprint>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let seen = Fingerprint::of(end_entity);
+        match self.pin {
+            Some(pin) if pin != seen => Err(rustls::Error::General(format!(
+                "the server's certificate has fingerprint {seen}, not the pinned {pin}"
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A certificate's subject as `CN=..., O=...`: the attributes a reader recognises, read
+/// from the DER without a full X.509 parser (None when the bytes are not a certificate).
+pub(crate) fn subject(der: &[u8]) -> Option<String> {
+    let (cert, _) = der_item(der, 0x30)?;
+    let (tbs, _) = der_item(cert, 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_any(rest)?.1; // [0] version
+    }
+    for _ in 0..4 {
+        rest = der_any(rest)?.1; // serial, signature algorithm, issuer, validity
+    }
+    let (name, _) = der_item(rest, 0x30)?;
+    let mut parts = Vec::new();
+    let mut sets = name;
+    while !sets.is_empty() {
+        let (set, after) = der_item(sets, 0x31)?;
+        sets = after;
+        let (pair, _) = der_item(set, 0x30)?;
+        let (oid, value) = der_item(pair, 0x06)?;
+        let (text, _) = der_any(value)?;
+        let label = match oid {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x0a] => "O",
+            [0x55, 0x04, 0x0b] => "OU",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            _ => continue,
+        };
+        let text = crate::transport::printable(&String::from_utf8_lossy(text)).into_owned();
+        parts.push(format!("{label}={text}"));
+    }
+    Some(parts.join(", "))
+}
+
+/// One DER item of tag `tag`: its contents and the bytes after it.
+fn der_item(bytes: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    (bytes.first() == Some(&tag)).then_some(())?;
+    der_any(bytes)
+}
+
+/// One DER item of any tag: its contents and the bytes after it.
+fn der_any(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first = *bytes.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let count = (first & 0x7f) as usize;
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let len = bytes
+            .get(2..2 + count)?
+            .iter()
+            .fold(0usize, |n, &b| n << 8 | b as usize);
+        (len, 2 + count)
+    };
+    let end = header.checked_add(len)?;
+    Some((bytes.get(header..end)?, &bytes[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_read_with_or_without_colons_in_any_case() {
+        let (cert, _) = self_signed(&["localhost".into()]).unwrap();
+        let fp = Fingerprint::of(&cert);
+        let shown = fp.to_string();
+        assert_eq!(shown.len(), 64 + 31);
+        for text in [
+            shown.clone(),
+            shown.to_lowercase(),
+            shown.replace(':', ""),
+            format!("sha256 Fingerprint={shown}"),
+        ] {
+            assert_eq!(Fingerprint::parse(&text).unwrap(), fp, "{text}");
+        }
+        assert!(Fingerprint::parse("AB:CD").is_err());
+        assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_made_certificate_names_its_subject() {
+        let (cert, _) = self_signed(&["127.0.0.1".into(), "localhost".into()]).unwrap();
+        assert_eq!(subject(&cert).unwrap(), "CN=netecho 127.0.0.1");
+        assert_eq!(subject(b"\x30\x03abc"), None);
+    }
+}

@@ -1,0 +1,382 @@
+//! The TLS session of one connection: rustls between the socket's bytes and the plaintext
+//! the message rules ([`crate::transport::message::Carrier`]'s `Bytes` and `Frames`) cut
+//! into messages. It works on blocking and non-blocking sockets alike: ciphertext is read
+//! and written with the connection's own recv(2) and send(2), and a send that would block
+//! keeps its encrypted bytes until the caller offers the same plaintext again.
+//!
+//! Two threads may share a connection (one reads while the other writes): the rustls state
+//! is locked only while bytes pass through it, never across a blocking system call, and
+//! sends are serialised by a lock of their own so records leave in the order made.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use socket2::Socket;
+use tracing::debug;
+
+use super::records::Records;
+use super::{cert, describe_error};
+use crate::transport::calls;
+
+/// How long a handshake may take before the connection is closed.
+pub(crate) const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
+/// Ciphertext read per recv(2): one full record (16 KiB of data and its overhead), so the
+/// plaintext one read yields always fits rustls's receive buffer.
+const READ_SIZE: usize = 16 * 1024 + 512;
+
+/// Plaintext encrypted per send: one record's worth.
+const WRITE_CHUNK: usize = 16 * 1024;
+
+/// A connection's TLS state.
+pub(crate) struct Session {
+    state: Mutex<State>,
+    /// Held by whoever is sending, so records go out in the order they were made.
+    sending: Mutex<Outgoing>,
+    /// When the handshake must be done.
+    deadline: Instant,
+    peer: String,
+}
+
+struct State {
+    tls: rustls::Connection,
+    /// Whether the handshake's result was logged.
+    told: bool,
+    /// The peer's ciphertext ended (recv returned 0).
+    eof: bool,
+    /// SO_RCVTIMEO before the handshake shortened it to the handshake's deadline.
+    saved_timeout: Option<Option<Duration>>,
+    records_in: Records,
+    records_out: Records,
+}
+
+/// Encrypted bytes made and not yet taken by the socket, and how much of the plaintext the
+/// caller offered they stand for.
+#[derive(Default)]
+struct Outgoing {
+    wire: Vec<u8>,
+    sent: usize,
+    owed: usize,
+}
+
+impl Session {
+    pub(crate) fn server(config: Arc<rustls::ServerConfig>, peer: &str) -> io::Result<Session> {
+        let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(Session::new(tls.into(), peer))
+    }
+
+    pub(crate) fn client(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        peer: &str,
+    ) -> io::Result<Session> {
+        let tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(Session::new(tls.into(), peer))
+    }
+
+    fn new(tls: rustls::Connection, peer: &str) -> Session {
+        Session {
+            state: Mutex::new(State {
+                tls,
+                told: false,
+                eof: false,
+                saved_timeout: None,
+                records_in: Records::default(),
+                records_out: Records::default(),
+            }),
+            sending: Mutex::new(Outgoing::default()),
+            deadline: Instant::now() + HANDSHAKE_TIME,
+            peer: peer.to_string(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the handshake is still going on past its deadline (a peer that connected
+    /// and sent nothing, or half a hello).
+    pub(crate) fn overdue(&self) -> bool {
+        Instant::now() >= self.deadline && self.state().tls.is_handshaking()
+    }
+
+    /// Runs the handshake to its end on a blocking socket (a client right after connect).
+    pub(crate) fn handshake(&self, sock: &Socket) -> io::Result<()> {
+        let before = sock.read_timeout()?;
+        sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
+        let result = (|| {
+            while self.state().tls.is_handshaking() {
+                self.flush(sock, true)?;
+                if !self.state().tls.is_handshaking() {
+                    break;
+                }
+                if !self.read_more(sock)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection during the TLS handshake",
+                    ));
+                }
+            }
+            self.flush(sock, true)
+        })();
+        sock.set_read_timeout(before)?;
+        result.map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no TLS handshake within {}s: is the server speaking TLS?",
+                    HANDSHAKE_TIME.as_secs()
+                ),
+            ),
+            _ => e,
+        })
+    }
+
+    /// Plaintext into `buf`: what rustls holds already, else one recv(2) of ciphertext.
+    /// Ok(0) is the end of the peer's data.
+    pub(crate) fn recv(&self, sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut state = self.state();
+                match state.tls.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // No close_notify: many peers (nc, socat) just close the socket.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                if state.eof {
+                    return Ok(0);
+                }
+                if state.tls.is_handshaking() && Instant::now() >= self.deadline {
+                    return Err(self.too_slow());
+                }
+            }
+            // Handshake replies (and alerts) leave before waiting for more.
+            self.flush(sock, false)?;
+            if !self.read_more(sock)? {
+                self.state().eof = true;
+            }
+        }
+    }
+
+    fn too_slow(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "TLS handshake not finished within {}s; closed",
+                HANDSHAKE_TIME.as_secs()
+            ),
+        )
+    }
+
+    /// One recv(2) of ciphertext, handed to rustls; false when the peer closed.
+    fn read_more(&self, sock: &Socket) -> io::Result<bool> {
+        self.limit_wait(sock)?;
+        let mut raw = [0u8; READ_SIZE];
+        let n = loop {
+            match calls::recv(sock, as_uninit(&mut raw), 0) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) && self.state().tls.is_handshaking() => {
+                    if Instant::now() >= self.deadline {
+                        return Err(self.too_slow());
+                    }
+                    return Err(e);
+                }
+                other => break other?,
+            }
+        };
+        let mut state = self.state();
+        let state = &mut *state;
+        if crate::explain::on() {
+            state.records_in.narrate("received", &raw[..n]);
+        }
+        let mut rest = &raw[..n];
+        loop {
+            let read = state.tls.read_tls(&mut rest);
+            let processed = state.tls.process_new_packets();
+            if let Err(e) = processed {
+                // The alert rustls queued tells the peer why, before the connection ends.
+                let _ = state.tls.write_tls(&mut SocketWriter(sock));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    describe_error(&e, matches!(state.tls, rustls::Connection::Client(_))),
+                ));
+            }
+            match read {
+                Ok(0) | Err(_) if !rest.is_empty() => break,
+                _ if rest.is_empty() => break,
+                _ => {}
+            }
+        }
+        if !state.told && !state.tls.is_handshaking() {
+            state.told = true;
+            debug!("{}: {}", self.peer, negotiated(&state.tls));
+            if let Some(before) = state.saved_timeout.take() {
+                sock.set_read_timeout(before)?;
+            }
+        }
+        Ok(n > 0)
+    }
+
+    /// During the handshake a blocking recv waits no longer than the handshake's deadline
+    /// (the timeout a server set before is put back once the handshake is done).
+    fn limit_wait(&self, sock: &Socket) -> io::Result<()> {
+        let mut state = self.state();
+        if !state.tls.is_handshaking() {
+            return Ok(());
+        }
+        if state.saved_timeout.is_none() {
+            state.saved_timeout = Some(sock.read_timeout()?);
+        }
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.too_slow());
+        }
+        sock.set_read_timeout(Some(left))
+    }
+
+    /// Sends what rustls has made (handshake messages, alerts). `wait`: on a blocking socket
+    /// wait until it is all taken; else leave what does not fit for the next send.
+    fn flush(&self, sock: &Socket, wait: bool) -> io::Result<()> {
+        let Ok(mut out) = self.sending.try_lock() else {
+            // A sender is at work: it takes these records along with its own.
+            return Ok(());
+        };
+        self.take_wire(&mut out);
+        match write_out(sock, &mut out) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !wait => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Moves the records rustls made into `out`, narrated when --explain is on.
+    fn take_wire(&self, out: &mut Outgoing) {
+        let mut state = self.state();
+        let state = &mut *state;
+        let start = out.wire.len();
+        while state.tls.wants_write() {
+            if state.tls.write_tls(&mut out.wire).is_err() {
+                break;
+            }
+        }
+        if crate::explain::on() && out.wire.len() > start {
+            state.records_out.narrate("sending", &out.wire[start..]);
+        }
+    }
+
+    /// Encrypts and sends some of `buf`: how many of its bytes went out. On a socket that
+    /// would block, `WouldBlock` with the records kept; the caller offers the same bytes
+    /// again, and they count as sent once their records are all out.
+    pub(crate) fn send_some(&self, sock: &Socket, buf: &[u8]) -> io::Result<usize> {
+        let mut out = self.sending.lock().unwrap_or_else(|e| e.into_inner());
+        self.take_wire(&mut out);
+        write_out(sock, &mut out)?;
+        if out.owed > 0 {
+            return Ok(std::mem::take(&mut out.owed).min(buf.len()));
+        }
+        let chunk = &buf[..buf.len().min(WRITE_CHUNK)];
+        let taken = {
+            let mut state = self.state();
+            if state.tls.is_handshaking() && Instant::now() >= self.deadline {
+                return Err(self.too_slow());
+            }
+            state.tls.writer().write(chunk)?
+        };
+        self.take_wire(&mut out);
+        match write_out(sock, &mut out) {
+            Ok(()) => Ok(taken),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                out.owed = taken;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Encrypts and sends all of `buf`, waiting on a blocking socket.
+    pub(crate) fn send_all(&self, sock: &Socket, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.send_some(sock, buf) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Says goodbye (close_notify) before the socket closes or its sending half shuts.
+    pub(crate) fn close_notify(&self, sock: &Socket) {
+        self.state().tls.send_close_notify();
+        let _ = self.flush(sock, false);
+    }
+}
+
+/// Writes `out`'s records to the socket until all are taken or it would block.
+fn write_out(sock: &Socket, out: &mut Outgoing) -> io::Result<()> {
+    while out.sent < out.wire.len() {
+        match calls::send(sock, &out.wire[out.sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => out.sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.wire.clear();
+    out.sent = 0;
+    Ok(())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// What the handshake settled: version, cipher suite, ALPN, the peer's certificate.
+fn negotiated(tls: &rustls::Connection) -> String {
+    let version = tls
+        .protocol_version()
+        .map_or("TLS".to_string(), |v| match v {
+            rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+            other => format!("{other:?}"),
+        });
+    let suite = tls
+        .negotiated_cipher_suite()
+        .map_or("(no suite)".to_string(), |s| format!("{:?}", s.suite()));
+    let alpn = tls.alpn_protocol().map_or("none".to_string(), |p| {
+        String::from_utf8_lossy(p).into_owned()
+    });
+    let subject = match tls.peer_certificates().and_then(|c| c.first()) {
+        Some(der) => format!(
+            "peer certificate {} (SHA-256 {})",
+            cert::subject(der).unwrap_or_else(|| "(unreadable subject)".into()),
+            cert::Fingerprint::of(der)
+        ),
+        None => "no peer certificate".to_string(),
+    };
+    format!("{version}, {suite}, ALPN {alpn}, {subject}")
+}
+
+/// The socket as a `Write` for rustls's alerts.
+struct SocketWriter<'a>(&'a Socket);
+
+impl Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        calls::send(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // Safety: `MaybeUninit<u8>` has the layout of `u8`, and the kernel only ever writes
+    // initialised bytes into the slice, so it stays valid as `[u8]` afterwards.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+}
