@@ -953,6 +953,7 @@ impl BenchArgs {
     /// What to measure, against which servers, and how to report it.
     pub(crate) fn config(&self) -> Result<BenchConfig, UsageError> {
         let servers = self.servers()?;
+        let tls = self.bench_tls(&servers)?;
         let format = if self.json { Format::Json } else { self.format };
         let every = match (format, self.interval) {
             (Format::Ndjson, every) => Some(every.unwrap_or(Duration::from_secs(1))),
@@ -989,6 +990,7 @@ impl BenchArgs {
                 nodelay: self.nodelay,
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
+                tls,
                 ..SocketOptions::default()
             },
             format,
@@ -1004,6 +1006,31 @@ impl BenchArgs {
 
     /// The servers named on the command line, ADDR once per protocol; without ADDR, the
     /// protocols of the servers bench starts itself.
+    /// TLS for every server measured; bench's own servers would need a certificate the
+    /// client trusts, so TLS needs ADDR.
+    fn bench_tls(
+        &self,
+        servers: &Servers,
+    ) -> Result<Option<crate::transport::tls::TlsEnd>, UsageError> {
+        match servers {
+            Servers::Given(targets) => match targets.first() {
+                Some(t) => {
+                    for t in &targets[1..] {
+                        self.tls
+                            .config_for(self.tls.tls, t.proto.proto(), TlsSide::Client)?;
+                    }
+                    self.tls.client(self.tls.tls, t.proto.proto())
+                }
+                None => Ok(None),
+            },
+            Servers::Local(_) if self.tls.tls => Err(UsageError::new(
+                "bench --tls measures a TLS server you started: give its ADDR, and --pin \
+                 with the fingerprint it printed (netecho serve --tls)",
+            )),
+            Servers::Local(_) => Ok(None),
+        }
+    }
+
     fn servers(&self) -> Result<Servers, UsageError> {
         // Raw is refused before any server starts, in the words of every other refusal.
         let protos = self
@@ -1323,8 +1350,10 @@ fn join(words: &[OsString]) -> Vec<u8> {
 
 impl TransferArgs {
     fn config(&self, command: &str, addr: &str) -> Result<TransferConfig, UsageError> {
+        let endpoint = Endpoint::parse(addr, self.proto)?.not_raw(command)?;
         Ok(TransferConfig {
-            endpoint: Endpoint::parse(addr, self.proto)?.not_raw(command)?,
+            tls: self.tls.client(self.tls.tls, endpoint.proto.proto())?,
+            endpoint,
             window: self.window,
             block_size: self.block_size,
             drop: self.impair.drop,
@@ -1386,8 +1415,10 @@ impl ExecArgs {
             Some(port) => two_words(&self.addr, port, "exec")?,
             None => self.addr.clone(),
         };
+        let endpoint = Endpoint::parse(&addr, self.proto)?.not_raw("exec")?;
         Ok(ExecConfig {
-            endpoint: Endpoint::parse(&addr, self.proto)?.not_raw("exec")?,
+            tls: self.tls.client(self.tls.tls, endpoint.proto.proto())?,
+            endpoint,
             timeout: self.timeout,
         })
     }

@@ -18,6 +18,8 @@ pub(crate) struct ExecConfig {
     pub endpoint: Target,
     /// Datagrams: how long to wait for the reply.
     pub timeout: Duration,
+    /// Streams: TLS, and whom it trusts.
+    pub tls: Option<crate::transport::tls::TlsEnd>,
 }
 
 /// Runs the remote program and returns its exit status.
@@ -26,6 +28,7 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
     // server's delayed ACK.
     let opts = SocketOptions {
         nodelay: true,
+        tls: config.tls.clone(),
         ..SocketOptions::default()
     };
     let conn = transport::connect_first(&config.endpoint, &opts)?;

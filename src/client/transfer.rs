@@ -31,6 +31,8 @@ pub(crate) struct TransferConfig {
     pub timeout: Duration,
     /// Datagrams: how often to send the request again when no answer comes.
     pub retries: u32,
+    /// Streams: TLS, and whom it trusts.
+    pub tls: Option<crate::transport::tls::TlsEnd>,
 }
 
 fn settings(t: &TransferConfig) -> Settings {
@@ -110,7 +112,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {
-        let conn = transport::connect_first(endpoint, &request_reply())?;
+        let conn = transport::connect_first(endpoint, &request_reply(t))?;
         stream::get(&conn, &args.name, &out, args.force, &|got, size| {
             done.total.store(size, Ordering::Relaxed);
             progress(got)
@@ -160,7 +162,7 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
     let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer = if reliable(endpoint) {
-        let conn = transport::connect_first(endpoint, &request_reply())?;
+        let conn = transport::connect_first(endpoint, &request_reply(t))?;
         stream::put(&conn, &mut file, size, &name, &progress)
     } else {
         let target = datagram_target(endpoint)?;
@@ -189,9 +191,10 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
 
 /// A request, then a wait for its answer: TCP_NODELAY, or Nagle holds the request's last
 /// small segment until the server's delayed ACK (40 ms a request).
-fn request_reply() -> SocketOptions {
+fn request_reply(t: &TransferConfig) -> SocketOptions {
     SocketOptions {
         nodelay: true,
+        tls: t.tls.clone(),
         ..SocketOptions::default()
     }
 }

@@ -347,27 +347,30 @@ impl<'a, S: Service> Worker<'a, S> {
         }
     }
 
-    /// Closes connections idle for `idle`, and pumps those whose frame is past its
-    /// deadline (the pump ends them).
+    /// Closes connections idle for `idle` and TLS handshakes past their deadline, and pumps
+    /// those whose frame is past its deadline (the pump ends them).
     fn sweep(&mut self, idle: Option<Duration>) {
         let now = Instant::now();
-        let due: Vec<(usize, bool)> = self
+        let due: Vec<(usize, Option<ConnEnd>)> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(token, slot)| {
                 let slot = slot.as_ref()?;
+                if let Some(e) = slot.session.conn().handshake_timeout() {
+                    return Some((token, Some(ConnEnd::Failed(e))));
+                }
                 if slot.session.deadline().is_some_and(|d| d <= now) {
-                    return Some((token, true));
+                    return Some((token, None));
                 }
                 let idle = idle.is_some_and(|idle| now.duration_since(slot.last_active) >= idle);
-                idle.then_some((token, false))
+                idle.then_some((token, Some(ConnEnd::Idle)))
             })
             .collect();
-        for (token, frame_due) in due {
-            match frame_due {
-                true => self.pump(token),
-                false => self.close(token, ConnEnd::Idle),
+        for (token, end) in due {
+            match end {
+                None => self.pump(token),
+                Some(end) => self.close(token, end),
             }
         }
     }

@@ -65,12 +65,16 @@ fn polled<S: Service>(
             Step::Wait { read, write } => (read, write),
         };
         // A started frame's deadline may come before the idle timeout: then the pump after
-        // the wait ends the connection, not the idle rule.
+        // the wait ends the connection, not the idle rule. A TLS handshake's may come first.
         let (wait, frame_due) = until_due(server.idle_timeout, session.deadline());
-        match shutdown.wait_for(session.conn().as_fd(), read, write, wait) {
+        let limit = session.conn().wait_limit(wait);
+        match shutdown.wait_for(session.conn().as_fd(), read, write, limit) {
             Ok(Wake::Ready) => {}
-            Ok(Wake::Timeout) if frame_due => {}
-            Ok(Wake::Timeout) => break ConnEnd::Idle,
+            Ok(Wake::Timeout) => match session.conn().handshake_timeout() {
+                Some(e) => break ConnEnd::Failed(e),
+                None if frame_due || limit != wait => {}
+                None => break ConnEnd::Idle,
+            },
             Ok(Wake::Stop(signal)) => {
                 stop = Some(signal);
                 break ConnEnd::Stopped;

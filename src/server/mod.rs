@@ -147,6 +147,7 @@ impl<S: Service> Server<S> {
 
     /// Logs a finished session's line and frees its slot.
     pub(crate) fn finish(&self, session: S::Session, ended: &ConnEnd) {
+        session.conn().goodbye();
         session.end(ended);
         self.admission.release();
     }
@@ -168,6 +169,21 @@ impl<S: Service> Server<S> {
         };
         self.finish(session, &ended);
     }
+}
+
+/// What `listening` says of TLS: the certificate's SHA-256 fingerprint, which clients of
+/// a self-signed certificate (made at start) pin.
+fn tls_beside(config: &ServeConfig) -> String {
+    let Some((fingerprint, made)) = config.socket.tls.as_ref().and_then(|t| t.fingerprint()) else {
+        return String::new();
+    };
+    if made {
+        info!(
+            "TLS with a self-signed certificate made at start; clients trust it with \
+             --pin {fingerprint}"
+        );
+    }
+    format!(" tls sha256 {fingerprint}")
 }
 
 /// Serves as `config` says until SIGINT or SIGTERM, then prints the summary line.
@@ -209,7 +225,7 @@ fn serve<S: Service>(
         proto,
         addr: bound.local().clone(),
     };
-    announce(&format!("listening {local}"))?;
+    announce(&format!("listening {local}{}", tls_beside(config)))?;
     let plan = plan(config.model, service.blocks());
     if config.model == Model::Fork && plan.model != Model::Fork {
         info!(

@@ -384,6 +384,14 @@ impl Conn {
         }
     }
 
+    /// A TLS connection's close_notify, sent if the socket takes it now (a server ending
+    /// a connection); nothing on a plain one.
+    pub(crate) fn goodbye(&self) {
+        if let Some(tls) = &self.tls {
+            tls.goodbye(&self.sock);
+        }
+    }
+
     /// Whether its bytes pass through TLS.
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -392,6 +400,29 @@ impl Conn {
     /// A TLS handshake still unfinished past its deadline: the server closes it.
     pub(crate) fn handshake_overdue(&self) -> bool {
         self.tls.as_ref().is_some_and(tls::Session::overdue)
+    }
+
+    /// How long a server waits for this connection: `idle`, or less while a TLS handshake
+    /// has less time left.
+    pub(crate) fn wait_limit(&self, idle: Option<Duration>) -> Option<Duration> {
+        match self.tls.as_ref().and_then(tls::Session::handshake_left) {
+            Some(left) => Some(idle.map_or(left, |idle| idle.min(left))),
+            None => idle,
+        }
+    }
+
+    /// Why a wait for this connection ended without news: its handshake's deadline, or
+    /// the idle timeout.
+    pub(crate) fn handshake_timeout(&self) -> Option<io::Error> {
+        self.handshake_overdue().then(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "TLS handshake not finished within {}s",
+                    tls::session::HANDSHAKE_TIME.as_secs()
+                ),
+            )
+        })
     }
 
     /// What a message is on this connection, with the framing a user asked for (which
@@ -801,11 +832,8 @@ fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<R
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(tls) = &self.tls {
-            // close_notify, if the socket takes it at once: a closing peer is not waited for.
-            let _ = self.sock.set_nonblocking(true);
-            tls.close_notify(&self.sock);
-        }
+        // No close_notify here: a forked server's parent drops its copy of a connection
+        // its child serves, and the two share the socket.
         calls::closing(&self.sock);
     }
 }

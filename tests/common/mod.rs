@@ -59,7 +59,9 @@ impl Server {
         let mut parts = first.splitn(3, ' ');
         assert_eq!(parts.next(), Some("listening"), "first line: {first}");
         let proto = parts.next().expect("proto").to_string();
-        let addr = parts.next().expect("address").to_string();
+        // What follows the address (a TLS fingerprint) is not part of it.
+        let addr = parts.next().expect("address");
+        let addr = addr.split(' ').next().unwrap_or(addr).to_string();
         Server {
             child,
             proto,

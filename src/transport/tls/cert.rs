@@ -37,14 +37,6 @@ impl TlsVersion {
             TlsVersion::V13 => &V13,
         }
     }
-
-    /// As a person writes it: "TLS 1.3".
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            TlsVersion::V12 => "TLS 1.2",
-            TlsVersion::V13 => "TLS 1.3",
-        }
-    }
 }
 
 /// A certificate's SHA-256 fingerprint: the digest of its DER bytes.
@@ -311,9 +303,13 @@ impl ServerCertVerifier for Pinned {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let seen = Fingerprint::of(end_entity);
         match self.pin {
-            Some(pin) if pin != seen => Err(rustls::Error::General(format!(
-                "the server's certificate has fingerprint {seen}, not the pinned {pin}"
-            ))),
+            // As a certificate error, so the server hears why (a bad_certificate alert).
+            Some(pin) if pin != seen => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
+                    seen,
+                    pin,
+                }))),
+            )),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
@@ -340,6 +336,26 @@ impl ServerCertVerifier for Pinned {
         self.algorithms.supported_schemes()
     }
 }
+
+/// A server certificate other than the pinned one.
+#[derive(Debug)]
+struct PinMismatch {
+    seen: Fingerprint,
+    pin: Fingerprint,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server's certificate has fingerprint {}, not the pinned {} (another \
+             server, or a new certificate: serve prints its fingerprint at start)",
+            self.seen, self.pin
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
 
 /// A certificate's subject as `CN=..., O=...`: the attributes a reader recognises, read
 /// from the DER without a full X.509 parser (None when the bytes are not a certificate).

@@ -74,6 +74,10 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
             "not TLS: the client's bytes are no TLS records (a plaintext client on a TLS port?)"
                 .into()
         }
+        E::InappropriateHandshakeMessage { .. } if client => {
+            "the server sent a ClientHello back: an echo server without TLS? (leave out --tls)"
+                .into()
+        }
         E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
             "the server's certificate is not signed by a CA this client trusts; give --ca FILE, \
              or --pin SHA256 with the fingerprint the server printed"
@@ -89,6 +93,7 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
         E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
             "the server's certificate is for another name; give --server-name NAME, or --pin".into()
         }
+        E::InvalidCertificate(C::Other(e)) => e.to_string(),
         E::General(text) => text.clone(),
         E::AlertReceived(A::UnknownCA | A::BadCertificate | A::CertificateUnknown) => {
             "the client does not trust this server's certificate (it answered with an alert)".into()

@@ -101,6 +101,14 @@ impl Session {
         Instant::now() >= self.deadline && self.state().tls.is_handshaking()
     }
 
+    /// How long the handshake may still take; None once it is done.
+    pub(crate) fn handshake_left(&self) -> Option<Duration> {
+        self.state()
+            .tls
+            .is_handshaking()
+            .then(|| self.deadline.saturating_duration_since(Instant::now()))
+    }
+
     /// Runs the handshake to its end on a blocking socket (a client right after connect).
     pub(crate) fn handshake(&self, sock: &Socket) -> io::Result<()> {
         let before = sock.read_timeout()?;
@@ -165,7 +173,7 @@ impl Session {
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "TLS handshake not finished within {}s; closed",
+                "TLS handshake not finished within {}s",
                 HANDSHAKE_TIME.as_secs()
             ),
         )
@@ -179,7 +187,9 @@ impl Session {
             match calls::recv(sock, as_uninit(&mut raw), 0) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_timeout(&e) && self.state().tls.is_handshaking() => {
-                    if Instant::now() >= self.deadline {
+                    // A blocking recv's timeout was set to the deadline (it may wake a
+                    // tick early); a non-blocking one just has nothing yet.
+                    if Instant::now() + Duration::from_millis(50) >= self.deadline {
                         return Err(self.too_slow());
                     }
                     return Err(e);
@@ -198,7 +208,12 @@ impl Session {
             let processed = state.tls.process_new_packets();
             if let Err(e) = processed {
                 // The alert rustls queued tells the peer why, before the connection ends.
-                let _ = state.tls.write_tls(&mut SocketWriter(sock));
+                let mut wire = Vec::new();
+                while state.tls.wants_write() && state.tls.write_tls(&mut wire).is_ok() {}
+                if crate::explain::on() {
+                    state.records_out.narrate("sending", &wire);
+                }
+                let _ = sock.send_with_flags(&wire, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     describe_error(&e, matches!(state.tls, rustls::Connection::Client(_))),
@@ -307,10 +322,24 @@ impl Session {
         Ok(())
     }
 
-    /// Says goodbye (close_notify) before the socket closes or its sending half shuts.
+    /// Says goodbye (close_notify) before the sending half shuts.
     pub(crate) fn close_notify(&self, sock: &Socket) {
         self.state().tls.send_close_notify();
         let _ = self.flush(sock, false);
+    }
+
+    /// close_notify before the socket closes, if the socket takes it at once: a server
+    /// ending a connection never waits for a peer that does not read.
+    pub(crate) fn goodbye(&self, sock: &Socket) {
+        let Ok(mut out) = self.sending.try_lock() else {
+            return;
+        };
+        self.state().tls.send_close_notify();
+        self.take_wire(&mut out);
+        let _ = sock.send_with_flags(
+            &out.wire[out.sent..],
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        );
     }
 }
 
@@ -360,19 +389,6 @@ fn negotiated(tls: &rustls::Connection) -> String {
         None => "no peer certificate".to_string(),
     };
     format!("{version}, {suite}, ALPN {alpn}, {subject}")
-}
-
-/// The socket as a `Write` for rustls's alerts.
-struct SocketWriter<'a>(&'a Socket);
-
-impl Write for SocketWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        calls::send(self.0, buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {

@@ -1,0 +1,648 @@
+//! TLS through the real programs: `serve --tls` answering openssl s_client, socat and ncat,
+//! `send --tls` talking to openssl s_server and socat, netecho on both ends over every
+//! stream transport and model, and what goes wrong (an untrusted, expired or unpinned
+//! certificate, plaintext on either side, a handshake that never ends, garbage), each
+//! one line on the side that saw it while the server goes on serving.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Lacks, Server, fails, netecho, ok, run, skip, tempdir};
+
+/// A peer program, killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            &format!("{tool} (.ci/run installs it)"),
+            Lacks::Provided,
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a peer and waits (at most 5 s) until its port accepts.
+fn start_peer(cmd: &mut Command, port: u16) -> Peer {
+    let peer = Peer(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the peer"),
+    );
+    for _ in 0..50 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return peer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the peer never listened on {port}");
+}
+
+/// A CA and a server certificate it signed (for 127.0.0.1, ::1 and localhost), made with
+/// openssl in `dir`; `days` < 0 makes one that has expired. Returns (ca, cert, key).
+fn openssl_certs(dir: &Path, tag: &str, expired: bool) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |name: &str| dir.join(format!("{tag}-{name}"));
+    let sh = |script: String| {
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+         -subj /CN=test-ca-{tag} -keyout {ca_key} -out {ca} 2>/dev/null",
+        ca_key = p("ca.key").display(),
+        ca = p("ca.pem").display()
+    ));
+    // OpenSSL 3.0 has no -not_after: -days -1 ends the certificate a day before it begins.
+    let dates = if expired { "-days -1" } else { "-days 30" };
+    sh(format!(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+         -keyout {key} -out {csr} 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\\n' > {ext} && \
+         openssl x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial {dates} \
+         -extfile {ext} -out {cert} 2>/dev/null",
+        key = p("key.pem").display(),
+        csr = p("csr").display(),
+        ext = p("ext").display(),
+        ca = p("ca.pem").display(),
+        ca_key = p("ca.key").display(),
+        cert = p("cert.pem").display(),
+    ));
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+/// The fingerprint on a `listening ... tls sha256 FP` line.
+fn fingerprint(server: &Server) -> String {
+    let log = server.wait_log("--pin ");
+    let at = log.find("--pin ").unwrap() + 6;
+    log[at..].split_whitespace().next().unwrap().to_string()
+}
+
+/// The `listening` line of `netecho serve ARGS` (the server is stopped after it).
+fn listening_line(args: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = Command::new(common::bin())
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let _ = child.kill();
+    let _ = child.wait();
+    line.trim_end().to_string()
+}
+
+/// Runs `sh -c script` with `stdin`, bounded; its stdout.
+fn shell(script: &str, stdin: &[u8]) -> String {
+    let out = run(Command::new("sh").args(["-c", script]), stdin);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn netecho_talks_tls_to_itself_over_every_stream_transport_and_model() {
+    let dir = tempdir();
+    for model in ["event", "threads", "iterative", "fork"] {
+        let addrs = [
+            "127.0.0.1:0".to_string(),
+            "[::1]:0".to_string(),
+            format!("unix://{}/{model}.sock", dir.path().display()),
+            format!("unix-seqpacket://{}/{model}-sp.sock", dir.path().display()),
+        ];
+        for addr in &addrs {
+            let server = Server::start(&["--tls", "--model", model, "--addr", addr]);
+            let pin = fingerprint(&server);
+            let out = netecho(
+                &["send", "--tls", "--pin", &pin, &server.url(), "hello tls"],
+                b"",
+            );
+            assert_eq!(ok(&out), "HELLO TLS\n", "{model} {addr}");
+            // Many lines through one connection, framed, both ways at once.
+            let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
+            let out = netecho(
+                &[
+                    "send",
+                    "--tls",
+                    "--pin",
+                    &pin,
+                    "--framing",
+                    "line",
+                    &server.url(),
+                ],
+                input.as_bytes(),
+            );
+            assert_eq!(ok(&out), input.to_uppercase(), "{model} {addr} lines");
+        }
+    }
+}
+
+#[test]
+fn tls_1_2_when_both_ends_ask_and_a_clear_line_when_they_differ() {
+    let server = Server::start(&["--tls", "--tls-version", "1.2", "--addr", "127.0.0.1:0"]);
+    let pin = fingerprint(&server);
+    let out = netecho(
+        &[
+            "-v",
+            "send",
+            "--tls",
+            "--pin",
+            &pin,
+            "--tls-version",
+            "1.2",
+            &server.url(),
+            "old",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "OLD\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS 1.2"),
+        "-v names the version"
+    );
+    let line = fails(
+        &netecho(&["send", "--tls", "--pin", &pin, &server.url(), "new"], b""),
+        1,
+    );
+    assert!(line.contains("--tls-version"), "{line}");
+    let out = netecho(
+        &[
+            "send",
+            "--tls",
+            "--pin",
+            &pin,
+            "--tls-version",
+            "1.2",
+            &server.url(),
+            "still",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "STILL\n", "the server goes on");
+}
+
+#[test]
+fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_openssls() {
+    if !have("openssl", "openssl_s_client") {
+        return;
+    }
+    let dir = tempdir();
+    let (ca, cert, key) = openssl_certs(dir.path(), "good", false);
+    let server = Server::start(&[
+        "--tls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let want = shell(
+        &format!(
+            "openssl x509 -in {} -noout -fingerprint -sha256",
+            cert.display()
+        ),
+        b"",
+    );
+    let want = want.trim().split('=').nth(1).unwrap().to_string();
+    let v12 = Server::start(&[
+        "--tls",
+        "--tls-version",
+        "1.2",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--addr",
+        "[::1]:0",
+    ]);
+    for (version, port, host) in [
+        ("-tls1_3", server.port(), "127.0.0.1"),
+        ("-tls1_2", v12.port(), "[::1]"),
+    ] {
+        // s_client stops at the end of its input (-no_ign_eof): the input ends after the reply.
+        let got = shell(
+            &format!(
+                "(printf 'hello from openssl\\n'; sleep 1) | openssl s_client -quiet -no_ign_eof \
+                 -verify_return_error -CAfile {} {version} -connect {host}:{port} 2>/dev/null",
+                ca.display(),
+            ),
+            b"",
+        );
+        assert_eq!(got, "HELLO FROM OPENSSL\n", "{version}");
+    }
+    // --ca with the CA openssl made: netecho checks the chain and the address.
+    let out = netecho(
+        &[
+            "send",
+            "--tls",
+            "--ca",
+            ca.to_str().unwrap(),
+            &server.url(),
+            "via ca",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "VIA CA\n");
+    // The pin openssl computes is the one netecho checks.
+    let out = netecho(
+        &[
+            "send",
+            "--tls",
+            "--pin",
+            &want.to_lowercase().replace(':', ""),
+            &server.url(),
+            "pinned",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "PINNED\n");
+    let line = listening_line(&[
+        "--tls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        line.ends_with(&format!(" tls sha256 {want}")),
+        "{line} vs {want}"
+    );
+}
+
+#[test]
+fn socat_and_ncat_are_clients_of_serve_tls() {
+    if !have("socat", "socat_openssl") || !have("ncat", "ncat_ssl") {
+        return;
+    }
+    let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    // socat waits for the server to close after its input ends; timeout ends it instead.
+    let got = shell(
+        &format!(
+            "timeout 3 socat - OPENSSL:127.0.0.1:{},verify=0",
+            server.port()
+        ),
+        b"from socat\n",
+    );
+    assert_eq!(got, "FROM SOCAT\n");
+    let got = shell(
+        &format!("ncat --ssl 127.0.0.1 {}", server.port()),
+        b"from ncat\n",
+    );
+    assert_eq!(got, "FROM NCAT\n");
+}
+
+#[test]
+fn send_tls_talks_to_openssl_s_server_and_socat() {
+    if !have("openssl", "openssl_s_server") || !have("socat", "socat_openssl_listen") {
+        return;
+    }
+    let dir = tempdir();
+    let (ca, cert, key) = openssl_certs(dir.path(), "peer", false);
+    let port = free_port();
+    let _socat = start_peer(
+        Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},reuseaddr,fork,cert={},key={},verify=0",
+                cert.display(),
+                key.display()
+            ))
+            .arg("EXEC:tr a-z A-Z"),
+        port,
+    );
+    let out = netecho(
+        &[
+            "send",
+            "--tls",
+            "--ca",
+            ca.to_str().unwrap(),
+            &format!("127.0.0.1:{port}"),
+        ],
+        b"to socat\n",
+    );
+    assert_eq!(ok(&out), "TO SOCAT\n");
+    for version in ["1.3", "1.2"] {
+        let port = free_port();
+        let flag = if version == "1.3" {
+            "-tls1_3"
+        } else {
+            "-tls1_2"
+        };
+        let _s = start_peer(
+            Command::new("openssl")
+                .args(["s_server", "-quiet", "-rev", flag, "-accept"])
+                .arg(port.to_string())
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key),
+            port,
+        );
+        let out = netecho(
+            &[
+                "send",
+                "--tls",
+                "--ca",
+                ca.to_str().unwrap(),
+                "--tls-version",
+                version,
+                "--timeout",
+                "1s",
+                &format!("127.0.0.1:{port}"),
+            ],
+            b"abc\n",
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains("cba"),
+            "openssl s_server -rev over TLS {version}: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
+    if !have("openssl", "tls_bad_certificates") {
+        return;
+    }
+    let dir = tempdir();
+    let (_, cert, key) = openssl_certs(dir.path(), "one", false);
+    let (other_ca, _, _) = openssl_certs(dir.path(), "two", false);
+    let (ca_old, old, old_key) = openssl_certs(dir.path(), "old", true);
+    let server = Server::start(&[
+        "--tls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let line = fails(
+        &netecho(
+            &[
+                "send",
+                "--tls",
+                "--ca",
+                other_ca.to_str().unwrap(),
+                &server.url(),
+                "x",
+            ],
+            b"",
+        ),
+        1,
+    );
+    assert!(
+        line.contains("not signed by a CA this client trusts"),
+        "{line}"
+    );
+    let line = fails(
+        &netecho(
+            &[
+                "send",
+                "--tls",
+                "--pin",
+                &"AB".repeat(32),
+                &server.url(),
+                "x",
+            ],
+            b"",
+        ),
+        1,
+    );
+    assert!(line.contains("not the pinned"), "{line}");
+    let line = fails(&netecho(&["send", "--tls", &server.url(), "x"], b""), 1);
+    assert!(line.contains("--pin") || line.contains("CA"), "{line}");
+    server.wait_log("does not trust this server");
+    let expired = Server::start(&[
+        "--tls",
+        "--cert",
+        old.to_str().unwrap(),
+        "--key",
+        old_key.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let line = fails(
+        &netecho(
+            &[
+                "send",
+                "--tls",
+                "--ca",
+                ca_old.to_str().unwrap(),
+                &expired.url(),
+                "x",
+            ],
+            b"",
+        ),
+        1,
+    );
+    assert!(line.contains("expired"), "{line}");
+    // Still serving.
+    let out = netecho(
+        &["send", "--tls", "--insecure", &server.url(), "after"],
+        b"",
+    );
+    assert_eq!(ok(&out), "AFTER\n");
+}
+
+#[test]
+fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_are_named() {
+    let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let mut plain = TcpStream::connect(("127.0.0.1", tls.port())).unwrap();
+    plain.write_all(b"hello in the clear\n").unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !got.windows(5).any(|w| w == b"HELLO"),
+        "no cleartext answer"
+    );
+    tls.wait_log("a plaintext client on a TLS port?");
+    let plain_server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let line = fails(
+        &netecho(
+            &["send", "--tls", "--insecure", &plain_server.url(), "x"],
+            b"",
+        ),
+        1,
+    );
+    assert!(line.contains("without TLS"), "{line}");
+    // An echo server that does not upper-case (RFC 862) sends the hello back as it was.
+    let rfc862 = Server::start(&["--addr", "127.0.0.1:0", "--transform", "echo"]);
+    let line = fails(
+        &netecho(&["send", "--tls", "--insecure", &rfc862.url(), "x"], b""),
+        1,
+    );
+    assert!(line.contains("without TLS"), "{line}");
+    // Garbage that looks like a record header, then more garbage.
+    let mut junk = TcpStream::connect(("127.0.0.1", tls.port())).unwrap();
+    junk.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    let _ = junk.read_to_end(&mut got);
+    tls.wait_log_count("error:", 2);
+    let out = netecho(
+        &["send", "--tls", "--insecure", &tls.url(), "still here"],
+        b"",
+    );
+    assert_eq!(ok(&out), "STILL HERE\n");
+}
+
+#[test]
+fn a_handshake_that_never_ends_is_closed_at_its_deadline_while_others_are_served() {
+    for model in ["event", "threads", "fork"] {
+        let server = Server::start(&["--tls", "--model", model, "--addr", "127.0.0.1:0"]);
+        let pin = fingerprint(&server);
+        // Half a ClientHello: a record header promising more than comes.
+        let mut stalled = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stalled
+            .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            .unwrap();
+        let silent = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        let out = netecho(
+            &["send", "--tls", "--pin", &pin, &server.url(), "meanwhile"],
+            b"",
+        );
+        assert_eq!(ok(&out), "MEANWHILE\n", "{model}");
+        let log = server.wait_log_count("TLS handshake not finished within", 2);
+        assert!(
+            log.contains("TLS handshake not finished within 10s"),
+            "{model}: {log}"
+        );
+        drop((stalled, silent));
+    }
+}
+
+#[test]
+fn get_put_and_exec_over_tls() {
+    let dir = tempdir();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("a.txt"), b"contents\n").unwrap();
+    let server = Server::start(&[
+        "--tls",
+        "--files",
+        files.to_str().unwrap(),
+        "--upload",
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let pin = fingerprint(&server);
+    let out_path = dir.path().join("got.txt");
+    ok(&netecho(
+        &[
+            "get",
+            "--tls",
+            "--pin",
+            &pin,
+            &server.url(),
+            "a.txt",
+            "-o",
+            out_path.to_str().unwrap(),
+        ],
+        b"",
+    ));
+    assert_eq!(std::fs::read(&out_path).unwrap(), b"contents\n");
+    let local = dir.path().join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    ok(&netecho(
+        &[
+            "put",
+            "--tls",
+            "--pin",
+            &pin,
+            &server.url(),
+            local.to_str().unwrap(),
+            "up.bin",
+        ],
+        b"",
+    ));
+    assert_eq!(std::fs::read(files.join("up.bin")).unwrap(), data);
+    let exec = Server::start(&[
+        "--tls",
+        "--addr",
+        "127.0.0.1:0",
+        "--exec",
+        "tr",
+        "a-z",
+        "A-Z",
+    ]);
+    let pin = fingerprint(&exec);
+    let out = netecho(&["exec", "--tls", "--pin", &pin, &exec.url()], b"run me\n");
+    assert_eq!(ok(&out), "RUN ME\n");
+}
+
+#[test]
+fn tls_flags_that_do_not_go_together_are_refused_in_one_line() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["send", "--proto", "udp", "--tls", "127.0.0.1:9", "x"],
+            "use --proto quic",
+        ),
+        (
+            &["send", "--pin", &"AB".repeat(32), "127.0.0.1:9", "x"],
+            "goes with --tls",
+        ),
+        (
+            &[
+                "send",
+                "--tls",
+                "--pin",
+                &"AB".repeat(32),
+                "--insecure",
+                "127.0.0.1:9",
+                "x",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["serve", "--tls", "--pin", &"AB".repeat(32)],
+            "is for clients",
+        ),
+        (&["serve", "--tls", "--cert", "/nonexistent.pem"], "--key"),
+    ];
+    for (args, want) in cases {
+        let out = netecho(args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
