@@ -781,6 +781,16 @@ pub(crate) struct RelayArgs {
     /// datagram senders, none for connections]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// TLS on FROM: clients connect to the relay with TLS (the certificate of --cert and
+    /// --key, or one made at start, its fingerprint beside `listening`)
+    #[arg(long)]
+    pub tls_from: bool,
+    /// TLS on TO: the relay connects to the server with TLS (trusting --ca, --pin, the
+    /// system's roots, or --insecure)
+    #[arg(long)]
+    pub tls_to: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Socket buffer sizes: shared by serve, send, bench and relay.
@@ -1492,6 +1502,7 @@ impl RelayArgs {
             })
         };
         let (from, to) = (side(&self.from, true)?, side(&self.to, false)?);
+        let to_proto: Proto = to.proto.into();
         let (up, down) = self.impair.conditions();
         let framing = relay_framing(&from, &to, self.framing.framing)?;
         let datagrams = [&from, &to].iter().any(|e| !bare(e).reliable());
@@ -1515,6 +1526,15 @@ impl RelayArgs {
             opts: SocketOptions {
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
+                tls: self
+                    .tls
+                    .relay_from(self.tls_from, &from.endpoint(), self.tls_to)?,
+                ..SocketOptions::default()
+            },
+            to_opts: SocketOptions {
+                rcvbuf: self.buffers.rcvbuf,
+                sndbuf: self.buffers.sndbuf,
+                tls: self.tls.relay_to(self.tls_to, to_proto, self.tls_from)?,
                 ..SocketOptions::default()
             },
             access: self.access.access(from.proto.into())?,
@@ -1951,6 +1971,58 @@ impl TlsArgs {
         TlsEnd::server(&config, &names)
             .map(Some)
             .map_err(|e| UsageError::new(format!("{e:#}")))
+    }
+
+    /// A relay's TLS on FROM (--tls-from): the server's flags only, the client's being for
+    /// TO when `to` is on too.
+    pub(crate) fn relay_from(
+        &self,
+        on: bool,
+        endpoint: &Endpoint,
+        to: bool,
+    ) -> Result<Option<crate::transport::tls::TlsEnd>, UsageError> {
+        if self.tls {
+            return Err(UsageError::new(
+                "relay has two ends: --tls-from (clients connect with TLS) or --tls-to (the \
+                 relay connects with TLS), or both",
+            ));
+        }
+        let only_server = TlsArgs {
+            ca: None,
+            pin: None,
+            insecure: false,
+            server_name: None,
+            ..self.clone()
+        };
+        if !on {
+            return match self.given().first() {
+                Some(flag) if !to => Err(UsageError::new(format!(
+                    "{flag} goes with --tls-from or --tls-to"
+                ))),
+                _ => Ok(None),
+            };
+        }
+        let args = if to { &only_server } else { self };
+        args.server(on, endpoint)
+    }
+
+    /// A relay's TLS on TO (--tls-to): the client's flags only.
+    pub(crate) fn relay_to(
+        &self,
+        on: bool,
+        proto: Proto,
+        from: bool,
+    ) -> Result<Option<crate::transport::tls::TlsEnd>, UsageError> {
+        let only_client = TlsArgs {
+            cert: None,
+            key: None,
+            ..self.clone()
+        };
+        let args = if from { &only_client } else { self };
+        if !on && from {
+            return Ok(None);
+        }
+        args.client(on, proto)
     }
 
     /// A client's TLS over `proto`, when `on`.

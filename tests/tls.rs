@@ -646,3 +646,53 @@ fn tls_flags_that_do_not_go_together_are_refused_in_one_line() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Starts `netecho relay ARGS`; its listening line's address and fingerprint.
+fn start_relay(args: &[&str]) -> (Peer, String, Option<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(common::bin())
+        .arg("relay")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"listening"), "{line}");
+    let addr = format!("{}://{}", words[1], words[2]);
+    (Peer(child), addr, words.get(5).map(|w| w.to_string()))
+}
+
+#[test]
+fn relay_speaks_tls_on_either_end_or_both() {
+    let plain = Server::start(&["--addr", "127.0.0.1:0"]);
+    let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let pin = fingerprint(&tls);
+    // TLS on FROM only: a TLS client, a plaintext server.
+    let (_r1, addr, fp) = start_relay(&["--tls-from", "127.0.0.1:0", &plain.url()]);
+    let fp = fp.expect("a fingerprint beside listening");
+    let out = netecho(
+        &["send", "--tls", "--pin", &fp, &addr, "into the relay"],
+        b"",
+    );
+    assert_eq!(ok(&out), "INTO THE RELAY\n");
+    // TLS on TO only: a plaintext client, a TLS server.
+    let (_r2, addr, fp) = start_relay(&["--tls-to", "--pin", &pin, "127.0.0.1:0", &tls.url()]);
+    assert_eq!(fp, None);
+    let out = netecho(&["send", &addr, "out of the relay"], b"");
+    assert_eq!(ok(&out), "OUT OF THE RELAY\n");
+    // Both, over a Unix socket on FROM.
+    let dir = tempdir();
+    let from = format!("unix://{}/relay.sock", dir.path().display());
+    let (_r3, addr, fp) =
+        start_relay(&["--tls-from", "--tls-to", "--pin", &pin, &from, &tls.url()]);
+    let out = netecho(
+        &["send", "--tls", "--pin", &fp.unwrap(), &addr, "both ends"],
+        b"",
+    );
+    assert_eq!(ok(&out), "BOTH ENDS\n");
+    let out = netecho(&["relay", "--tls", "127.0.0.1:0", &plain.url()], b"");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -59,7 +59,10 @@ pub(crate) struct Route {
     pub up: Conditions,
     pub down: Conditions,
     pub seed: u64,
+    /// FROM's listener (TLS there: --tls-from).
     pub opts: SocketOptions,
+    /// The connections to TO (TLS there: --tls-to).
+    pub to_opts: SocketOptions,
     /// --allow and --deny, for the clients on FROM.
     pub access: Access,
     /// Clients (connections, datagram senders) relayed at once.
@@ -77,7 +80,17 @@ impl Route {
     /// What a message is on `side`: framed when it is the stream side of a relay between a
     /// stream and messages.
     fn carrier(&self, side: &Target) -> Carrier {
-        Carrier::of(side.proto.kind(), self.framing.unwrap_or_default())
+        let opts = if side == &self.from {
+            &self.opts
+        } else {
+            &self.to_opts
+        };
+        // TLS makes any socket a stream of records.
+        let kind = match opts.tls {
+            Some(_) => crate::endpoint::SocketKind::Stream,
+            None => side.proto.kind(),
+        };
+        Carrier::of(kind, self.framing.unwrap_or_default())
     }
 
     /// The reader of messages from `side`.
@@ -139,7 +152,15 @@ pub(crate) fn run(route: Route) -> Result<()> {
     crate::lifecycle::raise_nofile(0);
     let bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
-    crate::lifecycle::announce(&format!("listening {} {}", route.from.proto, bound.local()))?;
+    let tls = match route.opts.tls.as_ref().and_then(|t| t.fingerprint()) {
+        Some((fingerprint, _)) => format!(" tls sha256 {fingerprint}"),
+        None => String::new(),
+    };
+    crate::lifecycle::announce(&format!(
+        "listening {} {}{tls}",
+        route.from.proto,
+        bound.local()
+    ))?;
     info!(
         "relaying {} {} -> {}",
         route.from.proto,
@@ -248,7 +269,7 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
         &route.to.to_string(),
     );
     let server = Arc::new(
-        transport::connect_first(&route.to, &route.opts)
+        transport::connect_first(&route.to, &route.to_opts)
             .with_context(|| format!("flow {id} from {}", client.peer()))?,
     );
     flow.hold(&client);
@@ -436,7 +457,7 @@ fn datagram_flow(
         &route.to.to_string(),
     );
     let server = Arc::new(
-        transport::connect_first(&route.to, &route.opts)
+        transport::connect_first(&route.to, &route.to_opts)
             .with_context(|| format!("flow {id} from {from}"))?,
     );
     flow.hold(&server);

@@ -392,11 +392,6 @@ impl Conn {
         }
     }
 
-    /// Whether its bytes pass through TLS.
-    pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
     /// A TLS handshake still unfinished past its deadline: the server closes it.
     pub(crate) fn handshake_overdue(&self) -> bool {
         self.tls.as_ref().is_some_and(tls::Session::overdue)
