@@ -531,6 +531,19 @@ fn socat_address(text: &str) -> Option<String> {
         "UDP" => format!("`netecho send --proto udp {}`", rest.replacen(':', " ", 1)),
         "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {rest}`"),
         "UNIX-LISTEN" => format!("`netecho serve --addr {rest}`"),
+        "OPENSSL" | "OPENSSL-CONNECT" | "SSL" => {
+            let target = rest.split(',').next().unwrap_or(rest);
+            format!(
+                "`netecho send --tls {}` (--pin the fingerprint serve printed, or --ca FILE)",
+                target.replacen(':', " ", 1)
+            )
+        }
+        "OPENSSL-LISTEN" | "SSL-LISTEN" => {
+            let port = rest.split(',').next().unwrap_or(rest);
+            format!(
+                "`netecho serve --tls --addr :{port}` (--cert FILE --key FILE, or one made at start)"
+            )
+        }
         _ => return None,
     };
     Some(format!("'{text}' is a socat address; in netecho: {here}"))

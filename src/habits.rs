@@ -135,7 +135,8 @@ pub(crate) const HABITS: &[Habit] = &[
     Habit {
         flags: &["--ssl"],
         there: "ncat: TLS",
-        here: "netecho speaks no TLS; it shows the sockets underneath",
+        here: "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
+               underneath)",
     },
 ];
 

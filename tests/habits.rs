@@ -81,7 +81,30 @@ fn check(row: &str, server: &Server) -> bool {
             assert!(dump.contains("00000000: 6869"), "{dump}");
             assert!(dump.contains("00000000: 4849"), "{dump}");
         }
-        "`--ssl`" => refused(&["send", "--ssl", &addr], "no TLS"),
+        "`--ssl`" => {
+            refused(&["send", "--ssl", &addr], "no TLS");
+            refused(&["send", "--ssl", &addr], "`--tls`");
+        }
+        "`OPENSSL:HOST:4000,verify=0`" => refused(
+            &["send", "OPENSSL:127.0.0.1:4000,verify=0"],
+            "`netecho send --tls 127.0.0.1 4000`",
+        ),
+        "`OPENSSL-LISTEN:4000,cert=C,key=K`" => refused(
+            &[
+                "serve",
+                "--addr",
+                "OPENSSL-LISTEN:4000,cert=c.pem,key=k.pem",
+            ],
+            "`netecho serve --tls --addr :4000`",
+        ),
+        "`s_client -connect HOST:4000`" => {
+            let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+            let out = netecho(
+                &["send", "--tls", "--insecure", &tls.url(), "like s_client"],
+                b"",
+            );
+            assert_eq!(ok(&out), "LIKE S_CLIENT\n");
+        }
         "`TCP-LISTEN:4000`" => refused(
             &["serve", "--addr", "TCP-LISTEN:4000"],
             "`netecho serve --addr :4000`",
