@@ -854,5 +854,12 @@ mod tests {
         assert!(err("TCP-LISTEN:4000").contains("`netecho serve --addr :4000`"));
         assert!(err("tcp:127.0.0.1:4000").contains("`netecho send 127.0.0.1 4000`"));
         assert!(err("UNIX-CONNECT:/tmp/s").contains("`netecho send /tmp/s`"));
+        let tls = err("OPENSSL:127.0.0.1:4000,verify=0");
+        assert!(tls.contains("`netecho send --tls 127.0.0.1 4000`"), "{tls}");
+        let listen = err("OPENSSL-LISTEN:4000,fork");
+        assert!(
+            listen.contains("`netecho serve --tls --addr :4000`"),
+            "{listen}"
+        );
     }
 }

@@ -263,6 +263,27 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
         );
         assert_eq!(got, "HELLO FROM OPENSSL\n", "{version}");
     }
+    // Over a Unix socket: s_client -unix.
+    let path = dir.path().join("tls.sock");
+    let _unix = Server::start(&[
+        "--tls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--addr",
+        &format!("unix://{}", path.display()),
+    ]);
+    let got = shell(
+        &format!(
+            "(printf 'over unix\\n'; sleep 1) | openssl s_client -quiet -no_ign_eof \
+             -CAfile {} -verify_return_error -verify_hostname localhost -unix {} 2>/dev/null",
+            ca.display(),
+            path.display()
+        ),
+        b"",
+    );
+    assert_eq!(got, "OVER UNIX\n");
     // --ca with the CA openssl made: netecho checks the chain and the address.
     let out = netecho(
         &[
@@ -695,4 +716,77 @@ fn relay_speaks_tls_on_either_end_or_both() {
     assert_eq!(ok(&out), "BOTH ENDS\n");
     let out = netecho(&["relay", "--tls", "127.0.0.1:0", &plain.url()], b"");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bench_over_tls_checks_every_reply_while_the_socket_pushes_back() {
+    for model in ["event", "threads", "fork"] {
+        let server = Server::start(&["--tls", "--model", model, "--addr", "127.0.0.1:0"]);
+        let pin = fingerprint(&server);
+        // Large messages, many in flight, a small receive buffer: sends that would block.
+        for (framing, size) in [("none", "256k"), ("length", "100k")] {
+            let out = netecho(
+                &[
+                    "bench",
+                    "--tls",
+                    "--pin",
+                    &pin,
+                    "--framing",
+                    framing,
+                    "-s",
+                    size,
+                    "-w",
+                    "8",
+                    "-P",
+                    "2",
+                    "-n",
+                    "40",
+                    "--rcvbuf",
+                    "16k",
+                    &server.url(),
+                ],
+                b"",
+            );
+            ok(&out);
+        }
+    }
+}
+
+#[test]
+fn explain_narrates_the_handshake_records() {
+    let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let pin = fingerprint(&server);
+    for (version, cleartext) in [("1.3", "encrypted"), ("1.2", "Certificate")] {
+        let server = Server::start(&["--tls", "--tls-version", version, "--addr", "127.0.0.1:0"]);
+        let pin = fingerprint(&server);
+        let out = netecho(
+            &[
+                "send",
+                "--explain",
+                "--tls",
+                "--tls-version",
+                version,
+                "--pin",
+                &pin,
+                &server.url(),
+                "x",
+            ],
+            b"",
+        );
+        assert_eq!(ok(&out), "X\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("tls sending record: handshake (22)"), "{err}");
+        assert!(err.contains("ClientHello"), "{err}");
+        assert!(err.contains("received record: handshake (22)"), "{err}");
+        assert!(err.contains("ServerHello"), "{err}");
+        assert!(err.contains(cleartext), "TLS {version}: {err}");
+    }
+    let out = netecho(
+        &["-v", "send", "--tls", "--pin", &pin, &server.url(), "x"],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS 1.3, TLS13_"), "{err}");
+    assert!(err.contains("ALPN netecho"), "{err}");
+    assert!(err.contains("peer certificate CN=netecho"), "{err}");
 }

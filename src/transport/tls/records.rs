@@ -35,7 +35,7 @@ impl Records {
             let len = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
             self.header.clear();
             self.left = len;
-            let what = self.contents(kind, bytes);
+            let what = self.contents(kind, &bytes[..len.min(bytes.len())]);
             crate::explain::line(format_args!(
                 "  tls {way} record: {} ({kind}), {}, {len} bytes{what}",
                 kind_name(kind),
@@ -50,7 +50,7 @@ impl Records {
     /// What a record's body shows in cleartext: the handshake message's type.
     fn contents(&self, kind: u8, body: &[u8]) -> String {
         match (kind, body.first()) {
-            (22, Some(&t)) if !self.encrypted => format!(": {}", handshake_name(t)),
+            (22, Some(_)) if !self.encrypted => format!(": {}", handshake_messages(body)),
             (22, _) => ": encrypted handshake message".into(),
             (23, _) => {
                 ": encrypted (application data; TLS 1.3 hides its handshake here too)".into()
@@ -65,6 +65,22 @@ impl Records {
             _ => String::new(),
         }
     }
+}
+
+/// The handshake messages a cleartext record's body (as far as this read has it) holds:
+/// TLS 1.2 puts the server's hello, certificate and key exchange in one record.
+fn handshake_messages(body: &[u8]) -> String {
+    let mut names = Vec::new();
+    let mut rest = body;
+    while let [t, a, b, c, ..] = *rest {
+        names.push(handshake_name(t));
+        let len = u32::from_be_bytes([0, a, b, c]) as usize;
+        match rest.get(4 + len..) {
+            Some(after) => rest = after,
+            None => break,
+        }
+    }
+    names.join(", ")
 }
 
 fn kind_name(kind: u8) -> &'static str {
