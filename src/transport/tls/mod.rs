@@ -93,7 +93,15 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
         E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
             "the server's certificate is for another name; give --server-name NAME, or --pin".into()
         }
-        E::InvalidCertificate(C::Other(e)) => e.to_string(),
+        E::InvalidCertificate(C::Other(e)) => match e.to_string() {
+            pin if pin.starts_with("the server's certificate") => pin,
+            other if other.contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate as its own (CA:TRUE); give it one the CA \
+                 signed, or trust exactly this one with --pin"
+                    .into()
+            }
+            other => format!("the server's certificate was refused: {other}"),
+        },
         E::General(text) => text.clone(),
         E::AlertReceived(A::UnknownCA | A::BadCertificate | A::CertificateUnknown) => {
             "the client does not trust this server's certificate (it answered with an alert)".into()
