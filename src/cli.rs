@@ -1200,6 +1200,11 @@ impl ServeArgs {
         };
         // Checked as the echo ports will check them: CIDR blocks only.
         self.access.access(Proto::Tcp)?;
+        if self.tls.tls {
+            return Err(UsageError::new(
+                "serve --lab serves plain sockets, which the lab measures; leave out --tls",
+            ));
+        }
         if self.transform != Transform::Upper
             || self.framing.framing != Framing::None
             || self.model != Model::Event
