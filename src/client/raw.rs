@@ -199,10 +199,14 @@ impl RawClient {
         let ours = |h: &Header| h.id == id && h.seq.wrapping_sub(first) <= last.wrapping_sub(first);
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut replies = Vec::with_capacity(count);
+        // Every raw socket of the protocol gets a copy of each packet: with two raw echo
+        // servers on this host each request is answered twice. The first answer counts.
+        let mut seen = std::collections::HashSet::with_capacity(count);
         let deadline = Instant::now() + self.timeout;
         while replies.len() < count {
             match self.await_reply(ours, &mut buf, deadline)? {
-                Some((h, message)) => replies.push((h.seq, message)),
+                Some((h, message)) if seen.insert(h.seq) => replies.push((h.seq, message)),
+                Some((h, _)) => debug!("{what}: a second reply to request {}; ignored", h.seq),
                 None => break,
             }
         }
