@@ -91,7 +91,7 @@ fn a_random_file_round_trips_byte_exact_over_every_transport() {
         assert_eq!(listing(root.path()), ["data.bin", "up.bin"], "{proto}");
         assert_eq!(listing(local.path()), ["got.bin"], "{proto}");
         let log = String::from_utf8_lossy(&summary.stderr);
-        assert!(log.contains("sha256 matches"), "{proto}: {log}");
+        assert!(log.contains("blake3 matches"), "{proto}: {log}");
         if !(proto == "udp" || proto == "unix-dgram") {
             // The server's summary counts the file bytes it sent and received.
             let (_, out, _) = server.stop("TERM");
@@ -349,17 +349,17 @@ fn a_short_transfer_or_a_wrong_hash_leaves_nothing_under_the_name() {
     let mut wrong_hash = frame(b"OK 10");
     wrong_hash.extend(frame(body));
     wrong_hash.extend(frame(b""));
-    wrong_hash.extend(frame(&Sha256::digest(b"something else")));
+    wrong_hash.extend(frame(blake3::hash(b"something else").as_bytes()));
     let mut right_hash = frame(b"OK 10");
     right_hash.extend(frame(body));
     right_hash.extend(frame(b""));
-    right_hash.extend(frame(&Sha256::digest(body)));
-    for (reply, expect) in [(short, "closed"), (wrong_hash, "SHA-256"), (right_hash, "")] {
+    right_hash.extend(frame(blake3::hash(body).as_bytes()));
+    for (reply, expect) in [(short, "closed"), (wrong_hash, "BLAKE3"), (right_hash, "")] {
         let local = tempdir();
         let out = local.path().join("f");
         let (addr, server) = fake_server(reply);
         let result = netecho(&["get", &addr, "f", "-o", s(&out)], b"");
-        assert_eq!(server.join().unwrap(), b"GET f");
+        assert_eq!(server.join().unwrap(), b"BLAKE3 GET f");
         if expect.is_empty() {
             // The control case: the fake server speaks the protocol correctly.
             ok(&result);
@@ -398,8 +398,8 @@ struct Seen {
 }
 
 /// A one-shot fake datagram file server. A request gets a HELLO (its nonce, a token); when
-/// the client sends it back, a READ gets `body` as one short DATA block, then a FIN that
-/// says `sha256`; a WRITE gets its blocks acknowledged and its FIN a FINACK of `verdict`.
+/// the client sends it back, a READ (of version 2: BLAKE3) gets `body` as one short DATA
+/// block, then a FIN that says `sha256` (the hash, whichever it is); a WRITE gets its blocks acknowledged and its FIN a FINACK of `verdict`.
 /// It ends at the client's FINACK (or when it answered the FIN), within STEP.
 fn fake_datagram_server(
     body: Vec<u8>,
@@ -428,13 +428,13 @@ fn fake_datagram_server(
             let send = |p: Vec<u8>| sock.send_to(&p, client).unwrap();
             match u16::from_be_bytes([d[0], d[1]]) {
                 // READ: a HELLO; then the file in one block shorter than the block size.
-                1 => {
+                9 => {
                     seen.request = unpadded(d);
                     send(packet(8, &[&d[6..14], &7u64.to_be_bytes()]));
                     begin = packet(3, &[&1u32.to_be_bytes(), &body]);
                 }
                 // WRITE: a HELLO; then ready for block 1.
-                2 => {
+                10 => {
                     seen.request = unpadded(d);
                     send(packet(8, &[&d[14..22], &7u64.to_be_bytes()]));
                     begin = packet(4, &[&0u32.to_be_bytes()]);
@@ -477,12 +477,12 @@ fn fake_datagram_server(
 fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
     let body = b"0123456789".to_vec();
     for (hash, expect) in [
-        (Sha256::digest(b"something else"), "SHA-256"),
-        (Sha256::digest(&body), ""),
+        (blake3::hash(b"something else"), "BLAKE3"),
+        (blake3::hash(&body), ""),
     ] {
         let local = tempdir();
         let out = local.path().join("f");
-        let (addr, server) = fake_datagram_server(body.clone(), hash.to_vec(), true);
+        let (addr, server) = fake_datagram_server(body.clone(), hash.as_bytes().to_vec(), true);
         let result = netecho(
             &[
                 "get",
@@ -535,7 +535,7 @@ fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
     );
     assert_eq!(server.join().unwrap().hash_ok, Some(false));
     let line = fails(&result, 1);
-    assert!(line.contains("SHA-256 does not match"), "{line}");
+    assert!(line.contains("BLAKE3 does not match"), "{line}");
 }
 
 #[test]
@@ -676,4 +676,55 @@ fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
     let status = common::wait_exit(&mut get, "get, after SIGINT,");
     assert_eq!(status.code(), Some(130));
     assert!(listing(out.path()).is_empty(), "{:?}", listing(out.path()));
+}
+
+/// Reads a stream download's reply, data and trailer: the data and the 32-byte hash.
+fn read_download(conn: &mut TcpStream) -> (Vec<u8>, Vec<u8>) {
+    let reply = read_frame(conn);
+    assert!(reply.starts_with(b"OK "), "{reply:?}");
+    let mut data = Vec::new();
+    loop {
+        let chunk = read_frame(conn);
+        if chunk.is_empty() {
+            break;
+        }
+        data.extend(chunk);
+    }
+    (data, read_frame(conn))
+}
+
+#[test]
+fn a_request_names_its_hash_and_one_that_names_none_gets_sha256() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    let body = random_bytes(200_000, 9);
+    fs::write(root.path().join("data.bin"), &body).unwrap();
+    let server = file_server("tcp", sockdir.path(), root.path(), &[]);
+    for (request, digest) in [
+        (&b"GET data.bin"[..], Sha256::digest(&body).to_vec()),
+        (
+            b"BLAKE3 GET data.bin",
+            blake3::hash(&body).as_bytes().to_vec(),
+        ),
+    ] {
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_read_timeout(Some(common::STEP)).unwrap();
+        conn.write_all(&frame(request)).unwrap();
+        let (data, hash) = read_download(&mut conn);
+        assert!(data == body, "{request:?}: the data differs");
+        assert_eq!(hash, digest, "{request:?}");
+    }
+}
+
+#[test]
+fn a_server_that_knows_no_blake3_is_explained() {
+    let reply = frame(b"ERR unknown request; send GET <name> or PUT <size> <name>");
+    let local = tempdir();
+    let (addr, server) = fake_server(reply);
+    let result = netecho(&["get", &addr, "f", "-o", s(&local.path().join("f"))], b"");
+    assert_eq!(server.join().unwrap(), b"BLAKE3 GET f");
+    let line = fails(&result, 1);
+    assert!(
+        line.contains("older netecho") && line.contains("SHA-256"),
+        "{line}"
+    );
 }

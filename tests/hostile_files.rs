@@ -236,7 +236,7 @@ fn get_ignores_a_third_host_that_answers_first() {
         .spawn()
         .unwrap();
     let (req, client) = next(&server);
-    assert_eq!(opcode(&req), 1);
+    assert_eq!(opcode(&req), 9, "a READ of version 2");
     let nonce = u64::from_be_bytes(req[6..14].try_into().unwrap());
     // The third host saw the request (say, on the path) and answers first.
     third.send_to(&hello(nonce, 1), client).unwrap();
@@ -255,7 +255,7 @@ fn get_ignores_a_third_host_that_answers_first() {
         6,
         &[
             &5u64.to_be_bytes(),
-            &Sha256::digest(body),
+            blake3::hash(body).as_bytes(),
             &1u64.to_be_bytes(),
             &0u64.to_be_bytes(),
         ],
@@ -277,7 +277,7 @@ fn get_ignores_a_third_host_that_answers_first() {
     let log = String::from_utf8_lossy(&done.stderr);
     assert!(done.status.success(), "{log}");
     assert_eq!(fs::read(&out).unwrap(), body);
-    assert!(log.contains("sha256 matches what the server sent"), "{log}");
+    assert!(log.contains("blake3 matches what the server sent"), "{log}");
     assert!(!log.contains("verified"), "{log}");
     assert_eq!(drain(&third), (0, 0), "the client answered the third host");
 }

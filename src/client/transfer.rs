@@ -42,6 +42,7 @@ fn settings(t: &TransferConfig) -> Settings {
         drop: t.drop,
         reorder: t.reorder,
         linger: datagram::CLIENT_LINGER,
+        version: crate::files::packet::Version::V2,
     }
 }
 

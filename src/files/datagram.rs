@@ -16,7 +16,6 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use std::os::fd::AsFd;
@@ -27,8 +26,9 @@ use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::admit;
+use super::hash::Hasher;
 use super::impair::Impaired;
-use super::packet::{DATA_HEADER, Packet};
+use super::packet::{DATA_HEADER, MAX_SACK_BYTES, Packet, Version};
 use super::store::{Partial, Store};
 use super::{Transfer, hex};
 
@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     /// be lost). A server lingers in a thread of its own, so longer than any sender's RTO;
     /// a client that already holds its verified file, briefly.
     pub linger: Duration,
+    /// The protocol version: the hash, and whether the receiver sends SACKs.
+    pub version: Version,
 }
 
 /// A server's linger: past the longest retransmission timeout, so a sender that lost the
@@ -219,6 +221,9 @@ struct InFlight {
     /// Given up for lost at a timeout: sent again as the congestion window allows, and
     /// not counted in flight until then.
     lost: bool,
+    /// The receiver holds it (a SACK said so): never sent again, not counted in flight,
+    /// kept until the cumulative ACK passes it.
+    sacked: bool,
 }
 
 impl InFlight {
@@ -248,7 +253,7 @@ pub(crate) struct Sender<'l, 'a> {
     last: u32,
     next: u32,
     flight: VecDeque<InFlight>,
-    hash: Sha256,
+    hash: Hasher,
     t: Transfer,
     rto: Rto,
     stalls: u32,
@@ -263,9 +268,16 @@ pub(crate) struct Sender<'l, 'a> {
     /// ACKs in a row that did not advance: three mean the oldest block was lost (fast
     /// retransmit), without waiting for the timeout.
     dup_acks: u32,
+    /// After a loss found by SACK, the window is halved once until the cumulative ACK
+    /// reaches this block (one loss event per window, as TCP's recovery).
+    recovery: Option<u32>,
     start: Instant,
     progress: &'l dyn Fn(u64),
 }
+
+/// A block is taken for lost when a block this many numbers past it, sent after it, was
+/// SACKed (TCP's three duplicate ACKs, by block number).
+const REORDER_SLACK: u32 = 3;
 
 impl<'l, 'a> Sender<'l, 'a> {
     pub(crate) fn new(
@@ -287,8 +299,11 @@ impl<'l, 'a> Sender<'l, 'a> {
             last,
             next: 1,
             flight: VecDeque::new(),
-            hash: Sha256::new(),
-            t: Transfer::default(),
+            hash: Hasher::new(settings.version.hash()),
+            t: Transfer {
+                hash: Some(settings.version.hash()),
+                ..Transfer::default()
+            },
             rto: Rto::new(),
             stalls: 0,
             last_progress: Instant::now(),
@@ -296,6 +311,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             cwnd: INITIAL_WINDOW.min(window as f64),
             ssthresh: window as f64,
             dup_acks: 0,
+            recovery: None,
             start: Instant::now(),
             progress,
         })
@@ -316,23 +332,24 @@ impl<'l, 'a> Sender<'l, 'a> {
         self.finish()
     }
 
-    /// Blocks sent and not given up for lost.
+    /// Blocks sent, not given up for lost and not held by the receiver.
     fn outstanding(&self) -> usize {
-        self.flight.iter().filter(|f| !f.lost).count()
+        self.flight.iter().filter(|f| !f.lost && !f.sacked).count()
     }
 
-    /// While the congestion window has room: blocks given up for lost at a timeout go
-    /// again, oldest first, then new blocks.
+    /// While the congestion window has room: blocks given up for lost go again, oldest
+    /// first, then new blocks, never more than `window` past the oldest unacknowledged
+    /// block (what the receiver keeps, and what this transfer's memory was reserved for).
     fn fill_window(&mut self) -> Result<()> {
         let mut room = (self.cwnd as usize).saturating_sub(self.outstanding());
         while room > 0
-            && let Some(lost) = self.flight.iter_mut().find(|f| f.lost)
+            && let Some(lost) = self.flight.iter_mut().find(|f| f.lost && !f.sacked)
         {
             lost.send_again(self.link, &mut self.t)?;
             room -= 1;
         }
         for _ in 0..room {
-            if self.next > self.last {
+            if self.next > self.last || self.flight.len() >= self.window {
                 break;
             }
             let data = self.read_block()?;
@@ -348,6 +365,7 @@ impl<'l, 'a> Sender<'l, 'a> {
                 sent: Instant::now(),
                 again: false,
                 lost: false,
+                sacked: false,
             });
             self.next += 1;
         }
@@ -369,35 +387,122 @@ impl<'l, 'a> Sender<'l, 'a> {
     /// Waits for the peer's next packet until the timeout of the block longest in
     /// flight, and acts on it.
     fn step(&mut self) -> Result<()> {
-        let in_flight = self.flight.iter().filter(|f| !f.lost).map(|f| f.sent).min();
-        let Some(oldest) = in_flight.or(self.flight.front().map(|f| f.sent)) else {
+        let waiting = |f: &&InFlight| !f.sacked;
+        let in_flight = self.flight.iter().filter(waiting).filter(|f| !f.lost);
+        let oldest = in_flight.map(|f| f.sent).min();
+        let Some(oldest) = oldest.or(self.flight.iter().filter(waiting).map(|f| f.sent).min())
+        else {
             return Ok(());
         };
         let wait = (oldest + self.rto.rto).saturating_duration_since(Instant::now());
         let Some(n) = self.link.recv(wait)? else {
             return self.on_timeout();
         };
-        match self.link.packet(n) {
-            // The highest block sent is `next - 1`: an ACK past it claims what never was
-            // (an optimistic ACK, to make the sender go faster than the path allows).
-            Some(Packet::Ack { block }) if block >= self.next => {
-                self.t.unsent_acks += 1;
-                debug!("ignored an ACK for block {block}, never sent");
-                Ok(())
+        let mut bits = [0u8; MAX_SACK_BYTES];
+        let (block, sack) = match self.link.packet(n) {
+            Some(Packet::Ack { block }) => (block, &bits[..0]),
+            Some(Packet::Sack { block, bits: b }) => {
+                let len = b.len();
+                bits[..len].copy_from_slice(b);
+                (block, &bits[..len])
             }
-            Some(Packet::Ack { block })
-                if self.flight.front().is_some_and(|f| block >= f.block) =>
-            {
-                self.on_ack(block);
-                Ok(())
-            }
-            Some(Packet::Ack { .. }) => self.on_duplicate_ack(),
             Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
             _ => {
                 debug!("ignored an unexpected packet");
-                Ok(())
+                return Ok(());
+            }
+        };
+        self.on_ack_packet(block, sack)
+    }
+
+    /// An ACK, with the blocks past its gap that a SACK bitmap says arrived. Every block
+    /// it claims must have been sent: the highest is `next - 1`, and an ACK past it claims
+    /// what never was (an optimistic ACK, to make the sender go faster than the path
+    /// allows): the whole packet is ignored and counted.
+    fn on_ack_packet(&mut self, block: u32, sack: &[u8]) -> Result<()> {
+        let highest = sacked_blocks(block, sack).last().unwrap_or(block);
+        if block >= self.next || highest >= self.next {
+            self.t.unsent_acks += 1;
+            debug!("ignored an ACK for block {highest}, never sent");
+            return Ok(());
+        }
+        let advances = self.flight.front().is_some_and(|f| block >= f.block);
+        if advances {
+            self.on_ack(block);
+        }
+        let newly = self.on_sack(block, sack);
+        if !advances && newly == 0 {
+            if sack.is_empty() {
+                return self.on_duplicate_ack();
+            }
+            self.t.duplicates += 1;
+        }
+        self.find_holes();
+        Ok(())
+    }
+
+    /// Marks the blocks a SACK names as held by the receiver; counts those new to it as
+    /// delivered (they grow the window as an ACK would).
+    fn on_sack(&mut self, block: u32, sack: &[u8]) -> usize {
+        let mut newly = 0;
+        let Some(front) = self.flight.front().map(|f| f.block) else {
+            return 0;
+        };
+        for b in sacked_blocks(block, sack) {
+            if let Some(f) = b
+                .checked_sub(front)
+                .and_then(|i| self.flight.get_mut(i as usize))
+                && !f.sacked
+            {
+                f.sacked = true;
+                f.lost = false;
+                newly += 1;
             }
         }
+        if newly > 0 {
+            self.stalls = 0;
+            self.last_progress = Instant::now();
+            self.grow(newly as f64);
+        }
+        newly
+    }
+
+    /// Blocks not held by the receiver while a block well past them, sent after them, is:
+    /// lost, and sent again by `fill_window` as the window allows. The window halves once
+    /// per window of blocks in which losses are found.
+    fn find_holes(&mut self) {
+        let Some((highest, newest)) = self
+            .flight
+            .iter()
+            .filter(|f| f.sacked)
+            .map(|f| (f.block, f.sent))
+            .reduce(|a, b| (a.0.max(b.0), a.1.max(b.1)))
+        else {
+            return;
+        };
+        let mut found = false;
+        for f in self.flight.iter_mut() {
+            if !f.sacked && !f.lost && f.block + REORDER_SLACK <= highest && f.sent < newest {
+                debug!("SACK: block {} is missing; sending it again", f.block);
+                f.lost = true;
+                found = true;
+            }
+        }
+        if found && self.recovery.is_none() {
+            self.ssthresh = (self.cwnd / 2.0).max(1.0);
+            self.cwnd = self.ssthresh;
+            self.recovery = Some(self.next);
+        }
+    }
+
+    /// Slow start below the threshold, one block per window above it.
+    fn grow(&mut self, delivered: f64) {
+        self.cwnd += if self.cwnd < self.ssthresh {
+            delivered
+        } else {
+            delivered / self.cwnd
+        };
+        self.cwnd = self.cwnd.min(self.window as f64);
     }
 
     /// An ACK that advances: every block up to `block` has arrived.
@@ -407,19 +512,18 @@ impl<'l, 'a> Sender<'l, 'a> {
         self.dup_acks = 0;
         let mut advanced = 0.0;
         while let Some(acked) = self.flight.pop_front_if(|f| f.block <= block) {
-            if !acked.again {
+            if !acked.again && !acked.sacked {
                 self.rto.sample(acked.sent.elapsed());
             }
             self.acked_bytes += acked.data.len() as u64;
-            advanced += 1.0;
+            if !acked.sacked {
+                advanced += 1.0;
+            }
         }
-        // Slow start below the threshold, one block per window above it.
-        self.cwnd += if self.cwnd < self.ssthresh {
-            advanced
-        } else {
-            advanced / self.cwnd
-        };
-        self.cwnd = self.cwnd.min(self.window as f64);
+        if self.recovery.is_some_and(|r| block >= r) {
+            self.recovery = None;
+        }
+        self.grow(advanced);
         (self.progress)(self.acked_bytes);
     }
 
@@ -455,7 +559,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             "timeout: sending block {} again",
             self.flight.front().map_or(0, |f| f.block)
         );
-        for block in self.flight.iter_mut() {
+        for block in self.flight.iter_mut().filter(|f| !f.sacked) {
             // Karn: a block given up for lost says nothing about the round trip if its
             // first copy is acknowledged after all.
             block.lost = true;
@@ -464,11 +568,15 @@ impl<'l, 'a> Sender<'l, 'a> {
         Ok(())
     }
 
+    fn link_hash(&self) -> &'static str {
+        self.t.hash.map_or("hash", |h| h.label())
+    }
+
     /// Sends the FIN with the hash until the receiver's verdict comes.
     fn finish(mut self) -> Result<Transfer> {
         let fin = Packet::Fin {
             size: self.size,
-            sha256: self.hash.clone().finalize().into(),
+            digest: self.hash.digest(),
             blocks: self.t.blocks,
             retransmitted: self.t.retransmitted,
         };
@@ -488,7 +596,8 @@ impl<'l, 'a> Sender<'l, 'a> {
                     return Ok(self.t);
                 }
                 Some(Packet::FinAck { ok: false }) => {
-                    bail!("the receiver's SHA-256 does not match")
+                    let hash = self.link_hash();
+                    bail!("the receiver's {hash} does not match")
                 }
                 Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
                 _ => {}
@@ -496,6 +605,13 @@ impl<'l, 'a> Sender<'l, 'a> {
         }
         bail!("no answer to the final hash check")
     }
+}
+
+/// The blocks a SACK bitmap names, in order: bit k is block `ack + 2 + k`.
+fn sacked_blocks(ack: u32, bits: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    (0..bits.len() * 8)
+        .filter(|k| bits[k / 8] & (1 << (k % 8)) != 0)
+        .filter_map(move |k| ack.checked_add(2)?.checked_add(k as u32))
 }
 
 /// The number of the last block of a `size`-byte file (a shorter, maybe empty, block ends
@@ -537,7 +653,9 @@ pub(crate) struct Receiver<'l, 'a> {
     linger: Duration,
     /// The most bytes this file may have.
     max: u64,
-    hash: Sha256,
+    hash: Hasher,
+    /// Tell the sender which early blocks are in (version 2).
+    sack: bool,
     /// The next block in order; `expected - 1` is what the ACKs say.
     expected: u32,
     /// Blocks that came before a gap, kept while within the window.
@@ -569,7 +687,8 @@ impl<'l, 'a> Receiver<'l, 'a> {
             window: u32::from(settings.window.max(1)),
             linger: settings.linger,
             max,
-            hash: Sha256::new(),
+            hash: Hasher::new(settings.version.hash()),
+            sack: settings.version.sack(),
             expected: 1,
             early: BTreeMap::new(),
             got: 0,
@@ -577,7 +696,10 @@ impl<'l, 'a> Receiver<'l, 'a> {
             stalls: 0,
             last_progress: Instant::now(),
             start: Instant::now(),
-            t: Transfer::default(),
+            t: Transfer {
+                hash: Some(settings.version.hash()),
+                ..Transfer::default()
+            },
             progress,
         }
     }
@@ -617,10 +739,10 @@ impl<'l, 'a> Receiver<'l, 'a> {
             }
             Some(Packet::Fin {
                 size,
-                sha256,
+                digest,
                 blocks,
                 retransmitted,
-            }) if self.complete => self.on_fin(size, sha256, blocks, retransmitted).map(Some),
+            }) if self.complete => self.on_fin(size, digest, blocks, retransmitted).map(Some),
             // The client sends its HELLO again until the transfer begins: our ACK 0 was
             // lost (or held back), so say again where we are. The client keeps sending, so
             // waiting for silence would never come to it.
@@ -643,9 +765,26 @@ impl<'l, 'a> Receiver<'l, 'a> {
         self.ack()
     }
 
+    /// The cumulative ACK, with a SACK bitmap of the early blocks held (version 2).
     fn ack(&mut self) -> Result<()> {
-        self.link.send(&Packet::Ack {
-            block: self.expected - 1,
+        let block = self.expected - 1;
+        if !self.sack || self.early.is_empty() {
+            return self.link.send(&Packet::Ack { block });
+        }
+        let mut bits = [0u8; MAX_SACK_BYTES];
+        let mut len = 0;
+        for &early in self.early.keys() {
+            // Early blocks are past `expected` and within the window (at most 1024).
+            let k = (early - self.expected - 1) as usize;
+            if k / 8 >= MAX_SACK_BYTES {
+                break;
+            }
+            bits[k / 8] |= 1 << (k % 8);
+            len = k / 8 + 1;
+        }
+        self.link.send(&Packet::Sack {
+            block,
+            bits: &bits[..len],
         })
     }
 
@@ -707,20 +846,21 @@ impl<'l, 'a> Receiver<'l, 'a> {
     fn on_fin(
         &mut self,
         size: u64,
-        sha256: [u8; 32],
+        digest: [u8; 32],
         blocks: u64,
         retransmitted: u64,
     ) -> Result<Transfer> {
-        let actual: [u8; 32] = self.hash.clone().finalize().into();
-        let ok = size == self.got && sha256 == actual;
+        let actual = self.hash.digest();
+        let ok = size == self.got && digest == actual;
         if ok {
             self.commit()?;
         }
         self.link.send(&Packet::FinAck { ok })?;
         if !ok {
             bail!(
-                "SHA-256 mismatch: the sender says {} ({size} bytes), the data received is {} ({} bytes)",
-                hex(&sha256),
+                "{} mismatch: the sender says {} ({size} bytes), the data received is {} ({} bytes)",
+                self.t.hash.map_or("hash", |h| h.label()),
+                hex(&digest),
                 hex(&actual),
                 self.got
             );
@@ -774,6 +914,7 @@ fn dally(link: &mut Link<'_>, answer: &Packet<'_>, linger: Duration) -> Result<(
 
 /// A READ or WRITE, as the server takes it.
 struct Request<'a> {
+    version: Version,
     window: u16,
     block_size: u16,
     nonce: u64,
@@ -786,11 +927,13 @@ impl<'a> Request<'a> {
     fn decode(bytes: &'a [u8]) -> Option<Request<'a>> {
         match Packet::decode(bytes)? {
             Packet::Read {
+                version,
                 window,
                 block_size,
                 nonce,
                 name,
             } => Some(Request {
+                version,
                 window,
                 block_size,
                 nonce,
@@ -798,12 +941,14 @@ impl<'a> Request<'a> {
                 upload: None,
             }),
             Packet::Write {
+                version,
                 window,
                 block_size,
                 size,
                 nonce,
                 name,
             } => Some(Request {
+                version,
                 window,
                 block_size,
                 nonce,
@@ -837,6 +982,7 @@ pub(crate) fn serve_request(
     };
     connect(sock, &peer)?;
     let mut settings = server_settings(req.window, req.block_size, impair);
+    settings.version = req.version;
     let mut link = Link::new(sock, peer, &settings);
     handshake::challenge(&mut link, req.nonce, request.len())?;
     drop(pending);
@@ -865,6 +1011,7 @@ fn server_settings(window: u16, block_size: u16, impair: (f64, f64)) -> Settings
         drop: impair.0,
         reorder: impair.1,
         linger: SERVER_LINGER,
+        version: Version::V1,
     }
 }
 
@@ -954,6 +1101,7 @@ pub(crate) fn get(
     let partial = Partial::create(out, force)?;
     let nonce = handshake::random()?;
     let request = Packet::Read {
+        version: settings.version,
         window: settings.window,
         block_size: settings.block_size,
         nonce,
@@ -985,6 +1133,7 @@ pub(crate) fn put(
     last_block(size, settings.block_size)?;
     let nonce = handshake::random()?;
     let request = Packet::Write {
+        version: settings.version,
         window: settings.window,
         block_size: settings.block_size,
         size,

@@ -1,11 +1,12 @@
 //! The lesson's file-download chapter: `serve --files DIR`, `get` and `put`. Over streams
 //! (tcp, unix, unix-seqpacket) the kernel already delivers every byte in order, so a request,
-//! length-prefixed chunks and a SHA-256 suffice (`stream.rs`); over datagrams nothing does,
+//! length-prefixed chunks and a hash (BLAKE3, `hash.rs`) suffice (`stream.rs`); over datagrams nothing does,
 //! so a small TFTP-like protocol numbers, acknowledges and retransmits blocks
 //! (`datagram.rs`, packets in `packet.rs`).
 
 pub(crate) mod admit;
 pub(crate) mod datagram;
+pub(crate) mod hash;
 pub(crate) mod impair;
 pub(crate) mod packet;
 pub(crate) mod service;
@@ -33,25 +34,28 @@ pub(crate) struct Transfer {
     pub dropped: u64,
     /// ACKs for blocks never sent, ignored (a receiver claiming what it cannot have).
     pub unsent_acks: u64,
+    /// The hash that checked it.
+    pub hash: Option<hash::Algo>,
 }
 
 /// What the hash check at the end of a transfer shows, from where each side stands: the
 /// bytes are the ones the sender hashed (integrity). Who the sender is, the hash cannot
 /// tell.
-pub(crate) const GOT: &str = "sha256 matches what the server sent";
-pub(crate) const PUT: &str = "sha256 matches at the server";
-pub(crate) const SENT: &str = "sha256 matches at the client";
-pub(crate) const STORED: &str = "sha256 matches what the client sent";
+pub(crate) const GOT: &str = "matches what the server sent";
+pub(crate) const PUT: &str = "matches at the server";
+pub(crate) const SENT: &str = "matches at the client";
+pub(crate) const STORED: &str = "matches what the client sent";
 
 impl Transfer {
     /// The summary line; `check` is one of [`GOT`], [`PUT`], [`SENT`], [`STORED`].
     pub(crate) fn summary(&self, what: &str, check: &str) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         let mut line = format!(
-            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {check}",
+            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {} {check}",
             self.bytes,
             secs,
-            self.bytes as f64 / 1e6 / secs
+            self.bytes as f64 / 1e6 / secs,
+            self.hash.unwrap_or(hash::Algo::Blake3).name()
         );
         if self.blocks > 0 {
             line.push_str(&format!(
@@ -69,7 +73,7 @@ impl Transfer {
     }
 }
 
-/// SHA-256 as lowercase hex, for messages.
+/// A digest as lowercase hex, for messages.
 pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

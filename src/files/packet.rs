@@ -5,27 +5,74 @@
 //! 1 READ   window u16, block size u16, nonce u64, name (UTF-8), NUL padding to 32 bytes
 //! 2 WRITE  window u16, block size u16, size u64, nonce u64, name, NUL padding to 32 bytes
 //! 3 DATA   block u32 (from 1), data (block size bytes; a shorter block is the last)
-//! 4 ACK    block u32: every block up to and including it arrived (0: ready, none yet)
+//! 4 ACK    block u32: every block up to and including it arrived (0: ready, none yet),
+//!          then (version 2 only) a SACK bitmap of 1 to 128 bytes: bit k (byte k/8, value
+//!          1 << k%8) set means block + 2 + k arrived too
 //! 5 ERROR  message (UTF-8)
-//! 6 FIN    size u64, SHA-256 (32 bytes), blocks sent u64, blocks sent again u64
+//! 6 FIN    size u64, hash (32 bytes), blocks sent u64, blocks sent again u64
 //! 7 FINACK verdict u8: 0 the hash matched, 1 it did not
 //! 8 HELLO  nonce u64 (the request's), token u64 (the server's): 18 bytes
+//! 9 READ   as 1, version 2        10 WRITE  as 2, version 2
 //! ```
+//!
+//! The request's type sets the version for the whole transfer: version 1 (types 1 and 2)
+//! ends with SHA-256 and acknowledges cumulatively; version 2 (types 9 and 10) ends with
+//! BLAKE3 and its receiver adds a SACK bitmap while blocks are missing, so the sender sends
+//! again only the holes. A server of version 1 ignores a request of version 2, so the
+//! client says so when no answer comes.
 //!
 //! A request is padded so that the server's one answer to an address not yet proven, the
 //! HELLO, is never larger than the request that caused it: a spoofed request reflects no
 //! more bytes than it took to send.
 
+use super::hash::Algo;
+
+/// The protocol version a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// SHA-256, cumulative ACKs.
+    V1,
+    /// BLAKE3, cumulative ACKs with a SACK bitmap.
+    V2,
+}
+
+impl Version {
+    pub(crate) fn hash(self) -> Algo {
+        match self {
+            Version::V1 => Algo::Sha256,
+            Version::V2 => Algo::Blake3,
+        }
+    }
+
+    /// The receiver tells the sender which blocks past a gap it holds.
+    pub(crate) fn sack(self) -> bool {
+        self == Version::V2
+    }
+
+    /// The type numbers of its READ and WRITE.
+    fn request_types(self) -> (u16, u16) {
+        match self {
+            Version::V1 => (1, 2),
+            Version::V2 => (9, 10),
+        }
+    }
+}
+
+/// The most bytes of SACK bitmap an ACK carries: 1024 blocks, the largest window.
+pub(crate) const MAX_SACK_BYTES: usize = 128;
+
 /// A decoded packet, borrowing from the datagram it came in.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Packet<'a> {
     Read {
+        version: Version,
         window: u16,
         block_size: u16,
         nonce: u64,
         name: &'a str,
     },
     Write {
+        version: Version,
         window: u16,
         block_size: u16,
         size: u64,
@@ -39,12 +86,17 @@ pub(crate) enum Packet<'a> {
     Ack {
         block: u32,
     },
+    /// An ACK with a SACK bitmap (never empty) of the blocks past `block + 1` that arrived.
+    Sack {
+        block: u32,
+        bits: &'a [u8],
+    },
     Error {
         message: &'a str,
     },
     Fin {
         size: u64,
-        sha256: [u8; 32],
+        digest: [u8; 32],
         blocks: u64,
         retransmitted: u64,
     },
@@ -97,14 +149,17 @@ impl<'a> Packet<'a> {
     /// Parses a datagram; `None` for anything malformed (which is then ignored).
     pub(crate) fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
         let text = |from: usize| std::str::from_utf8(b.get(from..)?).ok();
+        let version = |kind: u16| if kind < 9 { Version::V1 } else { Version::V2 };
         Some(match u16_at(b, 0)? {
-            1 => Packet::Read {
+            kind @ (1 | 9) => Packet::Read {
+                version: version(kind),
                 window: u16_at(b, 2)?,
                 block_size: u16_at(b, 4)?,
                 nonce: u64_at(b, 6)?,
                 name: unpadded(b.get(14..)?)?,
             },
-            2 => Packet::Write {
+            kind @ (2 | 10) => Packet::Write {
+                version: version(kind),
                 window: u16_at(b, 2)?,
                 block_size: u16_at(b, 4)?,
                 size: u64_at(b, 6)?,
@@ -118,10 +173,14 @@ impl<'a> Packet<'a> {
             4 if b.len() == 6 => Packet::Ack {
                 block: u32_at(b, 2)?,
             },
+            4 if b.len() <= 6 + MAX_SACK_BYTES => Packet::Sack {
+                block: u32_at(b, 2)?,
+                bits: b.get(6..)?,
+            },
             5 => Packet::Error { message: text(2)? },
             6 if b.len() == 58 => Packet::Fin {
                 size: u64_at(b, 2)?,
-                sha256: b.get(10..42)?.try_into().ok()?,
+                digest: b.get(10..42)?.try_into().ok()?,
                 blocks: u64_at(b, 42)?,
                 retransmitted: u64_at(b, 50)?,
             },
@@ -138,13 +197,14 @@ impl<'a> Packet<'a> {
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Packet::Read {
+                version,
                 window,
                 block_size,
                 nonce,
                 name,
             } => {
                 let start = out.len();
-                out.extend_from_slice(&1u16.to_be_bytes());
+                out.extend_from_slice(&version.request_types().0.to_be_bytes());
                 out.extend_from_slice(&window.to_be_bytes());
                 out.extend_from_slice(&block_size.to_be_bytes());
                 out.extend_from_slice(&nonce.to_be_bytes());
@@ -152,6 +212,7 @@ impl<'a> Packet<'a> {
                 pad(out, start);
             }
             Packet::Write {
+                version,
                 window,
                 block_size,
                 size,
@@ -159,7 +220,7 @@ impl<'a> Packet<'a> {
                 name,
             } => {
                 let start = out.len();
-                out.extend_from_slice(&2u16.to_be_bytes());
+                out.extend_from_slice(&version.request_types().1.to_be_bytes());
                 out.extend_from_slice(&window.to_be_bytes());
                 out.extend_from_slice(&block_size.to_be_bytes());
                 out.extend_from_slice(&size.to_be_bytes());
@@ -176,19 +237,24 @@ impl<'a> Packet<'a> {
                 out.extend_from_slice(&4u16.to_be_bytes());
                 out.extend_from_slice(&block.to_be_bytes());
             }
+            Packet::Sack { block, bits } => {
+                out.extend_from_slice(&4u16.to_be_bytes());
+                out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(bits);
+            }
             Packet::Error { message } => {
                 out.extend_from_slice(&5u16.to_be_bytes());
                 out.extend_from_slice(message.as_bytes());
             }
             Packet::Fin {
                 size,
-                sha256,
+                digest,
                 blocks,
                 retransmitted,
             } => {
                 out.extend_from_slice(&6u16.to_be_bytes());
                 out.extend_from_slice(&size.to_be_bytes());
-                out.extend_from_slice(sha256);
+                out.extend_from_slice(digest);
                 out.extend_from_slice(&blocks.to_be_bytes());
                 out.extend_from_slice(&retransmitted.to_be_bytes());
             }
@@ -219,23 +285,49 @@ mod tests {
     fn every_packet_round_trips() {
         let packets = [
             Packet::Read {
+                version: Version::V1,
                 window: 8,
                 block_size: 1408,
                 nonce: 42,
                 name: "a/b.txt",
             },
             Packet::Read {
+                version: Version::V2,
+                window: 8,
+                block_size: 1408,
+                nonce: 42,
+                name: "a/b.txt",
+            },
+            Packet::Read {
+                version: Version::V1,
                 window: 8,
                 block_size: 1408,
                 nonce: 42,
                 name: "a name longer than the padding, so none is added",
             },
             Packet::Write {
+                version: Version::V1,
                 window: 1,
                 block_size: 512,
                 size: 1 << 33,
                 nonce: u64::MAX,
                 name: "x",
+            },
+            Packet::Write {
+                version: Version::V2,
+                window: 1,
+                block_size: 512,
+                size: 1 << 33,
+                nonce: u64::MAX,
+                name: "x",
+            },
+            Packet::Sack {
+                block: 3,
+                bits: &[0b101, 0, 1],
+            },
+            Packet::Sack {
+                block: 0,
+                bits: &[0xff; MAX_SACK_BYTES],
             },
             Packet::Hello { nonce: 1, token: 2 },
             Packet::Data {
@@ -252,7 +344,7 @@ mod tests {
             },
             Packet::Fin {
                 size: 5,
-                sha256: [7; 32],
+                digest: [7; 32],
                 blocks: 3,
                 retransmitted: 1,
             },
@@ -275,7 +367,11 @@ mod tests {
         ] {
             assert_eq!(Packet::decode(bad), None, "{bad:?}");
         }
+        let mut too_long_sack = Packet::Ack { block: 1 }.to_vec();
+        too_long_sack.resize(7 + MAX_SACK_BYTES, 0xff);
+        assert_eq!(Packet::decode(&too_long_sack), None);
         let mut invalid_utf8 = Packet::Read {
+            version: Version::V1,
             window: 1,
             block_size: 1,
             nonce: 0,
@@ -294,12 +390,14 @@ mod tests {
     fn a_hello_is_never_larger_than_a_request() {
         for name in ["", "x", "a/b.txt"] {
             let read = Packet::Read {
+                version: Version::V2,
                 window: 1,
                 block_size: 1,
                 nonce: 0,
                 name,
             };
             let write = Packet::Write {
+                version: Version::V2,
                 window: 1,
                 block_size: 1,
                 size: 0,

@@ -1,19 +1,22 @@
 //! Files over a stream or seqpacket socket. Every message is a length-prefixed frame:
 //!
 //! ```text
-//! client: "GET <name>"                      client: "PUT <size> <name>"
+//! client: "BLAKE3 GET <name>"               client: "BLAKE3 PUT <size> <name>"
 //! server: "OK <size>" | "ERR <reason>"      server: "OK" | "ERR <reason>"
 //! sender: data frames (at most 60 KiB each), then an empty frame, then the
-//!         32-byte SHA-256 of the data
+//!         32-byte BLAKE3 of the data
 //! PUT only, server: "OK stored" | "ERR <reason>"
 //! ```
+//!
+//! The request names the hash. A request without one (`GET <name>`, `PUT <size> <name>`,
+//! as netecho sent before BLAKE3) is served with SHA-256, so an older client still works;
+//! an older server answers the new request "unknown request", which the client explains.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::hexdump::{self, Way};
@@ -21,6 +24,7 @@ use crate::transport::Conn;
 use crate::transport::framing::Framing;
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
 
+use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
 use super::{CHUNK, Transfer, hex};
 
@@ -52,8 +56,14 @@ fn text(frame: &[u8]) -> String {
 }
 
 /// Sends `file`'s data (`size` bytes), the end mark and its hash; counts what was sent.
-fn send_body(conn: &Conn, file: &mut File, size: u64, progress: &dyn Fn(u64)) -> Result<u64> {
-    let mut hash = Sha256::new();
+fn send_body(
+    conn: &Conn,
+    file: &mut File,
+    size: u64,
+    algo: Algo,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let mut hash = Hasher::new(algo);
     let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
     while sent < size {
@@ -68,7 +78,7 @@ fn send_body(conn: &Conn, file: &mut File, size: u64, progress: &dyn Fn(u64)) ->
         progress(sent);
     }
     send_frame(conn, b"").context("send the end mark")?;
-    send_frame(conn, &hash.finalize()).context("send the hash")?;
+    send_frame(conn, &hash.digest()).context("send the hash")?;
     Ok(sent)
 }
 
@@ -78,10 +88,11 @@ fn receive_body(
     frames: &mut MessageReader,
     out: &mut File,
     size: u64,
-    max: u64,
+    max: (u64, Algo),
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let mut hash = Sha256::new();
+    let (max, algo) = max;
+    let mut hash = Hasher::new(algo);
     let mut got = 0u64;
     loop {
         let frame = read(conn, frames, "the transfer")
@@ -101,10 +112,11 @@ fn receive_body(
         bail!("short transfer: {got} of {size} bytes");
     }
     let expected = read(conn, frames, "the hash")?;
-    let actual = hash.finalize();
+    let actual = hash.digest();
     if expected[..] != actual[..] {
         bail!(
-            "SHA-256 mismatch: the sender says {}, the data received is {}",
+            "{} mismatch: the sender says {}, the data received is {}",
+            algo.label(),
             hex(&expected),
             hex(&actual)
         );
@@ -128,15 +140,19 @@ pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
         }
     };
     let mut moved = (0, 0);
+    let (algo, request) = match request.strip_prefix(V2) {
+        Some(rest) => (Algo::Blake3, rest.to_string()),
+        None => (Algo::Sha256, request),
+    };
     let result = if let Some(name) = request.strip_prefix("GET ") {
-        serve_get(conn, store, name)
+        serve_get(conn, store, name, algo)
             .map(|bytes| {
                 moved.1 = bytes;
                 format!("sent '{name}'; {bytes} bytes")
             })
             .with_context(|| format!("get '{name}'"))
     } else if let Some(rest) = request.strip_prefix("PUT ") {
-        serve_put(conn, &mut frames, store, rest).map(|(bytes, name)| {
+        serve_put(conn, &mut frames, store, rest, algo).map(|(bytes, name)| {
             moved.0 = bytes;
             format!("stored '{name}'; {bytes} bytes")
         })
@@ -154,7 +170,7 @@ pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
     moved
 }
 
-fn serve_get(conn: &Conn, store: &Store, name: &str) -> Result<u64> {
+fn serve_get(conn: &Conn, store: &Store, name: &str, algo: Algo) -> Result<u64> {
     let (mut file, size) = match store.open_file(name) {
         Ok(found) => found,
         Err(refused) => {
@@ -163,7 +179,7 @@ fn serve_get(conn: &Conn, store: &Store, name: &str) -> Result<u64> {
         }
     };
     send_frame(conn, format!("OK {size}").as_bytes())?;
-    send_body(conn, &mut file, size, &|_| ())
+    send_body(conn, &mut file, size, algo, &|_| ())
 }
 
 fn serve_put(
@@ -171,6 +187,7 @@ fn serve_put(
     frames: &mut MessageReader,
     store: &Store,
     rest: &str,
+    algo: Algo,
 ) -> Result<(u64, String)> {
     let Some((size, name)) = rest
         .split_once(' ')
@@ -200,7 +217,7 @@ fn serve_put(
         frames,
         &mut partial.file,
         size,
-        store.max_file,
+        (store.max_file, algo),
         &|_| {},
     ) {
         Ok(bytes) => match partial.commit(false) {
@@ -231,30 +248,28 @@ pub(crate) fn get(
 ) -> Result<Transfer> {
     let start = Instant::now();
     let mut partial = Partial::create(out, force)?;
-    send_frame(conn, format!("GET {name}").as_bytes()).context("send the request")?;
+    send_frame(conn, format!("{V2}GET {name}").as_bytes()).context("send the request")?;
     let mut frames = frames();
     let reply = text(&read(conn, &mut frames, "the reply")?);
     let size: u64 = match reply.strip_prefix("OK ") {
         Some(size) => size
             .parse()
             .with_context(|| format!("malformed reply {reply:?}"))?,
-        None => bail!(
-            "the server refused: {}",
-            reply.strip_prefix("ERR ").unwrap_or(&reply)
-        ),
+        None => return Err(refused(&reply)),
     };
     let bytes = receive_body(
         conn,
         &mut frames,
         &mut partial.file,
         size,
-        u64::MAX,
+        (u64::MAX, Algo::Blake3),
         &|got| progress(got, size),
     )?;
     partial.commit(force)?;
     Ok(Transfer {
         bytes,
         elapsed: start.elapsed(),
+        hash: Some(Algo::Blake3),
         ..Transfer::default()
     })
 }
@@ -268,16 +283,13 @@ pub(crate) fn put(
     progress: &dyn Fn(u64),
 ) -> Result<Transfer> {
     let start = Instant::now();
-    send_frame(conn, format!("PUT {size} {name}").as_bytes()).context("send the request")?;
+    send_frame(conn, format!("{V2}PUT {size} {name}").as_bytes()).context("send the request")?;
     let mut frames = frames();
     let reply = text(&read(conn, &mut frames, "the reply")?);
     if reply != "OK" {
-        bail!(
-            "the server refused: {}",
-            reply.strip_prefix("ERR ").unwrap_or(&reply)
-        );
+        return Err(refused(&reply));
     }
-    let bytes = send_body(conn, file, size, progress)?;
+    let bytes = send_body(conn, file, size, Algo::Blake3, progress)?;
     let done = text(&read(conn, &mut frames, "the server's verdict")?);
     if done != "OK stored" {
         bail!(
@@ -288,6 +300,22 @@ pub(crate) fn put(
     Ok(Transfer {
         bytes,
         elapsed: start.elapsed(),
+        hash: Some(Algo::Blake3),
         ..Transfer::default()
     })
+}
+
+/// What a request of this version starts with: the hash it asks for.
+const V2: &str = "BLAKE3 ";
+
+/// The server's refusal as an error; an older server's "unknown request" is explained.
+fn refused(reply: &str) -> anyhow::Error {
+    let why = reply.strip_prefix("ERR ").unwrap_or(reply);
+    if why.starts_with("unknown request") {
+        return anyhow!(
+            "the server refused: {why} (an older netecho, which checks files with SHA-256 \
+             only: run the same netecho version at both ends)"
+        );
+    }
+    anyhow!("the server refused: {why}")
 }

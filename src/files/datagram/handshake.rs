@@ -106,7 +106,8 @@ pub(super) fn start(
         }
     }
     Err(anyhow!(
-        "no answer from the server after {} tries",
+        "no answer from the server after {} tries (a netecho server older than this client \
+         ignores its requests, which ask for BLAKE3 and SACK: run the same version at both ends)",
         retries + 1
     ))
 }

@@ -72,6 +72,7 @@ fn settings(window: u16, block_size: u16, drop: f64, reorder: f64) -> Settings {
         drop,
         reorder,
         linger: CLIENT_LINGER,
+        version: Version::V1,
     }
 }
 
@@ -86,11 +87,19 @@ struct Outcome {
 /// Sends a 300-block file through a sender and a receiver that both lose and reorder what
 /// they send, with chances drawn from `seed`.
 fn transfer(drop: f64, reorder: f64, seed: u64) -> Outcome {
+    transfer_as(Version::V1, drop, reorder, seed)
+}
+
+/// As [`transfer`], in the protocol version given.
+fn transfer_as(version: Version, drop: f64, reorder: f64, seed: u64) -> Outcome {
     within("the transfer", move || {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let target = dir.path().join("target");
         let content = contents(300 * 512 + 123);
-        let settings = settings(16, 512, drop, reorder);
+        let settings = Settings {
+            version,
+            ..settings(16, 512, drop, reorder)
+        };
         let (a, b) = (udp(), udp());
         let (to_a, to_b) = (addr(&a), addr(&b));
         let receiving = {
@@ -377,7 +386,10 @@ fn a_lost_finack_is_answered_again_while_the_receiver_lingers() {
         ));
         let fin = Packet::Fin {
             size: 100,
-            sha256: Sha256::digest(&content).into(),
+            digest: {
+                use sha2::Digest;
+                sha2::Sha256::digest(&content).into()
+            },
             blocks: 1,
             retransmitted: 0,
         };
@@ -478,6 +490,7 @@ fn a_client_takes_a_hello_only_from_the_server_host_with_its_nonce() {
         let (to_client, to_server) = (addr(&client), addr(&server));
         let starting = spawn("requester", move || {
             let request = Packet::Read {
+                version: Version::V1,
                 window: 1,
                 block_size: 100,
                 nonce: 99,
@@ -550,6 +563,222 @@ fn a_repeated_hello_is_answered_with_the_receivers_ack() {
         assert_eq!(
             Packet::decode(&next_packet(&peer)),
             Some(Packet::Ack { block: 0 })
+        );
+    });
+}
+
+/// Settings of version 2: BLAKE3, and SACKs from the receiver.
+fn settings_v2(window: u16, block_size: u16) -> Settings {
+    Settings {
+        version: Version::V2,
+        ..settings(window, block_size, 0.0, 0.0)
+    }
+}
+
+#[test]
+fn with_sack_a_file_arrives_whole_through_loss_and_reordering() {
+    for seed in [5, 23, 77] {
+        let done = transfer_as(Version::V2, 0.1, 0.1, seed);
+        assert!(done.whole, "seed {seed}: the file differs");
+        assert!(done.sent.retransmitted > 0, "seed {seed}: nothing was lost");
+        assert_eq!(done.received.hash, Some(crate::files::hash::Algo::Blake3));
+    }
+}
+
+/// A sender of version 2 that has sent blocks 1 to 6, with block 3 lost: the peer's SACK
+/// says 4, 5 and 6 arrived.
+fn sender_with_a_hole(peer: &DatagramSocket, to_a: &PeerAddr, sender: &mut Sender<'_, '_>) {
+    sender.fill_window().unwrap();
+    assert_eq!(data_blocks(peer, 2), [1, 2]);
+    send(peer, to_a, &Packet::Ack { block: 2 });
+    sender.step().unwrap();
+    sender.fill_window().unwrap();
+    assert_eq!(
+        data_blocks(peer, 4),
+        [3, 4, 5, 6],
+        "the ACK grew the window"
+    );
+}
+
+#[test]
+fn a_sack_sends_only_the_holes_again() {
+    within("the SACK", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        // Bits 0, 1 and 2: blocks 4, 5 and 6 (ACK + 2 + bit).
+        send(
+            &peer,
+            &to_a,
+            &Packet::Sack {
+                block: 2,
+                bits: &[0b111],
+            },
+        );
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        let cwnd = sender.cwnd as usize;
+        let sent = data_blocks(&peer, cwnd);
+        assert_eq!(sent[0], 3, "the hole goes first");
+        assert!(!sent[1..].iter().any(|b| (4..=6).contains(b)), "{sent:?}");
+        assert_eq!(sent[1..].first(), Some(&7), "then new blocks: {sent:?}");
+        assert!(nothing_queued(&peer), "more than the window");
+        assert_eq!(sender.t.retransmitted, 1, "only the hole went again");
+        assert_eq!(sender.cwnd, 3.5, "the window halves on the loss");
+        // A second SACK for the same hole changes nothing: one cut per loss event.
+        send(
+            &peer,
+            &to_a,
+            &Packet::Sack {
+                block: 2,
+                bits: &[0b111],
+            },
+        );
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert!(nothing_queued(&peer), "the hole sent twice");
+        assert_eq!(sender.cwnd, 3.5);
+        // The hole filled: the cumulative ACK jumps past the SACKed blocks.
+        send(
+            &peer,
+            &to_a,
+            &Packet::Ack {
+                block: 6 + cwnd as u32 - 1,
+            },
+        );
+        sender.step().unwrap();
+        assert!(sender.flight.is_empty(), "{:?}", sender.flight.len());
+    });
+}
+
+#[test]
+fn a_sack_for_a_block_never_sent_is_ignored_and_counted() {
+    within("the optimistic SACK", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        let cwnd = sender.cwnd;
+        // Blocks 4, 5 and 6 are true; bit 10 (block 14) was never sent.
+        send(
+            &peer,
+            &to_a,
+            &Packet::Sack {
+                block: 2,
+                bits: &[0b111, 0b100],
+            },
+        );
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert!(nothing_queued(&peer), "the claim moved the sender");
+        assert_eq!(sender.t.unsent_acks, 1);
+        assert_eq!(sender.cwnd, cwnd, "the window grew on a false claim");
+        assert!(
+            sender.flight.iter().all(|f| !f.sacked),
+            "a false SACK was taken"
+        );
+        send(
+            &peer,
+            &to_a,
+            &Packet::Sack {
+                block: 2,
+                bits: &[0b111],
+            },
+        );
+        sender.step().unwrap();
+        assert_eq!(sender.flight.iter().filter(|f| f.sacked).count(), 3);
+    });
+}
+
+#[test]
+fn a_timeout_after_a_sack_sends_again_only_what_the_receiver_lacks() {
+    within("the timeout with SACK", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        // Only block 5 arrived: too few past 3 and 4 to call them lost.
+        send(
+            &peer,
+            &to_a,
+            &Packet::Sack {
+                block: 2,
+                bits: &[0b10],
+            },
+        );
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 2), [7, 8], "the SACK grew the window");
+        assert!(nothing_queued(&peer), "3 or 4 taken for lost too early");
+        // Then silence: one block per timeout, the oldest the receiver lacks.
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [3]);
+        assert!(nothing_queued(&peer), "more than one block after a timeout");
+        assert!(
+            sender
+                .flight
+                .iter()
+                .any(|f| f.block == 5 && f.sacked && !f.lost)
+        );
+    });
+}
+
+#[test]
+fn a_receiver_of_version_2_names_its_early_blocks() {
+    within("the receiver's SACK", || {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, peer) = (udp(), udp());
+        let settings = settings_v2(16, 10);
+        let mut link = Link::new(&b, addr(&peer), &settings);
+        let partial = Partial::create(&dir.path().join("target"), false).unwrap();
+        let mut receiver = Receiver::new(&mut link, partial, false, &settings, 1000, &quiet);
+        let data = |block, data| Packet::Data { block, data }.to_vec();
+        receiver.on_packet(&data(3, b"0123456789")).unwrap();
+        receiver.on_packet(&data(12, b"0123456789")).unwrap();
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Sack {
+                block: 0,
+                bits: &[0b10]
+            }),
+            "block 3: bit 1"
+        );
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Sack {
+                block: 0,
+                bits: &[0b10, 0b100]
+            }),
+            "blocks 3 and 12: bits 1 and 10"
+        );
+        receiver.on_packet(&data(1, b"abcdefghij")).unwrap();
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Sack {
+                block: 1,
+                bits: &[0b1, 0b10]
+            }),
+            "block 2 is the gap now: 3 is bit 0, 12 bit 9"
+        );
+        receiver.on_packet(&data(2, b"abcdefghij")).unwrap();
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Sack {
+                block: 3,
+                bits: &[0b1000_0000]
+            }),
+            "blocks 1 to 3 in order; 12 is bit 7"
         );
     });
 }
