@@ -5,6 +5,9 @@
 #   trip as "latency"; it is doubled here so both columns are round trips.
 # - TCP throughput, 64 KiB messages: `netecho bench` against `netecho serve` (an echo moves
 #   every byte twice), beside iperf3's single-stream loopback figure.
+# - UDP throughput, 1400-byte datagrams: `netecho bench --proto udp` (window 64) against
+#   `netecho serve`, beside `iperf3 -u -b 0 -l 1400` (as fast as it can send); both count
+#   what arrived: netecho its replies, iperf3 what its receiver got (half of it is parity).
 # Prints one table. Installs sockperf and iperf3 (Debian) when missing.
 #
 # Each figure is the median of ROUNDS runs, netecho and the peer taking turns: sockperf's
@@ -88,6 +91,17 @@ netecho_mbps() {
   awk -F, '{ print $7 }' <<<"$row"
 }
 
+# netecho_udp_mbps: MB/s of udp replies, 1400-byte datagrams, window 64.
+netecho_udp_mbps() {
+  local row
+  row=$(netecho_bench udp --clients 1 --window 64 --size "$udp_size" --duration "${secs}s")
+  if [ -z "$row" ]; then echo -; return; fi
+  awk -F, '{ print $7 }' <<<"$row"
+}
+
+udp_size=1400
+
+# iperf3_mbps [ARGS...]: MB/s that iperf3's receiver got (udp: what arrived, not what was sent).
 iperf3_mbps() {
   local port pid json
   port=$(free_port)
@@ -96,7 +110,7 @@ iperf3_mbps() {
   track "$pid"
   # iperf3 says nothing when it listens: a pause for it to bind.
   sleep 0.5
-  if ! json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J 2>&1); then
+  if ! json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J "$@" 2>&1); then
     stop "$pid"
     failed "iperf3 -c" "$json"
     echo -
@@ -139,7 +153,19 @@ if [ -n "${BASE:-}" ]; then
   b=$(median "${bt[@]}")
   printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
 fi
-echo "# ratio: netecho / peer. Targets: latency ratio <= 1.10; throughput ratio >= 0.50."
+nt=(); it=(); bt=()
+for _ in $(seq "$rounds"); do
+  nt+=("$(netecho_udp_mbps)"); it+=("$(iperf3_mbps -u -b 0 -l "$udp_size")")
+  [ -z "${BASE:-}" ] || bt+=("$(netecho=$BASE netecho_udp_mbps)")
+done
+n=$(median "${nt[@]}"); i=$(median "${it[@]}")
+printf '%-26s %12s %12s %12s %10s %10s %9s\n' "udp MB/s ($udp_size B)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")" "-"
+if [ -n "${BASE:-}" ]; then
+  b=$(median "${bt[@]}")
+  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
+fi
+echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00; throughput ratio >= 0.50."
+echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
 echo "# left out: the p99 both sides measure (not shown); netecho's MB/s counts"
 echo "# reply bytes only, though an echo moves each byte both ways; failed runs, from the medians."
 bench_end

@@ -23,7 +23,7 @@ use std::os::fd::AsFd;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::hexdump::{self, Way};
-use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch};
 
 use super::admit;
 use super::hash::Hasher;
@@ -116,6 +116,11 @@ pub(crate) struct Link<'a> {
     pub peer: PeerAddr,
     pub impaired: Impaired,
     buf: Vec<u8>,
+    /// New blocks leave in one sendmsg(2) with UDP_SEGMENT, cut by the kernel: UDP only,
+    /// without simulated impairments (which act on each datagram), and only while the
+    /// kernel takes it (false after its first refusal).
+    gso: bool,
+    segments: Vec<u8>,
 }
 
 impl<'a> Link<'a> {
@@ -131,12 +136,80 @@ impl<'a> Link<'a> {
         let _ = sock
             .socket()
             .set_send_buffer_size(window_bytes.min(8 << 20));
+        let udp = sock
+            .socket()
+            .local_addr()
+            .is_ok_and(|a| a.as_socket().is_some());
         Link {
             sock,
             peer,
             impaired: Impaired::new(settings.drop, settings.reorder),
             buf: vec![0u8; MAX_MESSAGE],
+            gso: udp && settings.drop == 0.0 && settings.reorder == 0.0,
+            segments: Vec::new(),
         }
+    }
+
+    /// Sends DATA packets, each `size` bytes but the last (which may be shorter): with
+    /// UDP_SEGMENT, as few system calls as the kernel allows; else one by one.
+    fn send_data<'d>(&mut self, blocks: impl Iterator<Item = (u32, &'d [u8])>) -> Result<()> {
+        if !self.gso {
+            for (block, data) in blocks {
+                self.send(&Packet::Data { block, data })?;
+            }
+            return Ok(());
+        }
+        let mut segments = std::mem::take(&mut self.segments);
+        let mut segment = 0;
+        let mut count = 0;
+        for (block, data) in blocks {
+            let size = DATA_HEADER + data.len();
+            let full = count == batch::MAX_SEGMENTS || segments.len() + size > batch::MAX_SEGMENTED;
+            if count > 0 && (full || size > segment) {
+                self.send_segments(&segments, segment)?;
+                segments.clear();
+                count = 0;
+            }
+            if count == 0 {
+                segment = size;
+            }
+            Packet::Data { block, data }.encode(&mut segments);
+            count += 1;
+        }
+        if count > 0 {
+            self.send_segments(&segments, segment)?;
+        }
+        segments.clear();
+        self.segments = segments;
+        Ok(())
+    }
+
+    /// One UDP_SEGMENT send; on the kernel's first refusal, the datagrams one by one, and
+    /// never UDP_SEGMENT again on this link.
+    fn send_segments(&mut self, buf: &[u8], segment: usize) -> Result<()> {
+        let Ok(seg) = u16::try_from(segment) else {
+            bail!("a {segment}-byte block cannot be segmented");
+        };
+        // Dumped as the datagrams the kernel makes of it.
+        for datagram in buf.chunks(segment) {
+            hexdump::dump_if(Way::Out, &self.peer, datagram);
+        }
+        match self.sock.send_segments(buf, seg, &self.peer) {
+            Ok(()) => return Ok(()),
+            Err(e) if batch::no_segmentation(&e) => {
+                debug!("UDP_SEGMENT refused ({e}); sending one datagram per block");
+                self.gso = false;
+            }
+            Err(e) if gone(&e) => bail!("the peer went away (its socket is closed)"),
+            Err(e) => return Err(e).context("sendmsg with UDP_SEGMENT"),
+        }
+        for datagram in buf.chunks(segment) {
+            match self.sock.send_to(datagram, &self.peer) {
+                Err(e) if gone(&e) => bail!("the peer went away (its socket is closed)"),
+                sent => sent.context("sendto")?,
+            }
+        }
+        Ok(())
     }
 
     fn send(&mut self, packet: &Packet<'_>) -> Result<()> {
@@ -348,17 +421,15 @@ impl<'l, 'a> Sender<'l, 'a> {
             lost.send_again(self.link, &mut self.t)?;
             room -= 1;
         }
+        let mut fresh = 0;
         for _ in 0..room {
             if self.next > self.last || self.flight.len() >= self.window {
                 break;
             }
             let data = self.read_block()?;
             self.hash.update(&data);
-            self.link.send(&Packet::Data {
-                block: self.next,
-                data: &data,
-            })?;
             self.t.blocks += 1;
+            fresh += 1;
             self.flight.push_back(InFlight {
                 block: self.next,
                 data,
@@ -369,7 +440,9 @@ impl<'l, 'a> Sender<'l, 'a> {
             });
             self.next += 1;
         }
-        Ok(())
+        let first = self.flight.len() - fresh;
+        let blocks = self.flight.range(first..).map(|f| (f.block, &f.data[..]));
+        self.link.send_data(blocks)
     }
 
     /// The next block's data. Never past the size announced: a file that grows meanwhile
@@ -639,6 +712,9 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The most blocks in order a version 2 receiver takes before it acknowledges them.
+const ACK_EVERY: u32 = 16;
+
 /// How long a receiver waits for the next packet before it says again where it is.
 const PATIENCE: Duration = Duration::from_millis(500);
 
@@ -654,8 +730,11 @@ pub(crate) struct Receiver<'l, 'a> {
     /// The most bytes this file may have.
     max: u64,
     hash: Hasher,
-    /// Tell the sender which early blocks are in (version 2).
+    /// Tell the sender which early blocks are in, and acknowledge blocks in order in
+    /// groups (version 2).
     sack: bool,
+    /// Blocks taken in order and not acknowledged yet.
+    owed: u32,
     /// The next block in order; `expected - 1` is what the ACKs say.
     expected: u32,
     /// Blocks that came before a gap, kept while within the window.
@@ -689,6 +768,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
             max,
             hash: Hasher::new(settings.version.hash()),
             sack: settings.version.sack(),
+            owed: 0,
             expected: 1,
             early: BTreeMap::new(),
             got: 0,
@@ -711,7 +791,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
         loop {
             let bytes = match pending.take() {
                 Some(bytes) => bytes,
-                None => match self.link.recv(PATIENCE)? {
+                None => match self.next_packet()? {
                     Some(n) => self.link.buf[..n].to_vec(),
                     None => {
                         self.on_silence()?;
@@ -728,6 +808,20 @@ impl<'l, 'a> Receiver<'l, 'a> {
                 return Ok(done);
             }
         }
+    }
+
+    /// The next packet within `PATIENCE`. An ACK still owed goes out before any wait: a
+    /// version 2 receiver acknowledges blocks in order once the socket holds no more (or
+    /// every [`ACK_EVERY`]), so the sender gets room for many blocks at once and sends them
+    /// in one system call.
+    fn next_packet(&mut self) -> Result<Option<usize>> {
+        if self.owed > 0 {
+            if let Some(n) = self.link.recv(Duration::ZERO)? {
+                return Ok(Some(n));
+            }
+            self.ack()?;
+        }
+        self.link.recv(PATIENCE)
     }
 
     /// Acts on one packet from the sender; the finished transfer once the FIN is verified.
@@ -767,6 +861,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
 
     /// The cumulative ACK, with a SACK bitmap of the early blocks held (version 2).
     fn ack(&mut self) -> Result<()> {
+        self.owed = 0;
         let block = self.expected - 1;
         if !self.sack || self.early.is_empty() {
             return self.link.send(&Packet::Ack { block });
@@ -798,6 +893,12 @@ impl<'l, 'a> Receiver<'l, 'a> {
         let in_window = block > self.expected && block < self.expected.saturating_add(self.window);
         if block == self.expected && !self.complete {
             self.take_in_order(data.to_vec())?;
+            if self.sack && self.early.is_empty() && !self.complete {
+                self.owed += 1;
+                if self.owed < ACK_EVERY {
+                    return Ok(());
+                }
+            }
         } else if in_window && !self.complete {
             if self.early.insert(block, data.to_vec()).is_some() {
                 self.t.duplicates += 1;

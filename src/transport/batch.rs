@@ -189,3 +189,72 @@ impl DatagramSocket {
         Ok(sent as usize)
     }
 }
+
+/// UDP_SEGMENT (linux/udp.h; libc has no name for it): a sendmsg(2) control message that
+/// has the kernel cut one buffer into datagrams of the size it carries (UDP generic
+/// segmentation offload, Linux 4.18).
+const UDP_SEGMENT: libc::c_int = 103;
+/// The most datagrams one UDP_SEGMENT send may carry (UDP_MAX_SEGMENTS in older kernels).
+pub(crate) const MAX_SEGMENTS: usize = 64;
+/// The most bytes one UDP_SEGMENT send may carry: one IP datagram's worth.
+pub(crate) const MAX_SEGMENTED: usize = 65_000;
+
+/// Whether an error from [`DatagramSocket::send_segments`] says this kernel or path has no
+/// segmentation offload (not that the peer or the network failed): send one by one then.
+pub(crate) fn no_segmentation(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
+impl DatagramSocket {
+    /// One sendmsg(2) with UDP_SEGMENT on a UDP socket: `buf` leaves for `to` as datagrams
+    /// of `segment` bytes each, the last one possibly shorter. At most [`MAX_SEGMENTS`]
+    /// datagrams and [`MAX_SEGMENTED`] bytes; all or nothing.
+    pub(crate) fn send_segments(&self, buf: &[u8], segment: u16, to: &PeerAddr) -> io::Result<()> {
+        // A control buffer aligned for cmsghdr, with room for one u16.
+        let mut control = [0u64; 4];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        // Safety: msghdr is plain old data; all zeroes is a valid starting value.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_name = to.0.as_ptr().cast_mut().cast();
+        msg.msg_namelen = to.0.len();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // Safety: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+        // Safety: the control buffer holds CMSG_SPACE(2) bytes (32 >= 24), aligned for
+        // cmsghdr; the first header and its data lie within it. The kernel only reads
+        // `buf` and `to` through pointers that live through the call.
+        let sent = unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as usize;
+            ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+            libc::sendmsg(self.sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        };
+        let result = if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
+        if crate::explain::on() {
+            let fd = self.sock.as_raw_fd();
+            let (n, len) = (buf.len().div_ceil(usize::from(segment.max(1))), buf.len());
+            let outcome = match &result {
+                Ok(()) => format!("{sent}"),
+                Err(e) => format!("-1 ({e})"),
+            };
+            crate::explain::line(format_args!(
+                "sendmsg(fd {fd}, {len} bytes, UDP_SEGMENT {segment}: {n} datagrams) = {outcome}"
+            ));
+        }
+        result
+    }
+}

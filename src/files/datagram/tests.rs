@@ -782,3 +782,32 @@ fn a_receiver_of_version_2_names_its_early_blocks() {
         );
     });
 }
+
+#[test]
+fn a_receiver_of_version_2_acknowledges_blocks_in_order_together() {
+    within("the receiver's grouped ACK", || {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, peer) = (udp(), udp());
+        let settings = settings_v2(16, 10);
+        let mut link = Link::new(&b, addr(&peer), &settings);
+        let partial = Partial::create(&dir.path().join("target"), false).unwrap();
+        let mut receiver = Receiver::new(&mut link, partial, false, &settings, 1000, &quiet);
+        for block in 1..=3 {
+            let data = Packet::Data {
+                block,
+                data: b"0123456789",
+            }
+            .to_vec();
+            receiver.on_packet(&data).unwrap();
+        }
+        // Nothing more is queued: the ACK owed goes out before the receiver waits.
+        assert_eq!(receiver.next_packet().unwrap(), None);
+        assert_eq!(
+            Packet::decode(&next_packet(&peer)),
+            Some(Packet::Ack { block: 3 }),
+            "the first ACK covers all three"
+        );
+        assert!(nothing_queued(&peer), "more than one ACK");
+        assert_eq!(receiver.got, 30);
+    });
+}
