@@ -93,7 +93,10 @@ fn segmented(trace: &str) -> Vec<&str> {
 
 /// The bytes a sendmsg line's result says went out.
 fn sent(line: &str) -> usize {
-    line.rsplit("= ").next().and_then(|r| r.trim().parse().ok()).unwrap_or(0)
+    line.rsplit("= ")
+        .next()
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -105,7 +108,10 @@ fn a_udp_upload_sends_many_blocks_per_system_call() {
     assert!(!calls.is_empty(), "no sendmsg with UDP_SEGMENT:\n{trace}");
     // The default block is 1408 bytes and a 6-byte header: more than that is two or more.
     let most = calls.iter().map(|l| sent(l)).max().unwrap_or(0);
-    assert!(most > 1414, "no call carried two blocks (at most {most} bytes)");
+    assert!(
+        most > 1414,
+        "no call carried two blocks (at most {most} bytes)"
+    );
 }
 
 #[test]

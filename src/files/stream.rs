@@ -19,10 +19,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use tracing::{info, warn};
 
+use crate::endpoint::SocketKind;
 use crate::hexdump::{self, Way};
-use crate::transport::Conn;
-use crate::transport::framing::Framing;
+use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
+use crate::transport::{Conn, Received};
 
 use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
@@ -64,16 +65,23 @@ fn send_body(
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
     let mut hash = Hasher::new(algo);
-    let mut buf = vec![0u8; CHUNK];
+    // Each frame is read into place behind its length header and sent from there: one
+    // buffer for the whole transfer, no copy between the file and the socket.
+    let mut buf = vec![0u8; LENGTH_HEADER + CHUNK];
     let mut sent = 0u64;
     while sent < size {
         let want = ((size - sent) as usize).min(CHUNK);
-        let n = file.read(&mut buf[..want]).context("read the file")?;
+        let n = file
+            .read(&mut buf[LENGTH_HEADER..LENGTH_HEADER + want])
+            .context("read the file")?;
         if n == 0 {
             break; // The file shrank: the receiver sees a short transfer and says so.
         }
-        hash.update(&buf[..n]);
-        send_frame(conn, &buf[..n]).context("send data")?;
+        buf[..LENGTH_HEADER].copy_from_slice(&(n as u32).to_be_bytes());
+        let frame = &buf[..LENGTH_HEADER + n];
+        hash.update(&frame[LENGTH_HEADER..]);
+        hexdump::dump_if(Way::Out, &conn.peer(), &frame[LENGTH_HEADER..]);
+        conn.send_all(frame).context("send data")?;
         sent += n as u64;
         progress(sent);
     }
@@ -250,21 +258,25 @@ pub(crate) fn get(
     let mut partial = Partial::create(out, force)?;
     send_frame(conn, format!("{V2}GET {name}").as_bytes()).context("send the request")?;
     let mut frames = frames();
-    let reply = text(&read(conn, &mut frames, "the reply")?);
+    let reply = text(&read_reply(conn, &mut frames)?);
     let size: u64 = match reply.strip_prefix("OK ") {
         Some(size) => size
             .parse()
             .with_context(|| format!("malformed reply {reply:?}"))?,
         None => return Err(refused(&reply)),
     };
-    let bytes = receive_body(
-        conn,
-        &mut frames,
-        &mut partial.file,
-        size,
-        (u64::MAX, Algo::Blake3),
-        &|got| progress(got, size),
-    )?;
+    let bytes = if conn.kind() == SocketKind::Stream {
+        direct::receive(conn, &mut partial.file, size, &|got| progress(got, size))?
+    } else {
+        receive_body(
+            conn,
+            &mut frames,
+            &mut partial.file,
+            size,
+            (u64::MAX, Algo::Blake3),
+            &|got| progress(got, size),
+        )?
+    };
     partial.commit(force)?;
     Ok(Transfer {
         bytes,
@@ -305,6 +317,24 @@ pub(crate) fn put(
     })
 }
 
+/// The server's reply to a GET. On a stream, read a byte at a time: the data frames follow
+/// at once, and they are read by [`direct::receive`], not by `frames`, which must not
+/// hold any of them.
+fn read_reply(conn: &Conn, frames: &mut MessageReader) -> Result<Vec<u8>> {
+    if conn.kind() != SocketKind::Stream {
+        return read(conn, frames, "the reply");
+    }
+    conn.start_frame();
+    match frames.read_at_most(conn, 1) {
+        Ok(Some(frame)) => {
+            hexdump::dump_if(Way::In, &conn.peer(), &frame);
+            Ok(frame)
+        }
+        Ok(None) => Err(anyhow!("the connection closed during the reply")),
+        Err(e) => Err(anyhow!("the reply: {e}")),
+    }
+}
+
 /// What a request of this version starts with: the hash it asks for.
 const V2: &str = "BLAKE3 ";
 
@@ -318,4 +348,113 @@ fn refused(reply: &str) -> anyhow::Error {
         );
     }
     anyhow!("the server refused: {why}")
+}
+
+/// A download's body on a stream socket without a reader in between: large reads into one
+/// buffer, frames cut where they lie, hashed and written from there (a byte is copied once
+/// from the socket and once into the file, as `socat` does).
+mod direct {
+    use super::*;
+
+    /// Bytes asked of each recv(2).
+    const READ: usize = 1 << 20;
+
+    /// The data frames up to the end mark, then the hash; checks size and hash.
+    pub(super) fn receive(
+        conn: &Conn,
+        out: &mut File,
+        size: u64,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64> {
+        let mut r = Reader {
+            buf: vec![0u8; READ + LENGTH_HEADER + CHUNK],
+            start: 0,
+            end: 0,
+        };
+        let mut hash = Hasher::new(Algo::Blake3);
+        let mut got = 0u64;
+        loop {
+            let frame = r
+                .frame(conn)
+                .map_err(|e| anyhow!("{e} (after {got} of {size} bytes)"))?;
+            if frame.is_empty() {
+                break;
+            }
+            got += frame.len() as u64;
+            if got > size {
+                bail!("the sender sent more than the {size} bytes it announced");
+            }
+            hash.update(frame);
+            out.write_all(frame).context("write the file")?;
+            progress(got);
+        }
+        if got != size {
+            bail!("short transfer: {got} of {size} bytes");
+        }
+        let expected = r.frame(conn)?.to_vec();
+        let actual = hash.digest();
+        if expected[..] != actual[..] {
+            bail!(
+                "BLAKE3 mismatch: the sender says {}, the data received is {}",
+                hex(&expected),
+                hex(&actual)
+            );
+        }
+        Ok(got)
+    }
+
+    /// Bytes received and not yet taken: `buf[start..end]`.
+    struct Reader {
+        buf: Vec<u8>,
+        start: usize,
+        end: usize,
+    }
+
+    impl Reader {
+        /// The next frame's payload, read as needed.
+        fn frame(&mut self, conn: &Conn) -> Result<&[u8]> {
+            conn.start_frame();
+            let len = loop {
+                if let Some(header) = self.buf.get(self.start..self.start + LENGTH_HEADER)
+                    && self.end - self.start >= LENGTH_HEADER
+                {
+                    let len = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
+                    if len > CHUNK {
+                        bail!("a {len}-byte frame, over the {CHUNK}-byte chunk");
+                    }
+                    if self.end - self.start >= LENGTH_HEADER + len {
+                        break len;
+                    }
+                }
+                self.fill(conn)?;
+            };
+            let at = self.start + LENGTH_HEADER;
+            self.start = at + len;
+            hexdump::dump_if(Way::In, &conn.peer(), &self.buf[at..at + len]);
+            Ok(&self.buf[at..at + len])
+        }
+
+        /// One recv(2) after what is held, moved to the front first when a whole read
+        /// and the largest frame would not fit behind it.
+        fn fill(&mut self, conn: &Conn) -> Result<()> {
+            if self.buf.len() - self.end < READ {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            match conn.recv(&mut self.buf[self.end..]) {
+                Ok(Received::Data(n)) => {
+                    self.end += n;
+                    Ok(())
+                }
+                Ok(_) => Err(anyhow!("the connection closed during the transfer")),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
+                    "no data for the idle timeout during the transfer, or not all of it \
+                     within the idle timeout"
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+                Err(e) => Err(anyhow!("the transfer: {e}")),
+            }
+        }
+    }
 }
