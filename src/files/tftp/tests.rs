@@ -1,17 +1,23 @@
 use super::*;
-use crate::files::packet::Packet as Own;
+use crate::files::packet::{Packet as Own, Version};
 
 #[test]
 fn netecho_requests_are_never_taken_for_tftp() {
     for window in 1..=crate::files::datagram::MAX_WINDOW {
-        for name in ["", "a", "file.bin", "octet"] {
+        let names = ["", "a", "file.bin", "octet"];
+        for (name, version) in names
+            .iter()
+            .flat_map(|n| [(*n, Version::V1), (*n, Version::V2)])
+        {
             let read = Own::Read {
+                version,
                 window,
                 block_size: 0x6f63,
                 nonce: u64::from_be_bytes(*b"tet\0blks"),
                 name,
             };
             let write = Own::Write {
+                version,
                 window,
                 block_size: 512,
                 size: 7,
