@@ -728,3 +728,74 @@ fn a_server_that_knows_no_blake3_is_explained() {
         "{line}"
     );
 }
+
+/// The next datagram on `sock` within STEP: its bytes.
+fn next_datagram(sock: &std::net::UdpSocket) -> Vec<u8> {
+    let mut buf = vec![0u8; 70000];
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).expect("a datagram within STEP");
+    buf.truncate(n);
+    buf
+}
+
+/// The block number of a DATA packet; `None` for anything else.
+fn data_block(p: &[u8]) -> Option<u32> {
+    (p.len() >= 6 && p[..2] == [0, 3]).then(|| u32::from_be_bytes(p[2..6].try_into().unwrap()))
+}
+
+#[test]
+fn a_server_sends_again_only_the_blocks_a_sack_says_are_missing() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    fs::write(root.path().join("f"), random_bytes(100 * 512, 4)).unwrap();
+    let server = file_server("udp", sockdir.path(), root.path(), &[]);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // READ of version 2: window 16, block size 512, nonce 5, name, padded to 32 bytes.
+    let mut read = packet(
+        9,
+        &[
+            &16u16.to_be_bytes(),
+            &512u16.to_be_bytes(),
+            &5u64.to_be_bytes(),
+            b"f",
+        ],
+    );
+    read.resize(32, 0);
+    client.send_to(&read, &server.addr).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut buf = vec![0u8; 70000];
+    let (n, tid) = client.recv_from(&mut buf).expect("a HELLO within STEP");
+    let hello = buf[..n].to_vec();
+    assert_eq!(hello[..2], [0, 8], "a HELLO first");
+    // The HELLO goes back to the transfer socket that sent it.
+    client.send_to(&hello, tid).unwrap();
+    let mut seen = Vec::new();
+    let take = |want: usize, seen: &mut Vec<u32>| {
+        while seen.len() < want {
+            if let Some(b) = data_block(&next_datagram(&client)) {
+                seen.push(b);
+            }
+        }
+    };
+    take(2, &mut seen);
+    assert_eq!(seen, [1, 2], "two blocks before any ACK");
+    client
+        .send_to(&packet(4, &[&2u32.to_be_bytes()]), tid)
+        .unwrap();
+    take(6, &mut seen);
+    assert_eq!(seen[2..], [3, 4, 5, 6], "the ACK grew the window");
+    // Block 3 "lost": the SACK says 4, 5 and 6 arrived (bits 0, 1, 2 past ACK 2 + 2).
+    client
+        .send_to(&packet(4, &[&2u32.to_be_bytes(), &[0b111]]), tid)
+        .unwrap();
+    let mut after = Vec::new();
+    while !(after.contains(&7) && after.contains(&8)) {
+        let b = data_block(&next_datagram(&client));
+        after.extend(b);
+        assert!(after.len() < 20, "no new blocks after the SACK: {after:?}");
+    }
+    assert!(after.contains(&3), "the hole was not sent again: {after:?}");
+    assert!(
+        !after.iter().any(|b| (4..=6).contains(b)),
+        "blocks the SACK named were sent again: {after:?}"
+    );
+}
