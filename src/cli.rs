@@ -30,6 +30,7 @@ use crate::service::echo::{DEFAULT_MAX_PENDING, Transform};
 use crate::transport::SocketOptions;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::message::Carrier;
+use crate::transport::multicast::Multicast;
 pub(crate) use crate::units::parse_duration;
 use crate::units::size_in;
 
@@ -322,6 +323,8 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub sock: ServerSocketArgs,
     #[command(flatten)]
+    pub group: JoinArgs,
+    #[command(flatten)]
     pub buffers: BufferArgs,
     #[command(flatten)]
     pub files: FileServeArgs,
@@ -456,6 +459,142 @@ fn parse_time_limit(text: &str) -> Result<TimeLimit, String> {
     }
 }
 
+/// `serve --join`: multicast groups for a udp server.
+#[derive(Debug, Args)]
+pub(crate) struct JoinArgs {
+    /// Udp: join this multicast group (repeatable; 224.0.0.0/4 or ff00::/8) and answer its
+    /// datagrams, unicast from this host's own address. Bind the group or every address:
+    /// --addr 239.1.2.3:4000 --join 239.1.2.3
+    #[arg(long, value_name = "GROUP")]
+    pub join: Vec<std::net::IpAddr>,
+    /// With --join: the interface to join on, by name (see `ip link`) [default: the one the
+    /// route to the group names]
+    #[arg(long, value_name = "NAME", requires = "join")]
+    pub iface: Option<String>,
+}
+
+impl JoinArgs {
+    /// The groups to join, checked against the address served.
+    fn multicast(&self, endpoint: &Endpoint) -> Result<Multicast, UsageError> {
+        let bound = match &endpoint.addr {
+            crate::endpoint::Address::Ip(addr) => Some(addr.ip().to_canonical()),
+            _ => None,
+        };
+        let group = bound.filter(|ip| ip.is_multicast());
+        if self.join.is_empty() {
+            return match group {
+                Some(ip) => Err(UsageError::new(format!(
+                    "{ip} is a multicast group: a server there receives nothing until it \
+                     joins; add --join {ip} (and --iface NAME to pick the interface)"
+                ))),
+                None => Ok(Multicast::default()),
+            };
+        }
+        if endpoint.proto != Proto::Udp {
+            return Err(UsageError::new(
+                "--join is for --proto udp: groups carry datagrams",
+            ));
+        }
+        for g in &self.join {
+            if !g.is_multicast() {
+                return Err(UsageError::new(format!(
+                    "--join {g}: not a multicast group (224.0.0.0/4 for IPv4, ff00::/8 for IPv6)"
+                )));
+            }
+            if g.is_ipv6() && bound.is_some_and(|ip| ip.is_ipv4()) {
+                return Err(UsageError::new(format!(
+                    "--join {g}: an IPv6 group needs an IPv6 socket; serve on [::]:PORT or on the group"
+                )));
+            }
+        }
+        if let Some(ip) = bound.filter(|ip| !ip.is_unspecified() && !ip.is_multicast()) {
+            return Err(UsageError::new(format!(
+                "--join: a socket bound to {ip} never receives a group's datagrams; serve on \
+                 the group (--addr {}:PORT) or on every address (--addr :PORT)",
+                self.join[0]
+            )));
+        }
+        Ok(Multicast {
+            join: self.join.clone(),
+            iface: self.iface.clone(),
+            ..Multicast::default()
+        })
+    }
+}
+
+/// `send`'s multicast and broadcast options.
+#[derive(Debug, Args)]
+pub(crate) struct SenderGroupArgs {
+    /// Udp to a multicast group: the interface to send by, by name (IP_MULTICAST_IF)
+    /// [default: the route's]
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// Udp to a multicast group: keep the datagrams from this host's own members
+    /// (IP_MULTICAST_LOOP off; on by default so a lab on one machine works)
+    #[arg(long)]
+    pub no_loop: bool,
+    /// Udp over IPv4: allow sending to a broadcast address (SO_BROADCAST), such as
+    /// 255.255.255.255 or a subnet's last address; every host there may answer
+    #[arg(long)]
+    pub broadcast: bool,
+}
+
+impl SenderGroupArgs {
+    /// The sender's options, checked against the destination. `burst`: --burst was given.
+    fn multicast(&self, endpoint: &Endpoint, burst: bool) -> Result<Multicast, UsageError> {
+        let ip = match &endpoint.addr {
+            crate::endpoint::Address::Ip(addr) => Some(addr.ip().to_canonical()),
+            _ => None,
+        };
+        let group = ip.is_some_and(|ip| ip.is_multicast());
+        let limited = ip.is_some_and(|ip| ip == std::net::IpAddr::from([255, 255, 255, 255]));
+        if (group || limited || self.broadcast) && endpoint.proto != Proto::Udp {
+            return Err(UsageError::new(format!(
+                "multicast and broadcast carry datagrams: send with --proto udp \
+                 (udp://{})",
+                endpoint.addr
+            )));
+        }
+        if limited && !self.broadcast {
+            return Err(UsageError::new(
+                "255.255.255.255 is the broadcast address: add --broadcast (SO_BROADCAST) to send there",
+            ));
+        }
+        if self.broadcast && ip.is_some_and(|ip| ip.is_ipv6()) {
+            return Err(UsageError::new(
+                "--broadcast is IPv4's; IPv6 has no broadcast: send to a group such as ff02::1 \
+                 with --iface NAME",
+            ));
+        }
+        if (self.iface.is_some() || self.no_loop) && ip.is_some() && !group {
+            return Err(UsageError::new(format!(
+                "--iface and --no-loop apply to a multicast group; {} is not one",
+                endpoint.addr
+            )));
+        }
+        if let Some(std::net::IpAddr::V6(v6)) = ip {
+            let link = v6.is_multicast() && v6.segments()[0] & 0xf <= 2;
+            if link && self.iface.is_none() && !endpoint.addr.to_string().contains('%') {
+                return Err(UsageError::new(format!(
+                    "{v6} is a link-local group: say which link with --iface NAME (see `ip link`)"
+                )));
+            }
+        }
+        if burst && (group || self.broadcast) {
+            return Err(UsageError::new(
+                "a group or a broadcast gets one message at a time, each answer printed with \
+                 its source; leave out --burst",
+            ));
+        }
+        Ok(Multicast {
+            iface: self.iface.clone(),
+            no_loop: self.no_loop,
+            broadcast: self.broadcast,
+            ..Multicast::default()
+        })
+    }
+}
+
 /// Message boundaries on a stream, shared by serve, send and bench.
 #[derive(Debug, Args)]
 pub(crate) struct FramingArgs {
@@ -538,9 +677,12 @@ pub(crate) struct SendArgs {
     /// Raw over IPv4: write the IPv4 header by hand (IP_HDRINCL) instead of the kernel
     #[arg(long)]
     pub hdrincl: bool,
-    /// Raw: the TTL (IPv4) or hop limit (IPv6) of the packets sent
+    /// Raw and udp: the TTL (IPv4) or hop limit (IPv6) of the packets sent; to a multicast
+    /// group, how many routers they may cross (IP_MULTICAST_TTL, default 1: this network)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub ttl: Option<u8>,
+    #[command(flatten)]
+    pub group: SenderGroupArgs,
     #[command(flatten)]
     pub buffers: BufferArgs,
     #[command(flatten)]
@@ -1127,7 +1269,10 @@ impl ServeArgs {
         socket.tls = self.tls.server(self.tls.tls, &endpoint)?;
         Ok(ServeConfig {
             service: self.service(proto)?,
-            socket,
+            socket: SocketOptions {
+                multicast: self.group.multicast(&endpoint)?,
+                ..socket
+            },
             access: match self.exec.exec.is_some() {
                 true => self.access.exec_access(proto)?,
                 false => self.access.access(proto)?,
@@ -1261,6 +1406,7 @@ impl ServeArgs {
             rcvbuf: self.buffers.rcvbuf,
             sndbuf: self.buffers.sndbuf,
             tls: None,
+            multicast: Default::default(),
         })
     }
 }
@@ -1279,7 +1425,8 @@ impl SendArgs {
             )),
             false => e,
         })?;
-        let client = self.client_config(endpoint.proto)?;
+        let mut client = self.client_config(endpoint.proto)?;
+        client.opts.multicast = self.group.multicast(&endpoint, self.burst.is_some())?;
         let unconnected = self.unconnected(endpoint.proto)?;
         Ok(SendConfig {
             endpoint,
@@ -1312,7 +1459,8 @@ impl SendArgs {
 
     fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
         if proto != Proto::Raw {
-            for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", self.ttl.is_some())] {
+            let ttl = self.ttl.is_some() && proto != Proto::Udp;
+            for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", ttl)] {
                 if used {
                     return Err(UsageError::new(format!(
                         "{flag} applies to --proto raw; over {proto} the kernel writes the IP \

@@ -155,6 +155,9 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
         (Call::Connect, Some(Errno::ENOENT)) => {
             "no socket file there; is the server running, and is the path right?"
         }
+        (Call::Connect | Call::Send, Some(Errno::EACCES)) if !unix => {
+            "that is a broadcast address, and sending there needs SO_BROADCAST: add --broadcast"
+        }
         (Call::Connect, Some(Errno::EACCES)) => "you may not open that socket file",
         (Call::Connect, Some(Errno::EPROTOTYPE)) => {
             "the socket there is of another type; use the --proto the server was started with"

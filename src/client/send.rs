@@ -49,6 +49,13 @@ pub(crate) fn run(config: SendConfig) -> Result<()> {
             print_reply(out, &reply)
         });
     };
+    if Unconnected::reaches_many(endpoint, &config.client.opts) {
+        let mut client = Unconnected::open(endpoint, &config.client)?;
+        return each_message(&config, |msg, out| {
+            show(config.hex, Way::Out, endpoint, msg);
+            client.gather(msg, config.hex, out)
+        });
+    }
     if config.unconnected {
         let mut client = Unconnected::open(endpoint, &config.client)?;
         return each_message(&config, |msg, out| {

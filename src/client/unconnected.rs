@@ -1,14 +1,19 @@
 //! `send --unconnected`: the lesson's datagram client. Its socket never calls connect():
 //! every message goes out with sendto(2) naming the server, and every reply comes in with
 //! recvfrom(2) saying who sent it, so `--explain` shows the calls the lesson teaches.
+//! `send` to a multicast group or a broadcast address is this client too: a connected
+//! socket would hear only the group's address, which never answers, while each member
+//! answers from its own.
 
-use std::io;
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tracing::debug;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Address, Endpoint};
+use crate::hexdump::{self, Way};
+use crate::transport::SocketOptions;
 use crate::transport::{self, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::exchange::ClientConfig;
@@ -37,6 +42,68 @@ impl Unconnected {
             timeout: config.timeout,
             retries: config.retries,
         })
+    }
+
+    /// Whether datagrams to `endpoint` reach many hosts, each answering from its own
+    /// address: a multicast group, or a broadcast address (--broadcast).
+    pub(crate) fn reaches_many(endpoint: &Endpoint, opts: &SocketOptions) -> bool {
+        match &endpoint.addr {
+            Address::Ip(addr) => {
+                opts.multicast.broadcast || transport::multicast::reaches_many(addr.ip())
+            }
+            _ => opts.multicast.broadcast,
+        }
+    }
+
+    /// Sends `msg` once to a group or a broadcast address and prints every answer that
+    /// comes within the timeout, each after its source ("10.0.0.7:4000 HELLO"): one
+    /// deadline for all members, as there is no telling how many there are. Fails when
+    /// none answered.
+    pub(crate) fn gather(&mut self, msg: &[u8], hex: bool, out: &mut impl Write) -> Result<()> {
+        let what = self.target.to_string();
+        self.sock
+            .send_to(msg, &self.server)
+            .map_err(|e| transport_error(&self.target, &e))?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let deadline = Instant::now() + self.timeout;
+        let mut answers = 0usize;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+            match self.sock.recv_from(&mut buf) {
+                Ok((Received::Data(n), from)) if buf[..n].eq_ignore_ascii_case(msg) => {
+                    answers += 1;
+                    if hex {
+                        hexdump::dump(Way::In, &from, &buf[..n]);
+                    }
+                    out.write_all(format!("{from} ").as_bytes())
+                        .and_then(|_| out.write_all(&buf[..n]))
+                        .and_then(|_| out.write_all(b"\n"))
+                        .and_then(|_| out.flush())
+                        .context("write to stdout")?;
+                }
+                Ok((_, from)) => debug!("a datagram from {from}, not an answer to ours: skipped"),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
+                // An ICMP error from one host says nothing of the others.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(e).with_context(|| format!("recvfrom {what}")),
+            }
+        }
+        if answers == 0 {
+            bail!(
+                "no answer from any host at {what} within {:?}: is a server there joined to the \
+                 group (serve --join), on this port? Raise --timeout to wait longer",
+                self.timeout
+            );
+        }
+        Ok(())
     }
 
     /// Sends `msg` to the server and waits for its reply, sending again on silence; a
@@ -100,4 +167,17 @@ impl Unconnected {
             }
         }
     }
+}
+
+/// A failed sendto, with the advice of a failed send (EACCES: a broadcast address without
+/// --broadcast); a group no route leads to needs the interface named.
+fn transport_error(target: &Endpoint, e: &io::Error) -> anyhow::Error {
+    let group = matches!(&target.addr, Address::Ip(a) if a.ip().to_canonical().is_multicast());
+    if group && e.raw_os_error() == Some(libc::ENETUNREACH) {
+        return anyhow!(
+            "send {target}: {e}; no route says which interface carries this group: add \
+             --iface NAME (see `ip link`)"
+        );
+    }
+    crate::error::socket_error(crate::error::Call::Send, target, e)
 }

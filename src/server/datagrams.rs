@@ -18,6 +18,7 @@ use crate::service::stats::Stats;
 use crate::service::{Requests, Service};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::batch::Batch;
+use crate::transport::pktinfo::Arrival;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::Server;
@@ -94,7 +95,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
         }
-        while let Some((from, n)) = next_request(sock, &mut buf) {
+        while let Some((from, n, arrival)) = next_request(sock, &mut buf) {
             if let Err(verdict) = guard.check(&from, &buf[..n]) {
                 debug!("{from}: request dropped: {}", verdict.explain());
                 warn_once(&from, verdict);
@@ -102,12 +103,13 @@ pub(crate) fn requests<S: Service, R: Requests>(
             }
             if running.load(Ordering::Relaxed) >= REQUEST_THREADS {
                 let why = "too many requests at once";
-                busy(&requests, &replies, (&from, &buf[..n]), why);
+                busy(&requests, &replies, (&from, &buf[..n]), arrival, why);
                 continue;
             }
             if server.admission.request(&from) {
                 let request = Request {
                     from,
+                    arrival,
                     data: buf[..n].to_vec(),
                     running: Arc::clone(&running),
                 };
@@ -117,9 +119,11 @@ pub(crate) fn requests<S: Service, R: Requests>(
     }
 }
 
-/// A request for a thread: its sender, its bytes, and the count of requests running.
+/// A request for a thread: its sender, where it arrived, its bytes, and the count of
+/// requests running.
 struct Request {
     from: PeerAddr,
+    arrival: Option<Arrival>,
     data: Vec<u8>,
     running: Arc<AtomicUsize>,
 }
@@ -142,19 +146,25 @@ fn busy<R: Requests>(
     requests: &Arc<R>,
     replies: &Arc<DatagramSocket>,
     (from, request): (&PeerAddr, &[u8]),
+    arrival: Option<Arrival>,
     why: &str,
 ) {
     warn!("{from}: busy: {why}");
     let reply = requests.busy_for(why, request);
     if let Some(reply) = reply.filter(|r| r.len() <= request.len()) {
-        let _ = replies.try_send_to(&reply, from);
+        let _ = replies.reply_to(&reply, from, arrival.as_ref(), libc::MSG_DONTWAIT);
     }
 }
 
-/// The next datagram that can be a request: its sender and length; `None` when none waits.
-fn next_request(sock: &DatagramSocket, buf: &mut [u8]) -> Option<(PeerAddr, usize)> {
+/// The next datagram that can be a request: its sender, length and arrival; `None` when
+/// none waits. A request sent to a group or a broadcast address is dropped: a transfer or
+/// a program per member for one datagram, all answering the same sender, is an amplifier.
+fn next_request(
+    sock: &DatagramSocket,
+    buf: &mut [u8],
+) -> Option<(PeerAddr, usize, Option<Arrival>)> {
     loop {
-        let (received, from) = match sock.recv_from(buf) {
+        let (received, from, arrival) = match sock.recv_request(buf) {
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) => {
@@ -163,7 +173,13 @@ fn next_request(sock: &DatagramSocket, buf: &mut [u8]) -> Option<(PeerAddr, usiz
             }
         };
         match received {
-            Received::Data(n) if from.can_reply() => return Some((from, n)),
+            Received::Data(_) if arrival.is_some_and(|a| a.to_many()) => {
+                let to = arrival.map(|a| a.to()).expect("checked");
+                warn!(
+                    "{from}: a request sent to {to} (a group or broadcast) ignored: files and exec answer requests sent to this host alone"
+                );
+            }
+            Received::Data(n) if from.can_reply() => return Some((from, n, arrival)),
             _ => warn!("{from}: a request that is too large, or from an unbound socket; ignored"),
         }
     }
@@ -176,25 +192,24 @@ fn start<S: Service, R: Requests>(
     replies: &Arc<DatagramSocket>,
     request: Request,
 ) {
-    let (mine, handler, sock) = (
-        Arc::clone(server),
-        Arc::clone(requests),
-        Arc::clone(replies),
-    );
-    let (from, data) = (request.from.clone(), request.data.clone());
+    let (mine, handler) = (Arc::clone(server), Arc::clone(requests));
+    let (from, data, arrival) = (request.from.clone(), request.data.clone(), request.arrival);
     let running = Arc::clone(&request.running);
     running.fetch_add(1, Ordering::Relaxed);
-    let started = thread::Builder::new()
-        .name("request".into())
-        .spawn(move || {
-            handler.handle(&sock, &request.from, &request.data);
-            mine.admission.release();
-            request.running.fetch_sub(1, Ordering::Relaxed);
-        });
+    // The request's own handle: its replies leave from the address the request was sent to.
+    let started = replies.for_request(arrival).and_then(|sock| {
+        thread::Builder::new()
+            .name("request".into())
+            .spawn(move || {
+                handler.handle(&sock, &request.from, &request.data);
+                mine.admission.release();
+                request.running.fetch_sub(1, Ordering::Relaxed);
+            })
+    });
     if let Err(e) = started {
         running.fetch_sub(1, Ordering::Relaxed);
         let why = format!("the server cannot start a thread for it now ({e})");
-        busy(requests, replies, (&from, &data), &why);
+        busy(requests, replies, (&from, &data), arrival, &why);
         server.admission.release();
     }
 }

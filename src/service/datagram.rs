@@ -1,5 +1,5 @@
 //! The echo service on an unconnected datagram socket: each datagram is its own message and
-//! its reply goes back to its sender. One decision per datagram ([`DatagramEcho::admit`]),
+//! its reply goes back to its sender, from the address the datagram was sent to. One decision per datagram ([`DatagramEcho::admit`]),
 //! used by the one-at-a-time path (recvfrom/sendto) and the batched one (recvmmsg/sendmmsg).
 
 use crate::hexdump::{self, Way};
@@ -167,7 +167,7 @@ impl DatagramEcho {
             if started.elapsed() >= TURN {
                 break;
             }
-            let (received, from) = match sock.recv_from(buf) {
+            let (received, from, arrival) = match sock.recv_request(buf) {
                 Ok(got) => got,
                 Err(e) if is_transient(&e) => return ignore_transient(e),
                 Err(e) => return Err(e),
@@ -181,7 +181,7 @@ impl DatagramEcho {
             hexdump::dump_if(Way::Out, &from, &buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
             let sent = loop {
-                match sock.try_send_to(&buf[..n], &from) {
+                match sock.reply_to(&buf[..n], &from, arrival.as_ref(), libc::MSG_DONTWAIT) {
                     Ok(()) => break n,
                     Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {
@@ -240,8 +240,20 @@ impl DatagramEcho {
                     }
                     Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {
-                        let (_, _, from) = batch.get_mut(replies[start].0);
-                        debug!("{} {from}: reply not sent: {e}", self.proto);
+                        let (i, n) = replies[start];
+                        // A source the kernel refuses: this one reply goes from its choice.
+                        let plain = e.raw_os_error() == Some(libc::EINVAL)
+                            && batch.arrival(i).is_some()
+                            && {
+                                let (_, data, from) = batch.get_mut(i);
+                                sock.try_send_to(&data[..n], &from).is_ok()
+                            };
+                        if plain {
+                            sent[start] = true;
+                        } else {
+                            let (_, _, from) = batch.get_mut(i);
+                            debug!("{} {from}: reply not sent: {e}", self.proto);
+                        }
                         start += 1;
                     }
                 }

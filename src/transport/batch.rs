@@ -1,6 +1,6 @@
 //! recvmmsg(2) and sendmmsg(2): many datagrams in one system call, for the event model's
-//! datagram server. socket2 has no call for them, so this is the one place netecho calls libc
-//! for socket I/O directly.
+//! datagram server. socket2 has no call for them, so this is where netecho calls libc for
+//! socket I/O directly (with `pktinfo.rs`, whose control messages ride along here too).
 
 use std::io;
 use std::mem;
@@ -9,6 +9,7 @@ use std::ptr;
 
 use socket2::SockAddr;
 
+use super::pktinfo::{Arrival, Control, ReplyFrom};
 use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 /// Datagrams read or written in one system call.
@@ -21,6 +22,10 @@ pub(crate) struct Batch {
     truncated: Vec<bool>,
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: Vec<libc::socklen_t>,
+    /// Where each datagram arrived (IP_PKTINFO), on a socket that answers from there; the
+    /// control buffers it is read into, then the replies' own.
+    arrivals: Vec<Option<Arrival>>,
+    controls: Vec<Control>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     count: usize,
@@ -35,6 +40,8 @@ impl Default for Batch {
             // Safety: sockaddr_storage is plain old data; all zeroes is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { mem::zeroed() }; BATCH],
             addr_lens: vec![0; BATCH],
+            arrivals: vec![None; BATCH],
+            controls: vec![Control::default(); BATCH],
             iovs: Vec::with_capacity(BATCH),
             hdrs: Vec::with_capacity(BATCH),
             count: 0,
@@ -46,6 +53,11 @@ impl Batch {
     /// The datagrams of the last receive.
     pub(crate) fn len(&self) -> usize {
         self.count
+    }
+
+    /// Where datagram `i` arrived, when the socket reads it.
+    pub(crate) fn arrival(&self, i: usize) -> Option<&Arrival> {
+        self.arrivals[i].as_ref()
     }
 
     /// Datagram `i`: what was received, its bytes (transformable in place) and its sender.
@@ -61,30 +73,38 @@ impl Batch {
     }
 
     fn peer(&self, i: usize) -> PeerAddr {
-        let storage = self.addrs[i];
-        let len = self.addr_lens[i];
-        // Safety: the kernel wrote `len` bytes of a valid address into `storage`, which has the
-        // size and alignment socket2's storage expects; copying them is all try_init does.
-        let ((), addr) = unsafe {
-            SockAddr::try_init(|dst, dst_len| {
-                ptr::copy_nonoverlapping(
-                    ptr::addr_of!(storage).cast::<u8>(),
-                    dst.cast::<u8>(),
-                    len as usize,
-                );
-                *dst_len = len;
-                Ok(())
-            })
-        }
-        .expect("copying an address cannot fail");
-        PeerAddr(addr)
+        // Safety: recvmmsg wrote `addr_lens[i]` bytes of an address into `addrs[i]`.
+        unsafe { sockaddr(&self.addrs[i], self.addr_lens[i]) }
     }
+}
+
+/// The sender recvmsg or recvmmsg wrote into `storage`.
+///
+/// # Safety
+/// `len` bytes of `storage` must hold the address the kernel wrote.
+pub(crate) unsafe fn sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> PeerAddr {
+    // Safety: `storage` has the size and alignment socket2's storage expects, and holds
+    // `len` valid bytes; copying them is all try_init does.
+    let ((), addr) = unsafe {
+        SockAddr::try_init(|dst, dst_len| {
+            ptr::copy_nonoverlapping(
+                ptr::from_ref(storage).cast::<u8>(),
+                dst.cast::<u8>(),
+                len as usize,
+            );
+            *dst_len = len;
+            Ok(())
+        })
+    }
+    .expect("copying an address cannot fail");
+    PeerAddr(addr)
 }
 
 impl DatagramSocket {
     /// recvmmsg(2): up to [`BATCH`] waiting datagrams. On a blocking socket it waits for the
     /// first (up to SO_RCVTIMEO); WouldBlock when none came.
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
+        let pktinfo = self.reply == ReplyFrom::Destination;
         batch.iovs.clear();
         for buf in &mut batch.bufs {
             batch.iovs.push(libc::iovec {
@@ -100,9 +120,13 @@ impl DatagramSocket {
             hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[i]);
             hdr.msg_hdr.msg_iovlen = 1;
+            if pktinfo {
+                hdr.msg_hdr.msg_control = batch.controls[i].0.as_mut_ptr().cast();
+                hdr.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+            }
             batch.hdrs.push(hdr);
         }
-        // Safety: every header points into `batch.addrs`, `batch.iovs` and `batch.bufs`, which
+        // Safety: every header points into `batch.addrs`, `batch.iovs`, `batch.controls` and `batch.bufs`, which
         // live through the call and are not moved during it; the kernel writes at most the
         // lengths given. MSG_TRUNC makes msg_len the real length of a longer datagram.
         let got = unsafe {
@@ -133,6 +157,12 @@ impl DatagramSocket {
             batch.truncated[i] =
                 hdr.msg_len as usize > MAX_MESSAGE || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             batch.addr_lens[i] = hdr.msg_hdr.msg_namelen;
+            // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
+            batch.arrivals[i] = if pktinfo {
+                unsafe { Arrival::decode(&hdr.msg_hdr) }
+            } else {
+                None
+            };
         }
         batch.count = got;
         Ok(got)
@@ -165,6 +195,12 @@ impl DatagramSocket {
             hdr.msg_hdr.msg_namelen = batch.addr_lens[i];
             hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[k]);
             hdr.msg_hdr.msg_iovlen = 1;
+            // The reply's source, written over the request's control data it was read from.
+            if let Some(arrival) = batch.arrivals[i] {
+                let control = &mut batch.controls[i];
+                hdr.msg_hdr.msg_controllen = arrival.encode(control) as _;
+                hdr.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+            }
             batch.hdrs.push(hdr);
         }
         // Safety: as in recv_batch, every pointer refers to memory owned by `batch` that

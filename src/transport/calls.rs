@@ -333,7 +333,7 @@ pub(crate) fn try_send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Resul
     send_to_flags(sock, buf, to, libc::MSG_DONTWAIT)
 }
 
-fn send_to_flags(
+pub(crate) fn send_to_flags(
     sock: &Socket,
     buf: &[u8],
     to: &SockAddr,

@@ -11,6 +11,8 @@ pub(crate) mod framing;
 pub(crate) mod icmp;
 pub(crate) mod ip;
 pub(crate) mod message;
+pub(crate) mod multicast;
+pub(crate) mod pktinfo;
 pub(crate) mod raw;
 pub(crate) mod tcp;
 pub(crate) mod tls;
@@ -58,6 +60,8 @@ pub(crate) struct SocketOptions {
     /// TLS over the connections of a stream socket: a listener's certificate, or what a
     /// client trusts.
     pub tls: Option<tls::TlsEnd>,
+    /// UDP: the groups a server joins; a sender's multicast and broadcast options.
+    pub multicast: multicast::Multicast,
 }
 
 impl Default for SocketOptions {
@@ -73,6 +77,7 @@ impl Default for SocketOptions {
             rcvbuf: None,
             sndbuf: None,
             tls: None,
+            multicast: multicast::Multicast::default(),
         }
     }
 }
@@ -266,6 +271,7 @@ pub(crate) fn unconnected(
         (Address::Ip(addr), Proto::Udp) => {
             let sock = ip::socket_for(*addr, socket2::Type::DGRAM, opts)
                 .map_err(|e| socket_error(Call::Socket, endpoint, &e))?;
+            multicast::sender(&sock, *addr, &opts.multicast, opts.ttl)?;
             let any = std::net::SocketAddr::new(
                 match addr {
                     std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
@@ -278,6 +284,7 @@ pub(crate) fn unconnected(
                 proto: Proto::Udp,
                 local: Address::Ip(any),
                 _file: None,
+                reply: pktinfo::ReplyFrom::Kernel,
             };
             Ok((sock, PeerAddr((*addr).into())))
         }
@@ -636,6 +643,8 @@ pub(crate) struct DatagramSocket {
     proto: Proto,
     local: Address,
     _file: Option<unix::SocketFile>,
+    /// Where its replies leave from (see [`pktinfo`]).
+    reply: pktinfo::ReplyFrom,
 }
 
 /// A datagram's sender, as recvfrom(2) reported it.
@@ -736,14 +745,23 @@ impl DatagramSocket {
         Ok((Received::of(n, buf.len()), PeerAddr(from)))
     }
 
-    /// sendto(2): one datagram to `to`.
+    /// sendto(2): one datagram to `to` (from the request's destination, on a request's
+    /// handle: see [`DatagramSocket::for_request`]).
     pub(crate) fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
-        calls::send_to(&self.sock, buf, &to.0).map(|_| ())
+        match self.reply {
+            pktinfo::ReplyFrom::Request(arrival) => self.reply_to(buf, to, Some(&arrival), 0),
+            _ => calls::send_to(&self.sock, buf, &to.0).map(|_| ()),
+        }
     }
 
     /// sendto(2) that never blocks: WouldBlock when `to` cannot take it now.
     pub(crate) fn try_send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
-        calls::try_send_to(&self.sock, buf, &to.0).map(|_| ())
+        match self.reply {
+            pktinfo::ReplyFrom::Request(arrival) => {
+                self.reply_to(buf, to, Some(&arrival), libc::MSG_DONTWAIT)
+            }
+            _ => calls::try_send_to(&self.sock, buf, &to.0).map(|_| ()),
+        }
     }
 
     /// The socket itself, for options this type does not wrap.
@@ -768,6 +786,7 @@ impl DatagramSocket {
             proto: self.proto,
             local: self.local.clone(),
             _file: None,
+            reply: self.reply,
         })
     }
 }
@@ -792,7 +811,7 @@ pub(crate) fn ephemeral_datagram(
             } else {
                 addr.ip()
             };
-            udp::bind(
+            udp::bind_plain(
                 &Address::Ip(std::net::SocketAddr::new(ip, 0)),
                 &SocketOptions::default(),
             )

@@ -208,6 +208,7 @@ pub(crate) fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result
         proto: endpoint.proto,
         local: endpoint.addr.clone(),
         _file: file,
+        reply: super::pktinfo::ReplyFrom::Kernel,
     })
 }
 
@@ -222,6 +223,7 @@ pub(crate) fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
         proto,
         local: Address::UnixAbstract(name),
         _file: None,
+        reply: super::pktinfo::ReplyFrom::Kernel,
     })
 }
 
