@@ -1,0 +1,144 @@
+//! Two network namespaces joined by a veth pair, made by a test and always removed (when
+//! dropped, also after a failed assertion): servers in one, clients in the other, so a
+//! test's multicast and broadcast never leave them. Names carry the test process's pid and
+//! a tag per test, so tests run in parallel.
+
+use std::process::{Command, Stdio};
+
+use super::{Lacks, bin, skip};
+
+/// The pair of namespaces, deleted (with the veth inside) when dropped.
+pub struct Pair {
+    pub server: String,
+    pub client: String,
+    pub server_if: String,
+    pub client_if: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip (iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Pair {
+    pub const SERVER_V4: &str = "10.234.0.1";
+    pub const CLIENT_V4: &str = "10.234.0.2";
+    pub const BROADCAST_V4: &str = "10.234.0.255";
+    pub const SERVER_V6: &str = "fd00:234::1";
+    /// A second address of the server's, which the kernel does not pick to reach the
+    /// client (fd00:234::1/112 shares a longer prefix with fd00:234::2).
+    pub const SERVER_V6_OTHER: &str = "fd00:234::4";
+    pub const CLIENT_V6: &str = "fd00:234::2";
+
+    /// The namespaces for `tag` (two or three letters), or `None` after a skip when this
+    /// process may not make them.
+    pub fn new(tag: &str, test: &str) -> Option<Pair> {
+        if !nix::unistd::Uid::effective().is_root() {
+            skip(test, "root to create network namespaces", Lacks::Provided);
+            return None;
+        }
+        let pid = std::process::id();
+        let pair = Pair {
+            server: format!("netecho-t{pid}-{tag}-srv"),
+            client: format!("netecho-t{pid}-{tag}-cli"),
+            server_if: format!("t{pid}{tag}s"),
+            client_if: format!("t{pid}{tag}c"),
+        };
+        if let Err(e) = ip(&["netns", "add", &pair.server]) {
+            skip(
+                test,
+                &format!("the right to create network namespaces: {e}"),
+                Lacks::Environment,
+            );
+            return None;
+        }
+        if let Err(e) = pair.build() {
+            panic!("setting up the namespaces: {e}");
+        }
+        Some(pair)
+    }
+
+    fn build(&self) -> Result<(), String> {
+        ip(&["netns", "add", &self.client])?;
+        ip(&[
+            "link",
+            "add",
+            &self.server_if,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.client_if,
+            "netns",
+            &self.client,
+        ])?;
+        let sides = [
+            (
+                &self.server,
+                &self.server_if,
+                [Self::SERVER_V4, Self::SERVER_V6, Self::SERVER_V6_OTHER].as_slice(),
+            ),
+            (
+                &self.client,
+                &self.client_if,
+                [Self::CLIENT_V4, Self::CLIENT_V6].as_slice(),
+            ),
+        ];
+        for (space, dev, addrs) in sides {
+            for addr in addrs {
+                // The server's first IPv6 address has the longer prefix, so the kernel picks
+                // it as the source of anything it sends the client on its own.
+                let (prefix, extra) = match addr.contains(':') {
+                    true if *addr == Self::SERVER_V6 => (format!("{addr}/112"), "nodad"),
+                    true => (format!("{addr}/64"), "nodad"),
+                    false => (format!("{addr}/24"), ""),
+                };
+                let mut args = vec!["-n", space, "addr", "add", &prefix, "dev", dev];
+                if !extra.is_empty() {
+                    args.push(extra);
+                }
+                ip(&args)?;
+            }
+            ip(&["-n", space, "link", "set", dev, "up"])?;
+            ip(&["-n", space, "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// `netecho ARGS` inside a namespace.
+    fn cmd(space: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", space, bin()]).args(args);
+        cmd
+    }
+
+    pub fn server_cmd(&self, args: &[&str]) -> Command {
+        Self::cmd(&self.server, args)
+    }
+
+    pub fn client_cmd(&self, args: &[&str]) -> Command {
+        Self::cmd(&self.client, args)
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for space in [&self.server, &self.client] {
+            let _ = ip(&["netns", "del", space]);
+        }
+    }
+}
