@@ -222,8 +222,8 @@ fn ipv6_replies_come_from_the_address_the_client_sent_to() {
         return;
     };
     let tools = have("nc.openbsd", test) & have("python3", test);
-    // fd00:234::1 is the address the kernel would pick to reach the client (the longer
-    // common prefix with fd00:234::2); the client sends to fd00:234::4.
+    // fd00:234::1/112 is the address the kernel picks to reach the client on its own (the
+    // longer prefix); the client sends to fd00:234::4.
     for model in ["event", "threads"] {
         let server = Server::start_with(&mut ns.server_cmd(&[
             "serve", "--proto", "udp", "--addr", "[::]:0", "--model", model,

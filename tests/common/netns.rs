@@ -32,6 +32,26 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Waits (at most 5 s) until IPv6 is up on `dev`: its multicast route exists once the veth
+/// has a carrier, which comes a moment after both ends are up.
+fn wait_link(space: &str, dev: &str) -> Result<(), String> {
+    for _ in 0..100 {
+        let out = Command::new("ip")
+            .args([
+                "-n", space, "-6", "route", "show", "table", "local", "ff00::/8", "dev", dev,
+            ])
+            .output()
+            .map_err(|e| format!("ip (iproute2): {e}"))?;
+        if !out.stdout.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!(
+        "{dev} in {space} had no IPv6 multicast route after 5 s"
+    ))
+}
+
 impl Pair {
     pub const SERVER_V4: &str = "10.234.0.1";
     pub const CLIENT_V4: &str = "10.234.0.2";
@@ -115,6 +135,12 @@ impl Pair {
             }
             ip(&["-n", space, "link", "set", dev, "up"])?;
             ip(&["-n", space, "link", "set", "lo", "up"])?;
+        }
+        for (space, dev) in [
+            (&self.server, &self.server_if),
+            (&self.client, &self.client_if),
+        ] {
+            wait_link(space, dev)?;
         }
         Ok(())
     }

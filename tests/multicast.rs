@@ -1,0 +1,169 @@
+//! Multicast and broadcast between two network namespaces the tests make (servers in one,
+//! clients in the other, joined by a veth pair), IPv4 and IPv6: a server joins a group with
+//! --join, each member answers unicast from its own address, and `send` prints every answer
+//! with its source. Addresses that need a flag are refused with a hint, before any traffic.
+
+mod common;
+
+use common::netns::Pair;
+use common::{Server, fails, netecho, ok, run};
+
+/// `send` from the client namespace; its stdout and whether it succeeded.
+fn send(ns: &Pair, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["send", "--timeout", "1s"];
+    full.extend_from_slice(args);
+    run(&mut ns.client_cmd(&full), b"")
+}
+
+#[test]
+fn ipv4_group_members_answer_from_their_own_addresses() {
+    let Some(ns) = Pair::new("m4", "ipv4_group_members_answer_from_their_own_addresses") else {
+        return;
+    };
+    let server = Server::start_with(&mut ns.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "239.1.2.3:0",
+        "--join",
+        "239.1.2.3",
+        "--iface",
+        &ns.server_if,
+    ]));
+    let port = server.port().to_string();
+    let group = format!("udp://239.1.2.3:{port}");
+    let out = send(&ns, &["--iface", &ns.client_if, &group, "hello"]);
+    assert_eq!(ok(&out), format!("{}:{port} HELLO\n", Pair::SERVER_V4));
+    // A member on the sender's own host hears the group too (IP_MULTICAST_LOOP), unless
+    // --no-loop: then only the other namespace's member answers.
+    let here = Server::start_with(&mut ns.client_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        &format!("0.0.0.0:{port}"),
+        "--join",
+        "239.1.2.3",
+        "--iface",
+        &ns.client_if,
+    ]));
+    let out = send(
+        &ns,
+        &["--iface", &ns.client_if, "--ttl", "1", &group, "two"],
+    );
+    let mut lines: Vec<String> = ok(&out).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("{}:{port} TWO", Pair::SERVER_V4),
+            format!("{}:{port} TWO", Pair::CLIENT_V4)
+        ]
+    );
+    let out = send(&ns, &["--iface", &ns.client_if, "--no-loop", &group, "one"]);
+    assert_eq!(ok(&out), format!("{}:{port} ONE\n", Pair::SERVER_V4));
+    drop(here);
+    // A server bound to the group without joining it would hear nothing: refused.
+    let out = run(
+        &mut ns.server_cmd(&["serve", "--proto", "udp", "--addr", "239.1.2.4:0"]),
+        b"",
+    );
+    assert!(fails(&out, 2).contains("--join 239.1.2.4"));
+}
+
+#[test]
+fn ipv6_group_members_answer_from_their_own_addresses() {
+    let Some(ns) = Pair::new("m6", "ipv6_group_members_answer_from_their_own_addresses") else {
+        return;
+    };
+    let server = Server::start_with(&mut ns.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "[::]:0",
+        "--join",
+        "ff05::1:3",
+        "--join",
+        "239.1.2.3",
+        "--iface",
+        &ns.server_if,
+    ]));
+    let port = server.port().to_string();
+    let group = format!("udp://[ff05::1:3]:{port}");
+    let out = send(&ns, &["--iface", &ns.client_if, &group, "hello"]);
+    assert_eq!(ok(&out), format!("[{}]:{port} HELLO\n", Pair::SERVER_V6));
+    // A link-local group needs its link, as a zone or --iface.
+    let link = format!("udp://[ff02::1:3]:{port}");
+    assert!(fails(&send(&ns, &[&link, "x"]), 2).contains("--iface"));
+    // An IPv4 group joined by the dual-stack socket answers over IPv4.
+    let v4 = format!("udp://239.1.2.3:{port}");
+    let out = send(&ns, &["--iface", &ns.client_if, &v4, "four"]);
+    assert_eq!(ok(&out), format!("{}:{port} FOUR\n", Pair::SERVER_V4));
+}
+
+#[test]
+fn broadcast_needs_the_flag_and_then_hears_every_host() {
+    let Some(ns) = Pair::new("bc", "broadcast_needs_the_flag_and_then_hears_every_host") else {
+        return;
+    };
+    let server =
+        Server::start_with(&mut ns.server_cmd(&["serve", "--proto", "udp", "--addr", "0.0.0.0:0"]));
+    let port = server.port().to_string();
+    let to = format!("udp://{}:{port}", Pair::BROADCAST_V4);
+    let out = send(&ns, &["--broadcast", &to, "hello"]);
+    assert_eq!(ok(&out), format!("{}:{port} HELLO\n", Pair::SERVER_V4));
+    // The kernel refuses a subnet's broadcast address without SO_BROADCAST (EACCES).
+    let err = fails(&send(&ns, &[&to, "hello"]), 1);
+    assert!(
+        err.contains("EACCES") && err.contains("--broadcast"),
+        "{err}"
+    );
+}
+
+#[test]
+fn multicast_and_broadcast_addresses_without_what_they_need_are_refused_with_a_hint() {
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["serve", "--proto", "udp", "--addr", "239.1.2.3:0"],
+            "add --join 239.1.2.3",
+        ),
+        (
+            &["serve", "--proto", "udp", "--addr", "[ff05::7]:0"],
+            "add --join ff05::7",
+        ),
+        (
+            &[
+                "serve",
+                "--proto",
+                "udp",
+                "--addr",
+                "127.0.0.1:0",
+                "--join",
+                "239.1.2.3",
+            ],
+            "--addr :PORT",
+        ),
+        (
+            &[
+                "serve",
+                "--proto",
+                "udp",
+                "--addr",
+                "0.0.0.0:0",
+                "--join",
+                "10.0.0.1",
+            ],
+            "not a multicast group",
+        ),
+        (&["send", "udp://255.255.255.255:9", "x"], "add --broadcast"),
+        (&["send", "239.1.2.3:9", "x"], "--proto udp"),
+        (&["send", "udp://[ff02::1]:9", "x"], "--iface NAME"),
+    ];
+    for (args, hint) in cases {
+        let err = fails(&netecho(args, b""), 2);
+        assert!(err.contains(hint), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+}
