@@ -173,7 +173,7 @@ fn next_request(
             }
         };
         match received {
-            Received::Data(_) if arrival.is_some_and(|a| a.to_many()) => {
+            Received::Data(_) if arrival.is_some_and(|a| a.sent_to_many()) => {
                 let to = arrival.map(|a| a.to()).expect("checked");
                 warn!(
                     "{from}: a request sent to {to} (a group or broadcast) ignored: files and exec answer requests sent to this host alone"

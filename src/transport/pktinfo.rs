@@ -53,7 +53,7 @@ impl Arrival {
 
     /// Whether it was sent to many: a multicast group, or a broadcast address (which
     /// IP_PKTINFO tells by a spec_dst other than the destination).
-    pub(crate) fn to_many(&self) -> bool {
+    pub(crate) fn sent_to_many(&self) -> bool {
         match *self {
             Arrival::V4 { to, local } => to.is_multicast() || to.is_broadcast() || to != local,
             Arrival::V6 { .. } => match self.to() {
@@ -83,7 +83,7 @@ impl Arrival {
     fn reply_source(&self) -> IpAddr {
         match *self {
             Arrival::V4 { local, .. } => local.into(),
-            Arrival::V6 { to, .. } if !self.to_many() => IpAddr::V6(to).to_canonical(),
+            Arrival::V6 { to, .. } if !self.sent_to_many() => IpAddr::V6(to).to_canonical(),
             Arrival::V6 { to, .. } if to.to_ipv4_mapped().is_some() => Ipv4Addr::UNSPECIFIED.into(),
             Arrival::V6 { .. } => Ipv6Addr::UNSPECIFIED.into(),
         }
@@ -109,7 +109,7 @@ impl Arrival {
                 };
                 // A link-local source, or a group's reply, leaves by the interface it came
                 // in on; any other by the route to the client.
-                let scoped = needs_scope(&to) || self.to_many();
+                let scoped = needs_scope(&to) || self.sent_to_many();
                 let info = libc::in6_pktinfo {
                     ipi6_addr: libc::in6_addr {
                         s6_addr: source.octets(),
@@ -392,25 +392,25 @@ mod tests {
             to: Ipv4Addr::new(127, 0, 0, 2),
             local: Ipv4Addr::new(127, 0, 0, 2),
         };
-        assert!(!local.to_many());
+        assert!(!local.sent_to_many());
         assert_eq!(local.reply_address(7), "127.0.0.2:7".parse().unwrap());
         let group = Arrival::V4 {
             to: Ipv4Addr::new(239, 1, 2, 3),
             local: Ipv4Addr::new(10, 0, 0, 1),
         };
-        assert!(group.to_many());
+        assert!(group.sent_to_many());
         assert_eq!(group.reply_address(7), "10.0.0.1:7".parse().unwrap());
         let subnet_broadcast = Arrival::V4 {
             to: Ipv4Addr::new(10, 0, 0, 255),
             local: Ipv4Addr::new(10, 0, 0, 1),
         };
-        assert!(subnet_broadcast.to_many());
+        assert!(subnet_broadcast.sent_to_many());
         let mapped = v6("::ffff:127.0.0.2", 1);
         assert_eq!(mapped.to(), IpAddr::from([127, 0, 0, 2]));
         assert_eq!(mapped.reply_address(7), "127.0.0.2:7".parse().unwrap());
-        assert!(v6("::ffff:239.1.2.3", 1).to_many());
+        assert!(v6("::ffff:239.1.2.3", 1).sent_to_many());
         let group6 = v6("ff05::1234", 3);
-        assert!(group6.to_many());
+        assert!(group6.sent_to_many());
         assert_eq!(group6.reply_address(7), "[::]:7".parse().unwrap());
         let link = v6("fe80::1", 3);
         assert_eq!(link.reply_address(7), "[fe80::1%3]:7".parse().unwrap());
