@@ -8,15 +8,20 @@
 # BEFORE is a commit (built once, from `git archive`, in target/guard-before) or, with
 # NETECHO_BEFORE=path, a netecho binary built elsewhere.
 #
+# The server binds ADDR: 127.0.0.1 by default; 0.0.0.0 measures the wildcard bind, where each
+# datagram is read with its destination (IP_PKTINFO) and answered from it, the client still
+# sending to 127.0.0.1.
+#
 # Leaves out: loss (loopback has none), other protocols (the guard is for datagrams only).
 #
-#   bench/guard.sh BEFORE [SECONDS] [ROUNDS]      default SECONDS 3, ROUNDS 3
+#   bench/guard.sh BEFORE [SECONDS] [ROUNDS] [ADDR]   default 3, 3, 127.0.0.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 before_rev=${1:?usage: bench/guard.sh BEFORE [SECONDS] [ROUNDS]}
 secs=${2:-3}
 rounds=${3:-3}
+bind=${4:-127.0.0.1}
 
 cargo build --release --quiet
 after=target/release/netecho
@@ -34,7 +39,8 @@ fi
 # rate_p50 NETECHO MODEL: "requests/s p50_us" of one bench run against a fresh server.
 rate_p50() {
   local bin=$1 model=$2 csv err status=0
-  start_server "$bin" -q serve --proto udp --addr 127.0.0.1:0 --model "$model"
+  start_server "$bin" -q serve --proto udp --addr "$bind:0" --model "$model"
+  addr=127.0.0.1:${addr##*:}
   err=$(mktemp -p "$bench_dir")
   csv=$("$after" bench --proto udp --clients 4 --window 16 --size 64 --duration "${secs}s" \
     --format csv "$addr" 2>"$err") || status=$?
@@ -49,8 +55,8 @@ rate_p50() {
            END { print $col["requests_per_s"], $col["p50_us"] }' <<<"$csv"
 }
 
-printf '# udp echo on loopback, 4 clients x window 16, 64-byte messages, %ss per run, median of %s\n' \
-  "$secs" "$rounds"
+printf '# udp echo on loopback, server on %s, 4 clients x window 16, 64-byte messages, %ss per run, median of %s\n' \
+  "$bind" "$secs" "$rounds"
 printf '# before: %s (%s), after: %s\n' "$before_rev" "$before" "$(git rev-parse --short HEAD)"
 printf '%-8s %14s %14s %6s %11s %11s\n' model before_req_s after_req_s ratio before_p50 after_p50
 for model in event threads; do
