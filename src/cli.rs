@@ -163,6 +163,7 @@ Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
+  netecho serve --proto udp --addr 239.1.2.3:4000 --join 239.1.2.3 --iface eth0   # a group
   sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253
   netecho serve --lab                             # a lab server for a class: netecho lab HOST";
 
@@ -176,6 +177,8 @@ Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send 127.0.0.1 4000 hello                   # HOST PORT, as nc
   printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
+  netecho send --iface eth0 udp://239.1.2.3:4000 hello    # each member's answer, after its source
+  netecho send --broadcast udp://192.168.1.255:4000 hello
   sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
 
 const BENCH_EXAMPLES: &str =

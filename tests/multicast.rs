@@ -167,3 +167,31 @@ fn multicast_and_broadcast_addresses_without_what_they_need_are_refused_with_a_h
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn programs_and_files_ignore_a_request_sent_to_a_group() {
+    let test = "programs_and_files_ignore_a_request_sent_to_a_group";
+    let Some(ns) = Pair::new("mx", test) else {
+        return;
+    };
+    let exec = Server::start_with(&mut ns.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "0.0.0.0:0",
+        "--join",
+        "239.1.2.5",
+        "--iface",
+        &ns.server_if,
+        "--allow-remote-exec",
+        "--exec",
+        "tr",
+        "a-z",
+        "A-Z",
+    ]));
+    let group = format!("udp://239.1.2.5:{}", exec.port());
+    let err = fails(&send(&ns, &["--iface", &ns.client_if, &group, "run"]), 1);
+    assert!(err.contains("no answer from any host"), "{err}");
+    exec.wait_log("(a group or broadcast) ignored");
+}

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::service::datagram::DatagramEcho;
 use crate::service::guard::{self, Guard, Verdict};
@@ -46,6 +46,7 @@ pub(crate) fn answer(
 ) -> Result<Signal> {
     sock.set_nonblocking(false)?;
     sock.set_read_timeout(Some(SIGNAL_CHECK))?;
+    say_reply_source(sock);
     let mut buf = Vec::new();
     let mut batch = None;
     if batched {
@@ -85,6 +86,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
     shutdown: &Shutdown,
 ) -> Result<Signal> {
     sock.set_nonblocking(true)?;
+    say_reply_source(sock);
     let requests = Arc::new(requests);
     // Request threads reply on a handle of their own; the socket file stays with `sock`.
     let replies = Arc::new(sock.try_clone().context("dup the datagram socket")?);
@@ -116,6 +118,17 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 start(server, &requests, &replies, request);
             }
         }
+    }
+}
+
+/// On a socket bound to many addresses, the calls differ from the lesson's: said once.
+fn say_reply_source(sock: &DatagramSocket) {
+    if sock.replies_from_destination() {
+        info!(
+            "{}: bound to more than one address, so each datagram is read with its destination \
+             (recvmsg, IP_PKTINFO) and answered from it (sendmsg), in place of recvfrom and sendto",
+            sock.local()
+        );
     }
 }
 

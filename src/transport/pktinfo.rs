@@ -250,6 +250,11 @@ impl DatagramSocket {
         Ok(())
     }
 
+    /// Whether each reply leaves from its datagram's destination.
+    pub(crate) fn replies_from_destination(&self) -> bool {
+        self.reply == ReplyFrom::Destination
+    }
+
     /// One datagram, its sender, and where it arrived when the socket answers from the
     /// destination (recvmsg); else recvfrom(2) as [`DatagramSocket::recv_from`].
     pub(crate) fn recv_request(
