@@ -472,7 +472,7 @@ pub(crate) struct JoinArgs {
     pub join: Vec<std::net::IpAddr>,
     /// With --join: the interface to join on, by name (see `ip link`) [default: the one the
     /// route to the group names]
-    #[arg(long, value_name = "NAME", requires = "join")]
+    #[arg(long, value_name = "NAME")]
     pub iface: Option<String>,
 }
 
@@ -484,6 +484,11 @@ impl JoinArgs {
             _ => None,
         };
         let group = bound.filter(|ip| ip.is_multicast());
+        if self.join.is_empty() && self.iface.is_some() {
+            return Err(UsageError::new(
+                "--iface on serve names the interface --join joins a group on; add --join GROUP",
+            ));
+        }
         if self.join.is_empty() {
             return match group {
                 Some(ip) => Err(UsageError::new(format!(
@@ -1463,11 +1468,13 @@ impl SendArgs {
     fn client_config(&self, proto: Proto) -> Result<ClientConfig, UsageError> {
         if proto != Proto::Raw {
             let ttl = self.ttl.is_some() && proto != Proto::Udp;
-            for (flag, used) in [("--hdrincl", self.hdrincl), ("--ttl", ttl)] {
+            for (flag, used, to) in [
+                ("--hdrincl", self.hdrincl, "--proto raw"),
+                ("--ttl", ttl, "--proto raw and udp"),
+            ] {
                 if used {
                     return Err(UsageError::new(format!(
-                        "{flag} applies to --proto raw; over {proto} the kernel writes the IP \
-                         header"
+                        "{flag} applies to {to}; over {proto} the kernel writes the IP header"
                     )));
                 }
             }

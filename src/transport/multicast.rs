@@ -9,7 +9,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use socket2::{InterfaceIndexOrAddress, Socket};
 
 use crate::explain;
@@ -41,8 +41,9 @@ pub(crate) fn reaches_many(ip: IpAddr) -> bool {
 
 /// The index of interface `name` (if_nametoindex), or an error that says how to list them.
 pub(crate) fn index(name: &str) -> Result<u32> {
-    nix::net::if_::if_nametoindex(name)
-        .with_context(|| format!("--iface {name}: no such interface here; `ip link` lists them"))
+    nix::net::if_::if_nametoindex(name).map_err(|e| {
+        anyhow::anyhow!("--iface {name}: no such interface here ({e}); `ip link` lists them")
+    })
 }
 
 /// Joins every group of `m` on a bound server socket (`local` is its address). A
