@@ -124,7 +124,11 @@ fn broadcast_needs_the_flag_and_then_hears_every_host() {
 
 #[test]
 fn multicast_and_broadcast_addresses_without_what_they_need_are_refused_with_a_hint() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["serve", "--proto", "udp", "--addr", ":0", "--iface", "lo"],
+            "add --join GROUP",
+        ),
         (
             &["serve", "--proto", "udp", "--addr", "239.1.2.3:0"],
             "add --join 239.1.2.3",
