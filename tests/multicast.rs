@@ -120,6 +120,20 @@ fn broadcast_needs_the_flag_and_then_hears_every_host() {
         err.contains("EACCES") && err.contains("--broadcast"),
         "{err}"
     );
+    // A dual-stack server tells the broadcast from its own address by IP_PKTINFO too.
+    for model in ["event", "threads"] {
+        let dual = Server::start_with(&mut ns.server_cmd(&[
+            "serve", "--proto", "udp", "--addr", "[::]:0", "--model", model,
+        ]));
+        let port = dual.port().to_string();
+        let to = format!("udp://{}:{port}", Pair::BROADCAST_V4);
+        let out = send(&ns, &["--broadcast", &to, "dual"]);
+        assert_eq!(
+            ok(&out),
+            format!("{}:{port} DUAL\n", Pair::SERVER_V4),
+            "{model}"
+        );
+    }
 }
 
 #[test]

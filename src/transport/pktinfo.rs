@@ -130,6 +130,9 @@ impl Arrival {
         if hdr.msg_control.is_null() || hdr.msg_flags & libc::MSG_CTRUNC != 0 {
             return None;
         }
+        // An IPv4 datagram on a dual-stack socket carries both: IP_PKTINFO's spec_dst is
+        // the one that tells a subnet's broadcast from an address of ours, so it wins.
+        let mut v6 = None;
         // Safety: the kernel wrote well-formed control messages within msg_controllen, and
         // the CMSG macros never step past it; each payload is read unaligned.
         unsafe {
@@ -146,7 +149,7 @@ impl Arrival {
                     }
                     (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                         let info = ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                        return Some(Arrival::V6 {
+                        v6 = Some(Arrival::V6 {
                             to: Ipv6Addr::from(info.ipi6_addr.s6_addr),
                             ifindex: info.ipi6_ifindex,
                         });
@@ -156,7 +159,7 @@ impl Arrival {
                 cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
             }
         }
-        None
+        v6
     }
 }
 
@@ -197,17 +200,26 @@ fn put<T>(control: &mut Control, level: libc::c_int, kind: libc::c_int, value: &
     }
 }
 
-/// IP_PKTINFO (IPv4) or IPV6_RECVPKTINFO (IPv6, which reports IPv4 datagrams of a
-/// dual-stack socket too): each datagram read with recvmsg then says where it was sent.
+/// IP_PKTINFO (IPv4) or IPV6_RECVPKTINFO (IPv6): each datagram read with recvmsg then
+/// says where it was sent. A dual-stack socket asks for both, for its IPv4 datagrams.
 pub(crate) fn enable(sock: &Socket, v6: bool) -> io::Result<()> {
-    let (level, name, shown) = match v6 {
-        false => (libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO"),
-        true => (
+    if v6 {
+        set_int(
+            sock,
             libc::IPPROTO_IPV6,
             libc::IPV6_RECVPKTINFO,
             "IPV6_RECVPKTINFO",
-        ),
-    };
+        )?;
+        if !sock.only_v6()? {
+            set_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO")?;
+        }
+        return Ok(());
+    }
+    set_int(sock, libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO")
+}
+
+/// An int option set to 1, narrated by its C name.
+fn set_int(sock: &Socket, level: libc::c_int, name: libc::c_int, shown: &str) -> io::Result<()> {
     calls::setsockopt(sock, shown, true, |s, on| {
         let value = libc::c_int::from(on);
         // Safety: an int option of the size given, on a socket we own.
