@@ -18,6 +18,10 @@ use crate::transport::{self, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::exchange::ClientConfig;
 
+/// The most answers printed for one message to a group or a broadcast address: a
+/// network full of members, or someone sending copies, cannot print without end.
+const MAX_ANSWERS: usize = 4096;
+
 /// An unconnected datagram socket and the server it sends to.
 pub(crate) struct Unconnected {
     sock: DatagramSocket,
@@ -68,6 +72,10 @@ impl Unconnected {
         let deadline = Instant::now() + self.timeout;
         let mut answers = 0usize;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if answers == MAX_ANSWERS {
+                debug!("{what}: {MAX_ANSWERS} answers; the rest are not read");
+                break;
+            }
             self.sock
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             match self.sock.recv_from(&mut buf) {

@@ -185,13 +185,20 @@ fn next_request(
                 return None;
             }
         };
-        match received {
-            Received::Data(_) if arrival.is_some_and(|a| a.sent_to_many()) => {
-                let to = arrival.map(|a| a.to()).expect("checked");
+        if let Some(to) = arrival.filter(|a| a.sent_to_many()).map(|a| a.to()) {
+            // At most a line a second: a flood to the group must not flood the log.
+            static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+            let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                *last = Some(Instant::now());
                 warn!(
-                    "{from}: a request sent to {to} (a group or broadcast) ignored: files and exec answer requests sent to this host alone"
+                    "{from}: a request sent to {to} (a group or broadcast) ignored: files and \
+                     exec answer requests sent to this host alone"
                 );
             }
+            continue;
+        }
+        match received {
             Received::Data(n) if from.can_reply() => return Some((from, n, arrival)),
             _ => warn!("{from}: a request that is too large, or from an unbound socket; ignored"),
         }
