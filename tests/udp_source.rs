@@ -169,29 +169,32 @@ fn a_dual_stack_server_answers_an_ipv4_mapped_request_from_its_destination() {
 fn file_transfers_and_programs_answer_from_the_address_asked() {
     let dir = common::tempdir();
     std::fs::write(dir.path().join("f.txt"), b"a file\n").unwrap();
-    let files = Server::start(&[
-        "--proto",
-        "udp",
-        "--addr",
-        "0.0.0.0:0",
-        "--files",
-        dir.path().to_str().unwrap(),
-    ]);
-    let got = dir.path().join("got.txt");
-    let out = netecho(
-        &[
-            "get",
-            "--timeout",
-            "1s",
-            &format!("udp://127.0.0.2:{}", files.port()),
-            "f.txt",
-            "-o",
-            got.to_str().unwrap(),
-        ],
-        b"",
-    );
-    ok(&out);
-    assert_eq!(std::fs::read(&got).unwrap(), b"a file\n");
+    // A dual-stack server's transfer socket is IPv6 too, bound to ::ffff:127.0.0.2.
+    for (bind, to) in [
+        ("0.0.0.0:0", "127.0.0.2"),
+        ("[::]:0", "127.0.0.2"),
+        ("[::]:0", "[::1]"),
+    ] {
+        let dir_arg = dir.path().to_str().unwrap();
+        let files = Server::start(&["--proto", "udp", "--addr", bind, "--files", dir_arg]);
+        let got = dir.path().join("got.txt");
+        let _ = std::fs::remove_file(&got);
+        let url = format!("udp://{to}:{}", files.port());
+        let out = netecho(
+            &[
+                "get",
+                "--timeout",
+                "1s",
+                &url,
+                "f.txt",
+                "-o",
+                got.to_str().unwrap(),
+            ],
+            b"",
+        );
+        ok(&out);
+        assert_eq!(std::fs::read(&got).unwrap(), b"a file\n", "{bind} {to}");
+    }
     let exec = Server::start(&[
         "--proto",
         "udp",

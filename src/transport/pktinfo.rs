@@ -365,7 +365,13 @@ impl DatagramSocket {
         if let Some(arrival) = arrival {
             handle.reply = ReplyFrom::Request(arrival);
             if let Address::Ip(local) = self.local {
-                handle.local = Address::Ip(arrival.reply_address(local.port()));
+                let mut at = arrival.reply_address(local.port());
+                // A dual-stack socket's IPv4 peers are IPv4-mapped: a socket of the request's
+                // own must be IPv6 as well to reach them.
+                if let (SocketAddr::V4(v4), true) = (at, local.is_ipv6()) {
+                    at = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
+                }
+                handle.local = Address::Ip(at);
             }
         }
         Ok(handle)
