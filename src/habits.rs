@@ -110,7 +110,13 @@ pub(crate) const HABITS: &[Habit] = &[
     Habit {
         flags: &["-b", "--bitrate", "--broadcast"],
         there: "iperf3: the bitrate; nc: broadcast",
-        here: "a bitrate is `netecho bench -b 10mbit` (--rate); netecho sends no broadcast",
+        here: "a bitrate is `netecho bench -b 10mbit` (--rate); a broadcast is `netecho send \
+               --broadcast udp://10.0.0.255:4000`",
+    },
+    Habit {
+        flags: &["-M", "--ttl"],
+        there: "nc: the TTL; ncat: the TTL",
+        here: "the TTL is `netecho send --ttl N` (udp and raw; to a group, IP_MULTICAST_TTL)",
     },
     Habit {
         flags: &["-R", "--reverse"],

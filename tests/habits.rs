@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::netns::Pair;
+
 use common::{Server, can_open_raw, fails, netecho, ok};
 
 /// The "you type" column of README's table of habits.
@@ -163,9 +165,77 @@ fn check(row: &str, server: &Server) -> bool {
                 "OUT",
             ],
         ),
+        "`nc -u -b 10.0.0.255 4000`" => {
+            refused(&["send", "-b", &addr], "--broadcast");
+            in_namespaces(|_, port| {
+                let to = format!("udp://{}:{port}", Pair::BROADCAST_V4);
+                vec!["--broadcast".into(), to]
+            });
+        }
+        "`-M 5`" => {
+            refused(&["send", "-M", "5", &addr], "--ttl N");
+            let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+            let to = format!("udp://127.0.0.1:{}", udp.port());
+            assert_eq!(ok(&netecho(&["send", "--ttl", "5", &to, "m"], b"")), "M\n");
+        }
+        "`UDP4-RECVFROM:4000,ip-add-membership=239.1.2.3:eth0,fork`" => {
+            refused(
+                &["serve", "--proto", "udp", "--addr", "239.1.2.3:0"],
+                "--join 239.1.2.3",
+            );
+            in_namespaces(|ns, port| vec!["--iface".into(), ns.client_if.clone(), group(port)]);
+        }
+        "`UDP4-DATAGRAM:239.1.2.3:4000,ip-multicast-ttl=2`" => {
+            in_namespaces(|_, port| vec!["--ttl".into(), "2".into(), group(port)]);
+        }
+        "`UDP4-DATAGRAM:255.255.255.255:4000,broadcast`" => {
+            refused(&["send", "udp://255.255.255.255:9", "x"], "add --broadcast");
+            in_namespaces(|_, port| {
+                vec![
+                    "--broadcast".into(),
+                    format!("udp://255.255.255.255:{port}"),
+                ]
+            });
+        }
         _ => return false,
     }
     true
+}
+
+/// The group of the multicast rows, at `port`.
+fn group(port: u16) -> String {
+    format!("udp://239.1.2.3:{port}")
+}
+
+/// A broadcast or multicast row, run where its datagrams cannot leave: a server joined to
+/// 239.1.2.3 in one network namespace, and `send ARGS(ns, port) x` in the other, whose
+/// one answer comes from the server's address.
+fn in_namespaces(args: impl Fn(&Pair, u16) -> Vec<String>) {
+    let Some(ns) = Pair::new("hb", "every_habit_in_the_readme_table") else {
+        return;
+    };
+    let server = Server::start_with(&mut ns.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "0.0.0.0:0",
+        "--join",
+        "239.1.2.3",
+        "--iface",
+        &ns.server_if,
+    ]));
+    let port = server.port();
+    let mut all: Vec<String> = vec!["send".into(), "--timeout".into(), "1s".into()];
+    all.extend(args(&ns, port));
+    all.push("x".into());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let out = common::run(&mut ns.client_cmd(&all), b"");
+    assert_eq!(
+        ok(&out),
+        format!("{}:{port} X\n", Pair::SERVER_V4),
+        "{all:?}"
+    );
 }
 
 /// A TFTP client's row: `program ARGS` (PORT and OUT filled in) downloads `name` from

@@ -136,6 +136,16 @@ impl Pair {
             ip(&["-n", space, "link", "set", dev, "up"])?;
             ip(&["-n", space, "link", "set", "lo", "up"])?;
         }
+        // The clients' only way out is the veth: a group or 255.255.255.255 needs no --iface.
+        ip(&[
+            "-n",
+            &self.client,
+            "route",
+            "add",
+            "default",
+            "dev",
+            &self.client_if,
+        ])?;
         for (space, dev) in [
             (&self.server, &self.server_if),
             (&self.client, &self.client_if),
