@@ -2,8 +2,8 @@
 //! Every wait here is bounded: a hung server fails the test instead of hanging it.
 #![allow(dead_code)]
 
-pub mod pair;
 pub mod netns;
+pub mod pair;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
