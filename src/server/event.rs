@@ -86,13 +86,13 @@ pub(crate) fn serve<S: Service>(
 
 /// What the event loops share: how many connections each holds, and each one's inbox for
 /// connections another loop accepted.
-struct Loops<T> {
-    loads: Vec<AtomicUsize>,
-    inboxes: Vec<(Mutex<Vec<T>>, EventFd)>,
+pub(crate) struct Loops<T> {
+    pub(crate) loads: Vec<AtomicUsize>,
+    pub(crate) inboxes: Vec<(Mutex<Vec<T>>, EventFd)>,
 }
 
 impl<T> Loops<T> {
-    fn new(threads: usize) -> Result<Loops<T>> {
+    pub(crate) fn new(threads: usize) -> Result<Loops<T>> {
         let inboxes = (0..threads)
             .map(|_| {
                 let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
@@ -107,7 +107,7 @@ impl<T> Loops<T> {
     }
 
     /// The loop that holds the fewest connections, counted as holding one more.
-    fn pick(&self) -> usize {
+    pub(crate) fn pick(&self) -> usize {
         let (n, load) = self
             .loads
             .iter()

@@ -10,6 +10,7 @@ pub(crate) mod iterative;
 pub(crate) mod lab;
 mod model_choice;
 pub(crate) mod threads;
+pub(crate) mod uring;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -52,6 +53,8 @@ pub(crate) enum Model {
     Event,
     /// A process per connection, as inetd and `socat ... fork` do
     Fork,
+    /// io_uring: a ring per core, completions instead of readiness
+    Uring,
 }
 
 impl Model {
@@ -71,6 +74,12 @@ impl Model {
             Model::Fork => "model fork: a process per connection, as inetd does; clients are \
                 isolated from each other, at the price of a fork for every connection"
                 .into(),
+            Model::Uring => format!(
+                "model uring: {threads} io_uring ring(s), a thread each; every ring accepts \
+                 (multishot) on the one listener and hands each connection to the ring holding \
+                 the fewest; receives complete into provided buffers and replies go out as \
+                 sends, one io_uring_enter per wake-up"
+            ),
         }
     }
 
@@ -80,6 +89,10 @@ impl Model {
             Model::Event => {
                 "datagrams: one thread reads and answers up to 32 datagrams per \
                 system call (recvmmsg/sendmmsg)"
+            }
+            Model::Uring => {
+                "datagrams: one io_uring ring, a multishot recvmsg into provided buffers, each \
+                reply sent from the buffer it came in; one io_uring_enter per wake-up"
             }
             Model::Fork => {
                 "datagrams: a child process serves the socket, one recvfrom and one \
@@ -109,12 +122,12 @@ pub(crate) struct Plan {
 /// a stop signal.
 pub(crate) fn plan(asked: Model, blocks: bool) -> Plan {
     let model = match asked {
-        Model::Event | Model::Fork if blocks => Model::Threads,
+        Model::Event | Model::Fork | Model::Uring if blocks => Model::Threads,
         model => model,
     };
     let blocking = match model {
         Model::Threads | Model::Fork => true,
-        Model::Event => false,
+        Model::Event | Model::Uring => false,
         Model::Iterative => blocks,
     };
     Plan { model, blocking }
@@ -220,6 +233,9 @@ fn serve<S: Service>(
     shutdown: &Shutdown,
 ) -> Result<()> {
     let proto = config.endpoint.proto;
+    if plan(config.model, service.blocks()).model == Model::Uring {
+        uring::available()?;
+    }
     let bound = bind(config)?;
     let local = Endpoint {
         proto,
@@ -318,6 +334,13 @@ fn serve_conns<S: Service>(
         Model::Threads => threads::serve(listener, server, shutdown),
         Model::Event => event::serve(listener, server, shutdown, config.threads),
         Model::Fork => fork::serve(listener, server, shutdown),
+        Model::Uring => uring::serve(
+            listener,
+            server,
+            shutdown,
+            config.threads,
+            config.max_pending,
+        ),
     }
 }
 
@@ -345,6 +368,10 @@ fn serve_datagram_socket<S: Service>(
     );
     match plan.model {
         Model::Fork => fork::serve_datagrams(sock, rules, server.stats, shutdown),
+        Model::Uring => {
+            let echo = DatagramEcho::new(sock.proto(), rules, guard::own_address(sock));
+            uring::answer(sock, echo, server.stats, shutdown)
+        }
         model => {
             let echo = DatagramEcho::new(sock.proto(), rules, guard::own_address(sock));
             datagrams::answer(sock, echo, server.stats, shutdown, model == Model::Event)
@@ -515,11 +542,17 @@ mod tests {
 
     #[test]
     fn a_service_that_blocks_never_runs_in_an_event_loop_or_a_forked_child() {
-        for model in [Model::Iterative, Model::Threads, Model::Event, Model::Fork] {
+        for model in [
+            Model::Iterative,
+            Model::Threads,
+            Model::Event,
+            Model::Fork,
+            Model::Uring,
+        ] {
             let planned = plan(model, true);
             assert!(planned.blocking, "{model:?}");
             assert!(
-                !matches!(planned.model, Model::Event | Model::Fork),
+                !matches!(planned.model, Model::Event | Model::Fork | Model::Uring),
                 "{model:?}"
             );
             // One client at a time stays one client at a time.
@@ -538,6 +571,7 @@ mod tests {
             (Model::Threads, true),
             (Model::Event, false),
             (Model::Fork, true),
+            (Model::Uring, false),
         ] {
             assert_eq!(plan(model, false), Plan { model, blocking });
         }

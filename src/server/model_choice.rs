@@ -4,7 +4,13 @@ use super::Model;
 use crate::choice::{Choice, from_str_by_name};
 
 impl Choice for Model {
-    const ALL: &'static [Model] = &[Model::Iterative, Model::Threads, Model::Event, Model::Fork];
+    const ALL: &'static [Model] = &[
+        Model::Iterative,
+        Model::Threads,
+        Model::Event,
+        Model::Fork,
+        Model::Uring,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -12,6 +18,7 @@ impl Choice for Model {
             Model::Threads => "threads",
             Model::Event => "event",
             Model::Fork => "fork",
+            Model::Uring => "uring",
         }
     }
 
@@ -21,6 +28,10 @@ impl Choice for Model {
             Model::Threads => "A thread per connection",
             Model::Event => "Non-blocking sockets on epoll, a fixed number of threads",
             Model::Fork => "A process per connection, as inetd and `socat ... fork` do",
+            Model::Uring => {
+                "io_uring (Linux 6.0+): a ring per core, multishot accept and receive into \
+                 provided buffers, replies sent in batches"
+            }
         }
     }
 }

@@ -272,6 +272,29 @@ impl DatagramEcho {
         Ok(())
     }
 
+    /// One datagram a completion model received: decided, and when answered transformed in
+    /// place; the reply's length, `None` for no reply. [`DatagramEcho::count`] once sent.
+    pub(crate) fn answer_in_place(
+        &mut self,
+        received: Received,
+        data: &mut [u8],
+        from: &PeerAddr,
+    ) -> Option<usize> {
+        let n = self.admit(received, data, from)?;
+        let data = &mut data[..n];
+        hexdump::dump_if(Way::In, from, data);
+        hexdump::log_received(from, data);
+        self.rules.transform.apply(data);
+        hexdump::dump_if(Way::Out, from, data);
+        Some(n)
+    }
+
+    /// Counts a reply of `n` bytes to `from`, `sent` of them sent.
+    pub(crate) fn count(&mut self, from: &PeerAddr, n: usize, sent: usize, stats: &Stats) {
+        let tally = self.peers.tally(from, stats);
+        stats.message(tally, n, sent);
+    }
+
     /// Logs the peers and drops still unreported, when the server stops.
     pub(crate) fn finish(&mut self) {
         self.report_drops(true);

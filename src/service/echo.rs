@@ -308,6 +308,40 @@ impl EchoConn {
     }
 }
 
+impl EchoConn {
+    /// The same echo for a completion model: `data` is what one receive completed with
+    /// (empty: the peer closed), cut into messages by this connection's carrier, transformed
+    /// in place and appended to `out` as the replies go on the wire. `None` while the
+    /// connection goes on; else how it ended, the replies before the end already in `out`.
+    pub(crate) fn take(
+        &mut self,
+        data: &mut [u8],
+        transform: Transform,
+        stats: &Stats,
+        out: &mut Vec<u8>,
+    ) -> Option<ConnEnd> {
+        let msg = match self.messages.handed(data) {
+            Ok(Next::Message(msg)) => msg,
+            Ok(Next::Closed) => return Some(ConnEnd::PeerClosed),
+            Ok(Next::Truncated(len)) => return Some(ConnEnd::Truncated(len)),
+            Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => return Some(end_of(e)),
+        };
+        hexdump::dump_if(Way::In, &self.conn.peer(), msg);
+        transform.apply(msg);
+        hexdump::dump_if(Way::Out, &self.conn.peer(), msg);
+        encode_frame(&*self.sender, msg, out, &mut self.tally, stats);
+        self.tally.reads = self.messages.reads() as u64;
+        if self.framed {
+            std::mem::swap(out, &mut self.frames_out);
+            let more = self.more_frames(transform, stats);
+            std::mem::swap(out, &mut self.frames_out);
+            return more.err().map(ConnEnd::BadFrame);
+        }
+        None
+    }
+}
+
 /// Appends `frame` to `out` as it goes on the wire, and counts it.
 fn encode_frame(
     sender: &dyn MessageSend,
@@ -452,6 +486,10 @@ impl super::Session for EchoSession {
 
     fn deadline(&self) -> Option<std::time::Instant> {
         self.echo.messages.deadline()
+    }
+
+    fn received(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> Option<ConnEnd> {
+        self.echo.take(data, self.transform, self.stats, out)
     }
 
     fn end(self, ended: &ConnEnd) {

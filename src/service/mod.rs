@@ -25,6 +25,9 @@ pub(crate) enum Drive {
     /// Non-blocking in a level-triggered epoll loop: what is left to read is reported again,
     /// so a short read may end a pump (event).
     Epoll,
+    /// A completion model (uring): the model receives and sends, the session is handed the
+    /// bytes (`Session::received`) and never touches the socket.
+    Completion,
 }
 
 /// What a server does with its clients.
@@ -100,6 +103,19 @@ pub(crate) trait Session: Send + 'static {
     /// ends the connection if it is still unfinished.
     fn deadline(&self) -> Option<std::time::Instant> {
         None
+    }
+
+    /// Serves what a completion model (uring) received: `data` is one receive's bytes
+    /// (empty: the peer closed), answered in place; the replies are appended to `out` as they
+    /// go on the wire. `None` while the connection goes on, else how it ended (the replies
+    /// already in `out` are sent first). A service that blocks never gets here
+    /// (`server::plan` gives it threads).
+    fn received(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> Option<ConnEnd> {
+        let _ = (data, out);
+        Some(ConnEnd::Failed(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this service needs a blocking socket",
+        )))
     }
 
     /// Counts and logs the end of the connection.

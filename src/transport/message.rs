@@ -186,6 +186,11 @@ pub(crate) trait MessageRecv: Send {
     /// recv(2) calls that returned data.
     fn reads(&self) -> usize;
 
+    /// A completion model's receive: `data` is what one receive completed with (empty when
+    /// the peer closed), cut as [`MessageRecv::recv`] would cut it; the further frames of it
+    /// through [`MessageRecv::buffered`]. `WouldBlock` when no message is complete yet.
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError>;
+
     /// Whether the last read emptied the socket as far as can be told: a stream read
     /// shorter than its buffer. Message sockets never tell.
     fn drained(&self) -> bool {
@@ -265,6 +270,14 @@ impl MessageRecv for Bytes {
 
     fn reads(&self) -> usize {
         self.reads
+    }
+
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        if data.is_empty() {
+            return Ok(Next::Closed);
+        }
+        self.reads += 1;
+        Ok(Next::Message(data))
     }
 
     fn drained(&self) -> bool {
@@ -393,6 +406,20 @@ impl MessageRecv for Frames {
         self.reads
     }
 
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        self.decoder.reclaim();
+        if data.is_empty() {
+            self.decoder.finish()?;
+            return Ok(Next::Closed);
+        }
+        self.reads += 1;
+        self.decoder.feed(data);
+        match self.decoder.next_range()? {
+            Some(range) => Ok(Next::Message(self.decoder.frame(range))),
+            None => Err(RecvError::Io(io::ErrorKind::WouldBlock.into())),
+        }
+    }
+
     fn drained(&self) -> bool {
         self.drained
     }
@@ -446,6 +473,23 @@ impl MessageRecv for Packets {
     fn reads(&self) -> usize {
         self.reads
     }
+
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        Ok(handed_packet(&mut self.reads, data))
+    }
+}
+
+/// A whole message handed over by a completion: empty is the end, one longer than
+/// [`MAX_MESSAGE`] is cut short as recv(2) would cut it.
+fn handed_packet<'a>(reads: &mut usize, data: &'a mut [u8]) -> Next<'a> {
+    match data.len() {
+        0 => Next::Closed,
+        n if n > MAX_MESSAGE => Next::Truncated(n),
+        _ => {
+            *reads += 1;
+            Next::Message(data)
+        }
+    }
 }
 
 impl MessageSend for Packets {
@@ -480,6 +524,15 @@ impl MessageRecv for Datagrams {
 
     fn reads(&self) -> usize {
         self.reads
+    }
+
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        // A datagram socket has no end: an empty completion is an empty datagram.
+        if data.is_empty() {
+            self.reads += 1;
+            return Ok(Next::Message(data));
+        }
+        Ok(handed_packet(&mut self.reads, data))
     }
 }
 

@@ -611,6 +611,22 @@ impl Listener {
     /// accept(2): the next queued connection.
     pub(crate) fn accept(&self) -> io::Result<Conn> {
         let (sock, addr) = calls::accept(&self.sock)?;
+        self.accepted(sock, addr)
+    }
+
+    /// A connection accepted by other means (an io_uring accept): its peer asked for.
+    pub(crate) fn adopt(&self, fd: std::os::fd::OwnedFd) -> io::Result<Conn> {
+        let sock = Socket::from(fd);
+        let addr = sock.peer_addr()?;
+        self.accepted(sock, addr)
+    }
+
+    /// The kind of socket this listener accepts.
+    pub(crate) fn kind(&self) -> SocketKind {
+        self.proto.kind()
+    }
+
+    fn accepted(&self, sock: Socket, addr: SockAddr) -> io::Result<Conn> {
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)
         } else {

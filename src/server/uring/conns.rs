@@ -1,0 +1,489 @@
+//! Connections on io_uring rings (tcp, unix, unix-seqpacket).
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use io_uring::{IoUring, cqueue, opcode, types};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use tracing::warn;
+
+use crate::endpoint::SocketKind;
+use crate::lifecycle::accept_failed;
+use crate::server::Server;
+use crate::server::event::Loops;
+use crate::service::{ConnEnd, Drive, Service, Session};
+use crate::signal::{Shutdown, Signal};
+use crate::transport::{Listener, MAX_MESSAGE};
+
+use super::bufring::BufRing;
+use super::{Op, TICK, complete, failed, push, ring};
+
+/// Provided buffers per ring for a stream: 512 of 16 KiB (8 MiB a ring, not a connection).
+const STREAM_BUFS: (u16, usize) = (512, 16 * 1024);
+/// For seqpacket, a buffer holds the largest message answered.
+const PACKET_BUFS: (u16, usize) = (128, MAX_MESSAGE);
+/// How long connections get to finish after the stop.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Serves with `threads` rings until a stop signal; returns the signal.
+pub(crate) fn serve<S: Service>(
+    listener: &Listener,
+    server: &Server<S>,
+    shutdown: &Shutdown,
+    threads: usize,
+    max_pending: usize,
+) -> Result<Signal> {
+    let stop =
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
+    let loops = Loops::<S::Session>::new(threads)?;
+    thread::scope(|scope| {
+        for n in 0..threads {
+            let (stop, loops) = (&stop, &loops);
+            thread::Builder::new()
+                .name(format!("uring-{n}"))
+                .spawn_scoped(scope, move || {
+                    let worker = Worker::new(listener, server, loops, n, max_pending);
+                    if let Err(e) = worker.and_then(|w| w.run(stop.as_fd().as_raw_fd())) {
+                        warn!("uring loop {n} failed: {e:#}");
+                    }
+                })
+                .context("start a uring thread")?;
+        }
+        let signal = loop {
+            if let Some(signal) = shutdown.wait_signal(None)? {
+                break signal;
+            }
+        };
+        // Polled, never read, so every ring sees it.
+        stop.write(1).context("wake the uring loops")?;
+        Ok::<_, anyhow::Error>(signal)
+    })
+    .inspect(|_| {
+        for (inbox, _) in &loops.inboxes {
+            for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                server.finish(session, &ConnEnd::Stopped);
+            }
+        }
+    })
+}
+
+/// A connection on a ring, and what is in flight for it.
+struct Slot<T> {
+    session: T,
+    fd: RawFd,
+    /// Replies not yet handed to a send.
+    out: Vec<u8>,
+    /// On seqpacket: replies one message each, in order.
+    queue: VecDeque<Vec<u8>>,
+    /// The bytes of the send in flight (kept until it completes), and how far it got.
+    sending: Vec<u8>,
+    sent: usize,
+    send_busy: bool,
+    recv_armed: bool,
+    /// How the connection ended, once it has: closed when nothing is in flight.
+    ending: Option<ConnEnd>,
+    last_active: Instant,
+}
+
+impl<T> Slot<T> {
+    fn pending(&self) -> usize {
+        self.out.len() + self.sending.len() - self.sent + self.queue.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+struct Worker<'a, S: Service> {
+    ring: IoUring,
+    bufs: BufRing,
+    group: u16,
+    listener: &'a Listener,
+    server: &'a Server<S>,
+    loops: &'a Loops<S::Session>,
+    index: usize,
+    packets: bool,
+    max_pending: usize,
+    slots: Vec<Option<Slot<S::Session>>>,
+    free: Vec<usize>,
+    /// Connections whose receive stopped for want of a buffer, or while throttled.
+    rearm: Vec<usize>,
+    inbox_word: Box<[u8; 8]>,
+    tick: Box<types::Timespec>,
+    stopping: Option<Instant>,
+}
+
+impl<'a, S: Service> Worker<'a, S> {
+    fn new(
+        listener: &'a Listener,
+        server: &'a Server<S>,
+        loops: &'a Loops<S::Session>,
+        index: usize,
+        max_pending: usize,
+    ) -> Result<Self> {
+        let ring = ring().context("io_uring_setup")?;
+        let packets = listener.kind() == SocketKind::SeqPacket;
+        let (count, size) = if packets { PACKET_BUFS } else { STREAM_BUFS };
+        let group = 0;
+        let bufs = BufRing::new(&ring, group, count, size).context("register provided buffers")?;
+        Ok(Worker {
+            ring,
+            bufs,
+            group,
+            listener,
+            server,
+            loops,
+            index,
+            packets,
+            max_pending,
+            slots: Vec::new(),
+            free: Vec::new(),
+            rearm: Vec::new(),
+            inbox_word: Box::new([0; 8]),
+            tick: Box::new(types::Timespec::from(TICK)),
+            stopping: None,
+        })
+    }
+
+    fn run(mut self, stop: RawFd) -> Result<()> {
+        self.arm_accept()?;
+        self.arm_inbox()?;
+        let poll = opcode::PollAdd::new(types::Fd(stop), libc::POLLIN as u32);
+        push(&mut self.ring, &poll.build().user_data(Op::Stop.data(0)))?;
+        self.arm_tick()?;
+        let mut done = Vec::new();
+        loop {
+            complete(&mut self.ring, &mut done).context("io_uring_enter")?;
+            for &(data, result, flags) in &done {
+                self.completed(data, result, flags)?;
+            }
+            self.bufs.publish();
+            for token in std::mem::take(&mut self.rearm) {
+                self.arm_recv(token)?;
+            }
+            if let Some(since) = self.stopping {
+                let live = self.slots.iter().any(Option::is_some);
+                if !live || since.elapsed() >= GRACE {
+                    self.close_all();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn completed(&mut self, data: u64, result: i32, flags: u32) -> Result<()> {
+        match Op::of(data) {
+            (Some(Op::Accept), _) => self.accepted(result, flags)?,
+            (Some(Op::Recv), token) => self.received(token, result, flags)?,
+            (Some(Op::Send), token) => self.sent(token, result)?,
+            (Some(Op::Inbox), _) => {
+                self.take_inbox();
+                if self.stopping.is_none() {
+                    self.arm_inbox()?;
+                }
+            }
+            (Some(Op::Stop), _) => self.stop(),
+            (Some(Op::Tick), _) => {
+                self.close_idle();
+                self.arm_tick()?;
+            }
+            (Some(Op::Cancel), _) | (None, _) => {}
+        }
+        Ok(())
+    }
+
+    fn arm_accept(&mut self) -> Result<()> {
+        let fd = types::Fd(self.listener.as_fd().as_raw_fd());
+        let accept = opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC);
+        push(&mut self.ring, &accept.build().user_data(Op::Accept.data(0)))?;
+        Ok(())
+    }
+
+    fn arm_inbox(&mut self) -> Result<()> {
+        let fd = types::Fd(self.loops.inboxes[self.index].1.as_fd().as_raw_fd());
+        let read = opcode::Read::new(fd, self.inbox_word.as_mut_ptr(), 8);
+        push(&mut self.ring, &read.build().user_data(Op::Inbox.data(0)))?;
+        Ok(())
+    }
+
+    fn arm_tick(&mut self) -> Result<()> {
+        let timeout = opcode::Timeout::new(&*self.tick);
+        push(&mut self.ring, &timeout.build().user_data(Op::Tick.data(0)))?;
+        Ok(())
+    }
+
+    fn accepted(&mut self, result: i32, flags: u32) -> Result<()> {
+        if self.stopping.is_some() {
+            if result >= 0 {
+                // SAFETY: a descriptor the accept just made, owned by nobody else.
+                drop(unsafe { OwnedFd::from_raw_fd(result) });
+            }
+            return Ok(());
+        }
+        if result < 0 {
+            accept_failed(&failed(result));
+        } else {
+            // SAFETY: as above.
+            let fd = unsafe { OwnedFd::from_raw_fd(result) };
+            self.admit(fd);
+        }
+        if !cqueue::more(flags) {
+            self.arm_accept()?;
+        }
+        Ok(())
+    }
+
+    /// Admits a new connection and gives it to the ring holding the fewest.
+    fn admit(&mut self, fd: OwnedFd) {
+        let conn = match self.listener.adopt(fd) {
+            Ok(conn) => conn,
+            Err(e) => return accept_failed(&e),
+        };
+        let Some(session) = self.server.admit(conn, Drive::Completion) else {
+            return;
+        };
+        let target = self.loops.pick();
+        if target == self.index {
+            return self.register(session);
+        }
+        let (inbox, wake) = &self.loops.inboxes[target];
+        inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
+        if let Err(e) = wake.write(1) {
+            warn!("wake uring loop {target}: {e}");
+        }
+    }
+
+    fn take_inbox(&mut self) {
+        let (inbox, _) = &self.loops.inboxes[self.index];
+        let conns = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
+        for session in conns {
+            self.register(session);
+        }
+    }
+
+    fn register(&mut self, session: S::Session) {
+        let token = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let fd = session.conn().as_fd().as_raw_fd();
+        self.slots[token] = Some(Slot {
+            session,
+            fd,
+            out: Vec::new(),
+            queue: VecDeque::new(),
+            sending: Vec::new(),
+            sent: 0,
+            send_busy: false,
+            recv_armed: false,
+            ending: None,
+            last_active: Instant::now(),
+        });
+        self.rearm.push(token);
+    }
+
+    fn arm_recv(&mut self, token: usize) -> Result<()> {
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if slot.recv_armed || slot.ending.is_some() || slot.pending() >= self.max_pending {
+            return Ok(());
+        }
+        slot.recv_armed = true;
+        // MSG_TRUNC: a seqpacket message larger than its buffer completes with its real length.
+        let flags = if self.packets { libc::MSG_TRUNC } else { 0 };
+        let recv = opcode::RecvMulti::new(types::Fd(slot.fd), self.group).flags(flags);
+        push(&mut self.ring, &recv.build().user_data(Op::Recv.data(token)))?;
+        Ok(())
+    }
+
+    fn received(&mut self, token: usize, result: i32, flags: u32) -> Result<()> {
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if !more {
+            slot.recv_armed = false;
+        }
+        slot.last_active = Instant::now();
+        if result == -libc::ENOBUFS || result == -libc::ECANCELED {
+            // Out of buffers for now, or stopped while throttled: taken up again later.
+            self.rearm.push(token);
+            return self.flush(token);
+        }
+        if slot.ending.is_none() {
+            let end = if result < 0 {
+                Some(ConnEnd::Failed(failed(result)))
+            } else {
+                let len = result as usize;
+                // A seqpacket message larger than its buffer (MSG_TRUNC gave its length): its
+                // bytes are lost, and the session decides what that means.
+                let mut lost = Vec::new();
+                let data = match bid {
+                    Some(_) if len > self.bufs.size() => {
+                        lost.resize(len, 0);
+                        &mut lost[..]
+                    }
+                    Some(bid) => self.bufs.get(bid, len),
+                    None => &mut [][..],
+                };
+                serve_bytes(slot, data, self.packets)
+            };
+            if let Some(end) = end {
+                self.end(token, end);
+            } else if slot.recv_armed && slot.pending() >= self.max_pending {
+                // A peer that does not read its replies is not read from.
+                let cancel = opcode::AsyncCancel::new(Op::Recv.data(token));
+                push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(token)))?;
+            }
+        }
+        if let Some(bid) = bid {
+            self.bufs.give_back(bid);
+        }
+        self.flush(token)
+    }
+
+    fn end(&mut self, token: usize, end: ConnEnd) {
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.ending.is_none() {
+            slot.ending = Some(end);
+        }
+        if slot.recv_armed {
+            let cancel = opcode::AsyncCancel::new(Op::Recv.data(token));
+            let _ = push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(token)));
+        }
+    }
+}
+
+/// Hands one receive's bytes to the session; its replies join what the slot sends.
+fn serve_bytes<T: Session>(slot: &mut Slot<T>, data: &mut [u8], packets: bool) -> Option<ConnEnd> {
+    if !packets {
+        return slot.session.received(data, &mut slot.out);
+    }
+    // One message in, at most one out: each goes as a send of its own.
+    let mut reply = Vec::new();
+    let end = slot.session.received(data, &mut reply);
+    if !reply.is_empty() {
+        slot.queue.push_back(reply);
+    }
+    end
+}
+
+impl<S: Service> Worker<'_, S> {
+    /// Starts a send of what is waiting, when none is in flight; closes a connection that
+    /// ended and has nothing left in flight.
+    fn flush(&mut self, token: usize) -> Result<()> {
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        if !slot.send_busy && slot.sent == slot.sending.len() {
+            slot.sending.clear();
+            slot.sent = 0;
+            if self.packets {
+                if let Some(next) = slot.queue.pop_front() {
+                    slot.sending = next;
+                }
+            } else {
+                std::mem::swap(&mut slot.sending, &mut slot.out);
+            }
+            let failed_before = matches!(slot.ending, Some(ConnEnd::Failed(_)));
+            if failed_before {
+                slot.sending.clear();
+            }
+        }
+        let rest = slot.sending.len() - slot.sent;
+        if !slot.send_busy && rest > 0 {
+            slot.send_busy = true;
+            let ptr = slot.sending[slot.sent..].as_ptr();
+            let send = opcode::Send::new(types::Fd(slot.fd), ptr, rest as u32)
+                .flags(libc::MSG_NOSIGNAL);
+            push(&mut self.ring, &send.build().user_data(Op::Send.data(token)))?;
+        }
+        if slot.ending.is_some() && !slot.send_busy && !slot.recv_armed {
+            self.close(token);
+        }
+        Ok(())
+    }
+
+    fn sent(&mut self, token: usize, result: i32) -> Result<()> {
+        let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        slot.send_busy = false;
+        if result < 0 {
+            slot.sending.clear();
+            slot.sent = 0;
+            slot.out.clear();
+            slot.queue.clear();
+            self.end(token, ConnEnd::Failed(failed(result)));
+            return self.flush(token);
+        }
+        slot.sent += result as usize;
+        slot.last_active = Instant::now();
+        if !slot.recv_armed && slot.ending.is_none() {
+            // Throttled until the peer read its replies: read again once there is room.
+            self.rearm.push(token);
+        }
+        self.flush(token)
+    }
+
+    /// The stop: every connection is shut down, so its receive and send complete, and ends
+    /// as stopped.
+    fn stop(&mut self) {
+        self.stopping = Some(Instant::now());
+        let cancel = opcode::AsyncCancel::new(Op::Accept.data(0));
+        let _ = push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(0)));
+        for token in 0..self.slots.len() {
+            if let Some(slot) = self.slots[token].as_mut() {
+                slot.ending = Some(ConnEnd::Stopped);
+                let _ = slot.session.conn().socket().shutdown(std::net::Shutdown::Both);
+            }
+            let _ = self.flush(token);
+        }
+    }
+
+    fn close_idle(&mut self) {
+        let Some(idle) = self.server.idle_timeout else {
+            return;
+        };
+        for token in 0..self.slots.len() {
+            let Some(slot) = self.slots[token].as_mut() else {
+                continue;
+            };
+            if slot.ending.is_none() && slot.last_active.elapsed() >= idle {
+                slot.ending = Some(ConnEnd::Idle);
+                let _ = slot.session.conn().socket().shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn close(&mut self, token: usize) {
+        if let Some(slot) = self.slots[token].take() {
+            let end = slot.ending.unwrap_or(ConnEnd::Stopped);
+            self.server.finish(slot.session, &end);
+            self.free.push(token);
+            self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn close_all(&mut self) {
+        self.take_inbox();
+        for token in 0..self.slots.len() {
+            if let Some(slot) = self.slots[token].as_mut() {
+                // Sends still in flight point into the slot: kept until the process ends.
+                if slot.send_busy {
+                    std::mem::forget(std::mem::take(&mut slot.sending));
+                }
+                slot.ending = Some(ConnEnd::Stopped);
+            }
+            self.close(token);
+        }
+    }
+}

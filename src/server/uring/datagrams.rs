@@ -1,0 +1,236 @@
+//! A datagram socket on an io_uring ring (udp, unix-dgram): a multishot recvmsg into
+//! provided buffers; each reply is sent from the buffer its datagram came in, which goes
+//! back to the kernel when the send completes.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::thread;
+
+use anyhow::{Context, Result};
+use io_uring::{IoUring, cqueue, opcode, types};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use socket2::SockAddr;
+use tracing::{debug, warn};
+
+use crate::service::datagram::DatagramEcho;
+use crate::service::stats::Stats;
+use crate::signal::{Shutdown, Signal};
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+
+use super::bufring::BufRing;
+use super::{Op, TICK, complete, failed, push, ring};
+
+/// Buffers: each holds recvmsg's header, the sender's address and the largest datagram.
+const BUFS: u16 = 64;
+/// struct io_uring_recvmsg_out: four u32s.
+const HEADER: usize = 16;
+const NAME: usize = std::mem::size_of::<libc::sockaddr_storage>();
+
+/// Answers datagrams on a ring until a stop signal; returns the signal.
+pub(crate) fn answer(
+    sock: &DatagramSocket,
+    echo: DatagramEcho,
+    stats: &Stats,
+    shutdown: &Shutdown,
+) -> Result<Signal> {
+    // A reply the kernel cannot take now is lost, as a datagram may be, rather than holding
+    // its buffer until a client that does not read makes room.
+    sock.set_nonblocking(true)?;
+    let stop =
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
+    thread::scope(|scope| {
+        let stop_fd = stop.as_fd().as_raw_fd();
+        let worker = thread::Builder::new()
+            .name("uring-dgram".into())
+            .spawn_scoped(scope, move || {
+                let run = Worker::new(sock, echo, stats).and_then(|w| w.run(stop_fd));
+                if let Err(e) = run {
+                    warn!("uring datagram loop failed: {e:#}");
+                }
+            })
+            .context("start a uring thread")?;
+        let signal = loop {
+            if let Some(signal) = shutdown.wait_signal(None)? {
+                break signal;
+            }
+        };
+        stop.write(1).context("wake the uring loop")?;
+        let _ = worker.join();
+        Ok(signal)
+    })
+}
+
+/// A reply in flight: the message header the send reads, and whom it goes to.
+struct Reply {
+    hdr: libc::msghdr,
+    iov: libc::iovec,
+    to: Option<PeerAddr>,
+    len: usize,
+}
+
+struct Worker<'a> {
+    ring: IoUring,
+    bufs: BufRing,
+    fd: RawFd,
+    echo: DatagramEcho,
+    stats: &'a Stats,
+    /// What recvmsg is told: room for the sender's address, no control data.
+    template: Box<libc::msghdr>,
+    /// One per buffer, never moved (sends point into them).
+    replies: Vec<Reply>,
+    recv_armed: bool,
+    tick: Box<types::Timespec>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(sock: &DatagramSocket, echo: DatagramEcho, stats: &'a Stats) -> Result<Self> {
+        let ring = ring().context("io_uring_setup")?;
+        let bufs = BufRing::new(&ring, 0, BUFS, HEADER + NAME + MAX_MESSAGE)
+            .context("register provided buffers")?;
+        // SAFETY: msghdr and iovec are plain C structs, valid zeroed.
+        let mut template: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        template.msg_namelen = NAME as u32;
+        let replies = (0..BUFS)
+            .map(|_| Reply {
+                hdr: unsafe { std::mem::zeroed() },
+                iov: unsafe { std::mem::zeroed() },
+                to: None,
+                len: 0,
+            })
+            .collect();
+        Ok(Worker {
+            ring,
+            bufs,
+            fd: sock.as_fd().as_raw_fd(),
+            echo,
+            stats,
+            template,
+            replies,
+            recv_armed: false,
+            tick: Box::new(types::Timespec::from(TICK)),
+        })
+    }
+
+    fn run(mut self, stop: RawFd) -> Result<()> {
+        let poll = opcode::PollAdd::new(types::Fd(stop), libc::POLLIN as u32);
+        push(&mut self.ring, &poll.build().user_data(Op::Stop.data(0)))?;
+        self.arm_tick()?;
+        self.arm_recv()?;
+        let mut done = Vec::new();
+        loop {
+            complete(&mut self.ring, &mut done).context("io_uring_enter")?;
+            for &(data, result, flags) in &done {
+                match Op::of(data) {
+                    (Some(Op::Recv), _) => self.received(result, flags)?,
+                    (Some(Op::Send), bid) => self.sent(bid as u16, result),
+                    (Some(Op::Tick), _) => {
+                        self.echo.peers.expire();
+                        self.echo.report_drops(false);
+                        self.arm_tick()?;
+                    }
+                    (Some(Op::Stop), _) => {
+                        self.echo.finish();
+                        // Sends in flight point into the replies: kept to the process's end.
+                        std::mem::forget(std::mem::take(&mut self.replies));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+            self.bufs.publish();
+            if !self.recv_armed {
+                self.arm_recv()?;
+            }
+        }
+    }
+
+    fn arm_tick(&mut self) -> Result<()> {
+        let timeout = opcode::Timeout::new(&*self.tick);
+        push(&mut self.ring, &timeout.build().user_data(Op::Tick.data(0)))?;
+        Ok(())
+    }
+
+    fn arm_recv(&mut self) -> Result<()> {
+        self.recv_armed = true;
+        let recv = opcode::RecvMsgMulti::new(types::Fd(self.fd), &*self.template, 0);
+        push(&mut self.ring, &recv.build().user_data(Op::Recv.data(0)))?;
+        Ok(())
+    }
+
+    fn received(&mut self, result: i32, flags: u32) -> Result<()> {
+        if !cqueue::more(flags) {
+            self.recv_armed = false;
+        }
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            if result < 0 && result != -libc::ENOBUFS {
+                debug!("recvmsg: {} (ignored)", failed(result));
+            }
+            return Ok(());
+        };
+        let len = (result.max(0) as usize).min(self.bufs.size());
+        let buf = self.bufs.get(bid, len);
+        let Some((received, from, start)) = parse(buf, &self.template) else {
+            self.bufs.give_back(bid);
+            return Ok(());
+        };
+        let payload = &mut buf[start..];
+        let Some(n) = self.echo.answer_in_place(received, payload, &from) else {
+            self.bufs.give_back(bid);
+            return Ok(());
+        };
+        let reply = &mut self.replies[bid as usize];
+        reply.iov = libc::iovec {
+            iov_base: payload.as_mut_ptr().cast(),
+            iov_len: n,
+        };
+        let to = reply.to.insert(from);
+        reply.hdr.msg_name = to.0.as_ptr() as *mut libc::c_void;
+        reply.hdr.msg_namelen = to.0.len();
+        reply.hdr.msg_iov = &mut reply.iov;
+        reply.hdr.msg_iovlen = 1;
+        reply.len = n;
+        let send =
+            opcode::SendMsg::new(types::Fd(self.fd), &reply.hdr).flags(libc::MSG_NOSIGNAL as u32);
+        push(&mut self.ring, &send.build().user_data(Op::Send.data(bid as usize)))?;
+        Ok(())
+    }
+
+    fn sent(&mut self, bid: u16, result: i32) {
+        let reply = &mut self.replies[bid as usize];
+        let to = reply.to.take();
+        if let Some(to) = &to {
+            let sent = if result >= 0 {
+                reply.len
+            } else {
+                debug!("{to}: reply not sent: {}", failed(result));
+                0
+            };
+            self.echo.count(to, reply.len, sent, self.stats);
+        }
+        self.bufs.give_back(bid);
+    }
+}
+
+/// What one recvmsg completion holds: how it was received, from whom, and where the
+/// payload starts in the buffer.
+fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, PeerAddr, usize)> {
+    let out = types::RecvMsgOut::parse(buf, template).ok()?;
+    let real = out.incoming_payload_len() as usize;
+    let received = if out.is_payload_truncated() {
+        Received::Truncated(real)
+    } else {
+        Received::Data(real)
+    };
+    let name = out.name_data();
+    // SAFETY: sockaddr_storage is valid zeroed; at most its size is copied into it.
+    let (_, from) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let n = name.len().min(NAME);
+            std::ptr::copy_nonoverlapping(name.as_ptr(), storage.cast::<u8>(), n);
+            *len = n as libc::socklen_t;
+            Ok(())
+        })
+    }
+    .ok()?;
+    let start = HEADER + template.msg_namelen as usize + template.msg_controllen;
+    Some((received, PeerAddr(from), start))
+}
