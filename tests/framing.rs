@@ -192,7 +192,7 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
 /// framings, after the frames before it were answered; the next client is served.
 #[test]
 fn a_frame_over_max_frame_closes_its_connection_under_every_model() {
-    for model in ["event", "threads", "fork", "iterative"] {
+    for model in ["event", "threads", "fork", "iterative", "uring"] {
         for framing in ["line", "length"] {
             let case = format!("--model {model} --framing {framing}");
             let server = Server::start(&[

@@ -90,7 +90,7 @@ fn unfinished_frames_of_many_connections_stay_within_a_budget() {
 
 #[test]
 fn replies_to_good_frames_go_out_before_a_bad_frame_in_the_same_read_ends_it() {
-    for model in ["threads", "event"] {
+    for model in ["threads", "event", "uring"] {
         let server = Server::start(&[
             "--proto",
             "tcp",

@@ -439,7 +439,7 @@ fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
         .iter()
         .map(|m| m["model"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["iterative", "threads", "event", "fork"]);
+    assert_eq!(names, ["iterative", "threads", "event", "fork", "uring"]);
     for m in models {
         assert!(m["one_messages_per_s"].as_f64().unwrap() > 0.0, "{m}");
         let why = m["why"].as_str().unwrap();

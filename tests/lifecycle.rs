@@ -14,7 +14,7 @@ use common::{
     message, netecho, ok, run, summary, tempdir,
 };
 
-const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
 
 fn path_in(dir: &tempfile::TempDir, name: &str) -> String {
     dir.path().join(name).display().to_string()
@@ -32,6 +32,9 @@ fn sigterm_and_sigint_print_the_summary_and_remove_the_socket_file() {
     cases.push(("TERM", "unix", "fork"));
     cases.push(("INT", "unix-seqpacket", "threads"));
     cases.push(("TERM", "unix-dgram", "fork"));
+    cases.push(("TERM", "unix", "uring"));
+    cases.push(("INT", "unix-seqpacket", "uring"));
+    cases.push(("TERM", "unix-dgram", "uring"));
     for (signal, proto, model) in cases {
         let path = path_in(&dir, &format!("{signal}-{proto}-{model}.sock"));
         let server = Server::start(&["--model", model, "--proto", proto, "--addr", &path]);
@@ -270,7 +273,7 @@ fn unix_stream_and_seqpacket_peers_are_logged_with_pid_uid_and_gid() {
 #[test]
 fn an_unbound_unix_datagram_sender_is_logged_as_unanswerable_and_the_server_goes_on() {
     let dir = tempdir();
-    for model in ["threads", "fork", "event"] {
+    for model in ["threads", "fork", "event", "uring"] {
         let path = path_in(&dir, &format!("unbound-{model}.sock"));
         let server = Server::start(&["--model", model, "--proto", "unix-dgram", "--addr", &path]);
         let unbound = UnixDatagram::unbound().unwrap();
@@ -292,7 +295,7 @@ fn an_unbound_unix_datagram_sender_is_logged_as_unanswerable_and_the_server_goes
 #[test]
 fn a_unix_datagram_over_the_buffer_is_logged_and_dropped_never_cut() {
     let dir = tempdir();
-    for model in ["event", "threads", "fork"] {
+    for model in ["event", "threads", "fork", "uring"] {
         let path = path_in(&dir, &format!("big-{model}.sock"));
         let server = Server::start(&["--model", model, "--proto", "unix-dgram", "--addr", &path]);
         let raw = Plain::connect("unix-dgram", &path);

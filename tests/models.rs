@@ -16,7 +16,7 @@ use common::{
     tempdir,
 };
 
-const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
 
 /// A server of `model` for `proto` at a fresh address (`dir` holds Unix paths).
 fn start(model: &str, proto: &str, dir: &tempfile::TempDir, extra: &[&str]) -> Server {
@@ -141,6 +141,10 @@ fn two_hundred_clients_at_once_each_get_their_own_bytes_back() {
         ("threads", "udp"),
         ("event", "unix-dgram"),
         ("fork", "unix-dgram"),
+        ("uring", "unix"),
+        ("uring", "unix-seqpacket"),
+        ("uring", "udp"),
+        ("uring", "unix-dgram"),
     ] {
         let server = start(model, proto, &dir, &[]);
         crowd(proto, &server.addr, 200, 3);
@@ -306,6 +310,8 @@ fn a_client_that_never_reads_is_throttled_and_others_are_still_served() {
             ("threads", "tcp"),
             ("fork", "tcp"),
             ("event", "unix"),
+            ("uring", "tcp"),
+            ("uring", "unix"),
         ] {
             let dir = &dir;
             scope.spawn(move || never_reading_case(model, proto, dir));
@@ -365,6 +371,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not(
         ("fork", "tcp"),
         ("event", "unix"),
         ("threads", "unix-seqpacket"),
+        ("uring", "tcp"),
+        ("uring", "unix-seqpacket"),
     ];
     thread::scope(|scope| {
         for (model, proto) in cases {
@@ -415,6 +423,8 @@ fn connections_past_max_conns_are_refused_with_a_log_line_and_closed() {
         ("event", "tcp"),
         ("fork", "tcp"),
         ("event", "unix"),
+        ("uring", "tcp"),
+        ("uring", "unix"),
     ] {
         let server = start(model, proto, &dir, &["--max-conns", "2"]);
         let held: Vec<Plain> = (0..2)
@@ -454,7 +464,7 @@ fn connections_past_max_conns_are_refused_with_a_log_line_and_closed() {
 #[test]
 fn a_client_reset_in_the_middle_of_a_message_leaves_the_others_untouched() {
     let dir = tempdir();
-    for model in ["threads", "event", "fork"] {
+    for model in ["threads", "event", "fork", "uring"] {
         let server = start(model, "tcp", &dir, &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let others: Vec<_> = (0..8)
@@ -523,6 +533,9 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
         ("event", "udp"),
         ("fork", "udp"),
         ("threads", "unix-dgram"),
+        ("uring", "tcp"),
+        ("uring", "udp"),
+        ("uring", "unix-seqpacket"),
     ] {
         let server = start(model, proto, &dir, &[]);
         let clients = 20;
@@ -763,7 +776,7 @@ fn the_udp_loop_guard_drops_small_service_ports_over_ipv6() {
 fn the_rate_limit_caps_replies_per_second_per_source_address() {
     let dir = tempdir();
     thread::scope(|scope| {
-        for model in ["event", "threads", "fork"] {
+        for model in ["event", "threads", "fork", "uring"] {
             let dir = &dir;
             scope.spawn(move || rate_limit_case(model, dir));
         }
@@ -906,5 +919,46 @@ fn a_unix_datagram_client_that_never_reads_freezes_nobody() {
             started.elapsed() < Duration::from_secs(5),
             "{model}: slow stop"
         );
+    }
+}
+
+/// Where the kernel refuses io_uring (ENOSYS: too old or compiled without; EPERM:
+/// kernel.io_uring_disabled or a seccomp filter), `--model uring` says so in one line, binds
+/// nothing and exits 2. The refusal is the real kernel's, injected by strace.
+#[test]
+fn model_uring_where_the_kernel_refuses_io_uring_says_so_in_one_line_and_exits_2() {
+    let test = "model_uring_where_the_kernel_refuses_io_uring_says_so_in_one_line_and_exits_2";
+    let probe = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .output();
+    match probe {
+        Err(_) => {
+            return common::skip(
+                test,
+                "strace (Debian package strace)",
+                common::Lacks::Provided,
+            );
+        }
+        Ok(out) if !out.status.success() => {
+            let why = String::from_utf8_lossy(&out.stderr).into_owned();
+            let needs = format!("ptrace allowed: {why}");
+            return common::skip(test, &needs, common::Lacks::Environment);
+        }
+        Ok(_) => {}
+    }
+    for (errno, says) in [("ENOSYS", "no io_uring"), ("EPERM", "not allowed")] {
+        let child = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject=io_uring_setup:error={errno}"))
+            .args([common::bin(), "serve", "--model", "uring", "--addr", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::output_within(child, "serve --model uring", Duration::from_secs(20));
+        let line = common::fails(&out, 2);
+        assert!(line.contains("--model uring") && line.contains(says), "{line}");
+        assert!(line.contains("use --model event"), "{line}");
+        assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{Plain, Server, message, netecho, summary, tempdir};
 
-const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
 const PROTOS: [&str; 5] = ["tcp", "unix", "unix-seqpacket", "udp", "unix-dgram"];
 /// A few KiB per transfer: enough for more than one read, small enough for a datagram.
 const SIZE: usize = 3000;

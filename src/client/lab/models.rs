@@ -15,7 +15,7 @@ use super::pin::Cores;
 use super::plan::Plan;
 
 /// The models, in the order a course meets them.
-pub(super) const MODELS: [&str; 4] = ["iterative", "threads", "event", "fork"];
+pub(super) const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
 /// Clients of the "many" run: more than the cores of a laptop, few enough for a fork each.
 pub(super) const MANY: usize = 16;
 
