@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The four server models side by side on loopback, against two reference servers built from
-# bench/reference: tokio's echo server and a std thread-per-connection server. One table:
-# requests/s, p99 latency, replies checked, and each figure's ratio to the references.
+# The server models (uring included) side by side on loopback, against two reference
+# servers built from bench/reference: tokio's echo server and a std thread-per-connection
+# server. Each server is measured by two load clients: netecho's own `bench`, and
+# bench/reference's tokio_load (not netecho's: a task per connection, each reply checked
+# byte for byte), so no server is judged only by the client written with it. One table:
+# requests/s, p99 latency, replies answered, failed or refused clients, and each figure's
+# ratio to tokio and to std measured by the same client.
 #
 # Each figure is the median of ROUNDS runs (env, default 3), the servers taking turns: one
 # run of thread-per-connection at 1,000 clients moves by a fifth from one to the next.
@@ -12,6 +16,7 @@
 #
 #   bench/models.sh [DURATION] [CLIENT COUNTS...]      default: 5s 1 50 1000
 #   ROUNDS=1 bench/models.sh 2s 50                     a quick look
+#   MODELS="event uring" bench/models.sh               only these netecho models
 #   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
 #                                                      its own client), in the same turns: a
 #                                                      change measured against the build before it
@@ -24,6 +29,9 @@ shift || true
 counts=("${@:-1 50 1000}")
 read -r -a counts <<<"${counts[*]}"
 size=512
+models=${MODELS:-iterative threads event fork uring}
+# tokio_load takes seconds: 5s -> 5, 500ms -> 0.5.
+seconds=$(awk -v d="$duration" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else { sub(/s$/, "", d); print d } }')
 
 cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/reference/Cargo.toml
@@ -56,51 +64,95 @@ measure() {
   awk -F, '{ printf "%s %s %s %s %s\n", $6, $10, $15, $14, $20 }' <<<"$row"
 }
 
-# run_all CLIENTS: every server once, in turn; appends "name rps p99 answered sent" lines to $runs.
+# measure_ref CLIENTS CMD...: the same with bench/reference's tokio_load; a wrong, missing
+# or late reply and a refused connection count as failed.
+measure_ref() {
+  local clients=$1 row err status=0
+  shift
+  start_server "$@"
+  err=$(mktemp -p "$bench_dir")
+  row=$("$refs/tokio_load" "$addr" "$clients" "$size" "$seconds" 2>"$err") || status=$?
+  stop "$pid"
+  if [ "$status" != 0 ] || [ -z "$row" ]; then
+    failed "$* with $clients clients (tokio_load): exit $status" "$(cat "$err")"
+    echo "- - - - -"
+    return
+  fi
+  # requests=N rps=R p50_us=A p99_us=B errors=E refused=F
+  local failures
+  failures=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+    END { print v["errors"] + v["refused"] }' <<<"$row")
+  if [ "$failures" != 0 ]; then
+    failed "$* with $clients clients (tokio_load): $row" "$(cat "$err")"
+  fi
+  awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+    END { printf "%s %s %s %s %s\n", v["rps"], v["p99_us"], v["requests"], v["requests"] + v["errors"], v["errors"] + v["refused"] }' <<<"$row"
+}
+
+# both NAME CLIENTS CMD...: the server measured by each client in turn, one line each.
+both() {
+  local name=$1 c=$2
+  shift 2
+  echo "$name bench $(measure "$c" "$@")" >>"$runs"
+  echo "$name tokio_load $(measure_ref "$c" "$@")" >>"$runs"
+}
+
+# run_all CLIENTS: every server once by each client, in turn; appends
+# "name client rps p99 answered sent failed" lines to $runs.
 run_all() {
   local c=$1 model
-  echo "tokio $(measure "$c" "$refs/tokio_echo" 127.0.0.1:0)" >>"$runs"
-  echo "std $(measure "$c" "$refs/std_echo" 127.0.0.1:0)" >>"$runs"
-  for model in iterative threads event fork; do
+  both tokio "$c" "$refs/tokio_echo" 127.0.0.1:0
+  both std "$c" "$refs/std_echo" 127.0.0.1:0
+  for model in $models; do
     # One client at a time: the others would wait for the whole run. Shown with 1 client only.
     if [ "$model" = iterative ] && [ "$c" -gt 1 ]; then continue; fi
     # --max-conns as high as the clients: fork serves 256 at once unless told.
-    echo "$model $(measure "$c" "$netecho" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
+    both "$model" "$c" "$netecho" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0
     if [ -n "${BASE:-}" ]; then
-      echo "$model@base $(client=$BASE measure "$c" "$BASE" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
+      echo "$model@base bench $(client=$BASE measure "$c" "$BASE" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
     fi
   done
 }
 
-# figure NAME FIELD: the median of that server's runs (rps: 2, p99: 3), failed runs left out;
-# answered/sent and failed clients summed over its runs (failed runs show as `-` runs).
-figure() { median $(awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$runs"); }
-answered() { awk -v n="$1" '$1 == n && $4 != "-" { a += $4; s += $5 } END { printf "%d/%d", a, s }' "$runs"; }
+# figure NAME CLIENT FIELD: the median of that server's runs by that client (rps: 3, p99: 4),
+# failed runs left out; answered/sent and failed clients summed over its runs (failed runs
+# show as `-` runs).
+figure() { median $(awk -v n="$1" -v c="$2" -v f="$3" '$1 == n && $2 == c { print $f }' "$runs"); }
+answered() {
+  awk -v n="$1" -v c="$2" '$1 == n && $2 == c && $5 != "-" { a += $5; s += $6 }
+    END { printf "%d/%d", a, s }' "$runs"
+}
 failures() {
-  awk -v n="$1" '$1 == n { if ($6 == "-") runs++; else c += $6 }
-    END { printf "%d", c; if (runs) printf "+%d runs", runs }' "$runs"
+  awk -v n="$1" -v c="$2" '$1 == n && $2 == c { if ($7 == "-") runs++; else f += $7 }
+    END { printf "%d", f; if (runs) printf "+%d runs", runs }' "$runs"
 }
 
 echo "# netecho server models, tcp on loopback, ${size}-byte messages, ${duration} per run, median of $rounds rounds"
-echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d)"
-printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' server clients requests/s p99_us answered/sent failed x_tokio x_std
+echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# client: bench = netecho bench, tokio_load = bench/reference (a task per connection, replies checked)"
+row() { printf '%-12s %-10s %7s %11s %8s %18s %8s %7s %7s\n' "$@"; }
+row server client clients requests/s p99_us answered/sent failed x_tokio x_std
 runs=$bench_dir/runs
 for c in "${counts[@]}"; do
   : >"$runs"
   for _ in $(seq "$rounds"); do run_all "$c"; done
-  t_rps=$(figure tokio 2)
-  s_rps=$(figure std 2)
-  names="tokio std iterative threads event fork"
-  [ -z "${BASE:-}" ] || names="$names iterative@base threads@base event@base fork@base"
+  names="tokio std $models"
+  [ -z "${BASE:-}" ] || names="$names $(sed 's/\([a-z]*\)/\1@base/g' <<<"$models")"
   for name in $names; do
-    if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
-      printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "-" "-" "(one at a time)" "-" "-" "-"
-      continue
-    fi
-    rps=$(figure "$name" 2)
-    printf '%-14s %8s %12s %10s %16s %8s %8s %8s\n' "$name" "$c" "$rps" "$(figure "$name" 3)" "$(answered "$name")" "$(failures "$name")" "$(ratio "$rps" "$t_rps")" "$(ratio "$rps" "$s_rps")"
+    for client in bench tokio_load; do
+      if [ "${name%@base}" != "$name" ] && [ "$client" != bench ]; then continue; fi
+      if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
+        [ "$client" = bench ] && row "$name" - "$c" - - "(one at a time)" - - -
+        continue
+      fi
+      rps=$(figure "$name" "$client" 3)
+      row "$name" "$client" "$c" "$rps" "$(figure "$name" "$client" 4)" "$(answered "$name" "$client")" \
+        "$(failures "$name" "$client")" "$(ratio "$rps" "$(figure tokio "$client" 3)")" "$(ratio "$rps" "$(figure std "$client" 3)")"
+    done
   done
 done
 echo "# left out: iterative beyond 1 client (it serves one at a time), and failed runs from the"
-echo "# medians (listed below when any)."
+echo "# medians (listed below when any). failed: clients that failed (bench), or replies wrong,"
+echo "# missing or late and connections refused (tokio_load); x_tokio and x_std compare with the"
+echo "# reference measured by the same client."
 bench_end

@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use io_uring::{IoUring, cqueue, opcode, types};
@@ -23,6 +24,8 @@ use super::{Op, TICK, complete, failed, push, ring};
 const BUFS: u16 = 64;
 /// struct io_uring_recvmsg_out: four u32s.
 const HEADER: usize = 16;
+/// How long replies in flight get at the stop.
+const GRACE: Duration = Duration::from_secs(1);
 const NAME: usize = std::mem::size_of::<libc::sockaddr_storage>();
 
 /// Answers datagrams on a ring until a stop signal; returns the signal.
@@ -78,6 +81,8 @@ struct Worker<'a> {
     /// One per buffer, never moved (sends point into them).
     replies: Vec<Reply>,
     recv_armed: bool,
+    /// Sends not yet completed.
+    in_flight: usize,
     tick: Box<types::Timespec>,
 }
 
@@ -106,6 +111,7 @@ impl<'a> Worker<'a> {
             template,
             replies,
             recv_armed: false,
+            in_flight: 0,
             tick: Box::new(types::Timespec::from(TICK)),
         })
     }
@@ -116,11 +122,12 @@ impl<'a> Worker<'a> {
         self.arm_tick()?;
         self.arm_recv()?;
         let mut done = Vec::new();
+        let mut stopping: Option<Instant> = None;
         loop {
             complete(&mut self.ring, &mut done).context("io_uring_enter")?;
             for &(data, result, flags) in &done {
                 match Op::of(data) {
-                    (Some(Op::Recv), _) => self.received(result, flags)?,
+                    (Some(Op::Recv), _) => self.received(result, flags, stopping.is_some())?,
                     (Some(Op::Send), bid) => self.sent(bid as u16, result),
                     (Some(Op::Tick), _) => {
                         self.echo.peers.expire();
@@ -128,16 +135,23 @@ impl<'a> Worker<'a> {
                         self.arm_tick()?;
                     }
                     (Some(Op::Stop), _) => {
-                        self.echo.finish();
-                        // Sends in flight point into the replies: kept to the process's end.
-                        std::mem::forget(std::mem::take(&mut self.replies));
-                        return Ok(());
+                        stopping = Some(Instant::now());
+                        let cancel = opcode::AsyncCancel::new(Op::Recv.data(0));
+                        push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(0)))?;
                     }
                     _ => {}
                 }
             }
             self.bufs.publish();
-            if !self.recv_armed {
+            if let Some(since) = stopping {
+                // The replies in flight are counted before the summary, within a bound.
+                if self.in_flight == 0 || since.elapsed() >= GRACE {
+                    self.echo.finish();
+                    // Sends still in flight point into the replies: kept to the process's end.
+                    std::mem::forget(std::mem::take(&mut self.replies));
+                    return Ok(());
+                }
+            } else if !self.recv_armed {
                 self.arm_recv()?;
             }
         }
@@ -156,9 +170,15 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
-    fn received(&mut self, result: i32, flags: u32) -> Result<()> {
+    fn received(&mut self, result: i32, flags: u32, stopping: bool) -> Result<()> {
         if !cqueue::more(flags) {
             self.recv_armed = false;
+        }
+        if stopping {
+            if let Some(bid) = cqueue::buffer_select(flags) {
+                self.bufs.give_back(bid);
+            }
+            return Ok(());
         }
         let Some(bid) = cqueue::buffer_select(flags) else {
             if result < 0 && result != -libc::ENOBUFS {
@@ -191,10 +211,12 @@ impl<'a> Worker<'a> {
         let send =
             opcode::SendMsg::new(types::Fd(self.fd), &reply.hdr).flags(libc::MSG_NOSIGNAL as u32);
         push(&mut self.ring, &send.build().user_data(Op::Send.data(bid as usize)))?;
+        self.in_flight += 1;
         Ok(())
     }
 
     fn sent(&mut self, bid: u16, result: i32) {
+        self.in_flight -= 1;
         let reply = &mut self.replies[bid as usize];
         let to = reply.to.take();
         if let Some(to) = &to {
