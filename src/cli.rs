@@ -888,7 +888,7 @@ pub(crate) struct LabArgs {
     /// boundaries, metadata, command)
     #[arg(long, value_name = "FILE.html")]
     pub html: Option<std::path::PathBuf>,
-    /// The four server models (iterative, threads, event, fork) side by side over tcp, with
+    /// The server models (iterative, threads, event, fork, uring) side by side over tcp, with
     /// one client and with many, instead of the protocols
     #[arg(long, conflicts_with = "netns")]
     pub models: bool,

@@ -950,14 +950,24 @@ fn model_uring_where_the_kernel_refuses_io_uring_says_so_in_one_line_and_exits_2
         let child = Command::new("strace")
             .args(["-f", "-qq", "-o", "/dev/null", "-e"])
             .arg(format!("inject=io_uring_setup:error={errno}"))
-            .args([common::bin(), "serve", "--model", "uring", "--addr", "127.0.0.1:0"])
+            .args([
+                common::bin(),
+                "serve",
+                "--model",
+                "uring",
+                "--addr",
+                "127.0.0.1:0",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let out = common::output_within(child, "serve --model uring", Duration::from_secs(20));
         let line = common::fails(&out, 2);
-        assert!(line.contains("--model uring") && line.contains(says), "{line}");
+        assert!(
+            line.contains("--model uring") && line.contains(says),
+            "{line}"
+        );
         assert!(line.contains("use --model event"), "{line}");
         assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
     }

@@ -1,4 +1,4 @@
-//! `lab --models`: the four server models side by side over tcp, each as `netecho serve
+//! `lab --models`: the server models side by side over tcp, each as `netecho serve
 //! --model X`, with one client and with many; a sentence per model on why they differ,
 //! computed from what was measured.
 
@@ -55,6 +55,13 @@ pub(super) fn measure_models(
 ) -> Result<Vec<ModelRow>> {
     MODELS
         .iter()
+        // Where io_uring is refused, its row is left out with the reason, not the lab.
+        .filter(|&&model| match model {
+            "uring" => crate::server::uring::available()
+                .inspect_err(|e| tracing::warn!("lab --models: no uring row: {e:#}"))
+                .is_ok(),
+            _ => true,
+        })
         .map(|model| {
             super::progress(&format!("model {model}"));
             let addr = servers.address_for(Proto::Tcp, false);
@@ -92,6 +99,7 @@ pub(super) fn why(r: &ModelRow) -> String {
         "iterative" => "one client at a time: the others wait in the listen backlog",
         "threads" => "a thread per connection, each blocked in its own recv",
         "event" => "a few threads, each waiting on many sockets with epoll",
+        "uring" => "a ring per core: the kernel receives and sends, one system call a wake-up",
         _ => "a process per connection, forked at accept",
     };
     let scale = r.many_messages_per_s / r.one_messages_per_s.max(1.0);

@@ -22,8 +22,11 @@ use crate::transport::{Listener, MAX_MESSAGE};
 use super::bufring::BufRing;
 use super::{Op, TICK, complete, failed, push, ring};
 
-/// Provided buffers per ring for a stream: 512 of 16 KiB (8 MiB a ring, not a connection).
-const STREAM_BUFS: (u16, usize) = (512, 16 * 1024);
+/// Provided buffers per ring for a stream: 1024 of 8 KiB (8 MiB a ring, not a connection).
+/// A receive holds its buffer only until its completion is served, but one wake-up may
+/// bring a completion from every connection at once; one that finds none left is armed
+/// again after the wake-up.
+const STREAM_BUFS: (u16, usize) = (1024, 8 * 1024);
 /// For seqpacket, a buffer holds the largest message answered.
 const PACKET_BUFS: (u16, usize) = (128, MAX_MESSAGE);
 /// How long connections get to finish after the stop.
@@ -91,7 +94,8 @@ struct Slot<T> {
 
 impl<T> Slot<T> {
     fn pending(&self) -> usize {
-        self.out.len() + self.sending.len() - self.sent + self.queue.iter().map(Vec::len).sum::<usize>()
+        self.out.len() + self.sending.len() - self.sent
+            + self.queue.iter().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -196,7 +200,10 @@ impl<'a, S: Service> Worker<'a, S> {
     fn arm_accept(&mut self) -> Result<()> {
         let fd = types::Fd(self.listener.as_fd().as_raw_fd());
         let accept = opcode::AcceptMulti::new(fd).flags(libc::SOCK_CLOEXEC);
-        push(&mut self.ring, &accept.build().user_data(Op::Accept.data(0)))?;
+        push(
+            &mut self.ring,
+            &accept.build().user_data(Op::Accept.data(0)),
+        )?;
         Ok(())
     }
 
@@ -297,7 +304,10 @@ impl<'a, S: Service> Worker<'a, S> {
         // MSG_TRUNC: a seqpacket message larger than its buffer completes with its real length.
         let flags = if self.packets { libc::MSG_TRUNC } else { 0 };
         let recv = opcode::RecvMulti::new(types::Fd(slot.fd), self.group).flags(flags);
-        push(&mut self.ring, &recv.build().user_data(Op::Recv.data(token)))?;
+        push(
+            &mut self.ring,
+            &recv.build().user_data(Op::Recv.data(token)),
+        )?;
         Ok(())
     }
 
@@ -339,7 +349,10 @@ impl<'a, S: Service> Worker<'a, S> {
             } else if slot.recv_armed && slot.pending() >= self.max_pending {
                 // A peer that does not read its replies is not read from.
                 let cancel = opcode::AsyncCancel::new(Op::Recv.data(token));
-                push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(token)))?;
+                push(
+                    &mut self.ring,
+                    &cancel.build().user_data(Op::Cancel.data(token)),
+                )?;
             }
         }
         if let Some(bid) = bid {
@@ -357,7 +370,10 @@ impl<'a, S: Service> Worker<'a, S> {
         }
         if slot.recv_armed {
             let cancel = opcode::AsyncCancel::new(Op::Recv.data(token));
-            let _ = push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(token)));
+            let _ = push(
+                &mut self.ring,
+                &cancel.build().user_data(Op::Cancel.data(token)),
+            );
         }
     }
 }
@@ -402,9 +418,12 @@ impl<S: Service> Worker<'_, S> {
         if !slot.send_busy && rest > 0 {
             slot.send_busy = true;
             let ptr = slot.sending[slot.sent..].as_ptr();
-            let send = opcode::Send::new(types::Fd(slot.fd), ptr, rest as u32)
-                .flags(libc::MSG_NOSIGNAL);
-            push(&mut self.ring, &send.build().user_data(Op::Send.data(token)))?;
+            let send =
+                opcode::Send::new(types::Fd(slot.fd), ptr, rest as u32).flags(libc::MSG_NOSIGNAL);
+            push(
+                &mut self.ring,
+                &send.build().user_data(Op::Send.data(token)),
+            )?;
         }
         if slot.ending.is_some() && !slot.send_busy && !slot.recv_armed {
             self.close(token);
@@ -439,11 +458,18 @@ impl<S: Service> Worker<'_, S> {
     fn stop(&mut self) {
         self.stopping = Some(Instant::now());
         let cancel = opcode::AsyncCancel::new(Op::Accept.data(0));
-        let _ = push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(0)));
+        let _ = push(
+            &mut self.ring,
+            &cancel.build().user_data(Op::Cancel.data(0)),
+        );
         for token in 0..self.slots.len() {
             if let Some(slot) = self.slots[token].as_mut() {
                 slot.ending = Some(ConnEnd::Stopped);
-                let _ = slot.session.conn().socket().shutdown(std::net::Shutdown::Both);
+                let _ = slot
+                    .session
+                    .conn()
+                    .socket()
+                    .shutdown(std::net::Shutdown::Both);
             }
             let _ = self.flush(token);
         }
@@ -459,7 +485,11 @@ impl<S: Service> Worker<'_, S> {
             };
             if slot.ending.is_none() && slot.last_active.elapsed() >= idle {
                 slot.ending = Some(ConnEnd::Idle);
-                let _ = slot.session.conn().socket().shutdown(std::net::Shutdown::Both);
+                let _ = slot
+                    .session
+                    .conn()
+                    .socket()
+                    .shutdown(std::net::Shutdown::Both);
             }
         }
     }

@@ -137,7 +137,10 @@ impl<'a> Worker<'a> {
                     (Some(Op::Stop), _) => {
                         stopping = Some(Instant::now());
                         let cancel = opcode::AsyncCancel::new(Op::Recv.data(0));
-                        push(&mut self.ring, &cancel.build().user_data(Op::Cancel.data(0)))?;
+                        push(
+                            &mut self.ring,
+                            &cancel.build().user_data(Op::Cancel.data(0)),
+                        )?;
                     }
                     _ => {}
                 }
@@ -210,7 +213,10 @@ impl<'a> Worker<'a> {
         reply.len = n;
         let send =
             opcode::SendMsg::new(types::Fd(self.fd), &reply.hdr).flags(libc::MSG_NOSIGNAL as u32);
-        push(&mut self.ring, &send.build().user_data(Op::Send.data(bid as usize)))?;
+        push(
+            &mut self.ring,
+            &send.build().user_data(Op::Send.data(bid as usize)),
+        )?;
         self.in_flight += 1;
         Ok(())
     }
