@@ -139,15 +139,16 @@ for c in "${counts[@]}"; do
   names="tokio std $models"
   [ -z "${BASE:-}" ] || names="$names $(sed 's/\([a-z]*\)/\1@base/g' <<<"$models")"
   for name in $names; do
-    for client in bench tokio_load; do
-      if [ "${name%@base}" != "$name" ] && [ "$client" != bench ]; then continue; fi
+    # `by`, not `client`: measure's $client names the load client of a base build.
+    for by in bench tokio_load; do
+      if [ "${name%@base}" != "$name" ] && [ "$by" != bench ]; then continue; fi
       if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
-        [ "$client" = bench ] && row "$name" - "$c" - - "(one at a time)" - - -
+        [ "$by" = bench ] && row "$name" - "$c" - - "(one at a time)" - - -
         continue
       fi
-      rps=$(figure "$name" "$client" 3)
-      row "$name" "$client" "$c" "$rps" "$(figure "$name" "$client" 4)" "$(answered "$name" "$client")" \
-        "$(failures "$name" "$client")" "$(ratio "$rps" "$(figure tokio "$client" 3)")" "$(ratio "$rps" "$(figure std "$client" 3)")"
+      rps=$(figure "$name" "$by" 3)
+      row "$name" "$by" "$c" "$rps" "$(figure "$name" "$by" 4)" "$(answered "$name" "$by")" \
+        "$(failures "$name" "$by")" "$(ratio "$rps" "$(figure tokio "$by" 3)")" "$(ratio "$rps" "$(figure std "$by" 3)")"
     done
   done
 done

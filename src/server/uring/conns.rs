@@ -29,6 +29,8 @@ use super::{Op, TICK, complete, failed, push, ring};
 const STREAM_BUFS: (u16, usize) = (1024, 8 * 1024);
 /// For seqpacket, a buffer holds the largest message answered.
 const PACKET_BUFS: (u16, usize) = (128, MAX_MESSAGE);
+/// Reply bytes a connection keeps room for between bursts.
+const KEPT: usize = 64 * 1024;
 /// How long connections get to finish after the stop.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -402,6 +404,10 @@ impl<S: Service> Worker<'_, S> {
         if !slot.send_busy && slot.sent == slot.sending.len() {
             slot.sending.clear();
             slot.sent = 0;
+            if slot.sending.capacity() > KEPT {
+                // A burst is over: its memory goes back.
+                slot.sending = Vec::new();
+            }
             if self.packets {
                 if let Some(next) = slot.queue.pop_front() {
                     slot.sending = next;
