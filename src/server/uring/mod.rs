@@ -71,12 +71,23 @@ impl Op {
     }
 }
 
-/// A ring of the size every worker uses, or why io_uring cannot be had here.
+/// A ring of the size every worker uses, or why io_uring cannot be had here. Made on the
+/// thread that uses it: completions are then run only when that thread asks for them
+/// (DEFER_TASKRUN, Linux 6.1), not by interrupting it; an older kernel gets a plain ring.
 fn ring() -> io::Result<IoUring> {
-    IoUring::builder()
+    let deferred = IoUring::builder()
         .setup_cqsize(ENTRIES * 4)
         .setup_single_issuer()
-        .build(ENTRIES)
+        .setup_submit_all()
+        .setup_defer_taskrun()
+        .build(ENTRIES);
+    match deferred {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::builder()
+            .setup_cqsize(ENTRIES * 4)
+            .setup_submit_all()
+            .build(ENTRIES),
+        ring => ring,
+    }
 }
 
 /// Whether this kernel lets the process use io_uring with what the model needs (multishot
