@@ -118,6 +118,8 @@ struct Worker<'a, S: Service> {
     inbox_word: Box<[u8; 8]>,
     tick: Box<types::Timespec>,
     stopping: Option<Instant>,
+    /// When the last wake-up began: the clock read once for all its completions.
+    now: Instant,
 }
 
 impl<'a, S: Service> Worker<'a, S> {
@@ -149,6 +151,7 @@ impl<'a, S: Service> Worker<'a, S> {
             inbox_word: Box::new([0; 8]),
             tick: Box::new(types::Timespec::from(TICK)),
             stopping: None,
+            now: Instant::now(),
         })
     }
 
@@ -161,6 +164,7 @@ impl<'a, S: Service> Worker<'a, S> {
         let mut done = Vec::new();
         loop {
             complete(&mut self.ring, &mut done).context("io_uring_enter")?;
+            self.now = Instant::now();
             for &(data, result, flags) in &done {
                 self.completed(data, result, flags)?;
             }
@@ -322,7 +326,7 @@ impl<'a, S: Service> Worker<'a, S> {
         if !more {
             slot.recv_armed = false;
         }
-        slot.last_active = Instant::now();
+        slot.last_active = self.now;
         if result == -libc::ENOBUFS || result == -libc::ECANCELED {
             // Out of buffers for now, or stopped while throttled: taken up again later.
             self.rearm.push(token);
@@ -451,7 +455,7 @@ impl<S: Service> Worker<'_, S> {
             return self.flush(token);
         }
         slot.sent += result as usize;
-        slot.last_active = Instant::now();
+        slot.last_active = self.now;
         if !slot.recv_armed && slot.ending.is_none() {
             // Throttled until the peer read its replies: read again once there is room.
             self.rearm.push(token);
