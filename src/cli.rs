@@ -285,7 +285,7 @@ pub(crate) struct ServeArgs {
     /// Server model: how many clients are served at once (see the first log lines)
     #[arg(long, value_parser = choice::<Model>(), default_value = Model::Event.name())]
     pub model: Model,
-    /// Event model: number of event-loop threads [default: number of cores]
+    /// Event and uring models: event-loop threads, or io_uring rings [default: number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Serve at most N connections at once; more are refused and closed, never queued

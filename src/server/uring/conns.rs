@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use io_uring::{IoUring, cqueue, opcode, types};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
@@ -251,6 +251,10 @@ impl<'a, S: Service> Worker<'a, S> {
     fn admit(&mut self, fd: OwnedFd) {
         let conn = match self.listener.adopt(fd) {
             Ok(conn) => conn,
+            // Reset by its peer between the accept and getpeername: nobody to serve.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                return debug!("a connection reset before it was served: {e}");
+            }
             Err(e) => return accept_failed(&e),
         };
         let Some(session) = self.server.admit(conn, Drive::Completion) else {
