@@ -147,11 +147,17 @@ fn a_trickled_length_frame_is_closed_at_its_deadline_under_threads_and_event() {
     a_trickled_frame_is_closed_at_its_deadline("event", "length");
 }
 
+#[test]
+fn a_trickled_frame_is_closed_at_its_deadline_under_uring() {
+    a_trickled_frame_is_closed_at_its_deadline("uring", "line");
+    a_trickled_frame_is_closed_at_its_deadline("uring", "length");
+}
+
 /// Whole frames, each well within the deadline, for longer than the deadline in all: the
 /// connection stays and every frame is answered.
 #[test]
 fn whole_frames_sent_slowly_are_never_cut() {
-    for model in ["iterative", "threads", "event", "fork"] {
+    for model in ["iterative", "threads", "event", "fork", "uring"] {
         let server = serve(model, "line");
         let mut conn = TcpStream::connect(&server.addr).unwrap();
         conn.set_read_timeout(Some(BOUND)).unwrap();

@@ -407,6 +407,9 @@ impl MessageRecv for Frames {
     }
 
     fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        if let Some(e) = self.expired() {
+            return Err(e.into());
+        }
         self.decoder.reclaim();
         if data.is_empty() {
             self.decoder.finish()?;
@@ -415,8 +418,17 @@ impl MessageRecv for Frames {
         self.reads += 1;
         self.decoder.feed(data);
         match self.decoder.next_range()? {
-            Some(range) => Ok(Next::Message(self.decoder.frame(range))),
-            None => Err(RecvError::Io(io::ErrorKind::WouldBlock.into())),
+            Some(range) => {
+                self.started = None;
+                Ok(Next::Message(self.decoder.frame(range)))
+            }
+            None => {
+                // A frame under way: its deadline runs from now (see limit_frames).
+                if self.limit.is_some() && self.decoder.unfinished() > 0 {
+                    self.started.get_or_insert_with(Instant::now);
+                }
+                Err(RecvError::Io(io::ErrorKind::WouldBlock.into()))
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
 use crate::server::Server;
 use crate::server::event::Loops;
-use crate::service::{ConnEnd, Drive, Service, Session};
+use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
 
@@ -489,16 +489,26 @@ impl<S: Service> Worker<'_, S> {
         }
     }
 
+    /// Ends connections idle for the idle timeout, and those whose frame is past its
+    /// deadline: the session's pump says so (with the frame's reason) before any read.
     fn close_idle(&mut self) {
-        let Some(idle) = self.server.idle_timeout else {
-            return;
-        };
+        let idle = self.server.idle_timeout;
+        let now = Instant::now();
         for token in 0..self.slots.len() {
             let Some(slot) = self.slots[token].as_mut() else {
                 continue;
             };
-            if slot.ending.is_none() && slot.last_active.elapsed() >= idle {
+            if slot.ending.is_some() {
+                continue;
+            }
+            if slot.session.deadline().is_some_and(|d| d <= now) {
+                if let Step::Done(end) = slot.session.pump(&mut []) {
+                    slot.ending = Some(end);
+                }
+            } else if idle.is_some_and(|idle| slot.last_active.elapsed() >= idle) {
                 slot.ending = Some(ConnEnd::Idle);
+            }
+            if slot.ending.is_some() {
                 let _ = slot
                     .session
                     .conn()
