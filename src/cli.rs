@@ -1275,6 +1275,12 @@ impl ServeArgs {
         let proto = endpoint.proto;
         let mut socket = self.socket_options(proto)?;
         socket.tls = self.tls.server(self.tls.tls, &endpoint)?;
+        if self.tls.tls && self.model == Model::Uring {
+            return Err(UsageError::new(
+                "--model uring reads the socket itself, beneath TLS: serve --tls under \
+                 --model event (or threads, fork, iterative)",
+            ));
+        }
         Ok(ServeConfig {
             service: self.service(proto)?,
             socket: SocketOptions {

@@ -633,8 +633,9 @@ fn get_put_and_exec_over_tls() {
 
 #[test]
 fn tls_flags_that_do_not_go_together_are_refused_in_one_line() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["serve", "--lab", "--tls"], "leave out --tls"),
+        (&["serve", "--tls", "--model", "uring"], "--model event"),
         (&["bench", "--tls", "-n", "1"], "give its ADDR"),
         (
             &["send", "--proto", "udp", "--tls", "127.0.0.1:9", "x"],

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::netns::Pair;
 use common::{Lacks, STEP, Server, netecho, ok, output_within, skip};
 
-const MODELS: [&str; 4] = ["event", "threads", "iterative", "fork"];
+const MODELS: [&str; 5] = ["event", "threads", "iterative", "fork", "uring"];
 
 /// What a client connected to `to` hears back for `msg`, in Rust: the reply, or `None`
 /// after a second of silence (the reply came from elsewhere and the kernel dropped it).

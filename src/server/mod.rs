@@ -368,13 +368,21 @@ fn serve_datagram_socket<S: Service>(
     );
     match plan.model {
         Model::Fork => fork::serve_datagrams(sock, rules, server.stats, shutdown),
-        Model::Uring => {
+        Model::Uring if !sock.replies_from_destination() => {
             let echo = DatagramEcho::new(sock.proto(), rules, guard::own_address(sock));
             uring::answer(sock, echo, server.stats, shutdown)
         }
         model => {
+            if model == Model::Uring {
+                info!(
+                    "model uring: a socket on a wildcard address or a group answers each \
+                     datagram from its destination (IP_PKTINFO), which the event model's \
+                     batches carry: its datagrams are served as under --model event"
+                );
+            }
             let echo = DatagramEcho::new(sock.proto(), rules, guard::own_address(sock));
-            datagrams::answer(sock, echo, server.stats, shutdown, model == Model::Event)
+            let batched = matches!(model, Model::Event | Model::Uring);
+            datagrams::answer(sock, echo, server.stats, shutdown, batched)
         }
     }
 }
