@@ -163,7 +163,6 @@ Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
   netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
   netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  netecho serve --proto udp --addr 239.1.2.3:4000 --join 239.1.2.3 --iface eth0   # a group
   sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253
   netecho serve --lab                             # a lab server for a class: netecho lab HOST";
 

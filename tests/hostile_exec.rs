@@ -134,7 +134,7 @@ fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
 #[test]
 fn exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent() {
     let test = "exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent";
-    let Some(pair) = common::pair::namespaces(test, "exec") else {
+    let Some(pair) = common::netns::Pair::new("ex", test) else {
         return;
     };
     let mut cmd = std::process::Command::new("ip");
@@ -143,13 +143,13 @@ fn exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent() {
         "--proto",
         "udp",
         "--addr",
-        "10.203.7.1:0",
+        &format!("{}:0", common::netns::Pair::SERVER_V4),
         "--allow-remote-exec",
     ]);
     cmd.args(["--exec", "head", "-c", "10"]);
     let server = Server::start_with(&mut cmd);
-    let to = format!("10.203.7.1:{}", server.port());
-    let sock = common::pair::socket_in(&pair.client);
+    let to = format!("{}:{}", common::netns::Pair::SERVER_V4, server.port());
+    let sock = pair.client_udp();
     let mut buf = [0u8; 2048];
     // 100 bytes in: ten bytes of output and the exit status fit in fewer, and come back.
     sock.send_to(&[b'x'; 100], &to).unwrap();

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pair::{namespaces, socket_in};
+use common::netns::Pair;
 use common::{Lacks, Server, bin, netecho, ok, run, skip, tempdir};
 
 /// Whether `tool` is installed; a skip (a failure under CI=true, as .ci/run installs it)
@@ -471,7 +471,7 @@ fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str,
 fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers()
 {
     let test = "from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_the_client_answers";
-    let Some(pair) = namespaces(test, "forged") else {
+    let Some(pair) = Pair::new("tf", test) else {
         return;
     };
     let dir = tempdir();
@@ -487,20 +487,25 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
             "--proto",
             "udp",
         ]);
-        cmd.args(["--addr", "10.203.7.1:0", "--files", s(dir.path())]);
+        cmd.args([
+            "--addr",
+            &format!("{}:0", Pair::SERVER_V4),
+            "--files",
+            s(dir.path()),
+        ]);
         cmd.args(extra);
         Server::start_with(&mut cmd)
     };
-    let sock = socket_in(&pair.client);
+    let sock = pair.client_udp();
     let server = start(&[]);
-    let to = format!("10.203.7.1:{}", server.port());
+    let to = format!("{}:{}", Pair::SERVER_V4, server.port());
     a_plain_request_gets_one_small_error(&sock, &to, &server);
     a_request_with_options_gets_data_only_after_ack_0(&sock, &to, &server);
     drop(server);
 
     // The admin's choice: RFC 1350's DATA at once, to any source.
     let open = start(&["--tftp-rfc1350"]);
-    let to = format!("10.203.7.1:{}", open.port());
+    let to = format!("{}:{}", Pair::SERVER_V4, open.port());
     sock.send_to(b"\x00\x01f\x00octet\x00", to).unwrap();
     let mut buf = [0u8; 2048];
     let (n, _) = sock.recv_from(&mut buf).unwrap();

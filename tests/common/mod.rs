@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod netns;
-pub mod pair;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

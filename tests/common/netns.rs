@@ -3,6 +3,7 @@
 //! test's multicast and broadcast never leave them. Names carry the test process's pid and
 //! a tag per test, so tests run in parallel.
 
+use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 
 use super::{Lacks, bin, skip};
@@ -168,6 +169,27 @@ impl Pair {
 
     pub fn client_cmd(&self, args: &[&str]) -> Command {
         Self::cmd(&self.client, args)
+    }
+
+    /// A UDP socket of the client's namespace, bound to its IPv4 address: made on a thread
+    /// that joined the namespace (setns changes only the calling thread), usable from any
+    /// thread after.
+    pub fn client_udp(&self) -> UdpSocket {
+        let path = format!("/var/run/netns/{}", self.client);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let f = std::fs::File::open(&path).expect("open the namespace");
+                    // Safety: a valid descriptor of a network namespace, for this thread only.
+                    let r = unsafe {
+                        libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET)
+                    };
+                    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+                    UdpSocket::bind((Self::CLIENT_V4, 0)).expect("bind in the client's namespace")
+                })
+                .join()
+                .unwrap()
+        })
     }
 }
 
