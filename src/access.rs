@@ -343,10 +343,7 @@ impl Access {
                 .ok()
                 .map(|(uid, gid)| Who::Cred { uid, gid })
         } else {
-            conn.socket()
-                .peer_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
+            conn.remote()
                 .and_then(|peer| self.ip_peer(proto, conn, peer))
         };
         self.decide(proto, &conn.peer(), who)

@@ -31,6 +31,7 @@ use crate::transport::SocketOptions;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::message::Carrier;
 use crate::transport::multicast::Multicast;
+use crate::transport::quic::{QuicMode, QuicOptions};
 pub(crate) use crate::units::parse_duration;
 use crate::units::size_in;
 
@@ -612,6 +613,27 @@ pub(crate) struct FramingArgs {
     /// The largest frame accepted, in bytes; a larger one closes the connection
     #[arg(long, value_name = "SIZE", default_value_t = DEFAULT_MAX_FRAME, value_parser = size_in::<u32>(1, u32::MAX as u64))]
     pub max_frame: u32,
+    /// QUIC: messages as QUIC datagrams (RFC 9221), which may be lost, instead of a stream each
+    #[arg(long)]
+    pub quic_datagrams: bool,
+}
+
+impl FramingArgs {
+    /// How messages travel over QUIC, as --framing and --quic-datagrams ask; an error when
+    /// --quic-datagrams is given for another protocol.
+    pub(crate) fn quic_mode(&self, proto: Proto) -> Result<QuicMode, UsageError> {
+        if self.quic_datagrams && proto != Proto::Quic {
+            return Err(UsageError::new(format!(
+                "--quic-datagrams applies to --proto quic; {proto} has its own way of carrying messages"
+            )));
+        }
+        if self.quic_datagrams && self.framing != Framing::None {
+            return Err(UsageError::new(
+                "--quic-datagrams keeps each message's boundaries itself; leave out --framing",
+            ));
+        }
+        Ok(QuicMode::asked(self.framing, self.quic_datagrams))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -1127,6 +1149,11 @@ impl BenchArgs {
             Servers::Given(targets) => targets.iter().map(|t| t.proto).collect(),
             Servers::Local(protos) => protos.clone(),
         };
+        // --quic-datagrams when one of the protocols is quic.
+        let quic_or_none = match protos.contains(&SockProto::Quic) {
+            true => Proto::Quic,
+            false => protos.first().map_or(Proto::Tcp, |p| p.proto()),
+        };
         for proto in protos {
             self.check_size(proto)?;
         }
@@ -1149,9 +1176,14 @@ impl BenchArgs {
                 nodelay: self.nodelay,
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
+                quic: QuicOptions {
+                    mode: self.framing.quic_mode(quic_or_none)?,
+                    ..QuicOptions::default()
+                },
                 tls,
                 ..SocketOptions::default()
             },
+            tls: self.tls.tls,
             format,
             layout: if self.wide {
                 Layout::Wide
@@ -1249,7 +1281,11 @@ impl BenchArgs {
 
     /// --size within what one message of `proto` carries.
     fn check_size(&self, proto: SockProto) -> Result<(), UsageError> {
-        let carrier = Carrier::of(proto.kind(), self.framing.framing);
+        let kind = match proto {
+            SockProto::Quic => self.framing.quic_mode(Proto::Quic)?.kind(),
+            other => other.kind(),
+        };
+        let carrier = Carrier::of(kind, self.framing.framing);
         if self.size as usize > crate::transport::MAX_MESSAGE && carrier.whole_messages() {
             return Err(UsageError::new(format!(
                 "--size {}: {} messages are at most {} bytes here",
@@ -1420,6 +1456,26 @@ impl ServeArgs {
             sndbuf: self.buffers.sndbuf,
             tls: None,
             multicast: Default::default(),
+            quic: self.quic_options(proto)?,
+        })
+    }
+
+    /// QUIC: a stream per message, one stream (--framing; files and exec, whose protocols
+    /// are streams), or datagrams.
+    fn quic_options(&self, proto: Proto) -> Result<QuicOptions, UsageError> {
+        let mut mode = self.framing.quic_mode(proto)?;
+        if self.files.files.is_some() || self.exec.exec.is_some() {
+            if mode == QuicMode::Datagrams {
+                return Err(UsageError::new(
+                    "--quic-datagrams is for the echo service; --files and --exec take one \
+                     QUIC stream per client",
+                ));
+            }
+            mode = QuicMode::Stream;
+        }
+        Ok(QuicOptions {
+            mode,
+            ..QuicOptions::default()
         })
     }
 }
@@ -1496,6 +1552,10 @@ impl SendArgs {
                 ttl: self.ttl,
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
+                quic: QuicOptions {
+                    mode: self.framing.quic_mode(proto)?,
+                    ..QuicOptions::default()
+                },
                 tls: self.tls.client(self.tls.tls, proto)?,
                 ..SocketOptions::default()
             },
@@ -1670,6 +1730,13 @@ impl RelayArgs {
             })
         };
         let (from, to) = (side(&self.from, true)?, side(&self.to, false)?);
+        if from.proto == SockProto::Quic || to.proto == SockProto::Quic {
+            return Err(UsageError::new(
+                "relay carries tcp, udp and unix sockets, not quic, whose connections end in \
+                 TLS at each side; put the relay on udp (relay udp://:4000 udp://SERVER) to \
+                 impair QUIC's packets on their way",
+            ));
+        }
         let to_proto: Proto = to.proto.into();
         let (up, down) = self.impair.conditions();
         let framing = relay_framing(&from, &to, self.framing.framing)?;
@@ -2054,6 +2121,13 @@ impl TlsArgs {
     ) -> Result<Option<crate::transport::tls::cert::TlsConfig>, UsageError> {
         use crate::transport::tls::cert::{TlsConfig, TlsVersion};
         let given = self.given();
+        // QUIC always speaks TLS 1.3: its flags apply without --tls.
+        let on = on || proto == Proto::Quic;
+        if proto == Proto::Quic && self.tls_version == "1.2" {
+            return Err(UsageError::new(
+                "QUIC carries TLS 1.3 only (RFC 9001); leave out --tls-version 1.2",
+            ));
+        }
         if !on {
             return match given.first() {
                 Some(flag) => Err(UsageError::new(format!(

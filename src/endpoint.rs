@@ -30,6 +30,8 @@ pub(crate) enum Proto {
     UnixSeqpacket,
     /// SOCK_RAW over AF_INET or AF_INET6: whole IP packets of one protocol (--ip-proto), no ports.
     Raw,
+    /// QUIC over UDP (quinn): TLS 1.3 inside, a stream per message, or datagrams.
+    Quic,
 }
 
 /// How a socket type carries messages, which decides how the service reads and replies.
@@ -55,13 +57,14 @@ impl SocketKind {
 }
 
 impl Proto {
-    pub(crate) const ALL: [Proto; 6] = [
+    pub(crate) const ALL: [Proto; 7] = [
         Proto::Tcp,
         Proto::Udp,
         Proto::Unix,
         Proto::UnixDgram,
         Proto::UnixSeqpacket,
         Proto::Raw,
+        Proto::Quic,
     ];
 
     /// The name used by `--proto`, URL schemes and the `listening` line.
@@ -73,6 +76,7 @@ impl Proto {
             Proto::UnixDgram => "unix-dgram",
             Proto::UnixSeqpacket => "unix-seqpacket",
             Proto::Raw => "raw",
+            Proto::Quic => "quic",
         }
     }
 
@@ -83,7 +87,9 @@ impl Proto {
     pub(crate) fn kind(self) -> SocketKind {
         match self {
             Proto::Tcp | Proto::Unix => SocketKind::Stream,
-            Proto::UnixSeqpacket => SocketKind::SeqPacket,
+            // QUIC's default, a stream per message, is connected, reliable and keeps
+            // boundaries; --framing and --quic-datagrams change it (QuicMode::kind).
+            Proto::UnixSeqpacket | Proto::Quic => SocketKind::SeqPacket,
             // A raw socket is message-based and unconnected, as a datagram socket is.
             Proto::Udp | Proto::UnixDgram | Proto::Raw => SocketKind::Datagram,
         }
@@ -96,7 +102,7 @@ impl Proto {
     /// The address `serve` uses when `--addr` is left out: loopback, never every interface.
     pub(crate) fn default_address(self) -> Address {
         match self {
-            Proto::Tcp | Proto::Udp => Address::Ip(SocketAddr::new(
+            Proto::Tcp | Proto::Udp | Proto::Quic => Address::Ip(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 DEFAULT_PORT,
             )),
@@ -128,6 +134,10 @@ impl Choice for Proto {
             Proto::Raw => {
                 "SOCK_RAW over AF_INET or AF_INET6: whole IP packets of one protocol \
                  (--ip-proto), no ports"
+            }
+            Proto::Quic => {
+                "QUIC over UDP (quinn, TLS 1.3): a stream per message, one stream with \
+                 --framing, datagrams with --quic-datagrams"
             }
         }
     }
@@ -232,6 +242,7 @@ pub(crate) enum SockProto {
     Unix,
     UnixDgram,
     UnixSeqpacket,
+    Quic,
 }
 
 impl SockProto {
@@ -242,6 +253,7 @@ impl SockProto {
             SockProto::Unix => Proto::Unix,
             SockProto::UnixDgram => Proto::UnixDgram,
             SockProto::UnixSeqpacket => Proto::UnixSeqpacket,
+            SockProto::Quic => Proto::Quic,
         }
     }
 
@@ -290,6 +302,7 @@ impl Proto {
             Proto::Unix => Some(SockProto::Unix),
             Proto::UnixDgram => Some(SockProto::UnixDgram),
             Proto::UnixSeqpacket => Some(SockProto::UnixSeqpacket),
+            Proto::Quic => Some(SockProto::Quic),
             Proto::Raw => None,
         }
     }

@@ -143,6 +143,23 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
             udp["boundaries_kept"], true,
             "lost datagrams are not merged: {udp}"
         );
+        // tcp, tcp with TLS and quic under the same loss; quic resends what is lost, and
+        // a sentence compares the messages of one tcp connection with quic's streams.
+        let quic = rows.iter().find(|r| r["proto"] == "quic").unwrap();
+        assert!(rows.iter().any(|r| r["proto"] == "tls"), "{rows:?}");
+        assert_eq!(quic["lost"], 0, "{quic}");
+        let notes = doc["netns"].as_array().unwrap();
+        let hol = notes
+            .iter()
+            .filter_map(|n| n.as_str())
+            .find(|n| n.starts_with("head-of-line blocking"))
+            .expect("the head-of-line sentence");
+        let verdicts = [
+            "tcp's messages waited",
+            "quic's messages waited",
+            "about the same",
+        ];
+        assert!(verdicts.iter().any(|v| hol.contains(v)), "{hol}");
         let burst_lost = udp["burst_lost"].as_u64().unwrap();
         if burst_lost > 0 {
             let said = format!("{burst_lost} of 50 burst datagrams lost, none merged");

@@ -293,7 +293,11 @@ fn recv_datagram(
         conn.set_read_timeout(Some(left)).map_err(fatal)?;
         match replies.read(conn) {
             Ok(Some(reply)) if wanted(&reply) => return Ok(Some(reply)),
-            Ok(_) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
+            // Datagrams over a QUIC connection end with it.
+            Ok(None) => {
+                return Err(Failure::Fatal(anyhow!("{target}: the connection closed")));
+            }
+            Ok(Some(_)) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
                 debug!("{target}: ignored a reply that does not match")
             }
             Err(RecvError::Io(e))

@@ -11,6 +11,7 @@ use crate::endpoint::Target;
 use crate::service::exec::{EXIT, STDERR, STDOUT};
 use crate::transport::framing::{Decoder, Framing};
 use crate::transport::message::{Carrier, MessageReader, RecvError};
+use crate::transport::quic::{QuicMode, QuicOptions};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
 /// Where the `serve --exec` server is.
@@ -28,6 +29,10 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
     // server's delayed ACK.
     let opts = SocketOptions {
         nodelay: true,
+        quic: QuicOptions {
+            mode: QuicMode::Stream,
+            ..QuicOptions::default()
+        },
         tls: config.tls.clone(),
         ..SocketOptions::default()
     };

@@ -13,8 +13,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tracing::debug;
 
-use crate::endpoint::{Endpoint, Proto, SockProto, Target};
+use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
 use crate::signal::Shutdown;
+use crate::transport::SocketOptions;
+use crate::transport::tls::TlsEnd;
+use crate::transport::tls::cert::{Fingerprint, TlsConfig};
 
 /// How long a local server may take to print its `listening` line.
 const START: Duration = Duration::from_secs(10);
@@ -149,14 +152,25 @@ impl LocalServers {
             .strip_prefix(&format!("listening {proto} "))
             .with_context(|| format!("the local {proto} server said {line:?}"))?;
         debug!("local {proto} server on {bound}");
-        Ok(Endpoint::parse(bound, Some(proto))?)
+        // A server with a certificate (QUIC, TLS) says its fingerprint after the address.
+        let (bound, pin) = match bound.split_once(" tls sha256 ") {
+            Some((bound, pin)) => (bound, Some(pin)),
+            None => (bound, None),
+        };
+        let endpoint = Endpoint::parse(bound, Some(proto))?;
+        if let Some(pin) = pin {
+            let pin = Fingerprint::parse(pin).map_err(|e| anyhow!("the local server: {e}"))?;
+            let mut pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
+            pins.push((endpoint.addr.clone(), pin));
+        }
+        Ok(endpoint)
     }
 
     /// Where a server of `proto` should listen: loopback port 0 of the family, or a path.
     pub(crate) fn address_for(&self, proto: Proto, ipv6: bool) -> String {
         match proto {
-            Proto::Tcp | Proto::Udp if ipv6 => "[::1]:0".into(),
-            Proto::Tcp | Proto::Udp => "127.0.0.1:0".into(),
+            Proto::Tcp | Proto::Udp | Proto::Quic if ipv6 => "[::1]:0".into(),
+            Proto::Tcp | Proto::Udp | Proto::Quic => "127.0.0.1:0".into(),
             // Raw IP has no ports; the IP protocol tells raw servers apart.
             Proto::Raw if ipv6 => "::1".into(),
             Proto::Raw => "127.0.0.1".into(),
@@ -166,6 +180,35 @@ impl LocalServers {
                 .to_string(),
         }
     }
+}
+
+/// The certificate fingerprints local servers printed, by address: clients pin them.
+static PINS: Mutex<Vec<(Address, Fingerprint)>> = Mutex::new(Vec::new());
+
+/// What a client of a local server trusts: the certificate it printed (a server of this
+/// process's own making, on loopback); `None` for a server that has no certificate.
+pub(crate) fn trust(target: &Target) -> Option<TlsEnd> {
+    let pin = PINS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(addr, _)| *addr == target.addr)?
+        .1;
+    let pinned = TlsConfig {
+        pin: Some(pin),
+        ..TlsConfig::default()
+    };
+    TlsEnd::client(&pinned).ok()
+}
+
+/// The socket options for a client of `target`, trusting it when it is a local server with
+/// a certificate.
+pub(crate) fn options_for(target: &Target, base: &SocketOptions) -> SocketOptions {
+    let mut opts = base.clone();
+    if let Some(tls) = trust(target) {
+        opts.tls = Some(tls);
+    }
+    opts
 }
 
 impl Drop for LocalServers {

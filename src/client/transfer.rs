@@ -15,6 +15,7 @@ use crate::files::{Transfer, stream};
 use crate::report::progress::Progress;
 use crate::transport::framing::Framing;
 use crate::transport::message::Carrier;
+use crate::transport::quic::{QuicMode, QuicOptions};
 use crate::transport::{self, SocketOptions};
 
 /// Where a file service is and how to talk to it: shared by get and put.
@@ -191,10 +192,14 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
 }
 
 /// A request, then a wait for its answer: TCP_NODELAY, or Nagle holds the request's last
-/// small segment until the server's delayed ACK (40 ms a request).
+/// small segment until the server's delayed ACK (40 ms a request). Over QUIC, one stream.
 fn request_reply(t: &TransferConfig) -> SocketOptions {
     SocketOptions {
         nodelay: true,
+        quic: QuicOptions {
+            mode: QuicMode::Stream,
+            ..QuicOptions::default()
+        },
         tls: t.tls.clone(),
         ..SocketOptions::default()
     }

@@ -310,6 +310,7 @@ fn served_at_once(max_conns: usize, blocks: bool) -> usize {
 fn warn_ignored(config: &ServeConfig) {
     let proto = config.endpoint.proto;
     if config.framing != Framing::None
+        && proto != Proto::Quic
         && Carrier::of(proto.kind(), Framing::None).keeps_boundaries()
     {
         warn!(

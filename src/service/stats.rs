@@ -83,7 +83,9 @@ impl fmt::Display for Stats {
 pub(crate) fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
     // On a stream the number of reads is the lesson: several messages can arrive in one.
     let carrier = Carrier::of(proto.kind(), Framing::None);
-    let count = match (carrier.keeps_boundaries(), tally.framed) {
+    // QUIC with a framing is one stream: frames in reads, as on tcp.
+    let boundaries = carrier.keeps_boundaries() && !(proto == Proto::Quic && tally.framed);
+    let count = match (boundaries, tally.framed) {
         (false, true) => format!("{} frames in {} reads", tally.messages, tally.reads),
         (false, false) => format!("{} reads", tally.reads),
         (true, _) => format!("{} messages", tally.messages),

@@ -525,11 +525,9 @@ impl MessageRecv for Datagrams {
                 self.reads += 1;
                 Next::Message(&mut buf[..n])
             }
-            // A datagram socket has no end: an empty read is an empty datagram.
-            Received::Closed => {
-                self.reads += 1;
-                Next::Message(&mut buf[..0])
-            }
+            // QUIC datagrams come over a socket pair, which ends when the connection does
+            // (`Conn::recv` tells); a datagram socket itself never reports an end.
+            Received::Closed => Next::Closed,
             Received::Truncated(n) => Next::Truncated(n),
         })
     }

@@ -13,6 +13,7 @@ pub(crate) mod ip;
 pub(crate) mod message;
 pub(crate) mod multicast;
 pub(crate) mod pktinfo;
+pub(crate) mod quic;
 pub(crate) mod raw;
 pub(crate) mod tcp;
 pub(crate) mod tls;
@@ -57,6 +58,8 @@ pub(crate) struct SocketOptions {
     /// SO_RCVBUF and SO_SNDBUF, in bytes, when asked for; else the kernel's defaults.
     pub rcvbuf: Option<usize>,
     pub sndbuf: Option<usize>,
+    /// QUIC: how messages travel (its certificate rules are `tls`'s).
+    pub quic: quic::QuicOptions,
     /// TLS over the connections of a stream socket: a listener's certificate, or what a
     /// client trusts.
     pub tls: Option<tls::TlsEnd>,
@@ -76,8 +79,20 @@ impl Default for SocketOptions {
             ttl: None,
             rcvbuf: None,
             sndbuf: None,
+            quic: quic::QuicOptions::default(),
             tls: None,
             multicast: multicast::Multicast::default(),
+        }
+    }
+}
+
+impl SocketOptions {
+    /// The socket type connections of `proto` reach netecho as: a QUIC connection's depends
+    /// on how it carries messages (a stream each, one stream, datagrams).
+    pub(crate) fn kind(&self, proto: SockProto) -> SocketKind {
+        match proto {
+            SockProto::Quic => self.quic.mode.kind(),
+            other => other.kind(),
         }
     }
 }
@@ -157,6 +172,7 @@ pub(crate) fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSo
         SockProto::Udp => udp::bind(&target.addr, opts).map(BoundSock::Datagram),
         SockProto::Unix | SockProto::UnixSeqpacket => unix::bind_listener(&endpoint, opts).map(tls),
         SockProto::UnixDgram => unix::bind_datagram(&endpoint, opts).map(BoundSock::Datagram),
+        SockProto::Quic => quic::bind(&target.addr, opts).map(BoundSock::Listener),
     }
 }
 
@@ -230,6 +246,11 @@ fn host_name(addr: &Address) -> Option<String> {
 /// [`connect`], with the host name the user gave (for TLS: the name the server's
 /// certificate must carry; without it, the address connected to).
 fn connect_named(target: &Target, opts: &SocketOptions, host: Option<String>) -> io::Result<Conn> {
+    // QUIC has its TLS inside: the handshake is the connection's own.
+    if let (Address::Ip(addr), SockProto::Quic) = (&target.addr, target.proto) {
+        return quic::connect(*addr, host.as_deref(), opts)
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, format!("{e:#}")));
+    }
     let mut conn = connect_plain(target, opts)?;
     if let Some(tls::TlsEnd::Client(client)) = &opts.tls {
         let host = host.or_else(|| match &target.addr {
@@ -249,12 +270,11 @@ fn connect_plain(target: &Target, opts: &SocketOptions) -> io::Result<Conn> {
     match (&target.addr, target.proto) {
         (Address::Ip(addr), SockProto::Tcp) => tcp::connect(*addr, opts),
         (Address::Ip(addr), SockProto::Udp) => udp::connect(*addr, opts),
-        (Address::Ip(_) | Address::Host(..), _) | (_, SockProto::Tcp | SockProto::Udp) => {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{target} is not a concrete address"),
-            ))
-        }
+        (Address::Ip(_) | Address::Host(..), _)
+        | (_, SockProto::Tcp | SockProto::Udp | SockProto::Quic) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{target} is not a concrete address"),
+        )),
         (_, proto) => unix::connect(proto.into(), &target.addr, opts),
     }
 }
@@ -331,6 +351,11 @@ pub(crate) struct Conn {
     /// When the frame being read must be whole, in ms since `born` (0: none).
     deadline: AtomicU64,
     born: std::time::Instant,
+    /// The peer's address when the socket stands for a connection of another transport
+    /// (QUIC, through a socket pair), for access rules and log lines.
+    remote: Option<std::net::SocketAddr>,
+    /// A QUIC client's connection, closed when this is dropped.
+    _link: Option<quic::Link>,
     /// The TLS session its bytes pass through, when it has one.
     tls: Option<tls::Session>,
 }
@@ -345,8 +370,23 @@ impl Conn {
             frame_time: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             born: std::time::Instant::now(),
+            remote: None,
+            _link: None,
             tls: None,
         }
+    }
+
+    /// This socket as one end of a pair standing for a connection to `remote` (QUIC).
+    fn bridged(mut self, remote: Option<std::net::SocketAddr>, link: Option<quic::Link>) -> Conn {
+        self.remote = remote;
+        self._link = link;
+        self
+    }
+
+    /// The peer's IP address and port, where it has one.
+    pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
+        self.remote
+            .or_else(|| self.sock.peer_addr().ok()?.as_socket())
     }
 
     /// From now on each frame read after [`Conn::start_frame`] must arrive whole within
@@ -456,7 +496,13 @@ impl Conn {
                 n => Received::Data(n),
             });
         }
-        recv_message(&self.sock, self.kind, buf)
+        let got = recv_message(&self.sock, self.kind, buf)?;
+        // QUIC datagrams come over a socket pair, which, unlike a datagram socket, has an
+        // end: a 0-byte read once the QUIC thread hung up.
+        if got == Received::Data(0) && self.remote.is_some() && hung_up(&self.sock) {
+            return Ok(Received::Closed);
+        }
+        Ok(got)
     }
 
     /// SO_RXQ_OVFL: from now on every datagram read with [`Conn::recv_counting_drops`] carries
@@ -595,7 +641,8 @@ impl AsFd for Conn {
     }
 }
 
-/// A bound listening socket (TCP, Unix stream or seqpacket).
+/// A bound listening socket (TCP, Unix stream or seqpacket), or a QUIC endpoint's queue of
+/// connections.
 pub(crate) struct Listener {
     sock: Socket,
     proto: Proto,
@@ -603,13 +650,18 @@ pub(crate) struct Listener {
     nodelay: bool,
     /// The socket file this listener created, removed when the listener is dropped.
     _file: Option<unix::SocketFile>,
+    /// The QUIC endpoint whose connections this listener accepts, closed with it.
+    _quic: Option<std::sync::Arc<quinn::Endpoint>>,
     /// The TLS every accepted connection speaks, when it has one.
     tls: Option<tls::TlsEnd>,
 }
 
 impl Listener {
-    /// accept(2): the next queued connection.
+    /// accept(2): the next queued connection (for QUIC, the next one handed over).
     pub(crate) fn accept(&self) -> io::Result<Conn> {
+        if self.proto == Proto::Quic {
+            return quic::accept(&self.sock);
+        }
         let (sock, addr) = calls::accept(&self.sock)?;
         self.accepted(sock, addr)
     }
@@ -839,6 +891,19 @@ impl AsFd for DatagramSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
     }
+}
+
+/// Whether the other end of `sock` hung up (POLLRDHUP), without waiting.
+fn hung_up(sock: &Socket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // Safety: one pollfd, valid for the call; a timeout of 0 never waits.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
 
 /// One recv(2) on a connected socket, telling end-of-stream and truncation apart from data.

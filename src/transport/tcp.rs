@@ -29,6 +29,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         local: Address::Ip(local),
         nodelay: opts.nodelay,
         _file: None,
+        _quic: None,
         tls: None,
     })
 }

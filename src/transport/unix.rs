@@ -196,6 +196,7 @@ pub(crate) fn bind_listener(endpoint: &Endpoint, opts: &SocketOptions) -> Result
         local: endpoint.addr.clone(),
         nodelay: false,
         _file: file,
+        _quic: None,
         tls: None,
     })
 }

@@ -68,7 +68,7 @@ impl LoadSpec {
     /// What a message is on the target's socket before the load loop's own framing: the
     /// loop writes and checks a stream's frames itself, byte for byte.
     pub(crate) fn carrier(&self) -> Carrier {
-        Carrier::of(self.target.proto.kind(), Framing::None)
+        Carrier::of(self.opts.kind(self.target.proto), Framing::None)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::report::{Format, Layout, Meta};
 use crate::service::echo::Transform;
 use crate::transport::SocketOptions;
 use crate::transport::framing::Framing;
+use crate::transport::quic::QuicMode;
 
 use crate::client::local::LocalServers;
 
@@ -51,6 +52,8 @@ pub(crate) struct BenchConfig {
     /// Pacing: each client sends at most this many request bytes per second.
     pub rate: Option<u64>,
     pub opts: SocketOptions,
+    /// Whether `opts.tls` is for every stream (--tls), not only for QUIC, which always has it.
+    pub tls: bool,
     pub format: Format,
     /// The table within 80 columns, or every column on one line per run.
     pub layout: Layout,
@@ -65,7 +68,6 @@ impl BenchConfig {
     /// What to measure against `target`.
     pub(crate) fn spec(&self, target: Target) -> LoadSpec {
         LoadSpec {
-            target,
             clients: self.clients,
             size: self.size,
             window: self.window,
@@ -76,8 +78,21 @@ impl BenchConfig {
             idle: self.idle,
             framing: self.framing,
             rate: self.rate,
-            opts: self.opts.clone(),
+            opts: self.opts_for(&target),
+            target,
         }
+    }
+}
+
+impl BenchConfig {
+    /// The socket options for `target`: TLS where asked, or QUIC, and a local server's
+    /// certificate pinned.
+    fn opts_for(&self, target: &Target) -> SocketOptions {
+        let mut opts = self.opts.clone();
+        if target.proto != SockProto::Quic && !self.tls {
+            opts.tls = None;
+        }
+        crate::client::local::options_for(target, &opts)
     }
 }
 
@@ -88,7 +103,7 @@ pub(crate) fn run(args: BenchConfig) -> Result<()> {
         Servers::Given(targets) => targets.clone(),
         Servers::Local(protos) => {
             let servers = local.insert(LocalServers::new()?);
-            start_local(servers, protos, args.framing.name())?
+            start_local(servers, protos, args.framing.name(), args.opts.quic.mode)?
         }
     };
     let every = args.every;
@@ -172,12 +187,21 @@ fn parameters(args: &BenchConfig) -> Map<String, Value> {
 }
 
 /// A local echo server for each protocol, with `framing`.
-fn start_local(servers: &LocalServers, protos: &[SockProto], framing: &str) -> Result<Vec<Target>> {
+fn start_local(
+    servers: &LocalServers,
+    protos: &[SockProto],
+    framing: &str,
+    quic: QuicMode,
+) -> Result<Vec<Target>> {
     protos
         .iter()
         .map(|p| {
             let addr = servers.address_for(p.proto(), false);
-            servers.start(*p, &addr, &["--framing", framing])
+            let mut flags = vec!["--framing", framing];
+            if *p == SockProto::Quic && quic == QuicMode::Datagrams {
+                flags.push("--quic-datagrams");
+            }
+            servers.start(*p, &addr, &flags)
         })
         .collect()
 }

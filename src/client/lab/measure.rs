@@ -9,15 +9,16 @@ use hdrhistogram::Histogram;
 use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, MAX_LATENCY_US, TcpTotals};
 use crate::client::bench::loss::Loss;
 use crate::client::exchange::{Burst, ClientConfig, Exchanger};
-use crate::endpoint::{Address, Family, Target};
+use crate::client::local;
+use crate::endpoint::{Address, Family, SockProto, SocketKind, Target};
 use crate::report::Percentiles;
 use crate::service::echo::Transform;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
-use crate::transport::{self, SocketOptions};
+use crate::transport::{self, Conn, Received, SocketOptions};
 
-use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
-use super::rows::{BoundaryRow, Row, TcpInfoRow};
-use super::why::why;
+use super::plan::{BURST, BURST_SIZE, HOL_MESSAGES, HOL_SIZE, Plan, SETUPS};
+use super::rows::{BoundaryRow, HeadOfLine, Row, TcpInfoRow, Waits};
+use super::why::{self, why};
 
 /// How long the lab waits for a reply before it counts the request as lost.
 pub(super) const TIMEOUT: Duration = Duration::from_millis(500);
@@ -37,9 +38,9 @@ pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     }
     let got = send_burst(target, Framing::None)?;
     let mut row = Row {
-        proto: target.proto.to_string(),
+        proto: row_name(target),
         family: target.addr.family(),
-        socket_type: target.proto.kind().name(),
+        socket_type: socket_type(target.proto),
         address: target.addr.to_string(),
         setup_us: setup_time(target)?,
         latency_us: Percentiles::of(&rounds.ping),
@@ -70,6 +71,27 @@ pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     row.latency = Some(rounds.ping);
     row.why = why(target.proto.proto(), v6(&target.addr), &row);
     Ok(row)
+}
+
+/// A row's name: its protocol, or "tls" for a stream whose server has a certificate.
+fn row_name(target: &Target) -> String {
+    match (target.proto, local::trust(target)) {
+        (SockProto::Quic, _) | (_, None) => target.proto.to_string(),
+        (_, Some(_)) => "tls".into(),
+    }
+}
+
+/// The socket a row's client opens: QUIC runs over a UDP socket.
+fn socket_type(proto: SockProto) -> &'static str {
+    match proto {
+        SockProto::Quic => SocketKind::Datagram.name(),
+        other => other.kind().name(),
+    }
+}
+
+/// The socket options for a client of `target`: a local server's certificate pinned.
+fn options(target: &Target) -> SocketOptions {
+    local::options_for(target, &SocketOptions::default())
 }
 
 /// Whether `addr` is reached over IPv6.
@@ -164,7 +186,7 @@ pub(super) fn spec(
         expect: Transform::Upper,
         idle: false,
         framing: Framing::None,
-        opts: SocketOptions::default(),
+        opts: options(target),
         rate: None,
     }
 }
@@ -186,7 +208,7 @@ fn setup_time(target: &Target) -> Result<u64> {
     let mut times = Vec::with_capacity(SETUPS);
     for _ in 0..SETUPS {
         let start = Instant::now();
-        let conn = transport::connect(target, &SocketOptions::default())
+        let conn = transport::connect(target, &options(target))
             .with_context(|| format!("connect to the local {target}"))?;
         times.push(start.elapsed().as_micros() as u64);
         drop(conn);
@@ -196,8 +218,11 @@ fn setup_time(target: &Target) -> Result<u64> {
 }
 
 fn send_burst(target: &Target, framing: Framing) -> Result<Burst> {
-    let mut client =
-        Exchanger::connect(target, &client_config(framing)).map_err(anyhow::Error::from)?;
+    let config = ClientConfig {
+        opts: options(target),
+        ..client_config(framing)
+    };
+    let mut client = Exchanger::connect(target, &config).map_err(anyhow::Error::from)?;
     client.burst(&[b'b'; BURST_SIZE], BURST)
 }
 
@@ -213,4 +238,72 @@ pub(super) fn boundary_row(target: &Target, framing: Framing) -> Result<Boundary
         reads: got.reads,
         messages,
     })
+}
+
+/// Head-of-line blocking, from the clients' side of `lab --netns`: [`HOL_MESSAGES`] messages
+/// at once on one tcp connection, and as as many streams of one quic connection, `rounds`
+/// times each; the sentence the waits make. `None` without both a plain tcp and a quic
+/// target.
+pub(super) fn head_of_line(targets: &[Target], rounds: usize) -> Result<Option<String>> {
+    let tcp = targets
+        .iter()
+        .find(|t| t.proto == SockProto::Tcp && local::trust(t).is_none());
+    let quic = targets.iter().find(|t| t.proto == SockProto::Quic);
+    let (Some(tcp), Some(quic)) = (tcp, quic) else {
+        return Ok(None);
+    };
+    let hol = HeadOfLine {
+        messages: HOL_MESSAGES,
+        size: HOL_SIZE,
+        rounds,
+        tcp: Waits::of(&mut burst_waits(tcp, rounds)?),
+        quic: Waits::of(&mut burst_waits(quic, rounds)?),
+    };
+    Ok(Some(why::head_of_line(&hol)))
+}
+
+/// How long each message of `rounds` bursts waited for its reply, in microseconds from the
+/// burst's start: on a stream, the moment its last byte came back.
+fn burst_waits(target: &Target, rounds: usize) -> Result<Vec<u64>> {
+    let opts = SocketOptions {
+        nodelay: true,
+        ..options(target)
+    };
+    let conn = transport::connect_first(target, &opts)?;
+    conn.set_read_timeout(Some(TIMEOUT * 20))?;
+    let whole = conn.carrier(Framing::None).keeps_boundaries();
+    let message = vec![b'h'; HOL_SIZE];
+    let mut buf = vec![0u8; transport::MAX_MESSAGE];
+    let mut waits = Vec::with_capacity(rounds * HOL_MESSAGES);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for _ in 0..HOL_MESSAGES {
+            conn.send_all(&message)
+                .with_context(|| format!("{target}: send"))?;
+        }
+        let (mut bytes, mut done) = (0, 0);
+        while done < HOL_MESSAGES {
+            let n = read_some(&conn, &mut buf, target)?;
+            bytes += n;
+            let complete = if whole { done + 1 } else { bytes / HOL_SIZE };
+            for _ in done..complete.min(HOL_MESSAGES) {
+                waits.push(start.elapsed().as_micros() as u64);
+            }
+            done = complete;
+        }
+    }
+    Ok(waits)
+}
+
+/// One read of replies: its length, or why there is none.
+fn read_some(conn: &Conn, buf: &mut [u8], target: &Target) -> Result<usize> {
+    match conn
+        .recv(buf)
+        .with_context(|| format!("{target}: no reply in time"))?
+    {
+        Received::Data(n) => Ok(n),
+        Received::Closed | Received::Truncated(_) => {
+            anyhow::bail!("{target}: the server closed the connection")
+        }
+    }
 }

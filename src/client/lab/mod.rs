@@ -34,7 +34,7 @@ use crate::report::{self, Format, Layout, Meta};
 use crate::transport;
 use crate::transport::framing::Framing;
 
-use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, measure};
+use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, head_of_line, measure};
 use netns::{Netns, SERVER_IP, SERVER_IP6};
 use pin::{Cores, pin};
 use plan::{BURST, BURST_SIZE, CASES, Plan, SETUPS};
@@ -158,10 +158,10 @@ fn on_this_machine(
 ) -> Result<String> {
     let servers = LocalServers::new()?;
     let mut rows = Vec::new();
-    for (i, (proto, ipv6)) in CASES.iter().enumerate() {
+    for (i, (proto, ipv6, flags)) in CASES.iter().enumerate() {
         let addr = servers.address_for(proto.proto(), *ipv6);
         progress(&format!("[{}/{}] {proto} {addr}", i + 1, CASES.len()));
-        let target = start_pinned(|| servers.start(*proto, &addr, &[]), cores)?;
+        let target = start_pinned(|| servers.start(*proto, &addr, flags), cores)?;
         rows.push(measure(&target, plan)?);
     }
     rows.extend(raw_rows(&servers, plan, cores)?);
@@ -262,19 +262,21 @@ fn across_namespaces(
         info!("{note}");
     }
     let prefix = ns.server_prefix();
-    // The rows of the plan that cross machines, IPv4 and IPv6.
+    // The rows of the plan that cross machines, IPv4 and IPv6 (tls and quic among them).
     let targets = CASES
         .iter()
-        .filter(|(proto, _)| !proto.is_unix())
-        .map(|(proto, v6)| {
+        .filter(|(proto, _, _)| !proto.is_unix())
+        .map(|(proto, v6, flags)| {
             let addr = match v6 {
                 true => format!("[{SERVER_IP6}]:0"),
                 false => format!("{SERVER_IP}:0"),
             };
-            start_pinned(|| servers.start_in(&prefix, *proto, &addr, &[]), cores)
+            start_pinned(|| servers.start_in(&prefix, *proto, &addr, flags), cores)
         })
         .collect::<Result<Vec<_>>>()?;
-    let rows = measure_from_client_side(&ns, &targets, plan)?;
+    let (rows, hol) = measure_from_client_side(&ns, &targets, plan)?;
+    let mut notes = ns.notes.clone();
+    notes.extend(hol);
     progress("");
     drop(servers);
     let lab = Lab {
@@ -283,24 +285,29 @@ fn across_namespaces(
         meta,
         rounds: plan.rounds,
     };
-    write_files(settings, &lab, &ns.notes, "Across namespaces")?;
+    write_files(settings, &lab, &notes, "Across namespaces")?;
     Ok(render::across_namespaces(
         settings.format,
         settings.layout,
         &lab,
-        &ns.notes,
+        &notes,
     ))
 }
 
-/// Measures each target from the clients' namespace.
-fn measure_from_client_side(ns: &Netns, targets: &[Target], plan: &Plan) -> Result<Vec<Row>> {
+/// Measures each target from the clients' namespace, then head-of-line blocking on tcp
+/// and quic (its sentence).
+fn measure_from_client_side(
+    ns: &Netns,
+    targets: &[Target],
+    plan: &Plan,
+) -> Result<(Vec<Row>, Option<String>)> {
     // The measuring thread moves into the clients' namespace; every load thread it starts
     // is born there. This thread stays where it was, free to clean up.
     std::thread::scope(|scope| {
         scope
-            .spawn(|| -> Result<Vec<Row>> {
+            .spawn(|| -> Result<(Vec<Row>, Option<String>)> {
                 ns.enter_client()?;
-                targets
+                let rows = targets
                     .iter()
                     .enumerate()
                     .map(|(i, target)| {
@@ -311,7 +318,9 @@ fn measure_from_client_side(ns: &Netns, targets: &[Target], plan: &Plan) -> Resu
                         ));
                         measure(target, plan)
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()?;
+                progress("head-of-line blocking: tcp and quic");
+                Ok((rows, head_of_line(targets, plan.hol_rounds)?))
             })
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the measuring thread panicked")))

@@ -11,17 +11,29 @@ pub(super) const BURST_SIZE: usize = 16;
 /// connect() calls timed for the set-up column.
 pub(super) const SETUPS: usize = 50;
 
+/// A row of the lab: a protocol, whether over IPv6, and what its server is told besides
+/// (`--tls`: the tls row is tcp with TLS 1.3 on it).
+pub(super) type Case = (SockProto, bool, &'static [&'static str]);
+
 /// The rows of a lab on this machine, in order: each protocol, and IPv6 beside IPv4 where
-/// the protocol has both. Raw rows come after, when raw sockets may be opened.
-pub(super) const CASES: [(SockProto, bool); 7] = [
-    (SockProto::Tcp, false),
-    (SockProto::Tcp, true),
-    (SockProto::Udp, false),
-    (SockProto::Udp, true),
-    (SockProto::Unix, false),
-    (SockProto::UnixDgram, false),
-    (SockProto::UnixSeqpacket, false),
+/// the protocol has both; TLS over tcp and QUIC, the secure transports, last. Raw rows come
+/// after, when raw sockets may be opened.
+pub(super) const CASES: [Case; 9] = [
+    (SockProto::Tcp, false, &[]),
+    (SockProto::Tcp, true, &[]),
+    (SockProto::Udp, false, &[]),
+    (SockProto::Udp, true, &[]),
+    (SockProto::Unix, false, &[]),
+    (SockProto::UnixDgram, false, &[]),
+    (SockProto::UnixSeqpacket, false, &[]),
+    (SockProto::Tcp, false, &["--tls"]),
+    (SockProto::Quic, false, &[]),
 ];
+
+/// Head-of-line blocking across namespaces: this many messages sent at once, each big
+/// enough to fill a packet of its own, on one tcp connection and as as many quic streams.
+pub(super) const HOL_MESSAGES: usize = 16;
+pub(super) const HOL_SIZE: usize = 1000;
 
 /// How long each measurement runs, and how often: a row's numbers are the median of its
 /// rounds, their range its spread.
@@ -32,6 +44,8 @@ pub(super) struct Plan {
     pub rounds: usize,
     pub clients: usize,
     pub window: usize,
+    /// Bursts of [`HOL_MESSAGES`] for the head-of-line comparison, per protocol.
+    pub hol_rounds: usize,
 }
 
 impl Plan {
@@ -44,15 +58,17 @@ impl Plan {
                 rounds: 3,
                 clients: 2,
                 window: 8,
+                hol_rounds: 8,
             }
         } else {
-            // Nine rows as root (two of them raw): about 25 s in all, under the 30 s promised.
+            // Eleven rows as root (two of them raw, two secure): about 30 s in all.
             Plan {
                 ping: Duration::from_millis(240),
                 load: Duration::from_millis(300),
                 rounds: 5,
                 clients: 4,
                 window: 16,
+                hol_rounds: 30,
             }
         }
     }

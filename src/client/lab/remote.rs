@@ -164,8 +164,9 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
     let v6 = server.ip().to_canonical().is_ipv6();
     let targets: Vec<Target> = CASES
         .iter()
-        .filter(|(_, ipv6)| *ipv6 == v6)
-        .filter_map(|(proto, _)| {
+        // A row whose server takes flags (tls) is not one a lab server offers.
+        .filter(|(_, ipv6, flags)| *ipv6 == v6 && flags.is_empty())
+        .filter_map(|(proto, _, _)| {
             let port = port_of(offer, *proto)?;
             Some(Target {
                 proto: *proto,

@@ -89,3 +89,40 @@ pub(crate) struct NetnsDocument<'a> {
     pub netns: &'a [String],
     pub rows: &'a [Row],
 }
+
+/// Head-of-line blocking: one burst of messages on one tcp connection against the same as
+/// streams of one quic connection, under the same loss.
+#[derive(Clone, Debug)]
+pub(crate) struct HeadOfLine {
+    pub messages: usize,
+    pub size: usize,
+    pub rounds: usize,
+    pub tcp: Waits,
+    pub quic: Waits,
+}
+
+/// How long the messages of a burst waited for their replies, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Waits {
+    pub mean: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub max: u64,
+}
+
+impl Waits {
+    /// Of every message's wait (sorted in place).
+    pub(crate) fn of(waits: &mut [u64]) -> Waits {
+        if waits.is_empty() {
+            return Waits::default();
+        }
+        waits.sort_unstable();
+        let at = |q: f64| waits[((waits.len() - 1) as f64 * q).round() as usize];
+        Waits {
+            mean: waits.iter().sum::<u64>() / waits.len() as u64,
+            p50: at(0.5),
+            p90: at(0.9),
+            max: waits[waits.len() - 1],
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::transport::message::Carrier;
 
 use super::measure::MIN_ROUND_SAMPLES;
 use super::plan::BURST;
-use super::rows::Row;
+use super::rows::{HeadOfLine, Row};
 
 /// Round p50s within this share of the median, or within [`STEADY_US`], count as steady:
 /// the histograms resolve a microsecond, and a class compares tens of them.
@@ -19,13 +19,21 @@ const STEADY_US: u64 = 2;
 
 /// Why the row of `proto` (over IPv6 when `v6`) differs from the others.
 pub(super) fn why(proto: Proto, v6: bool, r: &Row) -> String {
-    let mut parts = vec![nature(proto, v6).to_string()];
+    let nature = match r.proto.as_str() {
+        "tls" => TLS,
+        _ => nature(proto, v6),
+    };
+    let mut parts = vec![nature.to_string()];
     parts.extend(loss(proto, r));
     parts.extend(order(proto, r));
     parts.push(burst(proto, r));
     parts.extend(steadiness(r));
     parts.join("; ")
 }
+
+/// What TLS over tcp is, true whatever was measured.
+const TLS: &str = "tcp with TLS 1.3 on it: the tcp handshake, then TLS's, before the first \
+    message; records on a stream, so messages merge as on tcp";
 
 /// What the protocol is, true whatever was measured.
 fn nature(proto: Proto, v6: bool) -> &'static str {
@@ -40,6 +48,10 @@ fn nature(proto: Proto, v6: bool) -> &'static str {
              finds the client's queue full is dropped"
         }
         (Proto::UnixSeqpacket, _) => "connected and reliable like a stream, one read per send",
+        (Proto::Quic, _) => {
+            "QUIC over UDP: one round trip of handshake with TLS 1.3 in it, a stream per \
+             message, each stream ordered on its own"
+        }
         (Proto::Raw, false) => {
             "whole IP packets, no ports: a netecho header tells requests from replies; \
              msg/s one message at a time (no raw load loop)"
@@ -87,6 +99,13 @@ fn cause(cause: Option<Cause>) -> &'static str {
 
 /// Order: only worth a word where it is not promised, or where it failed.
 fn order(proto: Proto, r: &Row) -> Option<String> {
+    if proto == Proto::Quic && !r.ordered {
+        return Some(
+            "replies came back in another order than sent: QUIC orders each stream, not the \
+             streams among themselves"
+                .into(),
+        );
+    }
     match (r.ordered, !carrier(proto).reliable()) {
         (true, true) => Some("replies came in order, though nothing promised it".into()),
         (true, false) => None,
@@ -162,6 +181,11 @@ pub(super) fn consequence(r: &Row) -> String {
             r.latency_us.p50,
             r.latency_us.p99_9
         ),
+        None if r.proto == "quic" => format!(
+            "quic: {} of {} requests unanswered; QUIC resends what is lost itself, so the loss \
+             shows as latency: p50 {} us, p99.9 {} us",
+            r.lost, r.sent, r.latency_us.p50, r.latency_us.p99_9
+        ),
         None => format!(
             "{}: {} of {} datagrams lost, and nobody sent them again: the gaps are the program's \
              to handle",
@@ -169,6 +193,47 @@ pub(super) fn consequence(r: &Row) -> String {
         ),
     }
 }
+
+/// Head-of-line blocking as the waits measured it: which protocol's messages waited longer,
+/// and by how much.
+pub(super) fn head_of_line(h: &HeadOfLine) -> String {
+    let (tcp, quic) = (&h.tcp, &h.quic);
+    let measured = format!(
+        "head-of-line blocking, {} messages of {} bytes at once, {} times: on one tcp \
+         connection a message waited {} us on average (p90 {}, max {}), as {} quic streams {} \
+         us (p90 {}, max {})",
+        h.messages,
+        h.size,
+        h.rounds,
+        tcp.mean,
+        tcp.p90,
+        tcp.max,
+        h.messages,
+        quic.mean,
+        quic.p90,
+        quic.max
+    );
+    let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+    let verdict = if ratio(tcp.mean, quic.mean) >= HOL_DIFFERENT {
+        format!(
+            "tcp's messages waited {:.1}x as long: a lost tcp segment holds up every message \
+             behind it, a lost quic packet only its own stream",
+            ratio(tcp.mean, quic.mean)
+        )
+    } else if ratio(quic.mean, tcp.mean) >= HOL_DIFFERENT {
+        format!(
+            "quic's messages waited {:.1}x as long: its streams did not spare them here (its \
+             recovery, or its user-space stack, cost more than tcp's blocking)",
+            ratio(quic.mean, tcp.mean)
+        )
+    } else {
+        "about the same wait: the losses of these bursts delayed tcp and quic alike".to_string()
+    };
+    format!("{measured}: {verdict}")
+}
+
+/// How much longer one protocol's mean wait must be for the sentence to call it longer.
+const HOL_DIFFERENT: f64 = 1.2;
 
 #[cfg(test)]
 #[path = "why_tests.rs"]

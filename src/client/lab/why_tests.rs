@@ -129,3 +129,49 @@ fn retransmits_and_unsteady_rounds_are_named() {
     let s = why(Proto::Tcp, false, &stalled);
     assert!(s.contains("no round had 20 round trips"), "{s}");
 }
+
+fn hol(tcp_mean: u64, quic_mean: u64) -> super::super::rows::HeadOfLine {
+    use super::super::rows::{HeadOfLine, Waits};
+    let waits = |mean| Waits {
+        mean,
+        p50: mean / 2,
+        p90: mean * 2,
+        max: mean * 10,
+    };
+    HeadOfLine {
+        messages: 16,
+        size: 1000,
+        rounds: 30,
+        tcp: waits(tcp_mean),
+        quic: waits(quic_mean),
+    }
+}
+
+#[test]
+fn the_head_of_line_sentence_names_the_protocol_whose_messages_waited() {
+    let s = super::head_of_line(&hol(30_000, 10_000));
+    assert!(s.contains("tcp's messages waited 3.0x as long"), "{s}");
+    assert!(s.contains("on average (p90 60000, max 300000)"), "{s}");
+    assert!(s.contains("only its own stream"), "{s}");
+    let s = super::head_of_line(&hol(10_000, 25_000));
+    assert!(s.contains("quic's messages waited 2.5x as long"), "{s}");
+    let s = super::head_of_line(&hol(10_000, 11_000));
+    assert!(s.contains("about the same wait"), "{s}");
+    assert!(!s.contains("x as long"), "{s}");
+}
+
+#[test]
+fn the_tls_and_quic_rows_say_what_they_are() {
+    let mut tls = row("tls");
+    tls.boundaries_kept = false;
+    tls.burst_reads = 2;
+    let s = why(Proto::Tcp, false, &tls);
+    assert!(s.starts_with("tcp with TLS 1.3"), "{s}");
+    assert!(s.contains("the stream merged them"), "{s}");
+    let mut quic = row("quic");
+    quic.ordered = false;
+    let s = why(Proto::Quic, false, &quic);
+    assert!(s.starts_with("QUIC over UDP"), "{s}");
+    assert!(s.contains("not the streams among themselves"), "{s}");
+    assert!(s.contains("boundaries kept"), "{s}");
+}

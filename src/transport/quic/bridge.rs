@@ -1,0 +1,389 @@
+//! The QUIC thread's half of each connection: pumps between a quinn connection and the
+//! Unix socket pair whose other end netecho reads and writes as a [`super::Conn`].
+//!
+//! A stream per message: each stream the peer opens is read to its end (at most
+//! [`MAX_MESSAGE`] bytes) and goes to netecho as one SOCK_SEQPACKET message; each message
+//! netecho writes back answers the oldest stream still waiting, on that stream. The client
+//! does the mirror image: a stream per message it is given, each reply read to the stream's
+//! end. Streams finish in any order, so one held up by a lost packet holds up only itself.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use socket2::{Domain, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, info, warn};
+
+use super::{MAX_STREAMS, QuicMode, SERVER_HANDSHAKE, hand_off, handoff_message, refuse};
+use crate::transport::MAX_MESSAGE;
+
+/// Application error codes a netecho endpoint closes or resets with.
+const NO_ERROR: u32 = 0;
+const TOO_LONG: u32 = 2;
+
+/// A socket pair for a connection of `mode`: netecho's end and the QUIC thread's.
+pub(super) fn pair(mode: QuicMode) -> io::Result<(Socket, Socket)> {
+    let ty = match mode {
+        QuicMode::Stream => Type::STREAM,
+        QuicMode::Messages | QuicMode::Datagrams => Type::SEQPACKET,
+    };
+    let (ours, theirs) = Socket::pair(Domain::UNIX, ty, None)?;
+    theirs.set_nonblocking(true)?;
+    theirs.set_cloexec(true)?;
+    ours.set_cloexec(true)?;
+    Ok((ours, theirs))
+}
+
+/// The largest message a connection of `mode` carries whole.
+pub(super) fn max_message(conn: &quinn::Connection, mode: QuicMode) -> usize {
+    match mode {
+        QuicMode::Datagrams => conn.max_datagram_size().unwrap_or(0),
+        _ => MAX_MESSAGE,
+    }
+}
+
+/// The QUIC thread's end of a SOCK_SEQPACKET pair: whole messages, asynchronously.
+struct Packets(AsyncFd<Socket>);
+
+/// What one receive on the pair gave.
+enum Got {
+    Message(usize),
+    /// netecho closed its end.
+    End,
+    /// A message longer than the buffer: not passed on.
+    TooLong(usize),
+}
+
+impl Packets {
+    fn new(sock: Socket) -> io::Result<Packets> {
+        // Safety: the socket owns its descriptor, open until the AsyncFd drops it.
+        unsafe { AsyncFd::register(sock) }
+            .map(Packets)
+            .map_err(io::Error::from)
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<Got> {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut guard = self.0.readable().await?;
+            // A 0-byte read is the end only when the peer hung up; else an empty message.
+            let hung_up = guard.ready().is_read_closed();
+            let got = guard.try_io(|fd| {
+                recv(fd.get_ref().as_raw_fd(), buf, MsgFlags::MSG_TRUNC).map_err(io::Error::from)
+            });
+            match got {
+                Ok(Ok(0)) if hung_up => return Ok(Got::End),
+                Ok(Ok(n)) if n > buf.len() => return Ok(Got::TooLong(n)),
+                Ok(Ok(n)) => return Ok(Got::Message(n)),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Got::End),
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => {}
+            }
+        }
+    }
+
+    async fn send(&self, msg: &[u8]) -> io::Result<()> {
+        use nix::sys::socket::{MsgFlags, send};
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut guard = self.0.writable().await?;
+            let sent = guard.try_io(|fd| {
+                send(fd.get_ref().as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL).map_err(io::Error::from)
+            });
+            if let Ok(result) = sent {
+                return result.map(|_| ());
+            }
+        }
+    }
+}
+
+/// The next message netecho wrote on the pair, its length; `None` once netecho closed its
+/// end or the connection is gone. One over [`MAX_MESSAGE`] is said and dropped.
+async fn next_message(
+    pair: &Packets,
+    buf: &mut [u8],
+    conn: &quinn::Connection,
+) -> io::Result<Option<usize>> {
+    loop {
+        let got = tokio::select! {
+            got = pair.recv(buf) => got?,
+            _ = conn.closed() => return Ok(None),
+        };
+        match got {
+            Got::Message(n) => return Ok(Some(n)),
+            Got::End => return Ok(None),
+            Got::TooLong(n) => warn!(
+                "quic {}: a {n}-byte message is over {MAX_MESSAGE} bytes; dropped",
+                conn.remote_address()
+            ),
+        }
+    }
+}
+
+/// Accepts QUIC connections until the endpoint closes: each handshake within
+/// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped.
+pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode: QuicMode) {
+    let handoff = Arc::new(handoff);
+    while let Some(incoming) = endpoint.accept().await {
+        let handoff = Arc::clone(&handoff);
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            let conn = match tokio::time::timeout(SERVER_HANDSHAKE, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return warn!("quic {remote}: handshake failed: {e}"),
+                Err(_) => {
+                    return warn!(
+                        "quic {remote}: no handshake within {SERVER_HANDSHAKE:?}; dropped"
+                    );
+                }
+            };
+            if let Err(e) = serve(conn.clone(), &handoff, mode).await {
+                debug!("quic {remote}: {e}");
+            }
+        });
+    }
+}
+
+/// Hands a new connection to the server's model and pumps it until either side ends it.
+async fn serve(conn: quinn::Connection, handoff: &Socket, mode: QuicMode) -> io::Result<()> {
+    let (service, ours) = pair(mode)?;
+    let msg = handoff_message(mode, max_message(&conn, mode), conn.remote_address());
+    if let Err(e) = hand_off(handoff, &service, &msg) {
+        let why = match e.kind() {
+            io::ErrorKind::WouldBlock => "refused: the server has too many connections waiting",
+            _ => "refused: the server is stopping",
+        };
+        refuse(&conn, why);
+        return Ok(());
+    }
+    drop(service);
+    let peer = conn.remote_address();
+    match mode {
+        QuicMode::Messages => serve_messages(conn, Packets::new(ours)?, peer).await,
+        QuicMode::Stream => serve_stream(conn, ours).await,
+        QuicMode::Datagrams => datagrams(conn, Packets::new(ours)?).await,
+    }
+}
+
+/// A stream per message, server side: messages to netecho as their streams end, each reply
+/// on the oldest stream still waiting for one.
+async fn serve_messages(
+    conn: quinn::Connection,
+    pair: Packets,
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let pair = Arc::new(pair);
+    let (waiting_tx, mut waiting) = mpsc::channel::<quinn::SendStream>(MAX_STREAMS as usize);
+    let incoming = {
+        let (conn, pair) = (conn.clone(), Arc::clone(&pair));
+        tokio::spawn(async move { take_streams(conn, pair, waiting_tx, peer).await })
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let Some(n) = next_message(&pair, &mut buf, &conn).await? else {
+            break;
+        };
+        let Some(mut stream) = waiting.recv().await else {
+            break;
+        };
+        let reply = buf[..n].to_vec();
+        tokio::spawn(async move {
+            if stream.write_all(&reply).await.is_ok() {
+                let _ = stream.finish();
+            }
+        });
+    }
+    incoming.abort();
+    conn.close(NO_ERROR.into(), b"closed");
+    Ok(())
+}
+
+/// Accepts the peer's streams, reads each to its end, and passes the message on with the
+/// stream that waits for its reply (in the order they go to netecho).
+async fn take_streams(
+    conn: quinn::Connection,
+    pair: Arc<Packets>,
+    waiting: mpsc::Sender<quinn::SendStream>,
+    peer: SocketAddr,
+) {
+    let (done_tx, mut done) = mpsc::channel(MAX_STREAMS as usize);
+    let reader = tokio::spawn(async move {
+        while let Some((send, msg)) = done.recv().await {
+            let msg: Vec<u8> = msg;
+            if waiting.send(send).await.is_err() || pair.send(&msg).await.is_err() {
+                break;
+            }
+        }
+        // The connection is gone or netecho closed: netecho reads the end.
+        drop(pair);
+    });
+    loop {
+        let (send, mut recv) = match conn.accept_bi().await {
+            Ok(streams) => streams,
+            Err(e) => {
+                debug!("quic {peer}: {e}");
+                break;
+            }
+        };
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            match recv.read_to_end(MAX_MESSAGE).await {
+                Ok(msg) if msg.is_empty() => {
+                    debug!("quic {peer}: an empty stream carries no message; reset");
+                    let mut send = send;
+                    let _ = send.reset(NO_ERROR.into());
+                }
+                Ok(msg) => {
+                    let _ = done_tx.send((send, msg)).await;
+                }
+                Err(quinn::ReadToEndError::TooLong) => {
+                    warn!(
+                        "quic {peer}: a stream longer than {MAX_MESSAGE} bytes (one stream is one \
+                         message; --framing makes one stream per connection); reset"
+                    );
+                    let _ = recv.stop(TOO_LONG.into());
+                    let mut send = send;
+                    let _ = send.reset(TOO_LONG.into());
+                }
+                Err(e) => debug!("quic {peer}: a stream ended early: {e}"),
+            }
+        });
+    }
+    drop(done_tx);
+    let _ = reader.await;
+}
+
+/// One stream per connection, server side: the first stream the peer opens, as bytes.
+async fn serve_stream(conn: quinn::Connection, ours: Socket) -> io::Result<()> {
+    let (send, recv) = match conn.accept_bi().await {
+        Ok(streams) => streams,
+        Err(e) => {
+            debug!("quic {}: {e}", conn.remote_address());
+            return Ok(());
+        }
+    };
+    pump_stream(send, recv, ours).await?;
+    // The peer closes once it has read everything; a peer that never does times out.
+    let _ = tokio::time::timeout(super::IDLE, conn.closed()).await;
+    Ok(())
+}
+
+/// Bytes both ways between a QUIC stream and a SOCK_STREAM pair: an end of one side
+/// (FIN, or shutdown on the pair) is passed to the other.
+async fn pump_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    ours: Socket,
+) -> io::Result<()> {
+    let std: std::os::unix::net::UnixStream =
+        std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(ours));
+    let pair = tokio::net::UnixStream::from_std(std)?;
+    let (mut from_netecho, mut to_netecho) = pair.into_split();
+    let up = async {
+        let result = tokio::io::copy(&mut from_netecho, &mut send).await;
+        let _ = send.finish();
+        result
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match recv.read(&mut buf).await {
+                Ok(Some(n)) => to_netecho.write_all(&buf[..n]).await?,
+                Ok(None) => break,
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        to_netecho.shutdown().await
+    };
+    let (up, down) = tokio::join!(up, down);
+    up.and(down).map(|_| ())
+}
+
+/// Datagrams both ways between the connection and a SOCK_SEQPACKET pair.
+async fn datagrams(conn: quinn::Connection, pair: Packets) -> io::Result<()> {
+    let pair = Arc::new(pair);
+    let down = {
+        let (conn, pair) = (conn.clone(), Arc::clone(&pair));
+        tokio::spawn(async move {
+            while let Ok(datagram) = conn.read_datagram().await {
+                if pair.send(&datagram).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    while let Some(n) = next_message(&pair, &mut buf, &conn).await? {
+        if let Err(e) = conn.send_datagram(Bytes::copy_from_slice(&buf[..n])) {
+            info!("quic {}: a datagram not sent: {e}", conn.remote_address());
+        }
+    }
+    down.abort();
+    conn.close(NO_ERROR.into(), b"closed");
+    Ok(())
+}
+
+/// A client connection: a stream per message, one stream, or datagrams, as `mode` says.
+pub(super) async fn client(conn: quinn::Connection, theirs: Socket, mode: QuicMode) {
+    let result = match mode {
+        QuicMode::Messages => match Packets::new(theirs) {
+            Ok(pair) => client_messages(conn.clone(), pair).await,
+            Err(e) => Err(e),
+        },
+        QuicMode::Stream => match conn.open_bi().await {
+            Ok((send, recv)) => pump_stream(send, recv, theirs).await,
+            Err(e) => Err(io::Error::other(e)),
+        },
+        QuicMode::Datagrams => match Packets::new(theirs) {
+            Ok(pair) => datagrams(conn.clone(), pair).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        debug!("quic {}: {e}", conn.remote_address());
+    }
+}
+
+/// A stream per message, client side: each message netecho sends on a stream of its own,
+/// each reply passed back as its stream ends; at most [`MAX_STREAMS`] at once.
+async fn client_messages(conn: quinn::Connection, pair: Packets) -> io::Result<()> {
+    let pair = Arc::new(pair);
+    let slots = Arc::new(Semaphore::new(MAX_STREAMS as usize));
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .map_err(io::Error::other)?;
+        let Some(n) = next_message(&pair, &mut buf, &conn).await? else {
+            break;
+        };
+        let (conn, pair, msg) = (conn.clone(), Arc::clone(&pair), buf[..n].to_vec());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match exchange(&conn, &msg).await {
+                Ok(reply) => {
+                    let _ = pair.send(&reply).await;
+                }
+                Err(e) => debug!("quic {}: a stream failed: {e}", conn.remote_address()),
+            }
+        });
+    }
+    conn.close(NO_ERROR.into(), b"done");
+    Ok(())
+}
+
+/// One request on a stream of its own, and the reply read to that stream's end.
+async fn exchange(conn: &quinn::Connection, msg: &[u8]) -> io::Result<Vec<u8>> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(io::Error::other)?;
+    send.write_all(msg).await.map_err(io::Error::other)?;
+    let _ = send.finish();
+    recv.read_to_end(MAX_MESSAGE)
+        .await
+        .map_err(io::Error::other)
+}

@@ -1,0 +1,380 @@
+//! QUIC (RFC 9000) with quinn: a server is one UDP socket carrying many connections, each a
+//! TLS 1.3 handshake (ALPN "netecho") and then streams or datagrams.
+//!
+//! quinn is asynchronous; netecho is not. Everything QUIC runs on a tokio runtime of its own
+//! thread, and each connection reaches the rest of netecho as an ordinary [`Conn`]: one end
+//! of a Unix socket pair whose other end the QUIC thread pumps (`bridge.rs`). So every server
+//! model, service and client works unchanged, with the socket pair's type saying what a
+//! message is:
+//! - a stream per message (the default): SOCK_SEQPACKET, one message per stream, the reply on
+//!   the stream that asked;
+//! - one stream per connection (`--framing`, files, exec): SOCK_STREAM, bytes both ways;
+//! - datagrams (`--quic-datagrams`, RFC 9221): messages that may be lost.
+//!
+//! A server's connections are handed to the model through its [`Listener`]: a SOCK_SEQPACKET
+//! pair over which the QUIC thread passes each new connection's socket (SCM_RIGHTS), so
+//! accept(2)'s place is taken by recvmsg(2) and every model (a forked child too) maps onto
+//! the one endpoint.
+
+mod bridge;
+mod guard;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use socket2::{Domain, Socket, Type};
+use tracing::warn;
+
+use crate::endpoint::{Address, Proto, SocketKind};
+
+use super::tls::TlsEnd;
+use super::tls::cert::{self, TlsConfig};
+use super::{Conn, Listener, MAX_MESSAGE, SocketOptions, calls, udp};
+
+/// Streams a peer may have open at once on one connection: requests in flight beyond it
+/// wait for the peer's credit (MAX_STREAMS frames), not in netecho's memory.
+pub(crate) const MAX_STREAMS: u32 = 256;
+/// How long a server waits for a handshake to complete before it drops the connection.
+pub(crate) const SERVER_HANDSHAKE: Duration = Duration::from_secs(10);
+/// How long a client waits for the handshake, unless told otherwise.
+pub(crate) const CLIENT_HANDSHAKE: Duration = Duration::from_secs(5);
+/// A connection with no packet for this long is gone (QUIC's idle timeout, both ends).
+const IDLE: Duration = Duration::from_secs(30);
+/// Bytes a peer may have unread on one connection (all its streams together).
+const CONN_WINDOW: u32 = 8 * 1024 * 1024;
+/// How long a client's close waits for its CONNECTION_CLOSE to go out (quinn sends it at
+/// once; the rest of the draining period is not worth waiting for).
+const CLOSING: Duration = Duration::from_millis(2);
+const CLOSE_TURNS: usize = 4;
+/// Unread datagrams kept per connection, in bytes; past it the oldest are dropped.
+const DATAGRAM_BUFFER: usize = 1024 * 1024;
+
+/// How messages travel on a QUIC connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum QuicMode {
+    /// Each message its own bidirectional stream, the reply on the same stream.
+    #[default]
+    Messages,
+    /// One bidirectional stream for the whole connection, carrying bytes (frames, files).
+    Stream,
+    /// QUIC DATAGRAM frames (RFC 9221): boundaries kept, never retransmitted.
+    Datagrams,
+}
+
+impl QuicMode {
+    /// The socket type a connection of this mode reaches netecho as.
+    pub(crate) fn kind(self) -> SocketKind {
+        match self {
+            QuicMode::Messages => SocketKind::SeqPacket,
+            QuicMode::Stream => SocketKind::Stream,
+            QuicMode::Datagrams => SocketKind::Datagram,
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<QuicMode> {
+        [QuicMode::Messages, QuicMode::Stream, QuicMode::Datagrams]
+            .into_iter()
+            .find(|m| m.code() == code)
+    }
+
+    /// The mode a user's flags ask for: datagrams, a stream when a framing cuts it, else a
+    /// stream per message.
+    pub(crate) fn asked(framing: super::framing::Framing, datagrams: bool) -> QuicMode {
+        match (datagrams, framing) {
+            (true, _) => QuicMode::Datagrams,
+            (false, super::framing::Framing::None) => QuicMode::Messages,
+            (false, _) => QuicMode::Stream,
+        }
+    }
+}
+
+/// What a QUIC endpoint is asked besides its certificate rules (which are TLS's, in
+/// [`SocketOptions::tls`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QuicOptions {
+    pub mode: QuicMode,
+    /// How long a client waits for the handshake (None: [`CLIENT_HANDSHAKE`]).
+    pub handshake: Option<Duration>,
+}
+
+/// The runtime every QUIC endpoint of this process runs on, started on first use on a
+/// thread of its own named "quic".
+fn runtime() -> Result<&'static tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    if let Some(handle) = RUNTIME.get() {
+        return Ok(handle);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the QUIC runtime")?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("quic".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .context("starting the QUIC thread")?;
+    Ok(RUNTIME.get_or_init(|| handle))
+}
+
+/// Runs `work` on the QUIC thread and waits for its result.
+fn block_on<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime()?.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().map_err(|_| anyhow!("the QUIC thread is gone"))
+}
+
+/// The quinn transport settings both ends use: bounded streams, windows and datagrams.
+fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(MAX_STREAMS.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .receive_window(CONN_WINDOW.into())
+        .stream_receive_window(((MAX_MESSAGE * 2) as u32).into())
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+        .max_idle_timeout(Some(IDLE.try_into().expect("30 s is a valid idle timeout")));
+    t
+}
+
+/// A std UDP socket bound as `serve --proto udp` would bind it (dual-stack on `[::]`).
+fn udp_socket(addr: &Address, opts: &SocketOptions) -> Result<(std::net::UdpSocket, SocketAddr)> {
+    let bound = udp::bind(addr, opts)?;
+    let local = match bound.local() {
+        Address::Ip(a) => *a,
+        other => return Err(anyhow!("{other}: QUIC needs an IP address")),
+    };
+    let sock = calls::dup(bound.socket())?;
+    sock.set_nonblocking(true)?;
+    Ok((sock.into(), local))
+}
+
+/// Binds a QUIC server on `addr`: its UDP socket, its certificate, and the listener its
+/// connections are accepted from.
+pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
+    let (sock, local) = udp_socket(addr, opts)?;
+    let tls = match &opts.tls {
+        Some(TlsEnd::Server(tls)) => tls.clone(),
+        _ => cert::server_config(&TlsConfig::default(), &cert::names_for(Some(local.ip())))?,
+    };
+
+    let crypto = QuicServerConfig::try_from(tls.config.clone())
+        .map_err(|e| anyhow!("the certificate cannot serve QUIC (TLS 1.3 only): {e}"))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport_config()));
+    let (accepted, handoff) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None)
+        .context("socketpair for QUIC connections")?;
+    handoff.set_nonblocking(true)?;
+    let mode = opts.quic.mode;
+    let endpoint = block_on(async move {
+        let udp = guard::Watched::wrap(sock)?;
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            udp,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        tokio::spawn(bridge::accept_loop(endpoint.clone(), handoff, mode));
+        io::Result::Ok(endpoint)
+    })?
+    .with_context(|| format!("quic {local}: cannot start the endpoint"))?;
+    Ok(Listener {
+        sock: accepted,
+        proto: Proto::Quic,
+        local: Address::Ip(local),
+        nodelay: false,
+        _file: None,
+        _quic: Some(Arc::new(endpoint)),
+        // The QUIC thread did the handshake: accepted connections are plaintext pairs.
+        tls: None,
+    })
+}
+
+/// The message that goes with a connection's socket over the hand-off pair: its mode, the
+/// largest message it carries, and the peer's address.
+fn handoff_message(mode: QuicMode, max: usize, peer: SocketAddr) -> Vec<u8> {
+    let mut msg = vec![mode.code()];
+    msg.extend_from_slice(&(max as u32).to_be_bytes());
+    msg.extend_from_slice(peer.to_string().as_bytes());
+    msg
+}
+
+/// Sends `sock` to the server's accept side, without waiting: a full queue means the server
+/// is behind, and the connection is refused instead.
+fn hand_off(handoff: &Socket, sock: &Socket, msg: &[u8]) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds = [sock.as_raw_fd()];
+    let iov = [io::IoSlice::new(msg)];
+    sendmsg::<()>(
+        handoff.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
+}
+
+/// recvmsg(2) on a QUIC listener: the next connection the QUIC thread handed over.
+pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = [0u8; 128];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let (n, fd) = {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            listener.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let fd = msg.cmsgs()?.find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        });
+        (msg.bytes, fd)
+    };
+    // Safety: the kernel just installed this descriptor in this process for us alone.
+    let fd = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let (Some(fd), true) = (fd, n >= 5) else {
+        return Err(io::Error::other("a QUIC hand-off without its socket"));
+    };
+    let mode = QuicMode::from_code(buf[0]).unwrap_or_default();
+    let max = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    let peer: Option<SocketAddr> = std::str::from_utf8(&buf[5..n])
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let name = peer.map_or_else(|| "(quic peer)".to_string(), |p| p.to_string());
+    let conn = Conn::new(Socket::from(fd), mode.kind(), name, Some(max));
+    Ok(conn.bridged(peer, None))
+}
+
+/// The client end of a connection, kept by its [`Conn`]: dropping it closes the QUIC
+/// connection with a CONNECTION_CLOSE the peer sees at once, instead of an idle timeout.
+pub(crate) struct Link {
+    conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let (conn, endpoint) = (self.conn.clone(), self.endpoint.clone());
+        let _ = block_on(async move {
+            conn.close(0u32.into(), b"done");
+            // close() wakes the connection's driver, which hands the CONNECTION_CLOSE to
+            // the endpoint's, which sends it: a few turns of the runtime, not the draining
+            // period (three probe timeouts) wait_idle() would wait out.
+            let _ = tokio::time::timeout(CLOSING, async {
+                for _ in 0..CLOSE_TURNS {
+                    tokio::task::yield_now().await;
+                }
+                endpoint.wait_idle().await;
+            })
+            .await;
+        });
+    }
+}
+
+/// The client's quinn configuration: whom it trusts, as TLS's flags say (the system's
+/// roots when none was given).
+fn client_config(tls: &Option<TlsEnd>) -> Result<(quinn::ClientConfig, TlsConfig)> {
+    let (rustls, settings) = match tls {
+        Some(TlsEnd::Client(client)) => (client.config.clone(), client.tls.clone()),
+        _ => {
+            let settings = TlsConfig::default();
+            (cert::client_config(&settings)?, settings)
+        }
+    };
+    let crypto =
+        QuicClientConfig::try_from(rustls).map_err(|e| anyhow!("QUIC needs TLS 1.3: {e}"))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport_config()));
+    Ok((config, settings))
+}
+
+/// Connects to a QUIC server at `addr`: the handshake within its deadline, then the
+/// connection as a [`Conn`] of its mode's socket type.
+pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> Result<Conn> {
+    let (config, settings) = client_config(&opts.tls)?;
+    let ip = addr.ip().to_string();
+    let name = cert::server_name(&settings, host.or(Some(&ip)))?;
+    let any: SocketAddr = match addr {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let (sock, _) = udp_socket(&Address::Ip(any), &SocketOptions::default())?;
+    let mode = opts.quic.mode;
+    let wait = opts.quic.handshake.unwrap_or(CLIENT_HANDSHAKE);
+    let server = name.to_str().into_owned();
+    let (ours, theirs) = bridge::pair(mode)?;
+    let (conn, endpoint, max) = block_on(async move {
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            sock,
+            Arc::new(quinn::TokioRuntime),
+        )?;
+        let connecting = endpoint.connect_with(config, addr, &server)?;
+        let conn = match tokio::time::timeout(wait, connecting).await {
+            Ok(conn) => conn.map_err(|e| anyhow!(advice(&e)))?,
+            Err(_) => {
+                return Err(anyhow!(
+                    "no QUIC handshake within {wait:?}: is a QUIC server there (a udp server \
+                     or none answers nothing a QUIC client understands)?"
+                ));
+            }
+        };
+        let max = bridge::max_message(&conn, mode);
+        tokio::spawn(bridge::client(conn.clone(), theirs, mode));
+        Ok((conn, endpoint, max))
+    })??;
+    let peer = Some(addr);
+    let conn_ = Conn::new(ours, mode.kind(), addr.to_string(), Some(max));
+    Ok(conn_.bridged(peer, Some(Link { conn, endpoint })))
+}
+
+/// A failed handshake as one line of advice for the client.
+fn advice(e: &quinn::ConnectionError) -> String {
+    let text = e.to_string();
+    let field = |name: &str| {
+        let rest = text.split(name).nth(1)?;
+        rest.split([',', ' ', '}']).next().map(str::to_string)
+    };
+    if let (Some(seen), Some(pin)) = (field("seen: "), field("pin: ")) {
+        return format!(
+            "the server's certificate has fingerprint {seen}, not the pinned {pin}: another \
+             server, or a new certificate; check --pin against what the server printed"
+        );
+    }
+    let hint = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "the server's certificate is not signed by a CA this client trusts; give --ca FILE, or \
+         --pin SHA256 with the fingerprint the server printed beside `listening`"
+    } else if text.contains("NotValidForName") {
+        "the server's certificate is for another name; give --server-name NAME, or --pin"
+    } else if text.contains("Expired") {
+        "the server's certificate has expired; renew it (or --pin it to accept it as it is)"
+    } else if text.contains("no application protocol") || text.contains("NoApplicationProtocol") {
+        "the server offered no ALPN protocol netecho speaks (\"netecho\")"
+    } else {
+        return text;
+    };
+    format!("{hint} ({text})")
+}
+
+/// A connection the server could not hand over: said once, and closed with the reason.
+fn refuse(conn: &quinn::Connection, why: &str) {
+    warn!("quic {}: {why}", conn.remote_address());
+    conn.close(1u32.into(), why.as_bytes());
+}

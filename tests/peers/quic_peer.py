@@ -1,0 +1,177 @@
+"""A QUIC peer that is not netecho (aioquic), for tests/quic.rs.
+
+    quic_peer.py cert DIR              write DIR/cert.pem and DIR/key.pem (localhost,
+                                       127.0.0.1, ::1), signed by DIR/ca.pem, and print
+                                       the certificate's SHA-256 fingerprint
+    quic_peer.py server HOST           an upper-casing echo on HOST, port 0: a reply on each
+                                       stream when it ends, and on each datagram; prints
+                                       "ready PORT FINGERPRINT", serves until killed
+    quic_peer.py client HOST PORT MODE TRUST MSG...
+                                       MODE: streams (a stream per message) or datagrams;
+                                       TRUST: ca=FILE (verify against FILE) or pin=HEX (no
+                                       verification, then the certificate's SHA-256
+                                       compared); prints each reply on a line
+ALPN "netecho" both ways. Every wait is bounded (10 s).
+"""
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import ssl
+import sys
+
+from aioquic.asyncio import QuicConnectionProtocol, connect, serve
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ALPN = ["netecho"]
+WAIT = 10
+
+
+def fingerprint(cert):
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def build(subject, key, issuer, issuer_key, ca):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+             x509.IPAddress(ipaddress.ip_address("::1"))]
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_cert():
+    """A certificate for localhost, 127.0.0.1 and ::1, and its key, signed by a CA of its
+    own; returns (certificate, key, CA certificate)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aioquic test CA")])
+    ca = build(ca_name, ca_key, ca_name, ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    return build(name, key, ca_name, ca_key, False), key, ca
+
+
+def pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def write_cert(directory):
+    cert, key, ca = make_cert()
+    with open(os.path.join(directory, "cert.pem"), "wb") as f:
+        f.write(pem(cert))
+    with open(os.path.join(directory, "ca.pem"), "wb") as f:
+        f.write(pem(ca))
+    with open(os.path.join(directory, "key.pem"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    print(fingerprint(cert), flush=True)
+
+
+class Echo(QuicConnectionProtocol):
+    """Upper-cases each stream once it ends, and each datagram."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.streams = {}
+
+    def quic_event_received(self, event):
+        if isinstance(event, StreamDataReceived):
+            data = self.streams.pop(event.stream_id, b"") + event.data
+            if event.end_stream:
+                self._quic.send_stream_data(event.stream_id, data.upper(), end_stream=True)
+                self.transmit()
+            else:
+                self.streams[event.stream_id] = data
+        elif isinstance(event, DatagramFrameReceived):
+            self._quic.send_datagram_frame(event.data.upper())
+            self.transmit()
+
+
+async def run_server(host):
+    cert, key, _ = make_cert()
+    config = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
+                               max_datagram_frame_size=65536)
+    config.certificate = cert
+    config.private_key = key
+    server = await serve(host, 0, configuration=config, create_protocol=Echo)
+    port = server._transport.get_extra_info("sockname")[1]
+    print(f"ready {port} {fingerprint(cert)}", flush=True)
+    await asyncio.Future()
+
+
+class PinMismatch(Exception):
+    pass
+
+
+class Client(QuicConnectionProtocol):
+    """Streams as aioquic gives them, and datagrams into a queue."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.datagrams = asyncio.Queue()
+
+    def quic_event_received(self, event):
+        if isinstance(event, DatagramFrameReceived):
+            self.datagrams.put_nowait(event.data)
+        super().quic_event_received(event)
+
+
+async def exchange(client, mode, msg):
+    if mode == "datagrams":
+        client._quic.send_datagram_frame(msg)
+        client.transmit()
+        return await client.datagrams.get()
+    reader, writer = await client.create_stream()
+    writer.write(msg)
+    writer.write_eof()
+    return await reader.read()
+
+
+async def run_client(host, port, mode, trust, messages):
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN,
+                               max_datagram_frame_size=65536, server_name="localhost")
+    how, _, value = trust.partition("=")
+    if how == "ca":
+        config.load_verify_locations(value)
+    else:
+        config.verify_mode = ssl.CERT_NONE
+    async with connect(host, port, configuration=config, create_protocol=Client) as client:
+        if how == "pin":
+            got = fingerprint(client._quic.tls._peer_certificate)
+            want = value.replace(":", "").upper()
+            if got.replace(":", "") != want:
+                raise PinMismatch(f"pin mismatch: the server presented {got}")
+        for msg in messages:
+            reply = await asyncio.wait_for(exchange(client, mode, msg.encode()), WAIT)
+            print(reply.decode(), flush=True)
+
+
+def main():
+    what = sys.argv[1]
+    if what == "cert":
+        write_cert(sys.argv[2])
+    elif what == "server":
+        asyncio.run(run_server(sys.argv[2]))
+    elif what == "client":
+        host, port, mode, trust = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        try:
+            asyncio.run(asyncio.wait_for(run_client(host, port, mode, trust, sys.argv[6:]),
+                                         3 * WAIT))
+        except PinMismatch as e:
+            sys.exit(str(e))
+
+
+if __name__ == "__main__":
+    main()

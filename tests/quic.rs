@@ -1,0 +1,408 @@
+//! QUIC (`--proto quic`): netecho's client and server with each other, a stream per message,
+//! one stream per connection (--framing), datagrams (--quic-datagrams), files, bench, every
+//! server model; and with a QUIC stack that is not netecho's (Python's aioquic,
+//! tests/peers/quic_peer.py) both ways. Bad input: garbage datagrams, a plain udp client, a
+//! wrong pin, a server that does not speak QUIC.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Lacks, STEP, Server, fails, netecho, ok, skip, tempdir};
+
+/// A quic echo server on `addr` with `extra` flags, and the fingerprint its clients pin.
+fn serve(addr: &str, extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["--proto", "quic", "--addr", addr];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    let log = server.wait_log("--pin ");
+    let pin = log
+        .split("--pin ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a fingerprint after --pin")
+        .to_string();
+    (server, pin)
+}
+
+/// `netecho send --proto quic ADDR --pin PIN ARGS`, with `stdin`.
+fn send(server: &Server, pin: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    let mut all = vec!["send", "--proto", "quic", &server.addr, "--pin", pin];
+    all.extend_from_slice(args);
+    netecho(&all, stdin)
+}
+
+#[test]
+fn a_message_per_stream_over_ipv4_and_ipv6() {
+    for addr in ["127.0.0.1:0", "[::1]:0"] {
+        let (server, pin) = serve(addr, &[]);
+        assert!(server.addr.starts_with(&addr[..3]), "{}", server.addr);
+        assert_eq!(
+            ok(&send(&server, &pin, &["hello", "quic"], b"")),
+            "HELLO QUIC\n"
+        );
+        let burst = ok(&send(&server, &pin, &["--burst", "20", "abc"], b""));
+        assert_eq!(burst, "ABC\n".repeat(20), "each message on its own stream");
+        let piped = ok(&send(&server, &pin, &[], b"one\ntwo\n"));
+        assert_eq!(piped, "ONE\nTWO\n");
+        server.wait_log("messages; closed by peer");
+    }
+}
+
+#[test]
+fn framing_carries_frames_on_one_stream() {
+    for framing in ["line", "length"] {
+        let (server, pin) = serve("127.0.0.1:0", &["--framing", framing]);
+        let out = send(&server, &pin, &["--framing", framing], b"first\nsecond\n");
+        assert_eq!(ok(&out), "FIRST\nSECOND\n", "--framing {framing}");
+        let log = server.wait_log("closed by peer");
+        assert!(log.contains("2 frames"), "{log}");
+    }
+}
+
+#[test]
+fn quic_datagrams_carry_messages_and_refuse_what_does_not_fit() {
+    let (server, pin) = serve("127.0.0.1:0", &["--quic-datagrams"]);
+    let out = send(&server, &pin, &["--quic-datagrams", "a", "datagram"], b"");
+    assert_eq!(ok(&out), "A DATAGRAM\n");
+    let big = "x".repeat(5000);
+    let out = send(&server, &pin, &["--quic-datagrams", &big], b"");
+    let line = fails(&out, 1);
+    assert!(line.contains("does not fit"), "{line}");
+    let out = netecho(
+        &[
+            "send",
+            "--proto",
+            "tcp",
+            "--quic-datagrams",
+            "127.0.0.1:1",
+            "x",
+        ],
+        b"",
+    );
+    assert!(fails(&out, 2).contains("--quic-datagrams applies to --proto quic"));
+}
+
+#[test]
+fn files_go_over_one_quic_stream() {
+    let dir = tempdir();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("served.bin"), &body).unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let (server, pin) = serve("127.0.0.1:0", &["--files", dir_arg, "--upload"]);
+    let got = dir.path().join("got.bin");
+    let url = format!("quic://{}", server.addr);
+    let get = [
+        "get",
+        &url,
+        "served.bin",
+        "-o",
+        got.to_str().unwrap(),
+        "--pin",
+        &pin,
+    ];
+    ok(&netecho(&get, b""));
+    assert_eq!(std::fs::read(&got).unwrap(), body);
+    let put = [
+        "put",
+        &url,
+        got.to_str().unwrap(),
+        "back.bin",
+        "--pin",
+        &pin,
+    ];
+    ok(&netecho(&put, b""));
+    assert_eq!(std::fs::read(dir.path().join("back.bin")).unwrap(), body);
+}
+
+#[test]
+fn bench_measures_quic_as_any_protocol() {
+    let (server, pin) = serve("127.0.0.1:0", &[]);
+    let args = [
+        "bench",
+        "--proto",
+        "quic",
+        &server.addr,
+        "--pin",
+        &pin,
+        "-n",
+        "200",
+        "-P",
+        "2",
+        "--window",
+        "8",
+        "--format",
+        "csv",
+    ];
+    let csv = ok(&netecho(&args, b""));
+    assert!(csv.contains("quic"), "{csv}");
+    // Bench starting its own quic server pins the certificate that server printed.
+    let own = ["bench", "--proto", "quic", "-n", "100", "--format", "csv"];
+    let csv = ok(&netecho(&own, b""));
+    assert!(csv.lines().count() >= 2, "{csv}");
+}
+
+#[test]
+fn every_server_model_serves_quic_connections() {
+    for model in ["iterative", "threads", "event", "fork"] {
+        let (server, pin) = serve("127.0.0.1:0", &["--model", model]);
+        for round in 0..2 {
+            let out = send(&server, &pin, &[&format!("{model}{round}")], b"");
+            assert_eq!(ok(&out), format!("{}{round}\n", model.to_uppercase()));
+        }
+    }
+}
+
+#[test]
+fn a_wrong_pin_is_one_line_on_each_side() {
+    let (server, pin) = serve("127.0.0.1:0", &[]);
+    let wrong = format!(
+        "{}{}",
+        if pin.starts_with('0') { "1" } else { "0" },
+        &pin[1..]
+    );
+    let out = send(&server, &wrong, &["hi"], b"");
+    let line = fails(&out, 1);
+    assert!(line.contains("fingerprint"), "{line}");
+    server.wait_log("handshake failed");
+    assert_eq!(ok(&send(&server, &pin, &["still"], b"")), "STILL\n");
+    let out = netecho(
+        &[
+            "send",
+            "--proto",
+            "quic",
+            &server.addr,
+            "--tls-version",
+            "1.2",
+            "x",
+        ],
+        b"",
+    );
+    assert!(fails(&out, 2).contains("TLS 1.3"));
+}
+
+#[test]
+fn garbage_and_plain_udp_at_a_quic_port_are_said_once_and_others_are_served() {
+    let (server, pin) = serve("127.0.0.1:0", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..5 {
+        sock.send_to(b"\x00garbage", &server.addr).unwrap();
+    }
+    let log = server.wait_log("that is not QUIC");
+    assert_eq!(
+        log.matches("that is not QUIC").count(),
+        1,
+        "once per sender:\n{log}"
+    );
+    let udp = netecho(
+        &[
+            "send",
+            "--proto",
+            "udp",
+            "--timeout",
+            "200ms",
+            "--retries",
+            "0",
+            &server.addr,
+            "plain",
+        ],
+        b"",
+    );
+    assert!(fails(&udp, 1).contains("no reply"));
+    server.wait_log_count("that is not QUIC", 2);
+    assert_eq!(ok(&send(&server, &pin, &["served"], b"")), "SERVED\n");
+}
+
+#[test]
+fn a_server_that_does_not_speak_quic_ends_the_handshake_at_its_deadline() {
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let out = netecho(
+        &["send", "--proto", "quic", &udp.addr, "--insecure", "hello"],
+        b"",
+    );
+    let line = fails(&out, 1);
+    assert!(line.contains("no QUIC handshake"), "{line}");
+}
+
+#[test]
+fn an_access_rule_refuses_a_quic_peer_by_its_address() {
+    let (server, pin) = serve("127.0.0.1:0", &["--deny", "127.0.0.0/8"]);
+    let out = send(&server, &pin, &["hi"], b"");
+    assert!(!out.status.success());
+    server.wait_log("refused");
+}
+
+/// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
+fn have_aioquic(test: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import aioquic"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            "python3 with aioquic (.ci/run installs it)",
+            Lacks::Provided,
+        );
+    }
+    found
+}
+
+fn peer_script() -> String {
+    format!("{}/tests/peers/quic_peer.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the aioquic peer with `args` to its end, bounded by [`STEP`].
+fn peer(args: &[&str]) -> std::process::Output {
+    common::run(Command::new("python3").arg(peer_script()).args(args), b"")
+}
+
+/// An aioquic server, killed when dropped.
+struct PeerServer {
+    child: Child,
+    port: String,
+    pin: String,
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn peer_server(host: &str) -> PeerServer {
+    let mut child = Command::new("python3")
+        .args([&peer_script(), "server", host])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the aioquic server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(STEP)
+        .expect("the aioquic server's ready line");
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("ready"), "{line}");
+    let port = words.next().expect("port").to_string();
+    let pin = words.next().expect("fingerprint").to_string();
+    PeerServer { child, port, pin }
+}
+
+#[test]
+fn an_aioquic_client_exchanges_with_serve() {
+    if !have_aioquic("an_aioquic_client_exchanges_with_serve") {
+        return;
+    }
+    for (addr, host) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+        let (server, pin) = serve(addr, &[]);
+        let port = server.port().to_string();
+        let pinned = format!("pin={pin}");
+        let out = peer(&[
+            "client", host, &port, "streams", &pinned, "hello", "aioquic",
+        ]);
+        assert_eq!(ok(&out), "HELLO\nAIOQUIC\n");
+        let wrong = format!("pin={}", "AB".repeat(32));
+        assert!(
+            !peer(&["client", host, &port, "streams", &wrong, "x"])
+                .status
+                .success()
+        );
+    }
+    let (server, pin) = serve("127.0.0.1:0", &["--quic-datagrams"]);
+    let port = server.port().to_string();
+    let pinned = format!("pin={pin}");
+    let out = peer(&["client", "127.0.0.1", &port, "datagrams", &pinned, "dg"]);
+    assert_eq!(ok(&out), "DG\n");
+}
+
+#[test]
+fn an_aioquic_client_verifies_the_certificate_of_cert_and_key() {
+    if !have_aioquic("an_aioquic_client_verifies_the_certificate_of_cert_and_key") {
+        return;
+    }
+    let dir = tempdir();
+    let made = peer(&["cert", dir.path().to_str().unwrap()]);
+    let fingerprint = ok(&made).trim().to_string();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "--addr",
+        "127.0.0.1:0",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let ca_file = dir.path().join("ca.pem");
+    let ca = format!("ca={}", ca_file.display());
+    let port = server.port().to_string();
+    let out = peer(&["client", "127.0.0.1", &port, "streams", &ca, "verified"]);
+    assert_eq!(ok(&out), "VERIFIED\n");
+    // netecho's own client trusts the same CA, and the certificate's fingerprint as a pin.
+    let url = format!("quic://{}", server.addr);
+    let ca = ca_file.to_str().unwrap();
+    let by_ca = netecho(
+        &["send", &url, "--ca", ca, "--server-name", "localhost", "ca"],
+        b"",
+    );
+    assert_eq!(ok(&by_ca), "CA\n");
+    assert_eq!(
+        ok(&netecho(&["send", &url, "--pin", &fingerprint, "pin"], b"")),
+        "PIN\n"
+    );
+}
+
+#[test]
+fn send_talks_to_an_aioquic_server() {
+    if !have_aioquic("send_talks_to_an_aioquic_server") {
+        return;
+    }
+    let peer = peer_server("127.0.0.1");
+    let url = format!("quic://127.0.0.1:{}", peer.port);
+    let out = netecho(&["send", &url, "--pin", &peer.pin, "hello", "peer"], b"");
+    assert_eq!(ok(&out), "HELLO PEER\n");
+    let out = netecho(&["send", &url, "--pin", &peer.pin], b"piped\nlines\n");
+    assert_eq!(ok(&out), "PIPED\nLINES\n");
+    let out = netecho(
+        &[
+            "send",
+            &url,
+            "--pin",
+            &peer.pin,
+            "--quic-datagrams",
+            "datagram",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "DATAGRAM\n");
+    let out = netecho(&["send", &url, "--pin", &"00".repeat(32), "x"], b"");
+    assert!(fails(&out, 1).contains("fingerprint"));
+    // The server is still there for the next client.
+    std::thread::sleep(Duration::from_millis(50));
+    let out = netecho(&["send", &url, "--pin", &peer.pin, "again"], b"");
+    assert_eq!(ok(&out), "AGAIN\n");
+}
+
+#[test]
+fn relay_refuses_quic_and_says_how_to_impair_it() {
+    let out = netecho(
+        &["relay", "tcp://127.0.0.1:0", "quic://127.0.0.1:4433"],
+        b"",
+    );
+    let line = fails(&out, 2);
+    assert!(line.contains("relay udp://"), "{line}");
+}
