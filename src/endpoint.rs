@@ -557,6 +557,11 @@ fn socat_address(text: &str) -> Option<String> {
                 "`netecho serve --tls --addr :{port}` (--cert FILE --key FILE, or one made at start)"
             )
         }
+        // socat's TLS over udp; netecho's is QUIC.
+        "DTLS" | "OPENSSL-DTLS-CLIENT" => {
+            let target = rest.split(',').next().unwrap_or(rest);
+            format!("`netecho send quic://{target}` (QUIC: TLS 1.3 over udp; --pin or --ca)")
+        }
         _ => return None,
     };
     Some(format!("'{text}' is a socat address; in netecho: {here}"))

@@ -91,6 +91,10 @@ fn check(row: &str, server: &Server) -> bool {
             &["send", "OPENSSL:127.0.0.1:4000,verify=0"],
             "`netecho send --tls 127.0.0.1 4000`",
         ),
+        "`DTLS:HOST:4000`" => refused(
+            &["send", "DTLS:127.0.0.1:4000"],
+            "`netecho send quic://127.0.0.1:4000`",
+        ),
         "`OPENSSL-LISTEN:4000,cert=C,key=K`" => refused(
             &[
                 "serve",
