@@ -1310,6 +1310,13 @@ impl ServeArgs {
         let proto = endpoint.proto;
         let mut socket = self.socket_options(proto)?;
         socket.tls = self.tls.server(self.tls.tls, &endpoint)?;
+        if proto == Proto::Quic && self.model == Model::Uring {
+            return Err(UsageError::new(
+                "--model uring accepts with io_uring on a listening socket, and a QUIC server's \
+                 connections come from its QUIC thread: serve --proto quic under --model event \
+                 (or threads, fork, iterative)",
+            ));
+        }
         if self.tls.tls && self.model == Model::Uring {
             return Err(UsageError::new(
                 "--model uring reads the socket itself, beneath TLS: serve --tls under \

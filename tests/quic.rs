@@ -406,3 +406,9 @@ fn relay_refuses_quic_and_says_how_to_impair_it() {
     let line = fails(&out, 2);
     assert!(line.contains("relay udp://"), "{line}");
 }
+
+#[test]
+fn the_uring_model_is_refused_for_quic_in_one_line() {
+    let out = netecho(&["serve", "--proto", "quic", "--model", "uring"], b"");
+    assert!(fails(&out, 2).contains("--model event"));
+}
