@@ -229,6 +229,33 @@ fn a_server_that_does_not_speak_quic_ends_the_handshake_at_its_deadline() {
 }
 
 #[test]
+fn a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline_and_others_are_served() {
+    if !have_aioquic("a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline") {
+        return;
+    }
+    let (server, pin) = serve("127.0.0.1:0", &[]);
+    let port = server.port().to_string();
+    // A real client's Initial from a socket that then stays silent.
+    let mut staller = Command::new("python3")
+        .args([&peer_script(), "stall", "127.0.0.1", &port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the stalling client");
+    let mut line = String::new();
+    let _ = BufReader::new(staller.stdout.take().unwrap()).read_line(&mut line);
+    assert_eq!(line.trim(), "sent");
+    // Served meanwhile, and the stalled handshake ends in one line at the deadline (10 s).
+    assert_eq!(ok(&send(&server, &pin, &["meanwhile"], b"")), "MEANWHILE\n");
+    let log = server.wait_log("no handshake within");
+    assert_eq!(log.matches("no handshake within").count(), 1, "{log}");
+    let _ = staller.kill();
+    let _ = staller.wait();
+    assert_eq!(ok(&send(&server, &pin, &["after"], b"")), "AFTER\n");
+}
+
+#[test]
 fn an_access_rule_refuses_a_quic_peer_by_its_address() {
     let (server, pin) = serve("127.0.0.1:0", &["--deny", "127.0.0.0/8"]);
     let out = send(&server, &pin, &["hi"], b"");

@@ -11,6 +11,9 @@
                                        TRUST: ca=FILE (verify against FILE) or pin=HEX (no
                                        verification, then the certificate's SHA-256
                                        compared); prints each reply on a line
+    quic_peer.py stall HOST PORT       send a client's first flight (its Initial) and never
+                                       answer: a handshake that never completes; prints
+                                       "sent", then waits 15 s
 ALPN "netecho" both ways. Every wait is bounded (10 s).
 """
 
@@ -158,10 +161,29 @@ async def run_client(host, port, mode, trust, messages):
             print(reply.decode(), flush=True)
 
 
+def stall(host, port):
+    """The first flight of a real client, from a plain socket that then stays silent."""
+    import socket
+    import time
+    from aioquic.quic.connection import QuicConnection
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    quic = QuicConnection(configuration=config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    quic.connect((host, port), now=time.time())
+    for data, addr in quic.datagrams_to_send(now=time.time()):
+        sock.sendto(data, (host, port))
+    print("sent", flush=True)
+    time.sleep(15)
+
+
 def main():
     what = sys.argv[1]
     if what == "cert":
         write_cert(sys.argv[2])
+    elif what == "stall":
+        stall(sys.argv[2], int(sys.argv[3]))
     elif what == "server":
         asyncio.run(run_server(sys.argv[2]))
     elif what == "client":
