@@ -334,12 +334,14 @@ impl fmt::Display for Target {
 impl From<&Target> for Subject {
     fn from(t: &Target) -> Subject {
         Subject::new(t.to_string(), t.addr.family())
+            .datagram(t.proto.proto().kind() == SocketKind::Datagram)
     }
 }
 
 impl From<&Endpoint> for Subject {
     fn from(e: &Endpoint) -> Subject {
         Subject::new(e.to_string(), e.addr.family())
+            .datagram(e.proto.kind() == SocketKind::Datagram)
     }
 }
 

@@ -87,6 +87,8 @@ pub(crate) struct Subject {
     name: String,
     /// `None` for a host name getaddrinfo has not resolved yet.
     family: Option<Family>,
+    /// A datagram socket (udp, quic's udp, unix-dgram): no connections, no TIME_WAIT.
+    datagram: bool,
 }
 
 impl Subject {
@@ -94,7 +96,14 @@ impl Subject {
         Subject {
             name: name.into(),
             family,
+            datagram: false,
         }
+    }
+
+    /// The same subject, a datagram socket when `datagram`.
+    pub(crate) fn datagram(mut self, datagram: bool) -> Subject {
+        self.datagram = datagram;
+        self
     }
 
     /// An IP socket (tcp, udp, raw), named as `name`: AF_INET or AF_INET6 gets the same
@@ -126,6 +135,11 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     let advice = match (call, errno) {
         (Call::Bind, Some(Errno::EADDRINUSE)) if unix => {
             "another socket already has this name; stop that server or choose another name"
+        }
+        (Call::Bind, Some(Errno::EADDRINUSE)) if on.datagram => {
+            "another socket is using this port (udp and quic share the port numbers of udp, and \
+             both default to 3234): stop the other server, or pick another port, or port 0 for \
+             any free one"
         }
         (Call::Bind, Some(Errno::EADDRINUSE)) => {
             "another socket is using this port, or a recent connection on it is still in \

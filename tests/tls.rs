@@ -517,6 +517,16 @@ fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_are_named() {
         "no cleartext answer"
     );
     tls.wait_log("a plaintext client on a TLS port?");
+    // netecho's own clients without --tls hear the alert and say what to add.
+    for args in [
+        vec!["send", &tls.url(), "hello"],
+        vec!["get", &tls.url(), "x.txt"],
+    ] {
+        let line = fails(&netecho(&args, b""), 1);
+        assert!(line.contains("add --tls"), "{args:?}: {line}");
+    }
+    let line = fails(&netecho(&["send", &tls.url()], b"hello\n"), 1);
+    assert!(line.contains("add --tls"), "piped: {line}");
     let plain_server = Server::start(&["--addr", "127.0.0.1:0"]);
     let line = fails(
         &netecho(

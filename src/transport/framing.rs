@@ -42,9 +42,24 @@ pub(crate) enum FrameError {
     },
 }
 
+/// Whether a 4-byte length prefix is really the header of a TLS record (content type 20 to
+/// 23, version 3.x): a TLS peer on a plain framed connection.
+fn tls_record(len: usize) -> bool {
+    let Ok(len) = u32::try_from(len) else {
+        return false;
+    };
+    let [kind, major, minor, _] = len.to_be_bytes();
+    (20..=23).contains(&kind) && major == 3 && minor <= 4
+}
+
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            FrameError::TooLong { len, max } if tls_record(*len) => write!(
+                f,
+                "a frame of {len} bytes is over the {max}-byte limit, and its length prefix is \
+                 the start of a TLS record: the peer speaks TLS (add --tls)"
+            ),
             FrameError::TooLong { len, max } => write!(
                 f,
                 "a frame of {len} bytes is over the {max}-byte limit (--max-frame)"

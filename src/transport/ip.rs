@@ -89,7 +89,10 @@ pub(crate) fn bind_first(
                     .context("bound IP socket has no IP address")?;
                 return Ok((sock, local));
             }
-            Err(e) => last = Some(socket_error(Call::Bind, Subject::ip(&what), &e)),
+            Err(e) => {
+                let on = Subject::ip(&what).datagram(ty == Type::DGRAM);
+                last = Some(socket_error(Call::Bind, on, &e));
+            }
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("{addr} has no address to bind")))
