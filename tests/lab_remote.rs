@@ -1,5 +1,5 @@
 //! `serve --lab` and `lab HOST`: a lab server in one network namespace, students in another,
-//! joined by a veth pair with loss and a rate limit on it (tc netem); a class of thirty at
+//! joined by a veth pair with loss (nftables) and a rate limit (tc tbf) on it; a class of thirty at
 //! once; garbage, silence and an old version on the control port; the echo ports closed to
 //! anyone whose run does not hold its turn. Namespaces are made per test and removed at the
 //! end, also when the test fails; the other tests use loopback only.
@@ -103,16 +103,24 @@ impl Pair {
         Ok(())
     }
 
-    /// tc netem on both ends: `loss` of the packets each side sends, at most `rate`.
-    fn impair(&self, loss: &str, rate: &str) -> Result<(), String> {
+    /// On both ends: an nftables rule dropping `loss_per_10000` of the packets arriving on
+    /// the veth (as `lab --netns` does), and a token bucket (tc tbf) holding what each side
+    /// sends to `rate`.
+    fn impair(&self, loss_per_10000: u32, rate: &str) -> Result<(), String> {
         for (ns, veth) in [
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
         ] {
             ip(&[
-                "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "netem", "loss", loss, "rate",
-                rate,
+                "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "tbf", "rate", rate, "burst",
+                "64kbit", "latency", "400ms",
             ])?;
+            let rule = format!(
+                "table inet netecho_test {{ chain in {{ type filter hook input priority 0; \
+                 policy accept; iifname \"{veth}\" numgen random mod 10000 < {loss_per_10000} \
+                 drop; }} }}"
+            );
+            ip(&["ip", "netns", "exec", ns, "nft", &rule])?;
         }
         Ok(())
     }
@@ -182,11 +190,11 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         Ok(pair) => pair,
         Err((needs, lacks)) => return skip(test, &needs, lacks),
     };
-    let impaired = pair.impair("2%", "50mbit");
+    let impaired = pair.impair(200, "50mbit");
     if let Err(e) = &impaired {
         skip(
-            &format!("{test} (netem)"),
-            &format!("tc netem: {e}"),
+            &format!("{test} (loss and rate)"),
+            &format!("nftables and tc tbf: {e}"),
             Lacks::Environment,
         );
     }
@@ -252,7 +260,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
             assert!(r["why"].as_str().unwrap().len() > 20, "{r}");
         }
         let tcp = &rows[0];
-        assert_eq!(tcp["lost"], 0, "TCP resends what netem drops: {tcp}");
+        assert_eq!(tcp["lost"], 0, "TCP resends what the rule drops: {tcp}");
         udp_lost += rows[1]["lost"].as_u64().unwrap();
         let p = &doc["meta"]["parameters"];
         assert_eq!(p["gateway"], serde_json::Value::Null, "{p}");
@@ -269,10 +277,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         );
     }
     if impaired.is_ok() {
-        assert!(
-            udp_lost > 0,
-            "netem dropped 2% each way, and udp never resends"
-        );
+        assert!(udp_lost > 0, "2% dropped each way, and udp never resends");
     }
     // The table names the server, the path and the sharing under the rows.
     let child = pair.student(&["--quick", &format!("[{SERVER_V6}]:3235")]);
