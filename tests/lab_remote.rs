@@ -115,12 +115,27 @@ impl Pair {
                 "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "tbf", "rate", rate, "burst",
                 "64kbit", "latency", "400ms",
             ])?;
-            let rule = format!(
-                "table inet netecho_test {{ chain in {{ type filter hook input priority 0; \
-                 policy accept; iifname \"{veth}\" numgen random mod 10000 < {loss_per_10000} \
-                 drop; }} }}"
-            );
-            ip(&["ip", "netns", "exec", ns, "nft", &rule])?;
+            let rules = std::env::temp_dir().join(format!("{ns}.nft"));
+            std::fs::write(
+                &rules,
+                format!(
+                    "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
+                     priority 0; policy accept;\n    iifname \"{veth}\" numgen random mod \
+                     10000 < {loss_per_10000} drop\n  }}\n}}\n"
+                ),
+            )
+            .map_err(|e| format!("write {}: {e}", rules.display()))?;
+            let loaded = ip(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "nft",
+                "-f",
+                rules.to_str().unwrap(),
+            ]);
+            let _ = std::fs::remove_file(&rules);
+            loaded?;
         }
         Ok(())
     }
