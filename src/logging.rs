@@ -71,3 +71,46 @@ impl std::io::Write for OneLine {
         self.0.flush()
     }
 }
+
+/// At most [`Throttle::PER_SECOND`] lines a second from one place in the code, for lines a
+/// peer can cause at will (a flood of requests, each refused): the next line after a pause
+/// says how many were left out.
+pub(crate) struct Throttle {
+    /// When the current second began, and the lines logged in it.
+    window: std::sync::Mutex<Option<(std::time::Instant, u32)>>,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    /// Lines a second: a user's own few refusals are all logged, a flood is not.
+    pub(crate) const PER_SECOND: u32 = 10;
+
+    pub(crate) const fn new() -> Throttle {
+        Throttle {
+            window: std::sync::Mutex::new(None),
+            skipped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(words)` to append to the line when it may be logged now (empty, or how many
+    /// like it were left out before it), `None` when it is left out.
+    pub(crate) fn allow(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match &mut *window {
+            Some((start, count)) if now.duration_since(*start).as_secs() < 1 => {
+                if *count >= Self::PER_SECOND {
+                    self.skipped.fetch_add(1, Relaxed);
+                    return None;
+                }
+                *count += 1;
+            }
+            other => *other = Some((now, 1)),
+        }
+        Some(match self.skipped.swap(0, Relaxed) {
+            0 => String::new(),
+            n => format!(" ({n} more like it left out of the log)"),
+        })
+    }
+}

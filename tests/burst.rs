@@ -89,3 +89,29 @@ fn a_burst_prints_each_reply_before_the_burst_ends() {
     child.wait().ok();
     assert_eq!(got.ok().flatten().as_ref(), Some(b"FIRST\n"));
 }
+
+#[test]
+fn a_burst_with_no_reply_at_all_fails() {
+    let (port, _server) = answers_only(0, 20);
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(bin())
+        .args([
+            "send",
+            "--proto",
+            "udp",
+            "--burst",
+            "20",
+            "--timeout",
+            "300ms",
+        ])
+        .args([addr.as_str(), "anyone"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(child, "send --burst", Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no reply to any of them"), "{stderr}");
+}

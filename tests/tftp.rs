@@ -622,3 +622,36 @@ fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_l
     let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("f"))]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
+    let dir = tempdir();
+    let server = files_server(dir.path(), &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    for i in 0..2000 {
+        let rrq = format!("\x00\x01missing-{i}\x00octet\x00blksize\x00512\x00");
+        sock.send_to(rrq.as_bytes(), &server.addr).unwrap();
+    }
+    // The count of lines left out comes with the next line, a second later at the earliest.
+    let mut log = String::new();
+    for i in 0..40 {
+        sock.send_to(
+            format!("\x00\x01late-{i}\x00octet\x00blksize\x00512\x00").as_bytes(),
+            &server.addr,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        log = server.stderr();
+        if log.contains("left out of the log") {
+            break;
+        }
+    }
+    assert!(log.contains("left out of the log"), "{log}");
+    let seconds = started.elapsed().as_secs() as usize;
+    let lines = log.matches("TFTP request refused").count();
+    assert!(
+        (1..=10 * (seconds + 2)).contains(&lines),
+        "{lines} lines in {seconds} s:\n{log}"
+    );
+}

@@ -270,17 +270,20 @@ fn answer(
         show(config.hex, Way::In, target, reply);
         print_reply(out, reply)
     })?;
-    info!(
-        "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}{}",
+    let line = format!(
+        "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}",
         msg.len(),
         replies,
         carrier.unit(),
-        if got.missing > 0 {
-            format!(", {} replies missing", got.missing)
-        } else {
-            String::new()
-        }
     );
+    match got.missing {
+        0 => info!("{line}"),
+        missing if missing == count => bail!(
+            "{line}: no reply to any of them within --timeout ({:?}); is the server running?",
+            config.client.timeout
+        ),
+        missing => warn!("{line}, {missing} replies missing"),
+    }
     Ok(())
 }
 

@@ -1257,7 +1257,13 @@ pub(crate) fn put(
 pub(crate) fn log_request(peer: &PeerAddr, result: Result<String>) {
     match result {
         Ok(done) => info!("{peer}: {done}"),
-        Err(e) => warn!("{peer}: {e:#}"),
+        Err(e) => {
+            // A refusal a forged source can cause at will: at most a line a second.
+            static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!("{peer}: {e:#}{more}");
+            }
+        }
     }
 }
 

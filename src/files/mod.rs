@@ -50,12 +50,16 @@ impl Transfer {
     /// The summary line; `check` is one of [`GOT`], [`PUT`], [`SENT`], [`STORED`].
     pub(crate) fn summary(&self, what: &str, check: &str) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-6);
+        // TFTP carries no hash: its `check` says so alone.
+        let hash = self
+            .hash
+            .map(|h| format!("{} ", h.name()))
+            .unwrap_or_default();
         let mut line = format!(
-            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {} {check}",
+            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {hash}{check}",
             self.bytes,
             secs,
             self.bytes as f64 / 1e6 / secs,
-            self.hash.unwrap_or(hash::Algo::Blake3).name()
         );
         if self.blocks > 0 {
             line.push_str(&format!(

@@ -162,7 +162,10 @@ fn busy<R: Requests>(
     arrival: Option<Arrival>,
     why: &str,
 ) {
-    warn!("{from}: busy: {why}");
+    static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = LOG.allow() {
+        warn!("{from}: busy: {why}{more}");
+    }
     let reply = requests.busy_for(why, request);
     if let Some(reply) = reply.filter(|r| r.len() <= request.len()) {
         let _ = replies.reply_to(&reply, from, arrival.as_ref(), libc::MSG_DONTWAIT);

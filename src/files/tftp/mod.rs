@@ -271,7 +271,7 @@ fn oack_bytes(oack: &[(String, String)]) -> Vec<u8> {
 /// The transfer's terms, for its log line (TFTP carries no checksum to report).
 fn describe(a: &Agreed) -> String {
     format!(
-        "TFTP has no checksum; blksize {}, windowsize {}",
+        "no checksum (TFTP has none); blksize {}, windowsize {}",
         a.block, a.window
     )
 }

@@ -10,6 +10,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use socket2::{Domain, Socket, Type};
@@ -125,21 +126,43 @@ async fn next_message(
     }
 }
 
+/// Handshakes at once past which a client must prove its address with a Retry first.
+const VALIDATE_PAST: usize = 64;
+
 /// Accepts QUIC connections until the endpoint closes: each handshake within
 /// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped.
 pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode: QuicMode) {
     let handoff = Arc::new(handoff);
+    let handshaking = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
+        // Past a few handshakes at once, a source must first prove its address (a Retry
+        // token, one small packet and no state kept): forged Initials cannot pile up state,
+        // and the answer to one stays smaller than it.
+        if handshaking.load(Relaxed) >= VALIDATE_PAST && !incoming.remote_address_validated() {
+            let _ = incoming.retry();
+            continue;
+        }
         let handoff = Arc::clone(&handoff);
+        let handshaking = Arc::clone(&handshaking);
+        handshaking.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
-            let conn = match tokio::time::timeout(SERVER_HANDSHAKE, incoming).await {
+            let done = tokio::time::timeout(SERVER_HANDSHAKE, incoming).await;
+            handshaking.fetch_sub(1, Relaxed);
+            static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+            let conn = match done {
                 Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => return warn!("quic {remote}: handshake failed: {e}"),
+                Ok(Err(e)) => {
+                    return if let Some(more) = LOG.allow() {
+                        warn!("quic {remote}: handshake failed: {e}{more}")
+                    };
+                }
                 Err(_) => {
-                    return warn!(
-                        "quic {remote}: no handshake within {SERVER_HANDSHAKE:?}; dropped"
-                    );
+                    return if let Some(more) = LOG.allow() {
+                        warn!(
+                            "quic {remote}: no handshake within {SERVER_HANDSHAKE:?}; dropped{more}"
+                        )
+                    };
                 }
             };
             if let Err(e) = serve(conn.clone(), &handoff, mode).await {

@@ -172,6 +172,8 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         .map_err(|e| anyhow!("the certificate cannot serve QUIC (TLS 1.3 only): {e}"))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config()));
+    // Connections still handshaking, bounded (quinn's default is 65,536).
+    server.max_incoming(1024);
     let (accepted, handoff) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None)
         .context("socketpair for QUIC connections")?;
     handoff.set_nonblocking(true)?;
