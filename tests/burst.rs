@@ -33,10 +33,8 @@ fn answers_only(answers: usize, total: usize) -> (u16, thread::JoinHandle<()>) {
     (port, handle)
 }
 
-#[test]
-fn a_burst_whose_replies_are_lost_waits_one_timeout_and_counts_them() {
-    // 300 lost replies at 400ms each took two minutes; one deadline takes 400ms.
-    let (port, _server) = answers_only(3, 303);
+/// `send --proto udp --burst COUNT --timeout WAIT 127.0.0.1:PORT MSG`, to its end.
+fn burst(port: u16, count: &str, wait: &str, msg: &str) -> std::process::Output {
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(bin())
         .args([
@@ -44,17 +42,24 @@ fn a_burst_whose_replies_are_lost_waits_one_timeout_and_counts_them() {
             "--proto",
             "udp",
             "--burst",
-            "303",
+            count,
             "--timeout",
-            "400ms",
+            wait,
         ])
-        .args([addr.as_str(), "hello"])
+        .args([addr.as_str(), msg])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = output_within(child, "send --burst", Duration::from_secs(40));
+    output_within(child, "send --burst", Duration::from_secs(40))
+}
+
+#[test]
+fn a_burst_whose_replies_are_lost_waits_one_timeout_and_counts_them() {
+    // 300 lost replies at 400ms each took two minutes; one deadline takes 400ms.
+    let (port, _server) = answers_only(3, 303);
+    let out = burst(port, "303", "400ms", "hello");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -93,24 +98,7 @@ fn a_burst_prints_each_reply_before_the_burst_ends() {
 #[test]
 fn a_burst_with_no_reply_at_all_fails() {
     let (port, _server) = answers_only(0, 20);
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(bin())
-        .args([
-            "send",
-            "--proto",
-            "udp",
-            "--burst",
-            "20",
-            "--timeout",
-            "300ms",
-        ])
-        .args([addr.as_str(), "anyone"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = output_within(child, "send --burst", Duration::from_secs(30));
+    let out = burst(port, "20", "300ms", "anyone");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no reply to any of them"), "{stderr}");
