@@ -84,6 +84,20 @@ pub(crate) enum Msg {
     Error(String),
 }
 
+impl Msg {
+    /// The message's name, for a line about one that came out of turn.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Msg::Hello { .. } => "Hello",
+            Msg::Queued { .. } => "Queued",
+            Msg::Go(_) => "Go",
+            Msg::Done => "Done",
+            Msg::Account(_) => "Account",
+            Msg::Error(_) => "Error",
+        }
+    }
+}
+
 const HELLO: u8 = 1;
 const QUEUED: u8 = 2;
 const GO: u8 = 3;

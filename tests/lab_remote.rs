@@ -504,3 +504,12 @@ fn a_run_past_its_time_loses_its_turn_and_a_full_queue_refuses_with_a_reason() {
     );
     assert!(common::ok(&out).contains("shared the server with 0 other runs"));
 }
+
+#[test]
+fn lab_at_an_echo_server_says_it_is_not_a_lab_server() {
+    let echo = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = common::netecho(&["lab", "--quick", &echo.addr], b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("not a lab server"), "{line}");
+    assert!(line.contains("serve --lab"), "{line}");
+}

@@ -143,7 +143,16 @@ fn wait_turn(conn: &Conn, host: &str) -> Result<(Offer, Option<u16>)> {
                 }
             }
             Ok(Msg::Error(why)) => bail!("the lab server {host} refused the run: {why}"),
-            Ok(other) => bail!("the lab server {host} sent {other:?} out of turn"),
+            // A Hello coming back is an echo server at that port, not a lab server.
+            Ok(Msg::Hello { .. }) => bail!(
+                "{host} sent this run's Hello back: it is an echo server, not a lab server; \
+                 point lab at the control port of `netecho serve --lab` (3235 by default)"
+            ),
+            Ok(other) => bail!(
+                "the lab server {host} answered out of turn ({}); is it a netecho of another \
+                 version?",
+                other.name()
+            ),
             Err(ReadError::Closed) => bail!("the lab server {host} closed the connection"),
             Err(e) => bail!("the lab server {host}: {e}"),
         }
