@@ -123,7 +123,6 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
         return UsageError::new(usage.to_string()).into();
     }
-    let unix = on.family == Some(Family::Unix);
     let errno = err.raw_os_error().map(Errno::from_raw);
     let cause = match errno {
         Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),
@@ -132,7 +131,19 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     if call == Call::Socket && matches!(errno, Some(Errno::EPERM | Errno::EACCES)) {
         return anyhow::anyhow!("socket {what}: {cause}; {}", need_net_raw());
     }
-    let advice = match (call, errno) {
+    let advice = advice(call, errno, &on);
+    let call = call.name();
+    if advice.is_empty() {
+        anyhow::anyhow!("{call} {what}: {cause}")
+    } else {
+        anyhow::anyhow!("{call} {what}: {cause}; {advice}")
+    }
+}
+
+/// What to do about `errno` from `call` on `on`; empty when there is nothing to add.
+fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
+    let unix = on.family == Some(Family::Unix);
+    match (call, errno) {
         (Call::Bind, Some(Errno::EADDRINUSE)) if unix => {
             "another socket already has this name; stop that server or choose another name"
         }
@@ -191,11 +202,5 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
             "too many open files; raise the limit with ulimit -n"
         }
         _ => "",
-    };
-    let call = call.name();
-    if advice.is_empty() {
-        anyhow::anyhow!("{call} {what}: {cause}")
-    } else {
-        anyhow::anyhow!("{call} {what}: {cause}; {advice}")
     }
 }

@@ -377,6 +377,9 @@ fn advice(e: &quinn::ConnectionError) -> String {
 
 /// A connection the server could not hand over: said once, and closed with the reason.
 fn refuse(conn: &quinn::Connection, why: &str) {
-    warn!("quic {}: {why}", conn.remote_address());
+    static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = LOG.allow() {
+        warn!("quic {}: {why}{more}", conn.remote_address());
+    }
     conn.close(1u32.into(), why.as_bytes());
 }
