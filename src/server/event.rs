@@ -59,7 +59,8 @@ pub(crate) fn serve<S: Service>(
                 .spawn_scoped(scope, move || {
                     let worker = Worker::new(listener, server, stop, loops, n);
                     if let Err(e) = worker.and_then(|w| w.run()) {
-                        warn!("event loop {n} failed: {e:#}");
+                        loops.retire(n);
+                        warn!("event loop {n} failed: {e:#}; the others serve on");
                     }
                 })
                 .context("start an event loop thread")?;
@@ -104,6 +105,12 @@ impl<T> Loops<T> {
             loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
             inboxes,
         })
+    }
+
+    /// A loop that ended on an error gets no more connections (while another runs): its
+    /// load is made too high to be picked.
+    pub(crate) fn retire(&self, n: usize) {
+        self.loads[n].store(usize::MAX / 2, Ordering::Relaxed);
     }
 
     /// The loop that holds the fewest connections, counted as holding one more.

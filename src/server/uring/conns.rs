@@ -53,7 +53,8 @@ pub(crate) fn serve<S: Service>(
                 .spawn_scoped(scope, move || {
                     let worker = Worker::new(listener, server, loops, n, max_pending);
                     if let Err(e) = worker.and_then(|w| w.run(stop.as_fd().as_raw_fd())) {
-                        warn!("uring loop {n} failed: {e:#}");
+                        loops.retire(n);
+                        warn!("uring loop {n} failed: {e:#}; the others serve on");
                     }
                 })
                 .context("start a uring thread")?;
