@@ -4,47 +4,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{Lacks, netecho, ok, skip, tempdir};
-
-/// A peer server, killed when dropped.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Whether `tool` is installed; a skip, listed at the end of .ci/run (and a failure under
-/// CI=true, since .ci/run installs it), when it is not.
-fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            &format!("{tool} (.ci/run installs it)"),
-            Lacks::Provided,
-        );
-    }
-    found
-}
-
-/// A port free a moment ago: socat and ncat cannot print the port they were given 0 for.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().unwrap().port()
-}
+use common::{Peer, free_port, have, netecho, ok, tempdir};
 
 /// Starts `cmd` and waits (at most 5 s) until `ready` says it listens.
 fn start(cmd: &mut Command, ready: impl Fn() -> bool) -> Peer {

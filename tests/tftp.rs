@@ -9,29 +9,11 @@ mod common;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::netns::Pair;
-use common::{Lacks, Server, bin, netecho, ok, run, skip, tempdir};
-
-/// Whether `tool` is installed; a skip (a failure under CI=true, as .ci/run installs it)
-/// when not.
-fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            &format!("{tool} (.ci/run installs it)"),
-            Lacks::Provided,
-        );
-    }
-    found
-}
+use common::{Server, bin, have, netecho, ok, run, tempdir};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -7,46 +7,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Lacks, Server, fails, netecho, ok, run, skip, tempdir};
-
-/// A peer program, killed when dropped.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            &format!("{tool} (.ci/run installs it)"),
-            Lacks::Provided,
-        );
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Peer, Server, fails, free_port, have, netecho, ok, run, tempdir};
 
 /// Starts a peer and waits (at most 5 s) until its port accepts.
 fn start_peer(cmd: &mut Command, port: u16) -> Peer {

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::netns::Pair;
-use common::{Lacks, STEP, Server, netecho, ok, output_within, skip};
+use common::{STEP, Server, have, netecho, ok, output_within};
 
 const MODELS: [&str; 5] = ["event", "threads", "iterative", "fork", "uring"];
 
@@ -23,23 +23,6 @@ fn connected_exchange(bind: &str, to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>>
     sock.send(msg).expect("send");
     let mut buf = [0u8; 2048];
     sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
-}
-
-/// Whether `tool` is installed; a skip (a failure under CI=true) when not.
-fn have(tool: &str, test: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            &format!("{tool} (.ci/run installs it)"),
-            Lacks::Provided,
-        );
-    }
-    found
 }
 
 /// `nc -u` (netcat-openbsd) sends `line` to HOST PORT from a connected socket and prints

@@ -710,3 +710,37 @@ pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Whether `tool` is installed; a skip, listed at the end of .ci/run (and a failure under
+/// CI=true, since .ci/run installs it), when it is not.
+pub fn have(tool: &str, test: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            &format!("{tool} (.ci/run installs it)"),
+            Lacks::Provided,
+        );
+    }
+    found
+}
+
+/// A peer program (socat, ncat, openssl), killed when dropped.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port free a moment ago: socat and ncat cannot print the port they were given 0 for.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().unwrap().port()
+}
