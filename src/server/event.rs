@@ -48,35 +48,49 @@ pub(crate) fn serve<S: Service>(
     threads: usize,
 ) -> Result<Signal> {
     listener.set_nonblocking(true)?;
+    run_loops("event", threads, server, shutdown, |n, stop, loops| {
+        Worker::new(listener, server, stop, loops, n)?.run()
+    })
+}
+
+/// Runs `threads` loops (`run(n, stop, loops)` on a thread each, named KIND-n) until a stop
+/// signal, then wakes them through `stop` and waits for them; returns the signal. A loop
+/// that fails is retired and the others serve on; a connection handed to a loop as it
+/// stopped is closed here, with its log line, instead of silently.
+pub(crate) fn run_loops<S: Service>(
+    kind: &str,
+    threads: usize,
+    server: &Server<S>,
+    shutdown: &Shutdown,
+    run: impl Fn(usize, &EventFd, &Loops<S::Session>) -> Result<()> + Sync,
+) -> Result<Signal> {
     let stop =
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
     let loops = Loops::<S::Session>::new(threads)?;
     thread::scope(|scope| {
         for n in 0..threads {
-            let (stop, loops) = (&stop, &loops);
+            let (stop, loops, run) = (&stop, &loops, &run);
             thread::Builder::new()
-                .name(format!("event-{n}"))
+                .name(format!("{kind}-{n}"))
                 .spawn_scoped(scope, move || {
-                    let worker = Worker::new(listener, server, stop, loops, n);
-                    if let Err(e) = worker.and_then(|w| w.run()) {
+                    if let Err(e) = run(n, stop, loops) {
                         loops.retire(n);
-                        warn!("event loop {n} failed: {e:#}; the others serve on");
+                        warn!("{kind} loop {n} failed: {e:#}; the others serve on");
                     }
                 })
-                .context("start an event loop thread")?;
+                .with_context(|| format!("start a {kind} loop thread"))?;
         }
         let signal = loop {
             if let Some(signal) = shutdown.wait_signal(None)? {
                 break signal;
             }
         };
-        // Level-triggered and never read, so every loop sees it and returns.
-        stop.write(1).context("wake the event loops")?;
+        // Never read, so every loop sees it (level-triggered epoll, a polled ring) and returns.
+        stop.write(1)
+            .with_context(|| format!("wake the {kind} loops"))?;
         Ok::<_, anyhow::Error>(signal)
     })
     .inspect(|_| {
-        // Every loop has ended: a connection handed over as one of them stopped is closed
-        // here, with its log line, instead of silently.
         for (inbox, _) in &loops.inboxes {
             for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
                 server.finish(session, &ConnEnd::Stopped);

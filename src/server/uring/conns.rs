@@ -3,12 +3,10 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use io_uring::{IoUring, cqueue, opcode, types};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use tracing::{debug, warn};
 
 use crate::endpoint::SocketKind;
@@ -42,38 +40,8 @@ pub(crate) fn serve<S: Service>(
     threads: usize,
     max_pending: usize,
 ) -> Result<Signal> {
-    let stop =
-        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
-    let loops = Loops::<S::Session>::new(threads)?;
-    thread::scope(|scope| {
-        for n in 0..threads {
-            let (stop, loops) = (&stop, &loops);
-            thread::Builder::new()
-                .name(format!("uring-{n}"))
-                .spawn_scoped(scope, move || {
-                    let worker = Worker::new(listener, server, loops, n, max_pending);
-                    if let Err(e) = worker.and_then(|w| w.run(stop.as_fd().as_raw_fd())) {
-                        loops.retire(n);
-                        warn!("uring loop {n} failed: {e:#}; the others serve on");
-                    }
-                })
-                .context("start a uring thread")?;
-        }
-        let signal = loop {
-            if let Some(signal) = shutdown.wait_signal(None)? {
-                break signal;
-            }
-        };
-        // Polled, never read, so every ring sees it.
-        stop.write(1).context("wake the uring loops")?;
-        Ok::<_, anyhow::Error>(signal)
-    })
-    .inspect(|_| {
-        for (inbox, _) in &loops.inboxes {
-            for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                server.finish(session, &ConnEnd::Stopped);
-            }
-        }
+    crate::server::event::run_loops("uring", threads, server, shutdown, |n, stop, loops| {
+        Worker::new(listener, server, loops, n, max_pending)?.run(stop.as_fd().as_raw_fd())
     })
 }
 
