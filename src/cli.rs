@@ -17,7 +17,7 @@ use crate::client::lab::{LabConfig, NetnsConfig};
 use crate::client::ping::PingConfig;
 use crate::client::send::SendConfig;
 use crate::client::transfer::{GetConfig, PutConfig, TransferConfig};
-use crate::endpoint::{Endpoint, Proto, SockProto, Target, join_port};
+use crate::endpoint::{Endpoint, Proto, SockProto, SocketKind, Target, join_port};
 use crate::error::UsageError;
 use crate::impair::Rng;
 use crate::lesson::{Demo, Lang, LessonConfig};
@@ -299,9 +299,10 @@ pub(crate) struct ServeArgs {
     /// unfinished this long after its first byte came (e.g. 30s, or off), so a client
     /// trickling a byte now and then cannot hold a connection and its buffer. A bare stream
     /// (--framing none) echoes each read at once: nothing is ever unfinished, and only
-    /// --idle-timeout and --max-conns bound a slow client there
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_time_limit)]
-    pub frame_timeout: TimeLimit,
+    /// --idle-timeout and --max-conns bound a slow client there. Datagrams arrive whole,
+    /// so it has no meaning over udp, unix-dgram or raw [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = parse_time_limit)]
+    pub frame_timeout: Option<TimeLimit>,
     /// Replies a client has not read, in bytes, past which the server stops reading from it
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PENDING, value_parser = parse_max_pending)]
     pub max_pending: usize,
@@ -1341,13 +1342,26 @@ impl ServeArgs {
                 .max_conns
                 .map_or(crate::server::default_max_conns(self.model), |n| n as usize),
             idle_timeout: self.idle_timeout,
-            frame_timeout: self.frame_timeout.0,
+            frame_timeout: self.frame_timeout(proto)?,
             max_pending: self.max_pending,
             framing: self.framing.framing,
             max_frame: self.framing.max_frame as usize,
             allow_loop_ports: self.allow_loop_ports,
             rate_limit: self.rate_limit,
         })
+    }
+
+    /// `--frame-timeout`, 10 s unless told; refused where every message arrives whole.
+    fn frame_timeout(&self, proto: Proto) -> Result<Option<Duration>, UsageError> {
+        match self.frame_timeout {
+            Some(_) if proto.kind() == SocketKind::Datagram => Err(UsageError::new(format!(
+                "--frame-timeout bounds a frame arriving in pieces over a stream; {} datagrams \
+                 arrive whole: leave it out",
+                proto.name()
+            ))),
+            Some(limit) => Ok(limit.0),
+            None => Ok(Some(Duration::from_secs(10))),
+        }
     }
 
     /// Echo, or the service `--files` or `--exec` asks for.

@@ -174,3 +174,25 @@ fn whole_frames_sent_slowly_are_never_cut() {
         assert!(!log.contains("unfinished"), "{model}: {log}");
     }
 }
+
+#[test]
+fn a_frame_timeout_on_datagrams_is_refused_with_the_reason() {
+    for (proto, addr) in [
+        ("udp", "127.0.0.1:0"),
+        ("unix-dgram", "@netecho-frame-timeout"),
+    ] {
+        let args = [
+            "serve",
+            "--proto",
+            proto,
+            "--frame-timeout",
+            "5s",
+            "--addr",
+            addr,
+        ];
+        let out = common::netecho(&args, b"");
+        let line = common::fails(&out, 2);
+        assert!(line.contains("--frame-timeout"), "{proto}: {line}");
+        assert!(line.contains("leave it out"), "{proto}: {line}");
+    }
+}
