@@ -893,7 +893,7 @@ pub(crate) struct LabArgs {
     /// HOST's address, the path to it, and how its turn was shared with other runs
     #[arg(value_name = "HOST[:PORT]", conflicts_with_all = ["netns", "models"])]
     pub host: Option<String>,
-    /// A short run (under 5 seconds) with fewer samples
+    /// A short run (about 5 seconds) with fewer samples
     #[arg(long)]
     pub quick: bool,
     /// Output: an aligned table with explanations, JSON or CSV
