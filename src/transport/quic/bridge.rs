@@ -154,7 +154,7 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => {
                     return if let Some(more) = LOG.allow() {
-                        warn!("quic {remote}: handshake failed: {e}{more}")
+                        warn!("quic {remote}: handshake failed: {}{more}", failure(&e))
                     };
                 }
                 Err(_) => {
@@ -169,6 +169,33 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode
                 debug!("quic {remote}: {e}");
             }
         });
+    }
+}
+
+/// Why a handshake failed, in words the server's user can act on. The reason phrase a
+/// client sends is left out: it is the client's text (its TLS stack's debug output, or
+/// whatever a stranger wants written into this log).
+fn failure(e: &quinn::ConnectionError) -> String {
+    use quinn::ConnectionError::{ApplicationClosed, ConnectionClosed};
+    // TLS alerts travel as QUIC crypto errors 0x100 + alert (RFC 9001 section 4.8).
+    const CERTIFICATE_ALERTS: [u64; 6] = [42, 43, 44, 45, 46, 48];
+    match e {
+        ConnectionClosed(close) => {
+            let code = u64::from(close.error_code);
+            match code.checked_sub(0x100).filter(|alert| *alert < 0x100) {
+                Some(alert) if CERTIFICATE_ALERTS.contains(&alert) => format!(
+                    "the client refused this server's certificate (TLS alert {alert}); \
+                     its --pin or --ca must match what this server printed at start"
+                ),
+                Some(alert) => format!("the client ended it with TLS alert {alert}"),
+                None => format!("the client closed the connection (QUIC error {code:#x})"),
+            }
+        }
+        ApplicationClosed(close) => format!(
+            "the client closed the connection (application code {})",
+            close.error_code
+        ),
+        other => other.to_string(),
     }
 }
 
