@@ -88,6 +88,15 @@ fn quic_datagrams_carry_messages_and_refuse_what_does_not_fit() {
 }
 
 #[test]
+fn datagrams_to_a_server_without_them_are_refused_at_the_handshake() {
+    let (server, pin) = serve("127.0.0.1:0", &[]);
+    let out = send(&server, &pin, &["--quic-datagrams", "x"], b"");
+    // Said at the handshake, not after the retries of a datagram that was never answered.
+    let line = fails(&out, 1);
+    assert!(line.contains("takes no QUIC datagrams"), "{line}");
+}
+
+#[test]
 fn files_go_over_one_quic_stream() {
     let dir = tempdir();
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

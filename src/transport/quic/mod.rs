@@ -135,14 +135,16 @@ fn block_on<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -
     rx.recv().map_err(|_| anyhow!("the QUIC thread is gone"))
 }
 
-/// The quinn transport settings both ends use: bounded streams, windows and datagrams.
-fn transport_config() -> quinn::TransportConfig {
+/// The quinn transport settings both ends use: bounded streams and windows, and datagrams
+/// only where `mode` carries them, so a client asking for datagrams from a server without
+/// them learns it at the handshake.
+fn transport_config(mode: QuicMode) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(MAX_STREAMS.into())
         .max_concurrent_uni_streams(0u8.into())
         .receive_window(CONN_WINDOW.into())
         .stream_receive_window(((MAX_MESSAGE * 2) as u32).into())
-        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+        .datagram_receive_buffer_size((mode == QuicMode::Datagrams).then_some(DATAGRAM_BUFFER))
         .max_idle_timeout(Some(IDLE.try_into().expect("30 s is a valid idle timeout")));
     t
 }
@@ -171,7 +173,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     let crypto = QuicServerConfig::try_from(tls.config.clone())
         .map_err(|e| anyhow!("the certificate cannot serve QUIC (TLS 1.3 only): {e}"))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    server.transport_config(Arc::new(transport_config()));
+    server.transport_config(Arc::new(transport_config(opts.quic.mode)));
     // Connections still handshaking, bounded (quinn's default is 65,536).
     server.max_incoming(1024);
     let (accepted, handoff) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None)
@@ -291,7 +293,7 @@ impl Drop for Link {
 
 /// The client's quinn configuration: whom it trusts, as TLS's flags say (the system's
 /// roots when none was given).
-fn client_config(tls: &Option<TlsEnd>) -> Result<(quinn::ClientConfig, TlsConfig)> {
+fn client_config(tls: &Option<TlsEnd>, mode: QuicMode) -> Result<(quinn::ClientConfig, TlsConfig)> {
     let (rustls, settings) = match tls {
         Some(TlsEnd::Client(client)) => (client.config.clone(), client.tls.clone()),
         _ => {
@@ -302,14 +304,14 @@ fn client_config(tls: &Option<TlsEnd>) -> Result<(quinn::ClientConfig, TlsConfig
     let crypto =
         QuicClientConfig::try_from(rustls).map_err(|e| anyhow!("QUIC needs TLS 1.3: {e}"))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_config(mode)));
     Ok((config, settings))
 }
 
 /// Connects to a QUIC server at `addr`: the handshake within its deadline, then the
 /// connection as a [`Conn`] of its mode's socket type.
 pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> Result<Conn> {
-    let (config, settings) = client_config(&opts.tls)?;
+    let (config, settings) = client_config(&opts.tls, opts.quic.mode)?;
     let ip = addr.ip().to_string();
     let name = cert::server_name(&settings, host.or(Some(&ip)))?;
     let any: SocketAddr = match addr {
@@ -338,6 +340,13 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
                 ));
             }
         };
+        if mode == QuicMode::Datagrams && conn.max_datagram_size().is_none() {
+            conn.close(0u32.into(), b"no datagrams");
+            return Err(anyhow!(
+                "the server at {addr} takes no QUIC datagrams: leave out --quic-datagrams (a \
+                 stream per message), or start it with serve --quic-datagrams"
+            ));
+        }
         let max = bridge::max_message(&conn, mode);
         tokio::spawn(bridge::client(conn.clone(), theirs, mode));
         Ok((conn, endpoint, max))
