@@ -93,6 +93,30 @@ impl Route {
         Carrier::of(kind, self.framing.unwrap_or_default())
     }
 
+    /// The writer of one direction of flow `id` into `sink` (`down`: towards FROM's client),
+    /// with that direction's conditions and chance.
+    fn link(
+        &self,
+        flow: &Arc<Flow>,
+        id: u64,
+        down: bool,
+        sink: Sink,
+        queue: usize,
+    ) -> Result<Link> {
+        let (cond, stats) = match down {
+            true => (self.down, &flow.down),
+            false => (self.up, &flow.up),
+        };
+        let rng = self.rng(id, down);
+        let spec = LinkSpec {
+            sink,
+            cond,
+            rng,
+            queue,
+        };
+        Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
+    }
+
     /// The reader of messages from `side`.
     fn receiver(&self, side: &Target) -> Box<dyn MessageRecv> {
         self.carrier(side).receiver(self.max_frame)
@@ -276,26 +300,10 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     flow.hold(&server);
     flow.limit_idle(route.idle_timeout);
     flows.add(&flow);
-    let up = Link::spawn(
-        LinkSpec {
-            sink: Sink::Conn(Arc::clone(&server), route.carrier(&route.to)),
-            cond: route.up,
-            rng: route.rng(id, false),
-            queue: STREAM_QUEUE,
-        },
-        Arc::clone(&flow.up),
-        Arc::clone(&flow),
-    )?;
-    let down = Link::spawn(
-        LinkSpec {
-            sink: Sink::Conn(Arc::clone(&client), route.carrier(&route.from)),
-            cond: route.down,
-            rng: route.rng(id, true),
-            queue: STREAM_QUEUE,
-        },
-        Arc::clone(&flow.down),
-        Arc::clone(&flow),
-    )?;
+    let to_server = Sink::Conn(Arc::clone(&server), route.carrier(&route.to));
+    let up = route.link(&flow, id, false, to_server, STREAM_QUEUE)?;
+    let to_client = Sink::Conn(Arc::clone(&client), route.carrier(&route.from));
+    let down = route.link(&flow, id, true, to_client, STREAM_QUEUE)?;
     let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.receiver(&route.to));
     let replies = Arc::clone(&server);
     std::thread::Builder::new()
@@ -462,26 +470,10 @@ fn datagram_flow(
     );
     flow.hold(&server);
     flows.add(&flow);
-    let up = Link::spawn(
-        LinkSpec {
-            sink: Sink::Conn(Arc::clone(&server), route.carrier(&route.to)),
-            cond: route.up,
-            rng: route.rng(id, false),
-            queue: QUEUE,
-        },
-        Arc::clone(&flow.up),
-        Arc::clone(&flow),
-    )?;
-    let down = Link::spawn(
-        LinkSpec {
-            sink: Sink::Peer(Box::new((Arc::clone(replies), from.clone()))),
-            cond: route.down,
-            rng: route.rng(id, true),
-            queue: QUEUE,
-        },
-        Arc::clone(&flow.down),
-        Arc::clone(&flow),
-    )?;
+    let to_server = Sink::Conn(Arc::clone(&server), route.carrier(&route.to));
+    let up = route.link(&flow, id, false, to_server, QUEUE)?;
+    let to_sender = Sink::Peer(Box::new((Arc::clone(replies), from.clone())));
+    let down = route.link(&flow, id, true, to_sender, QUEUE)?;
     let (reply_flow, decoder) = (Arc::clone(&flow), route.receiver(&route.to));
     std::thread::Builder::new()
         .name("relay-reader".into())
