@@ -471,15 +471,7 @@ pub(crate) struct Packets {
 
 impl MessageRecv for Packets {
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
-        let room = buf.len().min(MAX_MESSAGE);
-        Ok(match recv_once(conn, &mut buf[..room])? {
-            Received::Data(n) => {
-                self.reads += 1;
-                Next::Message(&mut buf[..n])
-            }
-            Received::Closed => Next::Closed,
-            Received::Truncated(n) => Next::Truncated(n),
-        })
+        recv_whole(&mut self.reads, conn, buf)
     }
 
     fn reads(&self) -> usize {
@@ -489,6 +481,23 @@ impl MessageRecv for Packets {
     fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
         Ok(handed_packet(&mut self.reads, data))
     }
+}
+
+/// One whole message read from `conn` (seqpacket, datagram): at most [`MAX_MESSAGE`].
+fn recv_whole<'a>(
+    reads: &mut usize,
+    conn: &Conn,
+    buf: &'a mut [u8],
+) -> Result<Next<'a>, RecvError> {
+    let room = buf.len().min(MAX_MESSAGE);
+    Ok(match recv_once(conn, &mut buf[..room])? {
+        Received::Data(n) => {
+            *reads += 1;
+            Next::Message(&mut buf[..n])
+        }
+        Received::Closed => Next::Closed,
+        Received::Truncated(n) => Next::Truncated(n),
+    })
 }
 
 /// A whole message handed over by a completion: empty is the end, one longer than
@@ -519,17 +528,9 @@ pub(crate) struct Datagrams {
 
 impl MessageRecv for Datagrams {
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
-        let room = buf.len().min(MAX_MESSAGE);
-        Ok(match recv_once(conn, &mut buf[..room])? {
-            Received::Data(n) => {
-                self.reads += 1;
-                Next::Message(&mut buf[..n])
-            }
-            // QUIC datagrams come over a socket pair, which ends when the connection does
-            // (`Conn::recv` tells); a datagram socket itself never reports an end.
-            Received::Closed => Next::Closed,
-            Received::Truncated(n) => Next::Truncated(n),
-        })
+        // QUIC datagrams come over a socket pair, which ends when the connection does
+        // (`Conn::recv` tells); a datagram socket itself never reports an end.
+        recv_whole(&mut self.reads, conn, buf)
     }
 
     fn reads(&self) -> usize {
