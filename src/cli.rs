@@ -225,15 +225,21 @@ removes everything it made.
 With HOST, the lab measures against a lab server on another machine (`netecho serve \
 --lab` there): tcp and udp over the real network, the path named (addresses, interface, MTU, \
 gateway), and how the server was shared: runs take turns, at most a few measuring at once, \
-the others told their place in the queue; each report says how many other runs measured \
-beside it and how long it waited.
+the others told their place in the queue (turns go round by client address, so one \
+address's many runs never keep another's waiting behind them all); each report says how many \
+other runs measured beside it and how long it waited. --wait bounds the wait for a turn.
+
+Against a lab server started with --tls, give --tls and trust its certificate with --pin \
+(the fingerprint on its listening line), --ca or --insecure: TLS protects the control \
+connection; the echo ports stay plain, as they are what the lab measures.
 
 Examples:
   netecho lab
   netecho lab --quick --format json > lab.json
   netecho lab --plot latency.svg
   netecho lab 192.168.1.10            (the teacher runs: netecho serve --lab)
-  netecho lab --quick [fd00::1]:3235";
+  netecho lab --quick [fd00::1]:3235
+  netecho lab --tls --pin SHA256 192.168.1.10   (serve --lab --tls)";
 
 const PING_EXAMPLES: &str =
     "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
@@ -345,15 +351,23 @@ pub(crate) struct ServeArgs {
 pub(crate) struct LabServeArgs {
     /// Serve `netecho lab HOST` for a class: a control port (3235 on every address, IPv6 and
     /// IPv4, unless --addr) and an echo port per protocol that crosses machines (tcp, udp),
-    /// chosen by the kernel and announced one line each
+    /// chosen by the kernel and announced one line each. With --tls the control connection
+    /// speaks TLS (students give lab --tls --pin); the echo ports stay plain, as they are
+    /// what the lab measures
     #[arg(long, conflicts_with_all = ["files", "exec", "proto"])]
     pub lab: bool,
     /// With --lab: runs measuring at once; the others wait their turn in a queue, told their place
     #[arg(long, value_name = "N", default_value_t = 4, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub lab_runs: u32,
-    /// With --lab: runs waiting at once; more are refused with one line saying so
+    /// With --lab: runs waiting at once; more are refused with one line saying so. Turns go
+    /// round by client address: a turn that frees goes to the waiting address holding the
+    /// fewest, so one address's many runs never keep another's waiting behind them all
     #[arg(long, value_name = "N", default_value_t = 64, requires = "lab", value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub lab_queue: u32,
+    /// With --lab: runs (measuring and waiting) one client address may hold; more are
+    /// refused with one line naming this flag. Raise it for a class behind one NAT address
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub lab_per_address: u32,
     /// With --lab: the longest one run may hold its turn; past it the turn goes to the next
     #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_duration)]
     pub lab_max_time: Duration,
@@ -925,6 +939,12 @@ pub(crate) struct LabArgs {
     /// With --netns: limit each direction to this rate with tc tbf (10mbit, 2MB/s)
     #[arg(long, value_name = "RATE", requires = "netns", value_parser = parse_rate)]
     pub rate: Option<u64>,
+    /// With HOST: the longest to wait in the lab server's queue for a turn; past it the lab
+    /// stops, saying the place it reached
+    #[arg(long, value_name = "DUR", default_value = "10m", requires = "host", value_parser = parse_duration)]
+    pub wait: Duration,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1415,11 +1435,9 @@ impl ServeArgs {
         };
         // Checked as the echo ports will check them: CIDR blocks only.
         self.access.access(Proto::Tcp)?;
-        if self.tls.tls {
-            return Err(UsageError::new(
-                "serve --lab serves plain sockets, which the lab measures; leave out --tls",
-            ));
-        }
+        // TLS protects the control connection; the echo ports stay plain, as they are what
+        // the lab measures.
+        let tls = self.tls.server(self.tls.tls, &addr)?;
         if self.transform != Transform::Upper
             || self.framing.framing != Framing::None
             || self.model != Model::Event
@@ -1434,12 +1452,14 @@ impl ServeArgs {
             limits: crate::server::lab::class::Limits {
                 runs: self.lab.lab_runs as usize,
                 queue: self.lab.lab_queue as usize,
+                per_address: self.lab.lab_per_address as usize,
                 max_time: self.lab.lab_max_time,
             },
             allow: self.access.allow.clone(),
             deny: self.access.deny.clone(),
             rate_limit: self.rate_limit,
             threads: self.threads(),
+            tls,
         })
     }
 
@@ -1691,6 +1711,15 @@ impl LabArgs {
                  (ndjson streams bench's intervals)",
             ));
         }
+        let tls = self
+            .tls
+            .config_for(self.tls.tls, Proto::Tcp, TlsSide::Client)?;
+        if tls.is_some() && self.host.is_none() {
+            return Err(UsageError::new(
+                "lab --tls goes with HOST (a lab server started with serve --lab --tls); the \
+                 lab on this machine measures tls rows of its own",
+            ));
+        }
         Ok(LabConfig {
             quick: self.quick,
             format: self.format,
@@ -1707,6 +1736,8 @@ impl LabArgs {
                 rate: self.rate,
             }),
             remote: self.host.clone(),
+            tls,
+            wait: self.wait,
         })
     }
 }

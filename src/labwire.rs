@@ -10,9 +10,6 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::time::{Duration, Instant};
-
-use socket2::Socket;
 
 /// The control port of `serve --lab`, and the one `lab HOST` connects to unless told.
 pub(crate) const LAB_PORT: u16 = 3235;
@@ -110,6 +107,8 @@ const ERROR: u8 = 6;
 pub(crate) enum WireError {
     /// A length prefix past [`MAX_FRAME`] (or zero).
     Length(usize),
+    /// The start of a TLS record where a frame's length belongs: the peer speaks TLS.
+    Tls,
     /// A first frame that is not a Hello with [`MAGIC`].
     NotLab,
     /// A Hello of another version.
@@ -127,6 +126,7 @@ impl fmt::Display for WireError {
                 f,
                 "a frame of {n} bytes (at most {MAX_FRAME}): not the lab's control protocol"
             ),
+            WireError::Tls => write!(f, "a TLS record where a control frame belongs"),
             WireError::NotLab => write!(f, "no lab Hello: not the lab's control protocol"),
             WireError::Version(v) => write!(
                 f,
@@ -220,6 +220,11 @@ impl Msg {
 
 /// The length a frame's 2-byte prefix announces, checked against [`MAX_FRAME`].
 pub(crate) fn frame_len(prefix: [u8; 2]) -> Result<usize, WireError> {
+    // A record's type (change_cipher_spec to application_data) and major version 3: a
+    // length no frame has, as every TLS record's is past MAX_FRAME.
+    if let [20..=23, 3] = prefix {
+        return Err(WireError::Tls);
+    }
     match u16::from_be_bytes(prefix) as usize {
         n @ 1..=MAX_FRAME => Ok(n),
         n => Err(WireError::Length(n)),
@@ -337,54 +342,37 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// Reads one frame's body from a blocking socket, whole, before `deadline`: a peer sending
-/// a byte at a time cannot hold the reader past it.
-pub(crate) fn read_frame(sock: &Socket, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+/// Reads one frame's body, whole. The reader bounds the wait (a connection
+/// [`within`](crate::transport::Conn::within) a deadline): a peer sending a byte at a time
+/// cannot hold it past the deadline, and a length past [`MAX_FRAME`] is refused before
+/// any of its body is read.
+pub(crate) fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, ReadError> {
     let mut prefix = [0u8; 2];
-    read_exact(sock, &mut prefix, deadline)?;
+    read_exact(r, &mut prefix)?;
     let len = frame_len(prefix).map_err(ReadError::Wire)?;
     let mut body = vec![0u8; len];
-    read_exact(sock, &mut body, deadline)?;
+    read_exact(r, &mut body)?;
     Ok(body)
 }
 
-/// Reads and decodes one message before `deadline`.
-pub(crate) fn read_msg(sock: &Socket, deadline: Instant) -> Result<Msg, ReadError> {
-    let body = read_frame(sock, deadline)?;
+/// Reads and decodes one message.
+pub(crate) fn read_msg(r: &mut impl Read) -> Result<Msg, ReadError> {
+    let body = read_frame(r)?;
     Msg::decode(&body).map_err(ReadError::Wire)
 }
 
-fn read_exact(sock: &Socket, mut buf: &mut [u8], deadline: Instant) -> Result<(), ReadError> {
-    while !buf.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ReadError::Timeout);
-        }
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .map_err(ReadError::Io)?;
-        match (&mut &*sock).read(buf) {
-            Ok(0) => return Err(ReadError::Closed),
-            Ok(n) => buf = &mut buf[n..],
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ReadError::Timeout);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ReadError::Io(e)),
-        }
-    }
-    Ok(())
+fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> Result<(), ReadError> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => ReadError::Closed,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ReadError::Timeout,
+        _ => ReadError::Io(e),
+    })
 }
 
-/// Sends one message, whole, within `limit` (SO_SNDTIMEO): a peer that reads nothing
-/// cannot hold the writer.
-pub(crate) fn write_msg(sock: &Socket, msg: &Msg, limit: Duration) -> io::Result<()> {
-    sock.set_write_timeout(Some(limit))?;
-    (&mut &*sock).write_all(&msg.encode())
+/// Sends one message, whole; the writer bounds the wait, so a peer that reads nothing
+/// cannot hold it.
+pub(crate) fn write_msg(w: &mut impl Write, msg: &Msg) -> io::Result<()> {
+    w.write_all(&msg.encode())
 }
 
 #[cfg(test)]
@@ -474,6 +462,29 @@ mod tests {
         // An HTTP request's first two bytes, read as a length, are past the limit.
         assert_eq!(frame_len(*b"GE"), Err(WireError::Length(0x4745)));
         assert_eq!(frame_len([0, 0]), Err(WireError::Length(0)));
+        // A TLS ClientHello or alert where a frame belongs.
+        assert_eq!(frame_len([22, 3]), Err(WireError::Tls));
+        assert_eq!(frame_len([21, 3]), Err(WireError::Tls));
+    }
+
+    #[test]
+    fn frames_are_read_whole_one_after_another_and_a_cut_one_is_a_close() {
+        let mut bytes = Msg::Done.encode();
+        bytes.extend(Msg::Hello { version: VERSION }.encode());
+        bytes.extend(&Msg::Done.encode()[..2]);
+        let mut r = io::Cursor::new(bytes);
+        assert_eq!(read_msg(&mut r).unwrap(), Msg::Done);
+        assert_eq!(read_msg(&mut r).unwrap(), Msg::Hello { version: VERSION });
+        assert!(matches!(read_msg(&mut r), Err(ReadError::Closed)));
+        // A length past the limit is refused before its body is waited for.
+        let mut r = io::Cursor::new(vec![0x40, 0, 1]);
+        assert!(matches!(
+            read_frame(&mut r),
+            Err(ReadError::Wire(WireError::Length(0x4000)))
+        ));
+        let mut out = Vec::new();
+        write_msg(&mut out, &Msg::Done).unwrap();
+        assert_eq!(out, Msg::Done.encode());
     }
 
     #[test]

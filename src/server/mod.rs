@@ -186,8 +186,8 @@ impl<S: Service> Server<S> {
 
 /// What `listening` says of TLS: the certificate's SHA-256 fingerprint, which clients of
 /// a self-signed certificate (made at start) pin.
-fn tls_beside(config: &ServeConfig) -> String {
-    let Some((fingerprint, made)) = config.socket.tls.as_ref().and_then(|t| t.fingerprint()) else {
+pub(crate) fn tls_beside(tls: Option<&crate::transport::tls::TlsEnd>) -> String {
+    let Some((fingerprint, made)) = tls.and_then(|t| t.fingerprint()) else {
         return String::new();
     };
     if made {
@@ -241,7 +241,10 @@ fn serve<S: Service>(
         proto,
         addr: bound.local().clone(),
     };
-    announce(&format!("listening {local}{}", tls_beside(config)))?;
+    announce(&format!(
+        "listening {local}{}",
+        tls_beside(config.socket.tls.as_ref())
+    ))?;
     let plan = plan(config.model, service.blocks());
     if config.model == Model::Fork && plan.model != Model::Fork {
         info!(

@@ -19,6 +19,7 @@ pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod udp;
 pub(crate) mod unix;
+pub(crate) mod within;
 
 use std::fmt;
 use std::io;

@@ -60,6 +60,10 @@ pub(crate) struct LabConfig {
     pub netns: Option<NetnsConfig>,
     /// Against the lab server (`serve --lab`) at HOST[:PORT] instead of servers of its own.
     pub remote: Option<String>,
+    /// TLS on the control connection to a lab server started with --tls.
+    pub tls: Option<crate::transport::tls::cert::TlsConfig>,
+    /// The longest to wait in a lab server's queue for a turn.
+    pub wait: std::time::Duration,
 }
 
 /// `lab --netns`: the conditions of the veth pair, each direction.

@@ -3,7 +3,9 @@
 //! echo ports, and the rows of the plan whose protocol the server offers, in the control
 //! connection's family, are measured as the local lab measures them; then Done, and the
 //! server's account: how many other runs measured meanwhile, how long this one waited.
-//! The report names the server, the path to it and how it was shared.
+//! The report names the server, the path to it and how it was shared. With `--tls` the
+//! control connection speaks TLS (every byte through the connection's session); the echo
+//! ports it measures stay plain.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,8 +16,9 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
-use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError};
+use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError, WireError};
 use crate::report::{self, Format, Meta};
+use crate::transport::within::Within;
 use crate::transport::{self, Conn, SocketOptions};
 
 use super::path::Path;
@@ -52,31 +55,28 @@ struct RemoteDocument<'a> {
 
 /// Measures against the lab server at `host` and renders the report.
 pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<String> {
-    let target = control_target(host)?;
-    let conn = transport::connect_first(&target, &SocketOptions::default()).with_context(|| {
-        format!("connect to the lab server {host} (is `netecho serve --lab` running there?)")
-    })?;
-    let sock = conn.socket();
-    let local = socket_addr(sock.local_addr())?;
-    let server = socket_addr(sock.peer_addr())?;
-    labwire::write_msg(
-        sock,
-        &Msg::Hello {
-            version: labwire::VERSION,
-        },
-        STEP,
-    )
-    .with_context(|| format!("say hello to the lab server {host}"))?;
-    let (offer, first_place) = wait_turn(&conn, host)?;
+    let conn = connect(settings, host)?;
+    let local = socket_addr(conn.socket().local_addr())?;
+    let server = socket_addr(conn.socket().peer_addr())?;
+    let hello = Msg::Hello {
+        version: labwire::VERSION,
+    };
+    step(&conn, |wire| labwire::write_msg(wire, &hello))
+        .with_context(|| format!("say hello to the lab server {host}"))?;
+    let (offer, first_place) = wait_turn(&conn, host, settings.wait)?;
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);
     info!("{}", path.describe());
     let rows = measure_offered(&offer, server, plan);
     // The turn ends whatever the rows did: the next run waits for it.
-    let done = labwire::write_msg(sock, &Msg::Done, STEP);
+    let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
     let rows = rows?;
     done.with_context(|| format!("tell the lab server {host} the run is done"))?;
-    let account = match labwire::read_msg(sock, Instant::now() + STEP) {
+    let account = match conn.within(Instant::now() + STEP) {
+        Ok(mut wire) => labwire::read_msg(&mut wire),
+        Err(e) => Err(ReadError::Io(e)),
+    };
+    let account = match account {
         Ok(Msg::Account(account)) => account,
         Ok(Msg::Error(why)) => bail!("the lab server {host}: {why}"),
         Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
@@ -89,6 +89,32 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         first_place,
     };
     render_remote(settings, host, plan, &path, &shared, &rows)
+}
+
+/// The control connection, in TLS when asked (the handshake done before anything is said).
+fn connect(settings: &LabConfig, host: &str) -> Result<Conn> {
+    let target = control_target(host)?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(crate::transport::tls::TlsEnd::client)
+        .transpose()?;
+    let opts = SocketOptions {
+        tls,
+        ..SocketOptions::default()
+    };
+    transport::connect_first(&target, &opts).with_context(|| match settings.tls {
+        Some(_) => format!("connect to the lab server {host} with TLS"),
+        None => {
+            format!("connect to the lab server {host} (is `netecho serve --lab` running there?)")
+        }
+    })
+}
+
+/// One write on the control connection, within [`STEP`].
+fn step(conn: &Conn, write: impl FnOnce(&mut Within) -> std::io::Result<()>) -> Result<()> {
+    let mut wire = conn.within(Instant::now() + STEP)?;
+    Ok(write(&mut wire)?)
 }
 
 /// HOST, HOST:PORT, IP, [IPv6] or [IPv6]:PORT; the port is [`LAB_PORT`] when not given.
@@ -123,13 +149,19 @@ fn socket_addr(addr: std::io::Result<socket2::SockAddr>) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("the control connection has no IP address"))
 }
 
-/// Reads the server's messages until the turn comes; says the place in the queue as it
-/// changes. The offer, and the first place this run had, if it waited.
-fn wait_turn(conn: &Conn, host: &str) -> Result<(Offer, Option<u16>)> {
+/// Reads the server's messages until the turn comes, for at most `wait`; says the place
+/// in the queue as it changes. The offer, and the first place this run had, if it waited.
+fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u16>)> {
+    let until = Instant::now() + wait;
     let mut first = None;
     let mut told = None;
     loop {
-        match labwire::read_msg(conn.socket(), Instant::now() + QUEUE_SILENCE) {
+        let deadline = until.min(Instant::now() + QUEUE_SILENCE);
+        let msg = match conn.within(deadline) {
+            Ok(mut wire) => labwire::read_msg(&mut wire),
+            Err(e) => Err(ReadError::Io(e)),
+        };
+        match msg {
             Ok(Msg::Go(offer)) => return Ok((offer, first)),
             Ok(Msg::Queued { place, measuring }) => {
                 first.get_or_insert(place);
@@ -142,20 +174,47 @@ fn wait_turn(conn: &Conn, host: &str) -> Result<(Offer, Option<u16>)> {
                     told = Some(place);
                 }
             }
-            Ok(Msg::Error(why)) => bail!("the lab server {host} refused the run: {why}"),
-            // A Hello coming back is an echo server at that port, not a lab server.
-            Ok(Msg::Hello { .. }) => bail!(
-                "{host} sent this run's Hello back: it is an echo server, not a lab server; \
-                 point lab at the control port of `netecho serve --lab` (3235 by default)"
-            ),
-            Ok(other) => bail!(
-                "the lab server {host} answered out of turn ({}); is it a netecho of another \
-                 version?",
-                other.name()
-            ),
-            Err(ReadError::Closed) => bail!("the lab server {host} closed the connection"),
-            Err(e) => bail!("the lab server {host}: {e}"),
+            Err(ReadError::Timeout) if Instant::now() >= until => {
+                bail!("{}", gave_up(host, wait, told))
+            }
+            other => return Err(not_a_turn(other, host)),
         }
+    }
+}
+
+/// The line of a run whose --wait ran out in the queue.
+fn gave_up(host: &str, wait: Duration, place: Option<u16>) -> String {
+    let reached = match place {
+        Some(place) => format!("and was still number {place} in its queue"),
+        None => "and heard no place in its queue".to_string(),
+    };
+    format!(
+        "waited {} s (--wait) for a turn on the lab server {host} {reached}; try again later, \
+         give a longer --wait, or ask the teacher for more turns (serve --lab-runs)",
+        wait.as_secs_f64()
+    )
+}
+
+/// Why a message where a turn or a place belongs ends the run.
+fn not_a_turn(msg: Result<Msg, ReadError>, host: &str) -> anyhow::Error {
+    match msg {
+        Ok(Msg::Error(why)) => anyhow!("the lab server {host} refused the run: {why}"),
+        // A Hello coming back is an echo server at that port, not a lab server.
+        Ok(Msg::Hello { .. }) => anyhow!(
+            "{host} sent this run's Hello back: it is an echo server, not a lab server; \
+             point lab at the control port of `netecho serve --lab` (3235 by default)"
+        ),
+        Ok(other) => anyhow!(
+            "the lab server {host} answered out of turn ({}); is it a netecho of another \
+             version?",
+            other.name()
+        ),
+        Err(ReadError::Wire(WireError::Tls)) => anyhow!(
+            "the lab server {host} speaks TLS (serve --lab --tls): add --tls, with --pin and \
+             the fingerprint its listening line shows (or --ca)"
+        ),
+        Err(ReadError::Closed) => anyhow!("the lab server {host} closed the connection"),
+        Err(e) => anyhow!("the lab server {host}: {e}"),
     }
 }
 

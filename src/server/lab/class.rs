@@ -1,10 +1,15 @@
 //! How a lab server shares itself among a class: at most [`Limits::runs`] runs measure at
-//! once, the others wait in one first-come first-served queue of at most
-//! [`Limits::queue`], each told its place. Every run's account says how many other runs
-//! measured while it did and how long it waited, so no result is silently degraded. Only
-//! the addresses of runs that hold their turn reach the echo ports ([`Class::admits`]).
+//! once; the others wait, each client address in a first-come first-served line of its
+//! own, and a turn that frees goes to the waiting address holding the fewest turns (on a
+//! tie, the one whose next run has waited longest): fair queueing by address, so one
+//! address's many runs never keep another's waiting behind all of them. At most
+//! [`Limits::queue`] runs wait in all and [`Limits::per_address`] runs (measuring or
+//! waiting) come from one address. Each run is told its place in that order as it
+//! changes, and its account says how many other runs measured while it did and how long
+//! it waited, so no result is silently degraded. Only the addresses of runs that hold
+//! their turn reach the echo ports ([`Class::admits`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,16 +23,17 @@ pub(crate) struct Limits {
     pub runs: usize,
     /// Runs waiting at once; more are refused.
     pub queue: usize,
+    /// Runs (measuring and waiting) from one client address; more are refused.
+    pub per_address: usize,
     /// The longest a run may hold its turn.
     pub max_time: Duration,
 }
 
-/// A run that joined: its number, its address, when it came.
+/// A run that joined: its number, its address (IPv4-mapped IPv6 as IPv4).
 #[derive(Debug)]
 pub(crate) struct Ticket {
     pub run: u32,
     ip: IpAddr,
-    joined: Instant,
 }
 
 /// Where a run stands.
@@ -48,13 +54,163 @@ struct Measuring {
     most_at_once: usize,
 }
 
+/// A run in its address's line.
+struct Waiting {
+    run: u32,
+    joined: Instant,
+}
+
 #[derive(Default)]
 struct State {
     next_run: u32,
-    waiting: VecDeque<Ticket>,
+    /// Each address's waiting runs, in the order they came; no empty lines.
+    waiting: HashMap<IpAddr, VecDeque<Waiting>>,
+    waiting_count: usize,
     measuring: HashMap<u32, Measuring>,
-    /// Runs holding their turn per address: the echo ports' gate.
+    /// Runs holding their turn per address: the echo ports' gate, and the fair order.
     by_ip: HashMap<IpAddr, usize>,
+    /// Each waiting run's place, worked out when first asked after a change.
+    places: Option<HashMap<u32, usize>>,
+    /// When each address was last given a turn (a count of turns given), while it has runs.
+    served: HashMap<IpAddr, u64>,
+    seq: u64,
+}
+
+impl State {
+    fn turns(&self, ip: IpAddr) -> usize {
+        self.by_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Every waiting run's place: the order turns go in if the runs measuring now end
+    /// the longest-running first and each freed turn goes as [`Fair`] says.
+    fn order(&self, runs: usize) -> HashMap<u32, usize> {
+        let mut fair = Fair::of(self);
+        let mut started: Vec<(Instant, IpAddr)> =
+            self.measuring.values().map(|m| (m.started, m.ip)).collect();
+        started.sort();
+        let mut ending: VecDeque<IpAddr> = started.into_iter().map(|(_, ip)| ip).collect();
+        let mut free = runs.saturating_sub(self.measuring.len());
+        let mut keys: BTreeSet<Key> = self.waiting.keys().filter_map(|ip| fair.key(*ip)).collect();
+        let mut places = HashMap::with_capacity(self.waiting_count);
+        while !keys.is_empty() {
+            if free > 0 {
+                free -= 1;
+            } else if let Some(ip) = ending.pop_front() {
+                let before = fair.key(ip);
+                fair.ended(ip);
+                if let Some(before) = before {
+                    keys.remove(&before);
+                    keys.extend(fair.key(ip));
+                }
+            }
+            let Some(first) = keys.pop_first() else {
+                break;
+            };
+            let ip = first.4;
+            places.insert(first.3, places.len() + 1);
+            fair.given(ip);
+            ending.push_back(ip);
+            keys.extend(fair.key(ip));
+        }
+        places
+    }
+
+    fn place(&mut self, run: u32, runs: usize) -> usize {
+        if self.places.is_none() {
+            self.places = Some(self.order(runs));
+        }
+        self.places
+            .as_ref()
+            .and_then(|places| places.get(&run).copied())
+            .unwrap_or(0)
+    }
+
+    /// Takes `run` out of its address's line, if it waits there.
+    fn unqueue(&mut self, ip: IpAddr, run: u32) {
+        let Some(line) = self.waiting.get_mut(&ip) else {
+            return;
+        };
+        let before = line.len();
+        line.retain(|w| w.run != run);
+        self.waiting_count -= before - line.len();
+        if line.is_empty() {
+            self.waiting.remove(&ip);
+        }
+        self.places = None;
+        self.forget_if_gone(ip);
+    }
+
+    /// An address with no run left measuring or waiting leaves the rotation.
+    fn forget_if_gone(&mut self, ip: IpAddr) {
+        if !self.waiting.contains_key(&ip) && !self.by_ip.contains_key(&ip) {
+            self.served.remove(&ip);
+        }
+    }
+}
+
+/// Where an address stands for the next free turn: turns it holds, when it was last given
+/// one (0: never), when its next run came, that run, the address. The least goes first.
+type Key = (usize, u64, Instant, u32, IpAddr);
+
+/// The fair order worked forward from a state: turns held and last given per address, and
+/// how far into each address's line turns have gone.
+struct Fair<'a> {
+    waiting: &'a HashMap<IpAddr, VecDeque<Waiting>>,
+    held: HashMap<IpAddr, usize>,
+    served: HashMap<IpAddr, u64>,
+    seq: u64,
+    given: HashMap<IpAddr, usize>,
+}
+
+impl<'a> Fair<'a> {
+    fn of(state: &'a State) -> Fair<'a> {
+        Fair {
+            waiting: &state.waiting,
+            held: state.by_ip.clone(),
+            served: state.served.clone(),
+            seq: state.seq,
+            given: HashMap::new(),
+        }
+    }
+
+    /// `ip`'s place in the rotation, while it has a run waiting.
+    fn key(&self, ip: IpAddr) -> Option<Key> {
+        let next = self
+            .waiting
+            .get(&ip)?
+            .get(self.given.get(&ip).copied().unwrap_or(0))?;
+        Some((
+            self.held.get(&ip).copied().unwrap_or(0),
+            self.served.get(&ip).copied().unwrap_or(0),
+            next.joined,
+            next.run,
+            ip,
+        ))
+    }
+
+    /// The address the next free turn goes to.
+    fn first(&self) -> Option<IpAddr> {
+        self.waiting
+            .keys()
+            .filter_map(|ip| self.key(*ip))
+            .min()
+            .map(|k| k.4)
+    }
+
+    /// `ip` is given a turn: its next run measures.
+    fn given(&mut self, ip: IpAddr) {
+        *self.held.entry(ip).or_default() += 1;
+        self.seq += 1;
+        self.served.insert(ip, self.seq);
+        *self.given.entry(ip).or_default() += 1;
+    }
+
+    /// A run of `ip` ends its turn.
+    fn ended(&mut self, ip: IpAddr) {
+        if let Some(n) = self.held.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// The lab server's runs.
@@ -77,31 +233,41 @@ impl Class {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new run from `ip` joins the queue, or is refused when the queue is full.
+    /// A new run from `ip` joins its address's line, or is refused: past the runs one
+    /// address may hold, or when the queue is full.
     pub(crate) fn join(&self, ip: IpAddr) -> Result<Ticket, String> {
+        let ip = ip.to_canonical();
         let mut state = self.lock();
+        let held = state.turns(ip) + state.waiting.get(&ip).map_or(0, VecDeque::len);
+        if held >= self.limits.per_address {
+            return Err(format!(
+                "{held} runs from {ip} are measuring or waiting, the most one address may \
+                 hold; for a class behind one NAT address the teacher raises \
+                 --lab-per-address (now {})",
+                self.limits.per_address
+            ));
+        }
         // A free turn is taken at once; past that the queue holds at most its limit.
-        if state.measuring.len() >= self.limits.runs && state.waiting.len() >= self.limits.queue {
+        if state.measuring.len() >= self.limits.runs && state.waiting_count >= self.limits.queue {
             return Err(format!(
                 "the lab server is busy: {} runs measuring and {} waiting, the most its queue \
                  holds; try again in a minute",
                 state.measuring.len(),
-                state.waiting.len()
+                state.waiting_count
             ));
         }
         state.next_run = state.next_run.wrapping_add(1);
         let run = state.next_run;
-        state.waiting.push_back(Ticket {
-            run,
-            ip: ip.to_canonical(),
-            joined: Instant::now(),
-        });
+        let joined = Instant::now();
+        state
+            .waiting
+            .entry(ip)
+            .or_default()
+            .push_back(Waiting { run, joined });
+        state.waiting_count += 1;
+        state.places = None;
         self.promote(&mut state);
-        Ok(Ticket {
-            run,
-            ip: ip.to_canonical(),
-            joined: Instant::now(),
-        })
+        Ok(Ticket { run, ip })
     }
 
     /// Where `ticket` stands, waiting up to `wait` for its turn to come.
@@ -120,13 +286,8 @@ impl Class {
                 waited: m.waited,
             };
         }
-        let place = state
-            .waiting
-            .iter()
-            .position(|t| t.run == ticket.run)
-            .map_or(0, |i| i + 1);
         Turn::Waiting {
-            place,
+            place: state.place(ticket.run, self.limits.runs),
             measuring: state.measuring.len(),
         }
     }
@@ -135,7 +296,7 @@ impl Class {
     /// account when it had measured.
     pub(crate) fn leave(&self, ticket: &Ticket) -> Option<Account> {
         let mut state = self.lock();
-        state.waiting.retain(|t| t.run != ticket.run);
+        state.unqueue(ticket.ip, ticket.run);
         let run = state.measuring.remove(&ticket.run);
         if let Some(m) = &run {
             match state.by_ip.get_mut(&m.ip) {
@@ -144,8 +305,10 @@ impl Class {
                     state.by_ip.remove(&m.ip);
                 }
             }
+            state.places = None;
         }
         self.promote(&mut state);
+        state.forget_if_gone(ticket.ip);
         run.map(|m| Account {
             shared_with: m.shared_with,
             most_at_once: m.most_at_once.min(u16::MAX as usize) as u16,
@@ -163,29 +326,36 @@ impl Class {
     #[cfg(test)]
     fn counts(&self) -> (usize, usize) {
         let state = self.lock();
-        (state.measuring.len(), state.waiting.len())
+        (state.measuring.len(), state.waiting_count)
     }
 
-    /// The first waiting runs take the free turns; every run measuring with them counts
-    /// them, and they count it.
+    /// Free turns go to the waiting runs the fair order puts first; every run measuring
+    /// with them counts them, and they count it.
     fn promote(&self, state: &mut State) {
         let mut promoted = false;
         while state.measuring.len() < self.limits.runs {
-            let Some(next) = state.waiting.pop_front() else {
+            let Some(ip) = Fair::of(state).first() else {
                 break;
             };
+            let Some((run, joined)) = state.waiting[&ip].front().map(|w| (w.run, w.joined)) else {
+                break;
+            };
+            state.unqueue(ip, run);
             let at_once = state.measuring.len() + 1;
             for m in state.measuring.values_mut() {
                 m.shared_with += 1;
                 m.most_at_once = m.most_at_once.max(at_once);
             }
-            *state.by_ip.entry(next.ip).or_default() += 1;
+            *state.by_ip.entry(ip).or_default() += 1;
+            state.seq += 1;
+            let seq = state.seq;
+            state.served.insert(ip, seq);
             let others = state.measuring.len() as u32;
             state.measuring.insert(
-                next.run,
+                run,
                 Measuring {
-                    ip: next.ip,
-                    waited: next.joined.elapsed(),
+                    ip,
+                    waited: joined.elapsed(),
                     started: Instant::now(),
                     shared_with: others,
                     most_at_once: at_once,
@@ -212,6 +382,7 @@ mod tests {
         Class::new(Limits {
             runs,
             queue,
+            per_address: 8,
             max_time: Duration::from_secs(60),
         })
     }
@@ -303,5 +474,82 @@ mod tests {
         assert!(class.admits("::ffff:10.0.0.1".parse().unwrap()));
         class.leave(&b);
         assert!(!class.admits(ip(1)));
+    }
+
+    fn place(class: &Class, ticket: &Ticket) -> usize {
+        match class.wait_turn(ticket, NOW) {
+            Turn::Waiting { place, .. } => place,
+            Turn::Go { .. } => 0,
+        }
+    }
+
+    #[test]
+    fn a_second_address_waits_behind_none_of_the_first_ones_runs() {
+        let class = class(1, 20);
+        let first = class.join(ip(1)).unwrap();
+        let many: Vec<Ticket> = (0..5).map(|_| class.join(ip(1)).unwrap()).collect();
+        let other = class.join(ip(2)).unwrap();
+        // ip(1) holds the turn: the other address is next, ip(1)'s own runs after it.
+        assert_eq!(place(&class, &other), 1);
+        let places: Vec<usize> = many.iter().map(|t| place(&class, t)).collect();
+        assert_eq!(places, [2, 3, 4, 5, 6]);
+        class.leave(&first);
+        assert!(matches!(class.wait_turn(&other, NOW), Turn::Go { .. }));
+        assert_eq!(place(&class, &many[0]), 1);
+        // A newcomer never given a turn goes first; then the turns go round.
+        let third = class.join(ip(3)).unwrap();
+        assert_eq!(place(&class, &third), 1);
+        assert_eq!(place(&class, &many[0]), 2);
+        assert_eq!(place(&class, &many[1]), 3);
+        class.leave(&other);
+        assert!(matches!(class.wait_turn(&third, NOW), Turn::Go { .. }));
+        assert_eq!(place(&class, &many[0]), 1);
+        // Each place told came true: the next turn goes to the run told it is number 1.
+        class.leave(&third);
+        assert!(matches!(class.wait_turn(&many[0], NOW), Turn::Go { .. }));
+        assert_eq!(class.counts(), (1, 4));
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_and_mapped_addresses_are_the_same() {
+        let class = class(1, 64);
+        let held: Vec<Ticket> = (0..8).map(|_| class.join(ip(1)).unwrap()).collect();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let refused = class.join(mapped).unwrap_err();
+        assert!(refused.contains("8 runs from 10.0.0.1"), "{refused}");
+        assert!(refused.contains("--lab-per-address"), "{refused}");
+        assert!(class.join(ip(2)).is_ok());
+        class.leave(&held[3]);
+        assert!(class.join(ip(1)).is_ok());
+    }
+
+    #[test]
+    fn the_places_told_are_the_order_turns_go_in() {
+        // Two turns, three addresses with several runs each: every place told comes true
+        // as the longest-running run ends each time.
+        let class = class(2, 40);
+        let mut tickets: Vec<Ticket> = Vec::new();
+        for round in 0..4 {
+            for last in [1, 1, 2, 3] {
+                tickets.push(class.join(ip(last + round % 2)).unwrap());
+            }
+        }
+        let mut measuring: VecDeque<Ticket> = VecDeque::new();
+        let mut waiting = Vec::new();
+        for t in tickets {
+            match class.wait_turn(&t, NOW) {
+                Turn::Go { .. } => measuring.push_back(t),
+                Turn::Waiting { .. } => waiting.push(t),
+            }
+        }
+        waiting.sort_by_key(|t| place(&class, t));
+        let places: Vec<usize> = waiting.iter().map(|t| place(&class, t)).collect();
+        assert_eq!(places, (1..=waiting.len()).collect::<Vec<_>>());
+        for next in waiting {
+            let done = measuring.pop_front().unwrap();
+            class.leave(&done);
+            assert!(matches!(class.wait_turn(&next, NOW), Turn::Go { .. }));
+            measuring.push_back(next);
+        }
     }
 }

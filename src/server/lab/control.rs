@@ -1,12 +1,19 @@
-//! The lab server's control port: a thread per control connection (at most
-//! [`Lab::max_control`]), each one run's dialogue: Hello, its place in the queue, its turn
-//! (the offer), Done, its account. Every wait has a deadline; anything not understood gets
-//! one error and the connection closes.
+//! The lab server's control port: a thread per control connection, each one run's
+//! dialogue: Hello, its place in the queue, its turn (the offer), Done, its account. Every
+//! wait has a deadline; anything not understood gets one error and the connection closes.
+//!
+//! Connections that have not said Hello yet are counted apart ([`Greeters`]): at most
+//! [`GREETING_PER_ADDRESS`] per client address and [`MAX_GREETING`] in all, past which a
+//! new one is closed at once with nothing sent, so silent connections from one address can
+//! neither fill the slots of runs that said Hello nor lock other addresses out. With
+//! `serve --lab --tls` every byte of the dialogue passes through the connection's TLS
+//! session ([`crate::transport::Conn::within`]).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -17,6 +24,7 @@ use crate::access::Access;
 use crate::endpoint::Proto;
 use crate::labwire::{self, Msg, Offer, ReadError, WireError};
 use crate::lifecycle::accept_loop;
+use crate::logging::Throttle;
 use crate::signal::{Shutdown, Signal};
 use crate::transport::Conn;
 
@@ -25,6 +33,10 @@ use super::class::{Ticket, Turn, millis};
 
 /// How long a new control connection has to say Hello.
 pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
+/// Connections from one address that have not said Hello yet; more are closed at once.
+pub(crate) const GREETING_PER_ADDRESS: usize = 4;
+/// Connections from all addresses that have not said Hello yet.
+pub(crate) const MAX_GREETING: usize = 128;
 /// A waiting run hears from the server at least this often, and is checked for being gone.
 const QUEUE_TICK: Duration = Duration::from_secs(2);
 /// Any one write to a client; a client that reads nothing is dropped past it.
@@ -34,6 +46,41 @@ const DRAIN: usize = 64 * 1024;
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
+/// Connections that have not said Hello yet, per address and in all.
+#[derive(Default)]
+pub(crate) struct Greeters {
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Greeters {
+    /// Counts a new connection from `ip`; false when its address, or the server, has as
+    /// many as it takes.
+    fn enter(&self, ip: IpAddr) -> bool {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = per_ip.values().sum();
+        let mine = per_ip.entry(ip).or_default();
+        if *mine >= GREETING_PER_ADDRESS || total >= MAX_GREETING {
+            if *mine == 0 {
+                per_ip.remove(&ip);
+            }
+            return false;
+        }
+        *mine += 1;
+        true
+    }
+
+    /// The connection from `ip` said Hello, or ended.
+    fn leave(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        match per_ip.get_mut(&ip) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
 /// Accepts control connections until a stop signal; returns it.
 pub(super) fn accept(
     listener: &crate::transport::Listener,
@@ -41,14 +88,28 @@ pub(super) fn accept(
     access: &Arc<Access>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
+    static CLOSED: Throttle = Throttle::new();
     accept_loop(listener, shutdown, None, |conn| {
         let conn = conn?;
         if !access.admits_conn(Proto::Tcp, &conn) {
             lab.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let ip = conn.remote()?.ip().to_canonical();
+        if !lab.greeters.enter(ip) {
+            lab.refused.fetch_add(1, Ordering::Relaxed);
+            if let Some(more) = CLOSED.allow() {
+                warn!(
+                    "lab {}: closed at once: {GREETING_PER_ADDRESS} connections from {ip} (or \
+                     {MAX_GREETING} in all) have not said Hello yet{more}",
+                    conn.peer()
+                );
+            }
+            return None;
+        }
         if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
             lab.control.fetch_sub(1, Ordering::Relaxed);
+            lab.greeters.leave(ip);
             lab.refused.fetch_add(1, Ordering::Relaxed);
             warn!(
                 "lab {}: refused, {} control connections open",
@@ -58,20 +119,25 @@ pub(super) fn accept(
             refuse_quickly(&conn, "the lab server is full; try again in a minute");
             return None;
         }
-        let lab_run = Arc::clone(lab);
-        let spawned = std::thread::Builder::new()
-            .name("lab-control".into())
-            .stack_size(STACK)
-            .spawn(move || {
-                dialogue(&conn, &lab_run);
-                lab_run.control.fetch_sub(1, Ordering::Relaxed);
-            });
-        if let Err(e) = spawned {
-            lab.control.fetch_sub(1, Ordering::Relaxed);
-            warn!("lab: cannot start a control thread: {e}");
-        }
+        spawn_dialogue(conn, lab, ip);
         None
     })
+}
+
+fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr) {
+    let lab_run = Arc::clone(lab);
+    let spawned = std::thread::Builder::new()
+        .name("lab-control".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            dialogue(&conn, &lab_run, ip);
+            lab_run.control.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        lab.control.fetch_sub(1, Ordering::Relaxed);
+        lab.greeters.leave(ip);
+        warn!("lab: cannot start a control thread: {e}");
+    }
 }
 
 /// One line to a client past the limit, without waiting on it: the accept loop must not.
@@ -80,17 +146,13 @@ fn refuse_quickly(conn: &Conn, why: &str) {
     let _ = conn.send_some(&Msg::Error(why.into()).encode());
 }
 
-/// One control connection, start to end.
-fn dialogue(conn: &Conn, lab: &Lab) {
+/// One control connection, start to end. `ip` is the connection's own peer address (what
+/// the kernel says, never what the client claims).
+fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr) {
     let peer = conn.peer().to_string();
-    if conn.set_nonblocking(false).is_err() {
-        return;
-    }
-    let ip = match conn.socket().peer_addr().ok().and_then(|a| a.as_socket()) {
-        Some(a) => a.ip(),
-        None => return,
-    };
-    if let Err(why) = hello(conn) {
+    let said = hello(conn);
+    lab.greeters.leave(ip);
+    if let Err(why) = said {
         info!("lab {peer}: {why}");
         return;
     }
@@ -131,8 +193,10 @@ fn dialogue(conn: &Conn, lab: &Lab) {
 /// versions; anything else (an HTTP request, nc, silence) gets one line of text, which is
 /// what such a peer can read.
 fn hello(conn: &Conn) -> Result<(), String> {
-    let deadline = Instant::now() + HELLO_TIME;
-    let refusal = match labwire::read_frame(conn.socket(), deadline) {
+    let mut wire = conn
+        .within(Instant::now() + HELLO_TIME)
+        .map_err(|e| e.to_string())?;
+    let refusal = match labwire::read_frame(&mut wire) {
         Ok(body) => match Msg::decode_hello(&body) {
             Ok(_) => return Ok(()),
             Err(WireError::Version(v)) => {
@@ -142,6 +206,9 @@ fn hello(conn: &Conn) -> Result<(), String> {
             }
             Err(e) => e.to_string(),
         },
+        Err(ReadError::Wire(WireError::Tls)) => "a TLS ClientHello, and it speaks plain TCP \
+                                                 (leave out --tls, or serve --lab --tls)"
+            .into(),
         Err(ReadError::Wire(e)) => e.to_string(),
         Err(ReadError::Timeout) => format!(
             "nothing said within {} s of connecting",
@@ -154,8 +221,9 @@ fn hello(conn: &Conn) -> Result<(), String> {
          measure with `netecho lab HOST`\n",
         labwire::VERSION
     );
-    let _ = conn.set_write_timeout(Some(WRITE_TIME));
-    let _ = conn.send_all(line.as_bytes());
+    if let Ok(mut wire) = conn.within(Instant::now() + WRITE_TIME) {
+        let _ = std::io::Write::write_all(&mut wire, line.as_bytes());
+    }
     close_gently(conn);
     Err(refusal)
 }
@@ -166,12 +234,14 @@ fn hello(conn: &Conn) -> Result<(), String> {
 /// [`DRAIN`] bytes and a second.
 fn close_gently(conn: &Conn) {
     let _ = conn.shutdown_write();
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let Ok(mut wire) = conn.within(Instant::now() + Duration::from_secs(1)) else {
+        return;
+    };
     let mut buf = [0u8; 4096];
     let mut drained = 0;
     while drained < DRAIN {
-        match conn.recv(&mut buf) {
-            Ok(crate::transport::Received::Data(n)) if n > 0 => drained += n,
+        match std::io::Read::read(&mut wire, &mut buf) {
+            Ok(n) if n > 0 => drained += n,
             _ => break,
         }
     }
@@ -197,7 +267,10 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
         ticket.run,
         waited.as_secs_f64()
     );
-    match labwire::read_msg(conn.socket(), Instant::now() + limits.max_time) {
+    let mut wire = conn
+        .within(Instant::now() + limits.max_time)
+        .map_err(|e| e.to_string())?;
+    match labwire::read_msg(&mut wire) {
         Ok(Msg::Done) => Ok(()),
         Ok(other) => Err(format!("a control message out of turn ({other:?})")),
         Err(ReadError::Timeout) => Err(format!(
@@ -217,6 +290,13 @@ fn wait_turn(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Result<(usize, Duration
         match lab.class.wait_turn(ticket, Duration::from_millis(500)) {
             Turn::Go { others, waited } => return Ok((others, waited)),
             Turn::Waiting { place, measuring } => {
+                if told.is_none() {
+                    info!(
+                        "lab run {} from {}: number {place} in the queue",
+                        ticket.run,
+                        conn.peer()
+                    );
+                }
                 if told != Some(place) || last.elapsed() >= QUEUE_TICK {
                     let queued = Msg::Queued {
                         place: place.min(u16::MAX as usize) as u16,
@@ -241,11 +321,12 @@ fn spoke(conn: &Conn) -> bool {
 }
 
 fn write(conn: &Conn, msg: &Msg) -> Result<(), String> {
-    labwire::write_msg(conn.socket(), msg, WRITE_TIME)
+    conn.within(Instant::now() + WRITE_TIME)
+        .and_then(|mut wire| labwire::write_msg(&mut wire, msg))
         .map_err(|e| format!("cannot reach the client: {e}"))
 }
 
 /// A last message, whatever becomes of it.
 fn send(conn: &Conn, msg: &Msg) {
-    let _ = labwire::write_msg(conn.socket(), msg, WRITE_TIME);
+    let _ = write(conn, msg);
 }

@@ -7,8 +7,9 @@
 //! address with a TCP handshake on the control port, and a reply is never larger than its
 //! request. The server opens no other port, runs no program and touches no file.
 //!
-//! The control connection is plain TCP; TLS on it belongs where the control listener is
-//! bound ([`bind_control`]) once streams can carry TLS.
+//! With `--tls` the control connection speaks TLS (the certificate of --cert and --key, or
+//! one made at start, its fingerprint on the `listening` line for clients to pin); the echo
+//! ports stay plain, as they are what the lab measures.
 
 pub(crate) mod class;
 mod control;
@@ -56,6 +57,8 @@ pub(crate) struct LabServeConfig {
     pub rate_limit: Option<u32>,
     /// Event-loop threads of the tcp echo port.
     pub threads: usize,
+    /// TLS on the control connection, when asked for.
+    pub tls: Option<crate::transport::tls::TlsEnd>,
 }
 
 /// What the control connections share.
@@ -68,22 +71,30 @@ pub(crate) struct Lab {
     pub control: AtomicUsize,
     pub runs: AtomicUsize,
     pub refused: AtomicUsize,
+    /// Control connections that have not said Hello yet.
+    pub greeters: control::Greeters,
 }
 
 impl Lab {
-    /// Control connections at once: every run measuring or waiting, and a few saying hello.
+    /// Control connections at once: every run measuring or waiting, and those that have
+    /// not said Hello yet (bounded apart, so they never take a run's place).
     pub(crate) fn max_control(&self) -> usize {
-        self.class.limits.runs + self.class.limits.queue + 16
+        self.class.limits.runs + self.class.limits.queue + control::MAX_GREETING
     }
 }
 
 /// Serves the lab until SIGINT or SIGTERM, then prints the summary.
 pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let shutdown = Shutdown::install()?;
-    lifecycle::raise_nofile(DATA_CONNS + config.limits.runs + config.limits.queue);
+    lifecycle::raise_nofile(
+        DATA_CONNS + config.limits.runs + config.limits.queue + control::MAX_GREETING,
+    );
     let stats = Stats::shared();
-    let (control, control_addr) = bind_control(&config.addr)?;
-    announce(&format!("listening tcp {control_addr}"))?;
+    let (control, control_addr) = bind_control(&config.addr, config.tls.clone())?;
+    announce(&format!(
+        "listening tcp {control_addr}{}",
+        super::tls_beside(config.tls.as_ref())
+    ))?;
     let class = Arc::new(Class::new(config.limits));
     let gated = Arc::clone(&class);
     let gate: Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
@@ -105,8 +116,9 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
+        greeters: control::Greeters::default(),
     };
-    say_what_is_served(control_addr, &lab, raw.err())?;
+    say_what_is_served(control_addr, &lab, config.tls.is_some(), raw.err())?;
     let lab = Arc::new(lab);
     let control_access = Arc::new(Access::new(Proto::Tcp, &config.allow, &config.deny)?);
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
@@ -118,10 +130,16 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     ))
 }
 
-/// The control port: a TCP listener. TLS on the control connection, when streams carry
-/// it, starts here.
-fn bind_control(addr: &Endpoint) -> Result<(Listener, SocketAddr)> {
-    let bound = transport::bind(addr, &SocketOptions::default())?;
+/// The control port: a TCP listener, its connections in TLS when `tls` is given.
+fn bind_control(
+    addr: &Endpoint,
+    tls: Option<crate::transport::tls::TlsEnd>,
+) -> Result<(Listener, SocketAddr)> {
+    let opts = SocketOptions {
+        tls,
+        ..SocketOptions::default()
+    };
+    let bound = transport::bind(addr, &opts)?;
     let Address::Ip(local) = bound.local().clone() else {
         anyhow::bail!("serve --lab listens on an IP address");
     };
@@ -132,14 +150,25 @@ fn bind_control(addr: &Endpoint) -> Result<(Listener, SocketAddr)> {
 }
 
 /// One line per protocol: what it serves, where, to whom; why raw is not offered, when not.
-fn say_what_is_served(control: SocketAddr, lab: &Lab, no_raw: Option<String>) -> Result<()> {
+fn say_what_is_served(
+    control: SocketAddr,
+    lab: &Lab,
+    tls: bool,
+    no_raw: Option<String>,
+) -> Result<()> {
     let limits = lab.class.limits;
+    let over = match tls {
+        true => " in TLS (the echo ports stay plain: they are what the lab measures)",
+        false => "",
+    };
     announce(&format!(
-        "lab control: tcp {control}, control protocol {}; {} runs measure at once, up to {} \
-         wait their turn in a queue, each at most {} s",
+        "lab control: tcp {control}, control protocol {}{over}; {} runs measure at once, \
+         turns go round by client address, up to {} wait their turn in a queue and {} come \
+         from one address, each at most {} s",
         labwire::VERSION,
         limits.runs,
         limits.queue,
+        limits.per_address,
         limits.max_time.as_secs()
     ))?;
     for s in &lab.services {
