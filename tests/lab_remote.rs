@@ -1,8 +1,11 @@
 //! `serve --lab` and `lab HOST`: a lab server in one network namespace, students in another,
 //! joined by a veth pair with loss (nftables) and a rate limit (tc tbf) on it; a class of thirty at
 //! once; garbage, silence and an old version on the control port; the echo ports closed to
-//! anyone whose run does not hold its turn. Namespaces are made per test and removed at the
-//! end, also when the test fails; the other tests use loopback only.
+//! anyone whose run does not hold its turn; turns shared fairly between client addresses (a
+//! second students' namespace is a second address), silent connections bounded per address;
+//! TLS on the control connection, and the deadline on waiting for a turn. Namespaces are
+//! made per test and removed at the end, also when the test fails; the other tests use
+//! loopback only.
 
 mod common;
 
@@ -89,7 +92,7 @@ impl Pair {
                 ns,
                 "addr",
                 "add",
-                &format!("{v4}/30"),
+                &format!("{v4}/24"),
                 "dev",
                 veth,
             ])?;
@@ -318,7 +321,16 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
         Ok(pair) => pair,
         Err((needs, lacks)) => return skip(test, &needs, lacks),
     };
-    let server = pair.lab_server(&["--addr", "[::]:3235", "--lab-runs", "4"]);
+    // The thirty come from one namespace, so from one address, as a class behind one NAT
+    // address does: the teacher raises --lab-per-address for them.
+    let server = pair.lab_server(&[
+        "--addr",
+        "[::]:3235",
+        "--lab-runs",
+        "4",
+        "--lab-per-address",
+        "32",
+    ]);
     let _ = announced(&server);
     let students: Vec<_> = (0..30)
         .map(|_| pair.student(&["--quick", SERVER_V4]))
@@ -512,4 +524,325 @@ fn lab_at_an_echo_server_says_it_is_not_a_lab_server() {
     let line = common::fails(&out, 1);
     assert!(line.contains("not a lab server"), "{line}");
     assert!(line.contains("serve --lab"), "{line}");
+}
+
+/// The Hello frame of control protocol version 1, and Done.
+const HELLO: [u8; 8] = [0, 6, 1, b'N', b'E', b'L', b'B', 1];
+const DONE: [u8; 3] = [0, 1, 4];
+
+/// A control connection from `source` (None: the kernel's choice) that said Hello, and the
+/// first frame it got back.
+fn hello_from(server: &str, port: u16, source: Option<&str>) -> (TcpStream, Vec<u8>) {
+    let addr: std::net::SocketAddr = format!("{server}:{port}").parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    if let Some(source) = source {
+        let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+        sock.bind(&from.into()).unwrap();
+    }
+    sock.connect_timeout(&addr.into(), common::STEP).unwrap();
+    let mut conn: TcpStream = sock.into();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(&HELLO).unwrap();
+    let first = frame(&mut conn);
+    (conn, first)
+}
+
+/// The place a Queued frame says.
+fn place_of(queued: &[u8]) -> u16 {
+    assert_eq!(queued[0], 2, "Queued: {queued:?}");
+    u16::from_be_bytes([queued[1], queued[2]])
+}
+
+/// Runs `f` on a thread inside the network namespace `ns`: the sockets it makes stay there.
+fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let file = std::fs::File::open(&path).expect("open the namespace");
+                // Safety: a valid descriptor of a network namespace, for this thread only.
+                let r = unsafe {
+                    libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET)
+                };
+                assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap()
+    })
+}
+
+/// A second students' namespace, joined to the server's by a veth pair of its own: a
+/// second client address (10.235.0.2) for the lab server to tell apart from 10.234.0.2.
+struct Second {
+    ns: String,
+}
+
+const SECOND_SERVER_V4: &str = "10.235.0.1";
+
+impl Pair {
+    fn second(&self) -> Result<Second, String> {
+        let second = Second {
+            ns: format!("{}2", self.client),
+        };
+        ip(&["ip", "netns", "add", &second.ns])?;
+        let (veth_server, veth_client) = (
+            format!("{}t", self.veth_server),
+            format!("{}d", self.veth_client),
+        );
+        ip(&[
+            "ip",
+            "link",
+            "add",
+            &veth_server,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_client,
+            "netns",
+            &second.ns,
+        ])?;
+        for (ns, veth, v4) in [
+            (&self.server, &veth_server, "10.235.0.1/24"),
+            (&second.ns, &veth_client, "10.235.0.2/24"),
+        ] {
+            ip(&["ip", "-n", ns, "addr", "add", v4, "dev", veth])?;
+            ip(&["ip", "-n", ns, "link", "set", veth, "up"])?;
+            ip(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(second)
+    }
+}
+
+impl Second {
+    fn student(&self, args: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, bin(), "lab"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lab")
+    }
+}
+
+impl Drop for Second {
+    fn drop(&mut self) {
+        let _ = ip(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+/// The pair and a second students' namespace for `tag`, or a skip saying what is missing.
+fn two_addresses(tag: &str, test: &str) -> Option<(Pair, Second)> {
+    let pair = match Pair::create(tag) {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => {
+            skip(test, &needs, lacks);
+            return None;
+        }
+    };
+    match pair.second() {
+        Ok(second) => Some((pair, second)),
+        Err(e) => panic!("a second students' namespace: {e}"),
+    }
+}
+
+#[test]
+fn many_runs_from_one_address_do_not_keep_another_address_waiting_behind_them() {
+    let test = "many_runs_from_one_address_do_not_keep_another_address_waiting_behind_them";
+    let Some((pair, second)) = two_addresses("f", test) else {
+        return;
+    };
+    let server = pair.lab_server(&[
+        "--addr",
+        "[::]:3235",
+        "--lab-runs",
+        "1",
+        "--lab-per-address",
+        "16",
+    ]);
+    let _ = announced(&server);
+    // Address A (10.234.0.2) holds the one turn and has eight more runs waiting.
+    let (mut held, waiting) = in_namespace(&pair.client, || {
+        let (held, go) = hello_from(SERVER_V4, 3235, None);
+        assert_eq!(go[0], 3, "Go");
+        let waiting: Vec<TcpStream> = (1..=8)
+            .map(|n| {
+                let (conn, queued) = hello_from(SERVER_V4, 3235, None);
+                assert_eq!(place_of(&queued), n);
+                conn
+            })
+            .collect();
+        (held, waiting)
+    });
+    // Address B's run comes last, and is next.
+    let mut b = second.student(&["--quick", SECOND_SERVER_V4]);
+    let log = common::eventually("B's run in the server's log", || {
+        if let Ok(Some(_)) = b.try_wait() {
+            return Some(None);
+        }
+        Some(Some(server.stderr()))
+            .filter(|log| log.as_ref().is_none_or(|l| l.contains("10.235.0.2")))
+    });
+    let Some(log) = log else {
+        let out = output_within(b, "B", RUN);
+        panic!("B ended early: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let line = log
+        .lines()
+        .find(|l| l.contains("from 10.235.0.2") || l.contains("from [::ffff:10.235.0.2]"))
+        .unwrap();
+    assert!(line.contains("number 1 in the queue"), "{line}");
+    held.write_all(&DONE).unwrap();
+    assert_eq!(frame(&mut held)[0], 5, "Account");
+    let (report, log) = ok_output(b, "lab --quick from the second address", RUN);
+    assert!(log.contains("this run is number 1 in its queue"), "{log}");
+    let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(line.contains("(number 1 at first)"), "{report}");
+    // A's runs waited on meanwhile, the first of them now measuring or next.
+    drop(waiting);
+}
+
+#[test]
+fn silent_connections_from_one_address_do_not_lock_another_out() {
+    let test = "silent_connections_from_one_address_do_not_lock_another_out";
+    let Some((pair, second)) = two_addresses("q", test) else {
+        return;
+    };
+    let server = pair.lab_server(&["--addr", "[::]:3235", "--lab-runs", "1", "--lab-queue", "3"]);
+    let _ = announced(&server);
+    // Twenty connections from A that never say Hello.
+    let silent: Vec<TcpStream> = in_namespace(&pair.client, || {
+        (0..20)
+            .map(|_| TcpStream::connect((SERVER_V4, 3235)).unwrap())
+            .collect()
+    });
+    let b = second.student(&["--quick", SECOND_SERVER_V4]);
+    let (report, _) = ok_output(b, "lab --quick beside twenty silent connections", RUN);
+    assert!(report.contains("shared the server with"), "{report}");
+    // Past the eight runs one address may hold, they were closed at once, with nothing sent
+    // back.
+    let closed = silent
+        .into_iter()
+        .filter(|mut conn| {
+            conn.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            matches!(conn.read(&mut buf), Ok(0))
+        })
+        .count();
+    assert!(
+        closed >= 12,
+        "{closed} of 20 silent connections closed at once"
+    );
+}
+
+#[test]
+fn one_address_holds_at_most_lab_per_address_runs_and_the_ninth_is_told_why() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "1", "--lab-queue", "64"]);
+    let port = server.port();
+    let (_held, go) = hello_from("127.0.0.1", port, None);
+    assert_eq!(go[0], 3, "Go");
+    let _waiting: Vec<TcpStream> = (1..=7)
+        .map(|n| {
+            let (conn, queued) = hello_from("127.0.0.1", port, None);
+            assert_eq!(place_of(&queued), n);
+            conn
+        })
+        .collect();
+    let out = common::netecho(&["lab", "--quick", &format!("127.0.0.1:{port}")], b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("8 runs from 127.0.0.1"), "{line}");
+    assert!(line.contains("raises --lab-per-address"), "{line}");
+    // Another address still gets in line, and is next.
+    let (_other, queued) = hello_from("127.0.0.1", port, Some("127.0.0.2"));
+    assert_eq!(place_of(&queued), 1);
+}
+
+#[test]
+fn a_run_waiting_past_wait_stops_and_says_the_place_it_reached() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+    let port = server.port();
+    let _held = take_turn(port);
+    let out = common::netecho(
+        &[
+            "lab",
+            "--quick",
+            "--wait",
+            "2s",
+            &format!("127.0.0.1:{port}"),
+        ],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(line.contains("waited 2 s (--wait)"), "{line}");
+    assert!(line.contains("still number 1 in its queue"), "{line}");
+    assert!(line.contains("give a longer --wait"), "{line}");
+}
+
+/// The fingerprint a TLS lab server logs for clients to pin.
+fn pin_of(server: &Server) -> String {
+    let log = server.wait_log("--pin ");
+    let at = log.find("--pin ").unwrap() + 6;
+    log[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn a_tls_lab_runs_with_the_pinned_fingerprint_and_refuses_another() {
+    let (server, _, _) = loopback_lab(&["--tls"]);
+    let host = format!("127.0.0.1:{}", server.port());
+    let pin = pin_of(&server);
+    let out = common::netecho(&["lab", "--quick", "--tls", "--pin", &pin, &host], b"");
+    let report = common::ok(&out);
+    assert!(
+        report.contains("\ntcp ") && report.contains("\nudp "),
+        "{report}"
+    );
+    assert!(
+        report.contains("shared the server with 0 other runs"),
+        "{report}"
+    );
+    let wrong = "00".repeat(32);
+    let out = common::netecho(&["lab", "--quick", "--tls", "--pin", &wrong, &host], b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("not the pinned"), "{line}");
+    assert!(line.contains(&pin), "{line}");
+}
+
+#[test]
+fn plain_and_tls_lab_mismatches_say_what_to_add_or_leave_out() {
+    let (tls, _, _) = loopback_lab(&["--tls"]);
+    let out = common::netecho(
+        &["lab", "--quick", &format!("127.0.0.1:{}", tls.port())],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains("speaks TLS (serve --lab --tls): add --tls"),
+        "{line}"
+    );
+    let (plain, _, _) = loopback_lab(&[]);
+    let out = common::netecho(
+        &[
+            "lab",
+            "--quick",
+            "--tls",
+            "--insecure",
+            &format!("127.0.0.1:{}", plain.port()),
+        ],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(line.contains("leave out --tls"), "{line}");
+    // The plain server says what it got, and serves on.
+    plain.wait_log("a TLS ClientHello, and it speaks plain TCP");
+    let out = common::netecho(
+        &["lab", "--quick", &format!("127.0.0.1:{}", plain.port())],
+        b"",
+    );
+    common::ok(&out);
 }

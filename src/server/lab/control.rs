@@ -2,10 +2,12 @@
 //! dialogue: Hello, its place in the queue, its turn (the offer), Done, its account. Every
 //! wait has a deadline; anything not understood gets one error and the connection closes.
 //!
-//! Connections that have not said Hello yet are counted apart ([`Greeters`]): at most
-//! [`GREETING_PER_ADDRESS`] per client address and [`MAX_GREETING`] in all, past which a
-//! new one is closed at once with nothing sent, so silent connections from one address can
-//! neither fill the slots of runs that said Hello nor lock other addresses out. With
+//! Connections that have not said Hello yet are counted apart ([`Greeters`]): per client
+//! address at most [`GREETING_PER_ADDRESS`] or the runs one address may hold
+//! (--lab-per-address), whichever is more (a class behind one NAT address starts its runs
+//! at once), and [`MAX_GREETING`] in all; past that a new one is closed at once with nothing
+//! sent, so silent connections from one address can neither fill the slots of runs that
+//! said Hello nor lock other addresses out. With
 //! `serve --lab --tls` every byte of the dialogue passes through the connection's TLS
 //! session ([`crate::transport::Conn::within`]).
 
@@ -33,7 +35,8 @@ use super::class::{Ticket, Turn, millis};
 
 /// How long a new control connection has to say Hello.
 pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
-/// Connections from one address that have not said Hello yet; more are closed at once.
+/// Connections from one address that have not said Hello yet, unless the address may hold
+/// more runs than this; more are closed at once.
 pub(crate) const GREETING_PER_ADDRESS: usize = 4;
 /// Connections from all addresses that have not said Hello yet.
 pub(crate) const MAX_GREETING: usize = 128;
@@ -53,13 +56,13 @@ pub(crate) struct Greeters {
 }
 
 impl Greeters {
-    /// Counts a new connection from `ip`; false when its address, or the server, has as
-    /// many as it takes.
-    fn enter(&self, ip: IpAddr) -> bool {
+    /// Counts a new connection from `ip`; false when its address (`cap` of them), or
+    /// the server, has as many as it takes.
+    fn enter(&self, ip: IpAddr, cap: usize) -> bool {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let total: usize = per_ip.values().sum();
         let mine = per_ip.entry(ip).or_default();
-        if *mine >= GREETING_PER_ADDRESS || total >= MAX_GREETING {
+        if *mine >= cap || total >= MAX_GREETING {
             if *mine == 0 {
                 per_ip.remove(&ip);
             }
@@ -96,12 +99,13 @@ pub(super) fn accept(
             return None;
         }
         let ip = conn.remote()?.ip().to_canonical();
-        if !lab.greeters.enter(ip) {
+        let cap = GREETING_PER_ADDRESS.max(lab.class.limits.per_address);
+        if !lab.greeters.enter(ip, cap) {
             lab.refused.fetch_add(1, Ordering::Relaxed);
             if let Some(more) = CLOSED.allow() {
                 warn!(
-                    "lab {}: closed at once: {GREETING_PER_ADDRESS} connections from {ip} (or \
-                     {MAX_GREETING} in all) have not said Hello yet{more}",
+                    "lab {}: closed at once: {cap} connections from {ip} (or {MAX_GREETING} \
+                     in all) have not said Hello yet{more}",
                     conn.peer()
                 );
             }
