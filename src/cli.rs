@@ -2098,6 +2098,34 @@ mod tests {
     }
 
     #[test]
+    fn serve_lab_takes_tls_and_a_share_per_address_and_lab_tls_needs_a_host() {
+        let Command::Serve(args) = parse(&["serve", "--lab", "--tls", "--lab-per-address", "32"])
+        else {
+            panic!("serve");
+        };
+        let config = args.lab_config().expect("lab config");
+        assert!(config.tls.is_some());
+        assert_eq!(config.limits.per_address, 32);
+        let Command::Serve(args) = parse(&["serve", "--lab"]) else {
+            panic!("serve");
+        };
+        let config = args.lab_config().expect("lab config");
+        assert!(config.tls.is_none());
+        assert_eq!(config.limits.per_address, 8);
+        let Command::Lab(args) = parse(&["lab", "--tls", "--insecure"]) else {
+            panic!("lab");
+        };
+        assert!(usage_error(args.config()).contains("lab --tls goes with HOST"));
+        let Command::Lab(args) = parse(&["lab", "--tls", "--wait", "30s", "10.0.0.1"]) else {
+            panic!("lab");
+        };
+        let config = args.config().expect("lab config");
+        assert!(config.tls.is_some());
+        assert_eq!(config.wait, Duration::from_secs(30));
+        assert!(Cli::try_parse_from(["netecho", "lab", "--wait", "30s"]).is_err());
+    }
+
+    #[test]
     fn lab_refuses_ndjson_and_gathers_its_netns_conditions() {
         let Command::Lab(args) = parse(&["lab", "--format", "ndjson"]) else {
             panic!("lab");

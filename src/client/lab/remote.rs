@@ -214,6 +214,12 @@ fn not_a_turn(msg: Result<Msg, ReadError>, host: &str) -> anyhow::Error {
              the fingerprint its listening line shows (or --ca)"
         ),
         Err(ReadError::Closed) => anyhow!("the lab server {host} closed the connection"),
+        // A lab server closes at once, unanswered, what comes past its bound of connections
+        // that have not said Hello yet (per address and in all).
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => anyhow!(
+            "the lab server {host} closed the connection unanswered: it takes only so many \
+             new connections at once, from one address and in all; try again in a moment"
+        ),
         Err(e) => anyhow!("the lab server {host}: {e}"),
     }
 }
