@@ -610,7 +610,9 @@ fn get_put_and_exec_over_tls() {
 #[test]
 fn tls_flags_that_do_not_go_together_are_refused_in_one_line() {
     let cases: [(&[&str], &str); 8] = [
-        (&["serve", "--lab", "--tls"], "leave out --tls"),
+        // serve --lab --tls now protects the lab's control connection; lab --tls needs the
+        // lab server it speaks to.
+        (&["lab", "--tls", "--insecure"], "lab --tls goes with HOST"),
         (&["serve", "--tls", "--model", "uring"], "--model event"),
         (&["bench", "--tls", "-n", "1"], "give its ADDR"),
         (
