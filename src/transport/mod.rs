@@ -262,7 +262,7 @@ fn connect_named(target: &Target, opts: &SocketOptions, host: Option<String>) ->
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let session = tls::Session::client(client.config.clone(), name, &conn.peer)?;
         session.handshake(&conn.sock)?;
-        conn.tls = Some(session);
+        conn.tls = Some(Box::new(session));
     }
     Ok(conn)
 }
@@ -357,8 +357,9 @@ pub(crate) struct Conn {
     remote: Option<std::net::SocketAddr>,
     /// A QUIC client's connection, closed when this is dropped.
     _link: Option<quic::Link>,
-    /// The TLS session its bytes pass through, when it has one.
-    tls: Option<tls::Session>,
+    /// The TLS session its bytes pass through, when it has one; boxed, since a session is
+    /// over a KiB and most connections have none (an idle connection costs its Conn).
+    tls: Option<Box<tls::Session>>,
 }
 
 impl Conn {
@@ -442,13 +443,13 @@ impl Conn {
 
     /// A TLS handshake still unfinished past its deadline: the server closes it.
     pub(crate) fn handshake_overdue(&self) -> bool {
-        self.tls.as_ref().is_some_and(tls::Session::overdue)
+        self.tls.as_deref().is_some_and(tls::Session::overdue)
     }
 
     /// How long a server waits for this connection: `idle`, or less while a TLS handshake
     /// has less time left.
     pub(crate) fn wait_limit(&self, idle: Option<Duration>) -> Option<Duration> {
-        match self.tls.as_ref().and_then(tls::Session::handshake_left) {
+        match self.tls.as_deref().and_then(tls::Session::handshake_left) {
             Some(left) => Some(idle.map_or(left, |idle| idle.min(left))),
             None => idle,
         }
@@ -690,7 +691,10 @@ impl Listener {
         };
         let mut conn = Conn::new(sock, self.proto.kind(), peer, None);
         if let Some(tls::TlsEnd::Server(server)) = &self.tls {
-            conn.tls = Some(tls::Session::server(server.config.clone(), &conn.peer)?);
+            conn.tls = Some(Box::new(tls::Session::server(
+                server.config.clone(),
+                &conn.peer,
+            )?));
         }
         Ok(conn)
     }
