@@ -17,6 +17,8 @@
 #   bench/models.sh [DURATION] [CLIENT COUNTS...]      default: 5s 1 50 1000
 #   ROUNDS=1 bench/models.sh 2s 50                     a quick look
 #   MODELS="event uring" bench/models.sh               only these netecho models
+#   MODELS="uring uring-1" bench/models.sh             NAME-N: that model with --threads N
+#                                                      (event loops or rings), a row of its own
 #   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
 #                                                      its own client), in the same turns: a
 #                                                      change measured against the build before it
@@ -97,6 +99,13 @@ both() {
   echo "$name tokio_load $(measure_ref "$c" "$@")" >>"$runs"
 }
 
+# serve_args MODEL: the serve command line of a MODELS entry (NAME, or NAME-N for N threads).
+serve_args() {
+  local name=${1%-*}
+  echo serve --model "$name" --max-conns 16384 --addr 127.0.0.1:0
+  [ "$name" = "$1" ] || echo --threads "${1##*-}"
+}
+
 # run_all CLIENTS: every server once by each client, in turn; appends
 # "name client rps p99 answered sent failed" lines to $runs.
 run_all() {
@@ -107,9 +116,11 @@ run_all() {
     # One client at a time: the others would wait for the whole run. Shown with 1 client only.
     if [ "$model" = iterative ] && [ "$c" -gt 1 ]; then continue; fi
     # --max-conns as high as the clients: fork serves 256 at once unless told.
-    both "$model" "$c" "$netecho" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0
+    # shellcheck disable=SC2046 # serve_args prints words, none with spaces
+    both "$model" "$c" "$netecho" $(serve_args "$model")
     if [ -n "${BASE:-}" ]; then
-      echo "$model@base bench $(client=$BASE measure "$c" "$BASE" serve --model "$model" --max-conns 16384 --addr 127.0.0.1:0)" >>"$runs"
+      # shellcheck disable=SC2046
+      echo "$model@base bench $(client=$BASE measure "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
     fi
   done
 }
@@ -137,7 +148,9 @@ for c in "${counts[@]}"; do
   : >"$runs"
   for _ in $(seq "$rounds"); do run_all "$c"; done
   names="tokio std $models"
-  [ -z "${BASE:-}" ] || names="$names $(sed 's/\([a-z]*\)/\1@base/g' <<<"$models")"
+  if [ -n "${BASE:-}" ]; then
+    for model in $models; do names="$names $model@base"; done
+  fi
   for name in $names; do
     # `by`, not `client`: measure's $client names the load client of a base build.
     for by in bench tokio_load; do
