@@ -846,3 +846,32 @@ fn plain_and_tls_lab_mismatches_say_what_to_add_or_leave_out() {
     );
     common::ok(&out);
 }
+
+#[test]
+fn addresses_that_come_and_go_do_not_keep_a_waiting_run_from_its_turn() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+    let port = server.port();
+    let lab = "127.0.0.1";
+    // C has had a turn and waits with a second run; A and B take short turns in rotation,
+    // each joining while the other measures.
+    let (mut holder, go) = hello_from(lab, port, Some("127.0.0.4"));
+    assert_eq!(go[0], 3, "Go");
+    let (mut waiting, queued) = hello_from(lab, port, Some("127.0.0.4"));
+    assert_eq!(queued[0], 2, "Queued");
+    for turn in 0..6 {
+        let source = ["127.0.0.2", "127.0.0.3"][turn % 2];
+        let (mut next, queued) = hello_from(lab, port, Some(source));
+        assert_eq!(queued[0], 2, "Queued");
+        holder.write_all(&DONE).unwrap();
+        assert_eq!(frame(&mut holder)[0], 5, "Account");
+        // The turn went to `next` (Go) or to C (`next` hears only its place, every 2 s).
+        let to_next = (0..3).any(|_| frame(&mut next)[0] == 3);
+        if !to_next {
+            let go = (0..4).any(|_| frame(&mut waiting)[0] == 3);
+            assert!(go, "C's turn after {turn} turns of others");
+            return;
+        }
+        holder = next;
+    }
+    panic!("C still waits after six turns of two addresses that came and went");
+}

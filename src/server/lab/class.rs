@@ -71,7 +71,8 @@ struct State {
     by_ip: HashMap<IpAddr, usize>,
     /// Each waiting run's place, worked out when first asked after a change.
     places: Option<HashMap<u32, usize>>,
-    /// When each address was last given a turn (a count of turns given), while it has runs.
+    /// When each address was last given a turn, or joined when never given one (a count of
+    /// turns given, [`SEQ_STEP`] apart), while it has runs.
     served: HashMap<IpAddr, u64>,
     seq: u64,
 }
@@ -148,8 +149,12 @@ impl State {
     }
 }
 
+/// Turns given are counted in twos, so that a newcomer ranks between two of them.
+const SEQ_STEP: u64 = 2;
+
 /// Where an address stands for the next free turn: turns it holds, when it was last given
-/// one (0: never), when its next run came, that run, the address. The least goes first.
+/// one (for a newcomer: when it came), when its next run came, that run, the address. The
+/// least goes first.
 type Key = (usize, u64, Instant, u32, IpAddr);
 
 /// The fair order worked forward from a state: turns held and last given per address, and
@@ -200,7 +205,7 @@ impl<'a> Fair<'a> {
     /// `ip` is given a turn: its next run measures.
     fn given(&mut self, ip: IpAddr) {
         *self.held.entry(ip).or_default() += 1;
-        self.seq += 1;
+        self.seq += SEQ_STEP;
         self.served.insert(ip, self.seq);
         *self.given.entry(ip).or_default() += 1;
     }
@@ -265,6 +270,11 @@ impl Class {
             .or_default()
             .push_back(Waiting { run, joined });
         state.waiting_count += 1;
+        // A newcomer ranks as served just before the last turn given when it came: ahead
+        // of the address holding that turn, behind every address that waits since earlier,
+        // so a stream of new (or returning) addresses never keeps a waiting run waiting.
+        let seq = state.seq.saturating_sub(1);
+        state.served.entry(ip).or_insert(seq);
         state.places = None;
         self.promote(&mut state);
         Ok(Ticket { run, ip })
@@ -347,7 +357,7 @@ impl Class {
                 m.most_at_once = m.most_at_once.max(at_once);
             }
             *state.by_ip.entry(ip).or_default() += 1;
-            state.seq += 1;
+            state.seq += SEQ_STEP;
             let seq = state.seq;
             state.served.insert(ip, seq);
             let others = state.measuring.len() as u32;
@@ -496,17 +506,18 @@ mod tests {
         class.leave(&first);
         assert!(matches!(class.wait_turn(&other, NOW), Turn::Go { .. }));
         assert_eq!(place(&class, &many[0]), 1);
-        // A newcomer never given a turn goes first; then the turns go round.
+        // A newcomer ranks behind an address that waits since before it came, ahead of
+        // that address's next turn; then the turns go round.
         let third = class.join(ip(3)).unwrap();
-        assert_eq!(place(&class, &third), 1);
-        assert_eq!(place(&class, &many[0]), 2);
+        assert_eq!(place(&class, &many[0]), 1);
+        assert_eq!(place(&class, &third), 2);
         assert_eq!(place(&class, &many[1]), 3);
         class.leave(&other);
-        assert!(matches!(class.wait_turn(&third, NOW), Turn::Go { .. }));
-        assert_eq!(place(&class, &many[0]), 1);
-        // Each place told came true: the next turn goes to the run told it is number 1.
-        class.leave(&third);
         assert!(matches!(class.wait_turn(&many[0], NOW), Turn::Go { .. }));
+        assert_eq!(place(&class, &third), 1);
+        // Each place told came true: the next turn goes to the run told it is number 1.
+        class.leave(&many[0]);
+        assert!(matches!(class.wait_turn(&third, NOW), Turn::Go { .. }));
         assert_eq!(class.counts(), (1, 4));
     }
 
