@@ -364,10 +364,10 @@ pub(crate) struct LabServeArgs {
     /// fewest, so one address's many runs never keep another's waiting behind them all
     #[arg(long, value_name = "N", default_value_t = 64, requires = "lab", value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub lab_queue: u32,
-    /// With --lab: runs (measuring and waiting) one client address may hold; more are
-    /// refused with one line naming this flag. Raise it for a class behind one NAT address.
-    /// As many connections from an address (at least 4) may be still to say Hello; more
-    /// are closed at once
+    /// With --lab: runs (measuring and waiting) one client address (an IPv6 /64) may hold;
+    /// more are refused with one line naming this flag. Raise it for a class behind one NAT
+    /// address. As many connections from an address (at least 4, at most 16) may be still
+    /// to say Hello; more are closed at once
     #[arg(long, value_name = "N", default_value_t = 8, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub lab_per_address: u32,
     /// With --lab: the longest one run may hold its turn; past it the turn goes to the next

@@ -875,3 +875,29 @@ fn addresses_that_come_and_go_do_not_keep_a_waiting_run_from_its_turn() {
     }
     panic!("C still waits after six turns of two addresses that came and went");
 }
+
+/// A connection from `source` to the lab's control port that says nothing.
+fn silent_from(port: u16, source: &str) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    sock.connect_timeout(&to.into(), common::STEP).unwrap();
+    sock.into()
+}
+
+#[test]
+fn silent_connections_filling_the_server_from_many_addresses_do_not_lock_a_student_out() {
+    let (server, _, _) = loopback_lab(&[]);
+    let port = server.port();
+    // Seventeen addresses, eight silent connections each: more than the server holds.
+    let silent: Vec<TcpStream> = (1..=17)
+        .flat_map(|a| (0..8).map(move |_| format!("127.0.1.{a}")))
+        .map(|source| silent_from(port, &source))
+        .collect();
+    server.wait_log("closed the oldest of 8 from 127.0.1.");
+    let out = common::netecho(&["lab", "--quick", &format!("127.0.0.1:{port}")], b"");
+    let report = common::ok(&out);
+    assert!(report.contains("shared the server with"), "{report}");
+    drop(silent);
+}

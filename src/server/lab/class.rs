@@ -4,13 +4,13 @@
 //! tie, the one whose next run has waited longest): fair queueing by address, so one
 //! address's many runs never keep another's waiting behind all of them. At most
 //! [`Limits::queue`] runs wait in all and [`Limits::per_address`] runs (measuring or
-//! waiting) come from one address. Each run is told its place in that order as it
+//! waiting) come from one address (an IPv6 address's /64, [`share_key`]). Each run is told its place in that order as it
 //! changes, and its account says how many other runs measured while it did and how long
 //! it waited, so no result is silently degraded. Only the addresses of runs that hold
 //! their turn reach the echo ports ([`Class::admits`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -77,9 +77,39 @@ struct State {
     seq: u64,
 }
 
+/// What a client's share is counted by: an IPv6 address's /64 (one host, or one site, holds
+/// a whole /64), an IPv4 address (IPv4-mapped IPv6 as IPv4) itself.
+pub(crate) fn share_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// [`share_key`] as a person reads it: `10.0.0.1`, `2001:db8:1:2::/64`.
+pub(crate) fn share_name(ip: IpAddr) -> String {
+    match share_key(ip) {
+        IpAddr::V6(net) => format!("{net}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 impl State {
-    fn turns(&self, ip: IpAddr) -> usize {
-        self.by_ip.get(&ip).copied().unwrap_or(0)
+    /// Runs measuring and waiting from the addresses counted as `key`.
+    fn held_by(&self, key: IpAddr) -> usize {
+        let measuring: usize = self
+            .by_ip
+            .iter()
+            .filter(|(ip, _)| share_key(**ip) == key)
+            .map(|(_, n)| n)
+            .sum();
+        let waiting: usize = self
+            .waiting
+            .iter()
+            .filter(|(ip, _)| share_key(**ip) == key)
+            .map(|(_, line)| line.len())
+            .sum();
+        measuring + waiting
     }
 
     /// Every waiting run's place: the order turns go in if the runs measuring now end
@@ -243,12 +273,13 @@ impl Class {
     pub(crate) fn join(&self, ip: IpAddr) -> Result<Ticket, String> {
         let ip = ip.to_canonical();
         let mut state = self.lock();
-        let held = state.turns(ip) + state.waiting.get(&ip).map_or(0, VecDeque::len);
+        let held = state.held_by(share_key(ip));
         if held >= self.limits.per_address {
             return Err(format!(
-                "{held} runs from {ip} are measuring or waiting, the most one address may \
+                "{held} runs from {} are measuring or waiting, the most one address may \
                  hold; for a class behind one NAT address the teacher raises \
                  --lab-per-address (now {})",
+                share_name(ip),
                 self.limits.per_address
             ));
         }
@@ -532,6 +563,25 @@ mod tests {
         assert!(class.join(ip(2)).is_ok());
         class.leave(&held[3]);
         assert!(class.join(ip(1)).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_address() {
+        let class = class(1, 64);
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let _held: Vec<Ticket> = (1..=8).map(|n| class.join(host(n)).unwrap()).collect();
+        let refused = class.join(host(9)).unwrap_err();
+        assert!(
+            refused.contains("8 runs from 2001:db8:0:1::/64"),
+            "{refused}"
+        );
+        assert!(
+            class
+                .join(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]))
+                .is_ok()
+        );
+        assert!(class.admits(host(1)) && !class.admits(host(9)));
+        assert_eq!(share_key("::ffff:10.0.0.1".parse().unwrap()), ip(1));
     }
 
     #[test]

@@ -3,23 +3,25 @@
 //! wait has a deadline; anything not understood gets one error and the connection closes.
 //!
 //! Connections that have not said Hello yet are counted apart ([`Greeters`]): per client
-//! address at most [`GREETING_PER_ADDRESS`] or the runs one address may hold
-//! (--lab-per-address), whichever is more (a class behind one NAT address starts its runs
-//! at once), and [`MAX_GREETING`] in all; past that a new one is closed at once with nothing
-//! sent, so silent connections from one address can neither fill the slots of runs that
-//! said Hello nor lock other addresses out. With
+//! address (an IPv6 address's /64) at most [`GREETING_PER_ADDRESS`] or the runs one address
+//! may hold (--lab-per-address), whichever is more (a class behind one NAT address starts its
+//! runs at once) but never more than 16; past that a new one is closed at once with nothing
+//! sent. At most [`MAX_GREETING`] in all: past that the oldest silent connection of the
+//! address holding the most is closed to make room, so silent connections can neither fill
+//! the slots of runs that said Hello nor lock anyone out. With
 //! `serve --lab --tls` every byte of the dialogue passes through the connection's TLS
 //! session ([`crate::transport::Conn::within`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
 use tracing::{info, warn};
 
 use crate::access::Access;
@@ -31,7 +33,7 @@ use crate::signal::{Shutdown, Signal};
 use crate::transport::Conn;
 
 use super::Lab;
-use super::class::{Ticket, Turn, millis};
+use super::class::{Ticket, Turn, millis, share_key, share_name};
 
 /// How long a new control connection has to say Hello.
 pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
@@ -49,38 +51,98 @@ const DRAIN: usize = 64 * 1024;
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
-/// Connections that have not said Hello yet, per address and in all.
+/// A connection that has not said Hello yet: a handle to shut it when the pool is full.
+struct Silent {
+    id: u64,
+    socket: OwnedFd,
+}
+
+/// Connections that have not said Hello yet, per address (an IPv6 address's /64) and in all,
+/// each address's oldest first.
 #[derive(Default)]
 pub(crate) struct Greeters {
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    state: Mutex<GreetersState>,
+}
+
+#[derive(Default)]
+struct GreetersState {
+    per_key: HashMap<IpAddr, VecDeque<Silent>>,
+    total: usize,
+    next_id: u64,
+}
+
+/// Why a new connection was not counted, or whose was shut to make room.
+pub(crate) enum Entered {
+    /// Counted: its id, for [`Greeters::leave`].
+    Counted(u64),
+    /// Counted, and the oldest silent connection of `from` (`had` of them) was shut.
+    Made(u64, String, usize),
+    /// Its address already has as many as it may.
+    Refused,
 }
 
 impl Greeters {
-    /// Counts a new connection from `ip`; false when its address (`cap` of them), or
-    /// the server, has as many as it takes.
-    fn enter(&self, ip: IpAddr, cap: usize) -> bool {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = per_ip.values().sum();
-        let mine = per_ip.entry(ip).or_default();
-        if *mine >= cap || total >= MAX_GREETING {
-            if *mine == 0 {
-                per_ip.remove(&ip);
-            }
-            return false;
+    /// Counts a new connection from `ip`, at most `cap` per address. When the server holds
+    /// [`MAX_GREETING`], the oldest silent connection of the address holding the most is shut:
+    /// a flood delays a client by at most one Hello deadline, never locks it out.
+    fn enter(&self, ip: IpAddr, cap: usize, conn: &Conn) -> Entered {
+        let key = share_key(ip);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.per_key.get(&key).map_or(0, VecDeque::len) >= cap {
+            return Entered::Refused;
         }
-        *mine += 1;
-        true
+        let Ok(socket) = conn.as_fd().try_clone_to_owned() else {
+            return Entered::Refused;
+        };
+        let made = (state.total >= MAX_GREETING)
+            .then(|| state.shut_oldest())
+            .flatten();
+        state.next_id += 1;
+        let id = state.next_id;
+        state
+            .per_key
+            .entry(key)
+            .or_default()
+            .push_back(Silent { id, socket });
+        state.total += 1;
+        match made {
+            Some((from, had)) => Entered::Made(id, from, had),
+            None => Entered::Counted(id),
+        }
     }
 
-    /// The connection from `ip` said Hello, or ended.
-    fn leave(&self, ip: IpAddr) {
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        match per_ip.get_mut(&ip) {
-            Some(n) if *n > 1 => *n -= 1,
-            _ => {
-                per_ip.remove(&ip);
-            }
+    /// The connection `id` from `ip` said Hello, or ended.
+    fn leave(&self, ip: IpAddr, id: u64) {
+        let key = share_key(ip);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(line) = state.per_key.get_mut(&key) else {
+            return;
+        };
+        let before = line.len();
+        line.retain(|s| s.id != id);
+        let gone = before - line.len();
+        if line.is_empty() {
+            state.per_key.remove(&key);
         }
+        state.total -= gone;
+    }
+}
+
+impl GreetersState {
+    /// Shuts the oldest silent connection of the address holding the most; that address and
+    /// how many it held.
+    fn shut_oldest(&mut self) -> Option<(String, usize)> {
+        let (&key, line) = self.per_key.iter_mut().max_by_key(|(_, line)| line.len())?;
+        let had = line.len();
+        let oldest = line.pop_front()?;
+        // Its dialogue thread wakes to the end of the stream, and ends.
+        let _ =
+            nix::sys::socket::shutdown(oldest.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        if line.is_empty() {
+            self.per_key.remove(&key);
+        }
+        self.total -= 1;
+        Some((share_name(key), had))
     }
 }
 
@@ -99,21 +161,32 @@ pub(super) fn accept(
             return None;
         }
         let ip = conn.remote()?.ip().to_canonical();
-        let cap = GREETING_PER_ADDRESS.max(lab.class.limits.per_address);
-        if !lab.greeters.enter(ip, cap) {
-            lab.refused.fetch_add(1, Ordering::Relaxed);
-            if let Some(more) = CLOSED.allow() {
-                warn!(
-                    "lab {}: closed at once: {cap} connections from {ip} (or {MAX_GREETING} \
-                     in all) have not said Hello yet{more}",
-                    conn.peer()
-                );
+        let cap = greeting_cap(lab.class.limits.per_address);
+        let id = match lab.greeters.enter(ip, cap, &conn) {
+            Entered::Counted(id) => id,
+            Entered::Made(id, from, had) => {
+                if let Some(more) = CLOSED.allow() {
+                    warn!(
+                        "lab: {MAX_GREETING} connections have not said Hello yet, the most the                          server holds: closed the oldest of {had} from {from}{more}"
+                    );
+                }
+                id
             }
-            return None;
-        }
+            Entered::Refused => {
+                lab.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(more) = CLOSED.allow() {
+                    warn!(
+                        "lab {}: closed at once: {cap} connections from {} have not said Hello                          yet, the most one address may have{more}",
+                        conn.peer(),
+                        share_name(ip)
+                    );
+                }
+                return None;
+            }
+        };
         if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
             lab.control.fetch_sub(1, Ordering::Relaxed);
-            lab.greeters.leave(ip);
+            lab.greeters.leave(ip, id);
             lab.refused.fetch_add(1, Ordering::Relaxed);
             warn!(
                 "lab {}: refused, {} control connections open",
@@ -123,23 +196,29 @@ pub(super) fn accept(
             refuse_quickly(&conn, "the lab server is full; try again in a minute");
             return None;
         }
-        spawn_dialogue(conn, lab, ip);
+        spawn_dialogue(conn, lab, ip, id);
         None
     })
 }
 
-fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr) {
+/// Connections from one address that may be silent at once: enough for a class behind one
+/// NAT address to start its runs together, never a large part of [`MAX_GREETING`].
+fn greeting_cap(per_address: usize) -> usize {
+    GREETING_PER_ADDRESS.max(per_address).min(MAX_GREETING / 8)
+}
+
+fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, id: u64) {
     let lab_run = Arc::clone(lab);
     let spawned = std::thread::Builder::new()
         .name("lab-control".into())
         .stack_size(STACK)
         .spawn(move || {
-            dialogue(&conn, &lab_run, ip);
+            dialogue(&conn, &lab_run, ip, id);
             lab_run.control.fetch_sub(1, Ordering::Relaxed);
         });
     if let Err(e) = spawned {
         lab.control.fetch_sub(1, Ordering::Relaxed);
-        lab.greeters.leave(ip);
+        lab.greeters.leave(ip, id);
         warn!("lab: cannot start a control thread: {e}");
     }
 }
@@ -152,10 +231,10 @@ fn refuse_quickly(conn: &Conn, why: &str) {
 
 /// One control connection, start to end. `ip` is the connection's own peer address (what
 /// the kernel says, never what the client claims).
-fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr) {
+fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
     let peer = conn.peer().to_string();
     let said = hello(conn);
-    lab.greeters.leave(ip);
+    lab.greeters.leave(ip, id);
     if let Err(why) = said {
         info!("lab {peer}: {why}");
         return;

@@ -79,7 +79,8 @@ impl Lab {
     /// Control connections at once: every run measuring or waiting, and those that have
     /// not said Hello yet (bounded apart, so they never take a run's place).
     pub(crate) fn max_control(&self) -> usize {
-        self.class.limits.runs + self.class.limits.queue + control::MAX_GREETING
+        // Twice the silent ones: room for those shut to make room while they wind down.
+        self.class.limits.runs + self.class.limits.queue + 2 * control::MAX_GREETING
     }
 }
 
@@ -87,7 +88,7 @@ impl Lab {
 pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let shutdown = Shutdown::install()?;
     lifecycle::raise_nofile(
-        DATA_CONNS + config.limits.runs + config.limits.queue + control::MAX_GREETING,
+        DATA_CONNS + config.limits.runs + config.limits.queue + 3 * control::MAX_GREETING,
     );
     let stats = Stats::shared();
     let (control, control_addr) = bind_control(&config.addr, config.tls.clone())?;
