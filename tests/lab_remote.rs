@@ -876,7 +876,7 @@ fn addresses_that_come_and_go_do_not_keep_a_waiting_run_from_its_turn() {
     panic!("C still waits after six turns of two addresses that came and went");
 }
 
-/// A connection from `source` to the lab's control port that says nothing.
+/// A connection from `source` to `port` on 127.0.0.1 that has said nothing yet.
 fn silent_from(port: u16, source: &str) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
@@ -900,4 +900,29 @@ fn silent_connections_filling_the_server_from_many_addresses_do_not_lock_a_stude
     let report = common::ok(&out);
     assert!(report.contains("shared the server with"), "{report}");
     drop(silent);
+}
+
+#[test]
+fn an_echo_connection_opened_during_a_turn_gets_no_echo_after_it() {
+    let (server, tcp, _) = loopback_lab(&["--lab-runs", "1"]);
+    let port = server.port();
+    let (mut control, go) = hello_from("127.0.0.1", port, Some("127.0.0.5"));
+    assert_eq!(go[0], 3, "Go");
+    let mut data = silent_from(tcp, "127.0.0.5");
+    data.set_read_timeout(Some(common::STEP)).unwrap();
+    data.write_all(b"abc").unwrap();
+    let mut echoed = [0u8; 3];
+    data.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ABC");
+    control.write_all(&DONE).unwrap();
+    assert_eq!(frame(&mut control)[0], 5, "Account");
+    let (_other, go) = hello_from("127.0.0.1", port, Some("127.0.0.6"));
+    assert_eq!(go[0], 3, "Go for another address");
+    // The connection is still open, but the turn it was opened in is over.
+    let _ = data.write_all(b"xyz");
+    let mut buf = [0u8; 16];
+    match data.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("echoed after the turn ended: {:?}", &buf[..n]),
+    }
 }

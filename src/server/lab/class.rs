@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -253,6 +254,9 @@ pub(crate) struct Class {
     pub limits: Limits,
     state: Mutex<State>,
     turn: Condvar,
+    /// How many times an address's last turn has ended: echo connections look again at the
+    /// gate when it moves.
+    ended: AtomicU64,
 }
 
 impl Class {
@@ -261,6 +265,7 @@ impl Class {
             limits,
             state: Mutex::default(),
             turn: Condvar::new(),
+            ended: AtomicU64::new(0),
         }
     }
 
@@ -344,6 +349,7 @@ impl Class {
                 Some(n) if *n > 1 => *n -= 1,
                 _ => {
                     state.by_ip.remove(&m.ip);
+                    self.ended.fetch_add(1, Ordering::Release);
                 }
             }
             state.places = None;
@@ -361,6 +367,11 @@ impl Class {
     /// Whether `ip` holds a turn now: only such addresses reach the echo ports.
     pub(crate) fn admits(&self, ip: IpAddr) -> bool {
         self.lock().by_ip.contains_key(&ip.to_canonical())
+    }
+
+    /// A count that moves whenever an address's last turn ends.
+    pub(crate) fn turns_ended(&self) -> u64 {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Runs measuring and waiting now.

@@ -13,6 +13,7 @@
 
 pub(crate) mod class;
 mod control;
+mod turns;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -103,7 +104,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         Ok(Access::new(proto, &config.allow, &config.deny)?.gated(Arc::clone(&gate)))
     };
     let ip = control_addr.ip();
-    let tcp = start_tcp(ip, access(Proto::Tcp)?, &config, stats)?;
+    let tcp = start_tcp(ip, access(Proto::Tcp)?, &config, &class, stats)?;
     let udp = start_udp(ip, access(Proto::Udp)?, &config, stats)?;
     let mut services = vec![tcp, udp];
     let raw = start_raw(ip, &gate, stats);
@@ -201,11 +202,13 @@ fn say_what_is_served(
     announce("lab unix, unix-dgram, unix-seqpacket: not offered: Unix sockets stay on one machine")
 }
 
-/// The tcp echo port, under the event model on threads of its own.
+/// The tcp echo port, under the event model on threads of its own; a connection ends at its
+/// address's next bytes once the address no longer holds a turn.
 fn start_tcp(
     ip: IpAddr,
     access: Access,
     config: &LabServeConfig,
+    class: &Arc<Class>,
     stats: &'static Stats,
 ) -> Result<Service> {
     let endpoint = Endpoint {
@@ -219,7 +222,10 @@ fn start_tcp(
     };
     let access = Arc::new(access);
     let server = Arc::new(Server {
-        service: echo(Proto::Tcp, config, stats, Arc::clone(&access)),
+        service: turns::TurnBound {
+            echo: echo(Proto::Tcp, config, stats, Arc::clone(&access)),
+            class: Arc::clone(class),
+        },
         admission: Admission::new(Proto::Tcp, access, DATA_CONNS, stats),
         stats,
         idle_timeout: Some(DATA_IDLE),
