@@ -926,3 +926,28 @@ fn an_echo_connection_opened_during_a_turn_gets_no_echo_after_it() {
         Ok(n) => panic!("echoed after the turn ended: {:?}", &buf[..n]),
     }
 }
+
+#[test]
+fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
+    for tls in [false, true] {
+        let (server, _, _) = loopback_lab(if tls { &["--tls"] } else { &[] });
+        let host = format!("127.0.0.1:{}", server.port());
+        // Eight silent connections: as many as one address may have.
+        let _silent: Vec<TcpStream> = (0..8)
+            .map(|_| silent_from(server.port(), "127.0.0.1"))
+            .collect();
+        let pin = if tls { pin_of(&server) } else { String::new() };
+        let mut args = vec!["lab", "--quick", &host];
+        if tls {
+            args.extend(["--tls", "--pin", &pin]);
+        }
+        let out = common::netecho(&args, b"");
+        let line = common::fails(&out, 1);
+        assert!(
+            line.contains("closed the connection unanswered")
+                && line.contains("try again in a moment"),
+            "tls {tls}: {line}"
+        );
+        server.wait_log("8 connections from 127.0.0.1 have not said Hello yet, the most one");
+    }
+}

@@ -61,8 +61,12 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let hello = Msg::Hello {
         version: labwire::VERSION,
     };
-    step(&conn, |wire| labwire::write_msg(wire, &hello))
-        .with_context(|| format!("say hello to the lab server {host}"))?;
+    step(&conn, |wire| labwire::write_msg(wire, &hello)).map_err(|e| {
+        match closed_unanswered(&e) {
+            true => unanswered(host),
+            false => e.context(format!("say hello to the lab server {host}")),
+        }
+    })?;
     let (offer, first_place) = wait_turn(&conn, host, settings.wait)?;
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);
@@ -103,12 +107,45 @@ fn connect(settings: &LabConfig, host: &str) -> Result<Conn> {
         tls,
         ..SocketOptions::default()
     };
-    transport::connect_first(&target, &opts).with_context(|| match settings.tls {
-        Some(_) => format!("connect to the lab server {host} with TLS"),
-        None => {
-            format!("connect to the lab server {host} (is `netecho serve --lab` running there?)")
-        }
+    transport::connect_first(&target, &opts).map_err(|e| match settings.tls {
+        // The TLS handshake ended by a close or a reset.
+        Some(_) if closed_unanswered(&e) => unanswered(host),
+        Some(_) => e.context(format!("connect to the lab server {host} with TLS")),
+        None => e.context(format!(
+            "connect to the lab server {host} (is `netecho serve --lab` running there?)"
+        )),
     })
+}
+
+/// Whether `e` is the peer closing or resetting the connection: what a lab server does, with
+/// nothing said, to a connection past its bound of connections not yet past Hello.
+fn closed_unanswered(e: &anyhow::Error) -> bool {
+    // A failed connect (the TLS handshake's end) says the errno by name, as text.
+    let said = e.to_string();
+    let by_name = ["(ECONNRESET)", "(ECONNABORTED)", "(EPIPE)"]
+        .iter()
+        .any(|name| said.contains(name))
+        || said.contains("closed the connection during the TLS handshake");
+    by_name
+        || e.chain()
+            .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+            .any(is_close)
+}
+
+fn is_close(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+    )
+}
+
+/// The one line for a connection the lab server closed before saying anything.
+fn unanswered(host: &str) -> anyhow::Error {
+    anyhow!(
+        "the lab server {host} closed the connection unanswered: it takes only so many new \
+         connections at once, from one address and in all; try again in a moment"
+    )
 }
 
 /// One write on the control connection, within [`STEP`].
@@ -177,7 +214,7 @@ fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u
             Err(ReadError::Timeout) if Instant::now() >= until => {
                 bail!("{}", gave_up(host, wait, told))
             }
-            other => return Err(not_a_turn(other, host)),
+            other => return Err(not_a_turn(other, host, first.is_some())),
         }
     }
 }
@@ -195,8 +232,9 @@ fn gave_up(host: &str, wait: Duration, place: Option<u16>) -> String {
     )
 }
 
-/// Why a message where a turn or a place belongs ends the run.
-fn not_a_turn(msg: Result<Msg, ReadError>, host: &str) -> anyhow::Error {
+/// Why a message where a turn or a place belongs ends the run; `heard`: whether the server
+/// had said anything before.
+fn not_a_turn(msg: Result<Msg, ReadError>, host: &str, heard: bool) -> anyhow::Error {
     match msg {
         Ok(Msg::Error(why)) => anyhow!("the lab server {host} refused the run: {why}"),
         // A Hello coming back is an echo server at that port, not a lab server.
@@ -213,13 +251,11 @@ fn not_a_turn(msg: Result<Msg, ReadError>, host: &str) -> anyhow::Error {
             "the lab server {host} speaks TLS (serve --lab --tls): add --tls, with --pin and \
              the fingerprint its listening line shows (or --ca)"
         ),
-        Err(ReadError::Closed) => anyhow!("the lab server {host} closed the connection"),
         // A lab server closes at once, unanswered, what comes past its bound of connections
-        // that have not said Hello yet (per address and in all).
-        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => anyhow!(
-            "the lab server {host} closed the connection unanswered: it takes only so many \
-             new connections at once, from one address and in all; try again in a moment"
-        ),
+        // that have not said Hello yet (per address and in all): a close or a reset.
+        Err(ReadError::Closed) if !heard => unanswered(host),
+        Err(ReadError::Io(e)) if !heard && is_close(&e) => unanswered(host),
+        Err(ReadError::Closed) => anyhow!("the lab server {host} closed the connection"),
         Err(e) => anyhow!("the lab server {host}: {e}"),
     }
 }

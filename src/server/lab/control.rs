@@ -167,7 +167,8 @@ pub(super) fn accept(
             Entered::Made(id, from, had) => {
                 if let Some(more) = CLOSED.allow() {
                     warn!(
-                        "lab: {MAX_GREETING} connections have not said Hello yet, the most the                          server holds: closed the oldest of {had} from {from}{more}"
+                        "lab: {MAX_GREETING} connections have not said Hello yet, the most the \
+                         server holds: closed the oldest of {had} from {from}{more}"
                     );
                 }
                 id
@@ -176,7 +177,8 @@ pub(super) fn accept(
                 lab.refused.fetch_add(1, Ordering::Relaxed);
                 if let Some(more) = CLOSED.allow() {
                     warn!(
-                        "lab {}: closed at once: {cap} connections from {} have not said Hello                          yet, the most one address may have{more}",
+                        "lab {}: closed at once: {cap} connections from {} have not said Hello \
+                         yet, the most one address may have{more}",
                         conn.peer(),
                         share_name(ip)
                     );
