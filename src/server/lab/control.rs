@@ -48,6 +48,8 @@ const QUEUE_TICK: Duration = Duration::from_secs(2);
 const WRITE_TIME: Duration = Duration::from_secs(5);
 /// The most a refused peer's leftover bytes are read for before the close.
 const DRAIN: usize = 64 * 1024;
+/// How soon a client that vanished without closing loses its place.
+const VANISHED: Duration = Duration::from_secs(30);
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
@@ -210,6 +212,7 @@ fn greeting_cap(per_address: usize) -> usize {
 }
 
 fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, id: u64) {
+    notice_vanishing(&conn);
     let lab_run = Arc::clone(lab);
     let spawned = std::thread::Builder::new()
         .name("lab-control".into())
@@ -222,6 +225,23 @@ fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, id: u64) {
         lab.control.fetch_sub(1, Ordering::Relaxed);
         lab.greeters.leave(ip, id);
         warn!("lab: cannot start a control thread: {e}");
+    }
+}
+
+/// A client that vanishes without closing (a laptop shut, a cable pulled) gives up its place
+/// within [`VANISHED`]: keepalive probes while it waits silently, and a bound on unacknowledged
+/// data while the server writes to it, instead of the kernel's quarter of an hour.
+fn notice_vanishing(conn: &Conn) {
+    let socket = conn.socket();
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(VANISHED / 3)
+        .with_interval(VANISHED / 6)
+        .with_retries(2);
+    if let Err(e) = socket
+        .set_tcp_keepalive(&probes)
+        .and_then(|()| socket.set_tcp_user_timeout(Some(VANISHED)))
+    {
+        warn!("lab {}: keepalive: {e}", conn.peer());
     }
 }
 
