@@ -534,7 +534,8 @@ const DONE: [u8; 3] = [0, 1, 4];
 /// first frame it got back.
 fn hello_from(server: &str, port: u16, source: Option<&str>) -> (TcpStream, Vec<u8>) {
     let addr: std::net::SocketAddr = format!("{server}:{port}").parse().unwrap();
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
     if let Some(source) = source {
         let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
         sock.bind(&from.into()).unwrap();
@@ -950,4 +951,73 @@ fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
         );
         server.wait_log("8 connections from 127.0.0.1 have not said Hello yet, the most one");
     }
+}
+
+#[test]
+fn the_addresses_of_one_ipv6_64_count_as_one_address() {
+    let test = "the_addresses_of_one_ipv6_64_count_as_one_address";
+    let pair = match Pair::create("6") {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => return skip(test, &needs, lacks),
+    };
+    for n in 10..16 {
+        let v6 = format!("fd00:234::{n}/64");
+        let dev = &pair.veth_client;
+        ip(&[
+            "ip",
+            "-n",
+            &pair.client,
+            "-6",
+            "addr",
+            "add",
+            &v6,
+            "dev",
+            dev,
+            "nodad",
+        ])
+        .unwrap();
+    }
+    let server = pair.lab_server(&[
+        "--addr",
+        "[::]:3235",
+        "--lab-runs",
+        "1",
+        "--lab-per-address",
+        "2",
+    ]);
+    let _ = announced(&server);
+    let lab = "[fd00:234::1]";
+    in_namespace(&pair.client, || {
+        // Two runs from two addresses of the /64 are all it may hold: a third is refused.
+        let (_measuring, go) = hello_from(lab, 3235, Some("[fd00:234::10]"));
+        assert_eq!(go[0], 3, "Go");
+        let (_waiting, queued) = hello_from(lab, 3235, Some("[fd00:234::11]"));
+        assert_eq!(queued[0], 2, "Queued");
+        let (_, refused) = hello_from(lab, 3235, Some("[fd00:234::12]"));
+        let text = String::from_utf8_lossy(&refused);
+        assert!(text.contains("2 runs from fd00:234::/64"), "{text}");
+        // Six silent connections from six addresses of the /64: past four, closed at once.
+        let closed = (10..16)
+            .map(|n| {
+                let from: std::net::SocketAddr = format!("[fd00:234::{n}]:0").parse().unwrap();
+                let to: std::net::SocketAddr = format!("{lab}:3235").parse().unwrap();
+                let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)
+                    .unwrap();
+                sock.bind(&from.into()).unwrap();
+                sock.connect_timeout(&to.into(), common::STEP).unwrap();
+                TcpStream::from(sock)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter(|mut conn| {
+                conn.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                matches!(conn.read(&mut [0u8; 64]), Ok(0))
+            })
+            .count();
+        assert!(
+            closed >= 2,
+            "{closed} of 6 silent connections from one /64 closed at once"
+        );
+    });
 }
