@@ -121,6 +121,10 @@ pub(crate) struct Link<'a> {
     /// kernel takes it (false after its first refusal).
     gso: bool,
     segments: Vec<u8>,
+    /// Receives glued (UDP_GRO, see [`Link::receive_glued`]), and what is left of the last
+    /// one: where the next datagram starts, where the receive ends, its segment size.
+    glued: bool,
+    left: Option<(usize, usize, usize)>,
 }
 
 impl<'a> Link<'a> {
@@ -147,7 +151,51 @@ impl<'a> Link<'a> {
             buf: vec![0u8; MAX_MESSAGE],
             gso: udp && settings.drop == 0.0 && settings.reorder == 0.0,
             segments: Vec::new(),
+            glued: false,
+            left: None,
         }
+    }
+
+    /// A receiver's link reads UDP datagrams glued where the kernel can (UDP_GRO): a burst
+    /// of blocks in one system call, each then taken as its own packet.
+    pub(crate) fn receive_glued(&mut self) {
+        if self.sock.proto() != crate::endpoint::Proto::Udp {
+            return;
+        }
+        match batch::receive_glued(self.sock.socket(), true) {
+            Ok(()) => self.glued = true,
+            Err(e) => debug!("UDP_GRO: {e}; one datagram per receive"),
+        }
+    }
+
+    /// The next datagram of the last glued receive, moved to the start of the buffer.
+    fn next_glued(&mut self) -> Option<usize> {
+        let (start, end, segment) = self.left.take()?;
+        let n = segment.min(end - start);
+        // The first datagram was taken already, so this one never overlaps its new place.
+        self.buf.copy_within(start..start + n, 0);
+        if start + n < end {
+            self.left = Some((start + n, end, segment));
+        }
+        hexdump::dump_if(Way::In, &self.peer, &self.buf[..n]);
+        Some(n)
+    }
+
+    /// One receive that never waits: a datagram (or, glued, the first of them) and its
+    /// sender.
+    fn try_recv(&mut self) -> io::Result<(Received, PeerAddr)> {
+        if !self.glued {
+            return self.sock.try_recv_from(&mut self.buf);
+        }
+        let got = batch::recv_glued(self.sock.socket(), &mut self.buf, libc::MSG_DONTWAIT)?;
+        if let Received::Data(n) = got.received
+            && got.segment > 0
+            && n > got.segment
+        {
+            self.left = Some((got.segment, n, got.segment));
+            return Ok((Received::Data(got.segment), got.from));
+        }
+        Ok((got.received, got.from))
     }
 
     /// Sends DATA packets, each `size` bytes but the last (which may be shorter): with
@@ -227,18 +275,22 @@ impl<'a> Link<'a> {
     /// `None` on timeout. Datagrams from anyone else (only possible before the socket was
     /// connected) are ignored, never answered: two transfers must not talk to each other.
     fn recv(&mut self, timeout: Duration) -> Result<Option<usize>> {
+        if let Some(n) = self.next_glued() {
+            return Ok(Some(n));
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             // Tried first without waiting, and poll(2) only when nothing is queued: one
             // system call per packet while data flows. Sends stay blocking, so a full
             // Unix datagram receiver slows the sender down instead of failing it.
-            match self.sock.try_recv_from(&mut self.buf) {
+            match self.try_recv() {
                 Ok((Received::Data(n), from)) if from == self.peer => {
                     hexdump::dump_if(Way::In, &from, &self.buf[..n]);
                     return Ok(Some(n));
                 }
                 Ok((_, from)) => {
+                    self.left = None;
                     debug!("a datagram from {from}, not this transfer's peer; ignored");
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -758,6 +810,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
         max: u64,
         progress: &'l dyn Fn(u64),
     ) -> Receiver<'l, 'a> {
+        link.receive_glued();
         Receiver {
             link,
             partial: Some(partial),

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tracing::{debug, info, warn};
 
+use crate::endpoint::Proto;
 use crate::service::datagram::DatagramEcho;
 use crate::service::guard::{self, Guard, Verdict};
 use crate::service::stats::Stats;
 use crate::service::{Requests, Service};
 use crate::signal::{Shutdown, Signal, Wake};
-use crate::transport::batch::Batch;
+use crate::transport::batch::{self, Batch};
 use crate::transport::pktinfo::Arrival;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
@@ -50,7 +51,7 @@ pub(crate) fn answer(
     let mut buf = Vec::new();
     let mut batch = None;
     if batched {
-        batch = Some(Box::<Batch>::default());
+        batch = Some(glued_batch(sock));
     } else {
         buf = crate::service::datagram::buffer();
     }
@@ -74,6 +75,19 @@ pub(crate) fn answer(
             thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// The batch a batched server reads into: on UDP, glued receives (UDP_GRO) where the kernel
+/// has them, so a burst from one sender costs one receive and its replies one send.
+fn glued_batch(sock: &DatagramSocket) -> Box<Batch> {
+    let mut batch = Box::<Batch>::default();
+    if sock.proto() == Proto::Udp {
+        match batch::receive_glued(sock.socket(), true) {
+            Ok(()) => batch.set_glued(true),
+            Err(e) => debug!("UDP_GRO: {e}; each datagram is read on its own"),
+        }
+    }
+    batch
 }
 
 /// Each datagram is a request, handled on a thread of its own so a long transfer or a slow

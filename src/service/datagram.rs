@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::access::Access;
 use crate::endpoint::Proto;
-use crate::transport::batch::Batch;
+use crate::transport::batch::{self, Batch, datagrams};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::echo::Transform;
@@ -197,7 +197,9 @@ impl DatagramEcho {
     }
 
     /// Answers waiting datagrams [`crate::transport::batch::BATCH`] at a time: one recvmmsg
-    /// and one sendmmsg for a whole batch.
+    /// and one sendmmsg for a whole batch. On a socket that glues (UDP_GRO) a receive may
+    /// hold many datagrams of one sender: each is decided and transformed as its own, and
+    /// those answered leave together, cut at the same size (UDP_SEGMENT).
     pub(crate) fn answer_batch(
         &mut self,
         sock: &DatagramSocket,
@@ -218,50 +220,17 @@ impl DatagramEcho {
             let mut replies = std::mem::take(&mut self.replies);
             replies.clear();
             for i in 0..batch.len() {
-                let (received, data, from) = batch.get_mut(i);
-                if let Some(n) = self.admit(received, data, &from) {
-                    hexdump::dump_if(Way::In, &from, data);
-                    hexdump::log_received(&from, data);
-                    self.rules.transform.apply(data);
-                    hexdump::dump_if(Way::Out, &from, data);
+                if let Some(n) = self.take_received(batch, i) {
                     replies.push((i, n));
                 }
             }
-            // sendmmsg stops at the first reply that fails (a Unix datagram client gone, or
-            // one whose queue is full): that reply is dropped, the rest of the batch still goes.
-            let mut sent = vec![false; replies.len()];
-            let mut start = 0;
-            while start < replies.len() {
-                match sock.send_batch(batch, &replies[start..]) {
-                    Ok(0) => start += 1,
-                    Ok(k) => {
-                        sent[start..start + k].fill(true);
-                        start += k;
-                    }
-                    Err(e) if room_soon(&e, &mut tries) => {}
-                    Err(e) => {
-                        let (i, n) = replies[start];
-                        // A source the kernel refuses: this one reply goes from its choice.
-                        let plain = e.raw_os_error() == Some(libc::EINVAL)
-                            && batch.arrival(i).is_some()
-                            && {
-                                let (_, data, from) = batch.get_mut(i);
-                                sock.try_send_to(&data[..n], &from).is_ok()
-                            };
-                        if plain {
-                            sent[start] = true;
-                        } else {
-                            let (_, _, from) = batch.get_mut(i);
-                            debug!("{} {from}: reply not sent: {e}", self.proto);
-                        }
-                        start += 1;
-                    }
-                }
-            }
+            let sent = self.send_replies(sock, batch, &replies, &mut tries);
             for (k, &(i, n)) in replies.iter().enumerate() {
                 let (_, _, from) = batch.get_mut(i);
-                let tally = self.peers.tally(&from, stats);
-                stats.message(tally, n, if sent[k] { n } else { 0 });
+                for piece in datagrams(n, batch.segment(i)) {
+                    let tally = self.peers.tally(&from, stats);
+                    stats.message(tally, piece.len(), if sent[k] { piece.len() } else { 0 });
+                }
             }
             let full = batch.len() == crate::transport::batch::BATCH;
             self.replies = replies;
@@ -270,6 +239,104 @@ impl DatagramEcho {
             }
         }
         Ok(())
+    }
+
+    /// Receive `i` of a batch decided, datagram by datagram: those answered transformed and
+    /// moved together at its start; the length of their replies, `None` for none.
+    fn take_received(&mut self, batch: &mut Batch, i: usize) -> Option<usize> {
+        let segment = batch.segment(i);
+        let (received, data, from) = batch.get_mut(i);
+        if segment == 0 {
+            let n = self.answer_in_place(received, data, &from)?;
+            return Some(n);
+        }
+        // Glued: only the last datagram may be shorter than the segment, so the answered
+        // ones moved together still cut at the same size.
+        let mut end = 0;
+        for piece in datagrams(data.len(), segment) {
+            let len = piece.len();
+            let Some(n) =
+                self.answer_in_place(Received::Data(len), &mut data[piece.clone()], &from)
+            else {
+                continue;
+            };
+            data.copy_within(piece.start..piece.start + n, end);
+            end += n;
+        }
+        (end > 0).then_some(end)
+    }
+
+    /// sendmmsg of a batch's replies; which of them went. sendmmsg stops at the first reply
+    /// that fails (a Unix datagram client gone, or one whose queue is full): that reply is
+    /// dropped, the rest of the batch still goes.
+    fn send_replies(
+        &mut self,
+        sock: &DatagramSocket,
+        batch: &mut Batch,
+        replies: &[(usize, usize)],
+        tries: &mut u32,
+    ) -> Vec<bool> {
+        let mut sent = vec![false; replies.len()];
+        let mut start = 0;
+        while start < replies.len() {
+            match sock.send_batch(batch, &replies[start..]) {
+                Ok(0) => start += 1,
+                Ok(k) => {
+                    sent[start..start + k].fill(true);
+                    start += k;
+                }
+                Err(e) if room_soon(&e, tries) => {}
+                Err(e) => {
+                    let (i, n) = replies[start];
+                    sent[start] = self.send_alone(sock, batch, (i, n), &e);
+                    start += 1;
+                }
+            }
+        }
+        sent
+    }
+
+    /// A reply sendmmsg refused, tried once more on its own: one reply from a source the
+    /// kernel refuses goes from its choice; a glued reply on a path without segmentation
+    /// offload goes datagram by datagram, and the socket stops gluing.
+    fn send_alone(
+        &mut self,
+        sock: &DatagramSocket,
+        batch: &mut Batch,
+        (i, n): (usize, usize),
+        e: &io::Error,
+    ) -> bool {
+        let segment = batch.segment(i);
+        let glued = segment > 0 && n > segment;
+        let pktinfo = batch.arrival(i).is_some();
+        let arrival = batch.arrival(i).copied();
+        let (_, data, from) = batch.get_mut(i);
+        let went = if glued && batch::no_segmentation(e) {
+            datagrams(n, segment).all(|piece| {
+                let piece = &data[piece];
+                sock.reply_to(piece, &from, arrival.as_ref(), libc::MSG_DONTWAIT)
+                    .is_ok()
+            })
+        } else {
+            e.raw_os_error() == Some(libc::EINVAL)
+                && pktinfo
+                && sock.try_send_to(&data[..n], &from).is_ok()
+        };
+        if !went {
+            debug!("{} {from}: reply not sent: {e}", self.proto);
+        }
+        if glued && batch::no_segmentation(e) && batch.glued() {
+            warn!(
+                "{}: the kernel refused UDP_SEGMENT ({e}): datagrams are read and answered \
+                 one by one from now on",
+                self.proto
+            );
+            if let Err(e) = batch::receive_glued(sock.socket(), false) {
+                debug!("UDP_GRO off: {e}");
+            }
+            batch.set_glued(false);
+        }
+        went
     }
 
     /// One datagram a completion model received: decided, and when answered transformed in

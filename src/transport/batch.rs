@@ -7,10 +7,10 @@ use std::mem;
 use std::os::fd::AsRawFd;
 use std::ptr;
 
-use socket2::SockAddr;
+use socket2::{SockAddr, Socket};
 
-use super::pktinfo::{Arrival, Control, ReplyFrom};
-use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+use super::pktinfo::{Arrival, CONTROL, Control, ReplyFrom};
+use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, calls};
 
 /// Datagrams read or written in one system call.
 pub(crate) const BATCH: usize = 32;
@@ -26,6 +26,10 @@ pub(crate) struct Batch {
     /// control buffers it is read into, then the replies' own.
     arrivals: Vec<Option<Arrival>>,
     controls: Vec<Control>,
+    /// On a socket that receives glued (UDP_GRO): each receive's segment size (0: one
+    /// datagram), kept for its reply, which leaves cut at the same size (UDP_SEGMENT).
+    segments: Vec<usize>,
+    glued: bool,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     count: usize,
@@ -42,6 +46,8 @@ impl Default for Batch {
             addr_lens: vec![0; BATCH],
             arrivals: vec![None; BATCH],
             controls: vec![Control::default(); BATCH],
+            segments: vec![0; BATCH],
+            glued: false,
             iovs: Vec::with_capacity(BATCH),
             hdrs: Vec::with_capacity(BATCH),
             count: 0,
@@ -58,6 +64,21 @@ impl Batch {
     /// Where datagram `i` arrived, when the socket reads it.
     pub(crate) fn arrival(&self, i: usize) -> Option<&Arrival> {
         self.arrivals[i].as_ref()
+    }
+
+    /// Whether the socket hands over datagrams glued (see [`receive_glued`]): receives then
+    /// read the segment size, and replies carry it.
+    pub(crate) fn set_glued(&mut self, glued: bool) {
+        self.glued = glued;
+    }
+
+    pub(crate) fn glued(&self) -> bool {
+        self.glued
+    }
+
+    /// The segment size receive `i` was glued at, 0 when it holds one datagram.
+    pub(crate) fn segment(&self, i: usize) -> usize {
+        self.segments[i]
     }
 
     /// Datagram `i`: what was received, its bytes (transformable in place) and its sender.
@@ -105,6 +126,7 @@ impl DatagramSocket {
     /// first (up to SO_RCVTIMEO); WouldBlock when none came.
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let pktinfo = self.reply == ReplyFrom::Destination;
+        let control = pktinfo || batch.glued;
         batch.iovs.clear();
         for buf in &mut batch.bufs {
             batch.iovs.push(libc::iovec {
@@ -120,7 +142,7 @@ impl DatagramSocket {
             hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[i]);
             hdr.msg_hdr.msg_iovlen = 1;
-            if pktinfo {
+            if control {
                 hdr.msg_hdr.msg_control = batch.controls[i].0.as_mut_ptr().cast();
                 hdr.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
             }
@@ -163,6 +185,12 @@ impl DatagramSocket {
             } else {
                 None
             };
+            // Safety: as above.
+            batch.segments[i] = if batch.glued {
+                unsafe { segment_of(&hdr.msg_hdr) }.unwrap_or(0)
+            } else {
+                0
+            };
         }
         batch.count = got;
         Ok(got)
@@ -195,10 +223,16 @@ impl DatagramSocket {
             hdr.msg_hdr.msg_namelen = batch.addr_lens[i];
             hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[k]);
             hdr.msg_hdr.msg_iovlen = 1;
-            // The reply's source, written over the request's control data it was read from.
-            if let Some(arrival) = batch.arrivals[i] {
-                let control = &mut batch.controls[i];
-                hdr.msg_hdr.msg_controllen = arrival.encode(control) as _;
+            // The reply's source, written over the request's control data it was read from,
+            // and the size to cut a glued reply at.
+            let control = &mut batch.controls[i];
+            let mut len = batch.arrivals[i].map_or(0, |arrival| arrival.encode(control));
+            let segment = batch.segments[i];
+            if segment > 0 && batch.iovs[k].iov_len > segment {
+                len = put_segment(&mut control.0, len, segment as u16);
+            }
+            if len > 0 {
+                hdr.msg_hdr.msg_controllen = len as _;
                 hdr.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
             }
             batch.hdrs.push(hdr);
@@ -249,48 +283,209 @@ impl DatagramSocket {
     /// of `segment` bytes each, the last one possibly shorter. At most [`MAX_SEGMENTS`]
     /// datagrams and [`MAX_SEGMENTED`] bytes; all or nothing.
     pub(crate) fn send_segments(&self, buf: &[u8], segment: u16, to: &PeerAddr) -> io::Result<()> {
-        // A control buffer aligned for cmsghdr, with room for one u16.
-        let mut control = [0u64; 4];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_ptr().cast_mut().cast(),
-            iov_len: buf.len(),
-        };
-        // Safety: msghdr is plain old data; all zeroes is a valid starting value.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        send_segments(&self.sock, buf, segment, Some(to))
+    }
+}
+
+/// sendmsg(2) with UDP_SEGMENT on a UDP socket, to `to` or to its connected peer: `buf`
+/// leaves as datagrams of `segment` bytes each, the last one possibly shorter.
+pub(crate) fn send_segments(
+    sock: &Socket,
+    buf: &[u8],
+    segment: u16,
+    to: Option<&PeerAddr>,
+) -> io::Result<()> {
+    let mut control = Control::default();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast(),
+        iov_len: buf.len(),
+    };
+    // Safety: msghdr is plain old data; all zeroes is a valid starting value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    if let Some(to) = to {
         msg.msg_name = to.0.as_ptr().cast_mut().cast();
         msg.msg_namelen = to.0.len();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        // Safety: CMSG_SPACE only computes a size.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
-        // Safety: the control buffer holds CMSG_SPACE(2) bytes (32 >= 24), aligned for
-        // cmsghdr; the first header and its data lie within it. The kernel only reads
-        // `buf` and `to` through pointers that live through the call.
-        let sent = unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_UDP;
-            (*cmsg).cmsg_type = UDP_SEGMENT;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as usize;
-            ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
-            libc::sendmsg(self.sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    }
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_controllen = put_segment(&mut control.0, 0, segment) as _;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    // Safety: every pointer in `msg` refers to memory that lives through the call; the
+    // kernel only reads it.
+    let sent = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    let result = if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    if crate::explain::on() {
+        let fd = sock.as_raw_fd();
+        let (n, len) = (buf.len().div_ceil(usize::from(segment.max(1))), buf.len());
+        let outcome = match &result {
+            Ok(()) => format!("{sent}"),
+            Err(e) => format!("-1 ({e})"),
         };
-        let result = if sent < 0 {
+        crate::explain::line(format_args!(
+            "sendmsg(fd {fd}, {len} bytes, UDP_SEGMENT {segment}: {n} datagrams) = {outcome}"
+        ));
+    }
+    result
+}
+
+/// Writes a UDP_SEGMENT control message at byte `at` of `control` (a multiple of 8, the
+/// end of the messages before it); returns where it ends, the new msg_controllen.
+fn put_segment(control: &mut [u8; CONTROL], at: usize, segment: u16) -> usize {
+    // Safety: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
+    assert!(
+        at % 8 == 0 && at + space <= CONTROL,
+        "no room for UDP_SEGMENT"
+    );
+    // Safety: a msghdr over the `space` bytes at `at`, aligned for cmsghdr (the buffer is,
+    // and `at` is a multiple of 8); the header and its u16 lie within them.
+    unsafe {
+        let mut hdr: libc::msghdr = mem::zeroed();
+        hdr.msg_control = control.as_mut_ptr().add(at).cast();
+        hdr.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+        ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+    }
+    at + space
+}
+
+/// UDP_GRO (linux/udp.h): the socket option that has the kernel hand over datagrams of one
+/// flow glued into one receive (UDP generic receive offload, Linux 5.0), and the control
+/// message that says the size they were cut at. Only datagrams of one size are glued (the
+/// last may be shorter), so a receive cuts back into its datagrams exactly.
+const UDP_GRO: libc::c_int = 104;
+
+/// setsockopt UDP_GRO on a UDP socket: receives may then hold many datagrams, read with
+/// [`recv_glued`] or [`DatagramSocket::recv_batch`]; an error where the kernel has none.
+pub(crate) fn receive_glued(sock: &Socket, on: bool) -> io::Result<()> {
+    calls::setsockopt(sock, "UDP_GRO", on, |s, on| {
+        let value = libc::c_int::from(on);
+        // Safety: the kernel reads one int from `value`, which lives through the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_UDP,
+                UDP_GRO,
+                ptr::from_ref(&value).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
             Err(io::Error::last_os_error())
         } else {
             Ok(())
-        };
-        if crate::explain::on() {
-            let fd = self.sock.as_raw_fd();
-            let (n, len) = (buf.len().div_ceil(usize::from(segment.max(1))), buf.len());
-            let outcome = match &result {
-                Ok(()) => format!("{sent}"),
-                Err(e) => format!("-1 ({e})"),
-            };
-            crate::explain::line(format_args!(
-                "sendmsg(fd {fd}, {len} bytes, UDP_SEGMENT {segment}: {n} datagrams) = {outcome}"
-            ));
         }
-        result
+    })
+}
+
+/// The segment size a glued receive carries (its UDP_GRO control message).
+///
+/// # Safety
+/// `hdr` must be a msghdr recvmsg(2) or recvmmsg(2) has just filled: its msg_control points
+/// to at least msg_controllen valid bytes.
+unsafe fn segment_of(hdr: &libc::msghdr) -> Option<usize> {
+    if hdr.msg_control.is_null() {
+        return None;
     }
+    // Safety: the kernel wrote well-formed control messages within msg_controllen, and the
+    // CMSG macros never step past it; the payload is read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if ((*cmsg).cmsg_level, (*cmsg).cmsg_type) == (libc::SOL_UDP, UDP_GRO) {
+                let size = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return usize::try_from(size).ok().filter(|&s| s > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
+}
+
+/// The datagrams in `len` received bytes glued at `segment` (0: one datagram), as ranges:
+/// each `segment` long, the last possibly shorter.
+pub(crate) fn datagrams(
+    len: usize,
+    segment: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let step = if segment == 0 { len.max(1) } else { segment };
+    (0..len.max(1))
+        .step_by(step)
+        .map(move |start| start..(start + step).min(len))
+}
+
+/// What one receive on a socket that may glue gave.
+pub(crate) struct Glued {
+    pub received: Received,
+    /// The socket's SO_RXQ_OVFL drop count, when the kernel sent it along.
+    pub drops: Option<u32>,
+    /// The size the datagrams were glued at; 0 for one datagram.
+    pub segment: usize,
+    pub from: PeerAddr,
+}
+
+/// recvmsg(2) with `flags` on a UDP socket that may glue (UDP_GRO) and count drops
+/// (SO_RXQ_OVFL): the bytes, their sender, and what the control messages said.
+pub(crate) fn recv_glued(sock: &Socket, buf: &mut [u8], flags: libc::c_int) -> io::Result<Glued> {
+    let mut control = Control::default();
+    // Safety: sockaddr_storage is plain old data; all zeroes is a valid (AF_UNSPEC) value.
+    let mut from: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Safety: msghdr is plain old data; all zeroes is a valid starting value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = ptr::addr_of_mut!(from).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL as _;
+    // Safety: `buf`, `from` and `control` live through the call; the kernel writes at most
+    // the lengths given. MSG_TRUNC: the real length of a longer datagram.
+    let got = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_TRUNC | flags) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = got as usize;
+    let received = if msg.msg_flags & libc::MSG_TRUNC != 0 || got > buf.len() {
+        Received::Truncated(got)
+    } else {
+        Received::Data(got)
+    };
+    // Safety: the header recvmsg just filled.
+    let (segment, drops) = unsafe { (segment_of(&msg), drops_of(&msg)) };
+    Ok(Glued {
+        received,
+        drops,
+        segment: segment.unwrap_or(0),
+        // Safety: recvmsg wrote `msg_namelen` bytes of the sender into `from`.
+        from: unsafe { sockaddr(&from, msg.msg_namelen) },
+    })
+}
+
+/// The SO_RXQ_OVFL count a receive carries.
+///
+/// # Safety
+/// As [`segment_of`].
+unsafe fn drops_of(hdr: &libc::msghdr) -> Option<u32> {
+    // Safety: as in segment_of.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if ((*cmsg).cmsg_level, (*cmsg).cmsg_type) == (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) {
+                return Some(ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>()));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }

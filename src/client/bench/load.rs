@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::Range;
 use std::os::fd::AsFd;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use crate::endpoint::{SockProto, Target};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
 use crate::service::echo::Transform;
+use crate::transport::batch;
 use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::Carrier;
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
@@ -345,6 +347,10 @@ struct Client {
     /// --rate: the client's token bucket, and when its next request, already paid for, may go.
     pace: Option<TokenBucket>,
     paced_until: Option<Instant>,
+    /// Datagram requests one send may carry (UDP_SEGMENT; 1 without), and those written
+    /// into `out` and not yet sent.
+    segments: usize,
+    gathered: usize,
 }
 
 impl Client {
@@ -370,6 +376,8 @@ impl Client {
                 .rate
                 .map(|rate| TokenBucket::with_burst(rate, (rate / 1000).max(spec.size as u64))),
             paced_until: None,
+            segments: 1,
+            gathered: 0,
         }
     }
 }
@@ -456,13 +464,17 @@ impl<'a> Runner<'a> {
             {
                 tracing::debug!("SO_RXQ_OVFL: {e}; drops at bench's sockets go uncounted");
             }
+            let mut client = Client::new(conn, spec);
+            if target.proto == SockProto::Udp {
+                client.segments = offloads(&client.conn, spec);
+            }
             epoll
                 .add(
-                    conn.as_fd(),
+                    client.conn.as_fd(),
                     EpollEvent::new(EpollFlags::EPOLLIN, token as u64),
                 )
                 .context("epoll_ctl add")?;
-            clients.push(Client::new(conn, spec));
+            clients.push(client);
         }
         Ok(Runner {
             spec,
@@ -627,8 +639,9 @@ impl<'a> Runner<'a> {
         };
         loop {
             let client = &mut self.clients[token];
-            if client.done || client.in_flight.len() >= window || client.out_pos < client.out.len()
-            {
+            // Requests waiting for room in the socket: nothing more until they are sent.
+            let waiting = client.gathered == 0 && client.out_pos < client.out.len();
+            if client.done || client.in_flight.len() >= window || waiting {
                 break;
             }
             if count_limit.is_some_and(|n| client.next_seq >= n) {
@@ -651,28 +664,53 @@ impl<'a> Runner<'a> {
             }
             let seq = client.next_seq;
             client.next_seq += 1;
-            client.out.clear();
-            client.out_pos = 0;
+            if client.gathered == 0 {
+                client.out.clear();
+                client.out_pos = 0;
+            }
             self.payload.write_request(seq, &mut client.out);
             client.in_flight.push_back((seq, now));
+            client.gathered += 1;
             self.result.sent += 1;
+            // With UDP_SEGMENT, datagrams gather until a send's worth (or the window) is in.
+            if client.gathered >= client.segments {
+                self.flush(token);
+            }
+        }
+        if self.clients[token].gathered > 0 {
             self.flush(token);
         }
         self.update_interest(token);
     }
 
-    /// Writes what is left of the current request.
+    /// Writes what is left of the current request (or the datagram requests gathered: as
+    /// many per send as UDP_SEGMENT carries).
     fn flush(&mut self, token: usize) {
         let client = &mut self.clients[token];
+        client.gathered = 0;
+        let request = self.payload.request_len();
         while client.out_pos < client.out.len() {
-            match client.conn.send_some(&client.out[client.out_pos..]) {
-                Ok(n) if !self.carrier.whole_messages() => client.out_pos += n,
-                Ok(_) => client.out_pos = client.out.len(),
+            let rest = &client.out[client.out_pos..];
+            let (sent, datagrams) = if self.carrier.whole_messages() {
+                let chunk = &rest[..rest.len().min(request * client.segments)];
+                (
+                    send_datagrams(&client.conn, chunk, request),
+                    chunk.len() / request.max(1),
+                )
+            } else {
+                (client.conn.send_some(rest), 0)
+            };
+            match sent {
+                Ok(n) => client.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if client.segments > 1 && batch::no_segmentation(&e) => {
+                    tracing::debug!("UDP_SEGMENT: {e}; one datagram per send from now on");
+                    client.segments = 1;
+                }
                 // A datagram that cannot be sent now (ENOBUFS) is a datagram lost.
                 Err(e) if self.carrier.may_lose() && e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    client.out_pos = client.out.len();
-                    self.result.send_errors += 1;
+                    client.out_pos += request * datagrams.max(1);
+                    self.result.send_errors += datagrams.max(1) as u64;
                 }
                 Err(e) => {
                     self.fail(token, Call::Send, e);
@@ -686,7 +724,14 @@ impl<'a> Runner<'a> {
         // Bounded, so one busy client cannot starve the others of this thread.
         for _ in 0..16 {
             let client = &mut self.clients[token];
-            let got = if self.carrier.may_lose() {
+            let mut segment = 0;
+            let got = if self.spec.target.proto == SockProto::Udp {
+                batch::recv_glued(client.conn.socket(), &mut self.buf, 0).map(|glued| {
+                    client.kernel_drops = client.kernel_drops.max(glued.drops.unwrap_or(0));
+                    segment = glued.segment;
+                    glued.received
+                })
+            } else if self.carrier.may_lose() {
                 client
                     .conn
                     .recv_counting_drops(&mut self.buf)
@@ -699,7 +744,10 @@ impl<'a> Runner<'a> {
             };
             match got {
                 Ok(Received::Data(n)) => {
-                    self.on_reply_bytes(token, n);
+                    // Replies glued (UDP_GRO): each datagram checked as its own.
+                    for piece in batch::datagrams(n, segment) {
+                        self.on_reply_bytes(token, piece);
+                    }
                     // Nothing more is due: skip the recv that would only say EAGAIN (epoll is
                     // level-triggered, so anything unexpected still wakes us).
                     if self.clients[token].in_flight.is_empty() {
@@ -724,9 +772,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Checks `n` bytes just read into the scratch buffer against the expected replies.
-    fn on_reply_bytes(&mut self, token: usize, n: usize) {
+    /// Checks the bytes just read into `read` of the scratch buffer against the expected
+    /// replies.
+    fn on_reply_bytes(&mut self, token: usize, read: Range<usize>) {
         let now = Instant::now();
+        let (first, n) = (read.start, read.len());
         if !self.carrier.keeps_boundaries() {
             let mut pos = 0;
             while pos < n {
@@ -737,7 +787,7 @@ impl<'a> Runner<'a> {
                 };
                 let reply_len = self.payload.reply.len();
                 let take = (reply_len - client.reply_pos).min(n - pos);
-                let got = &self.buf[pos..pos + take];
+                let got = &self.buf[first + pos..first + pos + take];
                 if !matches_reply(&self.payload, seq, client.reply_pos, got) {
                     client.reply_ok = false;
                 }
@@ -753,7 +803,7 @@ impl<'a> Runner<'a> {
             return;
         }
         // A message: one whole reply, found by its sequence number.
-        let reply = &self.buf[..n];
+        let reply = &self.buf[read];
         let seq_len = self.payload.seq_len();
         let client = &mut self.clients[token];
         let seq = if seq_len == SEQ_DIGITS {
@@ -862,6 +912,32 @@ impl<'a> Runner<'a> {
             }
         }
     }
+}
+
+/// Sends datagram requests of `size` bytes each, back to back in `chunk`: one send for one,
+/// one UDP_SEGMENT send for more. How many bytes went (all, or an error).
+fn send_datagrams(conn: &Conn, chunk: &[u8], size: usize) -> io::Result<usize> {
+    if chunk.len() <= size {
+        return conn.send_some(chunk).map(|_| chunk.len());
+    }
+    // `size` fits a u16: offloads() allows segments only then.
+    batch::send_segments(conn.socket(), chunk, size as u16, None).map(|()| chunk.len())
+}
+
+/// UDP offloads on a load client's socket: its replies received glued where the kernel
+/// can (UDP_GRO), and the datagram requests one send may carry (UDP_SEGMENT; 1 is a send
+/// per datagram).
+fn offloads(conn: &Conn, spec: &LoadSpec) -> usize {
+    if let Err(e) = batch::receive_glued(conn.socket(), true) {
+        tracing::debug!("UDP_GRO: {e}; replies are read one datagram at a time");
+    }
+    if spec.size == 0 || spec.size > batch::MAX_SEGMENTED / 2 {
+        return 1;
+    }
+    (batch::MAX_SEGMENTED / spec.size)
+        .min(batch::MAX_SEGMENTS)
+        .min(spec.window)
+        .max(1)
 }
 
 fn remember(list: &mut VecDeque<u64>, seq: u64) {
