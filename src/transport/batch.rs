@@ -338,7 +338,7 @@ fn put_segment(control: &mut [u8; CONTROL], at: usize, segment: u16) -> usize {
     // Safety: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as usize;
     assert!(
-        at % 8 == 0 && at + space <= CONTROL,
+        at.is_multiple_of(8) && at + space <= CONTROL,
         "no room for UDP_SEGMENT"
     );
     // Safety: a msghdr over the `space` bytes at `at`, aligned for cmsghdr (the buffer is,
@@ -488,4 +488,46 @@ unsafe fn drops_of(hdr: &libc::msghdr) -> Option<u32> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(len: usize, segment: usize) -> Vec<(usize, usize)> {
+        datagrams(len, segment).map(|r| (r.start, r.end)).collect()
+    }
+
+    #[test]
+    fn a_glued_receive_cuts_at_its_segment_and_the_last_may_be_shorter() {
+        assert_eq!(cut(4200, 1400), [(0, 1400), (1400, 2800), (2800, 4200)]);
+        assert_eq!(cut(3000, 1400), [(0, 1400), (1400, 2800), (2800, 3000)]);
+        assert_eq!(cut(9, 9), [(0, 9)]);
+    }
+
+    #[test]
+    fn one_datagram_is_one_piece_even_when_empty() {
+        assert_eq!(cut(1400, 0), [(0, 1400)]);
+        assert_eq!(cut(0, 0), [(0, 0)]);
+    }
+
+    #[test]
+    fn a_segment_message_follows_the_one_before_it() {
+        let mut control = Control::default();
+        let end = put_segment(&mut control.0, 0, 1400);
+        let after = put_segment(&mut control.0, end, 9);
+        // Safety: a msghdr over the control messages just written.
+        unsafe {
+            let mut hdr: libc::msghdr = mem::zeroed();
+            hdr.msg_control = control.0.as_mut_ptr().cast();
+            hdr.msg_controllen = after as _;
+            let first = libc::CMSG_FIRSTHDR(&hdr);
+            let second = libc::CMSG_NXTHDR(&hdr, first);
+            assert_eq!((*second).cmsg_type, UDP_SEGMENT);
+            assert_eq!(
+                ptr::read_unaligned(libc::CMSG_DATA(second).cast::<u16>()),
+                9
+            );
+        }
+    }
 }
