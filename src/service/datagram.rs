@@ -246,7 +246,8 @@ impl DatagramEcho {
     fn take_received(&mut self, batch: &mut Batch, i: usize) -> Option<usize> {
         let segment = batch.segment(i);
         let (received, data, from) = batch.get_mut(i);
-        if segment == 0 {
+        // A receive cut short (or not data) is decided whole: dropped, never answered in part.
+        if segment == 0 || !matches!(received, Received::Data(_)) {
             let n = self.answer_in_place(received, data, &from)?;
             return Some(n);
         }
