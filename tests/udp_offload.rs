@@ -260,3 +260,49 @@ fn a_server_without_udp_gro_answers_bursts_one_datagram_at_a_time() {
         "read glued without UDP_GRO"
     );
 }
+
+#[test]
+fn a_udp_upload_is_read_glued_and_arrives_whole() {
+    let test = "a_udp_upload_is_read_glued_and_arrives_whole";
+    let (root, local) = (tempdir(), tempdir());
+    let body: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i * 7 + i / 1409) as u8)
+        .collect();
+    let mine = local.path().join("mine");
+    std::fs::write(&mine, &body).unwrap();
+    let trace = local.path().join("server.trace");
+    let args = [
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        root.path().to_str().unwrap(),
+        "--upload",
+    ];
+    let Some(mut cmd) = straced(test, &trace, "recvmsg", &[], &args) else {
+        return;
+    };
+    let server = Server::start_with(&mut cmd);
+    let put = ["put", "--proto", "udp", "--window", "64", &server.addr];
+    let out = common::run(
+        Command::new(common::bin())
+            .args(put)
+            .arg(&mine)
+            .arg("up.bin"),
+        b"",
+    );
+    ok(&out);
+    stop_traced(server);
+    assert!(
+        std::fs::read(root.path().join("up.bin")).unwrap() == body,
+        "the upload differs"
+    );
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let glued = with_cmsg(&trace, "recvmsg", 104);
+    assert!(
+        glued.iter().any(|l| result(l) > 1414),
+        "no blocks read glued:\n{trace}"
+    );
+}
