@@ -22,6 +22,7 @@
 #   bench/peers.sh [SECONDS] [ROUNDS]      default: 5 3
 #   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
 #                                          turns: a change measured against the build before it
+#   ROWS=pingpong bench/peers.sh           only the ping-pong rows (a minute, not three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -151,6 +152,12 @@ for proto in tcp udp; do
     printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b_mean" "$b_p50" "$s_mean" "$s_p50" "$(ratio "$b_mean" "$s_mean")" "$(ratio "$b_p50" "$s_p50")"
   fi
 done
+if [ "${ROWS:-}" = pingpong ]; then
+  echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00."
+  echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
+  bench_end
+  exit
+fi
 nt=(); it=(); bt=()
 for _ in $(seq "$rounds"); do
   nt+=("$(netecho_mbps)"); it+=("$(iperf3_mbps)")

@@ -172,3 +172,40 @@ fn bench_with_a_framing_checks_framed_replies() {
         assert_eq!(run["answered"], 300, "{framing}: {run}");
     }
 }
+
+#[test]
+fn a_lone_client_waits_in_its_recv_and_still_counts_every_reply_and_loss() {
+    // One client on one load thread waits in a blocking recv, not in epoll_wait.
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = Server::start_with(std::process::Command::new(common::bin()).args([
+        "relay",
+        "--loss",
+        "up:10%",
+        "udp://127.0.0.1:0",
+        &server.url(),
+    ]));
+    let args = ["-P", "1", "-w", "4", "-n", "400", "--timeout", "200ms"];
+    let mut all = vec![relay.url()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let run = bench(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    let (sent, answered, lost) = (
+        run["sent"].as_u64().unwrap(),
+        run["answered"].as_u64().unwrap(),
+        run["lost"].as_u64().unwrap(),
+    );
+    assert_eq!(sent, 400, "{run}");
+    assert!(lost > 0 && answered > 0, "{run}");
+    assert_eq!(
+        answered + lost,
+        sent,
+        "every request answered or lost: {run}"
+    );
+    // The same over tcp: each of its replies read and checked, in pieces or whole.
+    let tcp = Server::start(&["--addr", "127.0.0.1:0"]);
+    for window in ["1", "4"] {
+        let run = bench(&[
+            &tcp.addr, "-P", "1", "-w", window, "-s", "1000", "-n", "300",
+        ]);
+        assert_eq!(run["answered"], 300, "window {window}: {run}");
+    }
+}

@@ -2,6 +2,9 @@
 //! of L bytes in flight, on a few threads with epoll (never a thread per client). Every reply
 //! is checked byte for byte; datagram replies are matched by sequence number, so loss,
 //! duplication and reordering are counted, not guessed.
+//!
+//! A thread left with one client waits in that client's recv instead (SO_RCVTIMEO is the
+//! loop's tick): a ping-pong then costs a send and a recv, as a hand-written client's does.
 
 use std::collections::VecDeque;
 use std::io;
@@ -36,6 +39,12 @@ const EVENTS: usize = 256;
 const STREAM_READ: usize = 256 * 1024;
 /// How often datagram requests are checked for having waited past the loss timeout.
 const LOSS_CHECK: Duration = Duration::from_millis(20);
+/// How long a load thread waits for news before it checks the clock (the run's end, loss
+/// timeouts, intervals): epoll_wait's timeout, or a lone client's SO_RCVTIMEO.
+const TICK: Duration = Duration::from_millis(10);
+/// The most request bytes in flight that a lone stream client sends on a blocking socket: it
+/// does not read while it sends, so everything in flight must fit in the socket buffers.
+const BLOCKING_STREAM_MAX: usize = 16 * 1024;
 
 /// When a run stops sending.
 #[derive(Clone, Copy, Debug)]
@@ -456,14 +465,32 @@ struct Runner<'a> {
     clients: Vec<Client>,
     result: LoadResult,
     buf: Vec<u8>,
+    /// A lone client on a blocking socket (see [`Runner::blocks`]).
+    blocking: bool,
 }
 
 impl<'a> Runner<'a> {
+    /// Whether a thread with `count` clients waits in its one client's recv, SO_RCVTIMEO
+    /// set to the tick, instead of in epoll_wait: two system calls per request instead of
+    /// three, as a ping-pong client written by hand makes. Not for paced runs (they wake on
+    /// the pace), TLS or QUIC (their reads are not one recv), or a stream window too large
+    /// to sit in the socket buffers while the client is not reading.
+    fn blocks(spec: &LoadSpec, count: usize) -> bool {
+        let in_flight = spec.window.saturating_mul(spec.size + LENGTH_HEADER);
+        count == 1
+            && spec.rate.is_none()
+            && !spec.idle
+            && spec.opts.tls.is_none()
+            && spec.target.proto != SockProto::Quic
+            && (spec.carrier().whole_messages() || in_flight <= BLOCKING_STREAM_MAX)
+    }
+
     fn new(spec: &'a LoadSpec, target: &Target, count: usize) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
         let mut result = LoadResult::new();
         let mut clients = Vec::with_capacity(count);
         let carrier = spec.carrier();
+        let blocking = Self::blocks(spec, count);
         for token in 0..count {
             let start = Instant::now();
             let conn = transport::connect(target, &spec.opts)
@@ -471,7 +498,12 @@ impl<'a> Runner<'a> {
             result
                 .connect
                 .saturating_record(start.elapsed().as_micros() as u64);
-            conn.set_nonblocking(true)?;
+            if blocking {
+                conn.set_read_timeout(Some(TICK))?;
+                conn.set_write_timeout(Some(TICK))?;
+            } else {
+                conn.set_nonblocking(true)?;
+            }
             if carrier.may_lose()
                 && let Err(e) = conn.count_drops()
             {
@@ -506,6 +538,7 @@ impl<'a> Runner<'a> {
             result,
             // A stream's replies are read in large pieces: fewer system calls per byte.
             buf: vec![0u8; MAX_MESSAGE.max(spec.size).max(STREAM_READ)],
+            blocking,
         })
     }
 
@@ -529,7 +562,11 @@ impl<'a> Runner<'a> {
         let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut last_loss_check = Instant::now();
         while self.goes_on(stop_at) {
-            self.serve_ready(&mut events)?;
+            if self.blocking {
+                self.serve_alone();
+            } else {
+                self.serve_ready(&mut events)?;
+            }
             self.send_paced();
             if self.carrier.may_lose() && last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
@@ -578,7 +615,11 @@ impl<'a> Runner<'a> {
     /// Waits a tick at most for readiness, and serves each client that is ready.
     fn serve_ready(&mut self, events: &mut [EpollEvent]) -> Result<()> {
         // A paced run wakes often enough to send on time.
-        let tick = if self.spec.rate.is_some() { 1u16 } else { 10 };
+        let tick = if self.spec.rate.is_some() {
+            1u16
+        } else {
+            TICK.as_millis() as u16
+        };
         let n = match self.epoll.wait(events, EpollTimeout::from(tick)) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => 0,
@@ -589,6 +630,19 @@ impl<'a> Runner<'a> {
             self.on_ready(token, event.events());
         }
         Ok(())
+    }
+
+    /// The lone client of a blocking thread: one recv, which waits a tick at most, then
+    /// what is left of a request that did not go out whole, then the window filled again.
+    fn serve_alone(&mut self) {
+        let client = &self.clients[0];
+        if !client.in_flight.is_empty() {
+            self.read_once(0);
+        }
+        if self.clients[0].out_pos < self.clients[0].out.len() {
+            self.flush(0);
+        }
+        self.fill(0, Instant::now());
     }
 
     /// Paced clients whose wait is over send again.
@@ -743,51 +797,58 @@ impl<'a> Runner<'a> {
     fn read(&mut self, token: usize) {
         // Bounded, so one busy client cannot starve the others of this thread.
         for _ in 0..16 {
-            let client = &mut self.clients[token];
-            let mut segment = 0;
-            let got = if self.spec.target.proto == SockProto::Udp {
-                batch::recv_glued(client.conn.socket(), &mut self.buf, 0).map(|glued| {
-                    client.kernel_drops = client.kernel_drops.max(glued.drops.unwrap_or(0));
-                    segment = glued.segment;
-                    glued.received
+            if !self.read_once(token) {
+                return;
+            }
+        }
+    }
+
+    /// One recv; whether more may be read now.
+    fn read_once(&mut self, token: usize) -> bool {
+        let client = &mut self.clients[token];
+        let mut segment = 0;
+        let got = if self.spec.target.proto == SockProto::Udp {
+            batch::recv_glued(client.conn.socket(), &mut self.buf, 0).map(|glued| {
+                client.kernel_drops = client.kernel_drops.max(glued.drops.unwrap_or(0));
+                segment = glued.segment;
+                glued.received
+            })
+        } else if self.carrier.may_lose() {
+            client
+                .conn
+                .recv_counting_drops(&mut self.buf)
+                .map(|(got, drops)| {
+                    client.kernel_drops = client.kernel_drops.max(drops.unwrap_or(0));
+                    got
                 })
-            } else if self.carrier.may_lose() {
-                client
-                    .conn
-                    .recv_counting_drops(&mut self.buf)
-                    .map(|(got, drops)| {
-                        client.kernel_drops = client.kernel_drops.max(drops.unwrap_or(0));
-                        got
-                    })
-            } else {
-                client.conn.recv(&mut self.buf)
-            };
-            match got {
-                Ok(Received::Data(n)) => {
-                    // Replies glued (UDP_GRO): each datagram checked as its own.
-                    for piece in batch::datagrams(n, segment) {
-                        self.on_reply_bytes(token, piece);
-                    }
-                    // Nothing more is due: skip the recv that would only say EAGAIN (epoll is
-                    // level-triggered, so anything unexpected still wakes us).
-                    if self.clients[token].in_flight.is_empty() {
-                        return;
-                    }
+        } else {
+            client.conn.recv(&mut self.buf)
+        };
+        match got {
+            Ok(Received::Data(n)) => {
+                // Replies glued (UDP_GRO): each datagram checked as its own.
+                for piece in batch::datagrams(n, segment) {
+                    self.on_reply_bytes(token, piece);
                 }
-                Ok(Received::Closed) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "server closed the connection",
-                    );
-                    return self.fail(token, Call::Recv, e);
-                }
-                Ok(Received::Truncated(n)) => {
-                    self.result.mismatched += 1;
-                    let _ = n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(token, Call::Recv, e),
+                // Nothing more is due: skip the recv that would only say EAGAIN (epoll is
+                // level-triggered, so anything unexpected still wakes us).
+                !self.clients[token].in_flight.is_empty()
+            }
+            Ok(Received::Closed) => {
+                let e =
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection");
+                self.fail(token, Call::Recv, e);
+                false
+            }
+            Ok(Received::Truncated(_)) => {
+                self.result.mismatched += 1;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) => {
+                self.fail(token, Call::Recv, e);
+                false
             }
         }
     }
