@@ -39,7 +39,9 @@ pub(crate) fn serve<S: Service>(
     let mut next_id = 0u64;
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
-        let session = server.admit(conn?, Drive::Blocking)?;
+        let mut session = server.admit(conn?, Drive::Blocking)?;
+        // Every session ends before the summary (its socket is shut down at stop).
+        session.count_at_end();
         let id = next_id;
         next_id += 1;
         let conn = session.conn();

@@ -145,6 +145,9 @@ pub(crate) struct EchoConn {
     /// buffer means the socket is empty for now, so wait instead of trying a recv that can
     /// only say EAGAIN (as tokio does). One system call less per message.
     pub short_read_waits: bool,
+    /// Messages counted on the tally alone, and into the totals at the end
+    /// ([`super::Session::count_at_end`]).
+    pub counts_at_end: bool,
 }
 
 /// Replies the peer has not taken yet, bounded.
@@ -172,6 +175,7 @@ impl EchoConn {
             messages: carrier.receiver(max_frame),
             sender: carrier.sender(),
             short_read_waits: false,
+            counts_at_end: false,
             conn,
             tally: Tally {
                 framed,
@@ -205,6 +209,8 @@ impl EchoConn {
     }
 
     fn pump_messages(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
+        // The totals a message counts into as it is served: none while they wait for the end.
+        let totals = (!self.counts_at_end).then_some(stats);
         for _ in 0..READS_PER_PUMP {
             match self.outbox.flush(&*self.sender, &self.conn) {
                 Ok(true) => {}
@@ -251,7 +257,7 @@ impl EchoConn {
                     msg,
                     &mut self.frames_out,
                     &mut self.tally,
-                    stats,
+                    totals,
                 );
                 if let Err(e) = self.more_frames(transform, stats) {
                     // The frames before the bad one were counted: their replies go out first,
@@ -268,7 +274,7 @@ impl EchoConn {
                 }
                 sent
             } else {
-                stats.message(&mut self.tally, msg.len(), msg.len());
+                count(totals, &mut self.tally, msg.len());
                 self.outbox.reply(&*self.sender, &self.conn, msg)
             };
             if let Err(e) = replied {
@@ -292,6 +298,7 @@ impl EchoConn {
 
     /// Transforms and encodes the other frames the last read completed, after the first.
     fn more_frames(&mut self, transform: Transform, stats: &Stats) -> Result<(), FrameError> {
+        let totals = (!self.counts_at_end).then_some(stats);
         while let Some(frame) = self.messages.buffered()? {
             hexdump::dump_if(Way::In, &self.conn.peer(), frame);
             transform.apply(frame);
@@ -301,7 +308,7 @@ impl EchoConn {
                 frame,
                 &mut self.frames_out,
                 &mut self.tally,
-                stats,
+                totals,
             );
         }
         Ok(())
@@ -320,6 +327,7 @@ impl EchoConn {
         stats: &Stats,
         out: &mut Vec<u8>,
     ) -> Option<ConnEnd> {
+        let totals = (!self.counts_at_end).then_some(stats);
         let msg = match self.messages.handed(data) {
             Ok(Next::Message(msg)) => msg,
             Ok(Next::Closed) => return Some(ConnEnd::PeerClosed),
@@ -330,7 +338,7 @@ impl EchoConn {
         hexdump::dump_if(Way::In, &self.conn.peer(), msg);
         transform.apply(msg);
         hexdump::dump_if(Way::Out, &self.conn.peer(), msg);
-        encode_frame(&*self.sender, msg, out, &mut self.tally, stats);
+        encode_frame(&*self.sender, msg, out, &mut self.tally, totals);
         self.tally.reads = self.messages.reads() as u64;
         if self.framed {
             std::mem::swap(out, &mut self.frames_out);
@@ -348,12 +356,20 @@ fn encode_frame(
     frame: &[u8],
     out: &mut Vec<u8>,
     tally: &mut Tally,
-    stats: &Stats,
+    totals: Option<&Stats>,
 ) {
     let before = out.len();
     sender.encode(frame, out);
-    let wire = out.len() - before;
-    stats.message(tally, wire, wire);
+    count(totals, tally, out.len() - before);
+}
+
+/// Counts a message of `len` bytes and its reply of as many on the tally, and on the
+/// totals when given.
+fn count(totals: Option<&Stats>, tally: &mut Tally, len: usize) {
+    match totals {
+        Some(stats) => stats.message(tally, len, len),
+        None => tally.message(len, len),
+    }
 }
 
 /// How a connection ends on a receive that failed.
@@ -492,7 +508,14 @@ impl super::Session for EchoSession {
         self.echo.take(data, self.transform, self.stats, out)
     }
 
+    fn count_at_end(&mut self) {
+        self.echo.counts_at_end = true;
+    }
+
     fn end(self, ended: &ConnEnd) {
+        if self.echo.counts_at_end {
+            self.stats.settle(&self.echo.tally);
+        }
         super::stats::log_client(self.proto, self.echo.conn.peer(), &self.echo.tally, ended);
     }
 }

@@ -22,6 +22,15 @@ pub(crate) struct Tally {
     pub framed: bool,
 }
 
+impl Tally {
+    /// Counts one message in and the reply out on this client alone.
+    pub(crate) fn message(&mut self, bytes_in: usize, bytes_out: usize) {
+        self.messages += 1;
+        self.bytes_in += bytes_in as u64;
+        self.bytes_out += bytes_out as u64;
+    }
+}
+
 /// Totals for the whole server, shared by every thread that serves a client.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -57,12 +66,17 @@ impl Stats {
 
     /// Counts one message in and the reply out, on the client's tally and the totals.
     pub(crate) fn message(&self, tally: &mut Tally, bytes_in: usize, bytes_out: usize) {
-        tally.messages += 1;
-        tally.bytes_in += bytes_in as u64;
-        tally.bytes_out += bytes_out as u64;
+        tally.message(bytes_in, bytes_out);
         self.messages.fetch_add(1, Relaxed);
         self.bytes_in.fetch_add(bytes_in as u64, Relaxed);
         self.bytes_out.fetch_add(bytes_out as u64, Relaxed);
+    }
+
+    /// Adds a finished client's tally, counted on the tally alone as it went, to the totals.
+    pub(crate) fn settle(&self, tally: &Tally) {
+        self.messages.fetch_add(tally.messages, Relaxed);
+        self.bytes_in.fetch_add(tally.bytes_in, Relaxed);
+        self.bytes_out.fetch_add(tally.bytes_out, Relaxed);
     }
 }
 
