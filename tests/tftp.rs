@@ -366,7 +366,9 @@ fn a_download_survives_loss_by_retransmitting_on_silence() {
         return;
     }
     let (dir, out) = (tempdir(), tempdir());
-    let body = pattern(60_000);
+    // 293 blocks: at a 10% chance each, the odds of not one dropped are 1 in 10^13 (with 59
+    // blocks they were 1 in 500, and a run did see none).
+    let body = pattern(300_000);
     fs::write(dir.path().join("f"), &body).unwrap();
     let server = files_server(dir.path(), &["--drop", "0.1"]);
     let url = format!("tftp://127.0.0.1:{}/f", server.port());
