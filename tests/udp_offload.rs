@@ -146,12 +146,20 @@ fn stop_traced(server: Server) {
 
 /// The Python peer's bursts of mixed sizes against `addr`: its verdict line.
 fn bursts(test: &str, addr: &str) -> Option<String> {
+    bursts_pausing(test, addr, "0")
+}
+
+/// [`bursts`], pausing `pause` seconds after the first burst.
+fn bursts_pausing(test: &str, addr: &str, pause: &str) -> Option<String> {
     if !common::have("python3", test) {
         return None;
     }
     let (host, port) = addr.rsplit_once(':').unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/udp_bursts.py");
-    let out = common::run(Command::new("python3").args([script, host, port]), b"");
+    let out = common::run(
+        Command::new("python3").args([script, host, port, pause]),
+        b"",
+    );
     Some(ok(&out))
 }
 
@@ -259,6 +267,26 @@ fn a_server_without_udp_gro_answers_bursts_one_datagram_at_a_time() {
         with_cmsg(&trace, "recvmmsg", 104).is_empty(),
         "read glued without UDP_GRO"
     );
+}
+
+#[test]
+fn bursts_queued_while_udp_segment_is_refused_are_still_answered_datagram_by_datagram() {
+    let test = "bursts_queued_while_udp_segment_is_refused_are_still_answered_datagram_by_datagram";
+    let dir = tempdir();
+    // The first reply's sendmmsg waits 1 s and is refused (EIO, as on a path without
+    // checksum offload); the bursts sent meanwhile queue glued, and each of their datagrams
+    // must still come back alone, never merged into one reply larger than its request.
+    let inject: &[&str] = &["-e", "inject=sendmmsg:error=EIO:delay_enter=1000000:when=1"];
+    let Some((server, trace)) = udp_server(test, Some(("sendmmsg", inject)), dir.path()) else {
+        return;
+    };
+    let Some(verdict) = bursts_pausing(test, &server.addr, "0.3") else {
+        return;
+    };
+    assert_eq!(verdict.trim(), "ok 213");
+    stop_traced(server);
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(trace.contains("(INJECTED)"), "{trace}");
 }
 
 #[test]

@@ -40,16 +40,19 @@ pub(crate) fn serve<S: Service>(
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
         let mut session = server.admit(conn?, Drive::Blocking)?;
-        // Every session ends before the summary (its socket is shut down at stop).
-        session.count_at_end();
         let id = next_id;
         next_id += 1;
-        let conn = session.conn();
-        match calls::dup(conn.socket()) {
+        match calls::dup(session.conn().socket()) {
             Ok(handle) => {
                 live.lock().unwrap().insert(id, handle);
+                // This session ends before the summary (its socket is shut down at stop), so
+                // it may count on its own tally and add it to the totals then.
+                session.count_at_end();
             }
-            Err(e) => warn!("{}: cannot keep a handle to stop it: {e}", conn.peer()),
+            Err(e) => warn!(
+                "{}: cannot keep a handle to stop it: {e}",
+                session.conn().peer()
+            ),
         }
         let (mine, served) = (Arc::clone(&live), Arc::clone(server));
         let spawned = thread::Builder::new()

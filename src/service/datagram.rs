@@ -299,7 +299,10 @@ impl DatagramEcho {
 
     /// A reply sendmmsg refused, tried once more on its own: one reply from a source the
     /// kernel refuses goes from its choice; a glued reply on a path without segmentation
-    /// offload goes datagram by datagram, and the socket stops gluing.
+    /// offload goes datagram by datagram, every piece tried. The socket keeps gluing: the
+    /// kernel refuses UDP_SEGMENT per path (EINVAL past one peer's MTU), and a receive
+    /// already glued must still be cut into its datagrams, which only gluing's control
+    /// message tells.
     fn send_alone(
         &mut self,
         sock: &DatagramSocket,
@@ -313,10 +316,17 @@ impl DatagramEcho {
         let arrival = batch.arrival(i).copied();
         let (_, data, from) = batch.get_mut(i);
         let went = if glued && batch::no_segmentation(e) {
-            datagrams(n, segment).all(|piece| {
+            static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = LOG.allow() {
+                debug!(
+                    "{} {from}: UDP_SEGMENT refused ({e}): answered datagram by datagram{more}",
+                    self.proto
+                );
+            }
+            datagrams(n, segment).fold(true, |all, piece| {
                 let piece = &data[piece];
-                sock.reply_to(piece, &from, arrival.as_ref(), libc::MSG_DONTWAIT)
-                    .is_ok()
+                let sent = sock.reply_to(piece, &from, arrival.as_ref(), libc::MSG_DONTWAIT);
+                sent.is_ok() && all
             })
         } else {
             e.raw_os_error() == Some(libc::EINVAL)
@@ -325,17 +335,6 @@ impl DatagramEcho {
         };
         if !went {
             debug!("{} {from}: reply not sent: {e}", self.proto);
-        }
-        if glued && batch::no_segmentation(e) && batch.glued() {
-            warn!(
-                "{}: the kernel refused UDP_SEGMENT ({e}): datagrams are read and answered \
-                 one by one from now on",
-                self.proto
-            );
-            if let Err(e) = batch::receive_glued(sock.socket(), false) {
-                debug!("UDP_GRO off: {e}");
-            }
-            batch.set_glued(false);
         }
         went
     }

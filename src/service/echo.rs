@@ -512,10 +512,24 @@ impl super::Session for EchoSession {
         self.echo.counts_at_end = true;
     }
 
-    fn end(self, ended: &ConnEnd) {
-        if self.echo.counts_at_end {
+    fn end(mut self, ended: &ConnEnd) {
+        self.settle();
+        super::stats::log_client(self.proto, self.echo.conn.peer(), &self.echo.tally, ended);
+    }
+}
+
+impl EchoSession {
+    /// Adds a tally kept apart to the server's totals, once.
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.echo.counts_at_end) {
             self.stats.settle(&self.echo.tally);
         }
-        super::stats::log_client(self.proto, self.echo.conn.peer(), &self.echo.tally, ended);
+    }
+}
+
+impl Drop for EchoSession {
+    /// A session dropped without its end (a panic while serving) still counts what it served.
+    fn drop(&mut self) {
+        self.settle();
     }
 }

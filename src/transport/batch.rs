@@ -72,10 +72,6 @@ impl Batch {
         self.glued = glued;
     }
 
-    pub(crate) fn glued(&self) -> bool {
-        self.glued
-    }
-
     /// The segment size receive `i` was glued at, 0 when it holds one datagram.
     pub(crate) fn segment(&self, i: usize) -> usize {
         self.segments[i]

@@ -4,7 +4,10 @@ UDP_SEGMENT (the kernel cuts it: every datagram the segment size, the last possi
 shorter), to an upper-casing echo server; every reply must come back as its own datagram,
 upper-cased, none merged or cut. Prints "ok N" (datagrams answered) or why not; exit 1.
 
-    udp_bursts.py HOST PORT
+    udp_bursts.py HOST PORT [PAUSE]
+
+PAUSE: seconds to wait after the first burst, so the others queue at the server while it
+answers the first.
 """
 import socket
 import struct
@@ -28,6 +31,7 @@ def datagram(burst, index, size):
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    pause = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     sock.connect((host, port))
@@ -40,6 +44,8 @@ def main():
             expected[g[:8]] = g.upper()
         control = [(SOL_UDP, UDP_SEGMENT, struct.pack("H", segment))]
         sock.sendmsg([b"".join(grams)], control)
+        if b == 0:
+            time.sleep(pause)
     sock.settimeout(5)
     got = 0
     deadline = time.monotonic() + 20
