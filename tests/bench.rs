@@ -106,6 +106,19 @@ fn a_reply_that_differs_is_reported_and_fails_the_run() {
 }
 
 #[test]
+fn a_count_run_against_a_server_that_never_answers_ends_at_its_timeout() {
+    // Accepts and never reads: bench must give up after --timeout, not wait forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    for clients in ["1", "2"] {
+        let args = ["bench", &addr, "-n", "5", "-P", clients, "--timeout", "1s"];
+        let line = common::fails(&netecho(&args, b""), 1);
+        assert!(line.contains("no reply within"), "{clients}: {line}");
+    }
+    drop(silent);
+}
+
+#[test]
 fn bench_against_nothing_says_so() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap().to_string();

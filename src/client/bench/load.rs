@@ -568,9 +568,13 @@ impl<'a> Runner<'a> {
                 self.serve_ready(&mut events)?;
             }
             self.send_paced();
-            if self.carrier.may_lose() && last_loss_check.elapsed() >= LOSS_CHECK {
+            if last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
-                self.expire_lost();
+                if self.carrier.may_lose() {
+                    self.expire_lost();
+                } else if stop_at.is_none() {
+                    self.fail_unanswered();
+                }
             }
             if let Some(clock) = &mut clock {
                 // Once every client has sent its last request (time up, or its count sent),
@@ -944,6 +948,24 @@ impl<'a> Runner<'a> {
                 self.result.lost += 1;
             }
             self.fill(token, now);
+        }
+    }
+
+    /// A run of a count over a stream or seqpacket: a client whose oldest request has
+    /// waited --timeout fails, so a server that stops answering cannot hold the run forever
+    /// (a timed run gives up at its end instead).
+    fn fail_unanswered(&mut self) {
+        let now = Instant::now();
+        let timeout = self.spec.timeout;
+        for token in 0..self.clients.len() {
+            let waiting = self.clients[token].in_flight.front();
+            if waiting.is_some_and(|&(_, sent)| now.duration_since(sent) >= timeout) {
+                let e = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply within {timeout:?} (--timeout)"),
+                );
+                self.fail(token, Call::Recv, e);
+            }
         }
     }
 
