@@ -158,7 +158,7 @@ pub(crate) enum Command {
 
 const SERVE_EXAMPLES: &str =
     "Once bound, serve prints one line on stdout, `listening <proto> <address>`, \
-with the real port when port 0 was asked for. SIGINT or SIGTERM stops it with a summary line.
+with the real port when port 0 was asked for (serve --lab adds a line per port it announces). SIGINT or SIGTERM stops it with a summary line.
 
 Examples:
   netecho serve                                   # tcp on 127.0.0.1:3234
@@ -1426,7 +1426,12 @@ impl ServeArgs {
     /// --addr), the sharing limits, --allow/--deny and --rate-limit.
     pub(crate) fn lab_config(&self) -> Result<LabServeConfig, UsageError> {
         let addr = match &self.addr {
-            Some(addr) => Endpoint::parse_listen(addr, Some(Proto::Tcp))?,
+            // An address without a port is the lab's port, where `lab HOST` looks.
+            Some(addr) => {
+                let port = crate::labwire::LAB_PORT.to_string();
+                let with_port = join_port(addr, &port).unwrap_or_else(|| addr.clone());
+                Endpoint::parse_listen(&with_port, Some(Proto::Tcp))?
+            }
             None => Endpoint {
                 proto: Proto::Tcp,
                 addr: crate::endpoint::Address::Ip(std::net::SocketAddr::new(
@@ -2097,6 +2102,18 @@ mod tests {
             panic!("serve");
         };
         assert!(usage_error(args.lab_config()).contains("is a Unix socket address"));
+        for (given, bound) in [
+            ("127.0.0.1", "127.0.0.1:3235"),
+            ("::1", "[::1]:3235"),
+            ("127.0.0.1:9000", "127.0.0.1:9000"),
+            ("9000", "[::]:9000"),
+        ] {
+            let Command::Serve(args) = parse(&["serve", "--lab", "--addr", given]) else {
+                panic!("serve");
+            };
+            let config = args.lab_config().expect("lab config");
+            assert_eq!(config.addr.addr.to_string(), bound, "{given}");
+        }
     }
 
     #[test]

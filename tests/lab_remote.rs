@@ -840,7 +840,7 @@ fn plain_and_tls_lab_mismatches_say_what_to_add_or_leave_out() {
     let line = common::fails(&out, 1);
     assert!(line.contains("leave out --tls"), "{line}");
     // The plain server says what it got, and serves on.
-    plain.wait_log("a TLS ClientHello, and it speaks plain TCP");
+    plain.wait_log("a TLS ClientHello, but this server speaks plain TCP");
     let out = common::netecho(
         &["lab", "--quick", &format!("127.0.0.1:{}", plain.port())],
         b"",

@@ -203,8 +203,9 @@ fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u
             Ok(Msg::Queued { place, measuring }) => {
                 first.get_or_insert(place);
                 if told != Some(place) {
+                    let runs = if measuring == 1 { "run" } else { "runs" };
                     info!(
-                        "lab: the server {host} is measuring {measuring} runs; this run is \
+                        "lab: the server {host} is measuring {measuring} {runs}; this run is \
                          number {place} in its queue and waits its turn"
                     );
                     progress(&format!("number {place} in the queue of {host}"));

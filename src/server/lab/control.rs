@@ -311,9 +311,11 @@ fn hello(conn: &Conn) -> Result<(), String> {
             }
             Err(e) => e.to_string(),
         },
-        Err(ReadError::Wire(WireError::Tls)) => "a TLS ClientHello, and it speaks plain TCP \
+        Err(ReadError::Wire(WireError::Tls)) => {
+            "a TLS ClientHello, but this server speaks plain TCP \
                                                  (leave out --tls, or serve --lab --tls)"
-            .into(),
+                .into()
+        }
         Err(ReadError::Wire(e)) => e.to_string(),
         Err(ReadError::Timeout) => format!(
             "nothing said within {} s of connecting",
