@@ -423,6 +423,7 @@ fn echo_service(config: &ServeConfig, stats: &'static Stats, access: Arc<Access>
             rate_limit: config.rate_limit,
             access,
         },
+        quiet_clients: false,
     }
 }
 

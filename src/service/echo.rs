@@ -444,6 +444,9 @@ pub(crate) struct Echo {
     pub framing: Framing,
     pub max_frame: usize,
     pub datagram: super::DatagramRules,
+    /// Each connection's closing line only with -v (a lab server's measuring connections,
+    /// dozens per run, would bury its run lines).
+    pub quiet_clients: bool,
 }
 
 /// One connection of the echo service, with what its pump needs.
@@ -452,6 +455,7 @@ pub(crate) struct EchoSession {
     transform: Transform,
     stats: &'static Stats,
     proto: crate::endpoint::Proto,
+    quiet: bool,
 }
 
 impl super::Service for Echo {
@@ -482,6 +486,7 @@ impl super::Service for Echo {
             transform: self.transform,
             stats: self.stats,
             proto: self.proto,
+            quiet: self.quiet_clients,
         }
     }
 
@@ -514,7 +519,14 @@ impl super::Session for EchoSession {
 
     fn end(mut self, ended: &ConnEnd) {
         self.settle();
-        super::stats::log_client(self.proto, self.echo.conn.peer(), &self.echo.tally, ended);
+        let (peer, tally) = (self.echo.conn.peer(), &self.echo.tally);
+        match self.quiet {
+            true => tracing::debug!(
+                "{}",
+                super::stats::client_line(self.proto, peer, tally, ended)
+            ),
+            false => super::stats::log_client(self.proto, peer, tally, ended),
+        }
     }
 }
 

@@ -95,6 +95,16 @@ impl fmt::Display for Stats {
 
 /// The one log line per client: who, how much, and how it ended.
 pub(crate) fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fmt::Display) {
+    info!("{}", client_line(proto, peer, tally, ended));
+}
+
+/// What one client did, in one line: bytes both ways, and reads or messages.
+pub(crate) fn client_line(
+    proto: Proto,
+    peer: &str,
+    tally: &Tally,
+    ended: &dyn fmt::Display,
+) -> String {
     // On a stream the number of reads is the lesson: several messages can arrive in one.
     let carrier = Carrier::of(proto.kind(), Framing::None);
     // QUIC with a framing is one stream: frames in reads, as on tcp.
@@ -104,8 +114,8 @@ pub(crate) fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fm
         (false, false) => format!("{} reads", tally.reads),
         (true, _) => format!("{} messages", tally.messages),
     };
-    info!(
+    format!(
         "{proto} {peer}: {} bytes in, {} bytes out, {count}; {ended}",
         tally.bytes_in, tally.bytes_out
-    );
+    )
 }

@@ -359,6 +359,7 @@ fn echo(proto: Proto, config: &LabServeConfig, stats: &'static Stats, access: Ar
             rate_limit: config.rate_limit,
             access,
         },
+        quiet_clients: true,
     }
 }
 
