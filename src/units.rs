@@ -105,6 +105,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         ("m", 60.0),
         ("h", 3600.0),
     ];
+    let zero = || format!("{t}: a duration here is more than 0, e.g. 500ms or 2s");
+    if t.parse::<f64>().is_ok_and(|v| v == 0.0) {
+        return Err(zero());
+    }
     if !t.is_empty() && t.parse::<f64>().is_ok() {
         return Err(format!(
             "{t} what? write {t}ms or {t}s (a duration needs its unit)"
@@ -122,6 +126,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => {
             Ok(Duration::from_secs_f64(v * scale))
         }
+        Ok(0.0) => Err(zero()),
         _ => Err(wrong()),
     }
 }
@@ -176,6 +181,11 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
-        assert!(parse_duration("0s").is_err());
+        for zero in ["0s", "0ms", "0"] {
+            assert!(
+                parse_duration(zero).unwrap_err().contains("more than 0"),
+                "{zero}"
+            );
+        }
     }
 }

@@ -144,7 +144,8 @@ fn is_close(e: &std::io::Error) -> bool {
 fn unanswered(host: &str) -> anyhow::Error {
     anyhow!(
         "the lab server {host} closed the connection unanswered: it takes only so many new \
-         connections at once, from one address and in all; try again in a moment"
+         connections at once, from one address and in all; try again in a moment (and check \
+         that this is its control port, on its `lab control:` line, not an echo port)"
     )
 }
 
