@@ -167,7 +167,7 @@ udp             AF_INET   SOCK_DGRAM             8      10      30        40   9
 
 - loss 5% each way
 - tcp: 2 retransmits over 4 connections (TCP_INFO), smoothed rtt 40 us, cwnd 10 segments; nothing lost to the program, the loss shows as latency: p50 12 us, p99.9 48 us
-- unix-seqpacket: 0 of 200100 datagrams lost, and nobody sent them again: the gaps are the program's to handle
+- unix-seqpacket: none of 200100 datagrams lost; one lost would stay lost, nobody sends it again
 - udp: 7 of 90010 datagrams lost, and nobody sent them again: the gaps are the program's to handle
 ";
     let notes = vec!["loss 5% each way".to_string()];

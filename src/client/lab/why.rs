@@ -169,6 +169,11 @@ fn steadiness(r: &Row) -> Option<String> {
 /// What loss did to a row: TCP hides it as retransmissions and a tail, UDP shows it.
 pub(super) fn consequence(r: &Row) -> String {
     match &r.tcp_info {
+        Some(t) if t.retransmits == 0 => format!(
+            "{}: no retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
+             segments; nothing was lost: p50 {} us, p99.9 {} us",
+            r.proto, t.connections, t.rtt_us, t.cwnd, r.latency_us.p50, r.latency_us.p99_9
+        ),
         Some(t) => format!(
             "{}: {} retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
              segments; nothing lost to the program, the loss shows as latency: p50 {} us, p99.9 \
@@ -185,6 +190,10 @@ pub(super) fn consequence(r: &Row) -> String {
             "quic: {} of {} requests unanswered; QUIC resends what is lost itself, so the loss \
              shows as latency: p50 {} us, p99.9 {} us",
             r.lost, r.sent, r.latency_us.p50, r.latency_us.p99_9
+        ),
+        None if r.lost == 0 => format!(
+            "{}: none of {} datagrams lost; one lost would stay lost, nobody sends it again",
+            r.proto, r.sent
         ),
         None => format!(
             "{}: {} of {} datagrams lost, and nobody sent them again: the gaps are the program's \
