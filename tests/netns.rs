@@ -208,6 +208,36 @@ fn ctrl_c_in_the_middle_removes_everything() {
     let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
+    // A server started at the moment of the signal is stopped too, never left running.
+    assert_eq!(orphaned_lab_servers(), Vec::<String>::new());
+}
+
+/// Servers of this build that a `lab --netns` started (on the addresses only it uses) and
+/// that now have no parent: what a lab that lost track of one would leave running.
+fn orphaned_lab_servers() -> Vec<String> {
+    let exe = std::fs::canonicalize(bin()).unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let orphan = status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["PPid:", "1"]));
+        let ours = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe);
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let lab = cmd.contains("10.233.0.") || cmd.contains("fd00:233::");
+        if orphan && ours && lab && cmd.contains(" serve ") {
+            found.push(format!("{pid}: {cmd}"));
+        }
+    }
+    found
 }
 
 #[test]

@@ -125,6 +125,13 @@ impl LocalServers {
             }
             None => Command::new(exe),
         };
+        // Spawned under the lock the clean-up takes, and not at all once a stop signal came:
+        // a server started at the moment of Ctrl-C is either stopped with the others or
+        // never started, never left running.
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        if stopping() {
+            return Err(anyhow!("stopping: no more local servers"));
+        }
         let mut child = cmd
             .args(["-q", "serve", "--proto", proto.name(), "--addr", addr])
             .args(extra)
@@ -134,7 +141,8 @@ impl LocalServers {
             .spawn()
             .context("start a local netecho server")?;
         let stdout = child.stdout.take().expect("piped");
-        self.children.lock().expect("not poisoned").push(child);
+        children.push(child);
+        drop(children);
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("local-server".into())
