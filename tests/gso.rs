@@ -82,32 +82,19 @@ fn upload_traced(test: &str, extra: &[&str]) -> Option<String> {
     Some(fs::read_to_string(&trace).unwrap())
 }
 
-/// The sendmsg(2) calls that carry UDP_SEGMENT (SOL_UDP, type 103), and their results.
-fn segmented(trace: &str) -> Vec<&str> {
-    trace
-        .lines()
-        .filter(|l| l.contains("sendmsg(") && l.contains("SOL_UDP"))
-        .filter(|l| l.contains("UDP_SEGMENT") || l.contains("cmsg_type=0x67"))
-        .collect()
-}
-
-/// The bytes a sendmsg line's result says went out.
-fn sent(line: &str) -> usize {
-    line.rsplit("= ")
-        .next()
-        .and_then(|r| r.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_udp_upload_sends_many_blocks_per_system_call() {
     let Some(trace) = upload_traced("a_udp_upload_sends_many_blocks_per_system_call", &[]) else {
         return;
     };
-    let calls = segmented(&trace);
+    let calls = common::strace::with_cmsg(&trace, "sendmsg", 103);
     assert!(!calls.is_empty(), "no sendmsg with UDP_SEGMENT:\n{trace}");
     // The default block is 1408 bytes and a 6-byte header: more than that is two or more.
-    let most = calls.iter().map(|l| sent(l)).max().unwrap_or(0);
+    let most = calls
+        .iter()
+        .map(|l| common::strace::result(l))
+        .max()
+        .unwrap_or(0);
     assert!(
         most > 1414,
         "no call carried two blocks (at most {most} bytes)"
@@ -121,7 +108,7 @@ fn a_kernel_that_refuses_udp_segment_gets_one_datagram_per_block() {
     let Some(trace) = upload_traced(test, &inject) else {
         return;
     };
-    let refused = segmented(&trace);
+    let refused = common::strace::with_cmsg(&trace, "sendmsg", 103);
     assert_eq!(refused.len(), 1, "UDP_SEGMENT tried again after a refusal");
     assert!(refused[0].contains("EIO"), "{}", refused[0]);
     let datagrams = trace.lines().filter(|l| l.contains("sendto(")).count();

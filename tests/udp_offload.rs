@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Server, ok, tempdir};
+use common::{Server, ok, strace, tempdir};
 
 /// `strace -f -o TRACE -e trace=CALLS EXTRA... netecho ARGS...`; `None` (with the skip
 /// said) when strace is missing or may not trace here.
@@ -106,33 +106,6 @@ fn bench(test: &str, addr: &str, trace: Option<(&Path, &[&str])>) -> Option<(u64
     Some((field("answered"), field("lost"), field("mismatched")))
 }
 
-/// The lines of a trace that call `call` with a UDP control message of `kind` (103
-/// UDP_SEGMENT, 104 UDP_GRO, as strace may name them or not).
-fn with_cmsg<'t>(trace: &'t str, call: &str, kind: u32) -> Vec<&'t str> {
-    let names = [
-        format!("cmsg_type=0x{kind:x}"),
-        if kind == 103 {
-            "UDP_SEGMENT"
-        } else {
-            "UDP_GRO"
-        }
-        .to_string(),
-    ];
-    trace
-        .lines()
-        .filter(|l| l.contains(&format!("{call}(")) && l.contains("SOL_UDP"))
-        .filter(|l| names.iter().any(|n| l.contains(n.as_str())))
-        .collect()
-}
-
-/// The bytes a line's result says went out or came in.
-fn result(line: &str) -> usize {
-    line.rsplit("= ")
-        .next()
-        .and_then(|r| r.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Stops a server started under strace: SIGTERM to the server itself, so that strace sees
 /// it end and writes out its whole trace before it exits too.
 fn stop_traced(server: Server) {
@@ -174,15 +147,15 @@ fn bench_sends_requests_segmented_and_reads_replies_glued() {
     };
     assert_eq!((answered, lost, mismatched), (3000, 0, 0));
     let trace = std::fs::read_to_string(&trace).unwrap();
-    let sent = with_cmsg(&trace, "sendmsg", 103);
+    let sent = strace::with_cmsg(&trace, "sendmsg", 103);
     assert!(
-        sent.iter().any(|l| result(l) > 1400),
+        sent.iter().any(|l| strace::result(l) > 1400),
         "no request sent segmented:\n{trace}"
     );
     // A glued reply proves the server answered segmented too: loopback glues nothing itself.
-    let glued = with_cmsg(&trace, "recvmsg", 104);
+    let glued = strace::with_cmsg(&trace, "recvmsg", 104);
     assert!(
-        glued.iter().any(|l| result(l) > 1400),
+        glued.iter().any(|l| strace::result(l) > 1400),
         "no reply read glued:\n{trace}"
     );
 }
@@ -202,11 +175,11 @@ fn the_server_reads_bursts_glued_and_answers_each_datagram_intact() {
     stop_traced(server);
     let trace = std::fs::read_to_string(&trace).unwrap();
     assert!(
-        !with_cmsg(&trace, "recvmmsg", 104).is_empty(),
+        !strace::with_cmsg(&trace, "recvmmsg", 104).is_empty(),
         "no burst read glued:\n{trace}"
     );
     assert!(
-        !with_cmsg(&trace, "sendmmsg", 103).is_empty(),
+        !strace::with_cmsg(&trace, "sendmmsg", 103).is_empty(),
         "no reply sent segmented:\n{trace}"
     );
 }
@@ -223,7 +196,7 @@ fn bench_without_udp_segment_sends_one_datagram_at_a_time() {
     };
     assert_eq!(counts, (3000, 0, 0));
     let trace = std::fs::read_to_string(&trace).unwrap();
-    let refused = with_cmsg(&trace, "sendmsg", 103);
+    let refused = strace::with_cmsg(&trace, "sendmsg", 103);
     assert_eq!(refused.len(), 1, "UDP_SEGMENT tried again after a refusal");
     let sendto = trace.lines().filter(|l| l.contains("sendto(")).count();
     assert!(sendto >= 2990, "{sendto} sendto calls for 3000 requests");
@@ -264,7 +237,7 @@ fn a_server_without_udp_gro_answers_bursts_one_datagram_at_a_time() {
         "{trace}"
     );
     assert!(
-        with_cmsg(&trace, "recvmmsg", 104).is_empty(),
+        strace::with_cmsg(&trace, "recvmmsg", 104).is_empty(),
         "read glued without UDP_GRO"
     );
 }
@@ -328,9 +301,9 @@ fn a_udp_upload_is_read_glued_and_arrives_whole() {
         "the upload differs"
     );
     let trace = std::fs::read_to_string(&trace).unwrap();
-    let glued = with_cmsg(&trace, "recvmsg", 104);
+    let glued = strace::with_cmsg(&trace, "recvmsg", 104);
     assert!(
-        glued.iter().any(|l| result(l) > 1414),
+        glued.iter().any(|l| strace::result(l) > 1414),
         "no blocks read glued:\n{trace}"
     );
 }
