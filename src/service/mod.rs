@@ -119,9 +119,9 @@ pub(crate) trait Session: Send + 'static {
     }
 
     /// Counts this session's messages on its own tally only, and into the server's totals
-    /// once, at its end: for a model whose threads each serve one session, so they do not
-    /// contend on the shared totals for every message. The model must end every session
-    /// before its summary.
+    /// once, at its end: for a model whose threads serve sessions side by side (a thread
+    /// each, or event loops and rings), so they do not contend on the shared totals for
+    /// every message. The model must end every session before its summary.
     fn count_at_end(&mut self) {}
 
     /// Counts and logs the end of the connection.
