@@ -183,7 +183,8 @@ Examples:
 
 const BENCH_EXAMPLES: &str =
     "Each client keeps --window requests in flight and checks every reply byte for \
-byte. Latency percentiles come from an HdrHistogram. Datagram requests unanswered for --timeout \
+byte. Latency percentiles come from an HdrHistogram in nanoseconds and print in microseconds to a \
+tenth. Datagram requests unanswered for --timeout \
 count as lost.
 
 Examples:

@@ -229,7 +229,7 @@ fn simulated_delay_raises_the_median_round_trip() {
         let relay = relay(&args);
         let run = bench(&["-n", "40", "-w", "1", &relay.url()]);
         assert_eq!(run["lost"], 0, "{run}");
-        run["latency_us"]["p50"].as_u64().unwrap() as f64 / 1000.0
+        run["latency_us"]["p50"].as_f64().unwrap() / 1000.0
     };
     let (plain, delayed) = (p50(&[]), p50(&["--delay", "up:50ms"]));
     let raised = delayed - plain;

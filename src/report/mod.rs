@@ -17,7 +17,9 @@ use crate::choice::{Choice, from_str_by_name};
 
 pub(crate) use column::Column;
 pub(crate) use meta::Meta;
-pub(crate) use run::{Cause, Interval, Percentiles, Run};
+pub(crate) use run::{
+    Cause, Interval, Percentiles, Run, latency_histogram, record_latency, whole_micros,
+};
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
 pub(crate) const SCHEMA: &str = "netecho-bench/1";

@@ -9,6 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
+use super::run::round;
+
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 60.0;
@@ -25,7 +27,7 @@ const COLOURS: [&str; 10] = [
 const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
 const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
-/// Writes the plot of `series` (name, latencies in microseconds) to `path`.
+/// Writes the plot of `series` (name, latencies in nanoseconds) to `path`.
 pub(crate) fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<()> {
     std::fs::write(path, render(title, series))
         .with_context(|| format!("write the plot to {}", path.display()))
@@ -58,21 +60,23 @@ struct Scale {
 }
 
 impl Scale {
+    /// The scale of `series`, from 1 us at the lowest; its ends to a tenth of a
+    /// microsecond, as the reports print them.
     fn of(series: &[(String, &Histogram<u64>)]) -> Scale {
         let lo = series
             .iter()
-            .map(|(_, h)| h.min().max(1))
-            .min()
-            .unwrap_or(1);
+            .map(|(_, h)| round(micros(h.min()), 1).max(1.0))
+            .min_by(f64::total_cmp)
+            .unwrap_or(1.0);
         let hi = series
             .iter()
-            .map(|(_, h)| h.max())
-            .max()
-            .unwrap_or(10)
-            .max(lo * 10);
+            .map(|(_, h)| round(micros(h.max()), 1))
+            .max_by(f64::total_cmp)
+            .unwrap_or(10.0)
+            .max(lo * 10.0);
         Scale {
-            lo_exp: (lo as f64).log10().floor(),
-            hi_exp: (hi as f64).log10().ceil(),
+            lo_exp: lo.log10().floor(),
+            hi_exp: hi.log10().ceil(),
         }
     }
 
@@ -153,7 +157,7 @@ fn curve(svg: &mut String, scale: &Scale, name: &str, h: &Histogram<u64>, colour
         let _ = write!(
             points,
             "{:.1},{:.1} ",
-            scale.x(v.value_iterated_to() as f64),
+            scale.x(micros(v.value_iterated_to())),
             Scale::y(v.quantile_iterated_to())
         );
     }
@@ -177,6 +181,11 @@ fn legend(svg: &mut String, i: usize, name: &str, colour: &str) {
         ly + 4.0,
         escape(name)
     );
+}
+
+/// A histogram's nanoseconds in microseconds.
+fn micros(ns: u64) -> f64 {
+    ns as f64 / 1e3
 }
 
 /// 1 µs, 10 µs, 100 µs, 1 ms, 10 ms, 100 ms, 1 s ...
@@ -203,11 +212,11 @@ mod tests {
 
     #[test]
     fn one_curve_per_series_with_its_name() {
-        let mut a = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        let mut a = crate::report::latency_histogram();
         let mut b = a.clone();
-        for v in [10, 20, 30, 1000] {
-            a.record(v).unwrap();
-            b.record(v * 3).unwrap();
+        for us in [10, 20, 30, 1000] {
+            a.record(us * 1000).unwrap();
+            b.record(us * 3000).unwrap();
         }
         let svg = render("t <1>", &[("tcp".into(), &a), ("udp & co".into(), &b)]);
         assert!(svg.starts_with("<?xml"));

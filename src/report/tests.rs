@@ -8,11 +8,11 @@ use super::*;
 
 fn run() -> Run {
     let p = |base: u64| Percentiles {
-        p50: base,
-        p90: base * 2,
-        p99: base * 3,
-        p99_9: base * 4,
-        max: base * 5,
+        p50: base as f64,
+        p90: (base * 2) as f64,
+        p99: (base * 3) as f64,
+        p99_9: (base * 4) as f64,
+        max: (base * 5) as f64,
         mean: base as f64 + 0.5,
     };
     Run {
@@ -250,10 +250,12 @@ fn json_text() {
     assert_eq!(render(Format::Json, &[run()]), expected);
 }
 
+/// Round trips of 10, 20, 30 and 1000 us, in nanoseconds, held exactly enough that each
+/// prints as its whole number of microseconds.
 fn histogram() -> Histogram<u64> {
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for v in [10, 20, 30, 1000] {
-        latency.record(v).unwrap();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 10_000_000, 5).unwrap();
+    for us in [10, 20, 30, 1000] {
+        latency.record(us * 1000).unwrap();
     }
     latency
 }
@@ -400,4 +402,57 @@ fn the_csv_has_every_field_of_the_json() {
             ),
         }
     }
+}
+
+/// Latencies below a microsecond, and between whole ones, keep their tenth.
+#[test]
+fn latencies_keep_tenths_of_a_microsecond() {
+    let mut h = latency_histogram();
+    for ns in [400, 7_400, 7_400, 19_400, 19_400, 19_400] {
+        record_latency(&mut h, Duration::from_nanos(ns));
+    }
+    let p = Percentiles::of(&h);
+    assert_eq!((p.p50, p.p90, p.max), (7.4, 19.4, 19.4));
+    assert_eq!(p.mean, 12.2);
+    assert_eq!(Percentiles::of(&h.clone()).p50, 7.4);
+    let mut fast = latency_histogram();
+    record_latency(&mut fast, Duration::from_nanos(400));
+    assert_eq!(Percentiles::of(&fast).p50, 0.4);
+    // Nothing is recorded as zero, nor beyond the top.
+    record_latency(&mut fast, Duration::ZERO);
+    record_latency(&mut fast, Duration::from_secs(3600));
+    assert_eq!(fast.min(), 1);
+    assert!(Percentiles::of(&fast).max <= 60_100_000.0);
+}
+
+/// A histogram takes any number of samples in the same memory.
+#[test]
+fn a_latency_histogram_stays_the_same_size() {
+    let mut h = latency_histogram();
+    let size = h.distinct_values();
+    assert!(size * 8 <= 256 * 1024, "{size} counters");
+    for i in 0..200_000u64 {
+        record_latency(&mut h, Duration::from_nanos(i * i));
+    }
+    assert_eq!(h.distinct_values(), size);
+    assert_eq!(h.len(), 200_000);
+}
+
+/// Every format prints a latency's tenth; a whole number stays without a decimal point.
+#[test]
+fn latencies_with_a_tenth_in_every_format() {
+    let mut r = run();
+    r.latency_us.p50 = 19.4;
+    r.latency_us.p99 = 7.0;
+    let csv = render(Format::Csv, std::slice::from_ref(&r));
+    assert!(csv.contains(",10.5,19.4,7,40,50,"), "{csv}");
+    let table = render(Format::Table, std::slice::from_ref(&r));
+    assert!(table.contains("10.5    19.4       7"), "{table}");
+    let line = render(Format::Ndjson, std::slice::from_ref(&r));
+    assert!(
+        line.contains("\"latency_us\":{\"p50\":19.4,\"p90\":20,\"p99\":7,"),
+        "{line}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&render(Format::Json, &[r])).unwrap();
+    assert_eq!(value["runs"][0]["latency_us"]["p50"].as_f64(), Some(19.4));
 }

@@ -46,8 +46,7 @@ impl Interval {
             answered: 0,
             bytes: 0,
             lost: 0,
-            latency: Histogram::new_with_bounds(1, super::load::MAX_LATENCY_US, 3)
-                .expect("histogram bounds"),
+            latency: crate::report::latency_histogram(),
         }
     }
 

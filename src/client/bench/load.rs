@@ -22,6 +22,7 @@ use crate::client::bench::loss::{Counters, Loss};
 use crate::endpoint::{SockProto, Target};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
+use crate::report::{latency_histogram, record_latency};
 use crate::service::echo::Transform;
 use crate::transport::batch;
 use crate::transport::framing::{Framing, LENGTH_HEADER};
@@ -31,8 +32,6 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 /// Bytes at the start of each request that carry its sequence number, as decimal digits
 /// (which no transform changes).
 pub(crate) const SEQ_DIGITS: usize = 8;
-/// Latencies above this are recorded as this (HdrHistogram's range, in microseconds).
-pub(crate) const MAX_LATENCY_US: u64 = 60_000_000;
 /// Events taken from one epoll_wait.
 const EVENTS: usize = 256;
 /// Bytes a load client reads from a stream at once.
@@ -112,9 +111,9 @@ pub(crate) struct LoadResult {
     pub answered: u64,
     /// Reply bytes received and checked.
     pub bytes: u64,
-    /// Round-trip time of each answered request, in microseconds.
+    /// Round-trip time of each answered request, in nanoseconds.
     pub latency: Histogram<u64>,
-    /// Time for each client's connect(2), in microseconds.
+    /// Time for each client's connect(2), in nanoseconds.
     pub connect: Histogram<u64>,
     pub lost: u64,
     pub duplicated: u64,
@@ -141,8 +140,8 @@ impl LoadResult {
             sent: 0,
             answered: 0,
             bytes: 0,
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds"),
-            connect: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds"),
+            latency: latency_histogram(),
+            connect: latency_histogram(),
             lost: 0,
             duplicated: 0,
             reordered: 0,
@@ -495,9 +494,7 @@ impl<'a> Runner<'a> {
             let start = Instant::now();
             let conn = transport::connect(target, &spec.opts)
                 .map_err(|e| socket_error(Call::Connect, target, &e))?;
-            result
-                .connect
-                .saturating_record(start.elapsed().as_micros() as u64);
+            record_latency(&mut result.connect, start.elapsed());
             if blocking {
                 conn.set_read_timeout(Some(TICK))?;
                 conn.set_write_timeout(Some(TICK))?;
@@ -927,10 +924,7 @@ impl<'a> Runner<'a> {
         }
         self.result.answered += 1;
         self.result.bytes += self.spec.size as u64;
-        let micros = now.duration_since(sent).as_micros().max(1) as u64;
-        self.result
-            .latency
-            .saturating_record(micros.min(MAX_LATENCY_US));
+        record_latency(&mut self.result.latency, now.duration_since(sent));
     }
 
     /// Datagram requests unanswered for the loss timeout are lost; their window slots free up.

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, MAX_LATENCY_US, TcpTotals};
+use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, TcpTotals};
 use crate::client::bench::loss::Loss;
 use crate::client::exchange::{Burst, ClientConfig, Exchanger};
 use crate::client::local;
 use crate::endpoint::{Address, Family, SockProto, SocketKind, Target};
-use crate::report::Percentiles;
+use crate::report::{Percentiles, latency_histogram, whole_micros};
 use crate::service::echo::Transform;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::{self, Conn, Received, SocketOptions};
@@ -65,7 +65,7 @@ pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     };
     rounds.p50s.sort_unstable();
     if let Some(&p50) = rounds.p50s.get(rounds.p50s.len() / 2) {
-        row.latency_us.p50 = p50;
+        row.latency_us.p50 = p50 as f64;
     }
     row.p50_rounds_us = rounds.p50s;
     row.latency = Some(rounds.ping);
@@ -122,7 +122,7 @@ struct Rounds {
 impl Rounds {
     fn new() -> Result<Rounds> {
         Ok(Rounds {
-            ping: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds")?,
+            ping: latency_histogram(),
             p50s: Vec::new(),
             rates: Vec::new(),
             sent: 0,
@@ -140,7 +140,8 @@ impl Rounds {
         // A round of a few round trips (a lost SYN, a retransmission timeout taking most
         // of it) has no median worth comparing; its round trips still count in the tails.
         if ping.latency.len() >= MIN_ROUND_SAMPLES {
-            self.p50s.push(ping.latency.value_at_quantile(0.5));
+            self.p50s
+                .push(whole_micros(ping.latency.value_at_quantile(0.5)));
         }
         self.rates
             .push((bulk.requests_per_sec(), bulk.mb_per_sec()));

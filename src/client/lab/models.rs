@@ -127,7 +127,7 @@ pub(super) fn why(r: &ModelRow) -> String {
         ));
     }
     let (one, many) = (r.one_latency_us.p50, r.many_latency_us.p50);
-    if many > one.saturating_mul(2) {
+    if many > one * 2.0 {
         parts.push(format!(
             "each round trip waited its turn: p50 {one} us alone, {many} us among {}",
             r.many_clients
@@ -139,10 +139,11 @@ pub(super) fn why(r: &ModelRow) -> String {
 fn columns() -> Vec<Column<ModelRow>> {
     vec![
         Column::left("model", |r| r.model.to_string()),
-        Column::right("1:p50", |r| r.one_latency_us.p50.to_string()),
+        // Whole microseconds keep the table within 80 columns.
+        Column::right("1:p50", |r| format!("{:.0}", r.one_latency_us.p50)),
         Column::right("1:msg/s", |r| format!("{:.0}", r.one_messages_per_s)),
-        Column::right("n:p50", |r| r.many_latency_us.p50.to_string()),
-        Column::right("n:p99", |r| r.many_latency_us.p99.to_string()),
+        Column::right("n:p50", |r| format!("{:.0}", r.many_latency_us.p50)),
+        Column::right("n:p99", |r| format!("{:.0}", r.many_latency_us.p99)),
         Column::right("n:msg/s", |r| format!("{:.0}", r.many_messages_per_s)),
         Column::right("n:lost", |r| r.many_lost.to_string()),
     ]
@@ -195,11 +196,11 @@ mod tests {
 
     fn p(p50: u64) -> Percentiles {
         Percentiles {
-            p50,
-            p90: p50,
-            p99: p50 * 2,
-            p99_9: p50 * 3,
-            max: p50 * 4,
+            p50: p50 as f64,
+            p90: p50 as f64,
+            p99: (p50 * 2) as f64,
+            p99_9: (p50 * 3) as f64,
+            max: (p50 * 4) as f64,
             mean: p50 as f64,
         }
     }

@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use crate::client::bench::load::MAX_LATENCY_US;
 use crate::client::exchange::ClientConfig;
 use crate::client::raw::RawClient;
 use crate::endpoint::{Address, Endpoint};
-use crate::report::Percentiles;
+use crate::report::{Percentiles, latency_histogram, record_latency, whole_micros};
 use crate::transport::framing::Framing;
 
 use super::measure::{MIN_ROUND_SAMPLES, client_config, v6};
@@ -54,7 +53,7 @@ impl RawRun {
                 self.answered += 1;
                 self.bytes += reply.len() as u64;
                 if let Some(h) = latency {
-                    let _ = h.record((start.elapsed().as_micros() as u64).max(1));
+                    record_latency(h, start.elapsed());
                 }
             }
             Ok(_) => self.mismatched += 1,
@@ -93,12 +92,12 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
             other => other.to_string(),
         },
         setup_us,
-        latency_us: Percentiles {
-            p50: p50s
-                .get(p50s.len() / 2)
-                .copied()
-                .unwrap_or(latency.value_at_quantile(0.5)),
-            ..Percentiles::of(&latency)
+        latency_us: match p50s.get(p50s.len() / 2) {
+            Some(&p50) => Percentiles {
+                p50: p50 as f64,
+                ..Percentiles::of(&latency)
+            },
+            None => Percentiles::of(&latency),
         },
         p50_rounds_us: p50s,
         messages_per_s: (load.answered as f64 / elapsed).round(),
@@ -121,19 +120,17 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
 /// The ping-pong in [`Plan::rounds`] rounds: every round trip, each round's p50 (lowest
 /// first), and the exchanges of all rounds.
 fn ping_rounds(client: &mut RawClient, plan: &Plan) -> Result<(Histogram<u64>, Vec<u64>, RawRun)> {
-    let new =
-        || Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3).context("histogram bounds");
-    let mut all = new()?;
+    let mut all = latency_histogram();
     let mut p50s = Vec::new();
     let mut total = RawRun::default();
     for _ in 0..plan.rounds {
-        let mut round = new()?;
+        let mut round = latency_histogram();
         let run = RawRun::for_time(client, &[b'p'; 64], plan.ping, Some(&mut round));
         total.sent += run.sent;
         total.lost += run.lost;
         total.mismatched += run.mismatched;
         if round.len() >= MIN_ROUND_SAMPLES {
-            p50s.push(round.value_at_quantile(0.5));
+            p50s.push(whole_micros(round.value_at_quantile(0.5)));
         }
         all.add(&round).context("merge the rounds' round trips")?;
     }

@@ -55,10 +55,11 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
     vec![
         Column::left("proto", name),
         Column::right("setup", |r| r.setup_us.to_string()),
-        Column::right("p50", |r| r.latency_us.p50.to_string()),
+        // Whole microseconds keep the table within 80 columns.
+        Column::right("p50", |r| format!("{:.0}", r.latency_us.p50)),
         Column::right("+-", spread),
-        Column::right("p99", |r| r.latency_us.p99.to_string()),
-        Column::right("p99.9", |r| r.latency_us.p99_9.to_string()),
+        Column::right("p99", |r| format!("{:.0}", r.latency_us.p99)),
+        Column::right("p99.9", |r| format!("{:.0}", r.latency_us.p99_9)),
         Column::right("msg/s", |r| format!("{:.0}", r.messages_per_s)),
         Column::right("lost", lost_share),
         // A datagram that never came back is lost, not merged: the sentence counts it.

@@ -36,11 +36,11 @@ fn with<T>(rows: &[Row], boundaries: &[BoundaryRow], f: impl FnOnce(&Lab) -> T) 
 
 fn p(base: u64) -> Percentiles {
     Percentiles {
-        p50: base,
-        p90: base * 2,
-        p99: base * 3,
-        p99_9: base * 4,
-        max: base * 5,
+        p50: base as f64,
+        p90: (base * 2) as f64,
+        p99: (base * 3) as f64,
+        p99_9: (base * 4) as f64,
+        max: (base * 5) as f64,
         mean: base as f64 + 0.5,
     }
 }
