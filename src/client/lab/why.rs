@@ -158,7 +158,7 @@ fn steadiness(r: &Row) -> Option<String> {
         return Some(format!("p50 {lo} us in each of {rounds} rounds"));
     }
     Some(
-        if spread <= STEADY_US || spread as f64 <= STEADY * r.latency_us.p50 as f64 {
+        if spread <= STEADY_US || spread as f64 <= STEADY * r.latency_us.p50 {
             format!("p50 steady over {rounds} rounds ({lo}-{hi} us)")
         } else {
             format!("p50 unsteady over {rounds} rounds ({lo}-{hi} us): compare with care")
