@@ -5,7 +5,9 @@
 #   the same file into a file over the same kind of socket (no hash: the bare cost).
 # - a 64 MiB file under 5% loss in both directions, real loss in flight: two network
 #   namespaces joined by a veth pair, an nftables rule in each dropping 5% of what arrives
-#   (as `lab --netns --loss` does); `get` over udp (window 64) beside `get` over tcp.
+#   (as `lab --netns --loss` does); `get` over udp (window 64) beside `get` over tcp. The
+#   veth ends carry no segmentation offload (gso_max_segs 1): a packet is one wire packet,
+#   not a 64 KB TCP or UDP_SEGMENT burst that one drop would take whole.
 # - the same 64 MiB over udp on loopback with window 1, 8 and 64, with no loss and with 5% of
 #   the server's datagrams dropped on purpose (`serve --drop 0.05`): MB/s and blocks sent
 #   again (one run each, no anchor: socat has no windowed datagram transfer).
@@ -18,7 +20,9 @@
 #
 #   bench/files.sh [SIZE_MIB]     default: 1024 (the udp rows use SIZE_MIB/16)
 #   ROUNDS=1 bench/files.sh 16    a quick look
-#   BASE=/tmp/old/netecho bench/files.sh   also that build's get (rows marked "base"), in turns
+#   BASE=/tmp/old/netecho bench/files.sh   also that build's get (rows marked "base"), in turns;
+#                                          in the loss row its server too (the udp sender)
+#   ONLY=loss ROUNDS=3 bench/files.sh 256  the loss row alone (16 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -35,7 +39,7 @@ netecho=$PWD/target/release/netecho
 
 work=$bench_dir/work
 mkdir -p "$work/files" "$work/out"
-head -c "$((big_mib << 20))" /dev/urandom >"$work/files/big"
+[ "${ONLY:-}" = loss ] || head -c "$((big_mib << 20))" /dev/urandom >"$work/files/big"
 head -c "$((udp_mib << 20))" /dev/urandom >"$work/files/mid"
 
 now() { date +%s.%N; }
@@ -122,7 +126,7 @@ big_row() {
 }
 
 # The loss rows' namespaces: servers in $ns-s (10.233.9.1), clients in $ns-c (10.233.9.2),
-# each dropping 5% of the packets arriving on its end of the veth pair.
+# each dropping 5% of the packets arriving on its end of the veth pair, packet by packet.
 ns=nebf$$
 netns_down() { ip netns del "$ns-s" 2>/dev/null || true; ip netns del "$ns-c" 2>/dev/null || true; }
 netns_up() {
@@ -134,6 +138,7 @@ netns_up() {
   for side in s c; do
     ip=$([ $side = s ] && echo 10.233.9.1 || echo 10.233.9.2)
     ip -n "$ns-$side" addr add "$ip/30" dev "$ns$side"
+    ip -n "$ns-$side" link set "$ns$side" gso_max_segs 1 gso_max_size 1500 || return 1
     ip -n "$ns-$side" link set "$ns$side" up
     ip -n "$ns-$side" link set lo up
     printf 'table inet netecho {\n chain in {\n  type filter hook input priority 0; policy accept;\n  iifname "%s" numgen random mod 10000 < 500 drop\n }\n}\n' "$ns$side" |
@@ -147,30 +152,37 @@ loss_row() {
   in_srv="ip netns exec $ns-s" serve udp 10.233.9.1:0
   local udp_addr=$addr udp_pid=$pid
   in_srv="ip netns exec $ns-s" serve tcp 10.233.9.1:0
-  local tcp_addr=$addr tcp_pid=$pid
+  local tcp_addr=$addr tcp_pid=$pid base_addr= base_pid=
+  if [ -n "${BASE:-}" ]; then
+    netecho=$BASE in_srv="ip netns exec $ns-s" serve udp 10.233.9.1:0
+    base_addr=$addr base_pid=$pid
+  fi
   for _ in $(seq "$rounds"); do
     read -r n r <<<"$(in_cli="ip netns exec $ns-c" netecho_get udp "$udp_addr" mid --window 64)"
     u+=("$n"); re+=("$r")
     read -r n _ <<<"$(in_cli="ip netns exec $ns-c" netecho_get tcp "$tcp_addr" mid)"
     t+=("$n")
     if [ -n "${BASE:-}" ]; then
-      read -r n _ <<<"$(netecho=$BASE in_cli="ip netns exec $ns-c" netecho_get udp "$udp_addr" mid --window 64)"
+      read -r n _ <<<"$(netecho=$BASE in_cli="ip netns exec $ns-c" netecho_get udp "$base_addr" mid --window 64)"
       ba+=("$n")
     fi
   done
   stop "$udp_pid"
   stop "$tcp_pid"
+  [ -z "$base_pid" ] || stop "$base_pid"
   row "get ${udp_mib} MiB udp, 5% loss" "$(median "${u[@]}")" "get tcp, 5% loss" "$(median "${t[@]}")" ">= 1.00" "$(median "${re[@]}")"
-  [ -z "${BASE:-}" ] || row "  base build (client)" "$(median "${ba[@]}")" "get tcp, 5% loss" "$(median "${t[@]}")" ""
+  [ -z "${BASE:-}" ] || row "  base build" "$(median "${ba[@]}")" "get tcp, 5% loss" "$(median "${t[@]}")" ""
 }
 
-port=$(free_port)
-serve tcp 127.0.0.1:0
-big_row tcp "$addr" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "TCP:127.0.0.1:$port"
-stop "$pid"
-serve unix "$work/files.sock"
-big_row unix "$addr" "UNIX-LISTEN:$work/socat.sock,unlink-early" "UNIX-CONNECT:$work/socat.sock"
-stop "$pid"
+if [ "${ONLY:-}" != loss ]; then
+  port=$(free_port)
+  serve tcp 127.0.0.1:0
+  big_row tcp "$addr" "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" "TCP:127.0.0.1:$port"
+  stop "$pid"
+  serve unix "$work/files.sock"
+  big_row unix "$addr" "UNIX-LISTEN:$work/socat.sock,unlink-early" "UNIX-CONNECT:$work/socat.sock"
+  stop "$pid"
+fi
 
 if netns_up; then
   loss_row
@@ -181,6 +193,7 @@ fi
 netns_down
 
 for loss in 0 0.05; do
+  [ "${ONLY:-}" != loss ] || break
   serve udp 127.0.0.1:0 --drop "$loss"
   for w in 1 8 64; do
     read -r ne re <<<"$(netecho_get udp "$addr" mid --window "$w")"

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use common::{Server, fails, netecho, ok, tempdir};
+use common::netns::Pair;
+use common::{Lacks, Server, fails, netecho, ok, skip, tempdir};
 use sha2::{Digest, Sha256};
 
 const PROTOS: [&str; 5] = ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"];
@@ -151,6 +152,77 @@ fn datagram_transfers_survive_loss_and_reordering() {
             );
         }
     }
+}
+
+#[test]
+fn udp_transfers_through_real_loss_on_a_veth_arrive_whole() {
+    let test = "udp_transfers_through_real_loss_on_a_veth_arrive_whole";
+    let Some(pair) = Pair::new("fl", test) else {
+        return;
+    };
+    if let Err(e) = pair.lose(500) {
+        skip(
+            test,
+            &format!("nftables for real loss: {e}"),
+            Lacks::Provided,
+        );
+        return;
+    }
+    let data = random_bytes(4 << 20, 13);
+    let (root, local) = (tempdir(), tempdir());
+    fs::write(root.path().join("data.bin"), &data).unwrap();
+    let server = Server::start_with(&mut pair.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        &format!("{}:0", Pair::SERVER_V4),
+        "--files",
+        s(root.path()),
+        "--upload",
+    ]));
+    // 5% of every packet each way, ACKs included: the sender's probes, SACKs and timeouts
+    // still bring every block, and the hash proves it.
+    let out = local.path().join("got.bin");
+    let got = common::run(
+        &mut pair.client_cmd(&[
+            "get",
+            "--proto",
+            "udp",
+            "--window",
+            "64",
+            &server.addr,
+            "data.bin",
+            "-o",
+            s(&out),
+        ]),
+        b"",
+    );
+    ok(&got);
+    assert!(fs::read(&out).unwrap() == data, "get differs");
+    let log = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        !log.contains("retransmitted 0,"),
+        "5% loss, nothing resent: {log}"
+    );
+    let put = common::run(
+        &mut pair.client_cmd(&[
+            "put",
+            "--proto",
+            "udp",
+            "--window",
+            "64",
+            &server.addr,
+            s(&out),
+            "up.bin",
+        ]),
+        b"",
+    );
+    ok(&put);
+    assert!(
+        fs::read(root.path().join("up.bin")).unwrap() == data,
+        "put differs"
+    );
 }
 
 #[test]
