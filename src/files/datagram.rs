@@ -4,9 +4,10 @@
 //! back from the request's address (`handshake.rs`): a forged source gets nothing more.
 //! The sender starts with two blocks in flight and grows towards `window` as ACKs come;
 //! the receiver acknowledges the highest block it has in order (cumulative ACK), keeps
-//! early blocks of the window, and counts duplicates; on a timeout the sender sends the
-//! oldest block again, with one block allowed in flight, and doubles its timeout. A FIN
-//! with the SHA-256 ends the transfer. Each transfer runs on a socket of its own (a TFTP
+//! early blocks of the window, and counts duplicates; after a silence of two round trips
+//! the sender probes with the oldest block the receiver lacks (twice at most), and on a
+//! timeout sends that block again, with one block allowed in flight, and doubles its
+//! timeout. A FIN with the SHA-256 ends the transfer. Each transfer runs on a socket of its own (a TFTP
 //! "transfer ID"), connected to its peer, so the server's well-known socket only takes
 //! requests and an ICMP port unreachable ends a transfer.
 
@@ -46,6 +47,9 @@ const INITIAL_WINDOW: f64 = 2.0;
 const INITIAL_RTO: Duration = Duration::from_millis(200);
 const MIN_RTO: Duration = Duration::from_millis(10);
 const MAX_RTO: Duration = Duration::from_secs(2);
+/// The shortest wait before a tail loss probe: a receiver that is only slow to be scheduled
+/// costs one block sent twice, never a window.
+const MIN_PROBE: Duration = Duration::from_millis(1);
 /// Timeouts in a row without progress before a transfer is given up.
 const MAX_STALLS: u32 = 10;
 /// The longest a transfer goes without progress, whatever else arrives: a peer that sends
@@ -107,6 +111,13 @@ impl Rto {
 
     fn back_off(&mut self) {
         self.rto = (self.rto * 2).min(MAX_RTO);
+    }
+
+    /// How long a silence must last before a tail loss probe (RFC 8985's PTO: two smoothed
+    /// round trips); none before a round trip was measured, and never past the timeout.
+    fn probe(&self) -> Option<Duration> {
+        let srtt = Duration::from_secs_f64(self.srtt?);
+        Some((srtt * 2).max(MIN_PROBE)).filter(|&p| p < self.rto)
     }
 }
 
@@ -385,7 +396,7 @@ pub(crate) struct Sender<'l, 'a> {
     last_progress: Instant,
     acked_bytes: u64,
     /// Blocks allowed in flight: two at first, grown by each ACK up to the asked window,
-    /// halved on a loss and one after a timeout (TCP's congestion window, simplified): a
+    /// shrunk on a loss and one after a timeout (TCP's congestion window, simplified): a
     /// peer that never acknowledges gets two blocks, and a window that overflows the
     /// receiver's socket buffer shrinks to what fits.
     cwnd: f64,
@@ -393,9 +404,16 @@ pub(crate) struct Sender<'l, 'a> {
     /// ACKs in a row that did not advance: three mean the oldest block was lost (fast
     /// retransmit), without waiting for the timeout.
     dup_acks: u32,
-    /// After a loss found by SACK, the window is halved once until the cumulative ACK
+    /// After a loss found by SACK, the window shrinks once until the cumulative ACK
     /// reaches this block (one loss event per window, as TCP's recovery).
     recovery: Option<u32>,
+    /// Tail loss probes sent since anything was last delivered: after [`MAX_PROBES`], the
+    /// next silence is a timeout, so a peer that stopped answering gets that many blocks
+    /// more, then one per timeout.
+    probed: u32,
+    /// Probes sent and timeouts taken, for the debug log.
+    probes: u64,
+    timeouts: u64,
     start: Instant,
     progress: &'l dyn Fn(u64),
 }
@@ -403,6 +421,16 @@ pub(crate) struct Sender<'l, 'a> {
 /// A block is taken for lost when a block this many numbers past it, sent after it, was
 /// SACKed (TCP's three duplicate ACKs, by block number).
 const REORDER_SLACK: u32 = 3;
+
+/// Tail loss probes in a row before a silence is a timeout: a probe or its answer is lost
+/// as often as anything else (1 in 20 each at 5% loss), and a second probe turns most of
+/// those timeouts into one more round trip.
+const MAX_PROBES: u32 = 2;
+
+/// What a loss event leaves of the congestion window (CUBIC's 0.7, RFC 9438): a response to
+/// congestion still, once per window of blocks, and gentler than halving on a path that
+/// loses packets at random.
+const LOSS_BACKOFF: f64 = 0.7;
 
 impl<'l, 'a> Sender<'l, 'a> {
     pub(crate) fn new(
@@ -437,6 +465,9 @@ impl<'l, 'a> Sender<'l, 'a> {
             ssthresh: window as f64,
             dup_acks: 0,
             recovery: None,
+            probed: 0,
+            probes: 0,
+            timeouts: 0,
             start: Instant::now(),
             progress,
         })
@@ -510,7 +541,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     }
 
     /// Waits for the peer's next packet until the timeout of the block longest in
-    /// flight, and acts on it.
+    /// flight (or, first, a tail loss probe's turn), and acts on it.
     fn step(&mut self) -> Result<()> {
         let waiting = |f: &&InFlight| !f.sacked;
         let in_flight = self.flight.iter().filter(waiting).filter(|f| !f.lost);
@@ -519,9 +550,16 @@ impl<'l, 'a> Sender<'l, 'a> {
         else {
             return Ok(());
         };
-        let wait = (oldest + self.rto.rto).saturating_duration_since(Instant::now());
+        let timeout = oldest + self.rto.rto;
+        let probe = self.probe_at().filter(|&p| p < timeout);
+        let wait = probe
+            .unwrap_or(timeout)
+            .saturating_duration_since(Instant::now());
         let Some(n) = self.link.recv(wait)? else {
-            return self.on_timeout();
+            return match probe {
+                Some(_) => self.on_probe(),
+                None => self.on_timeout(),
+            };
         };
         let mut bits = [0u8; MAX_SACK_BYTES];
         let (block, sack) = match self.link.packet(n) {
@@ -586,6 +624,7 @@ impl<'l, 'a> Sender<'l, 'a> {
         }
         if newly > 0 {
             self.stalls = 0;
+            self.probed = 0;
             self.last_progress = Instant::now();
             self.grow(newly as f64);
         }
@@ -593,7 +632,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     }
 
     /// Blocks not held by the receiver while a block well past them, sent after them, is:
-    /// lost, and sent again by `fill_window` as the window allows. The window halves once
+    /// lost, and sent again by `fill_window` as the window allows. The window shrinks once
     /// per window of blocks in which losses are found.
     fn find_holes(&mut self) {
         let Some((highest, newest)) = self
@@ -614,7 +653,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             }
         }
         if found && self.recovery.is_none() {
-            self.ssthresh = (self.cwnd / 2.0).max(1.0);
+            self.ssthresh = (self.cwnd * LOSS_BACKOFF).max(1.0);
             self.cwnd = self.ssthresh;
             self.recovery = Some(self.next);
         }
@@ -633,6 +672,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     /// An ACK that advances: every block up to `block` has arrived.
     fn on_ack(&mut self, block: u32) {
         self.stalls = 0;
+        self.probed = 0;
         self.last_progress = Instant::now();
         self.dup_acks = 0;
         let mut advanced = 0.0;
@@ -667,6 +707,36 @@ impl<'l, 'a> Sender<'l, 'a> {
         Ok(())
     }
 
+    /// When a tail loss probe is due: two smoothed round trips after the newest block sent
+    /// (a probe included), unless [`MAX_PROBES`] went and nothing was delivered since.
+    fn probe_at(&self) -> Option<Instant> {
+        if self.probed >= MAX_PROBES {
+            return None;
+        }
+        let newest = self
+            .flight
+            .iter()
+            .filter(|f| !f.sacked)
+            .map(|f| f.sent)
+            .max()?;
+        Some(newest + self.rto.probe()?)
+    }
+
+    /// Silence for two round trips (RFC 8985's tail loss probe): the oldest block the
+    /// receiver lacks goes again, beyond the congestion window and without shrinking it.
+    /// Whatever was lost (the last blocks, a block sent again, the ACK of a whole flight),
+    /// the receiver answers a block with an ACK, and the transfer goes on after a round
+    /// trip instead of a timeout that starts again from one block.
+    fn on_probe(&mut self) -> Result<()> {
+        self.probed += 1;
+        self.probes += 1;
+        if let Some(oldest) = self.flight.iter_mut().find(|f| !f.sacked) {
+            debug!("tail loss probe: sending block {} again", oldest.block);
+            oldest.send_again(self.link, &mut self.t)?;
+        }
+        Ok(())
+    }
+
     /// No ACK within the timeout: every block in flight is given up for lost, one block may
     /// be in flight (the oldest goes again, by `fill_window`), and the timeout doubles.
     /// Never the whole flight at once: a peer that stopped answering gets one block per
@@ -676,6 +746,7 @@ impl<'l, 'a> Sender<'l, 'a> {
         if self.stalls > MAX_STALLS {
             bail!("the peer stopped answering ({MAX_STALLS} timeouts in a row)");
         }
+        self.timeouts += 1;
         self.rto.back_off();
         self.ssthresh = (self.cwnd / 2.0).max(1.0);
         self.cwnd = 1.0;
@@ -705,6 +776,10 @@ impl<'l, 'a> Sender<'l, 'a> {
             blocks: self.t.blocks,
             retransmitted: self.t.retransmitted,
         };
+        debug!(
+            "sent every block: {} tail loss probes, {} timeouts",
+            self.probes, self.timeouts
+        );
         for attempt in 0..=MAX_STALLS {
             if attempt > 0 {
                 self.rto.back_off();

@@ -628,7 +628,11 @@ fn a_sack_sends_only_the_holes_again() {
         assert_eq!(sent[1..].first(), Some(&7), "then new blocks: {sent:?}");
         assert!(nothing_queued(&peer), "more than the window");
         assert_eq!(sender.t.retransmitted, 1, "only the hole went again");
-        assert_eq!(sender.cwnd, 3.5, "the window halves on the loss");
+        assert_eq!(
+            sender.cwnd,
+            7.0 * 0.7,
+            "the window shrinks to 0.7 on the loss"
+        );
         // A second SACK for the same hole changes nothing: one cut per loss event.
         send(
             &peer,
@@ -641,7 +645,7 @@ fn a_sack_sends_only_the_holes_again() {
         sender.step().unwrap();
         sender.fill_window().unwrap();
         assert!(nothing_queued(&peer), "the hole sent twice");
-        assert_eq!(sender.cwnd, 3.5);
+        assert_eq!(sender.cwnd, 7.0 * 0.7);
         // The hole filled: the cumulative ACK jumps past the SACKed blocks.
         send(
             &peer,
@@ -809,5 +813,73 @@ fn a_receiver_of_version_2_acknowledges_blocks_in_order_together() {
         );
         assert!(nothing_queued(&peer), "more than one ACK");
         assert_eq!(receiver.got, 30);
+    });
+}
+
+#[test]
+fn a_silence_after_a_measured_round_trip_is_probed_before_it_times_out() {
+    within("the tail loss probe", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        // Blocks 1 and 2 acknowledged (a round trip measured), 3 to 6 in flight.
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        let (cwnd, rto) = (sender.cwnd, sender.rto.rto);
+        // The peer is silent: before any timeout, the oldest block goes again, alone, as
+        // many times as probes are allowed (at least once).
+        for probe in 1..=MAX_PROBES.max(1) {
+            sender.step().unwrap();
+            assert_eq!(
+                data_blocks(&peer, 1),
+                [3],
+                "no probe {probe} before the timeout"
+            );
+            assert!(nothing_queued(&peer), "more than one block probed");
+            assert_eq!(sender.t.retransmitted, u64::from(probe));
+            assert_eq!(sender.cwnd, cwnd, "a probe shrank the window");
+            assert_eq!(sender.rto.rto, rto, "a probe backed the timeout off");
+        }
+        // Still silent: no more probes, the timeout and its one block.
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [3]);
+        assert!(nothing_queued(&peer), "more than one block after a timeout");
+        assert_eq!(sender.cwnd, 1.0, "the timeout starts again from one block");
+        assert_eq!(sender.rto.rto, rto * 2);
+    });
+}
+
+#[test]
+fn a_probe_answered_lets_the_window_go_on_where_it_was() {
+    within("the answered probe", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        // Blocks 3 to 6 arrived, their ACK was lost; the probe (3 again) brings it back.
+        sender.step().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [3]);
+        send(&peer, &to_a, &Packet::Ack { block: 6 });
+        sender.step().unwrap();
+        sender.fill_window().unwrap();
+        let cwnd = sender.cwnd as usize;
+        assert!(cwnd > 4, "the window did not grow: {cwnd}");
+        let next: Vec<u32> = (7..7 + cwnd as u32).collect();
+        assert_eq!(
+            data_blocks(&peer, cwnd),
+            next,
+            "new blocks, the window whole"
+        );
+        assert!(nothing_queued(&peer));
+        // A later silence may be probed again.
+        sender.step().unwrap();
+        assert_eq!(data_blocks(&peer, 1), [7]);
+        assert_eq!(sender.timeouts, 0);
     });
 }
