@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 
 use std::os::fd::AsFd;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::time::TimeSpec;
 
 use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch};
@@ -309,9 +310,11 @@ impl<'a> Link<'a> {
                         self.impaired.release(self.sock, &self.peer)?;
                         return Ok(None);
                     }
-                    let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+                    // ppoll(2): to the microsecond, so a wait of a round trip or two
+                    // neither spins through poll's last millisecond nor sleeps one more.
+                    let timeout = TimeSpec::from_duration(left);
                     let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
-                    match poll(&mut fds, timeout) {
+                    match ppoll(&mut fds, Some(timeout), None) {
                         Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                         Err(e) => return Err(e).context("poll"),
                     }
