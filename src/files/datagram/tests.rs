@@ -883,3 +883,28 @@ fn a_probe_answered_lets_the_window_go_on_where_it_was() {
         assert_eq!(sender.timeouts, 0);
     });
 }
+
+#[test]
+fn acks_that_deliver_nothing_earn_no_more_probes() {
+    within("probes without progress", || {
+        let (a, peer) = (udp(), udp());
+        let (to_a, to_peer) = (addr(&a), addr(&peer));
+        let settings = settings_v2(16, 10);
+        let mut file = file_with(&contents(200));
+        let mut link = Link::new(&a, to_peer, &settings);
+        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+        sender_with_a_hole(&peer, &to_a, &mut sender);
+        // Each probe is answered with the same ACK (below three duplicates): nothing new.
+        for _ in 0..MAX_PROBES.max(1) {
+            sender.step().unwrap();
+            assert_eq!(data_blocks(&peer, 1), [3]);
+            send(&peer, &to_a, &Packet::Ack { block: 2 });
+            sender.step().unwrap();
+        }
+        // The next silence is a timeout: no further probe, the window from one block.
+        sender.step().unwrap();
+        assert!(nothing_queued(&peer), "a probe earned by an empty ACK");
+        assert_eq!(sender.cwnd, 1.0);
+        assert_eq!(sender.timeouts, 1);
+    });
+}
