@@ -600,141 +600,109 @@ fn sender_with_a_hole(peer: &DatagramSocket, to_a: &PeerAddr, sender: &mut Sende
     );
 }
 
+/// The peer's SACK: `block` in order, and the early blocks `bits` names.
+fn sack(peer: &DatagramSocket, to: &PeerAddr, block: u32, bits: &[u8]) {
+    send(peer, to, &Packet::Sack { block, bits });
+}
+
+/// Runs `f` with a sender of version 2 as [`sender_with_a_hole`] leaves it (blocks 1 and 2
+/// acknowledged, a round trip measured, 3 to 6 in flight), its peer and the sender's address.
+fn with_a_hole(f: impl FnOnce(&DatagramSocket, &PeerAddr, &mut Sender<'_, '_>)) {
+    let (a, peer) = (udp(), udp());
+    let (to_a, to_peer) = (addr(&a), addr(&peer));
+    let settings = settings_v2(16, 10);
+    let mut file = file_with(&contents(200));
+    let mut link = Link::new(&a, to_peer, &settings);
+    let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
+    sender_with_a_hole(&peer, &to_a, &mut sender);
+    f(&peer, &to_a, &mut sender);
+}
+
 #[test]
 fn a_sack_sends_only_the_holes_again() {
     within("the SACK", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        // Bits 0, 1 and 2: blocks 4, 5 and 6 (ACK + 2 + bit).
-        send(
-            &peer,
-            &to_a,
-            &Packet::Sack {
-                block: 2,
-                bits: &[0b111],
-            },
-        );
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        let cwnd = sender.cwnd as usize;
-        let sent = data_blocks(&peer, cwnd);
-        assert_eq!(sent[0], 3, "the hole goes first");
-        assert!(!sent[1..].iter().any(|b| (4..=6).contains(b)), "{sent:?}");
-        assert_eq!(sent[1..].first(), Some(&7), "then new blocks: {sent:?}");
-        assert!(nothing_queued(&peer), "more than the window");
-        assert_eq!(sender.t.retransmitted, 1, "only the hole went again");
-        assert_eq!(
-            sender.cwnd,
-            7.0 * 0.7,
-            "the window shrinks to 0.7 on the loss"
-        );
-        // A second SACK for the same hole changes nothing: one cut per loss event.
-        send(
-            &peer,
-            &to_a,
-            &Packet::Sack {
-                block: 2,
-                bits: &[0b111],
-            },
-        );
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        assert!(nothing_queued(&peer), "the hole sent twice");
-        assert_eq!(sender.cwnd, 7.0 * 0.7);
-        // The hole filled: the cumulative ACK jumps past the SACKed blocks.
-        send(
-            &peer,
-            &to_a,
-            &Packet::Ack {
-                block: 6 + cwnd as u32 - 1,
-            },
-        );
-        sender.step().unwrap();
-        assert!(sender.flight.is_empty(), "{:?}", sender.flight.len());
+        with_a_hole(|peer, to_a, sender| {
+            // Bits 0, 1 and 2: blocks 4, 5 and 6 (ACK + 2 + bit).
+            sack(peer, to_a, 2, &[0b111]);
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            let cwnd = sender.cwnd as usize;
+            let sent = data_blocks(peer, cwnd);
+            assert_eq!(sent[0], 3, "the hole goes first");
+            assert!(!sent[1..].iter().any(|b| (4..=6).contains(b)), "{sent:?}");
+            assert_eq!(sent[1..].first(), Some(&7), "then new blocks: {sent:?}");
+            assert!(nothing_queued(peer), "more than the window");
+            assert_eq!(sender.t.retransmitted, 1, "only the hole went again");
+            assert_eq!(
+                sender.cwnd,
+                7.0 * 0.7,
+                "the window shrinks to 0.7 on the loss"
+            );
+            // A second SACK for the same hole changes nothing: one cut per loss event.
+            sack(peer, to_a, 2, &[0b111]);
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            assert!(nothing_queued(peer), "the hole sent twice");
+            assert_eq!(sender.cwnd, 7.0 * 0.7);
+            // The hole filled: the cumulative ACK jumps past the SACKed blocks.
+            send(
+                peer,
+                to_a,
+                &Packet::Ack {
+                    block: 6 + cwnd as u32 - 1,
+                },
+            );
+            sender.step().unwrap();
+            assert!(sender.flight.is_empty(), "{:?}", sender.flight.len());
+        });
     });
 }
 
 #[test]
 fn a_sack_for_a_block_never_sent_is_ignored_and_counted() {
     within("the optimistic SACK", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        let cwnd = sender.cwnd;
-        // Blocks 4, 5 and 6 are true; bit 10 (block 14) was never sent.
-        send(
-            &peer,
-            &to_a,
-            &Packet::Sack {
-                block: 2,
-                bits: &[0b111, 0b100],
-            },
-        );
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        assert!(nothing_queued(&peer), "the claim moved the sender");
-        assert_eq!(sender.t.unsent_acks, 1);
-        assert_eq!(sender.cwnd, cwnd, "the window grew on a false claim");
-        assert!(
-            sender.flight.iter().all(|f| !f.sacked),
-            "a false SACK was taken"
-        );
-        send(
-            &peer,
-            &to_a,
-            &Packet::Sack {
-                block: 2,
-                bits: &[0b111],
-            },
-        );
-        sender.step().unwrap();
-        assert_eq!(sender.flight.iter().filter(|f| f.sacked).count(), 3);
+        with_a_hole(|peer, to_a, sender| {
+            let cwnd = sender.cwnd;
+            // Blocks 4, 5 and 6 are true; bit 10 (block 14) was never sent.
+            sack(peer, to_a, 2, &[0b111, 0b100]);
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            assert!(nothing_queued(peer), "the claim moved the sender");
+            assert_eq!(sender.t.unsent_acks, 1);
+            assert_eq!(sender.cwnd, cwnd, "the window grew on a false claim");
+            assert!(
+                sender.flight.iter().all(|f| !f.sacked),
+                "a false SACK was taken"
+            );
+            sack(peer, to_a, 2, &[0b111]);
+            sender.step().unwrap();
+            assert_eq!(sender.flight.iter().filter(|f| f.sacked).count(), 3);
+        });
     });
 }
 
 #[test]
 fn a_timeout_after_a_sack_sends_again_only_what_the_receiver_lacks() {
     within("the timeout with SACK", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        // Only block 5 arrived: too few past 3 and 4 to call them lost.
-        send(
-            &peer,
-            &to_a,
-            &Packet::Sack {
-                block: 2,
-                bits: &[0b10],
-            },
-        );
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        assert_eq!(data_blocks(&peer, 2), [7, 8], "the SACK grew the window");
-        assert!(nothing_queued(&peer), "3 or 4 taken for lost too early");
-        // Then silence: one block per timeout, the oldest the receiver lacks.
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        assert_eq!(data_blocks(&peer, 1), [3]);
-        assert!(nothing_queued(&peer), "more than one block after a timeout");
-        assert!(
-            sender
-                .flight
-                .iter()
-                .any(|f| f.block == 5 && f.sacked && !f.lost)
-        );
+        with_a_hole(|peer, to_a, sender| {
+            // Only block 5 arrived: too few past 3 and 4 to call them lost.
+            sack(peer, to_a, 2, &[0b10]);
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            assert_eq!(data_blocks(peer, 2), [7, 8], "the SACK grew the window");
+            assert!(nothing_queued(peer), "3 or 4 taken for lost too early");
+            // Then silence: one block per timeout, the oldest the receiver lacks.
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            assert_eq!(data_blocks(peer, 1), [3]);
+            assert!(nothing_queued(peer), "more than one block after a timeout");
+            assert!(
+                sender
+                    .flight
+                    .iter()
+                    .any(|f| f.block == 5 && f.sacked && !f.lost)
+            );
+        });
     });
 }
 
@@ -819,92 +787,76 @@ fn a_receiver_of_version_2_acknowledges_blocks_in_order_together() {
 #[test]
 fn a_silence_after_a_measured_round_trip_is_probed_before_it_times_out() {
     within("the tail loss probe", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        // Blocks 1 and 2 acknowledged (a round trip measured), 3 to 6 in flight.
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        let (cwnd, rto) = (sender.cwnd, sender.rto.rto);
-        // The peer is silent: before any timeout, the oldest block goes again, alone, as
-        // many times as probes are allowed (at least once).
-        for probe in 1..=MAX_PROBES.max(1) {
+        with_a_hole(|peer, _, sender| {
+            let (cwnd, rto) = (sender.cwnd, sender.rto.rto);
+            // The peer is silent: before any timeout, the oldest block goes again, alone, as
+            // many times as probes are allowed (at least once).
+            for probe in 1..=MAX_PROBES.max(1) {
+                sender.step().unwrap();
+                assert_eq!(
+                    data_blocks(peer, 1),
+                    [3],
+                    "no probe {probe} before the timeout"
+                );
+                assert!(nothing_queued(peer), "more than one block probed");
+                assert_eq!(sender.t.retransmitted, u64::from(probe));
+                assert_eq!(sender.cwnd, cwnd, "a probe shrank the window");
+                assert_eq!(sender.rto.rto, rto, "a probe backed the timeout off");
+            }
+            // Still silent: no more probes, the timeout and its one block.
             sender.step().unwrap();
-            assert_eq!(
-                data_blocks(&peer, 1),
-                [3],
-                "no probe {probe} before the timeout"
-            );
-            assert!(nothing_queued(&peer), "more than one block probed");
-            assert_eq!(sender.t.retransmitted, u64::from(probe));
-            assert_eq!(sender.cwnd, cwnd, "a probe shrank the window");
-            assert_eq!(sender.rto.rto, rto, "a probe backed the timeout off");
-        }
-        // Still silent: no more probes, the timeout and its one block.
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        assert_eq!(data_blocks(&peer, 1), [3]);
-        assert!(nothing_queued(&peer), "more than one block after a timeout");
-        assert_eq!(sender.cwnd, 1.0, "the timeout starts again from one block");
-        assert_eq!(sender.rto.rto, rto * 2);
+            sender.fill_window().unwrap();
+            assert_eq!(data_blocks(peer, 1), [3]);
+            assert!(nothing_queued(peer), "more than one block after a timeout");
+            assert_eq!(sender.cwnd, 1.0, "the timeout starts again from one block");
+            assert_eq!(sender.rto.rto, rto * 2);
+        });
     });
 }
 
 #[test]
 fn a_probe_answered_lets_the_window_go_on_where_it_was() {
     within("the answered probe", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        // Blocks 3 to 6 arrived, their ACK was lost; the probe (3 again) brings it back.
-        sender.step().unwrap();
-        assert_eq!(data_blocks(&peer, 1), [3]);
-        send(&peer, &to_a, &Packet::Ack { block: 6 });
-        sender.step().unwrap();
-        sender.fill_window().unwrap();
-        let cwnd = sender.cwnd as usize;
-        assert!(cwnd > 4, "the window did not grow: {cwnd}");
-        let next: Vec<u32> = (7..7 + cwnd as u32).collect();
-        assert_eq!(
-            data_blocks(&peer, cwnd),
-            next,
-            "new blocks, the window whole"
-        );
-        assert!(nothing_queued(&peer));
-        // A later silence may be probed again.
-        sender.step().unwrap();
-        assert_eq!(data_blocks(&peer, 1), [7]);
-        assert_eq!(sender.timeouts, 0);
+        with_a_hole(|peer, to_a, sender| {
+            // Blocks 3 to 6 arrived, their ACK was lost; the probe (3 again) brings it back.
+            sender.step().unwrap();
+            assert_eq!(data_blocks(peer, 1), [3]);
+            send(peer, to_a, &Packet::Ack { block: 6 });
+            sender.step().unwrap();
+            sender.fill_window().unwrap();
+            let cwnd = sender.cwnd as usize;
+            assert!(cwnd > 4, "the window did not grow: {cwnd}");
+            let next: Vec<u32> = (7..7 + cwnd as u32).collect();
+            assert_eq!(
+                data_blocks(peer, cwnd),
+                next,
+                "new blocks, the window whole"
+            );
+            assert!(nothing_queued(peer));
+            // A later silence may be probed again.
+            sender.step().unwrap();
+            assert_eq!(data_blocks(peer, 1), [7]);
+            assert_eq!(sender.timeouts, 0);
+        });
     });
 }
 
 #[test]
 fn acks_that_deliver_nothing_earn_no_more_probes() {
     within("probes without progress", || {
-        let (a, peer) = (udp(), udp());
-        let (to_a, to_peer) = (addr(&a), addr(&peer));
-        let settings = settings_v2(16, 10);
-        let mut file = file_with(&contents(200));
-        let mut link = Link::new(&a, to_peer, &settings);
-        let mut sender = Sender::new(&mut link, &mut file, 200, &settings, &quiet).unwrap();
-        sender_with_a_hole(&peer, &to_a, &mut sender);
-        // Each probe is answered with the same ACK (below three duplicates): nothing new.
-        for _ in 0..MAX_PROBES.max(1) {
+        with_a_hole(|peer, to_a, sender| {
+            // Each probe is answered with the same ACK (below three duplicates): nothing new.
+            for _ in 0..MAX_PROBES.max(1) {
+                sender.step().unwrap();
+                assert_eq!(data_blocks(peer, 1), [3]);
+                send(peer, to_a, &Packet::Ack { block: 2 });
+                sender.step().unwrap();
+            }
+            // The next silence is a timeout: no further probe, the window from one block.
             sender.step().unwrap();
-            assert_eq!(data_blocks(&peer, 1), [3]);
-            send(&peer, &to_a, &Packet::Ack { block: 2 });
-            sender.step().unwrap();
-        }
-        // The next silence is a timeout: no further probe, the window from one block.
-        sender.step().unwrap();
-        assert!(nothing_queued(&peer), "a probe earned by an empty ACK");
-        assert_eq!(sender.cwnd, 1.0);
-        assert_eq!(sender.timeouts, 1);
+            assert!(nothing_queued(peer), "a probe earned by an empty ACK");
+            assert_eq!(sender.cwnd, 1.0);
+            assert_eq!(sender.timeouts, 1);
+        });
     });
 }
