@@ -107,13 +107,25 @@ impl Pair {
     }
 
     /// On both ends: an nftables rule dropping `loss_per_10000` of the packets arriving on
-    /// the veth (as `lab --netns` does), and a token bucket (tc tbf) holding what each side
-    /// sends to `rate`.
+    /// the veth, packet by packet (no segmentation offload, as `lab --netns` does), and a
+    /// token bucket (tc tbf) holding what each side sends to `rate`.
     fn impair(&self, loss_per_10000: u32, rate: &str) -> Result<(), String> {
         for (ns, veth) in [
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
         ] {
+            ip(&[
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "set",
+                veth,
+                "gso_max_segs",
+                "1",
+                "gso_max_size",
+                "1500",
+            ])?;
             ip(&[
                 "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "tbf", "rate", rate, "burst",
                 "64kbit", "latency", "400ms",
