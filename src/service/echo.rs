@@ -55,9 +55,29 @@ impl Transform {
     /// Transforms in place. Byte by byte, so a message split across reads comes out the same.
     pub(crate) fn apply(self, buf: &mut [u8]) {
         if self == Transform::Upper {
-            buf.make_ascii_uppercase();
+            upper_case(buf);
         }
     }
+}
+
+/// ASCII letters made upper case, 32 bytes an instruction where the CPU has AVX2 (chosen at
+/// run time): at gigabytes a second the loop the default x86-64 target compiles (16 bytes
+/// an instruction) costs a core a fifth of its time.
+fn upper_case(buf: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, as just checked.
+        unsafe { upper_case_avx2(buf) };
+        return;
+    }
+    buf.make_ascii_uppercase();
+}
+
+/// The same loop, compiled for AVX2: the compiler vectorizes it with 256-bit registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn upper_case_avx2(buf: &mut [u8]) {
+    buf.make_ascii_uppercase();
 }
 
 /// Messages one call to [`EchoConn::pump`] may read before it yields to other connections.
@@ -543,5 +563,71 @@ impl Drop for EchoSession {
     /// A session dropped without its end (a panic while serving) still counts what it served.
     fn drop(&mut self) {
         self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: one byte at a time, as the ASCII table says (not through the
+    /// standard library's loop, which the fast path is built on).
+    #[allow(clippy::manual_is_ascii_check)]
+    fn plain(buf: &mut [u8]) {
+        for b in buf {
+            if (b'a'..=b'z').contains(b) {
+                *b -= 32;
+            }
+        }
+    }
+
+    /// Every byte value, at every offset a vector loop can start at, in lengths around
+    /// the vector widths (the tail loop and the vector loop both run).
+    #[test]
+    fn upper_case_matches_the_byte_loop_for_every_byte_offset_and_length() {
+        let data: Vec<u8> = (0..1200usize).map(|i| (i * 7 + i / 256) as u8).collect();
+        for start in 0..64 {
+            for len in [
+                0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129, 255, 256, 257, 1000,
+            ] {
+                let mut fast = data.clone();
+                let mut slow = data.clone();
+                upper_case(&mut fast[start..start + len]);
+                plain(&mut slow[start..start + len]);
+                assert_eq!(fast, slow, "start {start}, length {len}");
+            }
+        }
+        // Each of the 256 byte values in every lane of a vector.
+        for shift in 0..64 {
+            let mut fast: Vec<u8> = (0..512 + shift).map(|i| (i + shift) as u8).collect();
+            let mut slow = fast.clone();
+            upper_case(&mut fast[shift..]);
+            plain(&mut slow[shift..]);
+            assert_eq!(fast, slow, "shift {shift}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_loop_matches_the_byte_loop_where_the_cpu_has_avx2() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for start in 0..40 {
+            let mut fast: Vec<u8> = (0..1100usize).map(|i| (i * 13) as u8).collect();
+            let mut slow = fast.clone();
+            let end = fast.len() - start / 3;
+            // SAFETY: the CPU has AVX2, as just checked.
+            unsafe { upper_case_avx2(&mut fast[start..end]) };
+            plain(&mut slow[start..end]);
+            assert_eq!(fast, slow, "start {start}");
+        }
+    }
+
+    #[test]
+    fn echo_leaves_every_byte_as_it_is() {
+        let mut buf: Vec<u8> = (0..=255).collect();
+        Transform::Echo.apply(&mut buf);
+        assert_eq!(buf, (0..=255).collect::<Vec<u8>>());
     }
 }
