@@ -777,7 +777,8 @@ pub(crate) struct BenchArgs {
     /// Connect the clients and hold them without traffic, to see what idle clients cost a server
     #[arg(long)]
     pub idle: bool,
-    /// TCP_NODELAY on every client connection
+    /// TCP_NODELAY on every client connection (on anyway with a --window over 1, where
+    /// Nagle would hold each request's last segment until the one before is acknowledged)
     #[arg(long)]
     pub nodelay: bool,
     /// Output: an aligned table, JSON (schema in the README), CSV, or NDJSON (a line per

@@ -490,9 +490,10 @@ impl<'a> Runner<'a> {
         let mut clients = Vec::with_capacity(count);
         let carrier = spec.carrier();
         let blocking = Self::blocks(spec, count);
+        let opts = connect_options(&spec.opts, spec.window);
         for token in 0..count {
             let start = Instant::now();
-            let conn = transport::connect(target, &spec.opts)
+            let conn = transport::connect(target, &opts)
                 .map_err(|e| socket_error(Call::Connect, target, &e))?;
             record_latency(&mut result.connect, start.elapsed());
             if blocking {
@@ -831,9 +832,11 @@ impl<'a> Runner<'a> {
                 for piece in batch::datagrams(n, segment) {
                     self.on_reply_bytes(token, piece);
                 }
-                // Nothing more is due: skip the recv that would only say EAGAIN (epoll is
-                // level-triggered, so anything unexpected still wakes us).
-                !self.clients[token].in_flight.is_empty()
+                // Nothing more is due, or a plain stream's read came short of the buffer
+                // (the socket is empty for now): skip the recv that would only say EAGAIN
+                // (epoll is level-triggered, so anything that comes later still wakes us).
+                let emptied = n < self.buf.len() && self.short_read_empties();
+                !emptied && !self.clients[token].in_flight.is_empty()
             }
             Ok(Received::Closed) => {
                 let e =
@@ -852,6 +855,14 @@ impl<'a> Runner<'a> {
                 false
             }
         }
+    }
+
+    /// Whether a read shorter than the buffer means the socket is empty: on a plain stream,
+    /// yes; TLS and QUIC may hold what they decrypted, and datagrams come one at a time.
+    fn short_read_empties(&self) -> bool {
+        !self.carrier.keeps_boundaries()
+            && self.spec.opts.tls.is_none()
+            && self.spec.target.proto != SockProto::Quic
     }
 
     /// Checks the bytes just read into `read` of the scratch buffer against the expected
@@ -1011,6 +1022,18 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// The socket options of a load connection. With a window of more than one request, the
+/// next request goes out before the last one is answered, and Nagle's algorithm would hold
+/// its last partial segment (a 64 KiB request is one full segment and a few bytes on
+/// loopback) until the one before is acknowledged: a wait of the client's making, charged to
+/// the server. So a window sets TCP_NODELAY, as sockperf and wrk do; with a window of one,
+/// nothing is unacknowledged when a request goes, and `--nodelay` decides.
+fn connect_options(asked: &SocketOptions, window: usize) -> SocketOptions {
+    let mut opts = asked.clone();
+    opts.nodelay |= window > 1;
+    opts
+}
+
 /// Sends datagram requests of `size` bytes each, back to back in `chunk`: one send for one,
 /// one UDP_SEGMENT send for more. How many bytes went (all, or an error).
 fn send_datagrams(conn: &Conn, chunk: &[u8], size: usize) -> io::Result<usize> {
@@ -1103,6 +1126,22 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_over_one_request_sets_tcp_nodelay_and_one_leaves_it_to_the_flag() {
+        let plain = SocketOptions::default();
+        assert!(connect_options(&plain, 4).nodelay, "window 4");
+        assert!(connect_options(&plain, 2).nodelay, "window 2");
+        assert!(
+            !connect_options(&plain, 1).nodelay,
+            "window 1, no --nodelay"
+        );
+        let asked = SocketOptions {
+            nodelay: true,
+            ..SocketOptions::default()
+        };
+        assert!(connect_options(&asked, 1).nodelay, "window 1, --nodelay");
+    }
 
     #[test]
     fn sequence_numbers_round_trip_through_the_payload() {
