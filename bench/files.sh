@@ -187,7 +187,7 @@ fi
 if netns_up; then
   loss_row
 else
-  failed "the loss rows need root and nftables (network namespaces, a veth pair)"
+  failed "the loss rows need root, iproute2 that sets gso_max_segs, and nftables (network namespaces, a veth pair; see the lines above)"
   row "get ${udp_mib} MiB udp, 5% loss" - "get tcp, 5% loss" - ">= 1.00"
 fi
 netns_down

@@ -549,10 +549,12 @@ impl<'l, 'a> Sender<'l, 'a> {
         let waiting = |f: &&InFlight| !f.sacked;
         let in_flight = self.flight.iter().filter(waiting).filter(|f| !f.lost);
         let oldest = in_flight.map(|f| f.sent).min();
-        let Some(oldest) = oldest.or(self.flight.iter().filter(waiting).map(|f| f.sent).min())
-        else {
-            return Ok(());
-        };
+        // Every block in flight held by the receiver yet none acknowledged: only a peer
+        // that lies says so, and it waits out a timeout as a silent one does (bounded by
+        // MAX_STALLS), never a loop that does not wait.
+        let oldest = oldest
+            .or(self.flight.iter().filter(waiting).map(|f| f.sent).min())
+            .unwrap_or_else(Instant::now);
         let timeout = oldest + self.rto.rto;
         let probe = self.probe_at().filter(|&p| p < timeout);
         let wait = probe
@@ -590,6 +592,18 @@ impl<'l, 'a> Sender<'l, 'a> {
         if block >= self.next || highest >= self.next {
             self.t.unsent_acks += 1;
             debug!("ignored an ACK for block {highest}, never sent");
+            return Ok(());
+        }
+        if self
+            .flight
+            .front()
+            .is_some_and(|f| block.saturating_add(1) < f.block)
+        {
+            // Older than what is already acknowledged (reordered, or made up): as TCP with
+            // an ACK below snd_una, nothing in it counts. Its SACK bits were measured from
+            // an older ACK and could name the oldest block as held, which no honest
+            // receiver says, and a flight held whole would leave nothing to wait for.
+            self.t.duplicates += 1;
             return Ok(());
         }
         let advances = self.flight.front().is_some_and(|f| block >= f.block);

@@ -18,7 +18,7 @@ use crate::choice::{Choice, from_str_by_name};
 pub(crate) use column::Column;
 pub(crate) use meta::Meta;
 pub(crate) use run::{
-    Cause, Interval, Percentiles, Run, latency_histogram, record_latency, whole_micros,
+    Cause, Interval, Percentiles, Run, latency_histogram, p50_of_rounds, record_latency,
 };
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.

@@ -25,8 +25,17 @@ pub(crate) fn record_latency(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// `ns` in whole microseconds, to the nearest.
-pub(crate) fn whole_micros(ns: u64) -> u64 {
+fn whole_micros(ns: u64) -> u64 {
     ns.saturating_add(500) / 1000
+}
+
+/// The rounds' p50s (nanoseconds, any order): the middle one in microseconds to a tenth,
+/// rounded as every percentile is (so a row's p50 never passes its p90 by rounding), and
+/// all of them in whole microseconds, lowest first (the spread between rounds).
+pub(crate) fn p50_of_rounds(mut ns: Vec<u64>) -> (Option<f64>, Vec<u64>) {
+    ns.sort_unstable();
+    let middle = ns.get(ns.len() / 2).map(|&v| round(v as f64 / 1e3, 1));
+    (middle, ns.into_iter().map(whole_micros).collect())
 }
 
 /// Latency percentiles in microseconds, to a tenth, from a histogram in nanoseconds.

@@ -11,7 +11,7 @@ use crate::client::bench::loss::Loss;
 use crate::client::exchange::{Burst, ClientConfig, Exchanger};
 use crate::client::local;
 use crate::endpoint::{Address, Family, SockProto, SocketKind, Target};
-use crate::report::{Percentiles, latency_histogram, whole_micros};
+use crate::report::{Percentiles, latency_histogram, p50_of_rounds};
 use crate::service::echo::Transform;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::{self, Conn, Received, SocketOptions};
@@ -63,11 +63,11 @@ pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
         }),
         latency: None,
     };
-    rounds.p50s.sort_unstable();
-    if let Some(&p50) = rounds.p50s.get(rounds.p50s.len() / 2) {
-        row.latency_us.p50 = p50 as f64;
+    let (p50, p50s) = p50_of_rounds(rounds.p50s);
+    if let Some(p50) = p50 {
+        row.latency_us.p50 = p50;
     }
-    row.p50_rounds_us = rounds.p50s;
+    row.p50_rounds_us = p50s;
     row.latency = Some(rounds.ping);
     row.why = why(target.proto.proto(), v6(&target.addr), &row);
     Ok(row)
@@ -110,6 +110,7 @@ fn median(values: &[(f64, f64)]) -> (f64, f64) {
 struct Rounds {
     /// Every round's ping-pong round trips.
     ping: Histogram<u64>,
+    /// Each round's ping-pong p50, in nanoseconds.
     p50s: Vec<u64>,
     /// Each round's load: messages and megabytes per second.
     rates: Vec<(f64, f64)>,
@@ -140,8 +141,7 @@ impl Rounds {
         // A round of a few round trips (a lost SYN, a retransmission timeout taking most
         // of it) has no median worth comparing; its round trips still count in the tails.
         if ping.latency.len() >= MIN_ROUND_SAMPLES {
-            self.p50s
-                .push(whole_micros(ping.latency.value_at_quantile(0.5)));
+            self.p50s.push(ping.latency.value_at_quantile(0.5));
         }
         self.rates
             .push((bulk.requests_per_sec(), bulk.mb_per_sec()));

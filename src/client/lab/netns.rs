@@ -186,7 +186,7 @@ impl Netns {
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
         ] {
-            if let Err(e) = run(&wire_packets(space, veth)) {
+            if let Err(e) = wire_packets(space, veth) {
                 bursts = Some(e);
             }
             let script = format!(
@@ -275,9 +275,10 @@ impl Netns {
 /// `ip link set VETH gso_max_segs 1 gso_max_size 1500` in `space`: the kernel cuts every
 /// TCP segment and UDP_SEGMENT datagram before the veth, which otherwise carries up to 64 KB
 /// of them as one packet, so a rule dropping 5% of packets drops 5% of what is on the wire,
-/// not 5% of bursts.
-fn wire_packets<'a>(space: &'a str, veth: &'a str) -> [&'a str; 10] {
-    [
+/// not 5% of bursts. Read back, so a kernel that takes the setting without keeping it never
+/// lets the lab say "packet by packet".
+fn wire_packets(space: &str, veth: &str) -> Result<()> {
+    run(&[
         "ip",
         "-n",
         space,
@@ -288,7 +289,21 @@ fn wire_packets<'a>(space: &'a str, veth: &'a str) -> [&'a str; 10] {
         "1",
         "gso_max_size",
         "1500",
-    ]
+    ])?;
+    let shown = Command::new("ip")
+        .args(["-d", "-n", space, "link", "show", veth])
+        .output()
+        .context("ip -d link show")?;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    if !shown
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w == ["gso_max_segs", "1"])
+    {
+        bail!("the kernel kept segmentation offload on {veth} (gso_max_segs is not 1)");
+    }
+    Ok(())
 }
 
 /// Deletes the namespaces named in `cleanup` (the veth pair, nftables tables and qdiscs

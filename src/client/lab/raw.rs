@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use crate::client::exchange::ClientConfig;
 use crate::client::raw::RawClient;
 use crate::endpoint::{Address, Endpoint};
-use crate::report::{Percentiles, latency_histogram, record_latency, whole_micros};
+use crate::report::{Percentiles, latency_histogram, p50_of_rounds, record_latency};
 use crate::transport::framing::Framing;
 
 use super::measure::{MIN_ROUND_SAMPLES, client_config, v6};
@@ -71,7 +71,8 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
     config.opts.ip_proto = ip_proto;
     let setup_us = setup_time(target, &config)?;
     let mut client = RawClient::open(target, &config)?;
-    let (latency, p50s, ping) = ping_rounds(&mut client, plan)?;
+    let (latency, p50s_ns, ping) = ping_rounds(&mut client, plan)?;
+    let (p50, p50s) = p50_of_rounds(p50s_ns);
     let started = Instant::now();
     let load = RawRun::for_time(
         &mut client,
@@ -92,9 +93,9 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
             other => other.to_string(),
         },
         setup_us,
-        latency_us: match p50s.get(p50s.len() / 2) {
-            Some(&p50) => Percentiles {
-                p50: p50 as f64,
+        latency_us: match p50 {
+            Some(p50) => Percentiles {
+                p50,
                 ..Percentiles::of(&latency)
             },
             None => Percentiles::of(&latency),
@@ -117,8 +118,8 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
     Ok(row)
 }
 
-/// The ping-pong in [`Plan::rounds`] rounds: every round trip, each round's p50 (lowest
-/// first), and the exchanges of all rounds.
+/// The ping-pong in [`Plan::rounds`] rounds: every round trip, each round's p50 (in
+/// nanoseconds), and the exchanges of all rounds.
 fn ping_rounds(client: &mut RawClient, plan: &Plan) -> Result<(Histogram<u64>, Vec<u64>, RawRun)> {
     let mut all = latency_histogram();
     let mut p50s = Vec::new();
@@ -130,11 +131,10 @@ fn ping_rounds(client: &mut RawClient, plan: &Plan) -> Result<(Histogram<u64>, V
         total.lost += run.lost;
         total.mismatched += run.mismatched;
         if round.len() >= MIN_ROUND_SAMPLES {
-            p50s.push(whole_micros(round.value_at_quantile(0.5)));
+            p50s.push(round.value_at_quantile(0.5));
         }
         all.add(&round).context("merge the rounds' round trips")?;
     }
-    p50s.sort_unstable();
     Ok((all, p50s, total))
 }
 

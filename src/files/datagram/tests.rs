@@ -860,3 +860,35 @@ fn acks_that_deliver_nothing_earn_no_more_probes() {
         });
     });
 }
+
+/// SACKs with a cumulative ACK older than the sender's (a liar's, or late) count for
+/// nothing: they cannot name the oldest block in flight as held, so the sender always has a
+/// block to wait for (a flight held whole, never acknowledged, left it looping without a
+/// wait until NO_PROGRESS).
+#[test]
+fn stale_sacks_cannot_mark_the_oldest_block_held() {
+    within("stale SACKs", || {
+        with_a_hole(|peer, to_a, sender| {
+            for _ in 0..4 {
+                sender.fill_window().unwrap();
+                while !nothing_queued(peer) {}
+                // Blocks 3 to next - 1 are bits 0 to n - 1 past ACK 1.
+                let n = (sender.next - 3) as usize;
+                let mut bits = vec![0u8; n.div_ceil(8)];
+                for k in 0..n {
+                    bits[k / 8] |= 1 << (k % 8);
+                }
+                let before = sender.t.duplicates;
+                sack(peer, to_a, 1, &bits);
+                sender.step().unwrap();
+                assert_eq!(
+                    sender.t.duplicates,
+                    before + 1,
+                    "a stale SACK is a duplicate"
+                );
+                let front = sender.flight.front().expect("blocks in flight");
+                assert!(!front.sacked, "block {} taken as held", front.block);
+            }
+        });
+    });
+}
