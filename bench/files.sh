@@ -139,6 +139,7 @@ netns_up() {
     ip=$([ $side = s ] && echo 10.233.9.1 || echo 10.233.9.2)
     ip -n "$ns-$side" addr add "$ip/30" dev "$ns$side"
     ip -n "$ns-$side" link set "$ns$side" gso_max_segs 1 gso_max_size 1500 || return 1
+    ip -d -n "$ns-$side" link show "$ns$side" | grep -qw 'gso_max_segs 1' || return 1
     ip -n "$ns-$side" link set "$ns$side" up
     ip -n "$ns-$side" link set lo up
     printf 'table inet netecho {\n chain in {\n  type filter hook input priority 0; policy accept;\n  iifname "%s" numgen random mod 10000 < 500 drop\n }\n}\n' "$ns$side" |

@@ -549,9 +549,9 @@ impl<'l, 'a> Sender<'l, 'a> {
         let waiting = |f: &&InFlight| !f.sacked;
         let in_flight = self.flight.iter().filter(waiting).filter(|f| !f.lost);
         let oldest = in_flight.map(|f| f.sent).min();
-        // Every block in flight held by the receiver yet none acknowledged: only a peer
-        // that lies says so, and it waits out a timeout as a silent one does (bounded by
-        // MAX_STALLS), never a loop that does not wait.
+        // Every block in flight held by the receiver yet none acknowledged: no ACK the
+        // sender takes can say so (stale ones are ignored), and should one, it waits out a
+        // timeout (bounded by NO_PROGRESS), never a loop that does not wait.
         let oldest = oldest
             .or(self.flight.iter().filter(waiting).map(|f| f.sent).min())
             .unwrap_or_else(Instant::now);

@@ -294,6 +294,10 @@ fn wire_packets(space: &str, veth: &str) -> Result<()> {
         .args(["-d", "-n", space, "link", "show", veth])
         .output()
         .context("ip -d link show")?;
+    if !shown.status.success() {
+        let why = String::from_utf8_lossy(&shown.stderr);
+        bail!("ip -d link show {veth}: {}", why.trim());
+    }
     let shown = String::from_utf8_lossy(&shown.stdout);
     if !shown
         .split_whitespace()
