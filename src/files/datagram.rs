@@ -7,9 +7,10 @@
 //! early blocks of the window, and counts duplicates; after a silence of two round trips
 //! the sender probes with the oldest block the receiver lacks (twice at most), and on a
 //! timeout sends that block again, with one block allowed in flight, and doubles its
-//! timeout. A FIN with the SHA-256 ends the transfer. Each transfer runs on a socket of its own (a TFTP
-//! "transfer ID"), connected to its peer, so the server's well-known socket only takes
-//! requests and an ICMP port unreachable ends a transfer.
+//! timeout. A FIN with the file's hash (BLAKE3; SHA-256 with a version 1 peer) ends the
+//! transfer. Each transfer runs on a socket of its own (a TFTP "transfer ID"), connected to
+//! its peer, so the server's well-known socket only takes requests and an ICMP port
+//! unreachable ends a transfer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -381,7 +382,7 @@ impl InFlight {
 }
 
 /// The sending side of a transfer: `size` bytes of a file as numbered blocks, a window of
-/// them in flight, then the FIN with the SHA-256.
+/// them in flight, then the FIN with the file's hash.
 pub(crate) struct Sender<'l, 'a> {
     link: &'l mut Link<'a>,
     file: &'l mut File,
