@@ -106,8 +106,9 @@ pub(super) fn start(
         }
     }
     Err(anyhow!(
-        "no answer from the server after {} tries (a netecho server older than this client \
-         ignores its requests, which ask for BLAKE3 and SACK: run the same version at both ends)",
+        "no answer from the server after {} tries (on a lossy path, raise --retries; a \
+         netecho server older than this client ignores its requests, which ask for BLAKE3 \
+         and SACK: run the same version at both ends)",
         retries + 1
     ))
 }
