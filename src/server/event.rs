@@ -218,7 +218,7 @@ impl<'a, S: Service> Worker<'a, S> {
             for event in &events[..n] {
                 match event.data() {
                     STOP => {
-                        self.close_all();
+                        self.close_all(|| ConnEnd::Stopped);
                         return Ok(());
                     }
                     LISTENER => self.accept(),
@@ -399,11 +399,26 @@ impl<'a, S: Service> Worker<'a, S> {
         }
     }
 
-    fn close_all(&mut self) {
+    fn close_all(&mut self, end: fn() -> ConnEnd) {
         // Handed over but not yet registered: closed like the rest.
         self.take_inbox();
         for token in 0..self.slots.len() {
-            self.close(token, ConnEnd::Stopped);
+            self.close(token, end());
         }
     }
+}
+
+impl<S: Service> Drop for Worker<'_, S> {
+    /// However the loop ends, every connection it still holds ends with its log line and
+    /// gives its --max-conns slot back, once: after the stop none is left, and a loop that
+    /// failed (or panicked) leaves them here.
+    fn drop(&mut self) {
+        self.loops.retire(self.index);
+        self.close_all(loop_failed);
+    }
+}
+
+/// How a connection ends when the loop serving it ended on an error.
+pub(crate) fn loop_failed() -> ConnEnd {
+    ConnEnd::Failed(io::Error::other("the loop serving it ended on an error"))
 }

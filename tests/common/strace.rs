@@ -26,3 +26,54 @@ pub fn result(line: &str) -> usize {
         .and_then(|r| r.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Attaches `strace -f` with `options` (an `-e inject=...`, say) to the running process
+/// `pid`, every thread of it, and returns once all are traced; `None` (with the skip said)
+/// when strace is missing or may not trace here. Killed when dropped, which detaches it.
+pub fn attach(test: &str, pid: u32, options: &[&str]) -> Option<super::Peer> {
+    if !super::have("strace", test) {
+        return None;
+    }
+    let child = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(options)
+        .args(["-p", &pid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start strace");
+    let mut strace = super::Peer(child);
+    let deadline = std::time::Instant::now() + super::STEP;
+    while !all_traced(pid) {
+        if let Some(status) = strace.0.try_wait().unwrap() {
+            let mut why = String::new();
+            let _ = std::io::Read::read_to_string(strace.0.stderr.as_mut().unwrap(), &mut why);
+            let needs = format!("ptrace allowed (strace -p: {status}: {why})");
+            super::skip(test, &needs, super::Lacks::Environment);
+            return None;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "strace did not attach to {pid} within {:?}",
+            super::STEP
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(strace)
+}
+
+/// Whether every thread of `pid` has a tracer.
+fn all_traced(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("status")).is_ok_and(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .is_some_and(|t| t.trim() != "0")
+        })
+    })
+}

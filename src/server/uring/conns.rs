@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
 use crate::server::Server;
-use crate::server::event::Loops;
+use crate::server::event::{Loops, loop_failed};
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
@@ -144,7 +144,7 @@ impl<'a, S: Service> Worker<'a, S> {
             if let Some(since) = self.stopping {
                 let live = self.slots.iter().any(Option::is_some);
                 if !live || since.elapsed() >= GRACE {
-                    self.close_all();
+                    self.close_all(|| ConnEnd::Stopped);
                     return Ok(());
                 }
             }
@@ -499,7 +499,7 @@ impl<S: Service> Worker<'_, S> {
         }
     }
 
-    fn close_all(&mut self) {
+    fn close_all(&mut self, end: fn() -> ConnEnd) {
         self.take_inbox();
         for token in 0..self.slots.len() {
             if let Some(slot) = self.slots[token].as_mut() {
@@ -507,9 +507,19 @@ impl<S: Service> Worker<'_, S> {
                 if slot.send_busy {
                     std::mem::forget(std::mem::take(&mut slot.sending));
                 }
-                slot.ending = Some(ConnEnd::Stopped);
+                slot.ending = Some(end());
             }
             self.close(token);
         }
+    }
+}
+
+impl<S: Service> Drop for Worker<'_, S> {
+    /// However the ring's loop ends, every connection it still holds ends with its log line
+    /// and gives its --max-conns slot back, once: after the stop none is left, and a loop
+    /// that failed (or panicked) leaves them here.
+    fn drop(&mut self) {
+        self.loops.retire(self.index);
+        self.close_all(loop_failed);
     }
 }
