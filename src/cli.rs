@@ -38,9 +38,19 @@ use crate::units::size_in;
 /// The value parser of a [`Choice`]: its names, each with its help line, for parsing, help,
 /// completions and man pages.
 fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
-    let values = T::ALL.iter().map(|v| match v.help() {
-        "" => PossibleValue::new(v.name()),
-        help => PossibleValue::new(v.name()).help(help),
+    choice_hiding::<T>(&[])
+}
+
+/// [`choice`] with the values `hidden` taken but not offered (in help, completions, man
+/// pages and the list of possible values): a value a command takes only to refuse it with
+/// its reason.
+fn choice_hiding<T: Choice>(hidden: &'static [&'static str]) -> impl TypedValueParser<Value = T> {
+    let values = T::ALL.iter().map(|v| {
+        let value = match v.help() {
+            "" => PossibleValue::new(v.name()),
+            help => PossibleValue::new(v.name()).help(help),
+        };
+        value.hide(hidden.contains(&v.name()))
     });
     PossibleValuesParser::new(values)
         .try_map(|name| T::from_name(&name).ok_or_else(|| UnknownChoice::of::<T>(&name)))
@@ -915,7 +925,7 @@ pub(crate) struct LabArgs {
     #[arg(long)]
     pub quick: bool,
     /// Output: an aligned table with explanations, JSON or CSV
-    #[arg(long, value_parser = choice::<Format>(), default_value = Format::Table.name())]
+    #[arg(long, value_parser = choice_hiding::<Format>(&["ndjson"]), default_value = Format::Table.name())]
     pub format: Format,
     /// Also draw the latency distribution of every protocol into this SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -947,8 +957,13 @@ pub(crate) struct LabArgs {
     /// stops, saying the place it reached
     #[arg(long, value_name = "DUR", default_value = "10m", requires = "host", value_parser = parse_duration)]
     pub wait: Duration,
+    /// With HOST: speak TLS on the control connection, to a lab server started with serve
+    /// --lab --tls (the echo ports stay plain); trust its certificate with --pin, --ca or
+    /// --insecure
+    #[arg(long)]
+    pub tls: bool,
     #[command(flatten)]
-    pub tls: TlsArgs,
+    pub trust: TlsTrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -1720,9 +1735,13 @@ impl LabArgs {
                  (ndjson streams bench's intervals)",
             ));
         }
-        let tls = self
-            .tls
-            .config_for(self.tls.tls, Proto::Tcp, TlsSide::Client)?;
+        let tls = TlsArgs {
+            tls: self.tls,
+            cert: None,
+            key: None,
+            trust: self.trust.clone(),
+        }
+        .config_for(self.tls, Proto::Tcp, TlsSide::Client)?;
         if tls.is_some() && self.host.is_none() {
             return Err(UsageError::new(
                 "lab --tls goes with HOST (a lab server started with serve --lab --tls); the \
@@ -2176,6 +2195,14 @@ pub(crate) struct TlsArgs {
     /// With --tls, serve: the private key of --cert (PEM: PKCS#8, RSA or EC)
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub trust: TlsTrustArgs,
+}
+
+/// The client's half of the TLS flags: whom it trusts, and the version it speaks; all the
+/// lab takes (a lab run presents no certificate).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct TlsTrustArgs {
     /// With --tls, clients: trust the CAs in FILE (PEM) instead of the system's
     /// (/etc/ssl/certs)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pin", "insecure"])]
@@ -2224,7 +2251,7 @@ impl TlsArgs {
         let given = self.given();
         // QUIC always speaks TLS 1.3: its flags apply without --tls.
         let on = on || proto == Proto::Quic;
-        if proto == Proto::Quic && self.tls_version == "1.2" {
+        if proto == Proto::Quic && self.trust.tls_version == "1.2" {
             return Err(UsageError::new(
                 "QUIC carries TLS 1.3 only (RFC 9001); leave out --tls-version 1.2",
             ));
@@ -2256,17 +2283,18 @@ impl TlsArgs {
             };
             return Err(UsageError::new(format!("{flag} {why}")));
         }
+        let trust = &self.trust;
         Ok(Some(TlsConfig {
             cert: self.cert.clone(),
             key: self.key.clone(),
-            ca: self.ca.clone(),
-            pin: self.pin,
-            insecure: self.insecure,
-            version: match self.tls_version.as_str() {
+            ca: trust.ca.clone(),
+            pin: trust.pin,
+            insecure: trust.insecure,
+            version: match trust.tls_version.as_str() {
                 "1.2" => TlsVersion::V12,
                 _ => TlsVersion::V13,
             },
-            server_name: self.server_name.clone(),
+            server_name: trust.server_name.clone(),
         }))
     }
 
@@ -2275,11 +2303,11 @@ impl TlsArgs {
         [
             ("--cert", self.cert.is_some()),
             ("--key", self.key.is_some()),
-            ("--ca", self.ca.is_some()),
-            ("--pin", self.pin.is_some()),
-            ("--insecure", self.insecure),
-            ("--tls-version", self.tls_version != "1.3"),
-            ("--server-name", self.server_name.is_some()),
+            ("--ca", self.trust.ca.is_some()),
+            ("--pin", self.trust.pin.is_some()),
+            ("--insecure", self.trust.insecure),
+            ("--tls-version", self.trust.tls_version != "1.3"),
+            ("--server-name", self.trust.server_name.is_some()),
         ]
         .into_iter()
         .filter_map(|(flag, used)| used.then_some(flag))
@@ -2331,10 +2359,13 @@ impl TlsArgs {
             ));
         }
         let only_server = TlsArgs {
-            ca: None,
-            pin: None,
-            insecure: false,
-            server_name: None,
+            trust: TlsTrustArgs {
+                ca: None,
+                pin: None,
+                insecure: false,
+                server_name: None,
+                ..self.trust.clone()
+            },
             ..self.clone()
         };
         if !on {

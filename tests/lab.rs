@@ -475,3 +475,43 @@ fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
     assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
     assert!(table.starts_with("model "), "{table}");
 }
+
+#[test]
+fn lab_help_lists_only_what_the_lab_takes_and_the_server_flags_are_refused() {
+    let help = ok(&netecho(&["lab", "--help"], b""));
+    let lists = |flag: &str| {
+        help.lines()
+            .any(|l| l.split_whitespace().next() == Some(flag))
+    };
+    for flag in [
+        "--tls",
+        "--ca",
+        "--pin",
+        "--insecure",
+        "--tls-version",
+        "--server-name",
+    ] {
+        assert!(lists(flag), "{flag} missing:\n{help}");
+    }
+    // A lab run presents no certificate, and prints one report at the end.
+    for absent in ["--cert", "--key"] {
+        assert!(!lists(absent), "{absent} listed:\n{help}");
+    }
+    assert!(!help.contains("ndjson"), "{help}");
+    assert!(
+        help.contains("[possible values: table, json, csv]"),
+        "{help}"
+    );
+    for flags in [
+        &["--cert", "c.pem"][..],
+        &["--key", "k.pem"],
+        &["--cert", "c.pem", "--key", "k.pem"],
+    ] {
+        let args = [&["lab", "--tls", "--insecure"], flags, &["127.0.0.1:9"]].concat();
+        let line = common::fails(&netecho(&args, b""), 2);
+        assert!(
+            line.contains(&format!("unexpected argument '{}'", flags[0])),
+            "{line}"
+        );
+    }
+}
