@@ -365,7 +365,7 @@ pub(crate) struct LabServeArgs {
     /// chosen by the kernel and announced one line each. With --tls the control connection
     /// speaks TLS (students give lab --tls --pin); the echo ports stay plain, as they are
     /// what the lab measures
-    #[arg(long, conflicts_with_all = ["files", "exec", "proto"])]
+    #[arg(long, conflicts_with_all = ["files", "exec"])]
     pub lab: bool,
     /// With --lab: runs measuring at once; the others wait their turn in a queue, told their place
     #[arg(long, value_name = "N", default_value_t = 4, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -1442,6 +1442,14 @@ impl ServeArgs {
     /// The plain config of `serve --lab`: the control port's address (3235 on [::] unless
     /// --addr), the sharing limits, --allow/--deny and --rate-limit.
     pub(crate) fn lab_config(&self) -> Result<LabServeConfig, UsageError> {
+        if let Some(proto) = self.proto {
+            return Err(UsageError::new(format!(
+                "serve --lab --proto {}: the lab server speaks its own protocol over tcp (a \
+                 control port, and the tcp and udp echo ports it opens itself): leave out \
+                 --proto (netecho serve --lab, with --addr HOST:PORT for another control port)",
+                proto.name()
+            )));
+        }
         let addr = match &self.addr {
             // An address without a port is the lab's port, where `lab HOST` looks.
             Some(addr) => {

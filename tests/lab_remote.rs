@@ -1033,3 +1033,21 @@ fn the_addresses_of_one_ipv6_64_count_as_one_address() {
         );
     });
 }
+
+#[test]
+fn serve_lab_with_a_proto_says_the_lab_server_speaks_its_own_protocol_over_tcp() {
+    for proto in ["udp", "tcp", "unix"] {
+        let out = common::netecho(&["serve", "--lab", "--proto", proto], b"");
+        let line = common::fails(&out, 2);
+        assert!(
+            line.contains(&format!(
+                "serve --lab --proto {proto}: the lab server speaks its own protocol over tcp"
+            )),
+            "{line}"
+        );
+        assert!(line.contains("leave out --proto"), "{line}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
+    }
+}
