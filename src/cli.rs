@@ -1326,6 +1326,14 @@ impl BenchArgs {
             other => other.kind(),
         };
         let carrier = Carrier::of(kind, self.framing.framing);
+        if self.size == 0 && matches!(carrier, Carrier::Datagrams) {
+            return Err(UsageError::new(format!(
+                "--size 0 over {proto}: empty datagrams are all alike, so no reply can be told \
+                 from another, and an echo server takes a run of alike datagrams from one \
+                 sender for an echo loop (netecho's drops one in 1000); give --size 1 or more \
+                 (8 carries the whole sequence number)"
+            )));
+        }
         if self.size as usize > crate::transport::MAX_MESSAGE && carrier.whole_messages() {
             return Err(UsageError::new(format!(
                 "--size {}: {} messages are at most {} bytes here",

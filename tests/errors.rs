@@ -585,3 +585,35 @@ fn a_usage_error_sends_nothing() {
     );
     assert!(!sock.exists());
 }
+
+/// Empty datagrams are all alike: no reply can be told from another, and a netecho server
+/// takes a run of them from one sender for an echo loop. So bench refuses --size 0 over
+/// datagrams before it sends anything, and --size 1 measures the same server.
+#[test]
+fn bench_size_0_over_datagrams_is_a_usage_error_and_sends_nothing() {
+    let dir = tempdir();
+    let path = dir.path().join("dgram.sock");
+    for (proto, addr) in [
+        ("udp", "127.0.0.1:0"),
+        ("unix-dgram", path.to_str().unwrap()),
+    ] {
+        let server = Server::start(&["--proto", proto, "--addr", addr]);
+        let url = server.url();
+        let line = error_of(&["bench", "--size", "0", "-n", "5", &url], 2);
+        assert_mentions(
+            &line,
+            &[&format!("--size 0 over {proto}"), "--size 1 or more"],
+        );
+        let report = ok(&netecho(&["bench", "--size", "1", "-n", "5", &url], b""));
+        assert!(report.contains(proto), "{report}");
+        let (_, _, log) = server.stop("TERM");
+        assert!(
+            log.contains(" 5 bytes in, 5 bytes out, 5 messages"),
+            "{log}"
+        );
+        assert_eq!(log.matches(" messages;").count(), 1, "{log}");
+    }
+    // Without ADDR, bench's own udp server is refused the same way.
+    let line = error_of(&["bench", "--proto", "udp", "--size", "0", "-n", "5"], 2);
+    assert_mentions(&line, &["--size 0 over udp"]);
+}
