@@ -1051,3 +1051,38 @@ fn serve_lab_with_a_proto_says_the_lab_server_speaks_its_own_protocol_over_tcp()
         assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
     }
 }
+
+/// `lab --quick` against the lab server on loopback at `port`, as a process.
+fn lab_run(port: u16) -> std::process::Child {
+    Command::new(bin())
+        .args(["lab", "--quick", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn runs_whose_lab_server_goes_away_midway_say_so_in_one_line() {
+    for signal in ["KILL", "TERM"] {
+        let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+        let measuring = lab_run(server.port());
+        server.wait_log("measuring beside 0 other runs");
+        let waiting = lab_run(server.port());
+        server.wait_log("number 1 in the queue");
+        server.stop(signal);
+        for (run, what) in [(measuring, "measuring"), (waiting, "waiting")] {
+            let out = output_within(run, &format!("lab {what} ({signal})"), RUN);
+            let line = common::fails(&out, 1);
+            assert!(
+                line.contains("went away in the middle of this run"),
+                "{what} ({signal}): {line}"
+            );
+            assert!(
+                line.contains("check that `netecho serve --lab` is still running there"),
+                "{what} ({signal}): {line}"
+            );
+        }
+    }
+}

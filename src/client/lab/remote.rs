@@ -32,6 +32,9 @@ use super::{LabConfig, measure::measure, progress, write_files};
 const QUEUE_SILENCE: Duration = Duration::from_secs(15);
 /// The longest a single control step (hello, account) may take.
 const STEP: Duration = Duration::from_secs(10);
+/// How long a failed run waits to see whether the server closed the control connection,
+/// in milliseconds.
+const GONE_WAIT: u16 = 1000;
 
 /// What the server told this run, and the path to it.
 struct Shared {
@@ -74,8 +77,9 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let rows = measure_offered(&offer, server, plan);
     // The turn ends whatever the rows did: the next run waits for it.
     let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
-    let rows = rows?;
-    done.with_context(|| format!("tell the lab server {host} the run is done"))?;
+    let rows = rows.map_err(|e| gone_or(e, &conn, host))?;
+    done.with_context(|| format!("tell the lab server {host} the run is done"))
+        .map_err(|e| gone_or(e, &conn, host))?;
     let account = match conn.within(Instant::now() + STEP) {
         Ok(mut wire) => labwire::read_msg(&mut wire),
         Err(e) => Err(ReadError::Io(e)),
@@ -84,7 +88,10 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         Ok(Msg::Account(account)) => account,
         Ok(Msg::Error(why)) => bail!("the lab server {host}: {why}"),
         Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
-        Err(e) => bail!("the lab server {host} sent no account of the run: {e}"),
+        Err(e) => {
+            let e = anyhow!("the lab server {host} sent no account of the run: {e}");
+            return Err(gone_or(e, &conn, host));
+        }
     };
     progress("");
     let shared = Shared {
@@ -147,6 +154,42 @@ fn unanswered(host: &str) -> anyhow::Error {
          connections at once, from one address and in all; try again in a moment (and check \
          that this is its control port, on its `lab control:` line, not an echo port)"
     )
+}
+
+/// `e`, unless the lab server closed the control connection meanwhile (its process ended,
+/// say): then the one line saying it went away, which is the cause whatever failed first
+/// (an echo port's refusal, a reset, the missing account).
+fn gone_or(e: anyhow::Error, conn: &Conn, host: &str) -> anyhow::Error {
+    match closed(conn) {
+        true => went_away(host),
+        false => e,
+    }
+}
+
+/// The one line for a lab server that closed the control connection of a run under way.
+fn went_away(host: &str) -> anyhow::Error {
+    anyhow!(
+        "the lab server {host} went away in the middle of this run (it closed the control \
+         connection); check that `netecho serve --lab` is still running there, then run the \
+         lab again"
+    )
+}
+
+/// Whether the peer closed the control connection with nothing left to read: waited for a
+/// moment (its end may reach this side just after its echo ports refused), and not at all
+/// when the server answered (the Done just sent is answered at once).
+fn closed(conn: &Conn) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+    if !matches!(poll(&mut fds, PollTimeout::from(GONE_WAIT)), Ok(n) if n > 0) {
+        return false;
+    }
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    match conn.socket().peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => is_close(&e),
+    }
 }
 
 /// One write on the control connection, within [`STEP`].
@@ -257,7 +300,8 @@ fn not_a_turn(msg: Result<Msg, ReadError>, host: &str, heard: bool) -> anyhow::E
         // that have not said Hello yet (per address and in all): a close or a reset.
         Err(ReadError::Closed) if !heard => unanswered(host),
         Err(ReadError::Io(e)) if !heard && is_close(&e) => unanswered(host),
-        Err(ReadError::Closed) => anyhow!("the lab server {host} closed the connection"),
+        // A run waiting its turn is closed only by the server's end.
+        Err(ReadError::Closed) => went_away(host),
         Err(e) => anyhow!("the lab server {host}: {e}"),
     }
 }
