@@ -13,7 +13,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,7 @@ pub(crate) fn run_loops<S: Service>(
                 break signal;
             }
         };
+        server.stopping.store(true, Ordering::Relaxed);
         // Never read, so every loop sees it (level-triggered epoll, a polled ring) and returns.
         stop.write(1)
             .with_context(|| format!("wake the {kind} loops"))?;
@@ -414,11 +415,15 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// failed (or panicked) leaves them here.
     fn drop(&mut self) {
         self.loops.retire(self.index);
-        self.close_all(loop_failed);
+        self.close_all(left_at_drop(&self.server.stopping));
     }
 }
 
-/// How a connection ends when the loop serving it ended on an error.
-pub(crate) fn loop_failed() -> ConnEnd {
-    ConnEnd::Failed(io::Error::other("the loop serving it ended on an error"))
+/// How the connections a loop still holds when it is dropped end: stopped while the server
+/// stops (one handed over as the loop stopped), else the loop ended on an error.
+pub(crate) fn left_at_drop(stopping: &AtomicBool) -> fn() -> ConnEnd {
+    match stopping.load(Ordering::Relaxed) {
+        true => || ConnEnd::Stopped,
+        false => || ConnEnd::Failed(io::Error::other("the loop serving it ended on an error")),
+    }
 }

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
 use crate::server::Server;
-use crate::server::event::{Loops, loop_failed};
+use crate::server::event::{Loops, left_at_drop};
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
@@ -520,6 +520,6 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// that failed (or panicked) leaves them here.
     fn drop(&mut self) {
         self.loops.retire(self.index);
-        self.close_all(loop_failed);
+        self.close_all(left_at_drop(&self.server.stopping));
     }
 }
