@@ -19,6 +19,7 @@
 #   MODELS="event uring" bench/models.sh               only these netecho models
 #   MODELS="uring uring-1" bench/models.sh             NAME-N: that model with --threads N
 #                                                      (event loops or rings), a row of its own
+#   MODELS="uring uring+normal" bench/models.sh        NAME+POLICY: with --sched POLICY
 #   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
 #                                                      its own client), in the same turns: a
 #                                                      change measured against the build before it
@@ -99,11 +100,14 @@ both() {
   echo "$name tokio_load $(measure_ref "$c" "$@")" >>"$runs"
 }
 
-# serve_args MODEL: the serve command line of a MODELS entry (NAME, or NAME-N for N threads).
+# serve_args MODEL: the serve command line of a MODELS entry (NAME, NAME-N for N threads,
+# either with +POLICY for --sched POLICY).
 serve_args() {
-  local name=${1%-*}
+  local spec=${1%+*} name
+  name=${spec%-*}
   echo serve --model "$name" --max-conns 16384 --addr 127.0.0.1:0
-  [ "$name" = "$1" ] || echo --threads "${1##*-}"
+  [ "$name" = "$spec" ] || echo --threads "${spec##*-}"
+  [ "$spec" = "$1" ] || echo --sched "${1##*+}"
 }
 
 # run_all CLIENTS: every server once by each client, in turn; appends
@@ -118,7 +122,8 @@ run_all() {
     # --max-conns as high as the clients: fork serves 256 at once unless told.
     # shellcheck disable=SC2046 # serve_args prints words, none with spaces
     both "$model" "$c" "$netecho" $(serve_args "$model")
-    if [ -n "${BASE:-}" ]; then
+    # A base build may not know --sched: its rows are the model as it serves by default.
+    if [ -n "${BASE:-}" ] && [ "${model%+*}" = "$model" ]; then
       # shellcheck disable=SC2046
       echo "$model@base bench $(client=$BASE measure "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
     fi
@@ -149,7 +154,9 @@ for c in "${counts[@]}"; do
   for _ in $(seq "$rounds"); do run_all "$c"; done
   names="tokio std $models"
   if [ -n "${BASE:-}" ]; then
-    for model in $models; do names="$names $model@base"; done
+    for model in $models; do
+      if [ "${model%+*}" = "$model" ]; then names="$names $model@base"; fi
+    done
   fi
   for name in $names; do
     # `by`, not `client`: measure's $client names the load client of a base build.

@@ -82,6 +82,7 @@ mod tests {
     fn every_name_parses_back_to_its_value() {
         round_trip::<Proto>();
         round_trip::<Model>();
+        round_trip::<crate::server::Sched>();
         round_trip::<Transform>();
         round_trip::<Framing>();
         round_trip::<Format>();

@@ -11,7 +11,7 @@ use crate::service::echo::Transform;
 use crate::transport::SocketOptions;
 use crate::transport::framing::Framing;
 
-use super::Model;
+use super::{Model, Sched};
 
 pub(crate) struct ServeConfig {
     pub endpoint: Endpoint,
@@ -22,6 +22,8 @@ pub(crate) struct ServeConfig {
     pub model: Model,
     /// Event-loop threads.
     pub threads: usize,
+    /// Event and uring models: the loop threads' scheduling policy.
+    pub sched: Sched,
     pub max_conns: usize,
     pub idle_timeout: Option<Duration>,
     /// How long a started frame may take to complete (`None`: no limit).

@@ -27,7 +27,7 @@ use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::Listener;
 
-use super::Server;
+use super::{Sched, Server};
 use crate::lifecycle::accept_failed;
 
 const LISTENER: u64 = u64::MAX;
@@ -46,9 +46,11 @@ pub(crate) fn serve<S: Service>(
     server: &Server<S>,
     shutdown: &Shutdown,
     threads: usize,
+    sched: Sched,
 ) -> Result<Signal> {
     listener.set_nonblocking(true)?;
     run_loops("event", threads, server, shutdown, |n, stop, loops| {
+        super::sched::enter(sched, "event");
         Worker::new(listener, server, stop, loops, n)?.run()
     })
 }

@@ -9,6 +9,7 @@ pub(crate) mod fork;
 pub(crate) mod iterative;
 pub(crate) mod lab;
 mod model_choice;
+pub(crate) mod sched;
 pub(crate) mod threads;
 pub(crate) mod uring;
 
@@ -40,6 +41,7 @@ use crate::transport::{self, Bound, Conn, DatagramSocket, Listener, MAX_MESSAGE}
 
 pub(crate) use admission::Admission;
 pub(crate) use config::{ServeConfig, ServeExec, ServeFiles, ServiceConfig};
+pub(crate) use sched::Sched;
 
 /// How a server handles many clients. Every model serves every protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -336,13 +338,14 @@ fn serve_conns<S: Service>(
     match plan.model {
         Model::Iterative => iterative::serve(listener, server, shutdown, plan.blocking),
         Model::Threads => threads::serve(listener, server, shutdown),
-        Model::Event => event::serve(listener, server, shutdown, config.threads),
+        Model::Event => event::serve(listener, server, shutdown, config.threads, config.sched),
         Model::Fork => fork::serve(listener, server, shutdown),
         Model::Uring => uring::serve(
             listener,
             server,
             shutdown,
             config.threads,
+            config.sched,
             config.max_pending,
         ),
     }

@@ -234,7 +234,7 @@ fn start_tcp(
     });
     let threads = config.threads;
     spawn_port("lab-tcp", move |never| {
-        super::event::serve(&listener, &server, never, threads)
+        super::event::serve(&listener, &server, never, threads, super::Sched::Normal)
     })?;
     Ok(Service {
         proto: "tcp".into(),

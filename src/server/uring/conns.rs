@@ -11,8 +11,8 @@ use tracing::{debug, warn};
 
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
-use crate::server::Server;
 use crate::server::event::{Loops, left_at_drop};
+use crate::server::{Sched, Server};
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
@@ -38,9 +38,11 @@ pub(crate) fn serve<S: Service>(
     server: &Server<S>,
     shutdown: &Shutdown,
     threads: usize,
+    sched: Sched,
     max_pending: usize,
 ) -> Result<Signal> {
     crate::server::event::run_loops("uring", threads, server, shutdown, |n, stop, loops| {
+        crate::server::sched::enter(sched, "uring");
         Worker::new(listener, server, loops, n, max_pending)?.run(stop.as_fd().as_raw_fd())
     })
 }

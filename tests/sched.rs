@@ -1,0 +1,137 @@
+//! `serve --sched`: the event loops' and rings' threads under SCHED_BATCH by default, the
+//! process's own policy with `--sched normal`, a refusal by the kernel said once and served
+//! through, and the flag refused where there are no loops to schedule.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Plain, Server, message};
+
+/// SCHED_BATCH's number (sched.h), as /proc/PID/task/TID/stat's 41st field shows it.
+const SCHED_BATCH: &str = "3";
+const SCHED_OTHER: &str = "0";
+
+/// The scheduling policy of each of the server's threads named `prefix`-N.
+fn loop_policies(pid: u32, prefix: &str) -> Vec<String> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !comm.starts_with(&format!("{prefix}-")) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // The fields after the command's closing parenthesis start at the third (state).
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(policy) = rest.split_whitespace().nth(41 - 3) {
+            policies.push(policy.to_string());
+        }
+    }
+    policies
+}
+
+/// Waits until process `pid` has `threads` loop threads and returns their policies.
+fn policies_of(pid: u32, prefix: &str, threads: usize) -> Vec<String> {
+    common::eventually(&format!("{threads} {prefix} threads"), || {
+        let policies = loop_policies(pid, prefix);
+        (policies.len() == threads).then_some(policies)
+    })
+}
+
+/// A few clients, each a few messages, every reply checked.
+fn echoes(server: &Server) {
+    let clients: Vec<Plain> = (0..4)
+        .map(|_| Plain::connect("tcp", &server.addr))
+        .collect();
+    for round in 0..3 {
+        for (n, client) in clients.iter().enumerate() {
+            client.exchange(&message(n, round, 512));
+        }
+    }
+}
+
+#[test]
+fn event_loops_and_rings_run_under_sched_batch_unless_told_normal() {
+    for model in ["event", "uring"] {
+        let base = ["--model", model, "--addr", "127.0.0.1:0", "--threads", "2"];
+        let server = Server::start(&base);
+        let policies = policies_of(server.pid(), model, 2);
+        assert!(
+            policies.iter().all(|p| p == SCHED_BATCH),
+            "{model}: {policies:?}"
+        );
+        echoes(&server);
+
+        let mut args = base.to_vec();
+        args.extend(["--sched", "normal"]);
+        let server = Server::start(&args);
+        let policies = policies_of(server.pid(), model, 2);
+        assert!(
+            policies.iter().all(|p| p == SCHED_OTHER),
+            "{model}: {policies:?}"
+        );
+        echoes(&server);
+    }
+}
+
+/// Sends SIGTERM to a process when dropped.
+struct Terminate(u32);
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// Where the kernel refuses SCHED_BATCH (injected by strace: EPERM, as a seccomp filter
+/// would), the server says so in one line and serves under the normal policy.
+#[test]
+fn a_refused_sched_batch_is_said_once_and_the_server_serves_on() {
+    let test = "a_refused_sched_batch_is_said_once_and_the_server_serves_on";
+    if !common::have("strace", test) {
+        return;
+    }
+    for model in ["event", "uring"] {
+        let server = Server::start_with(
+            Command::new("strace")
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg("inject=sched_setscheduler:error=EPERM")
+                .args([common::bin(), "serve", "--model", model])
+                .args(["--addr", "127.0.0.1:0", "--threads", "2"]),
+        );
+        // The server is strace's child, and strace's end would leave it running.
+        let children = format!("/proc/{0}/task/{0}/children", server.pid());
+        let children = std::fs::read_to_string(children).unwrap();
+        let pid = children.split_whitespace().next().unwrap().parse().unwrap();
+        let _stop = Terminate(pid);
+        let line = server.wait_log("refused SCHED_BATCH");
+        assert!(line.contains("normal policy"), "{line}");
+        echoes(&server);
+        let policies = policies_of(pid, model, 2);
+        assert!(
+            policies.iter().all(|p| p == SCHED_OTHER),
+            "{model}: {policies:?}"
+        );
+        let log = server.stderr();
+        assert_eq!(log.matches("refused SCHED_BATCH").count(), 1, "{log}");
+    }
+}
+
+#[test]
+fn sched_is_refused_where_no_loop_serves_connections() {
+    for args in [
+        &["--model", "threads", "--sched", "batch"][..],
+        &["--model", "fork", "--sched", "normal"],
+        &["--model", "event", "--proto", "udp", "--sched", "batch"],
+    ] {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = common::netecho(&all, b"");
+        let line = common::fails(&out, 2);
+        assert!(line.contains("--sched applies to"), "{args:?}: {line}");
+        assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
+    }
+}
