@@ -19,7 +19,7 @@
 #   MODELS="event uring" bench/models.sh               only these netecho models
 #   MODELS="uring uring-1" bench/models.sh             NAME-N: that model with --threads N
 #                                                      (event loops or rings), a row of its own
-#   MODELS="uring uring+normal" bench/models.sh        NAME+POLICY: with --sched POLICY
+#   MODELS="uring uring+batch" bench/models.sh         NAME+POLICY: with --sched POLICY
 #   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
 #                                                      its own client), in the same turns: a
 #                                                      change measured against the build before it

@@ -279,15 +279,15 @@ Examples:
 
 /// `serve --sched`: what the policy trades.
 const SCHED_HELP: &str = "Event and uring models: how the kernel schedules the threads that \
-serve connections (one per --threads). batch (the default) puts them under SCHED_BATCH, which \
-needs no privilege and keeps the nice level: a loop woken by a request does not preempt the \
-program running on that core (on a machine shared with the clients, often a client) but \
-takes its turn next, finding more requests ready; it serves more per wake-up, with fewer \
-context switches, more requests per second and, with many clients, a shorter tail. The price \
-is latency for a lone request on a busy core, which waits for the running program's turn to \
-end (a few milliseconds at most). normal keeps the process's own policy: a woken loop may \
-preempt at once. Where the kernel refuses SCHED_BATCH (a seccomp filter), the server says so \
-once and serves under the normal policy. Datagram sockets have no connection loops.";
+serve connections (one per --threads). normal (the default) keeps the process's own policy: a \
+loop woken by a request may preempt whatever runs on that core at once. batch puts them under \
+SCHED_BATCH, which needs no privilege and keeps the nice level: a woken loop does not preempt \
+the program running on that core (on a machine shared with the clients, often a client) but \
+takes its turn next, finding more requests ready. It trades latency for throughput: more \
+served per wake-up and a third of the context switches per request with 50 clients sharing \
+two cores with the server, but a lone request on a busy core waits for the running program's \
+turn to end. Where the kernel refuses SCHED_BATCH (a seccomp filter), the server says so once \
+and serves under the normal policy. Datagram sockets have no connection loops.";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
@@ -317,7 +317,7 @@ pub(crate) struct ServeArgs {
     /// Event and uring models: event-loop threads, or io_uring rings [default: number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Event and uring models: how the kernel schedules the loop threads [default: batch]
+    /// Event and uring models: how the kernel schedules the loop threads [default: normal]
     #[arg(long, value_name = "POLICY", value_parser = choice::<Sched>(), long_help = SCHED_HELP)]
     pub sched: Option<Sched>,
     /// Serve at most N connections at once; more are refused and closed, never queued

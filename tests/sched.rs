@@ -1,5 +1,5 @@
-//! `serve --sched`: the event loops' and rings' threads under SCHED_BATCH by default, the
-//! process's own policy with `--sched normal`, a refusal by the kernel said once and served
+//! `serve --sched`: the event loops' and rings' threads under the process's own policy by
+//! default and SCHED_BATCH with `--sched batch`, a refusal by the kernel said once and served
 //! through, and the flag refused where there are no loops to schedule.
 
 mod common;
@@ -52,26 +52,24 @@ fn echoes(server: &Server) {
 }
 
 #[test]
-fn event_loops_and_rings_run_under_sched_batch_unless_told_normal() {
+fn event_loops_and_rings_run_under_sched_batch_when_asked_and_normal_by_default() {
     for model in ["event", "uring"] {
         let base = ["--model", model, "--addr", "127.0.0.1:0", "--threads", "2"];
-        let server = Server::start(&base);
-        let policies = policies_of(server.pid(), model, 2);
-        assert!(
-            policies.iter().all(|p| p == SCHED_BATCH),
-            "{model}: {policies:?}"
-        );
-        echoes(&server);
-
-        let mut args = base.to_vec();
-        args.extend(["--sched", "normal"]);
-        let server = Server::start(&args);
-        let policies = policies_of(server.pid(), model, 2);
-        assert!(
-            policies.iter().all(|p| p == SCHED_OTHER),
-            "{model}: {policies:?}"
-        );
-        echoes(&server);
+        for (extra, policy) in [
+            (&[][..], SCHED_OTHER),
+            (&["--sched", "batch"][..], SCHED_BATCH),
+            (&["--sched", "normal"][..], SCHED_OTHER),
+        ] {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            let server = Server::start(&args);
+            let policies = policies_of(server.pid(), model, 2);
+            assert!(
+                policies.iter().all(|p| p == policy),
+                "{model} {extra:?}: {policies:?}"
+            );
+            echoes(&server);
+        }
     }
 }
 
@@ -99,7 +97,7 @@ fn a_refused_sched_batch_is_said_once_and_the_server_serves_on() {
             Command::new("strace")
                 .args(["-f", "-qq", "-o", "/dev/null", "-e"])
                 .arg("inject=sched_setscheduler:error=EPERM")
-                .args([common::bin(), "serve", "--model", model])
+                .args([common::bin(), "serve", "--model", model, "--sched", "batch"])
                 .args(["--addr", "127.0.0.1:0", "--threads", "2"]),
         );
         // The server is strace's child, and strace's end would leave it running.

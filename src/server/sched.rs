@@ -17,9 +17,9 @@ use crate::choice::{Choice, from_str_by_name};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Sched {
     /// SCHED_BATCH: more served per wake-up, fewer context switches
-    #[default]
     Batch,
     /// The process's own policy (SCHED_OTHER unless started under another)
+    #[default]
     Normal,
 }
 
