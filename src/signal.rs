@@ -72,8 +72,36 @@ impl Shutdown {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
+        self.signal_within(
+            &mut [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)],
+            timeout,
+        )
+    }
+
+    /// Waits for SIGINT or SIGTERM and returns it; `None` once `other` is readable (a
+    /// server's own reason to end), unnarrated as a wait for the signal alone is.
+    pub(crate) fn wait_signal_or(&self, other: BorrowedFd<'_>) -> Result<Option<Signal>> {
+        loop {
+            let mut fds = [
+                PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(other, PollFlags::POLLIN),
+            ];
+            if let Some(signal) = self.signal_within(&mut fds, PollTimeout::NONE)? {
+                return Ok(Some(signal));
+            }
+            if fds[1].any().unwrap_or(false) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Polls `fds` (the signalfd first) for up to `timeout`; the signal, if one came.
+    fn signal_within(
+        &self,
+        fds: &mut [PollFd<'_>],
+        timeout: PollTimeout,
+    ) -> Result<Option<Signal>> {
+        match poll(fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e).context("poll"),
         }

@@ -1,6 +1,7 @@
 //! An event loop (`--model event`) or io_uring ring (`--model uring`) whose wait fails: the
 //! connections it held end with their log line and give their `--max-conns` slots back, and
-//! the other loops serve on. The failure is the real kernel call's, made to fail by strace.
+//! the other loops serve on; when no loop is left the server ends, with one line saying so.
+//! The failure is the real kernel call's, made to fail by strace (counted per thread).
 
 mod common;
 
@@ -14,14 +15,14 @@ use common::{STEP, Server};
 const ROUNDS: usize = 2000;
 const FAILING_CALL: &str = "150";
 
-/// Serves `model` with two loops and one slot; makes the waiting call `call` of the loop
-/// holding a client fail, then checks that the slot came back.
-fn a_failed_loop_gives_back_its_slot(test: &str, model: &str, call: &str) {
+/// Serves `model` with `threads` loops and one slot, strace making the [`FAILING_CALL`]th
+/// waiting call `call` of each loop fail; `None` when strace cannot be had here.
+fn failing(test: &str, model: &str, call: &str, threads: &str) -> Option<(Server, common::Peer)> {
     let server = Server::start(&[
         "--model",
         model,
         "--threads",
-        "2",
+        threads,
         "--max-conns",
         "1",
         "--addr",
@@ -29,11 +30,12 @@ fn a_failed_loop_gives_back_its_slot(test: &str, model: &str, call: &str) {
     ]);
     let inject = format!("inject={call}:error=EIO:when={FAILING_CALL}");
     let trace = format!("trace={call}");
-    let Some(_strace) = common::strace::attach(test, server.pid(), &["-e", &trace, "-e", &inject])
-    else {
-        return;
-    };
-    // The first client goes to loop 0, which wakes once per round at least.
+    let strace = common::strace::attach(test, server.pid(), &["-e", &trace, "-e", &inject])?;
+    Some((server, strace))
+}
+
+/// A client of loop 0 exchanging bytes until its loop fails (the connection then ends).
+fn serve_until_the_loop_fails(server: &Server, model: &str) {
     let mut first = TcpStream::connect(&server.addr).unwrap();
     first.set_read_timeout(Some(STEP)).unwrap();
     let mut reply = [0u8; 1];
@@ -41,6 +43,16 @@ fn a_failed_loop_gives_back_its_slot(test: &str, model: &str, call: &str) {
         .take_while(|_| first.write_all(b"x").is_ok() && matches!(first.read(&mut reply), Ok(1)))
         .count();
     assert!(served < ROUNDS, "{model}: the loop never failed");
+}
+
+/// Serves `model` with two loops and one slot; makes the waiting call `call` of the loop
+/// holding a client fail, then checks that the slot came back.
+fn a_failed_loop_gives_back_its_slot(test: &str, model: &str, call: &str) {
+    let Some((server, _strace)) = failing(test, model, call, "2") else {
+        return;
+    };
+    // The first client goes to loop 0, which wakes once per round at least.
+    serve_until_the_loop_fails(&server, model);
     let log = server.wait_log("; the others serve on");
     assert!(log.contains("loop 0 failed"), "{model}: {log}");
     // Its slot was given back: the next client is served by the other loop, not refused.
@@ -71,4 +83,66 @@ fn an_event_loop_whose_epoll_wait_fails_gives_back_its_connections_slots() {
 fn a_uring_loop_whose_io_uring_enter_fails_gives_back_its_connections_slots() {
     let test = "a_uring_loop_whose_io_uring_enter_fails_gives_back_its_connections_slots";
     a_failed_loop_gives_back_its_slot(test, "uring", "io_uring_enter");
+}
+
+/// Serves `model` with `threads` loops (one or two) and makes each one's waiting call `call`
+/// fail in turn, a client on it: the first of two says the other serves on; once none is
+/// left the server ends, exit 1, with one line naming the last failure and that no loop is
+/// left; each client's session ended with its line first.
+fn a_server_with_no_loop_left_ends(test: &str, model: &str, call: &str, threads: usize) {
+    let Some((mut server, _strace)) = failing(test, model, call, &threads.to_string()) else {
+        return;
+    };
+    for n in 0..threads {
+        // With loop 0 retired, the next client goes to loop 1.
+        serve_until_the_loop_fails(&server, model);
+        if n + 1 < threads {
+            server.wait_log(&format!("{model} loop {n} failed: {call}: "));
+        }
+    }
+    let (status, log) = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "{model}: {log}");
+    let last = log.lines().last().unwrap_or_default();
+    let n = threads - 1;
+    assert!(
+        last.starts_with(&format!("error: {model} loop {n} failed: {call}: ")),
+        "{model}: {log}"
+    );
+    let left = format!(
+        "; no {model} loop is left to serve, so the server ends (restart it, or serve with \
+         --model threads)"
+    );
+    assert!(last.ends_with(&left), "{model}: {log}");
+    assert_eq!(log.matches(" failed: ").count(), threads, "{model}: {log}");
+    assert_eq!(
+        log.matches("; the others serve on").count(),
+        threads - 1,
+        "{model}: {log}"
+    );
+    let ended = " reads; error: the loop serving it ended on an error";
+    assert_eq!(log.matches(ended).count(), threads, "{model}: {log}");
+}
+
+#[test]
+fn an_event_server_whose_only_loop_fails_ends_with_one_error_line() {
+    let test = "an_event_server_whose_only_loop_fails_ends_with_one_error_line";
+    a_server_with_no_loop_left_ends(test, "event", "epoll_wait", 1);
+}
+
+#[test]
+fn a_uring_server_whose_only_ring_fails_ends_with_one_error_line() {
+    let test = "a_uring_server_whose_only_ring_fails_ends_with_one_error_line";
+    a_server_with_no_loop_left_ends(test, "uring", "io_uring_enter", 1);
+}
+
+#[test]
+fn an_event_server_ends_when_its_second_loop_fails_too() {
+    let test = "an_event_server_ends_when_its_second_loop_fails_too";
+    a_server_with_no_loop_left_ends(test, "event", "epoll_wait", 2);
+}
+
+#[test]
+fn a_uring_server_ends_when_its_second_ring_fails_too() {
+    let test = "a_uring_server_ends_when_its_second_ring_fails_too";
+    a_server_with_no_loop_left_ends(test, "uring", "io_uring_enter", 2);
 }

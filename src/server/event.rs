@@ -12,6 +12,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -57,8 +58,9 @@ pub(crate) fn serve<S: Service>(
 
 /// Runs `threads` loops (`run(n, stop, loops)` on a thread each, named KIND-n) until a stop
 /// signal, then wakes them through `stop` and waits for them; returns the signal. A loop
-/// that fails is retired and the others serve on; a connection handed to a loop as it
-/// stopped is closed here, with its log line, instead of silently.
+/// that fails is retired and the others serve on; when the last one fails the server ends
+/// with that failure as its error. A connection handed to a loop as it stopped is closed
+/// here, with its log line, instead of silently.
 pub(crate) fn run_loops<S: Service>(
     kind: &str,
     threads: usize,
@@ -69,37 +71,88 @@ pub(crate) fn run_loops<S: Service>(
     let stop =
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
     let loops = Loops::<S::Session>::new(threads)?;
-    thread::scope(|scope| {
+    let failures = Failures::new(threads)?;
+    let signal = thread::scope(|scope| {
         for n in 0..threads {
-            let (stop, loops, run) = (&stop, &loops, &run);
+            let (stop, loops, run, failures) = (&stop, &loops, &run, &failures);
             thread::Builder::new()
                 .name(format!("{kind}-{n}"))
                 .spawn_scoped(scope, move || {
-                    if let Err(e) = run(n, stop, loops) {
+                    // A loop that panics has failed as one that returns an error has.
+                    let ran = panic::catch_unwind(AssertUnwindSafe(|| run(n, stop, loops)));
+                    let ran = ran.unwrap_or_else(|_| Err(anyhow::anyhow!("it panicked")));
+                    if let Err(e) = ran {
                         loops.retire(n);
-                        warn!("{kind} loop {n} failed: {e:#}; the others serve on");
+                        failures.failed(kind, n, e, &server.stopping);
                     }
                 })
                 .with_context(|| format!("start a {kind} loop thread"))?;
         }
-        let signal = loop {
-            if let Some(signal) = shutdown.wait_signal(None)? {
-                break signal;
-            }
-        };
-        server.stopping.store(true, Ordering::Relaxed);
-        // Never read, so every loop sees it (level-triggered epoll, a polled ring) and returns.
-        stop.write(1)
-            .with_context(|| format!("wake the {kind} loops"))?;
-        Ok::<_, anyhow::Error>(signal)
-    })
-    .inspect(|_| {
-        for (inbox, _) in &loops.inboxes {
-            for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-                server.finish(session, &ConnEnd::Stopped);
-            }
+        let signal = shutdown.wait_signal_or(failures.last.as_fd())?;
+        if signal.is_some() {
+            server.stopping.store(true, Ordering::Relaxed);
+            // Never read, so every loop sees it (level-triggered epoll, a polled ring) and
+            // returns.
+            stop.write(1)
+                .with_context(|| format!("wake the {kind} loops"))?;
         }
-    })
+        Ok::<_, anyhow::Error>(signal)
+    });
+    for (inbox, _) in &loops.inboxes {
+        for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            server.finish(session, &left_at_drop(&server.stopping)());
+        }
+    }
+    match (signal?, failures.take_last()) {
+        (_, Some(lost)) => Err(lost),
+        (Some(signal), None) => Ok(signal),
+        (None, None) => Err(anyhow::anyhow!("every {kind} loop ended")),
+    }
+}
+
+/// How many loops have failed, and the failure of the last one (the server's end).
+struct Failures {
+    threads: usize,
+    count: AtomicUsize,
+    /// Written when no loop is left, to wake the thread waiting for a stop signal.
+    last: EventFd,
+    error: Mutex<Option<anyhow::Error>>,
+}
+
+impl Failures {
+    fn new(threads: usize) -> Result<Failures> {
+        let last = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .context("eventfd")?;
+        Ok(Failures {
+            threads,
+            count: AtomicUsize::new(0),
+            last,
+            error: Mutex::new(None),
+        })
+    }
+
+    /// Loop `n` failed with `e`: said while others serve on (or the server stops); the
+    /// last one's failure becomes the server's error.
+    fn failed(&self, kind: &str, n: usize, e: anyhow::Error, stopping: &AtomicBool) {
+        if self.count.fetch_add(1, Ordering::Relaxed) + 1 < self.threads {
+            return warn!("{kind} loop {n} failed: {e:#}; the others serve on");
+        }
+        if stopping.load(Ordering::Relaxed) {
+            return warn!("{kind} loop {n} failed: {e:#}");
+        }
+        let lost = anyhow::anyhow!(
+            "{kind} loop {n} failed: {e:#}; no {kind} loop is left to serve, so the server \
+             ends (restart it, or serve with --model threads)"
+        );
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(lost);
+        if let Err(e) = self.last.write(1) {
+            warn!("wake the server after its last {kind} loop failed: {e}");
+        }
+    }
+
+    fn take_last(&self) -> Option<anyhow::Error> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// What the event loops share: how many connections each holds, and each one's inbox for

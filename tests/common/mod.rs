@@ -136,6 +136,12 @@ impl Server {
         self.child.try_wait().unwrap().is_none()
     }
 
+    /// Waits for the server to end on its own (at most [`STEP`]): its status and stderr.
+    pub fn wait_exit(&mut self) -> (ExitStatus, String) {
+        let status = wait_exit(&mut self.child, "the server");
+        (status, self.stderr.whole())
+    }
+
     /// Sends `signal` and waits for the exit: status, the rest of stdout, and stderr.
     pub fn stop(mut self, signal: &str) -> (ExitStatus, String, String) {
         let status = Command::new("kill")
