@@ -301,6 +301,7 @@ IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe8
 address alone.";
 
 #[derive(Debug, Args)]
+#[command(mut_args(client_flags_hidden))]
 pub(crate) struct ServeArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
@@ -699,6 +700,7 @@ pub(crate) struct ServerSocketArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args(server_flags_hidden))]
 pub(crate) struct SendArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
@@ -762,6 +764,7 @@ pub(crate) struct SendArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args(server_flags_hidden))]
 pub(crate) struct BenchArgs {
     /// Protocols, comma-separated: each is measured in turn [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>(), value_delimiter = ',')]
@@ -837,6 +840,7 @@ pub(crate) struct BenchArgs {
 
 /// Where a file service is and how to talk to it: shared by get and put.
 #[derive(Debug, Args)]
+#[command(mut_args(server_flags_hidden))]
 pub(crate) struct TransferArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
@@ -893,6 +897,7 @@ pub(crate) struct PutArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args(server_flags_hidden))]
 pub(crate) struct ExecArgs {
     /// Protocol: socket family and type [default: tcp, or unix for a path]
     #[arg(long, value_parser = choice::<Proto>())]
@@ -1273,6 +1278,11 @@ impl BenchArgs {
                 "bench --tls measures a TLS server you started: give its ADDR, and --pin \
                  with the fingerprint it printed (netecho serve --tls)",
             )),
+            // --cert or --key is refused with its reason, as with ADDR.
+            Servers::Local(_) if self.tls.cert.is_some() || self.tls.key.is_some() => self
+                .tls
+                .config_for(false, Proto::Tcp, TlsSide::Client)
+                .map(|_| None),
             Servers::Local(_) => Ok(None),
         }
     }
@@ -2277,6 +2287,27 @@ pub(crate) struct TlsTrustArgs {
     pub server_name: Option<String>,
 }
 
+/// A client command's --cert and --key: not in its --help, and taken only to be refused with
+/// the reason (a client checks the server's certificate, it presents none), alone or not (no
+/// --cert asking for --key first).
+fn server_flags_hidden(flag: clap::Arg) -> clap::Arg {
+    match flag.get_id().as_str() {
+        "cert" | "key" => flag
+            .hide(true)
+            .requires(clap::builder::Resettable::<clap::Id>::Reset),
+        _ => flag,
+    }
+}
+
+/// serve's --ca, --pin, --insecure and --server-name: not in its --help, and taken only to be
+/// refused with the reason (a server presents its certificate).
+fn client_flags_hidden(flag: clap::Arg) -> clap::Arg {
+    match flag.get_id().as_str() {
+        "ca" | "pin" | "insecure" | "server_name" => flag.hide(true),
+        _ => flag,
+    }
+}
+
 fn parse_pin(text: &str) -> Result<crate::transport::tls::cert::Fingerprint, String> {
     crate::transport::tls::cert::Fingerprint::parse(text)
 }
@@ -2306,6 +2337,20 @@ impl TlsArgs {
                 "QUIC carries TLS 1.3 only (RFC 9001); leave out --tls-version 1.2",
             ));
         }
+        // A flag of the other side is refused with its reason, --tls or not.
+        let wrong: &[&str] = match side {
+            Side::Server => &["--ca", "--pin", "--insecure", "--server-name"],
+            Side::Client => &["--cert", "--key"],
+        };
+        if let Some(flag) = given.iter().find(|f| wrong.contains(f)) {
+            let why = match side {
+                Side::Server => "is for clients: a server presents its certificate (--cert, --key)",
+                Side::Client => {
+                    "is for serve: a client checks the server's certificate (--ca, --pin)"
+                }
+            };
+            return Err(UsageError::new(format!("{flag} {why}")));
+        }
         if !on {
             return match given.first() {
                 Some(flag) => Err(UsageError::new(format!(
@@ -2319,19 +2364,6 @@ impl TlsArgs {
                 "TLS needs a reliable stream, and {proto} is not one; use --proto quic for \
                  encryption over udp"
             )));
-        }
-        let wrong: &[&str] = match side {
-            Side::Server => &["--ca", "--pin", "--insecure", "--server-name"],
-            Side::Client => &["--cert", "--key"],
-        };
-        if let Some(flag) = given.iter().find(|f| wrong.contains(f)) {
-            let why = match side {
-                Side::Server => "is for clients: a server presents its certificate (--cert, --key)",
-                Side::Client => {
-                    "is for serve: a client checks the server's certificate (--ca, --pin)"
-                }
-            };
-            return Err(UsageError::new(format!("{flag} {why}")));
         }
         let trust = &self.trust;
         Ok(Some(TlsConfig {

@@ -771,3 +771,70 @@ fn explain_narrates_the_handshake_records() {
     assert!(err.contains("ALPN netecho"), "{err}");
     assert!(err.contains("peer certificate CN=netecho"), "{err}");
 }
+
+/// Whether `help` lists `flag` (a line of its options starts with it).
+fn lists(help: &str, flag: &str) -> bool {
+    help.lines()
+        .any(|l| l.split_whitespace().next() == Some(flag))
+}
+
+#[test]
+fn each_command_help_lists_only_its_own_side_of_the_tls_flags() {
+    let trust = ["--ca", "--pin", "--insecure", "--server-name"];
+    let presents = ["--cert", "--key"];
+    for command in ["send", "bench", "get", "put", "exec"] {
+        let help = ok(&netecho(&[command, "--help"], b""));
+        for flag in ["--tls", "--tls-version"].iter().chain(&trust) {
+            assert!(lists(&help, flag), "{command}: {flag} missing:\n{help}");
+        }
+        for flag in presents {
+            assert!(!lists(&help, flag), "{command}: {flag} listed:\n{help}");
+        }
+    }
+    let help = ok(&netecho(&["serve", "--help"], b""));
+    for flag in ["--tls", "--tls-version"].iter().chain(&presents) {
+        assert!(lists(&help, flag), "serve: {flag} missing:\n{help}");
+    }
+    for flag in trust {
+        assert!(!lists(&help, flag), "serve: {flag} listed:\n{help}");
+    }
+    // The relay presents a certificate on FROM and checks one on TO: it takes both.
+    let help = ok(&netecho(&["relay", "--help"], b""));
+    for flag in trust.iter().chain(&presents) {
+        assert!(lists(&help, flag), "relay: {flag} missing:\n{help}");
+    }
+}
+
+#[test]
+fn the_other_sides_tls_flags_given_anyway_are_refused_with_the_reason() {
+    let pin = "AB".repeat(32);
+    let addr = "127.0.0.1:9";
+    let client: [&[&str]; 8] = [
+        &["send", "--tls", "--cert", "c.pem", addr, "x"],
+        &["send", "--cert", "c.pem", "--key", "k.pem", addr, "x"],
+        &["bench", "--tls", "--cert", "c.pem", addr],
+        &["bench", "--cert", "c.pem", "-n", "1"],
+        &["get", "--tls", "--cert", "c.pem", addr, "f"],
+        &["put", "--tls", "--cert", "c.pem", addr, "Cargo.toml"],
+        &["exec", "--tls", "--cert", "c.pem", addr],
+        &["send", "--proto", "quic", "--key", "k.pem", addr, "x"],
+    ];
+    for args in client {
+        let line = fails(&netecho(args, b""), 2);
+        let flag = args.iter().find(|a| ["--cert", "--key"].contains(a));
+        let want = format!(
+            "error: {} is for serve: a client checks the server's certificate (--ca, --pin)",
+            flag.unwrap()
+        );
+        assert_eq!(line, want, "{args:?}");
+    }
+    for flag in [&["--pin", &pin][..], &["--ca", "ca.pem"], &["--insecure"]] {
+        let args = [&["serve", "--tls"], flag].concat();
+        let line = fails(&netecho(&args, b""), 2);
+        let want = format!(
+            "error: {} is for clients: a server presents its certificate (--cert, --key)",
+            flag[0]
+        );
+        assert_eq!(line, want, "{args:?}");
+    }
+}
