@@ -246,18 +246,8 @@ fn a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline_and_oth
         return;
     }
     let (server, pin) = serve("127.0.0.1:0", &[]);
-    let port = server.port().to_string();
     // A real client's Initial from a socket that then stays silent.
-    let mut staller = Command::new("python3")
-        .args([&peer_script(), "stall", "127.0.0.1", &port])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the stalling client");
-    let mut line = String::new();
-    let _ = BufReader::new(staller.stdout.take().unwrap()).read_line(&mut line);
-    assert_eq!(line.trim(), "sent");
+    let mut staller = stall(&server, 1);
     // Served meanwhile, and the stalled handshake ends in one line at the deadline (10 s).
     assert_eq!(ok(&send(&server, &pin, &["meanwhile"], b"")), "MEANWHILE\n");
     let log = server.wait_log("no handshake within");
@@ -273,6 +263,69 @@ fn an_access_rule_refuses_a_quic_peer_by_its_address() {
     let out = send(&server, &pin, &["hi"], b"");
     assert!(!out.status.success());
     server.wait_log("refused");
+}
+
+/// Real clients' Initials sent to `server` from `count` sockets that then stay silent (15 s),
+/// each a handshake in progress until the server's deadline (10 s).
+fn stall(server: &Server, count: usize) -> Child {
+    let (port, count) = (server.port().to_string(), count.to_string());
+    let mut staller = Command::new("python3")
+        .args([&peer_script(), "stall", "127.0.0.1", &port, &count])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the stalling client");
+    let mut line = String::new();
+    let _ = BufReader::new(staller.stdout.take().unwrap()).read_line(&mut line);
+    assert_eq!(line.trim(), "sent");
+    staller
+}
+
+/// Handshakes in progress past which serve asks a new client to prove its address first.
+const VALIDATE_PAST: usize = 64;
+
+/// The aioquic client's exchange of `msg` with `server`: its reply, and the Retry packets it
+/// followed (it checks the server's retry_source_connection_id, RFC 9000 section 7.3).
+fn retried(server: &Server, pin: &str, msg: &str) -> (String, String) {
+    let port = server.port().to_string();
+    let pinned = format!("pin={pin}");
+    let out = peer(&["retried", "127.0.0.1", &port, "streams", &pinned, msg]);
+    let text = ok(&out);
+    let (reply, retries) = text.split_once('\n').expect("a reply line");
+    (reply.to_string(), retries.trim().to_string())
+}
+
+#[test]
+fn past_64_handshakes_at_once_clients_complete_theirs_through_a_retry() {
+    if !have_aioquic("past_64_handshakes_at_once_clients_complete_theirs_through_a_retry") {
+        return;
+    }
+    let (server, pin) = serve("127.0.0.1:0", &["-v"]);
+    let retry_line = "handshakes in progress: a Retry asks it to prove its address first";
+    // Up to the threshold every handshake goes ahead at once: 63 in progress, and a 64th.
+    let below = stall(&server, VALIDATE_PAST - 1);
+    let (reply, retries) = retried(&server, &pin, "below");
+    assert_eq!((reply.as_str(), retries.as_str()), ("BELOW", "retries 0"));
+    assert!(!server.stderr().contains(retry_line), "{}", server.stderr());
+    // With 64 in progress, a new client proves its address with the Retry's token first,
+    // and is then served as any other.
+    let at = stall(&server, 1);
+    let out = send(&server, &pin, &["through", "retry"], b"");
+    assert_eq!(ok(&out), "THROUGH RETRY\n");
+    server.wait_log(retry_line);
+    let (reply, retries) = retried(&server, &pin, "aioquic");
+    assert_eq!((reply.as_str(), retries.as_str()), ("AIOQUIC", "retries 1"));
+    for mut staller in [below, at] {
+        let _ = staller.kill();
+        let _ = staller.wait();
+    }
+    // Once the stalled handshakes are dropped at their deadline, no Retry again.
+    common::eventually("a handshake without a Retry", || {
+        let (reply, retries) = retried(&server, &pin, "after");
+        assert_eq!(reply, "AFTER");
+        (retries == "retries 0").then_some(())
+    });
 }
 
 /// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.

@@ -11,9 +11,12 @@
                                        TRUST: ca=FILE (verify against FILE) or pin=HEX (no
                                        verification, then the certificate's SHA-256
                                        compared); prints each reply on a line
-    quic_peer.py stall HOST PORT       send a client's first flight (its Initial) and never
-                                       answer: a handshake that never completes; prints
-                                       "sent", then waits 15 s
+    quic_peer.py retried HOST PORT MODE TRUST MSG...
+                                       as client, then prints "retries N": the Retry
+                                       packets it followed (RFC 9000 section 8.1.2)
+    quic_peer.py stall HOST PORT [N]   send a client's first flight (its Initial) and never
+                                       answer: a handshake that never completes, from each
+                                       of N sockets (1); prints "sent", then waits 15 s
 ALPN "netecho" both ways. Every wait is bounded (10 s).
 """
 
@@ -142,7 +145,7 @@ async def exchange(client, mode, msg):
     return await reader.read()
 
 
-async def run_client(host, port, mode, trust, messages):
+async def run_client(host, port, mode, trust, messages, retries=False):
     config = QuicConfiguration(is_client=True, alpn_protocols=ALPN,
                                max_datagram_frame_size=65536, server_name="localhost")
     how, _, value = trust.partition("=")
@@ -159,21 +162,26 @@ async def run_client(host, port, mode, trust, messages):
         for msg in messages:
             reply = await asyncio.wait_for(exchange(client, mode, msg.encode()), WAIT)
             print(reply.decode(), flush=True)
+        if retries:
+            print(f"retries {client._quic._retry_count}", flush=True)
 
 
-def stall(host, port):
-    """The first flight of a real client, from a plain socket that then stays silent."""
+def stall(host, port, count):
+    """The first flight of real clients, each from a plain socket that then stays silent."""
     import socket
     import time
     from aioquic.quic.connection import QuicConnection
     config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
     config.verify_mode = ssl.CERT_NONE
-    quic = QuicConnection(configuration=config)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    quic.connect((host, port), now=time.time())
-    for data, addr in quic.datagrams_to_send(now=time.time()):
-        sock.sendto(data, (host, port))
+    socks = []
+    for _ in range(count):
+        quic = QuicConnection(configuration=config)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        quic.connect((host, port), now=time.time())
+        for data, addr in quic.datagrams_to_send(now=time.time()):
+            sock.sendto(data, (host, port))
+        socks.append(sock)
     print("sent", flush=True)
     time.sleep(15)
 
@@ -183,14 +191,14 @@ def main():
     if what == "cert":
         write_cert(sys.argv[2])
     elif what == "stall":
-        stall(sys.argv[2], int(sys.argv[3]))
+        stall(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     elif what == "server":
         asyncio.run(run_server(sys.argv[2]))
-    elif what == "client":
+    elif what in ("client", "retried"):
         host, port, mode, trust = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        client = run_client(host, port, mode, trust, sys.argv[6:], what == "retried")
         try:
-            asyncio.run(asyncio.wait_for(run_client(host, port, mode, trust, sys.argv[6:]),
-                                         3 * WAIT))
+            asyncio.run(asyncio.wait_for(client, 3 * WAIT))
         except PinMismatch as e:
             sys.exit(str(e))
 

@@ -139,6 +139,17 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode
         // token, one small packet and no state kept): forged Initials cannot pile up state,
         // and the answer to one stays smaller than it.
         if handshaking.load(Relaxed) >= VALIDATE_PAST && !incoming.remote_address_validated() {
+            // A sender can cause this line at will: throttled, and with -v only.
+            static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();
+            if tracing::enabled!(tracing::Level::DEBUG)
+                && let Some(more) = RETRIED.allow()
+            {
+                debug!(
+                    "quic {}: {VALIDATE_PAST} handshakes in progress: a Retry asks it to prove \
+                     its address first{more}",
+                    incoming.remote_address()
+                );
+            }
             let _ = incoming.retry();
             continue;
         }
