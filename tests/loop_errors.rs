@@ -109,8 +109,8 @@ fn a_server_with_no_loop_left_ends(test: &str, model: &str, call: &str, threads:
         "{model}: {log}"
     );
     let left = format!(
-        "; no {model} loop is left to serve, so the server ends (restart it, or serve with \
-         --model threads)"
+        "; no {model} loop is left to serve connections: restart the server, or serve with \
+         --model threads"
     );
     assert!(last.ends_with(&left), "{model}: {log}");
     assert_eq!(log.matches(" failed: ").count(), threads, "{model}: {log}");

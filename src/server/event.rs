@@ -141,8 +141,8 @@ impl Failures {
             return warn!("{kind} loop {n} failed: {e:#}");
         }
         let lost = anyhow::anyhow!(
-            "{kind} loop {n} failed: {e:#}; no {kind} loop is left to serve, so the server \
-             ends (restart it, or serve with --model threads)"
+            "{kind} loop {n} failed: {e:#}; no {kind} loop is left to serve connections: \
+             restart the server, or serve with --model threads"
         );
         *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(lost);
         if let Err(e) = self.last.write(1) {
