@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::endpoint::Proto;
 use crate::transport::Conn;
 use crate::transport::framing::FrameError;
-use crate::transport::message::{MessageRecv, Next, RecvError};
+use crate::transport::message::{MessageRecv, Next, Receiver, RecvError};
 
 use super::link::{DirStats, Link};
 
@@ -138,7 +138,7 @@ impl Flow {
 
 /// Reads `conn` until its end and pushes each message its carrier cuts (a read on a bare
 /// stream, a frame on a framed one) into `link`; then ends the link.
-pub(crate) fn read_into(conn: &Conn, mut messages: Box<dyn MessageRecv>, link: &Link, flow: &Flow) {
+pub(crate) fn read_into(conn: &Conn, mut messages: Receiver, link: &Link, flow: &Flow) {
     if let Err(e) = conn.set_read_timeout(Some(TICK)) {
         warn!("{}: SO_RCVTIMEO: {e}", flow.name);
     }

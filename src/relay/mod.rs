@@ -22,7 +22,7 @@ use crate::impair::{Conditions, Rng};
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::framing::Framing;
-use crate::transport::message::{Carrier, MessageRecv};
+use crate::transport::message::{Carrier, Receiver};
 use crate::transport::{
     self, BoundSock, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
 };
@@ -118,7 +118,7 @@ impl Route {
     }
 
     /// The reader of messages from `side`.
-    fn receiver(&self, side: &Target) -> Box<dyn MessageRecv> {
+    fn receiver(&self, side: &Target) -> Receiver {
         self.carrier(side).receiver(self.max_frame)
     }
 }

@@ -14,7 +14,7 @@ use std::io;
 
 use crate::choice::{Choice, from_str_by_name};
 use crate::transport::framing::{FrameError, Framing};
-use crate::transport::message::{MessageRecv, MessageSend, Next, RecvError};
+use crate::transport::message::{MessageRecv, MessageSend, Next, Receiver, RecvError};
 use crate::transport::{Conn, MAX_MESSAGE};
 
 use super::stats::{Stats, Tally};
@@ -152,7 +152,7 @@ pub(crate) struct EchoConn {
     pub tally: Tally,
     /// The messages of this connection, as its carrier cuts them (frames when a framing is on
     /// a stream).
-    messages: Box<dyn MessageRecv>,
+    messages: Receiver,
     sender: Box<dyn MessageSend>,
     outbox: Outbox,
     read_closed: bool,
@@ -408,6 +408,7 @@ impl Outbox {
 
     /// Sends a reply at once when nothing is queued before it; queues what the socket does
     /// not take.
+    #[inline]
     fn reply(&mut self, send: &dyn MessageSend, conn: &Conn, data: &[u8]) -> io::Result<()> {
         let mut done = 0;
         if self.pending.is_empty() {

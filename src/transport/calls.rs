@@ -257,34 +257,66 @@ pub(crate) fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     result
 }
 
-/// recv(2) with `flags` (MSG_TRUNC on message sockets).
+/// recv(2) with `flags` (MSG_TRUNC on message sockets). Inlined, and straight to libc: a
+/// thread-per-connection server returns through every frame between its loop and the
+/// system call after each wake-up, and each return costs there (the kernel refills the
+/// return predictor on a context switch).
+#[inline(always)]
 pub(crate) fn recv(sock: &Socket, buf: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
-    let len = buf.len();
-    let result = sock.recv_with_flags(buf, flags);
+    // Safety: the kernel writes at most `buf.len()` bytes into `buf`, which is that long.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    let result = match n {
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n as usize),
+    };
     if on() {
-        say(
-            format_args!("recv(fd {}, {len})", sock.as_raw_fd()),
-            &result,
-            |n| match n {
-                0 => format!("0 ({})", zero_means(sock)),
-                n => format!("{n} bytes"),
-            },
-        );
+        said_recv(sock, buf.len(), &result);
     }
     result
 }
 
-/// send(2) with MSG_NOSIGNAL: a closed peer is an error (EPIPE), not a SIGPIPE.
+#[cold]
+fn said_recv(sock: &Socket, len: usize, result: &io::Result<usize>) {
+    say(
+        format_args!("recv(fd {}, {len})", sock.as_raw_fd()),
+        result,
+        |n| match n {
+            0 => format!("0 ({})", zero_means(sock)),
+            n => format!("{n} bytes"),
+        },
+    );
+}
+
+/// send(2) with MSG_NOSIGNAL: a closed peer is an error (EPIPE), not a SIGPIPE. Inlined and
+/// straight to libc, as [`recv`] is.
+#[inline(always)]
 pub(crate) fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
-    let result = sock.send_with_flags(buf, libc::MSG_NOSIGNAL);
+    // Safety: the kernel reads at most `buf.len()` bytes from `buf`, which is that long.
+    let n = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    let result = match n {
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n as usize),
+    };
     if on() {
-        say(
-            format_args!("send(fd {}, {} bytes)", sock.as_raw_fd(), buf.len()),
-            &result,
-            |n| format!("{n}"),
-        );
+        said_send(sock, buf.len(), &result);
     }
     result
+}
+
+#[cold]
+fn said_send(sock: &Socket, len: usize, result: &io::Result<usize>) {
+    say(
+        format_args!("send(fd {}, {len} bytes)", sock.as_raw_fd()),
+        result,
+        |n| format!("{n}"),
+    );
 }
 
 /// recvfrom(2) with MSG_TRUNC: the real length of a datagram longer than `buf`.

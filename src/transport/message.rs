@@ -101,12 +101,12 @@ impl Carrier {
     }
 
     /// The receiving half; frames are bounded by `max_frame`.
-    pub(crate) fn receiver(self, max_frame: usize) -> Box<dyn MessageRecv> {
+    pub(crate) fn receiver(self, max_frame: usize) -> Receiver {
         match self {
-            Carrier::Bytes => Box::new(Bytes::default()),
-            Carrier::Frames(framing) => Box::new(Frames::new(framing, max_frame)),
-            Carrier::Packets => Box::new(Packets::default()),
-            Carrier::Datagrams => Box::new(Datagrams::default()),
+            Carrier::Bytes => Receiver::Bytes(Bytes::default()),
+            Carrier::Frames(framing) => Receiver::Frames(Frames::new(framing, max_frame)),
+            Carrier::Packets => Receiver::Packets(Packets::default()),
+            Carrier::Datagrams => Receiver::Datagrams(Datagrams::default()),
         }
     }
 
@@ -223,6 +223,7 @@ pub(crate) trait MessageSend: Send + Sync {
 
     /// One send(2) of bytes [`MessageSend::encode`] made: a stream may take part of them
     /// (the count says how much), a message socket takes the whole message or fails.
+    #[inline]
     fn send_wire(&self, conn: &Conn, wire: &[u8]) -> io::Result<usize> {
         conn.send_some(wire)
     }
@@ -233,8 +234,68 @@ pub(crate) trait MessageSend: Send + Sync {
     }
 }
 
+/// The receiving half of a connection's carrier, held as a value rather than behind a
+/// pointer: a loop receiving message after message calls the carrier's own receive, which
+/// inlines into the loop (a blocking server returns through fewer frames after each wake-up).
+#[derive(Debug)]
+pub(crate) enum Receiver {
+    Bytes(Bytes),
+    Frames(Frames),
+    Packets(Packets),
+    Datagrams(Datagrams),
+}
+
+/// `$body` with `$r` bound to the carrier's own receiver, whichever it is.
+macro_rules! each {
+    ($receiver:expr, $r:ident => $body:expr) => {
+        match $receiver {
+            Receiver::Bytes($r) => $body,
+            Receiver::Frames($r) => $body,
+            Receiver::Packets($r) => $body,
+            Receiver::Datagrams($r) => $body,
+        }
+    };
+}
+
+impl MessageRecv for Receiver {
+    #[inline]
+    fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        each!(self, r => r.recv(conn, buf))
+    }
+
+    fn buffered(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
+        each!(self, r => r.buffered())
+    }
+
+    fn reads(&self) -> usize {
+        each!(self, r => r.reads())
+    }
+
+    fn handed<'a>(&'a mut self, data: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
+        each!(self, r => r.handed(data))
+    }
+
+    #[inline]
+    fn drained(&self) -> bool {
+        each!(self, r => r.drained())
+    }
+
+    fn limit_frames(&mut self, limit: Duration, blocking: bool) {
+        each!(self, r => r.limit_frames(limit, blocking))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        each!(self, r => r.deadline())
+    }
+
+    fn expired(&self) -> Option<FrameError> {
+        each!(self, r => r.expired())
+    }
+}
+
 /// One read, interrupted calls retried; `-v` logs the size of every read (how a stream cuts
 /// what was sent is the lesson).
+#[inline(always)]
 fn recv_once(conn: &Conn, buf: &mut [u8]) -> io::Result<Received> {
     loop {
         match conn.recv(buf) {
@@ -257,6 +318,7 @@ pub(crate) struct Bytes {
 }
 
 impl MessageRecv for Bytes {
+    #[inline]
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
         match recv_once(conn, buf)? {
             Received::Data(n) => {
@@ -556,7 +618,7 @@ impl MessageSend for Datagrams {
 /// Messages from a blocking connection, each returned as its own bytes: for a dialogue of
 /// a few messages (requests, replies, file chunks), not for a hot loop.
 pub(crate) struct MessageReader {
-    recv: Box<dyn MessageRecv>,
+    recv: Receiver,
     buf: Vec<u8>,
 }
 
@@ -694,7 +756,7 @@ mod tests {
                 let mut got = Vec::new();
                 for piece in wire.chunks(chunk) {
                     tx.send_all(piece).unwrap();
-                    got.extend(drain(&mut *frames, &rx, &mut buf));
+                    got.extend(drain(&mut frames, &rx, &mut buf));
                 }
                 assert_eq!(got, payloads, "{framing:?} in chunks of {chunk}");
                 drop(tx);

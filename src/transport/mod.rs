@@ -408,6 +408,7 @@ impl Conn {
     }
 
     /// Before a recv with a frame deadline: SO_RCVTIMEO to the time left, or TimedOut.
+    #[inline]
     fn before_recv(&self) -> io::Result<()> {
         let deadline = self.deadline.load(Ordering::Relaxed);
         if deadline == 0 {
@@ -490,6 +491,7 @@ impl Conn {
     }
 
     /// One recv(2): a chunk of a stream, or one whole message.
+    #[inline(always)]
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         self.before_recv()?;
         if let Some(tls) = &self.tls {
@@ -602,6 +604,7 @@ impl Conn {
 
     /// One send(2): on a stream it may take only part of `buf` (returns how much); on a
     /// message socket it sends the whole message or fails.
+    #[inline(always)]
     pub(crate) fn send_some(&self, buf: &[u8]) -> io::Result<usize> {
         if let Some(tls) = &self.tls {
             return tls.send_some(&self.sock, buf);
@@ -912,6 +915,7 @@ fn hung_up(sock: &Socket) -> bool {
 }
 
 /// One recv(2) on a connected socket, telling end-of-stream and truncation apart from data.
+#[inline(always)]
 fn recv_message(sock: &Socket, kind: SocketKind, buf: &mut [u8]) -> io::Result<Received> {
     // With MSG_TRUNC a message socket returns the message's real length even when the
     // buffer is shorter, which is how truncation is detected.
