@@ -232,7 +232,7 @@ impl EchoConn {
         // The totals a message counts into as it is served: none while they wait for the end.
         let totals = (!self.counts_at_end).then_some(stats);
         for _ in 0..READS_PER_PUMP {
-            match self.outbox.flush(&*self.sender, &self.conn) {
+            match self.outbox.flush(&self.conn) {
                 Ok(true) => {}
                 Ok(false) if self.outbox.throttled() || self.read_closed => {
                     // Throttled: a peer that does not read its replies is not read from.
@@ -285,9 +285,7 @@ impl EchoConn {
                     self.cut_short = Some(e);
                     self.read_closed = true;
                 }
-                let sent = self
-                    .outbox
-                    .reply(&*self.sender, &self.conn, &self.frames_out);
+                let sent = self.outbox.reply(&self.conn, &self.frames_out);
                 if self.frames_out.capacity() > FRAMES_KEPT {
                     // What the socket did not take was queued as its own copy.
                     self.frames_out = Vec::new();
@@ -295,7 +293,7 @@ impl EchoConn {
                 sent
             } else {
                 count(totals, &mut self.tally, msg.len());
-                self.outbox.reply(&*self.sender, &self.conn, msg)
+                self.outbox.reply(&self.conn, msg)
             };
             if let Err(e) = replied {
                 return Step::Done(ConnEnd::Failed(e));
@@ -409,10 +407,10 @@ impl Outbox {
     /// Sends a reply at once when nothing is queued before it; queues what the socket does
     /// not take.
     #[inline]
-    fn reply(&mut self, send: &dyn MessageSend, conn: &Conn, data: &[u8]) -> io::Result<()> {
+    fn reply(&mut self, conn: &Conn, data: &[u8]) -> io::Result<()> {
         let mut done = 0;
         if self.pending.is_empty() {
-            done = match send.send_wire(conn, data) {
+            done = match conn.send_some(data) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(e) => return Err(e),
@@ -426,9 +424,9 @@ impl Outbox {
     }
 
     /// Sends queued replies; true when the queue is empty.
-    fn flush(&mut self, send: &dyn MessageSend, conn: &Conn) -> io::Result<bool> {
+    fn flush(&mut self, conn: &Conn) -> io::Result<bool> {
         while let Some(front) = self.pending.front() {
-            match send.send_wire(conn, &front[self.sent..]) {
+            match conn.send_some(&front[self.sent..]) {
                 Ok(n) => {
                     self.sent += n;
                     self.pending_bytes -= n;

@@ -221,13 +221,6 @@ pub(crate) trait MessageSend: Send + Sync {
     /// Appends `msg` as it goes on the wire (a frame header and all) to `out`.
     fn encode(&self, msg: &[u8], out: &mut Vec<u8>);
 
-    /// One send(2) of bytes [`MessageSend::encode`] made: a stream may take part of them
-    /// (the count says how much), a message socket takes the whole message or fails.
-    #[inline]
-    fn send_wire(&self, conn: &Conn, wire: &[u8]) -> io::Result<usize> {
-        conn.send_some(wire)
-    }
-
     /// Sends `msg` whole, waiting on a blocking socket until it is all taken.
     fn send(&self, conn: &Conn, msg: &[u8]) -> io::Result<()> {
         conn.send_all(msg)
@@ -258,7 +251,7 @@ macro_rules! each {
 }
 
 impl MessageRecv for Receiver {
-    #[inline]
+    #[inline(always)]
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
         each!(self, r => r.recv(conn, buf))
     }
@@ -318,7 +311,7 @@ pub(crate) struct Bytes {
 }
 
 impl MessageRecv for Bytes {
-    #[inline]
+    #[inline(always)]
     fn recv<'a>(&'a mut self, conn: &Conn, buf: &'a mut [u8]) -> Result<Next<'a>, RecvError> {
         match recv_once(conn, buf)? {
             Received::Data(n) => {
