@@ -16,6 +16,18 @@
 # Each figure is the median of ROUNDS runs, netecho and the peer taking turns: sockperf's
 # mean in particular moves by a fifth from run to run on a 2-core machine.
 #
+# Placement: a ping-pong round trip is about 7 us with both ends on one core and 15 us with
+# one end on each, and an unpinned run is a mixture that changes from run to run, so every
+# ping-pong pair runs with the same placement for both netecho and sockperf (taskset, as
+# sockperf's own documentation advises for latency), each placement in rows of its own:
+# "2 cores" (servers on cpu 0, clients on cpu 1) and "1 core" (both on cpu 0). PLACES picks
+# them (default "2 1"; "free" adds unpinned rows). The throughput rows run unpinned: there
+# the kernel's own work for each byte moves between the cores, and both sides get the same.
+#
+# The build comes first, at the lowest priority, before anything is timed: under a shared
+# benchmark lock, build first (`nice -n 19 cargo build --release`) and the script's build is
+# then a check that finds nothing to do.
+#
 # Every server started is stopped, also on Ctrl-C; a failed run is said on stderr and left out
 # of the medians (shown as - when every run failed).
 #
@@ -23,6 +35,7 @@
 #   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
 #                                          turns: a change measured against the build before it
 #   ROWS=pingpong bench/peers.sh           only the ping-pong rows (a minute, not three)
+#   PLACES="2 1 free" bench/peers.sh       ping-pong placements: 2 cores, 1 core, unpinned
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -33,8 +46,36 @@ if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sockperf iperf3 >/dev/null
 fi
-cargo build --release --quiet
+nice -n 19 cargo build --release --quiet
 netecho=target/release/netecho
+places=${PLACES:-2 1}
+
+# Where the servers and the clients run (taskset prefixes), the same for netecho and its
+# peers; unpinned (empty) outside the ping-pong rows.
+srv_pin=(); cli_pin=()
+
+# place WHERE: sets the prefixes for "2" (servers on cpu 0, clients on cpu 1), "1" (both on
+# cpu 0) or "free" (no pinning); fails for anything else.
+place() {
+  case $1 in
+    2) srv_pin=(taskset -c 0); cli_pin=(taskset -c 1) ;;
+    1) srv_pin=(taskset -c 0); cli_pin=(taskset -c 0) ;;
+    free) srv_pin=(); cli_pin=() ;;
+    *) echo "PLACES: '$1' is not a placement (2, 1 or free)" >&2; exit 2 ;;
+  esac
+}
+
+# place_name WHERE: how a row names its placement.
+place_name() {
+  case $1 in 2) echo "2 cores" ;; 1) echo "1 core" ;; *) echo unpinned ;; esac
+}
+
+for p in $places; do place "$p"; done
+if [ "$(nproc)" -lt 2 ] && [[ " $places " == *" 2 "* ]]; then
+  echo "PLACES: placement 2 needs two cpus; this machine has $(nproc)" >&2
+  exit 2
+fi
+srv_pin=(); cli_pin=()
 
 # A free loopback port (bound and released; nothing else runs here).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -44,9 +85,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 netecho_bench() {
   local proto=$1 row err status=0
   shift
-  start_server "$netecho" -q serve --proto "$proto" --addr 127.0.0.1:0
+  start_server "${srv_pin[@]}" "$netecho" -q serve --proto "$proto" --addr 127.0.0.1:0
   err=$(mktemp -p "$bench_dir")
-  row=$("$netecho" bench --proto "$proto" "$@" --format csv "$addr" 2>"$err" | tail -n 1) || status=$?
+  row=$("${cli_pin[@]}" "$netecho" bench --proto "$proto" "$@" --format csv "$addr" 2>"$err" | tail -n 1) || status=$?
   stop "$pid"
   if [ "$status" != 0 ]; then
     failed "netecho bench --proto $proto $*: exit $status" "$(cat "$err")"
@@ -69,12 +110,12 @@ sockperf_rtt() {
   local port flag pid log
   port=$(free_port)
   flag=$([ "$1" = tcp ] && echo --tcp || true)
-  sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  "${srv_pin[@]}" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   pid=$!
   track "$pid"
   # sockperf says nothing when it listens: a pause for it to bind.
   sleep 0.5
-  log=$(sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
+  log=$("${cli_pin[@]}" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
   stop "$pid"
   if ! grep -q 'avg-latency=' <<<"$log"; then
     failed "sockperf pp $flag" "$log"
@@ -133,7 +174,9 @@ iperf3_mbps() {
 echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run, median of $rounds rounds"
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -io 'version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
 printf '%-26s %12s %12s %12s %10s %10s %9s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio_mean ratio_p50
-for proto in tcp udp; do
+for proto in tcp udp; do for where in $places; do
+  place "$where"
+  label="$proto RTT us (64 B) $(place_name "$where")"
   nm=(); np=(); sm=(); sp=()
   # netecho and sockperf take turns, so a slow minute of the machine hits both.
   bm=(); bp=()
@@ -146,14 +189,18 @@ for proto in tcp udp; do
   done
   n_mean=$(median "${nm[@]}"); n_p50=$(median "${np[@]}")
   s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
-  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "$proto ping-pong RTT us (64 B)" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")" "$(ratio "$n_p50" "$s_p50")"
+  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "$label" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")" "$(ratio "$n_p50" "$s_p50")"
   if [ -n "${BASE:-}" ]; then
     b_mean=$(median "${bm[@]}"); b_p50=$(median "${bp[@]}")
     printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b_mean" "$b_p50" "$s_mean" "$s_p50" "$(ratio "$b_mean" "$s_mean")" "$(ratio "$b_p50" "$s_p50")"
   fi
-done
+done; done
+srv_pin=(); cli_pin=()
+placement_note="# ping-pong placement, the same for netecho and sockperf: 2 cores = servers on cpu 0 and
+# clients on cpu 1, 1 core = both on cpu 0 (taskset), unpinned = where the scheduler puts them."
 if [ "${ROWS:-}" = pingpong ]; then
   echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00."
+  echo "$placement_note"
   echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
   bench_end
   exit
@@ -182,6 +229,8 @@ if [ -n "${BASE:-}" ]; then
 fi
 echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00; throughput ratio:"
 echo "# tcp >= 0.60, udp >= 0.50. iperf3 -u -w $iperf3_buf lost $(tr '\n' ' ' <"$bench_dir/iperf3_lost" 2>/dev/null)% at its receiver."
+echo "$placement_note"
+echo "# The throughput rows run unpinned, netecho and iperf3 alike."
 echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
 echo "# left out: the p99 both sides measure (not shown); netecho's MB/s counts"
 echo "# reply bytes only, though an echo moves each byte both ways; failed runs, from the medians."
