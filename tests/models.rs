@@ -828,11 +828,9 @@ fn rate_limit_case(model: &str, dir: &tempfile::TempDir) {
     });
 }
 
-#[test]
-fn the_event_model_reads_and_answers_udp_in_batches() {
-    let server = Server::start(&["--explain", "--proto", "udp", "--addr", "127.0.0.1:0"]);
-    server.wait_log("recvmmsg/sendmmsg");
-    // Stopped, the server cannot read: 20 datagrams queue up and are read in one call.
+/// 20 udp clients send one datagram each while the server is stopped, so they queue up;
+/// then it goes on, and every one of them is answered.
+fn queue_twenty_while_stopped(server: &Server) {
     signal(server.pid(), "STOP");
     let clients: Vec<Plain> = (0..20)
         .map(|_| Plain::connect("udp", &server.addr))
@@ -844,9 +842,40 @@ fn the_event_model_reads_and_answers_udp_in_batches() {
     for (i, raw) in clients.iter().enumerate() {
         assert!(raw.reply(0) == message(i, 0, 100 + i).to_ascii_uppercase());
     }
+}
+
+#[test]
+fn the_event_model_reads_and_answers_udp_in_batches() {
+    let server = Server::start(&["--explain", "--proto", "udp", "--addr", "127.0.0.1:0"]);
+    server.wait_log("recvmmsg/sendmmsg");
+    // Stopped, the server cannot read: 20 datagrams queue up and are read in one call.
+    queue_twenty_while_stopped(&server);
     // One recvmmsg read all 20, one sendmmsg answered all 20.
     server.wait_log("recvmmsg(fd 4, 32 messages) = 20 datagrams");
     server.wait_log("sendmmsg(fd 4, 20 messages) = 20");
+}
+
+#[test]
+fn the_event_model_reads_a_udp_ping_pong_one_datagram_per_receive_and_a_queue_in_batches() {
+    let server = Server::start(&["--explain", "--proto", "udp", "--addr", "127.0.0.1:0"]);
+    server.wait_log("recvmmsg/sendmmsg");
+    // Datagrams one at a time: after the first, each receive offers one entry, so the
+    // kernel does not look for a second before the reply leaves.
+    let lone = Plain::connect("udp", &server.addr);
+    for i in 0..4 {
+        lone.send(&message(0, i, 64));
+        assert!(lone.reply(0) == message(0, i, 64).to_ascii_uppercase());
+    }
+    let log = server.wait_log("recvmmsg(fd 4, 1 messages) = 1 datagrams");
+    assert!(
+        log.contains("recvmmsg(fd 4, 32 messages) = 1 datagrams"),
+        "{log}"
+    );
+    // A queue that builds up meanwhile is still read in batches within a few receives,
+    // and every datagram in it is answered.
+    queue_twenty_while_stopped(&server);
+    // Four more single receives at most, then the rest of the queue in one.
+    server.wait_log("recvmmsg(fd 4, 32 messages) = 16 datagrams");
 }
 
 #[test]

@@ -14,6 +14,9 @@ use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, calls};
 
 /// Datagrams read or written in one system call.
 pub(crate) const BATCH: usize = 32;
+/// While datagrams come one at a time, every this many receives still offers a whole batch,
+/// so a queue that built up meanwhile is found and read in batches again.
+const PROBE_EVERY: u32 = 8;
 
 /// Buffers for [`BATCH`] datagrams with their addresses, reused for every call.
 pub(crate) struct Batch {
@@ -33,6 +36,13 @@ pub(crate) struct Batch {
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     count: usize,
+    /// Entries the next receive offers: the whole batch while datagrams come in numbers
+    /// (or glued), one while they come one at a time, as a ping-pong's do, whose recvmmsg
+    /// would otherwise look for a second datagram after the first (one more receive in the
+    /// kernel, found empty) before the reply can leave. `singles` counts the receives of one
+    /// datagram in a row.
+    offer: usize,
+    singles: u32,
 }
 
 impl Default for Batch {
@@ -51,6 +61,8 @@ impl Default for Batch {
             iovs: Vec::with_capacity(BATCH),
             hdrs: Vec::with_capacity(BATCH),
             count: 0,
+            offer: BATCH,
+            singles: 0,
         }
     }
 }
@@ -89,6 +101,22 @@ impl Batch {
         (received, &mut self.bufs[i][..len], peer)
     }
 
+    /// After a receive of `got` datagrams: what the next one offers (see `offer`).
+    fn adapt(&mut self, got: usize) {
+        let glued = got == 1 && self.segments[0] > 0;
+        if got > 1 || glued {
+            self.singles = 0;
+            self.offer = BATCH;
+        } else {
+            self.singles = self.singles.wrapping_add(1);
+            self.offer = if self.singles.is_multiple_of(PROBE_EVERY) {
+                BATCH
+            } else {
+                1
+            };
+        }
+    }
+
     fn peer(&self, i: usize) -> PeerAddr {
         // Safety: recvmmsg wrote `addr_lens[i]` bytes of an address into `addrs[i]`.
         unsafe { sockaddr(&self.addrs[i], self.addr_lens[i]) }
@@ -123,15 +151,16 @@ impl DatagramSocket {
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let pktinfo = self.reply == ReplyFrom::Destination;
         let control = pktinfo || batch.glued;
+        let offer = batch.offer;
         batch.iovs.clear();
-        for buf in &mut batch.bufs {
+        for buf in &mut batch.bufs[..offer] {
             batch.iovs.push(libc::iovec {
                 iov_base: buf.as_mut_ptr().cast(),
                 iov_len: buf.len(),
             });
         }
         batch.hdrs.clear();
-        for i in 0..BATCH {
+        for i in 0..offer {
             // Safety: mmsghdr is plain old data; all zeroes is a valid starting value.
             let mut hdr: libc::mmsghdr = unsafe { mem::zeroed() };
             hdr.msg_hdr.msg_name = ptr::addr_of_mut!(batch.addrs[i]).cast();
@@ -151,7 +180,7 @@ impl DatagramSocket {
             libc::recvmmsg(
                 self.sock.as_raw_fd(),
                 batch.hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                offer as libc::c_uint,
                 // WAITFORONE: on a blocking socket, return once one datagram is in, with
                 // whatever else is waiting, instead of waiting for a full batch.
                 libc::MSG_TRUNC | libc::MSG_WAITFORONE,
@@ -165,7 +194,7 @@ impl DatagramSocket {
         if crate::explain::on() {
             let fd = self.sock.as_raw_fd();
             crate::explain::line(format_args!(
-                "recvmmsg(fd {fd}, {BATCH} messages) = {got} datagrams"
+                "recvmmsg(fd {fd}, {offer} messages) = {got} datagrams"
             ));
         }
         let got = got as usize;
@@ -189,6 +218,7 @@ impl DatagramSocket {
             };
         }
         batch.count = got;
+        batch.adapt(got);
         Ok(got)
     }
 
