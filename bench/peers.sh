@@ -20,8 +20,9 @@
 # one end on each, and an unpinned run is a mixture that changes from run to run, so every
 # ping-pong pair runs with the same placement for both netecho and sockperf (taskset, as
 # sockperf's own documentation advises for latency), each placement in rows of its own:
-# "2 cores" (servers on cpu 0, clients on cpu 1) and "1 core" (both on cpu 0). PLACES picks
-# them (default "2 1"; "free" adds unpinned rows). The throughput rows run unpinned: there
+# "2 cores" (servers on the first cpu the script may run on, clients on the second) and
+# "1 core" (both on the first). PLACES picks them (default "2 1", "1" with one cpu; "free"
+# adds unpinned rows). The throughput rows run unpinned: there
 # the kernel's own work for each byte moves between the cores, and both sides get the same.
 #
 # The build comes first, at the lowest priority, before anything is timed: under a shared
@@ -42,24 +43,21 @@ cd "$(dirname "$0")/.."
 secs=${1:-5}
 rounds=${2:-3}
 
-if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sockperf iperf3 >/dev/null
-fi
-nice -n 19 cargo build --release --quiet
-netecho=target/release/netecho
-places=${PLACES:-2 1}
+# The cpus this script may run on (its affinity mask, which a container may narrow): the
+# pinned rows use the first two.
+read -r -a cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)))')
+if [ "${#cpus[@]}" -ge 2 ]; then places=${PLACES:-2 1}; else places=${PLACES:-1}; fi
 
 # Where the servers and the clients run (taskset prefixes), the same for netecho and its
 # peers; unpinned (empty) outside the ping-pong rows.
 srv_pin=(); cli_pin=()
 
-# place WHERE: sets the prefixes for "2" (servers on cpu 0, clients on cpu 1), "1" (both on
-# cpu 0) or "free" (no pinning); fails for anything else.
+# place WHERE: sets the prefixes for "2" (servers on the first cpu, clients on the second),
+# "1" (both on the first) or "free" (no pinning); fails for anything else.
 place() {
   case $1 in
-    2) srv_pin=(taskset -c 0); cli_pin=(taskset -c 1) ;;
-    1) srv_pin=(taskset -c 0); cli_pin=(taskset -c 0) ;;
+    2) srv_pin=(taskset -c "${cpus[0]}"); cli_pin=(taskset -c "${cpus[1]:-${cpus[0]}}") ;;
+    1) srv_pin=(taskset -c "${cpus[0]}"); cli_pin=(taskset -c "${cpus[0]}") ;;
     free) srv_pin=(); cli_pin=() ;;
     *) echo "PLACES: '$1' is not a placement (2, 1 or free)" >&2; exit 2 ;;
   esac
@@ -71,11 +69,22 @@ place_name() {
 }
 
 for p in $places; do place "$p"; done
-if [ "$(nproc)" -lt 2 ] && [[ " $places " == *" 2 "* ]]; then
-  echo "PLACES: placement 2 needs two cpus; this machine has $(nproc)" >&2
+if [ "${#cpus[@]}" -lt 2 ] && [[ " $places " == *" 2 "* ]]; then
+  echo "PLACES: placement 2 needs two cpus; this script may run on ${#cpus[@]}" >&2
+  exit 2
+fi
+if [[ " $places " != " free " ]] && ! command -v taskset >/dev/null; then
+  echo "PLACES: the pinned rows need taskset (Debian: util-linux); or PLACES=free" >&2
   exit 2
 fi
 srv_pin=(); cli_pin=()
+
+if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sockperf iperf3 >/dev/null
+fi
+nice -n 19 cargo build --release --quiet
+netecho=target/release/netecho
 
 # A free loopback port (bound and released; nothing else runs here).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -196,8 +205,8 @@ for proto in tcp udp; do for where in $places; do
   fi
 done; done
 srv_pin=(); cli_pin=()
-placement_note="# ping-pong placement, the same for netecho and sockperf: 2 cores = servers on cpu 0 and
-# clients on cpu 1, 1 core = both on cpu 0 (taskset), unpinned = where the scheduler puts them."
+placement_note="# ping-pong placement, the same for netecho and sockperf: 2 cores = servers on cpu ${cpus[0]} and
+# clients on cpu ${cpus[1]:-${cpus[0]}}, 1 core = both on cpu ${cpus[0]} (taskset), unpinned = where the scheduler puts them."
 if [ "${ROWS:-}" = pingpong ]; then
   echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00."
   echo "$placement_note"

@@ -1278,12 +1278,12 @@ impl BenchArgs {
                 "bench --tls measures a TLS server you started: give its ADDR, and --pin \
                  with the fingerprint it printed (netecho serve --tls)",
             )),
-            // --cert or --key is refused with its reason, as with ADDR.
-            Servers::Local(_) if self.tls.cert.is_some() || self.tls.key.is_some() => self
+            // A TLS flag without --tls (--pin, --cert, ...) is refused with its reason, as
+            // with ADDR.
+            Servers::Local(_) => self
                 .tls
                 .config_for(false, Proto::Tcp, TlsSide::Client)
                 .map(|_| None),
-            Servers::Local(_) => Ok(None),
         }
     }
 
@@ -1425,8 +1425,8 @@ impl ServeArgs {
         })
     }
 
-    /// `--sched`: the loop threads' policy, batch unless told; only event loops and rings
-    /// have loop threads to schedule.
+    /// `--sched`: the loop threads' policy, the process's own unless told; only event loops
+    /// and rings have loop threads to schedule, and files and exec are served by threads.
     fn sched(&self, proto: Proto) -> Result<Sched, UsageError> {
         let Some(sched) = self.sched else {
             return Ok(Sched::default());
@@ -1438,6 +1438,13 @@ impl ServeArgs {
                  --model {} over {proto} has none to schedule",
                 self.model.name()
             )));
+        }
+        if self.files.files.is_some() || self.exec.exec.is_some() {
+            return Err(UsageError::new(
+                "--sched applies to the connection loops of an echo server; --files and \
+                 --exec wait on a disk or a program, so they are served by a thread per \
+                 connection, with no loop to schedule: leave out --sched",
+            ));
         }
         Ok(sched)
     }
@@ -1525,10 +1532,12 @@ impl ServeArgs {
         if self.transform != Transform::Upper
             || self.framing.framing != Framing::None
             || self.model != Model::Event
+            || self.sched.is_some()
         {
             return Err(UsageError::new(
                 "serve --lab serves what every lab run expects (upper-cased echo, unframed, the \
-                 event model): leave out --transform, --framing and --model",
+                 event model as it starts by default): leave out --transform, --framing, --model \
+                 and --sched",
             ));
         }
         Ok(LabServeConfig {

@@ -120,16 +120,33 @@ fn a_refused_sched_batch_is_said_once_and_the_server_serves_on() {
 
 #[test]
 fn sched_is_refused_where_no_loop_serves_connections() {
-    for args in [
-        &["--model", "threads", "--sched", "batch"][..],
-        &["--model", "fork", "--sched", "normal"],
-        &["--model", "event", "--proto", "udp", "--sched", "batch"],
-    ] {
+    let dir = common::tempdir();
+    let dir = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--model", "threads", "--sched", "batch"],
+            "--sched applies to",
+        ),
+        (
+            &["--model", "fork", "--sched", "normal"],
+            "--sched applies to",
+        ),
+        (
+            &["--model", "event", "--proto", "udp", "--sched", "batch"],
+            "--sched applies to",
+        ),
+        // Files and exec are served by a thread per connection, whatever --model says.
+        (&["--files", dir, "--sched", "batch"], "leave out --sched"),
+        (&["--sched", "batch", "--exec", "cat"], "leave out --sched"),
+        // The lab server's echo ports run as every lab run expects.
+        (&["--lab", "--sched", "batch"], "--sched"),
+    ];
+    for (args, want) in cases {
         let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let out = common::netecho(&all, b"");
         let line = common::fails(&out, 2);
-        assert!(line.contains("--sched applies to"), "{args:?}: {line}");
+        assert!(line.contains(want), "{args:?}: {line}");
         assert!(out.stdout.is_empty(), "nothing was bound: {out:?}");
     }
 }

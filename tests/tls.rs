@@ -828,6 +828,16 @@ fn the_other_sides_tls_flags_given_anyway_are_refused_with_the_reason() {
         );
         assert_eq!(line, want, "{args:?}");
     }
+    // A client's own TLS flags without --tls are refused too, with or without ADDR (bench
+    // without ADDR starts its own plain servers, which no pin or CA can check).
+    for args in [
+        &["bench", "--pin", &pin, "-n", "1"][..],
+        &["bench", "--insecure", "-n", "1"],
+        &["bench", "--pin", &pin, "-n", "1", addr],
+    ] {
+        let line = fails(&netecho(args, b""), 2);
+        assert!(line.contains("--tls"), "{args:?}: {line}");
+    }
     for flag in [&["--pin", &pin][..], &["--ca", "ca.pem"], &["--insecure"]] {
         let args = [&["serve", "--tls"], flag].concat();
         let line = fails(&netecho(&args, b""), 2);

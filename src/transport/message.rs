@@ -227,9 +227,10 @@ pub(crate) trait MessageSend: Send + Sync {
     }
 }
 
-/// The receiving half of a connection's carrier, held as a value rather than behind a
-/// pointer: a loop receiving message after message calls the carrier's own receive, which
-/// inlines into the loop (a blocking server returns through fewer frames after each wake-up).
+/// The receiving half of a connection's carrier, one variant per carrier, held in the
+/// connection itself: a loop receiving message after message calls the carrier's own
+/// receive, which inlines into the loop (a blocking server returns through fewer frames after
+/// each wake-up).
 #[derive(Debug)]
 pub(crate) enum Receiver {
     Bytes(Bytes),

@@ -145,9 +145,10 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode
                 && let Some(more) = RETRIED.allow()
             {
                 debug!(
-                    "quic {}: {VALIDATE_PAST} handshakes in progress: a Retry asks it to prove \
-                     its address first{more}",
-                    incoming.remote_address()
+                    "quic {}: {} handshakes in progress: a Retry asks it to prove its address \
+                     first{more}",
+                    incoming.remote_address(),
+                    handshaking.load(Relaxed)
                 );
             }
             let _ = incoming.retry();
