@@ -146,3 +146,38 @@ fn a_uring_server_ends_when_its_second_ring_fails_too() {
     let test = "a_uring_server_ends_when_its_second_ring_fails_too";
     a_server_with_no_loop_left_ends(test, "uring", "io_uring_enter", 2);
 }
+
+/// Serves `model` with two loops under strace, which makes the second loop thread's start
+/// (`clone3`) fail: the server ends on its own, exit 1, with one line saying which thread it
+/// could not start, instead of waiting for a signal it no longer reads.
+fn a_loop_thread_that_cannot_start_ends_the_server(test: &str, model: &str) {
+    if !common::have("strace", test) {
+        return;
+    }
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=clone3"])
+        .args(["-e", "inject=clone3:error=EAGAIN:when=2", common::bin()])
+        .args(["serve", "--model", model, "--threads", "2"])
+        .args(["--addr", "127.0.0.1:0"]);
+    let mut server = Server::start_with(&mut cmd);
+    let (status, log) = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "{model}: {log}");
+    let last = log.lines().last().unwrap_or_default();
+    let article = if model == "event" { "an" } else { "a" };
+    assert!(
+        last.starts_with(&format!("error: start {article} {model} loop thread: ")),
+        "{model}: {log}"
+    );
+}
+
+#[test]
+fn an_event_loop_thread_that_cannot_start_ends_the_server() {
+    let test = "an_event_loop_thread_that_cannot_start_ends_the_server";
+    a_loop_thread_that_cannot_start_ends_the_server(test, "event");
+}
+
+#[test]
+fn a_uring_loop_thread_that_cannot_start_ends_the_server() {
+    let test = "a_uring_loop_thread_that_cannot_start_ends_the_server";
+    a_loop_thread_that_cannot_start_ends_the_server(test, "uring");
+}

@@ -56,6 +56,26 @@ pub(crate) fn serve<S: Service>(
     })
 }
 
+/// "an event loop", "a uring loop" ("u" sounds as "you" there).
+fn article(kind: &str) -> &'static str {
+    match kind.starts_with(['a', 'e', 'i', 'o']) {
+        true => "an",
+        false => "a",
+    }
+}
+
+/// A panic's message, as the loop's failure.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> anyhow::Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    match message {
+        Some(message) => anyhow::anyhow!("it panicked: {message}"),
+        None => anyhow::anyhow!("it panicked"),
+    }
+}
+
 /// Runs `threads` loops (`run(n, stop, loops)` on a thread each, named KIND-n) until a stop
 /// signal, then wakes them through `stop` and waits for them; returns the signal. A loop
 /// that fails is retired and the others serve on; when the last one fails the server ends
@@ -72,36 +92,38 @@ pub(crate) fn run_loops<S: Service>(
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
     let loops = Loops::<S::Session>::new(threads)?;
     let failures = Failures::new(threads)?;
+    let finish = |session: S::Session| server.finish(session, &left_at_drop(&server.stopping)());
     let signal = thread::scope(|scope| {
-        for n in 0..threads {
-            let (stop, loops, run, failures) = (&stop, &loops, &run, &failures);
-            thread::Builder::new()
-                .name(format!("{kind}-{n}"))
-                .spawn_scoped(scope, move || {
-                    // A loop that panics has failed as one that returns an error has.
-                    let ran = panic::catch_unwind(AssertUnwindSafe(|| run(n, stop, loops)));
-                    let ran = ran.unwrap_or_else(|_| Err(anyhow::anyhow!("it panicked")));
-                    if let Err(e) = ran {
-                        loops.retire(n);
-                        failures.failed(kind, n, e, &server.stopping);
-                    }
-                })
-                .with_context(|| format!("start a {kind} loop thread"))?;
-        }
-        let signal = shutdown.wait_signal_or(failures.last.as_fd())?;
-        if signal.is_some() {
+        let served = (|| {
+            for n in 0..threads {
+                let (stop, loops, run, failures) = (&stop, &loops, &run, &failures);
+                thread::Builder::new()
+                    .name(format!("{kind}-{n}"))
+                    .spawn_scoped(scope, move || {
+                        // A loop that panics has failed as one that returns an error has.
+                        let ran = panic::catch_unwind(AssertUnwindSafe(|| run(n, stop, loops)));
+                        if let Err(e) = ran.unwrap_or_else(|p| Err(panicked(p))) {
+                            loops.retire(n, finish);
+                            failures.failed(kind, n, e, &server.stopping);
+                        }
+                    })
+                    .with_context(|| format!("start {} {kind} loop thread", article(kind)))?;
+            }
+            shutdown.wait_signal_or(failures.last.as_fd())
+        })();
+        // Whatever ends the wait (a signal, or no thread to start or signal to read), the
+        // started loops are woken to return, or the scope would wait for them forever.
+        if !matches!(served, Ok(None)) {
             server.stopping.store(true, Ordering::Relaxed);
             // Never read, so every loop sees it (level-triggered epoll, a polled ring) and
             // returns.
             stop.write(1)
                 .with_context(|| format!("wake the {kind} loops"))?;
         }
-        Ok::<_, anyhow::Error>(signal)
+        served
     });
-    for (inbox, _) in &loops.inboxes {
-        for session in inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            server.finish(session, &left_at_drop(&server.stopping)());
-        }
+    for n in 0..threads {
+        loops.retire(n, finish);
     }
     match (signal?, failures.take_last()) {
         (_, Some(lost)) => Err(lost),
@@ -156,10 +178,10 @@ impl Failures {
 }
 
 /// What the event loops share: how many connections each holds, and each one's inbox for
-/// connections another loop accepted.
+/// connections another loop accepted (`None` once the loop has ended: nothing waits there).
 pub(crate) struct Loops<T> {
     pub(crate) loads: Vec<AtomicUsize>,
-    pub(crate) inboxes: Vec<(Mutex<Vec<T>>, EventFd)>,
+    inboxes: Vec<(Mutex<Option<Vec<T>>>, EventFd)>,
 }
 
 impl<T> Loops<T> {
@@ -168,7 +190,7 @@ impl<T> Loops<T> {
             .map(|_| {
                 let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
                     .context("eventfd")?;
-                Ok((Mutex::new(Vec::new()), wake))
+                Ok((Mutex::new(Some(Vec::new())), wake))
             })
             .collect::<Result<_>>()?;
         Ok(Loops {
@@ -177,10 +199,18 @@ impl<T> Loops<T> {
         })
     }
 
-    /// A loop that ended on an error gets no more connections (while another runs): its
-    /// load is made too high to be picked.
-    pub(crate) fn retire(&self, n: usize) {
+    /// Loop `n` has ended: it gets no more connections (its load is made too high to be
+    /// picked, its inbox is closed), and those waiting in its inbox are handed to another
+    /// loop, or to `finish` when none takes them.
+    pub(crate) fn retire(&self, n: usize, mut finish: impl FnMut(T)) {
         self.loads[n].store(usize::MAX / 2, Ordering::Relaxed);
+        let left = self.inbox(n).take().unwrap_or_default();
+        for conn in left {
+            let target = self.pick();
+            if let Err(conn) = self.hand(target, conn) {
+                finish(conn);
+            }
+        }
     }
 
     /// The loop that holds the fewest connections, counted as holding one more.
@@ -193,6 +223,49 @@ impl<T> Loops<T> {
             .expect("at least one loop");
         load.fetch_add(1, Ordering::Relaxed);
         n
+    }
+
+    /// Puts a connection loop `from` accepted in the inbox of the loop holding the fewest;
+    /// gives it back (counted in `from`'s load) when that is `from`, or a loop that has
+    /// just ended.
+    pub(crate) fn hand_over(&self, from: usize, conn: T) -> Option<T> {
+        let target = self.pick();
+        if target == from {
+            return Some(conn);
+        }
+        let conn = self.hand(target, conn).err()?;
+        self.loads[from].fetch_add(1, Ordering::Relaxed);
+        Some(conn)
+    }
+
+    /// Puts `conn` in loop `target`'s inbox and wakes it; gives `conn` back when that loop
+    /// has ended (picked just before it retired).
+    fn hand(&self, target: usize, conn: T) -> Result<(), T> {
+        match self.inbox(target).as_mut() {
+            Some(inbox) => inbox.push(conn),
+            None => return Err(conn),
+        }
+        if let Err(e) = self.inboxes[target].1.write(1) {
+            warn!("wake loop {target}: {e}");
+        }
+        Ok(())
+    }
+
+    /// The connections waiting in loop `n`'s inbox.
+    pub(crate) fn take(&self, n: usize) -> Vec<T> {
+        self.inbox(n)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The eventfd written when a connection is put in loop `n`'s inbox.
+    pub(crate) fn wake(&self, n: usize) -> &EventFd {
+        &self.inboxes[n].1
+    }
+
+    fn inbox(&self, n: usize) -> std::sync::MutexGuard<'_, Option<Vec<T>>> {
+        self.inboxes[n].0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -236,7 +309,7 @@ impl<'a, S: Service> Worker<'a, S> {
             .context("epoll_ctl add eventfd")?;
         epoll
             .add(
-                loops.inboxes[index].1.as_fd(),
+                loops.wake(index).as_fd(),
                 EpollEvent::new(EpollFlags::EPOLLIN, INBOX),
             )
             .context("epoll_ctl add inbox")?;
@@ -341,28 +414,16 @@ impl<'a, S: Service> Worker<'a, S> {
             let Some(session) = self.server.admit(conn, Drive::Epoll) else {
                 continue;
             };
-            let target = self.loops.pick();
-            if target == self.index {
+            if let Some(session) = self.loops.hand_over(self.index, session) {
                 self.register(session);
-            } else {
-                let (inbox, wake) = &self.loops.inboxes[target];
-                inbox
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(session);
-                if let Err(e) = wake.write(1) {
-                    warn!("wake event loop {target}: {e}");
-                }
             }
         }
     }
 
     /// Connections another loop accepted for this one.
     fn take_inbox(&mut self) {
-        let (inbox, wake) = &self.loops.inboxes[self.index];
-        let _ = wake.read();
-        let conns = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for session in conns {
+        let _ = self.loops.wake(self.index).read();
+        for session in self.loops.take(self.index) {
             self.register(session);
         }
     }
@@ -469,8 +530,10 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// gives its --max-conns slot back, once: after the stop none is left, and a loop that
     /// failed (or panicked) leaves them here.
     fn drop(&mut self) {
-        self.loops.retire(self.index);
-        self.close_all(left_at_drop(&self.server.stopping));
+        let (server, end) = (self.server, left_at_drop(&self.server.stopping));
+        self.loops
+            .retire(self.index, |session| server.finish(session, &end()));
+        self.close_all(end);
     }
 }
 

@@ -160,10 +160,13 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Logs a finished session's line and frees its slot.
+    /// Logs a finished session's line and frees its slot. While its loop unwinds from a
+    /// panic the session is only dropped: a second panic there would abort the server.
     pub(crate) fn finish(&self, session: S::Session, ended: &ConnEnd) {
-        session.conn().goodbye();
-        session.end(ended);
+        if !std::thread::panicking() {
+            session.conn().goodbye();
+            session.end(ended);
+        }
         self.admission.release();
     }
 

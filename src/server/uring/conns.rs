@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use io_uring::{IoUring, cqueue, opcode, types};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
@@ -185,7 +185,7 @@ impl<'a, S: Service> Worker<'a, S> {
     }
 
     fn arm_inbox(&mut self) -> Result<()> {
-        let fd = types::Fd(self.loops.inboxes[self.index].1.as_fd().as_raw_fd());
+        let fd = types::Fd(self.loops.wake(self.index).as_fd().as_raw_fd());
         let read = opcode::Read::new(fd, self.inbox_word.as_mut_ptr(), 8);
         push(&mut self.ring, &read.build().user_data(Op::Inbox.data(0)))?;
         Ok(())
@@ -231,24 +231,13 @@ impl<'a, S: Service> Worker<'a, S> {
         let Some(session) = self.server.admit(conn, Drive::Completion) else {
             return;
         };
-        let target = self.loops.pick();
-        if target == self.index {
-            return self.register(session);
-        }
-        let (inbox, wake) = &self.loops.inboxes[target];
-        inbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(session);
-        if let Err(e) = wake.write(1) {
-            warn!("wake uring loop {target}: {e}");
+        if let Some(session) = self.loops.hand_over(self.index, session) {
+            self.register(session);
         }
     }
 
     fn take_inbox(&mut self) {
-        let (inbox, _) = &self.loops.inboxes[self.index];
-        let conns = std::mem::take(&mut *inbox.lock().unwrap_or_else(|e| e.into_inner()));
-        for session in conns {
+        for session in self.loops.take(self.index) {
             self.register(session);
         }
     }
@@ -509,7 +498,7 @@ impl<S: Service> Worker<'_, S> {
                 if slot.send_busy {
                     std::mem::forget(std::mem::take(&mut slot.sending));
                 }
-                slot.ending = Some(end());
+                slot.ending.get_or_insert_with(end);
             }
             self.close(token);
         }
@@ -521,7 +510,9 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// and gives its --max-conns slot back, once: after the stop none is left, and a loop
     /// that failed (or panicked) leaves them here.
     fn drop(&mut self) {
-        self.loops.retire(self.index);
-        self.close_all(left_at_drop(&self.server.stopping));
+        let (server, end) = (self.server, left_at_drop(&self.server.stopping));
+        self.loops
+            .retire(self.index, |session| server.finish(session, &end()));
+        self.close_all(end);
     }
 }
