@@ -545,3 +545,32 @@ pub(crate) fn left_at_drop(stopping: &AtomicBool) -> fn() -> ConnEnd {
         false => || ConnEnd::Failed(io::Error::other("the loop serving it ended on an error")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Loops;
+
+    #[test]
+    fn a_retired_loops_waiting_connections_go_to_a_live_loop() {
+        let loops = Loops::<u32>::new(2).unwrap();
+        assert!(loops.hand(1, 7).is_ok());
+        let mut finished = Vec::new();
+        loops.retire(1, |conn| finished.push(conn));
+        assert_eq!(loops.take(0), vec![7]);
+        assert!(finished.is_empty());
+        // Picked just before it retired: the connection comes back to its acceptor.
+        assert_eq!(loops.hand(1, 8), Err(8));
+        assert_eq!(loops.hand_over(0, 9), Some(9));
+    }
+
+    #[test]
+    fn with_no_live_loop_left_waiting_connections_are_finished() {
+        let loops = Loops::<u32>::new(2).unwrap();
+        loops.retire(0, |_| panic!("nothing waited"));
+        assert!(loops.hand(1, 7).is_ok());
+        let mut finished = Vec::new();
+        loops.retire(1, |conn| finished.push(conn));
+        assert_eq!(finished, vec![7]);
+        assert!(loops.take(1).is_empty());
+    }
+}
