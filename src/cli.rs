@@ -287,7 +287,8 @@ takes its turn next, finding more requests ready. It trades latency for throughp
 served per wake-up and a third of the context switches per request with 50 clients sharing \
 two cores with the server, but a lone request on a busy core waits for the running program's \
 turn to end. Where the kernel refuses SCHED_BATCH (a seccomp filter), the server says so once \
-and serves under the normal policy. Datagram sockets have no connection loops.";
+and serves under the normal policy. Datagram sockets have no connection loops, and --files, --exec \
+and --lab serve without them.";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract; \
