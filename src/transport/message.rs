@@ -104,7 +104,7 @@ impl Carrier {
     pub(crate) fn receiver(self, max_frame: usize) -> Receiver {
         match self {
             Carrier::Bytes => Receiver::Bytes(Bytes::default()),
-            Carrier::Frames(framing) => Receiver::Frames(Frames::new(framing, max_frame)),
+            Carrier::Frames(framing) => Receiver::Frames(Box::new(Frames::new(framing, max_frame))),
             Carrier::Packets => Receiver::Packets(Packets::default()),
             Carrier::Datagrams => Receiver::Datagrams(Datagrams::default()),
         }
@@ -234,7 +234,9 @@ pub(crate) trait MessageSend: Send + Sync {
 #[derive(Debug)]
 pub(crate) enum Receiver {
     Bytes(Bytes),
-    Frames(Frames),
+    /// Boxed: a framed stream's state is several times a bare one's, and every idle
+    /// connection would hold the larger size.
+    Frames(Box<Frames>),
     Packets(Packets),
     Datagrams(Datagrams),
 }
