@@ -92,7 +92,6 @@ pub(crate) fn run_loops<S: Service>(
         EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).context("eventfd")?;
     let loops = Loops::<S::Session>::new(threads)?;
     let failures = Failures::new(threads)?;
-    let finish = |session: S::Session| server.finish(session, &left_at_drop(&server.stopping)());
     let signal = thread::scope(|scope| {
         let served = (|| {
             for n in 0..threads {
@@ -103,7 +102,7 @@ pub(crate) fn run_loops<S: Service>(
                         // A loop that panics has failed as one that returns an error has.
                         let ran = panic::catch_unwind(AssertUnwindSafe(|| run(n, stop, loops)));
                         if let Err(e) = ran.unwrap_or_else(|p| Err(panicked(p))) {
-                            loops.retire(n, finish);
+                            retire_loop(loops, n, server);
                             failures.failed(kind, n, e, &server.stopping);
                         }
                     })
@@ -123,7 +122,7 @@ pub(crate) fn run_loops<S: Service>(
         served
     });
     for n in 0..threads {
-        loops.retire(n, finish);
+        retire_loop(&loops, n, server);
     }
     match (signal?, failures.take_last()) {
         (_, Some(lost)) => Err(lost),
@@ -530,20 +529,26 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// gives its --max-conns slot back, once: after the stop none is left, and a loop that
     /// failed (or panicked) leaves them here.
     fn drop(&mut self) {
-        let (server, end) = (self.server, left_at_drop(&self.server.stopping));
-        self.loops
-            .retire(self.index, |session| server.finish(session, &end()));
+        let end = retire_loop(self.loops, self.index, self.server);
         self.close_all(end);
     }
 }
 
-/// How the connections a loop still holds when it is dropped end: stopped while the server
-/// stops (one handed over as the loop stopped), else the loop ended on an error.
-pub(crate) fn left_at_drop(stopping: &AtomicBool) -> fn() -> ConnEnd {
-    match stopping.load(Ordering::Relaxed) {
+/// Retires loop `n` (see [`Loops::retire`]): what waited in its inbox and no live loop takes
+/// ends with its line and gives its slot back. Returns how the connections the loop still
+/// holds end: stopped while the server stops (one handed over as the loop stopped), else the
+/// loop ended on an error.
+pub(crate) fn retire_loop<S: Service>(
+    loops: &Loops<S::Session>,
+    n: usize,
+    server: &Server<S>,
+) -> fn() -> ConnEnd {
+    let end: fn() -> ConnEnd = match server.stopping.load(Ordering::Relaxed) {
         true => || ConnEnd::Stopped,
         false => || ConnEnd::Failed(io::Error::other("the loop serving it ended on an error")),
-    }
+    };
+    loops.retire(n, |session| server.finish(session, &end()));
+    end
 }
 
 #[cfg(test)]

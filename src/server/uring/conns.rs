@@ -11,7 +11,7 @@ use tracing::debug;
 
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
-use crate::server::event::{Loops, left_at_drop};
+use crate::server::event::{Loops, retire_loop};
 use crate::server::{Sched, Server};
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
@@ -510,9 +510,7 @@ impl<S: Service> Drop for Worker<'_, S> {
     /// and gives its --max-conns slot back, once: after the stop none is left, and a loop
     /// that failed (or panicked) leaves them here.
     fn drop(&mut self) {
-        let (server, end) = (self.server, left_at_drop(&self.server.stopping));
-        self.loops
-            .retire(self.index, |session| server.finish(session, &end()));
+        let end = retire_loop(self.loops, self.index, self.server);
         self.close_all(end);
     }
 }
