@@ -5,16 +5,55 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use clap::builder::Resettable::Reset;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
 
-/// Writes completions for `shell` to stdout.
+/// Writes completions for `shell` to stdout: what each command's --help shows, no more.
 pub(crate) fn completions(shell: Shell) -> Result<()> {
-    let mut cmd = Cli::command();
+    let mut cmd = shown(&Cli::command());
     let mut out = io::stdout().lock();
     clap_complete::generate(shell, &mut cmd, "netecho", &mut out);
     out.flush().context("write to stdout")
+}
+
+/// `cmd` as its --help shows it: its hidden arguments (a command's flags for the
+/// other side of a connection, taken only to be refused) and hidden subcommands left out,
+/// everywhere below it too. What is left keeps its conflicts among itself; the rules that
+/// only parsing uses (requires, groups) are dropped with the arguments they name.
+fn shown(cmd: &clap::Command) -> clap::Command {
+    let mut shown = clap::Command::new(cmd.get_name().to_owned())
+        .visible_aliases(cmd.get_visible_aliases().map(str::to_owned));
+    if let Some(about) = cmd.get_about() {
+        shown = shown.about(about.clone());
+    }
+    if let Some(about) = cmd.get_long_about() {
+        shown = shown.long_about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        shown = shown.version(version.to_owned());
+    }
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+        let conflicts: Vec<clap::Id> = cmd
+            .get_arg_conflicts_with(arg)
+            .into_iter()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_id().clone())
+            .collect();
+        shown = shown.arg(
+            arg.clone()
+                .requires(Reset)
+                .group(Reset)
+                .overrides_with(Reset)
+                .conflicts_with(Reset)
+                .conflicts_with_all(conflicts),
+        );
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        shown = shown.subcommand(self::shown(sub));
+    }
+    shown
 }
 
 /// Writes a man page (roff) to stdout: netecho(1), or netecho-SUBCOMMAND(1).

@@ -39,3 +39,140 @@ fn man_pages_are_generated() {
     assert!(serve.contains(".TH netecho-serve 1"));
     assert!(serve.contains("\\-\\-model"), "{serve}");
 }
+
+/// The commands a user types, each with its own --help.
+const COMMANDS: [&str; 12] = [
+    "serve",
+    "send",
+    "bench",
+    "get",
+    "put",
+    "exec",
+    "lab",
+    "ping",
+    "relay",
+    "lesson",
+    "completions",
+    "manpage",
+];
+
+/// The long flags `command --help` lists as its options (not those its text mentions).
+fn help_flags(command: &str) -> Vec<String> {
+    let help = ok(&netecho(&[command, "--help"], b""));
+    help.lines()
+        .filter(|l| (2..=6).contains(&(l.len() - l.trim_start().len())))
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l.strip_prefix(['-']).map_or(l, |_| {
+                l.split_once(", ")
+                    .map_or(l, |(short, rest)| match short.len() {
+                        2 => rest,
+                        _ => l,
+                    })
+            });
+            l.starts_with("--")
+                .then(|| l.split([' ', '=', ',', '.']).next().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The long flags a line of a completion script offers, where the shell's syntax puts them.
+fn offered(shell: &str, line: &str) -> Vec<String> {
+    match shell {
+        "bash" => line
+            .trim()
+            .strip_prefix("opts=\"")
+            .map(|opts| {
+                opts.trim_end_matches('"')
+                    .split(' ')
+                    .filter(|w| w.starts_with("--"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        // '(--pin --insecure)--ca=[help]...' or '*--verbose[help]'
+        _ => {
+            let Some(spec) = line.strip_prefix('\'') else {
+                return Vec::new();
+            };
+            let spec = spec.split_once(')').map_or(spec, |(conflicts, rest)| {
+                match conflicts.starts_with('(') {
+                    true => rest,
+                    false => spec,
+                }
+            });
+            let spec = spec.trim_start_matches('*');
+            match spec.starts_with("--") {
+                true => vec![spec.split(['=', '[']).next().unwrap().to_string()],
+                false => Vec::new(),
+            }
+        }
+    }
+}
+
+/// The lines of `command`'s part of a bash or zsh completion script.
+fn part<'a>(shell: &str, script: &'a str, command: &str) -> Vec<&'a str> {
+    let (start, end) = match shell {
+        "bash" => (format!("netecho__subcmd__{command})"), ";;"),
+        _ => (format!("({command})"), "&& ret=0"),
+    };
+    let lines: Vec<&str> = script.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.trim() == start)
+        .unwrap_or_else(|| panic!("{shell}: no part for {command}"));
+    lines[first + 1..]
+        .iter()
+        .take_while(|l| l.trim() != end)
+        .copied()
+        .collect()
+}
+
+#[test]
+fn completions_offer_only_what_each_commands_help_shows() {
+    for shell in ["bash", "zsh"] {
+        let script = ok(&netecho(&["completions", shell], b""));
+        for command in COMMANDS {
+            let shown = help_flags(command);
+            assert!(
+                shown.contains(&"--help".to_string()),
+                "{command}: {shown:?}"
+            );
+            let lines = part(shell, &script, command);
+            let flags: Vec<String> = lines.iter().flat_map(|l| offered(shell, l)).collect();
+            assert!(flags.contains(&"--help".to_string()), "{shell} {command}");
+            for flag in &flags {
+                assert!(
+                    shown.contains(flag),
+                    "{shell} offers {command} {flag}, not in its --help"
+                );
+            }
+            // zsh also names positional arguments: only those the usage line shows.
+            for positional in lines.iter().filter_map(|l| l.strip_prefix("':")) {
+                let name = positional
+                    .trim_start_matches(':')
+                    .split(' ')
+                    .next()
+                    .unwrap();
+                let usage = ok(&netecho(&[command, "--help"], b""));
+                assert!(
+                    usage.contains(&name.to_uppercase()),
+                    "{shell} offers {command}'s {name}, not in its --help"
+                );
+            }
+        }
+    }
+    // The other side's TLS flags are taken only to be refused: never offered.
+    for shell in ["bash", "zsh"] {
+        let script = ok(&netecho(&["completions", shell], b""));
+        let flags = |command| -> Vec<String> {
+            let lines = part(shell, &script, command);
+            lines.iter().flat_map(|l| offered(shell, l)).collect()
+        };
+        let (serve, send) = (flags("serve"), flags("send"));
+        assert!(serve.contains(&"--cert".to_string()), "{shell}: {serve:?}");
+        assert!(!serve.contains(&"--pin".to_string()), "{shell}: {serve:?}");
+        assert!(send.contains(&"--pin".to_string()), "{shell}: {send:?}");
+        assert!(!send.contains(&"--cert".to_string()), "{shell}: {send:?}");
+    }
+}
