@@ -222,3 +222,46 @@ fn a_lone_client_waits_in_its_recv_and_still_counts_every_reply_and_loss() {
         assert_eq!(run["answered"], 300, "window {window}: {run}");
     }
 }
+
+/// An empty message is a frame of its own on a framed stream (an empty line, a length of
+/// 0): bench carries it, and the server echoes each one, under either kind of model. A bare
+/// stream has no empty message: bench still refuses it there.
+#[test]
+fn bench_size_0_over_a_framed_stream_sends_empty_frames() {
+    for framing in ["line", "length"] {
+        for model in ["event", "threads"] {
+            let server = Server::start(&[
+                "--addr",
+                "127.0.0.1:0",
+                "--framing",
+                framing,
+                "--model",
+                model,
+            ]);
+            let run = bench(&[
+                &server.addr,
+                "--framing",
+                framing,
+                "--size",
+                "0",
+                "-P",
+                "2",
+                "-w",
+                "4",
+                "-n",
+                "50",
+            ]);
+            assert_eq!(run["sent"], 100, "{framing} {model}: {run}");
+            assert_eq!(run["answered"], 100, "{framing} {model}: {run}");
+            let header = if framing == "length" { 4 } else { 1 };
+            let (_, _, log) = server.stop("TERM");
+            let line = format!(" {0} bytes in, {0} bytes out, 50 frames", 50 * header);
+            assert_eq!(log.matches(&line).count(), 2, "{framing} {model}: {log}");
+        }
+    }
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = netecho(&["bench", &server.addr, "--size", "0", "-n", "5"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot carry an empty message"), "{stderr}");
+}

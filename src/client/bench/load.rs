@@ -82,6 +82,12 @@ impl LoadSpec {
     pub(crate) fn carrier(&self) -> Carrier {
         Carrier::of(self.opts.kind(self.target.proto), Framing::None)
     }
+
+    /// What a message is with the load loop's framing: a framed stream carries an empty
+    /// message as a frame of its own (an empty line, a length of 0).
+    fn framed_carrier(&self) -> Carrier {
+        Carrier::of(self.opts.kind(self.target.proto), self.framing)
+    }
 }
 
 /// TCP_INFO summed over a run's connections.
@@ -215,7 +221,7 @@ pub(crate) fn run(spec: &LoadSpec) -> Result<LoadResult> {
 
 /// Runs the load, reporting each interval to `board` as the run goes on.
 pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
-    if spec.size == 0 && !spec.carrier().carries_empty() {
+    if spec.size == 0 && !spec.framed_carrier().carries_empty() {
         return Err(anyhow!(
             "--size 0: a stream or seqpacket socket cannot carry an empty message"
         ));
