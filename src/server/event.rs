@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -103,7 +103,7 @@ pub(crate) fn run_loops<S: Service>(
                         let ran = panic::catch_unwind(AssertUnwindSafe(|| run(n, stop, loops)));
                         if let Err(e) = ran.unwrap_or_else(|p| Err(panicked(p))) {
                             retire_loop(loops, n, server);
-                            failures.failed(kind, n, e, &server.stopping);
+                            failures.failed(kind, n, e, server);
                         }
                     })
                     .with_context(|| format!("start {} {kind} loop thread", article(kind)))?;
@@ -154,33 +154,44 @@ impl Failures {
 
     /// Loop `n` failed with `e`: said while others serve on (or the server stops); the
     /// last one's failure becomes the server's error.
-    fn failed(&self, kind: &str, n: usize, e: anyhow::Error, stopping: &AtomicBool) {
+    fn failed<S>(&self, kind: &str, n: usize, e: anyhow::Error, server: &Server<S>) {
         if self.count.fetch_add(1, Ordering::Relaxed) + 1 < self.threads {
             return warn!("{kind} loop {n} failed: {e:#}; the others serve on");
         }
-        if stopping.load(Ordering::Relaxed) {
+        if server.stopping.load(Ordering::Relaxed) {
             return warn!("{kind} loop {n} failed: {e:#}");
         }
-        let lost = anyhow::anyhow!(
-            "{kind} loop {n} failed: {e:#}; no {kind} loop is left to serve connections: \
-             restart the server, or serve with --model threads"
-        );
-        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(lost);
+        let lost = no_loop_left(kind, n, e, server.model_asked);
+        *lock(&self.error) = Some(lost);
         if let Err(e) = self.last.write(1) {
             warn!("wake the server after its last {kind} loop failed: {e}");
         }
     }
 
     fn take_last(&self) -> Option<anyhow::Error> {
-        self.error.lock().unwrap_or_else(|e| e.into_inner()).take()
+        lock(&self.error).take()
     }
 }
 
-/// What the event loops share: how many connections each holds, and each one's inbox for
-/// connections another loop accepted (`None` once the loop has ended: nothing waits there).
+/// The server's error when its last loop failed with `e`: what the user can do about it,
+/// another model only where the user picks the model.
+fn no_loop_left(kind: &str, n: usize, e: anyhow::Error, model_asked: bool) -> anyhow::Error {
+    let advice = match model_asked {
+        true => "restart the server, or serve with --model threads",
+        false => "restart the server",
+    };
+    anyhow::anyhow!(
+        "{kind} loop {n} failed: {e:#}; no {kind} loop is left to serve connections: {advice}"
+    )
+}
+
+/// What the event loops share: how many connections each holds, each one's inbox for
+/// connections another loop accepted (`None` once the loop has ended: nothing waits there),
+/// and the connections each one left while it unwound from a panic, to be ended after.
 pub(crate) struct Loops<T> {
     pub(crate) loads: Vec<AtomicUsize>,
     inboxes: Vec<(Mutex<Option<Vec<T>>>, EventFd)>,
+    parked: Vec<Mutex<Vec<(T, ConnEnd)>>>,
 }
 
 impl<T> Loops<T> {
@@ -195,7 +206,23 @@ impl<T> Loops<T> {
         Ok(Loops {
             loads: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
             inboxes,
+            parked: (0..threads).map(|_| Mutex::default()).collect(),
         })
+    }
+
+    /// Ends loop `n`'s connection `conn` with `end` through `finish`, or, while the loop
+    /// unwinds from a panic, parks it to be ended once the unwinding is over: ending it in
+    /// the middle (its goodbye, its line) could panic a second time, which aborts the server.
+    pub(crate) fn end(&self, n: usize, conn: T, end: ConnEnd, finish: impl FnOnce(T, &ConnEnd)) {
+        match thread::panicking() {
+            true => lock(&self.parked[n]).push((conn, end)),
+            false => finish(conn, &end),
+        }
+    }
+
+    /// The connections loop `n` parked while it unwound.
+    fn take_parked(&self, n: usize) -> Vec<(T, ConnEnd)> {
+        std::mem::take(&mut *lock(&self.parked[n]))
     }
 
     /// Loop `n` has ended: it gets no more connections (its load is made too high to be
@@ -264,8 +291,13 @@ impl<T> Loops<T> {
     }
 
     fn inbox(&self, n: usize) -> std::sync::MutexGuard<'_, Option<Vec<T>>> {
-        self.inboxes[n].0.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inboxes[n].0)
     }
+}
+
+/// A lock that a loop's panic did not make unusable: what it guards stays whole.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A connection and what its loop knows of it.
@@ -481,7 +513,9 @@ impl<'a, S: Service> Worker<'a, S> {
             // Closing the socket removes it from the epoll set too; deleting first keeps the
             // set exact even if another process still holds the socket.
             let _ = self.epoll.delete(slot.session.conn());
-            self.server.finish(slot.session, &end);
+            let server = self.server;
+            self.loops
+                .end(self.index, slot.session, end, |s, e| server.finish(s, e));
             self.free.push(token);
             self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         }
@@ -535,9 +569,10 @@ impl<S: Service> Drop for Worker<'_, S> {
 }
 
 /// Retires loop `n` (see [`Loops::retire`]): what waited in its inbox and no live loop takes
-/// ends with its line and gives its slot back. Returns how the connections the loop still
-/// holds end: stopped while the server stops (one handed over as the loop stopped), else the
-/// loop ended on an error.
+/// ends with its line and gives its slot back, and so do the connections it parked while it
+/// unwound from a panic, once the unwinding is over. Returns how the connections the loop
+/// still holds end: stopped while the server stops (one handed over as the loop stopped),
+/// else the loop ended on an error.
 pub(crate) fn retire_loop<S: Service>(
     loops: &Loops<S::Session>,
     n: usize,
@@ -547,13 +582,48 @@ pub(crate) fn retire_loop<S: Service>(
         true => || ConnEnd::Stopped,
         false => || ConnEnd::Failed(io::Error::other("the loop serving it ended on an error")),
     };
-    loops.retire(n, |session| server.finish(session, &end()));
+    loops.retire(n, |session| {
+        loops.end(n, session, end(), |s, e| server.finish(s, e))
+    });
+    if !thread::panicking() {
+        for (session, ended) in loops.take_parked(n) {
+            server.finish(session, &ended);
+        }
+    }
     end
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Loops;
+    use std::panic::{self, AssertUnwindSafe};
+
+    use super::{Loops, no_loop_left};
+    use crate::service::ConnEnd;
+
+    #[test]
+    fn a_server_with_no_loop_left_advises_another_model_only_where_one_can_be_picked() {
+        let lost = |asked| no_loop_left("event", 1, anyhow::anyhow!("epoll_wait: EIO"), asked);
+        let serve = lost(true).to_string();
+        assert!(
+            serve.contains("event loop 1 failed: epoll_wait: EIO"),
+            "{serve}"
+        );
+        assert!(serve.ends_with(": restart the server, or serve with --model threads"));
+        let lab = lost(false).to_string();
+        assert!(lab.ends_with(": restart the server"), "{lab}");
+        assert!(!lab.contains("--model"), "{lab}");
+    }
+
+    /// A loop's connection, ended when the loop is dropped, as a worker's are.
+    struct Holding<'a>(&'a Loops<u32>, &'a mut Vec<u32>);
+
+    impl Drop for Holding<'_> {
+        fn drop(&mut self) {
+            let finished = &mut *self.1;
+            self.0
+                .end(0, 7, ConnEnd::Idle, |conn, _| finished.push(conn));
+        }
+    }
 
     #[test]
     fn a_retired_loops_waiting_connections_go_to_a_live_loop() {
@@ -577,5 +647,29 @@ mod tests {
         loops.retire(1, |conn| finished.push(conn));
         assert_eq!(finished, vec![7]);
         assert!(loops.take(1).is_empty());
+    }
+
+    #[test]
+    fn a_connection_is_ended_in_place_when_its_loop_ends_without_a_panic() {
+        let loops = Loops::<u32>::new(1).unwrap();
+        let mut finished = Vec::new();
+        drop(Holding(&loops, &mut finished));
+        assert_eq!(finished, vec![7]);
+        assert!(loops.take_parked(0).is_empty());
+    }
+
+    #[test]
+    fn a_connection_left_by_a_panicking_loop_is_ended_after_the_unwinding() {
+        let loops = Loops::<u32>::new(1).unwrap();
+        let mut finished = Vec::new();
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            let _held = Holding(&loops, &mut finished);
+            panic!("the loop");
+        }));
+        assert!(ran.is_err());
+        assert!(finished.is_empty(), "ended in the middle of the unwinding");
+        let parked = loops.take_parked(0);
+        assert_eq!(parked.len(), 1);
+        assert!(matches!(parked[0], (7, ConnEnd::Idle)));
     }
 }

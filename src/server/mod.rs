@@ -146,6 +146,9 @@ pub(crate) struct Server<S> {
     pub stopping: AtomicBool,
     /// What a datagram request (files, exec) must pass before it is started.
     pub request_guard: GuardRules,
+    /// Whether the user picked the connection model (serve --model), so that advice may
+    /// name another one; the lab's ports have theirs fixed.
+    pub model_asked: bool,
 }
 
 impl<S: Service> Server<S> {
@@ -160,8 +163,9 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Logs a finished session's line and frees its slot. While its loop unwinds from a
-    /// panic the session is only dropped: a second panic there would abort the server.
+    /// Logs a finished session's line and frees its slot. A loop unwinding from a panic
+    /// parks its sessions and ends them here after ([`event::Loops::end`]); one finished
+    /// during a panic all the same is only dropped: a second panic would abort the server.
     pub(crate) fn finish(&self, session: S::Session, ended: &ConnEnd) {
         if !std::thread::panicking() {
             session.conn().goodbye();
@@ -275,6 +279,7 @@ fn serve<S: Service>(
             repeats: false,
             replies_upper: false,
         },
+        model_asked: true,
     });
     let signal = match &bound {
         Bound::Listener(listener) => serve_conns(listener, &server, plan, config, shutdown)?,

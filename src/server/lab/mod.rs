@@ -231,6 +231,7 @@ fn start_tcp(
         idle_timeout: Some(DATA_IDLE),
         stopping: AtomicBool::new(false),
         request_guard: request_guard(config),
+        model_asked: false,
     });
     let threads = config.threads;
     spawn_port("lab-tcp", move |never| {

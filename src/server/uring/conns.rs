@@ -484,7 +484,9 @@ impl<S: Service> Worker<'_, S> {
     fn close(&mut self, token: usize) {
         if let Some(slot) = self.slots[token].take() {
             let end = slot.ending.unwrap_or(ConnEnd::Stopped);
-            self.server.finish(slot.session, &end);
+            let server = self.server;
+            self.loops
+                .end(self.index, slot.session, end, |s, e| server.finish(s, e));
             self.free.push(token);
             self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
         }
