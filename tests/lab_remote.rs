@@ -1086,3 +1086,35 @@ fn runs_whose_lab_server_goes_away_midway_say_so_in_one_line() {
         }
     }
 }
+
+/// The lab's tcp port whose only event loop fails stops serving, with advice the user can
+/// follow: `serve --lab` takes no --model. The failure is epoll_wait's own, made to fail by
+/// strace (the tcp port's loop is the lab's only caller).
+#[test]
+fn a_lab_tcp_port_whose_loop_fails_advises_a_restart_and_no_other_model() {
+    let test = "a_lab_tcp_port_whose_loop_fails_advises_a_restart_and_no_other_model";
+    let (server, tcp, _) = loopback_lab(&["--threads", "1"]);
+    let inject = [
+        "-e",
+        "trace=epoll_wait",
+        "-e",
+        "inject=epoll_wait:error=EIO:when=150",
+    ];
+    let Some(_strace) = common::strace::attach(test, server.pid(), &inject) else {
+        return;
+    };
+    let _control = take_turn(server.port());
+    let mut data = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    data.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut reply = [0u8; 1];
+    let served = (0..2000)
+        .take_while(|_| data.write_all(b"x").is_ok() && matches!(data.read(&mut reply), Ok(1)))
+        .count();
+    assert!(served < 2000, "the loop never failed");
+    let log = server.wait_log("the port stopped serving");
+    assert!(
+        log.contains("no event loop is left to serve connections: restart the server;"),
+        "{log}"
+    );
+    assert!(!log.contains("--model"), "{log}");
+}
