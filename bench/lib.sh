@@ -43,7 +43,12 @@ failed() {
 
 # start_server CMD...: runs a server (its stderr to $bench_dir), waits at most 10 s for its
 # `listening` line, and sets $pid and $addr; fails the script with the server's stderr if none.
-start_server() {
+start_server() { try_server "$@" || exit 1; }
+
+# try_server CMD...: start_server's run, returning 1 instead (said and counted as a failed
+# run, the server stopped) when no `listening` line came: for a run inside $(...), where an
+# exit would end only the subshell and leave an empty row.
+try_server() {
   local out err
   out=$(mktemp -p "$bench_dir")
   err=$(mktemp -p "$bench_dir")
@@ -57,8 +62,9 @@ start_server() {
   done
   addr=$(awk 'NR==1 && $1 == "listening" {print $3}' "$out")
   if [ -z "$addr" ]; then
+    stop "$pid"
     failed "server did not start: $*" "$(cat "$err")"
-    exit 1
+    return 1
   fi
 }
 

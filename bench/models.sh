@@ -44,11 +44,15 @@ ulimit -n "$(ulimit -Hn)"
 
 # measure CLIENTS CMD... : one bench run with $client (netecho's own client unless a base
 # build is measured); prints "rps p99 answered sent failed_clients", or
-# "- - - - -" when the run failed (said on stderr, with bench's own words).
+# "- - - - -" when the run failed (said on stderr, with bench's own words, or the server's
+# when it did not start).
 measure() {
   local clients=$1 row err status=0
   shift
-  start_server "$@"
+  if ! try_server "$@"; then
+    echo "- - - - -"
+    return
+  fi
   err=$(mktemp -p "$bench_dir")
   row=$("${client:-$netecho}" bench --format csv --clients "$clients" --size "$size" --duration "$duration" "$addr" 2>"$err" | tail -n 1) || status=$?
   stop "$pid"
@@ -72,7 +76,10 @@ measure() {
 measure_ref() {
   local clients=$1 row err status=0
   shift
-  start_server "$@"
+  if ! try_server "$@"; then
+    echo "- - - - -"
+    return
+  fi
   err=$(mktemp -p "$bench_dir")
   row=$("$refs/tokio_load" "$addr" "$clients" "$size" "$seconds" 2>"$err") || status=$?
   stop "$pid"
