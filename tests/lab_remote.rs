@@ -106,51 +106,19 @@ impl Pair {
         Ok(())
     }
 
-    /// On both ends: an nftables rule dropping `loss_per_10000` of the packets arriving on
-    /// the veth, packet by packet (no segmentation offload, as `lab --netns` does), and a
-    /// token bucket (tc tbf) holding what each side sends to `rate`.
+    /// On both ends: `loss_per_10000` of the packets arriving on the veth dropped, packet by
+    /// packet, as `lab --netns` does ([`common::netns::lose_on`]), and a token bucket (tc
+    /// tbf) holding what each side sends to `rate`.
     fn impair(&self, loss_per_10000: u32, rate: &str) -> Result<(), String> {
         for (ns, veth) in [
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
         ] {
-            ip(&[
-                "ip",
-                "-n",
-                ns,
-                "link",
-                "set",
-                veth,
-                "gso_max_segs",
-                "1",
-                "gso_max_size",
-                "1500",
-            ])?;
+            common::netns::lose_on(ns, veth, loss_per_10000)?;
             ip(&[
                 "tc", "-n", ns, "qdisc", "add", "dev", veth, "root", "tbf", "rate", rate, "burst",
                 "64kbit", "latency", "400ms",
             ])?;
-            let rules = std::env::temp_dir().join(format!("{ns}.nft"));
-            std::fs::write(
-                &rules,
-                format!(
-                    "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
-                     priority 0; policy accept;\n    iifname \"{veth}\" numgen random mod \
-                     10000 < {loss_per_10000} drop\n  }}\n}}\n"
-                ),
-            )
-            .map_err(|e| format!("write {}: {e}", rules.display()))?;
-            let loaded = ip(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "nft",
-                "-f",
-                rules.to_str().unwrap(),
-            ]);
-            let _ = std::fs::remove_file(&rules);
-            loaded?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::Pair;
 use common::{Server, bin, have, netecho, ok, run, tempdir};
+use tempfile::TempDir;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -31,9 +32,39 @@ fn files_server(dir: &Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// What a test serves: DIR holding one file of [`pattern`]'s bytes (`body`), OUT for what
+/// the clients write, and a file server on DIR.
+struct Served {
+    dir: TempDir,
+    out: TempDir,
+    body: Vec<u8>,
+    server: Server,
+}
+
+/// DIR with `name` of `len` bytes, served with `extra` flags, and an empty OUT.
+fn serving(name: &str, len: usize, extra: &[&str]) -> Served {
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(len);
+    fs::write(dir.path().join(name), &body).unwrap();
+    let server = files_server(dir.path(), extra);
+    Served {
+        dir,
+        out,
+        body,
+        server,
+    }
+}
+
 /// Runs a client program to its end, bounded in time by `run`.
 fn client(program: &str, args: &[&str]) -> Output {
     run(Command::new(program).args(args), b"")
+}
+
+/// tftp-hpa's `tftp` to 127.0.0.1 `port` in `mode`, running one `command` (its words).
+fn tftp_hpa(port: &str, mode: &str, command: &[&str]) -> Output {
+    let mut args = vec!["127.0.0.1", port, "-m", mode, "-c"];
+    args.extend_from_slice(command);
+    client("tftp", &args)
 }
 
 fn text(out: &Output) -> String {
@@ -50,10 +81,12 @@ fn curl_downloads_with_and_without_blksize_and_with_no_options() {
     if !have("curl", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
-    let body = pattern(100_000);
-    fs::write(dir.path().join("f.bin"), &body).unwrap();
-    let server = files_server(dir.path(), &[]);
+    let Served {
+        dir: _dir,
+        out,
+        body,
+        server,
+    } = serving("f.bin", 100_000, &[]);
     let url = format!("tftp://127.0.0.1:{}/f.bin", server.port());
     for (i, flags) in [
         &[][..],
@@ -125,27 +158,17 @@ fn tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused() {
     if !have("tftp", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
-    let body = pattern(50_000);
-    fs::write(dir.path().join("f.bin"), &body).unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let Served {
+        dir,
+        out,
+        body,
+        server,
+    } = serving("f.bin", 50_000, &["--upload"]);
     let port = server.port().to_string();
     let got = out.path().join("got");
-    let cmd = format!("get f.bin {}", s(&got));
-    let hpa = |mode: &str, cmd: &str| {
-        client(
-            "tftp",
-            &["127.0.0.1", &port, "-m", mode, "-c"]
-                .iter()
-                .copied()
-                .chain(cmd.split(' '))
-                .collect::<Vec<_>>(),
-        )
-    };
-    let o = hpa("binary", &cmd);
+    let o = tftp_hpa(&port, "binary", &["get", "f.bin", s(&got)]);
     assert_eq!(fs::read(&got).unwrap_or_default(), body, "{}", text(&o));
-    let put = format!("put {} back.bin", s(&got));
-    let o = hpa("binary", &put);
+    let o = tftp_hpa(&port, "binary", &["put", s(&got), "back.bin"]);
     assert_eq!(
         fs::read(dir.path().join("back.bin")).unwrap_or_default(),
         body,
@@ -153,10 +176,8 @@ fn tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused() {
         text(&o)
     );
     // tftp-hpa's default mode is netascii, which changes line ends: refused, with why.
-    let o = hpa(
-        "netascii",
-        &format!("get f.bin {}", s(&out.path().join("ascii"))),
-    );
+    let ascii = out.path().join("ascii");
+    let o = tftp_hpa(&port, "netascii", &["get", "f.bin", s(&ascii)]);
     assert!(text(&o).contains("octet"), "{}", text(&o));
 }
 
@@ -166,10 +187,12 @@ fn atftp_downloads_and_uploads_with_blksize_and_windowsize() {
     if !have("atftp", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
-    let body = pattern(300_000);
-    fs::write(dir.path().join("f.bin"), &body).unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let Served {
+        dir,
+        out,
+        body,
+        server,
+    } = serving("f.bin", 300_000, &["--upload"]);
     let port = server.port().to_string();
     let got = out.path().join("got");
     let o = client(
@@ -220,21 +243,20 @@ fn block_numbers_roll_over_past_65535_blocks_both_ways() {
     if !have("curl", test) || !have("tftp", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
     // 66,000 blocks of 512 bytes and a short one: block numbers wrap from 65535 to 0.
-    let body = pattern(512 * 66_000 + 100);
-    fs::write(dir.path().join("big"), &body).unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let Served {
+        dir,
+        out,
+        body,
+        server,
+    } = serving("big", 512 * 66_000 + 100, &["--upload"]);
     let got = out.path().join("got");
     let url = format!("tftp://127.0.0.1:{}/big", server.port());
     let o = client("curl", &["-sS", &url, "-o", s(&got)]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(fs::read(&got).unwrap() == body, "the download differs");
     let port = server.port().to_string();
-    let put = format!("put {} big2", s(&got));
-    let mut args = vec!["127.0.0.1", &port, "-m", "binary", "-c"];
-    args.extend(put.split(' '));
-    let o = client("tftp", &args);
+    let o = tftp_hpa(&port, "binary", &["put", s(&got), "big2"]);
     assert!(
         fs::read(dir.path().join("big2")).unwrap_or_default() == body,
         "the upload differs: {}",
@@ -255,18 +277,10 @@ fn a_missing_file_is_tftp_error_1_and_the_clients_say_so() {
     let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("x"))]);
     assert_eq!(o.status.code(), Some(68), "{}", text(&o));
     let port = server.port().to_string();
-    let o = client(
-        "tftp",
-        &[
-            "127.0.0.1",
-            &port,
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            "missing",
-            s(&out.path().join("y")),
-        ],
+    let o = tftp_hpa(
+        &port,
+        "binary",
+        &["get", "missing", s(&out.path().join("y"))],
     );
     assert!(text(&o).contains("Error code 1: not found"), "{}", text(&o));
 }
@@ -290,19 +304,7 @@ fn paths_outside_dir_are_refused_as_netecho_get_refuses_them() {
         (s(&root.path().join("secret")), "absolute paths are refused"),
     ] {
         let file = out.path().join("got");
-        let o = client(
-            "tftp",
-            &[
-                "127.0.0.1",
-                &port,
-                "-m",
-                "binary",
-                "-c",
-                "get",
-                name,
-                s(&file),
-            ],
-        );
+        let o = tftp_hpa(&port, "binary", &["get", name, s(&file)]);
         assert!(text(&o).contains("Error code 2"), "{name}: {}", text(&o));
         assert!(
             !fs::read(&file).unwrap_or_default().starts_with(b"SECRET"),
@@ -338,10 +340,12 @@ fn netecho_get_and_put_keep_working_beside_tftp_clients() {
     if !have("curl", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
-    let body = pattern(200_000);
-    fs::write(dir.path().join("f"), &body).unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let Served {
+        dir,
+        out,
+        body,
+        server,
+    } = serving("f", 200_000, &["--upload"]);
     let url = format!("tftp://127.0.0.1:{}/f", server.port());
     let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("c"))]);
     assert!(o.status.success(), "{}", text(&o));
@@ -365,12 +369,14 @@ fn a_download_survives_loss_by_retransmitting_on_silence() {
     if !have("curl", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
     // 293 blocks: at a 10% chance each, the odds of not one dropped are 1 in 10^13 (with 59
     // blocks they were 1 in 500, and a run did see none).
-    let body = pattern(300_000);
-    fs::write(dir.path().join("f"), &body).unwrap();
-    let server = files_server(dir.path(), &["--drop", "0.1"]);
+    let Served {
+        dir: _dir,
+        out,
+        body,
+        server,
+    } = serving("f", 300_000, &["--drop", "0.1"]);
     let url = format!("tftp://127.0.0.1:{}/f", server.port());
     let got = out.path().join("got");
     let o = client(
@@ -540,19 +546,7 @@ fn an_upload_without_a_size_stops_at_max_file_and_leaves_nothing() {
     let server = files_server(dir.path(), &["--upload", "--max-file", "2000"]);
     let port = server.port().to_string();
     // tftp-hpa sends no tsize: the limit is met in the middle of the data.
-    let o = client(
-        "tftp",
-        &[
-            "127.0.0.1",
-            &port,
-            "-m",
-            "binary",
-            "-c",
-            "put",
-            s(&local),
-            "up",
-        ],
-    );
+    let o = tftp_hpa(&port, "binary", &["put", s(&local), "up"]);
     assert!(text(&o).contains("Error code 3"), "{}", text(&o));
     server.wait_log("over the size limit (--max-file)");
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
@@ -565,9 +559,12 @@ fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_l
     if !have("curl", test) {
         return;
     }
-    let (dir, out) = (tempdir(), tempdir());
-    fs::write(dir.path().join("f"), pattern(3000)).unwrap();
-    let mut server = files_server(dir.path(), &["--upload"]);
+    let Served {
+        dir: _dir,
+        out,
+        mut server,
+        ..
+    } = serving("f", 3000, &["--upload"]);
     let to = format!("127.0.0.1:{}", server.port());
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     // Requests cut short, with modes other than octet, odd options, and random tails: all

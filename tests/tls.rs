@@ -98,6 +98,19 @@ fn shell(script: &str, stdin: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// serve's flags for TLS presenting `cert` and `key`, then `rest` (an --addr, say).
+fn with_cert<'a>(cert: &'a Path, key: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--tls", "--cert", cert.to_str().unwrap()];
+    args.extend(["--key", key.to_str().unwrap()]);
+    args.extend_from_slice(rest);
+    args
+}
+
+/// `netecho send --tls ARGS`, with `stdin`.
+fn send_tls(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    netecho(&[&["send", "--tls"], args].concat(), stdin)
+}
+
 #[test]
 fn netecho_talks_tls_to_itself_over_every_stream_transport_and_model() {
     let dir = tempdir();
@@ -111,23 +124,12 @@ fn netecho_talks_tls_to_itself_over_every_stream_transport_and_model() {
         for addr in &addrs {
             let server = Server::start(&["--tls", "--model", model, "--addr", addr]);
             let pin = fingerprint(&server);
-            let out = netecho(
-                &["send", "--tls", "--pin", &pin, &server.url(), "hello tls"],
-                b"",
-            );
+            let out = send_tls(&["--pin", &pin, &server.url(), "hello tls"], b"");
             assert_eq!(ok(&out), "HELLO TLS\n", "{model} {addr}");
             // Many lines through one connection, framed, both ways at once.
             let input: String = (0..200).map(|i| format!("line {i}\n")).collect();
-            let out = netecho(
-                &[
-                    "send",
-                    "--tls",
-                    "--pin",
-                    &pin,
-                    "--framing",
-                    "line",
-                    &server.url(),
-                ],
+            let out = send_tls(
+                &["--pin", &pin, "--framing", "line", &server.url()],
                 input.as_bytes(),
             );
             assert_eq!(ok(&out), input.to_uppercase(), "{model} {addr} lines");
@@ -158,15 +160,10 @@ fn tls_1_2_when_both_ends_ask_and_a_clear_line_when_they_differ() {
         String::from_utf8_lossy(&out.stderr).contains("TLS 1.2"),
         "-v names the version"
     );
-    let line = fails(
-        &netecho(&["send", "--tls", "--pin", &pin, &server.url(), "new"], b""),
-        1,
-    );
+    let line = fails(&send_tls(&["--pin", &pin, &server.url(), "new"], b""), 1);
     assert!(line.contains("--tls-version"), "{line}");
-    let out = netecho(
+    let out = send_tls(
         &[
-            "send",
-            "--tls",
             "--pin",
             &pin,
             "--tls-version",
@@ -186,15 +183,7 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
     }
     let dir = tempdir();
     let (ca, cert, key) = openssl_certs(dir.path(), "good", false);
-    let server = Server::start(&[
-        "--tls",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let server = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
     let want = shell(
         &format!(
             "openssl x509 -in {} -noout -fingerprint -sha256",
@@ -203,17 +192,11 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
         b"",
     );
     let want = want.trim().split('=').nth(1).unwrap().to_string();
-    let v12 = Server::start(&[
-        "--tls",
-        "--tls-version",
-        "1.2",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--addr",
-        "[::1]:0",
-    ]);
+    let v12 = Server::start(&with_cert(
+        &cert,
+        &key,
+        &["--tls-version", "1.2", "--addr", "[::1]:0"],
+    ));
     for (version, port, host) in [
         ("-tls1_3", server.port(), "127.0.0.1"),
         ("-tls1_2", v12.port(), "[::1]"),
@@ -231,15 +214,11 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
     }
     // Over a Unix socket: s_client -unix.
     let path = dir.path().join("tls.sock");
-    let _unix = Server::start(&[
-        "--tls",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--addr",
-        &format!("unix://{}", path.display()),
-    ]);
+    let _unix = Server::start(&with_cert(
+        &cert,
+        &key,
+        &["--addr", &format!("unix://{}", path.display())],
+    ));
     let got = shell(
         &format!(
             "(printf 'over unix\\n'; sleep 1) | openssl s_client -quiet -no_ign_eof \
@@ -251,23 +230,14 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
     );
     assert_eq!(got, "OVER UNIX\n");
     // --ca with the CA openssl made: netecho checks the chain and the address.
-    let out = netecho(
-        &[
-            "send",
-            "--tls",
-            "--ca",
-            ca.to_str().unwrap(),
-            &server.url(),
-            "via ca",
-        ],
+    let out = send_tls(
+        &["--ca", ca.to_str().unwrap(), &server.url(), "via ca"],
         b"",
     );
     assert_eq!(ok(&out), "VIA CA\n");
     // The pin openssl computes is the one netecho checks.
-    let out = netecho(
+    let out = send_tls(
         &[
-            "send",
-            "--tls",
             "--pin",
             &want.to_lowercase().replace(':', ""),
             &server.url(),
@@ -276,15 +246,7 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
         b"",
     );
     assert_eq!(ok(&out), "PINNED\n");
-    let line = listening_line(&[
-        "--tls",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let line = listening_line(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
     assert!(
         line.ends_with(&format!(" tls sha256 {want}")),
         "{line} vs {want}"
@@ -331,14 +293,8 @@ fn send_tls_talks_to_openssl_s_server_and_socat() {
             .arg("EXEC:tr a-z A-Z"),
         port,
     );
-    let out = netecho(
-        &[
-            "send",
-            "--tls",
-            "--ca",
-            ca.to_str().unwrap(),
-            &format!("127.0.0.1:{port}"),
-        ],
+    let out = send_tls(
+        &["--ca", ca.to_str().unwrap(), &format!("127.0.0.1:{port}")],
         b"to socat\n",
     );
     assert_eq!(ok(&out), "TO SOCAT\n");
@@ -359,10 +315,8 @@ fn send_tls_talks_to_openssl_s_server_and_socat() {
                 .arg(&key),
             port,
         );
-        let out = netecho(
+        let out = send_tls(
             &[
-                "send",
-                "--tls",
                 "--ca",
                 ca.to_str().unwrap(),
                 "--tls-version",
@@ -391,25 +345,10 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
     let (_, cert, key) = openssl_certs(dir.path(), "one", false);
     let (other_ca, _, _) = openssl_certs(dir.path(), "two", false);
     let (ca_old, old, old_key) = openssl_certs(dir.path(), "old", true);
-    let server = Server::start(&[
-        "--tls",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let server = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
     let line = fails(
-        &netecho(
-            &[
-                "send",
-                "--tls",
-                "--ca",
-                other_ca.to_str().unwrap(),
-                &server.url(),
-                "x",
-            ],
+        &send_tls(
+            &["--ca", other_ca.to_str().unwrap(), &server.url(), "x"],
             b"",
         ),
         1,
@@ -419,52 +358,24 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
         "{line}"
     );
     let line = fails(
-        &netecho(
-            &[
-                "send",
-                "--tls",
-                "--pin",
-                &"AB".repeat(32),
-                &server.url(),
-                "x",
-            ],
-            b"",
-        ),
+        &send_tls(&["--pin", &"AB".repeat(32), &server.url(), "x"], b""),
         1,
     );
     assert!(line.contains("not the pinned"), "{line}");
-    let line = fails(&netecho(&["send", "--tls", &server.url(), "x"], b""), 1);
+    let line = fails(&send_tls(&[&server.url(), "x"], b""), 1);
     assert!(line.contains("--pin") || line.contains("CA"), "{line}");
     server.wait_log("does not trust this server");
-    let expired = Server::start(&[
-        "--tls",
-        "--cert",
-        old.to_str().unwrap(),
-        "--key",
-        old_key.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ]);
+    let expired = Server::start(&with_cert(&old, &old_key, &["--addr", "127.0.0.1:0"]));
     let line = fails(
-        &netecho(
-            &[
-                "send",
-                "--tls",
-                "--ca",
-                ca_old.to_str().unwrap(),
-                &expired.url(),
-                "x",
-            ],
+        &send_tls(
+            &["--ca", ca_old.to_str().unwrap(), &expired.url(), "x"],
             b"",
         ),
         1,
     );
     assert!(line.contains("expired"), "{line}");
     // Still serving.
-    let out = netecho(
-        &["send", "--tls", "--insecure", &server.url(), "after"],
-        b"",
-    );
+    let out = send_tls(&["--insecure", &server.url(), "after"], b"");
     assert_eq!(ok(&out), "AFTER\n");
 }
 
@@ -494,20 +405,11 @@ fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_are_named() {
     let line = fails(&netecho(&["send", &tls.url()], b"hello\n"), 1);
     assert!(line.contains("add --tls"), "piped: {line}");
     let plain_server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let line = fails(
-        &netecho(
-            &["send", "--tls", "--insecure", &plain_server.url(), "x"],
-            b"",
-        ),
-        1,
-    );
+    let line = fails(&send_tls(&["--insecure", &plain_server.url(), "x"], b""), 1);
     assert!(line.contains("without TLS"), "{line}");
     // An echo server that does not upper-case (RFC 862) sends the hello back as it was.
     let rfc862 = Server::start(&["--addr", "127.0.0.1:0", "--transform", "echo"]);
-    let line = fails(
-        &netecho(&["send", "--tls", "--insecure", &rfc862.url(), "x"], b""),
-        1,
-    );
+    let line = fails(&send_tls(&["--insecure", &rfc862.url(), "x"], b""), 1);
     assert!(line.contains("without TLS"), "{line}");
     // Garbage that looks like a record header, then more garbage.
     let mut junk = TcpStream::connect(("127.0.0.1", tls.port())).unwrap();
@@ -515,10 +417,7 @@ fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_are_named() {
         .unwrap();
     let _ = junk.read_to_end(&mut got);
     tls.wait_log_count("error:", 2);
-    let out = netecho(
-        &["send", "--tls", "--insecure", &tls.url(), "still here"],
-        b"",
-    );
+    let out = send_tls(&["--insecure", &tls.url(), "still here"], b"");
     assert_eq!(ok(&out), "STILL HERE\n");
 }
 
@@ -533,10 +432,7 @@ fn a_handshake_that_never_ends_is_closed_at_its_deadline_while_others_are_served
             .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
             .unwrap();
         let silent = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-        let out = netecho(
-            &["send", "--tls", "--pin", &pin, &server.url(), "meanwhile"],
-            b"",
-        );
+        let out = send_tls(&["--pin", &pin, &server.url(), "meanwhile"], b"");
         assert_eq!(ok(&out), "MEANWHILE\n", "{model}");
         let log = server.wait_log_count("TLS handshake not finished within", 2);
         assert!(
@@ -675,10 +571,7 @@ fn relay_speaks_tls_on_either_end_or_both() {
     // TLS on FROM only: a TLS client, a plaintext server.
     let (_r1, addr, fp) = start_relay(&["--tls-from", "127.0.0.1:0", &plain.url()]);
     let fp = fp.expect("a fingerprint beside listening");
-    let out = netecho(
-        &["send", "--tls", "--pin", &fp, &addr, "into the relay"],
-        b"",
-    );
+    let out = send_tls(&["--pin", &fp, &addr, "into the relay"], b"");
     assert_eq!(ok(&out), "INTO THE RELAY\n");
     // TLS on TO only: a plaintext client, a TLS server.
     let (_r2, addr, fp) = start_relay(&["--tls-to", "--pin", &pin, "127.0.0.1:0", &tls.url()]);
@@ -690,10 +583,7 @@ fn relay_speaks_tls_on_either_end_or_both() {
     let from = format!("unix://{}/relay.sock", dir.path().display());
     let (_r3, addr, fp) =
         start_relay(&["--tls-from", "--tls-to", "--pin", &pin, &from, &tls.url()]);
-    let out = netecho(
-        &["send", "--tls", "--pin", &fp.unwrap(), &addr, "both ends"],
-        b"",
-    );
+    let out = send_tls(&["--pin", &fp.unwrap(), &addr, "both ends"], b"");
     assert_eq!(ok(&out), "BOTH ENDS\n");
     let out = netecho(&["relay", "--tls", "127.0.0.1:0", &plain.url()], b"");
     assert_eq!(out.status.code(), Some(2));
@@ -740,11 +630,9 @@ fn explain_narrates_the_handshake_records() {
     for (version, cleartext) in [("1.3", "encrypted"), ("1.2", "Certificate")] {
         let server = Server::start(&["--tls", "--tls-version", version, "--addr", "127.0.0.1:0"]);
         let pin = fingerprint(&server);
-        let out = netecho(
+        let out = send_tls(
             &[
-                "send",
                 "--explain",
-                "--tls",
                 "--tls-version",
                 version,
                 "--pin",

@@ -156,45 +156,13 @@ impl Pair {
         Ok(())
     }
 
-    /// Real loss, as `lab --netns --loss` makes it: each end drops `per_10000` of the
-    /// packets arriving on its veth (nftables, `numgen random`), packet by packet (no
-    /// segmentation offload joins TCP segments or UDP_SEGMENT datagrams into one packet).
+    /// Real loss on both ends (see [`lose_on`]).
     pub fn lose(&self, per_10000: u32) -> Result<(), String> {
         for (space, dev) in [
             (&self.server, &self.server_if),
             (&self.client, &self.client_if),
         ] {
-            ip(&[
-                "-n",
-                space,
-                "link",
-                "set",
-                dev,
-                "gso_max_segs",
-                "1",
-                "gso_max_size",
-                "1500",
-            ])?;
-            let rules = format!(
-                "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
-                 priority 0; policy accept;\n    iifname \"{dev}\" numgen random mod 10000 \
-                 < {per_10000} drop\n  }}\n}}\n"
-            );
-            let mut nft = Command::new("ip")
-                .args(["netns", "exec", space, "nft", "-f", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("ip netns exec nft: {e}"))?;
-            let _ = std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes());
-            let out = nft.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "nft (nftables): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            lose_on(space, dev, per_10000)?;
         }
         Ok(())
     }
@@ -234,6 +202,44 @@ impl Pair {
                 .unwrap()
         })
     }
+}
+
+/// Real loss, as `lab --netns --loss` makes it: the end `dev` in `space` drops `per_10000`
+/// of the packets arriving on it (nftables, `numgen random`), packet by packet (no
+/// segmentation offload joins TCP segments or UDP_SEGMENT datagrams into one packet).
+pub fn lose_on(space: &str, dev: &str, per_10000: u32) -> Result<(), String> {
+    ip(&[
+        "-n",
+        space,
+        "link",
+        "set",
+        dev,
+        "gso_max_segs",
+        "1",
+        "gso_max_size",
+        "1500",
+    ])?;
+    let rules = format!(
+        "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
+         priority 0; policy accept;\n    iifname \"{dev}\" numgen random mod 10000 \
+         < {per_10000} drop\n  }}\n}}\n"
+    );
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", space, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("ip netns exec nft: {e}"))?;
+    let _ = std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes());
+    let out = nft.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nft (nftables): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Pair {
