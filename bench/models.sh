@@ -21,8 +21,9 @@
 #                                                      (event loops or rings), a row of its own
 #   MODELS="uring uring+batch" bench/models.sh         NAME+POLICY: with --sched POLICY
 #   BASE=/tmp/old/netecho bench/models.sh              also that build's models (rows NAME@base,
-#                                                      its own client), in the same turns: a
-#                                                      change measured against the build before it
+#                                                      its own client and tokio_load), in the same
+#                                                      turns: a change measured against the build
+#                                                      before it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -133,6 +134,8 @@ run_all() {
     if [ -n "${BASE:-}" ] && [ "${model%+*}" = "$model" ]; then
       # shellcheck disable=SC2046
       echo "$model@base bench $(client=$BASE measure "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
+      # shellcheck disable=SC2046
+      echo "$model@base tokio_load $(measure_ref "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
     fi
   done
 }
@@ -168,7 +171,6 @@ for c in "${counts[@]}"; do
   for name in $names; do
     # `by`, not `client`: measure's $client names the load client of a base build.
     for by in bench tokio_load; do
-      if [ "${name%@base}" != "$name" ] && [ "$by" != bench ]; then continue; fi
       if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
         [ "$by" = bench ] && row "$name" - "$c" - - "(one at a time)" - - -
         continue
