@@ -305,6 +305,9 @@ struct Slot<T> {
     session: T,
     last_active: Instant,
     interest: EpollFlags,
+    /// Whether the connection has a deadline now: a TLS handshake under way or a frame
+    /// started (see [`Worker::timed`]).
+    timed: bool,
 }
 
 /// One event loop: its epoll instance, its connections, and a scratch buffer they share.
@@ -318,6 +321,11 @@ struct Worker<'a, S: Service> {
     slots: Vec<Option<Slot<S::Session>>>,
     free: Vec<usize>,
     buf: Vec<u8>,
+    /// --idle-timeout: every connection can go idle, so the sweep runs while any is held.
+    idle: Option<Duration>,
+    /// Connections with a deadline now ([`Slot::timed`]): without --idle-timeout, the loop
+    /// wakes for the sweep only while there are some, and otherwise waits for events alone.
+    timed: usize,
 }
 
 impl<'a, S: Service> Worker<'a, S> {
@@ -353,20 +361,22 @@ impl<'a, S: Service> Worker<'a, S> {
             slots: Vec::new(),
             free: Vec::new(),
             buf: vec![0u8; SHARED_BUFFER],
+            idle: server.idle_timeout,
+            timed: 0,
         })
     }
 
     fn run(mut self) -> Result<()> {
         let mut events = vec![EpollEvent::empty(); EVENTS];
-        let idle = self.server.idle_timeout;
         let mut last_sweep = Instant::now();
         loop {
-            // Connections are swept for the idle timeout and for frames past their deadline.
-            let timeout =
-                match idle.is_some() || self.loops.loads[self.index].load(Ordering::Relaxed) > 0 {
-                    true => EpollTimeout::try_from(SWEEP).expect("small timeout"),
-                    false => EpollTimeout::NONE,
-                };
+            // Connections are swept for the idle timeout, TLS handshakes and frames past
+            // their deadline; a loop whose connections have none waits without a timer.
+            let sweeps = self.sweeps();
+            let timeout = match sweeps {
+                true => EpollTimeout::try_from(SWEEP).expect("small timeout"),
+                false => EpollTimeout::NONE,
+            };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -386,11 +396,25 @@ impl<'a, S: Service> Worker<'a, S> {
                     token => self.pump(token as usize),
                 }
             }
-            if last_sweep.elapsed() >= SWEEP {
+            // Only what is due is swept, so a sweep soon after a wait without a timer costs
+            // a look at each connection and nothing else.
+            if sweeps && last_sweep.elapsed() >= SWEEP {
                 last_sweep = Instant::now();
-                self.sweep(idle);
+                self.sweep();
             }
         }
+    }
+
+    /// Whether the loop must wake for the sweep: --idle-timeout with any connection held, or
+    /// a connection with a deadline now.
+    fn sweeps(&self) -> bool {
+        let held = self.loops.loads[self.index].load(Ordering::Relaxed) > 0;
+        (self.idle.is_some() && held) || self.timed > 0
+    }
+
+    /// Whether `session` has a deadline now: a TLS handshake under way, or a frame started.
+    fn timed(session: &S::Session) -> bool {
+        session.conn().wait_limit(None).is_some() || session.deadline().is_some()
     }
 
     /// Narrates an epoll_wait that woke, with what woke it (waits that time out for the
@@ -478,10 +502,13 @@ impl<'a, S: Service> Worker<'a, S> {
             self.server.finish(session, &ConnEnd::Failed(e.into()));
             return;
         }
+        let timed = Self::timed(&session);
+        self.timed += usize::from(timed);
         self.slots[token] = Some(Slot {
             session,
             last_active: Instant::now(),
             interest,
+            timed,
         });
     }
 
@@ -489,13 +516,23 @@ impl<'a, S: Service> Worker<'a, S> {
         let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
             return;
         };
-        slot.last_active = Instant::now();
+        if self.idle.is_some() {
+            slot.last_active = Instant::now();
+        }
         let (read, write) = match slot.session.pump(&mut self.buf) {
             Step::Done(end) => return self.close(token, end),
             // Level-triggered: what is left to read is reported again on the next wait.
             Step::Yield { write } => (true, write),
             Step::Wait { read, write } => (read, write),
         };
+        let timed = Self::timed(&slot.session);
+        if timed != slot.timed {
+            slot.timed = timed;
+            match timed {
+                true => self.timed += 1,
+                false => self.timed -= 1,
+            }
+        }
         let mut interest = EpollFlags::empty();
         interest.set(EpollFlags::EPOLLIN, read);
         interest.set(EpollFlags::EPOLLOUT, write);
@@ -513,6 +550,7 @@ impl<'a, S: Service> Worker<'a, S> {
             // Closing the socket removes it from the epoll set too; deleting first keeps the
             // set exact even if another process still holds the socket.
             let _ = self.epoll.delete(slot.session.conn());
+            self.timed -= usize::from(slot.timed);
             let server = self.server;
             self.loops
                 .end(self.index, slot.session, end, |s, e| server.finish(s, e));
@@ -523,8 +561,8 @@ impl<'a, S: Service> Worker<'a, S> {
 
     /// Closes connections idle for `idle` and TLS handshakes past their deadline, and pumps
     /// those whose frame is past its deadline (the pump ends them).
-    fn sweep(&mut self, idle: Option<Duration>) {
-        let now = Instant::now();
+    fn sweep(&mut self) {
+        let (now, idle) = (Instant::now(), self.idle);
         let due: Vec<(usize, Option<ConnEnd>)> = self
             .slots
             .iter()
