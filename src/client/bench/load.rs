@@ -378,6 +378,8 @@ struct Client {
     /// into `out` and not yet sent.
     segments: usize,
     gathered: usize,
+    /// UDP_GRO is on: replies may come glued, several to a receive.
+    glued: bool,
 }
 
 impl Client {
@@ -404,6 +406,7 @@ impl Client {
                 .map(|rate| TokenBucket::with_burst(rate, (rate / 1000).max(spec.size as u64))),
             paced_until: None,
             segments: 1,
+            glued: false,
             gathered: 0,
         }
     }
@@ -508,14 +511,17 @@ impl<'a> Runner<'a> {
             } else {
                 conn.set_nonblocking(true)?;
             }
+            // A window of one: replies come one at a time, each read with a plain recv, and
+            // the kernel's drop count is read once at the end (SO_MEMINFO).
             if carrier.may_lose()
+                && spec.window > 1
                 && let Err(e) = conn.count_drops()
             {
                 tracing::debug!("SO_RXQ_OVFL: {e}; drops at bench's sockets go uncounted");
             }
             let mut client = Client::new(conn, spec);
             if target.proto == SockProto::Udp {
-                client.segments = offloads(&client.conn, spec);
+                (client.segments, client.glued) = offloads(&client.conn, spec);
             }
             epoll
                 .add(
@@ -815,13 +821,13 @@ impl<'a> Runner<'a> {
     fn read_once(&mut self, token: usize) -> bool {
         let client = &mut self.clients[token];
         let mut segment = 0;
-        let got = if self.spec.target.proto == SockProto::Udp {
+        let got = if client.glued {
             batch::recv_glued(client.conn.socket(), &mut self.buf, 0).map(|glued| {
                 client.kernel_drops = client.kernel_drops.max(glued.drops.unwrap_or(0));
                 segment = glued.segment;
                 glued.received
             })
-        } else if self.carrier.may_lose() {
+        } else if self.carrier.may_lose() && self.spec.window > 1 {
             client
                 .conn
                 .recv_counting_drops(&mut self.buf)
@@ -1050,25 +1056,28 @@ fn send_datagrams(conn: &Conn, chunk: &[u8], size: usize) -> io::Result<usize> {
     batch::send_segments(conn.socket(), chunk, size as u16, None).map(|()| chunk.len())
 }
 
-/// UDP offloads on a load client's socket: its replies received glued where the kernel
-/// can (UDP_GRO), and the datagram requests one send may carry (UDP_SEGMENT; 1 is a send
-/// per datagram).
-fn offloads(conn: &Conn, spec: &LoadSpec) -> usize {
+/// UDP offloads on a load client's socket: the datagram requests one send may carry
+/// (UDP_SEGMENT; 1 is a send per datagram), and whether its replies are received glued
+/// (UDP_GRO, where the kernel can).
+fn offloads(conn: &Conn, spec: &LoadSpec) -> (usize, bool) {
     // A glued receive is charged to the receive buffer whole, so a --rcvbuf chosen to see
     // where datagrams overflow is measured with one datagram per receive, as a plain
-    // receiver has it.
-    if spec.opts.rcvbuf.is_none()
-        && let Err(e) = batch::receive_glued(conn.socket(), true)
-    {
-        tracing::debug!("UDP_GRO: {e}; replies are read one datagram at a time");
-    }
+    // receiver has it. A window of one has one reply at a time: nothing to glue.
+    let glued = spec.opts.rcvbuf.is_none()
+        && spec.window > 1
+        && batch::receive_glued(conn.socket(), true)
+            .inspect_err(|e| {
+                tracing::debug!("UDP_GRO: {e}; replies are read one datagram at a time");
+            })
+            .is_ok();
     if spec.size == 0 || spec.size > batch::MAX_SEGMENTED / 2 {
-        return 1;
+        return (1, glued);
     }
-    (batch::MAX_SEGMENTED / spec.size)
+    let segments = (batch::MAX_SEGMENTED / spec.size)
         .min(batch::MAX_SEGMENTS)
         .min(spec.window)
-        .max(1)
+        .max(1);
+    (segments, glued)
 }
 
 fn remember(list: &mut VecDeque<u64>, seq: u64) {
