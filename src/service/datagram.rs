@@ -73,6 +73,8 @@ pub(crate) struct DatagramEcho {
     dropped: HashMap<Drop, u64>,
     last_report: Instant,
     replies: Vec<(usize, usize)>,
+    /// Which of a batch's replies went (kept between batches, as `replies` is).
+    sent: Vec<bool>,
 }
 
 impl DatagramEcho {
@@ -96,6 +98,7 @@ impl DatagramEcho {
             dropped: HashMap::new(),
             last_report: Instant::now(),
             replies: Vec::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -206,11 +209,16 @@ impl DatagramEcho {
         batch: &mut Batch,
         stats: &Stats,
     ) -> io::Result<()> {
+        // One clock read per round: the peers' last-seen times are kept to within a turn.
         let started = Instant::now();
+        let mut now = started;
         let mut tries = 0;
-        for _ in 0..ROUNDS {
-            if started.elapsed() >= TURN {
-                break;
+        for round in 0..ROUNDS {
+            if round > 0 {
+                now = Instant::now();
+                if now.duration_since(started) >= TURN {
+                    break;
+                }
             }
             match sock.recv_batch(batch) {
                 Ok(_) => {}
@@ -224,12 +232,13 @@ impl DatagramEcho {
                     replies.push((i, n));
                 }
             }
-            let sent = self.send_replies(sock, batch, &replies, &mut tries);
+            self.send_replies(sock, batch, &replies, &mut tries);
             for (k, &(i, n)) in replies.iter().enumerate() {
                 let (_, _, from) = batch.get_mut(i);
+                let sent = self.sent[k];
                 for piece in datagrams(n, batch.segment(i)) {
-                    let tally = self.peers.tally(&from, stats);
-                    stats.message(tally, piece.len(), if sent[k] { piece.len() } else { 0 });
+                    let tally = self.peers.tally_at(&from, stats, now);
+                    stats.message(tally, piece.len(), if sent { piece.len() } else { 0 });
                 }
             }
             let full = batch.len() == crate::transport::batch::BATCH;
@@ -267,7 +276,7 @@ impl DatagramEcho {
         (end > 0).then_some(end)
     }
 
-    /// sendmmsg of a batch's replies; which of them went. sendmmsg stops at the first reply
+    /// sendmmsg of a batch's replies; which of them went, in `self.sent`. sendmmsg stops at the first reply
     /// that fails (a Unix datagram client gone, or one whose queue is full): that reply is
     /// dropped, the rest of the batch still goes.
     fn send_replies(
@@ -276,8 +285,10 @@ impl DatagramEcho {
         batch: &mut Batch,
         replies: &[(usize, usize)],
         tries: &mut u32,
-    ) -> Vec<bool> {
-        let mut sent = vec![false; replies.len()];
+    ) {
+        let mut sent = std::mem::take(&mut self.sent);
+        sent.clear();
+        sent.resize(replies.len(), false);
         let mut start = 0;
         while start < replies.len() {
             match sock.send_batch(batch, &replies[start..]) {
@@ -294,7 +305,7 @@ impl DatagramEcho {
                 }
             }
         }
-        sent
+        self.sent = sent;
     }
 
     /// A reply sendmmsg refused, tried once more on its own: one reply from a source the

@@ -36,18 +36,31 @@ impl PeerTable {
 
     /// The tally of `peer`, creating it (and counting a new client) on its first datagram.
     pub(crate) fn tally(&mut self, peer: &PeerAddr, stats: &Stats) -> &mut Tally {
-        let now = Instant::now();
+        self.tally_at(peer, stats, Instant::now())
+    }
+
+    /// [`PeerTable::tally`], the peer seen at `now` (a batch's clock read, not one per
+    /// datagram); the address is copied only for a new peer.
+    pub(crate) fn tally_at(&mut self, peer: &PeerAddr, stats: &Stats, now: Instant) -> &mut Tally {
         if !self.peers.contains_key(peer) {
             if self.peers.len() >= MAX_PEERS {
                 self.evict_oldest();
             }
             stats.client();
             debug!("{} {}: first datagram", self.proto, peer.show(self.proto));
+            let tally = Tally::default();
+            self.peers.insert(
+                peer.clone(),
+                Peer {
+                    tally,
+                    last_seen: now,
+                },
+            );
         }
-        let entry = self.peers.entry(peer.clone()).or_insert(Peer {
-            tally: Tally::default(),
-            last_seen: now,
-        });
+        let entry = self
+            .peers
+            .get_mut(peer)
+            .expect("a peer just found or added");
         entry.last_seen = now;
         &mut entry.tally
     }
