@@ -276,9 +276,9 @@ impl DatagramEcho {
         (end > 0).then_some(end)
     }
 
-    /// sendmmsg of a batch's replies; which of them went, in `self.sent`. sendmmsg stops at the first reply
-    /// that fails (a Unix datagram client gone, or one whose queue is full): that reply is
-    /// dropped, the rest of the batch still goes.
+    /// sendmmsg of a batch's replies; which of them went, in `self.sent`. sendmmsg stops at
+    /// the first reply that fails (a Unix datagram client gone, or one whose queue is full):
+    /// that reply is dropped, the rest of the batch still goes.
     fn send_replies(
         &mut self,
         sock: &DatagramSocket,

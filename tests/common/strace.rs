@@ -31,11 +31,16 @@ pub fn result(line: &str) -> usize {
 /// `pid`, every thread of it, and returns once all are traced; `None` (with the skip said)
 /// when strace is missing or may not trace here. Killed when dropped, which detaches it.
 pub fn attach(test: &str, pid: u32, options: &[&str]) -> Option<super::Peer> {
+    attach_logging(test, pid, "/dev/null", options)
+}
+
+/// [`attach`], writing the trace to the file `log`.
+pub fn attach_logging(test: &str, pid: u32, log: &str, options: &[&str]) -> Option<super::Peer> {
     if !super::have("strace", test) {
         return None;
     }
     let child = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-f", "-qq", "-o", log])
         .args(options)
         .args(["-p", &pid.to_string()])
         .stdin(std::process::Stdio::null())
