@@ -196,3 +196,58 @@ fn a_frame_timeout_on_datagrams_is_refused_with_the_reason() {
         assert!(line.contains("leave it out"), "{proto}: {line}");
     }
 }
+
+/// The first bytes of a line, then nothing, on a server without --idle-timeout: only the
+/// frame's deadline ends the connection (an event loop whose connections have no other
+/// deadline wakes for this one), whether or not a whole line came before them in the same
+/// read.
+fn a_begun_line_then_silence_is_closed_at_its_deadline(model: &str, sent: &[u8]) {
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--model",
+        model,
+        "--framing",
+        "line",
+        "--frame-timeout",
+        DEADLINE,
+    ]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(BOUND)).unwrap();
+    conn.write_all(sent).unwrap();
+    let whole = sent
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let mut reply = vec![0u8; whole];
+    conn.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, sent[..whole].to_ascii_uppercase(), "{model}");
+    let mut rest = [0u8; 64];
+    match conn.read(&mut rest) {
+        Ok(0) => {}
+        Ok(n) => panic!("{model}: a reply to an unfinished frame: {:?}", &rest[..n]),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("{model}: {sent:?} was never closed")
+        }
+        // Reset: closed as well.
+        Err(_) => {}
+    }
+    let log = server.wait_log("unfinished");
+    assert!(log.contains("--frame-timeout"), "{model}: {log}");
+}
+
+#[test]
+fn a_begun_line_then_silence_is_closed_at_its_deadline_without_an_idle_timeout() {
+    for model in ["event", "uring", "threads"] {
+        a_begun_line_then_silence_is_closed_at_its_deadline(model, b"wor");
+    }
+}
+
+#[test]
+fn a_line_begun_behind_a_whole_one_in_the_same_read_is_closed_at_its_deadline() {
+    for model in ["event", "uring", "threads"] {
+        a_begun_line_then_silence_is_closed_at_its_deadline(model, b"hello\nwor");
+    }
+}

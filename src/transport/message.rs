@@ -403,6 +403,15 @@ impl Frames {
         Ok(())
     }
 
+    /// What is left after the whole frames is a frame under way: its deadline runs from
+    /// now (see limit_frames), though no read may follow soon (a loop that waits for the
+    /// socket after a short read, or a completion that brought it behind a whole frame).
+    fn begun(&mut self) {
+        if self.limit.is_some() && self.decoder.unfinished() > 0 {
+            self.started.get_or_insert_with(Instant::now);
+        }
+    }
+
     /// A frame came whole: the next one's deadline starts with its first byte.
     fn frame_done(&mut self, conn: &Conn) -> io::Result<()> {
         self.started = None;
@@ -457,7 +466,13 @@ impl MessageRecv for Frames {
     }
 
     fn buffered(&mut self) -> Result<Option<&mut [u8]>, FrameError> {
-        Ok(self.decoder.next_range()?.map(|r| self.decoder.frame(r)))
+        match self.decoder.next_range()? {
+            Some(range) => Ok(Some(self.decoder.frame(range))),
+            None => {
+                self.begun();
+                Ok(None)
+            }
+        }
     }
 
     fn reads(&self) -> usize {
@@ -481,10 +496,7 @@ impl MessageRecv for Frames {
                 Ok(Next::Message(self.decoder.frame(range)))
             }
             None => {
-                // A frame under way: its deadline runs from now (see limit_frames).
-                if self.limit.is_some() && self.decoder.unfinished() > 0 {
-                    self.started.get_or_insert_with(Instant::now);
-                }
+                self.begun();
                 Err(RecvError::Io(io::ErrorKind::WouldBlock.into()))
             }
         }
@@ -776,6 +788,29 @@ mod tests {
         assert_eq!(frames.buffered().unwrap(), None, "'thr' is not a frame yet");
         assert_eq!(frames.reads(), 1);
         assert!(frames.drained(), "a read shorter than the buffer");
+    }
+
+    #[test]
+    fn a_frame_begun_behind_whole_ones_in_one_read_has_its_deadline() {
+        let (tx, rx) = pair(Type::STREAM, SocketKind::Stream);
+        let mut frames = Carrier::Frames(Framing::Line).receiver(64);
+        frames.limit_frames(Duration::from_secs(10), false);
+        tx.send_all(b"one\ntwo\nthr").unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(frames.recv(&rx, &mut buf), Ok(Next::Message(_))));
+        assert_eq!(frames.buffered().unwrap().unwrap(), b"two");
+        assert_eq!(frames.buffered().unwrap(), None);
+        assert!(
+            frames.deadline().is_some(),
+            "'thr' is under way, read again or not"
+        );
+        // The same from a completion (the uring loop's receive).
+        let mut frames = Carrier::Frames(Framing::Line).receiver(64);
+        frames.limit_frames(Duration::from_secs(10), false);
+        let mut data = b"one\nthr".to_vec();
+        assert!(matches!(frames.handed(&mut data), Ok(Next::Message(_))));
+        assert_eq!(frames.buffered().unwrap(), None);
+        assert!(frames.deadline().is_some());
     }
 
     #[test]
