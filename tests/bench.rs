@@ -268,4 +268,5 @@ fn bench_size_0_over_a_framed_stream_sends_empty_frames() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot carry an empty message"), "{stderr}");
+    assert!(stderr.contains("--framing line or length"), "{stderr}");
 }

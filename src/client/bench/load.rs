@@ -223,7 +223,8 @@ pub(crate) fn run(spec: &LoadSpec) -> Result<LoadResult> {
 pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     if spec.size == 0 && !spec.framed_carrier().carries_empty() {
         return Err(anyhow!(
-            "--size 0: a stream or seqpacket socket cannot carry an empty message"
+            "--size 0: a bare stream or seqpacket socket cannot carry an empty message: give \
+             a --size of 1 or more, or over a stream --framing line or length (an empty frame)"
         ));
     }
     let targets = transport::target_candidates(&spec.target)?;
