@@ -13,12 +13,16 @@ bench_cleanup() {
   while read -r p; do
     kill "$p" 2>/dev/null || true
   done <"$bench_dir/pids"
-  # Reaped when they are this shell's children; waited for by pid otherwise.
-  while read -r p; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done <"$bench_dir/pids"
+  while read -r p; do ended "$p"; done <"$bench_dir/pids"
   rm -rf "$bench_dir"
+}
+
+# ended PID: waits at most 5 s for a signalled PID to go (reaped when it is this shell's
+# child, watched by pid otherwise), then kills it: a server that ignores SIGTERM never holds
+# the script.
+ended() {
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT
@@ -30,6 +34,7 @@ track() { echo "$1" >>"$bench_dir/pids"; }
 # stop PID: stops it now and forgets it.
 stop() {
   kill "$1" 2>/dev/null || true
+  ended "$1"
   wait "$1" 2>/dev/null || true
   sed -i "/^$1\$/d" "$bench_dir/pids"
 }

@@ -84,6 +84,21 @@ impl Admission {
     pub(crate) fn release(&self) {
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// Frees the slot of a client that was admitted when the guard is dropped: after what
+    /// ends the client, and during a panic in it too.
+    pub(crate) fn releasing(&self) -> Releasing<'_> {
+        Releasing(self)
+    }
+}
+
+/// See [`Admission::releasing`].
+pub(crate) struct Releasing<'a>(&'a Admission);
+
+impl Drop for Releasing<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +119,19 @@ mod tests {
         assert!(!admission.request(&peer(4002)), "a third at once");
         admission.release();
         assert!(admission.request(&peer(4002)), "a slot was freed");
+    }
+
+    #[test]
+    fn a_slot_comes_back_when_what_ends_its_client_panics() {
+        let access = Arc::new(Access::new(Proto::Udp, &[], &[]).unwrap());
+        let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
+        assert!(admission.request(&peer(4000)));
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = admission.releasing();
+            panic!("a session's end");
+        }));
+        assert!(ended.is_err());
+        assert!(admission.request(&peer(4001)), "the slot was freed");
     }
 
     #[test]

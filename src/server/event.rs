@@ -626,11 +626,8 @@ pub(crate) fn retire_loop<S: Service>(
     if !thread::panicking() {
         for (session, ended) in loops.take_parked(n) {
             // The session may be what panicked: if its end panics too, the server lives on
-            // and its slot still comes back (releasing it is what finish does last).
-            let finished = panic::catch_unwind(AssertUnwindSafe(|| server.finish(session, &ended)));
-            if finished.is_err() {
-                server.admission.release();
-            }
+            // (and finish gives its slot back all the same).
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| server.finish(session, &ended)));
         }
     }
     end

@@ -167,11 +167,12 @@ impl<S: Service> Server<S> {
     /// parks its sessions and ends them here after ([`event::Loops::end`]); one finished
     /// during a panic all the same is only dropped: a second panic would abort the server.
     pub(crate) fn finish(&self, session: S::Session, ended: &ConnEnd) {
+        // The slot comes back however the end goes, a panic in it too.
+        let _slot = self.admission.releasing();
         if !std::thread::panicking() {
             session.conn().goodbye();
             session.end(ended);
         }
-        self.admission.release();
     }
 
     /// Serves an admitted session on a blocking socket to its end.
