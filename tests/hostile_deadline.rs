@@ -19,20 +19,15 @@ const BOUND: Duration = Duration::from_secs(20);
 const TRICKLE: Duration = Duration::from_millis(250);
 
 fn serve(model: &str, framing: &str) -> Server {
-    Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--model",
-        model,
-        "--framing",
-        framing,
-        "--frame-timeout",
-        DEADLINE,
-        "--idle-timeout",
-        "1s",
-    ])
+    serve_with(model, framing, &["--idle-timeout", "1s"])
+}
+
+/// A tcp server of `model` and `framing` with the frame deadline [`DEADLINE`], and `extra`.
+fn serve_with(model: &str, framing: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--proto", "tcp", "--addr", "127.0.0.1:0", "--model", model];
+    args.extend(["--framing", framing, "--frame-timeout", DEADLINE]);
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 /// Sends the first bytes of a frame that never ends, then a byte every [`TRICKLE`] until
@@ -202,18 +197,7 @@ fn a_frame_timeout_on_datagrams_is_refused_with_the_reason() {
 /// deadline wakes for this one), whether or not a whole line came before them in the same
 /// read.
 fn a_begun_line_then_silence_is_closed_at_its_deadline(model: &str, sent: &[u8]) {
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--model",
-        model,
-        "--framing",
-        "line",
-        "--frame-timeout",
-        DEADLINE,
-    ]);
+    let server = serve_with(model, "line", &[]);
     let mut conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(BOUND)).unwrap();
     conn.write_all(sent).unwrap();
