@@ -129,16 +129,22 @@ fn lab_dir(pid: u32) -> PathBuf {
 #[test]
 fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     let _turn = one_lab_at_a_time();
-    let out = Command::new(common::bin())
+    // Its stderr goes to a file, read only if it fails: nothing to drain while it runs.
+    let logs = common::tempdir();
+    let log = logs.path().join("stderr");
+    let mut out = Command::new(common::bin())
         .args(["lab", "--quick"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let pid = out.id();
-    let mut out = out;
     let status = common::wait_exit_within(&mut out, "lab --quick", Duration::from_secs(60));
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "lab --quick: {status}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert!(!lab_dir(pid).exists(), "the lab left its directory behind");
 
     // Interrupted in the middle: the directory and the servers go too.
