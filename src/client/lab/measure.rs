@@ -30,6 +30,22 @@ pub(super) const MIN_ROUND_SAMPLES: u64 = 20;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
 pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
+    once_more(target, || measure_once(target, plan))
+}
+
+/// A measurement taken again once when it fails: on a loaded machine one reply can miss
+/// [`TIMEOUT`], and a class's lab should not end on it. A second failure is the lab's error.
+pub(super) fn once_more<T>(
+    what: &dyn std::fmt::Display,
+    mut measure: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    measure().or_else(|e| {
+        tracing::warn!("lab: {what}: {e:#}; measuring it once more");
+        measure()
+    })
+}
+
+fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
     let mut rounds = Rounds::new()?;
     for _ in 0..plan.rounds {
         let ping: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, plan.ping))?;
@@ -229,7 +245,7 @@ fn send_burst(target: &Target, framing: Framing) -> Result<Burst> {
 
 /// The boundaries burst over a stream with `framing`: reads taken, messages recovered.
 pub(super) fn boundary_row(target: &Target, framing: Framing) -> Result<BoundaryRow> {
-    let got = send_burst(target, framing)?;
+    let got = once_more(target, || send_burst(target, framing))?;
     // Unframed, the client can only take each read for a message.
     let messages = got.replies.iter().filter(|r| r.len() == BURST_SIZE).count();
     Ok(BoundaryRow {

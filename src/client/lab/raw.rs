@@ -12,7 +12,7 @@ use crate::endpoint::{Address, Endpoint};
 use crate::report::{Percentiles, latency_histogram, p50_of_rounds, record_latency};
 use crate::transport::framing::Framing;
 
-use super::measure::{MIN_ROUND_SAMPLES, client_config, v6};
+use super::measure::{MIN_ROUND_SAMPLES, client_config, once_more, v6};
 use super::plan::{BURST, BURST_SIZE, Plan, SETUPS};
 use super::rows::Row;
 use super::why::why;
@@ -67,6 +67,10 @@ impl RawRun {
 
 /// The raw row of `target`, over IP protocol `ip_proto`.
 pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row> {
+    once_more(target, || measure_raw_once(target, plan, ip_proto))
+}
+
+fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row> {
     let mut config = client_config(Framing::None);
     config.opts.ip_proto = ip_proto;
     let setup_us = setup_time(target, &config)?;

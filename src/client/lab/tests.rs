@@ -277,3 +277,24 @@ fn json_keeps_its_fields() {
     assert_eq!(doc["netns"][0], "veth");
     assert_eq!(doc["rows"][2]["family"], "AF_INET");
 }
+
+#[test]
+fn a_failed_measurement_is_taken_once_more_and_a_second_failure_is_the_error() {
+    use super::measure::once_more;
+    let mut tries = 0;
+    let got = once_more(&"tcp 127.0.0.1:1", || {
+        tries += 1;
+        match tries {
+            1 => Err(anyhow::anyhow!("no reply in time")),
+            _ => Ok(tries),
+        }
+    });
+    assert_eq!(got.unwrap(), 2);
+    let mut tries = 0;
+    let got: anyhow::Result<()> = once_more(&"udp 127.0.0.1:1", || {
+        tries += 1;
+        Err(anyhow::anyhow!("try {tries} failed"))
+    });
+    assert_eq!(tries, 2, "measured twice, not more");
+    assert_eq!(got.unwrap_err().to_string(), "try 2 failed");
+}
