@@ -171,11 +171,11 @@ const SERVE_EXAMPLES: &str =
 with the real port when port 0 was asked for (serve --lab adds a line per port it announces). SIGINT or SIGTERM stops it with a summary line.
 
 Examples:
-  netecho serve                                   # tcp on 127.0.0.1:3234
-  netecho serve --addr :4000                      # port 4000 on every address, IPv6 and IPv4
-  netecho serve --proto udp --addr [::]:3234      # IPv6 and IPv4 clients (dual-stack)
-  sudo netecho -v serve --proto raw --addr ::1    # raw IPv6, IP protocol 253
-  netecho serve --lab                             # a lab server for a class: netecho lab HOST";
+  netecho serve                                  # tcp on 127.0.0.1:3234
+  netecho serve --addr :4000                     # every address, IPv6 and IPv4
+  netecho serve --proto udp --addr [::]:3234     # dual-stack: IPv6 and IPv4
+  sudo netecho -v serve --proto raw --addr ::1   # raw IPv6, IP protocol 253
+  netecho serve --lab                            # for a class: netecho lab HOST";
 
 const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
@@ -187,7 +187,7 @@ Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send 127.0.0.1 4000 hello                   # HOST PORT, as nc
   printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
-  netecho send --iface eth0 udp://239.1.2.3:4000 hello    # each member's answer, after its source
+  netecho send --iface eth0 udp://239.1.2.3:4000 hello  # every member answers
   netecho send --broadcast udp://192.168.1.255:4000 hello
   sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
 
@@ -200,7 +200,7 @@ count as lost.
 Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
   netecho bench --proto tcp,udp,unix-seqpacket --window 16 --plot latency.svg
-  netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234   # hold idle connections";
+  netecho bench --clients 10000 --idle --duration 30s 127.0.0.1:3234  # idle";
 
 const GET_EXAMPLES: &str =
     "Over tcp, unix and unix-seqpacket the file comes as length-prefixed chunks; \
@@ -210,7 +210,7 @@ check, and the file appears under its name only once verified.
 Examples:
   netecho get 127.0.0.1:3234 notes.txt
   netecho get --proto udp --window 8 [::1]:3234 big.iso -o /tmp/big.iso
-  netecho get --proto udp --drop 0.1 -v 127.0.0.1:3234 notes.txt   # watch retransmissions";
+  netecho get --proto udp --drop 0.1 -v 127.0.0.1:3234 notes.txt  # resends";
 
 const PUT_EXAMPLES: &str = "The server must run with --files DIR --upload.
 
@@ -274,8 +274,10 @@ unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happe
 
 Examples:
   netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock
-  netecho relay --loss 5% --delay 20ms --jitter 5ms udp://[::1]:4000 unix-dgram:///tmp/echo.sock
-  netecho relay --framing line --rate 10mbit tcp://127.0.0.1:4000 udp://127.0.0.1:3234";
+  netecho relay --loss 5% --delay 20ms --jitter 5ms \\
+      udp://[::1]:4000 unix-dgram:///tmp/echo.sock
+  netecho relay --framing line --rate 10mbit \\
+      tcp://127.0.0.1:4000 udp://127.0.0.1:3234";
 
 /// `serve --sched`: what the policy trades.
 const SCHED_HELP: &str = "Event and uring models: how the kernel schedules the threads that \

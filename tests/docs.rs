@@ -56,6 +56,27 @@ const COMMANDS: [&str; 12] = [
     "manpage",
 ];
 
+#[test]
+fn every_example_fits_eighty_columns_so_none_wraps_in_a_class_terminal() {
+    let mut commands = vec![""];
+    commands.extend(COMMANDS);
+    for command in commands {
+        // Wide: clap wraps nothing, so each line is as written.
+        let out = std::process::Command::new(common::bin())
+            .args([command, "--help"].into_iter().filter(|a| !a.is_empty()))
+            .env("COLUMNS", "1000")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let examples = &help[help.rfind("Examples:").unwrap_or(help.len())..];
+        let wide: Vec<&str> = examples
+            .lines()
+            .filter(|l| l.chars().count() > 80)
+            .collect();
+        assert_eq!(wide, Vec::<&str>::new(), "netecho {command} --help");
+    }
+}
+
 /// The long flags `command --help` lists as its options (not those its text mentions).
 fn help_flags(command: &str) -> Vec<String> {
     let help = ok(&netecho(&[command, "--help"], b""));
