@@ -230,6 +230,24 @@ fn garbage_and_plain_udp_at_a_quic_port_are_said_once_and_others_are_served() {
 }
 
 #[test]
+fn garbage_from_many_ports_is_said_at_most_ten_lines_a_second() {
+    let (server, _pin) = serve("127.0.0.1:0", &[]);
+    let started = std::time::Instant::now();
+    for _ in 0..300 {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.send_to(b"\x00garbage", &server.addr).unwrap();
+    }
+    let flood = started.elapsed().as_secs() + 1;
+    // A sender after a pause is said, with the count of those left out.
+    std::thread::sleep(Duration::from_millis(1100));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"\x00garbage", &server.addr).unwrap();
+    let log = server.wait_log("more like it left out of the log");
+    let lines = log.matches("that is not QUIC").count() as u64;
+    assert!(lines <= 10 * (flood + 2), "{lines} lines:\n{log}");
+}
+
+#[test]
 fn a_server_that_does_not_speak_quic_ends_the_handshake_at_its_deadline() {
     let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
     let out = netecho(

@@ -1,6 +1,7 @@
 //! The server's UDP socket as quinn sees it, with one addition: a datagram that cannot be
-//! QUIC (a plain udp client at a quic port, garbage) is said in one line per sender, since
-//! quinn drops it without a word. quinn still gets every datagram and decides for itself.
+//! QUIC (a plain udp client at a quic port, garbage) is said in one line per sender (at most
+//! [`Throttle::PER_SECOND`](crate::logging::Throttle) lines a second), since quinn drops it
+//! without a word. quinn still gets every datagram and decides for itself.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -84,11 +85,17 @@ impl Watched {
         let Some(why) = not_quic(datagram) else {
             return;
         };
+        // Senders are cheap to make (a port each): past once per sender, at most a few
+        // lines a second, so a flood from many ports cannot fill the log.
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
         let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
-        if said.len() < MAX_SENDERS && said.insert(from) {
+        if said.len() < MAX_SENDERS
+            && said.insert(from)
+            && let Some(more) = LOG.allow()
+        {
             warn!(
                 "quic {from}: a {}-byte datagram that is not QUIC ({why}), ignored: a plain \
-                 udp client at a quic port? (said once per sender)",
+                 udp client at a quic port? (said once per sender){more}",
                 datagram.len()
             );
         }
