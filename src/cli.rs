@@ -1612,6 +1612,9 @@ impl ServeArgs {
         }
         Ok(QuicOptions {
             mode,
+            // A message under way (its stream) has the time a frame has, or the idle
+            // timeout's when --frame-timeout is off.
+            message_time: self.frame_timeout(proto)?.or(self.idle_timeout),
             ..QuicOptions::default()
         })
     }

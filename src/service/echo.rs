@@ -218,10 +218,13 @@ impl EchoConn {
     /// [`READS_PER_PUMP`] messages were read. `buf` is scratch space of at least
     /// [`MAX_MESSAGE`] bytes, shared by all connections of a thread.
     pub(crate) fn pump(&mut self, buf: &mut [u8], transform: Transform, stats: &Stats) -> Step {
-        // A frame past its deadline ends the connection even when it is not read from (its
-        // peer does not read its replies).
+        // A frame or TLS record past its deadline ends the connection even when it is not
+        // read from (its peer does not read its replies).
         if let Some(e) = self.messages.expired() {
             return Step::Done(ConnEnd::BadFrame(e));
+        }
+        if let Some(e) = self.conn.record_expired() {
+            return Step::Done(ConnEnd::Failed(e));
         }
         let step = self.pump_messages(buf, transform, stats);
         self.tally.reads = self.messages.reads() as u64;
@@ -496,9 +499,16 @@ impl super::Service for Echo {
         }
         let mut echo = EchoConn::new(conn, self.max_pending, self.framing, self.max_frame);
         echo.short_read_waits = drive == super::Drive::Epoll;
+        let blocking = drive == super::Drive::Blocking;
         if let Some(limit) = self.frame_timeout {
-            echo.messages
-                .limit_frames(limit, drive == super::Drive::Blocking);
+            echo.messages.limit_frames(limit, blocking);
+        }
+        // A TLS record under way is a frame begun, framed or not; with --frame-timeout off
+        // the idle timeout bounds it, counted from its first byte.
+        match (self.frame_timeout, self.idle_timeout) {
+            (Some(limit), _) => echo.conn.limit_records(limit, blocking, "--frame-timeout"),
+            (None, Some(idle)) => echo.conn.limit_records(idle, blocking, "--idle-timeout"),
+            (None, None) => {}
         }
         EchoSession {
             echo,
@@ -525,7 +535,14 @@ impl super::Session for EchoSession {
     }
 
     fn deadline(&self) -> Option<std::time::Instant> {
-        self.echo.messages.deadline()
+        let (frame, record) = (
+            self.echo.messages.deadline(),
+            self.echo.conn.record_deadline(),
+        );
+        match (frame, record) {
+            (Some(f), Some(r)) => Some(f.min(r)),
+            (f, r) => f.or(r),
+        }
     }
 
     fn received(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> Option<ConnEnd> {

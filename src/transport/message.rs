@@ -361,6 +361,9 @@ pub(crate) struct Frames {
     blocking: bool,
     /// When the unfinished frame was first seen unfinished.
     started: Option<Instant>,
+    /// When the bytes of the last read began to come, if before the read: over TLS, the
+    /// first byte of the oldest record the read finished ([`Conn::plaintext_since`]).
+    since: Option<Instant>,
     /// The socket's own receive timeout, while a shorter one waits for a frame's deadline.
     saved_timeout: Option<Option<Duration>>,
 }
@@ -375,6 +378,7 @@ impl Frames {
             limit: None,
             blocking: false,
             started: None,
+            since: None,
             saved_timeout: None,
         }
     }
@@ -388,7 +392,10 @@ impl Frames {
         if self.decoder.unfinished() == 0 {
             return Ok(());
         }
-        let started = *self.started.get_or_insert_with(Instant::now);
+        let since = self.since;
+        let started = *self
+            .started
+            .get_or_insert_with(|| since.unwrap_or_else(Instant::now));
         let left = limit.saturating_sub(started.elapsed());
         if left.is_zero() {
             return Err(self.unfinished().into());
@@ -404,11 +411,14 @@ impl Frames {
     }
 
     /// What is left after the whole frames is a frame under way: its deadline runs from
-    /// now (see limit_frames), though no read may follow soon (a loop that waits for the
-    /// socket after a short read, or a completion that brought it behind a whole frame).
+    /// now, or from when its bytes began to come (see limit_frames), though no read may
+    /// follow soon (a loop that waits for the socket after a short read, or a completion
+    /// that brought it behind a whole frame).
     fn begun(&mut self) {
         if self.limit.is_some() && self.decoder.unfinished() > 0 {
-            self.started.get_or_insert_with(Instant::now);
+            let since = self.since;
+            self.started
+                .get_or_insert_with(|| since.unwrap_or_else(Instant::now));
         }
     }
 
@@ -461,6 +471,7 @@ impl MessageRecv for Frames {
             };
             self.reads += 1;
             self.drained = n < buf.len();
+            self.since = conn.plaintext_since();
             self.decoder.feed(&buf[..n]);
         }
     }

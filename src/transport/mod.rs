@@ -470,6 +470,34 @@ impl Conn {
         })
     }
 
+    /// On a TLS connection, every record the peer sends must be whole within `limit` of its
+    /// first byte (`flag` names the setting when it ends a connection): a record's plaintext
+    /// comes only with its last byte, so a peer trickling one shows no frame begun. On a
+    /// `blocking` socket a read waits no longer than the record's deadline. Nothing on a
+    /// plain connection.
+    pub(crate) fn limit_records(&self, limit: Duration, blocking: bool, flag: &'static str) {
+        if let Some(tls) = &self.tls {
+            tls.limit_records(limit, blocking, flag);
+        }
+    }
+
+    /// When the TLS record under way must be whole, if one is and it is limited.
+    pub(crate) fn record_deadline(&self) -> Option<std::time::Instant> {
+        self.tls.as_deref().and_then(tls::Session::record_deadline)
+    }
+
+    /// The error of a TLS record under way past its deadline, if one is: for a caller that
+    /// will not read now and must still end the connection on time.
+    pub(crate) fn record_expired(&self) -> Option<io::Error> {
+        self.tls.as_deref().and_then(tls::Session::record_expired)
+    }
+
+    /// On a TLS connection, when the first record whose plaintext the last read yielded
+    /// began: a frame that plaintext starts counts its time from then.
+    pub(crate) fn plaintext_since(&self) -> Option<std::time::Instant> {
+        self.tls.as_deref().and_then(tls::Session::plaintext_since)
+    }
+
     /// What a message is on this connection, with the framing a user asked for (which
     /// applies to streams only).
     pub(crate) fn carrier(&self, framing: framing::Framing) -> message::Carrier {

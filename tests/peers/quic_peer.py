@@ -17,6 +17,10 @@
     quic_peer.py stall HOST PORT [N]   send a client's first flight (its Initial) and never
                                        answer: a handshake that never completes, from each
                                        of N sockets (1); prints "sent", then waits 15 s
+    quic_peer.py trickle HOST PORT EVERY BOUND
+                                       one stream, a byte every EVERY seconds and never its
+                                       end: prints "closed after S" once the server ends the
+                                       stream or the connection, or "open after S" at BOUND
 ALPN "netecho" both ways. Every wait is bounded (10 s).
 """
 
@@ -186,8 +190,30 @@ def stall(host, port, count):
     time.sleep(15)
 
 
+async def trickle(host, port, every, bound):
+    import time
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    async with connect(host, port, configuration=config, create_protocol=Client) as client:
+        reader, writer = await client.create_stream()
+        closing = asyncio.ensure_future(client.wait_closed())
+        ended = asyncio.ensure_future(reader.read())
+        started = time.monotonic()
+        while time.monotonic() - started < bound:
+            writer.write(b"a")
+            done, _ = await asyncio.wait([closing, ended], timeout=every)
+            if done:
+                print(f"closed after {time.monotonic() - started:.1f}", flush=True)
+                return
+        print(f"open after {time.monotonic() - started:.1f}", flush=True)
+
+
 def main():
     what = sys.argv[1]
+    if what == "trickle":
+        host, port, every, bound = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        asyncio.run(asyncio.wait_for(trickle(host, port, float(every), float(bound)), 3 * WAIT))
+        return
     if what == "cert":
         write_cert(sys.argv[2])
     elif what == "stall":

@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Socket, Type};
@@ -25,6 +26,7 @@ use crate::transport::MAX_MESSAGE;
 /// Application error codes a netecho endpoint closes or resets with.
 const NO_ERROR: u32 = 0;
 const TOO_LONG: u32 = 2;
+const UNFINISHED: u32 = 3;
 
 /// A socket pair for a connection of `mode`: netecho's end and the QUIC thread's.
 pub(super) fn pair(mode: QuicMode) -> io::Result<(Socket, Socket)> {
@@ -130,8 +132,14 @@ async fn next_message(
 const VALIDATE_PAST: usize = 64;
 
 /// Accepts QUIC connections until the endpoint closes: each handshake within
-/// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped.
-pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode: QuicMode) {
+/// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped; a stream per
+/// message has `message_time` from its first byte to its end.
+pub(super) async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    handoff: Socket,
+    mode: QuicMode,
+    message_time: Option<Duration>,
+) {
     let handoff = Arc::new(handoff);
     let handshaking = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
@@ -177,7 +185,7 @@ pub(super) async fn accept_loop(endpoint: quinn::Endpoint, handoff: Socket, mode
                     };
                 }
             };
-            if let Err(e) = serve(conn.clone(), &handoff, mode).await {
+            if let Err(e) = serve(conn.clone(), &handoff, mode, message_time).await {
                 debug!("quic {remote}: {e}");
             }
         });
@@ -212,7 +220,12 @@ fn failure(e: &quinn::ConnectionError) -> String {
 }
 
 /// Hands a new connection to the server's model and pumps it until either side ends it.
-async fn serve(conn: quinn::Connection, handoff: &Socket, mode: QuicMode) -> io::Result<()> {
+async fn serve(
+    conn: quinn::Connection,
+    handoff: &Socket,
+    mode: QuicMode,
+    message_time: Option<Duration>,
+) -> io::Result<()> {
     let (service, ours) = pair(mode)?;
     let msg = handoff_message(mode, max_message(&conn, mode), conn.remote_address());
     if let Err(e) = hand_off(handoff, &service, &msg) {
@@ -226,7 +239,7 @@ async fn serve(conn: quinn::Connection, handoff: &Socket, mode: QuicMode) -> io:
     drop(service);
     let peer = conn.remote_address();
     match mode {
-        QuicMode::Messages => serve_messages(conn, Packets::new(ours)?, peer).await,
+        QuicMode::Messages => serve_messages(conn, Packets::new(ours)?, peer, message_time).await,
         QuicMode::Stream => serve_stream(conn, ours).await,
         QuicMode::Datagrams => datagrams(conn, Packets::new(ours)?).await,
     }
@@ -238,12 +251,14 @@ async fn serve_messages(
     conn: quinn::Connection,
     pair: Packets,
     peer: SocketAddr,
+    message_time: Option<Duration>,
 ) -> io::Result<()> {
     let pair = Arc::new(pair);
     let (waiting_tx, mut waiting) = mpsc::channel::<quinn::SendStream>(MAX_STREAMS as usize);
     let incoming = {
         let (conn, pair) = (conn.clone(), Arc::clone(&pair));
-        tokio::spawn(async move { take_streams(conn, pair, waiting_tx, peer).await })
+        let taking = take_streams(conn, pair, waiting_tx, peer, message_time);
+        tokio::spawn(taking)
     };
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -265,13 +280,15 @@ async fn serve_messages(
     Ok(())
 }
 
-/// Accepts the peer's streams, reads each to its end, and passes the message on with the
-/// stream that waits for its reply (in the order they go to netecho).
+/// Accepts the peer's streams, reads each to its end (within `message_time` of its first
+/// byte, which opened it), and passes the message on with the stream that waits for its
+/// reply (in the order they go to netecho).
 async fn take_streams(
     conn: quinn::Connection,
     pair: Arc<Packets>,
     waiting: mpsc::Sender<quinn::SendStream>,
     peer: SocketAddr,
+    message_time: Option<Duration>,
 ) {
     let (done_tx, mut done) = mpsc::channel(MAX_STREAMS as usize);
     let reader = tokio::spawn(async move {
@@ -292,9 +309,13 @@ async fn take_streams(
                 break;
             }
         };
-        let done_tx = done_tx.clone();
+        let (done_tx, conn) = (done_tx.clone(), conn.clone());
         tokio::spawn(async move {
-            match recv.read_to_end(MAX_MESSAGE).await {
+            let Some(read) = within(message_time, recv.read_to_end(MAX_MESSAGE)).await else {
+                unfinished(&conn, peer, message_time);
+                return;
+            };
+            match read {
                 Ok(msg) if msg.is_empty() => {
                     debug!("quic {peer}: an empty stream carries no message; reset");
                     let mut send = send;
@@ -318,6 +339,26 @@ async fn take_streams(
     }
     drop(done_tx);
     let _ = reader.await;
+}
+
+/// `work`'s result, or None when it takes longer than `limit`.
+async fn within<T>(limit: Option<Duration>, work: impl Future<Output = T>) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// Closes a connection whose message (a stream) did not end within its time: netecho sees a
+/// message only once its stream ends, so a peer sending a byte now and then of one would
+/// hold the connection, and the stream's buffer, for ever.
+fn unfinished(conn: &quinn::Connection, peer: SocketAddr, limit: Option<Duration>) {
+    let limit = limit.unwrap_or_default();
+    warn!(
+        "quic {peer}: a message's stream was still unfinished {limit:?} after its first byte \
+         came (--frame-timeout, or --idle-timeout when it is off); connection closed"
+    );
+    conn.close(UNFINISHED.into(), b"a message unfinished past its deadline");
 }
 
 /// One stream per connection, server side: the first stream the peer opens, as bytes.

@@ -105,6 +105,10 @@ pub(crate) struct QuicOptions {
     pub mode: QuicMode,
     /// How long a client waits for the handshake (None: [`CLIENT_HANDSHAKE`]).
     pub handshake: Option<Duration>,
+    /// A server's stream per message: how long a stream may take from its first byte to
+    /// its end, past which the connection is closed (None: no limit). netecho sees a
+    /// message only once its stream ended, so a peer trickling one shows nothing begun.
+    pub message_time: Option<Duration>,
 }
 
 /// The runtime every QUIC endpoint of this process runs on, started on first use on a
@@ -179,7 +183,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     let (accepted, handoff) = Socket::pair(Domain::UNIX, Type::SEQPACKET, None)
         .context("socketpair for QUIC connections")?;
     handoff.set_nonblocking(true)?;
-    let mode = opts.quic.mode;
+    let (mode, message_time) = (opts.quic.mode, opts.quic.message_time);
     let endpoint = block_on(async move {
         let udp = guard::Watched::wrap(sock)?;
         let endpoint = quinn::Endpoint::new_with_abstract_socket(
@@ -188,7 +192,8 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
             udp,
             Arc::new(quinn::TokioRuntime),
         )?;
-        tokio::spawn(bridge::accept_loop(endpoint.clone(), handoff, mode));
+        let accepting = bridge::accept_loop(endpoint.clone(), handoff, mode, message_time);
+        tokio::spawn(accepting);
         io::Result::Ok(endpoint)
     })?
     .with_context(|| format!("quic {local}: cannot start the endpoint"))?;

@@ -1,5 +1,7 @@
-//! `--explain` for TLS: the records a connection sends and receives, read from their
-//! 5-byte headers (type, version, length), and the handshake messages still in
+//! The records a connection sends and receives, read from their 5-byte headers (type,
+//! version, length): where each ends, so a server knows when a record is under way (its
+//! plaintext comes only once the record is whole, and a peer trickling one must not hold
+//! the connection), and for `--explain` each record and the handshake messages still in
 //! cleartext (the hellos; under TLS 1.2 the certificate and key exchange too).
 
 /// Where a direction of a connection is within its records, across reads.
@@ -15,12 +17,20 @@ pub(crate) struct Records {
 
 impl Records {
     /// Narrates each record that starts in `bytes` (`way`: "sending" or "received").
-    pub(crate) fn narrate(&mut self, way: &str, mut bytes: &[u8]) {
+    pub(crate) fn narrate(&mut self, way: &str, bytes: &[u8]) {
+        self.pass(Some(way), bytes);
+    }
+
+    /// Follows the records in `bytes`, narrating each one that starts when `way` is given;
+    /// returns how many records ended in them.
+    pub(crate) fn pass(&mut self, way: Option<&str>, mut bytes: &[u8]) -> usize {
+        let mut ended = 0;
         while !bytes.is_empty() {
             if self.left > 0 {
                 let skip = self.left.min(bytes.len());
                 self.left -= skip;
                 bytes = &bytes[skip..];
+                ended += usize::from(self.left == 0);
                 continue;
             }
             let need = 5 - self.header.len();
@@ -28,23 +38,32 @@ impl Records {
             self.header.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.header.len() < 5 {
-                return;
+                break;
             }
             let kind = self.header[0];
-            let version = u16::from_be_bytes([self.header[1], self.header[2]]);
             let len = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+            if let Some(way) = way {
+                let version = u16::from_be_bytes([self.header[1], self.header[2]]);
+                let what = self.contents(kind, &bytes[..len.min(bytes.len())]);
+                crate::explain::line(format_args!(
+                    "  tls {way} record: {} ({kind}), {}, {len} bytes{what}",
+                    kind_name(kind),
+                    version_name(version),
+                ));
+            }
             self.header.clear();
             self.left = len;
-            let what = self.contents(kind, &bytes[..len.min(bytes.len())]);
-            crate::explain::line(format_args!(
-                "  tls {way} record: {} ({kind}), {}, {len} bytes{what}",
-                kind_name(kind),
-                version_name(version),
-            ));
+            ended += usize::from(len == 0);
             if kind == 20 {
                 self.encrypted = true;
             }
         }
+        ended
+    }
+
+    /// Whether a record has begun and not ended: its header or its body is still coming.
+    pub(crate) fn under_way(&self) -> bool {
+        self.left > 0 || !self.header.is_empty()
     }
 
     /// What a record's body shows in cleartext: the handshake message's type.
@@ -115,5 +134,33 @@ fn handshake_name(t: u8) -> &'static str {
         16 => "ClientKeyExchange",
         20 => "Finished",
         _ => "handshake message",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Records;
+
+    /// A record cut anywhere, header included, is under way until its last byte, and
+    /// counts as ended once, in the read that brought that byte.
+    #[test]
+    fn a_record_is_under_way_from_its_first_byte_to_its_last() {
+        let mut wire = vec![23, 3, 3, 0, 4, 1, 2, 3, 4];
+        wire.extend_from_slice(&[21, 3, 3, 0, 0]);
+        for cut in 1..wire.len() {
+            let mut records = Records::default();
+            let first = records.pass(None, &wire[..cut]);
+            assert_eq!(records.under_way(), cut != 9, "cut at {cut}");
+            let second = records.pass(None, &wire[cut..]);
+            assert_eq!(first + second, 2, "cut at {cut}");
+            assert!(!records.under_way(), "cut at {cut}");
+        }
+        let mut records = Records::default();
+        for byte in &wire[..8] {
+            assert_eq!(records.pass(None, std::slice::from_ref(byte)), 0);
+            assert!(records.under_way());
+        }
+        assert_eq!(records.pass(None, &wire[8..9]), 1);
+        assert!(!records.under_way());
     }
 }

@@ -47,8 +47,29 @@ struct State {
     eof: bool,
     /// SO_RCVTIMEO before the handshake shortened it to the handshake's deadline.
     saved_timeout: Option<Option<Duration>>,
+    /// Where the peer's ciphertext is within its records.
     records_in: Records,
     records_out: Records,
+    /// When the peer's record under way began (its first byte came): none of its plaintext
+    /// is readable before its last byte, however slowly the bytes between come.
+    record_began: Option<Instant>,
+    /// When the first record the last read finished began: the plaintext it yielded was
+    /// under way since then.
+    finished_began: Option<Instant>,
+    /// How long a record may take from its first byte to its last, once the handshake is
+    /// done (the handshake has its own deadline).
+    record_limit: Option<RecordLimit>,
+}
+
+/// A server's bound on a record under way.
+#[derive(Clone, Copy)]
+struct RecordLimit {
+    limit: Duration,
+    /// A blocking socket: each read while a record is under way waits no longer than its
+    /// deadline.
+    blocking: bool,
+    /// The flag the limit comes from, for the line that ends a connection.
+    flag: &'static str,
 }
 
 /// Encrypted bytes made and not yet taken by the socket, and how much of the plaintext the
@@ -84,6 +105,9 @@ impl Session {
                 saved_timeout: None,
                 records_in: Records::default(),
                 records_out: Records::default(),
+                record_began: None,
+                finished_began: None,
+                record_limit: None,
             }),
             sending: Mutex::new(Outgoing::default()),
             deadline: Instant::now() + HANDSHAKE_TIME,
@@ -107,6 +131,36 @@ impl Session {
             .tls
             .is_handshaking()
             .then(|| self.deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// From now on every record the peer sends must be whole within `limit` of its first
+    /// byte (`flag` names the setting in the line that ends a connection); on a `blocking`
+    /// socket each read while a record is under way waits no longer than its deadline.
+    pub(crate) fn limit_records(&self, limit: Duration, blocking: bool, flag: &'static str) {
+        self.state().record_limit = Some(RecordLimit {
+            limit,
+            blocking,
+            flag,
+        });
+    }
+
+    /// When the peer's record under way must be whole, if one is under way and limited
+    /// (and the handshake, which has its own deadline, is done).
+    pub(crate) fn record_deadline(&self) -> Option<Instant> {
+        record_deadline(&self.state())
+    }
+
+    /// The error of a record under way past its deadline, if one is.
+    pub(crate) fn record_expired(&self) -> Option<io::Error> {
+        let state = self.state();
+        let due = record_deadline(&state)?;
+        (Instant::now() >= due).then(|| record_too_slow(&state))
+    }
+
+    /// When the first record whose plaintext the last read yielded began: a frame that
+    /// plaintext starts counts its time from then.
+    pub(crate) fn plaintext_since(&self) -> Option<Instant> {
+        self.state().finished_began
     }
 
     /// Runs the handshake to its end on a blocking socket (a client right after connect).
@@ -160,6 +214,9 @@ impl Session {
                 if state.tls.is_handshaking() && Instant::now() >= self.deadline {
                     return Err(self.too_slow());
                 }
+                if record_deadline(&state).is_some_and(|due| Instant::now() >= due) {
+                    return Err(record_too_slow(&state));
+                }
             }
             // Handshake replies (and alerts) leave before waiting for more.
             self.flush(sock, false)?;
@@ -183,25 +240,10 @@ impl Session {
     fn read_more(&self, sock: &Socket) -> io::Result<bool> {
         self.limit_wait(sock)?;
         let mut raw = [0u8; READ_SIZE];
-        let n = loop {
-            match calls::recv(sock, as_uninit(&mut raw), 0) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) && self.state().tls.is_handshaking() => {
-                    // A blocking recv's timeout was set to the deadline (it may wake a
-                    // tick early); a non-blocking one just has nothing yet.
-                    if Instant::now() + Duration::from_millis(50) >= self.deadline {
-                        return Err(self.too_slow());
-                    }
-                    return Err(e);
-                }
-                other => break other?,
-            }
-        };
+        let n = self.recv_ciphertext(sock, &mut raw)?;
         let mut state = self.state();
         let state = &mut *state;
-        if crate::explain::on() {
-            state.records_in.narrate("received", &raw[..n]);
-        }
+        note_records(state, &raw[..n]);
         let mut rest = &raw[..n];
         loop {
             let read = state.tls.read_tls(&mut rest);
@@ -233,6 +275,63 @@ impl Session {
             }
         }
         Ok(n > 0)
+    }
+
+    /// One recv(2) of ciphertext; on a blocking socket, while a record is under way, the
+    /// wait is cut to the record's deadline (the socket's own timeout put back after).
+    fn recv_ciphertext(&self, sock: &Socket, raw: &mut [u8]) -> io::Result<usize> {
+        let put_back = self.record_wait(sock)?;
+        let got = loop {
+            match calls::recv(sock, as_uninit(raw), 0) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        if let Some(own) = put_back {
+            sock.set_read_timeout(own)?;
+        }
+        // A blocking recv's timeout was set to a deadline (it may wake a tick early); a
+        // non-blocking one just has nothing yet.
+        let soon = Instant::now() + Duration::from_millis(50);
+        match got {
+            Err(e) if is_timeout(&e) && self.state().tls.is_handshaking() => {
+                if soon >= self.deadline {
+                    return Err(self.too_slow());
+                }
+                Err(e)
+            }
+            Err(e) if is_timeout(&e) => {
+                let state = self.state();
+                match record_deadline(&state) {
+                    Some(due) if soon >= due => Err(record_too_slow(&state)),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// On a blocking socket with a limited record under way: SO_RCVTIMEO cut to the time
+    /// the record has left. Returns the timeout to put back after the read, if it was cut.
+    fn record_wait(&self, sock: &Socket) -> io::Result<Option<Option<Duration>>> {
+        let due = {
+            let state = self.state();
+            match (state.record_limit, record_deadline(&state)) {
+                (Some(limit), Some(due)) if limit.blocking => due,
+                _ => return Ok(None),
+            }
+        };
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(record_too_slow(&self.state()));
+        }
+        let own = sock.read_timeout()?;
+        if own.is_some_and(|own| own <= left) {
+            return Ok(None);
+        }
+        // At least a millisecond: a timeout of 0 would mean no timeout at all.
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        Ok(Some(own))
     }
 
     /// During the handshake a blocking recv waits no longer than the handshake's deadline
@@ -341,6 +440,47 @@ impl Session {
             libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
         );
     }
+}
+
+/// Follows the peer's records through `bytes` (narrated with --explain): when the record
+/// under way began, and when the first record these bytes finished began.
+fn note_records(state: &mut State, bytes: &[u8]) {
+    let way = crate::explain::on().then_some("received");
+    let began = state.record_began;
+    let ended = state.records_in.pass(way, bytes);
+    if bytes.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    if ended > 0 {
+        state.finished_began = Some(began.unwrap_or(now));
+    }
+    state.record_began = match state.records_in.under_way() {
+        false => None,
+        // A record that began in these bytes, after the last one they finished.
+        true if ended > 0 => Some(now),
+        true => Some(began.unwrap_or(now)),
+    };
+}
+
+/// When the record under way must be whole: limited, begun, and past the handshake.
+fn record_deadline(state: &State) -> Option<Instant> {
+    let limit = state.record_limit?;
+    let began = state.record_began?;
+    (!state.tls.is_handshaking()).then_some(began + limit.limit)
+}
+
+fn record_too_slow(state: &State) -> io::Error {
+    let limit = state.record_limit.map_or(Duration::ZERO, |l| l.limit);
+    let flag = state.record_limit.map_or("--frame-timeout", |l| l.flag);
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "a TLS record was still unfinished {limit:?} after its first byte came (its \
+             plaintext comes only with its last byte; a byte now and then does not hold a \
+             connection; {flag})"
+        ),
+    )
 }
 
 /// Writes `out`'s records to the socket until all are taken or it would block.

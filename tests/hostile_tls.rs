@@ -1,0 +1,224 @@
+//! A TLS record's plaintext comes only with its last byte, so a peer sending one a byte at a
+//! time shows the server no frame begun while every byte resets the idle timer. A record
+//! under way counts as a frame begun: it must be whole `--frame-timeout` after its first
+//! byte (the idle timeout's worth with `--frame-timeout off`), under every model that takes
+//! --tls, framed or not; a client sending whole records slowly stays. The peer is Python's
+//! ssl over memory BIOs (tests/peers/tls_trickle.py), which hands over the record bytes to
+//! send as slowly as a test likes; a QUIC peer (aioquic) trickles a message's stream.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Lacks, Server, ok, skip};
+
+/// The deadlines the servers here run with: each byte of a trickle comes well within the
+/// idle timeout, so only the record's deadline can end it.
+const FRAME: &str = "1s";
+const IDLE: &str = "2s";
+/// A byte this often (seconds).
+const EVERY: &str = "0.5";
+/// How long a trickling client waits to be closed before it says it is still open.
+const BOUND: &str = "12";
+
+/// A TLS server of `model` with `extra` (its framing and deadlines).
+fn serve(model: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--proto", "tcp", "--addr", "127.0.0.1:0", "--tls"];
+    args.extend(["--model", model]);
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the TLS peer with `what` and `args` against `server` (bounded by common::STEP);
+/// its one line of output.
+fn peer(server: &Server, what: &str, args: &[&str]) -> String {
+    let port = server.port().to_string();
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("tls_trickle.py"))
+        .args([what, "127.0.0.1", &port])
+        .args(args);
+    ok(&common::run(&mut cmd, b"")).trim().to_string()
+}
+
+/// After the handshake, `text` as one record a byte every [`EVERY`], never its last byte:
+/// the server closes the connection, and says why in one line naming the peer and `flag`.
+fn a_trickled_record_is_closed(server: &Server, text: &str, flag: &str) {
+    let said = peer(server, "trickle", &[EVERY, BOUND, text]);
+    assert!(said.starts_with("closed after"), "{said}");
+    let log = server.wait_log("a TLS record was still unfinished");
+    let line = log
+        .lines()
+        .find(|l| l.contains("a TLS record was still unfinished"))
+        .expect("the line");
+    assert!(line.contains("127.0.0.1:"), "no peer: {line}");
+    assert!(line.contains(flag), "{line}");
+    assert_eq!(log.matches("still unfinished").count(), 1, "{log}");
+}
+
+fn a_trickled_line_is_closed_at_the_frame_deadline(model: &str) {
+    let server = serve(
+        model,
+        &[
+            "--framing",
+            "line",
+            "--frame-timeout",
+            FRAME,
+            "--idle-timeout",
+            IDLE,
+        ],
+    );
+    a_trickled_record_is_closed(&server, "hello\n", "--frame-timeout");
+}
+
+#[test]
+fn a_trickled_record_is_closed_at_the_frame_deadline_under_event() {
+    a_trickled_line_is_closed_at_the_frame_deadline("event");
+}
+
+#[test]
+fn a_trickled_record_is_closed_at_the_frame_deadline_under_threads() {
+    a_trickled_line_is_closed_at_the_frame_deadline("threads");
+}
+
+#[test]
+fn a_trickled_record_is_closed_at_the_frame_deadline_under_fork() {
+    a_trickled_line_is_closed_at_the_frame_deadline("fork");
+}
+
+#[test]
+fn a_trickled_record_is_closed_at_the_frame_deadline_under_iterative() {
+    a_trickled_line_is_closed_at_the_frame_deadline("iterative");
+}
+
+/// Without --framing each read is a message, but a record's plaintext is not read until
+/// the record is whole: the record still has the frame's deadline.
+#[test]
+fn a_trickled_record_on_a_bare_stream_is_closed_at_the_frame_deadline() {
+    for model in ["event", "threads"] {
+        let server = serve(model, &["--frame-timeout", FRAME, "--idle-timeout", IDLE]);
+        a_trickled_record_is_closed(&server, "hello", "--frame-timeout");
+    }
+}
+
+/// With --frame-timeout off, the idle timeout counted from the record's first byte.
+#[test]
+fn with_the_frame_timeout_off_the_idle_timeout_bounds_a_record() {
+    for model in ["event", "threads"] {
+        let server = serve(model, &["--frame-timeout", "off", "--idle-timeout", IDLE]);
+        a_trickled_record_is_closed(&server, "hello", "--idle-timeout");
+    }
+}
+
+/// A record begun and then nothing, on a server without --idle-timeout: a blocking read
+/// waits no longer than the record's deadline, and an event loop wakes for it.
+#[test]
+fn a_record_begun_then_silence_is_closed_without_an_idle_timeout() {
+    for model in ["threads", "event", "iterative"] {
+        let server = serve(model, &["--framing", "line", "--frame-timeout", FRAME]);
+        // A byte, then a wait longer than the bound for the next: only the deadline ends it.
+        let said = peer(&server, "trickle", &[BOUND, BOUND, "hello\n"]);
+        assert!(said.starts_with("closed after"), "{model}: {said}");
+        server.wait_log("a TLS record was still unfinished");
+    }
+}
+
+/// Whole records, a line every second (within the idle timeout, past the frame deadline
+/// in all): every line is answered and nothing is cut.
+fn whole_records_sent_slowly_are_never_cut(model: &str) {
+    let server = serve(
+        model,
+        &[
+            "--framing",
+            "line",
+            "--frame-timeout",
+            FRAME,
+            "--idle-timeout",
+            IDLE,
+        ],
+    );
+    let said = peer(&server, "whole", &["1", "4", "slow\n"]);
+    assert_eq!(said, "SLOW\nSLOW\nSLOW\nSLOW", "{model}");
+    let log = server.stderr();
+    assert!(!log.contains("unfinished"), "{model}: {log}");
+}
+
+#[test]
+fn whole_records_sent_slowly_are_never_cut_under_event_and_iterative() {
+    whole_records_sent_slowly_are_never_cut("event");
+    whole_records_sent_slowly_are_never_cut("iterative");
+}
+
+#[test]
+fn whole_records_sent_slowly_are_never_cut_under_threads_and_fork() {
+    whole_records_sent_slowly_are_never_cut("threads");
+    whole_records_sent_slowly_are_never_cut("fork");
+}
+
+/// A ClientHello a byte at a time: the handshake's own deadline (10 s from the accept)
+/// ends it, however often the bytes come.
+#[test]
+fn a_trickled_handshake_is_closed_at_the_handshake_deadline() {
+    for model in ["event", "threads"] {
+        let server = serve(
+            model,
+            &[
+                "--framing",
+                "line",
+                "--frame-timeout",
+                FRAME,
+                "--idle-timeout",
+                IDLE,
+            ],
+        );
+        let said = peer(&server, "hello", &[EVERY, "15"]);
+        assert!(said.starts_with("closed after"), "{model}: {said}");
+        server.wait_log("TLS handshake not finished within 10s");
+    }
+}
+
+/// QUIC's stream per message: netecho sees a message once its stream ends, so a stream
+/// trickled a byte at a time has the frame's deadline from its first byte.
+#[test]
+fn a_trickled_quic_message_stream_is_closed_at_the_frame_deadline() {
+    let test = "a_trickled_quic_message_stream_is_closed_at_the_frame_deadline";
+    if !have_aioquic(test) {
+        return;
+    }
+    let server = Server::start(&[
+        "--proto",
+        "quic",
+        "--addr",
+        "127.0.0.1:0",
+        "--frame-timeout",
+        FRAME,
+    ]);
+    let port = server.port().to_string();
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("quic_peer.py"))
+        .args(["trickle", "127.0.0.1", &port, EVERY, BOUND]);
+    let said = ok(&common::run(&mut cmd, b""));
+    assert!(said.starts_with("closed after"), "{said}");
+    let log = server.wait_log("a message's stream was still unfinished");
+    assert!(log.contains("--frame-timeout"), "{log}");
+}
+
+/// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
+fn have_aioquic(test: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import aioquic"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            "python3 with aioquic (.ci/run installs it)",
+            Lacks::Provided,
+        );
+    }
+    found
+}

@@ -1,0 +1,138 @@
+"""A TLS client that controls its record bytes (ssl.SSLObject over memory BIOs), for
+tests/hostile_tls.rs.
+
+  tls_trickle.py trickle HOST PORT EVERY BOUND TEXT
+      The handshake, then TEXT as one TLS record sent a byte every EVERY seconds, its last
+      byte never: prints "closed after S" once the server closes the connection, or
+      "open after S" at BOUND seconds.
+  tls_trickle.py whole HOST PORT EVERY COUNT TEXT
+      The handshake, then TEXT COUNT times, each as one whole record EVERY seconds apart,
+      each reply read: prints each reply, or "closed" if the server closes first.
+  tls_trickle.py hello HOST PORT EVERY BOUND
+      A ClientHello sent a byte every EVERY seconds, its last byte never: as trickle.
+
+Every wait is bounded; the exit status is 0 unless something other than the server went
+wrong.
+"""
+
+import select
+import socket
+import ssl
+import sys
+import time
+
+
+def connect(host, port):
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["netecho"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    return sock, tls, incoming, outgoing
+
+
+def handshake(sock, tls, incoming, outgoing):
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            tls.do_handshake()
+            sock.sendall(outgoing.read())
+            return
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            if time.monotonic() > deadline:
+                raise TimeoutError("no handshake within 10 s")
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the handshake")
+            incoming.write(data)
+
+
+def closed(sock, wait):
+    """Whether the server closed (or reset) the connection, waiting at most `wait`."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        # Whatever comes before the end (a TLS 1.3 ticket, an alert) is read and dropped.
+        return sock.recv(65536) == b""
+    except OSError:
+        return True
+
+
+def trickle(sock, wire, every, bound):
+    """`wire` a byte every `every` seconds, all but its last, until the server closes."""
+    started = time.monotonic()
+    for byte in wire[:-1]:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            break
+        if closed(sock, every):
+            break
+        if time.monotonic() - started > bound:
+            print(f"open after {time.monotonic() - started:.1f}")
+            return
+    else:
+        # Every byte but the last went: wait out the bound for the close.
+        while time.monotonic() - started <= bound:
+            if closed(sock, every):
+                break
+        else:
+            print(f"open after {time.monotonic() - started:.1f}")
+            return
+    print(f"closed after {time.monotonic() - started:.1f}")
+
+
+def whole(sock, tls, incoming, outgoing, every, count, text):
+    for _ in range(count):
+        tls.write(text.encode())
+        sock.sendall(outgoing.read())
+        reply = b""
+        deadline = time.monotonic() + 10
+        while len(reply) < len(text):
+            try:
+                reply += tls.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("no reply within 10 s")
+            readable, _, _ = select.select([sock], [], [], 1)
+            if not readable:
+                continue
+            data = sock.recv(65536)
+            if not data:
+                print("closed")
+                return
+            incoming.write(data)
+        print(reply.decode().strip())
+        sys.stdout.flush()
+        time.sleep(every)
+
+
+def main():
+    what, host, port, every = sys.argv[1:5]
+    every = float(every)
+    sock, tls, incoming, outgoing = connect(host, port)
+    if what == "hello":
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        trickle(sock, outgoing.read(), every, float(sys.argv[5]))
+        return
+    handshake(sock, tls, incoming, outgoing)
+    if what == "trickle":
+        tls.write(sys.argv[6].encode())
+        trickle(sock, outgoing.read(), every, float(sys.argv[5]))
+    elif what == "whole":
+        whole(sock, tls, incoming, outgoing, every, int(sys.argv[5]), sys.argv[6])
+    else:
+        sys.exit(f"unknown: {what}")
+
+
+if __name__ == "__main__":
+    main()
