@@ -1,4 +1,4 @@
-"""A QUIC peer that is not netecho (aioquic), for tests/quic.rs.
+"""A QUIC peer that is not netecho (aioquic), for tests/quic.rs and tests/hostile_tls.rs.
 
     quic_peer.py cert DIR              write DIR/cert.pem and DIR/key.pem (localhost,
                                        127.0.0.1, ::1), signed by DIR/ca.pem, and print
