@@ -59,6 +59,8 @@ struct State {
     /// How long a record may take from its first byte to its last, once the handshake is
     /// done (the handshake has its own deadline).
     record_limit: Option<RecordLimit>,
+    /// Ciphertext read and not yet taken by rustls (at most one read's).
+    unread: Vec<u8>,
 }
 
 /// A server's bound on a record under way.
@@ -108,6 +110,7 @@ impl Session {
                 record_began: None,
                 finished_began: None,
                 record_limit: None,
+                unread: Vec::new(),
             }),
             sending: Mutex::new(Outgoing::default()),
             deadline: Instant::now() + HANDSHAKE_TIME,
@@ -202,6 +205,9 @@ impl Session {
             {
                 let mut state = self.state();
                 match state.tls.reader().read(buf) {
+                    Ok(n) if n > 0 && !state.unread.is_empty() => {
+                        return self.read_on(sock, &mut state, buf, n);
+                    }
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // No close_notify: many peers (nc, socat) just close the socket.
@@ -237,36 +243,93 @@ impl Session {
     }
 
     /// One recv(2) of ciphertext, handed to rustls; false when the peer closed.
+    /// Ciphertext a read left over first, else one recv(2) of it.
     fn read_more(&self, sock: &Socket) -> io::Result<bool> {
+        {
+            let mut state = self.state();
+            if !state.unread.is_empty() {
+                let waiting = std::mem::take(&mut state.unread);
+                self.take_ciphertext(sock, &mut state, &waiting)?;
+                return Ok(true);
+            }
+        }
         self.limit_wait(sock)?;
         let mut raw = [0u8; READ_SIZE];
         let n = self.recv_ciphertext(sock, &mut raw)?;
         let mut state = self.state();
-        let state = &mut *state;
-        note_records(state, &raw[..n]);
-        let mut rest = &raw[..n];
+        note_records(&mut state, &raw[..n]);
+        self.take_ciphertext(sock, &mut state, &raw[..n])?;
+        Ok(n > 0)
+    }
+
+    /// Plaintext `n` bytes into `buf` already, and ciphertext left over: taken as far as
+    /// `buf` has room, so a read shorter than its buffer leaves nothing behind that the
+    /// socket's readiness would not show.
+    fn read_on(
+        &self,
+        sock: &Socket,
+        state: &mut State,
+        buf: &mut [u8],
+        mut n: usize,
+    ) -> io::Result<usize> {
+        while n < buf.len() && !state.unread.is_empty() {
+            let waiting = std::mem::take(&mut state.unread);
+            self.take_ciphertext(sock, state, &waiting)?;
+            match state.tls.reader().read(&mut buf[n..]) {
+                Ok(more) => n += more,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The end, or an error: the next recv returns it.
+                Err(_) => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Hands ciphertext to rustls. What it cannot take yet, while the plaintext it holds
+    /// is over its limit (16 KiB: a read may finish one record and all of the next), is
+    /// kept in `unread` until that plaintext is read.
+    fn take_ciphertext(&self, sock: &Socket, state: &mut State, bytes: &[u8]) -> io::Result<()> {
+        let mut rest = bytes;
         loop {
             let read = state.tls.read_tls(&mut rest);
-            let processed = state.tls.process_new_packets();
-            if let Err(e) = processed {
-                // The alert rustls queued tells the peer why, before the connection ends.
-                let mut wire = Vec::new();
-                while state.tls.wants_write() && state.tls.write_tls(&mut wire).is_ok() {}
-                if crate::explain::on() {
-                    state.records_out.narrate("sending", &wire);
-                }
-                let _ = sock.send_with_flags(&wire, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    describe_error(&e, matches!(state.tls, rustls::Connection::Client(_))),
-                ));
-            }
+            let waiting = match state.tls.process_new_packets() {
+                Ok(io) => io.plaintext_bytes_to_read(),
+                Err(e) => return Err(self.refuse(sock, state, &e)),
+            };
             match read {
-                Ok(0) | Err(_) if !rest.is_empty() => break,
+                Err(_) if !rest.is_empty() && waiting > 0 => {
+                    state.unread.extend_from_slice(rest);
+                    break;
+                }
+                Err(_) if rest.is_empty() => break,
+                Err(e) => return Err(e),
+                // After the peer's close_notify nothing more is read.
+                Ok(0) => break,
                 _ if rest.is_empty() => break,
                 _ => {}
             }
         }
+        self.settled(sock, state)
+    }
+
+    /// Sends the alert rustls queued for `e`, which tells the peer why before the
+    /// connection ends; the error, worded for this side.
+    fn refuse(&self, sock: &Socket, state: &mut State, e: &rustls::Error) -> io::Error {
+        let mut wire = Vec::new();
+        while state.tls.wants_write() && state.tls.write_tls(&mut wire).is_ok() {}
+        if crate::explain::on() {
+            state.records_out.narrate("sending", &wire);
+        }
+        let _ = sock.send_with_flags(&wire, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            describe_error(e, matches!(state.tls, rustls::Connection::Client(_))),
+        )
+    }
+
+    /// Once the handshake is done: its result logged, and the receive timeout it
+    /// shortened put back.
+    fn settled(&self, sock: &Socket, state: &mut State) -> io::Result<()> {
         if !state.told && !state.tls.is_handshaking() {
             state.told = true;
             debug!("{}: {}", self.peer, negotiated(&state.tls));
@@ -274,7 +337,7 @@ impl Session {
                 sock.set_read_timeout(before)?;
             }
         }
-        Ok(n > 0)
+        Ok(())
     }
 
     /// One recv(2) of ciphertext; on a blocking socket, while a record is under way, the
