@@ -242,8 +242,8 @@ impl Session {
         )
     }
 
-    /// One recv(2) of ciphertext, handed to rustls; false when the peer closed.
-    /// Ciphertext a read left over first, else one recv(2) of it.
+    /// Ciphertext an earlier read left over, else one recv(2) of it, handed to rustls;
+    /// false when the peer closed.
     fn read_more(&self, sock: &Socket) -> io::Result<bool> {
         {
             let mut state = self.state();
