@@ -4,7 +4,8 @@
 //! byte (the idle timeout's worth with `--frame-timeout off`), under every model that takes
 //! --tls, framed or not; a client sending whole records slowly stays. The peer is Python's
 //! ssl over memory BIOs (tests/peers/tls_trickle.py), which hands over the record bytes to
-//! send as slowly as a test likes; a QUIC peer (aioquic) trickles a message's stream.
+//! send as slowly as a test likes; a QUIC peer (aioquic) trickles a message's stream. A
+//! file server gives a record its idle timeout.
 
 mod common;
 
@@ -156,6 +157,29 @@ fn whole_records_sent_slowly_are_never_cut_under_event_and_iterative() {
 fn whole_records_sent_slowly_are_never_cut_under_threads_and_fork() {
     whole_records_sent_slowly_are_never_cut("threads");
     whole_records_sent_slowly_are_never_cut("fork");
+}
+
+/// A file server wants each request whole within the idle timeout; a record trickled
+/// under it has the idle timeout from its first byte too.
+#[test]
+fn a_trickled_record_to_a_file_server_is_closed_at_the_idle_timeout() {
+    let dir = common::tempdir();
+    let files = dir.path().to_str().unwrap();
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "127.0.0.1:0",
+        "--tls",
+        "--files",
+        files,
+        "--idle-timeout",
+        IDLE,
+    ]);
+    let said = peer(&server, "trickle", &[EVERY, BOUND, "a request never ended"]);
+    assert!(said.starts_with("closed after"), "{said}");
+    let log = server.wait_log("a TLS record was still unfinished");
+    assert!(log.contains("--idle-timeout"), "{log}");
 }
 
 /// A ClientHello a byte at a time: the handshake's own deadline (10 s from the accept)

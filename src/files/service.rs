@@ -51,8 +51,10 @@ impl Service for Files {
         {
             warn!("{}: cannot set the idle timeout: {e}", conn.peer());
         }
-        // The request and each chunk must come whole within the idle timeout.
+        // The request and each chunk must come whole within the idle timeout, and so must
+        // each TLS record from its first byte (no frame begins before a record ends).
         conn.set_frame_time(Some(idle));
+        conn.limit_records(idle, true, "--idle-timeout");
         FileSession {
             conn,
             files: self.clone(),
