@@ -24,6 +24,8 @@
 #                                                      its own client and tokio_load), in the same
 #                                                      turns: a change measured against the build
 #                                                      before it
+#   LOADS=tokio_load bench/models.sh 2s 50             only these load clients (bench,
+#                                                      tokio_load): one cell, in half the time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -34,6 +36,14 @@ counts=("${@:-1 50 1000}")
 read -r -a counts <<<"${counts[*]}"
 size=512
 models=${MODELS:-iterative threads event fork uring}
+loads=${LOADS:-bench tokio_load}
+for by in $loads; do
+  case $by in bench | tokio_load) ;; *)
+    echo "bench/models.sh: LOADS takes bench and tokio_load, not '$by'" >&2
+    exit 2
+    ;;
+  esac
+done
 # tokio_load takes seconds: 5s -> 5, 500ms -> 0.5.
 seconds=$(awk -v d="$duration" 'BEGIN { if (d ~ /ms$/) print substr(d, 1, length(d) - 2) / 1000; else { sub(/s$/, "", d); print d } }')
 
@@ -100,12 +110,15 @@ measure_ref() {
     END { printf "%s %s %s %s %s\n", v["rps"], v["p99_us"], v["requests"], v["requests"] + v["errors"], v["errors"] + v["refused"] }' <<<"$row"
 }
 
-# both NAME CLIENTS CMD...: the server measured by each client in turn, one line each.
+# has CLIENT: whether LOADS names that load client.
+has() { [[ " $loads " == *" $1 "* ]]; }
+
+# both NAME CLIENTS CMD...: the server measured by each client of LOADS in turn, one line each.
 both() {
   local name=$1 c=$2
   shift 2
-  echo "$name bench $(measure "$c" "$@")" >>"$runs"
-  echo "$name tokio_load $(measure_ref "$c" "$@")" >>"$runs"
+  if has bench; then echo "$name bench $(measure "$c" "$@")" >>"$runs"; fi
+  if has tokio_load; then echo "$name tokio_load $(measure_ref "$c" "$@")" >>"$runs"; fi
 }
 
 # serve_args MODEL: the serve command line of a MODELS entry (NAME, NAME-N for N threads,
@@ -132,10 +145,14 @@ run_all() {
     both "$model" "$c" "$netecho" $(serve_args "$model")
     # A base build may not know --sched: its rows are the model as it serves by default.
     if [ -n "${BASE:-}" ] && [ "${model%+*}" = "$model" ]; then
-      # shellcheck disable=SC2046
-      echo "$model@base bench $(client=$BASE measure "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
-      # shellcheck disable=SC2046
-      echo "$model@base tokio_load $(measure_ref "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
+      if has bench; then
+        # shellcheck disable=SC2046
+        echo "$model@base bench $(client=$BASE measure "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
+      fi
+      if has tokio_load; then
+        # shellcheck disable=SC2046
+        echo "$model@base tokio_load $(measure_ref "$c" "$BASE" $(serve_args "$model"))" >>"$runs"
+      fi
     fi
   done
 }
@@ -170,7 +187,7 @@ for c in "${counts[@]}"; do
   fi
   for name in $names; do
     # `by`, not `client`: measure's $client names the load client of a base build.
-    for by in bench tokio_load; do
+    for by in $loads; do
       if [ "${name%@base}" = iterative ] && [ "$c" -gt 1 ]; then
         [ "$by" = bench ] && row "$name" - "$c" - - "(one at a time)" - - -
         continue
