@@ -166,6 +166,43 @@ fn every_server_model_serves_quic_connections() {
     }
 }
 
+/// Under --model fork each QUIC client has a process of its own, which ends with its
+/// client: its slot comes back, so clients past --max-conns, one after another, are all
+/// answered, and no child outlives its client.
+#[test]
+fn fork_children_end_with_their_quic_clients_and_give_their_slots_back() {
+    let (server, pin) = serve("127.0.0.1:0", &["--model", "fork", "--max-conns", "3"]);
+    for n in 0..5 {
+        let out = send(&server, &pin, &[&format!("hi{n}")], b"");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("HI{n}\n"),
+            "client {n}: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.stderr()
+        );
+    }
+    // The QUIC endpoint's own process is the one child left once every client has gone.
+    common::eventually("every client's child ended", || {
+        (children(server.pid()).len() <= 1).then_some(())
+    });
+}
+
+/// The child processes of `pid` (from /proc/PID/task/*/children).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 #[test]
 fn a_wrong_pin_is_one_line_on_each_side() {
     let (server, pin) = serve("127.0.0.1:0", &[]);

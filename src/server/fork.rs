@@ -38,8 +38,9 @@ pub(crate) fn serve<S: Service>(
         children.reap(Some(&server.admission));
         let session = server.admit(conn?, Drive::Blocking)?;
         let parent = getpid();
-        // Safety: the fork model's parent runs no other thread, so the child starts with a
-        // consistent copy of every lock and of the allocator.
+        // Safety: the fork model's parent runs no other thread (a QUIC endpoint runs in a
+        // process of its own under fork), so the child starts with a consistent copy of
+        // every lock and of the allocator, and inherits no socket another thread holds.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 Shutdown::restore_default();

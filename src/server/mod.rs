@@ -246,7 +246,7 @@ fn serve<S: Service>(
     if plan(config.model, service.blocks()).model == Model::Uring {
         uring::available()?;
     }
-    let bound = bind(config)?;
+    let bound = bind(config, plan(config.model, service.blocks()).model)?;
     let local = Endpoint {
         proto,
         addr: bound.local().clone(),
@@ -466,14 +466,18 @@ fn files_service(
 
 /// Binds the server's socket; for --exec, a socket file only its owner may open (umask
 /// 0177 while it is made, so no other user connects before a chmod).
-fn bind(config: &ServeConfig) -> Result<Bound> {
+fn bind(config: &ServeConfig, model: Model) -> Result<Bound> {
+    let mut socket = config.socket.clone();
+    // Under fork a QUIC endpoint runs in a process of its own: the parent forks children
+    // and must run no other thread.
+    socket.quic.own_process = model == Model::Fork;
     let private = matches!(config.service, ServiceConfig::Exec(_))
         && matches!(config.endpoint.addr, Address::UnixPath(_));
     if !private {
-        return transport::bind(&config.endpoint, &config.socket);
+        return transport::bind(&config.endpoint, &socket);
     }
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = transport::bind(&config.endpoint, &config.socket);
+    let bound = transport::bind(&config.endpoint, &socket);
     nix::sys::stat::umask(old);
     bound
 }

@@ -18,6 +18,7 @@
 
 mod bridge;
 mod guard;
+mod process;
 
 use std::future::Future;
 use std::io;
@@ -109,6 +110,9 @@ pub(crate) struct QuicOptions {
     /// its end, past which the connection is closed (None: no limit). netecho sees a
     /// message only once its stream ended, so a peer trickling one shows nothing begun.
     pub message_time: Option<Duration>,
+    /// A server's endpoint runs in a process of its own instead of a thread (the fork
+    /// model, whose parent must run one thread only; see `process.rs`).
+    pub own_process: bool,
 }
 
 /// The runtime every QUIC endpoint of this process runs on, started on first use on a
@@ -184,29 +188,51 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         .context("socketpair for QUIC connections")?;
     handoff.set_nonblocking(true)?;
     let (mode, message_time) = (opts.quic.mode, opts.quic.message_time);
-    let endpoint = block_on(async move {
-        let udp = guard::Watched::wrap(sock)?;
-        let endpoint = quinn::Endpoint::new_with_abstract_socket(
-            quinn::EndpointConfig::default(),
-            Some(server),
-            udp,
-            Arc::new(quinn::TokioRuntime),
-        )?;
-        let accepting = bridge::accept_loop(endpoint.clone(), handoff, mode, message_time);
-        tokio::spawn(accepting);
-        io::Result::Ok(endpoint)
-    })?
-    .with_context(|| format!("quic {local}: cannot start the endpoint"))?;
+    let endpoint = if opts.quic.own_process {
+        let end = process::Endpoint {
+            sock,
+            server,
+            handoff,
+            mode,
+            message_time,
+        };
+        process::spawn(end, &accepted).with_context(|| format!("quic {local}"))?;
+        None
+    } else {
+        let endpoint = block_on(start(sock, server, handoff, mode, message_time))?
+            .with_context(|| format!("quic {local}: cannot start the endpoint"))?;
+        Some(Arc::new(endpoint))
+    };
     Ok(Listener {
         sock: accepted,
         proto: Proto::Quic,
         local: Address::Ip(local),
         nodelay: false,
         _file: None,
-        _quic: Some(Arc::new(endpoint)),
+        _quic: endpoint,
         // The QUIC thread did the handshake: accepted connections are plaintext pairs.
         tls: None,
     })
+}
+
+/// Starts the endpoint on the running runtime and its loop handing connections over.
+async fn start(
+    sock: std::net::UdpSocket,
+    server: quinn::ServerConfig,
+    handoff: Socket,
+    mode: QuicMode,
+    message_time: Option<Duration>,
+) -> io::Result<quinn::Endpoint> {
+    let udp = guard::Watched::wrap(sock)?;
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        udp,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    let accepting = bridge::accept_loop(endpoint.clone(), handoff, mode, message_time);
+    tokio::spawn(accepting);
+    Ok(endpoint)
 }
 
 /// The message that goes with a connection's socket over the hand-off pair: its mode, the
@@ -257,6 +283,13 @@ pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
     };
     // Safety: the kernel just installed this descriptor in this process for us alone.
     let fd = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    if n == 0 && fd.is_none() {
+        // The endpoint's process ended (it is gone for good): said at most once a second.
+        std::thread::sleep(Duration::from_secs(1));
+        return Err(io::Error::other(
+            "the QUIC endpoint's process ended; restart the server",
+        ));
+    }
     let (Some(fd), true) = (fd, n >= 5) else {
         return Err(io::Error::other("a QUIC hand-off without its socket"));
     };
