@@ -92,6 +92,56 @@ fn two_echo_servers_made_to_answer_each_other_stop() {
     );
 }
 
+/// Two echo servers made to answer each other with several payloads in turn (each forged
+/// datagram puts one more in the loop): a server drops one datagram after every 1000 in a
+/// row that repeat what it recently answered, so each payload leaves the loop in its turn,
+/// under every model.
+#[test]
+fn two_echo_servers_made_to_answer_each_other_with_payloads_in_turn_stop() {
+    if !can_open_raw("two_echo_servers_made_to_answer_each_other_with_payloads_in_turn_stop") {
+        return;
+    }
+    for model in ["event", "threads", "uring", "fork", "iterative"] {
+        for payloads in [2, 3, 8] {
+            payloads_in_turn_stop(model, payloads);
+        }
+    }
+}
+
+fn payloads_in_turn_stop(model: &str, payloads: usize) {
+    let start = || {
+        Server::start(&[
+            "--proto",
+            "udp",
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            model,
+            "-v",
+        ])
+    };
+    let (a, b) = (start(), start());
+    for n in 0..payloads {
+        forge(a.port(), b.port(), format!("PAYLOAD {n}").as_bytes());
+    }
+    // Each dropped datagram is one payload out of the loop (a line each, at -v).
+    let dropped = "-byte datagram: its sender's last 1000";
+    let what = format!("{model}, {payloads} payloads: each dropped once");
+    common::eventually(&what, || {
+        let seen = a.stderr().matches(dropped).count() + b.stderr().matches(dropped).count();
+        (seen >= payloads).then_some(())
+    });
+    let (_, out_a, log_a) = a.stop("TERM");
+    let (_, out_b, log_b) = b.stop("TERM");
+    // Each payload is answered at most one streak (1000) by each server before it goes.
+    let total = summary(&out_a).2 + summary(&out_b).2;
+    let bound = 2 * (1000 + 1) * payloads as u64;
+    assert!(
+        total <= bound,
+        "{what}: {total} replies between two servers; logs:\n{log_a}\n{log_b}"
+    );
+}
+
 #[test]
 fn exec_over_udp_does_not_run_a_program_for_its_own_address() {
     if !can_open_raw("exec_over_udp_does_not_run_a_program_for_its_own_address") {

@@ -24,10 +24,11 @@ pub(crate) const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
 pub(crate) const DEFAULT_ECHO_RATE: u32 = 50_000;
 /// Requests (files, exec) started per second per source address, from any source.
 pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
-/// Datagrams in a row from one sender that are the same bytes as its previous one: past
-/// this, the sender is answering this server (two echo servers made to talk to each other)
-/// and one datagram is dropped, which ends such a loop. A client that sends the same message
-/// this many times in a row loses one of them, unless the message cannot be a reply (see
+/// Datagrams in a row from one sender that each repeat one of its recent datagrams: past
+/// this, the sender is answering this server (two echo servers made to talk to each other,
+/// with one payload or several in turn) and one datagram is dropped, which takes one
+/// payload out of such a loop. A client that sends the same message this many times in a
+/// row loses one of them, unless the message cannot be a reply (see
 /// [`GuardRules::replies_upper`]).
 pub(crate) const REFLECT_STREAK: u32 = 1000;
 
@@ -55,8 +56,9 @@ impl Verdict {
             }
             Verdict::RateLimited => "over the rate limit for its source (--rate-limit)",
             Verdict::Reflected => {
-                "the same bytes as its sender's previous 1000 datagrams: its own reply coming \
-                 back from another echo server, so one is dropped to end the loop"
+                "its sender's last 1000 datagrams each repeated one it sent a moment before: \
+                 its own reply coming back from another echo server, so one is dropped to end \
+                 the loop"
             }
         }
     }
@@ -92,7 +94,7 @@ pub(crate) struct Guard {
     wildcard_port: Option<u16>,
     local_ips: Vec<IpAddr>,
     buckets: HashMap<IpAddr, Bucket>,
-    repeats: HashMap<PeerAddr, (u64, u32), BuildHasherDefault<Fx>>,
+    repeats: HashMap<PeerAddr, Seen, BuildHasherDefault<Fx>>,
 }
 
 impl Guard {
@@ -184,31 +186,72 @@ impl Guard {
         }
     }
 
-    /// Counts datagrams from `from` that repeat its previous one; true (and the count starts
-    /// again) past [`REFLECT_STREAK`].
+    /// Counts datagrams in a row from `from` that repeat one of its recent ones; true (and
+    /// the count starts again) past [`REFLECT_STREAK`].
     fn repeated(&mut self, from: &PeerAddr, data: &[u8]) -> bool {
         if self.rules.replies_upper && data.iter().any(u8::is_ascii_lowercase) {
             return false;
         }
         let print = fingerprint(data);
-        if let Some((last, streak)) = self.repeats.get_mut(from) {
-            if *last == print {
-                *streak += 1;
-                if *streak >= REFLECT_STREAK {
-                    *streak = 0;
-                    return true;
-                }
-            } else {
-                *last = print;
-                *streak = 0;
-            }
-            return false;
+        if let Some(seen) = self.repeats.get_mut(from) {
+            return seen.repeats(print);
         }
         if self.repeats.len() >= MAX_SOURCES {
             // Forgetting everyone costs at most one more streak per loop.
             self.repeats.clear();
         }
-        self.repeats.insert(from.clone(), (print, 0));
+        let mut seen = Seen::default();
+        seen.repeats(print);
+        self.repeats.insert(from.clone(), seen);
+        false
+    }
+}
+
+/// Bits in each generation of [`Seen`]'s filter.
+const SEEN_BITS: usize = 1024;
+/// Datagrams a generation takes before it becomes the older one: a loop of up to this many
+/// payloads in turn is always recognised, and a sender of distinct datagrams matches one
+/// of at most twice this many set bits by chance (a quarter of the filter), never 1000
+/// times in a row.
+const SEEN_GENERATION: u32 = 128;
+
+/// What one sender sent lately, as a filter of fingerprints in two generations (256 bytes
+/// a sender), and how many datagrams in a row matched it. A loop between two echo servers
+/// carries the same few payloads round and round, whatever their number and order: each
+/// one that comes back is one this sender sent a moment ago.
+#[derive(Default)]
+struct Seen {
+    bits: [[u64; SEEN_BITS / 64]; 2],
+    /// Which of `bits` is the current generation, and how many it took.
+    current: usize,
+    taken: u32,
+    streak: u32,
+}
+
+impl Seen {
+    /// Records `print`; true when it ends a streak of [`REFLECT_STREAK`] datagrams that
+    /// were each seen lately (then the streak starts again).
+    fn repeats(&mut self, print: u64) -> bool {
+        // The fingerprint's top bits pick the bit: its low bits carry the length's word.
+        let bit = (print >> 54) as usize % SEEN_BITS;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let seen = (self.bits[0][word] | self.bits[1][word]) & mask != 0;
+        if self.taken >= SEEN_GENERATION {
+            self.current ^= 1;
+            self.bits[self.current] = [0; SEEN_BITS / 64];
+            self.taken = 0;
+        }
+        self.bits[self.current][word] |= mask;
+        self.taken += 1;
+        if !seen {
+            self.streak = 0;
+            return false;
+        }
+        self.streak += 1;
+        if self.streak >= REFLECT_STREAK {
+            self.streak = 0;
+            return true;
+        }
         false
     }
 }
@@ -357,6 +400,31 @@ mod tests {
             .filter(|_| guard.check(&from, b"same").is_err())
             .count();
         assert_eq!(dropped, 2);
+    }
+
+    #[test]
+    fn payloads_in_turn_lose_one_datagram_per_streak() {
+        for payloads in [2u32, 3, 8, 100] {
+            let mut guard = Guard::new(rules(), None);
+            let from = peer("127.0.0.1:5000");
+            let dropped = (0..2 * REFLECT_STREAK + payloads)
+                .filter(|n| {
+                    let msg = format!("PAYLOAD {}", n % payloads);
+                    guard.check(&from, msg.as_bytes()).is_err()
+                })
+                .count();
+            assert_eq!(dropped, 2, "{payloads} payloads");
+        }
+    }
+
+    #[test]
+    fn distinct_datagrams_are_never_a_repeat() {
+        let mut guard = Guard::new(rules(), None);
+        let from = peer("127.0.0.1:5000");
+        let dropped = (0..200_000u32)
+            .filter(|n| guard.check(&from, &n.to_be_bytes()).is_err())
+            .count();
+        assert_eq!(dropped, 0);
     }
 
     #[test]
