@@ -90,3 +90,71 @@ fn one_datagram_senders_do_not_lock_out_a_real_one() {
     });
     assert_eq!(answered, 4);
 }
+
+/// Two relays pointed at each other: every message from one arrives at the other from a
+/// new socket, a new flow, hop after hop. The bound on flows per source address ends the
+/// chain, and each relay's threads and sockets (read from /proc) stay bounded.
+#[test]
+fn two_relays_pointed_at_each_other_stay_bounded() {
+    for proto in ["udp", "tcp"] {
+        let (a, b) = facing_relays(proto);
+        match proto {
+            "udp" => {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                sock.send_to(b"hi", &a.addr).unwrap();
+            }
+            _ => drop(connect(&a.addr)),
+        }
+        // Until the chain is cut, and once more after: each flow costs three threads and a
+        // socket or two, at most 128 flows from one address.
+        let cut = "128 flows from its address already";
+        let mut was_cut = false;
+        common::eventually(&format!("{proto}: the chain cut"), || {
+            let done = was_cut;
+            was_cut = a.stderr().contains(cut) || b.stderr().contains(cut);
+            for relay in [&a, &b] {
+                let (threads, fds) = (threads(relay.pid()), common::open_fds(relay.pid()));
+                assert!(
+                    threads <= 3 * 128 + 16 && fds <= 2 * 128 + 32,
+                    "{proto}: {threads} threads, {fds} fds; log:\n{}",
+                    relay.stderr()
+                );
+            }
+            done.then_some(())
+        });
+        a.stop("TERM");
+        b.stop("TERM");
+    }
+}
+
+/// `relay proto://A proto://B` and `relay proto://B proto://A`, on ports free a moment ago.
+fn facing_relays(proto: &str) -> (Server, Server) {
+    let url = |port: u16| format!("{proto}://127.0.0.1:{port}");
+    for _ in 0..5 {
+        let (p, q) = (common::free_port(), common::free_port());
+        let started = |from: u16, to: u16| {
+            let mut cmd = Command::new(bin());
+            cmd.args(["relay", &url(from), &url(to)]);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Server::start_with(&mut cmd)
+            }))
+            .ok()
+        };
+        if let (Some(a), Some(b)) = (started(p, q), started(q, p)) {
+            return (a, b);
+        }
+    }
+    panic!("no two free ports for {proto} relays");
+}
+
+/// Threads of process `pid` (the Threads line of /proc/PID/status).
+fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -8,6 +8,7 @@ pub(crate) mod link;
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,12 @@ pub(crate) const MAX_PEERS: usize = 1024;
 /// Clients relayed at once unless --max-conns says otherwise: each connection costs three
 /// threads and two sockets.
 pub(crate) const DEFAULT_MAX_CONNS: u32 = 1024;
+/// Flows (connections, datagram senders) from one source address at once; every Unix
+/// sender counts as one address, this host. Each flow opens a socket to TO and runs three
+/// threads, and two relays pointed at each other turn each message into a new flow at the
+/// other one, from a new port of the same address, hop after hop: at this many the next
+/// hop is refused and the chain ends.
+pub(crate) const FLOWS_PER_ADDRESS: usize = 128;
 /// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed,
 /// unless --idle-timeout says otherwise.
 const PEER_IDLE: Duration = Duration::from_secs(30);
@@ -250,34 +257,27 @@ fn relay_connections(
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
-    let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let running = Arc::new(Running::default());
     crate::lifecycle::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
-        if let Some(conn) = conn
-            && route.access.admits_conn(route.from.proto.into(), &conn)
+        let conn = conn?;
+        let ip = conn.remote().map(|a| a.ip());
+        if !route.access.admits_conn(route.from.proto.into(), &conn)
+            || !running.start(&conn, ip, route.max_conns)
         {
-            if running.load(Ordering::Relaxed) >= route.max_conns {
-                warn!(
-                    "{}: refused, {} connections already (--max-conns)",
-                    conn.peer(),
-                    route.max_conns
-                );
-                return None;
-            }
-            running.fetch_add(1, Ordering::Relaxed);
-            let (route, flows, count) =
-                (Arc::clone(route), Arc::clone(flows), Arc::clone(&running));
-            let started = std::thread::Builder::new()
-                .name("relay-flow".into())
-                .spawn(move || {
-                    if let Err(e) = connection_flow(conn, &route, &flows) {
-                        warn!("{e:#}");
-                    }
-                    count.fetch_sub(1, Ordering::Relaxed);
-                });
-            if let Err(e) = started {
-                running.fetch_sub(1, Ordering::Relaxed);
-                warn!("busy: cannot start a thread for a connection: {e}");
-            }
+            return None;
+        }
+        let (route, flows, count) = (Arc::clone(route), Arc::clone(flows), Arc::clone(&running));
+        let started = std::thread::Builder::new()
+            .name("relay-flow".into())
+            .spawn(move || {
+                if let Err(e) = connection_flow(conn, &route, &flows) {
+                    warn!("{e:#}");
+                }
+                count.end(ip);
+            });
+        if let Err(e) = started {
+            running.end(ip);
+            warn!("busy: cannot start a thread for a connection: {e}");
         }
         None
     })
@@ -306,10 +306,13 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let down = route.link(&flow, id, true, to_client, STREAM_QUEUE)?;
     let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.receiver(&route.to));
     let replies = Arc::clone(&server);
-    std::thread::Builder::new()
+    let reader = std::thread::Builder::new()
         .name("relay-reader".into())
         .spawn(move || flow::read_into(&replies, reply_decoder, &down, &reply_flow))?;
     flow::read_into(&client, route.receiver(&route.from), &up, &flow);
+    // The flow holds its sockets and threads until TO's side ends too, and counts against
+    // --max-conns and its address's flows until then.
+    let _ = reader.join();
     Ok(())
 }
 
@@ -342,6 +345,9 @@ fn relay_datagrams(
         while let Some((from, n)) = next_datagram(sock, &mut buf, &mut guard) {
             if !peers.contains_key(&from) {
                 if !route.access.admits_datagram(route.from.proto.into(), &from) {
+                    continue;
+                }
+                if !room_for(&peers, &from) {
                     continue;
                 }
                 if peers.len() >= max_peers && !evict_unanswered(&mut peers) {
@@ -393,6 +399,72 @@ fn listening_guard(sock: &DatagramSocket) -> Guard {
         },
         sock.local_sockaddr().ok(),
     )
+}
+
+/// The address a flow is counted under for [`FLOWS_PER_ADDRESS`]: its IP address, or none
+/// for a Unix sender.
+fn address_of(peer: &PeerAddr) -> Option<IpAddr> {
+    peer.0.as_socket().map(|a| a.ip())
+}
+
+/// Whether a new datagram sender `from` may have a flow: its address has fewer than
+/// [`FLOWS_PER_ADDRESS`].
+fn room_for(peers: &HashMap<PeerAddr, Peer>, from: &PeerAddr) -> bool {
+    let ip = address_of(from);
+    let flows = peers.keys().filter(|p| address_of(p) == ip).count();
+    flows < FLOWS_PER_ADDRESS || refused_for_address(&from.to_string())
+}
+
+/// Says (at most ten lines a second: a loop or a flood causes it at will) that a client
+/// was refused for its address's flows; false.
+fn refused_for_address(client: &str) -> bool {
+    static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = LOG.allow() {
+        warn!(
+            "{client}: refused, {FLOWS_PER_ADDRESS} flows from its address already (another \
+             relay pointed back at this one?){more}"
+        );
+    }
+    false
+}
+
+/// Connection flows running, in all and per source address.
+#[derive(Default)]
+struct Running(Mutex<(usize, HashMap<Option<IpAddr>, usize>)>);
+
+impl Running {
+    /// Counts a new flow from `ip`, or says why it is refused (--max-conns, or
+    /// [`FLOWS_PER_ADDRESS`]).
+    fn start(&self, conn: &Conn, ip: Option<IpAddr>, max_conns: usize) -> bool {
+        let mut running = self.0.lock().unwrap();
+        let (all, per_address) = &mut *running;
+        if *all >= max_conns {
+            warn!(
+                "{}: refused, {max_conns} connections already (--max-conns)",
+                conn.peer()
+            );
+            return false;
+        }
+        let from_ip = per_address.entry(ip).or_default();
+        if *from_ip >= FLOWS_PER_ADDRESS {
+            return refused_for_address(conn.peer());
+        }
+        *from_ip += 1;
+        *all += 1;
+        true
+    }
+
+    fn end(&self, ip: Option<IpAddr>) {
+        let mut running = self.0.lock().unwrap();
+        let (all, per_address) = &mut *running;
+        *all -= 1;
+        if let Some(n) = per_address.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_address.remove(&ip);
+            }
+        }
+    }
 }
 
 /// The next datagram on FROM worth relaying: its sender and length; `None` when none waits.
