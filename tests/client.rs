@@ -100,3 +100,23 @@ fn ctrl_d_on_a_terminal_shuts_down_writing_and_prints_what_the_server_says_last(
     assert!(text.contains("HELLO"), "no reply in {text:?}");
     assert!(text.contains("BYE"), "the last words were lost: {text:?}");
 }
+
+#[test]
+fn plain_send_to_a_tls_port_says_add_tls_for_every_message_length() {
+    let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let long = "a".repeat(100_000);
+    for msg in ["h", "hi", "abcd", "hello", "hello world", &long] {
+        let line = common::fails(&netecho(&["send", &tls.url(), msg], b""), 1);
+        assert!(line.contains("add --tls"), "{} bytes: {line}", msg.len());
+    }
+    for input in [&b"hi\n"[..], b"abcd\n", b"hello world\n"] {
+        let out = netecho(&["send", &tls.url()], input);
+        let line = common::fails(&out, 1);
+        assert!(line.contains("add --tls"), "piped {input:?}: {line}");
+        assert!(out.stdout.is_empty(), "piped {input:?}: {:?}", out.stdout);
+    }
+    // An echo of bytes shaped like the start of an alert is still an echo.
+    let plain = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = netecho(&["send", &plain.url(), "\x15\x03"], b"");
+    assert_eq!(ok(&out), "\x15\x03\n");
+}

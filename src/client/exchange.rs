@@ -134,18 +134,23 @@ impl Exchanger {
             replies,
             target,
             carrier,
+            config,
             ..
         } = self;
         let reply = if carrier.keeps_boundaries() {
             send_while(conn, &wire, target, || next_message(conn, replies, target))
         } else {
+            let plain = config.opts.tls.is_none();
             send_while(conn, &wire, target, || {
                 let mut reply = Vec::with_capacity(msg.len());
-                read_chunks(conn, replies, msg.len(), target, &mut |chunk| {
+                let read = read_chunks(conn, replies, msg.len(), target, &mut |chunk| {
                     reply.extend_from_slice(chunk);
                     Ok(())
-                })?;
-                Ok(reply)
+                });
+                if plain {
+                    heed_alert(conn, replies, msg, &mut reply)?;
+                }
+                read.map(|()| reply)
             })
         };
         reply.map_err(Failure::Fatal)
@@ -384,6 +389,76 @@ fn read_chunks(
         }
     }
     Ok(())
+}
+
+/// The bytes of a TLS alert record: type 21, version 3.x, a 2-byte alert. A TLS server sends
+/// one to a client that spoke plaintext to it, then closes.
+const ALERT: usize = 7;
+/// How long a reply that starts as an alert does is given to come whole: the server sent the
+/// alert in one write.
+const ALERT_WAIT: Duration = Duration::from_millis(500);
+
+/// How much of a TLS alert record some bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Alert {
+    No,
+    /// Its start, as far as the bytes go.
+    Start,
+    Whole,
+}
+
+pub(crate) fn alert_shape(bytes: &[u8]) -> Alert {
+    let fits = |(i, &b): (usize, &u8)| match i {
+        0 => b == 21,
+        1 => b == 3,
+        2 => b <= 4,
+        3 => b == 0,
+        4 => b == 2,
+        _ => true,
+    };
+    match bytes.len() {
+        0 => Alert::No,
+        _ if !bytes.iter().enumerate().all(fits) => Alert::No,
+        n if n >= ALERT => Alert::Whole,
+        _ => Alert::Start,
+    }
+}
+
+/// What a plaintext client of a TLS server is told.
+pub(crate) fn tls_alert_error() -> anyhow::Error {
+    anyhow!(
+        "the server answered with a TLS alert: it speaks TLS; add --tls (and --pin with the \
+         fingerprint its listening line shows, or --ca)"
+    )
+}
+
+/// Refuses a reply over a bare plaintext stream that is a TLS alert where the echo of `msg`
+/// belongs. A short message's reply holds only the alert's start: the rest is read, waiting
+/// at most [`ALERT_WAIT`]; what comes is kept in `reply` when it makes no alert.
+fn heed_alert(
+    conn: &Conn,
+    replies: &mut MessageReader,
+    msg: &[u8],
+    reply: &mut Vec<u8>,
+) -> Result<()> {
+    let echoed = msg.starts_with(&reply[..reply.len().min(ALERT)]);
+    if echoed || alert_shape(reply) == Alert::No {
+        return Ok(());
+    }
+    if alert_shape(reply) == Alert::Start {
+        let _ = conn.set_read_timeout(Some(ALERT_WAIT));
+        while alert_shape(reply) == Alert::Start {
+            match replies.read_at_most(conn, ALERT - reply.len()) {
+                Ok(Some(chunk)) => reply.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        let _ = conn.set_read_timeout(None);
+    }
+    match alert_shape(reply) {
+        Alert::Whole => Err(tls_alert_error()),
+        _ => Ok(()),
+    }
 }
 
 /// The next reply message, or an error that says the server closed first.

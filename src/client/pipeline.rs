@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use tracing::warn;
 
+use super::exchange::{Alert, alert_shape, tls_alert_error};
 use crate::endpoint::{SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::transport::framing::Framing;
@@ -76,11 +77,13 @@ impl Cut {
 
 /// Sends each message `next` gives until it gives `None`, then shuts down writing; hands
 /// each reply to `reply` as it is cut; returns once the server closed, or was silent for
-/// `timeout` after the input ended.
+/// `timeout` after the input ended. Over `plain` text a TLS alert for the first reply is
+/// refused: the server speaks TLS.
 pub(crate) fn run(
     conn: &Conn,
     target: &Target,
     cut: Cut,
+    plain: bool,
     timeout: Duration,
     mut next: impl FnMut() -> Result<Option<Vec<u8>>> + Send,
     reply: &mut dyn FnMut(&[u8]) -> Result<()>,
@@ -117,7 +120,9 @@ pub(crate) fn run(
             result
         });
         let writer = writer.map_err(|e| anyhow!("cannot start the sending thread: {e}"))?;
-        let read = Reader::new(cut, target, &heard).read(conn, &sent, &ended, timeout, reply);
+        let mut reader = Reader::new(cut, target, &heard);
+        reader.fresh = plain;
+        let read = reader.read(conn, &sent, &ended, timeout, reply);
         let wrote = writer
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the sending thread failed")));
@@ -133,6 +138,8 @@ struct Reader<'t> {
     owed: VecDeque<usize>,
     sent: usize,
     held: Vec<u8>,
+    /// Nothing came yet that could not be the start of a TLS alert.
+    fresh: bool,
 }
 
 impl<'t> Reader<'t> {
@@ -144,6 +151,7 @@ impl<'t> Reader<'t> {
             owed: VecDeque::new(),
             sent: 0,
             held: Vec::new(),
+            fresh: false,
         }
     }
 
@@ -212,6 +220,14 @@ impl<'t> Reader<'t> {
         }
         self.held.extend_from_slice(data);
         self.heard.got(0);
+        if self.fresh {
+            match alert_shape(&self.held) {
+                Alert::Whole => return Err(tls_alert_error()),
+                // The rest of it is on its way (or the server closes, and finish shows it).
+                Alert::Start => return Ok(()),
+                Alert::No => self.fresh = false,
+            }
+        }
         while let Some(one) = self.next_reply()? {
             self.owed.pop_front();
             self.heard.got(1);

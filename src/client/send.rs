@@ -154,25 +154,21 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
     let mut first = true;
     let mut reply = |data: &[u8]| -> Result<()> {
         if std::mem::take(&mut first) {
-            refuse_tls_alert(data)?;
             hint_framed(data);
         }
         show(hex, Way::In, target, data);
         print_reply(&mut out, data)
     };
-    pipeline::run(conn, target, cut, config.client.timeout, next, &mut reply)
-}
-
-/// A TLS alert (a record of type 21, version 3.x, 2 bytes long) for a reply: the server speaks TLS
-/// and refused the plaintext it got.
-fn refuse_tls_alert(reply: &[u8]) -> Result<()> {
-    if let [21, 3, 0..=4, 0, 2, ..] = reply {
-        bail!(
-            "the server answered with a TLS alert: it speaks TLS; add --tls (and --pin with the \
-             fingerprint its listening line shows, or --ca)"
-        );
-    }
-    Ok(())
+    let plain = config.client.opts.tls.is_none();
+    pipeline::run(
+        conn,
+        target,
+        cut,
+        plain,
+        config.client.timeout,
+        next,
+        &mut reply,
+    )
 }
 
 /// A warning when the reply is framed as `netecho exec` or the file service frames theirs:
@@ -258,7 +254,6 @@ fn answer(
     show(config.hex, Way::Out, target, msg);
     let Some(count) = config.burst else {
         let reply = session.exchange(msg)?;
-        refuse_tls_alert(&reply)?;
         hint_framed(&reply);
         show(config.hex, Way::In, target, &reply);
         return print_reply(out, &reply);
