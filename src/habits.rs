@@ -3,10 +3,12 @@
 //! the others is refused in one line that names the netecho way to do it, rather than
 //! clap's generic tip.
 
-use clap::Parser;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+use std::ffi::OsString;
 
-use crate::cli::Cli;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
 
 /// A flag of another tool, and what to type in netecho instead.
 pub(crate) struct Habit {
@@ -160,7 +162,14 @@ pub(crate) fn advice(flag: &str) -> Option<String> {
 /// advice and exit code 2, as clap's own errors do.
 pub(crate) fn parse() -> Cli {
     match Cli::try_parse() {
-        Ok(cli) => cli,
+        Ok(cli) => {
+            let raw: Vec<OsString> = std::env::args_os().collect();
+            if let Some(line) = misplaced(&cli, &raw) {
+                eprintln!("error: {line}");
+                std::process::exit(2);
+            }
+            cli
+        }
         Err(err) => {
             if let Some(line) = explain(&err) {
                 eprintln!("error: {line}");
@@ -170,6 +179,61 @@ pub(crate) fn parse() -> Cli {
             err.exit()
         }
     }
+}
+
+/// A flag typed after send's ADDR, where every word is the message: one of send's own flags
+/// anywhere in it, or a habit as its first word (`send HOST -p 4000`). `raw` is the command
+/// line as typed: after a `--` of the user's, every word is the message as it stands.
+fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
+    let Command::Send(args) = &cli.command else {
+        return None;
+    };
+    let dashes = |words: &mut dyn Iterator<Item = &OsString>| words.filter(|w| *w == "--").count();
+    if dashes(&mut raw.iter()) > dashes(&mut args.message.iter()) {
+        return None;
+    }
+    let words = args.message.iter().take_while(|w| *w != "--");
+    for (i, word) in words.filter_map(|w| w.to_str()).enumerate() {
+        let name = word.split('=').next().unwrap_or(word);
+        if send_flag(name) {
+            return Some(format!(
+                "{name} after ADDR would be sent as part of the message: put flags before ADDR \
+                 (`netecho send {name} ... ADDR MESSAGE`); a message with a word that starts \
+                 with a dash goes after `--` (`netecho send ADDR -- {word}`)"
+            ));
+        }
+        if i == 0 && word.starts_with('-') {
+            if let Some(line) = advice(word) {
+                return Some(format!(
+                    "{line}; a message that starts with a dash goes after `--` (`netecho send \
+                     ADDR -- {word}`)"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `name` (`--timeout`, `-i`) is a flag `netecho send` takes.
+fn send_flag(name: &str) -> bool {
+    if !name.starts_with('-') || name == "-" || name == "--" {
+        return false;
+    }
+    let mut cli = Cli::command();
+    cli.build();
+    let Some(send) = cli.find_subcommand("send") else {
+        return false;
+    };
+    send.get_arguments().any(|arg| {
+        let long = name.strip_prefix("--").is_some_and(|n| {
+            arg.get_long() == Some(n) || arg.get_all_aliases().is_some_and(|a| a.contains(&n))
+        });
+        let short = name.strip_prefix('-').and_then(|n| {
+            let mut chars = n.chars();
+            chars.next().filter(|_| chars.next().is_none())
+        });
+        long || short.is_some_and(|c| arg.get_short() == Some(c))
+    })
 }
 
 /// The advice for a clap error about an unknown flag, if that flag is a known habit.
@@ -198,6 +262,34 @@ mod tests {
         assert!(advice("--port=80").unwrap().contains("HOST PORT"));
         assert!(!advice("-u").unwrap().contains('\n'));
         assert_eq!(advice("--frobnicate"), None);
+    }
+
+    fn misplaced_in(args: &[&str]) -> Option<String> {
+        let raw: Vec<OsString> = args.iter().map(OsString::from).collect();
+        misplaced(&Cli::try_parse_from(&raw).unwrap(), &raw)
+    }
+
+    #[test]
+    fn a_flag_after_send_s_addr_is_refused_not_sent() {
+        let line = misplaced_in(&["netecho", "send", "127.0.0.1:1", "hi", "--timeout", "1s"]);
+        assert!(line.unwrap().contains("put flags before ADDR"));
+        let line = misplaced_in(&["netecho", "send", "127.0.0.1", "-p", "4000"]).unwrap();
+        assert!(
+            line.contains("HOST PORT") && line.contains("`--`"),
+            "{line}"
+        );
+        assert!(misplaced_in(&["netecho", "send", "h", "x", "--hex"]).is_some());
+        assert!(misplaced_in(&["netecho", "send", "h", "x", "-i"]).is_some());
+        assert!(misplaced_in(&["netecho", "send", "h", "x", "--framing=line"]).is_some());
+        for fine in [
+            &["netecho", "send", "h", "--", "-p", "x"][..],
+            &["netecho", "send", "h", "hello", "-x", "world"],
+            &["netecho", "send", "h", "a", "--", "--timeout"],
+            &["netecho", "send", "--timeout", "1s", "h", "-", "-1"],
+            &["netecho", "serve", "--addr", "127.0.0.1:0"],
+        ] {
+            assert_eq!(misplaced_in(fine), None, "{fine:?}");
+        }
     }
 
     #[test]
