@@ -382,14 +382,27 @@ fn file_and_exec_servers_dump_what_they_carry_with_hex() {
 fn a_flag_after_send_s_addr_is_refused_rather_than_sent() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
     let url = server.url();
-    refused(&["send", &url, "hi", "--timeout", "1s"], "put flags before ADDR");
+    refused(
+        &["send", &url, "hi", "--timeout", "1s"],
+        "put flags before ADDR",
+    );
     refused(&["send", "127.0.0.1", "-p", "4000"], "HOST PORT");
     refused(&["send", "127.0.0.1", "-p", "4000"], "`--`");
     let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
-    let args = ["send", "--unconnected", &udp.url(), "hi", "--timeout", "300ms"];
+    let args = [
+        "send",
+        "--unconnected",
+        &udp.url(),
+        "hi",
+        "--timeout",
+        "300ms",
+    ];
     refused(&args, "put flags before ADDR");
     // After `--`, and in the middle of the words, a dash is the message's.
-    assert_eq!(ok(&netecho(&["send", &url, "--", "-p", "x"], b"")), "-P X\n");
+    assert_eq!(
+        ok(&netecho(&["send", &url, "--", "-p", "x"], b"")),
+        "-P X\n"
+    );
     let out = netecho(&["send", &url, "hello", "-x", "world"], b"");
     assert_eq!(ok(&out), "HELLO -X WORLD\n");
     let out = netecho(&["send", "--timeout", "1s", &url, "hi"], b"");

@@ -460,3 +460,28 @@ fn the_summary_on_sigterm_counts_every_message_a_client_got_under_load() {
         }
     }
 }
+
+#[test]
+fn a_frame_too_long_for_a_datagram_ends_its_flow_with_a_warning() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let relay = relay(&["--framing", "line", "tcp://127.0.0.1:0", &server.url()]);
+    relay.wait_log("--max-frame 65507");
+    let mut client = TcpStream::connect(("127.0.0.1", relay.port())).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut big = vec![b'a'; 100_000];
+    big.extend_from_slice(b"\nsmall\n");
+    let _ = client.write_all(&big);
+    let mut got = Vec::new();
+    let _ = client.read_to_end(&mut got);
+    assert!(got.is_empty(), "nothing after a lost frame: {got:?}");
+    let log = relay.wait_log("closing the flow");
+    assert!(log.contains("flow 1"), "{log}");
+    // A frame that fits still goes.
+    let mut client = TcpStream::connect(("127.0.0.1", relay.port())).unwrap();
+    client.write_all(b"small\n").unwrap();
+    let mut line = [0; 6];
+    client.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"SMALL\n");
+}

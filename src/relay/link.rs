@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
 use crate::transport::message::{Carrier, MessageSend};
@@ -305,6 +305,15 @@ impl Writer {
                 self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 if self.sink.fatal() {
                     debug!("flow {}: send: {e}; closing the flow", flow.id);
+                    self.failed = true;
+                    flow.close();
+                } else if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                    // Every later message could be lost the same way, unseen: end the flow.
+                    warn!(
+                        "{}: a {len}-byte message does not fit in one datagram ({e}); closing \
+                         the flow",
+                        flow.name
+                    );
                     self.failed = true;
                     flow.close();
                 } else {

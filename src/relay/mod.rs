@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::Access;
-use crate::endpoint::Target;
+use crate::endpoint::{SockProto, Target};
 use crate::impair::{Conditions, Rng};
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
@@ -175,7 +175,8 @@ impl Flows {
     }
 }
 
-pub(crate) fn run(route: Route) -> Result<()> {
+pub(crate) fn run(mut route: Route) -> Result<()> {
+    cap_frames(&mut route);
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
@@ -217,6 +218,35 @@ pub(crate) fn run(route: Route) -> Result<()> {
     }
     drop(bound);
     crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
+}
+
+/// Frames between a stream and datagrams: a frame goes out as one datagram, so
+/// --max-frame is capped at the largest datagram of the datagram side (a longer frame then
+/// ends its flow with a warning, as any frame over --max-frame does).
+fn cap_frames(route: &mut Route) {
+    if route.framing.is_none() {
+        return;
+    }
+    let largest = |side: &Target| match side.proto {
+        // UDP over IPv4 (over IPv6 it is 20 bytes more).
+        SockProto::Udp => Some(65_507),
+        SockProto::UnixDgram => Some(transport::MAX_MESSAGE),
+        _ => None,
+    };
+    let Some((side, cap)) = [&route.from, &route.to]
+        .into_iter()
+        .find_map(|side| largest(side).map(|cap| (side, cap)))
+    else {
+        return;
+    };
+    if route.max_frame > cap {
+        info!(
+            "--max-frame {cap}: each frame goes out as one {} datagram, which holds at most {cap} \
+             bytes; a longer frame closes its flow",
+            side.proto
+        );
+        route.max_frame = cap;
+    }
 }
 
 /// A relay whose TO is its own FROM would connect to itself for every client, each new
