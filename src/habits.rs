@@ -148,22 +148,77 @@ pub(crate) const HABITS: &[Habit] = &[
     },
 ];
 
-/// The advice for `flag` (as typed, `-l` or `--listen`), if it is a habit netecho knows.
-pub(crate) fn advice(flag: &str) -> Option<String> {
+/// Habits whose netecho way depends on the subcommand they were typed to: the tool it
+/// stands in for reads them its own way (ping's -w is a deadline, iperf3's -p a port).
+const IN_COMMAND: &[(&str, Habit)] = &[
+    (
+        "serve",
+        Habit {
+            flags: &["-u", "--udp"],
+            there: "nc, ncat, iperf3: UDP",
+            here: "a UDP server is `netecho serve --proto udp --addr :4000` (or \
+                   --addr udp://:4000)",
+        },
+    ),
+    (
+        "bench",
+        Habit {
+            flags: &["-u", "--udp"],
+            there: "iperf3: UDP",
+            here: "UDP is `netecho bench --proto udp HOST PORT` (or a udp:// address)",
+        },
+    ),
+    (
+        "bench",
+        Habit {
+            flags: &["-p", "--port"],
+            there: "iperf3: the port",
+            here: "the port goes with the address: `netecho bench -c HOST 5201` (HOST PORT) \
+                   or HOST:5201",
+        },
+    ),
+    (
+        "ping",
+        Habit {
+            flags: &["-w", "--deadline"],
+            there: "ping: stop after this many seconds",
+            here: "netecho ping stops after a count: `netecho ping -c 5 HOST` ends after about \
+                   5 s at the default -i 1s (-c N with -i sets how long)",
+        },
+    ),
+];
+
+/// The advice for `flag` (as typed, `-l` or `--listen`) typed to `command` (the subcommand,
+/// when there is one), if it is a habit netecho knows.
+pub(crate) fn advice(command: Option<&str>, flag: &str) -> Option<String> {
     let name = flag.split('=').next().unwrap_or(flag);
-    let habit = HABITS.iter().find(|h| h.flags.contains(&name))?;
+    let own = IN_COMMAND
+        .iter()
+        .find(|(cmd, h)| Some(*cmd) == command && h.flags.contains(&name))
+        .map(|(_, h)| h);
+    let habit = own.or_else(|| HABITS.iter().find(|h| h.flags.contains(&name)))?;
     Some(format!(
         "{name} is not a netecho flag here ({}): {}",
         habit.there, habit.here
     ))
 }
 
+/// The subcommand on a command line as typed: its first word that names one.
+fn subcommand(raw: &[OsString]) -> Option<String> {
+    let cli = Cli::command();
+    raw.iter()
+        .skip(1)
+        .filter_map(|w| w.to_str())
+        .find(|w| cli.find_subcommand(w).is_some())
+        .map(str::to_string)
+}
+
 /// The command line, parsed; a flag of another tool ends netecho with its one line of
 /// advice and exit code 2, as clap's own errors do.
 pub(crate) fn parse() -> Cli {
-    match Cli::try_parse() {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&raw) {
         Ok(cli) => {
-            let raw: Vec<OsString> = std::env::args_os().collect();
             if let Some(line) = misplaced(&cli, &raw) {
                 eprintln!("error: {line}");
                 std::process::exit(2);
@@ -171,7 +226,7 @@ pub(crate) fn parse() -> Cli {
             cli
         }
         Err(err) => {
-            if let Some(line) = explain(&err) {
+            if let Some(line) = explain(&err, subcommand(&raw).as_deref()) {
                 eprintln!("error: {line}");
                 // 2, as clap's own usage errors.
                 std::process::exit(2);
@@ -203,7 +258,7 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
             ));
         }
         if i == 0 && word.starts_with('-') {
-            if let Some(line) = advice(word) {
+            if let Some(line) = advice(Some("send"), word) {
                 return Some(format!(
                     "{line}; a message that starts with a dash goes after `--` (`netecho send \
                      ADDR -- {word}`)"
@@ -237,12 +292,12 @@ fn send_flag(name: &str) -> bool {
 }
 
 /// The advice for a clap error about an unknown flag, if that flag is a known habit.
-fn explain(err: &clap::Error) -> Option<String> {
+fn explain(err: &clap::Error, command: Option<&str>) -> Option<String> {
     if err.kind() != ErrorKind::UnknownArgument {
         return None;
     }
     match err.get(ContextKind::InvalidArg)? {
-        ContextValue::String(flag) => advice(flag),
+        ContextValue::String(flag) => advice(command, flag),
         _ => None,
     }
 }
@@ -253,15 +308,15 @@ mod tests {
 
     #[test]
     fn a_habit_gets_one_line_naming_the_netecho_way() {
-        let line = advice("-l").unwrap();
+        let line = advice(None, "-l").unwrap();
         assert_eq!(
             line,
             "-l is not a netecho flag here (nc, ncat: listen): netecho listens with \
              `netecho serve --addr :4000`"
         );
-        assert!(advice("--port=80").unwrap().contains("HOST PORT"));
-        assert!(!advice("-u").unwrap().contains('\n'));
-        assert_eq!(advice("--frobnicate"), None);
+        assert!(advice(None, "--port=80").unwrap().contains("HOST PORT"));
+        assert!(!advice(None, "-u").unwrap().contains('\n'));
+        assert_eq!(advice(None, "--frobnicate"), None);
     }
 
     fn misplaced_in(args: &[&str]) -> Option<String> {
@@ -296,11 +351,11 @@ mod tests {
     fn an_unknown_habit_flag_is_explained_from_clap_s_error() {
         let err = Cli::try_parse_from(["netecho", "send", "-l", "127.0.0.1:1"]).unwrap_err();
         assert!(
-            explain(&err)
+            explain(&err, Some("send"))
                 .unwrap()
                 .contains("netecho serve --addr :4000")
         );
         let err = Cli::try_parse_from(["netecho", "send", "--port", "80", "x"]).unwrap_err();
-        assert!(explain(&err).unwrap().contains("HOST PORT"));
+        assert!(explain(&err, Some("send")).unwrap().contains("HOST PORT"));
     }
 }

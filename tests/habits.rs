@@ -149,6 +149,10 @@ fn check(row: &str, server: &Server) -> bool {
             refused(&["ping", "-W", "2", "127.0.0.1"], "2 what?");
             drop(ping(&["-c", "1", "-i", "200ms", "-W", "2s"], "1 received"));
         }
+        "`ping -w 5`" => refused(
+            &["ping", "-w", "5", "127.0.0.1"],
+            "`netecho ping -c 5 HOST`",
+        ),
         "`-q`" => {
             let out = ping(&["-q", "-c", "2", "-i", "100ms"], "2 received");
             assert!(!out.contains("icmp_seq"), "ping -q printed replies:\n{out}");
@@ -407,4 +411,19 @@ fn a_flag_after_send_s_addr_is_refused_rather_than_sent() {
     assert_eq!(ok(&out), "HELLO -X WORLD\n");
     let out = netecho(&["send", "--timeout", "1s", &url, "hi"], b"");
     assert_eq!(ok(&out), "HI\n");
+}
+
+#[test]
+fn a_habit_s_advice_is_for_the_subcommand_it_was_typed_to() {
+    refused(&["serve", "-u"], "`netecho serve --proto udp");
+    let line = fails(&netecho(&["serve", "-u"], b""), 2);
+    assert!(!line.contains("netecho send"), "{line}");
+    refused(&["bench", "-p", "5201"], "`netecho bench -c HOST 5201`");
+    let line = fails(&netecho(&["bench", "-p", "5201"], b""), 2);
+    assert!(!line.contains("netecho send"), "{line}");
+    refused(&["ping", "-w", "2", "127.0.0.1"], "-c");
+    let line = fails(&netecho(&["ping", "-w", "2", "127.0.0.1"], b""), 2);
+    assert!(!line.contains("--timeout"), "{line}");
+    // nc's -w to send still means nc's time-out.
+    refused(&["send", "-w", "5", "127.0.0.1"], "--timeout 5s");
 }
