@@ -82,7 +82,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
-    /// More log lines on stderr: -v for each message, -vv for each read (RUST_LOG overrides)
+    /// More log lines on stderr: -v for each read's size, -vv also for each message's bytes
+    /// (RUST_LOG overrides)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only warnings and errors on stderr; ping prints its summary alone, as ping -q

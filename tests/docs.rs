@@ -197,3 +197,22 @@ fn completions_offer_only_what_each_commands_help_shows() {
         assert!(!send.contains(&"--cert".to_string()), "{shell}: {send:?}");
     }
 }
+
+#[test]
+fn the_help_of_v_says_what_serve_logs_at_each_level() {
+    let help = ok(&netecho(&["--help"], b""));
+    let text = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        text.contains("-v for each read's size, -vv also for each message's bytes"),
+        "{help}"
+    );
+    // As serve does: -v a line per read, -vv the bytes too.
+    let one = common::Server::start(&["-v", "--addr", "127.0.0.1:0"]);
+    ok(&netecho(&["send", &one.url(), "hello"], b""));
+    one.wait_log("read 5 bytes");
+    one.wait_log("1 reads");
+    assert!(!one.stderr().contains("b'hello'"), "{}", one.stderr());
+    let two = common::Server::start(&["-vv", "--addr", "127.0.0.1:0"]);
+    ok(&netecho(&["send", &two.url(), "hello"], b""));
+    two.wait_log("b'hello'");
+}
