@@ -201,3 +201,10 @@ fn a_link_local_address_is_pinged_through_the_interface_its_zone_names() {
         "{err}"
     );
 }
+
+#[test]
+fn a_link_local_address_without_a_zone_is_one_readable_line() {
+    let line = fails(&netecho(&["ping", "-c", "1", "fe80::1"], b""), 2);
+    assert!(line.contains("so name the one to ping through"), "{line}");
+    assert!(!line.contains("  "), "a run of spaces: {line:?}");
+}
