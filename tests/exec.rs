@@ -314,3 +314,19 @@ fn a_program_can_be_stopped_by_sigterm_and_sigint_like_any_other() {
         drop(conn);
     }
 }
+
+#[test]
+fn exec_warnings_name_the_port_bound_not_port_0() {
+    let server = Server::start(&["--addr", "[::]:0", "--allow-remote-exec", "--exec", "id"]);
+    let line = server.wait_log("anyone who can reach");
+    let bound = format!("[::]:{}", server.port());
+    assert!(line.contains(&bound), "{line}");
+    assert!(!line.contains("[::]:0 "), "{line}");
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if root {
+        let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0", "--exec", "id"]);
+        let line = server.wait_log("--exec as root on");
+        let bound = format!("127.0.0.1:{}:", server.port());
+        assert!(line.contains(&bound), "{line}");
+    }
+}

@@ -220,25 +220,30 @@ pub(crate) fn run(mut config: ServeConfig) -> Result<()> {
     match &config.service {
         ServiceConfig::Echo => {
             let echo = echo_service(&config, stats, Arc::clone(&access));
-            serve(&config, echo, access, stats, &shutdown)
+            serve(&config, echo, access, Vec::new(), stats, &shutdown)
         }
         ServiceConfig::Files(files) => {
             let files = files_service(files, config.idle_timeout, stats)?;
-            serve(&config, files, access, stats, &shutdown)
+            serve(&config, files, access, Vec::new(), stats, &shutdown)
         }
         ServiceConfig::Exec(exec) => {
-            let exec = exec_service(exec, &mut config.endpoint, stats)?;
-            let access = exec_access(access, &config.endpoint)?;
-            serve(&config, exec, access, stats, &shutdown)
+            let mut warnings = Vec::new();
+            let exec = exec_service(exec, &mut config.endpoint, stats, &mut warnings)?;
+            let access = exec_access(access, &config.endpoint, &mut warnings)?;
+            serve(&config, exec, access, warnings, stats, &shutdown)
         }
     }
 }
+
+/// A warning about the address served, said once it is bound (port 0 has become a port).
+type Warning = Box<dyn Fn(&Address) -> String>;
 
 /// Binds, announces, serves with the model the plan picks, and prints the summary.
 fn serve<S: Service>(
     config: &ServeConfig,
     service: S,
     access: Arc<Access>,
+    warnings: Vec<Warning>,
     stats: &'static Stats,
     shutdown: &Shutdown,
 ) -> Result<()> {
@@ -255,6 +260,9 @@ fn serve<S: Service>(
         "listening {local}{}",
         tls_beside(config.socket.tls.as_ref())
     ))?;
+    for warning in &warnings {
+        warn!("{}", warning(&local.addr));
+    }
     let plan = plan(config.model, service.blocks());
     if config.model == Model::Fork && plan.model != Model::Fork {
         info!(
@@ -485,7 +493,11 @@ fn bind(config: &ServeConfig, model: Model) -> Result<Bound> {
 /// Who may run the program: on a Unix stream socket with no --allow or --deny, the
 /// server's own user only (SO_PEERCRED); on loopback or an abstract name as root, a warning
 /// that every local user can.
-fn exec_access(access: Arc<Access>, endpoint: &Endpoint) -> Result<Arc<Access>> {
+fn exec_access(
+    access: Arc<Access>,
+    endpoint: &Endpoint,
+    warnings: &mut Vec<Warning>,
+) -> Result<Arc<Access>> {
     let proto = endpoint.proto;
     let uid = nix::unistd::geteuid();
     if access.is_open() && proto.is_unix() && proto.kind() != SocketKind::Datagram {
@@ -506,11 +518,12 @@ fn exec_access(access: Arc<Access>, endpoint: &Endpoint) -> Result<Arc<Access>> 
         Address::UnixPath(_) => false,
     };
     if uid.is_root() && shared && access.is_open() {
-        warn!(
-            "--exec as root on {}: every local user can connect and run the program as root; \
-             use a Unix socket file (made 0600) or --allow",
-            endpoint.addr
-        );
+        warnings.push(Box::new(|addr| {
+            format!(
+                "--exec as root on {addr}: every local user can connect and run the program as \
+                 root; use a Unix socket file (made 0600) or --allow"
+            )
+        }));
     }
     Ok(access)
 }
@@ -521,6 +534,7 @@ fn exec_service(
     config: &ServeExec,
     endpoint: &mut Endpoint,
     stats: &'static Stats,
+    warnings: &mut Vec<Warning>,
 ) -> Result<ExecService> {
     let program = &config.program;
     crate::service::exec::find_program(program)?;
@@ -544,11 +558,10 @@ fn exec_service(
             ))
             .into());
         }
-        warn!(
-            "--allow-remote-exec: anyone who can reach {} can run {}",
-            endpoint.addr,
-            program.to_string_lossy()
-        );
+        let program = program.to_string_lossy().into_owned();
+        warnings.push(Box::new(move |addr| {
+            format!("--allow-remote-exec: anyone who can reach {addr} can run {program}")
+        }));
     }
     let exec = Exec {
         program: program.clone(),
