@@ -213,3 +213,16 @@ fn programs_and_files_ignore_a_request_sent_to_a_group() {
     assert!(err.contains("no answer from any host"), "{err}");
     exec.wait_log("(a group or broadcast) ignored");
 }
+
+#[test]
+fn no_answer_to_a_broadcast_gets_broadcast_advice() {
+    let port = common::free_port().to_string();
+    let to = format!("udp://127.255.255.255:{port}");
+    let out = netecho(
+        &["send", "--timeout", "300ms", "--broadcast", &to, "x"],
+        b"",
+    );
+    let line = fails(&out, 1);
+    assert!(line.contains("--addr 0.0.0.0:PORT"), "{line}");
+    assert!(!line.contains("--join"), "{line}");
+}

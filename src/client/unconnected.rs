@@ -106,12 +106,27 @@ impl Unconnected {
         }
         if answers == 0 {
             bail!(
-                "no answer from any host at {what} within {:?}: is a server there joined to the \
-                 group (serve --join), on this port? Raise --timeout to wait longer",
-                self.timeout
+                "no answer from any host at {what} within {:?}: {} Raise --timeout to wait \
+                 longer",
+                self.timeout,
+                self.who_answers()
             );
         }
         Ok(())
+    }
+
+    /// Who would have answered: a member of the group, or a server that hears broadcasts.
+    fn who_answers(&self) -> &'static str {
+        match &self.target.addr {
+            Address::Ip(addr) if addr.ip().is_multicast() => {
+                "is a server there joined to the group (serve --join), on this port?"
+            }
+            _ => {
+                "is a udp server on this port on that network, bound to every address \
+                 (serve --proto udp --addr 0.0.0.0:PORT)? One bound to a single host address \
+                 does not hear broadcasts."
+            }
+        }
     }
 
     /// Sends `msg` to the server and waits for its reply, sending again on silence; a
