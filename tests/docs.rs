@@ -216,3 +216,30 @@ fn the_help_of_v_says_what_serve_logs_at_each_level() {
     ok(&netecho(&["send", &two.url(), "hello"], b""));
     two.wait_log("b'hello'");
 }
+
+#[test]
+fn readme_says_which_models_serve_quic_as_serve_does() {
+    let readme = include_str!("../README.md");
+    let unqualified = |claim: &str| {
+        readme
+            .split(claim)
+            .skip(1)
+            .any(|after| !after.chars().take(40).collect::<String>().contains("but"))
+    };
+    assert!(!unqualified("every model serves every protocol"));
+    assert!(!unqualified("Every server model"));
+    let out = netecho(
+        &[
+            "serve",
+            "--model",
+            "uring",
+            "--proto",
+            "quic",
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        b"",
+    );
+    let line = common::fails(&out, 2);
+    assert!(line.contains("--model event"), "{line}");
+}
