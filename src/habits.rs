@@ -257,13 +257,14 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
                  with a dash goes after `--` (`netecho send ADDR -- {word}`)"
             ));
         }
-        if i == 0 && word.starts_with('-') {
-            if let Some(line) = advice(Some("send"), word) {
-                return Some(format!(
-                    "{line}; a message that starts with a dash goes after `--` (`netecho send \
-                     ADDR -- {word}`)"
-                ));
-            }
+        let habit = (i == 0 && word.starts_with('-'))
+            .then(|| advice(Some("send"), word))
+            .flatten();
+        if let Some(line) = habit {
+            return Some(format!(
+                "{line}; a message that starts with a dash goes after `--` (`netecho send \
+                 ADDR -- {word}`)"
+            ));
         }
     }
     None

@@ -32,11 +32,6 @@ fn refused(args: &[&str], advice: &str) {
 fn check(row: &str, server: &Server) -> bool {
     let port = server.port().to_string();
     let addr = format!("127.0.0.1:{port}");
-    let bench = |extra: &[&str]| {
-        let mut args = vec!["bench", "-n", "5"];
-        args.extend_from_slice(extra);
-        ok(&netecho(&args, b""))
-    };
     match row {
         "`nc -l -p 4000`" => {
             refused(&["send", "-l", &addr], "`netecho serve --addr :4000`");
@@ -122,6 +117,21 @@ fn check(row: &str, server: &Server) -> bool {
         "`UNIX-CONNECT:/tmp/s`" => {
             refused(&["send", "UNIX-CONNECT:/tmp/s"], "`netecho send /tmp/s`")
         }
+        _ => return check_tools(row, server),
+    }
+    true
+}
+
+/// [`check`] for the rows of iperf3, ping, curl, tftp and the broadcast and multicast rows.
+fn check_tools(row: &str, server: &Server) -> bool {
+    let port = server.port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "-n", "5"];
+        args.extend_from_slice(extra);
+        ok(&netecho(&args, b""))
+    };
+    match row {
         "`-s`" => refused(&["serve", "-s"], "`netecho serve`"),
         "`-c HOST`" => {
             bench(&["-c", "127.0.0.1", &port]);
