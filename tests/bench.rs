@@ -3,6 +3,10 @@
 mod common;
 
 use common::{Server, netecho, ok};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Runs `netecho bench ARGS --format json` and returns its one run.
 fn bench(args: &[&str]) -> serde_json::Value {
@@ -269,4 +273,67 @@ fn bench_size_0_over_a_framed_stream_sends_empty_frames() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot carry an empty message"), "{stderr}");
     assert!(stderr.contains("--framing line or length"), "{stderr}");
+}
+
+/// A stand-in server on loopback: upper-cases a stream as `netecho serve` does, but turns
+/// one byte of each `size`-byte reply wrong, at a place that moves from reply to reply
+/// (early, deep inside, the last byte). It serves one connection, then ends.
+fn one_wrong_byte_per_reply(size: usize, wrong_at: &'static [usize]) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("bench connects");
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = 0usize;
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            for b in &mut buf[..n] {
+                b.make_ascii_uppercase();
+                let (reply, pos) = (at / size, at % size);
+                if pos == wrong_at[reply % wrong_at.len()] {
+                    *b ^= 0x01;
+                }
+                at += 1;
+            }
+            if conn.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, server)
+}
+
+#[test]
+fn a_wrong_byte_anywhere_in_a_long_stream_reply_fails_the_run() {
+    // Replies checked piece by piece as reads cut them: a byte in the first kilobyte, deep
+    // inside, at a period's edge and the very last must each make its reply a mismatch.
+    let size = 65536;
+    const WRONG_AT: &[usize] = &[100, 832, 1664, 40_000, 65_535];
+    let (addr, server) = one_wrong_byte_per_reply(size, WRONG_AT);
+    let requests = 20;
+    let out = netecho(
+        &[
+            "bench",
+            &addr,
+            "-n",
+            &requests.to_string(),
+            "--window",
+            "4",
+            "--size",
+            "65536",
+            "--format",
+            "json",
+        ],
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains(&format!("{requests} replies did not match")),
+        "{line}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+    assert_eq!(doc["runs"][0]["answered"], 0, "{doc}");
+    assert_eq!(doc["runs"][0]["mismatched"], requests, "{doc}");
+    server.join().unwrap();
 }

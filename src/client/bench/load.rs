@@ -288,7 +288,13 @@ struct Payload {
     /// Where the message starts in a request (after a length header).
     offset: usize,
     size: usize,
+    /// Whether the reply after its sequence digits repeats every [`PERIOD`] bytes: then a
+    /// long piece of it is checked against its own first period (see [`matches_body`]).
+    periodic: bool,
 }
+
+/// A repeat of the 26-letter message that is also a whole number of cache lines.
+const PERIOD: usize = 26 * 32;
 
 impl Payload {
     fn new(size: usize, expect: Transform, framing: Framing) -> Payload {
@@ -303,11 +309,15 @@ impl Payload {
         } else {
             0
         };
+        let body = (offset + size.min(SEQ_DIGITS)).min(reply.len());
+        let periodic = reply.len() - body > PERIOD
+            && reply[body + PERIOD..] == reply[body..reply.len() - PERIOD];
         Payload {
             request,
             reply,
             offset,
             size,
+            periodic,
         }
     }
 
@@ -1097,8 +1107,11 @@ fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool
     };
     let seq_len = payload.seq_len();
     let (seq_start, seq_end) = (payload.offset, payload.offset + seq_len);
-    if end <= seq_start || offset >= seq_end {
+    if end <= seq_start {
         return got == expected;
+    }
+    if offset >= seq_end {
+        return matches_body(payload, offset, got);
     }
     let mut digits = [0u8; SEQ_DIGITS];
     write_seq(&mut digits[..seq_len], seq);
@@ -1106,7 +1119,20 @@ fn matches_reply(payload: &Payload, seq: u64, offset: usize, got: &[u8]) -> bool
     let (lo, hi) = (seq_start.max(offset), seq_end.min(end));
     got[..lo - offset] == expected[..lo - offset]
         && got[lo - offset..hi - offset] == digits[lo - seq_start..hi - seq_start]
-        && got[hi - offset..] == expected[hi - offset..]
+        && matches_body(payload, hi, &got[hi - offset..])
+}
+
+/// Whether `got`, found at `offset` in a reply at or past its sequence digits (and within
+/// the reply), is what the server should have sent. Where the reply repeats every
+/// [`PERIOD`] bytes, `got` matches when its first period does and every byte equals the one
+/// a period before it: that second compare reads what it has just read, so a check streams
+/// the received bytes once instead of them and a copy of the reply.
+fn matches_body(payload: &Payload, offset: usize, got: &[u8]) -> bool {
+    let expected = &payload.reply[offset..offset + got.len()];
+    if !payload.periodic || got.len() <= 2 * PERIOD {
+        return got == expected;
+    }
+    got[..PERIOD] == expected[..PERIOD] && got[PERIOD..] == got[..got.len() - PERIOD]
 }
 
 /// Where every load thread waits until all have connected their clients; a thread the OS
@@ -1180,6 +1206,33 @@ mod tests {
             !matches_reply(&payload, 1234, 30, &reply[..5]),
             "past the end"
         );
+    }
+
+    #[test]
+    fn a_long_reply_is_checked_in_every_byte_from_any_starting_point() {
+        for framing in [Framing::None, Framing::Length, Framing::Line] {
+            let payload = Payload::new(10_000, Transform::Upper, framing);
+            assert_eq!(payload.periodic, framing != Framing::Line, "{framing:?}");
+            let mut reply = Vec::new();
+            payload.write_request(42, &mut reply);
+            let header = payload.offset;
+            reply[header..header + 10_000].make_ascii_uppercase();
+            reply[header..header + SEQ_DIGITS].copy_from_slice(b"00000042");
+            for start in [0, 3, header + SEQ_DIGITS, 500, 2 * PERIOD + 7] {
+                for end in [start + 2 * PERIOD + 1, 7000, reply.len()] {
+                    let piece = &reply[start..end];
+                    assert!(matches_reply(&payload, 42, start, piece), "{start}..{end}");
+                    for wrong in [start, start + PERIOD - 1, start + PERIOD, end - 1] {
+                        let mut bad = piece.to_vec();
+                        bad[wrong - start] ^= 0x20;
+                        assert!(
+                            !matches_reply(&payload, 42, start, &bad),
+                            "{framing:?} {start}..{end}: byte {wrong} wrong"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
