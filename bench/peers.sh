@@ -36,6 +36,7 @@
 #   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
 #                                          turns: a change measured against the build before it
 #   ROWS=pingpong bench/peers.sh           only the ping-pong rows (a minute, not three)
+#   ROWS=tcp bench/peers.sh                only the tcp throughput row
 #   PLACES="2 1 free" bench/peers.sh       ping-pong placements: 2 cores, 1 core, unpinned
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -183,6 +184,8 @@ iperf3_mbps() {
 echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run, median of $rounds rounds"
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -io 'version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
 printf '%-26s %12s %12s %12s %10s %10s %9s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio_mean ratio_p50
+# ROWS=tcp: no ping-pong rows (an empty list of placements).
+[ "${ROWS:-}" != tcp ] || places=
 for proto in tcp udp; do for where in $places; do
   place "$where"
   label="$proto RTT us (64 B) $(place_name "$where")"
@@ -224,6 +227,12 @@ printf '%-26s %12s %12s %12s %10s %10s %9s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" 
 if [ -n "${BASE:-}" ]; then
   b=$(median "${bt[@]}")
   printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
+fi
+if [ "${ROWS:-}" = tcp ]; then
+  echo "# ratio: netecho / peer. Target: tcp throughput ratio >= 0.60; unpinned, netecho and iperf3 alike."
+  echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
+  bench_end
+  exit
 fi
 nt=(); it=(); bt=()
 for _ in $(seq "$rounds"); do
