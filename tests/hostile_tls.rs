@@ -159,6 +159,42 @@ fn whole_records_sent_slowly_are_never_cut_under_threads_and_fork() {
     whole_records_sent_slowly_are_never_cut("fork");
 }
 
+/// A bulk client that reads its replies only after a pause past the frame deadline: the
+/// server stops reading from it (its replies wait, small buffers both sides), maybe in the
+/// middle of a record whose rest waits in the socket. The server was behind, not the
+/// client: every byte is echoed and nothing is cut, as over plain TCP.
+fn a_client_reading_its_replies_late_is_never_cut(model: &str) {
+    let server = serve(
+        model,
+        &[
+            "--frame-timeout",
+            FRAME,
+            "--max-pending",
+            "64k",
+            "--sndbuf",
+            "64k",
+            "--rcvbuf",
+            "64k",
+        ],
+    );
+    let said = peer(&server, "late", &["3", "2000000"]);
+    assert_eq!(said, "echoed 1998848", "{model}");
+    let log = server.stderr();
+    assert!(!log.contains("unfinished"), "{model}: {log}");
+}
+
+#[test]
+fn a_client_reading_its_replies_late_is_never_cut_under_event_and_iterative() {
+    a_client_reading_its_replies_late_is_never_cut("event");
+    a_client_reading_its_replies_late_is_never_cut("iterative");
+}
+
+#[test]
+fn a_client_reading_its_replies_late_is_never_cut_under_threads_and_fork() {
+    a_client_reading_its_replies_late_is_never_cut("threads");
+    a_client_reading_its_replies_late_is_never_cut("fork");
+}
+
 /// A file server wants each request whole within the idle timeout; a record trickled
 /// under it has the idle timeout from its first byte too.
 #[test]

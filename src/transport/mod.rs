@@ -486,12 +486,6 @@ impl Conn {
         self.tls.as_deref().and_then(tls::Session::record_deadline)
     }
 
-    /// The error of a TLS record under way past its deadline, if one is: for a caller that
-    /// will not read now and must still end the connection on time.
-    pub(crate) fn record_expired(&self) -> Option<io::Error> {
-        self.tls.as_deref().and_then(tls::Session::record_expired)
-    }
-
     /// On a TLS connection, when the first record whose plaintext the last read yielded
     /// began: a frame that plaintext starts counts its time from then.
     pub(crate) fn plaintext_since(&self) -> Option<std::time::Instant> {

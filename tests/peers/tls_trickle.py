@@ -10,6 +10,11 @@ tests/hostile_tls.rs.
       each reply read: prints each reply, or "closed" if the server closes first.
   tls_trickle.py hello HOST PORT EVERY BOUND
       A ClientHello sent a byte every EVERY seconds, its last byte never: as trickle.
+  tls_trickle.py late HOST PORT PAUSE SIZE
+      The handshake, then SIZE bytes as full records sent as fast as the server takes them,
+      its replies not read for the first PAUSE seconds (small socket buffers, so the server
+      stops reading from it), then all read: prints "echoed SIZE", or "closed after S,
+      N echoed" if the server closes first.
 
 Every wait is bounded; the exit status is 0 unless something other than the server went
 wrong.
@@ -22,8 +27,13 @@ import sys
 import time
 
 
-def connect(host, port):
-    sock = socket.create_connection((host, int(port)), timeout=10)
+def connect(host, port, buffers=None):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if buffers:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffers)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffers)
+    sock.settimeout(10)
+    sock.connect((host, int(port)))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -113,10 +123,59 @@ def whole(sock, tls, incoming, outgoing, every, count, text):
         time.sleep(every)
 
 
+def late(sock, tls, incoming, outgoing, pause, size):
+    """`size` bytes in full records, replies unread for `pause` seconds, then all read."""
+    wire = b""
+    for _ in range(size // 16384):
+        tls.write(b"a" * 16384)
+        wire += outgoing.read()
+    size = size // 16384 * 16384
+    sock.setblocking(False)
+    sent, echoed, started = 0, 0, time.monotonic()
+    while echoed < size:
+        elapsed = time.monotonic() - started
+        if elapsed > pause + 15:
+            raise TimeoutError(f"{echoed} of {size} echoed in {elapsed:.1f} s")
+        reading = [sock] if elapsed > pause else []
+        writing = [sock] if sent < len(wire) else []
+        readable, writable, _ = select.select(reading, writing, [], 0.1)
+        try:
+            if writable:
+                sent += sock.send(wire[sent : sent + 65536])
+            data = sock.recv(65536) if readable else None
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if data:
+            incoming.write(data)
+            data = replies(tls)
+            echoed += len(data or b"")
+        if data == b"":
+            print(f"closed after {elapsed:.1f}, {echoed} echoed")
+            return
+    print(f"echoed {echoed}")
+
+
+def replies(tls):
+    """The plaintext `tls` has now; b"" once the server said goodbye (close_notify)."""
+    got = bytearray()
+    while True:
+        try:
+            more = tls.read(65536)
+        except ssl.SSLWantReadError:
+            return bytes(got) or None
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            more = b""
+        if not more:
+            return bytes(got)
+        got += more
+
+
 def main():
     what, host, port, every = sys.argv[1:5]
     every = float(every)
-    sock, tls, incoming, outgoing = connect(host, port)
+    sock, tls, incoming, outgoing = connect(host, port, 65536 if what == "late" else None)
     if what == "hello":
         try:
             tls.do_handshake()
@@ -128,6 +187,8 @@ def main():
     if what == "trickle":
         tls.write(sys.argv[6].encode())
         trickle(sock, outgoing.read(), every, float(sys.argv[5]))
+    elif what == "late":
+        late(sock, tls, incoming, outgoing, every, int(sys.argv[5]))
     elif what == "whole":
         whole(sock, tls, incoming, outgoing, every, int(sys.argv[5]), sys.argv[6])
     else:

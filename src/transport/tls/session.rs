@@ -153,13 +153,6 @@ impl Session {
         record_deadline(&self.state())
     }
 
-    /// The error of a record under way past its deadline, if one is.
-    pub(crate) fn record_expired(&self) -> Option<io::Error> {
-        let state = self.state();
-        let due = record_deadline(&state)?;
-        (Instant::now() >= due).then(|| record_too_slow(&state))
-    }
-
     /// When the first record whose plaintext the last read yielded began: a frame that
     /// plaintext starts counts its time from then.
     pub(crate) fn plaintext_since(&self) -> Option<Instant> {
@@ -451,6 +444,7 @@ impl Session {
         self.take_wire(&mut out);
         write_out(sock, &mut out)?;
         if out.owed > 0 {
+            self.replies_taken();
             return Ok(std::mem::take(&mut out.owed).min(buf.len()));
         }
         let chunk = &buf[..buf.len().min(WRITE_CHUNK)];
@@ -463,12 +457,26 @@ impl Session {
         };
         self.take_wire(&mut out);
         match write_out(sock, &mut out) {
-            Ok(()) => Ok(taken),
+            Ok(()) => {
+                self.replies_taken();
+                Ok(taken)
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 out.owed = taken;
                 Err(e)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The peer took a reply: a record under way has its time from now. A server whose
+    /// replies wait (its peer reads them late) does not read meanwhile, and the rest of
+    /// the record may wait in the socket. Replies come only from records whole, so a peer
+    /// gains this only while replies to what it sent before wait.
+    fn replies_taken(&self) {
+        let mut state = self.state();
+        if state.record_began.is_some() {
+            state.record_began = Some(Instant::now());
         }
     }
 
