@@ -282,3 +282,14 @@ fn have_aioquic(test: &str) -> bool {
     }
     found
 }
+
+#[test]
+fn a_malformed_record_after_the_handshake_is_said_as_such_not_as_a_plaintext_client() {
+    let server = serve("event", &[]);
+    // An application-data record that declares 65,535 bytes: over TLS's limit.
+    let said = peer(&server, "raw", &["10", "170303ffff00"]);
+    assert_eq!(said, "closed");
+    let log = server.wait_log("malformed TLS record");
+    assert!(log.contains("after the handshake"), "{log}");
+    assert!(!log.contains("plaintext client"), "{log}");
+}

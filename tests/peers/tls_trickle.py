@@ -15,6 +15,9 @@ tests/hostile_tls.rs.
       its replies not read for the first PAUSE seconds (small socket buffers, so the server
       stops reading from it), then all read: prints "echoed SIZE", or "closed after S,
       N echoed" if the server closes first.
+  tls_trickle.py raw HOST PORT WAIT HEX
+      The handshake, then the bytes HEX as they are (no record around them): prints
+      "closed" once the server closes the connection, or "open" after WAIT seconds.
 
 Every wait is bounded; the exit status is 0 unless something other than the server went
 wrong.
@@ -70,6 +73,16 @@ def closed(sock, wait):
         return sock.recv(65536) == b""
     except OSError:
         return True
+
+
+def closed_within(sock, bound):
+    """Whether the server closes the connection within `bound` seconds, whatever it sends
+    before."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if closed(sock, deadline - time.monotonic()):
+            return True
+    return False
 
 
 def trickle(sock, wire, every, bound):
@@ -189,6 +202,9 @@ def main():
         trickle(sock, outgoing.read(), every, float(sys.argv[5]))
     elif what == "late":
         late(sock, tls, incoming, outgoing, every, int(sys.argv[5]))
+    elif what == "raw":
+        sock.sendall(bytes.fromhex(sys.argv[5]))
+        print("closed" if closed_within(sock, every) else "open")
     elif what == "whole":
         whole(sock, tls, incoming, outgoing, every, int(sys.argv[5]), sys.argv[6])
     else:

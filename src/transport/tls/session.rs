@@ -314,10 +314,15 @@ impl Session {
             state.records_out.narrate("sending", &wire);
         }
         let _ = sock.send_with_flags(&wire, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            describe_error(e, matches!(state.tls, rustls::Connection::Client(_))),
-        )
+        let why = match e {
+            // Past the handshake the peer spoke TLS: a bad record is not a plaintext peer.
+            rustls::Error::InvalidMessage(_) if !state.tls.is_handshaking() => format!(
+                "a malformed TLS record after the handshake ({e}); the connection ends with an \
+                 alert"
+            ),
+            _ => describe_error(e, matches!(state.tls, rustls::Connection::Client(_))),
+        };
+        io::Error::new(io::ErrorKind::InvalidData, why)
     }
 
     /// Once the handshake is done: its result logged, and the receive timeout it
