@@ -115,8 +115,16 @@ fn plain_send_to_a_tls_port_says_add_tls_for_every_message_length() {
         assert!(line.contains("add --tls"), "piped {input:?}: {line}");
         assert!(out.stdout.is_empty(), "piped {input:?}: {:?}", out.stdout);
     }
+    for msg in ["hi", "hello"] {
+        let out = netecho(&["send", "--burst", "3", &tls.url(), msg], b"");
+        let line = common::fails(&out, 1);
+        assert!(line.contains("add --tls"), "burst of {msg:?}: {line}");
+        assert!(out.stdout.is_empty(), "burst of {msg:?}: {:?}", out.stdout);
+    }
     // An echo of bytes shaped like the start of an alert is still an echo.
     let plain = Server::start(&["--addr", "127.0.0.1:0"]);
     let out = netecho(&["send", &plain.url(), "\x15\x03"], b"");
     assert_eq!(ok(&out), "\x15\x03\n");
+    let out = netecho(&["send", "--burst", "2", &plain.url(), "\x15\x03"], b"");
+    assert_eq!(ok(&out), "\x15\x03\x15\x03\n");
 }

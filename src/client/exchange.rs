@@ -461,6 +461,51 @@ fn heed_alert(
     }
 }
 
+/// The first reply bytes of a burst over a bare plaintext stream, held while they may be
+/// the start of a TLS alert where the echo of the message belongs (a plaintext client at a
+/// TLS port), as [`heed_alert`] judges a single reply.
+pub(crate) struct AlertWatch {
+    head: Vec<u8>,
+    watching: bool,
+}
+
+impl AlertWatch {
+    /// Watching only when `plain_stream`: a bare stream without TLS.
+    pub(crate) fn new(plain_stream: bool) -> AlertWatch {
+        AlertWatch {
+            head: Vec::new(),
+            watching: plain_stream,
+        }
+    }
+
+    /// What of the replies may be shown now, `chunk` the latest read: nothing while the
+    /// bytes so far may still be an alert's start, the error once they are one.
+    pub(crate) fn pass(&mut self, msg: &[u8], chunk: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.watching {
+            return Ok(Some(chunk.to_vec()));
+        }
+        self.head.extend_from_slice(chunk);
+        let echoed = msg.starts_with(&self.head[..self.head.len().min(ALERT)]);
+        match alert_shape(&self.head) {
+            Alert::Whole if !echoed => Err(tls_alert_error()),
+            Alert::Start if !echoed => Ok(None),
+            _ => {
+                self.watching = false;
+                Ok(Some(std::mem::take(&mut self.head)))
+            }
+        }
+    }
+
+    /// At the burst's end: bytes still held are an alert's start where no echo came (the
+    /// burst's bytes were fewer than an alert's seven).
+    pub(crate) fn finish(self) -> Result<()> {
+        match self.head.is_empty() {
+            true => Ok(()),
+            false => Err(tls_alert_error()),
+        }
+    }
+}
+
 /// The next reply message, or an error that says the server closed first.
 fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Result<Vec<u8>> {
     match replies.read(conn) {

@@ -10,7 +10,7 @@ use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::hexdump::{self, Way};
 
-use super::exchange::{ClientConfig, Session};
+use super::exchange::{AlertWatch, ClientConfig, Session};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
 use super::unconnected::Unconnected;
@@ -259,12 +259,18 @@ fn answer(
         return print_reply(out, &reply);
     };
     let (mut bytes, mut replies) = (0, 0);
-    let got = session.burst_each(msg, count, &mut |reply| {
+    let plain_stream = !carrier.keeps_boundaries() && config.client.opts.tls.is_none();
+    let mut watch = AlertWatch::new(carrier.reliable() && plain_stream);
+    let got = session.burst_each(msg, count, &mut |chunk| {
+        let Some(reply) = watch.pass(msg, chunk)? else {
+            return Ok(());
+        };
         bytes += reply.len();
         replies += 1;
-        show(config.hex, Way::In, target, reply);
-        print_reply(out, reply)
+        show(config.hex, Way::In, target, &reply);
+        print_reply(out, &reply)
     })?;
+    watch.finish()?;
     let line = format!(
         "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}",
         msg.len(),
