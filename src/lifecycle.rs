@@ -40,6 +40,7 @@ pub(crate) fn accept_loop(
             let conn = match listener.accept() {
                 Ok(conn) => conn,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if crate::transport::quic::endpoint_gone(&e) => return Err(e.into()),
                 Err(e) => {
                     accept_failed(&e);
                     break;

@@ -188,6 +188,29 @@ fn fork_children_end_with_their_quic_clients_and_give_their_slots_back() {
     });
 }
 
+#[test]
+fn a_server_whose_quic_endpoint_ended_ends_with_one_line_not_a_line_a_second() {
+    let (mut server, _pin) = serve("127.0.0.1:0", &["--model", "fork"]);
+    // Under fork the endpoint is the server's one child before any client came.
+    let endpoint = common::eventually("the endpoint's process", || {
+        let kids = children(server.pid());
+        (kids.len() == 1).then(|| kids[0])
+    });
+    let killed = Command::new("kill")
+        .args(["-KILL", &endpoint.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (status, log) = server.wait_exit();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(
+        log.matches("the QUIC endpoint ended").count(),
+        1,
+        "one line:\n{log}"
+    );
+    assert!(log.contains("restart the server"), "{log}");
+}
+
 /// The child processes of `pid` (from /proc/PID/task/*/children).
 fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {

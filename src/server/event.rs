@@ -391,7 +391,7 @@ impl<'a, S: Service> Worker<'a, S> {
                         self.close_all(|| ConnEnd::Stopped);
                         return Ok(());
                     }
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept()?,
                     INBOX => self.take_inbox(),
                     token => self.pump(token as usize),
                 }
@@ -455,12 +455,18 @@ impl<'a, S: Service> Worker<'a, S> {
         ));
     }
 
-    fn accept(&mut self) {
+    /// Accepts what waits; an error only when the listener can never accept again (its
+    /// QUIC endpoint ended), which ends the loop.
+    fn accept(&mut self) -> Result<()> {
         for _ in 0..ACCEPTS_PER_WAKE {
             let conn = match self.listener.accept() {
                 Ok(conn) => conn,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => return accept_failed(&e),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if crate::transport::quic::endpoint_gone(&e) => return Err(e.into()),
+                Err(e) => {
+                    accept_failed(&e);
+                    return Ok(());
+                }
             };
             if let Err(e) = conn.set_nonblocking(true) {
                 warn!("{}: {e}; closed", conn.peer());
@@ -473,6 +479,7 @@ impl<'a, S: Service> Worker<'a, S> {
                 self.register(session);
             }
         }
+        Ok(())
     }
 
     /// Connections another loop accepted for this one.

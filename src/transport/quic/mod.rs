@@ -261,6 +261,24 @@ fn hand_off(handoff: &Socket, sock: &Socket, msg: &[u8]) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// A QUIC listener whose endpoint ended: no connection will come again, so the server
+/// ends rather than wait on a listener that stays readable.
+#[derive(Debug)]
+pub(crate) struct EndpointGone;
+
+impl std::fmt::Display for EndpointGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the QUIC endpoint ended, so no connection can come; restart the server")
+    }
+}
+
+impl std::error::Error for EndpointGone {}
+
+/// Whether an accept error says the QUIC endpoint is gone for good.
+pub(crate) fn endpoint_gone(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<EndpointGone>())
+}
+
 /// recvmsg(2) on a QUIC listener: the next connection the QUIC thread handed over.
 pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
@@ -284,11 +302,8 @@ pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
     // Safety: the kernel just installed this descriptor in this process for us alone.
     let fd = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     if n == 0 && fd.is_none() {
-        // The endpoint's process ended (it is gone for good): said at most once a second.
-        std::thread::sleep(Duration::from_secs(1));
-        return Err(io::Error::other(
-            "the QUIC endpoint's process ended; restart the server",
-        ));
+        // The endpoint (its thread, or its process under fork) is gone for good.
+        return Err(io::Error::other(EndpointGone));
     }
     let (Some(fd), true) = (fd, n >= 5) else {
         return Err(io::Error::other("a QUIC hand-off without its socket"));
