@@ -9,9 +9,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{Lacks, Server, ok, skip};
+use common::{Server, ok};
 
 /// The deadlines the servers here run with: each byte of a trickle comes well within the
 /// idle timeout, so only the record's deadline can end it.
@@ -28,6 +28,21 @@ fn serve(model: &str, extra: &[&str]) -> Server {
     args.extend(["--model", model]);
     args.extend_from_slice(extra);
     Server::start(&args)
+}
+
+/// A TLS server of `model` framing lines, with the frame deadline and the idle timeout.
+fn line_server(model: &str) -> Server {
+    serve(
+        model,
+        &[
+            "--framing",
+            "line",
+            "--frame-timeout",
+            FRAME,
+            "--idle-timeout",
+            IDLE,
+        ],
+    )
 }
 
 fn script(name: &str) -> String {
@@ -61,17 +76,7 @@ fn a_trickled_record_is_closed(server: &Server, text: &str, flag: &str) {
 }
 
 fn a_trickled_line_is_closed_at_the_frame_deadline(model: &str) {
-    let server = serve(
-        model,
-        &[
-            "--framing",
-            "line",
-            "--frame-timeout",
-            FRAME,
-            "--idle-timeout",
-            IDLE,
-        ],
-    );
+    let server = line_server(model);
     a_trickled_record_is_closed(&server, "hello\n", "--frame-timeout");
 }
 
@@ -130,17 +135,7 @@ fn a_record_begun_then_silence_is_closed_without_an_idle_timeout() {
 /// Whole records, a line every second (within the idle timeout, past the frame deadline
 /// in all): every line is answered and nothing is cut.
 fn whole_records_sent_slowly_are_never_cut(model: &str) {
-    let server = serve(
-        model,
-        &[
-            "--framing",
-            "line",
-            "--frame-timeout",
-            FRAME,
-            "--idle-timeout",
-            IDLE,
-        ],
-    );
+    let server = line_server(model);
     let said = peer(&server, "whole", &["1", "4", "slow\n"]);
     assert_eq!(said, "SLOW\nSLOW\nSLOW\nSLOW", "{model}");
     let log = server.stderr();
@@ -223,17 +218,7 @@ fn a_trickled_record_to_a_file_server_is_closed_at_the_idle_timeout() {
 #[test]
 fn a_trickled_handshake_is_closed_at_the_handshake_deadline() {
     for model in ["event", "threads"] {
-        let server = serve(
-            model,
-            &[
-                "--framing",
-                "line",
-                "--frame-timeout",
-                FRAME,
-                "--idle-timeout",
-                IDLE,
-            ],
-        );
+        let server = line_server(model);
         let said = peer(&server, "hello", &[EVERY, "15"]);
         assert!(said.starts_with("closed after"), "{model}: {said}");
         server.wait_log("TLS handshake not finished within 10s");
@@ -245,7 +230,7 @@ fn a_trickled_handshake_is_closed_at_the_handshake_deadline() {
 #[test]
 fn a_trickled_quic_message_stream_is_closed_at_the_frame_deadline() {
     let test = "a_trickled_quic_message_stream_is_closed_at_the_frame_deadline";
-    if !have_aioquic(test) {
+    if !common::have_aioquic(test) {
         return;
     }
     let server = Server::start(&[
@@ -264,23 +249,6 @@ fn a_trickled_quic_message_stream_is_closed_at_the_frame_deadline() {
     assert!(said.starts_with("closed after"), "{said}");
     let log = server.wait_log("a message's stream was still unfinished");
     assert!(log.contains("--frame-timeout"), "{log}");
-}
-
-/// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
-fn have_aioquic(test: &str) -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import aioquic"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            "python3 with aioquic (.ci/run installs it)",
-            Lacks::Provided,
-        );
-    }
-    found
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Lacks, STEP, Server, fails, netecho, ok, skip, tempdir};
+use common::{STEP, Server, fails, netecho, ok, tempdir};
 
 /// A quic echo server on `addr` with `extra` flags, and the fingerprint its clients pin.
 fn serve(addr: &str, extra: &[&str]) -> (Server, String) {
@@ -320,7 +320,9 @@ fn a_server_that_does_not_speak_quic_ends_the_handshake_at_its_deadline() {
 
 #[test]
 fn a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline_and_others_are_served() {
-    if !have_aioquic("a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline") {
+    if !common::have_aioquic(
+        "a_client_that_never_finishes_its_handshake_is_dropped_at_the_deadline",
+    ) {
         return;
     }
     let (server, pin) = serve("127.0.0.1:0", &[]);
@@ -376,7 +378,7 @@ fn retried(server: &Server, pin: &str, msg: &str) -> (String, String) {
 
 #[test]
 fn past_64_handshakes_at_once_clients_complete_theirs_through_a_retry() {
-    if !have_aioquic("past_64_handshakes_at_once_clients_complete_theirs_through_a_retry") {
+    if !common::have_aioquic("past_64_handshakes_at_once_clients_complete_theirs_through_a_retry") {
         return;
     }
     let (server, pin) = serve("127.0.0.1:0", &["-v"]);
@@ -404,23 +406,6 @@ fn past_64_handshakes_at_once_clients_complete_theirs_through_a_retry() {
         assert_eq!(reply, "AFTER");
         (retries == "retries 0").then_some(())
     });
-}
-
-/// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
-fn have_aioquic(test: &str) -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import aioquic"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(
-            test,
-            "python3 with aioquic (.ci/run installs it)",
-            Lacks::Provided,
-        );
-    }
-    found
 }
 
 fn peer_script() -> String {
@@ -473,7 +458,7 @@ fn peer_server(host: &str) -> PeerServer {
 
 #[test]
 fn an_aioquic_client_exchanges_with_serve() {
-    if !have_aioquic("an_aioquic_client_exchanges_with_serve") {
+    if !common::have_aioquic("an_aioquic_client_exchanges_with_serve") {
         return;
     }
     for (addr, host) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
@@ -500,7 +485,7 @@ fn an_aioquic_client_exchanges_with_serve() {
 
 #[test]
 fn an_aioquic_client_verifies_the_certificate_of_cert_and_key() {
-    if !have_aioquic("an_aioquic_client_verifies_the_certificate_of_cert_and_key") {
+    if !common::have_aioquic("an_aioquic_client_verifies_the_certificate_of_cert_and_key") {
         return;
     }
     let dir = tempdir();
@@ -538,7 +523,7 @@ fn an_aioquic_client_verifies_the_certificate_of_cert_and_key() {
 
 #[test]
 fn send_talks_to_an_aioquic_server() {
-    if !have_aioquic("send_talks_to_an_aioquic_server") {
+    if !common::have_aioquic("send_talks_to_an_aioquic_server") {
         return;
     }
     let peer = peer_server("127.0.0.1");

@@ -480,9 +480,13 @@ impl AlertWatch {
 
     /// What of the replies may be shown now, `chunk` the latest read: nothing while the
     /// bytes so far may still be an alert's start, the error once they are one.
-    pub(crate) fn pass(&mut self, msg: &[u8], chunk: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn pass<'c>(
+        &mut self,
+        msg: &[u8],
+        chunk: &'c [u8],
+    ) -> Result<Option<std::borrow::Cow<'c, [u8]>>> {
         if !self.watching {
-            return Ok(Some(chunk.to_vec()));
+            return Ok(Some(chunk.into()));
         }
         self.head.extend_from_slice(chunk);
         let echoed = msg.starts_with(&self.head[..self.head.len().min(ALERT)]);
@@ -491,7 +495,7 @@ impl AlertWatch {
             Alert::Start if !echoed => Ok(None),
             _ => {
                 self.watching = false;
-                Ok(Some(std::mem::take(&mut self.head)))
+                Ok(Some(std::mem::take(&mut self.head).into()))
             }
         }
     }

@@ -751,3 +751,20 @@ pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().unwrap().port()
 }
+
+/// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
+pub fn have_aioquic(test: &str) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import aioquic"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        skip(
+            test,
+            "python3 with aioquic (.ci/run installs it)",
+            Lacks::Provided,
+        );
+    }
+    found
+}
