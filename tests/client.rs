@@ -125,6 +125,7 @@ fn plain_send_to_a_tls_port_says_add_tls_for_every_message_length() {
     let plain = Server::start(&["--addr", "127.0.0.1:0"]);
     let out = netecho(&["send", &plain.url(), "\x15\x03"], b"");
     assert_eq!(ok(&out), "\x15\x03\n");
+    // A bare stream's two echoes come in one read or two; each read is one line.
     let out = netecho(&["send", "--burst", "2", &plain.url(), "\x15\x03"], b"");
-    assert_eq!(ok(&out), "\x15\x03\x15\x03\n");
+    assert_eq!(ok(&out).replace('\n', ""), "\x15\x03\x15\x03");
 }
