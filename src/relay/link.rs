@@ -135,6 +135,7 @@ enum Item {
 pub(crate) struct Link {
     tx: SyncSender<Item>,
     stats: Arc<DirStats>,
+    writer: std::thread::JoinHandle<()>,
 }
 
 /// How a direction is built.
@@ -151,13 +152,19 @@ impl Link {
     pub(crate) fn spawn(spec: LinkSpec, stats: Arc<DirStats>, flow: Arc<Flow>) -> io::Result<Link> {
         let (tx, rx) = mpsc::sync_channel(spec.queue);
         let writer_stats = Arc::clone(&stats);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("relay-writer".into())
             .spawn(move || {
                 Writer::new(spec, writer_stats).run(rx, &flow);
                 flow.writer_done();
             })?;
-        Ok(Link { tx, stats })
+        Ok(Link { tx, stats, writer })
+    }
+
+    /// Waits for the writer to deliver what was queued before [`Link::end`] and stop.
+    pub(crate) fn join(self) {
+        drop(self.tx);
+        let _ = self.writer.join();
     }
 
     fn count_in(&self, len: usize) {

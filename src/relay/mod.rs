@@ -338,11 +338,17 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let replies = Arc::clone(&server);
     let reader = std::thread::Builder::new()
         .name("relay-reader".into())
-        .spawn(move || flow::read_into(&replies, reply_decoder, &down, &reply_flow))?;
+        .spawn(move || {
+            flow::read_into(&replies, reply_decoder, &down, &reply_flow);
+            down
+        })?;
     flow::read_into(&client, route.receiver(&route.from), &up, &flow);
-    // The flow holds its sockets and threads until TO's side ends too, and counts against
-    // --max-conns and its address's flows until then.
-    let _ = reader.join();
+    // The flow holds its sockets and its four threads until TO's side and both writers end
+    // too, and counts against --max-conns and its address's flows until then.
+    if let Ok(down) = reader.join() {
+        down.join();
+    }
+    up.join();
     Ok(())
 }
 
