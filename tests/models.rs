@@ -859,14 +859,15 @@ fn the_event_model_reads_and_answers_udp_in_batches() {
 fn the_event_model_reads_a_udp_ping_pong_one_datagram_per_receive_and_a_queue_in_batches() {
     let server = Server::start(&["--explain", "--proto", "udp", "--addr", "127.0.0.1:0"]);
     server.wait_log("recvmmsg/sendmmsg");
-    // Datagrams one at a time: after the first, each receive offers one entry, so the
-    // kernel does not look for a second before the reply leaves.
+    // Datagrams one at a time: after the first, each is read alone (recvmsg) and answered
+    // alone (sendto), so the kernel does not look for a second before the reply leaves.
     let lone = Plain::connect("udp", &server.addr);
     for i in 0..4 {
         lone.send(&message(0, i, 64));
         assert!(lone.reply(0) == message(0, i, 64).to_ascii_uppercase());
     }
-    let log = server.wait_log("recvmmsg(fd 4, 1 messages) = 1 datagrams");
+    server.wait_log("sendto(fd 4, 1 message) = 64 bytes");
+    let log = server.wait_log("recvmsg(fd 4) = 64 bytes, 1 datagram");
     assert!(
         log.contains("recvmmsg(fd 4, 32 messages) = 1 datagrams"),
         "{log}"

@@ -200,17 +200,18 @@ impl DatagramEcho {
     }
 
     /// Answers waiting datagrams [`crate::transport::batch::BATCH`] at a time: one recvmmsg
-    /// and one sendmmsg for a whole batch. On a socket that glues (UDP_GRO) a receive may
-    /// hold many datagrams of one sender: each is decided and transformed as its own, and
-    /// those answered leave together, cut at the same size (UDP_SEGMENT).
+    /// and one sendmmsg for a whole batch (recvmsg and sendto while they come one at a
+    /// time). On a socket that glues (UDP_GRO) a receive may hold many datagrams of one
+    /// sender: each is decided and transformed as its own, and those answered leave
+    /// together, cut at the same size (UDP_SEGMENT). `started`: the clock read just before.
     pub(crate) fn answer_batch(
         &mut self,
         sock: &DatagramSocket,
         batch: &mut Batch,
         stats: &Stats,
+        started: Instant,
     ) -> io::Result<()> {
         // One clock read per round: the peers' last-seen times are kept to within a turn.
-        let started = Instant::now();
         let mut now = started;
         let mut tries = 0;
         for round in 0..ROUNDS {

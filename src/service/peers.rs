@@ -40,27 +40,21 @@ impl PeerTable {
     }
 
     /// [`PeerTable::tally`], the peer seen at `now` (a batch's clock read, not one per
-    /// datagram); the address is copied only for a new peer.
+    /// datagram).
     pub(crate) fn tally_at(&mut self, peer: &PeerAddr, stats: &Stats, now: Instant) -> &mut Tally {
-        if !self.peers.contains_key(peer) {
-            if self.peers.len() >= MAX_PEERS {
-                self.evict_oldest();
-            }
+        // A full table is looked up twice (to make room for a new peer first); otherwise
+        // one hash per datagram (the address copy is a few cache lines, no allocation).
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(peer) {
+            self.evict_oldest();
+        }
+        let entry = self.peers.entry(peer.clone()).or_insert_with(|| {
             stats.client();
             debug!("{} {}: first datagram", self.proto, peer.show(self.proto));
-            let tally = Tally::default();
-            self.peers.insert(
-                peer.clone(),
-                Peer {
-                    tally,
-                    last_seen: now,
-                },
-            );
-        }
-        let entry = self
-            .peers
-            .get_mut(peer)
-            .expect("a peer just found or added");
+            Peer {
+                tally: Tally::default(),
+                last_seen: now,
+            }
+        });
         entry.last_seen = now;
         &mut entry.tally
     }

@@ -1,5 +1,6 @@
 //! recvmmsg(2) and sendmmsg(2): many datagrams in one system call, for the event model's
-//! datagram server. socket2 has no call for them, so this is where netecho calls libc for
+//! datagram server; while datagrams come one at a time (a ping-pong), recvmsg(2) and
+//! sendto(2), the kernel's shorter paths for one. socket2 has no call for them, so this is where netecho calls libc for
 //! socket I/O directly (with `pktinfo.rs`, whose control messages ride along here too).
 
 use std::io;
@@ -145,6 +146,50 @@ pub(crate) unsafe fn sockaddr(storage: &libc::sockaddr_storage, len: libc::sockl
     PeerAddr(addr)
 }
 
+/// recvmmsg(2) into every header of `hdrs`: how many datagrams came.
+fn recv_many(sock: &Socket, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    // Safety: every header points into the batch's addresses, iovecs, controls and buffers,
+    // which live through the call and are not moved during it; the kernel writes at most
+    // the lengths given. MSG_TRUNC makes msg_len the real length of a longer datagram.
+    let got = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            // WAITFORONE: on a blocking socket, return once one datagram is in, with
+            // whatever else is waiting, instead of waiting for a full batch.
+            libc::MSG_TRUNC | libc::MSG_WAITFORONE,
+            ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if crate::explain::on() {
+        let (fd, offer) = (sock.as_raw_fd(), hdrs.len());
+        crate::explain::line(format_args!(
+            "recvmmsg(fd {fd}, {offer} messages) = {got} datagrams"
+        ));
+    }
+    Ok(got as usize)
+}
+
+/// recvmsg(2) into one header, as a one-entry recvmmsg fills it (msg_len the datagram's
+/// real length): the kernel's path for one datagram, without recvmmsg's loop around it.
+fn recv_one(sock: &Socket, hdr: &mut libc::mmsghdr) -> io::Result<usize> {
+    // Safety: as in recv_many, for the one header.
+    let got = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut hdr.msg_hdr, libc::MSG_TRUNC) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    hdr.msg_len = got as libc::c_uint;
+    if crate::explain::on() {
+        let fd = sock.as_raw_fd();
+        crate::explain::line(format_args!("recvmsg(fd {fd}) = {got} bytes, 1 datagram"));
+    }
+    Ok(1)
+}
+
 impl DatagramSocket {
     /// recvmmsg(2): up to [`BATCH`] waiting datagrams. On a blocking socket it waits for the
     /// first (up to SO_RCVTIMEO); WouldBlock when none came.
@@ -173,31 +218,11 @@ impl DatagramSocket {
             }
             batch.hdrs.push(hdr);
         }
-        // Safety: every header points into `batch.addrs`, `batch.iovs`, `batch.controls` and `batch.bufs`, which
-        // live through the call and are not moved during it; the kernel writes at most the
-        // lengths given. MSG_TRUNC makes msg_len the real length of a longer datagram.
-        let got = unsafe {
-            libc::recvmmsg(
-                self.sock.as_raw_fd(),
-                batch.hdrs.as_mut_ptr(),
-                offer as libc::c_uint,
-                // WAITFORONE: on a blocking socket, return once one datagram is in, with
-                // whatever else is waiting, instead of waiting for a full batch.
-                libc::MSG_TRUNC | libc::MSG_WAITFORONE,
-                ptr::null_mut(),
-            )
+        let received = match offer {
+            1 => recv_one(&self.sock, &mut batch.hdrs[0]),
+            _ => recv_many(&self.sock, &mut batch.hdrs),
         };
-        if got < 0 {
-            batch.count = 0;
-            return Err(io::Error::last_os_error());
-        }
-        if crate::explain::on() {
-            let fd = self.sock.as_raw_fd();
-            crate::explain::line(format_args!(
-                "recvmmsg(fd {fd}, {offer} messages) = {got} datagrams"
-            ));
-        }
-        let got = got as usize;
+        let got = received.inspect_err(|_| batch.count = 0)?;
         for i in 0..got {
             let hdr = &batch.hdrs[i];
             batch.lens[i] = hdr.msg_len as usize;
@@ -263,27 +288,63 @@ impl DatagramSocket {
             }
             batch.hdrs.push(hdr);
         }
-        // Safety: as in recv_batch, every pointer refers to memory owned by `batch` that
-        // outlives the call; the kernel only reads from it.
-        let sent = unsafe {
-            libc::sendmmsg(
-                self.sock.as_raw_fd(),
-                batch.hdrs.as_mut_ptr(),
-                replies.len() as libc::c_uint,
-                // Never blocks: a full Unix datagram receiver fails its reply, not the server.
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
+        match &mut batch.hdrs[..] {
+            [one] if one.msg_hdr.msg_controllen == 0 => send_one(&self.sock, &one.msg_hdr),
+            hdrs => send_many(&self.sock, hdrs),
         }
-        if crate::explain::on() {
-            let fd = self.sock.as_raw_fd();
-            let n = replies.len();
-            crate::explain::line(format_args!("sendmmsg(fd {fd}, {n} messages) = {sent}"));
-        }
-        Ok(sent as usize)
     }
+}
+
+/// Never blocks: a full Unix datagram receiver fails its reply, not the server.
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+
+/// sendmmsg(2) of every header in `hdrs`: how many the kernel took.
+fn send_many(sock: &Socket, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    // Safety: every pointer in the headers refers to memory owned by the batch that
+    // outlives the call; the kernel only reads from it, and writes each header's msg_len.
+    let sent = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            SEND_FLAGS,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if crate::explain::on() {
+        let (fd, n) = (sock.as_raw_fd(), hdrs.len());
+        crate::explain::line(format_args!("sendmmsg(fd {fd}, {n} messages) = {sent}"));
+    }
+    Ok(sent as usize)
+}
+
+/// sendto(2) of one reply without control messages, as a one-entry sendmmsg would send it:
+/// the kernel's cheapest path for one datagram (no message header to copy in).
+fn send_one(sock: &Socket, hdr: &libc::msghdr) -> io::Result<usize> {
+    // Safety: the header's one iovec is set.
+    let iov = unsafe { &*hdr.msg_iov };
+    // Safety: the iovec, the buffer and the address it points to are the batch's and
+    // outlive the call; the kernel only reads them.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            iov.iov_base,
+            iov.iov_len,
+            SEND_FLAGS,
+            hdr.msg_name.cast(),
+            hdr.msg_namelen,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if crate::explain::on() {
+        let fd = sock.as_raw_fd();
+        crate::explain::line(format_args!("sendto(fd {fd}, 1 message) = {sent} bytes"));
+    }
+    Ok(1)
 }
 
 /// UDP_SEGMENT (linux/udp.h; libc has no name for it): a sendmsg(2) control message that
