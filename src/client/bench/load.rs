@@ -657,17 +657,20 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// The lone client of a blocking thread: one recv, which waits a tick at most, then
-    /// what is left of a request that did not go out whole, then the window filled again.
+    /// The lone client of a blocking thread: what is left of a request that did not go out
+    /// whole, the window filled again, then one recv, which waits a tick at most. The loop's
+    /// own work (the run's end, loss timeouts, intervals, and their clock reads) falls
+    /// between a reply and the next request, never between a request's send and its
+    /// reply's recv: the round trip measured holds the two calls and the server, as a
+    /// ping-pong client written by hand measures it.
     fn serve_alone(&mut self) {
-        let client = &self.clients[0];
-        if !client.in_flight.is_empty() {
-            self.read_once(0);
-        }
         if self.clients[0].out_pos < self.clients[0].out.len() {
             self.flush(0);
         }
         self.fill(0, Instant::now());
+        if !self.clients[0].in_flight.is_empty() {
+            self.read_once(0);
+        }
     }
 
     /// Paced clients whose wait is over send again.
