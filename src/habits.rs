@@ -1,8 +1,10 @@
 //! The flags people bring from nc, ncat, socat, iperf3 and ping. Those netecho has work as
 //! there (`-4`, `-6`, `-v`, ping's `-c -i -s -W -q`, iperf3's `-c -P -t -J -b -l`); each of
 //! the others is refused in one line that names the netecho way to do it, rather than
-//! clap's generic tip.
+//! clap's generic tip. Every other usage error clap raises is one line too: what was wrong,
+//! clap's suggestion, and the subcommand's help to read.
 
+use std::error::Error as _;
 use std::ffi::OsString;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -203,18 +205,8 @@ pub(crate) fn advice(command: Option<&str>, flag: &str) -> Option<String> {
     ))
 }
 
-/// The subcommand on a command line as typed: its first word that names one.
-fn subcommand(raw: &[OsString]) -> Option<String> {
-    let cli = Cli::command();
-    raw.iter()
-        .skip(1)
-        .filter_map(|w| w.to_str())
-        .find(|w| cli.find_subcommand(w).is_some())
-        .map(str::to_string)
-}
-
-/// The command line, parsed; a flag of another tool ends netecho with its one line of
-/// advice and exit code 2, as clap's own errors do.
+/// The command line, parsed. Every usage error, clap's or a habit's, ends netecho with
+/// one line and exit code 2; `--help` and `--version` print as clap prints them.
 pub(crate) fn parse() -> Cli {
     let raw: Vec<OsString> = std::env::args_os().collect();
     match Cli::try_parse_from(&raw) {
@@ -225,14 +217,183 @@ pub(crate) fn parse() -> Cli {
             }
             cli
         }
-        Err(err) => {
-            if let Some(line) = explain(&err, subcommand(&raw).as_deref()) {
-                eprintln!("error: {line}");
-                // 2, as clap's own usage errors.
-                std::process::exit(2);
-            }
+        // Help asked for, or nothing typed at all: the help is the answer.
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             err.exit()
         }
+        Err(err) => {
+            eprintln!("error: {}", usage_line(&err, &raw));
+            std::process::exit(2)
+        }
+    }
+}
+
+/// The one rendering of a clap error: what was wrong, what clap suggests (a similar flag
+/// or value, the possible values when the list is short, the usage when an argument is
+/// missing), and the help of the subcommand it was typed to; or a habit's advice.
+fn usage_line(err: &clap::Error, raw: &[OsString]) -> String {
+    let path = command_path(err, raw);
+    if let Some(line) = explain(err, path.strip_prefix("netecho ")) {
+        return line;
+    }
+    let mut parts = vec![what(err, &path)];
+    parts.extend(hints(err));
+    parts.push(format!("see '{path} --help'"));
+    parts.join("; ")
+}
+
+/// What clap found wrong, naming the subcommand (`path`, "netecho serve").
+fn what(err: &clap::Error, path: &str) -> String {
+    let arg = text(err, ContextKind::InvalidArg);
+    let value = text(err, ContextKind::InvalidValue);
+    // A flag by its name alone ("--proto", not "--proto <PROTO>"), a positional as <NAME>.
+    let of = |arg: &str| {
+        let name = arg.split(' ').next().filter(|_| arg.starts_with('-'));
+        format!("'{path} {}'", name.unwrap_or(arg))
+    };
+    match (err.kind(), arg, value) {
+        (ErrorKind::UnknownArgument, Some(arg), _) => {
+            format!("unexpected argument '{arg}' for '{path}'")
+        }
+        (ErrorKind::InvalidValue, Some(arg), Some("")) => format!("{} needs a value", of(arg)),
+        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(arg), Some(value)) => {
+            match err.source() {
+                Some(why) => format!("invalid value '{value}' for {}: {}", of(arg), reason(why)),
+                None => format!("invalid value '{value}' for {}", of(arg)),
+            }
+        }
+        (ErrorKind::InvalidSubcommand, ..) => match text(err, ContextKind::InvalidSubcommand) {
+            Some(sub) => format!("'{sub}' is not a subcommand of '{path}'"),
+            None => clap_says(err),
+        },
+        (ErrorKind::MissingRequiredArgument, ..) => match err.get(ContextKind::InvalidArg) {
+            Some(ContextValue::Strings(args)) => {
+                format!("'{path}' needs {}", args.join(" and "))
+            }
+            _ => clap_says(err),
+        },
+        _ => clap_says(err),
+    }
+}
+
+/// clap's own sentence for an error, its lines joined: the part before the usage.
+fn clap_says(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let head = text.split("\n\n").next().unwrap_or(&text);
+    let words: Vec<&str> = head
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = words.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+/// Why a value was refused, in netecho's words where the standard library's are terse.
+fn reason(why: &(dyn std::error::Error + 'static)) -> String {
+    use std::num::IntErrorKind;
+    match why
+        .downcast_ref::<std::num::ParseIntError>()
+        .map(|e| e.kind())
+    {
+        Some(IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => "too large".into(),
+        Some(IntErrorKind::Empty) => "empty: give a number".into(),
+        Some(_) => "not a whole number".into(),
+        None => why.to_string().lines().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// The most possible values a usage error lists; a longer list is left to the help.
+const SHORT_LIST: usize = 12;
+
+/// What clap suggests: a similar flag, value or subcommand, its tips, the possible values
+/// when there are few, and the usage when an argument is missing.
+fn hints(err: &clap::Error) -> Vec<String> {
+    let mut hints = Vec::new();
+    let similar = [
+        (ContextKind::SuggestedArg, "flag"),
+        (ContextKind::SuggestedValue, "value"),
+        (ContextKind::SuggestedSubcommand, "subcommand"),
+    ];
+    for (kind, what) in similar {
+        let names = texts(err, kind);
+        if !names.is_empty() {
+            hints.push(format!("a similar {what} exists: '{}'", names.join("', '")));
+        }
+    }
+    if let Some(ContextValue::StyledStrs(tips)) = err.get(ContextKind::Suggested) {
+        hints.extend(tips.iter().map(|t| t.to_string()));
+    }
+    let values = texts(err, ContextKind::ValidValue);
+    if !values.is_empty() && values.len() <= SHORT_LIST {
+        hints.push(format!("possible values: {}", values.join(", ")));
+    }
+    if err.kind() == ErrorKind::MissingRequiredArgument {
+        if let Some(usage) = usage(err) {
+            hints.push(format!("usage: {usage}"));
+        }
+    }
+    hints
+}
+
+/// A string in the error's context.
+fn text(err: &clap::Error, kind: ContextKind) -> Option<&str> {
+    match err.get(kind)? {
+        ContextValue::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The strings in the error's context, one or many.
+fn texts(err: &clap::Error, kind: ContextKind) -> Vec<String> {
+    match err.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(s)) => s.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The usage line clap would print ("netecho get <ADDR> <NAME>"), without its label.
+fn usage(err: &clap::Error) -> Option<String> {
+    let Some(ContextValue::StyledStr(usage)) = err.get(ContextKind::Usage) else {
+        return None;
+    };
+    let usage = usage.to_string();
+    let line = usage.trim().lines().next()?.trim();
+    Some(
+        line.strip_prefix("Usage:")
+            .unwrap_or(line)
+            .trim()
+            .to_string(),
+    )
+}
+
+/// The command the error was typed to, "netecho" or "netecho SUBCOMMAND": from clap's
+/// usage where it gives one, else the first word of the command line that is not a flag
+/// (netecho's own flags, -v -q -4 -6, take no values).
+fn command_path(err: &clap::Error, raw: &[OsString]) -> String {
+    if let Some(usage) = usage(err) {
+        let words = usage
+            .split(' ')
+            .take_while(|w| !w.starts_with(['-', '[', '<']));
+        return words.collect::<Vec<_>>().join(" ");
+    }
+    let cli = Cli::command();
+    let word = raw
+        .iter()
+        .skip(1)
+        .filter_map(|w| w.to_str())
+        .find(|w| !w.starts_with('-'));
+    match word.and_then(|w| cli.find_subcommand(w)) {
+        Some(sub) => format!("netecho {}", sub.get_name()),
+        None => "netecho".into(),
     }
 }
 

@@ -104,6 +104,136 @@ fn unknown_protocols_are_usage_errors() {
     }
 }
 
+/// Every subcommand netecho has, as `netecho --help` lists them.
+const SUBCOMMANDS: [&str; 12] = [
+    "serve",
+    "send",
+    "bench",
+    "get",
+    "put",
+    "exec",
+    "lab",
+    "ping",
+    "relay",
+    "lesson",
+    "completions",
+    "manpage",
+];
+
+/// The whole of stderr for a usage error: exit 2 and exactly one line, "error: ...".
+fn one_line(args: &[&str]) -> String {
+    let out = netecho(args, b"");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "netecho {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "netecho {args:?}:\n{stderr}");
+    assert!(stderr.starts_with("error: "), "netecho {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "netecho {args:?}");
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
+    for sub in SUBCOMMANDS {
+        // Between the two, a tip of clap's where it has one (send: `-- --bogus`).
+        let line = one_line(&[sub, "--bogus"]);
+        let start = format!("error: unexpected argument '--bogus' for 'netecho {sub}'");
+        let end = format!("; see 'netecho {sub} --help'");
+        assert!(line.starts_with(&start) && line.ends_with(&end), "{line}");
+    }
+    assert_eq!(
+        one_line(&["serve", "--bogus"]),
+        "error: unexpected argument '--bogus' for 'netecho serve'; see 'netecho serve --help'"
+    );
+    assert_eq!(
+        one_line(&["--bogus"]),
+        "error: unexpected argument '--bogus' for 'netecho'; see 'netecho --help'"
+    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["send", "--proto", "tcpp", "x"],
+            &[
+                "invalid value 'tcpp' for 'netecho send --proto'",
+                "a similar value exists: 'tcp'",
+                "possible values: tcp, udp, unix, unix-dgram, unix-seqpacket, raw, quic",
+                "see 'netecho send --help'",
+            ],
+        ),
+        (
+            &["lab", "--quik"],
+            &[
+                "'--quik' for 'netecho lab'",
+                "a similar flag exists: '--quick'",
+            ],
+        ),
+        (
+            &["sned", "127.0.0.1:9", "x"],
+            &[
+                "'sned'",
+                "a similar subcommand exists: 'send'",
+                "'netecho --help'",
+            ],
+        ),
+        (
+            &["get"],
+            &[
+                "needs <ADDR> and <NAME>",
+                "usage: netecho get <ADDR> <NAME>",
+            ],
+        ),
+        (
+            &["serve", "--model"],
+            &[
+                "'netecho serve --model' needs a value",
+                "iterative, threads",
+            ],
+        ),
+        (
+            &["bench", "--clients", "abc", "127.0.0.1:9"],
+            &[
+                "'abc'",
+                "--clients",
+                "not a whole number",
+                "'netecho bench --help'",
+            ],
+        ),
+        (
+            &["send", "--timeout", "5", "127.0.0.1:9", "x"],
+            &["'5'", "write 5ms or 5s", "'netecho send --help'"],
+        ),
+        (
+            &["serve", "--tls", "--tls"],
+            &[
+                "'--tls' cannot be used multiple times",
+                "'netecho serve --help'",
+            ],
+        ),
+        (
+            &["completions", "zsh2"],
+            &[
+                "'zsh2'",
+                "a similar value exists: 'zsh'",
+                "'netecho completions --help'",
+            ],
+        ),
+    ];
+    for (args, parts) in cases {
+        let line = one_line(args);
+        assert_mentions(&line, parts);
+    }
+}
+
+#[test]
+fn help_and_version_still_print_to_stdout_and_exit_0() {
+    for sub in SUBCOMMANDS {
+        let run = netecho(&[sub, "--help"], b"");
+        assert!(run.stderr.is_empty(), "{sub} --help wrote to stderr");
+        let out = ok(&run);
+        assert!(out.contains(&format!("Usage: netecho {sub}")), "{out}");
+    }
+    let out = ok(&netecho(&["--version"], b""));
+    assert!(out.starts_with("netecho "), "{out}");
+}
+
 #[test]
 fn an_address_of_the_wrong_kind_for_the_protocol_is_a_usage_error() {
     let dir = tempdir();
