@@ -335,10 +335,10 @@ fn hints(err: &clap::Error) -> Vec<String> {
     if !values.is_empty() && values.len() <= SHORT_LIST {
         hints.push(format!("possible values: {}", values.join(", ")));
     }
-    if err.kind() == ErrorKind::MissingRequiredArgument {
-        if let Some(usage) = usage(err) {
-            hints.push(format!("usage: {usage}"));
-        }
+    if err.kind() == ErrorKind::MissingRequiredArgument
+        && let Some(usage) = usage(err)
+    {
+        hints.push(format!("usage: {usage}"));
     }
     hints
 }

@@ -747,3 +747,29 @@ fn bench_size_0_over_datagrams_is_a_usage_error_and_sends_nothing() {
     let line = error_of(&["bench", "--proto", "udp", "--size", "0", "-n", "5"], 2);
     assert_mentions(&line, &["--size 0 over udp"]);
 }
+
+#[test]
+fn bench_refuses_a_udp_size_over_the_family_s_datagram_before_it_starts() {
+    let v6 = Server::start(&["--proto", "udp", "--addr", "[::1]:0"]);
+    let fits = [
+        "bench", "--proto", "udp", "--size", "65527", "-n", "3", &v6.addr,
+    ];
+    let out = ok(&netecho(&fits, b""));
+    assert!(out.contains("65527"), "{out}");
+    let over = [
+        "bench", "--proto", "udp", "--size", "65528", "-n", "3", &v6.addr,
+    ];
+    let out = netecho(&over, b"");
+    let line = fails(&out, 1);
+    assert_mentions(&line, &["--size 65528", "at most 65527 bytes"]);
+    assert!(
+        out.stdout.is_empty(),
+        "no table for a run that never started"
+    );
+    let v4 = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let over = [
+        "bench", "--proto", "udp", "--size", "65508", "-n", "3", &v4.addr,
+    ];
+    let line = error_of(&over, 1);
+    assert_mentions(&line, &["--size 65508", "at most 65507 bytes"]);
+}

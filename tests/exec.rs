@@ -330,3 +330,21 @@ fn exec_warnings_name_the_port_bound_not_port_0() {
         assert!(line.contains(&bound), "{line}");
     }
 }
+
+#[test]
+fn a_udp_client_over_ipv6_gets_as_much_output_as_an_ipv6_datagram_holds() {
+    // A reply is one datagram with 256 bytes kept for its frames: over IPv6, 65,527 - 256
+    // bytes of output (20 more than IPv4's 65,507 would allow).
+    let program = ["head", "-c", "65271", "/dev/zero"];
+    let mut args = vec!["--proto", "udp", "--addr", "[::1]:0", "--exec"];
+    args.extend_from_slice(&program);
+    let server = Server::start(&args);
+    let out = exec(&server, b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), 65_271);
+    server.wait_log("exit status 0");
+}

@@ -485,3 +485,66 @@ fn a_frame_too_long_for_a_datagram_ends_its_flow_with_a_warning() {
     client.read_exact(&mut line).unwrap();
     assert_eq!(&line, b"SMALL\n");
 }
+
+#[test]
+fn frames_to_a_udp_server_over_ipv6_reach_ipv6_s_limit_and_no_further() {
+    // IPv6's largest udp payload is 65,527 bytes (IPv4's 65,507): a frame of that many goes
+    // out as one datagram to ::1 and comes back; one byte more closes its flow.
+    let server = echo("udp", "[::1]:0");
+    let relay = relay(&["--framing", "line", "tcp://127.0.0.1:0", &server.url()]);
+    relay.wait_log("--max-frame 65527");
+    let mut fits = pattern(65_527, 7);
+    fits.iter_mut()
+        .filter(|b| **b == b'\n')
+        .for_each(|b| *b = b'.');
+    fits.push(b'\n');
+    let mut client = TcpStream::connect(&relay.addr).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    client.write_all(&fits).unwrap();
+    let mut back = vec![0u8; fits.len()];
+    client.read_exact(&mut back).unwrap();
+    assert!(back == fits, "the 65527-byte frame came back changed");
+
+    let mut over = vec![b'o'; 65_528];
+    over.push(b'\n');
+    let mut client = TcpStream::connect(&relay.addr).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    let _ = client.write_all(&over);
+    let mut got = Vec::new();
+    let _ = client.read_to_end(&mut got);
+    assert!(got.is_empty(), "nothing back for a frame over the limit");
+    let log = relay.wait_log("closing the flow");
+    assert!(log.contains("over the 65527-byte limit"), "{log}");
+}
+
+#[test]
+fn a_udp_client_over_ipv6_gets_a_reply_frame_as_large_as_ipv6_carries() {
+    // The frame comes back from a stream server and goes to the client as one datagram:
+    // to an IPv6 client, up to IPv6's 65,527 bytes.
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--addr",
+        "[::1]:0",
+        "--framing",
+        "line",
+        "--transform",
+        "echo",
+    ]);
+    let relay = relay(&["--framing", "line", "udp://[::1]:0", &server.url()]);
+    let client = UdpSocket::bind("[::1]:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    let fits = vec![b'f'; 65_527];
+    client.send(&fits).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let n = client.recv(&mut buf).expect("the 65527-byte reply");
+    assert!(
+        n == fits.len() && buf[..n] == fits[..],
+        "{n} bytes came back"
+    );
+    let (status, out, err) = relay.stop("TERM");
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("closing the flow"), "{err}");
+    assert!(out.contains("stopped by SIGTERM: 1 flows"), "{out}");
+}

@@ -8,7 +8,7 @@ pub(crate) mod link;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,12 +18,13 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::Access;
-use crate::endpoint::{SockProto, Target};
+use crate::endpoint::{Address, SockProto, Target};
 use crate::impair::{Conditions, Rng};
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::framing::Framing;
 use crate::transport::message::{Carrier, Receiver};
+use crate::transport::udp;
 use crate::transport::{
     self, BoundSock, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
 };
@@ -124,9 +125,14 @@ impl Route {
         Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
     }
 
-    /// The reader of messages from `side`.
-    fn receiver(&self, side: &Target) -> Receiver {
-        self.carrier(side).receiver(self.max_frame)
+    /// The reader of messages from `side`; `udp_peer`: where its frames go as udp
+    /// datagrams, whose family's limit caps them.
+    fn receiver(&self, side: &Target, udp_peer: Option<SocketAddr>) -> Receiver {
+        let max = match udp_peer {
+            Some(peer) => self.max_frame.min(udp::max_payload(peer)),
+            None => self.max_frame,
+        };
+        self.carrier(side).receiver(max)
     }
 }
 
@@ -176,7 +182,6 @@ impl Flows {
 }
 
 pub(crate) fn run(mut route: Route) -> Result<()> {
-    cap_frames(&mut route);
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
@@ -184,6 +189,7 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     crate::lifecycle::raise_nofile(0);
     let bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
+    cap_frames(&mut route, bound.local());
     let tls = match route.opts.tls.as_ref().and_then(|t| t.fingerprint()) {
         Some((fingerprint, _)) => format!(" tls sha256 {fingerprint}"),
         None => String::new(),
@@ -222,14 +228,21 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
 
 /// Frames between a stream and datagrams: a frame goes out as one datagram, so
 /// --max-frame is capped at the largest datagram of the datagram side (a longer frame then
-/// ends its flow with a warning, as any frame over --max-frame does).
-fn cap_frames(route: &mut Route) {
+/// ends its flow with a warning, as any frame over --max-frame does). `bound` is FROM's
+/// address: a udp side's limit is its family's, and each flow caps its frames again at its
+/// own peer's (an IPv4 client of a dual-stack FROM, a name's address).
+fn cap_frames(route: &mut Route, bound: &Address) {
     if route.framing.is_none() {
         return;
     }
     let largest = |side: &Target| match side.proto {
-        // UDP over IPv4 (over IPv6 it is 20 bytes more).
-        SockProto::Udp => Some(65_507),
+        SockProto::Udp if side == &route.from => Some(udp_largest(std::slice::from_ref(bound))),
+        SockProto::Udp => {
+            let addrs = transport::target_candidates(side).unwrap_or_default();
+            Some(udp_largest(
+                &addrs.into_iter().map(|t| t.addr).collect::<Vec<_>>(),
+            ))
+        }
         SockProto::UnixDgram => Some(transport::MAX_MESSAGE),
         _ => None,
     };
@@ -247,6 +260,18 @@ fn cap_frames(route: &mut Route) {
         );
         route.max_frame = cap;
     }
+}
+
+/// The largest udp datagram to or from any of `addrs` (IPv6's when none is known).
+fn udp_largest(addrs: &[Address]) -> usize {
+    addrs
+        .iter()
+        .filter_map(|a| match a {
+            Address::Ip(ip) => Some(udp::max_payload(*ip)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(udp::MAX_PAYLOAD_V6)
 }
 
 /// A relay whose TO is its own FROM would connect to itself for every client, each new
@@ -334,7 +359,10 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let up = route.link(&flow, id, false, to_server, STREAM_QUEUE)?;
     let to_client = Sink::Conn(Arc::clone(&client), route.carrier(&route.from));
     let down = route.link(&flow, id, true, to_client, STREAM_QUEUE)?;
-    let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.receiver(&route.to));
+    let to_udp = (route.to.proto == SockProto::Udp)
+        .then(|| server.remote())
+        .flatten();
+    let (reply_flow, reply_decoder) = (Arc::clone(&flow), route.receiver(&route.to, None));
     let replies = Arc::clone(&server);
     let reader = std::thread::Builder::new()
         .name("relay-reader".into())
@@ -342,7 +370,7 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
             flow::read_into(&replies, reply_decoder, &down, &reply_flow);
             down
         })?;
-    flow::read_into(&client, route.receiver(&route.from), &up, &flow);
+    flow::read_into(&client, route.receiver(&route.from, to_udp), &up, &flow);
     // The flow holds its sockets and its four threads until TO's side and both writers end
     // too, and counts against --max-conns and its address's flows until then.
     if let Ok(down) = reader.join() {
@@ -582,7 +610,11 @@ fn datagram_flow(
     let up = route.link(&flow, id, false, to_server, QUEUE)?;
     let to_sender = Sink::Peer(Box::new((Arc::clone(replies), from.clone())));
     let down = route.link(&flow, id, true, to_sender, QUEUE)?;
-    let (reply_flow, decoder) = (Arc::clone(&flow), route.receiver(&route.to));
+    let sender_udp = match route.from.proto {
+        SockProto::Udp => from.0.as_socket(),
+        _ => None,
+    };
+    let (reply_flow, decoder) = (Arc::clone(&flow), route.receiver(&route.to, sender_udp));
     std::thread::Builder::new()
         .name("relay-reader".into())
         .spawn(move || flow::read_into(&server, decoder, &down, &reply_flow))?;

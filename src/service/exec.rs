@@ -641,9 +641,12 @@ impl super::Requests for ExecService {
     fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
         let peer = from.to_string();
         hexdump::dump_if(Way::In, from, request);
-        let reply = self
-            .exec
-            .run_once(&peer, request, crate::transport::udp::MAX_PAYLOAD_V4);
+        // The reply is one datagram: udp's limit for the sender's family.
+        let max = from.0.as_socket().map_or(
+            crate::transport::udp::MAX_PAYLOAD_V4,
+            crate::transport::udp::max_payload,
+        );
+        let reply = self.exec.run_once(&peer, request, max);
         self.stats
             .message(&mut Tally::default(), request.len(), reply.len());
         // A datagram's source can be forged from outside this host: a reply larger than the

@@ -52,15 +52,20 @@ pub(crate) fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn
     let sock = ip::socket_for(addr, Type::DGRAM, opts)?;
     multicast::sender(&sock, addr, &opts.multicast, opts.ttl).map_err(io::Error::other)?;
     calls::connect(&sock, &addr.into())?;
-    let max = if addr.is_ipv4() {
-        MAX_PAYLOAD_V4
-    } else {
-        MAX_PAYLOAD_V6
-    };
     Ok(Conn::new(
         sock,
         SocketKind::Datagram,
         addr.to_string(),
-        Some(max),
+        Some(max_payload(addr)),
     ))
+}
+
+/// The largest UDP payload to or from `addr`: IPv4's for an IPv4 address (also one mapped
+/// into IPv6, as a dual-stack socket sees an IPv4 peer), IPv6's otherwise.
+pub(crate) fn max_payload(addr: SocketAddr) -> usize {
+    let v4 = match addr {
+        SocketAddr::V4(_) => true,
+        SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+    };
+    if v4 { MAX_PAYLOAD_V4 } else { MAX_PAYLOAD_V6 }
 }

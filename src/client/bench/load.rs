@@ -219,6 +219,22 @@ pub(crate) fn run(spec: &LoadSpec) -> Result<LoadResult> {
     run_with(spec, None)
 }
 
+/// A udp message of `size` bytes must fit one datagram of the target's family: refused
+/// before any client starts, rather than each failing its first send.
+fn fits_a_datagram(size: usize, target: &Target) -> Result<()> {
+    let (SockProto::Udp, crate::endpoint::Address::Ip(addr)) = (target.proto, &target.addr) else {
+        return Ok(());
+    };
+    let max = transport::udp::max_payload(*addr);
+    if size > max {
+        return Err(anyhow!(
+            "--size {size}: a udp datagram to {addr} holds at most {max} bytes; give --size \
+             {max} or less"
+        ));
+    }
+    Ok(())
+}
+
 /// Runs the load, reporting each interval to `board` as the run goes on.
 pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadResult> {
     if spec.size == 0 && !spec.framed_carrier().carries_empty() {
@@ -229,6 +245,7 @@ pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadRes
     }
     let targets = transport::target_candidates(&spec.target)?;
     let target = targets.first().context("no address")?.clone();
+    fits_a_datagram(spec.size, &target)?;
     let threads = threads(spec);
     // Every thread connects its clients first; the clock starts when all are connected, so
     // connection set-up (measured apart) does not dilute requests/s.
