@@ -80,14 +80,18 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+/// Where -v, -q, -4 and -6 stand in every subcommand's help: after its own flags, together
+/// (in declaration order they would fall among the subcommand's first ones).
+const GLOBAL: usize = 900;
+
 #[derive(Debug, Args)]
 pub(crate) struct LogArgs {
     /// More log lines on stderr: -v for each read's size, -vv also for each message's bytes
     /// (RUST_LOG overrides)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = GLOBAL)]
     pub verbose: u8,
     /// Only warnings and errors on stderr; ping prints its summary alone, as ping -q
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", display_order = GLOBAL + 1)]
     pub quiet: bool,
 }
 
@@ -95,10 +99,10 @@ pub(crate) struct LogArgs {
 #[derive(Debug, Args)]
 pub(crate) struct FamilyArgs {
     /// Resolve host names to IPv4 addresses only
-    #[arg(short = '4', global = true, conflicts_with = "ipv6")]
+    #[arg(short = '4', global = true, conflicts_with = "ipv6", display_order = GLOBAL + 2)]
     pub ipv4: bool,
     /// Resolve host names to IPv6 addresses only
-    #[arg(short = '6', global = true)]
+    #[arg(short = '6', global = true, display_order = GLOBAL + 3)]
     pub ipv6: bool,
 }
 

@@ -87,7 +87,8 @@ pub(crate) const HABITS: &[Habit] = &[
     Habit {
         flags: &["-x", "--hex-dump", "--hex"],
         there: "ncat: a hex dump",
-        here: "the hex dump is `--hex` on send, serve and relay",
+        here: "the hex dump is `--hex` on send, serve and relay, written to stderr \
+               (`2>FILE` keeps it in a file)",
     },
     Habit {
         flags: &["-z", "--zero"],
@@ -160,6 +161,23 @@ const IN_COMMAND: &[(&str, Habit)] = &[
             there: "nc, ncat, iperf3: UDP",
             here: "a UDP server is `netecho serve --proto udp --addr :4000` (or \
                    --addr udp://:4000)",
+        },
+    ),
+    (
+        "serve",
+        Habit {
+            flags: &["-p", "--port"],
+            there: "nc, iperf3: the port",
+            here: "a server's port goes with its address: `netecho serve --addr :4000`",
+        },
+    ),
+    (
+        "serve",
+        Habit {
+            flags: &["-s", "--server"],
+            there: "iperf3: be the server",
+            here: "`netecho serve` is the server: leave -s out (iperf3's port is `--addr \
+                   :5201`)",
         },
     ),
     (

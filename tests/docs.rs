@@ -243,3 +243,104 @@ fn readme_says_which_models_serve_quic_as_serve_does() {
     let line = common::fails(&out, 2);
     assert!(line.contains("--model event"), "{line}");
 }
+
+/// A command of README's first examples as (subcommand, protocol, address), the protocol
+/// as `--proto` or the address's scheme names it, else tcp (unix for a path); None for a
+/// line that is not `netecho serve` or `netecho send`.
+fn example(line: &str) -> Option<(String, String, String)> {
+    let command = line.split(" #").next()?.rsplit("| ").next()?;
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .skip_while(|w| *w == "sudo")
+        .collect();
+    let sub = match words.as_slice() {
+        ["netecho", sub @ ("serve" | "send"), ..] => sub.to_string(),
+        _ => return None,
+    };
+    let after = |flag: &str| words.iter().position(|w| *w == flag).map(|i| words[i + 1]);
+    let addr = match after("--addr") {
+        Some(addr) => addr,
+        None if sub == "send" => words[2..]
+            .iter()
+            .find(|w| !w.starts_with('-') && after("--proto") != Some(**w))?,
+        None => "127.0.0.1:3234",
+    };
+    let (scheme, addr) = match addr.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme.trim_end_matches('6')), rest),
+        None => (None, addr),
+    };
+    let proto = after("--proto")
+        .or(scheme)
+        .unwrap_or(if addr.starts_with('/') { "unix" } else { "tcp" });
+    Some((sub, proto.to_string(), addr.to_string()))
+}
+
+#[test]
+fn every_send_in_readme_s_first_examples_has_a_server_there() {
+    // A reader runs the block top to bottom: each send needs a serve above it that listens
+    // where it sends ([::] also takes IPv4).
+    let readme = include_str!("../README.md");
+    let after_table = readme
+        .split("| `raw` | SOCK_RAW")
+        .nth(1)
+        .expect("the protocol table");
+    let block = after_table
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let mut servers = Vec::new();
+    let mut sends = 0;
+    for line in block.lines() {
+        let Some((sub, proto, addr)) = example(line) else {
+            continue;
+        };
+        if sub == "serve" {
+            servers.push((proto, addr));
+            continue;
+        }
+        sends += 1;
+        let port = |a: &str| a.rsplit_once(':').map(|(_, p)| p.to_string());
+        let answered = servers.iter().any(|(p, a)| {
+            *p == proto
+                && (*a == addr
+                    || (a.starts_with("[::]:") && port(a) == port(&addr))
+                    || (proto == "raw" && a == &addr))
+        });
+        assert!(answered, "no server in README's examples answers: {line}");
+    }
+    assert!(sends >= 4, "{block}");
+}
+
+#[test]
+fn every_help_lists_its_own_flags_first_and_the_shared_ones_together_at_the_end() {
+    // -v, -q, -4 and -6 work everywhere; among a subcommand's first flags they would split
+    // its own (--proto, -v, --addr, -q, -4, --transform, -6, ...).
+    let shared = ["-v", "-q", "-4", "-6", "-h"];
+    for sub in [
+        "serve",
+        "send",
+        "bench",
+        "get",
+        "put",
+        "exec",
+        "lab",
+        "ping",
+        "relay",
+        "lesson",
+        "completions",
+        "manpage",
+    ] {
+        let help = ok(&netecho(&[sub, "-h"], b""));
+        let flags: Vec<&str> = help
+            .lines()
+            .filter(|l| l.starts_with("  -"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|f| f.trim_end_matches(','))
+            .collect();
+        let tail = &flags[flags.len().saturating_sub(shared.len())..];
+        assert_eq!(tail, shared, "{sub} -h:\n{help}");
+    }
+}

@@ -72,6 +72,8 @@ fn check(row: &str, server: &Server) -> bool {
         }
         "`-x FILE`, `--hex-dump`" => {
             refused(&["send", "-x", "dump", &addr], "--hex");
+            // ncat writes the dump to FILE; netecho's goes to stderr.
+            refused(&["send", "-x", "dump", &addr], "`2>FILE`");
             let out = netecho(&["send", "--hex", &addr, "hi"], b"");
             assert_eq!(ok(&out), "HI\n");
             let dump = String::from_utf8_lossy(&out.stderr);
@@ -436,4 +438,13 @@ fn a_habit_s_advice_is_for_the_subcommand_it_was_typed_to() {
     assert!(!line.contains("--timeout"), "{line}");
     // nc's -w to send still means nc's time-out.
     refused(&["send", "-w", "5", "127.0.0.1"], "--timeout 5s");
+    // A server's port, and iperf3's -s typed to the server it asks for.
+    for flag in ["-p", "--port"] {
+        let line = fails(&netecho(&["serve", flag, "4000"], b""), 2);
+        assert!(line.contains("`netecho serve --addr :4000`"), "{line}");
+        assert!(!line.contains("netecho send"), "{line}");
+    }
+    let line = fails(&netecho(&["serve", "-s"], b""), 2);
+    assert!(line.contains("leave -s out"), "{line}");
+    assert!(!line.contains("source address"), "{line}");
 }
