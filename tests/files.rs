@@ -863,3 +863,32 @@ fn a_server_sends_again_only_the_blocks_a_sack_says_are_missing() {
         "blocks the SACK named were sent again: {after:?}"
     );
 }
+
+#[test]
+fn put_and_get_refuse_a_directory_or_device_before_anything_goes_out() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("notes.txt"), b"served").unwrap();
+    let server = file_server("tcp", sockdir.path(), root.path(), &["--upload"]);
+    let put = |path: &str| fails(&netecho(&["put", &server.addr, path], b""), 1);
+    let line = put(s(local.path()));
+    assert!(
+        line.contains("is a directory; put uploads one file"),
+        "{line}"
+    );
+    let line = put("/dev/null");
+    assert!(line.contains("not a regular file"), "{line}");
+    let line = put(s(&local.path().join("missing.txt")));
+    assert!(line.contains("no such file; give the path"), "{line}");
+    assert_eq!(listing(root.path()), ["notes.txt"]);
+    // -o naming a directory: the file's path in it is the answer, not --force.
+    fs::write(local.path().join("keep.txt"), b"mine").unwrap();
+    let dir = s(local.path());
+    let get = ["get", &server.addr, "notes.txt", "-o", dir, "--force"];
+    let line = fails(&netecho(&get, b""), 1);
+    let want = format!("is a directory: give -o the file's own path (-o {dir}/notes.txt)");
+    assert!(line.contains(&want), "{line}");
+    assert_eq!(listing(local.path()), ["keep.txt"]);
+    // None of them reached the server.
+    let (_, stdout, _) = server.stop("TERM");
+    assert!(stdout.contains("clients 0,"), "{stdout}");
+}

@@ -111,6 +111,14 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
                 .ok_or_else(|| anyhow!("'{}' has no file name; give -o OUT", args.name))?,
         ),
     };
+    if out.is_dir() {
+        return Err(anyhow!(
+            "{} is a directory: give -o the file's own path (-o {})",
+            out.display(),
+            out.join(Path::new(&args.name).file_name().unwrap_or_default())
+                .display()
+        ));
+    }
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {
@@ -147,6 +155,34 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     Ok(())
 }
 
+/// The file `put` uploads, opened, and its size: a regular file, checked before anything
+/// goes out (a directory or a device has no size to announce, and would fail mid-way).
+fn upload_source(path: &Path) -> Result<(File, u64)> {
+    let shown = path.display();
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow!("{shown}: no such file; give the path of the file to upload")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            anyhow!("{shown}: permission denied; put must be able to read the file")
+        }
+        _ => anyhow!("open {shown}: {e}"),
+    })?;
+    let meta = file.metadata().with_context(|| format!("stat {shown}"))?;
+    if meta.is_dir() {
+        return Err(anyhow!(
+            "{shown} is a directory; put uploads one file: give a file in it (or a tar of it)"
+        ));
+    }
+    if !meta.is_file() {
+        return Err(anyhow!(
+            "{shown} is not a regular file (a device, pipe or socket has no size to announce); \
+             put uploads one file"
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
 pub(crate) fn put(args: PutConfig) -> Result<()> {
     let t = &args.transfer;
     let endpoint = &t.endpoint;
@@ -158,9 +194,7 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow!("{} has no file name; give NAME", args.local.display()))?,
     };
-    let mut file =
-        File::open(&args.local).with_context(|| format!("open {}", args.local.display()))?;
-    let size = file.metadata().context("stat the file")?.len();
+    let (mut file, size) = upload_source(&args.local)?;
     let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer = if reliable(endpoint) {
