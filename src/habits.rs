@@ -263,6 +263,7 @@ fn usage_line(err: &clap::Error, raw: &[OsString]) -> String {
     }
     let mut parts = vec![what(err, &path)];
     parts.extend(hints(err));
+    parts.extend(listen_word(err, &path));
     parts.push(format!("see '{path} --help'"));
     parts.join("; ")
 }
@@ -326,6 +327,15 @@ fn reason(why: &(dyn std::error::Error + 'static)) -> String {
         Some(_) => "not a whole number".into(),
         None => why.to_string().lines().collect::<Vec<_>>().join(" "),
     }
+}
+
+/// A word after `serve`, which takes none: where to listen is --addr (`serve 4000`, as
+/// `nc -l 4000` or `python3 -m http.server 4000` take it).
+fn listen_word(err: &clap::Error, path: &str) -> Option<String> {
+    let word = text(err, ContextKind::InvalidArg)?;
+    let serve = path.ends_with(" serve") && err.kind() == ErrorKind::UnknownArgument;
+    (serve && !word.starts_with('-'))
+        .then(|| format!("serve listens where --addr says: `netecho serve --addr {word}`"))
 }
 
 /// The most possible values a usage error lists; a longer list is left to the help.

@@ -174,6 +174,13 @@ fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
             ],
         ),
         (
+            &["serve", "4000"],
+            &[
+                "unexpected argument '4000' for 'netecho serve'",
+                "`netecho serve --addr 4000`",
+            ],
+        ),
+        (
             &["get"],
             &[
                 "needs <ADDR> and <NAME>",
