@@ -20,9 +20,15 @@ const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
 
 /// A server of `model` for `proto` at a fresh address (`dir` holds Unix paths).
 fn start(model: &str, proto: &str, dir: &tempfile::TempDir, extra: &[&str]) -> Server {
+    // The tests of this file run at once and several serve the same model over seqpacket:
+    // each server gets a name of its own.
+    static NAMES: AtomicU64 = AtomicU64::new(0);
     let addr = match proto {
         "tcp" | "udp" => "127.0.0.1:0".to_string(),
-        "unix-seqpacket" => abstract_name(&format!("{model}-{}", extra.len())),
+        "unix-seqpacket" => {
+            let n = NAMES.fetch_add(1, Ordering::Relaxed);
+            abstract_name(&format!("{model}-{n}"))
+        }
         _ => dir
             .path()
             .join(format!("{model}-{proto}.sock"))
@@ -394,9 +400,10 @@ fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
         thread::sleep(Duration::from_millis(100));
     }
     drop(talker);
-    // A silent one is closed: its read returns end of stream.
-    let idle = Plain::connect(proto, &server.addr);
+    // A silent one is closed: its read returns end of stream. The clock is taken before
+    // the connect, so the server's (from its accept) cannot start before it.
     let started = Instant::now();
+    let idle = Plain::connect(proto, &server.addr);
     let mut buf = [0u8; 16];
     let n = std::io::Read::read(&mut &idle.sock, &mut buf)
         .unwrap_or_else(|e| panic!("{model} {proto}: an idle client read {e}"));
