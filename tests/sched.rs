@@ -31,12 +31,24 @@ fn loop_policies(pid: u32, prefix: &str) -> Vec<String> {
     policies
 }
 
-/// Waits until process `pid` has `threads` loop threads and returns their policies.
-fn policies_of(pid: u32, prefix: &str, threads: usize) -> Vec<String> {
-    common::eventually(&format!("{threads} {prefix} threads"), || {
+/// Waits until process `pid` has `threads` loop threads, each under `policy`. A loop
+/// thread has its name from its first instruction and takes its policy a moment later, so
+/// the wait is for both; a policy never taken fails it after [`common::STEP`], with what the
+/// threads had.
+fn wait_policies(pid: u32, prefix: &str, threads: usize, policy: &str) {
+    let deadline = std::time::Instant::now() + common::STEP;
+    loop {
         let policies = loop_policies(pid, prefix);
-        (policies.len() == threads).then_some(policies)
-    })
+        if policies.len() == threads && policies.iter().all(|p| p == policy) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{threads} {prefix} threads under policy {policy}: not within {:?}; {policies:?}",
+            common::STEP
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// A few clients, each a few messages, every reply checked.
@@ -63,11 +75,7 @@ fn event_loops_and_rings_run_under_sched_batch_when_asked_and_normal_by_default(
             let mut args = base.to_vec();
             args.extend_from_slice(extra);
             let server = Server::start(&args);
-            let policies = policies_of(server.pid(), model, 2);
-            assert!(
-                policies.iter().all(|p| p == policy),
-                "{model} {extra:?}: {policies:?}"
-            );
+            wait_policies(server.pid(), model, 2, policy);
             echoes(&server);
         }
     }
@@ -108,11 +116,7 @@ fn a_refused_sched_batch_is_said_once_and_the_server_serves_on() {
         let line = server.wait_log("refused SCHED_BATCH");
         assert!(line.contains("normal policy"), "{line}");
         echoes(&server);
-        let policies = policies_of(pid, model, 2);
-        assert!(
-            policies.iter().all(|p| p == SCHED_OTHER),
-            "{model}: {policies:?}"
-        );
+        wait_policies(pid, model, 2, SCHED_OTHER);
         let log = server.stderr();
         assert_eq!(log.matches("refused SCHED_BATCH").count(), 1, "{log}");
     }
