@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -475,27 +475,19 @@ fn what_is_not_a_socket_is_refused_and_left_untouched() {
     }
 }
 
-/// A loopback port with nothing bound to it: bound by the test, then closed.
-fn closed_port(udp: bool, ip: &str) -> u16 {
-    if udp {
-        UdpSocket::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    } else {
-        TcpListener::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
+/// A loopback udp port with nothing bound to it: bound by the test, then closed.
+fn closed_udp_port(ip: &str) -> u16 {
+    UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn tcp_connection_refused_names_the_address() {
-    for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {
-        let addr = format!("{shown}:{}", closed_port(false, ip));
+    for ip in ["127.0.0.1", "::1"] {
+        let (_held, addr) = common::refused_port(ip);
         let line = error_of(&["send", &addr, "x"], 1);
         assert_mentions(
             &line,
@@ -529,7 +521,7 @@ fn unix_clients_name_a_missing_path_and_a_stale_socket_file() {
 #[test]
 fn udp_with_nothing_listening_says_so_at_once() {
     for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {
-        let addr = format!("{shown}:{}", closed_port(true, ip));
+        let addr = format!("{shown}:{}", closed_udp_port(ip));
         let began = Instant::now();
         // A long timeout: waiting it out instead of hearing the ICMP error would take 30s.
         let out = netecho(

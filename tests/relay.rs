@@ -196,7 +196,11 @@ fn simulated_loss_shows_as_gaps_and_what_arrives_is_intact() {
         "300ms",
         &relay.url(),
     ]);
-    let (sent, lost) = (run["sent"].as_u64().unwrap(), run["lost"].as_u64().unwrap());
+    let (sent, lost, late) = (
+        run["sent"].as_u64().unwrap(),
+        run["lost"].as_u64().unwrap(),
+        run["late"].as_u64().unwrap(),
+    );
     assert_eq!(sent, 2000, "{run}");
     let loss = lost as f64 / sent as f64;
     eprintln!("measured loss through --loss up:20%: {lost} of {sent}");
@@ -204,7 +208,12 @@ fn simulated_loss_shows_as_gaps_and_what_arrives_is_intact() {
     assert!((0.15..=0.25).contains(&loss), "measured loss {loss}: {run}");
     // Every reply that came is byte for byte the request, upper-cased (bench checks).
     assert_eq!(run["mismatched"], 0, "{run}");
-    assert_eq!(run["answered"].as_u64().unwrap() + lost, sent, "{run}");
+    // A reply past the 300 ms timeout (a loaded machine) is counted late, not lost.
+    assert_eq!(
+        run["answered"].as_u64().unwrap() + lost + late,
+        sent,
+        "{run}"
+    );
     let (_, out, log) = relay.stop("INT");
     assert!(
         log.contains("simulated conditions (seed 7): up (FROM to TO) loss 20%"),

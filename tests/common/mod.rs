@@ -752,6 +752,23 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A TCP port on `ip` that refuses connections for as long as the socket returned is held:
+/// bound and never listening, so no other socket can take the port meanwhile (a port closed
+/// again may be bound by a test running beside). Its address as `ip:port` (`[ip]:port`).
+pub fn refused_port(ip: &str) -> (socket2::Socket, String) {
+    let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+    let addr = std::net::SocketAddr::new(ip, 0);
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("a tcp socket");
+    sock.bind(&addr.into()).expect("bind port 0");
+    let bound = sock.local_addr().unwrap().as_socket().unwrap();
+    (sock, bound.to_string())
+}
+
 /// Whether python3 can import aioquic; a skip (a failure under CI=true) when not.
 pub fn have_aioquic(test: &str) -> bool {
     let found = Command::new("python3")
