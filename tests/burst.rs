@@ -57,9 +57,11 @@ fn burst(port: u16, count: &str, wait: &str, msg: &str) -> std::process::Output 
 
 #[test]
 fn a_burst_whose_replies_are_lost_waits_one_timeout_and_counts_them() {
-    // 300 lost replies at 400ms each took two minutes; one deadline takes 400ms.
+    // 300 lost replies at 3 s each would take 15 minutes, past the 40 s bound of `burst`;
+    // one deadline takes 3 s. (3 s, not less: the three answers must all come before it on
+    // a loaded machine too.)
     let (port, _server) = answers_only(3, 303);
-    let out = burst(port, "303", "400ms", "hello");
+    let out = burst(port, "303", "3s", "hello");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -15,8 +15,9 @@ use common::Server;
 const DEADLINE: &str = "2s";
 /// How long a trickling client is given to be closed, far past the deadline.
 const BOUND: Duration = Duration::from_secs(20);
-/// A byte this often: the idle timeout alone would never end such a client.
-const TRICKLE: Duration = Duration::from_millis(250);
+/// A byte this often: the idle timeout (1 s) alone would never end such a client, even when
+/// a loaded machine holds the trickling thread back for most of a second.
+const TRICKLE: Duration = Duration::from_millis(100);
 
 fn serve(model: &str, framing: &str) -> Server {
     serve_with(model, framing, &["--idle-timeout", "1s"])
@@ -40,8 +41,9 @@ fn trickle(
     let mut conn = TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(TRICKLE)).unwrap();
     let start: &[u8] = match framing {
-        // A length prefix of 100 bytes, of which a few come.
-        "length" => &[0, 0, 0, 100, b'a'],
+        // A length prefix of 1000 bytes, of which a few come: a byte each TRICKLE for
+        // BOUND never ends it.
+        "length" => &[0, 0, 0x03, 0xe8, b'a'],
         _ => b"a",
     };
     conn.write_all(start).unwrap();
@@ -158,13 +160,14 @@ fn whole_frames_sent_slowly_are_never_cut() {
         conn.set_read_timeout(Some(BOUND)).unwrap();
         let started = Instant::now();
         let mut frames = 0;
-        // Past the 2 s deadline in all, each line sent whole.
-        while started.elapsed() < Duration::from_millis(2_600) {
+        // Past the 2 s deadline in all and five lines at least, each sent whole, a pause
+        // between them well within the 1 s idle timeout. Counted, so a slow machine sends
+        // as many, only later.
+        while frames < 5 || started.elapsed() < Duration::from_millis(2_600) {
             assert_eq!(exchange(&mut conn, "line", b"slow"), b"SLOW\n", "{model}");
             frames += 1;
-            std::thread::sleep(Duration::from_millis(400));
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(frames >= 5, "{model}: {frames} frames");
         let log = server.stderr();
         assert!(!log.contains("unfinished"), "{model}: {log}");
     }
