@@ -246,7 +246,9 @@ fn in_namespaces(args: impl Fn(&Pair, u16) -> Vec<String>) {
         &ns.server_if,
     ]));
     let port = server.port();
-    let mut all: Vec<String> = vec!["send".into(), "--timeout".into(), "1s".into()];
+    // The answers of one --timeout are printed: 3 s, for the answer to be in it on a loaded
+    // machine too.
+    let mut all: Vec<String> = vec!["send".into(), "--timeout".into(), "3s".into()];
     all.extend(args(&ns, port));
     all.push("x".into());
     let all: Vec<&str> = all.iter().map(String::as_str).collect();

@@ -405,8 +405,13 @@ fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() 
 
 /// Sends `msg` to the udp echo port; the reply, or `None` when none came within a second.
 fn udp_echo(port: u16, msg: &[u8]) -> Option<Vec<u8>> {
+    udp_echo_within(port, msg, Duration::from_secs(1))
+}
+
+/// Sends `msg` to the udp echo port; the reply, or `None` when none came within `wait`.
+fn udp_echo_within(port: u16, msg: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
     sock.send_to(msg, ("127.0.0.1", port)).unwrap();
     let mut buf = [0u8; 64];
     sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
@@ -431,7 +436,9 @@ fn the_echo_ports_answer_only_a_run_holding_its_turn() {
         .write_all(&[0, 6, 1, b'N', b'E', b'L', b'B', 1])
         .unwrap();
     assert_eq!(frame(&mut control)[0], 3, "Go");
-    assert_eq!(udp_echo(udp, b"during").as_deref(), Some(&b"DURING"[..]));
+    // An answer that must come is waited for as long as any step of a test.
+    let during = udp_echo_within(udp, b"during", common::STEP);
+    assert_eq!(during.as_deref(), Some(&b"DURING"[..]));
     let mut data = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     data.set_read_timeout(Some(common::STEP)).unwrap();
     data.write_all(b"abc").unwrap();

@@ -8,9 +8,11 @@ mod common;
 use common::netns::Pair;
 use common::{Server, fails, netecho, ok, run};
 
-/// `send` from the client namespace; its stdout and whether it succeeded.
+/// `send` from the client namespace; its stdout and whether it succeeded. A send to a group
+/// or a broadcast address prints the answers of one --timeout, however many come: 3 s, so
+/// that every member's answer is in it on a loaded machine too.
 fn send(ns: &Pair, args: &[&str]) -> std::process::Output {
-    let mut full = vec!["send", "--timeout", "1s"];
+    let mut full = vec!["send", "--timeout", "3s"];
     full.extend_from_slice(args);
     run(&mut ns.client_cmd(&full), b"")
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{Peer, free_port, have, netecho, ok, tempdir};
 
-/// Starts `cmd` and waits (at most 5 s) until `ready` says it listens.
+/// Starts `cmd` and waits (at most 20 s: a loaded machine starts programs slowly) until
+/// `ready` says it listens.
 fn start(cmd: &mut Command, ready: impl Fn() -> bool) -> Peer {
     let child = cmd
         .stdin(Stdio::null())
@@ -20,13 +21,13 @@ fn start(cmd: &mut Command, ready: impl Fn() -> bool) -> Peer {
         .spawn()
         .expect("start the peer");
     let peer = Peer(child);
-    for _ in 0..50 {
+    for _ in 0..200 {
         if ready() {
             return peer;
         }
         thread::sleep(Duration::from_millis(100));
     }
-    panic!("the peer did not start listening within 5 s");
+    panic!("the peer did not start listening within 20 s");
 }
 
 fn tcp_ready(port: u16) -> impl Fn() -> bool {

@@ -406,11 +406,24 @@ fn heard(sock: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
+/// The first datagram that reaches `sock` within STEP (an answer that must come), then
+/// every other one within `more` of it (at most 100 in all).
+fn heard_after_one(sock: &UdpSocket, more: Duration) -> Vec<Vec<u8>> {
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let Ok((n, _)) = sock.recv_from(&mut buf) else {
+        return Vec::new();
+    };
+    let mut got = vec![buf[..n].to_vec()];
+    got.extend(heard(sock, more).into_iter().take(99));
+    got
+}
+
 /// RFC 1350's plain request: one ERROR no larger than it, and no DATA.
 fn a_plain_request_gets_one_small_error(sock: &UdpSocket, to: &str, server: &Server) {
     let plain = b"\x00\x01f\x00octet\x00";
     sock.send_to(plain, to).unwrap();
-    let answers = heard(sock, Duration::from_secs(3));
+    let answers = heard_after_one(sock, Duration::from_secs(3));
     assert_eq!(answers.len(), 1, "{answers:?}");
     let error = &answers[0];
     assert!(
@@ -527,7 +540,7 @@ fn with_every_request_thread_taken_a_tftp_client_hears_a_tftp_error_no_larger_th
     let asking = UdpSocket::bind("127.0.0.99:0").unwrap();
     let request = b"\x00\x01f\x00octet\x00blksize\x00512\x00";
     asking.send_to(request, &to).unwrap();
-    let answers = heard(&asking, Duration::from_secs(1));
+    let answers = heard_after_one(&asking, Duration::from_secs(1));
     assert_eq!(answers.len(), 1, "{answers:?}");
     let answer = &answers[0];
     assert!(answer.starts_with(b"\x00\x05\x00\x00busy"), "{answer:?}");

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use common::{Peer, Server, fails, free_port, have, netecho, ok, run, tempdir};
 
-/// Starts a peer and waits (at most 5 s) until its port accepts.
+/// Starts a peer and waits (at most 20 s: a loaded machine starts programs slowly) until
+/// its port accepts.
 fn start_peer(cmd: &mut Command, port: u16) -> Peer {
     let peer = Peer(
         cmd.stdin(Stdio::piped())
@@ -23,7 +24,7 @@ fn start_peer(cmd: &mut Command, port: u16) -> Peer {
             .spawn()
             .expect("start the peer"),
     );
-    for _ in 0..50 {
+    for _ in 0..200 {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return peer;
         }
@@ -96,6 +97,23 @@ fn listening_line(args: &[&str]) -> String {
 fn shell(script: &str, stdin: &[u8]) -> String {
     let out = run(Command::new("sh").args(["-c", script]), stdin);
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `openssl s_client -quiet -no_ign_eof ARGS` sending `line`: what it printed. It stops at
+/// the end of its input, so the input is held open until an answer came (at most 15 s),
+/// never for a fixed time an answer on a loaded machine may miss.
+fn s_client(args: &str, line: &str) -> String {
+    let dir = tempdir();
+    let out = dir.path().join("answer");
+    shell(
+        &format!(
+            "(printf '{line}\\n'; i=0; while [ $i -lt 150 ] && [ ! -s {out} ]; do sleep 0.1; \
+             i=$((i+1)); done) | openssl s_client -quiet -no_ign_eof {args} >{out} 2>/dev/null; \
+             cat {out}",
+            out = out.display()
+        ),
+        b"",
+    )
 }
 
 /// serve's flags for TLS presenting `cert` and `key`, then `rest` (an --addr, say).
@@ -201,14 +219,12 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
         ("-tls1_3", server.port(), "127.0.0.1"),
         ("-tls1_2", v12.port(), "[::1]"),
     ] {
-        // s_client stops at the end of its input (-no_ign_eof): the input ends after the reply.
-        let got = shell(
+        let got = s_client(
             &format!(
-                "(printf 'hello from openssl\\n'; sleep 1) | openssl s_client -quiet -no_ign_eof \
-                 -verify_return_error -CAfile {} {version} -connect {host}:{port} 2>/dev/null",
+                "-verify_return_error -CAfile {} {version} -connect {host}:{port}",
                 ca.display(),
             ),
-            b"",
+            "hello from openssl",
         );
         assert_eq!(got, "HELLO FROM OPENSSL\n", "{version}");
     }
@@ -219,14 +235,13 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
         &key,
         &["--addr", &format!("unix://{}", path.display())],
     ));
-    let got = shell(
+    let got = s_client(
         &format!(
-            "(printf 'over unix\\n'; sleep 1) | openssl s_client -quiet -no_ign_eof \
-             -CAfile {} -verify_return_error -verify_hostname localhost -unix {} 2>/dev/null",
+            "-CAfile {} -verify_return_error -verify_hostname localhost -unix {}",
             ca.display(),
             path.display()
         ),
-        b"",
+        "over unix",
     );
     assert_eq!(got, "OVER UNIX\n");
     // --ca with the CA openssl made: netecho checks the chain and the address.
@@ -321,8 +336,10 @@ fn send_tls_talks_to_openssl_s_server_and_socat() {
                 ca.to_str().unwrap(),
                 "--tls-version",
                 version,
+                // s_server never closes: send ends after this long without a byte, so the
+                // reply must come within it.
                 "--timeout",
-                "1s",
+                "3s",
                 &format!("127.0.0.1:{port}"),
             ],
             b"abc\n",
@@ -612,6 +629,10 @@ fn bench_over_tls_checks_every_reply_while_the_socket_pushes_back() {
                     "2",
                     "-n",
                     "40",
+                    // A reply held up past 1 s (the default) on a loaded machine would fail
+                    // the run as unanswered.
+                    "--timeout",
+                    "20s",
                     "--rcvbuf",
                     "16k",
                     &server.url(),
