@@ -87,10 +87,11 @@ fn crowd(proto: &str, addr: &str, clients: usize, rounds: usize) {
                 .spawn(move || {
                     let raw = Plain::connect(&proto, &addr);
                     barrier.wait();
+                    let mut sent_again = Vec::new();
                     for round in 0..rounds {
                         let msg = message(id, round, 200 + (id * 31 + round) % 900);
                         if raw.is_message() {
-                            datagram_exchange(&raw, &msg);
+                            datagram_exchange(&raw, &msg, &mut sent_again);
                         } else {
                             raw.exchange(&msg);
                         }
@@ -108,25 +109,34 @@ fn crowd(proto: &str, addr: &str, clients: usize, rounds: usize) {
 }
 
 /// One datagram exchange that tolerates loss (sent again up to 4 times) but no wrong reply:
-/// anything that arrives is the upper-cased message, byte for byte.
-fn datagram_exchange(raw: &Plain, msg: &[u8]) {
+/// anything that arrives is the upper-cased message, byte for byte, or the answer to a copy
+/// sent again in an earlier round whose first answer came late (a loaded machine): each
+/// copy in `sent_again` may be answered once more, and is skipped then.
+fn datagram_exchange(raw: &Plain, msg: &[u8], sent_again: &mut Vec<Vec<u8>>) {
     raw.sock
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     let want = msg.to_ascii_uppercase();
-    for _ in 0..5 {
+    for attempt in 0..5 {
+        if attempt > 0 {
+            sent_again.push(want.clone());
+        }
         raw.send(msg);
-        match raw.try_reply(msg.len()) {
-            Ok(got) => {
-                assert!(
-                    got == want,
-                    "{}: a reply differs from its message",
-                    raw.proto
-                );
-                return;
+        loop {
+            match raw.try_reply(msg.len()) {
+                Ok(got) if got == want => return,
+                Ok(got) => {
+                    let copy = sent_again.iter().position(|c| *c == got);
+                    let copy = copy.unwrap_or_else(|| {
+                        panic!("{}: a reply differs from its message", raw.proto)
+                    });
+                    sent_again.swap_remove(copy);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break;
+                }
+                Err(e) => panic!("{}: {e}", raw.proto),
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("{}: {e}", raw.proto),
         }
     }
     panic!("{}: no reply after 5 tries", raw.proto);
@@ -389,12 +399,13 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not(
 }
 
 fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
-    let server = start(model, proto, dir, &["--idle-timeout", "1s"]);
-    // A client that talks every 100 ms for 1.5 s outlives the 1 s timeout.
+    // 2 s: a talker held up for a second on a loaded machine is still within it.
+    let server = start(model, proto, dir, &["--idle-timeout", "2s"]);
+    // A client that talks every 100 ms for 2.5 s outlives the 2 s timeout.
     let talker = Plain::connect(proto, &server.addr);
     let started = Instant::now();
     let mut round = 0;
-    while started.elapsed() < Duration::from_millis(1500) {
+    while started.elapsed() < Duration::from_millis(2500) {
         talker.exchange(&message(0, round, 50));
         round += 1;
         thread::sleep(Duration::from_millis(100));
@@ -409,7 +420,7 @@ fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
         .unwrap_or_else(|e| panic!("{model} {proto}: an idle client read {e}"));
     assert_eq!(n, 0, "{model} {proto}: not closed");
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
+        started.elapsed() >= Duration::from_millis(1900),
         "{model} {proto}: closed after {:?}, before the timeout",
         started.elapsed()
     );
