@@ -129,3 +129,34 @@ fn plain_send_to_a_tls_port_says_add_tls_for_every_message_length() {
     let out = netecho(&["send", "--burst", "2", &plain.url(), "\x15\x03"], b"");
     assert_eq!(ok(&out).replace('\n', ""), "\x15\x03\x15\x03");
 }
+
+#[test]
+fn a_burst_cut_short_by_a_tls_server_closing_still_says_add_tls() {
+    let test = "a_burst_cut_short_by_a_tls_server_closing_still_says_add_tls";
+    if !common::have("strace", test) {
+        return;
+    }
+    let probe = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        let needs = "ptrace allowed, for strace to hold a send back";
+        common::skip(test, needs, common::Lacks::Environment);
+        return;
+    }
+    let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    // The burst's second send is held back half a second (strace): meanwhile the server
+    // read the first message, answered it with its alert and closed, so the sends after it
+    // fail (EPIPE). What the server said is still the error.
+    for msg in ["hi", "hello"] {
+        let out = run(
+            Command::new("strace")
+                .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
+                .args(["-e", "inject=sendto:delay_enter=500000:when=2"])
+                .args([common::bin(), "send", "--burst", "3", &tls.url(), msg]),
+            b"",
+        );
+        let line = common::fails(&out, 1);
+        assert!(line.contains("add --tls"), "burst of {msg:?}: {line}");
+    }
+}

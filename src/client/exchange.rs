@@ -348,7 +348,12 @@ fn send_while_io<T>(
 ) -> Result<T> {
     let sent = |e| socket_error(Call::Send, target, &e);
     if len <= SEND_THEN_READ {
-        send().map_err(sent)?;
+        // A server that answered the first message and closed (a TLS server's alert to a
+        // plaintext client) fails the sends after it: what it said comes first, as below.
+        if let Err(e) = send() {
+            read()?;
+            return Err(sent(e));
+        }
         return read();
     }
     thread::scope(|scope| {

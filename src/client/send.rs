@@ -269,8 +269,11 @@ fn answer(
         replies += 1;
         show(config.hex, Way::In, target, &reply);
         print_reply(out, &reply)
-    })?;
+    });
+    // First what the bytes held back say, also when the burst was cut short (a server
+    // that closed after its first answer fails the sends after it).
     watch.finish()?;
+    let got = got?;
     let line = format!(
         "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}",
         msg.len(),
