@@ -18,8 +18,25 @@ fn one_lab_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     LAB.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `netecho ARGS` (a lab run) to its end: a whole lab measures for some seconds, and a
+/// loaded machine makes that several times longer, so it has 120 s, not one step's 20.
+fn lab(args: &[&str]) -> std::process::Output {
+    let child = Command::new(common::bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the lab");
+    common::output_within(
+        child,
+        &format!("netecho {args:?}"),
+        Duration::from_secs(120),
+    )
+}
+
 fn lab_json() -> serde_json::Value {
-    let out = netecho(&["lab", "--quick", "--format", "json"], b"");
+    let out = lab(&["lab", "--quick", "--format", "json"]);
     serde_json::from_str(&ok(&out)).expect("lab prints JSON")
 }
 
@@ -104,7 +121,7 @@ fn lab_draws_a_well_formed_plot() {
     let _turn = one_lab_at_a_time();
     let dir = common::tempdir();
     let path = dir.path().join("latency.svg");
-    let out = netecho(&["lab", "--quick", "--plot", path.to_str().unwrap()], b"");
+    let out = lab(&["lab", "--quick", "--plot", path.to_str().unwrap()]);
     let table = ok(&out);
     assert!(table.contains("unix-seqpacket"), "{table}");
     assert!(table.contains("Message boundaries"), "{table}");
@@ -202,7 +219,7 @@ fn too_wide(text: &str) -> Vec<&str> {
 #[test]
 fn the_quick_lab_table_fits_eighty_columns_and_wide_keeps_every_column() {
     let _turn = one_lab_at_a_time();
-    let table = ok(&netecho(&["lab", "--quick"], b""));
+    let table = ok(&lab(&["lab", "--quick"]));
     assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("proto  "), "{table}");
@@ -211,7 +228,7 @@ fn the_quick_lab_table_fits_eighty_columns_and_wide_keeps_every_column() {
     assert!(lines[row + 1].starts_with("    udp over IPv6"), "{table}");
     assert!(table.contains("times in us"), "{table}");
     assert!(table.contains("Message boundaries"), "{table}");
-    let wide = ok(&netecho(&["lab", "--quick", "--wide"], b""));
+    let wide = ok(&lab(&["lab", "--quick", "--wide"]));
     assert!(wide.starts_with("proto           family    type"), "{wide}");
     assert!(wide.lines().next().unwrap().contains("msgs/s"), "{wide}");
 }
@@ -236,7 +253,7 @@ fn lab_reports_carry_metadata_and_the_csv_the_boundaries_table() {
     );
     assert_eq!(meta["parameters"]["quick"], true, "{meta}");
     assert_eq!(meta["parameters"]["rounds"], 3, "{meta}");
-    let csv = ok(&netecho(&["lab", "--quick", "--format", "csv"], b""));
+    let csv = ok(&lab(&["lab", "--quick", "--format", "csv"]));
     let lines: Vec<&str> = csv.lines().collect();
     let head: Vec<&str> = lines[0].split(',').collect();
     for column in [
@@ -381,17 +398,14 @@ fn the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow() {
     let _turn = one_lab_at_a_time();
     let dir = common::tempdir();
     let page = dir.path().join("report.html");
-    let out = netecho(
-        &[
-            "lab",
-            "--quick",
-            "--format",
-            "json",
-            "--html",
-            page.to_str().unwrap(),
-        ],
-        b"",
-    );
+    let out = lab(&[
+        "lab",
+        "--quick",
+        "--format",
+        "json",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
     let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let html = std::fs::read_to_string(&page).unwrap();
     // Self-contained: nothing in it names anything to fetch.
@@ -451,7 +465,7 @@ fn the_report_page_renders_in_a_browser_with_nothing_to_fetch_or_overflow() {
 #[test]
 fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
     let _turn = one_lab_at_a_time();
-    let out = netecho(&["lab", "--quick", "--models", "--format", "json"], b"");
+    let out = lab(&["lab", "--quick", "--models", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(doc["schema"], "netecho-lab-models/1");
     assert_eq!(doc["meta"]["parameters"]["models"], true);
@@ -477,7 +491,7 @@ fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
         "{}",
         models[0]
     );
-    let table = ok(&netecho(&["lab", "--quick", "--models"], b""));
+    let table = ok(&lab(&["lab", "--quick", "--models"]));
     assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
     assert!(table.starts_with("model "), "{table}");
 }

@@ -794,6 +794,10 @@ fn large_messages_several_in_flight_come_back_whole() {
             "2",
             "-n",
             "200",
+            // A reply held up past 1 s (the default) on a loaded machine would fail the run
+            // as unanswered.
+            "--timeout",
+            "20s",
             &server.addr,
         ];
         let out = netecho(&args, b"");
