@@ -705,6 +705,10 @@ impl Listener {
         self.proto.kind()
     }
 
+    pub(crate) fn proto(&self) -> Proto {
+        self.proto
+    }
+
     fn accepted(&self, sock: Socket, addr: SockAddr) -> io::Result<Conn> {
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use io_uring::{IoUring, cqueue, opcode, types};
-use tracing::debug;
+use tracing::info;
 
 use crate::endpoint::SocketKind;
 use crate::lifecycle::accept_failed;
+use crate::logging::Throttle;
 use crate::server::event::{Loops, retire_loop};
 use crate::server::{Sched, Server};
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
@@ -253,9 +254,18 @@ impl<'a, S: Service> Worker<'a, S> {
     fn admit(&mut self, fd: OwnedFd) {
         let conn = match self.listener.adopt(fd) {
             Ok(conn) => conn,
-            // Reset by its peer between the accept and getpeername: nobody to serve.
+            // Reset by its peer between the accept and getpeername: nobody to serve, and
+            // its address went with it (a multishot accept does not keep one).
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                return debug!("a connection reset before it was served: {e}");
+                static RESET: Throttle = Throttle::new();
+                if let Some(more) = RESET.allow() {
+                    info!(
+                        "{}: a client reset its connection before it was served; its address \
+                         is gone with it{more}",
+                        self.listener.proto()
+                    );
+                }
+                return;
             }
             Err(e) => return accept_failed(&e),
         };
