@@ -398,6 +398,28 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not(
     });
 }
 
+/// A server held (SIGSTOP) past a client's idle timeout, the client's bytes sent meanwhile:
+/// on waking the server finds the bytes before it looks for idle clients, so it answers.
+#[test]
+fn bytes_that_came_while_the_server_stalled_count_before_the_idle_timeout() {
+    let dir = tempdir();
+    for model in ["threads", "event", "uring"] {
+        let server = start(model, "tcp", &dir, &["--idle-timeout", "1s"]);
+        let client = Plain::connect("tcp", &server.addr);
+        client.exchange(b"first");
+        common::signal(server.pid(), "STOP");
+        thread::sleep(Duration::from_millis(1500));
+        client.send(b"second");
+        common::signal(server.pid(), "CONT");
+        let reply = client.try_reply(6);
+        assert!(
+            matches!(&reply, Ok(r) if r == b"SECOND"),
+            "{model}: {reply:?}; log:\n{}",
+            server.stderr()
+        );
+    }
+}
+
 fn idle_case(model: &str, proto: &str, dir: &tempfile::TempDir) {
     // 2 s: a talker held up for a second on a loaded machine is still within it.
     let server = start(model, proto, dir, &["--idle-timeout", "2s"]);

@@ -379,7 +379,9 @@ impl<'a, S: Service> Worker<'a, S> {
             };
             let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
+                // A server stopped and continued (SIGSTOP, SIGCONT) gets EINTR whatever came
+                // meanwhile: wait again to see it before any sweep calls a client idle.
+                Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).context("epoll_wait"),
             };
             if n > 0 && crate::explain::on() {

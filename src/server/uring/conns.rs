@@ -157,8 +157,18 @@ impl<'a, S: Service> Worker<'a, S> {
                 .iter()
                 .filter(|&&(data, ..)| Op::of(data).0 == Some(Op::Recv))
                 .count();
+            // The tick's look at idle connections comes after every other completion of
+            // the wake-up: a ring that stalled finds the bytes that came meanwhile first.
+            let mut ticked = false;
             for &(data, result, flags) in &done {
-                self.completed(data, result, flags)?;
+                match Op::of(data) {
+                    (Some(Op::Tick), _) => ticked = true,
+                    _ => self.completed(data, result, flags)?,
+                }
+            }
+            if ticked {
+                self.close_idle();
+                self.arm_tick()?;
             }
             self.bufs.publish();
             for token in std::mem::take(&mut self.rearm) {
@@ -197,11 +207,7 @@ impl<'a, S: Service> Worker<'a, S> {
                 }
             }
             (Some(Op::Stop), _) => self.stop(),
-            (Some(Op::Tick), _) => {
-                self.close_idle();
-                self.arm_tick()?;
-            }
-            (Some(Op::Cancel), _) | (None, _) => {}
+            (Some(Op::Tick), _) | (Some(Op::Cancel), _) | (None, _) => {}
         }
         Ok(())
     }
