@@ -847,6 +847,11 @@ fn sack_exchange(root: &Path, sockdir: &Path) -> Option<(Vec<u32>, Vec<u32>)> {
     client.send_to(&read, &server.addr).unwrap();
     client.set_read_timeout(Some(common::STEP)).unwrap();
     let mut buf = vec![0u8; 70000];
+    // The well-known socket's COOKIE; its token goes back with the READ in a PROOF.
+    let (n, _) = client.recv_from(&mut buf).expect("a COOKIE within STEP");
+    assert_eq!(buf[..2], [0, 12], "a COOKIE first");
+    let proof = packet(11, &[&buf[10..n], &read]);
+    client.send_to(&proof, &server.addr).unwrap();
     let (n, tid) = client.recv_from(&mut buf).expect("a HELLO within STEP");
     let hello = buf[..n].to_vec();
     assert_eq!(hello[..2], [0, 8], "a HELLO first");

@@ -34,9 +34,11 @@ static PENDING: LazyLock<Mutex<PendingTable>> = LazyLock::new(|| {
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// A request awaiting proof, counted until dropped.
-#[derive(Debug)]
 pub(crate) struct Pending {
     source: Option<IpAddr>,
+    /// The request's place among the server's threads for unproven sources, given back
+    /// with this count.
+    unproven: Option<crate::service::Unproven>,
 }
 
 /// Counts a request from `peer` as awaiting proof; `None` if its source, or everyone, is
@@ -55,7 +57,17 @@ pub(crate) fn pending(peer: &PeerAddr) -> Option<Pending> {
         *count += 1;
     }
     table.total += 1;
-    Some(Pending { source })
+    Some(Pending {
+        source,
+        unproven: None,
+    })
+}
+
+impl Pending {
+    /// Gives `unproven` back when this request proves its source (or ends).
+    pub(crate) fn hold(&mut self, unproven: Option<crate::service::Unproven>) {
+        self.unproven = unproven;
+    }
 }
 
 impl Drop for Pending {

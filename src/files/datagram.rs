@@ -1,7 +1,9 @@
 //! Files over datagrams: nothing below delivers every datagram, once, in order, so this
-//! protocol does (packets in `packet.rs`). Before any data, the server's transfer socket
-//! sends one HELLO no larger than the request, and goes on only once the client sends it
-//! back from the request's address (`handshake.rs`): a forged source gets nothing more.
+//! protocol does (packets in `packet.rs`). Before any data, the server's well-known socket
+//! answers a request with one COOKIE no larger than it and keeps nothing; the client sends
+//! the request again with the COOKIE's token, which proves its address, and only then does
+//! a transfer socket (and a thread) exist (`handshake.rs`, `cookie.rs`): a forged source
+//! gets one small datagram and holds nothing.
 //! The sender starts with two blocks in flight and grows towards `window` as ACKs come;
 //! the receiver acknowledges the highest block it has in order (cumulative ACK), keeps
 //! early blocks of the window, and counts duplicates; after a silence of two round trips
@@ -1207,16 +1209,20 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Serves one request that came to the well-known socket, on a socket of its own: nothing
-/// but one HELLO (no larger than the request) until the client proves it lives at the
-/// request's address by sending it back; only then is a file opened or created.
+/// Serves one request that came to the well-known socket in a PROOF (whose token the
+/// receive loop found fitting, see [`screen`]), on a socket of its own: one HELLO from it,
+/// which tells the client the transfer's port, and nothing more until it comes back; only
+/// then is a file opened or created.
 pub(crate) fn serve_request(
     sock: &DatagramSocket,
     peer: PeerAddr,
-    request: &[u8],
+    proof: &[u8],
     store: &Store,
     impair: (f64, f64),
 ) -> Result<String> {
+    let Some(Packet::Proof { request, .. }) = Packet::decode(proof) else {
+        bail!("not a file request with its proof; ignored")
+    };
     let Some(req) = Request::decode(request) else {
         bail!("not a file request; ignored")
     };
@@ -1413,6 +1419,8 @@ pub(crate) fn log_request(peer: &PeerAddr, result: Result<String>) {
     }
 }
 
+mod cookie;
 mod handshake;
+pub(crate) use handshake::screen;
 #[cfg(test)]
 mod tests;

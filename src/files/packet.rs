@@ -13,6 +13,8 @@
 //! 7 FINACK verdict u8: 0 the hash matched, 1 it did not
 //! 8 HELLO  nonce u64 (the request's), token u64 (the server's): 18 bytes
 //! 9 READ   as 1, version 2        10 WRITE  as 2, version 2
+//! 11 PROOF  token u64 (from the server's COOKIE), then the READ or WRITE as first sent
+//! 12 COOKIE as HELLO, from the well-known socket: the token to send back in a PROOF
 //! ```
 //!
 //! The request's type sets the version for the whole transfer: version 1 (types 1 and 2)
@@ -23,7 +25,11 @@
 //!
 //! A request is padded so that the server's one answer to an address not yet proven, the
 //! HELLO, is never larger than the request that caused it: a spoofed request reflects no
-//! more bytes than it took to send.
+//! more bytes than it took to send. The server's well-known socket answers a READ or WRITE
+//! with a COOKIE (a HELLO's size) and keeps nothing (its token is made from the source's
+//! address); the client sends the request again inside a PROOF with that token, and only a PROOF whose
+//! token matches its source starts a transfer. That transfer's own socket then sends a
+//! HELLO of its own, which names the transfer's port, and waits for it to come back.
 
 use super::hash::Algo;
 
@@ -109,6 +115,16 @@ pub(crate) enum Packet<'a> {
         nonce: u64,
         token: u64,
     },
+    /// The well-known socket's answer to a request: its nonce, and a token for the PROOF.
+    Cookie {
+        nonce: u64,
+        token: u64,
+    },
+    /// A request sent again with the token of the well-known socket's COOKIE.
+    Proof {
+        token: u64,
+        request: &'a [u8],
+    },
 }
 
 /// Bytes before a DATA packet's data.
@@ -189,6 +205,14 @@ impl<'a> Packet<'a> {
                 nonce: u64_at(b, 2)?,
                 token: u64_at(b, 10)?,
             },
+            12 if b.len() == HELLO_LEN => Packet::Cookie {
+                nonce: u64_at(b, 2)?,
+                token: u64_at(b, 10)?,
+            },
+            11 => Packet::Proof {
+                token: u64_at(b, 2)?,
+                request: b.get(10..)?,
+            },
             _ => return None,
         })
     }
@@ -267,6 +291,16 @@ impl<'a> Packet<'a> {
                 out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(&token.to_be_bytes());
             }
+            Packet::Cookie { nonce, token } => {
+                out.extend_from_slice(&12u16.to_be_bytes());
+                out.extend_from_slice(&nonce.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+            }
+            Packet::Proof { token, request } => {
+                out.extend_from_slice(&11u16.to_be_bytes());
+                out.extend_from_slice(&token.to_be_bytes());
+                out.extend_from_slice(request);
+            }
         }
     }
 
@@ -330,6 +364,11 @@ mod tests {
                 bits: &[0xff; MAX_SACK_BYTES],
             },
             Packet::Hello { nonce: 1, token: 2 },
+            Packet::Cookie { nonce: 4, token: 5 },
+            Packet::Proof {
+                token: 3,
+                request: b"\x00\x09\x00\x08\x05\x80 and the rest",
+            },
             Packet::Data {
                 block: 7,
                 data: b"hello",

@@ -7,7 +7,9 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::service::stats::{Stats, Tally};
-use crate::service::{ConnEnd, Datagrams, Drive, Requests, Service, Session, Step};
+use crate::service::{
+    ConnEnd, Datagrams, Drive, Requests, Screen, Service, Session, Step, Unproven,
+};
 use crate::transport::{self, Conn, DatagramSocket, PeerAddr};
 
 use super::packet::Packet;
@@ -83,10 +85,16 @@ impl Session for FileSession {
     fn end(self, _: &ConnEnd) {}
 }
 
-impl Requests for Files {
-    /// A transfer on a socket of its own, near the server's address, as TFTP does; a TFTP
-    /// client's request is told apart by its first bytes.
-    fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
+impl Files {
+    /// One request on a transfer socket of its own; `unproven` is held until a TFTP
+    /// client's first answer proves its source.
+    fn serve(
+        &self,
+        sock: &DatagramSocket,
+        from: &PeerAddr,
+        request: &[u8],
+        unproven: Option<Unproven>,
+    ) {
         crate::hexdump::dump_if(crate::hexdump::Way::In, from, request);
         let result =
             transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|tid| {
@@ -95,8 +103,15 @@ impl Requests for Files {
                         store: &self.store,
                         impair: self.impair,
                         rfc1350: self.tftp_rfc1350,
+                        whole_refusals: from.unforgeable(),
                     };
-                    return super::tftp::serve_request(&tid, from.clone(), request, &tftp);
+                    return super::tftp::serve_request(
+                        &tid,
+                        from.clone(),
+                        request,
+                        &tftp,
+                        unproven,
+                    );
                 }
                 super::datagram::serve_request(
                     &tid,
@@ -107,6 +122,39 @@ impl Requests for Files {
                 )
             });
         super::datagram::log_request(from, result);
+    }
+}
+
+impl Requests for Files {
+    /// A transfer on a socket of its own, near the server's address, as TFTP does; a TFTP
+    /// client's request is told apart by its first bytes.
+    fn handle(&self, sock: &DatagramSocket, from: &PeerAddr, request: &[u8]) {
+        self.serve(sock, from, request, None);
+    }
+
+    fn handle_unproven(
+        &self,
+        sock: &DatagramSocket,
+        from: &PeerAddr,
+        request: &[u8],
+        unproven: Unproven,
+    ) {
+        self.serve(sock, from, request, Some(unproven));
+    }
+
+    /// netecho's protocol proves a source before any thread (a cookie HELLO answered by
+    /// the receive loop); TFTP's proof is the client's first answer to the transfer's own
+    /// socket, so a TFTP request from a source that could be forged takes one of the few
+    /// threads kept for such requests.
+    fn screen(&self, from: &PeerAddr, request: &[u8]) -> Screen {
+        if !super::tftp::is_tftp(request) {
+            return super::datagram::screen(from, request);
+        }
+        if from.unforgeable() {
+            Screen::Serve
+        } else {
+            Screen::Unproven
+        }
     }
 
     /// A TFTP client hears TFTP's ERROR, no larger than its request; a malformed TFTP

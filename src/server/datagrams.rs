@@ -16,7 +16,7 @@ use crate::endpoint::Proto;
 use crate::service::datagram::DatagramEcho;
 use crate::service::guard::{self, Guard, Verdict};
 use crate::service::stats::Stats;
-use crate::service::{Requests, Service};
+use crate::service::{Requests, Screen, Service, Unproven};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::batch::{self, Batch};
 use crate::transport::pktinfo::Arrival;
@@ -27,6 +27,10 @@ use super::Server;
 /// Datagram requests served at once, whatever --max-conns says: each is a thread (and for
 /// exec a program), and one source can send thousands of requests a second.
 pub(crate) const REQUEST_THREADS: usize = 32;
+/// Of those, the most for sources that have not proven themselves (TFTP's, until the
+/// client's first answer): a flood of forged requests holds these and no more, so proven
+/// transfers and netecho's own protocol (which proves a source before any thread) go on.
+pub(crate) const UNPROVEN_THREADS: usize = 8;
 
 /// How often a datagram server blocked in recvfrom looks for a stop signal.
 const SIGNAL_CHECK: Duration = Duration::from_millis(200);
@@ -109,7 +113,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
     let replies = Arc::new(sock.try_clone().context("dup the datagram socket")?);
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut guard = Guard::new(server.request_guard, guard::own_address(sock));
-    let running = Arc::new(AtomicUsize::new(0));
+    let running = Running::default();
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
@@ -120,21 +124,66 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 warn_once(&from, verdict);
                 continue;
             }
-            if running.load(Ordering::Relaxed) >= REQUEST_THREADS {
-                let why = "too many requests at once";
-                busy(&requests, &replies, (&from, &buf[..n]), arrival, why);
-                continue;
-            }
-            if server.admission.request(&from) {
-                let request = Request {
-                    from,
-                    arrival,
-                    data: buf[..n].to_vec(),
-                    running: Arc::clone(&running),
-                };
-                start(server, &requests, &replies, request);
-            }
+            let request = Request {
+                from,
+                arrival,
+                data: buf[..n].to_vec(),
+                running: Arc::clone(&running.all),
+                unproven: None,
+            };
+            take(server, &requests, &replies, request, &running);
         }
+    }
+}
+
+/// Requests running: all of them, and those whose source has not proven itself.
+#[derive(Default)]
+struct Running {
+    all: Arc<AtomicUsize>,
+    unproven: Arc<AtomicUsize>,
+}
+
+/// One request as the receive loop takes it: screened by the service (answered at once,
+/// ignored, or given a thread), then started if the pool, and for a source not yet
+/// proven that pool's share, has room.
+fn take<S: Service, R: Requests>(
+    server: &Arc<Server<S>>,
+    requests: &Arc<R>,
+    replies: &Arc<DatagramSocket>,
+    mut request: Request,
+    running: &Running,
+) {
+    let from = &request.from;
+    let unproven = match requests.screen(from, &request.data) {
+        Screen::Serve => false,
+        Screen::Unproven => true,
+        Screen::Answer(reply) => {
+            let flags = libc::MSG_DONTWAIT;
+            let _ = replies.reply_to(&reply, from, request.arrival.as_ref(), flags);
+            return;
+        }
+        Screen::Ignore(why) => {
+            debug!("{from}: request ignored: {why}");
+            return;
+        }
+    };
+    let wire = (from, request.data.as_slice());
+    if running.all.load(Ordering::Relaxed) >= REQUEST_THREADS {
+        return busy(
+            requests,
+            replies,
+            wire,
+            request.arrival,
+            "too many requests at once",
+        );
+    }
+    if unproven && running.unproven.load(Ordering::Relaxed) >= UNPROVEN_THREADS {
+        let why = "too many requests from sources not yet proven at once";
+        return busy(requests, replies, wire, request.arrival, why);
+    }
+    if server.admission.request(from) {
+        request.unproven = unproven.then(|| Unproven::take(&running.unproven));
+        start(server, requests, replies, request);
     }
 }
 
@@ -156,6 +205,8 @@ struct Request {
     arrival: Option<Arrival>,
     data: Vec<u8>,
     running: Arc<AtomicUsize>,
+    /// Its place among requests from sources not yet proven, if it holds one.
+    unproven: Option<Unproven>,
 }
 
 /// Logs a dropped request: every one from the server's own address (it would loop), the
@@ -241,7 +292,12 @@ fn start<S: Service, R: Requests>(
         thread::Builder::new()
             .name("request".into())
             .spawn(move || {
-                handler.handle(&sock, &request.from, &request.data);
+                match request.unproven {
+                    Some(unproven) => {
+                        handler.handle_unproven(&sock, &request.from, &request.data, unproven)
+                    }
+                    None => handler.handle(&sock, &request.from, &request.data),
+                }
                 mine.admission.release();
                 request.running.fetch_sub(1, Ordering::Relaxed);
             })

@@ -74,6 +74,54 @@ pub(crate) trait Requests: Send + Sync + 'static {
     fn busy_for(&self, why: &str, _request: &[u8]) -> Option<Vec<u8>> {
         self.busy(why)
     }
+
+    /// What the receive loop does with a request before any thread is spent on it.
+    fn screen(&self, _from: &PeerAddr, _request: &[u8]) -> Screen {
+        Screen::Serve
+    }
+
+    /// Handles a request screened as [`Screen::Unproven`]: `unproven` holds its place among
+    /// such requests until the source proves itself (or the request ends).
+    fn handle_unproven(
+        &self,
+        sock: &DatagramSocket,
+        from: &PeerAddr,
+        request: &[u8],
+        unproven: Unproven,
+    ) {
+        drop(unproven);
+        self.handle(sock, from, request);
+    }
+}
+
+/// A request's fate in the receive loop, decided from its bytes and source alone.
+pub(crate) enum Screen {
+    /// A thread for it: its source has proven itself, or needs not.
+    Serve,
+    /// A thread for it among the few kept for sources that have not proven themselves.
+    Unproven,
+    /// This datagram sent back at once, no thread: never larger than the request unless the
+    /// request proved its source.
+    Answer(Vec<u8>),
+    /// Nothing at all; the reason, for the debug log.
+    Ignore(&'static str),
+}
+
+/// A place among the requests whose source has not proven itself, given back when dropped.
+pub(crate) struct Unproven(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Unproven {
+    /// Takes a place in `count`.
+    pub(crate) fn take(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Unproven {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Unproven(std::sync::Arc::clone(count))
+    }
+}
+
+impl Drop for Unproven {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The requests of a service that answers every datagram as it is read: there are none.

@@ -1,22 +1,25 @@
 //! Before any data, each side learns the other is where it claims to be. The server's
-//! transfer socket sends one HELLO (the request's nonce and a token of its own, never
-//! larger than the request) and waits for it to come back from the request's address: a
-//! request from a forged address reflects one small datagram, and nothing more. The client
-//! takes the first HELLO only from the server's host and only with its own nonce: a third
-//! party that answers first is ignored.
+//! well-known socket answers a request with one COOKIE (the request's nonce and a token
+//! made from the source's address, never larger than the request) from its receive loop,
+//! keeping nothing and starting no thread: a request from a forged address reflects one
+//! small datagram, and nothing more. The client sends the request again in a PROOF with
+//! that token; a PROOF whose token fits its source gets a transfer socket, which sends a
+//! HELLO of its own and waits for it to come back, so the client learns the transfer's
+//! port from a packet with its nonce. The client takes a HELLO only from the server's host and only
+//! with its own nonce: a third party that answers first is ignored.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use tracing::debug;
 
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::super::impair::Impaired;
 use super::super::packet::{HELLO_LEN, Packet};
-use super::{Link, Settings, connect};
+use super::{Link, Request, Settings, connect, cookie};
 
 /// How long a server's transfer socket waits for its HELLO to come back.
 pub(super) const PROOF_WAIT: Duration = Duration::from_secs(3);
@@ -84,8 +87,34 @@ fn same_host(from: &PeerAddr, server: &PeerAddr) -> bool {
     }
 }
 
-/// Sends `request` to the server's well-known address until a HELLO with our nonce comes
-/// from the server's host; connects the socket to the transfer's address it came from.
+/// What the well-known socket's receive loop does with a datagram of netecho's protocol,
+/// before any thread: a request gets a COOKIE (nothing if it is shorter than that), a PROOF
+/// whose token fits its source gets a transfer, anything else nothing.
+pub(crate) fn screen(from: &PeerAddr, bytes: &[u8]) -> crate::service::Screen {
+    use crate::service::Screen;
+    match Packet::decode(bytes) {
+        Some(Packet::Proof { token, request }) => match Request::decode(request) {
+            Some(req) if cookie::valid(from, req.nonce, token) => Screen::Serve,
+            Some(_) => Screen::Ignore("a PROOF whose token does not fit its source"),
+            None => Screen::Ignore("a PROOF of no request"),
+        },
+        Some(Packet::Read { nonce, .. } | Packet::Write { nonce, .. }) => {
+            if bytes.len() < HELLO_LEN {
+                return Screen::Ignore("a request shorter than the COOKIE that would answer it");
+            }
+            match cookie::token(from, nonce) {
+                Some(token) => Screen::Answer(Packet::Cookie { nonce, token }.to_vec()),
+                None => Screen::Ignore("no key for the COOKIE's token: /dev/urandom unreadable"),
+            }
+        }
+        _ => Screen::Ignore("not a file request"),
+    }
+}
+
+/// Sends `request` to the server's well-known address until its COOKIE (or, from a server
+/// before the COOKIE, the transfer socket's HELLO) with our nonce comes from the server's
+/// host; after a COOKIE, sends the request again with its token in a PROOF until the
+/// transfer socket's HELLO comes. Connects the socket to the transfer's address.
 pub(super) fn start(
     sock: &DatagramSocket,
     server: &PeerAddr,
@@ -95,31 +124,78 @@ pub(super) fn start(
     (timeout, retries): (Duration, u32),
 ) -> Result<Hello> {
     let mut impaired = Impaired::new(settings.drop, settings.reorder);
+    let tries = (timeout, retries);
+    let Some(first) = ask(sock, (server, request), nonce, &mut impaired, tries)? else {
+        bail!(
+            "no answer from the server after {} tries (on a lossy path, raise --retries; a \
+             netecho server older than this client ignores its requests, which ask for BLAKE3 \
+             and SACK: run the same version at both ends)",
+            retries + 1
+        )
+    };
+    let hello = match first {
+        Answer::Hello(hello) => hello,
+        Answer::Cookie(token) => {
+            let proof = Packet::Proof { token, request }.to_vec();
+            let again = (server, proof.as_slice());
+            match ask(sock, again, nonce, &mut impaired, tries)? {
+                Some(Answer::Hello(hello)) => hello,
+                _ => bail!(
+                    "the server answered the request but started no transfer after {} tries \
+                     of its proof (on a lossy path, raise --retries)",
+                    retries + 1
+                ),
+            }
+        }
+    };
+    connect(sock, &hello.tid)?;
+    Ok(hello)
+}
+
+/// What the server's host answered a request with.
+enum Answer {
+    /// The well-known socket's token, for the PROOF.
+    Cookie(u64),
+    /// The transfer socket's HELLO.
+    Hello(Hello),
+}
+
+/// Sends `request` until an answer with `nonce` comes from the server's host (after a
+/// PROOF, the transfer's HELLO only: a COOKIE then is the request's, seen twice); `None`
+/// after every try.
+fn ask(
+    sock: &DatagramSocket,
+    (server, request): (&PeerAddr, &[u8]),
+    nonce: u64,
+    impaired: &mut Impaired,
+    (timeout, retries): (Duration, u32),
+) -> Result<Option<Answer>> {
+    let proof = matches!(Packet::decode(request), Some(Packet::Proof { .. }));
     for attempt in 0..=retries {
         if attempt > 0 {
             debug!("no answer to the request; sending it again ({attempt} of {retries})");
         }
         impaired.send(sock, server, request).context("sendto")?;
-        if let Some(hello) = wait_hello(sock, server, nonce, timeout)? {
-            connect(sock, &hello.tid)?;
-            return Ok(hello);
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match wait_answer(sock, server, nonce, left)? {
+                Some(Answer::Cookie(_)) if proof => {}
+                Some(answer) => return Ok(Some(answer)),
+                None => break,
+            }
         }
     }
-    Err(anyhow!(
-        "no answer from the server after {} tries (on a lossy path, raise --retries; a \
-         netecho server older than this client ignores its requests, which ask for BLAKE3 \
-         and SACK: run the same version at both ends)",
-        retries + 1
-    ))
+    Ok(None)
 }
 
-/// The server's HELLO within `timeout`; anything else, or from anyone else, is ignored.
-fn wait_hello(
+/// The server's COOKIE or HELLO within `timeout`; anything else, or from anyone else, is
+/// ignored.
+fn wait_answer(
     sock: &DatagramSocket,
     server: &PeerAddr,
     nonce: u64,
     timeout: Duration,
-) -> Result<Option<Hello>> {
+) -> Result<Option<Answer>> {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let deadline = Instant::now() + timeout;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -140,13 +216,17 @@ fn wait_hello(
             ),
             Err(e) => return Err(e).context("recvfrom"),
         };
+        let ours = |n: u64| n == nonce && same_host(&from, server);
         match Packet::decode(&buf[..n]) {
-            Some(Packet::Hello { nonce: n, token }) if n == nonce && same_host(&from, server) => {
-                return Ok(Some(Hello {
+            Some(Packet::Cookie { nonce: n, token }) if ours(n) => {
+                return Ok(Some(Answer::Cookie(token)));
+            }
+            Some(Packet::Hello { nonce: n, token }) if ours(n) => {
+                return Ok(Some(Answer::Hello(Hello {
                     tid: from,
                     nonce,
                     token,
-                }));
+                })));
             }
             _ => debug!("ignored a datagram from {from}: not the server's answer to our request"),
         }

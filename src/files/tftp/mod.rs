@@ -43,10 +43,14 @@ pub(crate) fn is_tftp(first: &[u8]) -> bool {
     matches!(first, [0, 1 | 2, c, ..] if *c >= 0x20)
 }
 
-/// How often, and how long each time, the first answer (OACK, or an upload's ACK 0) is
-/// sent to an address not yet proven: three answers, each no larger than the request.
-const PROOF_TRIES: u32 = 3;
-const PROOF_WAIT: Duration = Duration::from_secs(1);
+/// How long the first answer (OACK, or an upload's ACK 0), sent once to an address not yet
+/// proven, waits for the client's answer. It is never sent again: what is sent before the
+/// proof is, all told, no larger than the request (a client that heard nothing sends its
+/// request again, and that request gets an answer of its own).
+const PROOF_WAIT: Duration = Duration::from_secs(3);
+/// The longest refusal sent whole to a source on this host (loopback, Unix), which cannot
+/// be forged from outside: an ERROR that fits one 512-byte block.
+const WHOLE_REFUSAL: usize = 516;
 
 /// What a TFTP request is served with.
 pub(crate) struct Tftp<'a> {
@@ -55,6 +59,9 @@ pub(crate) struct Tftp<'a> {
     pub impair: (f64, f64),
     /// --tftp-rfc1350: DATA 1 at once for a request without options from any source.
     pub rfc1350: bool,
+    /// The source is on this host (loopback, Unix), which nobody outside can forge: a
+    /// refusal of the file comes whole, not cut to the request's size.
+    pub whole_refusals: bool,
 }
 
 /// Serves one TFTP request that came to the well-known socket, on `sock` (a socket of its
@@ -64,6 +71,7 @@ pub(crate) fn serve_request(
     peer: PeerAddr,
     request: &[u8],
     tftp: &Tftp<'_>,
+    unproven: Option<crate::service::Unproven>,
 ) -> Result<String> {
     let Some(Packet::Request {
         write,
@@ -75,9 +83,15 @@ pub(crate) fn serve_request(
         bail!("a malformed TFTP request; ignored")
     };
     let name = name.to_string();
+    let whole = if tftp.whole_refusals {
+        WHOLE_REFUSAL
+    } else {
+        request.len()
+    };
     let first = First {
         wire: Wire::new(sock, peer.clone(), tftp.impair),
         limit: request.len(),
+        whole,
     };
     if !mode.eq_ignore_ascii_case("octet") {
         return first.refuse(
@@ -85,7 +99,7 @@ pub(crate) fn serve_request(
             &format!("only octet mode is served, not {mode}: ask for binary (tftp -m binary)"),
         );
     }
-    let Some(pending) = admit::pending(&peer) else {
+    let Some(mut pending) = admit::pending(&peer) else {
         bail!(
             "ignored a TFTP request: {} requests from this address (or {} in all) await proof already",
             admit::PENDING_PER_SOURCE,
@@ -93,6 +107,8 @@ pub(crate) fn serve_request(
         )
     };
     super::datagram::connect(sock, &peer)?;
+    // The place among unproven requests is given back with the proof.
+    pending.hold(unproven);
     if write {
         serve_write(first, pending, &name, &options, tftp)
     } else {
@@ -100,47 +116,57 @@ pub(crate) fn serve_request(
     }
 }
 
-/// A transfer before its peer has answered: every answer at most `limit` bytes.
+/// A transfer before its peer has answered: every answer at most `limit` bytes, and a
+/// refusal of the file at most `whole` (the request's size too, unless the source is on
+/// this host).
 struct First<'a> {
     wire: Wire<'a>,
     limit: usize,
+    whole: usize,
 }
 
 impl First<'_> {
     /// An ERROR no larger than the request, and the reason for the log.
     fn refuse<T>(&self, code: u16, message: &str) -> Result<T> {
-        if let Some(error) = codec::error_within(code, message, self.limit) {
+        self.refuse_within(code, message, self.limit)
+    }
+
+    /// An ERROR about the file asked for: whole to a source on this host, else no larger
+    /// than the request.
+    fn refuse_file<T>(&self, code: u16, message: &str) -> Result<T> {
+        self.refuse_within(code, message, self.whole)
+    }
+
+    fn refuse_within<T>(&self, code: u16, message: &str, limit: usize) -> Result<T> {
+        if let Some(error) = codec::error_within(code, message, limit) {
             let _ = self.wire.send_plain(&error);
         }
         bail!("TFTP request refused: {message}")
     }
 
-    /// Sends `answer` (at most [`PROOF_TRIES`] times) until the client answers from its
-    /// address: ACK 0 to a download's OACK, DATA 1 to an upload's ACK 0 or OACK (whose
-    /// data is returned).
+    /// Sends `answer` once and waits for the client to answer from its address: ACK 0 to a
+    /// download's OACK, DATA 1 to an upload's ACK 0 or OACK (whose data is returned).
     fn prove(&mut self, answer: &[u8], write: bool) -> Result<Option<Vec<u8>>> {
         debug_assert!(answer.len() <= self.limit);
-        for _ in 0..PROOF_TRIES {
-            self.wire.send_plain(answer)?;
-            let deadline = Instant::now() + PROOF_WAIT;
-            while let Heard::Packet(n) = self.wire.recv(deadline)? {
-                match self.wire.packet(n) {
-                    Some(Packet::Ack { block: 0 }) if !write => return Ok(None),
-                    Some(Packet::Data { block: 1, data }) if write => {
-                        return Ok(Some(data.to_vec()));
-                    }
-                    Some(Packet::Error { code, message }) => bail!(
-                        "the client refused the server's answer: error {code}: {}",
-                        crate::transport::printable(message)
-                    ),
-                    _ => debug!("a packet before the client answered; ignored"),
+        self.wire.send_plain(answer)?;
+        let deadline = Instant::now() + PROOF_WAIT;
+        while let Heard::Packet(n) = self.wire.recv(deadline)? {
+            match self.wire.packet(n) {
+                Some(Packet::Ack { block: 0 }) if !write => return Ok(None),
+                Some(Packet::Data { block: 1, data }) if write => {
+                    return Ok(Some(data.to_vec()));
                 }
+                Some(Packet::Error { code, message }) => bail!(
+                    "the client refused the server's answer: error {code}: {}",
+                    crate::transport::printable(message)
+                ),
+                _ => debug!("a packet before the client answered; ignored"),
             }
         }
         bail!(
-            "ignored a TFTP request: no answer within {:?} (a forged source address, or a \
-             client gone); nothing but {PROOF_TRIES} answers no larger than the request was sent",
-            PROOF_WAIT * PROOF_TRIES
+            "ignored a TFTP request: no answer within {PROOF_WAIT:?} (a forged source \
+             address, or a client gone); nothing but one answer no larger than the request \
+             was sent"
         )
     }
 }
@@ -176,9 +202,9 @@ fn serve_read(
         Ok(found) => found,
         // "not found" first: a short request leaves room for few words.
         Err(refused) if code_of(&refused) == codec::NOT_FOUND => {
-            return first.refuse(codec::NOT_FOUND, &format!("not found: '{name}'"));
+            return first.refuse_file(codec::NOT_FOUND, &format!("not found: '{name}'"));
         }
-        Err(refused) => return first.refuse(code_of(&refused), &refused.0),
+        Err(refused) => return first.refuse_file(code_of(&refused), &refused.0),
     };
     let (mut agreed, mut oack) = options::negotiate(asked, Some(size));
     options::fit(&mut agreed, &mut oack, first.limit);
@@ -234,7 +260,7 @@ fn serve_write(
     options::fit(&mut agreed, &mut oack, first.limit);
     let target = match tftp.store.upload_path(name, agreed.tsize.unwrap_or(0)) {
         Ok(target) => target,
-        Err(refused) => return first.refuse(code_of(&refused), &refused.0),
+        Err(refused) => return first.refuse_file(code_of(&refused), &refused.0),
     };
     let answer = if oack.is_empty() {
         Packet::Ack { block: 0 }.to_vec()
