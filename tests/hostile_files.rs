@@ -1,7 +1,8 @@
 //! The datagram file service against peers that lie: forged sources (a silent socket on
 //! 127.0.0.2 stands for the victim of a spoofed request), optimistic ACKs, a third host that
 //! answers a client first, strangers writing to a transfer socket. Packets are built by hand
-//! here, byte by byte as the README draws them.
+//! here, byte by byte as the README draws them. A request first gets the well-known
+//! socket's COOKIE; its PROOF (the request again with the COOKIE's token) starts a transfer.
 
 mod common;
 
@@ -66,6 +67,34 @@ fn hello(nonce: u64, token: u64) -> Vec<u8> {
     packet(8, &[&nonce.to_be_bytes(), &token.to_be_bytes()])
 }
 
+/// `req` again inside a PROOF, with the token of the COOKIE `cookie`.
+fn proof(cookie: &[u8], req: &[u8]) -> Vec<u8> {
+    packet(11, &[&cookie[10..18], req])
+}
+
+/// Sends `req` from `client`, and its PROOF once the COOKIE comes: the transfer socket's
+/// first packet (its HELLO) and address.
+fn proven_request(client: &UdpSocket, server: &Server, req: &[u8]) -> (Vec<u8>, SocketAddr) {
+    client.send_to(req, &server.addr).unwrap();
+    let (cookie, from) = next(client);
+    assert_eq!(opcode(&cookie), 12, "a COOKIE first: {cookie:?}");
+    assert_eq!(
+        from.to_string(),
+        server.addr,
+        "the COOKIE comes from the well-known port"
+    );
+    client.send_to(&proof(&cookie, req), &server.addr).unwrap();
+    next(client)
+}
+
+/// Returns once the server's receive loop has taken every datagram sent to it before: it
+/// answers a new request's COOKIE only after them.
+fn settled(server: &Server) {
+    let probe = socket_on("127.0.0.1");
+    probe.send_to(&read_request(77, "x"), &server.addr).unwrap();
+    assert_eq!(opcode(&next(&probe).0), 12, "a COOKIE");
+}
+
 fn ack(block: u32) -> Vec<u8> {
     packet(4, &[&block.to_be_bytes()])
 }
@@ -115,11 +144,12 @@ fn a_forged_read_reflects_no_more_than_its_own_size() {
     let server = file_server(root.path(), &[]);
     // Never reads, never answers: what a spoofed request's victim looks like.
     let victim = socket_on("127.0.0.2");
-    for (i, name) in ["big", "missing"].into_iter().enumerate() {
+    for name in ["big", "missing"] {
         let req = read_request(1, name);
         victim.send_to(&req, &server.addr).unwrap();
-        // The server gives up on the request: whatever it sent the victim is queued now.
-        server.wait_log_count(UNPROVEN, i + 1);
+        // The server took the request: whatever it sent the victim is queued now (and no
+        // thread waits: the COOKIE is all, sent by the receive loop).
+        settled(&server);
         let (count, bytes) = drain(&victim);
         assert!(count <= 3, "{name}: {count} datagrams reached the victim");
         assert!(
@@ -142,16 +172,7 @@ fn a_forged_write_creates_nothing_in_the_directory() {
     let victim = socket_on("127.0.0.2");
     let req = request(2, Some(1 << 20), 1, "up.bin");
     victim.send_to(&req, &server.addr).unwrap();
-    let deadline = Instant::now() + STEP;
-    while !server.stderr().contains(UNPROVEN) {
-        assert!(
-            listing(root.path()).is_empty(),
-            "{:?}",
-            listing(root.path())
-        );
-        assert!(Instant::now() < deadline, "the server never gave up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    settled(&server);
     assert!(
         listing(root.path()).is_empty(),
         "{:?}",
@@ -167,11 +188,8 @@ fn a_forged_write_creates_nothing_in_the_directory() {
 /// Asks the server for `name` from `client` and proves the address: the transfer socket's
 /// address.
 fn proven_read(client: &UdpSocket, server: &Server, name: &str) -> SocketAddr {
-    client
-        .send_to(&read_request(5, name), &server.addr)
-        .unwrap();
-    let (answer, tid) = next(client);
-    assert_eq!(opcode(&answer), 8, "a HELLO first: {answer:?}");
+    let (answer, tid) = proven_request(client, server, &read_request(5, name));
+    assert_eq!(opcode(&answer), 8, "the transfer's HELLO: {answer:?}");
     client.send_to(&answer, tid).unwrap();
     tid
 }
@@ -284,7 +302,7 @@ fn get_ignores_a_third_host_that_answers_first() {
 
 #[test]
 fn a_transfer_socket_never_answers_strangers_or_errors() {
-    // Two requests, two unproven transfer sockets: each gets a stranger's ERROR and junk
+    // Two proofs, two transfer sockets awaiting their HELLO: each gets a stranger's ERROR and junk
     // (the other's peer), and an ERROR from its own peer. An answer to any of them is what
     // lets two transfer sockets bounce errors between them forever.
     let root = tempdir();
@@ -292,9 +310,7 @@ fn a_transfer_socket_never_answers_strangers_or_errors() {
     let (a, b) = (socket_on("127.0.0.1"), socket_on("127.0.0.1"));
     let mut tids = Vec::new();
     for sock in [&a, &b] {
-        sock.send_to(&read_request(3, "missing"), &server.addr)
-            .unwrap();
-        let (answer, tid) = next(sock);
+        let (answer, tid) = proven_request(sock, &server, &read_request(3, "missing"));
         assert_eq!(opcode(&answer), 8);
         tids.push(tid);
     }
@@ -314,11 +330,18 @@ fn one_source_gets_no_answer_past_its_requests_awaiting_proof() {
     let root = tempdir();
     let server = file_server(root.path(), &[]);
     let victim = socket_on("127.0.0.2");
-    // netecho serves 4 unproven requests from one IP at a time (files::admit).
-    for _ in 0..6 {
-        victim
-            .send_to(&read_request(1, "missing"), &server.addr)
-            .unwrap();
+    // netecho serves 4 requests awaiting their transfer's HELLO from one IP at a time
+    // (files::admit): six proofs that never send it back.
+    let mut proofs = Vec::new();
+    for nonce in 0..6 {
+        let req = read_request(nonce, "missing");
+        victim.send_to(&req, &server.addr).unwrap();
+        let (cookie, _) = next(&victim);
+        assert_eq!(opcode(&cookie), 12, "a COOKIE: {cookie:?}");
+        proofs.push(proof(&cookie, &req));
+    }
+    for p in &proofs {
+        victim.send_to(p, &server.addr).unwrap();
     }
     server.wait_log_count("await proof already", 2);
     server.wait_log_count(UNPROVEN, 4);
@@ -348,9 +371,8 @@ fn a_client_gone_ends_its_transfer_at_the_next_send() {
 fn upload_claiming(server: &Server, name: &str, body: &[u8], sha256: &[u8]) -> u8 {
     let client = socket_on("127.0.0.1");
     let req = request(2, Some(body.len() as u64), 9, name);
-    client.send_to(&req, &server.addr).unwrap();
-    let (answer, tid) = next(&client);
-    assert_eq!(opcode(&answer), 8, "a HELLO first: {answer:?}");
+    let (answer, tid) = proven_request(&client, server, &req);
+    assert_eq!(opcode(&answer), 8, "the transfer's HELLO: {answer:?}");
     client.send_to(&answer, tid).unwrap();
     // Then: ready for block 1 (ACK 0), block 1 taken (ACK 1), the verdict (FINACK). A
     // repeated packet is skipped; the count of them is bounded.
@@ -409,9 +431,13 @@ fn a_file_request_past_max_conns_is_ignored_until_a_transfer_ends() {
     let tid = proven_read(&first, &server, "f");
     let (p, _) = next(&first);
     assert_eq!((opcode(&p), block(&p)), (3, 1), "block 1: {p:?}");
-    // A second client is refused before any answer: no HELLO, a log line.
+    // A second client's proof is refused before any answer: no HELLO, a log line.
     let second = socket_on("127.0.0.1");
-    second.send_to(&read_request(6, "f"), &server.addr).unwrap();
+    let req = read_request(6, "f");
+    second.send_to(&req, &server.addr).unwrap();
+    let (cookie, _) = next(&second);
+    assert_eq!(opcode(&cookie), 12, "a COOKIE: {cookie:?}");
+    second.send_to(&proof(&cookie, &req), &server.addr).unwrap();
     server.wait_log("refused, 1 requests running (--max-conns)");
     assert_eq!(drain(&second), (0, 0), "the refused request was answered");
     // The first transfer ends (block 1 acknowledged, its FIN answered): the slot is free.
@@ -428,7 +454,8 @@ fn a_file_request_past_max_conns_is_ignored_until_a_transfer_ends() {
         .unwrap();
     let deadline = Instant::now() + STEP;
     loop {
-        second.send_to(&read_request(7, "f"), &server.addr).unwrap();
+        // The COOKIE was for this address: its PROOF serves again and again.
+        second.send_to(&proof(&cookie, &req), &server.addr).unwrap();
         let mut buf = [0u8; 64];
         if let Ok((n, _)) = second.recv_from(&mut buf) {
             assert_eq!(opcode(&buf[..n]), 8, "a HELLO once the slot is free");
