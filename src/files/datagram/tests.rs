@@ -892,3 +892,48 @@ fn stale_sacks_cannot_mark_the_oldest_block_held() {
         });
     });
 }
+
+#[test]
+fn the_receive_loop_answers_a_request_with_a_cookie_and_serves_only_its_proof() {
+    use crate::service::Screen;
+    let peer = |a: &str| PeerAddr(a.parse::<std::net::SocketAddr>().unwrap().into());
+    let (client, other) = (peer("192.0.2.7:4000"), peer("192.0.2.8:4000"));
+    let request = Packet::Read {
+        version: Version::V2,
+        window: 8,
+        block_size: 1408,
+        nonce: 31,
+        name: "f",
+    }
+    .to_vec();
+    let Screen::Answer(cookie) = screen(&client, &request) else {
+        panic!("a request gets its COOKIE at once");
+    };
+    assert!(
+        cookie.len() <= request.len(),
+        "a COOKIE larger than the request"
+    );
+    let Some(Packet::Cookie { nonce: 31, token }) = Packet::decode(&cookie) else {
+        panic!("a COOKIE with the request's nonce: {cookie:?}");
+    };
+    let proof = |token| {
+        Packet::Proof {
+            token,
+            request: &request,
+        }
+        .to_vec()
+    };
+    assert!(matches!(screen(&client, &proof(token)), Screen::Serve));
+    assert!(
+        matches!(screen(&other, &proof(token)), Screen::Ignore(_)),
+        "another source"
+    );
+    assert!(
+        matches!(screen(&client, &proof(token ^ 1)), Screen::Ignore(_)),
+        "a guess"
+    );
+    assert!(matches!(
+        screen(&client, &request[..HELLO_LEN - 1]),
+        Screen::Ignore(_)
+    ));
+}
