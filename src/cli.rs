@@ -209,7 +209,7 @@ Examples:
 
 const GET_EXAMPLES: &str =
     "Over tcp, unix and unix-seqpacket the file comes as length-prefixed chunks; \
-over udp and unix-dgram as numbered, acknowledged blocks. Either way it ends with a SHA-256 \
+over udp and unix-dgram as numbered, acknowledged blocks. Either way it ends with a BLAKE3 \
 check, and the file appears under its name only once verified.
 
 Examples:
@@ -889,9 +889,13 @@ pub(crate) struct GetArgs {
     /// Where to write it [default: the name's last part, in this directory]
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<std::path::PathBuf>,
-    /// Replace OUT if it exists
+    /// Replace OUT if it exists (a regular file only, never a device, FIFO or directory)
     #[arg(long)]
     pub force: bool,
+    /// The largest file accepted (bytes, or 4G, 512M) [default: no limit but the free space
+    /// where OUT goes]
+    #[arg(long, value_name = "SIZE", value_parser = size_in::<u64>(1, 1 << 50))]
+    pub max_file: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -1765,6 +1769,7 @@ impl GetArgs {
             name,
             output: self.output.clone(),
             force: self.force,
+            max_file: self.max_file,
         })
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct GetConfig {
     pub output: Option<PathBuf>,
     /// Replace the output file if it exists.
     pub force: bool,
+    /// The largest file accepted (--max-file); the free space where OUT goes bounds it too.
+    pub max_file: Option<u64>,
 }
 
 /// `put`: which local file, and its name on the server.
@@ -123,10 +125,16 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {
         let conn = transport::connect_first(endpoint, &request_reply(t))?;
-        stream::get(&conn, &args.name, &out, args.force, &|got, size| {
-            done.total.store(size, Ordering::Relaxed);
-            progress(got)
-        })
+        stream::get(
+            &conn,
+            &args.name,
+            &out,
+            (args.force, args.max_file),
+            &|got, size| {
+                done.total.store(size, Ordering::Relaxed);
+                progress(got)
+            },
+        )
     } else {
         let target = datagram_target(endpoint)?;
         let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;

@@ -63,6 +63,14 @@ impl Service for Files {
         }
     }
 
+    /// The protocol's refusal ("ERR busy: ..."), which a client prints, instead of a bare
+    /// close; sent before the request is read, and the write side closed after.
+    fn refuse(&self, conn: &Conn, why: &str) {
+        let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = crate::transport::message::send_frame(conn, format!("ERR {why}").as_bytes());
+        let _ = conn.shutdown_write();
+    }
+
     fn datagrams(&self) -> Datagrams<Files> {
         Datagrams::Requests(self.clone())
     }
@@ -75,7 +83,8 @@ impl Session for FileSession {
 
     /// Serves the connection's request to its end (a blocking socket).
     fn pump(&mut self, _: &mut [u8]) -> Step {
-        let (bytes_in, bytes_out) = super::stream::serve(&self.conn, &self.files.store);
+        let idle = self.files.idle_timeout.unwrap_or(FILE_IDLE);
+        let (bytes_in, bytes_out) = super::stream::serve(&self.conn, &self.files.store, idle);
         let stats = self.files.stats;
         stats.message(&mut Tally::default(), bytes_in as usize, bytes_out as usize);
         Step::Done(ConnEnd::PeerClosed)

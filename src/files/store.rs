@@ -48,7 +48,11 @@ impl Store {
             .open(&root)
             .with_context(|| format!("--files {}: cannot open it", dir.display()))?;
         let dir = OwnedFd::from(dir);
-        remove_stale_partials(&root, &dir);
+        // Only a server that writes into DIR cleans up after itself there: a read-only one
+        // removes nothing.
+        if upload {
+            remove_stale_partials(&root, &dir);
+        }
         Ok(Store {
             root,
             dir: Arc::new(dir),
@@ -178,11 +182,14 @@ impl Store {
                 self.max_file
             )));
         }
-        let shown = self.inside(name)?;
+        self.inside(name)?;
+        upload_name(name)?;
         let path = Path::new(name);
         let file = path
             .file_name()
             .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?;
+        // Messages name the upload as the client did, never by the server's own path.
+        let shown = PathBuf::from(name);
         let parent = path.parent().unwrap_or(Path::new(""));
         let dir = if parent.components().all(|c| c == Component::CurDir) {
             Arc::clone(&self.dir)
@@ -205,13 +212,42 @@ impl Store {
             shown,
         };
         // Uploads never replace what is there: a served file belongs to the server's owner.
-        if place.taken() {
-            return Err(Refused(format!(
+        match place.existing() {
+            Ok(None) => Ok(place),
+            Ok(Some(_)) => Err(Refused(format!(
                 "'{name}' already exists on the server; put it under another name"
-            )));
+            ))),
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Err(Refused(format!(
+                "'{name}': the name is too long for the server's file system"
+            ))),
+            Err(e) => Err(Refused(format!("'{name}': {e}"))),
         }
-        Ok(place)
     }
+}
+
+/// The longest upload name, and the longest part of one (NAME_MAX): a longer one would be
+/// refused only at the final rename, after all its data.
+const MAX_UPLOAD_NAME: usize = 1024;
+const MAX_NAME_PART: usize = 255;
+
+/// Refuses an upload name the server could not store under that very name.
+fn upload_name(name: &str) -> Result<(), Refused> {
+    if name.ends_with('/') {
+        return Err(Refused(format!(
+            "'{name}' ends with '/'; name a file (DIR/NAME)"
+        )));
+    }
+    if name.len() > MAX_UPLOAD_NAME
+        || Path::new(name)
+            .components()
+            .any(|c| c.as_os_str().len() > MAX_NAME_PART)
+    {
+        return Err(Refused(format!(
+            "the name is too long ({} bytes; at most {MAX_UPLOAD_NAME}, and {MAX_NAME_PART}              between slashes)",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Where a file is written: a directory's handle and a name in it. Creating, linking,
@@ -226,9 +262,43 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    /// Whether anything (a file, a directory, a symlink) has the name already.
+    /// The type (S_IFMT bits) of what has the name already (a file, a directory, a symlink,
+    /// a device), or None when nothing has it.
+    fn existing(&self) -> io::Result<Option<libc::mode_t>> {
+        match stat_at(&self.dir, &self.name) {
+            Ok(st) => Ok(Some(st.st_mode & libc::S_IFMT)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the name may be taken: anything there, or a stat that failed.
     fn taken(&self) -> bool {
-        stat_at(&self.dir, &self.name).is_ok()
+        !matches!(self.existing(), Ok(None))
+    }
+
+    /// Refuses to replace what is not a regular file (or a symlink): a device node, a FIFO,
+    /// a socket or a directory is never swapped for the download.
+    fn replaceable(&self) -> Result<()> {
+        let shown = self.shown.display();
+        let mut kind = self.existing().with_context(|| format!("{shown}"))?;
+        if kind == Some(libc::S_IFLNK) {
+            // A symlink is replaced as a file is, unless it leads to what may not be
+            // (/dev/stdout leads to a pipe or a terminal); a dangling one may be.
+            kind = follow_at(&self.dir, &self.name)
+                .map_or(Some(libc::S_IFREG), |st| Some(st.st_mode & libc::S_IFMT));
+        }
+        match kind {
+            Some(libc::S_IFDIR) => Err(anyhow!(
+                "{shown} is a directory; name a file in it (-o {}/NAME)",
+                shown.to_string().trim_end_matches('/')
+            )),
+            Some(libc::S_IFREG | libc::S_IFLNK) | None => Ok(()),
+            Some(_) => Err(anyhow!(
+                "{shown} is not a regular file (a device, FIFO or socket); files are written \
+                 to regular files only and such a node is never replaced: name a file with -o"
+            )),
+        }
     }
 }
 
@@ -246,6 +316,13 @@ impl Destination for Place {
 
 impl Destination for Path {
     fn place(&self) -> Result<Place> {
+        if self.as_os_str().as_bytes().ends_with(b"/") {
+            let dir = self.display().to_string();
+            return Err(anyhow!(
+                "{dir} ends with '/', which names a directory; name a file in it (-o {}/NAME)",
+                dir.trim_end_matches('/')
+            ));
+        }
         let file = self
             .file_name()
             .with_context(|| format!("{}: no file name", self.display()))?;
@@ -272,18 +349,55 @@ impl Destination for PathBuf {
     }
 }
 
-/// The pid in a temporary file's name (`.NAME.netecho-PID-N.part`), if it is one.
-fn partial_pid(file: &str) -> Option<i32> {
-    let rest = file.strip_prefix('.')?.strip_suffix(".part")?;
-    let (_, tail) = rest.rsplit_once(".netecho-")?;
-    let (pid, n) = tail.split_once('-')?;
-    n.parse::<u64>().ok()?;
-    pid.parse().ok()
+/// The pid in a temporary file's name, if it is exactly one that [`Partial::create`] makes:
+/// `.NAME.netecho-PID-N.part`, NAME of 1 to [`TEMP_NAME`] bytes, PID and N in digits.
+fn partial_pid(file: &[u8]) -> Option<i32> {
+    let rest = file.strip_prefix(b".")?.strip_suffix(b".part")?;
+    let at = rest.windows(9).rposition(|w| w == b".netecho-")?;
+    let (name, tail) = (&rest[..at], &rest[at + 9..]);
+    let dash = tail.iter().position(|&b| b == b'-')?;
+    let (pid, n) = (&tail[..dash], &tail[dash + 1..]);
+    let digits =
+        |d: &[u8], max: usize| (1..=max).contains(&d.len()) && d.iter().all(u8::is_ascii_digit);
+    if name.is_empty() || name.len() > TEMP_NAME || !digits(pid, 10) || !digits(n, 20) {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok()
+}
+
+/// Bytes of the final name kept in a temporary file's name, so that it fits NAME_MAX (255).
+const TEMP_NAME: usize = 100;
+
+/// Whether a temporary file found at start is stale: netecho's own name, a regular file of
+/// this user, its process gone from this PID namespace, and no process (of another
+/// namespace, sharing DIR) holding the lock every transfer holds on its file while written.
+fn stale(dir: &OwnedFd, name: &CStr, meta: &libc::stat) -> Option<i32> {
+    let pid = partial_pid(name.to_bytes())?;
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG
+        || meta.st_uid != nix::unistd::geteuid().as_raw()
+    {
+        return None;
+    }
+    let gone = pid > 0
+        && pid != std::process::id() as i32
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+    if !gone {
+        return None;
+    }
+    let flags =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let file = open_at(dir, name, flags, 0).ok()?;
+    let same = file
+        .metadata()
+        .is_ok_and(|m| m.ino() == meta.st_ino && m.dev() == meta.st_dev);
+    // Safety: a valid descriptor for the call; the lock goes with the file's close.
+    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    (same && free).then_some(pid)
 }
 
 /// Removes temporary files left in DIR by a netecho that died mid-transfer (killed, or the
-/// machine stopped): netecho's own names only, and only when the process named in them is
-/// gone. Subdirectories are searched through handles, symlinks never followed, at most
+/// machine stopped): see [`stale`] for which. Subdirectories are searched through handles, symlinks never followed, at most
 /// [`STALE_SCAN`] entries looked at.
 fn remove_stale_partials(root: &Path, dir: &OwnedFd) {
     let Ok(top) = open_at(dir, c".", DIR_FLAGS, 0) else {
@@ -307,15 +421,10 @@ fn remove_stale_partials(root: &Path, dir: &OwnedFd) {
                 }
                 continue;
             }
-            let Some(pid) = partial_pid(&String::from_utf8_lossy(name.as_bytes())) else {
+            let Some(pid) = stale(&dir, &name, &meta) else {
                 continue;
             };
-            let gone = pid > 0
-                && pid != std::process::id() as i32
-                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                    == Err(nix::errno::Errno::ESRCH);
-            let regular = meta.st_mode & libc::S_IFMT == libc::S_IFREG;
-            if regular && gone && unlink_at(&dir, &name).is_ok() {
+            if unlink_at(&dir, &name).is_ok() {
                 tracing::info!(
                     "removed {}: left by netecho process {pid}, which is gone",
                     crate::transport::printable(&root.join(shown).to_string_lossy())
@@ -410,17 +519,19 @@ fn open_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -
 
 /// fstatat(2) of `name` in `dir`, a final symlink not followed.
 fn stat_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
+    fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// fstatat(2) of `name` in `dir`, symlinks followed.
+fn follow_at(dir: &OwnedFd, name: &CStr) -> io::Result<libc::stat> {
+    fstatat(dir, name, 0)
+}
+
+fn fstatat(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<libc::stat> {
     // Safety: stat is plain data, filled in by the call.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // Safety: a valid descriptor, C string and stat buffer for the call.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -541,9 +652,9 @@ impl Partial {
                 place.shown.display()
             ));
         }
+        place.replaceable()?;
         let name = String::from_utf8_lossy(place.name.as_bytes()).into_owned();
-        // Short enough that the temporary name fits NAME_MAX (255) whatever the real one.
-        let mut end = name.len().min(100);
+        let mut end = name.len().min(TEMP_NAME);
         while !name.is_char_boundary(end) {
             end -= 1;
         }
@@ -569,6 +680,10 @@ impl Partial {
                     .display()
             )
         })?;
+        // Held while the file is written: a server starting on the same directory from
+        // another PID namespace, where this pid means nothing, sees it in use.
+        // Safety: a valid descriptor for the call; the lock goes with the file's close.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         live.push((Arc::clone(&place.dir), temp.clone()));
         drop(live);
         Ok(Partial {
@@ -586,6 +701,8 @@ impl Partial {
     pub(crate) fn commit(mut self, overwrite: bool) -> Result<()> {
         let (dir, name, shown) = (&self.place.dir, &self.place.name, &self.place.shown);
         if overwrite {
+            // What appeared there meanwhile (a FIFO, a device) is not replaced either.
+            self.place.replaceable()?;
             rename_at(dir, &self.temp, name, true)
                 .with_context(|| format!("rename to {}", shown.display()))?;
             self.done = true;
@@ -619,6 +736,34 @@ impl Partial {
             Err(e) => return Err(e).with_context(|| format!("rename to {}", shown.display())),
         }
         self.done = true;
+        Ok(())
+    }
+}
+
+impl Partial {
+    /// Refuses, before anything is written, `size` bytes over `max` or over the space free
+    /// on the file system the file is written to.
+    pub(crate) fn check_room(&self, size: u64, max: Option<u64>) -> Result<()> {
+        if let Some(max) = max
+            && size > max
+        {
+            return Err(anyhow!(
+                "the file is {size} bytes, over the {max}-byte limit (get --max-file raises it)"
+            ));
+        }
+        // Safety: statvfs is plain data, filled in by the call on a valid descriptor.
+        let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut fs) } != 0 {
+            return Ok(()); // No figure to go by: the writes say if the disk fills.
+        }
+        let free = (fs.f_bavail as u64).saturating_mul(fs.f_frsize as u64);
+        if size > free {
+            return Err(anyhow!(
+                "the file is {size} bytes, and only {free} bytes are free where {} goes; \
+                 free some space or choose another -o",
+                self.place.shown.display()
+            ));
+        }
         Ok(())
     }
 }
@@ -682,6 +827,24 @@ mod tests {
         assert!(!dir.path().join("sub").join(dead).exists());
         assert!(dir.path().join(&mine).exists());
         assert!(fs::symlink_metadata(dir.path().join(".g.netecho-4194305-1.part")).is_ok());
+    }
+
+    #[test]
+    fn only_names_netecho_makes_are_taken_for_its_temporary_files() {
+        assert_eq!(partial_pid(b".a.b.netecho-12-3.part"), Some(12));
+        let long = format!(".{}.netecho-12-3.part", "n".repeat(TEMP_NAME + 1));
+        for name in [
+            ".netecho-12-3.part",
+            ".a.netecho-+12-3.part",
+            ".a.netecho-12-+3.part",
+            ".a.netecho-12-3.part.keep",
+            ".a.netecho-12-.part",
+            ".a.netecho--3.part",
+            "a.netecho-12-3.part",
+            &long,
+        ] {
+            assert_eq!(partial_pid(name.as_bytes()), None, "{name}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tracing::{info, warn};
@@ -35,6 +35,58 @@ const MAX_CONTROL: usize = 4096;
 /// Every message of the file protocol is a length-prefixed frame, on seqpacket too.
 fn frames() -> MessageReader {
     MessageReader::new(Carrier::Frames(Framing::Length), CHUNK.max(MAX_CONTROL))
+}
+
+/// A reader of control frames only (a request, a reply): at most [`MAX_CONTROL`] bytes.
+fn control() -> MessageReader {
+    MessageReader::new(Carrier::Frames(Framing::Length), MAX_CONTROL)
+}
+
+/// The slowest a server's transfer may go, on average over each idle timeout (30 s by
+/// default): a client that trickles a byte now and then to stay within the idle timeout
+/// would otherwise keep its thread, slot and temporary file for as long as it likes.
+pub(crate) const MIN_RATE: u64 = 1024;
+
+/// Bytes moved in each period of a transfer, checked against [`MIN_RATE`]; a period of
+/// None never cuts (a client's transfer, which its user watches).
+struct Pace {
+    period: Option<Duration>,
+    since: Instant,
+    at: u64,
+}
+
+impl Pace {
+    fn new(period: Option<Duration>) -> Pace {
+        Pace {
+            period,
+            since: Instant::now(),
+            at: 0,
+        }
+    }
+
+    /// After `total` bytes of `size`: an error once a period ended with fewer bytes moved
+    /// in it than [`MIN_RATE`] asks (or than were left).
+    fn check(&mut self, total: u64, size: u64) -> Result<()> {
+        let Some(period) = self.period else {
+            return Ok(());
+        };
+        let elapsed = self.since.elapsed();
+        if elapsed < period {
+            return Ok(());
+        }
+        let moved = total - self.at;
+        let need = (MIN_RATE * elapsed.as_secs()).min(size.saturating_sub(self.at));
+        if moved < need {
+            bail!(
+                "too slow: {moved} bytes in {:.0} s, under the {MIN_RATE} bytes/s a transfer \
+                 must keep up (after {total} of {size} bytes)",
+                elapsed.as_secs_f64()
+            );
+        }
+        self.since = Instant::now();
+        self.at = total;
+        Ok(())
+    }
 }
 
 fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
@@ -60,8 +112,8 @@ fn text(frame: &[u8]) -> String {
 fn send_body(
     conn: &Conn,
     file: &mut File,
-    size: u64,
-    algo: Algo,
+    (size, algo): (u64, Algo),
+    pace: &mut Pace,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
     let mut hash = Hasher::new(algo);
@@ -81,7 +133,7 @@ fn send_body(
         let frame = &buf[..LENGTH_HEADER + n];
         hash.update(&frame[LENGTH_HEADER..]);
         hexdump::dump_if(Way::Out, &conn.peer(), &frame[LENGTH_HEADER..]);
-        conn.send_all(frame).context("send data")?;
+        send_paced(conn, frame, pace, (sent, size)).context("send data")?;
         sent += n as u64;
         progress(sent);
     }
@@ -90,16 +142,36 @@ fn send_body(
     Ok(sent)
 }
 
+/// One data frame; on a stream in pieces, [`Pace`] checked after each, so that a receiver
+/// that reads a little now and then cannot hold the sender in one frame for long.
+fn send_paced(conn: &Conn, frame: &[u8], pace: &mut Pace, (sent, size): (u64, u64)) -> Result<()> {
+    if conn.kind() != SocketKind::Stream || pace.period.is_none() {
+        return Ok(conn.send_all(frame)?);
+    }
+    let mut done = 0;
+    while done < frame.len() {
+        match conn.send_some(&frame[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                bail!("the receiver took nothing for the idle timeout")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let body = done.saturating_sub(LENGTH_HEADER) as u64;
+        pace.check(sent + body, size)?;
+    }
+    Ok(())
+}
+
 /// Receives data frames into `out` until the end mark, then checks size and hash.
 fn receive_body(
     conn: &Conn,
     frames: &mut MessageReader,
     out: &mut File,
-    size: u64,
-    max: (u64, Algo),
+    (size, max, algo): (u64, u64, Algo),
+    pace: &mut Pace,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let (max, algo) = max;
     let mut hash = Hasher::new(algo);
     let mut got = 0u64;
     loop {
@@ -112,6 +184,7 @@ fn receive_body(
         if got > size.min(max) {
             bail!("the sender sent more than the {size} bytes it announced");
         }
+        pace.check(got, size)?;
         hash.update(&frame);
         out.write_all(&frame).context("write the file")?;
         progress(got);
@@ -136,11 +209,11 @@ fn receive_body(
 /// logged; they never stop the server.
 /// Serves one request on `conn`; returns the file bytes received and sent, for the
 /// server's summary.
-pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
+/// `idle` is the period over which a transfer must keep up [`MIN_RATE`].
+pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
     let peer = conn.peer().to_string();
     let start = Instant::now();
-    let mut frames = frames();
-    let request = match read(conn, &mut frames, "the request") {
+    let request = match read_control(conn, &mut control(), "the request") {
         Ok(r) => text(&r),
         Err(e) => {
             warn!("{peer}: {e}");
@@ -152,15 +225,16 @@ pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
         Some(rest) => (Algo::Blake3, rest.to_string()),
         None => (Algo::Sha256, request),
     };
+    let mut pace = Pace::new(Some(idle));
     let result = if let Some(name) = request.strip_prefix("GET ") {
-        serve_get(conn, store, name, algo)
+        serve_get(conn, store, name, (algo, &mut pace))
             .map(|bytes| {
                 moved.1 = bytes;
                 format!("sent '{name}'; {bytes} bytes")
             })
             .with_context(|| format!("get '{name}'"))
     } else if let Some(rest) = request.strip_prefix("PUT ") {
-        serve_put(conn, &mut frames, store, rest, algo).map(|(bytes, name)| {
+        serve_put(conn, store, rest, (algo, &mut pace)).map(|(bytes, name)| {
             moved.0 = bytes;
             format!("stored '{name}'; {bytes} bytes")
         })
@@ -178,7 +252,12 @@ pub(crate) fn serve(conn: &Conn, store: &Store) -> (u64, u64) {
     moved
 }
 
-fn serve_get(conn: &Conn, store: &Store, name: &str, algo: Algo) -> Result<u64> {
+fn serve_get(
+    conn: &Conn,
+    store: &Store,
+    name: &str,
+    (algo, pace): (Algo, &mut Pace),
+) -> Result<u64> {
     let (mut file, size) = match store.open_file(name) {
         Ok(found) => found,
         Err(refused) => {
@@ -187,15 +266,14 @@ fn serve_get(conn: &Conn, store: &Store, name: &str, algo: Algo) -> Result<u64> 
         }
     };
     send_frame(conn, format!("OK {size}").as_bytes())?;
-    send_body(conn, &mut file, size, algo, &|_| ())
+    send_body(conn, &mut file, (size, algo), pace, &|_| ())
 }
 
 fn serve_put(
     conn: &Conn,
-    frames: &mut MessageReader,
     store: &Store,
     rest: &str,
-    algo: Algo,
+    (algo, pace): (Algo, &mut Pace),
 ) -> Result<(u64, String)> {
     let Some((size, name)) = rest
         .split_once(' ')
@@ -220,12 +298,13 @@ fn serve_put(
         }
     };
     send_frame(conn, b"OK")?;
+    // Read only after OK: the request's reader took nothing past the request.
     match receive_body(
         conn,
-        frames,
+        &mut frames(),
         &mut partial.file,
-        size,
-        (store.max_file, algo),
+        (size, store.max_file, algo),
+        pace,
         &|_| {},
     ) {
         Ok(bytes) => match partial.commit(false) {
@@ -251,20 +330,21 @@ pub(crate) fn get(
     conn: &Conn,
     name: &str,
     out: &std::path::Path,
-    force: bool,
+    (force, max): (bool, Option<u64>),
     progress: &dyn Fn(u64, u64),
 ) -> Result<Transfer> {
     let start = Instant::now();
     let mut partial = Partial::create(out, force)?;
     send_frame(conn, format!("{V2}GET {name}").as_bytes()).context("send the request")?;
     let mut frames = frames();
-    let reply = text(&read_reply(conn, &mut frames)?);
+    let reply = text(&read_control(conn, &mut frames, "the reply")?);
     let size: u64 = match reply.strip_prefix("OK ") {
         Some(size) => size
             .parse()
             .with_context(|| format!("malformed reply {reply:?}"))?,
         None => return Err(refused(&reply)),
     };
+    partial.check_room(size, max)?;
     let bytes = if conn.kind() == SocketKind::Stream {
         direct::receive(conn, &mut partial.file, size, &|got| progress(got, size))?
     } else {
@@ -272,8 +352,8 @@ pub(crate) fn get(
             conn,
             &mut frames,
             &mut partial.file,
-            size,
-            (u64::MAX, Algo::Blake3),
+            (size, u64::MAX, Algo::Blake3),
+            &mut Pace::new(None),
             &|got| progress(got, size),
         )?
     };
@@ -301,7 +381,13 @@ pub(crate) fn put(
     if reply != "OK" {
         return Err(refused(&reply));
     }
-    let bytes = send_body(conn, file, size, Algo::Blake3, progress)?;
+    let bytes = send_body(
+        conn,
+        file,
+        (size, Algo::Blake3),
+        &mut Pace::new(None),
+        progress,
+    )?;
     let done = text(&read(conn, &mut frames, "the server's verdict")?);
     if done != "OK stored" {
         bail!(
@@ -317,12 +403,12 @@ pub(crate) fn put(
     })
 }
 
-/// The server's reply to a GET. On a stream, read a byte at a time: the data frames follow
-/// at once, and they are read by [`direct::receive`], not by `frames`, which must not
-/// hold any of them.
-fn read_reply(conn: &Conn, frames: &mut MessageReader) -> Result<Vec<u8>> {
+/// A control frame that data may follow at once: the server's reply to a GET, a client's
+/// request. On a stream, read a byte at a time: the data frames after it are read by
+/// [`direct::receive`] or another reader, so `frames` must not hold any of them.
+fn read_control(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
     if conn.kind() != SocketKind::Stream {
-        return read(conn, frames, "the reply");
+        return read(conn, frames, what);
     }
     conn.start_frame();
     match frames.read_at_most(conn, 1) {
@@ -330,8 +416,11 @@ fn read_reply(conn: &Conn, frames: &mut MessageReader) -> Result<Vec<u8>> {
             hexdump::dump_if(Way::In, &conn.peer(), &frame);
             Ok(frame)
         }
-        Ok(None) => Err(anyhow!("the connection closed during the reply")),
-        Err(e) => Err(anyhow!("the reply: {e}")),
+        Ok(None) => Err(anyhow!("the connection closed during {what}")),
+        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
+            "no data for the idle timeout during {what}, or not all of it within the idle timeout"
+        )),
+        Err(e) => Err(anyhow!("{what}: {e}")),
     }
 }
 

@@ -1,8 +1,10 @@
 //! Who gets served: --allow/--deny, and room under --max-conns. Connections (and datagram
 //! requests) in service are counted here, from admission until their slot is released.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tracing::warn;
 
@@ -89,6 +91,61 @@ impl Admission {
     /// ends the client, and during a panic in it too.
     pub(crate) fn releasing(&self) -> Releasing<'_> {
         Releasing(self)
+    }
+}
+
+/// Connections served at once from one source address by a service that blocks (files,
+/// exec), each holding a thread: one client may not take all [`super::BLOCKING_MAX_CONNS`].
+pub(crate) const PER_SOURCE: usize = 16;
+
+/// Connections held per source IP address. Unix sockets have none: who may connect there
+/// is the socket file's permissions' business, and --max-conns bounds them all.
+#[derive(Default)]
+pub(crate) struct Sources {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in its source's count, given back when dropped.
+pub(crate) struct SourceSlot {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Sources {
+    /// A place for `conn`, or the refusal to tell it when its address has
+    /// [`PER_SOURCE`] connections already.
+    pub(crate) fn take(&self, conn: &Conn) -> Result<Option<SourceSlot>, String> {
+        let Some(ip) = conn.remote().map(|a| a.ip()) else {
+            return Ok(None);
+        };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(ip).or_default();
+        if *count >= PER_SOURCE {
+            warn!(
+                "{}: refused, {PER_SOURCE} connections from {ip} already",
+                conn.peer()
+            );
+            return Err(format!(
+                "busy: {PER_SOURCE} connections from your address already; wait for one to end"
+            ));
+        }
+        *count += 1;
+        Ok(Some(SourceSlot {
+            held: Arc::clone(&self.held),
+            ip,
+        }))
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
     }
 }
 

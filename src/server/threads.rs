@@ -19,6 +19,7 @@ use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, calls};
 
 use super::Server;
+use super::admission::Sources;
 use crate::lifecycle::accept_loop;
 
 /// Stack for a connection thread: the echo loop's buffer is on the heap, so a small stack
@@ -37,9 +38,22 @@ pub(crate) fn serve<S: Service>(
     let live: Arc<Mutex<HashMap<u64, Socket>>> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut next_id = 0u64;
+    let sources = Sources::default();
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
-        let mut session = server.admit(conn?, Drive::Blocking)?;
+        let conn = conn?;
+        // A service that blocks holds a thread per client: a few per source address.
+        let source = match server.service.blocks() {
+            true => match sources.take(&conn) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    server.service.refuse(&conn, &why);
+                    return None;
+                }
+            },
+            false => None,
+        };
+        let mut session = server.admit(conn, Drive::Blocking)?;
         let id = next_id;
         next_id += 1;
         match calls::dup(session.conn().socket()) {
@@ -59,6 +73,7 @@ pub(crate) fn serve<S: Service>(
             .name("conn".into())
             .stack_size(CONN_STACK)
             .spawn(move || {
+                let _source = source;
                 served.run_blocking(session);
                 let handle = mine.lock().unwrap().remove(&id);
                 if let Some(handle) = handle {

@@ -1,0 +1,339 @@
+//! `get`, `put` and the stream file service against what an attacker (or a careless user)
+//! tries: OUT a device, a FIFO or a directory, a pipe uploaded, a server announcing more
+//! than the disk holds, one client holding every thread, a transfer trickled to stay under
+//! the idle timeout, an oversized request, overlong names, and the start-up sweep of
+//! temporary files.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Server, fails, netecho, ok, tempdir};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A tcp file server on loopback for `root`, with `extra` flags.
+fn file_server(root: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--addr", "127.0.0.1:0", "--files", s(root)];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// One length-prefixed frame.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The next frame's payload, or None when the connection ends first.
+fn read_frame(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).ok()?;
+    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut payload).ok()?;
+    Some(payload)
+}
+
+#[test]
+fn get_never_replaces_a_fifo_a_device_or_a_directory() {
+    let (root, here) = (tempdir(), tempdir());
+    fs::write(root.path().join("ok1.txt"), [b'x'; 100]).unwrap();
+    let server = file_server(root.path(), &[]);
+    let fifo = here.path().join("myfifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A symlink to one, as /dev/stdout is: neither it nor what it leads to is replaced.
+    let link = here.path().join("mylink");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    let mut nodes = vec![fifo, link];
+    // A character device like /dev/null, where this user may make one.
+    let null = here.path().join("mynull");
+    if Command::new("mknod")
+        .args([s(&null), "c", "1", "3"])
+        .status()
+        .is_ok_and(|st| st.success())
+    {
+        nodes.push(null);
+    }
+    for node in &nodes {
+        let line = fails(
+            &netecho(
+                &["get", &server.addr, "ok1.txt", "-o", s(node), "--force"],
+                b"",
+            ),
+            1,
+        );
+        assert!(line.contains("not a regular file"), "{line}");
+        let kind = fs::symlink_metadata(node).unwrap().file_type();
+        assert!(
+            kind.is_fifo() || kind.is_char_device() || kind.is_symlink(),
+            "{node:?} was replaced"
+        );
+    }
+    let dir = here.path().join("d1");
+    fs::create_dir(&dir).unwrap();
+    let with_slash = format!("{}/", s(&dir));
+    for (out, force) in [(s(&dir), true), (&with_slash, false), (&with_slash, true)] {
+        let mut args = vec!["get", &server.addr, "ok1.txt", "-o", out];
+        if force {
+            args.push("--force");
+        }
+        let line = fails(&netecho(&args, b""), 1);
+        assert!(line.contains("is a directory"), "{out}: {line}");
+    }
+    // Refused before a request: the server served nothing.
+    assert!(
+        !server.stderr().contains("sent 'ok1.txt'"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn put_refuses_a_pipe_a_device_and_a_directory_before_connecting() {
+    let (root, here) = (tempdir(), tempdir());
+    let server = file_server(root.path(), &["--upload"]);
+    for (local, why) in [
+        ("/dev/stdin", "not a regular file"),
+        ("/dev/zero", "not a regular file"),
+        (s(here.path()), "is a directory"),
+    ] {
+        let line = fails(
+            &netecho(&["put", &server.addr, local, "up.bin"], b"some data\n"),
+            1,
+        );
+        assert!(line.contains(why), "{local}: {line}");
+    }
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+    assert!(!server.stderr().contains("up.bin"), "{}", server.stderr());
+}
+
+#[test]
+fn one_source_holds_a_few_connections_and_the_next_is_told_busy() {
+    let root = tempdir();
+    fs::write(root.path().join("ok1.txt"), b"hello").unwrap();
+    let server = file_server(root.path(), &[]);
+    let held: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    let out = tempdir();
+    let got = out.path().join("ok1.txt");
+    let line = common::eventually("a busy refusal", || {
+        let out = netecho(&["get", &server.addr, "ok1.txt", "-o", s(&got)], b"");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        err.contains("busy").then_some(err)
+    });
+    assert!(line.contains("16 connections from your address"), "{line}");
+    // Another source address is served meanwhile.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    other
+        .connect(&server.addr.parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    let mut other: TcpStream = other.into();
+    other.set_read_timeout(Some(common::STEP)).unwrap();
+    other.write_all(&frame(b"BLAKE3 GET ok1.txt")).unwrap();
+    assert_eq!(read_frame(&mut other).as_deref(), Some(&b"OK 5"[..]));
+    drop(held);
+    common::eventually("a get once the connections closed", || {
+        netecho(&["get", &server.addr, "ok1.txt", "-o", s(&got)], b"")
+            .status
+            .success()
+            .then_some(())
+    });
+}
+
+#[test]
+fn an_upload_trickled_under_the_idle_timeout_is_cut() {
+    let root = tempdir();
+    let server = file_server(root.path(), &["--upload", "--idle-timeout", "1s"]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    conn.write_all(&frame(b"BLAKE3 PUT 1000000 slow.bin"))
+        .unwrap();
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    // A byte every 0.5 s: within the idle timeout each time, far under 1 KiB/s. Bounded:
+    // 40 s is many periods of 1 s.
+    while started.elapsed() < Duration::from_secs(40) {
+        if conn.write_all(&frame(b"x")).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let mut buf = [0u8; 256];
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+    }
+    let log = server.wait_log("too slow");
+    assert!(log.contains("slow.bin"), "{log}");
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "no file left"
+    );
+}
+
+/// A fake file server: answers any request `OK <size>`, then sends up to `frames` data
+/// frames of 60 KiB while the client takes them; returns the frames it got out.
+fn fake_server(size: u64, frames: usize) -> (String, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(common::STEP)).unwrap();
+        conn.set_write_timeout(Some(common::STEP)).unwrap();
+        read_frame(&mut conn);
+        conn.write_all(&frame(format!("OK {size}").as_bytes()))
+            .unwrap();
+        let chunk = frame(&[0u8; 60 * 1024]);
+        (0..frames)
+            .take_while(|_| conn.write_all(&chunk).is_ok())
+            .count()
+    });
+    (addr, handle)
+}
+
+#[test]
+fn get_refuses_a_size_over_max_file_or_the_free_space_before_writing() {
+    let here = tempdir();
+    let out = here.path().join("big.bin");
+    for (size, max, why) in [
+        (100_000_000_000_000u64, None, "bytes are free"),
+        (1_000_000, Some("100K"), "over the 102400-byte limit"),
+    ] {
+        let (addr, fake) = fake_server(size, 2000);
+        let mut args = vec!["get", &addr, "big.bin", "-o", s(&out)];
+        if let Some(max) = max {
+            args.extend(["--max-file", max]);
+        }
+        let line = fails(&netecho(&args, b""), 1);
+        assert!(line.contains(why), "{line}");
+        // The client closed at once: the fake server could not push 120 MB into it.
+        assert!(fake.join().unwrap() < 2000);
+        assert_eq!(
+            fs::read_dir(here.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+    }
+}
+
+#[test]
+fn a_request_is_at_most_4_kib_and_never_logged_whole_past_that() {
+    let root = tempdir();
+    let server = file_server(root.path(), &[]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    let name = "n".repeat(60_000);
+    let _ = conn.write_all(&frame(format!("BLAKE3 GET {name}").as_bytes()));
+    assert!(read_frame(&mut conn).is_none_or(|f| f.starts_with(b"ERR")));
+    let log = server.wait_log(&format!("127.0.0.1:{}", conn.local_addr().unwrap().port()));
+    assert!(
+        log.len() < 8_000,
+        "{} bytes logged:\n{}",
+        log.len(),
+        &log[..200]
+    );
+}
+
+#[test]
+fn upload_names_too_long_or_ending_in_a_slash_are_refused_before_ok() {
+    let (root, here) = (tempdir(), tempdir());
+    let server = file_server(root.path(), &["--upload"]);
+    let local = here.path().join("a.txt");
+    fs::write(&local, b"data").unwrap();
+    let long = "n".repeat(300);
+    let deep = format!("{}/x", "d".repeat(300));
+    for (name, why) in [
+        (long.as_str(), "too long"),
+        (deep.as_str(), "too long"),
+        ("dir/", "ends with '/'"),
+    ] {
+        let line = fails(&netecho(&["put", &server.addr, s(&local), name], b""), 1);
+        assert!(line.contains(why), "{name}: {line}");
+        let root = fs::canonicalize(root.path()).unwrap();
+        assert!(!line.contains(s(&root)), "the server's path shown: {line}");
+    }
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+}
+
+/// A temporary file's name as netecho makes them, of a pid no process has (above the
+/// kernel's pid_max limit).
+const DEAD: &str = ".t.netecho-4194305-7.part";
+
+#[test]
+fn only_an_upload_server_sweeps_and_only_its_own_unlocked_files() {
+    let root = tempdir();
+    fs::create_dir(root.path().join("sub")).unwrap();
+    let stale = root.path().join("sub").join(DEAD);
+    fs::write(&stale, b"important").unwrap();
+    // A read-only server removes nothing.
+    let server = file_server(root.path(), &[]);
+    drop(server);
+    assert!(stale.exists(), "a read-only server removed a file");
+    // Locked: another namespace's transfer still writing it, whatever its pid says here.
+    let locked = root.path().join(".u.netecho-4194305-8.part");
+    let held = fs::File::create(&locked).unwrap();
+    // Safety: a valid descriptor for the call.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // Not exactly netecho's pattern.
+    let others = [
+        ".netecho-4194305-9.part",
+        ".v.netecho-+4194305-9.part",
+        ".w.netecho-4194305-9.part.keep",
+    ];
+    for name in others {
+        fs::write(root.path().join(name), b"x").unwrap();
+    }
+    let server = file_server(root.path(), &["--upload"]);
+    server.wait_log("removed");
+    drop(server);
+    assert!(!stale.exists(), "the stale file stayed");
+    assert!(locked.exists(), "a locked temporary file was removed");
+    for name in others {
+        assert!(root.path().join(name).exists(), "{name} was removed");
+    }
+}
+
+#[test]
+fn get_help_names_the_hash_it_uses() {
+    let help = ok(&netecho(&["get", "--help"], b""));
+    assert!(help.contains("BLAKE3"), "{help}");
+    assert!(!help.contains("SHA-256 check"), "{help}");
+}
