@@ -121,6 +121,9 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
                 .display()
         ));
     }
+    // Anything else wrong with OUT (a device, a FIFO, a file without --force) is said
+    // before the server is bothered too.
+    crate::files::store::check_output(&out, args.force)?;
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {

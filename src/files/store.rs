@@ -277,6 +277,18 @@ impl Place {
         !matches!(self.existing(), Ok(None))
     }
 
+    /// Whether a file may be written here: nothing has the name, or (with `overwrite`)
+    /// something [`Place::replaceable`].
+    fn writable(&self, overwrite: bool) -> Result<()> {
+        if !overwrite && self.taken() {
+            return Err(anyhow!(
+                "{} already exists; choose another name (-o) or add --force to replace it",
+                self.shown.display()
+            ));
+        }
+        self.replaceable()
+    }
+
     /// Refuses to replace what is not a regular file (or a symlink): a device node, a FIFO,
     /// a socket or a directory is never swapped for the download.
     fn replaceable(&self) -> Result<()> {
@@ -341,6 +353,11 @@ impl Destination for Path {
             shown: self.to_path_buf(),
         })
     }
+}
+
+/// Refuses, before a client connects, an OUT that [`Partial::create`] would refuse.
+pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<()> {
+    out.place()?.writable(overwrite)
 }
 
 impl Destination for PathBuf {
@@ -646,13 +663,7 @@ impl Partial {
     /// an error now (and the rename will not replace one that appears meanwhile).
     pub(crate) fn create<D: Destination + ?Sized>(target: &D, overwrite: bool) -> Result<Partial> {
         let place = target.place()?;
-        if !overwrite && place.taken() {
-            return Err(anyhow!(
-                "{} already exists; choose another name (-o) or add --force to replace it",
-                place.shown.display()
-            ));
-        }
-        place.replaceable()?;
+        place.writable(overwrite)?;
         let name = String::from_utf8_lossy(place.name.as_bytes()).into_owned();
         let mut end = name.len().min(TEMP_NAME);
         while !name.is_char_boundary(end) {
