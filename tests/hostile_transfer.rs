@@ -209,6 +209,30 @@ fn an_upload_trickled_under_the_idle_timeout_is_cut() {
     );
 }
 
+#[test]
+fn a_slow_but_steady_upload_is_stored() {
+    let root = tempdir();
+    let server = file_server(root.path(), &["--upload", "--idle-timeout", "1s"]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    let data = vec![7u8; 6 * 8192];
+    conn.write_all(&frame(
+        format!("BLAKE3 PUT {} steady.bin", data.len()).as_bytes(),
+    ))
+    .unwrap();
+    assert_eq!(read_frame(&mut conn).as_deref(), Some(&b"OK"[..]));
+    // 8 KiB every half second: 16 KiB/s, slow, and far over the 1 KiB/s asked.
+    for piece in data.chunks(8192) {
+        conn.write_all(&frame(piece)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    conn.write_all(&frame(b"")).unwrap();
+    conn.write_all(&frame(blake3::hash(&data).as_bytes()))
+        .unwrap();
+    assert_eq!(read_frame(&mut conn).as_deref(), Some(&b"OK stored"[..]));
+    assert_eq!(fs::read(root.path().join("steady.bin")).unwrap(), data);
+}
+
 /// A fake file server: answers any request `OK <size>`, then sends up to `frames` data
 /// frames of 60 KiB while the client takes them; returns the frames it got out.
 fn fake_server(size: u64, frames: usize) -> (String, std::thread::JoinHandle<usize>) {
