@@ -294,6 +294,15 @@ fn a_request_is_at_most_4_kib_and_never_logged_whole_past_that() {
         log.len(),
         &log[..200]
     );
+    // A long name the server cannot find is logged once, not once per layer.
+    let name = "m".repeat(4000);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(&frame(format!("BLAKE3 GET {name}").as_bytes()))
+        .unwrap();
+    assert!(read_frame(&mut conn).is_some_and(|f| f.starts_with(b"ERR")));
+    let log = server.wait_log(&format!("127.0.0.1:{}", conn.local_addr().unwrap().port()));
+    assert_eq!(log.matches(&name).count(), 1, "{}", &log[..300]);
 }
 
 #[test]

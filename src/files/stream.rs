@@ -227,12 +227,10 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
     };
     let mut pace = Pace::new(Some(idle));
     let result = if let Some(name) = request.strip_prefix("GET ") {
-        serve_get(conn, store, name, (algo, &mut pace))
-            .map(|bytes| {
-                moved.1 = bytes;
-                format!("sent '{name}'; {bytes} bytes")
-            })
-            .with_context(|| format!("get '{name}'"))
+        serve_get(conn, store, name, (algo, &mut pace)).map(|bytes| {
+            moved.1 = bytes;
+            format!("sent '{name}'; {bytes} bytes")
+        })
     } else if let Some(rest) = request.strip_prefix("PUT ") {
         serve_put(conn, store, rest, (algo, &mut pace)).map(|(bytes, name)| {
             moved.0 = bytes;
@@ -262,11 +260,14 @@ fn serve_get(
         Ok(found) => found,
         Err(refused) => {
             let _ = send_frame(conn, format!("ERR {refused}").as_bytes());
-            bail!("refused: {refused}");
+            // The refusal names the file already: a long name is logged once.
+            bail!("get refused: {refused}");
         }
     };
-    send_frame(conn, format!("OK {size}").as_bytes())?;
-    send_body(conn, &mut file, (size, algo), pace, &|_| ())
+    send_frame(conn, format!("OK {size}").as_bytes())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| send_body(conn, &mut file, (size, algo), pace, &|_| ()))
+        .with_context(|| format!("get '{name}'"))
 }
 
 fn serve_put(
