@@ -36,6 +36,7 @@ fn temporary_files_of_a_dead_netecho_are_removed_at_start_and_no_others() {
     for name in stale.iter().chain(&kept) {
         fs::write(dir.path().join(name), b"x").unwrap();
     }
+    // The sweep is a server's that writes into DIR (a read-only one removes nothing).
     let server = Server::start(&[
         "--proto",
         "tcp",
@@ -43,6 +44,7 @@ fn temporary_files_of_a_dead_netecho_are_removed_at_start_and_no_others() {
         "127.0.0.1:0",
         "--files",
         dir.path().to_str().unwrap(),
+        "--upload",
     ]);
     for name in &stale {
         assert!(!dir.path().join(name).exists(), "{name} was left");
