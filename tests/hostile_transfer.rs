@@ -278,6 +278,46 @@ fn get_refuses_a_size_over_max_file_or_the_free_space_before_writing() {
     }
 }
 
+/// Over datagrams the size comes only with the last block: --max-file stops the download
+/// as the bytes pass it, and nothing is left behind.
+#[test]
+fn get_over_udp_stops_at_max_file() {
+    let (root, here) = (tempdir(), tempdir());
+    fs::write(root.path().join("big.bin"), vec![7u8; 300_000]).unwrap();
+    let server = Server::start(&[
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        s(root.path()),
+    ]);
+    let out = here.path().join("big.bin");
+    let get = |max: &str| {
+        let args = [
+            "get",
+            "--proto",
+            "udp",
+            &server.addr,
+            "big.bin",
+            "-o",
+            s(&out),
+            "--max-file",
+            max,
+        ];
+        netecho(&args, b"")
+    };
+    let line = fails(&get("100K"), 1);
+    assert!(line.contains("over the 102400-byte limit"), "{line}");
+    assert_eq!(
+        fs::read_dir(here.path()).unwrap().count(),
+        0,
+        "nothing left"
+    );
+    ok(&get("1M"));
+    assert_eq!(fs::read(&out).unwrap().len(), 300_000);
+}
+
 #[test]
 fn a_request_is_at_most_4_kib_and_never_logged_whole_past_that() {
     let root = tempdir();

@@ -147,7 +147,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
             &server,
             &args.name,
             &out,
-            args.force,
+            (args.force, args.max_file),
             &settings(t),
             t.timeout,
             t.retries,

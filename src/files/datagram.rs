@@ -1345,7 +1345,7 @@ pub(crate) fn get(
     server: &PeerAddr,
     name: &str,
     out: &std::path::Path,
-    force: bool,
+    (force, max_file): (bool, Option<u64>),
     settings: &Settings,
     timeout: Duration,
     retries: u32,
@@ -1367,7 +1367,9 @@ pub(crate) fn get(
     if let Some(Packet::Error { message }) = Packet::decode(&first) {
         bail!("the server refused: {message}");
     }
-    Receiver::new(&mut link, partial, force, settings, u64::MAX, progress).run(Some(first))
+    // The size comes only with the FIN: --max-file bounds the bytes as they come.
+    let max = max_file.unwrap_or(u64::MAX);
+    Receiver::new(&mut link, partial, force, settings, max, progress).run(Some(first))
 }
 
 /// Uploads `file` (`size` bytes) as `name` over a datagram socket.
