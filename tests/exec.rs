@@ -348,3 +348,81 @@ fn a_udp_client_over_ipv6_gets_as_much_output_as_an_ipv6_datagram_holds() {
     assert_eq!(out.stdout.len(), 65_271);
     server.wait_log("exit status 0");
 }
+
+/// The server's threads reading a program's output (named `exec-output`).
+fn output_threads(server_pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{server_pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| name.trim() == "exec-output")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Processes a test started through a server, killed at the end if still there (a failed
+/// assertion included), and only while they run the test's marker.
+struct LeftBehind(Vec<(u32, &'static str)>);
+
+impl Drop for LeftBehind {
+    fn drop(&mut self) {
+        for &(pid, marker) in &self.0 {
+            if alive(pid) && cmdline(pid) == ["sleep", marker] {
+                common::signal(pid, "KILL");
+            }
+        }
+    }
+}
+
+#[test]
+fn what_a_program_leaves_running_ends_with_it() {
+    // The shell ends at once; its background sleep holds the output pipe and would run on,
+    // past --exec-timeout, --max-children and the server.
+    let marker = "3141.59";
+    let dir = tempdir();
+    let server = exec_server(
+        "tcp",
+        dir.path(),
+        &["--exec-timeout", "3s", "--max-children", "2"],
+        &["sh", "-c", &format!("sleep {marker} & echo $!")],
+    );
+    let mut left = LeftBehind(Vec::new());
+    for _ in 0..3 {
+        let pid = ok(&exec(&server, b"")).trim().parse().expect("a pid");
+        left.0.push((pid, marker));
+    }
+    for &(pid, _) in &left.0 {
+        eventually(&format!("sleep {marker} (pid {pid}) ended"), || {
+            (!alive(pid)).then_some(())
+        });
+    }
+    eventually("the servers's output readers ended", || {
+        (output_threads(server.pid()) == 0).then_some(())
+    });
+}
+
+#[test]
+fn a_process_in_a_session_of_its_own_keeps_no_server_thread() {
+    // setsid takes the sleep out of the program's process group: it outlives the program
+    // (README says so), but the server's readers of the pipe it holds end all the same.
+    let marker = "2236.06";
+    let dir = tempdir();
+    let pidfile = dir.path().join("session.pid");
+    let script = format!(
+        "setsid sleep {marker} & echo $! > {}; echo started",
+        pidfile.display()
+    );
+    let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", &script]);
+    assert_eq!(ok(&exec(&server, b"")), "started\n");
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .expect("the script wrote the pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let _left = LeftBehind(vec![(pid, marker)]);
+    assert!(alive(pid), "the sleep in a session of its own ended");
+    eventually("the server's output readers ended", || {
+        (output_threads(server.pid()) == 0).then_some(())
+    });
+}

@@ -169,3 +169,33 @@ fn exec_over_udp_answers_a_source_off_this_host_no_more_than_it_sent() {
         "an answer larger than the request"
     );
 }
+
+#[test]
+fn exec_over_udp_tells_a_source_off_this_host_to_use_tcp_when_the_answer_is_larger() {
+    let test = "exec_over_udp_tells_a_source_off_this_host_to_use_tcp_when_the_answer_is_larger";
+    let Some(pair) = common::netns::Pair::new("ey", test) else {
+        return;
+    };
+    let server = Server::start_with(&mut pair.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        &format!("{}:0", common::netns::Pair::SERVER_V4),
+        "--allow-remote-exec",
+        "--exec",
+        "seq",
+        "1000",
+    ]));
+    let to = format!("udp://{}:{}", common::netns::Pair::SERVER_V4, server.port());
+    // 64 bytes in, four kilobytes out: the answer is not sent, a short end frame is.
+    let out = common::run(
+        &mut pair.client_cmd(&["exec", "--timeout", "5s", &to]),
+        &[b'x'; 64],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("use tcp"), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    server.wait_log("not sent");
+}

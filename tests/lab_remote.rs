@@ -1093,3 +1093,29 @@ fn a_lab_tcp_port_whose_loop_fails_advises_a_restart_and_no_other_model() {
     );
     assert!(!log.contains("--model"), "{log}");
 }
+
+#[test]
+fn a_run_that_sends_no_message_where_done_belongs_is_logged_as_what_it_sent() {
+    let (server, _, _) = loopback_lab(&[]);
+    let hello = [0, 6, 1, b'N', b'E', b'L', b'B', 1];
+    // A Hello without the lab's mark, and a length past any frame, each after a valid Hello.
+    for (sent, logged) in [
+        (
+            &[0, 6, 1, b'x', b'y', b'z', b'w', 1][..],
+            "a malformed Hello",
+        ),
+        (
+            &[0xff, 0xff, 0, 0][..],
+            "a control frame length of 65535 bytes",
+        ),
+    ] {
+        let mut conn = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        conn.set_read_timeout(Some(common::STEP)).unwrap();
+        conn.write_all(&hello).unwrap();
+        // The turn comes at once: the offer (Go, type 3).
+        assert_eq!(frame(&mut conn).first(), Some(&3));
+        conn.write_all(sent).unwrap();
+        let line = server.wait_log(logged);
+        assert!(!line.contains("no lab Hello"), "{line}");
+    }
+}

@@ -225,9 +225,17 @@ impl Exchanger {
             carrier,
             sender,
         } = self;
+        let silence = config.timeout;
         let send_all = || -> io::Result<()> {
             for _ in 0..count {
-                sender.send(conn, msg)?;
+                sender.send(conn, msg).map_err(|e| match timed_out(&e) {
+                    // Only a burst over a connection sends with a timeout.
+                    true => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the server took nothing for {silence:?} (--timeout)"),
+                    ),
+                    false => e,
+                })?;
             }
             Ok(())
         };
@@ -243,13 +251,16 @@ impl Exchanger {
             send_all().map_err(|e| socket_error(Call::Send, &*target, &e))?;
             burst.missing =
                 recv_datagrams(conn, replies, target, count, config.timeout, &mut each)?;
-        } else if carrier.keeps_boundaries() {
-            send_while_io(len, target, send_all, || {
-                (0..count).try_for_each(|_| each(&next_message(conn, replies, target)?))
-            })?;
         } else {
-            send_while_io(len, target, send_all, || {
-                read_chunks(conn, replies, count * msg.len(), target, &mut each)
+            let whole = carrier.keeps_boundaries();
+            within_silence(conn, target, silence, || {
+                let read = send_while_io(len, target, send_all, || match whole {
+                    true => {
+                        (0..count).try_for_each(|_| each(&next_message(conn, replies, target)?))
+                    }
+                    false => read_chunks(conn, replies, count * msg.len(), target, &mut each),
+                });
+                read.map_err(|e| silent_burst(e, target, silence))
             })?;
         }
         burst.reads = if carrier.reliable() && carrier.keeps_boundaries() {
@@ -258,6 +269,69 @@ impl Exchanger {
             got
         };
         Ok(burst)
+    }
+}
+
+/// Runs `burst` with `silence` as the connection's receive and send timeout, then waits
+/// without a bound again: a burst over a connection ends when the server says nothing (or
+/// takes nothing) for that long, as a datagram burst does.
+fn within_silence<T>(
+    conn: &Conn,
+    target: &Target,
+    silence: Duration,
+    burst: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let set = |t| {
+        conn.set_read_timeout(t)
+            .and_then(|()| conn.set_write_timeout(t))
+            .map_err(|e| socket_error(Call::Recv, target, &e))
+    };
+    set(Some(silence))?;
+    let got = burst();
+    set(None)?;
+    got
+}
+
+/// A receive that a timeout ended: the server said nothing for that long.
+#[derive(Debug)]
+struct Silent;
+
+impl std::fmt::Display for Silent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no reply in time")
+    }
+}
+
+impl std::error::Error for Silent {}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A burst over a connection that ended because the server fell silent.
+#[derive(Debug)]
+pub(crate) struct SilentBurst(String);
+
+impl std::fmt::Display for SilentBurst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SilentBurst {}
+
+/// A burst's error, in one line when the server fell silent.
+fn silent_burst(e: anyhow::Error, target: &Target, silence: Duration) -> anyhow::Error {
+    match e.downcast_ref::<Silent>() {
+        Some(_) => SilentBurst(format!(
+            "burst to {target}: the server said nothing for {silence:?} before every reply \
+             came; is it an echo server?"
+        ))
+        .into(),
+        None => e,
     }
 }
 
@@ -390,6 +464,7 @@ fn read_chunks(
                     "{target}: the server closed the connection after {got} of {len} reply bytes"
                 ));
             }
+            Err(RecvError::Io(e)) if timed_out(&e) => return Err(Silent.into()),
             Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
         }
     }
@@ -522,6 +597,7 @@ fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Re
         Ok(None) => Err(anyhow!(
             "{target}: the server closed the connection before replying"
         )),
+        Err(RecvError::Io(e)) if timed_out(&e) => Err(Silent.into()),
         Err(RecvError::Io(e)) => Err(socket_error(Call::Recv, target, &e)),
         Err(RecvError::Truncated(n)) => Err(anyhow!(
             "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"

@@ -74,6 +74,7 @@ impl Output {
                 let code =
                     i32::from_be_bytes(payload.get(..4).context("short exit frame")?.try_into()?);
                 let note = String::from_utf8_lossy(&payload[4..]);
+                let note = transport::printable(&note);
                 if code != 0 {
                     tracing::warn!("remote program: {note}");
                 }
@@ -97,8 +98,25 @@ fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i
     let mut buf = vec![0u8; MAX_MESSAGE];
     let n = match conn.recv(&mut buf) {
         Ok(Received::Data(n)) => n,
-        Ok(_) => bail!("no reply"),
-        Err(e) => bail!("no reply within {timeout:?}: {e}"),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => bail!(
+            "nothing is listening on {}: the kernel reported the datagram undeliverable; is the \
+             server running?",
+            conn.peer()
+        ),
+        Err(e)
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            bail!("no reply from {}: {e}", conn.peer())
+        }
+        Ok(_) | Err(_) => bail!(
+            "no reply from {} within {timeout:?}: the request or the reply was lost, no server \
+             is there, or the reply was larger than the request, which an --exec server sends \
+             no client off its host over datagrams; run exec over tcp",
+            conn.peer()
+        ),
     };
     let mut frames = Decoder::new(Framing::Length, MAX_MESSAGE);
     frames.feed(&buf[..n]);

@@ -3,14 +3,14 @@
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::hexdump::{self, Way};
 
-use super::exchange::{AlertWatch, ClientConfig, Session};
+use super::exchange::{AlertWatch, ClientConfig, Session, SilentBurst};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
 use super::unconnected::Unconnected;
@@ -273,7 +273,10 @@ fn answer(
     // First what the bytes held back say, also when the burst was cut short (a server
     // that closed after its first answer fails the sends after it).
     watch.finish()?;
-    let got = got?;
+    let got = got.map_err(|e| match e.downcast_ref::<SilentBurst>() {
+        Some(silent) => anyhow!("{silent} For a slow one, raise --timeout"),
+        None => e,
+    })?;
     let line = format!(
         "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}",
         msg.len(),

@@ -28,7 +28,7 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 
 use crate::hexdump::{self, Way};
-use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch};
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch, printable};
 
 use super::admit;
 use super::hash::Hasher;
@@ -577,7 +577,7 @@ impl<'l, 'a> Sender<'l, 'a> {
                 bits[..len].copy_from_slice(b);
                 (block, &bits[..len])
             }
-            Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
+            Some(Packet::Error { message }) => bail!("the peer gave up: {}", printable(message)),
             _ => {
                 debug!("ignored an unexpected packet");
                 return Ok(());
@@ -819,7 +819,9 @@ impl<'l, 'a> Sender<'l, 'a> {
                     let hash = self.link_hash();
                     bail!("the receiver's {hash} does not match")
                 }
-                Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
+                Some(Packet::Error { message }) => {
+                    bail!("the peer gave up: {}", printable(message))
+                }
                 _ => {}
             }
         }
@@ -989,7 +991,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
             // lost (or held back), so say again where we are. The client keeps sending, so
             // waiting for silence would never come to it.
             Some(Packet::Hello { .. }) => self.ack().map(|()| None),
-            Some(Packet::Error { message }) => bail!("the peer gave up: {message}"),
+            Some(Packet::Error { message }) => bail!("the peer gave up: {}", printable(message)),
             _ => {
                 debug!("ignored an unexpected packet");
                 Ok(None)
@@ -1365,7 +1367,7 @@ pub(crate) fn get(
     let mut link = Link::new(sock, hello.tid.clone(), settings);
     let first = handshake::prove(&mut link, &hello)?;
     if let Some(Packet::Error { message }) = Packet::decode(&first) {
-        bail!("the server refused: {message}");
+        bail!("the server refused: {}", printable(message));
     }
     // The size comes only with the FIN: --max-file bounds the bytes as they come.
     let max = max_file.unwrap_or(u64::MAX);
@@ -1401,7 +1403,7 @@ pub(crate) fn put(
     let first = handshake::prove(&mut link, &hello)?;
     match Packet::decode(&first) {
         Some(Packet::Ack { block: 0 }) => {}
-        Some(Packet::Error { message }) => bail!("the server refused: {message}"),
+        Some(Packet::Error { message }) => bail!("the server refused: {}", printable(message)),
         _ => bail!("the server answered the request with something unexpected"),
     }
     Sender::new(&mut link, file, size, settings, progress)?.run()
@@ -1410,12 +1412,13 @@ pub(crate) fn put(
 /// The log line for a finished or failed request.
 pub(crate) fn log_request(peer: &PeerAddr, result: Result<String>) {
     match result {
-        Ok(done) => info!("{peer}: {done}"),
+        // The names in these lines are the client's: escaped, so the log stays one line each.
+        Ok(done) => info!("{peer}: {}", printable(&done)),
         Err(e) => {
             // A refusal a forged source can cause at will: at most a line a second.
             static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
             if let Some(more) = LOG.allow() {
-                warn!("{peer}: {e:#}{more}");
+                warn!("{peer}: {}{more}", printable(&format!("{e:#}")));
             }
         }
     }

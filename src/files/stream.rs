@@ -23,7 +23,7 @@ use crate::endpoint::SocketKind;
 use crate::hexdump::{self, Way};
 use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
-use crate::transport::{Conn, Received};
+use crate::transport::{Conn, Received, printable};
 
 use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
@@ -216,7 +216,7 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
     let request = match read_control(conn, &mut control(), "the request") {
         Ok(r) => text(&r),
         Err(e) => {
-            warn!("{peer}: {e}");
+            warn!("{peer}: {}", printable(&e.to_string()));
             return (0, 0);
         }
     };
@@ -243,9 +243,14 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
         );
         Err(anyhow!("unknown request {request:?}"))
     };
+    // The names in these lines are the client's: escaped, so the log stays one line each.
     match result {
-        Ok(done) => info!("{peer}: {done} in {:.2} s", start.elapsed().as_secs_f64()),
-        Err(e) => warn!("{peer}: {e:#}"),
+        Ok(done) => info!(
+            "{peer}: {} in {:.2} s",
+            printable(&done),
+            start.elapsed().as_secs_f64()
+        ),
+        Err(e) => warn!("{peer}: {}", printable(&format!("{e:#}"))),
     }
     moved
 }
@@ -430,7 +435,7 @@ const V2: &str = "BLAKE3 ";
 
 /// The server's refusal as an error; an older server's "unknown request" is explained.
 fn refused(reply: &str) -> anyhow::Error {
-    let why = reply.strip_prefix("ERR ").unwrap_or(reply);
+    let why = printable(reply.strip_prefix("ERR ").unwrap_or(reply));
     if why.starts_with("unknown request") {
         return anyhow!(
             "the server refused: {why} (an older netecho, which checks files with SHA-256 \

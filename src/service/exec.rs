@@ -13,10 +13,11 @@
 //! frame with a reset), so the program is killed instead of running on for nobody.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -287,7 +288,7 @@ impl Exec {
         client_there: &mut dyn FnMut() -> bool,
         max_output: u64,
         child: &mut Child,
-        rx: &mpsc::Receiver<(u8, Vec<u8>)>,
+        outputs: &Outputs,
     ) -> Outcome {
         let deadline = Instant::now() + self.timeout;
         let mut sent = 0u64;
@@ -298,7 +299,7 @@ impl Exec {
                 killed = Some(self.timed_out());
                 break;
             }
-            match rx.recv_timeout(left.min(HEARTBEAT)) {
+            match outputs.rx.recv_timeout(left.min(HEARTBEAT)) {
                 Ok((tag, data)) => {
                     sent += data.len() as u64;
                     if sent > max_output {
@@ -331,7 +332,7 @@ impl Exec {
                     }
                     // The program ended but something it started holds its output open:
                     // the program's own answer is complete.
-                    if matches!(child.try_wait(), Ok(Some(_))) {
+                    if exited(child) {
                         break;
                     }
                 }
@@ -342,29 +343,30 @@ impl Exec {
     }
 
     /// How a program whose output closed ended: its exit status, or the reason it is
-    /// killed (`killed`, or the deadline passing while it ignores its pipes).
+    /// killed (`killed`, or the deadline passing while it ignores its pipes). Either way its
+    /// process group is killed before the program is reaped: what it left running in the
+    /// background (`sleep 60 &`) ends with it, within every limit and with the server,
+    /// and the group's id is still the program's own while its zombie holds it.
     fn reap(&self, child: &mut Child, deadline: Instant, mut killed: Option<String>) -> Outcome {
         // Output closed: the program has ended, or is about to, or ignores its pipes.
-        while killed.is_none() {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let (code, note) = match (status.code(), status.signal()) {
-                        (Some(code), _) => (code, format!("exit status {code}")),
-                        (None, Some(sig)) => (128 + sig, format!("killed by signal {sig}")),
-                        _ => (-1, "ended".to_string()),
-                    };
-                    return Outcome { code, note };
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
-                _ => killed = Some(self.timed_out()),
+        while killed.is_none() && !exited(child) {
+            if Instant::now() >= deadline {
+                killed = Some(self.timed_out());
+            } else {
+                thread::sleep(Duration::from_millis(5));
             }
         }
         kill_group(child);
-        let _ = child.wait();
-        Outcome {
-            code: 124,
-            note: killed.unwrap_or_default(),
+        let status = child.wait();
+        if let Some(note) = killed {
+            return Outcome { code: 124, note };
         }
+        let (code, note) = match status.map(|s| (s.code(), s.signal())) {
+            Ok((Some(code), _)) => (code, format!("exit status {code}")),
+            Ok((None, Some(sig))) => (128 + sig, format!("killed by signal {sig}")),
+            _ => (-1, "ended".to_string()),
+        };
+        Outcome { code, note }
     }
 
     fn timed_out(&self) -> String {
@@ -445,52 +447,78 @@ impl Exec {
     }
 }
 
+/// What the program's output readers pass on, tagged; dropping it stops the readers.
+struct Outputs {
+    rx: mpsc::Receiver<(u8, Vec<u8>)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How often a reader with nothing to read looks whether its program's reply is over.
+const READER_CHECK: u16 = 200;
+
 /// Threads that read the program's stdout and stderr and pass what they read, tagged.
 ///
-/// They are not joined: a process the program left behind (`setsid cmd &`) may hold a pipe
-/// open long after the program ended, and its connection must not wait for it. A reader
-/// ends when its pipe closes or when nobody takes what it read.
-fn read_outputs(child: &mut Child) -> io::Result<mpsc::Receiver<(u8, Vec<u8>)>> {
+/// They are not joined: a process the program left behind in a session of its own
+/// (`setsid cmd &`) may hold a pipe open long after the program ended, and its connection
+/// must not wait for it. A reader ends when its pipe closes or once its [`Outputs`] is
+/// dropped (within [`READER_CHECK`] milliseconds), so no such process keeps a thread.
+fn read_outputs(child: &mut Child) -> io::Result<Outputs> {
     // Bounded: a client that reads slowly fills it, then the pipes, and the program waits.
     let (tx, rx) = mpsc::sync_channel(4);
-    let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
-        (
-            STDOUT,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-        (
-            STDERR,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ),
-    ];
-    for (tag, pipe) in pipes {
-        let tx = tx.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let outputs = Outputs {
+        rx,
+        stop: Arc::clone(&stop),
+    };
+    let stdout = child.stdout.take().map(OwnedFd::from);
+    let stderr = child.stderr.take().map(OwnedFd::from);
+    for (tag, pipe) in [(STDOUT, stdout), (STDERR, stderr)] {
+        let (tx, stop) = (tx.clone(), Arc::clone(&stop));
         thread::Builder::new()
             .name("exec-output".into())
             .spawn(move || {
-                let Some(mut pipe) = pipe else { return };
-                let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 || tx.send((tag, buf[..n].to_vec())).is_err() {
-                        break;
-                    }
+                if let Some(pipe) = pipe {
+                    read_pipe(tag, &pipe, &tx, &stop);
                 }
             })?;
     }
-    Ok(rx)
+    Ok(outputs)
+}
+
+/// Reads one of the program's pipes until it closes, nobody takes what it read, or `stop`.
+fn read_pipe(tag: u8, pipe: &OwnedFd, tx: &mpsc::SyncSender<(u8, Vec<u8>)>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(READER_CHECK)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        match nix::unistd::read(pipe, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.send((tag, buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// The program's output readers, once its stdin feeder has started.
 fn started<T>(
     feeder: &io::Result<thread::ScopedJoinHandle<'_, T>>,
     child: &mut Child,
-) -> io::Result<mpsc::Receiver<(u8, Vec<u8>)>> {
+) -> io::Result<Outputs> {
     match feeder {
         Ok(_) => read_outputs(child),
         Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -500,7 +528,7 @@ fn started<T>(
 /// A program whose threads the OS refused (RLIMIT_NPROC, memory): it is killed and the
 /// client hears "busy"; the server goes on.
 fn busy(child: &mut Child, e: &io::Error) -> Outcome {
-    let _ = child.kill();
+    kill_group(child);
     let _ = child.wait();
     let note = format!("busy: the server cannot start a thread now ({e}); try again later");
     warn!("{note}");
@@ -572,6 +600,37 @@ fn feed(stdin: &ChildStdin, mut data: &[u8], done: &AtomicBool) -> bool {
     true
 }
 
+/// Whether the program has ended, without reaping it: its zombie keeps its pid, and so its
+/// process group's id, from being reused until [`kill_group`] has run.
+fn exited(child: &Child) -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+    // Safety: waitid fills `info`, which is zeroed first, so si_pid reads 0 when no child
+    // changed state (WNOHANG).
+    unsafe {
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        libc::waitid(libc::P_PID, child.id(), info.as_mut_ptr(), flags) == 0
+            && info.assume_init().si_pid() != 0
+    }
+}
+
+/// The end frame that tells a client off this host its reply was too large to send over
+/// datagrams, when one fits in `room` bytes (the request's size): the longest note that does.
+fn too_large(room: usize) -> Option<Vec<u8>> {
+    [
+        "reply not sent: larger than the request, to a datagram source off the server's host \
+         that is unproven; run exec over tcp",
+        "reply larger than the request; use tcp",
+        "use tcp",
+    ]
+    .iter()
+    .map(|note| {
+        let mut out = Vec::new();
+        exit_frame(-1, note, &mut out);
+        out
+    })
+    .find(|out| out.len() <= room)
+}
+
 /// Kills the program and everything in its process group.
 fn kill_group(child: &Child) {
     let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
@@ -582,7 +641,7 @@ fn kill_group(child: &Child) {
 /// connections get blocking sockets and a thread each.
 #[derive(Clone, Debug)]
 pub(crate) struct ExecService {
-    pub exec: std::sync::Arc<Exec>,
+    pub exec: Arc<Exec>,
     pub stats: &'static Stats,
 }
 
@@ -658,6 +717,9 @@ impl super::Requests for ExecService {
                 reply.len(),
                 request.len()
             );
+            if let Some(short) = too_large(request.len()) {
+                let _ = sock.send_to(&short, from);
+            }
             return;
         }
         hexdump::dump_if(Way::Out, from, &reply);

@@ -810,7 +810,10 @@ impl fmt::Display for PeerAddr {
         if self.0.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {
             f.write_str("(unnamed)")
         } else if let Some(addr) = self.0.as_socket() {
-            write!(f, "{addr}")
+            // A dual-stack socket's IPv4 peer as IPv4 (127.0.0.2:5000, not
+            // [::ffff:127.0.0.2]:5000): the form an --allow rule or a firewall names it by.
+            let canonical = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
+            write!(f, "{canonical}")
         } else if let Some(path) = self.0.as_pathname() {
             f.write_str(&printable(&path.to_string_lossy()))
         } else if let Some(name) = self.0.as_abstract_namespace() {

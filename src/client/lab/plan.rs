@@ -37,6 +37,7 @@ pub(super) const HOL_SIZE: usize = 1000;
 
 /// How long each measurement runs, and how often: a row's numbers are the median of its
 /// rounds, their range its spread.
+#[derive(Clone, Debug)]
 pub(super) struct Plan {
     /// Each round's ping-pong and load.
     pub ping: Duration,

@@ -19,7 +19,7 @@ use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
 use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError, WireError};
 use crate::report::{self, Format, Meta};
 use crate::transport::within::Within;
-use crate::transport::{self, Conn, SocketOptions};
+use crate::transport::{self, Conn, SocketOptions, printable};
 
 use super::path::Path;
 use super::plan::{CASES, Plan};
@@ -86,7 +86,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     };
     let account = match account {
         Ok(Msg::Account(account)) => account,
-        Ok(Msg::Error(why)) => bail!("the lab server {host}: {why}"),
+        Ok(Msg::Error(why)) => bail!("the lab server {host}: {}", printable(&why)),
         Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
         Err(e) => {
             let e = anyhow!("the lab server {host} sent no account of the run: {e}");
@@ -281,7 +281,9 @@ fn gave_up(host: &str, wait: Duration, place: Option<u16>) -> String {
 /// had said anything before.
 fn not_a_turn(msg: Result<Msg, ReadError>, host: &str, heard: bool) -> anyhow::Error {
     match msg {
-        Ok(Msg::Error(why)) => anyhow!("the lab server {host} refused the run: {why}"),
+        Ok(Msg::Error(why)) => {
+            anyhow!("the lab server {host} refused the run: {}", printable(&why))
+        }
         // A Hello coming back is an echo server at that port, not a lab server.
         Ok(Msg::Hello { .. }) => anyhow!(
             "{host} sent this run's Hello back: it is an echo server, not a lab server; \
@@ -333,16 +335,63 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
     }
+    let until = Instant::now() + Duration::from_millis(offer.max_ms.into()).min(MAX_RUN);
     let mut rows = targets
         .iter()
         .enumerate()
         .map(|(i, target)| {
             progress(&format!("[{}/{}] {target}", i + 1, targets.len()));
-            measure(target, plan)
+            let (target, plan_row) = (target.clone(), plan.clone());
+            within_run(&target.to_string(), until, plan, move || {
+                measure(&target, &plan_row)
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    rows.extend(raw_row(offer, server, plan)?);
+    let (offer, plan_raw) = (offer.clone(), plan.clone());
+    let raw = within_run("raw", until, plan, move || {
+        raw_row(&offer, server, &plan_raw)
+    })?;
+    rows.extend(raw);
     Ok(rows)
+}
+
+/// The longest a run against a lab server may measure, whatever time the server offers.
+const MAX_RUN: Duration = Duration::from_secs(600);
+/// What a row may take past its plan's own time (connections, bursts, one retry) before
+/// it counts as stalled.
+const ROW_SLACK: Duration = Duration::from_secs(20);
+
+/// Measures one row (`what`) on a thread of its own, for at most what its plan takes (twice,
+/// for a retry) and [`ROW_SLACK`], and never past `until` (the time the server offered):
+/// an echo port that accepts and never answers ends the run with a line naming the row,
+/// instead of holding it. A stalled row's thread is left behind; the run ends.
+fn within_run<T: Send + 'static>(
+    what: &str,
+    until: Instant,
+    plan: &Plan,
+    row: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let planned = (plan.ping + plan.load) * u32::try_from(plan.rounds).unwrap_or(u32::MAX);
+    let budget = (planned * 2 + ROW_SLACK).min(until.saturating_duration_since(Instant::now()));
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("lab-row".into())
+        .spawn(move || {
+            let _ = tx.send(row());
+        })
+        .context("cannot start a thread to measure a row")?;
+    match rx.recv_timeout(budget) {
+        Ok(done) => done,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            bail!("measuring the {what} row ended without a result")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => bail!(
+            "the {what} row stalled: not measured within {:.0} s (the time its plan takes, \
+             or what is left of the run the lab server offered); the server's port accepts \
+             but does not answer as a netecho lab server does",
+            budget.as_secs_f64()
+        ),
+    }
 }
 
 /// The raw row, when the server offers raw (its "port" is the IP protocol) and this

@@ -384,7 +384,22 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
             "the run took longer than {} s (serve --lab-max-time); its turn went to the next run",
             limits.max_time.as_secs()
         )),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(out_of_turn(e)),
+    }
+}
+
+/// What a client that said a valid Hello sent where Done belongs, when it is no message:
+/// worded for a run under way, not for a stranger at the port.
+fn out_of_turn(e: ReadError) -> String {
+    match e {
+        ReadError::Wire(WireError::NotLab) => {
+            "a malformed Hello (without the lab's mark) where Done belongs".into()
+        }
+        ReadError::Wire(WireError::Length(n)) => format!(
+            "a control frame length of {n} bytes where Done belongs (at most {})",
+            labwire::MAX_FRAME
+        ),
+        e => e.to_string(),
     }
 }
 
