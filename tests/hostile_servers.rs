@@ -243,3 +243,59 @@ fn a_dual_stack_server_logs_an_ipv4_client_as_ipv4() {
     let line = server.wait_log("127.0.0.2:");
     assert!(!line.contains("::ffff:"), "{line}");
 }
+
+/// An echo server (uppercase, as the lab expects) that answers a connection opening with
+/// the lab's burst (all `b`) a byte every 300 ms: never silent for the burst's timeout,
+/// and never done.
+fn trickling_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(256) {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                stream.set_read_timeout(Some(STEP * 3)).unwrap();
+                let mut buf = [0u8; 65536];
+                let mut first = true;
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    if std::mem::take(&mut first) && buf[..n].iter().all(|&b| b == b'b') {
+                        for _ in 0..1000 {
+                            thread::sleep(Duration::from_millis(300));
+                            if stream.write_all(b"B").is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    if stream.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_lab_row_that_never_finishes_ends_the_run_naming_the_row() {
+    let echo = trickling_server();
+    let port = one_connection(move |mut stream| {
+        read_lab_frame(&mut stream);
+        stream.write_all(&offer(echo)).unwrap();
+        let _ = stream.read(&mut [0u8; 64]);
+        thread::sleep(STEP * 3);
+    });
+    let out = netecho_within(
+        &["lab", "--quick", &format!("127.0.0.1:{port}")],
+        STEP * 3,
+    );
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains("stalled") && line.contains(&format!("127.0.0.1:{echo}")),
+        "{line}"
+    );
+}
