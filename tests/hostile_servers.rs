@@ -289,10 +289,7 @@ fn a_lab_row_that_never_finishes_ends_the_run_naming_the_row() {
         let _ = stream.read(&mut [0u8; 64]);
         thread::sleep(STEP * 3);
     });
-    let out = netecho_within(
-        &["lab", "--quick", &format!("127.0.0.1:{port}")],
-        STEP * 3,
-    );
+    let out = netecho_within(&["lab", "--quick", &format!("127.0.0.1:{port}")], STEP * 3);
     let line = common::fails(&out, 1);
     assert!(
         line.contains("stalled") && line.contains(&format!("127.0.0.1:{echo}")),
