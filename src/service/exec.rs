@@ -230,11 +230,13 @@ impl Exec {
             // the program is done, what the client still sends is read and dropped until it
             // closes (at most DRAIN): closing a TCP socket with unread data would reset the
             // connection, and the client could lose the exit status it has not read yet.
-            let feeder = thread::Builder::new()
-                .name("exec-stdin".into())
-                .spawn_scoped(scope, || feed_from(conn, stdin, &done));
-            let rx = match started(&feeder, &mut child) {
-                Ok(rx) => rx,
+            let feed = || {
+                thread::Builder::new()
+                    .name("exec-stdin".into())
+                    .spawn_scoped(scope, || feed_from(conn, stdin, &done))
+            };
+            let (rx, feeder) = match started(&mut child, feed) {
+                Ok(threads) => threads,
                 Err(e) => {
                     done.store(true, Ordering::Relaxed);
                     let outcome = busy(&mut child, &e);
@@ -244,7 +246,6 @@ impl Exec {
                     return (outcome, 0);
                 }
             };
-            let feeder = feeder.expect("checked above");
             let mut heartbeat = Vec::new();
             frame(STDOUT, b"", &mut heartbeat);
             let outcome = self.relay(
@@ -404,15 +405,17 @@ impl Exec {
         let done = AtomicBool::new(false);
         let outcome = thread::scope(|scope| {
             let done = &done;
-            let feeder = thread::Builder::new()
-                .name("exec-stdin".into())
-                .spawn_scoped(scope, move || {
-                    if let Some(stdin) = stdin {
-                        feed(&stdin, input, done);
-                    }
-                });
-            let rx = match started(&feeder, &mut child) {
-                Ok(rx) => rx,
+            let feeder = || {
+                thread::Builder::new()
+                    .name("exec-stdin".into())
+                    .spawn_scoped(scope, move || {
+                        if let Some(stdin) = stdin {
+                            feed(&stdin, input, done);
+                        }
+                    })
+            };
+            let rx = match started(&mut child, feeder) {
+                Ok((rx, _)) => rx,
                 Err(e) => {
                     done.store(true, Ordering::Relaxed);
                     return busy(&mut child, &e);
@@ -514,15 +517,15 @@ fn read_pipe(tag: u8, pipe: &OwnedFd, tx: &mpsc::SyncSender<(u8, Vec<u8>)>, stop
     }
 }
 
-/// The program's output readers, once its stdin feeder has started.
-fn started<T>(
-    feeder: &io::Result<thread::ScopedJoinHandle<'_, T>>,
+/// The program's output readers, then its stdin feeder (from `feed`): the readers first,
+/// since they wait for output while a feeder with little to feed may end at once, so a
+/// refused thread is refused whatever the timing.
+fn started<'s, T>(
     child: &mut Child,
-) -> io::Result<Outputs> {
-    match feeder {
-        Ok(_) => read_outputs(child),
-        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-    }
+    feed: impl FnOnce() -> io::Result<thread::ScopedJoinHandle<'s, T>>,
+) -> io::Result<(Outputs, thread::ScopedJoinHandle<'s, T>)> {
+    let outputs = read_outputs(child)?;
+    Ok((outputs, feed()?))
 }
 
 /// A program whose threads the OS refused (RLIMIT_NPROC, memory): it is killed and the
