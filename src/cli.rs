@@ -199,8 +199,9 @@ Examples:
 const BENCH_EXAMPLES: &str =
     "Each client keeps --window requests in flight and checks every reply byte for \
 byte. Latency percentiles come from an HdrHistogram in nanoseconds and print in microseconds to a \
-tenth. Datagram requests unanswered for --timeout \
-count as lost.
+tenth. Datagram requests unanswered for --timeout (1s) \
+count as lost; over a stream (tcp, unix, seqpacket, TLS, QUIC) nothing is lost, and a reply \
+awaited for --timeout (30s unless given) fails the run as a stall.
 
 Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
@@ -807,9 +808,10 @@ pub(crate) struct BenchArgs {
     /// Load threads [default: number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
-    /// Datagrams: a request unanswered this long is lost
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// A datagram request unanswered this long is lost; a stream, which loses nothing, fails
+    /// only when a reply is this late (a stall) [default: 1s for datagrams, 30s for streams]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// What the server does to messages: upper (netecho) or echo (a plain echo server)
     #[arg(long, value_parser = choice::<Transform>(), default_value = Transform::Upper.name())]
     pub expect: Transform,

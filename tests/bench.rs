@@ -364,3 +364,52 @@ fn a_wrong_byte_anywhere_in_a_long_stream_reply_fails_the_run() {
     assert_eq!(doc["runs"][0]["mismatched"], requests, "{doc}");
     server.join().unwrap();
 }
+
+#[test]
+fn a_stream_server_paused_for_two_seconds_is_a_stall_not_a_failure() {
+    // A stream loses nothing: a reply that comes late is waited for. The server is stopped
+    // (SIGSTOP) for 2.5 s in the middle of a counted run, longer than a datagram's 1 s
+    // loss timeout, and the run still ends with every reply.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    // Paced to 10 requests a second: 40 requests take 4 s at least, so the pause, which
+    // begins at the first interval line, falls inside the run however slow the machine.
+    let mut child = std::process::Command::new(common::bin())
+        .args([
+            "bench",
+            &server.addr,
+            "-n",
+            "40",
+            "-s",
+            "64",
+            "--rate",
+            "5120bit",
+        ])
+        .args(["--format", "ndjson", "--interval", "200ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("\"interval\""), "{first}");
+    common::signal(server.pid(), "STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    common::signal(server.pid(), "CONT");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = common::wait_exit_within(&mut child, "bench", common::STEP * 3);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(rest.lines().last().expect("a summary line")).unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(summary["answered"], 40, "{summary}");
+    assert_eq!(summary["failed_clients"], 0, "{summary}");
+}

@@ -36,6 +36,10 @@ pub(crate) const SEQ_DIGITS: usize = 8;
 const EVENTS: usize = 256;
 /// Bytes a load client reads from a stream at once.
 const STREAM_READ: usize = 256 * 1024;
+/// --timeout unless given, over datagrams: a request unanswered this long is lost.
+pub(crate) const DATAGRAM_TIMEOUT: Duration = Duration::from_secs(1);
+/// --timeout unless given, over a stream: a reply this late fails its client.
+pub(crate) const STREAM_STALL: Duration = Duration::from_secs(30);
 /// How often datagram requests are checked for having waited past the loss timeout.
 const LOSS_CHECK: Duration = Duration::from_millis(20);
 /// How long a load thread waits for news before it checks the clock (the run's end, loss
@@ -65,6 +69,9 @@ pub(crate) struct LoadSpec {
     pub threads: usize,
     /// A datagram request unanswered this long counts as lost.
     pub timeout: Duration,
+    /// A stream loses nothing: a reply awaited this long is a stall, which fails its client.
+    /// Generous by default, so a busy machine or a server paused for a while never trips it.
+    pub stall: Duration,
     /// What the server does to each message, to check replies against.
     pub expect: Transform,
     /// Connect and hold the clients without sending anything.
@@ -81,6 +88,16 @@ impl LoadSpec {
     /// loop writes and checks a stream's frames itself, byte for byte.
     pub(crate) fn carrier(&self) -> Carrier {
         Carrier::of(self.opts.kind(self.target.proto), Framing::None)
+    }
+
+    /// How long after the end of a timed run what is still in flight is waited for: a
+    /// datagram's loss timeout, or a stream's stall bound.
+    fn drain(&self) -> Duration {
+        if self.carrier().may_lose() {
+            self.timeout
+        } else {
+            self.stall
+        }
     }
 
     /// What a message is with the load loop's framing: a framed stream carries an empty
@@ -646,7 +663,7 @@ impl<'a> Runner<'a> {
             return false;
         }
         if let Some(t) = stop_at
-            && now > t + self.spec.timeout
+            && now > t + self.spec.drain()
         {
             self.give_up_in_flight();
             return false;
@@ -1000,17 +1017,22 @@ impl<'a> Runner<'a> {
     }
 
     /// A run of a count over a stream or seqpacket: a client whose oldest request has
-    /// waited --timeout fails, so a server that stops answering cannot hold the run forever
+    /// waited the stall bound (--timeout, 30 s unless given) fails, so a server that stops answering cannot hold the run forever
     /// (a timed run gives up at its end instead).
     fn fail_unanswered(&mut self) {
         let now = Instant::now();
-        let timeout = self.spec.timeout;
+        let stall = self.spec.stall;
         for token in 0..self.clients.len() {
             let waiting = self.clients[token].in_flight.front();
-            if waiting.is_some_and(|&(_, sent)| now.duration_since(sent) >= timeout) {
+            if waiting.is_some_and(|&(_, sent)| now.duration_since(sent) >= stall) {
                 let e = io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no reply within {timeout:?} (--timeout)"),
+                    format!(
+                        "no reply within {stall:?} (--timeout): the stream stalled with {} \
+                         request(s) of client {token} unanswered; a stream loses nothing, so \
+                         a slow server needs a longer --timeout",
+                        self.clients[token].in_flight.len()
+                    ),
                 );
                 self.fail(token, Call::Recv, e);
             }

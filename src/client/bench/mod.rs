@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use crate::client::bench::interval::{Board, Interval};
-use crate::client::bench::load::{Limit, LoadResult, LoadSpec};
+use crate::client::bench::load::{DATAGRAM_TIMEOUT, Limit, LoadResult, LoadSpec, STREAM_STALL};
 use crate::endpoint::{SockProto, Target};
 use crate::report;
 use crate::report::progress::Progress;
@@ -44,8 +44,9 @@ pub(crate) struct BenchConfig {
     pub window: usize,
     pub limit: Limit,
     pub threads: usize,
-    /// A datagram request unanswered this long counts as lost.
-    pub timeout: Duration,
+    /// A datagram request unanswered this long counts as lost, and over a stream a reply
+    /// awaited this long is a stall; unset, [`DATAGRAM_TIMEOUT`] and [`STREAM_STALL`].
+    pub timeout: Option<Duration>,
     pub expect: Transform,
     pub idle: bool,
     pub framing: Framing,
@@ -73,7 +74,8 @@ impl BenchConfig {
             window: self.window,
             limit: self.limit,
             threads: self.threads,
-            timeout: self.timeout,
+            timeout: self.timeout.unwrap_or(DATAGRAM_TIMEOUT),
+            stall: self.timeout.unwrap_or(STREAM_STALL),
             expect: self.expect,
             idle: self.idle,
             framing: self.framing,
@@ -165,7 +167,10 @@ fn parameters(args: &BenchConfig) -> Map<String, Value> {
     p.insert("duration_s".into(), duration);
     p.insert("count".into(), count);
     p.insert("threads".into(), args.threads.into());
-    p.insert("timeout_s".into(), args.timeout.as_secs_f64().into());
+    let timeout = args.timeout.unwrap_or(DATAGRAM_TIMEOUT);
+    p.insert("timeout_s".into(), timeout.as_secs_f64().into());
+    let stall = args.timeout.unwrap_or(STREAM_STALL);
+    p.insert("stall_s".into(), stall.as_secs_f64().into());
     let expect = format!("{:?}", args.expect).to_lowercase();
     p.insert("expect".into(), expect.into());
     p.insert("idle".into(), args.idle.into());
