@@ -186,7 +186,7 @@ fn a_relay_whose_upstream_is_its_own_listening_address_is_refused() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let out = output_within(child, "relay to itself", Duration::from_secs(10));
+            let out = output_within(child, "relay to itself", common::STEP);
             let err = String::from_utf8_lossy(&out.stderr).into_owned();
             tries += 1;
             if err.contains("in use") && tries < 5 {

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{STEP, Server, bin, netecho};
 
@@ -57,7 +57,7 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
             }
         }
     }
-    let status = common::wait_exit_within(&mut child, "bench", Duration::from_secs(10));
+    let status = common::wait_exit_within(&mut child, "bench", STEP);
     assert!(status.success());
     let objects: Vec<serde_json::Value> = all
         .iter()
