@@ -497,11 +497,12 @@ fn a_run_past_its_time_loses_its_turn_and_a_full_queue_refuses_with_a_reason() {
     let text = String::from_utf8_lossy(&error);
     assert!(text.contains("took longer than 2 s"), "{text}");
     assert_eq!(udp_echo(udp, b"late"), None, "the turn is over");
-    let out = common::netecho(
-        &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
-        b"",
-    );
-    assert!(common::ok(&out).contains("shared the server with 0 other runs"));
+    // The next run gets the turn (its Go; a whole lab run here would have to fit the 2 s
+    // limit, which a loaded machine need not give it).
+    common::eventually("the turn given to the next run", || {
+        let (_, first) = hello_from("127.0.0.1", server.port(), None);
+        (first[0] == 3).then_some(())
+    });
 }
 
 #[test]
