@@ -48,6 +48,36 @@ pub(crate) fn resolve(addr: &Address) -> Result<Vec<SocketAddr>> {
     }
 }
 
+/// A socket filter (classic BPF) for IPv6 datagram sockets: an IPv6 packet whose source is
+/// an IPv4-mapped address (::ffff:a.b.c.d) is dropped. On a dual-stack socket an IPv4 client
+/// shows as exactly that address, so a packet from another host forged with the source
+/// ::ffff:127.0.0.1 would pass as this host: past --allow 127.0.0.0/8, a loopback peer's
+/// whole reply, the log's 127.0.0.1. The kernel takes such a packet over UDP (it drops a SYN
+/// from one); real IPv4 datagrams arrive as IPv4 (their protocol 0x0800) and pass.
+const NO_MAPPED_SOURCE: [socket2::SockFilter; 10] = {
+    use socket2::SockFilter as F;
+    // BPF_LD|BPF_H|BPF_ABS, BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K.
+    const LDH: u16 = 0x28;
+    const LDW: u16 = 0x20;
+    const JEQ: u16 = 0x15;
+    const RET: u16 = 0x06;
+    // SKF_AD_OFF + SKF_AD_PROTOCOL: the packet's ethertype; SKF_NET_OFF: the IP header.
+    const PROTOCOL: u32 = (-0x1000i32) as u32;
+    const NET: u32 = (-0x10_0000i32) as u32;
+    [
+        F::new(LDH, 0, 0, PROTOCOL),
+        F::new(JEQ, 0, 6, 0x86dd),   // not IPv6: keep
+        F::new(LDW, 0, 0, NET + 8),  // the source's first 32 bits
+        F::new(JEQ, 0, 4, 0),        // not zero: keep
+        F::new(LDW, 0, 0, NET + 12), // the next 32
+        F::new(JEQ, 0, 2, 0),        // not zero: keep
+        F::new(LDW, 0, 0, NET + 16), // the next 32
+        F::new(JEQ, 1, 0, 0xffff),   // 0000:ffff: mapped, drop
+        F::new(RET, 0, 0, u32::MAX), // keep the whole datagram
+        F::new(RET, 0, 0, 0),        // drop it
+    ]
+};
+
 /// A new AF_INET or AF_INET6 socket of type `ty` for `addr`, with IPV6_V6ONLY set as asked.
 pub(crate) fn socket_for(
     addr: SocketAddr,
@@ -59,6 +89,9 @@ pub(crate) fn socket_for(
         // Set IPV6_V6ONLY explicitly: its default comes from net.ipv6.bindv6only and differs
         // between machines, and `[::]` must be dual-stack unless --v6only says otherwise.
         calls::setsockopt(&sock, "IPV6_V6ONLY", opts.v6only, Socket::set_only_v6)?;
+        if ty == Type::DGRAM {
+            sock.attach_filter(&NO_MAPPED_SOURCE)?;
+        }
     }
     super::set_buffers(&sock, opts)?;
     Ok(sock)
