@@ -230,7 +230,7 @@ pub(crate) fn parse() -> Cli {
     match Cli::try_parse_from(&raw) {
         Ok(cli) => {
             if let Some(line) = misplaced(&cli, &raw) {
-                eprintln!("error: {line}");
+                eprintln!("error: {}", crate::transport::printable(&line));
                 std::process::exit(2);
             }
             cli
@@ -246,8 +246,13 @@ pub(crate) fn parse() -> Cli {
         {
             err.exit()
         }
+        // What was typed is shown escaped: a newline or an escape sequence in an argument
+        // stays on the one line.
         Err(err) => {
-            eprintln!("error: {}", usage_line(&err, &raw));
+            eprintln!(
+                "error: {}",
+                crate::transport::printable(&usage_line(&err, &raw))
+            );
             std::process::exit(2)
         }
     }

@@ -131,6 +131,22 @@ fn one_line(args: &[&str]) -> String {
     stderr.trim_end().to_string()
 }
 
+/// A newline or an escape sequence typed in an argument is shown escaped, on the one line.
+#[test]
+fn what_was_typed_is_shown_escaped_on_one_line() {
+    for args in [
+        &["serve", "--bogus\nsecond line"][..],
+        &["serve", "--max-conns", "1\x1b[31m"],
+        &["serve", "--transform", "up\nper"],
+    ] {
+        let line = one_line(args);
+        assert!(!line.contains('\x1b'), "{line:?}");
+    }
+    // netecho's own refusals (not clap's) too: exit 2 for a bad address.
+    let line = one_line(&["serve", "--addr", "a\nb"]);
+    assert!(line.contains("'a\\nb'"), "{line}");
+}
+
 #[test]
 fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
     for sub in SUBCOMMANDS {

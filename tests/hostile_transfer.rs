@@ -354,8 +354,8 @@ fn upload_names_too_long_or_ending_in_a_slash_are_refused_before_ok() {
     let long = "n".repeat(300);
     let deep = format!("{}/x", "d".repeat(300));
     for (name, why) in [
-        (long.as_str(), "too long"),
-        (deep.as_str(), "too long"),
+        (long.as_str(), "at most 1024, and 255 between slashes"),
+        (deep.as_str(), "at most 1024, and 255 between slashes"),
         ("dir/", "ends with '/'"),
     ] {
         let line = fails(&netecho(&["put", &server.addr, s(&local), name], b""), 1);

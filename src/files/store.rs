@@ -243,7 +243,8 @@ fn upload_name(name: &str) -> Result<(), Refused> {
             .any(|c| c.as_os_str().len() > MAX_NAME_PART)
     {
         return Err(Refused(format!(
-            "the name is too long ({} bytes; at most {MAX_UPLOAD_NAME}, and {MAX_NAME_PART}              between slashes)",
+            "the name is too long ({} bytes; at most {MAX_UPLOAD_NAME}, and {MAX_NAME_PART} \
+             between slashes)",
             name.len()
         )));
     }
