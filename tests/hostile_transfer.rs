@@ -278,6 +278,42 @@ fn get_refuses_a_size_over_max_file_or_the_free_space_before_writing() {
     }
 }
 
+/// A udp file server that answers a request with ERROR (busy: every request thread
+/// taken) from its own port: the client says what it said, not "no answer".
+#[test]
+fn get_over_udp_says_the_server_s_refusal_of_a_request() {
+    let fake = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let addr = fake.local_addr().unwrap().to_string();
+    let answering = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        // Every datagram the client sends (request, proof, tries) gets the refusal.
+        while let Ok((_, from)) = fake.recv_from(&mut buf) {
+            let _ = fake.send_to(b"\x00\x05busy: too many requests at once", from);
+        }
+    });
+    let here = tempdir();
+    let out = here.path().join("f");
+    let args = [
+        "get",
+        "--proto",
+        "udp",
+        &addr,
+        "f",
+        "-o",
+        s(&out),
+        "--timeout",
+        "2s",
+    ];
+    let line = fails(&netecho(&args, b""), 1);
+    assert!(
+        line.contains("the server refused: busy: too many requests at once"),
+        "{line}"
+    );
+    drop(answering);
+}
+
 /// Over datagrams the size comes only with the last block: --max-file stops the download
 /// as the bytes pass it, and nothing is left behind.
 #[test]

@@ -228,6 +228,11 @@ fn wait_answer(
                     token,
                 })));
             }
+            // The server's refusal from its own port (busy: every request thread taken).
+            Some(Packet::Error { message }) if from == *server => bail!(
+                "the server refused: {}",
+                crate::transport::printable(message)
+            ),
             _ => debug!("ignored a datagram from {from}: not the server's answer to our request"),
         }
     }
