@@ -2,7 +2,7 @@
 //! requests) in service are counted here, from admission until their slot is released.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -105,6 +105,24 @@ pub(crate) struct Sources {
     held: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
+/// What a client's share is counted by (a lab run's turn, --files and --exec connections):
+/// an IPv6 address's /64 (one host, or one site, holds a whole /64), an IPv4 address
+/// (IPv4-mapped IPv6 as IPv4) itself.
+pub(crate) fn share_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// [`share_key`] as a person reads it: `10.0.0.1`, `2001:db8:1:2::/64`.
+pub(crate) fn share_name(ip: IpAddr) -> String {
+    match share_key(ip) {
+        IpAddr::V6(net) => format!("{net}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 /// One connection's place in its source's count, given back when dropped.
 pub(crate) struct SourceSlot {
     held: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -115,15 +133,16 @@ impl Sources {
     /// A place for `conn`, or the refusal to tell it when its address has
     /// [`PER_SOURCE`] connections already.
     pub(crate) fn take(&self, conn: &Conn) -> Result<Option<SourceSlot>, String> {
-        let Some(ip) = conn.remote().map(|a| a.ip()) else {
+        let Some(ip) = conn.remote().map(|a| share_key(a.ip())) else {
             return Ok(None);
         };
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(ip).or_default();
         if *count >= PER_SOURCE {
             warn!(
-                "{}: refused, {PER_SOURCE} connections from {ip} already",
-                conn.peer()
+                "{}: refused, {PER_SOURCE} connections from {} already",
+                conn.peer(),
+                share_name(ip)
             );
             return Err(format!(
                 "busy: {PER_SOURCE} connections from your address already; wait for one to end"

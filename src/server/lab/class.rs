@@ -10,12 +10,13 @@
 //! their turn reach the echo ports ([`Class::admits`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::labwire::Account;
+use crate::server::admission::{share_key, share_name};
 
 /// What a lab server allows.
 #[derive(Clone, Copy, Debug)]
@@ -76,23 +77,6 @@ struct State {
     /// turns given, [`SEQ_STEP`] apart), while it has runs.
     served: HashMap<IpAddr, u64>,
     seq: u64,
-}
-
-/// What a client's share is counted by: an IPv6 address's /64 (one host, or one site, holds
-/// a whole /64), an IPv4 address (IPv4-mapped IPv6 as IPv4) itself.
-pub(crate) fn share_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
-        v4 => v4,
-    }
-}
-
-/// [`share_key`] as a person reads it: `10.0.0.1`, `2001:db8:1:2::/64`.
-pub(crate) fn share_name(ip: IpAddr) -> String {
-    match share_key(ip) {
-        IpAddr::V6(net) => format!("{net}/64"),
-        v4 => v4.to_string(),
-    }
 }
 
 impl State {

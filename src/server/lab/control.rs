@@ -33,7 +33,8 @@ use crate::signal::{Shutdown, Signal};
 use crate::transport::Conn;
 
 use super::Lab;
-use super::class::{Ticket, Turn, millis, share_key, share_name};
+use super::class::{Ticket, Turn, millis};
+use crate::server::admission::{share_key, share_name};
 
 /// How long a new control connection has to say Hello.
 pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
