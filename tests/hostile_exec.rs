@@ -199,3 +199,42 @@ fn exec_over_udp_tells_a_source_off_this_host_to_use_tcp_when_the_answer_is_larg
     assert!(!stderr.contains("os error"), "{stderr}");
     server.wait_log("not sent");
 }
+
+/// One source may not take every request thread of a datagram server: its ninth request at
+/// once is turned away as busy, while another address is still served.
+#[test]
+fn one_source_holds_at_most_eight_datagram_requests_at_once() {
+    let args = [
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--exec",
+        "sleep",
+        "30",
+    ];
+    let server = Server::start(&args);
+    let clients: Vec<std::net::UdpSocket> = (0..9)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for client in &clients {
+        client.send_to(b"x", &server.addr).unwrap();
+    }
+    server.wait_log("too many requests from your address at once");
+    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    other.send_to(b"x", &server.addr).unwrap();
+    common::eventually("the other address's program running", || {
+        let log = server.stderr();
+        let busy = log
+            .lines()
+            .filter(|l| l.contains("busy: too many requests from your address"))
+            .count();
+        assert_eq!(busy, 1, "{log}");
+        (std::process::Command::new("pgrep")
+            .args(["-c", "-P", &server.pid().to_string(), "sleep"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "9")
+            .unwrap_or(false))
+        .then_some(())
+    });
+}

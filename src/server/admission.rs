@@ -100,9 +100,9 @@ pub(crate) const PER_SOURCE: usize = 16;
 
 /// Connections held per source IP address. Unix sockets have none: who may connect there
 /// is the socket file's permissions' business, and --max-conns bounds them all.
-#[derive(Default)]
 pub(crate) struct Sources {
     held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    limit: usize,
 }
 
 /// What a client's share is counted by (a lab run's turn, --files and --exec connections):
@@ -130,29 +130,49 @@ pub(crate) struct SourceSlot {
 }
 
 impl Sources {
-    /// A place for `conn`, or the refusal to tell it when its address has
-    /// [`PER_SOURCE`] connections already.
+    /// At most `limit` at once from one source ([`share_key`]).
+    pub(crate) fn new(limit: usize) -> Sources {
+        Sources {
+            held: Arc::default(),
+            limit,
+        }
+    }
+
+    /// A place for `conn`, or the refusal to tell it when its address has its limit of
+    /// connections already.
     pub(crate) fn take(&self, conn: &Conn) -> Result<Option<SourceSlot>, String> {
-        let Some(ip) = conn.remote().map(|a| share_key(a.ip())) else {
+        let Some(ip) = conn.remote().map(|a| a.ip()) else {
             return Ok(None);
         };
+        match self.take_ip(ip) {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                let limit = self.limit;
+                let from = share_name(ip);
+                warn!(
+                    "{}: refused, {limit} connections from {from} already",
+                    conn.peer()
+                );
+                Err(format!(
+                    "busy: {limit} connections from your address already; wait for one to end"
+                ))
+            }
+        }
+    }
+
+    /// A place for one more from `ip`'s source, or `None` when it holds its limit.
+    pub(crate) fn take_ip(&self, ip: IpAddr) -> Option<SourceSlot> {
+        let ip = share_key(ip);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(ip).or_default();
-        if *count >= PER_SOURCE {
-            warn!(
-                "{}: refused, {PER_SOURCE} connections from {} already",
-                conn.peer(),
-                share_name(ip)
-            );
-            return Err(format!(
-                "busy: {PER_SOURCE} connections from your address already; wait for one to end"
-            ));
+        if *count >= self.limit {
+            return None;
         }
         *count += 1;
-        Ok(Some(SourceSlot {
+        Some(SourceSlot {
             held: Arc::clone(&self.held),
             ip,
-        }))
+        })
     }
 }
 

@@ -23,6 +23,7 @@ use crate::transport::pktinfo::Arrival;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::Server;
+use super::admission::{SourceSlot, Sources};
 
 /// Datagram requests served at once, whatever --max-conns says: each is a thread (and for
 /// exec a program), and one source can send thousands of requests a second.
@@ -31,6 +32,8 @@ pub(crate) const REQUEST_THREADS: usize = 32;
 /// client's first answer): a flood of forged requests holds these and no more, so proven
 /// transfers and netecho's own protocol (which proves a source before any thread) go on.
 pub(crate) const UNPROVEN_THREADS: usize = 8;
+/// Of those, the most one source (an IPv6 address's /64) holds at once, proven or not.
+pub(crate) const REQUESTS_PER_SOURCE: usize = 8;
 
 /// How often a datagram server blocked in recvfrom looks for a stop signal.
 const SIGNAL_CHECK: Duration = Duration::from_millis(200);
@@ -130,6 +133,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 data: buf[..n].to_vec(),
                 running: Arc::clone(&running.all),
                 unproven: None,
+                source: None,
             };
             take(server, &requests, &replies, request, &running);
         }
@@ -137,10 +141,22 @@ pub(crate) fn requests<S: Service, R: Requests>(
 }
 
 /// Requests running: all of them, and those whose source has not proven itself.
-#[derive(Default)]
 struct Running {
     all: Arc<AtomicUsize>,
     unproven: Arc<AtomicUsize>,
+    /// Requests running per source (an IPv6 address's /64): a proven source may still not
+    /// take every thread.
+    sources: Sources,
+}
+
+impl Default for Running {
+    fn default() -> Running {
+        Running {
+            all: Arc::default(),
+            unproven: Arc::default(),
+            sources: Sources::new(REQUESTS_PER_SOURCE),
+        }
+    }
 }
 
 /// One request as the receive loop takes it: screened by the service (answered at once,
@@ -181,8 +197,18 @@ fn take<S: Service, R: Requests>(
         let why = "too many requests from sources not yet proven at once";
         return busy(requests, replies, wire, request.arrival, why);
     }
+    let ip = from.0.as_socket().map(|a| a.ip());
+    let source = match ip.map(|ip| running.sources.take_ip(ip)) {
+        Some(None) => {
+            let why = "too many requests from your address at once";
+            return busy(requests, replies, wire, request.arrival, why);
+        }
+        Some(slot) => slot,
+        None => None,
+    };
     if server.admission.request(from) {
         request.unproven = unproven.then(|| Unproven::take(&running.unproven));
+        request.source = source;
         start(server, requests, replies, request);
     }
 }
@@ -207,6 +233,8 @@ struct Request {
     running: Arc<AtomicUsize>,
     /// Its place among requests from sources not yet proven, if it holds one.
     unproven: Option<Unproven>,
+    /// Its place in its source's count (none for a Unix socket's sender).
+    source: Option<SourceSlot>,
 }
 
 /// Logs a dropped request: every one from the server's own address (it would loop), the
@@ -292,6 +320,8 @@ fn start<S: Service, R: Requests>(
         thread::Builder::new()
             .name("request".into())
             .spawn(move || {
+                // Held until the request ends (a closure takes only the fields it names).
+                let _source = request.source;
                 match request.unproven {
                     Some(unproven) => {
                         handler.handle_unproven(&sock, &request.from, &request.data, unproven)
