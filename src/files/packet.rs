@@ -27,9 +27,9 @@
 //! HELLO, is never larger than the request that caused it: a spoofed request reflects no
 //! more bytes than it took to send. The server's well-known socket answers a READ or WRITE
 //! with a COOKIE (a HELLO's size) and keeps nothing (its token is made from the source's
-//! address); the client sends the request again inside a PROOF with that token, and only a PROOF whose
-//! token matches its source starts a transfer. That transfer's own socket then sends a
-//! HELLO of its own, which names the transfer's port, and waits for it to come back.
+//! address); the client sends the request again inside a PROOF with that token, and only a
+//! PROOF whose token matches its source starts a transfer. That transfer's own socket then
+//! sends a HELLO of its own, which names the transfer's port, and waits for it to come back.
 
 use super::hash::Algo;
 
@@ -161,6 +161,14 @@ fn pad(out: &mut Vec<u8>, start: usize) {
     out.resize(out.len() + MIN_REQUEST.saturating_sub(len), 0);
 }
 
+/// A packet of its type and 64-bit words (HELLO, COOKIE: nonce and token).
+fn words(out: &mut Vec<u8>, kind: u16, words: &[u64]) {
+    out.extend_from_slice(&kind.to_be_bytes());
+    for word in words {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+}
+
 impl<'a> Packet<'a> {
     /// Parses a datagram; `None` for anything malformed (which is then ignored).
     pub(crate) fn decode(b: &'a [u8]) -> Option<Packet<'a>> {
@@ -286,16 +294,8 @@ impl<'a> Packet<'a> {
                 out.extend_from_slice(&7u16.to_be_bytes());
                 out.push(u8::from(!ok));
             }
-            Packet::Hello { nonce, token } => {
-                out.extend_from_slice(&8u16.to_be_bytes());
-                out.extend_from_slice(&nonce.to_be_bytes());
-                out.extend_from_slice(&token.to_be_bytes());
-            }
-            Packet::Cookie { nonce, token } => {
-                out.extend_from_slice(&12u16.to_be_bytes());
-                out.extend_from_slice(&nonce.to_be_bytes());
-                out.extend_from_slice(&token.to_be_bytes());
-            }
+            Packet::Hello { nonce, token } => words(out, 8, &[*nonce, *token]),
+            Packet::Cookie { nonce, token } => words(out, 12, &[*nonce, *token]),
             Packet::Proof { token, request } => {
                 out.extend_from_slice(&11u16.to_be_bytes());
                 out.extend_from_slice(&token.to_be_bytes());

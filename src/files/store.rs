@@ -415,8 +415,8 @@ fn stale(dir: &OwnedFd, name: &CStr, meta: &libc::stat) -> Option<i32> {
 }
 
 /// Removes temporary files left in DIR by a netecho that died mid-transfer (killed, or the
-/// machine stopped): see [`stale`] for which. Subdirectories are searched through handles, symlinks never followed, at most
-/// [`STALE_SCAN`] entries looked at.
+/// machine stopped): see [`stale`] for which. Subdirectories are searched through
+/// handles, symlinks never followed, at most [`STALE_SCAN`] entries looked at.
 fn remove_stale_partials(root: &Path, dir: &OwnedFd) {
     let Ok(top) = open_at(dir, c".", DIR_FLAGS, 0) else {
         return;

@@ -1,7 +1,8 @@
 //! recvmmsg(2) and sendmmsg(2): many datagrams in one system call, for the event model's
 //! datagram server; while datagrams come one at a time (a ping-pong), recvmsg(2) and
-//! sendto(2), the kernel's shorter paths for one. socket2 has no call for them, so this is where netecho calls libc for
-//! socket I/O directly (with `pktinfo.rs`, whose control messages ride along here too).
+//! sendto(2), the kernel's shorter paths for one. socket2 has no call for them, so this is
+//! where netecho calls libc for socket I/O directly (with `pktinfo.rs`, whose control
+//! messages ride along here too).
 
 use std::io;
 use std::mem;

@@ -1017,8 +1017,8 @@ impl<'a> Runner<'a> {
     }
 
     /// A run of a count over a stream or seqpacket: a client whose oldest request has
-    /// waited the stall bound (--timeout, 30 s unless given) fails, so a server that stops answering cannot hold the run forever
-    /// (a timed run gives up at its end instead).
+    /// waited the stall bound (--timeout, 30 s unless given) fails, so a server that stops
+    /// answering cannot hold the run forever (a timed run gives up at its end instead).
     fn fail_unanswered(&mut self) {
         let now = Instant::now();
         let stall = self.spec.stall;
