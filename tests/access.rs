@@ -271,3 +271,37 @@ fn an_ipv4_mapped_rule_shorter_than_96_bits_is_one_clear_error() {
         assert!(line.contains(rule) && line.contains("96"), "{rule}: {line}");
     }
 }
+
+/// A denied sender of a file request over udp is answered nothing at all: no COOKIE, no
+/// busy reply, as if nothing listened.
+#[test]
+fn a_denied_udp_file_request_gets_no_answer() {
+    let dir = common::tempdir();
+    std::fs::write(dir.path().join("f"), b"data").unwrap();
+    let root = dir.path().to_str().unwrap();
+    let args = [
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--files",
+        root,
+        "--deny",
+        "127.0.0.1/32",
+    ];
+    let server = Server::start(&args);
+    let out = dir.path().join("out");
+    let get = [
+        "get",
+        "--proto",
+        "udp",
+        &server.addr,
+        "f",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let quick = ["--timeout", "1s", "--retries", "1"];
+    let line = common::fails(&netecho(&[&get[..], &quick[..]].concat(), b""), 1);
+    assert!(line.contains("no answer from the server"), "{line}");
+    server.wait_log("refused by --deny 127.0.0.1/32");
+}

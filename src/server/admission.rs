@@ -58,11 +58,14 @@ impl Admission {
         Ok(())
     }
 
-    /// Whether a datagram request is served, as [`Admission::conn`] decides for connections.
+    /// Whether --allow and --deny let a datagram's sender in: asked before anything is
+    /// answered, a COOKIE or a busy reply included.
+    pub(crate) fn admits(&self, from: &PeerAddr) -> bool {
+        self.access.admits_datagram(self.proto, from)
+    }
+
+    /// Whether an admitted sender's request gets a thread: there is room under --max-conns.
     pub(crate) fn request(&self, from: &PeerAddr) -> bool {
-        if !self.access.admits_datagram(self.proto, from) {
-            return false;
-        }
         if !self.take() {
             warn!(
                 "{from}: refused, {} requests running (--max-conns)",
@@ -235,7 +238,7 @@ mod tests {
         let deny = ["127.0.0.0/8".parse().unwrap()];
         let access = Arc::new(Access::new(Proto::Udp, &[], &deny).unwrap());
         let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
-        assert!(!admission.request(&peer(4000)));
+        assert!(!admission.admits(&peer(4000)));
         assert_eq!(admission.active.load(Ordering::Relaxed), 0);
     }
 }

@@ -127,6 +127,9 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 warn_once(&from, verdict);
                 continue;
             }
+            if !server.admission.admits(&from) {
+                continue;
+            }
             let request = Request {
                 from,
                 arrival,
