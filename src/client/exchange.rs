@@ -424,8 +424,15 @@ fn send_while_io<T>(
     if len <= SEND_THEN_READ {
         // A server that answered the first message and closed (a TLS server's alert to a
         // plaintext client) fails the sends after it: what it said comes first, as below.
+        // Only a closed connection has something to read first; a send that timed out
+        // says so at once.
         if let Err(e) = send() {
-            read()?;
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) {
+                read()?;
+            }
             return Err(sent(e));
         }
         return read();
