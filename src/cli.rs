@@ -894,8 +894,8 @@ pub(crate) struct GetArgs {
     /// Replace OUT if it exists (a regular file only, never a device, FIFO or directory)
     #[arg(long)]
     pub force: bool,
-    /// The largest file accepted (bytes, or 4G, 512M) [default: no limit but the free space
-    /// where OUT goes]
+    /// The largest file accepted (bytes, or 4G, 512M) [default: no limit; over a stream also
+    /// the free space where OUT goes]
     #[arg(long, value_name = "SIZE", value_parser = size_in::<u64>(1, 1 << 50))]
     pub max_file: Option<u64>,
 }

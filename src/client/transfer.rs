@@ -56,7 +56,8 @@ pub(crate) struct GetConfig {
     pub output: Option<PathBuf>,
     /// Replace the output file if it exists.
     pub force: bool,
-    /// The largest file accepted (--max-file); the free space where OUT goes bounds it too.
+    /// The largest file accepted (--max-file); over a stream the free space where OUT goes
+    /// bounds it too (a udp download learns the size only at its end).
     pub max_file: Option<u64>,
 }
 

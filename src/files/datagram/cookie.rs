@@ -1,5 +1,5 @@
 //! The server's stateless challenge, in the manner of SYN cookies and QUIC's Retry: the
-//! HELLO's token is a keyed hash (BLAKE3, keyed with a secret drawn when the process first
+//! COOKIE's token is a keyed hash (BLAKE3, keyed with a secret drawn when the process first
 //! needs it) of the source's address and port, the request's nonce and a coarse clock. The
 //! receive loop answers a request with it and keeps nothing; a request that comes back with
 //! a token that matches proves that its source reads what is sent to it, and only then gets

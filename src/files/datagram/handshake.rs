@@ -112,7 +112,7 @@ pub(crate) fn screen(from: &PeerAddr, bytes: &[u8]) -> crate::service::Screen {
 }
 
 /// Sends `request` to the server's well-known address until its COOKIE (or, from a server
-/// before the COOKIE, the transfer socket's HELLO) with our nonce comes from the server's
+/// without the COOKIE, the transfer socket's HELLO) with our nonce comes from the server's
 /// host; after a COOKIE, sends the request again with its token in a PROOF until the
 /// transfer socket's HELLO comes. Connects the socket to the transfer's address.
 pub(super) fn start(
