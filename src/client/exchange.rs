@@ -228,14 +228,16 @@ impl Exchanger {
         let silence = config.timeout;
         let send_all = || -> io::Result<()> {
             for _ in 0..count {
-                sender.send(conn, msg).map_err(|e| match timed_out(&e) {
-                    // Only a burst over a connection sends with a timeout.
-                    true => io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the server took nothing for {silence:?} (--timeout)"),
-                    ),
-                    false => e,
-                })?;
+                sender
+                    .send(conn, msg)
+                    .map_err(|e| match crate::transport::is_timeout(&e) {
+                        // Only a burst over a connection sends with a timeout.
+                        true => io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the server took nothing for {silence:?} (--timeout)"),
+                        ),
+                        false => e,
+                    })?;
             }
             Ok(())
         };
@@ -303,13 +305,6 @@ impl std::fmt::Display for Silent {
 }
 
 impl std::error::Error for Silent {}
-
-fn timed_out(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
 
 /// A burst over a connection that ended because the server fell silent.
 #[derive(Debug)]
@@ -379,12 +374,7 @@ fn recv_datagram(
             Ok(Some(_)) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
                 debug!("{target}: ignored a reply that does not match")
             }
-            Err(RecvError::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => {
                 return Ok(None);
             }
             Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -471,7 +461,7 @@ fn read_chunks(
                     "{target}: the server closed the connection after {got} of {len} reply bytes"
                 ));
             }
-            Err(RecvError::Io(e)) if timed_out(&e) => return Err(Silent.into()),
+            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => return Err(Silent.into()),
             Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
         }
     }
@@ -604,7 +594,7 @@ fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Re
         Ok(None) => Err(anyhow!(
             "{target}: the server closed the connection before replying"
         )),
-        Err(RecvError::Io(e)) if timed_out(&e) => Err(Silent.into()),
+        Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => Err(Silent.into()),
         Err(RecvError::Io(e)) => Err(socket_error(Call::Recv, target, &e)),
         Err(RecvError::Truncated(n)) => Err(anyhow!(
             "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"

@@ -103,12 +103,7 @@ fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i
              server running?",
             conn.peer()
         ),
-        Err(e)
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
+        Err(e) if !crate::transport::is_timeout(&e) => {
             bail!("no reply from {}: {e}", conn.peer())
         }
         Ok(_) | Err(_) => bail!(

@@ -295,8 +295,5 @@ impl<'t> Reader<'t> {
 
 /// A read that ended for the tick, not for the peer.
 fn is_tick(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    crate::transport::is_timeout(e)
 }

@@ -231,12 +231,7 @@ impl RawClient {
                 .map_err(|e| socket_error(Call::Recv, Subject::ip(&what), &e))?;
             let got = match self.sock.recv(buf) {
                 Ok(got) => got,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if crate::transport::is_timeout(&e) => {
                     return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -91,12 +91,7 @@ impl Unconnected {
                         .context("write to stdout")?;
                 }
                 Ok((_, from)) => debug!("a datagram from {from}, not an answer to ours: skipped"),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if crate::transport::is_timeout(&e) => {
                     break;
                 }
                 // An ICMP error from one host says nothing of the others.
@@ -178,12 +173,7 @@ impl Unconnected {
                     )
                 }
                 Ok((_, from)) => debug!("a datagram from {from}, not the server: skipped"),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if crate::transport::is_timeout(&e) => {
                     return Ok(None);
                 }
                 Err(e) => return Err(e).with_context(|| format!("recvfrom {}", self.target)),

@@ -786,6 +786,15 @@ impl PeerAddr {
     }
 }
 
+/// Whether a socket call ended for its timeout (SO_RCVTIMEO, SO_SNDTIMEO, a non-blocking
+/// socket with nothing to do), not for the peer.
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// A name a peer chose (its socket file, its abstract name) as one printable line: control
 /// characters escaped, so a name cannot forge a line of a log or of a summary on stdout.
 pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {

@@ -203,12 +203,7 @@ fn wait_answer(
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok((Received::Data(n), from)) => (n, from),
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if crate::transport::is_timeout(&e) => {
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => bail!(

@@ -355,13 +355,13 @@ impl Session {
         // non-blocking one just has nothing yet.
         let soon = Instant::now() + Duration::from_millis(50);
         match got {
-            Err(e) if is_timeout(&e) && self.state().tls.is_handshaking() => {
+            Err(e) if crate::transport::is_timeout(&e) && self.state().tls.is_handshaking() => {
                 if soon >= self.deadline {
                     return Err(self.too_slow());
                 }
                 Err(e)
             }
-            Err(e) if is_timeout(&e) => {
+            Err(e) if crate::transport::is_timeout(&e) => {
                 let state = self.state();
                 match record_deadline(&state) {
                     Some(due) if soon >= due => Err(record_too_slow(&state)),
@@ -572,13 +572,6 @@ fn write_out(sock: &Socket, out: &mut Outgoing) -> io::Result<()> {
     out.wire.clear();
     out.sent = 0;
     Ok(())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// What the handshake settled: version, cipher suite, ALPN, the peer's certificate.
