@@ -164,6 +164,11 @@ fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
         one_line(&["--bogus"]),
         "error: unexpected argument '--bogus' for 'netecho'; see 'netecho --help'"
     );
+}
+
+/// Each kind of usage error keeps what clap suggests, on the one line.
+#[test]
+fn clap_usage_errors_keep_clap_s_suggestions() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["send", "--proto", "tcpp", "x"],
