@@ -40,26 +40,10 @@ fn man_pages_are_generated() {
     assert!(serve.contains("\\-\\-model"), "{serve}");
 }
 
-/// The commands a user types, each with its own --help.
-const COMMANDS: [&str; 12] = [
-    "serve",
-    "send",
-    "bench",
-    "get",
-    "put",
-    "exec",
-    "lab",
-    "ping",
-    "relay",
-    "lesson",
-    "completions",
-    "manpage",
-];
-
 #[test]
 fn every_example_fits_eighty_columns_so_none_wraps_in_a_class_terminal() {
     let mut commands = vec![""];
-    commands.extend(COMMANDS);
+    commands.extend(common::SUBCOMMANDS);
     for command in commands {
         // Wide: clap wraps nothing, so each line is as written.
         let out = std::process::Command::new(common::bin())
@@ -153,7 +137,7 @@ fn part<'a>(shell: &str, script: &'a str, command: &str) -> Vec<&'a str> {
 fn completions_offer_only_what_each_commands_help_shows() {
     for shell in ["bash", "zsh"] {
         let script = ok(&netecho(&["completions", shell], b""));
-        for command in COMMANDS {
+        for command in common::SUBCOMMANDS {
             let shown = help_flags(command);
             assert!(
                 shown.contains(&"--help".to_string()),
@@ -319,20 +303,7 @@ fn every_help_lists_its_own_flags_first_and_the_shared_ones_together_at_the_end(
     // -v, -q, -4 and -6 work everywhere; among a subcommand's first flags they would split
     // its own (--proto, -v, --addr, -q, -4, --transform, -6, ...).
     let shared = ["-v", "-q", "-4", "-6", "-h"];
-    for sub in [
-        "serve",
-        "send",
-        "bench",
-        "get",
-        "put",
-        "exec",
-        "lab",
-        "ping",
-        "relay",
-        "lesson",
-        "completions",
-        "manpage",
-    ] {
+    for sub in common::SUBCOMMANDS {
         let help = ok(&netecho(&[sub, "-h"], b""));
         let flags: Vec<&str> = help
             .lines()

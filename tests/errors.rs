@@ -104,22 +104,6 @@ fn unknown_protocols_are_usage_errors() {
     }
 }
 
-/// Every subcommand netecho has, as `netecho --help` lists them.
-const SUBCOMMANDS: [&str; 12] = [
-    "serve",
-    "send",
-    "bench",
-    "get",
-    "put",
-    "exec",
-    "lab",
-    "ping",
-    "relay",
-    "lesson",
-    "completions",
-    "manpage",
-];
-
 /// The whole of stderr for a usage error: exit 2 and exactly one line, "error: ...".
 fn one_line(args: &[&str]) -> String {
     let out = netecho(args, b"");
@@ -149,7 +133,7 @@ fn what_was_typed_is_shown_escaped_on_one_line() {
 
 #[test]
 fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
-    for sub in SUBCOMMANDS {
+    for sub in common::SUBCOMMANDS {
         // Between the two, a tip of clap's where it has one (send: `-- --bogus`).
         let line = one_line(&[sub, "--bogus"]);
         let start = format!("error: unexpected argument '--bogus' for 'netecho {sub}'");
@@ -252,7 +236,7 @@ fn clap_usage_errors_keep_clap_s_suggestions() {
 
 #[test]
 fn help_and_version_still_print_to_stdout_and_exit_0() {
-    for sub in SUBCOMMANDS {
+    for sub in common::SUBCOMMANDS {
         let run = netecho(&[sub, "--help"], b"");
         assert!(run.stderr.is_empty(), "{sub} --help wrote to stderr");
         let out = ok(&run);

@@ -785,3 +785,19 @@ pub fn have_aioquic(test: &str) -> bool {
     }
     found
 }
+
+/// Every subcommand netecho has, as `netecho --help` lists them, each with its own --help.
+pub const SUBCOMMANDS: [&str; 12] = [
+    "serve",
+    "send",
+    "bench",
+    "get",
+    "put",
+    "exec",
+    "lab",
+    "ping",
+    "relay",
+    "lesson",
+    "completions",
+    "manpage",
+];
