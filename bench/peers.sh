@@ -13,8 +13,12 @@
 #   replies, iperf3 what its receiver got (half of it is parity). iperf3's loss is shown.
 # Prints one table. Installs sockperf and iperf3 (Debian) when missing.
 #
-# Each figure is the median of ROUNDS runs, netecho and the peer taking turns: sockperf's
-# mean in particular moves by a fifth from run to run on a 2-core machine.
+# Each throughput figure is the median of ROUNDS runs, netecho and the peer taking turns.
+# The ping-pong rows take more, shorter turns (PP_ROUNDS rounds of PP_SECONDS each, default 9
+# of 1 s: netecho, sockperf, netecho, sockperf...): a round trip's time drifts by a fifth
+# over minutes on a 2-core VM, for sockperf as for netecho, so each round's ratio compares
+# two runs a few seconds apart; a row's ratio is the median of its rounds' ratios, and the
+# range columns give the lowest and highest round's ratio, the noise a reader should allow.
 #
 # Placement: a ping-pong round trip is about 7 us with both ends on one core and 15 us with
 # one end on each, and an unpinned run is a mixture that changes from run to run, so every
@@ -32,17 +36,20 @@
 # Every server started is stopped, also on Ctrl-C; a failed run is said on stderr and left out
 # of the medians (shown as - when every run failed).
 #
-#   bench/peers.sh [SECONDS] [ROUNDS]      default: 5 3
+#   bench/peers.sh [SECONDS] [ROUNDS]      the throughput runs and rounds, default: 5 3
 #   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
 #                                          turns: a change measured against the build before it
-#   ROWS=pingpong bench/peers.sh           only the ping-pong rows (a minute, not three)
+#   ROWS=pingpong bench/peers.sh           only the ping-pong rows (under 4 minutes with BASE)
 #   ROWS=tcp bench/peers.sh                only the tcp throughput row
 #   PLACES="2 1 free" bench/peers.sh       ping-pong placements: 2 cores, 1 core, unpinned
+#   PP_ROUNDS=15 PP_SECONDS=1 bench/peers.sh   ping-pong rounds and their length
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 secs=${1:-5}
 rounds=${2:-3}
+pp_rounds=${PP_ROUNDS:-9}
+pp_secs=${PP_SECONDS:-1}
 
 # The cpus this script may run on (its affinity mask, which a container may narrow): the
 # pinned rows use the first two.
@@ -109,10 +116,21 @@ netecho_bench() {
 # netecho_rtt PROTO: "mean p50 p99" of netecho's round trips, microseconds.
 netecho_rtt() {
   local row
-  row=$(netecho_bench "$1" --clients 1 --window 1 --size 64 --duration "${secs}s")
+  row=$(netecho_bench "$1" --clients 1 --window 1 --size 64 --duration "${pp_secs}s")
   # csv: ...,mean_us(8),p50_us(9),p99_us(10),...
   if [ -z "$row" ]; then echo "- - -"; return; fi
   awk -F, '{ print $8, $9, $10 }' <<<"$row"
+}
+
+# bound PROTO PORT: waits (2 s at most) until something is bound to 127.0.0.1:PORT; sockperf
+# says nothing when it listens.
+bound() {
+  local flags
+  flags=$([ "$1" = tcp ] && echo -ltn || echo -lun)
+  for _ in $(seq 100); do
+    ss -H "$flags" "sport = :$2" 2>/dev/null | grep -q . && return
+    sleep 0.02
+  done
 }
 
 # sockperf_rtt PROTO: "mean p50 p99" of sockperf's round trips (twice its latency).
@@ -123,9 +141,8 @@ sockperf_rtt() {
   "${srv_pin[@]}" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   pid=$!
   track "$pid"
-  # sockperf says nothing when it listens: a pause for it to bind.
-  sleep 0.5
-  log=$("${cli_pin[@]}" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
+  bound "$1" "$port"
+  log=$("${cli_pin[@]}" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$pp_secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
   stop "$pid"
   if ! grep -q 'avg-latency=' <<<"$log"; then
     failed "sockperf pp $flag" "$log"
@@ -181,37 +198,62 @@ iperf3_mbps() {
   python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print(round(s.get("lost_percent", 0), 1))' <<<"$json" >>"$bench_dir/iperf3_lost" 2>/dev/null || true
 }
 
-echo "# netecho against sockperf and iperf3 on loopback, ${secs} s per run, median of $rounds rounds"
+# row CELLS...: one line of the table.
+row() { printf '%-26s %12s %12s %12s %10s %10s %9s %11s %11s\n' "$@"; }
+
+# spread VALUES...: "lowest-highest" of the numeric values; `-` when there are none.
+spread() {
+  numbers "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) print lo "-" hi; else print "-" }'
+}
+
+# pingpong_row PROTO LABEL: the rounds of one ping-pong row in turns (netecho, sockperf, the
+# base build), printed as the row and its base row: medians of the round trips, and the
+# median and range of the rounds' ratios (a round whose runs failed is left out).
+pingpong_row() {
+  local proto=$1 label=$2 nm=() np=() sm=() sp=() bm=() bp=() rm=() rp=() qm=() qp=() a b c d e f
+  for _ in $(seq "$pp_rounds"); do
+    read -r a b _ < <(netecho_rtt "$proto")
+    read -r c d _ < <(sockperf_rtt "$proto")
+    nm+=("$a"); np+=("$b"); sm+=("$c"); sp+=("$d")
+    rm+=("$(ratio "$a" "$c")"); rp+=("$(ratio "$b" "$d")")
+    if [ -n "${BASE:-}" ]; then
+      read -r e f _ < <(netecho=$BASE netecho_rtt "$proto")
+      bm+=("$e"); bp+=("$f")
+      qm+=("$(ratio "$e" "$c")"); qp+=("$(ratio "$f" "$d")")
+    fi
+  done
+  local s_mean s_p50
+  s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
+  row "$label" "$(median "${nm[@]}")" "$(median "${np[@]}")" "$s_mean" "$s_p50" \
+    "$(median "${rm[@]}")" "$(median "${rp[@]}")" "$(spread "${rm[@]}")" "$(spread "${rp[@]}")"
+  if [ -n "${BASE:-}" ]; then
+    row "  base build" "$(median "${bm[@]}")" "$(median "${bp[@]}")" "$s_mean" "$s_p50" \
+      "$(median "${qm[@]}")" "$(median "${qp[@]}")" "$(spread "${qm[@]}")" "$(spread "${qp[@]}")"
+  fi
+}
+
+if [ "${ROWS:-}" = pingpong ]; then
+  echo "# netecho against sockperf on loopback"
+else
+  echo "# netecho against sockperf and iperf3 on loopback, throughput: ${secs} s per run, median of $rounds rounds"
+fi
+[ "${ROWS:-}" = tcp ] || echo "# ping-pong: $pp_rounds rounds of $pp_secs s in turns, ratio = median of the rounds' ratios"
 echo "# $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%d), sockperf $(sockperf --version 2>&1 | grep -io 'version [^ ,]*' | head -1 | cut -d' ' -f2), $(iperf3 --version | head -1 | cut -d' ' -f1-2)"
-printf '%-26s %12s %12s %12s %10s %10s %9s\n' measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio_mean ratio_p50
+row measurement netecho_mean netecho_p50 peer_mean peer_p50 ratio_mean ratio_p50 range_mean range_p50
 # ROWS=tcp: no ping-pong rows (an empty list of placements).
 [ "${ROWS:-}" != tcp ] || places=
 for proto in tcp udp; do for where in $places; do
   place "$where"
-  label="$proto RTT us (64 B) $(place_name "$where")"
-  nm=(); np=(); sm=(); sp=()
-  # netecho and sockperf take turns, so a slow minute of the machine hits both.
-  bm=(); bp=()
-  for _ in $(seq "$rounds"); do
-    read -r a b _ < <(netecho_rtt "$proto"); nm+=("$a"); np+=("$b")
-    read -r a b _ < <(sockperf_rtt "$proto"); sm+=("$a"); sp+=("$b")
-    if [ -n "${BASE:-}" ]; then
-      read -r a b _ < <(netecho=$BASE netecho_rtt "$proto"); bm+=("$a"); bp+=("$b")
-    fi
-  done
-  n_mean=$(median "${nm[@]}"); n_p50=$(median "${np[@]}")
-  s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
-  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "$label" "$n_mean" "$n_p50" "$s_mean" "$s_p50" "$(ratio "$n_mean" "$s_mean")" "$(ratio "$n_p50" "$s_p50")"
-  if [ -n "${BASE:-}" ]; then
-    b_mean=$(median "${bm[@]}"); b_p50=$(median "${bp[@]}")
-    printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b_mean" "$b_p50" "$s_mean" "$s_p50" "$(ratio "$b_mean" "$s_mean")" "$(ratio "$b_p50" "$s_p50")"
-  fi
+  pingpong_row "$proto" "$proto RTT us (64 B) $(place_name "$where")"
 done; done
 srv_pin=(); cli_pin=()
+range_note="# ping-pong ratios: the median of $pp_rounds rounds' ratios (netecho / sockperf, runs seconds apart);
+# range: the lowest and highest round's ratio."
 placement_note="# ping-pong placement, the same for netecho and sockperf: 2 cores = servers on cpu ${cpus[0]} and
 # clients on cpu ${cpus[1]:-${cpus[0]}}, 1 core = both on cpu ${cpus[0]} (taskset), unpinned = where the scheduler puts them."
 if [ "${ROWS:-}" = pingpong ]; then
   echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00."
+  echo "$range_note"
   echo "$placement_note"
   echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
   bench_end
@@ -223,10 +265,10 @@ for _ in $(seq "$rounds"); do
   [ -z "${BASE:-}" ] || bt+=("$(netecho=$BASE netecho_mbps)")
 done
 n=$(median "${nt[@]}"); i=$(median "${it[@]}")
-printf '%-26s %12s %12s %12s %10s %10s %9s\n' "tcp MB/s (64 KiB)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")" "-"
+row "tcp MB/s (64 KiB)" "$n" - "$i" - "$(ratio "$n" "$i")" - - -
 if [ -n "${BASE:-}" ]; then
   b=$(median "${bt[@]}")
-  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
+  row "  base build" "$b" - "$i" - "$(ratio "$b" "$i")" - - -
 fi
 if [ "${ROWS:-}" = tcp ]; then
   echo "# ratio: netecho / peer. Target: tcp throughput ratio >= 0.60; unpinned, netecho and iperf3 alike."
@@ -240,13 +282,14 @@ for _ in $(seq "$rounds"); do
   [ -z "${BASE:-}" ] || bt+=("$(netecho=$BASE netecho_udp_mbps)")
 done
 n=$(median "${nt[@]}"); i=$(median "${it[@]}")
-printf '%-26s %12s %12s %12s %10s %10s %9s\n' "udp MB/s ($udp_size B)" "$n" "-" "$i" "-" "$(ratio "$n" "$i")" "-"
+row "udp MB/s ($udp_size B)" "$n" - "$i" - "$(ratio "$n" "$i")" - - -
 if [ -n "${BASE:-}" ]; then
   b=$(median "${bt[@]}")
-  printf '%-26s %12s %12s %12s %10s %10s %9s\n' "  base build" "$b" "-" "$i" "-" "$(ratio "$b" "$i")" "-"
+  row "  base build" "$b" - "$i" - "$(ratio "$b" "$i")" - - -
 fi
 echo "# ratio: netecho / peer. Targets: udp latency ratio <= 1.05, tcp <= 1.00; throughput ratio:"
 echo "# tcp >= 0.60, udp >= 0.50. iperf3 -u -w $iperf3_buf lost $(tr '\n' ' ' <"$bench_dir/iperf3_lost" 2>/dev/null)% at its receiver."
+echo "$range_note"
 echo "$placement_note"
 echo "# The throughput rows run unpinned, netecho and iperf3 alike."
 echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end: other work on the machine moves every figure."
