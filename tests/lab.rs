@@ -462,9 +462,26 @@ fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
         "{}",
         models[0]
     );
+    for m in models {
+        let served = m["many_served_clients"].as_u64().unwrap();
+        let failed = m["many_failed_clients"].as_u64().unwrap();
+        assert_eq!(served + failed, 16, "{m}");
+    }
     let table = ok(&lab(&["lab", "--quick", "--models"]));
     assert_eq!(too_wide(&table), Vec::<&str>::new(), "{table}");
     assert!(table.starts_with("model "), "{table}");
+    // The row and its sentence agree on how many of the 16 were served.
+    let iterative = table.lines().find(|l| l.starts_with("iterative ")).unwrap();
+    let served = iterative.split_whitespace().last().unwrap();
+    let (n, of) = served.split_once('/').unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(of, "16", "{table}");
+    let said = match n {
+        "16" => "were all answered".to_string(),
+        "1" => "only 1 was served".to_string(),
+        n => format!("only {n} were served"),
+    };
+    let flat = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&said), "{said:?} missing:\n{table}");
 }
 
 #[test]
@@ -504,5 +521,111 @@ fn lab_help_lists_only_what_the_lab_takes_and_the_server_flags_are_refused() {
             line.contains(&format!("unexpected argument '{}'", flags[0])),
             "{line}"
         );
+    }
+}
+
+/// What a terminal shows of `raw`: each line, and each status line a carriage return
+/// replaces, with colour and erase sequences taken out.
+fn screen_lines(raw: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A temporary directory as deep as a student's home can make it, for TMPDIR: the lab's
+/// socket files, and its status lines, name it (a Unix socket path still fits 108 bytes).
+fn long_tmpdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = common::tempdir();
+    let deep = dir
+        .path()
+        .join("home-of-student-with-a-rather-long-user-name/tmp");
+    std::fs::create_dir_all(&deep).unwrap();
+    (dir, deep)
+}
+
+#[test]
+fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_names_it() {
+    let _turn = one_lab_at_a_time();
+    let (_dir, tmp) = long_tmpdir();
+    // `script` gives the lab a terminal: its status lines show, as a class sees them.
+    let cmd = format!("{} lab --quick", common::bin());
+    let child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("COLUMNS", "80")
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils)");
+    let out = common::output_within(child, "lab --quick on a terminal", Duration::from_secs(120));
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    let lines = screen_lines(&screen);
+    let wide: Vec<&String> = lines.iter().filter(|l| l.chars().count() > 80).collect();
+    assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
+    // The status lines ran (the path of the unix rows' sockets among them), each row called
+    // by its table name: the tls row is not a second tcp.
+    assert!(
+        lines.iter().any(|l| l.starts_with("lab: [5/9] unix ")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "lab: [8/9] tls 127.0.0.1"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "lab: [2/9] tcp6 [::1]"),
+        "{lines:#?}"
+    );
+    // Loopback loses nothing: a TCP resend there is no loss.
+    assert!(!screen.contains("the loss shows"), "{screen}");
+    // The boundaries table says every byte came back, and that its bursts are its own.
+    assert!(screen.contains("reads  bytes  messages"), "{screen}");
+    assert!(
+        screen.contains("each line is a burst of its own"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn without_raw_sockets_the_lab_says_so_within_80_columns() {
+    if !common::can_drop_net_raw("without_raw_sockets_the_lab_says_so_within_80_columns") {
+        return;
+    }
+    let _turn = one_lab_at_a_time();
+    let (_dir, tmp) = long_tmpdir();
+    let child = common::without_net_raw(&["lab", "--quick", "--format", "json"])
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::output_within(child, "lab without CAP_NET_RAW", Duration::from_secs(120));
+    let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("lab: raw rows skipped"), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert_eq!(too_wide(&err), Vec::<&str>::new(), "{err}");
+    // Every byte of each boundaries burst came back, however the reads cut it.
+    for b in doc["boundaries"].as_array().unwrap() {
+        assert_eq!(b["bytes"], 800, "{b}");
     }
 }

@@ -1120,3 +1120,64 @@ fn a_run_that_sends_no_message_where_done_belongs_is_logged_as_what_it_sent() {
         assert!(!line.contains("no lab Hello"), "{line}");
     }
 }
+
+/// `lab --quick ARGS` on this host, to its end: stdout and stderr.
+fn lab_here(args: &[&str]) -> (String, String) {
+    let child = Command::new(bin())
+        .args(["lab", "--quick"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab");
+    ok_output(child, &format!("lab --quick {args:?}"), RUN)
+}
+
+#[test]
+fn a_run_on_the_servers_own_host_hears_of_a_rate_limit_only_when_one_was_given() {
+    // The default rate spares this host's own addresses: no limit to tell of.
+    let (server, _, _) = loopback_lab(&[]);
+    let control = format!("127.0.0.1:{}", server.port());
+    let (json, _) = lab_here(&["--format", "json", &control]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["meta"]["parameters"]["server_rate"], 0, "{doc}");
+    let notes = doc["remote"].to_string();
+    assert!(!notes.contains("per second"), "{notes}");
+    // The table and everything said on stderr fit 80 columns; each note about a row names
+    // it as the table does, once.
+    let (table, log) = lab_here(&[&control]);
+    let wide: Vec<&str> = table
+        .lines()
+        .chain(log.lines())
+        .filter(|l| l.chars().count() > 80)
+        .collect();
+    assert!(
+        wide.is_empty(),
+        "wider than 80 columns: {wide:#?}\n{table}{log}"
+    );
+    assert!(!table.contains("per second per address"), "{table}");
+    for row in ["tcp", "udp"] {
+        let notes = table
+            .lines()
+            .filter(|l| l.starts_with(&format!("- {row}:")))
+            .count();
+        assert_eq!(notes, 1, "{row}:\n{table}");
+    }
+    assert!(
+        !table.contains("the loss shows"),
+        "loopback loses nothing:\n{table}"
+    );
+    drop(server);
+    // Given, the rate binds this host too, and the run is told.
+    let (server, _, _) = loopback_lab(&["--rate-limit", "100000"]);
+    let control = format!("127.0.0.1:{}", server.port());
+    let (json, _) = lab_here(&["--format", "json", &control]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["meta"]["parameters"]["server_rate"], 100000, "{doc}");
+    let notes = doc["remote"].to_string();
+    assert!(
+        notes.contains("at most 100000 datagrams per second per address"),
+        "{notes}"
+    );
+}

@@ -340,6 +340,13 @@ impl Fx {
     }
 }
 
+/// Whether `ip` is one of this host's addresses (loopback among them): where the default
+/// rate does not apply.
+pub(crate) fn is_this_host(ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    ip.is_loopback() || local_ips().contains(&ip)
+}
+
 /// Whether `to` reaches the socket bound to `own`: the same port on the same address, on
 /// any address of this host for a wildcard, or the wildcard itself (which connect(2) takes
 /// for this host).

@@ -17,7 +17,7 @@ use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
 use crate::transport::{self, Conn, Received, SocketOptions};
 
 use super::plan::{BURST, BURST_SIZE, HOL_MESSAGES, HOL_SIZE, Plan, SETUPS};
-use super::rows::{BoundaryRow, HeadOfLine, Row, TcpInfoRow, Waits};
+use super::rows::{BoundaryRow, HeadOfLine, Row, TcpInfoRow, Waits, on_loopback};
 use super::why::{self, why};
 
 /// How long the lab waits for a reply before it counts the request as lost.
@@ -40,7 +40,14 @@ pub(super) fn once_more<T>(
     mut measure: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     measure().or_else(|e| {
-        tracing::warn!("lab: {what}: {e:#}; measuring it once more");
+        // Stopped by Ctrl-C: the clean-up removed what was being measured; no retry to tell.
+        if local::stopping() {
+            return Err(e);
+        }
+        super::say(
+            tracing::Level::WARN,
+            &format!("lab: {what}: {e:#}; measuring it once more"),
+        );
         measure()
     })
 }
@@ -78,6 +85,7 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
             cwnd: t.mean_cwnd(),
         }),
         latency: None,
+        lossless: plan.lossless || on_loopback(&target.addr.to_string()),
     };
     let (p50, p50s) = p50_of_rounds(rounds.p50s);
     if let Some(p50) = p50 {
@@ -94,6 +102,14 @@ fn row_name(target: &Target) -> String {
     match (target.proto, local::trust(target)) {
         (SockProto::Quic, _) | (_, None) => target.proto.to_string(),
         (_, Some(_)) => "tls".into(),
+    }
+}
+
+/// The name the table will give `target`'s row, for the progress line.
+pub(super) fn target_name(target: &Target) -> String {
+    match v6(&target.addr) {
+        true => format!("{}6", row_name(target)),
+        false => row_name(target),
     }
 }
 
@@ -256,6 +272,7 @@ pub(super) fn boundary_row(target: &Target, framing: Framing) -> Result<Boundary
         sends: BURST,
         reads: got.reads,
         messages,
+        bytes: got.replies.iter().map(Vec::len).sum(),
     })
 }
 

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
-use tracing::{info, warn};
+use tracing::{Level, info, warn};
 
 use crate::client::local::LocalServers;
 use crate::endpoint::{Proto, SockProto, Target};
@@ -37,7 +37,7 @@ use crate::transport::framing::Framing;
 use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, head_of_line, measure};
 use netns::{Netns, SERVER_IP, SERVER_IP6};
 use pin::{Cores, pin};
-use plan::{BURST, BURST_SIZE, CASES, Plan, SETUPS};
+use plan::{BURST, BURST_SIZE, CASES, Plan, SETUPS, case_name};
 use raw::measure_raw;
 use render::Lab;
 use rows::{BoundaryRow, Row};
@@ -98,9 +98,12 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
         .context("write to stdout")?;
-    info!(
-        "lab finished in {:.1} s{removed}",
-        started.elapsed().as_secs_f64()
+    say(
+        Level::INFO,
+        &format!(
+            "lab finished in {:.1} s{removed}",
+            started.elapsed().as_secs_f64()
+        ),
     );
     Ok(())
 }
@@ -162,9 +165,16 @@ fn on_this_machine(
 ) -> Result<String> {
     let servers = LocalServers::new()?;
     let mut rows = Vec::new();
-    for (i, (proto, ipv6, flags)) in CASES.iter().enumerate() {
+    for (i, case) in CASES.iter().enumerate() {
+        let (proto, ipv6, flags) = case;
         let addr = servers.address_for(proto.proto(), *ipv6);
-        progress(&format!("[{}/{}] {proto} {addr}", i + 1, CASES.len()));
+        let shown = addr.strip_suffix(":0").unwrap_or(&addr);
+        progress(&format!(
+            "[{}/{}] {} {shown}",
+            i + 1,
+            CASES.len(),
+            case_name(case)
+        ));
         let target = start_pinned(|| servers.start(*proto, &addr, flags), cores)?;
         rows.push(measure(&target, plan)?);
     }
@@ -219,7 +229,7 @@ fn label(r: &Row) -> String {
 /// Raw rows need CAP_NET_RAW: without it the lab says so and measures the rest.
 fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result<Vec<Row>> {
     if let Err(e) = transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
-        warn!("lab: raw rows skipped: {e:#}");
+        say(Level::WARN, &format!("lab: raw rows skipped: {e:#}"));
         return Ok(Vec::new());
     }
     [false, true]
@@ -262,8 +272,11 @@ fn across_namespaces(
 ) -> Result<String> {
     let servers = LocalServers::new()?;
     let ns = Netns::create(servers.namespaces(), netns.loss, netns.rate)?;
-    for note in &ns.notes {
-        info!("{note}");
+    // The table repeats them under it; the other formats carry them only in their data.
+    if settings.format != Format::Table {
+        for note in &ns.notes {
+            say(Level::INFO, note);
+        }
     }
     let prefix = ns.server_prefix();
     // The rows of the plan that cross machines, IPv4 and IPv6 (tls and quic among them).
@@ -278,6 +291,11 @@ fn across_namespaces(
             start_pinned(|| servers.start_in(&prefix, *proto, &addr, flags), cores)
         })
         .collect::<Result<Vec<_>>>()?;
+    let plan = &Plan {
+        // A rate limit's queue drops what overflows it: loss too.
+        lossless: netns.loss == 0.0 && netns.rate.is_none(),
+        ..plan.clone()
+    };
     let (rows, hol) = measure_from_client_side(&ns, &targets, plan)?;
     let mut notes = ns.notes.clone();
     notes.extend(hol);
@@ -316,9 +334,11 @@ fn measure_from_client_side(
                     .enumerate()
                     .map(|(i, target)| {
                         progress(&format!(
-                            "[{}/{}] {target} across namespaces",
+                            "[{}/{}] {} {} across namespaces",
                             i + 1,
-                            targets.len()
+                            targets.len(),
+                            measure::target_name(target),
+                            target.addr
                         ));
                         measure(target, plan)
                     })
@@ -331,17 +351,86 @@ fn measure_from_client_side(
     })
 }
 
-/// A status line on stderr, only when it is a terminal.
+/// A status line on stderr, only when it is a terminal: one line narrower than the
+/// terminal (a long path cut in the middle), so the carriage return that replaces it, or
+/// clears it before the table, clears all of it.
 fn progress(what: &str) {
     use std::io::IsTerminal;
     let mut err = std::io::stderr();
     if err.is_terminal() {
-        let _ = write!(err, "\r\x1b[2Klab: {what}");
+        let line = fit(&format!("lab: {what}"), terminal_width().saturating_sub(1));
+        let _ = write!(err, "\r\x1b[2K{line}");
         if what.is_empty() {
             let _ = write!(err, "\r\x1b[2K");
         }
         let _ = err.flush();
     }
+}
+
+/// The columns of the terminal on stderr (TIOCGWINSZ), else $COLUMNS, else 80.
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct it is given, nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if asked == 0 && size.ws_col > 0 {
+        return size.ws_col.into();
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&c: &usize| c > 0)
+        .unwrap_or(report::table::WIDTH)
+}
+
+/// `text` within `width` characters: its middle left out (`...`) when longer, so both the
+/// start (what is measured) and the end (a socket file's name) stay.
+fn fit(text: &str, width: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return text.to_string();
+    }
+    let keep = width.saturating_sub(3);
+    let head = keep / 2;
+    let tail = keep - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("...");
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// What a level's tag takes of a log line: " INFO ", " WARN ".
+const LEVEL_TAG: usize = 6;
+
+/// A message of the lab's on stderr at `level`, as log lines that fit 80 columns with
+/// their tag: wrapped at spaces, a word longer than a line (a path) cut, each line after
+/// the first indented. A class reads the lab on a terminal that wide.
+pub(super) fn say(level: Level, text: &str) {
+    for line in log_lines(text, report::table::WIDTH - LEVEL_TAG) {
+        match level {
+            Level::ERROR | Level::WARN => warn!("{line}"),
+            _ => info!("{line}"),
+        }
+    }
+}
+
+/// `text` as lines of at most `width` characters, the ones after the first indented.
+fn log_lines(text: &str, width: usize) -> Vec<String> {
+    const INDENT: &str = "  ";
+    let piece = width - INDENT.len();
+    let words: Vec<String> = text
+        .split_whitespace()
+        .flat_map(|word| {
+            let chars: Vec<char> = word.chars().collect();
+            chars
+                .chunks(piece)
+                .map(|c| c.iter().collect::<String>())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    report::table::wrap(&words.join(" "), "", INDENT, width)
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]

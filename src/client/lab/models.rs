@@ -33,6 +33,8 @@ pub(super) struct ModelRow {
     pub many_sent: u64,
     pub many_lost: u64,
     pub many_failed_clients: u64,
+    /// Clients of the many answered to the end of the run: [`MANY`] less the failed.
+    pub many_served_clients: u64,
     /// The first failed client's error, as the load loop saw it.
     pub many_first_error: Option<String>,
     pub why: String,
@@ -58,7 +60,10 @@ pub(super) fn measure_models(
         // Where io_uring is refused, its row is left out with the reason, not the lab.
         .filter(|&&model| match model {
             "uring" => crate::server::uring::available()
-                .inspect_err(|e| tracing::warn!("lab --models: no uring row: {e:#}"))
+                .inspect_err(|e| {
+                    let line = format!("lab --models: no uring row: {e:#}");
+                    super::say(tracing::Level::WARN, &line);
+                })
                 .is_ok(),
             _ => true,
         })
@@ -86,6 +91,7 @@ fn measure_model(model: &'static str, target: &Target, plan: &Plan) -> Result<Mo
         many_sent: many.sent,
         many_lost: many.lost,
         many_failed_clients: many.failed_clients,
+        many_served_clients: (MANY as u64).saturating_sub(many.failed_clients),
         many_first_error: many.first_error.clone(),
         why: String::new(),
     };
@@ -133,7 +139,50 @@ pub(super) fn why(r: &ModelRow) -> String {
             r.many_clients
         ));
     }
+    parts.extend(stalls(r));
     parts.join("; ")
+}
+
+/// How far below what its p50 allows a run's msg/s may fall before the sentence calls the
+/// run stalled.
+const STALL: f64 = 4.0;
+
+/// The messages per second `clients` clients, one message in flight each, move when every
+/// round trip takes `p50`; `None` when the run moved that many or near: `Some` when most of
+/// its time went to a few long waits (a busy machine, a retransmission), so its msg/s
+/// tells of those, not of the model.
+fn stalled(clients: usize, p50: f64, per_s: f64) -> Option<f64> {
+    let allows = clients as f64 * 1e6 / p50.max(1.0);
+    (per_s * STALL < allows).then_some(allows.round())
+}
+
+/// The runs whose msg/s its own p50 contradicts, said, so a ratio between them is not
+/// taken for the model's.
+fn stalls(r: &ModelRow) -> Option<String> {
+    let one = stalled(1, r.one_latency_us.p50, r.one_messages_per_s).map(|allows| {
+        format!(
+            "one client moved {} msg/s where its p50 allows {allows}",
+            r.one_messages_per_s
+        )
+    });
+    // A client still waiting at the end stalls the many by design (iterative).
+    let many = match r.many_failed_clients {
+        0 => stalled(r.many_clients, r.many_latency_us.p50, r.many_messages_per_s),
+        _ => None,
+    }
+    .map(|allows| {
+        format!(
+            "{} clients moved {} msg/s where their p50 allows {allows}",
+            r.many_clients, r.many_messages_per_s
+        )
+    });
+    let said: Vec<String> = one.into_iter().chain(many).collect();
+    (!said.is_empty()).then(|| {
+        format!(
+            "compare with care: {}, a run that stalled on a few long waits (a busy machine)",
+            said.join(", and ")
+        )
+    })
 }
 
 fn columns() -> Vec<Column<ModelRow>> {
@@ -146,6 +195,9 @@ fn columns() -> Vec<Column<ModelRow>> {
         Column::right("n:p99", |r| format!("{:.0}", r.many_latency_us.p99)),
         Column::right("n:msg/s", |r| format!("{:.0}", r.many_messages_per_s)),
         Column::right("n:lost", |r| r.many_lost.to_string()),
+        Column::right("served", |r| {
+            format!("{}/{}", r.many_served_clients, r.many_clients)
+        }),
     ]
 }
 
@@ -181,7 +233,9 @@ pub(super) fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
             }
             let legend = format!(
                 "tcp on loopback, 64-byte messages, one in flight per client; 1: one client, \
-                 n: {MANY} clients at once; times in us; lost = requests unanswered"
+                 n: {MANY} clients at once; times in us; lost = requests unanswered (a stream \
+                 loses none); served = clients of the {MANY} answered to the end, the others \
+                 still waiting for a reply when the run ended"
             );
             text.push('\n');
             text.push_str(&report::table::wrap(&legend, "", "", 80));
@@ -216,6 +270,7 @@ mod tests {
             many_sent: 1000,
             many_lost: lost,
             many_failed_clients: 0,
+            many_served_clients: MANY as u64,
             many_first_error: None,
             why: String::new(),
         }
@@ -244,6 +299,36 @@ mod tests {
             threads.contains("p50 20 us alone, 200 us among 16"),
             "{threads}"
         );
+    }
+
+    #[test]
+    fn a_run_its_own_p50_contradicts_is_to_be_compared_with_care() {
+        let mut slow = row("threads", 155, 0);
+        slow.one_latency_us = p(466);
+        slow.one_messages_per_s = 18.0;
+        slow.many_messages_per_s = 33309.0;
+        let s = why(&slow);
+        assert!(
+            s.contains("compare with care: one client moved 18 msg/s where its p50 allows 2146"),
+            "{s}"
+        );
+        let mut steady = row("event", 30, 0);
+        steady.many_messages_per_s = 400000.0;
+        assert!(
+            !why(&steady).contains("compare with care"),
+            "{}",
+            why(&steady)
+        );
+        let mut stuck = row("iterative", 20, 0);
+        stuck.many_failed_clients = 15;
+        stuck.many_served_clients = 1;
+        stuck.many_messages_per_s = 10.0;
+        assert!(!why(&stuck).contains("compare with care"));
+        let mut meta = Meta::now(serde_json::Map::new());
+        meta.command = "netecho lab --models".into();
+        let text = render(Format::Table, &[stuck], &meta);
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.ends_with(" 0    1/16"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::report::html;
 
 use super::plan::{BURST, BURST_SIZE};
-use super::render::{FRAMING_NOTE, Lab, boundary_columns, legend, narrow_columns};
+use super::render::{FRAMING_NOTES, Lab, boundary_columns, legend, narrow_columns};
 use super::why::consequence;
 
 /// The page of `lab`, with `svg` as its plot and `notes` on what was set up (namespaces, a
@@ -38,7 +38,7 @@ pub(super) fn render(lab: &Lab, svg: &str, notes: &[String], heading: &str) -> S
         let text = html::paragraphs([format!(
             "{BURST} sends of {BURST_SIZE} bytes back to back on a stream."
         )]) + &html::table(&boundary_columns(), lab.boundaries, None)
-            + &html::paragraphs([FRAMING_NOTE]);
+            + &html::paragraphs(FRAMING_NOTES);
         body.push_str(&html::section("boundaries", "Message boundaries", &text));
     }
     html::page("netecho lab", lab.meta, &body)

@@ -30,6 +30,16 @@ pub(super) const CASES: [Case; 9] = [
     (SockProto::Quic, false, &[]),
 ];
 
+/// A case's name as its row in the table will have it: tls for tcp with `--tls`, a 6 over
+/// IPv6.
+pub(super) fn case_name((proto, v6, flags): &Case) -> String {
+    match (flags.contains(&"--tls"), v6) {
+        (true, _) => "tls".into(),
+        (false, true) => format!("{proto}6"),
+        (false, false) => proto.to_string(),
+    }
+}
+
 /// Head-of-line blocking across namespaces: this many messages sent at once, each big
 /// enough to fill a packet of its own, on one tcp connection and as as many quic streams.
 pub(super) const HOL_MESSAGES: usize = 16;
@@ -47,6 +57,9 @@ pub(super) struct Plan {
     pub window: usize,
     /// Bursts of [`HOL_MESSAGES`] for the head-of-line comparison, per protocol.
     pub hol_rounds: usize,
+    /// Nothing between the ends drops a packet (namespaces without --loss); loopback is
+    /// told by the address.
+    pub lossless: bool,
 }
 
 impl Plan {
@@ -60,6 +73,7 @@ impl Plan {
                 clients: 2,
                 window: 8,
                 hol_rounds: 8,
+                lossless: false,
             }
         } else {
             // Eleven rows as root (two of them raw, two secure): about 30 s in all.
@@ -70,6 +84,7 @@ impl Plan {
                 clients: 4,
                 window: 16,
                 hol_rounds: 30,
+                lossless: false,
             }
         }
     }

@@ -117,6 +117,8 @@ fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row>
         why: String::new(),
         latency: Some(latency),
         tcp_info: None,
+        // Raw rows have no TCP to resend; nothing in their sentence hangs on it.
+        lossless: plan.lossless,
     };
     row.why = why(target.proto, v6(&target.addr), &row);
     Ok(row)

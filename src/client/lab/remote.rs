@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::{info, warn};
+use tracing::Level;
 
 use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
 use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError, WireError};
@@ -26,7 +26,7 @@ use super::plan::{CASES, Plan};
 use super::raw::measure_raw;
 use super::render::{self, Lab};
 use super::rows::{Row, SCHEMA};
-use super::{LabConfig, measure::measure, progress, write_files};
+use super::{LabConfig, measure::measure, progress, say, write_files};
 
 /// The longest the server may stay silent while this run waits (it speaks every 2 s).
 const QUEUE_SILENCE: Duration = Duration::from_secs(15);
@@ -73,7 +73,10 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let (offer, first_place) = wait_turn(&conn, host, settings.wait)?;
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);
-    info!("{}", path.describe());
+    // The table says it under it; the other formats in their data.
+    if settings.format != Format::Table {
+        say(Level::INFO, &path.describe());
+    }
     let rows = measure_offered(&offer, server, plan);
     // The turn ends whatever the rows did: the next run waits for it.
     let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
@@ -248,9 +251,12 @@ fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u
                 first.get_or_insert(place);
                 if told != Some(place) {
                     let runs = if measuring == 1 { "run" } else { "runs" };
-                    info!(
-                        "lab: the server {host} is measuring {measuring} {runs}; this run is \
-                         number {place} in its queue and waits its turn"
+                    say(
+                        Level::INFO,
+                        &format!(
+                            "lab: this run is number {place} in its queue and waits its \
+                             turn (the server {host} is measuring {measuring} {runs})"
+                        ),
                     );
                     progress(&format!("number {place} in the queue of {host}"));
                     told = Some(place);
@@ -340,7 +346,13 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
         .iter()
         .enumerate()
         .map(|(i, target)| {
-            progress(&format!("[{}/{}] {target}", i + 1, targets.len()));
+            let name = super::measure::target_name(target);
+            progress(&format!(
+                "[{}/{}] {name} {}",
+                i + 1,
+                targets.len(),
+                target.addr
+            ));
             let (target, plan_row) = (target.clone(), plan.clone());
             within_run(&target.to_string(), until, plan, move || {
                 measure(&target, &plan_row)
@@ -407,7 +419,10 @@ fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Option<Row>
     };
     let ip = server.ip().to_canonical();
     if let Err(e) = transport::raw::open(ip.is_ipv6(), i32::from(ip_proto), "raw") {
-        warn!("lab: the server offers raw, but this run cannot open raw sockets: {e:#}");
+        say(
+            Level::WARN,
+            &format!("lab: the server offers raw, but this run cannot open raw sockets: {e:#}"),
+        );
         return Ok(None);
     }
     let target = Endpoint {
@@ -440,9 +455,12 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
         ),
         path.describe(),
         format!(
-            "shared the server with {} other runs while measuring (at most {} at once; the \
+            "shared the server with {} other {} while measuring (at most {} at once; the \
              server lets {} measure at once)",
-            a.shared_with, a.most_at_once, offer.max_runs
+            a.shared_with,
+            if a.shared_with == 1 { "run" } else { "runs" },
+            a.most_at_once,
+            offer.max_runs
         ),
     ];
     notes.push(match shared.first_place {

@@ -2,16 +2,21 @@
 //! table, CSV and JSON. The table and CSV writers are the reports' own; this file only says
 //! which columns the lab shows.
 
-use crate::endpoint::Family;
 use crate::report::{self, Cause, Column, Format, Layout, Meta};
 
 use super::plan::{BURST, BURST_SIZE};
 use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA, TcpInfoRow};
 use super::why::consequence;
 
-/// Under the boundaries table: what it shows.
-pub(super) const FRAMING_NOTE: &str = "without framing a stream returns whatever bytes have arrived: \
-    several sends can come back in one read; a line or length framing recovers every message";
+/// Under the boundaries table: what it shows, and why its counts may differ from the rows'.
+pub(super) const FRAMING_NOTES: [&str; 2] = [
+    "without framing a stream returns whatever bytes have arrived: several sends can come \
+     back in one read, every byte there (bytes) but no send told apart from the next \
+     (messages counts only reads that held exactly one); a line or length framing \
+     recovers every message",
+    "each line is a burst of its own, sent after the rows' bursts: how sends merge depends \
+     on the moment, so its reads can differ from a row's sentence",
+];
 
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -19,14 +24,6 @@ fn yes(b: bool) -> &'static str {
 
 fn family(r: &Row) -> String {
     r.family.map_or("-", |f| f.name()).to_string()
-}
-
-/// A row's short name: its protocol, with a 6 over IPv6 (as raw6:// names it).
-fn name(r: &Row) -> String {
-    match r.family {
-        Some(Family::Inet6) => format!("{}6", r.proto),
-        _ => r.proto.clone(),
-    }
 }
 
 /// The share of requests lost, short: 0, 0.04%, 70%.
@@ -53,7 +50,7 @@ fn spread(r: &Row) -> String {
 /// The 80-column table's columns; [`LEGEND`] gives their units.
 pub(super) fn narrow_columns() -> Vec<Column<Row>> {
     vec![
-        Column::left("proto", name),
+        Column::left("proto", Row::name),
         Column::right("setup", |r| r.setup_us.to_string()),
         // Whole microseconds keep the table within 80 columns.
         Column::right("p50", |r| format!("{:.0}", r.latency_us.p50)),
@@ -141,6 +138,7 @@ fn csv_columns<'a>() -> Vec<Column<Line<'a>>> {
         Column::right("sends", |l| b(l, |b| b.sends.to_string())),
         Column::right("reads", |l| b(l, |b| b.reads.to_string())),
         Column::right("messages", |l| b(l, |b| b.messages.to_string())),
+        Column::right("bytes", |l| b(l, |b| b.bytes.to_string())),
     ]);
     columns
 }
@@ -217,6 +215,7 @@ pub(super) fn boundary_columns() -> Vec<Column<BoundaryRow>> {
         Column::left("framing", |b| b.framing.clone()),
         Column::left("sends", |b| b.sends.to_string()),
         Column::right("reads", |b| b.reads.to_string()),
+        Column::right("bytes", |b| b.bytes.to_string()),
         Column::right("messages", |b| b.messages.to_string()),
     ]
 }
@@ -289,7 +288,7 @@ fn table(layout: Layout, lab: &Lab) -> String {
         "\nMessage boundaries: {BURST} sends of {BURST_SIZE} bytes back to back on a stream\n"
     ));
     text.push_str(&report::table::render(&boundary_columns(), lab.boundaries));
-    text.push_str(&list(layout, [FRAMING_NOTE]));
+    text.push_str(&list(layout, FRAMING_NOTES));
     text
 }
 

@@ -48,6 +48,31 @@ pub(crate) struct Row {
     /// The ping-pong round trips, for the plot.
     #[serde(skip)]
     pub latency: Option<Histogram<u64>>,
+    /// Nothing between the ends drops a packet (loopback, or namespaces without --loss):
+    /// a TCP resend there is a timer's, not loss.
+    #[serde(skip)]
+    pub lossless: bool,
+}
+
+impl Row {
+    /// The row's name as the table shows it: its protocol, with a 6 over IPv6 (as raw6://
+    /// names it), so every note about the row names it the same way.
+    pub(crate) fn name(&self) -> String {
+        match self.family {
+            Some(Family::Inet6) => format!("{}6", self.proto),
+            _ => self.proto.clone(),
+        }
+    }
+}
+
+/// Whether `address` (IP:PORT or a bare IP) is on loopback, where no wire lies between the
+/// ends.
+pub(crate) fn on_loopback(address: &str) -> bool {
+    let ip = match address.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a.ip()),
+        Err(_) => address.parse::<std::net::IpAddr>().ok(),
+    };
+    ip.is_some_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// TCP_INFO of a row's connections: how TCP turned loss into latency.
@@ -69,7 +94,10 @@ pub(crate) struct BoundaryRow {
     pub framing: String,
     pub sends: usize,
     pub reads: usize,
+    /// Sends told apart on the way back: unframed, reads that held exactly one.
     pub messages: usize,
+    /// Bytes of the replies, all reads together: what came back, told apart or not.
+    pub bytes: usize,
 }
 
 /// `--format json` of a lab on this machine.

@@ -66,6 +66,7 @@ fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row
         why: why.into(),
         tcp_info: None,
         latency: None,
+        lossless: true,
     }
 }
 
@@ -121,6 +122,7 @@ fn boundaries() -> Vec<BoundaryRow> {
         sends: 50,
         reads,
         messages,
+        bytes: 800,
     };
     vec![b("tcp", "none", 2, 0), b("unix", "length", 1, 50)]
 }
@@ -138,10 +140,11 @@ udp             AF_INET   SOCK_DGRAM             8      10      30        40   9
 - udp
 
 Message boundaries: 50 sends of 16 bytes back to back on a stream
-proto  framing  sends  reads  messages
-tcp    none     50         2         0
-unix   length   50         1        50
-- without framing a stream returns whatever bytes have arrived: several sends can come back in one read; a line or length framing recovers every message
+proto  framing  sends  reads  bytes  messages
+tcp    none     50         2    800         0
+unix   length   50         1    800        50
+- without framing a stream returns whatever bytes have arrived: several sends can come back in one read, every byte there (bytes) but no send told apart from the next (messages counts only reads that held exactly one); a line or length framing recovers every message
+- each line is a burst of its own, sent after the rows' bursts: how sends merge depends on the moment, so its reads can differ from a row's sentence
 ";
     assert_eq!(
         with(&rows(), &boundaries(), |lab| render::on_this_machine(
@@ -166,13 +169,21 @@ udp             AF_INET   SOCK_DGRAM             8      10      30        40   9
 - udp
 
 - loss 5% each way
-- tcp: 2 retransmits over 4 connections (TCP_INFO), smoothed rtt 40 us, cwnd 10 segments; nothing lost to the program, the loss shows as latency: p50 12 us, p99.9 48 us
+- tcp6: 2 retransmits over 4 connections (TCP_INFO); smoothed rtt 40 us, cwnd 10 segments; nothing lost to the program, the loss shows as latency: p50 12 us, p99.9 48 us
 - unix-seqpacket: none of 200100 datagrams lost; one lost would stay lost, nobody sends it again
 - udp: 7 of 90010 datagrams lost, and nobody sent them again: the gaps are the program's to handle
 ";
     let notes = vec!["loss 5% each way".to_string()];
+    // Across namespaces with --loss: a resend is loss, and each note names its table row.
+    let rows: Vec<Row> = rows()
+        .into_iter()
+        .map(|r| Row {
+            lossless: false,
+            ..r
+        })
+        .collect();
     assert_eq!(
-        with(&rows(), &[], |lab| render::across_namespaces(
+        with(&rows, &[], |lab| render::across_namespaces(
             Format::Table,
             Layout::Wide,
             lab,
@@ -203,11 +214,15 @@ pipelined load (median round); lost = share of requests; bounds = each read of a
 replies in the order sent
 
 Message boundaries: 50 sends of 16 bytes back to back on a stream
-proto  framing  sends  reads  messages
-tcp    none     50         2         0
-unix   length   50         1        50
+proto  framing  sends  reads  bytes  messages
+tcp    none     50         2    800         0
+unix   length   50         1    800        50
 - without framing a stream returns whatever bytes have arrived: several sends
-  can come back in one read; a line or length framing recovers every message
+  can come back in one read, every byte there (bytes) but no send told apart
+  from the next (messages counts only reads that held exactly one); a line or
+  length framing recovers every message
+- each line is a burst of its own, sent after the rows' bursts: how sends merge
+  depends on the moment, so its reads can differ from a row's sentence
 ";
     assert_eq!(text, expected);
 }
@@ -217,19 +232,19 @@ fn csv() {
     let head = "kind,proto,family,type,address,setup_us,p50_us,p90_us,p99_us,p99_9_us,max_us,\
 mean_us,p50_rounds_us,messages_per_s,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
 burst_lost,ordered,why,tcp_connections,tcp_retransmits,tcp_rtt_us,tcp_cwnd,framing,sends,reads,\
-messages,netecho_version,host,kernel,cores,date_utc,command,param_rounds\n";
+messages,bytes,netecho_version,host,kernel,cores,date_utc,command,param_rounds\n";
     let meta = ",0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho lab --format csv,3\n";
     let protocols = [
         "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,123456,126.44,\
-130000,0,,false,3,0,true,\"tcp, with \"\"quotes\"\"\",4,2,40,10,,,,",
+130000,0,,false,3,0,true,\"tcp, with \"\"quotes\"\"\",4,2,40,10,,,,,",
         "protocol,unix-seqpacket,AF_UNIX,SOCK_SEQPACKET,\"/tmp/a,b.sock\",9,5,10,15,20,25,5.5,\
-9 10 12,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,",
+9 10 12,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,,",
         "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,90000,92.16,\
-90010,7,receive-buffer,true,50,0,false,udp,,,,,,,,",
+90010,7,receive-buffer,true,50,0,false,udp,,,,,,,,,",
     ];
     let bounds = [
-        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0",
-        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50",
+        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0,800",
+        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50,800",
     ];
     let with_meta =
         |lines: &[&str]| -> String { lines.iter().map(|l| format!("{l}{meta}")).collect() };

@@ -67,10 +67,19 @@ fn nature(proto: Proto, v6: bool) -> &'static str {
 fn loss(proto: Proto, r: &Row) -> Vec<String> {
     let mut parts = Vec::new();
     if let Some(t) = r.tcp_info.as_ref().filter(|t| t.retransmits > 0) {
-        parts.push(format!(
-            "TCP resent {} segments, so the loss shows as latency (p99.9 {} us)",
-            t.retransmits, r.latency_us.p99_9
-        ));
+        parts.push(match r.lossless {
+            true => format!(
+                "{}; the waits show in the tail (p99.9 {} us)",
+                resent_here(t.retransmits),
+                r.latency_us.p99_9
+            ),
+            false => format!(
+                "TCP resent {} {}, so the loss shows as latency (p99.9 {} us)",
+                t.retransmits,
+                segments(t.retransmits),
+                r.latency_us.p99_9
+            ),
+        });
     }
     if r.lost == 0 {
         parts.push(format!("nothing lost of {} requests", r.sent));
@@ -84,6 +93,21 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
         format!("{lost}: requests unanswered within the timeout")
     });
     parts
+}
+
+/// TCP's resends where nothing drops a segment (loopback, namespaces without --loss): its
+/// timer ran out before the acknowledgment came (the other side waited for a core, or a
+/// queue of this machine was full), a wait, not loss in flight.
+fn resent_here(retransmits: u64) -> String {
+    format!(
+        "TCP resent {retransmits} {}: with nothing here to drop one, its timer ran out \
+         before the acknowledgment came (a busy core, a full queue)",
+        segments(retransmits)
+    )
+}
+
+fn segments(n: u64) -> &'static str {
+    if n == 1 { "segment" } else { "segments" }
 }
 
 /// Where a datagram row's loss went, as far as the counters tell.
@@ -166,39 +190,53 @@ fn steadiness(r: &Row) -> Option<String> {
     )
 }
 
-/// What loss did to a row: TCP hides it as retransmissions and a tail, UDP shows it.
+/// What loss did to a row, named as its table row is: TCP hides it as retransmissions and a
+/// tail, UDP shows it; on loopback, where nothing is lost, what the resends were.
 pub(super) fn consequence(r: &Row) -> String {
+    let name = r.name();
+    let (p50, p99_9) = (r.latency_us.p50, r.latency_us.p99_9);
     match &r.tcp_info {
         Some(t) if t.retransmits == 0 => format!(
-            "{}: no retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
-             segments; nothing was lost: p50 {} us, p99.9 {} us",
-            r.proto, t.connections, t.rtt_us, t.cwnd, r.latency_us.p50, r.latency_us.p99_9
+            "{name}: no retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
+             segments; nothing was lost: p50 {p50} us, p99.9 {p99_9} us",
+            t.connections, t.rtt_us, t.cwnd
         ),
         Some(t) => format!(
-            "{}: {} retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
-             segments; nothing lost to the program, the loss shows as latency: p50 {} us, p99.9 \
-             {} us",
-            r.proto,
+            "{name}: {} {} over {} connections (TCP_INFO){}; smoothed rtt {} us, cwnd {} \
+             segments; nothing lost to the program{}: p50 {p50} us, p99.9 {p99_9} us",
             t.retransmits,
+            if t.retransmits == 1 {
+                "retransmit"
+            } else {
+                "retransmits"
+            },
             t.connections,
+            match r.lossless {
+                true =>
+                    ", with nothing here to drop a segment: TCP's timer ran out before \
+                         the acknowledgment came (a busy core, a full queue)",
+                false => "",
+            },
             t.rtt_us,
             t.cwnd,
-            r.latency_us.p50,
-            r.latency_us.p99_9
+            match r.lossless {
+                true => ", the waits show in the tail",
+                false => ", the loss shows as latency",
+            },
         ),
         None if r.proto == "quic" => format!(
-            "quic: {} of {} requests unanswered; QUIC resends what is lost itself, so the loss \
-             shows as latency: p50 {} us, p99.9 {} us",
-            r.lost, r.sent, r.latency_us.p50, r.latency_us.p99_9
+            "{name}: {} of {} requests unanswered; QUIC resends what is lost itself, so the \
+             loss shows as latency: p50 {p50} us, p99.9 {p99_9} us",
+            r.lost, r.sent
         ),
         None if r.lost == 0 => format!(
-            "{}: none of {} datagrams lost; one lost would stay lost, nobody sends it again",
-            r.proto, r.sent
+            "{name}: none of {} datagrams lost; one lost would stay lost, nobody sends it again",
+            r.sent
         ),
         None => format!(
-            "{}: {} of {} datagrams lost, and nobody sent them again: the gaps are the program's \
-             to handle",
-            r.proto, r.lost, r.sent
+            "{name}: {} of {} datagrams lost, and nobody sent them again: the gaps are the \
+             program's to handle",
+            r.lost, r.sent
         ),
     }
 }

@@ -34,6 +34,7 @@ fn row(proto: &str) -> Row {
         why: String::new(),
         tcp_info: None,
         latency: None,
+        lossless: true,
     }
 }
 
@@ -174,4 +175,40 @@ fn the_tls_and_quic_rows_say_what_they_are() {
     assert!(s.starts_with("QUIC over UDP"), "{s}");
     assert!(s.contains("not the streams among themselves"), "{s}");
     assert!(s.contains("boundaries kept"), "{s}");
+}
+
+#[test]
+fn resends_are_loss_only_where_a_wire_lies_between_the_ends() {
+    let tcp = |address: &str, lossless| Row {
+        family: Some(Family::Inet6),
+        address: address.into(),
+        lossless,
+        tcp_info: Some(TcpInfoRow {
+            connections: 6,
+            retransmits: 1,
+            rtt_us: 50,
+            cwnd: 10,
+        }),
+        ..row("tcp")
+    };
+    let here = tcp("[::1]:4000", true);
+    let s = why(Proto::Tcp, true, &here);
+    assert!(
+        s.contains("TCP resent 1 segment: with nothing here to drop"),
+        "{s}"
+    );
+    assert!(!s.contains("loss"), "{s}");
+    let note = super::consequence(&here);
+    assert!(note.starts_with("tcp6: 1 retransmit over 6"), "{note}");
+    assert!(!note.contains("loss"), "{note}");
+    let across = tcp("[fd00:233::1]:4000", false);
+    let s = why(Proto::Tcp, true, &across);
+    assert!(s.contains("so the loss shows as latency"), "{s}");
+    let note = super::consequence(&across);
+    assert!(note.starts_with("tcp6: 1 retransmit over"), "{note}");
+    let udp6 = Row {
+        family: Some(Family::Inet6),
+        ..row("udp")
+    };
+    assert!(super::consequence(&udp6).starts_with("udp6: none of"));
 }

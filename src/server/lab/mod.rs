@@ -68,6 +68,9 @@ pub(crate) struct Lab {
     pub services: Vec<Service>,
     /// The datagram rate each address gets, announced to every run.
     pub rate: u32,
+    /// Whether the rate binds this host's own addresses too (`--rate-limit` given): the
+    /// default spares them, as every echo server's does.
+    pub rate_here: bool,
     /// Control connections open now (each a thread), bounded by [`Lab::max_control`].
     pub control: AtomicUsize,
     pub runs: AtomicUsize,
@@ -77,6 +80,15 @@ pub(crate) struct Lab {
 }
 
 impl Lab {
+    /// The datagram rate a run from `ip` is told, and held to: none from this host unless
+    /// `--rate-limit` was given.
+    pub(crate) fn rate_for(&self, ip: IpAddr) -> u32 {
+        match self.rate_here || !guard::is_this_host(ip) {
+            true => self.rate,
+            false => 0,
+        }
+    }
+
     /// Control connections at once: every run measuring or waiting, and those that have
     /// not said Hello yet (bounded apart, so they never take a run's place).
     pub(crate) fn max_control(&self) -> usize {
@@ -115,6 +127,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         class: Arc::clone(&class),
         services,
         rate: config.rate_limit.unwrap_or(DEFAULT_ECHO_RATE),
+        rate_here: config.rate_limit.is_some(),
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
