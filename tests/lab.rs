@@ -629,3 +629,34 @@ fn without_raw_sockets_the_lab_says_so_within_80_columns() {
         assert_eq!(b["bytes"], 800, "{b}");
     }
 }
+
+#[test]
+fn ctrl_c_in_the_middle_of_a_row_says_only_that_the_lab_stopped() {
+    let _turn = one_lab_at_a_time();
+    // The clean-up stops the servers under the measurement: what fails then is no reason
+    // to measure again, nor to say so. The moment is a race, so three interruptions.
+    for _ in 0..3 {
+        let logs = common::tempdir();
+        let log = logs.path().join("stderr");
+        let mut lab = Command::new(common::bin())
+            .args(["lab", "--quick"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let dir = lab_dir(lab.id());
+        common::eventually("the lab's unix row", || {
+            dir.join("unix.sock").exists().then_some(())
+        });
+        thread::sleep(Duration::from_millis(100));
+        Command::new("kill")
+            .args(["-INT", &lab.id().to_string()])
+            .status()
+            .unwrap();
+        let status = common::wait_exit(&mut lab, "the lab, after SIGINT,");
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(status.code(), Some(130), "{err}");
+        assert!(err.contains("stopped by SIGINT"), "{err}");
+        assert!(!err.contains("measuring it once more"), "{err}");
+    }
+}

@@ -132,7 +132,8 @@ pub(super) fn why(r: &ModelRow) -> String {
             r.many_clients
         ));
     }
-    let (one, many) = (r.one_latency_us.p50, r.many_latency_us.p50);
+    // Whole microseconds, as the table shows them.
+    let (one, many) = (r.one_latency_us.p50.round(), r.many_latency_us.p50.round());
     if many > one * 2.0 {
         parts.push(format!(
             "each round trip waited its turn: p50 {one} us alone, {many} us among {}",

@@ -4,6 +4,7 @@
 
 use crate::report::{self, Cause, Column, Format, Layout, Meta};
 
+use super::measure::MIN_ROUND_SAMPLES;
 use super::plan::{BURST, BURST_SIZE};
 use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA, TcpInfoRow};
 use super::why::consequence;
@@ -69,7 +70,8 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
 pub(super) fn legend(rounds: usize) -> String {
     format!(
         "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
-         median of {rounds} rounds and +- half their range; msg/s = 1 KiB messages under \
+         median of {rounds} rounds' p50s (a round of fewer than {MIN_ROUND_SAMPLES} round trips has none: its \
+         row says over how many) and +- half their range; msg/s = 1 KiB messages under \
          pipelined load (median round); lost = share of requests; bounds = each read of a \
          {BURST}-send burst held one message (a lost datagram is not a merged one); order = \
          replies in the order sent"

@@ -208,7 +208,8 @@ udp6       8   10   2   30     40  90000  0.01%     yes     no
     table wraps it at a space before the eightieth column
 
 times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is
-the median of 3 rounds and +- half their range; msg/s = 1 KiB messages under
+the median of 3 rounds' p50s (a round of fewer than 20 round trips has none: its
+row says over how many) and +- half their range; msg/s = 1 KiB messages under
 pipelined load (median round); lost = share of requests; bounds = each read of a
 50-send burst held one message (a lost datagram is not a merged one); order =
 replies in the order sent

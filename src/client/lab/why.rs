@@ -69,12 +69,12 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
     if let Some(t) = r.tcp_info.as_ref().filter(|t| t.retransmits > 0) {
         parts.push(match r.lossless {
             true => format!(
-                "{}; the waits show in the tail (p99.9 {} us)",
+                "{}; the waits show in the tail (p99.9 {:.0} us)",
                 resent_here(t.retransmits),
                 r.latency_us.p99_9
             ),
             false => format!(
-                "TCP resent {} {}, so the loss shows as latency (p99.9 {} us)",
+                "TCP resent {} {}, so the loss shows as latency (p99.9 {:.0} us)",
                 t.retransmits,
                 segments(t.retransmits),
                 r.latency_us.p99_9
@@ -194,7 +194,8 @@ fn steadiness(r: &Row) -> Option<String> {
 /// tail, UDP shows it; on loopback, where nothing is lost, what the resends were.
 pub(super) fn consequence(r: &Row) -> String {
     let name = r.name();
-    let (p50, p99_9) = (r.latency_us.p50, r.latency_us.p99_9);
+    // Whole microseconds, as the table shows them.
+    let (p50, p99_9) = (r.latency_us.p50.round(), r.latency_us.p99_9.round());
     match &r.tcp_info {
         Some(t) if t.retransmits == 0 => format!(
             "{name}: no retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \
