@@ -86,9 +86,10 @@ pub(super) fn table_columns() -> Vec<Column<Row>> {
         Column::left("family", family),
         Column::left("type", |r| r.socket_type.to_string()),
         Column::right("setup_us", |r| r.setup_us.to_string()),
-        Column::right("p50_us", |r| r.latency_us.p50.to_string()),
-        Column::right("p99_us", |r| r.latency_us.p99.to_string()),
-        Column::right("p99.9_us", |r| r.latency_us.p99_9.to_string()),
+        // One decimal in every row, so 95 never stands beside 77.1.
+        Column::right("p50_us", |r| format!("{:.1}", r.latency_us.p50)),
+        Column::right("p99_us", |r| format!("{:.1}", r.latency_us.p99)),
+        Column::right("p99.9_us", |r| format!("{:.1}", r.latency_us.p99_9)),
         Column::right("msgs/s", |r| format!("{:.0}", r.messages_per_s)),
         Column::right("MB/s", |r| format!("{:.1}", r.mb_per_s)),
         Column::right("lost", |r| format!("{}/{}", r.lost, r.sent)),

@@ -131,9 +131,9 @@ fn boundaries() -> Vec<BoundaryRow> {
 fn table_with_sentences_and_boundaries() {
     let expected = "\
 proto           family    type            setup_us  p50_us  p99_us  p99.9_us  msgs/s   MB/s      lost      boundaries  ordered
-tcp             AF_INET6  SOCK_STREAM           31      12      36        48  123456  126.4  0/130000    no (3 reads)      yes
-unix-seqpacket  AF_UNIX   SOCK_SEQPACKET         9       5      15        20  200000  204.8  0/200100  yes (50 reads)      yes
-udp             AF_INET   SOCK_DGRAM             8      10      30        40   90000   92.2   7/90010  yes (50 reads)       no
+tcp             AF_INET6  SOCK_STREAM           31    12.0    36.0      48.0  123456  126.4  0/130000    no (3 reads)      yes
+unix-seqpacket  AF_UNIX   SOCK_SEQPACKET         9     5.0    15.0      20.0  200000  204.8  0/200100  yes (50 reads)      yes
+udp             AF_INET   SOCK_DGRAM             8    10.0    30.0      40.0   90000   92.2   7/90010  yes (50 reads)       no
 
 - tcp, with \"quotes\"
 - seqpacket
@@ -160,9 +160,9 @@ unix   length   50         1    800        50
 fn table_across_namespaces() {
     let expected = "\
 proto           family    type            setup_us  p50_us  p99_us  p99.9_us  msgs/s   MB/s      lost      boundaries  ordered
-tcp             AF_INET6  SOCK_STREAM           31      12      36        48  123456  126.4  0/130000    no (3 reads)      yes
-unix-seqpacket  AF_UNIX   SOCK_SEQPACKET         9       5      15        20  200000  204.8  0/200100  yes (50 reads)      yes
-udp             AF_INET   SOCK_DGRAM             8      10      30        40   90000   92.2   7/90010  yes (50 reads)       no
+tcp             AF_INET6  SOCK_STREAM           31    12.0    36.0      48.0  123456  126.4  0/130000    no (3 reads)      yes
+unix-seqpacket  AF_UNIX   SOCK_SEQPACKET         9     5.0    15.0      20.0  200000  204.8  0/200100  yes (50 reads)      yes
+udp             AF_INET   SOCK_DGRAM             8    10.0    30.0      40.0   90000   92.2   7/90010  yes (50 reads)       no
 
 - tcp, with \"quotes\"
 - seqpacket
