@@ -70,6 +70,56 @@ fn leftovers(pid: u32) -> Vec<String> {
 }
 
 #[test]
+fn each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns() {
+    let test = "each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns";
+    if let Err((needs, lacks)) = can_make_namespaces("names") {
+        skip(test, &needs, lacks);
+        return;
+    }
+    // Without --loss: nothing drops a packet, and the notes must not say anything was lost.
+    let child = Command::new(bin())
+        .args(["lab", "--netns", "--quick"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::output_within(child, "lab --netns --quick", LAB_RUN);
+    let (table, log) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{log}");
+    let wide: Vec<&str> = table
+        .lines()
+        .chain(log.lines())
+        .filter(|l| l.chars().count() > 80)
+        .collect();
+    assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
+    let lines: Vec<&str> = table.lines().collect();
+    let rows: Vec<&str> = lines[1..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        rows,
+        ["tcp", "tcp6", "udp", "udp6", "tls", "quic"],
+        "{table}"
+    );
+    // A note about a row starts with its name and a colon; every row has one, in order.
+    let named: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("- ")?.split_once(':'))
+        .map(|(name, _)| name)
+        .filter(|name| !name.contains(' '))
+        .collect();
+    assert_eq!(named, rows, "{table}");
+    assert!(!table.contains("the loss shows"), "{table}");
+}
+
+#[test]
 fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     let test = "real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing";
     if let Err((needs, lacks)) = can_make_namespaces("loss") {
@@ -274,54 +324,4 @@ fn child_pids(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-#[test]
-fn each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns() {
-    let test = "each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns";
-    if let Err((needs, lacks)) = can_make_namespaces("names") {
-        skip(test, &needs, lacks);
-        return;
-    }
-    // Without --loss: nothing drops a packet, and the notes must not say anything was lost.
-    let child = Command::new(bin())
-        .args(["lab", "--netns", "--quick"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = common::output_within(child, "lab --netns --quick", LAB_RUN);
-    let (table, log) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{log}");
-    let wide: Vec<&str> = table
-        .lines()
-        .chain(log.lines())
-        .filter(|l| l.chars().count() > 80)
-        .collect();
-    assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
-    let lines: Vec<&str> = table.lines().collect();
-    let rows: Vec<&str> = lines[1..]
-        .iter()
-        .take_while(|l| !l.is_empty())
-        .filter(|l| !l.starts_with(' '))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        rows,
-        ["tcp", "tcp6", "udp", "udp6", "tls", "quic"],
-        "{table}"
-    );
-    // A note about a row starts with its name and a colon; every row has one, in order.
-    let named: Vec<&str> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("- ")?.split_once(':'))
-        .map(|(name, _)| name)
-        .filter(|name| !name.contains(' '))
-        .collect();
-    assert_eq!(named, rows, "{table}");
-    assert!(!table.contains("the loss shows"), "{table}");
 }
