@@ -201,14 +201,69 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     }
 }
 
-/// Processes whose parent is `pid`.
+/// Processes whose parent is `pid`: the children of each of its threads.
 fn child_pids(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .flat_map(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
+}
+
+/// A process's start time (field 22 of /proc/PID/stat), while it runs: `None` once it is
+/// gone or a zombie (dead, waiting to be reaped by whoever inherited it).
+fn running_since(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    (fields.first() != Some(&"Z")).then(|| fields.get(19)?.parse().ok())?
+}
+
+#[test]
+fn a_lab_killed_with_sigkill_takes_its_servers_with_it() {
+    let _turn = one_lab_at_a_time();
+    let mut lab = Command::new(common::bin())
+        .arg("lab")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let servers: Vec<(u32, u64)> = common::eventually("the lab's servers", || {
+        let found: Vec<_> = child_pids(lab.id())
+            .into_iter()
+            .filter_map(|pid| Some((pid, running_since(pid)?)))
+            .collect();
+        Some(found).filter(|c| !c.is_empty())
+    });
+    lab.kill().unwrap();
+    common::wait_exit(&mut lab, "the lab, after SIGKILL,");
+    // Each server ends within a step; one still running is killed here, not left behind.
+    let deadline = Instant::now() + common::STEP;
+    let mut left = servers.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        left.retain(|&(pid, since)| running_since(pid) == Some(since));
+        thread::sleep(Duration::from_millis(20));
+    }
+    for &(pid, _) in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    // What a SIGKILL cannot clean: the next run would.
+    let _ = std::fs::remove_dir_all(lab_dir(lab.id()));
+    assert!(
+        left.is_empty(),
+        "{} of the lab's {} servers outlived it: {left:?}",
+        left.len(),
+        servers.len()
+    );
 }
 
 /// Lines of `text` wider than 80 columns.

@@ -42,6 +42,7 @@ pub(crate) fn stopping() -> bool {
 impl LocalServers {
     /// Creates the directory and arranges for SIGINT and SIGTERM to clean up before exiting.
     pub(crate) fn new() -> Result<LocalServers> {
+        remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
         std::fs::create_dir(&dir)
             .with_context(|| format!("create temporary directory {}", dir.display()))?;
@@ -132,14 +133,12 @@ impl LocalServers {
         if stopping() {
             return Err(anyhow!("stopping: no more local servers"));
         }
-        let mut child = cmd
-            .args(["-q", "serve", "--proto", proto.name(), "--addr", addr])
+        cmd.args(["-q", "serve", "--proto", proto.name(), "--addr", addr])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start a local netecho server")?;
+            .stderr(Stdio::inherit());
+        let mut child = spawn_for_life(cmd).context("start a local netecho server")?;
         let stdout = child.stdout.take().expect("piped");
         children.push(child);
         drop(children);
@@ -188,6 +187,86 @@ impl LocalServers {
                 .to_string(),
         }
     }
+}
+
+/// Removes what a killed lab or bench left in the temporary directory: `netecho-PID`, this
+/// user's, its process gone. SIGKILL gives a process no moment to clean up; its servers died
+/// with it (see [`spawn_for_life`]), and their socket files are removed here, by the next run.
+fn remove_stale_dirs() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("netecho-")) else {
+            continue;
+        };
+        let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if ours && pid_gone(pid) {
+            debug!("removing {}, left by a killed run", entry.path().display());
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether `pid` (digits only) names no process in this PID namespace.
+pub(crate) fn pid_gone(pid: &str) -> bool {
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !Path::new("/proc").join(pid).exists()
+}
+
+/// A request to start a program, and where its child goes.
+type Spawn = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `cmd` as a child that dies with this netecho, however it ends (SIGKILL too): a
+/// killed lab never leaves its servers running. PR_SET_PDEATHSIG fires when the thread that
+/// forked the child ends, not the process, so every child is forked by one thread that
+/// lives as long as the process.
+fn spawn_for_life(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    static SPAWNER: Mutex<Option<mpsc::Sender<Spawn>>> = Mutex::new(None);
+    let parent = std::process::id() as libc::pid_t;
+    // Safety: prctl, getppid and _exit are async-signal-safe, and nothing else runs between
+    // fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended before the line above: then nobody is left to
+            // serve, and nobody to send the signal.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut spawner = SPAWNER.lock().unwrap_or_else(|e| e.into_inner());
+    if spawner.is_none() {
+        let (tx, rx) = mpsc::channel::<Spawn>();
+        std::thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                // The sender is kept in SPAWNER for good: this loop ends with the process.
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })?;
+        *spawner = Some(tx);
+    }
+    let (reply, child) = mpsc::channel();
+    let sent = spawner
+        .as_ref()
+        .is_some_and(|tx| tx.send((cmd, reply)).is_ok());
+    drop(spawner);
+    let gone = || std::io::Error::other("the thread that starts servers is gone");
+    if !sent {
+        return Err(gone());
+    }
+    child.recv().unwrap_or_else(|_| Err(gone()))
 }
 
 /// The certificate fingerprints local servers printed, by address: clients pin them.

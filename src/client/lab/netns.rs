@@ -3,7 +3,8 @@
 //! a fraction of the packets each side receives, and `tc ... tbf` limits the rate when asked.
 //! Names are unique per run; the namespaces (and with them the veth pair, the nftables tables
 //! and the qdiscs inside) are deleted at the end, on error and on Ctrl-C (see
-//! [`crate::client::local::LocalServers`], which owns the clean-up).
+//! [`crate::client::local::LocalServers`], which owns the clean-up), and after a SIGKILL by
+//! the next `lab --netns`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
@@ -98,6 +99,7 @@ impl Netns {
                  namespaces, a veth pair and nftables rules; run it with sudo"
             );
         }
+        remove_stale();
         let mut ns = Netns::named(&unique_tag());
         ns.add_namespaces(cleanup)?;
         ns.add_veth_pair()?;
@@ -310,6 +312,43 @@ fn wire_packets(space: &str, veth: &str) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the namespaces a killed lab left behind. SIGKILL runs no clean-up, and a
+/// namespace's name in /run/netns is a mount that outlives every process; the servers in it
+/// died with their lab, and the veth pair, nftables tables and qdiscs go with the namespace.
+/// Only names this lab makes ([`unique_tag`]), of a lab gone, with no process left inside.
+fn remove_stale() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = owner(name) else { continue };
+        if !crate::client::local::pid_gone(pid) {
+            continue;
+        }
+        let empty = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii().is_empty());
+        if empty && run(&["ip", "netns", "del", name]).is_ok() {
+            debug!("deleted the namespace {name}, left by a killed lab");
+        }
+    }
+}
+
+/// The pid in a namespace name [`Netns::named`] made: `netecho-PIDxx-srv` (or `-cli`), xx
+/// two hex digits.
+fn owner(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("netecho-")?;
+    let tag = rest
+        .strip_suffix("-srv")
+        .or_else(|| rest.strip_suffix("-cli"))?;
+    let pid = tag.get(..tag.len().checked_sub(2)?)?;
+    let hex = &tag[pid.len()..];
+    (hex.bytes().all(|b| b.is_ascii_hexdigit()) && !pid.is_empty()).then_some(pid)
+}
+
 /// Deletes the namespaces named in `cleanup` (the veth pair, nftables tables and qdiscs
 /// inside go with them), once no process is left in them.
 pub(crate) fn remove(cleanup: &Mutex<Vec<String>>) {
@@ -317,6 +356,26 @@ pub(crate) fn remove(cleanup: &Mutex<Vec<String>>) {
     for name in names.drain(..) {
         if let Err(e) = run(&["ip", "netns", "del", &name]) {
             debug!("{e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_namespace_is_known_by_the_name_this_lab_gives() {
+        let ns = Netns::named("123456ab");
+        assert_eq!(owner(&ns.server), Some("123456"));
+        assert_eq!(owner(&ns.client), Some("123456"));
+        for other in [
+            "netecho-ab-srv",
+            "netecho-12345zz-cli",
+            "other-123456ab-srv",
+            "netecho-1",
+        ] {
+            assert_eq!(owner(other), None, "{other}");
         }
     }
 }
