@@ -5,8 +5,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::process::Command;
+use std::time::Duration;
 
 use common::{STEP, Server, bin};
 
@@ -69,6 +70,51 @@ fn relay_closes_a_silent_connection_after_idle_timeout() {
         "the relay kept a silent connection: {got:?}"
     );
     relay.wait_log("idle for --idle-timeout");
+}
+
+/// Writes to `conn` until a write takes nothing for a second (the relay and the server
+/// behind it hold all they will) or fails; at most 1 GiB.
+fn fill(conn: &mut TcpStream) {
+    conn.set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 1 << 30 {
+        match conn.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+}
+
+#[test]
+fn relay_ends_a_flow_whose_client_never_reads_and_gives_its_slot_back() {
+    let upstream = echo("tcp");
+    let relay = relay(&[
+        "--max-conns",
+        "1",
+        "--idle-timeout",
+        "1s",
+        "tcp://127.0.0.1:0",
+        &upstream.url(),
+    ]);
+    // Fills its upload, shuts down writing, never reads: the echoes back up to it, the
+    // server stops reading, and both directions of the flow stand still.
+    let mut hog = connect(&relay.addr);
+    fill(&mut hog);
+    let _ = hog.shutdown(Shutdown::Write);
+    let log = relay.wait_log("took nothing for --idle-timeout (it does not read); closed");
+    assert_eq!(log.matches("; closed").count(), 1, "one line: {log}");
+    // The slot is back while the hog still holds its socket: another client is relayed.
+    common::eventually("a second client relayed", || {
+        let mut next = TcpStream::connect(&relay.addr).ok()?;
+        next.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        next.write_all(b"hi").ok()?;
+        let mut back = [0u8; 2];
+        next.read_exact(&mut back).ok()?;
+        (&back == b"hi").then_some(())
+    });
+    drop(hog);
 }
 
 #[test]

@@ -66,14 +66,31 @@ impl Flow {
         self.socks.lock().unwrap().push(Arc::clone(conn));
     }
 
-    /// Ends the flow early: readers and writers blocked on its sockets return.
-    pub(crate) fn close(&self) {
+    /// Ends the flow early: readers and writers blocked on its sockets return. False when
+    /// it was closing already.
+    pub(crate) fn close(&self) -> bool {
         if self.closing.swap(true, Ordering::Relaxed) {
-            return;
+            return false;
         }
         for conn in self.socks.lock().unwrap().iter() {
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
+        true
+    }
+
+    /// Ends the flow for --idle-timeout, with one line saying `why`, whichever of its
+    /// threads notices first.
+    pub(crate) fn close_idle(&self, why: std::fmt::Arguments<'_>) {
+        if self.close() {
+            info!("{}: {why}; closed", self.name);
+        }
+    }
+
+    /// Whether a writer blocked this long, taking nothing, has passed --idle-timeout: a
+    /// peer that does not read holds the flow no longer than one that sends nothing.
+    pub(crate) fn stalled(&self, blocked: Duration) -> bool {
+        let limit = self.idle_limit.load(Ordering::Relaxed);
+        limit > 0 && blocked >= Duration::from_millis(limit)
     }
 
     pub(crate) fn closing(&self) -> bool {
@@ -93,7 +110,8 @@ impl Flow {
         self.last_active.store(ms, Ordering::Relaxed);
     }
 
-    /// Closes the flow once no message went either way for `limit`.
+    /// Closes the flow once nothing went either way for `limit`: no message read, no byte
+    /// written, no writer unblocked.
     pub(crate) fn limit_idle(&self, limit: Option<Duration>) {
         let ms = limit.map_or(0, |d| d.as_millis().max(1) as u64);
         self.idle_limit.store(ms, Ordering::Relaxed);
@@ -163,8 +181,7 @@ pub(crate) fn read_into(conn: &Conn, mut messages: Receiver, link: &Link, flow: 
                 ) =>
             {
                 if flow.idle_expired() {
-                    info!("{}: idle for --idle-timeout; closed", flow.name);
-                    flow.close();
+                    flow.close_idle(format_args!("idle for --idle-timeout"));
                     break;
                 }
                 continue;

@@ -17,7 +17,7 @@ use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
 use crate::transport::message::{Carrier, MessageSend};
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
 
-use super::flow::Flow;
+use super::flow::{Flow, TICK};
 
 /// Messages waiting in one direction; past it a datagram is dropped (counted as a full
 /// queue) and a stream reader waits.
@@ -78,11 +78,11 @@ pub(crate) enum Sink {
 }
 
 impl Sink {
-    fn write(&self, message: &[u8]) -> io::Result<()> {
+    fn write(&self, message: &[u8], flow: &Flow) -> io::Result<()> {
         match self {
             Sink::Conn(conn, _) => {
                 hexdump::dump_if(Way::Out, &conn.peer(), message);
-                conn.send_all(message)
+                send_watched(conn, message, flow)
             }
             Sink::Peer(peer) => {
                 let (sock, to) = &**peer;
@@ -126,6 +126,38 @@ impl Sink {
     }
 }
 
+/// Sends all of `message`, each send(2) waiting at most [`TICK`] (SO_SNDTIMEO, set when the
+/// direction starts): a peer that stops reading holds its writer until the flow closes or
+/// --idle-timeout passes with not a byte taken, never for good. Bytes taken are the flow's
+/// progress.
+fn send_watched(conn: &Conn, mut message: &[u8], flow: &Flow) -> io::Result<()> {
+    let mut blocked = Instant::now();
+    while !message.is_empty() {
+        match conn.send_some(message) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                message = &message[n..];
+                blocked = Instant::now();
+                flow.touch();
+            }
+            Err(e) if crate::transport::is_timeout(&e) => {
+                if flow.closing() {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                if flow.stalled(blocked.elapsed()) {
+                    flow.close_idle(format_args!(
+                        "{} took nothing for --idle-timeout (it does not read)",
+                        conn.peer()
+                    ));
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 enum Item {
     Message(Vec<u8>, Instant),
     End,
@@ -150,6 +182,9 @@ pub(crate) struct LinkSpec {
 impl Link {
     /// Starts the writer thread of a direction of `flow`.
     pub(crate) fn spawn(spec: LinkSpec, stats: Arc<DirStats>, flow: Arc<Flow>) -> io::Result<Link> {
+        if let Sink::Conn(conn, _) = &spec.sink {
+            conn.set_write_timeout(Some(TICK))?;
+        }
         let (tx, rx) = mpsc::sync_channel(spec.queue);
         let writer_stats = Arc::clone(&stats);
         let writer = std::thread::Builder::new()
@@ -304,7 +339,7 @@ impl Writer {
         let len = bytes.len() as u64;
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
-        match self.sink.write(bytes) {
+        match self.sink.write(bytes, flow) {
             Ok(()) => trace!("relayed {len} bytes"),
             Err(e) => {
                 self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
