@@ -63,12 +63,13 @@ impl Service for Files {
         }
     }
 
-    /// The protocol's refusal ("ERR busy: ..."), which a client prints, instead of a bare
-    /// close; sent before the request is read, and the write side closed after.
-    fn refuse(&self, conn: &Conn, why: &str) {
-        let _ = conn.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = crate::transport::message::send_frame(conn, format!("ERR {why}").as_bytes());
-        let _ = conn.shutdown_write();
+    /// The protocol's refusal ("ERR busy: ..." in a frame), which a client prints, instead
+    /// of a bare close.
+    fn refusal(&self, why: &str) -> Option<Vec<u8>> {
+        let mut frame = Vec::new();
+        crate::transport::framing::Framing::Length
+            .encode(format!("ERR {why}").as_bytes(), &mut frame);
+        Some(frame)
     }
 
     fn datagrams(&self) -> Datagrams<Files> {

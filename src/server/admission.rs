@@ -1,17 +1,22 @@
 //! Who gets served: --allow/--deny, and room under --max-conns. Connections (and datagram
-//! requests) in service are counted here, from admission until their slot is released.
+//! requests) in service are counted here, from admission until their slot is released; a
+//! refused connection is told why and closed here, without a reset.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tracing::warn;
 
 use crate::access::Access;
 use crate::endpoint::Proto;
 use crate::service::stats::Stats;
-use crate::transport::{Conn, PeerAddr};
+use crate::transport::{Conn, PeerAddr, Received};
 
 pub(crate) struct Admission {
     proto: Proto,
@@ -186,6 +191,138 @@ impl Drop for SourceSlot {
             *count -= 1;
             if *count == 0 {
                 held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Refused connections whose clients are still being heard out, at most; past it a refused
+/// connection is closed at once (its client may then see a reset instead of the line).
+const REFUSING: usize = 64;
+/// How long a refused client has to read its line and close.
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// Bytes of a refused client's request read and dropped, at most.
+const REFUSAL_BYTES: usize = 64 * 1024;
+/// How often the thread hearing out refused clients looks for new ones while it has some.
+const REFUSAL_TICK: Duration = Duration::from_millis(50);
+
+/// Refusals handed over and not yet closed.
+static REFUSALS: AtomicUsize = AtomicUsize::new(0);
+
+/// A refused connection being heard out.
+struct Refused {
+    conn: Conn,
+    until: Instant,
+    read: usize,
+}
+
+/// Tells a refused client `line` (the busy line of the service's protocol; `None`: a bare
+/// close) and closes without a reset. Closing with the client's request unread would make
+/// the kernel answer with a reset, which may reach the client before it read the line, so
+/// the line is sent, the writing half shut, and the connection handed to one thread that
+/// reads and drops what the client sends until it closes: at most [`REFUSING`] at once,
+/// each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop: the line
+/// goes on a non-blocking socket (a fresh connection's buffer takes it whole).
+pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
+    let Some(line) = line else { return };
+    if conn.set_nonblocking(true).is_err() {
+        return;
+    }
+    crate::hexdump::dump_if(crate::hexdump::Way::Out, &conn.peer(), line);
+    let sent = matches!(conn.send_some(line), Ok(n) if n == line.len());
+    if !sent || conn.shutdown_write().is_err() {
+        return;
+    }
+    if REFUSALS.fetch_add(1, Ordering::Relaxed) >= REFUSING {
+        REFUSALS.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let refused = Refused {
+        conn,
+        until: Instant::now() + REFUSAL_TIME,
+        read: 0,
+    };
+    if !hand_over(refused) {
+        REFUSALS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Gives a refused connection to the thread that hears them out (started with the first);
+/// false, and the connection closed, when there is no such thread.
+fn hand_over(refused: Refused) -> bool {
+    static HEARER: OnceLock<Option<Mutex<Sender<Refused>>>> = OnceLock::new();
+    let hearer = HEARER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("refusals".into())
+            .spawn(move || hear_out(&rx));
+        match started {
+            Ok(_) => Some(Mutex::new(tx)),
+            Err(e) => {
+                warn!("cannot start a thread for refused clients ({e}); each is closed at once");
+                None
+            }
+        }
+    });
+    hearer.as_ref().is_some_and(|tx| {
+        let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+        tx.send(refused).is_ok()
+    })
+}
+
+/// Reads and drops what refused clients send until each closes, sends too much or has had
+/// its time; sleeps in recv while there are none, in poll(2) while there are.
+fn hear_out(rx: &Receiver<Refused>) {
+    let mut held: Vec<Refused> = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if held.is_empty() {
+            match rx.recv() {
+                Ok(refused) => held.push(refused),
+                Err(_) => return,
+            }
+        }
+        held.extend(rx.try_iter());
+        let mut fds: Vec<PollFd> = held
+            .iter()
+            .map(|r| PollFd::new(r.conn.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let tick = PollTimeout::try_from(REFUSAL_TICK).unwrap_or(PollTimeout::ZERO);
+        let _ = poll(&mut fds, tick);
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let now = Instant::now();
+        let mut ready = ready.into_iter();
+        held.retain_mut(|refused| {
+            let heard = ready.next() == Some(true) && refused.heard(&mut buf);
+            let keep = !heard && now < refused.until;
+            if !keep {
+                REFUSALS.fetch_sub(1, Ordering::Relaxed);
+            }
+            keep
+        });
+    }
+}
+
+impl Refused {
+    /// Reads what is there; true when the client is done (it closed, failed, or sent more
+    /// than [`REFUSAL_BYTES`]).
+    fn heard(&mut self, buf: &mut [u8]) -> bool {
+        loop {
+            match self.conn.recv(buf) {
+                Ok(Received::Data(n) | Received::Truncated(n)) => {
+                    self.read += n.max(1);
+                    if self.read > REFUSAL_BYTES {
+                        return true;
+                    }
+                }
+                Ok(Received::Closed) => return true,
+                Err(e) if crate::transport::is_timeout(&e) => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
             }
         }
     }

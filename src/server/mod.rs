@@ -157,7 +157,7 @@ impl<S: Service> Server<S> {
         match self.admission.conn(&conn) {
             Ok(()) => Some(self.service.open(conn, drive)),
             Err(why) => {
-                self.service.refuse(&conn, &why);
+                admission::refuse(conn, self.service.refusal(&why).as_deref());
                 None
             }
         }

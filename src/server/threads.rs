@@ -47,7 +47,7 @@ pub(crate) fn serve<S: Service>(
             true => match sources.take(&conn) {
                 Ok(slot) => slot,
                 Err(why) => {
-                    server.service.refuse(&conn, &why);
+                    super::admission::refuse(conn, server.service.refusal(&why).as_deref());
                     return None;
                 }
             },

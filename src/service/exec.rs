@@ -663,11 +663,10 @@ impl super::Service for ExecService {
     }
 
     /// The end frame, with the reason as its note: the client prints it and exits non-zero.
-    fn refuse(&self, conn: &Conn, why: &str) {
+    fn refusal(&self, why: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         exit_frame(-1, why, &mut out);
-        let _ = conn.send_all(&out);
-        let _ = conn.shutdown_write();
+        Some(out)
     }
 
     fn open(&self, conn: Conn, _: super::Drive) -> ExecSession {

@@ -42,9 +42,12 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// Starts serving an admitted connection, its socket driven as `drive` says.
     fn open(&self, conn: Conn, drive: Drive) -> Self::Session;
 
-    /// Tells a connection that is not admitted why, where the service's protocol has a
-    /// way to (the refusal is logged already; the connection is closed after).
-    fn refuse(&self, _conn: &Conn, _why: &str) {}
+    /// How the service's protocol tells a connection that is not admitted why (the refusal
+    /// is logged already): the bytes the server sends before it closes; `None` for a bare
+    /// close.
+    fn refusal(&self, _why: &str) -> Option<Vec<u8>> {
+        None
+    }
 
     /// What serves datagram requests, for services that take datagrams as requests.
     type Requests: Requests;

@@ -198,7 +198,8 @@ pub(super) fn accept(
                 conn.peer(),
                 lab.max_control()
             );
-            refuse_quickly(&conn, "the lab server is full; try again in a minute");
+            let busy = Msg::Error("the lab server is full; try again in a minute".into());
+            crate::server::admission::refuse(conn, Some(&busy.encode()));
             return None;
         }
         spawn_dialogue(conn, lab, ip, id);
@@ -244,12 +245,6 @@ fn notice_vanishing(conn: &Conn) {
     {
         warn!("lab {}: keepalive: {e}", conn.peer());
     }
-}
-
-/// One line to a client past the limit, without waiting on it: the accept loop must not.
-fn refuse_quickly(conn: &Conn, why: &str) {
-    let _ = conn.set_nonblocking(true);
-    let _ = conn.send_some(&Msg::Error(why.into()).encode());
 }
 
 /// One control connection, start to end. `ip` is the connection's own peer address (what

@@ -65,8 +65,8 @@ impl Service for TurnBound {
         }
     }
 
-    fn refuse(&self, conn: &Conn, why: &str) {
-        self.echo.refuse(conn, why);
+    fn refusal(&self, why: &str) -> Option<Vec<u8>> {
+        self.echo.refusal(why)
     }
 
     fn datagrams(&self) -> Datagrams<NoRequests> {
