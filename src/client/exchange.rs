@@ -294,34 +294,29 @@ fn within_silence<T>(
     got
 }
 
-/// A receive that a timeout ended: the server said nothing for that long.
+/// The server said nothing for as long as the client waited: a receive that a timeout
+/// ended ("no reply in time"), told again in a burst's own words once it ends the burst.
 #[derive(Debug)]
-struct Silent;
+pub(crate) struct Silent(String);
 
-impl std::fmt::Display for Silent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("no reply in time")
+impl Silent {
+    fn new() -> Silent {
+        Silent("no reply in time".into())
     }
 }
 
-impl std::error::Error for Silent {}
-
-/// A burst over a connection that ended because the server fell silent.
-#[derive(Debug)]
-pub(crate) struct SilentBurst(String);
-
-impl std::fmt::Display for SilentBurst {
+impl std::fmt::Display for Silent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for SilentBurst {}
+impl std::error::Error for Silent {}
 
 /// A burst's error, in one line when the server fell silent.
 fn silent_burst(e: anyhow::Error, target: &Target, silence: Duration) -> anyhow::Error {
     match e.downcast_ref::<Silent>() {
-        Some(_) => SilentBurst(format!(
+        Some(_) => Silent(format!(
             "burst to {target}: the server said nothing for {silence:?} before every reply \
              came; is it an echo server?"
         ))
@@ -461,7 +456,9 @@ fn read_chunks(
                     "{target}: the server closed the connection after {got} of {len} reply bytes"
                 ));
             }
-            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => return Err(Silent.into()),
+            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => {
+                return Err(Silent::new().into());
+            }
             Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
         }
     }
@@ -594,7 +591,7 @@ fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Re
         Ok(None) => Err(anyhow!(
             "{target}: the server closed the connection before replying"
         )),
-        Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => Err(Silent.into()),
+        Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => Err(Silent::new().into()),
         Err(RecvError::Io(e)) => Err(socket_error(Call::Recv, target, &e)),
         Err(RecvError::Truncated(n)) => Err(anyhow!(
             "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"

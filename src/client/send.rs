@@ -10,7 +10,7 @@ use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::hexdump::{self, Way};
 
-use super::exchange::{AlertWatch, ClientConfig, Session, SilentBurst};
+use super::exchange::{AlertWatch, ClientConfig, Session, Silent};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
 use super::unconnected::Unconnected;
@@ -273,7 +273,7 @@ fn answer(
     // First what the bytes held back say, also when the burst was cut short (a server
     // that closed after its first answer fails the sends after it).
     watch.finish()?;
-    let got = got.map_err(|e| match e.downcast_ref::<SilentBurst>() {
+    let got = got.map_err(|e| match e.downcast_ref::<Silent>() {
         Some(silent) => anyhow!("{silent} For a slow one, raise --timeout"),
         None => e,
     })?;

@@ -114,17 +114,9 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
                 .ok_or_else(|| anyhow!("'{}' has no file name; give -o OUT", args.name))?,
         ),
     };
-    if out.is_dir() {
-        return Err(anyhow!(
-            "{} is a directory: give -o the file's own path (-o {})",
-            out.display(),
-            out.join(Path::new(&args.name).file_name().unwrap_or_default())
-                .display()
-        ));
-    }
-    // Anything else wrong with OUT (a device, a FIFO, a file without --force) is said
-    // before the server is bothered too.
-    crate::files::store::check_output(&out, args.force)?;
+    // Anything wrong with OUT (a directory, a device, a FIFO, a file without --force) is
+    // said before the server is bothered.
+    crate::files::store::check_output(&out, args.force, &args.name)?;
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {

@@ -303,8 +303,7 @@ impl Place {
         }
         match kind {
             Some(libc::S_IFDIR) => Err(anyhow!(
-                "{shown} is a directory; name a file in it (-o {}/NAME)",
-                shown.to_string().trim_end_matches('/')
+                "{shown} is a directory, which is never replaced by a file"
             )),
             Some(libc::S_IFREG | libc::S_IFLNK) | None => Ok(()),
             Some(_) => Err(anyhow!(
@@ -332,8 +331,7 @@ impl Destination for Path {
         if self.as_os_str().as_bytes().ends_with(b"/") {
             let dir = self.display().to_string();
             return Err(anyhow!(
-                "{dir} ends with '/', which names a directory; name a file in it (-o {}/NAME)",
-                dir.trim_end_matches('/')
+                "{dir} ends with '/', which names a directory, never a file to write"
             ));
         }
         let file = self
@@ -356,9 +354,22 @@ impl Destination for Path {
     }
 }
 
-/// Refuses, before a client connects, an OUT that [`Partial::create`] would refuse.
-pub(crate) fn check_output(out: &Path, overwrite: bool) -> Result<()> {
-    out.place()?.writable(overwrite)
+/// Refuses, before a client connects, an OUT that [`Partial::create`] would refuse; an OUT
+/// naming a directory is answered with the path of `name`'s file in it.
+pub(crate) fn check_output(out: &Path, overwrite: bool, name: &str) -> Result<()> {
+    let names_a_directory = if out.is_dir() {
+        "is a directory"
+    } else if out.as_os_str().as_bytes().ends_with(b"/") {
+        "ends with '/', which names a directory"
+    } else {
+        return out.place()?.writable(overwrite);
+    };
+    let file = Path::new(name).file_name().unwrap_or_default();
+    Err(anyhow!(
+        "{} {names_a_directory}: give -o the file's own path (-o {})",
+        out.display(),
+        out.join(file).display()
+    ))
 }
 
 impl Destination for PathBuf {
