@@ -1025,8 +1025,8 @@ pub(crate) struct RelayArgs {
     /// Relay at most N clients at once (connections, or datagram senders); more are refused
     #[arg(long, value_name = "N", default_value_t = crate::relay::DEFAULT_MAX_CONNS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns: u32,
-    /// Close a flow with no message either way for this long (e.g. 30s) [default: 30s for
-    /// datagram senders, none for connections]
+    /// Close a flow with no message either way, or a side that takes nothing it is sent,
+    /// for this long (e.g. 30s) [default: 30s for datagram senders, none for connections]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
     /// TLS on FROM: clients connect to the relay with TLS (the certificate of --cert and
