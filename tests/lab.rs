@@ -182,7 +182,7 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     }
     // In the middle: once its servers run.
     let children = common::eventually("the lab's servers", || {
-        Some(child_pids(lab.id())).filter(|c| !c.is_empty())
+        Some(common::child_pids(lab.id())).filter(|c| !c.is_empty())
     });
     Command::new("kill")
         .args(["-INT", &lab.id().to_string()])
@@ -201,31 +201,6 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     }
 }
 
-/// Processes whose parent is `pid`: the children of each of its threads.
-fn child_pids(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .flat_map(|task| {
-            std::fs::read_to_string(task.path().join("children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// A process's start time (field 22 of /proc/PID/stat), while it runs: `None` once it is
-/// gone or a zombie (dead, waiting to be reaped by whoever inherited it).
-fn running_since(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    (fields.first() != Some(&"Z")).then(|| fields.get(19)?.parse().ok())?
-}
-
 #[test]
 fn a_lab_killed_with_sigkill_takes_its_servers_with_it() {
     let _turn = one_lab_at_a_time();
@@ -236,9 +211,9 @@ fn a_lab_killed_with_sigkill_takes_its_servers_with_it() {
         .spawn()
         .unwrap();
     let servers: Vec<(u32, u64)> = common::eventually("the lab's servers", || {
-        let found: Vec<_> = child_pids(lab.id())
+        let found: Vec<_> = common::child_pids(lab.id())
             .into_iter()
-            .filter_map(|pid| Some((pid, running_since(pid)?)))
+            .filter_map(|pid| Some((pid, common::running_since(pid)?)))
             .collect();
         Some(found).filter(|c| !c.is_empty())
     });
@@ -248,7 +223,7 @@ fn a_lab_killed_with_sigkill_takes_its_servers_with_it() {
     let deadline = Instant::now() + common::STEP;
     let mut left = servers.clone();
     while !left.is_empty() && Instant::now() < deadline {
-        left.retain(|&(pid, since)| running_since(pid) == Some(since));
+        left.retain(|&(pid, since)| common::running_since(pid) == Some(since));
         thread::sleep(Duration::from_millis(20));
     }
     for &(pid, _) in &left {

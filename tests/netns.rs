@@ -236,12 +236,19 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
+/// Held by the tests that stop a lab in the middle: each looks for servers another left.
+fn one_stop_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static STOP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    STOP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn ctrl_c_in_the_middle_removes_everything() {
     if let Err((needs, lacks)) = can_make_namespaces("ctrl-c") {
         skip("ctrl_c_in_the_middle_removes_everything", &needs, lacks);
         return;
     }
+    let _turn = one_stop_at_a_time();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(bin())
         .args(["lab", "--netns", "--loss", "5%"])
@@ -255,7 +262,7 @@ fn ctrl_c_in_the_middle_removes_everything() {
         (leftovers(pid).len() >= 2).then_some(())
     });
     eventually("the lab's servers in the namespaces", || {
-        (!child_pids(pid).is_empty()).then_some(())
+        (!common::child_pids(pid).is_empty()).then_some(())
     });
     let sent = Command::new("kill")
         .args(["-s", "INT", &pid.to_string()])
@@ -268,6 +275,62 @@ fn ctrl_c_in_the_middle_removes_everything() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
     // A server started at the moment of the signal is stopped too, never left running.
     assert_eq!(orphaned_lab_servers(), Vec::<String>::new());
+}
+
+/// A `lab --netns` started in the background, once its namespaces exist.
+fn netns_lab() -> std::process::Child {
+    let child = Command::new(bin())
+        .args(["lab", "--netns", "--loss", "5%"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    eventually("the lab's namespaces", || {
+        (leftovers(pid).len() >= 2).then_some(())
+    });
+    child
+}
+
+#[test]
+fn sigkill_leaves_no_server_running_and_the_next_run_deletes_the_namespaces() {
+    let test = "sigkill_leaves_no_server_running_and_the_next_run_deletes_the_namespaces";
+    if let Err((needs, lacks)) = can_make_namespaces("sigkill") {
+        skip(test, &needs, lacks);
+        return;
+    }
+    let _turn = one_stop_at_a_time();
+    let mut lab = netns_lab();
+    let pid = lab.id();
+    let servers: Vec<(u32, u64)> = eventually("the lab's servers in the namespaces", || {
+        let found: Vec<_> = common::child_pids(pid)
+            .into_iter()
+            .filter_map(|p| Some((p, common::running_since(p)?)))
+            .collect();
+        Some(found).filter(|f| !f.is_empty())
+    });
+    lab.kill().unwrap();
+    common::wait_exit(&mut lab, "the lab, after SIGKILL,");
+    eventually("each of the lab's servers to end", || {
+        let left: Vec<_> = servers
+            .iter()
+            .filter(|&&(p, since)| common::running_since(p) == Some(since))
+            .collect();
+        left.is_empty().then_some(())
+    });
+    assert_eq!(orphaned_lab_servers(), Vec::<String>::new());
+    // SIGKILL ran no clean-up: the next lab deletes what this one left before it makes its own.
+    let mut next = netns_lab();
+    let stale = leftovers(pid);
+    Command::new("kill")
+        .args(["-s", "INT", &next.id().to_string()])
+        .status()
+        .unwrap();
+    common::wait_exit(&mut next, "the next lab, after SIGINT,");
+    for name in stale.iter().filter_map(|l| l.split_whitespace().next()) {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+    }
+    assert_eq!(stale, Vec::<String>::new(), "left by the killed lab");
 }
 
 /// Servers of this build that a `lab --netns` started (on the addresses only it uses) and
@@ -315,13 +378,4 @@ fn without_root_the_lab_says_so() {
     let out = common::run(&mut common::as_nobody(&["lab", "--netns"]), b"");
     let line = common::fails(&out, 1);
     assert!(line.contains("needs root"), "{line}");
-}
-
-/// Processes whose parent is `pid`.
-fn child_pids(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }

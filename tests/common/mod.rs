@@ -801,3 +801,28 @@ pub const SUBCOMMANDS: [&str; 12] = [
     "completions",
     "manpage",
 ];
+
+/// Processes whose parent is `pid`: the children of each of its threads.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .flat_map(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// A process's start time (field 22 of /proc/PID/stat), while it runs: `None` once it is
+/// gone or a zombie (dead, waiting to be reaped by whoever inherited it).
+pub fn running_since(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    (fields.first() != Some(&"Z")).then(|| fields.get(19)?.parse().ok())?
+}
