@@ -298,11 +298,17 @@ fn hear_out(rx: &Receiver<Refused>) {
         let mut ready = ready.into_iter();
         held.retain_mut(|refused| {
             let heard = ready.next() == Some(true) && refused.heard(&mut buf);
-            let keep = !heard && now < refused.until;
-            if !keep {
+            if heard {
                 REFUSALS.fetch_sub(1, Ordering::Relaxed);
+                return false;
             }
-            keep
+            if now < refused.until {
+                return true;
+            }
+            // Its time is up: what came since the poll is read too, so the close is no reset.
+            refused.heard(&mut buf);
+            REFUSALS.fetch_sub(1, Ordering::Relaxed);
+            false
         });
     }
 }
