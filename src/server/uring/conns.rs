@@ -19,7 +19,7 @@ use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
 
 use super::bufring::BufRing;
-use super::{Op, TICK, complete, failed, push, ring};
+use super::{Op, TICK, batch_wait, complete, failed, push, ring};
 
 /// Provided buffers per ring for a stream: 1024 of 8 KiB (8 MiB a ring, not a connection).
 /// A receive holds its buffer only until its completion is served, but one wake-up may
@@ -36,7 +36,11 @@ const GRACE: Duration = Duration::from_secs(2);
 /// request is answered as it comes, so a few clients see no added wait.
 const BATCH_FROM: usize = 4;
 /// The most requests a ring waits for at once.
-const BATCH_MAX: usize = 16;
+const BATCH_MAX: usize = 64;
+/// Connections a ring can register with the kernel (a sparse file table, 8 bytes an entry):
+/// their receives and sends then skip the process's descriptor table and its reference
+/// counts. Connections beyond it, or the process's descriptor limit, use their descriptor.
+const FIXED_FILES: u32 = 16384;
 
 /// Serves with `threads` rings until a stop signal; returns the signal.
 pub(crate) fn serve<S: Service>(
@@ -57,6 +61,8 @@ pub(crate) fn serve<S: Service>(
 struct Slot<T> {
     session: T,
     fd: RawFd,
+    /// Whether the connection is in the ring's file table, at its token.
+    fixed: bool,
     /// Replies not yet handed to a send.
     out: Vec<u8>,
     /// On seqpacket: replies one message each, in order.
@@ -99,6 +105,8 @@ struct Worker<'a, S: Service> {
     now: Instant,
     /// Whether the kernel can wait for a batch with a bound (min_wait, Linux 6.12).
     batches: bool,
+    /// Entries of the ring's file table (0: none could be registered).
+    fixed_files: u32,
     /// Requests the last wake-up brought, and sends it started (each completes on its own).
     recvs: usize,
     sends: usize,
@@ -118,6 +126,7 @@ impl<'a, S: Service> Worker<'a, S> {
         let (count, size) = if packets { PACKET_BUFS } else { STREAM_BUFS };
         let group = 0;
         let bufs = BufRing::new(&ring, group, count, size).context("register provided buffers")?;
+        let fixed_files = fixed_table(&ring);
         Ok(Worker {
             ring,
             bufs,
@@ -136,6 +145,7 @@ impl<'a, S: Service> Worker<'a, S> {
             stopping: None,
             now: Instant::now(),
             batches: ring_batches,
+            fixed_files,
             recvs: 0,
             sends: 0,
         })
@@ -150,7 +160,8 @@ impl<'a, S: Service> Worker<'a, S> {
         let mut done = Vec::new();
         loop {
             let want = self.want();
-            complete(&mut self.ring, &mut done, want).context("io_uring_enter")?;
+            let wait = batch_wait(self.slots.len() - self.free.len());
+            complete(&mut self.ring, &mut done, want, wait).context("io_uring_enter")?;
             self.now = Instant::now();
             self.sends = 0;
             self.recvs = done
@@ -298,9 +309,17 @@ impl<'a, S: Service> Worker<'a, S> {
             self.slots.len() - 1
         });
         let fd = session.conn().as_fd().as_raw_fd();
+        let fixed = token < self.fixed_files as usize
+            && self
+                .ring
+                .submitter()
+                .register_files_update(token as u32, &[fd])
+                .ok()
+                == Some(1);
         self.slots[token] = Some(Slot {
             session,
             fd,
+            fixed,
             out: Vec::new(),
             queue: VecDeque::new(),
             sending: Vec::new(),
@@ -323,7 +342,11 @@ impl<'a, S: Service> Worker<'a, S> {
         slot.recv_armed = true;
         // MSG_TRUNC: a seqpacket message larger than its buffer completes with its real length.
         let flags = if self.packets { libc::MSG_TRUNC } else { 0 };
-        let recv = opcode::RecvMulti::new(types::Fd(slot.fd), self.group).flags(flags);
+        let recv = if slot.fixed {
+            opcode::RecvMulti::new(types::Fixed(token as u32), self.group).flags(flags)
+        } else {
+            opcode::RecvMulti::new(types::Fd(slot.fd), self.group).flags(flags)
+        };
         push(
             &mut self.ring,
             &recv.build().user_data(Op::Recv.data(token)),
@@ -398,6 +421,18 @@ impl<'a, S: Service> Worker<'a, S> {
     }
 }
 
+/// Registers a sparse file table as large as FIXED_FILES and the descriptor limit allow;
+/// returns its entries, 0 when the kernel would not have one.
+fn fixed_table(ring: &IoUring) -> u32 {
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft);
+    let entries = FIXED_FILES.min(limit.min(u32::MAX as u64) as u32);
+    match ring.submitter().register_files_sparse(entries) {
+        Ok(()) => entries,
+        Err(_) => 0,
+    }
+}
+
 /// Hands one receive's bytes to the session; its replies join what the slot sends.
 fn serve_bytes<T: Session>(slot: &mut Slot<T>, data: &mut [u8], packets: bool) -> Option<ConnEnd> {
     if !packets {
@@ -443,8 +478,12 @@ impl<S: Service> Worker<'_, S> {
             slot.send_busy = true;
             self.sends += 1;
             let ptr = slot.sending[slot.sent..].as_ptr();
-            let send =
-                opcode::Send::new(types::Fd(slot.fd), ptr, rest as u32).flags(libc::MSG_NOSIGNAL);
+            let send = if slot.fixed {
+                opcode::Send::new(types::Fixed(token as u32), ptr, rest as u32)
+            } else {
+                opcode::Send::new(types::Fd(slot.fd), ptr, rest as u32)
+            };
+            let send = send.flags(libc::MSG_NOSIGNAL);
             push(
                 &mut self.ring,
                 &send.build().user_data(Op::Send.data(token)),
@@ -531,6 +570,14 @@ impl<S: Service> Worker<'_, S> {
 
     fn close(&mut self, token: usize) {
         if let Some(slot) = self.slots[token].take() {
+            if slot.fixed {
+                // Out of the table before the session closes its descriptor: an entry would
+                // keep the socket open.
+                let _ = self
+                    .ring
+                    .submitter()
+                    .register_files_update(token as u32, &[-1]);
+            }
             let end = slot.ending.unwrap_or(ConnEnd::Stopped);
             let server = self.server;
             self.loops

@@ -124,7 +124,7 @@ impl<'a> Worker<'a> {
         let mut done = Vec::new();
         let mut stopping: Option<Instant> = None;
         loop {
-            complete(&mut self.ring, &mut done, 1).context("io_uring_enter")?;
+            complete(&mut self.ring, &mut done, 1, Duration::ZERO).context("io_uring_enter")?;
             for &(data, result, flags) in &done {
                 match Op::of(data) {
                     (Some(Op::Recv), _) => self.received(result, flags, stopping.is_some())?,
