@@ -531,42 +531,98 @@ pub(crate) fn family_flag() -> &'static str {
 }
 
 /// socat's address words (`TCP-LISTEN:4000`, `TCP:HOST:4000`, `UNIX-CONNECT:/tmp/s`), which
-/// would otherwise read as a host named TCP: the netecho way to write them.
-fn socat_address(text: &str) -> Option<String> {
-    let (kind, rest) = text
-        .split_once(':')
-        .filter(|(_, rest)| !rest.starts_with("//"))?;
-    let kind = kind.to_ascii_uppercase();
+/// would otherwise read as a host named TCP: the netecho way to write them, with the host,
+/// port and options (`,fork`, `,ip-multicast-ttl=2`) the user gave carried over.
+pub(crate) fn socat_address(text: &str) -> Option<String> {
+    let (kind, rest) = text.split_once(':')?;
+    let scheme = kind.to_ascii_lowercase();
+    if let Some(proto) = rest
+        .starts_with('/')
+        .then(|| Proto::from_name(&scheme))
+        .flatten()
+    {
+        // `tcp:/127.0.0.1:4000`: a URL short of a slash, never a Unix path.
+        let path = match proto.is_unix() {
+            true => rest,
+            false => rest.trim_start_matches('/'),
+        };
+        return (!rest.starts_with("//")).then(|| {
+            format!("'{text}' is short of a slash: a netecho address is written {scheme}://{path}")
+        });
+    }
+    let (target, options) = rest.split_once(',').unwrap_or((rest, ""));
+    let here = socat_here(&kind.to_ascii_uppercase(), target, options)?;
+    Some(format!("'{text}' is a socat address; in netecho: {here}"))
+}
+
+/// The netecho command for socat's address `KIND:TARGET,OPTIONS`.
+fn socat_here(kind: &str, target: &str, options: &str) -> Option<String> {
+    let option = |name: &str| {
+        options
+            .split(',')
+            .find_map(|o| o.strip_prefix(name)?.strip_prefix('='))
+    };
+    let (host, port) = socat_split(target);
     let here = match kind.trim_end_matches(['4', '6']) {
-        "TCP-LISTEN" | "TCP4-LISTEN" | "TCP6-LISTEN" => format!("`netecho serve --addr :{rest}`"),
-        "UDP-LISTEN" | "UDP4-LISTEN" | "UDP6-LISTEN" => {
-            format!("`netecho serve --proto udp --addr :{rest}`")
+        "TCP-LISTEN" | "TCP4-LISTEN" | "TCP6-LISTEN" => format!("`netecho serve --addr :{target}`"),
+        "UDP-LISTEN" | "UDP4-LISTEN" | "UDP6-LISTEN" | "UDP-RECV" | "UDP-RECVFROM"
+        | "UDP4-RECVFROM" | "UDP6-RECVFROM" | "UDP4-RECV" | "UDP6-RECV" => {
+            socat_udp_server(target, option("ip-add-membership"))
         }
-        "TCP" => format!("`netecho send {}`", rest.replacen(':', " ", 1)),
-        "UDP" => format!("`netecho send --proto udp {}`", rest.replacen(':', " ", 1)),
-        "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {rest}`"),
-        "UNIX-LISTEN" => format!("`netecho serve --addr {rest}`"),
-        "OPENSSL" | "OPENSSL-CONNECT" | "SSL" => {
-            let target = rest.split(',').next().unwrap_or(rest);
+        "TCP" => format!("`netecho send {host} {port}`"),
+        "UDP" | "UDP-CONNECT" => format!("`netecho send --proto udp {host} {port}`"),
+        "UDP-DATAGRAM" | "UDP4-DATAGRAM" | "UDP6-DATAGRAM" | "UDP-SENDTO" | "UDP4-SENDTO"
+        | "UDP6-SENDTO" => {
+            let ttl = option("ip-multicast-ttl").map(|n| format!("--ttl {n} "));
+            let broadcast = options.split(',').any(|o| o == "broadcast");
+            let broadcast = if broadcast { "--broadcast " } else { "" };
+            let to = join_port(&host, &port).unwrap_or_else(|| target.to_string());
             format!(
-                "`netecho send --tls {}` (--pin the fingerprint serve printed, or --ca FILE)",
-                target.replacen(':', " ", 1)
+                "`netecho send {broadcast}{}udp://{to}`",
+                ttl.unwrap_or_default()
             )
         }
-        "OPENSSL-LISTEN" | "SSL-LISTEN" => {
-            let port = rest.split(',').next().unwrap_or(rest);
-            format!(
-                "`netecho serve --tls --addr :{port}` (--cert FILE --key FILE, or one made at start)"
-            )
-        }
+        "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {target}`"),
+        "UNIX-LISTEN" => format!("`netecho serve --addr {target}`"),
+        "ABSTRACT-CONNECT" | "ABSTRACT-CLIENT" => format!("`netecho send @{target}`"),
+        "ABSTRACT-LISTEN" => format!("`netecho serve --addr @{target}`"),
+        "OPENSSL" | "OPENSSL-CONNECT" | "SSL" => format!(
+            "`netecho send --tls {host} {port}` (--pin the fingerprint serve printed, or --ca FILE)"
+        ),
+        "OPENSSL-LISTEN" | "SSL-LISTEN" => format!(
+            "`netecho serve --tls --addr :{target}` (--cert FILE --key FILE, or one made at start)"
+        ),
         // socat's TLS over udp; netecho's is QUIC.
         "DTLS" | "OPENSSL-DTLS-CLIENT" => {
-            let target = rest.split(',').next().unwrap_or(rest);
             format!("`netecho send quic://{target}` (QUIC: TLS 1.3 over udp; --pin or --ca)")
         }
         _ => return None,
     };
-    Some(format!("'{text}' is a socat address; in netecho: {here}"))
+    Some(here)
+}
+
+/// A udp server of socat's: `PORT` with `ip-add-membership=GROUP:IFACE` joining a group.
+fn socat_udp_server(port: &str, membership: Option<&str>) -> String {
+    match membership.map(|m| m.split_once(':').unwrap_or((m, ""))) {
+        Some((group, "")) => {
+            format!("`netecho serve --proto udp --addr {group}:{port} --join {group}`")
+        }
+        Some((group, iface)) => format!(
+            "`netecho serve --proto udp --addr {group}:{port} --join {group} --iface {iface}`"
+        ),
+        None => format!("`netecho serve --proto udp --addr :{port}`"),
+    }
+}
+
+/// socat's `HOST:PORT` (`[::1]:4000` too) as netecho's two words, HOST without brackets.
+pub(crate) fn socat_split(target: &str) -> (String, String) {
+    match target.rsplit_once(':') {
+        Some((host, port)) => {
+            let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            (bare.unwrap_or(host).to_string(), port.to_string())
+        }
+        None => (target.to_string(), DEFAULT_PORT.to_string()),
+    }
 }
 
 fn proto_names() -> String {
@@ -642,7 +698,7 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
         )));
     }
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(Address::Ip(addr));
+        return scoped(addr, whole).map(Address::Ip);
     }
     // A bare IP (v4, or v6 with or without brackets, with or without a zone) takes the
     // default port.
@@ -651,7 +707,10 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
     if let Some((ip, zone)) = parse_ip(bare) {
-        return Ok(Address::Ip(socket_addr(ip, zone, DEFAULT_PORT)));
+        if bare == text {
+            port_in_v6(text, whole)?;
+        }
+        return scoped(socket_addr(ip, zone, DEFAULT_PORT), whole).map(Address::Ip);
     }
     if let Some(inner) = text.strip_prefix('[') {
         return parse_bracketed(inner, whole);
@@ -674,6 +733,49 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
         )));
     }
     Ok(Address::Host(host.to_string(), port))
+}
+
+/// An IPv6 address without brackets whose last group reads as a port (`::1:4000`): it is
+/// an address (`::1:4000` at port 3234), but hardly ever the one meant.
+fn port_in_v6(text: &str, whole: &str) -> Result<(), UsageError> {
+    let Some((ip, port)) = text.rsplit_once(':') else {
+        return Ok(());
+    };
+    let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    let (addr, zone) = ip.split_once('%').unwrap_or((ip, ""));
+    let Some(v6) = addr.parse::<Ipv6Addr>().ok().filter(|_| digits) else {
+        return Ok(());
+    };
+    let zone = match (v6.is_unicast_link_local(), zone) {
+        (true, "") => "%eth0".to_string(),
+        (_, "") => String::new(),
+        (_, zone) => format!("%{zone}"),
+    };
+    let link = match zone.as_str() {
+        "%eth0" => " (a link-local address also names its interface: `ip link` lists them)",
+        _ => "",
+    };
+    Err(UsageError::new(format!(
+        "'{whole}' reads as the IPv6 address {text} at port {DEFAULT_PORT}: if {port} is the \
+         port, write [{addr}{zone}]:{port} or `{addr}{zone} {port}`{link}; for that address \
+         itself, write [{text}]:{DEFAULT_PORT}"
+    )))
+}
+
+/// `addr`, unless it is link-local without a zone: every interface has its own fe80::
+/// network, so the kernel cannot tell which one is meant (EINVAL).
+fn scoped(addr: SocketAddr, whole: &str) -> Result<SocketAddr, UsageError> {
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
+            Err(UsageError::new(format!(
+                "'{whole}' is link-local: every interface has its fe80:: network, so name the \
+                 one to use with a zone, such as [{}%eth0]:{} (`ip link` lists them)",
+                v6.ip(),
+                v6.port()
+            )))
+        }
+        addr => Ok(addr),
+    }
 }
 
 /// `[IPv6%zone]:PORT` (what std's parser leaves: a named zone, or a malformed address).

@@ -144,6 +144,12 @@ pub(crate) const HABITS: &[Habit] = &[
         here: "ping's -W is `netecho ping -W 2s`; send waits with `--timeout 2s`",
     },
     Habit {
+        flags: &["-connect"],
+        there: "openssl s_client: the server to connect to",
+        here: "`netecho send --tls HOST 4000` (--pin the fingerprint serve printed, --ca FILE, \
+               or --insecure)",
+    },
+    Habit {
         flags: &["--ssl"],
         there: "ncat: TLS",
         here: "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
@@ -209,18 +215,183 @@ const IN_COMMAND: &[(&str, Habit)] = &[
 ];
 
 /// The advice for `flag` (as typed, `-l` or `--listen`) typed to `command` (the subcommand,
-/// when there is one), if it is a habit netecho knows.
-pub(crate) fn advice(command: Option<&str>, flag: &str) -> Option<String> {
-    let name = flag.split('=').next().unwrap_or(flag);
+/// when there is one), if it is a habit netecho knows. `words` is the command line after the
+/// program's name: the advice carries the host, port and protocol typed there.
+pub(crate) fn advice(command: Option<&str>, flag: &str, words: &[&str]) -> Option<String> {
+    let mut name = flag.split('=').next().unwrap_or(flag);
+    // openssl's one-dash long flag, which clap reads as -c with a value.
+    if name == "-c" && words.contains(&"-connect") {
+        name = "-connect";
+    }
     let own = IN_COMMAND
         .iter()
         .find(|(cmd, h)| Some(*cmd) == command && h.flags.contains(&name))
         .map(|(_, h)| h);
     let habit = own.or_else(|| HABITS.iter().find(|h| h.flags.contains(&name)))?;
+    let typed = Typed::read(command, words);
+    let here = typed_here(command, name, &typed).unwrap_or(habit.here.to_string());
     Some(format!(
-        "{name} is not a netecho flag here ({}): {}",
-        habit.there, habit.here
+        "{name} is not a netecho flag here ({}): {here}",
+        habit.there
     ))
+}
+
+/// The flags of nc, ncat and iperf3 that take a value (`-w 5`, `-q 1`): the word after one
+/// is its value, never the host or the port.
+const TAKES_VALUE: &str = "pwsicexMWtqbP";
+
+/// What the user typed around a habit's flag: the host, the port, whether they asked for
+/// udp (`-u`) and to listen (`-l`), so that the advice, pasted, does what they meant.
+#[derive(Default)]
+struct Typed {
+    host: Option<String>,
+    port: Option<String>,
+    udp: bool,
+    listen: bool,
+}
+
+impl Typed {
+    /// Reads `words`, the command line after the program's name and `command`.
+    fn read(command: Option<&str>, words: &[&str]) -> Typed {
+        let mut typed = Typed::default();
+        let mut words = words.iter().copied().skip_while(|w| Some(*w) == command);
+        while let Some(word) = words.next() {
+            let value = match word.split_once('=') {
+                Some((_, v)) if word.starts_with("--") => Some(v),
+                _ => None,
+            };
+            match word.split('=').next().unwrap_or(word) {
+                "--udp" => typed.udp = true,
+                "--listen" => typed.listen = true,
+                "--port" => typed.port = value.or_else(|| words.next()).map(Into::into),
+                "-connect" => {
+                    let (host, port) = crate::endpoint::socat_split(words.next().unwrap_or(""));
+                    (typed.host, typed.port) = (Some(host), Some(port));
+                }
+                long if long.starts_with("--") => {}
+                short if short.starts_with('-') && short.len() > 1 => {
+                    // A cluster (-lu, -lp 4000, -p4000): the last letter's value is next.
+                    let letters = short[1..].trim_end_matches(|c: char| c.is_ascii_digit());
+                    let attached = &short[1 + letters.len()..];
+                    typed.udp |= letters.contains('u');
+                    typed.listen |= letters.contains('l') && command != Some("bench");
+                    let last = letters.chars().last().filter(|c| TAKES_VALUE.contains(*c));
+                    let value = match (last, attached) {
+                        (None, _) => None,
+                        (Some(_), "") => words.next(),
+                        (Some(_), attached) => Some(attached),
+                    };
+                    match (last, value) {
+                        (Some('p'), Some(v)) => typed.port = Some(v.into()),
+                        (Some('c'), Some(v)) if command == Some("bench") => {
+                            typed.host = Some(v.into())
+                        }
+                        _ => {}
+                    }
+                }
+                port if port.parse::<u16>().is_ok_and(|p| p > 0) && typed.port.is_none() => {
+                    typed.port = Some(port.into())
+                }
+                host if typed.host.is_none() => typed.host = Some(host.into()),
+                _ => {}
+            }
+        }
+        typed
+    }
+
+    /// The address to listen on: `:PORT` on every address, or HOST:PORT.
+    fn listen_addr(&self, default_port: &str) -> String {
+        let port = self.port.as_deref().unwrap_or(default_port);
+        match &self.host {
+            Some(host) => crate::endpoint::join_port(host, port).unwrap_or(host.clone()),
+            None => format!(":{port}"),
+        }
+    }
+
+    /// `netecho serve` where they asked to listen, over udp if they said so.
+    fn serve(&self, udp: bool) -> String {
+        let proto = if udp || self.udp { "--proto udp " } else { "" };
+        format!("netecho serve {proto}--addr {}", self.listen_addr("4000"))
+    }
+
+    /// The host and port to talk to, as `send` takes them (HOST PORT, or one address).
+    fn to(&self, host: &str, port: &str) -> String {
+        match (&self.host, &self.port) {
+            // A host with its own port (127.0.0.1:4000, [::1]:4000) stands alone.
+            (Some(h), None) if crate::endpoint::join_port(h, "1").is_none() => h.clone(),
+            (h, p) => format!(
+                "{} {}",
+                h.as_deref().unwrap_or(host),
+                p.as_deref().unwrap_or(port)
+            ),
+        }
+    }
+
+    /// The same as one udp:// address.
+    fn udp_url(&self) -> String {
+        let words = self.to("127.0.0.1", "4000");
+        if words.contains("://") {
+            return words;
+        }
+        let joined = words
+            .split_once(' ')
+            .and_then(|(h, p)| crate::endpoint::join_port(h, p));
+        format!("udp://{}", joined.unwrap_or(words))
+    }
+}
+
+/// The netecho way for the habits whose advice carries what the user typed (the port, the
+/// host, udp), typed to `command`; `None` for the others.
+fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
+    let here = match (command, name) {
+        (_, "-l" | "--listen") => format!("netecho listens with `{}`", t.serve(false)),
+        (_, "-u" | "--udp") if t.listen => format!("a UDP server is `{}`", t.serve(true)),
+        (_, "-connect") => format!(
+            "`netecho send --tls {}` (--pin the fingerprint serve printed, --ca FILE, or \
+             --insecure)",
+            t.to("HOST", "4000")
+        ),
+        (Some("serve"), "-p" | "--port") => {
+            format!(
+                "a server's port goes with its address: `{}`",
+                t.serve(false)
+            )
+        }
+        (Some("serve"), "-u" | "--udp") => format!(
+            "a UDP server is `{}` (or --addr udp://{})",
+            t.serve(true),
+            t.listen_addr("4000")
+        ),
+        (Some("bench"), "-p" | "--port") => {
+            let to = t.to("HOST", "5201");
+            format!(
+                "the port goes with the address: `netecho bench -c {to}` (HOST PORT) or {}",
+                to.replacen(' ', ":", 1)
+            )
+        }
+        (Some("bench"), "-u" | "--udp") => format!(
+            "UDP is `netecho bench --proto udp {}` (or a udp:// address)",
+            t.to("HOST", "PORT")
+        ),
+        (_, "-p" | "--port") => {
+            let to = t.to("127.0.0.1", "4000");
+            let one = to
+                .split_once(' ')
+                .and_then(|(h, p)| crate::endpoint::join_port(h, p));
+            format!(
+                "the port goes with the address: `netecho send {to}` (HOST PORT) or {}; to \
+                 listen, `{}`",
+                one.unwrap_or(to.clone()),
+                t.serve(false)
+            )
+        }
+        (_, "-u" | "--udp") => format!(
+            "UDP is `--proto udp`, or a udp:// address: `netecho send {}`",
+            t.udp_url()
+        ),
+        _ => return None,
+    };
+    Some(here)
 }
 
 /// The command line, parsed. Every usage error, clap's or a habit's, ends netecho with
@@ -263,12 +434,14 @@ pub(crate) fn parse() -> Cli {
 /// missing), and the help of the subcommand it was typed to; or a habit's advice.
 fn usage_line(err: &clap::Error, raw: &[OsString]) -> String {
     let path = command_path(err, raw);
-    if let Some(line) = explain(err, path.strip_prefix("netecho ")) {
+    let words = words(raw);
+    if let Some(line) = explain(err, path.strip_prefix("netecho "), &words) {
         return line;
     }
     let mut parts = vec![what(err, &path)];
     parts.extend(hints(err));
     parts.extend(listen_word(err, &path));
+    parts.extend(address_word(err, &words));
     parts.push(format!("see '{path} --help'"));
     parts.join("; ")
 }
@@ -335,12 +508,45 @@ fn reason(why: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A word after `serve`, which takes none: where to listen is --addr (`serve 4000`, as
-/// `nc -l 4000` or `python3 -m http.server 4000` take it).
+/// `nc -l 4000` or `python3 -m http.server 4000` take it); a socat address in netecho's form.
 fn listen_word(err: &clap::Error, path: &str) -> Option<String> {
     let word = text(err, ContextKind::InvalidArg)?;
     let serve = path.ends_with(" serve") && err.kind() == ErrorKind::UnknownArgument;
-    (serve && !word.starts_with('-'))
-        .then(|| format!("serve listens where --addr says: `netecho serve --addr {word}`"))
+    if !serve || word.starts_with('-') {
+        return None;
+    }
+    Some(crate::endpoint::socat_address(word).unwrap_or_else(|| {
+        format!("serve listens where --addr says: `netecho serve --addr {word}`")
+    }))
+}
+
+/// An address where the subcommand goes (`netecho 127.0.0.1 4000`, `netecho
+/// TCP-LISTEN:4000`): the send or serve it stands for.
+fn address_word(err: &clap::Error, words: &[&str]) -> Option<String> {
+    let word = text(err, ContextKind::InvalidSubcommand)?;
+    if let Some(socat) = crate::endpoint::socat_address(word) {
+        return Some(socat);
+    }
+    let next = words.iter().skip_while(|w| **w != word).nth(1);
+    let port = next.filter(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let addr = match port {
+        Some(port) => crate::endpoint::join_port(word, port)?,
+        None => word.to_string(),
+    };
+    let address =
+        crate::endpoint::Endpoint::parse(&addr, None).is_ok() && addr.contains([':', '.']);
+    let shown = port.map_or(word.to_string(), |p| format!("{word} {p}"));
+    address.then(|| {
+        format!(
+            "an address goes after a subcommand: `netecho send {shown} hello` talks to it, \
+             `netecho serve --addr {addr}` listens there"
+        )
+    })
+}
+
+/// The command line after the program's name, the words that are text.
+fn words(raw: &[OsString]) -> Vec<&str> {
+    raw.iter().skip(1).filter_map(|w| w.to_str()).collect()
 }
 
 /// The most possible values a usage error lists; a longer list is left to the help.
@@ -441,8 +647,11 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
     if dashes(&mut raw.iter()) > dashes(&mut args.message.iter()) {
         return None;
     }
-    let words = args.message.iter().take_while(|w| *w != "--");
-    for (i, word) in words.filter_map(|w| w.to_str()).enumerate() {
+    if let Some(line) = nc_quit(&words(raw), &args.addr) {
+        return Some(line);
+    }
+    let message = args.message.iter().take_while(|w| *w != "--");
+    for (i, word) in message.filter_map(|w| w.to_str()).enumerate() {
         let name = word.split('=').next().unwrap_or(word);
         if send_flag(name) {
             return Some(format!(
@@ -452,7 +661,7 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
             ));
         }
         let habit = (i == 0 && word.starts_with('-'))
-            .then(|| advice(Some("send"), word))
+            .then(|| advice(Some("send"), word, &words(raw)))
             .flatten();
         if let Some(line) = habit {
             return Some(format!(
@@ -462,6 +671,24 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
         }
     }
     None
+}
+
+/// nc's `-q SECS` (quit that long after the input ends) typed to send, where -q is quiet and
+/// takes no value: SECS would be read as the address.
+fn nc_quit(words: &[&str], addr: &str) -> Option<String> {
+    let at = words.windows(2).position(|w| w == ["-q", addr])?;
+    let secs = addr.bytes().all(|b| b.is_ascii_digit()).then_some(addr)?;
+    let rest: Vec<&str> = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at && *i != at + 1)
+        .map(|(_, w)| *w)
+        .collect();
+    Some(format!(
+        "-q {secs} is nc's wait after the input ends; netecho's -q is quiet and takes no \
+         value, and send ends once the reply to its input is in: `netecho {}`",
+        rest.join(" ")
+    ))
 }
 
 /// Whether `name` (`--timeout`, `-i`) is a flag `netecho send` takes.
@@ -487,12 +714,12 @@ fn send_flag(name: &str) -> bool {
 }
 
 /// The advice for a clap error about an unknown flag, if that flag is a known habit.
-fn explain(err: &clap::Error, command: Option<&str>) -> Option<String> {
+fn explain(err: &clap::Error, command: Option<&str>, words: &[&str]) -> Option<String> {
     if err.kind() != ErrorKind::UnknownArgument {
         return None;
     }
     match err.get(ContextKind::InvalidArg)? {
-        ContextValue::String(flag) => advice(command, flag),
+        ContextValue::String(flag) => advice(command, flag, words),
         _ => None,
     }
 }
@@ -503,15 +730,19 @@ mod tests {
 
     #[test]
     fn a_habit_gets_one_line_naming_the_netecho_way() {
-        let line = advice(None, "-l").unwrap();
+        let line = advice(None, "-l", &[]).unwrap();
         assert_eq!(
             line,
             "-l is not a netecho flag here (nc, ncat: listen): netecho listens with \
              `netecho serve --addr :4000`"
         );
-        assert!(advice(None, "--port=80").unwrap().contains("HOST PORT"));
-        assert!(!advice(None, "-u").unwrap().contains('\n'));
-        assert_eq!(advice(None, "--frobnicate"), None);
+        assert!(
+            advice(None, "--port=80", &[])
+                .unwrap()
+                .contains("HOST PORT")
+        );
+        assert!(!advice(None, "-u", &[]).unwrap().contains('\n'));
+        assert_eq!(advice(None, "--frobnicate", &[]), None);
     }
 
     fn misplaced_in(args: &[&str]) -> Option<String> {
@@ -546,11 +777,15 @@ mod tests {
     fn an_unknown_habit_flag_is_explained_from_clap_s_error() {
         let err = Cli::try_parse_from(["netecho", "send", "-l", "127.0.0.1:1"]).unwrap_err();
         assert!(
-            explain(&err, Some("send"))
+            explain(&err, Some("send"), &[])
                 .unwrap()
                 .contains("netecho serve --addr :4000")
         );
         let err = Cli::try_parse_from(["netecho", "send", "--port", "80", "x"]).unwrap_err();
-        assert!(explain(&err, Some("send")).unwrap().contains("HOST PORT"));
+        assert!(
+            explain(&err, Some("send"), &[])
+                .unwrap()
+                .contains("HOST PORT")
+        );
     }
 }

@@ -34,7 +34,12 @@ fn check(row: &str, server: &Server) -> bool {
     let addr = format!("127.0.0.1:{port}");
     match row {
         "`nc -l -p 4000`" => {
-            refused(&["send", "-l", &addr], "`netecho serve --addr :4000`");
+            refused(&["send", "-l"], "`netecho serve --addr :4000`");
+            // What was typed stays in the advice: there is where to listen.
+            refused(
+                &["send", "-l", &addr],
+                &format!("`netecho serve --addr {addr}`"),
+            );
             refused(&["send", "-p", &port, "127.0.0.1"], "HOST PORT");
             refused(&["send", "--port", &port, "127.0.0.1"], "HOST PORT");
             let any = Server::start(&["--addr", ":0"]);
@@ -449,4 +454,116 @@ fn a_habit_s_advice_is_for_the_subcommand_it_was_typed_to() {
     let line = fails(&netecho(&["serve", "-s"], b""), 2);
     assert!(line.contains("leave -s out"), "{line}");
     assert!(!line.contains("source address"), "{line}");
+}
+
+#[test]
+fn a_habit_s_advice_carries_the_port_host_and_protocol_typed() {
+    // Pasted, the advice listens where nc was asked to, and over udp when -u said so.
+    let line = fails(&netecho(&["-l", "5000"], b""), 2);
+    assert!(line.contains("`netecho serve --addr :5000`"), "{line}");
+    let line = fails(&netecho(&["-lu", "4070"], b""), 2);
+    assert!(
+        line.contains("`netecho serve --proto udp --addr :4070`"),
+        "{line}"
+    );
+    let line = fails(&netecho(&["serve", "-p", "4070"], b""), 2);
+    assert!(line.contains("`netecho serve --addr :4070`"), "{line}");
+    let line = fails(&netecho(&["send", "-u", "10.1.1.1", "5000"], b""), 2);
+    assert!(
+        line.contains("`netecho send udp://10.1.1.1:5000`"),
+        "{line}"
+    );
+    let line = fails(&netecho(&["send", "-p", "4070", "::1"], b""), 2);
+    assert!(line.contains("`netecho send ::1 4070`"), "{line}");
+    // What the advice says works: a udp server there answers the send it names.
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let port = udp.port().to_string();
+    let line = fails(&netecho(&["send", "-u", "127.0.0.1", &port], b""), 2);
+    let advice = line.split('`').nth(3).expect("a command in backticks");
+    let words: Vec<&str> = advice.split(' ').skip(1).chain(["pasted"]).collect();
+    assert_eq!(ok(&netecho(&words, b"")), "PASTED\n", "{line}");
+}
+
+#[test]
+fn openssl_s_client_s_connect_gets_the_tls_send() {
+    let line = fails(
+        &netecho(&["send", "--tls", "-connect", "127.0.0.1:4433"], b""),
+        2,
+    );
+    assert!(
+        line.contains("`netecho send --tls 127.0.0.1 4433`"),
+        "{line}"
+    );
+    assert!(!line.contains("ping"), "{line}");
+}
+
+#[test]
+fn socat_addresses_keep_the_host_port_and_options_typed() {
+    for (args, want) in [
+        (
+            &["serve", "--addr", "TCP-LISTEN:4000,reuseaddr,fork"][..],
+            "`netecho serve --addr :4000`",
+        ),
+        (
+            &["send", "TCP:127.0.0.1:4000,crlf"],
+            "`netecho send 127.0.0.1 4000`",
+        ),
+        (&["send", "TCP6:[::1]:4000"], "`netecho send ::1 4000`"),
+        (
+            &["send", "UDP6:[::1]:4001"],
+            "`netecho send --proto udp ::1 4001`",
+        ),
+        (
+            &["send", "UDP4-DATAGRAM:239.1.2.3:4000,ip-multicast-ttl=2"],
+            "`netecho send --ttl 2 udp://239.1.2.3:4000`",
+        ),
+        (
+            &["send", "UDP-SENDTO:127.0.0.1:4000"],
+            "`netecho send udp://127.0.0.1:4000`",
+        ),
+        (
+            &[
+                "serve",
+                "--addr",
+                "UDP4-RECVFROM:4000,ip-add-membership=239.1.2.3:eth0,fork",
+            ],
+            "`netecho serve --proto udp --addr 239.1.2.3:4000 --join 239.1.2.3 --iface eth0`",
+        ),
+        (&["send", "ABSTRACT-CONNECT:echo"], "`netecho send @echo`"),
+        (&["send", "tcp:/127.0.0.1:4000"], "tcp://127.0.0.1:4000"),
+        (&["TCP-LISTEN:4000"], "`netecho serve --addr :4000`"),
+        (
+            &["serve", "TCP-LISTEN:4005"],
+            "`netecho serve --addr :4005`",
+        ),
+        (
+            &["127.0.0.1", "4000"],
+            "`netecho send 127.0.0.1 4000 hello`",
+        ),
+    ] {
+        let line = fails(&netecho(args, b""), 2);
+        assert!(line.contains(want), "netecho {args:?}: {line}");
+        assert!(!line.contains("--addr TCP-LISTEN"), "{line}");
+    }
+    // The advice, pasted, reaches the server the socat address named.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let socat = format!("TCP:127.0.0.1:{},crlf", server.port());
+    let line = fails(&netecho(&["send", &socat], b""), 2);
+    let advice = line.split('`').nth(1).unwrap();
+    let words: Vec<&str> = advice.split(' ').skip(1).chain(["pasted"]).collect();
+    assert_eq!(ok(&netecho(&words, b"")), "PASTED\n", "{line}");
+}
+
+#[test]
+fn nc_s_quit_delay_and_ping_s_seconds_are_read_as_those_tools_meant() {
+    let line = fails(&netecho(&["send", "-q", "1", "127.0.0.1", "4000"], b""), 2);
+    assert!(line.contains("`netecho send 127.0.0.1 4000`"), "{line}");
+    assert!(!line.contains("port alone"), "{line}");
+    for (args, want) in [
+        (&["ping", "-i", "0.2", "127.0.0.1"][..], "write 0.2s"),
+        (&["bench", "-t", "1", "127.0.0.1:1"], "write 1s"),
+    ] {
+        let line = fails(&netecho(args, b""), 2);
+        assert!(line.contains(want), "netecho {args:?}: {line}");
+    }
 }
