@@ -778,3 +778,56 @@ fn bench_refuses_a_udp_size_over_the_family_s_datagram_before_it_starts() {
     let line = error_of(&over, 1);
     assert_mentions(&line, &["--size 65508", "at most 65507 bytes"]);
 }
+
+#[test]
+fn an_ipv6_address_without_brackets_says_where_the_port_goes() {
+    let line = error_of(&["send", "::1:4000", "hi"], 2);
+    assert_mentions(&line, &["[::1]:4000", "`::1 4000`"]);
+    let line = error_of(&["serve", "--addr", "::1:4000"], 2);
+    assert_mentions(&line, &["[::1]:4000"]);
+    let line = error_of(&["send", "fe80::1:4000", "hi"], 2);
+    assert_mentions(&line, &["[fe80::1%eth0]:4000", "ip link"]);
+    let line = error_of(&["send", "[fe80::1]:4000", "hi"], 2);
+    assert_mentions(&line, &["link-local", "[fe80::1%eth0]:4000"]);
+    // Written as the advice says, the address works.
+    let server = Server::start(&["--addr", "[::1]:0"]);
+    let port = server.port().to_string();
+    let out = netecho(&["send", "::1", &port, "six"], b"");
+    assert_eq!(ok(&out), "SIX\n");
+}
+
+#[test]
+fn a_directory_nobody_may_enter_or_a_kernel_file_system_is_named_with_advice() {
+    // /proc exists and takes no files: not a missing directory.
+    let line = error_of(&["serve", "--addr", "/proc/netecho-test.sock"], 1);
+    assert_mentions(&line, &["/proc takes no socket files", "/tmp"]);
+    assert!(!line.contains("does not exist"), "{line}");
+    let line = error_of(&["serve", "--addr", "/sys/netecho-test.sock"], 1);
+    assert_mentions(&line, &["/tmp"]);
+    let test = "a_directory_nobody_may_enter_or_a_kernel_file_system_is_named_with_advice";
+    if !nobody_can_run(test) {
+        return;
+    }
+    // tempfile's 0700 directory: nobody cannot even look inside.
+    let dir = tempdir();
+    let path = show(&dir.path().join("x.sock"));
+    let out = run(&mut as_nobody(&["serve", "--addr", &path]), b"");
+    let line = fails(&out, 1);
+    assert_mentions(
+        &line,
+        &["permission denied", &show(dir.path()), "such as /tmp"],
+    );
+}
+
+#[test]
+fn ping_6_of_a_name_without_an_ipv6_address_says_what_to_do() {
+    let out = netecho(&["ping", "-6", "-c", "1", "localhost"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.contains("cannot resolve") {
+        let needs = "a localhost without an IPv6 address in /etc/hosts";
+        common::skip("ping_6_of_a_name", needs, common::Lacks::Environment);
+        return;
+    }
+    let line = fails(&out, 1);
+    assert_mentions(&line, &["-6", "::1", "leave -6 out"]);
+}

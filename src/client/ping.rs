@@ -108,11 +108,16 @@ fn target(host: &str) -> Result<SocketAddr> {
         .to_socket_addrs()
         .map_err(|e| anyhow!("cannot resolve '{host}': {e}; check the spelling, or give an IP"))?
         .find(crate::endpoint::family_allows)
-        .ok_or_else(|| {
-            anyhow!(
-                "cannot resolve '{host}': it has no address {}",
-                crate::endpoint::family_flag()
-            )
+        .ok_or_else(|| match crate::endpoint::family_flag() {
+            "-6" => anyhow!(
+                "cannot resolve '{host}' to an IPv6 address, as -6 asks: it has only IPv4 \
+                 ones; ping ::1 (or another IPv6 address), or leave -6 out"
+            ),
+            "-4" => anyhow!(
+                "cannot resolve '{host}' to an IPv4 address, as -4 asks: it has only IPv6 \
+                 ones; ping 127.0.0.1 (or another IPv4 address), or leave -4 out"
+            ),
+            _ => anyhow!("cannot resolve '{host}': it has no address"),
         })
 }
 

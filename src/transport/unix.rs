@@ -108,6 +108,13 @@ fn clear_stale(proto: Proto, path: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(anyhow!(
+                "cannot look for a stale socket at {shown}: permission denied (EACCES): you may \
+                 not enter {}; choose a directory you own, such as /tmp",
+                directory(path)
+            ));
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
     };
     if !meta.file_type().is_socket() {
@@ -162,15 +169,29 @@ fn bind_socket(
     Ok((sock, file))
 }
 
+/// The directory a socket path is in, as shown in errors ("." for a bare name).
+fn directory(path: &Path) -> String {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => ".".to_string(),
+    }
+}
+
 fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
     let dir = match addr {
-        Address::UnixPath(path) => match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
-            _ => ".".to_string(),
-        },
+        Address::UnixPath(path) => directory(path),
         _ => String::new(),
     };
+    // /proc and /sys exist but take no new files: ENOENT or EPERM there is the file system's.
+    let takes_none = || {
+        anyhow!(
+            "bind {proto} {addr}: {dir} takes no socket files (a kernel file system such as \
+             /proc or /sys, or mounted read-only); choose a directory you own, such as /tmp"
+        )
+    };
     match err.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT) if Path::new(&dir).is_dir() => takes_none(),
+        Some(Errno::EPERM | Errno::EROFS) => takes_none(),
         Some(Errno::ENOENT) => anyhow!(
             "bind {proto} {addr}: directory {dir} does not exist; create it or choose another path"
         ),
