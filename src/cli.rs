@@ -67,9 +67,10 @@ fn choice_hiding<T: Choice>(hidden: &'static [&'static str]) -> impl TypedValueP
         answers each message with the same bytes, ASCII letters made upper case. netecho ping \
         sends ICMP echo requests.",
     after_help = "Examples:\n  \
-        netecho serve --proto udp --addr [::]:3234\n  \
-        netecho send --proto udp 127.0.0.1:3234 hello\n  \
-        netecho serve --addr unix:///tmp/echo.sock & netecho send /tmp/echo.sock"
+        netecho serve --proto udp --addr '[::]:3234'   # in one terminal,\n  \
+        netecho send --proto udp 127.0.0.1:3234 hello  # in another: HELLO\n  \
+        netecho serve --addr unix:///tmp/echo.sock     # in one terminal,\n  \
+        netecho send /tmp/echo.sock hello              # in another: HELLO"
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -178,7 +179,7 @@ with the real port when port 0 was asked for (serve --lab adds a line per port i
 Examples:
   netecho serve                                  # tcp on 127.0.0.1:3234
   netecho serve --addr :4000                     # every address, IPv6 and IPv4
-  netecho serve --proto udp --addr [::]:3234     # dual-stack: IPv6 and IPv4
+  netecho serve --proto udp --addr '[::]:3234'   # dual-stack: IPv6 and IPv4
   sudo netecho -v serve --proto raw --addr ::1   # raw IPv6, IP protocol 253
   netecho serve --lab                            # for a class: netecho lab HOST";
 
@@ -191,7 +192,7 @@ its writing side and waits for the server to close (at most --timeout of silence
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
   netecho send 127.0.0.1 4000 hello                   # HOST PORT, as nc
-  printf 'a\\nb\\n' | netecho send --proto tcp [::1]:3234
+  printf 'a\\nb\\n' | netecho send --proto tcp '[::1]:3234'
   netecho send --iface eth0 udp://239.1.2.3:4000 hello  # every member answers
   netecho send --broadcast udp://192.168.1.255:4000 hello
   sudo netecho send --hdrincl --ttl 7 raw://127.0.0.1 hello";
@@ -215,7 +216,7 @@ check, and the file appears under its name only once verified.
 
 Examples:
   netecho get 127.0.0.1:3234 notes.txt
-  netecho get --proto udp --window 8 [::1]:3234 big.iso -o /tmp/big.iso
+  netecho get --proto udp --window 8 '[::1]:3234' big.iso -o /tmp/big.iso
   netecho get --proto udp --drop 0.1 -v 127.0.0.1:3234 notes.txt  # resends";
 
 const PUT_EXAMPLES: &str = "The server must run with --files DIR --upload.
@@ -230,7 +231,8 @@ then the exit status), so output of any size comes back whole; exec exits with t
 program's status.
 
 Examples:
-  netecho serve --exec tr a-z A-Z & echo hello | netecho exec 127.0.0.1:3234
+  netecho serve --exec tr a-z A-Z             # in one terminal,
+  echo hello | netecho exec 127.0.0.1:3234    # in another: HELLO
   netecho exec /tmp/cmd.sock < input.txt";
 
 const LAB_EXAMPLES: &str =
@@ -254,9 +256,9 @@ Examples:
   netecho lab
   netecho lab --quick --format json > lab.json
   netecho lab --plot latency.svg
-  netecho lab 192.168.1.10            (the teacher runs: netecho serve --lab)
-  netecho lab --quick [fd00::1]:3235
-  netecho lab --tls --pin SHA256 192.168.1.10   (serve --lab --tls)";
+  netecho lab 192.168.1.10            # the teacher runs: netecho serve --lab
+  netecho lab --quick '[fd00::1]:3235'
+  netecho lab --tls --pin SHA256 192.168.1.10   # against serve --lab --tls";
 
 const PING_EXAMPLES: &str =
     "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
@@ -281,7 +283,7 @@ unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happe
 Examples:
   netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock
   netecho relay --loss 5% --delay 20ms --jitter 5ms \\
-      udp://[::1]:4000 unix-dgram:///tmp/echo.sock
+      'udp://[::1]:4000' unix-dgram:///tmp/echo.sock
   netecho relay --framing line --rate 10mbit \\
       tcp://127.0.0.1:4000 udp://127.0.0.1:3234";
 
@@ -503,6 +505,19 @@ pub(crate) struct ExecServeArgs {
     /// LC_ALL and TZ only, so secrets in the server's environment stay there
     #[arg(long, value_name = "NAME")]
     pub exec_env: Vec<std::ffi::OsString>,
+}
+
+/// A duration of a flag whose namesake in ping and iperf3 counts seconds (`-i 0.2`, `-t 10`):
+/// a bare number is refused with seconds offered first, as those tools meant.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    match t.parse::<f64>() {
+        Ok(v) if v > 0.0 => Err(format!(
+            "{t} what? write {t}s (ping and iperf3 count seconds) or {t}ms: a duration needs \
+             its unit"
+        )),
+        _ => parse_duration(text),
+    }
 }
 
 /// A time limit that may be turned off: a duration, or `off`.
@@ -797,7 +812,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, short = 's', short_alias = 'l', value_name = "SIZE", default_value_t = 64, value_parser = size_in::<u32>(0, 16 << 20))]
     pub size: u32,
     /// How long to send
-    #[arg(long, short = 'd', short_alias = 't', value_name = "DUR", default_value = "5s", value_parser = parse_duration, conflicts_with = "count")]
+    #[arg(long, short = 'd', short_alias = 't', value_name = "DUR", default_value = "5s", value_parser = parse_seconds, conflicts_with = "count")]
     pub duration: Duration,
     /// Requests per client, instead of --duration
     #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -941,13 +956,13 @@ pub(crate) struct PingArgs {
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Time between requests (e.g. 1s, 200ms)
-    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Data bytes per request, after the 8-byte ICMP header
     #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = size_in::<u32>(0, 65_527))]
     pub size: u32,
     /// How long to wait for each reply; a later one counts as lost
-    #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_seconds)]
     pub timeout: Duration,
 }
 
@@ -2002,10 +2017,10 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 // `netecho lesson`: the lesson walked on real sockets.
 
 const LESSON_EXAMPLES: &str = "Examples:\n  \
-    netecho lesson                 the server and the client, one call per Enter\n  \
-    netecho lesson --lang zh       the same in Chinese (the lesson's language)\n  \
-    netecho lesson --list          what can go wrong, one demonstration each\n  \
-    netecho lesson sticky --auto   two sends read as one, without pauses";
+    netecho lesson                 # the server and the client, one call per Enter\n  \
+    netecho lesson --lang zh       # the same in Chinese (the lesson's language)\n  \
+    netecho lesson --list          # what can go wrong, one demonstration each\n  \
+    netecho lesson sticky --auto   # two sends read as one, without pauses";
 
 #[derive(Debug, Args)]
 pub(crate) struct LessonArgs {

@@ -233,8 +233,10 @@ fn readme_says_which_models_serve_quic_as_serve_does() {
 /// line that is not `netecho serve` or `netecho send`.
 fn example(line: &str) -> Option<(String, String, String)> {
     let command = line.split(" #").next()?.rsplit("| ").next()?;
+    // A quoted word ('[::]:3234', quoted for zsh) as the shell passes it on.
     let words: Vec<&str> = command
         .split_whitespace()
+        .map(|w| w.trim_matches('\''))
         .skip_while(|w| *w == "sudo")
         .collect();
     let sub = match words.as_slice() {
@@ -313,5 +315,204 @@ fn every_help_lists_its_own_flags_first_and_the_shared_ones_together_at_the_end(
             .collect();
         let tail = &flags[flags.len().saturating_sub(shared.len())..];
         assert_eq!(tail, shared, "{sub} -h:\n{help}");
+    }
+}
+
+/// The example lines of `command`'s --help (the main help for ""), a line continued with `\`
+/// joined to the next, each as (what a shell runs, the comment after `#`).
+fn help_examples(command: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new(common::bin())
+        .args([command, "--help"].into_iter().filter(|a| !a.is_empty()))
+        .env("COLUMNS", "1000")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let tail = &help[help.rfind("Examples:").map_or(help.len(), |i| i + 9)..];
+    let parts: Vec<&str> = tail.split("\\\n").map(str::trim_start).collect();
+    let joined = parts.join(" ");
+    joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once(" #") {
+            Some((run, note)) => (run.trim_end().to_string(), note.trim().to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// What in `line` a shell would not run as it reads: a `[` outside quotes (zsh globs it:
+/// "no matches found"), two commands at once (`&`, the second racing the first), or words
+/// after a run of spaces (a note not marked with `#`).
+fn paste_trouble(line: &str) -> Option<&'static str> {
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '[') => return Some("an unquoted [ is a glob in zsh"),
+            (None, '&') => return Some("a command in the background races the next"),
+            _ => {}
+        }
+    }
+    line.contains("   ")
+        .then_some("a note after spaces is run as words: mark it with #")
+}
+
+#[test]
+fn every_help_example_pastes_into_a_shell_as_written() {
+    let mut commands = vec![""];
+    commands.extend(common::SUBCOMMANDS);
+    for command in commands {
+        for (run, _) in help_examples(command) {
+            assert_eq!(paste_trouble(&run), None, "netecho {command} --help: {run}");
+            let syntax = std::process::Command::new("sh")
+                .args(["-n", "-c", &run])
+                .output()
+                .unwrap();
+            assert!(
+                syntax.status.success(),
+                "netecho {command} --help: sh cannot parse {run}"
+            );
+        }
+    }
+}
+
+/// Runs `script` with `netecho` the binary under test, in a network namespace of its own
+/// (its loopback up, an eth0 with a peer) and over a /tmp of its own, so the fixed ports and paths
+/// of the documentation are free; None where this process may not make namespaces.
+fn in_private_namespace(test: &str, script: &str) -> Option<std::process::Output> {
+    let can = std::process::Command::new("unshare")
+        .args(["-nm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can {
+        let needs = "root and unshare (util-linux) for a namespace of its own";
+        common::skip(test, needs, common::Lacks::Provided);
+        return None;
+    }
+    let dir = std::path::Path::new(common::bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let setup = "ip link set lo up && ip link add eth0 type veth peer name eth1 && \
+                 ip link set eth1 up && ip link set eth0 up && ip addr add 10.9.9.1/24 dev eth0 && \
+                 mount -t tmpfs tmpfs /tmp && cd /tmp || exit 99\n";
+    let child = std::process::Command::new("unshare")
+        .args(["-nm", "sh", "-c", &format!("{setup}{script}")])
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    Some(common::output_within(
+        child,
+        script,
+        std::time::Duration::from_secs(60),
+    ))
+}
+
+/// A shell script that starts `server` as a second terminal would, waits (at most 10 s) for
+/// its `listening` line, runs `client`, and stops the server.
+fn two_terminals(server: &str, client: &str) -> String {
+    format!(
+        "( {server} ) >server.out 2>&1 &\n\
+         i=0; until grep -q '^listening' server.out; do i=$((i+1)); \
+         [ $i -gt 200 ] && {{ cat server.out >&2; exit 98; }}; sleep 0.05; done\n\
+         {client}\nrc=$?\nkill $! 2>/dev/null; wait; exit $rc\n"
+    )
+}
+
+#[test]
+fn the_help_examples_for_two_terminals_run_as_written() {
+    let test = "the_help_examples_for_two_terminals_run_as_written";
+    let mut pairs = 0;
+    let mut commands = vec![""];
+    commands.extend(common::SUBCOMMANDS);
+    for command in commands {
+        let examples = help_examples(command);
+        for pair in examples.windows(2) {
+            let [(server, first), (client, second)] = pair else {
+                continue;
+            };
+            if first != "in one terminal," {
+                continue;
+            }
+            let want = second
+                .strip_prefix("in another: ")
+                .unwrap_or_else(|| panic!("netecho {command} --help: {second}"));
+            pairs += 1;
+            let Some(out) = in_private_namespace(test, &two_terminals(server, client)) else {
+                return;
+            };
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains(want),
+                "netecho {command} --help: {server}, then {client}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // The main help's udp and unix pairs, and exec's.
+    assert!(pairs >= 3, "{pairs} examples for two terminals");
+}
+
+/// The `netecho ...` commands of README's table of habits (its "in netecho" column) that
+/// name nothing to fill in (HOST, PROG, SHA256).
+fn readme_table_commands() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let table = readme
+        .split("| in | you type | in netecho |")
+        .nth(1)
+        .expect("README has the table of habits");
+    let column = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(3).unwrap());
+    // HOST, PROG, SHA256, C: a word in capitals (1K and -P are values and flags).
+    let placeholder = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_uppercase())
+            && w.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    column
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .filter(|code| code.starts_with("netecho "))
+        .filter(|code| !code.split([' ', ':', '/']).any(placeholder))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_command_of_readme_s_habit_table_runs_as_written() {
+    let test = "every_command_of_readme_s_habit_table_runs_as_written";
+    let commands = readme_table_commands();
+    assert!(commands.len() >= 10, "{commands:?}");
+    for command in commands {
+        // As typed, for 2 s: a server must listen, and nothing may be refused as usage.
+        let script = format!("timeout -s INT 2 {command}\nrc=$?\n[ $rc = 124 ] || exit $rc");
+        let Some(out) = in_private_namespace(test, &script) else {
+            return;
+        };
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_ne!(out.status.code(), Some(2), "README's `{command}`: {stderr}");
+        assert_ne!(
+            out.status.code(),
+            Some(99),
+            "{command}: no namespace: {stderr}"
+        );
+        if command.starts_with("netecho serve") {
+            assert!(
+                stdout.contains("listening"),
+                "README's `{command}`: {stderr}"
+            );
+        }
     }
 }
