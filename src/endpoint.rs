@@ -552,6 +552,12 @@ pub(crate) fn socat_address(text: &str) -> Option<String> {
     }
     let (target, options) = rest.split_once(',').unwrap_or((rest, ""));
     let here = socat_here(&kind.to_ascii_uppercase(), target, options)?;
+    if target.is_empty() {
+        return Some(format!(
+            "'{text}' is a socat address without its target; in netecho an address is HOST \
+             PORT, HOST:PORT, a path, or a URL such as udp://HOST:PORT"
+        ));
+    }
     Some(format!("'{text}' is a socat address; in netecho: {here}"))
 }
 
@@ -561,6 +567,7 @@ fn socat_here(kind: &str, target: &str, options: &str) -> Option<String> {
         options
             .split(',')
             .find_map(|o| o.strip_prefix(name)?.strip_prefix('='))
+            .filter(|value| !value.is_empty())
     };
     let (host, port) = socat_split(target);
     let here = match kind.trim_end_matches(['4', '6']) {
@@ -616,6 +623,12 @@ fn socat_udp_server(port: &str, membership: Option<&str>) -> String {
 
 /// socat's `HOST:PORT` (`[::1]:4000` too) as netecho's two words, HOST without brackets.
 pub(crate) fn socat_split(target: &str) -> (String, String) {
+    if let Some(inner) = target.strip_prefix('[') {
+        return match inner.split_once("]:") {
+            Some((host, port)) => (host.to_string(), port.to_string()),
+            None => (target.to_string(), DEFAULT_PORT.to_string()),
+        };
+    }
     match target.rsplit_once(':') {
         Some((host, port)) => {
             let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));

@@ -265,8 +265,10 @@ impl Typed {
                 "--listen" => typed.listen = true,
                 "--port" => typed.port = value.or_else(|| words.next()).map(Into::into),
                 "-connect" => {
-                    let (host, port) = crate::endpoint::socat_split(words.next().unwrap_or(""));
-                    (typed.host, typed.port) = (Some(host), Some(port));
+                    if let Some(to) = words.next().filter(|w| !w.starts_with('-')) {
+                        let (host, port) = crate::endpoint::socat_split(to);
+                        (typed.host, typed.port) = (Some(host), Some(port));
+                    }
                 }
                 long if long.starts_with("--") => {}
                 short if short.starts_with('-') && short.len() > 1 => {
@@ -683,6 +685,7 @@ fn nc_quit(words: &[&str], addr: &str) -> Option<String> {
         .enumerate()
         .filter(|(i, _)| *i != at && *i != at + 1)
         .map(|(_, w)| *w)
+        .chain((words.len() <= 3).then_some("HOST PORT"))
         .collect();
     Some(format!(
         "-q {secs} is nc's wait after the input ends; netecho's -q is quiet and takes no \
@@ -743,6 +746,20 @@ mod tests {
         );
         assert!(!advice(None, "-u", &[]).unwrap().contains('\n'));
         assert_eq!(advice(None, "--frobnicate", &[]), None);
+    }
+
+    #[test]
+    fn with_nothing_typed_the_advice_is_the_table_s() {
+        let none = Typed::default();
+        let everywhere = HABITS.iter().map(|h| (None, h));
+        let own = IN_COMMAND.iter().map(|(cmd, h)| (Some(*cmd), h));
+        for (command, habit) in everywhere.chain(own) {
+            for flag in habit.flags {
+                if let Some(here) = typed_here(command, flag, &none) {
+                    assert_eq!(here, habit.here, "{command:?} {flag}");
+                }
+            }
+        }
     }
 
     fn misplaced_in(args: &[&str]) -> Option<String> {
