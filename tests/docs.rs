@@ -460,6 +460,16 @@ fn the_help_examples_for_two_terminals_run_as_written() {
     assert!(pairs >= 3, "{pairs} examples for two terminals");
 }
 
+/// Whether `command` names something to fill in: HOST, PROG, SHA256, C, a word in capitals
+/// (1K and -P are values and flags).
+fn fill_in(command: &str) -> bool {
+    command.split([' ', ':', '/']).any(|w| {
+        w.starts_with(|c: char| c.is_ascii_uppercase())
+            && w.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    })
+}
+
 /// The `netecho ...` commands of README's table of habits (its "in netecho" column) that
 /// name nothing to fill in (HOST, PROG, SHA256).
 fn readme_table_commands() -> Vec<String> {
@@ -473,16 +483,10 @@ fn readme_table_commands() -> Vec<String> {
         .skip(2)
         .take_while(|l| l.starts_with('|'))
         .map(|l| l.split('|').nth(3).unwrap());
-    // HOST, PROG, SHA256, C: a word in capitals (1K and -P are values and flags).
-    let placeholder = |w: &str| {
-        w.starts_with(|c: char| c.is_ascii_uppercase())
-            && w.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    };
     column
         .flat_map(|cell| cell.split('`').skip(1).step_by(2))
         .filter(|code| code.starts_with("netecho "))
-        .filter(|code| !code.split([' ', ':', '/']).any(placeholder))
+        .filter(|code| !fill_in(code))
         .map(str::to_string)
         .collect()
 }
@@ -513,6 +517,42 @@ fn every_command_of_readme_s_habit_table_runs_as_written() {
                 stdout.contains("listening"),
                 "README's `{command}`: {stderr}"
             );
+        }
+    }
+}
+
+#[test]
+fn every_help_example_runs_as_written_without_a_usage_error() {
+    // Each example as a user pastes it, for at most 2 s, with the files it names at hand:
+    // a server listens, and nothing is refused as usage (exit 2, sh's too). Completions
+    // are left out: they write into the shell's own directories.
+    let test = "every_help_example_runs_as_written_without_a_usage_error";
+    let mut commands = vec![""];
+    commands.extend(common::SUBCOMMANDS.iter().filter(|c| **c != "completions"));
+    for command in commands {
+        for (run, _) in help_examples(command) {
+            if fill_in(&run) {
+                continue;
+            }
+            let script = format!(
+                "for f in input.txt notes.txt report.pdf data.bin; do echo x > $f; done\n\
+                 cat > example.sh <<'EXAMPLE'\nsudo() {{ \"$@\"; }}\n{run}\nEXAMPLE\n\
+                 timeout 2 sh example.sh; rc=$?; [ $rc = 124 ] || exit $rc"
+            );
+            let Some(out) = in_private_namespace(test, &script) else {
+                return;
+            };
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(
+                out.status.code(),
+                Some(2),
+                "netecho {command} --help: {run}: {stderr}"
+            );
+            assert_ne!(out.status.code(), Some(99), "{run}: no namespace: {stderr}");
+            if run.contains("netecho serve") || run.contains("netecho -v serve") {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(stdout.contains("listening"), "{run}: {stdout}{stderr}");
+            }
         }
     }
 }
