@@ -11,6 +11,7 @@ use crate::hexdump::{self, Way};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::choice::{Choice, from_str_by_name};
 use crate::transport::framing::{FrameError, Framing};
@@ -95,6 +96,81 @@ const FRAMES_KEPT: usize = 64 * 1024;
 /// The default bound on replies a connection has not read yet.
 pub(crate) const DEFAULT_MAX_PENDING: usize = 1 << 20;
 
+/// Connections' worth of --max-pending that replies waiting on slow readers may hold in the
+/// whole process (64 MiB at the default): past it, the connections holding them are not
+/// read from until their peers read.
+pub(crate) const PENDING_BUDGET_CONNS: usize = 64;
+
+/// Replies a connection may hold and still be read from when the process is over its
+/// budget; the process-wide count moves in steps of this, so a connection whose replies
+/// go out at once never touches it.
+pub(crate) const PENDING_GRAIN: usize = 16 * 1024;
+
+/// Bytes of replies waiting on slow readers, all connections of the process together.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether replies waiting on slow readers hold more than the process's budget.
+#[inline]
+fn over_budget(budget: usize) -> bool {
+    WAITING.load(Ordering::Relaxed) > budget
+}
+
+/// One connection's replies waiting on its peer, as counted against the process's budget
+/// for them ([`PENDING_BUDGET_CONNS`] times --max-pending).
+#[derive(Debug)]
+pub(crate) struct PendingShare {
+    max_pending: usize,
+    budget: usize,
+    /// This connection's part of [`WAITING`].
+    counted: usize,
+}
+
+impl PendingShare {
+    pub(crate) fn new(max_pending: usize) -> PendingShare {
+        PendingShare {
+            max_pending,
+            budget: max_pending.saturating_mul(PENDING_BUDGET_CONNS),
+            counted: 0,
+        }
+    }
+
+    /// Records that the connection holds `now` bytes of replies its peer has not taken.
+    #[inline]
+    pub(crate) fn hold(&mut self, now: usize) {
+        let target = if now < PENDING_GRAIN { 0 } else { now };
+        if target == self.counted || (target > 0 && target.abs_diff(self.counted) < PENDING_GRAIN) {
+            return;
+        }
+        if target > self.counted {
+            WAITING.fetch_add(target - self.counted, Ordering::Relaxed);
+        } else {
+            WAITING.fetch_sub(self.counted - target, Ordering::Relaxed);
+        }
+        self.counted = target;
+    }
+
+    /// Whether a connection holding `now` bytes of replies waits for its peer to read
+    /// before it is read from again: past --max-pending, or past a grain of them while
+    /// the process is over its budget (the others, holding little, are still served).
+    #[inline]
+    pub(crate) fn throttled(&self, now: usize) -> bool {
+        now >= self.max_pending || (now >= PENDING_GRAIN && over_budget(self.budget))
+    }
+
+    /// Whether reads are kept small: the process is over its budget, so each connection
+    /// still read from adds at most a little to what waits.
+    #[inline]
+    pub(crate) fn reads_small(&self) -> bool {
+        over_budget(self.budget)
+    }
+}
+
+impl Drop for PendingShare {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(self.counted, Ordering::Relaxed);
+    }
+}
+
 /// How a connection ended, for its log line.
 #[derive(Debug)]
 pub(crate) enum ConnEnd {
@@ -177,7 +253,7 @@ struct Outbox {
     /// Bytes of the front chunk already sent (streams can send part of a chunk).
     sent: usize,
     pending_bytes: usize,
-    max_pending: usize,
+    share: PendingShare,
 }
 
 impl EchoConn {
@@ -205,7 +281,7 @@ impl EchoConn {
                 pending: VecDeque::new(),
                 sent: 0,
                 pending_bytes: 0,
-                max_pending,
+                share: PendingShare::new(max_pending),
             },
             read_closed: false,
             cut_short: None,
@@ -251,7 +327,7 @@ impl EchoConn {
                     None => ConnEnd::PeerClosed,
                 });
             }
-            let msg = match self.messages.recv(&self.conn, buf) {
+            let msg = match self.messages.recv(&self.conn, self.outbox.room(buf)) {
                 Ok(Next::Message(msg)) => msg,
                 Ok(Next::Closed) => {
                     self.read_closed = true;
@@ -402,7 +478,17 @@ fn end_of(e: RecvError) -> ConnEnd {
 
 impl Outbox {
     fn throttled(&self) -> bool {
-        self.pending_bytes >= self.max_pending
+        self.pending_bytes > 0 && self.share.throttled(self.pending_bytes)
+    }
+
+    /// The part of the scratch buffer a read may fill: while the process is over its budget
+    /// for waiting replies, a read's worth of them is at most one message.
+    #[inline]
+    fn room<'b>(&self, buf: &'b mut [u8]) -> &'b mut [u8] {
+        match buf.len() > MAX_MESSAGE && self.share.reads_small() {
+            true => &mut buf[..MAX_MESSAGE],
+            false => buf,
+        }
     }
 
     /// Sends a reply at once when nothing is queued before it; queues what the socket does
@@ -420,6 +506,7 @@ impl Outbox {
         if done < data.len() {
             self.pending.push_back(data[done..].to_vec());
             self.pending_bytes += data.len() - done;
+            self.share.hold(self.pending_bytes);
         }
         Ok(())
     }
@@ -431,6 +518,7 @@ impl Outbox {
                 Ok(n) => {
                     self.sent += n;
                     self.pending_bytes -= n;
+                    self.share.hold(self.pending_bytes);
                     if self.sent == front.len() {
                         self.pending.pop_front();
                         self.sent = 0;
@@ -558,6 +646,14 @@ impl super::Session for EchoSession {
     fn end(mut self, ended: &ConnEnd) {
         self.settle();
         let (peer, tally) = (self.echo.conn.peer(), &self.echo.tally);
+        if let ConnEnd::BadFrame(FrameError::Budget { .. }) = ended {
+            // The server refused a client for want of room: the operator should see it.
+            tracing::warn!(
+                "{}",
+                super::stats::client_line(self.proto, peer, tally, ended)
+            );
+            return;
+        }
         match self.quiet {
             true => tracing::debug!(
                 "{}",

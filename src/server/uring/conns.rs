@@ -14,6 +14,7 @@ use crate::lifecycle::accept_failed;
 use crate::logging::Throttle;
 use crate::server::event::{Loops, retire_loop};
 use crate::server::{Sched, Server};
+use crate::service::echo::PendingShare;
 use crate::service::{ConnEnd, Drive, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
@@ -75,6 +76,8 @@ struct Slot<T> {
     /// How the connection ended, once it has: closed when nothing is in flight.
     ending: Option<ConnEnd>,
     last_active: Instant,
+    /// Its replies waiting on the peer, against the process's budget for them.
+    share: PendingShare,
 }
 
 impl<T> Slot<T> {
@@ -328,6 +331,7 @@ impl<'a, S: Service> Worker<'a, S> {
             recv_armed: false,
             ending: None,
             last_active: Instant::now(),
+            share: PendingShare::new(self.max_pending),
         });
         self.rearm.push(token);
     }
@@ -336,7 +340,7 @@ impl<'a, S: Service> Worker<'a, S> {
         let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
             return Ok(());
         };
-        if slot.recv_armed || slot.ending.is_some() || slot.pending() >= self.max_pending {
+        if slot.recv_armed || slot.ending.is_some() || slot.share.throttled(slot.pending()) {
             return Ok(());
         }
         slot.recv_armed = true;
@@ -387,9 +391,11 @@ impl<'a, S: Service> Worker<'a, S> {
                 };
                 serve_bytes(slot, data, self.packets)
             };
+            let pending = slot.pending();
+            slot.share.hold(pending);
             if let Some(end) = end {
                 self.end(token, end);
-            } else if slot.recv_armed && slot.pending() >= self.max_pending {
+            } else if slot.recv_armed && slot.share.throttled(pending) {
                 // A peer that does not read its replies is not read from.
                 let cancel = opcode::AsyncCancel::new(Op::Recv.data(token));
                 push(
@@ -509,6 +515,7 @@ impl<S: Service> Worker<'_, S> {
             return self.flush(token);
         }
         slot.sent += result as usize;
+        slot.share.hold(slot.pending());
         slot.last_active = self.now;
         if !slot.recv_armed && slot.ending.is_none() {
             // Throttled until the peer read its replies: read again once there is room.
