@@ -140,3 +140,99 @@ fn replies_to_good_frames_go_out_before_a_bad_frame_in_the_same_read_ends_it() {
         server.wait_log("over the 1000-byte limit");
     }
 }
+
+/// Sends `payload` as one length-prefixed frame (and `extra` after it) while reading the
+/// reply frame; the reply's payload, or what went wrong.
+fn frame_exchange(conn: &TcpStream, payload: &[u8], extra: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut reader = conn.try_clone()?;
+    let len = payload.len();
+    let back = std::thread::spawn(move || {
+        let mut back = vec![0u8; 4 + len];
+        reader.read_exact(&mut back).map(|()| back.split_off(4))
+    });
+    let mut writer = conn;
+    let sent = writer
+        .write_all(&(len as u32).to_be_bytes())
+        .and_then(|()| writer.write_all(payload))
+        .and_then(|()| writer.write_all(extra));
+    let back = back.join().expect("reader thread");
+    sent.and(back)
+}
+
+#[test]
+fn idle_holders_of_a_byte_leave_the_budget_to_a_large_frame() {
+    // Four peers each send a frame of 16,000,000 bytes and the first byte of a next one,
+    // take their echo and sit idle; then a fifth sends a frame as large. A decoder that
+    // kept the room of its last frame for one byte held 16 MiB per idle peer, and the
+    // fifth was refused for the 64 MiB budget.
+    let payload = vec![b'f'; 16_000_000];
+    for model in ["event", "uring", "threads"] {
+        let server = Server::start(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--framing",
+            "length",
+            "--model",
+            model,
+        ]);
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            let conn = TcpStream::connect(&server.addr).unwrap();
+            conn.set_read_timeout(Some(STEP)).unwrap();
+            conn.set_write_timeout(Some(STEP)).unwrap();
+            let back = frame_exchange(&conn, &payload, &[0]).expect("an idle peer's frame echoed");
+            assert_eq!(back.len(), payload.len());
+            idle.push(conn);
+        }
+        let conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_read_timeout(Some(STEP)).unwrap();
+        conn.set_write_timeout(Some(STEP)).unwrap();
+        let back = frame_exchange(&conn, &payload, &[]).unwrap_or_else(|e| {
+            panic!(
+                "{model}: a 16,000,000-byte frame beside four idle peers: {e}; server:\n{}",
+                server.stderr()
+            )
+        });
+        assert!(back.iter().all(|&b| b == b'F'), "{model}");
+    }
+}
+
+#[test]
+fn a_frame_refused_for_the_budget_says_how_much_of_it_came_at_warn() {
+    let server = Server::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--framing",
+        "length",
+        "--model",
+        "event",
+    ]);
+    // Five frames of 16,000,000 bytes announced and 14 MiB of each sent: 70 MiB unfinished.
+    let chunk = vec![b'y'; 1 << 20];
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut conn = TcpStream::connect(&server.addr).unwrap();
+        conn.set_write_timeout(Some(STEP)).unwrap();
+        let _ = conn.write_all(&16_000_000u32.to_be_bytes());
+        for _ in 0..14 {
+            if conn.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        held.push(conn);
+    }
+    let log = server.wait_log("over the server's");
+    let line = log
+        .lines()
+        .find(|l| l.contains("over the server's"))
+        .unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    // The bytes of the refused frame that were read, counted from the line itself.
+    let read: usize = line
+        .split("this connection's, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of bytes read: {line}"));
+    assert!(read > 64 << 10 && read <= 4 + (14 << 20), "{line}");
+}

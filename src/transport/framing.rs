@@ -33,8 +33,13 @@ pub(crate) enum FrameError {
     TooLong { len: usize, max: usize },
     /// The peer closed in the middle of a frame.
     Incomplete { have: usize, need: Option<usize> },
-    /// Unfinished frames of every connection together hold more than the server's budget.
-    Budget { held: usize, budget: usize },
+    /// Unfinished frames of every connection together hold more than the server's budget;
+    /// `have` bytes of this connection's were read.
+    Budget {
+        held: usize,
+        budget: usize,
+        have: usize,
+    },
     /// A frame started and was not finished within the deadline (--frame-timeout).
     Unfinished {
         have: usize,
@@ -75,11 +80,11 @@ impl fmt::Display for FrameError {
                 f,
                 "the connection closed in the middle of a line ({have} bytes, no newline)"
             ),
-            FrameError::Budget { held, budget } => write!(
+            FrameError::Budget { held, budget, have } => write!(
                 f,
                 "unfinished frames of all connections hold {held} bytes, over the server's \
-                 {budget}-byte budget: this connection's is refused (send smaller frames, or \
-                 finish them sooner)"
+                 {budget}-byte budget: this connection's, {have} bytes read of it, is refused \
+                 (send smaller frames, or finish them sooner)"
             ),
             FrameError::Unfinished { have, after } => write!(
                 f,
@@ -197,8 +202,9 @@ impl Decoder {
     fn within_budget(&mut self) -> Result<(), FrameError> {
         let held = self.count();
         let budget = BUDGET.max(2 * self.max_frame);
-        if held > budget && self.buf.len() - self.start > SMALL {
-            return Err(FrameError::Budget { held, budget });
+        let have = self.buf.len() - self.start;
+        if held > budget && have > SMALL {
+            return Err(FrameError::Budget { held, budget, have });
         }
         Ok(())
     }
@@ -317,8 +323,13 @@ impl Decoder {
         }
         self.buf.drain(..self.start);
         self.start = 0;
-        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+        let (len, capacity) = (self.buf.len(), self.buf.capacity());
+        if len == 0 && capacity > SMALL {
             self.buf = Vec::new();
+        } else if capacity > SMALL && capacity > 4 * len {
+            // The start of a next frame keeps about its own size, not the room a large frame
+            // before it took: an idle peer holding one byte holds that much of the budget.
+            self.buf.shrink_to(2 * len);
         }
         self.count();
     }

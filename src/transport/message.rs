@@ -480,6 +480,9 @@ impl MessageRecv for Frames {
         match self.decoder.next_range()? {
             Some(range) => Ok(Some(self.decoder.frame(range))),
             None => {
+                // The frames of this read are served: their bytes (and a large frame's room)
+                // go now, not at the next read, which an idle peer may never send.
+                self.decoder.reclaim();
                 self.begun();
                 Ok(None)
             }
