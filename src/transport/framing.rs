@@ -397,6 +397,21 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_after_a_large_frame_keeps_about_its_own_room() {
+        let mut d = Decoder::new(Framing::Length, 4 << 20);
+        let mut stream = Vec::new();
+        Framing::Length.encode(&vec![b'z'; 3 << 20], &mut stream);
+        stream.push(0);
+        d.feed(&stream);
+        assert_eq!(d.next_frame().unwrap().map(|f| f.len()), Some(3 << 20));
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.reclaim();
+        assert_eq!(d.unfinished(), 1);
+        assert!(d.buf.capacity() < 1024, "{} bytes kept", d.buf.capacity());
+        assert!(d.counted < 1024, "{} bytes counted", d.counted);
+    }
+
+    #[test]
     fn a_line_without_end_is_bounded() {
         let mut d = Decoder::new(Framing::Line, 8);
         d.feed(b"0123456789");

@@ -346,15 +346,29 @@ impl<'a, S: Service> Worker<'a, S> {
         slot.recv_armed = true;
         // MSG_TRUNC: a seqpacket message larger than its buffer completes with its real length.
         let flags = if self.packets { libc::MSG_TRUNC } else { 0 };
-        let recv = if slot.fixed {
-            opcode::RecvMulti::new(types::Fixed(token as u32), self.group).flags(flags)
-        } else {
-            opcode::RecvMulti::new(types::Fd(slot.fd), self.group).flags(flags)
+        // Past the process's budget for waiting replies, one buffer a receive: a multishot
+        // one takes all the socket holds before its connection can be throttled.
+        let small = slot.share.reads_small();
+        let size = self.bufs.size() as u32;
+        let group = self.group;
+        // The same receive on a registered file or a plain descriptor (two types).
+        macro_rules! recv {
+            ($fd:expr) => {
+                match small {
+                    true => opcode::Recv::new($fd, std::ptr::null_mut(), size)
+                        .buf_group(group)
+                        .flags(flags)
+                        .build()
+                        .flags(io_uring::squeue::Flags::BUFFER_SELECT),
+                    false => opcode::RecvMulti::new($fd, group).flags(flags).build(),
+                }
+            };
+        }
+        let recv = match slot.fixed {
+            true => recv!(types::Fixed(token as u32)),
+            false => recv!(types::Fd(slot.fd)),
         };
-        push(
-            &mut self.ring,
-            &recv.build().user_data(Op::Recv.data(token)),
-        )?;
+        push(&mut self.ring, &recv.user_data(Op::Recv.data(token)))?;
         Ok(())
     }
 
@@ -366,6 +380,10 @@ impl<'a, S: Service> Worker<'a, S> {
         };
         if !more {
             slot.recv_armed = false;
+            if result > 0 {
+                // A receive of one buffer: the next is armed unless throttled.
+                self.rearm.push(token);
+            }
         }
         slot.last_active = self.now;
         if result == -libc::ENOBUFS || result == -libc::ECANCELED {
