@@ -51,8 +51,7 @@ const PEER_IDLE: Duration = Duration::from_secs(30);
 const MAX_KEPT: usize = 4096;
 /// Messages queued per direction of a connection: back-pressure, not loss. A stream's
 /// message is one read of at most 64 KiB, so a client that never reads makes its flow hold
-/// about 1 MiB, not 8 (a deeper queue adds nothing on loopback: the sockets' buffers keep
-/// the pipe full).
+/// about 1 MiB, not 8.
 const STREAM_QUEUE: usize = 4;
 /// After a stop signal, how long the flows get to finish before their lines are printed.
 const FINISH: Duration = Duration::from_secs(3);
