@@ -4,7 +4,9 @@
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -42,7 +44,10 @@ pub(crate) fn accept_loop(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if crate::transport::quic::endpoint_gone(&e) => return Err(e.into()),
                 Err(e) => {
-                    accept_failed(&e);
+                    // This thread only accepts: it may wait out a lack of descriptors.
+                    if accept_failed(&e) {
+                        std::thread::sleep(ACCEPT_PAUSE);
+                    }
                     break;
                 }
             };
@@ -53,13 +58,38 @@ pub(crate) fn accept_loop(
     }
 }
 
-/// An accept error concerns one connection, or a limit: log it and go on, pausing when the
-/// process is out of file descriptors so the loop does not spin.
-pub(crate) fn accept_failed(err: &io::Error) {
-    warn!("accept: {err}");
-    if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-        std::thread::sleep(Duration::from_millis(10));
+/// How long the accepting thread, out of file descriptors, waits before it tries again
+/// (event and uring loops leave their listener alone until their next sweep or tick).
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The out-of-descriptors warning at most this often, however many loops meet it.
+const FDS_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// An accept error concerns one connection, or a limit: logs it (the process out of file
+/// descriptors once in [`FDS_WARN_EVERY`]); true when out of descriptors, for the caller to
+/// stop accepting for [`ACCEPT_PAUSE`] instead of meeting the error again at once.
+pub(crate) fn accept_failed(err: &io::Error) -> bool {
+    if !matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        warn!("accept: {err}");
+        return false;
     }
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_some_and(|at| at.elapsed() < FDS_WARN_EVERY) {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+        return true;
+    }
+    *last = Some(Instant::now());
+    let more = match SINCE.swap(0, Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(" ({n} more times since the last such line)"),
+    };
+    warn!(
+        "accept: {err}: out of file descriptors; new clients wait in the listen queue, \
+         accepted as connections close{more}; raise ulimit -n or lower --max-conns"
+    );
+    true
 }
 
 /// A line on stdout, flushed at once: scripts and tests wait for it.
@@ -78,9 +108,13 @@ pub(crate) fn stopped(wake: Wake) -> Option<Signal> {
     }
 }
 
-/// File descriptors a server uses besides its connections: the listener, signalfd, epoll
-/// instances, stdio.
-const SPARE_FDS: u64 = 64;
+/// File descriptors a server uses besides its connections: those open now (stdio, the
+/// signalfd, a log file), its listeners, and each loop's epoll instance or ring and eventfds.
+fn spare_fds() -> u64 {
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |dir| dir.count() as u64);
+    let loops = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    open + 4 + 3 * loops
+}
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit, and says so in one line when even
 /// that is too low for `max_conns` connections.
@@ -95,13 +129,14 @@ pub(crate) fn raise_nofile(max_conns: usize) {
         }
     }
     let (now, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((soft, hard));
-    let needed = max_conns as u64 + SPARE_FDS;
+    let spare = spare_fds();
+    let needed = max_conns as u64 + spare;
     if now < needed {
         warn!(
             "--max-conns {max_conns} needs {needed} file descriptors, but the limit is {now}: \
              connections past about {} will fail; raise it (ulimit -Hn {needed}, as root) or \
              lower --max-conns",
-            now.saturating_sub(SPARE_FDS)
+            now.saturating_sub(spare)
         );
     }
 }

@@ -326,6 +326,8 @@ struct Worker<'a, S: Service> {
     /// Connections with a deadline now ([`Slot::timed`]): without --idle-timeout, the loop
     /// wakes for the sweep only while there are some, and otherwise waits for events alone.
     timed: usize,
+    /// Out of file descriptors: the listener is out of the epoll set until the next sweep.
+    accept_paused: bool,
 }
 
 impl<'a, S: Service> Worker<'a, S> {
@@ -363,6 +365,7 @@ impl<'a, S: Service> Worker<'a, S> {
             buf: vec![0u8; SHARED_BUFFER],
             idle: server.idle_timeout,
             timed: 0,
+            accept_paused: false,
         })
     }
 
@@ -407,11 +410,11 @@ impl<'a, S: Service> Worker<'a, S> {
         }
     }
 
-    /// Whether the loop must wake for the sweep: --idle-timeout with any connection held, or
-    /// a connection with a deadline now.
+    /// Whether the loop must wake for the sweep: --idle-timeout with any connection held, a
+    /// connection with a deadline now, or the listener to watch again.
     fn sweeps(&self) -> bool {
         let held = self.loops.loads[self.index].load(Ordering::Relaxed) > 0;
-        (self.idle.is_some() && held) || self.timed > 0
+        (self.idle.is_some() && held) || self.timed > 0 || self.accept_paused
     }
 
     /// Whether `session` has a deadline now: a TLS handshake under way, or a frame started.
@@ -466,7 +469,9 @@ impl<'a, S: Service> Worker<'a, S> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if crate::transport::quic::endpoint_gone(&e) => return Err(e.into()),
                 Err(e) => {
-                    accept_failed(&e);
+                    if accept_failed(&e) {
+                        self.pause_accept();
+                    }
                     return Ok(());
                 }
             };
@@ -482,6 +487,24 @@ impl<'a, S: Service> Worker<'a, S> {
             }
         }
         Ok(())
+    }
+
+    /// Out of file descriptors: the listener leaves this loop's epoll set until the next
+    /// sweep, so the loop serves its connections instead of meeting the error at each wait.
+    fn pause_accept(&mut self) {
+        self.accept_paused = self.epoll.delete(self.listener).is_ok();
+    }
+
+    /// The listener back in the epoll set after [`Worker::pause_accept`].
+    fn resume_accept(&mut self) {
+        if !self.accept_paused {
+            return;
+        }
+        let listen = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER);
+        match self.epoll.add(self.listener, listen) {
+            Ok(()) => self.accept_paused = false,
+            Err(e) => warn!("watch the listener again: {e}; trying at the next sweep"),
+        }
     }
 
     /// Connections another loop accepted for this one.
@@ -571,6 +594,7 @@ impl<'a, S: Service> Worker<'a, S> {
     /// Closes connections idle for `idle` and TLS handshakes past their deadline, and pumps
     /// those whose frame is past its deadline (the pump ends them).
     fn sweep(&mut self) {
+        self.resume_accept();
         let (now, idle) = (Instant::now(), self.idle);
         let due: Vec<(usize, Option<ConnEnd>)> = self
             .slots

@@ -113,6 +113,8 @@ struct Worker<'a, S: Service> {
     /// Requests the last wake-up brought, and sends it started (each completes on its own).
     recvs: usize,
     sends: usize,
+    /// Out of file descriptors: no accept armed until the next tick.
+    accept_paused: bool,
 }
 
 impl<'a, S: Service> Worker<'a, S> {
@@ -151,6 +153,7 @@ impl<'a, S: Service> Worker<'a, S> {
             fixed_files,
             recvs: 0,
             sends: 0,
+            accept_paused: false,
         })
     }
 
@@ -182,6 +185,7 @@ impl<'a, S: Service> Worker<'a, S> {
             }
             if ticked {
                 self.close_idle();
+                self.resume_accept()?;
                 self.arm_tick()?;
             }
             self.bufs.publish();
@@ -258,13 +262,23 @@ impl<'a, S: Service> Worker<'a, S> {
             return Ok(());
         }
         if result < 0 {
-            accept_failed(&failed(result));
+            // Out of file descriptors (which ends a multishot accept), the ring accepts again
+            // at its next tick instead of meeting the error at once.
+            self.accept_paused |= accept_failed(&failed(result));
         } else {
             // SAFETY: as above.
             let fd = unsafe { OwnedFd::from_raw_fd(result) };
             self.admit(fd);
         }
-        if !cqueue::more(flags) {
+        if !cqueue::more(flags) && !self.accept_paused {
+            self.arm_accept()?;
+        }
+        Ok(())
+    }
+
+    /// The accept armed again at a tick after the ring ran out of file descriptors.
+    fn resume_accept(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.accept_paused) && self.stopping.is_none() {
             self.arm_accept()?;
         }
         Ok(())
@@ -287,7 +301,10 @@ impl<'a, S: Service> Worker<'a, S> {
                 }
                 return;
             }
-            Err(e) => return accept_failed(&e),
+            Err(e) => {
+                accept_failed(&e);
+                return;
+            }
         };
         let Some(session) = self.server.admit(conn, Drive::Completion) else {
             return;
