@@ -14,9 +14,13 @@
     quic_peer.py retried HOST PORT MODE TRUST MSG...
                                        as client, then prints "retries N": the Retry
                                        packets it followed (RFC 9000 section 8.1.2)
-    quic_peer.py stall HOST PORT [N]   send a client's first flight (its Initial) and never
-                                       answer: a handshake that never completes, from each
-                                       of N sockets (1); prints "sent", then waits 15 s
+    quic_peer.py stall HOST PORT [N]   send a client's first flight (its Initial, again with
+                                       the token of a Retry) and never answer: a handshake
+                                       that never completes, from each of N sockets (1);
+                                       prints "sent", then waits 15 s
+    quic_peer.py probe HOST PORT       send a client's Initial from a plain socket, never
+                                       answer, and print "sent N received M": the bytes the
+                                       server sent back within 2.5 s to an unproven address
     quic_peer.py trickle HOST PORT EVERY BOUND
                                        one stream, a byte every EVERY seconds and never its
                                        end: prints "closed after S" once the server ends the
@@ -182,12 +186,45 @@ def stall(host, port, count):
     for _ in range(count):
         quic = QuicConnection(configuration=config)
         sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.settimeout(WAIT)
         quic.connect((host, port), now=time.time())
         for data, addr in quic.datagrams_to_send(now=time.time()):
             sock.sendto(data, (host, port))
+        # A server that asks for a Retry gets the Initial again with its token, and then
+        # nothing more; one that answered at once gets nothing at all.
+        data = sock.recv(65536)
+        quic.receive_datagram(data, (host, port), now=time.time())
+        if quic._retry_count:
+            for data, addr in quic.datagrams_to_send(now=time.time()):
+                sock.sendto(data, (host, port))
         socks.append(sock)
     print("sent", flush=True)
     time.sleep(15)
+
+
+def probe(host, port):
+    """A real client's Initial from a plain socket, and the bytes that come back for it."""
+    import socket
+    import time
+    from aioquic.quic.connection import QuicConnection
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    quic = QuicConnection(configuration=config)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    quic.connect((host, port), now=time.time())
+    sent = received = 0
+    for data, addr in quic.datagrams_to_send(now=time.time()):
+        sent += sock.sendto(data, (host, port))
+    # The server's first flight and its retransmissions (the first after about 1 s).
+    until = time.monotonic() + 2.5
+    while (left := until - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            received += len(sock.recv(65536))
+        except socket.timeout:
+            break
+    print(f"sent {sent} received {received}", flush=True)
 
 
 async def trickle(host, port, every, bound):
@@ -218,6 +255,8 @@ def main():
         write_cert(sys.argv[2])
     elif what == "stall":
         stall(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    elif what == "probe":
+        probe(sys.argv[2], int(sys.argv[3]))
     elif what == "server":
         asyncio.run(run_server(sys.argv[2]))
     elif what in ("client", "retried"):

@@ -10,7 +10,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -128,9 +127,6 @@ async fn next_message(
     }
 }
 
-/// Handshakes at once past which a client must prove its address with a Retry first.
-const VALIDATE_PAST: usize = 64;
-
 /// Accepts QUIC connections until the endpoint closes: each handshake within
 /// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped; a stream per
 /// message has `message_time` from its first byte to its end.
@@ -141,34 +137,29 @@ pub(super) async fn accept_loop(
     message_time: Option<Duration>,
 ) {
     let handoff = Arc::new(handoff);
-    let handshaking = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
-        // Past a few handshakes at once, a source must first prove its address (a Retry
-        // token, one small packet and no state kept): forged Initials cannot pile up state,
-        // and the answer to one stays smaller than it.
-        if handshaking.load(Relaxed) >= VALIDATE_PAST && !incoming.remote_address_validated() {
+        // A source proves its address first (a Retry token: one packet smaller than the
+        // Initial, and no state kept): the server's first flight, about three times an
+        // Initial, goes only to an address that can receive, so a forged Initial is never
+        // answered with more than it carried and cannot pile up handshakes.
+        if !incoming.remote_address_validated() {
             // A sender can cause this line at will: throttled, and with -v only.
             static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();
             if tracing::enabled!(tracing::Level::DEBUG)
                 && let Some(more) = RETRIED.allow()
             {
                 debug!(
-                    "quic {}: {} handshakes in progress: a Retry asks it to prove its address \
-                     first{more}",
-                    incoming.remote_address(),
-                    handshaking.load(Relaxed)
+                    "quic {}: a Retry asks it to prove its address first{more}",
+                    incoming.remote_address()
                 );
             }
             let _ = incoming.retry();
             continue;
         }
         let handoff = Arc::clone(&handoff);
-        let handshaking = Arc::clone(&handshaking);
-        handshaking.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let done = tokio::time::timeout(SERVER_HANDSHAKE, incoming).await;
-            handshaking.fetch_sub(1, Relaxed);
             static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
             let conn = match done {
                 Ok(Ok(conn)) => conn,
