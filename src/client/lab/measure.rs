@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 
 use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, STREAM_STALL, TcpTotals};
@@ -27,6 +27,9 @@ pub(super) const LOAD_SIZE: usize = 1024;
 pub(super) const PING_SIZE: usize = 64;
 /// Round trips a round needs for its p50 to count among the rounds'.
 pub(super) const MIN_ROUND_SAMPLES: u64 = 20;
+/// Replies that may come back changed, one per this many that matched (a bit flipped past
+/// the checksums on a long path), before the lab calls the server no echo.
+const MISMATCH_SHARE: u64 = 100;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
 pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
@@ -59,6 +62,7 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
         let bulk = spec(target, plan.clients, LOAD_SIZE, plan.window, plan.load);
         rounds.add(&ping, &load::run(&bulk)?)?;
     }
+    rounds.echoed(target)?;
     let got = send_burst(target, Framing::None)?;
     let mut row = Row {
         proto: row_name(target),
@@ -147,6 +151,9 @@ struct Rounds {
     /// Each round's load: messages and megabytes per second.
     rates: Vec<(f64, f64)>,
     sent: u64,
+    /// Replies that matched their requests, and those that did not.
+    answered: u64,
+    mismatched: u64,
     loss: Loss,
     ordered: bool,
     tcp: Option<TcpTotals>,
@@ -159,10 +166,27 @@ impl Rounds {
             p50s: Vec::new(),
             rates: Vec::new(),
             sent: 0,
+            answered: 0,
+            mismatched: 0,
             loss: Loss::default(),
             ordered: true,
             tcp: None,
         })
+    }
+
+    /// Whether the server echoed: most replies matched their requests, upper-cased, byte
+    /// for byte. A server that answers something else has no round trips worth a table.
+    fn echoed(&self, target: &Target) -> Result<()> {
+        if self.mismatched > self.answered / MISMATCH_SHARE {
+            bail!(
+                "{target}: {} of {} replies did not match their requests: the server does not \
+                 echo (upper-cased), so its numbers would mean nothing; point the lab at a \
+                 netecho lab server",
+                self.mismatched,
+                self.mismatched + self.answered
+            );
+        }
+        Ok(())
     }
 
     /// One round: a ping-pong run and a load run.
@@ -177,8 +201,11 @@ impl Rounds {
         }
         self.rates
             .push((bulk.requests_per_sec(), bulk.mb_per_sec()));
-        self.sent += bulk.sent;
         for r in [ping, bulk] {
+            // Lost counts both runs' requests, so sent does too (a share, never over 100%).
+            self.sent += r.sent;
+            self.answered += r.answered;
+            self.mismatched += r.mismatched;
             self.loss.lost += r.lost;
             self.loss.rxq_overflow += r.rxq_overflow;
             self.loss.send_errors += r.send_errors;

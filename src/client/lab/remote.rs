@@ -30,6 +30,8 @@ use super::{LabConfig, measure::measure, progress, say, write_files};
 
 /// The longest the server may stay silent while this run waits (it speaks every 2 s).
 const QUEUE_SILENCE: Duration = Duration::from_secs(15);
+/// How far the server's clock of a wait or a measurement may run past this run's.
+const ACCOUNT_SLACK: Duration = Duration::from_millis(250);
 /// The longest a single control step (hello, account) may take.
 const STEP: Duration = Duration::from_secs(10);
 /// How long a failed run waits to see whether the server closed the control connection,
@@ -64,6 +66,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let hello = Msg::Hello {
         version: labwire::VERSION,
     };
+    let queued = Instant::now();
     step(&conn, |wire| labwire::write_msg(wire, &hello)).map_err(|e| {
         match closed_unanswered(&e) {
             true => unanswered(host),
@@ -71,6 +74,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         }
     })?;
     let (offer, first_place) = wait_turn(&conn, host, settings.wait)?;
+    let (waited, turn) = (queued.elapsed(), Instant::now());
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);
     // The table says it under it; the other formats in their data.
@@ -97,12 +101,60 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         }
     };
     progress("");
+    let account = plausible(account, &offer, waited, turn.elapsed(), host);
     let shared = Shared {
         offer,
         account,
         first_place,
     };
     render_remote(settings, host, plan, &path, &shared, &rows)
+}
+
+/// The server's account held to what this run can tell: no longer a wait or a measurement
+/// than this run saw (`waited`, `measured`, give or take [`ACCOUNT_SLACK`]; past it, this
+/// run's own), no more runs at once than the server lets measure, none shared with while it
+/// measured alone, and at most ten other runs a second for each other place (a run's hello,
+/// turn and Done take longer). A server that says more is said once in the log.
+fn plausible(
+    told: Account,
+    offer: &Offer,
+    waited: Duration,
+    measured: Duration,
+    host: &str,
+) -> Account {
+    // A time within the slack of this run's stands; one past it is replaced by this run's.
+    let ms = |told: u32, seen: Duration| {
+        let within = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        match told <= within(seen + ACCOUNT_SLACK) {
+            true => told,
+            false => within(seen),
+        }
+    };
+    let most_at_once = told.most_at_once.min(offer.max_runs.max(1));
+    let places = u64::from(most_at_once.saturating_sub(1));
+    let others = places.saturating_mul(10 * (1 + measured.as_secs()));
+    let bounded = Account {
+        shared_with: told
+            .shared_with
+            .min(u32::try_from(others).unwrap_or(u32::MAX)),
+        most_at_once,
+        waited_ms: ms(told.waited_ms, waited),
+        measured_ms: ms(told.measured_ms, measured),
+    };
+    if bounded != told {
+        let claims = format!(
+            "{} other runs, at most {} at once, {} ms waited, {} ms measured",
+            told.shared_with, told.most_at_once, told.waited_ms, told.measured_ms
+        );
+        say(
+            Level::WARN,
+            &format!(
+                "lab: the lab server {host}'s account of the run is not plausible ({claims}): \
+                 the report shows it bounded by what this run saw"
+            ),
+        );
+    }
+    bounded
 }
 
 /// The control connection, in TLS when asked (the handshake done before anything is said).

@@ -1,0 +1,105 @@
+//! `lab` against a lab server that is not netecho's (tests/peers/fake_lab.py): it speaks the
+//! control protocol, but its echo ports answer garbage or nothing, and its account of the
+//! run claims billions of other runs and of milliseconds waited.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::bin;
+
+/// A whole quick lab, with a second try of a row that fails.
+const RUN: Duration = Duration::from_secs(120);
+
+/// The fake lab server, killed when dropped.
+struct FakeLab(Child, u16);
+
+impl Drop for FakeLab {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fake_lab(mode: &str) -> FakeLab {
+    let script = format!("{}/tests/peers/fake_lab.py", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .args([&script, mode])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the fake lab server");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let port = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the fake lab server's ready line: {line:?}"));
+    FakeLab(child, port)
+}
+
+fn lab(server: &FakeLab, extra: &[&str]) -> std::process::Output {
+    let child = Command::new(bin())
+        .arg("lab")
+        .args(extra)
+        .args(["--quick", &format!("127.0.0.1:{}", server.1)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netecho lab");
+    common::output_within(child, "lab against the fake lab server", RUN)
+}
+
+#[test]
+fn a_lab_server_whose_ports_do_not_echo_gets_one_error_and_no_table() {
+    let out = lab(&fake_lab("garbage"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("does not echo"), "{stderr}");
+    // Nothing the server sent reaches the terminal.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
+fn loss_is_a_share_of_both_runs_and_the_servers_account_is_bounded() {
+    let out = lab(&fake_lab("udp-silent"), &["--format", "json"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let rows = doc["rows"].as_array().unwrap();
+    let udp = rows
+        .iter()
+        .find(|r| r["proto"] == "udp")
+        .expect("a udp row");
+    // Every request lost, ping-pong and load alike: all that was sent, not more.
+    let (sent, lost) = (udp["sent"].as_u64().unwrap(), udp["lost"].as_u64().unwrap());
+    assert!(sent > 0 && lost == sent, "{udp}");
+    let p = &doc["meta"]["parameters"];
+    // The server lets one run measure at once: none shared it with this one, and nobody
+    // waited longer than this whole run.
+    assert_eq!(p["shared_with"], 0, "{p}");
+    assert!(p["most_at_once"].as_u64().unwrap() <= 1, "{p}");
+    assert!(
+        p["waited_ms"].as_u64().unwrap() < RUN.as_millis() as u64,
+        "{p}"
+    );
+    assert!(
+        p["measured_ms"].as_u64().unwrap() < RUN.as_millis() as u64,
+        "{p}"
+    );
+    assert!(stderr.contains("not plausible"), "{stderr}");
+}

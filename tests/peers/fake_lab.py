@@ -1,0 +1,111 @@
+"""A lab server that is not netecho's, for tests/hostile_lab_server.rs: it speaks the control
+protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
+
+    fake_lab.py MODE    MODE garbage: the tcp and udp ports answer bytes that are not the
+                        request; udp-silent: tcp echoes upper-cased, udp answers nothing.
+                        Either way the account claims 4294967295 other runs and as many
+                        milliseconds waited. Prints "ready PORT" (the control port, on
+                        127.0.0.1), serves runs one after another, ends after 60 s.
+"""
+
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def text(t):
+    b = t.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def frame(body):
+    return struct.pack(">H", len(body)) + body
+
+
+def read_frame(conn):
+    head = conn.recv(2)
+    if len(head) < 2:
+        return None
+    n = struct.unpack(">H", head)[0]
+    body = b""
+    while len(body) < n:
+        more = conn.recv(n - len(body))
+        if not more:
+            return None
+        body += more
+    return body
+
+
+def tcp_echo(listener, mode):
+    def serve(conn):
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if mode == "garbage":
+                    conn.sendall(b"\x1b[2J" + data[::-1])
+                else:
+                    conn.sendall(data.upper())
+        except OSError:
+            pass
+
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def udp_echo(sock, mode):
+    while True:
+        data, addr = sock.recvfrom(65536)
+        if mode == "garbage":
+            sock.sendto(b"\x1b[31m" + data[::-1], addr)
+
+
+def run(conn, tcp_port, udp_port):
+    conn.settimeout(60)
+    if read_frame(conn) is None:
+        return
+    go = b"\x03" + struct.pack(">IIHHII", 7, 0, 0, 1, 0xFFFFFFFF, 0) + bytes([2])
+    go += text("tcp") + struct.pack(">H", tcp_port) + text("udp") + struct.pack(">H", udp_port)
+    conn.sendall(frame(go))
+    while True:
+        body = read_frame(conn)
+        if body is None:
+            return
+        if body[:1] == b"\x04":
+            account = struct.pack(">IHII", 0xFFFFFFFF, 65535, 0xFFFFFFFF, 0xFFFFFFFF)
+            conn.sendall(frame(b"\x05" + account))
+
+
+def main():
+    mode = sys.argv[1]
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(100)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    threading.Thread(target=tcp_echo, args=(echo, mode), daemon=True).start()
+    threading.Thread(target=udp_echo, args=(udp, mode), daemon=True).start()
+    control = socket.socket()
+    control.bind(("127.0.0.1", 0))
+    control.listen(5)
+    control.settimeout(60)
+    print("ready", control.getsockname()[1], flush=True)
+    until = time.monotonic() + 60
+    while time.monotonic() < until:
+        try:
+            conn, _ = control.accept()
+        except OSError:
+            return
+        try:
+            run(conn, echo.getsockname()[1], udp.getsockname()[1])
+        except OSError:
+            pass
+        conn.close()
+
+
+if __name__ == "__main__":
+    main()
