@@ -47,6 +47,14 @@ impl FromStr for Rule {
         if let Some(n) = text.strip_prefix("gid:") {
             return n.parse().map(Rule::Gid).map_err(|_| wrong());
         }
+        // An address and port copied from a log line: a rule names every port of an address.
+        if let Ok(with_port) = text.parse::<std::net::SocketAddr>() {
+            let ip = with_port.ip().to_canonical();
+            return Err(format!(
+                "'{text}' has a port, and a rule has none (it names an address, all its \
+                 ports): write {ip}"
+            ));
+        }
         let (ip, len) = match text.split_once('/') {
             Some((ip, len)) => (ip, Some(len)),
             None => (text, None),

@@ -155,6 +155,21 @@ fn a_rule_that_cannot_apply_is_one_clear_error() {
     }
 }
 
+#[test]
+fn a_rule_with_a_port_says_to_write_the_address_alone() {
+    for (rule, write) in [
+        ("127.0.0.1:5000", "write 127.0.0.1"),
+        ("[::1]:5000", "write ::1"),
+        ("[::ffff:127.0.0.2]:5000", "write 127.0.0.2"),
+    ] {
+        let line = common::fails(&netecho(&["serve", "--deny", rule], b""), 2);
+        assert!(
+            line.contains("has a port") && line.contains(write),
+            "{rule}: {line}"
+        );
+    }
+}
+
 /// A datagram from `source` to `to`; the reply, or `None` when none came within `wait`.
 fn ask_udp(source: &str, to: &str, wait: Duration) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind(format!("{source}:0")).unwrap();

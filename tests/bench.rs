@@ -141,6 +141,29 @@ fn a_count_run_against_a_server_that_never_answers_ends_at_its_timeout() {
 }
 
 #[test]
+fn a_short_timed_run_against_a_server_that_never_answers_waits_no_longer_than_5s_after_it() {
+    // Accepts and never reads: a 1 s run waits for its replies in flight 5 s (not 30 s) after
+    // its time, and says so; the JSON's stall_s is that wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let child = std::process::Command::new(common::bin())
+        .args(["bench", &addr, "-d", "1s", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::output_within(child, "bench -d 1s at a silent server", common::STEP);
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains("replies still missing 5s after the end"),
+        "{line}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
+    assert_eq!(doc["meta"]["parameters"]["stall_s"], 5.0, "{doc}");
+    drop(silent);
+}
+
+#[test]
 fn bench_against_nothing_says_so() {
     let (_held, addr) = common::refused_port("127.0.0.1");
     let out = netecho(&["bench", &addr, "-n", "1"], b"");

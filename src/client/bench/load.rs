@@ -1047,8 +1047,9 @@ impl<'a> Runner<'a> {
                 self.result.failed_clients += 1;
                 self.result.first_error.get_or_insert_with(|| {
                     format!(
-                        "{}: replies still missing at the end of the run",
-                        self.spec.target
+                        "{}: replies still missing {:?} after the end of the run (the server \
+                         stopped answering; a slow one needs a longer --timeout)",
+                        self.spec.target, self.spec.stall
                     )
                 });
             }

@@ -27,6 +27,10 @@ use crate::transport::quic::QuicMode;
 
 use crate::client::local::LocalServers;
 
+/// The least a timed run's replies still in flight are awaited over a stream, unless
+/// --timeout says otherwise: a server paused for a moment is not a stall.
+const DRAIN_FLOOR: Duration = Duration::from_secs(5);
+
 /// Which servers `bench` measures.
 pub(crate) enum Servers {
     /// Servers already running: one target per protocol measured.
@@ -75,7 +79,7 @@ impl BenchConfig {
             limit: self.limit,
             threads: self.threads,
             timeout: self.timeout.unwrap_or(DATAGRAM_TIMEOUT),
-            stall: self.timeout.unwrap_or(STREAM_STALL),
+            stall: self.stall(),
             expect: self.expect,
             idle: self.idle,
             framing: self.framing,
@@ -87,6 +91,17 @@ impl BenchConfig {
 }
 
 impl BenchConfig {
+    /// How long a stream's reply may be awaited: --timeout; unless given, [`STREAM_STALL`],
+    /// or for a timed run its duration within [`DRAIN_FLOOR`] and [`STREAM_STALL`], so a
+    /// short run against a server that stopped answering ends soon after its time.
+    pub(crate) fn stall(&self) -> Duration {
+        match (self.timeout, self.limit) {
+            (Some(timeout), _) => timeout,
+            (None, Limit::Duration(d)) => d.clamp(DRAIN_FLOOR, STREAM_STALL),
+            (None, Limit::Count(_)) => STREAM_STALL,
+        }
+    }
+
     /// The socket options for `target`: TLS where asked, or QUIC, and a local server's
     /// certificate pinned.
     fn opts_for(&self, target: &Target) -> SocketOptions {
@@ -169,7 +184,7 @@ fn parameters(args: &BenchConfig) -> Map<String, Value> {
     p.insert("threads".into(), args.threads.into());
     let timeout = args.timeout.unwrap_or(DATAGRAM_TIMEOUT);
     p.insert("timeout_s".into(), timeout.as_secs_f64().into());
-    let stall = args.timeout.unwrap_or(STREAM_STALL);
+    let stall = args.stall();
     p.insert("stall_s".into(), stall.as_secs_f64().into());
     let expect = format!("{:?}", args.expect).to_lowercase();
     p.insert("expect".into(), expect.into());
