@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, STREAM_STALL, TcpTotals};
@@ -44,7 +44,8 @@ pub(super) fn once_more<T>(
 ) -> Result<T> {
     measure().or_else(|e| {
         // Stopped by Ctrl-C: the clean-up removed what was being measured; no retry to tell.
-        if local::stopping() {
+        // A server that does not echo would not echo the second time either.
+        if local::stopping() || e.is::<NotEcho>() {
             return Err(e);
         }
         super::say(
@@ -142,6 +143,18 @@ fn median(values: &[(f64, f64)]) -> (f64, f64) {
     sorted.get(sorted.len() / 2).copied().unwrap_or((0.0, 0.0))
 }
 
+/// A server whose replies are not its requests: measuring it again would not change that.
+#[derive(Debug)]
+struct NotEcho(String);
+
+impl std::fmt::Display for NotEcho {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotEcho {}
+
 /// What a row's rounds measured together.
 struct Rounds {
     /// Every round's ping-pong round trips.
@@ -178,13 +191,14 @@ impl Rounds {
     /// for byte. A server that answers something else has no round trips worth a table.
     fn echoed(&self, target: &Target) -> Result<()> {
         if self.mismatched > self.answered / MISMATCH_SHARE {
-            bail!(
+            return Err(NotEcho(format!(
                 "{target}: {} of {} replies did not match their requests: the server does not \
                  echo (upper-cased), so its numbers would mean nothing; point the lab at a \
                  netecho lab server",
                 self.mismatched,
                 self.mismatched + self.answered
-            );
+            ))
+            .into());
         }
         Ok(())
     }
