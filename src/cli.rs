@@ -202,7 +202,8 @@ const BENCH_EXAMPLES: &str =
 byte. Latency percentiles come from an HdrHistogram in nanoseconds and print in microseconds to a \
 tenth. Datagram requests unanswered for --timeout (1s) \
 count as lost; over a stream (tcp, unix, seqpacket, TLS, QUIC) nothing is lost, and a reply \
-awaited for --timeout (30s unless given) fails the run as a stall.
+awaited for --timeout fails the run as a stall (unless given: 30s, or a timed run's --duration \
+within 5s-30s).
 
 Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234
@@ -826,7 +827,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// A datagram request unanswered this long is lost; a stream, which loses nothing, fails
-    /// only when a reply is this late (a stall) [default: 1s for datagrams, 30s for streams]
+    /// only when a reply is this late (a stall) [default: 1s for datagrams; for streams 30s,
+    /// or a timed run's --duration within 5s-30s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// What the server does to messages: upper (netecho) or echo (a plain echo server)
