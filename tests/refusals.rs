@@ -91,6 +91,9 @@ fn an_exec_server_past_max_conns_says_busy_to_a_client_that_sent_first() {
 
 #[test]
 fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
+    // A files server: the held connection's thread waits for its request and starts no
+    // other (an exec program's readers would start in their own time and blur the count).
+    let dir = tempdir();
     let server = Server::start(&[
         "--proto",
         "tcp",
@@ -98,8 +101,8 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
         "127.0.0.1:0",
         "--max-conns",
         "1",
-        "--exec",
-        "cat",
+        "--files",
+        dir.path().to_str().unwrap(),
     ]);
     let _held = TcpStream::connect(&server.addr).unwrap();
     // The first refusal starts what hears refused clients out.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tracing::warn;
 
 use crate::access::Access;
@@ -196,9 +197,14 @@ impl Drop for SourceSlot {
     }
 }
 
-/// Refused connections whose clients are still being heard out, at most; past it a refused
-/// connection is closed at once (its client may then see a reset instead of the line).
+/// Refused connections whose clients are still being heard out, at most: a newer refusal
+/// ends the oldest's hearing (what it sent so far is read first), so a flood of clients that
+/// never close cannot keep the next refused client from its line.
 const REFUSING: usize = 64;
+/// Refusals handed over and not yet heard out or ended, at most; past it (a flood faster than
+/// one tick of the hearing thread) a refused connection is closed at once, and its client may
+/// see a reset instead of the line.
+const REFUSALS_QUEUED: usize = 4 * REFUSING;
 /// How long a refused client has to read its line and close.
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 /// Bytes of a refused client's request read and dropped, at most.
@@ -220,8 +226,8 @@ struct Refused {
 /// close) and closes without a reset. Closing with the client's request unread would make
 /// the kernel answer with a reset, which may reach the client before it read the line, so
 /// the line is sent, the writing half shut, and the connection handed to one thread that
-/// reads and drops what the client sends until it closes: at most [`REFUSING`] at once,
-/// each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop: the line
+/// reads and drops what the client sends until it closes: at most [`REFUSING`] at once
+/// (the newest), each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop: the line
 /// goes on a non-blocking socket (a fresh connection's buffer takes it whole).
 pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
     let Some(line) = line else { return };
@@ -233,7 +239,7 @@ pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
     if !sent || conn.shutdown_write().is_err() {
         return;
     }
-    if REFUSALS.fetch_add(1, Ordering::Relaxed) >= REFUSING {
+    if REFUSALS.fetch_add(1, Ordering::Relaxed) >= REFUSALS_QUEUED {
         REFUSALS.fetch_sub(1, Ordering::Relaxed);
         return;
     }
@@ -247,32 +253,51 @@ pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
     }
 }
 
-/// Gives a refused connection to the thread that hears them out (started with the first);
-/// false, and the connection closed, when there is no such thread.
+/// The thread that hears refused clients out: its queue, and what wakes it from poll(2).
+struct Hearer {
+    queue: Mutex<Sender<Refused>>,
+    wake: Arc<EventFd>,
+}
+
+/// Gives a refused connection to the thread that hears them out (started with the first) and
+/// wakes it, so it makes room at once; false, and the connection closed, when there is no
+/// such thread.
 fn hand_over(refused: Refused) -> bool {
-    static HEARER: OnceLock<Option<Mutex<Sender<Refused>>>> = OnceLock::new();
+    static HEARER: OnceLock<Option<Hearer>> = OnceLock::new();
     let hearer = HEARER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
-        let started = std::thread::Builder::new()
-            .name("refusals".into())
-            .spawn(move || hear_out(&rx));
+        let started = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map_err(std::io::Error::from)
+            .map(Arc::new)
+            .and_then(|wake| {
+                let woken = Arc::clone(&wake);
+                std::thread::Builder::new()
+                    .name("refusals".into())
+                    .spawn(move || hear_out(&rx, &woken))
+                    .map(|_| wake)
+            });
         match started {
-            Ok(_) => Some(Mutex::new(tx)),
+            Ok(wake) => Some(Hearer {
+                queue: Mutex::new(tx),
+                wake,
+            }),
             Err(e) => {
                 warn!("cannot start a thread for refused clients ({e}); each is closed at once");
                 None
             }
         }
     });
-    hearer.as_ref().is_some_and(|tx| {
-        let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
-        tx.send(refused).is_ok()
+    hearer.as_ref().is_some_and(|hearer| {
+        let queue = hearer.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = queue.send(refused).is_ok();
+        let _ = hearer.wake.write(1);
+        sent
     })
 }
 
 /// Reads and drops what refused clients send until each closes, sends too much or has had
 /// its time; sleeps in recv while there are none, in poll(2) while there are.
-fn hear_out(rx: &Receiver<Refused>) {
+fn hear_out(rx: &Receiver<Refused>, wake: &EventFd) {
     let mut held: Vec<Refused> = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -282,11 +307,19 @@ fn hear_out(rx: &Receiver<Refused>) {
                 Err(_) => return,
             }
         }
+        let _ = wake.read();
         held.extend(rx.try_iter());
+        // The oldest make room for the newest: each has had its line.
+        let over = held.len().saturating_sub(REFUSING);
+        for mut oldest in held.drain(..over) {
+            oldest.heard(&mut buf);
+            REFUSALS.fetch_sub(1, Ordering::Relaxed);
+        }
         let mut fds: Vec<PollFd> = held
             .iter()
             .map(|r| PollFd::new(r.conn.as_fd(), PollFlags::POLLIN))
             .collect();
+        fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
         let tick = PollTimeout::try_from(REFUSAL_TICK).unwrap_or(PollTimeout::ZERO);
         let _ = poll(&mut fds, tick);
         let ready: Vec<bool> = fds
