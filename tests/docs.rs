@@ -391,15 +391,16 @@ fn in_private_namespace(test: &str, script: &str) -> Option<std::process::Output
         common::skip(test, needs, common::Lacks::Provided);
         return None;
     }
-    let dir = std::path::Path::new(common::bin()).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    // The binary is copied into the private /tmp, since the tmpfs hides a build under /tmp.
+    const BIN_DIR: &str = "/tmp/.netecho-bin";
+    let path = format!("{BIN_DIR}:{}", std::env::var("PATH").unwrap_or_default());
+    let setup = format!(
+        "exec 3< '{}' && ip link set lo up && ip link add eth0 type veth peer name eth1 && \
+         ip link set eth1 up && ip link set eth0 up && ip addr add 10.9.9.1/24 dev eth0 && \
+         mount -t tmpfs tmpfs /tmp && mkdir {BIN_DIR} && cat <&3 > {BIN_DIR}/netecho && \
+         chmod +x {BIN_DIR}/netecho && exec 3<&- && cd /tmp || exit 99\n",
+        common::bin()
     );
-    let setup = "ip link set lo up && ip link add eth0 type veth peer name eth1 && \
-                 ip link set eth1 up && ip link set eth0 up && ip addr add 10.9.9.1/24 dev eth0 && \
-                 mount -t tmpfs tmpfs /tmp && cd /tmp || exit 99\n";
     let child = std::process::Command::new("unshare")
         .args(["-nm", "sh", "-c", &format!("{setup}{script}")])
         .env("PATH", path)
