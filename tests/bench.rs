@@ -436,3 +436,59 @@ fn a_stream_server_paused_for_two_seconds_is_a_stall_not_a_failure() {
     assert_eq!(summary["answered"], 40, "{summary}");
     assert_eq!(summary["failed_clients"], 0, "{summary}");
 }
+
+/// The pid of a process that has ended.
+fn gone_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() {
+    let tmp = common::tempdir();
+    // A user's own directory with the name of a run's, of a pid that is gone: left as it is.
+    let users = tmp.path().join(format!("netecho-{}", gone_pid()));
+    std::fs::create_dir_all(users.join("important")).unwrap();
+    std::fs::write(users.join("important/data.txt"), "precious").unwrap();
+    // What a killed run left: its mark and a socket file.
+    let pid = gone_pid();
+    let left = tmp.path().join(format!("netecho-{pid}"));
+    std::fs::create_dir(&left).unwrap();
+    std::fs::write(
+        left.join(".netecho-run"),
+        format!("netecho lab or bench, pid {pid}\n"),
+    )
+    .unwrap();
+    let socket = std::os::unix::net::UnixListener::bind(left.join("unix.sock")).unwrap();
+    drop(socket);
+    let child = std::process::Command::new(common::bin())
+        .args([
+            "bench",
+            "--proto",
+            "unix",
+            "--clients",
+            "1",
+            "--duration",
+            "1s",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::output_within(child, "bench --proto unix", Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read_to_string(users.join("important/data.txt"));
+    assert_eq!(
+        data.ok().as_deref(),
+        Some("precious"),
+        "a user's file was removed"
+    );
+    assert!(!left.exists(), "{} was left", left.display());
+}

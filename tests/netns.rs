@@ -319,6 +319,15 @@ fn sigkill_leaves_no_server_running_and_the_next_run_deletes_the_namespaces() {
         left.is_empty().then_some(())
     });
     assert_eq!(orphaned_lab_servers(), Vec::<String>::new());
+    // A namespace of the lab's pattern that no lab made (of a pid that is gone): left alone.
+    let foreign = format!("netecho-{}00-srv", gone_pid());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &foreign])
+            .status()
+            .unwrap()
+            .success()
+    );
     // SIGKILL ran no clean-up: the next lab deletes what this one left before it makes its own.
     let mut next = netns_lab();
     let stale = leftovers(pid);
@@ -330,7 +339,18 @@ fn sigkill_leaves_no_server_running_and_the_next_run_deletes_the_namespaces() {
     for name in stale.iter().filter_map(|l| l.split_whitespace().next()) {
         let _ = Command::new("ip").args(["netns", "del", name]).status();
     }
+    let kept = std::path::Path::new("/run/netns").join(&foreign).exists();
+    let _ = Command::new("ip").args(["netns", "del", &foreign]).status();
     assert_eq!(stale, Vec::<String>::new(), "left by the killed lab");
+    assert!(kept, "the next lab deleted {foreign}, which no lab made");
+}
+
+/// The pid of a process that has ended.
+fn gone_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
 }
 
 /// Servers of this build that a `lab --netns` started (on the addresses only it uses) and

@@ -46,6 +46,9 @@ impl LocalServers {
         let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
         std::fs::create_dir(&dir)
             .with_context(|| format!("create temporary directory {}", dir.display()))?;
+        // The mark a later run looks for before it clears this directory (remove_stale_dirs).
+        std::fs::write(dir.join(MARK), marked(std::process::id()))
+            .with_context(|| format!("write {}", dir.join(MARK).display()))?;
         let children = Arc::new(Mutex::new(Vec::new()));
         let servers = LocalServers {
             dir,
@@ -189,11 +192,20 @@ impl LocalServers {
     }
 }
 
-/// Removes what a killed lab or bench left in the temporary directory: `netecho-PID`, this
-/// user's, its process gone. SIGKILL gives a process no moment to clean up; its servers died
-/// with it (see [`spawn_for_life`]), and their socket files are removed here, by the next run.
+/// The file that marks a run's temporary directory as netecho's, and what it holds.
+const MARK: &str = ".netecho-run";
+
+fn marked(pid: impl std::fmt::Display) -> String {
+    format!("netecho lab or bench, pid {pid}\n")
+}
+
+/// Clears what a killed lab or bench left in the temporary directory: `netecho-PID`, this
+/// user's, marked by the run that made it ([`MARK`]), its process gone. SIGKILL gives a
+/// process no moment to clean up; its servers died with it (see [`spawn_for_life`]). Only
+/// socket files and the mark are removed, then the directory if it is empty: anything else
+/// in it, whoever put it there, stays.
 fn remove_stale_dirs() {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
@@ -203,11 +215,20 @@ fn remove_stale_dirs() {
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("netecho-")) else {
             continue;
         };
+        let dir = entry.path();
         let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
-        if ours && pid_gone(pid) {
-            debug!("removing {}, left by a killed run", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
+        let mark = std::fs::read_to_string(dir.join(MARK)).unwrap_or_default();
+        if !ours || !pid_gone(pid) || mark != marked(pid) {
+            continue;
         }
+        debug!("clearing {}, left by a killed run", dir.display());
+        for inner in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if inner.file_type().is_ok_and(|t| t.is_socket()) {
+                let _ = std::fs::remove_file(inner.path());
+            }
+        }
+        let _ = std::fs::remove_file(dir.join(MARK));
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 

@@ -7,6 +7,7 @@
 //! the next `lab --netns`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -135,6 +136,7 @@ impl Netns {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(name.clone());
+            record(name);
             run(&["ip", "netns", "add", name])
                 .context("create a network namespace (ip netns add)")?;
         }
@@ -312,12 +314,46 @@ fn wire_packets(space: &str, veth: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where a lab records each namespace before it makes it, so that a later lab deletes only
+/// namespaces a lab made: one of the same pattern made by anyone else is left alone.
+const RECORDS: &str = "/run/netecho-netns";
+
+/// The records' directory, when it is a directory of this user's and no one else's (not a
+/// link); created (0700) when `create`.
+fn records(create: bool) -> Option<&'static Path> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = Path::new(RECORDS);
+    if create {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    }
+    let meta = std::fs::symlink_metadata(dir).ok()?;
+    let mine = meta.uid() == nix::unistd::geteuid().as_raw();
+    (meta.is_dir() && mine && meta.permissions().mode() & 0o022 == 0).then_some(dir)
+}
+
+/// Records `name` as a namespace a lab makes (best effort: unrecorded, a namespace left by a
+/// killed lab stays until `ip netns del`).
+fn record(name: &str) {
+    if let Some(dir) = records(true)
+        && let Err(e) = std::fs::write(dir.join(name), b"")
+    {
+        debug!("cannot record the namespace {name} in {RECORDS}: {e}");
+    }
+}
+
+/// Forgets a namespace deleted (or never made).
+fn forget(name: &str) {
+    if let Some(dir) = records(false) {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+}
+
 /// Deletes the namespaces a killed lab left behind. SIGKILL runs no clean-up, and a
 /// namespace's name in /run/netns is a mount that outlives every process; the servers in it
 /// died with their lab, and the veth pair, nftables tables and qdiscs go with the namespace.
-/// Only names this lab makes ([`unique_tag`]), of a lab gone, with no process left inside.
+/// Only namespaces a lab recorded ([`record`]), of a lab gone, with no process left inside.
 fn remove_stale() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+    let Some(entries) = records(false).and_then(|dir| std::fs::read_dir(dir).ok()) else {
         return;
     };
     for entry in entries.flatten() {
@@ -327,11 +363,16 @@ fn remove_stale() {
         if !crate::client::local::pid_gone(pid) {
             continue;
         }
+        if !Path::new("/run/netns").join(name).exists() {
+            forget(name);
+            continue;
+        }
         let empty = Command::new("ip")
             .args(["netns", "pids", name])
             .output()
             .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii().is_empty());
         if empty && run(&["ip", "netns", "del", name]).is_ok() {
+            forget(name);
             debug!("deleted the namespace {name}, left by a killed lab");
         }
     }
@@ -354,8 +395,9 @@ fn owner(name: &str) -> Option<&str> {
 pub(crate) fn remove(cleanup: &Mutex<Vec<String>>) {
     let mut names = cleanup.lock().unwrap_or_else(|e| e.into_inner());
     for name in names.drain(..) {
-        if let Err(e) = run(&["ip", "netns", "del", &name]) {
-            debug!("{e:#}");
+        match run(&["ip", "netns", "del", &name]) {
+            Ok(_) => forget(&name),
+            Err(e) => debug!("{e:#}"),
         }
     }
 }
