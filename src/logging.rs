@@ -30,6 +30,9 @@ pub(crate) fn init(args: LogConfig) {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal() && !no_color())
         .without_time()
+        // A log line that cannot be written (stderr a closed pipe) is dropped: the default
+        // reports it on stderr, which panics there, and a panic in clean-up aborts it.
+        .log_internal_errors(false)
         .init();
 }
 

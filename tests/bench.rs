@@ -492,3 +492,39 @@ fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() 
     );
     assert!(!left.exists(), "{} was left", left.display());
 }
+
+#[test]
+fn a_run_whose_stderr_was_closed_still_cleans_up_when_stopped() {
+    let tmp = common::tempdir();
+    let mut child = std::process::Command::new(common::bin())
+        .args([
+            "-v",
+            "bench",
+            "--proto",
+            "unix",
+            "--clients",
+            "1",
+            "--duration",
+            "60s",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its reader gone, every log line meets a closed pipe (as under `| head`).
+    drop(child.stderr.take());
+    let dir = tmp.path().join(format!("netecho-{}", child.id()));
+    for _ in 0..200 {
+        if dir.join("unix.sock").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let status = common::wait_exit(&mut child, "bench, after SIGTERM,");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(!dir.exists(), "{} was left", dir.display());
+}

@@ -2,7 +2,7 @@
 //! on loopback and in a temporary directory, stopped and cleaned up when dropped, on error,
 //! and on Ctrl-C.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,7 +69,9 @@ impl LocalServers {
                 if let Ok(Some(signal)) = shutdown.wait_signal(None) {
                     STOPPING.store(true, Ordering::SeqCst);
                     stop_all(&children, &dir, &namespaces);
-                    eprintln!("netecho: stopped by {signal}; removed {}", dir.display());
+                    let mut err = std::io::stderr();
+                    let line = format!("netecho: stopped by {signal}; removed {}", dir.display());
+                    let _ = writeln!(err, "{line}");
                     std::process::exit(130);
                 }
             })

@@ -93,7 +93,11 @@ fn remove_partials_on_signal() -> Result<()> {
             loop {
                 if let Ok(Some(signal)) = shutdown.wait_signal(None) {
                     crate::files::store::remove_partials();
-                    eprintln!("netecho: {signal}: transfer stopped");
+                    // Not eprintln: stderr may be a closed pipe, and the exit must come.
+                    let _ = std::io::Write::write_fmt(
+                        &mut std::io::stderr(),
+                        format_args!("netecho: {signal}: transfer stopped\n"),
+                    );
                     std::process::exit(130);
                 }
             }
