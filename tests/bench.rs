@@ -445,6 +445,19 @@ fn gone_pid() -> u32 {
     pid
 }
 
+/// `bench --proto unix --clients 1 --duration DURATION [FLAGS]` with its local server's
+/// directory under `tmp`; stderr piped.
+fn unix_bench_in(tmp: &std::path::Path, duration_and_flags: &[&str]) -> std::process::Child {
+    std::process::Command::new(common::bin())
+        .args(["bench", "--proto", "unix", "--clients", "1", "--duration"])
+        .args(duration_and_flags)
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() {
     let tmp = common::tempdir();
@@ -463,21 +476,7 @@ fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() 
     .unwrap();
     let socket = std::os::unix::net::UnixListener::bind(left.join("unix.sock")).unwrap();
     drop(socket);
-    let child = std::process::Command::new(common::bin())
-        .args([
-            "bench",
-            "--proto",
-            "unix",
-            "--clients",
-            "1",
-            "--duration",
-            "1s",
-        ])
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = unix_bench_in(tmp.path(), &["1s"]);
     let out = common::output_within(child, "bench --proto unix", Duration::from_secs(60));
     assert!(
         out.status.success(),
@@ -496,22 +495,7 @@ fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() 
 #[test]
 fn a_run_whose_stderr_was_closed_still_cleans_up_when_stopped() {
     let tmp = common::tempdir();
-    let mut child = std::process::Command::new(common::bin())
-        .args([
-            "-v",
-            "bench",
-            "--proto",
-            "unix",
-            "--clients",
-            "1",
-            "--duration",
-            "60s",
-        ])
-        .env("TMPDIR", tmp.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = unix_bench_in(tmp.path(), &["60s", "-v"]);
     // Its reader gone, every log line meets a closed pipe (as under `| head`).
     drop(child.stderr.take());
     let dir = tmp.path().join(format!("netecho-{}", child.id()));
