@@ -298,6 +298,9 @@ impl Typed {
                 _ => {}
             }
         }
+        // Advice is pasted into a shell: only what reads as a port or a host goes into it.
+        typed.port = typed.port.filter(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        typed.host = typed.host.filter(|h| plausible_host(h));
         typed
     }
 
@@ -340,6 +343,13 @@ impl Typed {
             .and_then(|(h, p)| crate::endpoint::join_port(h, p));
         format!("udp://{}", joined.unwrap_or(words))
     }
+}
+
+/// Whether `word` can be a host or address (a name, IPv4, IPv6 with brackets and a zone, a
+/// URL of netecho's): nothing a shell would read as more than one word or a command.
+fn plausible_host(word: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".:-_%[]/".contains(c);
+    !word.is_empty() && word.len() <= 255 && !word.starts_with('-') && word.chars().all(allowed)
 }
 
 /// The netecho way for the habits whose advice carries what the user typed (the port, the
@@ -746,6 +756,29 @@ mod tests {
         );
         assert!(!advice(None, "-u", &[]).unwrap().contains('\n'));
         assert_eq!(advice(None, "--frobnicate", &[]), None);
+    }
+
+    #[test]
+    fn words_a_shell_would_run_never_reach_the_advice() {
+        for words in [
+            &["-l", "-p", "80 --exec sh"][..],
+            &["-p", "80", "x;touch /tmp/PWNED"],
+            &["-p", "$(id)", "`id`"],
+            &["-p", "80", "--exec"],
+        ] {
+            let typed = Typed::read(Some("serve"), words);
+            for flag in ["-l", "-p", "-u"] {
+                let here = typed_here(Some("serve"), flag, &typed).unwrap_or_default();
+                let there = typed_here(Some("send"), flag, &typed).unwrap_or_default();
+                for advice in [here, there] {
+                    let bad = ["--exec", "touch", "$(id)", "`id`", "x;"];
+                    assert!(
+                        bad.iter().all(|b| !advice.contains(b)),
+                        "{words:?}: {advice}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
