@@ -150,85 +150,87 @@ fn clap_usage_errors_are_one_line_naming_the_subcommand_s_help() {
     );
 }
 
+/// Each kind of usage error, and what its one line keeps of clap's suggestions.
+const CLAP_CASES: &[(&[&str], &[&str])] = &[
+    (
+        &["send", "--proto", "tcpp", "x"],
+        &[
+            "invalid value 'tcpp' for 'netecho send --proto'",
+            "a similar value exists: 'tcp'",
+            "possible values: tcp, udp, unix, unix-dgram, unix-seqpacket, raw, quic",
+            "see 'netecho send --help'",
+        ],
+    ),
+    (
+        &["lab", "--quik"],
+        &[
+            "'--quik' for 'netecho lab'",
+            "a similar flag exists: '--quick'",
+        ],
+    ),
+    (
+        &["sned", "127.0.0.1:9", "x"],
+        &[
+            "'sned'",
+            "a similar subcommand exists: 'send'",
+            "'netecho --help'",
+        ],
+    ),
+    (
+        &["serve", "4000"],
+        &[
+            "unexpected argument '4000' for 'netecho serve'",
+            "`netecho serve --addr 4000`",
+        ],
+    ),
+    (
+        &["get"],
+        &[
+            "needs <ADDR> and <NAME>",
+            "usage: netecho get <ADDR> <NAME>",
+        ],
+    ),
+    (
+        &["serve", "--model"],
+        &[
+            "'netecho serve --model' needs a value",
+            "iterative, threads",
+        ],
+    ),
+    (
+        &["bench", "--clients", "abc", "127.0.0.1:9"],
+        &[
+            "'abc'",
+            "--clients",
+            "not a whole number",
+            "'netecho bench --help'",
+        ],
+    ),
+    (
+        &["send", "--timeout", "5", "127.0.0.1:9", "x"],
+        &["'5'", "write 5ms or 5s", "'netecho send --help'"],
+    ),
+    (
+        &["serve", "--tls", "--tls"],
+        &[
+            "'--tls' cannot be used multiple times",
+            "'netecho serve --help'",
+        ],
+    ),
+    (
+        &["completions", "zsh2"],
+        &[
+            "'zsh2'",
+            "a similar value exists: 'zsh'",
+            "'netecho completions --help'",
+        ],
+    ),
+];
+
 /// Each kind of usage error keeps what clap suggests, on the one line.
 #[test]
 fn clap_usage_errors_keep_clap_s_suggestions() {
-    let cases: &[(&[&str], &[&str])] = &[
-        (
-            &["send", "--proto", "tcpp", "x"],
-            &[
-                "invalid value 'tcpp' for 'netecho send --proto'",
-                "a similar value exists: 'tcp'",
-                "possible values: tcp, udp, unix, unix-dgram, unix-seqpacket, raw, quic",
-                "see 'netecho send --help'",
-            ],
-        ),
-        (
-            &["lab", "--quik"],
-            &[
-                "'--quik' for 'netecho lab'",
-                "a similar flag exists: '--quick'",
-            ],
-        ),
-        (
-            &["sned", "127.0.0.1:9", "x"],
-            &[
-                "'sned'",
-                "a similar subcommand exists: 'send'",
-                "'netecho --help'",
-            ],
-        ),
-        (
-            &["serve", "4000"],
-            &[
-                "unexpected argument '4000' for 'netecho serve'",
-                "`netecho serve --addr 4000`",
-            ],
-        ),
-        (
-            &["get"],
-            &[
-                "needs <ADDR> and <NAME>",
-                "usage: netecho get <ADDR> <NAME>",
-            ],
-        ),
-        (
-            &["serve", "--model"],
-            &[
-                "'netecho serve --model' needs a value",
-                "iterative, threads",
-            ],
-        ),
-        (
-            &["bench", "--clients", "abc", "127.0.0.1:9"],
-            &[
-                "'abc'",
-                "--clients",
-                "not a whole number",
-                "'netecho bench --help'",
-            ],
-        ),
-        (
-            &["send", "--timeout", "5", "127.0.0.1:9", "x"],
-            &["'5'", "write 5ms or 5s", "'netecho send --help'"],
-        ),
-        (
-            &["serve", "--tls", "--tls"],
-            &[
-                "'--tls' cannot be used multiple times",
-                "'netecho serve --help'",
-            ],
-        ),
-        (
-            &["completions", "zsh2"],
-            &[
-                "'zsh2'",
-                "a similar value exists: 'zsh'",
-                "'netecho completions --help'",
-            ],
-        ),
-    ];
-    for (args, parts) in cases {
+    for (args, parts) in CLAP_CASES {
         let line = one_line(args);
         assert_mentions(&line, parts);
     }
