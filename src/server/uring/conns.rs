@@ -614,11 +614,15 @@ impl<S: Service> Worker<'_, S> {
         if let Some(slot) = self.slots[token].take() {
             if slot.fixed {
                 // Out of the table before the session closes its descriptor: an entry would
-                // keep the socket open.
-                let _ = self
+                // keep the socket open. Should the kernel refuse, the peer still hears the
+                // end now (a shutdown), not when the slot is next taken.
+                let removed = self
                     .ring
                     .submitter()
                     .register_files_update(token as u32, &[-1]);
+                if removed.is_err() {
+                    let _ = nix::sys::socket::shutdown(slot.fd, nix::sys::socket::Shutdown::Both);
+                }
             }
             let end = slot.ending.unwrap_or(ConnEnd::Stopped);
             let server = self.server;
