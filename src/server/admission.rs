@@ -223,13 +223,13 @@ struct Refused {
 }
 
 /// Tells a refused client `line` (the busy line of the service's protocol; `None`: a bare
-/// close) and closes without a reset. Over TLS the line waits for a handshake that never
-/// comes: the client sees its handshake closed. Closing with the client's request unread would make
+/// close) and closes without a reset. Closing with the client's request unread would make
 /// the kernel answer with a reset, which may reach the client before it read the line, so
 /// the line is sent, the writing half shut, and the connection handed to one thread that
-/// reads and drops what the client sends until it closes: at most [`REFUSING`] at once
-/// (the newest), each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop: the line
-/// goes on a non-blocking socket (a fresh connection's buffer takes it whole).
+/// reads and drops what the client sends until it closes: at most [`REFUSING`] at once (the
+/// newest), each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop:
+/// the line goes on a non-blocking socket (a fresh connection's buffer takes it whole). Over
+/// TLS the line waits for a handshake that never comes: the client sees its handshake closed.
 pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
     let Some(line) = line else { return };
     if conn.set_nonblocking(true).is_err() {
