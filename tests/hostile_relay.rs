@@ -161,7 +161,7 @@ fn two_relays_pointed_at_each_other_stay_bounded() {
             let done = was_cut;
             was_cut = a.stderr().contains(cut) || b.stderr().contains(cut);
             for relay in [&a, &b] {
-                let (threads, fds) = (threads(relay.pid()), common::open_fds(relay.pid()));
+                let (threads, fds) = (common::threads(relay.pid()), common::open_fds(relay.pid()));
                 assert!(
                     threads <= per_flow * 128 + 16 && fds <= 2 * 128 + 32,
                     "{proto}: {threads} threads, {fds} fds; log:\n{}",
@@ -193,16 +193,4 @@ fn facing_relays(proto: &str) -> (Server, Server) {
         }
     }
     panic!("no two free ports for {proto} relays");
-}
-
-/// Threads of process `pid` (the Threads line of /proc/PID/status).
-fn threads(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }

@@ -42,17 +42,6 @@ fn each_refused_client_reads_busy(server: &Server) {
     }
 }
 
-fn threads(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_files_server_past_max_conns_says_busy_to_a_client_that_sent_first() {
     let dir = tempdir();
@@ -107,7 +96,7 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
     let _held = TcpStream::connect(&server.addr).unwrap();
     // The first refusal starts what hears refused clients out.
     each_refused_client_reads_busy(&server);
-    let before = threads(server.pid());
+    let before = common::threads(server.pid());
     let flood: Vec<TcpStream> = (0..300)
         .filter_map(|_| {
             let mut conn = TcpStream::connect(&server.addr).ok()?;
@@ -116,7 +105,7 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
         })
         .collect();
     server.wait_log_count("(--max-conns)", ROUNDS + flood.len());
-    let during = threads(server.pid());
+    let during = common::threads(server.pid());
     assert!(
         during <= before + 2,
         "{} refused clients held open: {before} threads before, {during} during",

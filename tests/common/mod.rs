@@ -819,6 +819,18 @@ pub fn child_pids(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Threads of process `pid` (the Threads line of /proc/PID/status); 0 once it is gone.
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// A process's start time (field 22 of /proc/PID/stat), while it runs: `None` once it is
 /// gone or a zombie (dead, waiting to be reaped by whoever inherited it).
 pub fn running_since(pid: u32) -> Option<u64> {
