@@ -217,7 +217,7 @@ fn a_process_left_behind_does_not_hold_the_reply() {
     let marker = "1618.03";
     let dir = tempdir();
     // It holds stdin too, and never reads it: a megabyte of input cannot all go in. Its pid
-    // goes to a file, so the test stops that process and no other.
+    // goes to a file, so a failing test stops that process and no other.
     let pidfile = dir.path().join("left-behind.pid");
     let script = format!(
         "setsid sleep {marker} <&0 & echo $! > {}; echo started",
@@ -237,13 +237,9 @@ fn a_process_left_behind_does_not_hold_the_reply() {
         .trim()
         .parse()
         .expect("a pid");
-    // setsid execs sleep in the same process (a background job leads no group), so the pid
-    // is the sleep's; checked before the kill all the same.
-    assert_eq!(cmdline(pid), ["sleep", marker], "pid {pid}");
-    common::signal(pid, "KILL");
-    eventually(&format!("sleep {marker} (pid {pid}) ended"), || {
-        (!alive(pid)).then_some(())
-    });
+    // Ended by the server (see what_a_program_starts_outside_its_group_ends_with_it_too);
+    // stopped here if not, and only while it is the test's sleep.
+    drop(LeftBehind(vec![(pid, marker)]));
 }
 
 /// The arguments of process `pid`, empty once it is gone.
@@ -404,25 +400,40 @@ fn what_a_program_leaves_running_ends_with_it() {
 }
 
 #[test]
-fn a_process_in_a_session_of_its_own_keeps_no_server_thread() {
-    // setsid takes the sleep out of the program's process group: it outlives the program
-    // (README says so), but the server's readers of the pipe it holds end all the same.
-    let marker = "2236.06";
+fn what_a_program_starts_outside_its_group_ends_with_it_too() {
+    // setsid, and a double fork into a session of their own, take sleeps out of the
+    // program's process group, past the group's kill; the server, their subreaper, ends them,
+    // however many one client starts. Each script prints the pids of its sleeps.
     let dir = tempdir();
-    let pidfile = dir.path().join("session.pid");
-    let script = format!(
-        "setsid sleep {marker} & echo $! > {}; echo started",
-        pidfile.display()
-    );
-    let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", &script]);
-    assert_eq!(ok(&exec(&server, b"")), "started\n");
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .expect("the script wrote the pid")
-        .trim()
-        .parse()
-        .expect("a pid");
-    let _left = LeftBehind(vec![(pid, marker)]);
-    assert!(alive(pid), "the sleep in a session of its own ended");
+    let scripts = [
+        ("300", "setsid sleep 300 & echo $!".to_string()),
+        // The subshell waits for the new session's shell, which prints its sleep's pid and
+        // ends, so the pid is in the output before the program ends.
+        (
+            "301",
+            "( setsid sh -c 'sleep 301 & echo $!' & wait )".to_string(),
+        ),
+        (
+            "302",
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do setsid sleep 302 & echo $!; done".to_string(),
+        ),
+    ];
+    let server = exec_server("tcp", dir.path(), &[], &["sh"]);
+    let mut left = LeftBehind(Vec::new());
+    for (marker, script) in &scripts {
+        let out = ok(&exec(&server, script.as_bytes()));
+        left.0.extend(
+            out.lines()
+                .map(|pid| (pid.parse().expect("a pid"), *marker)),
+        );
+    }
+    for &(pid, marker) in &left.0 {
+        eventually(&format!("sleep {marker} (pid {pid}) ended"), || {
+            (!alive(pid) || cmdline(pid) != ["sleep", marker]).then_some(())
+        });
+    }
+    server.wait_log("outside its process group");
+    assert_eq!(ok(&exec(&server, b"echo still serving")), "still serving\n");
     eventually("the server's output readers ended", || {
         (output_threads(server.pid()) == 0).then_some(())
     });

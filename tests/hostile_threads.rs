@@ -36,10 +36,10 @@ fn exec_over_udp_without_threads_answers_busy_and_goes_on() {
         );
         return;
     }
-    // Room for the server, a request's thread, its program and two threads beside it: the
-    // third thread a program needs is refused, every time.
+    // Room for the server and its exec-reaper thread, a request's thread, its program and
+    // two threads beside it: the third thread a program needs is refused, every time.
     let server = Server::start_with(&mut starved(
-        5,
+        6,
         &["--proto", "udp", "--addr", "127.0.0.1:0", "--exec", "cat"],
     ));
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();

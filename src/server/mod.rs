@@ -571,6 +571,7 @@ fn exec_service(
         max_children: config.max_children,
         env: config.env.clone(),
         running: AtomicUsize::new(0),
+        reaper: crate::service::reaper::Reaper::start(),
     };
     Ok(ExecService {
         exec: Arc::new(exec),

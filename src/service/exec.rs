@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::hexdump::{self, Way};
 use crate::transport::{Conn, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
+use super::reaper::{Known, Reaper};
 use super::stats::{Stats, Tally};
 use crate::transport::framing::Framing;
 
@@ -47,6 +48,8 @@ pub(crate) struct Exec {
     /// --exec-env: variables passed on beside [`EXEC_ENV`].
     pub env: Vec<OsString>,
     pub running: AtomicUsize,
+    /// Ends what a program starts outside its process group.
+    pub reaper: Arc<Reaper>,
 }
 
 /// The variables of the server's environment every program gets; anything else (tokens,
@@ -127,7 +130,7 @@ impl Exec {
         Some(Slot(&self.running))
     }
 
-    fn spawn(&self) -> io::Result<Child> {
+    fn spawn(&self) -> io::Result<(Child, Known<'_>)> {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .stdin(Stdio::piped())
@@ -170,7 +173,7 @@ impl Exec {
                 Ok(())
             });
         }
-        cmd.spawn()
+        self.reaper.spawn(&mut cmd)
     }
 
     fn shown(&self) -> String {
@@ -214,8 +217,9 @@ impl Exec {
         if let Err(e) = conn.set_write_timeout(Some(self.timeout)) {
             warn!("{}: cannot set a send timeout: {e}", conn.peer());
         }
-        let mut child = match self.spawn() {
-            Ok(child) => child,
+        // Known as a program until `_known` drops, after the program is reaped.
+        let (mut child, _known) = match self.spawn() {
+            Ok(spawned) => spawned,
             Err(e) => return (self.cannot_run(&e, &mut |out| conn.send_all(out)), 0, 0),
         };
         let stdin = child.stdin.take();
@@ -389,8 +393,8 @@ impl Exec {
             exit_frame(-1, "busy (--max-children)", &mut out);
             return out;
         };
-        let mut child = match self.spawn() {
-            Ok(child) => child,
+        let (mut child, _known) = match self.spawn() {
+            Ok(spawned) => spawned,
             Err(e) => {
                 let outcome = self.cannot_run(&e, &mut |frame| {
                     out.extend_from_slice(frame);
@@ -468,8 +472,8 @@ const READER_CHECK: u16 = 200;
 /// Threads that read the program's stdout and stderr and pass what they read, tagged.
 ///
 /// They are not joined: a process the program left behind in a session of its own
-/// (`setsid cmd &`) may hold a pipe open long after the program ended, and its connection
-/// must not wait for it. A reader ends when its pipe closes or once its [`Outputs`] is
+/// (`setsid cmd &`) may hold a pipe open after the program ended, until the [`Reaper`] ends
+/// it, and its connection must not wait for it. A reader ends when its pipe closes or once its [`Outputs`] is
 /// dropped (within [`READER_CHECK`] milliseconds), so no such process keeps a thread.
 fn read_outputs(child: &mut Child) -> io::Result<Outputs> {
     // Bounded: a client that reads slowly fills it, then the pipes, and the program waits.

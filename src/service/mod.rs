@@ -8,6 +8,7 @@ pub(crate) mod exec;
 pub(crate) mod guard;
 pub(crate) mod peers;
 pub(crate) mod raw;
+pub(crate) mod reaper;
 pub(crate) mod stats;
 
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
