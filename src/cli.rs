@@ -1112,7 +1112,8 @@ pub(crate) struct RelayImpairArgs {
     /// Drop this fraction of messages (5% or 0.05); datagram relays only
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub loss: Vec<Directed<f64>>,
-    /// Send this fraction of messages twice; datagram relays only
+    /// Send this fraction of messages twice; datagram relays only (a sender off this host is
+    /// never sent more bytes than it sent)
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub duplicate: Vec<Directed<f64>>,
     /// Hold back this fraction of messages and send each after the next; datagram relays only

@@ -194,3 +194,91 @@ fn facing_relays(proto: &str) -> (Server, Server) {
     }
     panic!("no two free ports for {proto} relays");
 }
+
+/// Sends `count` datagrams of `len` bytes from `sock` to `to`, and counts the bytes of
+/// every reply until half a second passes without one (at most 20 s in all).
+fn bytes_back(sock: &UdpSocket, to: &str, count: usize, len: usize) -> usize {
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (mut got, started) = (0, std::time::Instant::now());
+    for i in 0..count {
+        sock.send_to(&vec![b'a' + i as u8; len], to).unwrap();
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            got += n;
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "replies never end"
+            );
+        }
+    }
+    got
+}
+
+/// A sender off the relay's host, whose address may be forged, is sent no more bytes than
+/// it sent, however many the other side answers with (here the relay's own duplication in
+/// both directions turns each datagram into four replies); one on the relay's host gets
+/// them all.
+#[test]
+fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
+    let test = "a_sender_off_this_host_is_sent_no_more_than_it_sent";
+    let Some(pair) = common::netns::Pair::new("rc", test) else {
+        return;
+    };
+    let echo = Server::start_with(&mut pair.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--transform",
+        "echo",
+    ]));
+    let listen = format!("udp://{}:0", common::netns::Pair::SERVER_V4);
+    let relay = Server::start_with(&mut pair.server_cmd(&[
+        "relay",
+        "--duplicate",
+        "100%",
+        "--seed",
+        "1",
+        &listen,
+        &echo.url(),
+    ]));
+    let far = bytes_back(&pair.client_udp(), &relay.addr, 5, 100);
+    assert!(far > 0, "the far sender got nothing back");
+    assert!(far <= 500, "a sender off this host got {far} bytes for 500");
+    relay.wait_log("more than the 100 bytes it sent");
+    // The same relay answers a sender on its own host with every copy.
+    let near = Command::new("ip")
+        .args(["netns", "exec", &pair.server, "python3", "-c"])
+        .arg(NEAR_SENDER)
+        .arg(&relay.addr)
+        .output()
+        .unwrap();
+    let near: usize = String::from_utf8_lossy(&near.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        near > 500,
+        "a sender on the relay's host got {near} bytes for 500"
+    );
+}
+
+/// python3: five 100-byte datagrams to argv[1] (host:port) from this host's loopback, each
+/// followed by its replies until half a second passes without one; prints the bytes back.
+const NEAR_SENDER: &str = r#"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+got, end = 0, time.time() + 20
+for i in range(5):
+    s.sendto(bytes([97 + i]) * 100, (host, int(port)))
+    while time.time() < end:
+        try:
+            got += len(s.recv(65536))
+        except socket.timeout:
+            break
+print(got)
+"#;

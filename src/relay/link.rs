@@ -40,6 +40,9 @@ pub(crate) struct DirStats {
     pub queue_full: AtomicU64,
     /// Messages the kernel refused to send (e.g. ECONNREFUSED from a datagram server).
     pub send_errors: AtomicU64,
+    /// Replies not sent to a datagram sender off this host: they would have made what it got
+    /// more than what it sent, and its source address is unproven (it may be forged).
+    pub over_credit: AtomicU64,
 }
 
 impl DirStats {
@@ -63,6 +66,12 @@ impl DirStats {
         if get(&self.send_errors) > 0 {
             line += &format!("; {} send errors", get(&self.send_errors));
         }
+        if get(&self.over_credit) > 0 {
+            line += &format!(
+                "; {} not sent: more bytes than the sender sent",
+                get(&self.over_credit)
+            );
+        }
         line
     }
 }
@@ -74,7 +83,18 @@ pub(crate) enum Sink {
     Conn(Arc<Conn>, Carrier),
     /// A datagram sender on FROM, answered through a handle on the bound socket that all
     /// senders share.
-    Peer(Box<(Arc<DatagramSocket>, PeerAddr)>),
+    Peer(Box<PeerSink>),
+}
+
+/// A datagram sender on FROM as a direction's sink.
+pub(crate) struct PeerSink {
+    /// The handle on the bound socket that all senders share.
+    pub sock: Arc<DatagramSocket>,
+    pub to: PeerAddr,
+    /// Whether the sender's address needs no proof: this host's own, or a Unix name. Any
+    /// other source address may be forged, so what it is sent is held to what it sent, and
+    /// the relay never multiplies a forger's datagrams toward a victim.
+    pub proven: bool,
 }
 
 impl Sink {
@@ -85,7 +105,7 @@ impl Sink {
                 send_watched(conn, message, flow)
             }
             Sink::Peer(peer) => {
-                let (sock, to) = &**peer;
+                let PeerSink { sock, to, .. } = &**peer;
                 hexdump::dump_if(Way::Out, to, message);
                 // The bound socket is non-blocking (its reader polls it): a full send queue
                 // is waited out briefly rather than turned into loss.
@@ -107,6 +127,21 @@ impl Sink {
         match self {
             Sink::Conn(_, carrier) => *carrier,
             Sink::Peer(_) => Carrier::Datagrams,
+        }
+    }
+
+    /// The bytes this sink may still be sent, `sent` bytes after its start: what the
+    /// sender sent minus that, for a datagram sender whose address is unproven; `None`
+    /// when there is no such bound.
+    fn credit(&self, flow: &Flow, sent: u64) -> Option<u64> {
+        match self {
+            Sink::Peer(peer) if !peer.proven => Some(
+                flow.up
+                    .bytes_in
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(sent),
+            ),
+            _ => None,
         }
     }
 
@@ -327,6 +362,9 @@ impl Writer {
         }
         self.frame.clear();
         self.encode.encode(&message, &mut self.frame);
+        if !self.within_credit(self.frame.len(), flow) {
+            return;
+        }
         let bytes = &self.frame[..];
         if let Some(bucket) = &mut self.bucket {
             let wait = bucket.take(bytes.len(), Instant::now());
@@ -363,6 +401,32 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Whether a `len`-byte message may go to the sink: within what an unproven datagram
+    /// sender has sent (see [`PeerSink::proven`]). A message past it is counted and left
+    /// out; the first one of a flow is logged.
+    fn within_credit(&self, len: usize, flow: &Flow) -> bool {
+        let sent = self.stats.bytes_out.load(Ordering::Relaxed);
+        let Some(credit) = self.sink.credit(flow, sent) else {
+            return true;
+        };
+        if len as u64 <= credit {
+            return true;
+        }
+        if self.stats.over_credit.fetch_add(1, Ordering::Relaxed) == 0 {
+            static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!(
+                    "{}: a {len}-byte reply not sent, nor any that would make what the sender \
+                     got more than the {} bytes it sent: its address is not this host's and \
+                     may be forged, and the relay never multiplies what a source sends{more}",
+                    flow.name,
+                    flow.up.bytes_in.load(Ordering::Relaxed)
+                );
+            }
+        }
+        false
     }
 }
 

@@ -30,7 +30,7 @@ use crate::transport::{
 };
 
 use flow::Flow;
-use link::{Link, LinkSpec, QUEUE, Sink};
+use link::{Link, LinkSpec, PeerSink, QUEUE, Sink};
 
 /// Datagram senders relayed at once (or --max-conns, if lower); past it, the idlest sender
 /// that TO never answered makes room, else the new one is ignored (and logged).
@@ -610,7 +610,11 @@ fn datagram_flow(
     flows.add(&flow);
     let to_server = Sink::Conn(Arc::clone(&server), route.carrier(&route.to));
     let up = route.link(&flow, id, false, to_server, QUEUE)?;
-    let to_sender = Sink::Peer(Box::new((Arc::clone(replies), from.clone())));
+    let to_sender = Sink::Peer(Box::new(PeerSink {
+        sock: Arc::clone(replies),
+        to: from.clone(),
+        proven: address_of(from).is_none_or(guard::is_this_host),
+    }));
     let down = route.link(&flow, id, true, to_sender, QUEUE)?;
     let sender_udp = match route.from.proto {
         SockProto::Udp => from.0.as_socket(),
