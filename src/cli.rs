@@ -353,7 +353,8 @@ pub(crate) struct ServeArgs {
     pub frame_timeout: Option<TimeLimit>,
     /// Replies a client has not read, in bytes, past which the server stops reading from it.
     /// All clients' together may hold 64 times this (64 MiB at the default): past that, a
-    /// client holding 16 KiB or more waits until it reads before it is read from again
+    /// client holding more than its share of that (at least 16 KiB) waits until it reads
+    /// before it is read from again
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PENDING, value_parser = parse_max_pending)]
     pub max_pending: usize,
     /// Datagrams: also answer source port 0 and the small services 7, 9, 13, 19, 37 (risks an endless echo loop)

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{STEP, Server, bin};
+use common::{STEP, Server, bin, rss_kib};
 use socket2::{Domain, Socket, Type};
 
 /// Connections that never read.
@@ -20,18 +20,8 @@ const SILENT: usize = 300;
 /// program itself (code, the uring model's receive buffers, what the allocator keeps of
 /// replies freed), and 256 KiB per connection (its last read, the room its send buffers
 /// keep). Without the budget each connection holds its full MiB: 300 of them took 350 MB
-/// under event and 416 MB under uring; with it, 70 to 160 MB.
+/// under event and 416 MB under uring; with it, 70 to 170 MB.
 const BOUND_KIB: u64 = 64 * 1024 + 64 * 1024 + SILENT as u64 * 256;
-
-/// The server's resident memory in KiB, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/PID/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 /// A connection with a 1 KiB receive buffer, whose writes never wait.
 fn silent_conn(addr: &SocketAddr) -> Socket {
@@ -71,15 +61,20 @@ fn flood(conns: &[Socket]) -> u64 {
 
 /// A client that reads: 1 MiB sent, all of it back, upper-cased.
 fn served(addr: &str) {
-    let conn = TcpStream::connect(addr).unwrap();
+    transfer(TcpStream::connect(addr).unwrap(), 1 << 20);
+}
+
+/// `len` bytes sent on `conn` while they are read back, upper-cased (each step bounded by
+/// [`STEP`]: a hang guard, not a measure of speed).
+fn transfer(conn: TcpStream, len: usize) {
     conn.set_read_timeout(Some(STEP)).unwrap();
     conn.set_write_timeout(Some(STEP)).unwrap();
     let mut reader = conn.try_clone().unwrap();
     let back = std::thread::spawn(move || {
-        let mut back = vec![0u8; 1 << 20];
+        let mut back = vec![0u8; len];
         reader.read_exact(&mut back).map(|()| back)
     });
-    (&conn).write_all(&vec![b'q'; 1 << 20]).unwrap();
+    (&conn).write_all(&vec![b'q'; len]).unwrap();
     let back = back.join().unwrap().expect("every byte echoed");
     assert!(back.iter().all(|&b| b == b'Q'));
 }
@@ -100,6 +95,76 @@ fn clients_that_never_read_cannot_take_the_servers_memory() {
              (bound {BOUND_KIB} KiB)"
         );
         // Held back, not cut off: each silent client's connection is still open.
+        assert!(!server.stderr().contains("reset"), "{}", server.stderr());
+    }
+}
+
+/// Clients that never read, enough to fill the budget at the default --max-pending (64 of
+/// them would hold 64 MiB): over it, each one's fair share is the budget over 81 holders
+/// (these and the client that reads), about 800 KiB.
+const FILLERS: usize = 80;
+
+/// What a client that reads may have the server take from it while it is not reading, with
+/// the socket buffers small (the server's 8 KiB each way, the client's 8 KiB to send and
+/// 64 KiB to receive): more than a rule pressing every connection holding 16 KiB over budget
+/// lets through (those 16 KiB, one 64 KiB read and about 90 KiB of socket buffers), less
+/// than its fair share.
+const SHARE_SEEN: u64 = 512 * 1024;
+
+#[test]
+fn a_client_that_reads_keeps_its_share_beside_clients_that_never_read() {
+    for model in ["event", "uring"] {
+        let server = Server::start(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--model",
+            model,
+            "--sndbuf",
+            "4096",
+            "--rcvbuf",
+            "4096",
+        ]);
+        let addr: SocketAddr = server.addr.parse().unwrap();
+        let fillers: Vec<Socket> = (0..FILLERS).map(|_| silent_conn(&addr)).collect();
+        for filler in &fillers {
+            // What the server does not take waits in this process's kernel: kept small.
+            filler.set_send_buffer_size(64 * 1024).unwrap();
+        }
+        let filled = flood(&fillers);
+        assert!(
+            filled > 64 << 20,
+            "{model}: the fillers sent only {filled} bytes"
+        );
+        // A client holding more than 16 KiB of replies while the server is over budget is
+        // still read from, up to its share.
+        let probe = silent_conn(&addr);
+        probe.set_send_buffer_size(4096).unwrap();
+        probe.set_recv_buffer_size(32 * 1024).unwrap();
+        let taken = flood(std::slice::from_ref(&probe));
+        eprintln!("{model}: fillers sent {filled} bytes; the reading client {taken} unread");
+        assert!(
+            taken > SHARE_SEEN,
+            "{model}: over budget, the server took only {taken} bytes from a client holding \
+             replies (more than {SHARE_SEEN} is its fair share)"
+        );
+        // It reads: its replies come back, then a large transfer goes through whole.
+        let probe: TcpStream = probe.into();
+        probe.set_nonblocking(false).unwrap();
+        probe.set_read_timeout(Some(STEP)).unwrap();
+        let mut back = vec![0u8; taken as usize];
+        (&probe)
+            .read_exact(&mut back)
+            .expect("the replies held for it");
+        assert!(back.iter().all(|&b| b == b'A'));
+        transfer(probe, 4 << 20);
+        // The clients that never read are still held back, and the server's memory bounded.
+        let more = flood(&fillers);
+        assert!(
+            more < FILLERS as u64 * 256 * 1024,
+            "{model}: clients that never read sent {more} more bytes once it was served"
+        );
+        let rss = rss_kib(server.pid());
+        assert!(rss < BOUND_KIB, "{model}: the server holds {rss} KiB");
         assert!(!server.stderr().contains("reset"), "{}", server.stderr());
     }
 }

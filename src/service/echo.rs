@@ -97,17 +97,20 @@ const FRAMES_KEPT: usize = 64 * 1024;
 pub(crate) const DEFAULT_MAX_PENDING: usize = 1 << 20;
 
 /// Connections' worth of --max-pending that replies waiting on slow readers may hold in the
-/// whole process (64 MiB at the default): past it, the connections holding them are not
-/// read from until their peers read.
+/// whole process (64 MiB at the default): past it, the connections holding more than their
+/// fair part of it are not read from until their peers read.
 pub(crate) const PENDING_BUDGET_CONNS: usize = 64;
 
-/// Replies a connection may hold and still be read from when the process is over its
-/// budget; the process-wide count moves in steps of this, so a connection whose replies
-/// go out at once never touches it.
+/// Replies a connection may always hold and still be read from, however far the process is
+/// over its budget; the process-wide counts move in steps of this, so a connection whose
+/// replies go out at once never touches them.
 pub(crate) const PENDING_GRAIN: usize = 16 * 1024;
 
 /// Bytes of replies waiting on slow readers, all connections of the process together.
 static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Connections holding a grain of replies or more: [`WAITING`] is shared among them.
+static HOLDERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether replies waiting on slow readers hold more than the process's budget.
 #[inline]
@@ -115,13 +118,30 @@ fn over_budget(budget: usize) -> bool {
     WAITING.load(Ordering::Relaxed) > budget
 }
 
+/// Each holder's fair part of the budget, never less than a grain.
+#[inline]
+fn fair_share(budget: usize) -> usize {
+    (budget / HOLDERS.load(Ordering::Relaxed).max(1)).max(PENDING_GRAIN)
+}
+
 /// One connection's replies waiting on its peer, as counted against the process's budget
 /// for them ([`PENDING_BUDGET_CONNS`] times --max-pending).
+///
+/// Over budget, only the connections holding more than the budget shared among all holders
+/// wait for their peers: a client that reads is still served beside many that never do.
+/// What the process holds stays bounded: a connection is read from over budget only while
+/// it holds at most its share, so it holds at most that share plus one read (and never
+/// more than --max-pending plus one read). When the holders filled up together, as a flood
+/// of clients that never read does, that is the budget plus one read per holder. The k-th
+/// largest holder holds at most budget/k plus one read (when it last read, the k-1 larger
+/// ones already held as much, so there were k holders or more), so even holders that came
+/// one at a time, each filling its share before the next, hold at most about
+/// budget x (1 + ln(holders / [`PENDING_BUDGET_CONNS`])) plus a grain and a read each.
 #[derive(Debug)]
 pub(crate) struct PendingShare {
     max_pending: usize,
     budget: usize,
-    /// This connection's part of [`WAITING`].
+    /// This connection's part of [`WAITING`] (0: not one of the [`HOLDERS`]).
     counted: usize,
 }
 
@@ -146,15 +166,21 @@ impl PendingShare {
         } else {
             WAITING.fetch_sub(self.counted - target, Ordering::Relaxed);
         }
+        match (self.counted, target) {
+            (0, _) => HOLDERS.fetch_add(1, Ordering::Relaxed),
+            (_, 0) => HOLDERS.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
         self.counted = target;
     }
 
     /// Whether a connection holding `now` bytes of replies waits for its peer to read
-    /// before it is read from again: past --max-pending, or past a grain of them while
-    /// the process is over its budget (the others, holding little, are still served).
+    /// before it is read from again: past --max-pending, or past its fair share while the
+    /// process is over its budget (the others, holding less, are still served).
     #[inline]
     pub(crate) fn throttled(&self, now: usize) -> bool {
-        now >= self.max_pending || (now >= PENDING_GRAIN && over_budget(self.budget))
+        now >= self.max_pending
+            || (now > PENDING_GRAIN && over_budget(self.budget) && now > fair_share(self.budget))
     }
 
     /// Whether reads are kept small: the process is over its budget, so each connection
@@ -167,7 +193,10 @@ impl PendingShare {
 
 impl Drop for PendingShare {
     fn drop(&mut self) {
-        WAITING.fetch_sub(self.counted, Ordering::Relaxed);
+        if self.counted > 0 {
+            WAITING.fetch_sub(self.counted, Ordering::Relaxed);
+            HOLDERS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
