@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::endpoint::{Proto, SocketKind};
 use crate::error::UsageError;
+use crate::logging::Throttle;
 use crate::transport::{Conn, PeerAddr};
 
 /// Refused peers remembered for "logged once"; past it the memory starts again.
@@ -317,7 +318,10 @@ impl Access {
         }
         let Some(who) = who else {
             // Rules exist but the kernel would not say who this is: refuse, never guess.
-            warn!("{proto} {peer}: refused, the peer's identity is unknown");
+            static LOG: Throttle = Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!("{proto} {peer}: refused, the peer's identity is unknown{more}");
+            }
             return Err("refused: the server cannot tell who this peer is".into());
         };
         let Some(rule) = self.refusal(who) else {
@@ -327,10 +331,18 @@ impl Access {
         if logged.len() >= MAX_LOGGED {
             logged.clear();
         }
-        if logged.insert(who) {
+        // Once per peer, and throttled: a peer with many addresses causes the line at will
+        // (one left out is logged at its next refusal).
+        static LOG: Throttle = Throttle::new();
+        if !logged.contains(&who)
+            && let Some(more) = LOG.allow()
+        {
+            logged.insert(who);
             match who {
-                Who::Local { uid, .. } => warn!("{proto} {peer} (uid {uid}): refused by {rule}"),
-                _ => warn!("{proto} {peer}: refused by {rule}"),
+                Who::Local { uid, .. } => {
+                    warn!("{proto} {peer} (uid {uid}): refused by {rule}{more}")
+                }
+                _ => warn!("{proto} {peer}: refused by {rule}{more}"),
             }
         }
         Err(format!("refused by {rule}"))

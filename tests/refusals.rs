@@ -1,13 +1,15 @@
 //! A `--files` or `--exec` server past --max-conns says "busy" in its protocol, and a client
 //! that sent its request first still reads it: the refused connection is closed without a
-//! reset. A flood of refused connections that never close costs the server no thread each.
+//! reset. A flood of refused connections that never close costs the server no thread each,
+//! and a flood of refusals costs its log a few lines a second.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
-use common::{STEP, Server, tempdir};
+use common::{Plain, STEP, Server, eventually, tempdir};
 
 /// Refused clients per test: enough that a reset, when the server closes with the request
 /// unread, shows up in some of them.
@@ -25,6 +27,27 @@ fn reply_after(addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
     match conn.read_to_end(&mut got) {
         Ok(_) => Ok(got),
         Err(e) => Err(format!("read, after {} bytes: {e}", got.len())),
+    }
+}
+
+/// Waits until the server refused `conn`: its busy line read, or the connection closed
+/// (a refusal past those the server hears out may close it with a reset).
+fn refused(mut conn: &TcpStream) {
+    conn.set_read_timeout(Some(STEP)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("no refusal within {STEP:?}: read {got:?}")
+            }
+            Err(_) => return,
+        }
+        if String::from_utf8_lossy(&got).contains("busy") {
+            return;
+        }
     }
 }
 
@@ -104,7 +127,10 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
             Some(conn)
         })
         .collect();
-    server.wait_log_count("(--max-conns)", ROUNDS + flood.len());
+    // Each was refused (its refusals' log lines are throttled, so counted here instead).
+    for conn in &flood {
+        refused(conn);
+    }
     let during = common::threads(server.pid());
     assert!(
         during <= before + 2,
@@ -114,4 +140,58 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
     // Still served, and still saying busy, while they hold their sockets.
     each_refused_client_reads_busy(&server);
     drop(flood);
+}
+
+/// Refused connections in a flood: far more than the log takes in a second.
+const FLOOD: usize = 200;
+
+/// Lines a second the server logs from one place a peer can make it log at will.
+const LINES_A_SECOND: u64 = 10;
+
+/// Connects and waits until the server refused the connection (an echo server refuses with
+/// a bare close).
+fn closed_at_once(addr: &str) {
+    refused(&TcpStream::connect(addr).unwrap());
+}
+
+/// The log's lines containing `needle`, and how many more like them its lines say were
+/// left out ("(K more like it left out of the log)").
+fn logged(log: &str, needle: &str) -> (usize, usize) {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
+    let left_out = lines
+        .iter()
+        .filter_map(|l| l.split(" more like it left out").next()?.rsplit('(').next())
+        .filter_map(|k| k.parse::<usize>().ok())
+        .sum();
+    (lines.len(), left_out)
+}
+
+#[test]
+fn a_flood_of_refused_clients_gives_a_few_log_lines() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--max-conns", "1"]);
+    let held = Plain::connect("tcp", &server.addr);
+    held.exchange(b"the one client served");
+    // A single refusal is logged as it is.
+    closed_at_once(&server.addr);
+    let log = server.wait_log("(--max-conns)");
+    assert_eq!(logged(&log, "(--max-conns)"), (1, 0), "{log}");
+    let start = Instant::now();
+    for _ in 0..FLOOD {
+        closed_at_once(&server.addr);
+    }
+    let seconds = start.elapsed().as_secs();
+    // The first line after the log's second is over says how many were left out.
+    std::thread::sleep(Duration::from_millis(1100));
+    closed_at_once(&server.addr);
+    let (lines, left_out) = eventually("every refusal in the log, line or count", || {
+        let counts = logged(&server.stderr(), "(--max-conns)");
+        (counts.0 + counts.1 == FLOOD + 2).then_some(counts)
+    });
+    let log = server.stderr();
+    assert!(left_out > 0, "{lines} lines for {FLOOD} refusals:\n{log}");
+    assert!(
+        lines as u64 <= LINES_A_SECOND * (seconds + 2) + 1,
+        "{lines} lines for {FLOOD} refusals in {seconds} s:\n{log}"
+    );
+    held.exchange(b"still served");
 }

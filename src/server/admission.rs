@@ -16,6 +16,7 @@ use tracing::warn;
 
 use crate::access::Access;
 use crate::endpoint::Proto;
+use crate::logging::Throttle;
 use crate::service::stats::Stats;
 use crate::transport::{Conn, PeerAddr, Received};
 
@@ -50,12 +51,16 @@ impl Admission {
     pub(crate) fn conn(&self, conn: &Conn) -> Result<(), String> {
         self.access.judge_conn(self.proto, conn)?;
         if !self.take() {
-            warn!(
-                "{} {}: refused, {} connections already (--max-conns)",
-                self.proto,
-                conn.peer(),
-                self.max_conns
-            );
+            // A flood of clients causes this line at will: throttled.
+            static LOG: Throttle = Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!(
+                    "{} {}: refused, {} connections already (--max-conns){more}",
+                    self.proto,
+                    conn.peer(),
+                    self.max_conns
+                );
+            }
             return Err(format!(
                 "busy: {} clients already (--max-conns)",
                 self.max_conns
@@ -73,10 +78,13 @@ impl Admission {
     /// Whether an admitted sender's request gets a thread: there is room under --max-conns.
     pub(crate) fn request(&self, from: &PeerAddr) -> bool {
         if !self.take() {
-            warn!(
-                "{from}: refused, {} requests running (--max-conns)",
-                self.max_conns
-            );
+            static LOG: Throttle = Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!(
+                    "{from}: refused, {} requests running (--max-conns){more}",
+                    self.max_conns
+                );
+            }
             return false;
         }
         true
@@ -157,11 +165,14 @@ impl Sources {
             Some(slot) => Ok(Some(slot)),
             None => {
                 let limit = self.limit;
-                let from = share_name(ip);
-                warn!(
-                    "{}: refused, {limit} connections from {from} already",
-                    conn.peer()
-                );
+                static LOG: Throttle = Throttle::new();
+                if let Some(more) = LOG.allow() {
+                    warn!(
+                        "{}: refused, {limit} connections from {} already{more}",
+                        conn.peer(),
+                        share_name(ip)
+                    );
+                }
                 Err(format!(
                     "busy: {limit} connections from your address already; wait for one to end"
                 ))

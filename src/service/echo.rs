@@ -676,11 +676,13 @@ impl super::Session for EchoSession {
         self.settle();
         let (peer, tally) = (self.echo.conn.peer(), &self.echo.tally);
         if let ConnEnd::BadFrame(FrameError::Budget { .. }) = ended {
-            // The server refused a client for want of room: the operator should see it.
-            tracing::warn!(
-                "{}",
-                super::stats::client_line(self.proto, peer, tally, ended)
-            );
+            // The server refused a client for want of room: the operator should see it, but
+            // a flood of clients causes the line at will, so at most a few a second.
+            static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = LOG.allow() {
+                let line = super::stats::client_line(self.proto, peer, tally, ended);
+                tracing::warn!("{line}{more}");
+            }
             return;
         }
         match self.quiet {

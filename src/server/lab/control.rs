@@ -193,11 +193,15 @@ pub(super) fn accept(
             lab.control.fetch_sub(1, Ordering::Relaxed);
             lab.greeters.leave(ip, id);
             lab.refused.fetch_add(1, Ordering::Relaxed);
-            warn!(
-                "lab {}: refused, {} control connections open",
-                conn.peer(),
-                lab.max_control()
-            );
+            // A flood of clients causes this line at will: throttled.
+            static LOG: Throttle = Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!(
+                    "lab {}: refused, {} control connections open{more}",
+                    conn.peer(),
+                    lab.max_control()
+                );
+            }
             let busy = Msg::Error("the lab server is full; try again in a minute".into());
             crate::server::admission::refuse(conn, Some(&busy.encode()));
             return None;
@@ -261,7 +265,10 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
         Ok(ticket) => ticket,
         Err(why) => {
             lab.refused.fetch_add(1, Ordering::Relaxed);
-            warn!("lab {peer}: refused: {why}");
+            static LOG: Throttle = Throttle::new();
+            if let Some(more) = LOG.allow() {
+                warn!("lab {peer}: refused: {why}{more}");
+            }
             send(conn, &Msg::Error(why));
             return;
         }
