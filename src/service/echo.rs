@@ -118,25 +118,30 @@ fn over_budget(budget: usize) -> bool {
     WAITING.load(Ordering::Relaxed) > budget
 }
 
-/// Each holder's fair part of the budget, never less than a grain.
+/// Each holder's fair part of what is left of twice the budget, never less than a grain:
+/// the budget shared among the holders as the process reaches it, less as more waits, so
+/// that what waits stays under twice the budget (a grain a connection aside) however the
+/// holders came.
 #[inline]
 fn fair_share(budget: usize) -> usize {
-    (budget / HOLDERS.load(Ordering::Relaxed).max(1)).max(PENDING_GRAIN)
+    let left = budget
+        .saturating_mul(2)
+        .saturating_sub(WAITING.load(Ordering::Relaxed));
+    (left / HOLDERS.load(Ordering::Relaxed).max(1)).max(PENDING_GRAIN)
 }
 
 /// One connection's replies waiting on its peer, as counted against the process's budget
 /// for them ([`PENDING_BUDGET_CONNS`] times --max-pending).
 ///
-/// Over budget, only the connections holding more than the budget shared among all holders
-/// wait for their peers: a client that reads is still served beside many that never do.
-/// What the process holds stays bounded: a connection is read from over budget only while
-/// it holds at most its share, so it holds at most that share plus one read (and never
-/// more than --max-pending plus one read). When the holders filled up together, as a flood
-/// of clients that never read does, that is the budget plus one read per holder. The k-th
-/// largest holder holds at most budget/k plus one read (when it last read, the k-1 larger
-/// ones already held as much, so there were k holders or more), so even holders that came
-/// one at a time, each filling its share before the next, hold at most about
-/// budget x (1 + ln(holders / [`PENDING_BUDGET_CONNS`])) plus a grain and a read each.
+/// Over budget, only the connections holding more than their fair share wait for their
+/// peers: a client that reads is still served beside many that never do. What the process
+/// holds stays bounded: a connection is read from over budget only while it holds at most
+/// its share, and a stream's read then takes at most what is left of it or a grain
+/// ([`PendingShare::stream_read`]), so it ends within a grain past its share (a seqpacket
+/// connection: one message). When the holders filled up together, as a flood of clients
+/// that never read does, that is about the budget plus a grain per holder; however they
+/// came, the shares shrink to a grain as what waits nears twice the budget, so it stays
+/// under twice the budget plus a grain and one read per connection.
 #[derive(Debug)]
 pub(crate) struct PendingShare {
     max_pending: usize,
@@ -188,6 +193,16 @@ impl PendingShare {
     #[inline]
     pub(crate) fn reads_small(&self) -> bool {
         over_budget(self.budget)
+    }
+
+    /// The most a stream's read may take while reads are kept small, holding `now` bytes:
+    /// what is left of its fair share, at least a grain and at most one message, so a
+    /// connection read from over budget ends within a grain past its share.
+    #[inline]
+    pub(crate) fn stream_read(&self, now: usize) -> usize {
+        fair_share(self.budget)
+            .saturating_sub(now)
+            .clamp(PENDING_GRAIN, MAX_MESSAGE)
     }
 }
 
@@ -283,6 +298,8 @@ struct Outbox {
     sent: usize,
     pending_bytes: usize,
     share: PendingShare,
+    /// Whether the connection is a byte stream (any read size keeps its bytes whole).
+    stream: bool,
 }
 
 impl EchoConn {
@@ -296,6 +313,7 @@ impl EchoConn {
     ) -> EchoConn {
         let carrier = conn.carrier(framing);
         let framed = carrier.framing() != Framing::None;
+        let stream = conn.kind() == crate::endpoint::SocketKind::Stream;
         EchoConn {
             messages: carrier.receiver(max_frame),
             sender: carrier.sender(),
@@ -311,6 +329,7 @@ impl EchoConn {
                 sent: 0,
                 pending_bytes: 0,
                 share: PendingShare::new(max_pending),
+                stream,
             },
             read_closed: false,
             cut_short: None,
@@ -511,13 +530,19 @@ impl Outbox {
     }
 
     /// The part of the scratch buffer a read may fill: while the process is over its budget
-    /// for waiting replies, a read's worth of them is at most one message.
+    /// for waiting replies, a read's worth of them is at most one message, and on a stream
+    /// at most what is left of this connection's share (a grain at the least).
     #[inline]
     fn room<'b>(&self, buf: &'b mut [u8]) -> &'b mut [u8] {
-        match buf.len() > MAX_MESSAGE && self.share.reads_small() {
-            true => &mut buf[..MAX_MESSAGE],
-            false => buf,
+        if !self.share.reads_small() {
+            return buf;
         }
+        let most = match self.stream {
+            true => self.share.stream_read(self.pending_bytes),
+            false => MAX_MESSAGE,
+        };
+        let len = buf.len().min(most);
+        &mut buf[..len]
     }
 
     /// Sends a reply at once when nothing is queued before it; queues what the socket does

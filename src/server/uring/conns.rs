@@ -363,10 +363,14 @@ impl<'a, S: Service> Worker<'a, S> {
         slot.recv_armed = true;
         // MSG_TRUNC: a seqpacket message larger than its buffer completes with its real length.
         let flags = if self.packets { libc::MSG_TRUNC } else { 0 };
-        // Past the process's budget for waiting replies, one buffer a receive: a multishot
-        // one takes all the socket holds before its connection can be throttled.
+        // Past the process's budget for waiting replies, one buffer a receive (a multishot
+        // one takes all the socket holds before its connection can be throttled), and on a
+        // stream no more than what is left of the connection's share.
         let small = slot.share.reads_small();
-        let size = self.bufs.size() as u32;
+        let size = match small && !self.packets {
+            true => slot.share.stream_read(slot.pending()).min(self.bufs.size()),
+            false => self.bufs.size(),
+        } as u32;
         let group = self.group;
         // The same receive on a registered file or a plain descriptor (two types).
         macro_rules! recv {
