@@ -77,11 +77,13 @@ impl std::io::Write for OneLine {
 
 /// At most [`Throttle::PER_SECOND`] lines a second from one place in the code, for lines a
 /// peer can cause at will (a flood of requests, each refused): the next line after a pause
-/// says how many were left out.
+/// says how many were left out. [`Throttle::at_most`] bounds other work a peer causes at
+/// will the same way.
 pub(crate) struct Throttle {
     /// When the current second began, and the lines logged in it.
     window: std::sync::Mutex<Option<(std::time::Instant, u32)>>,
     skipped: std::sync::atomic::AtomicU64,
+    limit: u32,
 }
 
 impl Throttle {
@@ -89,9 +91,15 @@ impl Throttle {
     pub(crate) const PER_SECOND: u32 = 10;
 
     pub(crate) const fn new() -> Throttle {
+        Throttle::at_most(Self::PER_SECOND)
+    }
+
+    /// At most `limit` a second.
+    pub(crate) const fn at_most(limit: u32) -> Throttle {
         Throttle {
             window: std::sync::Mutex::new(None),
             skipped: std::sync::atomic::AtomicU64::new(0),
+            limit,
         }
     }
 
@@ -103,7 +111,7 @@ impl Throttle {
         let now = std::time::Instant::now();
         match &mut *window {
             Some((start, count)) if now.duration_since(*start).as_secs() < 1 => {
-                if *count >= Self::PER_SECOND {
+                if *count >= self.limit {
                     self.skipped.fetch_add(1, Relaxed);
                     return None;
                 }

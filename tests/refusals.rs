@@ -1,7 +1,9 @@
 //! A `--files` or `--exec` server past --max-conns says "busy" in its protocol, and a client
 //! that sent its request first still reads it: the refused connection is closed without a
 //! reset. A flood of refused connections that never close costs the server no thread each,
-//! and a flood of refusals costs its log a few lines a second.
+//! and a flood of refusals costs its log a few lines a second. Over --tls the refused
+//! client's handshake is finished, and netecho's clients and openssl s_client read the same
+//! line.
 
 mod common;
 
@@ -194,4 +196,81 @@ fn a_flood_of_refused_clients_gives_a_few_log_lines() {
         "{lines} lines for {FLOOD} refusals in {seconds} s:\n{log}"
     );
     held.exchange(b"still served");
+}
+
+/// A `serve --tls -v ARGS` server past its one slot: the slot is held by an `openssl s_client`
+/// whose handshake is done (a connection still handshaking would be closed after 10 s and
+/// free it), with a long --idle-timeout so its request may wait.
+fn tls_server_held(args: &[&str]) -> (Server, common::Peer) {
+    let mut all = vec!["-v", "--tls", "--proto", "tcp", "--addr", "127.0.0.1:0"];
+    all.extend(["--max-conns", "1", "--idle-timeout", "5m"]);
+    all.extend_from_slice(args);
+    let server = Server::start(&all);
+    let held = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &server.addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_client");
+    // The server's line for a finished handshake (-v).
+    server.wait_log("TLS 1.3");
+    (server, common::Peer(held))
+}
+
+/// `openssl s_client` past the server's slot: what it printed (its request sent, it reads
+/// to the end).
+fn s_client_reply(server: &Server) -> String {
+    let out = common::run(
+        std::process::Command::new("openssl").args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &server.addr,
+        ]),
+        b"GET a.txt\n",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_tls_files_server_past_max_conns_says_busy_to_get_and_to_openssl() {
+    if !common::have("openssl", "a_tls_files_server_past_max_conns_says_busy") {
+        return;
+    }
+    let dir = tempdir();
+    std::fs::write(dir.path().join("a.txt"), b"contents\n").unwrap();
+    let (server, _held) = tls_server_held(&["--files", dir.path().to_str().unwrap()]);
+    for round in 0..4 {
+        let out = common::netecho(&["get", "--tls", "--insecure", &server.url(), "a.txt"], b"");
+        let line = common::fails(&out, 1);
+        assert!(
+            line.contains("busy: 1 clients already"),
+            "get {round}: {line}"
+        );
+        let got = s_client_reply(&server);
+        assert!(
+            got.contains("busy: 1 clients already"),
+            "openssl {round}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_tls_exec_server_past_max_conns_says_busy_to_exec_and_send() {
+    if !common::have("openssl", "a_tls_exec_server_past_max_conns_says_busy") {
+        return;
+    }
+    let (server, _held) = tls_server_held(&["--exec", "cat"]);
+    let url = server.url();
+    let out = common::netecho(&["exec", "--tls", "--insecure", &url], b"run me\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("busy: 1 clients already"), "exec: {err}");
+    // send writes the reply as it comes (stdin's lines, not one message, which it would
+    // read back only as long as it was).
+    let out = common::netecho(&["send", "--tls", "--insecure", &url], b"hi\n");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("busy: 1 clients already"), "send: {said:?}");
+    let got = s_client_reply(&server);
+    assert!(got.contains("busy: 1 clients already"), "openssl: {got:?}");
 }

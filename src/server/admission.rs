@@ -222,6 +222,10 @@ const REFUSAL_TIME: Duration = Duration::from_secs(2);
 const REFUSAL_BYTES: usize = 64 * 1024;
 /// How often the thread hearing out refused clients looks for new ones while it has some.
 const REFUSAL_TICK: Duration = Duration::from_millis(50);
+/// Refused TLS clients a second whose handshake is finished so that they read the busy line:
+/// each handshake costs the server a signature, which a flood of connections would otherwise
+/// multiply. Past it a refused TLS client's handshake is closed unanswered.
+const TLS_REFUSALS: u32 = 32;
 
 /// Refusals handed over and not yet closed.
 static REFUSALS: AtomicUsize = AtomicUsize::new(0);
@@ -231,6 +235,8 @@ struct Refused {
     conn: Conn,
     until: Instant,
     read: usize,
+    /// Its TLS handshake goes on: the busy line waits in the session for its end.
+    handshake: bool,
 }
 
 /// Tells a refused client `line` (the busy line of the service's protocol; `None`: a bare
@@ -240,15 +246,23 @@ struct Refused {
 /// reads and drops what the client sends until it closes: at most [`REFUSING`] at once (the
 /// newest), each for [`REFUSAL_TIME`] and [`REFUSAL_BYTES`]. Never blocks the accept loop:
 /// the line goes on a non-blocking socket (a fresh connection's buffer takes it whole). Over
-/// TLS the line waits for a handshake that never comes: the client sees its handshake closed.
+/// TLS the line waits in the session, and that thread finishes the handshake within the same
+/// bounds before it goes out, for at most [`TLS_REFUSALS`] clients a second.
 pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
     let Some(line) = line else { return };
     if conn.set_nonblocking(true).is_err() {
         return;
     }
-    crate::hexdump::dump_if(crate::hexdump::Way::Out, &conn.peer(), line);
-    let sent = matches!(conn.send_some(line), Ok(n) if n == line.len());
-    if !sent || conn.shutdown_write().is_err() {
+    static HANDSHAKES: Throttle = Throttle::at_most(TLS_REFUSALS);
+    let handshake = conn.is_tls() && HANDSHAKES.allow().is_some();
+    if handshake || !conn.is_tls() {
+        crate::hexdump::dump_if(crate::hexdump::Way::Out, &conn.peer(), line);
+        let sent = matches!(conn.send_some(line), Ok(n) if n == line.len());
+        if !sent {
+            return;
+        }
+    }
+    if !handshake && conn.shutdown_write().is_err() {
         return;
     }
     if REFUSALS.fetch_add(1, Ordering::Relaxed) >= REFUSALS_QUEUED {
@@ -259,6 +273,7 @@ pub(crate) fn refuse(conn: Conn, line: Option<&[u8]>) {
         conn,
         until: Instant::now() + REFUSAL_TIME,
         read: 0,
+        handshake,
     };
     if !hand_over(refused) {
         REFUSALS.fetch_sub(1, Ordering::Relaxed);
@@ -359,14 +374,16 @@ fn hear_out(rx: &Receiver<Refused>, wake: &EventFd) {
 }
 
 impl Refused {
-    /// Reads what is there; true when the client is done (it closed, failed, or sent more
-    /// than [`REFUSAL_BYTES`]).
+    /// Reads what is there (a TLS client's ciphertext, counted as it came, fed to its
+    /// handshake until that is done); true when the client is done (it closed, failed, or
+    /// sent more than [`REFUSAL_BYTES`]).
     fn heard(&mut self, buf: &mut [u8]) -> bool {
         loop {
-            match self.conn.recv(buf) {
+            match self.conn.recv_raw(buf) {
                 Ok(Received::Data(n) | Received::Truncated(n)) => {
                     self.read += n.max(1);
-                    if self.read > REFUSAL_BYTES {
+                    let came = &buf[..n.min(buf.len())];
+                    if self.read > REFUSAL_BYTES || self.handshaken(came).is_err() {
                         return true;
                     }
                 }
@@ -376,6 +393,16 @@ impl Refused {
                 Err(_) => return true,
             }
         }
+    }
+
+    /// Feeds `came` to the handshake still going on; once it is done (the line sent with
+    /// its end), the writing half is shut.
+    fn handshaken(&mut self, came: &[u8]) -> std::io::Result<()> {
+        if self.handshake && self.conn.feed_handshake(came)? {
+            self.handshake = false;
+            self.conn.shutdown_write()?;
+        }
+        Ok(())
     }
 }
 

@@ -470,6 +470,27 @@ impl Conn {
         })
     }
 
+    /// Whether its bytes pass through TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A refused client's bytes: one recv(2) of what it sent, plaintext or ciphertext alike,
+    /// never through TLS (see [`Conn::feed_handshake`]).
+    pub(crate) fn recv_raw(&self, buf: &mut [u8]) -> io::Result<Received> {
+        recv_message(&self.sock, self.kind, buf)
+    }
+
+    /// A refused TLS client's ciphertext `bytes` (read with [`Conn::recv_raw`]) handed to
+    /// its handshake, the answer sent at once: true once the handshake is done, and with it
+    /// the plaintext written before (the busy line) sent. True on a plain connection.
+    pub(crate) fn feed_handshake(&self, bytes: &[u8]) -> io::Result<bool> {
+        match &self.tls {
+            Some(tls) => tls.feed(&self.sock, bytes),
+            None => Ok(true),
+        }
+    }
+
     /// On a TLS connection, every record the peer sends must be whole within `limit` of its
     /// first byte (`flag` names the setting when it ends a connection): a record's plaintext
     /// comes only with its last byte, so a peer trickling one shows no frame begun. On a

@@ -191,6 +191,21 @@ impl Session {
         })
     }
 
+    /// A refused client's ciphertext, read by the caller, handed to rustls and what the
+    /// handshake makes in answer sent without waiting: true once the handshake is done,
+    /// when plaintext written before it (the busy line) has gone out too. Its plaintext is
+    /// never read: the caller reads the socket itself, so every byte counts against its
+    /// bounds however the client frames its records.
+    pub(crate) fn feed(&self, sock: &Socket, bytes: &[u8]) -> io::Result<bool> {
+        {
+            let mut state = self.state();
+            note_records(&mut state, bytes);
+            self.take_ciphertext(sock, &mut state, bytes)?;
+        }
+        self.flush(sock, false)?;
+        Ok(!self.state().tls.is_handshaking())
+    }
+
     /// Plaintext into `buf`: what rustls holds already, else one recv(2) of ciphertext.
     /// Ok(0) is the end of the peer's data.
     pub(crate) fn recv(&self, sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
