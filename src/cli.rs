@@ -346,9 +346,9 @@ pub(crate) struct ServeArgs {
     /// (--framing none) echoes each read at once: nothing is ever unfinished, and only
     /// --idle-timeout and --max-conns bound a slow client there. Under --tls a record under
     /// way is a frame begun, framed or not (its plaintext comes only with its last byte),
-    /// and over QUIC so is a message's stream; with this off, the --idle-timeout counted
-    /// from the first byte bounds them. Datagrams arrive whole, so it has no meaning over
-    /// udp, unix-dgram or raw [default: 10s]
+    /// and over QUIC so is a message's stream (past it only that stream is reset); with
+    /// this off, the --idle-timeout counted from the first byte bounds them. Datagrams
+    /// arrive whole, so it has no meaning over udp, unix-dgram or raw [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_time_limit)]
     pub frame_timeout: Option<TimeLimit>,
     /// Replies a client has not read, in bytes, past which the server stops reading from it.

@@ -4,8 +4,9 @@
 //! byte (the idle timeout's worth with `--frame-timeout off`), under every model that takes
 //! --tls, framed or not; a client sending whole records slowly stays. The peer is Python's
 //! ssl over memory BIOs (tests/peers/tls_trickle.py), which hands over the record bytes to
-//! send as slowly as a test likes; a QUIC peer (aioquic) trickles a message's stream. A
-//! file server gives a record its idle timeout.
+//! send as slowly as a test likes; a QUIC peer (aioquic) trickles a message's stream, or
+//! sends half a message (or half a frame) and no more of it. A file server gives a record
+//! its idle timeout.
 
 mod common;
 
@@ -225,6 +226,25 @@ fn a_trickled_handshake_is_closed_at_the_handshake_deadline() {
     }
 }
 
+/// `quic_peer.py WHAT ARGS` (its port given) against a QUIC echo server with the frame
+/// deadline and `extra`: what it printed, once the server said what was unfinished and
+/// the setting that bounds it.
+fn quic_peer(extra: &[&str], what: &str, args: &[&str]) -> String {
+    let mut all = vec!["--proto", "quic", "--addr", "127.0.0.1:0"];
+    all.extend(["--frame-timeout", FRAME]);
+    all.extend_from_slice(extra);
+    let server = Server::start(&all);
+    let port = server.port().to_string();
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("quic_peer.py"))
+        .args([what, "127.0.0.1", &port])
+        .args(args);
+    let said = ok(&common::run(&mut cmd, b""));
+    let log = server.wait_log("unfinished");
+    assert!(log.contains("--frame-timeout"), "{log}");
+    said
+}
+
 /// QUIC's stream per message: netecho sees a message once its stream ends, so a stream
 /// trickled a byte at a time has the frame's deadline from its first byte.
 #[test]
@@ -233,22 +253,30 @@ fn a_trickled_quic_message_stream_is_closed_at_the_frame_deadline() {
     if !common::have_aioquic(test) {
         return;
     }
-    let server = Server::start(&[
-        "--proto",
-        "quic",
-        "--addr",
-        "127.0.0.1:0",
-        "--frame-timeout",
-        FRAME,
-    ]);
-    let port = server.port().to_string();
-    let mut cmd = Command::new("python3");
-    cmd.arg(script("quic_peer.py"))
-        .args(["trickle", "127.0.0.1", &port, EVERY, BOUND]);
-    let said = ok(&common::run(&mut cmd, b""));
+    let said = quic_peer(&[], "trickle", &[EVERY, BOUND]);
     assert!(said.starts_with("closed after"), "{said}");
-    let log = server.wait_log("a message's stream was still unfinished");
-    assert!(log.contains("--frame-timeout"), "{log}");
+}
+
+/// A stream per message: half a message past the frame deadline is that stream's end alone
+/// (stopped and reset); the connection's streams before and after it are served.
+#[test]
+fn a_half_quic_message_is_reset_at_the_frame_deadline_and_its_connection_serves_on() {
+    if !common::have_aioquic("a_half_quic_message_is_reset_at_the_frame_deadline") {
+        return;
+    }
+    let said = quic_peer(&[], "half", &["streams"]);
+    assert_eq!(said, "BEFORE\nhalf reset\nAFTER\n");
+}
+
+/// --framing line: the one stream's bytes reach the frame as they come, and half a line
+/// past the frame deadline ends the connection's stream, as over tcp.
+#[test]
+fn a_half_frame_on_the_one_quic_stream_of_framing_is_dropped_at_the_frame_deadline() {
+    if !common::have_aioquic("a_half_frame_on_the_one_quic_stream_of_framing_is_dropped") {
+        return;
+    }
+    let said = quic_peer(&["--framing", "line"], "half", &["line"]);
+    assert_eq!(said, "WHOLE\nhalf: stream ended\n");
 }
 
 #[test]

@@ -25,6 +25,12 @@
                                        one stream, a byte every EVERY seconds and never its
                                        end: prints "closed after S" once the server ends the
                                        stream or the connection, or "open after S" at BOUND
+    quic_peer.py half HOST PORT MODE   half a message, and no more of it: MODE streams, on a
+                                       stream of its own beside whole ones before and after
+                                       (prints each reply, "half reset" or "half: connection
+                                       closed" when the server drops it); MODE line, half a
+                                       line after a whole one on the one stream (prints the
+                                       reply and "half: stream ended")
 ALPN "netecho" both ways. Every wait is bounded (10 s).
 """
 
@@ -37,7 +43,7 @@ import sys
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
+from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived, StreamReset
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -135,10 +141,17 @@ class Client(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.datagrams = asyncio.Queue()
+        self.reset = set()
 
     def quic_event_received(self, event):
         if isinstance(event, DatagramFrameReceived):
             self.datagrams.put_nowait(event.data)
+        if isinstance(event, StreamReset):
+            # aioquic's reader hears nothing of a reset: a read of the stream ends.
+            self.reset.add(event.stream_id)
+            reader = self._stream_readers.get(event.stream_id)
+            if reader is not None:
+                reader.feed_eof()
         super().quic_event_received(event)
 
 
@@ -245,11 +258,39 @@ async def trickle(host, port, every, bound):
         print(f"open after {time.monotonic() - started:.1f}", flush=True)
 
 
+async def half(host, port, mode):
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    async with connect(host, port, configuration=config, create_protocol=Client) as client:
+        closing = asyncio.ensure_future(client.wait_closed())
+        if mode == "line":
+            reader, writer = await client.create_stream()
+            writer.write(b"whole\nhalf")
+            print((await asyncio.wait_for(reader.readline(), WAIT)).decode().strip(), flush=True)
+            await asyncio.wait_for(reader.read(), 2 * WAIT)
+            print("half: stream ended", flush=True)
+            return
+        print((await asyncio.wait_for(exchange(client, mode, b"before"), WAIT)).decode())
+        reader, writer = await client.create_stream()
+        writer.write(b"half")
+        ended = asyncio.ensure_future(reader.read())
+        await asyncio.wait([closing, ended], timeout=2 * WAIT,
+                           return_when=asyncio.FIRST_COMPLETED)
+        if closing.done():
+            print("half: connection closed", flush=True)
+            return
+        print("half reset" if ended.done() else "half: still open", flush=True)
+        print((await asyncio.wait_for(exchange(client, mode, b"after"), WAIT)).decode())
+
+
 def main():
     what = sys.argv[1]
     if what == "trickle":
         host, port, every, bound = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
         asyncio.run(asyncio.wait_for(trickle(host, port, float(every), float(bound)), 3 * WAIT))
+        return
+    if what == "half":
+        asyncio.run(asyncio.wait_for(half(sys.argv[2], int(sys.argv[3]), sys.argv[4]), 4 * WAIT))
         return
     if what == "cert":
         write_cert(sys.argv[2])

@@ -300,10 +300,10 @@ async fn take_streams(
                 break;
             }
         };
-        let (done_tx, conn) = (done_tx.clone(), conn.clone());
+        let done_tx = done_tx.clone();
         tokio::spawn(async move {
             let Some(read) = within(message_time, recv.read_to_end(MAX_MESSAGE)).await else {
-                unfinished(&conn, peer, message_time);
+                unfinished(peer, message_time, &mut recv, send);
                 return;
             };
             match read {
@@ -340,16 +340,28 @@ async fn within<T>(limit: Option<Duration>, work: impl Future<Output = T>) -> Op
     }
 }
 
-/// Closes a connection whose message (a stream) did not end within its time: netecho sees a
-/// message only once its stream ends, so a peer sending a byte now and then of one would
-/// hold the connection, and the stream's buffer, for ever.
-fn unfinished(conn: &quinn::Connection, peer: SocketAddr, limit: Option<Duration>) {
-    let limit = limit.unwrap_or_default();
-    warn!(
-        "quic {peer}: a message's stream was still unfinished {limit:?} after its first byte \
-         came (--frame-timeout, or --idle-timeout when it is off); connection closed"
-    );
-    conn.close(UNFINISHED.into(), b"a message unfinished past its deadline");
+/// Drops a message whose stream did not end within its time, as a frame past its deadline
+/// is: netecho sees a message only once its stream ends, so a peer sending a byte now and
+/// then of one would hold the stream, and its buffer, for ever. Only that stream is stopped
+/// and reset; the connection's other streams are messages of their own and go on.
+fn unfinished(
+    peer: SocketAddr,
+    limit: Option<Duration>,
+    recv: &mut quinn::RecvStream,
+    mut send: quinn::SendStream,
+) {
+    // A peer can cause this line at will, a stream at a time.
+    static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = LOG.allow() {
+        let limit = limit.unwrap_or_default();
+        warn!(
+            "quic {peer}: a message's stream was still unfinished {limit:?} after its first \
+             byte came (--frame-timeout, or --idle-timeout when it is off); that stream is \
+             reset, the connection's others go on{more}"
+        );
+    }
+    let _ = recv.stop(UNFINISHED.into());
+    let _ = send.reset(UNFINISHED.into());
 }
 
 /// One stream per connection, server side: the first stream the peer opens, as bytes.

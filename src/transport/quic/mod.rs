@@ -107,7 +107,7 @@ pub(crate) struct QuicOptions {
     /// How long a client waits for the handshake (None: [`CLIENT_HANDSHAKE`]).
     pub handshake: Option<Duration>,
     /// A server's stream per message: how long a stream may take from its first byte to
-    /// its end, past which the connection is closed (None: no limit). netecho sees a
+    /// its end, past which that stream is reset (None: no limit). netecho sees a
     /// message only once its stream ended, so a peer trickling one shows nothing begun.
     pub message_time: Option<Duration>,
     /// A server's endpoint runs in a process of its own instead of a thread (the fork
