@@ -309,7 +309,7 @@ is the port when the first has none and it is a number from 1 to 65535 (so `send
 42` sends to port 42; to send the message 42 write 127.0.0.1:3234 42). A number alone is a \
 port, never an address: serve --addr 4000 (or :4000) listens on port 4000 of every address, \
 IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe80::1%eth0, \
-[fe80::1%2]:80. Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw with an \
+[fe80::1%2]:80 (other addresses refuse one). Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw with an \
 address alone.";
 
 #[derive(Debug, Args)]
@@ -545,7 +545,7 @@ pub(crate) struct JoinArgs {
     /// --addr 239.1.2.3:4000 --join 239.1.2.3
     #[arg(long, value_name = "GROUP")]
     pub join: Vec<std::net::IpAddr>,
-    /// With --join: the interface to join on, by name (see `ip link`) [default: the one the
+    /// With --join: the interface to join on, by name (see `ip -br link`) [default: the one the
     /// route to the group names]
     #[arg(long, value_name = "NAME")]
     pub iface: Option<String>,
@@ -659,7 +659,8 @@ impl SenderGroupArgs {
             let link = v6.is_multicast() && v6.segments()[0] & 0xf <= 2;
             if link && self.iface.is_none() && !endpoint.addr.to_string().contains('%') {
                 return Err(UsageError::new(format!(
-                    "{v6} is a link-local group: say which link with --iface NAME (see `ip link`)"
+                    "{v6} is a link-local group: say which link with --iface NAME (see \
+                     `ip -br link`)"
                 )));
             }
         }

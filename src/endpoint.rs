@@ -454,7 +454,8 @@ pub(crate) fn join_port(host: &str, word: &str) -> Option<String> {
     if bare.contains(':') {
         // An IPv6 address (with or without a zone) has colons but no port when it parses
         // whole; anything else with a colon already has its port.
-        return parse_ip(bare).map(|_| format!("[{bare}]:{word}"));
+        let ip = parse_ip(bare, host).ok().flatten();
+        return ip.map(|_| format!("[{bare}]:{word}"));
     }
     Some(format!("{host}:{word}"))
 }
@@ -467,29 +468,42 @@ fn is_port_alone(text: &str) -> bool {
 }
 
 /// An IP address, IPv6 with an optional zone (`fe80::1%eth0`, `fe80::1%2`) as link-local
-/// addresses need; the zone is the interface's index.
-fn parse_ip(text: &str) -> Option<(IpAddr, u32)> {
+/// addresses need; the zone is the interface's index. `Ok(None)` when `text` is no IP
+/// address; an error for a zone that names no interface, or that the address has no use for.
+fn parse_ip(text: &str, whole: &str) -> Result<Option<(IpAddr, u32)>, UsageError> {
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some((ip, 0));
+        return Ok(Some((ip, 0)));
     }
-    let (ip, zone) = text.split_once('%')?;
-    let ip: Ipv6Addr = ip.parse().ok()?;
+    let Some((ip, zone)) = text.split_once('%') else {
+        return Ok(None);
+    };
+    let Ok(ip) = ip.parse::<Ipv6Addr>() else {
+        return Ok(None);
+    };
     let index = match zone.parse::<u32>() {
         Ok(n) => n,
-        Err(_) => nix::net::if_::if_nametoindex(zone).ok()?,
+        Err(_) => nix::net::if_::if_nametoindex(zone).map_err(|_| bad_zone(whole, zone))?,
     };
-    Some((IpAddr::V6(ip), index))
+    if !needs_zone(&ip) {
+        return Err(UsageError::new(format!(
+            "'{whole}': a zone (%{zone}) picks the interface of a link-local address \
+             (fe80::/10, ff02::/16), but {ip} is the same on every interface; drop %{zone}"
+        )));
+    }
+    Ok(Some((IpAddr::V6(ip), index)))
+}
+
+/// Whether the kernel needs an interface to tell which `ip` is meant (sin6_scope_id):
+/// link-local unicast, and multicast of interface-local or link-local scope.
+fn needs_zone(ip: &Ipv6Addr) -> bool {
+    ip.is_unicast_link_local() || (ip.is_multicast() && matches!(ip.segments()[0] & 0xf, 1 | 2))
 }
 
 /// A host written as an IP address, IPv6 with an optional zone (`fe80::1%eth0`), with port 0:
 /// `None` when it is not an address (a name, or nonsense), an error for a zone that names no
 /// interface.
 pub(crate) fn ip_host(text: &str) -> Result<Option<SocketAddr>, UsageError> {
-    match parse_ip(text) {
-        Some((ip, zone)) => Ok(Some(socket_addr(ip, zone, 0))),
-        None if text.contains('%') => Err(bad_zone(text)),
-        None => Ok(None),
-    }
+    Ok(parse_ip(text, text)?.map(|(ip, zone)| socket_addr(ip, zone, 0)))
 }
 
 fn socket_addr(ip: IpAddr, zone: u32, port: u16) -> SocketAddr {
@@ -675,7 +689,7 @@ fn parse_raw(text: &str, v6_only: bool, whole: &str) -> Result<Address, UsageErr
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    let addr = match parse_ip(bare) {
+    let addr = match parse_ip(bare, whole)? {
         Some((ip, zone)) => Address::Ip(socket_addr(ip, zone, 0)),
         None if text.parse::<SocketAddr>().is_ok() || text.contains(':') => {
             return Err(UsageError::new(format!(
@@ -710,16 +724,22 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
             p = text.trim_start_matches(':')
         )));
     }
-    if let Ok(addr) = text.parse::<SocketAddr>() {
+    // std reads a numeric zone too (`[::1%1]:80`); parse_ip checks that one is wanted.
+    if let Some(addr) = text
+        .parse::<SocketAddr>()
+        .ok()
+        .filter(|_| !text.contains('%'))
+    {
         return scoped(addr, whole).map(Address::Ip);
     }
+    v6_without_brackets(text, whole)?;
     // A bare IP (v4, or v6 with or without brackets, with or without a zone) takes the
     // default port.
     let bare = text
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    if let Some((ip, zone)) = parse_ip(bare) {
+    if let Some((ip, zone)) = parse_ip(bare, whole)? {
         if bare == text {
             port_in_v6(text, whole)?;
         }
@@ -727,9 +747,6 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
     }
     if let Some(inner) = text.strip_prefix('[') {
         return parse_bracketed(inner, whole);
-    }
-    if bare.contains('%') {
-        return Err(bad_zone(whole));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (host, parse_port(port, whole)?),
@@ -746,6 +763,22 @@ fn parse_inet(text: &str, whole: &str) -> Result<Address, UsageError> {
         )));
     }
     Ok(Address::Host(host.to_string(), port))
+}
+
+/// IPv6 and a port without brackets, which no IPv6 address reads as (`:::4000`,
+/// `::ffff:127.0.0.1:4000`, `fe80::1%eth0:4000`): the brackets that part them.
+fn v6_without_brackets(text: &str, whole: &str) -> Result<(), UsageError> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Ok(());
+    };
+    let ip = host.split_once('%').map_or(host, |(ip, _)| ip);
+    let port_like = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    if !port_like || text.parse::<Ipv6Addr>().is_ok() || ip.parse::<Ipv6Addr>().is_err() {
+        return Ok(());
+    }
+    Err(UsageError::new(format!(
+        "'{whole}' is IPv6 with a port: brackets tell the two apart, so write [{host}]:{port}"
+    )))
 }
 
 /// An IPv6 address without brackets whose last group reads as a port (`::1:4000`): it is
@@ -765,7 +798,7 @@ fn port_in_v6(text: &str, whole: &str) -> Result<(), UsageError> {
         (_, zone) => format!("%{zone}"),
     };
     let link = match zone.as_str() {
-        "%eth0" => " (a link-local address also names its interface: `ip link` lists them)",
+        "%eth0" => " (a link-local address also names its interface: `ip -br link` lists them)",
         _ => "",
     };
     Err(UsageError::new(format!(
@@ -782,7 +815,7 @@ fn scoped(addr: SocketAddr, whole: &str) -> Result<SocketAddr, UsageError> {
         SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
             Err(UsageError::new(format!(
                 "'{whole}' is link-local: every interface has its fe80:: network, so name the \
-                 one to use with a zone, such as [{}%eth0]:{} (`ip link` lists them)",
+                 one to use with a zone, such as [{}%eth0]:{} (`ip -br link` lists them)",
                 v6.ip(),
                 v6.port()
             )))
@@ -791,7 +824,7 @@ fn scoped(addr: SocketAddr, whole: &str) -> Result<SocketAddr, UsageError> {
     }
 }
 
-/// `[IPv6%zone]:PORT` (what std's parser leaves: a named zone, or a malformed address).
+/// `[IPv6%zone]:PORT` (what std's parser is not given: a zone, or a malformed address).
 fn parse_bracketed(inner: &str, whole: &str) -> Result<Address, UsageError> {
     let bad = || {
         UsageError::new(format!(
@@ -800,17 +833,16 @@ fn parse_bracketed(inner: &str, whole: &str) -> Result<Address, UsageError> {
     };
     let (ip, port) = inner.split_once("]:").ok_or_else(bad)?;
     let port = parse_port(port, whole)?;
-    match parse_ip(ip) {
-        Some((ip, zone)) => Ok(Address::Ip(socket_addr(ip, zone, port))),
-        None if ip.contains('%') => Err(bad_zone(whole)),
+    match parse_ip(ip, whole)? {
+        Some((ip, zone)) => scoped(socket_addr(ip, zone, port), whole).map(Address::Ip),
         None => Err(bad()),
     }
 }
 
-fn bad_zone(whole: &str) -> UsageError {
+fn bad_zone(whole: &str, zone: &str) -> UsageError {
     UsageError::new(format!(
-        "cannot parse '{whole}': a zone follows an IPv6 address and names an interface that \
-         exists (fe80::1%eth0, [fe80::1%2]:80); `ip link` lists them"
+        "'{whole}': no interface is named '{zone}' (the zone after %); `ip -br link` lists \
+         them, and a zone names one, as in fe80::1%eth0 or [fe80::1%2]:80"
     ))
 }
 
@@ -979,8 +1011,10 @@ mod tests {
         assert_eq!(scoped("[fe80::1%lo]:80"), (80, lo));
         assert_eq!(scoped("raw6://fe80::1%lo"), (0, lo));
         let err = |t: &str| Endpoint::parse(t, None).unwrap_err().to_string();
-        assert!(err("[fe80::1%nosuchif0]:80").contains("names an interface"));
-        assert!(err("fe80::1%nosuchif0").contains("names an interface"));
+        assert!(err("[fe80::1%nosuchif0]:80").contains("no interface is named 'nosuchif0'"));
+        assert!(err("fe80::1%nosuchif0").contains("no interface is named 'nosuchif0'"));
+        assert!(err("[::1%lo]:80").contains("drop %lo"));
+        assert!(err(":::80").contains("[::]:80"));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::thread;
 
-use common::{Server, abstract_name, netecho, ok, tempdir};
+use common::netns::Pair;
+use common::{Server, abstract_name, netecho, ok, run, tempdir};
 
 /// `netecho send` of one message to `server` (URL form, so the protocol comes from it).
 fn send_one(server: &Server, message: &str) -> String {
@@ -278,5 +279,35 @@ fn double_verbose_shows_each_message_as_python_prints_bytes() {
             !log.contains("received b'"),
             "{proto}: -v showed contents:\n{log}"
         );
+    }
+}
+
+/// A link-local address with a zone binds and connects on the interface the zone names
+/// (sin6_scope_id): a server on fe80::a of one end of a veth pair answers a client that
+/// names its own end, for TCP and UDP alike.
+#[test]
+fn a_link_local_address_is_served_and_reached_on_the_interface_its_zone_names() {
+    let test = "a_link_local_address_is_served_and_reached_on_the_interface_its_zone_names";
+    let Some(ns) = Pair::new("ll", test) else {
+        return;
+    };
+    ns.add_server_v6("fe80::a/64")
+        .expect("a link-local address");
+    for proto in ["tcp", "udp"] {
+        let at = format!("[fe80::a%{}]:0", ns.server_if);
+        let server =
+            Server::start_with(&mut ns.server_cmd(&["serve", "--proto", proto, "--addr", &at]));
+        assert!(
+            server.addr.starts_with("[fe80::a%"),
+            "{proto}: {}",
+            server.addr
+        );
+        let port = server.port().to_string();
+        let zoned = format!("fe80::a%{}", ns.client_if);
+        let out = run(
+            &mut ns.client_cmd(&["send", "--proto", proto, &zoned, &port, "near"]),
+            b"",
+        );
+        assert!(ok(&out).contains("NEAR"), "{proto}");
     }
 }

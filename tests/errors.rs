@@ -788,7 +788,7 @@ fn an_ipv6_address_without_brackets_says_where_the_port_goes() {
     let line = error_of(&["serve", "--addr", "::1:4000"], 2);
     assert_mentions(&line, &["[::1]:4000"]);
     let line = error_of(&["send", "fe80::1:4000", "hi"], 2);
-    assert_mentions(&line, &["[fe80::1%eth0]:4000", "ip link"]);
+    assert_mentions(&line, &["[fe80::1%eth0]:4000", "ip -br link"]);
     let line = error_of(&["send", "[fe80::1]:4000", "hi"], 2);
     assert_mentions(&line, &["link-local", "[fe80::1%eth0]:4000"]);
     // Written as the advice says, the address works.
@@ -796,6 +796,37 @@ fn an_ipv6_address_without_brackets_says_where_the_port_goes() {
     let port = server.port().to_string();
     let out = netecho(&["send", "::1", &port, "six"], b"");
     assert_eq!(ok(&out), "SIX\n");
+}
+
+#[test]
+fn ipv6_that_no_address_reads_as_gets_the_brackets_its_port_needs() {
+    let line = error_of(&["serve", "--addr", ":::4000"], 2);
+    assert_mentions(&line, &["':::4000'", "write [::]:4000"]);
+    let line = error_of(&["send", "::ffff:127.0.0.1:4000", "hi"], 2);
+    assert_mentions(&line, &["write [::ffff:127.0.0.1]:4000"]);
+    let line = error_of(&["send", "fe80::1%lo:4000", "hi"], 2);
+    assert_mentions(&line, &["write [fe80::1%lo]:4000"]);
+    // Written as the advice says, the address works.
+    let server = Server::start(&["--addr", "[::]:0"]);
+    let to = format!("[::ffff:127.0.0.1]:{}", server.port());
+    assert_eq!(ok(&netecho(&["send", &to, "mapped"], b"")), "MAPPED\n");
+}
+
+#[test]
+fn a_zone_is_kept_or_refused_with_the_reason_never_dropped() {
+    // Only a link-local address is one per interface; elsewhere a zone means nothing.
+    for addr in ["::%lo", "[::%lo]:4000", "[::1%1]:0", "udp://[::1%lo]:0"] {
+        let line = error_of(&["serve", "--addr", addr], 2);
+        assert_mentions(&line, &[addr, "link-local", "drop %"]);
+    }
+    let line = error_of(&["send", "::1%lo", "4000", "hi"], 2);
+    assert_mentions(&line, &["drop %lo"]);
+    for addr in ["fe80::1%nosuchif0", "[fe80::1%nosuchif0]:4000"] {
+        let line = error_of(&["send", addr, "hi"], 2);
+        assert_mentions(&line, &["'nosuchif0'", "`ip -br link`"]);
+    }
+    let line = error_of(&["ping", "-c", "1", "fe80::1%nosuchif0"], 2);
+    assert_mentions(&line, &["'nosuchif0'", "`ip -br link`"]);
 }
 
 #[test]

@@ -86,7 +86,8 @@ fn target(host: &str) -> Result<SocketAddr> {
             SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
                 Err(UsageError::new(format!(
                     "{bare} is link-local: every interface has its fe80:: network, so name the \
-                     one to ping through with a zone, such as {bare}%eth0 (`ip link` lists them)"
+                     one to ping through with a zone, such as {bare}%eth0 (`ip -br link` lists \
+                     them)"
                 ))
                 .into())
             }

@@ -189,7 +189,7 @@ fn transport_error(target: &Endpoint, e: &io::Error) -> anyhow::Error {
     if group && e.raw_os_error() == Some(libc::ENETUNREACH) {
         return anyhow!(
             "send {target}: {e}; no route says which interface carries this group: add \
-             --iface NAME (see `ip link`)"
+             --iface NAME (see `ip -br link`)"
         );
     }
     crate::error::socket_error(crate::error::Call::Send, target, e)

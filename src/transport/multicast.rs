@@ -42,7 +42,7 @@ pub(crate) fn reaches_many(ip: IpAddr) -> bool {
 /// The index of interface `name` (if_nametoindex), or an error that says how to list them.
 pub(crate) fn index(name: &str) -> Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|e| {
-        anyhow::anyhow!("--iface {name}: no such interface here ({e}); `ip link` lists them")
+        anyhow::anyhow!("--iface {name}: no such interface here ({e}); `ip -br link` lists them")
     })
 }
 
@@ -106,7 +106,7 @@ fn narrate(sock: &Socket, name: &str, group: IpAddr, ifindex: u32, result: &io::
 fn join_error(group: IpAddr, iface: Option<&str>, e: &io::Error) -> anyhow::Error {
     let advice = match (e.raw_os_error(), iface) {
         (Some(libc::ENODEV), None) => {
-            "no route says which interface carries this group: add --iface NAME (see `ip link`)"
+            "no route says which interface carries this group: add --iface NAME (see `ip -br link`)"
         }
         (Some(libc::EINVAL), _) if !reaches_many(group) => "that is not a multicast group",
         (Some(libc::EADDRINUSE), _) => "this socket has already joined that group",

@@ -156,6 +156,21 @@ impl Pair {
         Ok(())
     }
 
+    /// One more address on the server's end, without duplicate address detection (so it is
+    /// usable at once, not tentative for a second).
+    pub fn add_server_v6(&self, cidr: &str) -> Result<(), String> {
+        ip(&[
+            "-n",
+            &self.server,
+            "addr",
+            "add",
+            cidr,
+            "dev",
+            &self.server_if,
+            "nodad",
+        ])
+    }
+
     /// Real loss on both ends (see [`lose_on`]).
     pub fn lose(&self, per_10000: u32) -> Result<(), String> {
         for (space, dev) in [
