@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -209,10 +210,66 @@ impl fmt::Display for Address {
         match self {
             Address::Ip(addr) => write!(f, "{addr}"),
             Address::Host(host, port) => write!(f, "{host}:{port}"),
-            Address::UnixPath(path) => write!(f, "{}", path.display()),
-            Address::UnixAbstract(name) => write!(f, "@{}", String::from_utf8_lossy(name)),
+            Address::UnixPath(path) => f.write_str(&escape_name(path.as_os_str().as_bytes())),
+            Address::UnixAbstract(name) => write!(f, "@{}", escape_name(name)),
         }
     }
+}
+
+/// A name a client or user chose (a socket file, an abstract name) as one printable line
+/// that reads back: printable UTF-8 as it is, a backslash doubled, a control character as
+/// Rust escapes it (`\n`, `\u{1b}`), a byte of no UTF-8 character as `\xNN`. Two names
+/// never look the same, and `@` and an escaped abstract name is that address again.
+pub(crate) fn escape_name(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.extend(c.escape_default()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name [`escape_name`] wrote; `None` for a backslash that starts none of its
+/// escapes.
+fn unescape_name(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((plain, after)) = rest.split_once('\\') {
+        out.extend_from_slice(plain.as_bytes());
+        let (byte, len): (Vec<u8>, usize) = match after.as_bytes().first()? {
+            b'\\' => (vec![b'\\'], 1),
+            b'n' => (vec![b'\n'], 1),
+            b'r' => (vec![b'\r'], 1),
+            b't' => (vec![b'\t'], 1),
+            b'x' => (
+                vec![u8::from_str_radix(hex(after.get(1..3)?)?, 16).ok()?],
+                3,
+            ),
+            b'u' => {
+                let (digits, _) = after.strip_prefix("u{")?.split_once('}')?;
+                let c = char::from_u32(u32::from_str_radix(hex(digits)?, 16).ok()?)?;
+                (c.to_string().into_bytes(), digits.len() + 3)
+            }
+            _ => return None,
+        };
+        out.extend_from_slice(&byte);
+        rest = &after[len..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Some(out)
+}
+
+/// `digits` when they are hex digits and nothing else (from_str_radix takes a sign too).
+fn hex(digits: &str) -> Option<&str> {
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digits)
 }
 
 /// A protocol and an address: everything needed to bind or connect a socket.
@@ -667,7 +724,14 @@ fn parse_unix(text: &str, proto: Proto, whole: &str) -> Result<Address, UsageErr
                 "'{whole}': an abstract name needs at least one character after '@'"
             )));
         }
-        return Ok(Address::UnixAbstract(name.as_bytes().to_vec()));
+        return unescape_name(name)
+            .map(Address::UnixAbstract)
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "'{whole}': a backslash in an @name starts an escape, as the log writes names \
+                 (\\\\ for a backslash, \\xNN for a byte, \\n, \\t, \\r, \\u{{NN}})"
+                ))
+            });
     }
     if text.is_empty() {
         return Err(UsageError::new(format!(
@@ -1015,6 +1079,27 @@ mod tests {
         assert!(err("fe80::1%nosuchif0").contains("no interface is named 'nosuchif0'"));
         assert!(err("[::1%lo]:80").contains("drop %lo"));
         assert!(err(":::80").contains("[::]:80"));
+    }
+
+    #[test]
+    fn escaped_names_read_back() {
+        let names: [&[u8]; 5] = [
+            b"plain",
+            b"a\\b\\xff",
+            b"\xff\xfe\x00",
+            b"new\nline\x1b",
+            "\u{85}é".as_bytes(),
+        ];
+        for name in names {
+            let shown = escape_name(name);
+            assert!(!shown.chars().any(char::is_control), "{shown}");
+            assert_eq!(unescape_name(&shown).as_deref(), Some(name), "{shown}");
+        }
+        assert_eq!(escape_name(b"a\xff"), "a\\xff");
+        assert_ne!(escape_name(b"a\xff"), escape_name("a\u{fffd}".as_bytes()));
+        for bad in ["\\q", "\\x+f", "\\xf", "\\u{}", "\\u{d800}", "end\\"] {
+            assert_eq!(unescape_name(bad), None, "{bad}");
+        }
     }
 
     #[test]

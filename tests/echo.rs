@@ -311,3 +311,42 @@ fn a_link_local_address_is_served_and_reached_on_the_interface_its_zone_names() 
         assert!(ok(&out).contains("NEAR"), "{proto}");
     }
 }
+
+/// A client's abstract name that is not UTF-8 is logged escaped (`\xNN`, a backslash
+/// doubled): two names never log the same, and the logged form given to --addr is that
+/// name again.
+#[test]
+fn a_name_that_is_not_utf8_is_logged_escaped_and_reads_back() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = |name: &str, tail: &[u8]| {
+        let bytes = [&[0u8][..], name[1..].as_bytes(), tail].concat();
+        socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes)).expect("abstract name")
+    };
+    let base = abstract_name("esc");
+    let written = format!("{base}\\xff\\\\");
+    let server = Server::start(&["--addr", &written]);
+    assert_eq!(
+        server.addr, written,
+        "the listening line shows the name as given"
+    );
+    let at = raw(&base, b"\xff\\");
+    // Replacing bad bytes with U+FFFD would log these two clients the same.
+    let clients = [
+        (&b"-cl\xfe"[..], "-cl\\xfe "),
+        ("-cl\u{fffd}".as_bytes(), "-cl\u{fffd} "),
+    ];
+    for (tail, logged) in clients {
+        let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.bind(&raw(&base, tail))
+            .expect("bind the client's name");
+        sock.connect(&at).expect("connect by the bytes of the name");
+        let mut stream = UnixStream::from(sock);
+        stream.write_all(b"hi\n").unwrap();
+        let mut reply = [0u8; 3];
+        stream.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"HI\n");
+        drop(stream);
+        server.wait_log(&format!("{base}{logged}"));
+    }
+}

@@ -25,13 +25,14 @@ use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket};
 
-use crate::endpoint::{Address, Endpoint, Proto, SockProto, SocketKind, Target};
+use crate::endpoint::{Address, Endpoint, Proto, SockProto, SocketKind, Target, escape_name};
 use crate::error::{Call, socket_error};
 
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
@@ -816,8 +817,9 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// A name a peer chose (its socket file, its abstract name) as one printable line: control
-/// characters escaped, so a name cannot forge a line of a log or of a summary on stdout.
+/// Text a peer chose (a message, its error) as one printable line: control characters
+/// escaped, so it cannot forge a line of a log or of a summary on stdout. A peer's socket
+/// name is written by [`escape_name`], which reads back.
 pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
     if name.chars().any(char::is_control) {
         name.chars()
@@ -845,9 +847,9 @@ impl fmt::Display for PeerAddr {
             let canonical = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
             write!(f, "{canonical}")
         } else if let Some(path) = self.0.as_pathname() {
-            f.write_str(&printable(&path.to_string_lossy()))
+            f.write_str(&escape_name(path.as_os_str().as_bytes()))
         } else if let Some(name) = self.0.as_abstract_namespace() {
-            write!(f, "@{}", printable(&String::from_utf8_lossy(name)))
+            write!(f, "@{}", escape_name(name))
         } else {
             f.write_str("(unnamed)")
         }
