@@ -153,8 +153,27 @@ impl Drop for Pair {
 }
 
 /// The lines `serve --lab` prints after `listening`: one per protocol, the ports it chose.
+/// The lines `serve --lab` announces after `listening`, as printed, to its last (the Unix
+/// protocols', never offered).
+fn announcement(server: &Server) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    while !lines.last().is_some_and(|l| l.starts_with("lab unix")) {
+        assert!(lines.len() < 40, "no end to the announcement: {lines:?}");
+        lines.push(server.next_line());
+    }
+    lines
+}
+
+/// The announcement, one entry per protocol (a wrapped line joined again), and the tcp and
+/// udp echo ports.
 fn announced(server: &Server) -> (Vec<String>, u16, u16) {
-    let lines: Vec<String> = (0..5).map(|_| server.next_line()).collect();
+    let mut lines: Vec<String> = Vec::new();
+    for line in announcement(server) {
+        match (line.strip_prefix("  "), lines.last_mut()) {
+            (Some(more), Some(last)) => *last = format!("{last} {more}"),
+            _ => lines.push(line),
+        }
+    }
     let port = |proto: &str| -> u16 {
         let line = lines
             .iter()
@@ -179,6 +198,25 @@ fn ok_output(child: std::process::Child, what: &str, limit: Duration) -> (String
     );
     assert!(out.status.success(), "{what}: {stderr}\n{stdout}");
     (stdout, stderr)
+}
+
+/// What `serve --lab` says fits a terminal of 80 columns: a long line wraps under its first,
+/// which keeps what a script looks for.
+#[test]
+fn the_lab_servers_announcement_fits_80_columns() {
+    let server = Server::start(&["--lab", "--addr", "127.0.0.1:0"]);
+    let lines = announcement(&server);
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("lab udp: port ")),
+        "{lines:?}"
+    );
 }
 
 #[test]

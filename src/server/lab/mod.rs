@@ -26,7 +26,8 @@ use tracing::{info, warn};
 use crate::access::{Access, Gate, Rule};
 use crate::endpoint::{Address, Endpoint, Proto};
 use crate::labwire::{self, Service};
-use crate::lifecycle::{self, announce};
+use crate::lifecycle;
+use crate::report::table::{WIDTH, wrap};
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Echo, Transform};
 use crate::service::guard::{self, DEFAULT_ECHO_RATE, GuardRules};
@@ -105,7 +106,8 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     );
     let stats = Stats::shared();
     let (control, control_addr) = bind_control(&config.addr, config.tls.clone())?;
-    announce(&format!(
+    // Whole, however long: scripts read the address and the fingerprint from it.
+    lifecycle::announce(&format!(
         "listening tcp {control_addr}{}",
         super::tls_beside(config.tls.as_ref())
     ))?;
@@ -164,6 +166,12 @@ fn bind_control(
     }
 }
 
+/// A line of the lab's on stdout within [`WIDTH`] columns: wrapped at spaces, the lines after
+/// the first indented, so that the first keeps what a script looks for (`lab udp: port N,`).
+fn announce(text: &str) -> Result<()> {
+    lifecycle::announce(wrap(text, "", "  ", WIDTH).trim_end())
+}
+
 /// One line per protocol: what it serves, where, to whom; why raw is not offered, when not.
 fn say_what_is_served(
     control: SocketAddr,
@@ -212,7 +220,7 @@ fn say_what_is_served(
     if let Some(why) = no_raw {
         announce(&format!("lab raw: not offered: {why}"))?;
     }
-    announce("lab unix, unix-dgram, unix-seqpacket: not offered: Unix sockets stay on one machine")
+    announce("lab unix, unix-dgram, unix-seqpacket: not offered: they stay on one machine")
 }
 
 /// The tcp echo port, under the event model on threads of its own; a connection ends at its
