@@ -142,9 +142,10 @@ impl LocalServers {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         let mut child = spawn_for_life(cmd).context("start a local netecho server")?;
         let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
         children.push(child);
         drop(children);
         let (tx, rx) = mpsc::channel();
@@ -156,6 +157,16 @@ impl LocalServers {
                 let _ = tx.send(line);
             })
             .context("cannot start a thread to read the local server's first line")?;
+        // Its warnings (a QUIC handshake lost under --loss) within the lab's 80 columns; the
+        // thread ends with the server.
+        std::thread::Builder::new()
+            .name("local-server-log".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    crate::client::lab::relay(&line);
+                }
+            })
+            .context("cannot start a thread to read the local server's log")?;
         let line = rx
             .recv_timeout(START)
             .map_err(|_| anyhow!("the local {proto} server did not start within {START:?}"))?;

@@ -413,6 +413,29 @@ pub(super) fn say(level: Level, text: &str) {
     }
 }
 
+/// A line a server the lab started wrote on its stderr, as the lab's own: a log line under
+/// its level's tag through [`say`], anything else (its last `error:`) wrapped the same way.
+pub(crate) fn relay(line: &str) {
+    let level = |tag| match tag {
+        "ERROR" => Some(Level::ERROR),
+        "WARN" => Some(Level::WARN),
+        "INFO" => Some(Level::INFO),
+        _ => None,
+    };
+    let tagged = line
+        .trim_start()
+        .split_once(' ')
+        .and_then(|(tag, text)| Some((level(tag)?, text)));
+    match tagged {
+        Some((level, text)) => say(level, text),
+        None => {
+            for part in log_lines(line, report::table::WIDTH) {
+                eprintln!("{part}");
+            }
+        }
+    }
+}
+
 /// `text` as lines of at most `width` characters, the ones after the first indented.
 fn log_lines(text: &str, width: usize) -> Vec<String> {
     const INDENT: &str = "  ";
