@@ -59,6 +59,7 @@ fn choice_hiding<T: Choice>(hidden: &'static [&'static str]) -> impl TypedValueP
 #[derive(Debug, Parser)]
 #[command(
     name = "netecho",
+    bin_name = "netecho",
     version = env!("NETECHO_VERSION"),
     about = "An uppercase echo service and client over TCP, UDP, Unix and raw IP sockets: the socket lab in one binary",
     long_about = "netecho serves and sends messages over every socket family and type a first \

@@ -812,6 +812,20 @@ fn ipv6_that_no_address_reads_as_gets_the_brackets_its_port_needs() {
     assert_eq!(ok(&netecho(&["send", &to, "mapped"], b"")), "MAPPED\n");
 }
 
+/// Under another name (a link, a copy), usage and its errors say netecho, as the advice
+/// written by hand in other errors does.
+#[test]
+fn usage_errors_name_netecho_whatever_the_binary_is_called() {
+    let dir = tempdir();
+    let link = dir.path().join("ne");
+    std::os::unix::fs::symlink(common::bin(), &link).unwrap();
+    let line = fails(&run(std::process::Command::new(&link).arg("sned"), b""), 2);
+    assert_mentions(&line, &["of 'netecho'", "'netecho --help'"]);
+    assert!(!line.contains("'ne'") && !line.contains("'ne "), "{line}");
+    let help = run(std::process::Command::new(&link).arg("--help"), b"");
+    assert!(ok(&help).contains("Usage: netecho "), "{}", ok(&help));
+}
+
 #[test]
 fn a_zone_is_kept_or_refused_with_the_reason_never_dropped() {
     // Only a link-local address is one per interface; elsewhere a zone means nothing.
