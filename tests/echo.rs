@@ -319,7 +319,7 @@ fn a_link_local_address_is_served_and_reached_on_the_interface_its_zone_names() 
 fn a_name_that_is_not_utf8_is_logged_escaped_and_reads_back() {
     use std::os::unix::ffi::OsStrExt;
     let raw = |name: &str, tail: &[u8]| {
-        let bytes = [&[0u8][..], name[1..].as_bytes(), tail].concat();
+        let bytes = [&[0u8][..], &name.as_bytes()[1..], tail].concat();
         socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes)).expect("abstract name")
     };
     let base = abstract_name("esc");
