@@ -2,7 +2,12 @@
 # netecho measured against the peers a lab trusts, in the same run on the same machine:
 # - ping-pong latency, 64-byte messages: `netecho bench` against `netecho serve`, beside
 #   `sockperf pp` against `sockperf sr`, for TCP and UDP. sockperf reports half the round
-#   trip as "latency"; it is doubled here so both columns are round trips.
+#   trip as "latency"; it is doubled here so both columns are round trips. Then the servers
+#   alone, with one client for both ("same client" rows): bench/reference's pingpong, which
+#   measures as sockperf pp does (one message in flight, send, blocking recv) and speaks
+#   sockperf's header, against `netecho serve --transform echo` and against `sockperf sr`.
+#   sockperf pp itself cannot measure an echo: it drops a reply whose header still says a
+#   client sent it (sockperf sr clears that flag), and an echo returns the flag unchanged.
 # - TCP throughput, 64 KiB messages: `netecho bench` against `netecho serve` (an echo moves
 #   every byte twice), beside iperf3's single-stream loopback figure.
 # - UDP throughput, 1400-byte datagrams: `netecho bench --proto udp` (window 64; requests
@@ -11,7 +16,7 @@
 #   it can send, with 64-bit counters and socket buffers of -w as large as the kernel allows,
 #   so its own receiver drops as little as it can); both count what arrived: netecho its
 #   replies, iperf3 what its receiver got (half of it is parity). iperf3's loss is shown.
-# Prints one table. Installs sockperf and iperf3 (Debian) when missing.
+# Prints one table. Installs sockperf and iperf3 (Debian) when missing; builds pingpong.
 #
 # Each throughput figure is the median of ROUNDS runs, netecho and the peer taking turns.
 # The ping-pong rows take more, shorter turns (PP_ROUNDS rounds of PP_SECONDS each, default 9
@@ -93,6 +98,11 @@ if ! command -v sockperf >/dev/null || ! command -v iperf3 >/dev/null; then
 fi
 nice -n 19 cargo build --release --quiet
 netecho=target/release/netecho
+# The ping-pong rows' second client, the same for netecho's server and sockperf's.
+if [ "${ROWS:-}" != tcp ]; then
+  nice -n 19 cargo build --release --quiet --manifest-path bench/reference/Cargo.toml --bin pingpong
+fi
+pingpong=bench/reference/target/release/pingpong
 
 # A free loopback port (bound and released; nothing else runs here).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -133,15 +143,21 @@ bound() {
   done
 }
 
-# sockperf_rtt PROTO: "mean p50 p99" of sockperf's round trips (twice its latency).
-sockperf_rtt() {
-  local port flag pid log
+# sockperf_server PROTO: starts `sockperf sr` on a free port; sets $pid, $port and $flag
+# (--tcp or nothing, for sockperf's client too).
+sockperf_server() {
   port=$(free_port)
   flag=$([ "$1" = tcp ] && echo --tcp || true)
   "${srv_pin[@]}" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
   pid=$!
   track "$pid"
   bound "$1" "$port"
+}
+
+# sockperf_rtt PROTO: "mean p50 p99" of sockperf's round trips (twice its latency).
+sockperf_rtt() {
+  local port flag pid log
+  sockperf_server "$1"
   log=$("${cli_pin[@]}" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$pp_secs" -m 64 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
   stop "$pid"
   if ! grep -q 'avg-latency=' <<<"$log"; then
@@ -153,6 +169,32 @@ sockperf_rtt() {
        /percentile 50.000 =/ { p50 = $NF }
        /percentile 99.000 =/ { p99 = $NF }
        END { printf "%.1f %.1f %.1f\n", 2 * mean, 2 * p50, 2 * p99 }' <<<"$log"
+}
+
+# same_client_rtt PROTO SERVER: "mean p50 p99" of bench/reference's pingpong client (one
+# client for both servers) against SERVER: netecho (`serve --transform echo`: the client
+# wants its bytes back) or sockperf (`sockperf sr`).
+same_client_rtt() {
+  local proto=$1 port flag pid to out status=0
+  if [ "$2" = sockperf ]; then
+    sockperf_server "$proto"
+    to=127.0.0.1:$port
+  elif try_server "${srv_pin[@]}" "$netecho" -q serve --proto "$proto" --transform echo --addr 127.0.0.1:0; then
+    to=$addr
+  else
+    echo "- - -"
+    return
+  fi
+  out=$("${cli_pin[@]}" "$pingpong" "$proto" "$to" 64 "$pp_secs" 2>&1) || status=$?
+  stop "$pid"
+  if [ "$status" != 0 ]; then
+    failed "pingpong $proto against $2 ($netecho)" "$out"
+    echo "- - -"
+    return
+  fi
+  # round_trips=N mean_us=A p50_us=B p99_us=C
+  awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+         print v["mean_us"], v["p50_us"], v["p99_us"] }' <<<"$out"
 }
 
 # MB/s (10^6 bytes) of reply bytes for netecho, and of iperf3's single stream.
@@ -206,30 +248,45 @@ spread() {
   numbers "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) print lo "-" hi; else print "-" }'
 }
 
-# pingpong_row PROTO LABEL: the rounds of one ping-pong row in turns (netecho, sockperf, the
-# base build), printed as the row and its base row: medians of the round trips, and the
+# pingpong_row PROTO LABEL: the rounds of one ping-pong row in turns (netecho bench against
+# netecho, sockperf against itself, the base build; then the pingpong client against netecho,
+# sockperf sr and the base build), printed as its rows: medians of the round trips, and the
 # median and range of the rounds' ratios (a round whose runs failed is left out).
 pingpong_row() {
-  local proto=$1 label=$2 nm=() np=() sm=() sp=() bm=() bp=() rm=() rp=() qm=() qp=() a b c d e f
+  local proto=$1 label=$2 a b c d e f g h
+  : >"$bench_dir/pp"
   for _ in $(seq "$pp_rounds"); do
     read -r a b _ < <(netecho_rtt "$proto")
     read -r c d _ < <(sockperf_rtt "$proto")
-    nm+=("$a"); np+=("$b"); sm+=("$c"); sp+=("$d")
-    rm+=("$(ratio "$a" "$c")"); rp+=("$(ratio "$b" "$d")")
+    echo "own $a $b $c $d" >>"$bench_dir/pp"
     if [ -n "${BASE:-}" ]; then
-      read -r e f _ < <(netecho=$BASE netecho_rtt "$proto")
-      bm+=("$e"); bp+=("$f")
-      qm+=("$(ratio "$e" "$c")"); qp+=("$(ratio "$f" "$d")")
+      read -r a b _ < <(netecho=$BASE netecho_rtt "$proto")
+      echo "base $a $b $c $d" >>"$bench_dir/pp"
+    fi
+    read -r e f _ < <(same_client_rtt "$proto" netecho)
+    read -r g h _ < <(same_client_rtt "$proto" sockperf)
+    echo "same $e $f $g $h" >>"$bench_dir/pp"
+    if [ -n "${BASE:-}" ]; then
+      read -r e f _ < <(netecho=$BASE same_client_rtt "$proto" netecho)
+      echo "same_base $e $f $g $h" >>"$bench_dir/pp"
     fi
   done
-  local s_mean s_p50
-  s_mean=$(median "${sm[@]}"); s_p50=$(median "${sp[@]}")
-  row "$label" "$(median "${nm[@]}")" "$(median "${np[@]}")" "$s_mean" "$s_p50" \
+  pingpong_cells own "$label"
+  [ -z "${BASE:-}" ] || pingpong_cells base "  base build"
+  pingpong_cells same "  same client: pingpong"
+  [ -z "${BASE:-}" ] || pingpong_cells same_base "  same client, base build"
+}
+
+# pingpong_cells KEY LABEL: one row from the rounds kept under KEY (netecho's mean and p50,
+# the peer's): the medians of each column, and the median and range of the rounds' ratios.
+pingpong_cells() {
+  local nm=() np=() sm=() sp=() rm=() rp=() a b c d
+  while read -r a b c d; do
+    nm+=("$a"); np+=("$b"); sm+=("$c"); sp+=("$d")
+    rm+=("$(ratio "$a" "$c")"); rp+=("$(ratio "$b" "$d")")
+  done < <(awk -v k="$1" '$1 == k { print $2, $3, $4, $5 }' "$bench_dir/pp")
+  row "$2" "$(median "${nm[@]}")" "$(median "${np[@]}")" "$(median "${sm[@]}")" "$(median "${sp[@]}")" \
     "$(median "${rm[@]}")" "$(median "${rp[@]}")" "$(spread "${rm[@]}")" "$(spread "${rp[@]}")"
-  if [ -n "${BASE:-}" ]; then
-    row "  base build" "$(median "${bm[@]}")" "$(median "${bp[@]}")" "$s_mean" "$s_p50" \
-      "$(median "${qm[@]}")" "$(median "${qp[@]}")" "$(spread "${qm[@]}")" "$(spread "${qp[@]}")"
-  fi
 }
 
 if [ "${ROWS:-}" = pingpong ]; then
@@ -248,7 +305,9 @@ for proto in tcp udp; do for where in $places; do
 done; done
 srv_pin=(); cli_pin=()
 range_note="# ping-pong ratios: the median of $pp_rounds rounds' ratios (netecho / sockperf, runs seconds apart);
-# range: the lowest and highest round's ratio."
+# range: the lowest and highest round's ratio. A placement's first row: netecho bench against
+# netecho serve beside sockperf pp against sockperf sr; \"same client\": bench/reference's pingpong
+# (as sockperf pp) against netecho serve --transform echo beside it against sockperf sr."
 placement_note="# ping-pong placement, the same for netecho and sockperf: 2 cores = servers on cpu ${cpus[0]} and
 # clients on cpu ${cpus[1]:-${cpus[0]}}, 1 core = both on cpu ${cpus[0]} (taskset), unpinned = where the scheduler puts them."
 if [ "${ROWS:-}" = pingpong ]; then
