@@ -44,7 +44,7 @@
 #   bench/peers.sh [SECONDS] [ROUNDS]      the throughput runs and rounds, default: 5 3
 #   BASE=/tmp/old/netecho bench/peers.sh   also that build (rows marked "base"), in the same
 #                                          turns: a change measured against the build before it
-#   ROWS=pingpong bench/peers.sh           only the ping-pong rows (under 4 minutes with BASE)
+#   ROWS=pingpong bench/peers.sh           only the ping-pong rows (about 7 minutes with BASE)
 #   ROWS=tcp bench/peers.sh                only the tcp throughput row
 #   PLACES="2 1 free" bench/peers.sh       ping-pong placements: 2 cores, 1 core, unpinned
 #   PP_ROUNDS=15 PP_SECONDS=1 bench/peers.sh   ping-pong rounds and their length
