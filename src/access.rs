@@ -1,7 +1,7 @@
 //! `--allow` and `--deny`: who may use a server or relay. IP peers are matched by CIDR block;
 //! Unix stream and seqpacket peers by the uid or gid the kernel vouches for (SO_PEERCRED);
-//! TCP peers on loopback also by the uid that owns their socket, which the kernel tells
-//! through sock_diag. A refused connection is closed, a refused datagram ignored, and each
+//! TCP and UDP peers on this host also by the uid that owns their socket, which the kernel
+//! tells through sock_diag. A refused connection is closed, a refused datagram ignored, and each
 //! refused peer is logged once, with the rule that refused it.
 
 use std::collections::HashSet;
@@ -181,7 +181,7 @@ pub(crate) type Gate = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
-    /// `--exec` over TCP with no rules given: loopback peers must be this user (the
+    /// `--exec` over TCP or UDP with no rules given: loopback peers must be this user (the
     /// server's own); peers from other addresses are not judged by it.
     loopback_owner: Option<u32>,
     logged: Mutex<HashSet<Who>>,
@@ -194,8 +194,8 @@ impl Access {
         Access::checked(proto, allow, deny, false)
     }
 
-    /// Rules for `serve --exec`: as [`Access::new`], and on tcp `uid:N` too, matched against
-    /// the user that owns a peer's socket on this host.
+    /// Rules for `serve --exec`: as [`Access::new`], and on tcp and udp `uid:N` too, matched
+    /// against the user that owns a peer's socket on this host.
     pub(crate) fn for_exec(
         proto: Proto,
         allow: &[Rule],
@@ -218,7 +218,10 @@ impl Access {
             let stream = proto.kind() != SocketKind::Datagram;
             let fits = match rule {
                 Rule::Cidr(..) => !proto.is_unix(),
-                Rule::Uid(_) => stream && (proto.is_unix() || (tcp_uid && proto == Proto::Tcp)),
+                Rule::Uid(_) => {
+                    (stream && proto.is_unix())
+                        || (tcp_uid && matches!(proto, Proto::Tcp | Proto::Udp))
+                }
                 Rule::Gid(_) => stream && proto.is_unix(),
             };
             if !fits {
@@ -252,8 +255,8 @@ impl Access {
         }
     }
 
-    /// No rules but one: a TCP peer on loopback must be user `uid` (`--exec`'s default, so
-    /// another local user cannot run the program as the server's user). Peers from other
+    /// No rules but one: a TCP or UDP peer on loopback must be user `uid` (`--exec`'s
+    /// default, so another local user cannot run the program as the server's user). Peers from other
     /// addresses are let in as with no rules.
     pub(crate) fn loopback_owner(uid: u32) -> Access {
         Access {
@@ -266,7 +269,7 @@ impl Access {
         self.allow.is_empty() && self.deny.is_empty() && self.loopback_owner.is_none()
     }
 
-    /// Whether a rule needs the user that owns a TCP peer's socket.
+    /// Whether a rule needs the user that owns a TCP or UDP peer's socket.
     fn asks_uid(&self) -> bool {
         self.loopback_owner.is_some()
             || self
@@ -286,8 +289,8 @@ impl Access {
                      run the program; serve --allow uid:{uid} admits uid {uid}"
                 )),
                 Who::Ip(ip) if ip.to_canonical().is_loopback() => Some(format!(
-                    "--exec's rule: the user that owns this loopback connection could not be \
-                     told, and only uid {owner} may run the program"
+                    "--exec's rule: the user that owns this loopback peer's socket could not \
+                     be told, and only uid {owner} may run the program"
                 )),
                 _ => None,
             };
@@ -373,29 +376,49 @@ impl Access {
     /// this host (on loopback, or on another of this host's addresses); `None` when a
     /// loopback peer's owner cannot be told.
     fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Option<Who> {
+        let local = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
+        self.owned_peer(proto, peer, local)
+    }
+
+    /// An IP peer of a socket bound to `local`, with the user owning its socket as
+    /// [`Access::ip_peer`] says, for tcp and udp.
+    fn owned_peer(&self, proto: Proto, peer: SocketAddr, local: Option<SocketAddr>) -> Option<Who> {
         let ip = peer.ip();
-        if proto != Proto::Tcp || !self.asks_uid() {
+        let lookup = match proto {
+            Proto::Tcp => tcp_owner,
+            Proto::Udp => udp_owner,
+            _ => return Some(Who::Ip(ip)),
+        };
+        if !self.asks_uid() {
             return Some(Who::Ip(ip));
         }
-        let local = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
-        match local.map(|local| tcp_owner(peer, local)) {
+        match local.map(|local| lookup(peer, local)) {
             Some(Ok(Some(uid))) => Some(Who::Local { ip, uid }),
-            // No socket of this host has that connection: a remote peer.
+            // No socket of this host has that address: a remote peer.
             Some(Ok(None)) => Some(Who::Ip(ip)),
             Some(Err(e)) => {
-                tracing::debug!("{proto} {}: who owns it: {e}", conn.peer());
+                tracing::debug!("{proto} {peer}: who owns it: {e}");
                 (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip))
             }
             None => (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip)),
         }
     }
 
-    /// Whether a datagram from `from` is served; the caller ignores it if not.
-    pub(crate) fn admits_datagram(&self, proto: Proto, from: &PeerAddr) -> bool {
+    /// Whether a datagram from `from`, received on a socket bound to `local`, is served;
+    /// the caller ignores it if not.
+    pub(crate) fn admits_datagram(
+        &self,
+        proto: Proto,
+        from: &PeerAddr,
+        local: Option<SocketAddr>,
+    ) -> bool {
         if self.is_open() && self.gate.is_none() {
             return true;
         }
-        let who = from.0.as_socket().map(|a| Who::Ip(a.ip()));
+        let who = from
+            .0
+            .as_socket()
+            .and_then(|peer| self.owned_peer(proto, peer, local));
         self.decide(proto, from, who).is_ok()
     }
 }
@@ -408,17 +431,17 @@ fn misfit(proto: Proto, rule: &Rule, tcp_uid: bool) -> &'static str {
             "a Unix datagram carries no credentials the receiver can check (SO_PEERCRED \
              needs a connection); uid and gid rules apply to unix and unix-seqpacket"
         }
-        Rule::Gid(_) if tcp_uid && proto == Proto::Tcp => {
-            "the kernel tells which user owns a TCP peer's socket on this host, not its \
-             group; match it by uid:N"
+        Rule::Gid(_) if tcp_uid && matches!(proto, Proto::Tcp | Proto::Udp) => {
+            "the kernel tells which user owns a TCP or UDP peer's socket on this host, not \
+             its group; match it by uid:N"
         }
         _ if tcp_uid => {
             "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (uid also \
-             from a TCP peer on this host); match other IP peers by CIDR block"
+             from a TCP or UDP peer on this host); match other IP peers by CIDR block"
         }
         _ => {
             "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (and uid:N \
-             on tcp for --exec); match IP peers by CIDR block"
+             on tcp and udp for --exec); match IP peers by CIDR block"
         }
     }
 }
@@ -437,22 +460,63 @@ const IDIAG_INODE: usize = 68;
 /// this host: one sock_diag query (NETLINK_SOCK_DIAG, inet_diag_req_v2) for exactly that
 /// connection, seen from the peer's side. `Ok(None)`: no such socket here.
 pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+    either_family(peer, local, |peer, local| {
+        let found = diag_uid(libc::IPPROTO_TCP, peer, local)?;
+        // The lookup falls back to a listening socket on the peer's address and port: only
+        // a socket of exactly this connection says who owns it.
+        Ok(found
+            .filter(|f| f.ports == (peer.port(), local.port()))
+            .map(|f| f.uid))
+    })
+}
+
+/// The user that owns the UDP socket at `peer` that sent to a socket bound to `local`, if
+/// that socket is on this host: the kernel's lookup of the socket a datagram from `local`
+/// to `peer` would reach (connected to `local`, or to nothing). `Ok(None)`: no such socket.
+pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+    // A wildcard-bound server: a datagram from this host comes from the address it was
+    // sent to, which a client connected to it names.
+    let local = match local.ip().is_unspecified() {
+        true => SocketAddr::new(peer.ip(), local.port()),
+        false => local,
+    };
+    either_family(peer, local, |peer, local| {
+        let found = diag_uid(libc::IPPROTO_UDP, local, peer)?;
+        Ok(found.filter(|f| f.ports.0 == peer.port()).map(|f| f.uid))
+    })
+}
+
+/// `lookup` of IPv4 addresses as they are, then (found nothing) as IPv4-mapped IPv6: the
+/// socket may be an IPv6 one that reached an IPv4-mapped address.
+fn either_family(
+    peer: SocketAddr,
+    local: SocketAddr,
+    lookup: impl Fn(SocketAddr, SocketAddr) -> io::Result<Option<u32>>,
+) -> io::Result<Option<u32>> {
     let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
     let (peer, local) = (canonical(peer), canonical(local));
-    let found = diag_uid(peer, local)?;
+    let found = lookup(peer, local)?;
     if found.is_some() || !peer.is_ipv4() {
         return Ok(found);
     }
-    // An IPv6 socket that connected to an IPv4-mapped address is asked for as IPv6.
     let mapped = |a: SocketAddr| match a.ip() {
         IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
         IpAddr::V6(_) => a,
     };
-    diag_uid(mapped(peer), mapped(local))
+    lookup(mapped(peer), mapped(local))
 }
 
-/// One exact sock_diag lookup of the TCP socket whose own end is `src` and other end `dst`.
-fn diag_uid(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<u32>> {
+/// A live socket sock_diag found: its owner and its ports (its own, its peer's).
+struct Found {
+    uid: u32,
+    ports: (u16, u16),
+}
+
+/// One sock_diag lookup of the socket of `proto` (IPPROTO_TCP or IPPROTO_UDP) that the
+/// kernel finds for `src` and `dst` (TCP: the socket whose own end is `src`; UDP: the one a
+/// datagram from `src` to `dst` would reach); `None` when there is none, or it has closed
+/// (time-wait, orphaned: no inode).
+fn diag_uid(proto: i32, src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(
         Domain::from(libc::AF_NETLINK),
@@ -460,7 +524,7 @@ fn diag_uid(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<u32>> {
         Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
     )?;
     sock.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
-    sock.send(&diag_request(src, dst))?;
+    sock.send(&diag_request(proto, src, dst))?;
     let mut reply = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
     let n = sock.recv(&mut reply)?;
     // Safety: recv initialised the first n bytes.
@@ -484,20 +548,23 @@ fn diag_uid(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<u32>> {
     if kind != SOCK_DIAG_BY_FAMILY {
         return Err(io::Error::other(format!("sock_diag answered type {kind}")));
     }
-    // The lookup falls back to a listening socket on the peer's address and port, and finds
-    // sockets that have closed (time-wait, orphaned: uid 0, no inode): only a live socket of
-    // exactly this connection says who owns it.
+    // A socket that has closed (time-wait, orphaned: uid 0, no inode) is nobody's.
     let ports = word(NLMSG_HEADER + 4)?;
-    let exact = ports[..2] == src.port().to_be_bytes() && ports[2..] == dst.port().to_be_bytes();
     let inode = u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_INODE)?);
-    if !exact || inode == 0 {
+    if inode == 0 {
         return Ok(None);
     }
-    Ok(Some(u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_UID)?)))
+    Ok(Some(Found {
+        uid: u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_UID)?),
+        ports: (
+            u16::from_be_bytes([ports[0], ports[1]]),
+            u16::from_be_bytes([ports[2], ports[3]]),
+        ),
+    }))
 }
 
-/// A netlink header and an inet_diag_req_v2 asking for one TCP socket in any state.
-fn diag_request(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+/// A netlink header and an inet_diag_req_v2 asking for one socket of `proto` in any state.
+fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let family = if src.is_ipv4() {
         libc::AF_INET
     } else {
@@ -517,7 +584,7 @@ fn diag_request(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-    req.extend_from_slice(&[family as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    req.extend_from_slice(&[family as u8, proto as u8, 0, 0]);
     req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
     req.extend_from_slice(&src.port().to_be_bytes());
     req.extend_from_slice(&dst.port().to_be_bytes());
@@ -625,7 +692,9 @@ mod tests {
         assert!(Access::new(Proto::Tcp, &[rule("uid:0")], &[]).is_err());
         assert!(Access::for_exec(Proto::Tcp, &[rule("uid:0")], &[]).is_ok());
         assert!(Access::for_exec(Proto::Tcp, &[rule("gid:0")], &[]).is_err());
-        assert!(Access::for_exec(Proto::Udp, &[rule("uid:0")], &[]).is_err());
+        assert!(Access::for_exec(Proto::Udp, &[rule("uid:0")], &[]).is_ok());
+        assert!(Access::new(Proto::Udp, &[rule("uid:0")], &[]).is_err());
+        assert!(Access::for_exec(Proto::UnixDgram, &[rule("uid:0")], &[]).is_err());
     }
 
     #[test]
@@ -646,6 +715,32 @@ mod tests {
             drop(served);
             std::thread::sleep(std::time::Duration::from_millis(50));
             assert_eq!(tcp_owner(peer, local).unwrap(), None, "{host} time-wait");
+        }
+    }
+
+    #[test]
+    fn the_owner_of_a_loopback_datagram_sender_is_told_by_the_kernel() {
+        let me = nix::unistd::geteuid().as_raw();
+        for (host, any) in [("127.0.0.1:0", "0.0.0.0:0"), ("[::1]:0", "[::]:0")] {
+            for bind in [host, any] {
+                let server = std::net::UdpSocket::bind(bind).unwrap();
+                let port = server.local_addr().unwrap().port();
+                let mut to: SocketAddr = host.parse().unwrap();
+                to.set_port(port);
+                // Connected to the server, as `netecho exec` is, and unconnected.
+                let connected = std::net::UdpSocket::bind(host).unwrap();
+                connected.connect(to).unwrap();
+                let loose = std::net::UdpSocket::bind(host).unwrap();
+                let local = server.local_addr().unwrap();
+                for client in [&connected, &loose] {
+                    let peer = client.local_addr().unwrap();
+                    assert_eq!(udp_owner(peer, local).unwrap(), Some(me), "{bind} {peer}");
+                }
+                // A port no socket holds is nobody's.
+                let gone = loose.local_addr().unwrap();
+                drop(loose);
+                assert_eq!(udp_owner(gone, local).unwrap(), None, "{bind} closed");
+            }
         }
     }
 

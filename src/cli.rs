@@ -1083,8 +1083,9 @@ pub(crate) struct BufferArgs {
 pub(crate) struct AccessArgs {
     /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
     /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED), and
-    /// with --exec uid:N over tcp, the user owning a client's socket on this host (sock_diag;
-    /// without rules only the server's own user may run the program from this host)
+    /// with --exec uid:N over tcp and udp, the user owning a client's socket on this host
+    /// (sock_diag; without rules only the server's own user may run the program from this
+    /// host)
     #[arg(long, value_name = "RULE")]
     pub allow: Vec<crate::access::Rule>,
     /// Refuse peers matching any of these rules (repeatable; checked before --allow). A

@@ -1,6 +1,5 @@
-//! `serve --exec` run by root on a socket every local user can reach: a Unix socket and TCP
-//! from this host let in the server's own user only, a socket file is made 0600, and udp on
-//! loopback draws a warning.
+//! `serve --exec` run by root on a socket every local user can reach: a Unix socket, TCP and
+//! UDP from this host let in the server's own user only, and a socket file is made 0600.
 
 mod common;
 
@@ -55,15 +54,42 @@ fn exec_on_a_socket_file_makes_it_0600() {
     assert!(!stdout.contains("uid=0"), "nobody ran id as root: {stdout}");
 }
 
-/// Datagrams carry no owner the server could check: udp on loopback is the case that still
-/// lets every local user in, and says so.
+/// Over UDP from this host, as over TCP, the user owning the sender's socket (sock_diag)
+/// must be the server's: nobody's datagram is ignored and logged, root's runs the program.
 #[test]
-fn exec_on_loopback_as_root_warns_that_every_local_user_can_run_it() {
-    if !root_only("exec_on_loopback_as_root_warns_that_every_local_user_can_run_it") {
+fn exec_over_udp_loopback_admits_only_the_servers_user() {
+    if !root_only("exec_over_udp_loopback_admits_only_the_servers_user") {
         return;
     }
-    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0", "--exec", "id"]);
-    server.wait_log("every local user can connect and run the program as root");
+    for (listen, connect, extra) in [
+        ("127.0.0.1:0", "127.0.0.1", None),
+        ("[::1]:0", "[::1]", None),
+        ("0.0.0.0:0", "127.0.0.1", Some("--allow-remote-exec")),
+    ] {
+        let mut args = vec!["--proto", "udp", "--addr", listen];
+        args.extend(extra);
+        args.extend(["--exec", "id"]);
+        let server = Server::start(&args);
+        assert!(!server.stderr().contains("every local user"), "{listen}");
+        let url = format!("udp://{connect}:{}", server.port());
+        let out = common::run(
+            &mut common::as_nobody(&["exec", "--timeout", "1s", &url]),
+            b"",
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("uid=0"),
+            "{listen}: nobody ran id as root: {stdout}"
+        );
+        assert!(!out.status.success(), "{listen}: nobody's exec succeeded");
+        server.wait_log("(uid 65534): refused by --exec's rule");
+        let own = common::netecho(&["exec", &url], b"");
+        assert!(
+            String::from_utf8_lossy(&own.stdout).contains("uid=0"),
+            "{listen}: the server's own user was not served: {}",
+            String::from_utf8_lossy(&own.stderr)
+        );
+    }
 }
 
 /// Over TCP from this host, the user owning the client's socket (sock_diag) must be the

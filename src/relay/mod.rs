@@ -410,7 +410,10 @@ fn relay_datagrams(
         }
         while let Some((from, n)) = next_datagram(sock, &mut buf, &mut guard) {
             if !peers.contains_key(&from) {
-                if !route.access.admits_datagram(route.from.proto.into(), &from) {
+                if !route
+                    .access
+                    .admits_datagram(route.from.proto.into(), &from, None)
+                {
                     continue;
                 }
                 if !room_for(&peers, &from) {

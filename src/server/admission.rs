@@ -3,7 +3,7 @@
 //! refused connection is told why and closed here, without a reset.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -69,10 +69,10 @@ impl Admission {
         Ok(())
     }
 
-    /// Whether --allow and --deny let a datagram's sender in: asked before anything is
-    /// answered, a COOKIE or a busy reply included.
-    pub(crate) fn admits(&self, from: &PeerAddr) -> bool {
-        self.access.admits_datagram(self.proto, from)
+    /// Whether --allow and --deny let a datagram's sender in, received on a socket bound to
+    /// `local`: asked before anything is answered, a COOKIE or a busy reply included.
+    pub(crate) fn admits(&self, from: &PeerAddr, local: Option<SocketAddr>) -> bool {
+        self.access.admits_datagram(self.proto, from, local)
     }
 
     /// Whether an admitted sender's request gets a thread: there is room under --max-conns.
@@ -453,7 +453,7 @@ mod tests {
         let deny = ["127.0.0.0/8".parse().unwrap()];
         let access = Arc::new(Access::new(Proto::Udp, &[], &deny).unwrap());
         let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
-        assert!(!admission.admits(&peer(4000)));
+        assert!(!admission.admits(&peer(4000), None));
         assert_eq!(admission.active.load(Ordering::Relaxed), 0);
     }
 }

@@ -117,6 +117,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut guard = Guard::new(server.request_guard, guard::own_address(sock));
     let running = Running::default();
+    let local = sock.local_sockaddr().ok().and_then(|a| a.as_socket());
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
@@ -127,7 +128,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 warn_once(&from, verdict);
                 continue;
             }
-            if !server.admission.admits(&from) {
+            if !server.admission.admits(&from, local) {
                 continue;
             }
             let request = Request {

@@ -490,9 +490,9 @@ fn bind(config: &ServeConfig, model: Model) -> Result<Bound> {
     bound
 }
 
-/// Who may run the program: on a Unix stream socket with no --allow or --deny, the
-/// server's own user only (SO_PEERCRED); on loopback or an abstract name as root, a warning
-/// that every local user can.
+/// Who may run the program, with no --allow or --deny: on a Unix stream socket the server's
+/// own user only (SO_PEERCRED), over tcp and udp the same for clients on this host
+/// (sock_diag); elsewhere (quic, unix-dgram) as root, a warning that every local user can.
 fn exec_access(
     access: Arc<Access>,
     endpoint: &Endpoint,
@@ -505,7 +505,7 @@ fn exec_access(
         let own = crate::access::Rule::Uid(uid.as_raw());
         return Ok(Arc::new(Access::new(proto, &[own], &[])?));
     }
-    if access.is_open() && proto == Proto::Tcp {
+    if access.is_open() && matches!(proto, Proto::Tcp | Proto::Udp) {
         info!(
             "--exec: from this host only uid {uid} (this server's user) may connect, told by \
              the kernel (sock_diag); --allow uid:N admits others"

@@ -109,7 +109,7 @@ impl DatagramEcho {
             Received::Truncated(_) => Err(Drop::Truncated),
             Received::Closed => Err(Drop::NoAddress),
             Received::Data(_) if !from.can_reply() => Err(Drop::NoAddress),
-            Received::Data(_) if !self.rules.access.admits_datagram(self.proto, from) => {
+            Received::Data(_) if !self.rules.access.admits_datagram(self.proto, from, None) => {
                 Err(Drop::Refused)
             }
             Received::Data(n) => match self.guard.check(from, &data[..n.min(data.len())]) {

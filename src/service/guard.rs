@@ -29,8 +29,10 @@ pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
 /// with one payload or several in turn) and one datagram is dropped, which takes one
 /// payload out of such a loop. A client that sends the same message this many times in a
 /// row loses one of them, unless the message cannot be a reply (see
-/// [`GuardRules::replies_upper`]).
-pub(crate) const REFLECT_STREAK: u32 = 1000;
+/// [`GuardRules::replies_upper`]). Short, as one forged datagram costs two servers up to
+/// twice this many before its loop ends; long enough that distinct datagrams never match
+/// this many times in a row by chance (at most a quarter each, see [`SEEN_GENERATION`]).
+pub(crate) const REFLECT_STREAK: u32 = 16;
 
 /// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
 const MAX_SOURCES: usize = 4096;
@@ -56,7 +58,7 @@ impl Verdict {
             }
             Verdict::RateLimited => "over the rate limit for its source (--rate-limit)",
             Verdict::Reflected => {
-                "its sender's last 1000 datagrams each repeated one it sent a moment before: \
+                "its sender's last 16 datagrams each repeated one it sent a moment before: \
                  its own reply coming back from another echo server, so one is dropped to end \
                  the loop"
             }
@@ -211,8 +213,8 @@ impl Guard {
 const SEEN_BITS: usize = 1024;
 /// Datagrams a generation takes before it becomes the older one: a loop of up to this many
 /// payloads in turn is always recognised, and a sender of distinct datagrams matches one
-/// of at most twice this many set bits by chance (a quarter of the filter), never 1000
-/// times in a row.
+/// of at most twice this many set bits by chance (a quarter of the filter): 16 times in a
+/// row about once in 4 billion datagrams.
 const SEEN_GENERATION: u32 = 128;
 
 /// What one sender sent lately, as a filter of fingerprints in two generations (256 bytes
@@ -422,6 +424,12 @@ mod tests {
                 .count();
             assert_eq!(dropped, 2, "{payloads} payloads");
         }
+    }
+
+    #[test]
+    fn the_reason_names_the_streak() {
+        let streak = format!("last {REFLECT_STREAK} datagrams");
+        assert!(Verdict::Reflected.explain().contains(&streak));
     }
 
     #[test]
