@@ -38,9 +38,20 @@ fn exec_over_udp_without_threads_answers_busy_and_goes_on() {
     }
     // Room for the server and its exec-reaper thread, a request's thread, its program and
     // two threads beside it: the third thread a program needs is refused, every time.
+    // The test's user is not the server's: a rule lets it run the program from this host.
+    let me = format!("uid:{}", nix::unistd::geteuid());
     let server = Server::start_with(&mut starved(
         6,
-        &["--proto", "udp", "--addr", "127.0.0.1:0", "--exec", "cat"],
+        &[
+            "--proto",
+            "udp",
+            "--addr",
+            "127.0.0.1:0",
+            "--allow",
+            &me,
+            "--exec",
+            "cat",
+        ],
     ));
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(common::STEP)).unwrap();
