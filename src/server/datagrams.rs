@@ -3,6 +3,7 @@
 //! thread per request, at most [`REQUEST_THREADS`] at once (and --max-conns requests).
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,7 +118,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut guard = Guard::new(server.request_guard, guard::own_address(sock));
     let running = Running::default();
-    let local = sock.local_sockaddr().ok().and_then(|a| a.as_socket());
+    let bound = sock.local_sockaddr().ok().and_then(|a| a.as_socket());
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
@@ -128,6 +129,12 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 warn_once(&from, verdict);
                 continue;
             }
+            // The address the datagram was sent to (a wildcard socket reads it with
+            // IP_PKTINFO): a client connected to it names it, and sock_diag finds it by it.
+            let local = match (arrival, bound) {
+                (Some(arrival), Some(bound)) => Some(SocketAddr::new(arrival.to(), bound.port())),
+                _ => bound,
+            };
             if !server.admission.admits(&from, local) {
                 continue;
             }
