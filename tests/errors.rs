@@ -482,6 +482,31 @@ fn what_is_not_a_socket_is_refused_and_left_untouched() {
     }
 }
 
+#[test]
+fn a_stale_socket_file_of_another_user_is_left_to_its_owner() {
+    let test = "a_stale_socket_file_of_another_user_is_left_to_its_owner";
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip(
+            test,
+            "root to own a socket file as another user",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let dir = tempdir();
+    let path = dir.path().join("theirs.sock");
+    drop(UnixListener::bind(&path).unwrap());
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["serve", "--proto", proto, "--addr", &show(&path)], 1);
+        assert_mentions(
+            &line,
+            &[&show(&path), "owned by uid 65534", "remove it yourself"],
+        );
+        assert!(fs::symlink_metadata(&path).is_ok(), "{proto}: removed");
+    }
+}
+
 /// A loopback udp port with nothing bound to it: bound by the test, then closed.
 fn closed_udp_port(ip: &str) -> u16 {
     UdpSocket::bind((ip, 0))

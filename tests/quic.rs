@@ -9,10 +9,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{STEP, Server, fails, netecho, ok, tempdir};
+use common::{Server, fails, netecho, ok, tempdir};
 
 /// A quic echo server on `addr` with `extra` flags, and the fingerprint its clients pin.
 fn serve(addr: &str, extra: &[&str]) -> (Server, String) {
@@ -447,7 +446,7 @@ fn peer_script() -> String {
     format!("{}/tests/peers/quic_peer.py", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs the aioquic peer with `args` to its end, bounded by [`STEP`].
+/// Runs the aioquic peer with `args` to its end, bounded by [`common::STEP`].
 fn peer(args: &[&str]) -> std::process::Output {
     common::run(Command::new("python3").arg(peer_script()).args(args), b"")
 }
@@ -474,16 +473,7 @@ fn peer_server(host: &str) -> PeerServer {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the aioquic server");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(STEP)
-        .expect("the aioquic server's ready line");
+    let line = common::first_line(&mut child).expect("the aioquic server's ready line");
     let mut words = line.split_whitespace();
     assert_eq!(words.next(), Some("ready"), "{line}");
     let port = words.next().expect("port").to_string();

@@ -4,17 +4,20 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use socket2::{Domain, SockAddr, Socket, Type};
-use tracing::{debug, warn};
 
 use crate::endpoint::{Address, Endpoint, Family, Proto};
 use crate::error::{Call, Subject, UsageError, socket_error};
+
+mod socket_file;
+
+use socket_file::Place;
+pub(crate) use socket_file::SocketFile;
 
 use super::{Conn, DatagramSocket, Listener, MAX_MESSAGE, PeerAddr, SocketOptions, calls};
 
@@ -53,99 +56,6 @@ pub(crate) fn sockaddr_of(addr: &Address) -> Result<SockAddr> {
     sockaddr(addr)
 }
 
-/// The socket file a server created, removed when the server is done with it, but only if
-/// the file at that path is still the one it created.
-pub(crate) struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    /// The process that bound it: a forked child (even one that panics and unwinds) never
-    /// removes its parent's socket file.
-    owner: u32,
-}
-
-impl SocketFile {
-    fn record(path: &Path) -> Result<SocketFile> {
-        let meta = std::fs::symlink_metadata(path)
-            .with_context(|| format!("stat {} after bind", path.display()))?;
-        Ok(SocketFile {
-            path: path.to_path_buf(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-            owner: std::process::id(),
-        })
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        if std::process::id() != self.owner {
-            return;
-        }
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(meta)
-                if meta.file_type().is_socket()
-                    && meta.dev() == self.dev
-                    && meta.ino() == self.ino =>
-            {
-                match std::fs::remove_file(&self.path) {
-                    Ok(()) => debug!("removed socket file {}", self.path.display()),
-                    Err(e) => warn!("could not remove {}: {e}", self.path.display()),
-                }
-            }
-            _ => debug!(
-                "{} is no longer the socket this server created; left alone",
-                self.path.display()
-            ),
-        }
-    }
-}
-
-/// Makes room for a server socket at `path`: nothing there is fine, a socket file nobody
-/// listens on is removed, and anything else is refused and left untouched.
-fn clear_stale(proto: Proto, path: &Path) -> Result<()> {
-    let shown = path.display();
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(anyhow!(
-                "cannot look for a stale socket at {shown}: permission denied (EACCES): you may \
-                 not enter {}; choose a directory you own, such as /tmp",
-                directory(path)
-            ));
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot inspect {shown}")),
-    };
-    if !meta.file_type().is_socket() {
-        return Err(anyhow!(
-            "{shown} exists and is not a socket; netecho never removes or overwrites it: \
-             choose another path"
-        ));
-    }
-    // Ask the socket: if a connect succeeds, a server is alive behind it. Non-blocking, so a
-    // server with a full backlog counts as alive instead of stalling us.
-    let probe = calls::socket(Domain::UNIX, socket_type(proto))?;
-    calls::set_nonblocking(&probe, true)?;
-    match calls::connect(&probe, &sockaddr(&Address::UnixPath(path.into()))?) {
-        Err(e) if e.raw_os_error() == Some(Errno::ECONNREFUSED as i32) => {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot remove stale socket file {shown}"))?;
-            warn!("removed stale socket file {shown} (nobody was listening on it)");
-            Ok(())
-        }
-        Err(e) if e.raw_os_error() == Some(Errno::EPROTOTYPE as i32) => Err(anyhow!(
-            "a server of another socket type is using {shown}; stop it or choose another path"
-        )),
-        Err(e) if e.raw_os_error() == Some(Errno::EACCES as i32) => Err(anyhow!(
-            "{shown} is a socket you may not use; choose another path"
-        )),
-        _ => Err(anyhow!(
-            "a server is already listening on {shown}; stop it or choose another path"
-        )),
-    }
-}
-
 /// Binds a socket of `proto` at `addr`, clearing a stale socket file first.
 fn bind_socket(
     proto: Proto,
@@ -153,19 +63,24 @@ fn bind_socket(
     opts: &SocketOptions,
 ) -> Result<(Socket, Option<SocketFile>)> {
     let sa = sockaddr(addr)?;
-    if let Address::UnixPath(path) = addr {
-        clear_stale(proto, path)?;
-    }
+    let place = match addr {
+        Address::UnixPath(path) => {
+            let place = Place::open(path).map_err(|e| match e.raw_os_error() {
+                Some(code) if code == Errno::EACCES as i32 => socket_file::may_not_enter(path),
+                _ => bind_error(proto, addr, &e),
+            })?;
+            place.clear_stale(socket_type(proto))?;
+            Some(place)
+        }
+        _ => None,
+    };
     let sock = calls::socket(Domain::UNIX, socket_type(proto))
         .with_context(|| format!("socket for {proto} {addr}"))?;
     super::set_buffers(&sock, opts).with_context(|| format!("setsockopt on {proto} {addr}"))?;
     if let Err(e) = calls::bind(&sock, &sa) {
         return Err(bind_error(proto, addr, &e));
     }
-    let file = match addr {
-        Address::UnixPath(path) => Some(SocketFile::record(path)?),
-        _ => None,
-    };
+    let file = place.map(Place::record).transpose()?;
     Ok((sock, file))
 }
 
@@ -288,23 +203,4 @@ pub(crate) fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
 pub(crate) fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
     let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
     Ok((cred.uid(), cred.gid()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_socket_file_is_removed_only_by_the_process_that_bound_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sock");
-        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let mut inherited = SocketFile::record(&path).unwrap();
-        // As a forked child sees it: bound by another process.
-        inherited.owner += 1;
-        drop(inherited);
-        assert!(path.exists(), "a child removed its parent's socket file");
-        drop(SocketFile::record(&path).unwrap());
-        assert!(!path.exists(), "the owner left its socket file");
-    }
 }

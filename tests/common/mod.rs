@@ -265,6 +265,19 @@ pub fn wait_exit_within(child: &mut Child, what: &str, limit: Duration) -> ExitS
     }
 }
 
+/// The first line a child with piped stdout writes ("" when it exits first), waited for at
+/// most [`STEP`]: `None` past it.
+pub fn first_line(child: &mut Child) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(STEP).ok()
+}
+
 /// Waits for a spawned child with piped stdout and stderr, for at most `limit`: its output,
 /// as `wait_with_output` gives it. Past the limit it is killed and the test fails with what
 /// it wrote on stderr.

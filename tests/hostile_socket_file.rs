@@ -1,0 +1,123 @@
+//! A local user who can change a directory on a server's socket path (here: a symlink that
+//! names one of two directories) redirects it while the server clears a stale socket file
+//! or removes its own at exit: netecho removes only a socket file in the directory it
+//! looked in, never a file the path names after the swap.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Server, bin, tempdir};
+
+/// Points `link` at `target` in one step (a new symlink renamed over the old), as a user
+/// swapping directories does.
+fn point(link: &Path, target: &str) {
+    let tmp = link.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    symlink(target, &tmp).unwrap();
+    fs::rename(&tmp, link).unwrap();
+}
+
+/// `DIR/A`, `DIR/B` and `DIR/link` naming `A`.
+fn two_directories(dir: &Path) -> std::path::PathBuf {
+    fs::create_dir(dir.join("A")).unwrap();
+    fs::create_dir(dir.join("B")).unwrap();
+    let link = dir.join("link");
+    point(&link, "A");
+    link
+}
+
+#[test]
+fn a_server_removes_its_own_socket_file_even_after_its_directory_is_redirected() {
+    let dir = tempdir();
+    let link = two_directories(dir.path());
+    let path = link.join("x.sock");
+    let server = Server::start(&["--addr", path.to_str().unwrap()]);
+    assert!(dir.path().join("A/x.sock").exists());
+    // Another server's socket in B, then the path is made to lead there.
+    let other = UnixListener::bind(dir.path().join("B/x.sock")).unwrap();
+    point(&link, "B");
+    let (status, _, stderr) = server.stop("TERM");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        dir.path().join("B/x.sock").exists(),
+        "the server removed another server's socket file"
+    );
+    assert!(
+        !dir.path().join("A/x.sock").exists(),
+        "the server left its own socket file in the directory it bound in"
+    );
+    drop(other);
+}
+
+#[test]
+fn a_socket_file_replaced_while_the_server_runs_is_left_alone() {
+    let dir = tempdir();
+    let path = dir.path().join("x.sock");
+    let server = Server::start(&["--addr", path.to_str().unwrap()]);
+    fs::remove_file(&path).unwrap();
+    let replacement = UnixListener::bind(&path).unwrap();
+    let (status, _, stderr) = server.stop("TERM");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        path.exists(),
+        "the server removed a socket file it did not make"
+    );
+    drop(replacement);
+}
+
+/// Starts `netecho serve --addr PATH`, waits for its listening line or its exit, and ends it.
+fn serve_once(path: &Path) {
+    let mut child = Command::new(bin())
+        .args(["-q", "serve", "--addr", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = common::first_line(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    first.expect("serve neither listened nor exited");
+}
+
+#[test]
+fn a_directory_swapped_while_stale_sockets_are_cleared_never_costs_a_file() {
+    let dir = tempdir();
+    let link = two_directories(dir.path());
+    let victim = dir.path().join("B/x.sock");
+    fs::write(&victim, "precious\n").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (stop, link) = (stop.clone(), link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                point(&link, "A");
+                point(&link, "B");
+            }
+        })
+    };
+    let stale = dir.path().join("A/x.sock");
+    for _ in 0..200 {
+        if !stale.exists() {
+            drop(UnixListener::bind(&stale).unwrap());
+        }
+        serve_once(&link.join("x.sock"));
+        if !victim.exists() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert_eq!(
+        fs::read_to_string(&victim).ok().as_deref(),
+        Some("precious\n"),
+        "serve removed a regular file through a swapped directory"
+    );
+}
