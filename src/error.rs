@@ -44,6 +44,31 @@ pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// A kernel error and advice only the transport could find out (what is at a Unix path,
+/// which socket type holds an abstract name), carried inside an `io::Error` to
+/// [`socket_error`], which words the errno and gives this advice instead of its own.
+#[derive(Debug)]
+pub(crate) struct Advised {
+    errno: Errno,
+    advice: String,
+}
+
+impl Advised {
+    /// `errno` (its `io::ErrorKind` kept) with `advice`.
+    pub(crate) fn io(errno: Errno, advice: String) -> io::Error {
+        let kind = io::Error::from_raw_os_error(errno as i32).kind();
+        io::Error::new(kind, Advised { errno, advice })
+    }
+}
+
+impl fmt::Display for Advised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.errno.desc(), self.advice)
+    }
+}
+
+impl std::error::Error for Advised {}
+
 /// The socket calls netecho reports failures of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Call {
@@ -123,7 +148,11 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
         return UsageError::new(usage.to_string()).into();
     }
-    let errno = err.raw_os_error().map(Errno::from_raw);
+    let advised = err.get_ref().and_then(|e| e.downcast_ref::<Advised>());
+    let errno = err
+        .raw_os_error()
+        .map(Errno::from_raw)
+        .or(advised.map(|a| a.errno));
     let cause = match errno {
         Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),
         None => err.to_string(),
@@ -131,7 +160,7 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     if call == Call::Socket && matches!(errno, Some(Errno::EPERM | Errno::EACCES)) {
         return anyhow::anyhow!("socket {what}: {cause}; {}", need_net_raw());
     }
-    let advice = advice(call, errno, &on);
+    let advice = advised.map_or(advice(call, errno, &on), |a| &a.advice);
     let call = call.name();
     if advice.is_empty() {
         anyhow::anyhow!("{call} {what}: {cause}")

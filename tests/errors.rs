@@ -551,6 +551,50 @@ fn unix_clients_name_a_missing_path_and_a_stale_socket_file() {
 }
 
 #[test]
+fn unix_clients_say_what_a_path_is_when_it_is_not_a_socket() {
+    let dir = tempdir();
+    let file = dir.path().join("notes.txt");
+    fs::write(&file, "not a socket\n").unwrap();
+    for proto in UNIX_PROTOS {
+        for (path, what) in [
+            (&file, "is a regular file"),
+            (&dir.path().to_path_buf(), "is a directory"),
+        ] {
+            let path = show(path);
+            let line = error_of(&["send", "--proto", proto, &path, "x"], 1);
+            assert_mentions(&line, &[&path, what, "not a socket", "listening line"]);
+            assert!(!line.contains("left behind"), "{line}");
+        }
+    }
+}
+
+#[test]
+fn an_abstract_name_nobody_holds_has_no_file_to_blame() {
+    let name = common::abstract_name("nobody-holds");
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["send", "--proto", proto, &name, "x"], 1);
+        assert_mentions(
+            &line,
+            &[&format!("no server holds the abstract name {name}")],
+        );
+        assert!(!line.contains("file"), "{line}");
+    }
+}
+
+#[test]
+fn an_abstract_name_held_by_another_socket_type_names_the_servers_proto() {
+    for served in UNIX_PROTOS {
+        let name = common::abstract_name(&format!("typed-{served}"));
+        let server = Server::start(&["--proto", served, "--addr", &name]);
+        for proto in UNIX_PROTOS.iter().filter(|&&p| p != served) {
+            let line = error_of(&["send", "--proto", proto, &name, "x"], 1);
+            assert_mentions(&line, &[&name, &format!("use --proto {served}")]);
+        }
+        drop(server);
+    }
+}
+
+#[test]
 fn udp_with_nothing_listening_says_so_at_once() {
     for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {
         let addr = format!("{shown}:{}", closed_udp_port(ip));

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
@@ -12,7 +13,7 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Address, Endpoint, Family, Proto};
-use crate::error::{Call, Subject, UsageError, socket_error};
+use crate::error::{Advised, Call, Subject, UsageError, socket_error};
 
 mod socket_file;
 
@@ -179,9 +180,65 @@ pub(crate) fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io:
         // name asks Linux to autobind a unique abstract name: no file to clean up afterwards.
         calls::bind(&sock, &SockAddr::unix("")?)?;
     }
-    calls::connect(&sock, &sa)?;
+    if let Err(e) = calls::connect(&sock, &sa) {
+        return Err(match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ECONNREFUSED) => refused(proto, addr),
+            _ => e,
+        });
+    }
     let max = (proto != Proto::Unix).then_some(MAX_MESSAGE);
     Ok(Conn::new(sock, proto.kind(), addr.to_string(), max))
+}
+
+/// Why nothing took a connect to `addr`, as advice: what the path is when it is not a
+/// socket; for an abstract name, which has no file, whether a server of another Unix type
+/// holds it (each type has names of its own, so the kernel says ECONNREFUSED where a path
+/// gets EPROTOTYPE).
+fn refused(proto: Proto, addr: &Address) -> io::Error {
+    let is_not = |what: &str| {
+        format!(
+            "{addr} is {what}, not a socket: is it the path serve printed on its listening line?"
+        )
+    };
+    let advice = match addr {
+        Address::UnixPath(path) => match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => is_not("a regular file"),
+            Ok(meta) if meta.is_dir() => is_not("a directory"),
+            Ok(meta) if !meta.file_type().is_socket() => is_not("a special file"),
+            _ => {
+                "nothing is listening on it (a socket file left behind by a stopped server?)".into()
+            }
+        },
+        _ => match held_by_another_type(proto, addr) {
+            Some(other) => format!(
+                "no {proto} server holds the abstract name {addr}, but a {other} server does: \
+                 use --proto {other}"
+            ),
+            None => format!(
+                "no server holds the abstract name {addr}; is the server running, under this name?"
+            ),
+        },
+    };
+    Advised::io(Errno::ECONNREFUSED, advice)
+}
+
+/// The other Unix socket type a server at `addr` has, found by connecting (non-blocking, so
+/// a full backlog counts) and closing at once.
+fn held_by_another_type(proto: Proto, addr: &Address) -> Option<Proto> {
+    let sa = sockaddr(addr).ok()?;
+    [Proto::Unix, Proto::UnixDgram, Proto::UnixSeqpacket]
+        .into_iter()
+        .filter(|&other| other != proto)
+        .find(|&other| {
+            let Ok(probe) = calls::socket(Domain::UNIX, socket_type(other)) else {
+                return false;
+            };
+            let _ = calls::set_nonblocking(&probe, true);
+            match calls::connect(&probe, &sa) {
+                Ok(()) => true,
+                Err(e) => e.raw_os_error() == Some(Errno::EAGAIN as i32),
+            }
+        })
 }
 
 /// "pid 4242 uid 1000 gid 1000" of an accepted Unix peer (SO_PEERCRED), with its address if
