@@ -404,3 +404,76 @@ fn without_root_the_lab_says_so() {
     let line = common::fails(&out, 1);
     assert!(line.contains("needs root"), "{line}");
 }
+
+/// Namespaces a test made, deleted when dropped (also after a failed assertion).
+struct Made(Vec<String>);
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+#[test]
+fn a_namespace_of_the_name_the_lab_picks_is_never_its_to_delete() {
+    let test = "a_namespace_of_the_name_the_lab_picks_is_never_its_to_delete";
+    if let Err((needs, lacks)) = can_make_namespaces("taken") {
+        skip(test, &needs, lacks);
+        return;
+    }
+    for side in ["srv", "cli"] {
+        lab_among_taken_names(side);
+    }
+}
+
+/// Runs `lab --netns` after every name it can pick for one `side`'s namespace
+/// (netecho-PIDxx-SIDE, xx a byte of the clock) was made by the shell that then becomes
+/// the lab, keeping its pid: none of them is deleted, and the lab says why it gives up.
+fn lab_among_taken_names(side: &str) {
+    let script = format!(
+        "for h in $(printf '%02x ' $(seq 0 255)); do ip netns add netecho-$$$h-{side} || exit 3; \
+         done; exec {} lab --netns --quick",
+        bin()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let made = Made(
+        (0..=255)
+            .map(|h| format!("netecho-{pid}{h:02x}-{side}"))
+            .collect(),
+    );
+    let out = common::output_within(child, "the lab", LAB_RUN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let lost: Vec<&String> = made
+        .0
+        .iter()
+        .filter(|n| !names.contains(&n.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{side}: the lab deleted namespaces it did not make: {lost:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{side}: stderr:\n{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{side}: {stderr}");
+    assert!(stderr.contains("did not make"), "{side}: {stderr}");
+    drop(made);
+    assert_eq!(
+        leftovers(pid),
+        Vec::<String>::new(),
+        "{side}: left by the lab"
+    );
+}

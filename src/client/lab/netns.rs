@@ -73,6 +73,10 @@ fn run_input(args: &[&str], input: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// How many names a lab tries for its namespaces before it gives up: the names of others'
+/// namespaces are never used.
+const NAME_TRIES: usize = 4;
+
 /// A tag unique to this run: the pid makes names unique among running labs; the clock,
 /// across a pid reused.
 fn unique_tag() -> String {
@@ -87,8 +91,8 @@ fn unique_tag() -> String {
 
 impl Netns {
     /// Creates the namespaces and the veth pair, and the loss and rate asked for. Each
-    /// namespace's name goes into `cleanup` before it exists, so whatever happens next, it
-    /// is deleted.
+    /// namespace's name goes into `cleanup` as soon as it exists, so whatever happens next,
+    /// it is deleted.
     pub(crate) fn create(
         cleanup: &Arc<Mutex<Vec<String>>>,
         loss: f64,
@@ -101,8 +105,7 @@ impl Netns {
             );
         }
         remove_stale();
-        let mut ns = Netns::named(&unique_tag());
-        ns.add_namespaces(cleanup)?;
+        let mut ns = Netns::unused(cleanup)?;
         ns.add_veth_pair()?;
         ns.notes.push(format!(
             "namespaces {} (servers, {SERVER_IP} and {SERVER_IP6}) and {} (clients, {CLIENT_IP} \
@@ -130,17 +133,43 @@ impl Netns {
         }
     }
 
-    fn add_namespaces(&self, cleanup: &Arc<Mutex<Vec<String>>>) -> Result<()> {
-        for name in [&self.server, &self.client] {
-            cleanup
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(name.clone());
-            record(name);
-            run(&["ip", "netns", "add", name])
-                .context("create a network namespace (ip netns add)")?;
+    /// Both namespaces of a fresh name: a name someone else's namespace has is never this
+    /// run's (nor recorded, nor deleted); a few other names are tried instead.
+    fn unused(cleanup: &Arc<Mutex<Vec<String>>>) -> Result<Netns> {
+        for _ in 0..NAME_TRIES {
+            let ns = Netns::named(&unique_tag());
+            if ns.add_namespaces(cleanup)? {
+                return Ok(ns);
+            }
         }
-        Ok(())
+        bail!(
+            "lab --netns: the {NAME_TRIES} namespace names it tried (netecho-{}xx-srv and -cli) \
+             all belong to namespaces this run did not make, which it leaves alone; delete the \
+             ones no longer used (ip netns list) and run the lab again",
+            std::process::id()
+        )
+    }
+
+    /// Creates both namespaces, each recorded and put into `cleanup` once `ip netns add`
+    /// made it; false (and none of them left) when a name is taken.
+    fn add_namespaces(&self, cleanup: &Arc<Mutex<Vec<String>>>) -> Result<bool> {
+        let cleanup_list = || cleanup.lock().unwrap_or_else(|e| e.into_inner());
+        for name in [&self.server, &self.client] {
+            if let Err(e) = run(&["ip", "netns", "add", name]) {
+                if !Path::new("/run/netns").join(name).exists() {
+                    return Err(e).context("create a network namespace (ip netns add)");
+                }
+                debug!("the namespace {name} exists already; trying another name");
+                if name == &self.client {
+                    cleanup_list().retain(|made| made != &self.server);
+                    remove(&Mutex::new(vec![self.server.clone()]));
+                }
+                return Ok(false);
+            }
+            cleanup_list().push(name.clone());
+            record(name);
+        }
+        Ok(true)
     }
 
     /// The veth pair, an IPv4 and an IPv6 address on each end, and both ends and loopbacks
@@ -314,7 +343,7 @@ fn wire_packets(space: &str, veth: &str) -> Result<()> {
     Ok(())
 }
 
-/// Where a lab records each namespace before it makes it, so that a later lab deletes only
+/// Where a lab records each namespace it made, so that a later lab deletes only
 /// namespaces a lab made: one of the same pattern made by anyone else is left alone.
 const RECORDS: &str = "/run/netecho-netns";
 
