@@ -377,6 +377,19 @@ fn a_missing_directory_is_named() {
 }
 
 #[test]
+fn a_file_where_the_path_needs_a_directory_is_named() {
+    let dir = tempdir();
+    let file = dir.path().join("notes.txt");
+    fs::write(&file, "precious\n").unwrap();
+    let path = show(&file.join("x.sock"));
+    for proto in UNIX_PROTOS {
+        let line = error_of(&["serve", "--proto", proto, "--addr", &path], 1);
+        assert_mentions(&line, &[&format!("{} is not a directory", show(&file))]);
+    }
+    assert_eq!(fs::read_to_string(&file).unwrap(), "precious\n");
+}
+
+#[test]
 fn a_directory_without_write_permission_is_named() {
     let test = "a_directory_without_write_permission_is_named";
     if !nobody_can_run(test) {

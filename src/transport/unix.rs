@@ -111,6 +111,10 @@ fn bind_error(proto: Proto, addr: &Address, err: &io::Error) -> anyhow::Error {
         Some(Errno::ENOENT) => anyhow!(
             "bind {proto} {addr}: directory {dir} does not exist; create it or choose another path"
         ),
+        Some(Errno::ENOTDIR) => anyhow!(
+            "bind {proto} {addr}: {dir} is not a directory (ENOTDIR): a file stands where the \
+             path needs one; choose another path"
+        ),
         Some(Errno::EACCES) => anyhow!(
             "bind {proto} {addr}: permission denied (EACCES): you may not create files in \
              {dir}; choose a directory you own, such as /tmp"
