@@ -752,9 +752,9 @@ pub(crate) struct SendArgs {
     /// Prompt with `>>> ` even when stdin is not a terminal
     #[arg(short, long)]
     pub interactive: bool,
-    /// How long to wait: for each datagram's reply (a --burst waits until this long passes
-    /// with no reply), or on a connection for the server's last bytes once the input ended
-    /// (e.g. 2s, 500ms)
+    /// How long to wait: for a connection to be accepted (as nc -w), for each datagram's
+    /// reply (a --burst waits until this long passes with no reply), or on a connection for
+    /// the server's last bytes once the input ended (e.g. 2s, 500ms)
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Datagrams: how many times to send again when no reply comes
@@ -832,7 +832,7 @@ pub(crate) struct BenchArgs {
     pub threads: Option<u32>,
     /// A datagram request unanswered this long is lost; a stream, which loses nothing, fails
     /// only when a reply is this late (a stall) [default: 1s for datagrams; for streams 30s,
-    /// or a timed run's --duration within 5s-30s]
+    /// or a timed run's --duration within 5s-30s]; also the bound of a connect [default: 10s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// What the server does to messages: upper (netecho) or echo (a plain echo server)
@@ -890,7 +890,8 @@ pub(crate) struct TransferArgs {
     /// Datagrams: data bytes per block
     #[arg(long, value_name = "SIZE", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = size_in::<u16>(1, crate::files::datagram::MAX_BLOCK as u64))]
     pub block_size: u16,
-    /// Datagrams: how long to wait for the server's first answer
+    /// How long to wait for a connection to be accepted, or for a datagram server's first
+    /// answer
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Datagrams: how often to send the request again when no answer comes
@@ -948,7 +949,7 @@ pub(crate) struct ExecArgs {
     /// The port, when ADDR is a host alone (HOST PORT, as nc takes them)
     #[arg(value_name = "PORT")]
     pub port: Option<String>,
-    /// Datagrams: how long to wait for the reply
+    /// How long to wait for a connection to be accepted, or for a datagram's reply
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     #[command(flatten)]
@@ -1283,6 +1284,7 @@ impl BenchArgs {
                     ..QuicOptions::default()
                 },
                 tls,
+                connect_timeout: self.timeout.unwrap_or(crate::transport::CONNECT_TIMEOUT),
                 ..SocketOptions::default()
             },
             tls: self.tls.tls,
@@ -1633,6 +1635,7 @@ impl ServeArgs {
             tls: None,
             multicast: Default::default(),
             quic: self.quic_options(proto)?,
+            connect_timeout: crate::transport::CONNECT_TIMEOUT,
         })
     }
 
@@ -1736,6 +1739,7 @@ impl SendArgs {
                     ..QuicOptions::default()
                 },
                 tls: self.tls.client(self.tls.tls, proto)?,
+                connect_timeout: self.timeout,
                 ..SocketOptions::default()
             },
             timeout: self.timeout,

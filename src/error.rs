@@ -26,6 +26,41 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A connect nobody answered within its bound, worded whole: what the kernel says at the
+/// bound (EINPROGRESS, or EAGAIN for a Unix socket) would tell the user nothing.
+#[derive(Debug)]
+pub(crate) struct NoAnswer(String);
+
+impl NoAnswer {
+    /// An IP peer that did not answer the SYN: from here a host that is down, a wrong
+    /// address and a firewall that drops the port look the same.
+    pub(crate) fn ip(peer: std::net::SocketAddr, within: std::time::Duration) -> NoAnswer {
+        NoAnswer(format!(
+            "no answer from {peer} within {} s: the host is down, the address is wrong, or a \
+             firewall drops port {} (the likeliest in a classroom)",
+            within.as_secs_f64(),
+            peer.port()
+        ))
+    }
+
+    /// A Unix server whose backlog stayed full: it does not accept.
+    pub(crate) fn unix(name: &str, within: std::time::Duration) -> NoAnswer {
+        NoAnswer(format!(
+            "no answer from unix {name} within {} s: its server's backlog stayed full (a \
+             server that does not accept connections?)",
+            within.as_secs_f64()
+        ))
+    }
+}
+
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
 /// The exit code for an error: 2 when the user asked for something malformed, 1 otherwise.
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|cause| cause.is::<UsageError>()) {
@@ -147,6 +182,9 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     // one: its message already names the address, and it exits with 2.
     if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
         return UsageError::new(usage.to_string()).into();
+    }
+    if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
+        return anyhow::anyhow!("{no}");
     }
     let advised = err.get_ref().and_then(|e| e.downcast_ref::<Advised>());
     let errno = err

@@ -11,6 +11,7 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::netns::Pair;
 use common::{Server, as_nobody, can_switch_user, fails, netecho, ok, run, tempdir};
 
 const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
@@ -959,4 +960,49 @@ fn ping_6_of_a_name_without_an_ipv6_address_says_what_to_do() {
     }
     let line = fails(&out, 1);
     assert_mentions(&line, &["-6", "::1", "leave -6 out"]);
+}
+
+/// A host whose firewall drops SYNs answers nothing, and the kernel alone would wait about
+/// two minutes: the connect ends at --timeout (send, get) or at the 10 s default (lab's
+/// control connection), in one line that names what to suspect.
+#[test]
+fn a_connect_nobody_answers_ends_at_its_bound_and_names_a_firewall() {
+    let test = "a_connect_nobody_answers_ends_at_its_bound_and_names_a_firewall";
+    let Some(pair) = Pair::new("cto", test) else {
+        return;
+    };
+    // Every packet into the server's namespace is dropped, SYNs included: nothing answers.
+    common::netns::lose_on(&pair.server, &pair.server_if, 10_000).expect("nftables drop rule");
+    let host = Pair::SERVER_V4;
+    let addr = format!("{host}:4100");
+    let dir = tempdir();
+    let out_file = show(&dir.path().join("notes.txt"));
+    let runs: [(&[&str], &str); 3] = [
+        (&["send", "--timeout", "2s", &addr, "hi"], "within 2 s"),
+        (
+            &[
+                "get",
+                "--timeout",
+                "2s",
+                &addr,
+                "notes.txt",
+                "-o",
+                &out_file,
+            ],
+            "within 2 s",
+        ),
+        (&["lab", "--quick", host], "within 10 s"),
+    ];
+    for (args, within) in runs {
+        let line = fails(&run(&mut pair.client_cmd(args), b""), 1);
+        assert_mentions(
+            &line,
+            &[
+                &format!("no answer from {host}:"),
+                within,
+                "a firewall drops port",
+                "classroom",
+            ],
+        );
+    }
 }

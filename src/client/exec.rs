@@ -17,7 +17,7 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 /// Where the `serve --exec` server is.
 pub(crate) struct ExecConfig {
     pub endpoint: Target,
-    /// Datagrams: how long to wait for the reply.
+    /// Datagrams: how long to wait for the reply; streams: for the connect.
     pub timeout: Duration,
     /// Streams: TLS, and whom it trusts.
     pub tls: Option<crate::transport::tls::TlsEnd>,
@@ -34,6 +34,7 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
             ..QuicOptions::default()
         },
         tls: config.tls.clone(),
+        connect_timeout: config.timeout,
         ..SocketOptions::default()
     };
     let conn = transport::connect_first(&config.endpoint, &opts)?;

@@ -28,7 +28,7 @@ pub(crate) struct TransferConfig {
     /// Datagrams: the fraction of sent datagrams dropped, and held back, on purpose.
     pub drop: f64,
     pub reorder: f64,
-    /// Datagrams: how long to wait for the server's first answer.
+    /// Datagrams: how long to wait for the server's first answer; streams: for the connect.
     pub timeout: Duration,
     /// Datagrams: how often to send the request again when no answer comes.
     pub retries: u32,
@@ -243,6 +243,7 @@ fn request_reply(t: &TransferConfig) -> SocketOptions {
             ..QuicOptions::default()
         },
         tls: t.tls.clone(),
+        connect_timeout: t.timeout,
         ..SocketOptions::default()
     }
 }

@@ -40,6 +40,10 @@ use crate::error::{Call, socket_error};
 /// truncated (MSG_TRUNC), never silently cut.
 pub(crate) const MAX_MESSAGE: usize = 65536;
 
+/// How long a connect waits for its answer where the command has no --timeout for it (the
+/// kernel alone waits about two minutes for a host that drops SYNs).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Socket options a lab asks about, as `serve` and `send` flags set them.
 #[derive(Clone, Debug)]
 pub(crate) struct SocketOptions {
@@ -67,6 +71,8 @@ pub(crate) struct SocketOptions {
     pub tls: Option<tls::TlsEnd>,
     /// UDP: the groups a server joins; a sender's multicast and broadcast options.
     pub multicast: multicast::Multicast,
+    /// The bound of a client's connect over a stream (tcp, tls, unix): see [`connect_within`].
+    pub connect_timeout: Duration,
 }
 
 impl Default for SocketOptions {
@@ -84,6 +90,7 @@ impl Default for SocketOptions {
             quic: quic::QuicOptions::default(),
             tls: None,
             multicast: multicast::Multicast::default(),
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 }
@@ -175,6 +182,27 @@ pub(crate) fn bind_sock(target: &Target, opts: &SocketOptions) -> Result<BoundSo
         SockProto::Unix | SockProto::UnixSeqpacket => unix::bind_listener(&endpoint, opts).map(tls),
         SockProto::UnixDgram => unix::bind_datagram(&endpoint, opts).map(BoundSock::Datagram),
         SockProto::Quic => quic::bind(&target.addr, opts).map(BoundSock::Listener),
+    }
+}
+
+/// connect(2) on a client socket, bounded by `within`: SO_SNDTIMEO bounds a blocking connect
+/// of a TCP socket (a SYN nobody answers) and of a Unix one (a full backlog) alike, and the
+/// kernel says EINPROGRESS or EAGAIN at the bound, which `no_answer` words.
+pub(crate) fn connect_within(
+    sock: &Socket,
+    addr: &SockAddr,
+    within: Duration,
+    no_answer: impl FnOnce(Duration) -> crate::error::NoAnswer,
+) -> io::Result<()> {
+    // A zero timeout would mean none at all to the kernel.
+    let within = within.max(Duration::from_millis(1));
+    sock.set_write_timeout(Some(within))?;
+    match calls::connect(sock, addr) {
+        Ok(()) => sock.set_write_timeout(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EAGAIN)) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, no_answer(within)))
+        }
+        Err(e) => Err(e),
     }
 }
 

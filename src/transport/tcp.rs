@@ -7,7 +7,7 @@ use anyhow::Result;
 use socket2::{Socket, Type};
 
 use crate::endpoint::{Address, Proto, SocketKind};
-use crate::error::{Call, Subject, socket_error};
+use crate::error::{Call, NoAnswer, Subject, socket_error};
 
 use super::{Conn, Listener, SocketOptions, calls, ip};
 
@@ -34,10 +34,13 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     })
 }
 
-/// socket and connect (the three-way handshake) to one address.
+/// socket and connect (the three-way handshake) to one address, within
+/// `opts.connect_timeout`.
 pub(crate) fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
     let sock: Socket = ip::socket_for(addr, Type::STREAM, opts)?;
-    calls::connect(&sock, &addr.into())?;
+    super::connect_within(&sock, &addr.into(), opts.connect_timeout, |within| {
+        NoAnswer::ip(addr, within)
+    })?;
     if opts.nodelay {
         calls::setsockopt(&sock, "TCP_NODELAY", true, Socket::set_tcp_nodelay)?;
     }

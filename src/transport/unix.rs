@@ -13,7 +13,7 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Address, Endpoint, Family, Proto};
-use crate::error::{Advised, Call, Subject, UsageError, socket_error};
+use crate::error::{Advised, Call, NoAnswer, Subject, UsageError, socket_error};
 
 mod socket_file;
 
@@ -184,7 +184,10 @@ pub(crate) fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io:
         // name asks Linux to autobind a unique abstract name: no file to clean up afterwards.
         calls::bind(&sock, &SockAddr::unix("")?)?;
     }
-    if let Err(e) = calls::connect(&sock, &sa) {
+    let within = super::connect_within(&sock, &sa, opts.connect_timeout, |within| {
+        NoAnswer::unix(&addr.to_string(), within)
+    });
+    if let Err(e) = within {
         return Err(match e.raw_os_error().map(Errno::from_raw) {
             Some(Errno::ECONNREFUSED) => refused(proto, addr),
             _ => e,

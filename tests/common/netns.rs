@@ -220,7 +220,7 @@ impl Pair {
 }
 
 /// Real loss, as `lab --netns --loss` makes it: the end `dev` in `space` drops `per_10000`
-/// of the packets arriving on it (nftables, `numgen random`), packet by packet (no
+/// of the packets arriving on it (10000: all of them, as a firewall does) (nftables, `numgen random`), packet by packet (no
 /// segmentation offload joins TCP segments or UDP_SEGMENT datagrams into one packet).
 pub fn lose_on(space: &str, dev: &str, per_10000: u32) -> Result<(), String> {
     ip(&[
@@ -234,10 +234,15 @@ pub fn lose_on(space: &str, dev: &str, per_10000: u32) -> Result<(), String> {
         "gso_max_size",
         "1500",
     ])?;
+    // 10000 of 10000 is every packet: a firewall that drops everything (nft's numgen
+    // cannot say it).
+    let some = match per_10000 {
+        10_000.. => String::new(),
+        n => format!("numgen random mod 10000 < {n} "),
+    };
     let rules = format!(
         "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
-         priority 0; policy accept;\n    iifname \"{dev}\" numgen random mod 10000 \
-         < {per_10000} drop\n  }}\n}}\n"
+         priority 0; policy accept;\n    iifname \"{dev}\" {some}drop\n  }}\n}}\n"
     );
     let mut nft = Command::new("ip")
         .args(["netns", "exec", space, "nft", "-f", "-"])
