@@ -176,6 +176,14 @@ impl Address {
             Address::UnixPath(_) | Address::UnixAbstract(_) => Some(Family::Unix),
         }
     }
+
+    /// An IP address other than loopback (127.0.0.0/8, ::1, and ::ffff:127.x.y.z).
+    pub(crate) fn off_loopback(&self) -> bool {
+        match self {
+            Address::Ip(a) => !a.ip().to_canonical().is_loopback(),
+            _ => false,
+        }
+    }
 }
 
 /// An address family, named as socket(2) names it.
@@ -392,6 +400,7 @@ impl From<&Target> for Subject {
     fn from(t: &Target) -> Subject {
         Subject::new(t.to_string(), t.addr.family())
             .datagram(t.proto.proto().kind() == SocketKind::Datagram)
+            .off_loopback(t.addr.off_loopback())
     }
 }
 
@@ -399,6 +408,7 @@ impl From<&Endpoint> for Subject {
     fn from(e: &Endpoint) -> Subject {
         Subject::new(e.to_string(), e.addr.family())
             .datagram(e.proto.kind() == SocketKind::Datagram)
+            .off_loopback(e.addr.off_loopback())
     }
 }
 

@@ -149,6 +149,8 @@ pub(crate) struct Subject {
     family: Option<Family>,
     /// A datagram socket (udp, quic's udp, unix-dgram): no connections, no TIME_WAIT.
     datagram: bool,
+    /// An IP address other than loopback, which a server bound to 127.0.0.1 never hears.
+    off_loopback: bool,
 }
 
 impl Subject {
@@ -157,12 +159,19 @@ impl Subject {
             name: name.into(),
             family,
             datagram: false,
+            off_loopback: false,
         }
     }
 
     /// The same subject, a datagram socket when `datagram`.
     pub(crate) fn datagram(mut self, datagram: bool) -> Subject {
         self.datagram = datagram;
+        self
+    }
+
+    /// The same subject, at an IP address other than loopback when `off`.
+    pub(crate) fn off_loopback(mut self, off: bool) -> Subject {
+        self.off_loopback = off;
         self
     }
 
@@ -240,6 +249,10 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
         }
         (Call::Connect, Some(Errno::ECONNREFUSED)) if unix => {
             "nothing is listening on it (a socket file left behind by a stopped server?)"
+        }
+        (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) if on.off_loopback => {
+            "nothing is listening there; is the server running, on this address and port? (a \
+             server bound to 127.0.0.1 only, as serve is by default, refuses other machines)"
         }
         (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) => {
             "nothing is listening there; is the server running, on this address and port?"

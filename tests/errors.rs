@@ -543,7 +543,38 @@ fn tcp_connection_refused_names_the_address() {
                 "nothing is listening",
             ],
         );
+        // Loopback is this machine: a server bound to 127.0.0.1 would have answered.
+        assert!(!line.contains("127.0.0.1 only"), "{line}");
     }
+}
+
+/// serve binds 127.0.0.1 unless told: it says so once, and a client on another machine,
+/// refused, hears that a server bound to loopback only refuses it.
+#[test]
+fn a_loopback_only_server_says_so_and_a_refused_client_elsewhere_hears_of_it() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let port = server.port();
+    let (_, _, stderr) = server.stop("TERM");
+    let note = format!("only this machine can reach it; --addr :{port} (or [::]:{port})");
+    assert_eq!(stderr.matches(&note).count(), 1, "{stderr}");
+    let line = stderr.lines().find(|l| l.contains(&note)).unwrap();
+    assert!(
+        line.contains("INFO") && line.chars().count() <= 80,
+        "{line}"
+    );
+    let server = Server::start(&["--addr", ":0"]);
+    let (_, _, stderr) = server.stop("TERM");
+    assert!(!stderr.contains("only this machine"), "{stderr}");
+
+    let test = "a_loopback_only_server_says_so_and_a_refused_client_elsewhere_hears_of_it";
+    let Some(pair) = Pair::new("lbo", test) else {
+        return;
+    };
+    let server = Server::start_with(&mut pair.server_cmd(&["serve", "--addr", "127.0.0.1:4100"]));
+    let addr = format!("{}:4100", Pair::SERVER_V4);
+    let line = fails(&run(&mut pair.client_cmd(&["send", &addr, "hi"]), b""), 1);
+    assert_mentions(&line, &["ECONNREFUSED", "a server bound to 127.0.0.1 only"]);
+    drop(server);
 }
 
 #[test]

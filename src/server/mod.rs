@@ -263,6 +263,16 @@ fn serve<S: Service>(
     for warning in &warnings {
         warn!("{}", warning(&local.addr));
     }
+    if let Address::Ip(addr) = &local.addr
+        && proto != Proto::Raw
+        && !local.addr.off_loopback()
+    {
+        // The default: other machines get "connection refused" and no word why.
+        info!(
+            "only this machine can reach it; --addr :{p} (or [::]:{p}) serves all",
+            p = addr.port()
+        );
+    }
     let plan = plan(config.model, service.blocks());
     if config.model == Model::Fork && plan.model != Model::Fork {
         info!(
