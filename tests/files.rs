@@ -944,6 +944,17 @@ fn put_and_get_refuse_a_directory_or_device_before_anything_goes_out() {
     let want = format!("is a directory: give -o the file's own path (-o {dir}/notes.txt)");
     assert!(line.contains(&want), "{line}");
     assert_eq!(listing(local.path()), ["keep.txt"]);
+    // A device is never replaced, so the first answer says so instead of advising --force.
+    for force in [&[][..], &["--force"]] {
+        let get = [
+            &["get", &server.addr, "notes.txt", "-o", "/dev/null"][..],
+            force,
+        ]
+        .concat();
+        let line = fails(&netecho(&get, b""), 1);
+        assert!(line.contains("/dev/null is not a regular file"), "{line}");
+        assert!(line.contains("even with --force"), "{line}");
+    }
     // None of them reached the server.
     let (_, stdout, _) = server.stop("TERM");
     assert!(stdout.contains("clients 0,"), "{stdout}");

@@ -307,8 +307,8 @@ impl Place {
             )),
             Some(libc::S_IFREG | libc::S_IFLNK) | None => Ok(()),
             Some(_) => Err(anyhow!(
-                "{shown} is not a regular file (a device, FIFO or socket); files are written \
-                 to regular files only and such a node is never replaced: name a file with -o"
+                "{shown} is not a regular file (a device, FIFO or socket), which is never \
+                 replaced, even with --force: name a file with -o"
             )),
         }
     }
@@ -362,7 +362,11 @@ pub(crate) fn check_output(out: &Path, overwrite: bool, name: &str) -> Result<()
     } else if out.as_os_str().as_bytes().ends_with(b"/") {
         "ends with '/', which names a directory"
     } else {
-        return out.place()?.writable(overwrite);
+        // What is never replaced says so first: advice to add --force would only lead to
+        // a second refusal.
+        let place = out.place()?;
+        place.replaceable()?;
+        return place.writable(overwrite);
     };
     let file = Path::new(name).file_name().unwrap_or_default();
     Err(anyhow!(
