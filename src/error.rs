@@ -70,6 +70,21 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// Whether `reply` is `request` sent back, as it was or upper-cased: an echo server (netecho's
+/// own upper-cases) where a server of another kind was meant.
+pub(crate) fn sent_back(request: &[u8], reply: &[u8]) -> bool {
+    reply == request || reply == request.to_ascii_uppercase()
+}
+
+/// The line for an echo server at `peer` where the server `serve_flags` starts was meant
+/// (`--files DIR`).
+pub(crate) fn echo_server_at(peer: &str, serve_flags: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{peer} sent the request back: it is an echo server; start the server with `netecho \
+         serve {serve_flags}`"
+    )
+}
+
 /// Whether the error is a closed stdout (`netecho ... | head`): not worth a word.
 pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {

@@ -438,3 +438,16 @@ fn what_a_program_starts_outside_its_group_ends_with_it_too() {
         (output_threads(server.pid()) == 0).then_some(())
     });
 }
+
+/// exec pointed at a plain echo server hears no output and no exit status, only its input
+/// back (or, with none, the close): it says an echo server does that and how to start an
+/// exec server.
+#[test]
+fn exec_at_an_echo_server_says_what_it_heard_and_how_to_start_an_exec_server() {
+    let echo = Server::start(&["--addr", "127.0.0.1:0"]);
+    for input in [&b""[..], b"hi\n", b"a longer line of input\n"] {
+        let line = fails(&netecho(&["exec", &echo.addr], input), 1);
+        assert!(line.contains("as an echo server does"), "{line}");
+        assert!(line.contains("`netecho serve --exec PROGRAM`"), "{line}");
+    }
+}

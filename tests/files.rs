@@ -959,3 +959,25 @@ fn put_and_get_refuse_a_directory_or_device_before_anything_goes_out() {
     let (_, stdout, _) = server.stop("TERM");
     assert!(stdout.contains("clients 0,"), "{stdout}");
 }
+
+/// get and put pointed at a plain echo server hear their request come back upper-cased: they
+/// say it is an echo server and how to start a file server, instead of quoting it as a
+/// refusal.
+#[test]
+fn get_and_put_at_an_echo_server_say_it_sent_the_request_back() {
+    let echo = Server::start(&["--addr", "127.0.0.1:0"]);
+    let dir = tempdir();
+    let local = dir.path().join("up.txt");
+    fs::write(&local, b"hi").unwrap();
+    let out = dir.path().join("notes.txt");
+    let runs = [
+        vec!["get", &echo.addr, "notes.txt", "-o", out.to_str().unwrap()],
+        vec!["put", &echo.addr, local.to_str().unwrap()],
+    ];
+    for args in runs {
+        let line = fails(&netecho(&args, b""), 1);
+        let want = format!("{} sent the request back: it is an echo server", echo.addr);
+        assert!(line.contains(&want), "{line}");
+        assert!(line.contains("`netecho serve --files DIR`"), "{line}");
+    }
+}

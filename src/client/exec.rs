@@ -137,18 +137,37 @@ fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
         .context("cannot start the thread that sends stdin")?;
     // The program's output comes as length frames, on seqpacket as on a stream.
     let mut frames = MessageReader::new(Carrier::Frames(Framing::Length), MAX_MESSAGE);
+    let mut heard = false;
     loop {
-        match frames.read(&conn) {
+        let failed = match frames.read(&conn) {
             Ok(Some(frame)) => {
-                if let Some(code) = output.take(&frame)? {
-                    return Ok(code);
+                heard |= matches!(frame.first(), Some(&(STDOUT | STDERR | EXIT)));
+                match output.take(&frame) {
+                    Ok(Some(code)) => return Ok(code),
+                    Ok(None) => continue,
+                    Err(e) => e,
                 }
             }
-            Ok(None) => bail!("the server closed the connection before the exit status"),
-            Err(RecvError::Io(e)) => bail!("recv: {e}"),
-            Err(e) => bail!("{e}"),
-        }
+            Ok(None) => anyhow!("the server closed the connection before the exit status"),
+            Err(RecvError::Io(e)) => anyhow!("recv: {e}"),
+            Err(e) => anyhow!("{e}"),
+        };
+        return Err(not_exec(&conn, heard, failed));
     }
+}
+
+/// An exec server's first words are a frame of output or the exit status: a server that
+/// closes without one, or whose bytes are no such frame, is likely an echo server, which
+/// sends back only what it got (the input, or at the input's end nothing).
+fn not_exec(conn: &Conn, heard: bool, failed: anyhow::Error) -> anyhow::Error {
+    if heard {
+        return failed;
+    }
+    anyhow!(
+        "{failed}: {} sent no output and no exit status, as an echo server does (it sends \
+         back only the input); start the server with `netecho serve --exec PROGRAM`",
+        conn.peer()
+    )
 }
 
 /// Our stdin to the connection; at its end, the program's stdin closes.

@@ -341,14 +341,15 @@ pub(crate) fn get(
 ) -> Result<Transfer> {
     let start = Instant::now();
     let mut partial = Partial::create(out, force)?;
-    send_frame(conn, format!("{V2}GET {name}").as_bytes()).context("send the request")?;
+    let request = format!("{V2}GET {name}");
+    send_frame(conn, request.as_bytes()).context("send the request")?;
     let mut frames = frames();
     let reply = text(&read_control(conn, &mut frames, "the reply")?);
     let size: u64 = match reply.strip_prefix("OK ") {
         Some(size) => size
             .parse()
             .with_context(|| format!("malformed reply {reply:?}"))?,
-        None => return Err(refused(&reply)),
+        None => return Err(refused(conn, &request, &reply)),
     };
     partial.check_room(size, max)?;
     let bytes = if conn.kind() == SocketKind::Stream {
@@ -381,11 +382,12 @@ pub(crate) fn put(
     progress: &dyn Fn(u64),
 ) -> Result<Transfer> {
     let start = Instant::now();
-    send_frame(conn, format!("{V2}PUT {size} {name}").as_bytes()).context("send the request")?;
+    let request = format!("{V2}PUT {size} {name}");
+    send_frame(conn, request.as_bytes()).context("send the request")?;
     let mut frames = frames();
     let reply = text(&read(conn, &mut frames, "the reply")?);
     if reply != "OK" {
-        return Err(refused(&reply));
+        return Err(refused(conn, &request, &reply));
     }
     let bytes = send_body(
         conn,
@@ -433,8 +435,12 @@ fn read_control(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<V
 /// What a request of this version starts with: the hash it asks for.
 const V2: &str = "BLAKE3 ";
 
-/// The server's refusal as an error; an older server's "unknown request" is explained.
-fn refused(reply: &str) -> anyhow::Error {
+/// The server's refusal as an error; an older server's "unknown request" is explained, and
+/// so is an echo server's sending `request` back.
+fn refused(conn: &Conn, request: &str, reply: &str) -> anyhow::Error {
+    if crate::error::sent_back(request.as_bytes(), reply.as_bytes()) {
+        return crate::error::echo_server_at(conn.peer(), "--files DIR");
+    }
     let why = printable(reply.strip_prefix("ERR ").unwrap_or(reply));
     if why.starts_with("unknown request") {
         return anyhow!(
