@@ -70,6 +70,14 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// The advice for a directory this process may not enter (EACCES on a path through it).
+pub(crate) fn may_not_enter(dir: &str) -> String {
+    format!(
+        "permission denied (EACCES): you may not enter {dir}; choose a directory you own, \
+         such as /tmp"
+    )
+}
+
 /// Whether `reply` is `request` sent back, as it was or upper-cased: an echo server (netecho's
 /// own upper-cases) where a server of another kind was meant.
 pub(crate) fn sent_back(request: &[u8], reply: &[u8]) -> bool {

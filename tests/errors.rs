@@ -1037,3 +1037,26 @@ fn a_connect_nobody_answers_ends_at_its_bound_and_names_a_firewall() {
         );
     }
 }
+
+/// `serve --files` at a directory that is missing, or that the user may not enter, is
+/// advised as a socket path is: what to create or where to go instead.
+#[test]
+fn serve_files_at_a_missing_or_forbidden_directory_says_what_to_do() {
+    let dir = tempdir();
+    let missing = show(&dir.path().join("missing"));
+    let line = error_of(&["serve", "--files", &missing], 1);
+    assert_mentions(&line, &[&missing, "does not exist; create it first"]);
+    let test = "serve_files_at_a_missing_or_forbidden_directory_says_what_to_do";
+    if !nobody_can_run(test) {
+        return;
+    }
+    // A directory of root's, 0700: nobody may not enter it.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let forbidden = show(dir.path());
+    let out = run(&mut as_nobody(&["serve", "--files", &forbidden]), b"");
+    let line = fails(&out, 1);
+    assert_mentions(
+        &line,
+        &[&format!("you may not enter {forbidden}"), "such as /tmp"],
+    );
+}

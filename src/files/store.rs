@@ -35,10 +35,25 @@ pub(crate) struct Store {
     pub follow_hardlinks: bool,
 }
 
+/// Why `--files DIR` cannot be served, worded as the Unix path errors are.
+fn dir_error(dir: &Path, e: &std::io::Error) -> anyhow::Error {
+    let shown = dir.display();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow!(
+            "--files {shown}: the directory does not exist; create it first or choose another \
+             path"
+        ),
+        std::io::ErrorKind::PermissionDenied => anyhow!(
+            "--files {shown}: {}",
+            crate::error::may_not_enter(&shown.to_string())
+        ),
+        _ => anyhow!("--files {shown}: cannot open it: {e}"),
+    }
+}
+
 impl Store {
     pub(crate) fn open(dir: &Path, upload: bool, max_file: u64) -> Result<Store> {
-        let root = fs::canonicalize(dir)
-            .with_context(|| format!("--files {}: no such directory", dir.display()))?;
+        let root = fs::canonicalize(dir).map_err(|e| dir_error(dir, &e))?;
         if !root.is_dir() {
             return Err(anyhow!("--files {}: not a directory", dir.display()));
         }
@@ -46,7 +61,7 @@ impl Store {
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(&root)
-            .with_context(|| format!("--files {}: cannot open it", dir.display()))?;
+            .map_err(|e| dir_error(dir, &e))?;
         let dir = OwnedFd::from(dir);
         // Only a server that writes into DIR cleans up after itself there: a read-only one
         // removes nothing.

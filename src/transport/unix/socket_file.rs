@@ -163,10 +163,9 @@ impl Place {
 /// may not be entered.
 pub(crate) fn may_not_enter(path: &Path) -> anyhow::Error {
     anyhow!(
-        "cannot look for a stale socket at {}: permission denied (EACCES): you may not enter \
-         {}; choose a directory you own, such as /tmp",
+        "cannot look for a stale socket at {}: {}",
         path.display(),
-        super::directory(path)
+        crate::error::may_not_enter(&super::directory(path))
     )
 }
 
