@@ -91,6 +91,13 @@ impl Server {
         self.stderr.text()
     }
 
+    /// The fingerprint a server with a certificate made at start logs for clients to pin.
+    pub fn pin(&self) -> String {
+        let log = self.wait_log("--pin ");
+        let at = log.find("--pin ").unwrap() + 6;
+        log[at..].split_whitespace().next().unwrap().to_string()
+    }
+
     /// Waits until the server's log contains `needle`; panics with the log after [`STEP`].
     pub fn wait_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + STEP;

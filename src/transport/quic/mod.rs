@@ -157,9 +157,12 @@ fn transport_config(mode: QuicMode) -> quinn::TransportConfig {
     t
 }
 
-/// A std UDP socket bound as `serve --proto udp` would bind it (dual-stack on `[::]`).
+/// A std UDP socket bound as `serve --proto udp` would bind it (dual-stack on `[::]`), but
+/// without netecho's IP_PKTINFO: quinn asks for what it needs itself, and one control
+/// message more (IP_PKTINFO beside IPV6_PKTINFO and IP_TOS, on an IPv4 datagram at a
+/// dual-stack socket) overflows the buffer quinn reads them into, cutting the last short.
 fn udp_socket(addr: &Address, opts: &SocketOptions) -> Result<(std::net::UdpSocket, SocketAddr)> {
-    let bound = udp::bind(addr, opts)?;
+    let bound = udp::bind_plain(addr, opts)?;
     let local = match bound.local() {
         Address::Ip(a) => *a,
         other => return Err(anyhow!("{other}: QUIC needs an IP address")),
