@@ -19,7 +19,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
-use super::{MAX_STREAMS, QuicMode, SERVER_HANDSHAKE, hand_off, handoff_message, refuse};
+use super::{MAX_STREAMS, QuicMode, SERVER_HANDSHAKE, Sources, hand_off, handoff_message, refuse};
 use crate::transport::MAX_MESSAGE;
 
 /// Application error codes a netecho endpoint closes or resets with.
@@ -129,15 +129,22 @@ async fn next_message(
 
 /// Accepts QUIC connections until the endpoint closes: each handshake within
 /// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped; a stream per
-/// message has `message_time` from its first byte to its end.
+/// message has `message_time` from its first byte to its end. A source `sources` refuses
+/// is dropped with no packet sent back.
 pub(super) async fn accept_loop(
     endpoint: quinn::Endpoint,
     handoff: Socket,
-    mode: QuicMode,
-    message_time: Option<Duration>,
+    (mode, message_time): (QuicMode, Option<Duration>),
+    sources: Option<Sources>,
 ) {
     let handoff = Arc::new(handoff);
     while let Some(incoming) = endpoint.accept().await {
+        if let Some(Sources(admits)) = &sources
+            && !admits(incoming.remote_address().ip())
+        {
+            incoming.ignore();
+            continue;
+        }
         // A source proves its address first (a Retry token: one packet smaller than the
         // Initial, and no state kept): the server's first flight, about three times an
         // Initial, goes only to an address that can receive, so a forged Initial is never

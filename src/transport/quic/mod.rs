@@ -113,6 +113,19 @@ pub(crate) struct QuicOptions {
     /// A server's endpoint runs in a process of its own instead of a thread (the fork
     /// model, whose parent must run one thread only; see `process.rs`).
     pub own_process: bool,
+    /// The source addresses a server answers at all (None: every one).
+    pub sources: Option<Sources>,
+}
+
+/// Which source addresses a server's endpoint answers (the lab's turns): a packet from any
+/// other is dropped unanswered, before even a Retry, so a refused address learns nothing.
+#[derive(Clone)]
+pub(crate) struct Sources(pub Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources(..)")
+    }
 }
 
 /// The runtime every QUIC endpoint of this process runs on, started on first use on a
@@ -178,7 +191,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
     let (sock, local) = udp_socket(addr, opts)?;
     let tls = match &opts.tls {
         Some(TlsEnd::Server(tls)) => tls.clone(),
-        _ => cert::server_config(&TlsConfig::default(), &cert::names_for(Some(local.ip())))?,
+        _ => cert::made_for(local.ip())?,
     };
 
     let crypto = QuicServerConfig::try_from(tls.config.clone())
@@ -191,6 +204,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         .context("socketpair for QUIC connections")?;
     handoff.set_nonblocking(true)?;
     let (mode, message_time) = (opts.quic.mode, opts.quic.message_time);
+    let sources = opts.quic.sources.clone();
     let endpoint = if opts.quic.own_process {
         let end = process::Endpoint {
             sock,
@@ -202,7 +216,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         process::spawn(end, &accepted).with_context(|| format!("quic {local}"))?;
         None
     } else {
-        let endpoint = block_on(start(sock, server, handoff, mode, message_time))?
+        let endpoint = block_on(start(sock, server, handoff, (mode, message_time), sources))?
             .with_context(|| format!("quic {local}: cannot start the endpoint"))?;
         Some(Arc::new(endpoint))
     };
@@ -223,8 +237,8 @@ async fn start(
     sock: std::net::UdpSocket,
     server: quinn::ServerConfig,
     handoff: Socket,
-    mode: QuicMode,
-    message_time: Option<Duration>,
+    (mode, message_time): (QuicMode, Option<Duration>),
+    sources: Option<Sources>,
 ) -> io::Result<quinn::Endpoint> {
     let udp = guard::Watched::wrap(sock)?;
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
@@ -233,7 +247,7 @@ async fn start(
         udp,
         Arc::new(quinn::TokioRuntime),
     )?;
-    let accepting = bridge::accept_loop(endpoint.clone(), handoff, mode, message_time);
+    let accepting = bridge::accept_loop(endpoint.clone(), handoff, (mode, message_time), sources);
     tokio::spawn(accepting);
     Ok(endpoint)
 }

@@ -86,8 +86,9 @@ fn serve(end: Endpoint) -> Result<()> {
             end.sock,
             end.server,
             end.handoff,
-            end.mode,
-            end.message_time,
+            (end.mode, end.message_time),
+            // The fork model serves every source: only the lab's endpoint is gated.
+            None,
         );
         let started = started.await;
         let endpoint = match started {

@@ -148,6 +148,12 @@ pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerT
     })
 }
 
+/// A self-signed certificate made at start for a server on `ip`, as `serve` makes one when
+/// it is given no --cert: what the lab server's secure echo ports and a QUIC server present.
+pub(crate) fn made_for(ip: std::net::IpAddr) -> Result<ServerTls> {
+    server_config(&TlsConfig::default(), &names_for(Some(ip)))
+}
+
 /// The client's configuration: whom it trusts, as `tls` says.
 pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>> {
     let provider = provider();
