@@ -7,6 +7,12 @@
 //! A run: Hello -> (Queued ...) -> Go -> the client measures the announced ports -> Done ->
 //! Account. The server may send Error at any point (refused, queue full, time is up), then
 //! it closes.
+//!
+//! An offer grows without a new version: a client measures the services whose names it
+//! knows and passes over the rest. A secure service (tls, quic) carries the fingerprint of
+//! its certificate in its name, `tls sha256 AB:CD:...`, as `serve --tls` prints it beside
+//! `listening`: a client that knows no fingerprints (control protocol 1 before tls and
+//! quic) knows no such name, so it measures what it did and never a port it cannot trust.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -23,15 +29,53 @@ pub(crate) const MAX_FRAME: usize = 1024;
 pub(crate) const MAX_SERVICES: usize = 16;
 /// The longest error text or protocol name, in bytes.
 const MAX_TEXT: usize = 512;
-/// The longest protocol name an offer carries: with [`MAX_SERVICES`] of them an offer stays
-/// within [`MAX_FRAME`].
-const MAX_NAME: usize = 32;
+/// The longest protocol name an offer carries, a fingerprint included; past
+/// [`MAX_FRAME`] an offer leaves out its last services.
+const MAX_NAME: usize = 112;
+/// What separates a secure service's protocol from its certificate's fingerprint.
+const SHA256: &str = " sha256 ";
 
-/// One service a lab server offers: a protocol by name ("tcp", "udp") and its port.
+/// One service a lab server offers: a protocol by name ("tcp", "udp", "tls") and its port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Service {
     pub proto: String,
     pub port: u16,
+    /// The SHA-256 fingerprint of the certificate a secure service presents, as text.
+    pub sha256: Option<String>,
+}
+
+impl Service {
+    /// A service without a certificate.
+    pub(crate) fn plain(proto: &str, port: u16) -> Service {
+        Service {
+            proto: proto.into(),
+            port,
+            sha256: None,
+        }
+    }
+
+    /// Its name on the wire: the protocol, then its fingerprint when it has one.
+    fn wire_name(&self) -> String {
+        match &self.sha256 {
+            Some(fp) => format!("{}{SHA256}{fp}", self.proto),
+            None => self.proto.clone(),
+        }
+    }
+
+    fn from_wire(name: String, port: u16) -> Service {
+        match name.split_once(SHA256) {
+            Some((proto, fp)) => Service {
+                proto: proto.into(),
+                port,
+                sha256: Some(fp.into()),
+            },
+            None => Service {
+                proto: name,
+                port,
+                sha256: None,
+            },
+        }
+    }
 }
 
 /// What a run is given when its turn comes.
@@ -239,11 +283,18 @@ fn encode_offer(b: &mut Vec<u8>, o: &Offer) {
     b.extend_from_slice(&o.max_runs.to_be_bytes());
     b.extend_from_slice(&o.max_ms.to_be_bytes());
     b.extend_from_slice(&o.rate.to_be_bytes());
-    let services = &o.services[..o.services.len().min(MAX_SERVICES)];
-    b.push(services.len() as u8);
-    for s in services {
-        put_text(b, &s.proto, MAX_NAME);
-        b.extend_from_slice(&s.port.to_be_bytes());
+    let count_at = b.len();
+    b.push(0);
+    for s in o.services.iter().take(MAX_SERVICES) {
+        let mut entry = Vec::new();
+        put_text(&mut entry, &s.wire_name(), MAX_NAME);
+        entry.extend_from_slice(&s.port.to_be_bytes());
+        // The frame's length prefix (2 bytes) is not part of its bound.
+        if b.len() - 2 + entry.len() > MAX_FRAME {
+            break;
+        }
+        b.extend(entry);
+        b[count_at] += 1;
     }
 }
 
@@ -262,10 +313,8 @@ fn decode_offer(r: &mut Fields) -> Result<Offer, WireError> {
         return Err(WireError::Malformed("too many services"));
     }
     for _ in 0..count {
-        offer.services.push(Service {
-            proto: r.text()?,
-            port: r.u16()?,
-        });
+        let name = r.text()?;
+        offer.services.push(Service::from_wire(name, r.u16()?));
     }
     Ok(offer)
 }
@@ -394,13 +443,12 @@ mod tests {
                 max_ms: 120_000,
                 rate: 50_000,
                 services: vec![
+                    Service::plain("tcp", 40001),
+                    Service::plain("udp", 40002),
                     Service {
-                        proto: "tcp".into(),
-                        port: 40001,
-                    },
-                    Service {
-                        proto: "udp".into(),
-                        port: 40002,
+                        proto: "quic".into(),
+                        port: 40003,
+                        sha256: Some(["AB"; 32].join(":")),
                     },
                 ],
             }),
@@ -503,20 +551,69 @@ mod tests {
             max_runs: 1,
             max_ms: 1,
             rate: 0,
-            services: vec![
-                Service {
-                    proto: "udp".into(),
-                    port: 1
-                };
-                100
-            ],
+            services: vec![Service::plain("udp", 1); 100],
         };
-        let frame = Msg::Go(many).encode();
+        let frame = Msg::Go(many.clone()).encode();
         assert!(frame.len() - 2 <= MAX_FRAME);
         let Ok(Msg::Go(offer)) = Msg::decode(body(&frame)) else {
             panic!("an offer");
         };
         assert_eq!(offer.services.len(), MAX_SERVICES);
+        // Long names: as many services as the frame holds, each whole.
+        let secure = Service {
+            proto: "quic".into(),
+            port: 1,
+            sha256: Some("F".repeat(MAX_NAME)),
+        };
+        let long = Offer {
+            services: vec![secure; MAX_SERVICES],
+            ..many
+        };
+        let frame = Msg::Go(long).encode();
+        assert!(frame.len() - 2 <= MAX_FRAME);
+        let Ok(Msg::Go(offer)) = Msg::decode(body(&frame)) else {
+            panic!("an offer");
+        };
+        assert!(
+            (1..MAX_SERVICES).contains(&offer.services.len()),
+            "{offer:?}"
+        );
+    }
+
+    #[test]
+    fn a_secure_service_is_a_name_a_client_of_tcp_and_udp_only_passes_over() {
+        let tls = Service {
+            proto: "tls".into(),
+            port: 7,
+            sha256: Some(["0A"; 32].join(":")),
+        };
+        let quic = Service {
+            proto: "quic".into(),
+            ..tls.clone()
+        };
+        assert_eq!(
+            tls.wire_name(),
+            format!("tls sha256 {}", ["0A"; 32].join(":"))
+        );
+        assert!(quic.wire_name().len() <= MAX_NAME);
+        // The names such a client looks up, compared as it compares them: whole.
+        for known in [
+            "tcp",
+            "udp",
+            "quic",
+            "raw",
+            "unix",
+            "unix-dgram",
+            "unix-seqpacket",
+        ] {
+            assert_ne!(tls.wire_name(), known);
+            assert_ne!(quic.wire_name(), known);
+        }
+        assert_eq!(Service::from_wire(tls.wire_name(), 7), tls);
+        assert_eq!(
+            Service::from_wire("udp".into(), 9),
+            Service::plain("udp", 9)
+        );
     }
 
     #[test]
