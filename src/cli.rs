@@ -244,15 +244,18 @@ throughput, loss, message boundaries, order), prints one table with a sentence p
 removes everything it made.
 
 With HOST, the lab measures against a lab server on another machine (`netecho serve \
---lab` there): tcp and udp over the real network, the path named (addresses, interface, MTU, \
-gateway), and how the server was shared: runs take turns, at most a few measuring at once, \
-the others told their place in the queue (turns go round by client address, so one \
-address's many runs never keep another's waiting behind them all); each report says how many \
-other runs measured beside it and how long it waited. --wait bounds the wait for a turn.
+--lab` there): tcp, udp, tls and quic over the real network, the path named (addresses, \
+interface, MTU, gateway), and how the server was shared: runs take turns, at most a few \
+measuring at once, the others told their place in the queue (turns go round by client \
+address, so one address's many runs never keep another's waiting behind them all); each \
+report says how many other runs measured beside it and how long it waited. --wait bounds the wait for a turn.
 
 Against a lab server started with --tls, give --tls and trust its certificate with --pin \
 (the fingerprint on its listening line), --ca or --insecure: TLS protects the control \
-connection; the echo ports stay plain, as they are what the lab measures.
+connection; the tcp and udp echo ports stay plain, as they are what the lab measures. The tls \
+and quic rows trust the certificate the server's offer names, and nothing else; over a plain \
+control connection that shows they reached whoever sent the offer, not that it was the lab \
+server (the report says which).
 
 Examples:
   netecho lab
@@ -397,10 +400,11 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LabServeArgs {
     /// Serve `netecho lab HOST` for a class: a control port (3235 on every address, IPv6 and
-    /// IPv4, unless --addr) and an echo port per protocol that crosses machines (tcp, udp),
-    /// chosen by the kernel and announced one line each. With --tls the control connection
-    /// speaks TLS (students give lab --tls --pin); the echo ports stay plain, as they are
-    /// what the lab measures
+    /// IPv4, unless --addr) and an echo port per protocol that crosses machines (tcp, udp,
+    /// tls, quic), chosen by the kernel and announced one line each. With --tls the control
+    /// connection speaks TLS (students give lab --tls --pin) and the tls and quic ports
+    /// present its certificate; the tcp and udp echo ports stay plain, as they are what the
+    /// lab measures
     #[arg(long, conflicts_with_all = ["files", "exec"])]
     pub lab: bool,
     /// With --lab: runs measuring at once; the others wait their turn in a queue, told their place
@@ -1019,8 +1023,8 @@ pub(crate) struct LabArgs {
     #[arg(long, value_name = "DUR", default_value = "10m", requires = "host", value_parser = parse_duration)]
     pub wait: Duration,
     /// With HOST: speak TLS on the control connection, to a lab server started with serve
-    /// --lab --tls (the echo ports stay plain); trust its certificate with --pin, --ca or
-    /// --insecure
+    /// --lab --tls (the tcp and udp echo ports stay plain); trust its certificate with
+    /// --pin, --ca or --insecure
     #[arg(long)]
     pub tls: bool,
     #[command(flatten)]
@@ -1570,7 +1574,8 @@ impl ServeArgs {
         };
         // Checked as the echo ports will check them: CIDR blocks only.
         self.access.access(Proto::Tcp)?;
-        // TLS protects the control connection; the echo ports stay plain, as they are what
+        // TLS protects the control connection (and the tls and quic echo ports present its
+        // certificate); the tcp and udp echo ports stay plain, as they are what
         // the lab measures.
         let tls = self.tls.server(self.tls.tls, &addr)?;
         if self.transform != Transform::Upper

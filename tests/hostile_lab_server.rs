@@ -1,6 +1,8 @@
 //! `lab` against a lab server that is not netecho's (tests/peers/fake_lab.py): it speaks the
-//! control protocol, but its echo ports answer garbage or nothing, and its account of the
-//! run claims billions of other runs and of milliseconds waited.
+//! control protocol, but its echo ports answer garbage or nothing, its tls port presents a
+//! certificate other than the one it offers, and its account of the run claims billions of
+//! other runs and of milliseconds waited. It offers what a server before tls and quic did
+//! (tcp and udp), so a run against it is also a run against such a server.
 
 mod common;
 
@@ -24,9 +26,15 @@ impl Drop for FakeLab {
 }
 
 fn fake_lab(mode: &str) -> FakeLab {
+    fake_lab_with(&[mode])
+}
+
+/// The fake lab server with its arguments (MODE, then what the mode takes).
+fn fake_lab_with(args: &[&str]) -> FakeLab {
     let script = format!("{}/tests/peers/fake_lab.py", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("python3")
-        .args([&script, mode])
+        .arg(&script)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -81,6 +89,11 @@ fn loss_is_a_share_of_both_runs_and_the_servers_account_is_bounded() {
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let rows = doc["rows"].as_array().unwrap();
+    // A server that offers tcp and udp only (as one before tls and quic did): their rows,
+    // and no others, with no word of the missing ones.
+    let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
+    assert_eq!(protos, ["tcp", "udp"], "{doc}");
+    assert!(!doc["remote"].to_string().contains("secure rows"), "{doc}");
     let udp = rows
         .iter()
         .find(|r| r["proto"] == "udp")
@@ -102,4 +115,33 @@ fn loss_is_a_share_of_both_runs_and_the_servers_account_is_bounded() {
         "{p}"
     );
     assert!(stderr.contains("not plausible"), "{stderr}");
+}
+
+#[test]
+fn a_tls_port_whose_certificate_is_not_the_offered_one_ends_the_run_in_one_line() {
+    // A real TLS echo server, whose certificate the fake's offer does not name.
+    let tls = common::Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let port = tls.port().to_string();
+    let out = lab(&fake_lab_with(&["pin-mismatch", &port]), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no table: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let line = errors[0];
+    assert!(
+        line.contains(&format!(
+            "the tls port 127.0.0.1:{port} presents a certificate"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("other than the one the lab server offered"),
+        "{line}"
+    );
+    // It names the certificate it met: the one the TLS server printed.
+    let printed = tls.pin();
+    assert!(line.contains(&printed), "{printed}: {line}");
+    // Measured once: a certificate does not change on a second try.
+    assert!(!stderr.contains("once more"), "{stderr}");
 }

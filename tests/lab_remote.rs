@@ -152,7 +152,6 @@ impl Drop for Pair {
     }
 }
 
-/// The lines `serve --lab` prints after `listening`: one per protocol, the ports it chose.
 /// The lines `serve --lab` announces after `listening`, as printed, to its last (the Unix
 /// protocols', never offered).
 fn announcement(server: &Server) -> Vec<String> {
@@ -174,20 +173,22 @@ fn announced(server: &Server) -> (Vec<String>, u16, u16) {
             _ => lines.push(line),
         }
     }
-    let port = |proto: &str| -> u16 {
-        let line = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("lab {proto}: port ")))
-            .unwrap_or_else(|| panic!("no {proto} line: {lines:?}"));
-        line.split_whitespace()
-            .nth(3)
-            .unwrap()
-            .trim_end_matches(',')
-            .parse()
-            .unwrap()
-    };
-    let (tcp, udp) = (port("tcp"), port("udp"));
+    let (tcp, udp) = (port_in(&lines, "tcp"), port_in(&lines, "udp"));
     (lines, tcp, udp)
+}
+
+/// The port `serve --lab`'s line for `proto` announces.
+fn port_in(lines: &[String], proto: &str) -> u16 {
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("lab {proto}: port ")))
+        .unwrap_or_else(|| panic!("no {proto} line: {lines:?}"));
+    line.split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap()
 }
 
 fn ok_output(child: std::process::Child, what: &str, limit: Duration) -> (String, String) {
@@ -237,6 +238,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
     let server = pair.lab_server(&["--addr", "[::]:3235"]);
     assert_eq!(server.addr, "[::]:3235");
     let (lines, tcp_port, udp_port) = announced(&server);
+    let (tls_port, quic_port) = (port_in(&lines, "tls"), port_in(&lines, "quic"));
     assert!(
         lines[0].starts_with("lab control: tcp [::]:3235, control protocol 1"),
         "{lines:?}"
@@ -265,11 +267,10 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         })
         .collect();
     ports.sort();
-    let mut expected = vec![
-        "3235".to_string(),
-        tcp_port.to_string(),
-        udp_port.to_string(),
-    ];
+    let mut expected: Vec<String> = [3235, tcp_port, udp_port, tls_port, quic_port]
+        .iter()
+        .map(u16::to_string)
+        .collect();
     expected.sort();
     assert_eq!(
         ports, expected,
@@ -288,7 +289,7 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         let rows = doc["rows"].as_array().unwrap();
         let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
-        assert_eq!(protos, ["tcp", "udp", "raw"], "{doc}");
+        assert_eq!(protos, ["tcp", "udp", "tls", "quic", "raw"], "{doc}");
         for r in rows {
             assert_eq!(r["family"], family, "{r}");
             assert!(r["address"].as_str().unwrap().contains(host), "{r}");
@@ -322,6 +323,8 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
     for needle in [
         " tcp6 ",
         " udp6 ",
+        " tls6 ",
+        " quic6 ",
         &format!("lab server [{SERVER_V6}]:3235"),
         &format!("path: fd00:234::2 -> {SERVER_V6}, dev {}", pair.veth_client),
         "directly connected",
@@ -487,6 +490,87 @@ fn the_echo_ports_answer_only_a_run_holding_its_turn() {
     control.write_all(&[0, 1, 4]).unwrap();
     assert_eq!(frame(&mut control)[0], 5, "Account");
     assert_eq!(udp_echo(udp, b"after"), None, "the turn is over");
+}
+
+/// The certificate fingerprint `serve --lab` announces for its tls and quic ports.
+fn offered_pin(lines: &[String]) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("lab tls: port "))
+        .unwrap_or_else(|| panic!("no tls line: {lines:?}"));
+    let at = line.find("certificate sha256 ").expect("a fingerprint") + 19;
+    line[at..].split_whitespace().next().unwrap().to_string()
+}
+
+/// `send hello` to the secure echo `port` (tls, or quic), trusting `pin`: the reply, or
+/// the error line.
+fn secure_echo(proto: &str, port: u16, pin: &str) -> Result<String, String> {
+    let to = format!("127.0.0.1:{port}");
+    let mut args = match proto {
+        "tls" => vec!["send", "--proto", "tcp", "--tls"],
+        _ => vec!["send", "--proto", proto],
+    };
+    args.extend(["--pin", pin, &to, "hello"]);
+    let out = common::netecho(&args, b"");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+#[test]
+fn the_tls_and_quic_ports_answer_only_a_run_holding_its_turn() {
+    let server = Server::start(&["--lab", "--addr", "127.0.0.1:0"]);
+    let (lines, _, _) = announced(&server);
+    let pin = offered_pin(&lines);
+    let (tls, quic) = (port_in(&lines, "tls"), port_in(&lines, "quic"));
+    // No run holds a turn: the tls port closes the handshake, the quic port sends nothing
+    // back at all (not even a Retry), so the client's handshake runs out of time.
+    let refused = secure_echo("tls", tls, &pin).unwrap_err();
+    assert!(
+        refused.contains("closed the connection during the TLS handshake"),
+        "{refused}"
+    );
+    let unanswered = secure_echo("quic", quic, &pin).unwrap_err();
+    assert!(
+        unanswered.contains("no QUIC handshake within"),
+        "{unanswered}"
+    );
+    let mut control = take_turn(server.port());
+    assert_eq!(secure_echo("tls", tls, &pin).unwrap(), "HELLO\n");
+    assert_eq!(secure_echo("quic", quic, &pin).unwrap(), "HELLO\n");
+    control.write_all(&DONE).unwrap();
+    assert_eq!(frame(&mut control)[0], 5, "Account");
+    assert!(secure_echo("tls", tls, &pin).is_err(), "the turn is over");
+    assert!(secure_echo("quic", quic, &pin).is_err(), "the turn is over");
+}
+
+#[test]
+fn a_run_measures_tls_and_quic_trusting_the_certificate_its_offer_names() {
+    let server = Server::start(&["--lab", "--addr", "127.0.0.1:0"]);
+    let (lines, _, _) = announced(&server);
+    let pin = offered_pin(&lines).replace(':', "").to_lowercase();
+    let control = format!("127.0.0.1:{}", server.port());
+    let (json, _) = lab_here(&["--format", "json", &control]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    for proto in ["tls", "quic"] {
+        let row = rows
+            .iter()
+            .find(|r| r["proto"] == proto)
+            .unwrap_or_else(|| panic!("no {proto} row: {doc}"));
+        assert!(row["sent"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["setup_us"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["messages_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    // The offer came over plain TCP: the report says what trusting it shows, and not.
+    let notes = doc["remote"].to_string();
+    assert!(notes.contains(&format!("sha256 {pin}")), "{notes}");
+    assert!(
+        notes.contains("nothing shows it was the lab server"),
+        "{notes}"
+    );
 }
 
 #[test]
@@ -811,22 +895,21 @@ fn a_run_waiting_past_wait_stops_and_says_the_place_it_reached() {
     assert!(line.contains("give a longer --wait"), "{line}");
 }
 
-/// The fingerprint a TLS lab server logs for clients to pin.
-fn pin_of(server: &Server) -> String {
-    let log = server.wait_log("--pin ");
-    let at = log.find("--pin ").unwrap() + 6;
-    log[at..].split_whitespace().next().unwrap().to_string()
-}
-
 #[test]
 fn a_tls_lab_runs_with_the_pinned_fingerprint_and_refuses_another() {
     let (server, _, _) = loopback_lab(&["--tls"]);
     let host = format!("127.0.0.1:{}", server.port());
-    let pin = pin_of(&server);
+    let pin = server.pin();
     let out = common::netecho(&["lab", "--quick", "--tls", "--pin", &pin, &host], b"");
     let report = common::ok(&out);
+    for row in ["tcp", "udp", "tls", "quic"] {
+        assert!(report.contains(&format!("\n{row} ")), "{row}: {report}");
+    }
+    // The secure rows trust the control port's own certificate, which the run checked.
+    let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    let named = pin.replace(':', "").to_lowercase();
     assert!(
-        report.contains("\ntcp ") && report.contains("\nudp "),
+        line.contains(&format!("sha256 {named}, which came over the TLS control")),
         "{report}"
     );
     assert!(
@@ -963,7 +1046,7 @@ fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
         let _silent: Vec<TcpStream> = (0..8)
             .map(|_| silent_from(server.port(), "127.0.0.1"))
             .collect();
-        let pin = if tls { pin_of(&server) } else { String::new() };
+        let pin = if tls { server.pin() } else { String::new() };
         let mut args = vec!["lab", "--quick", &host];
         if tls {
             args.extend(["--tls", "--pin", &pin]);

@@ -183,8 +183,7 @@ impl LocalServers {
         let endpoint = Endpoint::parse(bound, Some(proto))?;
         if let Some(pin) = pin {
             let pin = Fingerprint::parse(pin).map_err(|e| anyhow!("the local server: {e}"))?;
-            let mut pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
-            pins.push((endpoint.addr.clone(), pin));
+            trust_at(&endpoint.addr, pin);
         }
         Ok(endpoint)
     }
@@ -303,8 +302,17 @@ fn spawn_for_life(mut cmd: Command) -> std::io::Result<Child> {
     child.recv().unwrap_or_else(|_| Err(gone()))
 }
 
-/// The certificate fingerprints local servers printed, by address: clients pin them.
+/// The certificate fingerprints local servers printed, or a lab server offered, by
+/// address: clients pin them.
 static PINS: Mutex<Vec<(Address, Fingerprint)>> = Mutex::new(Vec::new());
+
+/// From now on a client of `addr` trusts the certificate with fingerprint `pin`, and only
+/// it.
+pub(crate) fn trust_at(addr: &Address, pin: Fingerprint) {
+    let mut pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
+    pins.retain(|(at, _)| at != addr);
+    pins.push((addr.clone(), pin));
+}
 
 /// What a client of a local server trusts: the certificate it printed (a server of this
 /// process's own making, on loopback); `None` for a server that has no certificate.

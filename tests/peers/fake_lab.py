@@ -1,9 +1,12 @@
 """A lab server that is not netecho's, for tests/hostile_lab_server.rs: it speaks the control
 protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
 
-    fake_lab.py MODE    MODE garbage: the tcp and udp ports answer bytes that are not the
-                        request; udp-silent: tcp echoes upper-cased, udp answers nothing.
-                        Either way the account claims 4294967295 other runs and as many
+    fake_lab.py MODE [TLS_PORT]
+                        MODE garbage: the tcp and udp ports answer bytes that are not the
+                        request; udp-silent: tcp echoes upper-cased, udp answers nothing;
+                        pin-mismatch: both echo upper-cased, and the offer names TLS_PORT
+                        (another server's) as its tls port, with a fingerprint of zeros.
+                        Every way the account claims 4294967295 other runs and as many
                         milliseconds waited. Prints "ready PORT" (the control port, on
                         127.0.0.1), serves runs one after another, ends after 60 s.
 """
@@ -62,14 +65,20 @@ def udp_echo(sock, mode):
         data, addr = sock.recvfrom(65536)
         if mode == "garbage":
             sock.sendto(b"\x1b[31m" + data[::-1], addr)
+        elif mode == "pin-mismatch":
+            sock.sendto(data.upper(), addr)
 
 
-def run(conn, tcp_port, udp_port):
+def run(conn, tcp_port, udp_port, tls_port):
     conn.settimeout(60)
     if read_frame(conn) is None:
         return
-    go = b"\x03" + struct.pack(">IIHHII", 7, 0, 0, 1, 0xFFFFFFFF, 0) + bytes([2])
-    go += text("tcp") + struct.pack(">H", tcp_port) + text("udp") + struct.pack(">H", udp_port)
+    services = [("tcp", tcp_port), ("udp", udp_port)]
+    if tls_port is not None:
+        services.append(("tls sha256 " + ":".join(["00"] * 32), tls_port))
+    go = b"\x03" + struct.pack(">IIHHII", 7, 0, 0, 1, 0xFFFFFFFF, 0) + bytes([len(services)])
+    for name, port in services:
+        go += text(name) + struct.pack(">H", port)
     conn.sendall(frame(go))
     while True:
         body = read_frame(conn)
@@ -82,6 +91,7 @@ def run(conn, tcp_port, udp_port):
 
 def main():
     mode = sys.argv[1]
+    tls_port = int(sys.argv[2]) if len(sys.argv) > 2 else None
     echo = socket.socket()
     echo.bind(("127.0.0.1", 0))
     echo.listen(100)
@@ -101,7 +111,7 @@ def main():
         except OSError:
             return
         try:
-            run(conn, echo.getsockname()[1], udp.getsockname()[1])
+            run(conn, echo.getsockname()[1], udp.getsockname()[1], tls_port)
         except OSError:
             pass
         conn.close()

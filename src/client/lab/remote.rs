@@ -4,8 +4,10 @@
 //! connection's family, are measured as the local lab measures them; then Done, and the
 //! server's account: how many other runs measured meanwhile, how long this one waited.
 //! The report names the server, the path to it and how it was shared. With `--tls` the
-//! control connection speaks TLS (every byte through the connection's session); the echo
-//! ports it measures stay plain.
+//! control connection speaks TLS (every byte through the connection's session); the tcp
+//! and udp echo ports it measures stay plain, and the tls and quic ones trust only the
+//! certificate the offer names, which proves the lab server's only when the control
+//! connection's certificate was checked.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,14 +17,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::Level;
 
+use crate::client::local;
 use crate::endpoint::{Address, Endpoint, Proto, SockProto, Target};
 use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError, WireError};
 use crate::report::{self, Format, Meta};
+use crate::transport::tls::cert::Fingerprint;
 use crate::transport::within::Within;
 use crate::transport::{self, Conn, SocketOptions, printable};
 
 use super::path::Path;
-use super::plan::{CASES, Plan};
+use super::plan::{CASES, Plan, case_name};
 use super::raw::measure_raw;
 use super::render::{self, Lab};
 use super::rows::{Row, SCHEMA};
@@ -44,6 +48,9 @@ struct Shared {
     account: Account,
     /// The first place this run had in the queue, if it waited.
     first_place: Option<u16>,
+    /// Whether the control connection proved it reached the lab server: TLS with the
+    /// server's certificate checked (--pin or --ca, not --insecure).
+    proven: bool,
 }
 
 /// `--format json` of a lab against a lab server.
@@ -106,6 +113,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         offer,
         account,
         first_place,
+        proven: settings.tls.as_ref().is_some_and(|t| !t.insecure),
     };
     render_remote(settings, host, plan, &path, &shared, &rows)
 }
@@ -374,22 +382,72 @@ fn port_of(offer: &Offer, proto: SockProto) -> Option<u16> {
         .map(|s| s.port)
 }
 
-/// The plan's rows the server offers, in the family of the control connection, each
-/// measured against its announced port.
-fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec<Row>> {
+/// The plan's rows the server offers, in the family of the control connection: each
+/// protocol at its announced port, a secure one (tls, quic) trusting only the certificate
+/// the offer names. A server that offers no tls or quic (an older one) yields no such rows.
+fn offered_targets(offer: &Offer, server: SocketAddr) -> Result<Vec<Target>> {
     let v6 = server.ip().to_canonical().is_ipv6();
-    let targets: Vec<Target> = CASES
-        .iter()
-        // A row whose server takes flags (tls) is not one a lab server offers.
-        .filter(|(_, ipv6, flags)| *ipv6 == v6 && flags.is_empty())
-        .filter_map(|(proto, _, _)| {
-            let port = port_of(offer, *proto)?;
-            Some(Target {
-                proto: *proto,
-                addr: Address::Ip(SocketAddr::new(server.ip(), port)),
-            })
-        })
-        .collect();
+    let mut targets = Vec::new();
+    for case @ (proto, ipv6, flags) in CASES.iter() {
+        // The local lab measures the secure rows over IPv4 only; here they take the
+        // control connection's family as every other row does.
+        let secure = flags.contains(&"--tls") || *proto == SockProto::Quic;
+        if !secure && *ipv6 != v6 {
+            continue;
+        }
+        let name = match secure {
+            true => case_name(case),
+            false => proto.name().to_string(),
+        };
+        let Some(service) = offer.services.iter().find(|s| s.proto == name) else {
+            continue;
+        };
+        let addr = Address::Ip(SocketAddr::new(server.ip(), service.port));
+        match (secure, &service.sha256) {
+            (true, Some(fp)) => {
+                let pin = Fingerprint::parse(fp).map_err(|e| {
+                    anyhow!("the lab server offered {name} with a fingerprint that is not one: {e}")
+                })?;
+                local::trust_at(&addr, pin);
+            }
+            // A certificate nothing says to trust: not a port to measure.
+            (true, None) => continue,
+            (false, _) => {}
+        }
+        targets.push(Target {
+            proto: *proto,
+            addr,
+        });
+    }
+    Ok(targets)
+}
+
+/// A secure row's first connection: a certificate other than the one offered ends the run
+/// with one line, as measuring again would meet the same certificate.
+fn offered_certificate(target: &Target) -> Result<()> {
+    let opts = local::options_for(target, &SocketOptions::default());
+    let Err(e) = transport::connect(target, &opts) else {
+        return Ok(());
+    };
+    // TLS and QUIC both say a pin that does not match as "has fingerprint SEEN, not the
+    // pinned PIN"; any other failure is the measurement's to retry and report.
+    let text = format!("{e:#}");
+    let Some(rest) = text.split("has fingerprint ").nth(1) else {
+        return Ok(());
+    };
+    let seen = rest.split([',', ' ']).next().unwrap_or_default();
+    bail!(
+        "the {} port {} presents a certificate (sha256 {seen}) other than the one the lab \
+         server offered: another program answers there, or something on the path in the \
+         server's place; the lab stops rather than measure it",
+        super::measure::target_name(target),
+        target.addr
+    )
+}
+
+/// The plan's rows the server offers, each measured against its announced port.
+fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec<Row>> {
+    let targets = offered_targets(offer, server)?;
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
     }
@@ -407,6 +465,9 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
             ));
             let (target, plan_row) = (target.clone(), plan.clone());
             within_run(&target.to_string(), until, plan, move || {
+                if local::trust(&target).is_some() {
+                    offered_certificate(&target)?;
+                }
                 measure(&target, &plan_row)
             })
         })
@@ -515,6 +576,7 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
             offer.max_runs
         ),
     ];
+    notes.extend(trusted(shared));
     notes.push(match shared.first_place {
         Some(place) => format!(
             "waited {:.1} s in the queue (number {place} at first)",
@@ -533,6 +595,39 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
         ));
     }
     notes
+}
+
+/// What the secure rows trusted, and what that proves: a certificate named over a plain
+/// control connection is whoever answered's, not necessarily the lab server's.
+fn trusted(shared: &Shared) -> Option<String> {
+    let mut named: Vec<String> = shared
+        .offer
+        .services
+        .iter()
+        .filter_map(|s| s.sha256.as_deref())
+        // Without colons, so a note wrapped at 80 columns keeps each whole.
+        .map(|fp| fp.replace(':', "").to_lowercase())
+        .collect();
+    named.dedup();
+    if named.is_empty() {
+        return None;
+    }
+    let fps = named.join(" and ");
+    let how = match shared.proven {
+        true => {
+            "which came over the TLS control connection, its certificate checked: the \
+                 rows measured the lab server's own ports"
+        }
+        false => {
+            "which came over a control connection whose server nothing checked (plain \
+                  TCP, or --insecure): the rows reached whoever sent the offer, encrypted, \
+                  but nothing shows it was the lab server; serve --lab --tls with lab --tls \
+                  --pin shows that"
+        }
+    };
+    Some(format!(
+        "the secure rows trusted only the certificate the offer named, sha256 {fps}, {how}"
+    ))
 }
 
 /// The run's facts as metadata: in the JSON's meta and on every CSV line.

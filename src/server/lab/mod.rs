@@ -1,15 +1,18 @@
 //! `serve --lab`: the far end of `lab HOST` for a class. One control port (the lab's control
 //! protocol, [`crate::labwire`]) and an echo port per protocol that crosses machines, chosen
-//! by the kernel and announced: tcp and udp, each served by the server's own echo service
-//! and model, and raw (IP protocol 254) when the process may open raw sockets. Runs take
-//! turns as [`class`] says; only the addresses of runs holding their
+//! by the kernel and announced: tcp and udp, tls (TCP with TLS) and quic, each served by the
+//! server's own echo service and model, and raw (IP protocol 254) when the process may open
+//! raw sockets. Runs take turns as [`class`] says; only the addresses of runs holding their
 //! turn reach the echo ports, so the udp port answers no one who has not proven their
-//! address with a TCP handshake on the control port, and a reply is never larger than its
-//! request. The server opens no other port, runs no program and touches no file.
+//! address with a TCP handshake on the control port, the quic port drops their packets
+//! unanswered (and asks every other client for a Retry first), and a reply is never larger
+//! than its request. The server opens no other port, runs no program and touches no file.
 //!
 //! With `--tls` the control connection speaks TLS (the certificate of --cert and --key, or
-//! one made at start, its fingerprint on the `listening` line for clients to pin); the echo
-//! ports stay plain, as they are what the lab measures.
+//! one made at start, its fingerprint on the `listening` line for clients to pin); the tcp
+//! and udp echo ports stay plain, as they are what the lab measures. The tls and quic ports
+//! present that certificate, or one made at start without --tls, and each run's offer
+//! carries its fingerprint.
 
 pub(crate) mod class;
 mod control;
@@ -34,6 +37,8 @@ use crate::service::guard::{self, DEFAULT_ECHO_RATE, GuardRules};
 use crate::service::stats::Stats;
 use crate::signal::Shutdown;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
+use crate::transport::quic::{QuicOptions, Sources};
+use crate::transport::tls::TlsEnd;
 use crate::transport::{self, Bound, DatagramSocket, Listener, SocketOptions};
 
 use super::{Admission, Server};
@@ -45,8 +50,11 @@ use class::{Class, Limits};
 pub(crate) const LAB_IP_PROTO: u8 = 254;
 /// An echo connection silent this long is closed: a run's connections are busy or done.
 const DATA_IDLE: Duration = Duration::from_secs(10);
-/// Echo connections at once, all runs together.
+/// Echo connections at once on each of the tcp, tls and quic ports, all runs together.
 const DATA_CONNS: usize = 4096;
+/// File descriptors those take at most: one a connection, two a quic one (the socket pair
+/// it reaches the echo through).
+const DATA_FDS: usize = 4 * DATA_CONNS;
 
 /// What `serve --lab` is asked, as plain values.
 pub(crate) struct LabServeConfig {
@@ -102,7 +110,7 @@ impl Lab {
 pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let shutdown = Shutdown::install()?;
     lifecycle::raise_nofile(
-        DATA_CONNS + config.limits.runs + config.limits.queue + 3 * control::MAX_GREETING,
+        DATA_FDS + config.limits.runs + config.limits.queue + 3 * control::MAX_GREETING,
     );
     let stats = Stats::shared();
     let (control, control_addr) = bind_control(&config.addr, config.tls.clone())?;
@@ -114,17 +122,14 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let class = Arc::new(Class::new(config.limits));
     let gated = Arc::clone(&class);
     let gate: Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
-    let access = |proto| -> Result<Access> {
-        Ok(Access::new(proto, &config.allow, &config.deny)?.gated(Arc::clone(&gate)))
+    let ports = Ports {
+        ip: control_addr.ip(),
+        config: &config,
+        class: &class,
+        gate: &gate,
+        stats,
     };
-    let ip = control_addr.ip();
-    let tcp = start_tcp(ip, access(Proto::Tcp)?, &config, &class, stats)?;
-    let udp = start_udp(ip, access(Proto::Udp)?, &config, stats)?;
-    let mut services = vec![tcp, udp];
-    let raw = start_raw(ip, &gate, stats);
-    if let Ok(raw) = &raw {
-        services.push(raw.clone());
-    }
+    let (services, not_offered) = ports.start()?;
     let lab = Lab {
         class: Arc::clone(&class),
         services,
@@ -135,7 +140,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         refused: AtomicUsize::new(0),
         greeters: control::Greeters::default(),
     };
-    say_what_is_served(control_addr, &lab, config.tls.is_some(), raw.err())?;
+    say_what_is_served(control_addr, &lab, config.tls.is_some(), &not_offered)?;
     let lab = Arc::new(lab);
     let control_access = Arc::new(Access::new(Proto::Tcp, &config.allow, &config.deny)?);
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
@@ -172,16 +177,17 @@ fn announce(text: &str) -> Result<()> {
     lifecycle::announce(wrap(text, "", "  ", WIDTH).trim_end())
 }
 
-/// One line per protocol: what it serves, where, to whom; why raw is not offered, when not.
+/// One line per protocol: what it serves, where, to whom; the certificate of the secure
+/// ones; why a protocol is not offered, when not.
 fn say_what_is_served(
     control: SocketAddr,
     lab: &Lab,
     tls: bool,
-    no_raw: Option<String>,
+    not_offered: &[NotOffered],
 ) -> Result<()> {
     let limits = lab.class.limits;
     let over = match tls {
-        true => " in TLS (the echo ports stay plain: they are what the lab measures)",
+        true => " in TLS (the tcp and udp echo ports stay plain: they are what the lab measures)",
         false => "",
     };
     announce(&format!(
@@ -195,99 +201,161 @@ fn say_what_is_served(
         limits.max_time.as_secs()
     ))?;
     for s in &lab.services {
-        if s.proto == "raw" {
-            announce(&format!(
-                "lab raw: IP protocol {}, the raw echo (a netecho header, upper), one reply per \
-                 packet, never larger than the request, to the addresses of runs holding their \
-                 turn",
-                s.port
-            ))?;
-            continue;
-        }
-        let what = match s.proto.as_str() {
-            "udp" => format!(
-                "the echo service (upper), one reply per datagram, never larger than the \
-                 request, at most {} per second per address",
-                lab.rate
-            ),
-            _ => "the echo service (upper), a connection per client".to_string(),
-        };
-        announce(&format!(
-            "lab {}: port {}, {what}, to the addresses of runs holding their turn",
-            s.proto, s.port
-        ))?;
+        announce(&what_is_served(s, lab.rate))?;
     }
-    if let Some(why) = no_raw {
-        announce(&format!("lab raw: not offered: {why}"))?;
+    for (proto, why) in not_offered {
+        announce(&format!("lab {proto}: not offered: {why}"))?;
     }
     announce("lab unix, unix-dgram, unix-seqpacket: not offered: they stay on one machine")
 }
 
-/// The tcp echo port, under the event model on threads of its own; a connection ends at its
-/// address's next bytes once the address no longer holds a turn.
-fn start_tcp(
-    ip: IpAddr,
-    access: Access,
-    config: &LabServeConfig,
-    class: &Arc<Class>,
-    stats: &'static Stats,
-) -> Result<Service> {
-    let endpoint = Endpoint {
-        proto: Proto::Tcp,
-        addr: Address::Ip(SocketAddr::new(ip, 0)),
+/// The line of one offered service.
+fn what_is_served(s: &Service, rate: u32) -> String {
+    let turn = "to the addresses of runs holding their turn";
+    let what = match s.proto.as_str() {
+        "raw" => {
+            return format!(
+                "lab raw: IP protocol {}, the raw echo (a netecho header, upper), one reply per \
+                 packet, never larger than the request, {turn}",
+                s.port
+            );
+        }
+        "udp" => format!(
+            "the echo service (upper), one reply per datagram, never larger than the request, \
+             at most {rate} per second per address"
+        ),
+        "quic" => "the echo service (upper), a stream per message, each new client asked to \
+                   prove its address first (a Retry, smaller than its Initial)"
+            .to_string(),
+        "tls" => "the echo service (upper) in TLS, a connection per client".to_string(),
+        _ => "the echo service (upper), a connection per client".to_string(),
     };
-    let bound = transport::bind(&endpoint, &SocketOptions::default())?;
-    let port = port_of(bound.local())?;
-    let Bound::Listener(listener) = bound else {
-        anyhow::bail!("a tcp port is a listener");
+    let cert = match &s.sha256 {
+        Some(fp) => format!(", certificate sha256 {fp} (each run's offer carries it)"),
+        None => String::new(),
     };
-    let access = Arc::new(access);
-    let server = Arc::new(Server {
-        service: turns::TurnBound {
-            echo: echo(Proto::Tcp, config, stats, Arc::clone(&access)),
-            class: Arc::clone(class),
-        },
-        admission: Admission::new(Proto::Tcp, access, DATA_CONNS, stats),
-        stats,
-        idle_timeout: Some(DATA_IDLE),
-        stopping: AtomicBool::new(false),
-        request_guard: request_guard(config),
-        model_asked: false,
-    });
-    let threads = config.threads;
-    spawn_port("lab-tcp", move |never| {
-        super::event::serve(&listener, &server, never, threads, super::Sched::Normal)
-    })?;
-    Ok(Service {
-        proto: "tcp".into(),
-        port,
-    })
+    format!("lab {}: port {}, {what}, {turn}{cert}", s.proto, s.port)
 }
 
-/// The udp echo port: the datagram echo, batched, its guard and the class's gate.
-fn start_udp(
+/// A protocol the server does not offer, and why: said on its line at start.
+type NotOffered = (&'static str, String);
+
+/// What every echo port is started with: the address, the lab's settings, and the turns.
+struct Ports<'a> {
     ip: IpAddr,
-    access: Access,
-    config: &LabServeConfig,
+    config: &'a LabServeConfig,
+    class: &'a Arc<Class>,
+    /// Whether an address holds a turn now.
+    gate: &'a Gate,
     stats: &'static Stats,
-) -> Result<Service> {
-    let endpoint = Endpoint {
-        proto: Proto::Udp,
-        addr: Address::Ip(SocketAddr::new(ip, 0)),
-    };
-    let bound = transport::bind(&endpoint, &SocketOptions::default())?;
-    let port = port_of(bound.local())?;
-    let Bound::Datagram(sock) = bound else {
-        anyhow::bail!("a udp port is a datagram socket");
-    };
-    let rules = echo(Proto::Udp, config, stats, Arc::new(access)).datagram;
-    spawn_port("lab-udp", move |never| {
-        answer_datagrams(&sock, rules, stats, never)
-    })?;
-    Ok(Service {
-        proto: "udp".into(),
-        port,
-    })
+}
+
+impl Ports<'_> {
+    /// Every echo port: the services to offer, and those not offered with why.
+    fn start(&self) -> Result<(Vec<Service>, Vec<NotOffered>)> {
+        let tcp = self.conns("tcp", Proto::Tcp, SocketOptions::default())?;
+        let udp = self.udp()?;
+        let mut services = vec![Service::plain("tcp", tcp), Service::plain("udp", udp)];
+        let mut not_offered = Vec::new();
+        // The control port's certificate under --tls, else one made now as `serve --tls`
+        // makes one: the tls and quic ports present the same.
+        let cert = match &self.config.tls {
+            Some(TlsEnd::Server(cert)) => cert.clone(),
+            _ => crate::transport::tls::cert::made_for(self.ip)?,
+        };
+        let secure = |proto: &str, port| Service {
+            proto: proto.into(),
+            port,
+            sha256: Some(cert.fingerprint.to_string()),
+        };
+        let tls = SocketOptions {
+            tls: Some(TlsEnd::Server(cert.clone())),
+            ..SocketOptions::default()
+        };
+        services.push(secure("tls", self.conns("tls", Proto::Tcp, tls.clone())?));
+        let quic = SocketOptions {
+            quic: QuicOptions {
+                // A message under way has as long as a connection may be idle.
+                message_time: Some(DATA_IDLE),
+                sources: Some(Sources(Arc::clone(self.gate))),
+                ..QuicOptions::default()
+            },
+            ..tls
+        };
+        // QUIC is TLS 1.3 only: a certificate of --tls-version 1.2 cannot serve it.
+        match self.conns("quic", Proto::Quic, quic) {
+            Ok(port) => services.push(secure("quic", port)),
+            Err(e) => not_offered.push(("quic", format!("{e:#}"))),
+        }
+        match start_raw(self.ip, self.gate, self.stats) {
+            Ok(raw) => services.push(raw),
+            Err(why) => not_offered.push(("raw", why)),
+        }
+        Ok((services, not_offered))
+    }
+
+    fn access(&self, proto: Proto) -> Result<Arc<Access>> {
+        let access = Access::new(proto, &self.config.allow, &self.config.deny)?;
+        Ok(Arc::new(access.gated(Arc::clone(self.gate))))
+    }
+
+    /// A port of connections (tcp, tls, quic) under the event model on threads of its own;
+    /// a connection ends at its address's next bytes once the address no longer holds a
+    /// turn. Its port number.
+    fn conns(&self, name: &str, proto: Proto, opts: SocketOptions) -> Result<u16> {
+        let endpoint = Endpoint {
+            proto,
+            addr: Address::Ip(SocketAddr::new(self.ip, 0)),
+        };
+        let bound = transport::bind(&endpoint, &opts)?;
+        let port = port_of(bound.local())?;
+        let Bound::Listener(listener) = bound else {
+            anyhow::bail!("a {name} port is a listener");
+        };
+        let access = self.access(proto)?;
+        let server = Arc::new(Server {
+            service: turns::TurnBound {
+                echo: echo(proto, self.config, self.stats, Arc::clone(&access)),
+                class: Arc::clone(self.class),
+            },
+            admission: Admission::new(proto, access, DATA_CONNS, self.stats),
+            stats: self.stats,
+            idle_timeout: Some(DATA_IDLE),
+            stopping: AtomicBool::new(false),
+            request_guard: request_guard(self.config),
+            model_asked: false,
+        });
+        let threads = self.config.threads;
+        spawn_port(&format!("lab-{name}"), move |never| {
+            super::event::serve(&listener, &server, never, threads, super::Sched::Normal)
+        })?;
+        Ok(port)
+    }
+
+    /// The udp echo port: the datagram echo, batched, its guard and the class's gate.
+    fn udp(&self) -> Result<u16> {
+        let endpoint = Endpoint {
+            proto: Proto::Udp,
+            addr: Address::Ip(SocketAddr::new(self.ip, 0)),
+        };
+        let bound = transport::bind(&endpoint, &SocketOptions::default())?;
+        let port = port_of(bound.local())?;
+        let Bound::Datagram(sock) = bound else {
+            anyhow::bail!("a udp port is a datagram socket");
+        };
+        let rules = echo(
+            Proto::Udp,
+            self.config,
+            self.stats,
+            self.access(Proto::Udp)?,
+        )
+        .datagram;
+        let stats = self.stats;
+        spawn_port("lab-udp", move |never| {
+            answer_datagrams(&sock, rules, stats, never)
+        })?;
+        Ok(port)
+    }
 }
 
 fn answer_datagrams(
@@ -331,10 +399,7 @@ fn start_raw(ip: IpAddr, gate: &Gate, stats: &'static Stats) -> Result<Service, 
         })
         .map_err(|e| format!("{e:#}"))?;
     }
-    Ok(Service {
-        proto: "raw".into(),
-        port: u16::from(LAB_IP_PROTO),
-    })
+    Ok(Service::plain("raw", u16::from(LAB_IP_PROTO)))
 }
 
 /// Runs a port's loop on a thread of its own. Its loop never sees a stop signal: the

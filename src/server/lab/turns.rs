@@ -1,5 +1,5 @@
-//! The lab's tcp echo, bound to turns: an echo connection serves only while a run of its
-//! address holds its turn. The gate is checked on accept, and again on a connection's next
+//! The lab's tcp, tls and quic echo, bound to turns: an echo connection serves only while
+//! a run of its address holds its turn. The gate is checked on accept, and again on a connection's next
 //! bytes once any address's last turn has ended (one atomic load per read otherwise), so a
 //! connection opened during a turn gets no echo after it.
 
