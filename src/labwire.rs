@@ -10,9 +10,9 @@
 //!
 //! An offer grows without a new version: a client measures the services whose names it
 //! knows and passes over the rest. A secure service (tls, quic) carries the fingerprint of
-//! its certificate in its name, `tls sha256 AB:CD:...`, as `serve --tls` prints it beside
-//! `listening`: a client that knows no fingerprints (control protocol 1 before tls and
-//! quic) knows no such name, so it measures what it did and never a port it cannot trust.
+//! its certificate in its name, `tls sha256 ABCD...` (64 hex digits, as `--pin` takes them):
+//! a client that knows no fingerprints (control protocol 1 before tls and quic) knows no
+//! such name, so it measures what it did and never a port it cannot trust.
 
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -606,7 +606,7 @@ fn trusted(shared: &Shared) -> Option<String> {
         .iter()
         .filter_map(|s| s.sha256.as_deref())
         // Without colons, so a note wrapped at 80 columns keeps each whole.
-        .map(|fp| fp.replace(':', "").to_lowercase())
+        .map(|fp| fp.replace(':', ""))
         .collect();
     named.dedup();
     if named.is_empty() {

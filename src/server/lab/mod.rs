@@ -263,10 +263,13 @@ impl Ports<'_> {
             Some(TlsEnd::Server(cert)) => cert.clone(),
             _ => crate::transport::tls::cert::made_for(self.ip)?,
         };
+        // Hex without colons: 64 characters, so a note naming it (an older client's too)
+        // wraps within 80 columns.
+        let fingerprint = cert.fingerprint.to_string().replace(':', "");
         let secure = |proto: &str, port| Service {
             proto: proto.into(),
             port,
-            sha256: Some(cert.fingerprint.to_string()),
+            sha256: Some(fingerprint.clone()),
         };
         let tls = SocketOptions {
             tls: Some(TlsEnd::Server(cert.clone())),
