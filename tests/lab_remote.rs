@@ -18,7 +18,7 @@ use common::{Lacks, Server, bin, output_within, skip};
 
 /// One `lab --quick` against a lab server, with its queue wait, on a loaded machine.
 const RUN: Duration = Duration::from_secs(120);
-/// Thirty of them at once, four measuring at a time.
+/// Thirty of them at once, two measuring at a time.
 const CLASS: Duration = Duration::from_secs(300);
 
 /// Two namespaces joined by a veth pair, IPv4 and IPv6 on it; deleted when dropped.
@@ -343,12 +343,14 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
         Err((needs, lacks)) => return skip(test, &needs, lacks),
     };
     // The thirty come from one namespace, so from one address, as a class behind one NAT
-    // address does: the teacher raises --lab-per-address for them.
+    // address does: the teacher raises --lab-per-address for them. Two measure at once: the
+    // quic rows of all runs share the server's one QUIC thread, which a debug build on a
+    // loaded machine cannot keep within a row's time for four.
     let server = pair.lab_server(&[
         "--addr",
         "[::]:3235",
         "--lab-runs",
-        "4",
+        "2",
         "--lab-per-address",
         "32",
     ]);
@@ -377,7 +379,7 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
             .unwrap_or_else(|| panic!("no sharing note:\n{report}"));
         shared += n;
         assert!(
-            line.contains("the server lets 4 measure at once"),
+            line.contains("the server lets 2 measure at once"),
             "{report}"
         );
         if line.contains(" at first)") {
@@ -385,7 +387,7 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
             assert!(log.contains("in its queue and waits its turn"), "{log}");
         }
     }
-    // Four turns for thirty runs: most of them waited, and runs measured side by side.
+    // Two turns for thirty runs: most of them waited, and runs measured side by side.
     assert!(waited > 0, "no run waited in the queue");
     assert!(shared > 0, "no run shared the server");
     server.wait_log_count("lab run ", 60);
@@ -439,8 +441,7 @@ fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() 
     let reply = control_reply(port, &[0, 6, 1, b'N'], true);
     assert!(reply.is_empty(), "{reply:?}");
     // The server still serves a run.
-    let out = common::netecho(&["lab", "--quick", &format!("127.0.0.1:{port}")], b"");
-    let report = common::ok(&out);
+    let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
     assert!(report.contains("shared the server with"), "{report}");
 }
 
@@ -524,11 +525,13 @@ fn the_tls_and_quic_ports_answer_only_a_run_holding_its_turn() {
     let (lines, _, _) = announced(&server);
     let pin = offered_pin(&lines);
     let (tls, quic) = (port_in(&lines, "tls"), port_in(&lines, "quic"));
-    // No run holds a turn: the tls port closes the handshake, the quic port sends nothing
-    // back at all (not even a Retry), so the client's handshake runs out of time.
+    // No run holds a turn: the tls port closes the connection in the handshake (a reset
+    // when the ClientHello is still unread), the quic port sends nothing back at all (not
+    // even a Retry), so the client's handshake runs out of time.
     let refused = secure_echo("tls", tls, &pin).unwrap_err();
     assert!(
-        refused.contains("closed the connection during the TLS handshake"),
+        refused.contains("closed the connection during the TLS handshake")
+            || refused.contains("(ECONNRESET)"),
         "{refused}"
     );
     let unanswered = secure_echo("quic", quic, &pin).unwrap_err();
@@ -549,7 +552,7 @@ fn the_tls_and_quic_ports_answer_only_a_run_holding_its_turn() {
 fn a_run_measures_tls_and_quic_trusting_the_certificate_its_offer_names() {
     let server = Server::start(&["--lab", "--addr", "127.0.0.1:0"]);
     let (lines, _, _) = announced(&server);
-    let pin = offered_pin(&lines).replace(':', "").to_lowercase();
+    let pin = offered_pin(&lines);
     let control = format!("127.0.0.1:{}", server.port());
     let (json, _) = lab_here(&["--format", "json", &control]);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -900,14 +903,13 @@ fn a_tls_lab_runs_with_the_pinned_fingerprint_and_refuses_another() {
     let (server, _, _) = loopback_lab(&["--tls"]);
     let host = format!("127.0.0.1:{}", server.port());
     let pin = server.pin();
-    let out = common::netecho(&["lab", "--quick", "--tls", "--pin", &pin, &host], b"");
-    let report = common::ok(&out);
+    let (report, _) = lab_here(&["--tls", "--pin", &pin, &host]);
     for row in ["tcp", "udp", "tls", "quic"] {
         assert!(report.contains(&format!("\n{row} ")), "{row}: {report}");
     }
     // The secure rows trust the control port's own certificate, which the run checked.
     let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
-    let named = pin.replace(':', "").to_lowercase();
+    let named = pin.replace(':', "");
     assert!(
         line.contains(&format!("sha256 {named}, which came over the TLS control")),
         "{report}"
@@ -950,11 +952,7 @@ fn plain_and_tls_lab_mismatches_say_what_to_add_or_leave_out() {
     assert!(line.contains("leave out --tls"), "{line}");
     // The plain server says what it got, and serves on.
     plain.wait_log("a TLS ClientHello, but this server speaks plain TCP");
-    let out = common::netecho(
-        &["lab", "--quick", &format!("127.0.0.1:{}", plain.port())],
-        b"",
-    );
-    common::ok(&out);
+    lab_here(&[&format!("127.0.0.1:{}", plain.port())]);
 }
 
 #[test]
@@ -1006,8 +1004,7 @@ fn silent_connections_filling_the_server_from_many_addresses_do_not_lock_a_stude
         .map(|source| silent_from(port, &source))
         .collect();
     server.wait_log("closed the oldest of 8 from 127.0.1.");
-    let out = common::netecho(&["lab", "--quick", &format!("127.0.0.1:{port}")], b"");
-    let report = common::ok(&out);
+    let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
     assert!(report.contains("shared the server with"), "{report}");
     drop(silent);
 }
@@ -1242,7 +1239,8 @@ fn a_run_that_sends_no_message_where_done_belongs_is_logged_as_what_it_sent() {
     }
 }
 
-/// `lab --quick ARGS` on this host, to its end: stdout and stderr.
+/// `lab --quick ARGS` on this host, to its end (within [`RUN`]: a whole run's rows, tls and
+/// quic among them, on a loaded machine): stdout and stderr.
 fn lab_here(args: &[&str]) -> (String, String) {
     let child = Command::new(bin())
         .args(["lab", "--quick"])
