@@ -175,10 +175,15 @@ fn tftp_hpa_downloads_and_uploads_in_binary_mode_and_netascii_is_refused() {
         "{}",
         text(&o)
     );
-    // tftp-hpa's default mode is netascii, which changes line ends: refused, with why.
+    // tftp-hpa's default mode is netascii, which changes line ends: refused, with what to
+    // type, whole to this host (no forged source to amplify from).
     let ascii = out.path().join("ascii");
-    let o = tftp_hpa(&port, "netascii", &["get", "f.bin", s(&ascii)]);
-    assert!(text(&o).contains("octet"), "{}", text(&o));
+    let o = client(
+        "tftp",
+        &["127.0.0.1", &port, "-c", "get", "f.bin", s(&ascii)],
+    );
+    assert!(text(&o).contains("use -m binary"), "{}", text(&o));
+    assert!(text(&o).contains("not netascii"), "{}", text(&o));
 }
 
 #[test]
@@ -433,6 +438,20 @@ fn a_plain_request_gets_one_small_error(sock: &UdpSocket, to: &str, server: &Ser
     server.wait_log("without options from an address that may be forged");
 }
 
+/// tftp-hpa's default mode: an ERROR no larger than the request, the hint first in it.
+fn a_refused_mode_is_cut_to_the_request_hint_first(sock: &UdpSocket, to: &str) {
+    let ascii = b"\x00\x01notes.txt\x00netascii\x00";
+    sock.send_to(ascii, to).unwrap();
+    let answers = heard_after_one(sock, Duration::from_secs(3));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let error = &answers[0];
+    assert!(error.len() <= ascii.len(), "{error:?}");
+    assert!(
+        error.starts_with(b"\x00\x05\x00\x00use -m binary"),
+        "{error:?}"
+    );
+}
+
 /// With an option: OACKs no larger than the request (three at most) and nothing else while
 /// the client is silent; DATA 1 once it answers ACK 0 from its address.
 fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str, server: &Server) {
@@ -503,6 +522,7 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
     let server = start(&[]);
     let to = format!("{}:{}", Pair::SERVER_V4, server.port());
     a_plain_request_gets_one_small_error(&sock, &to, &server);
+    a_refused_mode_is_cut_to_the_request_hint_first(&sock, &to);
     a_request_with_options_gets_data_only_after_ack_0(&sock, &to, &server);
     drop(server);
 
@@ -605,7 +625,9 @@ fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_l
     }
     let answers = heard(&sock, Duration::from_secs(2));
     for answer in answers {
-        assert!(answer.len() <= longest, "{answer:?}");
+        // A refused mode is told whole to this host, which nobody outside can forge.
+        let mode_refusal = answer.starts_with(b"\x00\x05\x00\x00use -m binary");
+        assert!(answer.len() <= longest || mode_refusal, "{answer:?}");
         assert!(
             !answer.starts_with(b"\x00\x03"),
             "DATA to garbage: {answer:?}"

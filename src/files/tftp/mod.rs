@@ -94,9 +94,10 @@ pub(crate) fn serve_request(
         whole,
     };
     if !mode.eq_ignore_ascii_case("octet") {
-        return first.refuse(
+        // The hint first: cut to the request's size, it still tells the student what to type.
+        return first.refuse_file(
             codec::NOT_DEFINED,
-            &format!("only octet mode is served, not {mode}: ask for binary (tftp -m binary)"),
+            &format!("use -m binary: only octet mode is served, not {mode}"),
         );
     }
     let Some(mut pending) = admit::pending(&peer) else {
@@ -131,8 +132,8 @@ impl First<'_> {
         self.refuse_within(code, message, self.limit)
     }
 
-    /// An ERROR about the file asked for: whole to a source on this host, else no larger
-    /// than the request.
+    /// An ERROR about the file or mode asked for: whole to a source on this host, else no
+    /// larger than the request.
     fn refuse_file<T>(&self, code: u16, message: &str) -> Result<T> {
         self.refuse_within(code, message, self.whole)
     }
