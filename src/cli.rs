@@ -1675,6 +1675,11 @@ impl SendArgs {
             Some(addr) => (addr, &self.message[1..]),
             None => (self.addr.clone(), &self.message[..]),
         };
+        // A socat address's advice carries the message typed after it.
+        let said = crate::habits::said(message.iter().map(|w| w.to_str().unwrap_or_default()));
+        if let Some(advice) = crate::endpoint::socat_address(&addr, &said) {
+            return Err(UsageError::new(advice));
+        }
         let endpoint = Endpoint::parse(&addr, self.proto).map_err(|e| match self.interactive {
             true => UsageError::new(format!(
                 "{e} (-i takes no value in netecho send: it asks for the `>>> ` prompt)"

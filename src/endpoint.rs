@@ -416,7 +416,7 @@ impl Endpoint {
     /// Parses `text`, taking the protocol from a URL scheme, else from `proto`, else from the
     /// form of the address (a path or @name is `unix`, anything else `tcp`).
     pub(crate) fn parse(text: &str, proto: Option<Proto>) -> Result<Endpoint, UsageError> {
-        if let Some(advice) = socat_address(text) {
+        if let Some(advice) = socat_address(text, "") {
             return Err(UsageError::new(advice));
         }
         let (scheme, rest) = match text.split_once("://") {
@@ -613,8 +613,9 @@ pub(crate) fn family_flag() -> &'static str {
 
 /// socat's address words (`TCP-LISTEN:4000`, `TCP:HOST:4000`, `UNIX-CONNECT:/tmp/s`), which
 /// would otherwise read as a host named TCP: the netecho way to write them, with the host,
-/// port and options (`,fork`, `,ip-multicast-ttl=2`) the user gave carried over.
-pub(crate) fn socat_address(text: &str) -> Option<String> {
+/// port and options (`,fork`, `,ip-multicast-ttl=2`) the user gave carried over, and `said`
+/// (the message, " hi", or "") after a send's address.
+pub(crate) fn socat_address(text: &str, said: &str) -> Option<String> {
     let (kind, rest) = text.split_once(':')?;
     let scheme = kind.to_ascii_lowercase();
     if let Some(proto) = rest
@@ -632,7 +633,7 @@ pub(crate) fn socat_address(text: &str) -> Option<String> {
         });
     }
     let (target, options) = rest.split_once(',').unwrap_or((rest, ""));
-    let here = socat_here(&kind.to_ascii_uppercase(), target, options)?;
+    let here = socat_here(&kind.to_ascii_uppercase(), target, options, said)?;
     if target.is_empty() {
         return Some(format!(
             "'{text}' is a socat address without its target; in netecho an address is HOST \
@@ -642,8 +643,8 @@ pub(crate) fn socat_address(text: &str) -> Option<String> {
     Some(format!("'{text}' is a socat address; in netecho: {here}"))
 }
 
-/// The netecho command for socat's address `KIND:TARGET,OPTIONS`.
-fn socat_here(kind: &str, target: &str, options: &str) -> Option<String> {
+/// The netecho command for socat's address `KIND:TARGET,OPTIONS`, a send's with `said`.
+fn socat_here(kind: &str, target: &str, options: &str, said: &str) -> Option<String> {
     let option = |name: &str| {
         options
             .split(',')
@@ -657,8 +658,8 @@ fn socat_here(kind: &str, target: &str, options: &str) -> Option<String> {
         | "UDP4-RECVFROM" | "UDP6-RECVFROM" | "UDP4-RECV" | "UDP6-RECV" => {
             socat_udp_server(target, option("ip-add-membership"))
         }
-        "TCP" => format!("`netecho send {host} {port}`"),
-        "UDP" | "UDP-CONNECT" => format!("`netecho send --proto udp {host} {port}`"),
+        "TCP" => format!("`netecho send {host} {port}{said}`"),
+        "UDP" | "UDP-CONNECT" => format!("`netecho send --proto udp {host} {port}{said}`"),
         "UDP-DATAGRAM" | "UDP4-DATAGRAM" | "UDP6-DATAGRAM" | "UDP-SENDTO" | "UDP4-SENDTO"
         | "UDP6-SENDTO" => {
             let ttl = option("ip-multicast-ttl").map(|n| format!("--ttl {n} "));
@@ -666,23 +667,24 @@ fn socat_here(kind: &str, target: &str, options: &str) -> Option<String> {
             let broadcast = if broadcast { "--broadcast " } else { "" };
             let to = join_port(&host, &port).unwrap_or_else(|| target.to_string());
             format!(
-                "`netecho send {broadcast}{}udp://{to}`",
+                "`netecho send {broadcast}{}udp://{to}{said}`",
                 ttl.unwrap_or_default()
             )
         }
-        "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {target}`"),
+        "UNIX-CONNECT" | "UNIX-CLIENT" => format!("`netecho send {target}{said}`"),
         "UNIX-LISTEN" => format!("`netecho serve --addr {target}`"),
-        "ABSTRACT-CONNECT" | "ABSTRACT-CLIENT" => format!("`netecho send @{target}`"),
+        "ABSTRACT-CONNECT" | "ABSTRACT-CLIENT" => format!("`netecho send @{target}{said}`"),
         "ABSTRACT-LISTEN" => format!("`netecho serve --addr @{target}`"),
         "OPENSSL" | "OPENSSL-CONNECT" | "SSL" => format!(
-            "`netecho send --tls {host} {port}` (--pin the fingerprint serve printed, or --ca FILE)"
+            "`netecho send --tls {host} {port}{said}` (--pin the fingerprint serve printed, or \
+             --ca FILE)"
         ),
         "OPENSSL-LISTEN" | "SSL-LISTEN" => format!(
             "`netecho serve --tls --addr :{target}` (--cert FILE --key FILE, or one made at start)"
         ),
         // socat's TLS over udp; netecho's is QUIC.
         "DTLS" | "OPENSSL-DTLS-CLIENT" => {
-            format!("`netecho send quic://{target}` (QUIC: TLS 1.3 over udp; --pin or --ca)")
+            format!("`netecho send quic://{target}{said}` (QUIC: TLS 1.3 over udp; --pin or --ca)")
         }
         _ => return None,
     };
@@ -723,7 +725,8 @@ fn proto_names() -> String {
     Proto::ALL.map(Proto::name).join(", ")
 }
 
-fn looks_unix(text: &str) -> bool {
+/// Whether `text` names a Unix socket: a path, or an abstract @name.
+pub(crate) fn looks_unix(text: &str) -> bool {
     text.starts_with('@') || text.contains('/')
 }
 

@@ -241,19 +241,25 @@ pub(crate) fn advice(command: Option<&str>, flag: &str, words: &[&str]) -> Optio
 const TAKES_VALUE: &str = "pwsicexMWtqbP";
 
 /// What the user typed around a habit's flag: the host, the port, whether they asked for
-/// udp (`-u`) and to listen (`-l`), so that the advice, pasted, does what they meant.
+/// udp (`-u`) and to listen (`-l`), the program of `-e`, ping's `-w` seconds and the
+/// message, so that the advice, pasted, does what they meant.
 #[derive(Default)]
 struct Typed {
     host: Option<String>,
     port: Option<String>,
     udp: bool,
     listen: bool,
+    program: Option<String>,
+    seconds: Option<String>,
+    /// The message's words, each after a space: " hi", or "".
+    said: String,
 }
 
 impl Typed {
     /// Reads `words`, the command line after the program's name and `command`.
     fn read(command: Option<&str>, words: &[&str]) -> Typed {
         let mut typed = Typed::default();
+        let mut message = vec![];
         let mut words = words.iter().copied().skip_while(|w| Some(*w) == command);
         while let Some(word) = words.next() {
             let value = match word.split_once('=') {
@@ -288,6 +294,8 @@ impl Typed {
                         (Some('c'), Some(v)) if command == Some("bench") => {
                             typed.host = Some(v.into())
                         }
+                        (Some('e'), Some(v)) => typed.program = Some(v.into()),
+                        (Some('w'), Some(v)) => typed.seconds = Some(v.into()),
                         _ => {}
                     }
                 }
@@ -295,13 +303,24 @@ impl Typed {
                     typed.port = Some(port.into())
                 }
                 host if typed.host.is_none() => typed.host = Some(host.into()),
-                _ => {}
+                said => message.push(said),
             }
         }
-        // Advice is pasted into a shell: only what reads as a port or a host goes into it.
-        typed.port = typed.port.filter(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
-        typed.host = typed.host.filter(|h| plausible_host(h));
+        // Advice is pasted into a shell: only what reads as a port, a number, a host, a path
+        // or a program's name goes into it, and the message only if all its words do.
+        let number = |n: &String| n.parse::<u16>().is_ok_and(|n| n > 0);
+        typed.port = typed.port.filter(number);
+        typed.seconds = typed.seconds.filter(number);
+        typed.host = typed.host.filter(|h| pastable(h));
+        typed.program = typed.program.filter(|p| pastable(p) && !p.contains(':'));
+        typed.said = said(message);
         typed
+    }
+
+    /// The Unix socket's path typed (`-U /tmp/s`): the host word, when it is one.
+    fn path(&self) -> Option<&str> {
+        let path = |h: &&str| crate::endpoint::looks_unix(h) && !h.contains("://");
+        self.host.as_deref().filter(path)
     }
 
     /// The address to listen on: `:PORT` on every address, or HOST:PORT.
@@ -345,10 +364,24 @@ impl Typed {
     }
 }
 
-/// Whether `word` can be a host or address (a name, IPv4, IPv6 with brackets and a zone, a
-/// URL of netecho's): nothing a shell would read as more than one word or a command.
-fn plausible_host(word: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || ".:-_%[]/".contains(c);
+/// A message's words as advice carries them, each after a space (" hi"): nothing when one
+/// of them is not `pastable`.
+pub(crate) fn said<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut said = String::new();
+    for word in words {
+        if !pastable(word) {
+            return String::new();
+        }
+        said = format!("{said} {word}");
+    }
+    said
+}
+
+/// Whether `word` can go into advice pasted into a shell (a host or address: a name, IPv4,
+/// IPv6 with brackets and a zone, a URL of netecho's; a path; a program; a message's
+/// word): nothing a shell would read as more than one word or a command.
+fn pastable(word: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".:-_%[]/@+,=".contains(c);
     !word.is_empty() && word.len() <= 255 && !word.starts_with('-') && word.chars().all(allowed)
 }
 
@@ -359,10 +392,29 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
         (_, "-l" | "--listen") => format!("netecho listens with `{}`", t.serve(false)),
         (_, "-u" | "--udp") if t.listen => format!("a UDP server is `{}`", t.serve(true)),
         (_, "-connect") => format!(
-            "`netecho send --tls {}` (--pin the fingerprint serve printed, --ca FILE, or \
+            "`netecho send --tls {}{}` (--pin the fingerprint serve printed, --ca FILE, or \
              --insecure)",
-            t.to("HOST", "4000")
+            t.to("HOST", "4000"),
+            t.said
         ),
+        (_, "-U" | "--unixsock") => format!(
+            "a path is a Unix socket: `netecho send {}{}` (--proto unix-dgram or \
+             unix-seqpacket for the other types)",
+            t.path()?,
+            t.said
+        ),
+        (_, "-e" | "--exec") => format!(
+            "a program per client is `netecho serve --exec {}`",
+            t.program.as_deref()?
+        ),
+        (Some("ping"), "-w" | "--deadline") => {
+            let host = t.host.as_deref()?;
+            let n = t.seconds.as_deref().unwrap_or("5");
+            format!(
+                "netecho ping stops after a count: `netecho ping -c {n} {host}` ends after \
+                 about {n} s at the default -i 1s (-c N with -i sets how long)"
+            )
+        }
         (Some("serve"), "-p" | "--port") => {
             format!(
                 "a server's port goes with its address: `{}`",
@@ -391,15 +443,17 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
                 .split_once(' ')
                 .and_then(|(h, p)| crate::endpoint::join_port(h, p));
             format!(
-                "the port goes with the address: `netecho send {to}` (HOST PORT) or {}; to \
+                "the port goes with the address: `netecho send {to}{}` (HOST PORT) or {}; to \
                  listen, `{}`",
+                t.said,
                 one.unwrap_or(to.clone()),
                 t.serve(false)
             )
         }
         (_, "-u" | "--udp") => format!(
-            "UDP is `--proto udp`, or a udp:// address: `netecho send {}`",
-            t.udp_url()
+            "UDP is `--proto udp`, or a udp:// address: `netecho send {}{}`",
+            t.udp_url(),
+            t.said
         ),
         _ => return None,
     };
@@ -527,7 +581,7 @@ fn listen_word(err: &clap::Error, path: &str) -> Option<String> {
     if !serve || word.starts_with('-') {
         return None;
     }
-    Some(crate::endpoint::socat_address(word).unwrap_or_else(|| {
+    Some(crate::endpoint::socat_address(word, "").unwrap_or_else(|| {
         format!("serve listens where --addr says: `netecho serve --addr {word}`")
     }))
 }
@@ -536,7 +590,8 @@ fn listen_word(err: &clap::Error, path: &str) -> Option<String> {
 /// TCP-LISTEN:4000`): the send or serve it stands for.
 fn address_word(err: &clap::Error, words: &[&str]) -> Option<String> {
     let word = text(err, ContextKind::InvalidSubcommand)?;
-    if let Some(socat) = crate::endpoint::socat_address(word) {
+    let after = words.iter().skip_while(|w| **w != word).skip(1).copied();
+    if let Some(socat) = crate::endpoint::socat_address(word, &said(after)) {
         return Some(socat);
     }
     let next = words.iter().skip_while(|w| **w != word).nth(1);

@@ -177,7 +177,7 @@ fn check_tools(row: &str, server: &Server) -> bool {
         }
         "`ping -w 5`" => refused(
             &["ping", "-w", "5", "127.0.0.1"],
-            "`netecho ping -c 5 HOST`",
+            "`netecho ping -c 5 127.0.0.1`",
         ),
         "`-q`" => {
             let out = ping(&["-q", "-c", "2", "-i", "100ms"], "2 received");
@@ -491,6 +491,66 @@ fn a_habit_s_advice_carries_the_port_host_and_protocol_typed() {
     let advice = line.split('`').nth(3).expect("a command in backticks");
     let words: Vec<&str> = advice.split(' ').skip(1).chain(["pasted"]).collect();
     assert_eq!(ok(&netecho(&words, b"")), "PASTED\n", "{line}");
+}
+
+#[test]
+fn a_habit_s_advice_carries_the_path_program_and_message_typed() {
+    for (args, want) in [
+        (
+            &["send", "-U", "/tmp/nu.sock", "hi"][..],
+            "`netecho send /tmp/nu.sock hi`",
+        ),
+        (
+            &["send", "-e", "/bin/sh", "127.0.0.1", "4100"],
+            "--exec /bin/sh`",
+        ),
+        (
+            &["serve", "-e", "/bin/sh"],
+            "`netecho serve --exec /bin/sh`",
+        ),
+        (
+            &["ping", "-c", "2", "-w", "5", "127.0.0.1"],
+            "`netecho ping -c 5 127.0.0.1`",
+        ),
+        (
+            &["send", "-u", "127.0.0.1", "4101", "hi"],
+            "`netecho send udp://127.0.0.1:4101 hi`",
+        ),
+        (
+            &["send", "TCP:127.0.0.1:4100", "hi"],
+            "`netecho send 127.0.0.1 4100 hi`",
+        ),
+        (
+            &["send", "UNIX-CONNECT:/tmp/s", "hi", "there"],
+            "`netecho send /tmp/s hi there`",
+        ),
+    ] {
+        let line = fails(&netecho(args, b""), 2);
+        assert!(line.contains(want), "netecho {args:?}: {line}");
+    }
+    // What a shell would read as more than a word stays out: the table's words instead.
+    for (args, want) in [
+        (&["serve", "-e", "sh;id"][..], "--exec PROGRAM ARGS`"),
+        (&["send", "-U", "/tmp/a b"], "`netecho send /tmp/echo.sock`"),
+        (
+            &["send", "-u", "127.0.0.1", "4101", "$(id)"],
+            "`netecho send udp://127.0.0.1:4101`",
+        ),
+        (
+            &["send", "TCP:127.0.0.1:4100", "a;b"],
+            "`netecho send 127.0.0.1 4100`",
+        ),
+    ] {
+        let line = fails(&netecho(args, b""), 2);
+        assert!(line.contains(want), "netecho {args:?}: {line}");
+    }
+    // Pasted, the advice sends the message typed.
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let port = udp.port().to_string();
+    let line = fails(&netecho(&["send", "-u", "127.0.0.1", &port, "hi"], b""), 2);
+    let advice = line.split('`').nth(3).expect("a command in backticks");
+    let words: Vec<&str> = advice.split(' ').skip(1).collect();
+    assert_eq!(ok(&netecho(&words, b"")), "HI\n", "{line}");
 }
 
 #[test]
