@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{netecho, ok};
 
-const DEMOS: [&str; 8] = [
+const DEMOS: [&str; 9] = [
     "empty-send",
     "short-recv",
     "sticky",
@@ -20,6 +20,7 @@ const DEMOS: [&str; 8] = [
     "reuseaddr",
     "backlog",
     "disconnect",
+    "loops",
 ];
 
 /// Terminal columns of `line`: two for each CJK or full-width character.
@@ -123,6 +124,40 @@ fn the_demonstrations_show_what_really_happened() {
     assert!(backlog.contains("(connected)"), "{backlog}");
     let gone = lesson(&["disconnect"]);
     assert!(gone.contains("= 0 b''"), "{gone}");
+}
+
+#[test]
+fn the_loops_lesson_shows_two_messages_on_one_connection_and_a_second_client() {
+    let text = lesson(&["loops"]);
+    for want in [
+        "# the connection loop",
+        "# the communication loop",
+        "b'HELLO'",
+        "b'AGAIN'",
+        "b'HI'",
+        "backlog", // the second client waits there while the first is served
+        "one client at a time",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    // One accept for the two messages of client 1, a second one for client 2.
+    assert_eq!(
+        text.matches("conn, addr = phone.accept()").count(),
+        3,
+        "{text}"
+    );
+    let accepts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("= fd ") && l.contains("accept("))
+        .collect();
+    assert_eq!(accepts.len(), 2, "{text}");
+    // Client 2 connected before client 1 was done, and was answered after it left.
+    let dialed = text.find("connect(fd 6").expect("client 2's connect");
+    let again = text.find("b'AGAIN'").unwrap();
+    let hi = text.find("b'HI'").unwrap();
+    assert!(dialed < again && again < hi, "{text}");
+    let walk = lesson(&[]);
+    assert!(walk.contains("netecho lesson loops"), "{walk}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod calls;
 mod disconnect;
 mod empty_send;
 mod half_close;
+mod loops;
 mod reset;
 mod reuseaddr;
 mod setup;
@@ -48,6 +49,7 @@ pub(crate) enum Demo {
     Reuseaddr,
     Backlog,
     Disconnect,
+    Loops,
 }
 
 impl Choice for Demo {
@@ -60,6 +62,7 @@ impl Choice for Demo {
         Demo::Reuseaddr,
         Demo::Backlog,
         Demo::Disconnect,
+        Demo::Loops,
     ];
 
     fn name(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Choice for Demo {
             Demo::Reuseaddr => "reuseaddr",
             Demo::Backlog => "backlog",
             Demo::Disconnect => "disconnect",
+            Demo::Loops => "loops",
         }
     }
 
@@ -112,6 +116,10 @@ impl Demo {
                 "recv returns b\"\" at disconnect",
                 "对方挂断时 recv 返回 b\"\"",
             ),
+            Demo::Loops => (
+                "two messages, then a second client: the two loops",
+                "两条消息，再来第二个客户端：两个循环",
+            ),
         };
         lang.pick(en, zh)
     }
@@ -137,5 +145,6 @@ pub(crate) fn run(config: LessonConfig) -> Result<()> {
         Some(Demo::Reuseaddr) => reuseaddr::run(&mut t),
         Some(Demo::Backlog) => backlog::run(&mut t),
         Some(Demo::Disconnect) => disconnect::run(&mut t),
+        Some(Demo::Loops) => loops::run(&mut t),
     }
 }

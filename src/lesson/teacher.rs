@@ -92,6 +92,16 @@ impl Teacher {
         self.print(line, "  python: ", "          ");
     }
 
+    /// A block of the lesson's Python, indented, each line as it stands (none wider than
+    /// the lesson).
+    pub(crate) fn code(&self, lines: &[&str]) {
+        self.blank.set(false);
+        for line in lines {
+            debug_assert!(line.len() + 2 <= WIDTH, "{line}");
+            println!("{}", format!("  {line}").trim_end());
+        }
+    }
+
     /// Waits for Enter on a terminal (end of input stops waiting for good).
     pub(crate) fn pause(&mut self) {
         if !self.wait {

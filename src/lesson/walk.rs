@@ -113,6 +113,12 @@ fn hang_up(t: &mut Teacher, client: Socket, conn: Socket, phone: Socket) -> Resu
     );
     calls::recv(t, "conn", &conn, 1024, 0).context("recv")?;
     t.python("if not data: break");
+    t.say(
+        "That break ends the communication loop; netecho lesson loops shows it going round \
+         with two messages, and the connection loop serving a second client.",
+        "这个 break 结束通信循环；netecho lesson loops 演示两条消息的通信循环，以及连接\
+         循环接待第二个客户端。",
+    );
     t.pause();
     t.step(Server, "hang up: close()", "挂电话：close()");
     calls::close(t, "conn", conn);
