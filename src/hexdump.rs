@@ -59,9 +59,10 @@ pub(crate) fn dump_if(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
 
 /// Writes the dump of one message to stderr: `> N bytes to PEER` or `< N bytes from PEER`.
 pub(crate) fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
+    let bytes = crate::units::count(data.len(), "byte");
     let heading = match way {
-        Way::Out => format!("> {} bytes to {peer}", data.len()),
-        Way::In => format!("< {} bytes from {peer}", data.len()),
+        Way::Out => format!("> {bytes} to {peer}"),
+        Way::In => format!("< {bytes} from {peer}"),
     };
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(format(&heading, data).as_bytes());

@@ -94,6 +94,21 @@ pub(crate) fn show_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
+/// A count with its noun, singular for one: "1 byte", "2 bytes", "3 replies" (`one` is
+/// the singular).
+pub(crate) fn count<T>(n: T, one: &str) -> String
+where
+    T: std::fmt::Display + PartialEq + From<u8>,
+{
+    if n == T::from(1) {
+        return format!("{n} {one}");
+    }
+    match one.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {one}s"),
+    }
+}
+
 /// A duration with its unit: "2s", "500ms", "1.5s", "1m", "250us", "1h".
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();

@@ -105,3 +105,21 @@ fn a_burst_with_no_reply_at_all_fails() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no reply to any of them"), "{stderr}");
 }
+
+#[test]
+fn one_of_a_thing_is_counted_in_the_singular() {
+    // A one-byte echo: the burst's line, the explained recv and the server's line for the
+    // client all count one byte, one read, one message.
+    let server = common::Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = common::netecho(
+        &["send", "--burst", "1", "--explain", &server.addr, "x"],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(common::ok(&out), "X\n", "{stderr}");
+    let line = "burst: sent 1 message of 1 byte back to back; got 1 byte back in 1 read";
+    assert!(stderr.contains(line), "{stderr}");
+    assert!(stderr.contains("send(fd 3, 1 byte) = 1\n"), "{stderr}");
+    assert!(stderr.contains("recv(fd 3, 1) = 1 byte\n"), "{stderr}");
+    server.wait_log("1 byte in, 1 byte out, 1 read; closed by peer");
+}

@@ -194,7 +194,7 @@ fn the_help_of_v_says_what_serve_logs_at_each_level() {
     let one = common::Server::start(&["-v", "--addr", "127.0.0.1:0"]);
     ok(&netecho(&["send", &one.url(), "hello"], b""));
     one.wait_log("read 5 bytes");
-    one.wait_log("1 reads");
+    one.wait_log("1 read;");
     assert!(!one.stderr().contains("b'hello'"), "{}", one.stderr());
     let two = common::Server::start(&["-vv", "--addr", "127.0.0.1:0"]);
     ok(&netecho(&["send", &two.url(), "hello"], b""));

@@ -140,7 +140,7 @@ fn the_server_survives_a_client_reset() {
         let port = raw.local_port();
         raw.reset();
         let line =
-            format!("tcp 127.0.0.1:{port}: 16 bytes in, 16 bytes out, 1 reads; reset by peer");
+            format!("tcp 127.0.0.1:{port}: 16 bytes in, 16 bytes out, 1 read; reset by peer");
         server.wait_log(&line);
         Plain::connect("tcp", &server.addr).exchange(b"next client");
 
@@ -152,7 +152,7 @@ fn the_server_survives_a_client_reset() {
         let mut peek = [std::mem::MaybeUninit::new(0u8); 6];
         assert_eq!(raw.sock.peek(&mut peek).unwrap(), 6, "the reply arrived");
         drop(raw);
-        server.wait_log("6 bytes in, 6 bytes out, 1 reads; reset by peer");
+        server.wait_log("6 bytes in, 6 bytes out, 1 read; reset by peer");
         Plain::connect("unix", &path).exchange(b"next client");
     }
 }
@@ -231,7 +231,7 @@ fn garbage_and_binary_input_pass_through_unchanged_but_for_ascii_letters() {
 #[test]
 fn unix_stream_and_seqpacket_peers_are_logged_with_pid_uid_and_gid() {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
-    for (proto, count) in [("unix", "1 reads"), ("unix-seqpacket", "1 messages")] {
+    for (proto, count) in [("unix", "1 read"), ("unix-seqpacket", "1 message")] {
         let name = abstract_name(&format!("cred-{proto}"));
         let server = Server::start(&["--proto", proto, "--addr", &name]);
         // This test process as the peer.
@@ -342,7 +342,7 @@ fn a_seqpacket_message_over_the_buffer_closes_that_connection_with_a_log_line() 
             "{model}: {n:?}"
         );
         server.wait_log(
-            "5 bytes in, 5 bytes out, 1 messages; closed: a 102400-byte message is larger than the 65536-byte buffer",
+            "5 bytes in, 5 bytes out, 1 message; closed: a 102400-byte message is larger than the 65536-byte buffer",
         );
         Plain::connect("unix-seqpacket", &path).exchange(b"next client");
     }

@@ -67,7 +67,7 @@ fn a_failed_loop_gives_back_its_slot(test: &str, model: &str, call: &str) {
     // And the first client's session ended with its line, saying why.
     let log = server.stderr();
     assert!(
-        log.contains(" reads; error: the loop serving it ended on an error"),
+        log.contains("; error: the loop serving it ended on an error"),
         "{model}: {log}"
     );
     assert!(!log.contains("refused"), "{model}: {log}");
@@ -119,7 +119,7 @@ fn a_server_with_no_loop_left_ends(test: &str, model: &str, call: &str, threads:
         threads - 1,
         "{model}: {log}"
     );
-    let ended = " reads; error: the loop serving it ended on an error";
+    let ended = "; error: the loop serving it ended on an error";
     assert_eq!(log.matches(ended).count(), threads, "{model}: {log}");
 }
 

@@ -956,7 +956,7 @@ fn the_event_model_reads_a_udp_ping_pong_one_datagram_per_receive_and_a_queue_in
     server.wait_log("sendto(fd 4, 1 message) = 64 bytes");
     let log = server.wait_log("recvmsg(fd 4) = 64 bytes, 1 datagram");
     assert!(
-        log.contains("recvmmsg(fd 4, 32 messages) = 1 datagrams"),
+        log.contains("recvmmsg(fd 4, 32 messages) = 1 datagram\n"),
         "{log}"
     );
     // A queue that builds up meanwhile is still read in batches within a few receives,

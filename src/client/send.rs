@@ -278,10 +278,11 @@ fn answer(
         None => e,
     })?;
     let line = format!(
-        "burst: sent {count} messages of {} bytes back to back; got {bytes} bytes back in {} {}",
-        msg.len(),
-        replies,
-        carrier.unit(),
+        "burst: sent {} of {} back to back; got {} back in {}",
+        crate::units::count(count, "message"),
+        crate::units::count(msg.len(), "byte"),
+        crate::units::count(bytes, "byte"),
+        crate::units::count(replies, carrier.unit()),
     );
     match got.missing {
         0 => info!("{line}"),
@@ -289,7 +290,7 @@ fn answer(
             "{line}: no reply to any of them within --timeout ({:?}); is the server running?",
             config.client.timeout
         ),
-        missing => warn!("{line}, {missing} replies missing"),
+        missing => warn!("{line}, {} missing", crate::units::count(missing, "reply")),
     }
     Ok(())
 }

@@ -109,13 +109,19 @@ pub(crate) fn client_line(
     let carrier = Carrier::of(proto.kind(), Framing::None);
     // QUIC with a framing is one stream: frames in reads, as on tcp.
     let boundaries = carrier.keeps_boundaries() && !(proto == Proto::Quic && tally.framed);
+    let n = crate::units::count;
     let count = match (boundaries, tally.framed) {
-        (false, true) => format!("{} frames in {} reads", tally.messages, tally.reads),
-        (false, false) => format!("{} reads", tally.reads),
-        (true, _) => format!("{} messages", tally.messages),
+        (false, true) => format!(
+            "{} in {}",
+            n(tally.messages, "frame"),
+            n(tally.reads, "read")
+        ),
+        (false, false) => n(tally.reads, "read"),
+        (true, _) => n(tally.messages, "message"),
     };
     format!(
-        "{proto} {peer}: {} bytes in, {} bytes out, {count}; {ended}",
-        tally.bytes_in, tally.bytes_out
+        "{proto} {peer}: {} in, {} out, {count}; {ended}",
+        n(tally.bytes_in, "byte"),
+        n(tally.bytes_out, "byte")
     )
 }

@@ -168,9 +168,8 @@ fn recv_many(sock: &Socket, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
     }
     if crate::explain::on() {
         let (fd, offer) = (sock.as_raw_fd(), hdrs.len());
-        crate::explain::line(format_args!(
-            "recvmmsg(fd {fd}, {offer} messages) = {got} datagrams"
-        ));
+        let got = crate::units::count(got, "datagram");
+        crate::explain::line(format_args!("recvmmsg(fd {fd}, {offer} messages) = {got}"));
     }
     Ok(got as usize)
 }
@@ -186,7 +185,8 @@ fn recv_one(sock: &Socket, hdr: &mut libc::mmsghdr) -> io::Result<usize> {
     hdr.msg_len = got as libc::c_uint;
     if crate::explain::on() {
         let fd = sock.as_raw_fd();
-        crate::explain::line(format_args!("recvmsg(fd {fd}) = {got} bytes, 1 datagram"));
+        let bytes = crate::units::count(got, "byte");
+        crate::explain::line(format_args!("recvmsg(fd {fd}) = {bytes}, 1 datagram"));
     }
     Ok(1)
 }
@@ -343,7 +343,8 @@ fn send_one(sock: &Socket, hdr: &libc::msghdr) -> io::Result<usize> {
     }
     if crate::explain::on() {
         let fd = sock.as_raw_fd();
-        crate::explain::line(format_args!("sendto(fd {fd}, 1 message) = {sent} bytes"));
+        let bytes = crate::units::count(sent, "byte");
+        crate::explain::line(format_args!("sendto(fd {fd}, 1 message) = {bytes}"));
     }
     Ok(1)
 }

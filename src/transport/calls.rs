@@ -121,7 +121,13 @@ pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
         say(
             format_args!("recvmsg(fd {}, {len})", sock.as_raw_fd()),
             &result,
-            |m| format!("{} bytes from {}", m.len, show(&m.from)),
+            |m| {
+                format!(
+                    "{} from {}",
+                    crate::units::count(m.len, "byte"),
+                    show(&m.from)
+                )
+            },
         );
     }
     result
@@ -282,7 +288,7 @@ fn said_recv(sock: &Socket, len: usize, result: &io::Result<usize>) {
         result,
         |n| match n {
             0 => format!("0 ({})", zero_means(sock)),
-            n => format!("{n} bytes"),
+            n => crate::units::count(*n, "byte"),
         },
     );
 }
@@ -313,7 +319,11 @@ pub(crate) fn send(sock: &Socket, buf: &[u8]) -> io::Result<usize> {
 #[cold]
 fn said_send(sock: &Socket, len: usize, result: &io::Result<usize>) {
     say(
-        format_args!("send(fd {}, {len} bytes)", sock.as_raw_fd()),
+        format_args!(
+            "send(fd {}, {})",
+            sock.as_raw_fd(),
+            crate::units::count(len, "byte")
+        ),
         result,
         |n| format!("{n}"),
     );
@@ -348,7 +358,7 @@ fn recv_from_flags(
         say(
             format_args!("recvfrom(fd {}, {len})", sock.as_raw_fd()),
             &result,
-            |(n, a)| format!("{n} bytes from {}", show(a)),
+            |(n, a)| format!("{} from {}", crate::units::count(*n, "byte"), show(a)),
         );
     }
     result
@@ -375,9 +385,9 @@ pub(crate) fn send_to_flags(
     if on() {
         say(
             format_args!(
-                "sendto(fd {}, {} bytes, {})",
+                "sendto(fd {}, {}, {})",
                 sock.as_raw_fd(),
-                buf.len(),
+                crate::units::count(buf.len(), "byte"),
                 show(to)
             ),
             &result,

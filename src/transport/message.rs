@@ -91,12 +91,12 @@ impl Carrier {
         }
     }
 
-    /// What one unit of received data is called in a summary line.
+    /// What one unit of received data is called in a summary line (singular).
     pub(crate) fn unit(self) -> &'static str {
         match self {
-            Carrier::Bytes => "reads",
-            Carrier::Frames(_) => "frames",
-            Carrier::Packets | Carrier::Datagrams => "messages",
+            Carrier::Bytes => "read",
+            Carrier::Frames(_) => "frame",
+            Carrier::Packets | Carrier::Datagrams => "message",
         }
     }
 

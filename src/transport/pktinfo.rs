@@ -345,7 +345,10 @@ impl DatagramSocket {
         if crate::explain::on() {
             let (fd, n, source) = (self.sock.as_raw_fd(), buf.len(), arrival.reply_source());
             crate::explain::say(
-                format_args!("sendmsg(fd {fd}, {n} bytes, {to}, from {source})"),
+                format_args!(
+                    "sendmsg(fd {fd}, {}, {to}, from {source})",
+                    crate::units::count(n, "byte")
+                ),
                 &result,
                 |n| n.to_string(),
             );
@@ -390,9 +393,12 @@ fn narrate_recv(
         crate::explain::say(
             format_args!("recvmsg(fd {}, {len})", sock.as_raw_fd()),
             result,
-            |(n, from, arrival)| match arrival {
-                Some(a) => format!("{n} bytes from {from} to {}", a.to()),
-                None => format!("{n} bytes from {from}"),
+            |(n, from, arrival)| {
+                let bytes = crate::units::count(*n, "byte");
+                match arrival {
+                    Some(a) => format!("{bytes} from {from} to {}", a.to()),
+                    None => format!("{bytes} from {from}"),
+                }
             },
         );
     }

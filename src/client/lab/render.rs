@@ -94,7 +94,8 @@ pub(super) fn table_columns() -> Vec<Column<Row>> {
         Column::right("MB/s", |r| format!("{:.1}", r.mb_per_s)),
         Column::right("lost", |r| format!("{}/{}", r.lost, r.sent)),
         Column::right("boundaries", |r| {
-            format!("{} ({} reads)", yes(r.boundaries_kept), r.burst_reads)
+            let reads = crate::units::count(r.burst_reads, "read");
+            format!("{} ({reads})", yes(r.boundaries_kept))
         }),
         Column::right("ordered", |r| yes(r.ordered).to_string()),
     ]

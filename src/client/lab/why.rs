@@ -141,10 +141,7 @@ fn order(proto: Proto, r: &Row) -> Option<String> {
 /// The burst of small sends: one read each, merged into fewer reads, or lost.
 fn burst(proto: Proto, r: &Row) -> String {
     if !r.boundaries_kept {
-        let reads = match r.burst_reads {
-            1 => "1 read".to_string(),
-            n => format!("{n} reads"),
-        };
+        let reads = crate::units::count(r.burst_reads, "read");
         return format!("{BURST} small sends came back in {reads}: the stream merged them");
     }
     if r.burst_lost > 0 {

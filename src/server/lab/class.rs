@@ -280,9 +280,9 @@ impl Class {
         // A free turn is taken at once; past that the queue holds at most its limit.
         if state.measuring.len() >= self.limits.runs && state.waiting_count >= self.limits.queue {
             return Err(format!(
-                "the lab server is busy: {} runs measuring and {} waiting, the most its queue \
+                "the lab server is busy: {} measuring and {} waiting, the most its queue \
                  holds; try again in a minute",
-                state.measuring.len(),
+                crate::units::count(state.measuring.len(), "run"),
                 state.waiting_count
             ));
         }
@@ -506,7 +506,7 @@ mod tests {
         let b = class.join(ip(1)).unwrap();
         let refused = class.join(ip(2)).unwrap_err();
         assert!(
-            refused.contains("1 runs measuring and 1 waiting"),
+            refused.contains("1 run measuring and 1 waiting"),
             "{refused}"
         );
         class.leave(&a);

@@ -146,8 +146,8 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
     info!("{signal}: closing the lab's ports");
     announce(&format!(
-        "stopped by {signal}: {} runs measured, {} refused; echo ports: {stats}",
-        lab.runs.load(Ordering::Relaxed),
+        "stopped by {signal}: {} measured, {} refused; echo ports: {stats}",
+        crate::units::count(lab.runs.load(Ordering::Relaxed), "run"),
         lab.refused.load(Ordering::Relaxed)
     ))
 }
