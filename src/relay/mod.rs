@@ -462,7 +462,7 @@ fn listening_guard(sock: &DatagramSocket) -> Guard {
         GuardRules {
             allow_loop_ports: false,
             rate: None,
-            default_rate: guard::DEFAULT_ECHO_RATE,
+            default_rate: Some(guard::DEFAULT_ECHO_RATE),
             repeats: true,
             replies_upper: false,
         },

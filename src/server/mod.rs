@@ -294,7 +294,7 @@ fn serve<S: Service>(
         request_guard: GuardRules {
             allow_loop_ports: config.allow_loop_ports,
             rate: config.rate_limit,
-            default_rate: guard::DEFAULT_REQUEST_RATE,
+            default_rate: Some(guard::DEFAULT_REQUEST_RATE),
             repeats: false,
             replies_upper: false,
         },
@@ -451,6 +451,7 @@ fn echo_service(config: &ServeConfig, stats: &'static Stats, access: Arc<Access>
             transform: config.transform,
             allow_loop_ports: config.allow_loop_ports,
             rate_limit: config.rate_limit,
+            default_rate: Some(crate::service::guard::DEFAULT_ECHO_RATE),
             access,
         },
         quiet_clients: false,

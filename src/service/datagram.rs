@@ -17,7 +17,7 @@ use crate::transport::batch::{self, Batch, datagrams};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::echo::Transform;
-use super::guard::{DEFAULT_ECHO_RATE, Guard, GuardRules, Verdict};
+use super::guard::{Guard, GuardRules, Verdict};
 use super::peers::PeerTable;
 use super::stats::Stats;
 
@@ -59,6 +59,8 @@ pub(crate) struct DatagramRules {
     pub allow_loop_ports: bool,
     /// Replies per second per source address.
     pub rate_limit: Option<u32>,
+    /// The limit for sources off this host without `rate_limit`; none: no limit.
+    pub default_rate: Option<u32>,
     /// --allow and --deny, shared with the rest of the server (each refused peer is logged
     /// once).
     pub access: Arc<Access>,
@@ -71,6 +73,9 @@ pub(crate) struct DatagramEcho {
     pub peers: PeerTable,
     guard: Guard,
     dropped: HashMap<Drop, u64>,
+    /// The sources of the datagrams over the rate since the last report: the first, and
+    /// whether others came too (the report names who was limited).
+    limited: Option<(std::net::IpAddr, bool)>,
     last_report: Instant,
     replies: Vec<(usize, usize)>,
     /// Which of a batch's replies went (kept between batches, as `replies` is).
@@ -84,7 +89,7 @@ impl DatagramEcho {
             GuardRules {
                 allow_loop_ports: rules.allow_loop_ports,
                 rate: rules.rate_limit,
-                default_rate: DEFAULT_ECHO_RATE,
+                default_rate: rules.default_rate,
                 repeats: true,
                 replies_upper: rules.transform == Transform::Upper,
             },
@@ -96,6 +101,7 @@ impl DatagramEcho {
             peers: PeerTable::new(proto),
             guard,
             dropped: HashMap::new(),
+            limited: None,
             last_report: Instant::now(),
             replies: Vec::new(),
             sent: Vec::new(),
@@ -130,6 +136,9 @@ impl DatagramEcho {
                     why.explain()
                 );
                 *self.dropped.entry(why).or_default() += 1;
+                if why == Drop::Guarded(Verdict::RateLimited) {
+                    self.note_limited(from);
+                }
                 self.report_drops(false);
                 None
             }
@@ -144,12 +153,30 @@ impl DatagramEcho {
             return;
         }
         self.last_report = Instant::now();
+        let limited = self.limited.take();
         for (why, count) in self.dropped.drain() {
+            let from = match (why, limited) {
+                (Drop::Guarded(Verdict::RateLimited), Some((ip, others))) => {
+                    format!(" ({ip}{})", if others { " and others" } else { "" })
+                }
+                _ => String::new(),
+            };
             warn!(
-                "{}: dropped {count} datagram(s) {}",
+                "{}: dropped {count} datagram(s) {}{from}",
                 self.proto,
                 why.explain()
             );
+        }
+    }
+
+    /// Remembers a source over the rate, for the report to name.
+    fn note_limited(&mut self, from: &PeerAddr) {
+        let Some(ip) = from.0.as_socket().map(|a| a.ip().to_canonical()) else {
+            return;
+        };
+        match &mut self.limited {
+            None => self.limited = Some((ip, false)),
+            Some((first, others)) => *others |= *first != ip,
         }
     }
 

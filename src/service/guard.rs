@@ -72,8 +72,9 @@ pub(crate) struct GuardRules {
     pub allow_loop_ports: bool,
     /// Datagrams per second per source address, from any source (--rate-limit).
     pub rate: Option<u32>,
-    /// The limit for sources off this host when `rate` is not set.
-    pub default_rate: u32,
+    /// The limit for sources off this host when `rate` is not set; none: no limit (the
+    /// lab's udp port, whose gate admits only the proven addresses of runs holding a turn).
+    pub default_rate: Option<u32>,
     /// Whether repeats are looked for (echo and the relay; a request is never repeated
     /// to a server that answered it).
     pub repeats: bool,
@@ -159,7 +160,10 @@ impl Guard {
         let rate = match self.rules.rate {
             Some(rate) => rate,
             None if ip.is_none_or(|ip| self.is_local(ip)) => return true,
-            None => self.rules.default_rate,
+            None => match self.rules.default_rate {
+                Some(rate) => rate,
+                None => return true,
+            },
         };
         // Per source address, not per port: a flood from many ports of one host is one
         // source (and every Unix datagram sender is one, this host).
@@ -342,8 +346,8 @@ impl Fx {
     }
 }
 
-/// Whether `ip` is one of this host's addresses (loopback among them): where the default
-/// rate does not apply.
+/// Whether `ip` is one of this host's addresses (loopback among them): a source that needs
+/// no proof, as no other host can send from it.
 pub(crate) fn is_this_host(ip: IpAddr) -> bool {
     let ip = canonical(ip);
     ip.is_loopback() || local_ips().contains(&ip)
@@ -374,7 +378,7 @@ mod tests {
         GuardRules {
             allow_loop_ports: false,
             rate: None,
-            default_rate: 10,
+            default_rate: Some(10),
             repeats: true,
             replies_upper: false,
         }

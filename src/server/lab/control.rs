@@ -368,7 +368,7 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
         measuring: others.min(u16::MAX as usize) as u16,
         max_runs: limits.runs.min(u16::MAX as usize) as u16,
         max_ms: millis(limits.max_time),
-        rate: lab.rate_for(ip),
+        rate: lab.rate,
         services: lab.services.clone(),
     };
     write(conn, &Msg::Go(offer))?;

@@ -33,7 +33,7 @@ use crate::lifecycle;
 use crate::report::table::{WIDTH, wrap};
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Echo, Transform};
-use crate::service::guard::{self, DEFAULT_ECHO_RATE, GuardRules};
+use crate::service::guard::{self, GuardRules};
 use crate::service::stats::Stats;
 use crate::signal::Shutdown;
 use crate::transport::framing::{DEFAULT_MAX_FRAME, Framing};
@@ -75,11 +75,8 @@ pub(crate) struct LabServeConfig {
 pub(crate) struct Lab {
     pub class: Arc<Class>,
     pub services: Vec<Service>,
-    /// The datagram rate each address gets, announced to every run.
+    /// The datagram rate each address gets (--rate-limit), announced to every run; 0: none.
     pub rate: u32,
-    /// Whether the rate binds this host's own addresses too (`--rate-limit` given): the
-    /// default spares them, as every echo server's does.
-    pub rate_here: bool,
     /// Control connections open now (each a thread), bounded by [`Lab::max_control`].
     pub control: AtomicUsize,
     pub runs: AtomicUsize,
@@ -89,15 +86,6 @@ pub(crate) struct Lab {
 }
 
 impl Lab {
-    /// The datagram rate a run from `ip` is told, and held to: none from this host unless
-    /// `--rate-limit` was given.
-    pub(crate) fn rate_for(&self, ip: IpAddr) -> u32 {
-        match self.rate_here || !guard::is_this_host(ip) {
-            true => self.rate,
-            false => 0,
-        }
-    }
-
     /// Control connections at once: every run measuring or waiting, and those that have
     /// not said Hello yet (bounded apart, so they never take a run's place).
     pub(crate) fn max_control(&self) -> usize {
@@ -133,8 +121,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let lab = Lab {
         class: Arc::clone(&class),
         services,
-        rate: config.rate_limit.unwrap_or(DEFAULT_ECHO_RATE),
-        rate_here: config.rate_limit.is_some(),
+        rate: config.rate_limit.unwrap_or(0),
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
@@ -222,7 +209,11 @@ fn what_is_served(s: &Service, rate: u32) -> String {
         }
         "udp" => format!(
             "the echo service (upper), one reply per datagram, never larger than the request, \
-             at most {rate} per second per address"
+             {}",
+            match rate {
+                0 => "as fast as a run sends (--rate-limit sets a limit)".to_string(),
+                rate => format!("at most {rate} per second per address (--rate-limit)"),
+            }
         ),
         "quic" => "the echo service (upper), a stream per message, each new client asked to \
                    prove its address first (a Retry, smaller than its Initial)"
@@ -447,6 +438,11 @@ fn echo(proto: Proto, config: &LabServeConfig, stats: &'static Stats, access: Ar
             transform: Transform::Upper,
             allow_loop_ports: false,
             rate_limit: config.rate_limit,
+            // Every datagram the gate lets through is from a run holding its turn, whose
+            // address the control connection proved: without --rate-limit its udp row
+            // measures the network, not a limit (replies are never larger than requests,
+            // and the turns bound how many runs send at once).
+            default_rate: None,
             access,
         },
         quiet_clients: true,
@@ -457,7 +453,7 @@ fn request_guard(config: &LabServeConfig) -> GuardRules {
     GuardRules {
         allow_loop_ports: false,
         rate: config.rate_limit,
-        default_rate: guard::DEFAULT_REQUEST_RATE,
+        default_rate: Some(guard::DEFAULT_REQUEST_RATE),
         repeats: false,
         replies_upper: false,
     }
