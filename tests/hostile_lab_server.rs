@@ -145,3 +145,101 @@ fn a_tls_port_whose_certificate_is_not_the_offered_one_ends_the_run_in_one_line(
     // Measured once: a certificate does not change on a second try.
     assert!(!stderr.contains("once more"), "{stderr}");
 }
+
+/// Stderr of a finished run, as text.
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn service_names_the_client_does_not_know_are_left_out_with_one_escaped_warning() {
+    let dir = common::tempdir();
+    let page = dir.path().join("lab.html");
+    let server = fake_lab("names");
+    let out = lab(&server, &["--html", page.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for (what, text) in [("stdout", &*stdout), ("stderr", &*stderr), ("html", &*html)] {
+        assert!(!text.contains('\u{1b}'), "{what}: {text:?}");
+        assert!(!text.contains('\u{7}'), "{what}: {text:?}");
+    }
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("offers services this netecho"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(!stdout.contains("PWNED"), "{stdout}");
+    assert!(!html.contains("PWNED"), "{html}");
+}
+
+#[test]
+fn a_server_that_floods_queued_frames_gets_a_few_lines_not_thousands() {
+    let out = lab(&fake_lab("queued"), &["--wait", "5s"]);
+    let stderr = stderr_of(&out);
+    let line = common::fails(&out, 1);
+    assert!(line.contains("--wait"), "{line}");
+    // One place at first, one every 5 s at most as it goes down, one warning as it goes up,
+    // each wrapped over two lines at most.
+    let lines = stderr.lines().count();
+    assert!(lines <= 12, "{lines} lines:\n{stderr}");
+    let went_up = stderr.matches("moved this run back").count();
+    assert_eq!(went_up, 1, "{stderr}");
+}
+
+/// A tcp port that accepts and never says a word (nc -l, a web server waiting for its
+/// request), and the connections it took, counted when the test asks.
+fn silent_port() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn a_port_that_accepts_and_says_nothing_is_named_with_what_to_check() {
+    let (_listener, port) = silent_port();
+    let child = Command::new(bin())
+        .args(["lab", "--quick", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netecho lab");
+    let out = common::output_within(child, "lab against a silent port", RUN);
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains(&format!("127.0.0.1:{port} answered nothing in 15 s")),
+        "{line}"
+    );
+    assert!(line.contains("not a netecho lab server"), "{line}");
+    assert!(line.contains("`netecho serve --lab`"), "{line}");
+}
+
+#[test]
+fn a_bad_output_path_is_said_before_the_lab_server_is_asked_for_a_turn() {
+    let dir = common::tempdir();
+    let (listener, port) = silent_port();
+    listener.set_nonblocking(true).unwrap();
+    let control = format!("127.0.0.1:{port}");
+    let missing = dir.path().join("missing").join("x.html");
+    let folder = dir.path().to_str().unwrap().to_string();
+    for (flag, path, said) in [
+        (
+            "--html",
+            missing.to_str().unwrap(),
+            "does not exist; create it",
+        ),
+        ("--plot", &folder, "a directory; give a file name"),
+    ] {
+        let out = common::netecho(&["lab", "--quick", flag, path, &control], b"");
+        let line = common::fails(&out, 1);
+        assert!(line.contains(&format!("{flag} {path}")), "{line}");
+        assert!(line.contains(said), "{line}");
+    }
+    assert!(!missing.parent().unwrap().exists());
+    // The lab server never heard of these runs.
+    assert!(
+        listener.accept().is_err(),
+        "the run connected before checking"
+    );
+}

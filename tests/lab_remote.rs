@@ -1300,3 +1300,138 @@ fn a_run_on_the_servers_own_host_hears_of_a_rate_limit_only_when_one_was_given()
         "{notes}"
     );
 }
+
+#[test]
+fn a_run_over_the_rate_limit_is_named_in_the_servers_warning() {
+    let (server, _, udp) = loopback_lab(&["--rate-limit", "100"]);
+    let _control = take_turn(server.port());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..1000u32 {
+        sock.send_to(&i.to_be_bytes(), ("127.0.0.1", udp)).unwrap();
+    }
+    let line = server.wait_log("over --rate-limit");
+    assert!(line.contains("(127.0.0.1)"), "{line}");
+}
+
+impl Pair {
+    /// nftables in the server's namespace dropping what arrives for `proto` port `port`
+    /// (its SYNs, or its datagrams), replacing the rule set before.
+    fn firewall(&self, proto: &str, port: u16) -> Result<(), String> {
+        let rules = format!(
+            "flush ruleset\ntable inet netecho_fw {{\n  chain in {{\n    type filter hook \
+             input priority 0; policy accept;\n    {proto} dport {port} drop\n  }}\n}}\n"
+        );
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", &self.server, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("nft: {e}"))?;
+        let _ = nft.stdin.take().unwrap().write_all(rules.as_bytes());
+        let out = nft.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        }
+    }
+}
+
+/// The namespaces, the lab server, its announced lines and ports, and its control address.
+type Served = (Pair, Server, (Vec<String>, u16, u16), String);
+
+/// A lab server on the server's IPv4 address (its control port chosen by the kernel) in the
+/// namespaces of `tag`; `None` after a skip.
+fn served_v4(tag: &str, test: &str) -> Option<Served> {
+    let pair = match Pair::create(tag) {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => {
+            skip(test, &needs, lacks);
+            return None;
+        }
+    };
+    let server = pair.lab_server(&["--addr", &format!("{SERVER_V4}:0")]);
+    let announced = announced(&server);
+    let control = format!("{SERVER_V4}:{}", server.port());
+    Some((pair, server, announced, control))
+}
+
+#[test]
+fn a_students_udp_row_measures_the_network_not_a_rate_limit() {
+    let test = "a_students_udp_row_measures_the_network_not_a_rate_limit";
+    let Some((pair, server, (lines, _, _), control)) = served_v4("u", test) else {
+        return;
+    };
+    assert!(
+        lines.iter().any(|l| l.contains("as fast as a run sends")),
+        "{lines:?}"
+    );
+    let child = pair.student(&["--quick", "--format", "json", &control]);
+    let (stdout, _) = ok_output(child, "lab --quick --format json", RUN);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["meta"]["parameters"]["server_rate"], 0, "{doc}");
+    let notes = doc["remote"].to_string();
+    assert!(!notes.contains("per second"), "{notes}");
+    let log = server.stderr();
+    assert!(!log.contains("over --rate-limit"), "{log}");
+}
+
+#[test]
+fn a_firewalled_echo_port_is_said_and_the_other_rows_are_measured() {
+    let test = "a_firewalled_echo_port_is_said_and_the_other_rows_are_measured";
+    let Some((pair, _server, (_, tcp, udp), control)) = served_v4("f", test) else {
+        return;
+    };
+    if let Err(e) = pair.firewall("udp", udp) {
+        return skip(test, &format!("nftables: {e}"), Lacks::Environment);
+    }
+    // No reply at all: "-" for what was not observed, one sentence and a warning.
+    let (table, log) = ok_output(pair.student(&["--quick", &control]), "lab, udp shut", RUN);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("udp "))
+        .unwrap_or_else(|| panic!("no udp row:\n{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2], "-", "p50: {row}");
+    assert_eq!(
+        &cells[cells.len() - 2..],
+        ["-", "-"],
+        "bounds, order: {row}"
+    );
+    let joined = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The row's sentence is that one alone (no order, no reads, no loss "on the way").
+    assert!(
+        joined.contains(&format!(
+            "100% - - no reply at all to port {udp} (51 requests): a firewall on the server"
+        )),
+        "{table}"
+    );
+    assert!(!joined.contains("lost on the way"), "{table}");
+    assert!(
+        log.contains("WARN lab: udp: no reply at all to port"),
+        "{log}"
+    );
+    // The tcp port's SYNs dropped: said in seconds, and the udp row still measured.
+    pair.firewall("tcp", tcp).unwrap();
+    let (table, log) = ok_output(pair.student(&["--quick", &control]), "lab, tcp shut", RUN);
+    // The log's lines joined again, without the level each wrapped line repeats.
+    let log = log
+        .lines()
+        .map(|l| {
+            l.trim_start()
+                .trim_start_matches("WARN")
+                .trim_start_matches("INFO")
+        })
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        log.contains(&format!(
+            "could not connect to the announced tcp port {tcp} of {SERVER_V4} (no answer in 5 s)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("a firewall on the server?"), "{log}");
+    assert!(table.lines().any(|l| l.starts_with("udp ")), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("tcp ")), "{table}");
+}

@@ -5,9 +5,12 @@ protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
                         MODE garbage: the tcp and udp ports answer bytes that are not the
                         request; udp-silent: tcp echoes upper-cased, udp answers nothing;
                         pin-mismatch: both echo upper-cased, and the offer names TLS_PORT
-                        (another server's) as its tls port, with a fingerprint of zeros.
-                        Every way the account claims 4294967295 other runs and as many
-                        milliseconds waited. Prints "ready PORT" (the control port, on
+                        (another server's) as its tls port, with a fingerprint of zeros;
+                        names: both echo upper-cased, and the offer holds a third service
+                        whose name is terminal escapes; queued: after the Hello, a Queued
+                        frame every millisecond (the place going round 65535, 65534, 65533)
+                        and never a turn. The account claims 4294967295 other runs and as
+                        many milliseconds waited. Prints "ready PORT" (the control port, on
                         127.0.0.1), serves runs one after another, ends after 60 s.
 """
 
@@ -65,17 +68,27 @@ def udp_echo(sock, mode):
         data, addr = sock.recvfrom(65536)
         if mode == "garbage":
             sock.sendto(b"\x1b[31m" + data[::-1], addr)
-        elif mode == "pin-mismatch":
+        elif mode in ("pin-mismatch", "names"):
             sock.sendto(data.upper(), addr)
 
 
-def run(conn, tcp_port, udp_port, tls_port):
+ESCAPES = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRED</td><scri"
+
+
+def run(conn, tcp_port, udp_port, mode, tls_port):
     conn.settimeout(60)
     if read_frame(conn) is None:
+        return
+    if mode == "queued":
+        for i in range(60000):
+            conn.sendall(frame(b"\x02" + struct.pack(">HH", 65535 - i % 3, 65535)))
+            time.sleep(0.001)
         return
     services = [("tcp", tcp_port), ("udp", udp_port)]
     if tls_port is not None:
         services.append(("tls sha256 " + ":".join(["00"] * 32), tls_port))
+    if mode == "names":
+        services.append((ESCAPES, tcp_port))
     go = b"\x03" + struct.pack(">IIHHII", 7, 0, 0, 1, 0xFFFFFFFF, 0) + bytes([len(services)])
     for name, port in services:
         go += text(name) + struct.pack(">H", port)
@@ -111,7 +124,7 @@ def main():
         except OSError:
             return
         try:
-            run(conn, echo.getsockname()[1], udp.getsockname()[1], tls_port)
+            run(conn, echo.getsockname()[1], udp.getsockname()[1], mode, tls_port)
         except OSError:
             pass
         conn.close()

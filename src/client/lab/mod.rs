@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 use tracing::{Level, info, warn};
 
@@ -77,6 +77,12 @@ pub(crate) struct NetnsConfig {
 /// Runs the lab of `settings` and prints it.
 pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let settings = &settings;
+    // Before anything is measured: a turn on a class's lab server is not spent for a path.
+    for (flag, path) in [("--plot", &settings.plot), ("--html", &settings.html)] {
+        if let Some(path) = path {
+            writable(flag, path)?;
+        }
+    }
     let started = Instant::now();
     let plan = Plan::new(settings.quick);
     let cores = Cores::choose();
@@ -213,6 +219,48 @@ fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String], heading: &str)
             .with_context(|| format!("write the report page to {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Whether the file of `flag` can be written: opened for writing (made, and removed again,
+/// when it did not exist), or one line saying why not and what to do.
+fn writable(flag: &str, path: &std::path::Path) -> Result<()> {
+    let existed = path.symlink_metadata().is_ok();
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.display().to_string(),
+        _ => ".".to_string(),
+    };
+    let shown = path.display();
+    let e = match opened {
+        Ok(_) if !existed => return std::fs::remove_file(path).or(Ok(())),
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    use nix::errno::Errno;
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EISDIR) => bail!(
+            "{flag} {shown}: a directory; give a file name, such as {}",
+            path.join(if flag == "--html" {
+                "lab.html"
+            } else {
+                "lab.svg"
+            })
+            .display()
+        ),
+        Some(Errno::ENOENT | Errno::ENOTDIR) => bail!(
+            "{flag} {shown}: directory {dir} does not exist; create it or choose another path"
+        ),
+        Some(Errno::EACCES | Errno::EPERM | Errno::EROFS) => bail!(
+            "{flag} {shown}: this user may not write there ({}); choose a file in a directory \
+             you own, such as /tmp",
+            Errno::from_raw(e.raw_os_error().unwrap_or(0))
+        ),
+        _ => bail!("{flag} {shown}: cannot be written ({e}); choose another path"),
+    }
 }
 
 /// The title of the latency plot, in its file and on the page.

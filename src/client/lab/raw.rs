@@ -70,7 +70,7 @@ pub(super) fn measure_raw(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Resul
     once_more(target, || measure_raw_once(target, plan, ip_proto))
 }
 
-fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row> {
+pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> Result<Row> {
     let mut config = client_config(Framing::None);
     config.opts.ip_proto = ip_proto;
     let setup_us = setup_time(target, &config)?;

@@ -25,9 +25,10 @@ use crate::transport::tls::cert::Fingerprint;
 use crate::transport::within::Within;
 use crate::transport::{self, Conn, SocketOptions, printable};
 
+use super::measure::once_more;
 use super::path::Path;
 use super::plan::{CASES, Plan, case_name};
-use super::raw::measure_raw;
+use super::raw::measure_raw_once;
 use super::render::{self, Lab};
 use super::rows::{Row, SCHEMA};
 use super::{LabConfig, measure::measure, progress, say, write_files};
@@ -81,6 +82,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         }
     })?;
     let (offer, first_place) = wait_turn(&conn, host, settings.wait)?;
+    let offer = known_services(offer, host);
     let (waited, turn) = (queued.elapsed(), Instant::now());
     let udp = port_of(&offer, SockProto::Udp);
     let path = Path::of(local, server, udp);
@@ -298,7 +300,7 @@ fn socket_addr(addr: std::io::Result<socket2::SockAddr>) -> Result<SocketAddr> {
 fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u16>)> {
     let until = Instant::now() + wait;
     let mut first = None;
-    let mut told = None;
+    let mut told = Told::default();
     loop {
         let deadline = until.min(Instant::now() + QUEUE_SILENCE);
         let msg = match conn.within(deadline) {
@@ -309,24 +311,66 @@ fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u
             Ok(Msg::Go(offer)) => return Ok((offer, first)),
             Ok(Msg::Queued { place, measuring }) => {
                 first.get_or_insert(place);
-                if told != Some(place) {
-                    let runs = if measuring == 1 { "run" } else { "runs" };
-                    say(
-                        Level::INFO,
-                        &format!(
-                            "lab: this run is number {place} in its queue and waits its \
-                             turn (the server {host} is measuring {measuring} {runs})"
-                        ),
-                    );
-                    progress(&format!("number {place} in the queue of {host}"));
-                    told = Some(place);
-                }
+                told.queued(place, measuring, host);
             }
             Err(ReadError::Timeout) if Instant::now() >= until => {
-                bail!("{}", gave_up(host, wait, told))
+                bail!("{}", gave_up(host, wait, told.latest))
             }
             other => return Err(not_a_turn(other, host, first.is_some())),
         }
+    }
+}
+
+/// The longest a changed place in the queue waits to be said: a server may tell it often.
+const QUEUED_EVERY: Duration = Duration::from_secs(5);
+
+/// What this run said of its place in the queue.
+#[derive(Default)]
+struct Told {
+    /// The place the server told last, and the place last said.
+    latest: Option<u16>,
+    place: Option<u16>,
+    /// When it was said.
+    at: Option<Instant>,
+    /// Whether a place that went up (which a fair queue never does) was warned of.
+    went_up: bool,
+}
+
+impl Told {
+    /// Says `place` when it went down, at most once every [`QUEUED_EVERY`]; a place that
+    /// went up is said once, as the server's doing, and never again.
+    fn queued(&mut self, place: u16, measuring: u16, host: &str) {
+        let latest = self.latest.replace(place);
+        if let Some(last) = latest
+            && place > last
+        {
+            if !self.went_up {
+                say(
+                    Level::WARN,
+                    &format!(
+                        "lab: the lab server {host} moved this run back in its queue (number \
+                         {last}, then {place}): the places it tells are shown only as they \
+                         go down"
+                    ),
+                );
+                self.went_up = true;
+            }
+            return;
+        }
+        let due = self.at.is_none_or(|at| at.elapsed() >= QUEUED_EVERY);
+        if self.place.is_some_and(|said| place >= said) || !due {
+            return;
+        }
+        let runs = if measuring == 1 { "run" } else { "runs" };
+        say(
+            Level::INFO,
+            &format!(
+                "lab: this run is number {place} in its queue and waits its turn (the server \
+                 {host} is measuring {measuring} {runs})"
+            ),
+        );
+        progress(&format!("number {place} in the queue of {host}"));
+        (self.place, self.at) = (Some(place), Some(Instant::now()));
     }
 }
 
@@ -370,15 +414,59 @@ fn not_a_turn(msg: Result<Msg, ReadError>, host: &str, heard: bool) -> anyhow::E
         Err(ReadError::Io(e)) if !heard && is_close(&e) => unanswered(host),
         // A run waiting its turn is closed only by the server's end.
         Err(ReadError::Closed) => went_away(host),
+        // Connected, and not a word: something else listens there (nc, a web server).
+        Err(ReadError::Timeout) if !heard => {
+            let at = control_target(host).map_or(host.to_string(), |t| t.addr.to_string());
+            anyhow!(
+                "{at} answered nothing in {} s: not a netecho lab server (or a proxy or \
+                 firewall in the way)? Check that `netecho serve --lab` runs there and that \
+                 this is the port on its `lab control:` line (3235 by default)",
+                QUEUE_SILENCE.as_secs()
+            )
+        }
         Err(e) => anyhow!("the lab server {host}: {e}"),
     }
 }
 
+/// Services this client knows by name besides the plan's protocols.
+const OTHER_SERVICES: [&str; 2] = ["raw", "tls"];
+
+/// The offer without the services whose names this client does not know (a server of
+/// another version, or one that is not netecho's): they are neither measured nor listed,
+/// and one warning names them, escaped, as everything a server says.
+fn known_services(mut offer: Offer, host: &str) -> Offer {
+    let known = |name: &str| {
+        OTHER_SERVICES.contains(&name) || CASES.iter().any(|(proto, _, _)| proto.name() == name)
+    };
+    let unknown: Vec<String> = offer
+        .services
+        .iter()
+        .filter(|s| !known(&s.proto))
+        .map(|s| format!("'{}'", printable(&s.proto)))
+        .collect();
+    if !unknown.is_empty() {
+        offer.services.retain(|s| known(&s.proto));
+        say(
+            Level::WARN,
+            &format!(
+                "lab: the lab server {host} offers services this netecho does not know, left \
+                 out: {}",
+                unknown.join(", ")
+            ),
+        );
+    }
+    offer
+}
+
 fn port_of(offer: &Offer, proto: SockProto) -> Option<u16> {
+    port_of_name(offer, proto.name())
+}
+
+fn port_of_name(offer: &Offer, name: &str) -> Option<u16> {
     offer
         .services
         .iter()
-        .find(|s| s.proto == proto.name())
+        .find(|s| s.proto == name)
         .map(|s| s.port)
 }
 
@@ -445,39 +533,98 @@ fn offered_certificate(target: &Target) -> Result<()> {
     )
 }
 
-/// The plan's rows the server offers, each measured against its announced port.
+/// The plan's rows the server offers, each measured against its announced port. A stream
+/// port that takes no connection and a udp port that answers nothing are said in a warning
+/// each, and the rows measured stand.
 fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec<Row>> {
     let targets = offered_targets(offer, server)?;
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
     }
     let until = Instant::now() + Duration::from_millis(offer.max_ms.into()).min(MAX_RUN);
-    let mut rows = targets
-        .iter()
-        .enumerate()
-        .map(|(i, target)| {
-            let name = super::measure::target_name(target);
-            progress(&format!(
-                "[{}/{}] {name} {}",
-                i + 1,
-                targets.len(),
-                target.addr
-            ));
-            let (target, plan_row) = (target.clone(), plan.clone());
-            within_run(&target.to_string(), until, plan, move || {
-                if local::trust(&target).is_some() {
-                    offered_certificate(&target)?;
-                }
-                measure(&target, &plan_row)
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // The raw row counts too, when offered: the status line's count is of every row.
+    let count = targets.len() + usize::from(port_of_name(offer, "raw").is_some());
+    let mut rows = Vec::new();
+    let mut unreachable = None;
+    for (i, target) in targets.iter().enumerate() {
+        let name = super::measure::target_name(target);
+        progress(&format!("[{}/{count}] {name} {}", i + 1, target.addr));
+        if let Err(why) = connects(target) {
+            say(Level::WARN, &format!("lab: {why}; its row is left out"));
+            unreachable = Some(why);
+            continue;
+        }
+        let (measured, plan_row) = (target.clone(), plan.clone());
+        let mut row = within_run(&target.to_string(), until, plan, move || {
+            if local::trust(&measured).is_some() {
+                offered_certificate(&measured)?;
+            }
+            measure(&measured, &plan_row)
+        })?;
+        if row.unanswered() {
+            row.why = no_reply(&row, target);
+            say(Level::WARN, &format!("lab: {}: {}", row.name(), row.why));
+        }
+        rows.push(row);
+    }
     let (offer, plan_raw) = (offer.clone(), plan.clone());
+    let step = format!("[{count}/{count}]");
     let raw = within_run("raw", until, plan, move || {
-        raw_row(&offer, server, &plan_raw)
+        raw_row(&offer, server, &plan_raw, &step)
     })?;
     rows.extend(raw);
-    Ok(rows)
+    match unreachable {
+        Some(why) if rows.is_empty() => bail!("{why}"),
+        _ => Ok(rows),
+    }
+}
+
+/// How long the lab waits for an announced tcp port to take a connection before it leaves
+/// the row out: three SYNs, the third a second past the first two's timers.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether an announced stream port takes a connection within [`CONNECT_WAIT`]: one whose
+/// SYNs a firewall drops would otherwise hold the row until the kernel gives up (minutes).
+/// Datagram ports are told by their replies ([`no_reply`]).
+fn connects(target: &Target) -> Result<(), String> {
+    let Address::Ip(addr) = &target.addr else {
+        return Ok(());
+    };
+    if target.proto != SockProto::Tcp {
+        return Ok(());
+    }
+    std::net::TcpStream::connect_timeout(addr, CONNECT_WAIT)
+        .map(drop)
+        .map_err(|e| {
+            let what = match e.kind() {
+                std::io::ErrorKind::TimedOut => {
+                    format!("no answer in {} s", CONNECT_WAIT.as_secs())
+                }
+                std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
+                _ => e.to_string(),
+            };
+            format!(
+                "could not connect to the announced {} port {} of {} ({what}): a firewall on \
+                 the server? The teacher must let the class reach the control port and the \
+                 ports `serve --lab` announces",
+                super::measure::target_name(target),
+                addr.port(),
+                addr.ip()
+            )
+        })
+}
+
+/// The sentence of a row that got no reply at all: nothing measured, and the likely why.
+fn no_reply(row: &Row, target: &Target) -> String {
+    let port = match &target.addr {
+        Address::Ip(addr) => addr.port().to_string(),
+        other => other.to_string(),
+    };
+    format!(
+        "no reply at all to port {port} ({} requests): a firewall on the server, or the port \
+         unreachable; the teacher must let the class reach the ports `serve --lab` announces",
+        row.sent
+    )
 }
 
 /// The longest a run against a lab server may measure, whatever time the server offers.
@@ -521,13 +668,8 @@ fn within_run<T: Send + 'static>(
 
 /// The raw row, when the server offers raw (its "port" is the IP protocol) and this
 /// process may open raw sockets; without, the lab says so and measures the rest.
-fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Option<Row>> {
-    let Some(ip_proto) = offer
-        .services
-        .iter()
-        .find(|s| s.proto == "raw")
-        .and_then(|s| u8::try_from(s.port).ok())
-    else {
+fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan, step: &str) -> Result<Option<Row>> {
+    let Some(ip_proto) = port_of_name(offer, "raw").and_then(|p| u8::try_from(p).ok()) else {
         return Ok(None);
     };
     let ip = server.ip().to_canonical();
@@ -542,8 +684,23 @@ fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Option<Row>
         proto: Proto::Raw,
         addr: Address::Ip(SocketAddr::new(ip, 0)),
     };
-    progress(&format!("raw {ip}"));
-    measure_raw(&target, plan, ip_proto).map(Some)
+    progress(&format!("{step} raw {ip}"));
+    once_more(&target, || {
+        measure_raw_once(&target, plan, ip_proto).map_err(|e| stopped_raw(e, ip_proto))
+    })
+    .map(Some)
+}
+
+/// `e`, or, when the server's host answered ICMP protocol unreachable, that the lab server
+/// stopped answering raw: it offered raw itself, so `serve --proto raw` is not the advice.
+fn stopped_raw(e: anyhow::Error, ip_proto: u8) -> anyhow::Error {
+    match format!("{e:#}").contains("(ENOPROTOOPT)") {
+        true => anyhow!(
+            "the lab server stopped answering raw IP protocol {ip_proto} (its host answered \
+             ICMP protocol unreachable: has `netecho serve --lab` stopped?)"
+        ),
+        false => e,
+    }
 }
 
 /// What the report says under the table: the server, the path, how it was shared.

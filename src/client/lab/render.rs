@@ -23,6 +23,14 @@ fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// `cell` of `r`, or "-" where the row observed nothing (no reply came at all).
+fn seen(r: &Row, cell: impl Fn(&Row) -> String) -> String {
+    match r.unanswered() {
+        true => "-".into(),
+        false => cell(r),
+    }
+}
+
 fn family(r: &Row) -> String {
     r.family.map_or("-", |f| f.name()).to_string()
 }
@@ -54,15 +62,17 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
         Column::left("proto", Row::name),
         Column::right("setup", |r| r.setup_us.to_string()),
         // Whole microseconds keep the table within 80 columns.
-        Column::right("p50", |r| format!("{:.0}", r.latency_us.p50)),
-        Column::right("+-", spread),
-        Column::right("p99", |r| format!("{:.0}", r.latency_us.p99)),
-        Column::right("p99.9", |r| format!("{:.0}", r.latency_us.p99_9)),
-        Column::right("msg/s", |r| format!("{:.0}", r.messages_per_s)),
+        Column::right("p50", |r| seen(r, |r| format!("{:.0}", r.latency_us.p50))),
+        Column::right("+-", |r| seen(r, spread)),
+        Column::right("p99", |r| seen(r, |r| format!("{:.0}", r.latency_us.p99))),
+        Column::right("p99.9", |r| {
+            seen(r, |r| format!("{:.0}", r.latency_us.p99_9))
+        }),
+        Column::right("msg/s", |r| seen(r, |r| format!("{:.0}", r.messages_per_s))),
         Column::right("lost", lost_share),
         // A datagram that never came back is lost, not merged: the sentence counts it.
-        Column::right("bounds", |r| yes(r.boundaries_kept).into()),
-        Column::right("order", |r| yes(r.ordered).into()),
+        Column::right("bounds", |r| seen(r, |r| yes(r.boundaries_kept).into())),
+        Column::right("order", |r| seen(r, |r| yes(r.ordered).into())),
     ]
 }
 
@@ -87,17 +97,27 @@ pub(super) fn table_columns() -> Vec<Column<Row>> {
         Column::left("type", |r| r.socket_type.to_string()),
         Column::right("setup_us", |r| r.setup_us.to_string()),
         // One decimal in every row, so 95 never stands beside 77.1.
-        Column::right("p50_us", |r| format!("{:.1}", r.latency_us.p50)),
-        Column::right("p99_us", |r| format!("{:.1}", r.latency_us.p99)),
-        Column::right("p99.9_us", |r| format!("{:.1}", r.latency_us.p99_9)),
-        Column::right("msgs/s", |r| format!("{:.0}", r.messages_per_s)),
-        Column::right("MB/s", |r| format!("{:.1}", r.mb_per_s)),
+        Column::right("p50_us", |r| {
+            seen(r, |r| format!("{:.1}", r.latency_us.p50))
+        }),
+        Column::right("p99_us", |r| {
+            seen(r, |r| format!("{:.1}", r.latency_us.p99))
+        }),
+        Column::right("p99.9_us", |r| {
+            seen(r, |r| format!("{:.1}", r.latency_us.p99_9))
+        }),
+        Column::right("msgs/s", |r| {
+            seen(r, |r| format!("{:.0}", r.messages_per_s))
+        }),
+        Column::right("MB/s", |r| seen(r, |r| format!("{:.1}", r.mb_per_s))),
         Column::right("lost", |r| format!("{}/{}", r.lost, r.sent)),
         Column::right("boundaries", |r| {
-            let reads = crate::units::count(r.burst_reads, "read");
-            format!("{} ({reads})", yes(r.boundaries_kept))
+            seen(r, |r| {
+                let reads = crate::units::count(r.burst_reads, "read");
+                format!("{} ({reads})", yes(r.boundaries_kept))
+            })
         }),
-        Column::right("ordered", |r| yes(r.ordered).to_string()),
+        Column::right("ordered", |r| seen(r, |r| yes(r.ordered).to_string())),
     ]
 }
 

@@ -63,6 +63,12 @@ impl Row {
             _ => self.proto.clone(),
         }
     }
+
+    /// Whether no request got a reply: the row observed no time, order or read, and the
+    /// table shows "-" for them.
+    pub(crate) fn unanswered(&self) -> bool {
+        self.sent > 0 && self.lost >= self.sent
+    }
 }
 
 /// Whether `address` (IP:PORT or a bare IP) is on loopback, where no wire lies between the

@@ -23,12 +23,23 @@ pub(super) fn why(proto: Proto, v6: bool, r: &Row) -> String {
         "tls" => TLS,
         _ => nature(proto, v6),
     };
+    if r.unanswered() {
+        return format!("{nature}; {}", unanswered(r));
+    }
     let mut parts = vec![nature.to_string()];
     parts.extend(loss(proto, r));
     parts.extend(order(proto, r));
     parts.push(burst(proto, r));
     parts.extend(steadiness(r));
     parts.join("; ")
+}
+
+/// A row that got no reply at all: it observed no time, order or read.
+fn unanswered(r: &Row) -> String {
+    format!(
+        "no reply to any of {} requests: nothing was measured",
+        r.sent
+    )
 }
 
 /// What TLS over tcp is, true whatever was measured.
@@ -227,6 +238,8 @@ pub(super) fn consequence(r: &Row) -> String {
              loss shows as latency: p50 {p50} us, p99.9 {p99_9} us",
             r.lost, r.sent
         ),
+        // The row's sentence: the lab against a lab server says why there.
+        None if r.unanswered() => format!("{name}: {}", r.why),
         None if r.lost == 0 => format!(
             "{name}: none of {} datagrams lost; one lost would stay lost, nobody sends it again",
             r.sent
