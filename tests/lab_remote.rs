@@ -1435,3 +1435,36 @@ fn a_firewalled_echo_port_is_said_and_the_other_rows_are_measured() {
     assert!(table.lines().any(|l| l.starts_with("udp ")), "{table}");
     assert!(!table.lines().any(|l| l.starts_with("tcp ")), "{table}");
 }
+
+/// Whether a raw socket of IP protocol 254 is open in namespace `ns` (/proc/net/raw: the
+/// protocol is the local address's port).
+fn raw_254_open(ns: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/raw"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|a| a.ends_with(":00FE"))
+    })
+}
+
+#[test]
+fn a_lab_server_gone_during_the_raw_row_is_said_as_such_not_as_a_raw_server_to_start() {
+    let test = "a_lab_server_gone_during_the_raw_row_is_said_as_such_not_as_a_raw_server_to_start";
+    let Some((pair, server, _, control)) = served_v4("w", test) else {
+        return;
+    };
+    let run = pair.student(&["--quick", &control]);
+    // The student's raw socket: the raw row is under way. Its next request meets ICMP
+    // protocol unreachable (or, when the kill lands late, only the closed control
+    // connection): either way no advice to start a raw server.
+    let raw_row = (0..20_000).any(|_| raw_254_open(&pair.client));
+    assert!(raw_row, "the run never opened its raw socket");
+    server.stop("KILL");
+    let out = output_within(run, "lab, its server killed during the raw row", RUN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("serve --proto raw"), "{stderr}");
+    assert!(stderr.contains("went away"), "{stderr}");
+}
