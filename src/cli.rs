@@ -596,6 +596,14 @@ impl JoinArgs {
                 )));
             }
         }
+        if let Some(ip) = group.filter(|ip| !self.join.iter().any(|g| g.to_canonical() == *ip)) {
+            // A socket bound to a group hears only that group, and only once it is joined.
+            return Err(UsageError::new(format!(
+                "--addr {ip} is a group this server does not join: add --join {ip}, or bind \
+                 :PORT to hear {}",
+                self.join[0]
+            )));
+        }
         if let Some(ip) = bound.filter(|ip| !ip.is_unspecified() && !ip.is_multicast()) {
             return Err(UsageError::new(format!(
                 "--join: a socket bound to {ip} never receives a group's datagrams; serve on \

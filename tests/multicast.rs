@@ -140,7 +140,7 @@ fn broadcast_needs_the_flag_and_then_hears_every_host() {
 
 #[test]
 fn multicast_and_broadcast_addresses_without_what_they_need_are_refused_with_a_hint() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["serve", "--proto", "udp", "--addr", ":0", "--iface", "lo"],
             "add --join GROUP",
@@ -176,6 +176,19 @@ fn multicast_and_broadcast_addresses_without_what_they_need_are_refused_with_a_h
                 "10.0.0.1",
             ],
             "not a multicast group",
+        ),
+        (
+            // Bound to one group, joined to another: it would hear neither.
+            &[
+                "serve",
+                "--proto",
+                "udp",
+                "--addr",
+                "239.1.1.2:0",
+                "--join",
+                "239.1.1.1",
+            ],
+            "add --join 239.1.1.2",
         ),
         (&["send", "udp://255.255.255.255:9", "x"], "add --broadcast"),
         (&["send", "239.1.2.3:9", "x"], "--proto udp"),
