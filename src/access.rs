@@ -48,6 +48,11 @@ impl FromStr for Rule {
         if let Some(n) = text.strip_prefix("gid:") {
             return n.parse().map(Rule::Gid).map_err(|_| wrong());
         }
+        // A link-local peer as a log line shows it: the zone names a link, not an address.
+        if let Some((ip, rest)) = text.split_once('%') {
+            let len = rest.find('/').map_or("", |at| &rest[at..]);
+            return Err(format!("'{text}': a rule has no zone: write {ip}{len}"));
+        }
         // An address and port copied from a log line: a rule names every port of an address.
         if let Ok(with_port) = text.parse::<std::net::SocketAddr>() {
             let ip = with_port.ip().to_canonical();
@@ -74,8 +79,42 @@ impl FromStr for Rule {
                 .ok_or_else(wrong)?,
             None => max,
         };
-        mapped_to_ipv4(text, ip, len)
+        let rule = mapped_to_ipv4(text, ip, len)?;
+        exact_block(text, rule)
     }
+}
+
+/// Refuses a block written in a way that reads as something else: IPv4-compatible addresses
+/// (`::10.0.0.1`, deprecated, never a peer's address) and host bits past the prefix.
+fn exact_block(text: &str, rule: Rule) -> Result<Rule, String> {
+    let Rule::Cidr(ip, len) = rule else {
+        return Ok(rule);
+    };
+    if let IpAddr::V6(v6) = ip {
+        let s = v6.segments();
+        if s[..6].iter().all(|x| *x == 0) && s[6] != 0 {
+            let v4 = std::net::Ipv4Addr::from(u128::from(v6) as u32);
+            return Err(format!(
+                "'{text}' is the deprecated IPv4-compatible form, and IPv4 peers are \
+                 compared as IPv4: write {v4}"
+            ));
+        }
+    }
+    let block = match ip {
+        IpAddr::V4(v4) => IpAddr::V4(
+            (u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)).into(),
+        ),
+        IpAddr::V6(v6) => IpAddr::V6(
+            (u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)).into(),
+        ),
+    };
+    if block != ip {
+        return Err(format!(
+            "'{text}' has host bits set: {ip}/{len} is the block {block}/{len}; write \
+             {block}/{len}, or {ip} for that host alone"
+        ));
+    }
+    Ok(rule)
 }
 
 /// An IPv4-mapped block (`::ffff:10.0.0.0/104`) as the IPv4 block it names (`10.0.0.0/8`):
@@ -238,6 +277,34 @@ impl Access {
             logged: Mutex::default(),
             gate: None,
         })
+    }
+
+    /// Refuses an IP block of a family a socket bound to `bound` never receives: IPv6 on an
+    /// IPv4 socket, IPv4 on an IPv6 one that is `v6only` or bound to one IPv6 address.
+    pub(crate) fn check_family(
+        allow: &[Rule],
+        deny: &[Rule],
+        bound: IpAddr,
+        v6only: bool,
+    ) -> Result<(), UsageError> {
+        let bound = bound.to_canonical();
+        let v4_socket = bound.is_ipv4();
+        let hears_v4 = v4_socket || (bound.is_unspecified() && !v6only);
+        let rules = allow.iter().map(|r| ("--allow", r));
+        for (flag, rule) in rules.chain(deny.iter().map(|r| ("--deny", r))) {
+            let Rule::Cidr(ip, _) = rule else { continue };
+            let fix = match ip {
+                IpAddr::V6(_) if v4_socket => "receives IPv4 only; serve on [::]:PORT for both",
+                IpAddr::V4(_) if !hears_v4 => {
+                    "receives IPv6 only; serve on [::]:PORT without --v6only for both"
+                }
+                _ => continue,
+            };
+            return Err(UsageError::new(format!(
+                "{flag} {rule} never matches: a socket bound to {bound} {fix}"
+            )));
+        }
+        Ok(())
     }
 
     /// These rules, and beyond them only IP peers `gate` lets through now (refused quietly:
@@ -643,6 +710,28 @@ mod tests {
         assert!(Access::new(Proto::UnixSeqpacket, &[], &[rule("gid:0")]).is_ok());
         assert!("10.0.0.0/33".parse::<Rule>().is_err());
         assert!("uid:x".parse::<Rule>().is_err());
+    }
+
+    #[test]
+    fn rules_that_read_as_something_else_are_refused_with_the_rule_to_write() {
+        let err = |t: &str| t.parse::<Rule>().unwrap_err();
+        assert!(err("::127.0.0.1").contains("write 127.0.0.1"));
+        assert!(err("::10.0.0.0/104").contains("write 10.0.0.0"));
+        assert!(err("10.0.0.1/8").contains("is the block 10.0.0.0/8"));
+        assert!(err("::ffff:10.0.0.1/104").contains("is the block 10.0.0.0/8"));
+        assert!(err("2001:db8::1/64").contains("is the block 2001:db8::/64"));
+        assert!(err("fe80::1%eth0").contains("a rule has no zone: write fe80::1"));
+        assert!(err("fe80::%eth0/64").contains("write fe80::/64"));
+        for fine in [
+            "::/0",
+            "::1",
+            "::",
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "::ffff:0.0.0.0/96",
+        ] {
+            assert!(fine.parse::<Rule>().is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -1112,6 +1112,16 @@ impl AccessArgs {
         crate::access::Access::new(proto, &self.allow, &self.deny)
     }
 
+    /// Refuses an IP block the socket bound at `endpoint` could never hear from.
+    fn check_family(&self, endpoint: &Endpoint, v6only: bool) -> Result<(), UsageError> {
+        match &endpoint.addr {
+            crate::endpoint::Address::Ip(addr) => {
+                crate::access::Access::check_family(&self.allow, &self.deny, addr.ip(), v6only)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The rules of `serve --exec`, where uid:N also applies on tcp.
     pub(crate) fn exec_access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
         crate::access::Access::for_exec(proto, &self.allow, &self.deny)
@@ -1453,6 +1463,7 @@ impl ServeArgs {
             ));
         }
         let sched = self.sched(proto)?;
+        self.access.check_family(&endpoint, self.sock.v6only)?;
         Ok(ServeConfig {
             service: self.service(proto)?,
             socket: SocketOptions {
@@ -1989,7 +2000,10 @@ impl RelayArgs {
                 tls: self.tls.relay_to(self.tls_to, to_proto, self.tls_from)?,
                 ..SocketOptions::default()
             },
-            access: self.access.access(from.proto.into())?,
+            access: {
+                self.access.check_family(&from.endpoint(), false)?;
+                self.access.access(from.proto.into())?
+            },
             max_conns: self.max_conns as usize,
             idle_timeout: self.idle_timeout,
             from,

@@ -156,6 +156,38 @@ fn a_rule_that_cannot_apply_is_one_clear_error() {
 }
 
 #[test]
+fn a_rule_that_never_matches_or_reads_as_another_is_one_clear_error() {
+    for (addr, rule, says) in [
+        ("127.0.0.1:0", "2001:db8::/64", "receives IPv4 only"),
+        ("0.0.0.0:0", "::1", "receives IPv4 only"),
+        ("[::1]:0", "127.0.0.0/8", "receives IPv6 only"),
+        ("127.0.0.1:0", "::127.0.0.1", "write 127.0.0.1"),
+        ("127.0.0.1:0", "10.0.0.1/8", "is the block 10.0.0.0/8"),
+        (
+            "[::]:0",
+            "fe80::1%eth0",
+            "a rule has no zone: write fe80::1",
+        ),
+    ] {
+        let args = ["serve", "--addr", addr, "--deny", rule];
+        let line = common::fails(&netecho(&args, b""), 2);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert_eq!(line.trim().lines().count(), 1, "{line}");
+    }
+    // --v6only: the socket hears IPv6 alone.
+    let args = [
+        "serve",
+        "--addr",
+        "[::]:0",
+        "--v6only",
+        "--allow",
+        "10.0.0.0/8",
+    ];
+    let line = common::fails(&netecho(&args, b""), 2);
+    assert!(line.contains("without --v6only"), "{line}");
+}
+
+#[test]
 fn a_rule_with_a_port_says_to_write_the_address_alone() {
     for (rule, write) in [
         ("127.0.0.1:5000", "write 127.0.0.1"),
