@@ -980,7 +980,7 @@ pub(crate) struct PingArgs {
     #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Data bytes per request, after the 8-byte ICMP header
-    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = size_in::<u32>(0, 65_527))]
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 56, value_parser = size_in::<u32>(0, 1 << 24))]
     pub size: u32,
     /// How long to wait for each reply; a later one counts as lost
     #[arg(short = 'W', long, value_name = "TIMEOUT", default_value = "2s", value_parser = parse_seconds)]

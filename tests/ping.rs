@@ -208,3 +208,130 @@ fn a_link_local_address_without_a_zone_is_one_readable_line() {
     assert!(line.contains("so name the one to ping through"), "{line}");
     assert!(!line.contains("  "), "a run of spaces: {line:?}");
 }
+
+/// Answers each echo request on loopback from a raw socket, as argv[1] says: `unreach`
+/// (Destination Host Unreachable and Time Exceeded, each quoting the request), `dup` (the
+/// first request's reply five times, so every copy is queued before the next reply), `alter` (other data) or `big` (the data a thousand times); makes the
+/// file argv[2] once listening.
+const RESPONDER: &str = r#"
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return (~s) & 0xffff
+def icmp(t, c, ident, seq, data):
+    h = struct.pack('!BBHHH', t, c, 0, ident, seq) + data
+    return h[:2] + struct.pack('!H', csum(h)) + h[4:]
+mode = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+open(sys.argv[2], 'w').close()
+while True:
+    pkt, addr = s.recvfrom(70000)
+    ihl = (pkt[0] & 15) * 4; ic = pkt[ihl:]
+    if ic[0] != 8: continue
+    ident, seq = struct.unpack('!HH', ic[4:8]); data = ic[8:]
+    if mode == 'unreach':
+        s.sendto(icmp(3, 1, 0, 0, pkt[:ihl + 8]), addr)
+        s.sendto(icmp(11, 0, 0, 0, pkt[:ihl + 8]), addr)
+    elif mode == 'dup':
+        for _ in range(5 if seq == 1 else 1): s.sendto(icmp(0, 0, ident, seq, data), addr)
+    elif mode == 'alter':
+        s.sendto(icmp(0, 0, ident, seq, b'Z' * len(data)), addr)
+    elif mode == 'big':
+        s.sendto(icmp(0, 0, ident, seq, data * 1000), addr)
+"#;
+
+/// `ping -c 2 127.0.0.1` in a namespace of its own where the kernel ignores echo requests
+/// and [`RESPONDER`] answers them as `mode` says; `None` when that cannot run here.
+fn ping_a_responder(test: &str, mode: &str) -> Option<std::process::Output> {
+    if !can_open_raw(test) || !common::have("python3", test) {
+        return None;
+    }
+    let dir = common::tempdir();
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && \
+         {{ python3 -c \"$0\" {mode} {ready} & py=$!; }} && \
+         for i in $(seq 400); do [ -e {ready} ] && break; sleep 0.05; done; \
+         {bin} ping -c 2 -i 200ms -W 2s 127.0.0.1; rc=$?; kill $py; exit $rc",
+        ready = ready.display(),
+        bin = bin()
+    );
+    let mut cmd = in_netns(test, &script)?;
+    Some(run(cmd.arg(RESPONDER), b""))
+}
+
+#[test]
+fn icmp_errors_quoting_a_request_are_printed_as_ping_prints_them() {
+    let test = "icmp_errors_quoting_a_request_are_printed_as_ping_prints_them";
+    let Some(out) = ping_a_responder(test, "unreach") else {
+        return;
+    };
+    let line = fails(&out, 1);
+    assert!(line.contains("ICMP error(s)"), "{line}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The run ends at the last request's first error, maybe before its second.
+    for (seq, what) in [
+        (1, "Destination Host Unreachable"),
+        (1, "Time to live exceeded"),
+        (2, "Destination Host Unreachable"),
+    ] {
+        let said = format!("From 127.0.0.1 icmp_seq={seq} {what}");
+        assert!(stdout.contains(&said), "{said} missing from:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("2 packets transmitted, 0 received, +"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" errors, 100% packet loss"), "{stdout}");
+}
+
+#[test]
+fn duplicate_replies_are_counted_and_flagged() {
+    let test = "duplicate_replies_are_counted_and_flagged";
+    let Some(out) = ping_a_responder(test, "dup") else {
+        return;
+    };
+    let stdout = ok(&out);
+    assert_eq!(
+        stdout.matches("icmp_seq=1 ttl=64 (DUP!)").count(),
+        4,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 received, +4 duplicates, 0% packet loss"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn replies_with_other_data_are_not_echoes() {
+    for mode in ["alter", "big"] {
+        let Some(out) = ping_a_responder("replies_with_other_data_are_not_echoes", mode) else {
+            return;
+        };
+        let line = fails(&out, 1);
+        assert!(line.contains("not echoes"), "{mode}: {line}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout
+                .matches("(wrong data: not the 64 bytes sent)")
+                .count(),
+            2,
+            "{stdout}"
+        );
+        assert!(stdout.contains("0 received, +2 wrong data"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_multicast_group_is_refused_with_why() {
+    for group in ["224.0.0.1", "ff02::1", "ff02::1%lo"] {
+        let line = fails(&netecho(&["ping", "-c", "1", group], b""), 2);
+        assert!(line.contains("is a multicast group"), "{group}: {line}");
+        assert_eq!(line.trim().lines().count(), 1, "{line}");
+    }
+    // -s past IPv6's limit names the family's own limit.
+    let line = fails(&netecho(&["ping", "-s", "70000", "127.0.0.1"], b""), 2);
+    assert!(line.contains("at most 65507 data bytes"), "{line}");
+}

@@ -15,7 +15,7 @@ use crate::error::UsageError;
 use crate::packet::{icmp, ipv4};
 use crate::signal::{Shutdown, Wake};
 use crate::transport::MAX_MESSAGE;
-use crate::transport::icmp::{IcmpKind, IcmpSocket};
+use crate::transport::icmp::{IcmpError, IcmpKind, IcmpSocket};
 
 /// The largest -s: an IPv4 packet of 65,535 bytes less the 20-byte IP header and the 8-byte
 /// ICMP header. Over IPv6 (no IP header in the 16-bit length) 20 bytes more would fit.
@@ -27,6 +27,14 @@ pub(crate) const MAX_SIZE_V6: usize = 65_527;
 pub(crate) struct Summary {
     pub transmitted: u64,
     pub received: u64,
+    /// Replies to a request already answered (ping's "+N duplicates").
+    pub duplicates: u64,
+    /// Replies whose data is not the request's: not echoes.
+    pub wrong: u64,
+    /// ICMP errors quoting a request (unreachable, time exceeded).
+    pub errors: u64,
+    /// The last error's line, for the closing message.
+    last_error: Option<String>,
     rtts_ms: Vec<f64>,
 }
 
@@ -59,9 +67,19 @@ impl Summary {
         } else {
             format!("{loss:.1}")
         };
+        let mut more = String::new();
+        for (n, what) in [
+            (self.duplicates, "duplicates"),
+            (self.wrong, "wrong data"),
+            (self.errors, "errors"),
+        ] {
+            if n > 0 {
+                more.push_str(&format!(", +{n} {what}"));
+            }
+        }
         let mut text = format!(
-            "--- {host} ping statistics ---\n{} packets transmitted, {} received, {loss}% \
-             packet loss, time {}ms\n",
+            "--- {host} ping statistics ---\n{} packets transmitted, {} received{more}, \
+             {loss}% packet loss, time {}ms\n",
             self.transmitted,
             self.received,
             elapsed.as_millis()
@@ -91,6 +109,7 @@ fn target(host: &str) -> Result<SocketAddr> {
                 ))
                 .into())
             }
+            addr if addr.ip().to_canonical().is_multicast() => Err(group(addr.ip()).into()),
             addr => Ok(addr),
         };
     }
@@ -122,11 +141,73 @@ fn target(host: &str) -> Result<SocketAddr> {
         })
 }
 
+/// Refusal of a group: ping counts replies from the host it sent to, and a group's members
+/// answer from their own addresses (if at all).
+fn group(ip: std::net::IpAddr) -> UsageError {
+    let how = match ip {
+        std::net::IpAddr::V4(_) => {
+            "and Linux hosts ignore group echoes by default (net.ipv4.icmp_echo_ignore_broadcasts)"
+        }
+        std::net::IpAddr::V6(_) => "never from the group's",
+    };
+    UsageError::new(format!(
+        "ping sends to one host; {ip} is a multicast group: members answer from their own \
+         addresses, {how}; ping a member, or ask the group with `netecho send --iface NAME \
+         udp://GROUP:PORT`"
+    ))
+}
+
 /// A reply that belongs to this ping.
 struct Reply {
     seq: u16,
     bytes: usize,
     ttl: Option<u8>,
+    /// Its data is the request's, byte for byte: an echo.
+    echoed: bool,
+}
+
+/// Sequence numbers, one bit each (all 65,536 of them in 8 KiB).
+struct Seqs(Vec<u64>);
+
+impl Seqs {
+    fn new() -> Seqs {
+        Seqs(vec![0; 1 << 10])
+    }
+
+    fn set(&mut self, seq: u16, on: bool) {
+        let (word, bit) = (usize::from(seq) / 64, seq % 64);
+        match on {
+            true => self.0[word] |= 1 << bit,
+            false => self.0[word] &= !(1 << bit),
+        }
+    }
+
+    fn has(&self, seq: u16) -> bool {
+        self.0[usize::from(seq) / 64] & (1 << (seq % 64)) != 0
+    }
+}
+
+/// What an ICMP error says, as ping prints it.
+fn error_text(v6: bool, kind: u8, code: u8) -> String {
+    let text = match (v6, kind, code) {
+        (false, 3, 0) => "Destination Net Unreachable",
+        (false, 3, 1) => "Destination Host Unreachable",
+        (false, 3, 2) => "Destination Protocol Unreachable",
+        (false, 3, 3) => "Destination Port Unreachable",
+        (false, 3, 4) => "Frag needed and DF set",
+        (false, 3, 9 | 10 | 13) => "Communication administratively prohibited",
+        (false, 11, 0) => "Time to live exceeded",
+        (false, 11, 1) => "Frag reassembly time exceeded",
+        (true, 1, 0) => "Destination unreachable: No route",
+        (true, 1, 1) => "Destination unreachable: Administratively prohibited",
+        (true, 1, 3) => "Destination unreachable: Address unreachable",
+        (true, 1, 4) => "Destination unreachable: Port unreachable",
+        (true, 2, _) => "Packet too big",
+        (true, 3, 0) => "Time exceeded: Hop limit",
+        (true, 3, _) => "Time exceeded: Defragmentation failure",
+        _ => return format!("ICMP error type {kind} code {code}"),
+    };
+    text.to_string()
 }
 
 /// What `ping` sends, to whom, and for how long.
@@ -218,6 +299,24 @@ fn conclude(
     writeln!(out)?;
     write!(out, "{}", summary.lines(host, elapsed))?;
     out.flush().context("write to stdout")?;
+    if summary.received == 0
+        && let Some(last) = &summary.last_error
+    {
+        return Err(anyhow!(
+            "no echo reply from {}: the network answered with {} ICMP error(s) instead (the \
+             last: {last}); the lines above say where the requests stopped",
+            to.ip(),
+            summary.errors
+        ));
+    }
+    if summary.received == 0 && summary.wrong > 0 {
+        return Err(anyhow!(
+            "no echo reply from {}: {} reply(ies) carried other data than the request, so \
+             they are not echoes; something on the way, or the host, rewrites them",
+            to.ip(),
+            summary.wrong
+        ));
+    }
     if summary.received == 0 {
         return Err(anyhow!(
             "no reply from {}: {} echo request(s) lost (is the host up, and does it answer \
@@ -248,6 +347,9 @@ struct Pinger {
     started: Instant,
     summary: Summary,
     in_flight: HashMap<u16, Instant>,
+    /// Requests sent, and those answered (a second answer is a duplicate).
+    sent: Seqs,
+    answered: Seqs,
     next_send: Instant,
     seq: u16,
     buf: Vec<u8>,
@@ -266,6 +368,8 @@ impl Pinger {
             started,
             summary: Summary::default(),
             in_flight: HashMap::new(),
+            sent: Seqs::new(),
+            answered: Seqs::new(),
             next_send: started,
             seq: 0,
             buf: vec![0u8; MAX_MESSAGE],
@@ -309,6 +413,8 @@ impl Pinger {
         }
         self.summary.transmitted += 1;
         self.in_flight.insert(self.seq, now);
+        self.sent.set(self.seq, true);
+        self.answered.set(self.seq, false);
         self.next_send += self.schedule.interval;
         Ok(())
     }
@@ -330,38 +436,86 @@ impl Pinger {
         }
     }
 
-    /// Prints a line for every reply waiting on the socket that answers a request in flight.
+    /// Prints a line for every reply and ICMP error waiting on the socket that answers a
+    /// request of this ping.
     fn take_replies(&mut self, out: &mut impl Write) -> Result<()> {
-        while let Some(got) = read_reply(&self.sock, &mut self.buf, self.id)? {
-            let Some(sent) = self.in_flight.remove(&got.seq) else {
-                debug!(
-                    "a reply to icmp_seq={} that is late or a duplicate",
-                    got.seq
-                );
-                continue;
+        loop {
+            let line = if let Some(error) = self.sock.recv_error(&mut self.buf)? {
+                self.on_error(error)
+            } else if let Some(got) = read_reply(&self.sock, &mut self.buf, self.id, &self.data)? {
+                self.on_reply(got)
+            } else {
+                return Ok(());
             };
-            let rtt = sent.elapsed().as_secs_f64() * 1000.0;
-            self.summary.received += 1;
-            self.summary.rtts_ms.push(rtt);
-            let ttl = got.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
-            writeln!(
-                out,
-                "{} bytes from {}: icmp_seq={}{ttl} time={rtt:.3} ms",
-                got.bytes,
-                self.to.ip(),
-                got.seq
-            )
-            .and_then(|_| out.flush())
-            .context("write to stdout")?;
+            if let Some(line) = line {
+                writeln!(out, "{line}")
+                    .and_then(|_| out.flush())
+                    .context("write to stdout")?;
+            }
         }
-        Ok(())
+    }
+
+    /// The line for an ICMP error quoting one of our requests; the request is over.
+    fn on_error(&mut self, error: IcmpError) -> Option<String> {
+        // A datagram socket's identifier is the kernel's, which delivers only its own.
+        let ours = self.sock.kind == IcmpKind::Datagram || error.id == self.id;
+        if !ours || !self.sent.has(error.seq) {
+            debug!(
+                "passed over an ICMP error quoting id {} seq {}",
+                error.id, error.seq
+            );
+            return None;
+        }
+        self.in_flight.remove(&error.seq);
+        self.summary.errors += 1;
+        let line = format!(
+            "From {} icmp_seq={} {}",
+            error.from,
+            error.seq,
+            error_text(self.sock.v6, error.kind, error.code)
+        );
+        self.summary.last_error = Some(line.clone());
+        Some(line)
+    }
+
+    /// The line for a reply: an echo, a duplicate, or one whose data is not the request's.
+    fn on_reply(&mut self, got: Reply) -> Option<String> {
+        let ttl = got.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+        let head = format!(
+            "{} bytes from {}: icmp_seq={}{ttl}",
+            got.bytes,
+            self.to.ip(),
+            got.seq
+        );
+        if !self.sent.has(got.seq) {
+            debug!("a reply to icmp_seq={}, never sent", got.seq);
+            return None;
+        }
+        if !got.echoed {
+            self.summary.wrong += 1;
+            let sent = self.data.len() + icmp::HEADER_LEN;
+            return Some(format!("{head} (wrong data: not the {sent} bytes sent)"));
+        }
+        if self.answered.has(got.seq) {
+            self.summary.duplicates += 1;
+            return Some(format!("{head} (DUP!)"));
+        }
+        let Some(sent) = self.in_flight.remove(&got.seq) else {
+            debug!("a reply to icmp_seq={} that came too late", got.seq);
+            return None;
+        };
+        self.answered.set(got.seq, true);
+        let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+        self.summary.received += 1;
+        self.summary.rtts_ms.push(rtt);
+        Some(format!("{head} time={rtt:.3} ms"))
     }
 }
 
 /// The next echo reply for this ping waiting on the socket; `None` when nothing more is
 /// waiting. Other ICMP messages (our own requests looped back, other pings' replies,
 /// errors) are passed over.
-fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16) -> Result<Option<Reply>> {
+fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16, data: &[u8]) -> Result<Option<Reply>> {
     loop {
         let got = match sock.recv(buf) {
             Ok(got) => got,
@@ -404,10 +558,13 @@ fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16) -> Result<Option<Reply
             );
             continue;
         }
+        // Truncated (bigger than any request) or rewritten, it is not an echo.
+        let echoed = got.len == packet.len() && message.get(icmp::HEADER_LEN..) == Some(data);
         return Ok(Some(Reply {
             seq: echo.seq,
             bytes: message.len(),
             ttl,
+            echoed,
         }));
     }
 }
@@ -422,6 +579,7 @@ mod tests {
             transmitted: 4,
             received: 3,
             rtts_ms: vec![1.0, 2.0, 3.0],
+            ..Summary::default()
         };
         assert_eq!(s.loss_percent(), 25.0);
         let (min, avg, max, mdev) = s.rtt().unwrap();
@@ -434,16 +592,18 @@ mod tests {
             transmitted: 3,
             received: 2,
             rtts_ms: vec![1.0, 1.0],
+            duplicates: 4,
+            ..Summary::default()
         };
         assert!(
             third
                 .lines("h", Duration::ZERO)
-                .contains("33.3% packet loss")
+                .contains("3 packets transmitted, 2 received, +4 duplicates, 33.3% packet loss")
         );
         let none = Summary {
             transmitted: 2,
             received: 0,
-            rtts_ms: vec![],
+            ..Summary::default()
         };
         assert!(!none.lines("h", Duration::ZERO).contains("rtt"));
     }

@@ -3,7 +3,7 @@
 //! to the groups in net.ipv4.ping_group_range (for IPv6 too).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{Result, anyhow};
@@ -23,6 +23,21 @@ pub(crate) enum IcmpKind {
     /// this socket's replies, without an IP header.
     Datagram,
 }
+
+/// An ICMP error about one of our requests: who sent it, its type and code, and the
+/// identifier and sequence number of the echo request it quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IcmpError {
+    pub from: IpAddr,
+    pub kind: u8,
+    pub code: u8,
+    pub id: u16,
+    pub seq: u16,
+}
+
+/// One message of the error queue: its extended error and sender (none for a message
+/// without them), and how many bytes of the request it quotes.
+type Queued = (Option<(libc::sock_extended_err, IpAddr)>, usize);
 
 /// An ICMP socket connected to the host being pinged.
 pub(crate) struct IcmpSocket {
@@ -62,6 +77,19 @@ pub(crate) fn open(target: SocketAddr) -> Result<IcmpSocket> {
         Err(e) => return Err(anyhow!("socket for ICMP: {e}")),
     };
     let configured = (|| {
+        // ICMP errors quoting a request (unreachable, time exceeded) queued with their
+        // sender and the request's echo header, so ping can say which request they answer.
+        if v6 {
+            calls::setsockopt(&sock, "IPV6_RECVERR", true, |s, on| {
+                nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv6RecvErr, &on)
+                    .map_err(io::Error::from)
+            })?;
+        } else {
+            calls::setsockopt(&sock, "IP_RECVERR", true, |s, on| {
+                nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::Ipv4RecvErr, &on)
+                    .map_err(io::Error::from)
+            })?;
+        }
         if v6 {
             calls::setsockopt(
                 &sock,
@@ -109,6 +137,61 @@ impl IcmpSocket {
     /// recvmsg(2): one message (with the IPv4 header on a raw IPv4 socket) and its TTL.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<calls::Message> {
         calls::recv_msg(&self.sock, buf)
+    }
+
+    /// The next ICMP error waiting in the error queue (MSG_ERRQUEUE) that quotes a request,
+    /// if any. Local errors (a message too big for the route, say) are passed over: the
+    /// send that caused them already said so.
+    pub(crate) fn recv_error(&self, buf: &mut [u8]) -> io::Result<Option<IcmpError>> {
+        loop {
+            let Some((found, len)) = self.recv_queued(buf)? else {
+                return Ok(None);
+            };
+            let quoted = buf.get(..len.min(8)).filter(|q| q.len() == 8);
+            let icmp = [libc::SO_EE_ORIGIN_ICMP, libc::SO_EE_ORIGIN_ICMP6];
+            if let (Some((ee, from)), Some(q)) = (found, quoted)
+                && icmp.contains(&ee.ee_origin)
+            {
+                return Ok(Some(IcmpError {
+                    from,
+                    kind: ee.ee_type,
+                    code: ee.ee_code,
+                    id: u16::from_be_bytes([q[4], q[5]]),
+                    seq: u16::from_be_bytes([q[6], q[7]]),
+                }));
+            }
+        }
+    }
+
+    /// One message of the error queue: the extended error and its sender, and the length of
+    /// the quoted request in `buf`.
+    fn recv_queued(&self, buf: &mut [u8]) -> io::Result<Option<Queued>> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+        use std::os::fd::AsRawFd;
+        let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let fd = self.sock.as_raw_fd();
+        let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
+            Ok(msg) => msg,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(Errno::EINTR) => return self.recv_queued(buf),
+            Err(e) => return Err(e.into()),
+        };
+        let mut found = None;
+        for control in msg.cmsgs().map_err(io::Error::from)? {
+            found = match control {
+                ControlMessageOwned::Ipv4RecvErr(ee, Some(a)) => Some((
+                    ee,
+                    IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
+                )),
+                ControlMessageOwned::Ipv6RecvErr(ee, Some(a)) => {
+                    Some((ee, IpAddr::from(a.sin6_addr.s6_addr)))
+                }
+                _ => continue,
+            };
+        }
+        Ok(Some((found, msg.bytes)))
     }
 
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
