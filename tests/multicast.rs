@@ -241,3 +241,61 @@ fn no_answer_to_a_broadcast_gets_broadcast_advice() {
     assert!(line.contains("--addr 0.0.0.0:PORT"), "{line}");
     assert!(!line.contains("--join"), "{line}");
 }
+
+/// A group member that answers one message from two sockets: `HELLO` 50 times from the
+/// socket that joined, then once from another; prints its port once listening.
+const COPIER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             socket.inet_aton('239.1.2.5') + socket.inet_aton(sys.argv[1]))
+print(s.getsockname()[1], flush=True)
+d, a = s.recvfrom(65535)
+for _ in range(50): s.sendto(b'HELLO', a)
+other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+other.sendto(b'HELLO', a)
+"#;
+
+#[test]
+fn a_member_sending_copies_gets_one_line_with_their_count() {
+    let test = "a_member_sending_copies_gets_one_line_with_their_count";
+    if !common::have("python3", test) {
+        return;
+    }
+    let Some(ns) = Pair::new("mc", test) else {
+        return;
+    };
+    let mut copier = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.server,
+            "python3",
+            "-c",
+            COPIER,
+            Pair::SERVER_V4,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(copier.stdout.take().unwrap()),
+        &mut port,
+    )
+    .expect("the member's port");
+    let group = format!("udp://239.1.2.5:{}", port.trim());
+    let out = send(&ns, &["--iface", &ns.client_if, &group, "hello"]);
+    let _ = copier.kill();
+    let _ = copier.wait();
+    let text = ok(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let first = format!("{}:{} HELLO (50 copies)", Pair::SERVER_V4, port.trim());
+    assert_eq!(lines[0], first, "{text}");
+    assert!(
+        lines[1].starts_with(Pair::SERVER_V4) && lines[1].ends_with(" HELLO"),
+        "{text}"
+    );
+}

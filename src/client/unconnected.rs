@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::endpoint::{Address, Endpoint};
 use crate::hexdump::{self, Way};
@@ -18,9 +18,61 @@ use crate::transport::{self, DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::exchange::ClientConfig;
 
-/// The most answers printed for one message to a group or a broadcast address: a
-/// network full of members, or someone sending copies, cannot print without end.
-const MAX_ANSWERS: usize = 4096;
+/// The most sources whose answers are kept for one message to a group or a broadcast
+/// address: a network full of members cannot print without end. Copies from a source are
+/// counted, not kept, so one member sending many cannot crowd out the others.
+const MAX_SOURCES: usize = 4096;
+
+/// The answers of one message to many hosts: each source's first answer and how many
+/// copies it sent, in the order sources first answered.
+#[derive(Default)]
+struct Answers {
+    sources: Vec<(String, Vec<u8>, u64)>,
+    index: std::collections::HashMap<String, usize>,
+    /// Sources past [`MAX_SOURCES`], heard and not kept.
+    unkept: u64,
+}
+
+impl Answers {
+    /// Counts an answer from `from`; true when it is the first from there (and kept).
+    fn add(&mut self, from: String, answer: &[u8]) -> bool {
+        if let Some(&at) = self.index.get(&from) {
+            self.sources[at].2 += 1;
+            return false;
+        }
+        if self.sources.len() == MAX_SOURCES {
+            self.unkept += 1;
+            return false;
+        }
+        self.index.insert(from.clone(), self.sources.len());
+        self.sources.push((from, answer.to_vec(), 1));
+        true
+    }
+
+    /// One line per source ("10.0.0.7:4000 HELLO", and " (N copies)" after it when it
+    /// answered more than once), and a warning when sources were left out.
+    fn print(&self, what: &str, out: &mut impl Write) -> Result<()> {
+        for (from, answer, copies) in &self.sources {
+            let copies = match copies {
+                1 => String::new(),
+                n => format!(" ({n} copies)"),
+            };
+            out.write_all(format!("{from} ").as_bytes())
+                .and_then(|_| out.write_all(answer))
+                .and_then(|_| out.write_all(format!("{copies}\n").as_bytes()))
+                .context("write to stdout")?;
+        }
+        out.flush().context("write to stdout")?;
+        if self.unkept > 0 {
+            warn!(
+                "{what}: answers from more than {MAX_SOURCES} sources; {} answer(s) from \
+                 further sources are not listed",
+                self.unkept
+            );
+        }
+        Ok(())
+    }
+}
 
 /// An unconnected datagram socket and the server it sends to.
 pub(crate) struct Unconnected {
@@ -59,10 +111,11 @@ impl Unconnected {
         }
     }
 
-    /// Sends `msg` once to a group or a broadcast address and prints every answer that
-    /// comes within the timeout, each after its source ("10.0.0.7:4000 HELLO"): one
-    /// deadline for all members, as there is no telling how many there are. Fails when
-    /// none answered.
+    /// Sends `msg` once to a group or a broadcast address and prints the answers that come
+    /// within the timeout, once it is over: each source's first answer after its address
+    /// ("10.0.0.7:4000 HELLO") and how many copies it sent if more than one. One deadline
+    /// for all members, as there is no telling how many there are. Fails when none
+    /// answered.
     pub(crate) fn gather(&mut self, msg: &[u8], hex: bool, out: &mut impl Write) -> Result<()> {
         let what = self.target.to_string();
         self.sock
@@ -70,25 +123,15 @@ impl Unconnected {
             .map_err(|e| transport_error(&self.target, &e))?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let deadline = Instant::now() + self.timeout;
-        let mut answers = 0usize;
+        let mut answers = Answers::default();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            if answers == MAX_ANSWERS {
-                debug!("{what}: {MAX_ANSWERS} answers; the rest are not read");
-                break;
-            }
             self.sock
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             match self.sock.recv_from(&mut buf) {
                 Ok((Received::Data(n), from)) if buf[..n].eq_ignore_ascii_case(msg) => {
-                    answers += 1;
-                    if hex {
+                    if answers.add(from.to_string(), &buf[..n]) && hex {
                         hexdump::dump(Way::In, &from, &buf[..n]);
                     }
-                    out.write_all(format!("{from} ").as_bytes())
-                        .and_then(|_| out.write_all(&buf[..n]))
-                        .and_then(|_| out.write_all(b"\n"))
-                        .and_then(|_| out.flush())
-                        .context("write to stdout")?;
                 }
                 Ok((_, from)) => debug!("a datagram from {from}, not an answer to ours: skipped"),
                 Err(e) if crate::transport::is_timeout(&e) => {
@@ -99,7 +142,8 @@ impl Unconnected {
                 Err(e) => return Err(e).with_context(|| format!("recvfrom {what}")),
             }
         }
-        if answers == 0 {
+        answers.print(&what, out)?;
+        if answers.sources.is_empty() {
             bail!(
                 "no answer from any host at {what} within {:?}: {} Raise --timeout to wait \
                  longer",
@@ -193,4 +237,28 @@ fn transport_error(target: &Endpoint, e: &io::Error) -> anyhow::Error {
         );
     }
     crate::error::socket_error(crate::error::Call::Send, target, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_counted_and_sources_past_the_cap_are_told() {
+        let mut answers = Answers::default();
+        assert!(answers.add("10.0.0.1:4000".into(), b"HELLO"));
+        for _ in 0..20_000 {
+            assert!(!answers.add("10.0.0.1:4000".into(), b"HELLO"));
+        }
+        for n in 1..MAX_SOURCES + 3 {
+            answers.add(format!("10.1.{}.{}:4000", n / 256, n % 256), b"HI");
+        }
+        assert_eq!(answers.sources.len(), MAX_SOURCES);
+        assert_eq!(answers.unkept, 3);
+        let mut out = Vec::new();
+        answers.print("group", &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("10.0.0.1:4000 HELLO (20001 copies)\n10.1.0.1:4000 HI\n"));
+        assert_eq!(text.lines().count(), MAX_SOURCES);
+    }
 }
