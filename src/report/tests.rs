@@ -328,6 +328,19 @@ fn notes_wrap_at_spaces_to_eighty_columns() {
     assert_eq!(table::wrap("abcdefgh", "", "", 4), "abcdefgh\n");
 }
 
+#[test]
+fn a_backquoted_command_stays_on_one_line_when_it_fits_one() {
+    let text = "listens with `netecho serve --addr :5000` instead";
+    assert_eq!(
+        table::wrap(text, "", "  ", 30),
+        "listens with\n  `netecho serve --addr :5000`\n  instead\n"
+    );
+    // Longer than a line: broken at its spaces like any words.
+    assert_eq!(table::wrap("a `b c d` e", "", "", 4), "a `b\nc d`\ne\n");
+    // A span never closed is words like any others.
+    assert_eq!(table::wrap("a `b c d", "", "", 4), "a `b\nc d\n");
+}
+
 fn meta() -> Meta {
     let mut parameters = serde_json::Map::new();
     parameters.insert("clients".into(), serde_json::Value::from(2));
