@@ -461,13 +461,13 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
 }
 
 /// The command line, parsed. Every usage error, clap's or a habit's, ends netecho with
-/// one line and exit code 2; `--help` and `--version` print as clap prints them.
+/// one line (wrapped on a terminal) and exit code 2; `--help` and `--version` print as clap prints them.
 pub(crate) fn parse() -> Cli {
     let raw: Vec<OsString> = std::env::args_os().collect();
     match Cli::try_parse_from(&raw) {
         Ok(cli) => {
             if let Some(line) = misplaced(&cli, &raw) {
-                eprintln!("error: {}", crate::transport::printable(&line));
+                crate::logging::error(&line);
                 std::process::exit(2);
             }
             cli
@@ -486,10 +486,7 @@ pub(crate) fn parse() -> Cli {
         // What was typed is shown escaped: a newline or an escape sequence in an argument
         // stays on the one line.
         Err(err) => {
-            eprintln!(
-                "error: {}",
-                crate::transport::printable(&usage_line(&err, &raw))
-            );
+            crate::logging::error(&usage_line(&err, &raw));
             std::process::exit(2)
         }
     }

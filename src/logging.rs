@@ -1,4 +1,6 @@
-//! Log lines on stderr through `tracing`; stdout is kept for what scripts read.
+//! Log lines on stderr through `tracing`; stdout is kept for what scripts read. On a
+//! terminal, every line netecho writes to stderr (a log line, its last `error:`) is wrapped
+//! to the terminal's width; to a pipe or a file, each stays one line for scripts to read.
 
 use std::io::IsTerminal;
 
@@ -22,13 +24,17 @@ pub(crate) fn init(args: LogConfig) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
+    let terminal = std::io::stderr().is_terminal();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("netecho={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| OneLine(std::io::stderr()))
+        .with_writer(move || OneLine {
+            stderr: std::io::stderr(),
+            wrap: terminal,
+        })
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && !no_color())
+        .with_ansi(terminal && !no_color())
         .without_time()
         // A log line that cannot be written (stderr a closed pipe) is dropped: the default
         // reports it on stderr, which panics there, and a panic in clean-up aborts it.
@@ -42,10 +48,55 @@ pub(crate) fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
+/// What a level's tag takes of a log line: " INFO ", "ERROR ".
+pub(crate) const LEVEL_TAG: usize = 6;
+
+/// What the lines after a message's first are indented by, under its words.
+pub(crate) const INDENT: &str = "  ";
+
+/// The columns of the terminal on stderr (TIOCGWINSZ), else $COLUMNS, else 80.
+pub(crate) fn width() -> usize {
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct it is given, nothing else.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if asked == 0 && size.ws_col > 0 {
+        return size.ws_col.into();
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&c: &usize| c > 0)
+        .unwrap_or(crate::report::table::WIDTH)
+}
+
+/// `text` as lines of at most `width` characters, the ones after the first indented under
+/// its words; words and a `backquoted command` that fits a line are kept whole.
+pub(crate) fn lines(text: &str, width: usize) -> Vec<String> {
+    crate::report::table::wrap(text, "", INDENT, width)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Prints the `error: ` line a usage error or a failed command ends netecho with: one line,
+/// whatever a name typed or a peer's words put in it, wrapped when a person reads it on a
+/// terminal.
+pub(crate) fn error(text: &str) {
+    let line = format!("error: {}", crate::transport::printable(text));
+    match std::io::stderr().is_terminal() {
+        true => eprintln!("{}", lines(&line, width()).join("\n")),
+        false => eprintln!("{line}"),
+    }
+}
+
 /// Writes each log line as one line: a newline or carriage return inside it (a file name
 /// or a Unix peer's address chosen by a client) is written as `\n` or `\r`, so no client
-/// can forge a line of the server's log. tracing writes each event in one call.
-struct OneLine(std::io::Stderr);
+/// can forge a line of the server's log. tracing writes each event in one call. On a
+/// terminal (`wrap`), a line wider than it is wrapped, each part under the level's tag.
+struct OneLine {
+    stderr: std::io::Stderr,
+    wrap: bool,
+}
 
 impl std::io::Write for OneLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -53,10 +104,6 @@ impl std::io::Write for OneLine {
             Some(body) => (body, &b"\n"[..]),
             None => (buf, &b""[..]),
         };
-        if !body.iter().any(|&b| b == b'\n' || b == b'\r') {
-            self.0.write_all(buf)?;
-            return Ok(buf.len());
-        }
         let mut out = Vec::with_capacity(buf.len() + 8);
         for &b in body {
             match b {
@@ -65,14 +112,68 @@ impl std::io::Write for OneLine {
                 b => out.push(b),
             }
         }
+        if self.wrap && !end.is_empty() {
+            out = wrapped(&String::from_utf8_lossy(&out), width()).into_bytes();
+        }
         out.extend_from_slice(end);
-        self.0.write_all(&out)?;
+        self.stderr.write_all(&out)?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        self.stderr.flush()
     }
+}
+
+/// A log line (its level's tag, perhaps coloured, then its message) within `width`
+/// columns: as it is when it fits, else its message's lines each after the tag, without
+/// colour inside the message. The parts are joined by line breaks, the last without one.
+fn wrapped(line: &str, width: usize) -> String {
+    if plain(line).chars().count() <= width {
+        return line.to_string();
+    }
+    let tag_end = visible_end(line, LEVEL_TAG);
+    let (tag, message) = line.split_at(tag_end);
+    lines(&plain(message), width.saturating_sub(LEVEL_TAG))
+        .iter()
+        .map(|part| format!("{tag}{part}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The byte offset in `line` after its first `count` visible characters (colour codes,
+/// `ESC [ ... letter`, are not visible), and after the colour codes right after them.
+fn visible_end(line: &str, count: usize) -> usize {
+    let mut seen = 0;
+    let mut chars = line.char_indices().peekable();
+    while let Some(&(at, c)) = chars.peek() {
+        if c == '\x1b' {
+            chars.next();
+            chars.by_ref().find(|(_, c)| c.is_ascii_alphabetic());
+            continue;
+        }
+        if seen == count {
+            return at;
+        }
+        seen += 1;
+        chars.next();
+    }
+    line.len()
+}
+
+/// `text` without its colour codes.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                chars.by_ref().find(|c| c.is_ascii_alphabetic());
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// At most [`Throttle::PER_SECOND`] lines a second from one place in the code, for lines a
@@ -123,5 +224,31 @@ impl Throttle {
             0 => String::new(),
             n => format!(" ({n} more like it left out of the log)"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wide_log_line_is_wrapped_under_its_coloured_tag() {
+        let line = format!("\x1b[32m INFO\x1b[0m {}", "word ".repeat(30).trim_end());
+        let text = wrapped(&line, 40);
+        let parts: Vec<&str> = text.split('\n').collect();
+        assert!(parts.len() > 1, "{text}");
+        for part in &parts {
+            assert!(part.starts_with("\x1b[32m INFO\x1b[0m "), "{part:?}");
+            assert!(plain(part).chars().count() <= 40, "{part:?}");
+        }
+        assert!(plain(parts[1]).starts_with(" INFO   word"), "{text}");
+        assert_eq!(plain(&text).matches("word").count(), 30);
+    }
+
+    #[test]
+    fn a_log_line_that_fits_is_left_as_it_is() {
+        let line = "\x1b[33m WARN\x1b[0m short";
+        assert_eq!(wrapped(line, 20), line);
+        assert_eq!(wrapped("ERROR short", 11), "ERROR short");
     }
 }

@@ -62,9 +62,8 @@ fn main() -> ExitCode {
         Err(_) if client::local::stopping() => loop {
             std::thread::park();
         },
-        // One line, whatever a name typed or a peer's words put in it.
         Err(err) => {
-            eprintln!("error: {}", transport::printable(&format!("{err:#}")));
+            logging::error(&format!("{err:#}"));
             ExitCode::from(error::exit_code(&err))
         }
     }

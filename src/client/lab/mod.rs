@@ -29,6 +29,7 @@ use tracing::{Level, info, warn};
 
 use crate::client::local::LocalServers;
 use crate::endpoint::{Proto, SockProto, Target};
+use crate::logging;
 use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Layout, Meta};
 use crate::transport;
@@ -406,28 +407,13 @@ fn progress(what: &str) {
     use std::io::IsTerminal;
     let mut err = std::io::stderr();
     if err.is_terminal() {
-        let line = fit(&format!("lab: {what}"), terminal_width().saturating_sub(1));
+        let line = fit(&format!("lab: {what}"), logging::width().saturating_sub(1));
         let _ = write!(err, "\r\x1b[2K{line}");
         if what.is_empty() {
             let _ = write!(err, "\r\x1b[2K");
         }
         let _ = err.flush();
     }
-}
-
-/// The columns of the terminal on stderr (TIOCGWINSZ), else $COLUMNS, else 80.
-fn terminal_width() -> usize {
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct it is given, nothing else.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
-    if asked == 0 && size.ws_col > 0 {
-        return size.ws_col.into();
-    }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse().ok())
-        .filter(|&c: &usize| c > 0)
-        .unwrap_or(report::table::WIDTH)
 }
 
 /// `text` within `width` characters: its middle left out (`...`) when longer, so both the
@@ -446,14 +432,11 @@ fn fit(text: &str, width: usize) -> String {
     out
 }
 
-/// What a level's tag takes of a log line: " INFO ", " WARN ".
-const LEVEL_TAG: usize = 6;
-
 /// A message of the lab's on stderr at `level`, as log lines that fit 80 columns with
 /// their tag: wrapped at spaces, a word longer than a line (a path) cut, each line after
 /// the first indented. A class reads the lab on a terminal that wide.
 pub(super) fn say(level: Level, text: &str) {
-    for line in log_lines(text, report::table::WIDTH - LEVEL_TAG) {
+    for line in log_lines(text, report::table::WIDTH - logging::LEVEL_TAG) {
         match level {
             Level::ERROR | Level::WARN => warn!("{line}"),
             _ => info!("{line}"),
@@ -484,10 +467,10 @@ pub(crate) fn relay(line: &str) {
     }
 }
 
-/// `text` as lines of at most `width` characters, the ones after the first indented.
+/// `text` as lines of at most `width` characters, the ones after the first indented; a word
+/// longer than a line (a path) cut, so that every line fits even in a file.
 fn log_lines(text: &str, width: usize) -> Vec<String> {
-    const INDENT: &str = "  ";
-    let piece = width - INDENT.len();
+    let piece = width - logging::INDENT.len();
     let words: Vec<String> = text
         .split_whitespace()
         .flat_map(|word| {
@@ -498,10 +481,7 @@ fn log_lines(text: &str, width: usize) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    report::table::wrap(&words.join(" "), "", INDENT, width)
-        .lines()
-        .map(String::from)
-        .collect()
+    logging::lines(&words.join(" "), width)
 }
 
 #[cfg(test)]
