@@ -554,30 +554,6 @@ fn lab_help_lists_only_what_the_lab_takes_and_the_server_flags_are_refused() {
     }
 }
 
-/// What a terminal shows of `raw`: each line, and each status line a carriage return
-/// replaces, with colour and erase sequences taken out.
-fn screen_lines(raw: &str) -> Vec<String> {
-    let mut plain = String::new();
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters, then a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-            continue;
-        }
-        plain.push(c);
-    }
-    plain
-        .split(['\r', '\n'])
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// A temporary directory as deep as a student's home can make it, for TMPDIR: the lab's
 /// socket files, and its status lines, name it (a Unix socket path still fits 108 bytes).
 fn long_tmpdir() -> (tempfile::TempDir, PathBuf) {
@@ -607,7 +583,7 @@ fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_n
     let out = common::output_within(child, "lab --quick on a terminal", Duration::from_secs(120));
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{screen}");
-    let lines = screen_lines(&screen);
+    let lines = common::screen_lines(&screen);
     let wide: Vec<&String> = lines.iter().filter(|l| l.chars().count() > 80).collect();
     assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
     // The status lines ran (the path of the unix rows' sockets among them), each row called

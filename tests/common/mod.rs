@@ -150,12 +150,17 @@ impl Server {
     }
 
     /// Sends `signal` and waits for the exit: status, the rest of stdout, and stderr.
-    pub fn stop(mut self, signal: &str) -> (ExitStatus, String, String) {
+    pub fn stop(self, signal: &str) -> (ExitStatus, String, String) {
         let status = Command::new("kill")
             .args(["-s", signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+        self.finish()
+    }
+
+    /// Waits for the exit the test caused: status, the rest of stdout, and stderr.
+    pub fn finish(mut self) -> (ExitStatus, String, String) {
         let status = wait_child(&mut self.child);
         // Everything the process wrote: both pipes read to their end (the exit closed them).
         let deadline = Instant::now() + STEP;
@@ -857,4 +862,28 @@ pub fn running_since(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     (fields.first() != Some(&"Z")).then(|| fields.get(19)?.parse().ok())?
+}
+
+/// What a terminal shows of `raw`: each line, and each status line a carriage return
+/// replaces, with colour and erase sequences taken out.
+pub fn screen_lines(raw: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }

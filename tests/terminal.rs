@@ -1,0 +1,124 @@
+//! What netecho writes to stderr, read on an 80-column terminal (`script` gives it one, `stty`
+//! sets its width) and through a pipe: every line fits the terminal, wrapped at spaces with
+//! a command kept whole; a pipe or a file still gets one line per event and per error.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Server, fails, netecho, screen_lines};
+
+/// The width of the class's terminal.
+const COLUMNS: usize = 80;
+
+/// `netecho ARGS` run on an 80-column terminal: what the terminal shows, a line each.
+fn on_terminal(args: &[&str]) -> Vec<String> {
+    let child = Command::new("script")
+        .args(["-qfec", &terminal_command(args), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils)");
+    let out = common::output_within(child, "netecho on a terminal", common::STEP);
+    screen_lines(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The shell command `script` runs: the terminal set to [`COLUMNS`], then netecho itself
+/// (exec, so that it is script's child).
+fn terminal_command(args: &[&str]) -> String {
+    format!(
+        "stty cols {COLUMNS}; exec {} {}",
+        common::bin(),
+        args.join(" ")
+    )
+}
+
+/// Fails naming the lines wider than the terminal.
+fn all_fit(lines: &[String]) {
+    let wide: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.chars().count() > COLUMNS)
+        .collect();
+    assert!(wide.is_empty(), "wider than {COLUMNS} columns: {wide:#?}");
+}
+
+/// The lines from the one starting with `start`, up to the next one that does not start
+/// with `tag` followed by the indent of a wrapped line, joined back into one.
+fn unwrapped(lines: &[String], start: &str, tag: &str) -> String {
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starts with {start:?}: {lines:#?}"));
+    let indent = format!("{tag}  ");
+    let mut text = lines[first].clone();
+    for line in lines[first + 1..].iter() {
+        let Some(rest) = line.strip_prefix(&indent) else {
+            break;
+        };
+        text.push(' ');
+        text.push_str(rest.trim_start());
+    }
+    text
+}
+
+#[test]
+fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pipe() {
+    let mut script = Command::new("script");
+    script.args([
+        "-qfec",
+        &terminal_command(&["serve", "--addr", "127.0.0.1:0"]),
+        "/dev/null",
+    ]);
+    let server = Server::start_with(&mut script);
+    let mut screen = String::new();
+    while !screen.contains("model event") {
+        screen.push_str(&server.next_line());
+        screen.push('\n');
+    }
+    let netecho = common::child_pids(server.pid());
+    assert_eq!(netecho.len(), 1, "script's children: {netecho:?}");
+    common::signal(netecho[0], "TERM");
+    let (_, rest, _) = server.finish();
+    screen.push_str(&rest);
+    let lines = screen_lines(&screen);
+    all_fit(&lines);
+    let model = unwrapped(&lines, " INFO model event:", " INFO");
+    assert!(model.ends_with("not a thread"), "{lines:#?}");
+
+    // To a pipe: the same line whole, as scripts read it.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let log = server.wait_log("model event");
+    let line = log.lines().find(|l| l.contains("model event")).unwrap();
+    assert!(line.ends_with("not a thread"), "{log}");
+    assert!(line.chars().count() > COLUMNS, "{line}");
+}
+
+#[test]
+fn a_client_s_error_fits_an_80_column_terminal_and_is_one_line_in_a_pipe() {
+    let (_held, addr) = common::refused_port("127.0.0.1");
+    let lines = on_terminal(&["send", &addr, "hi"]);
+    all_fit(&lines);
+    let error = unwrapped(&lines, "error: ", "");
+    assert!(
+        error.contains("connection refused (ECONNREFUSED)"),
+        "{error}"
+    );
+    assert!(error.ends_with("on this address and port?"), "{lines:#?}");
+
+    let line = fails(&netecho(&["send", &addr, "hi"], b""), 1);
+    assert_eq!(line, error);
+}
+
+#[test]
+fn a_habit_s_advice_fits_an_80_column_terminal_with_its_command_whole() {
+    let lines = on_terminal(&["-l", "5000"]);
+    all_fit(&lines);
+    let advice = "`netecho serve --addr :5000`";
+    assert!(lines.iter().any(|l| l.contains(advice)), "{lines:#?}");
+    let error = unwrapped(&lines, "error: ", "");
+
+    let line = fails(&netecho(&["-l", "5000"], b""), 2);
+    assert_eq!(line, error);
+    assert!(line.chars().count() > COLUMNS, "{line}");
+}
