@@ -122,7 +122,10 @@ fn a_flood_of_refused_clients_that_never_close_costs_no_thread_each() {
     // The first refusal starts what hears refused clients out.
     each_refused_client_reads_busy(&server);
     let before = common::threads(server.pid());
-    let flood: Vec<TcpStream> = (0..300)
+    // Fewer than the refusals queued for the thread that hears them out (256): past that a
+    // refusal is closed at once, and the clients after the flood could meet a full queue
+    // on a loaded machine.
+    let flood: Vec<TcpStream> = (0..200)
         .filter_map(|_| {
             let mut conn = TcpStream::connect(&server.addr).ok()?;
             let _ = conn.write_all(&[b'x'; 512]);
