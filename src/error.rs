@@ -61,6 +61,20 @@ impl fmt::Display for NoAnswer {
 
 impl std::error::Error for NoAnswer {}
 
+/// What the peer did wrong, already worded for the user (a QUIC server's reply stream too
+/// long, or reset): carried in an [`io::Error`] from a recv, and said after the socket's
+/// name instead of as a failed call.
+#[derive(Debug)]
+pub(crate) struct PeerFault(pub(crate) String);
+
+impl fmt::Display for PeerFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PeerFault {}
+
 /// The exit code for an error: 2 when the user asked for something malformed, 1 otherwise.
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if err.chain().any(|cause| cause.is::<UsageError>()) {
@@ -214,6 +228,9 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     // one: its message already names the address, and it exits with 2.
     if let Some(usage) = err.get_ref().and_then(|e| e.downcast_ref::<UsageError>()) {
         return UsageError::new(usage.to_string()).into();
+    }
+    if let Some(fault) = err.get_ref().and_then(|e| e.downcast_ref::<PeerFault>()) {
+        return anyhow::anyhow!("{what}: {fault}");
     }
     if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
         return anyhow::anyhow!("{no}");

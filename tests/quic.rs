@@ -471,9 +471,10 @@ impl Drop for PeerServer {
     }
 }
 
-fn peer_server(host: &str) -> PeerServer {
+/// An aioquic server on `host` in `mode` (echo, flood, reset: see quic_peer.py).
+fn peer_server(host: &str, mode: &str) -> PeerServer {
     let mut child = Command::new("python3")
-        .args([&peer_script(), "server", host])
+        .args([&peer_script(), "server", host, mode])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -557,7 +558,7 @@ fn send_talks_to_an_aioquic_server() {
     if !common::have_aioquic("send_talks_to_an_aioquic_server") {
         return;
     }
-    let peer = peer_server("127.0.0.1");
+    let peer = peer_server("127.0.0.1", "echo");
     let url = format!("quic://127.0.0.1:{}", peer.port);
     let out = netecho(&["send", &url, "--pin", &peer.pin, "hello", "peer"], b"");
     assert_eq!(ok(&out), "HELLO PEER\n");
@@ -581,6 +582,29 @@ fn send_talks_to_an_aioquic_server() {
     std::thread::sleep(Duration::from_millis(50));
     let out = netecho(&["send", &url, "--pin", &peer.pin, "again"], b"");
     assert_eq!(ok(&out), "AGAIN\n");
+}
+
+/// A server whose reply stream fails (too long, or reset) ends `send` and `bench` at once
+/// with that reason, not a wait for the idle timeout and a word of a closed connection.
+#[test]
+fn a_failed_reply_stream_ends_send_and_bench_with_its_reason() {
+    if !common::have_aioquic("a_failed_reply_stream_ends_send_and_bench_with_its_reason") {
+        return;
+    }
+    let cases = [
+        ("flood", "the server's reply stream passed 65536 bytes"),
+        ("reset", "the server reset the reply stream (code 7)"),
+    ];
+    for (mode, reason) in cases {
+        let peer = peer_server("127.0.0.1", mode);
+        let url = format!("quic://127.0.0.1:{}", peer.port);
+        let out = netecho(&["send", &url, "--pin", &peer.pin, "hello"], b"");
+        let line = fails(&out, 1);
+        assert!(line.contains(reason), "{mode}: {line}");
+        let bench = ["bench", &url, "--pin", &peer.pin, "-d", "2s", "-P", "2"];
+        let line = fails(&netecho(&bench, b""), 1);
+        assert!(line.contains(reason), "{mode}: {line}");
+    }
 }
 
 #[test]

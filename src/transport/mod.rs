@@ -385,7 +385,7 @@ pub(crate) struct Conn {
     /// (QUIC, through a socket pair), for access rules and log lines.
     remote: Option<std::net::SocketAddr>,
     /// A QUIC client's connection, closed when this is dropped.
-    _link: Option<quic::Link>,
+    link: Option<quic::Link>,
     /// The TLS session its bytes pass through, when it has one; boxed, since a session is
     /// over a KiB and most connections have none (an idle connection costs its Conn).
     tls: Option<Box<tls::Session>>,
@@ -402,7 +402,7 @@ impl Conn {
             deadline: AtomicU64::new(0),
             born: std::time::Instant::now(),
             remote: None,
-            _link: None,
+            link: None,
             tls: None,
         }
     }
@@ -410,7 +410,7 @@ impl Conn {
     /// This socket as one end of a pair standing for a connection to `remote` (QUIC).
     fn bridged(mut self, remote: Option<std::net::SocketAddr>, link: Option<quic::Link>) -> Conn {
         self.remote = remote;
-        self._link = link;
+        self.link = link;
         self
     }
 
@@ -576,9 +576,22 @@ impl Conn {
         // QUIC datagrams come over a socket pair, which, unlike a datagram socket, has an
         // end: a 0-byte read once the QUIC thread hung up.
         if got == Received::Data(0) && self.remote.is_some() && hung_up(&self.sock) {
-            return Ok(Received::Closed);
+            return self.closed();
         }
-        Ok(got)
+        match got {
+            Received::Closed => self.closed(),
+            got => Ok(got),
+        }
+    }
+
+    /// The end of the connection: said as the peer's fault when a QUIC client's exchange
+    /// failed (the QUIC thread then hung up with the reason), else a plain end.
+    #[cold]
+    fn closed(&self) -> io::Result<Received> {
+        match self.link.as_ref().and_then(quic::Link::failure) {
+            Some(why) => Err(io::Error::other(crate::error::PeerFault(why.to_string()))),
+            None => Ok(Received::Closed),
+        }
     }
 
     /// SO_RXQ_OVFL: from now on every datagram read with [`Conn::recv_counting_drops`] carries

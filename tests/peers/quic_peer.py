@@ -3,9 +3,12 @@
     quic_peer.py cert DIR              write DIR/cert.pem and DIR/key.pem (localhost,
                                        127.0.0.1, ::1), signed by DIR/ca.pem, and print
                                        the certificate's SHA-256 fingerprint
-    quic_peer.py server HOST           an upper-casing echo on HOST, port 0: a reply on each
+    quic_peer.py server HOST [MODE]    an upper-casing echo on HOST, port 0: a reply on each
                                        stream when it ends, and on each datagram; prints
-                                       "ready PORT FINGERPRINT", serves until killed
+                                       "ready PORT FINGERPRINT", serves until killed. MODE
+                                       flood: each stream answered with 64 KiB chunks and
+                                       never its end (bounded: 64 chunks); reset: each
+                                       stream reset with code 7
     quic_peer.py client HOST PORT MODE TRUST MSG...
                                        MODE: streams (a stream per message) or datagrams;
                                        TRUST: ca=FILE (verify against FILE) or pin=HEX (no
@@ -99,15 +102,33 @@ def write_cert(directory):
     print(fingerprint(cert), flush=True)
 
 
+FLOOD_CHUNKS = 64
+RESET_CODE = 7
+
+
 class Echo(QuicConnectionProtocol):
-    """Upper-cases each stream once it ends, and each datagram."""
+    """Upper-cases each stream once it ends, and each datagram; or, as `mode` says, floods
+    each stream's reply or resets it."""
+
+    mode = "echo"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.streams = {}
 
+    async def flood(self, stream_id):
+        for _ in range(FLOOD_CHUNKS):
+            self._quic.send_stream_data(stream_id, b"F" * 65536, end_stream=False)
+            self.transmit()
+            await asyncio.sleep(0.01)
+
     def quic_event_received(self, event):
-        if isinstance(event, StreamDataReceived):
+        if isinstance(event, StreamDataReceived) and self.mode == "flood":
+            asyncio.ensure_future(self.flood(event.stream_id))
+        elif isinstance(event, StreamDataReceived) and self.mode == "reset":
+            self._quic.reset_stream(event.stream_id, RESET_CODE)
+            self.transmit()
+        elif isinstance(event, StreamDataReceived):
             data = self.streams.pop(event.stream_id, b"") + event.data
             if event.end_stream:
                 self._quic.send_stream_data(event.stream_id, data.upper(), end_stream=True)
@@ -119,7 +140,8 @@ class Echo(QuicConnectionProtocol):
             self.transmit()
 
 
-async def run_server(host):
+async def run_server(host, mode):
+    Echo.mode = mode
     cert, key, _ = make_cert()
     config = QuicConfiguration(is_client=False, alpn_protocols=ALPN,
                                max_datagram_frame_size=65536)
@@ -299,7 +321,7 @@ def main():
     elif what == "probe":
         probe(sys.argv[2], int(sys.argv[3]))
     elif what == "server":
-        asyncio.run(run_server(sys.argv[2]))
+        asyncio.run(run_server(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "echo"))
     elif what in ("client", "retried"):
         host, port, mode, trust = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
         client = run_client(host, port, mode, trust, sys.argv[6:], what == "retried")

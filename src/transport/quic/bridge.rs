@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +26,12 @@ use crate::transport::MAX_MESSAGE;
 const NO_ERROR: u32 = 0;
 const TOO_LONG: u32 = 2;
 const UNFINISHED: u32 = 3;
+/// A client closes with this when a reply stream failed (its reason told to netecho).
+const STREAM_FAILED: u32 = 4;
+
+/// Why a client's exchanges ended, set once by the QUIC thread before it hangs up the pair,
+/// so that netecho reads the reason with the end instead of a bare close.
+pub(super) type Failure = Arc<OnceLock<String>>;
 
 /// A socket pair for a connection of `mode`: netecho's end and the QUIC thread's.
 pub(super) fn pair(mode: QuicMode) -> io::Result<(Socket, Socket)> {
@@ -87,6 +93,11 @@ impl Packets {
                 Err(_would_block) => {}
             }
         }
+    }
+
+    /// shutdown(2) both ways: netecho reads the end, and so does [`Packets::recv`] here.
+    fn hang_up(&self) {
+        let _ = self.0.get_ref().shutdown(std::net::Shutdown::Both);
     }
 
     async fn send(&self, msg: &[u8]) -> io::Result<()> {
@@ -442,10 +453,16 @@ async fn datagrams(conn: quinn::Connection, pair: Packets) -> io::Result<()> {
 }
 
 /// A client connection: a stream per message, one stream, or datagrams, as `mode` says.
-pub(super) async fn client(conn: quinn::Connection, theirs: Socket, mode: QuicMode) {
+/// A reply stream that fails ends them all, its reason in `failure`.
+pub(super) async fn client(
+    conn: quinn::Connection,
+    theirs: Socket,
+    mode: QuicMode,
+    failure: Failure,
+) {
     let result = match mode {
         QuicMode::Messages => match Packets::new(theirs) {
-            Ok(pair) => client_messages(conn.clone(), pair).await,
+            Ok(pair) => client_messages(conn.clone(), pair, failure).await,
             Err(e) => Err(e),
         },
         QuicMode::Stream => match conn.open_bi().await {
@@ -463,8 +480,14 @@ pub(super) async fn client(conn: quinn::Connection, theirs: Socket, mode: QuicMo
 }
 
 /// A stream per message, client side: each message netecho sends on a stream of its own,
-/// each reply passed back as its stream ends; at most [`MAX_STREAMS`] at once.
-async fn client_messages(conn: quinn::Connection, pair: Packets) -> io::Result<()> {
+/// each reply passed back as its stream ends; at most [`MAX_STREAMS`] at once. A stream
+/// that fails (its reply too long, or reset) ends the connection with its reason in
+/// `failure`: netecho would otherwise wait for a reply that will not come.
+async fn client_messages(
+    conn: quinn::Connection,
+    pair: Packets,
+    failure: Failure,
+) -> io::Result<()> {
     let pair = Arc::new(pair);
     let slots = Arc::new(Semaphore::new(MAX_STREAMS as usize));
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -477,18 +500,65 @@ async fn client_messages(conn: quinn::Connection, pair: Packets) -> io::Result<(
             break;
         };
         let (conn, pair, msg) = (conn.clone(), Arc::clone(&pair), buf[..n].to_vec());
+        let failure = Arc::clone(&failure);
         tokio::spawn(async move {
             let _slot = slot;
             match exchange(&conn, &msg).await {
                 Ok(reply) => {
                     let _ = pair.send(&reply).await;
                 }
-                Err(e) => debug!("quic {}: a stream failed: {e}", conn.remote_address()),
+                Err(e) => match stream_fault(&e) {
+                    Some(why) => {
+                        let _ = failure.set(why);
+                        pair.hang_up();
+                        conn.close(STREAM_FAILED.into(), b"a reply stream failed");
+                    }
+                    // The connection's end, which netecho reads as such.
+                    None => debug!("quic {}: a stream failed: {e}", conn.remote_address()),
+                },
             }
         });
     }
     conn.close(NO_ERROR.into(), b"done");
     Ok(())
+}
+
+/// What went wrong with one exchange's streams, worded for the user; None when the
+/// connection itself ended (which netecho reads as the end).
+fn stream_fault(e: &io::Error) -> Option<String> {
+    use quinn::{ReadError, ReadToEndError, WriteError};
+    let inner = e.get_ref()?;
+    if let Some(read) = inner.downcast_ref::<ReadToEndError>() {
+        return match read {
+            ReadToEndError::TooLong => Some(format!(
+                "the server's reply stream passed {MAX_MESSAGE} bytes (a message is one \
+                 stream; not a netecho server?)"
+            )),
+            ReadToEndError::Read(ReadError::Reset(code)) => Some(format!(
+                "the server reset the reply stream ({})",
+                code_meaning(*code)
+            )),
+            _ => None,
+        };
+    }
+    match inner.downcast_ref::<WriteError>()? {
+        WriteError::Stopped(code) => Some(format!(
+            "the server stopped reading the request's stream ({})",
+            code_meaning(*code)
+        )),
+        _ => None,
+    }
+}
+
+/// A stream's error code, with what a netecho server means by it.
+fn code_meaning(code: quinn::VarInt) -> String {
+    let meaning = match u32::try_from(code.into_inner()) {
+        Ok(NO_ERROR) => "a stream that carried no message".to_string(),
+        Ok(TOO_LONG) => format!("a message over {MAX_MESSAGE} bytes"),
+        Ok(UNFINISHED) => "a message not whole within its --frame-timeout".to_string(),
+        _ => return format!("code {code}"),
+    };
+    format!("code {code}: a netecho server resets so {meaning}")
 }
 
 /// One request on a stream of its own, and the reply read to that stream's end.

@@ -340,6 +340,14 @@ pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
 pub(crate) struct Link {
     conn: quinn::Connection,
     endpoint: quinn::Endpoint,
+    failure: bridge::Failure,
+}
+
+impl Link {
+    /// Why the QUIC thread ended the exchanges, when a reply stream failed.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
 }
 
 impl Drop for Link {
@@ -393,6 +401,8 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
     let wait = opts.quic.handshake.unwrap_or(CLIENT_HANDSHAKE);
     let server = name.to_str().into_owned();
     let (ours, theirs) = bridge::pair(mode)?;
+    let failure = bridge::Failure::default();
+    let failed = Arc::clone(&failure);
     let (conn, endpoint, max) = block_on(async move {
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
@@ -418,12 +428,17 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
             ));
         }
         let max = bridge::max_message(&conn, mode);
-        tokio::spawn(bridge::client(conn.clone(), theirs, mode));
+        tokio::spawn(bridge::client(conn.clone(), theirs, mode, failed));
         Ok((conn, endpoint, max))
     })??;
     let peer = Some(addr);
     let conn_ = Conn::new(ours, mode.kind(), addr.to_string(), Some(max));
-    Ok(conn_.bridged(peer, Some(Link { conn, endpoint })))
+    let link = Link {
+        conn,
+        endpoint,
+        failure,
+    };
+    Ok(conn_.bridged(peer, Some(link)))
 }
 
 /// A failed handshake as one line of advice for the client.
