@@ -806,3 +806,45 @@ fn large_messages_several_in_flight_come_back_whole() {
         assert!(!log.contains("error"), "{model} {framing}: {log}");
     }
 }
+
+/// A TLS server whose certificate chain is over the size rustls takes (300 copies of the CA,
+/// 170 KB) is said as that, not as a plaintext server; a server that answers in plaintext
+/// still is.
+#[test]
+fn a_too_large_handshake_message_is_named_and_plaintext_still_is() {
+    if !have("openssl", "openssl_s_server_long_chain") || !have("socat", "socat_plaintext") {
+        return;
+    }
+    let dir = tempdir();
+    let (ca, cert, key) = openssl_certs(dir.path(), "chain", false);
+    let chain = dir.path().join("chain.pem");
+    let one = std::fs::read(&ca).unwrap();
+    std::fs::write(&chain, one.repeat(300)).unwrap();
+    let port = free_port();
+    let _s = start_peer(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-alpn", "netecho", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .arg("-cert_chain")
+            .arg(&chain),
+        port,
+    );
+    let out = send_tls(&["--insecure", &format!("127.0.0.1:{port}"), "hi"], b"");
+    let line = fails(&out, 1);
+    assert!(line.contains("handshake message was too large"), "{line}");
+    assert!(!line.contains("plaintext"), "{line}");
+    let port = free_port();
+    let _plain = start_peer(
+        Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},reuseaddr,fork"))
+            .arg("SYSTEM:echo hello in the clear; sleep 5"),
+        port,
+    );
+    let out = send_tls(&["--insecure", &format!("127.0.0.1:{port}"), "hi"], b"");
+    let line = fails(&out, 1);
+    assert!(line.contains("a plaintext server?"), "{line}");
+}

@@ -65,15 +65,23 @@ impl fmt::Debug for TlsEnd {
 
 /// A failed handshake or record, as one line of advice for the side that saw it.
 pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
-    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E, InvalidMessage as M};
+    let peer = if client { "server" } else { "client" };
     match e {
-        E::InvalidMessage(_) if client => {
+        // A record header that is none (no content type, no TLS version): plaintext.
+        E::InvalidMessage(M::InvalidContentType | M::UnknownProtocolVersion) if client => {
             "the server did not answer in TLS (a plaintext server? leave out --tls)".into()
         }
-        E::InvalidMessage(_) => {
+        E::InvalidMessage(M::InvalidContentType | M::UnknownProtocolVersion) => {
             "not TLS: the client's bytes are no TLS records (a plaintext client on a TLS port?)"
                 .into()
         }
+        E::InvalidMessage(M::HandshakePayloadTooLarge | M::CertificatePayloadTooLarge) => {
+            format!(
+                "the {peer}'s TLS handshake message was too large (a certificate chain too long?)"
+            )
+        }
+        E::InvalidMessage(kind) => format!("the {peer} sent a malformed TLS message ({kind:?})"),
         E::InappropriateHandshakeMessage { .. } if client => {
             "the server sent a ClientHello back: an echo server without TLS? (leave out --tls)"
                 .into()
