@@ -127,6 +127,43 @@ fn a_reply_that_differs_is_reported_and_fails_the_run() {
     assert_eq!(run["answered"], 5);
 }
 
+/// python3: a tcp server on 127.0.0.1:argv[1] that answers each read with it upper-cased
+/// three times: more bytes than it was sent.
+const TRIPLING: &str = r#"
+import socket, sys, threading
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(16)
+def answer(c):
+    try:
+        while (d := c.recv(65536)):
+            c.sendall(d.upper() * 3)
+    except OSError:
+        pass
+while True:
+    threading.Thread(target=answer, args=(ls.accept()[0],), daemon=True).start()
+"#;
+
+#[test]
+fn a_server_that_sends_more_than_it_was_sent_is_said_so_not_told_to_use_expect() {
+    let port = common::free_port();
+    let _server = common::Peer(
+        std::process::Command::new("python3")
+            .args(["-c", TRIPLING, &port.to_string()])
+            .spawn()
+            .expect("python3"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    common::eventually("the python3 server listening", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let out = netecho(&["bench", &addr, "-n", "20", "-P", "2"], b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("bytes more than it was sent"), "{line}");
+    assert!(!line.contains("--expect"), "{line}");
+}
+
 #[test]
 fn a_count_run_against_a_server_that_never_answers_ends_at_its_timeout() {
     // Accepts and never reads: bench must give up after --timeout, not wait forever.

@@ -143,6 +143,9 @@ pub(crate) struct LoadResult {
     pub reordered: u64,
     pub late: u64,
     pub mismatched: u64,
+    /// Bytes a stream brought with no request waiting for them: the server sent more than
+    /// it was sent.
+    pub extra_bytes: u64,
     /// Datagrams the kernel dropped at bench's own full receive buffers (SO_RXQ_OVFL).
     pub rxq_overflow: u64,
     /// Datagrams the kernel refused to send (ENOBUFS): lost before they left.
@@ -170,6 +173,7 @@ impl LoadResult {
             reordered: 0,
             late: 0,
             mismatched: 0,
+            extra_bytes: 0,
             rxq_overflow: 0,
             send_errors: 0,
             machine: None,
@@ -190,6 +194,7 @@ impl LoadResult {
         self.reordered += other.reordered;
         self.late += other.late;
         self.mismatched += other.mismatched;
+        self.extra_bytes += other.extra_bytes;
         self.rxq_overflow += other.rxq_overflow;
         self.send_errors += other.send_errors;
         if let Some(t) = other.tcp {
@@ -936,6 +941,7 @@ impl<'a> Runner<'a> {
                 let client = &mut self.clients[token];
                 let Some(&(seq, sent)) = client.in_flight.front() else {
                     self.result.mismatched += 1;
+                    self.result.extra_bytes += (n - pos) as u64;
                     return;
                 };
                 let reply_len = self.payload.reply.len();

@@ -265,7 +265,13 @@ fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
 /// What makes a run fail: replies that did not match, clients that failed.
 fn problems_in(spec: &LoadSpec, result: &LoadResult) -> Vec<String> {
     let mut problems = Vec::new();
-    if result.mismatched > 0 {
+    if result.extra_bytes > 0 {
+        // The replies after the first extra byte are out of step: their count says nothing.
+        problems.push(format!(
+            "{}: the server sent {} bytes more than it was sent (not an echo server?)",
+            spec.target, result.extra_bytes
+        ));
+    } else if result.mismatched > 0 {
         problems.push(format!(
             "{}: {} replies did not match their requests byte for byte (use --expect echo \
              against a server that does not upper-case)",
