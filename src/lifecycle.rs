@@ -69,6 +69,10 @@ const FDS_WARN_EVERY: Duration = Duration::from_secs(10);
 /// descriptors once in [`FDS_WARN_EVERY`]); true when out of descriptors, for the caller to
 /// stop accepting for [`ACCEPT_PAUSE`] instead of meeting the error again at once.
 pub(crate) fn accept_failed(err: &io::Error) -> bool {
+    // Refused for too many TLS handshakes in progress: said already, in a throttled line.
+    if crate::transport::tls::pending::is_full(err) {
+        return false;
+    }
     if !matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
         warn!("accept: {err}");
         return false;

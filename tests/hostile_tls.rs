@@ -289,3 +289,40 @@ fn a_malformed_record_after_the_handshake_is_said_as_such_not_as_a_plaintext_cli
     assert!(log.contains("after the handshake"), "{log}");
     assert!(!log.contains("plaintext client"), "{log}");
 }
+
+/// Connections that each send most of a large handshake record (16,000 of 16,384 bytes)
+/// and then wait hold ~19 KB each in the server: from one address only 64 are let in at
+/// once, the rest refused in a line, so the server's memory does not grow with them, and
+/// a client from another address is still served.
+#[test]
+fn half_sent_handshake_records_from_one_address_are_bounded() {
+    use std::io::BufRead;
+    let server = serve("event", &[]);
+    let before = common::rss_kib(server.pid());
+    let port = server.port().to_string();
+    let mut child = Command::new("python3")
+        .arg(script("tls_trickle.py"))
+        .args(["halves", "127.0.0.1", &port, "127.0.0.2", "1500"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let stdout = child.stdout.take().unwrap();
+    let _halves = common::Peer(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(2 * common::STEP)
+        .expect("the peer's sent line");
+    assert_eq!(line.trim(), "sent 1500");
+    server.wait_log("TLS handshakes from its address are in progress (at most 64)");
+    // Accepted after all of them, from 127.0.0.1.
+    let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, "after"], b"");
+    assert_eq!(ok(&out), "AFTER\n");
+    let grown = common::rss_kib(server.pid()).saturating_sub(before);
+    assert!(grown < 12 * 1024, "the server grew by {grown} KiB");
+}

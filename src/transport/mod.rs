@@ -773,6 +773,7 @@ impl Listener {
     }
 
     fn accepted(&self, sock: Socket, addr: SockAddr) -> io::Result<Conn> {
+        let ip = addr.as_socket().map(|a| a.ip());
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)
         } else {
@@ -786,6 +787,7 @@ impl Listener {
             conn.tls = Some(Box::new(tls::Session::server(
                 server.config.clone(),
                 &conn.peer,
+                ip,
             )?));
         }
         Ok(conn)

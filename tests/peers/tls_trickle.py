@@ -18,6 +18,10 @@ tests/hostile_tls.rs.
   tls_trickle.py raw HOST PORT WAIT HEX
       The handshake, then the bytes HEX as they are (no record around them): prints
       "closed" once the server closes the connection, or "open" after WAIT seconds.
+  tls_trickle.py halves HOST PORT FROM COUNT
+      COUNT connections from the address FROM, each a record header announcing 16384 bytes
+      and 16000 of them (a ClientHello, padded), then nothing: prints "sent COUNT" and holds
+      them for 30 s (until killed).
 
 Every wait is bounded; the exit status is 0 unless something other than the server went
 wrong.
@@ -185,7 +189,41 @@ def replies(tls):
         got += more
 
 
+def halves(host, port, source, count):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    body = hello[5:] + bytes(16384 - len(hello) + 5)
+    record = bytes([0x16, 3, 1, 0x40, 0x00]) + body
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind((source, 0))
+        sock.settimeout(10)
+        sock.connect((host, int(port)))
+        try:
+            sock.sendall(record[:16000])
+        except OSError:
+            pass
+        socks.append(sock)
+    print(f"sent {count}", flush=True)
+    time.sleep(30)
+
+
 def main():
+    if sys.argv[1] == "halves":
+        halves(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
     what, host, port, every = sys.argv[1:5]
     every = float(every)
     sock, tls, incoming, outgoing = connect(host, port, 65536 if what == "late" else None)

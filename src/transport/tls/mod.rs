@@ -7,6 +7,7 @@
 //! seqpacket is a stream of records like any other (rustls does not keep boundaries).
 
 pub(crate) mod cert;
+pub(crate) mod pending;
 mod records;
 pub(crate) mod session;
 

@@ -61,6 +61,8 @@ struct State {
     record_limit: Option<RecordLimit>,
     /// Ciphertext read and not yet taken by rustls (at most one read's).
     unread: Vec<u8>,
+    /// A server's place among the handshakes in progress, given back once it is done.
+    slot: Option<super::pending::Slot>,
 }
 
 /// A server's bound on a record under way.
@@ -84,9 +86,18 @@ struct Outgoing {
 }
 
 impl Session {
-    pub(crate) fn server(config: Arc<rustls::ServerConfig>, peer: &str) -> io::Result<Session> {
+    /// A server's session with a client at `ip`: refused (an error) when too many
+    /// handshakes are in progress (see [`super::pending`]).
+    pub(crate) fn server(
+        config: Arc<rustls::ServerConfig>,
+        peer: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> io::Result<Session> {
+        let slot = super::pending::Slot::take(ip, peer)?;
         let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(Session::new(tls.into(), peer))
+        let session = Session::new(tls.into(), peer);
+        session.state().slot = Some(slot);
+        Ok(session)
     }
 
     pub(crate) fn client(
@@ -111,6 +122,7 @@ impl Session {
                 finished_began: None,
                 record_limit: None,
                 unread: Vec::new(),
+                slot: None,
             }),
             sending: Mutex::new(Outgoing::default()),
             deadline: Instant::now() + HANDSHAKE_TIME,
@@ -345,6 +357,7 @@ impl Session {
     fn settled(&self, sock: &Socket, state: &mut State) -> io::Result<()> {
         if !state.told && !state.tls.is_handshaking() {
             state.told = true;
+            state.slot = None;
             debug!("{}: {}", self.peer, negotiated(&state.tls));
             if let Some(before) = state.saved_timeout.take() {
                 sock.set_read_timeout(before)?;
