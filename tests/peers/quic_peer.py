@@ -118,7 +118,10 @@ class Echo(QuicConnectionProtocol):
 
     async def flood(self, stream_id):
         for _ in range(FLOOD_CHUNKS):
-            self._quic.send_stream_data(stream_id, b"F" * 65536, end_stream=False)
+            try:
+                self._quic.send_stream_data(stream_id, b"F" * 65536, end_stream=False)
+            except Exception:
+                return  # the client stopped the stream, or closed the connection
             self.transmit()
             await asyncio.sleep(0.01)
 
