@@ -355,9 +355,9 @@ impl Access {
                     "--exec's rule: from this host only this server's user (uid {owner}) may \
                      run the program; serve --allow uid:{uid} admits uid {uid}"
                 )),
-                Who::Ip(ip) if ip.to_canonical().is_loopback() => Some(format!(
-                    "--exec's rule: the user that owns this loopback peer's socket could not \
-                     be told, and only uid {owner} may run the program"
+                Who::Ip(ip) if crate::service::guard::is_this_host(ip) => Some(format!(
+                    "--exec's rule: the user that owns this peer's socket on this host could \
+                     not be told, and only uid {owner} may run the program"
                 )),
                 _ => None,
             };
@@ -460,15 +460,14 @@ impl Access {
             return Some(Who::Ip(ip));
         }
         match local.map(|local| lookup(peer, local)) {
-            Some(Ok(Some(uid))) => Some(Who::Local { ip, uid }),
-            // No socket of this host has that address: a remote peer.
-            Some(Ok(None)) => Some(Who::Ip(ip)),
-            Some(Err(e)) => {
-                tracing::debug!("{proto} {peer}: who owns it: {e}");
-                (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip))
-            }
-            None => (!ip.to_canonical().is_loopback()).then_some(Who::Ip(ip)),
+            Some(Ok(Some(uid))) => return Some(Who::Local { ip, uid }),
+            Some(Err(e)) => tracing::debug!("{proto} {peer}: who owns it: {e}"),
+            _ => {}
         }
+        // No socket found: a remote peer, unless its address is this host's (any of them,
+        // not loopback alone: a local user who closed the socket at once looks the same):
+        // unknown then, so refused while a rule asks who.
+        (!crate::service::guard::is_this_host(ip)).then_some(Who::Ip(ip))
     }
 
     /// Whether a datagram from `from`, received on a socket bound to `local`, is served;
@@ -846,6 +845,32 @@ mod tests {
         );
         assert_eq!(access.refusal(Who::Ip("10.1.2.3".parse().unwrap())), None);
         assert!(!access.is_open());
+    }
+
+    /// A sender whose socket is gone when the server asks (closed at once) is nobody the
+    /// kernel can name: from any address of this host, not loopback alone, it is unknown
+    /// (refused while a rule asks who); from elsewhere, a remote peer.
+    #[test]
+    fn a_peer_on_this_host_whose_socket_is_gone_is_unknown() {
+        let access = Access::loopback_owner(0);
+        let local: SocketAddr = "127.0.0.1:3234".parse().unwrap();
+        let ours = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .filter_map(|a| a.address?.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())));
+        for ip in ours {
+            let gone = std::net::UdpSocket::bind((ip, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            for proto in [Proto::Udp, Proto::Tcp] {
+                assert_eq!(access.owned_peer(proto, gone, Some(local)), None, "{gone}");
+            }
+        }
+        let remote: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+        assert_eq!(
+            access.owned_peer(Proto::Udp, remote, Some(local)),
+            Some(Who::Ip(remote.ip()))
+        );
     }
 
     #[test]

@@ -32,7 +32,12 @@ pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
 /// [`GuardRules::replies_upper`]). Short, as one forged datagram costs two servers up to
 /// twice this many before its loop ends; long enough that distinct datagrams never match
 /// this many times in a row by chance (at most a quarter each, see [`SEEN_GENERATION`]).
+/// For senders off this host: see [`REFLECT_STREAK_HERE`].
 pub(crate) const REFLECT_STREAK: u32 = 16;
+/// The same for senders on this host (loopback, its own addresses), whose sources no other
+/// host can forge (the kernel drops a packet from outside that claims one): a loop there
+/// takes a local program, and a client repeating one message loses one reply in 1000.
+pub(crate) const REFLECT_STREAK_HERE: u32 = 1000;
 
 /// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
 const MAX_SOURCES: usize = 4096;
@@ -58,7 +63,8 @@ impl Verdict {
             }
             Verdict::RateLimited => "over the rate limit for its source (--rate-limit)",
             Verdict::Reflected => {
-                "its sender's last 16 datagrams each repeated one it sent a moment before: \
+                "its sender's last datagrams (16 in a row, 1000 from this host) each repeated \
+                 one it sent a moment before: \
                  its own reply coming back from another echo server, so one is dropped to end \
                  the loop"
             }
@@ -199,15 +205,21 @@ impl Guard {
             return false;
         }
         let print = fingerprint(data);
+        let here = from.0.as_socket().is_none_or(|a| self.is_local(a.ip()));
+        let streak = if here {
+            REFLECT_STREAK_HERE
+        } else {
+            REFLECT_STREAK
+        };
         if let Some(seen) = self.repeats.get_mut(from) {
-            return seen.repeats(print);
+            return seen.repeats(print, streak);
         }
         if self.repeats.len() >= MAX_SOURCES {
             // Forgetting everyone costs at most one more streak per loop.
             self.repeats.clear();
         }
         let mut seen = Seen::default();
-        seen.repeats(print);
+        seen.repeats(print, streak);
         self.repeats.insert(from.clone(), seen);
         false
     }
@@ -235,9 +247,9 @@ struct Seen {
 }
 
 impl Seen {
-    /// Records `print`; true when it ends a streak of [`REFLECT_STREAK`] datagrams that
-    /// were each seen lately (then the streak starts again).
-    fn repeats(&mut self, print: u64) -> bool {
+    /// Records `print`; true when it ends a streak of `streak` datagrams that were each
+    /// seen lately (then the streak starts again).
+    fn repeats(&mut self, print: u64, streak: u32) -> bool {
         // The fingerprint's top bits pick the bit: its low bits carry the length's word.
         let bit = (print >> 54) as usize % SEEN_BITS;
         let (word, mask) = (bit / 64, 1u64 << (bit % 64));
@@ -254,7 +266,7 @@ impl Seen {
             return false;
         }
         self.streak += 1;
-        if self.streak >= REFLECT_STREAK {
+        if self.streak >= streak {
             self.streak = 0;
             return true;
         }
@@ -405,45 +417,65 @@ mod tests {
         assert_eq!(any.check(&peer("[::1]:4001"), b"x"), Ok(()));
     }
 
-    #[test]
-    fn a_sender_repeating_itself_loses_one_datagram_per_streak() {
-        let mut guard = Guard::new(rules(), None);
-        let from = peer("127.0.0.1:5000");
-        let dropped = (0..2 * REFLECT_STREAK + 1)
-            .filter(|_| guard.check(&from, b"same").is_err())
-            .count();
-        assert_eq!(dropped, 2);
-    }
+    /// A sender on this host and one off it (TEST-NET-1, never this host's), each with its
+    /// streak; no rate, so only repeats drop.
+    const SENDERS: [(&str, u32); 2] = [
+        ("127.0.0.1:5000", REFLECT_STREAK_HERE),
+        ("192.0.2.7:5000", REFLECT_STREAK),
+    ];
 
-    #[test]
-    fn payloads_in_turn_lose_one_datagram_per_streak() {
-        for payloads in [2u32, 3, 8, 100] {
-            let mut guard = Guard::new(rules(), None);
-            let from = peer("127.0.0.1:5000");
-            let dropped = (0..2 * REFLECT_STREAK + payloads)
-                .filter(|n| {
-                    let msg = format!("PAYLOAD {}", n % payloads);
-                    guard.check(&from, msg.as_bytes()).is_err()
-                })
-                .count();
-            assert_eq!(dropped, 2, "{payloads} payloads");
+    fn unlimited() -> GuardRules {
+        GuardRules {
+            default_rate: None,
+            ..rules()
         }
     }
 
     #[test]
-    fn the_reason_names_the_streak() {
-        let streak = format!("last {REFLECT_STREAK} datagrams");
-        assert!(Verdict::Reflected.explain().contains(&streak));
+    fn a_sender_repeating_itself_loses_one_datagram_per_streak() {
+        for (sender, streak) in SENDERS {
+            let mut guard = Guard::new(unlimited(), None);
+            let from = peer(sender);
+            let dropped = (0..2 * streak + 1)
+                .filter(|_| guard.check(&from, b"same").is_err())
+                .count();
+            assert_eq!(dropped, 2, "{sender}");
+        }
+    }
+
+    #[test]
+    fn payloads_in_turn_lose_one_datagram_per_streak() {
+        for (sender, streak) in SENDERS {
+            for payloads in [2u32, 3, 8, 100] {
+                let mut guard = Guard::new(unlimited(), None);
+                let from = peer(sender);
+                let dropped = (0..2 * streak + payloads)
+                    .filter(|n| {
+                        let msg = format!("PAYLOAD {}", n % payloads);
+                        guard.check(&from, msg.as_bytes()).is_err()
+                    })
+                    .count();
+                assert_eq!(dropped, 2, "{sender}, {payloads} payloads");
+            }
+        }
+    }
+
+    #[test]
+    fn the_reason_names_the_streaks() {
+        let streaks = format!("{REFLECT_STREAK} in a row, {REFLECT_STREAK_HERE} from this host");
+        assert!(Verdict::Reflected.explain().contains(&streaks));
     }
 
     #[test]
     fn distinct_datagrams_are_never_a_repeat() {
-        let mut guard = Guard::new(rules(), None);
-        let from = peer("127.0.0.1:5000");
-        let dropped = (0..200_000u32)
-            .filter(|n| guard.check(&from, &n.to_be_bytes()).is_err())
-            .count();
-        assert_eq!(dropped, 0);
+        for (sender, _) in SENDERS {
+            let mut guard = Guard::new(unlimited(), None);
+            let from = peer(sender);
+            let dropped = (0..200_000u32)
+                .filter(|n| guard.check(&from, &n.to_be_bytes()).is_err())
+                .count();
+            assert_eq!(dropped, 0, "{sender}");
+        }
     }
 
     #[test]
@@ -455,7 +487,7 @@ mod tests {
         let mut guard = Guard::new(upper, None);
         let from = peer("127.0.0.1:5000");
         let count = |g: &mut Guard, msg: &[u8]| {
-            (0..2 * REFLECT_STREAK + 1)
+            (0..2 * REFLECT_STREAK_HERE + 1)
                 .filter(|_| g.check(&from, msg).is_err())
                 .count()
         };
