@@ -307,7 +307,7 @@ and --lab serve without them.";
 
 /// Where and how: the protocol, and the address forms every subcommand accepts.
 const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract \
-(written as the log writes names: \\xNN for a byte that is no UTF-8, \\\\ for a backslash); \
+(written as the log writes them: \\xNN for a byte that is no UTF-8, \\\\ for a backslash); \
 a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
 A missing port is 3234. HOST PORT as two words, as nc takes them, works too: the second word \
 is the port when the first has none and it is a number from 1 to 65535 (so `send 127.0.0.1 \

@@ -218,7 +218,15 @@ impl fmt::Display for Address {
         match self {
             Address::Ip(addr) => write!(f, "{addr}"),
             Address::Host(host, port) => write!(f, "{host}:{port}"),
-            Address::UnixPath(path) => f.write_str(&escape_name(path.as_os_str().as_bytes())),
+            // A path as typed, so a listening line reads back (a backslash too), unless it
+            // holds what a line cannot: a control character, a byte of no UTF-8 character.
+            Address::UnixPath(path) => {
+                let bytes = path.as_os_str().as_bytes();
+                match std::str::from_utf8(bytes) {
+                    Ok(text) if !text.chars().any(char::is_control) => f.write_str(text),
+                    _ => f.write_str(&escape_name(bytes)),
+                }
+            }
             Address::UnixAbstract(name) => write!(f, "@{}", escape_name(name)),
         }
     }

@@ -350,3 +350,23 @@ fn a_name_that_is_not_utf8_is_logged_escaped_and_reads_back() {
         server.wait_log(&format!("{base}{logged}"));
     }
 }
+
+/// A socket path with a backslash is printed as typed on the listening line, and that
+/// line's address reaches the server: a path is written as it is, not escaped.
+#[test]
+fn a_path_with_a_backslash_reads_back_from_the_listening_line() {
+    let dir = common::tempdir();
+    let path = dir.path().join("a\\x41.sock");
+    let path = path.to_str().unwrap();
+    let server = Server::start(&["--addr", path]);
+    assert_eq!(
+        server.addr, path,
+        "the listening line shows the path as typed"
+    );
+    assert!(
+        std::path::Path::new(path).exists(),
+        "the socket file {path}"
+    );
+    let out = netecho(&["send", &server.addr, "hi"], b"");
+    assert_eq!(ok(&out), "HI\n");
+}

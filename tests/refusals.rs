@@ -248,12 +248,12 @@ fn a_tls_files_server_past_max_conns_says_busy_to_get_and_to_openssl() {
         let out = common::netecho(&["get", "--tls", "--insecure", &server.url(), "a.txt"], b"");
         let line = common::fails(&out, 1);
         assert!(
-            line.contains("busy: 1 clients already"),
+            line.contains("busy: 1 client already"),
             "get {round}: {line}"
         );
         let got = s_client_reply(&server);
         assert!(
-            got.contains("busy: 1 clients already"),
+            got.contains("busy: 1 client already"),
             "openssl {round}: {got:?}"
         );
     }
@@ -268,12 +268,12 @@ fn a_tls_exec_server_past_max_conns_says_busy_to_exec_and_send() {
     let url = server.url();
     let out = common::netecho(&["exec", "--tls", "--insecure", &url], b"run me\n");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("busy: 1 clients already"), "exec: {err}");
+    assert!(err.contains("busy: 1 client already"), "exec: {err}");
     // send writes the reply as it comes (stdin's lines, not one message, which it would
     // read back only as long as it was).
     let out = common::netecho(&["send", "--tls", "--insecure", &url], b"hi\n");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("busy: 1 clients already"), "send: {said:?}");
+    assert!(said.contains("busy: 1 client already"), "send: {said:?}");
     let got = s_client_reply(&server);
-    assert!(got.contains("busy: 1 clients already"), "openssl: {got:?}");
+    assert!(got.contains("busy: 1 client already"), "openssl: {got:?}");
 }

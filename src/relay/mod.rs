@@ -509,8 +509,9 @@ impl Running {
         let (all, per_address) = &mut *running;
         if *all >= max_conns {
             warn!(
-                "{}: refused, {max_conns} connections already (--max-conns)",
-                conn.peer()
+                "{}: refused, {} already (--max-conns)",
+                conn.peer(),
+                crate::units::count(max_conns, "connection")
             );
             return false;
         }

@@ -55,15 +55,15 @@ impl Admission {
             static LOG: Throttle = Throttle::new();
             if let Some(more) = LOG.allow() {
                 warn!(
-                    "{} {}: refused, {} connections already (--max-conns){more}",
+                    "{} {}: refused, {} already (--max-conns){more}",
                     self.proto,
                     conn.peer(),
-                    self.max_conns
+                    crate::units::count(self.max_conns, "connection")
                 );
             }
             return Err(format!(
-                "busy: {} clients already (--max-conns)",
-                self.max_conns
+                "busy: {} already (--max-conns)",
+                crate::units::count(self.max_conns, "client")
             ));
         }
         Ok(())
