@@ -185,6 +185,23 @@ pub(crate) struct Throttle {
     window: std::sync::Mutex<Option<(std::time::Instant, u32)>>,
     skipped: std::sync::atomic::AtomicU64,
     limit: u32,
+    /// Whether what it leaves out are log lines (counted for [`say_left_out`]).
+    lines: bool,
+}
+
+/// Lines left out by every [`Throttle`] and not yet counted on a later line: said once when
+/// a server stops ([`say_left_out`]), so a flood's end is not lost.
+static UNCOUNTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs how many lines throttles left out that no later line counted; nothing when none.
+pub(crate) fn say_left_out() {
+    let n = UNCOUNTED.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        tracing::warn!(
+            "{n} more log lines like those above were left out (at most ten a second come \
+             from one place a client can make log at will)"
+        );
+    }
 }
 
 impl Throttle {
@@ -192,15 +209,19 @@ impl Throttle {
     pub(crate) const PER_SECOND: u32 = 10;
 
     pub(crate) const fn new() -> Throttle {
-        Throttle::at_most(Self::PER_SECOND)
+        Throttle {
+            lines: true,
+            ..Throttle::at_most(Self::PER_SECOND)
+        }
     }
 
-    /// At most `limit` a second.
+    /// At most `limit` a second, of work other than log lines.
     pub(crate) const fn at_most(limit: u32) -> Throttle {
         Throttle {
             window: std::sync::Mutex::new(None),
             skipped: std::sync::atomic::AtomicU64::new(0),
             limit,
+            lines: false,
         }
     }
 
@@ -214,6 +235,9 @@ impl Throttle {
             Some((start, count)) if now.duration_since(*start).as_secs() < 1 => {
                 if *count >= self.limit {
                     self.skipped.fetch_add(1, Relaxed);
+                    if self.lines {
+                        UNCOUNTED.fetch_add(1, Relaxed);
+                    }
                     return None;
                 }
                 *count += 1;
@@ -222,7 +246,13 @@ impl Throttle {
         }
         Some(match self.skipped.swap(0, Relaxed) {
             0 => String::new(),
-            n => format!(" ({n} more like it left out of the log)"),
+            n => {
+                if self.lines {
+                    // Never below zero: a stop may have said (and zeroed) them already.
+                    let _ = UNCOUNTED.fetch_update(Relaxed, Relaxed, |u| Some(u.saturating_sub(n)));
+                }
+                format!(" ({n} more like it left out of the log)")
+            }
         })
     }
 }

@@ -199,6 +199,23 @@ fn a_flood_of_refused_clients_gives_a_few_log_lines() {
         "{lines} lines for {FLOOD} refusals in {seconds} s:\n{log}"
     );
     held.exchange(b"still served");
+    // A flood that no later line follows is counted when the server stops.
+    for _ in 0..FLOOD {
+        closed_at_once(&server.addr);
+    }
+    drop(held);
+    let (_, _, log) = server.stop("TERM");
+    let (lines, left_out) = logged(&log, "(--max-conns)");
+    let at_stop: usize = log
+        .lines()
+        .find(|l| l.contains("more log lines like those above were left out"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        lines + left_out + at_stop,
+        2 * FLOOD + 2,
+        "every refusal a line or a count:\n{log}"
+    );
 }
 
 /// A `serve --tls -v ARGS` server past its one slot: the slot is held by an `openssl s_client`

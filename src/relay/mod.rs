@@ -225,6 +225,7 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
         crate::lifecycle::announce(&flow.summary())?;
     }
     drop(bound);
+    crate::logging::say_left_out();
     crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
 }
 

@@ -310,6 +310,7 @@ fn serve<S: Service>(
     drop(bound);
     // Uploads cut short by the stop leave no temporary file in DIR.
     crate::files::store::remove_partials();
+    crate::logging::say_left_out();
     announce(&format!("stopped by {signal}: {stats}"))
 }
 

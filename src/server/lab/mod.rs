@@ -132,6 +132,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let control_access = Arc::new(Access::new(Proto::Tcp, &config.allow, &config.deny)?);
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
     info!("{signal}: closing the lab's ports");
+    crate::logging::say_left_out();
     announce(&format!(
         "stopped by {signal}: {} measured, {} refused; echo ports: {stats}",
         crate::units::count(lab.runs.load(Ordering::Relaxed), "run"),
