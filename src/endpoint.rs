@@ -858,12 +858,26 @@ fn v6_without_brackets(text: &str, whole: &str) -> Result<(), UsageError> {
     };
     let ip = host.split_once('%').map_or(host, |(ip, _)| ip);
     let port_like = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-    if !port_like || text.parse::<Ipv6Addr>().is_ok() || ip.parse::<Ipv6Addr>().is_err() {
+    let Some(v6) = ip.parse::<Ipv6Addr>().ok().filter(|_| port_like) else {
+        return Ok(());
+    };
+    if text.parse::<Ipv6Addr>().is_ok() {
         return Ok(());
     }
+    // The advice parses as it is: the scheme kept, a zone only where one belongs.
+    let host = match needs_zone(&v6) {
+        true => host,
+        false => ip,
+    };
     Err(UsageError::new(format!(
-        "'{whole}' is IPv6 with a port: brackets tell the two apart, so write [{host}]:{port}"
+        "'{whole}' is IPv6 with a port: brackets tell the two apart, so write {}[{host}]:{port}",
+        scheme_of(text, whole)
     )))
+}
+
+/// What `whole` holds before `text`: its URL scheme (`udp://`), or nothing.
+fn scheme_of<'a>(text: &str, whole: &'a str) -> &'a str {
+    whole.strip_suffix(text).unwrap_or("")
 }
 
 /// An IPv6 address without brackets whose last group reads as a port (`::1:4000`): it is
@@ -886,10 +900,11 @@ fn port_in_v6(text: &str, whole: &str) -> Result<(), UsageError> {
         "%eth0" => " (a link-local address also names its interface: `ip -br link` lists them)",
         _ => "",
     };
+    let scheme = scheme_of(text, whole);
     Err(UsageError::new(format!(
         "'{whole}' reads as the IPv6 address {text} at port {DEFAULT_PORT}: if {port} is the \
-         port, write [{addr}{zone}]:{port} or `{addr}{zone} {port}`{link}; for that address \
-         itself, write [{text}]:{DEFAULT_PORT}"
+         port, write {scheme}[{addr}{zone}]:{port} or `{addr}{zone} {port}`{link}; for that \
+         address itself, write {scheme}[{text}]:{DEFAULT_PORT}"
     )))
 }
 

@@ -920,10 +920,19 @@ fn ipv6_that_no_address_reads_as_gets_the_brackets_its_port_needs() {
     assert_mentions(&line, &["write [::ffff:127.0.0.1]:4000"]);
     let line = error_of(&["send", "fe80::1%lo:4000", "hi"], 2);
     assert_mentions(&line, &["write [fe80::1%lo]:4000"]);
+    // The advice keeps the scheme, and a zone only where one belongs, so it parses.
+    let line = error_of(&["serve", "--addr", "udp://:::0"], 2);
+    assert_mentions(&line, &["write udp://[::]:0"]);
+    let line = error_of(&["send", "::1%lo:4000", "hi"], 2);
+    assert_mentions(&line, &["write [::1]:4000"]);
+    let line = error_of(&["send", "udp://::1:4000", "hi"], 2);
+    assert_mentions(&line, &["write udp://[::1]:4000"]);
     // Written as the advice says, the address works.
     let server = Server::start(&["--addr", "[::]:0"]);
     let to = format!("[::ffff:127.0.0.1]:{}", server.port());
     assert_eq!(ok(&netecho(&["send", &to, "mapped"], b"")), "MAPPED\n");
+    let server = Server::start(&["--addr", "udp://[::]:0"]);
+    assert_eq!(server.proto, "udp");
 }
 
 /// Under another name (a link, a copy), usage and its errors say netecho, as the advice
