@@ -451,3 +451,39 @@ fn exec_at_an_echo_server_says_what_it_heard_and_how_to_start_an_exec_server() {
         assert!(line.contains("`netecho serve --exec PROGRAM`"), "{line}");
     }
 }
+
+/// As PID 1 (a container's first process) every orphan of the namespace comes to the server,
+/// not only what escaped a program: it says so and kills none of them, and still serves.
+#[test]
+fn as_pid_1_the_server_kills_no_orphan_and_says_why() {
+    let test = "as_pid_1_the_server_kills_no_orphan_and_says_why";
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip(
+            test,
+            "root for a PID namespace (unshare --pid)",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let server = Server::start_with(Command::new("unshare").args([
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        common::bin(),
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--exec",
+        "sh",
+        "-c",
+        "setsid sleep 300 & echo started",
+    ]));
+    server.wait_log("this server is PID 1");
+    let out = netecho(&["exec", &server.url()], b"");
+    assert_eq!(ok(&out), "started\n");
+    // The escaped sleep is the namespace's orphan: still there after a few sweeps.
+    thread::sleep(Duration::from_millis(1500));
+    let log = server.stderr();
+    assert!(!log.contains("left running outside"), "{log}");
+}

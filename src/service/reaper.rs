@@ -41,6 +41,8 @@ const NAMED: usize = 8;
 pub(crate) struct Reaper {
     state: Mutex<State>,
     wake: Condvar,
+    /// This server is PID 1: orphans from anywhere come to it, so none is killed.
+    init: bool,
 }
 
 #[derive(Debug, Default)]
@@ -70,7 +72,15 @@ impl Reaper {
                 ..State::default()
             }),
             wake: Condvar::new(),
+            init: std::process::id() == 1,
         });
+        if reaper.init {
+            warn!(
+                "this server is PID 1 (a container's first process?): every orphan comes to \
+                 it, so what a program starts outside its process group is reaped when it \
+                 ends, not killed; run netecho under an init (docker --init) to end them"
+            );
+        }
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
             warn!("prctl(PR_SET_CHILD_SUBREAPER): {e}; {UNREACHED}");
             return reaper;
@@ -151,7 +161,10 @@ impl Reaper {
         };
         let mut escaped = Vec::new();
         for &pid in &found {
-            if dead(pid) {
+            if dead(pid) || self.init {
+                // As PID 1 (a container's first process) every orphan of the container is
+                // this server's child, not only what escaped a program: reaped once dead,
+                // never killed.
                 continue;
             }
             let leader = group(pid);
