@@ -954,6 +954,24 @@ fn parse_port(port: &str, whole: &str) -> Result<u16, UsageError> {
     })
 }
 
+/// What a client's share is counted by (a lab run's turn, --files and --exec connections,
+/// TLS handshakes in progress): an IPv6 address's /64 (one host, or one site, holds a whole
+/// /64), an IPv4 address (IPv4-mapped IPv6 as IPv4) itself.
+pub(crate) fn share_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// [`share_key`] as a person reads it: `10.0.0.1`, `2001:db8:1:2::/64`.
+pub(crate) fn share_name(ip: IpAddr) -> String {
+    match share_key(ip) {
+        IpAddr::V6(net) => format!("{net}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

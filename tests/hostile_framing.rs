@@ -93,20 +93,27 @@ fn unfinished_frames_of_many_connections_stay_within_a_budget() {
     ]);
     // Eight frames of 16,000,000 bytes announced, 12 MiB of each sent, none finished: 96 MiB
     // of unfinished frames, over the 64 MiB budget.
+    let _held = unfinished_frames(&server.addr, 8, 12);
+    server.wait_log("over the server's");
+}
+
+/// `count` connections, each announcing a frame of 16,000,000 bytes and sending `mib` MiB of
+/// it (or what the server takes within a write timeout), held open unfinished.
+fn unfinished_frames(addr: &str, count: usize, mib: usize) -> Vec<TcpStream> {
     let chunk = vec![b'y'; 1 << 20];
     let mut held = Vec::new();
-    for _ in 0..8 {
-        let mut conn = TcpStream::connect(&server.addr).unwrap();
+    for _ in 0..count {
+        let mut conn = TcpStream::connect(addr).unwrap();
         conn.set_write_timeout(Some(STEP)).unwrap();
         let _ = conn.write_all(&16_000_000u32.to_be_bytes());
-        for _ in 0..12 {
+        for _ in 0..mib {
             if conn.write_all(&chunk).is_err() {
                 break;
             }
         }
         held.push(conn);
     }
-    server.wait_log("over the server's");
+    held
 }
 
 #[test]
@@ -208,19 +215,7 @@ fn a_frame_refused_for_the_budget_says_how_much_of_it_came_at_warn() {
         "event",
     ]);
     // Five frames of 16,000,000 bytes announced and 14 MiB of each sent: 70 MiB unfinished.
-    let chunk = vec![b'y'; 1 << 20];
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        let mut conn = TcpStream::connect(&server.addr).unwrap();
-        conn.set_write_timeout(Some(STEP)).unwrap();
-        let _ = conn.write_all(&16_000_000u32.to_be_bytes());
-        for _ in 0..14 {
-            if conn.write_all(&chunk).is_err() {
-                break;
-            }
-        }
-        held.push(conn);
-    }
+    let _held = unfinished_frames(&server.addr, 5, 14);
     let log = server.wait_log("over the server's");
     let line = log
         .lines()

@@ -11,6 +11,8 @@ use std::sync::{LazyLock, Mutex};
 
 use tracing::warn;
 
+use crate::endpoint::share_key;
+
 /// Handshakes a server runs at once: far more than real clients keep in progress (a
 /// handshake is two round trips), while 256 partial records cost at most ~5 MB.
 pub(crate) const MAX_HANDSHAKES: usize = 256;
@@ -31,27 +33,9 @@ static COUNTS: LazyLock<Mutex<Counts>> = LazyLock::new(|| {
     })
 });
 
-/// Where handshakes are counted: an IPv4 address, an IPv6 /64, or no address (Unix sockets).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Source {
-    V4([u8; 4]),
-    V6([u8; 8]),
-    Local,
-}
-
-impl Source {
-    fn of(ip: Option<IpAddr>) -> Source {
-        match ip.map(|ip| ip.to_canonical()) {
-            Some(IpAddr::V4(v4)) => Source::V4(v4.octets()),
-            Some(IpAddr::V6(v6)) => {
-                let mut prefix = [0u8; 8];
-                prefix.copy_from_slice(&v6.octets()[..8]);
-                Source::V6(prefix)
-            }
-            None => Source::Local,
-        }
-    }
-}
+/// Where handshakes are counted: an IPv4 address or an IPv6 /64 ([`share_key`]), or no
+/// address (Unix sockets).
+type Source = Option<IpAddr>;
 
 /// One handshake's place, given back when dropped (the handshake done, or the connection
 /// gone).
@@ -61,11 +45,11 @@ impl Slot {
     /// A place for a handshake with a client at `ip`, or an error (said in a throttled line)
     /// when the server or that source has too many in progress.
     pub(crate) fn take(ip: Option<IpAddr>, peer: &str) -> io::Result<Slot> {
-        let source = Source::of(ip);
+        let source = ip.map(share_key);
         let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let from_source = counts.by_source.get(&source).copied().unwrap_or(0);
         let full = counts.total >= MAX_HANDSHAKES
-            || (source != Source::Local && from_source >= MAX_HANDSHAKES_PER_SOURCE);
+            || (source.is_some() && from_source >= MAX_HANDSHAKES_PER_SOURCE);
         if full {
             drop(counts);
             refused(peer, from_source);
