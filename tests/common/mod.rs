@@ -654,6 +654,33 @@ impl Plain {
     }
 }
 
+/// Sends one byte and reads its one-byte echo over `stream`, at most `rounds` times, until
+/// the server ends the connection: the rounds answered. Panics when the rounds stop for any
+/// other reason (a read timeout, `rounds` all answered). `write_all` and `read_exact` retry
+/// an interrupted call: a recv with a timeout fails with EINTR when this process is stopped
+/// and continued, even without a signal handler.
+pub fn echo_until_closed(stream: &mut std::net::TcpStream, rounds: usize) -> usize {
+    let mut reply = [0u8; 1];
+    for served in 0..rounds {
+        let ended = match stream.write_all(b"x") {
+            Ok(()) => stream.read_exact(&mut reply).err(),
+            Err(e) => Some(e),
+        };
+        let Some(e) = ended else { continue };
+        let closed = [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe,
+        ];
+        assert!(
+            closed.contains(&e.kind()),
+            "round {served}: {e} (not a close)"
+        );
+        return served;
+    }
+    panic!("{rounds} rounds answered: the server never ended the connection");
+}
+
 /// A message that differs for every client and every round, with every byte value in it.
 pub fn message(client: usize, round: usize, len: usize) -> Vec<u8> {
     let mut msg = format!("client {client} round {round}: ").into_bytes();
