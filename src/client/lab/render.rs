@@ -35,19 +35,6 @@ fn family(r: &Row) -> String {
     r.family.map_or("-", |f| f.name()).to_string()
 }
 
-/// The share of requests lost, short: 0, 0.04%, 70%.
-fn lost_share(r: &Row) -> String {
-    if r.lost == 0 {
-        return "0".into();
-    }
-    let share = 100.0 * r.lost as f64 / r.sent.max(1) as f64;
-    match share {
-        s if s < 1.0 => format!("{s:.2}%"),
-        s if s < 10.0 => format!("{s:.1}%"),
-        s => format!("{s:.0}%"),
-    }
-}
-
 /// The p50's spread over the rounds: half their range.
 fn spread(r: &Row) -> String {
     match (r.p50_rounds_us.first(), r.p50_rounds_us.last()) {
@@ -69,7 +56,7 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
             seen(r, |r| format!("{:.0}", r.latency_us.p99_9))
         }),
         Column::right("msg/s", |r| seen(r, |r| format!("{:.0}", r.messages_per_s))),
-        Column::right("lost", lost_share),
+        Column::right("lost", Row::lost_share),
         // A datagram that never came back is lost, not merged: the sentence counts it.
         Column::right("bounds", |r| seen(r, |r| yes(r.boundaries_kept).into())),
         Column::right("order", |r| seen(r, |r| yes(r.ordered).into())),

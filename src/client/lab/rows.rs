@@ -55,6 +55,20 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// The share of requests lost, short and never rounded to nothing: 0, 0.04%, 1.5%, 70%.
+    /// The table's column and the sentence under it say the same.
+    pub(crate) fn lost_share(&self) -> String {
+        if self.lost == 0 {
+            return "0".into();
+        }
+        let share = 100.0 * self.lost as f64 / self.sent.max(1) as f64;
+        match share {
+            s if s < 1.0 => format!("{s:.2}%"),
+            s if s < 10.0 => format!("{s:.1}%"),
+            s => format!("{s:.0}%"),
+        }
+    }
+
     /// The row's name as the table shows it: its protocol, with a 6 over IPv6 (as raw6://
     /// names it), so every note about the row names it the same way.
     pub(crate) fn name(&self) -> String {

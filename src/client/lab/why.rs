@@ -96,8 +96,7 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
         parts.push(format!("nothing lost of {} requests", r.sent));
         return parts;
     }
-    let share = 100.0 * r.lost as f64 / r.sent.max(1) as f64;
-    let lost = format!("{} of {} lost ({share:.1}%)", r.lost, r.sent);
+    let lost = format!("{} of {} lost ({})", r.lost, r.sent, r.lost_share());
     parts.push(if carrier(proto).may_lose() {
         format!("{lost}, never sent again: {}", cause(r.loss_cause))
     } else {

@@ -52,6 +52,19 @@ fn udp_that_lost_nothing_and_kept_order_says_so() {
 }
 
 #[test]
+fn a_loss_too_small_for_one_decimal_is_not_rounded_to_nothing() {
+    let few = Row {
+        lost: 2,
+        sent: 10_000,
+        loss_cause: Some(Cause::ReceiveBuffer),
+        ..row("udp")
+    };
+    let s = why(Proto::Udp, false, &few);
+    assert!(s.contains("2 of 10000 lost (0.02%)"), "{s}");
+    assert_eq!(few.lost_share(), "0.02%");
+}
+
+#[test]
 fn lost_datagrams_are_counted_as_lost_with_their_cause() {
     let lossy = Row {
         lost: 702,
@@ -61,7 +74,7 @@ fn lost_datagrams_are_counted_as_lost_with_their_cause() {
         ..row("unix-dgram")
     };
     let s = why(Proto::UnixDgram, false, &lossy);
-    assert!(s.contains("702 of 1000 lost (70.2%)"), "{s}");
+    assert!(s.contains("702 of 1000 lost (70%)"), "{s}");
     assert!(s.contains("receive queue overflowed"), "{s}");
     assert!(
         s.contains("7 of 50 burst datagrams lost, none merged"),
