@@ -1,5 +1,6 @@
 //! Smaller defences against hostile peers and crashes: temporary files a dead process left,
-//! names that would forge log lines, what a program run by exec inherits.
+//! names that would forge log lines, a flood of datagram sources that would flood the log,
+//! what a program run by exec inherits.
 
 mod common;
 
@@ -167,4 +168,48 @@ fn an_upload_that_cannot_be_kept_tells_the_client_why() {
         "{verdict}"
     );
     assert_eq!(fs::read(dir.path().join("up.txt")).unwrap(), b"theirs");
+}
+
+/// Datagram sources past the peer table's 1024: each new one makes the server forget the
+/// longest-silent peer. A source costs nothing to change, so those lines are throttled: at
+/// most ten a second, and every one a line or counted.
+fn a_flood_of_new_sources_gives_a_few_log_lines(model: &str) {
+    const SOURCES: usize = 1500;
+    const FORGOTTEN: usize = SOURCES - 1024;
+    let server = Server::start(&["--proto", "udp", "--model", model, "--addr", "127.0.0.1:0"]);
+    let start = std::time::Instant::now();
+    for n in 0..SOURCES {
+        // An address of its own each (127.1.0.0/16 is loopback too): a port the kernel
+        // gives a closed socket's successor could repeat a source.
+        let source = std::net::Ipv4Addr::new(127, 1, (n / 256) as u8, (n % 256) as u8);
+        let sock = std::net::UdpSocket::bind((source, 0)).unwrap();
+        sock.set_read_timeout(Some(STEP)).unwrap();
+        sock.send_to(b"hi", &server.addr).unwrap();
+        let mut reply = [0u8; 8];
+        let got = sock.recv(&mut reply);
+        assert!(matches!(got, Ok(2)), "source {n}: {got:?}");
+    }
+    let seconds = start.elapsed().as_secs();
+    let (_, _, log) = server.stop("TERM");
+    let (lines, left_out) = common::logged(&log, "forgotten: peer table full");
+    assert!(
+        lines as u64 <= 10 * (seconds + 2) + 1,
+        "{lines} lines for {FORGOTTEN} sources forgotten in {seconds} s:\n{log}"
+    );
+    let at_stop = common::left_out_at_stop(&log);
+    assert_eq!(
+        lines + left_out + at_stop,
+        FORGOTTEN,
+        "every one a line or a count:\n{log}"
+    );
+}
+
+#[test]
+fn an_event_udp_server_flooded_with_sources_logs_a_few_lines() {
+    a_flood_of_new_sources_gives_a_few_log_lines("event");
+}
+
+#[test]
+fn a_uring_udp_server_flooded_with_sources_logs_a_few_lines() {
+    a_flood_of_new_sources_gives_a_few_log_lines("uring");
 }

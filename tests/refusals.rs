@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Plain, STEP, Server, eventually, tempdir};
+use common::{Plain, STEP, Server, eventually, logged, tempdir};
 
 /// Refused clients per test: enough that a reset, when the server closes with the request
 /// unread, shows up in some of them.
@@ -159,18 +159,6 @@ fn closed_at_once(addr: &str) {
     refused(&TcpStream::connect(addr).unwrap());
 }
 
-/// The log's lines containing `needle`, and how many more like them its lines say were
-/// left out ("(K more like it left out of the log)").
-fn logged(log: &str, needle: &str) -> (usize, usize) {
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
-    let left_out = lines
-        .iter()
-        .filter_map(|l| l.split(" more like it left out").next()?.rsplit('(').next())
-        .filter_map(|k| k.parse::<usize>().ok())
-        .sum();
-    (lines.len(), left_out)
-}
-
 #[test]
 fn a_flood_of_refused_clients_gives_a_few_log_lines() {
     let server = Server::start(&["--addr", "127.0.0.1:0", "--max-conns", "1"]);
@@ -206,11 +194,7 @@ fn a_flood_of_refused_clients_gives_a_few_log_lines() {
     drop(held);
     let (_, _, log) = server.stop("TERM");
     let (lines, left_out) = logged(&log, "(--max-conns)");
-    let at_stop: usize = log
-        .lines()
-        .find(|l| l.contains("more log lines like those above were left out"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
+    let at_stop = common::left_out_at_stop(&log);
     assert_eq!(
         lines + left_out + at_stop,
         2 * FLOOD + 2,

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::endpoint::Proto;
+use crate::logging::Throttle;
 use crate::transport::PeerAddr;
 
 use super::stats::{Stats, Tally, log_client};
 
-/// Peers remembered at once; past this the longest-silent one is logged and forgotten.
+/// Peers remembered at once; past this the longest-silent one is forgotten, and logged (at
+/// most [`Throttle::PER_SECOND`] lines a second).
 pub(crate) const MAX_PEERS: usize = 1024;
 /// A peer silent this long is logged and forgotten.
 pub(crate) const PEER_IDLE: Duration = Duration::from_secs(60);
@@ -77,14 +79,19 @@ impl PeerTable {
             .iter()
             .min_by_key(|(_, p)| p.last_seen)
             .map(|(a, _)| a.clone());
+        // A datagram's source costs nothing to change (or forge), so a flood of new
+        // sources would otherwise write a log line per datagram.
+        static FORGOTTEN: Throttle = Throttle::new();
         if let Some(addr) = oldest {
             let peer = self.peers.remove(&addr).expect("peer just found");
-            log_client(
-                self.proto,
-                &addr.show(self.proto),
-                &peer.tally,
-                &"forgotten: peer table full",
-            );
+            if let Some(more) = FORGOTTEN.allow() {
+                log_client(
+                    self.proto,
+                    &addr.show(self.proto),
+                    &peer.tally,
+                    &format_args!("forgotten: peer table full{more}"),
+                );
+            }
         }
     }
 

@@ -681,6 +681,27 @@ pub fn echo_until_closed(stream: &mut std::net::TcpStream, rounds: usize) -> usi
     panic!("{rounds} rounds answered: the server never ended the connection");
 }
 
+/// The log's lines containing `needle`, and how many more like them its lines say were
+/// left out ("(K more like it left out of the log)").
+pub fn logged(log: &str, needle: &str) -> (usize, usize) {
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
+    let left_out = lines
+        .iter()
+        .filter_map(|l| l.split(" more like it left out").next()?.rsplit('(').next())
+        .filter_map(|k| k.parse::<usize>().ok())
+        .sum();
+    (lines.len(), left_out)
+}
+
+/// The lines a server's throttles left out that no later line counted, as it says when it
+/// stops ("N more log lines like those above were left out"); 0 when it says nothing.
+pub fn left_out_at_stop(log: &str) -> usize {
+    log.lines()
+        .find(|l| l.contains("more log lines like those above were left out"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A message that differs for every client and every round, with every byte value in it.
 pub fn message(client: usize, round: usize, len: usize) -> Vec<u8> {
     let mut msg = format!("client {client} round {round}: ").into_bytes();
