@@ -562,6 +562,80 @@ fn tls_flags_that_do_not_go_together_are_refused_in_one_line() {
     }
 }
 
+/// A --key, --cert or --ca that is not a regular file is refused in one line before a byte
+/// is read (/dev/zero read to its end would fill memory; a FIFO's open blocks), and a key
+/// other users may read is said at start.
+#[test]
+fn pem_paths_that_are_not_files_are_refused_and_a_shared_key_is_named() {
+    if !have(
+        "openssl",
+        "pem_paths_that_are_not_files_are_refused_and_a_shared_key_is_named",
+    ) {
+        return;
+    }
+    let dir = tempdir();
+    let (_, cert, key) = openssl_certs(dir.path(), "pem", false);
+    let fifo = dir.path().join("fifo.pem");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (cert, key, fifo) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        fifo.to_str().unwrap(),
+    );
+    let addr = ["--addr", "127.0.0.1:0"];
+    let cases: [(Vec<&str>, &str); 5] = [
+        (
+            [
+                &["serve"],
+                &with_cert(Path::new(cert), Path::new("/dev/zero"), &addr)[..],
+            ]
+            .concat(),
+            "/dev/zero is a device, not a PEM file; give the file that holds the key",
+        ),
+        (
+            [
+                &["serve"],
+                &with_cert(Path::new("/dev/zero"), Path::new(key), &addr)[..],
+            ]
+            .concat(),
+            "is a device, not a PEM file; give the file that holds the certificate",
+        ),
+        (
+            [
+                &["serve"],
+                &with_cert(Path::new(cert), Path::new(fifo), &addr)[..],
+            ]
+            .concat(),
+            "is a FIFO, not a PEM file",
+        ),
+        (
+            [
+                &["serve"],
+                &with_cert(Path::new(cert), Path::new("/tmp"), &addr)[..],
+            ]
+            .concat(),
+            "/tmp is a directory, not a PEM file",
+        ),
+        (
+            vec!["send", "--tls", "--ca", "/dev/zero", "127.0.0.1:9", "x"],
+            "/dev/zero is a device, not a PEM file",
+        ),
+    ];
+    for (args, want) in cases {
+        let err = fails(&netecho(&args, b""), 2);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // A key kept private is loaded without a word; one readable by others is named.
+    let private = Server::start(&with_cert(Path::new(cert), Path::new(key), &addr));
+    let (_, _, log) = private.stop("TERM");
+    assert!(!log.contains("chmod 600"), "{log}");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let shared = Server::start(&with_cert(Path::new(cert), Path::new(key), &addr));
+    shared.wait_log(&format!("{key} may be read by other users (mode 0644)"));
+}
+
 /// Starts `netecho relay ARGS`; its listening line's address and fingerprint.
 fn start_relay(args: &[&str]) -> (Peer, String, Option<String>) {
     use std::io::BufRead;

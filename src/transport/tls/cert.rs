@@ -207,8 +207,8 @@ pub(crate) fn server_name(tls: &TlsConfig, host: Option<&str>) -> Result<ServerN
 
 /// Every certificate of a PEM file.
 pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("{}: cannot read the certificate", path.display()))?
+    let pem = read_pem(path, "certificate")?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{}: not a PEM certificate file", path.display()))?;
     if certs.is_empty() {
@@ -222,12 +222,65 @@ pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 
 /// The private key of a PEM file.
 pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+    let pem = read_pem(path, "key")?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         anyhow::anyhow!(
             "{}: no private key read from it ({e}); --key takes a PEM key (PKCS#8, RSA or EC)",
             path.display()
         )
     })
+}
+
+/// The most a PEM file of keys or certificates is read: a chain of a few certificates
+/// is a few KiB, a CA bundle of the whole system about 200 KiB.
+const MAX_PEM: u64 = 4 << 20;
+
+/// The bytes of the PEM file at `path`: a regular file, at most [`MAX_PEM`]. A device
+/// (/dev/zero) would be read without end and a FIFO would block the open, so neither is
+/// read. A key that other users may read is said once: it is the server's identity.
+fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("{shown}: cannot read the {what}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("{shown}: cannot read the {what}"))?;
+    let kind = meta.file_type();
+    let other = match () {
+        _ if kind.is_file() => None,
+        _ if kind.is_dir() => Some("a directory"),
+        _ if kind.is_fifo() => Some("a FIFO"),
+        _ if kind.is_socket() => Some("a socket"),
+        _ => Some("a device"),
+    };
+    if let Some(other) = other {
+        bail!("{shown} is {other}, not a PEM file; give the file that holds the {what}");
+    }
+    if meta.len() > MAX_PEM {
+        bail!(
+            "{shown}: {} bytes, more than a PEM {what} file holds ({} MiB at most); is it \
+             the right file?",
+            meta.len(),
+            MAX_PEM >> 20
+        );
+    }
+    if what == "key" && meta.permissions().mode() & 0o044 != 0 {
+        tracing::warn!(
+            "{shown} may be read by other users (mode {:04o}): anyone who has it can be this \
+             server; chmod 600 it",
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_PEM)
+        .read_to_end(&mut pem)
+        .with_context(|| format!("{shown}: cannot read the {what}"))?;
+    Ok(pem)
 }
 
 /// A self-signed certificate for `names`, made now, valid for a year.
