@@ -418,6 +418,21 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_talking_one_is_not(
     });
 }
 
+/// The bytes queued unread on the server's side of a loopback tcp connection, (server
+/// port, client port), as /proc/net/tcp shows them (its rx_queue column, hex).
+fn received_unread((server, client): (u16, u16)) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() > 4)
+        .filter(|c| c[1].ends_with(&format!(":{server:04X}")))
+        .filter(|c| c[2].ends_with(&format!(":{client:04X}")))
+        .find_map(|c| u64::from_str_radix(c[4].split(':').nth(1)?, 16).ok())
+        .unwrap_or(0)
+}
+
 /// A server held (SIGSTOP) past a client's idle timeout, the client's bytes sent meanwhile:
 /// on waking the server finds the bytes before it looks for idle clients, so it answers.
 #[test]
@@ -430,6 +445,21 @@ fn bytes_that_came_while_the_server_stalled_count_before_the_idle_timeout() {
         common::signal(server.pid(), "STOP");
         thread::sleep(Duration::from_millis(1500));
         client.send(b"second");
+        // Loopback delivers in a softirq, which a loaded machine may run after the CONT: the
+        // bytes must be in the server's queue before it wakes, or they came late, not early.
+        let ports = (
+            server.port(),
+            client
+                .sock
+                .local_addr()
+                .unwrap()
+                .as_socket()
+                .unwrap()
+                .port(),
+        );
+        common::eventually("the bytes in the stopped server's receive queue", || {
+            (received_unread(ports) >= 6).then_some(())
+        });
         common::signal(server.pid(), "CONT");
         let reply = client.try_reply(6);
         assert!(
