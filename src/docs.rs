@@ -13,9 +13,13 @@ use crate::cli::Cli;
 /// Writes completions for `shell` to stdout: what each command's --help shows, no more.
 pub(crate) fn completions(shell: Shell) -> Result<()> {
     let mut cmd = shown(&Cli::command());
+    // Made in memory first: clap_complete panics when its writer fails (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "netecho", &mut script);
     let mut out = io::stdout().lock();
-    clap_complete::generate(shell, &mut cmd, "netecho", &mut out);
-    out.flush().context("write to stdout")
+    out.write_all(&script)
+        .and_then(|_| out.flush())
+        .context("write to stdout")
 }
 
 /// `cmd` as its --help shows it: its hidden arguments (a command's flags for the

@@ -71,6 +71,8 @@ fn the_whole_lesson_names_each_step_with_its_call_and_python_line() {
     ] {
         assert!(text.contains(want), "no {want:?} in\n{text}");
     }
+    let prose = text.replace('\n', " ");
+    assert!(prose.contains("fd 3 is a file descriptor"), "{text}");
     let zh = lesson(&["--lang", "zh"]);
     for want in [
         "买手机：socket()",
@@ -122,6 +124,11 @@ fn the_demonstrations_show_what_really_happened() {
     let backlog = lesson(&["backlog"]);
     assert!(backlog.contains("listen(fd 3, 1) = 0"), "{backlog}");
     assert!(backlog.contains("(connected)"), "{backlog}");
+    assert!(backlog.contains("c1.setblocking(False);"), "{backlog}");
+    assert!(
+        backlog.contains("python: select.select([], [c1], [], 0.2)"),
+        "{backlog}"
+    );
     let gone = lesson(&["disconnect"]);
     assert!(gone.contains("= 0 b''"), "{gone}");
 }
@@ -240,4 +247,79 @@ fn on_a_terminal_it_waits_for_enter_between_steps() {
     let status = common::wait_exit(&mut child, "the lesson under script");
     assert!(next, "Enter did not bring the next step: {seen}");
     assert!(status.success(), "{status}: {seen}");
+}
+
+#[test]
+fn each_demonstration_ends_with_the_command_for_the_next() {
+    for (i, demo) in DEMOS.iter().enumerate() {
+        let text = lesson(&[demo]);
+        let last = text.trim_end().lines().last().unwrap_or_default();
+        match DEMOS.get(i + 1) {
+            Some(next) => {
+                let want = format!("next: netecho lesson {next}: ");
+                assert!(last.starts_with(&want), "{demo}: {last:?}");
+            }
+            None => assert!(text.contains("That was the last one"), "{demo}: {text}"),
+        }
+    }
+}
+
+/// `netecho ARGS` writing to `stdout`: its status and stderr.
+fn written_to(args: &[&str], stdout: Stdio) -> (std::process::ExitStatus, String) {
+    let child = Command::new(common::bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = common::output_within(child, "netecho writing to a closed stdout", common::STEP);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A reader gone before the lesson writes (`| head` that already quit) is no error worth a
+/// word and no crash; a full disk is one line and exit 1.
+#[test]
+fn a_closed_or_full_stdout_ends_the_lesson_without_a_crash() {
+    let cases = [
+        &["lesson", "--auto"][..],
+        &["lesson", "--auto", "sticky"],
+        &["completions", "bash"],
+    ];
+    for args in cases {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let (status, err) = written_to(args, Stdio::from(write));
+        assert!(status.success(), "{args:?}: {status:?} {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let (status, err) = written_to(args, Stdio::from(full));
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("write to stdout: No space left on device"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// A terminal on stdin but a pipe on stdout: nobody reads the steps as they come, so the
+/// lesson does not wait for Enter (and no prompt goes into the pipe).
+#[test]
+fn output_to_a_pipe_does_not_wait_for_enter_even_from_a_terminal() {
+    let cmd = format!("{} lesson sticky | cat", common::bin());
+    let child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils)");
+    let out = common::output_within(child, "the lesson piped under script", common::STEP);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("next: netecho lesson reset"), "{text}");
+    assert!(!text.contains("[Enter]"), "{text}");
 }

@@ -22,9 +22,13 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     );
     let (phone, addr) = setup::phone(t, 1)?;
     t.say(
-        "The server never calls accept(). Clients dial without waiting (O_NONBLOCK) and \
-         each waits at most 200 ms to be connected.",
-        "服务器一直不调用 accept()。客户端以非阻塞方式（O_NONBLOCK）拨号，每个最多等 200 毫秒。",
+        "The server never calls accept(). Clients dial without waiting: on a non-blocking \
+         socket (O_NONBLOCK) connect() returns at once with EINPROGRESS while the kernel \
+         shakes hands, and poll() then waits at most 200 ms for the socket to become \
+         writable, which means connected.",
+        "服务器一直不调用 accept()。客户端不等着拨号：在非阻塞套接字（O_NONBLOCK）上 \
+         connect() 立刻返回 EINPROGRESS，握手由内核继续完成；然后 poll() 最多等 200 毫秒，\
+         等套接字变得可写，也就是连上了。",
     );
     let mut clients = Vec::new();
     let mut queued = 0;
@@ -45,6 +49,11 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
             ),
             &result_text(&started, |_| "0".into()),
         );
+        let var = format!("c{i}");
+        t.python(&format!(
+            "{var} = socket.socket(); {var}.setblocking(False); {var}.connect_ex({})",
+            calls::shown(&addr).1
+        ));
         let connected = writable(&sock) && sock.take_error().ok().flatten().is_none();
         t.call(
             &format!("poll(fd {} POLLOUT, 200 ms)", sock.as_raw_fd()),
@@ -54,6 +63,7 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
                 "0 (still waiting)"
             },
         );
+        t.python(&format!("select.select([], [{var}], [], 0.2)"));
         clients.push(sock);
         if !connected {
             break;

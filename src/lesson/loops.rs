@@ -122,7 +122,7 @@ fn next_client(t: &mut Teacher, phone: Socket, second: Socket) -> Result<()> {
         "两个循环在 Windows 和 macOS 上一样；backlog 满时不一样：Windows 拒绝下一个客户端，\
          Linux 和 macOS 让它等着（netecho lesson backlog）。",
     );
-    println!();
+    t.blank_line();
     t.say(
         "A server that talks to many clients at once runs the communication loop of each \
          in its own thread or event loop: netecho serve --model threads, or event.",

@@ -18,9 +18,7 @@ mod teacher;
 mod text;
 mod walk;
 
-use std::io::IsTerminal;
-
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::choice::{Choice, from_str_by_name};
 
@@ -87,6 +85,12 @@ impl Choice for Demo {
 from_str_by_name!(Demo);
 
 impl Demo {
+    /// The demonstration after this one in the list; none after the last.
+    fn next(self) -> Option<Demo> {
+        let at = Demo::ALL.iter().position(|&d| d == self)?;
+        Demo::ALL.get(at + 1).copied()
+    }
+
     /// One line on what the demonstration shows.
     pub(crate) fn summary(self, lang: Lang) -> &'static str {
         let (en, zh) = match self {
@@ -133,18 +137,27 @@ pub(crate) fn run(config: LessonConfig) -> Result<()> {
         }
         return Ok(());
     }
-    let wait = !config.auto && std::io::stdin().is_terminal();
-    let mut t = Teacher::new(lang, wait);
+    let mut t = Teacher::new(lang, Teacher::waits(config.auto));
     match config.demo {
-        None => walk::run(&mut t),
-        Some(Demo::EmptySend) => empty_send::run(&mut t),
-        Some(Demo::ShortRecv) => short_recv::run(&mut t),
-        Some(Demo::Sticky) => sticky::run(&mut t),
-        Some(Demo::Reset) => reset::run(&mut t),
-        Some(Demo::HalfClose) => half_close::run(&mut t),
-        Some(Demo::Reuseaddr) => reuseaddr::run(&mut t),
-        Some(Demo::Backlog) => backlog::run(&mut t),
-        Some(Demo::Disconnect) => disconnect::run(&mut t),
-        Some(Demo::Loops) => loops::run(&mut t),
+        None => walk::run(&mut t)?,
+        Some(demo) => {
+            show(demo, &mut t)?;
+            t.next(demo.next().map(|next| (next.name(), next.summary(lang))));
+        }
+    }
+    t.finish().context("write to stdout")
+}
+
+fn show(demo: Demo, t: &mut Teacher) -> Result<()> {
+    match demo {
+        Demo::EmptySend => empty_send::run(t),
+        Demo::ShortRecv => short_recv::run(t),
+        Demo::Sticky => sticky::run(t),
+        Demo::Reset => reset::run(t),
+        Demo::HalfClose => half_close::run(t),
+        Demo::Reuseaddr => reuseaddr::run(t),
+        Demo::Backlog => backlog::run(t),
+        Demo::Disconnect => disconnect::run(t),
+        Demo::Loops => loops::run(t),
     }
 }

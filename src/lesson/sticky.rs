@@ -41,10 +41,12 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
         );
     }
     t.say(
-        "The cure is a framing the two sides agree on: a line per message \
-         (netecho --framing line) or a length before each (--framing length).",
-        "解决办法是双方约定的分帧方式：每条消息一行（netecho --framing line），或在每条\
-         消息前加上长度（--framing length）。",
+        "The cure is a framing the two sides agree on: a line per message or a length \
+         before each. Try it: netecho serve --framing line in one terminal, netecho send \
+         --framing line in another (or --framing length on both).",
+        "解决办法是双方约定的分帧方式：每条消息一行，或在每条消息前加上长度。试试看：\
+         一个终端运行 netecho serve --framing line，另一个运行 netecho send --framing \
+         line（或两边都用 --framing length）。",
     );
     t.note(
         "The same on macOS and Windows: every TCP stack may merge or split sends.",

@@ -1,8 +1,8 @@
 //! How the lesson speaks: numbered steps, the call and its result, the Python line, notes,
 //! every line within 80 columns, and a pause for Enter between steps on a terminal.
 
-use std::cell::Cell;
-use std::io::{self, BufRead, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufRead, IsTerminal, Write};
 
 use super::text::{Lang, wrap};
 
@@ -23,6 +23,9 @@ pub(crate) struct Teacher {
     step: usize,
     /// A blank line was just printed.
     blank: Cell<bool>,
+    /// The first write to stdout that failed (`| head` closed it, a full disk): the lesson
+    /// runs on to its end and then reports it.
+    failed: RefCell<Option<io::Error>>,
 }
 
 impl Teacher {
@@ -32,23 +35,51 @@ impl Teacher {
             wait,
             step: 0,
             blank: Cell::new(false),
+            failed: RefCell::new(None),
         }
+    }
+
+    /// Whether to wait for Enter between steps: a person at a terminal reads the output.
+    pub(crate) fn waits(auto: bool) -> bool {
+        !auto && io::stdin().is_terminal() && io::stdout().is_terminal()
+    }
+
+    /// Writes `lines` to stdout, each ended by a newline; the first failure is kept.
+    fn out<'a>(&self, lines: impl IntoIterator<Item = &'a str>) {
+        if self.failed.borrow().is_some() {
+            return;
+        }
+        let mut out = io::stdout().lock();
+        let written = lines
+            .into_iter()
+            .try_for_each(|line| writeln!(out, "{}", line.trim_end()))
+            .and_then(|()| out.flush());
+        if let Err(e) = written {
+            *self.failed.borrow_mut() = Some(e);
+        }
+    }
+
+    /// An empty line.
+    pub(crate) fn blank_line(&self) {
+        self.out([""]);
+        self.blank.set(true);
+    }
+
+    /// The lesson's end: the first write to stdout that failed, if one did.
+    pub(crate) fn finish(self) -> io::Result<()> {
+        self.failed.into_inner().map_or(Ok(()), Err)
     }
 
     fn print(&self, text: &str, first: &str, rest: &str) {
         self.blank.set(false);
-        let mut out = io::stdout().lock();
-        for line in wrap(text, first, rest, WIDTH) {
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
-        let _ = out.flush();
+        let lines = wrap(text, first, rest, WIDTH);
+        self.out(lines.iter().map(String::as_str));
     }
 
     /// The demonstration's title, with a blank line after it.
     pub(crate) fn title(&self, en: &str, zh: &str) {
         self.print(self.lang.pick(en, zh), "== ", "   ");
-        println!();
-        self.blank.set(true);
+        self.blank_line();
     }
 
     /// A paragraph in the lesson's language.
@@ -77,7 +108,7 @@ impl Teacher {
             Lang::Zh => format!("{word} {} 步 {side}：", self.step),
         };
         if !self.blank.get() {
-            println!();
+            self.blank_line();
         }
         self.print(self.lang.pick(en, zh), &head, "   ");
     }
@@ -96,9 +127,26 @@ impl Teacher {
     /// the lesson).
     pub(crate) fn code(&self, lines: &[&str]) {
         self.blank.set(false);
-        for line in lines {
-            debug_assert!(line.len() + 2 <= WIDTH, "{line}");
-            println!("{}", format!("  {line}").trim_end());
+        let indented: Vec<String> = lines.iter().map(|line| format!("  {line}")).collect();
+        debug_assert!(indented.iter().all(|l| l.len() <= WIDTH), "{indented:?}");
+        self.out(indented.iter().map(String::as_str));
+    }
+
+    /// The last line of a demonstration: the command for the next one, `(name, summary)`,
+    /// or, after the last, where the list is.
+    pub(crate) fn next(&self, next: Option<(&str, &str)>) {
+        self.blank_line();
+        match next {
+            Some((name, what)) => self.print(
+                &format!("netecho lesson {name}{}{what}", self.lang.pick(": ", "：")),
+                self.lang.pick("next: ", "下一个："),
+                self.lang.pick("      ", "        "),
+            ),
+            None => self.say(
+                "That was the last one; netecho lesson --list shows them all, netecho lab \
+                 compares the protocols.",
+                "这是最后一个；netecho lesson --list 列出全部，netecho lab 比较各个协议。",
+            ),
         }
     }
 
@@ -107,12 +155,15 @@ impl Teacher {
         if !self.wait {
             return;
         }
-        print!("{}", self.lang.pick("  [Enter] ", "  [回车] "));
-        let _ = io::stdout().flush();
+        {
+            let mut out = io::stdout().lock();
+            let _ = write!(out, "{}", self.lang.pick("  [Enter] ", "  [回车] "));
+            let _ = out.flush();
+        }
         let mut line = String::new();
         if matches!(io::stdin().lock().read_line(&mut line), Ok(0) | Err(_)) {
             self.wait = false;
-            println!();
+            self.out([""]);
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The lesson itself: its server and its client, one call at a time, in the order the two
 //! programs make them, on one real connection over loopback.
 
+use std::os::fd::AsRawFd;
+
 use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket, Type};
 
@@ -29,6 +31,19 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
 fn server_opens(t: &mut Teacher) -> Result<(Socket, SockAddr)> {
     t.step(Server, "buy a phone: socket()", "买手机：socket()");
     let phone = calls::socket(t, "phone", Type::STREAM)?;
+    let fd = phone.as_raw_fd();
+    t.say(
+        &format!(
+            "AF_INET: IPv4 addresses; SOCK_STREAM: a stream of bytes (TCP). fd {fd} is a \
+             file descriptor, the number the kernel gives the new socket: every later call \
+             names the socket by it (0, 1 and 2 are stdin, stdout and stderr)."
+        ),
+        &format!(
+            "AF_INET：IPv4 地址；SOCK_STREAM：字节流（TCP）。fd {fd} 是文件描述符，内核给新\
+             套接字的编号：之后的每个调用都用它指明是哪个套接字（0、1、2 是标准输入、标准\
+             输出和标准错误）。"
+        ),
+    );
     t.pause();
     t.step(
         Server,
@@ -125,7 +140,7 @@ fn hang_up(t: &mut Teacher, client: Socket, conn: Socket, phone: Socket) -> Resu
     t.pause();
     t.step(Server, "switch off: close()", "关机：close()");
     calls::close(t, "phone", phone);
-    println!();
+    t.blank_line();
     t.say(
         "On demand: netecho lesson --list shows what can go wrong, one call at a time.",
         "更多：netecho lesson --list 列出会出问题的地方，一样一步一步演示。",
