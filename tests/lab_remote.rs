@@ -201,25 +201,6 @@ fn ok_output(child: std::process::Child, what: &str, limit: Duration) -> (String
     (stdout, stderr)
 }
 
-/// What `serve --lab` says fits a terminal of 80 columns: a long line wraps under its first,
-/// which keeps what a script looks for.
-#[test]
-fn the_lab_servers_announcement_fits_80_columns() {
-    let server = Server::start(&["--lab", "--addr", "127.0.0.1:0"]);
-    let lines = announcement(&server);
-    for line in &lines {
-        assert!(
-            line.chars().count() <= 80,
-            "{} columns: {line}",
-            line.chars().count()
-        );
-    }
-    assert!(
-        lines.iter().any(|l| l.starts_with("lab udp: port ")),
-        "{lines:?}"
-    );
-}
-
 #[test]
 fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
     let test = "every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit";

@@ -94,6 +94,51 @@ fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pip
     assert!(line.chars().count() > COLUMNS, "{line}");
 }
 
+/// `serve --lab`'s announcement: wrapped under each line's first on a terminal, one line per
+/// port to a pipe (a script greps `lab tls:` for the fingerprint on the same line).
+#[test]
+fn the_lab_servers_announcement_wraps_on_a_terminal_and_is_one_line_each_in_a_pipe() {
+    let args = ["serve", "--lab", "--addr", "127.0.0.1:0"];
+    let mut script = Command::new("script");
+    script.args(["-qfec", &terminal_command(&args), "/dev/null"]);
+    let server = Server::start_with(&mut script);
+    let mut screen = String::new();
+    for _ in 0..40 {
+        screen.push_str(&server.next_line());
+        screen.push('\n');
+        if screen.contains("lab unix") {
+            break;
+        }
+    }
+    let netecho = common::child_pids(server.pid());
+    assert_eq!(netecho.len(), 1, "script's children: {netecho:?}");
+    common::signal(netecho[0], "TERM");
+    let (_, rest, _) = server.finish();
+    screen.push_str(&rest);
+    let lines = screen_lines(&screen);
+    all_fit(&lines);
+    let tls = unwrapped(&lines, "lab tls: port ", "");
+    assert!(tls.contains("certificate sha256 "), "{lines:#?}");
+
+    // To a pipe: each port's line whole.
+    let server = Server::start(&args[1..]);
+    let mut piped = Vec::new();
+    while !piped
+        .last()
+        .is_some_and(|l: &String| l.starts_with("lab unix"))
+    {
+        assert!(piped.len() < 40, "no end to the announcement: {piped:#?}");
+        piped.push(server.next_line());
+    }
+    assert!(piped.iter().all(|l| l.starts_with("lab ")), "{piped:#?}");
+    let tls = piped
+        .iter()
+        .find(|l| l.starts_with("lab tls: port "))
+        .unwrap();
+    assert!(tls.contains("certificate sha256 "), "{piped:#?}");
+    assert!(tls.chars().count() > COLUMNS, "{tls}");
+}
+
 #[test]
 fn a_client_s_error_fits_an_80_column_terminal_and_is_one_line_in_a_pipe() {
     let (_held, addr) = common::refused_port("127.0.0.1");

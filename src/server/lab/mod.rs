@@ -18,6 +18,7 @@ pub(crate) mod class;
 mod control;
 mod turns;
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -159,10 +160,13 @@ fn bind_control(
     }
 }
 
-/// A line of the lab's on stdout within [`WIDTH`] columns: wrapped at spaces, the lines after
-/// the first indented, so that the first keeps what a script looks for (`lab udp: port N,`).
+/// A line of the lab's on stdout: on a terminal within [`WIDTH`] columns, wrapped at spaces,
+/// the lines after the first indented; to a pipe or a file one line, for scripts and grep.
 fn announce(text: &str) -> Result<()> {
-    lifecycle::announce(wrap(text, "", "  ", WIDTH).trim_end())
+    match std::io::stdout().is_terminal() {
+        true => lifecycle::announce(wrap(text, "", "  ", WIDTH).trim_end()),
+        false => lifecycle::announce(text),
+    }
 }
 
 /// One line per protocol: what it serves, where, to whom; the certificate of the secure
