@@ -62,26 +62,31 @@ fn unwrapped(lines: &[String], start: &str, tag: &str) -> String {
     text
 }
 
-#[test]
-fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pipe() {
+/// A server `netecho ARGS` on an 80-column terminal, stopped (SIGTERM) once its screen
+/// shows `until` (within 40 lines): what the terminal showed, a line each.
+fn server_on_terminal(args: &[&str], until: &str) -> Vec<String> {
     let mut script = Command::new("script");
-    script.args([
-        "-qfec",
-        &terminal_command(&["serve", "--addr", "127.0.0.1:0"]),
-        "/dev/null",
-    ]);
+    script.args(["-qfec", &terminal_command(args), "/dev/null"]);
     let server = Server::start_with(&mut script);
     let mut screen = String::new();
-    while !screen.contains("model event") {
+    for _ in 0..40 {
         screen.push_str(&server.next_line());
         screen.push('\n');
+        if screen.contains(until) {
+            break;
+        }
     }
     let netecho = common::child_pids(server.pid());
     assert_eq!(netecho.len(), 1, "script's children: {netecho:?}");
     common::signal(netecho[0], "TERM");
     let (_, rest, _) = server.finish();
     screen.push_str(&rest);
-    let lines = screen_lines(&screen);
+    screen_lines(&screen)
+}
+
+#[test]
+fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pipe() {
+    let lines = server_on_terminal(&["serve", "--addr", "127.0.0.1:0"], "model event");
     all_fit(&lines);
     let model = unwrapped(&lines, " INFO model event:", " INFO");
     assert!(model.ends_with("not a thread"), "{lines:#?}");
@@ -99,23 +104,7 @@ fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pip
 #[test]
 fn the_lab_servers_announcement_wraps_on_a_terminal_and_is_one_line_each_in_a_pipe() {
     let args = ["serve", "--lab", "--addr", "127.0.0.1:0"];
-    let mut script = Command::new("script");
-    script.args(["-qfec", &terminal_command(&args), "/dev/null"]);
-    let server = Server::start_with(&mut script);
-    let mut screen = String::new();
-    for _ in 0..40 {
-        screen.push_str(&server.next_line());
-        screen.push('\n');
-        if screen.contains("lab unix") {
-            break;
-        }
-    }
-    let netecho = common::child_pids(server.pid());
-    assert_eq!(netecho.len(), 1, "script's children: {netecho:?}");
-    common::signal(netecho[0], "TERM");
-    let (_, rest, _) = server.finish();
-    screen.push_str(&rest);
-    let lines = screen_lines(&screen);
+    let lines = server_on_terminal(&args, "lab unix");
     all_fit(&lines);
     let tls = unwrapped(&lines, "lab tls: port ", "");
     assert!(tls.contains("certificate sha256 "), "{lines:#?}");
