@@ -2,7 +2,8 @@
 //! Unix stream and seqpacket peers by the uid or gid the kernel vouches for (SO_PEERCRED);
 //! TCP and UDP peers on this host also by the uid that owns their socket, which the kernel
 //! tells through sock_diag. A refused connection is closed, a refused datagram ignored, and each
-//! refused peer is logged once, with the rule that refused it.
+//! refused peer is logged once, with the rule that refused it. [`Net`], the IP block a rule
+//! names, also says whom relay's --trust covers.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -24,8 +25,8 @@ const MAX_LOGGED: usize = 4096;
 /// One `--allow`/`--deny` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Rule {
-    /// An IP block: address and prefix length (`10.0.0.0/8`, `::1/128`).
-    Cidr(IpAddr, u8),
+    /// An IP block (`10.0.0.0/8`, `::1/128`).
+    Cidr(Net),
     /// A Unix peer's user id (SO_PEERCRED).
     Uid(u32),
     /// A Unix peer's group id (SO_PEERCRED).
@@ -48,16 +49,45 @@ impl FromStr for Rule {
         if let Some(n) = text.strip_prefix("gid:") {
             return n.parse().map(Rule::Gid).map_err(|_| wrong());
         }
+        Net::parse(text, "a rule", wrong).map(Rule::Cidr)
+    }
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`; an address alone
+/// is itself). The address form of --allow and --deny, and relay's --trust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Net {
+    pub ip: IpAddr,
+    pub len: u8,
+}
+
+impl FromStr for Net {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Net, String> {
+        Net::parse(text, "a network", || {
+            format!(
+                "'{text}' is not a network; write an address or a CIDR block (10.1.2.3, \
+                 10.0.0.0/8, fd00::/64)"
+            )
+        })
+    }
+}
+
+impl Net {
+    /// `text` as a network; `what` names one in the errors, `wrong` is the error for text
+    /// that is no address at all.
+    fn parse(text: &str, what: &str, wrong: impl Fn() -> String) -> Result<Net, String> {
         // A link-local peer as a log line shows it: the zone names a link, not an address.
         if let Some((ip, rest)) = text.split_once('%') {
             let len = rest.find('/').map_or("", |at| &rest[at..]);
-            return Err(format!("'{text}': a rule has no zone: write {ip}{len}"));
+            return Err(format!("'{text}': {what} has no zone: write {ip}{len}"));
         }
-        // An address and port copied from a log line: a rule names every port of an address.
+        // An address and port copied from a log line: a block names every port of an address.
         if let Ok(with_port) = text.parse::<std::net::SocketAddr>() {
             let ip = with_port.ip().to_canonical();
             return Err(format!(
-                "'{text}' has a port, and a rule has none (it names an address, all its \
+                "'{text}' has a port, and {what} has none (it names an address, all its \
                  ports): write {ip}"
             ));
         }
@@ -79,17 +109,32 @@ impl FromStr for Rule {
                 .ok_or_else(wrong)?,
             None => max,
         };
-        let rule = mapped_to_ipv4(text, ip, len)?;
-        exact_block(text, rule)
+        let net = mapped_to_ipv4(text, Net { ip, len })?;
+        exact_block(text, net)
+    }
+
+    /// Whether `ip` is in this network; an IPv4-mapped address (a dual-stack socket's IPv4
+    /// peer) is compared as the IPv4 address it holds.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        in_block(self.ip, self.len, ip.to_canonical())
+    }
+
+    /// Whether this network is every address of its family (0.0.0.0/0, ::/0).
+    pub(crate) fn is_everything(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ip, self.len)
     }
 }
 
 /// Refuses a block written in a way that reads as something else: IPv4-compatible addresses
 /// (`::10.0.0.1`, deprecated, never a peer's address) and host bits past the prefix.
-fn exact_block(text: &str, rule: Rule) -> Result<Rule, String> {
-    let Rule::Cidr(ip, len) = rule else {
-        return Ok(rule);
-    };
+fn exact_block(text: &str, net: Net) -> Result<Net, String> {
+    let Net { ip, len } = net;
     if let IpAddr::V6(v6) = ip {
         let s = v6.segments();
         if s[..6].iter().all(|x| *x == 0) && s[6] != 0 {
@@ -114,20 +159,23 @@ fn exact_block(text: &str, rule: Rule) -> Result<Rule, String> {
              {block}/{len}, or {ip} for that host alone"
         ));
     }
-    Ok(rule)
+    Ok(net)
 }
 
 /// An IPv4-mapped block (`::ffff:10.0.0.0/104`) as the IPv4 block it names (`10.0.0.0/8`):
 /// peers are compared as IPv4, so the prefix must count IPv4 bits too.
-fn mapped_to_ipv4(text: &str, ip: IpAddr, len: u8) -> Result<Rule, String> {
-    let IpAddr::V6(v6) = ip else {
-        return Ok(Rule::Cidr(ip, len));
+fn mapped_to_ipv4(text: &str, net: Net) -> Result<Net, String> {
+    let IpAddr::V6(v6) = net.ip else {
+        return Ok(net);
     };
     let Some(v4) = v6.to_ipv4_mapped() else {
-        return Ok(Rule::Cidr(ip, len));
+        return Ok(net);
     };
-    match len.checked_sub(96) {
-        Some(v4_len) => Ok(Rule::Cidr(IpAddr::V4(v4), v4_len)),
+    match net.len.checked_sub(96) {
+        Some(len) => Ok(Net {
+            ip: IpAddr::V4(v4),
+            len,
+        }),
         None => Err(format!(
             "'{text}': an IPv4-mapped block (::ffff:a.b.c.d) needs a prefix of 96 to 128, the \
              96 bits of ::ffff: and then IPv4 bits; write the IPv4 block itself ({v4}/N) for \
@@ -139,7 +187,7 @@ fn mapped_to_ipv4(text: &str, ip: IpAddr, len: u8) -> Result<Rule, String> {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rule::Cidr(ip, len) => write!(f, "{ip}/{len}"),
+            Rule::Cidr(net) => net.fmt(f),
             Rule::Uid(uid) => write!(f, "uid:{uid}"),
             Rule::Gid(gid) => write!(f, "gid:{gid}"),
         }
@@ -174,9 +222,7 @@ impl fmt::Display for Who {
 impl Rule {
     fn matches(&self, who: Who) -> bool {
         match (*self, who) {
-            (Rule::Cidr(net, len), Who::Ip(ip) | Who::Local { ip, .. }) => {
-                in_block(net, len, ip.to_canonical())
-            }
+            (Rule::Cidr(net), Who::Ip(ip) | Who::Local { ip, .. }) => net.contains(ip),
             (Rule::Uid(u), Who::Cred { uid, .. } | Who::Local { uid, .. }) => u == uid,
             (Rule::Gid(g), Who::Cred { gid, .. }) => g == gid,
             _ => false,
@@ -292,7 +338,9 @@ impl Access {
         let hears_v4 = v4_socket || (bound.is_unspecified() && !v6only);
         let rules = allow.iter().map(|r| ("--allow", r));
         for (flag, rule) in rules.chain(deny.iter().map(|r| ("--deny", r))) {
-            let Rule::Cidr(ip, _) = rule else { continue };
+            let Rule::Cidr(Net { ip, .. }) = rule else {
+                continue;
+            };
             let fix = match ip {
                 IpAddr::V6(_) if v4_socket => "receives IPv4 only; serve on [::]:PORT for both",
                 IpAddr::V4(_) if !hears_v4 => {
@@ -736,15 +784,25 @@ mod tests {
     #[test]
     fn ipv4_mapped_rules_become_the_ipv4_block_they_name() {
         let v4 = |t: &str| IpAddr::V4(t.parse().unwrap());
-        assert_eq!(rule("::ffff:10.9.9.9"), Rule::Cidr(v4("10.9.9.9"), 32));
-        assert_eq!(rule("::ffff:10.9.9.9/128"), Rule::Cidr(v4("10.9.9.9"), 32));
-        assert_eq!(rule("::ffff:10.9.9.0/120"), Rule::Cidr(v4("10.9.9.0"), 24));
-        assert_eq!(rule("[::ffff:10.0.0.0]/104"), Rule::Cidr(v4("10.0.0.0"), 8));
-        assert_eq!(rule("::ffff:0.0.0.0/96"), Rule::Cidr(v4("0.0.0.0"), 0));
+        let net = |ip, len| Net { ip, len };
+        assert_eq!(rule("::ffff:10.9.9.9"), Rule::Cidr(net(v4("10.9.9.9"), 32)));
+        assert_eq!(
+            rule("::ffff:10.9.9.9/128"),
+            Rule::Cidr(net(v4("10.9.9.9"), 32))
+        );
+        assert_eq!(
+            rule("::ffff:10.9.9.0/120"),
+            Rule::Cidr(net(v4("10.9.9.0"), 24))
+        );
+        assert_eq!(
+            rule("[::ffff:10.0.0.0]/104"),
+            Rule::Cidr(net(v4("10.0.0.0"), 8))
+        );
+        assert_eq!(rule("::ffff:0.0.0.0/96"), Rule::Cidr(net(v4("0.0.0.0"), 0)));
         let short = "::ffff:10.0.0.0/95".parse::<Rule>().unwrap_err();
         assert!(short.contains("96 to 128"), "{short}");
         // Other IPv6 blocks stay IPv6.
-        assert_eq!(rule("::1"), Rule::Cidr("::1".parse().unwrap(), 128));
+        assert_eq!(rule("::1"), Rule::Cidr(net("::1".parse().unwrap(), 128)));
     }
 
     #[test]
@@ -871,6 +929,27 @@ mod tests {
             access.owned_peer(Proto::Udp, remote, Some(local)),
             Some(Who::Ip(remote.ip()))
         );
+    }
+
+    #[test]
+    fn a_network_is_written_as_a_rule_s_block_and_holds_mapped_peers() {
+        let net = |t: &str| t.parse::<Net>();
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.1/8").unwrap_err().contains("write 10.0.0.0/8"));
+        assert!(net("uid:0").unwrap_err().contains("is not a network"));
+        assert!(
+            net("fe80::1%eth0")
+                .unwrap_err()
+                .contains("a network has no zone")
+        );
+        let lan = net("::ffff:192.168.1.0/120").unwrap();
+        assert_eq!(lan, net("192.168.1.0/24").unwrap());
+        assert!(lan.contains(ip("::ffff:192.168.1.7")));
+        assert!(lan.contains(ip("192.168.1.7")));
+        assert!(!lan.contains(ip("192.168.2.7")));
+        assert!(!lan.is_everything());
+        assert!(net("::/0").unwrap().is_everything());
+        assert!(!net("::/0").unwrap().contains(ip("10.0.0.1")));
     }
 
     #[test]
