@@ -1065,6 +1065,18 @@ pub(crate) struct RelayArgs {
     /// for this long (e.g. 30s) [default: 30s for datagram senders, none for connections]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Udp FROM: send every reply to senders in NET (repeatable), though anyone who can forge
+    /// an address in NET can then aim the relay's replies at it
+    ///
+    /// NET is an address or a CIDR block, as --allow takes (192.168.1.0/24, fd00::/64; an IPv4
+    /// block also holds a dual-stack FROM's IPv4 senders). Without --trust a sender whose
+    /// address is not this host's gets no more bytes than it sent, however large TO's
+    /// answers: a UDP source address is whatever the packet says, and the bound keeps a
+    /// forger from making the relay multiply its traffic toward the address it forged. A
+    /// sender in NET loses the bound, so trust only a network where no one can forge
+    /// addresses (0.0.0.0/0 or ::/0, anyone, is warned about at start)
+    #[arg(long, value_name = "NET")]
+    pub trust: Vec<crate::access::Net>,
     /// TLS on FROM: clients connect to the relay with TLS (the certificate of --cert and
     /// --key, or one made at start, its fingerprint beside `listening`)
     #[arg(long)]
@@ -1140,8 +1152,8 @@ pub(crate) struct RelayImpairArgs {
     /// Drop this fraction of messages (5% or 0.05); datagram relays only
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub loss: Vec<Directed<f64>>,
-    /// Send this fraction of messages twice; datagram relays only (a sender off this host is
-    /// never sent more bytes than it sent)
+    /// Send this fraction of messages twice; datagram relays only (a sender off this host and
+    /// outside --trust is never sent more bytes than it sent)
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub duplicate: Vec<Directed<f64>>,
     /// Hold back this fraction of messages and send each after the next; datagram relays only
@@ -2006,8 +2018,22 @@ impl RelayArgs {
             },
             max_conns: self.max_conns as usize,
             idle_timeout: self.idle_timeout,
+            trust: self.trust(&from)?,
             from,
         })
+    }
+
+    /// --trust, which only a udp FROM has a use for: its replies alone are held to what
+    /// their sender sent.
+    fn trust(&self, from: &Target) -> Result<Vec<crate::access::Net>, UsageError> {
+        if self.trust.is_empty() || from.proto == SockProto::Udp {
+            return Ok(self.trust.clone());
+        }
+        Err(UsageError::new(format!(
+            "--trust is for a udp FROM, whose senders' addresses may be forged; the clients \
+             of a {} FROM get every reply already: leave --trust out",
+            from.proto
+        )))
     }
 }
 

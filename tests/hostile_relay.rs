@@ -9,6 +9,7 @@ use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
+use common::netns::Pair;
 use common::{STEP, Server, bin};
 
 fn relay(args: &[&str]) -> Server {
@@ -215,16 +216,10 @@ fn bytes_back(sock: &UdpSocket, to: &str, count: usize, len: usize) -> usize {
     got
 }
 
-/// A sender off the relay's host, whose address may be forged, is sent no more bytes than
-/// it sent, however many the other side answers with (here the relay's own duplication in
-/// both directions turns each datagram into four replies); one on the relay's host gets
-/// them all.
-#[test]
-fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
-    let test = "a_sender_off_this_host_is_sent_no_more_than_it_sent";
-    let Some(pair) = common::netns::Pair::new("rc", test) else {
-        return;
-    };
+/// A relay in `pair`'s server namespace listening on `listen`, with `flags`, to an echo
+/// server there; it duplicates every message both ways, so each datagram a sender sends
+/// comes back as four. Returns the relay, then the echo server (which must outlive it).
+fn duplicating_relay(pair: &Pair, listen: &str, flags: &[&str]) -> (Server, Server) {
     let echo = Server::start_with(&mut pair.server_cmd(&[
         "serve",
         "--proto",
@@ -234,16 +229,25 @@ fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
         "--transform",
         "echo",
     ]));
-    let listen = format!("udp://{}:0", common::netns::Pair::SERVER_V4);
-    let relay = Server::start_with(&mut pair.server_cmd(&[
-        "relay",
-        "--duplicate",
-        "100%",
-        "--seed",
-        "1",
-        &listen,
-        &echo.url(),
-    ]));
+    let mut args = vec!["relay", "--duplicate", "100%", "--seed", "1"];
+    args.extend_from_slice(flags);
+    let upstream = echo.url();
+    args.extend([listen, upstream.as_str()]);
+    (Server::start_with(&mut pair.server_cmd(&args)), echo)
+}
+
+/// A sender off the relay's host, whose address may be forged, is sent no more bytes than
+/// it sent, however many the other side answers with (here the relay's own duplication in
+/// both directions turns each datagram into four replies); one on the relay's host gets
+/// them all.
+#[test]
+fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
+    let test = "a_sender_off_this_host_is_sent_no_more_than_it_sent";
+    let Some(pair) = Pair::new("rc", test) else {
+        return;
+    };
+    let listen = format!("udp://{}:0", Pair::SERVER_V4);
+    let (relay, _echo) = duplicating_relay(&pair, &listen, &[]);
     let far = bytes_back(&pair.client_udp(), &relay.addr, 5, 100);
     assert!(far > 0, "the far sender got nothing back");
     assert!(far <= 500, "a sender off this host got {far} bytes for 500");
@@ -263,6 +267,35 @@ fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
         near > 500,
         "a sender on the relay's host got {near} bytes for 500"
     );
+}
+
+/// `--trust NET` gives senders in NET every reply. The far sender of the test above reaches
+/// a dual-stack FROM as ::ffff:10.234.0.2, which an IPv4 network covers; a network that does
+/// not cover it leaves it held to what it sent, and the line saying so names --trust.
+#[test]
+fn a_trusted_sender_off_this_host_gets_every_reply_and_no_other_does() {
+    let test = "a_trusted_sender_off_this_host_gets_every_reply_and_no_other_does";
+    let Some(pair) = Pair::new("rt", test) else {
+        return;
+    };
+    let far = |trust: &str| {
+        let (relay, echo) = duplicating_relay(&pair, "udp://[::]:0", &["--trust", trust]);
+        let to = format!("{}:{}", Pair::SERVER_V4, relay.port());
+        (bytes_back(&pair.client_udp(), &to, 5, 100), relay, echo)
+    };
+    let (trusted, ..) = far("10.234.0.0/24");
+    assert!(
+        trusted > 500,
+        "a sender in --trust got {trusted} bytes for 500"
+    );
+    let (untrusted, relay, _echo) = far("10.235.0.0/16");
+    assert!(untrusted > 0, "the far sender got nothing back");
+    assert!(
+        untrusted <= 500,
+        "a sender outside --trust got {untrusted} bytes for 500"
+    );
+    let log = relay.wait_log("more than the 100 bytes it sent");
+    assert!(log.contains("--trust"), "{log}");
 }
 
 /// python3: five 100-byte datagrams to argv[1] (host:port) from this host's loopback, each

@@ -321,6 +321,44 @@ fn bad_impairments_are_one_clear_error() {
     }
 }
 
+/// --trust takes an address or a prefix as --allow does, and nothing else: a wrong one is
+/// one line that says what to write, and so is a --trust where no reply is ever held back.
+#[test]
+fn a_bad_trust_is_one_clear_error() {
+    for (value, from, says) in [
+        ("10.0.0.1/8", "udp://127.0.0.1:0", "write 10.0.0.0/8"),
+        ("uid:0", "udp://127.0.0.1:0", "'uid:0' is not a network"),
+        ("10.0.0.0/33", "udp://127.0.0.1:0", "is not a network"),
+        ("fe80::1%eth0", "udp://127.0.0.1:0", "write fe80::1"),
+        (
+            "10.0.0.0/8",
+            "tcp://127.0.0.1:0",
+            "--trust is for a udp FROM",
+        ),
+    ] {
+        let to = from.replace(":0", ":9");
+        let out = netecho(&["relay", "--trust", value, from, &to], b"");
+        let line = common::fails(&out, 2);
+        assert!(line.contains(says), "--trust {value} on {from}: {line}");
+        assert!(
+            line.contains("--trust"),
+            "--trust {value} on {from}: {line}"
+        );
+    }
+}
+
+/// Trusting every address gives up the relay's bound for everyone, so it is said at start,
+/// once, in either family.
+#[test]
+fn trusting_every_address_is_a_warning_at_start() {
+    for every in ["0.0.0.0/0", "::/0"] {
+        let relay = relay(&["--trust", every, "udp://127.0.0.1:0", "udp://127.0.0.1:9"]);
+        let log = relay.wait_log(&format!("--trust {every}"));
+        let lines = log.lines().filter(|l| l.contains("--trust")).count();
+        assert_eq!(lines, 1, "{log}");
+    }
+}
+
 #[test]
 fn duplicates_and_reordering_reach_the_client_and_are_counted() {
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);

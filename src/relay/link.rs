@@ -91,9 +91,10 @@ pub(crate) struct PeerSink {
     /// The handle on the bound socket that all senders share.
     pub sock: Arc<DatagramSocket>,
     pub to: PeerAddr,
-    /// Whether the sender's address needs no proof: this host's own, or a Unix name. Any
-    /// other source address may be forged, so what it is sent is held to what it sent, and
-    /// the relay never multiplies a forger's datagrams toward a victim.
+    /// Whether the sender's address needs no proof: this host's own, a Unix name, or in a
+    /// network of --trust (the user's word for it). Any other source address may be forged,
+    /// so what it is sent is held to what it sent, and the relay never multiplies a
+    /// forger's datagrams toward a victim.
     pub proven: bool,
 }
 
@@ -142,6 +143,14 @@ impl Sink {
                     .saturating_sub(sent),
             ),
             _ => None,
+        }
+    }
+
+    /// The IP address a datagram sender's replies go to.
+    fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Sink::Peer(peer) => peer.to.0.as_socket().map(|a| a.ip().to_canonical()),
+            Sink::Conn(..) => None,
         }
     }
 
@@ -420,9 +429,14 @@ impl Writer {
                 warn!(
                     "{}: a {len}-byte reply not sent, nor any that would make what the sender \
                      got more than the {} bytes it sent: its address is not this host's and \
-                     may be forged, and the relay never multiplies what a source sends{more}",
+                     may be forged, and the relay never multiplies what a source sends; if no \
+                     one can forge addresses on its network, --trust a block holding {} to \
+                     send it every reply{more}",
                     flow.name,
-                    flow.up.bytes_in.load(Ordering::Relaxed)
+                    flow.up.bytes_in.load(Ordering::Relaxed),
+                    self.sink
+                        .ip()
+                        .map_or("its address".into(), |ip| ip.to_string()),
                 );
             }
         }

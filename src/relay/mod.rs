@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tracing::{info, warn};
 
-use crate::access::Access;
+use crate::access::{Access, Net};
 use crate::endpoint::{Address, SockProto, Target};
 use crate::impair::{Conditions, Rng};
 use crate::service::guard::{self, Guard, GuardRules};
@@ -79,6 +79,8 @@ pub(crate) struct Route {
     pub max_conns: usize,
     /// A flow with no message either way for this long is closed.
     pub idle_timeout: Option<Duration>,
+    /// --trust: datagram senders in these networks get every reply, as this host's do.
+    pub trust: Vec<Net>,
 }
 
 impl Route {
@@ -125,6 +127,12 @@ impl Route {
             queue,
         };
         Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
+    }
+
+    /// Whether a datagram sender at `ip` gets every reply: this host, or --trust. Any other
+    /// source address may be forged, so it is sent no more bytes than it sent.
+    fn proven(&self, ip: IpAddr) -> bool {
+        guard::is_this_host(ip) || self.trust.iter().any(|net| net.contains(ip))
     }
 
     /// The reader of messages from `side`; `udp_peer`: where its frames go as udp
@@ -207,6 +215,12 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
         bound.local(),
         route.to
     );
+    for net in route.trust.iter().filter(|net| net.is_everything()) {
+        warn!(
+            "--trust {net}: every sender of its family gets every reply, so anyone can aim this \
+             relay's replies at any address by forging it; trust a network of yours instead"
+        );
+    }
     if !route.up.is_perfect() || !route.down.is_perfect() {
         info!(
             "simulated conditions (seed {}): up (FROM to TO) {}; down (TO to FROM) {}",
@@ -618,7 +632,7 @@ fn datagram_flow(
     let to_sender = Sink::Peer(Box::new(PeerSink {
         sock: Arc::clone(replies),
         to: from.clone(),
-        proven: address_of(from).is_none_or(guard::is_this_host),
+        proven: address_of(from).is_none_or(|ip| route.proven(ip)),
     }));
     let down = route.link(&flow, id, true, to_sender, QUEUE)?;
     let sender_udp = match route.from.proto {
