@@ -86,11 +86,14 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
         assert_eq!(o["type"], "interval");
         assert_eq!(o["interval"], i as u64, "{o}");
         assert!(o["latency_us"]["p50"].as_f64().is_some(), "{o}");
-        // Every interval spans time: none reports a few replies over no time at all.
+        // Every interval spans time: none reports a few replies over no time at all, and
+        // none begins where the run ends (2.5 s, five intervals: an empty sixth would read
+        // as an outage on a graph).
         assert!(
             o["end_s"].as_f64().unwrap() > o["start_s"].as_f64().unwrap(),
             "{o}"
         );
+        assert!(o["start_s"].as_f64().unwrap() < 2.5, "{all:?}");
         sent += o["sent"].as_u64().unwrap();
     }
     assert_eq!(sent, summary["sent"].as_u64().unwrap(), "{all:?}");

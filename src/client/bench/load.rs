@@ -471,6 +471,8 @@ struct IntervalClock<'b, 'e> {
     board: &'b Board<'e>,
     thread: usize,
     start: Instant,
+    /// A timed run's length: the interval that ends there is the last one.
+    length: Option<Duration>,
     index: u64,
     before: Snapshot,
 }
@@ -480,21 +482,28 @@ impl<'b, 'e> IntervalClock<'b, 'e> {
         board: &'b Board<'e>,
         thread: usize,
         start: Instant,
+        length: Option<Duration>,
         result: &LoadResult,
     ) -> IntervalClock<'b, 'e> {
         IntervalClock {
             board,
             thread,
             start,
+            length,
             index: 0,
             before: Snapshot::of(result),
         }
     }
 
-    /// Reports the interval under way if its time is over.
+    /// Reports the interval under way if its time is over. One that ends where a timed run
+    /// ends is left to [`IntervalClock::last`], with the replies that drain after it: cut
+    /// there, the run's end would begin an interval of nothing, over next to no time.
     fn tick(&mut self, result: &LoadResult) {
         let every = self.board.every;
         let end = every * (self.index as u32 + 1);
+        if self.length.is_some_and(|length| end >= length) {
+            return;
+        }
         if self.start.elapsed() >= end {
             let begin = every * self.index as u32;
             let interval = Interval::between(self.index, begin, end, &self.before, result);
@@ -614,8 +623,12 @@ impl<'a> Runner<'a> {
             }));
             return Ok(self.result);
         }
-        let mut clock =
-            board.map(|(board, thread)| IntervalClock::new(board, thread, start, &self.result));
+        let length = match self.spec.limit {
+            Limit::Duration(d) => Some(d),
+            Limit::Count(_) => None,
+        };
+        let mut clock = board
+            .map(|(board, thread)| IntervalClock::new(board, thread, start, length, &self.result));
         for token in 0..self.clients.len() {
             self.fill(token, start);
         }
