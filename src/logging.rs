@@ -69,13 +69,10 @@ pub(crate) fn width() -> usize {
         .unwrap_or(crate::report::table::WIDTH)
 }
 
-/// `text` as lines of at most `width` characters, the ones after the first indented under
-/// its words; words and a `backquoted command` that fits a line are kept whole.
+/// `text` as lines of at most `width` columns, the ones after the first indented under its
+/// words; words and a `backquoted command` that fits a line are kept whole.
 pub(crate) fn lines(text: &str, width: usize) -> Vec<String> {
-    crate::report::table::wrap(text, "", INDENT, width)
-        .lines()
-        .map(String::from)
-        .collect()
+    crate::wrap::lines(text, "", INDENT, width)
 }
 
 /// Prints the `error: ` line a usage error or a failed command ends netecho with: one line,
@@ -129,7 +126,7 @@ impl std::io::Write for OneLine {
 /// columns: as it is when it fits, else its message's lines each after the tag, without
 /// colour inside the message. The parts are joined by line breaks, the last without one.
 fn wrapped(line: &str, width: usize) -> String {
-    if plain(line).chars().count() <= width {
+    if crate::wrap::columns(&plain(line)) <= width {
         return line.to_string();
     }
     let tag_end = visible_end(line, LEVEL_TAG);
@@ -273,6 +270,17 @@ mod tests {
         }
         assert!(plain(parts[1]).starts_with(" INFO   word"), "{text}");
         assert_eq!(plain(&text).matches("word").count(), 30);
+    }
+
+    #[test]
+    fn a_chinese_log_line_is_wrapped_to_the_columns_it_takes() {
+        // Sixty-four characters, a hundred and fourteen columns: too wide, though short.
+        let line = format!(" INFO closing {}", "中文".repeat(25));
+        let text = wrapped(&line, 80);
+        assert!(text.contains('\n'), "{text}");
+        for part in text.split('\n') {
+            assert!(crate::wrap::columns(part) <= 80, "{part:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod service;
 mod signal;
 mod transport;
 mod units;
+mod wrap;
 
 use std::process::ExitCode;
 

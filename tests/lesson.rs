@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{netecho, ok};
+use common::{columns, netecho, ok};
 
 const DEMOS: [&str; 9] = [
     "empty-send",
@@ -22,26 +22,6 @@ const DEMOS: [&str; 9] = [
     "disconnect",
     "loops",
 ];
-
-/// Terminal columns of `line`: two for each CJK or full-width character.
-fn columns(line: &str) -> usize {
-    line.chars()
-        .map(|c| match c as u32 {
-            0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0x33FF
-            | 0x3400..=0x4DBF
-            | 0x4E00..=0x9FFF
-            | 0xA000..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6 => 2,
-            _ => 1,
-        })
-        .sum()
-}
 
 fn lesson(args: &[&str]) -> String {
     let mut all = vec!["lesson", "--auto"];

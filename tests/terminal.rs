@@ -1,12 +1,13 @@
 //! What netecho writes to stderr, read on an 80-column terminal (`script` gives it one, `stty`
 //! sets its width) and through a pipe: every line fits the terminal, wrapped at spaces with
-//! a command kept whole; a pipe or a file still gets one line per event and per error.
+//! a command kept whole, a Chinese character taking two columns; a pipe or a file still
+//! gets one line per event and per error.
 
 mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Server, fails, netecho, screen_lines};
+use common::{Server, columns, fails, netecho, screen_lines};
 
 /// The width of the class's terminal.
 const COLUMNS: usize = 80;
@@ -34,12 +35,9 @@ fn terminal_command(args: &[&str]) -> String {
     )
 }
 
-/// Fails naming the lines wider than the terminal.
+/// Fails naming the lines wider than the terminal, in the columns it shows them in.
 fn all_fit(lines: &[String]) {
-    let wide: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.chars().count() > COLUMNS)
-        .collect();
+    let wide: Vec<&String> = lines.iter().filter(|l| columns(l) > COLUMNS).collect();
     assert!(wide.is_empty(), "wider than {COLUMNS} columns: {wide:#?}");
 }
 
@@ -155,4 +153,33 @@ fn a_habit_s_advice_fits_an_80_column_terminal_with_its_command_whole() {
     let line = fails(&netecho(&["-l", "5000"], b""), 2);
     assert_eq!(line, error);
     assert!(line.chars().count() > COLUMNS, "{line}");
+}
+
+/// A socket file's name of twenty Chinese characters: forty columns on a terminal.
+const CHINESE: &str = "服务器在这个中文名字的套接字文件上听着呢";
+
+#[test]
+fn a_log_line_naming_a_chinese_socket_file_fits_80_columns_of_two_for_each_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{CHINESE}.sock"));
+    let lines = server_on_terminal(&["serve", "--addr", path.to_str().unwrap()], "model event");
+    all_fit(&lines);
+    // Chinese breaks between characters, without a space: the words read back whole.
+    let closing = unwrapped(&lines, " INFO SIGTERM: closing", " INFO").replace(' ', "");
+    assert!(closing.ends_with(&format!("{CHINESE}.sock")), "{lines:#?}");
+}
+
+#[test]
+fn an_error_naming_a_chinese_socket_file_fits_80_columns_and_is_one_line_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{CHINESE}.sock"));
+    let path = path.to_str().unwrap();
+    let lines = on_terminal(&["send", path, "hi"]);
+    all_fit(&lines);
+    let error = unwrapped(&lines, "error: ", "");
+    assert!(error.replace(' ', "").contains(CHINESE), "{lines:#?}");
+
+    let line = fails(&netecho(&["send", path, "hi"], b""), 1);
+    assert!(line.contains(CHINESE), "{line}");
+    assert_eq!(line.replace(' ', ""), error.replace(' ', ""));
 }

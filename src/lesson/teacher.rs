@@ -4,7 +4,8 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, IsTerminal, Write};
 
-use super::text::{Lang, wrap};
+use super::text::Lang;
+use crate::wrap;
 
 /// The width every line of the lesson fits in.
 pub(super) const WIDTH: usize = 80;
@@ -72,7 +73,7 @@ impl Teacher {
 
     fn print(&self, text: &str, first: &str, rest: &str) {
         self.blank.set(false);
-        let lines = wrap(text, first, rest, WIDTH);
+        let lines = wrap::lines(text, first, rest, WIDTH);
         self.out(lines.iter().map(String::as_str));
     }
 

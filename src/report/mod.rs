@@ -181,14 +181,14 @@ fn narrow(runs: &[Run]) -> String {
     for (line, run) in lines.zip(runs) {
         out.push_str(line);
         out.push('\n');
-        out.push_str(&table::wrap(
+        out.push_str(&crate::wrap::paragraph(
             &format!("at {}", run.address),
             "    ",
             "    ",
             table::WIDTH,
         ));
     }
-    out.push_str(&table::wrap(NARROW_LEGEND, "", "", table::WIDTH));
+    out.push_str(&crate::wrap::paragraph(NARROW_LEGEND, "", "", table::WIDTH));
     out
 }
 

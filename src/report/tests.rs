@@ -324,21 +324,18 @@ fn notes_wrap_at_spaces_to_eighty_columns() {
         "{text}"
     );
     assert_eq!(text.matches("word").count(), 40);
-    assert_eq!(table::wrap("a b c", "  ", "  ", 5), "  a b\n  c\n");
-    assert_eq!(table::wrap("abcdefgh", "", "", 4), "abcdefgh\n");
 }
 
 #[test]
-fn a_backquoted_command_stays_on_one_line_when_it_fits_one() {
-    let text = "listens with `netecho serve --addr :5000` instead";
-    assert_eq!(
-        table::wrap(text, "", "  ", 30),
-        "listens with\n  `netecho serve --addr :5000`\n  instead\n"
+fn a_chinese_note_fits_eighty_columns_of_two_for_each_character() {
+    let long = "服务器在听".repeat(20);
+    let text = table::notes([long.as_str()]);
+    assert!(text.lines().count() > 1, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| crate::wrap::columns(l) <= table::WIDTH),
+        "{text}"
     );
-    // Longer than a line: broken at its spaces like any words.
-    assert_eq!(table::wrap("a `b c d` e", "", "", 4), "a `b\nc d`\ne\n");
-    // A span never closed is words like any others.
-    assert_eq!(table::wrap("a `b c d", "", "", 4), "a `b\nc d\n");
 }
 
 fn meta() -> Meta {

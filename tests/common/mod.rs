@@ -912,6 +912,12 @@ pub fn running_since(pid: u32) -> Option<u64> {
     (fields.first() != Some(&"Z")).then(|| fields.get(19)?.parse().ok())?
 }
 
+/// The columns a terminal shows `line` in: two for a Chinese or full-width character, none
+/// for a combining mark or a zero-width character.
+pub fn columns(line: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(line)
+}
+
 /// What a terminal shows of `raw`: each line, and each status line a carriage return
 /// replaces, with colour and erase sequences taken out.
 pub fn screen_lines(raw: &str) -> Vec<String> {

@@ -467,7 +467,7 @@ pub(crate) fn relay(line: &str) {
     }
 }
 
-/// `text` as lines of at most `width` characters, the ones after the first indented; a word
+/// `text` as lines of at most `width` columns, the ones after the first indented; a word
 /// longer than a line (a path) cut, so that every line fits even in a file.
 fn log_lines(text: &str, width: usize) -> Vec<String> {
     let piece = width - logging::INDENT.len();

@@ -230,7 +230,7 @@ pub(super) fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
             for (line, row) in lines.zip(rows) {
                 text.push_str(line);
                 text.push('\n');
-                text.push_str(&report::table::wrap(&row.why, "    ", "    ", 80));
+                text.push_str(&crate::wrap::paragraph(&row.why, "    ", "    ", 80));
             }
             let legend = format!(
                 "tcp on loopback, 64-byte messages, one in flight per client; 1: one client, \
@@ -239,7 +239,7 @@ pub(super) fn render(format: Format, rows: &[ModelRow], meta: &Meta) -> String {
                  still waiting for a reply when the run ended"
             );
             text.push('\n');
-            text.push_str(&report::table::wrap(&legend, "", "", 80));
+            text.push_str(&crate::wrap::paragraph(&legend, "", "", 80));
             text
         }
     }

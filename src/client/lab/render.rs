@@ -323,7 +323,7 @@ fn narrow(lab: &Lab) -> String {
     for (line, row) in lines.zip(lab.rows) {
         text.push_str(line);
         text.push('\n');
-        text.push_str(&report::table::wrap(
+        text.push_str(&crate::wrap::paragraph(
             &row.why,
             "    ",
             "    ",
@@ -331,7 +331,7 @@ fn narrow(lab: &Lab) -> String {
         ));
     }
     text.push('\n');
-    text.push_str(&report::table::wrap(
+    text.push_str(&crate::wrap::paragraph(
         &legend(lab.rounds),
         "",
         "",

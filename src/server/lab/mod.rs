@@ -31,7 +31,7 @@ use crate::access::{Access, Gate, Rule};
 use crate::endpoint::{Address, Endpoint, Proto};
 use crate::labwire::{self, Service};
 use crate::lifecycle;
-use crate::report::table::{WIDTH, wrap};
+use crate::report::table::WIDTH;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Echo, Transform};
 use crate::service::guard::{self, GuardRules};
@@ -164,7 +164,7 @@ fn bind_control(
 /// the lines after the first indented; to a pipe or a file one line, for scripts and grep.
 fn announce(text: &str) -> Result<()> {
     match std::io::stdout().is_terminal() {
-        true => lifecycle::announce(wrap(text, "", "  ", WIDTH).trim_end()),
+        true => lifecycle::announce(&crate::wrap::lines(text, "", "  ", WIDTH).join("\n")),
         false => lifecycle::announce(text),
     }
 }
