@@ -88,7 +88,9 @@ pub(crate) fn error(text: &str) {
 
 /// Writes each log line as one line: a newline or carriage return inside it (a file name
 /// or a Unix peer's address chosen by a client) is written as `\n` or `\r`, so no client
-/// can forge a line of the server's log. tracing writes each event in one call. On a
+/// can forge a line of the server's log, and every other control character escaped too
+/// (tracing escapes those a terminal acts on, ESC among them, in what it is given, so an
+/// ESC here begins its own colour codes). tracing writes each event in one call. On a
 /// terminal (`wrap`), a line wider than it is wrapped, each part under the level's tag.
 struct OneLine {
     stderr: std::io::Stderr,
@@ -101,14 +103,7 @@ impl std::io::Write for OneLine {
             Some(body) => (body, &b"\n"[..]),
             None => (buf, &b""[..]),
         };
-        let mut out = Vec::with_capacity(buf.len() + 8);
-        for &b in body {
-            match b {
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b => out.push(b),
-            }
-        }
+        let mut out = escaped(body);
         if self.wrap && !end.is_empty() {
             out = wrapped(&String::from_utf8_lossy(&out), width()).into_bytes();
         }
@@ -120,6 +115,23 @@ impl std::io::Write for OneLine {
     fn flush(&mut self) -> std::io::Result<()> {
         self.stderr.flush()
     }
+}
+
+/// `body` with its control characters written as escapes (`\n`, `\t`, `\x01`), but ESC,
+/// which begins tracing's colour codes.
+fn escaped(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x1b => out.push(b),
+            b if b.is_ascii_control() => out.extend(format!("\\x{b:02x}").bytes()),
+            b => out.push(b),
+        }
+    }
+    out
 }
 
 /// A log line (its level's tag, perhaps coloured, then its message) within `width`
@@ -281,6 +293,15 @@ mod tests {
         for part in text.split('\n') {
             assert!(crate::wrap::columns(part) <= 80, "{part:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_but_colour() {
+        let line = "\x1b[32m INFO\x1b[0m a\tb\nc\x01d\x7f";
+        assert_eq!(
+            escaped(line.as_bytes()),
+            b"\x1b[32m INFO\x1b[0m a\\tb\\nc\\x01d\\x7f"
+        );
     }
 
     #[test]
