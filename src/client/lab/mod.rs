@@ -34,6 +34,7 @@ use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Layout, Meta};
 use crate::transport;
 use crate::transport::framing::Framing;
+use crate::wrap;
 
 use measure::{LOAD_SIZE, PING_SIZE, TIMEOUT, boundary_row, head_of_line, measure};
 use netns::{Netns, SERVER_IP, SERVER_IP6};
@@ -416,19 +417,28 @@ fn progress(what: &str) {
     }
 }
 
-/// `text` within `width` characters: its middle left out (`...`) when longer, so both the
-/// start (what is measured) and the end (a socket file's name) stay.
+/// `text` within `width` columns: its middle left out (`...`) when wider, so both the start
+/// (what is measured) and the end (a socket file's name) stay.
 fn fit(text: &str, width: usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= width {
+    if wrap::columns(text) <= width {
         return text.to_string();
     }
     let keep = width.saturating_sub(3);
-    let head = keep / 2;
-    let tail = keep - head;
-    let mut out: String = chars[..head].iter().collect();
-    out.push_str("...");
-    out.extend(&chars[chars.len() - tail..]);
+    let head = within(text.chars(), keep / 2);
+    let tail = within(text.chars().rev(), keep - keep / 2);
+    format!("{head}...{}", tail.chars().rev().collect::<String>())
+}
+
+/// The first of `chars` that take at most `width` columns.
+fn within(chars: impl Iterator<Item = char>, width: usize) -> String {
+    let mut out = String::new();
+    for c in chars {
+        out.push(c);
+        if wrap::columns(&out) > width {
+            out.pop();
+            break;
+        }
+    }
     out
 }
 

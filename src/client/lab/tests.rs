@@ -314,3 +314,14 @@ fn a_failed_measurement_is_taken_once_more_and_a_second_failure_is_the_error() {
     assert_eq!(tries, 2, "measured twice, not more");
     assert_eq!(got.unwrap_err().to_string(), "try 2 failed");
 }
+
+#[test]
+fn a_status_line_with_a_chinese_path_is_cut_to_the_columns_it_takes() {
+    let line = format!("lab: [3/9] unix /tmp/{}.sock", "中文".repeat(30));
+    let cut = super::fit(&line, 79);
+    assert!(crate::wrap::columns(&cut) <= 79, "{cut}");
+    assert!(crate::wrap::columns(&cut) >= 77, "{cut}");
+    assert!(cut.starts_with("lab: [3/9] unix /tmp/"), "{cut}");
+    assert!(cut.contains("...") && cut.ends_with("中文.sock"), "{cut}");
+    assert_eq!(super::fit("lab: short", 79), "lab: short");
+}
