@@ -480,8 +480,16 @@ fn the_models_side_by_side_each_with_a_sentence_that_follows_its_numbers() {
         assert!(m["one_messages_per_s"].as_f64().unwrap() > 0.0, "{m}");
         let why = m["why"].as_str().unwrap();
         let failed = m["many_failed_clients"].as_u64().unwrap();
+        // The iterative model's others wait behind its first client: no fault to explain.
+        let waited = match m["model"] == "iterative" {
+            true => format!("{failed} waited in the backlog behind it"),
+            false => format!("{failed} gave up"),
+        };
         if failed > 0 {
-            assert!(why.contains(&format!("{failed} gave up")), "{m}");
+            assert!(why.contains(&waited), "{m}");
+            if m["model"] == "iterative" {
+                assert!(!why.contains("--timeout"), "lab has no --timeout: {m}");
+            }
         } else if m["many_lost"] == 0 {
             assert!(why.contains("were all answered"), "{m}");
         }
