@@ -784,10 +784,27 @@ fn a_receiver_of_version_2_acknowledges_blocks_in_order_together() {
     });
 }
 
+/// Gives the sender the estimate of a 1 ms round trip with a timeout of a second (as after
+/// round trips that varied), for tests that count probes before the timeout. The round trip
+/// `with_a_hole` measures is the test thread's own turn around the loop, which a loaded
+/// machine stretches: after one sample the timeout is three round trips from the oldest
+/// block, a second probe comes four or more after it, so past 3.3 ms (the 10 ms floor) the
+/// timeout would win; and a probe the scheduler sends late delays the next at any estimate.
+/// With a second between them, the order is the sender's rule, not the scheduler's.
+fn probes_well_before_the_timeout(sender: &mut Sender<'_, '_>) {
+    sender.rto = Rto {
+        srtt: Some(0.001),
+        rttvar: 0.25,
+        rto: Duration::from_secs(1),
+    };
+    assert!(sender.rto.probe().is_some(), "no probe before the timeout");
+}
+
 #[test]
 fn a_silence_after_a_measured_round_trip_is_probed_before_it_times_out() {
     within("the tail loss probe", || {
         with_a_hole(|peer, _, sender| {
+            probes_well_before_the_timeout(sender);
             let (cwnd, rto) = (sender.cwnd, sender.rto.rto);
             // The peer is silent: before any timeout, the oldest block goes again, alone, as
             // many times as probes are allowed (at least once).
@@ -845,6 +862,7 @@ fn a_probe_answered_lets_the_window_go_on_where_it_was() {
 fn acks_that_deliver_nothing_earn_no_more_probes() {
     within("probes without progress", || {
         with_a_hole(|peer, to_a, sender| {
+            probes_well_before_the_timeout(sender);
             // Each probe is answered with the same ACK (below three duplicates): nothing new.
             for _ in 0..MAX_PROBES.max(1) {
                 sender.step().unwrap();
