@@ -226,10 +226,10 @@ fn exec_over_udp_tells_a_source_off_this_host_to_use_tcp_when_the_answer_is_larg
     server.wait_log("not sent");
 }
 
-/// One source may not take every request thread of a datagram server: its ninth request at
-/// once is turned away as busy, while another address is still served.
-#[test]
-fn one_source_holds_at_most_eight_datagram_requests_at_once() {
+/// A udp exec server whose program sleeps, and `count` requests sent to it from 127.0.0.1: a
+/// source holds eight at most, so from the ninth on 127.0.0.1 is told busy. The clients'
+/// sockets stay open: the server asks the kernel whose they are.
+fn sleeping_over_udp(count: usize) -> (Server, Vec<std::net::UdpSocket>) {
     let args = [
         "--proto",
         "udp",
@@ -240,12 +240,20 @@ fn one_source_holds_at_most_eight_datagram_requests_at_once() {
         "30",
     ];
     let server = Server::start(&args);
-    let clients: Vec<std::net::UdpSocket> = (0..9)
+    let clients: Vec<std::net::UdpSocket> = (0..count)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
     for client in &clients {
         client.send_to(b"x", &server.addr).unwrap();
     }
+    (server, clients)
+}
+
+/// One source may not take every request thread of a datagram server: its ninth request at
+/// once is turned away as busy, while another address is still served.
+#[test]
+fn one_source_holds_at_most_eight_datagram_requests_at_once() {
+    let (server, _clients) = sleeping_over_udp(9);
     server.wait_log("too many requests from your address at once");
     let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     other.send_to(b"x", &server.addr).unwrap();
@@ -263,4 +271,37 @@ fn one_source_holds_at_most_eight_datagram_requests_at_once() {
             .unwrap_or(false))
         .then_some(())
     });
+}
+
+/// A request turned away as busy hears the busy line no larger than itself: the whole line,
+/// "busy" alone, and for an empty request nothing (no end frame is that short), which the
+/// client's advice names when no reply comes.
+#[test]
+fn a_busy_line_over_udp_fits_the_request_and_an_empty_request_hears_nothing() {
+    let (server, _clients) = sleeping_over_udp(8);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut answer = |request: &[u8]| {
+        client.send_to(request, &server.addr).unwrap();
+        let n = client
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no busy line ({e}):\n{}", server.stderr()));
+        assert!(n <= request.len(), "{n} bytes to {}", request.len());
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let whole = "busy: too many requests from your address at once";
+    assert!(answer(&[b'x'; 100]).ends_with(whole), "the whole line");
+    assert!(answer(&[b'x'; 20]).ends_with("busy"), "\"busy\" alone");
+    // Requests are answered in the order they came: had the empty one been answered, its
+    // answer would come before the next request's.
+    client.send_to(b"", &server.addr).unwrap();
+    assert!(
+        answer(&[b'x'; 100]).ends_with(whole),
+        "an empty request answered"
+    );
+    let out = common::netecho(&["exec", "--timeout", "1s", &server.url()], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("an empty request always is"), "{stderr}");
 }

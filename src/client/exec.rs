@@ -110,9 +110,10 @@ fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i
         Ok(_) | Err(_) => bail!(
             "no reply from {} within {timeout:?}: the request or the reply was lost, no server \
              is there, the reply was larger than the request, which an --exec server sends no \
-             client off its host over datagrams (run exec over tcp), or the server on this host \
-             admits only its own user (serve --allow uid:N admits another; its log says whom \
-             it refused)",
+             client off its host over datagrams (run exec over tcp), the server was busy and \
+             the request too short to carry even \"busy\" (an empty request always is; send \
+             some input, or run exec over tcp), or the server on this host admits only its own \
+             user (serve --allow uid:N admits another; its log says whom it refused)",
             conn.peer()
         ),
     };

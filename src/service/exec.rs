@@ -623,19 +623,28 @@ fn exited(child: &Child) -> bool {
 /// The end frame that tells a client off this host its reply was too large to send over
 /// datagrams, when one fits in `room` bytes (the request's size): the longest note that does.
 fn too_large(room: usize) -> Option<Vec<u8>> {
-    [
-        "reply not sent: larger than the request, to a datagram source off the server's host \
-         that is unproven; run exec over tcp",
-        "reply larger than the request; use tcp",
-        "use tcp",
-    ]
-    .iter()
-    .map(|note| {
-        let mut out = Vec::new();
-        exit_frame(-1, note, &mut out);
-        out
-    })
-    .find(|out| out.len() <= room)
+    end_within(
+        room,
+        &[
+            "reply not sent: larger than the request, to a datagram source off the server's \
+             host that is unproven; run exec over tcp",
+            "reply larger than the request; use tcp",
+            "use tcp",
+        ],
+    )
+}
+
+/// An end frame (exit status -1) with the first of `notes`, longest first, that fits in
+/// `room` bytes; `None` when none does.
+fn end_within(room: usize, notes: &[&str]) -> Option<Vec<u8>> {
+    notes
+        .iter()
+        .map(|note| {
+            let mut out = Vec::new();
+            exit_frame(-1, note, &mut out);
+            out
+        })
+        .find(|out| out.len() <= room)
 }
 
 /// Kills the program and everything in its process group.
@@ -738,5 +747,13 @@ impl super::Requests for ExecService {
         let mut out = Vec::new();
         exit_frame(-1, &format!("busy: {why}"), &mut out);
         Some(out)
+    }
+
+    /// The busy line cut to the request's size: the receive loop sends nothing larger (the
+    /// source is unproven there), so a request too short for the whole line hears "busy"
+    /// alone, and one shorter than that (an empty request: no end frame has fewer than 9
+    /// bytes) hears nothing, which the client's advice names.
+    fn busy_for(&self, why: &str, request: &[u8]) -> Option<Vec<u8>> {
+        end_within(request.len(), &[&format!("busy: {why}"), "busy"])
     }
 }
