@@ -332,10 +332,16 @@ impl Typed {
         }
     }
 
-    /// `netecho serve` where they asked to listen, over udp if they said so.
+    /// `netecho serve` where they asked to listen, over udp if they said so, running the
+    /// program of `-e` if they typed one (`nc -l -p 4000 -e PROG`, whole).
     fn serve(&self, udp: bool) -> String {
         let proto = if udp || self.udp { "--proto udp " } else { "" };
-        format!("netecho serve {proto}--addr {}", self.listen_addr("4000"))
+        let exec = self.program.as_ref().map(|p| format!(" --exec {p}"));
+        format!(
+            "netecho serve {proto}--addr {}{}",
+            self.listen_addr("4000"),
+            exec.unwrap_or_default()
+        )
     }
 
     /// The host and port to talk to, as `send` takes them (HOST PORT, or one address).
@@ -364,15 +370,15 @@ impl Typed {
     }
 }
 
-/// A message's words as advice carries them, each after a space (" hi"): nothing when one
-/// of them is not `pastable`.
+/// A message's words as advice carries them, each after a space (" hi"), quoted where a
+/// shell would expand them (`'a[1]'`, a glob); nothing when one of them is not `pastable`.
 pub(crate) fn said<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
     let mut said = String::new();
     for word in words {
         if !pastable(word) {
             return String::new();
         }
-        said = format!("{said} {word}");
+        said = format!("{said} {}", crate::report::meta::shell_quote(word));
     }
     said
 }
@@ -403,6 +409,14 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             t.path()?,
             t.said
         ),
+        // Where to listen goes with it when they said (nc -l -p 4000 -e PROG); nc's -e to a
+        // host it connects to has no netecho equivalent, so the program alone.
+        (_, "-e" | "--exec")
+            if t.program.is_some()
+                && (t.listen || command == Some("serve") && t.port.is_some()) =>
+        {
+            format!("a program per client is `{}`", t.serve(false))
+        }
         (_, "-e" | "--exec") => format!(
             "a program per client is `netecho serve --exec {}`",
             t.program.as_deref()?

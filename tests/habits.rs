@@ -508,6 +508,23 @@ fn a_habit_s_advice_carries_the_path_program_and_message_typed() {
             &["serve", "-e", "/bin/sh"],
             "`netecho serve --exec /bin/sh`",
         ),
+        // nc's whole line, whichever flag netecho meets first.
+        (
+            &["-l", "-p", "4000", "-e", "/bin/cat"],
+            "`netecho serve --addr :4000 --exec /bin/cat`",
+        ),
+        (
+            &["-e", "/bin/cat", "-l", "-p", "4000"],
+            "`netecho serve --addr :4000 --exec /bin/cat`",
+        ),
+        (
+            &["-lu", "-p", "4000", "-e", "/bin/cat"],
+            "`netecho serve --proto udp --addr :4000 --exec /bin/cat`",
+        ),
+        (
+            &["send", "TCP:127.0.0.1:4100", "a[b]"],
+            "`netecho send 127.0.0.1 4100 'a[b]'`",
+        ),
         (
             &["ping", "-c", "2", "-w", "5", "127.0.0.1"],
             "`netecho ping -c 5 127.0.0.1`",
@@ -551,6 +568,26 @@ fn a_habit_s_advice_carries_the_path_program_and_message_typed() {
     let advice = line.split('`').nth(3).expect("a command in backticks");
     let words: Vec<&str> = advice.split(' ').skip(1).collect();
     assert_eq!(ok(&netecho(&words, b"")), "HI\n", "{line}");
+}
+
+/// A message word a shell would expand (a glob's brackets) is quoted in the advice: pasted
+/// into sh where a file matches the glob, it sends the word as typed, not the file's name.
+#[test]
+fn a_habit_s_advice_quotes_a_message_word_a_shell_would_expand() {
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let port = udp.port().to_string();
+    let line = fails(
+        &netecho(&["send", "-u", "127.0.0.1", &port, "a[b]"], b""),
+        2,
+    );
+    let advice = line.split('`').nth(3).expect("a command in backticks");
+    let dir = common::tempdir();
+    std::fs::write(dir.path().join("ab"), "").unwrap();
+    let pasted = advice.replacen("netecho", "\"$NETECHO\"", 1);
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &pasted]).current_dir(dir.path());
+    let out = common::run(sh.env("NETECHO", common::bin()), b"");
+    assert_eq!(ok(&out), "A[B]\n", "{line}");
 }
 
 #[test]
