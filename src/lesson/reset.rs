@@ -30,6 +30,13 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.python("linger = struct.pack('ii', 1, 0)");
     t.python("client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)");
     linger.context("SO_LINGER")?;
+    t.say(
+        "SO_LINGER says what close() does with data not yet sent: by default the kernel \
+         sends it and then a FIN (\"no more from me\"); lingering on for 0 seconds means \
+         throw it away and send RST (\"this connection is over\") instead.",
+        "SO_LINGER 决定 close() 怎样处理还没发出的数据：默认内核先发完，再发 FIN\
+         （“我不再发送了”）；设为逗留 0 秒，就是丢掉这些数据，改发 RST（“这个连接作废了”）。",
+    );
     calls::close(t, "client", c.client);
     t.pause();
     t.step(Server, "recv()", "recv()");

@@ -17,9 +17,11 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     t.say(
         "A socket is a phone. The server buys one, plugs in a card (its address), switches \
          it on and waits for a call; the client buys one and dials. Every call below is made \
-         on a real socket on loopback.",
+         on a real socket on loopback (127.0.0.1: this machine talking to itself, through \
+         the same kernel code as a real network).",
         "套接字就像手机。服务器买手机、插卡（地址）、开机、等电话；客户端买手机、拨号。\
-         下面每一步都在本机回环地址上的真实套接字上执行。",
+         下面每一步都在本机回环地址（127.0.0.1：本机和自己通话，走的是和真实网络一样的\
+         内核代码）上的真实套接字上执行。",
     );
     let (phone, addr) = server_opens(t)?;
     let client = client_dials(t, &addr)?;
@@ -120,6 +122,12 @@ fn talk(t: &mut Teacher, client: &Socket, conn: &Socket) -> Result<()> {
 fn hang_up(t: &mut Teacher, client: Socket, conn: Socket, phone: Socket) -> Result<()> {
     t.step(Client, "hang up: close()", "挂电话：close()");
     calls::close(t, "client", client);
+    t.say(
+        "close() makes the kernel send a FIN, TCP's \"I will send no more\"; the other side's \
+         kernel answers it by itself, before the server calls anything.",
+        "close() 让内核发出 FIN，也就是 TCP 的“我不再发送了”；对方的内核自己就会应答，\
+         不等服务器调用任何函数。",
+    );
     t.pause();
     t.step(
         Server,
