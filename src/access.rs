@@ -362,10 +362,10 @@ impl Access {
         self
     }
 
-    fn gate_refuses(&self, who: Option<Who>) -> bool {
+    fn gate_refuses(&self, who: &Result<Who, String>) -> bool {
         match (&self.gate, who) {
             (None, _) => false,
-            (Some(gate), Some(Who::Ip(ip))) => !gate(ip.to_canonical()),
+            (Some(gate), Ok(Who::Ip(ip))) => !gate(ip.to_canonical()),
             (Some(_), _) => true,
         }
     }
@@ -420,27 +420,30 @@ impl Access {
         None
     }
 
-    /// Admits `who`, or says why not (logged once per peer).
+    /// Admits `who` (`Err`: why it is unknown), or says why not (logged once per peer).
     fn decide(
         &self,
         proto: Proto,
         peer: &dyn fmt::Display,
-        who: Option<Who>,
+        who: Result<Who, String>,
     ) -> Result<(), String> {
-        if self.gate_refuses(who) {
+        if self.gate_refuses(&who) {
             tracing::debug!("{proto} {peer}: refused, no run of this address holds its turn");
             return Err("refused: no run of this address holds its turn".into());
         }
         if self.is_open() {
             return Ok(());
         }
-        let Some(who) = who else {
+        let who = match who {
+            Ok(who) => who,
             // Rules exist but the kernel would not say who this is: refuse, never guess.
-            static LOG: Throttle = Throttle::new();
-            if let Some(more) = LOG.allow() {
-                warn!("{proto} {peer}: refused, the peer's identity is unknown{more}");
+            Err(why) => {
+                static LOG: Throttle = Throttle::new();
+                if let Some(more) = LOG.allow() {
+                    warn!("{proto} {peer}: refused, the peer's identity is unknown: {why}{more}");
+                }
+                return Err("refused: the server cannot tell who this peer is".into());
             }
-            return Err("refused: the server cannot tell who this peer is".into());
         };
         let Some(rule) = self.refusal(who) else {
             return Ok(());
@@ -478,44 +481,54 @@ impl Access {
         }
         let who = if proto.is_unix() {
             crate::transport::unix::peer_cred(conn.socket())
-                .ok()
                 .map(|(uid, gid)| Who::Cred { uid, gid })
+                .map_err(|e| format!("SO_PEERCRED: {e}"))
         } else {
-            conn.remote()
-                .and_then(|peer| self.ip_peer(proto, conn, peer))
+            match conn.remote() {
+                Some(peer) => self.ip_peer(proto, conn, peer),
+                None => Err("the connection has no peer address".into()),
+            }
         };
         self.decide(proto, &conn.peer(), who)
     }
 
     /// An IP peer, with the user owning its socket when a rule asks and the socket is on
-    /// this host (on loopback, or on another of this host's addresses); `None` when a
-    /// loopback peer's owner cannot be told.
-    fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Option<Who> {
+    /// this host (on loopback, or on another of this host's addresses); `Err`, saying why,
+    /// when a peer of this host's owner cannot be told.
+    fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Result<Who, String> {
         let local = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
         self.owned_peer(proto, peer, local)
     }
 
     /// An IP peer of a socket bound to `local`, with the user owning its socket as
     /// [`Access::ip_peer`] says, for tcp and udp.
-    fn owned_peer(&self, proto: Proto, peer: SocketAddr, local: Option<SocketAddr>) -> Option<Who> {
+    fn owned_peer(
+        &self,
+        proto: Proto,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Result<Who, String> {
         let ip = peer.ip();
         let lookup = match proto {
             Proto::Tcp => tcp_owner,
             Proto::Udp => udp_owner,
-            _ => return Some(Who::Ip(ip)),
+            _ => return Ok(Who::Ip(ip)),
         };
         if !self.asks_uid() {
-            return Some(Who::Ip(ip));
+            return Ok(Who::Ip(ip));
         }
-        match local.map(|local| lookup(peer, local)) {
-            Some(Ok(Some(uid))) => return Some(Who::Local { ip, uid }),
-            Some(Err(e)) => tracing::debug!("{proto} {peer}: who owns it: {e}"),
-            _ => {}
-        }
+        let why = match local.map(|local| lookup(peer, local)) {
+            Some(Ok(Some(uid))) => return Ok(Who::Local { ip, uid }),
+            Some(Err(e)) => e.to_string(),
+            _ => "no socket of this host holds its port now (closed at once?)".into(),
+        };
         // No socket found: a remote peer, unless its address is this host's (any of them,
         // not loopback alone: a local user who closed the socket at once looks the same):
         // unknown then, so refused while a rule asks who.
-        (!crate::service::guard::is_this_host(ip)).then_some(Who::Ip(ip))
+        match crate::service::guard::is_this_host(ip) {
+            true => Err(why),
+            false => Ok(Who::Ip(ip)),
+        }
     }
 
     /// Whether a datagram from `from`, received on a socket bound to `local`, is served;
@@ -529,10 +542,10 @@ impl Access {
         if self.is_open() && self.gate.is_none() {
             return true;
         }
-        let who = from
-            .0
-            .as_socket()
-            .and_then(|peer| self.owned_peer(proto, peer, local));
+        let who = match from.0.as_socket() {
+            Some(peer) => self.owned_peer(proto, peer, local),
+            None => Err("the datagram has no source address".into()),
+        };
         self.decide(proto, from, who).is_ok()
     }
 }
@@ -562,6 +575,9 @@ fn misfit(proto: Proto, rule: &Rule, tcp_uid: bool) -> &'static str {
 
 /// SOCK_DIAG_BY_FAMILY, the sock_diag request and reply type.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// Netlink's error message and the end of a dump.
+const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
+const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
 /// The netlink message header, before the request or reply.
 const NLMSG_HEADER: usize = 16;
 /// Where the owner's uid lies in an inet_diag_msg: family, state, timer, retrans (4 bytes),
@@ -575,7 +591,7 @@ const IDIAG_INODE: usize = 68;
 /// connection, seen from the peer's side. `Ok(None)`: no such socket here.
 pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     either_family(peer, local, |peer, local| {
-        let found = diag_uid(libc::IPPROTO_TCP, peer, local)?;
+        let found = diag_tcp(peer, local)?;
         // The lookup falls back to a listening socket on the peer's address and port: only
         // a socket of exactly this connection says who owns it.
         Ok(found
@@ -585,19 +601,84 @@ pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Optio
 }
 
 /// The user that owns the UDP socket at `peer` that sent to a socket bound to `local`, if
-/// that socket is on this host: the kernel's lookup of the socket a datagram from `local`
-/// to `peer` would reach (connected to `local`, or to nothing). `Ok(None)`: no such socket.
-pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
-    // A wildcard-bound server: a datagram from this host comes from the address it was
-    // sent to, which a client connected to it names.
-    let local = match local.ip().is_unspecified() {
-        true => SocketAddr::new(peer.ip(), local.port()),
-        false => local,
+/// that socket is on this host. Any UDP socket of this host on `peer`'s port may have sent
+/// it, whatever address it is bound to: IP_PKTINFO sends from any of this host's addresses,
+/// and SO_REUSEADDR lets sockets of several users share one address and port. So every one
+/// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
+/// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
+/// holds that port, or `peer`'s address is not this host's (no user here can send from it).
+pub(crate) fn udp_owner(peer: SocketAddr, _local: SocketAddr) -> io::Result<Option<u32>> {
+    let ip = peer.ip().to_canonical();
+    if !crate::service::guard::is_this_host(ip) {
+        return Ok(None);
+    }
+    let port = peer.port();
+    let mut owners = Vec::new();
+    // An IPv6 socket sends from IPv4 addresses too (v4-mapped); an IPv4 one never from IPv6.
+    if ip.is_ipv4() {
+        udp_port_owners(IpAddr::from([0u8; 4]), port, &mut owners)?;
+    }
+    udp_port_owners(IpAddr::from([0u16; 8]), port, &mut owners)?;
+    match owners[..] {
+        [] => Ok(None),
+        [uid] => Ok(Some(uid)),
+        _ => {
+            let uids: Vec<String> = owners.iter().map(u32::to_string).collect();
+            Err(io::Error::other(format!(
+                "port {port} on this host is shared by sockets of several users (uids {}), \
+                 so which one sent cannot be told; send from a port of your own",
+                uids.join(", ")
+            )))
+        }
+    }
+}
+
+/// At most this many UDP sockets on one port are read from a dump: a port has a few; more
+/// leave the sender unknown.
+const MAX_PORT_SOCKETS: usize = 64;
+
+/// Adds to `owners` (each once) the users that own the live UDP sockets of `any`'s family
+/// on `port`: one sock_diag dump, which the kernel filters by that port. Past
+/// [`MAX_PORT_SOCKETS`], or an answer cut short, is an error.
+fn udp_port_owners(any: IpAddr, port: u16, owners: &mut Vec<u32>) -> io::Result<()> {
+    let src = SocketAddr::new(any, port);
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    let sock = diag_ask(&diag_request(
+        libc::IPPROTO_UDP,
+        src,
+        SocketAddr::new(any, 0),
+        flags,
+    ))?;
+    let too_many = || {
+        io::Error::other(format!(
+            "more than {MAX_PORT_SOCKETS} sockets hold port {port}"
+        ))
     };
-    either_family(peer, local, |peer, local| {
-        let found = diag_uid(libc::IPPROTO_UDP, local, peer)?;
-        Ok(found.filter(|f| f.ports.0 == peer.port()).map(|f| f.uid))
-    })
+    let mut seen = 0;
+    // Each answer but the last holds a socket or more: this many hold more than the cap.
+    for _ in 0..=MAX_PORT_SOCKETS {
+        // Netlink sizes a dump's answers to the reader's room, up to 32 KiB.
+        let answer = diag_recv(&sock, 32 * 1024)?;
+        let mut rest = &answer[..];
+        while !rest.is_empty() {
+            let (kind, body, next) = diag_message(rest)?;
+            rest = next;
+            if kind != SOCK_DIAG_BY_FAMILY {
+                // The end of the dump (NLMSG_DONE), or an error.
+                return diag_error(kind, body).map(|_| ());
+            }
+            seen += 1;
+            if seen > MAX_PORT_SOCKETS {
+                return Err(too_many());
+            }
+            if let Some(found) = diag_found(body)?
+                && !owners.contains(&found.uid)
+            {
+                owners.push(found.uid);
+            }
+        }
+    }
+    Err(too_many())
 }
 
 /// `lookup` of IPv4 addresses as they are, then (found nothing) as IPv4-mapped IPv6: the
@@ -626,11 +707,26 @@ struct Found {
     ports: (u16, u16),
 }
 
-/// One sock_diag lookup of the socket of `proto` (IPPROTO_TCP or IPPROTO_UDP) that the
-/// kernel finds for `src` and `dst` (TCP: the socket whose own end is `src`; UDP: the one a
-/// datagram from `src` to `dst` would reach); `None` when there is none, or it has closed
-/// (time-wait, orphaned: no inode).
-fn diag_uid(proto: i32, src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
+/// One sock_diag lookup of the TCP socket whose own end is `src` and whose peer is `dst`
+/// (the kernel falls back to a listener on `src`); `None` when there is none, or it has
+/// closed (time-wait, orphaned: no inode).
+fn diag_tcp(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
+    let sock = diag_ask(&diag_request(
+        libc::IPPROTO_TCP,
+        src,
+        dst,
+        libc::NLM_F_REQUEST as u16,
+    ))?;
+    let reply = diag_recv(&sock, 4096)?;
+    let (kind, body, _) = diag_message(&reply)?;
+    match kind {
+        SOCK_DIAG_BY_FAMILY => diag_found(body),
+        _ => diag_error(kind, body),
+    }
+}
+
+/// A sock_diag socket that has sent `request`, its answers to be read within a second.
+fn diag_ask(request: &[u8]) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(
         Domain::from(libc::AF_NETLINK),
@@ -638,38 +734,66 @@ fn diag_uid(proto: i32, src: SocketAddr, dst: SocketAddr) -> io::Result<Option<F
         Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
     )?;
     sock.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
-    sock.send(&diag_request(proto, src, dst))?;
-    let mut reply = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
-    let n = sock.recv(&mut reply)?;
+    sock.send(request)?;
+    Ok(sock)
+}
+
+/// One answer read from `sock`, at most `room` bytes: a longer one, cut short, is an error.
+fn diag_recv(sock: &socket2::Socket, room: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); room];
+    // MSG_TRUNC: netlink tells an answer's whole length, so one cut short is seen.
+    let n = sock.recv_with_flags(&mut buf, libc::MSG_TRUNC)?;
+    if n > room {
+        return Err(io::Error::other(format!(
+            "a sock_diag answer longer than {room} bytes"
+        )));
+    }
     // Safety: recv initialised the first n bytes.
-    let reply: Vec<u8> = reply[..n]
+    Ok(buf[..n]
         .iter()
         .map(|b| unsafe { b.assume_init() })
-        .collect();
-    let word = |at: usize| -> io::Result<[u8; 4]> {
-        reply
-            .get(at..at + 4)
-            .and_then(|w| w.try_into().ok())
-            .ok_or_else(|| io::Error::other("a short sock_diag reply"))
+        .collect())
+}
+
+/// The first netlink message of `answer`: its type, its body, and the messages after it.
+fn diag_message(answer: &[u8]) -> io::Result<(u16, &[u8], &[u8])> {
+    let short = || io::Error::other("a short sock_diag answer");
+    let head = answer.get(..NLMSG_HEADER).ok_or_else(short)?;
+    let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let kind = u16::from_ne_bytes([head[4], head[5]]);
+    let body = answer.get(NLMSG_HEADER..len).ok_or_else(short)?;
+    // Messages start on 4-byte boundaries.
+    let next = answer.get(len.next_multiple_of(4)..).unwrap_or_default();
+    Ok((kind, body, next))
+}
+
+/// A message that carries no socket: no such socket (ENOENT, a done) or an error.
+fn diag_error(kind: u16, body: &[u8]) -> io::Result<Option<Found>> {
+    let errno = match body.get(..4) {
+        Some(w) => i32::from_ne_bytes([w[0], w[1], w[2], w[3]]).wrapping_neg(),
+        None => return Err(io::Error::other("a short sock_diag answer")),
     };
-    let kind = u16::from_ne_bytes([word(4)?[0], word(4)?[1]]);
-    if kind == libc::NLMSG_ERROR as u16 {
-        return match -i32::from_ne_bytes(word(NLMSG_HEADER)?) {
-            libc::ENOENT => Ok(None),
-            errno => Err(io::Error::from_raw_os_error(errno)),
-        };
+    match (kind, errno) {
+        (NLMSG_ERROR | NLMSG_DONE, 0 | libc::ENOENT) => Ok(None),
+        (NLMSG_ERROR | NLMSG_DONE, errno) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(io::Error::other(format!("sock_diag answered type {kind}"))),
     }
-    if kind != SOCK_DIAG_BY_FAMILY {
-        return Err(io::Error::other(format!("sock_diag answered type {kind}")));
-    }
-    // A socket that has closed (time-wait, orphaned: uid 0, no inode) is nobody's.
-    let ports = word(NLMSG_HEADER + 4)?;
-    let inode = u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_INODE)?);
-    if inode == 0 {
+}
+
+/// The live socket an inet_diag_msg describes; `None` for one that has closed
+/// (time-wait, orphaned: uid 0, no inode), which is nobody's.
+fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
+    let word = |at: usize| -> io::Result<[u8; 4]> {
+        msg.get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .ok_or_else(|| io::Error::other("a short sock_diag answer"))
+    };
+    let ports = word(4)?;
+    if u32::from_ne_bytes(word(IDIAG_INODE)?) == 0 {
         return Ok(None);
     }
     Ok(Some(Found {
-        uid: u32::from_ne_bytes(word(NLMSG_HEADER + IDIAG_UID)?),
+        uid: u32::from_ne_bytes(word(IDIAG_UID)?),
         ports: (
             u16::from_be_bytes([ports[0], ports[1]]),
             u16::from_be_bytes([ports[2], ports[3]]),
@@ -677,8 +801,10 @@ fn diag_uid(proto: i32, src: SocketAddr, dst: SocketAddr) -> io::Result<Option<F
     }))
 }
 
-/// A netlink header and an inet_diag_req_v2 asking for one socket of `proto` in any state.
-fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+/// A netlink header (`flags`: one socket, or a dump) and an inet_diag_req_v2 for sockets
+/// of `proto` in any state, of `src`'s family, at `src` and `dst` (a dump of UDP sockets
+/// matches their ports, 0 for any).
+fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr, flags: u16) -> Vec<u8> {
     let family = if src.is_ipv4() {
         libc::AF_INET
     } else {
@@ -695,7 +821,7 @@ fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let mut req = Vec::with_capacity(72);
     req.extend_from_slice(&72u32.to_ne_bytes());
     req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&flags.to_ne_bytes());
     req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
     req.extend_from_slice(&[family as u8, proto as u8, 0, 0]);
@@ -882,9 +1008,20 @@ mod tests {
                     let peer = client.local_addr().unwrap();
                     assert_eq!(udp_owner(peer, local).unwrap(), Some(me), "{bind} {peer}");
                 }
+                // Another socket of this user on the port, on another address: still one
+                // owner. The port off this host is not this user's: nobody here sends from it.
+                let peer = loose.local_addr().unwrap();
+                let mut beside = peer;
+                beside.set_ip([127, 0, 0, 2].into());
+                let held = peer
+                    .is_ipv4()
+                    .then(|| std::net::UdpSocket::bind(beside).unwrap());
+                assert_eq!(udp_owner(peer, local).unwrap(), Some(me), "{bind} {peer}");
+                beside.set_ip([192, 0, 2, 1].into());
+                assert_eq!(udp_owner(beside, local).unwrap(), None, "{bind} {beside}");
                 // A port no socket holds is nobody's.
                 let gone = loose.local_addr().unwrap();
-                drop(loose);
+                drop((loose, held));
                 assert_eq!(udp_owner(gone, local).unwrap(), None, "{bind} closed");
             }
         }
@@ -921,13 +1058,14 @@ mod tests {
                 .local_addr()
                 .unwrap();
             for proto in [Proto::Udp, Proto::Tcp] {
-                assert_eq!(access.owned_peer(proto, gone, Some(local)), None, "{gone}");
+                let why = access.owned_peer(proto, gone, Some(local)).unwrap_err();
+                assert!(why.contains("no socket of this host"), "{gone}: {why}");
             }
         }
         let remote: SocketAddr = "192.0.2.1:4000".parse().unwrap();
         assert_eq!(
             access.owned_peer(Proto::Udp, remote, Some(local)),
-            Some(Who::Ip(remote.ip()))
+            Ok(Who::Ip(remote.ip()))
         );
     }
 

@@ -3,9 +3,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{Server, can_switch_user, skip};
+use socket2::{Domain, Socket, Type};
 
 fn as_nobody_runs(url: &str) -> std::process::Output {
     common::run(&mut common::as_nobody(&["exec", url]), b"")
@@ -304,4 +306,81 @@ fn a_busy_line_over_udp_fits_the_request_and_an_empty_request_hears_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("an empty request always is"), "{stderr}");
+}
+
+/// Over UDP, sockets of several users may hold one port at once: on one address (both with
+/// SO_REUSEADDR), or on two addresses of this host (IP_PKTINFO sends from either). Which of
+/// them sent a datagram cannot be told, so nobody's datagram from a port a root socket
+/// shares is refused as from an unknown user, and the program never runs.
+#[test]
+fn exec_over_udp_refuses_a_port_another_user_shares() {
+    if !root_only("exec_over_udp_refuses_a_port_another_user_shares") {
+        return;
+    }
+    let dir = common::tempdir();
+    let proof = dir.path().join("proof");
+    let proof_arg = proof.to_str().unwrap();
+    let args = "--proto udp --addr 127.0.0.1:0 --exec tee -a".split(' ');
+    let server = Server::start(&args.chain([proof_arg]).collect::<Vec<_>>());
+    let to: SocketAddr = server.addr.parse().unwrap();
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    // nobody first on 127.0.0.1, and root's socket joins it there.
+    let nobody = nobody_socket();
+    nobody.set_reuse_address(true).unwrap();
+    nobody.bind(&loopback(0).into()).unwrap();
+    let port = nobody.local_addr().unwrap().as_socket().unwrap().port();
+    let root = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    root.set_reuse_address(true).unwrap();
+    root.bind(&loopback(port).into()).unwrap();
+    nobody
+        .send_to(b"written by uid 65534\n", &to.into())
+        .unwrap();
+    server.wait_log("is shared by sockets of several users");
+    // Root's socket first, and nobody's beside it on another address.
+    let root = std::net::UdpSocket::bind(loopback(0)).unwrap();
+    let port = root.local_addr().unwrap().port();
+    let nobody = nobody_socket();
+    nobody
+        .bind(&SocketAddr::from(([127, 0, 0, 2], port)).into())
+        .unwrap();
+    send_from_loopback(&nobody, to, b"written by uid 65534 beside\n");
+    server.wait_log_count("is shared by sockets of several users", 2);
+    let log = server.stderr();
+    assert!(
+        !log.contains("ran tee"),
+        "nobody's datagram ran the program:\n{log}"
+    );
+    assert!(!proof.exists(), "the program wrote {}", proof.display());
+}
+
+/// An IPv4 UDP socket owned by nobody (uid 65534): made on a thread of its own whose file
+/// system uid is nobody's, as the kernel tells a socket's owner (sock_diag), as if a process
+/// of nobody's had made it.
+fn nobody_socket() -> Socket {
+    std::thread::spawn(|| {
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
+        Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Sends `data` to `to` from 127.0.0.1, whatever address `sock` is bound to (IP_PKTINFO).
+fn send_from_loopback(sock: &Socket, to: SocketAddr, data: &[u8]) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, sendmsg};
+    use std::os::fd::AsRawFd;
+    let info = libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    };
+    let SocketAddr::V4(to) = to else {
+        panic!("{to} is not IPv4")
+    };
+    let iov = [std::io::IoSlice::new(data)];
+    let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+    let to = SockaddrIn::from(to);
+    sendmsg(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&to)).unwrap();
 }

@@ -54,8 +54,14 @@ fn the_whole_lesson_names_each_step_with_its_call_and_python_line() {
     let prose = text.replace('\n', " ");
     // The words a student meets first are said: a file descriptor, loopback, FIN.
     assert!(prose.contains("fd 3 is a file descriptor"), "{text}");
-    assert!(prose.contains("loopback (127.0.0.1: this machine"), "{text}");
-    assert!(prose.contains("close() makes the kernel send a FIN"), "{text}");
+    assert!(
+        prose.contains("loopback (127.0.0.1: this machine"),
+        "{text}"
+    );
+    assert!(
+        prose.contains("close() makes the kernel send a FIN"),
+        "{text}"
+    );
     let zh = lesson(&["--lang", "zh"]);
     for want in [
         "买手机：socket()",
@@ -97,7 +103,10 @@ fn the_demonstrations_show_what_really_happened() {
     );
     let reset = lesson(&["reset"]);
     assert!(reset.contains("= -1 ECONNRESET"), "{reset}");
-    assert!(reset.contains("SO_LINGER says what close() does"), "{reset}");
+    assert!(
+        reset.contains("SO_LINGER says what close() does"),
+        "{reset}"
+    );
     let half = lesson(&["half-close"]);
     assert!(half.contains("SHUT_WR) = 0"), "{half}");
     assert!(half.contains("recv(fd 4, 1024) = 5 b'HELLO'"), "{half}");
