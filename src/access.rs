@@ -1,9 +1,10 @@
 //! `--allow` and `--deny`: who may use a server or relay. IP peers are matched by CIDR block;
 //! Unix stream and seqpacket peers by the uid or gid the kernel vouches for (SO_PEERCRED);
-//! TCP and UDP peers on this host also by the uid that owns their socket, which the kernel
-//! tells through sock_diag. A refused connection is closed, a refused datagram ignored, and each
-//! refused peer is logged once, with the rule that refused it. [`Net`], the IP block a rule
-//! names, also says whom relay's --trust covers.
+//! for `--exec`, TCP, UDP and QUIC peers on this host also by the uid that owns their socket,
+//! which the kernel tells through sock_diag, and a Unix datagram's sender by the uid the
+//! kernel attached to it (SCM_CREDENTIALS). A refused connection is closed, a refused
+//! datagram ignored, and each refused peer is logged once, with the rule that refused it.
+//! [`Net`], the IP block a rule names, also says whom relay's --trust covers.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -27,7 +28,7 @@ const MAX_LOGGED: usize = 4096;
 pub(crate) enum Rule {
     /// An IP block (`10.0.0.0/8`, `::1/128`).
     Cidr(Net),
-    /// A Unix peer's user id (SO_PEERCRED).
+    /// A Unix peer's user id (SO_PEERCRED, or a datagram's SCM_CREDENTIALS).
     Uid(u32),
     /// A Unix peer's group id (SO_PEERCRED).
     Gid(u32),
@@ -202,7 +203,7 @@ pub(crate) enum Who {
         uid: u32,
         gid: u32,
     },
-    /// A TCP peer on loopback and the user that owns its socket.
+    /// A TCP, UDP or QUIC peer on this host and the user that owns its socket.
     Local {
         ip: IpAddr,
         uid: u32,
@@ -266,8 +267,8 @@ pub(crate) type Gate = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
-    /// `--exec` over TCP or UDP with no rules given: loopback peers must be this user (the
-    /// server's own); peers from other addresses are not judged by it.
+    /// `--exec` over TCP, UDP or QUIC with no rules given: peers on this host must be this
+    /// user (the server's own); peers from other addresses are not judged by it.
     loopback_owner: Option<u32>,
     logged: Mutex<HashSet<Who>>,
     gate: Option<Gate>,
@@ -279,8 +280,9 @@ impl Access {
         Access::checked(proto, allow, deny, false)
     }
 
-    /// Rules for `serve --exec`: as [`Access::new`], and on tcp and udp `uid:N` too, matched
-    /// against the user that owns a peer's socket on this host.
+    /// Rules for `serve --exec`: as [`Access::new`], and `uid:N` on tcp, udp and quic too,
+    /// matched against the user that owns a peer's socket on this host, and on unix-dgram,
+    /// matched against the uid each datagram carries (SCM_CREDENTIALS).
     pub(crate) fn for_exec(
         proto: Proto,
         allow: &[Rule],
@@ -305,7 +307,11 @@ impl Access {
                 Rule::Cidr(..) => !proto.is_unix(),
                 Rule::Uid(_) => {
                     (stream && proto.is_unix())
-                        || (tcp_uid && matches!(proto, Proto::Tcp | Proto::Udp))
+                        || (tcp_uid
+                            && matches!(
+                                proto,
+                                Proto::Tcp | Proto::Udp | Proto::Quic | Proto::UnixDgram
+                            ))
                 }
                 Rule::Gid(_) => stream && proto.is_unix(),
             };
@@ -370,9 +376,9 @@ impl Access {
         }
     }
 
-    /// No rules but one: a TCP or UDP peer on loopback must be user `uid` (`--exec`'s
-    /// default, so another local user cannot run the program as the server's user). Peers from other
-    /// addresses are let in as with no rules.
+    /// No rules but one: a TCP, UDP or QUIC peer on this host must be user `uid` (`--exec`'s
+    /// default, so another local user cannot run the program as the server's user). Peers
+    /// from other addresses are let in as with no rules.
     pub(crate) fn loopback_owner(uid: u32) -> Access {
         Access {
             loopback_owner: Some(uid),
@@ -384,8 +390,9 @@ impl Access {
         self.allow.is_empty() && self.deny.is_empty() && self.loopback_owner.is_none()
     }
 
-    /// Whether a rule needs the user that owns a TCP or UDP peer's socket.
-    fn asks_uid(&self) -> bool {
+    /// Whether a rule needs a peer's user: the owner of a TCP, UDP or QUIC peer's socket, or
+    /// the uid a Unix datagram carries (which the socket must ask for: SO_PASSCRED).
+    pub(crate) fn asks_uid(&self) -> bool {
         self.loopback_owner.is_some()
             || self
                 .allow
@@ -459,9 +466,13 @@ impl Access {
             && let Some(more) = LOG.allow()
         {
             logged.insert(who);
+            // A connection's name says its credentials already; a datagram's sender does not.
             match who {
                 Who::Local { uid, .. } => {
                     warn!("{proto} {peer} (uid {uid}): refused by {rule}{more}")
+                }
+                Who::Cred { uid, gid } if proto.kind() == SocketKind::Datagram => {
+                    warn!("{proto} {peer} (uid {uid} gid {gid}): refused by {rule}{more}")
                 }
                 _ => warn!("{proto} {peer}: refused by {rule}{more}"),
             }
@@ -501,7 +512,7 @@ impl Access {
     }
 
     /// An IP peer of a socket bound to `local`, with the user owning its socket as
-    /// [`Access::ip_peer`] says, for tcp and udp.
+    /// [`Access::ip_peer`] says, for tcp, udp and quic (a QUIC peer's socket is a UDP one).
     fn owned_peer(
         &self,
         proto: Proto,
@@ -511,7 +522,7 @@ impl Access {
         let ip = peer.ip();
         let lookup = match proto {
             Proto::Tcp => tcp_owner,
-            Proto::Udp => udp_owner,
+            Proto::Udp | Proto::Quic => udp_owner,
             _ => return Ok(Who::Ip(ip)),
         };
         if !self.asks_uid() {
@@ -532,19 +543,24 @@ impl Access {
     }
 
     /// Whether a datagram from `from`, received on a socket bound to `local`, is served;
-    /// the caller ignores it if not.
+    /// the caller ignores it if not. `cred`: the uid and gid a Unix datagram carried
+    /// (SCM_CREDENTIALS), read where [`Access::asks_uid`].
     pub(crate) fn admits_datagram(
         &self,
         proto: Proto,
         from: &PeerAddr,
         local: Option<SocketAddr>,
+        cred: Option<(u32, u32)>,
     ) -> bool {
         if self.is_open() && self.gate.is_none() {
             return true;
         }
-        let who = match from.0.as_socket() {
-            Some(peer) => self.owned_peer(proto, peer, local),
-            None => Err("the datagram has no source address".into()),
+        let who = match (proto.is_unix(), from.0.as_socket()) {
+            (true, _) => cred
+                .map(|(uid, gid)| Who::Cred { uid, gid })
+                .ok_or_else(|| "the datagram carried no credentials (SCM_CREDENTIALS)".into()),
+            (false, Some(peer)) => self.owned_peer(proto, peer, local),
+            (false, None) => Err("the datagram has no source address".into()),
         };
         self.decide(proto, from, who).is_ok()
     }
@@ -554,21 +570,22 @@ impl Access {
 fn misfit(proto: Proto, rule: &Rule, tcp_uid: bool) -> &'static str {
     match rule {
         Rule::Cidr(..) => "CIDR blocks apply to tcp and udp; match Unix peers by uid:N or gid:N",
+        _ if proto == Proto::UnixDgram && tcp_uid => {
+            "--exec matches a Unix datagram's sender by the uid the kernel attached to it \
+             (SCM_CREDENTIALS); match it by uid:N"
+        }
         _ if proto == Proto::UnixDgram => {
-            "a Unix datagram carries no credentials the receiver can check (SO_PEERCRED \
-             needs a connection); uid and gid rules apply to unix and unix-seqpacket"
+            "the echo service checks no credentials on a Unix datagram (SO_PEERCRED needs a \
+             connection); uid and gid rules apply to unix and unix-seqpacket, and uid:N to \
+             unix-dgram with --exec (SCM_CREDENTIALS)"
         }
-        Rule::Gid(_) if tcp_uid && matches!(proto, Proto::Tcp | Proto::Udp) => {
-            "the kernel tells which user owns a TCP or UDP peer's socket on this host, not \
-             its group; match it by uid:N"
-        }
-        _ if tcp_uid => {
-            "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (uid also \
-             from a TCP or UDP peer on this host); match other IP peers by CIDR block"
+        Rule::Gid(_) if tcp_uid => {
+            "the kernel tells which user owns a TCP, UDP or QUIC peer's socket on this host, \
+             not its group; match it by uid:N"
         }
         _ => {
             "uid and gid come from SO_PEERCRED, on unix and unix-seqpacket sockets (and uid:N \
-             on tcp and udp for --exec); match IP peers by CIDR block"
+             on tcp, udp, quic and unix-dgram for --exec); match IP peers by CIDR block"
         }
     }
 }
@@ -966,7 +983,12 @@ mod tests {
         assert!(Access::for_exec(Proto::Tcp, &[rule("gid:0")], &[]).is_err());
         assert!(Access::for_exec(Proto::Udp, &[rule("uid:0")], &[]).is_ok());
         assert!(Access::new(Proto::Udp, &[rule("uid:0")], &[]).is_err());
-        assert!(Access::for_exec(Proto::UnixDgram, &[rule("uid:0")], &[]).is_err());
+        assert!(Access::for_exec(Proto::Quic, &[rule("uid:0")], &[]).is_ok());
+        assert!(Access::new(Proto::Quic, &[rule("uid:0")], &[]).is_err());
+        // A Unix datagram carries its sender's uid (SCM_CREDENTIALS) when --exec asks.
+        assert!(Access::for_exec(Proto::UnixDgram, &[rule("uid:0")], &[]).is_ok());
+        assert!(Access::for_exec(Proto::UnixDgram, &[rule("gid:0")], &[]).is_err());
+        assert!(Access::new(Proto::UnixDgram, &[rule("uid:0")], &[]).is_err());
     }
 
     #[test]
@@ -1057,7 +1079,7 @@ mod tests {
                 .unwrap()
                 .local_addr()
                 .unwrap();
-            for proto in [Proto::Udp, Proto::Tcp] {
+            for proto in [Proto::Udp, Proto::Tcp, Proto::Quic] {
                 let why = access.owned_peer(proto, gone, Some(local)).unwrap_err();
                 assert!(why.contains("no socket of this host"), "{gone}: {why}");
             }
@@ -1067,6 +1089,19 @@ mod tests {
             access.owned_peer(Proto::Udp, remote, Some(local)),
             Ok(Who::Ip(remote.ip()))
         );
+    }
+
+    /// A Unix datagram is judged by the credentials it carried (SCM_CREDENTIALS); one
+    /// without them is nobody the server can name, so refused.
+    #[test]
+    fn a_unix_datagram_is_judged_by_its_credentials_and_refused_without() {
+        let access = Access::for_exec(Proto::UnixDgram, &[rule("uid:1000")], &[]).unwrap();
+        assert!(access.asks_uid());
+        let from = PeerAddr(socket2::SockAddr::unix("/run/client.sock").unwrap());
+        let admits = |cred| access.admits_datagram(Proto::UnixDgram, &from, None, cred);
+        assert!(admits(Some((1000, 1000))));
+        assert!(!admits(Some((65534, 65534))));
+        assert!(!admits(None), "a datagram without credentials");
     }
 
     #[test]

@@ -1108,9 +1108,10 @@ pub(crate) struct BufferArgs {
 pub(crate) struct AccessArgs {
     /// Serve only peers matching one of these rules (repeatable): a CIDR block for tcp and udp
     /// (127.0.0.0/8, ::1/128), uid:N or gid:N for unix and unix-seqpacket (SO_PEERCRED), and
-    /// with --exec uid:N over tcp and udp, the user owning a client's socket on this host
-    /// (sock_diag; without rules only the server's own user may run the program from this
-    /// host)
+    /// with --exec uid:N over tcp, udp and quic, the user owning a client's socket on this
+    /// host (sock_diag), and over unix-dgram, the uid each datagram carries
+    /// (SCM_CREDENTIALS); without rules only the server's own user may run the program from
+    /// this host
     #[arg(long, value_name = "RULE")]
     pub allow: Vec<crate::access::Rule>,
     /// Refuse peers matching any of these rules (repeatable; checked before --allow). A
@@ -1134,7 +1135,7 @@ impl AccessArgs {
         }
     }
 
-    /// The rules of `serve --exec`, where uid:N also applies on tcp.
+    /// The rules of `serve --exec`, where uid:N also applies on tcp, udp, quic and unix-dgram.
     pub(crate) fn exec_access(&self, proto: Proto) -> Result<crate::access::Access, UsageError> {
         crate::access::Access::for_exec(proto, &self.allow, &self.deny)
     }

@@ -427,7 +427,7 @@ fn relay_datagrams(
             if !peers.contains_key(&from) {
                 if !route
                     .access
-                    .admits_datagram(route.from.proto.into(), &from, None)
+                    .admits_datagram(route.from.proto.into(), &from, None, None)
                 {
                     continue;
                 }

@@ -18,7 +18,7 @@ use crate::access::Access;
 use crate::endpoint::Proto;
 use crate::logging::Throttle;
 use crate::service::stats::Stats;
-use crate::transport::{Conn, PeerAddr, Received};
+use crate::transport::{Conn, PeerAddr, Received, Told};
 
 pub(crate) struct Admission {
     proto: Proto,
@@ -70,9 +70,11 @@ impl Admission {
     }
 
     /// Whether --allow and --deny let a datagram's sender in, received on a socket bound to
-    /// `local`: asked before anything is answered, a COOKIE or a busy reply included.
-    pub(crate) fn admits(&self, from: &PeerAddr, local: Option<SocketAddr>) -> bool {
-        self.access.admits_datagram(self.proto, from, local)
+    /// `local` with what recvmsg told of it: asked before anything is answered, a COOKIE or a
+    /// busy reply included.
+    pub(crate) fn admits(&self, from: &PeerAddr, local: Option<SocketAddr>, told: Told) -> bool {
+        self.access
+            .admits_datagram(self.proto, from, local, told.cred)
     }
 
     /// Whether an admitted sender's request gets a thread: there is room under --max-conns.
@@ -437,7 +439,7 @@ mod tests {
         let deny = ["127.0.0.0/8".parse().unwrap()];
         let access = Arc::new(Access::new(Proto::Udp, &[], &deny).unwrap());
         let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
-        assert!(!admission.admits(&peer(4000), None));
+        assert!(!admission.admits(&peer(4000), None, Told::default()));
         assert_eq!(admission.active.load(Ordering::Relaxed), 0);
     }
 }

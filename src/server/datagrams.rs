@@ -21,7 +21,7 @@ use crate::service::{Requests, Screen, Service, Unproven};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::batch::{self, Batch};
 use crate::transport::pktinfo::Arrival;
-use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, Told};
 
 use super::Server;
 use super::admission::{SourceSlot, Sources};
@@ -123,7 +123,8 @@ pub(crate) fn requests<S: Service, R: Requests>(
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
         }
-        while let Some((from, n, arrival)) = next_request(sock, &mut buf) {
+        while let Some((from, n, told)) = next_request(sock, &mut buf) {
+            let arrival = told.arrival;
             if let Err(verdict) = guard.check(&from, &buf[..n]) {
                 debug!("{from}: request dropped: {}", verdict.explain());
                 warn_once(&from, verdict);
@@ -135,7 +136,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 (Some(arrival), Some(bound)) => Some(SocketAddr::new(arrival.to(), bound.port())),
                 _ => bound,
             };
-            if !server.admission.admits(&from, local) {
+            if !server.admission.admits(&from, local, told) {
                 continue;
             }
             let request = Request {
@@ -282,12 +283,9 @@ fn busy<R: Requests>(
 /// The next datagram that can be a request: its sender, length and arrival; `None` when
 /// none waits. A request sent to a group or a broadcast address is dropped: a transfer or
 /// a program per member for one datagram, all answering the same sender, is an amplifier.
-fn next_request(
-    sock: &DatagramSocket,
-    buf: &mut [u8],
-) -> Option<(PeerAddr, usize, Option<Arrival>)> {
+fn next_request(sock: &DatagramSocket, buf: &mut [u8]) -> Option<(PeerAddr, usize, Told)> {
     loop {
-        let (received, from, arrival) = match sock.recv_request(buf) {
+        let (received, from, told) = match sock.recv_request(buf) {
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) => {
@@ -295,7 +293,7 @@ fn next_request(
                 return None;
             }
         };
-        if let Some(to) = arrival.filter(|a| a.sent_to_many()).map(|a| a.to()) {
+        if let Some(to) = told.arrival.filter(|a| a.sent_to_many()).map(|a| a.to()) {
             // At most a line a second: a flood to the group must not flood the log.
             static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
             let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
@@ -309,7 +307,7 @@ fn next_request(
             continue;
         }
         match received {
-            Received::Data(n) if from.can_reply() => return Some((from, n, arrival)),
+            Received::Data(n) if from.can_reply() => return Some((from, n, told)),
             _ => warn!("{from}: a request that is too large, or from an unbound socket; ignored"),
         }
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::Access;
@@ -229,7 +229,7 @@ pub(crate) fn run(mut config: ServeConfig) -> Result<()> {
         ServiceConfig::Exec(exec) => {
             let mut warnings = Vec::new();
             let exec = exec_service(exec, &mut config.endpoint, stats, &mut warnings)?;
-            let access = exec_access(access, &config.endpoint, &mut warnings)?;
+            let access = exec_access(access, config.endpoint.proto)?;
             serve(&config, exec, access, warnings, stats, &shutdown)
         }
     }
@@ -251,7 +251,10 @@ fn serve<S: Service>(
     if plan(config.model, service.blocks()).model == Model::Uring {
         uring::available()?;
     }
-    let bound = bind(config, plan(config.model, service.blocks()).model)?;
+    let mut bound = bind(config, plan(config.model, service.blocks()).model)?;
+    if let Bound::Datagram(sock) = &mut bound {
+        ask_credentials(sock, &access)?;
+    }
     let local = Endpoint {
         proto,
         addr: bound.local().clone(),
@@ -502,42 +505,41 @@ fn bind(config: &ServeConfig, model: Model) -> Result<Bound> {
     bound
 }
 
-/// Who may run the program, with no --allow or --deny: on a Unix stream socket the server's
-/// own user only (SO_PEERCRED), over tcp and udp the same for clients on this host
-/// (sock_diag); elsewhere (quic, unix-dgram) as root, a warning that every local user can.
-fn exec_access(
-    access: Arc<Access>,
-    endpoint: &Endpoint,
-    warnings: &mut Vec<Warning>,
-) -> Result<Arc<Access>> {
-    let proto = endpoint.proto;
+/// A Unix datagram socket whose rules need each sender's uid asks the kernel for it
+/// (SO_PASSCRED); others are read without control messages, as fast as before.
+fn ask_credentials(sock: &mut DatagramSocket, access: &Access) -> Result<()> {
+    if sock.proto() == Proto::UnixDgram && access.asks_uid() {
+        sock.pass_credentials()
+            .context("SO_PASSCRED, to tell who sends each datagram")?;
+    }
+    Ok(())
+}
+
+/// Who may run the program, with no --allow or --deny: on a Unix socket the server's own
+/// user only (SO_PEERCRED, or each datagram's SCM_CREDENTIALS on unix-dgram), over tcp, udp
+/// and quic the same for clients on this host (sock_diag).
+fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
+    if !access.is_open() {
+        return Ok(access);
+    }
     let uid = nix::unistd::geteuid();
-    if access.is_open() && proto.is_unix() && proto.kind() != SocketKind::Datagram {
-        info!("--exec: only uid {uid} (this server's user) may connect; --allow uid:N adds others");
-        let own = crate::access::Rule::Uid(uid.as_raw());
-        return Ok(Arc::new(Access::new(proto, &[own], &[])?));
-    }
-    if access.is_open() && matches!(proto, Proto::Tcp | Proto::Udp) {
+    if proto.is_unix() {
+        let (verb, told) = match proto.kind() {
+            SocketKind::Datagram => ("send", "SCM_CREDENTIALS"),
+            _ => ("connect", "SO_PEERCRED"),
+        };
         info!(
-            "--exec: from this host only uid {uid} (this server's user) may connect, told by \
-             the kernel (sock_diag); --allow uid:N admits others"
+            "--exec: only uid {uid} (this server's user) may {verb}, told by the kernel \
+             ({told}); --allow uid:N adds others"
         );
-        return Ok(Arc::new(Access::loopback_owner(uid.as_raw())));
+        let own = crate::access::Rule::Uid(uid.as_raw());
+        return Ok(Arc::new(Access::for_exec(proto, &[own], &[])?));
     }
-    let shared = match endpoint.addr {
-        Address::UnixAbstract(_) => true,
-        Address::Ip(_) | Address::Host(..) => true,
-        Address::UnixPath(_) => false,
-    };
-    if uid.is_root() && shared && access.is_open() {
-        warnings.push(Box::new(|addr| {
-            format!(
-                "--exec as root on {addr}: every local user can connect and run the program as \
-                 root; use a Unix socket file (made 0600) or --allow"
-            )
-        }));
-    }
-    Ok(access)
+    info!(
+        "--exec: from this host only uid {uid} (this server's user) may connect, told by \
+         the kernel (sock_diag); --allow uid:N admits others"
+    );
+    Ok(Arc::new(Access::loopback_owner(uid.as_raw())))
 }
 
 /// `--exec` listens on loopback or a Unix socket only, unless --allow-remote-exec says

@@ -115,7 +115,12 @@ impl DatagramEcho {
             Received::Truncated(_) => Err(Drop::Truncated),
             Received::Closed => Err(Drop::NoAddress),
             Received::Data(_) if !from.can_reply() => Err(Drop::NoAddress),
-            Received::Data(_) if !self.rules.access.admits_datagram(self.proto, from, None) => {
+            Received::Data(_)
+                if !self
+                    .rules
+                    .access
+                    .admits_datagram(self.proto, from, None, None) =>
+            {
                 Err(Drop::Refused)
             }
             Received::Data(n) => match self.guard.check(from, &data[..n.min(data.len())]) {
@@ -197,7 +202,7 @@ impl DatagramEcho {
             if started.elapsed() >= TURN {
                 break;
             }
-            let (received, from, arrival) = match sock.recv_request(buf) {
+            let (received, from, told) = match sock.recv_request(buf) {
                 Ok(got) => got,
                 Err(e) if is_transient(&e) => return ignore_transient(e),
                 Err(e) => return Err(e),
@@ -211,7 +216,7 @@ impl DatagramEcho {
             hexdump::dump_if(Way::Out, &from, &buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
             let sent = loop {
-                match sock.reply_to(&buf[..n], &from, arrival.as_ref(), libc::MSG_DONTWAIT) {
+                match sock.reply_to(&buf[..n], &from, told.arrival.as_ref(), libc::MSG_DONTWAIT) {
                     Ok(()) => break n,
                     Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {

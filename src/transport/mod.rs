@@ -24,6 +24,7 @@ pub(crate) mod within;
 use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -335,6 +336,7 @@ pub(crate) fn unconnected(
                 local: Address::Ip(any),
                 _file: None,
                 reply: pktinfo::ReplyFrom::Kernel,
+                passcred: false,
             };
             Ok((sock, PeerAddr((*addr).into())))
         }
@@ -384,6 +386,9 @@ pub(crate) struct Conn {
     /// The peer's address when the socket stands for a connection of another transport
     /// (QUIC, through a socket pair), for access rules and log lines.
     remote: Option<std::net::SocketAddr>,
+    /// With `remote`, the address of ours the peer reached (the QUIC packets' destination),
+    /// by which sock_diag finds the peer's own socket.
+    reached: Option<std::net::SocketAddr>,
     /// A QUIC client's connection, closed when this is dropped.
     link: Option<quic::Link>,
     /// The TLS session its bytes pass through, when it has one; boxed, since a session is
@@ -402,16 +407,30 @@ impl Conn {
             deadline: AtomicU64::new(0),
             born: std::time::Instant::now(),
             remote: None,
+            reached: None,
             link: None,
             tls: None,
         }
     }
 
-    /// This socket as one end of a pair standing for a connection to `remote` (QUIC).
-    fn bridged(mut self, remote: Option<std::net::SocketAddr>, link: Option<quic::Link>) -> Conn {
+    /// This socket as one end of a pair standing for a connection (QUIC) from `reached`, an
+    /// address of ours, to `remote`.
+    fn bridged(
+        mut self,
+        (remote, reached): (Option<SocketAddr>, Option<SocketAddr>),
+        link: Option<quic::Link>,
+    ) -> Conn {
         self.remote = remote;
+        self.reached = reached;
         self.link = link;
         self
+    }
+
+    /// The address of ours its peer reached, where it has one: a bridged connection's, or
+    /// its socket's own (getsockname).
+    pub(crate) fn local(&self) -> Option<SocketAddr> {
+        self.reached
+            .or_else(|| self.sock.local_addr().ok()?.as_socket())
     }
 
     /// The peer's IP address and port, where it has one.
@@ -812,6 +831,17 @@ pub(crate) struct DatagramSocket {
     _file: Option<unix::SocketFile>,
     /// Where its replies leave from (see [`pktinfo`]).
     reply: pktinfo::ReplyFrom,
+    /// SO_PASSCRED is on: each datagram is read with recvmsg, for its SCM_CREDENTIALS.
+    passcred: bool,
+}
+
+/// What recvmsg(2) told of a datagram beyond its bytes and sender, in control messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Told {
+    /// Where it arrived (IP_PKTINFO), on a socket that answers from the destination.
+    pub arrival: Option<pktinfo::Arrival>,
+    /// Its sender's uid and gid (SCM_CREDENTIALS), on a Unix socket that passes them.
+    pub cred: Option<(u32, u32)>,
 }
 
 /// A datagram's sender, as recvfrom(2) reported it.
@@ -967,6 +997,7 @@ impl DatagramSocket {
             local: self.local.clone(),
             _file: None,
             reply: self.reply,
+            passcred: self.passcred,
         })
     }
 }

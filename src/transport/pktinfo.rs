@@ -13,10 +13,10 @@ use std::ptr;
 
 use socket2::Socket;
 
-use super::{Address, DatagramSocket, PeerAddr, Received, calls};
+use super::{Address, DatagramSocket, PeerAddr, Received, Told, calls};
 
-/// Room for the control messages of one datagram: one in6_pktinfo (the larger) with its
-/// header, and slack for another the kernel may add.
+/// Room for the control messages of one datagram: one in6_pktinfo (larger than a ucred)
+/// with its header, and slack for another the kernel may add.
 pub(crate) const CONTROL: usize = 128;
 
 /// A control message buffer, aligned as cmsghdr needs.
@@ -267,15 +267,13 @@ impl DatagramSocket {
         self.reply == ReplyFrom::Destination
     }
 
-    /// One datagram, its sender, and where it arrived when the socket answers from the
-    /// destination (recvmsg); else recvfrom(2) as [`DatagramSocket::recv_from`].
-    pub(crate) fn recv_request(
-        &self,
-        buf: &mut [u8],
-    ) -> io::Result<(Received, PeerAddr, Option<Arrival>)> {
-        if self.reply != ReplyFrom::Destination {
+    /// One datagram, its sender, and what recvmsg told of it: where it arrived when the
+    /// socket answers from the destination, its sender's credentials when it passes them;
+    /// else recvfrom(2) as [`DatagramSocket::recv_from`].
+    pub(crate) fn recv_request(&self, buf: &mut [u8]) -> io::Result<(Received, PeerAddr, Told)> {
+        if self.reply != ReplyFrom::Destination && !self.passcred {
             let (received, from) = self.recv_from(buf)?;
-            return Ok((received, from, None));
+            return Ok((received, from, Told::default()));
         }
         let mut control = Control::default();
         let len = buf.len();
@@ -300,11 +298,17 @@ impl DatagramSocket {
             // Safety: the kernel wrote msg_namelen bytes of an address into `name`, and
             // control messages within msg_controllen.
             let from = unsafe { super::batch::sockaddr(&name, hdr.msg_namelen) };
-            Ok((got as usize, from, unsafe { Arrival::decode(&hdr) }))
+            let told = unsafe {
+                Told {
+                    arrival: Arrival::decode(&hdr),
+                    cred: super::unix::credentials(&hdr),
+                }
+            };
+            Ok((got as usize, from, told))
         };
         narrate_recv(&self.sock, len, &result);
-        let (n, from, arrival) = result?;
-        Ok((Received::of(n, len), from, arrival))
+        let (n, from, told) = result?;
+        Ok((Received::of(n, len), from, told))
     }
 
     /// One reply to `to`, from where its request arrived (sendmsg with IP_PKTINFO or
@@ -381,23 +385,20 @@ impl DatagramSocket {
     }
 }
 
-/// Narrates a recvmsg as recvfrom is narrated, with the destination.
-fn narrate_recv(
-    sock: &Socket,
-    len: usize,
-    result: &io::Result<(usize, PeerAddr, Option<Arrival>)>,
-) {
+/// Narrates a recvmsg as recvfrom is narrated, with the destination or the sender's uid.
+fn narrate_recv(sock: &Socket, len: usize, result: &io::Result<(usize, PeerAddr, Told)>) {
     // EAGAIN from a blocking socket is its SO_RCVTIMEO passing: the server's tick.
     let tick = matches!(result, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
     if crate::explain::on() && !tick {
         crate::explain::say(
             format_args!("recvmsg(fd {}, {len})", sock.as_raw_fd()),
             result,
-            |(n, from, arrival)| {
+            |(n, from, told)| {
                 let bytes = crate::units::count(*n, "byte");
-                match arrival {
-                    Some(a) => format!("{bytes} from {from} to {}", a.to()),
-                    None => format!("{bytes} from {from}"),
+                match (told.arrival, told.cred) {
+                    (Some(a), _) => format!("{bytes} from {from} to {}", a.to()),
+                    (None, Some((uid, _))) => format!("{bytes} from {from} (uid {uid})"),
+                    (None, None) => format!("{bytes} from {from}"),
                 }
             },
         );

@@ -43,6 +43,7 @@ pub(crate) fn bind_plain(addr: &Address, opts: &SocketOptions) -> Result<Datagra
         local: Address::Ip(local),
         _file: None,
         reply: super::pktinfo::ReplyFrom::Kernel,
+        passcred: false,
     })
 }
 

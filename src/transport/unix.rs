@@ -9,7 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::sys::socket::sockopt::{PassCred, PeerCredentials};
+use nix::sys::socket::{getsockopt, setsockopt};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Address, Endpoint, Family, Proto};
@@ -151,6 +152,7 @@ pub(crate) fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result
         local: endpoint.addr.clone(),
         _file: file,
         reply: super::pktinfo::ReplyFrom::Kernel,
+        passcred: false,
     })
 }
 
@@ -166,6 +168,7 @@ pub(crate) fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
         local: Address::UnixAbstract(name),
         _file: None,
         reply: super::pktinfo::ReplyFrom::Kernel,
+        passcred: false,
     })
 }
 
@@ -267,4 +270,47 @@ pub(crate) fn describe_peer(sock: &Socket, addr: &SockAddr) -> String {
 pub(crate) fn peer_cred(sock: &Socket) -> io::Result<(u32, u32)> {
     let cred = getsockopt(sock, PeerCredentials).map_err(io::Error::from)?;
     Ok((cred.uid(), cred.gid()))
+}
+
+impl DatagramSocket {
+    /// SO_PASSCRED: from now on each datagram is read (recvmsg) with the credentials the
+    /// kernel attached to it (SCM_CREDENTIALS): its sender's pid, uid and gid, or ones the
+    /// sender proved it may claim (its real, effective or saved ids; any, for root).
+    pub(crate) fn pass_credentials(&mut self) -> io::Result<()> {
+        calls::setsockopt(&self.sock, "SO_PASSCRED", true, |s, on| {
+            setsockopt(s, PassCred, &on).map_err(io::Error::from)
+        })?;
+        self.passcred = true;
+        Ok(())
+    }
+}
+
+/// The uid and gid of a received datagram's SCM_CREDENTIALS; `None` when it has none, or
+/// its control messages were cut short (MSG_CTRUNC).
+///
+/// # Safety
+/// `hdr` must be a msghdr recvmsg(2) has just filled: its msg_control points to at least
+/// msg_controllen valid bytes.
+pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
+    if hdr.msg_control.is_null() || hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+        return None;
+    }
+    // Safety: the kernel wrote well-formed control messages within msg_controllen, and the
+    // CMSG macros never step past it; the payload is read unaligned, and only when whole.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            let whole = (*cmsg).cmsg_len as usize
+                >= libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as usize;
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+                && whole
+            {
+                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
+                return Some((cred.uid, cred.gid));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }

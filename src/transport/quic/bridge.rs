@@ -149,6 +149,10 @@ pub(super) async fn accept_loop(
     sources: Option<Sources>,
 ) {
     let handoff = Arc::new(handoff);
+    // Unknown, a port no peer reached: a rule asking who owns a peer's socket refuses it.
+    let bound = endpoint
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     while let Some(incoming) = endpoint.accept().await {
         if let Some(Sources(admits)) = &sources
             && !admits(incoming.remote_address().ip())
@@ -194,7 +198,7 @@ pub(super) async fn accept_loop(
                     };
                 }
             };
-            if let Err(e) = serve(conn.clone(), &handoff, mode, message_time).await {
+            if let Err(e) = serve(conn.clone(), &handoff, (mode, message_time), bound).await {
                 debug!("quic {remote}: {e}");
             }
         });
@@ -229,14 +233,24 @@ fn failure(e: &quinn::ConnectionError) -> String {
 }
 
 /// Hands a new connection to the server's model and pumps it until either side ends it.
+/// The model is told the address of ours the peer reached: on an endpoint `bound` to a
+/// wildcard address, the destination of its packets (which quinn reads, IP_PKTINFO).
 async fn serve(
     conn: quinn::Connection,
     handoff: &Socket,
-    mode: QuicMode,
-    message_time: Option<Duration>,
+    (mode, message_time): (QuicMode, Option<Duration>),
+    bound: SocketAddr,
 ) -> io::Result<()> {
     let (service, ours) = pair(mode)?;
-    let msg = handoff_message(mode, max_message(&conn, mode), conn.remote_address());
+    let reached = conn
+        .local_ip()
+        .map_or(bound, |ip| SocketAddr::new(ip, bound.port()));
+    let msg = handoff_message(
+        mode,
+        max_message(&conn, mode),
+        conn.remote_address(),
+        reached,
+    );
     if let Err(e) = hand_off(handoff, &service, &msg) {
         let why = match e.kind() {
             io::ErrorKind::WouldBlock => "refused: the server has too many connections waiting",

@@ -252,12 +252,16 @@ async fn start(
     Ok(endpoint)
 }
 
+/// Room for a hand-off message: its mode and size, and two socket addresses as text.
+const HANDOFF_MESSAGE: usize = 160;
+
 /// The message that goes with a connection's socket over the hand-off pair: its mode, the
-/// largest message it carries, and the peer's address.
-fn handoff_message(mode: QuicMode, max: usize, peer: SocketAddr) -> Vec<u8> {
+/// largest message it carries, the peer's address and, after a space, the address of ours
+/// it reached (the endpoint's own when the kernel did not say).
+fn handoff_message(mode: QuicMode, max: usize, peer: SocketAddr, reached: SocketAddr) -> Vec<u8> {
     let mut msg = vec![mode.code()];
     msg.extend_from_slice(&(max as u32).to_be_bytes());
-    msg.extend_from_slice(peer.to_string().as_bytes());
+    msg.extend_from_slice(format!("{peer} {reached}").as_bytes());
     msg
 }
 
@@ -299,7 +303,7 @@ pub(crate) fn endpoint_gone(e: &io::Error) -> bool {
 /// recvmsg(2) on a QUIC listener: the next connection the QUIC thread handed over.
 pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; HANDOFF_MESSAGE];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
     let (n, fd) = {
         let mut iov = [io::IoSliceMut::new(&mut buf)];
@@ -327,12 +331,12 @@ pub(super) fn accept(listener: &Socket) -> io::Result<Conn> {
     };
     let mode = QuicMode::from_code(buf[0]).unwrap_or_default();
     let max = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    let peer: Option<SocketAddr> = std::str::from_utf8(&buf[5..n])
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let addrs = std::str::from_utf8(&buf[5..n]).unwrap_or_default();
+    let mut addrs = addrs.split(' ').map(|a| a.parse::<SocketAddr>().ok());
+    let (peer, reached) = (addrs.next().flatten(), addrs.next().flatten());
     let name = peer.map_or_else(|| "(quic peer)".to_string(), |p| p.to_string());
     let conn = Conn::new(Socket::from(fd), mode.kind(), name, Some(max));
-    Ok(conn.bridged(peer, None))
+    Ok(conn.bridged((peer, reached), None))
 }
 
 /// The client end of a connection, kept by its [`Conn`]: dropping it closes the QUIC
@@ -438,7 +442,7 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
         endpoint,
         failure,
     };
-    Ok(conn_.bridged(peer, Some(link)))
+    Ok(conn_.bridged((peer, None), Some(link)))
 }
 
 /// A failed handshake as one line of advice for the client.
