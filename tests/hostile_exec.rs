@@ -1,5 +1,6 @@
-//! `serve --exec` run by root on a socket every local user can reach: a Unix socket, TCP and
-//! UDP from this host let in the server's own user only, and a socket file is made 0600.
+//! `serve --exec` run by root on a socket every local user can reach: a Unix socket (stream
+//! or datagram), TCP, UDP and QUIC from this host let in the server's own user only, and a
+//! socket file is made 0600.
 
 mod common;
 
@@ -11,6 +12,49 @@ use socket2::{Domain, Socket, Type};
 
 fn as_nobody_runs(url: &str) -> std::process::Output {
     common::run(&mut common::as_nobody(&["exec", url]), b"")
+}
+
+/// nobody's `netecho exec URL` ends without the program's output (waiting a second: a
+/// refused datagram gets no answer).
+fn nobody_is_not_served(url: &str, what: &str) {
+    let out = common::run(
+        &mut common::as_nobody(&["exec", "--timeout", "1s", url]),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("uid=0"),
+        "{what}: nobody ran id as root: {stdout}"
+    );
+    assert!(!out.status.success(), "{what}: nobody's exec succeeded");
+}
+
+/// The server's own user (root) runs the program at `url`.
+fn root_is_served(url: &str, what: &str) {
+    let own = common::netecho(&["exec", url], b"");
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("uid=0"),
+        "{what}: the server's own user was not served: {}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+}
+
+/// Where a server listens, where a client on this host sends, and a flag the address needs:
+/// loopback of each family, and wildcard servers (dual-stack, IPv4), which ask sock_diag by
+/// the address the client's datagrams were sent to.
+const LOCAL_SERVERS: [(&str, &str, Option<&str>); 4] = [
+    ("127.0.0.1:0", "127.0.0.1", None),
+    ("[::1]:0", "[::1]", None),
+    ("[::]:0", "127.0.0.1", Some("--allow-remote-exec")),
+    ("0.0.0.0:0", "127.0.0.1", Some("--allow-remote-exec")),
+];
+
+/// `serve --proto PROTO --addr LISTEN [EXTRA] --exec id`, with no rules.
+fn id_server(proto: &str, listen: &str, extra: Option<&str>) -> Server {
+    let mut args = vec!["--proto", proto, "--addr", listen];
+    args.extend(extra);
+    args.extend(["--exec", "id"]);
+    Server::start(&args)
 }
 
 fn root_only(test: &str) -> bool {
@@ -63,34 +107,13 @@ fn exec_over_udp_loopback_admits_only_the_servers_user() {
     if !root_only("exec_over_udp_loopback_admits_only_the_servers_user") {
         return;
     }
-    for (listen, connect, extra) in [
-        ("127.0.0.1:0", "127.0.0.1", None),
-        ("[::1]:0", "[::1]", None),
-        ("0.0.0.0:0", "127.0.0.1", Some("--allow-remote-exec")),
-    ] {
-        let mut args = vec!["--proto", "udp", "--addr", listen];
-        args.extend(extra);
-        args.extend(["--exec", "id"]);
-        let server = Server::start(&args);
+    for (listen, connect, extra) in LOCAL_SERVERS {
+        let server = id_server("udp", listen, extra);
         assert!(!server.stderr().contains("every local user"), "{listen}");
         let url = format!("udp://{connect}:{}", server.port());
-        let out = common::run(
-            &mut common::as_nobody(&["exec", "--timeout", "1s", &url]),
-            b"",
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            !stdout.contains("uid=0"),
-            "{listen}: nobody ran id as root: {stdout}"
-        );
-        assert!(!out.status.success(), "{listen}: nobody's exec succeeded");
+        nobody_is_not_served(&url, listen);
         server.wait_log("(uid 65534): refused by --exec's rule");
-        let own = common::netecho(&["exec", &url], b"");
-        assert!(
-            String::from_utf8_lossy(&own.stdout).contains("uid=0"),
-            "{listen}: the server's own user was not served: {}",
-            String::from_utf8_lossy(&own.stderr)
-        );
+        root_is_served(&url, listen);
     }
 }
 
@@ -115,12 +138,7 @@ fn tcp_exec_admits_only_the_servers_user(listen: &str, connect: &str, extra: &[&
     );
     let log = server.wait_log("(uid 65534): refused");
     assert_eq!(log.matches("refused").count(), 1, "{log}");
-    let own = common::netecho(&["exec", &url], b"");
-    assert!(
-        String::from_utf8_lossy(&own.stdout).contains("uid=0"),
-        "{connect}: the server's own user was not served: {}",
-        String::from_utf8_lossy(&own.stderr)
-    );
+    root_is_served(&url, connect);
 }
 
 #[test]
@@ -157,6 +175,125 @@ fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `netecho send --proto quic ADDR hello` to an --exec server, as nobody or as this user:
+/// what came back (the program's output, or the server's refusal), as text.
+fn quic_send(server: &Server, addr: &str, as_nobody: bool) -> String {
+    let pin = server.pin();
+    let args = ["send", "--proto", "quic", "--pin", &pin, addr, "hello"];
+    let out = match as_nobody {
+        true => common::run(&mut common::as_nobody(&args), b""),
+        false => common::netecho(&args, b""),
+    };
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    format!("{stdout}{stderr}")
+}
+
+/// Over QUIC from this host, as over UDP (QUIC runs over it), the user owning the client's
+/// UDP socket (sock_diag) must be the server's: nobody is refused at the connection, with
+/// the reason on both sides, before the program could run; root runs the program.
+#[test]
+fn exec_over_quic_from_this_host_admits_only_the_servers_user() {
+    if !root_only("exec_over_quic_from_this_host_admits_only_the_servers_user") {
+        return;
+    }
+    for (listen, connect, extra) in LOCAL_SERVERS {
+        let server = id_server("quic", listen, extra);
+        let log = server.wait_log("may connect, told by the kernel (sock_diag)");
+        assert!(!log.contains("every local user"), "{listen}: {log}");
+        let addr = format!("{connect}:{}", server.port());
+        let refused = quic_send(&server, &addr, true);
+        assert!(
+            !refused.contains("uid=0"),
+            "{listen}: nobody ran id as root: {refused}"
+        );
+        assert!(
+            refused.contains("refused by --exec's rule") && refused.contains("uid 0"),
+            "{listen}: the client's message: {refused}"
+        );
+        let log = server.wait_log("(uid 65534): refused by --exec's rule");
+        assert!(!log.contains("ran id"), "{listen}: {log}");
+        let own = quic_send(&server, &addr, false);
+        assert!(
+            own.contains("uid=0"),
+            "{listen}: root was not served: {own}"
+        );
+    }
+}
+
+#[test]
+fn exec_over_quic_admits_another_user_named_by_allow_uid() {
+    if !root_only("exec_over_quic_admits_another_user_named_by_allow_uid") {
+        return;
+    }
+    let args = ["--proto", "quic", "--addr", "127.0.0.1:0"];
+    let server = Server::start(&[&args[..], &["--allow", "uid:65534", "--exec", "id"]].concat());
+    let addr = format!("127.0.0.1:{}", server.port());
+    // The program runs as the server's user, for the client the rule names; the rule
+    // replaces the default, so the server's own user is refused now.
+    let admitted = quic_send(&server, &addr, true);
+    assert!(admitted.contains("uid=0"), "{admitted}");
+    let own = quic_send(&server, &addr, false);
+    assert!(
+        own.contains("no --allow rule matches") && !own.contains("uid=0"),
+        "{own}"
+    );
+    server.wait_log("(uid 0): refused by no --allow rule matches (uid:65534)");
+}
+
+/// Over unix-dgram at an abstract name each datagram carries the uid and gid of its sender
+/// (SCM_CREDENTIALS, which the server asks for): nobody's request is ignored and logged,
+/// root's runs the program.
+#[test]
+fn exec_over_unix_dgram_admits_only_the_servers_user() {
+    if !root_only("exec_over_unix_dgram_admits_only_the_servers_user") {
+        return;
+    }
+    let name = common::abstract_name("exec-dgram-uid");
+    let server = Server::start(&["--proto", "unix-dgram", "--addr", &name, "--exec", "id"]);
+    let log = server.wait_log("may send, told by the kernel (SCM_CREDENTIALS)");
+    assert!(!log.contains("every local user"), "{log}");
+    let url = server.url();
+    nobody_is_not_served(&url, &name);
+    server.wait_log("(uid 65534 gid 65534): refused by no --allow rule matches (uid:0)");
+    root_is_served(&url, &name);
+}
+
+#[test]
+fn exec_over_unix_dgram_admits_another_user_named_by_allow_uid() {
+    if !root_only("exec_over_unix_dgram_admits_another_user_named_by_allow_uid") {
+        return;
+    }
+    let name = common::abstract_name("exec-dgram-allow");
+    let server = Server::start(&[
+        "--proto",
+        "unix-dgram",
+        "--addr",
+        &name,
+        "--allow",
+        "uid:65534",
+        "--exec",
+        "id",
+    ]);
+    let url = server.url();
+    let out = common::run(
+        &mut common::as_nobody(&["exec", "--timeout", "5s", &url]),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("uid=0"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The rule replaces the default: the server's own user is not named, so refused.
+    let own = common::netecho(&["exec", "--timeout", "1s", &url], b"");
+    assert!(!own.status.success(), "root was served");
+    server.wait_log("(uid 0 gid 0): refused by no --allow rule matches (uid:65534)");
 }
 
 #[test]

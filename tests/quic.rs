@@ -515,6 +515,35 @@ fn an_aioquic_client_exchanges_with_serve() {
     assert_eq!(ok(&out), "DG\n");
 }
 
+/// `serve --exec` judges an aioquic client on this host by the user that owns its UDP
+/// socket (sock_diag), as it judges netecho's: the server's own user runs the program, and
+/// is refused at the connection once --allow names another user alone.
+#[test]
+fn exec_judges_an_aioquic_client_by_the_user_owning_its_socket() {
+    if !common::have_aioquic("exec_judges_an_aioquic_client_by_the_user_owning_its_socket") {
+        return;
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let other = format!("uid:{}", if me == 65534 { 65533 } else { 65534 });
+    for (addr, host) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+        let (server, pin) = serve(addr, &["--exec", "id", "-u"]);
+        let (port, pinned) = (server.port().to_string(), format!("pin={pin}"));
+        let out = peer(&["client", host, &port, "streams", &pinned, "hello"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&format!("{me}\n")), "{addr}: {stdout}");
+        let (server, pin) = serve(addr, &["--allow", &other, "--exec", "id", "-u"]);
+        let (port, pinned) = (server.port().to_string(), format!("pin={pin}"));
+        let out = peer(&["client", host, &port, "streams", &pinned, "hello"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("no --allow rule matches"),
+            "{addr}: {stdout}"
+        );
+        let log = server.wait_log(&format!("(uid {me}): refused by no --allow rule"));
+        assert!(!log.contains("ran id"), "{addr}: {log}");
+    }
+}
+
 #[test]
 fn an_aioquic_client_verifies_the_certificate_of_cert_and_key() {
     if !common::have_aioquic("an_aioquic_client_verifies_the_certificate_of_cert_and_key") {

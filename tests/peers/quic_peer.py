@@ -207,7 +207,8 @@ async def run_client(host, port, mode, trust, messages, retries=False):
                 raise PinMismatch(f"pin mismatch: the server presented {got}")
         for msg in messages:
             reply = await asyncio.wait_for(exchange(client, mode, msg.encode()), WAIT)
-            print(reply.decode(), flush=True)
+            # An --exec server's reply is framed: its lengths are bytes, not text.
+            print(reply.decode(errors="replace"), flush=True)
         if retries:
             print(f"retries {client._quic._retry_count}", flush=True)
 
