@@ -507,8 +507,7 @@ impl Access {
     /// this host (on loopback, or on another of this host's addresses); `Err`, saying why,
     /// when a peer of this host's owner cannot be told.
     fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Result<Who, String> {
-        let local = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
-        self.owned_peer(proto, peer, local)
+        self.owned_peer(proto, peer, conn.local())
     }
 
     /// An IP peer of a socket bound to `local`, with the user owning its socket as
