@@ -283,12 +283,20 @@ impl Access {
     /// Rules for `serve --exec`: as [`Access::new`], and `uid:N` on tcp, udp and quic too,
     /// matched against the user that owns a peer's socket on this host, and on unix-dgram,
     /// matched against the uid each datagram carries (SCM_CREDENTIALS).
+    /// `--allow uid:N` adds a user to the server's own (the default's words: "--allow uid:N
+    /// adds others"), which stays admitted unless a `--deny` names it.
     pub(crate) fn for_exec(
         proto: Proto,
         allow: &[Rule],
         deny: &[Rule],
     ) -> Result<Access, UsageError> {
-        Access::checked(proto, allow, deny, true)
+        let own = Rule::Uid(nix::unistd::geteuid().as_raw());
+        let mut allow = allow.to_vec();
+        let names_users = allow.iter().any(|r| matches!(r, Rule::Uid(_)));
+        if names_users && !allow.contains(&own) && !deny.contains(&own) {
+            allow.push(own);
+        }
+        Access::checked(proto, &allow, deny, true)
     }
 
     fn checked(

@@ -110,6 +110,8 @@ fn exec_over_udp_loopback_admits_only_the_servers_user() {
     for (listen, connect, extra) in LOCAL_SERVERS {
         let server = id_server("udp", listen, extra);
         assert!(!server.stderr().contains("every local user"), "{listen}");
+        // What sock_diag cannot close is said once: a sender gone before the lookup.
+        server.wait_log("--exec over udp as root: a sender's user is looked up after");
         let url = format!("udp://{connect}:{}", server.port());
         nobody_is_not_served(&url, listen);
         server.wait_log("(uid 65534): refused by --exec's rule");
@@ -138,6 +140,10 @@ fn tcp_exec_admits_only_the_servers_user(listen: &str, connect: &str, extra: &[&
     );
     let log = server.wait_log("(uid 65534): refused");
     assert_eq!(log.matches("refused").count(), 1, "{log}");
+    assert!(
+        !log.contains("is looked up after"),
+        "a connection's owner is told: {log}"
+    );
     root_is_served(&url, connect);
 }
 
@@ -175,6 +181,18 @@ fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The rule adds a user, as the refusal's advice says: the server's own stays.
+    let own = common::netecho(&["exec", "--timeout", "5s", &server.url()], b"");
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("uid=0"),
+        "root was refused"
+    );
+    // Unless a --deny names it.
+    let args = "--proto tcp --addr 127.0.0.1:0 --allow uid:65534 --deny uid:0 --exec id";
+    let denied = Server::start(&args.split(' ').collect::<Vec<_>>());
+    let own = common::netecho(&["exec", "--timeout", "5s", &denied.url()], b"");
+    assert!(!own.status.success(), "root was served");
+    denied.wait_log("(uid 0): refused by --deny uid:0");
 }
 
 /// `netecho send --proto quic ADDR hello` to an --exec server, as nobody or as this user:
@@ -233,16 +251,12 @@ fn exec_over_quic_admits_another_user_named_by_allow_uid() {
     let args = ["--proto", "quic", "--addr", "127.0.0.1:0"];
     let server = Server::start(&[&args[..], &["--allow", "uid:65534", "--exec", "id"]].concat());
     let addr = format!("127.0.0.1:{}", server.port());
-    // The program runs as the server's user, for the client the rule names; the rule
-    // replaces the default, so the server's own user is refused now.
+    // The program runs as the server's user, for the client the rule names; the rule adds
+    // a user, so the server's own is served too.
     let admitted = quic_send(&server, &addr, true);
     assert!(admitted.contains("uid=0"), "{admitted}");
     let own = quic_send(&server, &addr, false);
-    assert!(
-        own.contains("no --allow rule matches") && !own.contains("uid=0"),
-        "{own}"
-    );
-    server.wait_log("(uid 0): refused by no --allow rule matches (uid:65534)");
+    assert!(own.contains("uid=0"), "{own}");
 }
 
 /// Over unix-dgram at an abstract name each datagram carries the uid and gid of its sender
@@ -290,10 +304,12 @@ fn exec_over_unix_dgram_admits_another_user_named_by_allow_uid() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The rule replaces the default: the server's own user is not named, so refused.
-    let own = common::netecho(&["exec", "--timeout", "1s", &url], b"");
-    assert!(!own.status.success(), "root was served");
-    server.wait_log("(uid 0 gid 0): refused by no --allow rule matches (uid:65534)");
+    // The rule adds a user: the server's own is served too.
+    let own = common::netecho(&["exec", "--timeout", "5s", &url], b"");
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("uid=0"),
+        "root was refused"
+    );
 }
 
 #[test]

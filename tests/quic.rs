@@ -531,15 +531,13 @@ fn exec_judges_an_aioquic_client_by_the_user_owning_its_socket() {
         let out = peer(&["client", host, &port, "streams", &pinned, "hello"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(&format!("{me}\n")), "{addr}: {stdout}");
-        let (server, pin) = serve(addr, &["--allow", &other, "--exec", "id", "-u"]);
+        let deny = format!("uid:{me}");
+        let (server, pin) = serve(addr, &["--allow", &other, "--deny", &deny, "--exec", "id"]);
         let (port, pinned) = (server.port().to_string(), format!("pin={pin}"));
         let out = peer(&["client", host, &port, "streams", &pinned, "hello"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("no --allow rule matches"),
-            "{addr}: {stdout}"
-        );
-        let log = server.wait_log(&format!("(uid {me}): refused by no --allow rule"));
+        assert!(stdout.contains("refused by --deny"), "{addr}: {stdout}");
+        let log = server.wait_log(&format!("(uid {me}): refused by --deny uid:{me}"));
         assert!(!log.contains("ran id"), "{addr}: {log}");
     }
 }

@@ -519,10 +519,20 @@ fn ask_credentials(sock: &mut DatagramSocket, access: &Access) -> Result<()> {
 /// user only (SO_PEERCRED, or each datagram's SCM_CREDENTIALS on unix-dgram), over tcp, udp
 /// and quic the same for clients on this host (sock_diag).
 fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
+    let uid = nix::unistd::geteuid();
+    // sock_diag is asked after the datagrams came, and a UDP socket closed by then is gone.
+    let told_after = matches!(proto, Proto::Udp | Proto::Quic);
+    if told_after && uid.is_root() && (access.is_open() || access.asks_uid()) {
+        warn!(
+            "--exec over {proto} as root: a sender's user is looked up after its datagrams \
+             came, so a local user who sends from a port a root socket holds and closes its \
+             own socket at once can pass as root; where local users are not trusted, serve \
+             --exec over tcp or a Unix socket"
+        );
+    }
     if !access.is_open() {
         return Ok(access);
     }
-    let uid = nix::unistd::geteuid();
     if proto.is_unix() {
         let (verb, told) = match proto.kind() {
             SocketKind::Datagram => ("send", "SCM_CREDENTIALS"),
