@@ -450,3 +450,193 @@ fn get_help_names_the_hash_it_uses() {
     assert!(help.contains("BLAKE3"), "{help}");
     assert!(!help.contains("SHA-256 check"), "{help}");
 }
+
+/// An upload server on loopback for `root` whose files end at 512 KiB (see
+/// common::limit_file_size), with `extra` flags.
+fn limited_upload_server(root: &Path, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(common::bin());
+    cmd.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--upload",
+        "--files",
+        s(root),
+    ])
+    .args(extra);
+    Server::start_with(common::limit_file_size(&mut cmd, 512 * 1024))
+}
+
+/// A PUT of `size` bytes on a connection of its own: the server's reply and the connection.
+fn announce(server: &Server, size: u64, name: &str) -> (Vec<u8>, TcpStream) {
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(&frame(format!("BLAKE3 PUT {size} {name}").as_bytes()))
+        .unwrap();
+    (read_frame(&mut conn).unwrap_or_default(), conn)
+}
+
+#[test]
+fn a_put_larger_than_the_free_space_is_refused_and_parallel_puts_never_overcommit() {
+    let (root, here) = (tempdir(), tempdir());
+    let free = common::free_space(root.path());
+    let max = (free * 4).to_string();
+    let server = limited_upload_server(root.path(), &["--max-file", &max]);
+    // A sparse file: announced whole, taking no room here.
+    let local = here.path().join("huge.bin");
+    fs::File::create(&local)
+        .unwrap()
+        .set_len(free * 2 + (1 << 30))
+        .unwrap();
+    let line = fails(&netecho(&["put", &server.addr, s(&local)], b""), 1);
+    assert!(line.contains("MB free"), "{line}");
+    // Each fits alone; two together do not: the second is refused while the first is
+    // under way, and taken once the first has gone.
+    let part = free / 10 * 6;
+    let (first, held) = announce(&server, part, "one.bin");
+    assert_eq!(first, b"OK");
+    let (second, _) = announce(&server, part, "two.bin");
+    let second = String::from_utf8_lossy(&second).into_owned();
+    assert!(
+        second.starts_with("ERR ") && second.contains("MB free"),
+        "{second}"
+    );
+    drop(held);
+    common::eventually("the first upload's room given back", || {
+        let (third, _conn) = announce(&server, part, "three.bin");
+        (third == b"OK").then_some(())
+    });
+    assert!(fs::read_dir(root.path()).unwrap().all(|e| {
+        let name = e.unwrap().file_name();
+        !["one.bin", "two.bin", "three.bin"].contains(&name.to_str().unwrap())
+    }));
+}
+
+#[test]
+fn a_write_that_fails_on_the_server_reaches_put_as_its_reason() {
+    let (root, here) = (tempdir(), tempdir());
+    let server = limited_upload_server(root.path(), &[]);
+    // Sparse, and larger than the socket buffers hold: the server gives up while put is
+    // still sending.
+    let local = here.path().join("big.bin");
+    fs::File::create(&local).unwrap().set_len(64 << 20).unwrap();
+    let line = fails(&netecho(&["put", &server.addr, s(&local)], b""), 1);
+    assert!(line.contains("File too large"), "{line}");
+    assert!(!line.contains("reset"), "{line}");
+    server.wait_log("File too large");
+}
+
+#[test]
+fn a_file_that_shrinks_during_a_download_is_no_success() {
+    let root = tempdir();
+    let path = root.path().join("big.bin");
+    let size = 64u64 << 20;
+    // Sparse: larger than the socket buffers hold, taking no room.
+    fs::File::create(&path).unwrap().set_len(size).unwrap();
+    let server = file_server(root.path(), &[]);
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(&frame(b"BLAKE3 GET big.bin")).unwrap();
+    assert_eq!(
+        read_frame(&mut conn),
+        Some(format!("OK {size}").into_bytes())
+    );
+    // A slow reader: one frame, then the file is cut while the server waits for room in
+    // the socket's buffers.
+    read_frame(&mut conn).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    let (mut got, mut end_mark) = (0u64, false);
+    while let Some(payload) = read_frame(&mut conn) {
+        end_mark |= payload.is_empty();
+        got += payload.len() as u64;
+    }
+    assert!(!end_mark, "an end mark after {got} of {size} bytes");
+    assert!(got < size);
+    let log = server.wait_log("shrank");
+    assert!(!log.contains("sent 'big.bin'"), "{log}");
+}
+
+#[test]
+fn temporary_names_taken_by_someone_else_are_skipped() {
+    let (root, here) = (tempdir(), tempdir());
+    fs::write(root.path().join("a.txt"), b"hello").unwrap();
+    let server = file_server(root.path(), &["--upload"]);
+    // The names the server's next upload and the client's download would take (the
+    // shell's pid is the client's: it execs netecho).
+    for n in 0..5 {
+        fs::write(
+            root.path()
+                .join(format!(".up.netecho-{}-{n}.part", server.pid())),
+            b"",
+        )
+        .unwrap();
+    }
+    let local = here.path().join("up");
+    fs::write(&local, b"data").unwrap();
+    ok(&netecho(&["put", &server.addr, s(&local)], b""));
+    assert_eq!(fs::read(root.path().join("up")).unwrap(), b"data");
+    let out = here.path().join("x");
+    let script = "for n in 0 1 2 3 4; do : > \"$1/.x.netecho-$$-$n.part\"; done; \
+                  exec \"$2\" get \"$3\" a.txt -o \"$1/x\"";
+    let get = Command::new("sh")
+        .args([
+            "-c",
+            script,
+            "sh",
+            s(here.path()),
+            common::bin(),
+            &server.addr,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(fs::read(&out).unwrap(), b"hello");
+}
+
+#[test]
+fn a_missing_output_directory_and_a_file_named_as_a_directory_get_advice() {
+    let root = tempdir();
+    fs::write(root.path().join("a.txt"), b"hello").unwrap();
+    let server = file_server(root.path(), &[]);
+    let line = fails(
+        &netecho(
+            &["get", &server.addr, "a.txt", "-o", "/nonexistent/dir/x"],
+            b"",
+        ),
+        1,
+    );
+    assert!(line.contains("create it or choose another -o"), "{line}");
+    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(common::STEP)).unwrap();
+    conn.write_all(&frame(b"BLAKE3 GET a.txt/")).unwrap();
+    let reply = String::from_utf8(read_frame(&mut conn).unwrap()).unwrap();
+    assert!(reply.contains("name the file without it"), "{reply}");
+    assert!(!reply.contains("os error"), "{reply}");
+}
+
+#[test]
+fn upload_names_with_control_characters_are_refused() {
+    let (root, here) = (tempdir(), tempdir());
+    let server = file_server(root.path(), &["--upload"]);
+    let local = here.path().join("a.txt");
+    fs::write(&local, b"data").unwrap();
+    for name in ["evil\nINFO forged line", "esc\x1b[31mred", "del\x7f"] {
+        let line = fails(&netecho(&["put", &server.addr, s(&local), name], b""), 1);
+        assert!(line.contains("control characters"), "{line}");
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
+    }
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+}

@@ -671,3 +671,70 @@ fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
         "{lines} lines in {seconds} s:\n{log}"
     );
 }
+
+#[test]
+fn a_wrq_name_with_control_characters_is_refused_and_nothing_is_stored() {
+    let dir = tempdir();
+    let server = files_server(dir.path(), &["--upload"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for name in [&b"a\nINFO forged"[..], b"a\x1b[31mred"] {
+        let mut wrq = b"\x00\x02".to_vec();
+        wrq.extend_from_slice(name);
+        wrq.extend_from_slice(b"\x00octet\x00");
+        sock.send_to(&wrq, &server.addr).unwrap();
+        let answers = heard_after_one(&sock, Duration::ZERO);
+        let error = answers.first().expect("an answer");
+        // ERROR 2, access violation, saying why.
+        assert!(error.starts_with(b"\x00\x05\x00\x02"), "{error:?}");
+        let message = String::from_utf8_lossy(&error[4..]);
+        assert!(message.contains("control characters"), "{message}");
+        assert!(
+            !message.contains('\n') && !message.contains('\x1b'),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+}
+
+#[test]
+fn an_upload_announcing_more_than_the_free_space_is_error_3_before_any_data() {
+    let test = "an_upload_announcing_more_than_the_free_space_is_error_3_before_any_data";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, src) = (tempdir(), tempdir());
+    let free = common::free_space(dir.path());
+    // Sparse: announced whole (curl sends tsize), taking no room here.
+    let local = src.path().join("huge.bin");
+    fs::File::create(&local)
+        .unwrap()
+        .set_len(free * 2 + (1 << 30))
+        .unwrap();
+    let max = (free * 4).to_string();
+    // A server that took it would stop at 512 KiB, not fill the disk.
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--upload",
+    ])
+    .args(["--max-file", &max, "--files", s(dir.path())]);
+    let server = Server::start_with(common::limit_file_size(&mut cmd, 512 * 1024));
+    let url = format!("tftp://127.0.0.1:{}/huge.bin", server.port());
+    let up = client("curl", &["-sS", "-T", s(&local), &url]);
+    // CURLE_REMOTE_DISK_FULL: TFTP's error 3.
+    assert_eq!(up.status.code(), Some(70), "{}", text(&up));
+    server.wait_log("MB free");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing stored"
+    );
+}

@@ -542,7 +542,14 @@ impl<'l, 'a> Sender<'l, 'a> {
         let len = self.size.saturating_sub(offset).min(self.block_size as u64) as usize;
         let mut data = vec![0u8; len];
         let n = read_full(self.file, &mut data).context("read the file")?;
-        data.truncate(n);
+        if n < len {
+            // A short block would pass for the last one: the transfer ends here instead.
+            bail!(
+                "the file shrank during the transfer ({} of {} bytes read)",
+                offset + n as u64,
+                self.size
+            );
+        }
         Ok(data)
     }
 
@@ -1334,6 +1341,9 @@ fn serve_write(
         Ok(partial) => partial,
         Err(e) => return refuse(link, &format!("{e:#}")),
     };
+    if let Err(refused) = partial.reserve_upload(name, size) {
+        return refuse(link, &refused.0);
+    }
     link.send(&Packet::Ack { block: 0 })?;
     let max = size.min(store.max_file);
     let t = Receiver::new(link, partial, false, settings, max, &|_| {}).run(None)?;

@@ -35,6 +35,22 @@ pub(crate) struct Store {
     pub follow_hardlinks: bool,
 }
 
+/// Why the file `name` a client asked for could not be opened, in words for the client.
+fn not_served(name: &str, e: &io::Error) -> Refused {
+    Refused(match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("'{name}': no such file"),
+        Some(libc::EXDEV | libc::ELOOP) => {
+            format!("'{name}': a symlink that leads out of the served directory")
+        }
+        Some(libc::ENOTDIR) => format!(
+            "'{name}' names a file as a directory (a '/' after a file's name); name the file \
+             without it"
+        ),
+        Some(libc::EACCES) => format!("'{name}': the server may not read it"),
+        _ => format!("'{name}': {e}"),
+    })
+}
+
 /// Why `--files DIR` cannot be served, worded as the Unix path errors are.
 fn dir_error(dir: &Path, e: &std::io::Error) -> anyhow::Error {
     let shown = dir.display();
@@ -118,15 +134,7 @@ impl Store {
         let path = self.inside(name)?;
         let file = match open_beneath(&self.dir, name) {
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.open_by_path(name, &path)?,
-            Err(e) => {
-                return Err(match e.raw_os_error() {
-                    Some(libc::ENOENT) => Refused(format!("'{name}': no such file")),
-                    Some(libc::EXDEV | libc::ELOOP) => Refused(format!(
-                        "'{name}': a symlink that leads out of the served directory"
-                    )),
-                    _ => Refused(format!("'{name}': {e}")),
-                });
-            }
+            Err(e) => return Err(not_served(name, &e)),
             Ok(file) => file,
         };
         self.check_file(name, file)
@@ -134,10 +142,7 @@ impl Store {
 
     /// Opens `name` by its path, checked first (kernels before 5.6 have no openat2).
     fn open_by_path(&self, name: &str, path: &Path) -> Result<File, Refused> {
-        let real = fs::canonicalize(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Refused(format!("'{name}': no such file")),
-            _ => Refused(format!("'{name}': {e}")),
-        })?;
+        let real = fs::canonicalize(path).map_err(|e| not_served(name, &e))?;
         if !real.starts_with(&self.root) {
             return Err(Refused(format!(
                 "'{name}': a symlink that leads out of the served directory"
@@ -228,14 +233,23 @@ impl Store {
         };
         // Uploads never replace what is there: a served file belongs to the server's owner.
         match place.existing() {
-            Ok(None) => Ok(place),
-            Ok(Some(_)) => Err(Refused(format!(
-                "'{name}' already exists on the server; put it under another name"
-            ))),
-            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Err(Refused(format!(
-                "'{name}': the name is too long for the server's file system"
-            ))),
-            Err(e) => Err(Refused(format!("'{name}': {e}"))),
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return Err(Refused(format!(
+                    "'{name}' already exists on the server; put it under another name"
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                return Err(Refused(format!(
+                    "'{name}': the name is too long for the server's file system"
+                )));
+            }
+            Err(e) => return Err(Refused(format!("'{name}': {e}"))),
+        }
+        // Checked again, and promised, once the temporary file exists (Partial::reserve_upload).
+        match room(place.dir.as_raw_fd(), &promised()) {
+            Some(free) if size > free => Err(no_room(name, size, free)),
+            _ => Ok(place),
         }
     }
 }
@@ -247,6 +261,15 @@ const MAX_NAME_PART: usize = 255;
 
 /// Refuses an upload name the server could not store under that very name.
 fn upload_name(name: &str) -> Result<(), Refused> {
+    // A newline or an escape sequence in a stored name would forge lines or colours in
+    // whatever later lists DIR (ls, find, a backup's log), which netecho cannot escape.
+    if name.chars().any(char::is_control) {
+        return Err(Refused(format!(
+            "'{}': control characters (a newline, an escape, DEL) are refused in an uploaded \
+             name; rename the file or give another NAME",
+            crate::transport::printable(name)
+        )));
+    }
     if name.ends_with('/') {
         return Err(Refused(format!(
             "'{name}' ends with '/'; name a file (DIR/NAME)"
@@ -360,7 +383,15 @@ impl Destination for Path {
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(parent)
-            .with_context(|| format!("open the directory {}", parent.display()))?;
+            .map_err(|e| {
+                let dir = parent.display();
+                match e.kind() {
+                    io::ErrorKind::NotFound => anyhow!(
+                        "the directory {dir} does not exist; create it or choose another -o"
+                    ),
+                    _ => anyhow!("open the directory {dir}: {e}; choose another -o"),
+                }
+            })?;
         Ok(Place {
             dir: Arc::new(OwnedFd::from(dir)),
             name: c_name(file.as_bytes())?,
@@ -680,6 +711,47 @@ pub(crate) fn remove_partials() {
 /// makes no new one.
 static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Temporary names tried for one file: another user who can write to the directory may
+/// have made the next ones (the pid and counter are easy to guess), so a taken name is
+/// skipped, but not forever.
+const TEMP_TRIES: u64 = 100;
+
+/// Creates `.NAME.netecho-PID-N.part` beside `place`, N unique per transfer of this
+/// process (two uploads of one name never share a file), skipping names already taken.
+fn create_temp(place: &Place) -> Result<(CString, File)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = String::from_utf8_lossy(place.name.as_bytes()).into_owned();
+    let mut end = name.len().min(TEMP_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    // O_EXCL: a name someone put there meanwhile (a symlink too) is never written through.
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let dir = place.shown.parent().unwrap_or(Path::new("."));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = format!(".{}.netecho-{}-{n}.part", &name[..end], std::process::id());
+        let shown = dir.join(&temp);
+        let temp = c_name(temp.as_bytes())?;
+        match open_at(&place.dir, &temp, flags, 0o644) {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries < TEMP_TRIES => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(anyhow!(
+                    "create {}: the last of {TEMP_TRIES} temporary names tried, all taken \
+                     (another user who can write to {} may be making them); write into a \
+                     directory only you can write to",
+                    shown.display(),
+                    dir.display()
+                ));
+            }
+            Err(e) => return Err(e).with_context(|| format!("create {}", shown.display())),
+        }
+    }
+}
+
 /// A file being written under a temporary name beside its final one, renamed into place
 /// only when complete and verified; removed if dropped before that.
 pub(crate) struct Partial {
@@ -695,33 +767,13 @@ impl Partial {
     pub(crate) fn create<D: Destination + ?Sized>(target: &D, overwrite: bool) -> Result<Partial> {
         let place = target.place()?;
         place.writable(overwrite)?;
-        let name = String::from_utf8_lossy(place.name.as_bytes()).into_owned();
-        let mut end = name.len().min(TEMP_NAME);
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        // Unique per process and per transfer: two uploads of one name never share a file.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let temp = format!(".{}.netecho-{}-{n}.part", &name[..end], std::process::id());
-        let temp = c_name(temp.as_bytes())?;
         // Created and registered under one lock: a stop signal's remove_partials either
         // sees the file or runs before it exists, never between the two.
         let mut live = live();
         if STOPPED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(anyhow!("stopping: no new transfer is written"));
         }
-        // O_EXCL: a name someone put there meanwhile (a symlink too) is never written through.
-        let flags =
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let file = open_at(&place.dir, &temp, flags, 0o644).with_context(|| {
-            let dir = place.shown.parent().unwrap_or(Path::new("."));
-            format!(
-                "create {}",
-                dir.join(String::from_utf8_lossy(temp.as_bytes()).as_ref())
-                    .display()
-            )
-        })?;
+        let (temp, file) = create_temp(&place)?;
         // Held while the file is written: a server starting on the same directory from
         // another PID namespace, where this pid means nothing, sees it in use.
         // Safety: a valid descriptor for the call; the lock goes with the file's close.
@@ -793,26 +845,107 @@ impl Partial {
                 "the file is {size} bytes, over the {max}-byte limit (get --max-file raises it)"
             ));
         }
-        // Safety: statvfs is plain data, filled in by the call on a valid descriptor.
-        let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut fs) } != 0 {
-            return Ok(()); // No figure to go by: the writes say if the disk fills.
-        }
-        let free = (fs.f_bavail as u64).saturating_mul(fs.f_frsize as u64);
-        if size > free {
-            return Err(anyhow!(
+        self.reserve(size).map_err(|free| {
+            anyhow!(
                 "the file is {size} bytes, and only {free} bytes are free where {} goes; \
                  free some space or choose another -o",
                 self.place.shown.display()
-            ));
+            )
+        })
+    }
+
+    /// Promises an upload's announced `size` bytes of room, or refuses it (the client's
+    /// `name` in the words): see [`PROMISED`].
+    pub(crate) fn reserve_upload(&self, name: &str, size: u64) -> Result<(), Refused> {
+        self.reserve(size).map_err(|free| no_room(name, size, free))
+    }
+
+    /// Promises `size` bytes of room to this file, or the bytes free when fewer.
+    fn reserve(&self, size: u64) -> Result<(), u64> {
+        let mut promised = promised();
+        match room(self.file.as_raw_fd(), &promised) {
+            Some(free) if size > free => return Err(free),
+            // No figure to go by: the writes say if the disk fills.
+            None => return Ok(()),
+            Some(_) => {}
+        }
+        if let (Some(dev), Ok(file)) = (device(self.file.as_raw_fd()), self.file.try_clone()) {
+            promised.push(Promise {
+                temp: self.temp.clone(),
+                dev,
+                file,
+                bytes: size,
+            });
         }
         Ok(())
     }
 }
 
+/// An upload refused for want of room on the server's file system.
+fn no_room(name: &str, size: u64, free: u64) -> Refused {
+    Refused(format!(
+        "'{name}' is {size} bytes, and the server has {:.1} MB free for it (less what uploads \
+         under way still need); put a smaller file, or ask the server's owner to free space",
+        free as f64 / 1e6
+    ))
+}
+
+/// Room promised to a transfer under way: its announced size, and its file, whose size
+/// says how much of the promise is written already.
+struct Promise {
+    temp: CString,
+    /// The file system (st_dev) it is on.
+    dev: u64,
+    file: File,
+    bytes: u64,
+}
+
+/// Room promised to transfers under way. What is promised and not yet written counts as
+/// taken when the next one asks, so parallel uploads never together promise more than the
+/// disk has. A count rather than fallocate(2) of each temporary file: a client that
+/// announces a large size and then sends little holds back only other uploads, never the
+/// space the rest of the system (logs, other users) writes to; and it needs nothing of the
+/// file system.
+static PROMISED: Mutex<Vec<Promise>> = Mutex::new(Vec::new());
+
+fn promised() -> std::sync::MutexGuard<'static, Vec<Promise>> {
+    PROMISED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Bytes free for a new transfer on the file system of `fd`: what statvfs gives an
+/// unprivileged user (f_bavail: never the blocks kept for root, which keep root's logs
+/// and daemons going on a full disk, even when netecho runs as root), less what the
+/// transfers in `promised` on it have yet to write. None when statvfs fails.
+fn room(fd: RawFd, promised: &[Promise]) -> Option<u64> {
+    // Safety: statvfs is plain data, filled in by the call on a valid descriptor.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(fd, &mut fs) } != 0 {
+        return None;
+    }
+    let free = (fs.f_bavail as u64).saturating_mul(fs.f_frsize as u64);
+    let dev = device(fd)?;
+    let owed: u64 = promised
+        .iter()
+        .filter(|p| p.dev == dev)
+        .map(|p| {
+            let written = p.file.metadata().map_or(0, |m| m.len());
+            p.bytes.saturating_sub(written)
+        })
+        .sum();
+    Some(free.saturating_sub(owed))
+}
+
+/// The device (st_dev) of the file system `fd` is on.
+fn device(fd: RawFd) -> Option<u64> {
+    // Safety: stat is plain data, filled in by the call on a valid descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_dev)
+}
+
 impl Drop for Partial {
     fn drop(&mut self) {
         live().retain(|(_, temp)| temp != &self.temp);
+        promised().retain(|p| p.temp != self.temp);
         if !self.done {
             let _ = unlink_at(&self.place.dir, &self.temp);
         }

@@ -127,7 +127,9 @@ fn send_body(
             .read(&mut buf[LENGTH_HEADER..LENGTH_HEADER + want])
             .context("read the file")?;
         if n == 0 {
-            break; // The file shrank: the receiver sees a short transfer and says so.
+            // No end mark nor hash: the receiver sees the connection close short of the
+            // size announced, and says so.
+            bail!("the file shrank during the transfer ({sent} of {size} bytes sent)");
         }
         buf[..LENGTH_HEADER].copy_from_slice(&(n as u32).to_be_bytes());
         let frame = &buf[..LENGTH_HEADER + n];
@@ -303,6 +305,10 @@ fn serve_put(
             return Err(e.context(format!("put '{name}'")));
         }
     };
+    if let Err(refused) = partial.reserve_upload(&name, size) {
+        let _ = send_frame(conn, format!("ERR {refused}").as_bytes());
+        bail!("refused upload: {refused}");
+    }
     send_frame(conn, b"OK")?;
     // Read only after OK: the request's reader took nothing past the request.
     match receive_body(
@@ -325,7 +331,8 @@ fn serve_put(
             }
         },
         Err(e) => {
-            let _ = send_frame(conn, format!("ERR {e}").as_bytes());
+            // The whole chain: "write the file" alone would not say the disk is full.
+            let _ = send_frame(conn, format!("ERR {e:#}").as_bytes());
             Err(e.context(format!("put '{name}'")))
         }
     }
@@ -395,7 +402,8 @@ pub(crate) fn put(
         (size, Algo::Blake3),
         &mut Pace::new(None),
         progress,
-    )?;
+    )
+    .map_err(|e| why_cut(conn, &mut frames, e))?;
     let done = text(&read(conn, &mut frames, "the server's verdict")?);
     if done != "OK stored" {
         bail!(
@@ -409,6 +417,31 @@ pub(crate) fn put(
         hash: Some(Algo::Blake3),
         ..Transfer::default()
     })
+}
+
+/// A send that failed because the server closed the connection (a reset, a broken pipe)
+/// as the server's reason: a server that gives up on an upload sends "ERR why" and closes
+/// with the client's data unread, which resets the connection, and the reason waits in the
+/// client's receive queue.
+fn why_cut(conn: &Conn, frames: &mut MessageReader, e: anyhow::Error) -> anyhow::Error {
+    let closed = e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        })
+    });
+    if !closed {
+        return e;
+    }
+    match read(conn, frames, "the server's reason") {
+        Ok(frame) => match text(&frame).strip_prefix("ERR ") {
+            Some(why) => anyhow!("the server stopped the upload: {}", printable(why)),
+            None => e,
+        },
+        Err(_) => e,
+    }
 }
 
 /// A control frame that data may follow at once: the server's reply to a GET, a client's

@@ -404,6 +404,39 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
+/// Bytes an unprivileged user may still write on the file system of `dir` (statvfs
+/// f_bavail), as a file server counts them.
+pub fn free_space(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // Safety: statvfs is plain data, filled in by the call on a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// Makes `cmd`'s process write files of at most `bytes` (RLIMIT_FSIZE), a write past that
+/// failing with EFBIG ("File too large") rather than killing it with SIGXFSZ: a disk that
+/// fills, without a small file system to mount, and a bound on what a server that ought
+/// to refuse an upload writes if it does not.
+pub fn limit_file_size(cmd: &mut Command, bytes: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // Safety: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// A unique abstract Unix name for this test process.
 pub fn abstract_name(tag: &str) -> String {
     format!("@netecho-test-{}-{tag}", std::process::id())

@@ -178,7 +178,7 @@ fn code_of(refused: &Refused) -> u16 {
         codec::NOT_FOUND
     } else if refused.0.contains("already exists") {
         codec::EXISTS
-    } else if refused.0.contains("(--max-file)") {
+    } else if refused.0.contains("(--max-file)") || refused.0.contains(" MB free ") {
         codec::DISK_FULL
     } else {
         codec::ACCESS
@@ -284,6 +284,12 @@ fn serve_write(
             return Err(e.context("TFTP upload refused"));
         }
     };
+    // Only a size announced (tsize) is promised; without one the writes say if the disk fills.
+    if let Err(refused) = partial.reserve_upload(name, agreed.tsize.unwrap_or(0)) {
+        let error = codec::error_within(codec::DISK_FULL, &refused.0, 512);
+        let _ = wire.send_plain(&error.unwrap_or_default());
+        bail!("TFTP upload refused: {refused}");
+    }
     let t = transfer::receive_file(&mut wire, partial, &data, &agreed, tftp.store.max_file)?;
     Ok(t.summary(&format!("stored '{name}' over TFTP"), &describe(&agreed)))
 }

@@ -209,9 +209,14 @@ pub(crate) fn send_file(
 }
 
 fn read_block(file: &File, at: u64, len: usize, buf: &mut [u8]) -> Result<usize> {
-    file.read_exact_at(&mut buf[..len], at)
-        .context("read the file (did it shrink while being sent?)")?;
-    Ok(len)
+    match file.read_exact_at(&mut buf[..len], at) {
+        Ok(()) => Ok(len),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => bail!(
+            "the file shrank during the transfer (to under {} bytes)",
+            at + len as u64
+        ),
+        Err(e) => Err(e).context("read the file"),
+    }
 }
 
 /// The highest block in `(acked, sent]` the peer acknowledges within `timeout`; `None` on
