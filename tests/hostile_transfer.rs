@@ -515,15 +515,18 @@ fn a_put_larger_than_the_free_space_is_refused_and_parallel_puts_never_overcommi
 #[test]
 fn a_write_that_fails_on_the_server_reaches_put_as_its_reason() {
     let (root, here) = (tempdir(), tempdir());
-    let server = limited_upload_server(root.path(), &[]);
     // Sparse, and larger than the socket buffers hold: the server gives up while put is
     // still sending.
     let local = here.path().join("big.bin");
     fs::File::create(&local).unwrap().set_len(64 << 20).unwrap();
-    let line = fails(&netecho(&["put", &server.addr, s(&local)], b""), 1);
-    assert!(line.contains("File too large"), "{line}");
-    assert!(!line.contains("reset"), "{line}");
-    server.wait_log("File too large");
+    for proto in ["tcp", "udp"] {
+        let server = limited_upload_server(root.path(), &["--proto", proto]);
+        let put = ["put", "--proto", proto, &server.addr, s(&local)];
+        let line = fails(&netecho(&put, b""), 1);
+        assert!(line.contains("File too large"), "{proto}: {line}");
+        assert!(!line.contains("reset"), "{proto}: {line}");
+        server.wait_log("File too large");
+    }
 }
 
 #[test]

@@ -716,17 +716,7 @@ fn an_upload_announcing_more_than_the_free_space_is_error_3_before_any_data() {
         .unwrap();
     let max = (free * 4).to_string();
     // A server that took it would stop at 512 KiB, not fill the disk.
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "serve",
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--upload",
-    ])
-    .args(["--max-file", &max, "--files", s(dir.path())]);
-    let server = Server::start_with(common::limit_file_size(&mut cmd, 512 * 1024));
+    let server = limited_upload_server(dir.path(), &["--max-file", &max]);
     let url = format!("tftp://127.0.0.1:{}/huge.bin", server.port());
     let up = client("curl", &["-sS", "-T", s(&local), &url]);
     // CURLE_REMOTE_DISK_FULL: TFTP's error 3.
@@ -737,4 +727,39 @@ fn an_upload_announcing_more_than_the_free_space_is_error_3_before_any_data() {
         0,
         "nothing stored"
     );
+}
+
+/// An upload server over udp on loopback for `dir` whose files end at 512 KiB (see
+/// common::limit_file_size), with `extra` flags.
+fn limited_upload_server(dir: &Path, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--upload",
+    ])
+    .args(["--files", s(dir)])
+    .args(extra);
+    Server::start_with(common::limit_file_size(&mut cmd, 512 * 1024))
+}
+
+#[test]
+fn a_write_that_fails_on_the_server_is_told_to_the_client() {
+    let test = "a_write_that_fails_on_the_server_is_told_to_the_client";
+    if !have("curl", test) {
+        return;
+    }
+    let (dir, src) = (tempdir(), tempdir());
+    let local = src.path().join("big.bin");
+    fs::write(&local, pattern(1 << 20)).unwrap();
+    let server = limited_upload_server(dir.path(), &[]);
+    let url = format!("tftp://127.0.0.1:{}/big.bin", server.port());
+    let up = client("curl", &["-sS", "-T", s(&local), &url]);
+    // CURLE_REMOTE_DISK_FULL: TFTP's error 3, with the cause.
+    assert_eq!(up.status.code(), Some(70), "{}", text(&up));
+    server.wait_log("File too large");
+    assert!(!dir.path().join("big.bin").exists());
 }

@@ -1096,7 +1096,14 @@ impl<'l, 'a> Receiver<'l, 'a> {
         }
         self.hash.update(data);
         let out = &mut self.partial.as_mut().context("already committed")?.file;
-        out.write_all(data).context("write the file")
+        if let Err(e) = out.write_all(data) {
+            // The sender hears why (a full disk), instead of waiting out its retries.
+            let e = anyhow::Error::from(e).context("write the file");
+            let message = format!("{e:#}");
+            let _ = self.link.send(&Packet::Error { message: &message });
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The FIN: the file is checked against the sender's size and hash, committed, and

@@ -317,7 +317,7 @@ pub(crate) fn receive_file(
                 data.len()
             );
         }
-        io::Write::write_all(&mut partial.file, &data).context("write the file")?;
+        write_block(wire, &mut partial, &data)?;
         t.blocks += 1;
         expected += 1;
         since_ack += 1;
@@ -337,6 +337,22 @@ pub(crate) fn receive_file(
     dally(wire, expected - 1, a.timeout);
     t.dropped = wire.impaired.dropped;
     Ok(t)
+}
+
+/// Writes a block; a write that fails is told to the client (error 3 for a full disk)
+/// instead of leaving it to wait out its tries.
+fn write_block(wire: &Wire<'_>, partial: &mut Partial, data: &[u8]) -> Result<()> {
+    let Err(e) = io::Write::write_all(&mut partial.file, data) else {
+        return Ok(());
+    };
+    let code = match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT) => codec::DISK_FULL,
+        _ => codec::NOT_DEFINED,
+    };
+    let e = anyhow::Error::from(e).context("write the file");
+    let error = codec::error_within(code, &format!("{e:#}"), 512);
+    let _ = wire.send_plain(&error.unwrap_or_default());
+    Err(e)
 }
 
 /// Why a block cannot be taken: larger than agreed, or past the size limit.
