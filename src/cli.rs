@@ -454,7 +454,8 @@ pub(crate) struct FileServeArgs {
     /// clients (curl tftp://, tftp, atftp) are served too, in octet mode
     #[arg(long, value_name = "DIR", conflicts_with = "exec")]
     pub files: Option<std::path::PathBuf>,
-    /// With --files: accept uploads (put) into DIR
+    /// With --files: accept uploads (put) into DIR, each refused before any data when its
+    /// size is over the space free there (less what uploads under way still need)
     #[arg(long, requires = "files")]
     pub upload: bool,
     /// With --files: the largest file served or accepted (bytes, or 4G, 512M)
