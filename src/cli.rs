@@ -204,7 +204,8 @@ byte. Latency percentiles come from an HdrHistogram in nanoseconds and print in 
 tenth. Datagram requests unanswered for --timeout (1s) \
 count as lost; over a stream (tcp, unix, seqpacket, TLS, QUIC) nothing is lost, and a reply \
 awaited for --timeout fails the run as a stall (unless given: 30s, or a timed run's --duration \
-within 5s-30s).
+within 5s-30s). Ctrl-C (or SIGTERM) ends the run early and prints what ran, marked as stopped \
+(exit 130, or 143); a second one ends bench at once.
 
 Examples:
   netecho bench --clients 50 --size 512 --duration 5s 127.0.0.1:3234

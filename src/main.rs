@@ -77,7 +77,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) if args.lab.lab => server::lab::run(args.lab_config()?)?,
         Command::Serve(args) => server::run(args.config()?)?,
         Command::Send(args) => client::send::run(args.config()?)?,
-        Command::Bench(args) => client::bench::run(args.config()?)?,
+        Command::Bench(args) => return client::bench::run(args.config()?),
         Command::Lab(args) => client::lab::run(args.config()?)?,
         Command::Ping(args) => client::ping::run(args.config(cli.log.quiet))?,
         Command::Relay(args) => relay::run(args.config()?)?,

@@ -2,6 +2,7 @@
 //! ready" and "stop" in one poll(2) instead of being interrupted at a random point.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -156,6 +157,50 @@ impl Shutdown {
             Wake::Timeout
         })
     }
+}
+
+/// The first SIGINT or SIGTERM that [`stop_gently`] saw (its number; 0 before one came).
+static ASKED: AtomicI32 = AtomicI32::new(0);
+
+/// Watches SIGINT and SIGTERM from a thread of its own, for work that ends in its own time
+/// (bench ends its load, then prints what ran): the first is only noted, for
+/// [`stop_asked`]; a second ends the process at once, after `last` (the clean-up that
+/// cannot wait), with the first's exit status. Call before starting any other thread.
+pub(crate) fn stop_gently(last: impl Fn() + Send + 'static) -> Result<()> {
+    let shutdown = Shutdown::install()?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while let Ok(got) = shutdown.wait_signal(None) {
+                let Some(signal) = got else { continue };
+                match stop_asked() {
+                    None => ASKED.store(signal as i32, Ordering::SeqCst),
+                    Some(first) => {
+                        last();
+                        // Not eprintln: stderr may be a closed pipe, and the exit must come.
+                        let line = format!("netecho: {signal} again: stopped at once\n");
+                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                        std::process::exit(exit_status(first).into());
+                    }
+                }
+            }
+        })
+        .context("cannot start the thread that watches for Ctrl-C")?;
+    Ok(())
+}
+
+/// The stop signal [`stop_gently`] noted, if one came.
+pub(crate) fn stop_asked() -> Option<Signal> {
+    match ASKED.load(Ordering::SeqCst) {
+        0 => None,
+        n => Signal::try_from(n).ok(),
+    }
+}
+
+/// The exit status of a process that `signal` stopped, as a shell reports one it killed:
+/// 128 + its number (130 for SIGINT, 143 for SIGTERM).
+pub(crate) fn exit_status(signal: Signal) -> u8 {
+    128 + signal as u8
 }
 
 /// Narrates a poll(2) that woke, with what woke it: `poll([fd 4, fd 3], 100 ms) = 1 (fd 3

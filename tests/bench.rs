@@ -546,6 +546,64 @@ fn a_run_whose_stderr_was_closed_still_cleans_up_when_stopped() {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let status = common::wait_exit(&mut child, "bench, after SIGTERM,");
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(status.code(), Some(143), "{status:?}");
     assert!(!dir.exists(), "{} was left", dir.display());
+}
+
+/// `bench -d 600s ARGS` against a real server, stopped by `signal` once the server has
+/// answered a few requests: bench's exit status, stdout and stderr.
+fn stopped_bench(signal: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let server = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
+    let child = std::process::Command::new(common::bin())
+        .args(["bench", "-d", "600s"])
+        .args(args)
+        .arg(&server.addr)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-run: the server has read requests (its -v log says each read).
+    server.wait_log_count("read 64 bytes", 3);
+    common::signal(child.id(), signal);
+    // A run of 600 s not ended by the signal runs into this bound.
+    let out = common::output_within(child, "bench, after the signal,", Duration::from_secs(30));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn a_run_stopped_by_sigint_prints_the_json_of_what_ran_marked_stopped() {
+    let (code, stdout, stderr) = stopped_bench("INT", &["--format", "json"]);
+    assert_eq!(code, Some(130), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("the JSON report");
+    let run = &doc["runs"][0];
+    assert_eq!(run["stopped"], "SIGINT", "{run}");
+    assert!(run["answered"].as_u64().unwrap() > 0, "{run}");
+    assert!(run["elapsed_s"].as_f64().unwrap() < 600.0, "{run}");
+    // Requests cut short by the stop are neither lost nor a failure.
+    assert_eq!(run["lost"], 0, "{run}");
+    assert_eq!(run["failed_clients"], 0, "{run}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+}
+
+#[test]
+fn a_run_stopped_by_sigterm_says_so_under_the_table_and_in_the_csv() {
+    let (code, stdout, stderr) = stopped_bench("TERM", &[]);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stdout.starts_with("proto"), "{stdout}");
+    let note = stdout
+        .lines()
+        .find(|l| l.contains("stopped by SIGTERM after"))
+        .unwrap_or_else(|| panic!("no note of the stop under the table:\n{stdout}"));
+    assert!(note.contains("of 600 s"), "{note}");
+    let (code, stdout, stderr) = stopped_bench("TERM", &["--format", "csv"]);
+    assert_eq!(code, Some(143), "{stderr}");
+    let mut rows = stdout.lines();
+    let head: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let row: Vec<&str> = rows.next().expect("a row of what ran").split(',').collect();
+    let at = head
+        .iter()
+        .position(|h| *h == "stopped")
+        .expect("a stopped column");
+    assert_eq!(row[at], "SIGTERM", "{stdout}");
 }

@@ -186,3 +186,43 @@ fn a_counted_run_reports_every_interval_over_time_and_adds_up() {
     }
     assert_eq!(sent, 10000, "{text}");
 }
+
+#[test]
+fn a_run_stopped_by_sigterm_ends_with_its_summary_line_and_cleans_up() {
+    // bench's own server (a Unix socket in a directory of its own), for 600 s.
+    let tmp = common::tempdir();
+    let mut child = Command::new(bin())
+        .args([
+            "bench", "--proto", "unix", "-d", "600s", "--format", "ndjson",
+        ])
+        .args(["--interval", "200ms"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = tmp.path().join(format!("netecho-{}", child.id()));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Mid-run: an interval came out.
+    let first = lines.recv_timeout(STEP * 2).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("no interval line within {:?}", STEP * 2)
+    });
+    common::signal(child.id(), "TERM");
+    let status = common::wait_exit_within(&mut child, "bench, after SIGTERM,", STEP);
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let mut all = vec![first];
+    all.extend(lines.recv_timeout(STEP).into_iter().chain(lines.iter()));
+    let summary: serde_json::Value =
+        serde_json::from_str(all.last().unwrap()).expect("a JSON object");
+    assert_eq!(summary["type"], "summary", "{all:?}");
+    assert_eq!(summary["stopped"], "SIGTERM", "{summary}");
+    assert!(summary["answered"].as_u64().unwrap() > 0, "{summary}");
+    assert!(!dir.exists(), "{} was left", dir.display());
+}

@@ -42,6 +42,14 @@ pub(crate) fn stopping() -> bool {
 impl LocalServers {
     /// Creates the directory and arranges for SIGINT and SIGTERM to clean up before exiting.
     pub(crate) fn new() -> Result<LocalServers> {
+        let servers = LocalServers::unwatched()?;
+        servers.clean_up_on_signal()?;
+        Ok(servers)
+    }
+
+    /// Creates the directory, and leaves SIGINT and SIGTERM to the caller, who calls
+    /// [`LocalServers::stopper`] if the process must end before they are dropped.
+    pub(crate) fn unwatched() -> Result<LocalServers> {
         remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
         std::fs::create_dir(&dir)
@@ -49,26 +57,32 @@ impl LocalServers {
         // The mark a later run looks for before it clears this directory (remove_stale_dirs).
         std::fs::write(dir.join(MARK), marked(std::process::id()))
             .with_context(|| format!("write {}", dir.join(MARK).display()))?;
-        let children = Arc::new(Mutex::new(Vec::new()));
-        let servers = LocalServers {
+        Ok(LocalServers {
             dir,
-            children,
+            children: Arc::default(),
             namespaces: Arc::default(),
-        };
-        servers.clean_up_on_signal()?;
-        Ok(servers)
+        })
+    }
+
+    /// What stops every server and removes the directory, for a process about to end
+    /// without dropping these (a second Ctrl-C).
+    pub(crate) fn stopper(&self) -> impl Fn() + Send + 'static {
+        let (dir, children) = (self.dir.clone(), Arc::clone(&self.children));
+        let namespaces = Arc::clone(&self.namespaces);
+        move || {
+            STOPPING.store(true, Ordering::SeqCst);
+            stop_all(&children, &dir, &namespaces);
+        }
     }
 
     fn clean_up_on_signal(&self) -> Result<()> {
         let shutdown = Shutdown::install()?;
-        let (dir, children) = (self.dir.clone(), Arc::clone(&self.children));
-        let namespaces = Arc::clone(&self.namespaces);
+        let (dir, stop) = (self.dir.clone(), self.stopper());
         std::thread::Builder::new()
             .name("cleanup".into())
             .spawn(move || {
                 if let Ok(Some(signal)) = shutdown.wait_signal(None) {
-                    STOPPING.store(true, Ordering::SeqCst);
-                    stop_all(&children, &dir, &namespaces);
+                    stop();
                     let mut err = std::io::stderr();
                     let line = format!("netecho: stopped by {signal}; removed {}", dir.display());
                     let _ = writeln!(err, "{line}");

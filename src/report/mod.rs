@@ -88,7 +88,7 @@ pub(crate) fn columns() -> Vec<Column<Run>> {
 /// Every column of a run in the CSV: the table's, then the rest of the JSON's fields.
 pub(crate) fn csv_columns() -> Vec<Column<Run>> {
     let mut all = columns();
-    all.extend::<[Column<Run>; 15]>([
+    all.extend::<[Column<Run>; 16]>([
         Column::right("duration_s", |r| {
             r.duration_s.map_or(String::new(), |d| d.to_string())
         }),
@@ -117,6 +117,7 @@ pub(crate) fn csv_columns() -> Vec<Column<Run>> {
                     .unwrap_or_default()
             })
         }),
+        Column::left("stopped", |r| r.stopped.clone().unwrap_or_default()),
     ]);
     all
 }
@@ -164,9 +165,10 @@ pub(crate) fn render(format: Format, runs: &[Run]) -> String {
 /// Renders `runs` in `format` as bench prints them: the table in `layout`, every other
 /// format with the run's metadata.
 pub(crate) fn report(format: Format, layout: Layout, runs: &[Run], meta: &Meta) -> String {
+    let stops = || table::notes(runs.iter().filter_map(Run::stop_note));
     match (format, layout) {
-        (Format::Table, Layout::Wide) => table::render(&columns(), runs),
-        (Format::Table, Layout::Narrow) => narrow(runs),
+        (Format::Table, Layout::Wide) => table::render(&columns(), runs) + &stops(),
+        (Format::Table, Layout::Narrow) => narrow(runs) + &stops(),
         (Format::Json, _) => json::render(runs, Some(meta)),
         (Format::Csv, _) => csv::render_with(&csv_columns(), runs, &meta.fields()),
         (Format::Ndjson, _) => ndjson::render(runs, Some(meta)),

@@ -126,6 +126,31 @@ pub(crate) struct Run {
     pub send_errors: u64,
     /// What explains most of the loss (null: nothing lost).
     pub loss_cause: Option<Cause>,
+    /// The signal that stopped the run before its end ("SIGINT"); absent from a whole run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl Run {
+    /// Under a table, for a run a signal stopped: "tcp: stopped by SIGINT after 2.5 s of
+    /// 10 s; the numbers are of what ran".
+    pub(crate) fn stop_note(&self) -> Option<String> {
+        let signal = self.stopped.as_ref()?;
+        let of = match (self.duration_s, self.count) {
+            (Some(d), _) => format!(" of {} s", round(d, 1)),
+            (None, Some(n)) => format!(
+                " ({} of {} requests sent)",
+                self.sent,
+                n * self.clients as u64
+            ),
+            (None, None) => String::new(),
+        };
+        Some(format!(
+            "{}: stopped by {signal} after {} s{of}; the numbers are of what ran",
+            self.proto,
+            round(self.elapsed_s, 1)
+        ))
+    }
 }
 
 /// What all of a run's threads did in one interval of it (`bench --interval`).

@@ -41,6 +41,7 @@ fn run() -> Run {
         rcvbuf_errors: Some(0),
         send_errors: 0,
         loss_cause: Some(Cause::Unseen),
+        stopped: None,
     }
 }
 
@@ -57,9 +58,9 @@ udp    [::1]:3234        2    64       1             997      0.06     10.5     
 fn csv() {
     let expected = "\
 proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
-duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped
 udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
-1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,
 ";
     assert_eq!(render(Format::Csv, &[run()]), expected);
     let mut odd = run();
@@ -120,9 +121,9 @@ fn csv_quotes_a_field_with_a_comma_or_a_quote() {
     odd.address = "/tmp/a,\"b\".sock".into();
     let expected = "\
 proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
-duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped
 udp,\"/tmp/a,\"\"b\"\".sock\",2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
-1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,
 ";
     assert_eq!(render(Format::Csv, &[odd]), expected);
 }
@@ -375,14 +376,12 @@ csv for every column
     assert_eq!(json["runs"][0]["proto"], "udp");
     let csv = report(Format::Csv, Layout::Narrow, &[run()], &meta());
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(
-        lines[0].ends_with(
-            ",loss_cause,netecho_version,host,kernel,cores,date_utc,command,param_clients"
-        )
-    );
+    assert!(lines[0].ends_with(
+        ",loss_cause,stopped,netecho_version,host,kernel,cores,date_utc,command,param_clients"
+    ));
     assert!(
         lines[1].ends_with(
-            ",unseen,0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho bench -c 2,2"
+            ",unseen,,0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho bench -c 2,2"
         )
     );
     let line = report(Format::Ndjson, Layout::Narrow, &[run()], &meta());
@@ -392,8 +391,49 @@ csv for every column
 }
 
 #[test]
+fn a_stopped_run_is_marked_in_every_format() {
+    let mut r = run();
+    r.stopped = Some("SIGINT".into());
+    r.elapsed_s = 2.513;
+    r.duration_s = Some(10.0);
+    let runs = std::slice::from_ref(&r);
+    let table = report(Format::Table, Layout::Narrow, runs, &meta());
+    assert!(
+        table.ends_with(
+            "- udp: stopped by SIGINT after 2.5 s of 10 s; the numbers are of what ran\n"
+        ),
+        "{table}"
+    );
+    let wide = report(Format::Table, Layout::Wide, runs, &meta());
+    assert!(
+        wide.contains("stopped by SIGINT after 2.5 s of 10 s"),
+        "{wide}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report(Format::Json, Layout::Narrow, runs, &meta())).unwrap();
+    assert_eq!(json["runs"][0]["stopped"], "SIGINT");
+    let line = report(Format::Ndjson, Layout::Narrow, runs, &meta());
+    let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(summary["stopped"], "SIGINT");
+    let csv = report(Format::Csv, Layout::Narrow, runs, &meta());
+    assert!(csv.contains(",unseen,SIGINT,0.1.0,"), "{csv}");
+    // A run that ran whole says nothing of stopping, in the JSON or under the table.
+    let whole = report(Format::Json, Layout::Narrow, &[run()], &meta());
+    assert!(!whole.contains("stopped"), "{whole}");
+    r.duration_s = None;
+    r.count = Some(1000);
+    assert_eq!(
+        r.stop_note().unwrap(),
+        "udp: stopped by SIGINT after 2.5 s (1000 of 2000 requests sent); the numbers are of \
+         what ran"
+    );
+}
+
+#[test]
 fn the_csv_has_every_field_of_the_json() {
-    let json: serde_json::Value = serde_json::from_str(&render(Format::Json, &[run()])).unwrap();
+    let mut r = run();
+    r.stopped = Some("SIGTERM".into());
+    let json: serde_json::Value = serde_json::from_str(&render(Format::Json, &[r])).unwrap();
     let csv = render(Format::Csv, &[run()]);
     let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for (name, value) in json["runs"][0].as_object().unwrap() {

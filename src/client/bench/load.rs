@@ -45,6 +45,9 @@ const LOSS_CHECK: Duration = Duration::from_millis(20);
 /// How long a load thread waits for news before it checks the clock (the run's end, loss
 /// timeouts, intervals): epoll_wait's timeout, or a lone client's SO_RCVTIMEO.
 const TICK: Duration = Duration::from_millis(10);
+/// After a stop signal (Ctrl-C), how long replies still in flight are awaited: the report of
+/// what ran comes a moment after the signal, whatever --timeout says.
+const STOP_DRAIN: Duration = Duration::from_secs(1);
 /// The most request bytes in flight that a lone stream client sends on a blocking socket: it
 /// does not read while it sends, so everything in flight must fit in the socket buffers.
 const BLOCKING_STREAM_MAX: usize = 16 * 1024;
@@ -534,6 +537,9 @@ struct Runner<'a> {
     buf: Vec<u8>,
     /// A lone client on a blocking socket (see [`Runner::blocks`]).
     blocking: bool,
+    /// When this thread saw a stop signal: nothing more is sent, what is in flight is
+    /// awaited for [`STOP_DRAIN`], and a client failing then is not counted.
+    stopped_at: Option<Instant>,
 }
 
 impl<'a> Runner<'a> {
@@ -608,6 +614,7 @@ impl<'a> Runner<'a> {
             // A stream's replies are read in large pieces: fewer system calls per byte.
             buf: vec![0u8; MAX_MESSAGE.max(spec.size).max(STREAM_READ)],
             blocking,
+            stopped_at: None,
         })
     }
 
@@ -618,9 +625,10 @@ impl<'a> Runner<'a> {
             Limit::Count(_) => None,
         };
         if self.spec.idle {
-            thread::sleep(stop_at.map_or(Duration::ZERO, |t| {
-                t.saturating_duration_since(Instant::now())
-            }));
+            // Held until the time is up, or a stop signal comes.
+            while stop_at.is_some_and(|t| Instant::now() < t) && !self.stop_seen() {
+                thread::sleep(TICK);
+            }
             return Ok(self.result);
         }
         let length = match self.spec.limit {
@@ -668,9 +676,10 @@ impl<'a> Runner<'a> {
     /// Whether the run goes on. Once its time is up every client stops sending; it ends
     /// when nothing is in flight, or one loss timeout after the last send (what is still
     /// in flight then is lost).
+    /// A stop signal ends the run as its time would, with a drain of [`STOP_DRAIN`] at most.
     fn goes_on(&mut self, stop_at: Option<Instant>) -> bool {
         let now = Instant::now();
-        if stop_at.is_some_and(|t| now >= t) {
+        if stop_at.is_some_and(|t| now >= t) || self.stop_seen() {
             for client in &mut self.clients {
                 client.done = true;
             }
@@ -680,13 +689,31 @@ impl<'a> Runner<'a> {
         if all_done && !in_flight {
             return false;
         }
+        let drained = |since: Instant, drain: Duration| now > since + drain;
+        if let Some(t) = self.stopped_at
+            && drained(t, STOP_DRAIN)
+        {
+            // Cut short by the user: what is still in flight is neither lost nor a failure.
+            for client in &mut self.clients {
+                client.in_flight.clear();
+            }
+            return false;
+        }
         if let Some(t) = stop_at
-            && now > t + self.spec.drain()
+            && drained(t, self.spec.drain())
         {
             self.give_up_in_flight();
             return false;
         }
         true
+    }
+
+    /// Whether a stop signal came (SIGINT, SIGTERM); notes when this thread first saw it.
+    fn stop_seen(&mut self) -> bool {
+        if self.stopped_at.is_none() && crate::signal::stop_asked().is_some() {
+            self.stopped_at = Some(Instant::now());
+        }
+        self.stopped_at.is_some()
     }
 
     /// Waits a tick at most for readiness, and serves each client that is ready.
@@ -1084,6 +1111,11 @@ impl<'a> Runner<'a> {
         let _ = self.epoll.delete(client.conn.as_fd());
         client.done = true;
         client.in_flight.clear();
+        // After a stop signal, a failure is the stop's (a local server stopped by the same
+        // Ctrl-C), not the server's.
+        if self.stopped_at.is_some() {
+            return;
+        }
         self.result.failed_clients += 1;
         if self.result.first_error.is_none() {
             let err = socket_error(call, &self.spec.target, &err);

@@ -8,6 +8,7 @@ pub(crate) mod summary;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +22,7 @@ use crate::report;
 use crate::report::progress::Progress;
 use crate::report::{Format, Layout, Meta};
 use crate::service::echo::Transform;
+use crate::signal;
 use crate::transport::SocketOptions;
 use crate::transport::framing::Framing;
 use crate::transport::quic::QuicMode;
@@ -113,13 +115,19 @@ impl BenchConfig {
     }
 }
 
-pub(crate) fn run(args: BenchConfig) -> Result<()> {
+/// Runs every measurement and prints the report; a stop signal ends the run under way, and
+/// the report holds what ran, marked as stopped (exit status 130 or 143).
+pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
     // Local servers (and their temporary directory) live for the whole run.
     let mut local = None;
     let targets = match &args.servers {
-        Servers::Given(targets) => targets.clone(),
+        Servers::Given(targets) => {
+            signal::stop_gently(|| {})?;
+            targets.clone()
+        }
         Servers::Local(protos) => {
-            let servers = local.insert(LocalServers::new()?);
+            let servers = local.insert(LocalServers::unwatched()?);
+            signal::stop_gently(servers.stopper())?;
             start_local(servers, protos, args.framing.name(), args.opts.quic.mode)?
         }
     };
@@ -129,11 +137,20 @@ pub(crate) fn run(args: BenchConfig) -> Result<()> {
     let mut latencies = Vec::new();
     let mut problems = Vec::new();
     for target in targets {
+        if signal::stop_asked().is_some() {
+            break;
+        }
         let spec = args.spec(target);
-        let result = measure(&spec, every)?;
+        let result = match measure(&spec, every) {
+            Ok(result) => result,
+            // A stop that failed the run (a local server stopped by the same Ctrl-C as we
+            // were): the report holds the runs before it.
+            Err(_) if signal::stop_asked().is_some() => break,
+            Err(e) => return Err(e),
+        };
         warn_of_loss(&spec, &result);
         problems.extend(problems_in(&spec, &result));
-        runs.push(summary::run(&spec, &result));
+        runs.push(summary::run(&spec, &result, signal::stop_asked()));
         if every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
             print(&report::ndjson::render(
@@ -154,10 +171,18 @@ pub(crate) fn run(args: BenchConfig) -> Result<()> {
     if every.is_none() {
         print(&report::report(args.format, args.layout, &runs, &meta))?;
     }
+    if let Some(signal) = signal::stop_asked() {
+        // Said, but the exit status is the signal's, as for any stopped command.
+        for problem in &problems {
+            warn!("{problem}");
+        }
+        warn!("stopped by {signal}; the report holds what ran until then");
+        return Ok(ExitCode::from(signal::exit_status(signal)));
+    }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every setting of the run by name, for the reports' metadata.

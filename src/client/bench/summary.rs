@@ -3,11 +3,12 @@
 
 use crate::report::run::round;
 use crate::report::{Percentiles, Run};
+use crate::signal::Signal;
 
 use super::load::{Limit, LoadResult, LoadSpec};
 
-/// The run of `spec` that produced `r`.
-pub(crate) fn run(spec: &LoadSpec, r: &LoadResult) -> Run {
+/// The run of `spec` that produced `r`, which `stopped` ended early if given.
+pub(crate) fn run(spec: &LoadSpec, r: &LoadResult, stopped: Option<Signal>) -> Run {
     Run {
         proto: spec.target.proto.to_string(),
         address: spec.target.addr.to_string(),
@@ -40,5 +41,6 @@ pub(crate) fn run(spec: &LoadSpec, r: &LoadResult) -> Run {
         rcvbuf_errors: r.machine.map(|m| m.rcvbuf_errors),
         send_errors: r.send_errors,
         loss_cause: r.loss().cause(),
+        stopped: stopped.map(|s| s.to_string()),
     }
 }
