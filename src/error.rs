@@ -316,6 +316,17 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
             "there is no route to that host; check the address"
         }
         (_, Some(Errno::ETIMEDOUT)) => "the host did not answer; check the address",
+        // send and recv are said of a client's calls only: the peer is a server.
+        (Call::Send, Some(Errno::EPIPE)) => {
+            "the server closed the connection while data was still being sent to it (it was \
+             stopped, or ended the connection on purpose): check that it is still running, \
+             and its log for why"
+        }
+        (Call::Send | Call::Recv, Some(Errno::ECONNRESET)) => {
+            "the server reset the connection (RST): it closed with bytes sent to it still \
+             unread, or aborted it (it was stopped, or ended the connection on purpose): check \
+             that it is still running, and its log for why"
+        }
         (_, Some(Errno::ECONNRESET)) => "the peer reset the connection",
         (_, Some(Errno::EMSGSIZE)) => "the message is too large for this socket; send less",
         (_, Some(Errno::EMFILE | Errno::ENFILE)) => {

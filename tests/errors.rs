@@ -803,6 +803,34 @@ fn malformed_durations_and_numbers_are_usage_errors() {
 }
 
 #[test]
+fn a_server_stopped_under_a_streaming_send_is_named_with_advice() {
+    let server = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
+    let mut send = std::process::Command::new(common::bin())
+        .args(["send", &server.addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `yes |`: lines for as long as send takes them.
+    let mut input = send.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let lines = b"y\n".repeat(4096);
+        while std::io::Write::write_all(&mut input, &lines).is_ok() {}
+    });
+    server.wait_log(": read ");
+    server.stop("TERM");
+    let out = common::output_within(send, "send, after its server stopped,", common::STEP);
+    let _ = feeder.join();
+    // EPIPE, or ECONNRESET when the server closed with lines unread: the advice either way.
+    let line = fails(&out, 1);
+    assert_mentions(
+        &line,
+        &["check that it is still running, and its log for why"],
+    );
+}
+
+#[test]
 fn a_usage_error_sends_nothing() {
     // A silent peer sees no datagram when the command line is wrong after the address.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
