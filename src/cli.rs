@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::os::unix::ffi::OsStrExt;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::choice::{Choice, UnknownChoice};
 use crate::client::bench::load::Limit;
@@ -80,6 +80,35 @@ pub(crate) struct Cli {
     pub family: FamilyArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The command line as parsed: every duration flag takes a value that starts with a
+    /// dash, so `--timeout -1s` hears from the duration parser why (a duration is more than
+    /// 0), not clap's "unexpected argument '-1'". A message after `--` is left as it is.
+    pub(crate) fn parsed_from(raw: &[OsString]) -> Result<Cli, clap::Error> {
+        let mut matches = durations_take_a_dash(Cli::command()).try_get_matches_from(raw)?;
+        Cli::from_arg_matches_mut(&mut matches)
+    }
+}
+
+/// `cmd` and its subcommands with every duration flag taking a value that starts with a dash.
+fn durations_take_a_dash(cmd: clap::Command) -> clap::Command {
+    use std::any::TypeId;
+    let durations = [
+        TypeId::of::<Duration>(),
+        TypeId::of::<TimeLimit>(),
+        TypeId::of::<Directed<Duration>>(),
+    ];
+    cmd.mut_args(|arg| {
+        let parses = arg.get_value_parser().type_id();
+        if durations.iter().any(|t| parses == *t) {
+            arg.allow_hyphen_values(true)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(durations_take_a_dash)
 }
 
 /// Where -v, -q, -4 and -6 stand in every subcommand's help: after its own flags, together

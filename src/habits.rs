@@ -7,8 +7,8 @@
 use std::error::Error as _;
 use std::ffi::OsString;
 
+use clap::CommandFactory;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
 
@@ -478,7 +478,7 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
 /// one line (wrapped on a terminal) and exit code 2; `--help` and `--version` print as clap prints them.
 pub(crate) fn parse() -> Cli {
     let raw: Vec<OsString> = std::env::args_os().collect();
-    match Cli::try_parse_from(&raw) {
+    match Cli::parsed_from(&raw) {
         Ok(cli) => {
             if let Some(line) = misplaced(&cli, &raw) {
                 crate::logging::error(&line);
@@ -806,6 +806,7 @@ fn explain(err: &clap::Error, command: Option<&str>, words: &[&str]) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn a_habit_gets_one_line_naming_the_netecho_way() {

@@ -121,7 +121,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         ("h", 3600.0),
     ];
     let zero = || format!("{t}: a duration here is more than 0, e.g. 500ms or 2s");
-    if t.parse::<f64>().is_ok_and(|v| v == 0.0) {
+    if t.starts_with('-') || t.parse::<f64>().is_ok_and(|v| v == 0.0) {
         return Err(zero());
     }
     if !t.is_empty() && t.parse::<f64>().is_ok() {
@@ -196,7 +196,7 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
-        for zero in ["0s", "0ms", "0"] {
+        for zero in ["0s", "0ms", "0", "-1s", "-1", "-0.5ms"] {
             assert!(
                 parse_duration(zero).unwrap_err().contains("more than 0"),
                 "{zero}"

@@ -803,6 +803,25 @@ fn malformed_durations_and_numbers_are_usage_errors() {
 }
 
 #[test]
+fn a_negative_duration_gets_the_duration_line_from_every_command() {
+    let cases: [&[&str]; 5] = [
+        &["send", "--timeout", "-1s", "127.0.0.1:5", "x"],
+        &["bench", "--timeout", "-1s", "127.0.0.1:5"],
+        &["bench", "-t", "-2s", "127.0.0.1:5"],
+        &["ping", "--timeout", "-1s", "127.0.0.1"],
+        &["serve", "--idle-timeout", "-500ms", "--addr", "127.0.0.1:0"],
+    ];
+    for args in cases {
+        let line = error_of(args, 2);
+        assert_mentions(&line, &["a duration here is more than 0"]);
+    }
+    // A message word that starts with a dash is still a message.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let out = netecho(&["send", &server.addr, "--", "-1s"], b"");
+    assert_eq!(ok(&out), "-1S\n");
+}
+
+#[test]
 fn a_server_stopped_under_a_streaming_send_is_named_with_advice() {
     let server = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
     let mut send = std::process::Command::new(common::bin())
