@@ -902,9 +902,14 @@ pub(crate) struct BenchArgs {
     /// a sender slower than the receiver, which datagram loss to a full buffer calls for
     #[arg(long, short_alias = 'b', value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
-    /// Also draw the latency distribution of every run into this SVG file
+    /// Also draw the latency distribution of every run into this SVG file (checked before
+    /// the run; an existing file is kept unless --force)
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// Replace the --plot file if it exists (a regular file or a symlink itself, never the
+    /// file a symlink points to, nor a device or FIFO)
+    #[arg(long)]
+    pub force: bool,
     /// The table with every column and the address on one long line per run (the default
     /// fits 80 columns)
     #[arg(long)]
@@ -955,7 +960,9 @@ pub(crate) struct GetArgs {
     /// NAME, when `get HOST PORT NAME` put the port where NAME goes
     #[arg(hide = true)]
     pub after_port: Option<String>,
-    /// Where to write it [default: the name's last part, in this directory]
+    /// Where to write it [default: the name's last part, in this directory]; `-` writes to
+    /// standard output as the bytes come, the hash checked at the end (a mismatch: one error
+    /// line and a non-zero exit after the bytes, as curl)
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<std::path::PathBuf>,
     /// Replace OUT if it exists (a regular file only, never a device, FIFO or directory)
@@ -1031,7 +1038,8 @@ pub(crate) struct LabArgs {
     /// Output: an aligned table with explanations, JSON or CSV
     #[arg(long, value_parser = choice_hiding::<Format>(&["ndjson"]), default_value = Format::Table.name())]
     pub format: Format,
-    /// Also draw the latency distribution of every protocol into this SVG file
+    /// Also draw the latency distribution of every protocol into this SVG file (an existing
+    /// file is kept unless --force)
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
     /// The table on one long line per row, every column, sentences under the table (the
@@ -1039,9 +1047,14 @@ pub(crate) struct LabArgs {
     #[arg(long)]
     pub wide: bool,
     /// Also write the whole report as one self-contained HTML page (table, sentences, plot,
-    /// boundaries, metadata, command)
+    /// boundaries, metadata, command; an existing file is kept unless --force)
     #[arg(long, value_name = "FILE.html")]
     pub html: Option<std::path::PathBuf>,
+    /// Replace the --plot and --html files if they exist (a regular file or a symlink itself,
+    /// never the file a symlink points to, nor a device or FIFO); both paths are checked
+    /// before the run
+    #[arg(long)]
+    pub force: bool,
     /// The server models (iterative, threads, event, fork, uring) side by side over tcp, with
     /// one client and with many, instead of the protocols
     #[arg(long, conflicts_with = "netns")]
@@ -1362,6 +1375,7 @@ impl BenchArgs {
             },
             every,
             plot: self.plot.clone(),
+            force: self.force,
         })
     }
 
@@ -1950,6 +1964,7 @@ impl LabArgs {
             },
             plot: self.plot.clone(),
             html: self.html.clone(),
+            force: self.force,
             models: self.models,
             netns: self.netns.then(|| NetnsConfig {
                 loss: self.loss.unwrap_or(0.0),

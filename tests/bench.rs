@@ -504,7 +504,7 @@ fn a_run_clears_only_what_a_killed_run_marked_and_never_a_users_own_directory() 
     std::fs::write(users.join("important/data.txt"), "precious").unwrap();
     // What a killed run left: its mark and a socket file.
     let pid = gone_pid();
-    let left = tmp.path().join(format!("netecho-{pid}"));
+    let left = tmp.path().join("netecho-Xq3zLw");
     std::fs::create_dir(&left).unwrap();
     std::fs::write(
         left.join(".netecho-run"),
@@ -535,13 +535,9 @@ fn a_run_whose_stderr_was_closed_still_cleans_up_when_stopped() {
     let mut child = unix_bench_in(tmp.path(), &["60s", "-v"]);
     // Its reader gone, every log line meets a closed pipe (as under `| head`).
     drop(child.stderr.take());
-    let dir = tmp.path().join(format!("netecho-{}", child.id()));
-    for _ in 0..200 {
-        if dir.join("unix.sock").exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let dir = common::eventually("the run's socket", || {
+        common::run_dir(tmp.path(), child.id()).filter(|dir| dir.join("unix.sock").exists())
+    });
     std::thread::sleep(Duration::from_millis(300));
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -606,4 +602,82 @@ fn a_run_stopped_by_sigterm_says_so_under_the_table_and_in_the_csv() {
         .position(|h| *h == "stopped")
         .expect("a stopped column");
     assert_eq!(row[at], "SIGTERM", "{stdout}");
+}
+
+#[test]
+fn plot_never_writes_through_a_symlink_nor_over_a_file_unless_forced() {
+    let planted = common::Planted::new();
+    let run = |plot: &str, force: bool| {
+        let path = planted.at(plot);
+        let mut args = vec!["bench", "--proto", "unix", "--clients", "1"];
+        args.extend(["--duration", "1s", "--plot", path.to_str().unwrap()]);
+        args.extend(force.then_some("--force"));
+        netecho(&args, b"")
+    };
+    for plot in ["link", "dangling", "mine"] {
+        let line = common::fails(&run(plot, false), 1);
+        assert!(line.contains("already exists"), "{plot}: {line}");
+        assert!(line.contains("--force"), "{plot}: {line}");
+    }
+    planted.untouched();
+    let mine = std::fs::read_to_string(planted.at("mine")).unwrap();
+    assert_eq!(mine, "my own work");
+    // --force replaces the file, and a symlink itself, never what it points to.
+    for plot in ["mine", "link"] {
+        ok(&run(plot, true));
+        let meta = std::fs::symlink_metadata(planted.at(plot)).unwrap();
+        assert!(meta.file_type().is_file(), "{plot}: {meta:?}");
+        let svg = std::fs::read_to_string(planted.at(plot)).unwrap();
+        assert!(svg.contains("<svg"), "{plot}: {svg}");
+    }
+    planted.untouched();
+}
+
+#[test]
+fn a_plot_into_a_missing_directory_fails_before_anything_is_measured() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let dir = common::tempdir();
+    let plot = dir.path().join("missing").join("b.svg");
+    let args = ["bench", &addr, "--duration", "30s", "--plot"];
+    let out = netecho(&[&args[..], &[plot.to_str().unwrap()]].concat(), b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("does not exist; create it"), "{line}");
+    assert!(
+        listener.accept().is_err(),
+        "bench connected before checking --plot"
+    );
+}
+
+#[test]
+fn a_runs_directory_is_private_and_its_name_unpredictable_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = common::tempdir();
+    let script = format!(
+        "umask 000; exec {} bench --proto unix --clients 1 --duration 60s",
+        common::bin()
+    );
+    // Killed when dropped, should an assertion fail first.
+    let mut run = common::Peer(
+        std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = run.0.id();
+    // Not netecho-PID, which another user could make first.
+    let dir = common::eventually("the run's socket in netecho-XXXXXX", || {
+        common::run_dir(tmp.path(), pid).filter(|dir| dir.join("unix.sock").exists())
+    });
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    common::signal(pid, "TERM");
+    common::wait_exit(&mut run.0, "bench, after SIGTERM,");
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert_ne!(name, format!("netecho-{pid}"));
+    assert_eq!(name.len(), "netecho-XXXXXX".len(), "{name}");
 }

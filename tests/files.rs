@@ -309,6 +309,78 @@ fn an_existing_output_is_kept_unless_forced() {
     }
 }
 
+/// `get ARGS` run in `cwd` with its stdout into the file `into`.
+fn get_into(cwd: &Path, args: &[&str], into: &Path) -> std::process::Output {
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.current_dir(cwd).arg("get").args(args);
+    let out = common::run(&mut cmd, b"");
+    fs::write(into, &out.stdout).unwrap();
+    out
+}
+
+#[test]
+fn get_o_dash_writes_the_file_to_stdout_and_never_a_file_named_dash() {
+    let (root, cwd, sockdir, mine) = (tempdir(), tempdir(), tempdir(), tempdir());
+    let file = root.path().join("bin.dat");
+    fs::write(&file, random_bytes(300_000, 3)).unwrap();
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        let got = mine.path().join(format!("{proto}.out"));
+        let args = ["--proto", proto, &server.addr, "bin.dat", "-o", "-"];
+        ok(&get_into(cwd.path(), &args, &got));
+        let cmp = std::process::Command::new("cmp")
+            .args([&file, &got])
+            .status()
+            .unwrap();
+        assert!(cmp.success(), "{proto}: stdout differs from the file");
+        assert!(listing(cwd.path()).is_empty(), "{:?}", listing(cwd.path()));
+    }
+    // A wrong hash: the bytes went out, then one error line and a non-zero exit.
+    let mut wrong_hash = frame(b"OK 10");
+    wrong_hash.extend(frame(b"0123456789"));
+    wrong_hash.extend(frame(b""));
+    wrong_hash.extend(frame(blake3::hash(b"something else").as_bytes()));
+    let (addr, server) = fake_server(wrong_hash);
+    let got = mine.path().join("wrong.out");
+    let line = fails(&get_into(cwd.path(), &[&addr, "f", "-o", "-"], &got), 1);
+    server.join().unwrap();
+    assert!(line.contains("BLAKE3 mismatch"), "{line}");
+    assert_eq!(fs::read(&got).unwrap(), b"0123456789");
+    assert!(listing(cwd.path()).is_empty(), "{:?}", listing(cwd.path()));
+}
+
+#[test]
+fn dev_stdout_is_refused_at_once_with_the_advice_to_use_o_dash() {
+    let (root, cwd, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("a.txt"), b"hi").unwrap();
+    let server = file_server("tcp", sockdir.path(), root.path(), &[]);
+    // Through a pipe, and into a regular file (where /dev/stdout leads to a file, which
+    // --force would have replaced the link with).
+    let got = cwd.path().join("stdout.txt");
+    for force in [false, true] {
+        let mut args = vec![server.addr.as_str(), "a.txt", "-o", "/dev/stdout"];
+        args.extend(force.then_some("--force"));
+        let line = fails(&netecho(&[&["get"], &args[..]].concat(), b""), 1);
+        assert!(line.contains("give -o - for standard output"), "{line}");
+        assert!(!line.contains("add --force"), "{line}");
+        if !force {
+            let file = fs::File::create(&got).unwrap();
+            let mut child = std::process::Command::new(common::bin())
+                .arg("get")
+                .args(&args)
+                .stdout(file)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let status = common::wait_exit(&mut child, "get -o /dev/stdout into a file");
+            assert_eq!(status.code(), Some(1));
+        }
+    }
+    assert!(fs::read(&got).unwrap().is_empty());
+    let link = fs::symlink_metadata("/dev/stdout").unwrap();
+    assert!(link.file_type().is_symlink(), "/dev/stdout was replaced");
+}
+
 #[test]
 fn uploads_need_upload_and_never_replace_a_served_file() {
     let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());

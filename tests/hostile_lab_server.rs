@@ -229,7 +229,11 @@ fn a_bad_output_path_is_said_before_the_lab_server_is_asked_for_a_turn() {
             missing.to_str().unwrap(),
             "does not exist; create it",
         ),
-        ("--plot", &folder, "a directory; give a file name"),
+        (
+            "--plot",
+            &folder,
+            "is a directory: give --plot the file's own path",
+        ),
     ] {
         let out = common::netecho(&["lab", "--quick", flag, path, &control], b"");
         let line = common::fails(&out, 1);

@@ -121,7 +121,15 @@ fn lab_draws_a_well_formed_plot() {
     let _turn = one_lab_at_a_time();
     let dir = common::tempdir();
     let path = dir.path().join("latency.svg");
-    let out = lab(&["lab", "--quick", "--plot", path.to_str().unwrap()]);
+    // An older plot there: replaced, as asked.
+    std::fs::write(&path, "last week's plot").unwrap();
+    let out = lab(&[
+        "lab",
+        "--quick",
+        "--force",
+        "--plot",
+        path.to_str().unwrap(),
+    ]);
     let table = ok(&out);
     assert!(table.contains("unix-seqpacket"), "{table}");
     assert!(table.contains("Message boundaries"), "{table}");
@@ -138,31 +146,56 @@ fn lab_draws_a_well_formed_plot() {
     assert_eq!(curves, if raw { 11 } else { 9 }, "one curve per protocol");
 }
 
-/// The temporary directory a lab process makes.
-fn lab_dir(pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("netecho-{pid}"))
+#[test]
+fn html_and_plot_never_write_through_a_symlink_nor_over_a_file_unless_forced() {
+    let planted = common::Planted::new();
+    for (flag, name) in [
+        ("--html", "link"),
+        ("--plot", "dangling"),
+        ("--html", "mine"),
+    ] {
+        let path = planted.at(name);
+        // Refused before anything is measured: no turn needed.
+        let line = common::fails(&lab(&["lab", "--quick", flag, path.to_str().unwrap()]), 1);
+        assert!(line.contains("already exists"), "{name}: {line}");
+        assert!(line.contains(&format!("({flag}) or add --force")), "{line}");
+    }
+    planted.untouched();
+    let mine = std::fs::read_to_string(planted.at("mine")).unwrap();
+    assert_eq!(mine, "my own work");
+    let line = common::fails(
+        &lab(&["lab", "--quick", "--plot", "/dev/null", "--force"]),
+        1,
+    );
+    assert!(line.contains("not a regular file"), "{line}");
+}
+
+/// The temporary directory a lab process made, once it is there.
+fn lab_dir(pid: u32) -> Option<PathBuf> {
+    common::run_dir(&std::env::temp_dir(), pid)
 }
 
 #[test]
 fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     let _turn = one_lab_at_a_time();
     // Its stderr goes to a file, read only if it fails: nothing to drain while it runs.
-    let logs = common::tempdir();
+    let (logs, tmp) = (common::tempdir(), common::tempdir());
     let log = logs.path().join("stderr");
     let mut out = Command::new(common::bin())
         .args(["lab", "--quick"])
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let pid = out.id();
     let status = common::wait_exit_within(&mut out, "lab --quick", Duration::from_secs(60));
     assert!(
         status.success(),
         "lab --quick: {status}\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(!lab_dir(pid).exists(), "the lab left its directory behind");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "the lab left {left:?} behind");
 
     // Interrupted in the middle: the directory and the servers go too.
     let mut lab = Command::new(common::bin())
@@ -171,15 +204,7 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let dir = lab_dir(lab.id());
-    let deadline = Instant::now() + common::STEP;
-    while !dir.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the lab never made its directory"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    let dir = common::eventually("the lab's directory", || lab_dir(lab.id()));
     // In the middle: once its servers run.
     let children = common::eventually("the lab's servers", || {
         Some(common::child_pids(lab.id())).filter(|c| !c.is_empty())
@@ -232,7 +257,9 @@ fn a_lab_killed_with_sigkill_takes_its_servers_with_it() {
             .status();
     }
     // What a SIGKILL cannot clean: the next run would.
-    let _ = std::fs::remove_dir_all(lab_dir(lab.id()));
+    if let Some(dir) = lab_dir(lab.id()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     assert!(
         left.is_empty(),
         "{} of the lab's {} servers outlived it: {left:?}",
@@ -658,9 +685,8 @@ fn ctrl_c_in_the_middle_of_a_row_says_only_that_the_lab_stopped() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let dir = lab_dir(lab.id());
         common::eventually("the lab's unix row", || {
-            dir.join("unix.sock").exists().then_some(())
+            lab_dir(lab.id()).filter(|dir| dir.join("unix.sock").exists())
         });
         thread::sleep(Duration::from_millis(100));
         Command::new("kill")

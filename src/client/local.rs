@@ -3,6 +3,7 @@
 //! and on Ctrl-C.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,9 +52,17 @@ impl LocalServers {
     /// [`LocalServers::stopper`] if the process must end before they are dropped.
     pub(crate) fn unwatched() -> Result<LocalServers> {
         remove_stale_dirs();
-        let dir = std::env::temp_dir().join(format!("netecho-{}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .with_context(|| format!("create temporary directory {}", dir.display()))?;
+        // mkdtemp(3): a random name no other user can make first (it tries again while one
+        // is taken), mode 0700 whatever the umask says; no pid in it, which would cost
+        // sockets' paths bytes of the 107 they may have.
+        let template = std::env::temp_dir().join("netecho-XXXXXX");
+        let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
+            anyhow!(
+                "create a temporary directory in {}: {e}; set TMPDIR to a directory this user \
+                 may write",
+                std::env::temp_dir().display()
+            )
+        })?;
         // The mark a later run looks for before it clears this directory (remove_stale_dirs).
         std::fs::write(dir.join(MARK), marked(std::process::id()))
             .with_context(|| format!("write {}", dir.join(MARK).display()))?;
@@ -221,11 +230,14 @@ impl LocalServers {
 /// The file that marks a run's temporary directory as netecho's, and what it holds.
 const MARK: &str = ".netecho-run";
 
+/// What the mark holds: this, the run's pid, and a newline.
+const MARKED: &str = "netecho lab or bench, pid ";
+
 fn marked(pid: impl std::fmt::Display) -> String {
-    format!("netecho lab or bench, pid {pid}\n")
+    format!("{MARKED}{pid}\n")
 }
 
-/// Clears what a killed lab or bench left in the temporary directory: `netecho-PID`, this
+/// Clears what a killed lab or bench left in the temporary directory: `netecho-*`, this
 /// user's, marked by the run that made it ([`MARK`]), its process gone. SIGKILL gives a
 /// process no moment to clean up; its servers died with it (see [`spawn_for_life`]). Only
 /// socket files and the mark are removed, then the directory if it is empty: anything else
@@ -237,14 +249,15 @@ fn remove_stale_dirs() {
     };
     let me = nix::unistd::geteuid().as_raw();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("netecho-")) else {
-            continue;
-        };
-        let dir = entry.path();
         let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !ours || !entry.file_name().as_bytes().starts_with(b"netecho-") {
+            continue;
+        }
+        // The name is random: the mark says whose run it was.
+        let dir = entry.path();
         let mark = std::fs::read_to_string(dir.join(MARK)).unwrap_or_default();
-        if !ours || !pid_gone(pid) || mark != marked(pid) {
+        let pid = mark.strip_prefix(MARKED).and_then(|m| m.strip_suffix('\n'));
+        if !pid.is_some_and(pid_gone) {
             continue;
         }
         debug!("clearing {}, left by a killed run", dir.display());

@@ -11,6 +11,8 @@ use tracing::info;
 
 use crate::endpoint::{Endpoint, Target};
 use crate::files::datagram::{self, Settings};
+use crate::files::download::Download;
+use crate::files::store::{Output, Partial, check_output};
 use crate::files::{Transfer, stream};
 use crate::report::progress::Progress;
 use crate::transport::framing::Framing;
@@ -52,7 +54,8 @@ pub(crate) struct GetConfig {
     pub transfer: TransferConfig,
     /// The file's name on the server.
     pub name: String,
-    /// Where to write it; without it, the name's last part in this directory.
+    /// Where to write it (`-`: standard output); without it, the name's last part in this
+    /// directory.
     pub output: Option<PathBuf>,
     /// Replace the output file if it exists.
     pub force: bool,
@@ -106,10 +109,13 @@ fn remove_partials_on_signal() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn get(args: GetConfig) -> Result<()> {
-    remove_partials_on_signal()?;
-    let t = &args.transfer;
-    let endpoint = &t.endpoint;
+/// Where `get` writes: standard output for `-o -`, else a file checked before the server
+/// is bothered (a directory, a device, a FIFO, a file without --force are refused), and
+/// how the summary line names it.
+fn download(args: &GetConfig) -> Result<(Download, String)> {
+    if args.output.as_deref() == Some(Path::new("-")) {
+        return Ok((Download::stdout()?, "standard output".into()));
+    }
     let out = match &args.output {
         Some(out) => out.clone(),
         None => PathBuf::from(
@@ -118,9 +124,20 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
                 .ok_or_else(|| anyhow!("'{}' has no file name; give -o OUT", args.name))?,
         ),
     };
-    // Anything wrong with OUT (a directory, a device, a FIFO, a file without --force) is
-    // said before the server is bothered.
-    crate::files::store::check_output(&out, args.force, &args.name)?;
+    let output = Output {
+        flag: "-o",
+        path: &out,
+    };
+    check_output(output, args.force, &args.name)?;
+    let partial = Partial::create(&output, args.force)?;
+    Ok((partial.into(), out.display().to_string()))
+}
+
+pub(crate) fn get(args: GetConfig) -> Result<()> {
+    remove_partials_on_signal()?;
+    let t = &args.transfer;
+    let endpoint = &t.endpoint;
+    let (out, shown) = download(&args)?;
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {
@@ -128,7 +145,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
         stream::get(
             &conn,
             &args.name,
-            &out,
+            out,
             (args.force, args.max_file),
             &|got, size| {
                 done.total.store(size, Ordering::Relaxed);
@@ -143,7 +160,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
             &sock,
             &server,
             &args.name,
-            &out,
+            out,
             (args.force, args.max_file),
             &settings(t),
             t.timeout,
@@ -156,7 +173,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     info!(
         "{}",
         transfer.summary(
-            &format!("got '{}' into {}", args.name, out.display()),
+            &format!("got '{}' into {shown}", args.name),
             crate::files::GOT
         )
     );

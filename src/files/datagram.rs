@@ -31,6 +31,7 @@ use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch, printable};
 
 use super::admit;
+use super::download::Download;
 use super::hash::Hasher;
 use super::impair::Impaired;
 use super::packet::{DATA_HEADER, MAX_SACK_BYTES, Packet, Version};
@@ -874,11 +875,11 @@ const ACK_EVERY: u32 = 16;
 /// How long a receiver waits for the next packet before it says again where it is.
 const PATIENCE: Duration = Duration::from_millis(500);
 
-/// The receiving side of a transfer: blocks into a `Partial` until the FIN, which it
+/// The receiving side of a transfer: blocks into a [`Download`] until the FIN, which it
 /// checks; the verified file is committed before the sender hears it is done.
 pub(crate) struct Receiver<'l, 'a> {
     link: &'l mut Link<'a>,
-    partial: Option<Partial>,
+    partial: Option<Download>,
     overwrite: bool,
     block_size: usize,
     window: u32,
@@ -908,7 +909,7 @@ pub(crate) struct Receiver<'l, 'a> {
 impl<'l, 'a> Receiver<'l, 'a> {
     pub(crate) fn new(
         link: &'l mut Link<'a>,
-        partial: Partial,
+        partial: impl Into<Download>,
         overwrite: bool,
         settings: &Settings,
         max: u64,
@@ -917,7 +918,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
         link.receive_glued();
         Receiver {
             link,
-            partial: Some(partial),
+            partial: Some(partial.into()),
             overwrite,
             block_size: usize::from(settings.block_size),
             window: u32::from(settings.window.max(1)),
@@ -1095,7 +1096,7 @@ impl<'l, 'a> Receiver<'l, 'a> {
             bail!("the file is over the {}-byte limit", self.max);
         }
         self.hash.update(data);
-        let out = &mut self.partial.as_mut().context("already committed")?.file;
+        let out = self.partial.as_mut().context("already committed")?.file();
         if let Err(e) = out.write_all(data) {
             // The sender hears why (a full disk), instead of waiting out its retries.
             let e = anyhow::Error::from(e).context("write the file");
@@ -1363,14 +1364,13 @@ pub(crate) fn get(
     sock: &DatagramSocket,
     server: &PeerAddr,
     name: &str,
-    out: &std::path::Path,
+    out: Download,
     (force, max_file): (bool, Option<u64>),
     settings: &Settings,
     timeout: Duration,
     retries: u32,
     progress: &dyn Fn(u64),
 ) -> Result<Transfer> {
-    let partial = Partial::create(out, force)?;
     let nonce = handshake::random()?;
     let request = Packet::Read {
         version: settings.version,
@@ -1388,7 +1388,7 @@ pub(crate) fn get(
     }
     // The size comes only with the FIN: --max-file bounds the bytes as they come.
     let max = max_file.unwrap_or(u64::MAX);
-    Receiver::new(&mut link, partial, force, settings, max, progress).run(Some(first))
+    Receiver::new(&mut link, out, force, settings, max, progress).run(Some(first))
 }
 
 /// Uploads `file` (`size` bytes) as `name` over a datagram socket.

@@ -6,6 +6,7 @@
 
 pub(crate) mod admit;
 pub(crate) mod datagram;
+pub(crate) mod download;
 pub(crate) mod hash;
 pub(crate) mod impair;
 pub(crate) mod packet;

@@ -230,6 +230,7 @@ impl Store {
             dir,
             name: c_name(file.as_bytes()).map_err(|e| Refused(format!("'{name}': {e}")))?,
             shown,
+            flag: "NAME",
         };
         // Uploads never replace what is there: a served file belongs to the server's owner.
         match place.existing() {
@@ -298,6 +299,8 @@ pub(crate) struct Place {
     name: CString,
     /// The path, for messages only.
     shown: PathBuf,
+    /// What named the path (get's -o, lab's --plot), for the advice in messages.
+    flag: &'static str,
 }
 
 impl Place {
@@ -321,8 +324,9 @@ impl Place {
     fn writable(&self, overwrite: bool) -> Result<()> {
         if !overwrite && self.taken() {
             return Err(anyhow!(
-                "{} already exists; choose another name (-o) or add --force to replace it",
-                self.shown.display()
+                "{} already exists; choose another name ({}) or add --force to replace it",
+                self.shown.display(),
+                self.flag
             ));
         }
         self.replaceable()
@@ -333,9 +337,17 @@ impl Place {
     fn replaceable(&self) -> Result<()> {
         let shown = self.shown.display();
         let mut kind = self.existing().with_context(|| format!("{shown}"))?;
+        if kind == Some(libc::S_IFLNK) && through_magic_link(&self.dir, &self.name) {
+            // /dev/stdout, /dev/fd/N: the link, replaced, would be gone for every program.
+            return Err(anyhow!(
+                "{shown} leads to an open file descriptor (through /proc), which is never \
+                 replaced, even with --force: {}",
+                self.advice()
+            ));
+        }
         if kind == Some(libc::S_IFLNK) {
-            // A symlink is replaced as a file is, unless it leads to what may not be
-            // (/dev/stdout leads to a pipe or a terminal); a dangling one may be.
+            // A symlink is replaced as a file is, unless it leads to what may not be (a
+            // device, a FIFO); a dangling one may be.
             kind = follow_at(&self.dir, &self.name)
                 .map_or(Some(libc::S_IFREG), |st| Some(st.st_mode & libc::S_IFMT));
         }
@@ -346,7 +358,45 @@ impl Place {
             Some(libc::S_IFREG | libc::S_IFLNK) | None => Ok(()),
             Some(_) => Err(anyhow!(
                 "{shown} is not a regular file (a device, FIFO or socket), which is never \
-                 replaced, even with --force: name a file with -o"
+                 replaced, even with --force: {}",
+                self.advice()
+            )),
+        }
+    }
+
+    /// What to do instead of writing where a refusal says no.
+    fn advice(&self) -> String {
+        match self.flag {
+            "-o" => "name a file with -o, or give -o - for standard output".into(),
+            flag => format!("name a file with {flag}"),
+        }
+    }
+
+    /// Refuses, before anything is made, a directory this user may not create files in.
+    fn may_create(&self) -> Result<()> {
+        let dir = self.shown.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new(".")).display();
+        // Safety: a valid descriptor and C string for the call.
+        let rc = unsafe {
+            libc::faccessat(
+                self.dir.as_raw_fd(),
+                c".".as_ptr(),
+                libc::W_OK,
+                libc::AT_EACCESS,
+            )
+        };
+        match io::Error::last_os_error().raw_os_error() {
+            _ if rc == 0 => Ok(()),
+            Some(libc::EROFS) => Err(anyhow!(
+                "{} {}: {dir} is on a read-only file system; choose another path",
+                self.flag,
+                self.shown.display()
+            )),
+            _ => Err(anyhow!(
+                "{} {}: this user may not create files in {dir}; choose a directory you own, \
+                 such as /tmp",
+                self.flag,
+                self.shown.display()
             )),
         }
     }
@@ -364,18 +414,27 @@ impl Destination for Place {
     }
 }
 
-impl Destination for Path {
+/// A file netecho writes for the user (get's OUT, lab's --html, bench's --plot), and the
+/// option that named it, which its refusals advise changing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Output<'a> {
+    pub flag: &'static str,
+    pub path: &'a Path,
+}
+
+impl Destination for Output<'_> {
     fn place(&self) -> Result<Place> {
-        if self.as_os_str().as_bytes().ends_with(b"/") {
-            let dir = self.display().to_string();
+        let (flag, path) = (self.flag, self.path);
+        if path.as_os_str().as_bytes().ends_with(b"/") {
+            let dir = path.display().to_string();
             return Err(anyhow!(
                 "{dir} ends with '/', which names a directory, never a file to write"
             ));
         }
-        let file = self
+        let file = path
             .file_name()
-            .with_context(|| format!("{}: no file name", self.display()))?;
-        let parent = self
+            .with_context(|| format!("{}: no file name", path.display()))?;
+        let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
@@ -383,26 +442,42 @@ impl Destination for Path {
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(parent)
-            .map_err(|e| {
-                let dir = parent.display();
-                match e.kind() {
-                    io::ErrorKind::NotFound => anyhow!(
-                        "the directory {dir} does not exist; create it or choose another -o"
-                    ),
-                    _ => anyhow!("open the directory {dir}: {e}; choose another -o"),
-                }
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => anyhow!(
+                    "{flag} {}: directory {} does not exist; create it or choose another path",
+                    path.display(),
+                    parent.display()
+                ),
+                _ => anyhow!(
+                    "{flag} {}: open the directory {}: {e}",
+                    path.display(),
+                    parent.display()
+                ),
             })?;
         Ok(Place {
             dir: Arc::new(OwnedFd::from(dir)),
             name: c_name(file.as_bytes())?,
-            shown: self.to_path_buf(),
+            shown: path.to_path_buf(),
+            flag,
         })
     }
 }
 
-/// Refuses, before a client connects, an OUT that [`Partial::create`] would refuse; an OUT
-/// naming a directory is answered with the path of `name`'s file in it.
-pub(crate) fn check_output(out: &Path, overwrite: bool, name: &str) -> Result<()> {
+/// A path given with get's -o.
+impl Destination for Path {
+    fn place(&self) -> Result<Place> {
+        Output {
+            flag: "-o",
+            path: self,
+        }
+        .place()
+    }
+}
+
+/// Refuses, before a client connects (or a lab measures), an output that [`Partial::create`]
+/// would refuse; one naming a directory is answered with the path of `name`'s file in it.
+pub(crate) fn check_output(output: Output<'_>, overwrite: bool, name: &str) -> Result<()> {
+    let (out, flag) = (output.path, output.flag);
     let names_a_directory = if out.is_dir() {
         "is a directory"
     } else if out.as_os_str().as_bytes().ends_with(b"/") {
@@ -410,16 +485,27 @@ pub(crate) fn check_output(out: &Path, overwrite: bool, name: &str) -> Result<()
     } else {
         // What is never replaced says so first: advice to add --force would only lead to
         // a second refusal.
-        let place = out.place()?;
+        let place = output.place()?;
         place.replaceable()?;
-        return place.writable(overwrite);
+        place.writable(overwrite)?;
+        return place.may_create();
     };
     let file = Path::new(name).file_name().unwrap_or_default();
     Err(anyhow!(
-        "{} {names_a_directory}: give -o the file's own path (-o {})",
+        "{} {names_a_directory}: give {flag} the file's own path ({flag} {})",
         out.display(),
         out.join(file).display()
     ))
+}
+
+/// Writes `bytes` to `output` as get writes a download: into a new file beside it, renamed
+/// into place, so a symlink at the path is never written through and an existing file is
+/// replaced only with `overwrite` (and never half-written).
+pub(crate) fn write_output(output: Output<'_>, overwrite: bool, bytes: &[u8]) -> Result<()> {
+    let mut partial = Partial::create(&output, overwrite)?;
+    io::Write::write_all(&mut partial.file, bytes)
+        .with_context(|| format!("write {}", output.path.display()))?;
+    partial.commit(overwrite)
 }
 
 impl Destination for PathBuf {
@@ -554,12 +640,32 @@ fn walk_beneath(dir: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
 }
 
 fn openat2_beneath(dir: &OwnedFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat2(
+        dir,
+        name,
+        flags,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Whether `name` in `dir` resolves through a /proc magic link (/dev/stdout is a symlink to
+/// /proc/self/fd/1): refused with RESOLVE_NO_MAGICLINKS, found without it.
+fn through_magic_link(dir: &OwnedFd, name: &CStr) -> bool {
+    let flags = libc::O_PATH | libc::O_CLOEXEC;
+    let name = name.to_bytes();
+    openat2(dir, name, flags, libc::RESOLVE_NO_MAGICLINKS)
+        .is_err_and(|e| e.raw_os_error() == Some(libc::ELOOP))
+        && openat2(dir, name, flags, 0).is_ok()
+}
+
+/// openat2(2) of `name` relative to `dir`, resolved as `resolve` (RESOLVE_*) says.
+fn openat2(dir: &OwnedFd, name: &[u8], flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
     let path = std::ffi::CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the name"))?;
     // Safety: open_how is plain data; zero is a valid value of every field.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // Safety: the pointers are valid for the call, the size is open_how's.
     let fd = unsafe {
         libc::syscall(
@@ -838,13 +944,7 @@ impl Partial {
     /// Refuses, before anything is written, `size` bytes over `max` or over the space free
     /// on the file system the file is written to.
     pub(crate) fn check_room(&self, size: u64, max: Option<u64>) -> Result<()> {
-        if let Some(max) = max
-            && size > max
-        {
-            return Err(anyhow!(
-                "the file is {size} bytes, over the {max}-byte limit (get --max-file raises it)"
-            ));
-        }
+        check_max(size, max)?;
         self.reserve(size).map_err(|free| {
             anyhow!(
                 "the file is {size} bytes, and only {free} bytes are free where {} goes; \
@@ -940,6 +1040,16 @@ fn device(fd: RawFd) -> Option<u64> {
     // Safety: stat is plain data, filled in by the call on a valid descriptor.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_dev)
+}
+
+/// Refuses a download of `size` bytes over get's --max-file.
+pub(crate) fn check_max(size: u64, max: Option<u64>) -> Result<()> {
+    match max {
+        Some(max) if size > max => Err(anyhow!(
+            "the file is {size} bytes, over the {max}-byte limit (get --max-file raises it)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl Drop for Partial {

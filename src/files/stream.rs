@@ -25,6 +25,7 @@ use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
 use crate::transport::{Conn, Received, printable};
 
+use super::download::Download;
 use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
 use super::{CHUNK, Transfer, hex};
@@ -338,16 +339,15 @@ fn serve_put(
     }
 }
 
-/// Downloads `name` into `out` (never left under its final name unless verified).
+/// Downloads `name` into `out` (a file never left under its final name unless verified).
 pub(crate) fn get(
     conn: &Conn,
     name: &str,
-    out: &std::path::Path,
+    mut out: Download,
     (force, max): (bool, Option<u64>),
     progress: &dyn Fn(u64, u64),
 ) -> Result<Transfer> {
     let start = Instant::now();
-    let mut partial = Partial::create(out, force)?;
     let request = format!("{V2}GET {name}");
     send_frame(conn, request.as_bytes()).context("send the request")?;
     let mut frames = frames();
@@ -358,20 +358,20 @@ pub(crate) fn get(
             .with_context(|| format!("malformed reply {reply:?}"))?,
         None => return Err(refused(conn, &request, &reply)),
     };
-    partial.check_room(size, max)?;
+    out.check_room(size, max)?;
     let bytes = if conn.kind() == SocketKind::Stream {
-        direct::receive(conn, &mut partial.file, size, &|got| progress(got, size))?
+        direct::receive(conn, out.file(), size, &|got| progress(got, size))?
     } else {
         receive_body(
             conn,
             &mut frames,
-            &mut partial.file,
+            out.file(),
             (size, u64::MAX, Algo::Blake3),
             &mut Pace::new(None),
             &|got| progress(got, size),
         )?
     };
-    partial.commit(force)?;
+    out.commit(force)?;
     Ok(Transfer {
         bytes,
         elapsed: start.elapsed(),

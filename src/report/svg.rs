@@ -3,11 +3,8 @@
 //! 99.99%) as much room as the first 90%, so the tails can be read. Plain SVG 1.1, no
 //! scripts, no fonts to fetch.
 
-use std::fmt::Write as _;
-use std::path::Path;
-
-use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
+use std::fmt::Write as _;
 
 use super::run::round;
 
@@ -27,13 +24,7 @@ const COLOURS: [&str; 10] = [
 const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
 const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
-/// Writes the plot of `series` (name, latencies in nanoseconds) to `path`.
-pub(crate) fn write(path: &Path, title: &str, series: &[(String, &Histogram<u64>)]) -> Result<()> {
-    std::fs::write(path, render(title, series))
-        .with_context(|| format!("write the plot to {}", path.display()))
-}
-
-/// The SVG text.
+/// The SVG text of the plot of `series` (name, latencies in nanoseconds).
 pub(crate) fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
     let scale = Scale::of(series);
     let mut svg = String::new();

@@ -812,6 +812,47 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -s {name} {pid}");
 }
 
+/// What a test plants where netecho is asked to write a file: `link` to the file `victim`,
+/// `dangling` to `created` (which does not exist), and `mine`, a file of the user's own.
+pub struct Planted(pub tempfile::TempDir);
+
+impl Planted {
+    pub fn new() -> Planted {
+        let planted = Planted(tempdir());
+        std::fs::write(planted.at("victim"), "precious").unwrap();
+        std::fs::write(planted.at("mine"), "my own work").unwrap();
+        std::os::unix::fs::symlink(planted.at("victim"), planted.at("link")).unwrap();
+        std::os::unix::fs::symlink(planted.at("created"), planted.at("dangling")).unwrap();
+        planted
+    }
+
+    pub fn at(&self, name: &str) -> std::path::PathBuf {
+        self.0.path().join(name)
+    }
+
+    /// Asserts that nothing was written through a link.
+    pub fn untouched(&self) {
+        let victim = std::fs::read_to_string(self.at("victim")).unwrap();
+        assert_eq!(victim, "precious", "written through a symlink");
+        assert!(
+            !self.at("created").exists(),
+            "a dangling link's target made"
+        );
+    }
+}
+
+/// The temporary directory a lab or bench process `pid` made in `tmp` (`netecho-XXXXXX`,
+/// known by the mark the run writes in it), while it is there.
+pub fn run_dir(tmp: &std::path::Path, pid: u32) -> Option<std::path::PathBuf> {
+    let mark = format!("netecho lab or bench, pid {pid}\n");
+    std::fs::read_dir(tmp)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("netecho-"))
+        .map(|e| e.path())
+        .find(|dir| std::fs::read_to_string(dir.join(".netecho-run")).is_ok_and(|m| m == mark))
+}
+
 /// Retries `attempt` every 50 ms until it returns Some, for at most [`STEP`].
 pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + STEP;

@@ -18,6 +18,7 @@ use tracing::warn;
 use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{DATAGRAM_TIMEOUT, Limit, LoadResult, LoadSpec, STREAM_STALL};
 use crate::endpoint::{SockProto, Target};
+use crate::files::store::{Output, check_output, write_output};
 use crate::report;
 use crate::report::progress::Progress;
 use crate::report::{Format, Layout, Meta};
@@ -69,6 +70,8 @@ pub(crate) struct BenchConfig {
     pub every: Option<Duration>,
     /// Also draw the latency distribution of every run into this SVG file.
     pub plot: Option<PathBuf>,
+    /// Replace the --plot file if it exists.
+    pub force: bool,
 }
 
 impl BenchConfig {
@@ -118,6 +121,14 @@ impl BenchConfig {
 /// Runs every measurement and prints the report; a stop signal ends the run under way, and
 /// the report holds what ran, marked as stopped (exit status 130 or 143).
 pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
+    // Before anything is measured: a run is not spent for a path.
+    let plot = args.plot.as_deref().map(|path| Output {
+        flag: "--plot",
+        path,
+    });
+    if let Some(plot) = plot {
+        check_output(plot, args.force, "bench.svg")?;
+    }
     // Local servers (and their temporary directory) live for the whole run.
     let mut local = None;
     let targets = match &args.servers {
@@ -161,12 +172,13 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
         latencies.push((format!("{}", spec.target), result.latency));
     }
     drop(local);
-    if let Some(path) = &args.plot {
+    if let Some(plot) = plot {
         let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = latencies
             .iter()
             .map(|(name, h)| (name.clone(), h))
             .collect();
-        report::svg::write(path, "round-trip latency", &series)?;
+        let svg = report::svg::render("round-trip latency", &series);
+        write_output(plot, args.force, svg.as_bytes())?;
     }
     if every.is_none() {
         print(&report::report(args.format, args.layout, &runs, &meta))?;

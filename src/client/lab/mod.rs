@@ -20,15 +20,16 @@ pub(crate) mod rows;
 mod why;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 use tracing::{Level, info, warn};
 
 use crate::client::local::LocalServers;
 use crate::endpoint::{Proto, SockProto, Target};
+use crate::files::store::{Output, check_output, write_output};
 use crate::logging;
 use crate::packet::DEFAULT_IP_PROTO;
 use crate::report::{self, Format, Layout, Meta};
@@ -56,6 +57,8 @@ pub(crate) struct LabConfig {
     pub plot: Option<PathBuf>,
     /// Also write the whole report as one self-contained HTML page.
     pub html: Option<PathBuf>,
+    /// Replace the --plot and --html files if they exist.
+    pub force: bool,
     /// The server models side by side instead of the protocols.
     pub models: bool,
     /// Across two network namespaces, with real loss and rate limits; `None`: on loopback.
@@ -80,10 +83,8 @@ pub(crate) struct NetnsConfig {
 pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let settings = &settings;
     // Before anything is measured: a turn on a class's lab server is not spent for a path.
-    for (flag, path) in [("--plot", &settings.plot), ("--html", &settings.html)] {
-        if let Some(path) = path {
-            writable(flag, path)?;
-        }
+    for (flag, path, name) in outputs(settings) {
+        check_output(Output { flag, path }, settings.force, name)?;
     }
     let started = Instant::now();
     let plan = Plan::new(settings.quick);
@@ -212,57 +213,25 @@ fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String], heading: &str)
         .iter()
         .filter_map(|r| Some((label(r), r.latency.as_ref()?)))
         .collect();
-    if let Some(path) = &settings.plot {
-        report::svg::write(path, PLOT_TITLE, &series)?;
-    }
-    if let Some(path) = &settings.html {
-        let svg = report::svg::render(PLOT_TITLE, &series);
-        std::fs::write(path, page::render(lab, &svg, notes, heading))
-            .with_context(|| format!("write the report page to {}", path.display()))?;
+    let svg = report::svg::render(PLOT_TITLE, &series);
+    for (flag, path, _) in outputs(settings) {
+        let text = match flag {
+            "--plot" => svg.clone(),
+            _ => page::render(lab, &svg, notes, heading),
+        };
+        write_output(Output { flag, path }, settings.force, text.as_bytes())?;
     }
     Ok(())
 }
 
-/// Whether the file of `flag` can be written: opened for writing (made, and removed again,
-/// when it did not exist), or one line saying why not and what to do.
-fn writable(flag: &str, path: &std::path::Path) -> Result<()> {
-    let existed = path.symlink_metadata().is_ok();
-    let opened = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path);
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.display().to_string(),
-        _ => ".".to_string(),
-    };
-    let shown = path.display();
-    let e = match opened {
-        Ok(_) if !existed => return std::fs::remove_file(path).or(Ok(())),
-        Ok(_) => return Ok(()),
-        Err(e) => e,
-    };
-    use nix::errno::Errno;
-    match e.raw_os_error().map(Errno::from_raw) {
-        Some(Errno::EISDIR) => bail!(
-            "{flag} {shown}: a directory; give a file name, such as {}",
-            path.join(if flag == "--html" {
-                "lab.html"
-            } else {
-                "lab.svg"
-            })
-            .display()
-        ),
-        Some(Errno::ENOENT | Errno::ENOTDIR) => bail!(
-            "{flag} {shown}: directory {dir} does not exist; create it or choose another path"
-        ),
-        Some(Errno::EACCES | Errno::EPERM | Errno::EROFS) => bail!(
-            "{flag} {shown}: this user may not write there ({}); choose a file in a directory \
-             you own, such as /tmp",
-            Errno::from_raw(e.raw_os_error().unwrap_or(0))
-        ),
-        _ => bail!("{flag} {shown}: cannot be written ({e}); choose another path"),
-    }
+/// The files asked for: the flag, the path, and a name for the file in a directory.
+fn outputs(settings: &LabConfig) -> impl Iterator<Item = (&'static str, &Path, &'static str)> {
+    [
+        ("--plot", &settings.plot, "lab.svg"),
+        ("--html", &settings.html, "lab.html"),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path, name)| Some((flag, path.as_deref()?, name)))
 }
 
 /// The title of the latency plot, in its file and on the page.
