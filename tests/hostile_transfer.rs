@@ -617,7 +617,12 @@ fn a_missing_output_directory_and_a_file_named_as_a_directory_get_advice() {
         ),
         1,
     );
-    assert!(line.contains("create it or choose another -o"), "{line}");
+    assert!(
+        line.contains(
+            "-o /nonexistent/dir/x: directory /nonexistent/dir does not exist; create it"
+        ),
+        "{line}"
+    );
     let mut conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(common::STEP)).unwrap();
     conn.write_all(&frame(b"BLAKE3 GET a.txt/")).unwrap();
