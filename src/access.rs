@@ -292,11 +292,29 @@ impl Access {
     ) -> Result<Access, UsageError> {
         let own = Rule::Uid(nix::unistd::geteuid().as_raw());
         let mut allow = allow.to_vec();
-        let names_users = allow.iter().any(|r| matches!(r, Rule::Uid(_)));
-        if names_users && !allow.contains(&own) && !deny.contains(&own) {
+        if names_users(&allow) && !allow.contains(&own) && !deny.contains(&own) {
             allow.push(own);
         }
         Access::checked(proto, &allow, deny, true)
+    }
+
+    /// Whether an `--allow` names users (uid:N, gid:N): the server's own is then among them
+    /// ([`Access::for_exec`]); else `--exec`'s default for the server's own user stands
+    /// beside the rules given ([`Access::with_owner`]).
+    pub(crate) fn names_users(&self) -> bool {
+        names_users(&self.allow)
+    }
+
+    /// These rules with `--exec`'s default beside them: on a Unix socket only `uid` (and
+    /// no one a `--deny` names); over IP from this host only `uid`, and peers from
+    /// elsewhere judged by the rules.
+    pub(crate) fn with_owner(&self, proto: Proto, uid: u32) -> Result<Access, UsageError> {
+        if proto.is_unix() {
+            return Access::for_exec(proto, &[Rule::Uid(uid)], &self.deny);
+        }
+        let mut access = Access::for_exec(proto, &self.allow, &self.deny)?;
+        access.loopback_owner = Some(uid);
+        Ok(access)
     }
 
     fn checked(
@@ -387,6 +405,7 @@ impl Access {
     /// No rules but one: a TCP, UDP or QUIC peer on this host must be user `uid` (`--exec`'s
     /// default, so another local user cannot run the program as the server's user). Peers
     /// from other addresses are let in as with no rules.
+    #[cfg(test)]
     pub(crate) fn loopback_owner(uid: u32) -> Access {
         Access {
             loopback_owner: Some(uid),
@@ -411,22 +430,27 @@ impl Access {
 
     /// The rule that refuses `who`, worded for the log; `None` when allowed.
     fn refusal(&self, who: Who) -> Option<String> {
-        if let Some(owner) = self.loopback_owner {
-            return match who {
-                Who::Local { uid, .. } if uid == owner => None,
-                Who::Local { uid, .. } => Some(format!(
-                    "--exec's rule: from this host only this server's user (uid {owner}) may \
-                     run the program; serve --allow uid:{uid} admits uid {uid}"
-                )),
-                Who::Ip(ip) if crate::service::guard::is_this_host(ip) => Some(format!(
-                    "--exec's rule: the user that owns this peer's socket on this host could \
-                     not be told, and only uid {owner} may run the program"
-                )),
-                _ => None,
-            };
-        }
         if let Some(rule) = self.deny.iter().find(|r| r.matches(who)) {
             return Some(format!("--deny {rule}"));
+        }
+        // --exec's default from this host; a peer from elsewhere is judged by the rules.
+        if let Some(owner) = self.loopback_owner {
+            match who {
+                Who::Local { uid, .. } if uid == owner => return None,
+                Who::Local { uid, .. } => {
+                    return Some(format!(
+                        "--exec's rule: from this host only this server's user (uid {owner}) \
+                         may run the program; serve --allow uid:{uid} admits uid {uid}"
+                    ));
+                }
+                Who::Ip(ip) if crate::service::guard::is_this_host(ip) => {
+                    return Some(format!(
+                        "--exec's rule: the user that owns this peer's socket on this host \
+                         could not be told, and only uid {owner} may run the program"
+                    ));
+                }
+                _ => {}
+            }
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|r| r.matches(who)) {
             let list: Vec<String> = self.allow.iter().map(Rule::to_string).collect();
@@ -630,13 +654,28 @@ pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Optio
 /// and SO_REUSEADDR lets sockets of several users share one address and port. So every one
 /// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
 /// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
+/// Whether `allow` names users (uid:N, gid:N).
+fn names_users(allow: &[Rule]) -> bool {
+    allow
+        .iter()
+        .any(|r| matches!(r, Rule::Uid(_) | Rule::Gid(_)))
+}
+
 /// holds that port, or `peer`'s address is not this host's (no user here can send from it).
-pub(crate) fn udp_owner(peer: SocketAddr, _local: SocketAddr) -> io::Result<Option<u32>> {
+pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let ip = peer.ip().to_canonical();
     if !crate::service::guard::is_this_host(ip) {
         return Ok(None);
     }
     let port = peer.port();
+    // The server's own socket holds its port: a sender from that port on another of this
+    // host's addresses, its socket closed at once, would leave the server's as the one owner.
+    if port == local.port() {
+        return Err(io::Error::other(format!(
+            "it sent from port {port}, the server's own, which the server's socket holds, so \
+             who sent cannot be told; send from a port of your own"
+        )));
+    }
     let mut owners = Vec::new();
     // An IPv6 socket sends from IPv4 addresses too (v4-mapped); an IPv4 one never from IPv6.
     if ip.is_ipv4() {

@@ -111,7 +111,7 @@ fn exec_over_udp_loopback_admits_only_the_servers_user() {
         let server = id_server("udp", listen, extra);
         assert!(!server.stderr().contains("every local user"), "{listen}");
         // What sock_diag cannot close is said once: a sender gone before the lookup.
-        server.wait_log("--exec over udp as root: a sender's user is looked up after");
+        server.wait_log("--exec over udp: a sender's user is looked up after");
         let url = format!("udp://{connect}:{}", server.port());
         nobody_is_not_served(&url, listen);
         server.wait_log("(uid 65534): refused by --exec's rule");
@@ -193,6 +193,27 @@ fn exec_over_tcp_admits_another_user_named_by_allow_uid() {
     let own = common::netecho(&["exec", "--timeout", "5s", &denied.url()], b"");
     assert!(!own.status.success(), "root was served");
     denied.wait_log("(uid 0): refused by --deny uid:0");
+}
+
+/// A `--deny` given alone stands beside --exec's default, never instead of it: another
+/// local user is still refused, over tcp and on a Unix socket, and the server's own served.
+#[test]
+fn a_deny_alone_keeps_the_servers_user_only_default() {
+    if !root_only("a_deny_alone_keeps_the_servers_user_only_default") {
+        return;
+    }
+    // An abstract name: a socket file of --exec's is 0600, which keeps nobody out anyway.
+    let name = common::abstract_name("exec-deny-alone");
+    for addr in ["127.0.0.1:0", name.as_str()] {
+        let server = Server::start(&["--addr", addr, "--deny", "uid:12345", "--exec", "id"]);
+        let out = as_nobody_runs(&server.url());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("uid=0"),
+            "{addr}: nobody ran id as root: {stdout}"
+        );
+        root_is_served(&server.url(), addr);
+    }
 }
 
 /// `netecho send --proto quic ADDR hello` to an --exec server, as nobody or as this user:
@@ -504,6 +525,60 @@ fn exec_over_udp_refuses_a_port_another_user_shares() {
         "nobody's datagram ran the program:\n{log}"
     );
     assert!(!proof.exists(), "the program wrote {}", proof.display());
+}
+
+/// The server's own socket holds its port: a sender from that port on another of this
+/// host's addresses, its socket closed at once, would leave the server's as the one owner
+/// the lookup finds. So a sender from the server's port is refused, whoever holds it.
+#[test]
+fn exec_over_udp_refuses_a_sender_from_the_servers_own_port() {
+    if !root_only("exec_over_udp_refuses_a_sender_from_the_servers_own_port") {
+        return;
+    }
+    let dir = common::tempdir();
+    let proof = dir.path().join("proof");
+    let args = "--proto udp --addr 127.0.0.1:0 --exec tee -a".split(' ');
+    let server = Server::start(&args.chain([proof.to_str().unwrap()]).collect::<Vec<_>>());
+    let to: SocketAddr = server.addr.parse().unwrap();
+    let beside = std::net::UdpSocket::bind(("127.0.0.2", to.port())).unwrap();
+    beside.send_to(b"from the server's port\n", to).unwrap();
+    let log = server.wait_log("the server's own");
+    assert!(!log.contains("ran tee"), "{log}");
+    assert!(!proof.exists(), "the program wrote {}", proof.display());
+}
+
+/// Descriptors a sender passes beside its datagram (SCM_RIGHTS) to a unix-dgram --exec
+/// server, which reads credentials with recvmsg, are closed at once: they never pile up to
+/// the server's limit, nor reach the programs it runs.
+#[test]
+fn descriptors_passed_to_a_unix_dgram_exec_server_are_closed() {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    use std::os::fd::AsRawFd;
+    let name = common::abstract_name("exec-dgram-rights");
+    let server = Server::start(&["--proto", "unix-dgram", "--addr", &name, "--exec", "true"]);
+    server.wait_log("SCM_CREDENTIALS");
+    let before = common::open_fds(server.pid());
+    let sock = Socket::new(Domain::UNIX, Type::DGRAM, None).unwrap();
+    let to = UnixAddr::new_abstract(name.trim_start_matches('@').as_bytes()).unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let fds = [null.as_raw_fd(); 10];
+    for _ in 0..20 {
+        let iov = [std::io::IoSlice::new(b"x")];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&to)).unwrap();
+    }
+    // The server has read them all once a request sent after them is answered.
+    let out = common::netecho(&["exec", "--timeout", "5s", &server.url()], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = common::open_fds(server.pid());
+    assert!(
+        after < before + 20,
+        "{before} descriptors before, {after} after 200 passed"
+    );
 }
 
 /// An IPv4 UDP socket owned by nobody (uid 65534): made on a thread of its own whose file

@@ -522,15 +522,17 @@ fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
     let uid = nix::unistd::geteuid();
     // sock_diag is asked after the datagrams came, and a UDP socket closed by then is gone.
     let told_after = matches!(proto, Proto::Udp | Proto::Quic);
-    if told_after && uid.is_root() && (access.is_open() || access.asks_uid()) {
+    if told_after && (access.is_open() || access.asks_uid()) {
         warn!(
-            "--exec over {proto} as root: a sender's user is looked up after its datagrams \
-             came, so a local user who sends from a port a root socket holds and closes its \
-             own socket at once can pass as root; where local users are not trusted, serve \
+            "--exec over {proto}: a sender's user is looked up after its datagrams came, so a \
+             local user who sends from a port a socket of uid {uid} holds and closes its own \
+             socket at once can pass as uid {uid}; where local users are not trusted, serve \
              --exec over tcp or a Unix socket"
         );
     }
-    if !access.is_open() {
+    // An --allow naming users has the server's own among them already; any other rule
+    // (a --deny, an --allow of addresses) stands beside the default, never instead of it.
+    if access.names_users() {
         return Ok(access);
     }
     if proto.is_unix() {
@@ -542,14 +544,13 @@ fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
             "--exec: only uid {uid} (this server's user) may {verb}, told by the kernel \
              ({told}); --allow uid:N adds others"
         );
-        let own = crate::access::Rule::Uid(uid.as_raw());
-        return Ok(Arc::new(Access::for_exec(proto, &[own], &[])?));
+    } else {
+        info!(
+            "--exec: from this host only uid {uid} (this server's user) may connect, told by \
+             the kernel (sock_diag); --allow uid:N admits others"
+        );
     }
-    info!(
-        "--exec: from this host only uid {uid} (this server's user) may connect, told by \
-         the kernel (sock_diag); --allow uid:N admits others"
-    );
-    Ok(Arc::new(Access::loopback_owner(uid.as_raw())))
+    Ok(Arc::new(access.with_owner(proto, uid.as_raw())?))
 }
 
 /// `--exec` listens on loopback or a Unix socket only, unless --allow-remote-exec says

@@ -290,8 +290,11 @@ impl DatagramSocket {
         hdr.msg_iovlen = 1;
         hdr.msg_control = control.0.as_mut_ptr().cast();
         hdr.msg_controllen = CONTROL as _;
+        // Close-on-exec for any descriptor a sender passed (SCM_RIGHTS), so none reaches a
+        // program run meanwhile; `credentials` closes them.
+        let flags = libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
         // Safety: every pointer in `hdr` refers to a live local or to `buf`, with its length.
-        let got = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut hdr, libc::MSG_TRUNC) };
+        let got = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut hdr, flags) };
         let result = if got < 0 {
             Err(io::Error::last_os_error())
         } else {

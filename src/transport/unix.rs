@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::mem;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -286,31 +287,44 @@ impl DatagramSocket {
 }
 
 /// The uid and gid of a received datagram's SCM_CREDENTIALS; `None` when it has none, or
-/// its control messages were cut short (MSG_CTRUNC).
+/// its control messages were cut short (MSG_CTRUNC). Descriptors a sender passed beside
+/// them (SCM_RIGHTS: anyone who may write to the socket may) are closed, or each datagram
+/// could leave the server a few more, up to its limit.
 ///
 /// # Safety
 /// `hdr` must be a msghdr recvmsg(2) has just filled: its msg_control points to at least
 /// msg_controllen valid bytes.
 pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
-    if hdr.msg_control.is_null() || hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+    if hdr.msg_control.is_null() {
         return None;
     }
+    let mut cred = None;
     // Safety: the kernel wrote well-formed control messages within msg_controllen, and the
-    // CMSG macros never step past it; the payload is read unaligned, and only when whole.
+    // CMSG macros never step past it; payloads are read unaligned, and only when whole.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
         while !cmsg.is_null() {
-            let whole = (*cmsg).cmsg_len as usize
-                >= libc::CMSG_LEN(std::mem::size_of::<libc::ucred>() as u32) as usize;
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
-                && whole
-            {
-                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
-                return Some((cred.uid, cred.gid));
+            let len = (*cmsg).cmsg_len as usize;
+            let data = libc::CMSG_DATA(cmsg);
+            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                    if len >= libc::CMSG_LEN(mem::size_of::<libc::ucred>() as u32) as usize =>
+                {
+                    let ucred = std::ptr::read_unaligned(data.cast::<libc::ucred>());
+                    cred = Some((ucred.uid, ucred.gid));
+                }
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                    let bytes = len.saturating_sub(libc::CMSG_LEN(0) as usize);
+                    for i in 0..bytes / mem::size_of::<libc::c_int>() {
+                        let fd = std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i));
+                        libc::close(fd);
+                    }
+                }
+                _ => {}
             }
             cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
         }
     }
-    None
+    // Cut short, what came may lack the credentials or hold another's: none then.
+    cred.filter(|_| hdr.msg_flags & libc::MSG_CTRUNC == 0)
 }
