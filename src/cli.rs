@@ -561,6 +561,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// get's and put's bound of a connect and of a datagram server's first answer, unless
+/// --timeout is given.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long get, put and exec let a connected server send and take nothing, unless
+/// --timeout is given: a wedged server cannot hold a script, and a server's program that
+/// runs out its default --exec-timeout (10 s) is told of before.
+const CLIENT_SILENCE: Duration = Duration::from_secs(30);
+
 /// A time limit that may be turned off: a duration, or `off`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TimeLimit(pub Option<Duration>);
@@ -795,9 +803,11 @@ pub(crate) struct SendArgs {
     /// Prompt with `>>> ` even when stdin is not a terminal
     #[arg(short, long)]
     pub interactive: bool,
-    /// How long to wait: for a connection to be accepted (as nc -w), for each datagram's
-    /// reply (a --burst waits until this long passes with no reply), or on a connection for
-    /// the server's last bytes once the input ended (e.g. 2s, 500ms)
+    /// How long to wait for the server, each wait (as nc -w): for a connection to be
+    /// accepted, for each datagram's reply (a --burst waits until this long passes with no
+    /// reply), on a connection for a reply owed (no byte sent or taken this long fails send
+    /// with exit 1), and for the server's last bytes once the input ended (e.g. 2s, 500ms;
+    /// raise it for a slow server)
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Datagrams: how many times to send again when no reply comes
@@ -938,10 +948,12 @@ pub(crate) struct TransferArgs {
     /// Datagrams: data bytes per block
     #[arg(long, value_name = "SIZE", default_value_t = crate::files::datagram::DEFAULT_BLOCK, value_parser = size_in::<u16>(1, crate::files::datagram::MAX_BLOCK as u64))]
     pub block_size: u16,
-    /// How long to wait for a connection to be accepted, or for a datagram server's first
-    /// answer
-    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// How long to wait for the server, each wait: for a connection to be accepted and for
+    /// a datagram server's first answer; over a connection, the longest the server may send
+    /// or take nothing before the transfer fails (exit 1) [default: 2s to connect and for the
+    /// first answer, 30s of silence on a connection]
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// Datagrams: how often to send the request again when no answer comes
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
@@ -999,9 +1011,14 @@ pub(crate) struct ExecArgs {
     /// The port, when ADDR is a host alone (HOST PORT, as nc takes them)
     #[arg(value_name = "PORT")]
     pub port: Option<String>,
-    /// How long to wait for a connection to be accepted, or for a datagram's reply
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// How long to wait for the server, each wait: for a connection to be accepted, and the
+    /// longest the server may send or take nothing while the program runs (over datagrams,
+    /// for the reply) before exec gives up (exit 255). A program that works for minutes
+    /// without output needs a longer one (e.g. 10m), or off: no bound but the server's
+    /// --exec-timeout [default: 10s to connect, 30s of silence, longer than a server's
+    /// default --exec-timeout of 10s, so that its verdict (124) comes first]
+    #[arg(long, value_name = "DUR", value_parser = parse_time_limit)]
+    pub timeout: Option<TimeLimit>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -1866,7 +1883,8 @@ impl TransferArgs {
             block_size: self.block_size,
             drop: self.impair.drop,
             reorder: self.impair.reorder,
-            timeout: self.timeout,
+            timeout: self.timeout.unwrap_or(TRANSFER_TIMEOUT),
+            silence: self.timeout.unwrap_or(CLIENT_SILENCE),
             retries: self.retries,
         })
     }
@@ -1925,10 +1943,12 @@ impl ExecArgs {
             None => self.addr.clone(),
         };
         let endpoint = Endpoint::parse(&addr, self.proto)?.not_raw("exec")?;
+        let given = self.timeout.map(|TimeLimit(limit)| limit);
         Ok(ExecConfig {
             tls: self.tls.client(self.tls.tls, endpoint.proto.proto())?,
             endpoint,
-            timeout: self.timeout,
+            connect_timeout: given.flatten().unwrap_or(crate::transport::CONNECT_TIMEOUT),
+            timeout: given.unwrap_or(Some(CLIENT_SILENCE)),
         })
     }
 }

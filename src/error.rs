@@ -61,6 +61,22 @@ impl fmt::Display for NoAnswer {
 
 impl std::error::Error for NoAnswer {}
 
+/// A connected peer that sent nothing (`call` Recv) or took nothing (`call` Send) for a
+/// client's whole --timeout: what the client waited for, and `advice`, in one line.
+pub(crate) fn silent_peer(
+    call: Call,
+    peer: impl fmt::Display,
+    waited: &str,
+    timeout: std::time::Duration,
+    advice: &str,
+) -> anyhow::Error {
+    let did = match call {
+        Call::Send => "took nothing",
+        _ => "sent nothing",
+    };
+    anyhow::anyhow!("{peer} {did} for {timeout:?} (--timeout) while {waited}; {advice}")
+}
+
 /// What the peer did wrong, already worded for the user (a QUIC server's reply stream too
 /// long, or reset): carried in an [`io::Error`] from a recv, and said after the socket's
 /// name instead of as a failed call.

@@ -475,7 +475,7 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
 }
 
 /// The command line, parsed. Every usage error, clap's or a habit's, ends netecho with
-/// one line (wrapped on a terminal) and exit code 2; `--help` and `--version` print as clap prints them.
+/// one line (wrapped on a terminal) and exit code 2 (exec: 255); `--help` and `--version` print as clap prints them.
 pub(crate) fn parse() -> Cli {
     let raw: Vec<OsString> = std::env::args_os().collect();
     match Cli::parsed_from(&raw) {
@@ -501,7 +501,11 @@ pub(crate) fn parse() -> Cli {
         // stays on the one line.
         Err(err) => {
             crate::logging::error(&usage_line(&err, &raw));
-            std::process::exit(2)
+            // exec exits with the remote program's status, and 255 for its own failures.
+            match command_path(&err, &raw).as_str() {
+                "netecho exec" => std::process::exit(crate::client::exec::FAILED.into()),
+                _ => std::process::exit(2),
+            }
         }
     }
 }

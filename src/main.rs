@@ -59,13 +59,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         // A stop signal is being handled (lab, bench): the error is its doing, and the
-        // clean-up ends the process with 130 in a moment.
+        // clean-up ends the process by that signal in a moment.
         Err(_) if client::local::stopping() => loop {
             std::thread::park();
         },
         Err(err) => {
             logging::error(&format!("{err:#}"));
-            ExitCode::from(error::exit_code(&err))
+            match &cli.command {
+                // exec's own status is the remote program's: its own failures, usage
+                // errors too, are 255, as ssh's.
+                Command::Exec(_) => ExitCode::from(client::exec::FAILED),
+                _ => ExitCode::from(error::exit_code(&err)),
+            }
         }
     }
 }

@@ -203,6 +203,18 @@ pub(crate) fn exit_status(signal: Signal) -> u8 {
     128 + signal as u8
 }
 
+/// Ends the process as `signal` ends a program that does not catch it, once a client has
+/// cleaned up after it: killed by it, so a shell sees 128 plus its number (130, 143), as
+/// for a client that never caught it, and a script that was sent Ctrl-C stops too.
+pub(crate) fn die_of(signal: Signal) -> ! {
+    // Its default action again, and unblocked in this thread: raise(3) delivers it here.
+    // SAFETY: SIG_DFL installs no handler of ours.
+    let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl) };
+    Shutdown::restore_default();
+    let _ = nix::sys::signal::raise(signal);
+    std::process::exit(128 + signal as i32)
+}
+
 /// Narrates a poll(2) that woke, with what woke it: `poll([fd 4, fd 3], 100 ms) = 1 (fd 3
 /// readable)`. Waits that time out are not narrated: an idle server would print one a tick.
 fn narrate_poll(fds: &[PollFd<'_>], n: i32, timeout: PollTimeout) {

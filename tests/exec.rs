@@ -439,7 +439,7 @@ fn what_a_program_starts_outside_its_group_ends_with_it_too() {
 fn exec_at_an_echo_server_says_what_it_heard_and_how_to_start_an_exec_server() {
     let echo = Server::start(&["--addr", "127.0.0.1:0"]);
     for input in [&b""[..], b"hi\n", b"a longer line of input\n"] {
-        let line = fails(&netecho(&["exec", &echo.addr], input), 1);
+        let line = fails(&netecho(&["exec", &echo.addr], input), 255);
         assert!(line.contains("as an echo server does"), "{line}");
         assert!(line.contains("`netecho serve --exec PROGRAM`"), "{line}");
     }
@@ -479,4 +479,25 @@ fn as_pid_1_the_server_kills_no_orphan_and_says_why() {
     thread::sleep(Duration::from_millis(1500));
     let log = server.stderr();
     assert!(!log.contains("left running outside"), "{log}");
+}
+
+/// As ssh does: the remote program's status passes through, whatever it is, and exec's own
+/// failures (no server, a bad command line, a busy or silent server) are 255, which no
+/// remote `exit 1` or `exit 2` can be taken for.
+#[test]
+fn exec_passes_the_programs_status_through_and_fails_with_255_itself() {
+    let dir = tempdir();
+    let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", "read n; exit $n"]);
+    for code in [0, 1, 2, 124, 254] {
+        let out = exec(&server, format!("{code}\n").as_bytes());
+        assert_eq!(out.status.code(), Some(code), "{out:?}");
+    }
+    let (_held, refused) = common::refused_port("127.0.0.1");
+    let line = fails(&netecho(&["exec", &refused], b""), 255);
+    assert!(line.contains("refused"), "{line}");
+    // Usage errors: netecho's own (a raw address) and clap's (an unknown flag).
+    fails(&netecho(&["exec", "raw://127.0.0.1"], b""), 255);
+    fails(&netecho(&["exec", "--no-such-flag", &refused], b""), 255);
+    // Other commands keep 2 for a usage error.
+    fails(&netecho(&["send", "--no-such-flag", &refused], b""), 2);
 }

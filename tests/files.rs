@@ -812,7 +812,7 @@ fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
     )
     .unwrap();
     let status = common::wait_exit(&mut get, "get, after SIGINT,");
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(common::shell_status(&status), 130, "{status:?}");
     assert!(listing(out.path()).is_empty(), "{:?}", listing(out.path()));
 }
 

@@ -7,8 +7,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use common::{STEP, Server, bin, output_within};
 
@@ -127,21 +131,33 @@ fn an_exec_servers_note_reaches_the_terminal_escaped() {
     escaped_in_one_line(&out, "remote program");
 }
 
-/// A server that accepts every connection and reads what comes, and never answers.
-fn silent_server() -> u16 {
+/// A server that accepts every connection and reads what comes (if `reads`), and never
+/// answers; each accepted connection is told on the receiver.
+fn quiet_server(reads: bool) -> (u16, mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let (accepted, told) = mpsc::channel();
     thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(mut stream) = stream else { return };
+            let _ = accepted.send(());
             thread::spawn(move || {
                 stream.set_read_timeout(Some(STEP * 3)).unwrap();
                 let mut buf = [0u8; 65536];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                // Held open after the client's end of input too.
+                if reads {
+                    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                }
+                thread::sleep(STEP * 3);
             });
         }
     });
-    port
+    (port, told)
+}
+
+/// A server that accepts every connection and reads what comes, and never answers.
+fn silent_server() -> u16 {
+    quiet_server(true).0
 }
 
 #[test]
@@ -165,7 +181,7 @@ fn a_burst_over_tcp_to_a_silent_server_ends_at_its_timeout() {
         );
         let line = common::fails(&out, 1);
         assert!(
-            line.contains("said nothing") && line.contains("--timeout"),
+            line.contains("sent nothing") && line.contains("--timeout"),
             "{framing}: {line}"
         );
     }
@@ -295,4 +311,136 @@ fn a_lab_row_that_never_finishes_ends_the_run_naming_the_row() {
         line.contains("stalled") && line.contains(&format!("127.0.0.1:{echo}")),
         "{line}"
     );
+}
+
+/// A file of `size` bytes in `dir`, for put.
+fn file_of(dir: &std::path::Path, size: usize) -> String {
+    let path = dir.join("upload.bin");
+    std::fs::write(&path, vec![b'u'; size]).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Each client command's line for a server that stays silent: it names the wait and
+/// --timeout, and comes alone, with exit 1 (exec: 255, its own failures' status).
+fn ends_at_its_timeout(out: &Output, what: &str) {
+    let code = if what.contains("\"exec\"") { 255 } else { 1 };
+    let line = common::fails(out, code);
+    assert!(line.contains("--timeout"), "{what}: {line}");
+    assert!(
+        line.contains("sent nothing") || line.contains("took nothing"),
+        "{what}: {line}"
+    );
+}
+
+/// send MESSAGE, get, put and exec against a server that accepts and then says nothing
+/// (reading what comes, or not even that): each ends after its --timeout of silence with
+/// one line, where it waited for ever before. The bound is a hang guard, not a speed.
+#[test]
+fn every_client_command_ends_when_a_connected_server_says_nothing_for_its_timeout() {
+    let dir = common::tempdir();
+    let file = file_of(dir.path(), 1000);
+    for reads in [true, false] {
+        let (port, _accepted) = quiet_server(reads);
+        let to = format!("127.0.0.1:{port}");
+        let commands: [&[&str]; 5] = [
+            &["send", "--timeout", "1s", &to, "hi"],
+            &["get", "--timeout", "1s", &to, "notes.txt"],
+            &["put", "--timeout", "1s", &to, &file],
+            &["exec", "--timeout", "1s", &to],
+            &["send", "--timeout", "1s", "--framing", "length", &to, "hi"],
+        ];
+        for args in commands {
+            let out = netecho_within(args, STEP);
+            ends_at_its_timeout(&out, &format!("reads {reads}: {args:?}"));
+        }
+    }
+}
+
+/// Lines piped to send while their input is still open (`(printf 'hi\n'; sleep 30) | netecho
+/// send`): the reply owed and not coming for --timeout ends send, without waiting for the
+/// input to end.
+#[test]
+fn piped_send_ends_when_the_reply_to_a_line_never_comes() {
+    let port = silent_server();
+    let mut child = Command::new(bin())
+        .args(["send", "--timeout", "1s", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held open until the test ends: the input never ends on its own.
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"hi\n").unwrap();
+    let out = output_within(child, "netecho send from an open pipe", STEP);
+    drop(input);
+    ends_at_its_timeout(&out, "piped send");
+}
+
+/// A peer that takes nothing bounds the writes too: put to a file server that says OK and
+/// then never reads, and lines piped to send, more than the socket buffers hold, to a
+/// server that never reads, each end after --timeout with the line that says so.
+#[test]
+fn a_server_that_takes_nothing_ends_the_upload_at_its_timeout() {
+    let dir = common::tempdir();
+    // More than loopback's socket buffers hold.
+    let big = file_of(dir.path(), 32 << 20);
+    let port = one_connection(|mut stream| {
+        read_file_frame(&mut stream);
+        stream.write_all(&file_frame(b"OK")).unwrap();
+        thread::sleep(STEP * 3);
+    });
+    let out = netecho_within(
+        &["put", "--timeout", "1s", &format!("127.0.0.1:{port}"), &big],
+        STEP,
+    );
+    ends_at_its_timeout(&out, "put");
+    assert!(common::fails(&out, 1).contains("took nothing"));
+    let (port, _accepted) = quiet_server(false);
+    let mut line = vec![b'x'; 1 << 20];
+    line.push(b'\n');
+    let out = common::run(
+        Command::new(bin()).args(["send", "--timeout", "1s", &format!("127.0.0.1:{port}")]),
+        &line.repeat(32),
+    );
+    ends_at_its_timeout(&out, "send of long lines");
+    assert!(common::fails(&out, 1).contains("took nothing"));
+}
+
+/// A client command stopped by SIGINT or SIGTERM while it waits for a server ends as the
+/// signal ends a program: a shell sees 130 and 143, whichever command it was (get cleans
+/// up its partial file first, and must not say 130 for a SIGTERM).
+#[test]
+fn every_client_command_stopped_while_waiting_ends_as_its_signal_says() {
+    let dir = common::tempdir();
+    let file = file_of(dir.path(), 1000);
+    let (port, accepted) = quiet_server(true);
+    let to = format!("127.0.0.1:{port}");
+    let commands: [&[&str]; 4] = [
+        &["send", &to, "hi"],
+        &["get", &to, "notes.txt"],
+        &["put", &to, &file],
+        &["exec", &to],
+    ];
+    for args in commands {
+        for (signal, shell) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+            let mut child = Command::new(bin())
+                .args([args[0], "--timeout", "60s"])
+                .args(&args[1..])
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            accepted.recv_timeout(STEP).expect("the client connected");
+            kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+            let status = common::wait_exit(&mut child, &format!("{args:?} after {signal}"));
+            assert_eq!(
+                common::shell_status(&status),
+                shell,
+                "{args:?} {signal}: {status:?}"
+            );
+        }
+    }
 }

@@ -16,6 +16,10 @@ use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, MessageSend, RecvError};
 use crate::transport::{self, Conn, MAX_MESSAGE, SocketOptions};
 
+/// What a client says of a connected server silent for its --timeout.
+const SILENT_ADVICE: &str = "is it a server that answers each message, as an echo server does? \
+                             For a slow one, raise --timeout";
+
 /// Messages up to this size are sent before the reply is read; larger ones are sent from a
 /// second thread while this one reads, or both sides could block with full socket buffers.
 const SEND_THEN_READ: usize = 64 * 1024;
@@ -24,7 +28,8 @@ const SEND_THEN_READ: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub(crate) struct ClientConfig {
     pub opts: SocketOptions,
-    /// How long a datagram client waits for a reply.
+    /// How long a datagram client waits for a reply; over a connection, the longest silence
+    /// of the server (no byte sent or taken) while a reply is owed.
     pub timeout: Duration,
     /// How often it sends again when none comes.
     pub retries: u32,
@@ -73,6 +78,14 @@ impl Exchanger {
         match transport::connect(target, &config.opts) {
             Ok(conn) => {
                 let carrier = conn.carrier(config.framing);
+                // SO_RCVTIMEO and SO_SNDTIMEO: no wait for a connected server outlasts
+                // --timeout (a datagram's wait has its own deadline).
+                if carrier.reliable() {
+                    let silence = Some(config.timeout);
+                    conn.set_read_timeout(silence)
+                        .and_then(|()| conn.set_write_timeout(silence))
+                        .map_err(|e| Failure::Fatal(socket_error(Call::Recv, target, &e)))?;
+                }
                 Ok(Exchanger {
                     carrier,
                     sender: carrier.sender(),
@@ -137,18 +150,21 @@ impl Exchanger {
             config,
             ..
         } = self;
+        let silence = config.timeout;
         let reply = if carrier.keeps_boundaries() {
-            send_while(conn, &wire, target, || next_message(conn, replies, target))
+            send_while(conn, &wire, target, silence, || {
+                next_message(conn, replies, target, silence)
+            })
         } else {
             let plain = config.opts.tls.is_none();
-            send_while(conn, &wire, target, || {
+            send_while(conn, &wire, target, silence, || {
                 let mut reply = Vec::with_capacity(msg.len());
-                let read = read_chunks(conn, replies, msg.len(), target, &mut |chunk| {
+                let read = read_chunks(conn, replies, msg.len(), target, silence, &mut |chunk| {
                     reply.extend_from_slice(chunk);
                     Ok(())
                 });
                 if plain {
-                    heed_alert(conn, replies, msg, &mut reply)?;
+                    heed_alert(conn, replies, msg, &mut reply, silence)?;
                 }
                 read.map(|()| reply)
             })
@@ -226,21 +242,7 @@ impl Exchanger {
             sender,
         } = self;
         let silence = config.timeout;
-        let send_all = || -> io::Result<()> {
-            for _ in 0..count {
-                sender
-                    .send(conn, msg)
-                    .map_err(|e| match crate::transport::is_timeout(&e) {
-                        // Only a burst over a connection sends with a timeout.
-                        true => io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("the server took nothing for {silence:?} (--timeout)"),
-                        ),
-                        false => e,
-                    })?;
-            }
-            Ok(())
-        };
+        let send_all = || -> io::Result<()> { (0..count).try_for_each(|_| sender.send(conn, msg)) };
         let before = replies.reads();
         let len = wire.len() * count;
         let mut got = 0;
@@ -255,14 +257,10 @@ impl Exchanger {
                 recv_datagrams(conn, replies, target, count, config.timeout, &mut each)?;
         } else {
             let whole = carrier.keeps_boundaries();
-            within_silence(conn, target, silence, || {
-                let read = send_while_io(len, target, send_all, || match whole {
-                    true => {
-                        (0..count).try_for_each(|_| each(&next_message(conn, replies, target)?))
-                    }
-                    false => read_chunks(conn, replies, count * msg.len(), target, &mut each),
-                });
-                read.map_err(|e| silent_burst(e, target, silence))
+            send_while_io(len, target, silence, send_all, || match whole {
+                true => (0..count)
+                    .try_for_each(|_| each(&next_message(conn, replies, target, silence)?)),
+                false => read_chunks(conn, replies, count * msg.len(), target, silence, &mut each),
             })?;
         }
         burst.reads = if carrier.reliable() && carrier.keeps_boundaries() {
@@ -271,57 +269,6 @@ impl Exchanger {
             got
         };
         Ok(burst)
-    }
-}
-
-/// Runs `burst` with `silence` as the connection's receive and send timeout, then waits
-/// without a bound again: a burst over a connection ends when the server says nothing (or
-/// takes nothing) for that long, as a datagram burst does.
-fn within_silence<T>(
-    conn: &Conn,
-    target: &Target,
-    silence: Duration,
-    burst: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    let set = |t| {
-        conn.set_read_timeout(t)
-            .and_then(|()| conn.set_write_timeout(t))
-            .map_err(|e| socket_error(Call::Recv, target, &e))
-    };
-    set(Some(silence))?;
-    let got = burst();
-    set(None)?;
-    got
-}
-
-/// The server said nothing for as long as the client waited: a receive that a timeout
-/// ended ("no reply in time"), told again in a burst's own words once it ends the burst.
-#[derive(Debug)]
-pub(crate) struct Silent(String);
-
-impl Silent {
-    fn new() -> Silent {
-        Silent("no reply in time".into())
-    }
-}
-
-impl std::fmt::Display for Silent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Silent {}
-
-/// A burst's error, in one line when the server fell silent.
-fn silent_burst(e: anyhow::Error, target: &Target, silence: Duration) -> anyhow::Error {
-    match e.downcast_ref::<Silent>() {
-        Some(_) => Silent(format!(
-            "burst to {target}: the server said nothing for {silence:?} before every reply \
-             came; is it an echo server?"
-        ))
-        .into(),
-        None => e,
     }
 }
 
@@ -392,20 +339,23 @@ fn send_while<T>(
     conn: &Conn,
     wire: &[u8],
     target: &Target,
+    silence: Duration,
     read: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    send_while_io(wire.len(), target, || conn.send_all(wire), read)
+    send_while_io(wire.len(), target, silence, || conn.send_all(wire), read)
 }
 
 /// Runs `send` (of `len` bytes) and `read`: one after the other when the bytes fit in the
-/// socket buffers, at the same time otherwise.
+/// socket buffers, at the same time otherwise. A send that `silence` (SO_SNDTIMEO) ended
+/// says the server took nothing.
 fn send_while_io<T>(
     len: usize,
     target: &Target,
+    silence: Duration,
     send: impl FnOnce() -> io::Result<()> + Send,
     read: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let sent = |e| socket_error(Call::Send, target, &e);
+    let sent = |e| waited(Call::Send, target, silence, e);
     if len <= SEND_THEN_READ {
         // A server that answered the first message and closed (a TLS server's alert to a
         // plaintext client) fails the sends after it: what it said comes first, as below.
@@ -442,6 +392,7 @@ fn read_chunks(
     replies: &mut MessageReader,
     len: usize,
     target: &Target,
+    silence: Duration,
     each: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut got = 0;
@@ -456,13 +407,28 @@ fn read_chunks(
                     "{target}: the server closed the connection after {got} of {len} reply bytes"
                 ));
             }
-            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => {
-                return Err(Silent::new().into());
-            }
-            Err(RecvError::Io(e)) => return Err(socket_error(Call::Recv, target, &e)),
+            Err(RecvError::Io(e)) => return Err(waited(Call::Recv, target, silence, e)),
         }
     }
     Ok(())
+}
+
+/// A failed send or recv on a connection, or its timeout (SO_SNDTIMEO, SO_RCVTIMEO at
+/// `silence`): the server took or sent nothing for --timeout.
+pub(crate) fn waited(
+    call: Call,
+    target: &Target,
+    silence: Duration,
+    e: io::Error,
+) -> anyhow::Error {
+    if !crate::transport::is_timeout(&e) {
+        return socket_error(call, target, &e);
+    }
+    let waited = match call {
+        Call::Send => "sending",
+        _ => "waiting for a reply",
+    };
+    crate::error::silent_peer(call, target, waited, silence, SILENT_ADVICE)
 }
 
 /// The bytes of a TLS alert record: type 21, version 3.x, a 2-byte alert. A TLS server sends
@@ -514,6 +480,7 @@ fn heed_alert(
     replies: &mut MessageReader,
     msg: &[u8],
     reply: &mut Vec<u8>,
+    silence: Duration,
 ) -> Result<()> {
     let echoed = msg.starts_with(&reply[..reply.len().min(ALERT)]);
     if echoed || alert_shape(reply) == Alert::No {
@@ -527,7 +494,7 @@ fn heed_alert(
                 _ => break,
             }
         }
-        let _ = conn.set_read_timeout(None);
+        let _ = conn.set_read_timeout(Some(silence));
     }
     match alert_shape(reply) {
         Alert::Whole => Err(tls_alert_error()),
@@ -584,15 +551,20 @@ impl AlertWatch {
     }
 }
 
-/// The next reply message, or an error that says the server closed first.
-fn next_message(conn: &Conn, replies: &mut MessageReader, target: &Target) -> Result<Vec<u8>> {
+/// The next reply message, or an error that says the server closed first, or was silent
+/// for `silence`.
+fn next_message(
+    conn: &Conn,
+    replies: &mut MessageReader,
+    target: &Target,
+    silence: Duration,
+) -> Result<Vec<u8>> {
     match replies.read(conn) {
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(anyhow!(
             "{target}: the server closed the connection before replying"
         )),
-        Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) => Err(Silent::new().into()),
-        Err(RecvError::Io(e)) => Err(socket_error(Call::Recv, target, &e)),
+        Err(RecvError::Io(e)) => Err(waited(Call::Recv, target, silence, e)),
         Err(RecvError::Truncated(n)) => Err(anyhow!(
             "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"
         )),

@@ -1,24 +1,38 @@
 //! `netecho exec`: stdin to a `serve --exec` program, its output back: stdout to stdout,
-//! stderr to stderr, and its exit status as ours.
+//! stderr to stderr, and its exit status as ours. As ssh does, exec's own failures exit
+//! [`FAILED`] (255), which no program's `exit 1` can be taken for.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::endpoint::Target;
+use crate::error::{Call, silent_peer};
 use crate::service::exec::{EXIT, STDERR, STDOUT};
 use crate::transport::framing::{Decoder, Framing};
 use crate::transport::message::{Carrier, MessageReader, RecvError};
 use crate::transport::quic::{QuicMode, QuicOptions};
 use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 
+/// exec's exit status for a failure of its own (no server, a usage error, a silent server),
+/// as ssh's: a remote program's status is anything else.
+pub(crate) const FAILED: u8 = 255;
+
+/// What exec tells of a server silent for its --timeout.
+const SILENT_ADVICE: &str = "a program that works long without output needs a longer \
+                             --timeout, or --timeout off";
+
 /// Where the `serve --exec` server is.
 pub(crate) struct ExecConfig {
     pub endpoint: Target,
-    /// Datagrams: how long to wait for the reply; streams: for the connect.
-    pub timeout: Duration,
+    /// How long the connect may take.
+    pub connect_timeout: Duration,
+    /// The longest silence of the server (no byte sent or taken) before exec gives up: on a
+    /// stream while the program runs, over datagrams for the reply. None: no bound.
+    pub timeout: Option<Duration>,
     /// Streams: TLS, and whom it trusts.
     pub tls: Option<crate::transport::tls::TlsEnd>,
 }
@@ -34,10 +48,13 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
             ..QuicOptions::default()
         },
         tls: config.tls.clone(),
-        connect_timeout: config.timeout,
+        connect_timeout: config.connect_timeout,
         ..SocketOptions::default()
     };
     let conn = transport::connect_first(&config.endpoint, &opts)?;
+    conn.set_read_timeout(config.timeout)
+        .and_then(|()| conn.set_write_timeout(config.timeout))
+        .context("setsockopt SO_RCVTIMEO, SO_SNDTIMEO")?;
     let mut output = Output {
         stdout: io::stdout().lock(),
         stderr: io::stderr(),
@@ -46,14 +63,12 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
         run_datagram(&conn, config.timeout, &mut output)?
     } else {
         let started = Instant::now();
-        run_stream(conn, &mut output)
+        run_stream(conn, config.timeout, &mut output)
             .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
     };
     io::stdout().flush().ok();
-    Ok(match code {
-        0..=255 => code as u8,
-        _ => 1,
-    })
+    // Not a status a program can have: the server's "busy" (-1).
+    Ok(u8::try_from(code).unwrap_or(FAILED))
 }
 
 /// Where the program's tagged frames go: its output to ours, its exit status back.
@@ -87,15 +102,15 @@ impl Output {
     }
 }
 
-/// One datagram of input, one datagram of framed reply.
-fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i32> {
+/// One datagram of input, one datagram of framed reply, awaited `timeout` (SO_RCVTIMEO).
+fn run_datagram(conn: &Conn, timeout: Option<Duration>, output: &mut Output) -> Result<i32> {
     let mut input = Vec::new();
     io::stdin()
         .take(MAX_MESSAGE as u64 + 1)
         .read_to_end(&mut input)
         .context("read stdin")?;
     conn.send_all(&input).context("send")?;
-    conn.set_read_timeout(Some(timeout))?;
+    let timeout = timeout.unwrap_or_default();
     let mut buf = vec![0u8; MAX_MESSAGE];
     let n = match conn.recv(&mut buf) {
         Ok(Received::Data(n)) => n,
@@ -128,16 +143,27 @@ fn run_datagram(conn: &Conn, timeout: Duration, output: &mut Output) -> Result<i
     code.ok_or_else(|| anyhow!("the reply had no exit status"))
 }
 
-/// Input goes while output comes: a program may answer before its input ends.
-fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
+/// Input goes while output comes: a program may answer before its input ends. A server
+/// silent for `timeout` (SO_RCVTIMEO, SO_SNDTIMEO on `conn`) while exec reads or sends ends it.
+fn run_stream(conn: Conn, timeout: Option<Duration>, output: &mut Output) -> Result<i32> {
     let conn = Arc::new(conn);
+    let stalled = Arc::new(AtomicBool::new(false));
     // The thread is not waited for: once the exit status is in, a stdin that never ends (a
     // terminal, a slow pipe) does not keep exec running.
-    let input = Arc::clone(&conn);
+    let (input, stuck) = (Arc::clone(&conn), Arc::clone(&stalled));
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || send_stdin(&input))
+        .spawn(move || send_stdin(&input, &stuck))
         .context("cannot start the thread that sends stdin")?;
+    let silent = |call, waited| {
+        silent_peer(
+            call,
+            conn.peer(),
+            waited,
+            timeout.unwrap_or_default(),
+            SILENT_ADVICE,
+        )
+    };
     // The program's output comes as length frames, on seqpacket as on a stream.
     let mut frames = MessageReader::new(Carrier::Frames(Framing::Length), MAX_MESSAGE);
     let mut heard = false;
@@ -150,6 +176,12 @@ fn run_stream(conn: Conn, output: &mut Output) -> Result<i32> {
                     Ok(None) => continue,
                     Err(e) => e,
                 }
+            }
+            _ if stalled.load(Ordering::Relaxed) => {
+                return Err(silent(Call::Send, "exec sent the program its input"));
+            }
+            Err(RecvError::Io(e)) if transport::is_timeout(&e) => {
+                return Err(silent(Call::Recv, "exec waited for the program's output"));
             }
             Ok(None) => anyhow!("the server closed the connection before the exit status"),
             Err(RecvError::Io(e)) => anyhow!("recv: {e}"),
@@ -173,13 +205,24 @@ fn not_exec(conn: &Conn, heard: bool, failed: anyhow::Error) -> anyhow::Error {
     )
 }
 
-/// Our stdin to the connection; at its end, the program's stdin closes.
-fn send_stdin(conn: &Conn) {
+/// Our stdin to the connection; at its end, the program's stdin closes. A server that took
+/// nothing for the timeout (SO_SNDTIMEO) is marked `stalled`, and the connection shut down
+/// both ways, which ends the wait for output too.
+fn send_stdin(conn: &Conn, stalled: &AtomicBool) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut stdin = io::stdin().lock();
     while let Ok(n) = stdin.read(&mut buf) {
-        if n == 0 || conn.send_all(&buf[..n]).is_err() {
+        if n == 0 {
             break;
+        }
+        match conn.send_all(&buf[..n]) {
+            Ok(()) => {}
+            Err(e) if transport::is_timeout(&e) => {
+                stalled.store(true, Ordering::Relaxed);
+                let _ = socket2::SockRef::from(conn).shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Err(_) => break,
         }
     }
     let _ = conn.shutdown_write();

@@ -35,7 +35,7 @@ pub(crate) struct LocalServers {
 /// itself causes (a server stopped under a running measurement) is then not reported.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// Whether a stop signal is being handled: the process ends with 130 in a moment.
+/// Whether a stop signal is being handled: the process ends by it in a moment.
 pub(crate) fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)
 }
@@ -95,7 +95,7 @@ impl LocalServers {
                     let mut err = std::io::stderr();
                     let line = format!("netecho: stopped by {signal}; removed {}", dir.display());
                     let _ = writeln!(err, "{line}");
-                    std::process::exit(130);
+                    crate::signal::die_of(signal);
                 }
             })
             .context("start the cleanup thread")?;

@@ -1,8 +1,12 @@
 //! `send` over a stream or seqpacket socket, as nc talks: the messages go out from one thread
-//! while this one prints the replies, and the end of the input shuts down the writing side
+//! (read from the input by another, which nobody waits for) while this one prints the replies, and the end of the input shuts down the writing side
 //! (shutdown(SHUT_WR)). A server that answers only at the end of its input, as a
 //! block-buffered filter does (`socat EXEC:'tr a-z A-Z'`), is answered too, and send waits
 //! for the server to finish and close, for at most --timeout of silence once the input ended.
+//!
+//! While the input goes on, a line sent and then --timeout of silence from the server (no
+//! reply byte, nothing taken) ends send with an error: a wedged server cannot hold a
+//! script whose input stays open.
 //!
 //! Before shutting down, send waits a moment (at most [`GRACE`] of silence) for the replies
 //! still owed: `ncat --exec` closes the whole connection at the client's shutdown, so a
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use tracing::warn;
 
-use super::exchange::{Alert, alert_shape, tls_alert_error};
+use super::exchange::{Alert, alert_shape, tls_alert_error, waited};
 use crate::endpoint::{SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::transport::framing::Framing;
@@ -29,16 +33,60 @@ const TICK: Duration = Duration::from_millis(100);
 /// The longest silence waited through, replies still owed, before shutting down writing.
 pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
-/// What the reader tells the writer: replies cut so far, and when data last came.
+/// What the reader tells the writer: replies cut so far, and when data last came; and what
+/// the writer tells the reader: since when the server owes an answer to what was sent, and
+/// whether sending failed (its error is the one to tell).
 struct Heard {
     replies: AtomicUsize,
     last: Mutex<Instant>,
+    owing: Mutex<Owing>,
+    failed: AtomicBool,
+}
+
+/// Since when the server has been silent after a send, unless data came since; none while
+/// a send is under way (SO_SNDTIMEO bounds that).
+#[derive(Default)]
+struct Owing {
+    since: Option<Instant>,
+    sending: bool,
 }
 
 impl Heard {
     fn got(&self, replies: usize) {
         self.replies.fetch_add(replies, Ordering::Relaxed);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.owing().since = None;
+    }
+
+    fn owing(&self) -> std::sync::MutexGuard<'_, Owing> {
+        self.owing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Around each send: from its start the server owes an answer, and data that comes
+    /// while it goes pays it (a reply may come before the send returns).
+    fn sending(&self, sending: bool) {
+        let mut owing = self.owing();
+        owing.sending = sending;
+        if sending {
+            owing.since = Some(Instant::now());
+        } else if owing.since.is_some() {
+            owing.since = Some(Instant::now());
+        }
+    }
+
+    /// The end of the input, told to the server by shutdown(SHUT_WR): a server still owing
+    /// an answer may give it now (`sort` does), so its --timeout starts again.
+    fn ended(&self) {
+        let mut owing = self.owing();
+        if owing.since.is_some() {
+            owing.since = Some(Instant::now());
+        }
+    }
+
+    /// Whether the server owes an answer and has been silent for `timeout`.
+    fn overdue(&self, timeout: Duration) -> bool {
+        let owing = self.owing();
+        !owing.sending && owing.since.is_some_and(|since| since.elapsed() >= timeout)
     }
 
     /// Waits until `sent` replies came, or the server was silent for `grace`.
@@ -77,7 +125,8 @@ impl Cut {
 
 /// Sends each message `next` gives until it gives `None`, then shuts down writing; hands
 /// each reply to `reply` as it is cut; returns once the server closed, or was silent for
-/// `timeout` after the input ended. Over `plain` text a TLS alert for the first reply is
+/// `timeout` after the input ended having answered the last message; fails when it is
+/// silent that long owing an answer. Over `plain` text a TLS alert for the first reply is
 /// refused: the server speaks TLS.
 pub(crate) fn run(
     conn: &Conn,
@@ -85,21 +134,26 @@ pub(crate) fn run(
     cut: Cut,
     plain: bool,
     timeout: Duration,
-    mut next: impl FnMut() -> Result<Option<Vec<u8>>> + Send,
+    next: impl FnMut() -> Result<Option<Vec<u8>>> + Send + 'static,
     reply: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let ended = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
     let heard = Heard {
         replies: AtomicUsize::new(0),
         last: Mutex::new(Instant::now()),
+        owing: Mutex::default(),
+        failed: AtomicBool::new(false),
     };
+    let messages = messages(next)?;
     let (lengths, sent) = mpsc::channel::<usize>();
     thread::scope(|scope| {
         let writing = thread::Builder::new().name("send".into());
         let writer = writing.spawn_scoped(scope, || {
+            let messages = messages;
             let mut count = 0;
             let result = (|| {
-                while let Some(msg) = next()? {
+                while let Some(msg) = next_message(&messages, &stop)? {
                     count += 1;
                     let mut wire = Vec::with_capacity(msg.len() + 4);
                     match cut {
@@ -108,13 +162,17 @@ pub(crate) fn run(
                     }
                     // Known before the reply can come, so the reader can cut it.
                     let _ = lengths.send(msg.len());
-                    conn.send_all(&wire)
-                        .map_err(|e| socket_error(Call::Send, target, &e))?;
+                    heard.sending(true);
+                    let sent = conn.send_all(&wire);
+                    heard.sending(false);
+                    sent.map_err(|e| waited(Call::Send, target, timeout, e))?;
                 }
                 Ok(())
             })();
+            heard.failed.store(result.is_err(), Ordering::Relaxed);
             heard.owed(count, GRACE.min(timeout));
             let _ = conn.shutdown_write();
+            heard.ended();
             ended.store(true, Ordering::Relaxed);
             drop(lengths);
             result
@@ -123,11 +181,47 @@ pub(crate) fn run(
         let mut reader = Reader::new(cut, target, &heard);
         reader.fresh = plain;
         let read = reader.read(conn, &sent, &ended, timeout, reply);
+        // The server closed, or failed send: the input still to come is not waited for.
+        stop.store(true, Ordering::Relaxed);
         let wrote = writer
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the sending thread failed")));
         read.and(wrote)
     })
+}
+
+/// One message of the input, or none at its end.
+type Message = Result<Option<Vec<u8>>>;
+
+/// The messages `next` gives, from a thread of their own that nobody waits for: reading the
+/// input may block for ever (a pipe that stays open), and send ends without it once the
+/// server closed or failed. One message waits in the channel at most.
+fn messages(mut next: impl FnMut() -> Message + Send + 'static) -> Result<mpsc::Receiver<Message>> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            loop {
+                let got = next();
+                let end = !matches!(got, Ok(Some(_)));
+                if tx.send(got).is_err() || end {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| anyhow!("cannot start the thread that reads the input: {e}"))?;
+    Ok(rx)
+}
+
+/// The next message of the input; none at its end or once `stop` is set.
+fn next_message(messages: &mpsc::Receiver<Message>, stop: &AtomicBool) -> Message {
+    loop {
+        match messages.recv_timeout(TICK) {
+            Ok(got) => return got,
+            Err(mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+            Err(_) => return Ok(None),
+        }
+    }
 }
 
 /// The replies owed and the bytes not yet cut into one.
@@ -182,6 +276,13 @@ impl<'t> Reader<'t> {
                 }
                 Ok(Received::Closed) => break,
                 Err(e) if is_tick(&e) => {
+                    // The writer's error is the one to tell.
+                    if self.heard.failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    if self.heard.overdue(timeout) {
+                        return Err(waited(Call::Recv, target, timeout, e));
+                    }
                     if !ended.load(Ordering::Relaxed) {
                         continue;
                     }

@@ -3,14 +3,14 @@
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use tracing::{debug, info, warn};
 
 use crate::endpoint::{Endpoint, Proto, SocketKind, Target};
 use crate::error::{Call, socket_error};
 use crate::hexdump::{self, Way};
 
-use super::exchange::{AlertWatch, ClientConfig, Session, Silent};
+use super::exchange::{AlertWatch, ClientConfig, Session};
 use super::pipeline::{self, Cut};
 use super::raw::RawClient;
 use super::unconnected::Unconnected;
@@ -131,6 +131,8 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
     let cut = Cut::of(conn.kind(), config.client.framing, config.client.max_frame);
     let hex = config.hex;
     let max = conn.max_message();
+    // Read on a thread nobody waits for (see pipeline::run): it owns what it uses.
+    let to = target.clone();
     let next = move || -> Result<Option<Vec<u8>>> {
         loop {
             let Some(msg) = read_line(&mut io::stdin().lock())? else {
@@ -142,11 +144,11 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
                     "a {}-byte message does not fit in one {} message (at most {max} bytes \
                      here); send less",
                     msg.len(),
-                    target.proto
+                    to.proto
                 ),
                 _ => {}
             }
-            show(hex, Way::Out, target, &msg);
+            show(hex, Way::Out, &to, &msg);
             return Ok(Some(msg));
         }
     };
@@ -273,10 +275,7 @@ fn answer(
     // First what the bytes held back say, also when the burst was cut short (a server
     // that closed after its first answer fails the sends after it).
     watch.finish()?;
-    let got = got.map_err(|e| match e.downcast_ref::<Silent>() {
-        Some(silent) => anyhow!("{silent} For a slow one, raise --timeout"),
-        None => e,
-    })?;
+    let got = got?;
     let line = format!(
         "burst: sent {} of {} back to back; got {} back in {}",
         crate::units::count(count, "message"),

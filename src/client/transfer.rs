@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow};
 use tracing::info;
 
 use crate::endpoint::{Endpoint, Target};
+use crate::error::{Call, silent_peer};
 use crate::files::datagram::{self, Settings};
 use crate::files::download::Download;
 use crate::files::store::{Output, Partial, check_output};
@@ -32,6 +33,8 @@ pub(crate) struct TransferConfig {
     pub reorder: f64,
     /// Datagrams: how long to wait for the server's first answer; streams: for the connect.
     pub timeout: Duration,
+    /// Streams: the longest silence of the server (no byte sent or taken).
+    pub silence: Duration,
     /// Datagrams: how often to send the request again when no answer comes.
     pub retries: u32,
     /// Streams: TLS, and whom it trusts.
@@ -87,7 +90,7 @@ fn reliable(target: &Target) -> bool {
 }
 
 /// Ctrl-C (or SIGTERM) in the middle of a download removes its temporary file, then ends
-/// the process as the signal would (exit 130).
+/// the process as the signal would (130, or 143 for SIGTERM).
 fn remove_partials_on_signal() -> Result<()> {
     let shutdown = crate::signal::Shutdown::install()?;
     std::thread::Builder::new()
@@ -101,7 +104,7 @@ fn remove_partials_on_signal() -> Result<()> {
                         &mut std::io::stderr(),
                         format_args!("netecho: {signal}: transfer stopped\n"),
                     );
-                    std::process::exit(130);
+                    crate::signal::die_of(signal);
                 }
             }
         })
@@ -141,7 +144,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     let (bar, done) = Progress::start_bytes(format!("get {}", args.name), 0);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer: Transfer = if reliable(endpoint) {
-        let conn = transport::connect_first(endpoint, &request_reply(t))?;
+        let conn = connect(t)?;
         stream::get(
             &conn,
             &args.name,
@@ -152,6 +155,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
                 progress(got)
             },
         )
+        .map_err(|e| silent(e, "get", t.silence))
     } else {
         let target = datagram_target(endpoint)?;
         let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
@@ -223,8 +227,9 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
     let (bar, done) = Progress::start_bytes(format!("put {name}"), size);
     let progress = |bytes: u64| done.done.store(bytes, Ordering::Relaxed);
     let transfer = if reliable(endpoint) {
-        let conn = transport::connect_first(endpoint, &request_reply(t))?;
+        let conn = connect(t)?;
         stream::put(&conn, &mut file, size, &name, &progress)
+            .map_err(|e| silent(e, "put", t.silence))
     } else {
         let target = datagram_target(endpoint)?;
         let sock = transport::ephemeral_datagram(target.proto, &target.addr, true)?;
@@ -248,6 +253,40 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
         transfer.summary(&format!("put '{name}'"), crate::files::PUT)
     );
     Ok(())
+}
+
+/// The connection of a stream transfer, on which no recv or send waits longer than the
+/// silence allowed (SO_RCVTIMEO, SO_SNDTIMEO).
+fn connect(t: &TransferConfig) -> Result<transport::Conn> {
+    let conn = transport::connect_first(&t.endpoint, &request_reply(t))?;
+    conn.set_read_timeout(Some(t.silence))
+        .and_then(|()| conn.set_write_timeout(Some(t.silence)))
+        .context("setsockopt SO_RCVTIMEO, SO_SNDTIMEO")?;
+    Ok(conn)
+}
+
+/// A stream transfer's error, as the one line for a server that sent or took nothing for
+/// `silence`; any other as it is.
+fn silent(e: anyhow::Error, command: &str, silence: Duration) -> anyhow::Error {
+    let advice = "is it a `netecho serve --files` server? For a slow one, raise --timeout";
+    if let Some(stream::Idle(what)) = e.chain().find_map(|c| c.downcast_ref()) {
+        let waited = format!("{command} waited for {what}");
+        return silent_peer(Call::Recv, "the server", &waited, silence, advice);
+    }
+    let timed_out = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(transport::is_timeout)
+    };
+    match e.chain().any(timed_out) {
+        true => silent_peer(
+            Call::Send,
+            "the server",
+            &format!("{command} was sending"),
+            silence,
+            advice,
+        ),
+        false => e,
+    }
 }
 
 /// A request, then a wait for its answer: TCP_NODELAY, or Nagle holds the request's last

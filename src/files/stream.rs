@@ -90,6 +90,32 @@ impl Pace {
     }
 }
 
+/// No data for the idle timeout (SO_RCVTIMEO) during what it names, or a frame not whole
+/// within it: a client words it as a server silent for its --timeout.
+#[derive(Debug)]
+pub(crate) struct Idle(pub(crate) String);
+
+impl std::fmt::Display for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no data for the idle timeout during {}, or not all of it within the idle timeout",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Idle {}
+
+/// An error of the transfer's body, with how far it got.
+fn after(e: anyhow::Error, got: u64, size: u64) -> anyhow::Error {
+    let far = format!("(after {got} of {size} bytes)");
+    match e.downcast::<Idle>() {
+        Ok(Idle(what)) => Idle(format!("{what} {far}")).into(),
+        Err(e) => anyhow!("{e} {far}"),
+    }
+}
+
 fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> {
     conn.start_frame();
     match frames.read(conn) {
@@ -98,9 +124,9 @@ fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> 
             Ok(frame)
         }
         Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
-            "no data for the idle timeout during {what}, or not all of it within the idle timeout"
-        )),
+        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Idle(what.into()).into())
+        }
         Err(e) => Err(anyhow!("{what}: {e}")),
     }
 }
@@ -178,8 +204,7 @@ fn receive_body(
     let mut hash = Hasher::new(algo);
     let mut got = 0u64;
     loop {
-        let frame = read(conn, frames, "the transfer")
-            .map_err(|e| anyhow!("{e} (after {got} of {size} bytes)"))?;
+        let frame = read(conn, frames, "the transfer").map_err(|e| after(e, got, size))?;
         if frame.is_empty() {
             break;
         }
@@ -458,9 +483,9 @@ fn read_control(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<V
             Ok(frame)
         }
         Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
-            "no data for the idle timeout during {what}, or not all of it within the idle timeout"
-        )),
+        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(Idle(what.into()).into())
+        }
         Err(e) => Err(anyhow!("{what}: {e}")),
     }
 }
@@ -508,9 +533,7 @@ mod direct {
         let mut hash = Hasher::new(Algo::Blake3);
         let mut got = 0u64;
         loop {
-            let frame = r
-                .frame(conn)
-                .map_err(|e| anyhow!("{e} (after {got} of {size} bytes)"))?;
+            let frame = r.frame(conn).map_err(|e| after(e, got, size))?;
             if frame.is_empty() {
                 break;
             }
@@ -582,10 +605,9 @@ mod direct {
                     Ok(())
                 }
                 Ok(_) => Err(anyhow!("the connection closed during the transfer")),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
-                    "no data for the idle timeout during the transfer, or not all of it \
-                     within the idle timeout"
-                )),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    Err(Idle("the transfer".into()).into())
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
                 Err(e) => Err(anyhow!("the transfer: {e}")),
             }

@@ -396,6 +396,16 @@ pub fn fails(out: &Output, code: i32) -> String {
     errors[0].to_string()
 }
 
+/// A process's status as a shell's `$?` shows it: its exit code, or 128 plus the number of
+/// the signal that ended it (130 for SIGINT, 143 for SIGTERM).
+pub fn shell_status(status: &ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or(status.signal().map(|signal| 128 + signal))
+        .expect("an exit code or a signal")
+}
+
 /// A fresh temporary directory for Unix socket paths.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
