@@ -262,6 +262,11 @@ const EXEC_EXAMPLES: &str =
 then the exit status), so output of any size comes back whole; exec exits with the remote \
 program's status.
 
+Exit status, as ssh's: the program's (128+N when signal N killed it: 137 for a SIGKILL the \
+server did not send); 124 when the server killed it for a limit (--exec-timeout, --max-output, \
+a client that stopped reading); 127 when it could not start; 255 when exec itself failed (no \
+server, a usage error, a busy server, or a server silent for --timeout).
+
 Examples:
   netecho serve --exec tr a-z A-Z             # in one terminal,
   echo hello | netecho exec 127.0.0.1:3234    # in another: HELLO

@@ -67,9 +67,7 @@ impl Heard {
     fn sending(&self, sending: bool) {
         let mut owing = self.owing();
         owing.sending = sending;
-        if sending {
-            owing.since = Some(Instant::now());
-        } else if owing.since.is_some() {
+        if sending || owing.since.is_some() {
             owing.since = Some(Instant::now());
         }
     }
