@@ -105,11 +105,17 @@ fn unknown_protocols_are_usage_errors() {
     }
 }
 
-/// The whole of stderr for a usage error: exit 2 and exactly one line, "error: ...".
+/// The whole of stderr for a usage error: exit 2 (exec: 255, its own failures' status) and
+/// exactly one line, "error: ...".
 fn one_line(args: &[&str]) -> String {
     let out = netecho(args, b"");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "netecho {args:?}: {stderr}");
+    let code = if args.first() == Some(&"exec") {
+        255
+    } else {
+        2
+    };
+    assert_eq!(out.status.code(), Some(code), "netecho {args:?}: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "netecho {args:?}:\n{stderr}");
     assert!(stderr.starts_with("error: "), "netecho {args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "netecho {args:?}");

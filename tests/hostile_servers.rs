@@ -1,17 +1,19 @@
 //! Clients against a hostile server: what a server says reaches the terminal escaped and on
-//! one line, and a server that accepts and never answers cannot hold a client past its
-//! --timeout (a burst) or a lab run past its rows' time.
+//! one line, and a server that accepts and never answers (or never reads) cannot hold a
+//! client past its --timeout (send, get, put, exec) or a lab run past its rows' time; a
+//! client stopped while it waits ends as its signal says.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigHandler, Signal, kill};
 use nix::unistd::Pid;
 
 use common::{STEP, Server, bin, output_within};
@@ -424,15 +426,24 @@ fn every_client_command_stopped_while_waiting_ends_as_its_signal_says() {
     ];
     for args in commands {
         for (signal, shell) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-            let mut child = Command::new(bin())
-                .args([args[0], "--timeout", "60s"])
+            let mut cmd = Command::new(bin());
+            cmd.args([args[0], "--timeout", "60s"])
                 .args(&args[1..])
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+                .stderr(Stdio::null());
+            // A harness started in the background of a script ignores SIGINT, and so would
+            // the client: SIGINT's default action is what is tested.
+            // SAFETY: signal(2) is async-signal-safe, and installs no handler.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::signal::signal(Signal::SIGINT, SigHandler::SigDfl)
+                        .map(drop)
+                        .map_err(std::io::Error::from)
+                })
+            };
+            let mut child = cmd.spawn().unwrap();
             accepted.recv_timeout(STEP).expect("the client connected");
             kill(Pid::from_raw(child.id() as i32), signal).unwrap();
             let status = common::wait_exit(&mut child, &format!("{args:?} after {signal}"));

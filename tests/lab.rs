@@ -695,7 +695,7 @@ fn ctrl_c_in_the_middle_of_a_row_says_only_that_the_lab_stopped() {
             .unwrap();
         let status = common::wait_exit(&mut lab, "the lab, after SIGINT,");
         let err = std::fs::read_to_string(&log).unwrap_or_default();
-        assert_eq!(status.code(), Some(130), "{err}");
+        assert_eq!(common::shell_status(&status), 130, "{err}");
         assert!(err.contains("stopped by SIGINT"), "{err}");
         assert!(!err.contains("measuring it once more"), "{err}");
     }

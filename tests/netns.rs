@@ -276,7 +276,7 @@ fn ctrl_c_in_the_middle_removes_everything() {
     assert!(sent.success());
     let status = common::wait_exit(&mut child, "the lab, after SIGINT,");
     let stderr = std::fs::read_to_string(log.path()).unwrap_or_default();
-    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
+    assert_eq!(common::shell_status(&status), 130, "stderr:\n{stderr}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
     // A server started at the moment of the signal is stopped too, never left running.
     assert_eq!(orphaned_lab_servers(), Vec::<String>::new());

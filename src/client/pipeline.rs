@@ -1,8 +1,9 @@
 //! `send` over a stream or seqpacket socket, as nc talks: the messages go out from one thread
-//! (read from the input by another, which nobody waits for) while this one prints the replies, and the end of the input shuts down the writing side
-//! (shutdown(SHUT_WR)). A server that answers only at the end of its input, as a
-//! block-buffered filter does (`socat EXEC:'tr a-z A-Z'`), is answered too, and send waits
-//! for the server to finish and close, for at most --timeout of silence once the input ended.
+//! (read from the input by another, which nobody waits for) while this one prints the
+//! replies, and the end of the input shuts down the writing side (shutdown(SHUT_WR)). A
+//! server that answers only at the end of its input, as a block-buffered filter does
+//! (`socat EXEC:'tr a-z A-Z'`), is answered too, and send waits for the server to finish
+//! and close, for at most --timeout of silence once the input ended.
 //!
 //! While the input goes on, a line sent and then --timeout of silence from the server (no
 //! reply byte, nothing taken) ends send with an error: a wedged server cannot hold a
