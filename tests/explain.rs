@@ -27,9 +27,22 @@ fn a_tcp_exchange_narrates_every_call_in_order() {
     let out = netecho(&["send", "--explain", &server.addr, "hello"], b"");
     assert_eq!(ok(&out), "HELLO\n");
     let client = String::from_utf8_lossy(&out.stderr).into_owned();
+    // --timeout bounds the wait for the reply: the socket's own timeouts, set after connect.
     assert_eq!(
         calls(&client),
-        ["socket", "connect", "send", "recv", "close"],
+        [
+            "socket",
+            "connect",
+            "setsockopt",
+            "setsockopt",
+            "send",
+            "recv",
+            "close"
+        ],
+        "{client}"
+    );
+    assert!(
+        client.contains("setsockopt(fd 3, SO_RCVTIMEO, 2.000s) = 0"),
         "{client}"
     );
     assert!(
