@@ -346,7 +346,8 @@ const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or
 a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
 A missing port is 3234. HOST PORT as two words, as nc takes them, works too: the second word \
 is the port when the first has none and it is a number from 1 to 65535 (so `send 127.0.0.1 \
-42` sends to port 42; to send the message 42 write 127.0.0.1:3234 42). A number alone is a \
+42` sends to port 42; to send the message 42 write 127.0.0.1:3234 42); other digits there (0, \
+70000) are refused as a mistyped port. A number alone is a \
 port, never an address: serve --addr 4000 (or :4000) listens on port 4000 of every address, \
 IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe80::1%eth0, \
 [fe80::1%2]:80 (other addresses refuse one). Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw with an \
@@ -1770,6 +1771,9 @@ impl SendArgs {
     /// Where to send, over which socket, and which messages.
     pub(crate) fn config(&self) -> Result<SendConfig, UsageError> {
         let first = self.message.first().and_then(|w| w.to_str());
+        if let Some(bad) = first.and_then(|w| no_port(&self.addr, w)) {
+            return Err(bad);
+        }
         let (addr, message) = match first.and_then(|w| join_port(&self.addr, w)) {
             Some(addr) => (addr, &self.message[1..]),
             None => (self.addr.clone(), &self.message[..]),
@@ -1867,6 +1871,20 @@ fn two_words(host: &str, port: &str, command: &str) -> Result<String, UsageError
              the address as HOST:PORT, or HOST PORT when HOST has no port"
         ))
     })
+}
+
+/// `send HOST WORD` with WORD all digits but no port (0, 70000): a mistyped port, refused as
+/// nc refuses it, rather than sent as the message to the default port.
+fn no_port(host: &str, word: &str) -> Option<UsageError> {
+    let digits = !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
+    if !digits || join_port(host, "1").is_none() || join_port(host, word).is_some() {
+        return None;
+    }
+    let default = join_port(host, &crate::endpoint::DEFAULT_PORT.to_string())?;
+    Some(UsageError::new(format!(
+        "send {host} {word}: '{word}' is not a port (1 to 65535); fix the port, or to send \
+         {word} as the message write `netecho send {default} {word}`"
+    )))
 }
 
 /// The words of MESSAGE as one message, joined with spaces, bytes as given.

@@ -160,3 +160,16 @@ fn a_burst_cut_short_by_a_tls_server_closing_still_says_add_tls() {
         assert!(line.contains("add --tls"), "burst of {msg:?}: {line}");
     }
 }
+
+#[test]
+fn a_mistyped_port_is_refused_not_sent_as_the_message() {
+    for (host, port) in [("127.0.0.1", "70000"), ("::1", "0"), ("localhost", "65536")] {
+        let line = common::fails(&netecho(&["send", host, port, "hi"], b""), 2);
+        assert!(line.contains(&format!("'{port}' is not a port")), "{line}");
+        let advice = format!(":3234 {port}`");
+        assert!(
+            line.contains(&advice),
+            "no way to send it as a message: {line}"
+        );
+    }
+}
