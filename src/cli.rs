@@ -214,10 +214,15 @@ Examples:
   netecho serve --lab                            # for a class: netecho lab HOST";
 
 const SEND_EXAMPLES: &str =
-    "With MESSAGE, sends it once and prints the reply. Without, reads stdin: \
-on a terminal a `>>> ` prompt (empty lines skipped, Ctrl-D ends), from a pipe one message per line, \
-as nc does: the lines go out while the replies print, and at the end of the input send shuts down \
-its writing side and waits for the server to close (at most --timeout of silence).
+    "With MESSAGE, sends it once and prints the reply and a newline. Over a stream (tcp, unix, \
+TLS) the reply is every byte that comes until at least as many came as were sent, the server \
+closed, or it fell silent for --timeout, with what else has already arrived by then. Without \
+MESSAGE, reads stdin: on a terminal a `>>> ` prompt on stderr (empty lines skipped, Ctrl-D ends). \
+From a pipe over a stream without --framing, as nc: stdin's bytes go out as they are and the \
+server's bytes come out as they are, nothing added or dropped; with --framing, or over \
+seqpacket, QUIC and datagrams, one message per line and one reply line each. At the end of the \
+input send shuts down its writing side and waits for the server to close (at most --timeout of \
+silence).
 
 Examples:
   netecho send --proto udp 127.0.0.1:3234 hello
@@ -806,7 +811,7 @@ pub(crate) struct SendArgs {
         allow_hyphen_values = true
     )]
     pub message: Vec<OsString>,
-    /// Prompt with `>>> ` even when stdin is not a terminal
+    /// Prompt with `>>> ` (on stderr) even when stdin is not a terminal
     #[arg(short, long)]
     pub interactive: bool,
     /// How long to wait for the server, each wait (as nc -w): for a connection to be

@@ -1,4 +1,4 @@
-//! `netecho send` as a user drives it: the interactive prompt, piped lines, host names.
+//! `netecho send` as a user drives it: the interactive prompt, piped input, host names.
 
 mod common;
 
@@ -11,7 +11,10 @@ fn interactive_prompt_skips_empty_lines_and_ends_at_eof() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
     let out = netecho(&["send", "-i", &server.url()], b"hello\n\n   \nworld\n");
     // The empty line is skipped (a second prompt, no message); a line of spaces is a message.
-    assert_eq!(ok(&out), ">>> HELLO\n>>> >>>    \n>>> WORLD\n>>> \n");
+    // The prompts go to stderr: one per line read, and one answered by the end of input.
+    assert_eq!(ok(&out), "HELLO\n   \nWORLD\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches(">>> ").count(), 5, "{stderr}");
     let log = server.wait_log("bytes in");
     assert!(log.contains("13 bytes in, 13 bytes out"), "{log}");
 }
@@ -31,7 +34,31 @@ fn a_terminal_gets_the_prompt_without_asking() {
 }
 
 #[test]
-fn piped_lines_get_one_reply_line_each_over_every_protocol() {
+fn the_prompt_stays_out_of_a_redirected_stdout_on_a_terminal() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let dir = common::tempdir();
+    let file = dir.path().join("replies");
+    let cmd = format!(
+        "{} send {} > {}",
+        common::bin(),
+        server.url(),
+        file.display()
+    );
+    let out = run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b"hello\n\x04",
+    );
+    let shown = ok(&out);
+    assert!(
+        shown.contains(">>> "),
+        "no prompt on the terminal: {shown:?}"
+    );
+    let replies = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(replies, "HELLO\n", "stdout holds more than the replies");
+}
+
+#[test]
+fn piped_input_is_lines_over_message_sockets_and_bytes_over_streams() {
     let dir = common::tempdir();
     let path = dir.path().join("p.sock").display().to_string();
     let cases = [
@@ -47,8 +74,46 @@ fn piped_lines_get_one_reply_line_each_over_every_protocol() {
             &["send", "--proto", proto, &server.addr],
             b"a\nb\r\n\nthird line\n",
         );
-        assert_eq!(ok(&out), "A\nB\nTHIRD LINE\n", "{proto}");
+        // A stream takes stdin's bytes as they are, as nc does; a message socket gets a
+        // message per line (an empty line is none, a CR before the newline is the ending).
+        let want = match proto {
+            "tcp" | "unix" => "A\nB\r\n\nTHIRD LINE\n",
+            _ => "A\nB\nTHIRD LINE\n",
+        };
+        assert_eq!(ok(&out), want, "{proto}");
     }
+}
+
+#[test]
+fn piped_bytes_come_back_as_they_are_over_tcp_unix_and_tls() {
+    let data = common::awkward_bytes();
+    let dir = common::tempdir();
+    let path = dir.path().join("bytes.sock").display().to_string();
+    let echo = ["--transform", "echo"];
+    let tcp = Server::start(&[&echo[..], &["--addr", "127.0.0.1:0"]].concat());
+    let _unix = Server::start(&[&echo[..], &["--addr", &path]].concat());
+    let tls = Server::start(&[&echo[..], &["--tls", "--addr", "127.0.0.1:0"]].concat());
+    let (pin, port) = (tls.pin(), tcp.port().to_string());
+    let cases = [
+        ("tcp", vec!["send", "127.0.0.1", &port]),
+        ("unix", vec!["send", &path]),
+        ("tls", vec!["send", "--tls", "--pin", &pin, &tls.addr]),
+        ("tcp --hex", vec!["send", "--hex", &tcp.addr]),
+    ];
+    for (what, args) in cases {
+        let out = netecho(&args, &data);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+        common::same_bytes(&out.stdout, &data, what);
+    }
+    // --hex dumps both ways on stderr and leaves stdout to the bytes.
+    let out = netecho(&["send", "--hex", &tcp.addr], b"a\r\n\n");
+    assert_eq!(ok(&out), "a\r\n\n");
+    let dump = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        dump.contains("> 4 bytes to") && dump.contains("< 4 bytes from"),
+        "{dump}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `netecho send` against servers that are not netecho: socat and ncat running `tr a-z A-Z`,
-//! a filter that buffers its output and answers only once its input ends. send shuts down its
-//! writing side at the end of its input, as nc does, and prints what comes back.
+//! a filter that buffers its output and answers only once its input ends, `cat`, and servers
+//! whose answers are no echo (a banner, a short word). send shuts down its writing side at
+//! the end of its input, as nc does, and prints what comes back.
 
 mod common;
 
@@ -38,6 +39,18 @@ fn path_ready(path: &Path) -> impl Fn() -> bool + '_ {
     move || path.exists()
 }
 
+/// A socat server on a free port of 127.0.0.1 that connects each client to `address`
+/// (`EXEC:cat`, `SYSTEM:...`): the server and its port.
+fn socat_tcp(address: &str) -> (Peer, String) {
+    let port = free_port();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
+    let peer = start(
+        Command::new("socat").args([listen.as_str(), address]),
+        tcp_ready(port),
+    );
+    (peer, port.to_string())
+}
+
 /// `printf 'one\ntwo\n' | netecho send ARGS`: both lines come back upper-cased.
 fn lines_come_back(args: &[&str]) {
     let mut all = vec!["send"];
@@ -55,14 +68,9 @@ fn socat_exec_filter_answers_send_over_tcp_unix_and_seqpacket() {
     if !have("socat", test) {
         return;
     }
-    let port = free_port();
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
-    let _tcp = start(
-        Command::new("socat").args([listen.as_str(), "EXEC:tr a-z A-Z"]),
-        tcp_ready(port),
-    );
-    lines_come_back(&["127.0.0.1", &port.to_string()]);
-    lines_come_back(&["--framing", "line", "127.0.0.1", &port.to_string()]);
+    let (_tcp, port) = socat_tcp("EXEC:tr a-z A-Z");
+    lines_come_back(&["127.0.0.1", &port]);
+    lines_come_back(&["--framing", "line", "127.0.0.1", &port]);
 
     let dir = tempdir();
     let stream = dir.path().join("stream.sock");
@@ -134,4 +142,59 @@ fn a_framed_exec_reply_names_the_command_to_use() {
     let out = netecho(&["send", &server.url(), "hello"], b"");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`netecho exec ADDR`"), "{stderr}");
+}
+
+#[test]
+fn a_banner_longer_than_the_message_is_printed_whole() {
+    let test = "a_banner_longer_than_the_message_is_printed_whole";
+    if !have("socat", test) {
+        return;
+    }
+    let dir = tempdir();
+    let banner = dir.path().join("banner.txt");
+    std::fs::write(&banner, "220 hello world banner\r\n").unwrap();
+    let (_server, port) = socat_tcp(&format!("SYSTEM:cat {}; cat >/dev/null", banner.display()));
+    // A message on the command line: the whole banner, then the newline after a reply.
+    let out = netecho(&["send", "127.0.0.1", &port, "hi"], b"");
+    assert_eq!(ok(&out), "220 hello world banner\r\n\n");
+    // From a pipe: the banner byte for byte, nothing cut or added.
+    let out = netecho(&["send", "127.0.0.1", &port], b"hi\nthere\n");
+    assert_eq!(ok(&out), "220 hello world banner\r\n");
+}
+
+#[test]
+fn a_reply_shorter_than_the_message_is_printed_when_the_server_closes() {
+    let test = "a_reply_shorter_than_the_message_is_printed_when_the_server_closes";
+    if !have("socat", test) {
+        return;
+    }
+    let (_server, port) = socat_tcp("SYSTEM:head -c 5 >/dev/null; echo OK");
+    let out = netecho(&["send", "127.0.0.1", &port, "hello world"], b"");
+    assert_eq!(ok(&out), "OK\n\n");
+}
+
+#[test]
+fn any_bytes_from_a_pipe_come_back_from_socat_cat_as_they_were() {
+    let test = "any_bytes_from_a_pipe_come_back_from_socat_cat_as_they_were";
+    if !have("socat", test) {
+        return;
+    }
+    let data = common::awkward_bytes();
+    let (_tcp, port) = socat_tcp("EXEC:cat");
+    let dir = tempdir();
+    let path = dir.path().join("cat.sock");
+    let listen = format!("UNIX-LISTEN:{},fork", path.display());
+    let _unix = start(
+        Command::new("socat").args([listen.as_str(), "EXEC:cat"]),
+        path_ready(&path),
+    );
+    for (what, args) in [
+        ("tcp", vec!["send", "127.0.0.1", &port]),
+        ("unix", vec!["send", path.to_str().unwrap()]),
+    ] {
+        let out = netecho(&args, &data);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+        common::same_bytes(&out.stdout, &data, what);
+    }
 }

@@ -1,5 +1,6 @@
 //! One request, one reply, over any transport, as its [`Carrier`] says a message goes: a bare
-//! stream reads until it has as many bytes as it sent, a framed stream or seqpacket reads one
+//! stream reads until it has at least as many bytes as it sent (or the server closed or fell
+//! silent) and takes what else has already come, a framed stream or seqpacket reads one
 //! message, a datagram waits with a timeout and retries. And a burst: many requests back to
 //! back, replies as they come.
 
@@ -19,6 +20,9 @@ use crate::transport::{self, Conn, MAX_MESSAGE, SocketOptions};
 /// What a client says of a connected server silent for its --timeout.
 const SILENT_ADVICE: &str = "is it a server that answers each message, as an echo server does? \
                              For a slow one, raise --timeout";
+
+/// The most taken of what has already come, past the bytes a bare stream's reply waits for.
+const MORE_AT_MOST: usize = 16 * 1024 * 1024;
 
 /// Messages up to this size are sent before the reply is read; larger ones are sent from a
 /// second thread while this one reads, or both sides could block with full socket buffers.
@@ -133,9 +137,9 @@ impl Exchanger {
         wire
     }
 
-    /// Sends `msg` and returns the reply: one message where boundaries are kept, as many
-    /// bytes as were sent on a bare stream, and with patience and retries where a datagram
-    /// may be lost.
+    /// Sends `msg` and returns the reply: one message where boundaries are kept, on a bare
+    /// stream every byte the server said in answer (see [`read_answer`]), and with patience
+    /// and retries where a datagram may be lost.
     pub(crate) fn exchange(&mut self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
         self.check_size(msg)?;
         if !self.carrier.reliable() {
@@ -159,10 +163,7 @@ impl Exchanger {
             let plain = config.opts.tls.is_none();
             send_while(conn, &wire, target, silence, || {
                 let mut reply = Vec::with_capacity(msg.len());
-                let read = read_chunks(conn, replies, msg.len(), target, silence, &mut |chunk| {
-                    reply.extend_from_slice(chunk);
-                    Ok(())
-                });
+                let read = read_answer(conn, replies, msg.len(), target, silence, &mut reply);
                 if plain {
                     heed_alert(conn, replies, msg, &mut reply, silence)?;
                 }
@@ -429,6 +430,55 @@ pub(crate) fn waited(
         _ => "waiting for a reply",
     };
     crate::error::silent_peer(call, target, waited, silence, SILENT_ADVICE)
+}
+
+/// A bare stream's answer to a `len`-byte message, into `reply`: what comes until at least
+/// `len` bytes came (an echo's whole answer), the server closed, or a read timed out with
+/// something said; then what else has already come, without waiting (the rest of a banner
+/// longer than the message). An error when nothing came at all.
+fn read_answer(
+    conn: &Conn,
+    replies: &mut MessageReader,
+    len: usize,
+    target: &Target,
+    silence: Duration,
+    reply: &mut Vec<u8>,
+) -> Result<()> {
+    while reply.len() < len {
+        let said = !reply.is_empty();
+        match replies.read_at_most(conn, MAX_MESSAGE) {
+            Ok(Some(chunk)) => reply.extend_from_slice(&chunk),
+            Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) if said => return Ok(()),
+            Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
+                return Err(anyhow!(
+                    "{target}: the server closed the connection before replying"
+                ));
+            }
+            Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) && said => return Ok(()),
+            Err(RecvError::Io(e)) => return Err(waited(Call::Recv, target, silence, e)),
+        }
+    }
+    take_ready(conn, replies, reply);
+    Ok(())
+}
+
+/// Adds to `reply` what has already come, at most [`MORE_AT_MOST`] bytes: non-blocking reads
+/// until one would block. Whatever ends them (the server closing too) ends the reply only.
+fn take_ready(conn: &Conn, replies: &mut MessageReader, reply: &mut Vec<u8>) {
+    if conn.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut more = 0;
+    while more < MORE_AT_MOST {
+        match replies.read_at_most(conn, MAX_MESSAGE) {
+            Ok(Some(chunk)) => {
+                more += chunk.len();
+                reply.extend_from_slice(&chunk);
+            }
+            _ => break,
+        }
+    }
+    let _ = conn.set_nonblocking(false);
 }
 
 /// The bytes of a TLS alert record: type 21, version 3.x, a 2-byte alert. A TLS server sends

@@ -1,11 +1,13 @@
-//! `send` over a stream or seqpacket socket, as nc talks: the messages go out from one thread
-//! (read from the input by another, which nobody waits for) while this one prints the
-//! replies, and the end of the input shuts down the writing side (shutdown(SHUT_WR)). A
-//! server that answers only at the end of its input, as a block-buffered filter does
-//! (`socat EXEC:'tr a-z A-Z'`), is answered too, and send waits for the server to finish
-//! and close, for at most --timeout of silence once the input ended.
+//! `send` over a stream or seqpacket socket, as nc talks: the input goes out from one thread
+//! (read from the input by another, which nobody waits for) while this one prints what comes
+//! back, and the end of the input shuts down the writing side (shutdown(SHUT_WR)). On an
+//! unframed stream nothing is cut: stdin's bytes go out as they come and the server's bytes
+//! are handed over as they come ([`Cut::Bytes`]). A server that answers only at the end of
+//! its input, as a block-buffered filter does (`socat EXEC:'tr a-z A-Z'`), is answered too,
+//! and send waits for the server to finish and close, for at most --timeout of silence once
+//! the input ended.
 //!
-//! While the input goes on, a line sent and then --timeout of silence from the server (no
+//! While the input goes on, a message sent and then --timeout of silence from the server (no
 //! reply byte, nothing taken) ends send with an error: a wedged server cannot hold a
 //! script whose input stays open.
 //!
@@ -34,9 +36,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// The longest silence waited through, replies still owed, before shutting down writing.
 pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
-/// What the reader tells the writer: replies cut so far, and when data last came; and what
-/// the writer tells the reader: since when the server owes an answer to what was sent, and
-/// whether sending failed (its error is the one to tell).
+/// What the reader tells the writer: replies cut so far (bytes, when nothing is cut), and
+/// when data last came; and what the writer tells the reader: since when the server owes an
+/// answer to what was sent, and whether sending failed (its error is the one to tell).
 struct Heard {
     replies: AtomicUsize,
     last: Mutex<Instant>,
@@ -88,7 +90,7 @@ impl Heard {
         !owing.sending && owing.since.is_some_and(|since| since.elapsed() >= timeout)
     }
 
-    /// Waits until `sent` replies came, or the server was silent for `grace`.
+    /// Waits until `sent` replies (or bytes) came, or the server was silent for `grace`.
     fn owed(&self, sent: usize, grace: Duration) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         while self.replies.load(Ordering::Relaxed) < sent {
@@ -106,8 +108,8 @@ impl Heard {
 pub(crate) enum Cut {
     /// Each recv is one reply (seqpacket).
     Message,
-    /// As many bytes as the message had (an unframed stream: an echo keeps the length).
-    Length,
+    /// Nothing: bytes as they come (an unframed stream, as nc shows it).
+    Bytes,
     /// One frame of this framing.
     Frame(Framing, usize),
 }
@@ -115,9 +117,18 @@ pub(crate) enum Cut {
 impl Cut {
     pub(crate) fn of(kind: SocketKind, framing: Framing, max_frame: usize) -> Cut {
         match (kind, framing) {
-            (SocketKind::Stream, Framing::None) => Cut::Length,
+            (SocketKind::Stream, Framing::None) => Cut::Bytes,
             (SocketKind::Stream, framing) => Cut::Frame(framing, max_frame),
             _ => Cut::Message,
+        }
+    }
+
+    /// What a message or reply of `len` bytes counts for, in what the server owes: a byte
+    /// each where nothing is cut, else one.
+    fn units(self, len: usize) -> usize {
+        match self {
+            Cut::Bytes => len,
+            _ => 1,
         }
     }
 }
@@ -153,7 +164,7 @@ pub(crate) fn run(
             let mut count = 0;
             let result = (|| {
                 while let Some(msg) = next_message(&messages, &stop)? {
-                    count += 1;
+                    count += cut.units(msg.len());
                     let mut wire = Vec::with_capacity(msg.len() + 4);
                     match cut {
                         Cut::Frame(framing, _) => framing.encode(&msg, &mut wire),
@@ -303,19 +314,22 @@ impl<'t> Reader<'t> {
         self.finish(reply)
     }
 
-    /// Takes the lengths of the messages sent since the last look.
+    /// Takes the lengths of the messages sent since the last look (bytes as they come owe
+    /// no reply of their own).
     fn owe(&mut self, sent: &mpsc::Receiver<usize>) {
         while let Ok(len) = sent.try_recv() {
-            self.owed.push_back(len);
-            self.sent += 1;
+            if self.cut != Cut::Bytes {
+                self.owed.push_back(len);
+                self.sent += 1;
+            }
         }
     }
 
     /// Cuts and hands over every whole reply in what has come so far.
     fn take(&mut self, data: &[u8], reply: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        if self.cut == Cut::Message {
+        if self.cut == Cut::Message || (self.cut == Cut::Bytes && !self.fresh) {
             self.owed.pop_front();
-            self.heard.got(1);
+            self.heard.got(self.cut.units(data.len()));
             return reply(data);
         }
         self.held.extend_from_slice(data);
@@ -330,7 +344,7 @@ impl<'t> Reader<'t> {
         }
         while let Some(one) = self.next_reply()? {
             self.owed.pop_front();
-            self.heard.got(1);
+            self.heard.got(self.cut.units(one.len()));
             reply(&one)?;
         }
         Ok(())
@@ -340,11 +354,7 @@ impl<'t> Reader<'t> {
     fn next_reply(&mut self) -> Result<Option<Vec<u8>>> {
         let end = match self.cut {
             Cut::Message => None,
-            // Bytes nobody waits for (more than was sent) are shown as they come.
-            Cut::Length => match self.owed.front() {
-                Some(&len) => (self.held.len() >= len).then_some(len),
-                None => (!self.held.is_empty()).then_some(self.held.len()),
-            },
+            Cut::Bytes => (!self.held.is_empty()).then_some(self.held.len()),
             Cut::Frame(Framing::Line, _) => self.held.iter().position(|&b| b == b'\n'),
             Cut::Frame(_, max) => {
                 let Some(head) = self.held.first_chunk::<4>() else {
@@ -381,7 +391,7 @@ impl<'t> Reader<'t> {
             self.owed.pop_front();
             reply(&rest)?;
         }
-        if !self.owed.is_empty() && self.cut != Cut::Length {
+        if !self.owed.is_empty() {
             warn!(
                 "{}: {} of {} messages got no reply before the server closed",
                 self.target,

@@ -1,5 +1,6 @@
 //! `netecho send`: one message from the command line, an interactive prompt on a terminal,
-//! or one message per line when stdin is a pipe.
+//! or, when stdin is a pipe, its bytes as they are over an unframed stream (as nc sends
+//! them) and one message per line elsewhere.
 
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 
@@ -20,6 +21,8 @@ use crate::transport::{Conn, Received};
 pub(crate) const PROMPT: &str = ">>> ";
 /// The longest input line read as one message.
 pub(crate) const MAX_LINE: usize = 16 * 1024 * 1024;
+/// The most of stdin read (and sent) at once when its bytes go out as they are.
+const CHUNK: usize = 64 * 1024;
 
 /// What `send` does: to whom, over which socket, and which messages.
 pub(crate) struct SendConfig {
@@ -125,8 +128,9 @@ fn streams(config: &SendConfig) -> bool {
     piped && config.burst.is_none() && config.endpoint.proto.kind() != SocketKind::Datagram
 }
 
-/// The messages out from a second thread, the replies printed as they come, the writing
-/// side shut down at the end of input.
+/// The input out from a second thread, what comes back printed as it comes, the writing
+/// side shut down at the end of input. Over an unframed stream both are bytes as they are,
+/// as nc passes them; elsewhere each line is a message and each reply a line.
 fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
     let cut = Cut::of(conn.kind(), config.client.framing, config.client.max_frame);
     let hex = config.hex;
@@ -134,23 +138,14 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
     // Read on a thread nobody waits for (see pipeline::run): it owns what it uses.
     let to = target.clone();
     let next = move || -> Result<Option<Vec<u8>>> {
-        loop {
-            let Some(msg) = read_line(&mut io::stdin().lock())? else {
-                return Ok(None);
-            };
-            match max {
-                _ if msg.is_empty() => continue,
-                Some(max) if msg.len() > max => bail!(
-                    "a {}-byte message does not fit in one {} message (at most {max} bytes \
-                     here); send less",
-                    msg.len(),
-                    to.proto
-                ),
-                _ => {}
-            }
-            show(hex, Way::Out, &to, &msg);
-            return Ok(Some(msg));
+        let msg = match cut {
+            Cut::Bytes => read_chunk(&mut io::stdin().lock())?,
+            _ => next_line(max, &to)?,
+        };
+        if let Some(msg) = &msg {
+            show(hex, Way::Out, &to, msg);
         }
+        Ok(msg)
     };
     let mut out = io::stdout().lock();
     let mut first = true;
@@ -159,7 +154,13 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
             hint_framed(data);
         }
         show(hex, Way::In, target, data);
-        print_reply(&mut out, data)
+        match cut {
+            Cut::Bytes => out
+                .write_all(data)
+                .and_then(|()| out.flush())
+                .context("write to stdout"),
+            _ => print_reply(&mut out, data),
+        }
     };
     let plain = config.client.opts.tls.is_none();
     pipeline::run(
@@ -171,6 +172,42 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
         next,
         &mut reply,
     )
+}
+
+/// The next line of stdin that is a message: not empty, and within `max` bytes where the
+/// socket has a largest message.
+fn next_line(max: Option<usize>, target: &Target) -> Result<Option<Vec<u8>>> {
+    loop {
+        let Some(msg) = read_line(&mut io::stdin().lock())? else {
+            return Ok(None);
+        };
+        match max {
+            _ if msg.is_empty() => continue,
+            Some(max) if msg.len() > max => bail!(
+                "a {}-byte message does not fit in one {} message (at most {max} bytes \
+                 here); send less",
+                msg.len(),
+                target.proto
+            ),
+            _ => return Ok(Some(msg)),
+        }
+    }
+}
+
+/// What stdin has now, at most [`CHUNK`] bytes, as it is; `None` at end of input.
+fn read_chunk(input: &mut impl Read) -> Result<Option<Vec<u8>>> {
+    let mut buf = vec![0; CHUNK];
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("read stdin"),
+        }
+    }
 }
 
 /// A warning when the reply is framed as `netecho exec` or the file service frames theirs:
@@ -209,7 +246,8 @@ fn show(hex: bool, way: Way, endpoint: &dyn std::fmt::Display, data: &[u8]) {
 }
 
 /// Hands `exchange` the message on the command line, or each line of stdin (after a
-/// prompt on a terminal, skipping empty lines as the lesson's client does).
+/// prompt on a terminal, skipping empty lines as the lesson's client does). The prompt goes
+/// to stderr: stdout carries only what the server said, also when it is redirected.
 fn each_message(
     config: &SendConfig,
     mut exchange: impl FnMut(&[u8], &mut io::StdoutLock<'static>) -> Result<()>,
@@ -221,13 +259,15 @@ fn each_message(
     let stdin = io::stdin();
     let interactive = config.interactive || stdin.is_terminal();
     let mut input = stdin.lock();
+    // Not locked for the loop: a sending thread may log while the reply is awaited.
+    let mut prompt = io::stderr();
     loop {
         if interactive {
-            write!(out, "{PROMPT}").and_then(|_| out.flush())?;
+            write!(prompt, "{PROMPT}").and_then(|_| prompt.flush())?;
         }
         let Some(line) = read_line(&mut input)? else {
             if interactive {
-                writeln!(out)?;
+                writeln!(prompt)?;
             }
             return Ok(());
         };

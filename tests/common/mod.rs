@@ -757,6 +757,30 @@ pub fn message(client: usize, round: usize, len: usize) -> Vec<u8> {
     msg
 }
 
+/// Bytes no line rule keeps: CRLF and a lone CR, empty lines, NULs, every byte value x64,
+/// and no newline at the end (about 17 KB).
+pub fn awkward_bytes() -> Vec<u8> {
+    let mut data = b"GET / HTTP/1.0\r\n\r\none\n\n\ntwo\r\n\r".to_vec();
+    for _ in 0..64 {
+        data.extend(0..=255u8);
+    }
+    data.extend([0u8; 1000]);
+    data.extend(b"\n\r\n\x00\xffno newline at the end");
+    data
+}
+
+/// Asserts that `got` is `want` byte for byte, naming the first difference (not the bytes).
+pub fn same_bytes(got: &[u8], want: &[u8], what: &str) {
+    let at = got.iter().zip(want).position(|(g, w)| g != w);
+    assert!(
+        got == want,
+        "{what}: got {} bytes, want {}; first difference at byte {:?}",
+        got.len(),
+        want.len(),
+        at.unwrap_or(got.len().min(want.len()))
+    );
+}
+
 /// The summary line `stopped by SIGNAL: clients N, messages N, bytes in N, bytes out N`,
 /// parsed: (signal, clients, messages, bytes in, bytes out).
 pub fn summary(stdout: &str) -> (String, u64, u64, u64, u64) {
