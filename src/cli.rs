@@ -217,7 +217,7 @@ const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply and a newline. Over a stream (tcp, unix, \
 TLS) the reply is every byte that comes until at least as many came as were sent, the server \
 closed, or it fell silent for --timeout, with what else has already arrived by then. Without \
-MESSAGE, reads stdin: on a terminal a `>>> ` prompt on stderr (empty lines skipped, Ctrl-D ends). \
+MESSAGE, reads stdin: on a terminal after a prompt on stderr (empty lines skipped, Ctrl-D ends). \
 From a pipe over a stream without --framing, as nc: stdin's bytes go out as they are and the \
 server's bytes come out as they are, nothing added or dropped; with --framing, or over \
 seqpacket, QUIC and datagrams, one message per line and one reply line each. At the end of the \

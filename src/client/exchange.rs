@@ -462,14 +462,15 @@ fn read_answer(
     Ok(())
 }
 
-/// Adds to `reply` what has already come, at most [`MORE_AT_MOST`] bytes: non-blocking reads
-/// until one would block. Whatever ends them (the server closing too) ends the reply only.
+/// Adds to `reply` what had already come by the last read, at most [`MORE_AT_MOST`] bytes:
+/// nothing when that read was short of its buffer (it emptied the socket), else non-blocking
+/// reads until one is. Whatever ends them (the server closing too) ends the reply only.
 fn take_ready(conn: &Conn, replies: &mut MessageReader, reply: &mut Vec<u8>) {
-    if conn.set_nonblocking(true).is_err() {
+    if replies.drained() || conn.set_nonblocking(true).is_err() {
         return;
     }
     let mut more = 0;
-    while more < MORE_AT_MOST {
+    while more < MORE_AT_MOST && !replies.drained() {
         match replies.read_at_most(conn, MAX_MESSAGE) {
             Ok(Some(chunk)) => {
                 more += chunk.len();

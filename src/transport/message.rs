@@ -672,6 +672,12 @@ impl MessageReader {
         }
     }
 
+    /// Whether the last read emptied the socket as far as can be told (a bare stream's read
+    /// shorter than its buffer; never on message sockets).
+    pub(crate) fn drained(&self) -> bool {
+        self.recv.drained()
+    }
+
     /// recv(2) calls that returned data.
     pub(crate) fn reads(&self) -> usize {
         self.recv.reads()
