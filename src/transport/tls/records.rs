@@ -4,6 +4,12 @@
 //! the connection), and for `--explain` each record and the handshake messages still in
 //! cleartext (the hellos; under TLS 1.2 the certificate and key exchange too).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether an application_data record was narrated yet: the first says what it hides, once
+/// in a process; the rest, a dozen in one short exchange, just `encrypted`.
+static TOLD: AtomicBool = AtomicBool::new(false);
+
 /// Where a direction of a connection is within its records, across reads.
 #[derive(Default)]
 pub(crate) struct Records {
@@ -71,9 +77,12 @@ impl Records {
         match (kind, body.first()) {
             (22, Some(_)) if !self.encrypted => format!(": {}", handshake_messages(body)),
             (22, _) => ": encrypted handshake message".into(),
-            (23, _) => {
-                ": encrypted (application data; TLS 1.3 hides its handshake here too)".into()
-            }
+            (23, _) => match TOLD.swap(true, Ordering::Relaxed) {
+                false => {
+                    ": encrypted (application data; TLS 1.3 hides its handshake here too)".into()
+                }
+                true => ": encrypted".into(),
+            },
             (21, Some(&level)) if !self.encrypted => {
                 format!(
                     ": {} alert {}",
