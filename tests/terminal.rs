@@ -183,3 +183,68 @@ fn an_error_naming_a_chinese_socket_file_fits_80_columns_and_is_one_line_in_a_pi
     assert!(line.contains(CHINESE), "{line}");
     assert_eq!(line.replace(' ', ""), error.replace(' ', ""));
 }
+
+/// `send --explain` over TLS: on a terminal each call's line wrapped under its `[pid N]`
+/// within 80 columns, what an application_data record hides said once; through a pipe one
+/// line per call, whatever its length (scripts, and the strace tests, read it so).
+#[test]
+fn an_explained_tls_exchange_fits_80_columns_on_a_terminal_and_is_a_line_per_call_in_a_pipe() {
+    let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let pin = server.pin();
+    let args = [
+        "send",
+        "--explain",
+        "--tls",
+        "--pin",
+        &pin,
+        &server.addr,
+        "hello",
+    ];
+    let lines = on_terminal(&args);
+    all_fit(&lines);
+    assert!(lines.iter().any(|l| l == "HELLO"), "{lines:#?}");
+    // Wrapped lines are indented under the call's words, never under a `[pid N]` of their own.
+    let continued: Vec<&String> = lines.iter().filter(|l| l.starts_with("    ")).collect();
+    assert!(!continued.is_empty(), "nothing was wrapped: {lines:#?}");
+    let hides = "TLS 1.3 hides its handshake here too";
+    let screen = lines
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(screen.matches(hides).count(), 1, "{lines:#?}");
+
+    let out = netecho(&args, b"");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let calls: Vec<&str> = stderr.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert!(
+        calls.iter().all(|l| l.starts_with("[pid ")),
+        "a line not a call's: {stderr}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|l| columns(l) > COLUMNS && l.contains("tls ")),
+        "no record's line is whole in the pipe: {stderr}"
+    );
+    assert_eq!(stderr.matches(hides).count(), 1, "{stderr}");
+    assert!(stderr.contains("bytes: encrypted\n"), "{stderr}");
+}
+
+/// The hint of `serve --tls` with a certificate made at start: `--pin` and the fingerprint
+/// to copy together, whole, on one line of an 80-column terminal.
+#[test]
+fn the_pin_hint_keeps_the_fingerprint_whole_after_pin_on_an_80_column_terminal() {
+    let lines = server_on_terminal(&["serve", "--tls", "--addr", "127.0.0.1:0"], "model event");
+    all_fit(&lines);
+    let hint = lines
+        .iter()
+        .find_map(|l| l.split_once("`--pin ")?.1.split_once('`'))
+        .unwrap_or_else(|| panic!("no line holds `--pin FP`: {lines:#?}"))
+        .0;
+    assert!(
+        hint.len() == 64 && hint.chars().all(|c| c.is_ascii_hexdigit()),
+        "not a whole fingerprint: {hint:?} in {lines:#?}"
+    );
+}

@@ -69,13 +69,6 @@ fn openssl_certs(dir: &Path, tag: &str, expired: bool) -> (PathBuf, PathBuf, Pat
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
 
-/// The fingerprint on a `listening ... tls sha256 FP` line.
-fn fingerprint(server: &Server) -> String {
-    let log = server.wait_log("--pin ");
-    let at = log.find("--pin ").unwrap() + 6;
-    log[at..].split_whitespace().next().unwrap().to_string()
-}
-
 /// The `listening` line of `netecho serve ARGS` (the server is stopped after it).
 fn listening_line(args: &[&str]) -> String {
     use std::io::BufRead;
@@ -141,7 +134,7 @@ fn netecho_talks_tls_to_itself_over_every_stream_transport_and_model() {
         ];
         for addr in &addrs {
             let server = Server::start(&["--tls", "--model", model, "--addr", addr]);
-            let pin = fingerprint(&server);
+            let pin = server.pin();
             let out = send_tls(&["--pin", &pin, &server.url(), "hello tls"], b"");
             assert_eq!(ok(&out), "HELLO TLS\n", "{model} {addr}");
             // Many lines through one connection, framed, both ways at once.
@@ -158,7 +151,7 @@ fn netecho_talks_tls_to_itself_over_every_stream_transport_and_model() {
 #[test]
 fn tls_1_2_when_both_ends_ask_and_a_clear_line_when_they_differ() {
     let server = Server::start(&["--tls", "--tls-version", "1.2", "--addr", "127.0.0.1:0"]);
-    let pin = fingerprint(&server);
+    let pin = server.pin();
     let out = netecho(
         &[
             "-v",
@@ -442,7 +435,7 @@ fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_are_named() {
 fn a_handshake_that_never_ends_is_closed_at_its_deadline_while_others_are_served() {
     for model in ["event", "threads", "fork"] {
         let server = Server::start(&["--tls", "--model", model, "--addr", "127.0.0.1:0"]);
-        let pin = fingerprint(&server);
+        let pin = server.pin();
         // Half a ClientHello: a record header promising more than comes.
         let mut stalled = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
         stalled
@@ -474,7 +467,7 @@ fn get_put_and_exec_over_tls() {
         "--addr",
         "127.0.0.1:0",
     ]);
-    let pin = fingerprint(&server);
+    let pin = server.pin();
     let out_path = dir.path().join("got.txt");
     ok(&netecho(
         &[
@@ -515,7 +508,7 @@ fn get_put_and_exec_over_tls() {
         "a-z",
         "A-Z",
     ]);
-    let pin = fingerprint(&exec);
+    let pin = exec.pin();
     let out = netecho(&["exec", "--tls", "--pin", &pin, &exec.url()], b"run me\n");
     assert_eq!(ok(&out), "RUN ME\n");
 }
@@ -658,7 +651,7 @@ fn start_relay(args: &[&str]) -> (Peer, String, Option<String>) {
 fn relay_speaks_tls_on_either_end_or_both() {
     let plain = Server::start(&["--addr", "127.0.0.1:0"]);
     let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
-    let pin = fingerprint(&tls);
+    let pin = tls.pin();
     // TLS on FROM only: a TLS client, a plaintext server.
     let (_r1, addr, fp) = start_relay(&["--tls-from", "127.0.0.1:0", &plain.url()]);
     let fp = fp.expect("a fingerprint beside listening");
@@ -684,7 +677,7 @@ fn relay_speaks_tls_on_either_end_or_both() {
 fn bench_over_tls_checks_every_reply_while_the_socket_pushes_back() {
     for model in ["event", "threads", "fork"] {
         let server = Server::start(&["--tls", "--model", model, "--addr", "127.0.0.1:0"]);
-        let pin = fingerprint(&server);
+        let pin = server.pin();
         // Large messages, many in flight, a small receive buffer: sends that would block.
         for (framing, size) in [("none", "256k"), ("length", "100k")] {
             let out = netecho(
@@ -721,10 +714,10 @@ fn bench_over_tls_checks_every_reply_while_the_socket_pushes_back() {
 #[test]
 fn explain_narrates_the_handshake_records() {
     let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
-    let pin = fingerprint(&server);
+    let pin = server.pin();
     for (version, cleartext) in [("1.3", "encrypted"), ("1.2", "Certificate")] {
         let server = Server::start(&["--tls", "--tls-version", version, "--addr", "127.0.0.1:0"]);
-        let pin = fingerprint(&server);
+        let pin = server.pin();
         let out = send_tls(
             &[
                 "--explain",

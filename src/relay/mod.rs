@@ -200,15 +200,13 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     let bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
     cap_frames(&mut route, bound.local());
-    let tls = match route.opts.tls.as_ref().and_then(|t| t.fingerprint()) {
-        Some((fingerprint, _)) => format!(" tls sha256 {fingerprint}"),
-        None => String::new(),
-    };
+    let tls = crate::server::tls_beside(route.opts.tls.as_ref());
     crate::lifecycle::announce(&format!(
         "listening {} {}{tls}",
         route.from.proto,
         bound.local()
     ))?;
+    crate::server::tell_pin(route.opts.tls.as_ref());
     info!(
         "relaying {} {} -> {}",
         route.from.proto,

@@ -197,16 +197,23 @@ impl<S: Service> Server<S> {
 /// What `listening` says of TLS: the certificate's SHA-256 fingerprint, which clients of
 /// a self-signed certificate (made at start) pin.
 pub(crate) fn tls_beside(tls: Option<&crate::transport::tls::TlsEnd>) -> String {
-    let Some((fingerprint, made)) = tls.and_then(|t| t.fingerprint()) else {
-        return String::new();
-    };
-    if made {
+    match tls.and_then(|t| t.fingerprint()) {
+        Some((fingerprint, _)) => format!(" tls sha256 {fingerprint}"),
+        None => String::new(),
+    }
+}
+
+/// After `listening`, for a certificate made at start: how clients trust it.
+pub(crate) fn tell_pin(tls: Option<&crate::transport::tls::TlsEnd>) {
+    if let Some((fingerprint, true)) = tls.and_then(|t| t.fingerprint()) {
+        // Backquoted and without colons: the wrapper keeps `--pin` and the fingerprint a
+        // student copies together on one line of an 80-column terminal.
         info!(
             "TLS with a self-signed certificate made at start; clients trust it with \
-             --pin {fingerprint}"
+             `--pin {}`",
+            fingerprint.hex()
         );
     }
-    format!(" tls sha256 {fingerprint}")
 }
 
 /// Serves as `config` says until SIGINT or SIGTERM, then prints the summary line.
@@ -263,6 +270,7 @@ fn serve<S: Service>(
         "listening {local}{}",
         tls_beside(config.socket.tls.as_ref())
     ))?;
+    tell_pin(config.socket.tls.as_ref());
     for warning in &warnings {
         warn!("{}", warning(&local.addr));
     }

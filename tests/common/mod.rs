@@ -95,7 +95,8 @@ impl Server {
     pub fn pin(&self) -> String {
         let log = self.wait_log("--pin ");
         let at = log.find("--pin ").unwrap() + 6;
-        log[at..].split_whitespace().next().unwrap().to_string()
+        let word = log[at..].split_whitespace().next().unwrap();
+        word.trim_end_matches('`').to_string()
     }
 
     /// Waits until the server's log contains `needle`; panics with the log after [`STEP`].

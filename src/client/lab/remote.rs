@@ -523,7 +523,12 @@ fn offered_certificate(target: &Target) -> Result<()> {
     let Some(rest) = text.split("has fingerprint ").nth(1) else {
         return Ok(());
     };
-    let seen = rest.split([',', ' ']).next().unwrap_or_default();
+    // Without colons, as the notes name it: 64 columns, whole on a line of 80.
+    let seen = rest
+        .split([',', ' '])
+        .next()
+        .unwrap_or_default()
+        .replace(':', "");
     bail!(
         "the {} port {} presents a certificate (sha256 {seen}) other than the one the lab \
          server offered: another program answers there, or something on the path in the \

@@ -108,6 +108,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         "listening tcp {control_addr}{}",
         super::tls_beside(config.tls.as_ref())
     ))?;
+    super::tell_pin(config.tls.as_ref());
     let class = Arc::new(Class::new(config.limits));
     let gated = Arc::clone(&class);
     let gate: Gate = Arc::new(move |ip: IpAddr| gated.admits(ip));
@@ -261,7 +262,7 @@ impl Ports<'_> {
         };
         // Hex without colons: 64 characters, so a note naming it (an older client's too)
         // wraps within 80 columns.
-        let fingerprint = cert.fingerprint.to_string().replace(':', "");
+        let fingerprint = cert.fingerprint.hex();
         let secure = |proto: &str, port| Service {
             proto: proto.into(),
             port,

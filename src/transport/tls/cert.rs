@@ -69,6 +69,12 @@ impl Fingerprint {
         }
         Ok(Fingerprint(out))
     }
+
+    /// The 64 hex digits without colons, as `--pin` takes them too: 31 columns fewer than
+    /// [`Display`](fmt::Display)'s, so that `--pin` with them fits a line of 80 columns.
+    pub(crate) fn hex(&self) -> String {
+        self.0.iter().map(|byte| format!("{byte:02X}")).collect()
+    }
 }
 
 impl fmt::Display for Fingerprint {
