@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +29,9 @@ pub(crate) struct LocalServers {
     children: Arc<Mutex<Vec<Child>>>,
     /// Network namespaces to delete once the servers in them are gone (`lab --netns`).
     namespaces: Arc<Mutex<Vec<String>>>,
+    /// The servers' warnings about one client left out of the output (see `lab::relay`),
+    /// not yet said.
+    about_clients: Arc<AtomicUsize>,
 }
 
 /// Set as soon as a stop signal arrives, before the clean-up: an error that the clean-up
@@ -70,6 +73,7 @@ impl LocalServers {
             dir,
             children: Arc::default(),
             namespaces: Arc::default(),
+            about_clients: Arc::default(),
         })
     }
 
@@ -100,6 +104,13 @@ impl LocalServers {
             })
             .context("start the cleanup thread")?;
         Ok(())
+    }
+
+    /// Stops every server and removes what they made (dropping does the same): the
+    /// number of their warnings about one client that were left out and not yet counted.
+    pub(crate) fn stop(&self) -> usize {
+        stop_all(&self.children, &self.dir, &self.namespaces);
+        self.about_clients.swap(0, Ordering::Relaxed)
     }
 
     /// The namespaces deleted with the servers.
@@ -180,13 +191,16 @@ impl LocalServers {
                 let _ = tx.send(line);
             })
             .context("cannot start a thread to read the local server's first line")?;
-        // Its warnings (a QUIC handshake lost under --loss) within the lab's 80 columns; the
-        // thread ends with the server.
+        // Its warnings within the lab's 80 columns, those about one client counted instead;
+        // the thread ends with the server.
+        let about_clients = Arc::clone(&self.about_clients);
         std::thread::Builder::new()
             .name("local-server-log".into())
             .spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    crate::client::lab::relay(&line);
+                    if !crate::client::lab::relay(&line) {
+                        about_clients.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             })
             .context("cannot start a thread to read the local server's log")?;
@@ -369,7 +383,10 @@ pub(crate) fn options_for(target: &Target, base: &SocketOptions) -> SocketOption
 
 impl Drop for LocalServers {
     fn drop(&mut self) {
-        stop_all(&self.children, &self.dir, &self.namespaces);
+        let left_out = self.stop();
+        if let Some(text) = crate::client::lab::about_clients(left_out, false) {
+            crate::client::lab::say(tracing::Level::WARN, &text);
+        }
     }
 }
 

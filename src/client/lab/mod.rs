@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
-use tracing::{Level, info, warn};
+use tracing::{Level, debug, info, warn};
 
 use crate::client::local::LocalServers;
 use crate::endpoint::{Proto, SockProto, Target};
@@ -319,6 +319,7 @@ fn across_namespaces(
     let mut notes = ns.notes.clone();
     notes.extend(hol);
     progress("");
+    notes.extend(about_clients(servers.stop(), !plan.lossless));
     drop(servers);
     let lab = Lab {
         rows: &rows,
@@ -425,7 +426,12 @@ pub(super) fn say(level: Level, text: &str) {
 
 /// A line a server the lab started wrote on its stderr, as the lab's own: a log line under
 /// its level's tag through [`say`], anything else (its last `error:`) wrapped the same way.
-pub(crate) fn relay(line: &str) {
+/// A warning about one client is not shown (`-v` shows it) and `false` returned, for the
+/// caller to count: the lab's servers have no clients but the lab's own, and what befalls
+/// them (a QUIC handshake the client gave up on under `--loss`) is the measurement's to
+/// report, in words a student can act on, not a server's log line naming an address and a
+/// QUIC error code. A warning about the server itself (a loop that failed) is shown.
+pub(crate) fn relay(line: &str) -> bool {
     let level = |tag| match tag {
         "ERROR" => Some(Level::ERROR),
         "WARN" => Some(Level::WARN),
@@ -437,6 +443,10 @@ pub(crate) fn relay(line: &str) {
         .split_once(' ')
         .and_then(|(tag, text)| Some((level(tag)?, text)));
     match tagged {
+        Some((Level::WARN, text)) if about_a_client(text) => {
+            debug!("a lab server: {text}");
+            return false;
+        }
         Some((level, text)) => say(level, text),
         None => {
             for part in log_lines(line, report::table::WIDTH) {
@@ -444,6 +454,35 @@ pub(crate) fn relay(line: &str) {
             }
         }
     }
+    true
+}
+
+/// Whether a server's log message is about one client: it begins with the client's
+/// address, after the protocol's name or not (`quic 10.233.0.2:53886: handshake failed`,
+/// `127.0.0.1:40000: busy`).
+fn about_a_client(text: &str) -> bool {
+    let text = match text.split_once(' ') {
+        Some((proto, rest)) if Proto::from_name(proto).is_some() => rest,
+        _ => text,
+    };
+    text.split_once(": ")
+        .is_some_and(|(addr, _)| addr.parse::<std::net::SocketAddr>().is_ok())
+}
+
+/// The sentence for the warnings about one client that [`relay`] left out, of the servers
+/// a lab or bench started for itself; `None` when there were none.
+pub(crate) fn about_clients(count: usize, loss: bool) -> Option<String> {
+    let why = match loss {
+        true => " under the simulated loss (such as a QUIC handshake a client gave up on)",
+        false => "",
+    };
+    (count > 0).then(|| {
+        format!(
+            "this run's own servers warned {count} time{} about its clients{why}; -v shows \
+             each warning",
+            if count == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// `text` as lines of at most `width` columns, the ones after the first indented; a word

@@ -325,3 +325,32 @@ fn a_status_line_with_a_chinese_path_is_cut_to_the_columns_it_takes() {
     assert!(cut.contains("...") && cut.ends_with("中文.sock"), "{cut}");
     assert_eq!(super::fit("lab: short", 79), "lab: short");
 }
+
+/// A lab server's warning about one of the lab's own clients is kept out of the output
+/// and counted; one about the server itself, or its last error, is shown.
+#[test]
+fn a_warning_about_one_client_is_counted_and_one_about_the_server_shown() {
+    for line in [
+        " WARN quic 10.233.0.2:53886: handshake failed: the client closed the connection \
+         (QUIC error 0xc)",
+        " WARN quic [fd00::2]:40000: no handshake within 10s; dropped",
+        " WARN 127.0.0.1:40000: busy: too many clients",
+    ] {
+        assert!(!super::relay(line), "{line}");
+    }
+    for line in [
+        " WARN tcp loop 0 failed: out of memory; the others serve on",
+        " WARN recvfrom: Connection refused",
+        "ERROR quic 10.233.0.2:53886: what the lab must hear",
+        "error: bind 127.0.0.1:0: address in use",
+    ] {
+        assert!(super::relay(line), "{line}");
+    }
+    assert_eq!(super::about_clients(0, true), None);
+    let said = super::about_clients(3, true).unwrap();
+    assert!(
+        said.starts_with("this run's own servers warned 3 times about its clients"),
+        "{said}"
+    );
+    assert!(said.contains("under the simulated loss"), "{said}");
+}
