@@ -1,4 +1,4 @@
-//! `--explain`: the socket calls, narrated in the order the kernel sees them.
+//! `--explain`: the socket calls, narrated in the order each thread makes them.
 
 mod common;
 

@@ -1,7 +1,8 @@
 //! The socket calls netecho makes, each a thin wrapper over socket2 that `--explain`
-//! narrates under the kernel's own names. Narration happens after the call, so the lines
-//! come in the order the kernel saw the calls; each line says which process and thread made
-//! it, and EAGAIN is shown where a non-blocking socket had nothing to give.
+//! narrates under the kernel's own names. Narration happens after the call, so a thread's
+//! lines come in the order it made its calls (across processes a line can come before the
+//! line of a call that happened first); each line says which process and thread made it,
+//! and EAGAIN is shown where a non-blocking socket had nothing to give.
 
 use std::io;
 use std::mem::MaybeUninit;
