@@ -50,8 +50,11 @@ pub(crate) fn origin() -> String {
 /// Prints one narrated line, after the process and thread it comes from.
 pub(crate) fn line(text: fmt::Arguments<'_>) {
     use std::io::{IsTerminal, Write};
+    // Asked once: stderr stays what it was, and strace of a narrated run shows no
+    // terminal check between the calls it narrates.
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let text = text.to_string();
-    let mut line = match io::stderr().is_terminal() {
+    let mut line = match *TERMINAL.get_or_init(|| io::stderr().is_terminal()) {
         true => wrapped(&origin(), &text, crate::logging::width()),
         false => format!("{} {text}", origin()),
     };
