@@ -7,9 +7,9 @@
 //! The sender starts with two blocks in flight and grows towards `window` as ACKs come;
 //! the receiver acknowledges the highest block it has in order (cumulative ACK), keeps
 //! early blocks of the window, and counts duplicates; after a silence of two round trips
-//! the sender probes with the oldest block the receiver lacks (twice at most), and on a
-//! timeout sends that block again, with one block allowed in flight, and doubles its
-//! timeout. A FIN with the file's hash (BLAKE3; SHA-256 with a version 1 peer) ends the
+//! the sender probes with the oldest block the receiver lacks (twice at most, each probe
+//! restarting the timeout), and on a timeout sends that block again, with one block allowed
+//! in flight, and doubles its timeout. A FIN with the file's hash (BLAKE3; SHA-256 with a version 1 peer) ends the
 //! transfer. Each transfer runs on a socket of its own (a TFTP "transfer ID"), connected to
 //! its peer, so the server's well-known socket only takes requests and an ICMP port
 //! unreachable ends a transfer.
@@ -55,7 +55,11 @@ const MAX_RTO: Duration = Duration::from_secs(2);
 /// The shortest wait before a tail loss probe: a receiver that is only slow to be scheduled
 /// costs one block sent twice, never a window.
 const MIN_PROBE: Duration = Duration::from_millis(1);
-/// Timeouts in a row without progress before a transfer is given up.
+/// Timeouts in a row without progress before a transfer is given up. A silent peer gets
+/// [`MAX_PROBES`] probes, two smoothed round trips apart, then a timeout one RTO after the
+/// last of them, and a timeout per RTO (doubled each time, up to [`MAX_RTO`]), each with one
+/// block, until timeout `MAX_STALLS + 1` ends the transfer: after a 20 ms round trip (an RTO
+/// of 60 ms) about 14 s after the last ACK; never later than [`NO_PROGRESS`] and one RTO.
 const MAX_STALLS: u32 = 10;
 /// The longest a transfer goes without progress, whatever else arrives: a peer that sends
 /// junk (or the same packet) cannot hold a transfer, and its thread, open.
@@ -418,6 +422,9 @@ pub(crate) struct Sender<'l, 'a> {
     /// next silence is a timeout, so a peer that stopped answering gets that many blocks
     /// more, then one per timeout.
     probed: u32,
+    /// When the last of those probes went: the timeout counts from it (RFC 8985 re-arms the
+    /// RTO at a probe), so each probe gets its round trip before the timeout can come.
+    probed_at: Option<Instant>,
     /// Probes sent and timeouts taken, for the debug log.
     probes: u64,
     timeouts: u64,
@@ -431,7 +438,9 @@ const REORDER_SLACK: u32 = 3;
 
 /// Tail loss probes in a row before a silence is a timeout: a probe or its answer is lost
 /// as often as anything else (1 in 20 each at 5% loss), and a second probe turns most of
-/// those timeouts into one more round trip.
+/// those timeouts into one more round trip. A probe restarts the timeout, and is due two
+/// round trips after the last send, well within an RTO, so the second comes before the
+/// timeout on any path; it puts the timeout off by those two round trips at most.
 const MAX_PROBES: u32 = 2;
 
 /// What a loss event leaves of the congestion window (CUBIC's 0.7, RFC 9438): a response to
@@ -473,6 +482,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             dup_acks: 0,
             recovery: None,
             probed: 0,
+            probed_at: None,
             probes: 0,
             timeouts: 0,
             start: Instant::now(),
@@ -566,7 +576,9 @@ impl<'l, 'a> Sender<'l, 'a> {
         let oldest = oldest
             .or(self.flight.iter().filter(waiting).map(|f| f.sent).min())
             .unwrap_or_else(Instant::now);
-        let timeout = oldest + self.rto.rto;
+        // A probe restarts the timeout (RFC 8985, section 7.3; RFC 6298 on a retransmission).
+        let armed = self.probed_at.map_or(oldest, |at| at.max(oldest));
+        let timeout = armed + self.rto.rto;
         let probe = self.probe_at().filter(|&p| p < timeout);
         let wait = probe
             .unwrap_or(timeout)
@@ -653,6 +665,7 @@ impl<'l, 'a> Sender<'l, 'a> {
         if newly > 0 {
             self.stalls = 0;
             self.probed = 0;
+            self.probed_at = None;
             self.last_progress = Instant::now();
             self.grow(newly as f64);
         }
@@ -701,6 +714,7 @@ impl<'l, 'a> Sender<'l, 'a> {
     fn on_ack(&mut self, block: u32) {
         self.stalls = 0;
         self.probed = 0;
+        self.probed_at = None;
         self.last_progress = Instant::now();
         self.dup_acks = 0;
         let mut advanced = 0.0;
@@ -762,6 +776,7 @@ impl<'l, 'a> Sender<'l, 'a> {
             debug!("tail loss probe: sending block {} again", oldest.block);
             oldest.send_again(self.link, &mut self.t)?;
         }
+        self.probed_at = Some(Instant::now());
         Ok(())
     }
 

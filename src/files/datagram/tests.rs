@@ -787,10 +787,8 @@ fn a_receiver_of_version_2_acknowledges_blocks_in_order_together() {
 /// Gives the sender the estimate of a 1 ms round trip with a timeout of a second (as after
 /// round trips that varied), for tests that count probes before the timeout. The round trip
 /// `with_a_hole` measures is the test thread's own turn around the loop, which a loaded
-/// machine stretches: after one sample the timeout is three round trips from the oldest
-/// block, a second probe comes four or more after it, so past 3.3 ms (the 10 ms floor) the
-/// timeout would win; and a probe the scheduler sends late delays the next at any estimate.
-/// With a second between them, the order is the sender's rule, not the scheduler's.
+/// machine stretches and varies; with a second between them, the order is the sender's
+/// rule, not the scheduler's.
 fn probes_well_before_the_timeout(sender: &mut Sender<'_, '_>) {
     sender.rto = Rto {
         srtt: Some(0.001),
@@ -875,6 +873,60 @@ fn acks_that_deliver_nothing_earn_no_more_probes() {
             assert!(nothing_queued(peer), "a probe earned by an empty ACK");
             assert_eq!(sender.cwnd, 1.0);
             assert_eq!(sender.timeouts, 1);
+        });
+    });
+}
+
+/// Gives the sender the estimate one measured round trip of 20 ms leaves: a probe after two
+/// smoothed round trips (40 ms), a timeout of three (60 ms).
+fn a_measured_round_trip_of_20_ms(sender: &mut Sender<'_, '_>) {
+    sender.rto = Rto::new();
+    sender.rto.sample(Duration::from_millis(20));
+    assert_eq!(sender.rto.rto, Duration::from_millis(60));
+    assert_eq!(sender.rto.probe(), Some(Duration::from_millis(40)));
+}
+
+/// A peer that answers nothing, on a path whose round trip is well above the timeout's floor:
+/// every probe goes before the timeout (each restarts it: counted from the oldest block
+/// instead, a second probe, four round trips after it, would come after the timeout of
+/// three), then one block per timeout, and the sender gives up at timeout MAX_STALLS + 1,
+/// without a probe more, within the bound MAX_STALLS states (about 14 s here).
+#[test]
+fn a_silent_peer_gets_every_probe_before_the_timeout_then_is_given_up() {
+    within("a silent peer", || {
+        with_a_hole(|peer, _, sender| {
+            a_measured_round_trip_of_20_ms(sender);
+            let start = Instant::now();
+            for probe in 1..=u64::from(MAX_PROBES) {
+                sender.step().unwrap();
+                assert_eq!(
+                    (sender.probes, sender.timeouts),
+                    (probe, 0),
+                    "(probes, timeouts): probe {probe} did not come before the timeout"
+                );
+                assert_eq!(data_blocks(peer, 1), [3]);
+                assert!(nothing_queued(peer), "more than one block probed");
+            }
+            let mut timeouts = 0;
+            let e = loop {
+                if let Err(e) = sender.step() {
+                    break e;
+                }
+                timeouts += 1;
+                assert!(timeouts <= MAX_STALLS, "still sending after {timeouts} timeouts");
+                assert_eq!(
+                    (sender.probes, sender.timeouts),
+                    (u64::from(MAX_PROBES), u64::from(timeouts)),
+                    "(probes, timeouts): a silence after the probes is a timeout"
+                );
+                sender.fill_window().unwrap();
+                assert_eq!(data_blocks(peer, 1), [3], "timeout {timeouts}");
+                assert!(nothing_queued(peer), "more than one block after a timeout");
+            };
+            assert!(format!("{e:#}").contains("stopped answering"), "{e:#}");
+            assert_eq!(timeouts, MAX_STALLS);
+            let took = start.elapsed();
+            assert!(took < NO_PROGRESS + MAX_RTO, "gave up only after {took:?}");
         });
     });
 }
