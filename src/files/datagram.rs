@@ -9,10 +9,10 @@
 //! early blocks of the window, and counts duplicates; after a silence of two round trips
 //! the sender probes with the oldest block the receiver lacks (twice at most, each probe
 //! restarting the timeout), and on a timeout sends that block again, with one block allowed
-//! in flight, and doubles its timeout. A FIN with the file's hash (BLAKE3; SHA-256 with a version 1 peer) ends the
-//! transfer. Each transfer runs on a socket of its own (a TFTP "transfer ID"), connected to
-//! its peer, so the server's well-known socket only takes requests and an ICMP port
-//! unreachable ends a transfer.
+//! in flight, and doubles its timeout. A FIN with the file's hash (BLAKE3; SHA-256 with a
+//! version 1 peer) ends the transfer. Each transfer runs on a socket of its own (a TFTP
+//! "transfer ID"), connected to its peer, so the server's well-known socket only takes
+//! requests and an ICMP port unreachable ends a transfer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -59,7 +59,8 @@ const MIN_PROBE: Duration = Duration::from_millis(1);
 /// [`MAX_PROBES`] probes, two smoothed round trips apart, then a timeout one RTO after the
 /// last of them, and a timeout per RTO (doubled each time, up to [`MAX_RTO`]), each with one
 /// block, until timeout `MAX_STALLS + 1` ends the transfer: after a 20 ms round trip (an RTO
-/// of 60 ms) about 14 s after the last ACK; never later than [`NO_PROGRESS`] and one RTO.
+/// of 60 ms) about 14 s after the last ACK, and never more than [`NO_PROGRESS`] and one RTO
+/// after it.
 const MAX_STALLS: u32 = 10;
 /// The longest a transfer goes without progress, whatever else arrives: a peer that sends
 /// junk (or the same packet) cannot hold a transfer, and its thread, open.
@@ -438,9 +439,10 @@ const REORDER_SLACK: u32 = 3;
 
 /// Tail loss probes in a row before a silence is a timeout: a probe or its answer is lost
 /// as often as anything else (1 in 20 each at 5% loss), and a second probe turns most of
-/// those timeouts into one more round trip. A probe restarts the timeout, and is due two
-/// round trips after the last send, well within an RTO, so the second comes before the
-/// timeout on any path; it puts the timeout off by those two round trips at most.
+/// those timeouts into one more round trip. Each probe restarts the timeout and is due two
+/// round trips after the last send (only when that is shorter than the timeout), so the
+/// second comes before the timeout on any path, and each puts the timeout off by its two
+/// round trips.
 const MAX_PROBES: u32 = 2;
 
 /// What a loss event leaves of the congestion window (CUBIC's 0.7, RFC 9438): a response to

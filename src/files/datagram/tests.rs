@@ -913,7 +913,10 @@ fn a_silent_peer_gets_every_probe_before_the_timeout_then_is_given_up() {
                     break e;
                 }
                 timeouts += 1;
-                assert!(timeouts <= MAX_STALLS, "still sending after {timeouts} timeouts");
+                assert!(
+                    timeouts <= MAX_STALLS,
+                    "still sending after {timeouts} timeouts"
+                );
                 assert_eq!(
                     (sender.probes, sender.timeouts),
                     (u64::from(MAX_PROBES), u64::from(timeouts)),
