@@ -648,12 +648,6 @@ pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Optio
     })
 }
 
-/// The user that owns the UDP socket at `peer` that sent to a socket bound to `local`, if
-/// that socket is on this host. Any UDP socket of this host on `peer`'s port may have sent
-/// it, whatever address it is bound to: IP_PKTINFO sends from any of this host's addresses,
-/// and SO_REUSEADDR lets sockets of several users share one address and port. So every one
-/// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
-/// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
 /// Whether `allow` names users (uid:N, gid:N).
 fn names_users(allow: &[Rule]) -> bool {
     allow
@@ -661,6 +655,12 @@ fn names_users(allow: &[Rule]) -> bool {
         .any(|r| matches!(r, Rule::Uid(_) | Rule::Gid(_)))
 }
 
+/// The user that owns the UDP socket at `peer` that sent to a socket bound to `local`, if
+/// that socket is on this host. Any UDP socket of this host on `peer`'s port may have sent
+/// it, whatever address it is bound to: IP_PKTINFO sends from any of this host's addresses,
+/// and SO_REUSEADDR lets sockets of several users share one address and port. So every one
+/// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
+/// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
 /// holds that port, or `peer`'s address is not this host's (no user here can send from it).
 pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let ip = peer.ip().to_canonical();
