@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,14 +11,8 @@ use common::{Server, bin, netecho, ok};
 
 /// A TCP connection from a chosen loopback source address.
 fn connect_from(source: &str, to: &str) -> TcpStream {
-    let to: SocketAddr = to.parse().unwrap();
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: SocketAddr = format!("{source}:0").parse().unwrap();
-    sock.bind(&from.into()).unwrap();
-    sock.connect(&to.into()).unwrap();
-    let stream: TcpStream = sock.into();
-    stream.set_read_timeout(Some(common::STEP)).unwrap();
-    stream
+    common::tcp_from(sock, source, to)
 }
 
 /// Sends `hello` and returns what came back before the server closed (empty if refused).

@@ -499,7 +499,7 @@ fn exec_over_udp_refuses_a_port_another_user_shares() {
     let to: SocketAddr = server.addr.parse().unwrap();
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     // nobody first on 127.0.0.1, and root's socket joins it there.
-    let nobody = nobody_socket();
+    let nobody = common::nobody_socket(Type::DGRAM);
     nobody.set_reuse_address(true).unwrap();
     nobody.bind(&loopback(0).into()).unwrap();
     let port = nobody.local_addr().unwrap().as_socket().unwrap().port();
@@ -513,7 +513,7 @@ fn exec_over_udp_refuses_a_port_another_user_shares() {
     // Root's socket first, and nobody's beside it on another address.
     let root = std::net::UdpSocket::bind(loopback(0)).unwrap();
     let port = root.local_addr().unwrap().port();
-    let nobody = nobody_socket();
+    let nobody = common::nobody_socket(Type::DGRAM);
     nobody
         .bind(&SocketAddr::from(([127, 0, 0, 2], port)).into())
         .unwrap();
@@ -579,18 +579,6 @@ fn descriptors_passed_to_a_unix_dgram_exec_server_are_closed() {
         after < before + 20,
         "{before} descriptors before, {after} after 200 passed"
     );
-}
-
-/// An IPv4 UDP socket owned by nobody (uid 65534): made on a thread of its own whose file
-/// system uid is nobody's, as the kernel tells a socket's owner (sock_diag), as if a process
-/// of nobody's had made it.
-fn nobody_socket() -> Socket {
-    std::thread::spawn(|| {
-        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
-        Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap()
-    })
-    .join()
-    .unwrap()
 }
 
 /// Sends `data` to `to` from 127.0.0.1, whatever address `sock` is bound to (IP_PKTINFO).

@@ -463,6 +463,30 @@ pub fn can_switch_user() -> bool {
     root && setpriv
 }
 
+/// An IPv4 socket of `ty` owned by nobody (uid 65534): made on a thread of its own whose
+/// file system uid is nobody's, as the kernel tells a socket's owner (sock_diag), as if a
+/// process of nobody's had made it. Needs root.
+pub fn nobody_socket(ty: socket2::Type) -> socket2::Socket {
+    thread::spawn(move || {
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
+        socket2::Socket::new(socket2::Domain::IPV4, ty, None).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// `sock`, a TCP socket, bound to `source` (an address of this host) and connected to `to`;
+/// its reads wait at most [`STEP`].
+pub fn tcp_from(sock: socket2::Socket, source: &str, to: &str) -> std::net::TcpStream {
+    let to: std::net::SocketAddr = to.parse().unwrap();
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    let stream: std::net::TcpStream = sock.into();
+    stream.set_read_timeout(Some(STEP)).unwrap();
+    stream
+}
+
 /// A command that runs `netecho ARGS` as the unprivileged user nobody.
 pub fn as_nobody(args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
