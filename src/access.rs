@@ -648,6 +648,22 @@ pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Optio
     })
 }
 
+/// The user that owns the socket of `conn`'s peer, a client on this host: its TCP socket
+/// ([`tcp_owner`]), or for a QUIC connection's stream (a socket pair, no address of its own)
+/// its UDP socket ([`udp_owner`]). `None` when that cannot be told: the socket is gone (closed
+/// at once), or the kernel would not say.
+pub(crate) fn conn_owner(conn: &Conn) -> Option<u32> {
+    let peer = conn.remote()?;
+    // A socket of its own with an address: a TCP connection's; else a QUIC stream's pair,
+    // whose connection reached the server at conn.local().
+    let own = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
+    let owner = match own {
+        Some(local) => tcp_owner(peer, local),
+        None => udp_owner(peer, conn.local()?),
+    };
+    owner.ok().flatten()
+}
+
 /// Whether `allow` names users (uid:N, gid:N).
 fn names_users(allow: &[Rule]) -> bool {
     allow

@@ -132,14 +132,40 @@ fn put_refuses_a_pipe_a_device_and_a_directory_before_connecting() {
     );
 }
 
+/// Connections held by one user of this host on 127.0.0.1, .2 and .3: loopback addresses
+/// are one host, so they all count in that user's share.
+fn hold_sixteen(server: &Server, socket: impl Fn() -> socket2::Socket) -> Vec<TcpStream> {
+    (0..16)
+        .map(|i| {
+            common::tcp_from(
+                socket(),
+                ["127.0.0.1", "127.0.0.2", "127.0.0.3"][i % 3],
+                &server.addr,
+            )
+        })
+        .collect()
+}
+
+/// What the server tells a connection from `source` made by `sock`, up to its close.
+fn told_from(sock: socket2::Socket, source: &str, server: &Server) -> String {
+    let mut conn = common::tcp_from(sock, source, &server.addr);
+    let mut told = Vec::new();
+    let _ = conn.read_to_end(&mut told);
+    String::from_utf8_lossy(&told).into_owned()
+}
+
+fn stream_socket() -> socket2::Socket {
+    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap()
+}
+
+/// A local user's connections count by the user owning their sockets, on every loopback
+/// address at once: a 17th from any of them is told busy, and served once one ends.
 #[test]
-fn one_source_holds_a_few_connections_and_the_next_is_told_busy() {
+fn one_local_user_holds_a_few_connections_and_the_next_is_told_busy() {
     let root = tempdir();
     fs::write(root.path().join("ok1.txt"), b"hello").unwrap();
     let server = file_server(root.path(), &[]);
-    let held: Vec<TcpStream> = (0..16)
-        .map(|_| TcpStream::connect(&server.addr).unwrap())
-        .collect();
+    let held = hold_sixteen(&server, stream_socket);
     let out = tempdir();
     let got = out.path().join("ok1.txt");
     let line = common::eventually("a busy refusal", || {
@@ -147,24 +173,15 @@ fn one_source_holds_a_few_connections_and_the_next_is_told_busy() {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         err.contains("busy").then_some(err)
     });
-    assert!(line.contains("16 connections from your address"), "{line}");
-    // Another source address is served meanwhile.
-    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    other
-        .bind(
-            &"127.0.0.2:0"
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-    other
-        .connect(&server.addr.parse::<std::net::SocketAddr>().unwrap().into())
-        .unwrap();
-    let mut other: TcpStream = other.into();
-    other.set_read_timeout(Some(common::STEP)).unwrap();
-    other.write_all(&frame(b"BLAKE3 GET ok1.txt")).unwrap();
-    assert_eq!(read_frame(&mut other).as_deref(), Some(&b"OK 5"[..]));
+    let uid = nix::unistd::geteuid();
+    let mine = format!("16 connections from your user (uid {uid}) on this host already");
+    assert!(line.contains(&mine), "{line}");
+    // Another loopback address is the same host and the same user.
+    let told = told_from(stream_socket(), "127.0.0.4", &server);
+    assert!(told.contains(&mine), "from 127.0.0.4: {told}");
+    server.wait_log(&format!(
+        "16 connections from uid {uid} on this host already"
+    ));
     drop(held);
     common::eventually("a get once the connections closed", || {
         netecho(&["get", &server.addr, "ok1.txt", "-o", s(&got)], b"")
@@ -172,6 +189,34 @@ fn one_source_holds_a_few_connections_and_the_next_is_told_busy() {
             .success()
             .then_some(())
     });
+}
+
+/// Every local user comes from 127.0.0.1: another user holding its 16 connections (on
+/// 127.0.0.2 and .3 as well, one share) is refused a 17th, and root is served meanwhile.
+#[test]
+fn another_local_user_holding_its_connections_leaves_root_served() {
+    let test = "another_local_user_holding_its_connections_leaves_root_served";
+    if !nix::unistd::Uid::effective().is_root() {
+        let why = "root, to make sockets owned by nobody";
+        common::skip(test, why, common::Lacks::Provided);
+        return;
+    }
+    let root = tempdir();
+    fs::write(root.path().join("ok1.txt"), b"hello").unwrap();
+    let server = file_server(root.path(), &[]);
+    let nobody = || common::nobody_socket(socket2::Type::STREAM);
+    let held = hold_sixteen(&server, nobody);
+    let told = told_from(nobody(), "127.0.0.1", &server);
+    let busy = "busy: 16 connections from your user (uid 65534) on this host already";
+    assert!(told.contains(busy), "nobody's 17th: {told}");
+    let out = tempdir();
+    let got = out.path().join("ok1.txt");
+    ok(&netecho(
+        &["get", &server.addr, "ok1.txt", "-o", s(&got)],
+        b"",
+    ));
+    assert_eq!(fs::read(&got).unwrap(), b"hello");
+    drop(held);
 }
 
 #[test]

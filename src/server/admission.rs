@@ -113,27 +113,71 @@ impl Admission {
     }
 }
 
-/// Connections served at once from one source address by a service that blocks (files,
-/// exec), each holding a thread: one client may not take all [`super::BLOCKING_MAX_CONNS`].
+/// Connections served at once from one source by a service that blocks (files, exec), each
+/// holding a thread: one client may not take all [`super::BLOCKING_MAX_CONNS`].
 pub(crate) const PER_SOURCE: usize = 16;
 
-/// Connections held per source IP address. Unix sockets have none: who may connect there
+/// Connections held per source ([`Share`]). Unix sockets have none: who may connect there
 /// is the socket file's permissions' business, and --max-conns bounds them all.
 pub(crate) struct Sources {
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    held: Arc<Mutex<HashMap<Share, usize>>>,
     limit: usize,
 }
 
 pub(crate) use crate::endpoint::{share_key, share_name};
 
+/// Whose share a connection counts against. On this host every user has the same addresses
+/// (127.0.0.1 above all, and all of 127.0.0.0/8): counted by address, one local user holding
+/// its share would turn every other away, root's own client included, and each loopback
+/// address would give it a share more. So a peer on this host is counted by the user that
+/// owns its socket, as the kernel tells (sock_diag), on all of the host's addresses at once.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Share {
+    /// A source elsewhere: its address, an IPv6 address's /64 ([`share_key`]).
+    Address(IpAddr),
+    /// A user of this host; `None`: its socket was gone when asked (or the kernel would not
+    /// say), all such counted together.
+    Local(Option<u32>),
+}
+
+impl Share {
+    /// The share of a connection from `ip`: only for a peer on this host is the kernel asked.
+    fn of(conn: &Conn, ip: IpAddr) -> Share {
+        match crate::service::guard::is_this_host(ip) {
+            true => Share::Local(crate::access::conn_owner(conn)),
+            false => Share::Address(share_key(ip)),
+        }
+    }
+
+    /// The refusal told to a peer holding `limit` connections.
+    fn busy(self, limit: usize) -> String {
+        let whose = match self {
+            Share::Address(_) => "from your address".to_string(),
+            Share::Local(Some(uid)) => format!("from your user (uid {uid}) on this host"),
+            Share::Local(None) => "from this host whose user cannot be told".to_string(),
+        };
+        format!("busy: {limit} connections {whose} already; wait for one to end")
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Address(ip) => f.write_str(&share_name(*ip)),
+            Share::Local(Some(uid)) => write!(f, "uid {uid} on this host"),
+            Share::Local(None) => f.write_str("this host, user unknown"),
+        }
+    }
+}
+
 /// One connection's place in its source's count, given back when dropped.
 pub(crate) struct SourceSlot {
-    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
+    held: Arc<Mutex<HashMap<Share, usize>>>,
+    share: Share,
 }
 
 impl Sources {
-    /// At most `limit` at once from one source ([`share_key`]).
+    /// At most `limit` at once from one source.
     pub(crate) fn new(limit: usize) -> Sources {
         Sources {
             held: Arc::default(),
@@ -141,43 +185,45 @@ impl Sources {
         }
     }
 
-    /// A place for `conn`, or the refusal to tell it when its address has its limit of
+    /// A place for `conn`, or the refusal to tell it when its source has its limit of
     /// connections already.
     pub(crate) fn take(&self, conn: &Conn) -> Result<Option<SourceSlot>, String> {
         let Some(ip) = conn.remote().map(|a| a.ip()) else {
             return Ok(None);
         };
-        match self.take_ip(ip) {
+        let share = Share::of(conn, ip);
+        match self.take_share(share) {
             Some(slot) => Ok(Some(slot)),
             None => {
                 let limit = self.limit;
                 static LOG: Throttle = Throttle::new();
                 if let Some(more) = LOG.allow() {
                     warn!(
-                        "{}: refused, {limit} connections from {} already{more}",
-                        conn.peer(),
-                        share_name(ip)
+                        "{}: refused, {limit} connections from {share} already{more}",
+                        conn.peer()
                     );
                 }
-                Err(format!(
-                    "busy: {limit} connections from your address already; wait for one to end"
-                ))
+                Err(share.busy(limit))
             }
         }
     }
 
-    /// A place for one more from `ip`'s source, or `None` when it holds its limit.
+    /// A place for one more from `ip`'s source address ([`share_key`]), or `None` when it
+    /// holds its limit.
     pub(crate) fn take_ip(&self, ip: IpAddr) -> Option<SourceSlot> {
-        let ip = share_key(ip);
+        self.take_share(Share::Address(share_key(ip)))
+    }
+
+    fn take_share(&self, share: Share) -> Option<SourceSlot> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let count = held.entry(ip).or_default();
+        let count = held.entry(share).or_default();
         if *count >= self.limit {
             return None;
         }
         *count += 1;
         Some(SourceSlot {
             held: Arc::clone(&self.held),
-            ip,
+            share,
         })
     }
 }
@@ -185,10 +231,10 @@ impl Sources {
 impl Drop for SourceSlot {
     fn drop(&mut self) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = held.get_mut(&self.ip) {
+        if let Some(count) = held.get_mut(&self.share) {
             *count -= 1;
             if *count == 0 {
-                held.remove(&self.ip);
+                held.remove(&self.share);
             }
         }
     }

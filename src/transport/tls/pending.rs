@@ -34,7 +34,13 @@ static COUNTS: LazyLock<Mutex<Counts>> = LazyLock::new(|| {
 });
 
 /// Where handshakes are counted: an IPv4 address or an IPv6 /64 ([`share_key`]), or no
-/// address (Unix sockets).
+/// address (Unix sockets). Peers on this host are counted by address here too, not by the
+/// user owning their socket as --files and --exec connections are: this bound keeps memory
+/// in check, not each user's place. It is taken at every TLS accept, echo's included, where
+/// a sock_diag query per connection would cost every client; a slot lasts one handshake
+/// (at most [`super::session::HANDSHAKE_TIME`]); and any four sources, a remote host's as
+/// much as a local user's, can fill [`MAX_HANDSHAKES`] whatever the key, so counting by user
+/// would promise a local user no place.
 type Source = Option<IpAddr>;
 
 /// One handshake's place, given back when dropped (the handshake done, or the connection
