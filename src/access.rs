@@ -103,11 +103,13 @@ impl Net {
             .map_err(|_| wrong())?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len = match len {
-            Some(len) => len
+            // Digits only: u8's parse takes "+8" too.
+            Some(len) if len.bytes().all(|b| b.is_ascii_digit()) => len
                 .parse::<u8>()
                 .ok()
                 .filter(|l| *l <= max)
                 .ok_or_else(wrong)?,
+            Some(_) => return Err(wrong()),
             None => max,
         };
         let net = mapped_to_ipv4(text, Net { ip, len })?;
@@ -1172,6 +1174,7 @@ mod tests {
         let ip = |t: &str| t.parse::<IpAddr>().unwrap();
         assert!(net("10.0.0.1/8").unwrap_err().contains("write 10.0.0.0/8"));
         assert!(net("uid:0").unwrap_err().contains("is not a network"));
+        assert!(net("10.0.0.0/+8").is_err(), "a sign is no prefix length");
         assert!(
             net("fe80::1%eth0")
                 .unwrap_err()

@@ -337,9 +337,13 @@ impl Typed {
     fn serve(&self, udp: bool) -> String {
         let proto = if udp || self.udp { "--proto udp " } else { "" };
         let exec = self.program.as_ref().map(|p| format!(" --exec {p}"));
+        // --exec listens on loopback unless --allow-remote-exec: `:PORT` would be refused.
+        let addr = match (&exec, &self.host) {
+            (Some(_), None) => format!("127.0.0.1:{}", self.port.as_deref().unwrap_or("4000")),
+            _ => self.listen_addr("4000"),
+        };
         format!(
-            "netecho serve {proto}--addr {}{}",
-            self.listen_addr("4000"),
+            "netecho serve {proto}--addr {addr}{}",
             exec.unwrap_or_default()
         )
     }

@@ -121,6 +121,13 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         ("h", 3600.0),
     ];
     let zero = || format!("{t}: a duration here is more than 0, e.g. 500ms or 2s");
+    // A value may start with a dash (so -1s gets the line above): a flag there means the
+    // duration was left out.
+    if t.starts_with("--") || t.starts_with('-') && t[1..].starts_with(char::is_alphabetic) {
+        return Err(format!(
+            "'{t}' is a flag where a duration goes: give the duration first, e.g. 500ms or 2s"
+        ));
+    }
     if t.starts_with('-') || t.parse::<f64>().is_ok_and(|v| v == 0.0) {
         return Err(zero());
     }
@@ -148,6 +155,22 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_flag_where_a_duration_goes_is_named_as_one() {
+        for flag in ["--count", "-c", "-v"] {
+            let err = super::parse_duration(flag).unwrap_err();
+            assert!(
+                err.contains("is a flag where a duration goes"),
+                "{flag}: {err}"
+            );
+        }
+        assert!(
+            super::parse_duration("-1s")
+                .unwrap_err()
+                .contains("more than 0")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -511,15 +511,15 @@ fn a_habit_s_advice_carries_the_path_program_and_message_typed() {
         // nc's whole line, whichever flag netecho meets first.
         (
             &["-l", "-p", "4000", "-e", "/bin/cat"],
-            "`netecho serve --addr :4000 --exec /bin/cat`",
+            "`netecho serve --addr 127.0.0.1:4000 --exec /bin/cat`",
         ),
         (
             &["-e", "/bin/cat", "-l", "-p", "4000"],
-            "`netecho serve --addr :4000 --exec /bin/cat`",
+            "`netecho serve --addr 127.0.0.1:4000 --exec /bin/cat`",
         ),
         (
             &["-lu", "-p", "4000", "-e", "/bin/cat"],
-            "`netecho serve --proto udp --addr :4000 --exec /bin/cat`",
+            "`netecho serve --proto udp --addr 127.0.0.1:4000 --exec /bin/cat`",
         ),
         (
             &["send", "TCP:127.0.0.1:4100", "a[b]"],

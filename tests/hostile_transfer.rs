@@ -682,10 +682,21 @@ fn upload_names_with_control_characters_are_refused() {
     let server = file_server(root.path(), &["--upload"]);
     let local = here.path().join("a.txt");
     fs::write(&local, b"data").unwrap();
-    for name in ["evil\nINFO forged line", "esc\x1b[31mred", "del\x7f"] {
+    let names = [
+        "evil\nINFO forged line",
+        "esc\x1b[31mred",
+        "del\x7f",
+        "txt.\u{202E}exe",
+        "a\u{200B}b",
+    ];
+    for name in names {
         let line = fails(&netecho(&["put", &server.addr, s(&local), name], b""), 1);
         assert!(line.contains("control characters"), "{line}");
         assert!(!line.contains('\n') && !line.contains('\x1b'), "{line}");
+        assert!(
+            !line.contains('\u{202E}') && !line.contains('\u{200B}'),
+            "{line}"
+        );
     }
     assert_eq!(
         fs::read_dir(root.path()).unwrap().count(),

@@ -263,11 +263,13 @@ const MAX_NAME_PART: usize = 255;
 /// Refuses an upload name the server could not store under that very name.
 fn upload_name(name: &str) -> Result<(), Refused> {
     // A newline or an escape sequence in a stored name would forge lines or colours in
-    // whatever later lists DIR (ls, find, a backup's log), which netecho cannot escape.
-    if name.chars().any(char::is_control) {
+    // whatever later lists DIR (ls, find, a backup's log), which netecho cannot escape; a
+    // bidi override or a zero-width character would make it read as another name there.
+    if name.chars().any(crate::transport::hides_text) {
         return Err(Refused(format!(
-            "'{}': control characters (a newline, an escape, DEL) are refused in an uploaded \
-             name; rename the file or give another NAME",
+            "'{}': control characters (a newline, an escape, DEL, a bidi override, a \
+             zero-width character) are refused in an uploaded name; rename the file or give \
+             another NAME",
             crate::transport::printable(name)
         )));
     }

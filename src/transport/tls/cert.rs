@@ -241,9 +241,9 @@ pub(crate) fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 /// is a few KiB, a CA bundle of the whole system about 200 KiB.
 const MAX_PEM: u64 = 4 << 20;
 
-/// The bytes of the PEM file at `path`: a regular file, at most [`MAX_PEM`]. A device
-/// (/dev/zero) would be read without end and a FIFO would block the open, so neither is
-/// read. A key that other users may read is said once: it is the server's identity.
+/// The bytes of the PEM file at `path`: a regular file or a FIFO (a shell's `<(...)`), at
+/// most [`MAX_PEM`]. A device (/dev/zero) is never read, and the open does not wait for a
+/// FIFO's writer. A key that other users may read is said once: it is the server's identity.
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
@@ -259,13 +259,20 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
     let kind = meta.file_type();
     let other = match () {
         _ if kind.is_file() => None,
+        // `--key <(pass show key)`: read as it comes, within the same bound.
+        _ if kind.is_fifo() => None,
         _ if kind.is_dir() => Some("a directory"),
-        _ if kind.is_fifo() => Some("a FIFO"),
         _ if kind.is_socket() => Some("a socket"),
         _ => Some("a device"),
     };
     if let Some(other) = other {
         bail!("{shown} is {other}, not a PEM file; give the file that holds the {what}");
+    }
+    if kind.is_fifo() {
+        // Opened without waiting for a writer; its reads wait for what the writer sends.
+        let flags = nix::fcntl::OFlag::empty();
+        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))
+            .with_context(|| format!("{shown}: cannot read the {what}"))?;
     }
     if meta.len() > MAX_PEM {
         bail!(
@@ -283,9 +290,15 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
         );
     }
     let mut pem = Vec::new();
-    file.take(MAX_PEM)
+    file.take(MAX_PEM + 1)
         .read_to_end(&mut pem)
         .with_context(|| format!("{shown}: cannot read the {what}"))?;
+    if pem.len() as u64 > MAX_PEM {
+        bail!(
+            "{shown}: more than a PEM {what} file holds ({} MiB at most); is it the right file?",
+            MAX_PEM >> 20
+        );
+    }
     Ok(pem)
 }
 
