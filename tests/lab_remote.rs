@@ -903,7 +903,8 @@ fn a_tls_lab_runs_with_the_pinned_fingerprint_and_refuses_another() {
     let out = common::netecho(&["lab", "--quick", "--tls", "--pin", &wrong, &host], b"");
     let line = common::fails(&out, 1);
     assert!(line.contains("not the pinned"), "{line}");
-    assert!(line.contains(&pin), "{line}");
+    // The line writes fingerprints with colons, as openssl does; the pin may have none.
+    assert!(line.replace(':', "").contains(&named), "{line}");
 }
 
 #[test]
