@@ -87,7 +87,11 @@ impl Cli {
     /// dash, so `--timeout -1s` hears from the duration parser why (a duration is more than
     /// 0), not clap's "unexpected argument '-1'". A message after `--` is left as it is.
     pub(crate) fn parsed_from(raw: &[OsString]) -> Result<Cli, clap::Error> {
-        let mut matches = durations_take_a_dash(Cli::command()).try_get_matches_from(raw)?;
+        // clap wraps help at 100 columns wherever it cannot see a terminal (`--help | less`);
+        // netecho's other output falls back to 80, and so does its help.
+        let width = crate::logging::width().min(100);
+        let cmd = durations_take_a_dash(Cli::command()).term_width(width);
+        let mut matches = cmd.try_get_matches_from(raw)?;
         Cli::from_arg_matches_mut(&mut matches)
     }
 }

@@ -61,6 +61,24 @@ fn every_example_fits_eighty_columns_so_none_wraps_in_a_class_terminal() {
     }
 }
 
+#[test]
+fn help_to_a_pipe_fits_eighty_columns_as_the_rest_of_netecho_does() {
+    let mut commands = vec![""];
+    commands.extend(common::SUBCOMMANDS);
+    for command in commands {
+        // No terminal on either stream and no $COLUMNS: `netecho serve --help | less`.
+        let out = std::process::Command::new(common::bin())
+            .args([command, "--help"].into_iter().filter(|a| !a.is_empty()))
+            .env_remove("COLUMNS")
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let wide: Vec<&str> = help.lines().filter(|l| l.chars().count() > 80).collect();
+        assert_eq!(wide, Vec::<&str>::new(), "netecho {command} --help");
+    }
+}
+
 /// The long flags `command --help` lists as its options (not those its text mentions).
 fn help_flags(command: &str) -> Vec<String> {
     let help = ok(&netecho(&[command, "--help"], b""));
