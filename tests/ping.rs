@@ -160,6 +160,38 @@ fn ping_counts_loss_when_nobody_answers() {
 }
 
 #[test]
+fn an_icmpv6_error_is_printed_and_counted_and_does_not_end_the_run() {
+    let test = "an_icmpv6_error_is_printed_and_counted_and_does_not_end_the_run";
+    if !can_open_raw(test) || !common::have("nft", test) {
+        return;
+    }
+    // A firewall that rejects echo requests: real ICMPv6 errors, which on IPv6 arrive with
+    // the hop limit beside them in the error queue.
+    let script = format!(
+        "nft add table inet t && \
+         nft add chain inet t in '{{ type filter hook input priority 0; }}' && \
+         nft add rule inet t in icmpv6 type echo-request reject with icmpv6 type admin-prohibited \
+         && exec {} ping -c 2 -i 200ms -W 1s ::1",
+        bin()
+    );
+    let Some(mut cmd) = in_netns(test, &script) else {
+        return;
+    };
+    let out = run(&mut cmd, b"");
+    let line = fails(&out, 1);
+    assert!(line.contains("2 ICMP error(s)"), "{line}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for seq in [1, 2] {
+        let said = format!("From ::1 icmp_seq={seq} Destination unreachable: Administratively");
+        assert!(stdout.contains(&said), "{said} missing from:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("2 packets transmitted, 0 received, +2 errors"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn ping_bad_input_is_a_usage_error() {
     let line = fails(&netecho(&["ping", "127.0.0.1:80"], b""), 2);
     assert!(line.contains("no port"), "{line}");

@@ -168,7 +168,16 @@ impl IcmpSocket {
     fn recv_queued(&self, buf: &mut [u8]) -> io::Result<Option<Queued>> {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
         use std::os::fd::AsRawFd;
-        let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
+        // Room for every control message the socket may carry beside the error: on IPv6 the
+        // kernel adds the hop limit asked for ttl=, and a cut list reads as ENOBUFS.
+        let mut cmsg = nix::cmsg_space!(
+            libc::sock_extended_err,
+            libc::sockaddr_in6,
+            libc::c_int,
+            libc::c_int,
+            libc::in6_pktinfo,
+            libc::timeval
+        );
         let mut iov = [io::IoSliceMut::new(buf)];
         let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
         let fd = self.sock.as_raw_fd();
@@ -179,7 +188,13 @@ impl IcmpSocket {
             Err(e) => return Err(e.into()),
         };
         let mut found = None;
-        for control in msg.cmsgs().map_err(io::Error::from)? {
+        let Ok(controls) = msg.cmsgs() else {
+            // An entry whose control messages did not fit is taken off the queue unread: one
+            // error the run cannot place, never the end of the run.
+            tracing::debug!("an ICMP error's control messages were cut (MSG_CTRUNC); skipped");
+            return Ok(Some((None, msg.bytes)));
+        };
+        for control in controls {
             found = match control {
                 ControlMessageOwned::Ipv4RecvErr(ee, Some(a)) => Some((
                     ee,
