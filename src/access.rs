@@ -568,8 +568,13 @@ impl Access {
         };
         // No socket found: a remote peer, unless its address is this host's (any of them,
         // not loopback alone: a local user who closed the socket at once looks the same):
-        // unknown then, so refused while a rule asks who.
-        match crate::service::guard::is_this_host(ip) {
+        // unknown then, so refused while a rule asks who. A datagram's source proves less
+        // than a handshake (see datagram_from_this_host).
+        let here = match proto {
+            Proto::Tcp => crate::service::guard::is_this_host(ip),
+            _ => crate::service::guard::datagram_from_this_host(ip),
+        };
+        match here {
             true => Err(why),
             false => Ok(Who::Ip(ip)),
         }
@@ -682,7 +687,7 @@ fn names_users(allow: &[Rule]) -> bool {
 /// holds that port, or `peer`'s address is not this host's (no user here can send from it).
 pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let ip = peer.ip().to_canonical();
-    if !crate::service::guard::is_this_host(ip) {
+    if !crate::service::guard::datagram_from_this_host(ip) {
         return Ok(None);
     }
     let port = peer.port();

@@ -1146,7 +1146,9 @@ pub(crate) struct RelayArgs {
     ///
     /// NET is an address or a CIDR block, as --allow takes (192.168.1.0/24, fd00::/64; an IPv4
     /// block also holds a dual-stack FROM's IPv4 senders). Without --trust a sender whose
-    /// address is not this host's gets no more bytes than it sent, however large TO's
+    /// address is not this host's (loopback or an IPv4 address of its own: Linux takes
+    /// packets from the wire that claim its other IPv6 addresses) gets no more bytes than it
+    /// sent, however large TO's
     /// answers: a UDP source address is whatever the packet says, and the bound keeps a
     /// forger from making the relay multiply its traffic toward the address it forged. A
     /// sender in NET loses the bound, so trust only a network where no one can forge

@@ -132,7 +132,7 @@ impl Route {
     /// Whether a datagram sender at `ip` gets every reply: this host, or --trust. Any other
     /// source address may be forged, so it is sent no more bytes than it sent.
     fn proven(&self, ip: IpAddr) -> bool {
-        guard::is_this_host(ip) || self.trust.iter().any(|net| net.contains(ip))
+        guard::datagram_from_this_host(ip) || self.trust.iter().any(|net| net.contains(ip))
     }
 
     /// The reader of messages from `side`; `udp_peer`: where its frames go as udp

@@ -19,7 +19,7 @@ use crate::transport::PeerAddr;
 pub(crate) const LOOP_PORTS: [u16; 6] = [0, 7, 9, 13, 19, 37];
 
 /// Echo replies per second per source address when --rate-limit is not given: for sources
-/// off this host only (loopback and this host's own addresses are limited by --rate-limit
+/// off this host only (loopback and this host's own IPv4 addresses are limited by --rate-limit
 /// alone, so bench and lab on one machine measure the server, not the guard).
 pub(crate) const DEFAULT_ECHO_RATE: u32 = 50_000;
 /// Requests (files, exec) started per second per source address, from any source.
@@ -34,8 +34,9 @@ pub(crate) const DEFAULT_REQUEST_RATE: u32 = 100;
 /// this many times in a row by chance (at most a quarter each, see [`SEEN_GENERATION`]).
 /// For senders off this host: see [`REFLECT_STREAK_HERE`].
 pub(crate) const REFLECT_STREAK: u32 = 16;
-/// The same for senders on this host (loopback, its own addresses), whose sources no other
-/// host can forge (the kernel drops a packet from outside that claims one): a loop there
+/// The same for senders on this host (loopback, its own IPv4 addresses), whose sources no
+/// other host can forge (the kernel drops a packet from outside that claims one; see
+/// [`datagram_from_this_host`] for why not its other IPv6 addresses): a loop there
 /// takes a local program, and a client repeating one message loses one reply in 1000.
 pub(crate) const REFLECT_STREAK_HERE: u32 = 1000;
 
@@ -162,10 +163,16 @@ impl Guard {
         ip.is_loopback() || self.local_ips.contains(&ip)
     }
 
+    /// [`datagram_from_this_host`], with the addresses read when the guard was made.
+    fn is_here(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        ip.is_loopback() || (ip.is_ipv4() && self.local_ips.contains(&ip))
+    }
+
     fn within_rate(&mut self, ip: Option<IpAddr>) -> bool {
         let rate = match self.rules.rate {
             Some(rate) => rate,
-            None if ip.is_none_or(|ip| self.is_local(ip)) => return true,
+            None if ip.is_none_or(|ip| self.is_here(ip)) => return true,
             None => match self.rules.default_rate {
                 Some(rate) => rate,
                 None => return true,
@@ -205,7 +212,7 @@ impl Guard {
             return false;
         }
         let print = fingerprint(data);
-        let here = from.0.as_socket().is_none_or(|a| self.is_local(a.ip()));
+        let here = from.0.as_socket().is_none_or(|a| self.is_here(a.ip()));
         let streak = if here {
             REFLECT_STREAK_HERE
         } else {
@@ -358,11 +365,22 @@ impl Fx {
     }
 }
 
-/// Whether `ip` is one of this host's addresses (loopback among them): a source that needs
-/// no proof, as no other host can send from it.
+/// Whether `ip` is one of this host's addresses (loopback among them): a connected peer
+/// there is a program of this host, as a handshake answered from outside never completes.
+/// For a datagram's source see [`datagram_from_this_host`].
 pub(crate) fn is_this_host(ip: IpAddr) -> bool {
     let ip = canonical(ip);
     ip.is_loopback() || local_ips().contains(&ip)
+}
+
+/// Whether a datagram from `ip` can only have been sent on this host, so its source needs no
+/// proof: a loopback address, or one of this host's IPv4 addresses (the kernel drops a
+/// packet from the wire that claims either, a martian). Not this host's other IPv6
+/// addresses: Linux delivers a packet from the wire that claims one of them, so a datagram
+/// from there proves nothing and gets the rules for sources elsewhere.
+pub(crate) fn datagram_from_this_host(ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    ip.is_loopback() || (ip.is_ipv4() && local_ips().contains(&ip))
 }
 
 /// Whether `to` reaches the socket bound to `own`: the same port on the same address, on
