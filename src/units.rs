@@ -144,11 +144,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(wrong());
     }
+    // About 31 years: longer waits are a typo, and past this the clocks' sums overflow.
+    const LONGEST: f64 = 1e9;
     match number.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale < LONGEST => {
             Ok(Duration::from_secs_f64(v * scale))
         }
         Ok(0.0) => Err(zero()),
+        Ok(v) if v > 0.0 => Err(format!(
+            "{t}: a duration here is less than {LONGEST:.0}s (about 31 years)"
+        )),
         _ => Err(wrong()),
     }
 }
@@ -169,6 +174,14 @@ mod tests {
                 .unwrap_err()
                 .contains("more than 0")
         );
+    }
+
+    #[test]
+    fn a_duration_too_long_says_the_longest() {
+        for text in ["9999999999s", "300000h", "99999999999999ms"] {
+            let err = super::parse_duration(text).unwrap_err();
+            assert!(err.contains("less than 1000000000s"), "{text}: {err}");
+        }
     }
 
     use super::*;
