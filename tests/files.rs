@@ -535,12 +535,14 @@ struct Seen {
 
 /// A one-shot fake datagram file server. A request gets a HELLO (its nonce, a token); when
 /// the client sends it back, a READ (of version 2: BLAKE3) gets `body` as one short DATA
-/// block, then a FIN that says `sha256` (the hash, whichever it is); a WRITE gets its blocks acknowledged and its FIN a FINACK of `verdict`.
-/// It ends at the client's FINACK (or when it answered the FIN), within STEP.
+/// block, then a FIN that says `sha256` (the hash, whichever it is); a WRITE gets its blocks acknowledged and its FIN
+/// a FINACK of `verdict`, after `late_acks` copies of the last block's ACK (late ones, as a
+/// loaded receiver's queue holds them). It ends at the client's FINACK (or when it answered
+/// the FIN), within STEP.
 fn fake_datagram_server(
     body: Vec<u8>,
     sha256: Vec<u8>,
-    verdict: bool,
+    (verdict, late_acks): (bool, usize),
 ) -> (String, thread::JoinHandle<Seen>) {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap().to_string();
@@ -583,6 +585,7 @@ fn fake_datagram_server(
                 3 => {
                     got += (n - 6) as u64;
                     send(packet(4, &[&d[2..6]]));
+                    begin = packet(4, &[&d[2..6]]);
                 }
                 // ACK of block 1: the FIN, with the size and the hash this server claims.
                 4 if d[2..6] == 1u32.to_be_bytes() => {
@@ -592,6 +595,9 @@ fn fake_datagram_server(
                 // FIN of an upload: the verdict, and the end.
                 6 => {
                     assert_eq!(got, u64::from_be_bytes(d[2..10].try_into().unwrap()));
+                    for _ in 0..late_acks {
+                        send(begin.clone());
+                    }
                     send(packet(7, &[&[u8::from(!verdict)]]));
                     seen.hash_ok = Some(verdict);
                     return seen;
@@ -618,7 +624,8 @@ fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
     ] {
         let local = tempdir();
         let out = local.path().join("f");
-        let (addr, server) = fake_datagram_server(body.clone(), hash.as_bytes().to_vec(), true);
+        let (addr, server) =
+            fake_datagram_server(body.clone(), hash.as_bytes().to_vec(), (true, 0));
         let result = netecho(
             &[
                 "get",
@@ -654,7 +661,7 @@ fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
     // An upload the receiver finds corrupt: the sender says so and fails.
     let local = tempdir();
     fs::write(local.path().join("mine"), &body).unwrap();
-    let (addr, server) = fake_datagram_server(Vec::new(), Vec::new(), false);
+    let (addr, server) = fake_datagram_server(Vec::new(), Vec::new(), (false, 0));
     let mine = local.path().join("mine");
     let result = netecho(
         &[
@@ -672,6 +679,20 @@ fn a_wrong_hash_over_datagrams_leaves_nothing_and_the_client_says_so() {
     assert_eq!(server.join().unwrap().hash_ok, Some(false));
     let line = fails(&result, 1);
     assert!(line.contains("BLAKE3 does not match"), "{line}");
+}
+
+#[test]
+fn late_acks_of_data_behind_the_fin_do_not_use_up_its_attempts() {
+    let local = tempdir();
+    let mine = local.path().join("mine");
+    fs::write(&mine, b"0123456789").unwrap();
+    // More late ACKs than the FIN has attempts: each would have counted as a lost FIN. A
+    // window of 64 makes the client's SO_RCVBUF room for them all.
+    let (addr, server) = fake_datagram_server(Vec::new(), Vec::new(), (true, 16));
+    let put = ["put", "--proto", "udp", "--timeout", "5s", "--window", "64"];
+    let result = netecho(&[&put[..], &[&addr, s(&mine), "up"]].concat(), b"");
+    assert_eq!(server.join().unwrap().hash_ok, Some(true));
+    ok(&result);
 }
 
 #[test]

@@ -830,16 +830,28 @@ impl<'l, 'a> Sender<'l, 'a> {
                 self.rto.back_off();
             }
             self.link.send(&fin)?;
-            let Some(n) = self.link.recv(self.rto.rto)? else {
-                continue;
+            if self.verdict(Instant::now() + self.rto.rto)? {
+                self.t.bytes = self.size;
+                self.t.elapsed = self.start.elapsed();
+                self.t.dropped = self.link.impaired.dropped;
+                return Ok(self.t);
+            }
+        }
+        bail!("no answer to the final hash check")
+    }
+
+    /// Waits until `deadline` for the receiver's verdict on the FIN: true when it matches,
+    /// false on silence. What else comes meanwhile (a late or duplicate ACK of data, still
+    /// queued behind the last one) is passed over within the same wait: only silence means
+    /// the FIN or its answer was lost, and costs an attempt and a doubled wait.
+    fn verdict(&mut self, deadline: Instant) -> Result<bool> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(n) = self.link.recv(left)? else {
+                return Ok(false);
             };
             match self.link.packet(n) {
-                Some(Packet::FinAck { ok: true }) => {
-                    self.t.bytes = self.size;
-                    self.t.elapsed = self.start.elapsed();
-                    self.t.dropped = self.link.impaired.dropped;
-                    return Ok(self.t);
-                }
+                Some(Packet::FinAck { ok: true }) => return Ok(true),
                 Some(Packet::FinAck { ok: false }) => {
                     let hash = self.link_hash();
                     bail!("the receiver's {hash} does not match")
@@ -847,10 +859,11 @@ impl<'l, 'a> Sender<'l, 'a> {
                 Some(Packet::Error { message }) => {
                     bail!("the peer gave up: {}", printable(message))
                 }
-                _ => {}
+                _ => {
+                    debug!("a packet other than the FIN's answer while waiting for it; passed over")
+                }
             }
         }
-        bail!("no answer to the final hash check")
     }
 }
 
