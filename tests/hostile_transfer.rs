@@ -514,11 +514,50 @@ fn limited_upload_server(root: &Path, extra: &[&str]) -> Server {
 
 /// A PUT of `size` bytes on a connection of its own: the server's reply and the connection.
 fn announce(server: &Server, size: u64, name: &str) -> (Vec<u8>, TcpStream) {
-    let mut conn = TcpStream::connect(&server.addr).unwrap();
+    let conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(common::STEP)).unwrap();
+    announce_on(conn, size, name)
+}
+
+/// A PUT of `size` bytes on `conn`: the server's reply and the connection.
+fn announce_on(mut conn: TcpStream, size: u64, name: &str) -> (Vec<u8>, TcpStream) {
     conn.write_all(&frame(format!("BLAKE3 PUT {size} {name}").as_bytes()))
         .unwrap();
     (read_frame(&mut conn).unwrap_or_default(), conn)
+}
+
+/// One local user announces, over two connections, nearly all the free space and sends
+/// nothing: together its uploads hold back half of it, so another user's upload of 40 % is
+/// still taken, and one of 60 % refused. Nothing is written: each is only announced.
+#[test]
+fn one_owner_announcing_the_whole_disk_holds_back_only_half_of_it() {
+    let test = "one_owner_announcing_the_whole_disk_holds_back_only_half_of_it";
+    if !nix::unistd::Uid::effective().is_root() {
+        let why = "root, to make sockets owned by nobody";
+        common::skip(test, why, common::Lacks::Provided);
+        return;
+    }
+    let root = tempdir();
+    let free = common::free_space(root.path());
+    let max = (free * 4).to_string();
+    let server = limited_upload_server(root.path(), &["--max-file", &max]);
+    // Root's: each fits, as the first holds back at most half.
+    let (first, _one) = announce(&server, free / 100 * 45, "one.bin");
+    assert_eq!(first, b"OK");
+    let (second, _two) = announce(&server, free / 100 * 45, "two.bin");
+    assert_eq!(second, b"OK");
+    let nobody = || {
+        let sock = common::nobody_socket(socket2::Type::STREAM);
+        common::tcp_from(sock, "127.0.0.1", &server.addr)
+    };
+    let (over, _) = announce_on(nobody(), free / 100 * 60, "three.bin");
+    let over = String::from_utf8_lossy(&over).into_owned();
+    assert!(
+        over.starts_with("ERR ") && over.contains("MB free"),
+        "{over}"
+    );
+    let (taken, _four) = announce_on(nobody(), free / 100 * 40, "four.bin");
+    assert_eq!(String::from_utf8_lossy(&taken), "OK");
 }
 
 #[test]

@@ -763,3 +763,51 @@ fn a_write_that_fails_on_the_server_is_told_to_the_client() {
     server.wait_log("File too large");
     assert!(!dir.path().join("big.bin").exists());
 }
+
+/// The ERROR code of a WRQ for `name` (octet, no options) sent to `to` from loopback.
+fn write_refused_with(to: &str, name: &str) -> (u16, String) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let request = [&b"\x00\x02"[..], name.as_bytes(), b"\x00octet\x00"].concat();
+    sock.send_to(&request, to).unwrap();
+    let answers = heard_after_one(&sock, Duration::from_millis(200));
+    let error = answers.first().expect("an answer to the WRQ");
+    assert_eq!(error[..2], [0, 5], "an ERROR: {error:?}");
+    let message = String::from_utf8_lossy(&error[4..]);
+    (
+        u16::from_be_bytes([error[2], error[3]]),
+        message.trim_end_matches('\0').to_string(),
+    )
+}
+
+/// RFC 1350's codes for an upload refused: 6 for a name taken, 3 for a file system with no
+/// free inode (refused at once, as for space, and in one line to netecho's own put).
+#[test]
+fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
+    let test = "an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3";
+    let dir = tempdir();
+    fs::write(dir.path().join("taken"), b"mine").unwrap();
+    let server = files_server(dir.path(), &["--upload"]);
+    let to = format!("127.0.0.1:{}", server.port());
+    let (code, message) = write_refused_with(&to, "taken");
+    assert_eq!(code, 6, "{message}");
+    drop(server);
+
+    let Some(tmpfs) = common::Tmpfs::mount(16) else {
+        let why = "mount -t tmpfs (root with CAP_SYS_ADMIN)";
+        common::skip(test, why, common::Lacks::Environment);
+        return;
+    };
+    let server = files_server(tmpfs.path(), &["--upload"]);
+    assert!(tmpfs.fill_inodes() > 0);
+    let to = format!("127.0.0.1:{}", server.port());
+    let (code, message) = write_refused_with(&to, "new.bin");
+    assert_eq!(code, 3, "{message}");
+    assert!(message.contains("no free inodes"), "{message}");
+    let src = tempdir();
+    let local = src.path().join("new.bin");
+    fs::write(&local, b"hello").unwrap();
+    let put = netecho(&["put", "--proto", "udp", &server.addr, s(&local)], b"");
+    let line = common::fails(&put, 1);
+    assert!(line.contains("no free inodes"), "{line}");
+    assert!(!tmpfs.path().join("new.bin").exists());
+}

@@ -10,6 +10,36 @@ use std::sync::{LazyLock, Mutex};
 
 use crate::transport::PeerAddr;
 
+/// Whose uploads a promise of room is counted with (store::PROMISED): a source elsewhere by
+/// its address (an IPv6 address's /64), a peer on this host by the user owning its socket
+/// (`local_uid`, asked of the kernel only then: every local user has 127.0.0.1), a Unix
+/// socket's client by none (the socket file's permissions say who may connect).
+pub(crate) fn owner(
+    peer: Option<std::net::SocketAddr>,
+    local_uid: impl FnOnce() -> Option<u32>,
+) -> Option<String> {
+    let ip = peer?.ip();
+    Some(match crate::service::guard::is_this_host(ip) {
+        true => match local_uid() {
+            Some(uid) => format!("uid {uid} on this host"),
+            None => "this host, user unknown".to_string(),
+        },
+        false => crate::endpoint::share_name(ip),
+    })
+}
+
+/// The [`owner`] of a datagram transfer's peer, talking to the server's `sock`.
+pub(crate) fn datagram_owner(
+    sock: &crate::transport::DatagramSocket,
+    peer: &PeerAddr,
+) -> Option<String> {
+    let from = peer.0.as_socket();
+    owner(from, || {
+        let local = sock.socket().local_addr().ok()?.as_socket()?;
+        crate::access::udp_owner(from?, local).ok().flatten()
+    })
+}
+
 /// Requests from one IP address awaiting proof at once.
 pub(crate) const PENDING_PER_SOURCE: usize = 4;
 /// Requests awaiting proof at once, from everyone.

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -36,7 +36,7 @@ use super::hash::Hasher;
 use super::impair::Impaired;
 use super::packet::{DATA_HEADER, MAX_SACK_BYTES, Packet, Version};
 use super::store::{Partial, Store};
-use super::{Transfer, hex};
+use super::{Transfer, hex, shrank, write_or_tell};
 
 /// Data bytes per block by default: a block and its header fit a 1500-byte Ethernet frame.
 pub(crate) const DEFAULT_BLOCK: u16 = 1408;
@@ -556,12 +556,7 @@ impl<'l, 'a> Sender<'l, 'a> {
         let mut data = vec![0u8; len];
         let n = read_full(self.file, &mut data).context("read the file")?;
         if n < len {
-            // A short block would pass for the last one: the transfer ends here instead.
-            bail!(
-                "the file shrank during the transfer ({} of {} bytes read)",
-                offset + n as u64,
-                self.size
-            );
+            return Err(shrank(offset, self.size));
         }
         Ok(data)
     }
@@ -1127,14 +1122,12 @@ impl<'l, 'a> Receiver<'l, 'a> {
         }
         self.hash.update(data);
         let out = self.partial.as_mut().context("already committed")?.file();
-        if let Err(e) = out.write_all(data) {
-            // The sender hears why (a full disk), instead of waiting out its retries.
-            let e = anyhow::Error::from(e).context("write the file");
-            let message = format!("{e:#}");
-            let _ = self.link.send(&Packet::Error { message: &message });
-            return Err(e);
-        }
-        Ok(())
+        let link = &mut self.link;
+        write_or_tell(out, data, |e| {
+            let _ = link.send(&Packet::Error {
+                message: &format!("{e:#}"),
+            });
+        })
     }
 
     /// The FIN: the file is checked against the sender's size and hash, committed, and
@@ -1348,7 +1341,7 @@ fn serve_read(
 ) -> Result<String> {
     let (mut file, size) = match store.open_file(name) {
         Ok(found) => found,
-        Err(refused) => return refuse(link, &refused.0),
+        Err(refused) => return refuse(link, &refused.text),
     };
     if let Err(e) = last_block(size, settings.block_size) {
         return refuse(link, &format!("'{name}': {e:#}"));
@@ -1371,7 +1364,7 @@ fn serve_write(
     let target = match store.upload_path(name, size) {
         Ok(path) => path,
         Err(refused) => {
-            tell(link, &refused.0);
+            tell(link, &refused.text);
             bail!("refused upload: {refused}");
         }
     };
@@ -1379,8 +1372,9 @@ fn serve_write(
         Ok(partial) => partial,
         Err(e) => return refuse(link, &format!("{e:#}")),
     };
-    if let Err(refused) = partial.reserve_upload(name, size) {
-        return refuse(link, &refused.0);
+    let owner = admit::datagram_owner(link.sock, &link.peer);
+    if let Err(refused) = partial.reserve_upload(name, size, owner) {
+        return refuse(link, &refused.text);
     }
     link.send(&Packet::Ack { block: 0 })?;
     let max = size.min(store.max_file);

@@ -78,6 +78,31 @@ impl Transfer {
     }
 }
 
+/// The error of a sender whose file ended before the size it announced: the transfer ends
+/// there, as a short block or frame would pass for the last one.
+pub(crate) fn shrank(at: u64, size: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the file shrank during the transfer: a read at byte {at} of the {size} announced came \
+         short"
+    )
+}
+
+/// Writes `data` to the file being received. A write that fails (a full disk) is handed to
+/// `tell`, which sends it to the peer in its protocol's words, so that it hears why instead
+/// of waiting out its tries; the log gets the same words.
+pub(crate) fn write_or_tell(
+    out: &mut std::fs::File,
+    data: &[u8],
+    tell: impl FnOnce(&anyhow::Error),
+) -> anyhow::Result<()> {
+    if let Err(e) = std::io::Write::write_all(out, data) {
+        let e = anyhow::Error::from(e).context("write the file");
+        tell(&e);
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// A digest as lowercase hex, for messages.
 pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()

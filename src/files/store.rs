@@ -12,15 +12,78 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 
-/// A file name a client asked for that cannot be served, worded for the client and the log.
+/// What a refusal is about, for a protocol that carries a code for it (TFTP's error
+/// codes, mapped in one place: `tftp::code`); the words say the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// No such file.
+    NotFound,
+    /// A name or file the server may not serve or write (outside DIR, uploads off, a device).
+    Access,
+    /// No room: over --max-file, the free space or the free inodes, or a write that failed so.
+    DiskFull,
+    /// An upload's name is taken.
+    Exists,
+    /// A packet the protocol does not allow (a block larger than agreed).
+    Illegal,
+    /// Anything else.
+    Other,
+}
+
+impl Kind {
+    /// The kind of a failed system call's error.
+    pub(crate) fn of_io(e: &io::Error) -> Kind {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT) => Kind::DiskFull,
+            Some(libc::EEXIST) => Kind::Exists,
+            Some(libc::ENOENT) => Kind::NotFound,
+            Some(libc::EACCES | libc::EPERM | libc::EROFS) => Kind::Access,
+            _ => Kind::Other,
+        }
+    }
+
+    /// The kind of an error: of the first [`Refused`] or system call error in its chain.
+    pub(crate) fn of(e: &anyhow::Error) -> Kind {
+        e.chain()
+            .find_map(|cause| {
+                if let Some(refused) = cause.downcast_ref::<Refused>() {
+                    Some(refused.kind)
+                } else {
+                    cause.downcast_ref::<io::Error>().map(Kind::of_io)
+                }
+            })
+            .unwrap_or(Kind::Other)
+    }
+}
+
+/// A file name a client asked for that cannot be served, worded for the client and the log,
+/// and of what kind.
 #[derive(Debug)]
-pub(crate) struct Refused(pub String);
+pub(crate) struct Refused {
+    pub kind: Kind,
+    pub text: String,
+}
+
+impl Refused {
+    pub(crate) fn new(kind: Kind, text: impl Into<String>) -> Refused {
+        Refused {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    fn access(text: impl Into<String>) -> Refused {
+        Refused::new(Kind::Access, text)
+    }
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
+
+impl std::error::Error for Refused {}
 
 /// The served directory.
 #[derive(Clone, Debug)]
@@ -37,18 +100,25 @@ pub(crate) struct Store {
 
 /// Why the file `name` a client asked for could not be opened, in words for the client.
 fn not_served(name: &str, e: &io::Error) -> Refused {
-    Refused(match e.raw_os_error() {
-        Some(libc::ENOENT) => format!("'{name}': no such file"),
-        Some(libc::EXDEV | libc::ELOOP) => {
-            format!("'{name}': a symlink that leads out of the served directory")
-        }
-        Some(libc::ENOTDIR) => format!(
-            "'{name}' names a file as a directory (a '/' after a file's name); name the file \
+    let kind = match Kind::of_io(e) {
+        Kind::NotFound => Kind::NotFound,
+        _ => Kind::Access,
+    };
+    Refused::new(
+        kind,
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => format!("'{name}': no such file"),
+            Some(libc::EXDEV | libc::ELOOP) => {
+                format!("'{name}': a symlink that leads out of the served directory")
+            }
+            Some(libc::ENOTDIR) => format!(
+                "'{name}' names a file as a directory (a '/' after a file's name); name the file \
              without it"
-        ),
-        Some(libc::EACCES) => format!("'{name}': the server may not read it"),
-        _ => format!("'{name}': {e}"),
-    })
+            ),
+            Some(libc::EACCES) => format!("'{name}': the server may not read it"),
+            _ => format!("'{name}': {e}"),
+        },
+    )
 }
 
 /// Why `--files DIR` cannot be served, worded as the Unix path errors are.
@@ -98,18 +168,18 @@ impl Store {
     fn inside(&self, name: &str) -> Result<PathBuf, Refused> {
         let path = Path::new(name);
         if name.is_empty() || name.contains('\0') {
-            return Err(Refused(format!("'{name}' is not a file name")));
+            return Err(Refused::access(format!("'{name}' is not a file name")));
         }
         for part in path.components() {
             match part {
                 Component::Normal(_) | Component::CurDir => {}
                 Component::ParentDir => {
-                    return Err(Refused(format!(
+                    return Err(Refused::access(format!(
                         "'{name}': '..' may not leave the served directory"
                     )));
                 }
                 Component::RootDir | Component::Prefix(_) => {
-                    return Err(Refused(format!(
+                    return Err(Refused::access(format!(
                         "'{name}': absolute paths are refused; name a file in the served directory"
                     )));
                 }
@@ -120,7 +190,7 @@ impl Store {
             .map(|f| f.to_string_lossy())
             .unwrap_or_default();
         if file.starts_with('.') && file.contains(".netecho-") && file.ends_with(".part") {
-            return Err(Refused(format!(
+            return Err(Refused::access(format!(
                 "'{name}' is a transfer still being written; it appears under its own name \
                  once verified"
             )));
@@ -144,7 +214,7 @@ impl Store {
     fn open_by_path(&self, name: &str, path: &Path) -> Result<File, Refused> {
         let real = fs::canonicalize(path).map_err(|e| not_served(name, &e))?;
         if !real.starts_with(&self.root) {
-            return Err(Refused(format!(
+            return Err(Refused::access(format!(
                 "'{name}': a symlink that leads out of the served directory"
             )));
         }
@@ -153,7 +223,7 @@ impl Store {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&real)
-            .map_err(|e| Refused(format!("'{name}': {e}")))?;
+            .map_err(|e| Refused::access(format!("'{name}': {e}")))?;
         Ok(file)
     }
 
@@ -161,28 +231,33 @@ impl Store {
     fn check_file(&self, name: &str, file: File) -> Result<(File, u64), Refused> {
         let meta = file
             .metadata()
-            .map_err(|e| Refused(format!("'{name}': {e}")))?;
+            .map_err(|e| Refused::access(format!("'{name}': {e}")))?;
         if meta.is_dir() {
-            return Err(Refused(format!("'{name}' is a directory; name a file")));
+            return Err(Refused::access(format!(
+                "'{name}' is a directory; name a file"
+            )));
         }
         if !meta.is_file() {
-            return Err(Refused(format!(
+            return Err(Refused::access(format!(
                 "'{name}' is not a regular file (a device, socket or pipe)"
             )));
         }
         if meta.nlink() > 1 && !self.follow_hardlinks {
-            return Err(Refused(format!(
+            return Err(Refused::access(format!(
                 "'{name}' has {} hard links, and one may lead out of the served directory \
                  (serve --follow-hardlinks serves such files)",
                 meta.nlink()
             )));
         }
         if meta.len() > self.max_file {
-            return Err(Refused(format!(
-                "'{name}' is {} bytes, over the {}-byte limit (--max-file)",
-                meta.len(),
-                self.max_file
-            )));
+            return Err(Refused::new(
+                Kind::DiskFull,
+                format!(
+                    "'{name}' is {} bytes, over the {}-byte limit (--max-file)",
+                    meta.len(),
+                    self.max_file
+                ),
+            ));
         }
         Ok((file, meta.len()))
     }
@@ -192,22 +267,25 @@ impl Store {
     /// step of the upload is relative to that directory's handle.
     pub(crate) fn upload_path(&self, name: &str, size: u64) -> Result<Place, Refused> {
         if !self.upload {
-            return Err(Refused(
-                "uploads are off on this server (serve --upload turns them on)".into(),
+            return Err(Refused::access(
+                "uploads are off on this server (serve --upload turns them on)",
             ));
         }
         if size > self.max_file {
-            return Err(Refused(format!(
-                "{size} bytes is over the {}-byte limit (--max-file)",
-                self.max_file
-            )));
+            return Err(Refused::new(
+                Kind::DiskFull,
+                format!(
+                    "{size} bytes is over the {}-byte limit (--max-file)",
+                    self.max_file
+                ),
+            ));
         }
         self.inside(name)?;
         upload_name(name)?;
         let path = Path::new(name);
         let file = path
             .file_name()
-            .ok_or_else(|| Refused(format!("'{name}' is not a file name")))?;
+            .ok_or_else(|| Refused::access(format!("'{name}' is not a file name")))?;
         // Messages name the upload as the client did, never by the server's own path.
         let shown = PathBuf::from(name);
         let parent = path.parent().unwrap_or(Path::new(""));
@@ -217,18 +295,18 @@ impl Store {
             Arc::new(
                 open_dir_beneath(&self.dir, parent).map_err(|e| match e.raw_os_error() {
                     Some(libc::ENOENT | libc::ENOTDIR) => {
-                        Refused(format!("'{name}': no such directory"))
+                        Refused::access(format!("'{name}': no such directory"))
                     }
-                    Some(libc::EXDEV | libc::ELOOP) => Refused(format!(
+                    Some(libc::EXDEV | libc::ELOOP) => Refused::access(format!(
                         "'{name}': a symlink that leads out of the served directory"
                     )),
-                    _ => Refused(format!("'{name}': {e}")),
+                    _ => Refused::access(format!("'{name}': {e}")),
                 })?,
             )
         };
         let place = Place {
             dir,
-            name: c_name(file.as_bytes()).map_err(|e| Refused(format!("'{name}': {e}")))?,
+            name: c_name(file.as_bytes()).map_err(|e| Refused::access(format!("'{name}': {e}")))?,
             shown,
             flag: "NAME",
         };
@@ -236,18 +314,22 @@ impl Store {
         match place.existing() {
             Ok(None) => {}
             Ok(Some(_)) => {
-                return Err(Refused(format!(
-                    "'{name}' already exists on the server; put it under another name"
-                )));
+                return Err(Refused::new(
+                    Kind::Exists,
+                    format!("'{name}' already exists on the server; put it under another name"),
+                ));
             }
             Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
-                return Err(Refused(format!(
+                return Err(Refused::access(format!(
                     "'{name}': the name is too long for the server's file system"
                 )));
             }
-            Err(e) => return Err(Refused(format!("'{name}': {e}"))),
+            Err(e) => return Err(Refused::access(format!("'{name}': {e}"))),
         }
         // Checked again, and promised, once the temporary file exists (Partial::reserve_upload).
+        if let Some(refused) = no_inodes(place.dir.as_raw_fd(), name) {
+            return Err(refused);
+        }
         match room(place.dir.as_raw_fd(), &promised()) {
             Some(free) if size > free => Err(no_room(name, size, free)),
             _ => Ok(place),
@@ -266,7 +348,7 @@ fn upload_name(name: &str) -> Result<(), Refused> {
     // whatever later lists DIR (ls, find, a backup's log), which netecho cannot escape; a
     // bidi override or a zero-width character would make it read as another name there.
     if name.chars().any(crate::transport::hides_text) {
-        return Err(Refused(format!(
+        return Err(Refused::access(format!(
             "'{}': control characters (a newline, an escape, DEL, a bidi override, a \
              zero-width character) are refused in an uploaded name; rename the file or give \
              another NAME",
@@ -274,7 +356,7 @@ fn upload_name(name: &str) -> Result<(), Refused> {
         )));
     }
     if name.ends_with('/') {
-        return Err(Refused(format!(
+        return Err(Refused::access(format!(
             "'{name}' ends with '/'; name a file (DIR/NAME)"
         )));
     }
@@ -283,7 +365,7 @@ fn upload_name(name: &str) -> Result<(), Refused> {
             .components()
             .any(|c| c.as_os_str().len() > MAX_NAME_PART)
     {
-        return Err(Refused(format!(
+        return Err(Refused::access(format!(
             "the name is too long ({} bytes; at most {MAX_UPLOAD_NAME}, and {MAX_NAME_PART} \
              between slashes)",
             name.len()
@@ -325,11 +407,15 @@ impl Place {
     /// something [`Place::replaceable`].
     fn writable(&self, overwrite: bool) -> Result<()> {
         if !overwrite && self.taken() {
-            return Err(anyhow!(
-                "{} already exists; choose another name ({}) or add --force to replace it",
-                self.shown.display(),
-                self.flag
-            ));
+            return Err(Refused::new(
+                Kind::Exists,
+                format!(
+                    "{} already exists; choose another name ({}) or add --force to replace it",
+                    self.shown.display(),
+                    self.flag
+                ),
+            )
+            .into());
         }
         self.replaceable()
     }
@@ -911,10 +997,13 @@ impl Partial {
             return Ok(());
         }
         let appeared = || {
-            anyhow!(
-                "{} appeared during the transfer; it was left as it is",
-                shown.display()
-            )
+            anyhow::Error::new(Refused::new(
+                Kind::Exists,
+                format!(
+                    "{} appeared during the transfer; it was left as it is",
+                    shown.display()
+                ),
+            ))
         };
         match rename_at(dir, &self.temp, name, false) {
             Ok(()) => {}
@@ -947,7 +1036,7 @@ impl Partial {
     /// on the file system the file is written to.
     pub(crate) fn check_room(&self, size: u64, max: Option<u64>) -> Result<()> {
         check_max(size, max)?;
-        self.reserve(size).map_err(|free| {
+        self.reserve(size, None).map_err(|free| {
             anyhow!(
                 "the file is {size} bytes, and only {free} bytes are free where {} goes; \
                  free some space or choose another -o",
@@ -956,14 +1045,21 @@ impl Partial {
         })
     }
 
-    /// Promises an upload's announced `size` bytes of room, or refuses it (the client's
-    /// `name` in the words): see [`PROMISED`].
-    pub(crate) fn reserve_upload(&self, name: &str, size: u64) -> Result<(), Refused> {
-        self.reserve(size).map_err(|free| no_room(name, size, free))
+    /// Promises an upload's announced `size` bytes of room, counted with the other uploads
+    /// of its `owner` (admit::owner), or refuses it (the client's `name` in the words): see
+    /// [`PROMISED`].
+    pub(crate) fn reserve_upload(
+        &self,
+        name: &str,
+        size: u64,
+        owner: Option<String>,
+    ) -> Result<(), Refused> {
+        self.reserve(size, owner)
+            .map_err(|free| no_room(name, size, free))
     }
 
     /// Promises `size` bytes of room to this file, or the bytes free when fewer.
-    fn reserve(&self, size: u64) -> Result<(), u64> {
+    fn reserve(&self, size: u64, owner: Option<String>) -> Result<(), u64> {
         let mut promised = promised();
         match room(self.file.as_raw_fd(), &promised) {
             Some(free) if size > free => return Err(free),
@@ -977,6 +1073,7 @@ impl Partial {
                 dev,
                 file,
                 bytes: size,
+                owner,
             });
         }
         Ok(())
@@ -985,11 +1082,14 @@ impl Partial {
 
 /// An upload refused for want of room on the server's file system.
 fn no_room(name: &str, size: u64, free: u64) -> Refused {
-    Refused(format!(
-        "'{name}' is {size} bytes, and the server has {:.1} MB free for it (less what uploads \
+    Refused::new(
+        Kind::DiskFull,
+        format!(
+            "'{name}' is {size} bytes, and the server has {:.1} MB free for it (less what uploads \
          under way still need); put a smaller file, or ask the server's owner to free space",
-        free as f64 / 1e6
-    ))
+            free as f64 / 1e6
+        ),
+    )
 }
 
 /// Room promised to a transfer under way: its announced size, and its file, whose size
@@ -1000,6 +1100,8 @@ struct Promise {
     dev: u64,
     file: File,
     bytes: u64,
+    /// Whose it is (admit::owner); `None`: its own alone (a download, a Unix socket's client).
+    owner: Option<String>,
 }
 
 /// Room promised to transfers under way. What is promised and not yet written counts as
@@ -1008,7 +1110,16 @@ struct Promise {
 /// announces a large size and then sends little holds back only other uploads, never the
 /// space the rest of the system (logs, other users) writes to; and it needs nothing of the
 /// file system.
+///
+/// What one owner's uploads have yet to write counts at most [`SHARE`] of the free space:
+/// a client that announces the whole disk and trickles just over the minimum pace would
+/// otherwise refuse every other upload for as long as it keeps the pace (weeks, for 4 GiB).
+/// Past its share, an owner's uploads compete for the space with everyone's, and a write
+/// that finds the disk full is told to its sender.
 static PROMISED: Mutex<Vec<Promise>> = Mutex::new(Vec::new());
+
+/// The part of the free space one owner's promises may hold back from the others: a half.
+const SHARE: u64 = 2;
 
 fn promised() -> std::sync::MutexGuard<'static, Vec<Promise>> {
     PROMISED.lock().unwrap_or_else(|e| e.into_inner())
@@ -1026,15 +1137,33 @@ fn room(fd: RawFd, promised: &[Promise]) -> Option<u64> {
     }
     let free = (fs.f_bavail as u64).saturating_mul(fs.f_frsize as u64);
     let dev = device(fd)?;
-    let owed: u64 = promised
-        .iter()
-        .filter(|p| p.dev == dev)
-        .map(|p| {
-            let written = p.file.metadata().map_or(0, |m| m.len());
-            p.bytes.saturating_sub(written)
-        })
-        .sum();
+    // What each owner (or ownerless promise, alone) has yet to write, up to its share.
+    let mut owed: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+    for p in promised.iter().filter(|p| p.dev == dev) {
+        let written = p.file.metadata().map_or(0, |m| m.len());
+        let key = p.owner.as_ref().map_or(p.temp.as_bytes(), |o| o.as_bytes());
+        *owed.entry(key).or_default() += p.bytes.saturating_sub(written);
+    }
+    let owed: u64 = owed.values().map(|&o| o.min(free / SHARE)).sum();
     Some(free.saturating_sub(owed))
+}
+
+/// The refusal of an upload of `name` where `fd` is when its file system has no inode left
+/// for the file (statvfs f_favail 0): refused at once, as for space, not at the first
+/// write. A file system that counts no inodes (f_files 0: btrfs) is never refused so.
+fn no_inodes(fd: RawFd, name: &str) -> Option<Refused> {
+    // Safety: statvfs is plain data, filled in by the call on a valid descriptor.
+    let mut fs: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(fd, &mut fs) } != 0 || fs.f_files == 0 || fs.f_favail > 0 {
+        return None;
+    }
+    Some(Refused::new(
+        Kind::DiskFull,
+        format!(
+            "'{name}': the server's file system has no free inodes (room for new files) left; \
+             ask the server's owner to remove files"
+        ),
+    ))
 }
 
 /// The device (st_dev) of the file system `fd` is on.
@@ -1087,7 +1216,7 @@ mod tests {
             ("a/x", "already exists"),
             ("../x", "'..'"),
         ] {
-            let err = store.upload_path(name, 2).unwrap_err().0;
+            let err = store.upload_path(name, 2).unwrap_err().text;
             assert!(err.contains(why), "{name}: {err}");
         }
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
@@ -1159,7 +1288,7 @@ mod tests {
             ("nope", "no such file"),
             ("", "not a file name"),
         ] {
-            let err = store.open_file(name).unwrap_err().0;
+            let err = store.open_file(name).unwrap_err().text;
             assert!(err.contains(why), "{name}: {err}");
         }
         let devices = Store::open(Path::new("/dev"), false, 1 << 30).unwrap();
@@ -1168,7 +1297,7 @@ mod tests {
             devices
                 .open_file("null")
                 .unwrap_err()
-                .0
+                .text
                 .contains("not a regular file")
         );
     }

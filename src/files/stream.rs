@@ -25,10 +25,11 @@ use crate::transport::framing::{Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
 use crate::transport::{Conn, Received, printable};
 
+use super::admit;
 use super::download::Download;
 use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
-use super::{CHUNK, Transfer, hex};
+use super::{CHUNK, Transfer, hex, shrank, write_or_tell};
 
 /// The largest control frame (a request line or a reply).
 const MAX_CONTROL: usize = 4096;
@@ -156,7 +157,7 @@ fn send_body(
         if n == 0 {
             // No end mark nor hash: the receiver sees the connection close short of the
             // size announced, and says so.
-            bail!("the file shrank during the transfer ({sent} of {size} bytes sent)");
+            return Err(shrank(sent, size));
         }
         buf[..LENGTH_HEADER].copy_from_slice(&(n as u32).to_be_bytes());
         let frame = &buf[..LENGTH_HEADER + n];
@@ -214,7 +215,8 @@ fn receive_body(
         }
         pace.check(got, size)?;
         hash.update(&frame);
-        out.write_all(&frame).context("write the file")?;
+        // The error reply of whoever receives (serve_put) tells the sender every error.
+        write_or_tell(out, &frame, |_| {})?;
         progress(got);
     }
     if got != size {
@@ -331,7 +333,8 @@ fn serve_put(
             return Err(e.context(format!("put '{name}'")));
         }
     };
-    if let Err(refused) = partial.reserve_upload(&name, size) {
+    let owner = admit::owner(conn.remote(), || crate::access::conn_owner(conn));
+    if let Err(refused) = partial.reserve_upload(&name, size, owner) {
         let _ = send_frame(conn, format!("ERR {refused}").as_bytes());
         bail!("refused upload: {refused}");
     }

@@ -426,6 +426,45 @@ pub fn free_space(dir: &std::path::Path) -> u64 {
     st.f_bavail as u64 * st.f_frsize as u64
 }
 
+/// A tmpfs of 1 MiB and `inodes` inodes, mounted on a directory of its own and unmounted
+/// when dropped; `None` where mount(2) is refused (no root, or a container without
+/// CAP_SYS_ADMIN).
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(inodes: u32) -> Option<Tmpfs> {
+        let dir = tempdir();
+        let options = format!("size=1m,nr_inodes={inodes},mode=0755");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Tmpfs { dir })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Takes every free inode with empty files; returns how many.
+    pub fn fill_inodes(&self) -> usize {
+        // Bounded: a tmpfs that never runs out of inodes ends the loop too.
+        (0..100_000)
+            .take_while(|i| std::fs::write(self.path().join(format!("fill{i}")), b"").is_ok())
+            .count()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
 /// Makes `cmd`'s process write files of at most `bytes` (RLIMIT_FSIZE), a write past that
 /// failing with EFBIG ("File too large") rather than killing it with SIGXFSZ: a disk that
 /// fills, without a small file system to mount, and a bound on what a server that ought

@@ -28,7 +28,7 @@ use tracing::debug;
 use crate::transport::{DatagramSocket, PeerAddr};
 
 use super::admit;
-use super::store::{Partial, Refused, Store};
+use super::store::{Kind, Partial, Store};
 use codec::Packet;
 use options::Agreed;
 use transfer::{Heard, Wire};
@@ -172,19 +172,6 @@ impl First<'_> {
     }
 }
 
-/// The TFTP error code for a name the store refuses.
-fn code_of(refused: &Refused) -> u16 {
-    if refused.0.contains("no such file") {
-        codec::NOT_FOUND
-    } else if refused.0.contains("already exists") {
-        codec::EXISTS
-    } else if refused.0.contains("(--max-file)") || refused.0.contains(" MB free ") {
-        codec::DISK_FULL
-    } else {
-        codec::ACCESS
-    }
-}
-
 /// What an option-less request from a source that may be forged is told, most useful
 /// words first (it is cut to the request's size).
 const SEND_OPTIONS: &str = "send an option such as blksize 512 (curl does; atftp --option \
@@ -202,10 +189,10 @@ fn serve_read(
     let (file, size) = match tftp.store.open_file(name) {
         Ok(found) => found,
         // "not found" first: a short request leaves room for few words.
-        Err(refused) if code_of(&refused) == codec::NOT_FOUND => {
+        Err(refused) if refused.kind == Kind::NotFound => {
             return first.refuse_file(codec::NOT_FOUND, &format!("not found: '{name}'"));
         }
-        Err(refused) => return first.refuse_file(code_of(&refused), &refused.0),
+        Err(refused) => return first.refuse_file(codec::code(refused.kind), &refused.text),
     };
     let (mut agreed, mut oack) = options::negotiate(asked, Some(size));
     options::fit(&mut agreed, &mut oack, first.limit);
@@ -261,7 +248,7 @@ fn serve_write(
     options::fit(&mut agreed, &mut oack, first.limit);
     let target = match tftp.store.upload_path(name, agreed.tsize.unwrap_or(0)) {
         Ok(target) => target,
-        Err(refused) => return first.refuse_file(code_of(&refused), &refused.0),
+        Err(refused) => return first.refuse_file(codec::code(refused.kind), &refused.text),
     };
     let answer = if oack.is_empty() {
         Packet::Ack { block: 0 }.to_vec()
@@ -274,21 +261,16 @@ fn serve_write(
     let partial = match Partial::create(&target, false) {
         Ok(partial) => partial,
         Err(e) => {
-            let message = format!("{e:#}");
-            let code = if message.contains("already exists") {
-                codec::EXISTS
-            } else {
-                codec::ACCESS
-            };
-            let _ = wire.send_plain(&codec::error_within(code, &message, 512).unwrap_or_default());
+            let _ = wire.send_plain(&codec::error_of(&e));
             return Err(e.context("TFTP upload refused"));
         }
     };
     // Only a size announced (tsize) is promised; without one the writes say if the disk fills.
-    if let Err(refused) = partial.reserve_upload(name, agreed.tsize.unwrap_or(0)) {
-        let error = codec::error_within(codec::DISK_FULL, &refused.0, 512);
-        let _ = wire.send_plain(&error.unwrap_or_default());
-        bail!("TFTP upload refused: {refused}");
+    let owner = admit::datagram_owner(wire.sock, &wire.peer);
+    if let Err(refused) = partial.reserve_upload(name, agreed.tsize.unwrap_or(0), owner) {
+        let refused = anyhow::Error::new(refused);
+        let _ = wire.send_plain(&codec::error_of(&refused));
+        return Err(refused.context("TFTP upload refused"));
     }
     let t = transfer::receive_file(&mut wire, partial, &data, &agreed, tftp.store.max_file)?;
     Ok(t.summary(&format!("stored '{name}' over TFTP"), &describe(&agreed)))

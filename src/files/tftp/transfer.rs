@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tracing::debug;
 
-use crate::files::Transfer;
 use crate::files::impair::Impaired;
-use crate::files::store::Partial;
+use crate::files::store::{Kind, Partial};
+use crate::files::{Transfer, shrank, write_or_tell};
 use crate::hexdump::{self, Way};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
@@ -177,7 +177,7 @@ pub(crate) fn send_file(
         let (at_send, again) = (Instant::now(), sent > acked);
         for n in acked + 1..=(acked + burst).min(last) {
             let at = (n - 1) * block;
-            let len = read_block(file, at, (size - at).min(block) as usize, &mut data)?;
+            let len = read_block(file, (at, size), (size - at).min(block) as usize, &mut data)?;
             wire.send(&Packet::Data {
                 block: wire_block(n),
                 data: &data[..len],
@@ -208,13 +208,10 @@ pub(crate) fn send_file(
     Ok(t)
 }
 
-fn read_block(file: &File, at: u64, len: usize, buf: &mut [u8]) -> Result<usize> {
+fn read_block(file: &File, (at, size): (u64, u64), len: usize, buf: &mut [u8]) -> Result<usize> {
     match file.read_exact_at(&mut buf[..len], at) {
         Ok(()) => Ok(len),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => bail!(
-            "the file shrank during the transfer (to under {} bytes)",
-            at + len as u64
-        ),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(shrank(at, size)),
         Err(e) => Err(e).context("read the file"),
     }
 }
@@ -310,7 +307,8 @@ pub(crate) fn receive_file(
         progress = Instant::now();
         got += data.len() as u64;
         if let Some(why) = oversized(data.len(), block, got, max) {
-            let _ = wire.send_plain(&codec::error_within(why.0, why.1, 64).unwrap_or_default());
+            let error = codec::error_within(codec::code(why.0), why.1, 64);
+            let _ = wire.send_plain(&error.unwrap_or_default());
             bail!(
                 "{} (block {} bytes, {got} bytes in, limit {max})",
                 why.1,
@@ -342,25 +340,17 @@ pub(crate) fn receive_file(
 /// Writes a block; a write that fails is told to the client (error 3 for a full disk)
 /// instead of leaving it to wait out its tries.
 fn write_block(wire: &Wire<'_>, partial: &mut Partial, data: &[u8]) -> Result<()> {
-    let Err(e) = io::Write::write_all(&mut partial.file, data) else {
-        return Ok(());
-    };
-    let code = match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT) => codec::DISK_FULL,
-        _ => codec::NOT_DEFINED,
-    };
-    let e = anyhow::Error::from(e).context("write the file");
-    let error = codec::error_within(code, &format!("{e:#}"), 512);
-    let _ = wire.send_plain(&error.unwrap_or_default());
-    Err(e)
+    write_or_tell(&mut partial.file, data, |e| {
+        let _ = wire.send_plain(&codec::error_of(e));
+    })
 }
 
 /// Why a block cannot be taken: larger than agreed, or past the size limit.
-fn oversized(len: usize, block: usize, got: u64, max: u64) -> Option<(u16, &'static str)> {
+fn oversized(len: usize, block: usize, got: u64, max: u64) -> Option<(Kind, &'static str)> {
     if len > block {
-        Some((codec::ILLEGAL, "a block larger than the agreed blksize"))
+        Some((Kind::Illegal, "a block larger than the agreed blksize"))
     } else if got > max {
-        Some((codec::DISK_FULL, "over the size limit (--max-file)"))
+        Some((Kind::DiskFull, "over the size limit (--max-file)"))
     } else {
         None
     }
@@ -406,14 +396,8 @@ fn finish(wire: &mut Wire<'_>, partial: Partial) -> Result<()> {
     let Err(e) = partial.commit(false) else {
         return Ok(());
     };
-    let code = if e.to_string().contains("appeared") {
-        codec::EXISTS
-    } else {
-        codec::NOT_DEFINED
-    };
     let e = e.context("store the upload");
-    let message = format!("{e:#}");
-    let _ = wire.send_plain(&codec::error_within(code, &message, 512).unwrap_or_default());
+    let _ = wire.send_plain(&codec::error_of(&e));
     Err(e)
 }
 
