@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow};
 
 /// What a refusal is about, for a protocol that carries a code for it (TFTP's error
-/// codes, mapped in one place: `tftp::code`); the words say the rest.
+/// codes, mapped in one place: `tftp::codec::code`); the words say the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// No such file.
