@@ -2204,7 +2204,8 @@ pub(crate) struct LessonArgs {
     /// List the demonstrations
     #[arg(long)]
     pub list: bool,
-    /// Run through without waiting for Enter (the default when stdin is not a terminal)
+    /// Run through without waiting for Enter (the default when stdin is not a terminal; on a
+    /// terminal Ctrl-D does the same from that step on, and Ctrl-C leaves)
     #[arg(long)]
     pub auto: bool,
     /// Language of the lesson

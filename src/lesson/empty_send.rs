@@ -29,10 +29,11 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     let got = calls::recv(t, "conn", &c.conn, 1024, libc::MSG_DONTWAIT);
     match got {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => t.say(
-            "EAGAIN: nothing arrived. On TCP an empty send sends nothing at all: a stream \
+            "EAGAIN: nothing arrived (Python raises BlockingIOError). On TCP an empty send \
+             sends nothing at all: a stream \
              has no messages, only bytes, and zero bytes are none. A recv() without \
              MSG_DONTWAIT would wait here for ever, as the lesson's server would.",
-            "EAGAIN：什么也没收到。TCP 上发空消息根本不会发出任何东西：字节流没有“消息”，\
+            "EAGAIN：什么也没收到（Python 抛出 BlockingIOError）。TCP 上发空消息根本不会发出任何东西：字节流没有“消息”，\
              只有字节，0 个字节就是没有。不加 MSG_DONTWAIT 的 recv() 会一直等下去，\
              课上的服务器就会这样卡住。",
         ),

@@ -1,6 +1,8 @@
 //! recv(1024) of a longer message: on TCP the rest waits for the next recv; on UDP the
 //! rest of the datagram is gone.
 
+use std::os::fd::AsRawFd;
+
 use anyhow::{Context, Result};
 use socket2::Type;
 
@@ -55,7 +57,11 @@ fn datagram(t: &mut Teacher, message: &[u8]) -> Result<()> {
     let client = socket2::Socket::new(socket2::Domain::IPV4, Type::DGRAM, None)?;
     client.send_to(message, &addr).context("sendto")?;
     t.call(
-        &format!("sendto(2000 bytes, {})", calls::shown(&addr).0),
+        &format!(
+            "sendto(fd {}, 2000 bytes, {})",
+            client.as_raw_fd(),
+            calls::shown(&addr).0
+        ),
         "2000",
     );
     t.python(&format!(
@@ -65,19 +71,26 @@ fn datagram(t: &mut Teacher, message: &[u8]) -> Result<()> {
     calls::wait_queued(&server, 1);
     let first = calls::recv(t, "server", &server, 1024, 0).context("recv")?;
     let again = calls::recv(t, "server", &server, 1024, libc::MSG_DONTWAIT);
-    let rest = match again {
-        Ok(d) => d.len(),
-        Err(_) => 0,
+    // What the second recv saw: EAGAIN (nothing waiting), or bytes if something else came.
+    let (next, next_zh) = match again {
+        Ok(d) => (
+            format!("gave {} bytes", d.len()),
+            format!("得到 {} 字节", d.len()),
+        ),
+        Err(_) => (
+            "found nothing (-1, EAGAIN; Python raises BlockingIOError)".to_string(),
+            "什么也没有（返回 -1，EAGAIN；Python 抛出 BlockingIOError）".to_string(),
+        ),
     };
     t.say(
         &format!(
-            "One recv gave {} bytes and the next found {rest}: the other {} bytes of the \
-             datagram were discarded. A datagram is read whole or cut, never in parts.",
+            "One recv gave {} bytes and the next {next}: the other {} bytes of the datagram \
+             were discarded. A datagram is read whole or cut, never in parts.",
             first.len(),
             message.len() - first.len()
         ),
         &format!(
-            "一次 recv 得到 {} 字节，下一次得到 {rest} 字节：数据报剩下的 {} 字节被丢掉了。\
+            "一次 recv 得到 {} 字节，下一次{next_zh}：数据报剩下的 {} 字节被丢掉了。\
              数据报要么整个读出，要么被截断，不会分几次读。",
             first.len(),
             message.len() - first.len()
