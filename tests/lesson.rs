@@ -95,6 +95,12 @@ fn the_demonstrations_show_what_really_happened() {
     assert!(empty.contains("= -1 EAGAIN"), "tcp sends nothing: {empty}");
     let short = lesson(&["short-recv"]);
     assert!(short.contains("1024 + 976 = 2000 bytes"), "{short}");
+    // The datagram's rest is gone: the second recv finds nothing, said as EAGAIN, not 0.
+    let rest = short.replace('\n', " ");
+    assert!(
+        rest.contains("found nothing (-1, EAGAIN; Python raises BlockingIOError)"),
+        "{short}"
+    );
     let sticky = lesson(&["sticky"]);
     assert!(
         sticky.contains("= 10 b'helloworld'") && sticky.contains("One recv returned both")
