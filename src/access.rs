@@ -122,9 +122,77 @@ impl Net {
         in_block(self.ip, self.len, ip.to_canonical())
     }
 
-    /// Whether this network is every address of its family (0.0.0.0/0, ::/0).
-    pub(crate) fn is_everything(&self) -> bool {
-        self.len == 0
+    /// Refuses a network (given with its flag) of a family a socket bound to `bound` never
+    /// receives: IPv6 on an IPv4 socket, IPv4 on an IPv6 one that is `v6only` or bound to
+    /// one IPv6 address.
+    pub(crate) fn check_family<'a>(
+        nets: impl IntoIterator<Item = (&'a str, Net)>,
+        bound: IpAddr,
+        v6only: bool,
+    ) -> Result<(), UsageError> {
+        let bound = bound.to_canonical();
+        let v4_socket = bound.is_ipv4();
+        let hears_v4 = v4_socket || (bound.is_unspecified() && !v6only);
+        for (flag, net) in nets {
+            let fix = match net.ip {
+                IpAddr::V6(_) if v4_socket => "receives IPv4 only; listen on [::]:PORT for both",
+                IpAddr::V4(_) if !hears_v4 => {
+                    "receives IPv6 only; listen on [::]:PORT without --v6only for both"
+                }
+                _ => continue,
+            };
+            return Err(UsageError::new(format!(
+                "{flag} {net} never matches: a socket bound to {bound} {fix}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The families (IPv4, IPv6) whose every address `nets` hold between them: one /0, or
+    /// blocks that together leave no gap (0.0.0.0/1 and 128.0.0.0/1).
+    pub(crate) fn families_covered(nets: &[Net]) -> Vec<&'static str> {
+        [("IPv4", 32u32), ("IPv6", 128)]
+            .into_iter()
+            .filter(|(family, bits)| {
+                let mut blocks: Vec<(u128, u128)> = nets
+                    .iter()
+                    .filter(|net| net.family() == *family)
+                    .map(|net| net.range(*bits))
+                    .collect();
+                blocks.sort_unstable();
+                // The first address no block reached yet; `None` past the last IPv6 address.
+                let mut next = Some(0u128);
+                for (first, last) in blocks {
+                    match next {
+                        // Sorted by their first address: a block past `n` leaves a gap.
+                        Some(n) if first <= n => next = last.checked_add(1).map(|e| e.max(n)),
+                        _ => break,
+                    }
+                }
+                // IPv6's end is past u128: reached only as `None`.
+                next.is_none_or(|n| 1u128.checked_shl(*bits).is_some_and(|end| n >= end))
+            })
+            .map(|(family, _)| family)
+            .collect()
+    }
+
+    /// The family of this network's addresses, as [`Net::families_covered`] names it.
+    pub(crate) fn family(&self) -> &'static str {
+        match self.ip {
+            IpAddr::V4(_) => "IPv4",
+            IpAddr::V6(_) => "IPv6",
+        }
+    }
+
+    /// This network's first and last address, as numbers, in its family `bits` wide.
+    fn range(&self, bits: u32) -> (u128, u128) {
+        let first = match self.ip {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        let host_bits = bits.saturating_sub(u32::from(self.len));
+        let hosts = u128::MAX.checked_shr(128 - host_bits).unwrap_or(0);
+        (first, first | hosts)
     }
 }
 
@@ -367,26 +435,14 @@ impl Access {
         bound: IpAddr,
         v6only: bool,
     ) -> Result<(), UsageError> {
-        let bound = bound.to_canonical();
-        let v4_socket = bound.is_ipv4();
-        let hears_v4 = v4_socket || (bound.is_unspecified() && !v6only);
         let rules = allow.iter().map(|r| ("--allow", r));
-        for (flag, rule) in rules.chain(deny.iter().map(|r| ("--deny", r))) {
-            let Rule::Cidr(Net { ip, .. }) = rule else {
-                continue;
-            };
-            let fix = match ip {
-                IpAddr::V6(_) if v4_socket => "receives IPv4 only; serve on [::]:PORT for both",
-                IpAddr::V4(_) if !hears_v4 => {
-                    "receives IPv6 only; serve on [::]:PORT without --v6only for both"
-                }
-                _ => continue,
-            };
-            return Err(UsageError::new(format!(
-                "{flag} {rule} never matches: a socket bound to {bound} {fix}"
-            )));
-        }
-        Ok(())
+        let nets = rules
+            .chain(deny.iter().map(|r| ("--deny", r)))
+            .filter_map(|(flag, rule)| match rule {
+                Rule::Cidr(net) => Some((flag, *net)),
+                _ => None,
+            });
+        Net::check_family(nets, bound, v6only)
     }
 
     /// These rules, and beyond them only IP peers `gate` lets through now (refused quietly:
@@ -1190,9 +1246,33 @@ mod tests {
         assert!(lan.contains(ip("::ffff:192.168.1.7")));
         assert!(lan.contains(ip("192.168.1.7")));
         assert!(!lan.contains(ip("192.168.2.7")));
-        assert!(!lan.is_everything());
-        assert!(net("::/0").unwrap().is_everything());
+        assert!(Net::families_covered(&[lan]).is_empty());
         assert!(!net("::/0").unwrap().contains(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn networks_that_together_hold_a_whole_family_are_told() {
+        let covered = |nets: &[&str]| {
+            let nets: Vec<Net> = nets.iter().map(|t| t.parse().unwrap()).collect();
+            Net::families_covered(&nets)
+        };
+        assert_eq!(covered(&["0.0.0.0/0"]), ["IPv4"]);
+        assert_eq!(covered(&["::/0"]), ["IPv6"]);
+        assert_eq!(covered(&["::ffff:0.0.0.0/96"]), ["IPv4"]);
+        assert_eq!(covered(&["128.0.0.0/1", "0.0.0.0/1"]), ["IPv4"]);
+        assert_eq!(
+            covered(&["8000::/1", "::/1", "0.0.0.0/0"]),
+            ["IPv4", "IPv6"]
+        );
+        // Overlapping and nested blocks, in any order.
+        let quarters = ["192.0.0.0/2", "0.0.0.0/1", "10.0.0.0/8", "128.0.0.0/2"];
+        assert_eq!(covered(&quarters), ["IPv4"]);
+        // A gap anywhere: at the end, at the start.
+        assert!(covered(&["0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "224.0.0.0/4"]).is_empty());
+        assert!(covered(&["0.0.0.0/1"]).is_empty());
+        assert!(covered(&["128.0.0.0/1", "0.0.0.1"]).is_empty());
+        assert!(covered(&["::/1"]).is_empty());
+        assert!(covered(&[]).is_empty());
     }
 
     #[test]

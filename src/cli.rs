@@ -1153,7 +1153,8 @@ pub(crate) struct RelayArgs {
     /// answers: a UDP source address is whatever the packet says, and the bound keeps a
     /// forger from making the relay multiply its traffic toward the address it forged. A
     /// sender in NET loses the bound, so trust only a network where no one can forge
-    /// addresses (0.0.0.0/0 or ::/0, anyone, is warned about at start)
+    /// addresses (0.0.0.0/0 or ::/0, anyone, or blocks that together hold a whole family, is
+    /// warned about at start; a NET of a family FROM never hears from is refused)
     #[arg(long, value_name = "NET")]
     pub trust: Vec<crate::access::Net>,
     /// TLS on FROM: clients connect to the relay with TLS (the certificate of --cert and
@@ -2128,7 +2129,14 @@ impl RelayArgs {
     /// --trust, which only a udp FROM has a use for: its replies alone are held to what
     /// their sender sent.
     fn trust(&self, from: &Target) -> Result<Vec<crate::access::Net>, UsageError> {
-        if self.trust.is_empty() || from.proto == SockProto::Udp {
+        if self.trust.is_empty() {
+            return Ok(Vec::new());
+        }
+        if from.proto == SockProto::Udp {
+            if let crate::endpoint::Address::Ip(addr) = &from.endpoint().addr {
+                let nets = self.trust.iter().map(|net| ("--trust", *net));
+                crate::access::Net::check_family(nets, addr.ip(), false)?;
+            }
             return Ok(self.trust.clone());
         }
         Err(UsageError::new(format!(

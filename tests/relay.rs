@@ -322,10 +322,21 @@ fn bad_impairments_are_one_clear_error() {
 }
 
 /// --trust takes an address or a prefix as --allow does, and nothing else: a wrong one is
-/// one line that says what to write, and so is a --trust where no reply is ever held back.
+/// one line that says what to write, and so is a --trust where no reply is ever held back,
+/// or one of a family FROM never hears from.
 #[test]
 fn a_bad_trust_is_one_clear_error() {
     for (value, from, says) in [
+        (
+            "fd00::/64",
+            "udp://127.0.0.1:0",
+            "never matches: a socket bound to 127.0.0.1 receives IPv4 only",
+        ),
+        (
+            "10.0.0.0/8",
+            "udp://[::1]:0",
+            "never matches: a socket bound to ::1 receives IPv6 only",
+        ),
         ("10.0.0.1/8", "udp://127.0.0.1:0", "write 10.0.0.0/8"),
         ("uid:0", "udp://127.0.0.1:0", "'uid:0' is not a network"),
         ("10.0.0.0/33", "udp://127.0.0.1:0", "is not a network"),
@@ -348,15 +359,32 @@ fn a_bad_trust_is_one_clear_error() {
 }
 
 /// Trusting every address gives up the relay's bound for everyone, so it is said at start,
-/// once, in either family.
+/// once, in either family: with a /0, or with blocks that together hold the family.
 #[test]
 fn trusting_every_address_is_a_warning_at_start() {
-    for every in ["0.0.0.0/0", "::/0"] {
-        let relay = relay(&["--trust", every, "udp://127.0.0.1:0", "udp://127.0.0.1:9"]);
-        let log = relay.wait_log(&format!("--trust {every}"));
+    for (every, from) in [
+        (&["0.0.0.0/0"][..], "udp://127.0.0.1:0"),
+        (&["::/0"], "udp://[::1]:0"),
+        (&["0.0.0.0/1", "128.0.0.0/1"], "udp://127.0.0.1:0"),
+        (&["8000::/1", "::/2", "4000::/2"], "udp://[::]:0"),
+    ] {
+        let mut args: Vec<&str> = every.iter().flat_map(|net| ["--trust", net]).collect();
+        let to = from.replace(":0", ":9").replace("[::]", "[::1]");
+        args.extend([from, &to]);
+        let relay = relay(&args);
+        let log = relay.wait_log(&format!("--trust {}:", every.join(", ")));
         let lines = log.lines().filter(|l| l.contains("--trust")).count();
         assert_eq!(lines, 1, "{log}");
     }
+    // Blocks that leave a gap give nobody outside them every reply: no warning.
+    let relay = relay(&[
+        "--trust",
+        "0.0.0.0/1",
+        "udp://127.0.0.1:0",
+        "udp://127.0.0.1:9",
+    ]);
+    let log = relay.wait_log("relaying");
+    assert!(!log.contains("--trust"), "{log}");
 }
 
 #[test]

@@ -207,18 +207,25 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
         bound.local()
     ))?;
     crate::server::tell_pin(route.opts.tls.as_ref());
+    // Blocks that together hold a family are warned about as its /0 is.
+    for family in crate::access::Net::families_covered(&route.trust) {
+        let nets: Vec<String> = (route.trust.iter())
+            .filter(|net| net.family() == family)
+            .map(|net| net.to_string())
+            .collect();
+        warn!(
+            "--trust {}: every {family} sender is trusted and gets every reply, so anyone can \
+             aim this relay's replies at any address by forging it; trust a network of yours \
+             instead",
+            nets.join(", ")
+        );
+    }
     info!(
         "relaying {} {} -> {}",
         route.from.proto,
         bound.local(),
         route.to
     );
-    for net in route.trust.iter().filter(|net| net.is_everything()) {
-        warn!(
-            "--trust {net}: every sender of its family gets every reply, so anyone can aim this \
-             relay's replies at any address by forging it; trust a network of yours instead"
-        );
-    }
     if !route.up.is_perfect() || !route.down.is_perfect() {
         info!(
             "simulated conditions (seed {}): up (FROM to TO) {}; down (TO to FROM) {}",
