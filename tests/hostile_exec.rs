@@ -482,6 +482,20 @@ fn a_busy_line_over_udp_fits_the_request_and_an_empty_request_hears_nothing() {
     assert!(stderr.contains("an empty request always is"), "{stderr}");
 }
 
+/// The warning that a udp sender's user is looked up late comes from the rules in force:
+/// --exec's default (this host's clients must be the server's user) stands beside a --deny
+/// or an --allow of addresses, so the lookup is made and the warning said.
+#[test]
+fn exec_over_udp_with_address_rules_alone_warns_of_the_late_lookup() {
+    for rule in [["--deny", "10.0.0.0/8"], ["--allow", "127.0.0.1"]] {
+        let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(&rule);
+        args.extend_from_slice(&["--exec", "id"]);
+        let server = Server::start(&args);
+        server.wait_log("--exec over udp: a sender's user is looked up after its datagrams came");
+    }
+}
+
 /// Over UDP, sockets of several users may hold one port at once: on one address (both with
 /// SO_REUSEADDR), or on two addresses of this host (IP_PKTINFO sends from either). Which of
 /// them sent a datagram cannot be told, so nobody's datagram from a port a root socket

@@ -528,9 +528,16 @@ fn ask_credentials(sock: &mut DatagramSocket, access: &Access) -> Result<()> {
 /// and quic the same for clients on this host (sock_diag).
 fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
     let uid = nix::unistd::geteuid();
-    // sock_diag is asked after the datagrams came, and a UDP socket closed by then is gone.
-    let told_after = matches!(proto, Proto::Udp | Proto::Quic);
-    if told_after && (access.is_open() || access.asks_uid()) {
+    // An --allow naming users has the server's own among them already; any other rule
+    // (a --deny, an --allow of addresses) stands beside the default, never instead of it.
+    let default = !access.names_users();
+    let access = match default {
+        true => Arc::new(access.with_owner(proto, uid.as_raw())?),
+        false => access,
+    };
+    // Decided from the rules in force, the default among them: sock_diag is asked after the
+    // datagrams came, and a UDP socket closed by then is gone.
+    if matches!(proto, Proto::Udp | Proto::Quic) && access.asks_uid() {
         warn!(
             "--exec over {proto}: a sender's user is looked up after its datagrams came, so a \
              local user who sends from a port a socket of uid {uid} holds and closes its own \
@@ -538,9 +545,7 @@ fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
              --exec over tcp or a Unix socket"
         );
     }
-    // An --allow naming users has the server's own among them already; any other rule
-    // (a --deny, an --allow of addresses) stands beside the default, never instead of it.
-    if access.names_users() {
+    if !default {
         return Ok(access);
     }
     if proto.is_unix() {
@@ -558,7 +563,7 @@ fn exec_access(access: Arc<Access>, proto: Proto) -> Result<Arc<Access>> {
              the kernel (sock_diag); --allow uid:N admits others"
         );
     }
-    Ok(Arc::new(access.with_owner(proto, uid.as_raw())?))
+    Ok(access)
 }
 
 /// `--exec` listens on loopback or a Unix socket only, unless --allow-remote-exec says
