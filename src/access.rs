@@ -337,9 +337,10 @@ pub(crate) type Gate = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 pub(crate) struct Access {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
-    /// `--exec` over TCP, UDP or QUIC with no rules given: peers on this host must be this
-    /// user (the server's own); peers from other addresses are not judged by it.
-    loopback_owner: Option<u32>,
+    /// `--exec`'s default, when no --allow names users: peers must be this user (the server's
+    /// own). On a Unix socket every peer; over TCP, UDP or QUIC the peers on this host, and
+    /// peers from other addresses are not judged by it.
+    owner: Option<u32>,
     logged: Mutex<HashSet<Who>>,
     gate: Option<Gate>,
 }
@@ -379,11 +380,8 @@ impl Access {
     /// no one a `--deny` names); over IP from this host only `uid`, and peers from
     /// elsewhere judged by the rules.
     pub(crate) fn with_owner(&self, proto: Proto, uid: u32) -> Result<Access, UsageError> {
-        if proto.is_unix() {
-            return Access::for_exec(proto, &[Rule::Uid(uid)], &self.deny);
-        }
         let mut access = Access::for_exec(proto, &self.allow, &self.deny)?;
-        access.loopback_owner = Some(uid);
+        access.owner = Some(uid);
         Ok(access)
     }
 
@@ -421,7 +419,7 @@ impl Access {
         Ok(Access {
             allow: allow.to_vec(),
             deny: deny.to_vec(),
-            loopback_owner: None,
+            owner: None,
             logged: Mutex::default(),
             gate: None,
         })
@@ -455,7 +453,7 @@ impl Access {
     fn gate_refuses(&self, who: &Result<Who, String>) -> bool {
         match (&self.gate, who) {
             (None, _) => false,
-            (Some(gate), Ok(Who::Ip(ip))) => !gate(ip.to_canonical()),
+            (Some(gate), Ok(Who::Ip(ip) | Who::Local { ip, .. })) => !gate(ip.to_canonical()),
             (Some(_), _) => true,
         }
     }
@@ -466,19 +464,19 @@ impl Access {
     #[cfg(test)]
     pub(crate) fn loopback_owner(uid: u32) -> Access {
         Access {
-            loopback_owner: Some(uid),
+            owner: Some(uid),
             ..Access::default()
         }
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty() && self.loopback_owner.is_none()
+        self.allow.is_empty() && self.deny.is_empty() && self.owner.is_none()
     }
 
     /// Whether a rule needs a peer's user: the owner of a TCP, UDP or QUIC peer's socket, or
     /// the uid a Unix datagram carries (which the socket must ask for: SO_PASSCRED).
     pub(crate) fn asks_uid(&self) -> bool {
-        self.loopback_owner.is_some()
+        self.owner.is_some()
             || self
                 .allow
                 .iter()
@@ -491,23 +489,19 @@ impl Access {
         if let Some(rule) = self.deny.iter().find(|r| r.matches(who)) {
             return Some(format!("--deny {rule}"));
         }
-        // --exec's default from this host; a peer from elsewhere is judged by the rules.
-        if let Some(owner) = self.loopback_owner {
+        // --exec's default: a Unix peer, or an IP one from this host; a peer from elsewhere
+        // is judged by the rules.
+        if let Some(owner) = self.owner {
             match who {
-                Who::Local { uid, .. } if uid == owner => return None,
+                Who::Local { uid, .. } | Who::Cred { uid, .. } if uid == owner => return None,
                 Who::Local { uid, .. } => {
-                    return Some(format!(
-                        "--exec's rule: from this host only this server's user (uid {owner}) \
-                         may run the program; serve --allow uid:{uid} admits uid {uid}"
-                    ));
+                    return Some(owner_refusal(owner, "from this host ", Some(uid)));
                 }
+                Who::Cred { uid, .. } => return Some(owner_refusal(owner, "", Some(uid))),
                 Who::Ip(ip) if crate::service::guard::is_this_host(ip) => {
-                    return Some(format!(
-                        "--exec's rule: the user that owns this peer's socket on this host \
-                         could not be told, and only uid {owner} may run the program"
-                    ));
+                    return Some(owner_refusal(owner, "from this host ", None));
                 }
-                _ => {}
+                Who::Ip(_) => {}
             }
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|r| r.matches(who)) {
@@ -517,13 +511,18 @@ impl Access {
         None
     }
 
-    /// Admits `who` (`Err`: why it is unknown), or says why not (logged once per peer).
-    fn decide(
+    /// Admits a peer told as `identity`, or says why not (logged once per peer).
+    pub(crate) fn judge(
         &self,
         proto: Proto,
         peer: &dyn fmt::Display,
-        who: Result<Who, String>,
+        identity: &Identity,
     ) -> Result<(), String> {
+        // Rules that ask no user judge an IP peer by its address, its owner told or not.
+        let who = match identity.ip {
+            Some(ip) if !self.asks_uid() => Ok(Who::Ip(ip)),
+            _ => identity.who.clone(),
+        };
         if self.gate_refuses(&who) {
             tracing::debug!("{proto} {peer}: refused, no run of this address holds its turn");
             return Err("refused: no run of this address holds its turn".into());
@@ -580,65 +579,84 @@ impl Access {
         if self.is_open() && self.gate.is_none() {
             return Ok(());
         }
-        let who = if proto.is_unix() {
-            crate::transport::unix::peer_cred(conn.socket())
+        self.judge(proto, &conn.peer(), &self.identify_conn(proto, conn, false))
+    }
+
+    /// Who `conn`'s peer is, told once for the rules and for a count by user: a Unix peer's
+    /// credentials (SO_PEERCRED); an IP peer's address, and for a peer on this host the user
+    /// owning its socket when a rule asks or `by_user` (the caller counts peers by user).
+    pub(crate) fn identify_conn(&self, proto: Proto, conn: &Conn, by_user: bool) -> Identity {
+        if proto.is_unix() {
+            let who = crate::transport::unix::peer_cred(conn.socket())
                 .map(|(uid, gid)| Who::Cred { uid, gid })
-                .map_err(|e| format!("SO_PEERCRED: {e}"))
-        } else {
-            match conn.remote() {
-                Some(peer) => self.ip_peer(proto, conn, peer),
-                None => Err("the connection has no peer address".into()),
-            }
+                .map_err(|e| format!("SO_PEERCRED: {e}"));
+            return Identity { who, ip: None };
+        }
+        match conn.remote() {
+            Some(peer) => self.owned_peer(proto, peer, conn.local(), by_user),
+            None => Identity {
+                who: Err("the connection has no peer address".into()),
+                ip: None,
+            },
+        }
+    }
+
+    /// Who the sender of a datagram from `from` is, received on a socket bound to `local`,
+    /// as [`Access::identify_conn`] tells a connection's peer; `cred`: the uid and gid a Unix
+    /// datagram carried (SCM_CREDENTIALS), read where [`Access::asks_uid`].
+    pub(crate) fn identify_datagram(
+        &self,
+        proto: Proto,
+        from: &PeerAddr,
+        local: Option<SocketAddr>,
+        cred: Option<(u32, u32)>,
+        by_user: bool,
+    ) -> Identity {
+        let who = match (proto.is_unix(), from.0.as_socket()) {
+            (true, _) => cred
+                .map(|(uid, gid)| Who::Cred { uid, gid })
+                .ok_or_else(|| "the datagram carried no credentials (SCM_CREDENTIALS)".into()),
+            (false, Some(peer)) => return self.owned_peer(proto, peer, local, by_user),
+            (false, None) => Err("the datagram has no source address".into()),
         };
-        self.decide(proto, &conn.peer(), who)
+        Identity { who, ip: None }
     }
 
-    /// An IP peer, with the user owning its socket when a rule asks and the socket is on
-    /// this host (on loopback, or on another of this host's addresses); `Err`, saying why,
-    /// when a peer of this host's owner cannot be told.
-    fn ip_peer(&self, proto: Proto, conn: &Conn, peer: SocketAddr) -> Result<Who, String> {
-        self.owned_peer(proto, peer, conn.local())
-    }
-
-    /// An IP peer of a socket bound to `local`, with the user owning its socket as
-    /// [`Access::ip_peer`] says, for tcp, udp and quic (a QUIC peer's socket is a UDP one).
+    /// An IP peer of a socket bound to `local`, with the user owning its socket when a rule
+    /// asks or `by_user`, and the socket is on this host (on loopback, or on another of this
+    /// host's addresses); `Err`, saying why, when a peer of this host's owner cannot be told.
     fn owned_peer(
         &self,
         proto: Proto,
         peer: SocketAddr,
         local: Option<SocketAddr>,
-    ) -> Result<Who, String> {
+        by_user: bool,
+    ) -> Identity {
         let ip = peer.ip();
-        let lookup = match proto {
-            Proto::Tcp => tcp_owner,
-            Proto::Udp | Proto::Quic => udp_owner,
-            _ => return Ok(Who::Ip(ip)),
-        };
-        if !self.asks_uid() {
-            return Ok(Who::Ip(ip));
-        }
-        let why = match local.map(|local| lookup(peer, local)) {
-            Some(Ok(Some(uid))) => return Ok(Who::Local { ip, uid }),
-            Some(Err(e)) => e.to_string(),
-            _ => "no socket of this host holds its port now (closed at once?)".into(),
-        };
-        // No socket found: a remote peer, unless its address is this host's (any of them,
-        // not loopback alone: a local user who closed the socket at once looks the same):
-        // unknown then, so refused while a rule asks who. A datagram's source proves less
-        // than a handshake (see datagram_from_this_host).
+        let told = |who| Identity { who, ip: Some(ip) };
+        // A peer from elsewhere has no socket here to ask about (sock_diag sees this host's).
+        // A datagram's source proves less than a handshake (see datagram_from_this_host).
         let here = match proto {
             Proto::Tcp => crate::service::guard::is_this_host(ip),
             _ => crate::service::guard::datagram_from_this_host(ip),
         };
-        match here {
-            true => Err(why),
-            false => Ok(Who::Ip(ip)),
+        if !here || (!by_user && !self.asks_uid()) {
+            return told(Ok(Who::Ip(ip)));
         }
+        let why = match local.map(|local| socket_owner(proto, peer, local)) {
+            Some(Some(Ok(Some(uid)))) => return told(Ok(Who::Local { ip, uid })),
+            Some(Some(Err(e))) => e.to_string(),
+            Some(None) => return told(Ok(Who::Ip(ip))),
+            _ => "no socket of this host holds its port now (closed at once?)".into(),
+        };
+        // No socket found from an address of this host (any of them, not loopback alone: a
+        // local user who closed its socket at once looks the same): unknown, so refused
+        // while a rule asks who.
+        told(Err(why))
     }
 
     /// Whether a datagram from `from`, received on a socket bound to `local`, is served;
-    /// the caller ignores it if not. `cred`: the uid and gid a Unix datagram carried
-    /// (SCM_CREDENTIALS), read where [`Access::asks_uid`].
+    /// the caller ignores it if not. `cred`: as [`Access::identify_datagram`] says.
     pub(crate) fn admits_datagram(
         &self,
         proto: Proto,
@@ -649,14 +667,48 @@ impl Access {
         if self.is_open() && self.gate.is_none() {
             return true;
         }
-        let who = match (proto.is_unix(), from.0.as_socket()) {
-            (true, _) => cred
-                .map(|(uid, gid)| Who::Cred { uid, gid })
-                .ok_or_else(|| "the datagram carried no credentials (SCM_CREDENTIALS)".into()),
-            (false, Some(peer)) => self.owned_peer(proto, peer, local),
-            (false, None) => Err("the datagram has no source address".into()),
-        };
-        self.decide(proto, from, who).is_ok()
+        let identity = self.identify_datagram(proto, from, local, cred, false);
+        self.judge(proto, from, &identity).is_ok()
+    }
+}
+
+/// A peer as told once per connection or datagram ([`Access::identify_conn`],
+/// [`Access::identify_datagram`]), read by the rules and by a count of peers by user.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    /// Who it is; `Err`, saying why, for a peer on this host whose user was asked and could
+    /// not be told, or a peer with no address.
+    who: Result<Who, String>,
+    /// An IP peer's address.
+    ip: Option<IpAddr>,
+}
+
+impl Identity {
+    /// An IP peer's address; `None` for a Unix peer.
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// For an IP peer on this host, the user that owns its socket (`None` inside: it could
+    /// not be told, or was not asked); `None` for a peer elsewhere or a Unix one.
+    pub(crate) fn local_user(&self) -> Option<Option<u32>> {
+        match (&self.who, self.ip) {
+            (Ok(Who::Local { uid, .. }), _) => Some(Some(*uid)),
+            (_, Some(ip)) if crate::service::guard::is_this_host(ip) => Some(None),
+            _ => None,
+        }
+    }
+}
+
+/// The refusal of `--exec`'s default rule, one sentence on every transport: whom it admits
+/// (`whence`: from where the rule judges peers) and how to admit `uid`, the peer's user
+/// (`None`: a peer on this host whose user could not be told).
+fn owner_refusal(owner: u32, whence: &str, uid: Option<u32>) -> String {
+    let rule =
+        format!("--exec's rule: {whence}only this server's user (uid {owner}) may run the program");
+    match uid {
+        Some(uid) => format!("{rule}; serve --allow uid:{uid} admits uid {uid}"),
+        None => format!("{rule}, and the user that owns this peer's socket could not be told"),
     }
 }
 
@@ -700,7 +752,7 @@ const IDIAG_INODE: usize = 68;
 /// The user that owns the TCP socket at `peer` connected to `local`, if that socket is on
 /// this host: one sock_diag query (NETLINK_SOCK_DIAG, inet_diag_req_v2) for exactly that
 /// connection, seen from the peer's side. `Ok(None)`: no such socket here.
-pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     either_family(peer, local, |peer, local| {
         let found = diag_tcp(peer, local)?;
         // The lookup falls back to a listening socket on the peer's address and port: only
@@ -711,20 +763,21 @@ pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Optio
     })
 }
 
-/// The user that owns the socket of `conn`'s peer, a client on this host: its TCP socket
-/// ([`tcp_owner`]), or for a QUIC connection's stream (a socket pair, no address of its own)
-/// its UDP socket ([`udp_owner`]). `None` when that cannot be told: the socket is gone (closed
-/// at once), or the kernel would not say.
-pub(crate) fn conn_owner(conn: &Conn) -> Option<u32> {
-    let peer = conn.remote()?;
-    // A socket of its own with an address: a TCP connection's; else a QUIC stream's pair,
-    // whose connection reached the server at conn.local().
-    let own = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
-    let owner = match own {
-        Some(local) => tcp_owner(peer, local),
-        None => udp_owner(peer, conn.local()?),
-    };
-    owner.ok().flatten()
+/// The user that owns the socket of a `proto` peer at `peer` that reached a socket bound to
+/// `local`, if that socket is on this host: the one place that picks the sock_diag lookup,
+/// its TCP socket ([`tcp_owner`]), or the UDP socket a UDP sender or a QUIC connection
+/// (which runs over UDP) sends from ([`udp_owner`]). `None`: `proto`'s peers have no such
+/// socket.
+fn socket_owner(
+    proto: Proto,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Option<io::Result<Option<u32>>> {
+    match proto {
+        Proto::Tcp => Some(tcp_owner(peer, local)),
+        Proto::Udp | Proto::Quic => Some(udp_owner(peer, local)),
+        _ => None,
+    }
 }
 
 /// Whether `allow` names users (uid:N, gid:N).
@@ -741,7 +794,7 @@ fn names_users(allow: &[Rule]) -> bool {
 /// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
 /// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
 /// holds that port, or `peer`'s address is not this host's (no user here can send from it).
-pub(crate) fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let ip = peer.ip().to_canonical();
     if !crate::service::guard::datagram_from_this_host(ip) {
         return Ok(None);
@@ -1205,13 +1258,16 @@ mod tests {
                 .local_addr()
                 .unwrap();
             for proto in [Proto::Udp, Proto::Tcp, Proto::Quic] {
-                let why = access.owned_peer(proto, gone, Some(local)).unwrap_err();
+                let why = access.owned_peer(proto, gone, Some(local), false).who;
+                let why = why.unwrap_err();
                 assert!(why.contains("no socket of this host"), "{gone}: {why}");
             }
         }
         let remote: SocketAddr = "192.0.2.1:4000".parse().unwrap();
         assert_eq!(
-            access.owned_peer(Proto::Udp, remote, Some(local)),
+            access
+                .owned_peer(Proto::Udp, remote, Some(local), false)
+                .who,
             Ok(Who::Ip(remote.ip()))
         );
     }

@@ -31,18 +31,7 @@ fn wait_timeouts(test: &str, extra: &[&str], client: impl FnOnce(&str, &str)) ->
     let options = ["-e", "trace=epoll_wait", "-e", "signal=none"];
     let mut strace = common::strace::attach_logging(test, server.pid(), log, &options)?;
     client(&server.addr, log);
-    let (status, _, err) = server.stop("TERM");
-    assert!(status.success(), "{err}");
-    // strace ends with the server it traces, its trace written whole.
-    let deadline = Instant::now() + STEP;
-    while strace.0.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "strace did not end with the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let trace = std::fs::read_to_string(log).unwrap();
+    let trace = common::strace::stop_with(server, &mut strace, log);
     Some(trace.lines().filter_map(timeout_of).collect())
 }
 

@@ -57,6 +57,16 @@ fn id_server(proto: &str, listen: &str, extra: Option<&str>) -> Server {
     Server::start(&args)
 }
 
+/// What --exec's default rule says when it refuses nobody (uid 65534) for the server's root:
+/// one sentence on every transport, and over IP it judges clients from this host.
+fn refused_by_default(over_ip: bool) -> String {
+    let whence = if over_ip { "from this host " } else { "" };
+    format!(
+        "refused by --exec's rule: {whence}only this server's user (uid 0) may run the \
+         program; serve --allow uid:65534 admits uid 65534"
+    )
+}
+
 fn root_only(test: &str) -> bool {
     let ok = can_switch_user();
     if !ok {
@@ -74,12 +84,14 @@ fn exec_on_an_abstract_name_refuses_other_users() {
     if !root_only("exec_on_an_abstract_name_refuses_other_users") {
         return;
     }
-    let name = common::abstract_name("exec-uid");
-    let server = Server::start(&["--proto", "unix", "--addr", &name, "--exec", "id"]);
-    let out = as_nobody_runs(&server.url());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("uid=0"), "nobody ran id as root: {stdout}");
-    server.wait_log("refused");
+    for proto in ["unix", "unix-seqpacket"] {
+        let name = common::abstract_name(&format!("exec-uid-{proto}"));
+        let server = Server::start(&["--proto", proto, "--addr", &name, "--exec", "id"]);
+        let out = as_nobody_runs(&server.url());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("uid=0"), "nobody ran id as root: {stdout}");
+        server.wait_log(&refused_by_default(false));
+    }
 }
 
 #[test]
@@ -114,7 +126,7 @@ fn exec_over_udp_loopback_admits_only_the_servers_user() {
         server.wait_log("--exec over udp: a sender's user is looked up after");
         let url = format!("udp://{connect}:{}", server.port());
         nobody_is_not_served(&url, listen);
-        server.wait_log("(uid 65534): refused by --exec's rule");
+        server.wait_log(&format!("(uid 65534): {}", refused_by_default(true)));
         root_is_served(&url, listen);
     }
 }
@@ -138,13 +150,32 @@ fn tcp_exec_admits_only_the_servers_user(listen: &str, connect: &str, extra: &[&
         stderr.contains("refused") && stderr.contains("uid 0") && stderr.lines().count() == 1,
         "{connect}: the client's message: {stderr}"
     );
-    let log = server.wait_log("(uid 65534): refused");
+    let log = server.wait_log(&format!("(uid 65534): {}", refused_by_default(true)));
     assert_eq!(log.matches("refused").count(), 1, "{log}");
     assert!(
         !log.contains("is looked up after"),
         "a connection's owner is told: {log}"
     );
     root_is_served(&url, connect);
+}
+
+/// A connection from this host is looked up once (one sock_diag query): its owner is read
+/// by --exec's rule and by its user's share of the connections alike.
+#[test]
+fn a_local_tcp_exec_connection_is_looked_up_once() {
+    let test = "a_local_tcp_exec_connection_is_looked_up_once";
+    let server = Server::start(&["--proto", "tcp", "--addr", "127.0.0.1:0", "--exec", "id"]);
+    let dir = common::tempdir();
+    let log = dir.path().join("trace");
+    let log = log.to_str().unwrap();
+    let options = ["-e", "trace=socket", "-e", "signal=none"];
+    let Some(mut strace) = common::strace::attach_logging(test, server.pid(), log, &options) else {
+        return;
+    };
+    root_is_served(&server.url(), "tcp");
+    let trace = common::strace::stop_with(server, &mut strace, log);
+    let lookups = trace.lines().filter(|l| l.contains("NETLINK_SOCK_DIAG"));
+    assert_eq!(lookups.count(), 1, "{trace}");
 }
 
 #[test]
@@ -254,7 +285,7 @@ fn exec_over_quic_from_this_host_admits_only_the_servers_user() {
             refused.contains("refused by --exec's rule") && refused.contains("uid 0"),
             "{listen}: the client's message: {refused}"
         );
-        let log = server.wait_log("(uid 65534): refused by --exec's rule");
+        let log = server.wait_log(&format!("(uid 65534): {}", refused_by_default(true)));
         assert!(!log.contains("ran id"), "{listen}: {log}");
         let own = quic_send(&server, &addr, false);
         assert!(
@@ -294,7 +325,10 @@ fn exec_over_unix_dgram_admits_only_the_servers_user() {
     assert!(!log.contains("every local user"), "{log}");
     let url = server.url();
     nobody_is_not_served(&url, &name);
-    server.wait_log("(uid 65534 gid 65534): refused by no --allow rule matches (uid:0)");
+    server.wait_log(&format!(
+        "(uid 65534 gid 65534): {}",
+        refused_by_default(false)
+    ));
     root_is_served(&url, &name);
 }
 
@@ -402,19 +436,13 @@ fn exec_over_udp_tells_a_source_off_this_host_to_use_tcp_when_the_answer_is_larg
     server.wait_log("not sent");
 }
 
-/// A udp exec server whose program sleeps, and `count` requests sent to it from 127.0.0.1: a
-/// source holds eight at most, so from the ninth on 127.0.0.1 is told busy. The clients'
-/// sockets stay open: the server asks the kernel whose they are.
-fn sleeping_over_udp(count: usize) -> (Server, Vec<std::net::UdpSocket>) {
-    let args = [
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--exec",
-        "sleep",
-        "30",
-    ];
+/// A udp exec server (given `rules`) whose program sleeps, and `count` requests sent to it
+/// from 127.0.0.1 by this user: a source holds eight at most, so from the ninth on this user
+/// is told busy. The clients' sockets stay open: the server asks the kernel whose they are.
+fn sleeping_over_udp(count: usize, rules: &[&str]) -> (Server, Vec<std::net::UdpSocket>) {
+    let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(rules);
+    args.extend_from_slice(&["--exec", "sleep", "30"]);
     let server = Server::start(&args);
     let clients: Vec<std::net::UdpSocket> = (0..count)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
@@ -426,19 +454,26 @@ fn sleeping_over_udp(count: usize) -> (Server, Vec<std::net::UdpSocket>) {
 }
 
 /// One source may not take every request thread of a datagram server: its ninth request at
-/// once is turned away as busy, while another address is still served.
+/// once is turned away as busy. On this host a source is a user, the owner of the sender's
+/// socket (as a connection's is), not 127.0.0.1, which every local user sends from: root
+/// holding its eight locks nobody out, from the same address.
 #[test]
-fn one_source_holds_at_most_eight_datagram_requests_at_once() {
-    let (server, _clients) = sleeping_over_udp(9);
-    server.wait_log("too many requests from your address at once");
-    let other = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
-    other.send_to(b"x", &server.addr).unwrap();
-    common::eventually("the other address's program running", || {
+fn one_local_user_holds_at_most_eight_datagram_requests_and_locks_no_other_out() {
+    if !root_only("one_local_user_holds_at_most_eight_datagram_requests_and_locks_no_other_out") {
+        return;
+    }
+    let (server, _clients) = sleeping_over_udp(9, &["--allow", "uid:65534"]);
+    let busy_line = "busy: too many requests from your user (uid 0) on this host at once";
+    server.wait_log(busy_line);
+    let nobody = common::nobody_socket(Type::DGRAM);
+    nobody
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let to: SocketAddr = server.addr.parse().unwrap();
+    nobody.send_to(b"x", &to.into()).unwrap();
+    common::eventually("nobody's program running", || {
         let log = server.stderr();
-        let busy = log
-            .lines()
-            .filter(|l| l.contains("busy: too many requests from your address"))
-            .count();
+        let busy = log.lines().filter(|l| l.contains("busy:")).count();
         assert_eq!(busy, 1, "{log}");
         (std::process::Command::new("pgrep")
             .args(["-c", "-P", &server.pid().to_string(), "sleep"])
@@ -454,7 +489,7 @@ fn one_source_holds_at_most_eight_datagram_requests_at_once() {
 /// client's advice names when no reply comes.
 #[test]
 fn a_busy_line_over_udp_fits_the_request_and_an_empty_request_hears_nothing() {
-    let (server, _clients) = sleeping_over_udp(8);
+    let (server, _clients) = sleeping_over_udp(8, &[]);
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(common::STEP)).unwrap();
     let mut buf = [0u8; 2048];
@@ -466,14 +501,15 @@ fn a_busy_line_over_udp_fits_the_request_and_an_empty_request_hears_nothing() {
         assert!(n <= request.len(), "{n} bytes to {}", request.len());
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let whole = "busy: too many requests from your address at once";
-    assert!(answer(&[b'x'; 100]).ends_with(whole), "the whole line");
+    let me = nix::unistd::geteuid();
+    let whole = format!("busy: too many requests from your user (uid {me}) on this host at once");
+    assert!(answer(&[b'x'; 100]).ends_with(&whole), "the whole line");
     assert!(answer(&[b'x'; 20]).ends_with("busy"), "\"busy\" alone");
     // Requests are answered in the order they came: had the empty one been answered, its
     // answer would come before the next request's.
     client.send_to(b"", &server.addr).unwrap();
     assert!(
-        answer(&[b'x'; 100]).ends_with(whole),
+        answer(&[b'x'; 100]).ends_with(&whole),
         "an empty request answered"
     );
     let out = common::netecho(&["exec", "--timeout", "1s", &server.url()], b"");

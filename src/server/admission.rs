@@ -14,7 +14,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tracing::warn;
 
-use crate::access::Access;
+use crate::access::{Access, Identity};
 use crate::endpoint::Proto;
 use crate::logging::Throttle;
 use crate::service::stats::Stats;
@@ -50,6 +50,23 @@ impl Admission {
     /// closes, the connection).
     pub(crate) fn conn(&self, conn: &Conn) -> Result<(), String> {
         self.access.judge_conn(self.proto, conn)?;
+        self.room_for(conn)
+    }
+
+    /// [`Admission::conn`] for a connection whose peer was told already, as `identity`.
+    pub(crate) fn conn_as(&self, conn: &Conn, identity: &Identity) -> Result<(), String> {
+        self.access.judge(self.proto, &conn.peer(), identity)?;
+        self.room_for(conn)
+    }
+
+    /// Who `conn`'s peer is, its user asked for when on this host: told once, for
+    /// [`Admission::conn_as`] and a count by user ([`Sources::take`]).
+    pub(crate) fn identify(&self, conn: &Conn) -> Identity {
+        self.access.identify_conn(self.proto, conn, true)
+    }
+
+    /// Counts an admitted connection if there is room under --max-conns; else the refusal.
+    fn room_for(&self, conn: &Conn) -> Result<(), String> {
         if !self.take() {
             // A flood of clients causes this line at will: throttled.
             static LOG: Throttle = Throttle::new();
@@ -69,12 +86,23 @@ impl Admission {
         Ok(())
     }
 
-    /// Whether --allow and --deny let a datagram's sender in, received on a socket bound to
-    /// `local` with what recvmsg told of it: asked before anything is answered, a COOKIE or a
-    /// busy reply included.
-    pub(crate) fn admits(&self, from: &PeerAddr, local: Option<SocketAddr>, told: Told) -> bool {
+    /// Who a datagram's sender is, received on a socket bound to `local` with what recvmsg
+    /// told of it, its user asked for when on this host: told once, for the rules
+    /// ([`Admission::admits`]) and a count by user ([`Sources::take_request`]).
+    pub(crate) fn identify_sender(
+        &self,
+        from: &PeerAddr,
+        local: Option<SocketAddr>,
+        told: Told,
+    ) -> Identity {
         self.access
-            .admits_datagram(self.proto, from, local, told.cred)
+            .identify_datagram(self.proto, from, local, told.cred, true)
+    }
+
+    /// Whether --allow and --deny let in a datagram's sender told as `identity`: asked before
+    /// anything is answered, a COOKIE or a busy reply included.
+    pub(crate) fn admits(&self, from: &PeerAddr, identity: &Identity) -> bool {
+        self.access.judge(self.proto, from, identity).is_ok()
     }
 
     /// Whether an admitted sender's request gets a thread: there is room under --max-conns.
@@ -141,21 +169,28 @@ enum Share {
 }
 
 impl Share {
-    /// The share of a connection from `ip`: only for a peer on this host is the kernel asked.
-    fn of(conn: &Conn, ip: IpAddr) -> Share {
-        match crate::service::guard::is_this_host(ip) {
-            true => Share::Local(crate::access::conn_owner(conn)),
-            false => Share::Address(share_key(ip)),
+    /// The share of a peer told as `identity`: on this host, the user owning its socket (as
+    /// told once, for the rules too); elsewhere its address. `None` for a Unix peer.
+    fn of(identity: &Identity) -> Option<Share> {
+        let ip = identity.ip()?;
+        Some(match identity.local_user() {
+            Some(user) => Share::Local(user),
+            None => Share::Address(share_key(ip)),
+        })
+    }
+
+    /// Whose share it is, in the words of a refusal.
+    fn whose(self) -> String {
+        match self {
+            Share::Address(_) => "from your address".to_string(),
+            Share::Local(Some(uid)) => format!("from your user (uid {uid}) on this host"),
+            Share::Local(None) => "from this host whose user cannot be told".to_string(),
         }
     }
 
     /// The refusal told to a peer holding `limit` connections.
     fn busy(self, limit: usize) -> String {
-        let whose = match self {
-            Share::Address(_) => "from your address".to_string(),
-            Share::Local(Some(uid)) => format!("from your user (uid {uid}) on this host"),
-            Share::Local(None) => "from this host whose user cannot be told".to_string(),
-        };
+        let whose = self.whose();
         format!("busy: {limit} connections {whose} already; wait for one to end")
     }
 }
@@ -185,13 +220,16 @@ impl Sources {
         }
     }
 
-    /// A place for `conn`, or the refusal to tell it when its source has its limit of
-    /// connections already.
-    pub(crate) fn take(&self, conn: &Conn) -> Result<Option<SourceSlot>, String> {
-        let Some(ip) = conn.remote().map(|a| a.ip()) else {
+    /// A place for `conn`, its peer told as `identity`, or the refusal to tell it when its
+    /// source has its limit of connections already.
+    pub(crate) fn take(
+        &self,
+        conn: &Conn,
+        identity: &Identity,
+    ) -> Result<Option<SourceSlot>, String> {
+        let Some(share) = Share::of(identity) else {
             return Ok(None);
         };
-        let share = Share::of(conn, ip);
         match self.take_share(share) {
             Some(slot) => Ok(Some(slot)),
             None => {
@@ -208,10 +246,16 @@ impl Sources {
         }
     }
 
-    /// A place for one more from `ip`'s source address ([`share_key`]), or `None` when it
-    /// holds its limit.
-    pub(crate) fn take_ip(&self, ip: IpAddr) -> Option<SourceSlot> {
-        self.take_share(Share::Address(share_key(ip)))
+    /// A place for one more request from a sender told as `identity` (by its source
+    /// address, or on this host by its user, as connections are counted), or, when its source
+    /// holds its limit, whose requests those are ("from your address").
+    pub(crate) fn take_request(&self, identity: &Identity) -> Result<Option<SourceSlot>, String> {
+        let Some(share) = Share::of(identity) else {
+            return Ok(None);
+        };
+        self.take_share(share)
+            .map(Some)
+            .ok_or_else(|| share.whose())
     }
 
     fn take_share(&self, share: Share) -> Option<SourceSlot> {
@@ -485,7 +529,8 @@ mod tests {
         let deny = ["127.0.0.0/8".parse().unwrap()];
         let access = Arc::new(Access::new(Proto::Udp, &[], &deny).unwrap());
         let admission = Admission::new(Proto::Udp, access, 1, Stats::shared());
-        assert!(!admission.admits(&peer(4000), None, Told::default()));
+        let sender = admission.identify_sender(&peer(4000), None, Told::default());
+        assert!(!admission.admits(&peer(4000), &sender));
         assert_eq!(admission.active.load(Ordering::Relaxed), 0);
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tracing::{debug, info, warn};
 
+use crate::access::Identity;
 use crate::endpoint::Proto;
 use crate::service::datagram::DatagramEcho;
 use crate::service::guard::{self, Guard, Verdict};
@@ -33,7 +34,8 @@ pub(crate) const REQUEST_THREADS: usize = 32;
 /// client's first answer): a flood of forged requests holds these and no more, so proven
 /// transfers and netecho's own protocol (which proves a source before any thread) go on.
 pub(crate) const UNPROVEN_THREADS: usize = 8;
-/// Of those, the most one source (an IPv6 address's /64) holds at once, proven or not.
+/// Of those, the most one source holds at once, proven or not: an address (an IPv6
+/// address's /64), or on this host a user, as connections are counted ([`Sources`]).
 pub(crate) const REQUESTS_PER_SOURCE: usize = 8;
 
 /// How often a datagram server blocked in recvfrom looks for a stop signal.
@@ -136,7 +138,9 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 (Some(arrival), Some(bound)) => Some(SocketAddr::new(arrival.to(), bound.port())),
                 _ => bound,
             };
-            if !server.admission.admits(&from, local, told) {
+            // Told once: the rules and the count per source (by user on this host) both read it.
+            let identity = server.admission.identify_sender(&from, local, told);
+            if !server.admission.admits(&from, &identity) {
                 continue;
             }
             let request = Request {
@@ -147,7 +151,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
                 unproven: None,
                 source: None,
             };
-            take(server, &requests, &replies, request, &running);
+            take(server, &requests, &replies, (request, &identity), &running);
         }
     }
 }
@@ -156,8 +160,8 @@ pub(crate) fn requests<S: Service, R: Requests>(
 struct Running {
     all: Arc<AtomicUsize>,
     unproven: Arc<AtomicUsize>,
-    /// Requests running per source (an IPv6 address's /64): a proven source may still not
-    /// take every thread.
+    /// Requests running per source (an address, an IPv6 address's /64, or on this host the
+    /// user owning the sender's socket): a proven source may still not take every thread.
     sources: Sources,
 }
 
@@ -171,14 +175,14 @@ impl Default for Running {
     }
 }
 
-/// One request as the receive loop takes it: screened by the service (answered at once,
-/// ignored, or given a thread), then started if the pool, and for a source not yet
-/// proven that pool's share, has room.
+/// One request as the receive loop takes it, its sender told as `identity`: screened by the
+/// service (answered at once, ignored, or given a thread), then started if the pool, its
+/// source's share, and for a source not yet proven that pool's share, have room.
 fn take<S: Service, R: Requests>(
     server: &Arc<Server<S>>,
     requests: &Arc<R>,
     replies: &Arc<DatagramSocket>,
-    mut request: Request,
+    (mut request, identity): (Request, &Identity),
     running: &Running,
 ) {
     let from = &request.from;
@@ -209,14 +213,12 @@ fn take<S: Service, R: Requests>(
         let why = "too many requests from sources not yet proven at once";
         return busy(requests, replies, wire, request.arrival, why);
     }
-    let ip = from.0.as_socket().map(|a| a.ip());
-    let source = match ip.map(|ip| running.sources.take_ip(ip)) {
-        Some(None) => {
-            let why = "too many requests from your address at once";
-            return busy(requests, replies, wire, request.arrival, why);
+    let source = match running.sources.take_request(identity) {
+        Ok(slot) => slot,
+        Err(whose) => {
+            let why = format!("too many requests {whose} at once");
+            return busy(requests, replies, wire, request.arrival, &why);
         }
-        Some(slot) => slot,
-        None => None,
     };
     if server.admission.request(from) {
         request.unproven = unproven.then(|| Unproven::take(&running.unproven));

@@ -154,7 +154,24 @@ pub(crate) struct Server<S> {
 impl<S: Service> Server<S> {
     /// A session for a new connection, if it is admitted; a refused one is closed.
     pub(crate) fn admit(&self, conn: Conn, drive: Drive) -> Option<S::Session> {
-        match self.admission.conn(&conn) {
+        let verdict = self.admission.conn(&conn);
+        self.opened(conn, verdict, drive)
+    }
+
+    /// [`Server::admit`] for a connection whose peer was told already, as `identity`.
+    pub(crate) fn admit_as(
+        &self,
+        conn: Conn,
+        identity: &crate::access::Identity,
+        drive: Drive,
+    ) -> Option<S::Session> {
+        let verdict = self.admission.conn_as(&conn, identity);
+        self.opened(conn, verdict, drive)
+    }
+
+    /// A session for `conn` if `verdict` admits it; else it is told why and closed.
+    fn opened(&self, conn: Conn, verdict: Result<(), String>, drive: Drive) -> Option<S::Session> {
+        match verdict {
             Ok(()) => Some(self.service.open(conn, drive)),
             Err(why) => {
                 admission::refuse(conn, self.service.refusal(&why).as_deref());

@@ -42,18 +42,21 @@ pub(crate) fn serve<S: Service>(
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
         let conn = conn?;
-        // A service that blocks holds a thread per client: a few per source address.
-        let source = match server.service.blocks() {
-            true => match sources.take(&conn) {
-                Ok(slot) => slot,
-                Err(why) => {
-                    super::admission::refuse(conn, server.service.refusal(&why).as_deref());
-                    return None;
+        // A service that blocks holds a thread per client: a few per source (an address, or
+        // a user of this host), whose peer is told once, for the rules too.
+        let (source, mut session) = match server.service.blocks() {
+            true => {
+                let identity = server.admission.identify(&conn);
+                match sources.take(&conn, &identity) {
+                    Ok(slot) => (slot, server.admit_as(conn, &identity, Drive::Blocking)?),
+                    Err(why) => {
+                        super::admission::refuse(conn, server.service.refusal(&why).as_deref());
+                        return None;
+                    }
                 }
-            },
-            false => None,
+            }
+            false => (None, server.admit(conn, Drive::Blocking)?),
         };
-        let mut session = server.admit(conn, Drive::Blocking)?;
         let id = next_id;
         next_id += 1;
         match calls::dup(session.conn().socket()) {

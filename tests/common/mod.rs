@@ -502,12 +502,17 @@ pub fn can_switch_user() -> bool {
     root && setpriv
 }
 
-/// An IPv4 socket of `ty` owned by nobody (uid 65534): made on a thread of its own whose
-/// file system uid is nobody's, as the kernel tells a socket's owner (sock_diag), as if a
-/// process of nobody's had made it. Needs root.
+/// An IPv4 socket of `ty` owned by nobody (uid 65534), as [`socket_of`] makes one.
 pub fn nobody_socket(ty: socket2::Type) -> socket2::Socket {
+    socket_of(65534, ty)
+}
+
+/// An IPv4 socket of `ty` owned by `uid`: made on a thread of its own whose file system uid
+/// is `uid`, as the kernel tells a socket's owner (sock_diag), as if a process of that user
+/// had made it. Needs root.
+pub fn socket_of(uid: u32, ty: socket2::Type) -> socket2::Socket {
     thread::spawn(move || {
-        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
         socket2::Socket::new(socket2::Domain::IPV4, ty, None).unwrap()
     })
     .join()

@@ -68,6 +68,22 @@ pub fn attach_logging(test: &str, pid: u32, log: &str, options: &[&str]) -> Opti
     Some(strace)
 }
 
+/// Stops `server` (SIGTERM; it must end well) and returns the whole trace `strace` wrote to
+/// `log`: strace ends with the process it traces, its trace written out.
+pub fn stop_with(server: super::Server, strace: &mut super::Peer, log: &str) -> String {
+    let (status, _, err) = server.stop("TERM");
+    assert!(status.success(), "{err}");
+    let deadline = std::time::Instant::now() + super::STEP;
+    while strace.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "strace did not end with the server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::read_to_string(log).unwrap()
+}
+
 /// Whether every thread of `pid` has a tracer.
 fn all_traced(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
