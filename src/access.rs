@@ -780,6 +780,24 @@ fn socket_owner(
     }
 }
 
+/// The user that owns the socket of `conn`'s peer on this host, if the kernel tells: a TCP
+/// connection's, or a QUIC stream's (its connection reached the server at `conn.local()`).
+pub(crate) fn conn_user(conn: &Conn) -> Option<u32> {
+    let peer = conn.remote()?;
+    let own = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
+    let (proto, local) = match own {
+        Some(local) => (Proto::Tcp, local),
+        None => (Proto::Quic, conn.local()?),
+    };
+    socket_owner(proto, peer, local)?.ok().flatten()
+}
+
+/// The user that owns the UDP socket on this host that sent `peer`'s datagrams to a socket
+/// bound to `local`, if the kernel tells ([`udp_owner`]).
+pub(crate) fn datagram_user(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    socket_owner(Proto::Udp, peer, local)?.ok().flatten()
+}
+
 /// Whether `allow` names users (uid:N, gid:N).
 fn names_users(allow: &[Rule]) -> bool {
     allow

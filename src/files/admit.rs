@@ -36,7 +36,7 @@ pub(crate) fn datagram_owner(
     let from = peer.0.as_socket();
     owner(from, || {
         let local = sock.socket().local_addr().ok()?.as_socket()?;
-        crate::access::udp_owner(from?, local).ok().flatten()
+        crate::access::datagram_user(from?, local)
     })
 }
 

@@ -333,7 +333,7 @@ fn serve_put(
             return Err(e.context(format!("put '{name}'")));
         }
     };
-    let owner = admit::owner(conn.remote(), || crate::access::conn_owner(conn));
+    let owner = admit::owner(conn.remote(), || crate::access::conn_user(conn));
     if let Err(refused) = partial.reserve_upload(&name, size, owner) {
         let _ = send_frame(conn, format!("ERR {refused}").as_bytes());
         bail!("refused upload: {refused}");
