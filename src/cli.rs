@@ -466,8 +466,9 @@ pub(crate) struct LabServeArgs {
     /// to say Hello; more are closed at once
     #[arg(long, value_name = "N", default_value_t = 8, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub lab_per_address: u32,
-    /// With --lab: the longest one run may hold its turn; past it the turn goes to the next
-    #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_duration)]
+    /// With --lab: the longest one run may hold its turn, whole seconds from 1s to 24h; past
+    /// it the turn goes to the next
+    #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_lab_max_time)]
     pub lab_max_time: Duration,
 }
 
@@ -575,6 +576,19 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         )),
         _ => parse_duration(text),
     }
+}
+
+/// --lab-max-time: whole seconds, as the lab server announces it and offers it to clients
+/// (in milliseconds, 32 bits), at most a day.
+fn parse_lab_max_time(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.subsec_nanos() != 0 || d.is_zero() || d > Duration::from_secs(24 * 3600) {
+        return Err(format!(
+            "{}: a run's longest turn is whole seconds from 1s to 24h, e.g. 120s or 10m",
+            text.trim()
+        ));
+    }
+    Ok(d)
 }
 
 /// get's and put's bound of a connect and of a datagram server's first answer, unless
@@ -2380,6 +2394,15 @@ mod tests {
         assert_eq!(same.expect("config").framing, None);
         let lossy = relay(&["relay", "--loss", "5%", "tcp://127.0.0.1:0", "unix:///x"]);
         assert!(usage_error(lossy).contains("both sides are reliable"));
+    }
+
+    #[test]
+    fn the_longest_lab_turn_is_whole_seconds_up_to_a_day() {
+        assert_eq!(parse_lab_max_time("10m"), Ok(Duration::from_secs(600)));
+        for bad in ["1.5s", "500ms", "25h", "10000h"] {
+            let err = parse_lab_max_time(bad).unwrap_err();
+            assert!(err.contains("whole seconds from 1s to 24h"), "{bad}: {err}");
+        }
     }
 
     #[test]
