@@ -73,6 +73,28 @@ pub(crate) fn setsockopt_u32(
     result
 }
 
+/// The datagrams the kernel has dropped on `sock` for a full receive buffer, now: SO_MEMINFO's
+/// SK_MEMINFO_DROPS, the count SO_RXQ_OVFL reports along with each read.
+pub(crate) fn drops(sock: &Socket) -> io::Result<u32> {
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // Safety: the kernel writes at most `len` bytes into `info`, which is that long, and
+    // stores the length it wrote back into `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[libc::SK_MEMINFO_DROPS as usize])
+}
+
 /// What recvmsg(2) gave: the bytes (their real length, as with MSG_TRUNC), the sender, and
 /// the TTL or hop limit the packet arrived with when IP_RECVTTL or IPV6_RECVHOPLIMIT is on.
 pub(crate) struct Message {

@@ -626,24 +626,7 @@ impl Conn {
     /// (SO_MEMINFO's SK_MEMINFO_DROPS): also the drops after the last datagram read, which
     /// SO_RXQ_OVFL only reports along with a later one.
     pub(crate) fn drops(&self) -> io::Result<u32> {
-        use std::os::fd::AsRawFd;
-        let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
-        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
-        // Safety: the kernel writes at most `len` bytes into `info`, which is that long, and
-        // stores the length it wrote back into `len`.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_MEMINFO,
-                info.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(info[libc::SK_MEMINFO_DROPS as usize])
+        calls::drops(&self.sock)
     }
 
     /// recvmsg(2): one message, and the socket's SO_RXQ_OVFL drop count when the kernel sent
