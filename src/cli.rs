@@ -312,7 +312,10 @@ Examples:
 const PING_EXAMPLES: &str =
     "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
 ping uses the ICMP datagram socket that net.ipv4.ping_group_range allows. Ctrl-C ends it with \
-the summary.
+the summary. -i goes down to 1ms, not below: ping reads the replies between its requests, and \
+a request missed while the process was held up is skipped, not sent in a burst. When the \
+kernel dropped messages at ping's own full receive buffer (SO_RXQ_OVFL), the summary says \
+so, as that loss is this host's and not the path's.
 
 Examples:
   netecho ping -c 3 127.0.0.1
@@ -1061,7 +1064,8 @@ pub(crate) struct PingArgs {
     /// Stop after COUNT requests [default: until Ctrl-C]
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Time between requests (e.g. 1s, 200ms)
+    /// Time between requests (e.g. 1s, 200ms), at least 1ms: the replies are read between
+    /// requests
     #[arg(short = 'i', long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Data bytes per request, after the 8-byte ICMP header

@@ -212,6 +212,15 @@ const IN_COMMAND: &[(&str, Habit)] = &[
                    5 s at the default -i 1s (-c N with -i sets how long)",
         },
     ),
+    (
+        "ping",
+        Habit {
+            flags: &["-f", "--flood"],
+            there: "ping: flood, paced by the replies",
+            here: "netecho ping does not flood: its shortest interval is `-i 1ms`; `netecho \
+                   bench` loads an echo server",
+        },
+    ),
 ];
 
 /// The advice for `flag` (as typed, `-l` or `--listen`) typed to `command` (the subcommand,

@@ -1,7 +1,8 @@
 //! `netecho ping` through the real binary over loopback: raw sockets as root, the ICMP
 //! datagram socket without CAP_NET_RAW (in a network namespace of its own, where the test
 //! may set net.ipv4.ping_group_range without touching the host's), the error line when
-//! neither socket is allowed, and loss when nobody answers.
+//! neither socket is allowed, loss when nobody answers, and the shortest interval: refused
+//! below it, stopped by a signal and losing nothing at it.
 
 mod common;
 
@@ -366,4 +367,72 @@ fn a_multicast_group_is_refused_with_why() {
     // -s past IPv6's limit names the family's own limit.
     let line = fails(&netecho(&["ping", "-s", "70000", "127.0.0.1"], b""), 2);
     assert!(line.contains("at most 65507 data bytes"), "{line}");
+}
+
+#[test]
+fn an_interval_below_a_millisecond_is_refused_in_one_line() {
+    for interval in ["1ns", "10us", "999us"] {
+        let out = netecho(&["ping", "-c", "1", "-i", interval, "127.0.0.1"], b"");
+        let line = fails(&out, 2);
+        assert!(line.contains(&format!("-i {interval}:")), "{line}");
+        assert!(line.contains("give -i 1ms or more"), "{line}");
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let line = fails(&netecho(&["ping", "-f", "127.0.0.1"], b""), 2);
+    assert!(
+        line.contains("does not flood") && line.contains("-i 1ms"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_ping_at_the_shortest_interval_stops_at_a_signal_with_its_summary() {
+    let test = "a_ping_at_the_shortest_interval_stops_at_a_signal_with_its_summary";
+    if !can_open_raw(test) {
+        return;
+    }
+    for signal in ["INT", "TERM"] {
+        let dir = common::tempdir();
+        let path = dir.path().join("out");
+        let mut ping = Command::new(bin())
+            .args(["ping", "-i", "1ms", "127.0.0.1"])
+            .stdout(std::fs::File::create(&path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = || std::fs::read_to_string(&path).unwrap_or_default();
+        // Stopped in its stride: once replies come.
+        common::eventually("50 replies", || {
+            (stdout().matches(" bytes from ").count() >= 50).then_some(())
+        });
+        common::signal(ping.id(), signal);
+        let status = common::wait_exit(&mut ping, &format!("ping, after SIG{signal},"));
+        let out = stdout();
+        assert!(status.success(), "{status:?}\n{out}");
+        assert!(out.contains("--- 127.0.0.1 ping statistics ---"), "{out}");
+        assert!(out.contains(" packets transmitted, "), "{out}");
+        assert!(out.contains("rtt min/avg/max/mdev = "), "{out}");
+    }
+}
+
+#[test]
+fn a_ping_at_the_shortest_interval_loses_nothing_on_loopback() {
+    if !can_open_raw("a_ping_at_the_shortest_interval_loses_nothing_on_loopback") {
+        return;
+    }
+    for host in ["127.0.0.1", "::1"] {
+        // -W well past any stall of a loaded machine, so a late reply is not lost.
+        let out = ok(&netecho(
+            &["ping", "-q", "-c", "1000", "-i", "1ms", "-W", "10s", host],
+            b"",
+        ));
+        let whole = out.contains("1000 packets transmitted, 1000 received, 0% packet loss");
+        // A loss may only be this host's, and then the summary says so.
+        let named = out.contains("dropped at this ping's own full receive buffer (SO_RXQ_OVFL)");
+        assert!(whole || named, "{out}");
+    }
 }

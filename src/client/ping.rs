@@ -2,7 +2,7 @@
 //! size, sequence number, TTL and round-trip time, and the summary ping users know. It uses
 //! a raw socket when it may and the unprivileged ICMP datagram socket when it may not.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
@@ -22,6 +22,15 @@ use crate::transport::icmp::{IcmpError, IcmpKind, IcmpSocket};
 pub(crate) const MAX_SIZE_V4: usize = 65_507;
 pub(crate) const MAX_SIZE_V6: usize = 65_527;
 
+/// The shortest -i: a request a millisecond, with the replies read between requests. Below
+/// it the requests are a flood; iputils' ping refuses under 2 ms to users and paces a flood
+/// (-f) by the replies, which netecho does not offer.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Messages read from the socket at a time before the signals and the schedule are looked
+/// at again: other programs' ICMP arriving faster than ping reads cannot hold it.
+const READS_AT_A_TIME: usize = 64;
+
 /// Round trips measured, for the summary.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
@@ -36,6 +45,9 @@ pub(crate) struct Summary {
     /// The last error's line, for the closing message.
     last_error: Option<String>,
     rtts_ms: Vec<f64>,
+    /// ICMP messages the kernel dropped at this ping's own full receive buffer (the count
+    /// SO_RXQ_OVFL reports): replies among them are lost on this host, not on the path.
+    pub dropped_here: u64,
 }
 
 impl Summary {
@@ -87,6 +99,19 @@ impl Summary {
         if let Some((min, avg, max, mdev)) = self.rtt() {
             text.push_str(&format!(
                 "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms\n"
+            ));
+        }
+        let dropped = self.dropped_here;
+        if dropped > 0 && self.received < self.transmitted {
+            let were = if dropped == 1 {
+                "message was"
+            } else {
+                "messages were"
+            };
+            text.push_str(&format!(
+                "{dropped} ICMP {were} dropped at this ping's own full receive buffer \
+                 (SO_RXQ_OVFL): the lost replies may be among them, lost on this host and not \
+                 on the path\n"
             ));
         }
         text
@@ -229,6 +254,7 @@ pub(crate) struct PingConfig {
 pub(crate) fn run(args: PingConfig) -> Result<()> {
     let to = target(&args.host)?;
     check_size(to, args.size)?;
+    check_interval(args.interval)?;
     // Before the socket, so Ctrl-C during the run ends in the summary, as with ping.
     let shutdown = Shutdown::install()?;
     let sock = crate::transport::icmp::open(to)?;
@@ -245,6 +271,8 @@ pub(crate) fn run(args: PingConfig) -> Result<()> {
         true => pinger.run(&shutdown, &mut io::sink())?,
         false => pinger.run(&shutdown, &mut out)?,
     }
+    // Read now, so drops after the last reply read count too.
+    pinger.summary.dropped_here = pinger.sock.drops().map_or(0, u64::from);
     conclude(
         &mut out,
         &args.host,
@@ -269,6 +297,23 @@ fn check_size(to: SocketAddr, size: u32) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// -i no shorter than [`MIN_INTERVAL`].
+fn check_interval(interval: Duration) -> Result<()> {
+    if interval >= MIN_INTERVAL {
+        return Ok(());
+    }
+    let nanos = interval.as_nanos();
+    let shown = match nanos % 1000 {
+        0 => format!("{}us", nanos / 1000),
+        _ => format!("{nanos}ns"),
+    };
+    Err(UsageError::new(format!(
+        "-i {shown}: ping sends at most one request a millisecond, so that it reads the \
+         replies between its requests; give -i 1ms or more"
+    ))
+    .into())
 }
 
 /// The first line: what is pinged, how much, and through which kind of socket.
@@ -336,6 +381,62 @@ struct Schedule {
     timeout: Duration,
 }
 
+/// Requests waiting for their reply, oldest first. Sequence numbers go up by one a request,
+/// so a reply's place is its number less the oldest's, and the oldest is the first to be
+/// given up: each step costs the same however many wait. At most 65,536, one per number.
+#[derive(Default)]
+struct InFlight(VecDeque<(u16, Option<Instant>)>);
+
+impl InFlight {
+    /// A request just sent; its number follows the last one's.
+    fn push(&mut self, seq: u16, now: Instant) {
+        // The number came round again: the request that had it is given up.
+        if self.0.len() == 1 << 16 {
+            self.0.pop_front();
+            self.forget_answered();
+        }
+        self.0.push_back((seq, Some(now)));
+    }
+
+    /// When request `seq` was sent, if it is still waiting; it waits no more.
+    fn take(&mut self, seq: u16) -> Option<Instant> {
+        let oldest = self.0.front()?.0;
+        let sent = self
+            .0
+            .get_mut(usize::from(seq.wrapping_sub(oldest)))?
+            .1
+            .take();
+        self.forget_answered();
+        sent
+    }
+
+    /// Gives up the requests sent `timeout` or longer before `now`.
+    fn expire(&mut self, now: Instant, timeout: Duration) {
+        while let Some((_, sent)) = self.0.front() {
+            if sent.is_some_and(|sent| now.duration_since(sent) < timeout) {
+                return;
+            }
+            self.0.pop_front();
+        }
+    }
+
+    /// Keeps the oldest entry a waiting request.
+    fn forget_answered(&mut self) {
+        while self.0.front().is_some_and(|(_, sent)| sent.is_none()) {
+            self.0.pop_front();
+        }
+    }
+
+    /// When the oldest waiting request was sent.
+    fn oldest(&self) -> Option<Instant> {
+        self.0.front().and_then(|(_, sent)| *sent)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// One ping run: requests sent on schedule, replies matched to them, one poll for both
 /// the socket and the signals.
 struct Pinger {
@@ -346,7 +447,7 @@ struct Pinger {
     data: Vec<u8>,
     started: Instant,
     summary: Summary,
-    in_flight: HashMap<u16, Instant>,
+    in_flight: InFlight,
     /// Requests sent, and those answered (a second answer is a duplicate).
     sent: Seqs,
     answered: Seqs,
@@ -367,7 +468,7 @@ impl Pinger {
             data: (0..size).map(|i| (i % 256) as u8).collect(),
             started,
             summary: Summary::default(),
-            in_flight: HashMap::new(),
+            in_flight: InFlight::default(),
             sent: Seqs::new(),
             answered: Seqs::new(),
             next_send: started,
@@ -377,21 +478,21 @@ impl Pinger {
     }
 
     /// Sends and receives until the count is sent and answered (or timed out), or a signal.
+    /// Between any two requests it looks at the signals and reads the replies, even when
+    /// the next request is already due.
     fn run(&mut self, shutdown: &Shutdown, out: &mut impl Write) -> Result<()> {
         loop {
             let now = Instant::now();
-            let timeout = self.schedule.timeout;
             // A request unanswered within -W is lost.
-            self.in_flight
-                .retain(|_, sent| now.duration_since(*sent) < timeout);
+            self.in_flight.expire(now, self.schedule.timeout);
             if self.done_sending() && self.in_flight.is_empty() {
                 return Ok(());
             }
             if !self.done_sending() && now >= self.next_send {
                 self.send_request(now, out)?;
-                continue;
             }
-            if let Wake::Stop(signal) = shutdown.wait(self.sock.as_fd(), Some(self.wait(now)))? {
+            let wait = self.wait(Instant::now());
+            if let Wake::Stop(signal) = shutdown.wait(self.sock.as_fd(), Some(wait))? {
                 debug!("stopped by {}", signal.as_str());
                 return Ok(());
             }
@@ -412,10 +513,12 @@ impl Pinger {
             writeln!(out, "send to {}: {e}", self.to.ip())?;
         }
         self.summary.transmitted += 1;
-        self.in_flight.insert(self.seq, now);
+        self.in_flight.push(self.seq, now);
         self.sent.set(self.seq, true);
         self.answered.set(self.seq, false);
-        self.next_send += self.schedule.interval;
+        // Behind schedule (the process was held up), the next request goes now, not a burst
+        // of the ones missed: as iputils' ping, it never tries to catch up.
+        self.next_send = (self.next_send + self.schedule.interval).max(now);
         Ok(())
     }
 
@@ -423,29 +526,28 @@ impl Pinger {
     /// given up.
     fn wait(&self, now: Instant) -> Duration {
         let timeout = self.schedule.timeout;
-        let wait = self
-            .in_flight
-            .values()
-            .map(|sent| (*sent + timeout).saturating_duration_since(now))
-            .min()
-            .unwrap_or(timeout);
-        if self.done_sending() {
-            wait
-        } else {
-            wait.min(self.next_send.saturating_duration_since(now))
+        let mut wait = self.in_flight.oldest().map_or(timeout, |sent| {
+            (sent + timeout).saturating_duration_since(now)
+        });
+        if !self.done_sending() {
+            wait = wait.min(self.next_send.saturating_duration_since(now));
         }
+        // poll(2) counts whole milliseconds: rounded down, a wait under one would spin.
+        Duration::from_millis(wait.as_micros().div_ceil(1000) as u64)
     }
 
     /// Prints a line for every reply and ICMP error waiting on the socket that answers a
-    /// request of this ping.
+    /// request of this ping, up to [`READS_AT_A_TIME`] messages.
     fn take_replies(&mut self, out: &mut impl Write) -> Result<()> {
-        loop {
+        for _ in 0..READS_AT_A_TIME {
             let line = if let Some(error) = self.sock.recv_error(&mut self.buf)? {
                 self.on_error(error)
-            } else if let Some(got) = read_reply(&self.sock, &mut self.buf, self.id, &self.data)? {
-                self.on_reply(got)
             } else {
-                return Ok(());
+                match read_reply(&self.sock, &mut self.buf, self.id, &self.data)? {
+                    Read::Empty => return Ok(()),
+                    Read::Other => None,
+                    Read::Reply(got) => self.on_reply(got),
+                }
             };
             if let Some(line) = line {
                 writeln!(out, "{line}")
@@ -453,6 +555,7 @@ impl Pinger {
                     .context("write to stdout")?;
             }
         }
+        Ok(())
     }
 
     /// The line for an ICMP error quoting one of our requests; the request is over.
@@ -466,7 +569,7 @@ impl Pinger {
             );
             return None;
         }
-        self.in_flight.remove(&error.seq);
+        self.in_flight.take(error.seq);
         self.summary.errors += 1;
         let line = format!(
             "From {} icmp_seq={} {}",
@@ -500,7 +603,7 @@ impl Pinger {
             self.summary.duplicates += 1;
             return Some(format!("{head} (DUP!)"));
         }
-        let Some(sent) = self.in_flight.remove(&got.seq) else {
+        let Some(sent) = self.in_flight.take(got.seq) else {
             debug!("a reply to icmp_seq={} that came too late", got.seq);
             return None;
         };
@@ -512,61 +615,67 @@ impl Pinger {
     }
 }
 
-/// The next echo reply for this ping waiting on the socket; `None` when nothing more is
-/// waiting. Other ICMP messages (our own requests looped back, other pings' replies,
-/// errors) are passed over.
-fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16, data: &[u8]) -> Result<Option<Reply>> {
-    loop {
-        let got = match sock.recv(buf) {
-            Ok(got) => got,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // An ICMP error for an earlier request (host unreachable, say): not a reply.
-            Err(e) => {
-                debug!("recvmsg: {e}");
-                return Ok(None);
-            }
-        };
-        let packet = &buf[..got.len.min(buf.len())];
-        let (message, ttl) = if sock.kind == IcmpKind::Raw && !sock.v6 {
-            match ipv4::parse(packet) {
-                Ok((header, message)) => (message, Some(header.ttl)),
-                Err(why) => {
-                    debug!("dropped a malformed packet: {why}");
-                    continue;
-                }
-            }
-        } else {
-            (packet, got.ttl)
-        };
-        let Some(echo) = icmp::parse(message) else {
-            debug!("dropped a {}-byte ICMP message: too short", message.len());
-            continue;
-        };
-        let reply_type = if sock.v6 {
-            icmp::ECHO_REPLY_V6
-        } else {
-            icmp::ECHO_REPLY_V4
-        };
-        // A datagram socket's identifier is the kernel's choice, and it delivers only
-        // this socket's replies; a raw socket sees every ping's.
-        let ours = sock.kind == IcmpKind::Datagram || echo.id == id;
-        if echo.kind != reply_type || !ours {
-            debug!(
-                "passed over ICMP type {} id {} seq {}",
-                echo.kind, echo.id, echo.seq
-            );
-            continue;
+/// What one read from the socket gave.
+enum Read {
+    /// Nothing is waiting.
+    Empty,
+    /// A message that is not a reply to this ping: our own requests looped back, other
+    /// pings' replies, errors, malformed packets.
+    Other,
+    Reply(Reply),
+}
+
+/// One message waiting on the socket, and whether it is an echo reply for this ping.
+fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16, data: &[u8]) -> Result<Read> {
+    let got = match sock.recv(buf) {
+        Ok(got) => got,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::Empty),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Read::Other),
+        // An ICMP error for an earlier request (host unreachable, say): not a reply.
+        Err(e) => {
+            debug!("recvmsg: {e}");
+            return Ok(Read::Empty);
         }
-        // Truncated (bigger than any request) or rewritten, it is not an echo.
-        let echoed = got.len == packet.len() && message.get(icmp::HEADER_LEN..) == Some(data);
-        return Ok(Some(Reply {
-            seq: echo.seq,
-            bytes: message.len(),
-            ttl,
-            echoed,
-        }));
+    };
+    let packet = &buf[..got.len.min(buf.len())];
+    let (message, ttl) = if sock.kind == IcmpKind::Raw && !sock.v6 {
+        match ipv4::parse(packet) {
+            Ok((header, message)) => (message, Some(header.ttl)),
+            Err(why) => {
+                debug!("dropped a malformed packet: {why}");
+                return Ok(Read::Other);
+            }
+        }
+    } else {
+        (packet, got.ttl)
+    };
+    let Some(echo) = icmp::parse(message) else {
+        debug!("dropped a {}-byte ICMP message: too short", message.len());
+        return Ok(Read::Other);
+    };
+    let reply_type = if sock.v6 {
+        icmp::ECHO_REPLY_V6
+    } else {
+        icmp::ECHO_REPLY_V4
+    };
+    // A datagram socket's identifier is the kernel's choice, and it delivers only
+    // this socket's replies; a raw socket sees every ping's.
+    let ours = sock.kind == IcmpKind::Datagram || echo.id == id;
+    if echo.kind != reply_type || !ours {
+        debug!(
+            "passed over ICMP type {} id {} seq {}",
+            echo.kind, echo.id, echo.seq
+        );
+        return Ok(Read::Other);
     }
+    // Truncated (bigger than any request) or rewritten, it is not an echo.
+    let echoed = got.len == packet.len() && message.get(icmp::HEADER_LEN..) == Some(data);
+    Ok(Read::Reply(Reply {
+        seq: echo.seq,
+        bytes: message.len(),
+        ttl,
+        echoed,
+    }))
 }
 
 #[cfg(test)]
@@ -606,6 +715,63 @@ mod tests {
             ..Summary::default()
         };
         assert!(!none.lines("h", Duration::ZERO).contains("rtt"));
+    }
+
+    #[test]
+    fn drops_at_the_own_socket_are_named_only_when_replies_are_missing() {
+        let mut s = Summary {
+            transmitted: 3,
+            received: 3,
+            rtts_ms: vec![1.0; 3],
+            dropped_here: 7,
+            ..Summary::default()
+        };
+        assert!(!s.lines("h", Duration::ZERO).contains("SO_RXQ_OVFL"));
+        s.received = 2;
+        assert!(s.lines("h", Duration::ZERO).contains(
+            "7 ICMP messages were dropped at this ping's own full receive buffer (SO_RXQ_OVFL)"
+        ));
+    }
+
+    #[test]
+    fn requests_in_flight_are_matched_and_given_up_oldest_first() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut f = InFlight::default();
+        for seq in 65_534..=65_535 {
+            f.push(seq, t0);
+        }
+        f.push(0, t0 + ms(1));
+        f.push(1, t0 + ms(2));
+        // A reply in the middle, across the wrap; a number never sent, or answered, is none.
+        assert_eq!(f.take(0), Some(t0 + ms(1)));
+        assert_eq!(f.take(0), None);
+        assert_eq!(f.take(7), None);
+        assert_eq!(f.oldest(), Some(t0));
+        f.expire(t0 + ms(1), ms(1));
+        assert_eq!(f.oldest(), Some(t0 + ms(2)), "the answered 0 is passed too");
+        assert_eq!(f.take(1), Some(t0 + ms(2)));
+        assert!(f.is_empty());
+        // Bounded: the 65,537th request takes the number, and the place, of the first.
+        for i in 0..=u16::MAX {
+            f.push(i, t0);
+        }
+        f.push(0, t0 + ms(1));
+        assert_eq!(f.0.len(), 1 << 16);
+        assert_eq!(f.take(0), Some(t0 + ms(1)));
+    }
+
+    #[test]
+    fn intervals_under_a_millisecond_are_refused() {
+        assert!(check_interval(MIN_INTERVAL).is_ok());
+        let line = check_interval(Duration::from_nanos(1))
+            .unwrap_err()
+            .to_string();
+        assert!(line.starts_with("-i 1ns: "), "{line}");
+        let line = check_interval(Duration::from_micros(10))
+            .unwrap_err()
+            .to_string();
+        assert!(line.starts_with("-i 10us: "), "{line}");
     }
 
     #[test]

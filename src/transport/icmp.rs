@@ -212,6 +212,12 @@ impl IcmpSocket {
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
     }
+
+    /// The messages the kernel has dropped on this socket for a full receive buffer: on a
+    /// raw socket any ICMP this host received, our own requests looped back included.
+    pub(crate) fn drops(&self) -> io::Result<u32> {
+        calls::drops(&self.sock)
+    }
 }
 
 impl AsFd for IcmpSocket {
