@@ -244,10 +244,14 @@ fn a_link_local_address_without_a_zone_is_one_readable_line() {
 
 /// Answers each echo request on loopback from a raw socket, as argv[1] says: `unreach`
 /// (Destination Host Unreachable and Time Exceeded, each quoting the request), `dup` (the
-/// first request's reply five times, so every copy is queued before the next reply), `alter` (other data) or `big` (the data a thousand times); makes the
-/// file argv[2] once listening.
+/// first request's reply five times, so every copy is queued before the next reply), `alter` (other data), `big` (the data a thousand times) or `choke` (the first
+/// request's reply behind 64 big messages of no ping's, sent while ping, whose pid is in
+/// the file argv[3], is stopped: its receive buffer overflows); makes the file argv[2] once
+/// listening.
 const RESPONDER: &str = r#"
-import socket, struct, sys
+import os, signal, socket, struct, sys, time
+def state(pid):
+    return open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0]
 def csum(b):
     if len(b) % 2: b += b'\0'
     s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
@@ -272,6 +276,17 @@ while True:
         s.sendto(icmp(0, 0, ident, seq, b'Z' * len(data)), addr)
     elif mode == 'big':
         s.sendto(icmp(0, 0, ident, seq, data * 1000), addr)
+    elif mode == 'choke' and seq == 1:
+        pid = int(open(sys.argv[3]).read())
+        os.kill(pid, signal.SIGSTOP)
+        for _ in range(2000):
+            if state(pid) == 'T': break
+            time.sleep(0.005)
+        for _ in range(64): s.sendto(icmp(0, 0, ident ^ 0xffff, 1, b'x' * 60000), addr)
+        s.sendto(icmp(0, 0, ident, seq, data), addr)
+        os.kill(pid, signal.SIGCONT)
+    elif mode == 'choke':
+        s.sendto(icmp(0, 0, ident, seq, data), addr)
 "#;
 
 /// `ping -c 2 127.0.0.1` in a namespace of its own where the kernel ignores echo requests
@@ -281,13 +296,16 @@ fn ping_a_responder(test: &str, mode: &str) -> Option<std::process::Output> {
         return None;
     }
     let dir = common::tempdir();
-    let ready = dir.path().join("ready");
+    let (ready, pid) = (dir.path().join("ready"), dir.path().join("pid"));
+    // ping's pid is written before it runs (the shell's own, which exec keeps).
     let script = format!(
         "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && \
-         {{ python3 -c \"$0\" {mode} {ready} & py=$!; }} && \
+         {{ python3 -c \"$0\" {mode} {ready} {pid} & py=$!; }} && \
          for i in $(seq 400); do [ -e {ready} ] && break; sleep 0.05; done; \
-         {bin} ping -c 2 -i 200ms -W 2s 127.0.0.1; rc=$?; kill $py; exit $rc",
+         sh -c 'echo $$ > {pid}; exec {bin} ping -c 2 -i 200ms -W 2s 127.0.0.1'; rc=$?; \
+         kill $py; exit $rc",
         ready = ready.display(),
+        pid = pid.display(),
         bin = bin()
     );
     let mut cmd = in_netns(test, &script)?;
@@ -355,6 +373,26 @@ fn replies_with_other_data_are_not_echoes() {
         );
         assert!(stdout.contains("0 received, +2 wrong data"), "{stdout}");
     }
+}
+
+#[test]
+fn replies_dropped_at_pings_own_receive_buffer_are_named_as_this_hosts_loss() {
+    let test = "replies_dropped_at_pings_own_receive_buffer_are_named_as_this_hosts_loss";
+    let Some(out) = ping_a_responder(test, "choke") else {
+        return;
+    };
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("2 packets transmitted, 1 received, 50% packet loss"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "ICMP messages were dropped at this ping's own full receive buffer (SO_RXQ_OVFL): \
+             the lost replies may be among them, lost on this host and not on the path"
+        ),
+        "{stdout}"
+    );
 }
 
 #[test]
