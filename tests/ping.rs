@@ -436,19 +436,22 @@ fn a_ping_at_the_shortest_interval_stops_at_a_signal_with_its_summary() {
     for signal in ["INT", "TERM"] {
         let dir = common::tempdir();
         let path = dir.path().join("out");
-        let mut ping = Command::new(bin())
-            .args(["ping", "-i", "1ms", "127.0.0.1"])
-            .stdout(std::fs::File::create(&path).unwrap())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        // Killed if the test fails before the signal ends it.
+        let mut ping = common::Peer(
+            Command::new(bin())
+                .args(["ping", "-i", "1ms", "127.0.0.1"])
+                .stdout(std::fs::File::create(&path).unwrap())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let stdout = || std::fs::read_to_string(&path).unwrap_or_default();
         // Stopped in its stride: once replies come.
         common::eventually("50 replies", || {
             (stdout().matches(" bytes from ").count() >= 50).then_some(())
         });
-        common::signal(ping.id(), signal);
-        let status = common::wait_exit(&mut ping, &format!("ping, after SIG{signal},"));
+        common::signal(ping.0.id(), signal);
+        let status = common::wait_exit(&mut ping.0, &format!("ping, after SIG{signal},"));
         let out = stdout();
         assert!(status.success(), "{status:?}\n{out}");
         assert!(out.contains("--- 127.0.0.1 ping statistics ---"), "{out}");
