@@ -179,6 +179,10 @@ fn check_tools(row: &str, server: &Server) -> bool {
             &["ping", "-w", "5", "127.0.0.1"],
             "`netecho ping -c 5 127.0.0.1`",
         ),
+        "`ping -f`" => {
+            refused(&["ping", "-f", "127.0.0.1"], "`-i 1ms`");
+            drop(ping(&["-c", "3", "-i", "1ms"], "3 received"));
+        }
         "`-q`" => {
             let out = ping(&["-q", "-c", "2", "-i", "100ms"], "2 received");
             assert!(!out.contains("icmp_seq"), "ping -q printed replies:\n{out}");
