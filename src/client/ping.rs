@@ -362,6 +362,15 @@ fn conclude(
             summary.wrong
         ));
     }
+    if summary.received == 0 && summary.dropped_here > 0 {
+        return Err(anyhow!(
+            "no reply read from {}: this ping's own receive buffer overflowed ({} ICMP \
+             message(s) dropped there), so the replies may have come and been dropped on this \
+             host; ping again, when this process is not held up and no ICMP flood comes in",
+            to.ip(),
+            summary.dropped_here
+        ));
+    }
     if summary.received == 0 {
         return Err(anyhow!(
             "no reply from {}: {} echo request(s) lost (is the host up, and does it answer \
