@@ -5,9 +5,11 @@
 //! echo's), so one client measures both servers. `sockperf pp` itself cannot measure an
 //! echo: it drops every reply whose client flag is still set, taking it for another client's.
 //!
-//!   pingpong tcp|udp ADDR SIZE SECS
+//!   pingpong tcp|udp ADDR SIZE SECS [COUNT]
 //!
 //! prints `round_trips=N mean_us=A p50_us=B p99_us=C` (the first 200 ms left out, as warm-up);
+//! with COUNT it stops after COUNT round trips (SECS, if it ends first) and leaves none out:
+//! bench/instructions.sh counts a server's instructions for an exact number of round trips;
 //! a wrong, short or missing reply ends it with one line on stderr and exit status 1.
 
 use std::io::{self, Read, Write};
@@ -85,8 +87,17 @@ fn answers(msg: &[u8], reply: &[u8]) -> bool {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [proto, addr, size, secs] = args.as_slice() else {
-        fail("usage: pingpong tcp|udp ADDR SIZE SECS".into());
+    let (proto, addr, size, secs, count) = match args.as_slice() {
+        [p, a, s, t] => (p, a, s, t, u64::MAX),
+        [p, a, s, t, n] => (
+            p,
+            a,
+            s,
+            t,
+            n.parse()
+                .unwrap_or_else(|_| fail(format!("COUNT '{n}': a number"))),
+        ),
+        _ => fail("usage: pingpong tcp|udp ADDR SIZE SECS [COUNT]".into()),
     };
     let size: usize = match size.parse() {
         Ok(n) if (HEADER..=65_000).contains(&n) => n,
@@ -109,8 +120,14 @@ fn main() {
     let mut reply = vec![0u8; size + 1];
     let mut samples: Vec<u64> = Vec::new();
     let start = Instant::now();
-    let end = start + Duration::from_secs_f64(secs) + WARM_UP;
-    for seq in 1u64.. {
+    // A counted run keeps every round trip: its caller takes out a warm-up of its own.
+    let warm_up = if count == u64::MAX {
+        WARM_UP
+    } else {
+        Duration::ZERO
+    };
+    let end = start + Duration::from_secs_f64(secs) + warm_up;
+    for seq in 1..=count {
         msg[..8].copy_from_slice(&seq.to_be_bytes());
         let t0 = Instant::now();
         if t0 >= end || samples.len() == MAX_SAMPLES {
@@ -127,7 +144,7 @@ fn main() {
                 "message {seq}: the reply ({n} bytes) is not its echo"
             ));
         }
-        if t0 >= start + WARM_UP {
+        if t0 >= start + warm_up {
             samples.push(rtt.as_nanos() as u64);
         }
     }
