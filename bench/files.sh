@@ -103,8 +103,6 @@ socat_copy() {
   mbps "$((big_mib << 20))" "$t0" "$t1"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 rows=()
 # row MEASUREMENT NETECHO ANCHOR_NAME ANCHOR TARGET [RETRANSMITTED]
 row() { rows+=("$1|$2|$3|$4|$(ratio "$2" "$4")|$5|${6:--}"); }

@@ -47,20 +47,6 @@ callgrind() { exec valgrind --tool=callgrind -q --callgrind-out-file="$cg" "$@";
 # total FILE: the instructions a callgrind file counted (its `totals:` line); `-` if none.
 total() { awk '$1 == "totals:" { t = $2 } END { print (t == "" ? "-" : t) }' "$1"; }
 
-# free_port: a free loopback port (bound and released), for sockperf, which takes one.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# bound PROTO PORT: waits (20 s at most: valgrind starts slowly) until 127.0.0.1:PORT is bound.
-bound() {
-  local flags
-  flags=$([ "$1" = tcp ] && echo -ltn || echo -lun)
-  for _ in $(seq 400); do
-    ss -H "$flags" "sport = :$2" 2>/dev/null | grep -q . && return
-    sleep 0.05
-  done
-  return 1
-}
-
 # sockperf_sr PROTO [CMD...]: `sockperf sr` on a free port, under CMD if given; sets $pid,
 # $port and $flag (--tcp or nothing, for sockperf pp too). Fails the script if it never binds.
 sockperf_sr() {

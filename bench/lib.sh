@@ -73,6 +73,22 @@ try_server() {
   fi
 }
 
+# free_port: a free loopback port (bound and released), for a server that takes a number.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# bound PROTO PORT: waits until something is bound to 127.0.0.1:PORT (for a server that
+# says nothing when it listens, as sockperf), 20 s at most (a server under valgrind starts
+# slowly); 1 if nothing was.
+bound() {
+  local flags
+  flags=$([ "$1" = tcp ] && echo -ltn || echo -lun)
+  for _ in $(seq 1000); do
+    ss -H "$flags" "sport = :$2" 2>/dev/null | grep -q . && return
+    sleep 0.02
+  done
+  return 1
+}
+
 # numbers VALUES...: only the numeric ones (a failed run's `-` left out).
 numbers() { printf '%s\n' "$@" | grep -E '^[0-9]+(\.[0-9]+)?$' || true; }
 

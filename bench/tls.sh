@@ -30,8 +30,6 @@ done
 cargo build --release --quiet
 netecho=target/release/netecho
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # One certificate for both servers, so both do the same signature per handshake (P-256).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
