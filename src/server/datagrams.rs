@@ -65,17 +65,18 @@ pub(crate) fn answer(
     } else {
         buf = crate::service::datagram::buffer();
     }
-    let mut checked = Instant::now();
+    let mut next_check = Instant::now() + SIGNAL_CHECK;
     loop {
         // One clock read per turn, shared with the batch's peers (a datagram at a time in a
-        // ping-pong: a read fewer per datagram).
+        // ping-pong: a read fewer per datagram), compared with the next check's time (no
+        // subtraction per datagram).
         let now = Instant::now();
-        if now.duration_since(checked) >= SIGNAL_CHECK {
+        if now >= next_check {
             if let Some(signal) = shutdown.wait_signal(Some(Duration::ZERO))? {
                 echo.finish();
                 return Ok(signal);
             }
-            checked = now;
+            next_check = now + SIGNAL_CHECK;
             echo.peers.expire();
             echo.report_drops(false);
         }

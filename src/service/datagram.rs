@@ -78,8 +78,6 @@ pub(crate) struct DatagramEcho {
     limited: Option<(std::net::IpAddr, bool)>,
     last_report: Instant,
     replies: Vec<(usize, usize)>,
-    /// Which of a batch's replies went (kept between batches, as `replies` is).
-    sent: Vec<bool>,
 }
 
 impl DatagramEcho {
@@ -104,7 +102,6 @@ impl DatagramEcho {
             limited: None,
             last_report: Instant::now(),
             replies: Vec::new(),
-            sent: Vec::new(),
         }
     }
 
@@ -225,8 +222,7 @@ impl DatagramEcho {
                     }
                 }
             };
-            let tally = self.peers.tally(&from, stats);
-            stats.message(tally, n, sent);
+            self.peers.message(&from, stats, (n, sent));
         }
         Ok(())
     }
@@ -265,13 +261,13 @@ impl DatagramEcho {
                     replies.push((i, n));
                 }
             }
-            self.send_replies(sock, batch, &replies, &mut tries);
+            let went = self.send_replies(sock, batch, &replies, &mut tries);
             for (k, &(i, n)) in replies.iter().enumerate() {
-                let (_, _, from) = batch.get_mut(i);
-                let sent = self.sent[k];
+                let from = batch.peer(i);
+                let sent = went & (1 << k) != 0;
                 for piece in datagrams(n, batch.segment(i)) {
-                    let tally = self.peers.tally_at(&from, stats, now);
-                    stats.message(tally, piece.len(), if sent { piece.len() } else { 0 });
+                    let bytes = (piece.len(), if sent { piece.len() } else { 0 });
+                    self.peers.message_at(from, stats, now, bytes);
                 }
             }
             let full = batch.len() == crate::transport::batch::BATCH;
@@ -290,7 +286,7 @@ impl DatagramEcho {
         let (received, data, from) = batch.get_mut(i);
         // A receive cut short (or not data) is decided whole: dropped, never answered in part.
         if segment == 0 || !matches!(received, Received::Data(_)) {
-            let n = self.answer_in_place(received, data, &from)?;
+            let n = self.answer_in_place(received, data, from)?;
             return Some(n);
         }
         // Glued: only the last datagram may be shorter than the segment, so the answered
@@ -298,8 +294,7 @@ impl DatagramEcho {
         let mut end = 0;
         for piece in datagrams(data.len(), segment) {
             let len = piece.len();
-            let Some(n) =
-                self.answer_in_place(Received::Data(len), &mut data[piece.clone()], &from)
+            let Some(n) = self.answer_in_place(Received::Data(len), &mut data[piece.clone()], from)
             else {
                 continue;
             };
@@ -309,36 +304,37 @@ impl DatagramEcho {
         (end > 0).then_some(end)
     }
 
-    /// sendmmsg of a batch's replies; which of them went, in `self.sent`. sendmmsg stops at
-    /// the first reply that fails (a Unix datagram client gone, or one whose queue is full):
-    /// that reply is dropped, the rest of the batch still goes.
+    /// sendmmsg of a batch's replies; which of them went, a bit each (reply `k` is bit `k`:
+    /// a batch holds at most [`batch::BATCH`], within a u64, so no Vec is filled per
+    /// datagram). sendmmsg stops at the first reply that fails (a Unix datagram client gone,
+    /// or one whose queue is full): that reply is dropped, the rest of the batch still goes.
     fn send_replies(
         &mut self,
         sock: &DatagramSocket,
         batch: &mut Batch,
         replies: &[(usize, usize)],
         tries: &mut u32,
-    ) {
-        let mut sent = std::mem::take(&mut self.sent);
-        sent.clear();
-        sent.resize(replies.len(), false);
+    ) -> u64 {
+        const { assert!(batch::BATCH <= 64) };
+        let mut sent = 0u64;
         let mut start = 0;
         while start < replies.len() {
             match sock.send_batch(batch, &replies[start..]) {
                 Ok(0) => start += 1,
                 Ok(k) => {
-                    sent[start..start + k].fill(true);
+                    // Bits start..start + k.
+                    sent |= (u64::MAX >> (64 - k)) << start;
                     start += k;
                 }
                 Err(e) if room_soon(&e, tries) => {}
                 Err(e) => {
                     let (i, n) = replies[start];
-                    sent[start] = self.send_alone(sock, batch, (i, n), &e);
+                    sent |= u64::from(self.send_alone(sock, batch, (i, n), &e)) << start;
                     start += 1;
                 }
             }
         }
-        self.sent = sent;
+        sent
     }
 
     /// A reply sendmmsg refused, tried once more on its own: one reply from a source the
@@ -369,13 +365,13 @@ impl DatagramEcho {
             }
             datagrams(n, segment).fold(true, |all, piece| {
                 let piece = &data[piece];
-                let sent = sock.reply_to(piece, &from, arrival.as_ref(), libc::MSG_DONTWAIT);
+                let sent = sock.reply_to(piece, from, arrival.as_ref(), libc::MSG_DONTWAIT);
                 sent.is_ok() && all
             })
         } else {
             e.raw_os_error() == Some(libc::EINVAL)
                 && pktinfo
-                && sock.try_send_to(&data[..n], &from).is_ok()
+                && sock.try_send_to(&data[..n], from).is_ok()
         };
         if !went {
             debug!("{} {from}: reply not sent: {e}", self.proto);
@@ -402,8 +398,7 @@ impl DatagramEcho {
 
     /// Counts a reply of `n` bytes to `from`, `sent` of them sent.
     pub(crate) fn count(&mut self, from: &PeerAddr, n: usize, sent: usize, stats: &Stats) {
-        let tally = self.peers.tally(from, stats);
-        stats.message(tally, n, sent);
+        self.peers.message(from, stats, (n, sent));
     }
 
     /// Logs the peers and drops still unreported, when the server stops.

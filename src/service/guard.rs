@@ -4,14 +4,15 @@
 //! address, not a small-service port, within its rate, and not sending back the same
 //! datagram again and again (another echo server answering this one).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 
 use crate::transport::PeerAddr;
+
+use super::table_hash::{TableHasher, TableMap};
 
 /// Source ports of the classic small services that answer whatever they get: echo (7),
 /// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
@@ -100,62 +101,65 @@ struct Bucket {
 pub(crate) struct Guard {
     rules: GuardRules,
     own: Option<SockAddr>,
+    /// `own` as an IP address, decoded once.
+    own_ip: Option<SocketAddr>,
     /// The wildcard's port, when bound to 0.0.0.0 or [::]: any local address with it is ours.
     wildcard_port: Option<u16>,
     local_ips: Vec<IpAddr>,
-    buckets: HashMap<IpAddr, Bucket>,
-    repeats: HashMap<PeerAddr, Seen, BuildHasherDefault<Fx>>,
+    buckets: TableMap<IpAddr, Bucket>,
+    repeats: TableMap<PeerAddr, Seen>,
 }
 
 impl Guard {
     /// A guard for a socket bound to `own` (its getsockname).
     pub(crate) fn new(rules: GuardRules, own: Option<SockAddr>) -> Guard {
-        let wildcard_port = own
-            .as_ref()
-            .and_then(SockAddr::as_socket)
-            .filter(|a| a.ip().is_unspecified())
-            .map(|a| a.port());
+        let own_ip = own.as_ref().and_then(SockAddr::as_socket);
+        let wildcard_port = own_ip.filter(|a| a.ip().is_unspecified()).map(|a| a.port());
         Guard {
             rules,
             own,
+            own_ip,
             wildcard_port,
             local_ips: local_ips(),
-            buckets: HashMap::new(),
-            repeats: HashMap::default(),
+            buckets: TableMap::default(),
+            repeats: TableMap::default(),
         }
     }
 
     /// Whether a datagram of `data` from `from` may be answered; `Err` says why not.
     pub(crate) fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
-        if self.is_own(from) {
+        // The sender decoded once, and whether it is on this host asked once: each rule
+        // below needs one or both.
+        let addr = from.0.as_socket();
+        let local = addr.is_none_or(|a| self.is_local(a.ip()));
+        if self.is_own(from, addr, local) {
             return Err(Verdict::Own);
         }
-        let ip = from.0.as_socket().map(|a| a.ip());
-        if !self.rules.allow_loop_ports
-            && from
-                .0
-                .as_socket()
-                .is_some_and(|a| LOOP_PORTS.contains(&a.port()))
-        {
+        if !self.rules.allow_loop_ports && addr.is_some_and(|a| LOOP_PORTS.contains(&a.port())) {
             return Err(Verdict::LoopPort);
         }
-        if !self.within_rate(ip) {
+        // From this host beyond forging: loopback or an own IPv4 address (see
+        // datagram_from_this_host), which are local ones.
+        let here = local && addr.is_none_or(|a| Self::unforgeable(a.ip()));
+        if !self.within_rate(addr.map(|a| a.ip()), here) {
             return Err(Verdict::RateLimited);
         }
-        if self.rules.repeats && self.repeated(from, data) {
+        if self.rules.repeats && self.repeated(from, data, here) {
             return Err(Verdict::Reflected);
         }
         Ok(())
     }
 
-    fn is_own(&self, from: &PeerAddr) -> bool {
-        if self.own.as_ref().is_some_and(|own| same(own, &from.0)) {
-            return true;
-        }
-        match (self.wildcard_port, from.0.as_socket()) {
-            (Some(port), Some(addr)) => addr.port() == port && self.is_local(addr.ip()),
+    /// `addr`: `from` as an IP address, if it is one; `local`: whether that is one of this
+    /// host's.
+    fn is_own(&self, from: &PeerAddr, addr: Option<SocketAddr>, local: bool) -> bool {
+        let same_end = match (self.own_ip, addr) {
+            (Some(own), Some(addr)) => same_ip(own, addr),
+            (None, None) => self.own.as_ref().is_some_and(|own| same(own, &from.0)),
             _ => false,
-        }
+        };
+        same_end
+            || matches!((self.wildcard_port, addr), (Some(port), Some(a)) if a.port() == port && local)
     }
 
     fn is_local(&self, ip: IpAddr) -> bool {
@@ -163,16 +167,18 @@ impl Guard {
         ip.is_loopback() || self.local_ips.contains(&ip)
     }
 
-    /// [`datagram_from_this_host`], with the addresses read when the guard was made.
-    fn is_here(&self, ip: IpAddr) -> bool {
+    /// Whether a local address `ip` is one no other host can send from: loopback, or IPv4.
+    fn unforgeable(ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        ip.is_loopback() || (ip.is_ipv4() && self.local_ips.contains(&ip))
+        ip.is_loopback() || ip.is_ipv4()
     }
 
-    fn within_rate(&mut self, ip: Option<IpAddr>) -> bool {
+    /// `here`: whether `ip` is on this host beyond forging (or there is none: a Unix
+    /// socket's sender).
+    fn within_rate(&mut self, ip: Option<IpAddr>, here: bool) -> bool {
         let rate = match self.rules.rate {
             Some(rate) => rate,
-            None if ip.is_none_or(|ip| self.is_here(ip)) => return true,
+            None if here => return true,
             None => match self.rules.default_rate {
                 Some(rate) => rate,
                 None => return true,
@@ -207,12 +213,11 @@ impl Guard {
 
     /// Counts datagrams in a row from `from` that repeat one of its recent ones; true (and
     /// the count starts again) past [`REFLECT_STREAK`].
-    fn repeated(&mut self, from: &PeerAddr, data: &[u8]) -> bool {
+    fn repeated(&mut self, from: &PeerAddr, data: &[u8], here: bool) -> bool {
         if self.rules.replies_upper && data.iter().any(u8::is_ascii_lowercase) {
             return false;
         }
         let print = fingerprint(data);
-        let here = from.0.as_socket().is_none_or(|a| self.is_here(a.ip()));
         let streak = if here {
             REFLECT_STREAK_HERE
         } else {
@@ -284,11 +289,7 @@ impl Seen {
 /// Two socket addresses are the same endpoint (IPv4-mapped IPv6 seen as IPv4).
 fn same(a: &SockAddr, b: &SockAddr) -> bool {
     match (a.as_socket(), b.as_socket()) {
-        (Some(a), Some(b)) => {
-            a.port() == b.port()
-                && canonical(a.ip()) == canonical(b.ip())
-                && !a.ip().is_unspecified()
-        }
+        (Some(a), Some(b)) => same_ip(a, b),
         (None, None) => {
             a.as_pathname().is_some() && a.as_pathname() == b.as_pathname()
                 || a.as_abstract_namespace().is_some()
@@ -296,6 +297,11 @@ fn same(a: &SockAddr, b: &SockAddr) -> bool {
         }
         _ => false,
     }
+}
+
+/// [`same`] for two IP endpoints.
+fn same_ip(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && canonical(a.ip()) == canonical(b.ip()) && !a.ip().is_unspecified()
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -324,45 +330,11 @@ fn local_ips() -> Vec<IpAddr> {
 /// A cheap fingerprint of a datagram: its length and its first and last 32 bytes, which
 /// tell apart any two messages of a load run (sequence numbers lead each one).
 fn fingerprint(data: &[u8]) -> u64 {
-    let mut h = Fx::default();
+    let mut h = TableHasher::default();
     h.write_usize(data.len());
     h.write(&data[..data.len().min(32)]);
     h.write(&data[data.len().saturating_sub(32)..]);
-    h.finish()
-}
-
-/// A fast, non-cryptographic hasher (multiply and rotate, eight bytes at a time) for the
-/// per-datagram table: a sender cannot do more with collisions than lose its own repeats
-/// count, and SipHash over a whole sockaddr_storage would cost the hot path.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl Fx {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
+    h.state()
 }
 
 /// Whether `ip` is one of this host's addresses (loopback among them): a connected peer
@@ -379,8 +351,7 @@ pub(crate) fn is_this_host(ip: IpAddr) -> bool {
 /// addresses: Linux delivers a packet from the wire that claims one of them, so a datagram
 /// from there proves nothing and gets the rules for sources elsewhere.
 pub(crate) fn datagram_from_this_host(ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    ip.is_loopback() || (ip.is_ipv4() && local_ips().contains(&ip))
+    Guard::unforgeable(ip) && is_this_host(ip)
 }
 
 /// Whether `to` reaches the socket bound to `own`: the same port on the same address, on

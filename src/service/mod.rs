@@ -10,6 +10,7 @@ pub(crate) mod peers;
 pub(crate) mod raw;
 pub(crate) mod reaper;
 pub(crate) mod stats;
+pub(crate) mod table_hash;
 
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
 

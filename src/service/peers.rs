@@ -1,7 +1,6 @@
 //! Datagram peers: a datagram server has no connections, so it keeps a bounded table of who
 //! sent what, to log one line per peer as a stream server does per connection.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use tracing::debug;
@@ -11,6 +10,7 @@ use crate::logging::Throttle;
 use crate::transport::PeerAddr;
 
 use super::stats::{Stats, Tally, log_client};
+use super::table_hash::TableMap;
 
 /// Peers remembered at once; past this the longest-silent one is forgotten, and logged (at
 /// most [`Throttle::PER_SECOND`] lines a second).
@@ -25,39 +25,55 @@ struct Peer {
 
 pub(crate) struct PeerTable {
     proto: Proto,
-    peers: HashMap<PeerAddr, Peer>,
+    peers: TableMap<PeerAddr, Peer>,
 }
 
 impl PeerTable {
     pub(crate) fn new(proto: Proto) -> PeerTable {
         PeerTable {
             proto,
-            peers: HashMap::new(),
+            peers: TableMap::default(),
         }
     }
 
-    /// The tally of `peer`, creating it (and counting a new client) on its first datagram.
-    pub(crate) fn tally(&mut self, peer: &PeerAddr, stats: &Stats) -> &mut Tally {
-        self.tally_at(peer, stats, Instant::now())
+    /// Counts a datagram of `bytes_in` from `peer` and the `bytes_out` of its reply sent,
+    /// on the peer's tally and the totals; the peer is created (and counted as a client) on
+    /// its first datagram.
+    pub(crate) fn message(&mut self, peer: &PeerAddr, stats: &Stats, bytes: (usize, usize)) {
+        self.message_at(peer, stats, Instant::now(), bytes);
     }
 
-    /// [`PeerTable::tally`], the peer seen at `now` (a batch's clock read, not one per
+    /// [`PeerTable::message`], the peer seen at `now` (a batch's clock read, not one per
     /// datagram).
-    pub(crate) fn tally_at(&mut self, peer: &PeerAddr, stats: &Stats, now: Instant) -> &mut Tally {
-        // A full table is looked up twice (to make room for a new peer first); otherwise
-        // one hash per datagram (the address copy is a few cache lines, no allocation).
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(peer) {
+    pub(crate) fn message_at(
+        &mut self,
+        peer: &PeerAddr,
+        stats: &Stats,
+        now: Instant,
+        (bytes_in, bytes_out): (usize, usize),
+    ) {
+        // A peer seen before costs one look-up, and its address is not copied.
+        if let Some(known) = self.peers.get_mut(peer) {
+            known.last_seen = now;
+            stats.message(&mut known.tally, bytes_in, bytes_out);
+            return;
+        }
+        let tally = self.first_datagram(peer, stats, now);
+        stats.message(tally, bytes_in, bytes_out);
+    }
+
+    /// A new peer's entry, counted as a client; the longest-silent peer goes first when
+    /// the table is full.
+    fn first_datagram(&mut self, peer: &PeerAddr, stats: &Stats, now: Instant) -> &mut Tally {
+        if self.peers.len() >= MAX_PEERS {
             self.evict_oldest();
         }
-        let entry = self.peers.entry(peer.clone()).or_insert_with(|| {
-            stats.client();
-            debug!("{} {}: first datagram", self.proto, peer.show(self.proto));
-            Peer {
-                tally: Tally::default(),
-                last_seen: now,
-            }
+        stats.client();
+        debug!("{} {}: first datagram", self.proto, peer.show(self.proto));
+        let entry = self.peers.entry(peer.clone()).or_insert(Peer {
+            tally: Tally::default(),
+            last_seen: now,
         });
-        entry.last_seen = now;
         &mut entry.tally
     }
 

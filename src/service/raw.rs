@@ -182,8 +182,7 @@ pub(crate) fn serve_gated(
                     0
                 }
             };
-            let tally = peers.tally(&from, stats);
-            stats.message(tally, message, sent);
+            peers.message(&from, stats, (message, sent));
         }
         peers.expire();
     }

@@ -6,10 +6,11 @@
 
 use std::io;
 use std::mem;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::ptr;
 
-use socket2::{SockAddr, Socket};
+use socket2::{SockAddr, SockAddrStorage, Socket};
 
 use super::pktinfo::{Arrival, CONTROL, Control, ReplyFrom};
 use super::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, calls};
@@ -27,6 +28,9 @@ pub(crate) struct Batch {
     truncated: Vec<bool>,
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: Vec<libc::socklen_t>,
+    /// Each received datagram's sender, made once per datagram as it is read, lent to
+    /// every check and count after it.
+    peers: Vec<PeerAddr>,
     /// Where each datagram arrived (IP_PKTINFO), on a socket that answers from there; the
     /// control buffers it is read into, then the replies' own.
     arrivals: Vec<Option<Arrival>>,
@@ -35,8 +39,17 @@ pub(crate) struct Batch {
     /// datagram), kept for its reply, which leaves cut at the same size (UDP_SEGMENT).
     segments: Vec<usize>,
     glued: bool,
+    /// The replies' iovecs and headers, made for each send.
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// The receives' iovecs and headers, made once (see [`Batch::receive_headers`]), and
+    /// whether they were made with control buffers.
+    recv_iovs: Vec<libc::iovec>,
+    recv_hdrs: Vec<libc::mmsghdr>,
+    recv_control: Option<bool>,
+    /// The leading receive headers the kernel may have written lengths into since they
+    /// were last reset.
+    recv_dirty: usize,
     count: usize,
     /// Entries the next receive offers: the whole batch while datagrams come in numbers
     /// (or glued), one while they come one at a time, as a ping-pong's do, whose recvmmsg
@@ -56,12 +69,17 @@ impl Default for Batch {
             // Safety: sockaddr_storage is plain old data; all zeroes is a valid (AF_UNSPEC) value.
             addrs: vec![unsafe { mem::zeroed() }; BATCH],
             addr_lens: vec![0; BATCH],
+            peers: vec![PeerAddr(SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)))); BATCH],
             arrivals: vec![None; BATCH],
             controls: vec![Control::default(); BATCH],
             segments: vec![0; BATCH],
             glued: false,
             iovs: Vec::with_capacity(BATCH),
             hdrs: Vec::with_capacity(BATCH),
+            recv_iovs: Vec::new(),
+            recv_hdrs: Vec::new(),
+            recv_control: None,
+            recv_dirty: 0,
             count: 0,
             offer: BATCH,
             singles: 0,
@@ -92,15 +110,19 @@ impl Batch {
     }
 
     /// Datagram `i`: what was received, its bytes (transformable in place) and its sender.
-    pub(crate) fn get_mut(&mut self, i: usize) -> (Received, &mut [u8], PeerAddr) {
+    pub(crate) fn get_mut(&mut self, i: usize) -> (Received, &mut [u8], &PeerAddr) {
         let received = if self.truncated[i] {
             Received::Truncated(self.lens[i])
         } else {
             Received::Data(self.lens[i])
         };
         let len = self.lens[i].min(MAX_MESSAGE);
-        let peer = self.peer(i);
-        (received, &mut self.bufs[i][..len], peer)
+        (received, &mut self.bufs[i][..len], &self.peers[i])
+    }
+
+    /// The sender of datagram `i`.
+    pub(crate) fn peer(&self, i: usize) -> &PeerAddr {
+        &self.peers[i]
     }
 
     /// After a receive of `got` datagrams: what the next one offers (see `offer`).
@@ -119,9 +141,45 @@ impl Batch {
         }
     }
 
-    fn peer(&self, i: usize) -> PeerAddr {
-        // Safety: recvmmsg wrote `addr_lens[i]` bytes of an address into `addrs[i]`.
-        unsafe { sockaddr(&self.addrs[i], self.addr_lens[i]) }
+    /// The headers of the next receive, `offer` of them. Each points at its buffer, address
+    /// and (with `control`) control buffer, which never move (each lives in a Vec that never
+    /// grows), so the headers are made once and a receive only resets the lengths the
+    /// kernel wrote back, in the headers the last receive filled: a ping-pong's receive no
+    /// longer builds, nor resets, a whole batch of headers every [`PROBE_EVERY`] datagrams.
+    fn receive_headers(&mut self, control: bool) -> &mut [libc::mmsghdr] {
+        if self.recv_control != Some(control) {
+            self.recv_dirty = BATCH;
+            self.recv_iovs = (self.bufs.iter_mut())
+                .map(|buf| libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                })
+                .collect();
+            self.recv_hdrs = (0..BATCH)
+                .map(|i| {
+                    // Safety: mmsghdr is plain old data; all zeroes is a valid starting value.
+                    let mut hdr: libc::mmsghdr = unsafe { mem::zeroed() };
+                    hdr.msg_hdr.msg_name = ptr::addr_of_mut!(self.addrs[i]).cast();
+                    hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(self.recv_iovs[i]);
+                    hdr.msg_hdr.msg_iovlen = 1;
+                    if control {
+                        hdr.msg_hdr.msg_control = self.controls[i].0.as_mut_ptr().cast();
+                    }
+                    hdr
+                })
+                .collect();
+            self.recv_control = Some(control);
+        }
+        for hdr in &mut self.recv_hdrs[..self.recv_dirty] {
+            hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            if control {
+                hdr.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+            }
+        }
+        // What this receive offers may be written: all of it when it fails, as the kernel
+        // may have begun one (set again once it tells how many it filled).
+        self.recv_dirty = self.offer;
+        &mut self.recv_hdrs[..self.offer]
     }
 }
 
@@ -130,21 +188,15 @@ impl Batch {
 /// # Safety
 /// `len` bytes of `storage` must hold the address the kernel wrote.
 pub(crate) unsafe fn sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> PeerAddr {
-    // Safety: `storage` has the size and alignment socket2's storage expects, and holds
-    // `len` valid bytes; copying them is all try_init does.
-    let ((), addr) = unsafe {
-        SockAddr::try_init(|dst, dst_len| {
-            ptr::copy_nonoverlapping(
-                ptr::from_ref(storage).cast::<u8>(),
-                dst.cast::<u8>(),
-                len as usize,
-            );
-            *dst_len = len;
-            Ok(())
-        })
+    // The storage copied whole (a few wide moves), not zeroed first and then copied `len`
+    // bytes of, as SockAddr::try_init does: this runs for every datagram a batch answers.
+    let mut copy = SockAddrStorage::zeroed();
+    // Safety: socket2's storage is a sockaddr_storage (repr(transparent)), and `storage`
+    // holds an address of `len` bytes, as SockAddr::new asks.
+    unsafe {
+        *copy.view_as::<libc::sockaddr_storage>() = *storage;
+        PeerAddr(SockAddr::new(copy, len))
     }
-    .expect("copying an address cannot fail");
-    PeerAddr(addr)
 }
 
 /// recvmmsg(2) into every header of `hdrs`: how many datagrams came.
@@ -197,39 +249,19 @@ impl DatagramSocket {
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let pktinfo = self.reply == ReplyFrom::Destination;
         let control = pktinfo || batch.glued;
-        let offer = batch.offer;
-        batch.iovs.clear();
-        for buf in &mut batch.bufs[..offer] {
-            batch.iovs.push(libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            });
-        }
-        batch.hdrs.clear();
-        for i in 0..offer {
-            // Safety: mmsghdr is plain old data; all zeroes is a valid starting value.
-            let mut hdr: libc::mmsghdr = unsafe { mem::zeroed() };
-            hdr.msg_hdr.msg_name = ptr::addr_of_mut!(batch.addrs[i]).cast();
-            hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_hdr.msg_iov = ptr::addr_of_mut!(batch.iovs[i]);
-            hdr.msg_hdr.msg_iovlen = 1;
-            if control {
-                hdr.msg_hdr.msg_control = batch.controls[i].0.as_mut_ptr().cast();
-                hdr.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
-            }
-            batch.hdrs.push(hdr);
-        }
-        let received = match offer {
-            1 => recv_one(&self.sock, &mut batch.hdrs[0]),
-            _ => recv_many(&self.sock, &mut batch.hdrs),
+        let received = match batch.receive_headers(control) {
+            [one] => recv_one(&self.sock, one),
+            hdrs => recv_many(&self.sock, hdrs),
         };
         let got = received.inspect_err(|_| batch.count = 0)?;
         for i in 0..got {
-            let hdr = &batch.hdrs[i];
+            let hdr = &batch.recv_hdrs[i];
             batch.lens[i] = hdr.msg_len as usize;
             batch.truncated[i] =
                 hdr.msg_len as usize > MAX_MESSAGE || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             batch.addr_lens[i] = hdr.msg_hdr.msg_namelen;
+            // Safety: recvmmsg wrote `msg_namelen` bytes of an address into `addrs[i]`.
+            batch.peers[i] = unsafe { sockaddr(&batch.addrs[i], hdr.msg_hdr.msg_namelen) };
             // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
             batch.arrivals[i] = if pktinfo {
                 unsafe { Arrival::decode(&hdr.msg_hdr) }
@@ -244,6 +276,8 @@ impl DatagramSocket {
             };
         }
         batch.count = got;
+        // The header after the last filled may hold a receive that failed part way.
+        batch.recv_dirty = (got + 1).min(batch.offer);
         batch.adapt(got);
         Ok(got)
     }
@@ -259,6 +293,15 @@ impl DatagramSocket {
     ) -> io::Result<usize> {
         if replies.is_empty() {
             return Ok(0);
+        }
+        if let [(i, len)] = *replies {
+            // One reply with nothing to carry (no source to pick, not glued): sendto(2)
+            // straight from the batch, no header made.
+            let segment = batch.segments[i];
+            if batch.arrivals[i].is_none() && (segment == 0 || len <= segment) {
+                let to = (&batch.addrs[i], batch.addr_lens[i]);
+                return send_one(&self.sock, &batch.bufs[i][..len], to);
+            }
         }
         batch.iovs.clear();
         for &(i, len) in replies {
@@ -289,10 +332,7 @@ impl DatagramSocket {
             }
             batch.hdrs.push(hdr);
         }
-        match &mut batch.hdrs[..] {
-            [one] if one.msg_hdr.msg_controllen == 0 => send_one(&self.sock, &one.msg_hdr),
-            hdrs => send_many(&self.sock, hdrs),
-        }
+        send_many(&self.sock, &mut batch.hdrs)
     }
 }
 
@@ -321,21 +361,24 @@ fn send_many(sock: &Socket, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
     Ok(sent as usize)
 }
 
-/// sendto(2) of one reply without control messages, as a one-entry sendmmsg would send it:
-/// the kernel's cheapest path for one datagram (no message header to copy in).
-fn send_one(sock: &Socket, hdr: &libc::msghdr) -> io::Result<usize> {
-    // Safety: the header's one iovec is set.
-    let iov = unsafe { &*hdr.msg_iov };
-    // Safety: the iovec, the buffer and the address it points to are the batch's and
-    // outlive the call; the kernel only reads them.
+/// sendto(2) of one reply without control messages to `to` (an address and its length), as
+/// a one-entry sendmmsg would send it: the kernel's cheapest path for one datagram (no
+/// message header to copy in).
+fn send_one(
+    sock: &Socket,
+    buf: &[u8],
+    (to, to_len): (&libc::sockaddr_storage, libc::socklen_t),
+) -> io::Result<usize> {
+    // Safety: the buffer and the address are the batch's and outlive the call; the kernel
+    // only reads them, at most `to_len` bytes of the address.
     let sent = unsafe {
         libc::sendto(
             sock.as_raw_fd(),
-            iov.iov_base,
-            iov.iov_len,
+            buf.as_ptr().cast(),
+            buf.len(),
             SEND_FLAGS,
-            hdr.msg_name.cast(),
-            hdr.msg_namelen,
+            ptr::from_ref(to).cast(),
+            to_len,
         )
     };
     if sent < 0 {

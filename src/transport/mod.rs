@@ -828,10 +828,42 @@ pub(crate) struct Told {
 }
 
 /// A datagram's sender, as recvfrom(2) reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Eq)]
 pub(crate) struct PeerAddr(pub SockAddr);
 
+/// As SockAddr hashes: the bytes the kernel wrote (equal addresses, equal hashes).
+impl std::hash::Hash for PeerAddr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+/// The same bytes, as SockAddr compares them, read eight at a time in place: a sender is
+/// the key the per-datagram tables (peers, the guard's) look up, where a memcmp call each
+/// cost more than the rest of the comparison.
+impl PartialEq for PeerAddr {
+    fn eq(&self, other: &PeerAddr) -> bool {
+        let (a, b) = (self.bytes(), other.bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let (mut wa, mut wb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().expect("eight bytes"));
+        wa.by_ref()
+            .zip(wb.by_ref())
+            .all(|(x, y)| word(x) == word(y))
+            && wa.remainder() == wb.remainder()
+    }
+}
+
 impl PeerAddr {
+    /// The address as the kernel wrote it, its length's worth.
+    fn bytes(&self) -> &[u8] {
+        // Safety: the storage holds at least `len` initialised bytes (SockAddr's own
+        // comparison reads the same).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len() as usize) }
+    }
+
     /// The sender as a log line names it for `proto`: raw IP has no ports, so the address
     /// alone.
     pub(crate) fn show(&self, proto: Proto) -> String {
