@@ -72,11 +72,18 @@ pub(crate) fn dump(way: Way, peer: &dyn std::fmt::Display, data: &[u8]) {
 const SHOWN: usize = 200;
 
 /// `-vv`: what came in, as the lesson's server prints it (`print(data)` in Python shows
-/// `b'hello\n'`), so a log line is one line whatever the bytes are.
+/// `b'hello\n'`), so a log line is one line whatever the bytes are. Inlined, so below
+/// `-vv` every message costs the level check alone, not a call as well.
+#[inline]
 pub(crate) fn log_received(peer: &dyn std::fmt::Display, data: &[u8]) {
     if tracing::enabled!(tracing::Level::TRACE) {
-        tracing::trace!("{peer}: received {}", literal(data));
+        trace_received(peer, data);
     }
+}
+
+#[cold]
+fn trace_received(peer: &dyn std::fmt::Display, data: &[u8]) {
+    tracing::trace!("{peer}: received {}", literal(data));
 }
 
 /// `data` as a Python bytes literal: printable ASCII as itself, `\n`, `\r`, `\t`, `\\`,
