@@ -54,9 +54,15 @@ impl Shutdown {
         Ok(Shutdown { fd })
     }
 
+    /// SIGTERM, and SIGINT unless it came ignored: a background job of a script inherits
+    /// SIGINT (and SIGQUIT, never caught here) ignored so that a Ctrl-C meant for the job in
+    /// the foreground spares it, and shells keep it so. A blocked signal is queued even when
+    /// ignored, so SIGINT is then neither blocked nor read.
     fn signals() -> SigSet {
         let mut mask = SigSet::empty();
-        mask.add(Signal::SIGINT);
+        if !inherited_ignored(Signal::SIGINT) {
+            mask.add(Signal::SIGINT);
+        }
         mask.add(Signal::SIGTERM);
         mask
     }
@@ -157,6 +163,15 @@ impl Shutdown {
             Wake::Timeout
         })
     }
+}
+
+/// Whether `signal` is ignored (SIG_IGN), as a parent may leave it to an exec'd program.
+fn inherited_ignored(signal: Signal) -> bool {
+    // SAFETY: an all-zero sigaction is a valid value to be written over; with a null new
+    // action, sigaction(2) only reads the current one.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
+    read == 0 && now.sa_sigaction == libc::SIG_IGN
 }
 
 /// The first SIGINT or SIGTERM that [`stop_gently`] saw (its number; 0 before one came).

@@ -546,21 +546,29 @@ fn a_run_whose_stderr_was_closed_still_cleans_up_when_stopped() {
     assert!(!dir.exists(), "{} was left", dir.display());
 }
 
-/// `bench -d 600s ARGS` against a real server, stopped by `signal` once the server has
-/// answered a few requests: bench's exit status, stdout and stderr.
-fn stopped_bench(signal: &str, args: &[&str]) -> (Option<i32>, String, String) {
+/// `bench -d 600s ARGS` against a real server, sent `signals` in turn once the server has
+/// answered a few requests, started with SIGINT ignored or not: bench's exit status, stdout
+/// and stderr.
+fn stopped_bench(
+    signals: &[&str],
+    sigint_ignored: bool,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
     let server = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
-    let child = std::process::Command::new(common::bin())
-        .args(["bench", "-d", "600s"])
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["bench", "-d", "600s"])
         .args(args)
         .arg(&server.addr)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = common::with_sigint(&mut cmd, sigint_ignored)
         .spawn()
         .unwrap();
     // Mid-run: the server has read requests (its -v log says each read).
     server.wait_log_count("read 64 bytes", 3);
-    common::signal(child.id(), signal);
+    for signal in signals {
+        common::signal(child.id(), signal);
+    }
     // A run of 600 s not ended by the signal runs into this bound.
     let out = common::output_within(child, "bench, after the signal,", Duration::from_secs(30));
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -569,7 +577,7 @@ fn stopped_bench(signal: &str, args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn a_run_stopped_by_sigint_prints_the_json_of_what_ran_marked_stopped() {
-    let (code, stdout, stderr) = stopped_bench("INT", &["--format", "json"]);
+    let (code, stdout, stderr) = stopped_bench(&["INT"], false, &["--format", "json"]);
     assert_eq!(code, Some(130), "{stderr}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("the JSON report");
     let run = &doc["runs"][0];
@@ -582,9 +590,21 @@ fn a_run_stopped_by_sigint_prints_the_json_of_what_ran_marked_stopped() {
     assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
 }
 
+/// A bench started with SIGINT ignored, as a background job of a script is, keeps it
+/// ignored: the Ctrl-C meant for the job in the foreground neither stops it nor counts as
+/// the first of two signals, and the SIGTERM after it stops the run as a first signal does.
+#[test]
+fn a_run_started_with_sigint_ignored_is_stopped_by_sigterm_alone() {
+    let (code, stdout, stderr) = stopped_bench(&["INT", "TERM"], true, &["--format", "json"]);
+    assert_eq!(code, Some(143), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("the JSON report");
+    assert_eq!(doc["runs"][0]["stopped"], "SIGTERM", "{doc}");
+    assert!(!stderr.contains("SIGINT"), "{stderr}");
+}
+
 #[test]
 fn a_run_stopped_by_sigterm_says_so_under_the_table_and_in_the_csv() {
-    let (code, stdout, stderr) = stopped_bench("TERM", &[]);
+    let (code, stdout, stderr) = stopped_bench(&["TERM"], false, &[]);
     assert_eq!(code, Some(143), "{stderr}");
     assert!(stdout.starts_with("proto"), "{stdout}");
     let note = stdout
@@ -592,7 +612,7 @@ fn a_run_stopped_by_sigterm_says_so_under_the_table_and_in_the_csv() {
         .find(|l| l.contains("stopped by SIGTERM after"))
         .unwrap_or_else(|| panic!("no note of the stop under the table:\n{stdout}"));
     assert!(note.contains("of 600 s"), "{note}");
-    let (code, stdout, stderr) = stopped_bench("TERM", &["--format", "csv"]);
+    let (code, stdout, stderr) = stopped_bench(&["TERM"], false, &["--format", "csv"]);
     assert_eq!(code, Some(143), "{stderr}");
     let mut rows = stdout.lines();
     let head: Vec<&str> = rows.next().unwrap().split(',').collect();

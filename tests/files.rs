@@ -811,7 +811,7 @@ fn a_stop_in_the_middle_of_a_transfer_leaves_no_temporary_file() {
     // A client interrupted while a download comes in.
     let server = file_server("udp", sockdir.path(), root.path(), &[]);
     let out = tempdir();
-    let mut get = std::process::Command::new(common::bin())
+    let mut get = common::with_sigint(&mut std::process::Command::new(common::bin()), false)
         .args([
             "get",
             "--proto",

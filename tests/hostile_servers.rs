@@ -7,13 +7,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use nix::sys::signal::{SigHandler, Signal, kill};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use common::{STEP, Server, bin, output_within};
@@ -415,35 +415,10 @@ fn a_server_that_takes_nothing_ends_the_upload_at_its_timeout() {
 #[test]
 fn every_client_command_stopped_while_waiting_ends_as_its_signal_says() {
     let dir = common::tempdir();
-    let file = file_of(dir.path(), 1000);
     let (port, accepted) = quiet_server(true);
-    let to = format!("127.0.0.1:{port}");
-    let commands: [&[&str]; 4] = [
-        &["send", &to, "hi"],
-        &["get", &to, "notes.txt"],
-        &["put", &to, &file],
-        &["exec", &to],
-    ];
-    for args in commands {
+    for args in client_commands(dir.path(), port) {
         for (signal, shell) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-            let mut cmd = Command::new(bin());
-            cmd.args([args[0], "--timeout", "60s"])
-                .args(&args[1..])
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            // A harness started in the background of a script ignores SIGINT, and so would
-            // the client: SIGINT's default action is what is tested.
-            // SAFETY: signal(2) is async-signal-safe, and installs no handler.
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::signal::signal(Signal::SIGINT, SigHandler::SigDfl)
-                        .map(drop)
-                        .map_err(std::io::Error::from)
-                })
-            };
-            let mut child = cmd.spawn().unwrap();
+            let mut child = client(&args, dir.path(), false);
             accepted.recv_timeout(STEP).expect("the client connected");
             kill(Pid::from_raw(child.id() as i32), signal).unwrap();
             let status = common::wait_exit(&mut child, &format!("{args:?} after {signal}"));
@@ -454,4 +429,55 @@ fn every_client_command_stopped_while_waiting_ends_as_its_signal_says() {
             );
         }
     }
+}
+
+/// A client command started with SIGINT ignored, as a background job of a script is, keeps
+/// it ignored: the Ctrl-C meant for the job in the foreground does not stop it, and it ends
+/// on its own when the server hangs up (get read SIGINT from its signalfd and died of it).
+#[test]
+fn a_client_command_started_with_sigint_ignored_is_not_stopped_by_it() {
+    let dir = common::tempdir();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for args in client_commands(dir.path(), port) {
+        let mut child = client(&args, dir.path(), true);
+        let conn = common::eventually("the client's connection", || listener.accept().ok());
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+        drop(conn);
+        let status = common::wait_exit(&mut child, &format!("{args:?} after SIGINT"));
+        assert_eq!(status.signal(), None, "{args:?}: {status:?}");
+        assert!(
+            !matches!(status.code(), Some(0 | 130)),
+            "{args:?}: {status:?}"
+        );
+    }
+}
+
+/// The client commands that wait for a server, each with its arguments, to `port`.
+fn client_commands(dir: &std::path::Path, port: u16) -> Vec<Vec<String>> {
+    let file = file_of(dir, 1000);
+    let to = format!("127.0.0.1:{port}");
+    let commands: [&[&str]; 4] = [
+        &["send", &to, "hi"],
+        &["get", &to, "notes.txt"],
+        &["put", &to, &file],
+        &["exec", &to],
+    ];
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect();
+    commands.into_iter().map(owned).collect()
+}
+
+/// Starts client command `args` in `dir`, SIGINT ignored or not.
+fn client(args: &[String], dir: &std::path::Path, sigint_ignored: bool) -> std::process::Child {
+    let mut cmd = Command::new(bin());
+    cmd.args([&args[0], "--timeout", "60s"])
+        .args(&args[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    common::with_sigint(&mut cmd, sigint_ignored)
+        .spawn()
+        .unwrap()
 }

@@ -198,7 +198,7 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
     assert!(left.is_empty(), "the lab left {left:?} behind");
 
     // Interrupted in the middle: the directory and the servers go too.
-    let mut lab = Command::new(common::bin())
+    let mut lab = common::with_sigint(&mut Command::new(common::bin()), false)
         .arg("lab")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -679,7 +679,7 @@ fn ctrl_c_in_the_middle_of_a_row_says_only_that_the_lab_stopped() {
     for _ in 0..3 {
         let logs = common::tempdir();
         let log = logs.path().join("stderr");
-        let mut lab = Command::new(common::bin())
+        let mut lab = common::with_sigint(&mut Command::new(common::bin()), false)
             .args(["lab", "--quick"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -258,7 +258,7 @@ fn ctrl_c_in_the_middle_removes_everything() {
     }
     let _turn = one_stop_at_a_time();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(bin())
+    let mut child = common::with_sigint(&mut Command::new(bin()), false)
         .args(["lab", "--netns", "--loss", "5%"])
         .stdout(Stdio::null())
         .stderr(log.reopen().unwrap())
@@ -287,7 +287,7 @@ fn ctrl_c_in_the_middle_removes_everything() {
 
 /// A `lab --netns` started in the background, once its namespaces exist.
 fn netns_lab() -> std::process::Child {
-    let child = Command::new(bin())
+    let child = common::with_sigint(&mut Command::new(bin()), false)
         .args(["lab", "--netns", "--loss", "5%"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -38,7 +38,7 @@ impl Server {
 
     /// Starts a prepared command (for a different user, say) and waits for `listening`.
     pub fn start_with(cmd: &mut Command) -> Server {
-        let mut child = cmd
+        let mut child = with_sigint(cmd, false)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -904,6 +904,28 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// Starts `cmd`'s program with SIGINT ignored (`true`), as a background job of a script
+/// inherits it, or with its default action (`false`), whichever way the test harness itself
+/// was started: a program keeps an inherited ignored SIGINT, so a test of what SIGINT does
+/// sets it.
+pub fn with_sigint(cmd: &mut Command, ignored: bool) -> &mut Command {
+    use nix::sys::signal::{SigHandler, Signal};
+    use std::os::unix::process::CommandExt;
+    let action = if ignored {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    // SAFETY: signal(2) is async-signal-safe, and installs no handler of ours.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::signal::signal(Signal::SIGINT, action)
+                .map(drop)
+                .map_err(std::io::Error::from)
+        })
+    }
 }
 
 /// Sends a signal (`STOP`, `CONT`, ...) to a process.
