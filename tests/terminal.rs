@@ -82,6 +82,30 @@ fn server_on_terminal(args: &[&str], until: &str) -> Vec<String> {
     screen_lines(&screen)
 }
 
+/// A server on a terminal whose start fails (its first line is not `listening`: --explain
+/// narrates the calls before it) leaves nothing running: neither `script` nor the netecho
+/// in the session `script` made for it.
+#[test]
+fn a_server_that_fails_to_start_on_a_terminal_leaves_nothing_running() {
+    let dir = common::tempdir();
+    let path = dir.path().join("never-listening.sock");
+    let path = path.to_str().unwrap();
+    let failed = std::panic::catch_unwind(|| {
+        let mut script = Command::new("script");
+        let args = ["serve", "--explain", "--addr", path];
+        script.args(["-qfec", &terminal_command(&args), "/dev/null"]);
+        Server::start_with(&mut script)
+    });
+    assert!(failed.is_err(), "the start should have failed");
+    common::eventually("no process left with the socket's path", || {
+        let running = std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|line| String::from_utf8_lossy(&line).contains(path))
+        });
+        (!running).then_some(())
+    });
+}
+
 #[test]
 fn serve_s_first_lines_fit_an_80_column_terminal_and_stay_one_line_each_in_a_pipe() {
     let lines = server_on_terminal(&["serve", "--addr", "127.0.0.1:0"], "model event");

@@ -44,32 +44,27 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start netecho serve");
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        let first = match stdout.recv_timeout(STEP) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "server printed no listening line; stderr:\n{}",
-                    stderr.whole()
-                );
-            }
+        // Killed when dropped from here on, a start that fails too.
+        let mut server = Server {
+            stdout: lines(child.stdout.take().unwrap()),
+            stderr: collect(child.stderr.take().unwrap()),
+            child,
+            proto: String::new(),
+            addr: String::new(),
+        };
+        let Ok(first) = server.stdout.recv_timeout(STEP) else {
+            panic!(
+                "server printed no listening line; stderr:\n{}",
+                server.stderr.text()
+            );
         };
         let mut parts = first.splitn(3, ' ');
         assert_eq!(parts.next(), Some("listening"), "first line: {first}");
-        let proto = parts.next().expect("proto").to_string();
+        server.proto = parts.next().expect("proto").to_string();
         // What follows the address (a TLS fingerprint) is not part of it.
         let addr = parts.next().expect("address");
-        let addr = addr.split(' ').next().unwrap_or(addr).to_string();
-        Server {
-            child,
-            proto,
-            addr,
-            stdout,
-            stderr,
-        }
+        server.addr = addr.split(' ').next().unwrap_or(addr).to_string();
+        server
     }
 
     /// `proto://addr`, which sets the protocol for a client.
@@ -185,8 +180,24 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Only while it runs: the pid of a child already waited for may be another's now.
+        if let Ok(None) = self.child.try_wait() {
+            kill_sessions_under(self.child.id());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Kills the process group of each child of `pid` that leads one: `script` starts the
+/// program it runs in a session of its own, which killing `script` leaves running.
+fn kill_sessions_under(pid: u32) {
+    use nix::unistd::{Pid, getpgid, getpgrp};
+    for child in child_pids(pid) {
+        let child = Pid::from_raw(child as i32);
+        if getpgid(Some(child)) == Ok(child) && child != getpgrp() {
+            let _ = nix::sys::signal::killpg(child, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 
