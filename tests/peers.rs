@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -60,6 +61,36 @@ fn lines_come_back(args: &[&str]) {
         "ONE\nTWO\n",
         "send {args:?}"
     );
+}
+
+/// `netecho send --framing line ARGS` with its input a pipe that gives `one`, then `two`
+/// once `ONE` came back, and ends once `TWO` came: both lines come back upper-cased. ncat
+/// closes the connection at send's shutdown, and under load it may start its program late,
+/// later than the moment send waits at the end of its input; here nothing is owed by then.
+fn lines_come_back_one_at_a_time(args: &[&str]) {
+    let mut send = Command::new(common::bin())
+        .args(["send", "--framing", "line", "--timeout", "20s"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = send.stdin.take().unwrap();
+    let replies = std::io::BufReader::new(send.stdout.take().unwrap());
+    let mut replies = std::io::BufRead::lines(replies);
+    for (line, reply) in [("one", "ONE"), ("two", "TWO")] {
+        writeln!(input, "{line}").unwrap();
+        let got = replies.next().expect("a reply line").unwrap();
+        assert_eq!(got, reply, "send {args:?}");
+    }
+    drop(input);
+    assert!(
+        replies.next().is_none(),
+        "send {args:?}: more than the two replies"
+    );
+    let status = common::wait_exit(&mut send, "send, after its input ended,");
+    assert!(status.success(), "send {args:?}: {status:?}");
 }
 
 #[test]
@@ -118,7 +149,7 @@ fn ncat_exec_answers_send_over_tcp_and_unix() {
         ]),
         tcp_ready(port),
     );
-    lines_come_back(&["--framing", "line", "127.0.0.1", &port.to_string()]);
+    lines_come_back_one_at_a_time(&["127.0.0.1", &port.to_string()]);
 
     let dir = tempdir();
     let path = dir.path().join("ncat.sock");
@@ -133,7 +164,7 @@ fn ncat_exec_answers_send_over_tcp_and_unix() {
         ]),
         path_ready(&path),
     );
-    lines_come_back(&["--framing", "line", path.to_str().unwrap()]);
+    lines_come_back_one_at_a_time(&[path.to_str().unwrap()]);
 }
 
 #[test]
