@@ -737,6 +737,14 @@ fn explain_narrates_the_handshake_records() {
         assert!(err.contains("received record: handshake (22)"), "{err}");
         assert!(err.contains("ServerHello"), "{err}");
         assert!(err.contains(cleartext), "TLS {version}: {err}");
+        if version == "1.2" {
+            assert!(
+                err.contains("change_cipher_spec (20), TLS 1.2 on the record, 1 byte\n"),
+                "{err}"
+            );
+        }
+        // A count of one is singular, as ChangeCipherSpec's one byte.
+        assert!(!err.contains(" 1 bytes"), "{err}");
     }
     let out = netecho(
         &["-v", "send", "--tls", "--pin", &pin, &server.url(), "x"],

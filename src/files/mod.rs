@@ -57,8 +57,8 @@ impl Transfer {
             .map(|h| format!("{} ", h.name()))
             .unwrap_or_default();
         let mut line = format!(
-            "{what}: {} bytes in {:.2} s ({:.1} MB/s), {hash}{check}",
-            self.bytes,
+            "{what}: {} in {:.2} s ({:.1} MB/s), {hash}{check}",
+            crate::units::count(self.bytes, "byte"),
             secs,
             self.bytes as f64 / 1e6 / secs,
         );

@@ -259,12 +259,12 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
     let result = if let Some(name) = request.strip_prefix("GET ") {
         serve_get(conn, store, name, (algo, &mut pace)).map(|bytes| {
             moved.1 = bytes;
-            format!("sent '{name}'; {bytes} bytes")
+            format!("sent '{name}'; {}", crate::units::count(bytes, "byte"))
         })
     } else if let Some(rest) = request.strip_prefix("PUT ") {
         serve_put(conn, store, rest, (algo, &mut pace)).map(|(bytes, name)| {
             moved.0 = bytes;
-            format!("stored '{name}'; {bytes} bytes")
+            format!("stored '{name}'; {}", crate::units::count(bytes, "byte"))
         })
     } else {
         let _ = send_frame(

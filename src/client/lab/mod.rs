@@ -478,9 +478,9 @@ pub(crate) fn about_clients(count: usize, loss: bool) -> Option<String> {
     };
     (count > 0).then(|| {
         format!(
-            "this run's own servers warned {count} time{} about its clients{why}; -v shows \
-             each warning",
-            if count == 1 { "" } else { "s" }
+            "this run's own servers warned {} about its clients{why}; -v shows each \
+             warning",
+            crate::units::count(count, "time")
         )
     })
 }

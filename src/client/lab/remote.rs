@@ -361,12 +361,12 @@ impl Told {
         if self.place.is_some_and(|said| place >= said) || !due {
             return;
         }
-        let runs = if measuring == 1 { "run" } else { "runs" };
+        let runs = crate::units::count(measuring, "run");
         say(
             Level::INFO,
             &format!(
                 "lab: this run is number {place} in its queue and waits its turn (the server \
-                 {host} is measuring {measuring} {runs})"
+                 {host} is measuring {runs})"
             ),
         );
         progress(&format!("number {place} in the queue of {host}"));

@@ -85,9 +85,8 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
                 r.latency_us.p99_9
             ),
             false => format!(
-                "TCP resent {} {}, so the loss shows as latency (p99.9 {:.0} us)",
-                t.retransmits,
-                segments(t.retransmits),
+                "TCP resent {}, so the loss shows as latency (p99.9 {:.0} us)",
+                crate::units::count(t.retransmits, "segment"),
                 r.latency_us.p99_9
             ),
         });
@@ -110,14 +109,10 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
 /// queue of this machine was full), a wait, not loss in flight.
 fn resent_here(retransmits: u64) -> String {
     format!(
-        "TCP resent {retransmits} {}: with nothing here to drop one, its timer ran out \
-         before the acknowledgment came (a busy core, a full queue)",
-        segments(retransmits)
+        "TCP resent {}: with nothing here to drop one, its timer ran out before the \
+         acknowledgment came (a busy core, a full queue)",
+        crate::units::count(retransmits, "segment")
     )
-}
-
-fn segments(n: u64) -> &'static str {
-    if n == 1 { "segment" } else { "segments" }
 }
 
 /// Where a datagram row's loss went, as far as the counters tell.

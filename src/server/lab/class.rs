@@ -264,15 +264,12 @@ impl Class {
         let mut state = self.lock();
         let held = state.held_by(share_key(ip));
         if held >= self.limits.per_address {
-            let (runs, are) = if held == 1 {
-                ("run", "is")
-            } else {
-                ("runs", "are")
-            };
+            let are = if held == 1 { "is" } else { "are" };
             return Err(format!(
-                "{held} {runs} from {} {are} measuring or waiting, the most one address may \
+                "{} from {} {are} measuring or waiting, the most one address may \
                  hold; for a class behind one NAT address the teacher raises \
                  --lab-per-address (now {})",
+                crate::units::count(held, "run"),
                 share_name(ip),
                 self.limits.per_address
             ));

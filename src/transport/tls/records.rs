@@ -52,9 +52,10 @@ impl Records {
                 let version = u16::from_be_bytes([self.header[1], self.header[2]]);
                 let what = self.contents(kind, &bytes[..len.min(bytes.len())]);
                 crate::explain::line(format_args!(
-                    "  tls {way} record: {} ({kind}), {}, {len} bytes{what}",
+                    "  tls {way} record: {} ({kind}), {}, {}{what}",
                     kind_name(kind),
                     version_name(version),
+                    crate::units::count(len, "byte"),
                 ));
             }
             self.header.clear();
