@@ -264,6 +264,14 @@ impl Throttle {
             }
         })
     }
+
+    /// [`Throttle::allow`] for a debug line: `None`, and nothing counted as left out, when
+    /// debug lines do not show (without -v).
+    pub(crate) fn allow_debug(&self) -> Option<String> {
+        tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| self.allow())
+            .flatten()
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,48 @@ fn one_datagram_senders_do_not_lock_out_a_real_one() {
     assert_eq!(answered, 4);
 }
 
+/// A flood of one-datagram senders, each from an address of its own in 127.0.0.0/8 as
+/// forged sources come: the lines each flow causes under -v (forgotten to make room, its
+/// line as it ends) come at most ten a second, the rest counted in one line.
+#[test]
+fn a_flood_of_forged_sources_logs_at_most_ten_lines_a_second_of_each_kind() {
+    let upstream = echo("udp");
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new(bin());
+    cmd.args(["-v", "relay", "--max-conns", "8", "udp://127.0.0.1:0"]);
+    let relay = Server::start_with(cmd.arg(upstream.url()));
+    for i in 0..1000u32 {
+        let source = format!("127.0.{}.{}", 1 + i / 250, 1 + i % 250);
+        let one = UdpSocket::bind((source.as_str(), 0)).unwrap();
+        one.send_to(b"x", &relay.addr).unwrap();
+    }
+    // Answered once the relay has read every datagram before it (or dropped it unread).
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(STEP / 10)).unwrap();
+    common::eventually("the real sender relayed", || {
+        client.send_to(b"real", &relay.addr).unwrap();
+        let mut buf = [0u8; 16];
+        client.recv(&mut buf).ok().filter(|&n| &buf[..n] == b"real")
+    });
+    let (_, out, log) = relay.stop("TERM");
+    let most = 10 * (started.elapsed().as_secs() as usize + 1);
+    let flows = out.lines().filter(|l| l.starts_with("flow ")).count();
+    let lines = |kind: &str| log.lines().filter(|l| l.contains(kind)).count();
+    for kind in ["forgotten to make room", "-> udp 127.0.0.1"] {
+        assert!(
+            lines(kind) <= most,
+            "{} {kind:?} lines:\n{log}",
+            lines(kind)
+        );
+    }
+    if flows > most {
+        assert!(
+            log.contains("left out"),
+            "{flows} flows, none left out:\n{log}"
+        );
+    }
+}
+
 /// Two relays pointed at each other: every message from one arrives at the other from a
 /// new socket, a new flow, hop after hop. The bound on flows per source address ends the
 /// chain, and each relay's threads and sockets (read from /proc) stay bounded.

@@ -133,7 +133,11 @@ impl Flow {
             self.closing.store(true, Ordering::Relaxed);
             self.socks.lock().unwrap().clear();
             self.finished.store(true, Ordering::Relaxed);
-            debug!("{}", self.summary());
+            // A line per flow, and forged sources make flows at will: at most ten a second.
+            static ENDED: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = ENDED.allow_debug() {
+                debug!("{}{more}", self.summary());
+            }
         }
     }
 

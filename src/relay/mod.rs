@@ -606,7 +606,11 @@ fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>) -> bool {
         return false;
     };
     if let Some(peer) = peers.remove(&addr) {
-        tracing::debug!("{addr}: forgotten to make room: it was not in a conversation");
+        // Forged sources make one at will: at most ten lines a second, as the peer table.
+        static FORGOTTEN: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = FORGOTTEN.allow_debug() {
+            tracing::debug!("{addr}: forgotten to make room: it was not in a conversation{more}");
+        }
         peer.flow.close();
         peer.up.end();
     }

@@ -357,7 +357,7 @@ impl DatagramEcho {
         let (_, data, from) = batch.get_mut(i);
         let went = if glued && batch::no_segmentation(e) {
             static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
-            if let Some(more) = LOG.allow() {
+            if let Some(more) = LOG.allow_debug() {
                 debug!(
                     "{} {from}: UDP_SEGMENT refused ({e}): answered datagram by datagram{more}",
                     self.proto
