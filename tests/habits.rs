@@ -140,6 +140,11 @@ fn check_socat(row: &str, server: &Server) -> bool {
 
 /// [`check`] for the rows of iperf3, ping, curl, tftp and the broadcast and multicast rows.
 fn check_tools(row: &str, server: &Server) -> bool {
+    check_iperf3(row, server) || check_ping_and_tftp(row) || check_groups(row, server)
+}
+
+/// [`check`] for the rows of iperf3.
+fn check_iperf3(row: &str, server: &Server) -> bool {
     let port = server.port().to_string();
     let addr = format!("127.0.0.1:{port}");
     let bench = |extra: &[&str]| {
@@ -169,6 +174,14 @@ fn check_tools(row: &str, server: &Server) -> bool {
             bench(&["-b", "10mbit", &addr]);
         }
         "`-R`" => refused(&["bench", "-R", &addr], "both ways"),
+        _ => return false,
+    }
+    true
+}
+
+/// [`check`] for the rows of ping, curl and tftp.
+fn check_ping_and_tftp(row: &str) -> bool {
+    match row {
         "`-c 3`, `-s 1000`" => drop(ping(&["-c", "1", "-s", "1000"], "1008 bytes from")),
         "`-i 0.2`, `-W 2`" => {
             refused(&["ping", "-i", "0.2", "127.0.0.1"], "0.2 what?");
@@ -203,6 +216,15 @@ fn check_tools(row: &str, server: &Server) -> bool {
                 "OUT",
             ],
         ),
+        _ => return false,
+    }
+    true
+}
+
+/// [`check`] for the broadcast and multicast rows.
+fn check_groups(row: &str, server: &Server) -> bool {
+    let addr = format!("127.0.0.1:{}", server.port());
+    match row {
         "`nc -u -b 10.0.0.255 4000`" => {
             refused(&["send", "-b", &addr], "--broadcast");
             in_namespaces(|_, port| {

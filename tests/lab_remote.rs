@@ -218,20 +218,32 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
     }
     let server = pair.lab_server(&["--addr", "[::]:3235"]);
     assert_eq!(server.addr, "[::]:3235");
-    let (lines, tcp_port, udp_port) = announced(&server);
+    opens_what_it_announced(&pair, &server);
+    let mut udp_lost = 0;
+    for (host, family) in [(SERVER_V4, "AF_INET"), (SERVER_V6, "AF_INET6")] {
+        udp_lost += every_row_over(&pair, host, family);
+    }
+    if impaired.is_ok() {
+        assert!(udp_lost > 0, "2% dropped each way, and udp never resends");
+    }
+    table_names_the_server_the_path_and_the_sharing(&pair);
+}
+
+/// The lab server's announcement (root here: the raw echo too, on IP protocol 254), and
+/// the ports it opens in its namespace: those it announced, and no other.
+fn opens_what_it_announced(pair: &Pair, server: &Server) {
+    let (lines, tcp_port, udp_port) = announced(server);
     let (tls_port, quic_port) = (port_in(&lines, "tls"), port_in(&lines, "quic"));
     assert!(
         lines[0].starts_with("lab control: tcp [::]:3235, control protocol 1"),
         "{lines:?}"
     );
-    // Root here: the raw echo is offered too, on IP protocol 254.
     assert!(
         lines
             .iter()
             .any(|l| l.starts_with("lab raw: IP protocol 254")),
         "{lines:?}"
     );
-    // The server opens the ports it announced, and no other.
     let ss = Command::new("ip")
         .args(["netns", "exec", &pair.server, "ss", "-lntupH"])
         .output()
@@ -257,47 +269,48 @@ fn every_row_over_ipv4_and_ipv6_through_loss_and_a_rate_limit() {
         ports, expected,
         "ss -lntup in the server's namespace:\n{listening}"
     );
+}
 
-    let mut udp_lost = 0;
-    for (host, family) in [(SERVER_V4, "AF_INET"), (SERVER_V6, "AF_INET6")] {
-        let host_arg = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
-        let child = pair.student(&["--quick", "--format", "json", &host_arg]);
-        let (stdout, _) = ok_output(child, "lab --quick --format json", RUN);
-        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        let rows = doc["rows"].as_array().unwrap();
-        let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
-        assert_eq!(protos, ["tcp", "udp", "tls", "quic", "raw"], "{doc}");
-        for r in rows {
-            assert_eq!(r["family"], family, "{r}");
-            assert!(r["address"].as_str().unwrap().contains(host), "{r}");
-            assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
-            assert!(r["why"].as_str().unwrap().len() > 20, "{r}");
-        }
-        let tcp = &rows[0];
-        assert_eq!(tcp["lost"], 0, "TCP resends what the rule drops: {tcp}");
-        udp_lost += rows[1]["lost"].as_u64().unwrap();
-        let p = &doc["meta"]["parameters"];
-        assert_eq!(p["gateway"], serde_json::Value::Null, "{p}");
-        assert_eq!(p["dev"], pair.veth_client.as_str(), "{p}");
-        assert_eq!(p["dev_mtu"], 1500, "{p}");
-        assert!(p["path_mtu"].as_u64().unwrap() >= 1280, "{p}");
-        assert_eq!(p["shared_with"], 0, "{p}");
-        let notes = doc["remote"].as_array().unwrap();
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.as_str().unwrap().starts_with("path: ")),
-            "{doc}"
-        );
+/// `lab --quick --format json` to the lab server at `host`: every row, of `family`, and
+/// the path in the metadata; the datagrams the udp row lost.
+fn every_row_over(pair: &Pair, host: &str, family: &str) -> u64 {
+    let host_arg = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let child = pair.student(&["--quick", "--format", "json", &host_arg]);
+    let (stdout, _) = ok_output(child, "lab --quick --format json", RUN);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    let protos: Vec<&str> = rows.iter().map(|r| r["proto"].as_str().unwrap()).collect();
+    assert_eq!(protos, ["tcp", "udp", "tls", "quic", "raw"], "{doc}");
+    for r in rows {
+        assert_eq!(r["family"], family, "{r}");
+        assert!(r["address"].as_str().unwrap().contains(host), "{r}");
+        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["why"].as_str().unwrap().len() > 20, "{r}");
     }
-    if impaired.is_ok() {
-        assert!(udp_lost > 0, "2% dropped each way, and udp never resends");
-    }
-    // The table names the server, the path and the sharing under the rows.
+    let tcp = &rows[0];
+    assert_eq!(tcp["lost"], 0, "TCP resends what the rule drops: {tcp}");
+    let p = &doc["meta"]["parameters"];
+    assert_eq!(p["gateway"], serde_json::Value::Null, "{p}");
+    assert_eq!(p["dev"], pair.veth_client.as_str(), "{p}");
+    assert_eq!(p["dev_mtu"], 1500, "{p}");
+    assert!(p["path_mtu"].as_u64().unwrap() >= 1280, "{p}");
+    assert_eq!(p["shared_with"], 0, "{p}");
+    let notes = doc["remote"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("path: ")),
+        "{doc}"
+    );
+    rows[1]["lost"].as_u64().unwrap()
+}
+
+/// The table names the server, the path and the sharing under the rows.
+fn table_names_the_server_the_path_and_the_sharing(pair: &Pair) {
     let child = pair.student(&["--quick", &format!("[{SERVER_V6}]:3235")]);
     let (table, _) = ok_output(child, "lab --quick (table)", RUN);
     let table = table.split_whitespace().collect::<Vec<_>>().join(" ");

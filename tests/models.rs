@@ -656,84 +656,99 @@ fn sigterm_during_load_ends_cleanly_with_the_summary_line() {
     ] {
         let server = start(model, proto, &dir, &[]);
         let clients = 20;
-        let confirmed = Arc::new(AtomicU64::new(0));
-        let busy = Arc::new(AtomicU64::new(0));
-        let stopped = Arc::new(AtomicBool::new(false));
-        let load: Vec<_> = (0..clients)
+        let load = Arc::new(Load::default());
+        let threads: Vec<_> = (0..clients)
             .map(|id| {
-                let (addr, proto) = (server.addr.clone(), proto.to_string());
-                let (confirmed, busy) = (confirmed.clone(), busy.clone());
-                let stopped = stopped.clone();
-                thread::spawn(move || {
-                    let raw = Plain::connect(&proto, &addr);
-                    // A stream ends with the server; a datagram client waits in short steps
-                    // until the test says the server is gone.
-                    let wait = match raw.is_message() {
-                        true => Duration::from_millis(200),
-                        false => STEP,
-                    };
-                    raw.sock.set_read_timeout(Some(wait)).unwrap();
-                    for round in 0..100_000 {
-                        let msg = message(id, round, 500);
-                        if std::io::Write::write(&mut &raw.sock, &msg).is_err() {
-                            return;
-                        }
-                        let got = loop {
-                            match raw.try_reply(msg.len()) {
-                                Ok(got) => break got,
-                                Err(e)
-                                    if raw.is_message()
-                                        && !stopped.load(Ordering::Relaxed)
-                                        && matches!(
-                                            e.kind(),
-                                            ErrorKind::WouldBlock | ErrorKind::TimedOut
-                                        ) => {}
-                                Err(_) => return,
-                            }
-                        };
-                        if got.is_empty() {
-                            return;
-                        }
-                        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
-                        if round == 0 {
-                            busy.fetch_add(1, Ordering::Relaxed);
-                        }
-                        confirmed.fetch_add(msg.len() as u64, Ordering::Relaxed);
-                    }
-                })
+                let (addr, proto, load) = (server.addr.clone(), proto.to_string(), load.clone());
+                thread::spawn(move || load_client(id, &addr, &proto, &load))
             })
             .collect();
         // Every client served at least once (only the first, for iterative), then SIGTERM.
         let want = if model == "iterative" { 1 } else { clients };
         eventually(&format!("{model} {proto}: every client busy"), || {
-            (busy.load(Ordering::Relaxed) >= want as u64).then_some(())
+            (load.busy.load(Ordering::Relaxed) >= want as u64).then_some(())
         });
         // Under load: twenty more messages answered since, then the signal.
-        let before = confirmed.load(Ordering::Relaxed);
+        let before = load.confirmed.load(Ordering::Relaxed);
         eventually(&format!("{model} {proto}: load going on"), || {
-            (confirmed.load(Ordering::Relaxed) >= before + 20 * 500).then_some(())
+            (load.confirmed.load(Ordering::Relaxed) >= before + 20 * 500).then_some(())
         });
         let (status, stdout, log) = server.stop("TERM");
-        stopped.store(true, Ordering::Relaxed);
-        for client in load {
+        load.stopped.store(true, Ordering::Relaxed);
+        for client in threads {
             client.join().expect("a load client failed");
         }
         assert!(status.success(), "{model} {proto}: {status:?}\n{log}");
         assert!(!log.contains("panicked"), "{log}");
-        let (sig, served, messages, bytes_in, bytes_out) = summary(&stdout);
-        assert_eq!(sig, "SIGTERM");
-        if model == "iterative" {
-            assert!(served >= 1, "{stdout}");
-        } else {
-            assert_eq!(served, clients as u64, "{model} {proto}: {stdout}");
-        }
-        let confirmed = confirmed.load(Ordering::Relaxed);
-        assert!(messages > 0, "{stdout}");
-        assert!(
-            bytes_in >= confirmed && bytes_out >= confirmed,
-            "{model} {proto}: the clients got {confirmed} bytes back, the summary says {stdout}"
-        );
+        let what = format!("{model} {proto}");
+        // Iterative serves one client at a time: the first, at least.
+        let served = (model != "iterative").then_some(clients);
+        summary_counts_the_load(&stdout, &what, served, &load);
     }
+}
+
+/// What the load clients of [`sigterm_during_load_ends_cleanly_with_the_summary_line`]
+/// tell the test: the bytes that came back, the clients answered once at least, and
+/// whether the server was stopped.
+#[derive(Default)]
+struct Load {
+    confirmed: AtomicU64,
+    busy: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// One client of 500-byte messages, each reply checked, until the server ends.
+fn load_client(id: usize, addr: &str, proto: &str, load: &Load) {
+    let raw = Plain::connect(proto, addr);
+    // A stream ends with the server; a datagram client waits in short steps until the test
+    // says the server is gone.
+    let wait = match raw.is_message() {
+        true => Duration::from_millis(200),
+        false => STEP,
+    };
+    raw.sock.set_read_timeout(Some(wait)).unwrap();
+    for round in 0..100_000 {
+        let msg = message(id, round, 500);
+        if std::io::Write::write(&mut &raw.sock, &msg).is_err() {
+            return;
+        }
+        let got = loop {
+            match raw.try_reply(msg.len()) {
+                Ok(got) => break got,
+                Err(e)
+                    if raw.is_message()
+                        && !load.stopped.load(Ordering::Relaxed)
+                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+        };
+        if got.is_empty() {
+            return;
+        }
+        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
+        if round == 0 {
+            load.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        load.confirmed
+            .fetch_add(msg.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The summary line on `stdout` says SIGTERM, `served` clients (one at least when none
+/// is given) and every byte the load got back.
+fn summary_counts_the_load(stdout: &str, what: &str, served: Option<usize>, load: &Load) {
+    let (sig, clients, messages, bytes_in, bytes_out) = summary(stdout);
+    assert_eq!(sig, "SIGTERM");
+    match served {
+        Some(served) => assert_eq!(clients, served as u64, "{what}: {stdout}"),
+        None => assert!(clients >= 1, "{stdout}"),
+    }
+    let confirmed = load.confirmed.load(Ordering::Relaxed);
+    assert!(messages > 0, "{stdout}");
+    assert!(
+        bytes_in >= confirmed && bytes_out >= confirmed,
+        "{what}: the clients got {confirmed} bytes back, the summary says {stdout}"
+    );
 }
 
 /// UDP sockets on the small-service ports (7, 9, 13, 19, 37) free on some 127.0.0.x; none

@@ -30,6 +30,14 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let all = every_line(&mut child);
+    let status = common::wait_exit_within(&mut child, "bench", STEP);
+    assert!(status.success());
+    intervals_add_up_to_the_summary(&all);
+}
+
+/// Every line `child` prints on stdout, each as it comes (each wait bounded), up to the end.
+fn every_line(child: &mut std::process::Child) -> Vec<String> {
     // Lines come through a channel, so every wait for one is bounded.
     let (tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
@@ -50,15 +58,19 @@ fn intervals_stream_while_the_run_goes_on_and_add_up_to_the_summary() {
     loop {
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(line) => all.push(line),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return all,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 panic!("bench's output did not end within {STEP:?}: {all:?}");
             }
         }
     }
-    let status = common::wait_exit_within(&mut child, "bench", STEP);
-    assert!(status.success());
+}
+
+/// The lines of a 2.5 s run of two clients, intervals of 0.5 s: five intervals at least,
+/// each spanning time within the run, and a summary that stands alone and counts what
+/// they sent.
+fn intervals_add_up_to_the_summary(all: &[String]) {
     let objects: Vec<serde_json::Value> = all
         .iter()
         .map(|l| serde_json::from_str(l).expect("a JSON object per line"))

@@ -147,28 +147,7 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     let about_a_client = log.lines().find(|l| l.contains(" WARN quic "));
     assert!(about_a_client.is_none(), "{log}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = doc["rows"].as_array().unwrap();
-    let tcp = rows.iter().find(|r| r["proto"] == "tcp").unwrap();
-    let udp = rows.iter().find(|r| r["proto"] == "udp").unwrap();
-    // Every row that crosses machines runs over IPv4 and over IPv6, across the veth pair.
-    let row6 = |proto: &str| {
-        rows.iter()
-            .find(|r| r["proto"] == proto && r["family"] == "AF_INET6")
-            .unwrap_or_else(|| panic!("no {proto} row over IPv6: {doc}"))
-    };
-    for proto in ["tcp", "udp"] {
-        let r = row6(proto);
-        assert!(
-            r["address"].as_str().unwrap().starts_with("[fd00:233::1]:"),
-            "{r}"
-        );
-        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
-    }
-    assert_eq!(tcp["family"], "AF_INET", "{tcp}");
-    assert!(
-        doc["netns"][0].as_str().unwrap().contains("fd00:233::2"),
-        "{doc}"
-    );
+    rows_cross_the_veth_pair_over_both_families(&doc);
     if log.contains("nftables unavailable") {
         skip(
             &format!("{test} (the loss half)"),
@@ -181,67 +160,112 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
             Lacks::Provided,
         );
     } else {
-        // Hundreds of segments at 5% each way: TCP retransmitted and the program lost nothing.
+        the_loss_shows_in_the_rows(&doc);
+        the_notes_tell_the_loss(&doc);
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// The first row of a lab's JSON report for `proto`.
+fn first<'d>(doc: &'d serde_json::Value, proto: &str) -> &'d serde_json::Value {
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["proto"] == proto)
+        .unwrap_or_else(|| panic!("no {proto} row: {doc}"))
+}
+
+/// The row of a lab's JSON report for `proto` over `family` (AF_INET, AF_INET6).
+fn row<'d>(doc: &'d serde_json::Value, proto: &str, family: &str) -> &'d serde_json::Value {
+    doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["proto"] == proto && r["family"] == family)
+        .unwrap_or_else(|| panic!("no {proto} row over {family}: {doc}"))
+}
+
+/// Every row that crosses machines runs over IPv4 and over IPv6, across the veth pair.
+fn rows_cross_the_veth_pair_over_both_families(doc: &serde_json::Value) {
+    for proto in ["tcp", "udp"] {
+        let r = row(doc, proto, "AF_INET6");
+        assert!(
+            r["address"].as_str().unwrap().starts_with("[fd00:233::1]:"),
+            "{r}"
+        );
+        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+    }
+    let tcp = first(doc, "tcp");
+    assert_eq!(tcp["family"], "AF_INET", "{tcp}");
+    assert!(
+        doc["netns"][0].as_str().unwrap().contains("fd00:233::2"),
+        "{doc}"
+    );
+}
+
+/// Under 5% loss each way, over both families: TCP resent and the program lost nothing,
+/// UDP lost datagrams (not merged), quic resent; the sentences follow what was measured.
+fn the_loss_shows_in_the_rows(doc: &serde_json::Value) {
+    let (tcp, udp) = (first(doc, "tcp"), first(doc, "udp"));
+    let why = |r: &serde_json::Value| r["why"].as_str().unwrap().to_string();
+    assert!(why(tcp).contains("TCP resent"), "{tcp}");
+    assert!(why(tcp).contains("nothing lost of"), "{tcp}");
+    let lost = format!("{} of {} lost", udp["lost"], udp["sent"]);
+    assert!(why(udp).contains(&lost), "{udp}");
+    assert!(why(udp).contains("lost on the way"), "{udp}");
+    assert!(!why(udp).contains("nothing lost"), "{udp}");
+    assert_eq!(
+        udp["boundaries_kept"], true,
+        "lost datagrams are not merged: {udp}"
+    );
+    let burst_lost = udp["burst_lost"].as_u64().unwrap();
+    if burst_lost > 0 {
+        let said = format!("{burst_lost} of 50 burst datagrams lost, none merged");
+        assert!(why(udp).contains(&said), "{udp}");
+    }
+    // Hundreds of segments at 5% each way, and nftables' inet table drops both families.
+    let six = |proto| row(doc, proto, "AF_INET6");
+    for (tcp, udp) in [(tcp, udp), (six("tcp"), six("udp"))] {
         assert!(
             tcp["tcp_info"]["retransmits"].as_u64().unwrap() > 0,
             "{tcp}"
         );
         assert_eq!(tcp["lost"], 0, "{tcp}");
         assert!(udp["lost"].as_u64().unwrap() > 0, "{udp}");
-        // The sentences follow what was measured: TCP resent, UDP lost with no counter
-        // here seeing it, and a burst short of datagrams lost them, it did not merge them.
-        let why = |r: &serde_json::Value| r["why"].as_str().unwrap().to_string();
-        assert!(why(tcp).contains("TCP resent"), "{tcp}");
-        assert!(why(tcp).contains("nothing lost of"), "{tcp}");
-        let lost = format!("{} of {} lost", udp["lost"], udp["sent"]);
-        assert!(why(udp).contains(&lost), "{udp}");
-        assert!(why(udp).contains("lost on the way"), "{udp}");
-        assert!(!why(udp).contains("nothing lost"), "{udp}");
-        assert_eq!(
-            udp["boundaries_kept"], true,
-            "lost datagrams are not merged: {udp}"
-        );
-        // tcp, tcp with TLS and quic under the same loss; quic resends what is lost, and
-        // a sentence compares the messages of one tcp connection with quic's streams.
-        let quic = rows.iter().find(|r| r["proto"] == "quic").unwrap();
-        assert!(rows.iter().any(|r| r["proto"] == "tls"), "{rows:?}");
-        assert_eq!(quic["lost"], 0, "{quic}");
-        let notes = doc["netns"].as_array().unwrap();
-        // The loss is of wire packets, not of 64 KB offload bursts that one drop takes whole.
-        assert!(
-            notes
-                .iter()
-                .filter_map(|n| n.as_str())
-                .any(|n| n.contains("drops 5% of the packets") && n.contains("packet by packet")),
-            "{notes:?}"
-        );
-        let hol = notes
-            .iter()
-            .filter_map(|n| n.as_str())
-            .find(|n| n.starts_with("head-of-line blocking"))
-            .expect("the head-of-line sentence");
-        let verdicts = [
-            "tcp's messages waited",
-            "quic's messages waited",
-            "about the same",
-        ];
-        assert!(verdicts.iter().any(|v| hol.contains(v)), "{hol}");
-        let burst_lost = udp["burst_lost"].as_u64().unwrap();
-        if burst_lost > 0 {
-            let said = format!("{burst_lost} of 50 burst datagrams lost, none merged");
-            assert!(why(udp).contains(&said), "{udp}");
-        }
-        // The same loss over IPv6: nftables' inet table drops both families.
-        let tcp6 = row6("tcp");
-        let udp6 = row6("udp");
-        assert!(
-            tcp6["tcp_info"]["retransmits"].as_u64().unwrap() > 0,
-            "{tcp6}"
-        );
-        assert_eq!(tcp6["lost"], 0, "{tcp6}");
-        assert!(udp6["lost"].as_u64().unwrap() > 0, "{udp6}");
     }
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    let rows = doc["rows"].as_array().unwrap();
+    let quic = rows.iter().find(|r| r["proto"] == "quic").unwrap();
+    assert!(rows.iter().any(|r| r["proto"] == "tls"), "{rows:?}");
+    assert_eq!(quic["lost"], 0, "{quic}");
+}
+
+/// The notes under the rows: the loss is of wire packets, not of 64 KB offload bursts that
+/// one drop takes whole, and a sentence compares the messages of one tcp connection with
+/// quic's streams.
+fn the_notes_tell_the_loss(doc: &serde_json::Value) {
+    let notes: Vec<&str> = doc["netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("drops 5% of the packets") && n.contains("packet by packet")),
+        "{notes:?}"
+    );
+    let hol = notes
+        .iter()
+        .find(|n| n.starts_with("head-of-line blocking"))
+        .expect("the head-of-line sentence");
+    let verdicts = [
+        "tcp's messages waited",
+        "quic's messages waited",
+        "about the same",
+    ];
+    assert!(verdicts.iter().any(|v| hol.contains(v)), "{hol}");
 }
 
 /// Held by the tests that stop a lab in the middle: each looks for servers another left.

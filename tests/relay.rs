@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Instant;
 
@@ -454,89 +456,102 @@ fn flow_totals(stdout: &str) -> (u64, u64, u64, usize) {
 
 #[test]
 fn the_summary_on_sigterm_counts_every_message_a_client_got_under_load() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     for proto in ["udp", "tcp"] {
         let server = Server::start(&["--proto", proto, "--addr", "127.0.0.1:0"]);
         let relay = relay(&[&format!("{proto}://127.0.0.1:0"), &server.url()]);
         let clients = 16;
-        let (replies, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (busy, stopped) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let load: Vec<_> = (0..clients)
+        let load = Arc::new(Load::default());
+        let threads: Vec<_> = (0..clients)
             .map(|id| {
-                let (replies, bytes) = (Arc::clone(&replies), Arc::clone(&bytes));
-                let (busy, stopped) = (Arc::clone(&busy), Arc::clone(&stopped));
-                let (proto, addr) = (proto.to_string(), relay.addr.clone());
-                thread::spawn(move || {
-                    let raw = common::Plain::connect(&proto, &addr);
-                    // A datagram client looks up every 200 ms for the end of the test.
-                    let wait = std::time::Duration::from_millis(200);
-                    raw.sock.set_read_timeout(Some(wait)).unwrap();
-                    let started = Instant::now();
-                    for round in 0..1_000_000 {
-                        let msg = common::message(id, round, 100);
-                        if (&raw.sock).write(&msg).is_err() {
-                            return;
-                        }
-                        let got = loop {
-                            match raw.try_reply(msg.len()) {
-                                Ok(got) => break got,
-                                Err(_) if stopped.load(Ordering::Relaxed) => return,
-                                Err(_) if started.elapsed() > common::STEP * 3 => {
-                                    panic!("client {id}: no reply, and the test never ended")
-                                }
-                                Err(_) if raw.is_message() => {}
-                                Err(_) => return,
-                            }
-                        };
-                        if got.is_empty() {
-                            return;
-                        }
-                        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
-                        if round == 0 {
-                            busy.fetch_add(1, Ordering::Relaxed);
-                        }
-                        replies.fetch_add(1, Ordering::Relaxed);
-                        bytes.fetch_add(got.len() as u64, Ordering::Relaxed);
-                    }
-                })
+                let (proto, addr, load) = (proto.to_string(), relay.addr.clone(), load.clone());
+                thread::spawn(move || load_client(id, &proto, &addr, &load))
             })
             .collect();
         common::eventually(&format!("{proto}: every client answered"), || {
-            (busy.load(Ordering::Relaxed) >= clients as u64).then_some(())
+            (load.busy.load(Ordering::Relaxed) >= clients as u64).then_some(())
         });
         let (status, out, log) = relay.stop("TERM");
-        stopped.store(true, Ordering::Relaxed);
-        for client in load {
+        load.stopped.store(true, Ordering::Relaxed);
+        for client in threads {
             client.join().expect("a client of the relay failed");
         }
         assert!(status.success(), "{proto}: {status:?}\n{log}");
         assert!(!log.contains("panicked"), "{log}");
-        let (up_in, down_msgs, down_bytes, flows) = flow_totals(&out);
-        assert_eq!(flows, clients, "{proto}: {out}");
-        assert!(
-            out.contains(&format!("stopped by SIGTERM: {clients} flows")),
-            "{out}"
-        );
-        let (replies, bytes) = (
-            replies.load(Ordering::Relaxed),
-            bytes.load(Ordering::Relaxed),
-        );
-        assert!(
-            down_bytes >= bytes && up_in >= bytes,
-            "{proto}: the clients got {bytes} bytes back, the relay says {up_in} in and \
-             {down_bytes} out:\n{out}"
-        );
-        if proto == "udp" {
-            assert!(
-                down_msgs >= replies,
-                "{proto}: the clients got {replies} replies, the relay says it sent \
-                 {down_msgs}:\n{out}"
-            );
+        flow_lines_count_the_load(&out, proto, clients, &load);
+    }
+}
+
+/// What the clients of [`the_summary_on_sigterm_counts_every_message_a_client_got_under_load`]
+/// tell the test: the replies and bytes that came back, the clients answered once at
+/// least, and whether the relay was stopped.
+#[derive(Default)]
+struct Load {
+    replies: AtomicU64,
+    bytes: AtomicU64,
+    busy: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// One client of 100-byte messages through the relay, each reply checked, until the relay
+/// ends.
+fn load_client(id: usize, proto: &str, addr: &str, load: &Load) {
+    let raw = common::Plain::connect(proto, addr);
+    // A datagram client looks up every 200 ms for the end of the test.
+    let wait = std::time::Duration::from_millis(200);
+    raw.sock.set_read_timeout(Some(wait)).unwrap();
+    let started = Instant::now();
+    for round in 0..1_000_000 {
+        let msg = common::message(id, round, 100);
+        if (&raw.sock).write(&msg).is_err() {
+            return;
         }
+        let got = loop {
+            match raw.try_reply(msg.len()) {
+                Ok(got) => break got,
+                Err(_) if load.stopped.load(Ordering::Relaxed) => return,
+                Err(_) if started.elapsed() > common::STEP * 3 => {
+                    panic!("client {id}: no reply, and the test never ended")
+                }
+                Err(_) if raw.is_message() => {}
+                Err(_) => return,
+            }
+        };
+        if got.is_empty() {
+            return;
+        }
+        assert!(got == msg.to_ascii_uppercase(), "a reply differs");
+        if round == 0 {
+            load.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        load.replies.fetch_add(1, Ordering::Relaxed);
+        load.bytes.fetch_add(got.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The relay's lines on exit: a flow line per client, the summary, and at least every
+/// byte (and, over udp, every reply) the clients got.
+fn flow_lines_count_the_load(out: &str, proto: &str, clients: usize, load: &Load) {
+    let (up_in, down_msgs, down_bytes, flows) = flow_totals(out);
+    assert_eq!(flows, clients, "{proto}: {out}");
+    assert!(
+        out.contains(&format!("stopped by SIGTERM: {clients} flows")),
+        "{out}"
+    );
+    let (replies, bytes) = (
+        load.replies.load(Ordering::Relaxed),
+        load.bytes.load(Ordering::Relaxed),
+    );
+    assert!(
+        down_bytes >= bytes && up_in >= bytes,
+        "{proto}: the clients got {bytes} bytes back, the relay says {up_in} in and \
+         {down_bytes} out:\n{out}"
+    );
+    if proto == "udp" {
+        assert!(
+            down_msgs >= replies,
+            "{proto}: the clients got {replies} replies, the relay says it sent \
+             {down_msgs}:\n{out}"
+        );
     }
 }
 
