@@ -2,7 +2,7 @@
 //! loop that watches the stop signal beside the listener, and enough file descriptors for a
 //! classroom of clients.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,10 @@ use anyhow::{Context, Result};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tracing::{debug, warn};
 
+use crate::logging::INDENT;
+use crate::report::table::WIDTH;
 use crate::signal::{Shutdown, Signal, Wake};
+use crate::transport::tls::TlsEnd;
 use crate::transport::{Conn, Listener};
 
 /// Waits for connections and hands each to `on_conn` (and, every `tick`, `None`), until a
@@ -102,6 +105,36 @@ pub(crate) fn announce(line: &str) -> Result<()> {
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
         .context("write to stdout")
+}
+
+/// A line on stdout as [`announce`] writes it: to a pipe or a file whole, for scripts and
+/// grep; on a terminal within [`WIDTH`] columns, wrapped at spaces, the lines after the
+/// first indented.
+pub(crate) fn announce_wrapped(text: &str) -> Result<()> {
+    match io::stdout().is_terminal() {
+        true => announce(&crate::wrap::lines(text, "", INDENT, WIDTH).join("\n")),
+        false => announce(text),
+    }
+}
+
+/// The `listening <proto> <address>` line (`what` is the protocol and the address), with the
+/// SHA-256 fingerprint of a TLS server's certificate after `tls sha256`, as `openssl x509
+/// -fingerprint -sha256` prints it: whole to a pipe or a file, where scripts read the
+/// address and the fingerprint; on a terminal wrapped as [`announce_wrapped`] does, the
+/// fingerprint (95 columns) in two halves cut after a colon.
+pub(crate) fn announce_listening(what: &str, tls: Option<&TlsEnd>) -> Result<()> {
+    let Some((fingerprint, _)) = tls.and_then(|t| t.fingerprint()) else {
+        return announce_wrapped(&format!("listening {what}"));
+    };
+    let fingerprint = fingerprint.to_string();
+    if !io::stdout().is_terminal() {
+        return announce(&format!("listening {what} tls sha256 {fingerprint}"));
+    }
+    let mut lines = crate::wrap::lines(&format!("listening {what} tls sha256"), "", INDENT, WIDTH);
+    // Sixteen bytes of the 32 a line: `AB:` each.
+    let (first, second) = fingerprint.split_at(16 * 3);
+    lines.extend([format!("{INDENT}{first}"), format!("{INDENT}{second}")]);
+    announce(&lines.join("\n"))
 }
 
 /// The signal that ended a model's loop, for the closing lines.

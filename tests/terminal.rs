@@ -258,6 +258,40 @@ fn an_explained_tls_exchange_fits_80_columns_on_a_terminal_and_is_a_line_per_cal
 
 /// The hint of `serve --tls` with a certificate made at start: `--pin` and the fingerprint
 /// to copy together, whole, on one line of an 80-column terminal.
+/// A TLS server's `listening` line: on an 80-column terminal its fingerprint (95 columns)
+/// comes in two halves under it, cut after a colon, the same the `--pin` hint gives; to a
+/// pipe the line is whole, as scripts read it.
+#[test]
+fn the_listening_line_of_a_tls_server_fits_an_80_column_terminal_and_is_whole_in_a_pipe() {
+    let lines = server_on_terminal(&["serve", "--tls", "--addr", "127.0.0.1:0"], "model event");
+    all_fit(&lines);
+    let halves: Vec<&str> = lines.iter().take(2).map(|l| l.trim()).collect();
+    let fingerprint = halves.concat();
+    let hint = lines
+        .iter()
+        .find_map(|l| l.split_once("`--pin ")?.1.split_once('`'))
+        .unwrap_or_else(|| panic!("no line holds `--pin FP`: {lines:#?}"))
+        .0;
+    assert_eq!(fingerprint.replace(':', ""), hint, "{lines:#?}");
+    assert!(halves[0].ends_with(':'), "{lines:#?}");
+
+    let mut server = Command::new(common::bin())
+        .args(["serve", "--tls", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = common::first_line(&mut server);
+    let _ = server.kill();
+    let _ = server.wait();
+    let line = line.expect("a listening line");
+    let line = line.trim_end();
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words[..2], ["listening", "tcp"], "{line}");
+    assert_eq!(words[3..5], ["tls", "sha256"], "{line}");
+    assert_eq!(words[5].len(), 95, "{line}");
+}
+
 #[test]
 fn the_pin_hint_keeps_the_fingerprint_whole_after_pin_on_an_80_column_terminal() {
     let lines = server_on_terminal(&["serve", "--tls", "--addr", "127.0.0.1:0"], "model event");

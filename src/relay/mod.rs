@@ -200,12 +200,8 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     let bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
     cap_frames(&mut route, bound.local());
-    let tls = crate::server::tls_beside(route.opts.tls.as_ref());
-    crate::lifecycle::announce(&format!(
-        "listening {} {}{tls}",
-        route.from.proto,
-        bound.local()
-    ))?;
+    let what = format!("{} {}", route.from.proto, bound.local());
+    crate::lifecycle::announce_listening(&what, route.opts.tls.as_ref())?;
     crate::server::tell_pin(route.opts.tls.as_ref());
     // Blocks that together hold a family are warned about as its /0 is.
     for family in crate::access::Net::families_covered(&route.trust) {

@@ -211,15 +211,6 @@ impl<S: Service> Server<S> {
     }
 }
 
-/// What `listening` says of TLS: the certificate's SHA-256 fingerprint, which clients of
-/// a self-signed certificate (made at start) pin.
-pub(crate) fn tls_beside(tls: Option<&crate::transport::tls::TlsEnd>) -> String {
-    match tls.and_then(|t| t.fingerprint()) {
-        Some((fingerprint, _)) => format!(" tls sha256 {fingerprint}"),
-        None => String::new(),
-    }
-}
-
 /// After `listening`, for a certificate made at start: how clients trust it.
 pub(crate) fn tell_pin(tls: Option<&crate::transport::tls::TlsEnd>) {
     if let Some((fingerprint, true)) = tls.and_then(|t| t.fingerprint()) {
@@ -283,10 +274,7 @@ fn serve<S: Service>(
         proto,
         addr: bound.local().clone(),
     };
-    announce(&format!(
-        "listening {local}{}",
-        tls_beside(config.socket.tls.as_ref())
-    ))?;
+    crate::lifecycle::announce_listening(&local.to_string(), config.socket.tls.as_ref())?;
     tell_pin(config.socket.tls.as_ref());
     for warning in &warnings {
         warn!("{}", warning(&local.addr));

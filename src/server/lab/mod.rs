@@ -18,7 +18,6 @@ pub(crate) mod class;
 mod control;
 mod turns;
 
-use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,7 +30,6 @@ use crate::access::{Access, Gate, Rule};
 use crate::endpoint::{Address, Endpoint, Proto};
 use crate::labwire::{self, Service};
 use crate::lifecycle;
-use crate::report::table::WIDTH;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::{DEFAULT_MAX_PENDING, Echo, Transform};
 use crate::service::guard::{self, GuardRules};
@@ -103,11 +101,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     );
     let stats = Stats::shared();
     let (control, control_addr) = bind_control(&config.addr, config.tls.clone())?;
-    // Whole, however long: scripts read the address and the fingerprint from it.
-    lifecycle::announce(&format!(
-        "listening tcp {control_addr}{}",
-        super::tls_beside(config.tls.as_ref())
-    ))?;
+    lifecycle::announce_listening(&format!("tcp {control_addr}"), config.tls.as_ref())?;
     super::tell_pin(config.tls.as_ref());
     let class = Arc::new(Class::new(config.limits));
     let gated = Arc::clone(&class);
@@ -135,7 +129,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
     info!("{signal}: closing the lab's ports");
     crate::logging::say_left_out();
-    announce(&format!(
+    lifecycle::announce_wrapped(&format!(
         "stopped by {signal}: {} measured, {} refused; echo ports: {stats}",
         crate::units::count(lab.runs.load(Ordering::Relaxed), "run"),
         lab.refused.load(Ordering::Relaxed)
@@ -161,15 +155,6 @@ fn bind_control(
     }
 }
 
-/// A line of the lab's on stdout: on a terminal within [`WIDTH`] columns, wrapped at spaces,
-/// the lines after the first indented; to a pipe or a file one line, for scripts and grep.
-fn announce(text: &str) -> Result<()> {
-    match std::io::stdout().is_terminal() {
-        true => lifecycle::announce(&crate::wrap::lines(text, "", "  ", WIDTH).join("\n")),
-        false => lifecycle::announce(text),
-    }
-}
-
 /// One line per protocol: what it serves, where, to whom; the certificate of the secure
 /// ones; why a protocol is not offered, when not.
 fn say_what_is_served(
@@ -183,7 +168,7 @@ fn say_what_is_served(
         true => " in TLS (the tcp and udp echo ports stay plain: they are what the lab measures)",
         false => "",
     };
-    announce(&format!(
+    lifecycle::announce_wrapped(&format!(
         "lab control: tcp {control}, control protocol {}{over}; {} runs measure at once, \
          turns go round by client address, up to {} wait their turn in a queue and {} come \
          from one address, each at most {} s",
@@ -194,12 +179,14 @@ fn say_what_is_served(
         limits.max_time.as_secs()
     ))?;
     for s in &lab.services {
-        announce(&what_is_served(s, lab.rate))?;
+        lifecycle::announce_wrapped(&what_is_served(s, lab.rate))?;
     }
     for (proto, why) in not_offered {
-        announce(&format!("lab {proto}: not offered: {why}"))?;
+        lifecycle::announce_wrapped(&format!("lab {proto}: not offered: {why}"))?;
     }
-    announce("lab unix, unix-dgram, unix-seqpacket: not offered: they stay on one machine")
+    lifecycle::announce_wrapped(
+        "lab unix, unix-dgram, unix-seqpacket: not offered: they stay on one machine",
+    )
 }
 
 /// The line of one offered service.
