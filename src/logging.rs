@@ -80,6 +80,8 @@ pub(crate) fn lines(text: &str, width: usize) -> Vec<String> {
 /// terminal.
 pub(crate) fn error(text: &str) {
     let line = format!("error: {}", crate::transport::printable(text));
+    // The last line: a status line still showing goes, not to be drawn under it again.
+    crate::report::progress::status("");
     match std::io::stderr().is_terminal() {
         true => eprintln!("{}", lines(&line, width()).join("\n")),
         false => eprintln!("{line}"),
@@ -91,7 +93,8 @@ pub(crate) fn error(text: &str) {
 /// can forge a line of the server's log, and every other control character escaped too
 /// (tracing escapes those a terminal acts on, ESC among them, in what it is given, so an
 /// ESC here begins its own colour codes). tracing writes each event in one call. On a
-/// terminal (`wrap`), a line wider than it is wrapped, each part under the level's tag.
+/// terminal (`wrap`), a line wider than it is wrapped, each part under the level's tag, and
+/// a status line showing is cleared before it.
 struct OneLine {
     stderr: std::io::Stderr,
     wrap: bool,
@@ -108,7 +111,7 @@ impl std::io::Write for OneLine {
             out = wrapped(&String::from_utf8_lossy(&out), width()).into_bytes();
         }
         out.extend_from_slice(end);
-        self.stderr.write_all(&out)?;
+        crate::report::progress::above(|| self.stderr.write_all(&out))?;
         Ok(buf.len())
     }
 

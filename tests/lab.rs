@@ -602,12 +602,12 @@ fn long_tmpdir() -> (tempfile::TempDir, PathBuf) {
     (dir, deep)
 }
 
-#[test]
-fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_names_it() {
-    let _turn = one_lab_at_a_time();
+/// `lab --quick` on an 80-column terminal (`script` gives it one: its status lines show, as
+/// a class sees them), `prefix` before netecho on the command line: what the terminal
+/// showed, whole and a line each. Fails unless the lab succeeded.
+fn quick_lab_on_a_terminal(prefix: &str) -> (String, Vec<String>) {
     let (_dir, tmp) = long_tmpdir();
-    // `script` gives the lab a terminal: its status lines show, as a class sees them.
-    let cmd = format!("{} lab --quick", common::bin());
+    let cmd = format!("{prefix}{} lab --quick", common::bin());
     let child = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env("COLUMNS", "80")
@@ -621,6 +621,13 @@ fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_n
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{screen}");
     let lines = common::screen_lines(&screen);
+    (screen, lines)
+}
+
+#[test]
+fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_names_it() {
+    let _turn = one_lab_at_a_time();
+    let (screen, lines) = quick_lab_on_a_terminal("");
     let wide: Vec<&String> = lines.iter().filter(|l| l.chars().count() > 80).collect();
     assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
     // The status lines ran (the path of the unix rows' sockets among them), each row called
@@ -671,6 +678,35 @@ fn without_raw_sockets_the_lab_says_so_within_80_columns() {
     for b in doc["boundaries"].as_array().unwrap() {
         assert_eq!(b["bytes"], 800, "{b}");
     }
+}
+
+/// The status line has no newline: a log line written after it, unless it is cleared
+/// first, starts on the same line of the screen, glued to it and wider than the terminal.
+/// Without raw sockets the lab warns while its status line shows the last row.
+#[test]
+fn a_warning_on_a_terminal_clears_the_status_line_before_it() {
+    if !common::can_drop_net_raw("a_warning_on_a_terminal_clears_the_status_line_before_it") {
+        return;
+    }
+    let _turn = one_lab_at_a_time();
+    let setpriv = format!("setpriv {} ", common::NO_NET_RAW.join(" "));
+    let (screen, lines) = quick_lab_on_a_terminal(&setpriv);
+    assert!(screen.contains("raw rows skipped"), "{screen}");
+    let glued: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("lab: [") && (l.contains(" WARN ") || l.contains(" INFO ")))
+        .collect();
+    assert!(
+        glued.is_empty(),
+        "a status line and a log line on one line: {glued:#?}"
+    );
+    // The warning sits on a line of its own, its tag first.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(" WARN lab: raw rows skipped")),
+        "{lines:#?}"
+    );
 }
 
 #[test]

@@ -1,11 +1,50 @@
 //! A progress line on stderr while a timed run goes on, only when stderr is a terminal, so
-//! logs and pipes never see it.
+//! logs and pipes never see it. The status line is owned here: it is drawn with [`status`],
+//! and every other line to stderr (a log line, the last error) is written through [`above`],
+//! which clears it first and draws it again after, so that no line is glued to it.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// The status line stderr shows now, without a newline after it; empty when none.
+static STATUS: Mutex<String> = Mutex::new(String::new());
+
+fn shown() -> MutexGuard<'static, String> {
+    STATUS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Shows `line` as the status line on a terminal, in place of the one before; "" clears it.
+/// A pipe or a file never gets one.
+pub(crate) fn status(line: &str) {
+    let mut shown = shown();
+    let mut err = std::io::stderr().lock();
+    if !err.is_terminal() {
+        return;
+    }
+    let _ = write!(err, "\r\x1b[2K{line}");
+    let _ = err.flush();
+    line.clone_into(&mut shown);
+}
+
+/// Runs `write`, which writes whole lines to stderr, with the status line cleared before
+/// and drawn again after: a line written after a status line (which has no newline) would
+/// otherwise start on its line, glued to it and wider than the terminal.
+pub(crate) fn above<T>(write: impl FnOnce() -> T) -> T {
+    let shown = shown();
+    if shown.is_empty() {
+        return write();
+    }
+    // Held (it is reentrant) so that no other thread writes between the three.
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K");
+    let written = write();
+    let _ = write!(err, "{shown}");
+    let _ = err.flush();
+    written
+}
 
 /// Redraws the line every [`TICK`] until dropped.
 pub(crate) struct Progress {
@@ -34,20 +73,16 @@ impl Progress {
                             let part =
                                 (elapsed.as_secs_f64() / total.as_secs_f64().max(1e-3)).min(1.0);
                             let filled = (part * WIDTH as f64) as usize;
-                            let mut err = std::io::stderr().lock();
-                            let _ = write!(
-                                err,
-                                "\r{label} [{}{}] {:.1}/{:.1} s",
+                            status(&format!(
+                                "{label} [{}{}] {:.1}/{:.1} s",
                                 "=".repeat(filled),
                                 " ".repeat(WIDTH - filled),
                                 elapsed.as_secs_f64(),
                                 total.as_secs_f64()
-                            );
-                            let _ = err.flush();
-                            drop(err);
+                            ));
                             thread::sleep(TICK);
                         }
-                        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                        status("");
                     })
                     .ok()
             })
@@ -92,11 +127,10 @@ impl Progress {
                             drawn = true;
                             let bytes = counter.done.load(Ordering::Relaxed);
                             let total = counter.total.load(Ordering::Relaxed);
-                            let line = bytes_line(&label, bytes, total, start.elapsed());
-                            let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
+                            status(&bytes_line(&label, bytes, total, start.elapsed()));
                         }
                         if drawn {
-                            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                            status("");
                         }
                     })
                     .ok()

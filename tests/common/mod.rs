@@ -638,17 +638,14 @@ pub fn skip(test: &str, needs: &str, lacks: Lacks) {
     }
 }
 
-/// A command that runs `netecho ARGS` as root but without CAP_NET_RAW: removed from the
-/// bounding set, so the exec'd binary cannot have it.
+/// setpriv's arguments that run the command after them as root but without CAP_NET_RAW:
+/// removed from the bounding set, so the exec'd binary cannot have it.
+pub const NO_NET_RAW: [&str; 3] = ["--bounding-set=-net_raw", "--inh-caps=-net_raw", "--"];
+
+/// A command that runs `netecho ARGS` as root but without CAP_NET_RAW ([`NO_NET_RAW`]).
 pub fn without_net_raw(args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--bounding-set=-net_raw",
-        "--inh-caps=-net_raw",
-        "--",
-        bin(),
-    ])
-    .args(args);
+    cmd.args(NO_NET_RAW).arg(bin()).args(args);
     cmd
 }
 

@@ -32,7 +32,7 @@ use crate::endpoint::{Proto, SockProto, Target};
 use crate::files::store::{Output, check_output, write_output};
 use crate::logging;
 use crate::packet::DEFAULT_IP_PROTO;
-use crate::report::{self, Format, Layout, Meta};
+use crate::report::{self, Format, Layout, Meta, progress};
 use crate::transport;
 use crate::transport::framing::Framing;
 use crate::wrap;
@@ -371,19 +371,17 @@ fn measure_from_client_side(
     })
 }
 
-/// A status line on stderr, only when it is a terminal: one line narrower than the
-/// terminal (a long path cut in the middle), so the carriage return that replaces it, or
-/// clears it before the table, clears all of it.
+/// The lab's status line on stderr, only when it is a terminal ([`progress::status`] owns
+/// it, and clears it before any log line): one line narrower than the terminal (a long
+/// path cut in the middle), so the carriage return that replaces it, or clears it before
+/// the table, clears all of it; `""` clears it.
 fn progress(what: &str) {
-    use std::io::IsTerminal;
-    let mut err = std::io::stderr();
-    if err.is_terminal() {
-        let line = fit(&format!("lab: {what}"), logging::width().saturating_sub(1));
-        let _ = write!(err, "\r\x1b[2K{line}");
-        if what.is_empty() {
-            let _ = write!(err, "\r\x1b[2K");
+    match what.is_empty() {
+        true => progress::status(""),
+        false => {
+            let width = logging::width().saturating_sub(1);
+            progress::status(&fit(&format!("lab: {what}"), width));
         }
-        let _ = err.flush();
     }
 }
 
@@ -448,11 +446,11 @@ pub(crate) fn relay(line: &str) -> bool {
             return false;
         }
         Some((level, text)) => say(level, text),
-        None => {
+        None => progress::above(|| {
             for part in log_lines(line, report::table::WIDTH) {
                 eprintln!("{part}");
             }
-        }
+        }),
     }
     true
 }
