@@ -673,6 +673,12 @@ fn without_raw_sockets_the_lab_says_so_within_80_columns() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("lab: raw rows skipped"), "{err}");
     assert!(err.contains("CAP_NET_RAW"), "{err}");
+    // The report says it too: the rows it lacks, and why.
+    let left_out = doc["left_out"].to_string();
+    assert!(
+        left_out.contains("raw, raw6: not measured: this run cannot open raw sockets"),
+        "{doc}"
+    );
     assert_eq!(too_wide(&err), Vec::<&str>::new(), "{err}");
     // Every byte of each boundaries burst came back, however the reads cut it.
     for b in doc["boundaries"].as_array().unwrap() {
@@ -700,11 +706,18 @@ fn a_warning_on_a_terminal_clears_the_status_line_before_it() {
         glued.is_empty(),
         "a status line and a log line on one line: {glued:#?}"
     );
-    // The warning sits on a line of its own, its tag first.
+    // The warning sits on a line of its own, its tag first; the rows it left out are
+    // named under the table too.
     assert!(
         lines
             .iter()
             .any(|l| l.starts_with(" WARN lab: raw rows skipped")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("- raw, raw6: not measured")),
         "{lines:#?}"
     );
 }

@@ -1295,6 +1295,33 @@ fn a_run_on_the_servers_own_host_hears_of_a_rate_limit_only_when_one_was_given()
     );
 }
 
+/// A student who may not open raw sockets against a lab server that offers raw: the
+/// warning on stderr, and the report on stdout (a file a student hands in) names the row.
+#[test]
+fn a_raw_row_a_student_cannot_measure_is_named_under_the_table() {
+    let test = "a_raw_row_a_student_cannot_measure_is_named_under_the_table";
+    if !common::can_drop_net_raw(test) {
+        return;
+    }
+    let (server, _, _) = loopback_lab(&[]);
+    let control = format!("127.0.0.1:{}", server.port());
+    let run = common::without_net_raw(&["lab", "--quick", &control])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab");
+    let (table, log) = ok_output(run, "lab without CAP_NET_RAW", RUN);
+    assert!(log.contains("WARN lab: raw rows skipped"), "{log}");
+    assert!(!table.lines().any(|l| l.starts_with("raw ")), "{table}");
+    let joined = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        joined.contains("- raw: not measured: this run cannot open raw sockets"),
+        "{table}"
+    );
+    assert!(joined.contains("CAP_NET_RAW"), "{table}");
+}
+
 #[test]
 fn a_run_over_the_rate_limit_is_named_in_the_servers_warning() {
     let (server, _, udp) = loopback_lab(&["--rate-limit", "100"]);
@@ -1428,6 +1455,14 @@ fn a_firewalled_echo_port_is_said_and_the_other_rows_are_measured() {
     assert!(log.contains("a firewall on the server?"), "{log}");
     assert!(table.lines().any(|l| l.starts_with("udp ")), "{table}");
     assert!(!table.lines().any(|l| l.starts_with("tcp ")), "{table}");
+    // The report on stdout says so too: saved to a file, it names the row it lacks.
+    let joined = table.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        joined.contains(&format!(
+            "- tcp: not measured: could not connect to the announced tcp port {tcp}"
+        )),
+        "{table}"
+    );
 }
 
 /// Whether a raw socket of IP protocol 254 is open in namespace `ns` (/proc/net/raw: the

@@ -187,13 +187,20 @@ fn on_this_machine(
         let target = start_pinned(|| servers.start(*proto, &addr, flags), cores)?;
         rows.push(measure(&target, plan)?);
     }
-    rows.extend(raw_rows(&servers, plan, cores)?);
+    let left_out: Vec<String> = match raw_rows(&servers, plan, cores)? {
+        Ok(raw) => {
+            rows.extend(raw);
+            Vec::new()
+        }
+        Err(note) => vec![note],
+    };
     progress("boundaries");
     let boundaries = boundary_rows(&servers)?;
     progress("");
     drop(servers);
     let lab = Lab {
         rows: &rows,
+        left_out: &left_out,
         boundaries: &boundaries,
         meta,
         rounds: plan.rounds,
@@ -245,13 +252,17 @@ fn label(r: &Row) -> String {
     }
 }
 
-/// Raw rows need CAP_NET_RAW: without it the lab says so and measures the rest.
-fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result<Vec<Row>> {
+/// Raw rows need CAP_NET_RAW: without it the lab says so, measures the rest, and the note
+/// for under the table is returned instead.
+fn raw_rows(
+    servers: &LocalServers,
+    plan: &Plan,
+    cores: Option<Cores>,
+) -> Result<Result<Vec<Row>, String>> {
     if let Err(e) = transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
-        say(Level::WARN, &format!("lab: raw rows skipped: {e:#}"));
-        return Ok(Vec::new());
+        return Ok(Err(without_raw("raw, raw6", &e)));
     }
-    [false, true]
+    let rows = [false, true]
         .into_iter()
         .map(|ipv6| {
             let addr = servers.address_for(Proto::Raw, ipv6);
@@ -259,7 +270,16 @@ fn raw_rows(servers: &LocalServers, plan: &Plan, cores: Option<Cores>) -> Result
             let target = start_pinned(|| servers.start_raw(&addr), cores)?;
             measure_raw(&target, plan, DEFAULT_IP_PROTO)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Ok(rows))
+}
+
+/// Raw rows (`names`) this run cannot measure, as `e` says: a warning on stderr, and the
+/// note returned for under the table, so that a report saved from stdout names them too.
+fn without_raw(names: &str, e: &anyhow::Error) -> String {
+    let why = format!("this run cannot open raw sockets: {e:#}");
+    say(Level::WARN, &format!("lab: raw rows skipped: {why}"));
+    why::left_out(names, &why)
 }
 
 /// The boundaries burst over each stream, with each framing.
@@ -323,6 +343,7 @@ fn across_namespaces(
     drop(servers);
     let lab = Lab {
         rows: &rows,
+        left_out: &[],
         boundaries: &[],
         meta,
         rounds: plan.rounds,

@@ -64,6 +64,8 @@ struct RemoteDocument<'a> {
     /// What the report says under the table: the server, the path, the sharing.
     remote: &'a [String],
     rows: &'a [Row],
+    /// A sentence for each row the run did not measure, and why.
+    left_out: &'a [String],
 }
 
 /// Measures against the lab server at `host` and renders the report.
@@ -90,10 +92,10 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     if settings.format != Format::Table {
         say(Level::INFO, &path.describe());
     }
-    let rows = measure_offered(&offer, server, plan);
+    let measured = measure_offered(&offer, server, plan);
     // The turn ends whatever the rows did: the next run waits for it.
     let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
-    let rows = rows.map_err(|e| gone_or(e, &conn, host))?;
+    let (rows, left_out) = measured.map_err(|e| gone_or(e, &conn, host))?;
     done.with_context(|| format!("tell the lab server {host} the run is done"))
         .map_err(|e| gone_or(e, &conn, host))?;
     let account = match conn.within(Instant::now() + STEP) {
@@ -117,7 +119,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         first_place,
         proven: settings.tls.as_ref().is_some_and(|t| !t.insecure),
     };
-    render_remote(settings, host, plan, &path, &shared, &rows)
+    render_remote(settings, host, plan, &path, &shared, (&rows, &left_out))
 }
 
 /// The server's account held to what this run can tell: no longer a wait or a measurement
@@ -540,8 +542,12 @@ fn offered_certificate(target: &Target) -> Result<()> {
 
 /// The plan's rows the server offers, each measured against its announced port. A stream
 /// port that takes no connection and a udp port that answers nothing are said in a warning
-/// each, and the rows measured stand.
-fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec<Row>> {
+/// each, and the rows measured stand; with a note for each row left out.
+fn measure_offered(
+    offer: &Offer,
+    server: SocketAddr,
+    plan: &Plan,
+) -> Result<(Vec<Row>, Vec<String>)> {
     let targets = offered_targets(offer, server)?;
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
@@ -549,13 +555,14 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
     let until = Instant::now() + Duration::from_millis(offer.max_ms.into()).min(MAX_RUN);
     // The raw row counts too, when offered: the status line's count is of every row.
     let count = targets.len() + usize::from(port_of_name(offer, "raw").is_some());
-    let mut rows = Vec::new();
+    let (mut rows, mut left_out) = (Vec::new(), Vec::new());
     let mut unreachable = None;
     for (i, target) in targets.iter().enumerate() {
         let name = super::measure::target_name(target);
         progress(&format!("[{}/{count}] {name} {}", i + 1, target.addr));
         if let Err(why) = connects(target) {
             say(Level::WARN, &format!("lab: {why}; its row is left out"));
+            left_out.push(super::why::left_out(&name, &why));
             unreachable = Some(why);
             continue;
         }
@@ -572,15 +579,19 @@ fn measure_offered(offer: &Offer, server: SocketAddr, plan: &Plan) -> Result<Vec
         }
         rows.push(row);
     }
-    let (offer, plan_raw) = (offer.clone(), plan.clone());
-    let step = format!("[{count}/{count}]");
-    let raw = within_run("raw", until, plan, move || {
-        raw_row(&offer, server, &plan_raw, &step)
-    })?;
-    rows.extend(raw);
+    match raw_offered(offer, server) {
+        Some(Ok((target, ip_proto))) => {
+            let (plan_raw, step) = (plan.clone(), format!("[{count}/{count}]"));
+            rows.push(within_run("raw", until, plan, move || {
+                raw_row(&target, ip_proto, &plan_raw, &step)
+            })?);
+        }
+        Some(Err(note)) => left_out.push(note),
+        None => {}
+    }
     match unreachable {
         Some(why) if rows.is_empty() => bail!("{why}"),
-        _ => Ok(rows),
+        _ => Ok((rows, left_out)),
     }
 }
 
@@ -671,29 +682,33 @@ fn within_run<T: Send + 'static>(
     }
 }
 
-/// The raw row, when the server offers raw (its "port" is the IP protocol) and this
-/// process may open raw sockets; without, the lab says so and measures the rest.
-fn raw_row(offer: &Offer, server: SocketAddr, plan: &Plan, step: &str) -> Result<Option<Row>> {
-    let Some(ip_proto) = port_of_name(offer, "raw").and_then(|p| u8::try_from(p).ok()) else {
-        return Ok(None);
-    };
+/// The raw row's target and IP protocol, when the server offers raw (its "port" is the IP
+/// protocol); when this process may not open raw sockets, the lab says so and the note for
+/// under the table comes instead.
+fn raw_offered(offer: &Offer, server: SocketAddr) -> Option<Result<(Endpoint, u8), String>> {
+    let ip_proto = port_of_name(offer, "raw").and_then(|p| u8::try_from(p).ok())?;
     let ip = server.ip().to_canonical();
     if let Err(e) = transport::raw::open(ip.is_ipv6(), i32::from(ip_proto), "raw") {
-        say(
-            Level::WARN,
-            &format!("lab: the server offers raw, but this run cannot open raw sockets: {e:#}"),
-        );
-        return Ok(None);
+        let name = if ip.is_ipv6() { "raw6" } else { "raw" };
+        return Some(Err(super::without_raw(name, &e)));
     }
     let target = Endpoint {
         proto: Proto::Raw,
         addr: Address::Ip(SocketAddr::new(ip, 0)),
     };
-    progress(&format!("{step} raw {ip}"));
-    once_more(&target, || {
-        measure_raw_once(&target, plan, ip_proto).map_err(|e| stopped_raw(e, ip_proto))
+    Some(Ok((target, ip_proto)))
+}
+
+/// The raw row of `target`, over IP protocol `ip_proto`.
+fn raw_row(target: &Endpoint, ip_proto: u8, plan: &Plan, step: &str) -> Result<Row> {
+    let addr = target.addr.to_string();
+    progress(&format!(
+        "{step} raw {}",
+        addr.strip_suffix(":0").unwrap_or(&addr)
+    ));
+    once_more(target, || {
+        measure_raw_once(target, plan, ip_proto).map_err(|e| stopped_raw(e, ip_proto))
     })
-    .map(Some)
 }
 
 /// `e`, or, when the server's host answered ICMP protocol unreachable, that the lab server
@@ -819,7 +834,7 @@ fn render_remote(
     plan: &Plan,
     path: &Path,
     shared: &Shared,
-    rows: &[Row],
+    (rows, left_out): (&[Row], &[String]),
 ) -> Result<String> {
     let mut params = super::parameters(settings, plan, None);
     params.extend(parameters(host, path, shared));
@@ -827,6 +842,7 @@ fn render_remote(
     let notes = notes(host, path, shared);
     let lab = Lab {
         rows,
+        left_out,
         boundaries: &[],
         meta: &meta,
         rounds: plan.rounds,
@@ -840,6 +856,7 @@ fn render_remote(
             path,
             remote: &notes,
             rows,
+            left_out,
         }),
         format => render::across_namespaces(format, settings.layout, &lab, &notes),
     })

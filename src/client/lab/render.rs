@@ -234,6 +234,8 @@ pub(super) fn boundary_columns() -> Vec<Column<BoundaryRow>> {
 /// What the lab renders: its rows, its boundaries table, its run's metadata.
 pub(super) struct Lab<'a> {
     pub rows: &'a [Row],
+    /// A note for each row, or group of rows, left out ([`super::why::left_out`]).
+    pub left_out: &'a [String],
     pub boundaries: &'a [BoundaryRow],
     pub meta: &'a Meta,
     pub rounds: usize,
@@ -248,6 +250,7 @@ pub(super) fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> Stri
             schema: SCHEMA,
             meta: lab.meta,
             rows: lab.rows,
+            left_out: lab.left_out,
             boundaries: lab.boundaries,
         }),
         Format::Ndjson => unreachable!("the command line refuses lab --format ndjson"),
@@ -292,6 +295,10 @@ fn table(layout: Layout, lab: &Lab) -> String {
             text
         }
     };
+    if !lab.left_out.is_empty() {
+        text.push('\n');
+        text.push_str(&list(layout, lab.left_out));
+    }
     if lab.boundaries.is_empty() {
         return text;
     }

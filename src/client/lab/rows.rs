@@ -126,6 +126,8 @@ pub(crate) struct Document<'a> {
     pub schema: &'static str,
     pub meta: &'a Meta,
     pub rows: &'a [Row],
+    /// A sentence for each row, or group of rows, not measured, and why.
+    pub left_out: &'a [String],
     pub boundaries: &'a [BoundaryRow],
 }
 

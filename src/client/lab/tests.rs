@@ -28,6 +28,7 @@ fn with<T>(rows: &[Row], boundaries: &[BoundaryRow], f: impl FnOnce(&Lab) -> T) 
     let meta = meta();
     f(&Lab {
         rows,
+        left_out: &[],
         boundaries,
         meta: &meta,
         rounds: 3,

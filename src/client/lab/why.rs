@@ -192,6 +192,13 @@ fn steadiness(r: &Row) -> Option<String> {
     )
 }
 
+/// The note of rows the lab did not measure (`names`, as the table would name them), and
+/// why: under the table, as a measured row's sentence is, so that a report saved from
+/// stdout names every row it could have had.
+pub(super) fn left_out(names: &str, why: &str) -> String {
+    format!("{names}: not measured: {why}")
+}
+
 /// What loss did to a row, named as its table row is: TCP hides it as retransmissions and a
 /// tail, UDP shows it; on loopback, where nothing is lost, what the resends were.
 pub(super) fn consequence(r: &Row) -> String {
