@@ -80,6 +80,21 @@ fn quick_lab_measures_every_protocol() {
         let proto = row["proto"].as_str().unwrap();
         assert!(row["messages_per_s"].as_f64().unwrap() > 0.0, "{row}");
         assert!(row["latency_us"]["p50"].as_f64().unwrap() >= 1.0, "{row}");
+        // latency_us are the percentiles of all round trips together: p50 never above p90.
+        // The table's p50, the median of the rounds' p50s, has a name of its own.
+        let p50 = |key: &str| row["latency_us"][key].as_f64().unwrap();
+        assert!(p50("p50") <= p50("p90"), "{row}");
+        let rounds: Vec<f64> = row["p50_rounds_us"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let median = row["median_round_p50_us"].as_f64().unwrap();
+        if let Some(middle) = rounds.get(rounds.len() / 2) {
+            // Each round's p50 is listed in whole microseconds, the median to a tenth.
+            assert!((median - middle).abs() <= 1.0, "{row}");
+        }
         assert!(row["setup_us"].as_u64().unwrap() >= 1, "{row}");
         assert!(!row["why"].as_str().unwrap().is_empty());
         if proto == "quic" {

@@ -71,7 +71,7 @@ impl Percentiles {
 
 /// A percentile as JSON: a whole number of microseconds without a decimal point, any other
 /// with its tenth, as the table and the CSV print them (Rust's `Display`).
-fn tenths<S: Serializer>(us: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn tenths<S: Serializer>(us: &f64, s: S) -> Result<S::Ok, S::Error> {
     if us.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(us) {
         s.serialize_u64(*us as u64)
     } else {

@@ -73,6 +73,7 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
         setup_us: setup_time(target)?,
         latency_us: Percentiles::of(&rounds.ping),
         p50_rounds_us: Vec::new(),
+        median_round_p50_us: 0.0,
         messages_per_s: median(&rounds.rates).0.round(),
         mb_per_s: (median(&rounds.rates).1 * 100.0).round() / 100.0,
         sent: rounds.sent,
@@ -93,9 +94,7 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
         lossless: plan.lossless || on_loopback(&target.addr.to_string()),
     };
     let (p50, p50s) = p50_of_rounds(rounds.p50s);
-    if let Some(p50) = p50 {
-        row.latency_us.p50 = p50;
-    }
+    row.median_round_p50_us = p50.unwrap_or(row.latency_us.p50);
     row.p50_rounds_us = p50s;
     row.latency = Some(rounds.ping);
     row.why = why(target.proto.proto(), v6(&target.addr), &row);

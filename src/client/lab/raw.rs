@@ -77,6 +77,7 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
     let mut client = RawClient::open(target, &config)?;
     let (latency, p50s_ns, ping) = ping_rounds(&mut client, plan)?;
     let (p50, p50s) = p50_of_rounds(p50s_ns);
+    let latency_us = Percentiles::of(&latency);
     let started = Instant::now();
     let load = RawRun::for_time(
         &mut client,
@@ -97,13 +98,8 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
             other => other.to_string(),
         },
         setup_us,
-        latency_us: match p50 {
-            Some(p50) => Percentiles {
-                p50,
-                ..Percentiles::of(&latency)
-            },
-            None => Percentiles::of(&latency),
-        },
+        median_round_p50_us: p50.unwrap_or(latency_us.p50),
+        latency_us,
         p50_rounds_us: p50s,
         messages_per_s: (load.answered as f64 / elapsed).round(),
         mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,

@@ -49,7 +49,9 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
         Column::left("proto", Row::name),
         Column::right("setup", |r| r.setup_us.to_string()),
         // Whole microseconds keep the table within 80 columns.
-        Column::right("p50", |r| seen(r, |r| format!("{:.0}", r.latency_us.p50))),
+        Column::right("p50", |r| {
+            seen(r, |r| format!("{:.0}", r.median_round_p50_us))
+        }),
         Column::right("+-", |r| seen(r, spread)),
         Column::right("p99", |r| seen(r, |r| format!("{:.0}", r.latency_us.p99))),
         Column::right("p99.9", |r| {
@@ -85,7 +87,7 @@ pub(super) fn table_columns() -> Vec<Column<Row>> {
         Column::right("setup_us", |r| r.setup_us.to_string()),
         // One decimal in every row, so 95 never stands beside 77.1.
         Column::right("p50_us", |r| {
-            seen(r, |r| format!("{:.1}", r.latency_us.p50))
+            seen(r, |r| format!("{:.1}", r.median_round_p50_us))
         }),
         Column::right("p99_us", |r| {
             seen(r, |r| format!("{:.1}", r.latency_us.p99))
@@ -168,6 +170,9 @@ fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
         Column::right("max_us", |l| p(l, |r| r.latency_us.max.to_string())),
         Column::right("mean_us", |l| p(l, |r| r.latency_us.mean.to_string())),
         Column::left("p50_rounds_us", |l| p(l, |r| join(&r.p50_rounds_us))),
+        Column::right("median_round_p50_us", |l| {
+            p(l, |r| r.median_round_p50_us.to_string())
+        }),
         Column::right("messages_per_s", |l| {
             p(l, |r| format!("{:.0}", r.messages_per_s))
         }),

@@ -20,12 +20,16 @@ pub(crate) struct Row {
     pub address: String,
     /// connect(2) time, p50, in microseconds.
     pub setup_us: u64,
-    /// Ping-pong round trips (one client, one message in flight), all rounds together;
-    /// `p50` is the median of the rounds' p50s (all round trips' when no round counts).
+    /// Ping-pong round trips (one client, one message in flight), all rounds together.
     pub latency_us: Percentiles,
     /// The p50s of the rounds of 20 round trips or more, lowest to highest: their range is
     /// the p50's spread.
     pub p50_rounds_us: Vec<u64>,
+    /// The table's p50: the median of the rounds' p50s (`latency_us.p50` when no round had
+    /// 20 round trips). A median of medians, not a percentile of `latency_us`: on a busy
+    /// machine it can lie above `latency_us.p90`.
+    #[serde(serialize_with = "crate::report::run::tenths")]
+    pub median_round_p50_us: f64,
     /// Pipelined load (several clients, a window of messages in flight): the median round.
     pub messages_per_s: f64,
     pub mb_per_s: f64,

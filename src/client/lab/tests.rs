@@ -55,6 +55,7 @@ fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row
         setup_us: 8,
         latency_us: p(10),
         p50_rounds_us: vec![9, 10, 12],
+        median_round_p50_us: 10.0,
         messages_per_s: 90000.0,
         mb_per_s: 92.16,
         sent: 90010,
@@ -76,6 +77,7 @@ fn rows() -> Vec<Row> {
         address: "[::1]:4000".into(),
         setup_us: 31,
         latency_us: p(12),
+        median_round_p50_us: 12.0,
         messages_per_s: 123456.4,
         mb_per_s: 126.44,
         sent: 130000,
@@ -96,6 +98,7 @@ fn rows() -> Vec<Row> {
         address: "/tmp/a,b.sock".into(),
         setup_us: 9,
         latency_us: p(5),
+        median_round_p50_us: 5.0,
         messages_per_s: 200000.0,
         mb_per_s: 204.8,
         sent: 200100,
@@ -232,21 +235,21 @@ unix   length   50         1    800        50
 #[test]
 fn csv() {
     let head = "kind,proto,family,type,address,setup_us,p50_us,p90_us,p99_us,p99_9_us,max_us,\
-mean_us,p50_rounds_us,messages_per_s,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
+mean_us,p50_rounds_us,median_round_p50_us,messages_per_s,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
 burst_lost,ordered,why,tcp_connections,tcp_retransmits,tcp_rtt_us,tcp_cwnd,framing,sends,reads,\
 messages,bytes,netecho_version,host,kernel,cores,date_utc,command,param_rounds\n";
     let meta = ",0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho lab --format csv,3\n";
     let protocols = [
-        "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,123456,126.44,\
+        "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,12,123456,126.44,\
 130000,0,,false,3,0,true,\"tcp, with \"\"quotes\"\"\",4,2,40,10,,,,,",
         "protocol,unix-seqpacket,AF_UNIX,SOCK_SEQPACKET,\"/tmp/a,b.sock\",9,5,10,15,20,25,5.5,\
-9 10 12,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,,",
-        "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,90000,92.16,\
+9 10 12,5,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,,",
+        "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,10,90000,92.16,\
 90010,7,receive-buffer,true,50,0,false,udp,,,,,,,,,",
     ];
     let bounds = [
-        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0,800",
-        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50,800",
+        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0,800",
+        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50,800",
     ];
     let with_meta =
         |lines: &[&str]| -> String { lines.iter().map(|l| format!("{l}{meta}")).collect() };
@@ -293,6 +296,38 @@ fn json_keeps_its_fields() {
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["netns"][0], "veth");
     assert_eq!(doc["rows"][2]["family"], "AF_INET");
+}
+
+/// A busy machine's rounds: their p50s (the table's p50, a median of medians) above the
+/// p90 of all round trips together. The JSON and CSV keep each under its own name, so
+/// `latency_us` stays the percentiles of one distribution.
+#[test]
+fn the_median_rounds_p50_has_its_own_name_beside_the_pooled_percentiles() {
+    let busy = Row {
+        latency_us: p(10),
+        p50_rounds_us: vec![9, 35, 40],
+        median_round_p50_us: 35.0,
+        ..row("udp", Family::Inet, "SOCK_DGRAM", "udp")
+    };
+    let rows = [busy];
+    let json = with(&rows, &[], |lab| {
+        render::on_this_machine(Format::Json, Layout::Narrow, lab)
+    });
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let r = &doc["rows"][0];
+    assert_eq!(r["latency_us"]["p50"], 10, "{r}");
+    assert_eq!(r["latency_us"]["p90"], 20, "{r}");
+    assert_eq!(r["median_round_p50_us"], 35, "{r}");
+    let csv = with(&rows, &[], |lab| {
+        render::on_this_machine(Format::Csv, Layout::Narrow, lab)
+    });
+    assert!(csv.contains(",10,20,30,40,50,10.5,9 35 40,35,"), "{csv}");
+    // The table shows the rounds' median, as its legend says.
+    let table = with(&rows, &[], |lab| {
+        render::on_this_machine(Format::Table, Layout::Narrow, lab)
+    });
+    let line = table.lines().nth(1).unwrap();
+    assert_eq!(line.split_whitespace().nth(2), Some("35"), "{table}");
 }
 
 #[test]

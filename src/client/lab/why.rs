@@ -184,7 +184,7 @@ fn steadiness(r: &Row) -> Option<String> {
         return Some(format!("p50 {lo} us in each of {rounds} rounds"));
     }
     Some(
-        if spread <= STEADY_US || spread as f64 <= STEADY * r.latency_us.p50 {
+        if spread <= STEADY_US || spread as f64 <= STEADY * r.median_round_p50_us {
             format!("p50 steady over {rounds} rounds ({lo}-{hi} us)")
         } else {
             format!("p50 unsteady over {rounds} rounds ({lo}-{hi} us): compare with care")
@@ -204,7 +204,7 @@ pub(super) fn left_out(names: &str, why: &str) -> String {
 pub(super) fn consequence(r: &Row) -> String {
     let name = r.name();
     // Whole microseconds, as the table shows them.
-    let (p50, p99_9) = (r.latency_us.p50.round(), r.latency_us.p99_9.round());
+    let (p50, p99_9) = (r.median_round_p50_us.round(), r.latency_us.p99_9.round());
     match &r.tcp_info {
         Some(t) if t.retransmits == 0 => format!(
             "{name}: no retransmits over {} connections (TCP_INFO), smoothed rtt {} us, cwnd {} \

@@ -22,6 +22,7 @@ fn row(proto: &str) -> Row {
             mean: 21.0,
         },
         p50_rounds_us: vec![19, 20, 21],
+        median_round_p50_us: 20.0,
         messages_per_s: 1000.0,
         mb_per_s: 1.0,
         sent: 1000,
