@@ -75,6 +75,7 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
         p50_rounds_us: Vec::new(),
         median_round_p50_us: 0.0,
         messages_per_s: median(&rounds.rates).0.round(),
+        in_flight: plan.clients * plan.window,
         mb_per_s: (median(&rounds.rates).1 * 100.0).round() / 100.0,
         sent: rounds.sent,
         lost: rounds.loss.lost,

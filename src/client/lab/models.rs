@@ -15,6 +15,7 @@ use crate::report::{self, Column, Format, Meta, Percentiles};
 use super::measure::{PING_SIZE, spec};
 use super::pin::Cores;
 use super::plan::Plan;
+use super::why::stalled;
 
 /// The models, in the order a course meets them.
 pub(super) const MODELS: [&str; 5] = ["iterative", "threads", "event", "fork", "uring"];
@@ -160,19 +161,6 @@ pub(super) fn why(r: &ModelRow) -> String {
     }
     parts.extend(stalls(r));
     parts.join("; ")
-}
-
-/// How far below what its p50 allows a run's msg/s may fall before the sentence calls the
-/// run stalled.
-const STALL: f64 = 4.0;
-
-/// The messages per second `clients` clients, one message in flight each, move when every
-/// round trip takes `p50`; `None` when the run moved that many or near: `Some` when most of
-/// its time went to a few long waits (a busy machine, a retransmission), so its msg/s
-/// tells of those, not of the model.
-fn stalled(clients: usize, p50: f64, per_s: f64) -> Option<f64> {
-    let allows = clients as f64 * 1e6 / p50.max(1.0);
-    (per_s * STALL < allows).then_some(allows.round())
 }
 
 /// The runs whose msg/s its own p50 contradicts, said, so a ratio between them is not

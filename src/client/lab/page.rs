@@ -15,7 +15,8 @@ pub(super) fn render(lab: &Lab, svg: &str, notes: &[String], heading: &str) -> S
         "protocols",
         "Protocols side by side",
         &(html::table(&narrow_columns(), lab.rows, Some(|r| r.why.clone()))
-            + &html::paragraphs([legend(lab.rounds)])),
+            + &html::paragraphs([legend(lab.rounds)])
+            + &html::paragraphs(lab.left_out)),
     );
     if !notes.is_empty() {
         let consequences: Vec<String> = lab.rows.iter().map(consequence).collect();

@@ -102,6 +102,7 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
         latency_us,
         p50_rounds_us: p50s,
         messages_per_s: (load.answered as f64 / elapsed).round(),
+        in_flight: 1,
         mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
         sent: load.sent,
         lost: ping.lost + load.lost,

@@ -4,7 +4,7 @@
 
 use crate::report::{self, Cause, Column, Format, Layout, Meta};
 
-use super::measure::MIN_ROUND_SAMPLES;
+use super::measure::{MIN_ROUND_SAMPLES, TIMEOUT};
 use super::plan::{BURST, BURST_SIZE};
 use super::rows::{BoundaryRow, Document, NetnsDocument, Row, SCHEMA, TcpInfoRow};
 use super::why::consequence;
@@ -71,9 +71,11 @@ pub(super) fn legend(rounds: usize) -> String {
         "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
          median of {rounds} rounds' p50s (a round of fewer than {MIN_ROUND_SAMPLES} round trips has none: its \
          row says over how many) and +- half their range; msg/s = 1 KiB messages under \
-         pipelined load (median round); lost = share of requests; bounds = each read of a \
-         {BURST}-send burst held one message (a lost datagram is not a merged one); order = \
-         replies in the order sent"
+         pipelined load (median round; the sentence says when lost requests, each waited \
+         for {} ms, or long waits bound it); lost = share of requests; bounds = each read \
+         of a {BURST}-send burst held one message (a lost datagram is not a merged one); \
+         order = replies in the order sent",
+        TIMEOUT.as_millis()
     )
 }
 

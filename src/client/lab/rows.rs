@@ -32,6 +32,10 @@ pub(crate) struct Row {
     pub median_round_p50_us: f64,
     /// Pipelined load (several clients, a window of messages in flight): the median round.
     pub messages_per_s: f64,
+    /// Requests the load kept in flight at once (clients times window; 1 for raw): each
+    /// lost one held a place for the lab's timeout.
+    #[serde(skip)]
+    pub in_flight: usize,
     pub mb_per_s: f64,
     pub sent: u64,
     pub lost: u64,

@@ -57,6 +57,7 @@ fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row
         p50_rounds_us: vec![9, 10, 12],
         median_round_p50_us: 10.0,
         messages_per_s: 90000.0,
+        in_flight: 16,
         mb_per_s: 92.16,
         sent: 90010,
         lost: 7,
@@ -214,9 +215,10 @@ udp6       8   10   2   30     40  90000  0.01%     yes     no
 times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is
 the median of 3 rounds' p50s (a round of fewer than 20 round trips has none: its
 row says over how many) and +- half their range; msg/s = 1 KiB messages under
-pipelined load (median round); lost = share of requests; bounds = each read of a
-50-send burst held one message (a lost datagram is not a merged one); order =
-replies in the order sent
+pipelined load (median round; the sentence says when lost requests, each waited
+for 500 ms, or long waits bound it); lost = share of requests; bounds = each
+read of a 50-send burst held one message (a lost datagram is not a merged one);
+order = replies in the order sent
 
 Message boundaries: 50 sends of 16 bytes back to back on a stream
 proto  framing  sends  reads  bytes  messages

@@ -8,7 +8,7 @@ use crate::report::Cause;
 use crate::transport::framing::Framing;
 use crate::transport::message::Carrier;
 
-use super::measure::MIN_ROUND_SAMPLES;
+use super::measure::{MIN_ROUND_SAMPLES, TIMEOUT};
 use super::plan::BURST;
 use super::rows::{HeadOfLine, Row};
 
@@ -28,6 +28,7 @@ pub(super) fn why(proto: Proto, v6: bool, r: &Row) -> String {
     }
     let mut parts = vec![nature.to_string()];
     parts.extend(loss(proto, r));
+    parts.extend(rate(r));
     parts.extend(order(proto, r));
     parts.push(burst(proto, r));
     parts.extend(steadiness(r));
@@ -60,8 +61,10 @@ fn nature(proto: Proto, v6: bool) -> &'static str {
         }
         (Proto::UnixSeqpacket, _) => "connected and reliable like a stream, one read per send",
         (Proto::Quic, _) => {
-            "QUIC over UDP: one round trip of handshake with TLS 1.3 in it, a stream per \
-             message, each stream ordered on its own"
+            "QUIC over UDP: netecho's server asks each new client to prove its address \
+             first (a Retry), then the handshake with TLS 1.3 in it: two round trips of \
+             setup, its crypto in user space; a stream per message, each stream ordered on \
+             its own"
         }
         (Proto::Raw, false) => {
             "whole IP packets, no ports: a netecho header tells requests from replies; \
@@ -102,6 +105,61 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
         format!("{lost}: requests unanswered within the timeout")
     });
     parts
+}
+
+/// A share of the load's time lost requests may take waiting before the sentence says that
+/// msg/s measures those waits.
+const WAITED: f64 = 0.25;
+/// Requests in a row below which its loss share is called a small sample.
+const SMALL_SAMPLE: u64 = 100;
+
+/// What bounds the row's msg/s, when its own numbers say it is not the protocol: lost
+/// requests, each holding its place in flight for the lab's [`TIMEOUT`] before it counts as
+/// lost (udp's msg/s under loss is then the timeout's), or a few long waits its p50
+/// contradicts ([`stalled`]); and a loss share of a few dozen requests called a small sample.
+fn rate(r: &Row) -> Vec<String> {
+    let mut parts = Vec::new();
+    // The share of the clients' time lost requests held: each of the load's losses keeps
+    // one of its `in_flight` places waiting for the timeout.
+    let share = r.lost as f64 / r.sent.max(1) as f64;
+    let waited = share * r.messages_per_s * TIMEOUT.as_secs_f64() / r.in_flight.max(1) as f64;
+    if r.lost > 0 && waited >= WAITED {
+        parts.push(format!(
+            "each lost request held its place for {} ms (the lab's timeout) before it counted \
+             as lost, about {:.0}% of the load's time: msg/s measures those waits, not {}",
+            TIMEOUT.as_millis(),
+            100.0 * waited.min(1.0),
+            r.proto
+        ));
+    } else if let Some(allows) = stalled(1, r.median_round_p50_us, r.messages_per_s) {
+        parts.push(format!(
+            "compare msg/s with care: at p50 {:.0} us one client, one message at a time, \
+             moves {allows:.0} a second, more than four times this row's {:.0}: something \
+             other than round trips held the load back (a resend timer's waits, a busy \
+             machine, a rate limit)",
+            r.median_round_p50_us, r.messages_per_s
+        ));
+    }
+    if r.lost > 0 && r.sent < SMALL_SAMPLE {
+        parts.push(format!(
+            "{} requests in all: a small sample, so the share lost is rough",
+            r.sent
+        ));
+    }
+    parts
+}
+
+/// How far below what its p50 allows a run's msg/s may fall before its sentence calls the
+/// run stalled.
+const STALL: f64 = 4.0;
+
+/// The messages per second `clients` clients, one message in flight each, move when every
+/// round trip takes `p50`; `None` when the run moved that many or near: `Some` when most of
+/// its time went to a few long waits (a busy machine, a retransmission), so its msg/s
+/// tells of those, not of what was measured. A pipelined load moves more than this.
+pub(super) fn stalled(clients: usize, p50: f64, per_s: f64) -> Option<f64> {
+    let allows = clients as f64 * 1e6 / p50.max(1.0);
+    (per_s * STALL < allows).then_some(allows.round())
 }
 
 /// TCP's resends where nothing drops a segment (loopback, namespaces without --loss): its

@@ -23,7 +23,8 @@ fn row(proto: &str) -> Row {
         },
         p50_rounds_us: vec![19, 20, 21],
         median_round_p50_us: 20.0,
-        messages_per_s: 1000.0,
+        messages_per_s: 100000.0,
+        in_flight: 16,
         mb_per_s: 1.0,
         sent: 1000,
         lost: 0,
@@ -187,6 +188,10 @@ fn the_tls_and_quic_rows_say_what_they_are() {
     quic.ordered = false;
     let s = why(Proto::Quic, false, &quic);
     assert!(s.starts_with("QUIC over UDP"), "{s}");
+    // netecho's QUIC servers send every new client a Retry before the handshake.
+    assert!(s.contains("(a Retry)"), "{s}");
+    assert!(s.contains("two round trips of setup"), "{s}");
+    assert!(!s.contains("one round trip"), "{s}");
     assert!(s.contains("not the streams among themselves"), "{s}");
     assert!(s.contains("boundaries kept"), "{s}");
 }
@@ -225,4 +230,48 @@ fn resends_are_loss_only_where_a_wire_lies_between_the_ends() {
         ..row("udp")
     };
     assert!(super::consequence(&udp6).starts_with("udp6: none of"));
+}
+
+/// Under loss each lost request holds its place in flight for the lab's timeout: a udp row
+/// of 5% loss moves a few hundred msg/s, and its sentence says the figure is those waits.
+/// A raw row of twenty requests is a small sample. A tcp row whose msg/s its own p50
+/// contradicts (a busy machine's resend timer) is flagged; a healthy row is neither.
+#[test]
+fn what_bounds_msg_s_is_said_when_it_is_not_the_protocol() {
+    let lossy = Row {
+        sent: 1121,
+        lost: 51,
+        messages_per_s: 399.0,
+        loss_cause: Some(Cause::Unseen),
+        ..row("udp")
+    };
+    let s = why(Proto::Udp, false, &lossy);
+    assert!(
+        s.contains("each lost request held its place for 500 ms (the lab's timeout)"),
+        "{s}"
+    );
+    assert!(s.contains("msg/s measures those waits, not udp"), "{s}");
+    assert!(!s.contains("small sample"), "{s}");
+    let raw = Row {
+        sent: 20,
+        lost: 4,
+        messages_per_s: 8.0,
+        in_flight: 1,
+        ..row("raw")
+    };
+    let s = why(Proto::Raw, false, &raw);
+    assert!(s.contains("msg/s measures those waits, not raw"), "{s}");
+    assert!(s.contains("20 requests in all: a small sample"), "{s}");
+    let stalled = Row {
+        median_round_p50_us: 57.0,
+        messages_per_s: 170.0,
+        ..row("tcp")
+    };
+    let s = why(Proto::Tcp, false, &stalled);
+    assert!(
+        s.contains("compare msg/s with care: at p50 57 us one client, one message at a time, moves 17544 a second"),
+        "{s}"
+    );
+    let healthy = why(Proto::Udp, false, &row("udp"));
+    assert!(!healthy.contains("msg/s"), "{healthy}");
 }
