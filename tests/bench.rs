@@ -122,6 +122,8 @@ fn a_reply_that_differs_is_reported_and_fails_the_run() {
     let line = common::fails(&out, 1);
     assert!(line.contains("did not match"), "{line}");
     assert!(line.contains("--expect echo"), "{line}");
+    // Nothing matched, so nothing was measured: no table of zeros above the error.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     // Told what the server does, the same run passes.
     let run = bench(&[&server.addr, "-n", "5", "--expect", "echo"]);
     assert_eq!(run["answered"], 5);
@@ -195,9 +197,36 @@ fn a_short_timed_run_against_a_server_that_never_answers_waits_no_longer_than_5s
         line.contains("replies still missing 5s after the end"),
         "{line}"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
-    assert_eq!(doc["meta"]["parameters"]["stall_s"], 5.0, "{doc}");
+    // Nothing answered: no document of a run that reads as a clean one with 0 lost.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     drop(silent);
+    // The wait is the run's parameter, whatever the server does.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let args = ["bench", &server.addr, "-d", "1s", "--format", "json"];
+    let doc: serde_json::Value = serde_json::from_str(&ok(&netecho(&args, b""))).unwrap();
+    assert_eq!(doc["meta"]["parameters"]["stall_s"], 5.0, "{doc}");
+}
+
+/// A udp run at a port where nothing listens: ICMP port unreachable fails its client, and
+/// nothing was answered. Its error is the whole output, in every format: no table of
+/// zeros ("lost 0") above it.
+#[test]
+fn a_run_that_nothing_answered_prints_its_error_and_no_table() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for format in ["table", "json", "csv"] {
+        let args = [
+            "bench", "--proto", "udp", &addr, "-d", "1s", "--format", format,
+        ];
+        let out = netecho(&args, b"");
+        let line = common::fails(&out, 1);
+        assert!(line.contains("connection refused"), "{format}: {line}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{format}");
+    }
 }
 
 #[test]
@@ -419,9 +448,8 @@ fn a_wrong_byte_anywhere_in_a_long_stream_reply_fails_the_run() {
         line.contains(&format!("{requests} replies did not match")),
         "{line}"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench prints JSON");
-    assert_eq!(doc["runs"][0]["answered"], 0, "{doc}");
-    assert_eq!(doc["runs"][0]["mismatched"], requests, "{doc}");
+    // Not one reply matched: the error is the report, with no run of zeros beside it.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     server.join().unwrap();
 }
 

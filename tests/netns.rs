@@ -214,6 +214,8 @@ fn the_loss_shows_in_the_rows(doc: &serde_json::Value) {
     let lost = format!("{} of {} lost", udp["lost"], udp["sent"]);
     assert!(why(udp).contains(&lost), "{udp}");
     assert!(why(udp).contains("lost on the way"), "{udp}");
+    // Each lost request held its place for the timeout: udp's msg/s is those waits.
+    assert!(why(udp).contains("held its place for 500 ms"), "{udp}");
     assert!(!why(udp).contains("nothing lost"), "{udp}");
     assert_eq!(
         udp["boundaries_kept"], true,

@@ -21,7 +21,7 @@ use crate::endpoint::{SockProto, Target};
 use crate::files::store::{Output, check_output, write_output};
 use crate::report;
 use crate::report::progress::Progress;
-use crate::report::{Format, Layout, Meta};
+use crate::report::{Format, Layout, Meta, Run};
 use crate::service::echo::Transform;
 use crate::signal;
 use crate::transport::SocketOptions;
@@ -142,35 +142,12 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
             start_local(servers, protos, args.framing.name(), args.opts.quic.mode)?
         }
     };
-    let every = args.every;
     let meta = Meta::now(parameters(&args));
-    let mut runs = Vec::new();
-    let mut latencies = Vec::new();
-    let mut problems = Vec::new();
-    for target in targets {
-        if signal::stop_asked().is_some() {
-            break;
-        }
-        let spec = args.spec(target);
-        let result = match measure(&spec, every) {
-            Ok(result) => result,
-            // A stop that failed the run (a local server stopped by the same Ctrl-C as we
-            // were): the report holds the runs before it.
-            Err(_) if signal::stop_asked().is_some() => break,
-            Err(e) => return Err(e),
-        };
-        warn_of_loss(&spec, &result);
-        problems.extend(problems_in(&spec, &result));
-        runs.push(summary::run(&spec, &result, signal::stop_asked()));
-        if every.is_some() {
-            // Each run's summary right after its intervals, while later runs go on.
-            print(&report::ndjson::render(
-                &runs[runs.len() - 1..],
-                Some(&meta),
-            ))?;
-        }
-        latencies.push((format!("{}", spec.target), result.latency));
-    }
+    let Measured {
+        runs,
+        latencies,
+        problems,
+    } = measure_all(&args, targets, &meta)?;
     drop(local);
     if let Some(plot) = plot {
         let series: Vec<(String, &hdrhistogram::Histogram<u64>)> = latencies
@@ -180,7 +157,10 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
         let svg = report::svg::render("round-trip latency", &series);
         write_output(plot, args.force, svg.as_bytes())?;
     }
-    if every.is_none() {
+    // Runs that all failed with nothing answered: their errors are the whole report, not a
+    // table of zeros that reads as a clean run.
+    let all_failed = runs.is_empty() && !problems.is_empty();
+    if args.every.is_none() && !all_failed {
         print(&report::report(args.format, args.layout, &runs, &meta))?;
     }
     if let Some(signal) = signal::stop_asked() {
@@ -195,6 +175,58 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
         bail!("{}", problems.join("; "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the runs measured: their summaries and round trips for the report, and what
+/// failed them.
+struct Measured {
+    runs: Vec<Run>,
+    latencies: Vec<(String, hdrhistogram::Histogram<u64>)>,
+    problems: Vec<String>,
+}
+
+/// Measures each target in turn until a stop signal, each run's summary printed after its
+/// intervals with `--interval`. A run that failed with nothing answered (a server refusing
+/// datagrams, one that answers something else) has no numbers: it is left out of the
+/// report, and its problem said.
+fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<Measured> {
+    let mut all = Measured {
+        runs: Vec::new(),
+        latencies: Vec::new(),
+        problems: Vec::new(),
+    };
+    for target in targets {
+        if signal::stop_asked().is_some() {
+            break;
+        }
+        let spec = args.spec(target);
+        let result = match measure(&spec, args.every) {
+            Ok(result) => result,
+            // A stop that failed the run (a local server stopped by the same Ctrl-C as we
+            // were): the report holds the runs before it.
+            Err(_) if signal::stop_asked().is_some() => break,
+            Err(e) => return Err(e),
+        };
+        warn_of_loss(&spec, &result);
+        let problems = problems_in(&spec, &result);
+        let failed = result.answered == 0 && !problems.is_empty();
+        all.problems.extend(problems);
+        if failed {
+            continue;
+        }
+        let run = summary::run(&spec, &result, signal::stop_asked());
+        if args.every.is_some() {
+            // Each run's summary right after its intervals, while later runs go on.
+            print(&report::ndjson::render(
+                std::slice::from_ref(&run),
+                Some(meta),
+            ))?;
+        }
+        all.runs.push(run);
+        all.latencies
+            .push((format!("{}", spec.target), result.latency));
+    }
+    Ok(all)
 }
 
 /// Every setting of the run by name, for the reports' metadata.
