@@ -7,8 +7,9 @@ use serde::Serialize;
 use crate::endpoint::Family;
 use crate::report::{Cause, Meta, Percentiles};
 
-/// The layout of `--format json`.
-pub(crate) const SCHEMA: &str = "netecho-lab/1";
+/// The layout of `--format json`; bumped when a field changes meaning or goes (2:
+/// `latency_us.p50` of all round trips, the rounds' median as `median_round_p50_us`).
+pub(crate) const SCHEMA: &str = "netecho-lab/2";
 
 /// One protocol's row.
 #[derive(Debug, Serialize)]

@@ -281,7 +281,7 @@ fn json_keeps_its_fields() {
         render::on_this_machine(Format::Json, Layout::Narrow, lab)
     });
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["schema"], "netecho-lab/1");
+    assert_eq!(doc["schema"], "netecho-lab/2");
     assert_eq!(doc["meta"]["host"], "lab1");
     assert_eq!(doc["meta"]["parameters"]["rounds"], 3);
     assert_eq!(doc["rows"][2]["loss_cause"], "receive-buffer");
