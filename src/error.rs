@@ -272,6 +272,22 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     }
 }
 
+/// Advice for a tcp connection refused.
+macro_rules! tcp_refused {
+    () => {
+        "nothing is listening there over tcp; is the server running, on this address and port, \
+         and over tcp? (a server over udp, as `serve --proto udp --files` is, needs --proto udp \
+         here too)"
+    };
+}
+
+/// Why a server elsewhere may refuse what one on this host takes.
+macro_rules! loopback_only {
+    () => {
+        " (a server bound to 127.0.0.1 only, as serve is by default, refuses other machines)"
+    };
+}
+
 /// What to do about `errno` from `call` on `on`; empty when there is nothing to add.
 fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
     let unix = on.family == Some(Family::Unix);
@@ -306,9 +322,17 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
         (Call::Connect, Some(Errno::ECONNREFUSED)) if unix => {
             "nothing is listening on it (a socket file left behind by a stopped server?)"
         }
+        // tcp refused: a server of the same port over udp (as a --files server for TFTP
+        // clients often is) refuses it too.
+        (Call::Connect, Some(Errno::ECONNREFUSED)) if !on.datagram && on.off_loopback => {
+            concat!(tcp_refused!(), loopback_only!())
+        }
+        (Call::Connect, Some(Errno::ECONNREFUSED)) if !on.datagram => tcp_refused!(),
         (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) if on.off_loopback => {
-            "nothing is listening there; is the server running, on this address and port? (a \
-             server bound to 127.0.0.1 only, as serve is by default, refuses other machines)"
+            concat!(
+                "nothing is listening there; is the server running, on this address and port?",
+                loopback_only!()
+            )
         }
         (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) => {
             "nothing is listening there; is the server running, on this address and port?"

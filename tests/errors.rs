@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::netns::Pair;
-use common::{Server, as_nobody, can_switch_user, fails, netecho, ok, run, tempdir};
+use common::{
+    Server, as_nobody, can_switch_user, fails, netecho, ok, run, tempdir, udp_files_server,
+};
 
 const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
 
@@ -581,6 +583,17 @@ fn a_loopback_only_server_says_so_and_a_refused_client_elsewhere_hears_of_it() {
     let line = fails(&run(&mut pair.client_cmd(&["send", &addr, "hi"]), b""), 1);
     assert_mentions(&line, &["ECONNREFUSED", "a server bound to 127.0.0.1 only"]);
     drop(server);
+}
+
+#[test]
+fn a_tcp_get_refused_by_a_udp_files_server_is_told_of_proto_udp() {
+    let dir = tempdir();
+    fs::write(dir.path().join("f"), b"x").unwrap();
+    let server = udp_files_server(dir.path(), &[]);
+    let out = dir.path().join("out");
+    let line = error_of(&["get", &server.addr, "f", "-o", out.to_str().unwrap()], 1);
+    assert_mentions(&line, &["ECONNREFUSED", "--proto udp"]);
+    assert!(!line.contains("bound to 127.0.0.1"), "{line}");
 }
 
 #[test]

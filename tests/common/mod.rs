@@ -418,6 +418,14 @@ pub fn shell_status(status: &ExitStatus) -> i32 {
         .expect("an exit code or a signal")
 }
 
+/// A file server over udp on loopback serving `dir` (TFTP too), with `extra` flags.
+pub fn udp_files_server(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0", "--files", dir];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
 /// A fresh temporary directory for Unix socket paths.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
