@@ -517,9 +517,11 @@ pub(crate) struct FileServeArgs {
     #[arg(long)]
     pub follow_hardlinks: bool,
     /// With --files over udp: answer a TFTP request without options (tftp-hpa's) from any
-    /// address with its first block at once, as RFC 1350 does. Off by default: that block
-    /// would go to a forged source address unasked, so only this host gets it, and others
-    /// are told to send an option (blksize), whose OACK and ACK 0 prove their address
+    /// address with its first block at once, as RFC 1350 does, and send blocks of the size
+    /// asked before ACK 1. Off by default: that block would go to a forged source address
+    /// unasked, so only this host gets it, and others are told to send an option
+    /// (blksize), whose OACK and ACK 0 prove their address, and get blocks no larger than
+    /// their request until they ACK the first
     #[arg(long, requires = "files")]
     pub tftp_rfc1350: bool,
     #[command(flatten)]

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::netns::Pair;
-use common::{Server, bin, have, netecho, ok, run, tempdir};
+use common::{Server, bin, have, netecho, ok, run, tempdir, udp_files_server};
 use tempfile::TempDir;
 
 fn s(p: &Path) -> &str {
@@ -23,13 +23,6 @@ fn s(p: &Path) -> &str {
 /// A file of `len` bytes that no two blocks share.
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-/// A file server over udp on loopback serving `dir`, with `extra` flags.
-fn files_server(dir: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0", "--files", s(dir)];
-    args.extend_from_slice(extra);
-    Server::start(&args)
 }
 
 /// What a test serves: DIR holding one file of [`pattern`]'s bytes (`body`), OUT for what
@@ -46,7 +39,7 @@ fn serving(name: &str, len: usize, extra: &[&str]) -> Served {
     let (dir, out) = (tempdir(), tempdir());
     let body = pattern(len);
     fs::write(dir.path().join(name), &body).unwrap();
-    let server = files_server(dir.path(), extra);
+    let server = udp_files_server(dir.path(), extra);
     Served {
         dir,
         out,
@@ -119,7 +112,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     let local = src.path().join("up.bin");
     fs::write(&local, &body).unwrap();
     fs::write(dir.path().join("taken"), b"mine").unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let server = udp_files_server(dir.path(), &["--upload"]);
     let base = format!("tftp://127.0.0.1:{}", server.port());
     let up = client(
         "curl",
@@ -135,7 +128,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
 
     // Over --max-file: curl announces the size (tsize) and is refused before any data
     // (CURLE_REMOTE_DISK_FULL: TFTP's error 3).
-    let small = files_server(dir.path(), &["--upload", "--max-file", "1000"]);
+    let small = udp_files_server(dir.path(), &["--upload", "--max-file", "1000"]);
     let url = format!("tftp://127.0.0.1:{}/large.bin", small.port());
     let large = client("curl", &["-sS", "-T", s(&local), &url]);
     assert_eq!(large.status.code(), Some(70), "{}", text(&large));
@@ -143,7 +136,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     small.wait_log("over the 1000-byte limit (--max-file)");
     drop(small);
 
-    let read_only = files_server(dir.path(), &[]);
+    let read_only = udp_files_server(dir.path(), &[]);
     let url = format!("tftp://127.0.0.1:{}/other.bin", read_only.port());
     let refused = client("curl", &["-sS", "-T", s(&local), &url]);
     // CURLE_TFTP_PERM: TFTP's error 2, access violation.
@@ -276,7 +269,7 @@ fn a_missing_file_is_tftp_error_1_and_the_clients_say_so() {
         return;
     }
     let (dir, out) = (tempdir(), tempdir());
-    let server = files_server(dir.path(), &[]);
+    let server = udp_files_server(dir.path(), &[]);
     let url = format!("tftp://127.0.0.1:{}/missing", server.port());
     // CURLE_TFTP_NOTFOUND.
     let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("x"))]);
@@ -301,7 +294,7 @@ fn paths_outside_dir_are_refused_as_netecho_get_refuses_them() {
     fs::create_dir(&dir).unwrap();
     fs::write(root.path().join("secret"), b"SECRET").unwrap();
     std::os::unix::fs::symlink(root.path().join("secret"), dir.join("out")).unwrap();
-    let server = files_server(&dir, &[]);
+    let server = udp_files_server(&dir, &[]);
     let port = server.port().to_string();
     for (name, why) in [
         ("../secret", "'..' may not leave the served directory"),
@@ -426,15 +419,7 @@ fn heard_after_one(sock: &UdpSocket, more: Duration) -> Vec<Vec<u8>> {
 
 /// RFC 1350's plain request: one ERROR no larger than it, and no DATA.
 fn a_plain_request_gets_one_small_error(sock: &UdpSocket, to: &str, server: &Server) {
-    let plain = b"\x00\x01f\x00octet\x00";
-    sock.send_to(plain, to).unwrap();
-    let answers = heard_after_one(sock, Duration::from_secs(3));
-    assert_eq!(answers.len(), 1, "{answers:?}");
-    let error = &answers[0];
-    assert!(
-        error.starts_with(b"\x00\x05") && error.len() <= plain.len(),
-        "{error:?}"
-    );
+    refusal_of(sock, to, b"\x00\x01f\x00octet\x00");
     server.wait_log("without options from an address that may be forged");
 }
 
@@ -453,7 +438,9 @@ fn a_refused_mode_is_cut_to_the_request_hint_first(sock: &UdpSocket, to: &str) {
 }
 
 /// With an option: OACKs no larger than the request (three at most) and nothing else while
-/// the client is silent; DATA 1 once it answers ACK 0 from its address.
+/// the client is silent; once it answers ACK 0 from its address, DATA 1 alone, no larger
+/// than the request (the port ACK 0 came to could have been guessed), sent again only for
+/// ACK 0 again, never on silence; after ACK 1, the rest.
 fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str, server: &Server) {
     let asking = b"\x00\x01f\x00octet\x00blksize\x00512\x00tsize\x000\x00";
     sock.send_to(asking, to).unwrap();
@@ -473,20 +460,55 @@ fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str,
     let (_, tid) = sock.recv_from(&mut buf).unwrap();
     sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
     // An OACK sent again before the ACK arrived (a loaded machine) may come first.
-    let mut n = 0;
-    for _ in 0..4 {
-        n = sock.recv_from(&mut buf).unwrap().0;
-        if !buf.starts_with(b"\x00\x06") {
-            break;
-        }
-    }
-    let data = &buf[..n];
-    assert!(
-        data.starts_with(b"\x00\x03\x00\x01") && n == 516,
-        "{:?}",
-        &data[..n.min(8)]
+    let data: Vec<_> = heard_after_one(sock, Duration::from_secs(2))
+        .into_iter()
+        .filter(|a| !a.starts_with(b"\x00\x06"))
+        .collect();
+    let seen: Vec<_> = data.iter().map(|d| (&d[..4], d.len())).collect();
+    assert_eq!(
+        data.len(),
+        1,
+        "DATA 1 alone, not again on silence: {seen:?}"
     );
+    let data_1 = &data[0];
+    assert!(
+        data_1.starts_with(b"\x00\x03\x00\x01") && data_1.len() <= asking.len(),
+        "{seen:?}"
+    );
+    sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
+    let again = heard_after_one(sock, Duration::ZERO);
+    assert_eq!(again.first(), Some(data_1), "ACK 0 again: DATA 1 again");
+    sock.send_to(b"\x00\x04\x00\x01", tid).unwrap();
+    let next = heard_after_one(sock, Duration::ZERO);
+    assert!(next[0].starts_with(b"\x00\x03\x00\x02"), "{next:?}");
     sock.send_to(b"\x00\x05\x00\x00stop\x00", tid).unwrap();
+}
+
+/// The text of the ERROR `request` gets (at most one answer, within 3 s), and its code.
+fn refusal_of(sock: &UdpSocket, to: &str, request: &[u8]) -> (u16, String) {
+    sock.send_to(request, to).unwrap();
+    let answers = heard_after_one(sock, Duration::from_secs(3));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let error = &answers[0];
+    assert!(
+        error.starts_with(b"\x00\x05") && error.len() <= request.len(),
+        "{error:?}"
+    );
+    let code = u16::from_be_bytes([error[2], error[3]]);
+    let text = String::from_utf8_lossy(&error[4..]);
+    (code, text.trim_end_matches('\0').to_string())
+}
+
+/// Requests whose options leave DATA 1 larger than them (tsize alone, timeout out of
+/// range) get RFC 2347's ERROR 8 asking for blksize, and a plain request asks for an
+/// option, each in whole words that fit.
+fn requests_without_a_fitting_blksize_hear_whole_words(sock: &UdpSocket, to: &str) {
+    let (code, text) = refusal_of(sock, to, b"\x00\x01f\x00octet\x00tsize\x000\x00");
+    assert_eq!((code, text.as_str()), (8, "add blksize"));
+    let (code, text) = refusal_of(sock, to, b"\x00\x01f\x00octet\x00timeout\x00255\x00");
+    assert_eq!((code, text.as_str()), (8, "add blksize 512"));
+    let (code, text) = refusal_of(sock, to, b"\x00\x01notes.txt\x00octet\x00");
+    assert_eq!((code, text.as_str()), (0, "send blksize"));
 }
 
 #[test]
@@ -498,6 +520,7 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
     };
     let dir = tempdir();
     fs::write(dir.path().join("f"), pattern(100_000)).unwrap();
+    fs::write(dir.path().join("notes.txt"), pattern(100_000)).unwrap();
     let start = |extra: &[&str]| {
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -524,6 +547,7 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
     a_plain_request_gets_one_small_error(&sock, &to, &server);
     a_refused_mode_is_cut_to_the_request_hint_first(&sock, &to);
     a_request_with_options_gets_data_only_after_ack_0(&sock, &to, &server);
+    requests_without_a_fitting_blksize_hear_whole_words(&sock, &to);
     drop(server);
 
     // The admin's choice: RFC 1350's DATA at once, to any source.
@@ -548,7 +572,7 @@ fn with_every_request_thread_taken_a_tftp_client_hears_a_tftp_error_no_larger_th
     }
     let dir = tempdir();
     fs::write(dir.path().join("f"), b"x").unwrap();
-    let server = files_server(dir.path(), &[]);
+    let server = udp_files_server(dir.path(), &[]);
     let to = format!("127.0.0.1:{}", server.port());
     // Ten sources (four requests each may await proof) that never answer their OACK: more
     // requests than the server has threads for, each held for its proof wait. Requests
@@ -588,7 +612,7 @@ fn an_upload_without_a_size_stops_at_max_file_and_leaves_nothing() {
     let (dir, src) = (tempdir(), tempdir());
     let local = src.path().join("up");
     fs::write(&local, pattern(5000)).unwrap();
-    let server = files_server(dir.path(), &["--upload", "--max-file", "2000"]);
+    let server = udp_files_server(dir.path(), &["--upload", "--max-file", "2000"]);
     let port = server.port().to_string();
     // tftp-hpa sends no tsize: the limit is met in the middle of the data.
     let o = tftp_hpa(&port, "binary", &["put", s(&local), "up"]);
@@ -654,7 +678,7 @@ fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_l
 #[test]
 fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
     let dir = tempdir();
-    let server = files_server(dir.path(), &[]);
+    let server = udp_files_server(dir.path(), &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = Instant::now();
     for i in 0..2000 {
@@ -687,7 +711,7 @@ fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
 #[test]
 fn a_wrq_name_with_control_characters_is_refused_and_nothing_is_stored() {
     let dir = tempdir();
-    let server = files_server(dir.path(), &["--upload"]);
+    let server = udp_files_server(dir.path(), &["--upload"]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for name in [&b"a\nINFO forged"[..], b"a\x1b[31mred"] {
         let mut wrq = b"\x00\x02".to_vec();
@@ -798,7 +822,7 @@ fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
     let test = "an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3";
     let dir = tempdir();
     fs::write(dir.path().join("taken"), b"mine").unwrap();
-    let server = files_server(dir.path(), &["--upload"]);
+    let server = udp_files_server(dir.path(), &["--upload"]);
     let to = format!("127.0.0.1:{}", server.port());
     let (code, message) = write_refused_with(&to, "taken");
     assert_eq!(code, 6, "{message}");
@@ -809,7 +833,7 @@ fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
         common::skip(test, why, common::Lacks::Environment);
         return;
     };
-    let server = files_server(tmpfs.path(), &["--upload"]);
+    let server = udp_files_server(tmpfs.path(), &["--upload"]);
     assert!(tmpfs.fill_inodes() > 0);
     let to = format!("127.0.0.1:{}", server.port());
     let (code, message) = write_refused_with(&to, "new.bin");
@@ -822,4 +846,87 @@ fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
     let line = common::fails(&put, 1);
     assert!(line.contains("no free inodes"), "{line}");
     assert!(!tmpfs.path().join("new.bin").exists());
+}
+
+#[test]
+fn a_transfer_given_up_says_how_much_the_client_acknowledged() {
+    let Served {
+        dir: _dir,
+        out: _out,
+        body: _,
+        server,
+    } = serving("f", 2000, &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", server.port());
+    sock.send_to(
+        b"\x00\x01f\x00octet\x00blksize\x00512\x00timeout\x001\x00",
+        to,
+    )
+    .unwrap();
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(common::STEP)).unwrap();
+    let (n, tid) = sock.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"\x00\x06"), "{:?}", &buf[..n]);
+    sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"\x00\x03\x00\x01"), "{:?}", &buf[..n]);
+    sock.send_to(b"\x00\x04\x00\x01", tid).unwrap();
+    // Then silence: the server gives up after its tries.
+    server.wait_log("(512 bytes acknowledged)");
+}
+
+/// A transfer of `big` from `sock`, proven (OACK, ACK 0) and never acknowledged again:
+/// its window stays in flight until the server gives up (5 times the 10 s timeout). The
+/// request is sent again, as a client does, while no OACK comes: loopback drops datagrams
+/// too when the other transfers' windows fill its queue.
+fn hold_a_window(sock: &UdpSocket, to: &str) -> bool {
+    let request =
+        b"\x00\x01big\x00octet\x00blksize\x0060000\x00windowsize\x0064\x00timeout\x0010\x00";
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    for _ in 0..10 {
+        sock.send_to(request, to).unwrap();
+        if let Ok((n, tid)) = sock.recv_from(&mut buf) {
+            assert!(buf[..n].starts_with(b"\x00\x06"), "{:?}", &buf[..n]);
+            sock.send_to(b"\x00\x04\x00\x00", tid).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn clients_holding_slow_transfers_leave_room_for_a_new_one() {
+    let (dir, out) = (tempdir(), tempdir());
+    // Sparse: its blocks read as zeros and take no disk.
+    fs::File::create(dir.path().join("big"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    fs::write(dir.path().join("small"), pattern(300_000)).unwrap();
+    let server = udp_files_server(dir.path(), &[]);
+    let to = format!("127.0.0.1:{}", server.port());
+    // Three addresses, eight windows of 64 blocks of 60,000 bytes each: more than all the
+    // bytes the server keeps in flight.
+    let holders: Vec<UdpSocket> = (2..5)
+        .flat_map(|i| (0..8).map(move |_| UdpSocket::bind(format!("127.0.0.{i}:0")).unwrap()))
+        .collect();
+    for sock in &holders {
+        assert!(hold_a_window(sock, &to), "{}", server.stderr());
+    }
+    server.wait_log("too much data in flight");
+    let got = out.path().join("small");
+    ok(&netecho(
+        &[
+            "get",
+            "--proto",
+            "udp",
+            &server.addr,
+            "small",
+            "-o",
+            s(&got),
+        ],
+        b"",
+    ));
+    assert_eq!(fs::read(&got).unwrap(), pattern(300_000));
 }

@@ -1,13 +1,14 @@
 //! What a datagram file server lets unproven and proven peers hold. A request costs a
 //! thread and a socket until its source proves it exists (the HELLO exchange), so requests
 //! awaiting proof are capped per source IP and in all; a proven transfer keeps a window of
-//! blocks in memory, so the bytes in flight across every transfer are capped too.
+//! blocks in memory, so the bytes in flight are capped too: per source, so that a few
+//! addresses cannot hold them all, and in all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use crate::endpoint::share_key;
 use crate::transport::PeerAddr;
 
 /// Whose uploads a promise of room is counted with (store::PROMISED): a source elsewhere by
@@ -46,6 +47,16 @@ pub(crate) const PENDING_PER_SOURCE: usize = 4;
 pub(crate) const PENDING_IN_ALL: usize = 64;
 /// Bytes of blocks in flight across every transfer of the process.
 pub(crate) const IN_FLIGHT_IN_ALL: usize = 64 << 20;
+/// Of those, the most one source (an IPv6 address's /64; Unix datagram clients together)
+/// holds across its transfers: a few addresses keeping slow transfers barely alive hold
+/// no more than their shares, not the whole budget for as long as they keep ACKing.
+pub(crate) const IN_FLIGHT_PER_SOURCE: usize = IN_FLIGHT_IN_ALL / 8;
+/// What a source holding less may always take, however full the budget (at least one of
+/// the largest blocks): a client is never refused because others hold everything. The
+/// sources holding at once are bounded by the request threads, so the budget is overrun by
+/// at most that many floors.
+pub(crate) const IN_FLIGHT_FLOOR: usize = 256 << 10;
+const _: () = assert!(IN_FLIGHT_FLOOR > super::datagram::MAX_BLOCK as usize + 64);
 
 /// Requests awaiting proof: per source IP (Unix datagram senders, which cannot forge their
 /// address, count in all only) and the total.
@@ -61,7 +72,7 @@ static PENDING: LazyLock<Mutex<PendingTable>> = LazyLock::new(|| {
     })
 });
 
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
 
 /// A request awaiting proof, counted until dropped.
 pub(crate) struct Pending {
@@ -115,40 +126,82 @@ impl Drop for Pending {
     }
 }
 
-/// Bytes a transfer may keep in flight, given back when dropped.
-#[derive(Debug)]
-pub(crate) struct Reservation(usize);
-
-impl Reservation {
-    pub(crate) fn bytes(&self) -> usize {
-        self.0
-    }
+/// Bytes of blocks in flight: per source and the total.
+#[derive(Default)]
+struct InFlight {
+    by_source: HashMap<Option<IpAddr>, usize>,
+    total: usize,
 }
 
-/// Up to `wanted` bytes of the process's in-flight budget, at least `at_least`; `None` when
-/// not even that much is left.
-pub(crate) fn reserve(wanted: usize, at_least: usize) -> Option<Reservation> {
-    let mut taken = IN_FLIGHT.load(Ordering::Relaxed);
-    loop {
-        let take = wanted.min(IN_FLIGHT_IN_ALL.saturating_sub(taken));
+impl InFlight {
+    /// Up to `wanted` bytes for `source`, at least `at_least`: within the source's share,
+    /// and within what is left of the budget or the source's floor, whichever is more.
+    fn take(&mut self, source: Option<IpAddr>, wanted: usize, at_least: usize) -> Option<usize> {
+        let held = self.by_source.get(&source).copied().unwrap_or(0);
+        let left = IN_FLIGHT_IN_ALL.saturating_sub(self.total);
+        let room = left
+            .max(IN_FLIGHT_FLOOR.saturating_sub(held))
+            .min(IN_FLIGHT_PER_SOURCE.saturating_sub(held));
+        let take = wanted.min(room);
         if take < at_least || take == 0 {
             return None;
         }
-        match IN_FLIGHT.compare_exchange_weak(
-            taken,
-            taken + take,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Some(Reservation(take)),
-            Err(now) => taken = now,
+        *self.by_source.entry(source).or_default() += take;
+        self.total += take;
+        Some(take)
+    }
+
+    fn give(&mut self, source: Option<IpAddr>, bytes: usize) {
+        self.total = self.total.saturating_sub(bytes);
+        if let Some(held) = self.by_source.get_mut(&source) {
+            *held = held.saturating_sub(bytes);
+            if *held == 0 {
+                self.by_source.remove(&source);
+            }
         }
     }
+}
+
+/// Bytes a transfer may keep in flight, given back when dropped.
+pub(crate) struct Reservation {
+    bytes: usize,
+    source: Option<IpAddr>,
+    table: &'static Mutex<InFlight>,
+}
+
+impl Reservation {
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Up to `wanted` bytes of the process's in-flight budget for a transfer to `peer`, at
+/// least `at_least`; `None` when its source holds its share already, or the budget is
+/// spent and the source holds its floor.
+pub(crate) fn reserve(peer: &PeerAddr, wanted: usize, at_least: usize) -> Option<Reservation> {
+    let source = peer.0.as_socket().map(|a| share_key(a.ip()));
+    reserve_in(&IN_FLIGHT, source, wanted, at_least)
+}
+
+fn reserve_in(
+    table: &'static Mutex<InFlight>,
+    source: Option<IpAddr>,
+    wanted: usize,
+    at_least: usize,
+) -> Option<Reservation> {
+    let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes = t.take(source, wanted, at_least)?;
+    Some(Reservation {
+        bytes,
+        source,
+        table,
+    })
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(self.0, Ordering::AcqRel);
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.give(self.source, self.bytes);
     }
 }
 
@@ -174,12 +227,42 @@ mod tests {
         assert!(pending(&peer("127.9.9.9")).is_some(), "freed when dropped");
     }
 
+    /// A table of its own, not the process's, which other tests use at the same time.
+    fn table() -> &'static Mutex<InFlight> {
+        Box::leak(Box::default())
+    }
+
+    fn ip(n: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, n]))
+    }
+
     #[test]
-    fn the_bytes_in_flight_are_capped_in_all() {
-        let big = reserve(IN_FLIGHT_IN_ALL, 1).expect("a budget");
-        assert!(reserve(1, 1).is_none(), "the whole budget is taken");
+    fn one_source_holds_at_most_its_share_in_flight() {
+        let t = table();
+        let big = reserve_in(t, ip(1), IN_FLIGHT_IN_ALL, 1).expect("a budget");
+        assert_eq!(big.bytes(), IN_FLIGHT_PER_SOURCE);
+        assert!(reserve_in(t, ip(1), 1, 1).is_none(), "its share is taken");
+        let other = reserve_in(t, ip(2), IN_FLIGHT_IN_ALL, 1).expect("another source");
+        assert_eq!(other.bytes(), IN_FLIGHT_PER_SOURCE);
         drop(big);
-        let part = reserve(8 << 20, 1).expect("given back");
-        assert_eq!(part.bytes(), 8 << 20);
+        let again = reserve_in(t, ip(1), 8 << 20, 1).expect("given back");
+        assert_eq!(again.bytes(), 8 << 20);
+    }
+
+    #[test]
+    fn with_the_budget_spent_a_new_source_still_gets_its_floor() {
+        let t = table();
+        let sources = IN_FLIGHT_IN_ALL / IN_FLIGHT_PER_SOURCE;
+        let held: Vec<Reservation> = (1..=sources as u8)
+            .map(|n| reserve_in(t, ip(n), IN_FLIGHT_PER_SOURCE, 1).expect("a share"))
+            .collect();
+        let fresh = reserve_in(t, ip(200), 4 << 20, 60_004).expect("admitted");
+        assert_eq!(fresh.bytes(), IN_FLIGHT_FLOOR);
+        assert!(
+            reserve_in(t, ip(200), 60_004, 60_004).is_none(),
+            "past its floor, over budget"
+        );
+        drop(held);
+        assert!(reserve_in(t, ip(200), 60_004, 60_004).is_some());
     }
 }

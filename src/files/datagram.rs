@@ -1279,10 +1279,10 @@ pub(crate) fn serve_request(
     let mut link = Link::new(sock, peer, &settings);
     handshake::challenge(&mut link, req.nonce, request.len())?;
     drop(pending);
-    let Some(_budget) = reserve_window(&mut settings) else {
+    let Some(_budget) = reserve_window(&link.peer, &mut settings) else {
         return refuse(
             &mut link,
-            "the server has too much data in flight; try again later",
+            "the server has too much data in flight (to this address, or in all); try again later",
         );
     };
     match req.upload {
@@ -1308,11 +1308,11 @@ fn server_settings(window: u16, block_size: u16, impair: (f64, f64)) -> Settings
     }
 }
 
-/// Takes the transfer's window from the process's budget of bytes in flight, shrunk to
-/// what is left; `None` when not even one block fits.
-fn reserve_window(settings: &mut Settings) -> Option<admit::Reservation> {
+/// Takes the transfer's window from the process's budget of bytes in flight (and its
+/// source's share of it), shrunk to what is left; `None` when not even one block fits.
+fn reserve_window(peer: &PeerAddr, settings: &mut Settings) -> Option<admit::Reservation> {
     let block = usize::from(settings.block_size) + DATA_HEADER;
-    let reserved = admit::reserve(usize::from(settings.window) * block, block)?;
+    let reserved = admit::reserve(peer, usize::from(settings.window) * block, block)?;
     settings.window = u16::try_from(reserved.bytes() / block)
         .unwrap_or(u16::MAX)
         .max(1);

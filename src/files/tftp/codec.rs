@@ -19,6 +19,8 @@ pub(crate) const ACCESS: u16 = 2;
 pub(crate) const DISK_FULL: u16 = 3;
 pub(crate) const ILLEGAL: u16 = 4;
 pub(crate) const EXISTS: u16 = 6;
+/// RFC 2347's: the transfer ends because of its options.
+pub(crate) const OPTIONS: u16 = 8;
 
 /// The ERROR code for a refusal of `kind`: the one place the server's reasons meet TFTP's
 /// codes.
@@ -206,6 +208,19 @@ pub(crate) fn error_within(code: u16, message: &str, limit: usize) -> Option<Vec
     )
 }
 
+/// An ERROR of at most `limit` bytes with the first of `texts` (longest first) that fits
+/// whole, or none if none does: a word cut in the middle tells the client nothing. `None`
+/// when not even an empty message fits.
+pub(crate) fn error_fitting(code: u16, texts: &[&str], limit: usize) -> Option<Vec<u8>> {
+    let room = limit.checked_sub(5)?;
+    let message = texts
+        .iter()
+        .find(|t| t.len() <= room)
+        .copied()
+        .unwrap_or("");
+    error_within(code, message, limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +313,16 @@ mod tests {
         let e = error_within(0, "\u{e9}\u{e9}", 8).unwrap();
         assert_eq!(e.len(), 7, "cut at a character boundary");
         assert!(error_within(0, "x", 4).is_none());
+    }
+
+    #[test]
+    fn an_error_with_texts_to_choose_from_says_the_longest_that_fits_whole() {
+        let texts = ["send an option", "send one", "one"];
+        let e = error_fitting(OPTIONS, &texts, 18).unwrap();
+        assert_eq!(e, b"\x00\x05\x00\x08send one\x00");
+        let e = error_fitting(OPTIONS, &texts, 7).unwrap();
+        assert_eq!(e, b"\x00\x05\x00\x08\x00", "nothing rather than a cut word");
+        assert!(error_fitting(OPTIONS, &texts, 4).is_none());
     }
 
     /// xorshift64: a fixed, reproducible stream of bytes for the fuzz test below.

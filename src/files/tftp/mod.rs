@@ -8,7 +8,10 @@
 //!
 //! No DATA goes to an address before it has answered. A request with options gets an
 //! OACK no larger than itself, and DATA 1 only once ACK 0 comes back from the same address
-//! and port. A request without options (RFC 1350's plain form, as tftp-hpa sends it) would
+//! and port. That port is one of some 28,000 a blind sender could spray, so until DATA 1
+//! is acknowledged a source that may be forged gets DATA 1 alone, its block cut to the
+//! request's size (a request without blksize, or whose OACK cannot fit, gets RFC 2347's
+//! ERROR 8 asking for one). A request without options (RFC 1350's plain form, as tftp-hpa sends it) would
 //! get DATA 1 at once, a reflection amplifier for a forged source: so only a loopback or
 //! Unix source, which cannot be forged from outside this host, gets that (or any source
 //! with `--tftp-rfc1350`); others get a small ERROR asking for an option. An upload's first
@@ -127,19 +130,17 @@ struct First<'a> {
 }
 
 impl First<'_> {
-    /// An ERROR no larger than the request, and the reason for the log.
-    fn refuse<T>(&self, code: u16, message: &str) -> Result<T> {
-        self.refuse_within(code, message, self.limit)
+    /// An ERROR no larger than the request with the longest of `texts` that fits whole.
+    fn refuse_fitting(&self, code: u16, texts: &[&str]) {
+        if let Some(error) = codec::error_fitting(code, texts, self.limit) {
+            let _ = self.wire.send_plain(&error);
+        }
     }
 
     /// An ERROR about the file or mode asked for: whole to a source on this host, else no
     /// larger than the request.
     fn refuse_file<T>(&self, code: u16, message: &str) -> Result<T> {
-        self.refuse_within(code, message, self.whole)
-    }
-
-    fn refuse_within<T>(&self, code: u16, message: &str, limit: usize) -> Result<T> {
-        if let Some(error) = codec::error_within(code, message, limit) {
+        if let Some(error) = codec::error_within(code, message, self.whole) {
             let _ = self.wire.send_plain(&error);
         }
         bail!("TFTP request refused: {message}")
@@ -172,13 +173,30 @@ impl First<'_> {
     }
 }
 
-/// What an option-less request from a source that may be forged is told, most useful
-/// words first (it is cut to the request's size).
-const SEND_OPTIONS: &str = "send an option such as blksize 512 (curl does; atftp --option \
-     \"blksize 512\"): a server answers a plain request only from this host";
+/// What an option-less request from a source that may be forged is told: the longest that
+/// fits whole in an ERROR no larger than the request.
+const SEND_OPTIONS: [&str; 3] = [
+    "send an option such as blksize 512 (curl does; atftp --option \"blksize 512\"): a \
+     server answers a plain request only from this host",
+    "send blksize 512",
+    "send blksize",
+];
+
+/// What a request with options is told when they leave its DATA 1 larger than it (no
+/// blksize, or an OACK that cannot fit): RFC 2347's code 8, with the longest that fits.
+const ADD_BLKSIZE: [&str; 3] = [
+    "ask for blksize too: no block larger than the request goes to an unproven address",
+    "add blksize 512",
+    "add blksize",
+];
 
 /// A download: OACK and ACK 0 first when there are options; DATA 1 at once otherwise,
 /// only to a source that cannot be forged (or with --tftp-rfc1350).
+///
+/// ACK 0 on the transfer's port is a weak proof: a blind sender can spray ACK 0 at every
+/// ephemeral port (some 28,000). So to a source that may be forged (not this host, no
+/// --tftp-rfc1350) the block is cut to the request's size, and DATA 1 goes alone until
+/// ACK 1 ([`transfer::send_file`]): before that, an address is sent no more than it sent.
 fn serve_read(
     mut first: First<'_>,
     pending: admit::Pending,
@@ -194,44 +212,68 @@ fn serve_read(
         }
         Err(refused) => return first.refuse_file(codec::code(refused.kind), &refused.text),
     };
+    let trusted = first.wire.peer.unforgeable() || tftp.rfc1350;
     let (mut agreed, mut oack) = options::negotiate(asked, Some(size));
+    if !trusted {
+        options::cap_block(&mut agreed, &mut oack, first.limit.saturating_sub(4));
+    }
     options::fit(&mut agreed, &mut oack, first.limit);
+    let data_1 = 4 + size.min(u64::from(agreed.block)) as usize;
+    if !trusted && (oack.is_empty() || data_1 > first.limit) {
+        return refuse_unproven(&first, asked.is_empty());
+    }
     if !oack.is_empty() {
         first.prove(&oack_bytes(&oack), false)?;
-    } else if !(first.wire.peer.unforgeable() || tftp.rfc1350) {
-        let _ = first.refuse::<()>(codec::NOT_DEFINED, SEND_OPTIONS);
+    }
+    drop(pending);
+    send(first.wire, &file, size, agreed, name, !trusted)
+}
+
+/// Refuses a download from a source that may be forged whose DATA 1 would be larger than
+/// its request: without options (RFC 1350's plain form) with code 0 asking for one; with
+/// options but no blksize that fits, with code 8.
+fn refuse_unproven(first: &First<'_>, plain: bool) -> Result<String> {
+    if plain {
+        first.refuse_fitting(codec::NOT_DEFINED, &SEND_OPTIONS);
         bail!(
             "refused a TFTP request without options from an address that may be forged: DATA \
              before it answers could flood someone else (serve --tftp-rfc1350 allows it)"
         );
     }
-    drop(pending);
-    send(first.wire, &file, size, agreed, name)
+    first.refuse_fitting(codec::OPTIONS, &ADD_BLKSIZE);
+    bail!(
+        "refused a TFTP request from an address that may be forged: its options (no blksize, \
+         or none fitting an answer no larger than the request) leave DATA 1 larger than the \
+         request, which could flood someone else (serve --tftp-rfc1350 allows it)"
+    )
 }
 
-/// Sends the file within the process's budget of bytes in flight.
+/// Sends the file within the process's budget of bytes in flight; to a peer proven by
+/// ACK 0 alone (`unproven`), DATA 1 alone until its ACK.
 fn send(
     mut wire: Wire<'_>,
     file: &File,
     size: u64,
     mut agreed: Agreed,
     name: &str,
+    unproven: bool,
 ) -> Result<String> {
     let block = usize::from(agreed.block) + 4;
-    let Some(budget) = admit::reserve(usize::from(agreed.window) * block, block) else {
+    let wanted = usize::from(agreed.window) * block;
+    let Some(budget) = admit::reserve(&wire.peer, wanted, block) else {
         let e = codec::error_within(
             codec::NOT_DEFINED,
-            "busy: too much data in flight; try again later",
+            "busy: too much data in flight (to this address, or in all); try again later",
             512,
         );
         let _ = wire.send_plain(&e.unwrap_or_default());
-        bail!("refused: the server has too much data in flight");
+        bail!("refused: the server has too much data in flight (to this address, or in all)");
     };
     // Fewer blocks a window than agreed only slows the client down (it waits, then ACKs).
     agreed.window = u16::try_from(budget.bytes() / block)
         .unwrap_or(u16::MAX)
         .clamp(1, agreed.window);
-    let t = transfer::send_file(&mut wire, file, size, &agreed)?;
+    let t = transfer::send_file(&mut wire, file, size, &agreed, unproven)?;
     Ok(t.summary(&format!("sent '{name}' over TFTP"), &describe(&agreed)))
 }
 

@@ -107,6 +107,17 @@ pub(crate) fn fit(agreed: &mut Agreed, oack: &mut Vec<(String, String)>, limit: 
     }
 }
 
+/// Cuts the agreed blksize to at most `most` bytes (not below RFC 2348's smallest), in the
+/// OACK too; a request that asked for no blksize is left as it is.
+pub(crate) fn cap_block(agreed: &mut Agreed, oack: &mut [(String, String)], most: usize) {
+    let Some((_, value)) = oack.iter_mut().find(|(k, _)| k == "blksize") else {
+        return;
+    };
+    let most = u16::try_from(most).unwrap_or(u16::MAX).max(MIN_BLOCK);
+    agreed.block = agreed.block.min(most);
+    *value = agreed.block.to_string();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +161,16 @@ mod tests {
         fit(&mut agreed, &mut oack, 4);
         assert!(oack.is_empty());
         assert_eq!(agreed, Agreed::default());
+    }
+
+    #[test]
+    fn a_block_is_capped_only_where_blksize_was_asked() {
+        let (mut agreed, mut oack) = negotiate(&[("blksize", "60000"), ("tsize", "0")], Some(9));
+        cap_block(&mut agreed, &mut oack, 40);
+        assert_eq!(agreed.block, 40);
+        assert_eq!(oack[0], ("blksize".to_string(), "40".to_string()));
+        let (mut agreed, mut oack) = negotiate(&[("tsize", "0")], Some(9));
+        cap_block(&mut agreed, &mut oack, 40);
+        assert_eq!(agreed.block, PLAIN_BLOCK, "no blksize to answer with");
     }
 }

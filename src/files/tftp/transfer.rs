@@ -154,12 +154,14 @@ impl Clock {
     }
 }
 
-/// Sends `size` bytes of `file` to a peer that has shown it lives at its address.
+/// Sends `size` bytes of `file` to a peer that has shown it lives at its address; one
+/// shown by ACK 0 alone (`unproven`) gets DATA 1 alone until it is acknowledged.
 pub(crate) fn send_file(
     wire: &mut Wire<'_>,
     file: &File,
     size: u64,
     a: &Agreed,
+    unproven: bool,
 ) -> Result<Transfer> {
     let start = Instant::now();
     let block = u64::from(a.block);
@@ -168,8 +170,9 @@ pub(crate) fn send_file(
     let window = u64::from(a.window.max(1));
     let mut t = Transfer::default();
     let mut data = vec![0u8; usize::from(a.block)];
+    let first = u64::from(unproven && first_block(wire, file, size, a, &mut t)?);
     let mut clock = Clock::new(a.timeout);
-    let (mut acked, mut sent, mut burst) = (0u64, 0u64, window);
+    let (mut acked, mut sent, mut burst) = (first, first, window);
     while acked < last {
         // Go back to the block after the last one acknowledged (RFC 7440): after an ACK,
         // a window from there; after a silence, that oldest block alone, never the whole
@@ -198,7 +201,7 @@ pub(crate) fn send_file(
             None => bail!(
                 "no ACK for {:?} ({} bytes acknowledged)",
                 a.timeout * MAX_TRIES,
-                acked.saturating_sub(1) * block
+                (acked * block).min(size)
             ),
         }
     }
@@ -206,6 +209,53 @@ pub(crate) fn send_file(
     t.elapsed = start.elapsed();
     t.dropped = wire.impaired.dropped;
     Ok(t)
+}
+
+/// DATA 1 to a peer whose only proof is ACK 0 on a port a blind sender could guess: sent
+/// alone, and again only when ACK 0 comes again (the client's own retransmission, at most
+/// [`MAX_TRIES`] times), never on silence. Its block no larger than the request, a forged
+/// address is so sent no more than was sent in its name. `true` once ACK 1 comes.
+fn first_block(
+    wire: &mut Wire<'_>,
+    file: &File,
+    size: u64,
+    a: &Agreed,
+    t: &mut Transfer,
+) -> Result<bool> {
+    let mut data = vec![0u8; size.min(u64::from(a.block)) as usize];
+    let len = read_block(file, (0, size), data.len(), &mut data)?;
+    let deadline = Instant::now() + a.timeout * MAX_TRIES;
+    for again in 0..=MAX_TRIES {
+        wire.send(&Packet::Data {
+            block: 1,
+            data: &data[..len],
+        })?;
+        t.blocks += 1;
+        t.retransmitted += u64::from(again > 0);
+        loop {
+            let Heard::Packet(n) = wire.recv(deadline)? else {
+                bail!(
+                    "no ACK of the first block for {:?} (0 bytes acknowledged)",
+                    a.timeout * MAX_TRIES
+                );
+            };
+            match wire.packet(n) {
+                Some(Packet::Ack { block: 1 }) => return Ok(true),
+                Some(Packet::Ack { block: 0 }) => break,
+                Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
+                _ => debug!("ignored a packet that is not an ACK of block 0 or 1"),
+            }
+        }
+    }
+    bail!("ACK 0 came {MAX_TRIES} times more: the first block never reached the client")
+}
+
+/// The client's ERROR, which ends a transfer.
+fn gave_up(code: u16, message: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the client gave up: error {code}: {}",
+        crate::transport::printable(message)
+    )
 }
 
 fn read_block(file: &File, (at, size): (u64, u64), len: usize, buf: &mut [u8]) -> Result<usize> {
@@ -244,12 +294,7 @@ fn wait_ack(
                     t.unsent_acks += 1;
                 }
             }
-            Some(Packet::Error { code, message }) => {
-                bail!(
-                    "the client gave up: error {code}: {}",
-                    crate::transport::printable(message)
-                )
-            }
+            Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
             _ => debug!("ignored a packet that is not an ACK"),
         }
     }
@@ -379,12 +424,7 @@ fn next_data(
                     return Ok(Next::Again);
                 }
             }
-            Some(Packet::Error { code, message }) => {
-                bail!(
-                    "the client gave up: error {code}: {}",
-                    crate::transport::printable(message)
-                )
-            }
+            Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
             _ => debug!("ignored a packet that is not the next DATA"),
         }
     }
