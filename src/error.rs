@@ -272,20 +272,42 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     }
 }
 
-/// Advice for a tcp connection refused.
+/// Advice for a tcp connection refused, its parenthesis left open for more.
 macro_rules! tcp_refused {
     () => {
         "nothing is listening there over tcp; is the server running, on this address and port, \
          and over tcp? (a server over udp, as `serve --proto udp --files` is, needs --proto udp \
-         here too)"
+         here too"
     };
 }
 
 /// Why a server elsewhere may refuse what one on this host takes.
 macro_rules! loopback_only {
     () => {
-        " (a server bound to 127.0.0.1 only, as serve is by default, refuses other machines)"
+        "a server bound to 127.0.0.1 only, as serve is by default, refuses other machines"
     };
+}
+
+/// What to do about a refusal: ECONNREFUSED from connect, or from send or recv on a
+/// connected datagram socket (an ICMP port unreachable).
+fn refused(call: Call, on: &Subject) -> &'static str {
+    let connect = matches!(call, Call::Connect);
+    let unix = on.family == Some(Family::Unix);
+    match (connect, unix, on.datagram, on.off_loopback) {
+        (true, true, ..) => {
+            "nothing is listening on it (a socket file left behind by a stopped server?)"
+        }
+        // tcp refused: a server of the same port over udp (as a --files server for TFTP
+        // clients often is) refuses it too.
+        (true, false, false, true) => concat!(tcp_refused!(), "; ", loopback_only!(), ")"),
+        (true, false, false, false) => concat!(tcp_refused!(), ")"),
+        (.., true) => concat!(
+            "nothing is listening there; is the server running, on this address and port? (",
+            loopback_only!(),
+            ")"
+        ),
+        _ => "nothing is listening there; is the server running, on this address and port?",
+    }
 }
 
 /// What to do about `errno` from `call` on `on`; empty when there is nothing to add.
@@ -319,24 +341,7 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
         (Call::Bind, Some(Errno::EADDRNOTAVAIL)) => {
             "this machine has no such address; use 127.0.0.1, ::1, 0.0.0.0 or [::]"
         }
-        (Call::Connect, Some(Errno::ECONNREFUSED)) if unix => {
-            "nothing is listening on it (a socket file left behind by a stopped server?)"
-        }
-        // tcp refused: a server of the same port over udp (as a --files server for TFTP
-        // clients often is) refuses it too.
-        (Call::Connect, Some(Errno::ECONNREFUSED)) if !on.datagram && on.off_loopback => {
-            concat!(tcp_refused!(), loopback_only!())
-        }
-        (Call::Connect, Some(Errno::ECONNREFUSED)) if !on.datagram => tcp_refused!(),
-        (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) if on.off_loopback => {
-            concat!(
-                "nothing is listening there; is the server running, on this address and port?",
-                loopback_only!()
-            )
-        }
-        (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) => {
-            "nothing is listening there; is the server running, on this address and port?"
-        }
+        (Call::Connect | Call::Recv | Call::Send, Some(Errno::ECONNREFUSED)) => refused(call, on),
         (Call::Connect, Some(Errno::ENOENT)) => {
             "no socket file there; is the server running, and is the path right?"
         }
