@@ -11,12 +11,13 @@
 //! and port. That port is one of some 28,000 a blind sender could spray, so until DATA 1
 //! is acknowledged a source that may be forged gets DATA 1 alone, its block cut to the
 //! request's size (a request without blksize, or whose OACK cannot fit, gets RFC 2347's
-//! ERROR 8 asking for one). A request without options (RFC 1350's plain form, as tftp-hpa sends it) would
-//! get DATA 1 at once, a reflection amplifier for a forged source: so only a loopback or
-//! Unix source, which cannot be forged from outside this host, gets that (or any source
-//! with `--tftp-rfc1350`); others get a small ERROR asking for an option. An upload's first
-//! answer (ACK 0 or OACK) is no larger than its request, and the temporary file is created
-//! only once DATA 1 comes from the client's address.
+//! ERROR 8 asking for one). A request without options (RFC 1350's plain form, as
+//! tftp-hpa sends it) would get DATA 1 at once, a reflection amplifier for a forged
+//! source: so only a loopback or Unix source, which cannot be forged from outside this
+//! host, gets that (or any source with `--tftp-rfc1350`, which lifts the block cut too);
+//! others get a small ERROR asking for an option. An upload's first answer (ACK 0 or
+//! OACK) is no larger than its request, and the temporary file is created only once
+//! DATA 1 comes from the client's address.
 
 pub(crate) mod codec;
 mod options;

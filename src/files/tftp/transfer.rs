@@ -170,7 +170,10 @@ pub(crate) fn send_file(
     let window = u64::from(a.window.max(1));
     let mut t = Transfer::default();
     let mut data = vec![0u8; usize::from(a.block)];
-    let first = u64::from(unproven && first_block(wire, file, size, a, &mut t)?);
+    let first = match unproven {
+        true => first_block(wire, file, size, a, &mut t).map(|()| 1)?,
+        false => 0,
+    };
     let mut clock = Clock::new(a.timeout);
     let (mut acked, mut sent, mut burst) = (first, first, window);
     while acked < last {
@@ -214,14 +217,14 @@ pub(crate) fn send_file(
 /// DATA 1 to a peer whose only proof is ACK 0 on a port a blind sender could guess: sent
 /// alone, and again only when ACK 0 comes again (the client's own retransmission, at most
 /// [`MAX_TRIES`] times), never on silence. Its block no larger than the request, a forged
-/// address is so sent no more than was sent in its name. `true` once ACK 1 comes.
+/// address is so sent no more than was sent in its name. Returns once ACK 1 comes.
 fn first_block(
     wire: &mut Wire<'_>,
     file: &File,
     size: u64,
     a: &Agreed,
     t: &mut Transfer,
-) -> Result<bool> {
+) -> Result<()> {
     let mut data = vec![0u8; size.min(u64::from(a.block)) as usize];
     let len = read_block(file, (0, size), data.len(), &mut data)?;
     let deadline = Instant::now() + a.timeout * MAX_TRIES;
@@ -240,7 +243,7 @@ fn first_block(
                 );
             };
             match wire.packet(n) {
-                Some(Packet::Ack { block: 1 }) => return Ok(true),
+                Some(Packet::Ack { block: 1 }) => return Ok(()),
                 Some(Packet::Ack { block: 0 }) => break,
                 Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
                 _ => debug!("ignored a packet that is not an ACK of block 0 or 1"),
