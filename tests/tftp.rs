@@ -897,6 +897,14 @@ fn hold_a_window(sock: &UdpSocket, to: &str) -> bool {
 
 #[test]
 fn clients_holding_slow_transfers_leave_room_for_a_new_one() {
+    if !nix::unistd::Uid::effective().is_root() {
+        common::skip(
+            "clients_holding_slow_transfers_leave_room_for_a_new_one",
+            "root, to hold transfers as three users",
+            common::Lacks::Provided,
+        );
+        return;
+    }
     let (dir, out) = (tempdir(), tempdir());
     // Sparse: its blocks read as zeros and take no disk.
     fs::File::create(dir.path().join("big"))
@@ -907,9 +915,17 @@ fn clients_holding_slow_transfers_leave_room_for_a_new_one() {
     let server = udp_files_server(dir.path(), &[]);
     let to = format!("127.0.0.1:{}", server.port());
     // Three addresses, eight windows of 64 blocks of 60,000 bytes each: more than all the
-    // bytes the server keeps in flight.
+    // bytes the server keeps in flight. Each address a user of its own, as the server
+    // counts a local client's requests by the user owning its socket.
     let holders: Vec<UdpSocket> = (2..5)
-        .flat_map(|i| (0..8).map(move |_| UdpSocket::bind(format!("127.0.0.{i}:0")).unwrap()))
+        .flat_map(|i| {
+            (0..8).map(move |_| {
+                let sock = common::socket_of(2000 + i, socket2::Type::DGRAM);
+                let at: std::net::SocketAddr = format!("127.0.0.{i}:0").parse().unwrap();
+                sock.bind(&at.into()).unwrap();
+                UdpSocket::from(sock)
+            })
+        })
         .collect();
     for sock in &holders {
         assert!(hold_a_window(sock, &to), "{}", server.stderr());
