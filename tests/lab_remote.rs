@@ -1029,6 +1029,34 @@ fn an_echo_connection_opened_during_a_turn_gets_no_echo_after_it() {
     }
 }
 
+/// Whether a connection from `source` to the tcp echo port `tcp` echoes a byte.
+fn echoes_from(tcp: u16, source: &str) -> Option<TcpStream> {
+    let mut data = silent_from(tcp, source);
+    data.set_read_timeout(Some(common::STEP)).unwrap();
+    data.write_all(b"a").ok()?;
+    let mut echoed = [0u8; 1];
+    data.read_exact(&mut echoed).ok()?;
+    (&echoed == b"A").then_some(data)
+}
+
+#[test]
+fn a_run_holding_its_turn_cannot_take_the_echo_ports_connections_from_the_others() {
+    let (server, tcp, _) = loopback_lab(&[]);
+    let port = server.port();
+    let (_hog, go) = hello_from("127.0.0.1", port, Some("127.0.0.20"));
+    assert_eq!(go[0], 3, "Go");
+    // One connection at a time, each answered before the next: the count is exact.
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| echoes_from(tcp, "127.0.0.20"))
+        .collect();
+    assert_eq!(held.len(), 64, "one turn's share of the tcp port");
+    server.wait_log("echo connections from 127.0.0.20 already");
+    // Another student measures beside it, every row.
+    let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
+    assert!(report.contains("shared the server with 1 other run"), "{report}");
+    drop(held);
+}
+
 #[test]
 fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
     for tls in [false, true] {

@@ -171,7 +171,11 @@ impl<S: Service> Server<S> {
 
     /// A session for `conn` if `verdict` admits it; else it is told why and closed.
     fn opened(&self, conn: Conn, verdict: Result<(), String>, drive: Drive) -> Option<S::Session> {
-        match verdict {
+        let admitted = verdict.and_then(|()| {
+            // Admitted, so counted: a service without room gives the slot back.
+            self.service.room(&conn).inspect_err(|_| self.admission.release())
+        });
+        match admitted {
             Ok(()) => Some(self.service.open(conn, drive)),
             Err(why) => {
                 admission::refuse(conn, self.service.refusal(&why).as_deref());

@@ -44,6 +44,12 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// Starts serving an admitted connection, its socket driven as `drive` says.
     fn open(&self, conn: Conn, drive: Drive) -> Self::Session;
 
+    /// Whether the service has room for one more connection from `conn`'s peer, asked
+    /// after --allow, --deny and --max-conns let it in; why not, for [`Service::refusal`].
+    fn room(&self, _conn: &Conn) -> Result<(), String> {
+        Ok(())
+    }
+
     /// How the service's protocol tells a connection that is not admitted why (the refusal
     /// is logged already): the bytes the server sends before it closes; `None` for a bare
     /// close.

@@ -355,6 +355,15 @@ impl Class {
         self.lock().by_ip.contains_key(&ip.to_canonical())
     }
 
+    /// Turns `ip` holds now.
+    pub(crate) fn turns_of(&self, ip: IpAddr) -> usize {
+        self.lock()
+            .by_ip
+            .get(&ip.to_canonical())
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// A count that moves whenever an address's last turn ends.
     pub(crate) fn turns_ended(&self) -> u64 {
         self.ended.load(Ordering::Acquire)

@@ -49,7 +49,8 @@ use class::{Class, Limits};
 pub(crate) const LAB_IP_PROTO: u8 = 254;
 /// An echo connection silent this long is closed: a run's connections are busy or done.
 const DATA_IDLE: Duration = Duration::from_secs(10);
-/// Echo connections at once on each of the tcp, tls and quic ports, all runs together.
+/// Echo connections at once on each of the tcp, tls and quic ports, all runs together;
+/// one address holds at most [`turns::RUN_CONNS`] of them for each turn it holds.
 const DATA_CONNS: usize = 4096;
 /// File descriptors those take at most: one a connection, two a quic one (the socket pair
 /// it reaches the echo through).
@@ -304,6 +305,7 @@ impl Ports<'_> {
             service: turns::TurnBound {
                 echo: echo(proto, self.config, self.stats, Arc::clone(&access)),
                 class: Arc::clone(self.class),
+                held: turns::Held::default(),
             },
             admission: Admission::new(proto, access, DATA_CONNS, self.stats),
             stats: self.stats,

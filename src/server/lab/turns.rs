@@ -1,10 +1,13 @@
 //! The lab's tcp, tls and quic echo, bound to turns: an echo connection serves only while
 //! a run of its address holds its turn. The gate is checked on accept, and again on a connection's next
 //! bytes once any address's last turn has ended (one atomic load per read otherwise), so a
-//! connection opened during a turn gets no echo after it.
+//! connection opened during a turn gets no echo after it. One address holds at most
+//! [`RUN_CONNS`] connections on a port for each turn it holds: a run holding its turn
+//! cannot take the port's connections from the runs measuring beside it.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::service::echo::{Echo, EchoSession};
 use crate::service::{ConnEnd, Datagrams, Drive, NoRequests, Service, Session, Step};
@@ -12,10 +15,49 @@ use crate::transport::Conn;
 
 use super::class::Class;
 
+/// Echo connections at once on one port per turn an address holds: more than a lab run
+/// opens (the 50 connects its set-up column times, each closed before the next, may reach
+/// the server's loop together; then a few clients of the load).
+pub(crate) const RUN_CONNS: usize = 64;
+
 /// The echo service, its connections ended when their address's turn ends.
 pub(crate) struct TurnBound {
     pub echo: Echo,
     pub class: Arc<Class>,
+    /// Connections open now per address.
+    pub held: Held,
+}
+
+/// Connections open per address on one port.
+pub(crate) type Held = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's place in its address's count, given back when dropped.
+struct Place {
+    held: Held,
+    ip: IpAddr,
+}
+
+impl Place {
+    fn take(held: &Held, ip: IpAddr) -> Place {
+        let mut map = held.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(ip).or_default() += 1;
+        Place {
+            held: Arc::clone(held),
+            ip,
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// One echo connection and the turn it was opened in.
@@ -25,6 +67,7 @@ pub(crate) struct TurnSession {
     class: Arc<Class>,
     /// [`Class::turns_ended`] when last checked.
     seen: u64,
+    _place: Option<Place>,
 }
 
 impl TurnSession {
@@ -54,10 +97,37 @@ impl Service for TurnBound {
         self.echo.blocks()
     }
 
+    /// Room while the address holds fewer than [`RUN_CONNS`] for each of its turns (the
+    /// count is taken at open: loops accepting at once may pass it by one each).
+    fn room(&self, conn: &Conn) -> Result<(), String> {
+        let Some(ip) = conn.remote().map(|a| a.ip().to_canonical()) else {
+            return Ok(());
+        };
+        let limit = RUN_CONNS * self.class.turns_of(ip).max(1);
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let now = held.get(&ip).copied().unwrap_or(0);
+        if now < limit {
+            return Ok(());
+        }
+        drop(held);
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            tracing::warn!(
+                "{}: refused, {now} echo connections from {ip} already (at most {RUN_CONNS} \
+                 for each turn it holds){more}",
+                conn.peer()
+            );
+        }
+        Err(format!(
+            "busy: {now} echo connections from your address already, more than a lab run opens"
+        ))
+    }
+
     fn open(&self, conn: Conn, drive: Drive) -> TurnSession {
-        let ip = conn.remote().map(|a| a.ip());
+        let ip = conn.remote().map(|a| a.ip().to_canonical());
         let seen = self.class.turns_ended();
         TurnSession {
+            _place: ip.map(|ip| Place::take(&self.held, ip)),
             inner: self.echo.open(conn, drive),
             ip,
             class: Arc::clone(&self.class),
