@@ -1118,10 +1118,10 @@ pub(crate) struct LabArgs {
     pub netns: bool,
     /// With --netns: drop this fraction of the packets each side sends (5% or 0.05), with an
     /// nftables rule: real loss, which TCP turns into retransmissions and latency
-    #[arg(long, value_name = "P", requires = "netns", value_parser = parse_fraction)]
+    #[arg(long, value_name = "P", value_parser = parse_fraction)]
     pub loss: Option<f64>,
     /// With --netns: limit each direction to this rate with tc tbf (10mbit, 2MB/s)
-    #[arg(long, value_name = "RATE", requires = "netns", value_parser = parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// With HOST: the longest to wait in the lab server's queue for a turn; past it the lab
     /// stops, saying the place it reached
@@ -2024,6 +2024,7 @@ impl LabArgs {
             trust: self.trust.clone(),
         }
         .config_for(self.tls, Proto::Tcp, TlsSide::Client)?;
+        self.impairment_needs_netns()?;
         if tls.is_some() && self.host.is_none() {
             return Err(UsageError::new(
                 "lab --tls goes with HOST (a lab server started with serve --lab --tls); the \
@@ -2050,6 +2051,31 @@ impl LabArgs {
             tls,
             wait: self.wait,
         })
+    }
+}
+
+impl LabArgs {
+    /// --loss and --rate are made between this machine's two namespaces (--netns): with
+    /// HOST, or without --netns, they would change nothing, and the run would not say so.
+    fn impairment_needs_netns(&self) -> Result<(), UsageError> {
+        let flags = match (self.loss.is_some(), self.rate.is_some()) {
+            (true, true) => "--loss and --rate",
+            (true, false) => "--loss",
+            (false, true) => "--rate",
+            (false, false) => return Ok(()),
+        };
+        match (&self.host, self.netns) {
+            (Some(host), _) => Err(UsageError::new(format!(
+                "lab {host} {flags}: loss and a rate are made between two namespaces of this \
+                 machine (lab --netns, as root), never on the way to a lab server; measure \
+                 {host} without them, or run `netecho lab --netns {flags} ...` here"
+            ))),
+            (None, false) => Err(UsageError::new(format!(
+                "lab {flags} goes with --netns (two namespaces of this machine, as root); \
+                 usage: netecho lab --netns [--loss P] [--rate RATE]"
+            ))),
+            (None, true) => Ok(()),
+        }
     }
 }
 
@@ -2494,6 +2520,19 @@ mod tests {
         };
         let netns = args.config().expect("config").netns.expect("netns");
         assert_eq!((netns.loss, netns.rate), (0.05, Some(2_000_000)));
+        // Anywhere but --netns they would be ignored: refused in one line instead.
+        for (argv, says) in [
+            (&["lab", "--loss", "5%", "10.0.0.1"][..], "lab 10.0.0.1 --loss: "),
+            (&["lab", "--rate", "10mbit", "10.0.0.1"], "never on the way to a lab server"),
+            (&["lab", "--quick", "--loss", "5%"], "lab --loss goes with --netns"),
+        ] {
+            let Command::Lab(args) = parse(argv) else {
+                panic!("lab");
+            };
+            let line = usage_error(args.config());
+            assert!(line.contains(says), "{argv:?}: {line}");
+            assert!(!line.contains("[HOST"), "{argv:?}: {line}");
+        }
     }
 }
 
