@@ -910,7 +910,7 @@ fn port_in_v6(text: &str, whole: &str) -> Result<(), UsageError> {
 
 /// `addr`, unless it is link-local without a zone: every interface has its own fe80::
 /// network, so the kernel cannot tell which one is meant (EINVAL).
-fn scoped(addr: SocketAddr, whole: &str) -> Result<SocketAddr, UsageError> {
+pub(crate) fn scoped(addr: SocketAddr, whole: &str) -> Result<SocketAddr, UsageError> {
     match addr {
         SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
             Err(UsageError::new(format!(

@@ -418,9 +418,11 @@ fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() 
     let reply = String::from_utf8(control_reply(port, b"GET / HTTP/1.0\r\n\r\n", false)).unwrap();
     assert_eq!(reply.lines().count(), 1, "{reply:?}");
     assert!(
-        reply.starts_with("error: this is a netecho lab server (control protocol 1)"),
+        reply.starts_with("this is a netecho lab server (control protocol 1)"),
         "{reply:?}"
     );
+    assert!(reply.contains("not that protocol"), "{reply:?}");
+    assert!(!reply.contains("bytes"), "no frame length for a typed line: {reply:?}");
     // Nothing at all: dropped after the hello deadline, with the line saying so.
     let reply = String::from_utf8(control_reply(port, b"", false)).unwrap();
     assert!(reply.contains("nothing said within 5 s"), "{reply:?}");
@@ -1075,7 +1077,8 @@ fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
         let line = common::fails(&out, 1);
         assert!(
             line.contains("closed the connection unanswered")
-                && line.contains("try again in a moment"),
+                && line.contains("--allow or --deny")
+                && line.contains("try again in a moment)"),
             "tls {tls}: {line}"
         );
         server.wait_log("8 connections from 127.0.0.1 have not said Hello yet, the most one");
@@ -1405,6 +1408,51 @@ fn served_v4(tag: &str, test: &str) -> Option<Served> {
     Some((pair, server, announced, control))
 }
 
+impl Pair {
+    /// The link-local address of `veth` in `ns`, once duplicate address detection is over
+    /// (a tentative address takes no connection).
+    fn link_local(ns: &str, veth: &str) -> String {
+        common::eventually("a link-local address past DAD", || {
+            let out = Command::new("ip")
+                .args(["-n", ns, "-6", "-o", "addr", "show", "dev", veth, "scope", "link"])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text.contains("tentative") {
+                return None;
+            }
+            let word = text.split_whitespace().find(|w| w.starts_with("fe80:"))?;
+            Some(word.split('/').next()?.to_string())
+        })
+    }
+}
+
+#[test]
+fn a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one() {
+    let test = "a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one";
+    let pair = match Pair::create("l") {
+        Ok(pair) => pair,
+        Err((needs, lacks)) => return skip(test, &needs, lacks),
+    };
+    let _server = pair.lab_server(&["--addr", "[::]:3235"]);
+    let server = Pair::link_local(&pair.server, &pair.veth_server);
+    Pair::link_local(&pair.client, &pair.veth_client);
+    let zoned = format!("{server}%{}", pair.veth_client);
+    // Bracketed with the port, and bare: the zone reaches the control port and every
+    // announced echo port.
+    for host in [format!("[{zoned}]:3235"), zoned.clone()] {
+        let (table, log) = ok_output(pair.student(&["--quick", &host]), &host, RUN);
+        assert!(table.lines().any(|l| l.starts_with("tcp6 ")), "{host}: {table}");
+        assert!(table.lines().any(|l| l.starts_with("udp6 ")), "{host}: {table}");
+        assert!(!log.contains("could not connect"), "{host}: {log}");
+    }
+    // Without a zone: which interface is meant cannot be told, and the line says how to.
+    let out = output_within(pair.student(&["--quick", &server]), "lab without a zone", RUN);
+    let line = common::fails(&out, 2);
+    assert!(line.contains("is link-local"), "{line}");
+    assert!(line.contains(&format!("[{server}%eth0]:3235")), "{line}");
+}
+
 #[test]
 fn a_students_udp_row_measures_the_network_not_a_rate_limit() {
     let test = "a_students_udp_row_measures_the_network_not_a_rate_limit";
@@ -1480,7 +1528,7 @@ fn a_firewalled_echo_port_is_said_and_the_other_rows_are_measured() {
         )),
         "{log}"
     );
-    assert!(log.contains("a firewall on the server?"), "{log}");
+    assert!(log.contains("a firewall on the way drops it;"), "{log}");
     assert!(table.lines().any(|l| l.starts_with("udp ")), "{table}");
     assert!(!table.lines().any(|l| l.starts_with("tcp ")), "{table}");
     // The report on stdout says so too: saved to a file, it names the row it lacks.

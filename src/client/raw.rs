@@ -66,7 +66,10 @@ impl RawClient {
                 socket_error(Call::Connect, Subject::ip(format!("route to {ip}")), &e)
             })?),
         };
-        let sock = raw::connect(SocketAddr::new(addr.ip(), 0), opts)?;
+        // Port 0 (raw has none), the zone of a link-local address kept.
+        let mut to = addr;
+        to.set_port(0);
+        let sock = raw::connect(to, opts)?;
         Ok(RawClient {
             sock,
             target,

@@ -17,8 +17,12 @@ pub(crate) struct Path {
     pub dev_mtu: Option<u32>,
     /// The next hop; `None` when the server is on the same link.
     pub gateway: Option<IpAddr>,
-    /// IP_MTU (IPV6_MTU) of a udp socket connected to the server.
+    /// IP_MTU (IPV6_MTU) of a udp socket connected to the server, after the run.
     pub path_mtu: Option<u32>,
+    /// The same before the run, when it was another: the run taught the kernel the path's
+    /// own (a router's ICMP "fragmentation needed" or "packet too big").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_mtu_before: Option<u32>,
 }
 
 impl Path {
@@ -43,7 +47,11 @@ impl Path {
                 .and_then(|t| gateway_v6(&t, ip, dev.as_deref()))
                 .map(IpAddr::V6),
         };
-        let path_mtu = udp_port.and_then(|port| path_mtu(SocketAddr::new(server.ip(), port)));
+        let path_mtu = udp_port.and_then(|port| {
+            let mut to = server;
+            to.set_port(port);
+            path_mtu(to)
+        });
         Path {
             local,
             server,
@@ -51,7 +59,14 @@ impl Path {
             dev_mtu,
             gateway,
             path_mtu,
+            path_mtu_before: None,
         }
+    }
+
+    /// The path, with the path MTU read before the run kept when it was another.
+    pub(crate) fn before(mut self, mtu: Option<u32>) -> Path {
+        self.path_mtu_before = mtu.filter(|m| Some(*m) != self.path_mtu);
+        self
     }
 
     /// One sentence, as the report gives it.
@@ -65,9 +80,14 @@ impl Path {
             Some(g) => format!("via the gateway {g}"),
             None => "directly connected (no gateway)".into(),
         };
-        let mtu = match self.path_mtu {
-            Some(m) => format!("path MTU {m} (IP_MTU of a connected udp socket)"),
-            None => "path MTU unknown".into(),
+        let mtu = match (self.path_mtu, self.path_mtu_before) {
+            (Some(m), Some(before)) => format!(
+                "path MTU {m} after the run ({before} before it: the kernel learned the path's \
+                 own during the run, from a router's ICMP \"too big\"; IP_MTU of a connected \
+                 udp socket)"
+            ),
+            (Some(m), None) => format!("path MTU {m} (IP_MTU of a connected udp socket)"),
+            (None, _) => "path MTU unknown".into(),
         };
         format!(
             "path: {} -> {}, {dev}, {via}, {mtu}",
@@ -93,7 +113,7 @@ fn interface_of(ip: IpAddr) -> Option<String> {
 
 /// IP_MTU (IPV6_MTU) of a udp socket connected to `to`: the MTU the kernel uses for the
 /// route, lowered by any "fragmentation needed" it has heard of.
-fn path_mtu(to: SocketAddr) -> Option<u32> {
+pub(super) fn path_mtu(to: SocketAddr) -> Option<u32> {
     use std::os::fd::AsRawFd;
     let sock = std::net::UdpSocket::bind(match to {
         SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),

@@ -87,12 +87,15 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let offer = known_services(offer, host);
     let (waited, turn) = (queued.elapsed(), Instant::now());
     let udp = port_of(&offer, SockProto::Udp);
-    let path = Path::of(local, server, udp);
+    // The run itself may teach the kernel a smaller path MTU (a router's ICMP "too big"):
+    // read before, and the path after the rows.
+    let mtu_before = udp.and_then(|port| super::path::path_mtu(with_port(server, port)));
+    let measured = measure_offered(&offer, server, plan, &conn);
+    let path = Path::of(local, server, udp).before(mtu_before);
     // The table says it under it; the other formats in their data.
     if settings.format != Format::Table {
         say(Level::INFO, &path.describe());
     }
-    let measured = measure_offered(&offer, server, plan);
     // The turn ends whatever the rows did: the next run waits for it.
     let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
     let (rows, left_out) = measured.map_err(|e| gone_or(e, &conn, host))?;
@@ -185,10 +188,24 @@ fn connect(settings: &LabConfig, host: &str) -> Result<Conn> {
         // The TLS handshake ended by a close or a reset.
         Some(_) if closed_unanswered(&e) => unanswered(host),
         Some(_) => e.context(format!("connect to the lab server {host} with TLS")),
+        None if refused(&e) => anyhow!(
+            "connect to the lab server {host}: connection refused (ECONNREFUSED): nothing \
+             listens on that port there; is `netecho serve --lab` running, and is this the \
+             port on its `lab control:` line (3235 unless --addr says another)?"
+        ),
         None => e.context(format!(
             "connect to the lab server {host} (is `netecho serve --lab` running there?)"
         )),
     })
+}
+
+/// Whether `e` is a refused connect: `serve --lab` listens on every address by default,
+/// so the advice of a server bound to 127.0.0.1 only is not this one's.
+fn refused(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        || e.to_string().contains("(ECONNREFUSED)")
 }
 
 /// Whether `e` is the peer closing or resetting the connection: what a lab server does, with
@@ -217,9 +234,10 @@ fn is_close(e: &std::io::Error) -> bool {
 /// The one line for a connection the lab server closed before saying anything.
 fn unanswered(host: &str) -> anyhow::Error {
     anyhow!(
-        "the lab server {host} closed the connection unanswered: it takes only so many new \
-         connections at once, from one address and in all; try again in a moment (and check \
-         that this is its control port, on its `lab control:` line, not an echo port)"
+        "the lab server {host} closed the connection unanswered: its --allow or --deny may \
+         leave this address out (ask the teacher), this may be one of its echo ports rather \
+         than the control port its `lab control:` line names, or it takes only so many new \
+         connections at once, from one address and in all (then try again in a moment)"
     )
 }
 
@@ -246,10 +264,15 @@ fn went_away(host: &str) -> anyhow::Error {
 /// moment (its end may reach this side just after its echo ports refused), and not at all
 /// when the server answered (the Done just sent is answered at once).
 fn closed(conn: &Conn) -> bool {
+    closed_within(conn, GONE_WAIT)
+}
+
+/// Whether the peer closed `conn` within `wait` milliseconds.
+fn closed_within(conn: &Conn, wait: u16) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
-    if !matches!(poll(&mut fds, PollTimeout::from(GONE_WAIT)), Ok(n) if n > 0) {
+    if !matches!(poll(&mut fds, PollTimeout::from(wait)), Ok(n) if n > 0) {
         return false;
     }
     let mut byte = [std::mem::MaybeUninit::uninit()];
@@ -265,12 +288,18 @@ fn step(conn: &Conn, write: impl FnOnce(&mut Within) -> std::io::Result<()>) -> 
     Ok(write(&mut wire)?)
 }
 
-/// HOST, HOST:PORT, IP, [IPv6] or [IPv6]:PORT; the port is [`LAB_PORT`] when not given.
+/// HOST, HOST:PORT, IP, [IPv6] or [IPv6]:PORT, IPv6 link-local with its zone (fe80::1%eth0,
+/// [fe80::1%eth0]:PORT) as everywhere an address is taken; the port is [`LAB_PORT`] when not
+/// given.
 pub(crate) fn control_target(text: &str) -> Result<Target> {
-    let addr = if let Ok(a) = text.parse::<SocketAddr>() {
-        Address::Ip(a)
-    } else if let Ok(ip) = text.trim_start_matches('[').trim_end_matches(']').parse() {
-        Address::Ip(SocketAddr::new(ip, LAB_PORT))
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let addr = if let Some(ip) = crate::endpoint::ip_host(bare)? {
+        Address::Ip(crate::endpoint::scoped(with_port(ip, LAB_PORT), text)?)
+    } else if text.starts_with('[') || text.parse::<SocketAddr>().is_ok() {
+        crate::endpoint::Endpoint::parse(text, Some(crate::endpoint::Proto::Tcp))?.addr
     } else {
         match text.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && !host.contains(':') => {
@@ -289,6 +318,13 @@ pub(crate) fn control_target(text: &str) -> Result<Target> {
         proto: SockProto::Tcp,
         addr,
     })
+}
+
+/// `addr` at `port`, its IPv6 zone kept: a link-local server's echo ports are on the
+/// interface its control connection took.
+fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
 }
 
 fn socket_addr(addr: std::io::Result<socket2::SockAddr>) -> Result<SocketAddr> {
@@ -492,7 +528,7 @@ fn offered_targets(offer: &Offer, server: SocketAddr) -> Result<Vec<Target>> {
         let Some(service) = offer.services.iter().find(|s| s.proto == name) else {
             continue;
         };
-        let addr = Address::Ip(SocketAddr::new(server.ip(), service.port));
+        let addr = Address::Ip(with_port(server, service.port));
         match (secure, &service.sha256) {
             (true, Some(fp)) => {
                 let pin = Fingerprint::parse(fp).map_err(|e| {
@@ -541,12 +577,16 @@ fn offered_certificate(target: &Target) -> Result<()> {
 }
 
 /// The plan's rows the server offers, each measured against its announced port. A stream
-/// port that takes no connection and a udp port that answers nothing are said in a warning
-/// each, and the rows measured stand; with a note for each row left out.
+/// port that takes no connection, a udp port that answers nothing and a row whose port
+/// closed its connections (full: the server's share for a run taken) are said in a warning
+/// each, and the rows measured stand, with a note for each row left out. The control
+/// connection is looked at before each row and at each failure: a server that went away
+/// ends the run at once, in one line.
 fn measure_offered(
     offer: &Offer,
     server: SocketAddr,
     plan: &Plan,
+    control: &Conn,
 ) -> Result<(Vec<Row>, Vec<String>)> {
     let targets = offered_targets(offer, server)?;
     if targets.is_empty() {
@@ -560,19 +600,37 @@ fn measure_offered(
     for (i, target) in targets.iter().enumerate() {
         let name = super::measure::target_name(target);
         progress(&format!("[{}/{count}] {name} {}", i + 1, target.addr));
+        if gone_now(control) {
+            return Err(anyhow!("the lab server closed the control connection"));
+        }
         if let Err(why) = connects(target) {
+            if closed(control) {
+                return Err(anyhow!("the lab server closed the control connection"));
+            }
             say(Level::WARN, &format!("lab: {why}; its row is left out"));
             left_out.push(super::why::left_out(&name, &why));
             unreachable = Some(why);
             continue;
         }
         let (measured, plan_row) = (target.clone(), plan.clone());
-        let mut row = within_run(&target.to_string(), until, plan, move || {
+        let row = within_run(&target.to_string(), until, plan, move || {
             if local::trust(&measured).is_some() {
                 offered_certificate(&measured)?;
             }
             measure(&measured, &plan_row)
-        })?;
+        });
+        let mut row = match row {
+            Ok(row) => row,
+            Err(e) if closed(control) => return Err(e),
+            Err(e) if closed_unanswered(&e) || format!("{e:#}").contains("closed the conn") => {
+                let why = full_port(target, &e);
+                say(Level::WARN, &format!("lab: {why}; its row is left out"));
+                left_out.push(super::why::left_out(&name, &why));
+                unreachable = Some(why);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if row.unanswered() {
             row.why = no_reply(&row, target);
             say(Level::WARN, &format!("lab: {}: {}", row.name(), row.why));
@@ -595,6 +653,23 @@ fn measure_offered(
     }
 }
 
+/// The warning of a row whose echo port closed its connections while the control
+/// connection stands: the lab server holds a run's connections to a share, and closes
+/// those past it.
+fn full_port(target: &Target, e: &anyhow::Error) -> String {
+    format!(
+        "{} {}: {e:#}: the lab server closed this row's connections while this run held its \
+         turn (is another program using its address, a run beside it on the same machine?)",
+        super::measure::target_name(target),
+        target.addr
+    )
+}
+
+/// Whether the lab server has closed the control connection by now, not waiting.
+fn gone_now(conn: &Conn) -> bool {
+    closed_within(conn, 0)
+}
+
 /// How long the lab waits for an announced tcp port to take a connection before it leaves
 /// the row out: three SYNs, the third a second past the first two's timers.
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
@@ -612,17 +687,22 @@ fn connects(target: &Target) -> Result<(), String> {
     std::net::TcpStream::connect_timeout(addr, CONNECT_WAIT)
         .map(drop)
         .map_err(|e| {
-            let what = match e.kind() {
-                std::io::ErrorKind::TimedOut => {
-                    format!("no answer in {} s", CONNECT_WAIT.as_secs())
-                }
-                std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
-                _ => e.to_string(),
+            let reach = "the teacher must let the class reach the control port and the ports \
+                         `serve --lab` announces";
+            let (what, why) = match e.kind() {
+                std::io::ErrorKind::TimedOut => (
+                    format!("no answer in {} s", CONNECT_WAIT.as_secs()),
+                    format!("a firewall on the way drops it; {reach}"),
+                ),
+                // A reset: nothing listens there now, or a firewall rule that rejects.
+                std::io::ErrorKind::ConnectionRefused => (
+                    "refused".to_string(),
+                    format!("the port is closed now, or a firewall rejects it; {reach}"),
+                ),
+                _ => (e.to_string(), "the connect itself failed".to_string()),
             };
             format!(
-                "could not connect to the announced {} port {} of {} ({what}): a firewall on \
-                 the server? The teacher must let the class reach the control port and the \
-                 ports `serve --lab` announces",
+                "could not connect to the announced {} port {} of {} ({what}): {why}",
                 super::measure::target_name(target),
                 addr.port(),
                 addr.ip()
@@ -688,13 +768,18 @@ fn within_run<T: Send + 'static>(
 fn raw_offered(offer: &Offer, server: SocketAddr) -> Option<Result<(Endpoint, u8), String>> {
     let ip_proto = port_of_name(offer, "raw").and_then(|p| u8::try_from(p).ok())?;
     let ip = server.ip().to_canonical();
+    // An IPv4-mapped address as IPv4; an IPv6 one with its zone.
+    let at = match ip.is_ipv6() {
+        true => with_port(server, 0),
+        false => SocketAddr::new(ip, 0),
+    };
     if let Err(e) = transport::raw::open(ip.is_ipv6(), i32::from(ip_proto), "raw") {
         let name = if ip.is_ipv6() { "raw6" } else { "raw" };
         return Some(Err(super::without_raw(name, &e)));
     }
     let target = Endpoint {
         proto: Proto::Raw,
-        addr: Address::Ip(SocketAddr::new(ip, 0)),
+        addr: Address::Ip(at),
     };
     Some(Ok((target, ip_proto)))
 }

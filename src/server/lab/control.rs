@@ -297,6 +297,9 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
     }
 }
 
+/// What a peer that sent something other than the lab's Hello is told it sent.
+const NOT_LAB: &str = "what came is not that protocol, and nothing else is answered here";
+
 /// Reads the first frame. A lab client of another version gets an Error frame naming both
 /// versions; anything else (an HTTP request, nc, silence) gets one line of text, which is
 /// what such a peer can read.
@@ -304,7 +307,9 @@ fn hello(conn: &Conn) -> Result<(), String> {
     let mut wire = conn
         .within(Instant::now() + HELLO_TIME)
         .map_err(|e| e.to_string())?;
-    let refusal = match labwire::read_frame(&mut wire) {
+    // The log's reason, and the peer's: plain words for whoever typed at the port (nc,
+    // `netecho send`, a browser), no frame lengths.
+    let (refusal, heard) = match labwire::read_frame(&mut wire) {
         Ok(body) => match Msg::decode_hello(&body) {
             Ok(_) => return Ok(()),
             Err(WireError::Version(v)) => {
@@ -312,23 +317,26 @@ fn hello(conn: &Conn) -> Result<(), String> {
                 send(conn, &Msg::Error(why.clone()));
                 return Err(why);
             }
-            Err(e) => e.to_string(),
+            Err(e) => (e.to_string(), NOT_LAB.to_string()),
         },
         Err(ReadError::Wire(WireError::Tls)) => {
-            "a TLS ClientHello, but this server speaks plain TCP \
-                                                 (leave out --tls, or serve --lab --tls)"
-                .into()
+            let why = "a TLS ClientHello, but this server speaks plain TCP (leave out --tls, or \
+                       serve --lab --tls)";
+            (why.to_string(), format!("it got {why}"))
         }
-        Err(ReadError::Wire(e)) => e.to_string(),
-        Err(ReadError::Timeout) => format!(
-            "nothing said within {} s of connecting",
-            HELLO_TIME.as_secs()
-        ),
+        Err(ReadError::Wire(e)) => (e.to_string(), NOT_LAB.to_string()),
+        Err(ReadError::Timeout) => {
+            let why = format!(
+                "nothing said within {} s of connecting",
+                HELLO_TIME.as_secs()
+            );
+            (why.clone(), why)
+        }
         Err(e) => return Err(e.to_string()),
     };
     let line = format!(
-        "error: this is a netecho lab server (control protocol {}) and it got {refusal}; \
-         measure with `netecho lab HOST`\n",
+        "this is a netecho lab server (control protocol {}): it speaks only to `netecho lab \
+         HOST`, which measures the network to it; {heard}\n",
         labwire::VERSION
     );
     if let Ok(mut wire) = conn.within(Instant::now() + WRITE_TIME) {

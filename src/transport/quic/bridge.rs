@@ -164,7 +164,12 @@ pub(super) async fn accept_loop(
         // Initial, and no state kept): the server's first flight, about three times an
         // Initial, goes only to an address that can receive, so a forged Initial is never
         // answered with more than it carried and cannot pile up handshakes.
-        if !incoming.remote_address_validated() {
+        // A link-local source's token cannot be checked (a Retry token keeps no zone, so
+        // the address it names never equals the source's): one the gate admitted has proven
+        // its address already, by the TCP handshake of its lab run.
+        let gated_link_local = sources.is_some()
+            && matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
+        if !incoming.remote_address_validated() && !gated_link_local {
             // A sender can cause this line at will: throttled, and with -v only.
             static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();
             if tracing::enabled!(tracing::Level::DEBUG)
