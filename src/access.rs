@@ -484,10 +484,11 @@ impl Access {
                 .any(|r| matches!(r, Rule::Uid(_)))
     }
 
-    /// The rule that refuses `who`, worded for the log; `None` when allowed.
+    /// Why `who` is refused, worded for the log after "refused" ("by --deny RULE", ": no
+    /// --allow rule matches ..."); `None` when allowed.
     fn refusal(&self, who: Who) -> Option<String> {
         if let Some(rule) = self.deny.iter().find(|r| r.matches(who)) {
-            return Some(format!("--deny {rule}"));
+            return Some(format!(" by --deny {rule}"));
         }
         // --exec's default: a Unix peer, or an IP one from this host; a peer from elsewhere
         // is judged by the rules.
@@ -495,18 +496,26 @@ impl Access {
             match who {
                 Who::Local { uid, .. } | Who::Cred { uid, .. } if uid == owner => return None,
                 Who::Local { uid, .. } => {
-                    return Some(owner_refusal(owner, "from this host ", Some(uid)));
+                    return Some(format!(
+                        " by {}",
+                        owner_refusal(owner, "from this host ", Some(uid))
+                    ));
                 }
-                Who::Cred { uid, .. } => return Some(owner_refusal(owner, "", Some(uid))),
+                Who::Cred { uid, .. } => {
+                    return Some(format!(" by {}", owner_refusal(owner, "", Some(uid))));
+                }
                 Who::Ip(ip) if crate::service::guard::is_this_host(ip) => {
-                    return Some(owner_refusal(owner, "from this host ", None));
+                    return Some(format!(
+                        " by {}",
+                        owner_refusal(owner, "from this host ", None)
+                    ));
                 }
                 Who::Ip(_) => {}
             }
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|r| r.matches(who)) {
             let list: Vec<String> = self.allow.iter().map(Rule::to_string).collect();
-            return Some(format!("no --allow rule matches ({})", list.join(", ")));
+            return Some(format!(": no --allow rule matches ({})", list.join(", ")));
         }
         None
     }
@@ -558,15 +567,15 @@ impl Access {
             // A connection's name says its credentials already; a datagram's sender does not.
             match who {
                 Who::Local { uid, .. } => {
-                    warn!("{proto} {peer} (uid {uid}): refused by {rule}{more}")
+                    warn!("{proto} {peer} (uid {uid}): refused{rule}{more}")
                 }
                 Who::Cred { uid, gid } if proto.kind() == SocketKind::Datagram => {
-                    warn!("{proto} {peer} (uid {uid} gid {gid}): refused by {rule}{more}")
+                    warn!("{proto} {peer} (uid {uid} gid {gid}): refused{rule}{more}")
                 }
-                _ => warn!("{proto} {peer}: refused by {rule}{more}"),
+                _ => warn!("{proto} {peer}: refused{rule}{more}"),
             }
         }
-        Err(format!("refused by {rule}"))
+        Err(format!("refused{rule}"))
     }
 
     /// Whether an accepted connection may stay; the caller closes it if not.
@@ -1078,13 +1087,13 @@ mod tests {
         assert_eq!(access.refusal(ip("127.0.0.1")), None);
         assert_eq!(
             access.refusal(ip("127.0.0.2")).unwrap(),
-            "--deny 127.0.0.2/32"
+            " by --deny 127.0.0.2/32"
         );
         assert!(
             access
                 .refusal(ip("10.0.0.1"))
                 .unwrap()
-                .starts_with("no --allow rule")
+                .starts_with(": no --allow rule")
         );
     }
 

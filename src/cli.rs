@@ -2522,9 +2522,18 @@ mod tests {
         assert_eq!((netns.loss, netns.rate), (0.05, Some(2_000_000)));
         // Anywhere but --netns they would be ignored: refused in one line instead.
         for (argv, says) in [
-            (&["lab", "--loss", "5%", "10.0.0.1"][..], "lab 10.0.0.1 --loss: "),
-            (&["lab", "--rate", "10mbit", "10.0.0.1"], "never on the way to a lab server"),
-            (&["lab", "--quick", "--loss", "5%"], "lab --loss goes with --netns"),
+            (
+                &["lab", "--loss", "5%", "10.0.0.1"][..],
+                "lab 10.0.0.1 --loss: ",
+            ),
+            (
+                &["lab", "--rate", "10mbit", "10.0.0.1"],
+                "never on the way to a lab server",
+            ),
+            (
+                &["lab", "--quick", "--loss", "5%"],
+                "lab --loss goes with --netns",
+            ),
         ] {
             let Command::Lab(args) = parse(argv) else {
                 panic!("lab");

@@ -422,7 +422,10 @@ fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() 
         "{reply:?}"
     );
     assert!(reply.contains("not that protocol"), "{reply:?}");
-    assert!(!reply.contains("bytes"), "no frame length for a typed line: {reply:?}");
+    assert!(
+        !reply.contains("bytes"),
+        "no frame length for a typed line: {reply:?}"
+    );
     // Nothing at all: dropped after the hello deadline, with the line saying so.
     let reply = String::from_utf8(control_reply(port, b"", false)).unwrap();
     assert!(reply.contains("nothing said within 5 s"), "{reply:?}");
@@ -1055,7 +1058,10 @@ fn a_run_holding_its_turn_cannot_take_the_echo_ports_connections_from_the_others
     server.wait_log("echo connections from 127.0.0.20 already");
     // Another student measures beside it, every row.
     let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
-    assert!(report.contains("shared the server with 1 other run"), "{report}");
+    assert!(
+        report.contains("shared the server with 1 other run"),
+        "{report}"
+    );
     drop(held);
 }
 
@@ -1414,7 +1420,9 @@ impl Pair {
     fn link_local(ns: &str, veth: &str) -> String {
         common::eventually("a link-local address past DAD", || {
             let out = Command::new("ip")
-                .args(["-n", ns, "-6", "-o", "addr", "show", "dev", veth, "scope", "link"])
+                .args([
+                    "-n", ns, "-6", "-o", "addr", "show", "dev", veth, "scope", "link",
+                ])
                 .output()
                 .ok()?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1442,12 +1450,22 @@ fn a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one() {
     // announced echo port.
     for host in [format!("[{zoned}]:3235"), zoned.clone()] {
         let (table, log) = ok_output(pair.student(&["--quick", &host]), &host, RUN);
-        assert!(table.lines().any(|l| l.starts_with("tcp6 ")), "{host}: {table}");
-        assert!(table.lines().any(|l| l.starts_with("udp6 ")), "{host}: {table}");
+        assert!(
+            table.lines().any(|l| l.starts_with("tcp6 ")),
+            "{host}: {table}"
+        );
+        assert!(
+            table.lines().any(|l| l.starts_with("udp6 ")),
+            "{host}: {table}"
+        );
         assert!(!log.contains("could not connect"), "{host}: {log}");
     }
     // Without a zone: which interface is meant cannot be told, and the line says how to.
-    let out = output_within(pair.student(&["--quick", &server]), "lab without a zone", RUN);
+    let out = output_within(
+        pair.student(&["--quick", &server]),
+        "lab without a zone",
+        RUN,
+    );
     let line = common::fails(&out, 2);
     assert!(line.contains("is link-local"), "{line}");
     assert!(line.contains(&format!("[{server}%eth0]:3235")), "{line}");

@@ -173,7 +173,9 @@ impl<S: Service> Server<S> {
     fn opened(&self, conn: Conn, verdict: Result<(), String>, drive: Drive) -> Option<S::Session> {
         let admitted = verdict.and_then(|()| {
             // Admitted, so counted: a service without room gives the slot back.
-            self.service.room(&conn).inspect_err(|_| self.admission.release())
+            self.service
+                .room(&conn)
+                .inspect_err(|_| self.admission.release())
         });
         match admitted {
             Ok(()) => Some(self.service.open(conn, drive)),
