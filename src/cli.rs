@@ -470,7 +470,8 @@ pub(crate) struct LabServeArgs {
     #[arg(long, value_name = "N", default_value_t = 8, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub lab_per_address: u32,
     /// With --lab: the longest one run may hold its turn, whole seconds from 1s to 24h; past
-    /// it the turn goes to the next
+    /// it the turn goes to the next (and after 30 s in which the run's address reached no echo
+    /// port, while others wait)
     #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_lab_max_time)]
     pub lab_max_time: Duration,
 }

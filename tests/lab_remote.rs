@@ -322,7 +322,7 @@ fn table_names_the_server_the_path_and_the_sharing(pair: &Pair) {
         &format!("lab server [{SERVER_V6}]:3235"),
         &format!("path: fd00:234::2 -> {SERVER_V6}, dev {}", pair.veth_client),
         "directly connected",
-        "shared the server with 0 other runs",
+        "had the server to itself while measuring",
         "waited",
     ] {
         assert!(table.contains(needle), "{needle:?} missing:\n{table}");
@@ -365,12 +365,15 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
         );
         // The notes are wrapped at 80 columns: read them as one line.
         let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
-        let n: u32 = line
-            .split("shared the server with ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no sharing note:\n{report}"));
+        let n: u32 = match line.contains("had the server to itself") {
+            true => 0,
+            false => line
+                .split("shared the server with ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no sharing note:\n{report}")),
+        };
         shared += n;
         assert!(
             line.contains("the server lets 2 measure at once"),
@@ -436,12 +439,17 @@ fn garbage_silence_and_another_version_get_one_error_and_the_server_serves_on() 
         text.contains("version 9; this side speaks version 1"),
         "{text:?}"
     );
+    // `netecho send` at the control port: the server's line is plain words, no error.
+    let out = common::netecho(&["send", "127.0.0.1", &port.to_string(), "hello"], b"");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("speaks only to `netecho lab HOST`"), "{said}");
+    assert!(!said.contains("error") && !said.contains("bytes"), "{said}");
     // A frame cut short, then the end: nothing but the close comes back.
     let reply = control_reply(port, &[0, 6, 1, b'N'], true);
     assert!(reply.is_empty(), "{reply:?}");
     // The server still serves a run.
     let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
-    assert!(report.contains("shared the server with"), "{report}");
+    assert!(says_how_it_shared(&report), "{report}");
 }
 
 /// Sends `msg` to the udp echo port; the reply, or `None` when none came within a second.
@@ -577,13 +585,23 @@ fn a_run_measures_tls_and_quic_trusting_the_certificate_its_offer_names() {
 
 #[test]
 fn a_denied_student_is_refused_at_the_control_port() {
-    let (server, _, _) = loopback_lab(&["--deny", "127.0.0.0/8"]);
-    let out = common::netecho(
-        &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
-        b"",
-    );
-    let line = common::fails(&out, 1);
-    assert!(line.contains("the lab server 127.0.0.1"), "{line}");
+    for (rule, logged) in [
+        ("--deny", "refused by --deny 127.0.0.0/8"),
+        ("--allow", "refused: no --allow rule matches (10.0.0.0/8)"),
+    ] {
+        let range = if rule == "--deny" { "127.0.0.0/8" } else { "10.0.0.0/8" };
+        let (server, _, _) = loopback_lab(&[rule, range]);
+        let out = common::netecho(
+            &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
+            b"",
+        );
+        let line = common::fails(&out, 1);
+        assert!(line.contains("the lab server 127.0.0.1"), "{line}");
+        // The client cannot tell a rule from a wrong port or a full server: it names all,
+        // the rule first, and trying again last.
+        assert!(line.contains("its --allow or --deny may leave this address out"), "{line}");
+        server.wait_log(logged);
+    }
 }
 
 /// A control connection that said Hello and got its turn (the Go frame read).
@@ -627,6 +645,48 @@ fn a_run_past_its_time_loses_its_turn_and_a_full_queue_refuses_with_a_reason() {
         let (_, first) = hello_from("127.0.0.1", server.port(), None);
         (first[0] == 3).then_some(())
     });
+}
+
+#[test]
+fn a_turn_that_reaches_no_echo_port_ends_while_another_run_waits() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+    let port = server.port();
+    let (mut idle, go) = hello_from("127.0.0.1", port, Some("127.0.0.30"));
+    assert_eq!(go[0], 3, "Go");
+    let (mut waiting, queued) = hello_from("127.0.0.1", port, Some("127.0.0.31"));
+    assert_eq!(place_of(&queued), 1);
+    // Told every 2 s while it waits: far fewer frames than --lab-max-time (120 s) takes.
+    let go = (0..40).any(|_| frame(&mut waiting)[0] == 3);
+    assert!(go, "the waiting run's turn before the idle one's time ran out");
+    let error = frame(&mut idle);
+    assert_eq!(error[0], 6, "Error");
+    let text = String::from_utf8_lossy(&error);
+    assert!(text.contains("reached no echo port for 30 s"), "{text}");
+}
+
+#[test]
+fn a_turn_that_comes_to_a_run_that_left_goes_on_to_the_next() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+    let port = server.port();
+    let (mut first, go) = hello_from("127.0.0.1", port, Some("127.0.0.40"));
+    assert_eq!(go[0], 3, "Go");
+    let (gone, queued) = hello_from("127.0.0.1", port, Some("127.0.0.41"));
+    assert_eq!(place_of(&queued), 1);
+    let (mut third, queued) = hello_from("127.0.0.1", port, Some("127.0.0.42"));
+    assert_eq!(place_of(&queued), 2);
+    // The second leaves just as the first ends its turn.
+    drop(gone);
+    first.write_all(&DONE).unwrap();
+    assert_eq!(frame(&mut first)[0], 5, "Account");
+    let go = (0..10).any(|_| frame(&mut third)[0] == 3);
+    assert!(go, "the third run's turn");
+    let log = server.wait_log("lab run 3 from 127.0.0.42: measuring");
+    assert!(!log.contains("from 127.0.0.41: measuring"), "{log}");
+    // The first run's end is said before the turn it freed is given.
+    let line_of = |a: &str, b: &str| log.lines().position(|l| l.contains(a) && l.contains(b));
+    let ended = line_of("from 127.0.0.40", "measured");
+    let next = line_of("from 127.0.0.42: measuring", "");
+    assert!(ended.is_some() && ended < next, "{log}");
 }
 
 #[test]
@@ -836,7 +896,7 @@ fn silent_connections_from_one_address_do_not_lock_another_out() {
     });
     let b = second.student(&["--quick", SECOND_SERVER_V4]);
     let (report, _) = ok_output(b, "lab --quick beside twenty silent connections", RUN);
-    assert!(report.contains("shared the server with"), "{report}");
+    assert!(says_how_it_shared(&report), "{report}");
     // Past the eight runs one address may hold, they were closed at once, with nothing sent
     // back.
     let closed = silent
@@ -914,7 +974,7 @@ fn a_tls_lab_runs_with_the_pinned_fingerprint_and_refuses_another() {
         "{report}"
     );
     assert!(
-        report.contains("shared the server with 0 other runs"),
+        report.contains("had the server to itself while measuring"),
         "{report}"
     );
     let wrong = "00".repeat(32);
@@ -1005,7 +1065,7 @@ fn silent_connections_filling_the_server_from_many_addresses_do_not_lock_a_stude
         .collect();
     server.wait_log("closed the oldest of 8 from 127.0.1.");
     let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
-    assert!(report.contains("shared the server with"), "{report}");
+    assert!(says_how_it_shared(&report), "{report}");
     drop(silent);
 }
 
@@ -1200,6 +1260,9 @@ fn runs_whose_lab_server_goes_away_midway_say_so_in_one_line() {
         server.stop(signal);
         for (run, what) in [(measuring, "measuring"), (waiting, "waiting")] {
             let out = output_within(run, &format!("lab {what} ({signal})"), RUN);
+            // The server's ports closed with it: a closed port, never a firewall.
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!log.contains("firewall"), "{what} ({signal}): {log}");
             let line = common::fails(&out, 1);
             assert!(
                 line.contains("went away in the middle of this run"),
@@ -1272,6 +1335,13 @@ fn a_run_that_sends_no_message_where_done_belongs_is_logged_as_what_it_sent() {
 
 /// `lab --quick ARGS` on this host, to its end (within [`RUN`]: a whole run's rows, tls and
 /// quic among them, on a loaded machine): stdout and stderr.
+/// Whether a report says how the run shared the server (its notes read as one line).
+fn says_how_it_shared(report: &str) -> bool {
+    let line = report.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.contains("had the server to itself while measuring")
+        || line.contains("shared the server with")
+}
+
 fn lab_here(args: &[&str]) -> (String, String) {
     let child = Command::new(bin())
         .args(["lab", "--quick"])

@@ -48,10 +48,13 @@ pub(super) fn once_more<T>(
         if local::stopping() || e.is::<NotEcho>() {
             return Err(e);
         }
-        super::say(
-            tracing::Level::WARN,
-            &format!("lab: {what}: {e:#}; measuring it once more"),
-        );
+        // A question ends its own sentence: no "?;".
+        let said = format!("{e:#}");
+        let then = match said.ends_with('?') {
+            true => " Measuring it once more",
+            false => "; measuring it once more",
+        };
+        super::say(tracing::Level::WARN, &format!("lab: {what}: {said}{then}"));
         measure()
     })
 }

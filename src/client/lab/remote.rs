@@ -820,23 +820,33 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
             proto => format!("{proto} port {}", s.port),
         })
         .collect();
+    // The address the host stood for, unless it is what was typed.
+    let at = match path.server.to_string() == host {
+        true => String::new(),
+        false => format!(" ({})", path.server),
+    };
+    let sharing = match a.shared_with {
+        0 => format!(
+            "had the server to itself while measuring (the server lets {} measure at once)",
+            offer.max_runs
+        ),
+        n => format!(
+            "shared the server with {n} other {} while measuring (at most {} at once; the \
+             server lets {} measure at once)",
+            if n == 1 { "run" } else { "runs" },
+            a.most_at_once,
+            offer.max_runs
+        ),
+    };
     let mut notes = vec![
         format!(
-            "lab server {host} ({}), control protocol {}, run {}: {}",
-            path.server,
+            "lab server {host}{at}, control protocol {}, run {}: {}",
             labwire::VERSION,
             offer.run,
             ports.join(", ")
         ),
         path.describe(),
-        format!(
-            "shared the server with {} other {} while measuring (at most {} at once; the \
-             server lets {} measure at once)",
-            a.shared_with,
-            if a.shared_with == 1 { "run" } else { "runs" },
-            a.most_at_once,
-            offer.max_runs
-        ),
+        sharing,
     ];
     notes.extend(trusted(shared));
     notes.push(match shared.first_place {

@@ -77,6 +77,8 @@ struct State {
     /// turns given, [`SEQ_STEP`] apart), while it has runs.
     served: HashMap<IpAddr, u64>,
     seq: u64,
+    /// When each address holding a turn last reached an echo port.
+    active: HashMap<IpAddr, Instant>,
 }
 
 impl State {
@@ -326,7 +328,17 @@ impl Class {
 
     /// The run ends (finished, gone, or out of time): its turn goes to the next. Its
     /// account when it had measured.
+    #[cfg(test)]
     pub(crate) fn leave(&self, ticket: &Ticket) -> Option<Account> {
+        self.leave_saying(ticket, |_| {})
+    }
+
+    /// As `leave`, `say` told the account before the turn goes to the next run.
+    pub(crate) fn leave_saying(
+        &self,
+        ticket: &Ticket,
+        say: impl FnOnce(Option<&Account>),
+    ) -> Option<Account> {
         let mut state = self.lock();
         state.unqueue(ticket.ip, ticket.run);
         let run = state.measuring.remove(&ticket.run);
@@ -335,24 +347,46 @@ impl Class {
                 Some(n) if *n > 1 => *n -= 1,
                 _ => {
                     state.by_ip.remove(&m.ip);
+                    state.active.remove(&m.ip);
                     self.ended.fetch_add(1, Ordering::Release);
                 }
             }
             state.places = None;
         }
-        self.promote(&mut state);
-        state.forget_if_gone(ticket.ip);
-        run.map(|m| Account {
+        let account = run.map(|m| Account {
             shared_with: m.shared_with,
             most_at_once: m.most_at_once.min(u16::MAX as usize) as u16,
             waited_ms: millis(m.waited),
             measured_ms: millis(m.started.elapsed()),
-        })
+        });
+        say(account.as_ref());
+        self.promote(&mut state);
+        state.forget_if_gone(ticket.ip);
+        account
     }
 
-    /// Whether `ip` holds a turn now: only such addresses reach the echo ports.
+    /// Whether `ip` holds a turn now: only such addresses reach the echo ports. Asked at
+    /// each echo connection and datagram, so an address let in is active now.
     pub(crate) fn admits(&self, ip: IpAddr) -> bool {
-        self.lock().by_ip.contains_key(&ip.to_canonical())
+        let ip = ip.to_canonical();
+        let mut state = self.lock();
+        let admitted = state.by_ip.contains_key(&ip);
+        if admitted {
+            state.active.insert(ip, Instant::now());
+        }
+        admitted
+    }
+
+    /// Whether `ticket`'s turn has been idle for `idle` (its address reached no echo port
+    /// since its turn began, or for that long) while other runs wait: a turn is for
+    /// measuring, and one held doing nothing keeps the class waiting.
+    pub(crate) fn idle_while_others_wait(&self, ticket: &Ticket, idle: Duration) -> bool {
+        let state = self.lock();
+        let Some(m) = state.measuring.get(&ticket.run) else {
+            return false;
+        };
+        let last = state.active.get(&m.ip).map_or(m.started, |at| (*at).max(m.started));
+        state.waiting_count > 0 && last.elapsed() >= idle
     }
 
     /// Turns `ip` holds now.

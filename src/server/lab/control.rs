@@ -47,6 +47,10 @@ pub(crate) const MAX_GREETING: usize = 128;
 const QUEUE_TICK: Duration = Duration::from_secs(2);
 /// Any one write to a client; a client that reads nothing is dropped past it.
 const WRITE_TIME: Duration = Duration::from_secs(5);
+/// A turn whose address reaches no echo port for this long ends while other runs wait.
+const IDLE_TURN: Duration = Duration::from_secs(30);
+/// How often a turn is looked at for that.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// The most a refused peer's leftover bytes are read for before the close.
 const DRAIN: usize = 64 * 1024;
 /// How soon a client that vanished without closing loses its place.
@@ -274,26 +278,27 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
         }
     };
     let ended = run(conn, lab, &ticket, ip);
-    let account = lab.class.leave(&ticket);
+    // Said before the turn goes on, so the log never shows the next run measuring first.
+    let account = lab.class.leave_saying(&ticket, |account| match (&ended, account) {
+        (Ok(()), Some(account)) => info!(
+            "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
+             (at most {} at once)",
+            ticket.run,
+            f64::from(account.waited_ms) / 1000.0,
+            f64::from(account.measured_ms) / 1000.0,
+            account.shared_with,
+            account.most_at_once
+        ),
+        (Ok(()), None) => {}
+        (Err(why), _) => info!("lab run {} from {peer}: {why}", ticket.run),
+    });
     match (ended, account) {
         (Ok(()), Some(account)) => {
             lab.runs.fetch_add(1, Ordering::Relaxed);
-            info!(
-                "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
-                 (at most {} at once)",
-                ticket.run,
-                f64::from(account.waited_ms) / 1000.0,
-                f64::from(account.measured_ms) / 1000.0,
-                account.shared_with,
-                account.most_at_once
-            );
             send(conn, &Msg::Account(account));
         }
         (Ok(()), None) => {}
-        (Err(why), _) => {
-            info!("lab run {} from {peer}: {why}", ticket.run);
-            send(conn, &Msg::Error(why));
-        }
+        (Err(why), _) => send(conn, &Msg::Error(why)),
     }
 }
 
@@ -385,16 +390,36 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
         ticket.run,
         waited.as_secs_f64()
     );
+    let until = Instant::now() + limits.max_time;
+    let late = || {
+        format!(
+            "the run took longer than {} s (serve --lab-max-time); its turn went to the next run",
+            limits.max_time.as_secs()
+        )
+    };
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if readable_within(conn, IDLE_CHECK.min(left)) {
+            break;
+        }
+        if left.is_zero() {
+            return Err(late());
+        }
+        if lab.class.idle_while_others_wait(ticket, IDLE_TURN) {
+            return Err(format!(
+                "the run reached no echo port for {} s while other runs waited; its turn went \
+                 to the next run",
+                IDLE_TURN.as_secs()
+            ));
+        }
+    }
     let mut wire = conn
-        .within(Instant::now() + limits.max_time)
+        .within(Instant::now() + WRITE_TIME)
         .map_err(|e| e.to_string())?;
     match labwire::read_msg(&mut wire) {
         Ok(Msg::Done) => Ok(()),
         Ok(other) => Err(format!("a control message out of turn ({other:?})")),
-        Err(ReadError::Timeout) => Err(format!(
-            "the run took longer than {} s (serve --lab-max-time); its turn went to the next run",
-            limits.max_time.as_secs()
-        )),
+        Err(ReadError::Timeout) => Err(late()),
         Err(e) => Err(out_of_turn(e)),
     }
 }
@@ -421,6 +446,8 @@ fn wait_turn(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Result<(usize, Duration
     let mut last = Instant::now();
     loop {
         match lab.class.wait_turn(ticket, Duration::from_millis(500)) {
+            // A client that left while its turn came: the turn goes on to the next run.
+            Turn::Go { .. } if spoke(conn) => return Err("the client left the queue".into()),
             Turn::Go { others, waited } => return Ok((others, waited)),
             Turn::Waiting { place, measuring } => {
                 if told.is_none() {
@@ -449,8 +476,14 @@ fn wait_turn(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Result<(usize, Duration
 
 /// Whether a waiting client closed or sent something (it has nothing to say while it waits).
 fn spoke(conn: &Conn) -> bool {
+    readable_within(conn, Duration::ZERO)
+}
+
+/// Whether the client closed or sent something within `wait`.
+fn readable_within(conn: &Conn, wait: Duration) -> bool {
+    let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
 }
 
 fn write(conn: &Conn, msg: &Msg) -> Result<(), String> {
