@@ -1541,6 +1541,88 @@ fn a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one() {
     assert!(line.contains(&format!("[{server}%eth0]:3235")), "{line}");
 }
 
+/// A student's namespace, a router's, and a teacher's: student 10.236.0.2 -> router ->
+/// teacher 10.237.0.2 on a link of MTU 1400; deleted when dropped.
+struct Routed {
+    names: [String; 3],
+}
+
+impl Routed {
+    fn create() -> Result<Routed, (String, Lacks)> {
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err(("root to create network namespaces".into(), Lacks::Provided));
+        }
+        let id = std::process::id();
+        let routed = Routed {
+            names: ["s", "r", "t"].map(|n| format!("nelr-{id}m-{n}")),
+        };
+        routed.build().map_err(|e| (e, Lacks::Environment))?;
+        Ok(routed)
+    }
+
+    fn build(&self) -> Result<(), String> {
+        let [student, router, teacher] = &self.names;
+        for ns in &self.names {
+            ip(&["ip", "netns", "add", ns])?;
+            ip(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        }
+        let id = std::process::id();
+        let links = [
+            (student, "10.236.0.2/24", router, "10.236.0.1/24", "1500", "a"),
+            (teacher, "10.237.0.2/24", router, "10.237.0.1/24", "1400", "b"),
+        ];
+        for (end, end_ip, hop, hop_ip, mtu, tag) in links {
+            let (e, h) = (format!("nm{id}{tag}e"), format!("nm{id}{tag}h"));
+            let add = ["ip", "link", "add", &e, "netns", end, "type", "veth", "peer", "name"];
+            ip(&[&add[..], &[&h, "netns", hop]].concat())?;
+            for (ns, dev, addr) in [(end, &e, end_ip), (hop, &h, hop_ip)] {
+                ip(&["ip", "-n", ns, "addr", "add", addr, "dev", dev])?;
+                ip(&["ip", "-n", ns, "link", "set", dev, "mtu", mtu, "up"])?;
+            }
+            let gateway = hop_ip.split('/').next().unwrap_or_default();
+            ip(&["ip", "-n", end, "route", "add", "default", "via", gateway])?;
+        }
+        ip(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = ip(&["ip", "netns", "del", ns]);
+        }
+    }
+}
+
+#[test]
+fn the_path_mtu_is_read_after_the_run_that_teaches_it_to_the_kernel() {
+    let test = "the_path_mtu_is_read_after_the_run_that_teaches_it_to_the_kernel";
+    let routed = match Routed::create() {
+        Ok(routed) => routed,
+        Err((needs, lacks)) => return skip(test, &needs, lacks),
+    };
+    let [student, _, teacher] = &routed.names;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", teacher, bin(), "serve", "--lab"])
+        .args(["--addr", "10.237.0.2:0"]);
+    let server = Server::start_with(&mut cmd);
+    let child = Command::new("ip")
+        .args(["netns", "exec", student, bin(), "lab", "--quick", "--format", "json"])
+        .arg(format!("10.237.0.2:{}", server.port()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab");
+    let (stdout, _) = ok_output(child, "lab --quick across a router", RUN);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    // The student's own link is 1500; the router's link to the teacher 1400, which the run's
+    // packets taught the kernel (ICMP "fragmentation needed").
+    assert_eq!(doc["path"]["dev_mtu"], 1500, "{}", doc["path"]);
+    assert_eq!(doc["path"]["path_mtu"], 1400, "{}", doc["path"]);
+    assert_eq!(doc["path"]["path_mtu_before"], 1500, "{}", doc["path"]);
+}
+
 #[test]
 fn a_students_udp_row_measures_the_network_not_a_rate_limit() {
     let test = "a_students_udp_row_measures_the_network_not_a_rate_limit";
