@@ -589,7 +589,11 @@ fn a_denied_student_is_refused_at_the_control_port() {
         ("--deny", "refused by --deny 127.0.0.0/8"),
         ("--allow", "refused: no --allow rule matches (10.0.0.0/8)"),
     ] {
-        let range = if rule == "--deny" { "127.0.0.0/8" } else { "10.0.0.0/8" };
+        let range = if rule == "--deny" {
+            "127.0.0.0/8"
+        } else {
+            "10.0.0.0/8"
+        };
         let (server, _, _) = loopback_lab(&[rule, range]);
         let out = common::netecho(
             &["lab", "--quick", &format!("127.0.0.1:{}", server.port())],
@@ -599,7 +603,10 @@ fn a_denied_student_is_refused_at_the_control_port() {
         assert!(line.contains("the lab server 127.0.0.1"), "{line}");
         // The client cannot tell a rule from a wrong port or a full server: it names all,
         // the rule first, and trying again last.
-        assert!(line.contains("its --allow or --deny may leave this address out"), "{line}");
+        assert!(
+            line.contains("its --allow or --deny may leave this address out"),
+            "{line}"
+        );
         server.wait_log(logged);
     }
 }
@@ -657,7 +664,10 @@ fn a_turn_that_reaches_no_echo_port_ends_while_another_run_waits() {
     assert_eq!(place_of(&queued), 1);
     // Told every 2 s while it waits: far fewer frames than --lab-max-time (120 s) takes.
     let go = (0..40).any(|_| frame(&mut waiting)[0] == 3);
-    assert!(go, "the waiting run's turn before the idle one's time ran out");
+    assert!(
+        go,
+        "the waiting run's turn before the idle one's time ran out"
+    );
     let error = frame(&mut idle);
     assert_eq!(error[0], 6, "Error");
     let text = String::from_utf8_lossy(&error);
@@ -1568,12 +1578,28 @@ impl Routed {
         }
         let id = std::process::id();
         let links = [
-            (student, "10.236.0.2/24", router, "10.236.0.1/24", "1500", "a"),
-            (teacher, "10.237.0.2/24", router, "10.237.0.1/24", "1400", "b"),
+            (
+                student,
+                "10.236.0.2/24",
+                router,
+                "10.236.0.1/24",
+                "1500",
+                "a",
+            ),
+            (
+                teacher,
+                "10.237.0.2/24",
+                router,
+                "10.237.0.1/24",
+                "1400",
+                "b",
+            ),
         ];
         for (end, end_ip, hop, hop_ip, mtu, tag) in links {
             let (e, h) = (format!("nm{id}{tag}e"), format!("nm{id}{tag}h"));
-            let add = ["ip", "link", "add", &e, "netns", end, "type", "veth", "peer", "name"];
+            let add = [
+                "ip", "link", "add", &e, "netns", end, "type", "veth", "peer", "name",
+            ];
             ip(&[&add[..], &[&h, "netns", hop]].concat())?;
             for (ns, dev, addr) in [(end, &e, end_ip), (hop, &h, hop_ip)] {
                 ip(&["ip", "-n", ns, "addr", "add", addr, "dev", dev])?;
@@ -1582,7 +1608,15 @@ impl Routed {
             let gateway = hop_ip.split('/').next().unwrap_or_default();
             ip(&["ip", "-n", end, "route", "add", "default", "via", gateway])?;
         }
-        ip(&["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        ip(&[
+            "ip",
+            "netns",
+            "exec",
+            router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])
     }
 }
 
@@ -1607,7 +1641,16 @@ fn the_path_mtu_is_read_after_the_run_that_teaches_it_to_the_kernel() {
         .args(["--addr", "10.237.0.2:0"]);
     let server = Server::start_with(&mut cmd);
     let child = Command::new("ip")
-        .args(["netns", "exec", student, bin(), "lab", "--quick", "--format", "json"])
+        .args([
+            "netns",
+            "exec",
+            student,
+            bin(),
+            "lab",
+            "--quick",
+            "--format",
+            "json",
+        ])
         .arg(format!("10.237.0.2:{}", server.port()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -385,7 +385,10 @@ impl Class {
         let Some(m) = state.measuring.get(&ticket.run) else {
             return false;
         };
-        let last = state.active.get(&m.ip).map_or(m.started, |at| (*at).max(m.started));
+        let last = state
+            .active
+            .get(&m.ip)
+            .map_or(m.started, |at| (*at).max(m.started));
         state.waiting_count > 0 && last.elapsed() >= idle
     }
 

@@ -279,19 +279,21 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
     };
     let ended = run(conn, lab, &ticket, ip);
     // Said before the turn goes on, so the log never shows the next run measuring first.
-    let account = lab.class.leave_saying(&ticket, |account| match (&ended, account) {
-        (Ok(()), Some(account)) => info!(
-            "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
+    let account = lab
+        .class
+        .leave_saying(&ticket, |account| match (&ended, account) {
+            (Ok(()), Some(account)) => info!(
+                "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
              (at most {} at once)",
-            ticket.run,
-            f64::from(account.waited_ms) / 1000.0,
-            f64::from(account.measured_ms) / 1000.0,
-            account.shared_with,
-            account.most_at_once
-        ),
-        (Ok(()), None) => {}
-        (Err(why), _) => info!("lab run {} from {peer}: {why}", ticket.run),
-    });
+                ticket.run,
+                f64::from(account.waited_ms) / 1000.0,
+                f64::from(account.measured_ms) / 1000.0,
+                account.shared_with,
+                account.most_at_once
+            ),
+            (Ok(()), None) => {}
+            (Err(why), _) => info!("lab run {} from {peer}: {why}", ticket.run),
+        });
     match (ended, account) {
         (Ok(()), Some(account)) => {
             lab.runs.fetch_add(1, Ordering::Relaxed);
