@@ -1664,6 +1664,15 @@ fn the_path_mtu_is_read_after_the_run_that_teaches_it_to_the_kernel() {
     assert_eq!(doc["path"]["dev_mtu"], 1500, "{}", doc["path"]);
     assert_eq!(doc["path"]["path_mtu"], 1400, "{}", doc["path"]);
     assert_eq!(doc["path"]["path_mtu_before"], 1500, "{}", doc["path"]);
+    // A port nothing listens on: `serve --lab` binds every address by default, so the
+    // advice of a server bound to 127.0.0.1 only is not given.
+    let out = common::run(
+        Command::new("ip").args(["netns", "exec", student, bin(), "lab", "10.237.0.2:9"]),
+        b"",
+    );
+    let line = common::fails(&out, 1);
+    assert!(line.contains("nothing listens on that port there"), "{line}");
+    assert!(!line.contains("127.0.0.1 only"), "{line}");
 }
 
 #[test]
