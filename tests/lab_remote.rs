@@ -1671,7 +1671,10 @@ fn the_path_mtu_is_read_after_the_run_that_teaches_it_to_the_kernel() {
         b"",
     );
     let line = common::fails(&out, 1);
-    assert!(line.contains("nothing listens on that port there"), "{line}");
+    assert!(
+        line.contains("nothing listens on that port there"),
+        "{line}"
+    );
     assert!(!line.contains("127.0.0.1 only"), "{line}");
 }
 

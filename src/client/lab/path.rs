@@ -215,6 +215,30 @@ fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000
 ";
 
     #[test]
+    fn a_path_mtu_the_run_lowered_is_said_with_the_one_before() {
+        let path = |before: Option<u32>| {
+            Path {
+                local: "10.0.0.2:1".parse().unwrap(),
+                server: "10.1.0.2:3235".parse().unwrap(),
+                dev: Some("eth0".into()),
+                dev_mtu: Some(1500),
+                gateway: None,
+                path_mtu: Some(1400),
+                path_mtu_before: None,
+            }
+            .before(before)
+        };
+        let lowered = path(Some(1500)).describe();
+        assert!(
+            lowered.contains("path MTU 1400 after the run (1500 before it"),
+            "{lowered}"
+        );
+        let same = path(Some(1400));
+        assert_eq!(same.path_mtu_before, None);
+        assert!(same.describe().contains("path MTU 1400 (IP_MTU"));
+    }
+
+    #[test]
     fn the_most_specific_route_names_the_gateway_or_none() {
         let on_link: Ipv4Addr = "192.168.2.7".parse().unwrap();
         assert_eq!(gateway_v4(ROUTE, on_link, Some("eth0")), None);

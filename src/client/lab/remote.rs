@@ -974,5 +974,13 @@ mod tests {
         assert!(addr("lab.example:http").is_err());
         assert!(addr("").is_err());
         assert!(addr("/tmp/x.sock").is_err());
+        // Link-local with its zone, bracketed with a port or bare; without one, advice.
+        assert_eq!(addr("[fe80::1%lo]:4000").unwrap(), "[fe80::1%1]:4000");
+        assert_eq!(addr("fe80::1%lo").unwrap(), "[fe80::1%1]:3235");
+        let zoneless = control_target("fe80::1").unwrap_err().to_string();
+        assert!(zoneless.contains("[fe80::1%eth0]:3235"), "{zoneless}");
+        // An echo port of a link-local server keeps the zone.
+        let server: SocketAddr = "[fe80::1%1]:3235".parse().unwrap();
+        assert_eq!(with_port(server, 40000).to_string(), "[fe80::1%1]:40000");
     }
 }
