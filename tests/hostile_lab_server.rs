@@ -247,3 +247,15 @@ fn a_bad_output_path_is_said_before_the_lab_server_is_asked_for_a_turn() {
         "the run connected before checking"
     );
 }
+
+#[test]
+fn a_server_gone_after_its_offer_is_said_to_have_gone_not_to_have_a_firewall() {
+    let server = fake_lab("gone");
+    let out = lab(&server, &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    // Its ports refuse (an RST from a closed port): the control connection, closed too,
+    // says why, at once, and no firewall is guessed at.
+    assert!(!log.contains("firewall"), "{log}");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("went away in the middle of this run"), "{line}");
+}

@@ -9,7 +9,9 @@ protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
                         names: both echo upper-cased, and the offer holds a third service
                         whose name is terminal escapes; queued: after the Hello, a Queued
                         frame every millisecond (the place going round 65535, 65534, 65533)
-                        and never a turn. The account claims 4294967295 other runs and as
+                        and never a turn; gone: the offer's tcp port is closed (bound,
+                        not listening: a connect is refused) and the control connection
+                        is closed right after the offer, as a server that stopped. The account claims 4294967295 other runs and as
                         many milliseconds waited. Prints "ready PORT" (the control port, on
                         127.0.0.1), serves runs one after another, ends after 60 s.
 """
@@ -93,6 +95,8 @@ def run(conn, tcp_port, udp_port, mode, tls_port):
     for name, port in services:
         go += text(name) + struct.pack(">H", port)
     conn.sendall(frame(go))
+    if mode == "gone":
+        return
     while True:
         body = read_frame(conn)
         if body is None:
@@ -111,6 +115,10 @@ def main():
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     threading.Thread(target=tcp_echo, args=(echo, mode), daemon=True).start()
+    # Bound and never listening: a connect to it is refused, as a stopped server's port.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    tcp_port = (closed if mode == "gone" else echo).getsockname()[1]
     threading.Thread(target=udp_echo, args=(udp, mode), daemon=True).start()
     control = socket.socket()
     control.bind(("127.0.0.1", 0))
@@ -124,7 +132,7 @@ def main():
         except OSError:
             return
         try:
-            run(conn, echo.getsockname()[1], udp.getsockname()[1], mode, tls_port)
+            run(conn, tcp_port, udp.getsockname()[1], mode, tls_port)
         except OSError:
             pass
         conn.close()
