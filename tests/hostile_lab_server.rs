@@ -259,3 +259,16 @@ fn a_server_gone_after_its_offer_is_said_to_have_gone_not_to_have_a_firewall() {
     let line = common::fails(&out, 1);
     assert!(line.contains("went away in the middle of this run"), "{line}");
 }
+
+#[test]
+fn a_port_that_closes_a_runs_connections_is_that_rows_failure_and_the_rest_are_measured() {
+    let server = fake_lab("full");
+    let out = lab(&server, &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{log}\n{report}");
+    let said = log.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(said.contains("its row is left out"), "{log}");
+    assert!(report.lines().any(|l| l.starts_with("udp ")), "{report}");
+    assert!(!report.lines().any(|l| l.starts_with("tcp ")), "{report}");
+}

@@ -11,7 +11,9 @@ protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
                         frame every millisecond (the place going round 65535, 65534, 65533)
                         and never a turn; gone: the offer's tcp port is closed (bound,
                         not listening: a connect is refused) and the control connection
-                        is closed right after the offer, as a server that stopped. The account claims 4294967295 other runs and as
+                        is closed right after the offer, as a server that stopped; full:
+                        the tcp port closes each connection at once (as a port whose share
+                        is taken), udp echoes upper-cased. The account claims 4294967295 other runs and as
                         many milliseconds waited. Prints "ready PORT" (the control port, on
                         127.0.0.1), serves runs one after another, ends after 60 s.
 """
@@ -48,6 +50,9 @@ def read_frame(conn):
 
 def tcp_echo(listener, mode):
     def serve(conn):
+        if mode == "full":
+            conn.close()
+            return
         try:
             while True:
                 data = conn.recv(65536)
@@ -70,7 +75,7 @@ def udp_echo(sock, mode):
         data, addr = sock.recvfrom(65536)
         if mode == "garbage":
             sock.sendto(b"\x1b[31m" + data[::-1], addr)
-        elif mode in ("pin-mismatch", "names"):
+        elif mode in ("pin-mismatch", "names", "full"):
             sock.sendto(data.upper(), addr)
 
 
