@@ -257,7 +257,10 @@ fn a_server_gone_after_its_offer_is_said_to_have_gone_not_to_have_a_firewall() {
     // says why, at once, and no firewall is guessed at.
     assert!(!log.contains("firewall"), "{log}");
     let line = common::fails(&out, 1);
-    assert!(line.contains("went away in the middle of this run"), "{line}");
+    assert!(
+        line.contains("went away in the middle of this run"),
+        "{line}"
+    );
 }
 
 #[test]
