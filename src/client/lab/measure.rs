@@ -45,7 +45,8 @@ pub(super) fn once_more<T>(
     measure().or_else(|e| {
         // Stopped by Ctrl-C: the clean-up removed what was being measured; no retry to tell.
         // A server that does not echo would not echo the second time either.
-        if local::stopping() || e.is::<NotEcho>() {
+        // Nor a lab server that went away: its ports closed with it.
+        if local::stopping() || e.is::<NotEcho>() || super::remote::server_gone() {
             return Err(e);
         }
         // A question ends its own sentence: no "?;".

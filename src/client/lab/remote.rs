@@ -10,6 +10,9 @@
 //! connection's certificate was checked.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -90,7 +93,13 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     // The run itself may teach the kernel a smaller path MTU (a router's ICMP "too big"):
     // read before, and the path after the rows.
     let mtu_before = udp.and_then(|port| super::path::path_mtu(with_port(server, port)));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = (conn.socket().try_clone().ok()).and_then(|s| watch(s, Arc::clone(&done)));
     let measured = measure_offered(&offer, server, plan, &conn);
+    done.store(true, Ordering::Relaxed);
+    if let Some(watcher) = watcher {
+        let _ = watcher.join();
+    }
     let path = Path::of(local, server, udp).before(mtu_before);
     // The table says it under it; the other formats in their data.
     if settings.format != Format::Table {
@@ -269,18 +278,52 @@ fn closed(conn: &Conn) -> bool {
 
 /// Whether the peer closed `conn` within `wait` milliseconds.
 fn closed_within(conn: &Conn, wait: u16) -> bool {
+    heard(conn.socket(), wait) == Some(true)
+}
+
+/// What the control connection's peer did within `wait` milliseconds: `None`, nothing;
+/// `Some(true)`, it closed (nothing left to read); `Some(false)`, it sent something.
+fn heard(sock: &socket2::Socket, wait: u16) -> Option<bool> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
-    let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
     if !matches!(poll(&mut fds, PollTimeout::from(wait)), Ok(n) if n > 0) {
-        return false;
+        return None;
     }
     let mut byte = [std::mem::MaybeUninit::uninit()];
-    match conn.socket().peek(&mut byte) {
+    Some(match sock.peek(&mut byte) {
         Ok(n) => n == 0,
         Err(e) => is_close(&e),
-    }
+    })
 }
+
+/// Set once the lab server closed the control connection while the rows ran: a row that
+/// fails then is not measured again (its ports closed with it), and the run ends at once.
+static GONE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the lab server went away during this run's rows.
+pub(super) fn server_gone() -> bool {
+    GONE.load(Ordering::Relaxed)
+}
+
+/// Watches the control connection (a second handle on its socket) while the rows run and
+/// nothing reads it: its close sets [`GONE`]. Ends at `done`, or at anything the server says.
+fn watch(control: socket2::Socket, done: Arc<AtomicBool>) -> Option<JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("lab-watch".into())
+        .spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(closed) = heard(&control, WATCH_EVERY) {
+                    GONE.store(closed, Ordering::Relaxed);
+                    return;
+                }
+            }
+        });
+    spawned.ok()
+}
+
+/// How often, in milliseconds, the watch looks whether it should end.
+const WATCH_EVERY: u16 = 200;
 
 /// One write on the control connection, within [`STEP`].
 fn step(conn: &Conn, write: impl FnOnce(&mut Within) -> std::io::Result<()>) -> Result<()> {
@@ -667,7 +710,7 @@ fn full_port(target: &Target, e: &anyhow::Error) -> String {
 
 /// Whether the lab server has closed the control connection by now, not waiting.
 fn gone_now(conn: &Conn) -> bool {
-    closed_within(conn, 0)
+    server_gone() || closed_within(conn, 0)
 }
 
 /// How long the lab waits for an announced tcp port to take a connection before it leaves
