@@ -82,8 +82,12 @@ struct Slot<T> {
 
 impl<T> Slot<T> {
     fn pending(&self) -> usize {
-        self.out.len() + self.sending.len() - self.sent
-            + self.queue.iter().map(Vec::len).sum::<usize>()
+        // Only seqpacket queues: a stream, asked twice a request, skips the walk.
+        let queued = match self.queue.is_empty() {
+            true => 0,
+            false => self.queue.iter().map(Vec::len).sum::<usize>(),
+        };
+        self.out.len() + self.sending.len() - self.sent + queued
     }
 }
 
