@@ -174,17 +174,14 @@ impl<'a, S: Service> Worker<'a, S> {
             complete(&mut self.ring, &mut done, want, wait).context("io_uring_enter")?;
             self.now = Instant::now();
             self.sends = 0;
-            self.recvs = done
-                .iter()
-                .filter(|&&(data, ..)| Op::of(data).0 == Some(Op::Recv))
-                .count();
+            self.recvs = 0;
             // The tick's look at idle connections comes after every other completion of
             // the wake-up: a ring that stalled finds the bytes that came meanwhile first.
             let mut ticked = false;
             for &(data, result, flags) in &done {
                 match Op::of(data) {
                     (Some(Op::Tick), _) => ticked = true,
-                    _ => self.completed(data, result, flags)?,
+                    (op, token) => self.completed(op, token, result, flags)?,
                 }
             }
             if ticked {
@@ -217,19 +214,22 @@ impl<'a, S: Service> Worker<'a, S> {
         self.sends + self.recvs.min(BATCH_MAX).min(live / 2).max(1)
     }
 
-    fn completed(&mut self, data: u64, result: i32, flags: u32) -> Result<()> {
-        match Op::of(data) {
-            (Some(Op::Accept), _) => self.accepted(result, flags)?,
-            (Some(Op::Recv), token) => self.received(token, result, flags)?,
-            (Some(Op::Send), token) => self.sent(token, result)?,
-            (Some(Op::Inbox), _) => {
+    fn completed(&mut self, op: Option<Op>, token: usize, result: i32, flags: u32) -> Result<()> {
+        match op {
+            Some(Op::Accept) => self.accepted(result, flags)?,
+            Some(Op::Recv) => {
+                self.recvs += 1;
+                self.received(token, result, flags)?
+            }
+            Some(Op::Send) => self.sent(token, result)?,
+            Some(Op::Inbox) => {
                 self.take_inbox();
                 if self.stopping.is_none() {
                     self.arm_inbox()?;
                 }
             }
-            (Some(Op::Stop), _) => self.stop(),
-            (Some(Op::Tick), _) | (Some(Op::Cancel), _) | (None, _) => {}
+            Some(Op::Stop) => self.stop(),
+            Some(Op::Tick) | Some(Op::Cancel) | None => {}
         }
         Ok(())
     }
