@@ -8,8 +8,10 @@
 # at full speed: compare the rows with each other, not with bench/models.sh.
 #
 # Instructions are counted while the load runs (callgrind_control turns the count on and
-# dumps it): the server's start is left out, the clients' connections and closing lines are in. Under valgrind the uring model runs one ring
-# (--threads 1): with two, some connections of the second ring stall under valgrind.
+# dumps it): the server's start is left out, the clients' connections and closing lines are
+# in. Under valgrind the uring model runs one ring (--threads 1): valgrind keeps its
+# one-thread-at-a-time lock while a ring waits in io_uring_enter, so a second ring never
+# runs and its connections stall.
 #
 #   bench/uring_counts.sh [CLIENTS] [REQUESTS]     default: 50 2000
 #   SERVERS=uring bench/uring_counts.sh            only these (tokio event uring); x_tokio
