@@ -256,14 +256,18 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
         .raw_os_error()
         .map(Errno::from_raw)
         .or(advised.map(|a| a.errno));
-    let cause = match errno {
-        Some(errno) => format!("{} ({errno:?})", errno.desc().to_lowercase()),
-        None => err.to_string(),
-    };
+    let cause = errno.map_or_else(|| err.to_string(), errno_says);
     if call == Call::Socket && matches!(errno, Some(Errno::EPERM | Errno::EACCES)) {
         return anyhow::anyhow!("socket {what}: {cause}; {}", need_net_raw());
     }
-    let advice = advised.map_or(advice(call, errno, &on), |a| &a.advice);
+    let held = (call == Call::Bind && errno == Some(Errno::EADDRINUSE))
+        .then(|| held_by_listener(&on))
+        .flatten();
+    let advice = match (advised, &held) {
+        (Some(a), _) => a.advice.as_str(),
+        (None, Some(held)) => held.as_str(),
+        (None, None) => advice(call, errno, &on),
+    };
     let call = call.name();
     if advice.is_empty() {
         anyhow::anyhow!("{call} {what}: {cause}")
@@ -308,6 +312,52 @@ fn refused(call: Call, on: &Subject) -> &'static str {
         ),
         _ => "nothing is listening there; is the server running, on this address and port?",
     }
+}
+
+/// The advice for a TCP port a listening socket holds (a LISTEN entry for it in
+/// /proc/net/tcp or tcp6): who holds it, not TIME_WAIT, which cannot be the cause then.
+fn held_by_listener(on: &Subject) -> Option<String> {
+    if on.datagram || on.family == Some(Family::Unix) {
+        return None;
+    }
+    let port: u16 = on.name.rsplit(':').next()?.parse().ok()?;
+    let listens = |table: String| {
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1).and_then(|l| l.rsplit(':').next());
+            let held = local.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port);
+            held && fields.get(3) == Some(&"0A")
+        })
+    };
+    let tables = ["/proc/net/tcp", "/proc/net/tcp6"].map(std::fs::read_to_string);
+    tables.into_iter().flatten().any(listens).then(|| {
+        format!(
+            "a listening socket holds this port (`ss -ltnp 'sport = :{port}'` shows which \
+             program): stop that server, or pick another port, or port 0 for any free one"
+        )
+    })
+}
+
+/// A datagram's ICMP port unreachable, reported by the kernel as ECONNREFUSED: send's and
+/// get's one sentence for it.
+pub(crate) fn nothing_listening(target: impl fmt::Display) -> String {
+    format!(
+        "nothing is listening on {target}: the kernel reported the datagram undeliverable (ICMP \
+         port unreachable, or no Unix socket bound); is the server running?"
+    )
+}
+
+/// What the kernel said, with the errno name a man page uses: "network is unreachable
+/// (ENETUNREACH)", never "(os error 101)".
+pub(crate) fn kernel_says(err: &io::Error) -> String {
+    err.raw_os_error()
+        .map(Errno::from_raw)
+        .map_or_else(|| err.to_string(), errno_says)
+}
+
+/// An errno in words, and its name.
+fn errno_says(errno: Errno) -> String {
+    format!("{} ({errno:?})", errno.desc().to_lowercase())
 }
 
 /// What to do about `errno` from `call` on `on`; empty when there is nothing to add.

@@ -329,10 +329,7 @@ fn recv_datagram(
 }
 
 fn refused(target: &Target) -> Failure {
-    Failure::NoAnswer(anyhow!(
-        "nothing is listening on {target}: the kernel reported the datagram undeliverable (ICMP \
-         port unreachable, or no Unix socket bound); is the server running?"
-    ))
+    Failure::NoAnswer(anyhow!("{}", crate::error::nothing_listening(target)))
 }
 
 /// Sends `wire` while `read` collects the reply.

@@ -232,8 +232,9 @@ fn transport_error(target: &Endpoint, e: &io::Error) -> anyhow::Error {
     let group = matches!(&target.addr, Address::Ip(a) if a.ip().to_canonical().is_multicast());
     if group && e.raw_os_error() == Some(libc::ENETUNREACH) {
         return anyhow!(
-            "send {target}: {e}; no route says which interface carries this group: add \
-             --iface NAME (see `ip -br link`)"
+            "send {target}: {}; no route says which interface carries this group: add \
+             --iface NAME (see `ip -br link`)",
+            crate::error::kernel_says(e)
         );
     }
     crate::error::socket_error(crate::error::Call::Send, target, e)

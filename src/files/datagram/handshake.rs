@@ -125,6 +125,7 @@ pub(super) fn start(
 ) -> Result<Hello> {
     let mut impaired = Impaired::new(settings.drop, settings.reorder);
     let tries = (timeout, retries);
+    hear_unreachable(sock, true);
     let Some(first) = ask(sock, (server, request), nonce, &mut impaired, tries)? else {
         bail!(
             "no answer from the server after {} tries (on a lossy path, raise --retries; a \
@@ -148,8 +149,24 @@ pub(super) fn start(
             }
         }
     };
+    hear_unreachable(sock, false);
     connect(sock, &hello.tid)?;
     Ok(hello)
+}
+
+/// The request goes out on an unconnected socket (the transfer answers from another port),
+/// where Linux keeps an ICMP port unreachable to itself unless IP_RECVERR is on: with it, the
+/// next recvfrom fails with ECONNREFUSED, as on send's connected socket, rather than the
+/// client waiting out every try. Turned off once the transfer is found, which also empties
+/// the error queue. A socket that refuses it (not IP) only waits as before.
+fn hear_unreachable(sock: &DatagramSocket, on: bool) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let fd = sock.socket();
+    let v4 = setsockopt(fd, sockopt::Ipv4RecvErr, &on);
+    let v6 = setsockopt(fd, sockopt::Ipv6RecvErr, &on);
+    if v4.is_err() && v6.is_err() {
+        debug!("IP_RECVERR: not on this socket; an unreachable port shows as no answer");
+    }
 }
 
 /// What the server's host answered a request with.
@@ -206,9 +223,9 @@ fn wait_answer(
             Err(e) if crate::transport::is_timeout(&e) => {
                 break;
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => bail!(
-                "nothing is listening there (ICMP port unreachable); is the server running with --files?"
-            ),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                bail!("{}", crate::error::nothing_listening(server))
+            }
             Err(e) => return Err(e).context("recvfrom"),
         };
         let ours = |n: u64| n == nonce && same_host(&from, server);
