@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::access::Identity;
 use crate::endpoint::Proto;
@@ -228,10 +228,11 @@ fn take<S: Service, R: Requests>(
     }
 }
 
-/// On a socket bound to many addresses, the calls differ from the lesson's: said once.
+/// On a socket bound to many addresses, the calls differ from the lesson's: said once, at
+/// -v (a teacher's screen has nothing to do about it).
 fn say_reply_source(sock: &DatagramSocket) {
     if sock.replies_from_destination() {
-        info!(
+        debug!(
             "{}: bound to more than one address, so each datagram is read with its destination \
              (recvmsg, IP_PKTINFO) and answered from it (sendmsg), in place of recvfrom and sendto",
             sock.local()
