@@ -67,7 +67,9 @@ fn choice_hiding<T: Choice>(hidden: &'static [&'static str]) -> impl TypedValueP
         stream, datagram and seqpacket sockets (AF_UNIX), and raw IP (SOCK_RAW). The server \
         answers each message with the same bytes, ASCII letters made upper case. netecho ping \
         sends ICMP echo requests.",
-    after_help = "Examples:\n  \
+    after_help = "Start with `netecho lab` (every socket type measured on this machine, the \
+        numbers explained) or `netecho lesson` (the calls of a first socket lesson, one step \
+        at a time).\n\nExamples:\n  \
         netecho serve --proto udp --addr '[::]:3234'   # in one terminal,\n  \
         netecho send --proto udp 127.0.0.1:3234 hello  # in another: HELLO\n  \
         netecho serve --addr unix:///tmp/echo.sock     # in one terminal,\n  \
