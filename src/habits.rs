@@ -14,6 +14,9 @@ use crate::cli::{Cli, Command};
 
 /// A flag of another tool, and what to type in netecho instead.
 pub(crate) struct Habit {
+    /// The subcommands it is read for as the tool that subcommand stands in for (ping's -t
+    /// is a TTL, iperf3's a duration); empty: any subcommand without its own row.
+    pub on: &'static [&'static str],
     /// The flags as typed: short, and the long forms of the tools that have one.
     pub flags: &'static [&'static str],
     /// Which tools have it, and what it does there.
@@ -22,232 +25,427 @@ pub(crate) struct Habit {
     pub here: &'static str,
 }
 
-/// The flags netecho refuses with advice. A flag netecho has for a subcommand (ping's -c,
-/// bench's -n) works there and is never looked up here.
+/// A row for any subcommand.
+const fn any(flags: &'static [&'static str], there: &'static str, here: &'static str) -> Habit {
+    Habit {
+        on: &[],
+        flags,
+        there,
+        here,
+    }
+}
+
+/// A row for the subcommands `on`.
+const fn on(
+    on: &'static [&'static str],
+    flags: &'static [&'static str],
+    there: &'static str,
+    here: &'static str,
+) -> Habit {
+    Habit {
+        on,
+        flags,
+        there,
+        here,
+    }
+}
+
+/// The flags netecho refuses with advice, each read as the tool its subcommand stands in for
+/// reads it (a row `on` that subcommand), else as nc, ncat and iperf3 read it. A flag netecho
+/// has for a subcommand (ping's -c, bench's -n) works there; bench's -w, -n, -s and -b, which
+/// iperf3 reads another way, get their row when their value is refused.
 pub(crate) const HABITS: &[Habit] = &[
-    Habit {
-        flags: &["-l", "--listen"],
-        there: "nc, ncat: listen",
-        here: "netecho listens with `netecho serve --addr :4000`",
-    },
-    Habit {
-        flags: &["-p", "--port"],
-        there: "nc, iperf3: the port",
-        here: "the port goes with the address: `netecho send 127.0.0.1 4000` (HOST PORT) or \
-               127.0.0.1:4000; to listen, `netecho serve --addr :4000`",
-    },
-    Habit {
-        flags: &["-u", "--udp"],
-        there: "nc, ncat, iperf3: UDP",
-        here: "UDP is `--proto udp`, or a udp:// address: `netecho send udp://127.0.0.1:4000`",
-    },
-    Habit {
-        flags: &["-U", "--unixsock"],
-        there: "nc, ncat: a Unix socket",
-        here: "a path is a Unix socket: `netecho send /tmp/echo.sock` (--proto unix-dgram or \
-               unix-seqpacket for the other types)",
-    },
-    Habit {
-        flags: &["-k", "--keep-open"],
-        there: "nc, ncat: keep listening",
-        here: "`netecho serve` keeps listening after each client: leave -k out",
-    },
-    Habit {
-        flags: &["-w", "--wait"],
-        there: "nc, ncat: a time-out",
-        here: "the wait for a reply is `--timeout 5s`",
-    },
-    Habit {
-        flags: &["-J", "--json"],
-        there: "iperf3: JSON output",
-        here: "JSON is `--format json` (`netecho bench -J` works)",
-    },
-    Habit {
-        flags: &["-t", "--time"],
-        there: "iperf3: how long",
-        here: "a timed run is `netecho bench -t 10s` (--duration); a raw packet's TTL is \
-               `netecho send --ttl N`",
-    },
-    Habit {
-        flags: &["-P", "--parallel"],
-        there: "iperf3: parallel streams",
-        here: "parallel clients are `netecho bench -P 8` (--clients)",
-    },
-    Habit {
-        flags: &["-c", "--sh-exec", "--client"],
-        there: "ncat: a shell command; iperf3: the server; ping: a count",
-        here: "a shell command per client is `netecho serve --exec sh -c 'CMD'`; iperf3's \
-               -c HOST is `netecho bench -c HOST`; ping's -c is `netecho ping -c 3 HOST`",
-    },
-    Habit {
-        flags: &["-e", "--exec"],
-        there: "nc, ncat: a program per client",
-        here: "a program per client is `netecho serve --exec PROGRAM ARGS`",
-    },
-    Habit {
-        flags: &["-x", "--hex-dump", "--hex"],
-        there: "ncat: a hex dump",
-        here: "the hex dump is `--hex` on send, serve and relay, written to stderr \
-               (`2>FILE` keeps it in a file)",
-    },
-    Habit {
-        flags: &["-z", "--zero"],
-        there: "nc: scan for listening ports",
-        here: "netecho scans no ports; `netecho send HOST PORT hello` shows whether a server \
-               answers",
-    },
-    Habit {
-        flags: &["-n", "--nodns"],
-        there: "nc, ncat: no name lookup",
-        here: "netecho never looks up a numeric address: leave -n out",
-    },
-    Habit {
-        flags: &["-s", "--source"],
-        there: "nc, ncat: the source address; iperf3: the server",
-        here: "the kernel picks the source address; iperf3's server is `netecho serve`; sizes \
-               are `netecho bench -s 1k` and `netecho ping -s 1000`",
-    },
-    Habit {
-        flags: &["-i", "--interval"],
-        there: "nc: a delay between lines; ping: between requests",
-        here: "ping's -i is `netecho ping -i 200ms`; bench paces with `--rate 10mbit`",
-    },
-    Habit {
-        flags: &["-b", "--bitrate", "--broadcast"],
-        there: "iperf3: the bitrate; nc: broadcast",
-        here: "a bitrate is `netecho bench -b 10mbit` (--rate); a broadcast is `netecho send \
-               --broadcast udp://10.0.0.255:4000`",
-    },
-    Habit {
-        flags: &["-M", "--ttl"],
-        there: "nc: the TTL; ncat: the TTL",
-        here: "the TTL is `netecho send --ttl N` (udp and raw; to a group, IP_MULTICAST_TTL)",
-    },
-    Habit {
-        flags: &["-R", "--reverse"],
-        there: "iperf3: the server sends",
-        here: "`netecho bench` measures both ways at once: each request comes back as its reply",
-    },
-    Habit {
-        flags: &["-C", "--crlf"],
-        there: "nc, ncat: CRLF line endings",
-        here: "`netecho send --framing line` ends each message with \\n; netecho sends no \\r",
-    },
-    Habit {
-        flags: &["-N"],
-        there: "nc: shut down writing at the end of input",
-        here: "`netecho send` shuts down its writing side when its input ends: leave -N out",
-    },
-    Habit {
-        flags: &["-W"],
-        there: "ping: the wait for a reply",
-        here: "ping's -W is `netecho ping -W 2s`; send waits with `--timeout 2s`",
-    },
-    Habit {
-        flags: &["-connect"],
-        there: "openssl s_client: the server to connect to",
-        here: "`netecho send --tls HOST 4000` (--pin the fingerprint serve printed, --ca FILE, \
-               or --insecure)",
-    },
-    Habit {
-        flags: &["--ssl"],
-        there: "ncat: TLS",
-        here: "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
-               underneath)",
-    },
+    any(
+        &["-l", "--listen"],
+        "nc, ncat: listen",
+        "netecho listens with `netecho serve --addr :PORT`",
+    ),
+    any(
+        &["-p", "--port"],
+        "nc, iperf3: the port",
+        "the port goes with the address: `netecho send 127.0.0.1 4000` (HOST PORT) or \
+         127.0.0.1:4000; to listen, `netecho serve --addr :PORT`",
+    ),
+    any(
+        &["-u", "--udp"],
+        "nc, ncat, iperf3: UDP",
+        "UDP is `--proto udp`, or a udp:// address: `netecho send udp://127.0.0.1:4000`",
+    ),
+    any(
+        &["-U", "--unixsock"],
+        "nc, ncat: a Unix socket",
+        "a path is a Unix socket: `netecho send /tmp/echo.sock` (--proto unix-dgram or \
+         unix-seqpacket for the other types)",
+    ),
+    any(
+        &["-k", "--keep-open"],
+        "nc, ncat: keep listening",
+        "`netecho serve` keeps listening after each client: leave -k out",
+    ),
+    any(
+        &["-w", "--wait"],
+        "nc, ncat: a time-out",
+        "the wait for a reply is `--timeout 5s`",
+    ),
+    any(
+        &["-J", "--json"],
+        "iperf3: JSON output",
+        "JSON is `--format json` (`netecho bench -J` works)",
+    ),
+    any(
+        &["-t", "--time"],
+        "iperf3: how long",
+        "a timed run is `netecho bench -t 10s` (--duration); a raw packet's TTL is \
+         `netecho send --ttl N`",
+    ),
+    any(
+        &["-P", "--parallel"],
+        "iperf3: parallel streams",
+        "parallel clients are `netecho bench -P 8` (--clients)",
+    ),
+    any(
+        &["-c", "--sh-exec", "--client"],
+        "ncat: a shell command; iperf3: the server; ping: a count",
+        "a shell command per client is `netecho serve --exec sh -c 'CMD'`; iperf3's -c HOST \
+         is `netecho bench -c HOST`; ping's -c is `netecho ping -c 3 HOST`",
+    ),
+    any(
+        &["-e", "--exec"],
+        "nc, ncat: a program per client",
+        "a program per client is `netecho serve --exec PROGRAM ARGS`",
+    ),
+    any(
+        &["-x", "--hex-dump", "--hex"],
+        "ncat: a hex dump",
+        "the hex dump is `--hex` on send, serve and relay, written to stderr (`2>FILE` keeps \
+         it in a file)",
+    ),
+    any(
+        &["-z", "--zero"],
+        "nc: scan for listening ports",
+        "netecho scans no ports; `netecho send HOST PORT hello` shows whether a server answers",
+    ),
+    any(
+        &["-n", "--nodns"],
+        "nc, ncat: no name lookup",
+        "netecho never looks up a numeric address: leave -n out",
+    ),
+    any(
+        &["-s", "--source"],
+        "nc, ncat: the source address; iperf3: the server",
+        "the kernel picks the source address; iperf3's server is `netecho serve`; sizes are \
+         `netecho bench -s 1k` and `netecho ping -s 1000`",
+    ),
+    any(
+        &["-i", "--interval"],
+        "nc: a delay between lines; ping: between requests",
+        "ping's -i is `netecho ping -i 200ms`; bench paces with `--rate 10mbit`",
+    ),
+    any(
+        &["-b", "--bitrate", "--broadcast"],
+        "iperf3: the bitrate; nc: broadcast",
+        "a bitrate is `netecho bench -b 10mbit` (--rate); a broadcast is `netecho send \
+         --broadcast udp://BROADCAST:PORT`",
+    ),
+    any(
+        &["-M", "--ttl"],
+        "nc: the TTL; ncat: the TTL",
+        "the TTL is `netecho send --ttl N` (udp and raw; to a group, IP_MULTICAST_TTL)",
+    ),
+    any(
+        &["-R", "--reverse"],
+        "iperf3: the server sends",
+        "`netecho bench` measures both ways at once: each request comes back as its reply",
+    ),
+    any(
+        &["-C", "--crlf"],
+        "nc, ncat: CRLF line endings",
+        "`netecho send --framing line` ends each message with \\n; netecho sends no \\r",
+    ),
+    any(
+        &["-N"],
+        "nc: shut down writing at the end of input",
+        "`netecho send` shuts down its writing side when its input ends: leave -N out",
+    ),
+    any(
+        &["-W"],
+        "ping: the wait for a reply",
+        "ping's -W is `netecho ping -W 2s`; send waits with `--timeout 2s`",
+    ),
+    any(
+        &["-connect"],
+        "openssl s_client: the server to connect to",
+        "`netecho send --tls HOST 4000` (--pin the fingerprint serve printed, --ca FILE, or \
+         --insecure)",
+    ),
+    any(
+        &["--ssl"],
+        "ncat: TLS",
+        "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
+         underneath)",
+    ),
+    // openssl s_client's one-dash long flags, to `send --tls`.
+    on(
+        &["send"],
+        &["-servername"],
+        "openssl s_client: the name sent in SNI",
+        "the name is `netecho send --tls --server-name NAME`",
+    ),
+    on(
+        &["send"],
+        &["-CAfile"],
+        "openssl s_client: the CA certificates to trust",
+        "a CA to trust is `netecho send --tls --ca FILE`",
+    ),
+    on(
+        &["send"],
+        &["-tls1_2"],
+        "openssl s_client: TLS 1.2 only",
+        "TLS 1.2 is `netecho send --tls --tls-version 1.2`",
+    ),
+    on(
+        &["send"],
+        &["-tls1_3"],
+        "openssl s_client: TLS 1.3 only",
+        "TLS 1.3 is netecho's default (`--tls-version 1.3`): leave -tls1_3 out",
+    ),
+    on(
+        &["send"],
+        &["-showcerts"],
+        "openssl s_client: print the certificates",
+        "`netecho send --tls -v` logs the version, the cipher and the certificate's subject",
+    ),
+    on(
+        &["send"],
+        &["-quiet"],
+        "openssl s_client: no session details",
+        "`netecho send --tls` prints only the reply: leave -quiet out",
+    ),
+    // nc's and iperf3's server side.
+    on(
+        &["serve"],
+        &["-u", "--udp"],
+        "nc, ncat, iperf3: UDP",
+        "a UDP server is `netecho serve --proto udp --addr :PORT` (or --addr udp://:PORT)",
+    ),
+    on(
+        &["serve"],
+        &["-p", "--port"],
+        "nc, iperf3: the port",
+        "a server's port goes with its address: `netecho serve --addr :PORT`",
+    ),
+    on(
+        &["serve"],
+        &["-s", "--server"],
+        "iperf3: be the server",
+        "`netecho serve` is the server: leave -s out (iperf3's port is `--addr :5201`)",
+    ),
+    // bench stands in for iperf3.
+    on(
+        &["bench"],
+        &["-u", "--udp"],
+        "iperf3: UDP",
+        "UDP is `netecho bench --proto udp HOST PORT` (or a udp:// address)",
+    ),
+    on(
+        &["bench"],
+        &["-p", "--port"],
+        "iperf3: the port",
+        "the port goes with the address: `netecho bench -c HOST 5201` (HOST PORT) or \
+         HOST:5201",
+    ),
+    on(
+        &["bench"],
+        &["-s", "--server", "--size"],
+        "iperf3: be the server",
+        "the server is `netecho serve --addr :5201`; bench's -s is the message size (`-s 1k`)",
+    ),
+    on(
+        &["bench"],
+        &["-w", "--window"],
+        "iperf3: the socket buffer",
+        "a socket buffer is `netecho bench --rcvbuf 256k --sndbuf 256k`; bench's -w is how \
+         many requests each client keeps in flight (`-w 4`)",
+    ),
+    on(
+        &["bench"],
+        &["-n", "--bytes", "--count"],
+        "iperf3: how many bytes",
+        "bench counts requests of -s bytes each: `netecho bench -n 1000 -s 1k` sends 1000 \
+         KiB (or time it: -t 10s)",
+    ),
+    on(
+        &["bench"],
+        &["-i", "--interval"],
+        "iperf3: a report every so often",
+        "a line per interval is `netecho bench --format ndjson --interval 1s`",
+    ),
+    on(
+        &["bench"],
+        &["-b", "--bitrate", "--rate"],
+        "iperf3: the bitrate, M for Mbit/s",
+        "iperf3's -b 10M is `netecho bench -b 10mbit` (--rate; also kbit, gbit, MB/s)",
+    ),
+    on(
+        &["bench"],
+        &["--bidir"],
+        "iperf3: both directions at once",
+        "`netecho bench` measures both ways at once: each request comes back as its reply; \
+         leave --bidir out",
+    ),
+    on(
+        &["bench"],
+        &["-O", "--omit"],
+        "iperf3: leave out the first seconds",
+        "netecho bench leaves out nothing: a longer run (`-t 20s`) makes a slow start count \
+         less",
+    ),
+    on(
+        &["bench"],
+        &["-V", "--verbose"],
+        "iperf3: more detail",
+        "more detail is `-v` (`-vv` for more); every column is `netecho bench --wide`",
+    ),
+    // ping's own letters.
+    on(
+        &["ping"],
+        &["-w", "--deadline"],
+        "ping: stop after this many seconds",
+        "netecho ping stops after a count: `netecho ping -c 5 HOST` ends after about 5 s at \
+         the default -i 1s (-c N with -i sets how long)",
+    ),
+    on(
+        &["ping"],
+        &["-t", "--ttl"],
+        "ping: the TTL",
+        "netecho ping sends with the system's default TTL; a udp or raw packet's TTL is \
+         `netecho send --ttl N`",
+    ),
+    on(
+        &["ping"],
+        &["-M"],
+        "ping: path MTU discovery",
+        "netecho ping leaves path MTU discovery at the system's default; `-s SIZE` sets how \
+         big each request is",
+    ),
+    on(
+        &["ping"],
+        &["-I", "--interface"],
+        "ping: the interface or source address",
+        "netecho ping goes the way the route says (`ip route get HOST` shows it); it takes no \
+         interface",
+    ),
+    on(
+        &["ping"],
+        &["-f", "--flood"],
+        "ping: flood, paced by the replies",
+        "netecho ping does not flood: its shortest interval is `-i 1ms`; `netecho bench` loads \
+         an echo server",
+    ),
+    on(
+        &["ping"],
+        &["-D"],
+        "ping: a timestamp per line",
+        "netecho ping prints no timestamps; `-q` keeps only the summary",
+    ),
+    on(
+        &["ping"],
+        &["-n", "--numeric"],
+        "ping: numeric addresses",
+        "netecho ping prints addresses as numbers already: leave -n out",
+    ),
 ];
 
-/// Habits whose netecho way depends on the subcommand they were typed to: the tool it
-/// stands in for reads them its own way (ping's -w is a deadline, iperf3's -p a port).
-const IN_COMMAND: &[(&str, Habit)] = &[
-    (
-        "serve",
-        Habit {
-            flags: &["-u", "--udp"],
-            there: "nc, ncat, iperf3: UDP",
-            here: "a UDP server is `netecho serve --proto udp --addr :4000` (or \
-                   --addr udp://:4000)",
-        },
-    ),
-    (
-        "serve",
-        Habit {
-            flags: &["-p", "--port"],
-            there: "nc, iperf3: the port",
-            here: "a server's port goes with its address: `netecho serve --addr :4000`",
-        },
-    ),
-    (
-        "serve",
-        Habit {
-            flags: &["-s", "--server"],
-            there: "iperf3: be the server",
-            here: "`netecho serve` is the server: leave -s out (iperf3's port is `--addr \
-                   :5201`)",
-        },
-    ),
-    (
-        "bench",
-        Habit {
-            flags: &["-u", "--udp"],
-            there: "iperf3: UDP",
-            here: "UDP is `netecho bench --proto udp HOST PORT` (or a udp:// address)",
-        },
-    ),
-    (
-        "bench",
-        Habit {
-            flags: &["-p", "--port"],
-            there: "iperf3: the port",
-            here: "the port goes with the address: `netecho bench -c HOST 5201` (HOST PORT) \
-                   or HOST:5201",
-        },
-    ),
-    (
-        "ping",
-        Habit {
-            flags: &["-w", "--deadline"],
-            there: "ping: stop after this many seconds",
-            here: "netecho ping stops after a count: `netecho ping -c 5 HOST` ends after about \
-                   5 s at the default -i 1s (-c N with -i sets how long)",
-        },
-    ),
-    (
-        "ping",
-        Habit {
-            flags: &["-f", "--flood"],
-            there: "ping: flood, paced by the replies",
-            here: "netecho ping does not flood: its shortest interval is `-i 1ms`; `netecho \
-                   bench` loads an echo server",
-        },
-    ),
-];
+/// The row for `flag` (as typed, `-l` or `--listen`) typed to `command`: its own, else the
+/// row for any subcommand.
+fn habit(command: Option<&str>, flag: &str) -> Option<&'static Habit> {
+    let has = |h: &&Habit| h.flags.contains(&flag);
+    let own = |h: &&Habit| command.is_some_and(|c| h.on.contains(&c));
+    let mut rows = HABITS.iter().filter(has);
+    let first = rows.clone().find(own);
+    first.or_else(|| rows.find(|h| h.on.is_empty()))
+}
+
+/// The flag a habit was typed as: openssl's one-dash long flags (`-connect`, `-servername`)
+/// read by clap as a cluster of short ones, of which it names one letter.
+fn typed_flag<'a>(command: Option<&str>, flag: &'a str, words: &[&'a str]) -> &'a str {
+    let name = flag.split('=').next().unwrap_or(flag);
+    let Some(letter) = name.strip_prefix('-').filter(|l| l.len() == 1) else {
+        return name;
+    };
+    let long =
+        |w: &&&str| w.len() > 2 && w.starts_with('-') && !w.starts_with("--") && w.contains(letter);
+    let known = |w: &&&str| habit(command, w).is_some();
+    words
+        .iter()
+        .find(|w| long(w) && known(w))
+        .copied()
+        .unwrap_or(name)
+}
 
 /// The advice for `flag` (as typed, `-l` or `--listen`) typed to `command` (the subcommand,
 /// when there is one), if it is a habit netecho knows. `words` is the command line after the
 /// program's name: the advice carries the host, port and protocol typed there.
 pub(crate) fn advice(command: Option<&str>, flag: &str, words: &[&str]) -> Option<String> {
-    let mut name = flag.split('=').next().unwrap_or(flag);
-    // openssl's one-dash long flag, which clap reads as -c with a value.
-    if name == "-c" && words.contains(&"-connect") {
-        name = "-connect";
-    }
-    let own = IN_COMMAND
-        .iter()
-        .find(|(cmd, h)| Some(*cmd) == command && h.flags.contains(&name))
-        .map(|(_, h)| h);
-    let habit = own.or_else(|| HABITS.iter().find(|h| h.flags.contains(&name)))?;
-    let typed = Typed::read(command, words);
-    let here = typed_here(command, name, &typed).unwrap_or(habit.here.to_string());
+    let name = typed_flag(command, flag, words);
+    let habit = habit(command, name)?;
+    let here = here(command, name, habit, (words, None));
     Some(format!(
         "{name} is not a netecho flag here ({}): {here}",
         habit.there
     ))
 }
 
+/// A habit's netecho way, carrying what was typed where it can: the command line's `words`
+/// and the value clap `refused` for the flag, if it did.
+fn here(
+    command: Option<&str>,
+    name: &str,
+    habit: &Habit,
+    typed: (&[&str], Option<&str>),
+) -> String {
+    let (words, refused) = typed;
+    let mut typed = Typed::read(command, words);
+    if let Some(value) = refused.filter(|v| pastable(v)) {
+        typed.values.push((name.to_string(), value.to_string()));
+    }
+    let carried = valued_here(command, name, &typed);
+    carried
+        .or_else(|| typed_here(command, name, &typed))
+        .unwrap_or(habit.here.to_string())
+}
+
+/// The advice for a value refused for a flag of `command` that a tool it stands in for reads
+/// another way (bench's `-w 256K`, iperf3's socket buffer): what was wrong, then that tool's
+/// meaning and the netecho way.
+fn value_advice(err: &clap::Error, command: Option<&str>, words: &[&str]) -> Option<String> {
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let long = text(err, ContextKind::InvalidArg)?.split(' ').next()?;
+    let row = HABITS
+        .iter()
+        .find(|h| command.is_some_and(|c| h.on.contains(&c)) && h.flags.contains(&long))?;
+    // Only the flag as that tool types it (iperf3's -w): netecho's own long name is netecho's.
+    let typed = |f: &&&str| **f != long && words.iter().any(|w| w.split('=').next() == Some(**f));
+    let name = row.flags.iter().find(typed).copied()?;
+    let refused = text(err, ContextKind::InvalidValue);
+    let path = format!("netecho {}", command.unwrap_or_default());
+    let tool = row.there.split(':').next().unwrap_or(row.there);
+    Some(format!(
+        "{}; {name} here is not {tool}'s ({}): {}",
+        what(err, &path),
+        row.there,
+        here(command, name, row, (words, refused))
+    ))
+}
+
 /// The flags of nc, ncat and iperf3 that take a value (`-w 5`, `-q 1`): the word after one
 /// is its value, never the host or the port.
-const TAKES_VALUE: &str = "pwsicexMWtqbP";
+const TAKES_VALUE: &str = "pwsicexMWtqP";
 
 /// What the user typed around a habit's flag: the host, the port, whether they asked for
 /// udp (`-u`) and to listen (`-l`), the program of `-e`, ping's `-w` seconds and the
@@ -262,6 +460,8 @@ struct Typed {
     seconds: Option<String>,
     /// The message's words, each after a space: " hi", or "".
     said: String,
+    /// The values of other flags (`-M 5`, `-servername NAME`), by the flag.
+    values: Vec<(String, String)>,
 }
 
 impl Typed {
@@ -279,6 +479,10 @@ impl Typed {
                 "--udp" => typed.udp = true,
                 "--listen" => typed.listen = true,
                 "--port" => typed.port = value.or_else(|| words.next()).map(Into::into),
+                "-servername" | "-CAfile" => {
+                    let value = words.next().unwrap_or_default();
+                    typed.values.push((word.into(), value.into()));
+                }
                 "-connect" => {
                     if let Some(to) = words.next().filter(|w| !w.starts_with('-')) {
                         let (host, port) = crate::endpoint::socat_split(to);
@@ -305,6 +509,7 @@ impl Typed {
                         }
                         (Some('e'), Some(v)) => typed.program = Some(v.into()),
                         (Some('w'), Some(v)) => typed.seconds = Some(v.into()),
+                        (Some(c), Some(v)) => typed.values.push((format!("-{c}"), v.into())),
                         _ => {}
                     }
                 }
@@ -323,7 +528,14 @@ impl Typed {
         typed.host = typed.host.filter(|h| pastable(h));
         typed.program = typed.program.filter(|p| pastable(p) && !p.contains(':'));
         typed.said = said(message);
+        typed.values.retain(|(_, v)| pastable(v));
         typed
+    }
+
+    /// The value typed for `flag` (`-M`), when it can go into advice.
+    fn value(&self, flag: &str) -> Option<&str> {
+        let value = self.values.iter().rev().find(|(f, _)| f == flag);
+        value.map(|(_, v)| v.as_str())
     }
 
     /// The Unix socket's path typed (`-U /tmp/s`): the host word, when it is one.
@@ -348,8 +560,8 @@ impl Typed {
         let exec = self.program.as_ref().map(|p| format!(" --exec {p}"));
         // --exec listens on loopback unless --allow-remote-exec: `:PORT` would be refused.
         let addr = match (&exec, &self.host) {
-            (Some(_), None) => format!("127.0.0.1:{}", self.port.as_deref().unwrap_or("4000")),
-            _ => self.listen_addr("4000"),
+            (Some(_), None) => format!("127.0.0.1:{}", self.port.as_deref().unwrap_or("PORT")),
+            _ => self.listen_addr("PORT"),
         };
         format!(
             "netecho serve {proto}--addr {addr}{}",
@@ -404,6 +616,83 @@ fn pastable(word: &str) -> bool {
     !word.is_empty() && word.len() <= 255 && !word.starts_with('-') && word.chars().all(allowed)
 }
 
+/// The netecho way for the habits whose advice carries the value typed with the flag (`-M
+/// 5`, bench's `-b 10M`, `-servername NAME`, ping's `-w 5`) or the broadcast address; `None`
+/// for the others, and when nothing was typed.
+fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
+    let value = t.value(name);
+    let whole = value.filter(|v| v.parse::<u16>().is_ok());
+    let here = match (command, name) {
+        (Some("ping"), "-t" | "--ttl") => format!(
+            "netecho ping sends with the system's default TTL; a udp or raw packet's TTL is \
+             `netecho send --ttl {}`",
+            whole?
+        ),
+        (Some("ping"), "-w" | "--deadline") => {
+            let host = t.host.as_deref()?;
+            let n = t.seconds.as_deref().unwrap_or("5");
+            format!(
+                "netecho ping stops after a count: `netecho ping -c {n} {host}` ends after \
+                 about {n} s at the default -i 1s (-c N with -i sets how long)"
+            )
+        }
+        (Some("ping"), _) => return None,
+        (Some("send") | None, "-b" | "--broadcast") => {
+            let to = t.host.as_ref().filter(|h| h.contains(['.', ':']));
+            let to = to.map(|_| t.udp_url())?;
+            format!("a broadcast is `netecho send --broadcast {to}{}`", t.said)
+        }
+        (_, "-M" | "--ttl") => {
+            let to = t
+                .host
+                .as_ref()
+                .map(|_| format!(" {}{}", t.udp_url(), t.said));
+            format!(
+                "the TTL is `netecho send --ttl {}{}` (udp and raw; to a group, \
+                 IP_MULTICAST_TTL)",
+                whole?,
+                to.unwrap_or_default()
+            )
+        }
+        (Some("bench"), "-i" | "--interval") => format!(
+            "a line per interval is `netecho bench --format ndjson --interval {}s`",
+            whole?
+        ),
+        (Some("bench"), "-w" | "--window") => {
+            let size = value.filter(|v| crate::units::parse_size(v).is_ok())?;
+            format!(
+                "a socket buffer is `netecho bench --rcvbuf {size} --sndbuf {size}`; bench's -w \
+                 is how many requests each client keeps in flight (`-w 4`)"
+            )
+        }
+        (Some("bench"), "-n" | "--bytes") => {
+            let bytes = crate::units::parse_size(value?).ok()?;
+            format!(
+                "bench counts requests of -s bytes each: {} bytes is `netecho bench -s 64k -n \
+                 {}` (or time it: -t 10s)",
+                value?,
+                bytes.div_ceil(64 << 10).max(1)
+            )
+        }
+        (Some("bench"), "-b" | "--bitrate") => {
+            let v = value?;
+            let (number, unit) = v.split_at(v.len() - 1);
+            let unit = match unit {
+                "K" | "k" => "kbit",
+                "M" | "m" => "mbit",
+                "G" | "g" => "gbit",
+                _ => return None,
+            };
+            number.parse::<f64>().ok()?;
+            format!("iperf3's -b {v} is `netecho bench -b {number}{unit}` (--rate; also MB/s)")
+        }
+        (_, "-servername") => format!("the name is `netecho send --tls --server-name {}`", value?),
+        (_, "-CAfile") => format!("a CA to trust is `netecho send --tls --ca {}`", value?),
+        _ => return None,
+    };
+    Some(here)
+}
+
 /// The netecho way for the habits whose advice carries what the user typed (the port, the
 /// host, udp), typed to `command`; `None` for the others.
 fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
@@ -434,14 +723,6 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             "a program per client is `netecho serve --exec {}`",
             t.program.as_deref()?
         ),
-        (Some("ping"), "-w" | "--deadline") => {
-            let host = t.host.as_deref()?;
-            let n = t.seconds.as_deref().unwrap_or("5");
-            format!(
-                "netecho ping stops after a count: `netecho ping -c {n} {host}` ends after \
-                 about {n} s at the default -i 1s (-c N with -i sets how long)"
-            )
-        }
         (Some("serve"), "-p" | "--port") => {
             format!(
                 "a server's port goes with its address: `{}`",
@@ -451,7 +732,7 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
         (Some("serve"), "-u" | "--udp") => format!(
             "a UDP server is `{}` (or --addr udp://{})",
             t.serve(true),
-            t.listen_addr("4000")
+            t.listen_addr("PORT")
         ),
         (Some("bench"), "-p" | "--port") => {
             let to = t.to("HOST", "5201");
@@ -529,7 +810,9 @@ pub(crate) fn parse() -> Cli {
 fn usage_line(err: &clap::Error, raw: &[OsString]) -> String {
     let path = command_path(err, raw);
     let words = words(raw);
-    if let Some(line) = explain(err, path.strip_prefix("netecho "), &words) {
+    let command = path.strip_prefix("netecho ");
+    let explained = explain(err, command, &words).or_else(|| value_advice(err, command, &words));
+    if let Some(line) = explained.or_else(|| s_client(err, &words)) {
         return line;
     }
     let mut parts = vec![what(err, &path)];
@@ -597,8 +880,42 @@ fn reason(why: &(dyn std::error::Error + 'static)) -> String {
         Some(IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => "too large".into(),
         Some(IntErrorKind::Empty) => "empty: give a number".into(),
         Some(_) => "not a whole number".into(),
-        None => why.to_string().lines().collect::<Vec<_>>().join(" "),
+        None => {
+            let why = why.to_string().lines().collect::<Vec<_>>().join(" ");
+            range(&why).unwrap_or(why)
+        }
     }
+}
+
+/// clap's refusal of a number outside its range ("0 is not in 1..18446744073709551615") in
+/// words: "at least 1", "from 1 to 1024"; `None` for any other reason.
+fn range(why: &str) -> Option<String> {
+    let (value, bounds) = why.split_once(" is not in ")?;
+    let (low, high) = bounds.split_once("..")?;
+    let (high, inclusive) = match high.strip_prefix('=') {
+        Some(high) => (high, true),
+        None => (high, false),
+    };
+    let low: i128 = low.parse().ok()?;
+    let high: i128 = high.parse::<i128>().ok()? - i128::from(!inclusive);
+    // The type's own largest value is no limit anyone chose: only the low end is.
+    let unbounded = [u32::MAX.into(), i64::MAX.into(), u64::MAX.into()];
+    let small = value.parse::<i128>().is_ok_and(|v| v < low);
+    if small && unbounded.iter().any(|max: &i128| high >= *max - 1) {
+        return Some(format!(
+            "{value} is too small: give a number at least {low}"
+        ));
+    }
+    Some(format!(
+        "{value} is out of range: give a number from {low} to {high}"
+    ))
+}
+
+/// openssl's `s_client` typed where the subcommand goes: the `send --tls` it stands for.
+fn s_client(err: &clap::Error, words: &[&str]) -> Option<String> {
+    let sub = text(err, ContextKind::InvalidSubcommand).filter(|s| *s == "s_client")?;
+    let line = advice(Some("send"), "-connect", words)?;
+    Some(format!("'{sub}' is not a subcommand of 'netecho'; {line}"))
 }
 
 /// A word after `serve`, which takes none: where to listen is --addr (`serve 4000`, as
@@ -617,7 +934,11 @@ fn listen_word(err: &clap::Error, path: &str) -> Option<String> {
 /// An address where the subcommand goes (`netecho 127.0.0.1 4000`, `netecho
 /// TCP-LISTEN:4000`): the send or serve it stands for.
 fn address_word(err: &clap::Error, words: &[&str]) -> Option<String> {
-    let word = text(err, ContextKind::InvalidSubcommand)?;
+    let mut word = text(err, ContextKind::InvalidSubcommand)?;
+    // socat's stdio address first (`socat - TCP:HOST:PORT`): the address is the next word.
+    if word == "-" {
+        word = words.iter().skip_while(|w| **w != "-").nth(1)?;
+    }
     let after = words.iter().skip_while(|w| **w != word).skip(1).copied();
     if let Some(socat) = crate::endpoint::socat_address(word, &said(after)) {
         return Some(socat);
@@ -745,6 +1066,16 @@ fn misplaced(cli: &Cli, raw: &[OsString]) -> Option<String> {
     if let Some(line) = nc_quit(&words(raw), &args.addr) {
         return Some(line);
     }
+    // socat's stdio address first (`socat - TCP:HOST:PORT`): send reads its input anyway.
+    if args.addr == "-" {
+        let mut rest = args.message.iter().filter_map(|w| w.to_str());
+        if let Some(line) = rest
+            .next()
+            .and_then(|w| crate::endpoint::socat_address(w, &said(rest)))
+        {
+            return Some(line);
+        }
+    }
     let message = args.message.iter().take_while(|w| *w != "--");
     for (i, word) in message.filter_map(|w| w.to_str()).enumerate() {
         let name = word.split('=').next().unwrap_or(word);
@@ -831,7 +1162,7 @@ mod tests {
         assert_eq!(
             line,
             "-l is not a netecho flag here (nc, ncat: listen): netecho listens with \
-             `netecho serve --addr :4000`"
+             `netecho serve --addr :PORT`"
         );
         assert!(
             advice(None, "--port=80", &[])
@@ -868,10 +1199,14 @@ mod tests {
     #[test]
     fn with_nothing_typed_the_advice_is_the_table_s() {
         let none = Typed::default();
-        let everywhere = HABITS.iter().map(|h| (None, h));
-        let own = IN_COMMAND.iter().map(|(cmd, h)| (Some(*cmd), h));
-        for (command, habit) in everywhere.chain(own) {
+        for habit in HABITS {
+            let command = habit.on.first().copied();
             for flag in habit.flags {
+                assert_eq!(
+                    valued_here(command, flag, &none),
+                    None,
+                    "{command:?} {flag}"
+                );
                 if let Some(here) = typed_here(command, flag, &none) {
                     assert_eq!(here, habit.here, "{command:?} {flag}");
                 }
@@ -908,12 +1243,24 @@ mod tests {
     }
 
     #[test]
+    fn a_range_refused_is_said_in_words() {
+        let at_least = range("0 is not in 1..18446744073709551615");
+        assert_eq!(
+            at_least.unwrap(),
+            "0 is too small: give a number at least 1"
+        );
+        let within = range("2000 is not in 1..=1024").unwrap();
+        assert_eq!(within, "2000 is out of range: give a number from 1 to 1024");
+        assert_eq!(range("not a number"), None);
+    }
+
+    #[test]
     fn an_unknown_habit_flag_is_explained_from_clap_s_error() {
         let err = Cli::try_parse_from(["netecho", "send", "-l", "127.0.0.1:1"]).unwrap_err();
         assert!(
             explain(&err, Some("send"), &[])
                 .unwrap()
-                .contains("netecho serve --addr :4000")
+                .contains("netecho serve --addr :PORT")
         );
         let err = Cli::try_parse_from(["netecho", "send", "--port", "80", "x"]).unwrap_err();
         assert!(

@@ -400,13 +400,7 @@ fn every_help_example_pastes_into_a_shell_as_written() {
 /// (its loopback up, an eth0 with a peer) and over a /tmp of its own, so the fixed ports and paths
 /// of the documentation are free; None where this process may not make namespaces.
 fn in_private_namespace(test: &str, script: &str) -> Option<std::process::Output> {
-    let can = std::process::Command::new("unshare")
-        .args(["-nm", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !can {
-        let needs = "root and unshare (util-linux) for a namespace of its own";
-        common::skip(test, needs, common::Lacks::Provided);
+    if !common::can_unshare(test) {
         return None;
     }
     // The binary is copied into the private /tmp, since the tmpfs hides a build under /tmp.

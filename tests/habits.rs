@@ -34,7 +34,7 @@ fn check(row: &str, server: &Server) -> bool {
     let addr = format!("127.0.0.1:{port}");
     match row {
         "`nc -l -p 4000`" => {
-            refused(&["send", "-l"], "`netecho serve --addr :4000`");
+            refused(&["send", "-l"], "`netecho serve --addr :PORT`");
             // What was typed stays in the advice: there is where to listen.
             refused(
                 &["send", "-l", &addr],
@@ -132,6 +132,112 @@ fn check_socat(row: &str, server: &Server) -> bool {
         ),
         "`UNIX-CONNECT:/tmp/s`" => {
             refused(&["send", "UNIX-CONNECT:/tmp/s"], "`netecho send /tmp/s`")
+        }
+        _ => return check_new_habits(row, server),
+    }
+    true
+}
+
+/// [`check`] for the rows of socat's stdio address and s_client's flags.
+fn check_new_habits(row: &str, server: &Server) -> bool {
+    let addr = format!("127.0.0.1:{}", server.port());
+    match row {
+        "`socat - TCP:HOST:4000`" => {
+            let tcp = format!("TCP:{addr}");
+            let port = server.port().to_string();
+            refused(
+                &["send", "-", &tcp],
+                &format!("`netecho send 127.0.0.1 {port}`"),
+            );
+            let out = netecho(&["send", "127.0.0.1", &port], b"stdin\n");
+            assert_eq!(ok(&out), "STDIN\n");
+        }
+        "`-servername N`, `-CAfile F`, `-tls1_2`, `-showcerts`, `-quiet`" => {
+            for (flag, here) in [
+                (&["-servername", "localhost"][..], "--server-name localhost"),
+                (&["-CAfile", "ca.pem"], "--ca ca.pem"),
+                (&["-tls1_2"], "--tls-version 1.2"),
+                (&["-showcerts"], "--tls -v"),
+                (&["-quiet"], "leave -quiet out"),
+            ] {
+                let mut args = vec!["send", "--tls"];
+                args.extend_from_slice(flag);
+                args.push(&addr);
+                refused(&args, here);
+            }
+            let tls = Server::start(&["--tls", "--tls-version", "1.2", "--addr", "127.0.0.1:0"]);
+            let pin = tls.pin();
+            let args = [
+                "--tls-version",
+                "1.2",
+                "--server-name",
+                "localhost",
+                "--pin",
+            ];
+            let mut send = vec!["send", "--tls"];
+            send.extend(
+                args.iter()
+                    .chain([&pin.as_str(), &tls.addr.as_str(), &"v12"]),
+            );
+            assert_eq!(ok(&netecho(&send, b"")), "V12\n");
+        }
+        _ => return check_iperf3_and_ping(row, server),
+    }
+    true
+}
+
+/// [`check`] for the rows of iperf3's and ping's letters that mean something else in netecho.
+fn check_iperf3_and_ping(row: &str, server: &Server) -> bool {
+    let addr = format!("127.0.0.1:{}", server.port());
+    match row {
+        "`-w 256K`" => {
+            refused(
+                &["bench", "-w", "256K", &addr],
+                "`netecho bench --rcvbuf 256K --sndbuf",
+            );
+            let args = [
+                "bench", "-n", "5", "--rcvbuf", "256K", "--sndbuf", "256K", &addr,
+            ];
+            ok(&netecho(&args, b""));
+        }
+        "`-n 10M`" => refused(
+            &["bench", "-n", "10M", &addr],
+            "`netecho bench -s 64k -n 160`",
+        ),
+        "`-i 1`" => {
+            refused(
+                &["bench", "-i", "1", &addr],
+                "`netecho bench --format ndjson --interval 1s`",
+            );
+            let args = [
+                "bench",
+                "--format",
+                "ndjson",
+                "--interval",
+                "100ms",
+                "-t",
+                "300ms",
+            ];
+            let lines = ok(&netecho(&[&args[..], &[addr.as_str()]].concat(), b""));
+            assert!(lines.lines().count() >= 2, "{lines}");
+        }
+        "`--bidir`, `-O 2`, `-V`" => {
+            refused(&["bench", "--bidir", &addr], "leave --bidir out");
+            refused(
+                &["bench", "-O", "2", &addr],
+                "(iperf3: leave out the first seconds)",
+            );
+            refused(&["bench", "-V", &addr], "more detail is `-v`");
+        }
+        "`-t 5`, `-M do`, `-I eth0`, `-D`, `-n`" => {
+            refused(&["ping", "-t", "5", "127.0.0.1"], "`netecho send --ttl 5`");
+            for flag in [&["-M", "do"][..], &["-I", "eth0"], &["-D"], &["-n"]] {
+                let args = [&["ping"], flag, &["127.0.0.1"]].concat();
+                refused(
+                    &args,
+                    &format!("{} is not a netecho flag here (ping: ", flag[0]),
+                );
+            }
         }
         _ => return check_tools(row, server),
     }
@@ -233,7 +339,10 @@ fn check_groups(row: &str, server: &Server) -> bool {
             });
         }
         "`-M 5`" => {
-            refused(&["send", "-M", "5", &addr], "--ttl N");
+            refused(
+                &["send", "-M", "5", &addr],
+                &format!("--ttl 5 udp://{addr}"),
+            );
             let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
             let to = format!("udp://127.0.0.1:{}", udp.port());
             assert_eq!(ok(&netecho(&["send", "--ttl", "5", &to, "m"], b"")), "M\n");
@@ -698,4 +807,248 @@ fn nc_s_quit_delay_and_ping_s_seconds_are_read_as_those_tools_meant() {
         let line = fails(&netecho(args, b""), 2);
         assert!(line.contains(want), "netecho {args:?}: {line}");
     }
+}
+
+/// Runs `netecho ARGS` and expects exit 2 with exactly the error line `want`.
+fn refused_as(args: &[&str], want: &str) {
+    let line = fails(&netecho(args, b""), 2);
+    assert_eq!(line, format!("error: {want}"), "netecho {args:?}");
+}
+
+#[test]
+fn a_letter_means_what_the_subcommand_s_own_tool_means_by_it() {
+    // ping's letters are ping's, not iperf3's or nc's.
+    refused_as(
+        &["ping", "-t", "5", "-c", "1", "127.0.0.1"],
+        "-t is not a netecho flag here (ping: the TTL): netecho ping sends with the system's \
+         default TTL; a udp or raw packet's TTL is `netecho send --ttl 5`",
+    );
+    refused_as(
+        &["ping", "-M", "do", "-s", "2000", "127.0.0.1"],
+        "-M is not a netecho flag here (ping: path MTU discovery): netecho ping leaves path \
+         MTU discovery at the system's default; `-s SIZE` sets how big each request is",
+    );
+    refused_as(
+        &["ping", "-I", "lo", "127.0.0.1"],
+        "-I is not a netecho flag here (ping: the interface or source address): netecho ping \
+         goes the way the route says (`ip route get HOST` shows it); it takes no interface",
+    );
+    for (flag, there) in [
+        ("-f", "ping: flood, paced by the replies"),
+        ("-D", "ping: a timestamp per line"),
+        ("-n", "ping: numeric addresses"),
+    ] {
+        let line = fails(&netecho(&["ping", flag, "127.0.0.1"], b""), 2);
+        assert!(line.contains(&format!("({there})")), "{line}");
+    }
+    // bench's are iperf3's: the same letter with another meaning says so.
+    refused_as(
+        &["bench", "-c", "127.0.0.1", "47001", "-w", "256K"],
+        "invalid value '256K' for 'netecho bench --window': not a whole number; -w here is \
+         not iperf3's (iperf3: the socket buffer): a socket buffer is `netecho bench --rcvbuf \
+         256K --sndbuf 256K`; bench's -w is how many requests each client keeps in flight \
+         (`-w 4`)",
+    );
+    refused_as(
+        &["bench", "-c", "127.0.0.1", "47001", "-n", "10M"],
+        "invalid value '10M' for 'netecho bench --count': not a whole number; -n here is not \
+         iperf3's (iperf3: how many bytes): bench counts requests of -s bytes each: 10M bytes \
+         is `netecho bench -s 64k -n 160` (or time it: -t 10s)",
+    );
+    refused_as(
+        &["bench", "-c", "127.0.0.1", "47001", "-i", "1"],
+        "-i is not a netecho flag here (iperf3: a report every so often): a line per interval \
+         is `netecho bench --format ndjson --interval 1s`",
+    );
+    refused_as(
+        &["bench", "-c", "127.0.0.1", "47001", "-b", "10M"],
+        "invalid value '10M' for 'netecho bench --rate': '10M' is not a rate; write e.g. \
+         10mbit, 500kbit or 2MB/s; -b here is not iperf3's (iperf3: the bitrate, M for \
+         Mbit/s): iperf3's -b 10M is `netecho bench -b 10mbit` (--rate; also MB/s)",
+    );
+    refused_as(
+        &["bench", "-s"],
+        "'netecho bench --size' needs a value; -s here is not iperf3's (iperf3: be the \
+         server): the server is `netecho serve --addr :5201`; bench's -s is the message size \
+         (`-s 1k`)",
+    );
+    for (flag, there) in [
+        ("--bidir", "iperf3: both directions at once"),
+        ("-O", "iperf3: leave out the first seconds"),
+        ("-V", "iperf3: more detail"),
+    ] {
+        let line = fails(&netecho(&["bench", "-c", "127.0.0.1", "1", flag], b""), 2);
+        assert!(
+            line.contains(&format!("{flag} is not a netecho flag here ({there})")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn openssl_s_client_s_one_dash_flags_get_send_s_tls_flags() {
+    fn tls<'a>(flag: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["send", "--tls"];
+        args.extend_from_slice(flag);
+        args.extend(["127.0.0.1", "47443", "hi"]);
+        args
+    }
+    refused_as(
+        &tls(&["-servername", "localhost"]),
+        "-servername is not a netecho flag here (openssl s_client: the name sent in SNI): the \
+         name is `netecho send --tls --server-name localhost`",
+    );
+    refused_as(
+        &tls(&["-CAfile", "/tmp/c.pem"]),
+        "-CAfile is not a netecho flag here (openssl s_client: the CA certificates to trust): \
+         a CA to trust is `netecho send --tls --ca /tmp/c.pem`",
+    );
+    refused_as(
+        &tls(&["-tls1_2"]),
+        "-tls1_2 is not a netecho flag here (openssl s_client: TLS 1.2 only): TLS 1.2 is \
+         `netecho send --tls --tls-version 1.2`",
+    );
+    for (flag, want) in [
+        ("-tls1_3", "leave -tls1_3 out"),
+        ("-showcerts", "`netecho send --tls -v`"),
+        ("-quiet", "leave -quiet out"),
+    ] {
+        let line = fails(&netecho(&tls(&[flag]), b""), 2);
+        assert!(
+            line.contains(&format!("{flag} is not a netecho flag here (openssl")),
+            "{line}"
+        );
+        assert!(line.contains(want), "{line}");
+    }
+    // `openssl s_client -connect` with netecho in openssl's place.
+    refused_as(
+        &["s_client", "-connect", "127.0.0.1:47443"],
+        "'s_client' is not a subcommand of 'netecho'; -connect is not a netecho flag here \
+         (openssl s_client: the server to connect to): `netecho send --tls 127.0.0.1 47443` \
+         (--pin the fingerprint serve printed, --ca FILE, or --insecure)",
+    );
+}
+
+#[test]
+fn socat_s_stdio_address_first_gets_the_same_translation() {
+    let want = "'TCP:127.0.0.1:47001' is a socat address; in netecho: `netecho send 127.0.0.1 \
+                47001`";
+    refused_as(&["send", "TCP:127.0.0.1:47001"], want);
+    refused_as(&["send", "-", "TCP:127.0.0.1:47001"], want);
+    refused_as(
+        &["-", "TCP:127.0.0.1:47001"],
+        &format!("'-' is not a subcommand of 'netecho'; {want}; see 'netecho --help'"),
+    );
+}
+
+#[test]
+fn a_habit_s_advice_keeps_the_address_and_value_typed_and_invents_no_port() {
+    refused_as(
+        &["send", "-b", "udp://127.0.0.255:4000", "hi"],
+        "-b is not a netecho flag here (iperf3: the bitrate; nc: broadcast): a broadcast is \
+         `netecho send --broadcast udp://127.0.0.255:4000 hi`",
+    );
+    refused_as(
+        &["send", "-M", "5", "127.0.0.1", "47001", "hi"],
+        "-M is not a netecho flag here (nc: the TTL; ncat: the TTL): the TTL is `netecho send \
+         --ttl 5 udp://127.0.0.1:47001 hi` (udp and raw; to a group, IP_MULTICAST_TTL)",
+    );
+    refused_as(
+        &["send", "-l"],
+        "-l is not a netecho flag here (nc, ncat: listen): netecho listens with `netecho serve \
+         --addr :PORT`",
+    );
+}
+
+#[test]
+fn a_count_below_its_least_says_the_least() {
+    refused_as(
+        &["ping", "-c", "0", "127.0.0.1"],
+        "invalid value '0' for 'netecho ping --count': 0 is too small: give a number at least 1; \
+         see 'netecho ping --help'",
+    );
+}
+
+#[test]
+fn the_top_level_help_names_where_to_start() {
+    let help = ok(&netecho(&["--help"], b""));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("Start with `netecho lab` (every socket type measured on this machine")
+            && help.contains("or `netecho lesson`"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_port_a_listener_holds_names_ss_not_time_wait() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let port = server.port();
+    let line = fails(&netecho(&["serve", "--addr", &server.addr], b""), 1);
+    assert!(
+        line.contains(&format!(
+            "a listening socket holds this port (`ss -ltnp 'sport = :{port}'` shows which \
+             program)"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("TIME_WAIT"), "{line}");
+}
+
+#[test]
+fn a_udp_server_on_every_address_says_its_calls_only_at_v() {
+    let jargon = "IP_PKTINFO";
+    let quiet = Server::start(&["--proto", "udp", "--addr", "[::]:0"]);
+    assert_eq!(ok(&netecho(&["send", &quiet.url(), "a"], b"")), "A\n");
+    let (_, _, log) = quiet.stop("TERM");
+    assert!(!log.contains(jargon), "{log}");
+    let verbose = Server::start(&["-v", "--proto", "udp", "--addr", "[::]:0"]);
+    verbose.wait_log(jargon);
+}
+
+#[test]
+fn get_over_udp_hears_an_unreachable_port_as_send_does() {
+    // A port nothing listens on: the ICMP port unreachable answers at once.
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", free.local_addr().unwrap().port());
+    drop(free);
+    let dir = common::tempdir();
+    let out = dir.path().join("x");
+    let get = [
+        "get",
+        "--proto",
+        "udp",
+        &to,
+        "x",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let got = fails(&netecho(&get, b""), 1);
+    let sent = fails(&netecho(&["send", &format!("udp://{to}"), "hi"], b""), 1);
+    let said = "the kernel reported the datagram undeliverable (ICMP port unreachable, or no \
+                Unix socket bound); is the server running?";
+    assert!(got.ends_with(said), "get: {got}");
+    assert!(sent.ends_with(said), "send: {sent}");
+}
+
+#[test]
+fn an_unreachable_group_names_its_errno_as_every_error_does() {
+    // A namespace of its own with loopback only: no route to any group.
+    if !common::can_unshare("an_unreachable_group_names_its_errno_as_every_error_does") {
+        return;
+    }
+    let script = format!(
+        "ip link set lo up && exec '{}' send --ttl 2 udp://239.1.2.3:4000 hi",
+        common::bin()
+    );
+    let out = common::run(
+        std::process::Command::new("unshare").args(["-n", "sh", "-c", &script]),
+        b"",
+    );
+    let line = fails(&out, 1);
+    assert!(
+        line.contains("network is unreachable (ENETUNREACH)"),
+        "{line}"
+    );
+    assert!(!line.contains("os error"), "{line}");
 }

@@ -565,6 +565,20 @@ pub fn as_nobody(args: &[&str]) -> Command {
     cmd
 }
 
+/// Whether this process may give a command a network and mount namespace of its own
+/// (`unshare -nm`: root and util-linux); says why not when it cannot.
+pub fn can_unshare(test: &str) -> bool {
+    let can = Command::new("unshare")
+        .args(["-nm", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can {
+        let needs = "root and unshare (util-linux) for a namespace of its own";
+        skip(test, needs, Lacks::Provided);
+    }
+    can
+}
+
 /// Whether this process may open raw sockets (CAP_NET_RAW, which root has). When not, says
 /// so on stderr with the test's name, so a skipped test never passes silently.
 pub fn can_open_raw(test: &str) -> bool {
