@@ -433,6 +433,10 @@ fn value_advice(err: &clap::Error, command: Option<&str>, words: &[&str]) -> Opt
     let typed = |f: &&&str| **f != long && words.iter().any(|w| w.split('=').next() == Some(**f));
     let name = row.flags.iter().find(typed).copied()?;
     let refused = text(err, ContextKind::InvalidValue);
+    // A plain number (`-n 0`) is bench's own flag given a wrong number, not iperf3's habit.
+    if refused.is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
     let path = format!("netecho {}", command.unwrap_or_default());
     let tool = row.there.split(':').next().unwrap_or(row.there);
     Some(format!(
@@ -462,6 +466,8 @@ struct Typed {
     said: String,
     /// The values of other flags (`-M 5`, `-servername NAME`), by the flag.
     values: Vec<(String, String)>,
+    /// iperf3's `-s` (be the server, no value) typed to bench.
+    server: bool,
 }
 
 impl Typed {
@@ -469,7 +475,11 @@ impl Typed {
     fn read(command: Option<&str>, words: &[&str]) -> Typed {
         let mut typed = Typed::default();
         let mut message = vec![];
-        let mut words = words.iter().copied().skip_while(|w| Some(*w) == command);
+        let mut words = words
+            .iter()
+            .copied()
+            .skip_while(|w| Some(*w) == command)
+            .peekable();
         while let Some(word) = words.next() {
             let value = match word.split_once('=') {
                 Some((_, v)) if word.starts_with("--") => Some(v),
@@ -499,10 +509,12 @@ impl Typed {
                     let last = letters.chars().last().filter(|c| TAKES_VALUE.contains(*c));
                     let value = match (last, attached) {
                         (None, _) => None,
-                        (Some(_), "") => words.next(),
+                        // A flag is no value: `bench -s -p 5201` is iperf3's -s, then -p.
+                        (Some(_), "") => words.next_if(|w| !w.starts_with('-')),
                         (Some(_), attached) => Some(attached),
                     };
                     match (last, value) {
+                        (Some('s'), None) => typed.server = command == Some("bench"),
                         (Some('p'), Some(v)) => typed.port = Some(v.into()),
                         (Some('c'), Some(v)) if command == Some("bench") => {
                             typed.host = Some(v.into())
@@ -733,6 +745,11 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             "a UDP server is `{}` (or --addr udp://{})",
             t.serve(true),
             t.listen_addr("PORT")
+        ),
+        (Some("bench"), "-p" | "--port") if t.server && t.host.is_none() => format!(
+            "iperf3's server (-s) is `netecho serve --addr :{}`; bench is the client: `netecho \
+             bench -c HOST PORT`",
+            t.port.as_deref().unwrap_or("5201")
         ),
         (Some("bench"), "-p" | "--port") => {
             let to = t.to("HOST", "5201");

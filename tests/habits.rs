@@ -872,6 +872,17 @@ fn a_letter_means_what_the_subcommand_s_own_tool_means_by_it() {
          server): the server is `netecho serve --addr :5201`; bench's -s is the message size \
          (`-s 1k`)",
     );
+    refused_as(
+        &["bench", "-s", "-p", "5201"],
+        "-p is not a netecho flag here (iperf3: the port): iperf3's server (-s) is `netecho \
+         serve --addr :5201`; bench is the client: `netecho bench -c HOST PORT`",
+    );
+    // A plain number is bench's own flag given a wrong one: no iperf3 there.
+    let line = fails(
+        &netecho(&["bench", "-c", "127.0.0.1", "1", "-n", "0"], b""),
+        2,
+    );
+    assert!(!line.contains("iperf3"), "{line}");
     for (flag, there) in [
         ("--bidir", "iperf3: both directions at once"),
         ("-O", "iperf3: leave out the first seconds"),
