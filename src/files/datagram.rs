@@ -928,6 +928,9 @@ pub(crate) struct Receiver<'l, 'a> {
     last_progress: Instant,
     start: Instant,
     t: Transfer,
+    /// The server's share of the in-flight budget for this window, given back once the
+    /// verdict is sent ([`Receiver::holding`]).
+    budget: Option<admit::Reservation>,
     progress: &'l dyn Fn(u64),
 }
 
@@ -964,7 +967,15 @@ impl<'l, 'a> Receiver<'l, 'a> {
                 ..Transfer::default()
             },
             progress,
+            budget: None,
         }
+    }
+
+    /// The receiver holding `budget`, the window's share of the server's bytes in flight,
+    /// until its verdict is sent.
+    pub(crate) fn holding(mut self, budget: admit::Reservation) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Receives until the FIN is verified and answered. `first` is a packet already
@@ -1157,6 +1168,9 @@ impl<'l, 'a> Receiver<'l, 'a> {
         let mut t = std::mem::take(&mut self.t);
         t.bytes = self.got;
         t.elapsed = self.start.elapsed();
+        // No window is in flight any more: its share of the budget goes back before the
+        // linger, so the same sender's next transfer is not refused for it.
+        self.budget = None;
         // Linger: if our FINACK is lost, the sender sends FIN again. The file is verified
         // and in place, so nothing that goes wrong now is an error.
         if let Err(e) = dally(self.link, &Packet::FinAck { ok }, self.linger) {
@@ -1279,15 +1293,19 @@ pub(crate) fn serve_request(
     let mut link = Link::new(sock, peer, &settings);
     handshake::challenge(&mut link, req.nonce, request.len())?;
     drop(pending);
-    let Some(_budget) = reserve_window(&link.peer, &mut settings) else {
+    let Some(budget) = reserve_window(&link.peer, &mut settings) else {
         return refuse(
             &mut link,
             "the server has too much data in flight (to this address, or in all); try again later",
         );
     };
     match req.upload {
-        None => serve_read(&mut link, req.name, store, &settings),
-        Some(size) => serve_write(&mut link, req.name, size, store, &settings),
+        None => {
+            let sent = serve_read(&mut link, req.name, store, &settings);
+            drop(budget);
+            sent
+        }
+        Some(size) => serve_write(&mut link, req.name, size, store, &settings, budget),
     }
 }
 
@@ -1357,6 +1375,7 @@ fn serve_write(
     size: u64,
     store: &Store,
     settings: &Settings,
+    budget: admit::Reservation,
 ) -> Result<String> {
     if let Err(e) = last_block(size, settings.block_size) {
         return refuse(link, &format!("'{name}': {e:#}"));
@@ -1378,7 +1397,9 @@ fn serve_write(
     }
     link.send(&Packet::Ack { block: 0 })?;
     let max = size.min(store.max_file);
-    let t = Receiver::new(link, partial, false, settings, max, &|_| {}).run(None)?;
+    let t = Receiver::new(link, partial, false, settings, max, &|_| {})
+        .holding(budget)
+        .run(None)?;
     Ok(t.summary(&format!("stored '{name}'"), super::STORED))
 }
 
