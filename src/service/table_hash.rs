@@ -2,8 +2,8 @@
 //! table, the guard's repeats): a multiply and rotate over eight bytes at a time, seeded once
 //! per process. SipHash, the standard map's, cost a ping-pong more than the rest of both
 //! look-ups. Both tables are bounded (their MAX_* constants), so the most a sender whose
-//! sources collide can cost is a scan of one bounded table; the seed keeps it from picking
-//! such sources ahead.
+//! sources collide can cost is a scan of one bounded table; the seed and the last mix keep it
+//! from picking such sources ahead.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -72,9 +72,12 @@ impl Hasher for TableHasher {
         self.add(n as u64);
     }
 
-    /// The top bits, the best mixed, brought down to where the table picks a bucket.
+    /// The state mixed once more, so that a difference in the last word's top bits (which a
+    /// multiply never carries downward) reaches the bits the table picks a bucket and a tag
+    /// from: an abstract Unix name's last bytes are its sender's choice.
     fn finish(&self) -> u64 {
-        self.0.rotate_left(26)
+        let s = self.0 ^ (self.0 >> 32);
+        s.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26)
     }
 }
 
@@ -103,6 +106,21 @@ mod tests {
             .map(|port| {
                 let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
                 state.hash_one(socket2::SockAddr::from(addr)) & 2047
+            })
+            .collect();
+        assert!(buckets.len() > 500, "{} buckets", buckets.len());
+    }
+
+    #[test]
+    fn keys_that_differ_in_the_last_words_top_bits_spread_too() {
+        // An abstract Unix name's last bytes: only bits 49..63 of the last word differ.
+        let state = TableState::default();
+        let buckets: std::collections::HashSet<u64> = (0u64..1024)
+            .map(|n| {
+                let mut h = state.build_hasher();
+                h.write_u64(16);
+                h.write_u64(n << 49);
+                h.finish() & 2047
             })
             .collect();
         assert!(buckets.len() > 500, "{} buckets", buckets.len());

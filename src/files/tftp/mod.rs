@@ -8,9 +8,9 @@
 //!
 //! No DATA goes to an address before it has answered. A request with options gets an
 //! OACK no larger than itself, and DATA 1 only once ACK 0 comes back from the same address
-//! and port. That port is one of some 28,000 a blind sender could spray, so until DATA 1
-//! is acknowledged a source that may be forged gets DATA 1 alone, its block cut to the
-//! request's size (a request without blksize, or whose OACK cannot fit, gets RFC 2347's
+//! and port. That port is one of some 28,000 a blind sender could spray, so a source that
+//! may be forged gets DATA 1 alone until it is acknowledged, and every block cut to the
+//! request's size for the whole transfer (a short block would end it; a request without blksize, or whose OACK cannot fit, gets RFC 2347's
 //! ERROR 8 asking for one). A request without options (RFC 1350's plain form, as
 //! tftp-hpa sends it) would get DATA 1 at once, a reflection amplifier for a forged
 //! source: so only a loopback or Unix source, which cannot be forged from outside this

@@ -214,6 +214,9 @@ pub(crate) fn send_file(
     Ok(t)
 }
 
+/// The least time DATA 1 alone waits for its ACK: past two of a client's usual 5 s timeouts.
+const FIRST_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(11);
+
 /// DATA 1 to a peer whose only proof is ACK 0 on a port a blind sender could guess: sent
 /// alone, and again only when ACK 0 comes again (the client's own retransmission, at most
 /// [`MAX_TRIES`] times), never on silence. Its block no larger than the request, a forged
@@ -227,7 +230,10 @@ fn first_block(
 ) -> Result<()> {
     let mut data = vec![0u8; size.min(u64::from(a.block)) as usize];
     let len = read_block(file, (0, size), data.len(), &mut data)?;
-    let deadline = Instant::now() + a.timeout * MAX_TRIES;
+    // A client that asked for a window waits its own timeout (often 5 s) for the rest of
+    // it before it ACKs DATA 1 alone: the wait here outlasts two of those.
+    let wait = (a.timeout * MAX_TRIES).max(FIRST_ACK_WAIT);
+    let deadline = Instant::now() + wait;
     for again in 0..=MAX_TRIES {
         wire.send(&Packet::Data {
             block: 1,
@@ -237,10 +243,7 @@ fn first_block(
         t.retransmitted += u64::from(again > 0);
         loop {
             let Heard::Packet(n) = wire.recv(deadline)? else {
-                bail!(
-                    "no ACK of the first block for {:?} (0 bytes acknowledged)",
-                    a.timeout * MAX_TRIES
-                );
+                bail!("no ACK of the first block for {wait:?} (0 bytes acknowledged)");
             };
             match wire.packet(n) {
                 Some(Packet::Ack { block: 1 }) => return Ok(()),
