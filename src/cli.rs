@@ -508,7 +508,8 @@ pub(crate) struct FileServeArgs {
     pub files: Option<std::path::PathBuf>,
     /// With --files: accept uploads (put) into DIR, each refused before any data when its
     /// size is over the space free there (less what uploads under way still need; one
-    /// client's, or one local user's, hold back at most half of it) or no inode is free
+    /// client's, or one local user's, hold back at most half of it, less as more clients
+    /// upload, so one more always finds room) or no inode is free
     #[arg(long, requires = "files")]
     pub upload: bool,
     /// With --files: the largest file served or accepted (bytes, or 4G, 512M)

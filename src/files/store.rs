@@ -1111,14 +1111,16 @@ struct Promise {
 /// space the rest of the system (logs, other users) writes to; and it needs nothing of the
 /// file system.
 ///
-/// What one owner's uploads have yet to write counts at most [`SHARE`] of the free space:
-/// a client that announces the whole disk and trickles just over the minimum pace would
-/// otherwise refuse every other upload for as long as it keeps the pace (weeks, for 4 GiB).
+/// What one owner's uploads have yet to write counts at most 1/(owners + 1) of the free
+/// space, and at most a half ([`SHARE`]), the owners being those with promises: one more
+/// owner always finds room. Otherwise a client that announces the whole disk and trickles
+/// just over the minimum pace would refuse every other upload for as long as it keeps the
+/// pace (weeks, for 4 GiB).
 /// Past its share, an owner's uploads compete for the space with everyone's, and a write
 /// that finds the disk full is told to its sender.
 static PROMISED: Mutex<Vec<Promise>> = Mutex::new(Vec::new());
 
-/// The part of the free space one owner's promises may hold back from the others: a half.
+/// The most of the free space one owner's promises may hold back from the others: a half.
 const SHARE: u64 = 2;
 
 fn promised() -> std::sync::MutexGuard<'static, Vec<Promise>> {
@@ -1144,7 +1146,9 @@ fn room(fd: RawFd, promised: &[Promise]) -> Option<u64> {
         let key = p.owner.as_ref().map_or(p.temp.as_bytes(), |o| o.as_bytes());
         *owed.entry(key).or_default() += p.bytes.saturating_sub(written);
     }
-    let owed: u64 = owed.values().map(|&o| o.min(free / SHARE)).sum();
+    // Each owner's share shrinks as more hold promises, so one more always finds room.
+    let share = free / (owed.len() as u64 + 1).max(SHARE);
+    let owed: u64 = owed.values().map(|&o| o.min(share)).sum();
     Some(free.saturating_sub(owed))
 }
 

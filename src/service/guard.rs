@@ -311,8 +311,23 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The addresses of this host's interfaces (getifaddrs), read once per guard.
+/// The addresses of this host's interfaces, read again at most once a second: a datagram
+/// request from elsewhere asks for them, and each reading is a netlink dump.
 fn local_ips() -> Vec<IpAddr> {
+    static READ: std::sync::Mutex<Option<(Instant, Vec<IpAddr>)>> = std::sync::Mutex::new(None);
+    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    match &*read {
+        Some((at, ips)) if at.elapsed() < Duration::from_secs(1) => ips.clone(),
+        _ => {
+            let ips = read_local_ips();
+            *read = Some((Instant::now(), ips.clone()));
+            ips
+        }
+    }
+}
+
+/// The addresses of this host's interfaces (getifaddrs).
+fn read_local_ips() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
