@@ -160,7 +160,7 @@ fn a_client_s_error_fits_an_80_column_terminal_and_is_one_line_in_a_pipe() {
         error.contains("connection refused (ECONNREFUSED)"),
         "{error}"
     );
-    assert!(error.ends_with("on this address and port?"), "{lines:#?}");
+    assert!(error.ends_with("needs --proto udp here too)"), "{lines:#?}");
 
     let line = fails(&netecho(&["send", &addr, "hi"], b""), 1);
     assert_eq!(line, error);
