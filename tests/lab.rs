@@ -46,6 +46,20 @@ fn quick_lab_measures_every_protocol() {
     let doc = lab_json();
     assert_eq!(doc["schema"], "netecho-lab/2");
     let rows = doc["rows"].as_array().unwrap();
+    assert_every_protocol_has_a_row(rows);
+    for row in rows {
+        assert_row_is_consistent(row);
+    }
+    for b in doc["boundaries"].as_array().unwrap() {
+        let framing = b["framing"].as_str().unwrap();
+        assert_eq!(b["sends"], 50);
+        if framing != "none" {
+            assert_eq!(b["messages"], 50, "a framing recovers every message: {b}");
+        }
+    }
+}
+
+fn assert_every_protocol_has_a_row(rows: &[serde_json::Value]) {
     let names: Vec<(String, String)> = rows
         .iter()
         .map(|r| {
@@ -76,63 +90,62 @@ fn quick_lab_measures_every_protocol() {
             "{want:?} missing: {names:?}"
         );
     }
-    for row in rows {
-        let proto = row["proto"].as_str().unwrap();
-        assert!(row["messages_per_s"].as_f64().unwrap() > 0.0, "{row}");
-        assert!(row["latency_us"]["p50"].as_f64().unwrap() >= 1.0, "{row}");
-        // latency_us are the percentiles of all round trips together: p50 never above p90.
-        // The table's p50, the median of the rounds' p50s, has a name of its own.
-        let p50 = |key: &str| row["latency_us"][key].as_f64().unwrap();
-        assert!(p50("p50") <= p50("p90"), "{row}");
-        let rounds: Vec<f64> = row["p50_rounds_us"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let median = row["median_round_p50_us"].as_f64().unwrap();
-        if let Some(middle) = rounds.get(rounds.len() / 2) {
-            // Each round's p50 is listed in whole microseconds, the median to a tenth.
-            assert!((median - middle).abs() <= 1.0, "{row}");
-        }
-        assert!(row["setup_us"].as_u64().unwrap() >= 1, "{row}");
-        assert!(!row["why"].as_str().unwrap().is_empty());
-        if proto == "quic" {
-            // A stream per message: each stream is ordered, the streams among themselves
-            // are not, and the sentence says which it was.
-            let why = row["why"].as_str().unwrap();
-            assert_eq!(
-                row["ordered"] == false,
-                why.contains("not the streams among themselves"),
-                "{row}"
-            );
-            // Its server asks every new client for a Retry (tests/quic.rs shows it): the
-            // setup the row times is two round trips, and the sentence says so.
-            assert!(why.contains("(a Retry)"), "{row}");
-            assert!(why.contains("two round trips of setup"), "{row}");
-        } else {
-            assert_eq!(row["ordered"], true, "{row}");
-        }
-        // Datagram and seqpacket sockets never merge messages: one read per send, measured;
-        // nor do QUIC's streams. TLS is a stream of records, which merge as tcp's bytes do.
-        if proto != "tcp" && proto != "unix" && proto != "tls" {
-            assert_eq!(row["boundaries_kept"], true, "{row}");
-            assert_eq!(row["burst_reads"], 50, "{row}");
-        } else {
-            assert!(row["burst_reads"].as_u64().unwrap() <= 50, "{row}");
-        }
-        // Unix datagrams are never lost in flight, and a stream never loses anything.
-        if proto != "udp" {
-            assert_eq!(row["lost"], 0, "{row}");
-        }
+}
+
+/// One row's figures agree with each other and its sentence with its protocol.
+fn assert_row_is_consistent(row: &serde_json::Value) {
+    let proto = row["proto"].as_str().unwrap();
+    assert!(row["messages_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    assert!(row["latency_us"]["p50"].as_f64().unwrap() >= 1.0, "{row}");
+    // latency_us are the percentiles of all round trips together: p50 never above p90.
+    // The table's p50, the median of the rounds' p50s, has a name of its own.
+    let p50 = |key: &str| row["latency_us"][key].as_f64().unwrap();
+    assert!(p50("p50") <= p50("p90"), "{row}");
+    let rounds: Vec<f64> = row["p50_rounds_us"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let median = row["median_round_p50_us"].as_f64().unwrap();
+    if let Some(middle) = rounds.get(rounds.len() / 2) {
+        // Each round's p50 is listed in whole microseconds, the median to a tenth.
+        assert!((median - middle).abs() <= 1.0, "{row}");
     }
-    for b in doc["boundaries"].as_array().unwrap() {
-        let framing = b["framing"].as_str().unwrap();
-        assert_eq!(b["sends"], 50);
-        if framing != "none" {
-            assert_eq!(b["messages"], 50, "a framing recovers every message: {b}");
-        }
+    assert!(row["setup_us"].as_u64().unwrap() >= 1, "{row}");
+    assert!(!row["why"].as_str().unwrap().is_empty());
+    if proto == "quic" {
+        assert_quic_sentence(row);
+    } else {
+        assert_eq!(row["ordered"], true, "{row}");
     }
+    // Datagram and seqpacket sockets never merge messages: one read per send, measured;
+    // nor do QUIC's streams. TLS is a stream of records, which merge as tcp's bytes do.
+    if proto != "tcp" && proto != "unix" && proto != "tls" {
+        assert_eq!(row["boundaries_kept"], true, "{row}");
+        assert_eq!(row["burst_reads"], 50, "{row}");
+    } else {
+        assert!(row["burst_reads"].as_u64().unwrap() <= 50, "{row}");
+    }
+    // Unix datagrams are never lost in flight, and a stream never loses anything.
+    if proto != "udp" {
+        assert_eq!(row["lost"], 0, "{row}");
+    }
+}
+
+fn assert_quic_sentence(row: &serde_json::Value) {
+    // A stream per message: each stream is ordered, the streams among themselves
+    // are not, and the sentence says which it was.
+    let why = row["why"].as_str().unwrap();
+    assert_eq!(
+        row["ordered"] == false,
+        why.contains("not the streams among themselves"),
+        "{row}"
+    );
+    // Its server asks every new client for a Retry (tests/quic.rs shows it): the
+    // setup the row times is two round trips, and the sentence says so.
+    assert!(why.contains("(a Retry)"), "{row}");
+    assert!(why.contains("two round trips of setup"), "{row}");
 }
 
 #[test]
