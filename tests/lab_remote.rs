@@ -1494,27 +1494,6 @@ fn served_v4(tag: &str, test: &str) -> Option<Served> {
     Some((pair, server, announced, control))
 }
 
-impl Pair {
-    /// The link-local address of `veth` in `ns`, once duplicate address detection is over
-    /// (a tentative address takes no connection).
-    fn link_local(ns: &str, veth: &str) -> String {
-        common::eventually("a link-local address past DAD", || {
-            let out = Command::new("ip")
-                .args([
-                    "-n", ns, "-6", "-o", "addr", "show", "dev", veth, "scope", "link",
-                ])
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if text.contains("tentative") {
-                return None;
-            }
-            let word = text.split_whitespace().find(|w| w.starts_with("fe80:"))?;
-            Some(word.split('/').next()?.to_string())
-        })
-    }
-}
-
 #[test]
 fn a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one() {
     let test = "a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one";
@@ -1523,8 +1502,8 @@ fn a_link_local_lab_server_is_reached_with_its_zone_and_advised_without_one() {
         Err((needs, lacks)) => return skip(test, &needs, lacks),
     };
     let _server = pair.lab_server(&["--addr", "[::]:3235"]);
-    let server = Pair::link_local(&pair.server, &pair.veth_server);
-    Pair::link_local(&pair.client, &pair.veth_client);
+    let server = common::netns::link_local(&pair.server, &pair.veth_server);
+    common::netns::link_local(&pair.client, &pair.veth_client);
     let zoned = format!("{server}%{}", pair.veth_client);
     // Bracketed with the port, and bare: the zone reaches the control port and every
     // announced echo port.

@@ -649,3 +649,37 @@ fn the_uring_model_is_refused_for_quic_in_one_line() {
     let out = netecho(&["serve", "--proto", "quic", "--model", "uring"], b"");
     assert!(fails(&out, 2).contains("--model event"));
 }
+
+/// A link-local client's Retry token cannot be checked (it keeps no zone), so its handshake
+/// would end in "invalid Retry Token": the server refuses it at once instead, with the
+/// reason in its log, and the client's error says which address to use.
+#[test]
+fn a_link_local_client_is_refused_with_advice_not_a_bad_token() {
+    let test = "a_link_local_client_is_refused_with_advice_not_a_bad_token";
+    let Some(ns) = common::netns::Pair::new("lq", test) else {
+        return;
+    };
+    let server_ll = common::netns::link_local(&ns.server, &ns.server_if);
+    common::netns::link_local(&ns.client, &ns.client_if);
+    let server =
+        Server::start_with(&mut ns.server_cmd(&["serve", "--proto", "quic", "--addr", "[::]:0"]));
+    let zoned = format!("[{server_ll}%{}]:{}", ns.client_if, server.port());
+    let pin = server.pin();
+    let out = common::run(
+        &mut ns.client_cmd(&["send", "--proto", "quic", &zoned, "--pin", &pin, "near"]),
+        b"",
+    );
+    let err = fails(&out, 1);
+    assert!(
+        err.contains("connect to the server's global or ULA address"),
+        "{err}"
+    );
+    server.wait_log("refused: a link-local client cannot prove its address");
+    // A global address on the same link passes its Retry and is served.
+    let global = format!("[{}]:{}", common::netns::Pair::SERVER_V6, server.port());
+    let out = common::run(
+        &mut ns.client_cmd(&["send", "--proto", "quic", &global, "--pin", &pin, "far"]),
+        b"",
+    );
+    assert_eq!(ok(&out), "FAR\n");
+}

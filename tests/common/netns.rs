@@ -219,6 +219,25 @@ impl Pair {
     }
 }
 
+/// The link-local address of `dev` in `space`, once duplicate address detection is over
+/// (a tentative address takes no connection).
+pub fn link_local(space: &str, dev: &str) -> String {
+    super::eventually("a link-local address past DAD", || {
+        let out = Command::new("ip")
+            .args([
+                "-n", space, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("tentative") {
+            return None;
+        }
+        let word = text.split_whitespace().find(|w| w.starts_with("fe80:"))?;
+        Some(word.split('/').next()?.to_string())
+    })
+}
+
 /// Real loss, as `lab --netns --loss` makes it: the end `dev` in `space` drops `per_10000`
 /// of the packets arriving on it (10000: all of them, as a firewall does) (nftables, `numgen random`), packet by packet (no
 /// segmentation offload joins TCP segments or UDP_SEGMENT datagrams into one packet).

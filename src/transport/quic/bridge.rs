@@ -167,8 +167,23 @@ pub(super) async fn accept_loop(
         // A link-local source's token cannot be checked (a Retry token keeps no zone, so
         // the address it names never equals the source's): one the gate admitted has proven
         // its address already, by the TCP handshake of its lab run.
-        let gated_link_local = sources.is_some()
-            && matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
+        let link_local =
+            matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
+        let gated_link_local = sources.is_some() && link_local;
+        if !incoming.remote_address_validated() && link_local && !gated_link_local {
+            // Its Retry would fail (the token it echoes is refused): a refusal, smaller than
+            // the Initial, tells the client at once, and the log says why.
+            static REFUSED: crate::logging::Throttle = crate::logging::Throttle::new();
+            if let Some(more) = REFUSED.allow() {
+                warn!(
+                    "quic {}: refused: a link-local client cannot prove its address (a Retry \
+                     token keeps no zone); give clients this host's global or ULA address{more}",
+                    incoming.remote_address()
+                );
+            }
+            incoming.refuse();
+            continue;
+        }
         if !incoming.remote_address_validated() && !gated_link_local {
             // A sender can cause this line at will: throttled, and with -v only.
             static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();

@@ -416,7 +416,7 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
         )?;
         let connecting = endpoint.connect_with(config, addr, &server)?;
         let conn = match tokio::time::timeout(wait, connecting).await {
-            Ok(conn) => conn.map_err(|e| anyhow!(advice(&e)))?,
+            Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr)))?,
             Err(_) => {
                 return Err(anyhow!(
                     "no QUIC handshake within {wait:?}: is a QUIC server there (a udp server \
@@ -446,8 +446,19 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
 }
 
 /// A failed handshake as one line of advice for the client.
-fn advice(e: &quinn::ConnectionError) -> String {
+fn advice(e: &quinn::ConnectionError, addr: SocketAddr) -> String {
     let text = e.to_string();
+    let link_local = matches!(addr, SocketAddr::V6(a) if a.scope_id() != 0);
+    let refused = matches!(e, quinn::ConnectionError::ConnectionClosed(c)
+        if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+            || c.error_code == quinn::TransportErrorCode::INVALID_TOKEN);
+    if link_local && refused {
+        return format!(
+            "a QUIC server that asks new clients to prove their address (a Retry, as netecho \
+             serve does) cannot check a link-local client's proof, whose token keeps no zone: \
+             connect to the server's global or ULA address ({text})"
+        );
+    }
     let field = |name: &str| {
         let rest = text.split(name).nth(1)?;
         rest.split([',', ' ', '}']).next().map(str::to_string)
