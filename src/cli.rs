@@ -1258,7 +1258,7 @@ pub(crate) struct RelayImpairArgs {
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub loss: Vec<Directed<f64>>,
     /// Send this fraction of messages twice; datagram relays only (a sender off this host and
-    /// outside --trust is never sent more bytes than it sent)
+    /// outside --trust is never sent more bytes or datagrams than it sent)
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub duplicate: Vec<Directed<f64>>,
     /// Hold back this fraction of messages and send each after the next; datagram relays only

@@ -293,7 +293,7 @@ fn a_sender_off_this_host_is_sent_no_more_than_it_sent() {
     let far = bytes_back(&pair.client_udp(), &relay.addr, 5, 100);
     assert!(far > 0, "the far sender got nothing back");
     assert!(far <= 500, "a sender off this host got {far} bytes for 500");
-    relay.wait_log("more than the 100 bytes it sent");
+    relay.wait_log("more than the 100 bytes in 1 datagram it sent");
     // The same relay answers a sender on its own host with every copy.
     let near = Command::new("ip")
         .args(["netns", "exec", &pair.server, "python3", "-c"])
@@ -336,9 +336,76 @@ fn a_trusted_sender_off_this_host_gets_every_reply_and_no_other_does() {
         untrusted <= 500,
         "a sender outside --trust got {untrusted} bytes for 500"
     );
-    let log = relay.wait_log("more than the 100 bytes it sent");
+    let log = relay.wait_log("more than the 100 bytes in 1 datagram it sent");
     assert!(log.contains("--trust"), "{log}");
 }
+
+/// Empty replies carry no bytes but cost a packet each: a sender off this host is sent no
+/// more datagrams than it sent, as well as no more bytes, however many empty datagrams the
+/// other side answers with.
+#[test]
+fn a_sender_off_this_host_is_sent_no_more_datagrams_than_it_sent() {
+    let test = "a_sender_off_this_host_is_sent_no_more_datagrams_than_it_sent";
+    let Some(pair) = Pair::new("re", test) else {
+        return;
+    };
+    let mut upstream = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.server,
+            "python3",
+            "-c",
+            EMPTY_ANSWERS,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(upstream.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let to = format!("udp://127.0.0.1:{}", port.trim());
+    let listen = format!("udp://{}:0", Pair::SERVER_V4);
+    let relay = Server::start_with(&mut pair.server_cmd(&["relay", &listen, &to]));
+    let sock = pair.client_udp();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut datagrams, mut buf) = (0, [0u8; 64]);
+    for _ in 0..3 {
+        sock.send_to(b"x", &relay.addr).unwrap();
+        while datagrams < 1000 && sock.recv_from(&mut buf).is_ok() {
+            datagrams += 1;
+        }
+    }
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+    assert!(
+        (1..=3).contains(&datagrams),
+        "3 one-byte datagrams got {datagrams} back"
+    );
+    relay.wait_log("more than the 1 byte in 1 datagram it sent");
+}
+
+/// python3: a udp server on 127.0.0.1 (its port printed) answering each datagram with 50
+/// empty ones, for at most 30 s.
+const EMPTY_ANSWERS: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+s.settimeout(1)
+end = time.time() + 30
+while time.time() < end:
+    try:
+        _, peer = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    for _ in range(50):
+        s.sendto(b"", peer)
+"#;
 
 /// python3: five 100-byte datagrams to argv[1] (host:port) from this host's loopback, each
 /// followed by its replies until half a second passes without one; prints the bytes back.

@@ -16,6 +16,7 @@ use tracing::{debug, trace, warn};
 use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
 use crate::transport::message::{Carrier, MessageSend};
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
+use crate::units;
 
 use super::flow::{Flow, TICK};
 
@@ -68,7 +69,7 @@ impl DirStats {
         }
         if get(&self.over_credit) > 0 {
             line += &format!(
-                "; {} not sent: more bytes than the sender sent",
+                "; {} not sent: more than the sender sent",
                 get(&self.over_credit)
             );
         }
@@ -131,17 +132,19 @@ impl Sink {
         }
     }
 
-    /// The bytes this sink may still be sent, `sent` bytes after its start: what the
-    /// sender sent minus that, for a datagram sender whose address is unproven; `None`
-    /// when there is no such bound.
-    fn credit(&self, flow: &Flow, sent: u64) -> Option<u64> {
+    /// The bytes and the datagrams this sink may still be sent, after `sent` (bytes,
+    /// datagrams): what the sender sent minus that, for a datagram sender whose address is
+    /// unproven; `None` when there is no such bound. Datagrams count as well as bytes: an
+    /// empty datagram carries no payload but costs a packet on the wire.
+    fn credit(&self, flow: &Flow, (bytes, datagrams): (u64, u64)) -> Option<(u64, u64)> {
         match self {
-            Sink::Peer(peer) if !peer.proven => Some(
-                flow.up
-                    .bytes_in
-                    .load(Ordering::Relaxed)
-                    .saturating_sub(sent),
-            ),
+            Sink::Peer(peer) if !peer.proven => {
+                let got = |c: &AtomicU64, used: u64| c.load(Ordering::Relaxed).saturating_sub(used);
+                Some((
+                    got(&flow.up.bytes_in, bytes),
+                    got(&flow.up.messages_in, datagrams),
+                ))
+            }
             _ => None,
         }
     }
@@ -416,11 +419,14 @@ impl Writer {
     /// sender has sent (see [`PeerSink::proven`]). A message past it is counted and left
     /// out; the first one of a flow is logged.
     fn within_credit(&self, len: usize, flow: &Flow) -> bool {
-        let sent = self.stats.bytes_out.load(Ordering::Relaxed);
-        let Some(credit) = self.sink.credit(flow, sent) else {
+        let sent = (
+            self.stats.bytes_out.load(Ordering::Relaxed),
+            self.stats.messages_out.load(Ordering::Relaxed),
+        );
+        let Some((bytes, datagrams)) = self.sink.credit(flow, sent) else {
             return true;
         };
-        if len as u64 <= credit {
+        if len as u64 <= bytes && datagrams >= 1 {
             return true;
         }
         if self.stats.over_credit.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -428,12 +434,13 @@ impl Writer {
             if let Some(more) = LOG.allow() {
                 warn!(
                     "{}: a {len}-byte reply not sent, nor any that would make what the sender \
-                     got more than the {} bytes it sent: its address is not this host's and \
-                     may be forged, and the relay never multiplies what a source sends; if no \
-                     one can forge addresses on its network, --trust a block holding {} to \
-                     send it every reply{more}",
+                     got more than the {} in {} it sent: its address is not this \
+                     host's and may be forged, and the relay never multiplies what a source \
+                     sends; if no one can forge addresses on its network, --trust a block \
+                     holding {} to send it every reply{more}",
                     flow.name,
-                    flow.up.bytes_in.load(Ordering::Relaxed),
+                    units::count(flow.up.bytes_in.load(Ordering::Relaxed), "byte"),
+                    units::count(flow.up.messages_in.load(Ordering::Relaxed), "datagram"),
                     self.sink
                         .ip()
                         .map_or("its address".into(), |ip| ip.to_string()),
