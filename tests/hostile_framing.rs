@@ -144,7 +144,7 @@ fn replies_to_good_frames_go_out_before_a_bad_frame_in_the_same_read_ends_it() {
         let mut back = Vec::new();
         let _ = conn.read_to_end(&mut back);
         assert_eq!(back, b"\0\0\0\x03ABC\0\0\0\x02DE", "{model}");
-        server.wait_log("over the 1000-byte limit");
+        server.wait_log("over the 1000-byte limit (--max-frame)");
     }
 }
 

@@ -89,6 +89,24 @@ fn a_file_servers_refusal_reaches_the_terminal_escaped() {
     escaped_in_one_line(&out, "the server refused");
 }
 
+/// A reply frame far over the file protocol's limit: get says the peer does not speak the
+/// protocol, and names no option it does not have (--max-frame is serve's and send's).
+#[test]
+fn a_giant_reply_frame_is_not_the_file_protocol_and_names_no_foreign_option() {
+    let port = one_connection(|mut stream| {
+        read_file_frame(&mut stream);
+        let _ = stream.write_all(&10_000_000u32.to_be_bytes());
+    });
+    let out = netecho_within(&["get", &format!("127.0.0.1:{port}"), "zz.txt"], STEP);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not speak netecho's file protocol"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--max-frame"), "{stderr}");
+}
+
 /// A frame of the lab's control protocol: 2-byte big-endian length, then the body.
 fn lab_frame(body: &[u8]) -> Vec<u8> {
     let mut out = (body.len() as u16).to_be_bytes().to_vec();

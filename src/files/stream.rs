@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::endpoint::SocketKind;
 use crate::hexdump::{self, Way};
-use crate::transport::framing::{Framing, LENGTH_HEADER};
+use crate::transport::framing::{FrameError, Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
 use crate::transport::{Conn, Received, printable};
 
@@ -124,11 +124,24 @@ fn read(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<Vec<u8>> 
             hexdump::dump_if(Way::In, &conn.peer(), &frame);
             Ok(frame)
         }
-        Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(Idle(what.into()).into())
+        Ok(None) => Err(unreadable(None, what)),
+        Err(e) => Err(unreadable(Some(e), what)),
+    }
+}
+
+/// Why `what` could not be read: the connection closed, went idle, or sent what netecho's
+/// file protocol never sends.
+fn unreadable(e: Option<RecvError>, what: &str) -> anyhow::Error {
+    match e {
+        None => anyhow!("the connection closed during {what}"),
+        Some(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Idle(what.into()).into()
         }
-        Err(e) => Err(anyhow!("{what}: {e}")),
+        Some(RecvError::Frame(e @ FrameError::TooLong { .. })) => anyhow!(
+            "{what}: {e}: the peer does not speak netecho's file protocol (is it a netecho \
+             serve --files?)"
+        ),
+        Some(e) => anyhow!("{what}: {e}"),
     }
 }
 
@@ -485,11 +498,8 @@ fn read_control(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<V
             hexdump::dump_if(Way::In, &conn.peer(), &frame);
             Ok(frame)
         }
-        Ok(None) => Err(anyhow!("the connection closed during {what}")),
-        Err(RecvError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            Err(Idle(what.into()).into())
-        }
-        Err(e) => Err(anyhow!("{what}: {e}")),
+        Ok(None) => Err(unreadable(None, what)),
+        Err(e) => Err(unreadable(Some(e), what)),
     }
 }
 

@@ -200,7 +200,7 @@ pub(crate) fn read_into(conn: &Conn, mut messages: Receiver, link: &Link, flow: 
                 break;
             }
             Err(RecvError::Frame(e @ FrameError::TooLong { .. })) => {
-                warn!("{}: {e}; closing the flow", flow.name);
+                warn!("{}: {e}{}; closing the flow", flow.name, e.max_frame_hint());
                 flow.close();
                 break;
             }

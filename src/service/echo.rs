@@ -241,7 +241,7 @@ impl fmt::Display for ConnEnd {
                 f,
                 "closed: a {len}-byte message is larger than the {MAX_MESSAGE}-byte buffer"
             ),
-            ConnEnd::BadFrame(e) => write!(f, "closed: {e}"),
+            ConnEnd::BadFrame(e) => write!(f, "closed: {e}{}", e.max_frame_hint()),
             ConnEnd::Idle => f.write_str("closed: idle timeout"),
             ConnEnd::Stopped => f.write_str("closed: server stopping"),
             ConnEnd::Failed(e) if e.kind() == io::ErrorKind::ConnectionReset => {

@@ -57,6 +57,17 @@ fn tls_record(len: usize) -> bool {
     (20..=23).contains(&kind) && major == 3 && minor <= 4
 }
 
+impl FrameError {
+    /// " (--max-frame)" where raising that limit would have let the frame in (too long, and
+    /// not a TLS record), for the commands that have the option; "" otherwise.
+    pub(crate) fn max_frame_hint(&self) -> &'static str {
+        match self {
+            FrameError::TooLong { len, .. } if !tls_record(*len) => " (--max-frame)",
+            _ => "",
+        }
+    }
+}
+
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -65,10 +76,9 @@ impl fmt::Display for FrameError {
                 "a frame of {len} bytes is over the {max}-byte limit, and its length prefix is \
                  the start of a TLS record: the peer speaks TLS (add --tls)"
             ),
-            FrameError::TooLong { len, max } => write!(
-                f,
-                "a frame of {len} bytes is over the {max}-byte limit (--max-frame)"
-            ),
+            FrameError::TooLong { len, max } => {
+                write!(f, "a frame of {len} bytes is over the {max}-byte limit")
+            }
             FrameError::Incomplete {
                 have,
                 need: Some(need),
