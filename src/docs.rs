@@ -19,7 +19,7 @@ pub(crate) fn completions(shell: Shell) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(&script)
         .and_then(|_| out.flush())
-        .context("write to stdout")
+        .map_err(crate::error::stdout_write)
 }
 
 /// `cmd` as its --help shows it: its hidden arguments (a command's flags for the
@@ -79,7 +79,7 @@ pub(crate) fn manpage(subcommand: Option<&str>) -> Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(&page_text)
         .and_then(|_| out.flush())
-        .context("write to stdout")
+        .map_err(crate::error::stdout_write)
 }
 
 /// The page in clap_mangen's sections, with the after-help text as NOTES and its

@@ -123,12 +123,32 @@ pub(crate) fn echo_server_at(peer: &str, serve_flags: &str) -> anyhow::Error {
     )
 }
 
-/// Whether the error is a closed stdout (`netecho ... | head`): not worth a word.
+/// A failed write to standard output, told apart from a socket's: only a closed stdout
+/// (`netecho ... | head`) is a quiet end, while a socket's EPIPE is a peer gone mid-transfer
+/// and must be said (a `put` whose server closed early never stored the file).
+#[derive(Debug)]
+pub(crate) struct StdoutWrite(io::Error);
+
+impl std::fmt::Display for StdoutWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "write to stdout: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutWrite {}
+
+/// `e`, from a write to standard output, as an error [`is_broken_pipe`] recognises.
+pub(crate) fn stdout_write(e: io::Error) -> anyhow::Error {
+    StdoutWrite(e).into()
+}
+
+/// Whether the error is a closed stdout (`netecho ... | head`): not worth a word. EPIPE on
+/// a socket is not: it is an error like any other.
 pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            .downcast_ref::<StdoutWrite>()
+            .is_some_and(|e| e.0.kind() == io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tracing::{debug, warn};
 
@@ -104,7 +104,7 @@ pub(crate) fn announce(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
-        .context("write to stdout")
+        .map_err(crate::error::stdout_write)
 }
 
 /// A line on stdout as [`announce`] writes it: to a pipe or a file whole, for scripts and

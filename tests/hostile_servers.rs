@@ -397,6 +397,28 @@ fn piped_send_ends_when_the_reply_to_a_line_never_comes() {
     ends_at_its_timeout(&out, "piped send");
 }
 
+/// A server that says OK to an upload and then closes never stored the file: put fails with
+/// a line, never a silent success (a broken pipe on a socket is not a closed stdout), so a
+/// script's `put ... && rm FILE` keeps the only copy. Five runs: whether the write meets
+/// EPIPE or a reset is the kernel's timing.
+#[test]
+fn an_upload_whose_server_closes_after_ok_fails_with_a_line() {
+    let dir = common::tempdir();
+    let file = file_of(dir.path(), 1 << 20);
+    for run in 0..5 {
+        let port = one_connection(|mut stream| {
+            read_file_frame(&mut stream);
+            stream.write_all(&file_frame(b"OK")).unwrap();
+        });
+        let out = netecho_within(&["put", &format!("127.0.0.1:{port}"), &file], STEP);
+        let line = common::fails(&out, 1);
+        assert!(
+            line.contains("before saying the file was stored"),
+            "run {run}: {line}"
+        );
+    }
+}
+
 /// A peer that takes nothing bounds the writes too: put to a file server that says OK and
 /// then never reads, and lines piped to send, more than the socket buffers hold, to a
 /// server that never reads, each end after --timeout with the line that says so.

@@ -84,7 +84,10 @@ impl Output {
             .split_first()
             .ok_or_else(|| anyhow!("an empty frame"))?;
         match tag {
-            STDOUT => self.stdout.write_all(payload).context("write to stdout")?,
+            STDOUT => self
+                .stdout
+                .write_all(payload)
+                .map_err(crate::error::stdout_write)?,
             STDERR => self.stderr.write_all(payload).context("write to stderr")?,
             EXIT => {
                 let code =

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use tracing::debug;
 
 use crate::error::UsageError;
@@ -330,7 +330,7 @@ fn announce(
     };
     writeln!(out, "PING {host} ({}): {size} data bytes, {how}", to.ip())
         .and_then(|_| out.flush())
-        .context("write to stdout")
+        .map_err(crate::error::stdout_write)
 }
 
 /// The summary; an error when nothing answered.
@@ -343,7 +343,7 @@ fn conclude(
 ) -> Result<()> {
     writeln!(out)?;
     write!(out, "{}", summary.lines(host, elapsed))?;
-    out.flush().context("write to stdout")?;
+    out.flush().map_err(crate::error::stdout_write)?;
     if summary.received == 0
         && let Some(last) = &summary.last_error
     {
@@ -561,7 +561,7 @@ impl Pinger {
             if let Some(line) = line {
                 writeln!(out, "{line}")
                     .and_then(|_| out.flush())
-                    .context("write to stdout")?;
+                    .map_err(crate::error::stdout_write)?;
             }
         }
         Ok(())

@@ -111,13 +111,14 @@ fn finish(conn: &Conn, target: &Target, config: &SendConfig) -> Result<()> {
             Err(e) => return Err(socket_error(Call::Recv, target, &e)),
         };
         show(config.hex, Way::In, target, &buf[..got]);
-        out.write_all(&buf[..got]).context("write to stdout")?;
+        out.write_all(&buf[..got])
+            .map_err(crate::error::stdout_write)?;
         last = buf[got - 1];
     }
     if last != b'\n' {
-        out.write_all(b"\n").context("write to stdout")?;
+        out.write_all(b"\n").map_err(crate::error::stdout_write)?;
     }
-    out.flush().context("write to stdout")
+    out.flush().map_err(crate::error::stdout_write)
 }
 
 /// Whether send talks as nc does (see [`pipeline`]): over a connected socket, with the
@@ -158,7 +159,7 @@ fn stream(config: &SendConfig, conn: &Conn, target: &Target) -> Result<()> {
             Cut::Bytes => out
                 .write_all(data)
                 .and_then(|()| out.flush())
-                .context("write to stdout"),
+                .map_err(crate::error::stdout_write),
             _ => print_reply(&mut out, data),
         }
     };
@@ -378,5 +379,5 @@ fn print_reply(out: &mut impl Write, reply: &[u8]) -> Result<()> {
     out.write_all(reply)
         .and_then(|_| out.write_all(b"\n"))
         .and_then(|_| out.flush())
-        .context("write to stdout")
+        .map_err(crate::error::stdout_write)
 }

@@ -60,9 +60,9 @@ impl Answers {
             out.write_all(format!("{from} ").as_bytes())
                 .and_then(|_| out.write_all(answer))
                 .and_then(|_| out.write_all(format!("{copies}\n").as_bytes()))
-                .context("write to stdout")?;
+                .map_err(crate::error::stdout_write)?;
         }
-        out.flush().context("write to stdout")?;
+        out.flush().map_err(crate::error::stdout_write)?;
         if self.unkept > 0 {
             warn!(
                 "{what}: answers from more than {MAX_SOURCES} sources; {} answer(s) from \

@@ -141,6 +141,8 @@ fn unreadable(e: Option<RecvError>, what: &str) -> anyhow::Error {
             "{what}: {e}: the peer does not speak netecho's file protocol (is it a netecho \
              serve --files?)"
         ),
+        // The error itself kept, not only its words: `not_stored` looks for a reset in it.
+        Some(RecvError::Io(e)) => anyhow::Error::new(e).context(what.to_string()),
         Some(e) => anyhow!("{what}: {e}"),
     }
 }
@@ -445,7 +447,7 @@ pub(crate) fn put(
         progress,
     )
     .map_err(|e| why_cut(conn, &mut frames, e))?;
-    let done = text(&read(conn, &mut frames, "the server's verdict")?);
+    let done = text(&read(conn, &mut frames, "the server's verdict").map_err(not_stored)?);
     if done != "OK stored" {
         bail!(
             "the server did not store it: {}",
@@ -465,23 +467,40 @@ pub(crate) fn put(
 /// with the client's data unread, which resets the connection, and the reason waits in the
 /// client's receive queue.
 fn why_cut(conn: &Conn, frames: &mut MessageReader, e: anyhow::Error) -> anyhow::Error {
-    let closed = e.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-            )
-        })
-    });
-    if !closed {
+    if closed_by_peer(&e).is_none() {
         return e;
     }
     match read(conn, frames, "the server's reason") {
         Ok(frame) => match text(&frame).strip_prefix("ERR ") {
             Some(why) => anyhow!("the server stopped the upload: {}", printable(why)),
-            None => e,
+            None => not_stored(e),
         },
-        Err(_) => e,
+        Err(_) => not_stored(e),
+    }
+}
+
+/// The reset or broken pipe in `e`'s causes: the peer closed the connection.
+fn closed_by_peer(e: &anyhow::Error) -> Option<&std::io::Error> {
+    e.chain().find_map(|cause| {
+        cause.downcast_ref::<std::io::Error>().filter(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            )
+        })
+    })
+}
+
+/// An upload cut before the server's verdict, by a closed or reset connection, as what it
+/// means for the file: not stored, as far as anyone can tell.
+fn not_stored(e: anyhow::Error) -> anyhow::Error {
+    match closed_by_peer(&e) {
+        Some(io) => anyhow!(
+            "the server closed the connection ({}) before saying the file was stored: take it \
+             as not stored, and look at the server's log",
+            crate::error::kernel_says(io)
+        ),
+        None => e,
     }
 }
 

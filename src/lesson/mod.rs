@@ -18,7 +18,7 @@ mod teacher;
 mod text;
 mod walk;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::choice::{Choice, from_str_by_name};
 
@@ -145,7 +145,7 @@ pub(crate) fn run(config: LessonConfig) -> Result<()> {
             t.next(demo.next().map(|next| (next.name(), next.summary(lang))));
         }
     }
-    t.finish().context("write to stdout")
+    t.finish().map_err(crate::error::stdout_write)
 }
 
 fn show(demo: Demo, t: &mut Teacher) -> Result<()> {

@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Map, Value};
 use tracing::{Level, debug, info, warn};
 
@@ -106,7 +106,7 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .context("write to stdout")?;
+        .map_err(crate::error::stdout_write)?;
     say(
         Level::INFO,
         &format!(
