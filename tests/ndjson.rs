@@ -238,3 +238,58 @@ fn a_run_stopped_by_sigterm_ends_with_its_summary_line_and_cleans_up() {
     assert!(summary["answered"].as_u64().unwrap() > 0, "{summary}");
     assert!(!dir.exists(), "{} was left", dir.display());
 }
+
+/// A udp server stopped past bench's 1 s loss timeout: the requests it held count as lost in
+/// the interval their timeout ran out, and when their replies come late after all, no later
+/// interval takes them back (it wrapped to 2^64 - 1). The intervals' lost add up to the
+/// summary's lost and late together.
+#[test]
+fn late_replies_never_make_an_interval_s_lost_wrap() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    // 10 requests a second, 40 in all: the pause, from the first interval line, falls in.
+    let mut child = Command::new(bin())
+        .args([
+            "bench",
+            "--proto",
+            "udp",
+            &server.addr,
+            "-n",
+            "40",
+            "-s",
+            "64",
+        ])
+        .args([
+            "--rate",
+            "5120bit",
+            "--format",
+            "ndjson",
+            "--interval",
+            "200ms",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    common::signal(server.pid(), "STOP");
+    thread::sleep(std::time::Duration::from_millis(2500));
+    common::signal(server.pid(), "CONT");
+    // Its end first (bounded), then the lines it left in the pipe (a few kB).
+    common::wait_exit_within(&mut child, "bench", STEP);
+    let mut all = vec![first];
+    all.extend(stdout.lines().map_while(Result::ok));
+    let objects: Vec<serde_json::Value> = all
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let (summary, intervals) = objects.split_last().unwrap();
+    let lost: u64 = intervals.iter().map(|o| o["lost"].as_u64().unwrap()).sum();
+    for o in intervals {
+        assert!(o["lost"].as_u64().unwrap() <= 40, "{o}");
+    }
+    let timed_out = summary["lost"].as_u64().unwrap() + summary["late"].as_u64().unwrap();
+    assert!(timed_out > 0, "the pause lost nothing: {summary}");
+    assert_eq!(lost, timed_out, "{all:?}");
+}

@@ -23,7 +23,7 @@ impl Interval {
         now: &LoadResult,
     ) -> Interval {
         let mut latency = now.latency.clone();
-        // The totals only grow, so the difference is this interval's samples.
+        // These totals only grow, so the difference is this interval's samples.
         let _ = latency.subtract(&before.latency);
         Interval {
             index,
@@ -32,7 +32,9 @@ impl Interval {
             sent: now.sent - before.sent,
             answered: now.answered - before.answered,
             bytes: now.bytes - before.bytes,
-            lost: now.lost - before.lost,
+            // A late reply moves a request from lost to late: their sum only grows, and its
+            // growth is the requests whose --timeout ran out in this interval.
+            lost: (now.lost + now.late).saturating_sub(before.timed_out),
             latency,
         }
     }
@@ -65,7 +67,8 @@ pub(crate) struct Snapshot {
     sent: u64,
     answered: u64,
     bytes: u64,
-    lost: u64,
+    /// Requests whose --timeout ran out so far, answered late or never.
+    timed_out: u64,
     latency: Histogram<u64>,
 }
 
@@ -75,7 +78,7 @@ impl Snapshot {
             sent: r.sent,
             answered: r.answered,
             bytes: r.bytes,
-            lost: r.lost,
+            timed_out: r.lost + r.late,
             latency: r.latency.clone(),
         }
     }
