@@ -315,7 +315,8 @@ const PING_EXAMPLES: &str =
     "A raw ICMP socket needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep`); without it \
 ping uses the ICMP datagram socket that net.ipv4.ping_group_range allows. Ctrl-C ends it with \
 the summary. -i goes down to 1ms, not below: ping reads the replies between its requests, and \
-a request missed while the process was held up is skipped, not sent in a burst. When the \
+a request delayed while the process was held up goes at once and the schedule carries on \
+from it, with no burst to catch up. When the \
 kernel dropped messages at ping's own full receive buffer (SO_RXQ_OVFL), the summary says \
 so, as that loss is this host's and not the path's.
 

@@ -142,6 +142,19 @@ pub(crate) fn stdout_write(e: io::Error) -> anyhow::Error {
     StdoutWrite(e).into()
 }
 
+/// Whether standard output is a pipe whose reader has gone (a write there fails with EPIPE):
+/// for a command whose writes to stdout and to sockets meet in one error path.
+pub(crate) fn stdout_reader_gone() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
+}
+
 /// Whether the error is a closed stdout (`netecho ... | head`): not worth a word. EPIPE on
 /// a socket is not: it is an error like any other.
 pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -2,7 +2,7 @@
 //! terminal, every line netecho writes to stderr (a log line, its last `error:`) is wrapped
 //! to the terminal's width; to a pipe or a file, each stays one line for scripts to read.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
 
@@ -82,10 +82,12 @@ pub(crate) fn error(text: &str) {
     let line = format!("error: {}", crate::transport::printable(text));
     // The last line: a status line still showing goes, not to be drawn under it again.
     crate::report::progress::status("");
-    match std::io::stderr().is_terminal() {
-        true => eprintln!("{}", lines(&line, width()).join("\n")),
-        false => eprintln!("{line}"),
-    }
+    let text = match std::io::stderr().is_terminal() {
+        true => lines(&line, width()).join("\n"),
+        false => line,
+    };
+    // A closed stderr (`2>&1 | head -c 10`) leaves nowhere to say it: the exit status does.
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// Writes each log line as one line: a newline or carriage return inside it (a file name

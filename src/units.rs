@@ -109,6 +109,19 @@ where
     }
 }
 
+/// A time taken, for a reader: "2.35 s", "4.6 ms", "850 us": never "0.00 s" beside a rate
+/// that is not zero.
+pub(crate) fn took(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 1.0 {
+        format!("{secs:.2} s")
+    } else if secs >= 1e-3 {
+        format!("{:.1} ms", secs * 1e3)
+    } else {
+        format!("{:.0} us", secs * 1e6)
+    }
+}
+
 /// A duration with its unit: "2s", "500ms", "1.5s", "1m", "250us", "1h".
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -160,6 +173,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_time_taken_has_the_unit_that_shows_it() {
+        use std::time::Duration;
+        assert_eq!(super::took(Duration::from_millis(2350)), "2.35 s");
+        assert_eq!(super::took(Duration::from_micros(4630)), "4.6 ms");
+        assert_eq!(super::took(Duration::from_micros(850)), "850 us");
+    }
+
     #[test]
     fn a_flag_where_a_duration_goes_is_named_as_one() {
         for flag in ["--count", "-c", "-v"] {

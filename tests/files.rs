@@ -349,6 +349,30 @@ fn get_o_dash_writes_the_file_to_stdout_and_never_a_file_named_dash() {
     assert!(listing(cwd.path()).is_empty(), "{:?}", listing(cwd.path()));
 }
 
+/// `get -o - | head -c 100`: the reader took what it wanted and left; a quiet end, as any
+/// command's under `| head`, though get writes to a socket too (whose EPIPE is an error).
+#[test]
+fn get_o_dash_to_a_reader_that_left_ends_quietly() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    fs::write(root.path().join("big.dat"), random_bytes(8 << 20, 5)).unwrap();
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let child = std::process::Command::new(common::bin())
+            .args(["get", "--proto", proto, &server.addr, "big.dat", "-o", "-"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::output_within(child, "get -o - to a closed pipe", common::STEP);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{proto}: {:?} {err}", out.status);
+        assert!(!err.contains("error"), "{proto}: {err}");
+    }
+}
+
 #[test]
 fn dev_stdout_is_refused_at_once_with_the_advice_to_use_o_dash() {
     let (root, cwd, sockdir) = (tempdir(), tempdir(), tempdir());

@@ -112,11 +112,15 @@ fn remove_partials_on_signal() -> Result<()> {
     Ok(())
 }
 
+fn to_stdout(args: &GetConfig) -> bool {
+    args.output.as_deref() == Some(Path::new("-"))
+}
+
 /// Where `get` writes: standard output for `-o -`, else a file checked before the server
 /// is bothered (a directory, a device, a FIFO, a file without --force are refused), and
 /// how the summary line names it.
 fn download(args: &GetConfig) -> Result<(Download, String)> {
-    if args.output.as_deref() == Some(Path::new("-")) {
+    if to_stdout(args) {
         return Ok((Download::stdout()?, "standard output".into()));
     }
     let out = match &args.output {
@@ -172,6 +176,13 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
             &progress,
         )
     }
+    .map_err(
+        |e| match to_stdout(&args) && crate::error::stdout_reader_gone() {
+            // `get -o - | head`: the reader took what it wanted, a quiet end as for any command.
+            true => crate::error::stdout_write(std::io::ErrorKind::BrokenPipe.into()),
+            false => e,
+        },
+    )
     .with_context(|| format!("get '{}' from {endpoint}", args.name))?;
     drop(bar);
     info!(

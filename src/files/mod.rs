@@ -57,9 +57,9 @@ impl Transfer {
             .map(|h| format!("{} ", h.name()))
             .unwrap_or_default();
         let mut line = format!(
-            "{what}: {} in {:.2} s ({:.1} MB/s), {hash}{check}",
+            "{what}: {} in {} ({:.1} MB/s), {hash}{check}",
             crate::units::count(self.bytes, "byte"),
-            secs,
+            crate::units::took(self.elapsed),
             self.bytes as f64 / 1e6 / secs,
         );
         if self.blocks > 0 {

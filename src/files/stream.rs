@@ -291,9 +291,9 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
     // The names in these lines are the client's: escaped, so the log stays one line each.
     match result {
         Ok(done) => info!(
-            "{peer}: {} in {:.2} s",
+            "{peer}: {} in {}",
             printable(&done),
-            start.elapsed().as_secs_f64()
+            crate::units::took(start.elapsed())
         ),
         Err(e) => warn!("{peer}: {}", printable(&format!("{e:#}"))),
     }
