@@ -33,6 +33,7 @@ mod report;
 mod server;
 mod service;
 mod signal;
+mod slots;
 mod transport;
 mod units;
 mod wrap;

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex};
 
 use crate::endpoint::share_key;
+use crate::slots::{Counts, Slot};
 use crate::transport::PeerAddr;
 
 /// Whose uploads a promise of room is counted with (store::PROMISED): a source elsewhere by
@@ -58,25 +59,15 @@ pub(crate) const IN_FLIGHT_PER_SOURCE: usize = IN_FLIGHT_IN_ALL / 8;
 pub(crate) const IN_FLIGHT_FLOOR: usize = 256 << 10;
 const _: () = assert!(IN_FLIGHT_FLOOR > super::datagram::MAX_BLOCK as usize + 64);
 
-/// Requests awaiting proof: per source IP (Unix datagram senders, which cannot forge their
-/// address, count in all only) and the total.
-struct PendingTable {
-    by_source: HashMap<IpAddr, usize>,
-    total: usize,
-}
-
-static PENDING: LazyLock<Mutex<PendingTable>> = LazyLock::new(|| {
-    Mutex::new(PendingTable {
-        by_source: HashMap::new(),
-        total: 0,
-    })
-});
+/// Requests awaiting proof: per source IP (Unix datagram senders, `None`, which cannot
+/// forge their address, count in all only) and the total.
+static PENDING: LazyLock<Counts<Option<IpAddr>>> = LazyLock::new(Counts::default);
 
 static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
 
 /// A request awaiting proof, counted until dropped.
 pub(crate) struct Pending {
-    source: Option<IpAddr>,
+    _slot: Slot<Option<IpAddr>>,
     /// The request's place among the server's threads for unproven sources, given back
     /// with this count.
     unproven: Option<crate::service::Unproven>,
@@ -86,20 +77,12 @@ pub(crate) struct Pending {
 /// at the cap: such a request gets no answer at all.
 pub(crate) fn pending(peer: &PeerAddr) -> Option<Pending> {
     let source = peer.0.as_socket().map(|a| a.ip());
-    let mut table = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-    if table.total >= PENDING_IN_ALL {
-        return None;
-    }
-    if let Some(ip) = source {
-        let count = table.by_source.entry(ip).or_default();
-        if *count >= PENDING_PER_SOURCE {
-            return None;
-        }
-        *count += 1;
-    }
-    table.total += 1;
+    let limit = match source {
+        Some(_) => PENDING_PER_SOURCE,
+        None => PENDING_IN_ALL,
+    };
     Some(Pending {
-        source,
+        _slot: PENDING.take(source, limit, PENDING_IN_ALL)?,
         unproven: None,
     })
 }
@@ -108,21 +91,6 @@ impl Pending {
     /// Gives `unproven` back when this request proves its source (or ends).
     pub(crate) fn hold(&mut self, unproven: Option<crate::service::Unproven>) {
         self.unproven = unproven;
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let mut table = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        table.total = table.total.saturating_sub(1);
-        if let Some(ip) = self.source
-            && let Some(count) = table.by_source.get_mut(&ip)
-        {
-            *count -= 1;
-            if *count == 0 {
-                table.by_source.remove(&ip);
-            }
-        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! requests) in service are counted here, from admission until their slot is released; a
 //! refused connection is told why and closed here, without a reset.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +17,7 @@ use crate::access::{Access, Identity};
 use crate::endpoint::Proto;
 use crate::logging::Throttle;
 use crate::service::stats::Stats;
+use crate::slots::{Counts, Slot};
 use crate::transport::{Conn, PeerAddr, Received, Told};
 
 pub(crate) struct Admission {
@@ -148,7 +148,7 @@ pub(crate) const PER_SOURCE: usize = 16;
 /// Connections held per source ([`Share`]). Unix sockets have none: who may connect there
 /// is the socket file's permissions' business, and --max-conns bounds them all.
 pub(crate) struct Sources {
-    held: Arc<Mutex<HashMap<Share, usize>>>,
+    held: Counts<Share>,
     limit: usize,
 }
 
@@ -160,7 +160,7 @@ pub(crate) use crate::endpoint::{share_key, share_name};
 /// address would give it a share more. So a peer on this host is counted by the user that
 /// owns its socket, as the kernel tells (sock_diag), on all of the host's addresses at once.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Share {
+pub(crate) enum Share {
     /// A source elsewhere: its address, an IPv6 address's /64 ([`share_key`]).
     Address(IpAddr),
     /// A user of this host; `None`: its socket was gone when asked (or the kernel would not
@@ -206,16 +206,13 @@ impl std::fmt::Display for Share {
 }
 
 /// One connection's place in its source's count, given back when dropped.
-pub(crate) struct SourceSlot {
-    held: Arc<Mutex<HashMap<Share, usize>>>,
-    share: Share,
-}
+pub(crate) type SourceSlot = Slot<Share>;
 
 impl Sources {
     /// At most `limit` at once from one source.
     pub(crate) fn new(limit: usize) -> Sources {
         Sources {
-            held: Arc::default(),
+            held: Counts::default(),
             limit,
         }
     }
@@ -258,29 +255,9 @@ impl Sources {
             .ok_or_else(|| share.whose())
     }
 
+    /// Sources at once are bounded by the connections (or request threads) at once.
     fn take_share(&self, share: Share) -> Option<SourceSlot> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let count = held.entry(share).or_default();
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot {
-            held: Arc::clone(&self.held),
-            share,
-        })
-    }
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = held.get_mut(&self.share) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.share);
-            }
-        }
+        self.held.take(share, self.limit, usize::MAX)
     }
 }
 

@@ -5,12 +5,12 @@
 //! [`RUN_CONNS`] connections on a port for each turn it holds: a run holding its turn
 //! cannot take the port's connections from the runs measuring beside it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::service::echo::{Echo, EchoSession};
 use crate::service::{ConnEnd, Datagrams, Drive, NoRequests, Service, Session, Step};
+use crate::slots::{Counts, Slot};
 use crate::transport::Conn;
 
 use super::class::Class;
@@ -29,36 +29,7 @@ pub(crate) struct TurnBound {
 }
 
 /// Connections open per address on one port.
-pub(crate) type Held = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// One connection's place in its address's count, given back when dropped.
-struct Place {
-    held: Held,
-    ip: IpAddr,
-}
-
-impl Place {
-    fn take(held: &Held, ip: IpAddr) -> Place {
-        let mut map = held.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(ip).or_default() += 1;
-        Place {
-            held: Arc::clone(held),
-            ip,
-        }
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
+pub(crate) type Held = Counts<IpAddr>;
 
 /// One echo connection and the turn it was opened in.
 pub(crate) struct TurnSession {
@@ -67,7 +38,7 @@ pub(crate) struct TurnSession {
     class: Arc<Class>,
     /// [`Class::turns_ended`] when last checked.
     seen: u64,
-    _place: Option<Place>,
+    _place: Option<Slot<IpAddr>>,
 }
 
 impl TurnSession {
@@ -104,12 +75,10 @@ impl Service for TurnBound {
             return Ok(());
         };
         let limit = RUN_CONNS * self.class.turns_of(ip).max(1);
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let now = held.get(&ip).copied().unwrap_or(0);
+        let now = self.held.count(&ip);
         if now < limit {
             return Ok(());
         }
-        drop(held);
         static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
         if let Some(more) = LOG.allow() {
             tracing::warn!(
@@ -127,7 +96,7 @@ impl Service for TurnBound {
         let ip = conn.remote().map(|a| a.ip().to_canonical());
         let seen = self.class.turns_ended();
         TurnSession {
-            _place: ip.map(|ip| Place::take(&self.held, ip)),
+            _place: ip.map(|ip| self.held.hold(ip)),
             inner: self.echo.open(conn, drive),
             ip,
             class: Arc::clone(&self.class),
