@@ -18,6 +18,7 @@ use tracing::warn;
 use crate::endpoint::{Proto, SocketKind};
 use crate::error::UsageError;
 use crate::logging::Throttle;
+use crate::service::guard::is_this_host;
 use crate::transport::{Conn, PeerAddr};
 
 /// Refused peers remembered for "logged once"; past it the memory starts again.
@@ -486,7 +487,7 @@ impl Access {
 
     /// Why `who` is refused, worded for the log after "refused" ("by --deny RULE", ": no
     /// --allow rule matches ..."); `None` when allowed.
-    fn refusal(&self, who: Who) -> Option<String> {
+    fn refusal(&self, proto: Proto, who: Who) -> Option<String> {
         if let Some(rule) = self.deny.iter().find(|r| r.matches(who)) {
             return Some(format!(" by --deny {rule}"));
         }
@@ -504,7 +505,16 @@ impl Access {
                 Who::Cred { uid, .. } => {
                     return Some(format!(" by {}", owner_refusal(owner, "", Some(uid))));
                 }
-                Who::Ip(ip) if crate::service::guard::is_this_host(ip) => {
+                // This host's own IPv6 address, which a datagram from anywhere may claim:
+                // its user is not asked.
+                Who::Ip(ip) if !on_this_host(proto, ip) && is_this_host(ip) => {
+                    let rule = owner_rule(owner, "from this host ");
+                    return Some(format!(
+                        " by {rule}, and a datagram from this host's own IPv6 address may come \
+                         from any host, so whose it is cannot be told; send from ::1 or 127.0.0.1"
+                    ));
+                }
+                Who::Ip(ip) if is_this_host(ip) => {
                     return Some(format!(
                         " by {}",
                         owner_refusal(owner, "from this host ", None)
@@ -550,7 +560,7 @@ impl Access {
                 return Err("refused: the server cannot tell who this peer is".into());
             }
         };
-        let Some(rule) = self.refusal(who) else {
+        let Some(rule) = self.refusal(proto, who) else {
             return Ok(());
         };
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
@@ -599,14 +609,11 @@ impl Access {
             let who = crate::transport::unix::peer_cred(conn.socket())
                 .map(|(uid, gid)| Who::Cred { uid, gid })
                 .map_err(|e| format!("SO_PEERCRED: {e}"));
-            return Identity { who, ip: None };
+            return Identity::unix(who);
         }
         match conn.remote() {
             Some(peer) => self.owned_peer(proto, peer, conn.local(), by_user),
-            None => Identity {
-                who: Err("the connection has no peer address".into()),
-                ip: None,
-            },
+            None => Identity::unix(Err("the connection has no peer address".into())),
         }
     }
 
@@ -628,7 +635,7 @@ impl Access {
             (false, Some(peer)) => return self.owned_peer(proto, peer, local, by_user),
             (false, None) => Err("the datagram has no source address".into()),
         };
-        Identity { who, ip: None }
+        Identity::unix(who)
     }
 
     /// An IP peer of a socket bound to `local`, with the user owning its socket when a rule
@@ -642,12 +649,12 @@ impl Access {
         by_user: bool,
     ) -> Identity {
         let ip = peer.ip();
-        let told = |who| Identity { who, ip: Some(ip) };
         // A peer from elsewhere has no socket here to ask about (sock_diag sees this host's).
-        // A datagram's source proves less than a handshake (see datagram_from_this_host).
-        let here = match proto {
-            Proto::Tcp => crate::service::guard::is_this_host(ip),
-            _ => crate::service::guard::datagram_from_this_host(ip),
+        let here = on_this_host(proto, ip);
+        let told = |who| Identity {
+            who,
+            ip: Some(ip),
+            here,
         };
         if !here || (!by_user && !self.asks_uid()) {
             return told(Ok(Who::Ip(ip)));
@@ -690,9 +697,20 @@ pub(crate) struct Identity {
     who: Result<Who, String>,
     /// An IP peer's address.
     ip: Option<IpAddr>,
+    /// An IP peer on this host ([`on_this_host`]).
+    here: bool,
 }
 
 impl Identity {
+    /// A peer with no IP address (a Unix one), or none told.
+    fn unix(who: Result<Who, String>) -> Identity {
+        Identity {
+            who,
+            ip: None,
+            here: false,
+        }
+    }
+
     /// An IP peer's address; `None` for a Unix peer.
     pub(crate) fn ip(&self) -> Option<IpAddr> {
         self.ip
@@ -703,7 +721,7 @@ impl Identity {
     pub(crate) fn local_user(&self) -> Option<Option<u32>> {
         match (&self.who, self.ip) {
             (Ok(Who::Local { uid, .. }), _) => Some(Some(*uid)),
-            (_, Some(ip)) if crate::service::guard::is_this_host(ip) => Some(None),
+            _ if self.here => Some(None),
             _ => None,
         }
     }
@@ -713,12 +731,16 @@ impl Identity {
 /// (`whence`: from where the rule judges peers) and how to admit `uid`, the peer's user
 /// (`None`: a peer on this host whose user could not be told).
 fn owner_refusal(owner: u32, whence: &str, uid: Option<u32>) -> String {
-    let rule =
-        format!("--exec's rule: {whence}only this server's user (uid {owner}) may run the program");
+    let rule = owner_rule(owner, whence);
     match uid {
         Some(uid) => format!("{rule}; serve --allow uid:{uid} admits uid {uid}"),
         None => format!("{rule}, and the user that owns this peer's socket could not be told"),
     }
+}
+
+/// `--exec`'s default rule in words: whom it admits, `whence` judging peers.
+fn owner_rule(owner: u32, whence: &str) -> String {
+    format!("--exec's rule: {whence}only this server's user (uid {owner}) may run the program")
 }
 
 /// Why `rule` cannot match a peer of `proto`.
@@ -793,12 +815,28 @@ fn socket_owner(
 /// connection's, or a QUIC stream's (its connection reached the server at `conn.local()`).
 pub(crate) fn conn_user(conn: &Conn) -> Option<u32> {
     let peer = conn.remote()?;
-    let own = conn.socket().local_addr().ok().and_then(|a| a.as_socket());
-    let (proto, local) = match own {
-        Some(local) => (Proto::Tcp, local),
-        None => (Proto::Quic, conn.local()?),
-    };
-    socket_owner(proto, peer, local)?.ok().flatten()
+    socket_owner(conn_proto(conn), peer, conn.local()?)?
+        .ok()
+        .flatten()
+}
+
+/// The protocol of an IP connection: tcp, or quic, whose connections reach a service as one
+/// end of a socket pair.
+pub(crate) fn conn_proto(conn: &Conn) -> Proto {
+    match conn.socket().local_addr().ok().and_then(|a| a.as_socket()) {
+        Some(_) => Proto::Tcp,
+        None => Proto::Quic,
+    }
+}
+
+/// Whether a peer of `proto` at `ip` is on this host. A TCP handshake proves its source:
+/// any of this host's addresses. A datagram's source (UDP, QUIC's) proves less: see
+/// [`crate::service::guard::datagram_from_this_host`].
+pub(crate) fn on_this_host(proto: Proto, ip: IpAddr) -> bool {
+    match proto {
+        Proto::Tcp => is_this_host(ip),
+        _ => crate::service::guard::datagram_from_this_host(ip),
+    }
 }
 
 /// The user that owns the UDP socket on this host that sent `peer`'s datagrams to a socket
@@ -1084,14 +1122,14 @@ mod tests {
     fn deny_wins_and_allow_lists_who_may() {
         let access = Access::new(Proto::Tcp, &[rule("127.0.0.0/8")], &[rule("127.0.0.2")]).unwrap();
         let ip = |t: &str| Who::Ip(t.parse().unwrap());
-        assert_eq!(access.refusal(ip("127.0.0.1")), None);
+        assert_eq!(access.refusal(Proto::Tcp, ip("127.0.0.1")), None);
         assert_eq!(
-            access.refusal(ip("127.0.0.2")).unwrap(),
+            access.refusal(Proto::Tcp, ip("127.0.0.2")).unwrap(),
             " by --deny 127.0.0.2/32"
         );
         assert!(
             access
-                .refusal(ip("10.0.0.1"))
+                .refusal(Proto::Tcp, ip("10.0.0.1"))
                 .unwrap()
                 .starts_with(": no --allow rule")
         );
@@ -1176,9 +1214,9 @@ mod tests {
         }
         // A deny rule for one IPv4 address leaves the others of its family alone.
         let access = Access::new(Proto::Udp, &[], &[rule("::ffff:10.9.9.9")]).unwrap();
-        assert!(access.refusal(ip("10.9.9.9")).is_some());
-        assert_eq!(access.refusal(ip("10.9.9.10")), None);
-        assert_eq!(access.refusal(ip("127.0.0.1")), None);
+        assert!(access.refusal(Proto::Tcp, ip("10.9.9.9")).is_some());
+        assert_eq!(access.refusal(Proto::Tcp, ip("10.9.9.10")), None);
+        assert_eq!(access.refusal(Proto::Tcp, ip("127.0.0.1")), None);
     }
 
     #[test]
@@ -1258,15 +1296,66 @@ mod tests {
     fn the_loopback_owner_rule_judges_only_peers_on_this_host() {
         let access = Access::loopback_owner(1000);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(access.refusal(Who::Local { ip, uid: 1000 }), None);
-        let other = access.refusal(Who::Local { ip, uid: 65534 }).unwrap();
+        assert_eq!(
+            access.refusal(Proto::Tcp, Who::Local { ip, uid: 1000 }),
+            None
+        );
+        let other = access
+            .refusal(Proto::Tcp, Who::Local { ip, uid: 65534 })
+            .unwrap();
         assert!(other.contains("--allow uid:65534"), "{other}");
         assert!(
-            access.refusal(Who::Ip(ip)).is_some(),
+            access.refusal(Proto::Tcp, Who::Ip(ip)).is_some(),
             "an unknown owner on loopback"
         );
-        assert_eq!(access.refusal(Who::Ip("10.1.2.3".parse().unwrap())), None);
+        assert_eq!(
+            access.refusal(Proto::Tcp, Who::Ip("10.1.2.3".parse().unwrap())),
+            None
+        );
         assert!(!access.is_open());
+    }
+
+    /// A datagram from one of this host's own IPv6 addresses (not loopback) may come from
+    /// the wire: counted as a source elsewhere (its address), never as "this host, user
+    /// unknown"; over TCP, whose handshake proves the source, it is this host's.
+    #[test]
+    fn a_datagram_from_an_own_ipv6_address_is_counted_as_a_source_elsewhere() {
+        let ours: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+            .unwrap()
+            .filter_map(|a| a.address?.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+        if ours.is_empty() {
+            eprintln!("skipped: this host has no IPv6 address but loopback");
+            return;
+        }
+        let access = Access::new(Proto::Udp, &[], &[]).unwrap();
+        let local: SocketAddr = "[::1]:3234".parse().unwrap();
+        for ip in ours {
+            let from = SocketAddr::new(ip, 4000);
+            let sender = access.identify_datagram(
+                Proto::Udp,
+                &PeerAddr(from.into()),
+                Some(local),
+                None,
+                true,
+            );
+            assert_eq!(sender.local_user(), None, "{ip} over udp");
+            let owner = crate::files::admit::owner(Some(from), Proto::Udp, || Some(0));
+            assert_eq!(
+                owner,
+                Some(crate::endpoint::share_name(ip)),
+                "{ip} over udp"
+            );
+            let peer = access.owned_peer(Proto::Tcp, from, Some(local), true);
+            assert!(peer.local_user().is_some(), "{ip} over tcp");
+            let owner = crate::files::admit::owner(Some(from), Proto::Tcp, || Some(0));
+            assert_eq!(
+                owner.as_deref(),
+                Some("uid 0 on this host"),
+                "{ip} over tcp"
+            );
+        }
     }
 
     /// A sender whose socket is gone when the server asks (closed at once) is nobody the

@@ -113,6 +113,21 @@ fn forge_own(pair: &Pair, from: u16, to: u16) {
     assert!(forged.success(), "the forged datagram was not sent");
 }
 
+/// `serve --proto udp --addr [::]:0 --allow-remote-exec` and `rest` in the server's
+/// namespace.
+fn udp_exec(pair: &Pair, rest: &[&str]) -> Server {
+    let mut args = vec![
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "[::]:0",
+        "--allow-remote-exec",
+    ];
+    args.extend_from_slice(rest);
+    Server::start_with(&mut pair.server_cmd(&args))
+}
+
 /// The `messages N` of a server's closing line.
 fn messages(log: &str) -> u64 {
     let at = log
@@ -179,19 +194,10 @@ fn a_forged_own_ipv6_source_does_not_pass_as_a_local_user_for_exec() {
     // A socket of root's on a port of the server's host, as any root daemon holds.
     let holder =
         Server::start_with(&mut pair.server_cmd(&["serve", "--proto", "udp", "--addr", "[::]:0"]));
-    let exec = Server::start_with(&mut pair.server_cmd(&[
-        "serve",
-        "--proto",
-        "udp",
-        "--addr",
-        "[::]:0",
-        "--allow-remote-exec",
-        "--allow",
-        "uid:0",
-        "--exec",
-        "touch",
-        ran.to_str().unwrap(),
-    ]));
+    let exec = udp_exec(
+        &pair,
+        &["--allow", "uid:0", "--exec", "touch", ran.to_str().unwrap()],
+    );
     forge_own(&pair, holder.port(), exec.port());
     let deadline = std::time::Instant::now() + common::STEP;
     let log = loop {
@@ -210,4 +216,24 @@ fn a_forged_own_ipv6_source_does_not_pass_as_a_local_user_for_exec() {
         "a forged source ran the program as root:\n{log}"
     );
     assert!(log.contains("refused"), "{log}");
+}
+
+/// `--exec` over udp and a client on the server's host that sends from the host's own IPv6
+/// address: refused (another host may forge that source), with the advice to send from
+/// loopback, where the sender's user can be told.
+#[test]
+fn exec_from_this_hosts_own_ipv6_address_is_told_to_send_from_loopback() {
+    let test = "exec_from_this_hosts_own_ipv6_address_is_told_to_send_from_loopback";
+    let Some(pair) = Pair::new("o8", test) else {
+        return;
+    };
+    let exec = udp_exec(&pair, &["--exec", "true"]);
+    let to = format!("udp://[{}]:{}", Pair::SERVER_V6, exec.port());
+    let out = pair
+        .server_cmd(&["exec", "--timeout", "1s", &to])
+        .output()
+        .expect("netecho exec");
+    assert!(!out.status.success(), "a sender that may be forged ran it");
+    exec.wait_log("this host's own IPv6 address may come from any host");
+    exec.wait_log("send from ::1 or 127.0.0.1");
 }

@@ -15,13 +15,15 @@ use crate::transport::PeerAddr;
 /// Whose uploads a promise of room is counted with (store::PROMISED): a source elsewhere by
 /// its address (an IPv6 address's /64), a peer on this host by the user owning its socket
 /// (`local_uid`, asked of the kernel only then: every local user has 127.0.0.1), a Unix
-/// socket's client by none (the socket file's permissions say who may connect).
+/// socket's client by none (the socket file's permissions say who may connect). `proto`
+/// says how much its source proves ([`crate::access::on_this_host`]).
 pub(crate) fn owner(
     peer: Option<std::net::SocketAddr>,
+    proto: crate::endpoint::Proto,
     local_uid: impl FnOnce() -> Option<u32>,
 ) -> Option<String> {
     let ip = peer?.ip();
-    Some(match crate::service::guard::is_this_host(ip) {
+    Some(match crate::access::on_this_host(proto, ip) {
         true => match local_uid() {
             Some(uid) => format!("uid {uid} on this host"),
             None => "this host, user unknown".to_string(),
@@ -36,7 +38,7 @@ pub(crate) fn datagram_owner(
     peer: &PeerAddr,
 ) -> Option<String> {
     let from = peer.0.as_socket();
-    owner(from, || {
+    owner(from, crate::endpoint::Proto::Udp, || {
         let local = sock.socket().local_addr().ok()?.as_socket()?;
         crate::access::datagram_user(from?, local)
     })

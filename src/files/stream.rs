@@ -348,7 +348,8 @@ fn serve_put(
             return Err(e.context(format!("put '{name}'")));
         }
     };
-    let owner = admit::owner(conn.remote(), || crate::access::conn_user(conn));
+    let proto = crate::access::conn_proto(conn);
+    let owner = admit::owner(conn.remote(), proto, || crate::access::conn_user(conn));
     if let Err(refused) = partial.reserve_upload(&name, size, owner) {
         let _ = send_frame(conn, format!("ERR {refused}").as_bytes());
         bail!("refused upload: {refused}");
