@@ -372,11 +372,12 @@ fn held_by_listener(on: &Subject) -> Option<String> {
 }
 
 /// A datagram's ICMP port unreachable, reported by the kernel as ECONNREFUSED: send's and
-/// get's one sentence for it.
-pub(crate) fn nothing_listening(target: impl fmt::Display) -> String {
+/// get's one sentence for it, naming `target` (`None`: the line names it already).
+pub(crate) fn nothing_listening(target: Option<&dyn fmt::Display>) -> String {
+    let at = target.map_or_else(|| "there".to_string(), |t| format!("on {t}"));
     format!(
-        "nothing is listening on {target}: the kernel reported the datagram undeliverable (ICMP \
-         port unreachable, or no Unix socket bound); is the server running?"
+        "nothing is listening {at}: the kernel reported the datagram undeliverable (ICMP port \
+         unreachable, or no Unix socket bound); is the server running?"
     )
 }
 

@@ -693,6 +693,25 @@ fn udp_with_nothing_listening_says_so_at_once() {
     }
 }
 
+/// get and put over udp to a port nothing holds: one line, naming the address once.
+#[test]
+fn get_and_put_with_nothing_listening_name_the_address_once() {
+    let dir = common::tempdir();
+    let local = dir.path().join("f");
+    std::fs::write(&local, b"x").unwrap();
+    let addr = format!("127.0.0.1:{}", closed_udp_port("127.0.0.1"));
+    let local = show(&local);
+    for (verb, what) in [("get", "f"), ("put", local.as_str())] {
+        let line = error_of(&[verb, "--proto", "udp", &addr, what], 1);
+        assert_mentions(
+            &line,
+            &["nothing is listening there", "ICMP port unreachable"],
+        );
+        assert_eq!(line.matches(&addr).count(), 1, "{line}");
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+}
+
 #[test]
 fn a_host_name_that_does_not_resolve_is_named() {
     for proto in ["tcp", "udp"] {

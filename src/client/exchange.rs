@@ -329,7 +329,7 @@ fn recv_datagram(
 }
 
 fn refused(target: &Target) -> Failure {
-    Failure::NoAnswer(anyhow!("{}", crate::error::nothing_listening(target)))
+    Failure::NoAnswer(anyhow!("{}", crate::error::nothing_listening(Some(target))))
 }
 
 /// Sends `wire` while `read` collects the reply.

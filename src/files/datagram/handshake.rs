@@ -224,7 +224,8 @@ fn wait_answer(
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                bail!("{}", crate::error::nothing_listening(server))
+                // get's and put's line names the server already.
+                bail!("{}", crate::error::nothing_listening(None))
             }
             Err(e) => return Err(e).context("recvfrom"),
         };
