@@ -484,6 +484,44 @@ fn a_request_with_options_gets_data_only_after_ack_0(sock: &UdpSocket, to: &str,
     sock.send_to(b"\x00\x05\x00\x00stop\x00", tid).unwrap();
 }
 
+/// A client that sends ACK 0 six times, a second apart, and prints how many DATA 1 came
+/// (counted until 3 s after the last ACK 0); then gives up with an ERROR.
+const REPEAT_ACK_0: &str = r#"
+import socket, sys
+server = (sys.argv[1], int(sys.argv[2]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(20)
+s.sendto(b"\x00\x01f\x00octet\x00blksize\x00512\x00", server)
+oack, tid = s.recvfrom(2048)
+assert oack[:2] == b"\x00\x06", oack
+data_1 = 0
+for ack in range(6):
+    s.sendto(b"\x00\x04\x00\x00", tid)
+    s.settimeout(3 if ack == 5 else 1)
+    try:
+        while True:
+            got, _ = s.recvfrom(2048)
+            data_1 += got[:4] == b"\x00\x03\x00\x01"
+    except socket.timeout:
+        pass
+s.sendto(b"\x00\x05\x00\x00stop\x00", tid)
+print(data_1)
+"#;
+
+/// ACK 0 again and again from an address that could be forged (a blind sender who guessed
+/// the transfer's port): DATA 1 comes twice at most, not once per ACK 0.
+fn a_repeated_ack_0_gets_data_1_twice_at_most(pair: &Pair, port: u16) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &pair.client, "python3", "-c", REPEAT_ACK_0])
+        .args([Pair::SERVER_V4, &port.to_string()])
+        .output()
+        .expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    let data_1: u32 = said.trim().parse().expect("a count");
+    assert!((1..=2).contains(&data_1), "DATA 1 came {data_1} times");
+}
+
 /// The text of the ERROR `request` gets (at most one answer, within 3 s), and its code.
 fn refusal_of(sock: &UdpSocket, to: &str, request: &[u8]) -> (u16, String) {
     sock.send_to(request, to).unwrap();
@@ -547,6 +585,7 @@ fn from_an_address_that_could_be_forged_nothing_but_small_answers_comes_before_t
     a_plain_request_gets_one_small_error(&sock, &to, &server);
     a_refused_mode_is_cut_to_the_request_hint_first(&sock, &to);
     a_request_with_options_gets_data_only_after_ack_0(&sock, &to, &server);
+    a_repeated_ack_0_gets_data_1_twice_at_most(&pair, server.port());
     requests_without_a_fitting_blksize_hear_whole_words(&sock, &to);
     drop(server);
 

@@ -217,10 +217,15 @@ pub(crate) fn send_file(
 /// The least time DATA 1 alone waits for its ACK: past two of a client's usual 5 s timeouts.
 const FIRST_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(11);
 
+/// Times DATA 1 goes again before ACK 1, each for an ACK 0 that came again (the client's
+/// own retransmission: DATA 1 was lost). A blind sender spraying ACK 0 at a port it guessed
+/// so gets DATA 1, no larger than its request, twice at most, however often it repeats.
+const FIRST_RESENDS: u32 = 1;
+
 /// DATA 1 to a peer whose only proof is ACK 0 on a port a blind sender could guess: sent
-/// alone, and again only when ACK 0 comes again (the client's own retransmission, at most
-/// [`MAX_TRIES`] times), never on silence. Its block no larger than the request, a forged
-/// address is so sent no more than was sent in its name. Returns once ACK 1 comes.
+/// alone, and again only when ACK 0 comes again ([`FIRST_RESENDS`] times at most), never on
+/// silence. Its block no larger than the request, a forged address is so sent no more than
+/// twice what was sent in its name. Returns once ACK 1 comes.
 fn first_block(
     wire: &mut Wire<'_>,
     file: &File,
@@ -230,30 +235,39 @@ fn first_block(
 ) -> Result<()> {
     let mut data = vec![0u8; size.min(u64::from(a.block)) as usize];
     let len = read_block(file, (0, size), data.len(), &mut data)?;
+    let data_1 = Packet::Data {
+        block: 1,
+        data: &data[..len],
+    };
     // A client that asked for a window waits its own timeout (often 5 s) for the rest of
     // it before it ACKs DATA 1 alone: the wait here outlasts two of those.
     let wait = (a.timeout * MAX_TRIES).max(FIRST_ACK_WAIT);
     let deadline = Instant::now() + wait;
-    for again in 0..=MAX_TRIES {
-        wire.send(&Packet::Data {
-            block: 1,
-            data: &data[..len],
-        })?;
-        t.blocks += 1;
-        t.retransmitted += u64::from(again > 0);
-        loop {
-            let Heard::Packet(n) = wire.recv(deadline)? else {
-                bail!("no ACK of the first block for {wait:?} (0 bytes acknowledged)");
-            };
-            match wire.packet(n) {
-                Some(Packet::Ack { block: 1 }) => return Ok(()),
-                Some(Packet::Ack { block: 0 }) => break,
-                Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
-                _ => debug!("ignored a packet that is not an ACK of block 0 or 1"),
+    wire.send(&data_1)?;
+    t.blocks += 1;
+    let mut resends = 0;
+    loop {
+        let Heard::Packet(n) = wire.recv(deadline)? else {
+            bail!("no ACK of the first block for {wait:?} (0 bytes acknowledged)");
+        };
+        match wire.packet(n) {
+            Some(Packet::Ack { block: 1 }) => return Ok(()),
+            Some(Packet::Ack { block: 0 }) if resends < FIRST_RESENDS => {
+                resends += 1;
+                wire.send(&data_1)?;
+                t.blocks += 1;
+                t.retransmitted += 1;
             }
+            Some(Packet::Ack { block: 0 }) => {
+                debug!(
+                    "ACK 0 again: DATA 1 went {} times already",
+                    FIRST_RESENDS + 1
+                )
+            }
+            Some(Packet::Error { code, message }) => return Err(gave_up(code, message)),
+            _ => debug!("ignored a packet that is not an ACK of block 0 or 1"),
         }
     }
-    bail!("ACK 0 came {MAX_TRIES} times more: the first block never reached the client")
 }
 
 /// The client's ERROR, which ends a transfer.
