@@ -44,9 +44,6 @@ new_cg() { cg=$(mktemp -p "$bench_dir" cg.XXXXXX); }
 # is valgrind's, for stop), its counts written to $cg. Only in a subshell or a job.
 callgrind() { exec valgrind --tool=callgrind -q --callgrind-out-file="$cg" "$@"; }
 
-# total FILE: the instructions a callgrind file counted (its `totals:` line); `-` if none.
-total() { awk '$1 == "totals:" { t = $2 } END { print (t == "" ? "-" : t) }' "$1"; }
-
 # sockperf_sr PROTO [CMD...]: `sockperf sr` on a free port, under CMD if given; sets $pid,
 # $port and $flag (--tcp or nothing, for sockperf pp too). Fails the script if it never binds.
 sockperf_sr() {
@@ -81,7 +78,7 @@ server_count() {
     return
   fi
   stop "$pid"
-  total "$cg"
+  callgrind_total "$cg"
 }
 
 # netecho_client_count PROTO COUNT: netecho bench's instructions for COUNT round trips.
@@ -97,7 +94,7 @@ netecho_client_count() {
     return
   fi
   stop "$pid"
-  total "$cg"
+  callgrind_total "$cg"
 }
 
 # sockperf_client_count PROTO SECS: "instructions replies" of sockperf pp for SECS.
@@ -113,7 +110,7 @@ sockperf_client_count() {
     echo "- -"
     return
   fi
-  echo "$(total "$cg") $got"
+  echo "$(callgrind_total "$cg") $got"
 }
 
 # per_trip A B TRIPS: (B - A) / TRIPS, whole instructions; `-` unless both are numbers.

@@ -103,6 +103,13 @@ ratio() {
     if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'
 }
 
+# callgrind_total FILE [PER]: the instructions a valgrind --tool=callgrind output file
+# counted (its `totals:` line), over PER when given, in whole instructions; `-` if none.
+callgrind_total() {
+  awk -v n="${2:-1}" '$1 == "totals:" { t = $2 }
+    END { if (t == "" || n <= 0) print "-"; else printf "%.0f\n", t / n }' "$1"
+}
+
 # bench_end: the failed runs, if any, and the exit status that says so.
 bench_end() {
   local n

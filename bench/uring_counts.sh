@@ -76,7 +76,7 @@ instructions() {
   fi
   callgrind_control -d "$pid" >/dev/null 2>&1
   stop "$pid"
-  awk -v n=$((requests * clients)) '$1 == "totals:" { printf "%.0f\n", $2 / n; exit }' "$out".1
+  callgrind_total "$out".1 $((requests * clients))
   if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out".1 "$KEEP/callgrind.$name"; fi
   rm -f "$out" "$out".*
 }
