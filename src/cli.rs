@@ -210,7 +210,7 @@ pub(crate) enum Command {
 
 const SERVE_EXAMPLES: &str =
     "Once bound, serve prints one line on stdout, `listening <proto> <address>`, \
-with the real port when port 0 was asked for (serve --lab adds a line per port it announces). SIGINT or SIGTERM stops it with a summary line.
+with the real port when port 0 was asked for (serve --lab adds a line per port it announces). SIGINT, SIGTERM or SIGHUP stops it with a summary line.
 
 Examples:
   netecho serve                                  # tcp on 127.0.0.1:3234
@@ -328,7 +328,7 @@ const RELAY_EXAMPLES: &str =
     "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
 connects to TO for each client: a connection per connection, a connected socket per datagram \
 sender, whose replies go back to that sender. Between a stream and a message socket each \
-message is one frame (--framing line|length). SIGINT or SIGTERM prints a line per flow.
+message is one frame (--framing line|length). SIGINT, SIGTERM or SIGHUP prints a line per flow.
 
 Impairments are simulated inside the relay and logged as such. Each applies to both \
 directions, or to one with a prefix: up: is FROM to TO (client to server), down: is TO to FROM \

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tracing::{debug, warn};
 
@@ -102,9 +102,16 @@ pub(crate) fn accept_failed(err: &io::Error) -> bool {
 /// A line on stdout, flushed at once: scripts and tests wait for it.
 pub(crate) fn announce(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|_| out.flush())
-        .map_err(crate::error::stdout_write)
+    match writeln!(out, "{line}").and_then(|_| out.flush()) {
+        // Not the quiet end of a client whose reader took what it wanted (`| head -1`): a
+        // server whose address or summary nobody can read must say so, and fail.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => bail!(
+            "standard output is closed (EPIPE), so `{}` cannot be written; give netecho's \
+             output a reader that stays open (a terminal, a file, `| cat`)",
+            line.lines().next().unwrap_or_default()
+        ),
+        written => written.map_err(crate::error::stdout_write),
+    }
 }
 
 /// A line on stdout as [`announce`] writes it: to a pipe or a file whole, for scripts and

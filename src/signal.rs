@@ -1,5 +1,6 @@
-//! SIGINT and SIGTERM as a file descriptor (signalfd), so a server waits for "a client is
-//! ready" and "stop" in one poll(2) instead of being interrupted at a random point.
+//! SIGINT, SIGTERM and SIGHUP as a file descriptor (signalfd), so a server waits for "a
+//! client is ready" and "stop" in one poll(2) instead of being interrupted at a random point.
+//! SIGHUP (a closed terminal, a dropped ssh session) stops as SIGTERM does, cleaning up.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -10,7 +11,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// A signal, as a stop is told: SIGINT or SIGTERM. Displays as its name ("SIGTERM").
+/// A signal, as a stop is told: SIGINT, SIGTERM or SIGHUP. Displays as its name ("SIGTERM").
 pub(crate) use nix::sys::signal::Signal;
 
 /// What woke a waiting server.
@@ -18,7 +19,7 @@ pub(crate) use nix::sys::signal::Signal;
 pub(crate) enum Wake {
     /// The socket is ready: something to read (a connection, a datagram), or room to write.
     Ready,
-    /// SIGINT or SIGTERM arrived.
+    /// SIGINT, SIGTERM or SIGHUP arrived.
     Stop(Signal),
     /// The timeout passed.
     Timeout,
@@ -29,7 +30,7 @@ pub(crate) struct Shutdown {
 }
 
 impl Shutdown {
-    /// Blocks SIGINT and SIGTERM and opens a signalfd for them. Call before starting any
+    /// Blocks the stop signals and opens a signalfd for them. Call before starting any
     /// thread: threads inherit the blocked mask, so the signals only ever reach the fd.
     pub(crate) fn install() -> Result<Shutdown> {
         let fd = SignalFd::with_flags(
@@ -39,7 +40,7 @@ impl Shutdown {
         .context("signalfd")?;
         Self::signals()
             .thread_block()
-            .context("block SIGINT and SIGTERM")?;
+            .context("block SIGINT, SIGTERM and SIGHUP")?;
         Ok(Shutdown { fd })
     }
 
@@ -54,26 +55,29 @@ impl Shutdown {
         Ok(Shutdown { fd })
     }
 
-    /// SIGTERM, and SIGINT unless it came ignored: a background job of a script inherits
-    /// SIGINT (and SIGQUIT, never caught here) ignored so that a Ctrl-C meant for the job in
-    /// the foreground spares it, and shells keep it so. A blocked signal is queued even when
-    /// ignored, so SIGINT is then neither blocked nor read.
+    /// SIGTERM, and SIGINT and SIGHUP unless they came ignored: a background job of a
+    /// script inherits SIGINT (and SIGQUIT, never caught here) ignored so that a Ctrl-C meant
+    /// for the job in the foreground spares it, and shells keep it so; nohup(1) ignores
+    /// SIGHUP so that a closed terminal spares its program. A blocked signal is queued even
+    /// when ignored, so such a signal is then neither blocked nor read.
     fn signals() -> SigSet {
         let mut mask = SigSet::empty();
-        if !inherited_ignored(Signal::SIGINT) {
-            mask.add(Signal::SIGINT);
+        for signal in [Signal::SIGINT, Signal::SIGHUP] {
+            if !inherited_ignored(signal) {
+                mask.add(signal);
+            }
         }
         mask.add(Signal::SIGTERM);
         mask
     }
 
-    /// Lets SIGINT and SIGTERM end this thread's process again, as they do by default: for a
+    /// Lets the stop signals end this thread's process again, as they do by default: for a
     /// child process that has no loop to notice them.
     pub(crate) fn restore_default() {
         let _ = Self::signals().thread_unblock();
     }
 
-    /// Waits for SIGINT or SIGTERM and returns it; `None` when `timeout` passed first.
+    /// Waits for a stop signal and returns it; `None` when `timeout` passed first.
     pub(crate) fn wait_signal(&self, timeout: Option<Duration>) -> Result<Option<Signal>> {
         let timeout = match timeout {
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
@@ -85,7 +89,7 @@ impl Shutdown {
         )
     }
 
-    /// Waits for SIGINT or SIGTERM and returns it; `None` once `other` is readable (a
+    /// Waits for a stop signal and returns it; `None` once `other` is readable (a
     /// server's own reason to end), unnarrated as a wait for the signal alone is.
     pub(crate) fn wait_signal_or(&self, other: BorrowedFd<'_>) -> Result<Option<Signal>> {
         loop {
@@ -174,10 +178,10 @@ fn inherited_ignored(signal: Signal) -> bool {
     read == 0 && now.sa_sigaction == libc::SIG_IGN
 }
 
-/// The first SIGINT or SIGTERM that [`stop_gently`] saw (its number; 0 before one came).
+/// The first stop signal that [`stop_gently`] saw (its number; 0 before one came).
 static ASKED: AtomicI32 = AtomicI32::new(0);
 
-/// Watches SIGINT and SIGTERM from a thread of its own, for work that ends in its own time
+/// Watches the stop signals from a thread of its own, for work that ends in its own time
 /// (bench ends its load, then prints what ran): the first is only noted, for
 /// [`stop_asked`]; a second ends the process at once, after `last` (the clean-up that
 /// cannot wait), with the first's exit status. Call before starting any other thread.
@@ -213,7 +217,7 @@ pub(crate) fn stop_asked() -> Option<Signal> {
 }
 
 /// The exit status of a process that `signal` stopped, as a shell reports one it killed:
-/// 128 + its number (130 for SIGINT, 143 for SIGTERM).
+/// 128 + its number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 pub(crate) fn exit_status(signal: Signal) -> u8 {
     128 + signal as u8
 }

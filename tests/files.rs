@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::netns::Pair;
-use common::{Lacks, Server, fails, netecho, ok, skip, tempdir};
+use common::{Lacks, Server, fails, listing, netecho, ok, skip, tempdir};
 use sha2::{Digest, Sha256};
 
 const PROTOS: [&str; 5] = ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"];
@@ -43,16 +43,6 @@ fn file_server(proto: &str, sockdir: &Path, root: &Path, extra: &[&str]) -> Serv
     let mut args = vec!["--proto", proto, "--addr", &addr, "--files", s(root)];
     args.extend_from_slice(extra);
     Server::start(&args)
-}
-
-/// Names in `dir`, sorted: what a transfer left behind.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

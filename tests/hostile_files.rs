@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{STEP, Server, tempdir};
+use common::{STEP, Server, listing, tempdir};
 use sha2::{Digest, Sha256};
 
 /// The server's log line when a HELLO never came back.
@@ -126,15 +126,6 @@ fn drain(sock: &UdpSocket) -> (usize, usize) {
     }
     sock.set_nonblocking(false).unwrap();
     (count, bytes)
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

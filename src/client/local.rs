@@ -44,14 +44,14 @@ pub(crate) fn stopping() -> bool {
 }
 
 impl LocalServers {
-    /// Creates the directory and arranges for SIGINT and SIGTERM to clean up before exiting.
+    /// Creates the directory and arranges for SIGINT, SIGTERM and SIGHUP to clean up before exiting.
     pub(crate) fn new() -> Result<LocalServers> {
         let servers = LocalServers::unwatched()?;
         servers.clean_up_on_signal()?;
         Ok(servers)
     }
 
-    /// Creates the directory, and leaves SIGINT and SIGTERM to the caller, who calls
+    /// Creates the directory, and leaves the stop signals to the caller, who calls
     /// [`LocalServers::stopper`] if the process must end before they are dropped.
     pub(crate) fn unwatched() -> Result<LocalServers> {
         remove_stale_dirs();

@@ -89,8 +89,8 @@ fn reliable(target: &Target) -> bool {
     Carrier::of(target.proto.kind(), Framing::None).reliable()
 }
 
-/// Ctrl-C (or SIGTERM) in the middle of a download removes its temporary file, then ends
-/// the process as the signal would (130, or 143 for SIGTERM).
+/// Ctrl-C (or SIGTERM, or SIGHUP from a closed terminal) in the middle of a download removes
+/// its temporary file, then ends the process as the signal would (130, 143, 129).
 fn remove_partials_on_signal() -> Result<()> {
     let shutdown = crate::signal::Shutdown::install()?;
     std::thread::Builder::new()

@@ -230,7 +230,7 @@ pub(crate) fn tell_pin(tls: Option<&crate::transport::tls::TlsEnd>) {
     }
 }
 
-/// Serves as `config` says until SIGINT or SIGTERM, then prints the summary line.
+/// Serves as `config` says until SIGINT, SIGTERM or SIGHUP, then prints the summary line.
 pub(crate) fn run(mut config: ServeConfig) -> Result<()> {
     // Before any thread starts, so every thread inherits the blocked signals.
     let shutdown = Shutdown::install()?;

@@ -151,8 +151,9 @@ impl Exec {
         // Killed if the server dies (even by SIGKILL) while it runs: a program never outlives
         // its server. The thread that spawns it waits for it, so the thread's end (which
         // also fires PDEATHSIG) comes only after the program's.
-        // The server blocks SIGINT and SIGTERM for its signalfd; the program gets them back,
-        // with their default action, so `kill` and Ctrl-C stop it as they stop any program.
+        // The server blocks SIGINT, SIGTERM and SIGHUP for its signalfd; the program gets them
+        // back, SIGINT and SIGTERM with their default action, so `kill` and Ctrl-C stop it as
+        // they stop any program (SIGHUP as it came: ignored under nohup).
         // Safety: prctl, signal and sigprocmask are async-signal-safe, and nothing else runs
         // between fork and exec.
         unsafe {

@@ -941,7 +941,18 @@ pub fn open_fds(pid: u32) -> usize {
 /// was started: a program keeps an inherited ignored SIGINT, so a test of what SIGINT does
 /// sets it.
 pub fn with_sigint(cmd: &mut Command, ignored: bool) -> &mut Command {
-    use nix::sys::signal::{SigHandler, Signal};
+    with_signal(cmd, nix::sys::signal::Signal::SIGINT, ignored)
+}
+
+/// Starts `cmd`'s program with SIGHUP ignored (`true`), as `nohup` starts it, or with its
+/// default action (`false`), whichever way the test harness itself was started.
+pub fn with_sighup(cmd: &mut Command, ignored: bool) -> &mut Command {
+    with_signal(cmd, nix::sys::signal::Signal::SIGHUP, ignored)
+}
+
+/// Starts `cmd`'s program with `signal` ignored or with its default action.
+fn with_signal(cmd: &mut Command, signal: nix::sys::signal::Signal, ignored: bool) -> &mut Command {
+    use nix::sys::signal::SigHandler;
     use std::os::unix::process::CommandExt;
     let action = if ignored {
         SigHandler::SigIgn
@@ -951,7 +962,7 @@ pub fn with_sigint(cmd: &mut Command, ignored: bool) -> &mut Command {
     // SAFETY: signal(2) is async-signal-safe, and installs no handler of ours.
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::signal::signal(Signal::SIGINT, action)
+            nix::sys::signal::signal(signal, action)
                 .map(drop)
                 .map_err(std::io::Error::from)
         })
@@ -994,6 +1005,16 @@ impl Planted {
             "a dangling link's target made"
         );
     }
+}
+
+/// Names in `dir`, sorted: what a transfer or a server left behind.
+pub fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The temporary directory a lab or bench process `pid` made in `tmp` (`netecho-XXXXXX`,

@@ -94,7 +94,7 @@ impl Lab {
     }
 }
 
-/// Serves the lab until SIGINT or SIGTERM, then prints the summary.
+/// Serves the lab until SIGINT, SIGTERM or SIGHUP, then prints the summary.
 pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let shutdown = Shutdown::install()?;
     lifecycle::raise_nofile(

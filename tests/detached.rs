@@ -1,0 +1,188 @@
+//! A netecho left behind by its terminal or its reader: SIGHUP (a closed terminal, a dropped
+//! ssh session) stops it as SIGTERM does, cleaning up, unless it came ignored (nohup); a
+//! stdout closed before a server could say where it listens; a stdin at its end.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{Plain, Server, bin, eventually, listing, shell_status, tempdir, wait_exit};
+
+/// `netecho ARGS` with SIGINT and SIGHUP at their default actions, or SIGHUP `ignored`.
+fn netecho_cmd(args: &[&str], hup_ignored: bool) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    common::with_sigint(&mut cmd, false);
+    common::with_sighup(&mut cmd, hup_ignored);
+    cmd
+}
+
+/// A file server on 127.0.0.1 for `root` (uploads allowed), and a relay in front of it at
+/// 1 mbit/s, so a transfer of a few megabytes is still running when the test signals it.
+fn slow_file_server(root: &Path) -> (Server, Server) {
+    let root = root.to_str().unwrap();
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--files", root, "--upload"]);
+    let to = server.url();
+    let relay = Server::start_with(Command::new(bin()).args([
+        "relay",
+        "--rate",
+        "1mbit",
+        "tcp://127.0.0.1:0",
+        &to,
+    ]));
+    (server, relay)
+}
+
+/// Sends SIGHUP to `child` once `started` holds, and returns its status and stderr.
+fn hang_up_when(mut child: Child, what: &str, started: impl Fn() -> bool) -> (i32, String) {
+    eventually(&format!("{what} under way"), || started().then_some(()));
+    common::signal(child.id(), "HUP");
+    let status = wait_exit(&mut child, &format!("{what} after SIGHUP"));
+    let mut log = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log);
+    (shell_status(&status), log)
+}
+
+#[test]
+fn a_hangup_in_the_middle_of_a_get_or_put_cleans_up_as_sigterm_does() {
+    let (root, local) = (tempdir(), tempdir());
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+    fs::write(root.path().join("big"), &data).unwrap();
+    fs::write(local.path().join("mine"), &data).unwrap();
+    let (_server, relay) = slow_file_server(root.path());
+    let to = relay.addr.clone();
+    let part = |dir: &Path| listing(dir).iter().any(|n| n.ends_with(".part"));
+
+    let get = netecho_cmd(&["get", "--timeout", "60s", &to, "big", "-o", "got"], false)
+        .current_dir(local.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, log) = hang_up_when(get, "get", || part(local.path()));
+    assert_eq!(status, 129, "get: {log}");
+    assert!(log.contains("SIGHUP: transfer stopped"), "get: {log}");
+    assert_eq!(listing(local.path()), ["mine"], "get left its partial file");
+
+    let mine = local.path().join("mine");
+    let put = netecho_cmd(&["put", "--timeout", "60s", &to], false)
+        .arg(&mine)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // put leaves nothing of its own to remove: it ends as SIGTERM ends it.
+    let (status, log) = hang_up_when(put, "put", || part(root.path()));
+    assert_eq!(status, 129, "put: {log}");
+    assert_eq!(
+        fs::read(&mine).unwrap(),
+        data,
+        "put changed the file it sent"
+    );
+    // The server removes the upload's partial file once its client is gone: the relay
+    // would first pass on what it holds at 1 mbit/s, so it is stopped.
+    relay.stop("TERM");
+    eventually("the server's partial upload removed", || {
+        (listing(root.path()) == ["big"]).then_some(())
+    });
+}
+
+#[test]
+fn a_hangup_stops_a_server_with_its_summary_and_removes_its_socket_file() {
+    let dir = tempdir();
+    let path = dir.path().join("hup.sock");
+    let url = format!("unix://{}", path.display());
+    let server = Server::start_with(&mut netecho_cmd(&["serve", "--addr", &url], false));
+    Plain::connect("unix", path.to_str().unwrap()).exchange(b"hello");
+    let (status, stdout, log) = server.stop("HUP");
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        stdout.starts_with("stopped by SIGHUP: clients 1"),
+        "{stdout}"
+    );
+    assert!(!path.exists(), "the socket file is still there");
+}
+
+#[test]
+fn a_server_started_under_nohup_keeps_serving_after_a_hangup() {
+    let dir = tempdir();
+    let path = dir.path().join("nohup.sock");
+    let url = format!("unix://{}", path.display());
+    let mut server = Server::start_with(&mut netecho_cmd(&["serve", "--addr", &url], true));
+    common::signal(server.pid(), "HUP");
+    // Served after the signal: a connection made after it is answered.
+    Plain::connect("unix", path.to_str().unwrap()).exchange(b"still there");
+    assert!(
+        server.alive(),
+        "SIGHUP ended a server started with it ignored"
+    );
+    let (status, stdout, _) = server.stop("TERM");
+    assert!(status.success());
+    assert!(
+        stdout.starts_with("stopped by SIGTERM: clients 1"),
+        "{stdout}"
+    );
+    assert!(!path.exists());
+}
+
+/// A stdout whose reader is gone: the write end of a pipe whose read end is closed.
+fn closed_stdout() -> Stdio {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    Stdio::from(write)
+}
+
+#[test]
+fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
+    let dir = tempdir();
+    for command in ["serve", "relay"] {
+        let path = dir.path().join(format!("{command}.sock"));
+        let url = format!("unix://{}", path.display());
+        let args: Vec<&str> = match command {
+            "serve" => vec!["serve", "--addr", &url],
+            _ => vec!["relay", &url, "tcp://127.0.0.1:9"],
+        };
+        let child = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(closed_stdout())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::output_within(child, command, common::STEP);
+        let line = common::fails(&out, 1);
+        assert!(
+            line.contains("standard output is closed"),
+            "{command}: {line}"
+        );
+        assert!(!path.exists(), "{command} left its socket file");
+    }
+}
+
+#[test]
+fn a_client_whose_reader_took_one_line_ends_quietly() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let lines = "a line\n".repeat(100_000);
+    let input = tempdir();
+    fs::write(input.path().join("in"), &lines).unwrap();
+    let mut send = Command::new(bin())
+        .args(["send", &server.addr])
+        .stdin(fs::File::open(input.path().join("in")).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As `| head -1`: one line read, then the pipe closed.
+    let mut first = String::new();
+    BufReader::new(send.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "A LINE\n");
+    let out = common::output_within(send, "send with its reader gone", common::STEP);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("error"), "{log}");
+}
