@@ -186,3 +186,74 @@ fn a_client_whose_reader_took_one_line_ends_quietly() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains("error"), "{log}");
 }
+
+/// CPU time, user and system, in clock ticks, that process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // utime and stime, fields 14 and 15, counted from the state after the command's `)`
+    // (a command name may hold spaces).
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Asserts that process `pid` stays up, idle, for 3 s: less than a second of CPU. A loop
+/// that spins on a stdin at its end burns all 3 s, or as much as a loaded machine grants.
+fn stays_idle(pid: u32, what: &str) {
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    assert!(used < 100, "{what} used {used} ticks of CPU in 3 s, idle");
+}
+
+/// `netecho ARGS` started with its stdin closed (`<&-`).
+fn without_stdin(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = netecho_cmd(args, false);
+    // SAFETY: close(2) is async-signal-safe. Runs after the stdio set-up, so fd 0 stays
+    // closed.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+#[test]
+fn long_running_commands_with_stdin_closed_serve_and_stay_idle() {
+    let dir = tempdir();
+    let server = Server::start_with(&mut without_stdin(&["serve", "--addr", "127.0.0.1:0"]));
+    Plain::connect("tcp", &server.addr).exchange(b"hello");
+    stays_idle(server.pid(), "serve");
+    let to = server.url();
+    let relay = Server::start_with(&mut without_stdin(&["relay", "tcp://127.0.0.1:0", &to]));
+    Plain::connect("tcp", &relay.addr).exchange(b"through");
+    stays_idle(relay.pid(), "relay");
+    let lab = Server::start_with(&mut without_stdin(&[
+        "serve",
+        "--lab",
+        "--addr",
+        "127.0.0.1:0",
+    ]));
+    stays_idle(lab.pid(), "serve --lab");
+    let sock = dir.path().join("exec.sock");
+    let url = format!("unix://{}", sock.display());
+    let exec = Server::start(&["--addr", &url, "--exec", "sleep", "600"]);
+    let mut client = without_stdin(&["exec", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tasks = format!("/proc/{}/task", exec.pid());
+    let started = || {
+        fs::read_dir(&tasks).unwrap().flatten().any(|task| {
+            fs::read_to_string(task.path().join("children")).is_ok_and(|c| !c.trim().is_empty())
+        })
+    };
+    eventually("the program started", || started().then_some(()));
+    stays_idle(client.id(), "exec");
+    assert!(client.try_wait().unwrap().is_none(), "exec ended at once");
+    common::signal(client.id(), "TERM");
+    assert_eq!(shell_status(&wait_exit(&mut client, "exec")), 143);
+}
