@@ -27,12 +27,15 @@ fn a_tcp_exchange_narrates_every_call_in_order() {
     let out = netecho(&["send", "--explain", &server.addr, "hello"], b"");
     assert_eq!(ok(&out), "HELLO\n");
     let client = String::from_utf8_lossy(&out.stderr).into_owned();
-    // --timeout bounds the wait for the reply: the socket's own timeouts, set after connect.
+    // --timeout bounds connect (SO_SNDTIMEO, set before it and cleared after) and the wait
+    // for the reply: the socket's own timeouts, set after connect.
     assert_eq!(
         calls(&client),
         [
             "socket",
+            "setsockopt",
             "connect",
+            "setsockopt",
             "setsockopt",
             "setsockopt",
             "send",
@@ -295,11 +298,44 @@ fn traced_server(
 
 /// Runs `netecho ARGS` under strace: its output and its trace.
 fn traced_client(test: &str, args: &[&str]) -> Option<(std::process::Output, String)> {
+    traced_client_with(test, args, b"")
+}
+
+/// Runs `netecho ARGS` under strace with `stdin` piped in: its output and its trace.
+fn traced_client_with(
+    test: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> Option<(std::process::Output, String)> {
     let dir = common::tempdir();
     let file = dir.path().join("client.strace");
     let mut cmd = strace(test, &file)?;
-    let out = common::run(cmd.args(args), b"");
+    let out = common::run(cmd.args(args), stdin);
     Some((out, std::fs::read_to_string(&file).unwrap()))
+}
+
+/// Checks that every call named in `names` that strace saw is narrated, as many times on
+/// each fd: the narration leaves none of them out.
+fn none_left_out(stderr: &str, strace: &str, names: &[&str]) {
+    let said = narrated(stderr);
+    for name in names {
+        let mut seen: Vec<i64> = traced(strace)
+            .into_iter()
+            .filter(|c| c.name == *name)
+            .map(|c| c.fd)
+            .collect();
+        let mut told: Vec<i64> = said
+            .iter()
+            .filter(|(c, _)| syscalls(&c.name).contains(name))
+            .map(|(c, _)| c.fd)
+            .collect();
+        seen.sort_unstable();
+        told.sort_unstable();
+        assert_eq!(
+            told, seen,
+            "{name}: narrated on these fds, strace on those:\n{strace}\nnarration:\n{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -428,4 +464,36 @@ fn the_fork_servers_narration_matches_strace_in_parent_and_child() {
     };
     assert!(log.contains("fork() = pid "), "{log}");
     same_calls(&log, &trace);
+}
+
+#[test]
+fn piped_input_narrates_the_half_close_and_the_connect_timeout_as_strace_sees_them() {
+    let test = "piped_input_narrates_the_half_close_and_the_connect_timeout_as_strace_sees_them";
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let args = ["send", "--explain", &server.addr];
+    let Some((out, trace)) = traced_client_with(test, &args, b"a\nb\n") else {
+        return;
+    };
+    assert_eq!(ok(&out), "A\nB\n");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    same_calls(&said, &trace);
+    // Every shutdown and setsockopt strace saw is narrated: the half-close the server reads
+    // as its end of stream, and SO_SNDTIMEO, set to bound connect and cleared after it.
+    none_left_out(&said, &trace, &["shutdown", "setsockopt"]);
+    assert!(
+        said.contains("SHUT_WR) = 0 (a FIN: the peer's recv returns 0, end of stream)"),
+        "{said}"
+    );
+    let order = [
+        "socket",
+        "setsockopt",
+        "connect",
+        "setsockopt",
+        "send",
+        "shutdown",
+        "recv",
+        "close",
+    ];
+    assert!(in_order(&calls(&said), &order), "{said}");
+    assert!(said.contains(", SO_SNDTIMEO, 0 (none)) = 0"), "{said}");
 }

@@ -273,6 +273,29 @@ pub(crate) fn connect(sock: &Socket, addr: &SockAddr) -> io::Result<()> {
     result
 }
 
+/// shutdown(2) of one direction. SHUT_WR sends a FIN: the peer's recv returns 0, the end of
+/// the stream, while this side still reads what the peer says.
+pub(crate) fn shutdown(sock: &Socket, how: std::net::Shutdown) -> io::Result<()> {
+    use std::net::Shutdown;
+    let result = sock.shutdown(how);
+    if on() {
+        let (name, gloss) = match how {
+            Shutdown::Write => (
+                "SHUT_WR",
+                " (a FIN: the peer's recv returns 0, end of stream)",
+            ),
+            Shutdown::Read => ("SHUT_RD", ""),
+            Shutdown::Both => ("SHUT_RDWR", ""),
+        };
+        say(
+            format_args!("shutdown(fd {}, {name})", sock.as_raw_fd()),
+            &result,
+            |_| format!("0{gloss}"),
+        );
+    }
+    result
+}
+
 /// accept(2): the new connection's socket and its peer.
 pub(crate) fn accept(sock: &Socket) -> io::Result<(Socket, SockAddr)> {
     let result = sock.accept();

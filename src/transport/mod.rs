@@ -197,9 +197,9 @@ pub(crate) fn connect_within(
 ) -> io::Result<()> {
     // A zero timeout would mean none at all to the kernel.
     let within = within.max(Duration::from_millis(1));
-    sock.set_write_timeout(Some(within))?;
+    calls::set_timeout(sock, "SO_SNDTIMEO", Some(within))?;
     match calls::connect(sock, addr) {
-        Ok(()) => sock.set_write_timeout(None),
+        Ok(()) => calls::set_timeout(sock, "SO_SNDTIMEO", None),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EAGAIN)) => {
             Err(io::Error::new(io::ErrorKind::TimedOut, no_answer(within)))
         }
@@ -723,7 +723,7 @@ impl Conn {
         if let Some(tls) = &self.tls {
             tls.close_notify(&self.sock);
         }
-        self.sock.shutdown(std::net::Shutdown::Write)
+        calls::shutdown(&self.sock, std::net::Shutdown::Write)
     }
 }
 
