@@ -263,6 +263,33 @@ fn an_idle_client_never_blocks_another() {
     }
 }
 
+#[test]
+fn an_empty_seqpacket_message_is_logged_as_what_was_seen_not_as_a_close() {
+    for model in ["iterative", "threads", "event", "fork", "uring"] {
+        let name = abstract_name(&format!("empty-seq-{model}"));
+        let server = Server::start(&[
+            "--model",
+            model,
+            "--proto",
+            "unix-seqpacket",
+            "--addr",
+            &name,
+        ]);
+        let client = common::Plain::connect("unix-seqpacket", &server.addr);
+        client.exchange(b"hi");
+        // An empty message, the connection still open: seqpacket reads it as 0 bytes, as
+        // it would read the close, and the log says it cannot tell which.
+        client.send(b"");
+        let log = server.wait_log("2 bytes in, 2 bytes out");
+        let line = log.lines().find(|l| l.contains("2 bytes in")).unwrap();
+        assert!(
+            line.ends_with("closed: a 0-byte read (an empty message or the peer's close)"),
+            "{model}: {log}"
+        );
+        drop(client);
+    }
+}
+
 /// `-vv` shows each message as the lesson's Python server prints it (`b'...'`), escaped so
 /// one message is one log line; `-v` shows the sizes only.
 #[test]

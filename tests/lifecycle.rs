@@ -43,7 +43,7 @@ fn sigterm_and_sigint_print_the_summary_and_remove_the_socket_file() {
         raw.exchange(b"hello");
         drop(raw);
         if proto != "unix-dgram" {
-            server.wait_log("closed by peer");
+            server.wait_log(common::peer_closed(proto));
         }
         let (status, stdout, log) = server.stop(signal);
         assert!(
@@ -187,7 +187,7 @@ fn a_half_closed_client_still_gets_its_reply() {
                 got.len()
             );
             server.wait_log("3000 bytes in, 3000 bytes out");
-            server.wait_log("closed by peer");
+            server.wait_log(common::peer_closed(proto));
             Plain::connect(proto, &server.addr).exchange(b"next client");
         }
     }
@@ -238,7 +238,8 @@ fn unix_stream_and_seqpacket_peers_are_logged_with_pid_uid_and_gid() {
         Plain::connect(proto, &name).exchange(b"whoami");
         let me = std::process::id();
         server.wait_log(&format!(
-            "{proto} (unnamed) pid {me} uid {uid} gid {gid}: 6 bytes in, 6 bytes out, {count}; closed by peer"
+            "{proto} (unnamed) pid {me} uid {uid} gid {gid}: 6 bytes in, 6 bytes out, {count}; {}",
+            common::peer_closed(proto)
         ));
         // Another process, another user: the kernel's credentials, not a guess.
         if can_switch_user() {

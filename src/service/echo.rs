@@ -220,6 +220,9 @@ impl Drop for PendingShare {
 pub(crate) enum ConnEnd {
     /// The peer closed (a read of 0 bytes) and every reply was sent.
     PeerClosed,
+    /// A read of 0 bytes where that is an empty message or the peer's close alike (Unix
+    /// seqpacket), every reply sent: the log says what was seen, not which of the two.
+    ZeroRead,
     /// A seqpacket message larger than the buffer; the connection is closed rather than
     /// answering with a cut message.
     Truncated(usize),
@@ -237,6 +240,9 @@ impl fmt::Display for ConnEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnEnd::PeerClosed => f.write_str("closed by peer"),
+            ConnEnd::ZeroRead => {
+                f.write_str("closed: a 0-byte read (an empty message or the peer's close)")
+            }
             ConnEnd::Truncated(len) => write!(
                 f,
                 "closed: a {len}-byte message is larger than the {MAX_MESSAGE}-byte buffer"
@@ -372,7 +378,7 @@ impl EchoConn {
             if self.read_closed {
                 return Step::Done(match self.cut_short.take() {
                     Some(e) => ConnEnd::BadFrame(e),
-                    None => ConnEnd::PeerClosed,
+                    None => self.closed(),
                 });
             }
             let msg = match self.messages.recv(&self.conn, self.outbox.room(buf)) {
@@ -432,6 +438,14 @@ impl EchoConn {
         }
     }
 
+    /// How a connection whose read returned 0 bytes ended, as far as the socket tells.
+    fn closed(&self) -> ConnEnd {
+        match self.conn.zero_read_is_ambiguous() {
+            true => ConnEnd::ZeroRead,
+            false => ConnEnd::PeerClosed,
+        }
+    }
+
     fn wait_readable(&self) -> Step {
         Step::Wait {
             read: true,
@@ -473,7 +487,7 @@ impl EchoConn {
         let totals = (!self.counts_at_end).then_some(stats);
         let msg = match self.messages.handed(data) {
             Ok(Next::Message(msg)) => msg,
-            Ok(Next::Closed) => return Some(ConnEnd::PeerClosed),
+            Ok(Next::Closed) => return Some(self.closed()),
             Ok(Next::Truncated(len)) => return Some(ConnEnd::Truncated(len)),
             Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) => return Some(end_of(e)),

@@ -433,6 +433,13 @@ impl Conn {
             .or_else(|| self.sock.local_addr().ok()?.as_socket())
     }
 
+    /// Whether a read of 0 bytes may be an empty message as well as the peer's close: on a
+    /// Unix seqpacket socket both read the same (a QUIC connection through a socket pair,
+    /// which has a remote address, passes no empty message).
+    pub(crate) fn zero_read_is_ambiguous(&self) -> bool {
+        self.kind() == SocketKind::SeqPacket && self.remote.is_none()
+    }
+
     /// The peer's IP address and port, where it has one.
     pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
         self.remote

@@ -20,6 +20,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netecho")
 }
 
+/// How the server's log line ends a connection whose peer closed: on seqpacket a 0-byte
+/// read may as well be an empty message, and the log says so.
+pub fn peer_closed(proto: &str) -> &'static str {
+    match proto {
+        "unix-seqpacket" => "closed: a 0-byte read (an empty message or the peer's close)",
+        _ => "closed by peer",
+    }
+}
+
 /// A running `netecho serve`, killed when dropped.
 pub struct Server {
     child: Child,
