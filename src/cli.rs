@@ -223,7 +223,8 @@ const SEND_EXAMPLES: &str =
     "With MESSAGE, sends it once and prints the reply and a newline. Over a stream (tcp, unix, \
 TLS) the reply is every byte that comes until at least as many came as were sent, the server \
 closed, or it fell silent for --timeout, with what else has already arrived by then. Without \
-MESSAGE, reads stdin: on a terminal after a prompt on stderr (empty lines skipped, Ctrl-D ends). \
+MESSAGE, reads stdin: on a terminal after a prompt on stderr (empty and blank lines skipped, as \
+the lesson's client skips them, Ctrl-D ends). \
 From a pipe over a stream without --framing, as nc: stdin's bytes go out as they are and the \
 server's bytes come out as they are, nothing added or dropped; with --framing, or over \
 seqpacket, QUIC and datagrams, one message per line and one reply line each. At the end of the \
@@ -840,7 +841,8 @@ pub(crate) struct SendArgs {
         allow_hyphen_values = true
     )]
     pub message: Vec<OsString>,
-    /// Prompt with `>>> ` (on stderr) even when stdin is not a terminal
+    /// Prompt with `>>> ` (on stderr) even when stdin is not a terminal, and skip blank
+    /// lines as on one
     #[arg(short, long)]
     pub interactive: bool,
     /// How long to wait for the server, each wait (as nc -w): for a connection to be

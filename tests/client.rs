@@ -10,13 +10,36 @@ use common::{Server, netecho, ok, run};
 fn interactive_prompt_skips_empty_lines_and_ends_at_eof() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
     let out = netecho(&["send", "-i", &server.url()], b"hello\n\n   \nworld\n");
-    // The empty line is skipped (a second prompt, no message); a line of spaces is a message.
-    // The prompts go to stderr: one per line read, and one answered by the end of input.
-    assert_eq!(ok(&out), "HELLO\n   \nWORLD\n");
+    // The empty line and the line of spaces are skipped (a prompt each, no message), as
+    // the lesson's client (`input().strip()`) skips them. The prompts go to stderr: one per
+    // line read, and one answered by the end of input.
+    assert_eq!(ok(&out), "HELLO\nWORLD\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches(">>> ").count(), 5, "{stderr}");
     let log = server.wait_log("bytes in");
-    assert!(log.contains("13 bytes in, 13 bytes out"), "{log}");
+    assert!(log.contains("10 bytes in, 10 bytes out"), "{log}");
+}
+
+#[test]
+fn a_blank_line_is_skipped_on_a_terminal_and_kept_from_a_pipe() {
+    // `script` runs the client on a pseudo-terminal, so stdin really is a terminal.
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let cmd = format!("{} send {}", common::bin(), server.url());
+    let out = run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        b"hello\n \t \nworld\n\x04",
+    );
+    let text = ok(&out);
+    assert!(text.contains("WORLD"), "no reply in {text:?}");
+    let log = server.wait_log("bytes in");
+    assert!(
+        log.contains("10 bytes in, 10 bytes out"),
+        "the blank line was sent: {log}"
+    );
+    // From a pipe the same line is a message, its bytes as they are.
+    let piped = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let out = netecho(&["send", &piped.url()], b"hello\n \t \nworld\n");
+    assert_eq!(ok(&out), "HELLO\n \t \nWORLD\n");
 }
 
 #[test]

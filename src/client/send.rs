@@ -246,9 +246,11 @@ fn show(hex: bool, way: Way, endpoint: &dyn std::fmt::Display, data: &[u8]) {
     }
 }
 
-/// Hands `exchange` the message on the command line, or each line of stdin (after a
-/// prompt on a terminal, skipping empty lines as the lesson's client does). The prompt goes
-/// to stderr: stdout carries only what the server said, also when it is redirected.
+/// Hands `exchange` the message on the command line, or each line of stdin but the empty
+/// ones; after a prompt (on a terminal, or with -i) the blank ones are skipped too, as the
+/// lesson's client (`input().strip()`) does, while from a pipe a line of spaces is a message
+/// as it is. The prompt goes to stderr: stdout carries only what the server said, also when
+/// it is redirected.
 fn each_message(
     config: &SendConfig,
     mut exchange: impl FnMut(&[u8], &mut io::StdoutLock<'static>) -> Result<()>,
@@ -272,7 +274,7 @@ fn each_message(
             }
             return Ok(());
         };
-        if line.is_empty() {
+        if line.is_empty() || interactive && line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         exchange(&line, &mut out)?;
