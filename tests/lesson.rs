@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{columns, netecho, ok};
+use common::{Server, columns, netecho, ok};
 
 const DEMOS: [&str; 9] = [
     "empty-send",
@@ -164,6 +164,101 @@ fn the_loops_lesson_shows_two_messages_on_one_connection_and_a_second_client() {
     assert!(dialed < again && again < hi, "{text}");
     let walk = lesson(&[]);
     assert!(walk.contains("netecho lesson loops"), "{walk}");
+}
+
+#[test]
+fn the_sticky_lesson_shows_the_cure_and_gives_commands_that_run_as_pasted() {
+    let text = lesson(&["sticky"]);
+    // The cure on the same connection: newline-ended messages, cut back out at each newline.
+    for want in [
+        "send(fd 4, b'hello\\n') = 6",
+        "# msg = b'hello'",
+        "# msg = b'world'",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    assert!(text.contains("2 messages came out"), "{text}");
+    // Each command line, as it would be pasted (a shell drops the comment).
+    let commands: Vec<Vec<&str>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("netecho serve") || l.starts_with("netecho send "))
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .skip(1)
+                .collect()
+        })
+        .collect();
+    assert_eq!(commands.len(), 4, "{text}");
+    let (mut server, mut replies) = (None, Vec::new());
+    for args in &commands {
+        if args[0] == "serve" {
+            // On port 0 here, where the lesson's reader has 3234.
+            let mut serve = args[1..].to_vec();
+            serve.extend(["--addr", "127.0.0.1:0"]);
+            server = Some(Server::start(&serve));
+            continue;
+        }
+        let at = &server.as_ref().expect("a server before the client").addr;
+        let send: Vec<&str> = args
+            .iter()
+            .map(|w| {
+                if *w == "127.0.0.1:3234" {
+                    at.as_str()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        assert!(send.contains(&at.as_str()), "no address in {args:?}");
+        replies.push(ok(&netecho(&send, b"")));
+    }
+    assert_eq!(replies[0].matches("HELLO").count(), 5, "{replies:?}");
+    assert_eq!(replies[1], "HELLO\n".repeat(5), "one reply per line");
+}
+
+#[test]
+fn the_python_names_the_socket_each_call_is_made_on() {
+    // Client 2's round is on fd 6, client2 in the Python (client 1 is closed by then).
+    let loops = lesson(&["loops"]);
+    assert!(loops.contains("python: client2.send(b'hi')"), "{loops}");
+    assert!(
+        loops.contains("python: data = client2.recv(1024)"),
+        "{loops}"
+    );
+    assert!(!loops.contains("client.send(b'hi')"), "{loops}");
+    // The UDP client of short-recv is made on its own line, and its payload shown as the
+    // others are.
+    let short = lesson(&["short-recv"]);
+    let sendto = short
+        .lines()
+        .find(|l| l.contains("sendto(fd "))
+        .expect(&short);
+    let fd = sendto.split("sendto(fd ").nth(1).unwrap();
+    let fd = &fd[..fd.find(',').unwrap()];
+    assert!(
+        short.contains(&format!("socket(AF_INET, SOCK_DGRAM, 0) = fd {fd}\n")),
+        "{short}"
+    );
+    assert!(
+        short.contains("udp_client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"),
+        "{short}"
+    );
+    assert!(
+        sendto.contains("b'xxxxxxxxxxxxxxxx'... (2000 bytes), 127.0.0.1:"),
+        "{sendto}"
+    );
+    assert!(
+        short.contains("python: udp_client.sendto(b'xxxxxxxxxxxxxxxx'... (2000"),
+        "{short}"
+    );
+    // A half-close is how rsh and nc -N end a request; HTTP/1.0 ends one at its blank line.
+    let half = lesson(&["half-close"]).replace('\n', " ");
+    assert!(!half.contains("HTTP/1.0"), "{half}");
+    assert!(half.contains("rsh, nc -N and netecho send"), "{half}");
 }
 
 #[test]

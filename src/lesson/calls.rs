@@ -150,6 +150,28 @@ pub(super) fn send(t: &Teacher, var: &str, sock: &Socket, data: &[u8]) -> io::Re
     result
 }
 
+/// sendto(2) of one datagram to `to`.
+pub(super) fn send_to(
+    t: &Teacher,
+    var: &str,
+    sock: &Socket,
+    data: &[u8],
+    to: &SockAddr,
+) -> io::Result<usize> {
+    let result = sock.send_to(data, to);
+    let (a, py) = shown(to);
+    t.call(
+        &format!(
+            "sendto(fd {}, {}, {a})",
+            sock.as_raw_fd(),
+            short_bytes(data)
+        ),
+        &result_text(&result, |n| n.to_string()),
+    );
+    t.python(&format!("{var}.sendto({}, {py})", short_bytes(data)));
+    result
+}
+
 /// recv(2) of at most `len` bytes, with `flags` (MSG_DONTWAIT: do not wait).
 pub(super) fn recv_raw(sock: &Socket, len: usize, flags: i32) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];

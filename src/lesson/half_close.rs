@@ -44,9 +44,10 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     calls::recv(t, "client", &c.client, 1024, 0).context("recv")?;
     t.say(
         "A half-close ends one direction only: the way to say \"that was the whole \
-         request\" without a framing, as HTTP/1.0 clients and netecho send do.",
-        "半关闭只结束一个方向：不用分帧也能表示“请求说完了”，HTTP/1.0 客户端和 netecho send \
-         都这样做。",
+         request\" without a framing, as rsh, nc -N and netecho send do at the end of \
+         their input.",
+        "半关闭只结束一个方向：不用分帧也能表示“请求说完了”，rsh、nc -N 和 netecho send \
+         在输入结束时都这样做。",
     );
     t.note(
         "Windows names it SD_SEND (Python still spells it socket.SHUT_WR).",

@@ -54,7 +54,7 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     );
     t.pause();
     for message in [&b"hello"[..], b"again"] {
-        round(t, &first, &conn, message)?;
+        round(t, ("client", &first), &conn, message)?;
     }
     t.step(Client, "client 1 hangs up: close", "客户端 1 挂断：close");
     calls::close(t, "client", first);
@@ -78,17 +78,23 @@ fn dial(t: &mut Teacher, step: (&str, &str), var: &str, addr: &SockAddr) -> Resu
     Ok(client)
 }
 
-/// One turn of the communication loop: the client sends, the server answers on `conn`.
-fn round(t: &mut Teacher, client: &Socket, conn: &Socket, message: &[u8]) -> Result<()> {
+/// One turn of the communication loop: the client (its name in the Python, and its socket)
+/// sends, the server answers on `conn`.
+fn round(
+    t: &mut Teacher,
+    (var, client): (&str, &Socket),
+    conn: &Socket,
+    message: &[u8],
+) -> Result<()> {
     t.step(
         Client,
         "communication loop: send, and the server answers",
         "通信循环：发送，服务器回复",
     );
-    calls::send(t, "client", client, message).context("send")?;
+    calls::send(t, var, client, message).context("send")?;
     let data = calls::recv(t, "conn", conn, 1024, 0).context("recv")?;
     calls::send(t, "conn", conn, &data.to_ascii_uppercase()).context("send")?;
-    calls::recv(t, "client", client, 1024, 0).context("recv")?;
+    calls::recv(t, var, client, 1024, 0).context("recv")?;
     t.say(
         "Same connection, same conn: no new accept() for a new message.",
         "同一个连接、同一个 conn：新消息不需要新的 accept()。",
@@ -110,7 +116,7 @@ fn next_client(t: &mut Teacher, phone: Socket, second: Socket) -> Result<()> {
          dialed.",
         "accept() 马上返回：客户端 2 从拨号起就在 backlog 队列里等着。",
     );
-    round(t, &second, &conn, b"hi")?;
+    round(t, ("client2", &second), &conn, b"hi")?;
     t.step(Client, "client 2 hangs up: close", "客户端 2 挂断：close");
     calls::close(t, "client2", second);
     calls::recv(t, "conn", &conn, 1024, 0).context("recv")?;

@@ -1,8 +1,6 @@
 //! recv(1024) of a longer message: on TCP the rest waits for the next recv; on UDP the
 //! rest of the datagram is gone.
 
-use std::os::fd::AsRawFd;
-
 use anyhow::{Context, Result};
 use socket2::Type;
 
@@ -49,25 +47,21 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
 fn datagram(t: &mut Teacher, message: &[u8]) -> Result<()> {
     t.step(
         Server,
-        "the same over UDP: one datagram of 2000 bytes",
-        "换成 UDP：一个 2000 字节的数据报",
+        "the same over UDP: a datagram socket, bound",
+        "换成 UDP：一个数据报 socket，bind",
     );
     let server = calls::socket(t, "server", Type::DGRAM)?;
     let addr = calls::bind(t, "server", &server, &loopback()).context("bind")?;
-    let client = socket2::Socket::new(socket2::Domain::IPV4, Type::DGRAM, None)?;
-    client.send_to(message, &addr).context("sendto")?;
-    t.call(
-        &format!(
-            "sendto(fd {}, 2000 bytes, {})",
-            client.as_raw_fd(),
-            calls::shown(&addr).0
-        ),
-        "2000",
+    t.pause();
+    t.step(
+        Client,
+        "a UDP client of its own: socket, then sendto",
+        "一个自己的 UDP 客户端：socket，然后 sendto",
     );
-    t.python(&format!(
-        "client.sendto(b'x' * 2000, {})",
-        calls::shown(&addr).1
-    ));
+    let udp_client = calls::socket(t, "udp_client", Type::DGRAM)?;
+    calls::send_to(t, "udp_client", &udp_client, message, &addr).context("sendto")?;
+    t.pause();
+    t.step(Server, "recv(1024), and again", "recv(1024)，再来一次");
     calls::wait_queued(&server, 1);
     let first = calls::recv(t, "server", &server, 1024, 0).context("recv")?;
     let again = calls::recv(t, "server", &server, 1024, libc::MSG_DONTWAIT);
