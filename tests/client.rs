@@ -6,6 +6,16 @@ use std::process::Command;
 
 use common::{Server, netecho, ok, run};
 
+/// What `send` to `server` shows on a terminal, typed `input`: `script` runs it on a
+/// pseudo-terminal, so stdin really is a terminal.
+fn send_on_a_terminal(server: &Server, input: &[u8]) -> String {
+    let cmd = format!("{} send {}", common::bin(), server.url());
+    ok(&run(
+        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        input,
+    ))
+}
+
 #[test]
 fn interactive_prompt_skips_empty_lines_and_ends_at_eof() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
@@ -22,14 +32,8 @@ fn interactive_prompt_skips_empty_lines_and_ends_at_eof() {
 
 #[test]
 fn a_blank_line_is_skipped_on_a_terminal_and_kept_from_a_pipe() {
-    // `script` runs the client on a pseudo-terminal, so stdin really is a terminal.
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let cmd = format!("{} send {}", common::bin(), server.url());
-    let out = run(
-        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
-        b"hello\n \t \nworld\n\x04",
-    );
-    let text = ok(&out);
+    let text = send_on_a_terminal(&server, b"hello\n \t \nworld\n\x04");
     assert!(text.contains("WORLD"), "no reply in {text:?}");
     let log = server.wait_log("bytes in");
     assert!(
@@ -44,14 +48,8 @@ fn a_blank_line_is_skipped_on_a_terminal_and_kept_from_a_pipe() {
 
 #[test]
 fn a_terminal_gets_the_prompt_without_asking() {
-    // `script` runs the client on a pseudo-terminal, so stdin really is a terminal.
     let server = Server::start(&["--addr", "127.0.0.1:0"]);
-    let cmd = format!("{} send {}", common::bin(), server.url());
-    let out = run(
-        Command::new("script").args(["-qec", &cmd, "/dev/null"]),
-        b"hello\n\x04",
-    );
-    let text = ok(&out);
+    let text = send_on_a_terminal(&server, b"hello\n\x04");
     assert!(text.contains(">>> "), "no prompt in {text:?}");
     assert!(text.contains("HELLO"), "no reply in {text:?}");
 }
