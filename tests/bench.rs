@@ -735,3 +735,95 @@ fn a_runs_directory_is_private_and_its_name_unpredictable_whatever_the_umask() {
     assert_ne!(name, format!("netecho-{pid}"));
     assert_eq!(name.len(), "netecho-XXXXXX".len(), "{name}");
 }
+
+/// `netecho bench -d 8s -P 4 URL ARGS` against `server`, which is stopped (SIGSTOP) for
+/// 3 s from about 1.5 s into the run: the run's exit status, stdout and stderr. However
+/// slow the start, the pause falls within the 8 s (or before the first reply, which is a
+/// silence too).
+fn frozen_bench(server: &Server, args: &[&str]) -> (Option<i32>, String, String) {
+    let child = std::process::Command::new(common::bin())
+        .args(["bench", "-d", "8s", "-P", "4"])
+        .args(args)
+        .arg(server.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    common::signal(server.pid(), "STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    common::signal(server.pid(), "CONT");
+    let out = common::output_within(child, "bench of a frozen server", Duration::from_secs(60));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+/// The seconds in "answered nothing for 3.0 s" of `note`.
+fn silent_seconds(note: &str) -> f64 {
+    let rest = note
+        .split("answered nothing for ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no silence in: {note}"));
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_server_frozen_for_3s_of_a_run_is_said_under_the_table() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let (code, stdout, stderr) = frozen_bench(&server, &[]);
+    // A stall is a measurement, not an error.
+    assert_eq!(code, Some(0), "{stderr}");
+    let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let note = flat
+        .split("- tcp: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no note of the stall under the table:\n{stdout}"));
+    // 3 s; generous either way for a loaded machine.
+    let seconds = silent_seconds(note);
+    assert!((2.0..8.0).contains(&seconds), "{note}");
+    assert!(
+        note.contains("s into the run): req/s and the percentiles average over it"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_udp_server_frozen_for_3s_has_its_silence_and_late_replies_in_the_json() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let (code, stdout, stderr) = frozen_bench(&server, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("the JSON report");
+    let run = &doc["runs"][0];
+    let stall = &run["stall"];
+    let seconds = stall["silent_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!((2.0..8.0).contains(&seconds), "{run}");
+    let (from, to) = (
+        stall["from_s"].as_f64().unwrap(),
+        stall["to_s"].as_f64().unwrap(),
+    );
+    assert!(
+        from < to && to <= run["elapsed_s"].as_f64().unwrap(),
+        "{run}"
+    );
+    // The requests the server held past the 1 s loss timeout were answered after it: late,
+    // neither answered nor lost, and every request is one of the three.
+    let n = |field: &str| run[field].as_u64().unwrap();
+    assert!(n("late") > 0, "{run}");
+    assert_eq!(n("sent"), n("answered") + n("lost") + n("late"), "{run}");
+}
+
+#[test]
+fn late_replies_are_explained_under_the_table() {
+    let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let (code, stdout, stderr) = frozen_bench(&server, &["--wide"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(
+            "answered after the loss timeout (--timeout): counted late, neither answered nor lost"
+        ),
+        "{stdout}"
+    );
+}

@@ -18,7 +18,7 @@ use crate::choice::{Choice, from_str_by_name};
 pub(crate) use column::Column;
 pub(crate) use meta::Meta;
 pub(crate) use run::{
-    Cause, Interval, Percentiles, Run, latency_histogram, p50_of_rounds, record_latency,
+    Cause, Interval, Percentiles, Run, Stall, latency_histogram, p50_of_rounds, record_latency,
 };
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
@@ -88,7 +88,7 @@ pub(crate) fn columns() -> Vec<Column<Run>> {
 /// Every column of a run in the CSV: the table's, then the rest of the JSON's fields.
 pub(crate) fn csv_columns() -> Vec<Column<Run>> {
     let mut all = columns();
-    all.extend::<[Column<Run>; 16]>([
+    all.extend::<[Column<Run>; 19]>([
         Column::right("duration_s", |r| {
             r.duration_s.map_or(String::new(), |d| d.to_string())
         }),
@@ -118,8 +118,18 @@ pub(crate) fn csv_columns() -> Vec<Column<Run>> {
             })
         }),
         Column::left("stopped", |r| r.stopped.clone().unwrap_or_default()),
+        Column::right("stall_silent_s", |r| stall_cell(r, |s| s.silent_s)),
+        Column::right("stall_from_s", |r| stall_cell(r, |s| s.from_s)),
+        Column::right("stall_to_s", |r| stall_cell(r, |s| s.to_s)),
     ]);
     all
+}
+
+/// A figure of the run's stall for the CSV; empty when it had none.
+fn stall_cell(r: &Run, figure: fn(&Stall) -> f64) -> String {
+    r.stall
+        .as_ref()
+        .map_or(String::new(), |s| figure(s).to_string())
 }
 
 /// The 80-column table's columns; [`NARROW_LEGEND`] gives their units.
@@ -140,8 +150,8 @@ pub(crate) fn narrow_columns() -> Vec<Column<Run>> {
 
 /// Under the 80-column table: what its short columns mean.
 pub(crate) const NARROW_LEGEND: &str = "cl = clients, size = bytes per message, win = requests in \
-    flight per client; p50/p99/p99.9 = round trip in us; lost = requests unanswered; \
-    --wide or --format csv for every column";
+    flight per client; p50/p99/p99.9 = round trip in us; lost = requests unanswered \
+    within --timeout; --wide or --format csv for every column";
 
 /// How a table is laid out: within 80 columns, or every column on one long line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,10 +175,10 @@ pub(crate) fn render(format: Format, runs: &[Run]) -> String {
 /// Renders `runs` in `format` as bench prints them: the table in `layout`, every other
 /// format with the run's metadata.
 pub(crate) fn report(format: Format, layout: Layout, runs: &[Run], meta: &Meta) -> String {
-    let stops = || table::notes(runs.iter().filter_map(Run::stop_note));
+    let notes = || table::notes(runs.iter().flat_map(Run::notes));
     match (format, layout) {
-        (Format::Table, Layout::Wide) => table::render(&columns(), runs) + &stops(),
-        (Format::Table, Layout::Narrow) => narrow(runs) + &stops(),
+        (Format::Table, Layout::Wide) => table::render(&columns(), runs) + &notes(),
+        (Format::Table, Layout::Narrow) => narrow(runs) + &notes(),
         (Format::Json, _) => json::render(runs, Some(meta)),
         (Format::Csv, _) => csv::render_with(&csv_columns(), runs, &meta.fields()),
         (Format::Ndjson, _) => ndjson::render(runs, Some(meta)),

@@ -93,6 +93,15 @@ pub(crate) enum Cause {
     Unseen,
 }
 
+/// A stretch of a run in which requests waited and the server answered nothing, in seconds
+/// from the start of the run: the run's averages are over it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub(crate) struct Stall {
+    pub silent_s: f64,
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
 /// One run of the load loop against one server.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Run {
@@ -126,12 +135,67 @@ pub(crate) struct Run {
     pub send_errors: u64,
     /// What explains most of the loss (null: nothing lost).
     pub loss_cause: Option<Cause>,
+    /// The longest stretch with requests waiting and no reply, when long enough to tell of
+    /// (null: none was).
+    pub stall: Option<Stall>,
     /// The signal that stopped the run before its end ("SIGINT"); absent from a whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }
 
 impl Run {
+    /// What to say under a table of the run: how a signal stopped it, how long the server
+    /// answered nothing, what its counters hold beside answered and lost.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        [self.stop_note(), self.stall_note(), self.late_note()]
+            .into_iter()
+            .flatten()
+            .chain(self.duplicate_note())
+            .collect()
+    }
+
+    /// "tcp: the server answered nothing for 3.0 s (2.0-5.0 s into the run): ...".
+    fn stall_note(&self) -> Option<String> {
+        let s = self.stall?;
+        Some(format!(
+            "{}: the server answered nothing for {:.1} s ({:.1}-{:.1} s into the run): req/s \
+             and the percentiles average over it",
+            self.proto, s.silent_s, s.from_s, s.to_s
+        ))
+    }
+
+    /// Replies after the loss timeout, which the table's columns do not show: sent is then
+    /// more than answered and lost together.
+    fn late_note(&self) -> Option<String> {
+        if self.late == 0 {
+            return None;
+        }
+        let sum = match self.sent == self.answered + self.lost + self.late {
+            true => format!(
+                " (sent {} = answered {} + lost {} + late {})",
+                self.sent, self.answered, self.lost, self.late
+            ),
+            false => String::new(),
+        };
+        Some(format!(
+            "{}: {} answered after the loss timeout (--timeout): counted late, neither \
+             answered nor lost{sum}",
+            self.proto,
+            crate::units::count(self.late, "request")
+        ))
+    }
+
+    /// Requests answered twice: the second copies are not counted as answered.
+    fn duplicate_note(&self) -> Option<String> {
+        (self.duplicated > 0).then(|| {
+            format!(
+                "{}: {} came a second time: counted duplicated, not answered",
+                self.proto,
+                crate::units::count(self.duplicated, "reply")
+            )
+        })
+    }
+
     /// Under a table, for a run a signal stopped: "tcp: stopped by SIGINT after 2.5 s of
     /// 10 s; the numbers are of what ran".
     pub(crate) fn stop_note(&self) -> Option<String> {

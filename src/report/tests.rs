@@ -41,6 +41,7 @@ fn run() -> Run {
         rcvbuf_errors: Some(0),
         send_errors: 0,
         loss_cause: Some(Cause::Unseen),
+        stall: None,
         stopped: None,
     }
 }
@@ -58,9 +59,10 @@ udp    [::1]:3234        2    64       1             997      0.06     10.5     
 fn csv() {
     let expected = "\
 proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
-duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped,\
+stall_silent_s,stall_from_s,stall_to_s
 udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
-1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,,,,
 ";
     assert_eq!(render(Format::Csv, &[run()]), expected);
     let mut odd = run();
@@ -110,7 +112,8 @@ fn json() {
             "rxq_overflow",
             "rcvbuf_errors",
             "send_errors",
-            "loss_cause"
+            "loss_cause",
+            "stall"
         ]
     );
 }
@@ -121,9 +124,10 @@ fn csv_quotes_a_field_with_a_comma_or_a_quote() {
     odd.address = "/tmp/a,\"b\".sock".into();
     let expected = "\
 proto,address,clients,size,window,requests_per_s,mb_per_s,mean_us,p50_us,p99_us,p99_9_us,max_us,connect_p50_us,sent,answered,lost,duplicated,reordered,mismatched,failed_clients,\
-duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped
+duration_s,count,elapsed_s,bytes,p90_us,connect_p90_us,connect_p99_us,connect_p99_9_us,connect_max_us,connect_mean_us,late,rxq_overflow,rcvbuf_errors,send_errors,loss_cause,stopped,\
+stall_silent_s,stall_from_s,stall_to_s
 udp,\"/tmp/a,\"\"b\"\".sock\",2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
-1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,
+1,,1.001,63872,20,6,9,12,15,3.5,0,0,0,0,unseen,,,,
 ";
     assert_eq!(render(Format::Csv, &[odd]), expected);
 }
@@ -243,7 +247,8 @@ fn json_text() {
       \"rxq_overflow\": 0,
       \"rcvbuf_errors\": 0,
       \"send_errors\": 0,
-      \"loss_cause\": \"unseen\"
+      \"loss_cause\": \"unseen\",
+      \"stall\": null
     }
   ]
 }
@@ -264,7 +269,7 @@ fn histogram() -> Histogram<u64> {
 #[test]
 fn ndjson_summary_and_interval_lines() {
     let expected = "\
-{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\"}
+{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\",\"stall\":null}
 ";
     assert_eq!(render(Format::Ndjson, &[run()]), expected);
     let interval = Interval {
@@ -361,8 +366,8 @@ proto  cl  size  win  req/s  MB/s  p50  p99  p99.9  lost
 udp     2    64    1    997  0.06   10   30     40     2
     at [::1]:3234
 cl = clients, size = bytes per message, win = requests in flight per client;
-p50/p99/p99.9 = round trip in us; lost = requests unanswered; --wide or --format
-csv for every column
+p50/p99/p99.9 = round trip in us; lost = requests unanswered within --timeout;
+--wide or --format csv for every column
 ";
     assert_eq!(text, expected);
     assert_eq!(
@@ -377,13 +382,12 @@ csv for every column
     let csv = report(Format::Csv, Layout::Narrow, &[run()], &meta());
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].ends_with(
-        ",loss_cause,stopped,netecho_version,host,kernel,cores,date_utc,command,param_clients"
+        ",stopped,stall_silent_s,stall_from_s,stall_to_s,netecho_version,host,kernel,cores,\
+         date_utc,command,param_clients"
     ));
-    assert!(
-        lines[1].ends_with(
-            ",unseen,,0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho bench -c 2,2"
-        )
-    );
+    assert!(lines[1].ends_with(
+        ",unseen,,,,,0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho bench -c 2,2"
+    ));
     let line = report(Format::Ndjson, Layout::Narrow, &[run()], &meta());
     let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(summary["type"], "summary");
@@ -416,7 +420,7 @@ fn a_stopped_run_is_marked_in_every_format() {
     let summary: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(summary["stopped"], "SIGINT");
     let csv = report(Format::Csv, Layout::Narrow, runs, &meta());
-    assert!(csv.contains(",unseen,SIGINT,0.1.0,"), "{csv}");
+    assert!(csv.contains(",unseen,SIGINT,,,,0.1.0,"), "{csv}");
     // A run that ran whole says nothing of stopping, in the JSON or under the table.
     let whole = report(Format::Json, Layout::Narrow, &[run()], &meta());
     assert!(!whole.contains("stopped"), "{whole}");
@@ -429,20 +433,73 @@ fn a_stopped_run_is_marked_in_every_format() {
     );
 }
 
+fn stall() -> Stall {
+    Stall {
+        silent_s: 3.005,
+        from_s: 2.01,
+        to_s: 5.015,
+    }
+}
+
+#[test]
+fn a_stall_and_late_replies_are_said_under_the_table_and_kept_in_every_format() {
+    let mut r = run();
+    r.stall = Some(stall());
+    (r.lost, r.late, r.duplicated) = (0, 2, 3);
+    let runs = std::slice::from_ref(&r);
+    let table = report(Format::Table, Layout::Narrow, runs, &meta());
+    let notes = table.split_once("every column\n").unwrap().1;
+    assert_eq!(
+        notes,
+        "\
+- udp: the server answered nothing for 3.0 s (2.0-5.0 s into the run): req/s and
+  the percentiles average over it
+- udp: 2 requests answered after the loss timeout (--timeout): counted late,
+  neither answered nor lost (sent 1000 = answered 998 + lost 0 + late 2)
+- udp: 3 replies came a second time: counted duplicated, not answered
+"
+    );
+    let wide = report(Format::Table, Layout::Wide, runs, &meta());
+    assert!(wide.ends_with(notes), "{wide}");
+    let json: serde_json::Value =
+        serde_json::from_str(&report(Format::Json, Layout::Narrow, runs, &meta())).unwrap();
+    let s = &json["runs"][0]["stall"];
+    assert_eq!(
+        (&s["silent_s"], &s["from_s"], &s["to_s"]),
+        (&3.005.into(), &2.01.into(), &5.015.into())
+    );
+    let csv = report(Format::Csv, Layout::Narrow, runs, &meta());
+    assert!(csv.contains(",unseen,,3.005,2.01,5.015,0.1.0,"), "{csv}");
+    // Nothing to say of a run without them; a stall is null in the JSON.
+    let quiet = report(Format::Table, Layout::Narrow, &[run()], &meta());
+    assert!(quiet.ends_with("every column\n"), "{quiet}");
+    let whole = render(Format::Json, &[run()]);
+    let json: serde_json::Value = serde_json::from_str(&whole).unwrap();
+    assert_eq!(json["runs"][0]["stall"], serde_json::Value::Null);
+    // When the counters do not add up (a failed client's requests), no sum is shown.
+    r.sent = 1010;
+    assert!(!r.notes().concat().contains("sent 1010 ="));
+}
+
 #[test]
 fn the_csv_has_every_field_of_the_json() {
     let mut r = run();
     r.stopped = Some("SIGTERM".into());
+    r.stall = Some(stall());
     let json: serde_json::Value = serde_json::from_str(&render(Format::Json, &[r])).unwrap();
     let csv = render(Format::Csv, &[run()]);
     let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     for (name, value) in json["runs"][0].as_object().unwrap() {
         match value.as_object() {
-            // Percentiles: one column per field, p50_us or connect_p50_us.
+            // Percentiles: one column per field, p50_us or connect_p50_us; the stall's
+            // stall_from_s.
             Some(p) => {
                 for field in p.keys() {
-                    let prefix = if name == "latency_us" { "" } else { "connect_" };
-                    let col = format!("{prefix}{field}_us");
+                    let col = match name.as_str() {
+                        "latency_us" => format!("{field}_us"),
+                        "connect_us" => format!("connect_{field}_us"),
+                        _ => format!("{name}_{field}"),
+                    };
                     assert!(head.contains(&col.as_str()), "{col} missing from {head:?}");
                 }
             }

@@ -19,6 +19,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 
 use crate::client::bench::interval::{Board, Interval, Snapshot};
 use crate::client::bench::loss::{Counters, Loss};
+use crate::client::bench::silence::{Silence, Watch};
 use crate::endpoint::{SockProto, Target};
 use crate::error::{Call, socket_error};
 use crate::impair::TokenBucket;
@@ -40,7 +41,8 @@ const STREAM_READ: usize = 256 * 1024;
 pub(crate) const DATAGRAM_TIMEOUT: Duration = Duration::from_secs(1);
 /// --timeout unless given, over a stream: a reply this late fails its client.
 pub(crate) const STREAM_STALL: Duration = Duration::from_secs(30);
-/// How often datagram requests are checked for having waited past the loss timeout.
+/// How often datagram requests are checked for having waited past the loss timeout, and
+/// each thread for a silence (requests waiting, no reply since the last check).
 const LOSS_CHECK: Duration = Duration::from_millis(20);
 /// How long a load thread waits for news before it checks the clock (the run's end, loss
 /// timeouts, intervals): epoll_wait's timeout, or a lone client's SO_RCVTIMEO.
@@ -160,6 +162,8 @@ pub(crate) struct LoadResult {
     /// Clients that ended with an error (reset, closed by the server, ...).
     pub failed_clients: u64,
     pub first_error: Option<String>,
+    /// The longest stretch in which requests waited and no reply came (every thread's).
+    pub silence: Option<Silence>,
 }
 
 impl LoadResult {
@@ -183,6 +187,7 @@ impl LoadResult {
             tcp: None,
             failed_clients: 0,
             first_error: None,
+            silence: None,
         }
     }
 
@@ -313,9 +318,13 @@ pub(crate) fn run_with(spec: &LoadSpec, board: Option<&Board>) -> Result<LoadRes
             .collect()
     });
     let mut total = LoadResult::new();
+    let mut silences = Vec::with_capacity(threads);
     for result in results {
-        total.merge(result?);
+        let result = result?;
+        silences.push(result.silence);
+        total.merge(result);
     }
+    total.silence = Silence::common(&silences);
     if let (Some(before), Some(after)) = (before, Counters::read()) {
         total.machine = Some(before.delta(&after));
     }
@@ -540,6 +549,8 @@ struct Runner<'a> {
     /// When this thread saw a stop signal: nothing more is sent, what is in flight is
     /// awaited for [`STOP_DRAIN`], and a client failing then is not counted.
     stopped_at: Option<Instant>,
+    /// Stretches with requests waiting and no reply, checked with the loss timeouts.
+    silence: Watch,
 }
 
 impl<'a> Runner<'a> {
@@ -615,6 +626,7 @@ impl<'a> Runner<'a> {
             buf: vec![0u8; MAX_MESSAGE.max(spec.size).max(STREAM_READ)],
             blocking,
             stopped_at: None,
+            silence: Watch::default(),
         })
     }
 
@@ -651,6 +663,7 @@ impl<'a> Runner<'a> {
             self.send_paced();
             if last_loss_check.elapsed() >= LOSS_CHECK {
                 last_loss_check = Instant::now();
+                self.watch_silence(start);
                 if self.carrier.may_lose() {
                     self.expire_lost();
                 } else if stop_at.is_none() {
@@ -765,9 +778,18 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// Notes whether any reply came since the last check, and whether requests wait.
+    fn watch_silence(&mut self, start: Instant) {
+        let r = &self.result;
+        let replies = r.answered + r.late + r.duplicated + r.mismatched;
+        let waiting = self.clients.iter().any(|c| !c.in_flight.is_empty());
+        self.silence.check(start.elapsed(), replies, waiting);
+    }
+
     /// The thread's result, with what the kernel says about its sockets at the end.
     fn conclude(mut self, start: Instant) -> LoadResult {
         self.result.elapsed = start.elapsed();
+        self.result.silence = std::mem::take(&mut self.silence).longest();
         if self.spec.target.proto == SockProto::Tcp {
             self.result.tcp = Some(self.tcp_totals());
         }

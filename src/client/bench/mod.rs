@@ -4,6 +4,7 @@
 pub(crate) mod interval;
 pub(crate) mod load;
 pub(crate) mod loss;
+pub(crate) mod silence;
 pub(crate) mod summary;
 
 use std::io::Write;

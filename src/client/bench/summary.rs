@@ -41,6 +41,9 @@ pub(crate) fn run(spec: &LoadSpec, r: &LoadResult, stopped: Option<Signal>) -> R
         rcvbuf_errors: r.machine.map(|m| m.rcvbuf_errors),
         send_errors: r.send_errors,
         loss_cause: r.loss().cause(),
+        stall: r
+            .silence
+            .and_then(|s| s.stall(Percentiles::of(&r.latency).p99_9)),
         stopped: stopped.map(|s| s.to_string()),
     }
 }
