@@ -134,7 +134,9 @@ impl Choice for Proto {
             }
             Proto::Raw => {
                 "SOCK_RAW over AF_INET or AF_INET6: whole IP packets of one protocol \
-                 (--ip-proto), no ports"
+                 (--ip-proto), no ports; every payload starts with netecho's 12-byte header \
+                 (README 'Raw IP': NECH, type 1 request or 2 reply, identifier, sequence \
+                 number), and the client takes as its reply only a packet with it, type 2"
             }
             Proto::Quic => {
                 "QUIC over UDP (quinn, TLS 1.3): a stream per message, one stream with \

@@ -216,3 +216,63 @@ fn without_cap_net_raw_one_line_says_what_is_missing() {
         assert!(out.stdout.is_empty(), "no listening line without a socket");
     }
 }
+
+/// python3: a raw IPv4 echo server for the protocol argv[1] that is not netecho's, as a
+/// student writes one: recvfrom, the payload upper-cased, sendto, header and all. (Its own
+/// replies, which it reads too on loopback, are upper-case already: it leaves them alone.)
+const UPPER_RAW: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, int(sys.argv[1]))
+print("ready", flush=True)
+while True:
+    data, (addr, _) = s.recvfrom(65535)
+    payload = data[(data[0] & 15) * 4:]
+    if payload.upper() != payload:
+        s.sendto(payload.upper(), (addr, 0))
+"#;
+
+#[test]
+fn replies_without_the_netecho_header_are_counted_and_the_server_named() {
+    let test = "replies_without_the_netecho_header_are_counted_and_the_server_named";
+    if !can_open_raw(test) || !common::have("python3", test) {
+        return;
+    }
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", UPPER_RAW, "207"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    let stdout = child.stdout.take().unwrap();
+    let _server = common::Peer(child);
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready).unwrap();
+    assert_eq!(ready, "ready\n");
+    let out = netecho(
+        &[
+            "send",
+            "--ip-proto",
+            "207",
+            "--retries",
+            "2",
+            "raw://127.0.0.1",
+            "hello",
+        ],
+        b"",
+    );
+    let line = fails(&out, 1);
+    // An answer to each of the 3 tries, however late within the last try's wait: at least one.
+    let (count, rest) = line
+        .split_once(" packet")
+        .and_then(|(head, rest)| Some((head.rsplit(' ').next()?.parse::<u32>().ok()?, rest)))
+        .unwrap_or_else(|| panic!("no count of packets: {line}"));
+    assert!((1..=3).contains(&count), "{line}");
+    assert!(
+        rest.contains(
+            "of protocol 207 came back without netecho's reply header (type 2): the server is \
+             not netecho's?"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("README 'Raw IP'"), "{line}");
+    assert!(!line.contains("is `netecho serve"), "{line}");
+}

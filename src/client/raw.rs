@@ -30,6 +30,10 @@ pub(crate) struct RawClient {
     seq: u32,
     timeout: Duration,
     retries: u32,
+    /// Packets of the protocol read while awaiting the reply to the current message that
+    /// were neither a netecho reply nor this client's own request looped back: a server
+    /// that answers without netecho's header.
+    unmarked: u64,
 }
 
 /// The TTL of a hand-built header when --ttl is not given: Linux's default
@@ -80,6 +84,7 @@ impl RawClient {
             seq: 0,
             timeout: config.timeout,
             retries: config.retries,
+            unmarked: 0,
         })
     }
 
@@ -111,6 +116,7 @@ impl RawClient {
         };
         let packet = self.packet(&header, msg)?;
         let mut buf = vec![0u8; MAX_MESSAGE];
+        self.unmarked = 0;
         for attempt in 0..=self.retries {
             if attempt > 0 {
                 debug!(
@@ -124,11 +130,26 @@ impl RawClient {
                 .map_err(|e| socket_error(Call::Send, Subject::ip(&what), &e))?;
             let deadline = Instant::now() + self.timeout;
             let wanted = |h: &Header| h.id == header.id && h.seq == header.seq;
-            if let Some((_, reply)) = self.await_reply(wanted, &mut buf, deadline)? {
+            if let Some((_, reply)) = self.await_reply(wanted, msg, &mut buf, deadline)? {
                 return Ok(reply);
             }
         }
-        Err(anyhow!(
+        Err(self.no_reply())
+    }
+
+    /// Why no reply came: packets without netecho's reply header came instead, or nothing.
+    fn no_reply(&self) -> anyhow::Error {
+        let what = &self.target;
+        let proto = self.sock.protocol();
+        if self.unmarked > 0 {
+            return anyhow!(
+                "no reply from {what}: {} of protocol {proto} came back without netecho's \
+                 reply header (type 2): the server is not netecho's? README 'Raw IP' \
+                 describes the header (12 bytes: NECH, type, identifier, sequence number)",
+                crate::units::count(self.unmarked, "packet")
+            );
+        }
+        anyhow!(
             "no reply from {what} (IP protocol {proto}) after {} tries, {:?} each: is `netecho \
              serve --proto raw --ip-proto {proto}` running there? (A host with no raw socket \
              for the protocol answers ICMP protocol unreachable, but on loopback this client's \
@@ -136,8 +157,7 @@ impl RawClient {
              / --retries",
             self.retries + 1,
             self.timeout,
-            proto = self.sock.protocol(),
-        ))
+        )
     }
 
     /// The bytes to send: the netecho header and message, behind an IPv4 header of our own
@@ -207,7 +227,7 @@ impl RawClient {
         let mut seen = std::collections::HashSet::with_capacity(count);
         let deadline = Instant::now() + self.timeout;
         while replies.len() < count {
-            match self.await_reply(ours, &mut buf, deadline)? {
+            match self.await_reply(ours, msg, &mut buf, deadline)? {
                 Some((h, message)) if seen.insert(h.seq) => replies.push((h.seq, message)),
                 Some((h, _)) => debug!("{what}: a second reply to request {}; ignored", h.seq),
                 None => break,
@@ -217,9 +237,12 @@ impl RawClient {
     }
 
     /// Reads until `deadline` for a reply whose header `wanted` accepts; `None` on silence.
+    /// Other packets are passed over, and counted unless they are netecho replies or this
+    /// client's own request of `sent`.
     fn await_reply(
-        &self,
+        &mut self,
         wanted: impl Fn(&Header) -> bool,
+        sent: &[u8],
         buf: &mut [u8],
         deadline: Instant,
     ) -> Result<Option<(Header, Vec<u8>)>> {
@@ -265,9 +288,20 @@ impl RawClient {
                     return Ok(Some((h, message.to_vec())));
                 }
                 // Our own request looped back, an earlier try's late reply, or another
-                // client's packet.
-                Ok((h, _)) => debug!("{what}: passed over {h}"),
-                Err(why) => debug!("{what}: passed over a packet: {why}"),
+                // client's reply.
+                Ok((h, message))
+                    if h.kind == Kind::Reply || (h.id == self.id && message == sent) =>
+                {
+                    debug!("{what}: passed over {h}")
+                }
+                Ok((h, _)) => {
+                    self.unmarked += 1;
+                    debug!("{what}: passed over {h}, not a reply");
+                }
+                Err(why) => {
+                    self.unmarked += 1;
+                    debug!("{what}: passed over a packet: {why}");
+                }
             }
         }
     }
