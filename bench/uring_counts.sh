@@ -16,6 +16,7 @@
 #   bench/uring_counts.sh [CLIENTS] [REQUESTS]     default: 50 2000
 #   SERVERS=uring bench/uring_counts.sh            only these (tokio event uring); x_tokio
 #                                                  needs tokio among them
+#   BIN=/tmp/old/netecho bench/uring_counts.sh      another build of netecho (one before a change)
 #   KEEP=/tmp/counts bench/uring_counts.sh         keeps each callgrind profile there
 #                                                  (callgrind_annotate KEEP/callgrind.NAME)
 set -euo pipefail
@@ -24,9 +25,9 @@ cd "$(dirname "$0")/.."
 clients=${1:-50}
 requests=${2:-2000}
 size=512
-cargo build --release --quiet
+[ -n "${BIN:-}" ] || cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/reference/Cargo.toml
-netecho=$PWD/target/release/netecho
+netecho=${BIN:-$PWD/target/release/netecho}
 refs=$PWD/bench/reference/target/release
 
 # load N: N requests from each client; a run where any went unanswered is said and fails.
