@@ -169,6 +169,34 @@ fn a_client_that_reads_keeps_its_share_beside_clients_that_never_read() {
     }
 }
 
+/// More clients that never read than a uring ring has receive buffers (1,024). A reply the
+/// ring sends from the buffer it came in holds that buffer until the peer takes the reply:
+/// were every buffer lent so, no receive of the ring could complete again.
+const PINNING: usize = 1100;
+
+#[test]
+fn clients_that_never_read_cannot_hold_every_receive_buffer_of_a_uring_ring() {
+    let server = Server::start(&[
+        "--addr",
+        "127.0.0.1:0",
+        "--model",
+        "uring",
+        "--threads",
+        "1",
+        "--sndbuf",
+        "4096",
+        "--max-conns",
+        "2000",
+    ]);
+    let addr: SocketAddr = server.addr.parse().unwrap();
+    let conns: Vec<Socket> = (0..PINNING).map(|_| silent_conn(&addr)).collect();
+    let sent = flood(&conns);
+    eprintln!("{PINNING} silent clients sent {sent} bytes");
+    // The ring still receives: a client that reads is served whole.
+    served(&server.addr);
+    assert!(!server.stderr().contains("reset"), "{}", server.stderr());
+}
+
 /// Flows of a relay whose client never reads.
 const SILENT_FLOWS: usize = 60;
 

@@ -18,6 +18,7 @@ use crate::transport::framing::{FrameError, Framing};
 use crate::transport::message::{MessageRecv, MessageSend, Next, Receiver, RecvError};
 use crate::transport::{Conn, MAX_MESSAGE};
 
+use super::InPlace;
 use super::stats::{Stats, Tally};
 
 /// What the server does to each message.
@@ -440,10 +441,7 @@ impl EchoConn {
 
     /// How a connection whose read returned 0 bytes ended, as far as the socket tells.
     fn closed(&self) -> ConnEnd {
-        match self.conn.zero_read_is_ambiguous() {
-            true => ConnEnd::ZeroRead,
-            false => ConnEnd::PeerClosed,
-        }
+        closed_end(&self.conn)
     }
 
     fn wait_readable(&self) -> Step {
@@ -485,16 +483,13 @@ impl EchoConn {
         out: &mut Vec<u8>,
     ) -> Option<ConnEnd> {
         let totals = (!self.counts_at_end).then_some(stats);
-        let msg = match self.messages.handed(data) {
-            Ok(Next::Message(msg)) => msg,
-            Ok(Next::Closed) => return Some(self.closed()),
-            Ok(Next::Truncated(len)) => return Some(ConnEnd::Truncated(len)),
-            Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(e) => return Some(end_of(e)),
+        let msg = match message(self.messages.handed(data)) {
+            Ok(msg) => msg,
+            // A 0-byte read: the peer's close, or an empty message where the two look alike.
+            Err(Some(ConnEnd::PeerClosed)) => return Some(closed_end(&self.conn)),
+            Err(end) => return end,
         };
-        hexdump::dump_if(Way::In, &self.conn.peer(), msg);
-        transform.apply(msg);
-        hexdump::dump_if(Way::Out, &self.conn.peer(), msg);
+        answer(&self.conn, transform, msg);
         encode_frame(&*self.sender, msg, out, &mut self.tally, totals);
         self.tally.reads = self.messages.reads() as u64;
         if self.framed {
@@ -505,6 +500,63 @@ impl EchoConn {
         }
         None
     }
+}
+
+impl EchoConn {
+    /// [`EchoConn::take`] sending from the receive's own buffer where the reply is the
+    /// message as it came (a bare stream: one receive, one message, no frame header), so
+    /// nothing is copied; other carriers' replies are appended to `out` as `take` does.
+    pub(crate) fn take_in_place(
+        &mut self,
+        data: &mut [u8],
+        transform: Transform,
+        stats: &Stats,
+        out: &mut Vec<u8>,
+    ) -> InPlace {
+        let Receiver::Bytes(bytes) = &mut self.messages else {
+            return InPlace::Appended(self.take(data, transform, stats, out));
+        };
+        let totals = (!self.counts_at_end).then_some(stats);
+        let msg = match message(bytes.handed(data)) {
+            Ok(msg) => msg,
+            Err(end) => return InPlace::Appended(end),
+        };
+        answer(&self.conn, transform, msg);
+        let len = msg.len();
+        count(totals, &mut self.tally, len);
+        self.tally.reads = bytes.reads() as u64;
+        InPlace::Reply(len)
+    }
+}
+
+/// How a 0-byte read ends `conn`: its peer's close, or, where an empty message reads the
+/// same (seqpacket), either.
+fn closed_end(conn: &Conn) -> ConnEnd {
+    match conn.zero_read_is_ambiguous() {
+        true => ConnEnd::ZeroRead,
+        false => ConnEnd::PeerClosed,
+    }
+}
+
+/// The message a completion handed over, or, when there is none, how the connection ended
+/// (`None`: it goes on).
+#[inline(always)]
+fn message(next: Result<Next<'_>, RecvError>) -> Result<&mut [u8], Option<ConnEnd>> {
+    match next {
+        Ok(Next::Message(msg)) => Ok(msg),
+        Ok(Next::Closed) => Err(Some(ConnEnd::PeerClosed)),
+        Ok(Next::Truncated(len)) => Err(Some(ConnEnd::Truncated(len))),
+        Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Err(None),
+        Err(e) => Err(Some(end_of(e))),
+    }
+}
+
+/// Transforms a message into its reply where it lies, hex-dumped both ways when asked.
+#[inline(always)]
+fn answer(conn: &Conn, transform: Transform, msg: &mut [u8]) {
+    hexdump::dump_if(Way::In, &conn.peer(), msg);
+    transform.apply(msg);
+    hexdump::dump_if(Way::Out, &conn.peer(), msg);
 }
 
 /// Appends `frame` to `out` as it goes on the wire, and counts it.
@@ -705,6 +757,11 @@ impl super::Session for EchoSession {
 
     fn received(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> Option<ConnEnd> {
         self.echo.take(data, self.transform, self.stats, out)
+    }
+
+    fn received_in_place(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> super::InPlace {
+        self.echo
+            .take_in_place(data, self.transform, self.stats, out)
     }
 
     fn count_at_end(&mut self) {

@@ -148,6 +148,16 @@ impl Requests for NoRequests {
     }
 }
 
+/// What [`Session::received_in_place`] did with a receive's bytes.
+#[derive(Debug)]
+pub(crate) enum InPlace {
+    /// The reply is the receive's first `n` bytes, transformed where they came in; the
+    /// connection goes on.
+    Reply(usize),
+    /// As `received`: the replies appended to `out`, and how the connection ended if it did.
+    Appended(Option<ConnEnd>),
+}
+
 /// One connection being served.
 pub(crate) trait Session: Send + 'static {
     /// The connection's socket.
@@ -175,6 +185,13 @@ pub(crate) trait Session: Send + 'static {
             std::io::ErrorKind::Unsupported,
             "this service needs a blocking socket",
         )))
+    }
+
+    /// `received`, for a model that can send a reply from the receive's own buffer: a reply
+    /// that is the message itself, transformed, stays in `data`, nothing copied. Asked only
+    /// while none of this connection's replies wait in `out` or on the wire: it goes next.
+    fn received_in_place(&mut self, data: &mut [u8], out: &mut Vec<u8>) -> InPlace {
+        InPlace::Appended(self.received(data, out))
     }
 
     /// Counts this session's messages on its own tally only, and into the server's totals

@@ -15,7 +15,7 @@ use crate::logging::Throttle;
 use crate::server::event::{Loops, retire_loop};
 use crate::server::{Sched, Server};
 use crate::service::echo::PendingShare;
-use crate::service::{ConnEnd, Drive, Service, Session, Step};
+use crate::service::{ConnEnd, Drive, InPlace, Service, Session, Step};
 use crate::signal::{Shutdown, Signal};
 use crate::transport::{Listener, MAX_MESSAGE};
 
@@ -71,6 +71,9 @@ struct Slot<T> {
     /// The bytes of the send in flight (kept until it completes), and how far it got.
     sending: Vec<u8>,
     sent: usize,
+    /// A reply sent from the provided buffer it came in (its id and length) instead of
+    /// `sending`: the buffer goes back to the kernel once the send is done.
+    lent: Option<(u16, usize)>,
     send_busy: bool,
     recv_armed: bool,
     /// How the connection ended, once it has: closed when nothing is in flight.
@@ -81,13 +84,15 @@ struct Slot<T> {
 }
 
 impl<T> Slot<T> {
+    #[inline]
     fn pending(&self) -> usize {
         // Only seqpacket queues: a stream, asked twice a request, skips the walk.
         let queued = match self.queue.is_empty() {
             true => 0,
             false => self.queue.iter().map(Vec::len).sum::<usize>(),
         };
-        self.out.len() + self.sending.len() - self.sent + queued
+        let sending = self.lent.map_or(self.sending.len(), |(_, len)| len);
+        self.out.len() + sending - self.sent + queued
     }
 }
 
@@ -105,6 +110,10 @@ struct Worker<'a, S: Service> {
     free: Vec<usize>,
     /// Connections whose receive stopped for want of a buffer, or while throttled.
     rearm: Vec<usize>,
+    /// Provided buffers lent to sends, and the most that may be: a send to a peer that
+    /// does not read holds its buffer, and the receives keep the rest.
+    lent: usize,
+    lend_max: usize,
     inbox_word: Box<[u8; 8]>,
     tick: Box<types::Timespec>,
     stopping: Option<Instant>,
@@ -149,6 +158,8 @@ impl<'a, S: Service> Worker<'a, S> {
             slots: Vec::new(),
             free: Vec::new(),
             rearm: Vec::new(),
+            lent: 0,
+            lend_max: count as usize / 2,
             inbox_word: Box::new([0; 8]),
             tick: Box::new(types::Timespec::from(TICK)),
             stopping: None,
@@ -348,6 +359,7 @@ impl<'a, S: Service> Worker<'a, S> {
             queue: VecDeque::new(),
             sending: Vec::new(),
             sent: 0,
+            lent: None,
             send_busy: false,
             recv_armed: false,
             ending: None,
@@ -416,23 +428,28 @@ impl<'a, S: Service> Worker<'a, S> {
             self.rearm.push(token);
             return self.flush(token);
         }
+        let mut lent = false;
         if slot.ending.is_none() {
             let end = if result < 0 {
                 Some(ConnEnd::Failed(failed(result)))
             } else {
-                let len = result as usize;
-                // A seqpacket message larger than its buffer (MSG_TRUNC gave its length): its
-                // bytes are lost, and the session decides what that means.
-                let mut lost = Vec::new();
-                let data = match bid {
-                    Some(_) if len > self.bufs.size() => {
-                        lost.resize(len, 0);
-                        &mut lost[..]
-                    }
-                    Some(bid) => self.bufs.get(bid, len),
-                    None => &mut [][..],
-                };
-                serve_bytes(slot, data, self.packets)
+                // Only a reply that goes next may be sent from its buffer.
+                let lend = !self.packets
+                    && self.lent < self.lend_max
+                    && slot.lent.is_none()
+                    && slot.out.is_empty()
+                    && slot.sent == slot.sending.len();
+                let end = serve_bytes(
+                    slot,
+                    &mut self.bufs,
+                    bid,
+                    result as usize,
+                    self.packets,
+                    lend,
+                );
+                // Lent now: a send from an earlier buffer may still be under way.
+                lent = lend && slot.lent.is_some();
+                end
             };
             let pending = slot.pending();
             slot.share.hold(pending);
@@ -447,8 +464,10 @@ impl<'a, S: Service> Worker<'a, S> {
                 )?;
             }
         }
-        if let Some(bid) = bid {
-            self.bufs.give_back(bid);
+        match bid {
+            Some(_) if lent => self.lent += 1,
+            Some(bid) => self.bufs.give_back(bid),
+            None => {}
         }
         self.flush(token)
     }
@@ -482,18 +501,60 @@ fn fixed_table(ring: &IoUring) -> u32 {
     }
 }
 
-/// Hands one receive's bytes to the session; its replies join what the slot sends.
-fn serve_bytes<T: Session>(slot: &mut Slot<T>, data: &mut [u8], packets: bool) -> Option<ConnEnd> {
-    if !packets {
-        return slot.session.received(data, &mut slot.out);
+/// Hands one receive's bytes (`len`, in provided buffer `bid` if one was taken) to the
+/// session; its replies join what the slot sends. When `lend`, a reply the session leaves
+/// where it came in is sent from the buffer itself (not copied): the slot holds the buffer
+/// (`lent`) until that send is done.
+fn serve_bytes<T: Session>(
+    slot: &mut Slot<T>,
+    bufs: &mut BufRing,
+    bid: Option<u16>,
+    len: usize,
+    packets: bool,
+    lend: bool,
+) -> Option<ConnEnd> {
+    // A seqpacket message larger than its buffer (MSG_TRUNC gave its length): its bytes are
+    // lost, and the session decides what that means.
+    let mut lost = Vec::new();
+    let data = match bid {
+        Some(_) if len > bufs.size() => {
+            lost.resize(len, 0);
+            &mut lost[..]
+        }
+        Some(bid) => bufs.get(bid, len),
+        None => &mut [][..],
+    };
+    if packets {
+        // One message in, at most one out: each goes as a send of its own.
+        let mut reply = Vec::new();
+        let end = slot.session.received(data, &mut reply);
+        if !reply.is_empty() {
+            slot.queue.push_back(reply);
+        }
+        return end;
     }
-    // One message in, at most one out: each goes as a send of its own.
-    let mut reply = Vec::new();
-    let end = slot.session.received(data, &mut reply);
-    if !reply.is_empty() {
-        slot.queue.push_back(reply);
+    match bid {
+        Some(bid) if lend => match slot.session.received_in_place(data, &mut slot.out) {
+            InPlace::Reply(0) => None,
+            InPlace::Reply(n) => {
+                slot.lent = Some((bid, n));
+                None
+            }
+            InPlace::Appended(end) => end,
+        },
+        _ => slot.session.received(data, &mut slot.out),
     }
-    end
+}
+
+/// Gives the provided buffer a slot's reply was sent from back to the kernel (seen at the
+/// next publish), if it holds one.
+#[inline]
+fn give_lent<T>(bufs: &mut BufRing, lent: &mut usize, slot: &mut Slot<T>) {
+    if let Some((bid, _)) = slot.lent.take() {
+        bufs.give_back(bid);
+        *lent -= 1;
+        slot.sent = 0;
+    }
 }
 
 impl<S: Service> Worker<'_, S> {
@@ -503,7 +564,14 @@ impl<S: Service> Worker<'_, S> {
         let Some(slot) = self.slots.get_mut(token).and_then(Option::as_mut) else {
             return Ok(());
         };
-        if !slot.send_busy && slot.sent == slot.sending.len() {
+        let failed_before = matches!(slot.ending, Some(ConnEnd::Failed(_)));
+        if !slot.send_busy
+            && let Some((_, len)) = slot.lent
+            && (slot.sent == len || failed_before)
+        {
+            give_lent(&mut self.bufs, &mut self.lent, slot);
+        }
+        if !slot.send_busy && slot.lent.is_none() && slot.sent == slot.sending.len() {
             slot.sending.clear();
             slot.sent = 0;
             if slot.sending.capacity() > KEPT {
@@ -517,16 +585,23 @@ impl<S: Service> Worker<'_, S> {
             } else {
                 std::mem::swap(&mut slot.sending, &mut slot.out);
             }
-            let failed_before = matches!(slot.ending, Some(ConnEnd::Failed(_)));
             if failed_before {
                 slot.sending.clear();
             }
         }
-        let rest = slot.sending.len() - slot.sent;
+        let (ptr, rest) = match slot.lent {
+            Some((bid, len)) => (
+                self.bufs.get(bid, len)[slot.sent..].as_ptr(),
+                len - slot.sent,
+            ),
+            None => (
+                slot.sending[slot.sent..].as_ptr(),
+                slot.sending.len() - slot.sent,
+            ),
+        };
         if !slot.send_busy && rest > 0 {
             slot.send_busy = true;
             self.sends += 1;
-            let ptr = slot.sending[slot.sent..].as_ptr();
             let send = if slot.fixed {
                 opcode::Send::new(types::Fixed(token as u32), ptr, rest as u32)
             } else {
@@ -550,6 +625,7 @@ impl<S: Service> Worker<'_, S> {
         };
         slot.send_busy = false;
         if result < 0 {
+            give_lent(&mut self.bufs, &mut self.lent, slot);
             slot.sending.clear();
             slot.sent = 0;
             slot.out.clear();
@@ -619,7 +695,10 @@ impl<S: Service> Worker<'_, S> {
     }
 
     fn close(&mut self, token: usize) {
-        if let Some(slot) = self.slots[token].take() {
+        if let Some(mut slot) = self.slots[token].take() {
+            if !slot.send_busy {
+                give_lent(&mut self.bufs, &mut self.lent, &mut slot);
+            }
             if slot.fixed {
                 // Out of the table before the session closes its descriptor: an entry would
                 // keep the socket open. Should the kernel refuse, the peer still hears the

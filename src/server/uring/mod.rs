@@ -9,7 +9,10 @@
 //!
 //! Sessions are driven through `Session::received`: the bytes a receive completed with are
 //! handed over and the replies come back as bytes to send, through the same echo transform,
-//! framing decoder, stats and admission as every other model.
+//! framing decoder, stats and admission as every other model. On a bare stream the reply is
+//! the request transformed where it came in (`Session::received_in_place`): it is sent from
+//! that provided buffer, not copied, and the buffer goes back once the send is done; at most
+//! half a ring's buffers are lent so, since a peer that does not read holds its one.
 //!
 //! Streams: every ring keeps a multishot accept on the one shared listener (Unix sockets have
 //! no SO_REUSEPORT, and one listener keeps the address the server announced); the ring whose
