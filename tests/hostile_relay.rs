@@ -424,3 +424,45 @@ for i in range(5):
             break
 print(got)
 "#;
+
+/// A relay holding datagrams for --delay holds at most its byte budget: 64 MiB in all
+/// (4 MiB a direction), plus a message per direction. 32 senders of 6 MB each in 60,000-byte
+/// datagrams (192 MB, three times the budget) into a 60 s delay leave it under 96 MiB more
+/// than it started with (the budget, and room for the allocator), and the datagrams past the budget are counted as lost to a full
+/// queue, as a router drops them.
+#[test]
+fn datagrams_held_by_delay_are_bounded_in_bytes() {
+    let upstream = echo("udp");
+    let relay = relay(&[
+        "--delay",
+        "60s",
+        "--rcvbuf",
+        "4M",
+        "udp://127.0.0.1:0",
+        &upstream.url(),
+    ]);
+    let before = common::rss_kib(relay.pid());
+    let senders: Vec<UdpSocket> = (0..32)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let datagram = vec![b'x'; 60_000];
+    for _ in 0..100 {
+        for sender in &senders {
+            sender.send_to(&datagram, &relay.addr).unwrap();
+            // Paced so that the relay, not its socket's buffer, is what drops.
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+    // Once the relay has read what came (its socket empty), its memory is what it holds.
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = common::rss_kib(relay.pid()).saturating_sub(before);
+    let (_, out, log) = relay.stop("TERM");
+    assert!(
+        grown < 96 << 10,
+        "the relay grew by {grown} KiB holding delayed datagrams; lines:\n{out}\n{log}"
+    );
+    assert!(
+        out.contains("lost to a full queue"),
+        "nothing lost past the budget:\n{out}"
+    );
+}

@@ -6,8 +6,8 @@
 
 use crate::hexdump::{self, Way};
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,16 @@ use super::flow::{Flow, TICK};
 /// Messages waiting in one direction; past it a datagram is dropped (counted as a full
 /// queue) and a stream reader waits.
 pub(crate) const QUEUE: usize = 1024;
+/// Bytes waiting in one direction (a held message included): --delay and --rate hold what
+/// comes meanwhile, and a datagram may be 64 KiB, so a count of messages alone would let
+/// one flow hold 64 MiB. Past it, as past [`QUEUE`], a datagram is dropped and a reader of
+/// a stream waits. A direction holding nothing always takes the message its reader holds.
+pub(crate) const QUEUED_PER_DIRECTION: usize = 4 << 20;
+/// Bytes waiting in every direction of every flow together, under the same rule: a relay
+/// holds at most this, plus one message per direction that held nothing.
+pub(crate) const QUEUED_IN_ALL: usize = 64 << 20;
+/// Bytes waiting in all directions now (see [`QUEUED_IN_ALL`]).
+static QUEUED_NOW: AtomicUsize = AtomicUsize::new(0);
 /// A message held back for reordering goes out alone after this long without a successor.
 const HOLD: Duration = Duration::from_millis(50);
 
@@ -205,8 +215,64 @@ fn send_watched(conn: &Conn, mut message: &[u8], flow: &Flow) -> io::Result<()> 
     Ok(())
 }
 
+/// The bytes waiting in one direction, within [`QUEUED_PER_DIRECTION`] and, with every
+/// other direction's, [`QUEUED_IN_ALL`].
+#[derive(Default)]
+struct Budget {
+    held: Mutex<usize>,
+    /// Signalled as bytes are given back, for a stream's reader waiting for room.
+    room: Condvar,
+    /// The writer has stopped: nothing will be taken from the queue again.
+    stopped: AtomicBool,
+}
+
+impl Budget {
+    /// `len` bytes more in this direction, or `None` when it or the relay holds its most
+    /// already (a direction holding nothing always takes one message: it is read already).
+    fn take(self: &Arc<Self>, len: usize) -> Option<Queued> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let in_all = QUEUED_NOW.fetch_add(len, Ordering::Relaxed) + len;
+        if *held > 0 && (*held + len > QUEUED_PER_DIRECTION || in_all > QUEUED_IN_ALL) {
+            QUEUED_NOW.fetch_sub(len, Ordering::Relaxed);
+            return None;
+        }
+        *held += len;
+        Some(Queued {
+            bytes: len,
+            budget: Arc::clone(self),
+        })
+    }
+
+    /// Waits at most `limit` for bytes to be given back.
+    fn wait(&self, limit: Duration) {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.room.wait_timeout(held, limit);
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.room.notify_all();
+    }
+}
+
+/// A queued message's bytes, given back to its direction's budget when dropped: once the
+/// writer is done with it, or the queue is dropped with it.
+struct Queued {
+    bytes: usize,
+    budget: Arc<Budget>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let mut held = self.budget.held.lock().unwrap_or_else(|e| e.into_inner());
+        *held -= self.bytes;
+        QUEUED_NOW.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.room.notify_all();
+    }
+}
+
 enum Item {
-    Message(Vec<u8>, Instant),
+    Message(Vec<u8>, Instant, Queued),
     End,
 }
 
@@ -214,6 +280,7 @@ enum Item {
 pub(crate) struct Link {
     tx: SyncSender<Item>,
     stats: Arc<DirStats>,
+    budget: Arc<Budget>,
     writer: std::thread::JoinHandle<()>,
 }
 
@@ -234,13 +301,22 @@ impl Link {
         }
         let (tx, rx) = mpsc::sync_channel(spec.queue);
         let writer_stats = Arc::clone(&stats);
+        let budget = Arc::new(Budget::default());
+        let writer_budget = Arc::clone(&budget);
         let writer = std::thread::Builder::new()
             .name("relay-writer".into())
             .spawn(move || {
                 Writer::new(spec, writer_stats).run(rx, &flow);
+                // What is still queued is given back as the queue is dropped, here.
+                writer_budget.stop();
                 flow.writer_done();
             })?;
-        Ok(Link { tx, stats, writer })
+        Ok(Link {
+            tx,
+            stats,
+            budget,
+            writer,
+        })
     }
 
     /// Waits for the writer to deliver what was queued before [`Link::end`] and stop.
@@ -254,17 +330,33 @@ impl Link {
         self.stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
     }
 
-    /// Queues a message, waiting for room (streams: back-pressure). False once the writer
-    /// has stopped.
+    /// Queues a message, waiting for room, in messages and in bytes (streams:
+    /// back-pressure). False once the writer has stopped.
     pub(crate) fn push(&self, message: Vec<u8>) -> bool {
         self.count_in(message.len());
-        self.tx.send(Item::Message(message, Instant::now())).is_ok()
+        let queued = loop {
+            if let Some(queued) = self.budget.take(message.len()) {
+                break queued;
+            }
+            if self.budget.stopped.load(Ordering::Relaxed) {
+                return false;
+            }
+            // Others' bytes given back do not signal this direction: looked at each tick.
+            self.budget.wait(TICK);
+        };
+        let item = Item::Message(message, Instant::now(), queued);
+        self.tx.send(item).is_ok()
     }
 
-    /// Queues a message if there is room, else counts it lost (datagrams).
+    /// Queues a message if there is room, in messages and in bytes, else counts it lost
+    /// (datagrams), as a router's full queue drops a packet.
     pub(crate) fn try_push(&self, message: Vec<u8>) -> bool {
         self.count_in(message.len());
-        match self.tx.try_send(Item::Message(message, Instant::now())) {
+        let Some(queued) = self.budget.take(message.len()) else {
+            self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            return !self.budget.stopped.load(Ordering::Relaxed);
+        };
+        match self.tx.try_send(Item::Message(message, Instant::now(), queued)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
@@ -324,7 +416,8 @@ impl Writer {
                 rx.recv().unwrap_or(Item::End)
             };
             match item {
-                Item::Message(message, arrived) => {
+                // Its bytes count as queued until delivered: --delay holds them here.
+                Item::Message(message, arrived, _queued) => {
                     let len = message.len();
                     self.chaos.pass(message, &mut out);
                     self.note_chaos(len);
