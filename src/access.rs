@@ -716,6 +716,14 @@ impl Identity {
         self.ip
     }
 
+    /// A Unix peer's uid, as its credentials told.
+    pub(crate) fn unix_uid(&self) -> Option<u32> {
+        match self.who {
+            Ok(Who::Cred { uid, .. }) => Some(uid),
+            _ => None,
+        }
+    }
+
     /// For an IP peer on this host, the user that owns its socket (`None` inside: it could
     /// not be told, or was not asked); `None` for a peer elsewhere or a Unix one.
     pub(crate) fn local_user(&self) -> Option<Option<u32>> {

@@ -194,11 +194,11 @@ fn two_relays_pointed_at_each_other_stay_bounded() {
             }
             _ => drop(connect(&a.addr)),
         }
-        // Until the chain is cut, and once more after: at most 128 flows from one address,
+        // Until the chain is cut, and once more after: at most 128 flows from one user,
         // each of four threads over a stream (its two readers, its two writers), three over
         // datagrams, and a socket or two.
         let per_flow = if proto == "tcp" { 4 } else { 3 };
-        let cut = "128 flows from its address already";
+        let cut = "128 flows from uid";
         let mut was_cut = false;
         common::eventually(&format!("{proto}: the chain cut"), || {
             let done = was_cut;
@@ -216,6 +216,73 @@ fn two_relays_pointed_at_each_other_stay_bounded() {
         a.stop("TERM");
         b.stop("TERM");
     }
+}
+
+/// One local user holding 128 idle connections (each a flow, with no idle timeout) holds
+/// its own share of the relay's flows, not the share of every user of this host, which all
+/// come from 127.0.0.1: root's client is relayed meanwhile, and the user's 129th is refused.
+#[test]
+fn a_local_user_holding_its_flows_leaves_other_users_relayed() {
+    let test = "a_local_user_holding_its_flows_leaves_other_users_relayed";
+    if !nix::unistd::Uid::effective().is_root() {
+        let why = "root, to make sockets owned by nobody";
+        common::skip(test, why, common::Lacks::Provided);
+        return;
+    }
+    let upstream = echo("tcp");
+    let relay = relay(&["tcp://127.0.0.1:0", &upstream.url()]);
+    let nobody = || common::nobody_socket(socket2::Type::STREAM);
+    let held: Vec<TcpStream> = (0..128)
+        .map(|_| common::tcp_from(nobody(), "127.0.0.1", &relay.addr))
+        .collect();
+    let mut root = connect(&relay.addr);
+    root.write_all(b"hi").unwrap();
+    let mut back = [0u8; 2];
+    root.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hi");
+    let mut extra = common::tcp_from(nobody(), "127.0.0.1", &relay.addr);
+    let _ = extra.write_all(b"hi");
+    // Closed without a byte relayed (EOF, or a reset for the bytes it sent).
+    assert!(matches!(extra.read(&mut back), Ok(0) | Err(_)));
+    relay.wait_log("128 flows from uid 65534 on this host already");
+    drop(held);
+}
+
+/// 128 one-datagram senders with a victim's address (here the victim's own host, as a
+/// forger's datagrams look), each answered, do not shut the victim out: its new sender
+/// takes the place of the idlest of them, none of which is in a conversation.
+#[test]
+fn senders_holding_an_address_flows_do_not_shut_out_a_new_one() {
+    let test = "senders_holding_an_address_flows_do_not_shut_out_a_new_one";
+    let Some(pair) = Pair::new("rf", test) else {
+        return;
+    };
+    let upstream = Server::start_with(&mut pair.server_cmd(&[
+        "serve",
+        "--proto",
+        "udp",
+        "--addr",
+        "127.0.0.1:0",
+        "--transform",
+        "echo",
+    ]));
+    let listen = format!("udp://{}:0", Pair::SERVER_V4);
+    let relay = Server::start_with(&mut pair.server_cmd(&["relay", &listen, &upstream.url()]));
+    let mut buf = [0u8; 16];
+    for i in 0..128u32 {
+        let one = pair.client_udp();
+        one.set_read_timeout(Some(STEP)).unwrap();
+        one.send_to(&i.to_be_bytes(), &relay.addr).unwrap();
+        // Answered: its flow lives on (for 30 s) after the datagram.
+        assert_eq!(one.recv(&mut buf).unwrap(), 4, "sender {i} not answered");
+    }
+    let victim = pair.client_udp();
+    victim.set_read_timeout(Some(STEP / 10)).unwrap();
+    common::eventually("the new sender relayed", || {
+        victim.send_to(b"real", &relay.addr).unwrap();
+        victim.recv(&mut buf).ok().filter(|&n| &buf[..n] == b"real")
+    });
+    drop(relay);
 }
 
 /// `relay proto://A proto://B` and `relay proto://B proto://A`, on ports free a moment ago.

@@ -7,8 +7,8 @@
 use crate::hexdump::{self, Way};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, trace, warn};
@@ -356,7 +356,10 @@ impl Link {
             self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
             return !self.budget.stopped.load(Ordering::Relaxed);
         };
-        match self.tx.try_send(Item::Message(message, Instant::now(), queued)) {
+        match self
+            .tx
+            .try_send(Item::Message(message, Instant::now(), queued))
+        {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.stats.queue_full.fetch_add(1, Ordering::Relaxed);

@@ -18,15 +18,16 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use crate::access::{Access, Net};
-use crate::endpoint::{Address, SockProto, Target};
+use crate::endpoint::{Address, SockProto, Target, share_key};
 use crate::impair::{Conditions, Rng};
+use crate::server::admission::Share;
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::framing::Framing;
 use crate::transport::message::{Carrier, Receiver};
 use crate::transport::udp;
 use crate::transport::{
-    self, BoundSock, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions,
+    self, BoundSock, Conn, DatagramSocket, Listener, PeerAddr, Received, SocketOptions, Told,
 };
 
 use flow::Flow;
@@ -38,12 +39,13 @@ pub(crate) const MAX_PEERS: usize = 1024;
 /// Clients relayed at once unless --max-conns says otherwise: each connection costs three
 /// threads and two sockets.
 pub(crate) const DEFAULT_MAX_CONNS: u32 = 1024;
-/// Flows (connections, datagram senders) from one source address at once; every Unix
-/// sender counts as one address, this host. Each flow opens a socket to TO and runs three
-/// threads, and two relays pointed at each other turn each message into a new flow at the
-/// other one, from a new port of the same address, hop after hop: at this many the next
-/// hop is refused and the chain ends.
-pub(crate) const FLOWS_PER_ADDRESS: usize = 128;
+/// Flows (connections, datagram senders) from one source at once: a peer elsewhere by its
+/// address (an IPv6 address's /64), a peer on this host, Unix ones too, by its user (as
+/// `serve` counts them, [`Share`]), so one local user holding flows does not shut out
+/// another. Each flow opens a socket to TO and runs three threads, and two relays pointed
+/// at each other turn each message into a new flow at the other one, from a new port of the
+/// same source, hop after hop: at this many the next hop is refused and the chain ends.
+pub(crate) const FLOWS_PER_SOURCE: usize = 128;
 /// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed,
 /// unless --idle-timeout says otherwise.
 const PEER_IDLE: Duration = Duration::from_secs(30);
@@ -197,7 +199,7 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     // Every flow holds a socket to TO, and a connection flow its client's too: as many file
     // descriptors as the hard limit allows (0: no --max-conns to warn about).
     crate::lifecycle::raise_nofile(0);
-    let bound = transport::bind_sock(&route.from, &route.opts)?;
+    let mut bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
     cap_frames(&mut route, bound.local());
     let what = format!("{} {}", route.from.proto, bound.local());
@@ -230,7 +232,7 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     }
     let route = Arc::new(route);
     let flows = Arc::new(Flows::default());
-    let signal = match &bound {
+    let signal = match &mut bound {
         BoundSock::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
         BoundSock::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
     };
@@ -333,9 +335,11 @@ fn relay_connections(
     let running = Arc::new(Running::default());
     crate::lifecycle::accept_loop(listener, shutdown, Some(Duration::from_secs(1)), |conn| {
         let conn = conn?;
-        let ip = conn.remote().map(|a| a.ip());
-        if !route.access.admits_conn(route.from.proto.into(), &conn)
-            || !running.start(&conn, ip, route.max_conns)
+        let proto = route.from.proto.into();
+        let identity = route.access.identify_conn(proto, &conn, true);
+        let source = Share::of_any(&identity);
+        if route.access.judge(proto, &conn.peer(), &identity).is_err()
+            || !running.start(&conn, source, route.max_conns)
         {
             return None;
         }
@@ -346,10 +350,10 @@ fn relay_connections(
                 if let Err(e) = connection_flow(conn, &route, &flows) {
                     warn!("{e:#}");
                 }
-                count.end(ip);
+                count.end(source);
             });
         if let Err(e) = started {
-            running.end(ip);
+            running.end(source);
             warn!("busy: cannot start a thread for a connection: {e}");
         }
         None
@@ -402,64 +406,56 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
 struct Peer {
     flow: Arc<Flow>,
     up: Link,
+    /// Whose flows it counts with ([`FLOWS_PER_SOURCE`]).
+    source: Option<Share>,
 }
 
 /// Reads datagrams on FROM and hands each to its sender's flow, until a stop signal.
 fn relay_datagrams(
-    sock: &DatagramSocket,
+    sock: &mut DatagramSocket,
     route: &Arc<Route>,
     flows: &Arc<Flows>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
     sock.set_nonblocking(true)?;
-    // One handle for every flow's replies; the original keeps the socket file.
-    let replies = Arc::new(sock.try_clone().context("dup the relay's socket")?);
-    let mut peers: HashMap<PeerAddr, Peer> = HashMap::new();
+    if route.from.proto == SockProto::UnixDgram {
+        // Each datagram with its sender's user, whose flows it counts with.
+        sock.pass_credentials().context("SO_PASSCRED on FROM")?;
+    }
     let mut buf = vec![0u8; transport::MAX_MESSAGE];
-    let mut warned_full = false;
     let mut guard = listening_guard(sock);
-    let max_peers = route.max_conns.min(MAX_PEERS);
+    let mut senders = Senders {
+        peers: HashMap::new(),
+        route: Arc::clone(route),
+        flows: Arc::clone(flows),
+        // One handle for every flow's replies; the original keeps the socket file.
+        replies: Arc::new(sock.try_clone().context("dup the relay's socket")?),
+        local: sock.local_sockaddr().ok().and_then(|a| a.as_socket()),
+        to_ips: transport::target_candidates(&route.to)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| match t.addr {
+                Address::Ip(addr) => Some(share_key(addr.ip())),
+                _ => None,
+            })
+            .collect(),
+        max_peers: route.max_conns.min(MAX_PEERS),
+        warned_full: false,
+    };
     let idle = route.idle_timeout.unwrap_or(PEER_IDLE);
     loop {
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(flow::TICK))? {
             return Ok(signal);
         }
-        while let Some((from, n)) = next_datagram(sock, &mut buf, &mut guard) {
-            if !peers.contains_key(&from) {
-                if !route
-                    .access
-                    .admits_datagram(route.from.proto.into(), &from, None, None)
-                {
-                    continue;
-                }
-                if !room_for(&peers, &from) {
-                    continue;
-                }
-                if peers.len() >= max_peers && !evict_unanswered(&mut peers) {
-                    if !warned_full {
-                        warn!(
-                            "{max_peers} datagram senders already, each answered by TO; new \
-                             ones ignored until one is idle"
-                        );
-                        warned_full = true;
-                    }
-                    continue;
-                }
-                match datagram_flow(&replies, &from, route, flows) {
-                    Ok(peer) => {
-                        peers.insert(from.clone(), peer);
-                    }
-                    Err(e) => {
-                        warn!("{e:#}");
-                        continue;
-                    }
-                }
+        while let Some((from, n, told)) = next_datagram(sock, &mut buf, &mut guard) {
+            if !senders.peers.contains_key(&from) && !senders.admit(&from, told) {
+                continue;
             }
-            let peer = &peers[&from];
+            let peer = &senders.peers[&from];
             peer.flow.touch();
             peer.up.try_push(buf[..n].to_vec());
         }
-        peers.retain(|_, peer| {
+        senders.peers.retain(|_, peer| {
             let keep = !peer.flow.over() && peer.flow.idle_for() < idle;
             if !keep {
                 peer.flow.close();
@@ -467,7 +463,77 @@ fn relay_datagrams(
             }
             keep
         });
-        warned_full &= peers.len() >= max_peers;
+        senders.warned_full &= senders.peers.len() >= senders.max_peers;
+    }
+}
+
+/// The datagram senders being relayed, and what admits a new one.
+struct Senders {
+    peers: HashMap<PeerAddr, Peer>,
+    route: Arc<Route>,
+    flows: Arc<Flows>,
+    replies: Arc<DatagramSocket>,
+    /// FROM's address, to ask who owns a sender's socket on this host.
+    local: Option<SocketAddr>,
+    /// TO's addresses ([`share_key`]): a source there may be a relay pointed back here.
+    to_ips: Vec<IpAddr>,
+    max_peers: usize,
+    warned_full: bool,
+}
+
+impl Senders {
+    /// Gives a new sender `from` a flow, unless --allow/--deny refuse it, its source holds
+    /// its flows, or every sender is in a conversation; false (and why, logged) if not.
+    fn admit(&mut self, from: &PeerAddr, told: Told) -> bool {
+        let proto = self.route.from.proto.into();
+        let access = &self.route.access;
+        let identity = access.identify_datagram(proto, from, self.local, told.cred, true);
+        if access.judge(proto, from, &identity).is_err() {
+            return false;
+        }
+        let source = Share::of_any(&identity);
+        if !self.room_for(from, source) {
+            return false;
+        }
+        if self.peers.len() >= self.max_peers && !evict_unanswered(&mut self.peers, |_| true) {
+            if !self.warned_full {
+                warn!(
+                    "{} datagram senders already, each answered by TO; new ones ignored until \
+                     one is idle",
+                    self.max_peers
+                );
+                self.warned_full = true;
+            }
+            return false;
+        }
+        match datagram_flow(&self.replies, from, source, &self.route, &self.flows) {
+            Ok(peer) => {
+                self.peers.insert(from.clone(), peer);
+                true
+            }
+            Err(e) => {
+                warn!("{e:#}");
+                false
+            }
+        }
+    }
+
+    /// Whether `source` may have one more flow: it holds fewer than [`FLOWS_PER_SOURCE`],
+    /// or the idlest of its flows not in a conversation gives way, so datagrams forged with
+    /// a victim's address cannot shut the victim out. Not for a source that may be a relay
+    /// pointed back at this one (this host, TO's host, a Unix sender): there its loop makes
+    /// flows just as new, and only a refusal ends the chain.
+    fn room_for(&mut self, from: &PeerAddr, source: Option<Share>) -> bool {
+        let held = self.peers.values().filter(|p| p.source == source).count();
+        if held < FLOWS_PER_SOURCE {
+            return true;
+        }
+        let may_loop = match source {
+            Some(Share::Address(ip)) => self.to_ips.contains(&ip),
+            _ => true,
+        };
+        (!may_loop && evict_unanswered(&mut self.peers, |p| p.source == source))
+            || refused_for_source(&from.to_string(), source)
     }
 }
 
@@ -486,43 +552,37 @@ fn listening_guard(sock: &DatagramSocket) -> Guard {
     )
 }
 
-/// The address a flow is counted under for [`FLOWS_PER_ADDRESS`]: its IP address, or none
-/// for a Unix sender.
+/// A datagram sender's IP address; none for a Unix sender.
 fn address_of(peer: &PeerAddr) -> Option<IpAddr> {
     peer.0.as_socket().map(|a| a.ip())
 }
 
-/// Whether a new datagram sender `from` may have a flow: its address has fewer than
-/// [`FLOWS_PER_ADDRESS`].
-fn room_for(peers: &HashMap<PeerAddr, Peer>, from: &PeerAddr) -> bool {
-    let ip = address_of(from);
-    let flows = peers.keys().filter(|p| address_of(p) == ip).count();
-    flows < FLOWS_PER_ADDRESS || refused_for_address(&from.to_string())
-}
-
 /// Says (at most ten lines a second: a loop or a flood causes it at will) that a client
-/// was refused for its address's flows; false.
-fn refused_for_address(client: &str) -> bool {
+/// was refused for its source's flows; false.
+fn refused_for_source(client: &str, source: Option<Share>) -> bool {
     static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
     if let Some(more) = LOG.allow() {
+        let whose = source.map_or("Unix senders whose user is unknown".into(), |s| {
+            s.to_string()
+        });
         warn!(
-            "{client}: refused, {FLOWS_PER_ADDRESS} flows from its address already (another \
-             relay pointed back at this one?){more}"
+            "{client}: refused, {FLOWS_PER_SOURCE} flows from {whose} already: a client \
+             holding that many at once, or a relay whose TO leads back to this one{more}"
         );
     }
     false
 }
 
-/// Connection flows running, in all and per source address.
+/// Connection flows running, in all and per source ([`FLOWS_PER_SOURCE`]).
 #[derive(Default)]
-struct Running(Mutex<(usize, HashMap<Option<IpAddr>, usize>)>);
+struct Running(Mutex<(usize, HashMap<Option<Share>, usize>)>);
 
 impl Running {
-    /// Counts a new flow from `ip`, or says why it is refused (--max-conns, or
-    /// [`FLOWS_PER_ADDRESS`]).
-    fn start(&self, conn: &Conn, ip: Option<IpAddr>, max_conns: usize) -> bool {
+    /// Counts a new flow from `source`, or says why it is refused (--max-conns, or
+    /// [`FLOWS_PER_SOURCE`]).
+    fn start(&self, conn: &Conn, source: Option<Share>, max_conns: usize) -> bool {
         let mut running = self.0.lock().unwrap();
-        let (all, per_address) = &mut *running;
+        let (all, per_source) = &mut *running;
         if *all >= max_conns {
             warn!(
                 "{}: refused, {} already (--max-conns)",
@@ -531,36 +591,37 @@ impl Running {
             );
             return false;
         }
-        let from_ip = per_address.entry(ip).or_default();
-        if *from_ip >= FLOWS_PER_ADDRESS {
-            return refused_for_address(conn.peer());
+        let held = per_source.entry(source).or_default();
+        if *held >= FLOWS_PER_SOURCE {
+            return refused_for_source(conn.peer(), source);
         }
-        *from_ip += 1;
+        *held += 1;
         *all += 1;
         true
     }
 
-    fn end(&self, ip: Option<IpAddr>) {
+    fn end(&self, source: Option<Share>) {
         let mut running = self.0.lock().unwrap();
-        let (all, per_address) = &mut *running;
+        let (all, per_source) = &mut *running;
         *all -= 1;
-        if let Some(n) = per_address.get_mut(&ip) {
+        if let Some(n) = per_source.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
-                per_address.remove(&ip);
+                per_source.remove(&source);
             }
         }
     }
 }
 
-/// The next datagram on FROM worth relaying: its sender and length; `None` when none waits.
+/// The next datagram on FROM worth relaying: its sender, length and what recvmsg told of
+/// it (a Unix sender's credentials); `None` when none waits.
 fn next_datagram(
     sock: &DatagramSocket,
     buf: &mut [u8],
     guard: &mut Guard,
-) -> Option<(PeerAddr, usize)> {
+) -> Option<(PeerAddr, usize, Told)> {
     loop {
-        let (received, from) = match sock.recv_from(buf) {
+        let (received, from, told) = match sock.recv_request(buf) {
             Ok(got) => got,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) => {
@@ -580,21 +641,23 @@ fn next_datagram(
             continue;
         }
         match guard.check(&from, &buf[..n]) {
-            Ok(()) => return Some((from, n)),
+            Ok(()) => return Some((from, n, told)),
             Err(verdict) => tracing::debug!("{from}: not relayed: {}", verdict.explain()),
         }
     }
 }
 
-/// Makes room for a new datagram sender: forgets the idlest one not yet in a conversation
-/// (TO never answered it, or it sent one datagram only, as each forged source does), so a
-/// flood of one-datagram senders cannot lock real ones out; false when every sender is in one.
-fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>) -> bool {
+/// Makes room for a new datagram sender: forgets the idlest one of those `which` picks not
+/// yet in a conversation (TO never answered it, or it sent one datagram only, as each
+/// forged source does), so a flood of one-datagram senders cannot lock real ones out; false
+/// when every one is in a conversation.
+fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>, which: impl Fn(&Peer) -> bool) -> bool {
     let idlest = peers
         .iter()
         .filter(|(_, p)| {
-            p.flow.down.messages_in.load(Ordering::Relaxed) == 0
-                || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1
+            which(p)
+                && (p.flow.down.messages_in.load(Ordering::Relaxed) == 0
+                    || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1)
         })
         .max_by_key(|(_, p)| p.flow.idle_for())
         .map(|(addr, _)| addr.clone());
@@ -616,6 +679,7 @@ fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>) -> bool {
 fn datagram_flow(
     replies: &Arc<DatagramSocket>,
     from: &PeerAddr,
+    source: Option<Share>,
     route: &Route,
     flows: &Flows,
 ) -> Result<Peer> {
@@ -649,5 +713,5 @@ fn datagram_flow(
         .name("relay-reader".into())
         .spawn(move || flow::read_into(&server, decoder, &down, &reply_flow))?;
     flow.touch();
-    Ok(Peer { flow, up })
+    Ok(Peer { flow, up, source })
 }

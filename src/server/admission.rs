@@ -159,7 +159,7 @@ pub(crate) use crate::endpoint::{share_key, share_name};
 /// its share would turn every other away, root's own client included, and each loopback
 /// address would give it a share more. So a peer on this host is counted by the user that
 /// owns its socket, as the kernel tells (sock_diag), on all of the host's addresses at once.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Share {
     /// A source elsewhere: its address, an IPv6 address's /64 ([`share_key`]).
     Address(IpAddr),
@@ -177,6 +177,13 @@ impl Share {
             Some(user) => Share::Local(user),
             None => Share::Address(share_key(ip)),
         })
+    }
+
+    /// As [`Share::of`], and a Unix peer by the user its credentials name (SO_PEERCRED,
+    /// SCM_CREDENTIALS), with this host's other peers of that user: for a count of every
+    /// peer, the relay's flows. `None`: a Unix peer whose credentials were not told.
+    pub(crate) fn of_any(identity: &Identity) -> Option<Share> {
+        Share::of(identity).or_else(|| Some(Share::Local(Some(identity.unix_uid()?))))
     }
 
     /// Whose share it is, in the words of a refusal.
