@@ -285,6 +285,30 @@ fn senders_holding_an_address_flows_do_not_shut_out_a_new_one() {
     drop(relay);
 }
 
+/// Unix datagram senders are counted by the user their credentials name, not all as one:
+/// nobody's 128 senders, each with a name of its own (and a flow that outlives it for the
+/// relay's 30 s), leave root's sender relayed.
+#[test]
+fn a_user_holding_unix_datagram_flows_leaves_other_users_relayed() {
+    let test = "a_user_holding_unix_datagram_flows_leaves_other_users_relayed";
+    if !common::can_switch_user() {
+        let why = "root and setpriv, to send as nobody";
+        common::skip(test, why, common::Lacks::Provided);
+        return;
+    }
+    let upstream = echo("udp");
+    let name = common::abstract_name("dgram-holder");
+    let relay = relay(&[&format!("unix-dgram://{name}"), &upstream.url()]);
+    for i in 0..128 {
+        let out = common::as_nobody(&["send", "--timeout", "5s", &relay.url(), &i.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(common::ok(&out), format!("{i}\n"), "nobody's sender {i}");
+    }
+    let root = common::netecho(&["send", "--timeout", "5s", &relay.url(), "root"], b"");
+    assert_eq!(common::ok(&root), "root\n");
+}
+
 /// `relay proto://A proto://B` and `relay proto://B proto://A`, on ports free a moment ago.
 fn facing_relays(proto: &str) -> (Server, Server) {
     let url = |port: u16| format!("{proto}://127.0.0.1:{port}");
