@@ -334,7 +334,10 @@ message is one frame (--framing line|length). SIGINT, SIGTERM or SIGHUP prints a
 Impairments are simulated inside the relay and logged as such. Each applies to both \
 directions, or to one with a prefix: up: is FROM to TO (client to server), down: is TO to FROM \
 (`--loss up:5% --delay down:20ms`). On a relay between two reliable sockets (tcp, unix, \
-unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP.
+unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP. \
+What --delay or --rate holds is queued, at most 1,024 datagrams and 4 MiB each way of a flow \
+and 64 MiB in all: past that a datagram is dropped and counted (lost to a full queue), a \
+stream's reader waits.
 
 Examples:
   netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock

@@ -1,8 +1,8 @@
 //! One direction of a flow through the relay: a reader pushes messages in, a writer thread
 //! passes each through the simulated conditions (loss, duplication, reordering, delay,
-//! rate) and writes it to the other side. The queue between them is bounded, so a slow or
-//! rate-limited side pushes back on a stream and drops (counted) on datagrams, as a router's
-//! queue does.
+//! rate) and writes it to the other side. The queue between them is bounded, in messages
+//! and in bytes, so a slow or rate-limited side pushes back on a stream and drops (counted)
+//! on datagrams, as a router's queue does.
 
 use crate::hexdump::{self, Way};
 use std::io;
