@@ -1,6 +1,7 @@
 //! The relay against clients that hold it: more connections than --max-conns, a silent
-//! connection past --idle-timeout, and a crowd of one-datagram senders that would fill its
-//! table of datagram senders.
+//! connection past --idle-timeout, a crowd of one-datagram senders that would fill its table
+//! of datagram senders, a user or an address holding its share of flows, and large
+//! datagrams held by --delay.
 
 mod common;
 
