@@ -2,7 +2,9 @@
 //! it answers or starts anything for a datagram, so that one forged datagram cannot start an
 //! endless loop and one source cannot take the server: the sender is not the server's own
 //! address, not a small-service port, within its rate, and not sending back the same
-//! datagram again and again (another echo server answering this one).
+//! datagram again and again (another echo server answering this one). The rules that
+//! depend on the sender's address alone are decided at its first datagram and kept in its
+//! slot; the counts (rate, repeats) are updated at every datagram.
 
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +14,7 @@ use socket2::SockAddr;
 
 use crate::transport::PeerAddr;
 
-use super::table_hash::{TableHasher, TableMap};
+use super::table_hash::{TableHasher, TableMap, recent_slot};
 
 /// Source ports of the classic small services that answer whatever they get: echo (7),
 /// discard (9), daytime (13), chargen (19), time (37). Answering them, or port 0, can start
@@ -97,6 +99,18 @@ struct Bucket {
     last: Instant,
 }
 
+/// What the guard keeps of one sender: the rules decided by its address alone, once (its
+/// first datagram), and what it sent lately.
+struct Sender {
+    /// Its IP address (none for a Unix sender), whose budget the rate rule spends.
+    ip: Option<IpAddr>,
+    /// On this host beyond forging (see [`datagram_from_this_host`]), or a Unix sender.
+    here: bool,
+    /// The slot of its budget in the guard's buckets (a hint, see [`recent_slot`]).
+    bucket: usize,
+    seen: Seen,
+}
+
 /// One thread's guard: the server's own address, and per-source budgets and repeats.
 pub(crate) struct Guard {
     rules: GuardRules,
@@ -107,7 +121,11 @@ pub(crate) struct Guard {
     wildcard_port: Option<u16>,
     local_ips: Vec<IpAddr>,
     buckets: TableMap<IpAddr, Bucket>,
-    repeats: TableMap<PeerAddr, Seen>,
+    /// Senders that are not refused by their address alone (those are decided again at
+    /// each datagram, and dropped).
+    senders: TableMap<PeerAddr, Sender>,
+    /// The slot of the last sender (a hint, see [`recent_slot`]).
+    last: usize,
 }
 
 impl Guard {
@@ -122,14 +140,37 @@ impl Guard {
             wildcard_port,
             local_ips: local_ips(),
             buckets: TableMap::default(),
-            repeats: TableMap::default(),
+            senders: TableMap::default(),
+            last: 0,
         }
     }
 
     /// Whether a datagram of `data` from `from` may be answered; `Err` says why not.
     pub(crate) fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
-        // The sender decoded once, and whether it is on this host asked once: each rule
-        // below needs one or both.
+        let slot = self.slot(from)?;
+        let sender = &mut self.senders[slot];
+        let (ip, here) = (sender.ip, sender.here);
+        if !within_rate(
+            &mut self.buckets,
+            self.rules,
+            (ip, here),
+            &mut sender.bucket,
+        ) {
+            return Err(Verdict::RateLimited);
+        }
+        if self.rules.repeats && repeated(self.rules, &mut sender.seen, data, here) {
+            return Err(Verdict::Reflected);
+        }
+        Ok(())
+    }
+
+    /// `from`'s slot, made at its first datagram: its address's rules (not the server's own
+    /// address, not a loop port, whether it is on this host) are decided then, once, as
+    /// they hold for every datagram of one sender. `Err` for a sender refused by its address.
+    fn slot(&mut self, from: &PeerAddr) -> Result<usize, Verdict> {
+        if let Some(slot) = recent_slot(&self.senders, from, &mut self.last) {
+            return Ok(slot);
+        }
         let addr = from.0.as_socket();
         let local = addr.is_none_or(|a| self.is_local(a.ip()));
         if self.is_own(from, addr, local) {
@@ -138,16 +179,21 @@ impl Guard {
         if !self.rules.allow_loop_ports && addr.is_some_and(|a| LOOP_PORTS.contains(&a.port())) {
             return Err(Verdict::LoopPort);
         }
-        // From this host beyond forging: loopback or an own IPv4 address (see
-        // datagram_from_this_host), which are local ones.
-        let here = local && addr.is_none_or(|a| Self::unforgeable(a.ip()));
-        if !self.within_rate(addr.map(|a| a.ip()), here) {
-            return Err(Verdict::RateLimited);
+        if self.senders.len() >= MAX_SOURCES {
+            // Forgetting everyone costs at most one more streak per loop.
+            self.senders.clear();
         }
-        if self.rules.repeats && self.repeated(from, data, here) {
-            return Err(Verdict::Reflected);
-        }
-        Ok(())
+        let sender = Sender {
+            ip: addr.map(|a| a.ip()),
+            // From this host beyond forging: loopback or an own IPv4 address (see
+            // datagram_from_this_host), which are local ones.
+            here: local && addr.is_none_or(|a| Self::unforgeable(a.ip())),
+            bucket: 0,
+            seen: Seen::default(),
+        };
+        let (slot, _) = self.senders.insert_full(from.clone(), sender);
+        self.last = slot;
+        Ok(slot)
     }
 
     /// `addr`: `from` as an IP address, if it is one; `local`: whether that is one of this
@@ -172,69 +218,71 @@ impl Guard {
         let ip = canonical(ip);
         ip.is_loopback() || ip.is_ipv4()
     }
+}
 
-    /// `here`: whether `ip` is on this host beyond forging (or there is none: a Unix
-    /// socket's sender).
-    fn within_rate(&mut self, ip: Option<IpAddr>, here: bool) -> bool {
-        let rate = match self.rules.rate {
+/// Whether a sender's datagram is within its source's rate: `ip`, its address (none for a
+/// Unix sender), `here`, whether that is on this host beyond forging; `slot`, the hint for
+/// its bucket (see [`recent_slot`]).
+fn within_rate(
+    buckets: &mut TableMap<IpAddr, Bucket>,
+    rules: GuardRules,
+    (ip, here): (Option<IpAddr>, bool),
+    slot: &mut usize,
+) -> bool {
+    let rate = match rules.rate {
+        Some(rate) => rate,
+        None if here => return true,
+        None => match rules.default_rate {
             Some(rate) => rate,
-            None if here => return true,
-            None => match self.rules.default_rate {
-                Some(rate) => rate,
-                None => return true,
-            },
-        };
-        // Per source address, not per port: a flood from many ports of one host is one
-        // source (and every Unix datagram sender is one, this host).
-        let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let now = Instant::now();
-        if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&ip) {
-            self.buckets
-                .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
-            if self.buckets.len() >= MAX_SOURCES {
-                return false;
+            None => return true,
+        },
+    };
+    // Per source address, not per port: a flood from many ports of one host is one
+    // source (and every Unix datagram sender is one, this host).
+    let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let now = Instant::now();
+    let rate = f64::from(rate);
+    let bucket = match recent_slot(buckets, &ip, slot) {
+        Some(known) => &mut buckets[known],
+        None => {
+            if buckets.len() >= MAX_SOURCES {
+                buckets.retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
+                if buckets.len() >= MAX_SOURCES {
+                    return false;
+                }
             }
+            let fresh = Bucket {
+                tokens: rate,
+                last: now,
+            };
+            let (made, _) = buckets.insert_full(ip, fresh);
+            *slot = made;
+            &mut buckets[made]
         }
-        let rate = f64::from(rate);
-        let bucket = self.buckets.entry(ip).or_insert(Bucket {
-            tokens: rate,
-            last: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Counts datagrams in a row from `from` that repeat one of its recent ones; true (and
-    /// the count starts again) past [`REFLECT_STREAK`].
-    fn repeated(&mut self, from: &PeerAddr, data: &[u8], here: bool) -> bool {
-        if self.rules.replies_upper && data.iter().any(u8::is_ascii_lowercase) {
-            return false;
-        }
-        let print = fingerprint(data);
-        let streak = if here {
-            REFLECT_STREAK_HERE
-        } else {
-            REFLECT_STREAK
-        };
-        if let Some(seen) = self.repeats.get_mut(from) {
-            return seen.repeats(print, streak);
-        }
-        if self.repeats.len() >= MAX_SOURCES {
-            // Forgetting everyone costs at most one more streak per loop.
-            self.repeats.clear();
-        }
-        let mut seen = Seen::default();
-        seen.repeats(print, streak);
-        self.repeats.insert(from.clone(), seen);
+    };
+    bucket.tokens =
+        (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
+    bucket.last = now;
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        true
+    } else {
         false
     }
+}
+
+/// Counts datagrams in a row from one sender (what it sent lately: `seen`) that repeat one
+/// of its recent ones; true (and the count starts again) past [`REFLECT_STREAK`].
+fn repeated(rules: GuardRules, seen: &mut Seen, data: &[u8], here: bool) -> bool {
+    if rules.replies_upper && data.iter().any(u8::is_ascii_lowercase) {
+        return false;
+    }
+    let streak = if here {
+        REFLECT_STREAK_HERE
+    } else {
+        REFLECT_STREAK
+    };
+    seen.repeats(fingerprint(data), streak)
 }
 
 /// Bits in each generation of [`Seen`]'s filter.
@@ -347,6 +395,20 @@ fn read_local_ips() -> Vec<IpAddr> {
 fn fingerprint(data: &[u8]) -> u64 {
     let mut h = TableHasher::default();
     h.write_usize(data.len());
+    if let (Some(head), Some(tail)) = (data.first_chunk::<32>(), data.last_chunk::<32>()) {
+        // Both ends whole (most datagrams): eight words read straight (loops of a count
+        // known ahead, unrolled), the same state as the general case's.
+        let word = |end: &[u8; 32], i: usize| {
+            u64::from_le_bytes(end[8 * i..8 * i + 8].try_into().expect("eight bytes"))
+        };
+        for i in 0..4 {
+            h.write_u64(word(head, i));
+        }
+        for i in 0..4 {
+            h.write_u64(word(tail, i));
+        }
+        return h.state();
+    }
     h.write(&data[..data.len().min(32)]);
     h.write(&data[data.len().saturating_sub(32)..]);
     h.state()
@@ -412,6 +474,11 @@ mod tests {
             Err(Verdict::Own)
         );
         assert_eq!(bound.check(&peer("127.0.0.1:4001"), b"x"), Ok(()));
+        // The sender before is remembered, and no other sender is taken for it.
+        assert_eq!(
+            bound.check(&peer("127.0.0.1:4000"), b"x"),
+            Err(Verdict::Own)
+        );
         let mut any = Guard::new(rules(), Some(peer("[::]:4000").0));
         assert_eq!(
             any.check(&peer("[::ffff:127.0.0.2]:4000"), b"x"),

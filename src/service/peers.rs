@@ -10,7 +10,7 @@ use crate::logging::Throttle;
 use crate::transport::PeerAddr;
 
 use super::stats::{Stats, Tally, log_client};
-use super::table_hash::TableMap;
+use super::table_hash::{TableMap, recent_slot};
 
 /// Peers remembered at once; past this the longest-silent one is forgotten, and logged (at
 /// most [`Throttle::PER_SECOND`] lines a second).
@@ -26,6 +26,8 @@ struct Peer {
 pub(crate) struct PeerTable {
     proto: Proto,
     peers: TableMap<PeerAddr, Peer>,
+    /// The slot of the last peer counted (a hint, see [`recent_slot`]).
+    last: usize,
 }
 
 impl PeerTable {
@@ -33,6 +35,7 @@ impl PeerTable {
         PeerTable {
             proto,
             peers: TableMap::default(),
+            last: 0,
         }
     }
 
@@ -52,8 +55,10 @@ impl PeerTable {
         now: Instant,
         (bytes_in, bytes_out): (usize, usize),
     ) {
-        // A peer seen before costs one look-up, and its address is not copied.
-        if let Some(known) = self.peers.get_mut(peer) {
+        // A peer seen before costs one look-up (the one before, one comparison), and its
+        // address is not copied.
+        if let Some(slot) = recent_slot(&self.peers, peer, &mut self.last) {
+            let known = &mut self.peers[slot];
             known.last_seen = now;
             stats.message(&mut known.tally, bytes_in, bytes_out);
             return;
@@ -99,7 +104,7 @@ impl PeerTable {
         // sources would otherwise write a log line per datagram.
         static FORGOTTEN: Throttle = Throttle::new();
         if let Some(addr) = oldest {
-            let peer = self.peers.remove(&addr).expect("peer just found");
+            let peer = self.peers.swap_remove(&addr).expect("peer just found");
             if let Some(more) = FORGOTTEN.allow() {
                 log_client(
                     self.proto,
@@ -113,7 +118,7 @@ impl PeerTable {
 
     /// Logs every remembered peer, when the server stops.
     pub(crate) fn finish(&mut self) {
-        for (addr, peer) in self.peers.drain() {
+        for (addr, peer) in self.peers.drain(..) {
             log_client(
                 self.proto,
                 &addr.show(self.proto),

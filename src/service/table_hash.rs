@@ -5,12 +5,32 @@
 //! sources collide can cost is a scan of one bounded table; the seed and the last mix keep it
 //! from picking such sources ahead.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::OnceLock;
 
-/// A map keyed through [`TableHasher`].
-pub(crate) type TableMap<K, V> = HashMap<K, V, TableState>;
+use indexmap::IndexMap;
+
+/// A map keyed through [`TableHasher`], its entries in slots reachable by index (see
+/// [`recent_slot`]).
+pub(crate) type TableMap<K, V> = IndexMap<K, V, TableState>;
+
+/// `key`'s slot in `map`, tried first at `last`, the slot found the time before: a datagram's
+/// sender is nearly always the previous one's (a ping-pong has one), so one key comparison
+/// takes the place of a hash and a probe. `last` is only a hint: the key there is compared
+/// (a removal since may have moved another entry into the slot), and it becomes the slot
+/// found. `None` when `key` is not in `map`.
+pub(crate) fn recent_slot<K: Hash + Eq, V>(
+    map: &TableMap<K, V>,
+    key: &K,
+    last: &mut usize,
+) -> Option<usize> {
+    if map.get_index(*last).is_some_and(|(k, _)| k == key) {
+        return Some(*last);
+    }
+    let slot = map.get_index_of(key)?;
+    *last = slot;
+    Some(slot)
+}
 
 /// Builds [`TableHasher`]s from the process's seed.
 #[derive(Clone, Copy)]
@@ -89,6 +109,20 @@ mod tests {
         let mut h = TableHasher::default();
         h.write(bytes);
         h.state()
+    }
+
+    #[test]
+    fn a_slot_hint_is_taken_only_for_its_own_key() {
+        let mut map: TableMap<u32, ()> = [(10, ()), (20, ()), (30, ())].into_iter().collect();
+        let mut last = 0;
+        assert_eq!(recent_slot(&map, &20, &mut last), Some(1));
+        assert_eq!(last, 1);
+        // 20 goes and 30 moves into its slot: the hint now names another key's slot.
+        map.swap_remove(&20);
+        assert_eq!(recent_slot(&map, &20, &mut last), None);
+        assert_eq!(recent_slot(&map, &30, &mut last), Some(1));
+        map.clear();
+        assert_eq!(recent_slot(&map, &30, &mut last), None);
     }
 
     #[test]
