@@ -654,15 +654,22 @@ impl<'a> Runner<'a> {
         }
         let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut last_loss_check = Instant::now();
-        while self.goes_on(stop_at) {
+        loop {
+            // One clock read per turn, for the run's end and the loss check both (a
+            // request's own times are read at its send and its reply): a ping-pong's turn
+            // is one round trip, and a read fewer in each.
+            let now = Instant::now();
+            if !self.goes_on(stop_at, now) {
+                break;
+            }
             if self.blocking {
                 self.serve_alone();
             } else {
                 self.serve_ready(&mut events)?;
             }
             self.send_paced();
-            if last_loss_check.elapsed() >= LOSS_CHECK {
-                last_loss_check = Instant::now();
+            if now.duration_since(last_loss_check) >= LOSS_CHECK {
+                last_loss_check = now;
                 self.watch_silence(start);
                 if self.carrier.may_lose() {
                     self.expire_lost();
@@ -690,8 +697,8 @@ impl<'a> Runner<'a> {
     /// when nothing is in flight, or one loss timeout after the last send (what is still
     /// in flight then is lost).
     /// A stop signal ends the run as its time would, with a drain of [`STOP_DRAIN`] at most.
-    fn goes_on(&mut self, stop_at: Option<Instant>) -> bool {
-        let now = Instant::now();
+    /// `now`: the turn's clock read.
+    fn goes_on(&mut self, stop_at: Option<Instant>, now: Instant) -> bool {
         if stop_at.is_some_and(|t| now >= t) || self.stop_seen() {
             for client in &mut self.clients {
                 client.done = true;
