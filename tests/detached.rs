@@ -188,21 +188,33 @@ fn a_client_whose_reader_took_one_line_ends_quietly() {
 }
 
 /// CPU time, user and system, in clock ticks, that process `pid` has used.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // utime and stime, fields 14 and 15, counted from the state after the command's `)`
-    // (a command name may hold spaces).
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+/// How many of `pid`'s threads are running or waiting to run (state R) at this moment.
+fn runnable_threads(pid: u32) -> usize {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        // The state follows the command's `)` (a command name may hold spaces).
+        .filter(|stat| stat.rfind(") R ").is_some())
+        .count()
 }
 
-/// Asserts that process `pid` stays up, idle, for 3 s: less than a second of CPU. A loop
-/// that spins on a stdin at its end burns all 3 s, or as much as a loaded machine grants.
+/// Asserts that process `pid` stays up and idle: at 30 looks 100 ms apart, a thread runs or
+/// waits to run at no more than a third of them. A loop spinning on a stdin at its end is
+/// runnable at every look, however little CPU a loaded machine grants it (so no CPU time is
+/// compared with the clock).
 fn stays_idle(pid: u32, what: &str) {
-    let before = cpu_ticks(pid);
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let used = cpu_ticks(pid) - before;
-    assert!(used < 100, "{what} used {used} ticks of CPU in 3 s, idle");
+    let mut busy = 0;
+    for _ in 0..30 {
+        assert!(fs::metadata(format!("/proc/{pid}")).is_ok(), "{what} ended");
+        busy += usize::from(runnable_threads(pid) > 0);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        busy <= 10,
+        "{what} was runnable at {busy} of 30 looks: spinning?"
+    );
 }
 
 /// `netecho ARGS` started with its stdin closed (`<&-`).

@@ -141,8 +141,15 @@ fn unreadable(e: Option<RecvError>, what: &str) -> anyhow::Error {
             "{what}: {e}: the peer does not speak netecho's file protocol (is it a netecho \
              serve --files?)"
         ),
-        // The error itself kept, not only its words: `not_stored` looks for a reset in it.
-        Some(RecvError::Io(e)) => anyhow::Error::new(e).context(what.to_string()),
+        // The error itself kept, not only its words: `not_stored` looks for it.
+        Some(RecvError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            anyhow::Error::new(e).context(what.to_string())
+        }
         Some(e) => anyhow!("{what}: {e}"),
     }
 }

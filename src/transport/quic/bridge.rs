@@ -171,17 +171,7 @@ pub(super) async fn accept_loop(
             matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
         let gated_link_local = sources.is_some() && link_local;
         if !incoming.remote_address_validated() && link_local && !gated_link_local {
-            // Its Retry would fail (the token it echoes is refused): a refusal, smaller than
-            // the Initial, tells the client at once, and the log says why.
-            static REFUSED: crate::logging::Throttle = crate::logging::Throttle::new();
-            if let Some(more) = REFUSED.allow() {
-                warn!(
-                    "quic {}: refused: a link-local client cannot prove its address (a Retry \
-                     token keeps no zone); give clients this host's global or ULA address{more}",
-                    incoming.remote_address()
-                );
-            }
-            incoming.refuse();
+            refuse_link_local(incoming);
             continue;
         }
         if !incoming.remote_address_validated() && !gated_link_local {
@@ -223,6 +213,21 @@ pub(super) async fn accept_loop(
             }
         });
     }
+}
+
+/// Refuses a link-local client that has not proven its address: its Retry would fail (the
+/// token it echoes names no zone, so it never matches), so a refusal, smaller than the
+/// Initial, tells the client at once, and the log says why.
+fn refuse_link_local(incoming: quinn::Incoming) {
+    static REFUSED: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = REFUSED.allow() {
+        warn!(
+            "quic {}: refused: a link-local client cannot prove its address (a Retry token \
+             keeps no zone); give clients this host's global or ULA address{more}",
+            incoming.remote_address()
+        );
+    }
+    incoming.refuse();
 }
 
 /// Why a handshake failed, in words the server's user can act on. The reason phrase a
