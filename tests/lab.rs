@@ -108,10 +108,21 @@ fn assert_row_is_consistent(row: &serde_json::Value) {
         .map(|v| v.as_f64().unwrap())
         .collect();
     let median = row["median_round_p50_us"].as_f64().unwrap();
-    if let Some(middle) = rounds.get(rounds.len() / 2) {
+    if let Some(&upper) = rounds.get(rounds.len() / 2) {
+        // Of an even count, the mean of the middle two: never the upper one alone.
+        let middle = match rounds.len() % 2 {
+            1 => upper,
+            _ => (upper + rounds[rounds.len() / 2 - 1]) / 2.0,
+        };
         // Each round's p50 is listed in whole microseconds, the median to a tenth.
         assert!((median - middle).abs() <= 1.0, "{row}");
     }
+    // Every round is either among the p50s or left out of them, and told of.
+    let left_out = row["rounds_left_out"].as_u64().unwrap() as usize;
+    assert_eq!(rounds.len() + left_out, 3, "{row}");
+    // Each load round's msg/s, so a stalled one shows; raw's load is one run.
+    let loads = row["messages_per_s_rounds"].as_array().unwrap().len();
+    assert_eq!(loads, if proto.starts_with("raw") { 0 } else { 3 }, "{row}");
     assert!(row["setup_us"].as_u64().unwrap() >= 1, "{row}");
     assert!(!row["why"].as_str().unwrap().is_empty());
     if proto == "quic" {

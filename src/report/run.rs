@@ -29,13 +29,24 @@ fn whole_micros(ns: u64) -> u64 {
     ns.saturating_add(500) / 1000
 }
 
-/// The rounds' p50s (nanoseconds, any order): the middle one in microseconds to a tenth,
+/// The rounds' p50s (nanoseconds, any order): their median in microseconds to a tenth,
 /// rounded as every percentile is (so a row's p50 never passes its p90 by rounding), and
-/// all of them in whole microseconds, lowest first (the spread between rounds).
+/// all of them in whole microseconds, lowest first (the spread between rounds). Of an even
+/// count the median is the mean of the middle two: of two rounds, one stalled, the upper
+/// one would be the stalled round's alone.
 pub(crate) fn p50_of_rounds(mut ns: Vec<u64>) -> (Option<f64>, Vec<u64>) {
     ns.sort_unstable();
-    let middle = ns.get(ns.len() / 2).map(|&v| round(v as f64 / 1e3, 1));
+    let middle = median_of_sorted(&ns).map(|v| round(v / 1e3, 1));
     (middle, ns.into_iter().map(whole_micros).collect())
+}
+
+/// The median of `sorted` (lowest first): the middle value, or the mean of the middle two.
+fn median_of_sorted(sorted: &[u64]) -> Option<f64> {
+    let upper = *sorted.get(sorted.len() / 2)?;
+    Some(match sorted.len() % 2 {
+        1 => upper as f64,
+        _ => (sorted[sorted.len() / 2 - 1] as f64 + upper as f64) / 2.0,
+    })
 }
 
 /// Latency percentiles in microseconds, to a tenth, from a histogram in nanoseconds.

@@ -563,3 +563,13 @@ fn latencies_with_a_tenth_in_every_format() {
     let value: serde_json::Value = serde_json::from_str(&render(Format::Json, &[r])).unwrap();
     assert_eq!(value["runs"][0]["latency_us"]["p50"].as_f64(), Some(19.4));
 }
+
+#[test]
+fn the_p50_of_two_rounds_is_their_mean_not_the_upper_one() {
+    // One round of two stalled: its p50 alone must not become the row's.
+    let (p50, each) = p50_of_rounds(vec![1_018_000, 76_000]);
+    assert_eq!(p50, Some(547.0));
+    assert_eq!(each, vec![76, 1018]);
+    assert_eq!(p50_of_rounds(vec![66_000, 64_000, 90_000]).0, Some(66.0));
+    assert_eq!(p50_of_rounds(Vec::new()).0, None);
+}

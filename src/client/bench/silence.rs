@@ -13,6 +13,13 @@ const STALL_MIN: Duration = Duration::from_secs(1);
 /// server, whose every reply takes a second, is not told of.
 const STALL_TIMES: f64 = 10.0;
 
+/// Whether a wait of `length` is a stall worth telling of, in a run whose p99.9 round trip
+/// took `p99_9_us`: at least [`STALL_MIN`] and over [`STALL_TIMES`] times the p99.9. The
+/// lab asks it of its longest round trip.
+pub(crate) fn long_enough(length: Duration, p99_9_us: f64) -> bool {
+    length >= STALL_MIN && length.as_secs_f64() * 1e6 > STALL_TIMES * p99_9_us
+}
+
 /// A stretch with requests waiting and no reply, in time since the start of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Silence {
@@ -42,8 +49,7 @@ impl Silence {
     /// [`STALL_MIN`] and over [`STALL_TIMES`] times the run's p99.9 round trip.
     pub(crate) fn stall(self, p99_9_us: f64) -> Option<Stall> {
         let length = self.length();
-        let far_above = length.as_secs_f64() * 1e6 > STALL_TIMES * p99_9_us;
-        (length >= STALL_MIN && far_above).then(|| Stall {
+        long_enough(length, p99_9_us).then(|| Stall {
             silent_s: round(length.as_secs_f64(), 3),
             from_s: round(self.from.as_secs_f64(), 3),
             to_s: round(self.to.as_secs_f64(), 3),

@@ -77,8 +77,10 @@ fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
         setup_us: setup_time(target)?,
         latency_us: Percentiles::of(&rounds.ping),
         p50_rounds_us: Vec::new(),
+        rounds_left_out: plan.rounds - rounds.p50s.len(),
         median_round_p50_us: 0.0,
         messages_per_s: median(&rounds.rates).0.round(),
+        messages_per_s_rounds: per_round(&rounds.rates),
         in_flight: plan.clients * plan.window,
         mb_per_s: (median(&rounds.rates).1 * 100.0).round() / 100.0,
         sent: rounds.sent,
@@ -140,11 +142,27 @@ pub(super) fn v6(addr: &Address) -> bool {
     addr.family() == Some(Family::Inet6)
 }
 
-/// The middle of `values` by their first number.
-fn median(values: &[(f64, f64)]) -> (f64, f64) {
+/// The median of `values` by their first number: the middle one, or of an even count the
+/// mean of the middle two (the upper one alone would hide a stalled round's neighbour).
+pub(super) fn median(values: &[(f64, f64)]) -> (f64, f64) {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    sorted.get(sorted.len() / 2).copied().unwrap_or((0.0, 0.0))
+    let n = sorted.len();
+    match (n % 2, sorted.get(n / 2)) {
+        (_, None) => (0.0, 0.0),
+        (1, Some(&middle)) => middle,
+        (_, Some(&(a, b))) => {
+            let (c, d) = sorted[n / 2 - 1];
+            ((a + c) / 2.0, (b + d) / 2.0)
+        }
+    }
+}
+
+/// Each round's msg/s, whole, lowest first.
+fn per_round(rates: &[(f64, f64)]) -> Vec<f64> {
+    let mut each: Vec<f64> = rates.iter().map(|r| r.0.round()).collect();
+    each.sort_by(f64::total_cmp);
+    each
 }
 
 /// A server whose replies are not its requests: measuring it again would not change that.

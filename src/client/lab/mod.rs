@@ -204,6 +204,7 @@ fn on_this_machine(
         boundaries: &boundaries,
         meta,
         rounds: plan.rounds,
+        pinned: cores.is_some(),
     };
     write_files(settings, &lab, &[], "")?;
     Ok(render::on_this_machine(
@@ -347,6 +348,7 @@ fn across_namespaces(
         boundaries: &[],
         meta,
         rounds: plan.rounds,
+        pinned: cores.is_some(),
     };
     write_files(settings, &lab, &notes, "Across namespaces")?;
     Ok(render::across_namespaces(

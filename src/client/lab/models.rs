@@ -145,6 +145,13 @@ pub(super) fn why(r: &ModelRow) -> String {
             "with {} clients {} of {} requests went unanswered within the run",
             r.many_clients, r.many_lost, r.many_sent
         ));
+    } else if stalled(1, r.one_latency_us.p50, r.one_messages_per_s).is_some() {
+        // A ratio to a stalled run is the stall's, not the model's: not printed at all.
+        parts.push(format!(
+            "{} clients were all answered; no ratio to one client's msg/s, whose run \
+             stalled",
+            r.many_clients
+        ));
     } else {
         parts.push(format!(
             "{} clients were all answered, at {scale:.1}x the messages per second of one",
@@ -326,6 +333,12 @@ mod tests {
         let s = why(&slow);
         assert!(
             s.contains("compare with care: one client moved 18 msg/s where its p50 allows 2146"),
+            "{s}"
+        );
+        // The ratio to the stalled run (1850x) is not printed as if it were the model's.
+        assert!(!s.contains("x the messages per second"), "{s}");
+        assert!(
+            s.contains("no ratio to one client's msg/s, whose run stalled"),
             "{s}"
         );
         let mut steady = row("event", 30, 0);

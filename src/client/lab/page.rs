@@ -5,7 +5,7 @@
 use crate::report::html;
 
 use super::plan::{BURST, BURST_SIZE};
-use super::render::{FRAMING_NOTES, Lab, boundary_columns, legend, narrow_columns};
+use super::render::{FRAMING_NOTES, Lab, PINNED, boundary_columns, legend, narrow_columns};
 use super::why::consequence;
 
 /// The page of `lab`, with `svg` as its plot and `notes` on what was set up (namespaces, a
@@ -16,6 +16,7 @@ pub(super) fn render(lab: &Lab, svg: &str, notes: &[String], heading: &str) -> S
         "Protocols side by side",
         &(html::table(&narrow_columns(), lab.rows, Some(|r| r.why.clone()))
             + &html::paragraphs([legend(lab.rounds)])
+            + &html::paragraphs(lab.pinned.then_some(PINNED))
             + &html::paragraphs(lab.left_out)),
     );
     if !notes.is_empty() {

@@ -76,6 +76,7 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
     let setup_us = setup_time(target, &config)?;
     let mut client = RawClient::open(target, &config)?;
     let (latency, p50s_ns, ping) = ping_rounds(&mut client, plan)?;
+    let left_out = plan.rounds - p50s_ns.len();
     let (p50, p50s) = p50_of_rounds(p50s_ns);
     let latency_us = Percentiles::of(&latency);
     let started = Instant::now();
@@ -101,7 +102,10 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
         median_round_p50_us: p50.unwrap_or(latency_us.p50),
         latency_us,
         p50_rounds_us: p50s,
+        rounds_left_out: left_out,
         messages_per_s: (load.answered as f64 / elapsed).round(),
+        // One load run, not rounds: nothing to compare it with.
+        messages_per_s_rounds: Vec::new(),
         in_flight: 1,
         mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
         sent: load.sent,

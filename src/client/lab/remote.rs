@@ -984,6 +984,8 @@ fn render_remote(
         boundaries: &[],
         meta: &meta,
         rounds: plan.rounds,
+        // The lab server's host chose its own cores.
+        pinned: false,
     };
     write_files(settings, &lab, &notes, "Across the network")?;
     Ok(match settings.format {

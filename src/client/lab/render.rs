@@ -69,8 +69,9 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
 pub(super) fn legend(rounds: usize) -> String {
     format!(
         "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
-         median of {rounds} rounds' p50s (a round of fewer than {MIN_ROUND_SAMPLES} round trips has none: its \
-         row says over how many) and +- half their range; msg/s = 1 KiB messages under \
+         median of {rounds} rounds' p50s (of two, their mean; a round of fewer than \
+         {MIN_ROUND_SAMPLES} round trips stalled and has none: its row says so) and +- half \
+         their range; msg/s = 1 KiB messages under \
          pipelined load (median round; the sentence says when lost requests, each waited \
          for {} ms, or long waits bound it); lost = share of requests; bounds = each read \
          of a {BURST}-send burst held one message (a lost datagram is not a merged one); \
@@ -246,7 +247,13 @@ pub(super) struct Lab<'a> {
     pub boundaries: &'a [BoundaryRow],
     pub meta: &'a Meta,
     pub rounds: usize,
+    /// Client and servers ran pinned to cores of their own ([`PINNED`]).
+    pub pinned: bool,
 }
+
+/// Under the table of a pinned lab: why its p50s are above bench's and sockperf's.
+pub(super) const PINNED: &str = "client and servers on different cores: each round trip \
+    includes a wake-up across cores; bench and sockperf, unpinned, show less";
 
 /// A lab on this machine in `format`.
 pub(super) fn on_this_machine(format: Format, layout: Layout, lab: &Lab) -> String {
@@ -302,6 +309,10 @@ fn table(layout: Layout, lab: &Lab) -> String {
             text
         }
     };
+    if lab.pinned {
+        text.push('\n');
+        text.push_str(&list(layout, [PINNED]));
+    }
     if !lab.left_out.is_empty() {
         text.push('\n');
         text.push_str(&list(layout, lab.left_out));

@@ -26,13 +26,18 @@ pub(crate) struct Row {
     /// The p50s of the rounds of 20 round trips or more, lowest to highest: their range is
     /// the p50's spread.
     pub p50_rounds_us: Vec<u64>,
-    /// The table's p50: the median of the rounds' p50s (`latency_us.p50` when no round had
+    /// Rounds whose ping-pong had fewer than 20 round trips, so no p50 among the rounds':
+    /// each a stall (at least 15 ms a round trip in a round of 300 ms).
+    pub rounds_left_out: usize,
+    /// The table's p50: the median of the rounds' p50s (of two, their mean) (`latency_us.p50` when no round had
     /// 20 round trips). A median of medians, not a percentile of `latency_us`: on a busy
     /// machine it can lie above `latency_us.p90`.
     #[serde(serialize_with = "crate::report::run::tenths")]
     pub median_round_p50_us: f64,
     /// Pipelined load (several clients, a window of messages in flight): the median round.
     pub messages_per_s: f64,
+    /// Each load round's msg/s, lowest first: a round far below the others stalled.
+    pub messages_per_s_rounds: Vec<f64>,
     /// Requests the load kept in flight at once (clients times window; 1 for raw): each
     /// lost one held a place for the lab's timeout.
     #[serde(skip)]

@@ -32,6 +32,7 @@ fn with<T>(rows: &[Row], boundaries: &[BoundaryRow], f: impl FnOnce(&Lab) -> T) 
         boundaries,
         meta: &meta,
         rounds: 3,
+        pinned: false,
     })
 }
 
@@ -55,8 +56,10 @@ fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row
         setup_us: 8,
         latency_us: p(10),
         p50_rounds_us: vec![9, 10, 12],
+        rounds_left_out: 0,
         median_round_p50_us: 10.0,
         messages_per_s: 90000.0,
+        messages_per_s_rounds: vec![89000.0, 90000.0, 91000.0],
         in_flight: 16,
         mb_per_s: 92.16,
         sent: 90010,
@@ -213,12 +216,12 @@ udp6       8   10   2   30     40  90000  0.01%     yes     no
     table wraps it at a space before the eightieth column
 
 times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is
-the median of 3 rounds' p50s (a round of fewer than 20 round trips has none: its
-row says over how many) and +- half their range; msg/s = 1 KiB messages under
-pipelined load (median round; the sentence says when lost requests, each waited
-for 500 ms, or long waits bound it); lost = share of requests; bounds = each
-read of a 50-send burst held one message (a lost datagram is not a merged one);
-order = replies in the order sent
+the median of 3 rounds' p50s (of two, their mean; a round of fewer than 20 round
+trips stalled and has none: its row says so) and +- half their range; msg/s = 1
+KiB messages under pipelined load (median round; the sentence says when lost
+requests, each waited for 500 ms, or long waits bound it); lost = share of
+requests; bounds = each read of a 50-send burst held one message (a lost
+datagram is not a merged one); order = replies in the order sent
 
 Message boundaries: 50 sends of 16 bytes back to back on a stream
 proto  framing  sends  reads  bytes  messages
@@ -391,4 +394,27 @@ fn a_warning_about_one_client_is_counted_and_one_about_the_server_shown() {
         "{said}"
     );
     assert!(said.contains("under the simulated loss"), "{said}");
+}
+
+#[test]
+fn a_pinned_lab_says_under_its_table_that_round_trips_cross_cores() {
+    let rows = [row("tcp", Family::Inet, "SOCK_STREAM", "a byte stream")];
+    let table = |pinned| {
+        with(&rows, &[], |lab| {
+            let lab = Lab { pinned, ..*lab };
+            render::on_this_machine(Format::Table, Layout::Wide, &lab)
+        })
+    };
+    let text = table(true);
+    assert!(text.contains(render::PINNED), "{text}");
+    let unpinned = table(false);
+    assert!(!unpinned.contains("different cores"), "{unpinned}");
+}
+
+#[test]
+fn the_median_of_two_load_rounds_is_their_mean() {
+    use super::measure::median;
+    assert_eq!(median(&[(1000.0, 1.0), (100.0, 0.1)]), (550.0, 0.55));
+    assert_eq!(median(&[(3.0, 3.0), (1.0, 1.0), (2.0, 2.0)]), (2.0, 2.0));
+    assert_eq!(median(&[]), (0.0, 0.0));
 }

@@ -3,6 +3,9 @@
 //! row measured: loss and its cause, order, the burst's reads (merged or lost), TCP's
 //! retransmissions, how steady the rounds were. Nothing in it can contradict its row.
 
+use std::time::Duration;
+
+use crate::client::bench::silence;
 use crate::endpoint::Proto;
 use crate::report::Cause;
 use crate::transport::framing::Framing;
@@ -29,9 +32,11 @@ pub(super) fn why(proto: Proto, v6: bool, r: &Row) -> String {
     let mut parts = vec![nature.to_string()];
     parts.extend(loss(proto, r));
     parts.extend(rate(r));
+    parts.extend(stopped(r));
     parts.extend(order(proto, r));
     parts.push(burst(proto, r));
     parts.extend(steadiness(r));
+    parts.extend(stalled_rounds(r));
     parts.join("; ")
 }
 
@@ -149,6 +154,36 @@ fn rate(r: &Row) -> Vec<String> {
     parts
 }
 
+/// Where the server or the path stopped answering for a while, which the table's columns
+/// leave out: one round trip over a second and far above the p99.9 (bench's measure of a
+/// stall), or a load round that moved a fraction of the median round's msg/s.
+fn stopped(r: &Row) -> Vec<String> {
+    let mut parts = Vec::new();
+    let longest = Duration::from_secs_f64(r.latency_us.max.max(0.0) / 1e6);
+    if silence::long_enough(longest, r.latency_us.p99_9) {
+        parts.push(format!(
+            "one round trip took {:.1} s: the server or the path stopped answering for that \
+             long (p99.9 {:.0} us leaves it out)",
+            longest.as_secs_f64(),
+            r.latency_us.p99_9
+        ));
+    }
+    let slow: Vec<f64> = (r.messages_per_s_rounds.iter().copied())
+        .filter(|&m| m * STALL < r.messages_per_s)
+        .collect();
+    if let Some(least) = slow.first() {
+        parts.push(format!(
+            "{} of {} load rounds moved as little as {least:.0} msg/s, under a quarter of the \
+             median round's {:.0}: the server or the path stopped answering for part of it, \
+             and msg/s, the median round, leaves it out",
+            slow.len(),
+            r.messages_per_s_rounds.len(),
+            r.messages_per_s
+        ));
+    }
+    parts
+}
+
 /// How far below what its p50 allows a run's msg/s may fall before its sentence calls the
 /// run stalled.
 const STALL: f64 = 4.0;
@@ -248,6 +283,21 @@ fn steadiness(r: &Row) -> Option<String> {
             format!("p50 unsteady over {rounds} rounds ({lo}-{hi} us): compare with care")
         },
     )
+}
+
+/// Rounds left out of the p50 for too few round trips, named as what they were: stalls.
+fn stalled_rounds(r: &Row) -> Option<String> {
+    // Without a round kept, steadiness already says that none had enough.
+    if r.rounds_left_out == 0 || r.p50_rounds_us.is_empty() {
+        return None;
+    }
+    let rounds = r.rounds_left_out + r.p50_rounds_us.len();
+    Some(format!(
+        "{} of {rounds} rounds left out of p50, with fewer than {MIN_ROUND_SAMPLES} round trips \
+         each: they stalled (the server or the path stopped answering for most of the round); \
+         their round trips still count in p99 and p99.9",
+        r.rounds_left_out
+    ))
 }
 
 /// The note of rows the lab did not measure (`names`, as the table would name them), and

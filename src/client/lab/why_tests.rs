@@ -22,8 +22,10 @@ fn row(proto: &str) -> Row {
             mean: 21.0,
         },
         p50_rounds_us: vec![19, 20, 21],
+        rounds_left_out: 0,
         median_round_p50_us: 20.0,
         messages_per_s: 100000.0,
+        messages_per_s_rounds: vec![99000.0, 100000.0, 101000.0],
         in_flight: 16,
         mb_per_s: 1.0,
         sent: 1000,
@@ -274,4 +276,58 @@ fn what_bounds_msg_s_is_said_when_it_is_not_the_protocol() {
     );
     let healthy = why(Proto::Udp, false, &row("udp"));
     assert!(!healthy.contains("msg/s"), "{healthy}");
+}
+
+#[test]
+fn a_round_trip_of_seconds_far_above_the_p99_9_is_told_as_a_stop() {
+    let mut frozen = row("tcp");
+    frozen.latency_us.max = 2_001_731.6;
+    frozen.latency_us.p99_9 = 66.9;
+    let s = why(Proto::Tcp, false, &frozen);
+    assert!(
+        s.contains(
+            "one round trip took 2.0 s: the server or the path stopped answering for that long"
+        ),
+        "{s}"
+    );
+    // A server whose every reply takes a second or more has no stall to tell of.
+    frozen.latency_us.p99_9 = 1_500_000.0;
+    let s = why(Proto::Tcp, false, &frozen);
+    assert!(!s.contains("stopped answering"), "{s}");
+    // Nor a row whose longest round trip is short.
+    assert!(!why(Proto::Tcp, false, &row("tcp")).contains("stopped answering"));
+}
+
+#[test]
+fn a_load_round_far_below_the_median_round_is_told() {
+    let mut stalled = row("tcp");
+    stalled.messages_per_s_rounds = vec![8000.0, 100000.0, 101000.0];
+    let s = why(Proto::Tcp, false, &stalled);
+    assert!(
+        s.contains("1 of 3 load rounds moved as little as 8000 msg/s"),
+        "{s}"
+    );
+    assert!(s.contains("stopped answering for part of it"), "{s}");
+    assert!(!why(Proto::Tcp, false, &row("tcp")).contains("load rounds moved"));
+}
+
+#[test]
+fn a_round_left_out_for_too_few_round_trips_is_named_a_stall() {
+    let mut two = row("unix-seqpacket");
+    two.p50_rounds_us = vec![76, 1018];
+    two.rounds_left_out = 1;
+    two.median_round_p50_us = 547.0;
+    two.messages_per_s = 300.0;
+    two.messages_per_s_rounds = vec![290.0, 300.0, 310.0];
+    let s = why(Proto::UnixSeqpacket, false, &two);
+    assert!(
+        s.contains(
+            "1 of 3 rounds left out of p50, with fewer than 20 round trips each: they stalled"
+        ),
+        "{s}"
+    );
+    // The mean of the two rounds' p50s, not the stalled one, is what msg/s is checked against.
+    assert!(s.contains("compare msg/s with care: at p50 547 us"), "{s}");
+    assert!(s.contains("p50 unsteady over 2 rounds (76-1018 us)"), "{s}");
+    assert!(!why(Proto::Udp, false, &row("udp")).contains("left out"));
 }
