@@ -131,15 +131,19 @@ fn assert_row_is_consistent(row: &serde_json::Value) {
         assert_eq!(row["ordered"], true, "{row}");
     }
     // Datagram and seqpacket sockets never merge messages: one read per send, measured;
-    // nor do QUIC's streams. TLS is a stream of records, which merge as tcp's bytes do.
+    // nor do QUIC's streams. TLS is a stream of records, which merge as tcp's bytes do. IP
+    // datagrams (udp, raw) may be lost at a full receive buffer on a busy machine: a read
+    // per datagram that came, never more.
+    let lossy = proto == "udp" || proto == "raw";
+    let reads = row["burst_reads"].as_u64().unwrap();
     if proto != "tcp" && proto != "unix" && proto != "tls" {
         assert_eq!(row["boundaries_kept"], true, "{row}");
-        assert_eq!(row["burst_reads"], 50, "{row}");
+        assert!(reads == 50 || (lossy && reads <= 50), "{row}");
     } else {
-        assert!(row["burst_reads"].as_u64().unwrap() <= 50, "{row}");
+        assert!(reads <= 50, "{row}");
     }
     // Unix datagrams are never lost in flight, and a stream never loses anything.
-    if proto != "udp" {
+    if !lossy {
         assert_eq!(row["lost"], 0, "{row}");
     }
 }
