@@ -155,6 +155,9 @@ pub(crate) struct LoadResult {
     pub rxq_overflow: u64,
     /// Datagrams the kernel refused to send (ENOBUFS): lost before they left.
     pub send_errors: u64,
+    /// The most datagram requests one send carried (UDP_SEGMENT; 1 without): a receive
+    /// queue that drops such a packet whole counts one RcvbufError for all of them.
+    pub segments: u64,
     /// The machine's UDP error counters' rise during a datagram run.
     pub machine: Option<Counters>,
     /// TCP_INFO of every TCP client, read at the end of the run.
@@ -183,6 +186,7 @@ impl LoadResult {
             extra_bytes: 0,
             rxq_overflow: 0,
             send_errors: 0,
+            segments: 1,
             machine: None,
             tcp: None,
             failed_clients: 0,
@@ -205,6 +209,7 @@ impl LoadResult {
         self.extra_bytes += other.extra_bytes;
         self.rxq_overflow += other.rxq_overflow;
         self.send_errors += other.send_errors;
+        self.segments = self.segments.max(other.segments);
         if let Some(t) = other.tcp {
             let mine = self.tcp.get_or_insert_with(TcpTotals::default);
             mine.conns += t.conns;
@@ -229,6 +234,7 @@ impl LoadResult {
             lost: self.lost,
             rxq_overflow: self.rxq_overflow,
             send_errors: self.send_errors,
+            segments: self.segments,
             machine: self.machine,
         }
     }
@@ -806,6 +812,8 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|c| u64::from(c.kernel_drops.max(c.conn.drops().unwrap_or(0))))
                 .sum();
+            let most = self.clients.iter().map(|c| c.segments).max();
+            self.result.segments = most.unwrap_or(1).max(1) as u64;
         }
         self.result
     }

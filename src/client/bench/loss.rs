@@ -64,21 +64,30 @@ pub(crate) struct Loss {
     pub rxq_overflow: u64,
     /// Sends refused with ENOBUFS.
     pub send_errors: u64,
+    /// The most datagram requests one send carried (UDP GSO; 1 without).
+    pub segments: u64,
     /// The machine's counters' rise during the run, if they could be read.
     pub machine: Option<Counters>,
 }
 
 impl Loss {
-    /// The loss split by cause, each share at most what is left of the loss: bench's own
-    /// buffers, other buffers on this machine (the machine's counter also counts bench's
-    /// sockets, and other programs'), refused sends, and what no counter saw.
-    fn shares(&self) -> [(u64, Cause); 4] {
+    /// RcvbufErrors beyond bench's own sockets' drops: packets, not datagrams (the
+    /// machine's counter also counts bench's sockets, and other programs').
+    fn other_packets(&self) -> u64 {
         let machine = self.machine.unwrap_or_default();
+        machine.rcvbuf_errors.saturating_sub(self.rxq_overflow)
+    }
+
+    /// The loss split by cause, each share at most what is left of the loss: bench's own
+    /// buffers, other buffers on this machine, refused sends, and what no counter saw. A
+    /// receive queue drops a GSO packet of bench's whole and counts it once, so each other
+    /// RcvbufError may stand for as many datagrams as one of bench's sends carried.
+    fn shares(&self) -> [(u64, Cause); 4] {
         let own = self.rxq_overflow.min(self.lost);
         let mut left = self.lost - own;
-        let other = machine
-            .rcvbuf_errors
-            .saturating_sub(self.rxq_overflow)
+        let other = self
+            .other_packets()
+            .saturating_mul(self.segments.max(1))
             .min(left);
         left -= other;
         let send = self.send_errors.min(left);
@@ -100,8 +109,14 @@ impl Loss {
             .map(|(_, cause)| cause)
     }
 
-    /// Sentences for the user: each cause seen, its count, and what to change.
-    pub(crate) fn explain(&self, rcvbuf: Option<usize>, window: usize) -> Vec<String> {
+    /// Sentences for the user: each cause seen, its count, and what to change. `loopback`:
+    /// bench and the server are both on this host's loopback.
+    pub(crate) fn explain(
+        &self,
+        rcvbuf: Option<usize>,
+        window: usize,
+        loopback: bool,
+    ) -> Vec<String> {
         let mut lines = Vec::new();
         if self.lost == 0 {
             return lines;
@@ -121,13 +136,7 @@ impl Loss {
         }
         let [_, (other, _), _, (unseen, _)] = self.shares();
         if other > 0 {
-            lines.push(format!(
-                "cause: receive-buffer overflow elsewhere on this machine: RcvbufErrors rose by {} \
-                 beyond bench's own sockets during the run (/proc/net/snmp, snmp6; other programs \
-                 count there too): the server's or a relay's socket could not keep up. Change: \
-                 its --rcvbuf, a smaller --window, or pacing with --rate",
-                machine.rcvbuf_errors.saturating_sub(self.rxq_overflow)
-            ));
+            lines.push(self.elsewhere());
         }
         if self.send_errors > 0 {
             lines.push(format!(
@@ -137,13 +146,48 @@ impl Loss {
             ));
         }
         if unseen > 0 {
-            lines.push(format!(
-                "{unseen} lost where no counter on this machine saw them: simulated by a relay \
-                 (its summary line counts them), dropped in another network namespace, or in \
-                 flight on a real network; nothing here retransmits"
-            ));
+            lines.push(unseen_here(unseen, loopback));
         }
         lines
+    }
+
+    /// The sentence for RcvbufErrors beyond bench's own sockets, in datagrams where bench
+    /// sent several in one packet.
+    fn elsewhere(&self) -> String {
+        let packets = self.other_packets();
+        let datagrams = match self.segments {
+            0 | 1 => String::new(),
+            n => format!(
+                "; it counts packets, and bench sent up to {n} requests in one (UDP GSO), \
+                 which a full queue drops whole: up to {} datagrams",
+                packets.saturating_mul(n)
+            ),
+        };
+        format!(
+            "cause: receive-buffer overflow elsewhere on this machine: RcvbufErrors rose by \
+             {packets} beyond bench's own sockets during the run (/proc/net/snmp, snmp6; other \
+             programs count there too){datagrams}: the server's or a relay's socket could not \
+             keep up. Change: its --rcvbuf, a smaller --window, or pacing with --rate"
+        )
+    }
+}
+
+/// The sentence for `unseen` datagrams no counter saw: on loopback, nothing is in flight
+/// on a network or in another namespace; a firewall rule drops unseen anywhere.
+fn unseen_here(unseen: u64, loopback: bool) -> String {
+    const FIREWALL: &str = "a firewall rule on this host (`nft list ruleset`, `iptables -L`)";
+    if loopback {
+        format!(
+            "{unseen} lost on this host's loopback where no counter saw them: dropped by \
+             {FIREWALL}, or by a relay between bench and the server if one runs (its summary \
+             line counts them); nothing here retransmits"
+        )
+    } else {
+        format!(
+            "{unseen} lost where no counter on this machine saw them: dropped by {FIREWALL}, \
+             simulated by a relay (its summary line counts them), dropped in another network \
+             namespace, or in flight on a real network; nothing here retransmits"
+        )
     }
 }
 
@@ -171,13 +215,14 @@ mod tests {
             lost: 100,
             rxq_overflow: 90,
             send_errors: 0,
+            segments: 1,
             machine: Some(Counters {
                 rcvbuf_errors: 95,
                 sndbuf_errors: 0,
             }),
         };
         assert_eq!(loss.cause(), Some(Cause::ReceiveBuffer));
-        let lines = loss.explain(Some(4096), 256);
+        let lines = loss.explain(Some(4096), 256, false);
         assert!(lines[0].contains("--rcvbuf (now 4096"), "{lines:?}");
         assert!(lines[1].contains("rose by 5 beyond"), "{lines:?}");
         let relayed = Loss {
@@ -185,5 +230,45 @@ mod tests {
             ..Loss::default()
         };
         assert_eq!(relayed.cause(), Some(Cause::Unseen));
+    }
+
+    /// A server's full receive queue drops a GSO packet of bench's whole and counts one
+    /// RcvbufError for its 7 datagrams: that is the server's queue, not loss unseen.
+    #[test]
+    fn a_gso_packet_dropped_whole_counts_its_datagrams() {
+        let loss = Loss {
+            lost: 231,
+            rxq_overflow: 24,
+            send_errors: 0,
+            segments: 7,
+            machine: Some(Counters {
+                rcvbuf_errors: 57,
+                sndbuf_errors: 0,
+            }),
+        };
+        assert_eq!(loss.cause(), Some(Cause::OtherReceiveBuffer));
+        let lines = loss.explain(Some(16384), 256, true).join("\n");
+        assert!(lines.contains("up to 7 requests in one"), "{lines}");
+        assert!(lines.contains("up to 231 datagrams"), "{lines}");
+        assert!(!lines.contains("real network"), "{lines}");
+    }
+
+    /// Loss no counter saw names a firewall rule here, and on loopback neither another
+    /// namespace nor a real network.
+    #[test]
+    fn unseen_loss_names_a_firewall_and_on_loopback_no_network() {
+        let loss = Loss {
+            lost: 6,
+            segments: 1,
+            ..Loss::default()
+        };
+        let far = loss.explain(None, 1, false).join("\n");
+        assert!(far.contains("nft list ruleset"), "{far}");
+        assert!(far.contains("real network"), "{far}");
+        let here = loss.explain(None, 1, true).join("\n");
+        assert!(here.contains("nft list ruleset"), "{here}");
+        assert!(here.contains("loopback"), "{here}");
+        assert!(!here.contains("real network"), "{here}");
+        assert!(!here.contains("namespace"), "{here}");
     }
 }

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use crate::client::bench::interval::{Board, Interval};
 use crate::client::bench::load::{DATAGRAM_TIMEOUT, Limit, LoadResult, LoadSpec, STREAM_STALL};
-use crate::endpoint::{SockProto, Target};
+use crate::endpoint::{Address, SockProto, Target};
 use crate::files::store::{Output, check_output, write_output};
 use crate::report;
 use crate::report::progress::Progress;
@@ -329,7 +329,12 @@ fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
         "{}: {} of {} datagrams lost: nobody retransmits them",
         spec.target, result.lost, result.sent
     );
-    for line in result.loss().explain(spec.opts.rcvbuf, spec.window) {
+    let loopback =
+        matches!(spec.target.addr, Address::Ip(a) if a.ip().to_canonical().is_loopback());
+    for line in result
+        .loss()
+        .explain(spec.opts.rcvbuf, spec.window, loopback)
+    {
         warn!("{}: {line}", spec.target);
     }
 }
