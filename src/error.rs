@@ -394,6 +394,10 @@ fn errno_says(errno: Errno) -> String {
     format!("{} ({errno:?})", errno.desc().to_lowercase())
 }
 
+/// EPERM from connect or send over IP: a netfilter OUTPUT rule dropped the packet.
+pub(crate) const FIREWALL_REFUSED: &str = "refused by this host's firewall (an \
+    nftables/iptables OUTPUT rule); check `nft list ruleset`";
+
 /// What to do about `errno` from `call` on `on`; empty when there is nothing to add.
 fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
     let unix = on.family == Some(Family::Unix);
@@ -433,6 +437,8 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
             "that is a broadcast address, and sending there needs SO_BROADCAST: add --broadcast"
         }
         (Call::Connect, Some(Errno::EACCES)) => "you may not open that socket file",
+        // netfilter's verdict on an outgoing packet, reported to the sender.
+        (Call::Connect | Call::Send, Some(Errno::EPERM)) if !unix => FIREWALL_REFUSED,
         (Call::Connect, Some(Errno::EPROTOTYPE)) => {
             "the socket there is of another type; use the --proto the server was started with"
         }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::netns::Pair;
 use common::{Server, netecho, ok};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -826,4 +827,52 @@ fn late_replies_are_explained_under_the_table() {
         ),
         "{stdout}"
     );
+}
+
+/// A firewall OUTPUT rule refuses sends with EPERM: send, bench and ping say so and what to
+/// check; bench prints no table of a run whose every client died of it, and ping counts
+/// refused requests as never sent, not lost.
+#[test]
+fn sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run() {
+    let test = "sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run";
+    let Some(pair) = Pair::new("fwo", test) else {
+        return;
+    };
+    let rules = [
+        "udp dport 4002",
+        "udp dport 4003 numgen random mod 10 == 0",
+        "icmp type echo-request",
+    ];
+    for rule in rules {
+        common::netns::refuse_out(&pair.client, rule).expect("nftables OUTPUT rule");
+    }
+    let listen = format!("{}:4003", Pair::SERVER_V4);
+    let server =
+        Server::start_with(&mut pair.server_cmd(&["serve", "--proto", "udp", "--addr", &listen]));
+    let advice = ["EPERM", "this host's firewall", "nft list ruleset"];
+    let refused = format!("{}:4002", Pair::SERVER_V4);
+    let send = ["send", "--proto", "udp", &refused, "hi"];
+    let line = common::fails(&common::run(&mut pair.client_cmd(&send), b""), 1);
+    common::assert_mentions(&line, &advice);
+    // One request in ten refused: each client dies within a few dozen requests, after
+    // some were answered.
+    let bench = ["bench", "--proto", "udp", &listen, "-d", "3s", "-P", "2"];
+    let out = common::run(&mut pair.client_cmd(&bench), b"");
+    let line = common::fails(&out, 1);
+    common::assert_mentions(&line, &advice);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ping = ["ping", "-c", "2", "-i", "200ms", Pair::SERVER_V4];
+    let out = common::run(&mut pair.client_cmd(&ping), b"");
+    let line = common::fails(&out, 1);
+    common::assert_mentions(
+        &line,
+        &["2 of 2 echo request(s) never went out", "nft list ruleset"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("os error"), "{stdout}");
+    drop(server);
 }

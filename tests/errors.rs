@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::netns::Pair;
 use common::{
-    Server, as_nobody, can_switch_user, fails, netecho, ok, run, tempdir, udp_files_server,
+    Server, as_nobody, assert_mentions, can_switch_user, fails, netecho, ok, run, tempdir,
+    udp_files_server,
 };
 
 const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
@@ -21,12 +22,6 @@ const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
 /// The error line of `netecho ARGS`, asserting exit `code` and that it is the only one.
 fn error_of(args: &[&str], code: i32) -> String {
     fails(&netecho(args, b""), code)
-}
-
-fn assert_mentions(line: &str, parts: &[&str]) {
-    for part in parts {
-        assert!(line.contains(part), "{part:?} missing from: {line}");
-    }
 }
 
 fn show(path: &Path) -> String {

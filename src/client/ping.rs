@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use tracing::debug;
 
-use crate::error::UsageError;
+use crate::error::{Call, Subject, UsageError, socket_error};
 use crate::packet::{icmp, ipv4};
 use crate::signal::{Shutdown, Wake};
 use crate::transport::MAX_MESSAGE;
@@ -42,6 +42,10 @@ pub(crate) struct Summary {
     pub wrong: u64,
     /// ICMP errors quoting a request (unreachable, time exceeded).
     pub errors: u64,
+    /// Requests the kernel refused to send (a firewall's EPERM): never sent, so not lost.
+    pub refused: u64,
+    /// The last refusal, in words, for the closing message.
+    last_refusal: Option<String>,
     /// The last error's line, for the closing message.
     last_error: Option<String>,
     rtts_ms: Vec<f64>,
@@ -84,6 +88,7 @@ impl Summary {
             (self.duplicates, "duplicates"),
             (self.wrong, "wrong data"),
             (self.errors, "errors"),
+            (self.refused, "refused by this host"),
         ] {
             if n > 0 {
                 more.push_str(&format!(", +{n} {what}"));
@@ -362,6 +367,16 @@ fn conclude(
             summary.wrong
         ));
     }
+    if summary.received == 0
+        && let Some(last) = &summary.last_refusal
+    {
+        return Err(anyhow!(
+            "no echo reply from {}: {} of {} echo request(s) never went out (the last: {last})",
+            to.ip(),
+            summary.refused,
+            summary.refused + summary.transmitted
+        ));
+    }
     if summary.received == 0 && summary.dropped_here > 0 {
         return Err(anyhow!(
             "no reply read from {}: this ping's own receive buffer overflowed ({} ICMP \
@@ -512,14 +527,20 @@ impl Pinger {
     fn done_sending(&self) -> bool {
         self.schedule
             .count
-            .is_some_and(|c| self.summary.transmitted >= c)
+            .is_some_and(|c| self.summary.transmitted + self.summary.refused >= c)
     }
 
     fn send_request(&mut self, now: Instant, out: &mut impl Write) -> Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let message = icmp::echo_request(self.sock.v6, self.id, self.seq, &self.data);
         if let Err(e) = self.sock.send(&message) {
-            writeln!(out, "send to {}: {e}", self.to.ip())?;
+            let line = socket_error(Call::Send, Subject::ip(self.to.ip().to_string()), &e);
+            writeln!(out, "{line}")?;
+            // Never sent: not in flight, and not lost.
+            self.summary.refused += 1;
+            self.summary.last_refusal = Some(line.to_string());
+            self.next_send = (self.next_send + self.schedule.interval).max(now);
+            return Ok(());
         }
         self.summary.transmitted += 1;
         self.in_flight.push(self.seq, now);

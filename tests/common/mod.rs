@@ -417,6 +417,13 @@ pub fn fails(out: &Output, code: i32) -> String {
     errors[0].to_string()
 }
 
+/// Asserts that `line` (an error line, say) contains every one of `parts`.
+pub fn assert_mentions(line: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(line.contains(part), "{part:?} missing from: {line}");
+    }
+}
+
 /// A process's status as a shell's `$?` shows it: its exit code, or 128 plus the number of
 /// the signal that ended it (130 for SIGINT, 143 for SIGTERM).
 pub fn shell_status(status: &ExitStatus) -> i32 {

@@ -263,6 +263,21 @@ pub fn lose_on(space: &str, dev: &str, per_10000: u32) -> Result<(), String> {
         "table inet netecho_test {{\n  chain in {{\n    type filter hook input \
          priority 0; policy accept;\n    iifname \"{dev}\" {some}drop\n  }}\n}}\n"
     );
+    nft(space, &rules)
+}
+
+/// A firewall OUTPUT rule in `space`: packets `matching` (nft's words, such as
+/// `udp dport 4002`) are dropped as they leave, and the sender's call fails with EPERM.
+pub fn refuse_out(space: &str, matching: &str) -> Result<(), String> {
+    let rules = format!(
+        "table inet netecho_out {{\n  chain out {{\n    type filter hook output \
+         priority 0; policy accept;\n    {matching} drop\n  }}\n}}\n"
+    );
+    nft(space, &rules)
+}
+
+/// `nft -f -` of `rules` in `space`.
+fn nft(space: &str, rules: &str) -> Result<(), String> {
     let mut nft = Command::new("ip")
         .args(["netns", "exec", space, "nft", "-f", "-"])
         .stdin(Stdio::piped())

@@ -188,8 +188,8 @@ struct Measured {
 
 /// Measures each target in turn until a stop signal, each run's summary printed after its
 /// intervals with `--interval`. A run that failed with nothing answered (a server refusing
-/// datagrams, one that answers something else) or out of step (a server that sent more
-/// than it was sent) has no numbers: it is left out of the report, and its problem said.
+/// datagrams, one that answers something else), out of step (a server that sent more
+/// than it was sent) or whose every client failed has no numbers: it is left out of the report, and its problem said.
 fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<Measured> {
     let mut all = Measured {
         runs: Vec::new(),
@@ -210,9 +210,13 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
         };
         warn_of_loss(&spec, &result);
         let problems = problems_in(&spec, &result);
-        // Nothing answered, or replies out of step (bytes past the echo: which reply ends
-        // where is unknown): no figure of the run can be trusted.
-        let failed = (result.answered == 0 || result.extra_bytes > 0) && !problems.is_empty();
+        // Nothing answered, replies out of step (bytes past the echo: which reply ends
+        // where is unknown), or every client failed (a firewall refusing sends midway): no
+        // figure of the run can be trusted, and a table of it would read as a clean run.
+        let all_died =
+            result.failed_clients >= spec.clients as u64 && signal::stop_asked().is_none();
+        let failed =
+            (result.answered == 0 || result.extra_bytes > 0 || all_died) && !problems.is_empty();
         all.problems.extend(problems);
         if failed {
             continue;
