@@ -4,6 +4,8 @@
 //! (ENOBUFS, SndbufErrors), and what no counter here saw (a relay's simulated loss, a real
 //! network). Each cause comes with what to change.
 
+use std::time::Duration;
+
 use crate::report::Cause;
 
 /// UDP counters of the whole machine (this network namespace), IPv4 and IPv6 together.
@@ -191,6 +193,44 @@ fn unseen_here(unseen: u64, loopback: bool) -> String {
     }
 }
 
+/// A share of the load's time lost requests may hold their places in flight before a
+/// sentence says that req/s and latency measure those waits (the lab's threshold).
+const WAITED: f64 = 0.25;
+
+/// The sentence for a run whose `lost` requests each held one of its `places` in flight
+/// (clients x window) for `timeout` before counting as lost, when that is a sizeable share
+/// of the run's `elapsed` time: the window was not in use for that share.
+pub(crate) fn held_places(
+    lost: u64,
+    timeout: Duration,
+    places: u64,
+    elapsed: Duration,
+) -> Option<String> {
+    let held = lost as f64 * timeout.as_secs_f64();
+    let share = held / (places.max(1) as f64 * elapsed.as_secs_f64().max(1e-9));
+    (lost > 0 && share >= WAITED).then(|| {
+        format!(
+            "each lost request held its place for {} ms (--timeout) before it counted as \
+             lost, about {:.0}% of the load's time ({places} places in flight): req/s and \
+             latency measure those waits, not the server",
+            timeout.as_millis(),
+            100.0 * share.min(1.0)
+        )
+    })
+}
+
+/// The sentence for TCP's resends over a run's connections (tcpi_total_retrans), which
+/// lose nothing a program sees: each waits for a resend timer, so loss shows as latency.
+pub(crate) fn resent(retransmits: u64, p99_9_us: f64) -> Option<String> {
+    (retransmits > 0).then(|| {
+        format!(
+            "TCP resent {} (TCP_INFO), so the loss shows as latency (p99.9 {p99_9_us:.0} us) \
+             and fewer req/s, not as lost requests",
+            crate::units::count(retransmits, "segment")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +310,26 @@ mod tests {
         assert!(here.contains("loopback"), "{here}");
         assert!(!here.contains("real network"), "{here}");
         assert!(!here.contains("namespace"), "{here}");
+    }
+
+    /// A window whose places lost requests held for most of the run is said; a few losses
+    /// in a long run are not.
+    #[test]
+    fn lost_requests_holding_the_window_are_said() {
+        let second = Duration::from_secs(1);
+        // 510 lost, 1 s each, in 2 clients x 256 over 2 s: half the places' time.
+        let line = held_places(510, second, 512, 2 * second).expect("said");
+        assert!(line.contains("about 50% of the load's time"), "{line}");
+        assert!(line.contains("1000 ms"), "{line}");
+        assert_eq!(held_places(3, second, 512, 10 * second), None);
+        assert_eq!(held_places(0, second, 1, second), None);
+    }
+
+    #[test]
+    fn tcp_resends_are_said_as_latency() {
+        let line = resent(12, 211550.2).expect("said");
+        assert!(line.contains("TCP resent 12 segments"), "{line}");
+        assert!(line.contains("p99.9 211550 us"), "{line}");
+        assert_eq!(resent(0, 10.0), None);
     }
 }

@@ -209,6 +209,7 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
             Err(e) => return Err(e),
         };
         warn_of_loss(&spec, &result);
+        warn_of_waits(&spec, &result);
         let problems = problems_in(&spec, &result);
         // Nothing answered, replies out of step (bytes past the echo: which reply ends
         // where is unknown), or every client failed (a firewall refusing sends midway): no
@@ -339,6 +340,28 @@ fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
         .loss()
         .explain(spec.opts.rcvbuf, spec.window, loopback)
     {
+        warn!("{}: {line}", spec.target);
+    }
+}
+
+/// What bounds a run's numbers other than the server: lost requests holding window places
+/// for --timeout, TCP's resends.
+fn warn_of_waits(spec: &LoadSpec, result: &LoadResult) {
+    let places = (spec.clients * spec.window) as u64;
+    // Over a stream, nothing waits for --timeout to count as lost.
+    let lost = if spec.carrier().may_lose() {
+        result.lost
+    } else {
+        0
+    };
+    let lines = [
+        loss::held_places(lost, spec.timeout, places, result.elapsed),
+        result.tcp.and_then(|t| {
+            let p99_9 = report::Percentiles::of(&result.latency).p99_9;
+            loss::resent(t.retransmits, p99_9)
+        }),
+    ];
+    for line in lines.into_iter().flatten() {
         warn!("{}: {line}", spec.target);
     }
 }
