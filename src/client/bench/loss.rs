@@ -2,7 +2,8 @@
 //! buffers (SO_RXQ_OVFL on its sockets), any UDP receive buffer on this machine (RcvbufErrors
 //! in /proc/net/snmp and snmp6, read before and after a run), sends the kernel refused
 //! (ENOBUFS, SndbufErrors), and what no counter here saw (a relay's simulated loss, a real
-//! network). Each cause comes with what to change.
+//! network). Each cause comes with what to change. Also what else bounds a run's numbers:
+//! lost requests holding window places for --timeout, and TCP's resends.
 
 use std::time::Duration;
 
