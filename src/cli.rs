@@ -1,6 +1,6 @@
 //! The command line: one struct per subcommand, with help that teaches.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use std::os::unix::ffi::OsStrExt;
@@ -555,7 +555,8 @@ pub(crate) struct ImpairArgs {
 pub(crate) struct ExecServeArgs {
     /// Run PROGRAM ARGS... for each connection (or datagram): the client's bytes on its stdin,
     /// its stdout and stderr back. No shell: arguments are passed as they are. Everything after
-    /// --exec is the program's, so give netecho's options first (or end ARGS with ';')
+    /// --exec is the program's, so give netecho's options first (or end ARGS with ';'); an ARG
+    /// that is one of serve's options is refused, unless it comes after a `--` (passed on too)
     #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true, value_terminator = ";")]
     pub exec: Option<Vec<std::ffi::OsString>>,
     /// With --exec: allow an address other than loopback or a Unix socket (anyone who can
@@ -577,6 +578,31 @@ pub(crate) struct ExecServeArgs {
     /// LC_ALL and TZ only, so secrets in the server's environment stay there
     #[arg(long, value_name = "NAME")]
     pub exec_env: Vec<std::ffi::OsString>,
+}
+
+/// Refuses an ARG of `--exec PROGRAM ARGS` (before any `--`) that is one of serve's own long
+/// options: written last, a `--deny` or an `--addr` would silently be the program's argument.
+fn no_serve_option_among(program: &OsStr, args: &[OsString]) -> Result<(), UsageError> {
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve is a subcommand");
+    let options = cli.get_arguments().chain(serve.get_arguments());
+    let longs: Vec<&str> = options
+        .flat_map(|arg| arg.get_long_and_visible_aliases().unwrap_or_default())
+        .collect();
+    for arg in args.iter().take_while(|arg| *arg != "--") {
+        let Some(option) = arg.to_str().and_then(|arg| arg.strip_prefix("--")) else {
+            continue;
+        };
+        let name = option.split('=').next().unwrap_or(option);
+        if longs.contains(&name) {
+            return Err(UsageError::new(format!(
+                "--{name} after --exec {} would be its argument: put serve's options before \
+                 --exec, or the program's arguments after -- (which it gets too)",
+                program.to_string_lossy()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A duration of a flag whose namesake in ping and iperf3 counts seconds (`-i 0.2`, `-t 10`):
@@ -1678,6 +1704,7 @@ impl ServeArgs {
         let Some((program, args)) = command.split_first() else {
             return Err(UsageError::new("--exec needs a program to run"));
         };
+        no_serve_option_among(program, args)?;
         Ok(ServiceConfig::Exec(ServeExec {
             program: program.clone(),
             args: args.to_vec(),

@@ -192,6 +192,50 @@ fn exec_on_a_non_loopback_address_needs_the_flag() {
     assert_eq!(ok(&out), "ABC");
 }
 
+/// Written last, a serve option would silently be the program's argument (a --deny not
+/// applied, an --addr not bound): refused in one line, unless the program's ARGS say `--`.
+#[test]
+fn a_serve_option_after_exec_is_refused_not_passed_to_the_program() {
+    for option in [
+        "--deny",
+        "--addr=127.0.0.1:1",
+        "--proto",
+        "--allow-remote-exec",
+    ] {
+        let args = [
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--exec",
+            "printf",
+            "%s",
+            option,
+            "x",
+        ];
+        let line = fails(&netecho(&args, b""), 2);
+        let name = option.split('=').next().unwrap();
+        assert!(
+            line.contains(&format!("{name} after --exec printf")),
+            "{line}"
+        );
+        assert!(line.contains("before --exec"), "{line}");
+    }
+    // After a `--` the program gets them, the `--` too; after ';' they are serve's again.
+    let dir = tempdir();
+    let program = [
+        "printf",
+        "[%s]",
+        "a",
+        "--",
+        "--deny",
+        ";",
+        "--max-children",
+        "2",
+    ];
+    let server = exec_server("tcp", dir.path(), &[], &program);
+    assert_eq!(ok(&exec(&server, b"")), "[a][--][--deny]");
+}
+
 #[test]
 fn a_program_that_cannot_start_is_one_clear_error() {
     let line = fails(
