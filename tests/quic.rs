@@ -518,6 +518,21 @@ fn an_aioquic_client_exchanges_with_serve() {
 /// `serve --exec` judges an aioquic client on this host by the user that owns its UDP
 /// socket (sock_diag), as it judges netecho's: the server's own user runs the program, and
 /// is refused at the connection once --allow names another user alone.
+/// One source holds at most its share of a blocking service's QUIC connections, as of its
+/// tcp ones: past it a proven client is refused before its handshake costs the server.
+#[test]
+fn a_source_past_its_share_of_quic_connections_is_refused_before_the_handshake() {
+    if !common::have_aioquic("a_source_past_its_share_of_quic_connections_is_refused") {
+        return;
+    }
+    let (server, _pin) = serve("127.0.0.1:0", &["--exec", "cat"]);
+    let port = server.port().to_string();
+    // PER_SOURCE (16) connections from this user are held; the next two are refused.
+    let out = peer(&["hold", "127.0.0.1", &port, "18"]);
+    assert_eq!(ok(&out).trim(), "held 16 refused 2");
+    server.wait_log("refused, 16 connections from uid");
+}
+
 #[test]
 fn exec_judges_an_aioquic_client_by_the_user_owning_its_socket() {
     if !common::have_aioquic("exec_judges_an_aioquic_client_by_the_user_owning_its_socket") {

@@ -18,6 +18,7 @@ use crate::endpoint::Proto;
 use crate::logging::Throttle;
 use crate::service::stats::Stats;
 use crate::slots::{Counts, Slot};
+use crate::transport::quic::{Place, Places};
 use crate::transport::{Conn, PeerAddr, Received, Told};
 
 pub(crate) struct Admission {
@@ -224,11 +225,11 @@ impl Sources {
         }
     }
 
-    /// A place for `conn`, its peer told as `identity`, or the refusal to tell it when its
+    /// A place for a connection from `peer`, told as `identity`, or the refusal to tell it when its
     /// source has its limit of connections already.
     pub(crate) fn take(
         &self,
-        conn: &Conn,
+        peer: impl std::fmt::Display,
         identity: &Identity,
     ) -> Result<Option<SourceSlot>, String> {
         let Some(share) = Share::of(identity) else {
@@ -240,10 +241,7 @@ impl Sources {
                 let limit = self.limit;
                 static LOG: Throttle = Throttle::new();
                 if let Some(more) = LOG.allow() {
-                    warn!(
-                        "{}: refused, {limit} connections from {share} already{more}",
-                        conn.peer()
-                    );
+                    warn!("{peer}: refused, {limit} connections from {share} already{more}");
                 }
                 Err(share.busy(limit))
             }
@@ -266,6 +264,22 @@ impl Sources {
     fn take_share(&self, share: Share) -> Option<SourceSlot> {
         self.held.take(share, self.limit, usize::MAX)
     }
+}
+
+/// QUIC connections held at once from one source by the echo service: each costs the
+/// endpoint tens of KB and a socket pair, so one client may not take all of --max-conns.
+pub(crate) const QUIC_PER_SOURCE: usize = 256;
+
+/// Counts a server's QUIC connections per source as [`Sources::take`] counts its tcp ones
+/// (the peer told by `access`, on this host by its user), `limit` at once.
+pub(crate) fn quic_places(access: Arc<Access>, limit: usize) -> Places {
+    let sources = Sources::new(limit);
+    Places(Arc::new(move |peer, reached| {
+        let from = PeerAddr(peer.into());
+        let identity = access.identify_datagram(Proto::Quic, &from, Some(reached), None, true);
+        let place = sources.take(peer, &identity)?;
+        Ok(Box::new(place) as Place)
+    }))
 }
 
 /// Refused connections whose clients are still being heard out, at most: a newer refusal

@@ -272,7 +272,18 @@ fn serve<S: Service>(
     if plan(config.model, service.blocks()).model == Model::Uring {
         uring::available()?;
     }
-    let mut bound = bind(config, plan(config.model, service.blocks()).model)?;
+    let mut bound = bind(
+        config,
+        plan(config.model, service.blocks()).model,
+        |socket| {
+            // A source's QUIC connections count as its tcp ones of a blocking service do.
+            let limit = match service.blocks() {
+                true => admission::PER_SOURCE,
+                false => admission::QUIC_PER_SOURCE,
+            };
+            socket.quic.places = Some(admission::quic_places(Arc::clone(&access), limit));
+        },
+    )?;
     if let Bound::Datagram(sock) = &mut bound {
         ask_credentials(sock, &access)?;
     }
@@ -508,8 +519,15 @@ fn files_service(
 
 /// Binds the server's socket; for --exec, a socket file only its owner may open (umask
 /// 0177 while it is made, so no other user connects before a chmod).
-fn bind(config: &ServeConfig, model: Model) -> Result<Bound> {
+fn bind(
+    config: &ServeConfig,
+    model: Model,
+    quic: impl FnOnce(&mut transport::SocketOptions),
+) -> Result<Bound> {
     let mut socket = config.socket.clone();
+    if config.endpoint.proto == Proto::Quic {
+        quic(&mut socket);
+    }
     // Under fork a QUIC endpoint runs in a process of its own: the parent forks children
     // and must run no other thread.
     socket.quic.own_process = model == Model::Fork;

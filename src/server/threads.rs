@@ -47,7 +47,7 @@ pub(crate) fn serve<S: Service>(
         let (source, mut session) = match server.service.blocks() {
             true => {
                 let identity = server.admission.identify(&conn);
-                match sources.take(&conn, &identity) {
+                match sources.take(conn.peer(), &identity) {
                     Ok(slot) => (slot, server.admit_as(conn, &identity, Drive::Blocking)?),
                     Err(why) => {
                         super::admission::refuse(conn, server.service.refusal(&why).as_deref());

@@ -38,6 +38,7 @@ ALPN "netecho" both ways. Every wait is bounded (10 s).
 """
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -213,6 +214,23 @@ async def run_client(host, port, mode, trust, messages, retries=False):
             print(f"retries {client._quic._retry_count}", flush=True)
 
 
+async def hold(host, port, count):
+    """Opens `count` connections one after another and holds them all; prints how many
+    handshakes the server finished and how many it refused."""
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    held = refused = 0
+    async with contextlib.AsyncExitStack() as connections:
+        for _ in range(count):
+            try:
+                opening = connections.enter_async_context(connect(host, port, configuration=config))
+                await asyncio.wait_for(opening, WAIT)
+                held += 1
+            except (ConnectionError, asyncio.TimeoutError):
+                refused += 1
+        print(f"held {held} refused {refused}", flush=True)
+
+
 def stall(host, port, count):
     """The first flight of real clients, each from a plain socket that then stays silent."""
     import socket
@@ -320,6 +338,8 @@ def main():
         return
     if what == "cert":
         write_cert(sys.argv[2])
+    elif what == "hold":
+        asyncio.run(hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     elif what == "stall":
         stall(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
     elif what == "probe":

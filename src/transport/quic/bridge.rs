@@ -19,7 +19,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
-use super::{MAX_STREAMS, QuicMode, SERVER_HANDSHAKE, Sources, hand_off, handoff_message, refuse};
+use super::{
+    MAX_STREAMS, Place, Places, QuicMode, SERVER_HANDSHAKE, Sources, hand_off, handoff_message,
+    refuse,
+};
 use crate::transport::MAX_MESSAGE;
 
 /// Application error codes a netecho endpoint closes or resets with.
@@ -141,12 +144,12 @@ async fn next_message(
 /// Accepts QUIC connections until the endpoint closes: each handshake within
 /// [`SERVER_HANDSHAKE`], then handed to the server's model and pumped; a stream per
 /// message has `message_time` from its first byte to its end. A source `sources` refuses
-/// is dropped with no packet sent back.
+/// is dropped with no packet sent back; one holding its limit of `places` is refused.
 pub(super) async fn accept_loop(
     endpoint: quinn::Endpoint,
     handoff: Socket,
     (mode, message_time): (QuicMode, Option<Duration>),
-    sources: Option<Sources>,
+    (sources, places): (Option<Sources>, Option<Places>),
 ) {
     let handoff = Arc::new(handoff);
     // Unknown, a port no peer reached: a rule asking who owns a peer's socket refuses it.
@@ -160,34 +163,12 @@ pub(super) async fn accept_loop(
             incoming.ignore();
             continue;
         }
-        // A source proves its address first (a Retry token: one packet smaller than the
-        // Initial, and no state kept): the server's first flight, about three times an
-        // Initial, goes only to an address that can receive, so a forged Initial is never
-        // answered with more than it carried and cannot pile up handshakes.
-        // A link-local source's token cannot be checked (a Retry token keeps no zone, so
-        // the address it names never equals the source's): one the gate admitted has proven
-        // its address already, by the TCP handshake of its lab run.
-        let link_local =
-            matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
-        let gated_link_local = sources.is_some() && link_local;
-        if !incoming.remote_address_validated() && link_local && !gated_link_local {
-            refuse_link_local(incoming);
+        let Some(incoming) = proven(incoming, sources.is_some()) else {
             continue;
-        }
-        if !incoming.remote_address_validated() && !gated_link_local {
-            // A sender can cause this line at will: throttled, and with -v only.
-            static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();
-            if tracing::enabled!(tracing::Level::DEBUG)
-                && let Some(more) = RETRIED.allow()
-            {
-                debug!(
-                    "quic {}: a Retry asks it to prove its address first{more}",
-                    incoming.remote_address()
-                );
-            }
-            let _ = incoming.retry();
+        };
+        let Some((incoming, place)) = placed(places.as_ref(), incoming, bound) else {
             continue;
-        }
+        };
         let handoff = Arc::clone(&handoff);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
@@ -211,6 +192,7 @@ pub(super) async fn accept_loop(
             if let Err(e) = serve(conn.clone(), &handoff, (mode, message_time), bound).await {
                 debug!("quic {remote}: {e}");
             }
+            drop(place);
         });
     }
 }
@@ -228,6 +210,60 @@ fn refuse_link_local(incoming: quinn::Incoming) {
         );
     }
     incoming.refuse();
+}
+
+/// `incoming` once its source proved its address; else it is asked to (a Retry) or, a
+/// link-local source that cannot be, refused. `gated`: the lab's gate admitted the source.
+fn proven(incoming: quinn::Incoming, gated: bool) -> Option<quinn::Incoming> {
+    // A source proves its address first (a Retry token: one packet smaller than the
+    // Initial, and no state kept): the server's first flight, about three times an
+    // Initial, goes only to an address that can receive, so a forged Initial is never
+    // answered with more than it carried and cannot pile up handshakes.
+    // A link-local source's token cannot be checked (a Retry token keeps no zone, so
+    // the address it names never equals the source's): one the gate admitted has proven
+    // its address already, by the TCP handshake of its lab run.
+    let link_local = matches!(incoming.remote_address(), SocketAddr::V6(a) if a.scope_id() != 0);
+    let gated_link_local = gated && link_local;
+    if !incoming.remote_address_validated() && link_local && !gated_link_local {
+        refuse_link_local(incoming);
+        return None;
+    }
+    if !incoming.remote_address_validated() && !gated_link_local {
+        // A sender can cause this line at will: throttled, and with -v only.
+        static RETRIED: crate::logging::Throttle = crate::logging::Throttle::new();
+        if tracing::enabled!(tracing::Level::DEBUG)
+            && let Some(more) = RETRIED.allow()
+        {
+            debug!(
+                "quic {}: a Retry asks it to prove its address first{more}",
+                incoming.remote_address()
+            );
+        }
+        let _ = incoming.retry();
+        return None;
+    }
+    Some(incoming)
+}
+
+/// A proven peer's place in its source's count (none without `places`), or `None` once it
+/// was refused: at once, before the handshake costs anything, in a packet smaller than its
+/// Initial (the refusal was logged where it was counted).
+fn placed(
+    places: Option<&Places>,
+    incoming: quinn::Incoming,
+    bound: SocketAddr,
+) -> Option<(quinn::Incoming, Option<Place>)> {
+    let Some(Places(take)) = places else {
+        return Some((incoming, None));
+    };
+    let reached = SocketAddr::new(incoming.local_ip().unwrap_or(bound.ip()), bound.port());
+    match take(incoming.remote_address(), reached) {
+        Ok(place) => Some((incoming, Some(place))),
+        Err(_) => {
+            incoming.refuse();
+            None
+        }
+    }
 }
 
 /// Why a handshake failed, in words the server's user can act on. The reason phrase a

@@ -115,6 +115,24 @@ pub(crate) struct QuicOptions {
     pub own_process: bool,
     /// The source addresses a server answers at all (None: every one).
     pub sources: Option<Sources>,
+    /// A server's count of connections per source (None: no count).
+    pub places: Option<Places>,
+}
+
+/// A connection's place in its source's count, held while the connection lives.
+pub(crate) type Place = Box<dyn std::any::Any + Send>;
+
+/// The server's per-source admission, asked with a peer that proved its address and the
+/// address of ours it reached: its [`Place`], or the refusal when its source holds its limit.
+#[derive(Clone)]
+pub(crate) struct Places(
+    pub Arc<dyn Fn(SocketAddr, SocketAddr) -> Result<Place, String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for Places {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Places(..)")
+    }
 }
 
 /// Which source addresses a server's endpoint answers (the lab's turns): a packet from any
@@ -204,7 +222,7 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
         .context("socketpair for QUIC connections")?;
     handoff.set_nonblocking(true)?;
     let (mode, message_time) = (opts.quic.mode, opts.quic.message_time);
-    let sources = opts.quic.sources.clone();
+    let gates = (opts.quic.sources.clone(), opts.quic.places.clone());
     let endpoint = if opts.quic.own_process {
         let end = process::Endpoint {
             sock,
@@ -212,11 +230,12 @@ pub(crate) fn bind(addr: &Address, opts: &SocketOptions) -> Result<Listener> {
             handoff,
             mode,
             message_time,
+            places: gates.1,
         };
         process::spawn(end, &accepted).with_context(|| format!("quic {local}"))?;
         None
     } else {
-        let endpoint = block_on(start(sock, server, handoff, (mode, message_time), sources))?
+        let endpoint = block_on(start(sock, server, handoff, (mode, message_time), gates))?
             .with_context(|| format!("quic {local}: cannot start the endpoint"))?;
         Some(Arc::new(endpoint))
     };
@@ -238,7 +257,7 @@ async fn start(
     server: quinn::ServerConfig,
     handoff: Socket,
     (mode, message_time): (QuicMode, Option<Duration>),
-    sources: Option<Sources>,
+    gates: (Option<Sources>, Option<Places>),
 ) -> io::Result<quinn::Endpoint> {
     let udp = guard::Watched::wrap(sock)?;
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
@@ -247,7 +266,7 @@ async fn start(
         udp,
         Arc::new(quinn::TokioRuntime),
     )?;
-    let accepting = bridge::accept_loop(endpoint.clone(), handoff, (mode, message_time), sources);
+    let accepting = bridge::accept_loop(endpoint.clone(), handoff, (mode, message_time), gates);
     tokio::spawn(accepting);
     Ok(endpoint)
 }

@@ -24,6 +24,8 @@ const STARTED: u8 = 0;
 
 /// What the endpoint process needs to run the endpoint.
 pub(super) struct Endpoint {
+    /// The server's count of connections per source, kept in this process.
+    pub places: Option<super::Places>,
     pub sock: std::net::UdpSocket,
     pub server: quinn::ServerConfig,
     pub handoff: Socket,
@@ -88,7 +90,7 @@ fn serve(end: Endpoint) -> Result<()> {
             end.handoff,
             (end.mode, end.message_time),
             // The fork model serves every source: only the lab's endpoint is gated.
-            None,
+            (None, end.places),
         );
         let started = started.await;
         let endpoint = match started {
