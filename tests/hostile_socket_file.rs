@@ -6,12 +6,14 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::fs::symlink;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use common::{Server, bin, tempdir};
 
@@ -119,5 +121,70 @@ fn a_directory_swapped_while_stale_sockets_are_cleared_never_costs_a_file() {
         fs::read_to_string(&victim).ok().as_deref(),
         Some("precious\n"),
         "serve removed a regular file through a swapped directory"
+    );
+}
+
+/// As nobody: binds a unix-dgram socket at `client`, replaces its socket file by a symlink
+/// to `victim`, and sends `ready=1` to `server` from it (the kernel still names the sender
+/// `client`).
+fn planted_request(client: &Path, victim: &Path, server: &Path) -> std::process::Output {
+    let script = "import os, socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind(sys.argv[1]); os.unlink(sys.argv[1]); os.symlink(sys.argv[2], sys.argv[1])\n\
+                  s.sendto(b'ready=1', sys.argv[3])\n";
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
+        .args(["/usr/bin/python3", "-c", script])
+        .args([client, victim, server])
+        .output()
+        .expect("run python3 as nobody")
+}
+
+#[test]
+fn a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path() {
+    let test = "a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path";
+    if !common::can_switch_user() {
+        return common::skip(test, "root and setpriv", common::Lacks::Provided);
+    }
+    if !common::have("python3", test) {
+        return;
+    }
+    let dir = tempdir();
+    let mode = |path: &Path, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode));
+    mode(dir.path(), 0o755).unwrap();
+    // A socket of root's that nobody may not reach: in a directory nobody cannot enter.
+    fs::create_dir(dir.path().join("ro")).unwrap();
+    mode(&dir.path().join("ro"), 0o700).unwrap();
+    let victim_path = dir.path().join("ro/victim.sock");
+    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let shared = dir.path().join("sh");
+    fs::create_dir(&shared).unwrap();
+    mode(&shared, 0o777).unwrap();
+    let path = shared.join("dg.sock");
+    let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
+    mode(&path, 0o666).unwrap();
+    let out = planted_request(&shared.join("nob.sock"), &victim_path, &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A client of root's at an honest path: its reply comes after any to the planted one.
+    let honest = UnixDatagram::bind(dir.path().join("honest.sock")).unwrap();
+    honest
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    honest.send_to(b"hello", &path).unwrap();
+    let mut buf = [0u8; 64];
+    let n = honest.recv(&mut buf).expect("the honest client's reply");
+    assert_eq!(&buf[..n], b"HELLO");
+    let got = victim.recv(&mut buf).ok();
+    drop(server);
+    assert_eq!(
+        got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+        None,
+        "the server's reply followed the symlink into root's socket"
     );
 }

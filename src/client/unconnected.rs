@@ -118,8 +118,8 @@ impl Unconnected {
     /// answered.
     pub(crate) fn gather(&mut self, msg: &[u8], hex: bool, out: &mut impl Write) -> Result<()> {
         let what = self.target.to_string();
-        self.sock
-            .send_to(msg, &self.server)
+        // The server's address, as the user named it: a symlink there is theirs to follow.
+        transport::calls::send_to(self.sock.socket(), msg, &self.server.0)
             .map_err(|e| transport_error(&self.target, &e))?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let deadline = Instant::now() + self.timeout;
@@ -177,8 +177,7 @@ impl Unconnected {
             if attempt > 0 {
                 debug!("{what}: no reply within {:?}; sending again", self.timeout);
             }
-            self.sock
-                .send_to(msg, &self.server)
+            transport::calls::send_to(self.sock.socket(), msg, &self.server.0)
                 .with_context(|| format!("sendto {what}"))?;
             if let Some(reply) = self.reply(msg, &mut buf)? {
                 return Ok(reply);

@@ -294,6 +294,9 @@ impl DatagramSocket {
         if replies.is_empty() {
             return Ok(0);
         }
+        if self.proto == crate::endpoint::Proto::UnixDgram {
+            return self.send_each(batch, replies);
+        }
         if let [(i, len)] = *replies {
             // One reply with nothing to carry (no source to pick, not glued): sendto(2)
             // straight from the batch, no header made.
@@ -333,6 +336,19 @@ impl DatagramSocket {
             batch.hdrs.push(hdr);
         }
         send_many(&self.sock, &mut batch.hdrs)
+    }
+}
+
+impl DatagramSocket {
+    /// Unix datagram replies one by one, each through its sender's socket file held open
+    /// (see [`super::unix::reply_path`]): a path in a batch header would be resolved again.
+    fn send_each(&self, batch: &Batch, replies: &[(usize, usize)]) -> io::Result<usize> {
+        for (k, &(i, len)) in replies.iter().enumerate() {
+            if let Err(e) = self.send_held(&batch.bufs[i][..len], batch.peer(i), SEND_FLAGS) {
+                return if k == 0 { Err(e) } else { Ok(k) };
+            }
+        }
+        Ok(replies.len())
     }
 }
 

@@ -415,12 +415,6 @@ pub(crate) fn send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<us
     send_to_flags(sock, buf, to, 0)
 }
 
-/// sendto(2) with MSG_DONTWAIT: a full receiver (a Unix datagram peer that stopped
-/// reading) fails this send with EAGAIN instead of blocking the sender.
-pub(crate) fn try_send_to(sock: &Socket, buf: &[u8], to: &SockAddr) -> io::Result<usize> {
-    send_to_flags(sock, buf, to, libc::MSG_DONTWAIT)
-}
-
 pub(crate) fn send_to_flags(
     sock: &Socket,
     buf: &[u8],

@@ -996,7 +996,7 @@ impl DatagramSocket {
     pub(crate) fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         match self.reply {
             pktinfo::ReplyFrom::Request(arrival) => self.reply_to(buf, to, Some(&arrival), 0),
-            _ => calls::send_to(&self.sock, buf, &to.0).map(|_| ()),
+            _ => self.send_held(buf, to, 0),
         }
     }
 
@@ -1006,8 +1006,16 @@ impl DatagramSocket {
             pktinfo::ReplyFrom::Request(arrival) => {
                 self.reply_to(buf, to, Some(&arrival), libc::MSG_DONTWAIT)
             }
-            _ => calls::try_send_to(&self.sock, buf, &to.0).map(|_| ()),
+            _ => self.send_held(buf, to, libc::MSG_DONTWAIT),
         }
+    }
+
+    /// sendto(2), to a Unix path only through its socket file held open, never by
+    /// resolving the path again: see [`unix::reply_path`].
+    fn send_held(&self, buf: &[u8], to: &PeerAddr, flags: libc::c_int) -> io::Result<()> {
+        let held = unix::reply_path(&to.0)?;
+        let addr = held.as_ref().map_or(&to.0, |held| held.addr());
+        calls::send_to_flags(&self.sock, buf, addr, flags).map(|_| ())
     }
 
     /// The socket itself, for options this type does not wrap.

@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -327,4 +328,83 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
     }
     // Cut short, what came may lack the credentials or hold another's: none then.
     cred.filter(|_| hdr.msg_flags & libc::MSG_CTRUNC == 0)
+}
+
+/// The way a reply reaches a Unix datagram sender bound at a path: the socket file held
+/// open (O_PATH) and named through /proc/self/fd, so sendto(2) reaches that inode and no
+/// other. Without it the kernel resolves the sender's path anew at each reply with the
+/// server's rights, following whatever a user put there since (a symlink to
+/// /run/systemd/notify or /dev/log), and root's server writes into it.
+pub(crate) struct ReplyPath {
+    _file: OwnedFd,
+    addr: SockAddr,
+}
+
+impl ReplyPath {
+    pub(crate) fn addr(&self) -> &SockAddr {
+        &self.addr
+    }
+}
+
+/// The held socket file a reply to `to` must go through when `to` is a Unix path (`None`
+/// for any other address: an abstract name has no file to plant a link at, an IP address
+/// is sent to as it is). Refused, as advice: a path with a symlink anywhere on it, one that
+/// names no socket, and a socket file with another name too (a hard link to someone else's
+/// socket, as /dev/log may be linked by any user who may write to it). Once it is held the
+/// inode cannot change under the send; what remains is that the sender's socket file may
+/// be replaced, before it is opened, by another socket of a single name in a directory the
+/// sender may write: a socket that user created, so the reply reaches nothing it could not.
+pub(crate) fn reply_path(to: &SockAddr) -> io::Result<Option<ReplyPath>> {
+    let Some(path) = to.as_pathname() else {
+        return Ok(None);
+    };
+    let refuse = |what: &str| {
+        Advised::io(
+            Errno::ELOOP,
+            format!(
+                "no reply to {}: {what}; a reply goes only to the socket file its sender bound",
+                path.display()
+            ),
+        )
+    };
+    let file = open_no_symlinks(path).map_err(|e| match e.raw_os_error() {
+        Some(code) if code == Errno::ELOOP as i32 => refuse("a symlink is on its path"),
+        _ => e,
+    })?;
+    let meta = nix::sys::stat::fstat(&file).map_err(io::Error::from)?;
+    if meta.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(refuse("it is not a socket file"));
+    }
+    if meta.st_nlink != 1 {
+        return Err(refuse("the socket file has another name too (a hard link)"));
+    }
+    let name = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let addr = SockAddr::unix(name)?;
+    Ok(Some(ReplyPath { _file: file, addr }))
+}
+
+/// openat2(2) with O_PATH and RESOLVE_NO_SYMLINKS: `path`, with no symlink followed on
+/// any part of it (ELOOP if there is one).
+fn open_no_symlinks(path: &Path) -> io::Result<OwnedFd> {
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // Safety: all zeroes is a valid open_how; its fields are set below.
+    let mut how: libc::open_how = unsafe { mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // Safety: `name` is a NUL-terminated string and `how` a live open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Safety: the kernel just returned this descriptor, owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use crate::service::datagram::DatagramEcho;
 use crate::service::stats::Stats;
 use crate::signal::{Shutdown, Signal};
+use crate::transport::unix::{self, ReplyPath};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::bufring::BufRing;
@@ -67,6 +68,8 @@ struct Reply {
     hdr: libc::msghdr,
     iov: libc::iovec,
     to: Option<PeerAddr>,
+    /// A Unix path sender's socket file, held open until the send completes.
+    held: Option<ReplyPath>,
     len: usize,
 }
 
@@ -99,6 +102,7 @@ impl<'a> Worker<'a> {
                 hdr: unsafe { std::mem::zeroed() },
                 iov: unsafe { std::mem::zeroed() },
                 to: None,
+                held: None,
                 len: 0,
             })
             .collect();
@@ -200,14 +204,25 @@ impl<'a> Worker<'a> {
             self.bufs.give_back(bid);
             return Ok(());
         };
+        let held = match unix::reply_path(&from.0) {
+            Ok(held) => held,
+            Err(e) => {
+                debug!("{from}: reply not sent: {e}");
+                self.echo.count(&from, n, 0, self.stats);
+                self.bufs.give_back(bid);
+                return Ok(());
+            }
+        };
         let reply = &mut self.replies[bid as usize];
         reply.iov = libc::iovec {
             iov_base: payload.as_mut_ptr().cast(),
             iov_len: n,
         };
         let to = reply.to.insert(from);
-        reply.hdr.msg_name = to.0.as_ptr() as *mut libc::c_void;
-        reply.hdr.msg_namelen = to.0.len();
+        reply.held = held;
+        let name = reply.held.as_ref().map_or(&to.0, |held| held.addr());
+        reply.hdr.msg_name = name.as_ptr() as *mut libc::c_void;
+        reply.hdr.msg_namelen = name.len();
         reply.hdr.msg_iov = &mut reply.iov;
         reply.hdr.msg_iovlen = 1;
         reply.len = n;
@@ -225,6 +240,7 @@ impl<'a> Worker<'a> {
         self.in_flight -= 1;
         let reply = &mut self.replies[bid as usize];
         let to = reply.to.take();
+        reply.held = None;
         if let Some(to) = &to {
             let sent = if result >= 0 {
                 reply.len
