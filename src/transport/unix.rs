@@ -81,7 +81,18 @@ fn bind_socket(
     let sock = calls::socket(Domain::UNIX, socket_type(proto))
         .with_context(|| format!("socket for {proto} {addr}"))?;
     super::set_buffers(&sock, opts).with_context(|| format!("setsockopt on {proto} {addr}"))?;
+    // bind(2) takes the path, not the directory held open: sun_path is also the name peers
+    // see (from "/proc/self/fd/N/name" they would see that, meaningless in their process).
+    // A directory swapped between the open and the bind can still send the socket file
+    // elsewhere; `record` then notices and refuses to serve.
     if let Err(e) = calls::bind(&sock, &sa) {
+        if place.as_ref().is_some_and(Place::moved) {
+            return Err(anyhow!(
+                "bind {proto} {addr}: a directory on the path changed while netecho bound it \
+                 (renamed or replaced by another user?); choose a path in a directory only you \
+                 can change"
+            ));
+        }
         return Err(bind_error(proto, addr, &e));
     }
     let file = place.map(Place::record).transpose()?;

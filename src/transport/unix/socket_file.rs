@@ -53,6 +53,19 @@ impl Place {
         })
     }
 
+    /// Whether the path's directory now is another than the one opened (a directory on
+    /// the path renamed or swapped for a symlink since): a failed bind's cause then, not
+    /// the file system.
+    pub(crate) fn moved(&self) -> bool {
+        let dir = match self.shown.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let now = nix::sys::stat::stat(dir);
+        let held = fstat(&self.dir);
+        !matches!((now, held), (Ok(now), Ok(held)) if identity(&now) == identity(&held))
+    }
+
     /// The file at the name, itself (a symlink is not followed), held open: while held, its
     /// inode cannot be freed and its number given to another file.
     fn file(&self) -> nix::Result<(OwnedFd, FileStat)> {
