@@ -188,3 +188,24 @@ fn a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path() {
         "the server's reply followed the symlink into root's socket"
     );
 }
+
+#[test]
+fn exec_on_a_socket_file_says_the_users_allow_names_cannot_open_it() {
+    let dir = tempdir();
+    let path = dir.path().join("x.sock");
+    let server = Server::start(&[
+        "--proto",
+        "unix-dgram",
+        "--addr",
+        path.to_str().unwrap(),
+        "--allow",
+        "uid:65534",
+        "--exec",
+        "/bin/cat",
+    ]);
+    let (_, _, stderr) = server.stop("TERM");
+    assert!(
+        stderr.contains("socket file is made 0600") && stderr.contains("chmod 0666"),
+        "{stderr}"
+    );
+}

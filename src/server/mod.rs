@@ -250,6 +250,7 @@ pub(crate) fn run(mut config: ServeConfig) -> Result<()> {
         ServiceConfig::Exec(exec) => {
             let mut warnings = Vec::new();
             let exec = exec_service(exec, &mut config.endpoint, stats, &mut warnings)?;
+            warnings.extend(unreachable_users(&config.endpoint.addr, &access));
             let access = exec_access(access, config.endpoint.proto)?;
             serve(&config, exec, access, warnings, stats, &shutdown)
         }
@@ -550,6 +551,21 @@ fn ask_credentials(sock: &mut DatagramSocket, access: &Access) -> Result<()> {
             .context("SO_PASSCRED, to tell who sends each datagram")?;
     }
     Ok(())
+}
+
+/// The users an `--allow` names cannot open `--exec`'s socket file, made 0600 ([`bind`]):
+/// said at start, or the rule seems to admit them.
+fn unreachable_users(addr: &Address, access: &Access) -> Option<Warning> {
+    if !matches!(addr, Address::UnixPath(_)) || !access.names_users() {
+        return None;
+    }
+    Some(Box::new(|addr| {
+        format!(
+            "--exec on {addr}: its socket file is made 0600, so the users --allow names cannot \
+             open it until you let them (chmod 0666 {addr}, or chgrp it to a group of theirs \
+             and chmod 0660); --allow and --deny still decide who runs the program"
+        )
+    }))
 }
 
 /// Who may run the program, with no --allow or --deny: on a Unix socket the server's own
