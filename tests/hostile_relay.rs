@@ -558,3 +558,38 @@ fn datagrams_held_by_delay_are_bounded_in_bytes() {
         "nothing lost past the budget:\n{out}"
     );
 }
+
+/// A closed flow's writers end with it, however long --delay would hold what they hold: 600
+/// one-datagram senders, a hundred at a time, each flow closed by a 1 s --idle-timeout
+/// while its datagram waits out a 10 s delay, leave the relay with the threads of the flows
+/// still open (at most 128 from this address, three threads each), not of every one so far.
+#[test]
+fn writers_of_closed_flows_end_under_a_long_delay() {
+    let upstream = echo("udp");
+    let relay = relay(&[
+        "--delay",
+        "10s",
+        "--idle-timeout",
+        "1s",
+        "udp://127.0.0.1:0",
+        &upstream.url(),
+    ]);
+    let bound = 128 * 3 + 64;
+    let mut most = 0;
+    for round in 0..6 {
+        for _ in 0..100 {
+            let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sender.send_to(b"held", &relay.addr).unwrap();
+        }
+        // Pacing, not a timed assertion: the flows idle out meanwhile.
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = common::threads(relay.pid());
+        most = most.max(now);
+        assert!(
+            now < bound,
+            "{now} relay threads after round {round}: closed flows' writers live on"
+        );
+    }
+    drop(relay);
+    assert!(most > 0, "the relay's threads were never read");
+}

@@ -405,6 +405,11 @@ impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Item>, flow: &Flow) {
         let mut out = Vec::new();
         loop {
+            // A closed flow is sent nothing more: what is queued is dropped (its bytes given
+            // back) as the thread ends, not delivered to sockets already shut down.
+            if flow.closing() {
+                return;
+            }
             let item = if self.chaos.holding() {
                 match rx.recv_timeout(HOLD) {
                     Ok(item) => item,
@@ -465,7 +470,10 @@ impl Writer {
             // Never before an earlier message: jitter varies delays, it does not reorder.
             let due = (arrived + self.chaos.delay()).max(self.last_due);
             self.last_due = due;
-            sleep_until(due);
+            if !sleep_until(due, flow) {
+                self.failed = true;
+                return;
+            }
             self.stats.delayed.fetch_add(1, Ordering::Relaxed);
         }
         self.frame.clear();
@@ -476,8 +484,9 @@ impl Writer {
         let bytes = &self.frame[..];
         if let Some(bucket) = &mut self.bucket {
             let wait = bucket.take(bytes.len(), Instant::now());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
+            if !sleep_until(Instant::now() + wait, flow) {
+                self.failed = true;
+                return;
             }
         }
         // Counted before the write: once written, the peer may answer (and the relay be
@@ -547,9 +556,18 @@ impl Writer {
     }
 }
 
-fn sleep_until(due: Instant) {
-    let now = Instant::now();
-    if due > now {
-        std::thread::sleep(due - now);
+/// Waits until `due` in slices of at most [`TICK`], looking up between them: a closed
+/// flow's writer stops waiting out a long --delay or a slow --rate, so its thread and its
+/// queue end with the flow. False when the flow closed meanwhile.
+fn sleep_until(due: Instant, flow: &Flow) -> bool {
+    loop {
+        if flow.closing() {
+            return false;
+        }
+        let now = Instant::now();
+        if due <= now {
+            return true;
+        }
+        std::thread::sleep((due - now).min(TICK));
     }
 }

@@ -441,6 +441,7 @@ fn relay_datagrams(
             .collect(),
         max_peers: route.max_conns.min(MAX_PEERS),
         warned_full: false,
+        ending: Vec::new(),
     };
     let idle = route.idle_timeout.unwrap_or(PEER_IDLE);
     loop {
@@ -455,14 +456,13 @@ fn relay_datagrams(
             peer.flow.touch();
             peer.up.try_push(buf[..n].to_vec());
         }
-        senders.peers.retain(|_, peer| {
-            let keep = !peer.flow.over() && peer.flow.idle_for() < idle;
-            if !keep {
-                peer.flow.close();
-                peer.up.end();
-            }
-            keep
-        });
+        let over: Vec<PeerAddr> = (senders.peers.iter())
+            .filter(|(_, peer)| peer.flow.over() || peer.flow.idle_for() >= idle)
+            .map(|(addr, _)| addr.clone())
+            .collect();
+        for addr in over {
+            senders.forget(&addr);
+        }
         senders.warned_full &= senders.peers.len() >= senders.max_peers;
     }
 }
@@ -479,6 +479,9 @@ struct Senders {
     to_ips: Vec<IpAddr>,
     max_peers: usize,
     warned_full: bool,
+    /// Flows forgotten (closed) whose threads have not ended yet: at most `max_peers`, so
+    /// flows opened and closed at will cannot pile up threads and queues.
+    ending: Vec<Arc<Flow>>,
 }
 
 impl Senders {
@@ -492,10 +495,10 @@ impl Senders {
             return false;
         }
         let source = Share::of_any(&identity);
-        if !self.room_for(from, source) {
+        if !self.ending_within_bound() || !self.room_for(from, source) {
             return false;
         }
-        if self.peers.len() >= self.max_peers && !evict_unanswered(&mut self.peers, |_| true) {
+        if self.peers.len() >= self.max_peers && !self.evict_unanswered(|_| true) {
             if !self.warned_full {
                 warn!(
                     "{} datagram senders already, each answered by TO; new ones ignored until \
@@ -532,8 +535,62 @@ impl Senders {
             Some(Share::Address(ip)) => self.to_ips.contains(&ip),
             _ => true,
         };
-        (!may_loop && evict_unanswered(&mut self.peers, |p| p.source == source))
+        (!may_loop && self.evict_unanswered(|p| p.source == source))
             || refused_for_source(&from.to_string(), source)
+    }
+
+    /// Makes room for a new datagram sender: forgets the idlest one of those `which` picks not
+    /// yet in a conversation (TO never answered it, or it sent one datagram only, as each
+    /// forged source does), so a flood of one-datagram senders cannot lock real ones out; false
+    /// when every one is in a conversation.
+    fn evict_unanswered(&mut self, which: impl Fn(&Peer) -> bool) -> bool {
+        let idlest = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                which(p)
+                    && (p.flow.down.messages_in.load(Ordering::Relaxed) == 0
+                        || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1)
+            })
+            .max_by_key(|(_, p)| p.flow.idle_for())
+            .map(|(addr, _)| addr.clone());
+        let Some(addr) = idlest else {
+            return false;
+        };
+        // Forged sources make one at will: at most ten lines a second, as the peer table.
+        static FORGOTTEN: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = FORGOTTEN.allow_debug() {
+            tracing::debug!("{addr}: forgotten to make room: it was not in a conversation{more}");
+        }
+        self.forget(&addr);
+        true
+    }
+
+    /// Closes a sender's flow and keeps it among the ending ones until its threads end.
+    fn forget(&mut self, addr: &PeerAddr) {
+        if let Some(peer) = self.peers.remove(addr) {
+            peer.flow.close();
+            peer.up.end();
+            self.ending.push(peer.flow);
+        }
+    }
+
+    /// Whether fewer than `max_peers` forgotten flows still run (their writers wake to end
+    /// within a tick of the close): else a new sender waits, and the relay says so.
+    fn ending_within_bound(&mut self) -> bool {
+        self.ending.retain(|flow| !flow.finished());
+        if self.ending.len() < self.max_peers {
+            return true;
+        }
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            warn!(
+                "{} closed flows still ending; new datagram senders ignored until they \
+                 have{more}",
+                self.max_peers
+            );
+        }
+        false
     }
 }
 
@@ -645,35 +702,6 @@ fn next_datagram(
             Err(verdict) => tracing::debug!("{from}: not relayed: {}", verdict.explain()),
         }
     }
-}
-
-/// Makes room for a new datagram sender: forgets the idlest one of those `which` picks not
-/// yet in a conversation (TO never answered it, or it sent one datagram only, as each
-/// forged source does), so a flood of one-datagram senders cannot lock real ones out; false
-/// when every one is in a conversation.
-fn evict_unanswered(peers: &mut HashMap<PeerAddr, Peer>, which: impl Fn(&Peer) -> bool) -> bool {
-    let idlest = peers
-        .iter()
-        .filter(|(_, p)| {
-            which(p)
-                && (p.flow.down.messages_in.load(Ordering::Relaxed) == 0
-                    || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1)
-        })
-        .max_by_key(|(_, p)| p.flow.idle_for())
-        .map(|(addr, _)| addr.clone());
-    let Some(addr) = idlest else {
-        return false;
-    };
-    if let Some(peer) = peers.remove(&addr) {
-        // Forged sources make one at will: at most ten lines a second, as the peer table.
-        static FORGOTTEN: crate::logging::Throttle = crate::logging::Throttle::new();
-        if let Some(more) = FORGOTTEN.allow_debug() {
-            tracing::debug!("{addr}: forgotten to make room: it was not in a conversation{more}");
-        }
-        peer.flow.close();
-        peer.up.end();
-    }
-    true
 }
 
 fn datagram_flow(
