@@ -489,6 +489,28 @@ fn exec_at_an_echo_server_says_what_it_heard_and_how_to_start_an_exec_server() {
     }
 }
 
+/// exec pointed at a plain stream server (one that runs the command and writes its output
+/// as it is, then closes, as a lesson's ssh-like server does) says what came back instead of
+/// taking the output's first bytes for a frame's length or blaming an echo server.
+#[test]
+fn exec_at_a_plain_stream_server_shows_its_first_bytes_and_how_to_read_them() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let plain = thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut command = [0u8; 1024];
+        let _ = conn.read(&mut command);
+        conn.write_all(b"hi from server\n").unwrap();
+    });
+    let line = fails(&netecho(&["exec", &addr], b"echo hi from server\n"), 255);
+    plain.join().unwrap();
+    assert!(line.contains("not netecho's exec framing"), "{line}");
+    assert!(line.contains("first bytes are b'hi f'"), "{line}");
+    assert!(line.contains(&format!("`netecho send {addr}`")), "{line}");
+    assert!(!line.contains("as an echo server does"), "{line}");
+}
+
 /// As PID 1 (a container's first process) every orphan of the namespace comes to the server,
 /// not only what escaped a program: it says so and kills none of them, and still serves.
 #[test]

@@ -3,8 +3,8 @@
 //! [`FAILED`] (255), which no program's `exit 1` can be taken for.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -153,10 +153,11 @@ fn run_stream(conn: Conn, timeout: Option<Duration>, output: &mut Output) -> Res
     let stalled = Arc::new(AtomicBool::new(false));
     // The thread is not waited for: once the exit status is in, a stdin that never ends (a
     // terminal, a slow pipe) does not keep exec running.
-    let (input, stuck) = (Arc::clone(&conn), Arc::clone(&stalled));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let (input, stuck, told) = (Arc::clone(&conn), Arc::clone(&stalled), Arc::clone(&sent));
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || send_stdin(&input, &stuck))
+        .spawn(move || send_stdin(&input, &stuck, &told))
         .context("cannot start the thread that sends stdin")?;
     let silent = |call, waited| {
         silent_peer(
@@ -190,34 +191,59 @@ fn run_stream(conn: Conn, timeout: Option<Duration>, output: &mut Output) -> Res
             Err(RecvError::Io(e)) => anyhow!("recv: {e}"),
             Err(e) => anyhow!("{e}"),
         };
-        return Err(not_exec(&conn, heard, failed));
+        let sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+        return Err(not_exec(&conn, heard, failed, frames.pending(), &sent));
     }
 }
 
-/// An exec server's first words are a frame of output or the exit status: a server that
-/// closes without one, or whose bytes are no such frame, is likely an echo server, which
-/// sends back only what it got (the input, or at the input's end nothing).
-fn not_exec(conn: &Conn, heard: bool, failed: anyhow::Error) -> anyhow::Error {
+/// The first bytes of stdin kept to tell an echo server's reply from another server's.
+const KEPT: usize = 16;
+
+/// An exec server's first words are a frame of output or the exit status. A server that
+/// closes without one, or sends back the start of the input (`seen` begins as `sent`
+/// does, in either case: netecho's own server uppercases), is likely an echo server; other bytes come from a server that is no exec server,
+/// a plain stream server that writes its output as it is, which `send` reads.
+fn not_exec(
+    conn: &Conn,
+    heard: bool,
+    failed: anyhow::Error,
+    seen: &[u8],
+    sent: &[u8],
+) -> anyhow::Error {
     if heard {
         return failed;
     }
+    let peer = conn.peer();
+    let common = seen.len().min(sent.len());
+    if seen.is_empty() || seen[..common].eq_ignore_ascii_case(&sent[..common]) {
+        return anyhow!(
+            "{failed}: {peer} sent no output and no exit status, as an echo server does (it \
+             sends back only the input); start the server with `netecho serve --exec PROGRAM`"
+        );
+    }
     anyhow!(
-        "{failed}: {} sent no output and no exit status, as an echo server does (it sends \
-         back only the input); start the server with `netecho serve --exec PROGRAM`",
-        conn.peer()
+        "{peer}'s reply is not netecho's exec framing (a 4-byte length, then a tag byte): its \
+         first bytes are {} (printable-escaped): a plain stream server? read it with \
+         `netecho send {peer}`; an exec server is started with `netecho serve --exec PROGRAM`",
+        crate::hexdump::literal(&seen[..seen.len().min(4)])
     )
 }
 
 /// Our stdin to the connection; at its end, the program's stdin closes. A server that took
 /// nothing for the timeout (SO_SNDTIMEO) is marked `stalled`, and the connection shut down
 /// both ways, which ends the wait for output too.
-fn send_stdin(conn: &Conn, stalled: &AtomicBool) {
+fn send_stdin(conn: &Conn, stalled: &AtomicBool, sent: &Mutex<Vec<u8>>) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut stdin = io::stdin().lock();
     while let Ok(n) = stdin.read(&mut buf) {
         if n == 0 {
             break;
         }
+        // Kept before it goes, so it is there when the reply to it comes.
+        let mut kept = sent.lock().unwrap_or_else(|e| e.into_inner());
+        let more = KEPT.saturating_sub(kept.len()).min(n);
+        kept.extend_from_slice(&buf[..more]);
+        drop(kept);
         match conn.send_all(&buf[..n]) {
             Ok(()) => {}
             Err(e) if transport::is_timeout(&e) => {

@@ -307,6 +307,11 @@ impl Decoder {
         self.buf.len() - self.start
     }
 
+    /// The bytes of that frame: after an error, what the peer sent that was no frame.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     /// At end of stream: an error if a frame was started but not finished.
     pub(crate) fn finish(&self) -> Result<(), FrameError> {
         let have = self.buf.len() - self.start;

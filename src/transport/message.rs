@@ -682,6 +682,15 @@ impl MessageReader {
     pub(crate) fn reads(&self) -> usize {
         self.recv.reads()
     }
+
+    /// A framed stream's bytes read and not yet a whole frame: after a frame error, what
+    /// the peer sent instead of a frame. Empty for the other carriers.
+    pub(crate) fn pending(&self) -> &[u8] {
+        match &self.recv {
+            Receiver::Frames(frames) => frames.decoder.pending(),
+            _ => &[],
+        }
+    }
 }
 
 /// Sends `payload` as one length-prefixed frame (one message on a seqpacket socket).
