@@ -130,6 +130,18 @@ fn the_demonstrations_show_what_really_happened() {
     );
     let gone = lesson(&["disconnect"]);
     assert!(gone.contains("= 0 b''"), "{gone}");
+    // b'' is the end of the peer's sending, which half-close shows without a close.
+    let said = gone
+        .replace("\n", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("it closed, or shut down its sending side (netecho lesson half-close)"),
+        "{gone}"
+    );
+    let zh = lesson(&["disconnect", "--lang", "zh"]);
+    assert!(zh.contains("netecho lesson half-close"), "{zh}");
 }
 
 #[test]

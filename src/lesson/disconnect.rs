@@ -16,10 +16,11 @@ pub(super) fn run(t: &mut Teacher) -> Result<()> {
     let data = calls::recv(t, "conn", &c.conn, 1024, 0).context("recv")?;
     if data.is_empty() {
         t.say(
-            "0 bytes (b''): on TCP this can only mean the other side closed; the lesson's \
-             server leaves its loop (if not data: break).",
-            "0 字节（b''）：在 TCP 上这只能说明对方关闭了；课上的服务器据此退出循环\
-             （if not data: break）。",
+            "0 bytes (b''): on TCP this means the other side sends no more: it closed, or \
+             shut down its sending side (netecho lesson half-close); the lesson's server \
+             leaves its loop (if not data: break).",
+            "0 字节（b''）：在 TCP 上这说明对方不再发送：它关闭了，或关闭了自己的发送方向\
+             （netecho lesson half-close）；课上的服务器据此退出循环（if not data: break）。",
         );
     }
     t.pause();
