@@ -359,18 +359,48 @@ turn to end. Where the kernel refuses SCHED_BATCH (a seccomp filter), the server
 and serves under the normal policy. Datagram sockets have no connection loops, and --files, --exec \
 and --lab serve without them.";
 
-/// Where and how: the protocol, and the address forms every subcommand accepts.
-const ADDR_HELP: &str = "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract \
-(written as the log writes them: \\xNN for a byte that is no UTF-8, \\\\ for a backslash); \
-a URL (tcp://, udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. \
-A missing port is 3234. HOST PORT as two words, as nc takes them, works too: the second word \
-is the port when the first has none and it is a number from 1 to 65535 (so `send 127.0.0.1 \
-42` sends to port 42; to send the message 42 write 127.0.0.1:3234 42); other digits there (0, \
-70000) are refused as a mistyped port. A number alone is a \
-port, never an address: serve --addr 4000 (or :4000) listens on port 4000 of every address, \
-IPv6 and IPv4 ([::], dual-stack). IPv6 link-local addresses take their zone: fe80::1%eth0, \
-[fe80::1%2]:80 (other addresses refuse one). Raw IP has no ports: raw://127.0.0.1, raw6://::1, or --proto raw with an \
-address alone.";
+/// Where and how: the protocol, and the address forms every subcommand accepts, with the
+/// example of what a number means told in `command`'s own words (serve, send, bench, get
+/// and put, exec, relay's FROM; relay's TO takes no number alone and no second word).
+fn addr_help(command: &str) -> String {
+    let two_words = |example: &str| {
+        format!(
+            "HOST PORT as two words, as nc takes them, works too: the second word is the port \
+             when the first has none and it is a number from 1 to 65535 (so {example}); other \
+             digits there (0, 70000) are refused as a mistyped port. "
+        )
+    };
+    let listens = |example: &str| {
+        format!(
+            "A number alone is a port, never an address: {example} (or :4000) listens on port \
+             4000 of every address, IPv6 and IPv4 ([::], dual-stack). "
+        )
+    };
+    let numbers = match command {
+        "serve" => listens("serve --addr 4000"),
+        "relay" => listens("relay 4000 TO"),
+        "send" => two_words(
+            "`send 127.0.0.1 42` sends to port 42; to send the message 42 write \
+             127.0.0.1:3234 42",
+        ),
+        "bench" => two_words("`bench 127.0.0.1 4000` loads port 4000"),
+        // get and put share their address argument.
+        "get" | "put" => two_words(
+            "`get 127.0.0.1 4000 NAME` fetches NAME from port 4000, `put 127.0.0.1 4000 \
+             FILE` uploads FILE to it",
+        ),
+        "exec" => two_words("`exec 127.0.0.1 4000` runs the program of port 4000's server"),
+        _ => String::new(),
+    };
+    format!(
+        "IP:PORT, [IPv6]:PORT, HOST:PORT, a Unix socket path, or @abstract (written as the log \
+         writes them: \\xNN for a byte that is no UTF-8, \\\\ for a backslash); a URL (tcp://, \
+         udp://, unix://, unix-dgram://, unix-seqpacket://) also sets the protocol. A missing \
+         port is 3234. {numbers}IPv6 link-local addresses take their zone: fe80::1%eth0, \
+         [fe80::1%2]:80 (other addresses refuse one). Raw IP has no ports: raw://127.0.0.1, \
+         raw6://::1, or --proto raw with an address alone."
+    )
+}
 
 #[derive(Debug, Args)]
 #[command(mut_args(client_flags_hidden))]
@@ -379,7 +409,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Address to bind [default: 127.0.0.1:3234; for Unix protocols /tmp/netecho*.sock]
-    #[arg(long, long_help = ADDR_HELP)]
+    #[arg(long, long_help = addr_help("serve"))]
     pub addr: Option<String>,
     /// What to do to each message: upper (ASCII letters upper-cased) or echo (RFC 862, unchanged)
     #[arg(long, value_parser = choice::<Transform>(), default_value = Transform::Upper.name())]
@@ -861,7 +891,7 @@ pub(crate) struct SendArgs {
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address; HOST PORT works too, as nc takes them (see --help)
-    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    #[arg(value_name = "ADDR", long_help = addr_help("send"))]
     pub addr: String,
     /// Message to send (words are joined with spaces); without it, messages come from stdin
     #[arg(
@@ -928,7 +958,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_parser = choice::<Proto>(), value_delimiter = ',')]
     pub proto: Vec<Proto>,
     /// Server address; without it, bench starts its own server for each protocol
-    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    #[arg(value_name = "ADDR", long_help = addr_help("bench"))]
     pub addr: Option<String>,
     /// The port, when the address is a host alone (HOST PORT, as nc takes them)
     #[arg(value_name = "PORT")]
@@ -1011,7 +1041,7 @@ pub(crate) struct TransferArgs {
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address
-    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    #[arg(value_name = "ADDR", long_help = addr_help("get"))]
     pub addr: String,
     /// Datagrams: blocks in flight (1 is stop-and-wait; more shows why windows exist)
     #[arg(long, value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=crate::files::datagram::MAX_WINDOW as i64))]
@@ -1077,7 +1107,7 @@ pub(crate) struct ExecArgs {
     #[arg(long, value_parser = choice::<Proto>())]
     pub proto: Option<Proto>,
     /// Server address
-    #[arg(value_name = "ADDR", long_help = ADDR_HELP)]
+    #[arg(value_name = "ADDR", long_help = addr_help("exec"))]
     pub addr: String,
     /// The port, when ADDR is a host alone (HOST PORT, as nc takes them)
     #[arg(value_name = "PORT")]
@@ -1175,10 +1205,10 @@ pub(crate) struct LabArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RelayArgs {
     /// Where to listen, as serve's --addr (a URL sets the protocol)
-    #[arg(value_name = "FROM", long_help = ADDR_HELP)]
+    #[arg(value_name = "FROM", long_help = addr_help("relay"))]
     pub from: String,
     /// Where to relay to, as send's ADDR
-    #[arg(value_name = "TO", long_help = ADDR_HELP)]
+    #[arg(value_name = "TO", long_help = addr_help("relay-to"))]
     pub to: String,
     #[command(flatten)]
     pub framing: FramingArgs,

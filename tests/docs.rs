@@ -569,3 +569,30 @@ fn every_help_example_runs_as_written_without_a_usage_error() {
         }
     }
 }
+
+/// Each subcommand's address help gives its example in its own words: bench --help tells of
+/// bench, not of send's message or of serve's --addr.
+#[test]
+fn the_address_help_speaks_of_its_own_subcommand() {
+    let cases = [
+        ("serve", "serve --addr 4000"),
+        ("send", "`send 127.0.0.1 42`"),
+        ("bench", "`bench 127.0.0.1 4000`"),
+        ("get", "`get 127.0.0.1 4000 NAME`"),
+        ("put", "`put 127.0.0.1 4000 FILE`"),
+        ("exec", "`exec 127.0.0.1 4000`"),
+        ("relay", "relay 4000 TO"),
+    ];
+    for (sub, example) in cases {
+        let help = ok(&netecho(&[sub, "--help"], b""));
+        let said = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(said.contains(example), "{sub}: no {example:?} in {said}");
+        for other in ["send 127.0.0.1 42", "serve --addr 4000"] {
+            let own = example.contains(other);
+            assert!(
+                own || !said.contains(other),
+                "{sub} tells of {other:?}: {said}"
+            );
+        }
+    }
+}
