@@ -166,6 +166,7 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
     stream.write_all(&[0, 0, 0, 100, b'a', b'b']).unwrap();
     drop(stream);
     server.wait_log("in the middle of a frame (6 of 104 bytes)");
+    server.wait_log("6 bytes in (no complete frame)");
     let out = netecho(
         &["send", "--framing", "length", &server.addr, "still here"],
         b"",
@@ -190,6 +191,43 @@ fn a_hostile_length_prefix_closes_that_connection_only() {
 
 /// A frame one byte over --max-frame closes its connection under every model and both
 /// framings, after the frames before it were answered; the next client is served.
+/// A client that sends a line framed server bytes without a newline is told the server may
+/// want a framing, and the server's close line counts the bytes it read: they came in, though
+/// no line did.
+#[test]
+fn bytes_with_no_complete_line_are_counted_in_and_the_client_hears_of_framing() {
+    for model in ["event", "threads"] {
+        let server = Server::start(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--framing",
+            "line",
+            "--model",
+            model,
+        ]);
+        let out = netecho(
+            &[
+                "send",
+                "--timeout",
+                "1s",
+                &server.addr,
+                "--burst",
+                "3",
+                "hi",
+            ],
+            b"",
+        );
+        let line = common::fails(&out, 1);
+        assert!(line.contains("send with the same --framing"), "{line}");
+        let log = server.wait_log("no complete line");
+        assert!(
+            log.contains("6 bytes in (no complete line)"),
+            "{model}: {log}"
+        );
+        assert!(log.contains("(6 bytes, no newline)"), "{model}: {log}");
+    }
+}
+
 #[test]
 fn a_frame_over_max_frame_closes_its_connection_under_every_model() {
     for model in ["event", "threads", "fork", "iterative", "uring"] {

@@ -770,7 +770,12 @@ impl super::Session for EchoSession {
 
     fn end(mut self, ended: &ConnEnd) {
         self.settle();
-        let (peer, tally) = (self.echo.conn.peer(), &self.echo.tally);
+        let (peer, mut tally) = (self.echo.conn.peer(), self.echo.tally);
+        if let ConnEnd::BadFrame(FrameError::Incomplete { have, need }) = ended {
+            let what = if need.is_some() { "frame" } else { "line" };
+            tally.unfinished = Some((*have as u64, what));
+        }
+        let tally = &tally;
         if let ConnEnd::BadFrame(FrameError::Budget { .. }) = ended {
             // The server refused a client for want of room: the operator should see it, but
             // a flood of clients causes the line at will, so at most a few a second.

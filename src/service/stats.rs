@@ -20,6 +20,9 @@ pub(crate) struct Tally {
     pub reads: u64,
     /// Whether messages are frames cut from a stream (--framing line|length).
     pub framed: bool,
+    /// At the close: bytes read of a frame that never came whole, and what it lacked ("line",
+    /// "frame"); they are bytes in, though no message.
+    pub unfinished: Option<(u64, &'static str)>,
 }
 
 impl Tally {
@@ -119,9 +122,21 @@ pub(crate) fn client_line(
         (false, false) => n(tally.reads, "read"),
         (true, _) => n(tally.messages, "message"),
     };
+    let bytes_in = match tally.unfinished {
+        Some((have, what)) if tally.messages == 0 => {
+            format!(
+                "{} in (no complete {what})",
+                n(tally.bytes_in + have, "byte")
+            )
+        }
+        Some((have, what)) => format!(
+            "{} in ({have} of them no complete {what})",
+            n(tally.bytes_in + have, "byte")
+        ),
+        None => format!("{} in", n(tally.bytes_in, "byte")),
+    };
     format!(
-        "{proto} {peer}: {} in, {} out, {count}; {ended}",
-        n(tally.bytes_in, "byte"),
+        "{proto} {peer}: {bytes_in}, {} out, {count}; {ended}",
         n(tally.bytes_out, "byte")
     )
 }
