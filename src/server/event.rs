@@ -11,7 +11,7 @@
 //! served by that one thread while the other waits.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -300,6 +300,65 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What [`ctl`] does to a file descriptor's place in an epoll set.
+#[derive(Clone, Copy)]
+enum Ctl {
+    Add,
+    Mod,
+    Del,
+}
+
+/// epoll_ctl: `fd` into the set watched for `flags` (its events carry `token`), its flags
+/// changed, or out of it. Narrated under --explain: registering each socket once is how one
+/// thread waits on many.
+fn ctl(
+    epoll: &Epoll,
+    op: Ctl,
+    fd: BorrowedFd<'_>,
+    flags: EpollFlags,
+    token: u64,
+) -> nix::Result<()> {
+    let mut event = EpollEvent::new(flags, token);
+    let result = match op {
+        Ctl::Add => epoll.add(fd, event),
+        Ctl::Mod => epoll.modify(fd, &mut event),
+        Ctl::Del => epoll.delete(fd),
+    };
+    if crate::explain::on() {
+        let (epfd, fd) = (epoll.0.as_raw_fd(), fd.as_raw_fd());
+        let op = match op {
+            Ctl::Add => "EPOLL_CTL_ADD",
+            Ctl::Mod => "EPOLL_CTL_MOD",
+            Ctl::Del => "EPOLL_CTL_DEL",
+        };
+        let watched = match flags.is_empty() {
+            true => String::new(),
+            false => format!(", {}", flag_names(flags)),
+        };
+        let said = result.map_err(io::Error::from);
+        crate::explain::zero(
+            format_args!("epoll_ctl(fd {epfd}, {op}, fd {fd}{watched})"),
+            &said,
+        );
+    }
+    result
+}
+
+/// `flags` as strace writes them: EPOLLIN|EPOLLEXCLUSIVE.
+fn flag_names(flags: EpollFlags) -> String {
+    let names = [
+        (EpollFlags::EPOLLIN, "EPOLLIN"),
+        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
+        (EpollFlags::EPOLLEXCLUSIVE, "EPOLLEXCLUSIVE"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    set.join("|")
+}
+
 /// A connection and what its loop knows of it.
 struct Slot<T> {
     session: T,
@@ -339,21 +398,13 @@ impl<'a, S: Service> Worker<'a, S> {
         index: usize,
     ) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
-        epoll
-            .add(
-                listener,
-                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
-            )
+        let listen = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+        ctl(&epoll, Ctl::Add, listener.as_fd(), listen, LISTENER)
             .context("epoll_ctl add listener")?;
-        epoll
-            .add(stop.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, STOP))
+        ctl(&epoll, Ctl::Add, stop.as_fd(), EpollFlags::EPOLLIN, STOP)
             .context("epoll_ctl add eventfd")?;
-        epoll
-            .add(
-                loops.wake(index).as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, INBOX),
-            )
-            .context("epoll_ctl add inbox")?;
+        let inbox = loops.wake(index).as_fd();
+        ctl(&epoll, Ctl::Add, inbox, EpollFlags::EPOLLIN, INBOX).context("epoll_ctl add inbox")?;
         Ok(Worker {
             listener,
             server,
@@ -492,7 +543,8 @@ impl<'a, S: Service> Worker<'a, S> {
     /// Out of file descriptors: the listener leaves this loop's epoll set until the next
     /// sweep, so the loop serves its connections instead of meeting the error at each wait.
     fn pause_accept(&mut self) {
-        self.accept_paused = self.epoll.delete(self.listener).is_ok();
+        let (epoll, listener) = (&self.epoll, self.listener.as_fd());
+        self.accept_paused = ctl(epoll, Ctl::Del, listener, EpollFlags::empty(), 0).is_ok();
     }
 
     /// The listener back in the epoll set after [`Worker::pause_accept`].
@@ -500,8 +552,14 @@ impl<'a, S: Service> Worker<'a, S> {
         if !self.accept_paused {
             return;
         }
-        let listen = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER);
-        match self.epoll.add(self.listener, listen) {
+        let listen = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+        match ctl(
+            &self.epoll,
+            Ctl::Add,
+            self.listener.as_fd(),
+            listen,
+            LISTENER,
+        ) {
             Ok(()) => self.accept_paused = false,
             Err(e) => warn!("watch the listener again: {e}; trying at the next sweep"),
         }
@@ -525,10 +583,13 @@ impl<'a, S: Service> Worker<'a, S> {
             self.slots.len() - 1
         });
         let interest = EpollFlags::EPOLLIN;
-        if let Err(e) = self
-            .epoll
-            .add(session.conn(), EpollEvent::new(interest, token as u64))
-        {
+        if let Err(e) = ctl(
+            &self.epoll,
+            Ctl::Add,
+            session.conn().as_fd(),
+            interest,
+            token as u64,
+        ) {
             self.free.push(token);
             self.loops.loads[self.index].fetch_sub(1, Ordering::Relaxed);
             self.server.finish(session, &ConnEnd::Failed(e.into()));
@@ -569,8 +630,8 @@ impl<'a, S: Service> Worker<'a, S> {
         interest.set(EpollFlags::EPOLLIN, read);
         interest.set(EpollFlags::EPOLLOUT, write);
         if interest != slot.interest {
-            let mut event = EpollEvent::new(interest, token as u64);
-            if let Err(e) = self.epoll.modify(slot.session.conn(), &mut event) {
+            let conn = slot.session.conn().as_fd();
+            if let Err(e) = ctl(&self.epoll, Ctl::Mod, conn, interest, token as u64) {
                 return self.close(token, ConnEnd::Failed(e.into()));
             }
             slot.interest = interest;
@@ -581,7 +642,8 @@ impl<'a, S: Service> Worker<'a, S> {
         if let Some(slot) = self.slots[token].take() {
             // Closing the socket removes it from the epoll set too; deleting first keeps the
             // set exact even if another process still holds the socket.
-            let _ = self.epoll.delete(slot.session.conn());
+            let conn = slot.session.conn().as_fd();
+            let _ = ctl(&self.epoll, Ctl::Del, conn, EpollFlags::empty(), 0);
             self.timed -= usize::from(slot.timed);
             let server = self.server;
             self.loops
