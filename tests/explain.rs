@@ -129,8 +129,7 @@ fn without_the_flag_nothing_is_narrated() {
 }
 
 /// What strace traces: every call `--explain` narrates, under the kernel's names.
-const TRACED: &str =
-    "trace=network,poll,ppoll,epoll_wait,epoll_pwait,epoll_ctl,close,fcntl,ioctl";
+const TRACED: &str = "trace=network,poll,ppoll,epoll_wait,epoll_pwait,epoll_ctl,close,fcntl,ioctl";
 
 /// One call: the thread that made it, its name, and the file descriptor it was about.
 #[derive(Debug, Clone, PartialEq)]
@@ -404,7 +403,10 @@ fn the_event_server_narrates_epoll_wait_and_eagain() {
     assert!(log.contains("accept(fd 4) = -1 EAGAIN"), "{log}");
     // Each socket joins the epoll set once (the listener shared, one waker at a time) and
     // leaves it before its close.
-    assert!(log.contains("EPOLL_CTL_ADD, fd 4, EPOLLIN|EPOLLEXCLUSIVE) = 0"), "{log}");
+    assert!(
+        log.contains("EPOLL_CTL_ADD, fd 4, EPOLLIN|EPOLLEXCLUSIVE) = 0"),
+        "{log}"
+    );
     assert!(log.contains("EPOLL_CTL_DEL, fd "), "{log}");
     same_calls(&log, &trace);
     none_left_out(&log, &trace, &["epoll_ctl"]);
