@@ -114,6 +114,16 @@ pub(crate) fn announce(line: &str) -> Result<()> {
     }
 }
 
+/// A closing line (the summary at a stop) as [`announce`] writes it, except that a reader
+/// gone is a quiet end: `serve | head -1` took the listening line it wanted and left.
+pub(crate) fn announce_end(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(crate::error::stdout_write),
+    }
+}
+
 /// A line on stdout as [`announce`] writes it: to a pipe or a file whole, for scripts and
 /// grep; on a terminal within [`WIDTH`] columns, wrapped at spaces, the lines after the
 /// first indented.

@@ -39,6 +39,11 @@ pub(crate) const MAX_PEERS: usize = 1024;
 /// Clients relayed at once unless --max-conns says otherwise: each connection costs three
 /// threads and two sockets.
 pub(crate) const DEFAULT_MAX_CONNS: u32 = 1024;
+/// How long a datagram sender not in a conversation must have been idle before a newcomer
+/// from its source may take its place: a flood holding a source's places must renew them
+/// each second, and a sender changing ports cannot make every datagram a flow.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Flows (connections, datagram senders) from one source at once: a peer elsewhere by its
 /// address (an IPv6 address's /64), a peer on this host, Unix ones too, by its user (as
 /// `serve` counts them, [`Share`]), so one local user holding flows does not shut out
@@ -239,11 +244,11 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
     for flow in &all {
-        crate::lifecycle::announce(&flow.summary())?;
+        crate::lifecycle::announce_end(&flow.summary())?;
     }
     drop(bound);
     crate::logging::say_left_out();
-    crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
+    crate::lifecycle::announce_end(&format!("stopped by {signal}: {} flows", all.len()))
 }
 
 /// Frames between a stream and datagrams: a frame goes out as one datagram, so
@@ -531,8 +536,15 @@ impl Senders {
         if held < FLOWS_PER_SOURCE {
             return true;
         }
+        // A sender at any of this host's addresses (its own IPv6 ones too, which count as a
+        // source elsewhere) may be another relay here pointed back at this one: refused at
+        // the cap, never let in by making room, so such a loop ends.
+        let on_this_host = from
+            .0
+            .as_socket()
+            .is_some_and(|a| guard::is_this_host(a.ip()));
         let may_loop = match source {
-            Some(Share::Address(ip)) => self.to_ips.contains(&ip),
+            Some(Share::Address(ip)) => on_this_host || self.to_ips.contains(&ip),
             _ => true,
         };
         (!may_loop && self.evict_unanswered(|p| p.source == source))
@@ -541,14 +553,16 @@ impl Senders {
 
     /// Makes room for a new datagram sender: forgets the idlest one of those `which` picks not
     /// yet in a conversation (TO never answered it, or it sent one datagram only, as each
-    /// forged source does), so a flood of one-datagram senders cannot lock real ones out; false
-    /// when every one is in a conversation.
+    /// forged source does) and idle for [`EVICTABLE_AFTER`], so a flood of one-datagram
+    /// senders cannot lock real ones out, nor one sender changing its port each datagram make
+    /// a new flow of every one; false when there is none such.
     fn evict_unanswered(&mut self, which: impl Fn(&Peer) -> bool) -> bool {
         let idlest = self
             .peers
             .iter()
             .filter(|(_, p)| {
                 which(p)
+                    && p.flow.idle_for() >= EVICTABLE_AFTER
                     && (p.flow.down.messages_in.load(Ordering::Relaxed) == 0
                         || p.flow.up.messages_in.load(Ordering::Relaxed) <= 1)
             })

@@ -26,7 +26,7 @@ use crate::endpoint::{Address, Endpoint, Proto, SocketKind};
 use crate::error::UsageError;
 use crate::files::service::Files;
 use crate::files::store::Store;
-use crate::lifecycle::{self, announce};
+use crate::lifecycle;
 use crate::service::datagram::{DatagramEcho, DatagramRules};
 use crate::service::echo::Echo;
 use crate::service::exec::{Exec, ExecService};
@@ -345,7 +345,7 @@ fn serve<S: Service>(
     // Uploads cut short by the stop leave no temporary file in DIR.
     crate::files::store::remove_partials();
     crate::logging::say_left_out();
-    announce(&format!("stopped by {signal}: {stats}"))
+    crate::lifecycle::announce_end(&format!("stopped by {signal}: {stats}"))
 }
 
 /// --max-conns when not given: a process per client under fork is far heavier than a
