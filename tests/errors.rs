@@ -1149,3 +1149,42 @@ fn serve_files_at_a_missing_or_forbidden_directory_says_what_to_do() {
         &[&format!("you may not enter {forbidden}"), "such as /tmp"],
     );
 }
+
+/// A wait under a microsecond is a timeval of {0, 0} to SO_RCVTIMEO, which the kernel reads
+/// as "forever": a `--timeout 500ns` against a server that never answers must still end, in
+/// one line, for streams and datagrams alike.
+#[test]
+fn a_timeout_under_a_microsecond_still_ends_against_a_silent_server() {
+    // A listener that never accepts: the kernel completes the handshake, nobody answers.
+    let silent_tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    let silent_udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let tcp = silent_tcp.local_addr().unwrap().to_string();
+    let udp = silent_udp.local_addr().unwrap().to_string();
+    // exec's own failures exit 255, as ssh's do.
+    for (args, what, code) in [
+        (
+            vec!["send", "--timeout", "500ns", &tcp, "hello"],
+            "send tcp",
+            1,
+        ),
+        (
+            vec![
+                "send",
+                "--proto",
+                "udp",
+                "--retries",
+                "0",
+                "--timeout",
+                "1us",
+                &udp,
+                "hi",
+            ],
+            "send udp",
+            1,
+        ),
+        (vec!["exec", "--timeout", "999ns", &tcp], "exec", 255),
+    ] {
+        let line = fails(&netecho(&args, b""), code);
+        assert!(line.contains("127.0.0.1"), "{what}: {line}");
+    }
+}

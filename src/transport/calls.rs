@@ -179,6 +179,7 @@ pub(crate) fn setsockopt(
 
 /// setsockopt(2) of SO_RCVTIMEO or SO_SNDTIMEO.
 pub(crate) fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) -> io::Result<()> {
+    let value = value.map(timeout_value);
     let result = match name {
         "SO_SNDTIMEO" => sock.set_write_timeout(value),
         _ => sock.set_read_timeout(value),
@@ -193,6 +194,13 @@ pub(crate) fn set_timeout(sock: &Socket, name: &str, value: Option<Duration>) ->
         );
     }
     result
+}
+
+/// A wait for SO_RCVTIMEO/SO_SNDTIMEO: at least a microsecond, since the option takes a
+/// timeval and one of {0, 0} means "wait forever" (a 500ns --timeout, or the last moments
+/// of a deadline, would otherwise never end).
+pub(crate) fn timeout_value(wait: Duration) -> Duration {
+    wait.max(Duration::from_micros(1))
 }
 
 /// setsockopt(2) of SO_RCVBUF or SO_SNDBUF. Linux doubles the value for its own bookkeeping

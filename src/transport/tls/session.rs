@@ -190,7 +190,7 @@ impl Session {
             }
             self.flush(sock, true)
         })();
-        sock.set_read_timeout(before)?;
+        sock.set_read_timeout(before.map(calls::timeout_value))?;
         result.map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -360,7 +360,7 @@ impl Session {
             state.slot = None;
             debug!("{}: {}", self.peer, negotiated(&state.tls));
             if let Some(before) = state.saved_timeout.take() {
-                sock.set_read_timeout(before)?;
+                sock.set_read_timeout(before.map(calls::timeout_value))?;
             }
         }
         Ok(())
@@ -377,7 +377,7 @@ impl Session {
             }
         };
         if let Some(own) = put_back {
-            sock.set_read_timeout(own)?;
+            sock.set_read_timeout(own.map(calls::timeout_value))?;
         }
         // A blocking recv's timeout was set to a deadline (it may wake a tick early); a
         // non-blocking one just has nothing yet.
@@ -419,7 +419,7 @@ impl Session {
             return Ok(None);
         }
         // At least a millisecond: a timeout of 0 would mean no timeout at all.
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        sock.set_read_timeout(Some(calls::timeout_value(left)))?;
         Ok(Some(own))
     }
 
@@ -437,7 +437,7 @@ impl Session {
         if left.is_zero() {
             return Err(self.too_slow());
         }
-        sock.set_read_timeout(Some(left))
+        sock.set_read_timeout(Some(calls::timeout_value(left)))
     }
 
     /// Sends what rustls has made (handshake messages, alerts). `wait`: on a blocking socket
