@@ -209,3 +209,77 @@ fn exec_on_a_socket_file_says_the_users_allow_names_cannot_open_it() {
         "{stderr}"
     );
 }
+
+/// As nobody, in `cwd`: binds a unix-dgram socket at the relative path `client` (after
+/// making its directory) and sends `ready=1` to the abstract name `server`; then waits up
+/// to 5 s for a reply and prints it (or nothing).
+fn relative_request(cwd: &Path, client: &str, server: &str) -> std::process::Output {
+    let script = "import os, socket, sys\n\
+                  os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n\
+                  if os.path.exists(sys.argv[1]): os.unlink(sys.argv[1])\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind(sys.argv[1]); s.settimeout(5)\n\
+                  s.sendto(b'ready=1', '\\0' + sys.argv[2].lstrip('@'))\n\
+                  try:\n    print(s.recv(64).decode())\n\
+                  except socket.timeout:\n    pass\n";
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script, client, server])
+        .current_dir(cwd)
+        .output()
+        .expect("run python3 as nobody")
+}
+
+/// A sender's path is resolved by the server, from the server's directory: a relative path
+/// a user bound in a deeper directory names, from there, another user's socket. The reply
+/// goes only to a socket file its sender owns, in every model.
+#[test]
+fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
+    let test = "a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns";
+    if !common::can_switch_user() {
+        return common::skip(test, "root and setpriv", common::Lacks::Provided);
+    }
+    if !common::have("python3", test) {
+        return;
+    }
+    let dir = tempdir();
+    let mode = |path: &Path, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode));
+    mode(dir.path(), 0o755).unwrap();
+    // root's socket at DIR/ro/victim.sock, which nobody may not reach.
+    fs::create_dir(dir.path().join("ro")).unwrap();
+    mode(&dir.path().join("ro"), 0o700).unwrap();
+    let victim = UnixDatagram::bind(dir.path().join("ro/victim.sock")).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    // nobody's directory: from there, ro/victim.sock is a path of its own.
+    let own = dir.path().join("sh");
+    fs::create_dir(&own).unwrap();
+    mode(&own, 0o777).unwrap();
+    for model in ["event", "threads", "iterative", "uring"] {
+        let name = common::abstract_name(model);
+        let server = Server::start_with(
+            Command::new(bin())
+                .current_dir(dir.path())
+                .arg("serve")
+                .args(["--proto", "unix-dgram", "--model", model])
+                .args(["--addr", &name]),
+        );
+        let out = relative_request(&own, "ro/victim.sock", &name);
+        let mut buf = [0u8; 64];
+        let got = victim.recv(&mut buf).ok();
+        assert_eq!(
+            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+            None,
+            "{model}: the reply to nobody's relative path reached root's socket"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
+        // nobody's own socket, at a path that names it from the server's directory too.
+        let honest = relative_request(dir.path(), &format!("sh/{model}/me.sock"), &name);
+        assert_eq!(
+            String::from_utf8_lossy(&honest.stdout).trim(),
+            "READY=1",
+            "{model}: {}",
+            String::from_utf8_lossy(&honest.stderr)
+        );
+        drop(server);
+    }
+}

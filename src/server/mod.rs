@@ -286,7 +286,7 @@ fn serve<S: Service>(
         },
     )?;
     if let Bound::Datagram(sock) = &mut bound {
-        ask_credentials(sock, &access)?;
+        ask_credentials(sock)?;
     }
     let local = Endpoint {
         proto,
@@ -543,10 +543,11 @@ fn bind(
     bound
 }
 
-/// A Unix datagram socket whose rules need each sender's uid asks the kernel for it
-/// (SO_PASSCRED); others are read without control messages, as fast as before.
-fn ask_credentials(sock: &mut DatagramSocket, access: &Access) -> Result<()> {
-    if sock.proto() == Proto::UnixDgram && access.asks_uid() {
+/// A Unix datagram socket asks the kernel for each sender's uid (SO_PASSCRED): for rules
+/// that name users, and so a reply goes to a path only when the socket file there is its
+/// sender's (see [`crate::transport::unix::vouched`]).
+fn ask_credentials(sock: &mut DatagramSocket) -> Result<()> {
+    if sock.proto() == Proto::UnixDgram {
         sock.pass_credentials()
             .context("SO_PASSCRED, to tell who sends each datagram")?;
     }

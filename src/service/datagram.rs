@@ -41,7 +41,10 @@ impl Drop {
             Drop::Truncated => {
                 "larger than the 65536-byte receive buffer (MSG_TRUNC): dropped, never answered cut short"
             }
-            Drop::NoAddress => "from a socket with no address of its own (not bound): cannot reply",
+            Drop::NoAddress => {
+                "from a socket with no address of its own (not bound), or bound at a path whose \
+                 socket file here is not its sender's: cannot reply"
+            }
             Drop::Guarded(Verdict::RateLimited) => {
                 "over --rate-limit replies per second for its source"
             }

@@ -248,7 +248,7 @@ impl DatagramSocket {
     /// first (up to SO_RCVTIMEO); WouldBlock when none came.
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let pktinfo = self.reply == ReplyFrom::Destination;
-        let control = pktinfo || batch.glued;
+        let control = pktinfo || batch.glued || self.passcred;
         let received = match batch.receive_headers(control) {
             [one] => recv_one(&self.sock, one),
             hdrs => recv_many(&self.sock, hdrs),
@@ -262,6 +262,12 @@ impl DatagramSocket {
             batch.addr_lens[i] = hdr.msg_hdr.msg_namelen;
             // Safety: recvmmsg wrote `msg_namelen` bytes of an address into `addrs[i]`.
             batch.peers[i] = unsafe { sockaddr(&batch.addrs[i], hdr.msg_hdr.msg_namelen) };
+            if self.passcred {
+                // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
+                let cred = unsafe { super::unix::credentials(&hdr.msg_hdr) };
+                let from = std::mem::replace(&mut batch.peers[i], PeerAddr::unnamed());
+                batch.peers[i] = super::unix::vouched(from, cred);
+            }
             // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
             batch.arrivals[i] = if pktinfo {
                 unsafe { Arrival::decode(&hdr.msg_hdr) }

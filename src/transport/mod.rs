@@ -895,6 +895,17 @@ impl PeerAddr {
         }
     }
 
+    /// A Unix sender with no address: one nothing can be sent to (see [`Self::can_reply`]).
+    pub(crate) fn unnamed() -> PeerAddr {
+        let mut storage = socket2::SockAddrStorage::zeroed();
+        // Safety: socket2's storage is a sockaddr_storage; its family set, the rest zero.
+        unsafe {
+            storage.view_as::<libc::sockaddr_storage>().ss_family = libc::AF_UNIX as _;
+            let family_only = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+            PeerAddr(SockAddr::new(storage, family_only))
+        }
+    }
+
     /// A Unix datagram sent from a socket with no address of its own cannot be answered.
     /// recvfrom and recvmmsg report such a sender with an address length of 0 (the family
     /// bytes are then not written, so they cannot be trusted), or with the family alone.

@@ -300,13 +300,16 @@ impl DatagramSocket {
         } else {
             // Safety: the kernel wrote msg_namelen bytes of an address into `name`, and
             // control messages within msg_controllen.
-            let from = unsafe { super::batch::sockaddr(&name, hdr.msg_namelen) };
+            let mut from = unsafe { super::batch::sockaddr(&name, hdr.msg_namelen) };
             let told = unsafe {
                 Told {
                     arrival: Arrival::decode(&hdr),
                     cred: super::unix::credentials(&hdr),
                 }
             };
+            if self.passcred {
+                from = super::unix::vouched(from, told.cred);
+            }
             Ok((got as usize, from, told))
         };
         narrate_recv(&self.sock, len, &result);

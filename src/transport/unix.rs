@@ -341,6 +341,45 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
     cred.filter(|_| hdr.msg_flags & libc::MSG_CTRUNC == 0)
 }
 
+/// A Unix datagram's sender as a server may answer it: a sender bound at a path keeps its
+/// address only when the socket file this server finds there belongs to the user the
+/// kernel says sent the datagram (`cred`, SCM_CREDENTIALS), or that user is root. Else it
+/// is made unnamed, which no reply goes to. A path is resolved by the server, not by its
+/// sender: a relative one from the server's directory, an absolute one in the server's
+/// mounts; without this a user could name another's socket (`../../run/x.sock` from a
+/// deeper directory, or a private mount over /run) and have the server write into it.
+pub(crate) fn vouched(from: PeerAddr, cred: Option<(u32, u32)>) -> PeerAddr {
+    let Some(path) = from.0.as_pathname() else {
+        return from;
+    };
+    match senders_own(path, cred) {
+        Ok(()) => from,
+        Err(why) => {
+            tracing::debug!("{from}: gets no reply: {why}");
+            PeerAddr::unnamed()
+        }
+    }
+}
+
+/// Whether the socket file at `path` (no symlink followed) is the sender's own.
+fn senders_own(path: &Path, cred: Option<(u32, u32)>) -> Result<(), String> {
+    let Some((uid, _)) = cred else {
+        return Err("its datagram came without its sender's credentials".to_string());
+    };
+    if uid == 0 {
+        return Ok(());
+    }
+    let file = open_no_symlinks(path).map_err(|e| format!("its path: {e}"))?;
+    let meta = nix::sys::stat::fstat(&file).map_err(|e| format!("its socket file: {e}"))?;
+    if meta.st_uid != uid {
+        return Err(format!(
+            "the socket file at that path here belongs to uid {}, the datagram came from uid              {uid} (a relative path, or one in another mount namespace, names another file              here); a reply goes only to its sender's own socket file",
+            meta.st_uid
+        ));
+    }
+    Ok(())
+}
+
 /// The way a reply reaches a Unix datagram sender bound at a path: the socket file held
 /// open (O_PATH) and named through /proc/self/fd, so sendto(2) reaches that inode and no
 /// other. Without it the kernel resolves the sender's path anew at each reply with the

@@ -12,6 +12,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use socket2::SockAddr;
 use tracing::{debug, warn};
 
+use crate::endpoint::Proto;
 use crate::service::datagram::DatagramEcho;
 use crate::service::stats::Stats;
 use crate::signal::{Shutdown, Signal};
@@ -28,6 +29,9 @@ const HEADER: usize = 16;
 /// How long replies in flight get at the stop.
 const GRACE: Duration = Duration::from_secs(1);
 const NAME: usize = std::mem::size_of::<libc::sockaddr_storage>();
+/// Room for a Unix datagram's control data: its sender's credentials (SCM_CREDENTIALS),
+/// and a few descriptors a sender may pass, which are closed.
+const CONTROL: usize = 64;
 
 /// Answers datagrams on a ring until a stop signal; returns the signal.
 pub(crate) fn answer(
@@ -92,11 +96,18 @@ struct Worker<'a> {
 impl<'a> Worker<'a> {
     fn new(sock: &DatagramSocket, echo: DatagramEcho, stats: &'a Stats) -> Result<Self> {
         let ring = ring().context("io_uring_setup")?;
-        let bufs = BufRing::new(&ring, 0, BUFS, HEADER + NAME + MAX_MESSAGE)
+        // A Unix datagram's sender's credentials decide whether its path may be answered.
+        let control = if sock.proto() == Proto::UnixDgram {
+            CONTROL
+        } else {
+            0
+        };
+        let bufs = BufRing::new(&ring, 0, BUFS, HEADER + NAME + control + MAX_MESSAGE)
             .context("register provided buffers")?;
         // SAFETY: msghdr and iovec are plain C structs, valid zeroed.
         let mut template: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         template.msg_namelen = NAME as u32;
+        template.msg_controllen = control;
         let replies = (0..BUFS)
             .map(|_| Reply {
                 hdr: unsafe { std::mem::zeroed() },
@@ -275,6 +286,30 @@ fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, PeerAddr, usi
         })
     }
     .ok()?;
+    let mut from = PeerAddr(from);
+    if template.msg_controllen > 0 {
+        from = unix::vouched(from, credentials(&out));
+    }
     let start = HEADER + template.msg_namelen as usize + template.msg_controllen;
-    Some((received, PeerAddr(from), start))
+    Some((received, from, start))
+}
+
+/// The sender's credentials in a multishot recvmsg's control data, read as recvmsg's
+/// own are: through a header pointing at an aligned copy of them.
+fn credentials(out: &types::RecvMsgOut<'_>) -> Option<(u32, u32)> {
+    let data = out.control_data();
+    let mut control = [0u64; CONTROL / 8];
+    let n = data.len().min(CONTROL);
+    // SAFETY: `control` has room for CONTROL bytes, and at most that many are copied.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), control.as_mut_ptr().cast(), n) };
+    // SAFETY: msghdr is a plain C struct, valid zeroed.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = n;
+    if out.is_control_data_truncated() {
+        hdr.msg_flags = libc::MSG_CTRUNC;
+    }
+    // SAFETY: the header's control points at `n` bytes of control messages as the kernel
+    // wrote them, aligned as cmsghdr needs.
+    unsafe { unix::credentials(&hdr) }
 }
