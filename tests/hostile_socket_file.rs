@@ -141,30 +141,40 @@ fn planted_request(client: &Path, victim: &Path, server: &Path) -> std::process:
         .expect("run python3 as nobody")
 }
 
-#[test]
-fn a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path() {
-    let test = "a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path";
+/// For a test run as root with setpriv and python3 (`None`, the skip said, without them):
+/// DIR (0755) with root's unix-dgram socket at DIR/ro/victim.sock, which nobody may not
+/// reach (DIR/ro is 0700), and nobody's shared directory DIR/sh (0777).
+fn roots_victim(test: &str) -> Option<(tempfile::TempDir, UnixDatagram)> {
     if !common::can_switch_user() {
-        return common::skip(test, "root and setpriv", common::Lacks::Provided);
+        common::skip(test, "root and setpriv", common::Lacks::Provided);
+        return None;
     }
     if !common::have("python3", test) {
-        return;
+        return None;
     }
     let dir = tempdir();
     let mode = |path: &Path, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode));
     mode(dir.path(), 0o755).unwrap();
-    // A socket of root's that nobody may not reach: in a directory nobody cannot enter.
     fs::create_dir(dir.path().join("ro")).unwrap();
     mode(&dir.path().join("ro"), 0o700).unwrap();
-    let victim_path = dir.path().join("ro/victim.sock");
-    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    let victim = UnixDatagram::bind(dir.path().join("ro/victim.sock")).unwrap();
     victim.set_nonblocking(true).unwrap();
+    fs::create_dir(dir.path().join("sh")).unwrap();
+    mode(&dir.path().join("sh"), 0o777).unwrap();
+    Some((dir, victim))
+}
+
+#[test]
+fn a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path() {
+    let test = "a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path";
+    let Some((dir, victim)) = roots_victim(test) else {
+        return;
+    };
+    let victim_path = dir.path().join("ro/victim.sock");
     let shared = dir.path().join("sh");
-    fs::create_dir(&shared).unwrap();
-    mode(&shared, 0o777).unwrap();
     let path = shared.join("dg.sock");
     let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
-    mode(&path, 0o666).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     let out = planted_request(&shared.join("nob.sock"), &victim_path, &path);
     assert!(
         out.status.success(),
@@ -236,24 +246,11 @@ fn relative_request(cwd: &Path, client: &str, server: &str) -> std::process::Out
 #[test]
 fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
     let test = "a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns";
-    if !common::can_switch_user() {
-        return common::skip(test, "root and setpriv", common::Lacks::Provided);
-    }
-    if !common::have("python3", test) {
+    let Some((dir, victim)) = roots_victim(test) else {
         return;
-    }
-    let dir = tempdir();
-    let mode = |path: &Path, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode));
-    mode(dir.path(), 0o755).unwrap();
-    // root's socket at DIR/ro/victim.sock, which nobody may not reach.
-    fs::create_dir(dir.path().join("ro")).unwrap();
-    mode(&dir.path().join("ro"), 0o700).unwrap();
-    let victim = UnixDatagram::bind(dir.path().join("ro/victim.sock")).unwrap();
-    victim.set_nonblocking(true).unwrap();
+    };
     // nobody's directory: from there, ro/victim.sock is a path of its own.
     let own = dir.path().join("sh");
-    fs::create_dir(&own).unwrap();
-    mode(&own, 0o777).unwrap();
     for model in ["event", "threads", "iterative", "uring"] {
         let name = common::abstract_name(model);
         let server = Server::start_with(
