@@ -1009,8 +1009,10 @@ pub(crate) struct BenchArgs {
     /// With --format ndjson: how often to write a line while the run goes on [default: 1s]
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// Pace each client to at most RATE of requests (10mbit, 500kB/s, ...; as relay --rate):
-    /// a sender slower than the receiver, which datagram loss to a full buffer calls for
+    /// Pace each client to RATE of requests on average (10mbit, 500kB/s, ...; as relay
+    /// --rate; -b, as iperf3's -b): a sender slower than the receiver, which datagram loss
+    /// to a full buffer calls for. Requests a late tick of a busy machine owed go at once,
+    /// up to 100 ms of them
     #[arg(long, short_alias = 'b', value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// Also draw the latency distribution of every run into this SVG file (checked before

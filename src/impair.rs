@@ -193,6 +193,17 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket for a sender pacing itself on a timer that may fire late: it starts with
+    /// `first` bytes (no burst at the start) and holds up to `catch_up` of the rate, so
+    /// what a late wake-up owes goes then and the rate asked is kept on average, as
+    /// iperf3's -b is (a bucket of a tick's worth would throw each late tick's share away).
+    pub(crate) fn catching_up(rate: u64, first: u64, catch_up: Duration) -> TokenBucket {
+        let held = (rate as f64 * catch_up.as_secs_f64()) as u64;
+        let mut bucket = TokenBucket::with_burst(rate, held.max(first));
+        bucket.tokens = first as f64;
+        bucket
+    }
+
     /// Takes `bytes` and says how long to wait before sending them.
     pub(crate) fn take(&mut self, bytes: usize, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
