@@ -640,16 +640,21 @@ fn an_abstract_name_nobody_holds_has_no_file_to_blame() {
     }
 }
 
+/// A client of the wrong Unix type is told the server's, at an abstract name (where the
+/// kernel says ECONNREFUSED) and at a path (EPROTOTYPE) alike.
 #[test]
-fn an_abstract_name_held_by_another_socket_type_names_the_servers_proto() {
+fn a_unix_socket_held_by_another_socket_type_names_the_servers_proto() {
+    let dir = tempdir();
     for served in UNIX_PROTOS {
-        let name = common::abstract_name(&format!("typed-{served}"));
-        let server = Server::start(&["--proto", served, "--addr", &name]);
-        for proto in UNIX_PROTOS.iter().filter(|&&p| p != served) {
-            let line = error_of(&["send", "--proto", proto, &name, "x"], 1);
-            assert_mentions(&line, &[&name, &format!("use --proto {served}")]);
+        let path = show(&dir.path().join(format!("typed-{served}.sock")));
+        for name in [common::abstract_name(&format!("typed-{served}")), path] {
+            let server = Server::start(&["--proto", served, "--addr", &name]);
+            for proto in UNIX_PROTOS.iter().filter(|&&p| p != served) {
+                let line = error_of(&["send", "--proto", proto, &name, "x"], 1);
+                assert_mentions(&line, &[&name, &format!("use --proto {served}")]);
+            }
+            drop(server);
         }
-        drop(server);
     }
 }
 

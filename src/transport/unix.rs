@@ -206,6 +206,15 @@ pub(crate) fn connect(proto: Proto, addr: &Address, opts: &SocketOptions) -> io:
     if let Err(e) = within {
         return Err(match e.raw_os_error().map(Errno::from_raw) {
             Some(Errno::ECONNREFUSED) => refused(proto, addr),
+            Some(Errno::EPROTOTYPE) => match held_by_another_type(proto, addr) {
+                Some(other) => Advised::io(
+                    Errno::EPROTOTYPE,
+                    format!(
+                        "the socket there is a {other} socket, not {proto}: use --proto {other}"
+                    ),
+                ),
+                None => e,
+            },
             _ => e,
         });
     }
