@@ -450,7 +450,7 @@ pub(crate) struct ServeArgs {
     /// Datagrams: also answer source port 0 and the small services 7, 9, 13, 19, 37 (risks an endless echo loop)
     #[arg(long)]
     pub allow_loop_ports: bool,
-    /// Datagrams: answer at most N per second per source address
+    /// Datagrams and raw IP: answer at most N per second per source address
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
     /// Narrate every socket call on stderr as it happens: socket, bind, recvfrom, ...

@@ -276,3 +276,41 @@ fn replies_without_the_netecho_header_are_counted_and_the_server_named() {
     assert!(line.contains("README 'Raw IP'"), "{line}");
     assert!(!line.contains("is `netecho serve"), "{line}");
 }
+
+/// A raw request's source is never proven: as udp's, its replies are limited per second
+/// (`--rate-limit`), so a forged source is answered no faster, and the stop line counts
+/// what went unanswered.
+#[test]
+fn a_source_over_its_replies_per_second_is_left_unanswered() {
+    if !can_open_raw("a_source_over_its_replies_per_second_is_left_unanswered") {
+        return;
+    }
+    let ip_proto = 208;
+    let server = serve_raw("127.0.0.1", ip_proto, &["--rate-limit", "3"]);
+    let sender = raw_sender(false, ip_proto);
+    let to: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for seq in 1..=20u8 {
+        let request = [
+            b"NECH\x01\x00\x00\x01\x00\x00\x00".as_slice(),
+            &[seq],
+            b"hi",
+        ]
+        .concat();
+        sender.send_to(&request, &to.into()).expect("sendto");
+    }
+    // A request sent after them is read after them: all 20 were judged by then (answered
+    // or not: the run is well within the limit's refills either way).
+    let _ = netecho(&["send", "--ip-proto", "208", &server.url(), "x"], b"");
+    let (status, _, log) = server.stop("TERM");
+    assert!(status.success(), "{log}");
+    let unanswered = log
+        .split("left ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(
+        unanswered >= 10,
+        "expected most of 20 requests over 3 a second unanswered:\n{log}"
+    );
+}

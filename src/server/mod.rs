@@ -384,8 +384,8 @@ fn warn_ignored(config: &ServeConfig) {
             "--framing applies to streams; {proto} keeps message boundaries itself, so it is ignored"
         );
     }
-    if proto == Proto::Raw && (config.rate_limit.is_some() || config.allow_loop_ports) {
-        warn!("--rate-limit and --allow-loop-ports apply to udp and unix-dgram; ignored for raw");
+    if proto == Proto::Raw && config.allow_loop_ports {
+        warn!("--allow-loop-ports applies to udp and unix-dgram (raw has no ports); ignored");
     }
 }
 
@@ -469,7 +469,12 @@ fn serve_raw(
         sock.protocol(),
         local
     );
-    crate::service::raw::serve(sock, config.transform, stats, shutdown)
+    let rules = crate::service::raw::RawRules {
+        transform: config.transform,
+        rate: config.rate_limit,
+        default_rate: Some(crate::service::guard::DEFAULT_ECHO_RATE),
+    };
+    crate::service::raw::serve(sock, rules, stats, shutdown)
 }
 
 fn echo_service(config: &ServeConfig, stats: &'static Stats, access: Arc<Access>) -> Echo {

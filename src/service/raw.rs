@@ -20,6 +20,7 @@ use crate::transport::raw::RawSocket;
 use crate::transport::{MAX_MESSAGE, PeerAddr};
 
 use super::echo::Transform;
+use super::guard::{Guard, GuardRules};
 use super::peers::PeerTable;
 use super::stats::Stats;
 
@@ -34,6 +35,8 @@ pub(crate) struct RawCounts {
     pub malformed: u64,
     /// Replies, seen because loopback delivers them to every raw socket of the protocol.
     pub replies: u64,
+    /// Requests past their source's replies per second (see [`RawRules`]).
+    pub limited: u64,
 }
 
 impl fmt::Display for RawCounts {
@@ -43,7 +46,16 @@ impl fmt::Display for RawCounts {
             "answered {} request(s); ignored {} packet(s) without the netecho magic; dropped {} \
              malformed; passed over {} reply packet(s)",
             self.answered, self.no_magic, self.malformed, self.replies
-        )
+        )?;
+        if self.limited > 0 {
+            write!(
+                f,
+                "; left {} request(s) unanswered, over their source's replies per second \
+                 (--rate-limit)",
+                self.limited
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -120,31 +132,52 @@ impl RawEcho {
     }
 }
 
+/// The raw echo's settings: its transform, and the replies per second a source gets, as
+/// udp's (`--rate-limit`, or [`super::guard::DEFAULT_ECHO_RATE`] off this host): a raw request's
+/// source is never proven, so a forged one is answered no faster than that.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawRules {
+    pub transform: Transform,
+    pub rate: Option<u32>,
+    pub default_rate: Option<u32>,
+}
+
 /// Serves a raw socket until a stop signal; returns the signal.
 pub(crate) fn serve(
     sock: &RawSocket,
-    transform: Transform,
+    rules: RawRules,
     stats: &Stats,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
-    serve_gated(sock, transform, stats, shutdown, None)
+    serve_gated(sock, rules, stats, shutdown, None)
 }
 
 /// As [`serve`], answering only sources `gate` lets through (`serve --lab`: runs holding
 /// their turn); the others' packets are read and dropped.
 pub(crate) fn serve_gated(
     sock: &RawSocket,
-    transform: Transform,
+    rules: RawRules,
     stats: &Stats,
     shutdown: &Shutdown,
     gate: Option<&crate::access::Gate>,
 ) -> Result<Signal> {
     sock.set_nonblocking(true)?;
     let mut echo = RawEcho {
-        transform,
+        transform: rules.transform,
         v6: sock.is_v6(),
         counts: RawCounts::default(),
     };
+    // Rates only: raw has no ports to loop through, and a reply is marked as one.
+    let mut guard = Guard::new(
+        GuardRules {
+            allow_loop_ports: true,
+            rate: rules.rate,
+            default_rate: rules.default_rate,
+            repeats: false,
+            replies_upper: false,
+        },
+        None,
+    );
     let mut peers = PeerTable::new(Proto::Raw);
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -174,6 +207,12 @@ pub(crate) fn serve_gated(
             let Verdict::Reply(reply) = echo.handle(packet, &from, got.ttl) else {
                 continue;
             };
+            if guard.check(&from, &reply).is_err() {
+                debug!("raw {}: over its replies per second", from.show(Proto::Raw));
+                echo.counts.answered -= 1;
+                echo.counts.limited += 1;
+                continue;
+            }
             let message = reply.len() - crate::packet::header::HEADER_LEN;
             let sent = match sock.send_to(&reply, &from) {
                 Ok(()) => message,

@@ -275,7 +275,7 @@ impl Ports<'_> {
             Ok(port) => services.push(secure("quic", port)),
             Err(e) => not_offered.push(("quic", format!("{e:#}"))),
         }
-        match start_raw(self.ip, self.gate, self.stats) {
+        match start_raw(self.ip, self.gate, self.config.rate_limit, self.stats) {
             Ok(raw) => services.push(raw),
             Err(why) => not_offered.push(("raw", why)),
         }
@@ -359,7 +359,18 @@ fn answer_datagrams(
 
 /// The raw echo on IP protocol [`LAB_IP_PROTO`], on `ip` (on 0.0.0.0 and :: both for
 /// [::]), when this process may open raw sockets; why not, otherwise.
-fn start_raw(ip: IpAddr, gate: &Gate, stats: &'static Stats) -> Result<Service, String> {
+fn start_raw(
+    ip: IpAddr,
+    gate: &Gate,
+    rate: Option<u32>,
+    stats: &'static Stats,
+) -> Result<Service, String> {
+    // As the lab's udp: the gate admits only runs holding their turn, so no default limit.
+    let rules = crate::service::raw::RawRules {
+        transform: Transform::Upper,
+        rate,
+        default_rate: None,
+    };
     let ips = match ip {
         IpAddr::V6(v6) if v6.is_unspecified() => vec![IpAddr::from([0u8; 4]), ip],
         ip => vec![ip],
@@ -384,7 +395,7 @@ fn start_raw(ip: IpAddr, gate: &Gate, stats: &'static Stats) -> Result<Service, 
     for sock in socks {
         let gate = Arc::clone(gate);
         spawn_port("lab-raw", move |never| {
-            crate::service::raw::serve_gated(&sock, Transform::Upper, stats, never, Some(&gate))
+            crate::service::raw::serve_gated(&sock, rules, stats, never, Some(&gate))
         })
         .map_err(|e| format!("{e:#}"))?;
     }
