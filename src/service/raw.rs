@@ -292,7 +292,8 @@ mod tests {
                 answered: 1,
                 no_magic: 1,
                 malformed: 2,
-                replies: 1
+                replies: 1,
+                limited: 0
             }
         );
     }
