@@ -79,7 +79,7 @@ pub(crate) fn lines(text: &str, width: usize) -> Vec<String> {
 /// whatever a name typed or a peer's words put in it, wrapped when a person reads it on a
 /// terminal.
 pub(crate) fn error(text: &str) {
-    let line = format!("error: {}", crate::transport::printable(text));
+    let line = format!("error: {}", crate::wrap::printable(text));
     // The last line: a status line still showing goes, not to be drawn under it again.
     crate::report::progress::status("");
     let text = match std::io::stderr().is_terminal() {

@@ -2,7 +2,7 @@
 //! and a combining mark or a zero-width character none: how many a text takes, and the
 //! text in lines of a width, for log lines, the last `error:`, notes under a table and the
 //! lesson alike. Control characters never reach it: a log line, an error and a peer's
-//! words have them escaped first (`logging`, `transport::printable`).
+//! words have them escaped first (`logging`, [`printable`]).
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -126,6 +126,39 @@ fn breaks(text: &str) -> Vec<Piece> {
     }
     flush(&mut out, &mut word, &mut space);
     out
+}
+
+/// Characters that change or hide the text around them where it is shown: controls (a
+/// newline forges a line, an escape a colour), and the format characters that reorder or
+/// hide text (bidi embeddings, overrides and isolates, zero-width spaces and joiners, the
+/// byte order mark).
+pub(crate) fn hides_text(c: char) -> bool {
+    let format = matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    );
+    c.is_control() || format
+}
+
+/// Text a peer chose (a message, its error) as one printable line: control characters
+/// and the format characters that reorder text escaped ([`hides_text`]), so it cannot forge
+/// a line of a log or of a summary on stdout. A peer's socket
+/// name is written by [`crate::endpoint::escape_name`], which reads back.
+pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(hides_text) {
+        name.chars()
+            .map(|c| {
+                if hides_text(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        name.into()
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl Output {
                 let code =
                     i32::from_be_bytes(payload.get(..4).context("short exit frame")?.try_into()?);
                 let note = String::from_utf8_lossy(&payload[4..]);
-                let note = transport::printable(&note);
+                let note = crate::wrap::printable(&note);
                 if code != 0 {
                     tracing::warn!("remote program: {note}");
                 }

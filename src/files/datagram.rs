@@ -28,7 +28,8 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 
 use crate::hexdump::{self, Way};
-use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch, printable};
+use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, batch};
+use crate::wrap::printable;
 
 use super::admit;
 use super::download::Download;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow};
 
 /// What a refusal is about, for a protocol that carries a code for it (TFTP's error
-/// codes, mapped in one place: `tftp::codec::code`); the words say the rest.
+/// codes, mapped in one place: `tftp::code`); the words say the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// No such file.
@@ -347,12 +347,12 @@ fn upload_name(name: &str) -> Result<(), Refused> {
     // A newline or an escape sequence in a stored name would forge lines or colours in
     // whatever later lists DIR (ls, find, a backup's log), which netecho cannot escape; a
     // bidi override or a zero-width character would make it read as another name there.
-    if name.chars().any(crate::transport::hides_text) {
+    if name.chars().any(crate::wrap::hides_text) {
         return Err(Refused::access(format!(
             "'{}': control characters (a newline, an escape, DEL, a bidi override, a \
              zero-width character) are refused in an uploaded name; rename the file or give \
              another NAME",
-            crate::transport::printable(name)
+            crate::wrap::printable(name)
         )));
     }
     if name.ends_with('/') {
@@ -680,7 +680,7 @@ fn remove_stale_partials(root: &Path, dir: &OwnedFd) {
             if unlink_at(&dir, &name).is_ok() {
                 tracing::info!(
                     "removed {}: left by netecho process {pid}, which is gone",
-                    crate::transport::printable(&root.join(shown).to_string_lossy())
+                    crate::wrap::printable(&root.join(shown).to_string_lossy())
                 );
             }
         }

@@ -23,7 +23,8 @@ use crate::endpoint::SocketKind;
 use crate::hexdump::{self, Way};
 use crate::transport::framing::{FrameError, Framing, LENGTH_HEADER};
 use crate::transport::message::{Carrier, MessageReader, RecvError, send_frame};
-use crate::transport::{Conn, Received, printable};
+use crate::transport::{Conn, Received};
+use crate::wrap::printable;
 
 use super::admit;
 use super::download::Download;

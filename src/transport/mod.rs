@@ -924,39 +924,6 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Characters that change or hide the text around them where it is shown: controls (a
-/// newline forges a line, an escape a colour), and the format characters that reorder or
-/// hide text (bidi embeddings, overrides and isolates, zero-width spaces and joiners, the
-/// byte order mark).
-pub(crate) fn hides_text(c: char) -> bool {
-    let format = matches!(
-        c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
-    );
-    c.is_control() || format
-}
-
-/// Text a peer chose (a message, its error) as one printable line: control characters
-/// and the format characters that reorder text escaped ([`hides_text`]), so it cannot forge
-/// a line of a log or of a summary on stdout. A peer's socket
-/// name is written by [`escape_name`], which reads back.
-pub(crate) fn printable(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.chars().any(hides_text) {
-        name.chars()
-            .map(|c| {
-                if hides_text(c) {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        name.into()
-    }
-}
-
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.len() as usize <= std::mem::size_of::<libc::sa_family_t>() {

@@ -26,7 +26,8 @@ use crate::labwire::{self, Account, LAB_PORT, Msg, Offer, ReadError, WireError};
 use crate::report::{self, Format, Meta};
 use crate::transport::tls::cert::Fingerprint;
 use crate::transport::within::Within;
-use crate::transport::{self, Conn, SocketOptions, printable};
+use crate::transport::{self, Conn, SocketOptions};
+use crate::wrap::printable;
 
 use super::measure::once_more;
 use super::path::Path;

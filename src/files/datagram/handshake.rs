@@ -242,10 +242,9 @@ fn wait_answer(
                 })));
             }
             // The server's refusal from its own port (busy: every request thread taken).
-            Some(Packet::Error { message }) if from == *server => bail!(
-                "the server refused: {}",
-                crate::transport::printable(message)
-            ),
+            Some(Packet::Error { message }) if from == *server => {
+                bail!("the server refused: {}", crate::wrap::printable(message))
+            }
             _ => debug!("ignored a datagram from {from}: not the server's answer to our request"),
         }
     }

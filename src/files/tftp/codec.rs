@@ -10,8 +10,6 @@
 //! 6 OACK   option name, NUL, value, NUL, ... (the options the server accepted)
 //! ```
 
-use crate::files::store::Kind;
-
 /// ERROR codes of RFC 1350 and RFC 2347.
 pub(crate) const NOT_DEFINED: u16 = 0;
 pub(crate) const NOT_FOUND: u16 = 1;
@@ -21,25 +19,6 @@ pub(crate) const ILLEGAL: u16 = 4;
 pub(crate) const EXISTS: u16 = 6;
 /// RFC 2347's: the transfer ends because of its options.
 pub(crate) const OPTIONS: u16 = 8;
-
-/// The ERROR code for a refusal of `kind`: the one place the server's reasons meet TFTP's
-/// codes.
-pub(crate) fn code(kind: Kind) -> u16 {
-    match kind {
-        Kind::NotFound => NOT_FOUND,
-        Kind::Access => ACCESS,
-        Kind::DiskFull => DISK_FULL,
-        Kind::Exists => EXISTS,
-        Kind::Illegal => ILLEGAL,
-        Kind::Other => NOT_DEFINED,
-    }
-}
-
-/// An ERROR that tells the client why its transfer failed on the server (a full disk, a
-/// name taken meanwhile), the whole chain of causes cut to one 512-byte block.
-pub(crate) fn error_of(e: &anyhow::Error) -> Vec<u8> {
-    error_within(code(Kind::of(e)), &format!("{e:#}"), 512).unwrap_or_default()
-}
 
 /// Options one request may carry: more are refused as malformed, so a request costs a
 /// bounded amount of work.

@@ -47,6 +47,25 @@ pub(crate) fn is_tftp(first: &[u8]) -> bool {
     matches!(first, [0, 1 | 2, c, ..] if *c >= 0x20)
 }
 
+/// The ERROR code for a refusal of `kind`: the one place the server's reasons meet TFTP's
+/// codes.
+pub(crate) fn code(kind: Kind) -> u16 {
+    match kind {
+        Kind::NotFound => codec::NOT_FOUND,
+        Kind::Access => codec::ACCESS,
+        Kind::DiskFull => codec::DISK_FULL,
+        Kind::Exists => codec::EXISTS,
+        Kind::Illegal => codec::ILLEGAL,
+        Kind::Other => codec::NOT_DEFINED,
+    }
+}
+
+/// An ERROR that tells the client why its transfer failed on the server (a full disk, a
+/// name taken meanwhile), the whole chain of causes cut to one 512-byte block.
+pub(crate) fn error_of(e: &anyhow::Error) -> Vec<u8> {
+    codec::error_within(code(Kind::of(e)), &format!("{e:#}"), 512).unwrap_or_default()
+}
+
 /// How long the first answer (OACK, or an upload's ACK 0), sent once to an address not yet
 /// proven, waits for the client's answer. It is never sent again: what is sent before the
 /// proof is, all told, no larger than the request (a client that heard nothing sends its
@@ -161,7 +180,7 @@ impl First<'_> {
                 }
                 Some(Packet::Error { code, message }) => bail!(
                     "the client refused the server's answer: error {code}: {}",
-                    crate::transport::printable(message)
+                    crate::wrap::printable(message)
                 ),
                 _ => debug!("a packet before the client answered; ignored"),
             }
@@ -211,7 +230,7 @@ fn serve_read(
         Err(refused) if refused.kind == Kind::NotFound => {
             return first.refuse_file(codec::NOT_FOUND, &format!("not found: '{name}'"));
         }
-        Err(refused) => return first.refuse_file(codec::code(refused.kind), &refused.text),
+        Err(refused) => return first.refuse_file(code(refused.kind), &refused.text),
     };
     let trusted = first.wire.peer.unforgeable() || tftp.rfc1350;
     let (mut agreed, mut oack) = options::negotiate(asked, Some(size));
@@ -291,7 +310,7 @@ fn serve_write(
     options::fit(&mut agreed, &mut oack, first.limit);
     let target = match tftp.store.upload_path(name, agreed.tsize.unwrap_or(0)) {
         Ok(target) => target,
-        Err(refused) => return first.refuse_file(codec::code(refused.kind), &refused.text),
+        Err(refused) => return first.refuse_file(code(refused.kind), &refused.text),
     };
     let answer = if oack.is_empty() {
         Packet::Ack { block: 0 }.to_vec()
@@ -304,7 +323,7 @@ fn serve_write(
     let partial = match Partial::create(&target, false) {
         Ok(partial) => partial,
         Err(e) => {
-            let _ = wire.send_plain(&codec::error_of(&e));
+            let _ = wire.send_plain(&error_of(&e));
             return Err(e.context("TFTP upload refused"));
         }
     };
@@ -312,7 +331,7 @@ fn serve_write(
     let owner = admit::datagram_owner(wire.sock, &wire.peer);
     if let Err(refused) = partial.reserve_upload(name, agreed.tsize.unwrap_or(0), owner) {
         let refused = anyhow::Error::new(refused);
-        let _ = wire.send_plain(&codec::error_of(&refused));
+        let _ = wire.send_plain(&error_of(&refused));
         return Err(refused.context("TFTP upload refused"));
     }
     let t = transfer::receive_file(&mut wire, partial, &data, &agreed, tftp.store.max_file)?;

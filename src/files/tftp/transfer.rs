@@ -274,7 +274,7 @@ fn first_block(
 fn gave_up(code: u16, message: &str) -> anyhow::Error {
     anyhow::anyhow!(
         "the client gave up: error {code}: {}",
-        crate::transport::printable(message)
+        crate::wrap::printable(message)
     )
 }
 
@@ -372,7 +372,7 @@ pub(crate) fn receive_file(
         progress = Instant::now();
         got += data.len() as u64;
         if let Some(why) = oversized(data.len(), block, got, max) {
-            let error = codec::error_within(codec::code(why.0), why.1, 64);
+            let error = codec::error_within(super::code(why.0), why.1, 64);
             let _ = wire.send_plain(&error.unwrap_or_default());
             bail!(
                 "{} (block {} bytes, {got} bytes in, limit {max})",
@@ -406,7 +406,7 @@ pub(crate) fn receive_file(
 /// instead of leaving it to wait out its tries.
 fn write_block(wire: &Wire<'_>, partial: &mut Partial, data: &[u8]) -> Result<()> {
     write_or_tell(&mut partial.file, data, |e| {
-        let _ = wire.send_plain(&codec::error_of(e));
+        let _ = wire.send_plain(&super::error_of(e));
     })
 }
 
@@ -457,7 +457,7 @@ fn finish(wire: &mut Wire<'_>, partial: Partial) -> Result<()> {
         return Ok(());
     };
     let e = e.context("store the upload");
-    let _ = wire.send_plain(&codec::error_of(&e));
+    let _ = wire.send_plain(&super::error_of(&e));
     Err(e)
 }
 

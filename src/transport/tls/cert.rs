@@ -465,7 +465,7 @@ pub(crate) fn subject(der: &[u8]) -> Option<String> {
             [0x55, 0x04, 0x08] => "ST",
             _ => continue,
         };
-        let text = crate::transport::printable(&String::from_utf8_lossy(text)).into_owned();
+        let text = crate::wrap::printable(&String::from_utf8_lossy(text)).into_owned();
         parts.push(format!("{label}={text}"));
     }
     Some(parts.join(", "))
