@@ -54,7 +54,7 @@ const ROOMS: &[(&str, Layer)] = &[
 ];
 
 /// Upward imports that stay, as (importing module, imported path), each with its reason in
-/// ARCHITECTURE.md's "Known exceptions". None today.
+/// ARCHITECTURE.md's "Known exceptions". None.
 const EXCEPTIONS: &[(&str, &str)] = &[];
 
 fn layer(path: &str) -> Option<Layer> {
@@ -374,7 +374,7 @@ fn no_import_points_up_the_layers() {
     assert!(
         found.is_empty(),
         "imports against ARCHITECTURE.md's layers (move the code down, or list the import \
-         in EXCEPTIONS and in ARCHITECTURE.md's known exceptions with why):\n{}",
+         in EXCEPTIONS and in ARCHITECTURE.md's Known exceptions with why):\n{}",
         found.join("\n")
     );
 }
