@@ -131,7 +131,21 @@ pub(crate) struct StdoutWrite(io::Error);
 
 impl std::fmt::Display for StdoutWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "write to stdout: {}", self.0)
+        let errno = self.0.raw_os_error().map(Errno::from_raw);
+        match errno {
+            // /dev/full, a full disk or quota: the file stdout is redirected to has no room.
+            Some(errno @ (Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG)) => write!(
+                f,
+                "stdout is full ({errno:?}): {}, so netecho's output cannot be written; \
+                 free space where stdout is redirected, or redirect it elsewhere",
+                errno.desc().to_lowercase()
+            ),
+            _ => write!(
+                f,
+                "stdout cannot be written: {}; check where it is redirected",
+                kernel_says(&self.0)
+            ),
+        }
     }
 }
 

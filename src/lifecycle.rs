@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tracing::{debug, warn};
 
@@ -99,59 +99,73 @@ pub(crate) fn accept_failed(err: &io::Error) -> bool {
     true
 }
 
-/// A line on stdout, flushed at once: scripts and tests wait for it.
-pub(crate) fn announce(line: &str) -> Result<()> {
+/// What a server's reader gone means for one of its lines on stdout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// The `listening` line, which scripts and tests wait for: a server whose address nobody
+    /// can read must say so, and fail.
+    Needed,
+    /// A line after it (what a lab serves, a stop's summary): a reader that took the line it
+    /// wanted and left (`serve | head -1`) is a quiet end of this line, never an error.
+    MayHaveLeft,
+}
+
+/// Writes `text` and a newline on stdout, flushed at once; a reader gone is an error or a
+/// quiet end as `reader` says, and any other failure (a full disk) is stdout's, in one line.
+fn write_line(text: &str, reader: Reader) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{line}").and_then(|_| out.flush()) {
-        // Not the quiet end of a client whose reader took what it wanted (`| head -1`): a
-        // server whose address or summary nobody can read must say so, and fail.
+    let first = text.lines().next().unwrap_or_default();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe && reader == Reader::MayHaveLeft => Ok(()),
+        // Not a client's quiet end (`| head -1`): said, and the server fails.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => bail!(
-            "standard output is closed (EPIPE), so `{}` cannot be written; give netecho's \
-             output a reader that stays open (a terminal, a file, `| cat`)",
-            line.lines().next().unwrap_or_default()
+            "stdout is closed (EPIPE), so `{first}` cannot be written; give netecho's output \
+             a reader that stays open (a terminal, a file, `| cat`)"
         ),
-        written => written.map_err(crate::error::stdout_write),
+        Err(e) => {
+            Err(crate::error::stdout_write(e)).with_context(|| format!("cannot write `{first}`"))
+        }
     }
 }
 
-/// A closing line (the summary at a stop) as [`announce`] writes it, except that a reader
-/// gone is a quiet end: `serve | head -1` took the listening line it wanted and left.
-pub(crate) fn announce_end(line: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match writeln!(out, "{line}").and_then(|_| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        written => written.map_err(crate::error::stdout_write),
-    }
-}
-
-/// A line on stdout as [`announce`] writes it: to a pipe or a file whole, for scripts and
-/// grep; on a terminal within [`WIDTH`] columns, wrapped at spaces, the lines after the
-/// first indented.
-pub(crate) fn announce_wrapped(text: &str) -> Result<()> {
+/// `text` as a server's line shows it: to a pipe or a file whole, for scripts and grep; on
+/// a terminal within [`WIDTH`] columns, wrapped at spaces, the lines after the first
+/// indented.
+fn fitted(text: &str) -> String {
     match io::stdout().is_terminal() {
-        true => announce(&crate::wrap::lines(text, "", INDENT, WIDTH).join("\n")),
-        false => announce(text),
+        true => crate::wrap::lines(text, "", INDENT, WIDTH).join("\n"),
+        false => text.to_string(),
     }
+}
+
+/// A server's line after its `listening` line (a lab port it announces, a stop's summary),
+/// [`fitted`]: a reader that took what it wanted and left is a quiet end of it, so a stop
+/// ends as it always does (`serve | head -1` stopped by SIGTERM exits 0).
+pub(crate) fn announce(text: &str) -> Result<()> {
+    write_line(&fitted(text), Reader::MayHaveLeft)
 }
 
 /// The `listening <proto> <address>` line (`what` is the protocol and the address), with the
 /// SHA-256 fingerprint of a TLS server's certificate after `tls sha256`, as `openssl x509
 /// -fingerprint -sha256` prints it: whole to a pipe or a file, where scripts read the
-/// address and the fingerprint; on a terminal wrapped as [`announce_wrapped`] does, the
-/// fingerprint (95 columns) in two halves cut after a colon.
+/// address and the fingerprint; on a terminal [`fitted`], the fingerprint (95 columns) in
+/// two halves cut after a colon. A reader gone before it is an error: nobody learns where
+/// the server is.
 pub(crate) fn announce_listening(what: &str, tls: Option<&TlsEnd>) -> Result<()> {
     let Some((fingerprint, _)) = tls.and_then(|t| t.fingerprint()) else {
-        return announce_wrapped(&format!("listening {what}"));
+        return write_line(&fitted(&format!("listening {what}")), Reader::Needed);
     };
     let fingerprint = fingerprint.to_string();
     if !io::stdout().is_terminal() {
-        return announce(&format!("listening {what} tls sha256 {fingerprint}"));
+        let line = format!("listening {what} tls sha256 {fingerprint}");
+        return write_line(&line, Reader::Needed);
     }
     let mut lines = crate::wrap::lines(&format!("listening {what} tls sha256"), "", INDENT, WIDTH);
     // Sixteen bytes of the 32 a line: `AB:` each.
     let (first, second) = fingerprint.split_at(16 * 3);
     lines.extend([format!("{INDENT}{first}"), format!("{INDENT}{second}")]);
-    announce(&lines.join("\n"))
+    write_line(&lines.join("\n"), Reader::Needed)
 }
 
 /// The signal that ended a model's loop, for the closing lines.

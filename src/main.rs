@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
     match dispatch(&cli) {
         Ok(code) => code,
-        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if error::is_broken_pipe(&err) => signal::reader_left(),
         // A stop signal is being handled (lab, bench): the error is its doing, and the
         // clean-up ends the process by that signal in a moment.
         Err(_) if client::local::stopping() => loop {

@@ -234,6 +234,14 @@ pub(crate) fn die_of(signal: Signal) -> ! {
     std::process::exit(128 + signal as i32)
 }
 
+/// Ends a command whose stdout's reader has gone (`netecho ping HOST | head -2`) as a
+/// coreutils filter ends (`yes | head -1`): quietly, killed by SIGPIPE, which Rust programs
+/// ignore and so never die of themselves; a shell sees 141, and `set -o pipefail` a failure,
+/// as for `yes`. (socat and ncat say `Broken pipe` and exit 1 or 2: a word nobody needs.)
+pub(crate) fn reader_left() -> ! {
+    die_of(Signal::SIGPIPE)
+}
+
 /// Narrates a poll(2) that woke, with what woke it: `poll([fd 4, fd 3], 100 ms) = 1 (fd 3
 /// readable)`. Waits that time out are not narrated: an idle server would print one a tick.
 fn narrate_poll(fds: &[PollFd<'_>], n: i32, timeout: PollTimeout) {

@@ -304,9 +304,8 @@ fn bench_with_a_framing_checks_framed_replies() {
     }
 }
 
-#[test]
-fn a_lone_client_waits_in_its_recv_and_still_counts_every_reply_and_loss() {
-    // One client on one load thread waits in a blocking recv, not in epoll_wait.
+/// A udp echo server, and a relay in front of it that loses a tenth of the requests.
+fn lossy_udp_path() -> (Server, Server) {
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
     let relay = Server::start_with(std::process::Command::new(common::bin()).args([
         "relay",
@@ -315,6 +314,13 @@ fn a_lone_client_waits_in_its_recv_and_still_counts_every_reply_and_loss() {
         "udp://127.0.0.1:0",
         &server.url(),
     ]));
+    (server, relay)
+}
+
+#[test]
+fn a_lone_client_waits_in_its_recv_and_still_counts_every_reply_and_loss() {
+    // One client on one load thread waits in a blocking recv, not in epoll_wait.
+    let (_server, relay) = lossy_udp_path();
     // A window of one reads each reply with a plain recv; a larger one, glued (UDP_GRO).
     for (window, count) in [("1", 150), ("4", 400)] {
         let n = count.to_string();
@@ -875,4 +881,33 @@ fn sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("os error"), "{stdout}");
     drop(server);
+}
+
+/// Every sentence about a run comes under its table, in its notes, and none on stderr before
+/// it: a datagram run through a relay that loses a tenth of the requests says there what
+/// was lost, where it went and what the losses held up. With JSON they come on stderr.
+#[test]
+fn a_runs_loss_is_told_under_its_table_never_before_it() {
+    let (_server, relay) = lossy_udp_path();
+    let args = ["bench", "-n", "500", "-w", "4", "--timeout", "300ms"];
+    let out = netecho(&[&args[..], &[&relay.url()]].concat(), b"");
+    let table = ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let legend = table.find("lost = requests unanswered").expect(&table);
+    let lost = table.find("\n- udp: ").expect(&table);
+    assert!(legend < lost, "{table}");
+    assert!(
+        table[lost..].contains("datagrams lost: nobody retransmits them"),
+        "{table}"
+    );
+    assert!(!log.contains("lost"), "{log}");
+    let json = netecho(
+        &[&args[..], &["--format", "json", &relay.url()]].concat(),
+        b"",
+    );
+    let said = String::from_utf8_lossy(&json.stderr);
+    assert!(said.contains("udp: "), "{said}");
+    assert!(said.contains("datagrams lost"), "{said}");
+    let doc: serde_json::Value = serde_json::from_str(&ok(&json)).expect("bench prints JSON");
+    assert!(doc["runs"][0]["lost"].as_u64().unwrap() > 0, "{doc}");
 }

@@ -136,6 +136,11 @@ fn closed_stdout() -> Stdio {
     Stdio::from(write)
 }
 
+/// `/dev/full` as a stdout: every write to it fails with ENOSPC.
+fn full_stdout() -> Stdio {
+    Stdio::from(fs::File::create("/dev/full").unwrap())
+}
+
 #[test]
 fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
     let dir = tempdir();
@@ -146,20 +151,68 @@ fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
             "serve" => vec!["serve", "--addr", &url],
             _ => vec!["relay", &url, "tcp://127.0.0.1:9"],
         };
-        let child = Command::new(bin())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(closed_stdout())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = common::output_within(child, command, common::STEP);
-        let line = common::fails(&out, 1);
-        assert!(
-            line.contains("standard output is closed"),
-            "{command}: {line}"
-        );
-        assert!(!path.exists(), "{command} left its socket file");
+        let stdouts = [
+            (closed_stdout(), "stdout is closed (EPIPE)"),
+            (full_stdout(), "stdout is full (ENOSPC)"),
+        ];
+        for (stdout, said) in stdouts {
+            let child = Command::new(bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = common::output_within(child, command, common::STEP);
+            let line = common::fails(&out, 1);
+            common::assert_mentions(&line, &[said, "`listening "]);
+            assert!(!line.contains("write the file"), "{command}: {line}");
+            assert!(!path.exists(), "{command} left its socket file");
+        }
+    }
+}
+
+/// `netecho ARGS | python3 -c 'one line, then close'`, as `| head -1`: the line python3
+/// read, and netecho, running on with its reader gone.
+fn read_one_line_of(args: &[&str]) -> (String, Child) {
+    let mut netecho = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = Command::new("python3")
+        .args(["-c", "import sys; print(sys.stdin.readline(), end='')"])
+        .stdin(Stdio::from(netecho.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let out = common::output_within(reader, "python3 reading one line", common::STEP);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), netecho)
+}
+
+/// `serve | head -1` took the `listening` line it wanted: the lines after it (the lab's,
+/// the summary) find no reader, and a stop still ends as a stop does, in every server.
+#[test]
+fn a_server_whose_reader_left_after_the_listening_line_stops_as_usual() {
+    let dir = tempdir();
+    let root = dir.path().to_str().unwrap();
+    let servers: [&[&str]; 4] = [
+        &["serve", "--addr", "127.0.0.1:0"],
+        &["serve", "--lab", "--addr", "127.0.0.1:0"],
+        &["serve", "--files", root, "--addr", "127.0.0.1:0"],
+        &["relay", "udp://127.0.0.1:0", "udp://127.0.0.1:9"],
+    ];
+    for args in servers {
+        let (first, server) = read_one_line_of(args);
+        assert!(first.starts_with("listening "), "{args:?}: {first:?}");
+        // python3 has exited: the summary the stop writes meets a closed pipe.
+        common::signal(server.id(), "TERM");
+        let out = common::output_within(server, "a server whose reader left", common::STEP);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("error"), "{args:?}: {err}");
     }
 }
 
@@ -185,6 +238,8 @@ fn a_client_whose_reader_took_one_line_ends_quietly() {
     let out = common::output_within(send, "send with its reader gone", common::STEP);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains("error"), "{log}");
+    // As `yes | head -1` ends: killed by SIGPIPE, 141 to a shell.
+    assert_eq!(shell_status(&out.status), 141, "{log}");
 }
 
 /// CPU time, user and system, in clock ticks, that process `pid` has used.

@@ -340,7 +340,8 @@ fn get_o_dash_writes_the_file_to_stdout_and_never_a_file_named_dash() {
 }
 
 /// `get -o - | head -c 100`: the reader took what it wanted and left; a quiet end, as any
-/// command's under `| head`, though get writes to a socket too (whose EPIPE is an error).
+/// command's under `| head` (killed by SIGPIPE, as `yes | head -1`), though get writes to a
+/// socket too (whose EPIPE is an error).
 #[test]
 fn get_o_dash_to_a_reader_that_left_ends_quietly() {
     let (root, sockdir) = (tempdir(), tempdir());
@@ -358,8 +359,31 @@ fn get_o_dash_to_a_reader_that_left_ends_quietly() {
             .unwrap();
         let out = common::output_within(child, "get -o - to a closed pipe", common::STEP);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{proto}: {:?} {err}", out.status);
+        let status = common::shell_status(&out.status);
+        assert_eq!(status, 141, "{proto}: {err}");
         assert!(!err.contains("error"), "{proto}: {err}");
+    }
+}
+
+/// `get -o - > /dev/full`: stdout is what could not be written, in one line, never "the
+/// file"; the server hears of it too, and goes on.
+#[test]
+fn get_o_dash_into_a_full_stdout_says_stdout_is_full() {
+    let (root, sockdir) = (tempdir(), tempdir());
+    fs::write(root.path().join("a.txt"), b"hello").unwrap();
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &[]);
+        let child = std::process::Command::new(common::bin())
+            .args(["get", "--proto", proto, &server.addr, "a.txt", "-o", "-"])
+            .stdin(std::process::Stdio::null())
+            .stdout(fs::File::create("/dev/full").unwrap())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::output_within(child, "get -o - into /dev/full", common::STEP);
+        let line = fails(&out, 1);
+        common::assert_mentions(&line, &["stdout is full (ENOSPC)", "redirect it elsewhere"]);
+        assert!(!line.contains("the file"), "{proto}: {line}");
     }
 }
 

@@ -176,13 +176,10 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
             &progress,
         )
     }
-    .map_err(
-        |e| match to_stdout(&args) && crate::error::stdout_reader_gone() {
-            // `get -o - | head`: the reader took what it wanted, a quiet end as for any command.
-            true => crate::error::stdout_write(std::io::ErrorKind::BrokenPipe.into()),
-            false => e,
-        },
-    )
+    .map_err(|e| match to_stdout(&args) {
+        true => as_stdouts(e),
+        false => e,
+    })
     .with_context(|| format!("get '{}' from {endpoint}", args.name))?;
     drop(bar);
     info!(
@@ -193,6 +190,23 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// `get -o -`'s error, the file's failure told as stdout's: a reader gone (`| head`) is the
+/// quiet end of any command, and a full disk is said of stdout, never of "the file".
+fn as_stdouts(e: anyhow::Error) -> anyhow::Error {
+    let failed = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::files::FileWrite>());
+    if let Some(crate::files::FileWrite(w)) = failed {
+        let copy = w.raw_os_error().map(std::io::Error::from_raw_os_error);
+        return crate::error::stdout_write(copy.unwrap_or_else(|| w.kind().into()));
+    }
+    // A reader gone may end the transfer by another error first: the pipe itself tells.
+    match crate::error::stdout_reader_gone() {
+        true => crate::error::stdout_write(std::io::ErrorKind::BrokenPipe.into()),
+        false => e,
+    }
 }
 
 /// The file `put` uploads, opened, and its size: a regular file, checked before anything

@@ -95,12 +95,29 @@ pub(crate) fn write_or_tell(
     data: &[u8],
     tell: impl FnOnce(&anyhow::Error),
 ) -> anyhow::Result<()> {
-    if let Err(e) = std::io::Write::write_all(out, data) {
-        let e = anyhow::Error::from(e).context("write the file");
-        tell(&e);
-        return Err(e);
+    let written = write_file(out, data);
+    if let Err(e) = &written {
+        tell(e);
     }
-    Ok(())
+    written
+}
+
+/// A failed write to the file being received (a full disk), told apart from a socket's
+/// failure: to `get -o -` the file is stdout, and the failure stdout's.
+#[derive(Debug)]
+pub(crate) struct FileWrite(pub(crate) std::io::Error);
+
+impl std::fmt::Display for FileWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "write the file: {}", self.0)
+    }
+}
+
+impl std::error::Error for FileWrite {}
+
+/// Writes `data` to the file being received; a failure is a [`FileWrite`].
+pub(crate) fn write_file(out: &mut std::fs::File, data: &[u8]) -> anyhow::Result<()> {
+    std::io::Write::write_all(out, data).map_err(|e| FileWrite(e).into())
 }
 
 /// A digest as lowercase hex, for messages.

@@ -13,7 +13,7 @@
 //! an older server answers the new request "unknown request", which the client explains.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -30,7 +30,7 @@ use super::admit;
 use super::download::Download;
 use super::hash::{Algo, Hasher};
 use super::store::{Partial, Store};
-use super::{CHUNK, Transfer, hex, shrank, write_or_tell};
+use super::{CHUNK, Transfer, hex, shrank, write_file, write_or_tell};
 
 /// The largest control frame (a request line or a reply).
 const MAX_CONTROL: usize = 4096;
@@ -583,7 +583,7 @@ mod direct {
                 bail!("the sender sent more than the {size} bytes it announced");
             }
             hash.update(frame);
-            out.write_all(frame).context("write the file")?;
+            write_file(out, frame)?;
             progress(got);
         }
         if got != size {

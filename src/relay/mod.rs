@@ -244,11 +244,11 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
     for flow in &all {
-        crate::lifecycle::announce_end(&flow.summary())?;
+        crate::lifecycle::announce(&flow.summary())?;
     }
     drop(bound);
     crate::logging::say_left_out();
-    crate::lifecycle::announce_end(&format!("stopped by {signal}: {} flows", all.len()))
+    crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
 }
 
 /// Frames between a stream and datagrams: a frame goes out as one datagram, so

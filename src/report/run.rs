@@ -152,15 +152,24 @@ pub(crate) struct Run {
     /// The signal that stopped the run before its end ("SIGINT"); absent from a whole run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// What the measuring found beyond the counters, a sentence each: where the datagrams
+    /// went and what to change, what held the window, TCP's resends. Notes only: the JSON
+    /// and CSV hold the counters they come from.
+    #[serde(skip)]
+    pub found: Vec<String>,
 }
 
 impl Run {
-    /// What to say under a table of the run: how a signal stopped it, how long the server
-    /// answered nothing, what its counters hold beside answered and lost.
+    /// What to say under a table of the run, in the order its reader needs it: how a signal
+    /// stopped it (the numbers are of part of it), how long the server answered nothing
+    /// (they average over that), what was lost and why and what held the window
+    /// ([`Run::found`]), then what its counters hold beside answered and lost.
     pub(crate) fn notes(&self) -> Vec<String> {
-        [self.stop_note(), self.stall_note(), self.late_note()]
+        [self.stop_note(), self.stall_note()]
             .into_iter()
             .flatten()
+            .chain(self.found.iter().cloned())
+            .chain(self.late_note())
             .chain(self.duplicate_note())
             .collect()
     }

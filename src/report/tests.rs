@@ -43,6 +43,7 @@ fn run() -> Run {
         loss_cause: Some(Cause::Unseen),
         stall: None,
         stopped: None,
+        found: Vec::new(),
     }
 }
 

@@ -345,7 +345,7 @@ fn serve<S: Service>(
     // Uploads cut short by the stop leave no temporary file in DIR.
     crate::files::store::remove_partials();
     crate::logging::say_left_out();
-    crate::lifecycle::announce_end(&format!("stopped by {signal}: {stats}"))
+    crate::lifecycle::announce(&format!("stopped by {signal}: {stats}"))
 }
 
 /// --max-conns when not given: a process per client under fork is far heavier than a

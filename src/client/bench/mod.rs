@@ -148,6 +148,7 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
         runs,
         latencies,
         problems,
+        left_out,
     } = measure_all(&args, targets, &meta)?;
     drop(local);
     if let Some(plot) = plot {
@@ -161,8 +162,15 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
     // Runs that all failed with nothing answered: their errors are the whole report, not a
     // table of zeros that reads as a clean run.
     let all_failed = runs.is_empty() && !problems.is_empty();
+    let table = args.format == Format::Table && args.every.is_none();
     if args.every.is_none() && !all_failed {
         print(&report::report(args.format, args.layout, &runs, &meta))?;
+    }
+    // What was found of each run: under the table as its notes; after JSON, CSV or ndjson,
+    // whose stdout a program reads, on stderr; of a run left out of the report, there too.
+    let apart = runs.iter().filter(|_| !table).flat_map(|r| &r.found);
+    for line in apart.chain(&left_out) {
+        warn!("{line}");
     }
     if let Some(signal) = signal::stop_asked() {
         // Said, but the exit status is the signal's, as for any stopped command.
@@ -184,6 +192,8 @@ struct Measured {
     runs: Vec<Run>,
     latencies: Vec<(String, hdrhistogram::Histogram<u64>)>,
     problems: Vec<String>,
+    /// What was found of the runs left out of the report (see [`found`]).
+    left_out: Vec<String>,
 }
 
 /// Measures each target in turn until a stop signal, each run's summary printed after its
@@ -195,6 +205,7 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
         runs: Vec::new(),
         latencies: Vec::new(),
         problems: Vec::new(),
+        left_out: Vec::new(),
     };
     for target in targets {
         if signal::stop_asked().is_some() {
@@ -208,8 +219,7 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
             Err(_) if signal::stop_asked().is_some() => break,
             Err(e) => return Err(e),
         };
-        warn_of_loss(&spec, &result);
-        warn_of_waits(&spec, &result);
+        let found = found(&spec, &result);
         let problems = problems_in(&spec, &result);
         // Nothing answered, replies out of step (bytes past the echo: which reply ends
         // where is unknown), or every client failed (a firewall refusing sends midway): no
@@ -220,9 +230,10 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
             (result.answered == 0 || result.extra_bytes > 0 || all_died) && !problems.is_empty();
         all.problems.extend(problems);
         if failed {
+            all.left_out.extend(found);
             continue;
         }
-        let run = summary::run(&spec, &result, signal::stop_asked());
+        let run = summary::run(&spec, &result, signal::stop_asked(), found);
         if args.every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
             print(&report::ndjson::render(
@@ -325,45 +336,42 @@ fn measure(spec: &LoadSpec, every: Option<Duration>) -> Result<LoadResult> {
     load::run_with(spec, Some(&board))
 }
 
-/// Datagrams lost in a run, and where they went, as warnings: nobody resends them.
-fn warn_of_loss(spec: &LoadSpec, result: &LoadResult) {
-    if result.lost == 0 || !spec.carrier().may_lose() {
-        return;
+/// What a run's counters do not say by themselves, a sentence each named by its protocol as
+/// every note is, for the notes under its row: datagrams lost and where they went (nobody resends them), then what bounds its
+/// numbers other than the server (lost requests holding window places for --timeout,
+/// TCP's resends).
+fn found(spec: &LoadSpec, result: &LoadResult) -> Vec<String> {
+    let mut lines = Vec::new();
+    if result.lost > 0 && spec.carrier().may_lose() {
+        lines.push(format!(
+            "{} of {} datagrams lost: nobody retransmits them",
+            result.lost, result.sent
+        ));
+        let loopback =
+            matches!(spec.target.addr, Address::Ip(a) if a.ip().to_canonical().is_loopback());
+        let loss = result.loss();
+        lines.extend(loss.explain(spec.opts.rcvbuf, spec.window, loopback));
     }
-    warn!(
-        "{}: {} of {} datagrams lost: nobody retransmits them",
-        spec.target, result.lost, result.sent
-    );
-    let loopback =
-        matches!(spec.target.addr, Address::Ip(a) if a.ip().to_canonical().is_loopback());
-    for line in result
-        .loss()
-        .explain(spec.opts.rcvbuf, spec.window, loopback)
-    {
-        warn!("{}: {line}", spec.target);
-    }
-}
-
-/// What bounds a run's numbers other than the server: lost requests holding window places
-/// for --timeout, TCP's resends.
-fn warn_of_waits(spec: &LoadSpec, result: &LoadResult) {
     let places = (spec.clients * spec.window) as u64;
     // Over a stream, nothing waits for --timeout to count as lost.
-    let lost = if spec.carrier().may_lose() {
-        result.lost
-    } else {
-        0
+    let lost = match spec.carrier().may_lose() {
+        true => result.lost,
+        false => 0,
     };
-    let lines = [
-        loss::held_places(lost, spec.timeout, places, result.elapsed),
-        result.tcp.and_then(|t| {
-            let p99_9 = report::Percentiles::of(&result.latency).p99_9;
-            loss::resent(t.retransmits, p99_9)
-        }),
-    ];
-    for line in lines.into_iter().flatten() {
-        warn!("{}: {line}", spec.target);
-    }
+    lines.extend(loss::held_places(
+        lost,
+        spec.timeout,
+        places,
+        result.elapsed,
+    ));
+    lines.extend(result.tcp.and_then(|t| {
+        let p99_9 = report::Percentiles::of(&result.latency).p99_9;
+        loss::resent(t.retransmits, p99_9)
+    }));
+    lines
+        .into_iter()
+        .map(|line| format!("{}: {line}", spec.target.proto))
+        .collect()
 }
 
 /// What makes a run fail: replies that did not match, clients that failed.

@@ -7,8 +7,14 @@ use crate::signal::Signal;
 
 use super::load::{Limit, LoadResult, LoadSpec};
 
-/// The run of `spec` that produced `r`, which `stopped` ended early if given.
-pub(crate) fn run(spec: &LoadSpec, r: &LoadResult, stopped: Option<Signal>) -> Run {
+/// The run of `spec` that produced `r`, which `stopped` ended early if given; `found`, the
+/// sentences for its notes.
+pub(crate) fn run(
+    spec: &LoadSpec,
+    r: &LoadResult,
+    stopped: Option<Signal>,
+    found: Vec<String>,
+) -> Run {
     Run {
         proto: spec.target.proto.to_string(),
         address: spec.target.addr.to_string(),
@@ -45,5 +51,6 @@ pub(crate) fn run(spec: &LoadSpec, r: &LoadResult, stopped: Option<Signal>) -> R
             .silence
             .and_then(|s| s.stall(Percentiles::of(&r.latency).p99_9)),
         stopped: stopped.map(|s| s.to_string()),
+        found,
     }
 }

@@ -130,7 +130,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     let signal = control::accept(&control, &lab, &control_access, &shutdown)?;
     info!("{signal}: closing the lab's ports");
     crate::logging::say_left_out();
-    lifecycle::announce_wrapped(&format!(
+    lifecycle::announce(&format!(
         "stopped by {signal}: {} measured, {} refused; echo ports: {stats}",
         crate::units::count(lab.runs.load(Ordering::Relaxed), "run"),
         lab.refused.load(Ordering::Relaxed)
@@ -169,7 +169,7 @@ fn say_what_is_served(
         true => " in TLS (the tcp and udp echo ports stay plain: they are what the lab measures)",
         false => "",
     };
-    lifecycle::announce_wrapped(&format!(
+    lifecycle::announce(&format!(
         "lab control: tcp {control}, control protocol {}{over}; {} runs measure at once, \
          turns go round by client address, up to {} wait their turn in a queue and {} come \
          from one address, each at most {} s",
@@ -180,12 +180,12 @@ fn say_what_is_served(
         limits.max_time.as_secs()
     ))?;
     for s in &lab.services {
-        lifecycle::announce_wrapped(&what_is_served(s, lab.rate))?;
+        lifecycle::announce(&what_is_served(s, lab.rate))?;
     }
     for (proto, why) in not_offered {
-        lifecycle::announce_wrapped(&format!("lab {proto}: not offered: {why}"))?;
+        lifecycle::announce(&format!("lab {proto}: not offered: {why}"))?;
     }
-    lifecycle::announce_wrapped(
+    lifecycle::announce(
         "lab unix, unix-dgram, unix-seqpacket: not offered: they stay on one machine",
     )
 }
