@@ -162,15 +162,20 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
     // Runs that all failed with nothing answered: their errors are the whole report, not a
     // table of zeros that reads as a clean run.
     let all_failed = runs.is_empty() && !problems.is_empty();
-    let table = args.format == Format::Table && args.every.is_none();
-    if args.every.is_none() && !all_failed {
+    // What was found of each run: under the table, as its notes (a run left out of it, just
+    // after); with JSON, CSV or ndjson, whose stdout a program reads, on stderr just before
+    // the report (--interval: before each run's summary), so that `2>&1 | tail -n 1` still
+    // ends at its last line.
+    let table = args.format == Format::Table;
+    let whole = args.every.is_none();
+    if !table && whole {
+        say(runs.iter().flat_map(|r| &r.found).chain(&left_out));
+    }
+    if whole && !all_failed {
         print(&report::report(args.format, args.layout, &runs, &meta))?;
     }
-    // What was found of each run: under the table as its notes; after JSON, CSV or ndjson,
-    // whose stdout a program reads, on stderr; of a run left out of the report, there too.
-    let apart = runs.iter().filter(|_| !table).flat_map(|r| &r.found);
-    for line in apart.chain(&left_out) {
-        warn!("{line}");
+    if table || !whole {
+        say(&left_out);
     }
     if let Some(signal) = signal::stop_asked() {
         // Said, but the exit status is the signal's, as for any stopped command.
@@ -236,6 +241,7 @@ fn measure_all(args: &BenchConfig, targets: Vec<Target>, meta: &Meta) -> Result<
         let run = summary::run(&spec, &result, signal::stop_asked(), found);
         if args.every.is_some() {
             // Each run's summary right after its intervals, while later runs go on.
+            say(&run.found);
             print(&report::ndjson::render(
                 std::slice::from_ref(&run),
                 Some(meta),
@@ -334,6 +340,13 @@ fn measure(spec: &LoadSpec, every: Option<Duration>) -> Result<LoadResult> {
     };
     let board = Board::new(every, load::threads(spec), &emit);
     load::run_with(spec, Some(&board))
+}
+
+/// Sentences about the runs that the report does not carry, on stderr.
+fn say<'a>(lines: impl IntoIterator<Item = &'a String>) {
+    for line in lines {
+        warn!("{line}");
+    }
 }
 
 /// What a run's counters do not say by themselves, a sentence each named by its protocol as
