@@ -276,8 +276,9 @@ program's status.
 
 Exit status, as ssh's: the program's (128+N when signal N killed it: 137 for a SIGKILL the \
 server did not send); 124 when the server killed it for a limit (--exec-timeout, --max-output, \
-a client that stopped reading); 127 when it could not start; 255 when exec itself failed (no \
-server, a usage error, a busy server, or a server silent for --timeout).
+a client that stopped reading); 127 when it could not start; 141 (killed by SIGPIPE) when \
+the reader of exec's own stdout left; 255 when exec itself failed (no server, a usage error, \
+a busy server, or a server silent for --timeout).
 
 Examples:
   netecho serve --exec tr a-z A-Z             # in one terminal,
