@@ -195,27 +195,30 @@ fn unseen_here(unseen: u64, loopback: bool) -> String {
 }
 
 /// A share of the load's time lost requests may hold their places in flight before a
-/// sentence says that req/s and latency measure those waits (the lab's threshold).
+/// sentence says that the run's rate measures those waits (bench's and the lab's).
 const WAITED: f64 = 0.25;
 
 /// The sentence for a run whose `lost` requests each held one of its `places` in flight
-/// (clients x window) for `timeout` before counting as lost, when that is a sizeable share
-/// of the run's `elapsed` time: the window was not in use for that share.
+/// (clients x window) for `timeout` (which the reader knows as `called`) before counting as
+/// lost, when that is a sizeable share of the run's `elapsed` time: the places were not in
+/// use for that share, and `measures` (what the rate measures, "those waits, not ...")
+/// ends it.
 pub(crate) fn held_places(
     lost: u64,
-    timeout: Duration,
     places: u64,
     elapsed: Duration,
+    (timeout, called): (Duration, &str),
+    measures: &str,
 ) -> Option<String> {
     let held = lost as f64 * timeout.as_secs_f64();
     let share = held / (places.max(1) as f64 * elapsed.as_secs_f64().max(1e-9));
     (lost > 0 && share >= WAITED).then(|| {
         format!(
-            "each lost request held its place for {} ms (--timeout) before it counted as \
-             lost, about {:.0}% of the load's time ({places} places in flight): req/s and \
-             latency measure those waits, not the server",
+            "each lost request held its place for {} ms ({called}) before it counted as \
+             lost, about {:.0}% of the load's time ({} in flight): {measures}",
             timeout.as_millis(),
-            100.0 * share.min(1.0)
+            100.0 * share.min(1.0),
+            crate::units::count(places, "place")
         )
     })
 }
@@ -319,11 +322,14 @@ mod tests {
     fn lost_requests_holding_the_window_are_said() {
         let second = Duration::from_secs(1);
         // 510 lost, 1 s each, in 2 clients x 256 over 2 s: half the places' time.
-        let line = held_places(510, second, 512, 2 * second).expect("said");
+        let timeout = (second, "--timeout");
+        let said = |lost, places, elapsed| held_places(lost, places, elapsed, timeout, "waits");
+        let line = said(510, 512, 2 * second).expect("said");
         assert!(line.contains("about 50% of the load's time"), "{line}");
-        assert!(line.contains("1000 ms"), "{line}");
-        assert_eq!(held_places(3, second, 512, 10 * second), None);
-        assert_eq!(held_places(0, second, 1, second), None);
+        assert!(line.contains("1000 ms (--timeout)"), "{line}");
+        assert!(line.contains("(512 places in flight): waits"), "{line}");
+        assert_eq!(said(3, 512, 10 * second), None);
+        assert_eq!(said(0, 1, second), None);
     }
 
     #[test]

@@ -373,9 +373,10 @@ fn found(spec: &LoadSpec, result: &LoadResult) -> Vec<String> {
     };
     lines.extend(loss::held_places(
         lost,
-        spec.timeout,
         places,
         result.elapsed,
+        (spec.timeout, "--timeout"),
+        "req/s and latency measure those waits, not the server",
     ));
     lines.extend(result.tcp.and_then(|t| {
         let p99_9 = report::Percentiles::of(&result.latency).p99_9;

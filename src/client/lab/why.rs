@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::client::bench::silence;
+use crate::client::bench::{loss, silence};
 use crate::endpoint::Proto;
 use crate::report::Cause;
 use crate::transport::framing::Framing;
@@ -112,9 +112,6 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
     parts
 }
 
-/// A share of the load's time lost requests may take waiting before the sentence says that
-/// msg/s measures those waits.
-const WAITED: f64 = 0.25;
 /// Requests in a row below which its loss share is called a small sample.
 const SMALL_SAMPLE: u64 = 100;
 
@@ -124,18 +121,15 @@ const SMALL_SAMPLE: u64 = 100;
 /// contradicts ([`stalled`]); and a loss share of a few dozen requests called a small sample.
 fn rate(r: &Row) -> Vec<String> {
     let mut parts = Vec::new();
-    // The share of the clients' time lost requests held: each of the load's losses keeps
-    // one of its `in_flight` places waiting for the timeout.
-    let share = r.lost as f64 / r.sent.max(1) as f64;
-    let waited = share * r.messages_per_s * TIMEOUT.as_secs_f64() / r.in_flight.max(1) as f64;
-    if r.lost > 0 && waited >= WAITED {
-        parts.push(format!(
-            "each lost request held its place for {} ms (the lab's timeout) before it counted \
-             as lost, about {:.0}% of the load's time: msg/s measures those waits, not {}",
-            TIMEOUT.as_millis(),
-            100.0 * waited.min(1.0),
-            r.proto
-        ));
+    // A row keeps no elapsed time: its load sent its requests at its msg/s (at 0 msg/s,
+    // for ever: nothing said).
+    let elapsed =
+        Duration::try_from_secs_f64(r.sent as f64 / r.messages_per_s).unwrap_or(Duration::MAX);
+    let measures = format!("msg/s measures those waits, not {}", r.proto);
+    let timeout = (TIMEOUT, "the lab's timeout");
+    let places = r.in_flight as u64;
+    if let Some(held) = loss::held_places(r.lost, places, elapsed, timeout, &measures) {
+        parts.push(held);
     } else if let Some(allows) = stalled(1, r.median_round_p50_us, r.messages_per_s) {
         parts.push(format!(
             "compare msg/s with care: at p50 {:.0} us one client, one message at a time, \
