@@ -288,25 +288,7 @@ fn serve<S: Service>(
     if let Bound::Datagram(sock) = &mut bound {
         ask_credentials(sock)?;
     }
-    let local = Endpoint {
-        proto,
-        addr: bound.local().clone(),
-    };
-    crate::lifecycle::announce_listening(&local.to_string(), config.socket.tls.as_ref())?;
-    tell_pin(config.socket.tls.as_ref());
-    for warning in &warnings {
-        warn!("{}", warning(&local.addr));
-    }
-    if let Address::Ip(addr) = &local.addr
-        && proto != Proto::Raw
-        && !local.addr.off_loopback()
-    {
-        // The default: other machines get "connection refused" and no word why.
-        info!(
-            "only this machine can reach it; --addr :{p} (or [::]:{p}) serves all",
-            p = addr.port()
-        );
-    }
+    let local = announce(config, &bound, &warnings)?;
     let plan = plan(config.model, service.blocks());
     if config.model == Model::Fork && plan.model != Model::Fork {
         info!(
@@ -346,6 +328,32 @@ fn serve<S: Service>(
     crate::files::store::remove_partials();
     crate::logging::say_left_out();
     crate::lifecycle::announce(&format!("stopped by {signal}: {stats}"))
+}
+
+/// The `listening` line for what `bound` holds, then what the user should know of it: its
+/// TLS pin, the `warnings`, and that only this machine reaches a loopback address.
+fn announce(config: &ServeConfig, bound: &Bound, warnings: &[Warning]) -> Result<Endpoint> {
+    let proto = config.endpoint.proto;
+    let local = Endpoint {
+        proto,
+        addr: bound.local().clone(),
+    };
+    crate::lifecycle::announce_listening(&local.to_string(), config.socket.tls.as_ref())?;
+    tell_pin(config.socket.tls.as_ref());
+    for warning in warnings {
+        warn!("{}", warning(&local.addr));
+    }
+    if let Address::Ip(addr) = &local.addr
+        && proto != Proto::Raw
+        && !local.addr.off_loopback()
+    {
+        // The default: other machines get "connection refused" and no word why.
+        info!(
+            "only this machine can reach it; --addr :{p} (or [::]:{p}) serves all",
+            p = addr.port()
+        );
+    }
+    Ok(local)
 }
 
 /// --max-conns when not given: a process per client under fork is far heavier than a
