@@ -147,17 +147,7 @@ fn a_forged_own_ipv6_source_from_another_host_is_not_this_host() {
     let Some(pair) = Pair::new("o6", test) else {
         return;
     };
-    let echo = || {
-        Server::start_with(&mut pair.server_cmd(&[
-            "serve",
-            "--proto",
-            "udp",
-            "--addr",
-            "[::]:0",
-            "--transform",
-            "echo",
-        ]))
-    };
+    let echo = || common::echo_server("udp", "[::]:0", Some(&pair));
     let (a, b) = (echo(), echo());
     forge_own(&pair, b.port(), a.port());
     let deadline = std::time::Instant::now() + common::STEP;

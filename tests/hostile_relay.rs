@@ -13,19 +13,19 @@ use std::time::Duration;
 use common::netns::Pair;
 use common::{STEP, Server, bin};
 
-fn relay(args: &[&str]) -> Server {
-    Server::start_with(Command::new(bin()).arg("relay").args(args))
-}
-
-fn echo(proto: &str) -> Server {
-    Server::start(&[
-        "--proto",
-        proto,
-        "--addr",
-        "127.0.0.1:0",
-        "--transform",
-        "echo",
-    ])
+/// `relay ARGS UPSTREAM` (ARGS: flags, then FROM) to an echo server for `proto` on
+/// 127.0.0.1, both on this host or both in `pair`'s server namespace. Returns the relay,
+/// then the echo server (which must outlive it).
+fn relay_to_echo(pair: Option<&Pair>, proto: &str, args: &[&str]) -> (Server, Server) {
+    let echo = common::echo_server(proto, "127.0.0.1:0", pair);
+    let upstream = echo.url();
+    let mut all = vec!["relay"];
+    all.extend_from_slice(args);
+    all.push(&upstream);
+    (
+        Server::start_with(&mut common::netecho_in(pair, &all)),
+        echo,
+    )
 }
 
 fn connect(addr: &str) -> TcpStream {
@@ -36,8 +36,7 @@ fn connect(addr: &str) -> TcpStream {
 
 #[test]
 fn relay_refuses_connections_past_max_conns() {
-    let upstream = echo("tcp");
-    let relay = relay(&["--max-conns", "2", "tcp://127.0.0.1:0", &upstream.url()]);
+    let (relay, _upstream) = relay_to_echo(None, "tcp", &["--max-conns", "2", "tcp://127.0.0.1:0"]);
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut conn = connect(&relay.addr);
@@ -56,13 +55,11 @@ fn relay_refuses_connections_past_max_conns() {
 
 #[test]
 fn relay_closes_a_silent_connection_after_idle_timeout() {
-    let upstream = echo("tcp");
-    let relay = relay(&[
-        "--idle-timeout",
-        "300ms",
-        "tcp://127.0.0.1:0",
-        &upstream.url(),
-    ]);
+    let (relay, _upstream) = relay_to_echo(
+        None,
+        "tcp",
+        &["--idle-timeout", "300ms", "tcp://127.0.0.1:0"],
+    );
     let mut conn = connect(&relay.addr);
     let mut buf = [0u8; 8];
     // Bounded by the read timeout: a relay that never closes fails here with an error.
@@ -91,15 +88,17 @@ fn fill(conn: &mut TcpStream) {
 
 #[test]
 fn relay_ends_a_flow_whose_client_never_reads_and_gives_its_slot_back() {
-    let upstream = echo("tcp");
-    let relay = relay(&[
-        "--max-conns",
-        "1",
-        "--idle-timeout",
-        "1s",
-        "tcp://127.0.0.1:0",
-        &upstream.url(),
-    ]);
+    let (relay, _upstream) = relay_to_echo(
+        None,
+        "tcp",
+        &[
+            "--max-conns",
+            "1",
+            "--idle-timeout",
+            "1s",
+            "tcp://127.0.0.1:0",
+        ],
+    );
     // Fills its upload, shuts down writing, never reads: the echoes back up to it, the
     // server stops reading, and both directions of the flow stand still.
     let mut hog = connect(&relay.addr);
@@ -121,8 +120,7 @@ fn relay_ends_a_flow_whose_client_never_reads_and_gives_its_slot_back() {
 
 #[test]
 fn one_datagram_senders_do_not_lock_out_a_real_one() {
-    let upstream = echo("udp");
-    let relay = relay(&["--max-conns", "8", "udp://127.0.0.1:0", &upstream.url()]);
+    let (relay, _upstream) = relay_to_echo(None, "udp", &["--max-conns", "8", "udp://127.0.0.1:0"]);
     // Twice as many senders as there is room for, each sending one datagram and leaving:
     // what a flood of forged sources does.
     for i in 0..16u8 {
@@ -144,11 +142,12 @@ fn one_datagram_senders_do_not_lock_out_a_real_one() {
 /// line as it ends) come at most ten a second, the rest counted in one line.
 #[test]
 fn a_flood_of_forged_sources_logs_at_most_ten_lines_a_second_of_each_kind() {
-    let upstream = echo("udp");
     let started = std::time::Instant::now();
-    let mut cmd = Command::new(bin());
-    cmd.args(["-v", "relay", "--max-conns", "8", "udp://127.0.0.1:0"]);
-    let relay = Server::start_with(cmd.arg(upstream.url()));
+    let (relay, _upstream) = relay_to_echo(
+        None,
+        "udp",
+        &["-v", "--max-conns", "8", "udp://127.0.0.1:0"],
+    );
     for i in 0..1000u32 {
         let source = format!("127.0.{}.{}", 1 + i / 250, 1 + i % 250);
         let one = UdpSocket::bind((source.as_str(), 0)).unwrap();
@@ -230,8 +229,7 @@ fn a_local_user_holding_its_flows_leaves_other_users_relayed() {
         common::skip(test, why, common::Lacks::Provided);
         return;
     }
-    let upstream = echo("tcp");
-    let relay = relay(&["tcp://127.0.0.1:0", &upstream.url()]);
+    let (relay, _upstream) = relay_to_echo(None, "tcp", &["tcp://127.0.0.1:0"]);
     let nobody = || common::nobody_socket(socket2::Type::STREAM);
     let held: Vec<TcpStream> = (0..128)
         .map(|_| common::tcp_from(nobody(), "127.0.0.1", &relay.addr))
@@ -258,17 +256,8 @@ fn senders_holding_an_address_flows_do_not_shut_out_a_new_one() {
     let Some(pair) = Pair::new("rf", test) else {
         return;
     };
-    let upstream = Server::start_with(&mut pair.server_cmd(&[
-        "serve",
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--transform",
-        "echo",
-    ]));
     let listen = format!("udp://{}:0", Pair::SERVER_V4);
-    let relay = Server::start_with(&mut pair.server_cmd(&["relay", &listen, &upstream.url()]));
+    let (relay, _upstream) = relay_to_echo(Some(&pair), "udp", &[&listen]);
     let mut buf = [0u8; 16];
     for i in 0..128u32 {
         let one = pair.client_udp();
@@ -297,9 +286,8 @@ fn a_user_holding_unix_datagram_flows_leaves_other_users_relayed() {
         common::skip(test, why, common::Lacks::Provided);
         return;
     }
-    let upstream = echo("udp");
-    let name = common::abstract_name("dgram-holder");
-    let relay = relay(&[&format!("unix-dgram://{name}"), &upstream.url()]);
+    let from = format!("unix-dgram://{}", common::abstract_name("dgram-holder"));
+    let (relay, _upstream) = relay_to_echo(None, "udp", &[&from]);
     for i in 0..128 {
         let out = common::as_nobody(&["send", "--timeout", "5s", &relay.url(), &i.to_string()])
             .output()
@@ -354,20 +342,10 @@ fn bytes_back(sock: &UdpSocket, to: &str, count: usize, len: usize) -> usize {
 /// server there; it duplicates every message both ways, so each datagram a sender sends
 /// comes back as four. Returns the relay, then the echo server (which must outlive it).
 fn duplicating_relay(pair: &Pair, listen: &str, flags: &[&str]) -> (Server, Server) {
-    let echo = Server::start_with(&mut pair.server_cmd(&[
-        "serve",
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--transform",
-        "echo",
-    ]));
-    let mut args = vec!["relay", "--duplicate", "100%", "--seed", "1"];
+    let mut args = vec!["--duplicate", "100%", "--seed", "1"];
     args.extend_from_slice(flags);
-    let upstream = echo.url();
-    args.extend([listen, upstream.as_str()]);
-    (Server::start_with(&mut pair.server_cmd(&args)), echo)
+    args.push(listen);
+    relay_to_echo(Some(pair), "udp", &args)
 }
 
 /// A sender off the relay's host, whose address may be forged, is sent no more bytes than
@@ -524,15 +502,11 @@ print(got)
 /// queue, as a router drops them.
 #[test]
 fn datagrams_held_by_delay_are_bounded_in_bytes() {
-    let upstream = echo("udp");
-    let relay = relay(&[
-        "--delay",
-        "60s",
-        "--rcvbuf",
-        "4M",
-        "udp://127.0.0.1:0",
-        &upstream.url(),
-    ]);
+    let (relay, _upstream) = relay_to_echo(
+        None,
+        "udp",
+        &["--delay", "60s", "--rcvbuf", "4M", "udp://127.0.0.1:0"],
+    );
     let before = common::rss_kib(relay.pid());
     let senders: Vec<UdpSocket> = (0..32)
         .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
@@ -565,15 +539,17 @@ fn datagrams_held_by_delay_are_bounded_in_bytes() {
 /// still open (at most 128 from this address, three threads each), not of every one so far.
 #[test]
 fn writers_of_closed_flows_end_under_a_long_delay() {
-    let upstream = echo("udp");
-    let relay = relay(&[
-        "--delay",
-        "10s",
-        "--idle-timeout",
-        "1s",
-        "udp://127.0.0.1:0",
-        &upstream.url(),
-    ]);
+    let (relay, _upstream) = relay_to_echo(
+        None,
+        "udp",
+        &[
+            "--delay",
+            "10s",
+            "--idle-timeout",
+            "1s",
+            "udp://127.0.0.1:0",
+        ],
+    );
     let bound = 128 * 3 + 64;
     let mut most = 0;
     for round in 0..6 {

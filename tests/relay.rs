@@ -19,11 +19,6 @@ fn relay(args: &[&str]) -> Server {
     Server::start_with(Command::new(bin()).arg("relay").args(args))
 }
 
-/// An echo server that returns bytes unchanged, so what comes back must equal what went.
-fn echo(proto: &str, addr: &str) -> Server {
-    Server::start(&["--proto", proto, "--addr", addr, "--transform", "echo"])
-}
-
 /// Bytes that are not all the same, so a shifted or dropped byte shows.
 fn pattern(len: usize, salt: u8) -> Vec<u8> {
     (0..len)
@@ -54,7 +49,7 @@ fn round_trip_stream<S: Read + Write + Send + 'static>(
 fn tcp_to_unix_carries_a_burst_byte_for_byte() {
     let dir = common::tempdir();
     let path = dir.path().join("echo.sock");
-    let server = echo("unix", path.to_str().unwrap());
+    let server = common::echo_server("unix", path.to_str().unwrap(), None);
     let relay = relay(&["tcp://127.0.0.1:0", &server.url()]);
     assert_eq!(relay.proto, "tcp");
     let stream = TcpStream::connect(&relay.addr).unwrap();
@@ -69,7 +64,7 @@ fn tcp_to_unix_carries_a_burst_byte_for_byte() {
 
 #[test]
 fn unix_to_tcp_carries_a_burst_byte_for_byte() {
-    let server = echo("tcp", "127.0.0.1:0");
+    let server = common::echo_server("tcp", "127.0.0.1:0", None);
     let dir = common::tempdir();
     let path = dir.path().join("relay.sock");
     let relay = relay(&[&format!("unix://{}", path.display()), &server.url()]);
@@ -108,7 +103,7 @@ fn numbered(i: usize, salt: u8) -> Vec<u8> {
 fn udp_to_unix_dgram_routes_each_reply_to_its_sender() {
     let dir = common::tempdir();
     let path = dir.path().join("echo.sock");
-    let server = echo("unix-dgram", path.to_str().unwrap());
+    let server = common::echo_server("unix-dgram", path.to_str().unwrap(), None);
     let relay = relay(&["udp://127.0.0.1:0", &server.url()]);
     assert_eq!(relay.proto, "udp");
     // Two senders at once: each must get only its own replies back.
@@ -252,7 +247,7 @@ fn simulated_delay_raises_the_median_round_trip() {
 
 #[test]
 fn a_rate_never_lets_throughput_past_its_target() {
-    let server = echo("tcp", "127.0.0.1:0");
+    let server = common::echo_server("tcp", "127.0.0.1:0", None);
     // 8 mbit/s is 1 MB/s: 2 MB take 2 s through the bucket, which holds 20 ms of bytes.
     let relay = relay(&["--rate", "up:8mbit", "tcp://127.0.0.1:0", &server.url()]);
     let stream = TcpStream::connect(&relay.addr).unwrap();
@@ -287,7 +282,7 @@ fn a_stream_relay_refuses_loss_and_says_why() {
         assert!(line.contains("never lose, duplicate or reorder"), "{line}");
     }
     // Delay and rate do apply to a stream.
-    let server = echo("tcp", "127.0.0.1:0");
+    let server = common::echo_server("tcp", "127.0.0.1:0", None);
     let relay = relay(&[
         "--delay",
         "10ms",
@@ -584,7 +579,7 @@ fn a_frame_too_long_for_a_datagram_ends_its_flow_with_a_warning() {
 fn frames_to_a_udp_server_over_ipv6_reach_ipv6_s_limit_and_no_further() {
     // IPv6's largest udp payload is 65,527 bytes (IPv4's 65,507): a frame of that many goes
     // out as one datagram to ::1 and comes back; one byte more closes its flow.
-    let server = echo("udp", "[::1]:0");
+    let server = common::echo_server("udp", "[::1]:0", None);
     let relay = relay(&["--framing", "line", "tcp://127.0.0.1:0", &server.url()]);
     relay.wait_log("--max-frame 65527");
     let mut fits = pattern(65_527, 7);

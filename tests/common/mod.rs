@@ -434,6 +434,33 @@ pub fn shell_status(status: &ExitStatus) -> i32 {
         .expect("an exit code or a signal")
 }
 
+/// An RFC 862 echo server (`--transform echo`: bytes back unchanged, so what comes back must
+/// equal what went) for `proto` at `addr`: on this host, or in `pair`'s server namespace.
+pub fn echo_server(proto: &str, addr: &str, pair: Option<&netns::Pair>) -> Server {
+    let args = [
+        "serve",
+        "--proto",
+        proto,
+        "--addr",
+        addr,
+        "--transform",
+        "echo",
+    ];
+    Server::start_with(&mut netecho_in(pair, &args))
+}
+
+/// `netecho ARGS` on this host, or in `pair`'s server namespace.
+pub fn netecho_in(pair: Option<&netns::Pair>, args: &[&str]) -> Command {
+    match pair {
+        Some(pair) => pair.server_cmd(args),
+        None => {
+            let mut cmd = Command::new(bin());
+            cmd.args(args);
+            cmd
+        }
+    }
+}
+
 /// A file server over udp on loopback serving `dir` (TFTP too), with `extra` flags.
 pub fn udp_files_server(dir: &std::path::Path, extra: &[&str]) -> Server {
     let dir = dir.to_str().expect("a UTF-8 path");
