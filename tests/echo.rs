@@ -267,14 +267,7 @@ fn an_idle_client_never_blocks_another() {
 fn an_empty_seqpacket_message_is_logged_as_what_was_seen_not_as_a_close() {
     for model in ["iterative", "threads", "event", "fork", "uring"] {
         let name = abstract_name(&format!("empty-seq-{model}"));
-        let server = Server::start(&[
-            "--model",
-            model,
-            "--proto",
-            "unix-seqpacket",
-            "--addr",
-            &name,
-        ]);
+        let server = common::serve_model(model, "unix-seqpacket", &name);
         let client = common::Plain::connect("unix-seqpacket", &server.addr);
         client.exchange(b"hi");
         // An empty message, the connection still open: seqpacket reads it as 0 bytes, as

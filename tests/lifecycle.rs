@@ -37,7 +37,7 @@ fn sigterm_and_sigint_print_the_summary_and_remove_the_socket_file() {
     cases.push(("TERM", "unix-dgram", "uring"));
     for (signal, proto, model) in cases {
         let path = path_in(&dir, &format!("{signal}-{proto}-{model}.sock"));
-        let server = Server::start(&["--model", model, "--proto", proto, "--addr", &path]);
+        let server = common::serve_model(model, proto, &path);
         assert!(std::path::Path::new(&path).exists());
         let raw = Plain::connect(proto, &path);
         raw.exchange(b"hello");
@@ -75,7 +75,7 @@ fn a_connection_open_at_the_stop_signal_is_closed_with_its_log_line() {
                 "tcp" => "127.0.0.1:0".to_string(),
                 _ => abstract_name(&format!("open-at-stop-{model}")),
             };
-            let server = Server::start(&["--model", model, "--proto", proto, "--addr", &addr]);
+            let server = common::serve_model(model, proto, &addr);
             let raw = Plain::connect(proto, &server.addr);
             raw.exchange(b"still connected");
             let (status, stdout, log) = server.stop("INT");
@@ -146,7 +146,7 @@ fn the_server_survives_a_client_reset() {
 
         // Unix stream: closing with a reply still unread resets the server's side.
         let path = path_in(&dir, &format!("reset-{model}.sock"));
-        let server = Server::start(&["--model", model, "--proto", "unix", "--addr", &path]);
+        let server = common::serve_model(model, "unix", &path);
         let raw = Plain::connect("unix", &path);
         raw.send(b"unread");
         let mut peek = [std::mem::MaybeUninit::new(0u8); 6];
@@ -166,7 +166,7 @@ fn a_half_closed_client_still_gets_its_reply() {
                 "tcp" => "127.0.0.1:0".to_string(),
                 _ => path_in(&dir, &format!("half-{model}-{proto}.sock")),
             };
-            let server = Server::start(&["--model", model, "--proto", proto, "--addr", &addr]);
+            let server = common::serve_model(model, proto, &addr);
             let raw = Plain::connect(proto, &server.addr);
             let msg = message(1, 0, 3000);
             raw.send(&msg);
@@ -276,7 +276,7 @@ fn an_unbound_unix_datagram_sender_is_logged_as_unanswerable_and_the_server_goes
     let dir = tempdir();
     for model in ["threads", "fork", "event", "uring"] {
         let path = path_in(&dir, &format!("unbound-{model}.sock"));
-        let server = Server::start(&["--model", model, "--proto", "unix-dgram", "--addr", &path]);
+        let server = common::serve_model(model, "unix-dgram", &path);
         let unbound = UnixDatagram::unbound().unwrap();
         unbound.send_to(b"who am I", &path).unwrap();
         server.wait_log(
@@ -298,7 +298,7 @@ fn a_unix_datagram_over_the_buffer_is_logged_and_dropped_never_cut() {
     let dir = tempdir();
     for model in ["event", "threads", "fork", "uring"] {
         let path = path_in(&dir, &format!("big-{model}.sock"));
-        let server = Server::start(&["--model", model, "--proto", "unix-dgram", "--addr", &path]);
+        let server = common::serve_model(model, "unix-dgram", &path);
         let raw = Plain::connect("unix-dgram", &path);
         raw.sock.set_send_buffer_size(1 << 20).unwrap();
         raw.send(&vec![b'a'; 100 * 1024]);
@@ -323,14 +323,7 @@ fn a_seqpacket_message_over_the_buffer_closes_that_connection_with_a_log_line() 
     let dir = tempdir();
     for model in MODELS {
         let path = path_in(&dir, &format!("bigseq-{model}.sock"));
-        let server = Server::start(&[
-            "--model",
-            model,
-            "--proto",
-            "unix-seqpacket",
-            "--addr",
-            &path,
-        ]);
+        let server = common::serve_model(model, "unix-seqpacket", &path);
         let raw = Plain::connect("unix-seqpacket", &path);
         raw.sock.set_send_buffer_size(1 << 20).unwrap();
         raw.exchange(b"first");

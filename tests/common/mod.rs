@@ -461,6 +461,11 @@ pub fn netecho_in(pair: Option<&netns::Pair>, args: &[&str]) -> Command {
     }
 }
 
+/// `serve --model MODEL --proto PROTO --addr ADDR`: the default service under one model.
+pub fn serve_model(model: &str, proto: &str, addr: &str) -> Server {
+    Server::start(&["--model", model, "--proto", proto, "--addr", addr])
+}
+
 /// A file server over udp on loopback serving `dir` (TFTP too), with `extra` flags.
 pub fn udp_files_server(dir: &std::path::Path, extra: &[&str]) -> Server {
     let dir = dir.to_str().expect("a UTF-8 path");
