@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::netns::Pair;
 use common::{
-    Server, as_nobody, assert_mentions, can_switch_user, fails, netecho, ok, run, tempdir,
-    udp_files_server,
+    Server, as_nobody, assert_mentions, can_switch_user, fails, files_server, netecho, ok, run,
+    tempdir,
 };
 
 const UNIX_PROTOS: [&str; 3] = ["unix", "unix-dgram", "unix-seqpacket"];
@@ -581,10 +581,10 @@ fn a_loopback_only_server_says_so_and_a_refused_client_elsewhere_hears_of_it() {
 }
 
 #[test]
-fn a_tcp_get_refused_by_a_udp_files_server_is_told_of_proto_udp() {
+fn a_tcp_get_refused_by_a_files_server_is_told_of_proto_udp() {
     let dir = tempdir();
     fs::write(dir.path().join("f"), b"x").unwrap();
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let out = dir.path().join("out");
     let line = error_of(&["get", &server.addr, "f", "-o", out.to_str().unwrap()], 1);
     assert_mentions(&line, &["ECONNREFUSED", "--proto udp"]);

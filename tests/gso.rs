@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Server, ok, tempdir};
+use common::{ok, tempdir};
 
 /// Deterministic pseudo-random bytes (xorshift).
 fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -60,15 +60,7 @@ fn upload_traced(test: &str, extra: &[&str]) -> Option<String> {
     let body = random_bytes(2_000_000, 5);
     let mine = local.path().join("mine");
     fs::write(&mine, &body).unwrap();
-    let server = Server::start(&[
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        root.path().to_str().unwrap(),
-        "--upload",
-    ]);
+    let server = common::files_server("udp", root.path(), &["--upload"]);
     let trace = local.path().join("trace");
     let args = ["put", "--proto", "udp", "--window", "64", &server.addr];
     let mut cmd = straced(test, &trace, extra, &args)?;

@@ -427,15 +427,7 @@ fn tftp_row(program: &str, args: &[&str]) {
     }
     let (dir, out) = (common::tempdir(), common::tempdir());
     std::fs::write(dir.path().join("name"), b"tftp row").unwrap();
-    let dir_arg = dir.path().to_str().unwrap();
-    let server = Server::start(&[
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        dir_arg,
-    ]);
+    let server = common::files_server("udp", dir.path(), &[]);
     let (port, file) = (server.port().to_string(), out.path().join("out"));
     let out_arg = file.to_str().unwrap();
     let args: Vec<String> = args

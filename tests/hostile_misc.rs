@@ -38,15 +38,7 @@ fn temporary_files_of_a_dead_netecho_are_removed_at_start_and_no_others() {
         fs::write(dir.path().join(name), b"x").unwrap();
     }
     // The sweep is a server's that writes into DIR (a read-only one removes nothing).
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        dir.path().to_str().unwrap(),
-        "--upload",
-    ]);
+    let server = common::files_server("tcp", dir.path(), &["--upload"]);
     for name in &stale {
         assert!(!dir.path().join(name).exists(), "{name} was left");
     }
@@ -59,14 +51,7 @@ fn temporary_files_of_a_dead_netecho_are_removed_at_start_and_no_others() {
 #[test]
 fn a_file_name_with_a_newline_cannot_forge_a_log_line() {
     let dir = tempdir();
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        dir.path().to_str().unwrap(),
-    ]);
+    let server = common::files_server("tcp", dir.path(), &[]);
     let mut conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(STEP)).unwrap();
     let request = b"GET nothing\n WARN 10.0.0.1:4242: FORGED sent 'passwd'";
@@ -139,15 +124,7 @@ fn read_frame(conn: &mut TcpStream) -> String {
 fn an_upload_that_cannot_be_kept_tells_the_client_why() {
     use sha2::{Digest, Sha256};
     let dir = tempdir();
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        dir.path().to_str().unwrap(),
-        "--upload",
-    ]);
+    let server = common::files_server("tcp", dir.path(), &["--upload"]);
     let mut malformed = TcpStream::connect(&server.addr).unwrap();
     malformed.set_read_timeout(Some(STEP)).unwrap();
     frame(&mut malformed, b"PUT lots up.txt");

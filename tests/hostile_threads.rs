@@ -72,16 +72,7 @@ fn exec_over_udp_without_threads_answers_busy_and_goes_on() {
 fn a_file_request_sent_a_byte_at_a_time_is_closed_at_the_idle_timeout() {
     use std::io::{Read, Write};
     let dir = common::tempdir();
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        dir.path().to_str().unwrap(),
-        "--idle-timeout",
-        "1s",
-    ]);
+    let server = common::files_server("tcp", dir.path(), &["--idle-timeout", "1s"]);
     let mut conn = std::net::TcpStream::connect(&server.addr).unwrap();
     conn.set_nonblocking(true).unwrap();
     // A length prefix for a 100-byte request, then its bytes one every 250 ms: each recv

@@ -365,14 +365,7 @@ fn get_over_udp_says_the_server_s_refusal_of_a_request() {
 fn get_over_udp_stops_at_max_file() {
     let (root, here) = (tempdir(), tempdir());
     fs::write(root.path().join("big.bin"), vec![7u8; 300_000]).unwrap();
-    let server = Server::start(&[
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        s(root.path()),
-    ]);
+    let server = common::files_server("udp", root.path(), &[]);
     let out = here.path().join("big.bin");
     let get = |max: &str| {
         let args = [

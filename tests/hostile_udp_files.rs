@@ -16,7 +16,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::netns::Pair;
-use common::{Server, can_open_raw, output_within, tempdir, udp_files_server};
+use common::{Server, can_open_raw, files_server, output_within, tempdir};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// IPPROTO_RAW: the socket sends whole IPv4 packets, header included (IP_HDRINCL).
@@ -187,7 +187,7 @@ fn heard(sock: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
 fn a_silent_tftp_client_is_sent_no_more_than_its_request_in_all() {
     let dir = tempdir();
     fs::write(dir.path().join("f"), b"some bytes").unwrap();
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let request = b"\x00\x01f\x00octet\x00tsize\x000\x00blksize\x00512\x00";
     sock.send_to(request, format!("127.0.0.1:{}", server.port()))
@@ -221,7 +221,7 @@ fn error_for(server: &Server, request: &[u8]) -> String {
 fn a_tftp_client_on_this_host_hears_the_whole_refusal() {
     let dir = tempdir();
     fs::write(dir.path().join("ok.bin"), b"here").unwrap();
-    let server = udp_files_server(dir.path(), &["--upload", "--max-file", "1000"]);
+    let server = files_server("udp", dir.path(), &["--upload", "--max-file", "1000"]);
     let exists = error_for(&server, b"\x00\x02ok.bin\x00octet\x00");
     assert!(exists.contains("'ok.bin' already exists"), "{exists:?}");
     let big = error_for(&server, b"\x00\x02n\x00octet\x00tsize\x0099999\x00");

@@ -70,17 +70,7 @@ fn each_refused_client_reads_busy(server: &Server) {
 #[test]
 fn a_files_server_past_max_conns_says_busy_to_a_client_that_sent_first() {
     let dir = tempdir();
-    let root = dir.path().to_str().unwrap();
-    let server = Server::start(&[
-        "--proto",
-        "tcp",
-        "--addr",
-        "127.0.0.1:0",
-        "--files",
-        root,
-        "--max-conns",
-        "1",
-    ]);
+    let server = common::files_server("tcp", dir.path(), &["--max-conns", "1"]);
     // Holds the one slot: accepted first, it waits for its request.
     let _held = TcpStream::connect(&server.addr).unwrap();
     each_refused_client_reads_busy(&server);

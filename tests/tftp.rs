@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::netns::Pair;
-use common::{Server, bin, have, netecho, ok, run, tempdir, udp_files_server};
+use common::{Server, bin, files_server, have, netecho, ok, run, tempdir};
 use tempfile::TempDir;
 
 fn s(p: &Path) -> &str {
@@ -39,7 +39,7 @@ fn serving(name: &str, len: usize, extra: &[&str]) -> Served {
     let (dir, out) = (tempdir(), tempdir());
     let body = pattern(len);
     fs::write(dir.path().join(name), &body).unwrap();
-    let server = udp_files_server(dir.path(), extra);
+    let server = files_server("udp", dir.path(), extra);
     Served {
         dir,
         out,
@@ -112,7 +112,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     let local = src.path().join("up.bin");
     fs::write(&local, &body).unwrap();
     fs::write(dir.path().join("taken"), b"mine").unwrap();
-    let server = udp_files_server(dir.path(), &["--upload"]);
+    let server = files_server("udp", dir.path(), &["--upload"]);
     let base = format!("tftp://127.0.0.1:{}", server.port());
     let up = client(
         "curl",
@@ -128,7 +128,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
 
     // Over --max-file: curl announces the size (tsize) and is refused before any data
     // (CURLE_REMOTE_DISK_FULL: TFTP's error 3).
-    let small = udp_files_server(dir.path(), &["--upload", "--max-file", "1000"]);
+    let small = files_server("udp", dir.path(), &["--upload", "--max-file", "1000"]);
     let url = format!("tftp://127.0.0.1:{}/large.bin", small.port());
     let large = client("curl", &["-sS", "-T", s(&local), &url]);
     assert_eq!(large.status.code(), Some(70), "{}", text(&large));
@@ -136,7 +136,7 @@ fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     small.wait_log("over the 1000-byte limit (--max-file)");
     drop(small);
 
-    let read_only = udp_files_server(dir.path(), &[]);
+    let read_only = files_server("udp", dir.path(), &[]);
     let url = format!("tftp://127.0.0.1:{}/other.bin", read_only.port());
     let refused = client("curl", &["-sS", "-T", s(&local), &url]);
     // CURLE_TFTP_PERM: TFTP's error 2, access violation.
@@ -269,7 +269,7 @@ fn a_missing_file_is_tftp_error_1_and_the_clients_say_so() {
         return;
     }
     let (dir, out) = (tempdir(), tempdir());
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let url = format!("tftp://127.0.0.1:{}/missing", server.port());
     // CURLE_TFTP_NOTFOUND.
     let o = client("curl", &["-sS", &url, "-o", s(&out.path().join("x"))]);
@@ -294,7 +294,7 @@ fn paths_outside_dir_are_refused_as_netecho_get_refuses_them() {
     fs::create_dir(&dir).unwrap();
     fs::write(root.path().join("secret"), b"SECRET").unwrap();
     std::os::unix::fs::symlink(root.path().join("secret"), dir.join("out")).unwrap();
-    let server = udp_files_server(&dir, &[]);
+    let server = files_server("udp", &dir, &[]);
     let port = server.port().to_string();
     for (name, why) in [
         ("../secret", "'..' may not leave the served directory"),
@@ -611,7 +611,7 @@ fn with_every_request_thread_taken_a_tftp_client_hears_a_tftp_error_no_larger_th
     }
     let dir = tempdir();
     fs::write(dir.path().join("f"), b"x").unwrap();
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let to = format!("127.0.0.1:{}", server.port());
     // Ten sources (four requests each may await proof) that never answer their OACK: more
     // requests than the server has threads for, each held for its proof wait. Requests
@@ -651,7 +651,7 @@ fn an_upload_without_a_size_stops_at_max_file_and_leaves_nothing() {
     let (dir, src) = (tempdir(), tempdir());
     let local = src.path().join("up");
     fs::write(&local, pattern(5000)).unwrap();
-    let server = udp_files_server(dir.path(), &["--upload", "--max-file", "2000"]);
+    let server = files_server("udp", dir.path(), &["--upload", "--max-file", "2000"]);
     let port = server.port().to_string();
     // tftp-hpa sends no tsize: the limit is met in the middle of the data.
     let o = tftp_hpa(&port, "binary", &["put", s(&local), "up"]);
@@ -717,7 +717,7 @@ fn garbage_that_looks_like_tftp_gets_nothing_larger_than_itself_and_the_server_l
 #[test]
 fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
     let dir = tempdir();
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let started = Instant::now();
     for i in 0..2000 {
@@ -750,7 +750,7 @@ fn a_flood_of_refused_requests_writes_a_line_a_second_not_a_line_each() {
 #[test]
 fn a_wrq_name_with_control_characters_is_refused_and_nothing_is_stored() {
     let dir = tempdir();
-    let server = udp_files_server(dir.path(), &["--upload"]);
+    let server = files_server("udp", dir.path(), &["--upload"]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for name in [&b"a\nINFO forged"[..], b"a\x1b[31mred"] {
         let mut wrq = b"\x00\x02".to_vec();
@@ -861,7 +861,7 @@ fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
     let test = "an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3";
     let dir = tempdir();
     fs::write(dir.path().join("taken"), b"mine").unwrap();
-    let server = udp_files_server(dir.path(), &["--upload"]);
+    let server = files_server("udp", dir.path(), &["--upload"]);
     let to = format!("127.0.0.1:{}", server.port());
     let (code, message) = write_refused_with(&to, "taken");
     assert_eq!(code, 6, "{message}");
@@ -872,7 +872,7 @@ fn an_existing_name_is_error_6_and_a_file_system_without_inodes_error_3() {
         common::skip(test, why, common::Lacks::Environment);
         return;
     };
-    let server = udp_files_server(tmpfs.path(), &["--upload"]);
+    let server = files_server("udp", tmpfs.path(), &["--upload"]);
     assert!(tmpfs.fill_inodes() > 0);
     let to = format!("127.0.0.1:{}", server.port());
     let (code, message) = write_refused_with(&to, "new.bin");
@@ -951,7 +951,7 @@ fn clients_holding_slow_transfers_leave_room_for_a_new_one() {
         .set_len(1 << 30)
         .unwrap();
     fs::write(dir.path().join("small"), pattern(300_000)).unwrap();
-    let server = udp_files_server(dir.path(), &[]);
+    let server = files_server("udp", dir.path(), &[]);
     let to = format!("127.0.0.1:{}", server.port());
     // Three addresses, eight windows of 64 blocks of 60,000 bytes each: more than all the
     // bytes the server keeps in flight. Each address a user of its own, as the server

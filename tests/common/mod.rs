@@ -466,10 +466,11 @@ pub fn serve_model(model: &str, proto: &str, addr: &str) -> Server {
     Server::start(&["--model", model, "--proto", proto, "--addr", addr])
 }
 
-/// A file server over udp on loopback serving `dir` (TFTP too), with `extra` flags.
-pub fn udp_files_server(dir: &std::path::Path, extra: &[&str]) -> Server {
+/// A file server over `proto` on loopback serving `dir` (over udp, TFTP too), with `extra`
+/// flags.
+pub fn files_server(proto: &str, dir: &std::path::Path, extra: &[&str]) -> Server {
     let dir = dir.to_str().expect("a UTF-8 path");
-    let mut args = vec!["--proto", "udp", "--addr", "127.0.0.1:0", "--files", dir];
+    let mut args = vec!["--proto", proto, "--addr", "127.0.0.1:0", "--files", dir];
     args.extend_from_slice(extra);
     Server::start(&args)
 }
