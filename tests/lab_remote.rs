@@ -133,15 +133,20 @@ impl Pair {
 
     /// `lab ARGS` from the clients' namespace, started.
     fn student(&self, args: &[&str]) -> std::process::Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.client, bin(), "lab"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lab")
+        student_in(&self.client, args)
     }
+}
+
+/// `lab ARGS` from namespace `ns`, started, its output piped.
+fn student_in(ns: &str, args: &[&str]) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, bin(), "lab"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lab")
 }
 
 impl Drop for Pair {
@@ -801,15 +806,9 @@ impl Pair {
 }
 
 impl Second {
+    /// `lab ARGS` from the second students' namespace, started.
     fn student(&self, args: &[&str]) -> std::process::Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns, bin(), "lab"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lab")
+        student_in(&self.ns, args)
     }
 }
 
