@@ -48,6 +48,8 @@ impl Kind {
             .find_map(|cause| {
                 if let Some(refused) = cause.downcast_ref::<Refused>() {
                     Some(refused.kind)
+                } else if let Some(write) = cause.downcast_ref::<super::FileWrite>() {
+                    Some(Kind::of_io(&write.0))
                 } else {
                     cause.downcast_ref::<io::Error>().map(Kind::of_io)
                 }
