@@ -654,7 +654,8 @@ impl<'a, S: Service> Worker<'a, S> {
     }
 
     /// Closes connections idle for `idle` and TLS handshakes past their deadline, and pumps
-    /// those whose frame is past its deadline (the pump ends them).
+    /// those whose frame is past its deadline (the pump ends them) and those idle by the
+    /// clock with bytes waiting unread.
     fn sweep(&mut self) {
         self.resume_accept();
         let (now, idle) = (Instant::now(), self.idle);
@@ -670,8 +671,16 @@ impl<'a, S: Service> Worker<'a, S> {
                 if slot.session.deadline().is_some_and(|d| d <= now) {
                     return Some((token, None));
                 }
-                let idle = idle.is_some_and(|idle| now.duration_since(slot.last_active) >= idle);
-                idle.then_some((token, Some(ConnEnd::Idle)))
+                if !idle.is_some_and(|idle| now.duration_since(slot.last_active) >= idle) {
+                    return None;
+                }
+                // Bytes that came while the loop was held up after its wait (SIGSTOP, a
+                // loaded machine) are activity: read now, never called idle unread.
+                let reading = slot.interest.contains(EpollFlags::EPOLLIN);
+                match reading && slot.session.conn().unread_now() {
+                    true => Some((token, None)),
+                    false => Some((token, Some(ConnEnd::Idle))),
+                }
             })
             .collect();
         for (token, end) in due {

@@ -588,6 +588,13 @@ impl Conn {
         &self.sock
     }
 
+    /// Whether something waits unread in the socket now (bytes, the peer's close or an
+    /// error), without waiting. A server held up (SIGSTOP, a loaded machine) asks before it
+    /// calls a client idle: what came while it was not looking counts as activity.
+    pub(crate) fn unread_now(&self) -> bool {
+        ready_now(&self.sock, libc::POLLIN) != 0
+    }
+
     /// One recv(2): a chunk of a stream, or one whole message.
     #[inline(always)]
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
@@ -1060,15 +1067,20 @@ impl AsFd for DatagramSocket {
 
 /// Whether the other end of `sock` hung up (POLLRDHUP), without waiting.
 fn hung_up(sock: &Socket) -> bool {
+    ready_now(sock, libc::POLLRDHUP) & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
+/// What `sock` has of `events` now (and POLLHUP, POLLERR): one poll(2) that never waits.
+fn ready_now(sock: &Socket, events: libc::c_short) -> libc::c_short {
     use std::os::fd::AsRawFd;
     let mut fd = libc::pollfd {
         fd: sock.as_raw_fd(),
-        events: libc::POLLRDHUP,
+        events,
         revents: 0,
     };
     // Safety: one pollfd, valid for the call; a timeout of 0 never waits.
     let n = unsafe { libc::poll(&mut fd, 1, 0) };
-    n > 0 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+    if n > 0 { fd.revents } else { 0 }
 }
 
 /// One recv(2) on a connected socket, telling end-of-stream and truncation apart from data.

@@ -681,7 +681,11 @@ impl<S: Service> Worker<'_, S> {
                 if let Step::Done(end) = slot.session.pump(&mut []) {
                     slot.ending = Some(end);
                 }
-            } else if idle.is_some_and(|idle| slot.last_active.elapsed() >= idle) {
+            } else if idle.is_some_and(|idle| slot.last_active.elapsed() >= idle)
+                // Bytes in the socket that an armed recv has not handed over yet (the ring
+                // was held up: SIGSTOP, a loaded machine) are activity, not idleness.
+                && !(slot.recv_armed && slot.session.conn().unread_now())
+            {
                 slot.ending = Some(ConnEnd::Idle);
             }
             if slot.ending.is_some() {
