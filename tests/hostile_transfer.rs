@@ -222,7 +222,7 @@ fn another_local_user_holding_its_connections_leaves_root_served() {
 #[test]
 fn an_upload_trickled_under_the_idle_timeout_is_cut() {
     let root = tempdir();
-    let server = file_server(root.path(), &["--upload", "--idle-timeout", "1s"]);
+    let server = file_server(root.path(), &["--upload", "--idle-timeout", "2s"]);
     let mut conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
@@ -230,13 +230,14 @@ fn an_upload_trickled_under_the_idle_timeout_is_cut() {
         .unwrap();
     let started = Instant::now();
     let mut reply = Vec::new();
-    // A byte every 0.5 s: within the idle timeout each time, far under 1 KiB/s. Bounded:
-    // 40 s is many periods of 1 s.
+    // A byte every 0.25 s, far under 1 KiB/s: an eighth of the idle timeout, so a byte
+    // held up a second on a loaded machine still comes within it (the cut must be for
+    // the pace, not idleness). Bounded: 40 s is many periods of 2 s.
     while started.elapsed() < Duration::from_secs(40) {
         if conn.write_all(&frame(b"x")).is_err() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(250));
         let mut buf = [0u8; 256];
         match conn.read(&mut buf) {
             Ok(0) => break,
@@ -257,19 +258,21 @@ fn an_upload_trickled_under_the_idle_timeout_is_cut() {
 #[test]
 fn a_slow_but_steady_upload_is_stored() {
     let root = tempdir();
-    let server = file_server(root.path(), &["--upload", "--idle-timeout", "1s"]);
+    let server = file_server(root.path(), &["--upload", "--idle-timeout", "2s"]);
     let mut conn = TcpStream::connect(&server.addr).unwrap();
     conn.set_read_timeout(Some(common::STEP)).unwrap();
-    let data = vec![7u8; 6 * 8192];
+    let data = vec![7u8; 24 * 2048];
     conn.write_all(&frame(
         format!("BLAKE3 PUT {} steady.bin", data.len()).as_bytes(),
     ))
     .unwrap();
     assert_eq!(read_frame(&mut conn).as_deref(), Some(&b"OK"[..]));
-    // 8 KiB every half second: 16 KiB/s, slow, and far over the 1 KiB/s asked.
-    for piece in data.chunks(8192) {
+    // 2 KiB every quarter second for three periods of the idle timeout: 8 KiB/s, slow, and
+    // far over the 1 KiB/s asked. A pause is an eighth of the idle timeout, so a piece held
+    // up a second on a loaded machine still comes within it.
+    for piece in data.chunks(2048) {
         conn.write_all(&frame(piece)).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(250));
     }
     conn.write_all(&frame(b"")).unwrap();
     conn.write_all(&frame(blake3::hash(&data).as_bytes()))
