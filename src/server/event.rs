@@ -671,7 +671,7 @@ impl<'a, S: Service> Worker<'a, S> {
                 if slot.session.deadline().is_some_and(|d| d <= now) {
                     return Some((token, None));
                 }
-                if !idle.is_some_and(|idle| now.duration_since(slot.last_active) >= idle) {
+                if idle.is_none_or(|idle| now.duration_since(slot.last_active) < idle) {
                     return None;
                 }
                 // Bytes that came while the loop was held up after its wait (SIGSTOP, a
