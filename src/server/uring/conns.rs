@@ -214,12 +214,18 @@ impl<'a, S: Service> Worker<'a, S> {
         }
     }
 
-    /// Completions to wait for: one, or on a busy ring the sends just started (each completes
-    /// at once) and about as many requests as the last wake-up brought, at most one per two
-    /// connections (each has one request in flight when its client waits for the reply).
+    /// Completions to wait for: the sends just started (a send that finds room completes
+    /// within the submission) and one request, or on a busy ring about as many requests as
+    /// the last wake-up brought, at most one per two connections (each has one request in
+    /// flight when its client waits for the reply). Waiting for a send's completion with
+    /// the next request makes a ping-pong round trip one io_uring_enter, not two; the batch
+    /// wait bounds how long any completion waits for the rest.
     fn want(&self) -> usize {
-        if !self.batches || self.stopping.is_some() || self.recvs < BATCH_FROM {
+        if !self.batches || self.stopping.is_some() {
             return 1;
+        }
+        if self.recvs < BATCH_FROM {
+            return self.sends + 1;
         }
         let live = self.slots.len() - self.free.len();
         self.sends + self.recvs.min(BATCH_MAX).min(live / 2).max(1)

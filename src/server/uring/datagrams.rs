@@ -20,7 +20,7 @@ use crate::transport::unix::{self, ReplyPath};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::bufring::BufRing;
-use super::{Op, TICK, complete, failed, push, ring};
+use super::{BATCH_WAIT, Op, TICK, complete, failed, push, ring};
 
 /// Buffers: each holds recvmsg's header, the sender's address and the largest datagram.
 const BUFS: u16 = 64;
@@ -88,14 +88,18 @@ struct Worker<'a> {
     /// One per buffer, never moved (sends point into them).
     replies: Vec<Reply>,
     recv_armed: bool,
-    /// Sends not yet completed.
+    /// Sends not yet completed, and those the last wake-up started.
     in_flight: usize,
+    sends: usize,
+    /// Whether the kernel can wait for a batch with a bound (min_wait, Linux 6.12).
+    batches: bool,
     tick: Box<types::Timespec>,
 }
 
 impl<'a> Worker<'a> {
     fn new(sock: &DatagramSocket, echo: DatagramEcho, stats: &'a Stats) -> Result<Self> {
         let ring = ring().context("io_uring_setup")?;
+        let batches = ring.params().is_feature_min_timeout();
         // A Unix datagram's sender's credentials decide whether its path may be answered.
         let control = if sock.proto() == Proto::UnixDgram {
             CONTROL
@@ -127,6 +131,8 @@ impl<'a> Worker<'a> {
             replies,
             recv_armed: false,
             in_flight: 0,
+            sends: 0,
+            batches,
             tick: Box::new(types::Timespec::from(TICK)),
         })
     }
@@ -139,7 +145,15 @@ impl<'a> Worker<'a> {
         let mut done = Vec::new();
         let mut stopping: Option<Instant> = None;
         loop {
-            complete(&mut self.ring, &mut done, 1, Duration::ZERO).context("io_uring_enter")?;
+            // The socket is non-blocking, so a send completes within the submission: its
+            // completion is waited for with the next datagram, one io_uring_enter per round
+            // trip instead of two; the batch wait bounds how long it waits for the datagram.
+            let want = match self.batches && stopping.is_none() {
+                true => self.sends + 1,
+                false => 1,
+            };
+            complete(&mut self.ring, &mut done, want, BATCH_WAIT.0).context("io_uring_enter")?;
+            self.sends = 0;
             for &(data, result, flags) in &done {
                 match Op::of(data) {
                     (Some(Op::Recv), _) => self.received(result, flags, stopping.is_some())?,
@@ -244,6 +258,7 @@ impl<'a> Worker<'a> {
             &send.build().user_data(Op::Send.data(bid as usize)),
         )?;
         self.in_flight += 1;
+        self.sends += 1;
         Ok(())
     }
 
