@@ -740,6 +740,7 @@ impl super::Session for EchoSession {
         self.echo.pump(buf, self.transform, self.stats)
     }
 
+    #[inline]
     fn deadline(&self) -> Option<std::time::Instant> {
         // A TLS record has no deadline while its peer's replies wait past --max-pending:
         // the server does not read then, and its rest may wait in the socket (the idle

@@ -504,6 +504,7 @@ impl Conn {
 
     /// How long a server waits for this connection: `idle`, or less while a TLS handshake
     /// has less time left.
+    #[inline]
     pub(crate) fn wait_limit(&self, idle: Option<Duration>) -> Option<Duration> {
         match self.tls.as_deref().and_then(tls::Session::handshake_left) {
             Some(left) => Some(idle.map_or(left, |idle| idle.min(left))),
@@ -558,6 +559,7 @@ impl Conn {
     }
 
     /// When the TLS record under way must be whole, if one is and it is limited.
+    #[inline]
     pub(crate) fn record_deadline(&self) -> Option<std::time::Instant> {
         self.tls.as_deref().and_then(tls::Session::record_deadline)
     }
