@@ -280,3 +280,79 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
         drop(server);
     }
 }
+
+/// As nobody, in a network namespace of its own when `own_netns`: binds the abstract name
+/// `name` and sends `ready=1` to the server at `server`; prints the reply that came within
+/// 5 s, if any.
+fn abstract_request(own_netns: bool, name: &str, server: &Path) -> std::process::Output {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind('\\0' + sys.argv[1].lstrip('@')); s.settimeout(5)\n\
+                  s.sendto(b'ready=1', sys.argv[2])\n\
+                  try:\n    print(s.recv(64).decode())\n\
+                  except socket.timeout:\n    pass\n";
+    let mut cmd = Command::new(if own_netns { "unshare" } else { "env" });
+    if own_netns {
+        cmd.arg("-n");
+    }
+    cmd.args([
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--",
+    ])
+    .args(["/usr/bin/python3", "-c", script, name])
+    .arg(server)
+    .output()
+    .expect("run python3 as nobody")
+}
+
+/// An abstract name is looked up in the server's network namespace: a user who binds, in a
+/// namespace of its own, the name of a socket of root's here gets no reply, which would
+/// land in root's socket; at its own name here it is answered.
+#[test]
+fn a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network() {
+    let test = "a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    if !common::can_unshare(test) {
+        return;
+    }
+    use std::os::linux::net::SocketAddrExt;
+    let name = common::abstract_name("abstract-victim");
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    let victim = UnixDatagram::bind_addr(&at).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let path = dir.path().join("sh/abs.sock");
+    for model in ["event", "threads", "uring"] {
+        let server = Server::start(&[
+            "--proto",
+            "unix-dgram",
+            "--model",
+            model,
+            "--addr",
+            path.to_str().unwrap(),
+        ]);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let out = abstract_request(true, &name, &path);
+        let mut buf = [0u8; 64];
+        let got = victim.recv(&mut buf).ok();
+        assert_eq!(
+            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+            None,
+            "{model}: the reply to nobody's abstract name in its own network reached root's"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
+        let own = common::abstract_name(&format!("abstract-own-{model}"));
+        let honest = abstract_request(false, &own, &path);
+        assert_eq!(
+            String::from_utf8_lossy(&honest.stdout).trim(),
+            "READY=1",
+            "{model}: {}",
+            String::from_utf8_lossy(&honest.stderr)
+        );
+        drop(server);
+    }
+}

@@ -301,14 +301,13 @@ impl DatagramSocket {
             // Safety: the kernel wrote msg_namelen bytes of an address into `name`, and
             // control messages within msg_controllen.
             let mut from = unsafe { super::batch::sockaddr(&name, hdr.msg_namelen) };
-            let told = unsafe {
-                Told {
-                    arrival: Arrival::decode(&hdr),
-                    cred: super::unix::credentials(&hdr),
-                }
+            let cred = unsafe { super::unix::credentials(&hdr) };
+            let told = Told {
+                arrival: unsafe { Arrival::decode(&hdr) },
+                cred: cred.map(|c| (c.uid, c.gid)),
             };
             if self.passcred {
-                from = super::unix::vouched(from, told.cred);
+                from = super::unix::vouched(from, cred);
             }
             Ok((got as usize, from, told))
         };

@@ -315,7 +315,7 @@ impl DatagramSocket {
 /// # Safety
 /// `hdr` must be a msghdr recvmsg(2) has just filled: its msg_control points to at least
 /// msg_controllen valid bytes.
-pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
+pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<libc::ucred> {
     if hdr.msg_control.is_null() {
         return None;
     }
@@ -331,8 +331,7 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
                 (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
                     if len >= libc::CMSG_LEN(mem::size_of::<libc::ucred>() as u32) as usize =>
                 {
-                    let ucred = std::ptr::read_unaligned(data.cast::<libc::ucred>());
-                    cred = Some((ucred.uid, ucred.gid));
+                    cred = Some(std::ptr::read_unaligned(data.cast::<libc::ucred>()));
                 }
                 (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
                     let bytes = len.saturating_sub(libc::CMSG_LEN(0) as usize);
@@ -350,18 +349,24 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<(u32, u32)> {
     cred.filter(|_| hdr.msg_flags & libc::MSG_CTRUNC == 0)
 }
 
-/// A Unix datagram's sender as a server may answer it: a sender bound at a path keeps its
-/// address only when the socket file this server finds there belongs to the user the
-/// kernel says sent the datagram (`cred`, SCM_CREDENTIALS), or that user is root. Else it
-/// is made unnamed, which no reply goes to. A path is resolved by the server, not by its
-/// sender: a relative one from the server's directory, an absolute one in the server's
-/// mounts; without this a user could name another's socket (`../../run/x.sock` from a
-/// deeper directory, or a private mount over /run) and have the server write into it.
-pub(crate) fn vouched(from: PeerAddr, cred: Option<(u32, u32)>) -> PeerAddr {
-    let Some(path) = from.0.as_pathname() else {
+/// A Unix datagram's sender as a server may answer it (`cred`: what SCM_CREDENTIALS said
+/// of it). A name is resolved by the server, not by its sender: a path from the server's
+/// directory and in its mounts, an abstract name in its network namespace. So a sender
+/// keeps its address only when that name is its own here: at a path, the socket file this
+/// server finds belongs to the sender's user; at an abstract name, the sender is in the
+/// server's network namespace (or is the server's user, or root, who reach it anyway).
+/// Else it is made unnamed, which no reply goes to: a user could otherwise name another's
+/// socket (`../../run/x.sock` from a deeper directory, a private mount over /run, an
+/// abstract name bound in a network namespace of its own) and have the server write to it.
+pub(crate) fn vouched(from: PeerAddr, cred: Option<libc::ucred>) -> PeerAddr {
+    let verdict = if let Some(path) = from.0.as_pathname() {
+        senders_own(path, cred)
+    } else if from.0.as_abstract_namespace().is_some() {
+        in_this_network(cred)
+    } else {
         return from;
     };
-    match senders_own(path, cred) {
+    match verdict {
         Ok(()) => from,
         Err(why) => {
             tracing::debug!("{from}: gets no reply: {why}");
@@ -371,8 +376,8 @@ pub(crate) fn vouched(from: PeerAddr, cred: Option<(u32, u32)>) -> PeerAddr {
 }
 
 /// Whether the socket file at `path` (no symlink followed) is the sender's own.
-fn senders_own(path: &Path, cred: Option<(u32, u32)>) -> Result<(), String> {
-    let Some((uid, _)) = cred else {
+fn senders_own(path: &Path, cred: Option<libc::ucred>) -> Result<(), String> {
+    let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
     };
     if uid == 0 {
@@ -382,11 +387,42 @@ fn senders_own(path: &Path, cred: Option<(u32, u32)>) -> Result<(), String> {
     let meta = nix::sys::stat::fstat(&file).map_err(|e| format!("its socket file: {e}"))?;
     if meta.st_uid != uid {
         return Err(format!(
-            "the socket file at that path here belongs to uid {}, the datagram came from uid              {uid} (a relative path, or one in another mount namespace, names another file              here); a reply goes only to its sender's own socket file",
+            "the socket file at that path here belongs to uid {}, the datagram came from uid \
+             {uid} (a relative path, or one in another mount namespace, names another file \
+             here); a reply goes only to its sender's own socket file",
             meta.st_uid
         ));
     }
     Ok(())
+}
+
+/// Whether a sender at an abstract name is in this server's network namespace, where its
+/// name is looked up (its process's /proc/PID/ns/net against the server's own), or is
+/// root or the server's own user, who may send to any name here anyway.
+fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
+    let Some(cred) = cred else {
+        return Err("its datagram came without its sender's credentials".to_string());
+    };
+    if cred.uid == 0 || cred.uid == nix::unistd::geteuid().as_raw() {
+        return Ok(());
+    }
+    let netns = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| {
+            (
+                std::os::unix::fs::MetadataExt::dev(&m),
+                std::os::unix::fs::MetadataExt::ino(&m),
+            )
+        })
+    };
+    match (cred.pid > 0).then(|| netns(&cred.pid.to_string())) {
+        Some(Ok(theirs)) if netns("self").is_ok_and(|ours| ours == theirs) => Ok(()),
+        _ => Err(format!(
+            "its abstract name is looked up in this server's network namespace, and its \
+             sender (uid {}, pid {}) is not known to be in it; a reply goes only to its \
+             sender's own name",
+            cred.uid, cred.pid
+        )),
+    }
 }
 
 /// The way a reply reaches a Unix datagram sender bound at a path: the socket file held

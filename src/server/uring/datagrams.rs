@@ -311,7 +311,7 @@ fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, PeerAddr, usi
 
 /// The sender's credentials in a multishot recvmsg's control data, read as recvmsg's
 /// own are: through a header pointing at an aligned copy of them.
-fn credentials(out: &types::RecvMsgOut<'_>) -> Option<(u32, u32)> {
+fn credentials(out: &types::RecvMsgOut<'_>) -> Option<libc::ucred> {
     let data = out.control_data();
     let mut control = [0u64; CONTROL / 8];
     let n = data.len().min(CONTROL);
