@@ -220,24 +220,35 @@ fn exec_on_a_socket_file_says_the_users_allow_names_cannot_open_it() {
     );
 }
 
-/// As nobody, in `cwd`: binds a unix-dgram socket at the relative path `client` (after
-/// making its directory) and sends `ready=1` to the abstract name `server`; then waits up
-/// to 5 s for a reply and prints it (or nothing).
-fn relative_request(cwd: &Path, client: &str, server: &str) -> std::process::Output {
+/// As nobody, in `cwd`, in a network namespace of its own when `own_netns`: binds a
+/// unix-dgram socket at `client` (a path, its directory made first, or an @abstract name)
+/// and sends `ready=1` to `server` (the same); prints the reply that came within 5 s, if any.
+fn nobody_request(own_netns: bool, cwd: &Path, client: &str, server: &str) -> std::process::Output {
     let script = "import os, socket, sys\n\
-                  os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n\
-                  if os.path.exists(sys.argv[1]): os.unlink(sys.argv[1])\n\
+                  name = lambda a: '\\0' + a[1:] if a.startswith('@') else a\n\
+                  if not sys.argv[1].startswith('@'):\n\
+                  \x20   os.makedirs(os.path.dirname(sys.argv[1]) or '.', exist_ok=True)\n\
+                  \x20   if os.path.exists(sys.argv[1]): os.unlink(sys.argv[1])\n\
                   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-                  s.bind(sys.argv[1]); s.settimeout(5)\n\
-                  s.sendto(b'ready=1', '\\0' + sys.argv[2].lstrip('@'))\n\
+                  s.bind(name(sys.argv[1])); s.settimeout(5)\n\
+                  s.sendto(b'ready=1', name(sys.argv[2]))\n\
                   try:\n    print(s.recv(64).decode())\n\
                   except socket.timeout:\n    pass\n";
-    Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
-        .args(["/usr/bin/python3", "-c", script, client, server])
-        .current_dir(cwd)
-        .output()
-        .expect("run python3 as nobody")
+    let mut cmd = Command::new(if own_netns { "unshare" } else { "env" });
+    if own_netns {
+        cmd.arg("-n");
+    }
+    cmd.args([
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--",
+    ])
+    .args(["/usr/bin/python3", "-c", script, client, server])
+    .current_dir(cwd)
+    .output()
+    .expect("run python3 as nobody")
 }
 
 /// A sender's path is resolved by the server, from the server's directory: a relative path
@@ -260,7 +271,7 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
                 .args(["--proto", "unix-dgram", "--model", model])
                 .args(["--addr", &name]),
         );
-        let out = relative_request(&own, "ro/victim.sock", &name);
+        let out = nobody_request(false, &own, "ro/victim.sock", &name);
         let mut buf = [0u8; 64];
         let got = victim.recv(&mut buf).ok();
         assert_eq!(
@@ -270,7 +281,7 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
         // nobody's own socket, at a path that names it from the server's directory too.
-        let honest = relative_request(dir.path(), &format!("sh/{model}/me.sock"), &name);
+        let honest = nobody_request(false, dir.path(), &format!("sh/{model}/me.sock"), &name);
         assert_eq!(
             String::from_utf8_lossy(&honest.stdout).trim(),
             "READY=1",
@@ -279,33 +290,6 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
         );
         drop(server);
     }
-}
-
-/// As nobody, in a network namespace of its own when `own_netns`: binds the abstract name
-/// `name` and sends `ready=1` to the server at `server`; prints the reply that came within
-/// 5 s, if any.
-fn abstract_request(own_netns: bool, name: &str, server: &Path) -> std::process::Output {
-    let script = "import socket, sys\n\
-                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-                  s.bind('\\0' + sys.argv[1].lstrip('@')); s.settimeout(5)\n\
-                  s.sendto(b'ready=1', sys.argv[2])\n\
-                  try:\n    print(s.recv(64).decode())\n\
-                  except socket.timeout:\n    pass\n";
-    let mut cmd = Command::new(if own_netns { "unshare" } else { "env" });
-    if own_netns {
-        cmd.arg("-n");
-    }
-    cmd.args([
-        "setpriv",
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--",
-    ])
-    .args(["/usr/bin/python3", "-c", script, name])
-    .arg(server)
-    .output()
-    .expect("run python3 as nobody")
 }
 
 /// An abstract name is looked up in the server's network namespace: a user who binds, in a
@@ -336,7 +320,7 @@ fn a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network() {
             path.to_str().unwrap(),
         ]);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
-        let out = abstract_request(true, &name, &path);
+        let out = nobody_request(true, dir.path(), &name, path.to_str().unwrap());
         let mut buf = [0u8; 64];
         let got = victim.recv(&mut buf).ok();
         assert_eq!(
@@ -346,7 +330,7 @@ fn a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
         let own = common::abstract_name(&format!("abstract-own-{model}"));
-        let honest = abstract_request(false, &own, &path);
+        let honest = nobody_request(false, dir.path(), &own, path.to_str().unwrap());
         assert_eq!(
             String::from_utf8_lossy(&honest.stdout).trim(),
             "READY=1",
