@@ -658,6 +658,27 @@ fn a_unix_socket_held_by_another_socket_type_names_the_servers_proto() {
     }
 }
 
+/// Telling a client the server's type never makes it the server's client: an `--exec`
+/// server at the path runs no program for a client of the wrong type.
+#[test]
+fn a_client_of_the_wrong_type_runs_no_exec_program() {
+    let dir = tempdir();
+    let ran = dir.path().join("ran");
+    let program = format!("echo ran >> {}; cat", show(&ran));
+    for served in ["unix", "unix-seqpacket"] {
+        let path = show(&dir.path().join(format!("exec-{served}.sock")));
+        let server = Server::start(&[
+            "--proto", served, "--addr", &path, "--exec", "sh", "-c", &program,
+        ]);
+        for proto in UNIX_PROTOS.iter().filter(|&&p| p != served) {
+            let line = error_of(&["send", "--proto", proto, &path, "x"], 1);
+            assert_mentions(&line, &[&format!("use --proto {served}")]);
+        }
+        drop(server);
+    }
+    assert!(!ran.exists(), "a wrong-type client ran the program");
+}
+
 #[test]
 fn udp_with_nothing_listening_says_so_at_once() {
     for (ip, shown) in [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")] {

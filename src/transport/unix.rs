@@ -254,23 +254,54 @@ fn refused(proto: Proto, addr: &Address) -> io::Error {
     Advised::io(Errno::ECONNREFUSED, advice)
 }
 
-/// The other Unix socket type a server at `addr` has, found by connecting (non-blocking, so
-/// a full backlog counts) and closing at once.
+/// The other Unix socket type a server at `addr` has, found without becoming its client
+/// (a stream probe would be accepted, and an `--exec` server would run its program): a
+/// datagram connect, which no server sees, else the type /proc/net/unix lists for the name.
 fn held_by_another_type(proto: Proto, addr: &Address) -> Option<Proto> {
     let sa = sockaddr(addr).ok()?;
-    [Proto::Unix, Proto::UnixDgram, Proto::UnixSeqpacket]
-        .into_iter()
-        .filter(|&other| other != proto)
-        .find(|&other| {
-            let Ok(probe) = calls::socket(Domain::UNIX, socket_type(other)) else {
-                return false;
-            };
-            let _ = calls::set_nonblocking(&probe, true);
-            match calls::connect(&probe, &sa) {
-                Ok(()) => true,
-                Err(e) => e.raw_os_error() == Some(Errno::EAGAIN as i32),
-            }
-        })
+    if proto != Proto::UnixDgram
+        && calls::socket(Domain::UNIX, Type::DGRAM)
+            .is_ok_and(|probe| calls::connect(&probe, &sa).is_ok())
+    {
+        return Some(Proto::UnixDgram);
+    }
+    listed_type(addr).filter(|&other| other != proto)
+}
+
+/// The type /proc/net/unix (this network namespace's Unix sockets) lists for a socket
+/// bound at `addr`: an abstract name by its name ("@name", a NUL shown as @), a path by
+/// the file it names (a listed path is as its server bound it, relative ones skipped).
+fn listed_type(addr: &Address) -> Option<Proto> {
+    use std::os::unix::fs::MetadataExt;
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let file = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let is_it: Box<dyn Fn(&str) -> bool> = match addr {
+        Address::UnixAbstract(name) => {
+            let shown: String = name
+                .iter()
+                .map(|&b| if b == 0 { '@' } else { b as char })
+                .collect();
+            let shown = format!("@{shown}");
+            Box::new(move |listed| listed == shown)
+        }
+        Address::UnixPath(path) => {
+            let ours = file(path.to_str()?)?;
+            Box::new(move |listed| listed.starts_with('/') && file(listed) == Some(ours))
+        }
+        _ => return None,
+    };
+    // Num RefCount Protocol Flags Type St Inode Path
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.splitn(8, ' ').collect();
+        let (ty, listed) = (cols.get(4)?, cols.get(7)?);
+        is_it(listed).then_some(())?;
+        match *ty {
+            "0001" => Some(Proto::Unix),
+            "0002" => Some(Proto::UnixDgram),
+            "0005" => Some(Proto::UnixSeqpacket),
+            _ => None,
+        }
+    })
 }
 
 /// "pid 4242 uid 1000 gid 1000" of an accepted Unix peer (SO_PEERCRED), with its address if
