@@ -338,7 +338,9 @@ directions, or to one with a prefix: up: is FROM to TO (client to server), down:
 unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP. \
 What --delay or --rate holds is queued, at most 1,024 datagrams and 4 MiB each way of a flow \
 and 64 MiB in all: past that a datagram is dropped and counted (lost to a full queue), a \
-stream's reader waits.
+stream's reader waits. A datagram FROM opens a connection to a stream TO (tcp, unix, TLS) \
+for each new sender: for senders off this host, whose addresses may be forged, at most 100 a \
+second after a burst of 128; the rest are dropped and counted in the stop line.
 
 Examples:
   netecho relay tcp://127.0.0.1:4000 unix:///tmp/echo.sock

@@ -215,6 +215,19 @@ impl TokenBucket {
             Duration::from_secs_f64(-self.tokens / self.rate)
         }
     }
+
+    /// Takes `n` tokens if the bucket holds them, never going into debt: for work that is
+    /// refused, not delayed, past the rate.
+    pub(crate) fn try_take(&mut self, n: u64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens < n as f64 {
+            return false;
+        }
+        self.tokens -= n as f64;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +260,18 @@ mod tests {
         chaos.pass(b"b".to_vec(), &mut out);
         assert_eq!(out, [b"b".to_vec(), b"a".to_vec()]);
         assert_eq!(chaos.counts.reordered, 1);
+    }
+
+    #[test]
+    fn a_bucket_refuses_past_its_burst_and_refills_at_its_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::with_burst(100, 128);
+        let taken = (0..1000).filter(|_| bucket.try_take(1, start)).count();
+        assert_eq!(taken, 128);
+        // A second later, a second's worth more: no debt was run up by the refusals.
+        let later = start + Duration::from_secs(1);
+        let taken = (0..1000).filter(|_| bucket.try_take(1, later)).count();
+        assert_eq!(taken, 100);
     }
 
     #[test]

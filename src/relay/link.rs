@@ -369,9 +369,19 @@ impl Link {
         }
     }
 
-    /// No more messages: the writer delivers what is queued, then finishes the sink.
+    /// No more messages: the writer delivers what is queued, then finishes the sink. Waits
+    /// for room in a full queue (the end comes after every message), so only a flow's own
+    /// reader calls it; a closed flow is let go with [`Link::abandon`].
     pub(crate) fn end(&self) {
         let _ = self.tx.send(Item::End);
+    }
+
+    /// Lets the writer of a closed flow go without waiting: it drops what is queued at its
+    /// next look at the flow (within a [`TICK`]), and the queue's end, dropped here, wakes
+    /// it if it waits for a message. Never waits for room, as [`Link::end`] does in a full
+    /// queue, so the loop that closes one sender's flow goes on serving the others at once.
+    pub(crate) fn abandon(self) {
+        drop(self.tx);
     }
 }
 

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::access::{Access, Net};
 use crate::endpoint::{Address, SockProto, Target, share_key};
-use crate::impair::{Conditions, Rng};
+use crate::impair::{Conditions, Rng, TokenBucket};
 use crate::server::admission::Share;
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
@@ -51,6 +51,16 @@ const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 /// at each other turn each message into a new flow at the other one, from a new port of the
 /// same source, hop after hop: at this many the next hop is refused and the chain ends.
 pub(crate) const FLOWS_PER_SOURCE: usize = 128;
+/// New datagram senders at unproven addresses (off this host, outside --trust) given a flow
+/// each second when TO takes a connection (tcp, unix, seqpacket, TLS), after a burst of
+/// [`NEW_CONNS_BURST`]: each such flow costs TO a handshake (TLS's too), and one forged
+/// datagram makes a new sender. 100 a second is about a tenth of a core of TLS handshakes at
+/// TO, and more new clients a second than a relay on a test bench meets; past it the datagram
+/// is dropped and counted in the stop line. Senders on this host, and Unix ones, are never
+/// held to it.
+const NEW_CONNS_PER_SEC: u64 = 100;
+/// The burst: one source may open all its flows ([`FLOWS_PER_SOURCE`]) at once.
+const NEW_CONNS_BURST: u64 = FLOWS_PER_SOURCE as u64;
 /// A datagram sender silent this long (both ways) is forgotten, its socket to TO closed,
 /// unless --idle-timeout says otherwise.
 const PEER_IDLE: Duration = Duration::from_secs(30);
@@ -158,6 +168,8 @@ impl Route {
 struct Flows {
     all: Mutex<Vec<Arc<Flow>>>,
     next: AtomicU64,
+    /// New senders dropped past [`NEW_CONNS_PER_SEC`], for the stop line.
+    over_rate: AtomicU64,
 }
 
 impl Flows {
@@ -248,7 +260,16 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     }
     drop(bound);
     crate::logging::say_left_out();
-    crate::lifecycle::announce(&format!("stopped by {signal}: {} flows", all.len()))
+    let mut last = format!("stopped by {signal}: {} flows", all.len());
+    let over_rate = flows.over_rate.load(Ordering::Relaxed);
+    if over_rate > 0 {
+        last += &format!(
+            "; {} off this host not relayed: past {NEW_CONNS_PER_SEC} new connections to TO \
+             a second",
+            crate::units::count(over_rate, "new sender")
+        );
+    }
+    crate::lifecycle::announce(&last)
 }
 
 /// Frames between a stream and datagrams: a frame goes out as one datagram, so
@@ -445,6 +466,7 @@ fn relay_datagrams(
             })
             .collect(),
         max_peers: route.max_conns.min(MAX_PEERS),
+        handshakes: handshakes_to(route),
         warned_full: false,
         ending: Vec::new(),
     };
@@ -483,6 +505,9 @@ struct Senders {
     /// TO's addresses ([`share_key`]): a source there may be a relay pointed back here.
     to_ips: Vec<IpAddr>,
     max_peers: usize,
+    /// New flows of unproven senders ([`NEW_CONNS_PER_SEC`]); none when TO takes no
+    /// connection (a datagram socket's connect sends nothing).
+    handshakes: Option<TokenBucket>,
     warned_full: bool,
     /// Flows forgotten (closed) whose threads have not ended yet: at most `max_peers`, so
     /// flows opened and closed at will cannot pile up threads and queues.
@@ -512,6 +537,9 @@ impl Senders {
                 );
                 self.warned_full = true;
             }
+            return false;
+        }
+        if !self.handshake_allowed(from) {
             return false;
         }
         match datagram_flow(&self.replies, from, source, &self.route, &self.flows) {
@@ -580,11 +608,37 @@ impl Senders {
         true
     }
 
+    /// Whether a new flow for `from` may open a connection to TO now: always for a proven
+    /// sender (this host, a Unix name, --trust), else within [`NEW_CONNS_PER_SEC`]. A
+    /// dropped one is counted for the stop line and logged (at most ten lines a second).
+    fn handshake_allowed(&mut self, from: &PeerAddr) -> bool {
+        let Some(bucket) = &mut self.handshakes else {
+            return true;
+        };
+        if address_of(from).is_none_or(|ip| self.route.proven(ip))
+            || bucket.try_take(1, Instant::now())
+        {
+            return true;
+        }
+        self.flows.over_rate.fetch_add(1, Ordering::Relaxed);
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            warn!(
+                "{from}: not relayed, {NEW_CONNS_PER_SEC} new senders off this host a second \
+                 already, each a connection to TO: forged sources cost TO a handshake each; \
+                 a sender on this host or in --trust is never held to it{more}"
+            );
+        }
+        false
+    }
+
     /// Closes a sender's flow and keeps it among the ending ones until its threads end.
+    /// Never waits on the flow's writer (its queue may be full under --delay): the loop
+    /// calling it serves every other sender.
     fn forget(&mut self, addr: &PeerAddr) {
         if let Some(peer) = self.peers.remove(addr) {
             peer.flow.close();
-            peer.up.end();
+            peer.up.abandon();
             self.ending.push(peer.flow);
         }
     }
@@ -606,6 +660,14 @@ impl Senders {
         }
         false
     }
+}
+
+/// The bucket of new connections to TO for unproven senders ([`NEW_CONNS_PER_SEC`]), when
+/// opening a flow to TO is a handshake.
+fn handshakes_to(route: &Route) -> Option<TokenBucket> {
+    let connects = route.to.proto.kind() != crate::endpoint::SocketKind::Datagram
+        || route.to_opts.tls.is_some();
+    connects.then(|| TokenBucket::with_burst(NEW_CONNS_PER_SEC, NEW_CONNS_BURST))
 }
 
 /// The checks on the relay's listening side: never the relay's own address or a loop port,
