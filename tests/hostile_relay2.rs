@@ -86,10 +86,17 @@ fn relays_looping_through_this_hosts_own_ipv6_addresses_are_cut() {
     let _ = pair
         .server_cmd(&["send", "--timeout", "100ms", &a_url, "hop"])
         .output();
+    // 256 hops of 20 ms and a new flow each: a hang guard of a minute on a loaded machine.
     let cut = "refused, 128 flows from";
-    common::eventually("the chain cut", || {
-        (a.stderr().contains(cut) || b.stderr().contains(cut)).then_some(())
-    });
+    let guard = Instant::now() + 3 * STEP;
+    while !(a.stderr().contains(cut) || b.stderr().contains(cut)) {
+        assert!(
+            Instant::now() < guard,
+            "the chain never cut:\n{}",
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // A loop answers no one, but a real client off the host is still relayed: its datagram
     // goes on from B (and A, at its cap, refuses that hop too).
     let real = format!("udp://[{}]:4002", Pair::SERVER_V6);
@@ -120,12 +127,16 @@ fn relays_looping_through_this_hosts_own_ipv6_addresses_are_cut() {
 }
 
 /// python3: argv[2] datagrams to argv[1] (host:port), each from a socket of its own on a new
-/// port of argv[3], one every argv[4] seconds.
+/// port of one of argv[3] (addresses, comma-separated) in turn, one every argv[4] seconds;
+/// stops after 15 s on a machine too slow for them all.
 const NEW_PORT_EACH: &str = r#"
 import socket, sys, time
 host, port = sys.argv[1].rsplit(":", 1)
 sources = sys.argv[3].split(",")
+end = time.time() + 15
 for i in range(int(sys.argv[2])):
+    if time.time() > end:
+        break
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((sources[i % len(sources)], 0))
     s.sendto(b"n%d" % i, (host, int(port)))
@@ -170,8 +181,8 @@ fn relay_to_echo(pair: &Pair, flags: &[&str]) -> (Server, Server) {
     (Server::start_with(&mut pair.server_cmd(&args)), echo)
 }
 
-/// One sender off the host sending each datagram from a new port (3,000 of them, one a
-/// millisecond) holds at most its address's 128 flows, each let go only after a second
+/// One sender off the host sending each datagram from a new port (3,000 of them, as fast as
+/// python3 makes sockets) holds at most its address's 128 flows, each let go only after a second
 /// idle: not a flow per datagram. A sender at another address is served meanwhile.
 #[test]
 fn a_sender_changing_its_port_for_every_datagram_holds_only_its_sources_flows() {
@@ -183,7 +194,7 @@ fn a_sender_changing_its_port_for_every_datagram_holds_only_its_sources_flows() 
     add_client_addrs(&pair, std::iter::once(format!("{other}/24")));
     let (relay, _echo) = relay_to_echo(&pair, &[]);
     let started = Instant::now();
-    let args = [relay.addr.as_str(), "3000", Pair::CLIENT_V4, "0.001"];
+    let args = [relay.addr.as_str(), "3000", Pair::CLIENT_V4, "0"];
     output_of(
         &mut python_in(&pair.client, NEW_PORT_EACH, &args),
         "the sender changing ports",
@@ -253,7 +264,11 @@ fn counting_echo(space: &str) -> (common::Peer, BufReader<std::process::ChildStd
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut port = String::new();
     out.read_line(&mut port).unwrap();
-    (common::Peer(child), out, port.trim().parse().expect("a port"))
+    (
+        common::Peer(child),
+        out,
+        port.trim().parse().expect("a port"),
+    )
 }
 
 /// A udp -> tcp relay opens a connection to TO for each new sender, and one forged
@@ -271,7 +286,8 @@ fn forged_senders_open_connections_to_a_stream_to_at_a_bounded_rate() {
     let (mut server, mut counted, port) = counting_echo(&pair.server);
     let listen = format!("udp://{}:0", Pair::SERVER_V4);
     let to = format!("tcp://127.0.0.1:{port}");
-    let relay = Server::start_with(&mut pair.server_cmd(&["relay", "--framing", "line", &listen, &to]));
+    let relay =
+        Server::start_with(&mut pair.server_cmd(&["relay", "--framing", "line", &listen, &to]));
     let started = Instant::now();
     let sources = forged.join(",");
     let args = [relay.addr.as_str(), "2000", sources.as_str(), "0.0005"];
@@ -300,13 +316,13 @@ fn forged_senders_open_connections_to_a_stream_to_at_a_bounded_rate() {
 }
 
 /// A flow closed while --delay holds its queue full never holds up the loop that serves
-/// every other sender: 120 senders each fill their queue (1,024 datagrams) under a 6 s
+/// every other sender: 120 senders each fill their queue (1,024 datagrams) under a 20 s
 /// delay and go silent; 120 new senders then take their places in a full table (each
-/// closing one), while another client's round trips go on. Every reply comes, none later
-/// than the delay and 6 s (a loop waiting up to a tick on each closed writer stalls for
-/// 120 of them).
+/// closing one), while another client's round trips go on. Every reply comes within the
+/// delay and 6 s (a loop waiting up to a tick on each closed writer stalls 12 s or more).
 #[test]
 fn closing_flows_with_full_queues_never_holds_up_other_senders() {
+    let test = "closing_flows_with_full_queues_never_holds_up_other_senders";
     let echo = Server::start(&[
         "--proto",
         "udp",
@@ -316,7 +332,7 @@ fn closing_flows_with_full_queues_never_holds_up_other_senders() {
         "echo",
     ]);
     let mut cmd = Command::new(bin());
-    cmd.args(["relay", "--delay", "up:6s", "--max-conns", "121"])
+    cmd.args(["relay", "--delay", "up:20s", "--max-conns", "121"])
         .args(["--rcvbuf", "8M", "udp://127.0.0.1:0", &echo.url()]);
     let relay = Server::start_with(&mut cmd);
     let senders = |n: usize| -> Vec<UdpSocket> {
@@ -325,35 +341,51 @@ fn closing_flows_with_full_queues_never_holds_up_other_senders() {
             .collect()
     };
     let fillers = senders(120);
+    let filling = Instant::now();
     for round in 0..1100u32 {
         for filler in &fillers {
             filler.send_to(&round.to_be_bytes(), &relay.addr).unwrap();
         }
-        // Paced so that the relay, not its socket's buffer, takes them.
-        if round % 5 == 4 {
-            std::thread::sleep(Duration::from_millis(10));
+        // Paced so that the relay, not its socket's buffer, takes them all.
+        if round % 20 == 19 {
+            common::eventually("the relay read every datagram", || {
+                (unread_udp(relay.port()) == 0).then_some(())
+            });
         }
     }
-    common::eventually("the relay read every datagram", || {
-        (unread_udp(relay.port()) == 0).then_some(())
-    });
+    // The queues are full only until the delay lets their first datagrams go.
+    if filling.elapsed() > Duration::from_secs(12) {
+        let why = format!(
+            "a machine filling 120 queues well within a 20 s delay (it took {:?})",
+            filling.elapsed()
+        );
+        common::skip(test, &why, common::Lacks::Environment);
+        return;
+    }
     // Pacing, not a timed assertion: the fillers idle a second, so new senders may take
     // their places.
     std::thread::sleep(Duration::from_millis(1200));
     let addr = relay.addr.clone();
-    let trips = std::thread::spawn(move || round_trips(&addr, 40, Duration::from_secs(12)));
+    let trips = std::thread::spawn(move || round_trips(&addr, 40, Duration::from_secs(26)));
     std::thread::sleep(Duration::from_millis(300));
     for newcomer in senders(120) {
         newcomer.send_to(b"new", &relay.addr).unwrap();
     }
-    let worst = trips.join().unwrap();
+    let (missing, worst) = trips.join().unwrap();
     let (_, out, log) = relay.stop("TERM");
+    assert!(
+        missing.is_empty(),
+        "replies {missing:?} never came (worst round trip of the others {worst:?}):\n{out}\n{log}"
+    );
     let full = out
         .lines()
         .filter(|l| l.contains("lost to a full queue"))
         .count();
     assert!(full >= 100, "{full} flows with a full queue:\n{out}\n{log}");
-    assert!(worst < Duration::from_secs(12), "worst round trip {worst:?}");
+    assert!(
+        worst < Duration::from_secs(26),
+        "worst round trip {worst:?}"
+    );
 }
 
 /// The bytes waiting in the receive queue of the udp socket of this namespace on `port`
@@ -371,8 +403,8 @@ fn unread_udp(port: u16) -> u64 {
 }
 
 /// `count` datagrams to `to`, one every 100 ms from a new client, each awaited for at most
-/// `limit` after it was sent: the worst round trip. Panics when a reply never comes.
-fn round_trips(to: &str, count: u32, limit: Duration) -> Duration {
+/// `limit` after it was sent: those never answered, and the worst round trip of the others.
+fn round_trips(to: &str, count: u32, limit: Duration) -> (Vec<u32>, Duration) {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sender = client.try_clone().unwrap();
     let to = to.to_string();
@@ -386,27 +418,23 @@ fn round_trips(to: &str, count: u32, limit: Duration) -> Duration {
             })
             .collect::<Vec<Instant>>()
     });
-    let begun = Instant::now();
+    let last_due = Instant::now() + Duration::from_millis(100) * count + limit;
     client
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let mut back = vec![None; count as usize];
     let mut buf = [0u8; 16];
-    while back.iter().any(Option::is_none) {
-        let last_due = begun + Duration::from_millis(100) * count + limit;
-        assert!(
-            Instant::now() < last_due,
-            "replies {:?} never came",
-            (0..count).filter(|&i| back[i as usize].is_none()).collect::<Vec<_>>()
-        );
+    while back.iter().any(Option::is_none) && Instant::now() < last_due {
         if let Ok(4) = client.recv(&mut buf) {
             let i = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
             back[i] = back[i].or(Some(Instant::now()));
         }
     }
     let sent = sent.join().unwrap();
-    (sent.iter().zip(&back))
-        .map(|(at, came)| came.unwrap().duration_since(*at))
+    let missing = (0..count).filter(|&i| back[i as usize].is_none()).collect();
+    let worst = (sent.iter().zip(&back))
+        .filter_map(|(at, came)| Some(came.as_ref()?.duration_since(*at)))
         .max()
-        .unwrap()
+        .unwrap_or_default();
+    (missing, worst)
 }
