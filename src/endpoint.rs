@@ -974,6 +974,31 @@ pub(crate) fn share_name(ip: IpAddr) -> String {
     }
 }
 
+/// Whose share a connection counts against. On this host every user has the same addresses
+/// (127.0.0.1 above all, and all of 127.0.0.0/8): counted by address, one local user holding
+/// its share would turn every other away, root's own client included, and each loopback
+/// address would give it a share more. So a peer on this host is counted by the user that
+/// owns its socket, as the kernel tells (sock_diag), on all of the host's addresses at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Share {
+    /// A source elsewhere: its address, an IPv6 address's /64 ([`share_key`]).
+    Address(IpAddr),
+    /// A user of this host: an IP peer's on this host as sock_diag tells, a Unix peer's as
+    /// its credentials tell (SO_PEERCRED); `None`: its socket was gone when asked (or the
+    /// kernel would not say), all such counted together.
+    Local(Option<u32>),
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Address(ip) => f.write_str(&share_name(*ip)),
+            Share::Local(Some(uid)) => write!(f, "uid {uid} on this host"),
+            Share::Local(None) => f.write_str("this host, user unknown"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -290,39 +290,100 @@ fn a_malformed_record_after_the_handshake_is_said_as_such_not_as_a_plaintext_cli
     assert!(!log.contains("plaintext client"), "{log}");
 }
 
-/// Connections that each send most of a large handshake record (16,000 of 16,384 bytes)
-/// and then wait hold ~19 KB each in the server: from one address only 64 are let in at
-/// once, the rest refused in a line, so the server's memory does not grow with them, and
-/// a client from another address is still served.
-#[test]
-fn half_sent_handshake_records_from_one_address_are_bounded() {
+/// Starts a peer that says one line once its connections are open: the peer (killed when
+/// dropped) and that line.
+fn started(cmd: &mut Command) -> (common::Peer, String) {
     use std::io::BufRead;
-    let server = serve("event", &[]);
-    let before = common::rss_kib(server.pid());
-    let port = server.port().to_string();
-    let mut child = Command::new("python3")
-        .arg(script("tls_trickle.py"))
-        .args(["halves", "127.0.0.1", &port, "127.0.0.2", "1500"])
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("python3");
+        .expect("the peer");
     let stdout = child.stdout.take().unwrap();
-    let _halves = common::Peer(child);
+    let peer = common::Peer(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
         let _ = std::io::BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx
-        .recv_timeout(2 * common::STEP)
-        .expect("the peer's sent line");
-    assert_eq!(line.trim(), "sent 1500");
-    server.wait_log("TLS handshakes from its address are in progress (at most 64)");
+    let line = rx.recv_timeout(2 * common::STEP).expect("the peer's line");
+    (peer, line.trim().to_string())
+}
+
+/// `tls_trickle.py ARGS`.
+fn trickle_peer(args: &[&str]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script("tls_trickle.py")).args(args);
+    cmd
+}
+
+/// Connections that each send most of a large handshake record (16,000 of 16,384 bytes)
+/// and then wait hold ~19 KB each in the server: from one address only 64 are let in at
+/// once, the rest refused in a line, so the server's memory does not grow with them, and
+/// a client from another address is still served.
+#[test]
+fn half_sent_handshake_records_from_one_address_are_bounded() {
+    let server = serve("event", &[]);
+    let before = common::rss_kib(server.pid());
+    let port = server.port().to_string();
+    let halves = ["halves", "127.0.0.1", &port, "127.0.0.2", "1500"];
+    let (_halves, said) = started(&mut trickle_peer(&halves));
+    assert_eq!(said, "sent 1500");
+    server.wait_log(
+        "refused: 64 TLS handshakes from 127.0.0.2 are in progress, the most one source may have",
+    );
     // Accepted after all of them, from 127.0.0.1.
     let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, "after"], b"");
     assert_eq!(ok(&out), "AFTER\n");
     let grown = common::rss_kib(server.pid()).saturating_sub(before);
     assert!(grown < 12 * 1024, "the server grew by {grown} KiB");
+}
+
+/// Four addresses, each holding 64 begun handshakes (as many as one source may) and opening
+/// each again as it is closed at its deadline, hold every place the server has (256): a
+/// client from a fifth address is still served, in the place of the oldest of one of theirs.
+#[test]
+fn four_addresses_holding_every_handshake_place_lock_no_one_out() {
+    let server = serve("event", &[]);
+    let port = server.port().to_string();
+    let sources = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5";
+    let hold = ["hold", "127.0.0.1", &port, sources, "65", "120"];
+    let (_holders, said) = started(&mut trickle_peer(&hold));
+    assert_eq!(said, "held 260");
+    // Each address's 65th is refused at its cap: 127.0.0.5's last, after all the others.
+    server.wait_log("refused: 64 TLS handshakes from 127.0.0.5 are in progress");
+    let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, "fifth"], b"");
+    assert_eq!(ok(&out), "FIFTH\n");
+    let log = server.wait_log("to make room");
+    assert!(
+        log.contains("closed the oldest of the 64 from 127.0.0."),
+        "{log}"
+    );
+}
+
+/// Over a Unix socket a peer's handshakes count with its user's (SO_PEERCRED): one user
+/// (nobody) opening 300 holds 64 of them, and root's client is served.
+#[test]
+fn one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out() {
+    if !common::can_switch_user() {
+        common::skip(
+            "one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out",
+            "root and setpriv (util-linux) to connect as a second user (nobody)",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let name = common::abstract_name("tlshold");
+    let server = Server::start(&["--addr", &format!("unix://{name}"), "--tls"]);
+    let mut hold = Command::new("setpriv");
+    hold.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", &script("tls_trickle.py")])
+        .args(["hold", "unix", &name, "-", "300", "120"]);
+    let (_holders, said) = started(&mut hold);
+    assert_eq!(said, "held 300");
+    let log = server.wait_log("refused: 64 TLS handshakes from uid 65534 on this host");
+    assert!(!log.contains("from its address"), "{log}");
+    let out = common::netecho(&["send", "--tls", "--insecure", &server.url(), "root"], b"");
+    assert_eq!(ok(&out), "ROOT\n");
 }

@@ -2,7 +2,7 @@
 //! requests) in service are counted here, from admission until their slot is released; a
 //! refused connection is told why and closed here, without a reset.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -153,21 +153,7 @@ pub(crate) struct Sources {
     limit: usize,
 }
 
-pub(crate) use crate::endpoint::{share_key, share_name};
-
-/// Whose share a connection counts against. On this host every user has the same addresses
-/// (127.0.0.1 above all, and all of 127.0.0.0/8): counted by address, one local user holding
-/// its share would turn every other away, root's own client included, and each loopback
-/// address would give it a share more. So a peer on this host is counted by the user that
-/// owns its socket, as the kernel tells (sock_diag), on all of the host's addresses at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Share {
-    /// A source elsewhere: its address, an IPv6 address's /64 ([`share_key`]).
-    Address(IpAddr),
-    /// A user of this host; `None`: its socket was gone when asked (or the kernel would not
-    /// say), all such counted together.
-    Local(Option<u32>),
-}
+pub(crate) use crate::endpoint::{Share, share_key, share_name};
 
 impl Share {
     /// The share of a peer told as `identity`: on this host, the user owning its socket (as
@@ -200,16 +186,6 @@ impl Share {
     fn busy(self, limit: usize) -> String {
         let whose = self.whose();
         format!("busy: {limit} connections {whose} already; wait for one to end")
-    }
-}
-
-impl std::fmt::Display for Share {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Share::Address(ip) => f.write_str(&share_name(*ip)),
-            Share::Local(Some(uid)) => write!(f, "uid {uid} on this host"),
-            Share::Local(None) => f.write_str("this host, user unknown"),
-        }
     }
 }
 

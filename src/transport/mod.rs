@@ -24,7 +24,7 @@ pub(crate) mod within;
 use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use socket2::{SockAddr, Socket};
 
-use crate::endpoint::{Address, Endpoint, Proto, SockProto, SocketKind, Target, escape_name};
+use crate::endpoint::{
+    Address, Endpoint, Proto, Share, SockProto, SocketKind, Target, escape_name, share_key,
+};
 use crate::error::{Call, socket_error};
 
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
@@ -805,7 +807,8 @@ impl Listener {
             conn.tls = Some(Box::new(tls::Session::server(
                 server.config.clone(),
                 &conn.peer,
-                ip,
+                handshake_source(ip, &conn.sock),
+                &conn.sock,
             )?));
         }
         Ok(conn)
@@ -813,6 +816,15 @@ impl Listener {
 
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         calls::set_nonblocking(&self.sock, nonblocking)
+    }
+}
+
+/// Whose handshakes an accepted TLS connection counts with: its address (an IPv6 /64), or a
+/// Unix peer's user as its credentials tell.
+fn handshake_source(ip: Option<IpAddr>, sock: &Socket) -> Share {
+    match ip {
+        Some(ip) => Share::Address(share_key(ip)),
+        None => Share::Local(unix::peer_cred(sock).ok().map(|(uid, _)| uid)),
     }
 }
 

@@ -22,6 +22,13 @@ tests/hostile_tls.rs.
       COUNT connections from the address FROM, each a record header announcing 16384 bytes
       and 16000 of them (a ClientHello, padded), then nothing: prints "sent COUNT" and holds
       them for 30 s (until killed).
+  tls_trickle.py hold HOST PORT FROMS COUNT SECONDS
+      COUNT connections from each address of FROMS (comma-separated), each the start of a
+      handshake record (a header announcing 16384 bytes, and 100 of them), then nothing:
+      prints "held N" once all are open. One the server closes after a second or more is
+      opened again (from its address), so they keep their places for SECONDS (or until
+      killed); one closed sooner (refused) is not. HOST "unix": PORT is a Unix socket's
+      path (@name: an abstract one) and FROMS "-".
 
 Every wait is bounded; the exit status is 0 unless something other than the server went
 wrong.
@@ -220,9 +227,53 @@ def halves(host, port, source, count):
     time.sleep(30)
 
 
+def held_open(host, port, source):
+    """A connection from `source` that began a handshake record and sent no more of it."""
+    if host == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = "\0" + port[1:] if port.startswith("@") else port
+    else:
+        sock = socket.socket()
+        sock.bind((source, 0))
+        path = (host, int(port))
+    sock.settimeout(10)
+    sock.connect(path)
+    try:
+        sock.sendall(bytes([0x16, 3, 1, 0x40, 0x00]) + bytes(100))
+    except OSError:
+        pass
+    sock.setblocking(False)
+    return sock
+
+
+def hold(host, port, sources, count, seconds):
+    opened = {}
+    for source in sources.split(","):
+        for _ in range(count):
+            opened[held_open(host, port, source)] = (source, time.monotonic())
+    print(f"held {len(opened)}", flush=True)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and opened:
+        ready, _, _ = select.select(list(opened), [], [], 0.5)
+        for sock in ready:
+            try:
+                more = sock.recv(4096)
+            except OSError:
+                more = b""
+            if more:
+                continue
+            source, since = opened.pop(sock)
+            sock.close()
+            if time.monotonic() - since >= 1:
+                opened[held_open(host, port, source)] = (source, time.monotonic())
+
+
 def main():
     if sys.argv[1] == "halves":
         halves(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    if sys.argv[1] == "hold":
+        hold(*sys.argv[2:5], int(sys.argv[5]), float(sys.argv[6]))
         return
     what, host, port, every = sys.argv[1:5]
     every = float(every)

@@ -1,97 +1,86 @@
-//! Server handshakes in progress, bounded in all and per client address. A handshake's
+//! Server handshakes in progress, bounded in all and per source. A handshake's
 //! record under way is held whole by rustls until its last byte (up to 16 KiB and more of
 //! buffer), outside every frame budget: a client sending most of a large record and then
 //! nothing would otherwise cost the server ~19 KB a connection, as many connections as it
 //! can open, each renewed at its handshake deadline.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
-use std::sync::{LazyLock, Mutex};
+use std::os::fd::AsFd;
+use std::sync::LazyLock;
 
+use socket2::Socket;
 use tracing::warn;
 
-use crate::endpoint::share_key;
+use crate::endpoint::Share;
+use crate::slots::{Evicting, Place, Refused, Shut};
 
 /// Handshakes a server runs at once: far more than real clients keep in progress (a
 /// handshake is two round trips), while 256 partial records cost at most ~5 MB.
 pub(crate) const MAX_HANDSHAKES: usize = 256;
-/// Of them, from one address (an IPv6 /64, which one host may hold whole): a busy client
-/// host or a NAT still gets many, and no one source takes them all.
+/// Of them, from one source: a busy client host or a NAT still gets many, and no one source
+/// takes them all.
 pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 64;
 
-/// Handshakes in progress: in all, and per source.
-struct Counts {
-    total: usize,
-    by_source: HashMap<Source, usize>,
-}
-
-static COUNTS: LazyLock<Mutex<Counts>> = LazyLock::new(|| {
-    Mutex::new(Counts {
-        total: 0,
-        by_source: HashMap::new(),
-    })
-});
-
-/// Where handshakes are counted: an IPv4 address or an IPv6 /64 ([`share_key`]), or no
-/// address (Unix sockets). Peers on this host are counted by address here too, not by the
-/// user owning their socket as --files and --exec connections are: this bound keeps memory
-/// in check, not each user's place. It is taken at every TLS accept, echo's included, where
-/// a sock_diag query per connection would cost every client; a slot lasts one handshake
-/// (at most [`super::session::HANDSHAKE_TIME`]); and any four sources, a remote host's as
-/// much as a local user's, can fill [`MAX_HANDSHAKES`] whatever the key, so counting by user
-/// would promise a local user no place.
-type Source = Option<IpAddr>;
+/// Handshakes in progress per source: an IPv4 address, an IPv6 address's /64 (which one host
+/// may hold whole), or for a Unix peer the user its credentials name (SO_PEERCRED: one
+/// getsockopt). Peers over IP on this host are counted by address, not by the user owning
+/// their socket as --files and --exec connections are: a sock_diag query at every TLS accept,
+/// echo's included, would cost every client. Sources holding all [`MAX_HANDSHAKES`] (four at
+/// their cap, or many loopback addresses) lock no one out: a newcomer from a source holding
+/// fewer than the most takes the place of that source's oldest handshake.
+static HANDSHAKES: LazyLock<Evicting<Share>> = LazyLock::new(Evicting::default);
 
 /// One handshake's place, given back when dropped (the handshake done, or the connection
 /// gone).
-pub(crate) struct Slot(Source);
+pub(crate) type Slot = Place<Share>;
 
-impl Slot {
-    /// A place for a handshake with a client at `ip`, or an error (said in a throttled line)
-    /// when the server or that source has too many in progress.
-    pub(crate) fn take(ip: Option<IpAddr>, peer: &str) -> io::Result<Slot> {
-        let source = ip.map(share_key);
-        let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let from_source = counts.by_source.get(&source).copied().unwrap_or(0);
-        let full = counts.total >= MAX_HANDSHAKES
-            || (source.is_some() && from_source >= MAX_HANDSHAKES_PER_SOURCE);
-        if full {
-            drop(counts);
-            refused(peer, from_source);
-            return Err(io::Error::other(HandshakesFull));
-        }
-        counts.total += 1;
-        *counts.by_source.entry(source).or_insert(0) += 1;
-        Ok(Slot(source))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.by_source.get_mut(&self.0) {
-            *n -= 1;
-            if *n == 0 {
-                counts.by_source.remove(&self.0);
+/// A place for a handshake with the client of `sock` (`peer`, counted as `source`), or an
+/// error (said in a throttled line) when its source holds its cap, or every place is taken
+/// and its source holds as many as any. Making room shuts another source's oldest handshake.
+pub(crate) fn take(source: Share, sock: &Socket, peer: &str) -> io::Result<Slot> {
+    // Kept with the place, to shut this connection should it be the one making room.
+    let handle = sock.as_fd().try_clone_to_owned()?;
+    match HANDSHAKES.take(source, handle, MAX_HANDSHAKES_PER_SOURCE, MAX_HANDSHAKES) {
+        Ok((slot, shut)) => {
+            if let Some(shut) = shut {
+                made_room(peer, &shut);
             }
+            Ok(slot)
+        }
+        Err(why) => {
+            refused(peer, source, why);
+            Err(io::Error::other(HandshakesFull))
         }
     }
 }
 
 /// The line for a refused connection: a client can cause it at will, so throttled.
-fn refused(peer: &str, from_source: usize) {
+fn refused(peer: &str, source: Share, why: Refused) {
     static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
     if let Some(more) = LOG.allow() {
-        let why = if from_source >= MAX_HANDSHAKES_PER_SOURCE {
-            format!(
-                "{from_source} TLS handshakes from its address are in progress (at most {MAX_HANDSHAKES_PER_SOURCE})"
-            )
-        } else {
-            format!("{MAX_HANDSHAKES} TLS handshakes are in progress (at most that many at once)")
+        let why = match why {
+            Refused::Limit(held) => format!(
+                "{held} TLS handshakes from {source} are in progress, the most one source may \
+                 have"
+            ),
+            Refused::All(held) => format!(
+                "{MAX_HANDSHAKES} TLS handshakes are in progress, the most the server runs, and \
+                 {source} has {held} of them, as many as any source"
+            ),
         };
         warn!("{peer}: refused: {why}; it may try again once they end{more}");
+    }
+}
+
+/// The line for a handshake closed to make room for `peer`'s: throttled as a refusal.
+fn made_room(peer: &str, shut: &Shut<Share>) {
+    static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+    if let Some(more) = LOG.allow() {
+        let Shut { key, had } = shut;
+        warn!(
+            "{peer}: {MAX_HANDSHAKES} TLS handshakes are in progress, the most the server runs: \
+             closed the oldest of the {had} from {key} to make room{more}"
+        );
     }
 }
 

@@ -86,14 +86,15 @@ struct Outgoing {
 }
 
 impl Session {
-    /// A server's session with a client at `ip`: refused (an error) when too many
-    /// handshakes are in progress (see [`super::pending`]).
+    /// A server's session with the client of `sock`, counted as `source`: refused (an
+    /// error) when too many handshakes are in progress (see [`super::pending`]).
     pub(crate) fn server(
         config: Arc<rustls::ServerConfig>,
         peer: &str,
-        ip: Option<std::net::IpAddr>,
+        source: crate::endpoint::Share,
+        sock: &Socket,
     ) -> io::Result<Session> {
-        let slot = super::pending::Slot::take(ip, peer)?;
+        let slot = super::pending::take(source, sock, peer)?;
         let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
         let session = Session::new(tls.into(), peer);
         session.state().slot = Some(slot);
