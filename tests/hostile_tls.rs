@@ -378,6 +378,7 @@ fn one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out() {
     let server = Server::start(&["--addr", &format!("unix://{name}"), "--tls"]);
     let mut hold = Command::new("setpriv");
     hold.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
         .args(["/usr/bin/python3", &script("tls_trickle.py")])
         .args(["hold", "unix", &name, "-", "300", "120"]);
     let (_holders, said) = started(&mut hold);
