@@ -1,13 +1,14 @@
 //! How a lab server shares itself among a class: at most [`Limits::runs`] runs measure at
-//! once; the others wait, each client address in a first-come first-served line of its
-//! own, and a turn that frees goes to the waiting address holding the fewest turns (on a
-//! tie, the one whose next run has waited longest): fair queueing by address, so one
-//! address's many runs never keep another's waiting behind all of them. At most
-//! [`Limits::queue`] runs wait in all and [`Limits::per_address`] runs (measuring or
-//! waiting) come from one address (an IPv6 address's /64, [`share_key`]). Each run is told its place in that order as it
-//! changes, and its account says how many other runs measured while it did and how long
-//! it waited, so no result is silently degraded. Only the addresses of runs that hold
-//! their turn reach the echo ports ([`Class::admits`]).
+//! once; the others wait, each client in a first-come first-served line of its own, and a
+//! turn that frees goes to the waiting client holding the fewest turns (on a tie, the one
+//! whose next run has waited longest): fair queueing by client, so one client's many runs
+//! never keep another's waiting behind all of them. A client is an address as the cap
+//! counts it ([`share_key`]: an IPv6 address's /64, an IPv4 address), in the order, the
+//! cap and the echo ports' gate alike. At most [`Limits::queue`] runs wait in all and
+//! [`Limits::per_address`] runs (measuring or waiting) come from one client. Each run is
+//! told its place in that order as it changes, and its account says how many other runs
+//! measured while it did and how long it waited, so no result is silently degraded. Only
+//! the clients of runs that hold their turn reach the echo ports ([`Class::admits`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -31,7 +32,7 @@ pub(crate) struct Limits {
     pub max_time: Duration,
 }
 
-/// A run that joined: its number, its address (IPv4-mapped IPv6 as IPv4).
+/// A run that joined: its number, its client ([`share_key`] of its address).
 #[derive(Debug)]
 pub(crate) struct Ticket {
     pub run: u32,
@@ -82,21 +83,10 @@ struct State {
 }
 
 impl State {
-    /// Runs measuring and waiting from the addresses counted as `key`.
+    /// Runs measuring and waiting from client `key` ([`share_key`]).
     fn held_by(&self, key: IpAddr) -> usize {
-        let measuring: usize = self
-            .by_ip
-            .iter()
-            .filter(|(ip, _)| share_key(**ip) == key)
-            .map(|(_, n)| n)
-            .sum();
-        let waiting: usize = self
-            .waiting
-            .iter()
-            .filter(|(ip, _)| share_key(**ip) == key)
-            .map(|(_, line)| line.len())
-            .sum();
-        measuring + waiting
+        let measuring = self.by_ip.get(&key).copied().unwrap_or(0);
+        measuring + self.waiting.get(&key).map_or(0, VecDeque::len)
     }
 
     /// Every waiting run's place: the order turns go in if the runs measuring now end
@@ -262,9 +252,11 @@ impl Class {
     /// A new run from `ip` joins its address's line, or is refused: past the runs one
     /// address may hold, or when the queue is full.
     pub(crate) fn join(&self, ip: IpAddr) -> Result<Ticket, String> {
-        let ip = ip.to_canonical();
+        // Every count and the fair order by client as the cap counts them: a host spreading
+        // its runs over the addresses of its /64 is one client, not many.
+        let ip = share_key(ip);
         let mut state = self.lock();
-        let held = state.held_by(share_key(ip));
+        let held = state.held_by(ip);
         if held >= self.limits.per_address {
             let are = if held == 1 { "is" } else { "are" };
             return Err(format!(
@@ -368,7 +360,7 @@ impl Class {
     /// Whether `ip` holds a turn now: only such addresses reach the echo ports. Asked at
     /// each echo connection and datagram, so an address let in is active now.
     pub(crate) fn admits(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
+        let ip = share_key(ip);
         let mut state = self.lock();
         let admitted = state.by_ip.contains_key(&ip);
         if admitted {
@@ -394,11 +386,7 @@ impl Class {
 
     /// Turns `ip` holds now.
     pub(crate) fn turns_of(&self, ip: IpAddr) -> usize {
-        self.lock()
-            .by_ip
-            .get(&ip.to_canonical())
-            .copied()
-            .unwrap_or(0)
+        self.lock().by_ip.get(&share_key(ip)).copied().unwrap_or(0)
     }
 
     /// A count that moves whenever an address's last turn ends.
@@ -623,7 +611,9 @@ mod tests {
                 .join(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]))
                 .is_ok()
         );
-        assert!(class.admits(host(1)) && !class.admits(host(9)));
+        // The echo ports' gate counts clients as the cap does: the /64 holds the turn.
+        assert!(class.admits(host(1)) && class.admits(host(9)));
+        assert!(!class.admits(IpAddr::from([0x2001, 0xdb8, 0, 3, 0, 0, 0, 1])));
         assert_eq!(share_key("::ffff:10.0.0.1".parse().unwrap()), ip(1));
     }
 

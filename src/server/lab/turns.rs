@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::server::admission::{share_key, share_name};
 use crate::service::echo::{Echo, EchoSession};
 use crate::service::{ConnEnd, Datagrams, Drive, NoRequests, Service, Session, Step};
 use crate::slots::{Counts, Slot};
@@ -28,7 +29,7 @@ pub(crate) struct TurnBound {
     pub held: Held,
 }
 
-/// Connections open per address on one port.
+/// Connections open per client ([`share_key`]) on one port.
 pub(crate) type Held = Counts<IpAddr>;
 
 /// One echo connection and the turn it was opened in.
@@ -53,6 +54,11 @@ impl TurnSession {
     }
 }
 
+/// The client `conn` counts for: its address as turns and the cap count it ([`share_key`]).
+fn client(conn: &Conn) -> Option<IpAddr> {
+    conn.remote().map(|a| share_key(a.ip()))
+}
+
 fn turn_ended() -> ConnEnd {
     ConnEnd::Failed(std::io::Error::new(
         std::io::ErrorKind::PermissionDenied,
@@ -71,7 +77,7 @@ impl Service for TurnBound {
     /// Room while the address holds fewer than [`RUN_CONNS`] for each of its turns (the
     /// count is taken at open: loops accepting at once may pass it by one each).
     fn room(&self, conn: &Conn) -> Result<(), String> {
-        let Some(ip) = conn.remote().map(|a| a.ip().to_canonical()) else {
+        let Some(ip) = client(conn) else {
             return Ok(());
         };
         let limit = RUN_CONNS * self.class.turns_of(ip).max(1);
@@ -82,9 +88,10 @@ impl Service for TurnBound {
         static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
         if let Some(more) = LOG.allow() {
             tracing::warn!(
-                "{}: refused, {now} echo connections from {ip} already (at most {RUN_CONNS} \
+                "{}: refused, {now} echo connections from {} already (at most {RUN_CONNS} \
                  for each turn it holds){more}",
-                conn.peer()
+                conn.peer(),
+                share_name(ip)
             );
         }
         Err(format!(
@@ -93,7 +100,7 @@ impl Service for TurnBound {
     }
 
     fn open(&self, conn: Conn, drive: Drive) -> TurnSession {
-        let ip = conn.remote().map(|a| a.ip().to_canonical());
+        let ip = client(&conn);
         let seen = self.class.turns_ended();
         TurnSession {
             _place: ip.map(|ip| self.held.hold(ip)),
