@@ -678,19 +678,39 @@ fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_n
     let wide: Vec<&String> = lines.iter().filter(|l| l.chars().count() > 80).collect();
     assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
     // The status lines ran (the path of the unix rows' sockets among them), each row called
-    // by its table name: the tls row is not a second tcp.
+    // by its table name: the tls row is not a second tcp. One count for every row, the raw
+    // rows too when this run may open raw sockets.
+    let raw = lines.iter().any(|l| l.contains("raw 127.0.0.1"));
+    let n = if raw { 11 } else { 9 };
+    let steps: Vec<&String> = lines.iter().filter(|l| l.starts_with("lab: [")).collect();
     assert!(
-        lines.iter().any(|l| l.starts_with("lab: [5/9] unix ")),
+        steps.iter().all(|l| l.contains(&format!("/{n}] "))),
+        "{steps:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("lab: [5/{n}] unix "))),
         "{lines:#?}"
     );
     assert!(
-        lines.iter().any(|l| l == "lab: [8/9] tls 127.0.0.1"),
+        lines
+            .iter()
+            .any(|l| *l == format!("lab: [8/{n}] tls 127.0.0.1")),
         "{lines:#?}"
     );
     assert!(
-        lines.iter().any(|l| l == "lab: [2/9] tcp6 [::1]"),
+        lines
+            .iter()
+            .any(|l| *l == format!("lab: [2/{n}] tcp6 [::1]")),
         "{lines:#?}"
     );
+    if raw {
+        assert!(
+            lines.iter().any(|l| l == "lab: [11/11] raw ::1"),
+            "{lines:#?}"
+        );
+    }
     // Loopback loses nothing: a TCP resend there is no loss.
     assert!(!screen.contains("the loss shows"), "{screen}");
     // The boundaries table says every byte came back, and that its bursts are its own.
@@ -701,6 +721,18 @@ fn on_an_80_column_terminal_every_line_fits_and_each_row_is_named_as_the_table_n
     );
 }
 
+/// `lab` (as `cmd` starts it) with `tmp` for TMPDIR, to its end.
+fn lab_with_tmpdir(cmd: &mut Command, tmp: &std::path::Path, what: &str) -> std::process::Output {
+    let child = cmd
+        .env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::output_within(child, what, Duration::from_secs(120))
+}
+
 #[test]
 fn without_raw_sockets_the_lab_says_so_within_80_columns() {
     if !common::can_drop_net_raw("without_raw_sockets_the_lab_says_so_within_80_columns") {
@@ -708,14 +740,8 @@ fn without_raw_sockets_the_lab_says_so_within_80_columns() {
     }
     let _turn = one_lab_at_a_time();
     let (_dir, tmp) = long_tmpdir();
-    let child = common::without_net_raw(&["lab", "--quick", "--format", "json"])
-        .env("TMPDIR", &tmp)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = common::output_within(child, "lab without CAP_NET_RAW", Duration::from_secs(120));
+    let mut lab = common::without_net_raw(&["lab", "--quick", "--format", "json"]);
+    let out = lab_with_tmpdir(&mut lab, &tmp, "lab without CAP_NET_RAW");
     let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("lab: raw rows skipped"), "{err}");
@@ -797,4 +823,34 @@ fn ctrl_c_in_the_middle_of_a_row_says_only_that_the_lab_stopped() {
         assert!(err.contains("stopped by SIGINT"), "{err}");
         assert!(!err.contains("measuring it once more"), "{err}");
     }
+}
+
+#[test]
+fn a_tmpdir_too_long_for_unix_socket_paths_is_said_in_one_line_before_measuring() {
+    let _turn = one_lab_at_a_time();
+    // 81 bytes: the lab's directory and its unix.sock fit a socket address, its
+    // unix-seqpacket.sock does not.
+    let dir = common::tempdir();
+    let base = dir.path().as_os_str().len();
+    let tmp = dir.path().join("x".repeat(80 - base));
+    std::fs::create_dir_all(&tmp).unwrap();
+    assert_eq!(tmp.as_os_str().len(), 81);
+    let mut lab = Command::new(common::bin());
+    lab.args(["lab", "--quick"]);
+    let out = lab_with_tmpdir(&mut lab, &tmp, "lab with a long TMPDIR");
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains("TMPDIR is too long for Unix socket paths")
+            && line.contains("run with TMPDIR=/tmp"),
+        "{line}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("said \"\""), "{err}");
+    // Nothing was measured, and the lab's directory is gone.
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(common::listing(&tmp), Vec::<String>::new());
 }

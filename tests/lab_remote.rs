@@ -1203,6 +1203,10 @@ fn the_addresses_of_one_ipv6_64_count_as_one_address() {
         let (_, refused) = hello_from(lab, 3235, Some("[fd00:234::12]"));
         let text = String::from_utf8_lossy(&refused);
         assert!(text.contains("2 runs from fd00:234::/64"), "{text}");
+        // The turns go round by client as the cap counts them: a run of another client
+        // goes before the /64's second, whichever of its addresses that one came from.
+        let (_other, queued) = hello_from(SERVER_V4, 3235, None);
+        assert_eq!(place_of(&queued), 1, "another client's place");
         // Six silent connections from six addresses of the /64: past four, closed at once.
         let closed = (10..16)
             .map(|n| {
@@ -1775,4 +1779,94 @@ fn a_lab_server_gone_during_the_raw_row_is_said_as_such_not_as_a_raw_server_to_s
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("serve --proto raw"), "{stderr}");
     assert!(stderr.contains("went away"), "{stderr}");
+}
+
+/// `lab --quick 127.0.0.1:PORT` on an 80-column terminal (`script`), its status lines read
+/// as they come: the server is stopped (SIGSTOP) once the tls row has begun, and continued
+/// after the run ended. What the terminal showed, a line each, and the run's exit code.
+fn run_stopped_at_tls_row(server: &Server) -> (Vec<String>, i32) {
+    let command = format!(
+        "stty cols 80; exec {} lab --quick 127.0.0.1:{}",
+        bin(),
+        server.port()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (bsdutils)");
+    let mut terminal = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = terminal.read(&mut buf) {
+            let _ = tx.send(buf[..n].to_vec());
+        }
+    });
+    let mut seen = Vec::new();
+    let mut stopped = false;
+    while let Ok(bytes) = rx.recv_timeout(Duration::from_secs(120)) {
+        seen.extend(bytes);
+        if !stopped && String::from_utf8_lossy(&seen).contains("] tls 127.0.0.1") {
+            common::signal(server.pid(), "STOP");
+            stopped = true;
+        }
+    }
+    let status = common::wait_exit(&mut child, "lab against a stopped server");
+    common::signal(server.pid(), "CONT");
+    assert!(stopped, "{}", String::from_utf8_lossy(&seen));
+    let code = common::shell_status(&status);
+    (common::screen_lines(&String::from_utf8_lossy(&seen)), code)
+}
+
+#[test]
+fn a_lab_server_that_stops_answering_midway_leaves_that_row_out_and_the_rest_stand() {
+    if !common::have("script", "a_lab_server_that_stops_answering_midway") {
+        return;
+    }
+    let (server, _, _) = loopback_lab(&[]);
+    let (lines, code) = run_stopped_at_tls_row(&server);
+    let shown = lines.join("\n");
+    assert_eq!(code, 0, "{shown}");
+    // The rows measured before it are printed, the tls row named as the table names it.
+    assert!(lines.iter().any(|l| l.starts_with("tcp ")), "{shown}");
+    assert!(lines.iter().any(|l| l.starts_with("udp ")), "{shown}");
+    let said = shown.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains(
+            "tls: not measured: the lab server stopped answering (busy or stopped): run again \
+             later"
+        ),
+        "{shown}"
+    );
+    assert!(said.contains("quic: not measured: not tried"), "{shown}");
+    // No wrong guess: it is a lab server that answered until then.
+    assert!(!said.contains("as a netecho lab server does"), "{shown}");
+    assert!(lines.iter().all(|l| common::columns(l) <= 80), "{shown}");
+}
+
+#[test]
+fn udp_loss_under_the_servers_rate_limit_is_said_to_be_the_limits() {
+    // The limit binds this host's addresses when given: a loopback udp row moves more.
+    let (server, _, _) = loopback_lab(&["--rate-limit", "2000"]);
+    let control = format!("127.0.0.1:{}", server.port());
+    let (json, _) = lab_here(&["--format", "json", &control]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = doc["rows"].as_array().unwrap();
+    let udp = rows
+        .iter()
+        .find(|r| r["proto"] == "udp")
+        .expect("a udp row");
+    let (lost, why) = (udp["lost"].as_u64().unwrap(), udp["why"].to_string());
+    // What the limit dropped is its, as the note under the table says, not the path's.
+    if lost > 0 {
+        assert!(why.contains("the lab server's rate limit"), "{udp}");
+        assert!(!why.contains("so it was lost on the way"), "{udp}");
+    }
+    // Whatever it lost, no other row blames the limit.
+    for row in rows.iter().filter(|r| r["proto"] != "udp") {
+        assert!(!row["why"].to_string().contains("rate limit"), "{row}");
+    }
 }

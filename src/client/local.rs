@@ -207,6 +207,10 @@ impl LocalServers {
         let line = rx
             .recv_timeout(START)
             .map_err(|_| anyhow!("the local {proto} server did not start within {START:?}"))?;
+        // A server that ended saying nothing on stdout said why on stderr, relayed above.
+        if line.is_empty() {
+            return Err(anyhow!("the local {proto} server did not start"));
+        }
         let bound = line
             .trim_end()
             .strip_prefix(&format!("listening {proto} "))

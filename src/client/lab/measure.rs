@@ -33,7 +33,9 @@ const MISMATCH_SHARE: u64 = 100;
 
 /// A row of `target`: every column measured, ping-pong and load in [`Plan::rounds`] rounds.
 pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
-    once_more(target, || measure_once(target, plan))
+    // Its warning names the row as the table does (a tls row is "tls", not "tcp").
+    let what = format!("{} {}", target_name(target), target.addr);
+    once_more(&what, || measure_once(target, plan))
 }
 
 /// A measurement taken again once when it fails: on a loaded machine one reply can miss

@@ -173,23 +173,22 @@ fn on_this_machine(
     meta: &Meta,
 ) -> Result<String> {
     let servers = LocalServers::new()?;
+    unix_paths_fit(&servers)?;
     let mut rows = Vec::new();
+    // One count for every row the status line names, the raw rows among them.
+    let raw = raw_allowed();
+    let total = CASES.len() + if raw.is_ok() { RAW_ROWS.len() } else { 0 };
     for (i, case) in CASES.iter().enumerate() {
         let (proto, ipv6, flags) = case;
         let addr = servers.address_for(proto.proto(), *ipv6);
         let shown = addr.strip_suffix(":0").unwrap_or(&addr);
-        progress(&format!(
-            "[{}/{}] {} {shown}",
-            i + 1,
-            CASES.len(),
-            case_name(case)
-        ));
+        progress(&format!("[{}/{total}] {} {shown}", i + 1, case_name(case)));
         let target = start_pinned(|| servers.start(*proto, &addr, flags), cores)?;
         rows.push(measure(&target, plan)?);
     }
-    let left_out: Vec<String> = match raw_rows(&servers, plan, cores)? {
-        Ok(raw) => {
-            rows.extend(raw);
+    let left_out: Vec<String> = match raw {
+        Ok(()) => {
+            rows.extend(raw_rows(&servers, plan, cores, total)?);
             Vec::new()
         }
         Err(note) => vec![note],
@@ -253,26 +252,36 @@ fn label(r: &Row) -> String {
     }
 }
 
+/// The raw rows' families: IPv4, then IPv6.
+const RAW_ROWS: [bool; 2] = [false, true];
+
 /// Raw rows need CAP_NET_RAW: without it the lab says so, measures the rest, and the note
-/// for under the table is returned instead.
+/// for under the table is the error.
+fn raw_allowed() -> Result<(), String> {
+    match transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
+        Ok(_) => Ok(()),
+        Err(e) => Err(without_raw("raw, raw6", &e)),
+    }
+}
+
+/// The raw rows, the last of the `total` rows the status line counts.
 fn raw_rows(
     servers: &LocalServers,
     plan: &Plan,
     cores: Option<Cores>,
-) -> Result<Result<Vec<Row>, String>> {
-    if let Err(e) = transport::raw::open(false, i32::from(DEFAULT_IP_PROTO), "raw 127.0.0.1") {
-        return Ok(Err(without_raw("raw, raw6", &e)));
-    }
-    let rows = [false, true]
+    total: usize,
+) -> Result<Vec<Row>> {
+    let first = total - RAW_ROWS.len();
+    RAW_ROWS
         .into_iter()
-        .map(|ipv6| {
+        .enumerate()
+        .map(|(i, ipv6)| {
             let addr = servers.address_for(Proto::Raw, ipv6);
-            progress(&format!("raw {addr}"));
+            progress(&format!("[{}/{total}] raw {addr}", first + i + 1));
             let target = start_pinned(|| servers.start_raw(&addr), cores)?;
             measure_raw(&target, plan, DEFAULT_IP_PROTO)
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Ok(rows))
+        .collect()
 }
 
 /// Raw rows (`names`) this run cannot measure, as `e` says: a warning on stderr, and the
@@ -283,15 +292,48 @@ fn without_raw(names: &str, e: &anyhow::Error) -> String {
     why::left_out(names, &why)
 }
 
+/// Fails, before anything is measured, when a socket file the lab makes in its directory
+/// (in TMPDIR) would not fit a Unix socket address: the directory is the lab's own, so the
+/// way out is a shorter TMPDIR.
+fn unix_paths_fit(servers: &LocalServers) -> Result<()> {
+    let cases = CASES.iter().map(|(proto, _, _)| proto.proto());
+    let streams = BOUNDARY_FRAMINGS.iter().map(|f| boundary_socket(f.name()));
+    let longest = cases
+        .filter(|p| p.is_unix())
+        .map(|p| format!("{}.sock", p.name()))
+        .chain(streams)
+        .map(|name| servers.path(&name).as_os_str().len())
+        .max()
+        .unwrap_or(0);
+    if longest > crate::transport::unix::MAX_PATH {
+        anyhow::bail!(
+            "TMPDIR is too long for Unix socket paths (the lab's would take {longest} bytes, \
+             {} fit): run with TMPDIR=/tmp",
+            crate::transport::unix::MAX_PATH
+        );
+    }
+    Ok(())
+}
+
+/// The framings of the boundaries burst.
+const BOUNDARY_FRAMINGS: [Framing; 3] = [Framing::None, Framing::Line, Framing::Length];
+
+/// The socket file of the boundaries burst over unix with `framing`.
+fn boundary_socket(framing: &str) -> String {
+    format!("unix-{framing}.sock")
+}
+
 /// The boundaries burst over each stream, with each framing.
 fn boundary_rows(servers: &LocalServers) -> Result<Vec<BoundaryRow>> {
     let mut rows = Vec::new();
     for proto in [SockProto::Tcp, SockProto::Unix] {
-        for framing in [Framing::None, Framing::Line, Framing::Length] {
-            let name = format!("{}-{}", proto.name(), framing.name());
+        for framing in BOUNDARY_FRAMINGS {
             let addr = match proto {
                 SockProto::Tcp => "127.0.0.1:0".to_string(),
-                _ => servers.path(&format!("{name}.sock")).display().to_string(),
+                _ => servers
+                    .path(&boundary_socket(framing.name()))
+                    .display()
+                    .to_string(),
             };
             let target = servers.start(proto, &addr, &["--framing", framing.name()])?;
             rows.push(boundary_row(&target, framing)?);

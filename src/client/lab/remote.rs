@@ -51,6 +51,9 @@ const GONE_WAIT: u16 = 1000;
 struct Shared {
     offer: Offer,
     account: Account,
+    /// Whether the account is the server's: none came when it stopped answering (a row
+    /// stalled), and this run's own times stand in it.
+    accounted: bool,
     /// The first place this run had in the queue, if it waited.
     first_place: Option<u16>,
     /// Whether the control connection proved it reached the lab server: TLS with the
@@ -108,32 +111,62 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     }
     // The turn ends whatever the rows did: the next run waits for it.
     let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
-    let (rows, left_out) = measured.map_err(|e| gone_or(e, &conn, host))?;
-    done.with_context(|| format!("tell the lab server {host} the run is done"))
-        .map_err(|e| gone_or(e, &conn, host))?;
-    let account = match conn.within(Instant::now() + STEP) {
-        Ok(mut wire) => labwire::read_msg(&mut wire),
-        Err(e) => Err(ReadError::Io(e)),
-    };
-    let account = match account {
-        Ok(Msg::Account(account)) => account,
-        Ok(Msg::Error(why)) => bail!("the lab server {host}: {}", printable(&why)),
-        Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
-        Err(e) => {
-            let e = anyhow!("the lab server {host} sent no account of the run: {e}");
-            return Err(gone_or(e, &conn, host));
+    let measured = measured.map_err(|e| gone_or(e, &conn, host))?;
+    let stalled = measured.stalled.is_some();
+    // A server that stopped answering a row may not answer Done either: what was measured
+    // stands, with no account of the sharing.
+    let told = match done {
+        Err(_) if stalled => None,
+        done => {
+            done.with_context(|| format!("tell the lab server {host} the run is done"))
+                .map_err(|e| gone_or(e, &conn, host))?;
+            account(&conn, host, stalled)?
         }
     };
     progress("");
-    let account = plausible(account, &offer, waited, turn.elapsed(), host);
+    let (measured_for, accounted) = (turn.elapsed(), told.is_some());
+    let account = match told {
+        Some(told) => plausible(told, &offer, waited, measured_for, host),
+        None => Account {
+            shared_with: 0,
+            most_at_once: 0,
+            waited_ms: u32::try_from(waited.as_millis()).unwrap_or(u32::MAX),
+            measured_ms: u32::try_from(measured_for.as_millis()).unwrap_or(u32::MAX),
+        },
+    };
     let shared = Shared {
         offer,
         account,
+        accounted,
         first_place,
         proven: settings.tls.as_ref().is_some_and(|t| !t.insecure),
     };
+    let (rows, left_out) = (measured.rows, measured.left_out);
     render_remote(settings, host, plan, &path, &shared, (&rows, &left_out))
 }
+
+/// The server's account of the run, read after Done; none, when a row stalled and the server
+/// stays silent for [`AFTER_STALL`] (it stopped answering: its account is not waited for).
+fn account(conn: &Conn, host: &str, stalled: bool) -> Result<Option<Account>> {
+    let wait = if stalled { AFTER_STALL } else { STEP };
+    let account = match conn.within(Instant::now() + wait) {
+        Ok(mut wire) => labwire::read_msg(&mut wire),
+        Err(e) => Err(ReadError::Io(e)),
+    };
+    match account {
+        Ok(Msg::Account(account)) => Ok(Some(account)),
+        Ok(Msg::Error(why)) => bail!("the lab server {host}: {}", printable(&why)),
+        Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
+        Err(_) if stalled => Ok(None),
+        Err(e) => {
+            let e = anyhow!("the lab server {host} sent no account of the run: {e}");
+            Err(gone_or(e, conn, host))
+        }
+    }
+}
+
+/// How long a run whose row stalled waits for the server's account.
+const AFTER_STALL: Duration = Duration::from_secs(2);
 
 /// The server's account held to what this run can tell: no longer a wait or a measurement
 /// than this run saw (`waited`, `measured`, give or take [`ACCOUNT_SLACK`]; past it, this
@@ -620,18 +653,61 @@ fn offered_certificate(target: &Target) -> Result<()> {
     )
 }
 
+/// The rows measured, the notes of those left out, and the row that stalled, if one did.
+#[derive(Default)]
+struct Measured {
+    rows: Vec<Row>,
+    left_out: Vec<String>,
+    /// The row (named as the table names it) the server stopped answering during: the rows
+    /// after it are not tried.
+    stalled: Option<String>,
+    /// Why the last row the lab could not reach was left out.
+    unreachable: Option<String>,
+}
+
+impl Measured {
+    /// Row `name` stalled (`e`, a [`Stalled`]): the lab server stopped answering it.
+    fn stall(&mut self, name: &str, e: &anyhow::Error) {
+        say(Level::WARN, &format!("lab: {e:#}"));
+        self.left_out.push(super::why::left_out(name, STOPPED));
+        self.stalled = Some(name.to_string());
+    }
+
+    /// Row `name` is left out: its port could not be reached (`why`).
+    fn unreachable(&mut self, name: &str, why: String) {
+        say(Level::WARN, &format!("lab: {why}; its row is left out"));
+        self.left_out.push(super::why::left_out(name, &why));
+        self.unreachable = Some(why);
+    }
+
+    /// Whether a row stalled before `name`, which is then left out untried.
+    fn after_stall(&mut self, name: &str) -> bool {
+        let Some(stalled) = self.stalled.clone() else {
+            return false;
+        };
+        let why = format!("not tried: the lab server stopped answering the {stalled} row");
+        self.left_out.push(super::why::left_out(name, &why));
+        true
+    }
+}
+
+/// What a row that stalled says: a lab server that answered the rows before it and stops
+/// answering is paused or overloaded, not another program.
+const STOPPED: &str = "the lab server stopped answering (busy or stopped): run again later";
+
 /// The plan's rows the server offers, each measured against its announced port. A stream
 /// port that takes no connection, a udp port that answers nothing and a row whose port
 /// closed its connections (full: the server's share for a run taken) are said in a warning
-/// each, and the rows measured stand, with a note for each row left out. The control
-/// connection is looked at before each row and at each failure: a server that went away
-/// ends the run at once, in one line.
+/// each, and the rows measured stand, with a note for each row left out; so does a row the
+/// server stopped answering (stalled), the rows after it not tried. The control connection
+/// is looked at before each row and at each failure: a server that went away ends the run
+/// at once, in one line.
 fn measure_offered(
     offer: &Offer,
     server: SocketAddr,
     plan: &Plan,
     control: &Conn,
-) -> Result<(Vec<Row>, Vec<String>)> {
+) -> Result<Measured> {
     let targets = offered_targets(offer, server)?;
     if targets.is_empty() {
         bail!("the lab server offers no protocol this lab measures over {server}");
@@ -639,10 +715,12 @@ fn measure_offered(
     let until = Instant::now() + Duration::from_millis(offer.max_ms.into()).min(MAX_RUN);
     // The raw row counts too, when offered: the status line's count is of every row.
     let count = targets.len() + usize::from(port_of_name(offer, "raw").is_some());
-    let (mut rows, mut left_out) = (Vec::new(), Vec::new());
-    let mut unreachable = None;
+    let mut m = Measured::default();
     for (i, target) in targets.iter().enumerate() {
         let name = super::measure::target_name(target);
+        if m.after_stall(&name) {
+            continue;
+        }
         progress(&format!("[{}/{count}] {name} {}", i + 1, target.addr));
         if gone_now(control) {
             return Err(anyhow!("the lab server closed the control connection"));
@@ -651,13 +729,11 @@ fn measure_offered(
             if closed(control) {
                 return Err(anyhow!("the lab server closed the control connection"));
             }
-            say(Level::WARN, &format!("lab: {why}; its row is left out"));
-            left_out.push(super::why::left_out(&name, &why));
-            unreachable = Some(why);
+            m.unreachable(&name, why);
             continue;
         }
         let (measured, plan_row) = (target.clone(), plan.clone());
-        let row = within_run(&target.to_string(), until, plan, move || {
+        let row = within_run(&name, until, plan, move || {
             if local::trust(&measured).is_some() {
                 offered_certificate(&measured)?;
             }
@@ -665,12 +741,13 @@ fn measure_offered(
         });
         let mut row = match row {
             Ok(row) => row,
+            Err(e) if e.is::<Stalled>() && !closed(control) => {
+                m.stall(&name, &e);
+                continue;
+            }
             Err(e) if closed(control) => return Err(e),
             Err(e) if closed_unanswered(&e) || format!("{e:#}").contains("closed the conn") => {
-                let why = full_port(target, &e);
-                say(Level::WARN, &format!("lab: {why}; its row is left out"));
-                left_out.push(super::why::left_out(&name, &why));
-                unreachable = Some(why);
+                m.unreachable(&name, full_port(target, &e));
                 continue;
             }
             Err(e) => return Err(e),
@@ -679,22 +756,48 @@ fn measure_offered(
             row.why = no_reply(&row, target);
             say(Level::WARN, &format!("lab: {}: {}", row.name(), row.why));
         }
-        rows.push(row);
+        super::why::under_limit(&mut row, offer.rate);
+        m.rows.push(row);
     }
+    measure_raw(offer, server, plan, until, count, &mut m)?;
+    match (&m.stalled, &m.unreachable) {
+        (Some(name), _) if m.rows.is_empty() => bail!("{name}: not measured: {STOPPED}"),
+        (_, Some(why)) if m.rows.is_empty() => bail!("{why}"),
+        _ => Ok(m),
+    }
+}
+
+/// The raw row, when the server offers it: measured, left out with its note, or (a row
+/// before it stalled) not tried.
+fn measure_raw(
+    offer: &Offer,
+    server: SocketAddr,
+    plan: &Plan,
+    until: Instant,
+    count: usize,
+    m: &mut Measured,
+) -> Result<()> {
+    let name = match server.ip().to_canonical().is_ipv6() {
+        true => "raw6",
+        false => "raw",
+    };
     match raw_offered(offer, server) {
+        Some(Ok(_)) if m.after_stall(name) => {}
         Some(Ok((target, ip_proto))) => {
             let (plan_raw, step) = (plan.clone(), format!("[{count}/{count}]"));
-            rows.push(within_run("raw", until, plan, move || {
+            let row = within_run(name, until, plan, move || {
                 raw_row(&target, ip_proto, &plan_raw, &step)
-            })?);
+            });
+            match row {
+                Ok(row) => m.rows.push(row),
+                Err(e) if e.is::<Stalled>() => m.stall(name, &e),
+                Err(e) => return Err(e),
+            }
         }
-        Some(Err(note)) => left_out.push(note),
+        Some(Err(note)) => m.left_out.push(note),
         None => {}
     }
-    match unreachable {
-        Some(why) if rows.is_empty() => bail!("{why}"),
-        _ => Ok((rows, left_out)),
-    }
+    Ok(())
 }
 
 /// The warning of a row whose echo port closed its connections while the control
@@ -773,10 +876,31 @@ const MAX_RUN: Duration = Duration::from_secs(600);
 /// it counts as stalled.
 const ROW_SLACK: Duration = Duration::from_secs(20);
 
-/// Measures one row (`what`) on a thread of its own, for at most what its plan takes (twice,
-/// for a retry) and [`ROW_SLACK`], and never past `until` (the time the server offered):
-/// an echo port that accepts and never answers ends the run with a line naming the row,
-/// instead of holding it. A stalled row's thread is left behind; the run ends.
+/// A row that brought no result within its time ([`within_run`]): the lab server, which
+/// answered the control connection and offered the port, stopped answering it.
+#[derive(Debug)]
+struct Stalled {
+    row: String,
+    budget: Duration,
+}
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: not measured within {:.0} s: {STOPPED}",
+            self.row,
+            self.budget.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// Measures one row (`what`, as the table names it) on a thread of its own, for at most
+/// what its plan takes (twice, for a retry) and [`ROW_SLACK`], and never past `until` (the
+/// time the server offered): an echo port that accepts and stops answering is [`Stalled`],
+/// instead of holding the run. A stalled row's thread is left behind.
 fn within_run<T: Send + 'static>(
     what: &str,
     until: Instant,
@@ -797,12 +921,10 @@ fn within_run<T: Send + 'static>(
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
             bail!("measuring the {what} row ended without a result")
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => bail!(
-            "the {what} row stalled: not measured within {:.0} s (the time its plan takes, \
-             or what is left of the run the lab server offered); the server's port accepts \
-             but does not answer as a netecho lab server does",
-            budget.as_secs_f64()
-        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(anyhow::Error::new(Stalled {
+            row: what.to_string(),
+            budget,
+        })),
     }
 }
 
@@ -870,6 +992,9 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
         false => format!(" ({})", path.server),
     };
     let sharing = match a.shared_with {
+        _ if !shared.accounted => "heard no account of the run from the server (it stopped \
+                                   answering): whether other runs shared it is not known"
+            .to_string(),
         0 => format!(
             "had the server to itself while measuring (the server lets {} measure at once)",
             offer.max_runs
@@ -958,8 +1083,13 @@ fn parameters(host: &str, path: &Path, shared: &Shared) -> Map<String, Value> {
     p.insert("gateway".into(), path.gateway.map(|g| g.to_string()).into());
     p.insert("path_mtu".into(), path.path_mtu.into());
     p.insert("run".into(), shared.offer.run.into());
-    p.insert("shared_with".into(), a.shared_with.into());
-    p.insert("most_at_once".into(), a.most_at_once.into());
+    // Unknown when the server sent no account.
+    let told = |n: u32| match shared.accounted {
+        true => Value::from(n),
+        false => Value::Null,
+    };
+    p.insert("shared_with".into(), told(a.shared_with));
+    p.insert("most_at_once".into(), told(a.most_at_once.into()));
     p.insert("max_runs".into(), shared.offer.max_runs.into());
     p.insert("waited_ms".into(), a.waited_ms.into());
     p.insert("measured_ms".into(), a.measured_ms.into());

@@ -71,7 +71,8 @@ pub(super) fn legend(rounds: usize) -> String {
         "times in us: setup = connect(2), p50/p99/p99.9 = ping-pong round trip; p50 is the \
          median of {rounds} rounds' p50s (of two, their mean; a round of fewer than \
          {MIN_ROUND_SAMPLES} round trips stalled and has none: its row says so) and +- half \
-         their range; msg/s = 1 KiB messages under \
+         their range; p99 and p99.9 are of all rounds' round trips together, so a slow \
+         round can lift p50 above them; msg/s = 1 KiB messages under \
          pipelined load (median round; the sentence says when lost requests, each waited \
          for {} ms, or long waits bound it); lost = share of requests; bounds = each read \
          of a {BURST}-send burst held one message (a lost datagram is not a merged one); \
