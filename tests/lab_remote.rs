@@ -1861,8 +1861,18 @@ fn udp_loss_under_the_servers_rate_limit_is_said_to_be_the_limits() {
         .expect("a udp row");
     let (lost, why) = (udp["lost"].as_u64().unwrap(), udp["why"].to_string());
     // What the limit dropped is its, as the note under the table says, not the path's.
+    // (or, on a loaded machine, what a receive queue here dropped, which a counter saw).
     if lost > 0 {
-        assert!(why.contains("the lab server's rate limit"), "{udp}");
+        assert!(
+            [
+                "the lab server's rate limit",
+                "receive queue",
+                "refused sends"
+            ]
+            .iter()
+            .any(|cause| why.contains(cause)),
+            "{udp}"
+        );
         assert!(!why.contains("so it was lost on the way"), "{udp}");
     }
     // Whatever it lost, no other row blames the limit.

@@ -202,23 +202,19 @@ fn resent_here(retransmits: u64) -> String {
     )
 }
 
-/// How close to a lab server's rate limit a row's msg/s may come before its loss is said to
-/// be possibly the limit's: the limit's bucket lets bursts through, and each request it
-/// dropped held its place in flight for the lab's timeout, so a run losing to it moves
-/// less than the limit.
-const NEAR_LIMIT: f64 = 0.5;
 /// The share of the limit at which a row's msg/s is the limit's: a limited run moves just
 /// under it.
 const AT_LIMIT: f64 = 0.9;
 
 /// A datagram row measured against a lab server that announced a rate limit of `rate`
 /// datagrams a second per address: loss no counter here saw is the limit's when the row
-/// moved about as many or more ([`AT_LIMIT`]), or may be when it came near
-/// ([`NEAR_LIMIT`]); not "on the way".
+/// moved about as many or more ([`AT_LIMIT`]), and may be at any rate (the limit's bucket
+/// cuts a burst, and each request it dropped held its place in flight for the lab's
+/// timeout, so a run losing to it moves less than the limit); never only "on the way".
 pub(super) fn under_limit(r: &mut Row, rate: u32) {
     let unseen = cause(Some(Cause::Unseen));
     let limit = f64::from(rate);
-    if rate == 0 || r.messages_per_s < limit * NEAR_LIMIT || !r.why.contains(unseen) {
+    if rate == 0 || !r.why.contains(unseen) {
         return;
     }
     let (over, moved) = (
