@@ -685,6 +685,11 @@ fn socat_here(kind: &str, target: &str, options: &str, said: &str) -> Option<Str
         "UNIX-LISTEN" => format!("`netecho serve --addr {target}`"),
         "ABSTRACT-CONNECT" | "ABSTRACT-CLIENT" => format!("`netecho send @{target}{said}`"),
         "ABSTRACT-LISTEN" => format!("`netecho serve --addr @{target}`"),
+        // verify=0 trusts any certificate: netecho's --insecure, which says so when it runs.
+        "OPENSSL" | "OPENSSL-CONNECT" | "SSL" if option("verify") == Some("0") => format!(
+            "`netecho send --tls --insecure {host} {port}{said}` (verify=0 is --insecure: any \
+             certificate is trusted; --pin the fingerprint serve printed checks it)"
+        ),
         "OPENSSL" | "OPENSSL-CONNECT" | "SSL" => format!(
             "`netecho send --tls {host} {port}{said}` (--pin the fingerprint serve printed, or \
              --ca FILE)"
@@ -1190,6 +1195,11 @@ mod tests {
         assert!(err("tcp:127.0.0.1:4000").contains("`netecho send 127.0.0.1 4000`"));
         assert!(err("UNIX-CONNECT:/tmp/s").contains("`netecho send /tmp/s`"));
         let tls = err("OPENSSL:127.0.0.1:4000,verify=0");
+        assert!(
+            tls.contains("`netecho send --tls --insecure 127.0.0.1 4000`"),
+            "{tls}"
+        );
+        let tls = err("OPENSSL:127.0.0.1:4000");
         assert!(tls.contains("`netecho send --tls 127.0.0.1 4000`"), "{tls}");
         let listen = err("OPENSSL-LISTEN:4000,fork");
         assert!(

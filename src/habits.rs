@@ -245,7 +245,7 @@ pub(crate) const HABITS: &[Habit] = &[
         &["bench"],
         &["-u", "--udp"],
         "iperf3: UDP",
-        "UDP is `netecho bench --proto udp HOST PORT` (or a udp:// address)",
+        "UDP is `netecho bench --proto udp -c HOST 5201` (or a udp:// address)",
     ),
     on(
         &["bench"],
@@ -489,10 +489,17 @@ impl Typed {
                 "--udp" => typed.udp = true,
                 "--listen" => typed.listen = true,
                 "--port" => typed.port = value.or_else(|| words.next()).map(Into::into),
+                "--wait" => typed.seconds = value.or_else(|| words.next()).map(Into::into),
+                "--hex-dump" => {
+                    let file = value.or_else(|| words.next()).unwrap_or_default();
+                    typed.values.push(("-x".into(), file.into()));
+                }
                 "-servername" | "-CAfile" => {
                     let value = words.next().unwrap_or_default();
                     typed.values.push((word.into(), value.into()));
                 }
+                // openssl's one-dash long flags that take no value.
+                "-showcerts" | "-quiet" | "-tls1_2" | "-tls1_3" => {}
                 "-connect" => {
                     if let Some(to) = words.next().filter(|w| !w.starts_with('-')) {
                         let (host, port) = crate::endpoint::socat_split(to);
@@ -506,7 +513,12 @@ impl Typed {
                     let attached = &short[1 + letters.len()..];
                     typed.udp |= letters.contains('u');
                     typed.listen |= letters.contains('l') && command != Some("bench");
-                    let last = letters.chars().last().filter(|c| TAKES_VALUE.contains(*c));
+                    // iperf3's -b and -l take a value; nc's -b (broadcast) and -l do not.
+                    let bench = command == Some("bench") && letters.ends_with(['b', 'l']);
+                    let last = letters
+                        .chars()
+                        .last()
+                        .filter(|c| bench || TAKES_VALUE.contains(*c));
                     let value = match (last, attached) {
                         (None, _) => None,
                         // A flag is no value: `bench -s -p 5201` is iperf3's -s, then -p.
@@ -594,6 +606,31 @@ impl Typed {
         }
     }
 
+    /// `netecho send` with `flags` ("--tls ", or "") to the address typed, over udp if they
+    /// said so, with the message typed; `None` when no host was typed.
+    fn send(&self, flags: &str) -> Option<String> {
+        self.host.as_ref()?;
+        let to = match self.udp {
+            true => self.udp_url(),
+            false => self.to("HOST", "PORT"),
+        };
+        Some(format!("netecho send {flags}{to}{}", self.said))
+    }
+
+    /// `netecho bench` at the server typed (iperf3's port 5201 when none was), over udp if
+    /// they said so, with the iperf3 flags typed that bench reads too (-t, -b, -l, -P), each
+    /// in bench's units, so that pasting it runs what they meant.
+    fn bench(&self, udp: bool) -> String {
+        let proto = if udp || self.udp { "--proto udp " } else { "" };
+        let mut line = format!("netecho bench {proto}-c {}", self.to("HOST", "5201"));
+        for flag in ["-t", "-b", "-l", "-P"] {
+            if let Some(value) = self.value(flag).and_then(|v| bench_value(flag, v)) {
+                line = format!("{line} {flag} {value}");
+            }
+        }
+        line
+    }
+
     /// The same as one udp:// address.
     fn udp_url(&self) -> String {
         let words = self.to("127.0.0.1", "4000");
@@ -605,6 +642,35 @@ impl Typed {
             .and_then(|(h, p)| crate::endpoint::join_port(h, p));
         format!("udp://{}", joined.unwrap_or(words))
     }
+}
+
+/// iperf3's value for bench's `flag` as bench takes it: `-t 10` is `-t 10s`, `-b 10M` is
+/// `-b 10mbit`; `None` for a value bench would refuse.
+fn bench_value(flag: &str, value: &str) -> Option<String> {
+    let seconds = value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| format!("{value}s"));
+    let kept = |ok: bool| ok.then(|| value.to_string());
+    match flag {
+        "-t" => seconds.or_else(|| kept(crate::units::parse_duration(value).is_ok())),
+        "-b" => iperf3_rate(value).or_else(|| kept(crate::cli::parse_rate(value).is_ok())),
+        "-l" => kept(crate::units::parse_size(value).is_ok()),
+        _ => kept(value.parse::<u32>().is_ok_and(|n| n > 0)),
+    }
+}
+
+/// iperf3's bitrate (`10M`, bits per second with K, M or G) in netecho's words (`10mbit`).
+fn iperf3_rate(value: &str) -> Option<String> {
+    let (number, unit) = value.split_at(value.len().checked_sub(1)?);
+    let unit = match unit {
+        "K" | "k" => "kbit",
+        "M" | "m" => "mbit",
+        "G" | "g" => "gbit",
+        _ => return None,
+    };
+    number.parse::<f64>().ok()?;
+    Some(format!("{number}{unit}"))
 }
 
 /// A message's words as advice carries them, each after a space (" hi"), quoted where a
@@ -654,6 +720,15 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             let to = to.map(|_| t.udp_url())?;
             format!("a broadcast is `netecho send --broadcast {to}{}`", t.said)
         }
+        (Some("send") | None, "-M" | "--ttl")
+            if !t.udp && t.host.as_ref().is_some_and(|h| !h.contains("://")) =>
+        {
+            format!(
+                "netecho's --ttl is for udp and raw sends; a tcp connection keeps the system's \
+                 default TTL: `{}`",
+                t.send("")?
+            )
+        }
         (_, "-M" | "--ttl") => {
             let to = t
                 .host
@@ -688,18 +763,46 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
         }
         (Some("bench"), "-b" | "--bitrate") => {
             let v = value?;
-            let (number, unit) = v.split_at(v.len() - 1);
-            let unit = match unit {
-                "K" | "k" => "kbit",
-                "M" | "m" => "mbit",
-                "G" | "g" => "gbit",
-                _ => return None,
+            let rate = iperf3_rate(v)?;
+            let bench = match t.host {
+                Some(_) => t.bench(false),
+                None => format!("netecho bench -b {rate}"),
             };
-            number.parse::<f64>().ok()?;
-            format!("iperf3's -b {v} is `netecho bench -b {number}{unit}` (--rate; also MB/s)")
+            format!("iperf3's -b {v} is `{bench}` (--rate; also MB/s)")
         }
-        (_, "-servername") => format!("the name is `netecho send --tls --server-name {}`", value?),
-        (_, "-CAfile") => format!("a CA to trust is `netecho send --tls --ca {}`", value?),
+        (_, "-servername") => {
+            let flags = format!("--tls --server-name {} ", value?);
+            let send = t.send(&flags);
+            let send = send.unwrap_or_else(|| format!("netecho send {}", flags.trim_end()));
+            format!("the name is --server-name: `{send}`")
+        }
+        (_, "-CAfile") => {
+            let flags = format!("--tls --ca {} ", value?);
+            let send = t.send(&flags);
+            let send = send.unwrap_or_else(|| format!("netecho send {}", flags.trim_end()));
+            format!("a CA to trust is --ca: `{send}`")
+        }
+        (Some("send") | None, "-w" | "--wait") => format!(
+            "the wait for a reply is --timeout: `{}`",
+            t.send(&format!("--timeout {}s ", t.seconds.as_deref()?))?
+        ),
+        (Some("send") | None, "-x" | "--hex-dump") => {
+            let file = value.map(|f| format!(" 2>{f}")).unwrap_or_default();
+            format!(
+                "the hex dump is --hex, written to stderr: `{}{file}`",
+                t.send("--hex ")?
+            )
+        }
+        (Some("send") | None, "-c" | "--sh-exec") => {
+            let cmd = value?;
+            let send = t.send("")?;
+            // A pipe is send's input only without a message: the message is left out.
+            let send = send.strip_suffix(t.said.as_str()).unwrap_or(&send);
+            format!(
+                "send runs no command on its connection; it sends its input: `{cmd} | {send}` \
+                 (a server running it for each client is `netecho serve --exec sh -c '{cmd}'`)"
+            )
+        }
         _ => return None,
     };
     Some(here)
@@ -751,17 +854,38 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
              bench -c HOST PORT`",
             t.port.as_deref().unwrap_or("5201")
         ),
-        (Some("bench"), "-p" | "--port") => {
-            let to = t.to("HOST", "5201");
-            format!(
-                "the port goes with the address: `netecho bench -c {to}` (HOST PORT) or {}",
-                to.replacen(' ', ":", 1)
-            )
-        }
-        (Some("bench"), "-u" | "--udp") => format!(
-            "UDP is `netecho bench --proto udp {}` (or a udp:// address)",
-            t.to("HOST", "PORT")
+        (Some("bench"), "-p" | "--port") => format!(
+            "the port goes with the address: `{}` (HOST PORT) or {}",
+            t.bench(false),
+            t.to("HOST", "5201").replacen(' ', ":", 1)
         ),
+        (Some("bench"), "-u" | "--udp") => {
+            format!("UDP is `{}` (or a udp:// address)", t.bench(true))
+        }
+        (Some("send") | None, "--ssl") => format!(
+            "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
+             underneath): `{}` (--pin the fingerprint serve printed, --ca FILE, or --insecure)",
+            t.send("--tls ")?
+        ),
+        (Some("serve"), "--ssl") => format!(
+            "netecho's TLS is --tls: `{}` (--cert FILE --key FILE, or one made at start)",
+            t.serve(false).replacen("serve ", "serve --tls ", 1)
+        ),
+        (Some("send"), "-tls1_2") => format!(
+            "TLS 1.2 is --tls-version 1.2: `{}`",
+            t.send("--tls --tls-version 1.2 ")?
+        ),
+        (Some("send"), "-showcerts") => format!(
+            "`-v` logs the version, the cipher and the certificate's subject: `{}`",
+            t.send("--tls -v ")?
+        ),
+        (Some("send"), "-tls1_3" | "-quiet") => {
+            let why = match name {
+                "-quiet" => "send prints only the reply",
+                _ => "TLS 1.3 is netecho's default",
+            };
+            format!("{why}, so leave {name} out: `{}`", t.send("--tls ")?)
+        }
         (_, "-p" | "--port") => {
             let to = t.to("127.0.0.1", "4000");
             let one = to

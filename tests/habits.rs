@@ -78,7 +78,10 @@ fn check(row: &str, server: &Server) -> bool {
         "`-x FILE`, `--hex-dump`" => {
             refused(&["send", "-x", "dump", &addr], "--hex");
             // ncat writes the dump to FILE; netecho's goes to stderr.
-            refused(&["send", "-x", "dump", &addr], "`2>FILE`");
+            refused(
+                &["send", "-x", "dump", &addr],
+                &format!("--hex {addr} 2>dump`"),
+            );
             let out = netecho(&["send", "--hex", &addr, "hi"], b"");
             assert_eq!(ok(&out), "HI\n");
             let dump = String::from_utf8_lossy(&out.stderr);
@@ -100,7 +103,7 @@ fn check_socat(row: &str, server: &Server) -> bool {
         }
         "`OPENSSL:HOST:4000,verify=0`" => refused(
             &["send", "OPENSSL:127.0.0.1:4000,verify=0"],
-            "`netecho send --tls 127.0.0.1 4000`",
+            "`netecho send --tls --insecure 127.0.0.1 4000`",
         ),
         "`DTLS:HOST:4000`" => refused(
             &["send", "DTLS:127.0.0.1:4000"],
@@ -339,8 +342,14 @@ fn check_groups(row: &str, server: &Server) -> bool {
             });
         }
         "`-M 5`" => {
+            // A tcp connection has no --ttl here: the advice stays on tcp, udp gets it.
             refused(
                 &["send", "-M", "5", &addr],
+                &format!("TTL: `netecho send {addr}`"),
+            );
+            refused(&["send", "-u", "-M", "5", &addr], &format!("udp://{addr}"));
+            refused(
+                &["send", "-M", "5", &format!("udp://{addr}")],
                 &format!("--ttl 5 udp://{addr}"),
             );
             let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
@@ -856,7 +865,8 @@ fn a_letter_means_what_the_subcommand_s_own_tool_means_by_it() {
         &["bench", "-c", "127.0.0.1", "47001", "-b", "10M"],
         "invalid value '10M' for 'netecho bench --rate': '10M' is not a rate; write e.g. \
          10mbit, 500kbit or 2MB/s; -b here is not iperf3's (iperf3: the bitrate, M for \
-         Mbit/s): iperf3's -b 10M is `netecho bench -b 10mbit` (--rate; also MB/s)",
+         Mbit/s): iperf3's -b 10M is `netecho bench -c 127.0.0.1 47001 -b 10mbit` (--rate; also \
+         MB/s)",
     );
     refused_as(
         &["bench", "-s"],
@@ -899,22 +909,22 @@ fn openssl_s_client_s_one_dash_flags_get_send_s_tls_flags() {
     refused_as(
         &tls(&["-servername", "localhost"]),
         "-servername is not a netecho flag here (openssl s_client: the name sent in SNI): the \
-         name is `netecho send --tls --server-name localhost`",
+         name is --server-name: `netecho send --tls --server-name localhost 127.0.0.1 47443 hi`",
     );
     refused_as(
         &tls(&["-CAfile", "/tmp/c.pem"]),
         "-CAfile is not a netecho flag here (openssl s_client: the CA certificates to trust): \
-         a CA to trust is `netecho send --tls --ca /tmp/c.pem`",
+         a CA to trust is --ca: `netecho send --tls --ca /tmp/c.pem 127.0.0.1 47443 hi`",
     );
     refused_as(
         &tls(&["-tls1_2"]),
         "-tls1_2 is not a netecho flag here (openssl s_client: TLS 1.2 only): TLS 1.2 is \
-         `netecho send --tls --tls-version 1.2`",
+         --tls-version 1.2: `netecho send --tls --tls-version 1.2 127.0.0.1 47443 hi`",
     );
     for (flag, want) in [
-        ("-tls1_3", "leave -tls1_3 out"),
-        ("-showcerts", "`netecho send --tls -v`"),
-        ("-quiet", "leave -quiet out"),
+        ("-tls1_3", "out: `netecho send --tls 127.0.0.1 47443 hi`"),
+        ("-showcerts", "`netecho send --tls -v 127.0.0.1 47443 hi`"),
+        ("-quiet", "out: `netecho send --tls 127.0.0.1 47443 hi`"),
     ] {
         let line = fails(&netecho(&tls(&[flag]), b""), 2);
         assert!(
@@ -952,7 +962,7 @@ fn a_habit_s_advice_keeps_the_address_and_value_typed_and_invents_no_port() {
          `netecho send --broadcast udp://127.0.0.255:4000 hi`",
     );
     refused_as(
-        &["send", "-M", "5", "127.0.0.1", "47001", "hi"],
+        &["send", "-M", "5", "udp://127.0.0.1:47001", "hi"],
         "-M is not a netecho flag here (nc: the TTL; ncat: the TTL): the TTL is `netecho send \
          --ttl 5 udp://127.0.0.1:47001 hi` (udp and raw; to a group, IP_MULTICAST_TTL)",
     );
@@ -1054,4 +1064,132 @@ fn an_unreachable_group_names_its_errno_as_every_error_does() {
         "{line}"
     );
     assert!(!line.contains("os error"), "{line}");
+}
+
+/// The first command in a line's backticks (`netecho ...`, or `CMD | netecho ...`).
+fn advised(line: &str) -> &str {
+    let commands = line.split('`').skip(1).step_by(2);
+    let whole = |c: &&str| c.starts_with("netecho ") || c.contains("| netecho ");
+    commands
+        .clone()
+        .find(whole)
+        .unwrap_or_else(|| panic!("no command: {line}"))
+}
+
+/// The advice refused for `args`, pasted into sh in `dir` with `stdin`: its output.
+fn paste(args: &[&str], dir: &std::path::Path, stdin: &[u8]) -> (String, std::process::Output) {
+    let line = fails(&netecho(args, b""), 2);
+    let pasted = advised(&line).replace("netecho ", "\"$NETECHO\" ");
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &pasted]).current_dir(dir);
+    (line, common::run(sh.env("NETECHO", common::bin()), stdin))
+}
+
+/// Each habit's advice is a whole command with the address, message and values typed:
+/// pasted, it does what the other tool's line meant (or says what netecho has not).
+#[test]
+fn a_habit_s_advice_pasted_does_what_the_line_typed_meant() {
+    let tcp = Server::start(&["--addr", "127.0.0.1:0"]);
+    let port = tcp.port().to_string();
+    let dir = common::tempdir();
+    let send = |flags: &[&str], stdin: &[u8]| {
+        let mut args = vec!["send"];
+        args.extend_from_slice(flags);
+        args.extend(["127.0.0.1", &port]);
+        paste(&args, dir.path(), stdin)
+    };
+    // nc -w 5: the wait is --timeout, and the line keeps its address and message.
+    let (line, out) = send(&["-w", "5"], b"hi\n");
+    assert!(line.contains("--timeout 5s 127.0.0.1"), "{line}");
+    assert_eq!(ok(&out), "HI\n", "{line}");
+    // nc -M: tcp has no --ttl here; the advice stays on tcp.
+    let (line, out) = send(&["-M", "5"], b"hi\n");
+    assert!(!line.contains("udp://") && line.contains("tcp"), "{line}");
+    assert_eq!(ok(&out), "HI\n", "{line}");
+    // ncat -x FILE: --hex with stderr kept in FILE.
+    let (line, out) = send(&["-x", "dump.txt"], b"hi\n");
+    assert_eq!(ok(&out), "HI\n", "{line}");
+    let dump = std::fs::read_to_string(dir.path().join("dump.txt")).unwrap();
+    assert!(dump.contains("6869"), "{line}: {dump}");
+    // ncat -c CMD: what CMD prints goes in through a pipe.
+    let (line, out) = send(&["-c", "cat"], b"hello\n");
+    assert_eq!(ok(&out), "HELLO\n", "{line}");
+    // ncat --ssl, openssl -servername: the TLS send, with the address typed.
+    let (line, _) = send(&["--ssl"], b"");
+    assert!(
+        line.contains(&format!("`netecho send --tls 127.0.0.1 {port}`")),
+        "{line}"
+    );
+    let line = fails(
+        &netecho(
+            &[
+                "send",
+                "--tls",
+                "-servername",
+                "foo",
+                "127.0.0.1",
+                &port,
+                "hi",
+            ],
+            b"",
+        ),
+        2,
+    );
+    let want = format!("`netecho send --tls --server-name foo 127.0.0.1 {port} hi`");
+    assert!(line.contains(&want), "{line}");
+    // socat's verify=0 trusts any certificate: --insecure, which a new certificate passes.
+    let tls = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let to = format!("OPENSSL:127.0.0.1:{},verify=0", tls.port());
+    let (line, out) = paste(&["send", &to, "hi"], dir.path(), b"");
+    assert!(line.contains("--insecure"), "{line}");
+    assert_eq!(ok(&out), "HI\n", "{line}");
+}
+
+/// iperf3's line to bench keeps its rate and duration in bench's units, and iperf3's port
+/// 5201 when none was typed: no placeholder.
+#[test]
+fn iperf3_s_line_to_bench_keeps_its_rate_duration_and_port() {
+    let line = fails(
+        &netecho(
+            &["bench", "-c", "127.0.0.1", "-u", "-b", "10M", "-t", "1s"],
+            b"",
+        ),
+        2,
+    );
+    assert!(
+        line.contains("`netecho bench --proto udp -c 127.0.0.1 5201 -t 1s -b 10mbit`"),
+        "{line}"
+    );
+    let line = fails(
+        &netecho(&["bench", "-c", "127.0.0.1", "-p", "5201", "-t", "1"], b""),
+        2,
+    );
+    assert!(
+        line.contains("`netecho bench -c 127.0.0.1 5201 -t 1s`"),
+        "{line}"
+    );
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let port = udp.port().to_string();
+    let dir = common::tempdir();
+    let args = [
+        "bench",
+        "-c",
+        "127.0.0.1",
+        "-u",
+        "-p",
+        &port,
+        "-b",
+        "1M",
+        "-t",
+        "1",
+        "-l",
+        "100",
+    ];
+    let (line, out) = paste(&args, dir.path(), b"");
+    assert!(line.contains("-t 1s -b 1mbit -l 100`"), "{line}");
+    let table = ok(&out);
+    assert!(
+        table.contains("udp") && table.contains("100"),
+        "{line}: {table}"
+    );
 }
