@@ -74,7 +74,26 @@ pub(crate) fn silent_peer(
         Call::Send => "took nothing",
         _ => "sent nothing",
     };
-    anyhow::anyhow!("{peer} {did} for {timeout:?} (--timeout) while {waited}; {advice}")
+    let line = format!("{peer} {did} for {timeout:?} (--timeout) while {waited}; {advice}");
+    anyhow::Error::new(SilentPeer(line))
+}
+
+/// A peer silent for --timeout (see [`silent_peer`]): told apart, so that a caller can add
+/// the advice its case calls for.
+#[derive(Debug)]
+pub(crate) struct SilentPeer(String);
+
+impl fmt::Display for SilentPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SilentPeer {}
+
+/// Whether `err` is (or was caused by) a peer silent for --timeout.
+pub(crate) fn is_silent(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<SilentPeer>())
 }
 
 /// What the peer did wrong, already worded for the user (a QUIC server's reply stream too

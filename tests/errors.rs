@@ -1214,3 +1214,34 @@ fn a_timeout_under_a_microsecond_still_ends_against_a_silent_server() {
         assert!(line.contains("127.0.0.1"), "{what}: {line}");
     }
 }
+
+/// A message on the command line to a server that answers only at the end of its input
+/// (socat EXEC:'tr a-z A-Z'): the timeout names the fix that works, piping it in, and that
+/// line pasted gets the answer.
+#[test]
+fn a_server_that_answers_at_end_of_input_is_told_to_get_the_message_piped() {
+    if !common::have(
+        "socat",
+        "a_server_that_answers_at_end_of_input_is_told_to_get_the_message_piped",
+    ) {
+        return;
+    }
+    let port = common::free_port().to_string();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
+    let socat = std::process::Command::new("socat")
+        .args([listen.as_str(), "EXEC:tr a-z A-Z"])
+        .spawn()
+        .unwrap();
+    let _socat = common::Peer(socat);
+    let addr = format!("127.0.0.1:{port}");
+    common::eventually("socat listening", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let line = error_of(&["send", "--timeout", "1s", "127.0.0.1", &port, "hello"], 1);
+    let pipe = format!("`printf '%s\\n' hello | netecho send {addr}`");
+    assert!(line.contains(&pipe), "{line}");
+    let pasted = pipe.trim_matches('`').replace("netecho ", "\"$NETECHO\" ");
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &pasted]).env("NETECHO", common::bin());
+    assert_eq!(ok(&run(&mut sh, b"")), "HELLO\n", "{line}");
+}

@@ -257,7 +257,7 @@ fn each_message(
 ) -> Result<()> {
     let mut out = io::stdout().lock();
     if let Some(msg) = &config.message {
-        return exchange(msg, &mut out);
+        return exchange(msg, &mut out).map_err(|e| pipe_it_in(e, config, msg));
     }
     let stdin = io::stdin();
     let interactive = config.interactive || stdin.is_terminal();
@@ -279,6 +279,30 @@ fn each_message(
         }
         exchange(&line, &mut out)?;
     }
+}
+
+/// A message on the command line that a stream server left unanswered for --timeout: one
+/// that answers at the end of its input (socat's EXEC:'tr a-z A-Z', sort) answers it piped
+/// in, as send then shuts down its writing side when the input ends (nc -N); a longer
+/// --timeout never would.
+fn pipe_it_in(err: anyhow::Error, config: &SendConfig, msg: &[u8]) -> anyhow::Error {
+    let endpoint = &config.endpoint;
+    let stream = matches!(endpoint.proto, Proto::Tcp | Proto::Unix);
+    if !stream || config.client.opts.tls.is_some() || !crate::error::is_silent(&err) {
+        return err;
+    }
+    let text = std::str::from_utf8(msg)
+        .ok()
+        .map(|m| m.trim_end_matches('\n'));
+    let word = text.filter(|m| !m.is_empty() && !m.chars().any(char::is_control));
+    let word = word.map_or("MESSAGE".into(), crate::report::meta::shell_quote);
+    anyhow::anyhow!(
+        "{err:#}; a server that answers only at the end of its input (socat's EXEC:'tr a-z \
+         A-Z', sort) never answers a message on the command line: pipe it in, and send shuts \
+         down its writing side when the input ends, as nc -N does: `printf '%s\\n' {word} | \
+         netecho send {}`",
+        endpoint.addr
+    )
 }
 
 /// Exchanges one message, or says why an empty one is not sent where the connection cannot
