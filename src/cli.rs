@@ -972,10 +972,10 @@ pub(crate) struct BenchArgs {
     /// Concurrent clients (connections, or datagram sockets); -P as in iperf3
     #[arg(long, short = 'P', value_name = "C", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
-    /// Bytes per message
+    /// Bytes per message; -l as iperf3's (-l 1K)
     #[arg(long, short = 's', short_alias = 'l', value_name = "SIZE", default_value_t = 64, value_parser = size_in::<u32>(0, 16 << 20))]
     pub size: u32,
-    /// How long to send
+    /// How long to send; -t as iperf3's, with a unit (-t 10s)
     #[arg(long, short = 'd', short_alias = 't', value_name = "DUR", default_value = "5s", value_parser = parse_seconds, conflicts_with = "count")]
     pub duration: Duration,
     /// Requests per client, instead of --duration

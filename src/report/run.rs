@@ -157,6 +157,10 @@ pub(crate) struct Run {
     /// and CSV hold the counters they come from.
     #[serde(skip)]
     pub found: Vec<String>,
+    /// Clients connected and held without traffic (--idle): the traffic columns are zero by
+    /// design. Not in the JSON, where `sent` 0 and the run's spec say it.
+    #[serde(skip)]
+    pub idle: bool,
 }
 
 impl Run {
@@ -165,13 +169,33 @@ impl Run {
     /// (they average over that), what was lost and why and what held the window
     /// ([`Run::found`]), then what its counters hold beside answered and lost.
     pub(crate) fn notes(&self) -> Vec<String> {
-        [self.stop_note(), self.stall_note()]
+        [self.idle_note(), self.stop_note(), self.stall_note()]
             .into_iter()
             .flatten()
             .chain(self.found.iter().cloned())
             .chain(self.late_note())
             .chain(self.duplicate_note())
             .collect()
+    }
+
+    /// What an --idle run measured, which its row of zeros does not say: how many clients
+    /// connected, how fast, and for how long they were held.
+    fn idle_note(&self) -> Option<String> {
+        if !self.idle {
+            return None;
+        }
+        let connected = (self.clients as u64).saturating_sub(self.failed_clients);
+        Some(format!(
+            "{}: --idle: {connected} of {} connected (connect p50 {} us, p99 {} us; {} \
+             failed) and held {:.1} s without traffic, so the traffic columns are zero; what \
+             they cost the server is its memory (VmRSS in /proc/PID/status; bench/idle.sh)",
+            self.proto,
+            crate::units::count(self.clients as u64, "client"),
+            self.connect_us.p50,
+            self.connect_us.p99,
+            self.failed_clients,
+            self.elapsed_s
+        ))
     }
 
     /// "tcp: the server answered nothing for 3.0 s (2.0-5.0 s into the run): ...".

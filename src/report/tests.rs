@@ -44,6 +44,7 @@ fn run() -> Run {
         stall: None,
         stopped: None,
         found: Vec::new(),
+        idle: false,
     }
 }
 

@@ -643,6 +643,8 @@ impl<'a> Runner<'a> {
             while stop_at.is_some_and(|t| Instant::now() < t) && !self.stop_seen() {
                 thread::sleep(TICK);
             }
+            // How long they were held, which the run's note says.
+            self.result.elapsed = start.elapsed();
             return Ok(self.result);
         }
         let length = match self.spec.limit {
@@ -1118,19 +1120,39 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// What to say of a server that never gave one matching reply (iperf3's server, a port
+    /// that says one byte and no more): not that it stopped, nor that it is slow.
+    fn never_answered(&self) -> Option<String> {
+        if self.result.answered > 0 {
+            return None;
+        }
+        let what = match self.result.mismatched {
+            0 => "nothing",
+            _ => "nothing that matched a request",
+        };
+        Some(format!(
+            "{}: answered {what} from the start: is it an echo server? (iperf3's server is \
+             not: iperf3 -s -> netecho serve)",
+            self.spec.target
+        ))
+    }
+
     fn give_up_in_flight(&mut self) {
+        let missing = self.never_answered().unwrap_or_else(|| {
+            format!(
+                "{}: replies still missing {:?} after the end of the run (the server stopped \
+                 answering; a slow one needs a longer --timeout)",
+                self.spec.target, self.spec.stall
+            )
+        });
         for client in &mut self.clients {
             if self.carrier.may_lose() {
                 self.result.lost += client.in_flight.len() as u64;
             } else if !client.in_flight.is_empty() {
                 self.result.failed_clients += 1;
-                self.result.first_error.get_or_insert_with(|| {
-                    format!(
-                        "{}: replies still missing {:?} after the end of the run (the server \
-                         stopped answering; a slow one needs a longer --timeout)",
-                        self.spec.target, self.spec.stall
-                    )
-                });
+                self.result
+                    .first_error
+                    .get_or_insert_with(|| missing.clone());
             }
             client.in_flight.clear();
         }

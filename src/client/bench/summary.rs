@@ -52,5 +52,6 @@ pub(crate) fn run(
             .and_then(|s| s.stall(Percentiles::of(&r.latency).p99_9)),
         stopped: stopped.map(|s| s.to_string()),
         found,
+        idle: spec.idle,
     }
 }
