@@ -409,7 +409,7 @@ fn here(
     if let Some(value) = refused.filter(|v| pastable(v)) {
         typed.values.push((name.to_string(), value.to_string()));
     }
-    let carried = valued_here(command, name, &typed);
+    let carried = send_here(command, name, &typed).or_else(|| valued_here(command, name, &typed));
     carried
         .or_else(|| typed_here(command, name, &typed))
         .unwrap_or(habit.here.to_string())
@@ -544,16 +544,20 @@ impl Typed {
                 said => message.push(said),
             }
         }
-        // Advice is pasted into a shell: only what reads as a port, a number, a host, a path
-        // or a program's name goes into it, and the message only if all its words do.
-        let number = |n: &String| n.parse::<u16>().is_ok_and(|n| n > 0);
-        typed.port = typed.port.filter(number);
-        typed.seconds = typed.seconds.filter(number);
-        typed.host = typed.host.filter(|h| pastable(h));
-        typed.program = typed.program.filter(|p| pastable(p) && !p.contains(':'));
         typed.said = said(message);
-        typed.values.retain(|(_, v)| pastable(v));
-        typed
+        typed.pastable()
+    }
+
+    /// Advice is pasted into a shell: only what reads as a port, a number, a host, a path or
+    /// a program's name goes into it (the message's words were checked by [`said`]).
+    fn pastable(mut self) -> Typed {
+        let number = |n: &String| n.parse::<u16>().is_ok_and(|n| n > 0);
+        self.port = self.port.filter(number);
+        self.seconds = self.seconds.filter(number);
+        self.host = self.host.filter(|h| pastable(h));
+        self.program = self.program.filter(|p| pastable(p) && !p.contains(':'));
+        self.values.retain(|(_, v)| pastable(v));
+        self
     }
 
     /// The value typed for `flag` (`-M`), when it can go into advice.
@@ -720,15 +724,6 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             let to = to.map(|_| t.udp_url())?;
             format!("a broadcast is `netecho send --broadcast {to}{}`", t.said)
         }
-        (Some("send") | None, "-M" | "--ttl")
-            if !t.udp && t.host.as_ref().is_some_and(|h| !h.contains("://")) =>
-        {
-            format!(
-                "netecho's --ttl is for udp and raw sends; a tcp connection keeps the system's \
-                 default TTL: `{}`",
-                t.send("")?
-            )
-        }
         (_, "-M" | "--ttl") => {
             let to = t
                 .host
@@ -770,17 +765,35 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             };
             format!("iperf3's -b {v} is `{bench}` (--rate; also MB/s)")
         }
-        (_, "-servername") => {
-            let flags = format!("--tls --server-name {} ", value?);
-            let send = t.send(&flags);
-            let send = send.unwrap_or_else(|| format!("netecho send {}", flags.trim_end()));
-            format!("the name is --server-name: `{send}`")
+        _ => return None,
+    };
+    Some(here)
+}
+
+/// The netecho way for the habits of a client, as a whole `netecho send` line with the
+/// address, message and value typed (`-w 5`, `-x FILE`, `-servername NAME`, `--ssl`); `None`
+/// for the others, and when no address was typed.
+fn send_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
+    let value = t.value(name);
+    let here = match (command, name) {
+        (Some("send") | None, "-M" | "--ttl")
+            if !t.udp && t.host.as_ref().is_some_and(|h| !h.contains("://")) =>
+        {
+            format!(
+                "netecho's --ttl is for udp and raw sends; a tcp connection keeps the system's \
+                 default TTL: `{}`",
+                t.send("")?
+            )
         }
-        (_, "-CAfile") => {
-            let flags = format!("--tls --ca {} ", value?);
+        (_, "-servername" | "-CAfile") => {
+            let (what, flag) = match name {
+                "-servername" => ("the name is", "--server-name"),
+                _ => ("a CA to trust is", "--ca"),
+            };
+            let flags = format!("--tls {flag} {} ", value?);
             let send = t.send(&flags);
             let send = send.unwrap_or_else(|| format!("netecho send {}", flags.trim_end()));
-            format!("a CA to trust is --ca: `{send}`")
+            format!("{what} {flag}: `{send}`")
         }
         (Some("send") | None, "-w" | "--wait") => format!(
             "the wait for a reply is --timeout: `{}`",
@@ -802,6 +815,30 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
                 "send runs no command on its connection; it sends its input: `{cmd} | {send}` \
                  (a server running it for each client is `netecho serve --exec sh -c '{cmd}'`)"
             )
+        }
+        (Some("send") | None, "--ssl") => format!(
+            "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
+             underneath): `{}` (--pin the fingerprint serve printed, --ca FILE, or --insecure)",
+            t.send("--tls ")?
+        ),
+        (Some("serve"), "--ssl") => format!(
+            "netecho's TLS is --tls: `{}` (--cert FILE --key FILE, or one made at start)",
+            t.serve(false).replacen("serve ", "serve --tls ", 1)
+        ),
+        (Some("send"), "-tls1_2") => format!(
+            "TLS 1.2 is --tls-version 1.2: `{}`",
+            t.send("--tls --tls-version 1.2 ")?
+        ),
+        (Some("send"), "-showcerts") => format!(
+            "`-v` logs the version, the cipher and the certificate's subject: `{}`",
+            t.send("--tls -v ")?
+        ),
+        (Some("send"), "-tls1_3" | "-quiet") => {
+            let why = match name {
+                "-quiet" => "send prints only the reply",
+                _ => "TLS 1.3 is netecho's default",
+            };
+            format!("{why}, so leave {name} out: `{}`", t.send("--tls ")?)
         }
         _ => return None,
     };
@@ -861,30 +898,6 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
         ),
         (Some("bench"), "-u" | "--udp") => {
             format!("UDP is `{}` (or a udp:// address)", t.bench(true))
-        }
-        (Some("send") | None, "--ssl") => format!(
-            "netecho's TLS is `--tls` (it sends no TLS unless asked, to show the sockets \
-             underneath): `{}` (--pin the fingerprint serve printed, --ca FILE, or --insecure)",
-            t.send("--tls ")?
-        ),
-        (Some("serve"), "--ssl") => format!(
-            "netecho's TLS is --tls: `{}` (--cert FILE --key FILE, or one made at start)",
-            t.serve(false).replacen("serve ", "serve --tls ", 1)
-        ),
-        (Some("send"), "-tls1_2") => format!(
-            "TLS 1.2 is --tls-version 1.2: `{}`",
-            t.send("--tls --tls-version 1.2 ")?
-        ),
-        (Some("send"), "-showcerts") => format!(
-            "`-v` logs the version, the cipher and the certificate's subject: `{}`",
-            t.send("--tls -v ")?
-        ),
-        (Some("send"), "-tls1_3" | "-quiet") => {
-            let why = match name {
-                "-quiet" => "send prints only the reply",
-                _ => "TLS 1.3 is netecho's default",
-            };
-            format!("{why}, so leave {name} out: `{}`", t.send("--tls ")?)
         }
         (_, "-p" | "--port") => {
             let to = t.to("127.0.0.1", "4000");

@@ -939,7 +939,9 @@ fn iperf3_s_server_is_named_as_no_echo_server() {
     let port = common::free_port().to_string();
     let args = ["-s", "-B", "127.0.0.1", "-p", &port];
     let mut iperf3 = std::process::Command::new("iperf3");
-    let child = iperf3.args(args).stdout(std::process::Stdio::null());
+    // iperf3 says on stderr what it makes of bench's requests: not this test's output.
+    iperf3.stdout(std::process::Stdio::null());
+    let child = iperf3.args(args).stderr(std::process::Stdio::null());
     let _iperf3 = common::Peer(child.spawn().unwrap());
     let addr = format!("127.0.0.1:{port}");
     common::eventually("iperf3 -s listening", || {
