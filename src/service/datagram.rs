@@ -42,8 +42,10 @@ impl Drop {
                 "larger than the 65536-byte receive buffer (MSG_TRUNC): dropped, never answered cut short"
             }
             Drop::NoAddress => {
-                "from a socket with no address of its own (not bound), or bound at a path whose \
-                 socket file here is not its sender's: cannot reply"
+                "from a socket with no address of its own (not bound), or at a name that is not \
+                 its sender's here (a path whose socket file is another user's, as a relative \
+                 one resolved from the server's directory may be; an abstract name bound in \
+                 another network namespace): cannot reply (-v says which)"
             }
             Drop::Guarded(Verdict::RateLimited) => {
                 "over --rate-limit replies per second for its source"

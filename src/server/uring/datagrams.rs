@@ -29,9 +29,9 @@ const HEADER: usize = 16;
 /// How long replies in flight get at the stop.
 const GRACE: Duration = Duration::from_secs(1);
 const NAME: usize = std::mem::size_of::<libc::sockaddr_storage>();
-/// Room for a Unix datagram's control data: its sender's credentials (SCM_CREDENTIALS),
-/// and a few descriptors a sender may pass, which are closed.
-const CONTROL: usize = 64;
+/// Room for a Unix datagram's control data, as every other receive has: its sender's
+/// credentials (SCM_CREDENTIALS), and descriptors a sender may pass, which are closed.
+const CONTROL: usize = crate::transport::pktinfo::CONTROL;
 
 /// Answers datagrams on a ring until a stop signal; returns the signal.
 pub(crate) fn answer(
