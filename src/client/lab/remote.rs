@@ -661,16 +661,19 @@ struct Measured {
     /// The row (named as the table names it) the server stopped answering during: the rows
     /// after it are not tried.
     stalled: Option<String>,
+    /// Its port's address, for the one line said when no row was measured.
+    stalled_at: Option<String>,
     /// Why the last row the lab could not reach was left out.
     unreachable: Option<String>,
 }
 
 impl Measured {
-    /// Row `name` stalled (`e`, a [`Stalled`]): the lab server stopped answering it.
-    fn stall(&mut self, name: &str, e: &anyhow::Error) {
+    /// Row `name` at `addr` stalled (`e`, a [`Stalled`]): the lab server stopped answering it.
+    fn stall(&mut self, name: &str, addr: String, e: &anyhow::Error) {
         say(Level::WARN, &format!("lab: {e:#}"));
         self.left_out.push(super::why::left_out(name, STOPPED));
         self.stalled = Some(name.to_string());
+        self.stalled_at = Some(addr);
     }
 
     /// Row `name` is left out: its port could not be reached (`why`).
@@ -742,7 +745,7 @@ fn measure_offered(
         let mut row = match row {
             Ok(row) => row,
             Err(e) if e.is::<Stalled>() && !closed(control) => {
-                m.stall(&name, &e);
+                m.stall(&name, target.addr.to_string(), &e);
                 continue;
             }
             Err(e) if closed(control) => return Err(e),
@@ -761,7 +764,13 @@ fn measure_offered(
     }
     measure_raw(offer, server, plan, until, count, &mut m)?;
     match (&m.stalled, &m.unreachable) {
-        (Some(name), _) if m.rows.is_empty() => bail!("{name}: not measured: {STOPPED}"),
+        // The first row: the port may never have answered at all, as no lab server's does.
+        (Some(name), _) if m.rows.is_empty() => bail!(
+            "the {name} row at {} stalled, not measured: the lab server stopped answering \
+             (busy or stopped), or what answers that port is not a netecho lab server; run \
+             again later",
+            m.stalled_at.as_deref().unwrap_or("its port")
+        ),
         (_, Some(why)) if m.rows.is_empty() => bail!("{why}"),
         _ => Ok(m),
     }
@@ -785,12 +794,13 @@ fn measure_raw(
         Some(Ok(_)) if m.after_stall(name) => {}
         Some(Ok((target, ip_proto))) => {
             let (plan_raw, step) = (plan.clone(), format!("[{count}/{count}]"));
+            let at = target.addr.to_string();
             let row = within_run(name, until, plan, move || {
                 raw_row(&target, ip_proto, &plan_raw, &step)
             });
             match row {
                 Ok(row) => m.rows.push(row),
-                Err(e) if e.is::<Stalled>() => m.stall(name, &e),
+                Err(e) if e.is::<Stalled>() => m.stall(name, at, &e),
                 Err(e) => return Err(e),
             }
         }
