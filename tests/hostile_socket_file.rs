@@ -340,3 +340,39 @@ fn a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network() {
         drop(server);
     }
 }
+
+/// A server run by one user answers another user's client at an abstract name (netecho's
+/// own client autobinds one), though it may not look at that client's process to see its
+/// network namespace.
+#[test]
+fn a_servers_user_answers_another_users_client_at_an_abstract_name() {
+    let test = "a_servers_user_answers_another_users_client_at_an_abstract_name";
+    if !common::can_switch_user() || !common::have("python3", test) {
+        return;
+    }
+    let name = common::abstract_name("other-user");
+    let server = Server::start_with(&mut common::as_nobody(&[
+        "serve",
+        "--proto",
+        "unix-dgram",
+        "--addr",
+        &name,
+    ]));
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind(''); s.settimeout(10)\n\
+                  s.sendto(b'ready=1', '\\0' + sys.argv[1][1:])\n\
+                  print(s.recv(64).decode())\n";
+    let out = Command::new("setpriv")
+        .args(["--reuid=daemon", "--regid=daemon", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script, &name])
+        .output()
+        .expect("run python3 as daemon");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "READY=1",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+}

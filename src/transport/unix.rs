@@ -429,7 +429,9 @@ fn senders_own(path: &Path, cred: Option<libc::ucred>) -> Result<(), String> {
 
 /// Whether a sender at an abstract name is in this server's network namespace, where its
 /// name is looked up (its process's /proc/PID/ns/net against the server's own), or is
-/// root or the server's own user, who may send to any name here anyway.
+/// root or the server's own user, who may send to any name here anyway. A server that may
+/// not look at another user's process is not root, and its reply carries no more than its
+/// own user's rights, which any local user's datagram to that name has too: answered.
 fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
     let Some(cred) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
@@ -447,6 +449,7 @@ fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
     };
     match (cred.pid > 0).then(|| netns(&cred.pid.to_string())) {
         Some(Ok(theirs)) if netns("self").is_ok_and(|ours| ours == theirs) => Ok(()),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
         _ => Err(format!(
             "its abstract name is looked up in this server's network namespace, and its \
              sender (uid {}, pid {}) is not known to be in it; a reply goes only to its \
