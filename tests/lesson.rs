@@ -400,7 +400,12 @@ fn a_closed_or_full_stdout_ends_the_lesson_without_a_crash() {
         let (read, write) = nix::unistd::pipe().unwrap();
         drop(read);
         let (status, err) = written_to(args, Stdio::from(write));
-        assert_eq!(common::shell_status(&status), 141, "{args:?}: {err}");
+        // 141 when its own write met the closed pipe; a demonstration whose first write
+        // came from its child may end quietly (0) first. Never an error, never a crash.
+        assert!(
+            [0, 141].contains(&common::shell_status(&status)),
+            "{args:?}: {status:?} {err}"
+        );
         assert!(err.is_empty(), "{args:?}: {err}");
         let full = std::fs::File::create("/dev/full").unwrap();
         let (status, err) = written_to(args, Stdio::from(full));
