@@ -47,6 +47,18 @@ pub(crate) const MAX_MESSAGE: usize = 65536;
 /// kernel alone waits about two minutes for a host that drops SYNs).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a client's connect begins to say that a TLS or QUIC handshake got no answer in time
+/// ("no TLS handshake within 10s"): nothing refused or closed the connection, and nothing
+/// answered on it.
+pub(crate) const NO_HANDSHAKE: [&str; 2] = ["no TLS handshake within", "no QUIC handshake within"];
+
+/// Whether `e` is a connect whose handshake got no answer in time (see [`NO_HANDSHAKE`]); its
+/// socket errors are words by then, so the words are what is looked at.
+pub(crate) fn handshake_unanswered(e: &dyn std::fmt::Display) -> bool {
+    let said = format!("{e:#}");
+    NO_HANDSHAKE.iter().any(|start| said.contains(start))
+}
+
 /// Socket options a lab asks about, as `serve` and `send` flags set them.
 #[derive(Clone, Debug)]
 pub(crate) struct SocketOptions {

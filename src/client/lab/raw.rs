@@ -108,7 +108,7 @@ pub(super) fn measure_raw_once(target: &Endpoint, plan: &Plan, ip_proto: u8) -> 
         messages_per_s_rounds: Vec::new(),
         in_flight: 1,
         mb_per_s: (load.bytes as f64 / elapsed / 1e6 * 100.0).round() / 100.0,
-        sent: load.sent,
+        sent: ping.sent + load.sent,
         lost: ping.lost + load.lost,
         loss_cause: None,
         boundaries_kept: kept,

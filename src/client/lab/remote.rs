@@ -146,7 +146,9 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
 }
 
 /// The server's account of the run, read after Done; none, when a row stalled and the server
-/// stays silent for [`AFTER_STALL`] (it stopped answering: its account is not waited for).
+/// stays silent for [`AFTER_STALL`] (it stopped answering: its account is not waited for),
+/// or when it stops answering after the last row (silent for [`STEP`], its connection
+/// standing): the rows measured stand either way.
 fn account(conn: &Conn, host: &str, stalled: bool) -> Result<Option<Account>> {
     let wait = if stalled { AFTER_STALL } else { STEP };
     let account = match conn.within(Instant::now() + wait) {
@@ -158,6 +160,15 @@ fn account(conn: &Conn, host: &str, stalled: bool) -> Result<Option<Account>> {
         Ok(Msg::Error(why)) => bail!("the lab server {host}: {}", printable(&why)),
         Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
         Err(_) if stalled => Ok(None),
+        Err(ReadError::Timeout) if !closed(conn) => {
+            let late = format!(
+                "lab: the lab server {host} sent no account of the run within {} s: it stopped \
+                 answering (busy or stopped); the rows measured stand",
+                STEP.as_secs()
+            );
+            say(Level::WARN, &late);
+            Ok(None)
+        }
         Err(e) => {
             let e = anyhow!("the lab server {host} sent no account of the run: {e}");
             Err(gone_or(e, conn, host))
@@ -632,6 +643,10 @@ fn offered_certificate(target: &Target) -> Result<()> {
     let Err(e) = transport::connect(target, &opts) else {
         return Ok(());
     };
+    // Nothing answered the handshake: the row stalls now, not after two more waits.
+    if transport::handshake_unanswered(&e) {
+        return Err(e.into());
+    }
     // TLS and QUIC both say a pin that does not match as "has fingerprint SEEN, not the
     // pinned PIN"; any other failure is the measurement's to retry and report.
     let text = format!("{e:#}");
@@ -668,9 +683,9 @@ struct Measured {
 }
 
 impl Measured {
-    /// Row `name` at `addr` stalled (`e`, a [`Stalled`]): the lab server stopped answering it.
-    fn stall(&mut self, name: &str, addr: String, e: &anyhow::Error) {
-        say(Level::WARN, &format!("lab: {e:#}"));
+    /// Row `name` at `addr` stalled (`e`): the lab server stopped answering it.
+    fn stall(&mut self, name: &str, addr: String, e: &Stalled) {
+        say(Level::WARN, &format!("lab: {e}"));
         self.left_out.push(super::why::left_out(name, STOPPED));
         self.stalled = Some(name.to_string());
         self.stalled_at = Some(addr);
@@ -744,8 +759,8 @@ fn measure_offered(
         });
         let mut row = match row {
             Ok(row) => row,
-            Err(e) if e.is::<Stalled>() && !closed(control) => {
-                m.stall(&name, target.addr.to_string(), &e);
+            Err(e) if Stalled::is(&e) && !closed(control) => {
+                m.stall(&name, target.addr.to_string(), &Stalled::of(&name, &e));
                 continue;
             }
             Err(e) if closed(control) => return Err(e),
@@ -800,7 +815,7 @@ fn measure_raw(
             });
             match row {
                 Ok(row) => m.rows.push(row),
-                Err(e) if e.is::<Stalled>() => m.stall(name, at, &e),
+                Err(e) if Stalled::is(&e) => m.stall(name, at, &Stalled::of(name, &e)),
                 Err(e) => return Err(e),
             }
         }
@@ -886,22 +901,36 @@ const MAX_RUN: Duration = Duration::from_secs(600);
 /// it counts as stalled.
 const ROW_SLACK: Duration = Duration::from_secs(20);
 
-/// A row that brought no result within its time ([`within_run`]): the lab server, which
-/// answered the control connection and offered the port, stopped answering it.
-#[derive(Debug)]
+/// A row that brought no result within its time ([`within_run`]), or whose TLS or QUIC
+/// handshake got no answer: the lab server, which answered the control connection and
+/// offered the port, stopped answering it.
+#[derive(Debug, Clone)]
 struct Stalled {
     row: String,
-    budget: Duration,
+    /// What ran out: "not measured within 21 s".
+    what: String,
+}
+
+impl Stalled {
+    /// Whether the row's error `e` is a stall.
+    fn is(e: &anyhow::Error) -> bool {
+        e.is::<Stalled>() || transport::handshake_unanswered(e)
+    }
+
+    /// Row `row`'s stall `e` (see [`Stalled::is`]).
+    fn of(row: &str, e: &anyhow::Error) -> Stalled {
+        e.downcast_ref::<Stalled>()
+            .cloned()
+            .unwrap_or_else(|| Stalled {
+                row: row.to_string(),
+                what: "its handshake got no answer".to_string(),
+            })
+    }
 }
 
 impl std::fmt::Display for Stalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: not measured within {:.0} s: {STOPPED}",
-            self.row,
-            self.budget.as_secs_f64()
-        )
+        write!(f, "{}: {}: {STOPPED}", self.row, self.what)
     }
 }
 
@@ -933,7 +962,7 @@ fn within_run<T: Send + 'static>(
         }
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(anyhow::Error::new(Stalled {
             row: what.to_string(),
-            budget,
+            what: format!("not measured within {:.0} s", budget.as_secs_f64()),
         })),
     }
 }
@@ -1168,5 +1197,29 @@ mod tests {
         // An echo port of a link-local server keeps the zone.
         let server: SocketAddr = "[fe80::1%1]:3235".parse().unwrap();
         assert_eq!(with_port(server, 40000).to_string(), "[fe80::1%1]:40000");
+    }
+
+    /// A tls port that takes connections (its kernel does, for a lab server stopped with
+    /// SIGSTOP) and never answers a handshake: the row, its retry included, is a stall the
+    /// run goes on from, whichever wait ends first, never the lab's error.
+    #[test]
+    fn a_tls_port_that_never_answers_a_handshake_is_a_stalled_row() {
+        // Listening, never accepting: the kernel completes each connect.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target {
+            proto: SockProto::Tcp,
+            addr: Address::Ip(listener.local_addr().unwrap()),
+        };
+        local::trust_at(&target.addr, Fingerprint([7; 32]));
+        let e = offered_certificate(&target).unwrap_err();
+        assert!(Stalled::is(&e), "{e:#}");
+        let e = measure(&target, &Plan::new(true)).unwrap_err();
+        assert!(Stalled::is(&e), "{e:#}");
+        let said = Stalled::of("tls", &e).to_string();
+        assert!(
+            said.starts_with("tls: its handshake got no answer: "),
+            "{said}"
+        );
+        assert!(said.contains(STOPPED), "{said}");
     }
 }

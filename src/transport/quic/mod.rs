@@ -438,8 +438,9 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
             Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr)))?,
             Err(_) => {
                 return Err(anyhow!(
-                    "no QUIC handshake within {wait:?}: is a QUIC server there (a udp server \
-                     or none answers nothing a QUIC client understands)?"
+                    "{} {wait:?}: is a QUIC server there (a udp server or none answers \
+                     nothing a QUIC client understands)?",
+                    crate::transport::NO_HANDSHAKE[1]
                 ));
             }
         };

@@ -196,7 +196,8 @@ impl Session {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "no TLS handshake within {}s: is the server speaking TLS?",
+                    "{} {}s: is the server speaking TLS?",
+                    crate::transport::NO_HANDSHAKE[0],
                     HANDSHAKE_TIME.as_secs()
                 ),
             ),
