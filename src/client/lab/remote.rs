@@ -814,7 +814,10 @@ fn measure_raw(
                 raw_row(&target, ip_proto, &plan_raw, &step)
             });
             match row {
-                Ok(row) => m.rows.push(row),
+                Ok(mut row) => {
+                    super::why::under_limit(&mut row, offer.rate);
+                    m.rows.push(row);
+                }
                 Err(e) if Stalled::is(&e) => m.stall(name, at, &Stalled::of(name, &e)),
                 Err(e) => return Err(e),
             }

@@ -206,15 +206,24 @@ fn resent_here(retransmits: u64) -> String {
 /// under it.
 const AT_LIMIT: f64 = 0.9;
 
-/// A datagram row measured against a lab server that announced a rate limit of `rate`
-/// datagrams a second per address: loss no counter here saw is the limit's when the row
+/// A datagram row (udp, raw: the lab server limits both) measured against a lab server that
+/// announced a rate limit of `rate` datagrams a second per address: loss no counter here saw
+/// (raw has none to see it: "no cause found") is the limit's when the row
 /// moved about as many or more ([`AT_LIMIT`]), and may be at any rate (the limit's bucket
 /// cuts a burst, and each request it dropped held its place in flight for the lab's
 /// timeout, so a run losing to it moves less than the limit); never only "on the way".
 pub(super) fn under_limit(r: &mut Row, rate: u32) {
-    let unseen = cause(Some(Cause::Unseen));
+    // Raw's loss has no counter to find its cause; any other row's "no cause found" is not
+    // a datagram's loss.
+    let raw = r.socket_type == "SOCK_RAW";
+    let Some(unseen) = [cause(Some(Cause::Unseen)), cause(None)]
+        .into_iter()
+        .find(|said| r.why.contains(said) && (raw || *said != cause(None)))
+    else {
+        return;
+    };
     let limit = f64::from(rate);
-    if rate == 0 || !r.why.contains(unseen) {
+    if rate == 0 {
         return;
     }
     let (over, moved) = (

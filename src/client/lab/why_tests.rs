@@ -331,3 +331,29 @@ fn a_round_left_out_for_too_few_round_trips_is_named_a_stall() {
     assert!(s.contains("p50 unsteady over 2 rounds (76-1018 us)"), "{s}");
     assert!(!why(Proto::Udp, false, &row("udp")).contains("left out"));
 }
+
+/// A lab server's rate limit binds raw as it binds udp: raw's loss, which no counter finds a
+/// cause for, may be the limit's; a stream row's never is.
+#[test]
+fn raw_loss_under_a_servers_rate_limit_may_be_the_limits_and_a_streams_is_not() {
+    let lossy = |proto: Proto, name: &str, socket_type: &'static str| {
+        let mut r = Row {
+            socket_type,
+            lost: 10,
+            messages_per_s: 500.0,
+            lossless: false,
+            ..row(name)
+        };
+        r.why = why(proto, false, &r);
+        super::under_limit(&mut r, 2000);
+        r.why
+    };
+    let raw = lossy(Proto::Raw, "raw", "SOCK_RAW");
+    assert!(
+        raw.contains("the lab server's rate limit may have dropped them"),
+        "{raw}"
+    );
+    assert!(!raw.contains("no cause found"), "{raw}");
+    let tcp = lossy(Proto::Tcp, "tcp", "SOCK_STREAM");
+    assert!(!tcp.contains("the lab server's rate limit"), "{tcp}");
+}
