@@ -162,7 +162,7 @@ fn account(conn: &Conn, host: &str, stalled: bool) -> Result<Option<Account>> {
         Err(_) if stalled => Ok(None),
         Err(ReadError::Timeout) if !closed(conn) => {
             let late = format!(
-                "lab: the lab server {host} sent no account of the run within {} s: it stopped \
+                "lab: the lab server {host} sent no account of the run within {}s: it stopped \
                  answering (busy or stopped); the rows measured stand",
                 STEP.as_secs()
             );
