@@ -207,6 +207,60 @@ fn udp_transfers_through_real_loss_on_a_veth_arrive_whole() {
     );
 }
 
+/// A path narrower than a block (MTU 1280, IPv6's minimum, as on tunnels): the kernel
+/// refuses a UDP_SEGMENT send of 1408-byte blocks (EMSGSIZE), where one datagram at a time
+/// it fragments them. The transfer falls back to that, over IPv4 and IPv6, and so does
+/// bench's batched udp load; before, both ended at the first batch.
+#[test]
+fn a_path_narrower_than_a_block_still_carries_udp_transfers_and_bench() {
+    let test = "a_path_narrower_than_a_block_still_carries_udp_transfers_and_bench";
+    let Some(pair) = Pair::new("mt", test) else {
+        return;
+    };
+    pair.mtu(1280).expect("ip link set mtu");
+    let data = random_bytes(300 << 10, 17);
+    let (root, local) = (tempdir(), tempdir());
+    fs::write(root.path().join("data.bin"), &data).unwrap();
+    for ip in [
+        Pair::SERVER_V4.to_string(),
+        format!("[{}]", Pair::SERVER_V6),
+    ] {
+        let server = Server::start_with(&mut pair.server_cmd(&[
+            "serve",
+            "--proto",
+            "udp",
+            "--addr",
+            &format!("{ip}:0"),
+            "--files",
+            s(root.path()),
+        ]));
+        let out = local.path().join("got.bin");
+        let _ = fs::remove_file(&out);
+        let get = [
+            "get",
+            "--proto",
+            "udp",
+            "--window",
+            "8",
+            &server.addr,
+            "data.bin",
+        ];
+        ok(&common::run(
+            &mut pair.client_cmd(&[&get[..], &["-o", s(&out)]].concat()),
+            b"",
+        ));
+        assert!(fs::read(&out).unwrap() == data, "get over {ip} differs");
+    }
+    let echo = common::echo_server("udp", &format!("{}:0", Pair::SERVER_V4), Some(&pair));
+    let bench = [
+        "bench", "--proto", "udp", "--expect", "echo", "-s", "1300", "-w", "16", "-n", "2000",
+    ];
+    ok(&common::run(
+        &mut pair.client_cmd(&[&bench[..], &[echo.addr.as_str()]].concat()),
+        b"",
+    ));
+}
+
 #[test]
 fn names_outside_the_directory_are_refused_and_logged() {
     let (root, local, sockdir, outside) = (tempdir(), tempdir(), tempdir(), tempdir());

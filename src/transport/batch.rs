@@ -425,10 +425,12 @@ pub(crate) const MAX_SEGMENTED: usize = 65_000;
 
 /// Whether an error from [`DatagramSocket::send_segments`] says this kernel or path has no
 /// segmentation offload (not that the peer or the network failed): send one by one then.
+/// EMSGSIZE is a segment wider than the path's MTU (1280 on many tunnels): segmented
+/// datagrams may not be fragmented, one sent alone may.
 pub(crate) fn no_segmentation(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP | libc::EMSGSIZE)
     )
 }
 

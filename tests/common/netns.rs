@@ -171,6 +171,19 @@ impl Pair {
         ])
     }
 
+    /// Sets the MTU of both ends of the veth: a narrower path (IPv6's minimum, 1280, as on
+    /// many tunnels) than the 1500 everything assumes.
+    pub fn mtu(&self, mtu: u16) -> Result<(), String> {
+        let mtu = mtu.to_string();
+        for (space, dev) in [
+            (&self.server, &self.server_if),
+            (&self.client, &self.client_if),
+        ] {
+            ip(&["-n", space, "link", "set", "dev", dev, "mtu", &mtu])?;
+        }
+        Ok(())
+    }
+
     /// Real loss on both ends (see [`lose_on`]).
     pub fn lose(&self, per_10000: u32) -> Result<(), String> {
         for (space, dev) in [
