@@ -119,6 +119,31 @@ fn a_udp_exchange_shows_recvfrom_and_sendto() {
     assert!(log.contains(", 65536) = 5 bytes from [::1]:"), "{log}");
 }
 
+/// README's example: a dual-stack wildcard server (`[::]`) and an IPv4 client. It answers
+/// from the address asked (recvmsg/sendmsg with PKTINFO), and names the client as the
+/// kernel gave it, an IPv4-mapped address, as strace does.
+#[test]
+fn a_wildcard_udp_server_narrates_pktinfo_and_the_mapped_address() {
+    let server = Server::start(&[
+        "--explain",
+        "--model",
+        "threads",
+        "--proto",
+        "udp",
+        "--addr",
+        "[::]:0",
+    ]);
+    let to = format!("udp://127.0.0.1:{}", server.port());
+    assert_eq!(ok(&netecho(&["send", &to, "hello"], b"")), "HELLO\n");
+    let log = server.wait_log("sendmsg(");
+    assert!(
+        log.contains(", 65536) = 5 bytes from [::ffff:127.0.0.1]:"),
+        "{log}"
+    );
+    assert!(log.contains(" to 127.0.0.1\n"), "{log}");
+    assert!(log.contains("5 bytes, [::ffff:127.0.0.1]:"), "{log}");
+}
+
 #[test]
 fn without_the_flag_nothing_is_narrated() {
     let server = Server::start(&["--addr", "127.0.0.1:0"]);

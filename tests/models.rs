@@ -332,6 +332,11 @@ fn iterative_serves_one_client_at_a_time() {
         "the second client was answered while the first held the server: {waited:?}"
     );
     first.exchange(b"still mine");
+    // netecho's own client, waiting its turn past --timeout, is told that may be why.
+    let out = common::netecho(&["send", "--timeout", "1s", &server.addr, "third"], b"");
+    let line = common::fails(&out, 1);
+    assert!(line.contains("busy with another client"), "{line}");
+    assert!(line.contains("--model iterative"), "{line}");
     drop(first);
     second.sock.set_read_timeout(Some(STEP)).unwrap();
     assert_eq!(second.reply(6), b"SECOND");

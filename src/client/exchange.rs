@@ -20,7 +20,9 @@ use crate::transport::{self, Conn, MAX_MESSAGE, SocketOptions};
 /// What a client says of a connected server silent for its --timeout.
 const SILENT_ADVICE: &str = "is it a server that answers each message, as an echo server does? \
                              One started with --framing line or length answers only a whole \
-                             frame: send with the same --framing. For a slow one, raise --timeout";
+                             frame: send with the same --framing. For a slow one, or one busy \
+                             with another client (`serve --model iterative` serves one \
+                             connection at a time; the kernel queues the rest), raise --timeout";
 
 /// The most taken of what has already come, past the bytes a bare stream's reply waits for.
 const MORE_AT_MOST: usize = 16 * 1024 * 1024;

@@ -377,8 +377,8 @@ fn send_many(sock: &Socket, hdrs: &mut [libc::mmsghdr]) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     if crate::explain::on() {
-        let (fd, n) = (sock.as_raw_fd(), hdrs.len());
-        crate::explain::line(format_args!("sendmmsg(fd {fd}, {n} messages) = {sent}"));
+        let (fd, n) = (sock.as_raw_fd(), crate::units::count(hdrs.len(), "message"));
+        crate::explain::line(format_args!("sendmmsg(fd {fd}, {n}) = {sent}"));
     }
     Ok(sent as usize)
 }

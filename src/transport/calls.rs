@@ -34,8 +34,10 @@ fn type_name(ty: Type) -> &'static str {
     }
 }
 
+/// An address as the call passed or got it (a dual-stack socket's IPv4 peer as
+/// [::ffff:a.b.c.d]:port), as strace shows it.
 fn show(addr: &SockAddr) -> String {
-    PeerAddr(addr.clone()).to_string()
+    format!("{:#}", PeerAddr(addr.clone()))
 }
 
 /// socket(2).

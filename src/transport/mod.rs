@@ -964,6 +964,10 @@ impl fmt::Display for PeerAddr {
         } else if let Some(addr) = self.0.as_socket() {
             // A dual-stack socket's IPv4 peer as IPv4 (127.0.0.2:5000, not
             // [::ffff:127.0.0.2]:5000): the form an --allow rule or a firewall names it by.
+            // `{:#}` writes it as the kernel gave it, as --explain and strace show a call.
+            if f.alternate() {
+                return write!(f, "{addr}");
+            }
             let canonical = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
             write!(f, "{canonical}")
         } else if let Some(path) = self.0.as_pathname() {

@@ -355,7 +355,7 @@ impl DatagramSocket {
             let (fd, n, source) = (self.sock.as_raw_fd(), buf.len(), arrival.reply_source());
             crate::explain::say(
                 format_args!(
-                    "sendmsg(fd {fd}, {}, {to}, from {source})",
+                    "sendmsg(fd {fd}, {}, {to:#}, from {source})",
                     crate::units::count(n, "byte")
                 ),
                 &result,
@@ -401,9 +401,9 @@ fn narrate_recv(sock: &Socket, len: usize, result: &io::Result<(usize, PeerAddr,
             |(n, from, told)| {
                 let bytes = crate::units::count(*n, "byte");
                 match (told.arrival, told.cred) {
-                    (Some(a), _) => format!("{bytes} from {from} to {}", a.to()),
-                    (None, Some((uid, _))) => format!("{bytes} from {from} (uid {uid})"),
-                    (None, None) => format!("{bytes} from {from}"),
+                    (Some(a), _) => format!("{bytes} from {from:#} to {}", a.to()),
+                    (None, Some((uid, _))) => format!("{bytes} from {from:#} (uid {uid})"),
+                    (None, None) => format!("{bytes} from {from:#}"),
                 }
             },
         );
