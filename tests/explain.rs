@@ -82,17 +82,22 @@ fn a_tcp_exchange_narrates_every_call_in_order() {
     assert!(log.contains("= 0 (end of stream"), "{log}");
 }
 
-#[test]
-fn a_udp_exchange_shows_recvfrom_and_sendto() {
-    let server = Server::start(&[
+/// A udp server of the threads model at `addr`, narrating its calls.
+fn explained_udp(addr: &str) -> Server {
+    Server::start(&[
         "--explain",
         "--model",
         "threads",
         "--proto",
         "udp",
         "--addr",
-        "[::1]:0",
-    ]);
+        addr,
+    ])
+}
+
+#[test]
+fn a_udp_exchange_shows_recvfrom_and_sendto() {
+    let server = explained_udp("[::1]:0");
     let out = netecho(&["send", "--explain", &server.url(), "hello"], b"");
     assert_eq!(ok(&out), "HELLO\n");
     let client = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -124,15 +129,7 @@ fn a_udp_exchange_shows_recvfrom_and_sendto() {
 /// kernel gave it, an IPv4-mapped address, as strace does.
 #[test]
 fn a_wildcard_udp_server_narrates_pktinfo_and_the_mapped_address() {
-    let server = Server::start(&[
-        "--explain",
-        "--model",
-        "threads",
-        "--proto",
-        "udp",
-        "--addr",
-        "[::]:0",
-    ]);
+    let server = explained_udp("[::]:0");
     let to = format!("udp://127.0.0.1:{}", server.port());
     assert_eq!(ok(&netecho(&["send", &to, "hello"], b"")), "HELLO\n");
     let log = server.wait_log("sendmsg(");
