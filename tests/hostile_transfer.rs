@@ -111,6 +111,8 @@ fn put_refuses_a_pipe_a_device_and_a_directory_before_connecting() {
     let server = file_server(root.path(), &["--upload"]);
     for (local, why) in [
         ("/dev/stdin", "not a regular file"),
+        // `get -o -` is stdout; `put -` is no file, and is told put reads no stdin.
+        ("-", "put reads no stdin (-)"),
         ("/dev/zero", "not a regular file"),
         (s(here.path()), "is a directory"),
     ] {

@@ -214,6 +214,11 @@ fn as_stdouts(e: anyhow::Error) -> anyhow::Error {
 fn upload_source(path: &Path) -> Result<(File, u64)> {
     let shown = path.display();
     let file = File::open(path).map_err(|e| match e.kind() {
+        // `get -o -` writes to stdout; put cannot read stdin: a file's size goes first.
+        std::io::ErrorKind::NotFound if path == Path::new("-") => anyhow!(
+            "put reads no stdin (-): the file's size goes before its bytes; save the data to \
+             a file first, then put that file"
+        ),
         std::io::ErrorKind::NotFound => {
             anyhow!("{shown}: no such file; give the path of the file to upload")
         }
