@@ -139,8 +139,8 @@ fn unreadable(e: Option<RecvError>, what: &str) -> anyhow::Error {
             Idle(what.into()).into()
         }
         Some(RecvError::Frame(e @ FrameError::TooLong { .. })) => anyhow!(
-            "{what}: {e}: the peer does not speak netecho's file protocol (is it a netecho \
-             serve --files?)"
+            "{what}: {e}: the peer does not speak netecho's file protocol (netecho get and \
+             put speak it with a netecho serve --files)"
         ),
         // The error itself kept, not only its words: `not_stored` looks for it.
         Some(RecvError::Io(e))
