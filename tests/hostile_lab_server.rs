@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::bin;
 
 /// A whole quick lab, with a second try of a row that fails.
-const RUN: Duration = Duration::from_secs(120);
+const RUN: Duration = common::LAB_RUN;
 
 /// The fake lab server, killed when dropped.
 struct FakeLab(Child, u16);

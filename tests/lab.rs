@@ -28,11 +28,7 @@ fn lab(args: &[&str]) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the lab");
-    common::output_within(
-        child,
-        &format!("netecho {args:?}"),
-        Duration::from_secs(120),
-    )
+    common::output_within(child, &format!("netecho {args:?}"), common::LAB_RUN)
 }
 
 fn lab_json() -> serde_json::Value {
@@ -235,7 +231,7 @@ fn lab_cleans_up_after_itself_and_after_ctrl_c() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let status = common::wait_exit_within(&mut out, "lab --quick", Duration::from_secs(60));
+    let status = common::wait_exit_within(&mut out, "lab --quick", common::LAB_RUN);
     assert!(
         status.success(),
         "lab --quick: {status}\n{}",
@@ -463,7 +459,7 @@ fn chromium(page: &std::path::Path, profile: &std::path::Path, args: &[&str]) ->
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
     .arg(format!("file://{}", page.display()));
-    let (ok, out, err) = bounded(&mut cmd, Duration::from_secs(120));
+    let (ok, out, err) = bounded(&mut cmd, common::LAB_RUN);
     assert!(ok, "chromium failed: {err}");
     (out, err)
 }
@@ -664,7 +660,7 @@ fn quick_lab_on_a_terminal(prefix: &str) -> (String, Vec<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (bsdutils)");
-    let out = common::output_within(child, "lab --quick on a terminal", Duration::from_secs(120));
+    let out = common::output_within(child, "lab --quick on a terminal", common::LAB_RUN);
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{screen}");
     let lines = common::screen_lines(&screen);
@@ -730,7 +726,7 @@ fn lab_with_tmpdir(cmd: &mut Command, tmp: &std::path::Path, what: &str) -> std:
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    common::output_within(child, what, Duration::from_secs(120))
+    common::output_within(child, what, common::LAB_RUN)
 }
 
 #[test]

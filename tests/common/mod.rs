@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 /// The longest any single step of a test may take before it counts as hung.
 pub const STEP: Duration = Duration::from_secs(20);
+/// One whole `lab --quick` run, tls and quic rows and a queue wait among them, on a loaded
+/// 2-core machine (a debug build's quic row alone has taken most of a minute there).
+pub const LAB_RUN: Duration = Duration::from_secs(120);
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_netecho")
