@@ -566,14 +566,14 @@ fn a_run_measures_tls_and_quic_trusting_the_certificate_its_offer_names() {
     let (lines, _, _) = announced(&server);
     let pin = offered_pin(&lines);
     let control = format!("127.0.0.1:{}", server.port());
-    let (json, _) = lab_here(&["--format", "json", &control]);
+    let (json, log) = lab_here(&["--format", "json", &control]);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let rows = doc["rows"].as_array().unwrap();
     for proto in ["tls", "quic"] {
         let row = rows
             .iter()
             .find(|r| r["proto"] == proto)
-            .unwrap_or_else(|| panic!("no {proto} row: {doc}"));
+            .unwrap_or_else(|| panic!("no {proto} row: {doc}\n{log}"));
         assert!(row["sent"].as_u64().unwrap() > 0, "{row}");
         assert!(row["setup_us"].as_u64().unwrap() > 0, "{row}");
         assert!(row["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{row}");
