@@ -16,10 +16,7 @@ pub(crate) fn completions(shell: Shell) -> Result<()> {
     // Made in memory first: clap_complete panics when its writer fails (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "netecho", &mut script);
-    let mut out = io::stdout().lock();
-    out.write_all(&script)
-        .and_then(|_| out.flush())
-        .map_err(crate::error::stdout_write)
+    crate::error::write_stdout(&script)
 }
 
 /// `cmd` as its --help shows it: its hidden arguments (a command's flags for the
@@ -76,10 +73,7 @@ pub(crate) fn manpage(subcommand: Option<&str>) -> Result<()> {
     };
     let mut page_text = Vec::new();
     render(&page, &mut page_text).context("write the man page")?;
-    let mut out = io::stdout().lock();
-    out.write_all(&page_text)
-        .and_then(|_| out.flush())
-        .map_err(crate::error::stdout_write)
+    crate::error::write_stdout(&page_text)
 }
 
 /// The page in clap_mangen's sections, with the after-help text as NOTES and its

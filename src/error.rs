@@ -2,7 +2,7 @@
 //! worded as advice, each written once here so every transport says the same thing.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 
 use nix::errno::Errno;
 
@@ -173,6 +173,15 @@ impl std::error::Error for StdoutWrite {}
 /// `e`, from a write to standard output, as an error [`is_broken_pipe`] recognises.
 pub(crate) fn stdout_write(e: io::Error) -> anyhow::Error {
     StdoutWrite(e).into()
+}
+
+/// Writes `bytes` to stdout and flushes them: a failure is stdout's, so a reader gone
+/// (`| head`) ends the command as SIGPIPE ends a filter, and a full disk is one line.
+pub(crate) fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(stdout_write)
 }
 
 /// Whether standard output is a pipe whose reader has gone (a write there fails with EPIPE):

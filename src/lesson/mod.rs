@@ -132,10 +132,11 @@ impl Demo {
 pub(crate) fn run(config: LessonConfig) -> Result<()> {
     let lang = config.lang;
     if config.list {
-        for &demo in Demo::ALL {
-            println!("{:<12}{}", demo.name(), demo.summary(lang));
-        }
-        return Ok(());
+        let list: String = Demo::ALL
+            .iter()
+            .map(|&demo| format!("{:<12}{}\n", demo.name(), demo.summary(lang)))
+            .collect();
+        return crate::error::write_stdout(list.as_bytes());
     }
     let mut t = Teacher::new(lang, Teacher::waits(config.auto));
     match config.demo {

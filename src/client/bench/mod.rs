@@ -414,8 +414,5 @@ fn problems_in(spec: &LoadSpec, result: &LoadResult) -> Vec<String> {
 }
 
 fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(crate::error::stdout_write)
+    crate::error::write_stdout(text.as_bytes())
 }

@@ -19,7 +19,6 @@ mod render;
 pub(crate) mod rows;
 mod why;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -103,10 +102,7 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
     } else {
         (on_this_machine(settings, &plan, cores, &meta)?, "")
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(crate::error::stdout_write)?;
+    crate::error::write_stdout(text.as_bytes())?;
     say(
         Level::INFO,
         &format!(
