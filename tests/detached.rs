@@ -129,18 +129,6 @@ fn a_server_started_under_nohup_keeps_serving_after_a_hangup() {
     assert!(!path.exists());
 }
 
-/// A stdout whose reader is gone: the write end of a pipe whose read end is closed.
-fn closed_stdout() -> Stdio {
-    let (read, write) = nix::unistd::pipe().unwrap();
-    drop(read);
-    Stdio::from(write)
-}
-
-/// `/dev/full` as a stdout: every write to it fails with ENOSPC.
-fn full_stdout() -> Stdio {
-    Stdio::from(fs::File::create("/dev/full").unwrap())
-}
-
 #[test]
 fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
     let dir = tempdir();
@@ -151,18 +139,14 @@ fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
             "serve" => vec!["serve", "--addr", &url],
             _ => vec!["relay", &url, "tcp://127.0.0.1:9"],
         };
-        let stdouts = [
-            (closed_stdout(), "stdout is closed (EPIPE)"),
-            (full_stdout(), "stdout is full (ENOSPC)"),
+        let stdouts: [(fn(&mut Command) -> &mut Command, &str); 2] = [
+            (common::with_closed_stdout, "stdout is closed (EPIPE)"),
+            (common::with_full_stdout, "stdout is full (ENOSPC)"),
         ];
         for (stdout, said) in stdouts {
-            let child = Command::new(bin())
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut cmd = Command::new(bin());
+            cmd.args(&args).stdin(Stdio::null()).stderr(Stdio::piped());
+            let child = stdout(&mut cmd).spawn().unwrap();
             let out = common::output_within(child, command, common::STEP);
             let line = common::fails(&out, 1);
             common::assert_mentions(&line, &[said, "`listening "]);

@@ -402,15 +402,14 @@ fn get_o_dash_to_a_reader_that_left_ends_quietly() {
     fs::write(root.path().join("big.dat"), random_bytes(8 << 20, 5)).unwrap();
     for proto in ["tcp", "udp"] {
         let server = file_server(proto, sockdir.path(), root.path(), &[]);
-        let (read, write) = nix::unistd::pipe().unwrap();
-        drop(read);
-        let child = std::process::Command::new(common::bin())
-            .args(["get", "--proto", proto, &server.addr, "big.dat", "-o", "-"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::from(write))
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = common::with_closed_stdout(
+            std::process::Command::new(common::bin())
+                .args(["get", "--proto", proto, &server.addr, "big.dat", "-o", "-"])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .spawn()
+        .unwrap();
         let out = common::output_within(child, "get -o - to a closed pipe", common::STEP);
         let err = String::from_utf8_lossy(&out.stderr);
         let status = common::shell_status(&out.status);

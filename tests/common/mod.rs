@@ -437,6 +437,36 @@ pub fn shell_status(status: &ExitStatus) -> i32 {
         .expect("an exit code or a signal")
 }
 
+/// Gives `cmd` a stdout whose reader is gone before it starts (`| head` that already
+/// quit): the write end of a pipe whose read end is closed, both made in the child between
+/// fork and exec. Made here, the read end could be copied into a child that another test's
+/// thread starts meanwhile and stay open there (until that child's exec, or for good
+/// without close-on-exec): the writes would go into the pipe, and the reader never leave.
+pub fn with_closed_stdout(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: pipe2(2), close(2) and dup2(2) are async-signal-safe, and the child alone
+    // runs them.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut ends = [0; 2];
+            if libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(ends[0]);
+            // fd 1 is the write end, kept across exec; ends[1] closes at exec.
+            if libc::dup2(ends[1], 1) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Gives `cmd` `/dev/full` as its stdout: every write there fails with ENOSPC.
+pub fn with_full_stdout(cmd: &mut Command) -> &mut Command {
+    cmd.stdout(std::fs::File::create("/dev/full").unwrap())
+}
+
 /// An RFC 862 echo server (`--transform echo`: bytes back unchanged, so what comes back must
 /// equal what went) for `proto` at `addr`: on this host, or in `pair`'s server namespace.
 pub fn echo_server(proto: &str, addr: &str, pair: Option<&netns::Pair>) -> Server {
