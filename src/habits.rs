@@ -922,9 +922,29 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
     Some(here)
 }
 
-/// The command line, parsed. Every usage error, clap's or a habit's, ends netecho with
-/// one line (wrapped on a terminal) and exit code 2 (exec: 255); `--help` and `--version` print as clap prints them.
-pub(crate) fn parse() -> Cli {
+/// `--help` or `--version` asked for, or nothing typed at all: clap's text is the answer.
+pub(crate) struct Help {
+    text: clap::Error,
+    /// The help of `exec`, whose own failures are 255.
+    pub exec: bool,
+}
+
+impl Help {
+    /// Prints the text as clap prints it (not `clap::Error::exit`, which drops a failed
+    /// write: a help whose reader left would end 0); a stdout that cannot take it fails as
+    /// any command's output does. Its exit code: 0, or 2 for the help of a bare command.
+    pub(crate) fn print(&self) -> anyhow::Result<std::process::ExitCode> {
+        let printed = self.text.print();
+        if !self.text.use_stderr() {
+            printed.map_err(crate::error::stdout_write)?;
+        }
+        Ok(std::process::ExitCode::from(self.text.exit_code() as u8))
+    }
+}
+
+/// The command line, parsed, or the help asked for. Every usage error, clap's or a
+/// habit's, ends netecho with one line (wrapped on a terminal) and exit code 2 (exec: 255).
+pub(crate) fn parse() -> Result<Cli, Help> {
     let raw: Vec<OsString> = std::env::args_os().collect();
     match Cli::parsed_from(&raw) {
         Ok(cli) => {
@@ -932,9 +952,8 @@ pub(crate) fn parse() -> Cli {
                 crate::logging::error(&line);
                 std::process::exit(2);
             }
-            cli
+            Ok(cli)
         }
-        // Help asked for, or nothing typed at all: the help is the answer.
         Err(err)
             if matches!(
                 err.kind(),
@@ -943,7 +962,8 @@ pub(crate) fn parse() -> Cli {
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             ) =>
         {
-            err.exit()
+            let exec = command_path(&err, &raw) == "netecho exec";
+            Err(Help { text: err, exec })
         }
         // What was typed is shown escaped: a newline or an escape sequence in an argument
         // stays on the one line.

@@ -43,7 +43,10 @@ use std::process::ExitCode;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = habits::parse();
+    let cli = match habits::parse() {
+        Ok(cli) => cli,
+        Err(help) => return ended(help.print(), help.exec),
+    };
     logging::init(cli.log.config());
     crate::endpoint::choose_family(cli.family.family());
     if matches!(&cli.command, Command::Serve(a) if a.explain)
@@ -56,7 +59,14 @@ fn main() -> ExitCode {
     {
         hexdump::enable();
     }
-    match dispatch(&cli) {
+    ended(dispatch(&cli), matches!(cli.command, Command::Exec(_)))
+}
+
+/// The exit status of a run that ended with `result`: a command's own, or its failure's,
+/// said in one line (`exec`'s own failures are 255, as ssh's); a stdout whose reader left
+/// ends it by SIGPIPE.
+fn ended(result: anyhow::Result<ExitCode>, exec: bool) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => signal::reader_left(),
         // A stop signal is being handled (lab, bench): the error is its doing, and the
@@ -66,11 +76,11 @@ fn main() -> ExitCode {
         },
         Err(err) => {
             logging::error(&format!("{err:#}"));
-            match &cli.command {
+            match exec {
                 // exec's own status is the remote program's: its own failures, usage
                 // errors too, are 255, as ssh's.
-                Command::Exec(_) => ExitCode::from(client::exec::FAILED),
-                _ => ExitCode::from(error::exit_code(&err)),
+                true => ExitCode::from(client::exec::FAILED),
+                false => ExitCode::from(error::exit_code(&err)),
             }
         }
     }

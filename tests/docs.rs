@@ -20,6 +20,28 @@ fn every_subcommand_help_ends_with_examples() {
     }
 }
 
+/// `--help` and `--version` are output as a command's is: a reader gone (`| head` that
+/// already quit) ends them as SIGPIPE ends `yes | head -1`, and a full disk is one line,
+/// exit 1 (exec's own failures: 255), never a quiet 0 with nothing written.
+#[test]
+fn help_into_a_closed_or_full_stdout_ends_as_a_command_does() {
+    for (args, failed) in [
+        (&["--help"][..], 1),
+        (&["serve", "--help"], 1),
+        (&["lesson", "-h"], 1),
+        (&["--version"], 1),
+        (&["exec", "--help"], 255),
+    ] {
+        let (status, err) = common::written_to(args, common::with_closed_stdout);
+        assert_eq!(common::shell_status(&status), 141, "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+        let (status, err) = common::written_to(args, common::with_full_stdout);
+        assert_eq!(status.code(), Some(failed), "{args:?}: {err}");
+        assert!(err.contains("stdout is full (ENOSPC)"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn completions_for_each_shell_know_the_subcommands() {
     for shell in ["bash", "zsh", "fish"] {

@@ -370,21 +370,6 @@ fn each_demonstration_ends_with_the_command_for_the_next() {
     }
 }
 
-/// `netecho ARGS`, its stdout as `stdout` gives it: its status and stderr.
-fn written_to(
-    args: &[&str],
-    stdout: fn(&mut Command) -> &mut Command,
-) -> (std::process::ExitStatus, String) {
-    let mut cmd = Command::new(common::bin());
-    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
-    let child = stdout(&mut cmd).spawn().unwrap();
-    let out = common::output_within(child, "netecho writing to a closed stdout", common::STEP);
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// How many times each command meets a closed stdout: a run of the suite once saw 0 where
 /// 141 was due.
 const ROUNDS: usize = 20;
@@ -403,14 +388,14 @@ fn a_closed_or_full_stdout_ends_the_lesson_without_a_crash() {
     let guard = Instant::now() + Duration::from_secs(60);
     for args in cases {
         for _ in 0..ROUNDS {
-            let (status, err) = written_to(args, common::with_closed_stdout);
+            let (status, err) = common::written_to(args, common::with_closed_stdout);
             assert_eq!(common::shell_status(&status), 141, "{args:?}: {err}");
             assert!(err.is_empty(), "{args:?}: {err}");
             if Instant::now() > guard {
                 break;
             }
         }
-        let (status, err) = written_to(args, common::with_full_stdout);
+        let (status, err) = common::written_to(args, common::with_full_stdout);
         assert_eq!(status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains("stdout is full (ENOSPC)"), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");

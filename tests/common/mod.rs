@@ -467,6 +467,19 @@ pub fn with_full_stdout(cmd: &mut Command) -> &mut Command {
     cmd.stdout(std::fs::File::create("/dev/full").unwrap())
 }
 
+/// `netecho ARGS`, its stdout as `stdout` gives it (`with_closed_stdout`,
+/// `with_full_stdout`): its status and stderr.
+pub fn written_to(args: &[&str], stdout: fn(&mut Command) -> &mut Command) -> (ExitStatus, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
+    let child = stdout(&mut cmd).spawn().unwrap();
+    let out = output_within(child, "netecho writing to a closed or full stdout", STEP);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// An RFC 862 echo server (`--transform echo`: bytes back unchanged, so what comes back must
 /// equal what went) for `proto` at `addr`: on this host, or in `pair`'s server namespace.
 pub fn echo_server(proto: &str, addr: &str, pair: Option<&netns::Pair>) -> Server {
