@@ -139,7 +139,7 @@ fn a_server_that_cannot_write_its_listening_line_says_so_and_fails() {
             "serve" => vec!["serve", "--addr", &url],
             _ => vec!["relay", &url, "tcp://127.0.0.1:9"],
         };
-        let stdouts: [(fn(&mut Command) -> &mut Command, &str); 2] = [
+        let stdouts: [(common::SetStdout, &str); 2] = [
             (common::with_closed_stdout, "stdout is closed (EPIPE)"),
             (common::with_full_stdout, "stdout is full (ENOSPC)"),
         ];

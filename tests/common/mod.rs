@@ -467,9 +467,11 @@ pub fn with_full_stdout(cmd: &mut Command) -> &mut Command {
     cmd.stdout(std::fs::File::create("/dev/full").unwrap())
 }
 
-/// `netecho ARGS`, its stdout as `stdout` gives it (`with_closed_stdout`,
-/// `with_full_stdout`): its status and stderr.
-pub fn written_to(args: &[&str], stdout: fn(&mut Command) -> &mut Command) -> (ExitStatus, String) {
+/// What gives a child its stdout: [`with_closed_stdout`], [`with_full_stdout`].
+pub type SetStdout = fn(&mut Command) -> &mut Command;
+
+/// `netecho ARGS`, its stdout as `stdout` gives it: its status and stderr.
+pub fn written_to(args: &[&str], stdout: SetStdout) -> (ExitStatus, String) {
     let mut cmd = Command::new(bin());
     cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
     let child = stdout(&mut cmd).spawn().unwrap();
