@@ -354,13 +354,10 @@ fn gone(e: &io::Error) -> bool {
 }
 
 /// Connects a transfer's socket to its peer: the kernel then delivers only the peer's
-/// datagrams, and reports its ICMP errors to us.
+/// datagrams, and reports its ICMP errors to us. A Unix path peer is reached through its
+/// socket file as its request's receive held it (see [`DatagramSocket::answer_as`]).
 pub(crate) fn connect(sock: &DatagramSocket, peer: &PeerAddr) -> Result<()> {
-    // A Unix path peer through its socket file held open, never resolved again.
-    let held = crate::transport::unix::reply_path(&peer.0)
-        .with_context(|| format!("connect the transfer socket to {peer}"))?;
-    let addr = held.as_ref().map_or(&peer.0, |held| held.addr());
-    crate::transport::calls::connect(sock.socket(), addr)
+    sock.connect_to(peer)
         .with_context(|| format!("connect the transfer socket to {peer}"))
 }
 

@@ -107,7 +107,8 @@ impl Files {
     ) {
         crate::hexdump::dump_if(crate::hexdump::Way::In, from, request);
         let result =
-            transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|tid| {
+            transport::ephemeral_datagram(sock.proto(), sock.local(), false).and_then(|mut tid| {
+                tid.answer_as(sock);
                 if super::tftp::is_tftp(request) {
                     let tftp = super::tftp::Tftp {
                         store: &self.store,

@@ -102,6 +102,8 @@ pub(crate) struct PeerSink {
     /// The handle on the bound socket that all senders share.
     pub sock: Arc<DatagramSocket>,
     pub to: PeerAddr,
+    /// The sender's socket file, when at a path (see [`crate::transport::unix::reply_addr`]).
+    pub held: Option<crate::transport::unix::ReplyPath>,
     /// Whether the sender's address needs no proof: this host's own, a Unix name, or in a
     /// network of --trust (the user's word for it). Any other source address may be forged,
     /// so what it is sent is held to what it sent, and the relay never multiplies a
@@ -117,12 +119,12 @@ impl Sink {
                 send_watched(conn, message, flow)
             }
             Sink::Peer(peer) => {
-                let PeerSink { sock, to, .. } = &**peer;
+                let PeerSink { sock, to, held, .. } = &**peer;
                 hexdump::dump_if(Way::Out, to, message);
                 // The bound socket is non-blocking (its reader polls it): a full send queue
                 // is waited out briefly rather than turned into loss.
                 for _ in 0..1000 {
-                    match sock.send_to(message, to) {
+                    match sock.send_via(message, to, held.as_ref(), 0) {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(1))
                         }

@@ -542,7 +542,8 @@ impl Senders {
         if !self.handshake_allowed(from) {
             return false;
         }
-        match datagram_flow(&self.replies, from, source, &self.route, &self.flows) {
+        let sender = (from, told.held);
+        match datagram_flow(&self.replies, sender, source, &self.route, &self.flows) {
             Ok(peer) => {
                 self.peers.insert(from.clone(), peer);
                 true
@@ -780,9 +781,11 @@ fn next_datagram(
     }
 }
 
+/// A flow for a new sender `from` (its socket file `held` when at a path: the flow's
+/// replies go through it).
 fn datagram_flow(
     replies: &Arc<DatagramSocket>,
-    from: &PeerAddr,
+    (from, held): (&PeerAddr, Option<transport::unix::ReplyPath>),
     source: Option<Share>,
     route: &Route,
     flows: &Flows,
@@ -805,6 +808,7 @@ fn datagram_flow(
     let to_sender = Sink::Peer(Box::new(PeerSink {
         sock: Arc::clone(replies),
         to: from.clone(),
+        held,
         proven: address_of(from).is_none_or(|ip| route.proven(ip)),
     }));
     let down = route.link(&flow, id, true, to_sender, QUEUE)?;

@@ -22,6 +22,7 @@ use crate::service::{Requests, Screen, Service, Unproven};
 use crate::signal::{Shutdown, Signal, Wake};
 use crate::transport::batch::{self, Batch};
 use crate::transport::pktinfo::Arrival;
+use crate::transport::unix::ReplyPath;
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received, Told};
 
 use super::Server;
@@ -126,8 +127,8 @@ pub(crate) fn requests<S: Service, R: Requests>(
         if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
             return Ok(signal);
         }
-        while let Some((from, n, told)) = next_request(sock, &mut buf) {
-            let arrival = told.arrival;
+        while let Some((from, n, mut told)) = next_request(sock, &mut buf) {
+            let (arrival, held) = (told.arrival, told.held.take().map(Arc::new));
             if let Err(verdict) = guard.check(&from, &buf[..n]) {
                 debug!("{from}: request dropped: {}", verdict.explain());
                 warn_once(&from, verdict);
@@ -147,6 +148,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
             let request = Request {
                 from,
                 arrival,
+                held,
                 data: buf[..n].to_vec(),
                 running: Arc::clone(&running.all),
                 unproven: None,
@@ -192,7 +194,8 @@ fn take<S: Service, R: Requests>(
         Screen::Unproven => true,
         Screen::Answer(reply) => {
             let flags = libc::MSG_DONTWAIT;
-            let _ = replies.reply_to(&reply, from, request.arrival.as_ref(), flags);
+            let held = request.held.as_deref();
+            let _ = replies.reply_to(&reply, from, request.arrival.as_ref(), held, flags);
             return;
         }
         Screen::Ignore(why) => {
@@ -201,24 +204,19 @@ fn take<S: Service, R: Requests>(
         }
     };
     let wire = (from, request.data.as_slice());
+    let how = (request.arrival, request.held.as_deref());
     if running.all.load(Ordering::Relaxed) >= REQUEST_THREADS {
-        return busy(
-            requests,
-            replies,
-            wire,
-            request.arrival,
-            "too many requests at once",
-        );
+        return busy(requests, replies, wire, how, "too many requests at once");
     }
     if unproven && running.unproven.load(Ordering::Relaxed) >= UNPROVEN_THREADS {
         let why = "too many requests from sources not yet proven at once";
-        return busy(requests, replies, wire, request.arrival, why);
+        return busy(requests, replies, wire, how, why);
     }
     let source = match running.sources.take_request(identity) {
         Ok(slot) => slot,
         Err(whose) => {
             let why = format!("too many requests {whose} at once");
-            return busy(requests, replies, wire, request.arrival, &why);
+            return busy(requests, replies, wire, how, &why);
         }
     };
     if server.admission.request(from) {
@@ -240,11 +238,12 @@ fn say_reply_source(sock: &DatagramSocket) {
     }
 }
 
-/// A request for a thread: its sender, where it arrived, its bytes, and the count of
-/// requests running.
+/// A request for a thread: its sender, where it arrived, its sender's socket file when at a
+/// path, its bytes, and the count of requests running.
 struct Request {
     from: PeerAddr,
     arrival: Option<Arrival>,
+    held: Option<Arc<ReplyPath>>,
     data: Vec<u8>,
     running: Arc<AtomicUsize>,
     /// Its place among requests from sources not yet proven, if it holds one.
@@ -271,7 +270,7 @@ fn busy<R: Requests>(
     requests: &Arc<R>,
     replies: &Arc<DatagramSocket>,
     (from, request): (&PeerAddr, &[u8]),
-    arrival: Option<Arrival>,
+    (arrival, held): (Option<Arrival>, Option<&ReplyPath>),
     why: &str,
 ) {
     static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
@@ -280,7 +279,7 @@ fn busy<R: Requests>(
     }
     let reply = requests.busy_for(why, request);
     if let Some(reply) = reply.filter(|r| r.len() <= request.len()) {
-        let _ = replies.reply_to(&reply, from, arrival.as_ref(), libc::MSG_DONTWAIT);
+        let _ = replies.reply_to(&reply, from, arrival.as_ref(), held, libc::MSG_DONTWAIT);
     }
 }
 
@@ -326,10 +325,11 @@ fn start<S: Service, R: Requests>(
 ) {
     let (mine, handler) = (Arc::clone(server), Arc::clone(requests));
     let (from, data, arrival) = (request.from.clone(), request.data.clone(), request.arrival);
+    let held = request.held.clone();
     let running = Arc::clone(&request.running);
     running.fetch_add(1, Ordering::Relaxed);
     // The request's own handle: its replies leave from the address the request was sent to.
-    let started = replies.for_request(arrival).and_then(|sock| {
+    let started = replies.for_request(arrival, held.clone()).and_then(|sock| {
         thread::Builder::new()
             .name("request".into())
             .spawn(move || {
@@ -348,7 +348,7 @@ fn start<S: Service, R: Requests>(
     if let Err(e) = started {
         running.fetch_sub(1, Ordering::Relaxed);
         let why = format!("the server cannot start a thread for it now ({e})");
-        busy(requests, replies, (&from, &data), arrival, &why);
+        busy(requests, replies, (&from, &data), (arrival, held.as_deref()), &why);
         server.admission.release();
     }
 }

@@ -218,7 +218,8 @@ impl DatagramEcho {
             hexdump::dump_if(Way::Out, &from, &buf[..n]);
             // Never blocks for long: a client whose queue stays full loses its reply.
             let sent = loop {
-                match sock.reply_to(&buf[..n], &from, told.arrival.as_ref(), libc::MSG_DONTWAIT) {
+                let how = (told.arrival.as_ref(), told.held.as_ref());
+                match sock.reply_to(&buf[..n], &from, how.0, how.1, libc::MSG_DONTWAIT) {
                     Ok(()) => break n,
                     Err(e) if room_soon(&e, &mut tries) => {}
                     Err(e) => {
@@ -370,7 +371,7 @@ impl DatagramEcho {
             }
             datagrams(n, segment).fold(true, |all, piece| {
                 let piece = &data[piece];
-                let sent = sock.reply_to(piece, from, arrival.as_ref(), libc::MSG_DONTWAIT);
+                let sent = sock.reply_to(piece, from, arrival.as_ref(), None, libc::MSG_DONTWAIT);
                 sent.is_ok() && all
             })
         } else {

@@ -34,6 +34,8 @@ pub(crate) struct Batch {
     /// Where each datagram arrived (IP_PKTINFO), on a socket that answers from there; the
     /// control buffers it is read into, then the replies' own.
     arrivals: Vec<Option<Arrival>>,
+    /// Each Unix path sender's socket file, held for its reply (see [`super::unix::vouched`]).
+    held: Vec<Option<super::unix::ReplyPath>>,
     controls: Vec<Control>,
     /// On a socket that receives glued (UDP_GRO): each receive's segment size (0: one
     /// datagram), kept for its reply, which leaves cut at the same size (UDP_SEGMENT).
@@ -71,6 +73,7 @@ impl Default for Batch {
             addr_lens: vec![0; BATCH],
             peers: vec![PeerAddr(SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)))); BATCH],
             arrivals: vec![None; BATCH],
+            held: std::iter::repeat_with(|| None).take(BATCH).collect(),
             controls: vec![Control::default(); BATCH],
             segments: vec![0; BATCH],
             glued: false,
@@ -249,6 +252,10 @@ impl DatagramSocket {
     pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<usize> {
         let pktinfo = self.reply == ReplyFrom::Destination;
         let control = pktinfo || batch.glued || self.passcred;
+        if self.passcred {
+            // The last receive's socket files, answered or not, are closed now.
+            batch.held.fill_with(|| None);
+        }
         let received = match batch.receive_headers(control) {
             [one] => recv_one(&self.sock, one),
             hdrs => recv_many(&self.sock, hdrs),
@@ -266,7 +273,7 @@ impl DatagramSocket {
                 // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
                 let cred = unsafe { super::unix::credentials(&hdr.msg_hdr) };
                 let from = std::mem::replace(&mut batch.peers[i], PeerAddr::unnamed());
-                batch.peers[i] = super::unix::vouched(from, cred);
+                (batch.peers[i], batch.held[i]) = super::unix::vouched(from, cred);
             }
             // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
             batch.arrivals[i] = if pktinfo {
@@ -347,10 +354,11 @@ impl DatagramSocket {
 
 impl DatagramSocket {
     /// Unix datagram replies one by one, each through its sender's socket file held open
-    /// (see [`super::unix::reply_path`]): a path in a batch header would be resolved again.
+    /// (see [`super::unix::reply_addr`]): a path in a batch header would be resolved again.
     fn send_each(&self, batch: &Batch, replies: &[(usize, usize)]) -> io::Result<usize> {
         for (k, &(i, len)) in replies.iter().enumerate() {
-            if let Err(e) = self.send_held(&batch.bufs[i][..len], batch.peer(i), SEND_FLAGS) {
+            let (to, held) = (batch.peer(i), batch.held[i].as_ref());
+            if let Err(e) = self.send_via(&batch.bufs[i][..len], to, held, SEND_FLAGS) {
                 return if k == 0 { Err(e) } else { Ok(k) };
             }
         }

@@ -351,6 +351,7 @@ pub(crate) fn unconnected(
                 _file: None,
                 reply: pktinfo::ReplyFrom::Kernel,
                 passcred: false,
+                held: None,
             };
             Ok((sock, PeerAddr((*addr).into())))
         }
@@ -856,15 +857,20 @@ pub(crate) struct DatagramSocket {
     reply: pktinfo::ReplyFrom,
     /// SO_PASSCRED is on: each datagram is read with recvmsg, for its SCM_CREDENTIALS.
     passcred: bool,
+    /// A request's handle: its sender's socket file, when that is at a path (see
+    /// [`unix::reply_addr`]).
+    held: Option<std::sync::Arc<unix::ReplyPath>>,
 }
 
 /// What recvmsg(2) told of a datagram beyond its bytes and sender, in control messages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Told {
     /// Where it arrived (IP_PKTINFO), on a socket that answers from the destination.
     pub arrival: Option<pktinfo::Arrival>,
     /// Its sender's uid and gid (SCM_CREDENTIALS), on a Unix socket that passes them.
     pub cred: Option<(u32, u32)>,
+    /// Its sender's socket file, held for the reply, when it is at a path.
+    pub held: Option<unix::ReplyPath>,
 }
 
 /// A datagram's sender, as recvfrom(2) reported it.
@@ -1010,8 +1016,8 @@ impl DatagramSocket {
     /// handle: see [`DatagramSocket::for_request`]).
     pub(crate) fn send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         match self.reply {
-            pktinfo::ReplyFrom::Request(arrival) => self.reply_to(buf, to, Some(&arrival), 0),
-            _ => self.send_held(buf, to, 0),
+            pktinfo::ReplyFrom::Request(arrival) => self.reply_to(buf, to, Some(&arrival), None, 0),
+            _ => self.send_via(buf, to, None, 0),
         }
     }
 
@@ -1019,19 +1025,56 @@ impl DatagramSocket {
     pub(crate) fn try_send_to(&self, buf: &[u8], to: &PeerAddr) -> io::Result<()> {
         match self.reply {
             pktinfo::ReplyFrom::Request(arrival) => {
-                self.reply_to(buf, to, Some(&arrival), libc::MSG_DONTWAIT)
+                self.reply_to(buf, to, Some(&arrival), None, libc::MSG_DONTWAIT)
             }
-            _ => self.send_held(buf, to, libc::MSG_DONTWAIT),
+            _ => self.send_via(buf, to, None, libc::MSG_DONTWAIT),
         }
     }
 
-    /// sendto(2), to a Unix path only through its socket file held open, never by
-    /// resolving the path again: see [`unix::reply_path`].
-    fn send_held(&self, buf: &[u8], to: &PeerAddr, flags: libc::c_int) -> io::Result<()> {
-        let held = unix::reply_path(&to.0)?;
-        let addr = held.as_ref().map_or(&to.0, |held| held.addr());
-        calls::send_to_flags(&self.sock, buf, addr, flags).map(|_| ())
+    /// sendto(2), to a Unix path only through its sender's socket file as its datagram's
+    /// receive held it (`held`, or this request handle's own), never by resolving the path
+    /// again: see [`unix::reply_addr`].
+    pub(crate) fn send_via(
+        &self,
+        buf: &[u8],
+        to: &PeerAddr,
+        held: Option<&unix::ReplyPath>,
+        flags: libc::c_int,
+    ) -> io::Result<()> {
+        self.through(to, held, |addr| {
+            calls::send_to_flags(&self.sock, buf, addr, flags).map(|_| ())
+        })
     }
+
+    /// connect(2) to `to`, a Unix path as [`DatagramSocket::send_via`] reaches it.
+    pub(crate) fn connect_to(&self, to: &PeerAddr) -> io::Result<()> {
+        self.through(to, None, |addr| calls::connect(&self.sock, addr))
+    }
+
+    /// `call` with the address that reaches `to`. A socket that answers senders (its
+    /// datagrams' credentials read, or a request's socket file held) reaches a Unix path only
+    /// through the held file; a client's socket sends where its user said, the path opened
+    /// for the call alone.
+    fn through<R>(
+        &self,
+        to: &PeerAddr,
+        held: Option<&unix::ReplyPath>,
+        call: impl FnOnce(&SockAddr) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let held = held.or(self.held.as_deref());
+        let opened = match held.is_none() && !self.passcred {
+            true => unix::named_path(to)?,
+            false => None,
+        };
+        call(unix::reply_addr(to, held.or(opened.as_ref()))?)
+    }
+
+    /// This socket answers as `handle` does: through the socket file of the request it was
+    /// made for (a transfer socket, connected to that sender).
+    pub(crate) fn answer_as(&mut self, handle: &DatagramSocket) {
+        self.held = handle.held.clone();
+    }
+
 
     /// The socket itself, for options this type does not wrap.
     pub(crate) fn socket(&self) -> &Socket {
@@ -1057,6 +1100,7 @@ impl DatagramSocket {
             _file: None,
             reply: self.reply,
             passcred: self.passcred,
+            held: self.held.clone(),
         })
     }
 }

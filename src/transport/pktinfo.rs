@@ -302,12 +302,13 @@ impl DatagramSocket {
             // control messages within msg_controllen.
             let mut from = unsafe { super::batch::sockaddr(&name, hdr.msg_namelen) };
             let cred = unsafe { super::unix::credentials(&hdr) };
-            let told = Told {
+            let mut told = Told {
                 arrival: unsafe { Arrival::decode(&hdr) },
                 cred: cred.map(|c| (c.uid, c.gid)),
+                held: None,
             };
             if self.passcred {
-                from = super::unix::vouched(from, cred);
+                (from, told.held) = super::unix::vouched(from, cred);
             }
             Ok((got as usize, from, told))
         };
@@ -317,18 +318,20 @@ impl DatagramSocket {
     }
 
     /// One reply to `to`, from where its request arrived (sendmsg with IP_PKTINFO or
-    /// IPV6_PKTINFO), or from the kernel's choice without an arrival (sendto). A source the
-    /// kernel refuses (EINVAL: a link-local address reached over another interface) gets the
-    /// kernel's choice instead.
+    /// IPV6_PKTINFO), or from the kernel's choice without an arrival (sendto; to a Unix path
+    /// through `held`, its sender's socket file: see [`DatagramSocket::send_via`]). A source
+    /// the kernel refuses (EINVAL: a link-local address reached over another interface) gets
+    /// the kernel's choice instead.
     pub(crate) fn reply_to(
         &self,
         buf: &[u8],
         to: &PeerAddr,
         arrival: Option<&Arrival>,
+        held: Option<&super::unix::ReplyPath>,
         flags: libc::c_int,
     ) -> io::Result<()> {
         let Some(arrival) = arrival else {
-            return calls::send_to_flags(&self.sock, buf, &to.0, flags).map(|_| ());
+            return self.send_via(buf, to, held, flags);
         };
         let mut control = Control::default();
         let mut iov = libc::iovec {
@@ -372,8 +375,13 @@ impl DatagramSocket {
 
     /// A handle for one request's thread: its replies leave from where the request
     /// arrived, and its local address is that one (a transfer socket binds near it).
-    pub(crate) fn for_request(&self, arrival: Option<Arrival>) -> io::Result<DatagramSocket> {
+    pub(crate) fn for_request(
+        &self,
+        arrival: Option<Arrival>,
+        held: Option<std::sync::Arc<super::unix::ReplyPath>>,
+    ) -> io::Result<DatagramSocket> {
         let mut handle = self.try_clone()?;
+        handle.held = held;
         if let Some(arrival) = arrival {
             handle.reply = ReplyFrom::Request(arrival);
             if let Address::Ip(local) = self.local {

@@ -44,6 +44,7 @@ pub(crate) fn bind_plain(addr: &Address, opts: &SocketOptions) -> Result<Datagra
         _file: None,
         reply: super::pktinfo::ReplyFrom::Kernel,
         passcred: false,
+        held: None,
     })
 }
 

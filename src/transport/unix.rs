@@ -166,6 +166,7 @@ pub(crate) fn bind_datagram(endpoint: &Endpoint, opts: &SocketOptions) -> Result
         _file: file,
         reply: super::pktinfo::ReplyFrom::Kernel,
         passcred: false,
+        held: None,
     })
 }
 
@@ -182,6 +183,7 @@ pub(crate) fn bind_autobound(proto: Proto) -> Result<DatagramSocket> {
         _file: None,
         reply: super::pktinfo::ReplyFrom::Kernel,
         passcred: false,
+        held: None,
     })
 }
 
@@ -381,61 +383,135 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<libc::ucred> {
 }
 
 /// A Unix datagram's sender as a server may answer it (`cred`: what SCM_CREDENTIALS said
-/// of it). A name is resolved by the server, not by its sender: a path from the server's
-/// directory and in its mounts, an abstract name in its network namespace. So a sender
-/// keeps its address only when that name is its own here: at a path, the socket file this
-/// server finds belongs to the sender's user; at an abstract name, the sender is in the
-/// server's network namespace (or is the server's user, or root, who reach it anyway).
-/// Else it is made unnamed, which no reply goes to: a user could otherwise name another's
-/// socket (`../../run/x.sock` from a deeper directory, a private mount over /run, an
-/// abstract name bound in a network namespace of its own) and have the server write to it.
-pub(crate) fn vouched(from: PeerAddr, cred: Option<libc::ucred>) -> PeerAddr {
+/// of it), and, at a path, the socket file its reply goes through. A name is resolved by
+/// the server, not by its sender: a path from the server's directory and in its mounts, an
+/// abstract name in its network namespace. So a sender keeps its address only when that
+/// name is its own here: at a path, the socket file this server finds belongs to the
+/// sender's user (and is held open: see [`ReplyPath`]); at an abstract name, the sender is
+/// in the server's network namespace (or is the server's user, or root, who reach it
+/// anyway). Else it is made unnamed, which no reply goes to: a user could otherwise name
+/// another's socket (`../../run/x.sock` from a deeper directory, a private mount over /run,
+/// an abstract name bound in a network namespace of its own) and have the server write to it.
+pub(crate) fn vouched(from: PeerAddr, cred: Option<libc::ucred>) -> (PeerAddr, Option<ReplyPath>) {
     let verdict = if let Some(path) = from.0.as_pathname() {
-        senders_own(path, cred)
+        senders_own(&from, path, cred).map(Some)
     } else if from.0.as_abstract_namespace().is_some() {
-        in_this_network(cred)
+        in_this_network(cred).map(|()| None)
     } else {
-        return from;
+        return (from, None);
     };
     match verdict {
-        Ok(()) => from,
+        Ok(held) => (from, held),
         Err(why) => {
             tracing::debug!("{from}: gets no reply: {why}");
-            PeerAddr::unnamed()
+            (PeerAddr::unnamed(), None)
         }
     }
 }
 
-/// Whether the socket file at `path` (no symlink followed) is the sender's own.
-fn senders_own(path: &Path, cred: Option<libc::ucred>) -> Result<(), String> {
+/// The socket file at `path`, held for the reply, when it is the sender's own: one open
+/// serves the owner check and the reply, so the file checked is the file answered. What
+/// remains is that the sender may replace its own socket file, before it is opened, by
+/// another socket of its own: the reply then reaches nothing its sender could not.
+fn senders_own(
+    from: &PeerAddr,
+    path: &Path,
+    cred: Option<libc::ucred>,
+) -> Result<ReplyPath, String> {
     let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
     };
-    if uid == 0 {
-        return Ok(());
-    }
-    let file = open_no_symlinks(path).map_err(|e| format!("its path: {e}"))?;
-    let meta = nix::sys::stat::fstat(&file).map_err(|e| format!("its socket file: {e}"))?;
-    if meta.st_uid != uid {
+    unmapped_here(uid, "its sender")?;
+    let (held, owner) = held_socket(from, path).map_err(|e| e.to_string())?;
+    if uid != 0 && owner != uid {
         return Err(format!(
-            "the socket file at that path here belongs to uid {}, the datagram came from uid \
-             {uid} (a relative path, or one in another mount namespace, names another file \
-             here); a reply goes only to its sender's own socket file",
-            meta.st_uid
+            "the socket file at that path here belongs to uid {owner}, the datagram came from \
+             uid {uid} (a relative path, or one in another mount namespace, names another \
+             file here); a reply goes only to its sender's own socket file"
         ));
     }
-    Ok(())
+    Ok(held)
+}
+
+/// The socket file at `to`'s `path` (no symlink followed) held open for datagrams to `to`,
+/// and its owner. Refused, as advice: a path with a symlink anywhere on it, one that names
+/// no socket, and a socket file with another name too (a hard link to someone else's
+/// socket, as /dev/log may be linked by any user who may write to it).
+fn held_socket(to: &PeerAddr, path: &Path) -> io::Result<(ReplyPath, u32)> {
+    let refuse = |what: &str| {
+        Advised::io(
+            Errno::ELOOP,
+            format!("{what}; a reply goes only to the socket file its sender bound"),
+        )
+    };
+    let file = open_no_symlinks(path).map_err(|e| match e.raw_os_error() {
+        Some(code) if code == Errno::ELOOP as i32 => refuse("a symlink is on its path"),
+        _ => e,
+    })?;
+    let meta = nix::sys::stat::fstat(&file).map_err(io::Error::from)?;
+    if meta.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(refuse("it is not a socket file"));
+    }
+    if meta.st_nlink != 1 {
+        return Err(refuse("the socket file has another name too (a hard link)"));
+    }
+    let name = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let addr = SockAddr::unix(name)?;
+    let held = ReplyPath {
+        _file: file,
+        addr,
+        sender: to.clone(),
+    };
+    Ok((held, meta.st_uid))
+}
+
+/// Refuses `uid` when it is this user namespace's overflow uid (/proc/sys/kernel/
+/// overflowuid) standing in for users not mapped here: in a user namespace every unmapped
+/// user shows as that one uid, on credentials and file owners alike, so one such user
+/// would pass as another. A server run as that uid itself is answered as before.
+fn unmapped_here(uid: u32, who: &str) -> Result<(), String> {
+    static OVERFLOW: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let overflow = *OVERFLOW.get_or_init(unmapped_overflow_uid);
+    if Some(uid) != overflow || uid == nix::unistd::geteuid().as_raw() {
+        return Ok(());
+    }
+    Err(format!(
+        "{who} is uid {uid}, which in this server's user namespace stands for every user \
+         not mapped into it (/proc/self/uid_map), so it is not known to be the user whose \
+         name that is; run the server where its clients' users are mapped"
+    ))
+}
+
+/// The overflow uid, when it maps to no user in this process's user namespace (so it only
+/// stands in for unmapped ones); `None` in the initial namespace, where it is a real user
+/// (nobody), or when either file cannot be read.
+fn unmapped_overflow_uid() -> Option<u32> {
+    let overflow: u32 = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let map = std::fs::read_to_string("/proc/self/uid_map").ok()?;
+    let mapped = map.lines().any(|line| {
+        let f: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        matches!(f[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(overflow)))
+    });
+    (!mapped).then_some(overflow)
 }
 
 /// Whether a sender at an abstract name is in this server's network namespace, where its
 /// name is looked up (its process's /proc/PID/ns/net against the server's own), or is
 /// root or the server's own user, who may send to any name here anyway. A server that may
 /// not look at another user's process is not root, and its reply carries no more than its
-/// own user's rights, which any local user's datagram to that name has too: answered.
+/// own user's rights, which any local user's datagram to that name has too: answered. The
+/// process is found by the pid the credentials name, looked at as the datagram is read: a
+/// sender that exited at once, its pid reused meanwhile by a process in this namespace,
+/// would pass.
 fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
     let Some(cred) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
     };
+    unmapped_here(cred.uid, "its sender")?;
     if cred.uid == 0 || cred.uid == nix::unistd::geteuid().as_raw() {
         return Ok(());
     }
@@ -459,57 +535,50 @@ fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
     }
 }
 
-/// The way a reply reaches a Unix datagram sender bound at a path: the socket file held
-/// open (O_PATH) and named through /proc/self/fd, so sendto(2) reaches that inode and no
-/// other. Without it the kernel resolves the sender's path anew at each reply with the
-/// server's rights, following whatever a user put there since (a symlink to
-/// /run/systemd/notify or /dev/log), and root's server writes into it.
+/// The way a reply reaches a Unix datagram sender bound at a path: the socket file
+/// [`vouched`] checked, held open (O_PATH) and named through /proc/self/fd, so sendto(2)
+/// reaches that inode and no other. Without it the kernel resolves the sender's path anew
+/// at each reply with the server's rights, following whatever a user put there since (a
+/// symlink to /run/systemd/notify or /dev/log), and root's server writes into it.
+#[derive(Debug)]
 pub(crate) struct ReplyPath {
     _file: OwnedFd,
     addr: SockAddr,
+    /// The sender's path, as its datagram named it.
+    sender: PeerAddr,
 }
 
-impl ReplyPath {
-    pub(crate) fn addr(&self) -> &SockAddr {
-        &self.addr
-    }
-}
-
-/// The held socket file a reply to `to` must go through when `to` is a Unix path (`None`
-/// for any other address: an abstract name has no file to plant a link at, an IP address
-/// is sent to as it is). Refused, as advice: a path with a symlink anywhere on it, one that
-/// names no socket, and a socket file with another name too (a hard link to someone else's
-/// socket, as /dev/log may be linked by any user who may write to it). Once it is held the
-/// inode cannot change under the send; what remains is that the sender's socket file may
-/// be replaced, before it is opened, by another socket of a single name in a directory the
-/// sender may write: a socket that user created, so the reply reaches nothing it could not.
-pub(crate) fn reply_path(to: &SockAddr) -> io::Result<Option<ReplyPath>> {
-    let Some(path) = to.as_pathname() else {
-        return Ok(None);
+/// The address a datagram to `to` is sent to: a Unix path only through `held`, its
+/// sender's socket file as [`vouched`] held it, never by resolving the path again (any
+/// other address as it is). Refused, as advice, when no such file is held for it.
+pub(crate) fn reply_addr<'a>(
+    to: &'a PeerAddr,
+    held: Option<&'a ReplyPath>,
+) -> io::Result<&'a SockAddr> {
+    let Some(path) = to.0.as_pathname() else {
+        return Ok(&to.0);
     };
-    let refuse = |what: &str| {
-        Advised::io(
-            Errno::ELOOP,
+    match held {
+        Some(held) if held.sender == *to => Ok(&held.addr),
+        _ => Err(Advised::io(
+            Errno::EPERM,
             format!(
-                "no reply to {}: {what}; a reply goes only to the socket file its sender bound",
+                "no reply to {}: its socket file was not found to be its sender's when its \
+                 datagram came; a reply goes only to the socket file its sender bound",
                 path.display()
             ),
-        )
-    };
-    let file = open_no_symlinks(path).map_err(|e| match e.raw_os_error() {
-        Some(code) if code == Errno::ELOOP as i32 => refuse("a symlink is on its path"),
-        _ => e,
-    })?;
-    let meta = nix::sys::stat::fstat(&file).map_err(io::Error::from)?;
-    if meta.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(refuse("it is not a socket file"));
+        )),
     }
-    if meta.st_nlink != 1 {
-        return Err(refuse("the socket file has another name too (a hard link)"));
+}
+
+/// The socket file a client's datagram to `to` goes through when `to` is a Unix path its
+/// user named (`None` for any other address), opened for that send alone and held to what
+/// a reply is (see [`held_socket`]), whoever owns it.
+pub(crate) fn named_path(to: &PeerAddr) -> io::Result<Option<ReplyPath>> {
+    match to.0.as_pathname() {
+        Some(path) => held_socket(to, path).map(|(held, _)| Some(held)),
+        None => Ok(None),
     }
-    let name = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let addr = SockAddr::unix(name)?;
-    Ok(Some(ReplyPath { _file: file, addr }))
 }
 
 /// openat2(2) with O_PATH and RESOLVE_NO_SYMLINKS: `path`, with no symlink followed on

@@ -220,7 +220,7 @@ impl<'a> Worker<'a> {
         };
         let len = (result.max(0) as usize).min(self.bufs.size());
         let buf = self.bufs.get(bid, len);
-        let Some((received, from, start)) = parse(buf, &self.template) else {
+        let Some((received, (from, held), start)) = parse(buf, &self.template) else {
             self.bufs.give_back(bid);
             return Ok(());
         };
@@ -229,15 +229,12 @@ impl<'a> Worker<'a> {
             self.bufs.give_back(bid);
             return Ok(());
         };
-        let held = match unix::reply_path(&from.0) {
-            Ok(held) => held,
-            Err(e) => {
-                debug!("{from}: reply not sent: {e}");
-                self.echo.count(&from, n, 0, self.stats);
-                self.bufs.give_back(bid);
-                return Ok(());
-            }
-        };
+        if let Err(e) = unix::reply_addr(&from, held.as_ref()) {
+            debug!("{from}: reply not sent: {e}");
+            self.echo.count(&from, n, 0, self.stats);
+            self.bufs.give_back(bid);
+            return Ok(());
+        }
         let reply = &mut self.replies[bid as usize];
         reply.iov = libc::iovec {
             iov_base: payload.as_mut_ptr().cast(),
@@ -245,7 +242,7 @@ impl<'a> Worker<'a> {
         };
         let to = reply.to.insert(from);
         reply.held = held;
-        let name = reply.held.as_ref().map_or(&to.0, |held| held.addr());
+        let name = unix::reply_addr(to, reply.held.as_ref()).expect("its address was checked");
         reply.hdr.msg_name = name.as_ptr() as *mut libc::c_void;
         reply.hdr.msg_namelen = name.len();
         reply.hdr.msg_iov = &mut reply.iov;
@@ -282,7 +279,10 @@ impl<'a> Worker<'a> {
 
 /// What one recvmsg completion holds: how it was received, from whom, and where the
 /// payload starts in the buffer.
-fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, PeerAddr, usize)> {
+fn parse(
+    buf: &[u8],
+    template: &libc::msghdr,
+) -> Option<(Received, (PeerAddr, Option<ReplyPath>), usize)> {
     let out = types::RecvMsgOut::parse(buf, template).ok()?;
     let real = out.incoming_payload_len() as usize;
     let received = if out.is_payload_truncated() {
@@ -301,9 +301,9 @@ fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, PeerAddr, usi
         })
     }
     .ok()?;
-    let mut from = PeerAddr(from);
+    let mut from = (PeerAddr(from), None);
     if template.msg_controllen > 0 {
-        from = unix::vouched(from, credentials(&out));
+        from = unix::vouched(from.0, credentials(&out));
     }
     let start = HEADER + template.msg_namelen as usize + template.msg_controllen;
     Some((received, from, start))
