@@ -220,10 +220,22 @@ fn exec_on_a_socket_file_says_the_users_allow_names_cannot_open_it() {
     );
 }
 
-/// As nobody, in `cwd`, in a network namespace of its own when `own_netns`: binds a
+/// As nobody, in `cwd`, in a network namespace of its own when `own_netns`: see
+/// [`request_as`].
+fn nobody_request(own_netns: bool, cwd: &Path, client: &str, server: &str) -> std::process::Output {
+    request_as("nobody", own_netns, cwd, client, server)
+}
+
+/// As `user`, in `cwd`, in a network namespace of its own when `own_netns`: binds a
 /// unix-dgram socket at `client` (a path, its directory made first, or an @abstract name)
 /// and sends `ready=1` to `server` (the same); prints the reply that came within 5 s, if any.
-fn nobody_request(own_netns: bool, cwd: &Path, client: &str, server: &str) -> std::process::Output {
+fn request_as(
+    user: &str,
+    own_netns: bool,
+    cwd: &Path,
+    client: &str,
+    server: &str,
+) -> std::process::Output {
     let script = "import os, socket, sys\n\
                   name = lambda a: '\\0' + a[1:] if a.startswith('@') else a\n\
                   if not sys.argv[1].startswith('@'):\n\
@@ -240,11 +252,10 @@ fn nobody_request(own_netns: bool, cwd: &Path, client: &str, server: &str) -> st
     }
     cmd.args([
         "setpriv",
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--",
+        &format!("--reuid={user}"),
+        &format!("--regid={user}"),
     ])
+    .args(["--clear-groups", "--"])
     .args(["/usr/bin/python3", "-c", script, client, server])
     .current_dir(cwd)
     .output()
@@ -374,5 +385,131 @@ fn a_servers_user_answers_another_users_client_at_an_abstract_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    drop(server);
+}
+
+/// As nobody: binds a unix-dgram socket at `path` and sends `count` datagrams from it to
+/// `server` while another process keeps swapping that path between the socket file and a
+/// symlink to `victim`; prints how many replies came back.
+fn swapping_sender(path: &Path, victim: &Path, server: &str, count: usize) -> std::process::Output {
+    let script = "import os, socket, sys, signal\n\
+                  path, victim, server, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n\
+                  s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  s.bind(path); s.setblocking(False)\n\
+                  os.symlink(victim, path + '.l')\n\
+                  child = os.fork()\n\
+                  if child == 0:\n\
+                  \x20   while True:\n\
+                  \x20       os.rename(path, path + '.s'); os.rename(path + '.l', path)\n\
+                  \x20       os.rename(path, path + '.l'); os.rename(path + '.s', path)\n\
+                  got = 0\n\
+                  for _ in range(count):\n\
+                  \x20   try: s.sendto(b'x', '\\0' + server[1:])\n\
+                  \x20   except BlockingIOError: pass\n\
+                  \x20   try:\n\
+                  \x20       while True: s.recv(64); got += 1\n\
+                  \x20   except BlockingIOError: pass\n\
+                  os.kill(child, signal.SIGKILL); os.waitpid(child, 0)\n\
+                  print(got)\n";
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script])
+        .args([path, victim])
+        .args([server, &count.to_string()])
+        .output()
+        .expect("run python3 as nobody")
+}
+
+/// The socket file whose owner the server checked is the one its reply goes through: a
+/// sender that swaps its path for a symlink to root's socket between the datagram's
+/// arrival and the reply never has the reply follow it (each of many tries is a race).
+#[test]
+fn a_unix_dgram_reply_goes_to_the_socket_file_checked_not_one_swapped_in_after() {
+    let test = "a_unix_dgram_reply_goes_to_the_socket_file_checked_not_one_swapped_in_after";
+    let Some((dir, victim)) = roots_victim(test) else {
+        return;
+    };
+    let victim_path = dir.path().join("ro/victim.sock");
+    for model in ["threads", "iterative"] {
+        let name = common::abstract_name(&format!("swap-{model}"));
+        let server = Server::start(&["--proto", "unix-dgram", "--model", model, "--addr", &name]);
+        let path = dir.path().join(format!("sh/{model}.sock"));
+        let out = swapping_sender(&path, &victim_path, &name, 30_000);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut buf = [0u8; 64];
+        let got = victim.recv(&mut buf).ok();
+        drop(server);
+        assert_eq!(
+            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+            None,
+            "{model}: a reply followed the symlink swapped in after the owner check"
+        );
+    }
+}
+
+/// In a user namespace every user not mapped into it shows as the overflow uid (65534), on
+/// its credentials and its socket files alike: a server there answers none of them at a
+/// path, or one unmapped user (here daemon) could have it write into another's (nobody's)
+/// socket; a mapped user (root) is answered.
+#[test]
+fn a_server_in_a_user_namespace_answers_no_unmapped_user_at_a_path() {
+    use std::os::linux::net::SocketAddrExt;
+    let test = "a_server_in_a_user_namespace_answers_no_unmapped_user_at_a_path";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    if !Command::new("unshare")
+        .args(["-U", "-r", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        common::skip(
+            test,
+            "unshare -U (user namespaces)",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    // nobody's socket, writable by all, at ro/nobody.sock from the server's directory.
+    let victim_path = dir.path().join("ro/nobody.sock");
+    let victim = UnixDatagram::bind(&victim_path).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    std::os::unix::fs::chown(&victim_path, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&victim_path, fs::Permissions::from_mode(0o666)).unwrap();
+    let name = common::abstract_name("userns");
+    let server = Server::start_with(
+        Command::new("unshare")
+            .args(["-U", "-r", bin(), "serve"])
+            .args(["--proto", "unix-dgram", "--addr", &name])
+            .current_dir(dir.path()),
+    );
+    // daemon binds ro/nobody.sock in its own directory: from the server's, nobody's socket.
+    let out = request_as(
+        "daemon",
+        false,
+        &dir.path().join("sh"),
+        "ro/nobody.sock",
+        &name,
+    );
+    let mut buf = [0u8; 64];
+    let got = victim.recv(&mut buf).ok();
+    assert_eq!(
+        got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+        None,
+        "the reply to daemon's path reached nobody's socket"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let honest = UnixDatagram::bind(dir.path().join("root.sock")).unwrap();
+    honest
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    honest.send_to_addr(b"hello", &at).unwrap();
+    let n = honest.recv(&mut buf).expect("root's reply");
+    assert_eq!(&buf[..n], b"HELLO");
     drop(server);
 }

@@ -348,7 +348,13 @@ fn start<S: Service, R: Requests>(
     if let Err(e) = started {
         running.fetch_sub(1, Ordering::Relaxed);
         let why = format!("the server cannot start a thread for it now ({e})");
-        busy(requests, replies, (&from, &data), (arrival, held.as_deref()), &why);
+        busy(
+            requests,
+            replies,
+            (&from, &data),
+            (arrival, held.as_deref()),
+            &why,
+        );
         server.admission.release();
     }
 }

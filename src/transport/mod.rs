@@ -1075,7 +1075,6 @@ impl DatagramSocket {
         self.held = handle.held.clone();
     }
 
-
     /// The socket itself, for options this type does not wrap.
     pub(crate) fn socket(&self) -> &Socket {
         &self.sock
