@@ -1062,9 +1062,10 @@ impl DatagramSocket {
         call: impl FnOnce(&SockAddr) -> io::Result<R>,
     ) -> io::Result<R> {
         let held = held.or(self.held.as_deref());
-        let opened = match held.is_none() && !self.passcred {
-            true => unix::named_path(to)?,
-            false => None,
+        let opened = if held.is_none() && !self.passcred {
+            unix::named_path(to)?
+        } else {
+            None
         };
         call(unix::reply_addr(to, held.or(opened.as_ref()))?)
     }

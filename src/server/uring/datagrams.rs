@@ -277,8 +277,9 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// What one recvmsg completion holds: how it was received, from whom, and where the
-/// payload starts in the buffer.
+/// What one recvmsg completion holds: how it was received, from whom (and a Unix path
+/// sender's socket file, held for the reply: see [`unix::vouched`]), and where the payload
+/// starts in the buffer.
 fn parse(
     buf: &[u8],
     template: &libc::msghdr,
