@@ -223,14 +223,14 @@ fn exec_on_a_socket_file_says_the_users_allow_names_cannot_open_it() {
 /// As nobody, in `cwd`, in a network namespace of its own when `own_netns`: see
 /// [`request_as`].
 fn nobody_request(own_netns: bool, cwd: &Path, client: &str, server: &str) -> std::process::Output {
-    request_as("nobody", own_netns, cwd, client, server)
+    request_as(65534, own_netns, cwd, client, server)
 }
 
-/// As `user`, in `cwd`, in a network namespace of its own when `own_netns`: binds a
+/// As `uid` (and the group of that number), in `cwd`, in a network namespace of its own when `own_netns`: binds a
 /// unix-dgram socket at `client` (a path, its directory made first, or an @abstract name)
 /// and sends `ready=1` to `server` (the same); prints the reply that came within 5 s, if any.
 fn request_as(
-    user: &str,
+    uid: u32,
     own_netns: bool,
     cwd: &Path,
     client: &str,
@@ -252,8 +252,8 @@ fn request_as(
     }
     cmd.args([
         "setpriv",
-        &format!("--reuid={user}"),
-        &format!("--regid={user}"),
+        &format!("--reuid={uid}"),
+        &format!("--regid={uid}"),
     ])
     .args(["--clear-groups", "--"])
     .args(["/usr/bin/python3", "-c", script, client, server])
@@ -487,14 +487,8 @@ fn a_server_in_a_user_namespace_answers_no_unmapped_user_at_a_path() {
             .args(["--proto", "unix-dgram", "--addr", &name])
             .current_dir(dir.path()),
     );
-    // daemon binds ro/nobody.sock in its own directory: from the server's, nobody's socket.
-    let out = request_as(
-        "daemon",
-        false,
-        &dir.path().join("sh"),
-        "ro/nobody.sock",
-        &name,
-    );
+    // daemon (uid 1) binds ro/nobody.sock in its own directory: from the server's, nobody's socket.
+    let out = request_as(1, false, &dir.path().join("sh"), "ro/nobody.sock", &name);
     let mut buf = [0u8; 64];
     let got = victim.recv(&mut buf).ok();
     assert_eq!(
