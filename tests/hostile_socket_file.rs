@@ -262,6 +262,45 @@ fn request_as(
     .expect("run python3 as nobody")
 }
 
+/// Asserts that a python3 client (`who`) printed the server's reply to its `ready=1`.
+fn assert_answered(out: &std::process::Output, who: &str) {
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "READY=1",
+        "{who}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// For each of `models`: starts a server (`serve` gives it and the address it answers at),
+/// sends nobody's `astray` request, whose reply would land in `victim`, and checks that
+/// neither `victim` nor nobody heard anything (`what` says what went wrong if one did);
+/// then nobody's `honest` request, which must be answered. A request is given the model
+/// and the server's address.
+fn only_the_honest_request_is_answered(
+    models: &[&str],
+    victim: &UnixDatagram,
+    serve: impl Fn(&str) -> (Server, String),
+    requests: [&dyn Fn(&str, &str) -> std::process::Output; 2],
+    what: &str,
+) {
+    let [astray, honest] = requests;
+    for &model in models {
+        let (server, addr) = serve(model);
+        let out = astray(model, &addr);
+        let mut buf = [0u8; 64];
+        let got = victim.recv(&mut buf).ok();
+        assert_eq!(
+            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
+            None,
+            "{model}: {what}"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
+        assert_answered(&honest(model, &addr), model);
+        drop(server);
+    }
+}
+
 /// A sender's path is resolved by the server, from the server's directory: a relative path
 /// a user bound in a deeper directory names, from there, another user's socket. The reply
 /// goes only to a socket file its sender owns, in every model.
@@ -271,9 +310,7 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
     let Some((dir, victim)) = roots_victim(test) else {
         return;
     };
-    // nobody's directory: from there, ro/victim.sock is a path of its own.
-    let own = dir.path().join("sh");
-    for model in ["event", "threads", "iterative", "uring"] {
+    let serve = |model: &str| {
         let name = common::abstract_name(model);
         let server = Server::start_with(
             Command::new(bin())
@@ -282,25 +319,22 @@ fn a_unix_dgram_reply_goes_only_to_a_socket_file_its_sender_owns() {
                 .args(["--proto", "unix-dgram", "--model", model])
                 .args(["--addr", &name]),
         );
-        let out = nobody_request(false, &own, "ro/victim.sock", &name);
-        let mut buf = [0u8; 64];
-        let got = victim.recv(&mut buf).ok();
-        assert_eq!(
-            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
-            None,
-            "{model}: the reply to nobody's relative path reached root's socket"
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
-        // nobody's own socket, at a path that names it from the server's directory too.
-        let honest = nobody_request(false, dir.path(), &format!("sh/{model}/me.sock"), &name);
-        assert_eq!(
-            String::from_utf8_lossy(&honest.stdout).trim(),
-            "READY=1",
-            "{model}: {}",
-            String::from_utf8_lossy(&honest.stderr)
-        );
-        drop(server);
-    }
+        (server, name)
+    };
+    // nobody's directory: from there, ro/victim.sock is a path of its own.
+    let own = dir.path().join("sh");
+    let astray = |_: &str, name: &str| nobody_request(false, &own, "ro/victim.sock", name);
+    // nobody's own socket, at a path that names it from the server's directory too.
+    let honest = |model: &str, name: &str| {
+        nobody_request(false, dir.path(), &format!("sh/{model}/me.sock"), name)
+    };
+    only_the_honest_request_is_answered(
+        &["event", "threads", "iterative", "uring"],
+        &victim,
+        serve,
+        [&astray, &honest],
+        "the reply to nobody's relative path reached root's socket",
+    );
 }
 
 /// An abstract name is looked up in the server's network namespace: a user who binds, in a
@@ -321,35 +355,24 @@ fn a_unix_dgram_reply_to_an_abstract_name_stays_in_its_senders_network() {
     let victim = UnixDatagram::bind_addr(&at).unwrap();
     victim.set_nonblocking(true).unwrap();
     let path = dir.path().join("sh/abs.sock");
-    for model in ["event", "threads", "uring"] {
-        let server = Server::start(&[
-            "--proto",
-            "unix-dgram",
-            "--model",
-            model,
-            "--addr",
-            path.to_str().unwrap(),
-        ]);
+    let addr = path.to_str().unwrap();
+    let serve = |model: &str| {
+        let server = Server::start(&["--proto", "unix-dgram", "--model", model, "--addr", addr]);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
-        let out = nobody_request(true, dir.path(), &name, path.to_str().unwrap());
-        let mut buf = [0u8; 64];
-        let got = victim.recv(&mut buf).ok();
-        assert_eq!(
-            got.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned()),
-            None,
-            "{model}: the reply to nobody's abstract name in its own network reached root's"
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}");
+        (server, addr.to_string())
+    };
+    let astray = |_: &str, addr: &str| nobody_request(true, dir.path(), &name, addr);
+    let honest = |model: &str, addr: &str| {
         let own = common::abstract_name(&format!("abstract-own-{model}"));
-        let honest = nobody_request(false, dir.path(), &own, path.to_str().unwrap());
-        assert_eq!(
-            String::from_utf8_lossy(&honest.stdout).trim(),
-            "READY=1",
-            "{model}: {}",
-            String::from_utf8_lossy(&honest.stderr)
-        );
-        drop(server);
-    }
+        nobody_request(false, dir.path(), &own, addr)
+    };
+    only_the_honest_request_is_answered(
+        &["event", "threads", "uring"],
+        &victim,
+        serve,
+        [&astray, &honest],
+        "the reply to nobody's abstract name in its own network reached root's",
+    );
 }
 
 /// A server run by one user answers another user's client at an abstract name (netecho's
@@ -379,12 +402,7 @@ fn a_servers_user_answers_another_users_client_at_an_abstract_name() {
         .args(["/usr/bin/python3", "-c", script, &name])
         .output()
         .expect("run python3 as daemon");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "READY=1",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_answered(&out, "daemon's client");
     drop(server);
 }
 
