@@ -161,24 +161,33 @@ for _ in range(20):
         pass
 "#;
 
-/// An echo server on 127.0.0.1 in `pair`'s server namespace, and a relay there on its IPv4
-/// address to it, with `flags`.
-fn relay_to_echo(pair: &Pair, flags: &[&str]) -> (Server, Server) {
-    let echo = Server::start_with(&mut pair.server_cmd(&[
-        "serve",
-        "--proto",
-        "udp",
-        "--addr",
-        "127.0.0.1:0",
-        "--transform",
-        "echo",
-    ]));
-    let listen = format!("udp://{}:0", Pair::SERVER_V4);
-    let upstream = echo.url();
+/// A namespace pair for `test` (`None`, the skip said, without one) whose client end has
+/// `senders` (IPv4 addresses of its /24) besides its own, and in its server end
+/// `relay FLAGS FROM TO`: FROM udp on that end's address, TO the address `upstream` gives
+/// of what it starts there (kept, with the pair and the relay, as long as the test runs).
+fn relay_in_pair<U>(
+    tag: &str,
+    test: &str,
+    senders: &[String],
+    flags: &[&str],
+    upstream: impl FnOnce(&Pair) -> (U, String),
+) -> Option<(Pair, Server, U)> {
+    let pair = Pair::new(tag, test)?;
+    add_client_addrs(&pair, senders.iter().map(|a| format!("{a}/24")));
+    let (kept, to) = upstream(&pair);
+    let from = format!("udp://{}:0", Pair::SERVER_V4);
     let mut args = vec!["relay"];
     args.extend_from_slice(flags);
-    args.extend([listen.as_str(), upstream.as_str()]);
-    (Server::start_with(&mut pair.server_cmd(&args)), echo)
+    args.extend([from.as_str(), to.as_str()]);
+    let relay = Server::start_with(&mut pair.server_cmd(&args));
+    Some((pair, relay, kept))
+}
+
+/// An echo server on 127.0.0.1 in `pair`'s server end, and its address.
+fn udp_echo(pair: &Pair) -> (Server, String) {
+    let echo = common::echo_server("udp", "127.0.0.1:0", Some(pair));
+    let url = echo.url();
+    (echo, url)
 }
 
 /// One sender off the host sending each datagram from a new port (3,000 of them, as fast as
@@ -187,12 +196,11 @@ fn relay_to_echo(pair: &Pair, flags: &[&str]) -> (Server, Server) {
 #[test]
 fn a_sender_changing_its_port_for_every_datagram_holds_only_its_sources_flows() {
     let test = "a_sender_changing_its_port_for_every_datagram_holds_only_its_sources_flows";
-    let Some(pair) = Pair::new("rp", test) else {
+    let other = "10.234.0.3";
+    let Some((pair, relay, _echo)) = relay_in_pair("rp", test, &[other.into()], &[], udp_echo)
+    else {
         return;
     };
-    let other = "10.234.0.3";
-    add_client_addrs(&pair, std::iter::once(format!("{other}/24")));
-    let (relay, _echo) = relay_to_echo(&pair, &[]);
     let started = Instant::now();
     let args = [relay.addr.as_str(), "3000", Pair::CLIENT_V4, "0"];
     output_of(
@@ -278,16 +286,17 @@ fn counting_echo(space: &str) -> (common::Peer, BufReader<std::process::ChildStd
 #[test]
 fn forged_senders_open_connections_to_a_stream_to_at_a_bounded_rate() {
     let test = "forged_senders_open_connections_to_a_stream_to_at_a_bounded_rate";
-    let Some(pair) = Pair::new("rh", test) else {
+    let forged: Vec<String> = (10..60).map(|i| format!("10.234.0.{i}")).collect();
+    let counting = |pair: &Pair| {
+        let (server, counted, port) = counting_echo(&pair.server);
+        ((server, counted), format!("tcp://127.0.0.1:{port}"))
+    };
+    let flags = ["--framing", "line"];
+    let Some((pair, relay, (mut server, mut counted))) =
+        relay_in_pair("rh", test, &forged, &flags, counting)
+    else {
         return;
     };
-    let forged: Vec<String> = (10..60).map(|i| format!("10.234.0.{i}")).collect();
-    add_client_addrs(&pair, forged.iter().map(|a| format!("{a}/24")));
-    let (mut server, mut counted, port) = counting_echo(&pair.server);
-    let listen = format!("udp://{}:0", Pair::SERVER_V4);
-    let to = format!("tcp://127.0.0.1:{port}");
-    let relay =
-        Server::start_with(&mut pair.server_cmd(&["relay", "--framing", "line", &listen, &to]));
     let started = Instant::now();
     let sources = forged.join(",");
     let args = [relay.addr.as_str(), "2000", sources.as_str(), "0.0005"];
