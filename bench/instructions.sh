@@ -44,72 +44,28 @@ new_cg() { cg=$(mktemp -p "$bench_dir" cg.XXXXXX); }
 # is valgrind's, for stop), its counts written to $cg. Only in a subshell or a job.
 callgrind() { exec valgrind --tool=callgrind -q --callgrind-out-file="$cg" "$@"; }
 
-# sockperf_sr PROTO [CMD...]: `sockperf sr` on a free port, under CMD if given; sets $pid,
-# $port and $flag (--tcp or nothing, for sockperf pp too). Fails the script if it never binds.
-sockperf_sr() {
-  local proto=$1
-  shift
-  port=$(free_port)
-  flag=$([ "$proto" = tcp ] && echo --tcp || true)
-  "$@" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-  pid=$!
-  track "$pid"
-  bound "$proto" "$port" || { failed "sockperf sr $flag did not bind"; exit 1; }
-}
-
 # server_count PROTO SERVER COUNT: the instructions of SERVER (netecho or sockperf) under
 # callgrind while pingpong makes COUNT round trips with it; `-` when the run failed.
 server_count() {
-  local proto=$1 to out
+  local model=$2
+  [ "$model" = netecho ] && model=event
   new_cg
-  if [ "$2" = sockperf ]; then
-    sockperf_sr "$proto" callgrind
-    to=127.0.0.1:$port
-  elif try_server callgrind "$netecho" -q serve --proto "$proto" --transform echo --addr 127.0.0.1:0; then
-    to=$addr
-  else
-    echo -
-    return
-  fi
-  if ! out=$("$pingpong" "$proto" "$to" "$size" 600 "$3" 2>&1) || [[ $out != "round_trips=$3 "* ]]; then
-    stop "$pid"
-    failed "pingpong $proto $3 against $2 under callgrind" "$out"
-    echo -
-    return
-  fi
-  stop "$pid"
+  pingpong_with "$1" "$model" "$3" stop callgrind || { echo -; return; }
   callgrind_total "$cg"
 }
 
 # netecho_client_count PROTO COUNT: netecho bench's instructions for COUNT round trips.
 netecho_client_count() {
-  local out
-  try_server "$netecho" -q serve --proto "$1" --transform echo --addr 127.0.0.1:0 || { echo -; return; }
   new_cg
-  if ! out=$(callgrind "$netecho" -q bench --proto "$1" --clients 1 --window 1 --size "$size" \
-    --count "$2" --expect echo --timeout 20s --format csv "$addr" 2>&1); then
-    stop "$pid"
-    failed "netecho bench --proto $1 --count $2 under callgrind" "$out"
-    echo -
-    return
-  fi
-  stop "$pid"
+  bench_with "$1" "$2" callgrind || { echo -; return; }
   callgrind_total "$cg"
 }
 
 # sockperf_client_count PROTO SECS: "instructions replies" of sockperf pp for SECS.
 sockperf_client_count() {
-  local log got
-  sockperf_sr "$1"
+  local got
   new_cg
-  log=$(callgrind sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$2" -m "$size" 2>&1 | sed 's/\x1b\[[0-9;]*m//g') || true
-  stop "$pid"
-  got=$(sed -n 's/.*\[Total Run\].*ReceivedMessages=\([0-9]*\).*/\1/p' <<<"$log")
-  if [ -z "$got" ]; then
-    failed "sockperf pp $flag -t $2 under callgrind" "$log"
-    echo "- -"
-    return
-  fi
+  got=$(sockperf_pp_with "$1" "$2" callgrind) || { echo "- -"; return; }
   echo "$(callgrind_total "$cg") $got"
 }
 

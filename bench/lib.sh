@@ -89,6 +89,82 @@ bound() {
   return 1
 }
 
+# The round-trip counts (bench/instructions.sh, bench/syscalls.sh) run one program under a
+# TOOL (a function that execs its arguments under a counter: callgrind, strace) while
+# another drives it, $size-byte messages, one in flight; the script sets $netecho (the build
+# counted), $pingpong (bench/reference's) and $size. Each says a failed run (naming TOOL)
+# and returns 1.
+
+# sockperf_sr PROTO [TOOL ARGS...]: `sockperf sr` on a free loopback port, under TOOL if
+# given; sets $pid, $port and $flag (--tcp or nothing, for sockperf pp too). 1 if it never
+# binds.
+sockperf_sr() {
+  local proto=$1
+  shift
+  port=$(free_port)
+  flag=$([ "$proto" = tcp ] && echo --tcp || true)
+  "$@" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  pid=$!
+  track "$pid"
+  bound "$proto" "$port" || { failed "sockperf sr $flag did not bind"; return 1; }
+}
+
+# pingpong_with PROTO SERVER COUNT STOP TOOL ARGS...: SERVER (`sockperf` for sockperf sr,
+# else a model of `netecho serve --transform echo`) under TOOL while pingpong, outside it,
+# makes COUNT round trips with it; then `STOP PID` ends the server (and TOOL writes its
+# counts).
+pingpong_with() {
+  local proto=$1 server=$2 count=$3 end=$4 out to
+  shift 4
+  if [ "$server" = sockperf ]; then
+    sockperf_sr "$proto" "$@" || return 1
+    to=127.0.0.1:$port
+  else
+    try_server "$@" "$netecho" -q serve --model "$server" --proto "$proto" --transform echo \
+      --addr 127.0.0.1:0 || return 1
+    to=$addr
+  fi
+  if ! out=$("$pingpong" "$proto" "$to" "$size" 600 "$count" 2>&1) ||
+    [[ $out != "round_trips=$count "* ]]; then
+    "$end" "$pid"
+    failed "pingpong $proto $count against $server under $1" "$out"
+    return 1
+  fi
+  "$end" "$pid"
+}
+
+# bench_with PROTO COUNT TOOL ARGS...: `netecho bench --clients 1 --window 1` under TOOL,
+# COUNT round trips with a `netecho serve --transform echo` outside it.
+bench_with() {
+  local proto=$1 count=$2 out
+  shift 2
+  try_server "$netecho" -q serve --proto "$proto" --transform echo --addr 127.0.0.1:0 || return 1
+  if ! out=$("$@" "$netecho" -q bench --proto "$proto" --clients 1 --window 1 --size "$size" \
+    --count "$count" --expect echo --timeout 20s --format csv "$addr" 2>&1); then
+    stop "$pid"
+    failed "netecho bench --proto $proto --count $count under $1" "$out"
+    return 1
+  fi
+  stop "$pid"
+}
+
+# sockperf_pp_with PROTO SECS TOOL ARGS...: `sockperf pp` under TOOL for SECS against a
+# `sockperf sr` outside it; prints the replies it counted ([Total Run] ReceivedMessages).
+sockperf_pp_with() {
+  local proto=$1 secs=$2 log got
+  shift 2
+  sockperf_sr "$proto" || return 1
+  log=$("$@" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$secs" -m "$size" 2>&1 |
+    sed 's/\x1b\[[0-9;]*m//g') || true
+  stop "$pid"
+  got=$(sed -n 's/.*\[Total Run\].*ReceivedMessages=\([0-9]*\).*/\1/p' <<<"$log")
+  if [ -z "$got" ]; then
+    failed "sockperf pp $flag -t $secs under $1" "$log"
+    return 1
+  fi
+  echo "$got"
+}
+
 # numbers VALUES...: only the numeric ones (a failed run's `-` left out).
 numbers() { printf '%s\n' "$@" | grep -E '^[0-9]+(\.[0-9]+)?$' || true; }
 

@@ -29,8 +29,8 @@ nice -n 19 cargo build --release --quiet --manifest-path bench/reference/Cargo.t
 netecho=${BIN:-target/release/netecho}
 pingpong=bench/reference/target/release/pingpong
 
-# traced OUT CMD...: CMD under `strace -c -f`, its table written to OUT.
-traced() {
+# strace_c OUT CMD...: CMD under `strace -c -f`, its table written to OUT.
+strace_c() {
   local out=$1
   shift
   exec strace -c -f -o "$out" "$@"
@@ -49,69 +49,25 @@ end_traced() {
 # server_calls PROTO SERVER COUNT: the strace table's file of SERVER (a model, or sockperf)
 # while pingpong makes COUNT round trips with it; `-` when the run failed.
 server_calls() {
-  local proto=$1 to out table
+  local table
   table=$(mktemp -p "$bench_dir")
-  if [ "$2" = sockperf ]; then
-    local port flag
-    port=$(free_port)
-    flag=$([ "$proto" = tcp ] && echo --tcp || true)
-    (traced "$table" sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1) &
-    pid=$!
-    track "$pid"
-    bound "$proto" "$port" || { failed "sockperf sr $flag did not bind"; echo -; return; }
-    to=127.0.0.1:$port
-  elif try_server traced "$table" "$netecho" -q serve --model "$2" --proto "$proto" \
-    --transform echo --addr 127.0.0.1:0; then
-    to=$addr
-  else
-    echo -
-    return
-  fi
-  if ! out=$("$pingpong" "$proto" "$to" "$size" 600 "$3" 2>&1) || [[ $out != "round_trips=$3 "* ]]; then
-    end_traced "$pid"
-    failed "pingpong $proto $3 against $2 under strace" "$out"
-    echo -
-    return
-  fi
-  end_traced "$pid"
+  pingpong_with "$1" "$2" "$3" end_traced strace_c "$table" || { echo -; return; }
   echo "$table"
 }
 
 # bench_calls PROTO COUNT: the strace table's file of netecho bench making COUNT round trips.
 bench_calls() {
-  local out table
-  try_server "$netecho" -q serve --proto "$1" --transform echo --addr 127.0.0.1:0 || { echo -; return; }
+  local table
   table=$(mktemp -p "$bench_dir")
-  if ! out=$(traced "$table" "$netecho" -q bench --proto "$1" --clients 1 --window 1 \
-    --size "$size" --count "$2" --expect echo --timeout 20s --format csv "$addr" 2>&1); then
-    stop "$pid"
-    failed "netecho bench --proto $1 --count $2 under strace" "$out"
-    echo -
-    return
-  fi
-  stop "$pid"
+  bench_with "$1" "$2" strace_c "$table" || { echo -; return; }
   echo "$table"
 }
 
 # sockperf_pp_calls PROTO SECS: "table replies" of sockperf pp for SECS under strace.
 sockperf_pp_calls() {
-  local port flag log got table
-  port=$(free_port)
-  flag=$([ "$1" = tcp ] && echo --tcp || true)
-  sockperf sr $flag -i 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-  pid=$!
-  track "$pid"
-  bound "$1" "$port" || { failed "sockperf sr $flag did not bind"; echo "- -"; return; }
+  local table got
   table=$(mktemp -p "$bench_dir")
-  log=$(traced "$table" sockperf pp $flag -i 127.0.0.1 -p "$port" -t "$2" -m "$size" 2>&1 |
-    sed 's/\x1b\[[0-9;]*m//g') || true
-  stop "$pid"
-  got=$(sed -n 's/.*\[Total Run\].*ReceivedMessages=\([0-9]*\).*/\1/p' <<<"$log")
-  if [ -z "$got" ]; then
-    failed "sockperf pp $flag -t $2 under strace" "$log"
-    echo "- -"
-    return
-  fi
+  got=$(sockperf_pp_with "$1" "$2" strace_c "$table") || { echo "- -"; return; }
   echo "$table $got"
 }
 
