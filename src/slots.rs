@@ -3,7 +3,8 @@
 //! allows, all keys together no more than `in_all`, and a key whose count falls to zero
 //! leaves the map, so the map holds no more keys than places are held. [`Evicting`] counts
 //! connections so too, and when all places are taken makes room by shutting the oldest
-//! connection of the key holding the most.
+//! connection of the key holding the most (TLS handshakes in progress, the lab's control
+//! connections that have not said Hello yet).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -85,11 +86,24 @@ impl<K: Hash + Eq> Drop for Slot<K> {
 }
 
 /// Connections per key and in all, each key's oldest first, each with a handle to shut it.
-/// Once all `in_all` places are taken a newcomer whose key holds fewer than the key holding
-/// the most takes the place of that key's oldest, which is shut: a few keys holding every
-/// place delay another's connection by at most one of theirs, never lock it out.
+/// Once all `in_all` places are taken a newcomer ([`Room`] says which) takes the place of the
+/// oldest of the key holding the most, which is shut: a few keys holding every place delay
+/// another's connection by at most one of theirs, never lock it out.
 pub(crate) struct Evicting<K> {
     lines: Arc<Mutex<Lines<K>>>,
+    room: Room,
+}
+
+/// Which newcomer makes room when all places are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// One whose key holds fewer than the key holding the most; a key holding as many as any
+    /// is refused ([`Refused::All`]), so keys at the top never shut each other's.
+    #[default]
+    FromFewer,
+    /// Any within its key's limit: the key holding the most loses its oldest (the newcomer's
+    /// own key, when that is it), so a newcomer is never refused for the total.
+    ForAny,
 }
 
 struct Lines<K> {
@@ -127,15 +141,23 @@ pub(crate) struct Place<K: Hash + Eq> {
     id: u64,
 }
 
-impl<K> Default for Evicting<K> {
-    fn default() -> Self {
+impl<K> Evicting<K> {
+    /// No places held; `room` says which newcomer makes room when all are taken.
+    pub(crate) fn new(room: Room) -> Self {
         Evicting {
             lines: Arc::new(Mutex::new(Lines {
                 by_key: HashMap::new(),
                 total: 0,
                 next_id: 0,
             })),
+            room,
         }
+    }
+}
+
+impl<K> Default for Evicting<K> {
+    fn default() -> Self {
+        Evicting::new(Room::default())
     }
 }
 
@@ -156,7 +178,11 @@ impl<K: Hash + Eq + Clone> Evicting<K> {
             return Err(Refused::Limit(count));
         }
         let shut = if lines.total >= in_all {
-            Some(lines.shut_oldest(count).ok_or(Refused::All(count))?)
+            let than = match self.room {
+                Room::FromFewer => count,
+                Room::ForAny => 0,
+            };
+            Some(lines.shut_oldest(than).ok_or(Refused::All(count))?)
         } else {
             None
         };
@@ -284,14 +310,24 @@ mod tests {
         matches!((&*theirs).read(&mut [0u8; 1]), Ok(0))
     }
 
+    /// A place in `places` (a key may hold 8, all 4) for a connection of each of `keys`,
+    /// and each one's peer end.
+    fn filled(
+        places: &Evicting<&'static str>,
+        keys: &[&'static str],
+    ) -> Vec<(Place<&'static str>, std::os::unix::net::UnixStream)> {
+        keys.iter()
+            .map(|&key| {
+                let (ours, theirs) = pair();
+                (places.take(key, ours, 8, 4).unwrap().0, theirs)
+            })
+            .collect()
+    }
+
     #[test]
     fn past_in_all_the_oldest_of_the_biggest_key_makes_room() {
         let places = Evicting::default();
-        let mut held = Vec::new();
-        for key in ["a", "a", "a", "b"] {
-            let (ours, theirs) = pair();
-            held.push((places.take(key, ours, 8, 4).unwrap().0, theirs));
-        }
+        let held = filled(&places, &["a", "a", "a", "b"]);
         let (ours, _theirs) = pair();
         let (_c, shut) = places.take("c", ours, 8, 4).expect("a fresh key gets in");
         assert_eq!(shut, Some(Shut { key: "a", had: 3 }));
@@ -310,11 +346,7 @@ mod tests {
     #[test]
     fn the_key_holding_the_most_is_refused_when_all_are_taken() {
         let places = Evicting::default();
-        let mut held = Vec::new();
-        for key in ["a", "a", "b", "b"] {
-            let (ours, theirs) = pair();
-            held.push((places.take(key, ours, 8, 4).unwrap().0, theirs));
-        }
+        let mut held = filled(&places, &["a", "a", "b", "b"]);
         let (ours, _) = pair();
         assert_eq!(places.take("a", ours, 8, 4).err(), Some(Refused::All(2)));
         let (ours, _) = pair();
@@ -325,6 +357,23 @@ mod tests {
         assert!(
             places.take("a", ours, 8, 4).is_ok(),
             "a place was given back"
+        );
+    }
+
+    #[test]
+    fn making_room_for_any_lets_in_the_key_holding_the_most() {
+        let places = Evicting::new(Room::ForAny);
+        let held = filled(&places, &["a", "a", "a", "b"]);
+        let (ours, _) = pair();
+        let (_a, shut) = places.take("a", ours, 8, 4).expect("a gets in");
+        assert_eq!(shut, Some(Shut { key: "a", had: 3 }));
+        assert!(was_shut(&held[0].1), "a's oldest made room");
+        assert!(held[1..].iter().all(|(_, theirs)| !was_shut(theirs)));
+        let (ours, _) = pair();
+        assert_eq!(
+            places.take("a", ours, 3, 4).err(),
+            Some(Refused::Limit(3)),
+            "a key's limit holds still"
         );
     }
 

@@ -12,11 +12,10 @@
 //! `serve --lab --tls` every byte of the dialogue passes through the connection's TLS
 //! session ([`crate::transport::Conn::within`]).
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -30,6 +29,7 @@ use crate::labwire::{self, Msg, Offer, ReadError, WireError};
 use crate::lifecycle::accept_loop;
 use crate::logging::Throttle;
 use crate::signal::{Shutdown, Signal};
+use crate::slots::{Evicting, Place, Room, Shut};
 use crate::transport::Conn;
 
 use super::Lab;
@@ -58,99 +58,48 @@ const VANISHED: Duration = Duration::from_secs(30);
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
-/// A connection that has not said Hello yet: a handle to shut it when the pool is full.
-struct Silent {
-    id: u64,
-    socket: OwnedFd,
-}
-
 /// Connections that have not said Hello yet, per address (an IPv6 address's /64) and in all,
-/// each address's oldest first.
-#[derive(Default)]
-pub(crate) struct Greeters {
-    state: Mutex<GreetersState>,
+/// each address's oldest first. When the server holds [`MAX_GREETING`] the oldest silent
+/// connection of the address holding the most is shut for any newcomer, its own address's
+/// too: a flood delays a client by at most one Hello deadline, never locks it out.
+pub(crate) type Greeters = Evicting<IpAddr>;
+
+/// No silent connections yet.
+pub(super) fn greeters() -> Greeters {
+    Evicting::new(Room::ForAny)
 }
 
-#[derive(Default)]
-struct GreetersState {
-    per_key: HashMap<IpAddr, VecDeque<Silent>>,
-    total: usize,
-    next_id: u64,
-}
-
-/// Why a new connection was not counted, or whose was shut to make room.
-pub(crate) enum Entered {
-    /// Counted: its id, for [`Greeters::leave`].
-    Counted(u64),
-    /// Counted, and the oldest silent connection of `from` (`had` of them) was shut.
-    Made(u64, String, usize),
-    /// Its address already has as many as it may.
-    Refused,
-}
-
-impl Greeters {
-    /// Counts a new connection from `ip`, at most `cap` per address. When the server holds
-    /// [`MAX_GREETING`], the oldest silent connection of the address holding the most is shut:
-    /// a flood delays a client by at most one Hello deadline, never locks it out.
-    fn enter(&self, ip: IpAddr, cap: usize, conn: &Conn) -> Entered {
-        let key = share_key(ip);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.per_key.get(&key).map_or(0, VecDeque::len) >= cap {
-            return Entered::Refused;
+/// A place among the silent connections for `conn` from `ip`, whose address may hold `cap`;
+/// `None` (counted as refused, said in a throttled line) when it holds that many already.
+fn greet(lab: &Lab, ip: IpAddr, cap: usize, conn: &Conn) -> Option<Place<IpAddr>> {
+    static CLOSED: Throttle = Throttle::new();
+    let taken = conn.as_fd().try_clone_to_owned().ok().and_then(|socket| {
+        lab.greeters
+            .take(share_key(ip), socket, cap, MAX_GREETING)
+            .ok()
+    });
+    let Some((place, shut)) = taken else {
+        lab.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(more) = CLOSED.allow() {
+            warn!(
+                "lab {}: closed at once: {cap} connections from {} have not said Hello yet, \
+                 the most one address may have{more}",
+                conn.peer(),
+                share_name(ip)
+            );
         }
-        let Ok(socket) = conn.as_fd().try_clone_to_owned() else {
-            return Entered::Refused;
-        };
-        let made = (state.total >= MAX_GREETING)
-            .then(|| state.shut_oldest())
-            .flatten();
-        state.next_id += 1;
-        let id = state.next_id;
-        state
-            .per_key
-            .entry(key)
-            .or_default()
-            .push_back(Silent { id, socket });
-        state.total += 1;
-        match made {
-            Some((from, had)) => Entered::Made(id, from, had),
-            None => Entered::Counted(id),
-        }
+        return None;
+    };
+    if let Some(Shut { key, had }) = shut
+        && let Some(more) = CLOSED.allow()
+    {
+        warn!(
+            "lab: {MAX_GREETING} connections have not said Hello yet, the most the server \
+             holds: closed the oldest of {had} from {}{more}",
+            share_name(key)
+        );
     }
-
-    /// The connection `id` from `ip` said Hello, or ended.
-    fn leave(&self, ip: IpAddr, id: u64) {
-        let key = share_key(ip);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(line) = state.per_key.get_mut(&key) else {
-            return;
-        };
-        let before = line.len();
-        line.retain(|s| s.id != id);
-        let gone = before - line.len();
-        if line.is_empty() {
-            state.per_key.remove(&key);
-        }
-        state.total -= gone;
-    }
-}
-
-impl GreetersState {
-    /// Shuts the oldest silent connection of the address holding the most; that address and
-    /// how many it held.
-    fn shut_oldest(&mut self) -> Option<(String, usize)> {
-        let (&key, line) = self.per_key.iter_mut().max_by_key(|(_, line)| line.len())?;
-        let had = line.len();
-        let oldest = line.pop_front()?;
-        // Its dialogue thread wakes to the end of the stream, and ends.
-        let _ =
-            nix::sys::socket::shutdown(oldest.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
-        if line.is_empty() {
-            self.per_key.remove(&key);
-        }
-        self.total -= 1;
-        Some((share_name(key), had))
-    }
+    Some(place)
 }
 
 /// Accepts control connections until a stop signal; returns it.
@@ -160,7 +109,6 @@ pub(super) fn accept(
     access: &Arc<Access>,
     shutdown: &Shutdown,
 ) -> Result<Signal> {
-    static CLOSED: Throttle = Throttle::new();
     accept_loop(listener, shutdown, None, |conn| {
         let conn = conn?;
         if !access.admits_conn(Proto::Tcp, &conn) {
@@ -168,34 +116,10 @@ pub(super) fn accept(
             return None;
         }
         let ip = conn.remote()?.ip().to_canonical();
-        let cap = greeting_cap(lab.class.limits.per_address);
-        let id = match lab.greeters.enter(ip, cap, &conn) {
-            Entered::Counted(id) => id,
-            Entered::Made(id, from, had) => {
-                if let Some(more) = CLOSED.allow() {
-                    warn!(
-                        "lab: {MAX_GREETING} connections have not said Hello yet, the most the \
-                         server holds: closed the oldest of {had} from {from}{more}"
-                    );
-                }
-                id
-            }
-            Entered::Refused => {
-                lab.refused.fetch_add(1, Ordering::Relaxed);
-                if let Some(more) = CLOSED.allow() {
-                    warn!(
-                        "lab {}: closed at once: {cap} connections from {} have not said Hello \
-                         yet, the most one address may have{more}",
-                        conn.peer(),
-                        share_name(ip)
-                    );
-                }
-                return None;
-            }
-        };
+        let greeting = greet(lab, ip, greeting_cap(lab.class.limits.per_address), &conn)?;
         if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
             lab.control.fetch_sub(1, Ordering::Relaxed);
-            lab.greeters.leave(ip, id);
+            drop(greeting);
             lab.refused.fetch_add(1, Ordering::Relaxed);
             // A flood of clients causes this line at will: throttled.
             static LOG: Throttle = Throttle::new();
@@ -210,7 +134,7 @@ pub(super) fn accept(
             crate::server::admission::refuse(conn, Some(&busy.encode()));
             return None;
         }
-        spawn_dialogue(conn, lab, ip, id);
+        spawn_dialogue(conn, lab, ip, greeting);
         None
     })
 }
@@ -221,19 +145,21 @@ fn greeting_cap(per_address: usize) -> usize {
     GREETING_PER_ADDRESS.max(per_address).min(MAX_GREETING / 8)
 }
 
-fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, id: u64) {
+/// Runs the dialogue of `conn` from `ip` on a thread of its own; `greeting`, its place among
+/// the silent connections, is given back once its Hello came or did not (or when no thread
+/// starts).
+fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, greeting: Place<IpAddr>) {
     notice_vanishing(&conn);
     let lab_run = Arc::clone(lab);
     let spawned = std::thread::Builder::new()
         .name("lab-control".into())
         .stack_size(STACK)
         .spawn(move || {
-            dialogue(&conn, &lab_run, ip, id);
+            dialogue(&conn, &lab_run, ip, greeting);
             lab_run.control.fetch_sub(1, Ordering::Relaxed);
         });
     if let Err(e) = spawned {
         lab.control.fetch_sub(1, Ordering::Relaxed);
-        lab.greeters.leave(ip, id);
         warn!("lab: cannot start a control thread: {e}");
     }
 }
@@ -257,10 +183,10 @@ fn notice_vanishing(conn: &Conn) {
 
 /// One control connection, start to end. `ip` is the connection's own peer address (what
 /// the kernel says, never what the client claims).
-fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, id: u64) {
+fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, greeting: Place<IpAddr>) {
     let peer = conn.peer().to_string();
     let said = hello(conn);
-    lab.greeters.leave(ip, id);
+    drop(greeting);
     if let Err(why) = said {
         info!("lab {peer}: {why}");
         return;

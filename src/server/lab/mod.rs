@@ -122,7 +122,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
         refused: AtomicUsize::new(0),
-        greeters: control::Greeters::default(),
+        greeters: control::greeters(),
     };
     say_what_is_served(control_addr, &lab, config.tls.is_some(), &not_offered)?;
     let lab = Arc::new(lab);
