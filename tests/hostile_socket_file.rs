@@ -272,6 +272,9 @@ fn assert_answered(out: &std::process::Output, who: &str) {
     );
 }
 
+/// A request of nobody's, given the model and the server's address.
+type Request<'a> = &'a dyn Fn(&str, &str) -> std::process::Output;
+
 /// For each of `models`: starts a server (`serve` gives it and the address it answers at),
 /// sends nobody's `astray` request, whose reply would land in `victim`, and checks that
 /// neither `victim` nor nobody heard anything (`what` says what went wrong if one did);
@@ -281,7 +284,7 @@ fn only_the_honest_request_is_answered(
     models: &[&str],
     victim: &UnixDatagram,
     serve: impl Fn(&str) -> (Server, String),
-    requests: [&dyn Fn(&str, &str) -> std::process::Output; 2],
+    requests: [Request; 2],
     what: &str,
 ) {
     let [astray, honest] = requests;
