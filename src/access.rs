@@ -19,6 +19,7 @@ use crate::endpoint::{Proto, SocketKind};
 use crate::error::UsageError;
 use crate::logging::Throttle;
 use crate::service::guard::is_this_host;
+use crate::transport::sock_diag::{self, SOCK_DIAG_BY_FAMILY};
 use crate::transport::{Conn, PeerAddr};
 
 /// Refused peers remembered for "logged once"; past it the memory starts again.
@@ -775,13 +776,6 @@ fn misfit(proto: Proto, rule: &Rule, tcp_uid: bool) -> &'static str {
     }
 }
 
-/// SOCK_DIAG_BY_FAMILY, the sock_diag request and reply type.
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// Netlink's error message and the end of a dump.
-const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
-const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
-/// The netlink message header, before the request or reply.
-const NLMSG_HEADER: usize = 16;
 /// Where the owner's uid lies in an inet_diag_msg: family, state, timer, retrans (4 bytes),
 /// the socket id (48), expires, rqueue, wqueue (12).
 const IDIAG_UID: usize = 64;
@@ -911,7 +905,7 @@ const MAX_PORT_SOCKETS: usize = 64;
 fn udp_port_owners(any: IpAddr, port: u16, owners: &mut Vec<u32>) -> io::Result<()> {
     let src = SocketAddr::new(any, port);
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    let sock = diag_ask(&diag_request(
+    let sock = sock_diag::ask(&diag_request(
         libc::IPPROTO_UDP,
         src,
         SocketAddr::new(any, 0),
@@ -925,11 +919,10 @@ fn udp_port_owners(any: IpAddr, port: u16, owners: &mut Vec<u32>) -> io::Result<
     let mut seen = 0;
     // Each answer but the last holds a socket or more: this many hold more than the cap.
     for _ in 0..=MAX_PORT_SOCKETS {
-        // Netlink sizes a dump's answers to the reader's room, up to 32 KiB.
-        let answer = diag_recv(&sock, 32 * 1024)?;
+        let answer = sock_diag::recv(&sock, sock_diag::DUMP_ROOM)?;
         let mut rest = &answer[..];
         while !rest.is_empty() {
-            let (kind, body, next) = diag_message(rest)?;
+            let (kind, body, next) = sock_diag::message(rest)?;
             rest = next;
             if kind != SOCK_DIAG_BY_FAMILY {
                 // The end of the dump (NLMSG_DONE), or an error.
@@ -979,73 +972,23 @@ struct Found {
 /// (the kernel falls back to a listener on `src`); `None` when there is none, or it has
 /// closed (time-wait, orphaned: no inode).
 fn diag_tcp(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
-    let sock = diag_ask(&diag_request(
+    let sock = sock_diag::ask(&diag_request(
         libc::IPPROTO_TCP,
         src,
         dst,
         libc::NLM_F_REQUEST as u16,
     ))?;
-    let reply = diag_recv(&sock, 4096)?;
-    let (kind, body, _) = diag_message(&reply)?;
+    let reply = sock_diag::recv(&sock, 4096)?;
+    let (kind, body, _) = sock_diag::message(&reply)?;
     match kind {
         SOCK_DIAG_BY_FAMILY => diag_found(body),
         _ => diag_error(kind, body),
     }
 }
 
-/// A sock_diag socket that has sent `request`, its answers to be read within a second.
-fn diag_ask(request: &[u8]) -> io::Result<socket2::Socket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(
-        Domain::from(libc::AF_NETLINK),
-        Type::DGRAM,
-        Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
-    )?;
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
-    sock.send(request)?;
-    Ok(sock)
-}
-
-/// One answer read from `sock`, at most `room` bytes: a longer one, cut short, is an error.
-fn diag_recv(sock: &socket2::Socket, room: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); room];
-    // MSG_TRUNC: netlink tells an answer's whole length, so one cut short is seen.
-    let n = sock.recv_with_flags(&mut buf, libc::MSG_TRUNC)?;
-    if n > room {
-        return Err(io::Error::other(format!(
-            "a sock_diag answer longer than {room} bytes"
-        )));
-    }
-    // Safety: recv initialised the first n bytes.
-    Ok(buf[..n]
-        .iter()
-        .map(|b| unsafe { b.assume_init() })
-        .collect())
-}
-
-/// The first netlink message of `answer`: its type, its body, and the messages after it.
-fn diag_message(answer: &[u8]) -> io::Result<(u16, &[u8], &[u8])> {
-    let short = || io::Error::other("a short sock_diag answer");
-    let head = answer.get(..NLMSG_HEADER).ok_or_else(short)?;
-    let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let kind = u16::from_ne_bytes([head[4], head[5]]);
-    let body = answer.get(NLMSG_HEADER..len).ok_or_else(short)?;
-    // Messages start on 4-byte boundaries.
-    let next = answer.get(len.next_multiple_of(4)..).unwrap_or_default();
-    Ok((kind, body, next))
-}
-
 /// A message that carries no socket: no such socket (ENOENT, a done) or an error.
 fn diag_error(kind: u16, body: &[u8]) -> io::Result<Option<Found>> {
-    let errno = match body.get(..4) {
-        Some(w) => i32::from_ne_bytes([w[0], w[1], w[2], w[3]]).wrapping_neg(),
-        None => return Err(io::Error::other("a short sock_diag answer")),
-    };
-    match (kind, errno) {
-        (NLMSG_ERROR | NLMSG_DONE, 0 | libc::ENOENT) => Ok(None),
-        (NLMSG_ERROR | NLMSG_DONE, errno) => Err(io::Error::from_raw_os_error(errno)),
-        _ => Err(io::Error::other(format!("sock_diag answered type {kind}"))),
-    }
+    sock_diag::no_socket(kind, body).map(|()| None)
 }
 
 /// The live socket an inet_diag_msg describes; `None` for one that has closed
@@ -1054,7 +997,7 @@ fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
     let word = |at: usize| -> io::Result<[u8; 4]> {
         msg.get(at..at + 4)
             .and_then(|w| w.try_into().ok())
-            .ok_or_else(|| io::Error::other("a short sock_diag answer"))
+            .ok_or_else(sock_diag::short)
     };
     let ports = word(4)?;
     if u32::from_ne_bytes(word(IDIAG_INODE)?) == 0 {
@@ -1086,12 +1029,7 @@ fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr, flags: u16) -> Vec
         }
         out
     };
-    let mut req = Vec::with_capacity(72);
-    req.extend_from_slice(&72u32.to_ne_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&flags.to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
-    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    let mut req = sock_diag::header(72, flags);
     req.extend_from_slice(&[family as u8, proto as u8, 0, 0]);
     req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
     req.extend_from_slice(&src.port().to_be_bytes());

@@ -528,3 +528,146 @@ fn a_server_in_a_user_namespace_answers_no_unmapped_user_at_a_path() {
     assert_eq!(&buf[..n], b"HELLO");
     drop(server);
 }
+
+/// As `uid` (its group the same number), from a socket made and bound at the abstract `name` in a user and network
+/// namespace of its own (where that name is free): sends `ready=1` to the socket file
+/// `server` and prints the reply that came within 5 s, if any. `passed`: the socket is
+/// handed (SCM_RIGHTS) to the parent, in the server's namespaces, which sends from it; else
+/// the namespaced child sends itself.
+fn namespaced_request(uid: u32, passed: bool, name: &str, server: &Path) -> std::process::Output {
+    let script = "import array, ctypes, os, socket, sys\n\
+                  a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+                  def ask(s):\n\
+                  \x20   s.settimeout(5); s.sendto(b'ready=1', sys.argv[3])\n\
+                  \x20   try:\n        print(s.recv(64).decode(), flush=True)\n\
+                  \x20   except socket.timeout:\n        pass\n\
+                  if os.fork() == 0:\n\
+                  \x20   assert ctypes.CDLL(None).unshare(0x10000000 | 0x40000000) == 0\n\
+                  \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind('\\0' + sys.argv[2][1:])\n\
+                  \x20   if sys.argv[1] == 'passed':\n\
+                  \x20       b.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [s.fileno()]))])\n\
+                  \x20   else:\n        ask(s)\n\
+                  \x20   os._exit(0)\n\
+                  if sys.argv[1] == 'passed':\n\
+                  \x20   msg, anc, _, _ = a.recvmsg(8, socket.CMSG_SPACE(4))\n\
+                  \x20   fd = array.array('i'); fd.frombytes(anc[0][2][:4])\n\
+                  \x20   ask(socket.socket(fileno=fd[0]))\n\
+                  os.wait()\n";
+    let how = if passed { "passed" } else { "direct" };
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script, how, name])
+        .arg(server)
+        .output()
+        .expect("run python3 as another user");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What reached `victim` (a nonblocking socket) so far, if anything.
+fn reached(victim: &UnixDatagram) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let n = victim.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// A socket keeps the network namespace it was made in, whichever process sends from it:
+/// nobody binds root's abstract name in a namespace of its own and hands that socket to a
+/// process here, which sends from it. The name is judged, not the process: no reply, which
+/// would land in root's socket, in every model and with --exec; nobody's own name here is
+/// answered.
+#[test]
+fn a_socket_passed_in_from_another_network_namespace_gets_no_reply() {
+    let test = "a_socket_passed_in_from_another_network_namespace_gets_no_reply";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let name = common::abstract_name("passed-victim");
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    let victim = UnixDatagram::bind_addr(&at).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let path = dir.path().join("sh/passed.sock");
+    let exec = ["--allow", "uid:65534", "--exec", "/bin/echo"];
+    for (model, extra) in [
+        ("event", &[][..]),
+        ("threads", &[]),
+        ("iterative", &[]),
+        ("uring", &[]),
+        ("event", &exec),
+    ] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--proto", "unix-dgram", "--model", model])
+            .arg("--addr")
+            .arg(&path)
+            .args(extra);
+        let server = Server::start_with(&mut cmd);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let out = namespaced_request(65534, true, &name, &path);
+        assert_eq!(
+            reached(&victim),
+            None,
+            "{model} {extra:?}: root's socket was written"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "",
+            "{model} {extra:?}"
+        );
+        let own = common::abstract_name(&format!("passed-own-{model}-{}", extra.len()));
+        let honest = nobody_request(false, dir.path(), &own, path.to_str().unwrap());
+        assert!(
+            !String::from_utf8_lossy(&honest.stdout).trim().is_empty(),
+            "{model} {extra:?}: nobody's own name went unanswered: {}",
+            String::from_utf8_lossy(&honest.stderr)
+        );
+        drop(server);
+    }
+}
+
+/// A server that is not root answers no other user's name bound in another network
+/// namespace either: its reply would carry the server's credentials into its own user's
+/// socket at that name here. Server and victim socket are nobody's, the sender daemon, in a
+/// user and network namespace of its own (sending itself, or from a process here).
+#[test]
+fn a_servers_own_users_abstract_socket_gets_no_other_users_reply() {
+    let test = "a_servers_own_users_abstract_socket_gets_no_other_users_reply";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let name = common::abstract_name("servers-own");
+    let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+    let victim = common::made_as(65534, move || UnixDatagram::bind_addr(&at).unwrap());
+    victim.set_nonblocking(true).unwrap();
+    let path = dir.path().join("sh/nobodys.sock");
+    for model in ["event", "threads", "iterative", "uring"] {
+        let server = Server::start_with(&mut common::as_nobody(&[
+            "serve",
+            "--proto",
+            "unix-dgram",
+            "--model",
+            model,
+            "--addr",
+            path.to_str().unwrap(),
+        ]));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        for passed in [false, true] {
+            let out = namespaced_request(1, passed, &name, &path);
+            let how = if passed { "passed in" } else { "sent there" };
+            assert_eq!(
+                reached(&victim),
+                None,
+                "{model}, {how}: nobody's socket was written"
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{model}, {how}");
+        }
+        drop(server);
+    }
+}

@@ -44,8 +44,8 @@ impl Drop {
             Drop::NoAddress => {
                 "from a socket with no address of its own (not bound), or at a name that is not \
                  its sender's here (a path whose socket file is another user's, as a relative \
-                 one resolved from the server's directory may be; an abstract name bound in \
-                 another network namespace): cannot reply (-v says which)"
+                 one resolved from the server's directory may be; an abstract name whose socket \
+                 here is another user's): cannot reply (-v says which)"
             }
             Drop::Guarded(Verdict::RateLimited) => {
                 "over --rate-limit replies per second for its source"

@@ -15,6 +15,7 @@ pub(crate) mod multicast;
 pub(crate) mod pktinfo;
 pub(crate) mod quic;
 pub(crate) mod raw;
+pub(crate) mod sock_diag;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod udp;

@@ -387,16 +387,17 @@ pub(crate) unsafe fn credentials(hdr: &libc::msghdr) -> Option<libc::ucred> {
 /// the server, not by its sender: a path from the server's directory and in its mounts, an
 /// abstract name in its network namespace. So a sender keeps its address only when that
 /// name is its own here: at a path, the socket file this server finds belongs to the
-/// sender's user (and is held open: see [`ReplyPath`]); at an abstract name, the sender is
-/// in the server's network namespace (or is the server's user, or root, who reach it
-/// anyway). Else it is made unnamed, which no reply goes to: a user could otherwise name
-/// another's socket (`../../run/x.sock` from a deeper directory, a private mount over /run,
-/// an abstract name bound in a network namespace of its own) and have the server write to it.
+/// sender's user (and is held open: see [`ReplyPath`]); at an abstract name, the socket
+/// bound at it in the server's network namespace does (root's may name any). Else it is
+/// made unnamed, which no reply goes to: a user could otherwise name another's socket
+/// (`../../run/x.sock` from a deeper directory, a private mount over /run, an abstract name
+/// bound in a network namespace of its own, or by a socket made there and passed to a
+/// process here) and have the server write to it, with the server's credentials.
 pub(crate) fn vouched(from: PeerAddr, cred: Option<libc::ucred>) -> (PeerAddr, Option<ReplyPath>) {
     let verdict = if let Some(path) = from.0.as_pathname() {
         senders_own(&from, path, cred).map(Some)
-    } else if from.0.as_abstract_namespace().is_some() {
-        in_this_network(cred).map(|()| None)
+    } else if let Some(name) = from.0.as_abstract_namespace() {
+        names_own(name, cred).map(|()| None)
     } else {
         return (from, None);
     };
@@ -499,38 +500,37 @@ fn unmapped_overflow_uid() -> Option<u32> {
     (!mapped).then_some(overflow)
 }
 
-/// Whether a sender at an abstract name is in this server's network namespace, where its
-/// name is looked up (its process's /proc/PID/ns/net against the server's own), or is
-/// root or the server's own user, who may send to any name here anyway. A server that may
-/// not look at another user's process is not root, and its reply carries no more than its
-/// own user's rights, which any local user's datagram to that name has too: answered. The
-/// process is found by the pid the credentials name, looked at as the datagram is read: a
-/// sender that exited at once, its pid reused meanwhile by a process in this namespace,
-/// would pass.
-fn in_this_network(cred: Option<libc::ucred>) -> Result<(), String> {
-    let Some(cred) = cred else {
+/// Whether the socket bound at the abstract `name` in this server's network namespace,
+/// where a reply to it goes, belongs to the datagram's user (root's may name any). The
+/// name is judged, not the sending process: a socket keeps the namespace it was made in,
+/// whichever process sends from it, and a process may claim another pid of its own pid
+/// namespace. Not the server's own user either: its reply carries the server's
+/// credentials, which another user's datagram to that name would not. Unknown (no
+/// sock_diag), no reply. What remains: the name unbound and bound again by another user
+/// between this lookup and the reply.
+fn names_own(name: &[u8], cred: Option<libc::ucred>) -> Result<(), String> {
+    let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
     };
-    unmapped_here(cred.uid, "its sender")?;
-    if cred.uid == 0 || cred.uid == nix::unistd::geteuid().as_raw() {
+    unmapped_here(uid, "its sender")?;
+    if uid == 0 {
         return Ok(());
     }
-    let netns = |pid: &str| {
-        std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| {
-            (
-                std::os::unix::fs::MetadataExt::dev(&m),
-                std::os::unix::fs::MetadataExt::ino(&m),
-            )
-        })
-    };
-    match (cred.pid > 0).then(|| netns(&cred.pid.to_string())) {
-        Some(Ok(theirs)) if netns("self").is_ok_and(|ours| ours == theirs) => Ok(()),
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
-        _ => Err(format!(
-            "its abstract name is looked up in this server's network namespace, and its \
-             sender (uid {}, pid {}) is not known to be in it; a reply goes only to its \
-             sender's own name",
-            cred.uid, cred.pid
+    match super::sock_diag::abstract_owner(name) {
+        Ok(Some(owner)) if owner == uid => Ok(()),
+        Ok(Some(owner)) => Err(format!(
+            "the socket at that abstract name in this server's network namespace belongs to \
+             uid {owner}, the datagram came from uid {uid} (a socket bound in another network \
+             namespace names another one here); a reply goes only to its sender's own name"
+        )),
+        Ok(None) => Err(
+            "no socket is bound at that abstract name in this server's network namespace (its \
+             sender's socket was made in another one)"
+                .to_string(),
+        ),
+        Err(e) => Err(format!(
+            "who owns that abstract name here cannot be told (sock_diag: {e}), and a reply \
+             goes only to its sender's own name"
         )),
     }
 }

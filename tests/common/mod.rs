@@ -627,9 +627,17 @@ pub fn nobody_socket(ty: socket2::Type) -> socket2::Socket {
 /// is `uid`, as the kernel tells a socket's owner (sock_diag), as if a process of that user
 /// had made it. Needs root.
 pub fn socket_of(uid: u32, ty: socket2::Type) -> socket2::Socket {
+    made_as(uid, move || {
+        socket2::Socket::new(socket2::Domain::IPV4, ty, None).unwrap()
+    })
+}
+
+/// What `make` makes on a thread of its own whose file system uid is `uid`: a socket made
+/// there is `uid`'s, as the kernel tells (sock_diag). Needs root.
+pub fn made_as<T: Send + 'static>(uid: u32, make: impl FnOnce() -> T + Send + 'static) -> T {
     thread::spawn(move || {
         nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
-        socket2::Socket::new(socket2::Domain::IPV4, ty, None).unwrap()
+        make()
     })
     .join()
     .unwrap()
