@@ -593,15 +593,19 @@ fn a_socket_passed_in_from_another_network_namespace_gets_no_reply() {
     let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
     let victim = UnixDatagram::bind_addr(&at).unwrap();
     victim.set_nonblocking(true).unwrap();
-    let path = dir.path().join("sh/passed.sock");
     let exec = ["--allow", "uid:65534", "--exec", "/bin/echo"];
     for (model, extra) in [
         ("event", &[][..]),
         ("threads", &[]),
         ("iterative", &[]),
         ("uring", &[]),
+        ("fork", &[]),
         ("event", &exec),
     ] {
+        // A socket file of its own each: a fork model's child may outlive its parent a moment.
+        let path = dir
+            .path()
+            .join(format!("sh/passed-{model}-{}.sock", extra.len()));
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--proto", "unix-dgram", "--model", model])
             .arg("--addr")
@@ -646,8 +650,8 @@ fn a_servers_own_users_abstract_socket_gets_no_other_users_reply() {
     let at = std::os::unix::net::SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
     let victim = common::made_as(65534, move || UnixDatagram::bind_addr(&at).unwrap());
     victim.set_nonblocking(true).unwrap();
-    let path = dir.path().join("sh/nobodys.sock");
-    for model in ["event", "threads", "iterative", "uring"] {
+    for model in ["event", "threads", "iterative", "uring", "fork"] {
+        let path = dir.path().join(format!("sh/nobodys-{model}.sock"));
         let server = Server::start_with(&mut common::as_nobody(&[
             "serve",
             "--proto",

@@ -166,3 +166,22 @@ fn owner_if_named(msg: &[u8], name: &[u8]) -> io::Result<Option<u32>> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+    #[test]
+    fn the_kernel_tells_who_owns_an_abstract_name_here_and_that_a_free_one_is_nobodys() {
+        let name = format!("netecho-unit-{}-owner", std::process::id());
+        let bound = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let _sock = UnixDatagram::bind_addr(&bound).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(abstract_owner(name.as_bytes()).unwrap(), Some(me));
+        // A name is matched whole: a prefix of a bound one is free.
+        let prefix = &name.as_bytes()[..name.len() - 1];
+        assert_eq!(abstract_owner(prefix).unwrap(), None);
+    }
+}
