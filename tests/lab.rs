@@ -40,7 +40,7 @@ fn lab_json() -> serde_json::Value {
 fn quick_lab_measures_every_protocol() {
     let _turn = one_lab_at_a_time();
     let doc = lab_json();
-    assert_eq!(doc["schema"], "netecho-lab/2");
+    assert_eq!(doc["schema"], "netecho-lab/3");
     let rows = doc["rows"].as_array().unwrap();
     assert_every_protocol_has_a_row(rows);
     for row in rows {

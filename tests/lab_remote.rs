@@ -1464,23 +1464,29 @@ impl Pair {
     /// nftables in the server's namespace dropping what arrives for `proto` port `port`
     /// (its SYNs, or its datagrams), replacing the rule set before.
     fn firewall(&self, proto: &str, port: u16) -> Result<(), String> {
-        let rules = format!(
-            "flush ruleset\ntable inet netecho_fw {{\n  chain in {{\n    type filter hook \
-             input priority 0; policy accept;\n    {proto} dport {port} drop\n  }}\n}}\n"
-        );
-        let mut nft = Command::new("ip")
-            .args(["netns", "exec", &self.server, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("nft: {e}"))?;
-        let _ = nft.stdin.take().unwrap().write_all(rules.as_bytes());
-        let out = nft.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-        }
+        firewall_in(&self.server, "input", proto, port)
+    }
+}
+
+/// nftables in namespace `ns` dropping `proto` port `port` at `hook` (input: what arrives;
+/// output: what this namespace sends), replacing the rule set before.
+fn firewall_in(ns: &str, hook: &str, proto: &str, port: u16) -> Result<(), String> {
+    let rules = format!(
+        "flush ruleset\ntable inet netecho_fw {{\n  chain {hook} {{\n    type filter hook \
+         {hook} priority 0; policy accept;\n    {proto} dport {port} drop\n  }}\n}}\n"
+    );
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    let _ = nft.stdin.take().unwrap().write_all(rules.as_bytes());
+    let out = nft.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
     }
 }
 
@@ -1754,6 +1760,52 @@ fn a_firewalled_echo_port_is_said_and_the_other_rows_are_measured() {
     );
 }
 
+/// A student whose own machine drops its outgoing udp (sendto: EPERM, an OUTPUT rule) on a
+/// path whose MTU (1000) is under QUIC's 1200-byte minimum: the udp and quic rows are left
+/// out, each with its reason, udp not measured twice, and the rows measured stand, exit 0.
+#[test]
+fn a_students_own_firewall_and_a_path_under_quics_minimum_leave_those_rows_out() {
+    let test = "a_students_own_firewall_and_a_path_under_quics_minimum_leave_those_rows_out";
+    let Some((pair, _server, (_, _, udp), control)) = served_v4("o", test) else {
+        return;
+    };
+    for (ns, veth) in [
+        (&pair.server, &pair.veth_server),
+        (&pair.client, &pair.veth_client),
+    ] {
+        ip(&["ip", "-n", ns, "link", "set", veth, "mtu", "1000"]).unwrap();
+    }
+    if let Err(e) = firewall_in(&pair.client, "output", "udp", udp) {
+        return skip(test, &format!("nftables: {e}"), Lacks::Environment);
+    }
+    let child = pair.student(&["--quick", "--format", "json", &control]);
+    let (stdout, log) = ok_output(child, "lab, udp refused here, path MTU 1000", RUN);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows: Vec<&str> = (doc["rows"].as_array().unwrap().iter())
+        .map(|r| r["proto"].as_str().unwrap())
+        .collect();
+    assert!(rows.contains(&"tcp") && rows.contains(&"tls"), "{rows:?}");
+    assert!(
+        !rows.contains(&"udp") && !rows.contains(&"quic"),
+        "{rows:?}"
+    );
+    let left_out = doc["left_out"].to_string();
+    assert!(
+        left_out.contains(
+            "udp: not measured: this machine's firewall refuses the udp row's packets to \
+             10.234.0.1:"
+        ),
+        "{left_out}"
+    );
+    assert!(left_out.contains("(EPERM: an nftables/iptables OUTPUT rule here"));
+    assert!(
+        left_out.contains("quic: not measured: the path MTU (1000 bytes) is under QUIC's minimum"),
+        "{left_out}"
+    );
+    let again = log.lines().filter(|l| l.contains("once more"));
+    assert!(again.clone().all(|l| !l.contains("EPERM")), "{log}");
+}
+
 /// Whether a raw socket of IP protocol 254 is open in namespace `ns` (/proc/net/raw: the
 /// protocol is the local address's port).
 fn raw_254_open(ns: &str) -> bool {
@@ -1791,6 +1843,14 @@ fn a_lab_server_gone_during_the_raw_row_is_said_as_such_not_as_a_raw_server_to_s
 /// as they come: the server is stopped (SIGSTOP) once the `row` row has begun, and continued
 /// after the run ended. What the terminal showed, a line each, and the run's exit code.
 fn run_stopped_at_row(server: &Server, row: &str) -> (Vec<String>, i32) {
+    let run = run_signalled_at_row(server, row, "STOP");
+    common::signal(server.pid(), "CONT");
+    run
+}
+
+/// `lab --quick 127.0.0.1:PORT` on an 80-column terminal, the server sent `signal` once the
+/// `row` row has begun: what the terminal showed, a line each, and the run's exit code.
+fn run_signalled_at_row(server: &Server, row: &str, signal: &str) -> (Vec<String>, i32) {
     let command = format!(
         "stty cols 80; exec {} lab --quick 127.0.0.1:{}",
         bin(),
@@ -1816,12 +1876,11 @@ fn run_stopped_at_row(server: &Server, row: &str) -> (Vec<String>, i32) {
     while let Ok(bytes) = rx.recv_timeout(Duration::from_secs(120)) {
         seen.extend(bytes);
         if !stopped && String::from_utf8_lossy(&seen).contains(&begun) {
-            common::signal(server.pid(), "STOP");
+            common::signal(server.pid(), signal);
             stopped = true;
         }
     }
     let status = common::wait_exit(&mut child, "lab against a stopped server");
-    common::signal(server.pid(), "CONT");
     assert!(stopped, "{}", String::from_utf8_lossy(&seen));
     let code = common::shell_status(&status);
     (common::screen_lines(&String::from_utf8_lossy(&seen)), code)
@@ -1876,6 +1935,34 @@ fn a_lab_server_stopped_during_the_quic_row_leaves_it_out_and_the_rest_stand() {
         ),
         "{said}"
     );
+}
+
+/// A lab server that goes away (killed, say to be restarted) once a row was measured: the
+/// row stands, printed, the one under way and those after are named not measured for it,
+/// and the run ends with the one line saying it went away, exit 1.
+#[test]
+fn a_lab_server_gone_after_a_row_keeps_it_and_says_it_went_away() {
+    if !common::have("script", "a_lab_server_gone_after_a_row_keeps_it") {
+        return;
+    }
+    let (server, _, _) = loopback_lab(&[]);
+    let (lines, code) = run_signalled_at_row(&server, "udp", "KILL");
+    let shown = lines.join("\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(lines.iter().any(|l| l.starts_with("tcp ")), "{shown}");
+    assert!(!lines.iter().any(|l| l.starts_with("udp ")), "{shown}");
+    let said = shown.split_whitespace().collect::<Vec<_>>().join(" ");
+    for row in ["udp", "tls", "quic"] {
+        assert!(
+            said.contains(&format!("{row}: not measured: the lab server went away")),
+            "{shown}"
+        );
+    }
+    assert!(
+        said.contains("went away in the middle of this run"),
+        "{shown}"
+    );
+    assert!(lines.iter().all(|l| common::columns(l) <= 80), "{shown}");
 }
 
 /// The last row, raw (root only): the server stopped before its account of the run, the rows

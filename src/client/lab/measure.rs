@@ -48,7 +48,12 @@ pub(super) fn once_more<T>(
         // Stopped by Ctrl-C: the clean-up removed what was being measured; no retry to tell.
         // A server that does not echo would not echo the second time either.
         // Nor a lab server that went away: its ports closed with it.
-        if local::stopping() || e.is::<NotEcho>() || super::remote::server_gone() {
+        // Nor a row this machine's firewall refuses: the same rule refuses it again.
+        if local::stopping()
+            || e.is::<NotEcho>()
+            || super::remote::server_gone()
+            || refused_here(&e).is_some()
+        {
             return Err(e);
         }
         // A question ends its own sentence: no "?;".
@@ -60,6 +65,31 @@ pub(super) fn once_more<T>(
         super::say(tracing::Level::WARN, &format!("lab: {what}: {said}{then}"));
         measure()
     })
+}
+
+/// The errno ("EPERM", "EACCES") of `e` when it is this machine refusing the row's packets:
+/// a netfilter OUTPUT rule's verdict, reported to the sender of a send or a connect.
+pub(super) fn refused_here(e: &anyhow::Error) -> Option<&'static str> {
+    let io = e
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .find_map(std::io::Error::raw_os_error);
+    // A failed connect or send says the errno by name, as text.
+    let said = format!("{e:#}");
+    refused_errno(io).or_else(|| {
+        ["EPERM", "EACCES"]
+            .into_iter()
+            .find(|name| said.contains(&format!("({name})")))
+    })
+}
+
+/// "EPERM" or "EACCES" when `errno` is one.
+pub(super) fn refused_errno(errno: Option<i32>) -> Option<&'static str> {
+    match errno? {
+        libc::EPERM => Some("EPERM"),
+        libc::EACCES => Some("EACCES"),
+        _ => None,
+    }
 }
 
 fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {

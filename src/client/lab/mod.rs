@@ -89,8 +89,11 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
     let plan = Plan::new(settings.quick);
     let cores = Cores::choose();
     let meta = Meta::now(parameters(settings, &plan, cores));
+    let mut failed = None;
     let (text, removed) = if let Some(host) = &settings.remote {
-        (remote::run(settings, host, &plan)?, "")
+        let (text, gone) = remote::run(settings, host, &plan)?;
+        failed = gone;
+        (text, "")
     } else if let Some(netns) = &settings.netns {
         let text = across_namespaces(settings, netns, &plan, cores, &meta)?;
         (text, "; namespaces removed")
@@ -103,6 +106,9 @@ pub(crate) fn run(settings: LabConfig) -> Result<()> {
         (on_this_machine(settings, &plan, cores, &meta)?, "")
     };
     crate::error::write_stdout(text.as_bytes())?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     say(
         Level::INFO,
         &format!(

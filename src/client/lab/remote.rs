@@ -70,13 +70,20 @@ struct RemoteDocument<'a> {
     path: &'a Path,
     /// What the report says under the table: the server, the path, the sharing.
     remote: &'a [String],
+    #[serde(serialize_with = "super::rows::observed")]
     rows: &'a [Row],
     /// A sentence for each row the run did not measure, and why.
     left_out: &'a [String],
 }
 
-/// Measures against the lab server at `host` and renders the report.
-pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<String> {
+/// Measures against the lab server at `host` and renders the report; with it, the error
+/// of a server that went away after some rows were measured (they are printed, the run
+/// fails).
+pub(super) fn run(
+    settings: &LabConfig,
+    host: &str,
+    plan: &Plan,
+) -> Result<(String, Option<anyhow::Error>)> {
     let conn = connect(settings, host)?;
     let local = socket_addr(conn.socket().local_addr())?;
     let server = socket_addr(conn.socket().peer_addr())?;
@@ -99,7 +106,7 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     let mtu_before = udp.and_then(|port| super::path::path_mtu(with_port(server, port)));
     let done = Arc::new(AtomicBool::new(false));
     let watcher = (conn.socket().try_clone().ok()).and_then(|s| watch(s, Arc::clone(&done)));
-    let measured = measure_offered(&offer, server, plan, &conn);
+    let measured = measure_offered(&offer, (server, mtu_before), plan, &conn);
     done.store(true, Ordering::Relaxed);
     if let Some(watcher) = watcher {
         let _ = watcher.join();
@@ -109,13 +116,19 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
     if settings.format != Format::Table {
         say(Level::INFO, &path.describe());
     }
-    // The turn ends whatever the rows did: the next run waits for it.
-    let done = step(&conn, |wire| labwire::write_msg(wire, &Msg::Done));
+    let gone = matches!(&measured, Ok(m) if m.gone);
+    // The turn ends whatever the rows did: the next run waits for it (a server that went
+    // away has no turn to end).
+    let done = match gone {
+        true => Ok(()),
+        false => step(&conn, |wire| labwire::write_msg(wire, &Msg::Done)),
+    };
     let measured = measured.map_err(|e| gone_or(e, &conn, host))?;
     let stalled = measured.stalled.is_some();
     // A server that stopped answering a row may not answer Done either: what was measured
     // stands, with no account of the sharing.
     let told = match done {
+        _ if gone => None,
         Err(_) if stalled => None,
         done => {
             done.with_context(|| format!("tell the lab server {host} the run is done"))
@@ -142,7 +155,9 @@ pub(super) fn run(settings: &LabConfig, host: &str, plan: &Plan) -> Result<Strin
         proven: settings.tls.as_ref().is_some_and(|t| !t.insecure),
     };
     let (rows, left_out) = (measured.rows, measured.left_out);
-    render_remote(settings, host, plan, &path, &shared, (&rows, &left_out))
+    let report = render_remote(settings, host, plan, &path, &shared, (&rows, &left_out))?;
+    // The rows measured before it went away stand; the run still failed.
+    Ok((report, gone.then(|| went_away(host))))
 }
 
 /// The server's account of the run, read after Done; none, when a row stalled and the server
@@ -680,6 +695,9 @@ struct Measured {
     stalled_at: Option<String>,
     /// Why the last row the lab could not reach was left out.
     unreachable: Option<String>,
+    /// Whether the lab server went away (closed the control connection) during the rows:
+    /// the rows after are not tried.
+    gone: bool,
 }
 
 impl Measured {
@@ -698,16 +716,30 @@ impl Measured {
         self.unreachable = Some(why);
     }
 
-    /// Whether a row stalled before `name`, which is then left out untried.
+    /// Whether a row stalled or the server went away before `name`, which is then left
+    /// out untried.
     fn after_stall(&mut self, name: &str) -> bool {
-        let Some(stalled) = self.stalled.clone() else {
-            return false;
+        let why = match (&self.stalled, self.gone) {
+            (_, true) => WENT_AWAY.to_string(),
+            (Some(stalled), _) => {
+                format!("not tried: the lab server stopped answering the {stalled} row")
+            }
+            (None, false) => return false,
         };
-        let why = format!("not tried: the lab server stopped answering the {stalled} row");
         self.left_out.push(super::why::left_out(name, &why));
         true
     }
+
+    /// The lab server went away during row `name`: it and the rows after are left out.
+    fn went_away(&mut self, name: &str) {
+        self.gone = true;
+        self.after_stall(name);
+    }
 }
+
+/// The note of a row not measured because the lab server went away.
+const WENT_AWAY: &str = "the lab server went away (it closed the control connection: \
+    stopped or restarted)";
 
 /// What a row that stalled says: a lab server that answered the rows before it and stops
 /// answering is paused or overloaded, not another program.
@@ -722,7 +754,7 @@ const STOPPED: &str = "the lab server stopped answering (busy or stopped): run a
 /// at once, in one line.
 fn measure_offered(
     offer: &Offer,
-    server: SocketAddr,
+    (server, mtu): (SocketAddr, Option<u32>),
     plan: &Plan,
     control: &Conn,
 ) -> Result<Measured> {
@@ -741,13 +773,18 @@ fn measure_offered(
         }
         progress(&format!("[{}/{count}] {name} {}", i + 1, target.addr));
         if gone_now(control) {
-            return Err(anyhow!("the lab server closed the control connection"));
+            m.went_away(&name);
+            continue;
+        }
+        if let Some(why) = under_quic_minimum(target, mtu) {
+            m.unreachable(&name, why);
+            continue;
         }
         if let Err(why) = connects(target) {
-            if closed(control) {
-                return Err(anyhow!("the lab server closed the control connection"));
+            match closed(control) {
+                true => m.went_away(&name),
+                false => m.unreachable(&name, why),
             }
-            m.unreachable(&name, why);
             continue;
         }
         let (measured, plan_row) = (target.clone(), plan.clone());
@@ -763,13 +800,27 @@ fn measure_offered(
                 m.stall(&name, target.addr.to_string(), &Stalled::of(&name, &e));
                 continue;
             }
-            Err(e) if closed(control) => return Err(e),
+            Err(_) if closed(control) => {
+                m.went_away(&name);
+                continue;
+            }
             Err(e) if closed_unanswered(&e) || format!("{e:#}").contains("closed the conn") => {
                 m.unreachable(&name, full_port(target, &e));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => match super::measure::refused_here(&e) {
+                Some(errno) => {
+                    m.unreachable(&name, firewall_here(&name, &target.addr, errno));
+                    continue;
+                }
+                None => return Err(e),
+            },
         };
+        // A row the server went away during measured its going, not the path.
+        if gone_now(control) {
+            m.went_away(&name);
+            continue;
+        }
         if row.unanswered() {
             row.why = no_reply(&row, target);
             say(Level::WARN, &format!("lab: {}: {}", row.name(), row.why));
@@ -779,6 +830,8 @@ fn measure_offered(
     }
     measure_raw(offer, server, plan, until, count, &mut m)?;
     match (&m.stalled, &m.unreachable) {
+        // Nothing measured: the one line saying it went away.
+        _ if m.gone && m.rows.is_empty() => bail!("the lab server closed the control connection"),
         // The first row: the port may never have answered at all, as no lab server's does.
         (Some(name), _) if m.rows.is_empty() => bail!(
             "the {name} row at {} stalled, not measured: the lab server stopped answering \
@@ -819,13 +872,50 @@ fn measure_raw(
                     m.rows.push(row);
                 }
                 Err(e) if Stalled::is(&e) => m.stall(name, at, &Stalled::of(name, &e)),
-                Err(e) => return Err(e),
+                Err(_) if server_gone() => m.went_away(name),
+                Err(e) => match super::measure::refused_here(&e) {
+                    Some(errno) => m.unreachable(name, firewall_here(name, &at, errno)),
+                    None => return Err(e),
+                },
             }
         }
         Some(Err(note)) => m.left_out.push(note),
         None => {}
     }
     Ok(())
+}
+
+/// Why row `name` to `at` is left out when this machine's firewall refuses its packets
+/// (`errno`, EPERM or EACCES on a send or a connect): a rule here, not the teacher's.
+fn firewall_here(name: &str, at: &dyn std::fmt::Display, errno: &str) -> String {
+    format!(
+        "this machine's firewall refuses the {name} row's packets to {at} ({errno}: an \
+         nftables/iptables OUTPUT rule here, not the lab server's); check `nft list ruleset` \
+         on this machine"
+    )
+}
+
+/// The smallest datagram QUIC sends while it proves a path (RFC 9000, 14.1): the UDP
+/// payload of a client's first packet.
+const QUIC_MINIMUM: u32 = 1200;
+
+/// Why the quic row cannot be measured over a path of MTU `mtu`: its IP packets of a
+/// [`QUIC_MINIMUM`] payload do not fit (a handshake that would never finish).
+fn under_quic_minimum(target: &Target, mtu: Option<u32>) -> Option<String> {
+    let mtu = mtu.filter(|_| target.proto == SockProto::Quic)?;
+    // IP and UDP headers around the payload.
+    let headers = if super::measure::v6(&target.addr) {
+        48
+    } else {
+        28
+    };
+    (mtu < QUIC_MINIMUM + headers).then(|| {
+        format!(
+            "the path MTU ({mtu} bytes) is under QUIC's minimum: it sends {QUIC_MINIMUM}-byte \
+             datagrams, {} bytes with their IP and UDP headers, which this path cannot carry",
+            QUIC_MINIMUM + headers
+        )
+    })
 }
 
 /// The warning of a row whose echo port closed its connections while the control

@@ -25,10 +25,30 @@ fn yes(b: bool) -> &'static str {
 
 /// `cell` of `r`, or "-" where the row observed nothing (no reply came at all).
 fn seen(r: &Row, cell: impl Fn(&Row) -> String) -> String {
+    seen_or(r, "-", cell)
+}
+
+/// `cell` of `r`, or `none` where the row observed nothing.
+fn seen_or(r: &Row, none: &str, cell: impl Fn(&Row) -> String) -> String {
     match r.unanswered() {
-        true => "-".into(),
+        true => none.into(),
         false => cell(r),
     }
+}
+
+/// A yes or no the row observed, or "-".
+fn seen_yes(observed: Option<bool>) -> String {
+    observed.map_or("-", yes).into()
+}
+
+/// `cell` of `r` in the CSV, empty (as JSON's null) where the row observed nothing.
+fn csv_seen(r: &Row, cell: impl Fn(&Row) -> String) -> String {
+    seen_or(r, "", cell)
+}
+
+/// A yes or no in the CSV: true, false, or empty where not observed.
+fn csv_yes(observed: Option<bool>) -> String {
+    observed.map_or(String::new(), |b| b.to_string())
 }
 
 fn family(r: &Row) -> String {
@@ -60,8 +80,8 @@ pub(super) fn narrow_columns() -> Vec<Column<Row>> {
         Column::right("msg/s", |r| seen(r, |r| format!("{:.0}", r.messages_per_s))),
         Column::right("lost", Row::lost_share),
         // A datagram that never came back is lost, not merged: the sentence counts it.
-        Column::right("bounds", |r| seen(r, |r| yes(r.boundaries_kept).into())),
-        Column::right("order", |r| seen(r, |r| yes(r.ordered).into())),
+        Column::right("bounds", |r| seen_yes(r.bounds())),
+        Column::right("order", |r| seen_yes(r.order())),
     ]
 }
 
@@ -105,12 +125,12 @@ pub(super) fn table_columns() -> Vec<Column<Row>> {
         Column::right("MB/s", |r| seen(r, |r| format!("{:.1}", r.mb_per_s))),
         Column::right("lost", |r| format!("{}/{}", r.lost, r.sent)),
         Column::right("boundaries", |r| {
-            seen(r, |r| {
+            r.bounds().map_or("-".into(), |kept| {
                 let reads = crate::units::count(r.burst_reads, "read");
-                format!("{} ({reads})", yes(r.boundaries_kept))
+                format!("{} ({reads})", yes(kept))
             })
         }),
-        Column::right("ordered", |r| seen(r, |r| yes(r.ordered).to_string())),
+        Column::right("ordered", |r| seen_yes(r.order())),
     ]
 }
 
@@ -167,31 +187,43 @@ fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
         Column::left("type", |l| p(l, |r| r.socket_type.to_string())),
         Column::left("address", |l| p(l, |r| r.address.clone())),
         Column::right("setup_us", |l| p(l, |r| r.setup_us.to_string())),
-        Column::right("p50_us", |l| p(l, |r| r.latency_us.p50.to_string())),
-        Column::right("p90_us", |l| p(l, |r| r.latency_us.p90.to_string())),
-        Column::right("p99_us", |l| p(l, |r| r.latency_us.p99.to_string())),
-        Column::right("p99_9_us", |l| p(l, |r| r.latency_us.p99_9.to_string())),
-        Column::right("max_us", |l| p(l, |r| r.latency_us.max.to_string())),
-        Column::right("mean_us", |l| p(l, |r| r.latency_us.mean.to_string())),
+        Column::right("p50_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.p50.to_string()))
+        }),
+        Column::right("p90_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.p90.to_string()))
+        }),
+        Column::right("p99_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.p99.to_string()))
+        }),
+        Column::right("p99_9_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.p99_9.to_string()))
+        }),
+        Column::right("max_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.max.to_string()))
+        }),
+        Column::right("mean_us", |l| {
+            p(l, |r| csv_seen(r, |r| r.latency_us.mean.to_string()))
+        }),
         Column::left("p50_rounds_us", |l| p(l, |r| join(&r.p50_rounds_us))),
         Column::right("median_round_p50_us", |l| {
-            p(l, |r| r.median_round_p50_us.to_string())
+            p(l, |r| csv_seen(r, |r| r.median_round_p50_us.to_string()))
         }),
         Column::right("messages_per_s", |l| {
-            p(l, |r| format!("{:.0}", r.messages_per_s))
+            p(l, |r| csv_seen(r, |r| format!("{:.0}", r.messages_per_s)))
         }),
-        Column::right("mb_per_s", |l| p(l, |r| format!("{:.2}", r.mb_per_s))),
+        Column::right("mb_per_s", |l| {
+            p(l, |r| csv_seen(r, |r| format!("{:.2}", r.mb_per_s)))
+        }),
         Column::right("sent", |l| p(l, |r| r.sent.to_string())),
         Column::right("lost", |l| p(l, |r| r.lost.to_string())),
         Column::left("loss_cause", |l| {
             p(l, |r| r.loss_cause.map_or(String::new(), cause_name))
         }),
-        Column::right("boundaries_kept", |l| {
-            p(l, |r| r.boundaries_kept.to_string())
-        }),
+        Column::right("boundaries_kept", |l| p(l, |r| csv_yes(r.bounds()))),
         Column::right("burst_reads", |l| p(l, |r| r.burst_reads.to_string())),
         Column::right("burst_lost", |l| p(l, |r| r.burst_lost.to_string())),
-        Column::right("ordered", |l| p(l, |r| r.ordered.to_string())),
+        Column::right("ordered", |l| p(l, |r| csv_yes(r.order()))),
         Column::left("why", |l| p(l, |r| r.why.clone())),
         Column::right("tcp_connections", |l| {
             p(l, |r| tcp_cell(r, |t| t.connections))

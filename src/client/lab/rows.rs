@@ -8,8 +8,9 @@ use crate::endpoint::Family;
 use crate::report::{Cause, Meta, Percentiles};
 
 /// The layout of `--format json`; bumped when a field changes meaning or goes (2:
-/// `latency_us.p50` of all round trips, the rounds' median as `median_round_p50_us`).
-pub(crate) const SCHEMA: &str = "netecho-lab/2";
+/// `latency_us.p50` of all round trips, the rounds' median as `median_round_p50_us`; 3: what
+/// a row did not observe is null, as the table's "-").
+pub(crate) const SCHEMA: &str = "netecho-lab/3";
 
 /// One protocol's row.
 #[derive(Debug, Serialize)]
@@ -47,12 +48,14 @@ pub(crate) struct Row {
     pub lost: u64,
     /// What explains most of the loss (null: nothing lost, or a stream).
     pub loss_cause: Option<Cause>,
-    /// A burst of small sends came back as reads of one message each (none merged).
+    /// A burst of small sends came back as reads of one message each (none merged); null
+    /// in the JSON when no reply of the burst came ([`Row::bounds`]).
     pub boundaries_kept: bool,
     pub burst_reads: usize,
     /// Replies of the burst that never came (lost datagrams, not merged ones).
     pub burst_lost: usize,
-    /// Replies came back in the order sent (measured by sequence number).
+    /// Replies came back in the order sent (measured by sequence number); null in the JSON
+    /// when none came.
     pub ordered: bool,
     /// Why the row differs from the others, from what it is and what it measured.
     pub why: String,
@@ -97,6 +100,47 @@ impl Row {
     pub(crate) fn unanswered(&self) -> bool {
         self.sent > 0 && self.lost >= self.sent
     }
+
+    /// Whether each read of the burst held one message; `None` when no reply of the burst
+    /// came back: a lost datagram is neither a merged one nor a kept one.
+    pub(crate) fn bounds(&self) -> Option<bool> {
+        (!self.unanswered() && self.burst_reads > 0).then_some(self.boundaries_kept)
+    }
+
+    /// Whether the replies came in the order sent; `None` when none came.
+    pub(crate) fn order(&self) -> Option<bool> {
+        (!self.unanswered()).then_some(self.ordered)
+    }
+}
+
+/// The fields of a row that got no reply at all: it observed no time, rate or order.
+const UNOBSERVED: [&str; 5] = [
+    "latency_us",
+    "median_round_p50_us",
+    "messages_per_s",
+    "messages_per_s_rounds",
+    "mb_per_s",
+];
+
+/// The rows of a document, with null for what each did not observe (where the table
+/// shows "-"), never a 0 us that reads as the fastest row.
+pub(crate) fn observed<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeSeq};
+    let mut seq = s.serialize_seq(Some(rows.len()))?;
+    for row in rows.iter() {
+        let mut value = serde_json::to_value(row).map_err(S::Error::custom)?;
+        if let Some(fields) = value.as_object_mut() {
+            if row.unanswered() {
+                for name in UNOBSERVED {
+                    fields.insert(name.into(), serde_json::Value::Null);
+                }
+            }
+            fields.insert("boundaries_kept".into(), row.bounds().into());
+            fields.insert("ordered".into(), row.order().into());
+        }
+        seq.serialize_element(&value)?;
+    }
+    seq.end()
 }
 
 /// Whether `address` (IP:PORT or a bare IP) is on loopback, where no wire lies between the
@@ -139,6 +183,7 @@ pub(crate) struct BoundaryRow {
 pub(crate) struct Document<'a> {
     pub schema: &'static str,
     pub meta: &'a Meta,
+    #[serde(serialize_with = "observed")]
     pub rows: &'a [Row],
     /// A sentence for each row, or group of rows, not measured, and why.
     pub left_out: &'a [String],
@@ -151,6 +196,7 @@ pub(crate) struct NetnsDocument<'a> {
     pub schema: &'static str,
     pub meta: &'a Meta,
     pub netns: &'a [String],
+    #[serde(serialize_with = "observed")]
     pub rows: &'a [Row],
 }
 

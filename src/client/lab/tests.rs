@@ -285,7 +285,7 @@ fn json_keeps_its_fields() {
         render::on_this_machine(Format::Json, Layout::Narrow, lab)
     });
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["schema"], "netecho-lab/2");
+    assert_eq!(doc["schema"], "netecho-lab/3");
     assert_eq!(doc["meta"]["host"], "lab1");
     assert_eq!(doc["meta"]["parameters"]["rounds"], 3);
     assert_eq!(doc["rows"][2]["loss_cause"], "receive-buffer");
@@ -418,4 +418,47 @@ fn the_median_of_two_load_rounds_is_their_mean() {
     assert_eq!(median(&[(1000.0, 1.0), (100.0, 0.1)]), (550.0, 0.55));
     assert_eq!(median(&[(3.0, 3.0), (1.0, 1.0), (2.0, 2.0)]), (2.0, 2.0));
     assert_eq!(median(&[]), (0.0, 0.0));
+}
+
+/// A udp row no request of which got a reply (a firewall on the server): its JSON and CSV
+/// say null (empty) where the table shows "-", never a 0 us or a kept boundary.
+#[test]
+fn a_row_with_no_reply_is_null_where_the_table_shows_a_dash() {
+    let silent = Row {
+        lost: 51,
+        sent: 51,
+        latency_us: p(0),
+        p50_rounds_us: Vec::new(),
+        median_round_p50_us: 0.0,
+        messages_per_s: 0.0,
+        messages_per_s_rounds: vec![0.0; 3],
+        mb_per_s: 0.0,
+        burst_reads: 0,
+        burst_lost: 50,
+        ..row("udp", Family::Inet, "SOCK_DGRAM", "no reply at all")
+    };
+    let rows = [silent];
+    let json = with(&rows, &[], |lab| {
+        render::on_this_machine(Format::Json, Layout::Narrow, lab)
+    });
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let r = &doc["rows"][0];
+    for field in [
+        "latency_us",
+        "median_round_p50_us",
+        "messages_per_s",
+        "mb_per_s",
+        "boundaries_kept",
+        "ordered",
+    ] {
+        assert!(r[field].is_null(), "{field}: {r}");
+    }
+    assert_eq!(r["burst_lost"], 50, "{r}");
+    let csv = with(&rows, &[], |lab| {
+        render::on_this_machine(Format::Csv, Layout::Narrow, lab)
+    });
+    let line = csv.lines().nth(1).unwrap();
+    // setup_us, then nothing from p50_us to mb_per_s, then sent and lost.
+    assert!(line.contains(",8,,,,,,,,,,,51,51,"), "{line}");
+    assert!(!line.contains("true"), "{line}");
 }

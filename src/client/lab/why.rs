@@ -105,7 +105,13 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
     }
     let lost = format!("{} of {} lost ({})", r.lost, r.sent, r.lost_share());
     parts.push(if carrier(proto).may_lose() {
-        format!("{lost}, never sent again: {}", cause(r.loss_cause))
+        // Unseen loss is the path's only when nothing else explains it: a server or a path
+        // that stopped answering for a while leaves requests unanswered too.
+        let why = match r.loss_cause {
+            Some(Cause::Unseen) if stalls(r) => UNSEEN_IN_A_STALL,
+            cause_found => cause(cause_found),
+        };
+        format!("{lost}, never sent again: {why}")
     } else {
         format!("{lost}: requests unanswered within the timeout")
     });
@@ -243,6 +249,15 @@ pub(super) fn under_limit(r: &mut Row, rate: u32) {
     r.why = r.why.replace(unseen, &said);
 }
 
+/// Unseen loss of a row that stalled for a while.
+const UNSEEN_IN_A_STALL: &str = "no counter here saw it, and the server or the path stopped \
+    answering for a while (below), which leaves requests unanswered as a loss on the way would";
+
+/// Whether the row stalled for a while ([`stopped`], [`stalled_rounds`]).
+fn stalls(r: &Row) -> bool {
+    !stopped(r).is_empty() || stalled_rounds(r).is_some()
+}
+
 /// Where a datagram row's loss went, as far as the counters tell.
 fn cause(cause: Option<Cause>) -> &'static str {
     match cause {
@@ -273,6 +288,12 @@ fn order(proto: Proto, r: &Row) -> Option<String> {
 
 /// The burst of small sends: one read each, merged into fewer reads, or lost.
 fn burst(proto: Proto, r: &Row) -> String {
+    // Nothing back says nothing of boundaries; the table shows "-".
+    if r.bounds().is_none() {
+        return format!(
+            "none of the {BURST} burst datagrams came back, so nothing was seen of boundaries"
+        );
+    }
     if !r.boundaries_kept {
         let reads = crate::units::count(r.burst_reads, "read");
         return format!("{BURST} small sends came back in {reads}: the stream merged them");

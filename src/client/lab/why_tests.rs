@@ -357,3 +357,39 @@ fn raw_loss_under_a_servers_rate_limit_may_be_the_limits_and_a_streams_is_not() 
     let tcp = lossy(Proto::Tcp, "tcp", "SOCK_STREAM");
     assert!(!tcp.contains("the lab server's rate limit"), "{tcp}");
 }
+
+/// A udp row during which the lab server was paused: a load round moved nothing, the loss
+/// no counter saw and the whole burst lost. The stall explains the loss (never "lost on the
+/// way" beside it), and a burst with nothing back says nothing of boundaries.
+#[test]
+fn a_row_the_server_paused_during_blames_the_pause_and_shows_no_boundaries() {
+    let paused = Row {
+        lost: 129,
+        sent: 649070,
+        loss_cause: Some(Cause::Unseen),
+        messages_per_s_rounds: vec![0.0, 100000.0, 101000.0],
+        burst_reads: 0,
+        burst_lost: 50,
+        ..row("udp")
+    };
+    let s = why(Proto::Udp, false, &paused);
+    assert!(!s.contains("lost on the way"), "{s}");
+    assert!(s.contains("stopped answering for part of it"), "{s}");
+    assert!(
+        s.contains("none of the 50 burst datagrams came back, so nothing was seen of boundaries"),
+        "{s}"
+    );
+    assert!(!s.contains("none merged"), "{s}");
+    assert_eq!(paused.bounds(), None);
+    let bounds = super::super::render::narrow_columns()
+        .into_iter()
+        .find(|c| c.head == "bounds")
+        .map(|c| (c.cell)(&paused));
+    assert_eq!(bounds.as_deref(), Some("-"));
+    // Without the stall, the same loss was lost on the way.
+    let lossy = Row {
+        messages_per_s_rounds: vec![99000.0, 100000.0, 101000.0],
+        ..paused
+    };
+    assert!(why(Proto::Udp, false, &lossy).contains("lost on the way"));
+}
