@@ -222,7 +222,7 @@ pub(super) fn under_limit(r: &mut Row, rate: u32) {
     // Raw's loss has no counter to find its cause; any other row's "no cause found" is not
     // a datagram's loss.
     let raw = r.socket_type == "SOCK_RAW";
-    let Some(unseen) = [cause(Some(Cause::Unseen)), cause(None)]
+    let Some(unseen) = [cause(Some(Cause::Unseen)), UNSEEN_IN_A_STALL, cause(None)]
         .into_iter()
         .find(|said| r.why.contains(said) && (raw || *said != cause(None)))
     else {
