@@ -730,6 +730,32 @@ impl Measured {
         true
     }
 
+    /// Row `name` of `target` failed (`e`): a stall, the server gone, a port that closed
+    /// the row's connections, or this machine's firewall leave it out; anything else is
+    /// the run's error.
+    fn failed(
+        &mut self,
+        name: &str,
+        target: &Target,
+        e: anyhow::Error,
+        control: &Conn,
+    ) -> Result<()> {
+        match e {
+            e if Stalled::is(&e) && !closed(control) => {
+                self.stall(name, target.addr.to_string(), &Stalled::of(name, &e));
+            }
+            _ if closed(control) => self.went_away(name),
+            e if closed_unanswered(&e) || format!("{e:#}").contains("closed the conn") => {
+                self.unreachable(name, full_port(target, &e));
+            }
+            e => match super::measure::refused_here(&e) {
+                Some(errno) => self.unreachable(name, firewall_here(name, &target.addr, errno)),
+                None => return Err(e),
+            },
+        }
+        Ok(())
+    }
+
     /// The lab server went away during row `name`: it and the rows after are left out.
     fn went_away(&mut self, name: &str) {
         self.gone = true;
@@ -796,25 +822,10 @@ fn measure_offered(
         });
         let mut row = match row {
             Ok(row) => row,
-            Err(e) if Stalled::is(&e) && !closed(control) => {
-                m.stall(&name, target.addr.to_string(), &Stalled::of(&name, &e));
+            Err(e) => {
+                m.failed(&name, target, e, control)?;
                 continue;
             }
-            Err(_) if closed(control) => {
-                m.went_away(&name);
-                continue;
-            }
-            Err(e) if closed_unanswered(&e) || format!("{e:#}").contains("closed the conn") => {
-                m.unreachable(&name, full_port(target, &e));
-                continue;
-            }
-            Err(e) => match super::measure::refused_here(&e) {
-                Some(errno) => {
-                    m.unreachable(&name, firewall_here(&name, &target.addr, errno));
-                    continue;
-                }
-                None => return Err(e),
-            },
         };
         // A row the server went away during measured its going, not the path.
         if gone_now(control) {
