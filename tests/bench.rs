@@ -930,6 +930,36 @@ fn a_server_that_never_echoed_is_asked_whether_it_is_an_echo_server() {
     peer.join().unwrap();
 }
 
+/// A socat server that takes every byte and says nothing, measured by a count: the run
+/// fails as the timed one does, asking whether it is an echo server, not asking for more
+/// --timeout (which could never bring a reply).
+#[test]
+fn a_counted_run_asks_a_silent_server_whether_it_is_an_echo_server() {
+    let test = "a_counted_run_asks_a_silent_server_whether_it_is_an_echo_server";
+    if !common::have("socat", test) {
+        return;
+    }
+    let port = common::free_port().to_string();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
+    let socat = std::process::Command::new("socat")
+        .args(["-u", listen.as_str(), "OPEN:/dev/null"])
+        .spawn()
+        .unwrap();
+    let _socat = common::Peer(socat);
+    let addr = format!("127.0.0.1:{port}");
+    common::eventually("socat listening", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let args = ["bench", "-n", "5", "--timeout", "1s", &addr];
+    let line = common::fails(&netecho(&args, b""), 1);
+    assert!(
+        line.contains("answered nothing from the start: is it an echo server?"),
+        "{line}"
+    );
+    assert!(line.contains("iperf3 -s -> netecho serve"), "{line}");
+    assert!(!line.contains("--timeout"), "{line}");
+}
+
 /// iperf3's own server, measured as README's table says iperf3 users will try it.
 #[test]
 fn iperf3_s_server_is_named_as_no_echo_server() {

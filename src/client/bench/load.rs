@@ -21,7 +21,7 @@ use crate::client::bench::interval::{Board, Interval, Snapshot};
 use crate::client::bench::loss::{Counters, Loss};
 use crate::client::bench::silence::{Silence, Watch};
 use crate::endpoint::{SockProto, Target};
-use crate::error::{Call, socket_error};
+use crate::error::{Call, PeerFault, socket_error};
 use crate::impair::TokenBucket;
 use crate::report::{latency_histogram, record_latency};
 use crate::service::echo::Transform;
@@ -1106,22 +1106,27 @@ impl<'a> Runner<'a> {
         for token in 0..self.clients.len() {
             let waiting = self.clients[token].in_flight.front();
             if waiting.is_some_and(|&(_, sent)| now.duration_since(sent) >= stall) {
-                let e = io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no reply within {stall:?} (--timeout): the stream stalled with {} \
-                         request(s) of client {token} unanswered; a stream loses nothing, so \
-                         a slow server needs a longer --timeout",
-                        self.clients[token].in_flight.len()
+                // A server that never answered is not slow: more --timeout would not help.
+                let e = match self.never_answered() {
+                    Some(never) => io::Error::other(PeerFault(never)),
+                    None => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "no reply within {stall:?} (--timeout): the stream stalled with {} \
+                             request(s) of client {token} unanswered; a stream loses nothing, \
+                             so a slow server needs a longer --timeout",
+                            self.clients[token].in_flight.len()
+                        ),
                     ),
-                );
+                };
                 self.fail(token, Call::Recv, e);
             }
         }
     }
 
     /// What to say of a server that never gave one matching reply (iperf3's server, a port
-    /// that says one byte and no more): not that it stopped, nor that it is slow.
+    /// that says one byte and no more, or takes bytes and says nothing): not that it stopped,
+    /// nor that it is slow. Said after the target's name.
     fn never_answered(&self) -> Option<String> {
         if self.result.answered > 0 {
             return None;
@@ -1131,14 +1136,15 @@ impl<'a> Runner<'a> {
             _ => "nothing that matched a request",
         };
         Some(format!(
-            "{}: answered {what} from the start: is it an echo server? (iperf3's server is \
-             not: iperf3 -s -> netecho serve)",
-            self.spec.target
+            "answered {what} from the start: is it an echo server? (iperf3's server is not: \
+             iperf3 -s -> netecho serve)"
         ))
     }
 
     fn give_up_in_flight(&mut self) {
-        let missing = self.never_answered().unwrap_or_else(|| {
+        let never = self.never_answered();
+        let never = never.map(|never| format!("{}: {never}", self.spec.target));
+        let missing = never.unwrap_or_else(|| {
             format!(
                 "{}: replies still missing {:?} after the end of the run (the server stopped \
                  answering; a slow one needs a longer --timeout)",
