@@ -468,6 +468,9 @@ struct Typed {
     values: Vec<(String, String)>,
     /// iperf3's `-s` (be the server, no value) typed to bench.
     server: bool,
+    /// netecho's own long flags typed (`--timeout 2s`, `--hex`), with their values: a send
+    /// line in advice keeps them.
+    own: Vec<(String, Option<String>)>,
 }
 
 impl Typed {
@@ -506,7 +509,21 @@ impl Typed {
                         (typed.host, typed.port) = (Some(host), Some(port));
                     }
                 }
-                long if long.starts_with("--") => {}
+                long if long.starts_with("--") => {
+                    // netecho's own flag: its value is no host, port or message.
+                    let Some(arg) = own_flag(command, long) else {
+                        continue;
+                    };
+                    let takes = arg.get_action().takes_values();
+                    let value = takes.then(|| value.or_else(|| words.next())).flatten();
+                    // Only a value netecho takes is carried: pasted, the advice runs.
+                    let carried = value.is_none_or(|v| pastable(v) && accepts(command, long, v));
+                    match (long, value) {
+                        ("--proto", Some("udp")) => typed.udp = true,
+                        _ if !carried => {}
+                        _ => typed.own.push((long.into(), value.map(Into::into))),
+                    }
+                }
                 short if short.starts_with('-') && short.len() > 1 => {
                     // A cluster (-lu, -lp 4000, -p4000): the last letter's value is next.
                     let letters = short[1..].trim_end_matches(|c: char| c.is_ascii_digit());
@@ -618,7 +635,27 @@ impl Typed {
             true => self.udp_url(),
             false => self.to("HOST", "PORT"),
         };
-        Some(format!("netecho send {flags}{to}{}", self.said))
+        Some(self.send_to(flags, &to))
+    }
+
+    /// `netecho send` with `flags`, then netecho's own flags typed that `flags` does not set
+    /// again, to `to`, with the message typed.
+    fn send_to(&self, flags: &str, to: &str) -> String {
+        let again = |name: &str| flags.split(' ').any(|f| f == name);
+        let mut own = String::new();
+        for (name, value) in self.own.iter().filter(|(name, _)| !again(name)) {
+            own = match value {
+                Some(value) => format!("{own}{name} {value} "),
+                None => format!("{own}{name} "),
+            };
+        }
+        format!("netecho send {flags}{own}{to}{}", self.said)
+    }
+
+    /// `--ttl N ` for the TTL typed with nc's `-M N`, or nothing.
+    fn ttl(&self) -> String {
+        let ttl = self.value("-M").filter(|v| v.parse::<u8>().is_ok());
+        ttl.map(|v| format!("--ttl {v} ")).unwrap_or_default()
     }
 
     /// `netecho bench` at the server typed (iperf3's port 5201 when none was), over udp if
@@ -725,16 +762,12 @@ fn valued_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
             format!("a broadcast is `netecho send --broadcast {to}{}`", t.said)
         }
         (_, "-M" | "--ttl") => {
-            let to = t
-                .host
-                .as_ref()
-                .map(|_| format!(" {}{}", t.udp_url(), t.said));
-            format!(
-                "the TTL is `netecho send --ttl {}{}` (udp and raw; to a group, \
-                 IP_MULTICAST_TTL)",
-                whole?,
-                to.unwrap_or_default()
-            )
+            let ttl = format!("--ttl {}", whole?);
+            let send = match t.host {
+                Some(_) => t.send_to(&format!("{ttl} "), &t.udp_url()),
+                None => format!("netecho send {ttl}"),
+            };
+            format!("the TTL is `{send}` (udp and raw; to a group, IP_MULTICAST_TTL)")
         }
         (Some("bench"), "-i" | "--interval") => format!(
             "a line per interval is `netecho bench --format ndjson --interval {}s`",
@@ -905,17 +938,15 @@ fn typed_here(command: Option<&str>, name: &str, t: &Typed) -> Option<String> {
                 .split_once(' ')
                 .and_then(|(h, p)| crate::endpoint::join_port(h, p));
             format!(
-                "the port goes with the address: `netecho send {to}{}` (HOST PORT) or {}; to \
-                 listen, `{}`",
-                t.said,
+                "the port goes with the address: `{}` (HOST PORT) or {}; to listen, `{}`",
+                t.send_to("", &to),
                 one.unwrap_or(to.clone()),
                 t.serve(false)
             )
         }
         (_, "-u" | "--udp") => format!(
-            "UDP is `--proto udp`, or a udp:// address: `netecho send {}{}`",
-            t.udp_url(),
-            t.said
+            "UDP is `--proto udp`, or a udp:// address: `{}`",
+            t.send_to(&t.ttl(), &t.udp_url())
         ),
         _ => return None,
     };
@@ -1294,15 +1325,40 @@ fn nc_quit(words: &[&str], addr: &str) -> Option<String> {
 
 /// Whether `name` (`--timeout`, `-i`) is a flag `netecho send` takes.
 fn send_flag(name: &str) -> bool {
+    own_flag(Some("send"), name).is_some()
+}
+
+/// Whether netecho's `command` takes `value` for its flag `long` (`--timeout 5` is refused:
+/// no unit). What else it would miss (the address) is no matter here.
+fn accepts(command: Option<&str>, long: &str, value: &str) -> bool {
+    let flag = format!("{long}={value}");
+    let words = ["netecho"]
+        .into_iter()
+        .chain(command)
+        .chain([flag.as_str()]);
+    match Cli::command().try_get_matches_from(words) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation
+        ),
+    }
+}
+
+/// The flag `name` (`--timeout`, `-i`) of netecho's `command` (or of netecho, with none);
+/// `None` when it is no flag there.
+fn own_flag(command: Option<&str>, name: &str) -> Option<clap::Arg> {
     if !name.starts_with('-') || name == "-" || name == "--" {
-        return false;
+        return None;
     }
     let mut cli = Cli::command();
     cli.build();
-    let Some(send) = cli.find_subcommand("send") else {
-        return false;
+    let sub = match command {
+        Some(command) => cli.find_subcommand(command)?,
+        None => &cli,
     };
-    send.get_arguments().any(|arg| {
+    let mut args = sub.get_arguments();
+    let arg = args.find(|arg| {
         let long = name.strip_prefix("--").is_some_and(|n| {
             arg.get_long() == Some(n) || arg.get_all_aliases().is_some_and(|a| a.contains(&n))
         });
@@ -1311,7 +1367,8 @@ fn send_flag(name: &str) -> bool {
             chars.next().filter(|_| chars.next().is_none())
         });
         long || short.is_some_and(|c| arg.get_short() == Some(c))
-    })
+    })?;
+    Some(arg.clone())
 }
 
 /// The advice for a clap error about an unknown flag, if that flag is a known habit.

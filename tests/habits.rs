@@ -1145,6 +1145,85 @@ fn a_habit_s_advice_pasted_does_what_the_line_typed_meant() {
     assert_eq!(ok(&out), "HI\n", "{line}");
 }
 
+/// A udp echo server on 127.0.0.1 that prints its port, then the TTL each datagram arrived
+/// with (IP_RECVTTL), as `ttl N`.
+const TTL_TELLER: &str = r#"
+import socket, sys
+IP_RECVTTL = getattr(socket, 'IP_RECVTTL', 12)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 0))
+s.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+print(s.getsockname()[1], flush=True)
+while True:
+    d, anc, _, a = s.recvmsg(65535, socket.CMSG_SPACE(4))
+    ttl = [int.from_bytes(c[:4], sys.byteorder) for l, t, c in anc if t == socket.IP_TTL]
+    print('ttl', ttl[0], flush=True)
+    s.sendto(d, a)
+"#;
+
+/// nc's `-u -M 5` (udp, TTL 5), either way round and clustered: the advice, pasted, sends
+/// over udp with that TTL, as a server that reads each datagram's TTL tells.
+#[test]
+fn nc_s_udp_with_a_ttl_keeps_the_ttl_in_the_advice() {
+    let test = "nc_s_udp_with_a_ttl_keeps_the_ttl_in_the_advice";
+    if !common::have("python3", test) {
+        return;
+    }
+    let mut teller = std::process::Command::new("python3");
+    teller.args(["-c", TTL_TELLER]);
+    let mut teller = teller.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut told = std::io::BufReader::new(teller.stdout.take().unwrap());
+    let _teller = common::Peer(teller);
+    let mut next = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut told, &mut line).unwrap();
+        line.trim().to_string()
+    };
+    let port = next();
+    let dir = common::tempdir();
+    for flags in [&["-u", "-M", "5"][..], &["-M", "5", "-u"], &["-uM", "5"]] {
+        let mut args = vec!["send"];
+        args.extend_from_slice(flags);
+        args.extend(["127.0.0.1", &port, "hi"]);
+        let (line, out) = paste(&args, dir.path(), b"");
+        assert!(line.contains("--ttl 5 udp://127.0.0.1:"), "{line}");
+        assert_eq!(ok(&out), "hi\n", "{line}");
+        assert_eq!(next(), "ttl 5", "{line}");
+    }
+}
+
+/// netecho's own flags typed beside a habit (`--timeout 2s -u`): their values are never
+/// read as the host or the port, and the advice, pasted, keeps them and is answered.
+#[test]
+fn netecho_s_own_flags_beside_a_habit_stay_flags_in_the_advice() {
+    let udp = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);
+    let port = udp.port().to_string();
+    let dir = common::tempdir();
+    let typed: [(&[&str], &str); 4] = [
+        (&["--timeout", "2s", "-u"], "--timeout 2s"),
+        (&["-u", "--timeout", "2s"], "--timeout 2s"),
+        (&["--timeout=2s", "-u"], "--timeout 2s"),
+        (&["--ttl", "7", "-u"], "--ttl 7"),
+    ];
+    for (flags, kept) in typed {
+        let mut args = vec!["send"];
+        args.extend_from_slice(flags);
+        args.extend(["127.0.0.1", &port, "hi"]);
+        let (line, out) = paste(&args, dir.path(), b"");
+        let want = format!("`netecho send {kept} udp://127.0.0.1:{port} hi`");
+        assert!(line.contains(&want), "{line}");
+        assert_eq!(ok(&out), "HI\n", "{line}");
+    }
+    // A value netecho would refuse (a duration with no unit) is left out: pasted, it runs.
+    let args = ["send", "--timeout", "5", "-u", "127.0.0.1", &port, "hi"];
+    let (line, out) = paste(&args, dir.path(), b"");
+    assert!(
+        line.contains(&format!("`netecho send udp://127.0.0.1:{port} hi`")),
+        "{line}"
+    );
+    assert_eq!(ok(&out), "HI\n", "{line}");
+}
+
 /// iperf3's line to bench keeps its rate and duration in bench's units, and iperf3's port
 /// 5201 when none was typed: no placeholder.
 #[test]
