@@ -219,14 +219,20 @@ impl TokenBucket {
     /// Takes `n` tokens if the bucket holds them, never going into debt: for work that is
     /// refused, not delayed, past the rate.
     pub(crate) fn try_take(&mut self, n: u64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens < n as f64 {
+        if !self.holds(n, now) {
             return false;
         }
         self.tokens -= n as f64;
         true
+    }
+
+    /// Whether the bucket holds `n` tokens now, taking none: for a check made before work
+    /// that may yet be refused for another reason, the tokens taken once it is not.
+    pub(crate) fn holds(&mut self, n: u64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens >= n as f64
     }
 }
 

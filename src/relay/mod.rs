@@ -515,8 +515,9 @@ struct Senders {
 }
 
 impl Senders {
-    /// Gives a new sender `from` a flow, unless --allow/--deny refuse it, its source holds
-    /// its flows, or every sender is in a conversation; false (and why, logged) if not.
+    /// Gives a new sender `from` a flow, unless --allow/--deny refuse it, it comes past the
+    /// rate of new connections to TO, its source holds its flows, or every sender is in a
+    /// conversation; false (and why, logged) if not.
     fn admit(&mut self, from: &PeerAddr, told: Told) -> bool {
         let proto = self.route.from.proto.into();
         let access = &self.route.access;
@@ -525,7 +526,14 @@ impl Senders {
             return false;
         }
         let source = Share::of_any(&identity);
-        if !self.ending_within_bound() || !self.room_for(from, source) {
+        // The rate before any room is made: a sender dropped for it must not have cost
+        // another its place (a flood past the rate would else empty its source's places).
+        // Its token is taken only once there is room: a sender refused for room costs
+        // other sources none.
+        if !self.ending_within_bound() || !self.handshake_allowed(from) {
+            return false;
+        }
+        if !self.room_for(from, source) {
             return false;
         }
         if self.peers.len() >= self.max_peers && !self.evict_unanswered(|_| true) {
@@ -539,8 +547,9 @@ impl Senders {
             }
             return false;
         }
-        if !self.handshake_allowed(from) {
-            return false;
+        let held = self.held_to_rate(from);
+        if let Some(bucket) = self.handshakes.as_mut().filter(|_| held) {
+            bucket.try_take(1, Instant::now());
         }
         let sender = (from, told.held);
         match datagram_flow(&self.replies, sender, source, &self.route, &self.flows) {
@@ -610,15 +619,15 @@ impl Senders {
     }
 
     /// Whether a new flow for `from` may open a connection to TO now: always for a proven
-    /// sender (this host, a Unix name, --trust), else within [`NEW_CONNS_PER_SEC`]. A
-    /// dropped one is counted for the stop line and logged (at most ten lines a second).
+    /// sender (this host, a Unix name, --trust), else within [`NEW_CONNS_PER_SEC`] (the
+    /// token taken once the flow opens). A dropped one is counted for the stop line and
+    /// logged (at most ten lines a second).
     fn handshake_allowed(&mut self, from: &PeerAddr) -> bool {
+        let held = self.held_to_rate(from);
         let Some(bucket) = &mut self.handshakes else {
             return true;
         };
-        if address_of(from).is_none_or(|ip| self.route.proven(ip))
-            || bucket.try_take(1, Instant::now())
-        {
+        if !held || bucket.holds(1, Instant::now()) {
             return true;
         }
         self.flows.over_rate.fetch_add(1, Ordering::Relaxed);
@@ -631,6 +640,12 @@ impl Senders {
             );
         }
         false
+    }
+
+    /// Whether a new flow for `from` is held to [`NEW_CONNS_PER_SEC`]: an unproven sender's,
+    /// when TO takes a connection.
+    fn held_to_rate(&self, from: &PeerAddr) -> bool {
+        self.handshakes.is_some() && address_of(from).is_some_and(|ip| !self.route.proven(ip))
     }
 
     /// Closes a sender's flow and keeps it among the ending ones until its threads end.
