@@ -267,6 +267,7 @@ const PUT_EXAMPLES: &str = "The server must run with --files DIR --upload.
 
 Examples:
   netecho put 127.0.0.1:3234 report.pdf
+  netecho serve --addr unix-dgram:///tmp/files.sock --files . --upload  # then:
   netecho put --proto unix-dgram /tmp/files.sock data.bin uploaded.bin";
 
 const EXEC_EXAMPLES: &str =
@@ -281,9 +282,11 @@ the reader of exec's own stdout left; 255 when exec itself failed (no server, a 
 a busy server, or a server silent for --timeout).
 
 Examples:
-  netecho serve --exec tr a-z A-Z             # in one terminal,
-  echo hello | netecho exec 127.0.0.1:3234    # in another: HELLO
-  netecho exec /tmp/cmd.sock < input.txt";
+  netecho serve --exec tr a-z A-Z                  # in one terminal,
+  echo hello | netecho exec 127.0.0.1:3234         # in another: HELLO
+  netecho serve --addr /tmp/cmd.sock --exec wc -l  # in one terminal,
+  printf 'a\\nb\\n' | netecho exec /tmp/cmd.sock     # in another: 2
+  netecho exec /tmp/cmd.sock < input.txt           # input.txt's lines, counted";
 
 const LAB_EXAMPLES: &str =
     "The lab starts a netecho server for each protocol on loopback and in a \
@@ -984,7 +987,9 @@ pub(crate) struct BenchArgs {
     /// Requests each client keeps in flight: 1 is ping-pong (latency), more is pipelining
     #[arg(long, short = 'w', value_name = "W", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub window: u32,
-    /// Load threads [default: number of cores]
+    /// Threads that drive the clients, each an epoll loop over its share of --clients (never
+    /// more threads than clients); fewer leaves cores to a server on this machine [default:
+    /// number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// A datagram request unanswered this long is lost; a stream, which loses nothing, fails

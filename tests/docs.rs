@@ -418,6 +418,45 @@ fn every_help_example_pastes_into_a_shell_as_written() {
     }
 }
 
+/// The Unix socket paths a help example names (`/tmp/cmd.sock`, `unix:///tmp/echo.sock`).
+fn socket_paths(run: &str) -> Vec<&str> {
+    let paths = run
+        .split_whitespace()
+        .filter_map(|w| w.find("/tmp/").map(|at| &w[at..]));
+    paths.filter(|p| p.ends_with(".sock")).collect()
+}
+
+/// A client example at a Unix socket path (`exec /tmp/cmd.sock`) has a server at that path
+/// among the examples of its help or of the main help: pasted, it finds the socket there.
+#[test]
+fn every_socket_path_a_help_example_talks_to_is_served_by_an_example() {
+    let runs = |command: &str| -> Vec<String> {
+        help_examples(command)
+            .into_iter()
+            .map(|(run, _)| run)
+            .collect()
+    };
+    let main = runs("");
+    let serves = |run: &String| run.contains("netecho serve") || run.contains("netecho relay");
+    for command in common::SUBCOMMANDS {
+        let own = runs(command);
+        let served: Vec<&str> = own
+            .iter()
+            .chain(&main)
+            .filter(|r| serves(r))
+            .flat_map(|r| socket_paths(r))
+            .collect();
+        for run in own.iter().chain(&main).filter(|r| !serves(r)) {
+            for path in socket_paths(run) {
+                assert!(
+                    served.contains(&path),
+                    "netecho {command} --help: no example serves {path}: {run}"
+                );
+            }
+        }
+    }
+}
+
 /// Runs `script` with `netecho` the binary under test, in a network namespace of its own
 /// (its loopback up, an eth0 with a peer) and over a /tmp of its own, so the fixed ports and paths
 /// of the documentation are free; None where this process may not make namespaces.
