@@ -641,9 +641,10 @@ impl Typed {
     /// `netecho send` with `flags`, then netecho's own flags typed that `flags` does not set
     /// again, to `to`, with the message typed.
     fn send_to(&self, flags: &str, to: &str) -> String {
-        let again = |name: &str| flags.split(' ').any(|f| f == name);
+        // Only send's own flags: those typed to another subcommand (serve's --exec) are not.
+        let kept = |name: &str| send_flag(name) && !flags.split(' ').any(|f| f == name);
         let mut own = String::new();
-        for (name, value) in self.own.iter().filter(|(name, _)| !again(name)) {
+        for (name, value) in self.own.iter().filter(|(name, _)| kept(name)) {
             own = match value {
                 Some(value) => format!("{own}{name} {value} "),
                 None => format!("{own}{name} "),
