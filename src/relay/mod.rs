@@ -5,6 +5,7 @@
 
 pub(crate) mod flow;
 pub(crate) mod link;
+mod newcomers;
 
 use std::collections::HashMap;
 use std::io;
@@ -19,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::access::{Access, Net};
 use crate::endpoint::{Address, SockProto, Target, share_key};
-use crate::impair::{Conditions, Rng, TokenBucket};
+use crate::impair::{Conditions, Rng};
 use crate::server::admission::Share;
 use crate::service::guard::{self, Guard, GuardRules};
 use crate::signal::{Shutdown, Signal, Wake};
@@ -57,7 +58,8 @@ pub(crate) const FLOWS_PER_SOURCE: usize = 128;
 /// datagram makes a new sender. 100 a second is about a tenth of a core of TLS handshakes at
 /// TO, and more new clients a second than a relay on a test bench meets; past it the datagram
 /// is dropped and counted in the stop line. Senders on this host, and Unix ones, are never
-/// held to it.
+/// held to it; one source (an IPv4 address, an IPv6 /64) to a tenth of it once its burst
+/// is spent ([`newcomers`]).
 const NEW_CONNS_PER_SEC: u64 = 100;
 /// The burst: one source may open all its flows ([`FLOWS_PER_SOURCE`]) at once.
 const NEW_CONNS_BURST: u64 = FLOWS_PER_SOURCE as u64;
@@ -507,7 +509,7 @@ struct Senders {
     max_peers: usize,
     /// New flows of unproven senders ([`NEW_CONNS_PER_SEC`]); none when TO takes no
     /// connection (a datagram socket's connect sends nothing).
-    handshakes: Option<TokenBucket>,
+    handshakes: Option<newcomers::Newcomers>,
     warned_full: bool,
     /// Flows forgotten (closed) whose threads have not ended yet: at most `max_peers`, so
     /// flows opened and closed at will cannot pile up threads and queues.
@@ -548,8 +550,10 @@ impl Senders {
             return false;
         }
         let held = self.held_to_rate(from);
-        if let Some(bucket) = self.handshakes.as_mut().filter(|_| held) {
-            bucket.try_take(1, Instant::now());
+        if let (Some(bucket), Some(ip)) =
+            (self.handshakes.as_mut().filter(|_| held), address_of(from))
+        {
+            bucket.try_take(ip, Instant::now());
         }
         let sender = (from, told.held);
         match datagram_flow(&self.replies, sender, source, &self.route, &self.flows) {
@@ -627,7 +631,10 @@ impl Senders {
         let Some(bucket) = &mut self.handshakes else {
             return true;
         };
-        if !held || bucket.holds(1, Instant::now()) {
+        let Some(ip) = address_of(from).filter(|_| held) else {
+            return true;
+        };
+        if bucket.holds(ip, Instant::now()) {
             return true;
         }
         self.flows.over_rate.fetch_add(1, Ordering::Relaxed);
@@ -635,8 +642,9 @@ impl Senders {
         if let Some(more) = LOG.allow() {
             warn!(
                 "{from}: not relayed, {NEW_CONNS_PER_SEC} new senders off this host a second \
-                 already, each a connection to TO: forged sources cost TO a handshake each; \
-                 a sender on this host or in --trust is never held to it{more}"
+                 already (a tenth of them from one source), each a connection to TO: forged \
+                 sources cost TO a handshake each; a sender on this host or in --trust is \
+                 never held to it{more}"
             );
         }
         false
@@ -680,10 +688,10 @@ impl Senders {
 
 /// The bucket of new connections to TO for unproven senders ([`NEW_CONNS_PER_SEC`]), when
 /// opening a flow to TO is a handshake.
-fn handshakes_to(route: &Route) -> Option<TokenBucket> {
+fn handshakes_to(route: &Route) -> Option<newcomers::Newcomers> {
     let connects = route.to.proto.kind() != crate::endpoint::SocketKind::Datagram
         || route.to_opts.tls.is_some();
-    connects.then(|| TokenBucket::with_burst(NEW_CONNS_PER_SEC, NEW_CONNS_BURST))
+    connects.then(newcomers::Newcomers::new)
 }
 
 /// The checks on the relay's listening side: never the relay's own address or a loop port,
@@ -789,7 +797,7 @@ fn next_datagram(
             warn!("{from}: a datagram from an unbound socket cannot be answered; not relayed");
             continue;
         }
-        match guard.check(&from, &buf[..n]) {
+        match guard.check(&from, told.cred.map(|(uid, _)| uid), &buf[..n]) {
             Ok(()) => return Some((from, n, told)),
             Err(verdict) => tracing::debug!("{from}: not relayed: {}", verdict.explain()),
         }

@@ -129,7 +129,7 @@ pub(crate) fn requests<S: Service, R: Requests>(
         }
         while let Some((from, n, mut told)) = next_request(sock, &mut buf) {
             let (arrival, held) = (told.arrival, told.held.take().map(Arc::new));
-            if let Err(verdict) = guard.check(&from, &buf[..n]) {
+            if let Err(verdict) = guard.check(&from, told.cred.map(|(uid, _)| uid), &buf[..n]) {
                 debug!("{from}: request dropped: {}", verdict.explain());
                 warn_once(&from, verdict);
                 continue;

@@ -12,7 +12,7 @@ use socket2::SockAddr;
 use tracing::{debug, warn};
 
 use crate::access::Access;
-use crate::endpoint::Proto;
+use crate::endpoint::{Proto, share_key, share_name};
 use crate::transport::batch::{self, Batch, datagrams};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
@@ -46,9 +46,6 @@ impl Drop {
                  its sender's here (a path whose socket file is another user's, as a relative \
                  one resolved from the server's directory may be; an abstract name whose socket \
                  here is another user's): cannot reply (-v says which)"
-            }
-            Drop::Guarded(Verdict::RateLimited) => {
-                "over --rate-limit replies per second for its source"
             }
             Drop::Guarded(verdict) => verdict.explain(),
             Drop::Refused => "refused by --allow/--deny",
@@ -112,7 +109,13 @@ impl DatagramEcho {
 
     /// Whether a datagram gets a reply; counts and (at most once a second) logs those that
     /// do not.
-    fn admit(&mut self, received: Received, data: &[u8], from: &PeerAddr) -> Option<usize> {
+    /// `uid`: a Unix sender's user, whose rate budget it spends.
+    fn admit(
+        &mut self,
+        received: Received,
+        data: &[u8],
+        (from, uid): (&PeerAddr, Option<u32>),
+    ) -> Option<usize> {
         let verdict = match received {
             Received::Truncated(_) => Err(Drop::Truncated),
             Received::Closed => Err(Drop::NoAddress),
@@ -125,7 +128,7 @@ impl DatagramEcho {
             {
                 Err(Drop::Refused)
             }
-            Received::Data(n) => match self.guard.check(from, &data[..n.min(data.len())]) {
+            Received::Data(n) => match self.guard.check(from, uid, &data[..n.min(data.len())]) {
                 Ok(()) => Ok(n),
                 Err(verdict) => Err(Drop::Guarded(verdict)),
             },
@@ -164,7 +167,8 @@ impl DatagramEcho {
         for (why, count) in self.dropped.drain() {
             let from = match (why, limited) {
                 (Drop::Guarded(Verdict::RateLimited), Some((ip, others))) => {
-                    format!(" ({ip}{})", if others { " and others" } else { "" })
+                    let source = share_name(ip);
+                    format!(" ({source}{})", if others { " and others" } else { "" })
                 }
                 _ => String::new(),
             };
@@ -183,7 +187,7 @@ impl DatagramEcho {
         };
         match &mut self.limited {
             None => self.limited = Some((ip, false)),
-            Some((first, others)) => *others |= *first != ip,
+            Some((first, others)) => *others |= share_key(*first) != share_key(ip),
         }
     }
 
@@ -209,7 +213,8 @@ impl DatagramEcho {
                 Err(e) if is_transient(&e) => return ignore_transient(e),
                 Err(e) => return Err(e),
             };
-            let Some(n) = self.admit(received, buf, &from) else {
+            let uid = told.cred.map(|(uid, _)| uid);
+            let Some(n) = self.admit(received, buf, (&from, uid)) else {
                 continue;
             };
             hexdump::dump_if(Way::In, &from, &buf[..n]);
@@ -288,11 +293,11 @@ impl DatagramEcho {
     /// Receive `i` of a batch decided, datagram by datagram: those answered transformed and
     /// moved together at its start; the length of their replies, `None` for none.
     fn take_received(&mut self, batch: &mut Batch, i: usize) -> Option<usize> {
-        let segment = batch.segment(i);
+        let (segment, uid) = (batch.segment(i), batch.uid(i));
         let (received, data, from) = batch.get_mut(i);
         // A receive cut short (or not data) is decided whole: dropped, never answered in part.
         if segment == 0 || !matches!(received, Received::Data(_)) {
-            let n = self.answer_in_place(received, data, from)?;
+            let n = self.answer_in_place(received, data, (from, uid))?;
             return Some(n);
         }
         // Glued: only the last datagram may be shorter than the segment, so the answered
@@ -300,7 +305,8 @@ impl DatagramEcho {
         let mut end = 0;
         for piece in datagrams(data.len(), segment) {
             let len = piece.len();
-            let Some(n) = self.answer_in_place(Received::Data(len), &mut data[piece.clone()], from)
+            let Some(n) =
+                self.answer_in_place(Received::Data(len), &mut data[piece.clone()], (from, uid))
             else {
                 continue;
             };
@@ -387,13 +393,14 @@ impl DatagramEcho {
 
     /// One datagram a completion model received: decided, and when answered transformed in
     /// place; the reply's length, `None` for no reply. [`DatagramEcho::count`] once sent.
+    /// `uid`: a Unix sender's user, as for [`DatagramEcho::admit`].
     pub(crate) fn answer_in_place(
         &mut self,
         received: Received,
         data: &mut [u8],
-        from: &PeerAddr,
+        (from, uid): (&PeerAddr, Option<u32>),
     ) -> Option<usize> {
-        let n = self.admit(received, data, from)?;
+        let n = self.admit(received, data, (from, uid))?;
         let data = &mut data[..n];
         hexdump::dump_if(Way::In, from, data);
         hexdump::log_received(from, data);

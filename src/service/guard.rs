@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockAddr;
 
+use crate::endpoint::{Share, share_key};
 use crate::transport::PeerAddr;
 
 use super::table_hash::{TableHasher, TableMap, recent_slot};
@@ -43,7 +44,9 @@ pub(crate) const REFLECT_STREAK: u32 = 16;
 /// takes a local program, and a client repeating one message loses one reply in 1000.
 pub(crate) const REFLECT_STREAK_HERE: u32 = 1000;
 
-/// Sources tracked at once (rates, repeats); past this, the quietest are forgotten.
+/// Sources tracked at once (rates, repeats); past this, the quietest are forgotten: the
+/// older half of the budgets at once (a newcomer is never refused for want of room, so
+/// sources cycling through addresses cannot shut others out).
 const MAX_SOURCES: usize = 4096;
 
 /// Why a datagram is not answered.
@@ -65,7 +68,11 @@ impl Verdict {
                 "from source port 0 or a small-service port (7, 9, 13, 19, 37): answering could \
                  start an endless echo loop (--allow-loop-ports answers them)"
             }
-            Verdict::RateLimited => "over the rate limit for its source (--rate-limit)",
+            Verdict::RateLimited => {
+                "over --rate-limit replies per second for its source (by default 50000 for a \
+                 source off this host; a source is an IPv4 address, an IPv6 /64, or a user of \
+                 this host)"
+            }
             Verdict::Reflected => {
                 "its sender's last datagrams (16 in a row, 1000 from this host) each repeated \
                  one it sent a moment before: \
@@ -80,7 +87,8 @@ impl Verdict {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GuardRules {
     pub allow_loop_ports: bool,
-    /// Datagrams per second per source address, from any source (--rate-limit).
+    /// Datagrams per second per source (an IPv4 address, an IPv6 /64, a Unix sender's user),
+    /// from any source (--rate-limit).
     pub rate: Option<u32>,
     /// The limit for sources off this host when `rate` is not set; none: no limit (the
     /// lab's udp port, whose gate admits only the proven addresses of runs holding a turn).
@@ -120,7 +128,8 @@ pub(crate) struct Guard {
     /// The wildcard's port, when bound to 0.0.0.0 or [::]: any local address with it is ours.
     wildcard_port: Option<u16>,
     local_ips: Vec<IpAddr>,
-    buckets: TableMap<IpAddr, Bucket>,
+    /// Rate budgets by source: an address's [`share_key`], a Unix sender's user.
+    buckets: TableMap<Share, Bucket>,
     /// Senders that are not refused by their address alone (those are decided again at
     /// each datagram, and dropped).
     senders: TableMap<PeerAddr, Sender>,
@@ -145,20 +154,29 @@ impl Guard {
         }
     }
 
-    /// Whether a datagram of `data` from `from` may be answered; `Err` says why not.
-    pub(crate) fn check(&mut self, from: &PeerAddr, data: &[u8]) -> Result<(), Verdict> {
+    /// Whether a datagram of `data` from `from` may be answered; `Err` says why not. `uid`:
+    /// a Unix sender's user (SCM_CREDENTIALS), whose budget it spends.
+    pub(crate) fn check(
+        &mut self,
+        from: &PeerAddr,
+        uid: Option<u32>,
+        data: &[u8],
+    ) -> Result<(), Verdict> {
         let slot = self.slot(from)?;
         let sender = &mut self.senders[slot];
-        let (ip, here) = (sender.ip, sender.here);
+        let source = match sender.ip {
+            Some(ip) => Share::Address(share_key(ip)),
+            None => Share::Local(uid),
+        };
         if !within_rate(
             &mut self.buckets,
             self.rules,
-            (ip, here),
+            (source, sender.here),
             &mut sender.bucket,
         ) {
             return Err(Verdict::RateLimited);
         }
-        if self.rules.repeats && repeated(self.rules, &mut sender.seen, data, here) {
+        if self.rules.repeats && repeated(self.rules, &mut sender.seen, data, sender.here) {
             return Err(Verdict::Reflected);
         }
         Ok(())
@@ -220,13 +238,13 @@ impl Guard {
     }
 }
 
-/// Whether a sender's datagram is within its source's rate: `ip`, its address (none for a
-/// Unix sender), `here`, whether that is on this host beyond forging; `slot`, the hint for
+/// Whether a sender's datagram is within its source's rate: `source`, whose budget it
+/// spends, `here`, whether the sender is on this host beyond forging; `slot`, the hint for
 /// its bucket (see [`recent_slot`]).
 fn within_rate(
-    buckets: &mut TableMap<IpAddr, Bucket>,
+    buckets: &mut TableMap<Share, Bucket>,
     rules: GuardRules,
-    (ip, here): (Option<IpAddr>, bool),
+    (source, here): (Share, bool),
     slot: &mut usize,
 ) -> bool {
     let rate = match rules.rate {
@@ -237,25 +255,19 @@ fn within_rate(
             None => return true,
         },
     };
-    // Per source address, not per port: a flood from many ports of one host is one
-    // source (and every Unix datagram sender is one, this host).
-    let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let now = Instant::now();
     let rate = f64::from(rate);
-    let bucket = match recent_slot(buckets, &ip, slot) {
+    let bucket = match recent_slot(buckets, &source, slot) {
         Some(known) => &mut buckets[known],
         None => {
             if buckets.len() >= MAX_SOURCES {
-                buckets.retain(|_, b| now.duration_since(b.last) < Duration::from_secs(1));
-                if buckets.len() >= MAX_SOURCES {
-                    return false;
-                }
+                forget_older_half(buckets);
             }
             let fresh = Bucket {
                 tokens: rate,
                 last: now,
             };
-            let (made, _) = buckets.insert_full(ip, fresh);
+            let (made, _) = buckets.insert_full(source, fresh);
             *slot = made;
             &mut buckets[made]
         }
@@ -269,6 +281,16 @@ fn within_rate(
     } else {
         false
     }
+}
+
+/// Forgets the budgets used least lately, half of them: room for newcomers at once, and
+/// for the next many (a pass over the table per half of it, not per newcomer). A source
+/// still sending is among the recent half and keeps its budget.
+fn forget_older_half(buckets: &mut TableMap<Share, Bucket>) {
+    let mut lasts: Vec<Instant> = buckets.values().map(|b| b.last).collect();
+    let middle = lasts.len() / 2;
+    let (_, &mut cutoff, _) = lasts.select_nth_unstable(middle);
+    buckets.retain(|_, b| b.last > cutoff);
 }
 
 /// Counts datagrams in a row from one sender (what it sent lately: `seen`) that repeat one
@@ -470,22 +492,25 @@ mod tests {
     fn own_address_and_wildcard_port_on_a_local_address_are_refused() {
         let mut bound = Guard::new(rules(), Some(peer("127.0.0.1:4000").0));
         assert_eq!(
-            bound.check(&peer("127.0.0.1:4000"), b"x"),
+            bound.check(&peer("127.0.0.1:4000"), None, b"x"),
             Err(Verdict::Own)
         );
-        assert_eq!(bound.check(&peer("127.0.0.1:4001"), b"x"), Ok(()));
+        assert_eq!(bound.check(&peer("127.0.0.1:4001"), None, b"x"), Ok(()));
         // The sender before is remembered, and no other sender is taken for it.
         assert_eq!(
-            bound.check(&peer("127.0.0.1:4000"), b"x"),
+            bound.check(&peer("127.0.0.1:4000"), None, b"x"),
             Err(Verdict::Own)
         );
         let mut any = Guard::new(rules(), Some(peer("[::]:4000").0));
         assert_eq!(
-            any.check(&peer("[::ffff:127.0.0.2]:4000"), b"x"),
+            any.check(&peer("[::ffff:127.0.0.2]:4000"), None, b"x"),
             Err(Verdict::Own)
         );
-        assert_eq!(any.check(&peer("[::1]:4000"), b"x"), Err(Verdict::Own));
-        assert_eq!(any.check(&peer("[::1]:4001"), b"x"), Ok(()));
+        assert_eq!(
+            any.check(&peer("[::1]:4000"), None, b"x"),
+            Err(Verdict::Own)
+        );
+        assert_eq!(any.check(&peer("[::1]:4001"), None, b"x"), Ok(()));
     }
 
     /// A sender on this host and one off it (TEST-NET-1, never this host's), each with its
@@ -508,7 +533,7 @@ mod tests {
             let mut guard = Guard::new(unlimited(), None);
             let from = peer(sender);
             let dropped = (0..2 * streak + 1)
-                .filter(|_| guard.check(&from, b"same").is_err())
+                .filter(|_| guard.check(&from, None, b"same").is_err())
                 .count();
             assert_eq!(dropped, 2, "{sender}");
         }
@@ -523,7 +548,7 @@ mod tests {
                 let dropped = (0..2 * streak + payloads)
                     .filter(|n| {
                         let msg = format!("PAYLOAD {}", n % payloads);
-                        guard.check(&from, msg.as_bytes()).is_err()
+                        guard.check(&from, None, msg.as_bytes()).is_err()
                     })
                     .count();
                 assert_eq!(dropped, 2, "{sender}, {payloads} payloads");
@@ -543,7 +568,7 @@ mod tests {
             let mut guard = Guard::new(unlimited(), None);
             let from = peer(sender);
             let dropped = (0..200_000u32)
-                .filter(|n| guard.check(&from, &n.to_be_bytes()).is_err())
+                .filter(|n| guard.check(&from, None, &n.to_be_bytes()).is_err())
                 .count();
             assert_eq!(dropped, 0, "{sender}");
         }
@@ -559,7 +584,7 @@ mod tests {
         let from = peer("127.0.0.1:5000");
         let count = |g: &mut Guard, msg: &[u8]| {
             (0..2 * REFLECT_STREAK_HERE + 1)
-                .filter(|_| g.check(&from, msg).is_err())
+                .filter(|_| g.check(&from, None, msg).is_err())
                 .count()
         };
         assert_eq!(count(&mut guard, b"hello"), 0);
@@ -572,10 +597,53 @@ mod tests {
         let mut guard = Guard::new(rules(), None);
         let answered = |g: &mut Guard, p: &str| {
             (0..100)
-                .filter(|i| g.check(&peer(p), &i.to_string().into_bytes()).is_ok())
+                .filter(|i| g.check(&peer(p), None, &i.to_string().into_bytes()).is_ok())
                 .count()
         };
         assert_eq!(answered(&mut guard, "127.0.0.1:5000"), 100);
         assert!(answered(&mut guard, "192.0.2.1:5000") <= 11);
+    }
+
+    #[test]
+    fn one_64_is_one_source_and_a_full_table_never_refuses_a_newcomer() {
+        let mut guard = Guard::new(rules(), None);
+        // Many addresses of one /64, each a datagram: past its rate, as one source.
+        let spread = (0..2 * MAX_SOURCES)
+            .filter(|i| {
+                let from = peer(&format!("[2001:db8::{:x}]:5000", i + 1));
+                guard.check(&from, None, b"x").is_ok()
+            })
+            .count();
+        // (10 a second, and its burst: far fewer than one each, whatever the clock did.)
+        assert!(spread < 1000, "{spread} answered");
+        // Many IPv4 sources fill the table; a newcomer still has its budget.
+        for i in 0..2 * MAX_SOURCES as u32 {
+            let from = peer(&format!(
+                "{}:5000",
+                std::net::Ipv4Addr::from(0xc633_0000 + i)
+            ));
+            let _ = guard.check(&from, None, b"x");
+        }
+        assert_eq!(guard.check(&peer("192.0.2.1:5000"), None, b"y"), Ok(()));
+    }
+
+    #[test]
+    fn each_local_user_has_its_own_budget() {
+        let limited = GuardRules {
+            rate: Some(10),
+            ..rules()
+        };
+        let mut guard = Guard::new(limited, None);
+        let from = PeerAddr(SockAddr::unix("/tmp/netecho-guard-test.sock").unwrap());
+        let answered = |g: &mut Guard, uid| {
+            (0..100u32)
+                .filter(|i| g.check(&from, Some(uid), &i.to_be_bytes()).is_ok())
+                .count()
+        };
+        assert!(answered(&mut guard, 1000) <= 11);
+        assert!(
+            answered(&mut guard, 1001) >= 10,
+            "another user is not limited"
+        );
     }
 }

@@ -207,8 +207,12 @@ pub(crate) fn serve_gated(
             let Verdict::Reply(reply) = echo.handle(packet, &from, got.ttl) else {
                 continue;
             };
-            if guard.check(&from, &reply).is_err() {
-                debug!("raw {}: over its replies per second", from.show(Proto::Raw));
+            if let Err(verdict) = guard.check(&from, None, &reply) {
+                debug!(
+                    "raw {}: not answered: {}",
+                    from.show(Proto::Raw),
+                    verdict.explain()
+                );
                 echo.counts.answered -= 1;
                 echo.counts.limited += 1;
                 continue;

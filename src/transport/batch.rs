@@ -31,6 +31,8 @@ pub(crate) struct Batch {
     /// Each received datagram's sender, made once per datagram as it is read, lent to
     /// every check and count after it.
     peers: Vec<PeerAddr>,
+    /// Each Unix sender's user (SCM_CREDENTIALS), on a socket that passes them.
+    uids: Vec<Option<u32>>,
     /// Where each datagram arrived (IP_PKTINFO), on a socket that answers from there; the
     /// control buffers it is read into, then the replies' own.
     arrivals: Vec<Option<Arrival>>,
@@ -72,6 +74,7 @@ impl Default for Batch {
             addrs: vec![unsafe { mem::zeroed() }; BATCH],
             addr_lens: vec![0; BATCH],
             peers: vec![PeerAddr(SockAddr::from(SocketAddr::from(([0, 0, 0, 0], 0)))); BATCH],
+            uids: vec![None; BATCH],
             arrivals: vec![None; BATCH],
             held: std::iter::repeat_with(|| None).take(BATCH).collect(),
             controls: vec![Control::default(); BATCH],
@@ -126,6 +129,11 @@ impl Batch {
     /// The sender of datagram `i`.
     pub(crate) fn peer(&self, i: usize) -> &PeerAddr {
         &self.peers[i]
+    }
+
+    /// Datagram `i`'s sender's user, on a Unix socket that passes credentials.
+    pub(crate) fn uid(&self, i: usize) -> Option<u32> {
+        self.uids[i]
     }
 
     /// After a receive of `got` datagrams: what the next one offers (see `offer`).
@@ -272,6 +280,7 @@ impl DatagramSocket {
             if self.passcred {
                 // Safety: the header recvmmsg just filled, its control in `batch.controls[i]`.
                 let cred = unsafe { super::unix::credentials(&hdr.msg_hdr) };
+                batch.uids[i] = cred.map(|c| c.uid);
                 let from = std::mem::replace(&mut batch.peers[i], PeerAddr::unnamed());
                 (batch.peers[i], batch.held[i]) = super::unix::vouched(from, cred);
             }

@@ -220,12 +220,12 @@ impl<'a> Worker<'a> {
         };
         let len = (result.max(0) as usize).min(self.bufs.size());
         let buf = self.bufs.get(bid, len);
-        let Some((received, (from, held), start)) = parse(buf, &self.template) else {
+        let Some((received, (from, held, uid), start)) = parse(buf, &self.template) else {
             self.bufs.give_back(bid);
             return Ok(());
         };
         let payload = &mut buf[start..];
-        let Some(n) = self.echo.answer_in_place(received, payload, &from) else {
+        let Some(n) = self.echo.answer_in_place(received, payload, (&from, uid)) else {
             self.bufs.give_back(bid);
             return Ok(());
         };
@@ -277,13 +277,14 @@ impl<'a> Worker<'a> {
     }
 }
 
+/// A datagram's sender: its address, a Unix path sender's socket file held for the reply,
+/// and a Unix sender's uid.
+type Sender = (PeerAddr, Option<ReplyPath>, Option<u32>);
+
 /// What one recvmsg completion holds: how it was received, from whom (and a Unix path
-/// sender's socket file, held for the reply: see [`unix::vouched`]), and where the payload
-/// starts in the buffer.
-fn parse(
-    buf: &[u8],
-    template: &libc::msghdr,
-) -> Option<(Received, (PeerAddr, Option<ReplyPath>), usize)> {
+/// sender's socket file, held for the reply: see [`unix::vouched`]; a Unix sender's uid, for
+/// its reply budget), and where the payload starts in the buffer.
+fn parse(buf: &[u8], template: &libc::msghdr) -> Option<(Received, Sender, usize)> {
     let out = types::RecvMsgOut::parse(buf, template).ok()?;
     let real = out.incoming_payload_len() as usize;
     let received = if out.is_payload_truncated() {
@@ -303,11 +304,14 @@ fn parse(
     }
     .ok()?;
     let mut from = (PeerAddr(from), None);
+    let mut uid = None;
     if template.msg_controllen > 0 {
-        from = unix::vouched(from.0, credentials(&out));
+        let cred = credentials(&out);
+        uid = cred.map(|c| c.uid);
+        from = unix::vouched(from.0, cred);
     }
     let start = HEADER + template.msg_namelen as usize + template.msg_controllen;
-    Some((received, from, start))
+    Some((received, (from.0, from.1, uid), start))
 }
 
 /// The sender's credentials in a multishot recvmsg's control data, read as recvmsg's
