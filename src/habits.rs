@@ -6,6 +6,7 @@
 
 use std::error::Error as _;
 use std::ffi::OsString;
+use std::iter::Peekable;
 
 use clap::CommandFactory;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -509,50 +510,9 @@ impl Typed {
                         (typed.host, typed.port) = (Some(host), Some(port));
                     }
                 }
-                long if long.starts_with("--") => {
-                    // netecho's own flag: its value is no host, port or message.
-                    let Some(arg) = own_flag(command, long) else {
-                        continue;
-                    };
-                    let takes = arg.get_action().takes_values();
-                    let value = takes.then(|| value.or_else(|| words.next())).flatten();
-                    // Only a value netecho takes is carried: pasted, the advice runs.
-                    let carried = value.is_none_or(|v| pastable(v) && accepts(command, long, v));
-                    match (long, value) {
-                        ("--proto", Some("udp")) => typed.udp = true,
-                        _ if !carried => {}
-                        _ => typed.own.push((long.into(), value.map(Into::into))),
-                    }
-                }
+                long if long.starts_with("--") => typed.long_flag(command, long, value, &mut words),
                 short if short.starts_with('-') && short.len() > 1 => {
-                    // A cluster (-lu, -lp 4000, -p4000): the last letter's value is next.
-                    let letters = short[1..].trim_end_matches(|c: char| c.is_ascii_digit());
-                    let attached = &short[1 + letters.len()..];
-                    typed.udp |= letters.contains('u');
-                    typed.listen |= letters.contains('l') && command != Some("bench");
-                    // iperf3's -b and -l take a value; nc's -b (broadcast) and -l do not.
-                    let bench = command == Some("bench") && letters.ends_with(['b', 'l']);
-                    let last = letters
-                        .chars()
-                        .last()
-                        .filter(|c| bench || TAKES_VALUE.contains(*c));
-                    let value = match (last, attached) {
-                        (None, _) => None,
-                        // A flag is no value: `bench -s -p 5201` is iperf3's -s, then -p.
-                        (Some(_), "") => words.next_if(|w| !w.starts_with('-')),
-                        (Some(_), attached) => Some(attached),
-                    };
-                    match (last, value) {
-                        (Some('s'), None) => typed.server = command == Some("bench"),
-                        (Some('p'), Some(v)) => typed.port = Some(v.into()),
-                        (Some('c'), Some(v)) if command == Some("bench") => {
-                            typed.host = Some(v.into())
-                        }
-                        (Some('e'), Some(v)) => typed.program = Some(v.into()),
-                        (Some('w'), Some(v)) => typed.seconds = Some(v.into()),
-                        (Some(c), Some(v)) => typed.values.push((format!("-{c}"), v.into())),
-                        _ => {}
-                    }
+                    typed.short_flags(command, short, &mut words)
                 }
                 port if port.parse::<u16>().is_ok_and(|p| p > 0) && typed.port.is_none() => {
                     typed.port = Some(port.into())
@@ -563,6 +523,64 @@ impl Typed {
         }
         typed.said = said(message);
         typed.pastable()
+    }
+
+    /// netecho's own long flag `long` (`value`: given after `=`), carried into advice with
+    /// its value when netecho takes them.
+    fn long_flag<'a>(
+        &mut self,
+        command: Option<&str>,
+        long: &str,
+        value: Option<&'a str>,
+        words: &mut Peekable<impl Iterator<Item = &'a str>>,
+    ) {
+        // Its value is no host, port or message.
+        let Some(arg) = own_flag(command, long) else {
+            return;
+        };
+        let takes = arg.get_action().takes_values();
+        let value = takes.then(|| value.or_else(|| words.next())).flatten();
+        // Only a value netecho takes is carried: pasted, the advice runs.
+        let carried = value.is_none_or(|v| pastable(v) && accepts(command, long, v));
+        match (long, value) {
+            ("--proto", Some("udp")) => self.udp = true,
+            _ if !carried => {}
+            _ => self.own.push((long.into(), value.map(Into::into))),
+        }
+    }
+
+    /// A cluster of short flags (-lu, -lp 4000, -p4000): the last letter's value is next.
+    fn short_flags<'a>(
+        &mut self,
+        command: Option<&str>,
+        short: &'a str,
+        words: &mut Peekable<impl Iterator<Item = &'a str>>,
+    ) {
+        let letters = short[1..].trim_end_matches(|c: char| c.is_ascii_digit());
+        let attached = &short[1 + letters.len()..];
+        self.udp |= letters.contains('u');
+        self.listen |= letters.contains('l') && command != Some("bench");
+        // iperf3's -b and -l take a value; nc's -b (broadcast) and -l do not.
+        let bench = command == Some("bench") && letters.ends_with(['b', 'l']);
+        let last = letters
+            .chars()
+            .last()
+            .filter(|c| bench || TAKES_VALUE.contains(*c));
+        let value = match (last, attached) {
+            (None, _) => None,
+            // A flag is no value: `bench -s -p 5201` is iperf3's -s, then -p.
+            (Some(_), "") => words.next_if(|w| !w.starts_with('-')),
+            (Some(_), attached) => Some(attached),
+        };
+        match (last, value) {
+            (Some('s'), None) => self.server = command == Some("bench"),
+            (Some('p'), Some(v)) => self.port = Some(v.into()),
+            (Some('c'), Some(v)) if command == Some("bench") => self.host = Some(v.into()),
+            (Some('e'), Some(v)) => self.program = Some(v.into()),
+            (Some('w'), Some(v)) => self.seconds = Some(v.into()),
+            (Some(c), Some(v)) => self.values.push((format!("-{c}"), v.into())),
+            _ => {}
+        }
     }
 
     /// Advice is pasted into a shell: only what reads as a port, a number, a host, a path or
