@@ -79,7 +79,7 @@ fn intervals_add_up_to_the_summary(all: &[String]) {
     assert!(
         objects
             .iter()
-            .all(|o| o["schema"] == "netecho-bench-ndjson/1")
+            .all(|o| o["schema"] == "netecho-bench-ndjson/2")
     );
     assert_eq!(summary["type"], "summary");
     // The summary stands alone: what ran, where and how.
@@ -292,4 +292,12 @@ fn late_replies_never_make_an_interval_s_lost_wrap() {
     let timed_out = summary["lost"].as_u64().unwrap() + summary["late"].as_u64().unwrap();
     assert!(timed_out > 0, "the pause lost nothing: {summary}");
     assert_eq!(lost, timed_out, "{all:?}");
+    // An interval of the pause answered nothing: no percentiles (zeros read as the fastest).
+    let silent = intervals.iter().filter(|o| o["answered"] == 0).count();
+    assert!(silent > 0, "no interval fell in the pause: {all:?}");
+    for o in intervals {
+        let answered = o["answered"].as_u64().unwrap() > 0;
+        assert_eq!(o["latency_us"]["p50"].is_number(), answered, "{o}");
+        assert_eq!(o["latency_us"].is_null(), !answered, "{o}");
+    }
 }

@@ -8,7 +8,7 @@ use super::meta::Meta;
 use super::run::{Interval, Percentiles, Run, round};
 
 /// The version of the NDJSON lines' layout.
-pub(crate) const SCHEMA: &str = "netecho-bench-ndjson/1";
+pub(crate) const SCHEMA: &str = "netecho-bench-ndjson/2";
 
 #[derive(Serialize)]
 struct IntervalLine<'a> {
@@ -25,7 +25,9 @@ struct IntervalLine<'a> {
     requests_per_s: f64,
     mb_per_s: f64,
     lost: u64,
-    latency_us: Percentiles,
+    /// `None` (null) for an interval that answered nothing: no round trip was measured, and
+    /// zeros would read as the fastest interval of the run.
+    latency_us: Option<Percentiles>,
 }
 
 #[derive(Serialize)]
@@ -55,7 +57,7 @@ pub(crate) fn interval(proto: &str, address: &str, i: &Interval) -> String {
         requests_per_s: round(i.answered as f64 / secs, 0),
         mb_per_s: round(i.bytes as f64 / 1e6 / secs, 2),
         lost: i.lost,
-        latency_us: Percentiles::of(&i.latency),
+        latency_us: (i.answered > 0).then(|| Percentiles::of(&i.latency)),
     };
     serde_json::to_string(&line).expect("a line always serializes") + "\n"
 }

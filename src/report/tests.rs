@@ -271,7 +271,7 @@ fn histogram() -> Histogram<u64> {
 #[test]
 fn ndjson_summary_and_interval_lines() {
     let expected = "\
-{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\",\"stall\":null}
+{\"schema\":\"netecho-bench-ndjson/2\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\",\"stall\":null}
 ";
     assert_eq!(render(Format::Ndjson, &[run()]), expected);
     let interval = Interval {
@@ -285,7 +285,7 @@ fn ndjson_summary_and_interval_lines() {
         latency: histogram(),
     };
     let expected = "\
-{\"schema\":\"netecho-bench-ndjson/1\",\"type\":\"interval\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"interval\":2,\"start_s\":2.0,\"end_s\":3.0,\"sent\":500,\"answered\":499,\"bytes\":31936,\"requests_per_s\":499.0,\"mb_per_s\":0.03,\"lost\":1,\"latency_us\":{\"p50\":20,\"p90\":1000,\"p99\":1000,\"p99_9\":1000,\"max\":1000,\"mean\":265.0}}
+{\"schema\":\"netecho-bench-ndjson/2\",\"type\":\"interval\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"interval\":2,\"start_s\":2.0,\"end_s\":3.0,\"sent\":500,\"answered\":499,\"bytes\":31936,\"requests_per_s\":499.0,\"mb_per_s\":0.03,\"lost\":1,\"latency_us\":{\"p50\":20,\"p90\":1000,\"p99\":1000,\"p99_9\":1000,\"max\":1000,\"mean\":265.0}}
 ";
     assert_eq!(ndjson::interval("udp", "[::1]:3234", &interval), expected);
 }
