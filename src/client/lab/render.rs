@@ -206,12 +206,19 @@ fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
             p(l, |r| csv_seen(r, |r| r.latency_us.mean.to_string()))
         }),
         Column::left("p50_rounds_us", |l| p(l, |r| join(&r.p50_rounds_us))),
+        Column::right("rounds_left_out", |l| {
+            p(l, |r| r.rounds_left_out.to_string())
+        }),
         Column::right("median_round_p50_us", |l| {
             p(l, |r| csv_seen(r, |r| r.median_round_p50_us.to_string()))
         }),
         Column::right("messages_per_s", |l| {
             p(l, |r| csv_seen(r, |r| format!("{:.0}", r.messages_per_s)))
         }),
+        Column::left("messages_per_s_rounds", |l| {
+            p(l, |r| csv_seen(r, |r| join(&r.messages_per_s_rounds)))
+        }),
+        Column::right("in_flight", |l| p(l, |r| r.in_flight.to_string())),
         Column::right("mb_per_s", |l| {
             p(l, |r| csv_seen(r, |r| format!("{:.2}", r.mb_per_s)))
         }),
@@ -244,10 +251,10 @@ fn tcp_cell(r: &Row, f: fn(&TcpInfoRow) -> u64) -> String {
 }
 
 /// Numbers in one CSV field, space-separated.
-fn join(values: &[u64]) -> String {
+fn join<T: ToString>(values: &[T]) -> String {
     values
         .iter()
-        .map(u64::to_string)
+        .map(T::to_string)
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -39,9 +39,8 @@ pub(crate) struct Row {
     pub messages_per_s: f64,
     /// Each load round's msg/s, lowest first: a round far below the others stalled.
     pub messages_per_s_rounds: Vec<f64>,
-    /// Requests the load kept in flight at once (clients times window; 1 for raw): each
-    /// lost one held a place for the lab's timeout.
-    #[serde(skip)]
+    /// Requests the load kept in flight at once (clients times window; 1 for raw, whose
+    /// msg/s is one request at a time): each lost one held a place for the lab's timeout.
     pub in_flight: usize,
     pub mb_per_s: f64,
     pub sent: u64,
@@ -134,6 +133,10 @@ pub(crate) fn observed<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::O
                 for name in UNOBSERVED {
                     fields.insert(name.into(), serde_json::Value::Null);
                 }
+            }
+            if row.messages_per_s_rounds.is_empty() {
+                // Raw's load is one run: no rounds observed, not rounds of nothing.
+                fields.insert("messages_per_s_rounds".into(), serde_json::Value::Null);
             }
             fields.insert("boundaries_kept".into(), row.bounds().into());
             fields.insert("ordered".into(), row.order().into());

@@ -241,21 +241,24 @@ unix   length   50         1    800        50
 #[test]
 fn csv() {
     let head = "kind,proto,family,type,address,setup_us,p50_us,p90_us,p99_us,p99_9_us,max_us,\
-mean_us,p50_rounds_us,median_round_p50_us,messages_per_s,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
+mean_us,p50_rounds_us,rounds_left_out,median_round_p50_us,messages_per_s,messages_per_s_rounds,\
+in_flight,mb_per_s,sent,lost,loss_cause,boundaries_kept,burst_reads,\
 burst_lost,ordered,why,tcp_connections,tcp_retransmits,tcp_rtt_us,tcp_cwnd,framing,sends,reads,\
 messages,bytes,netecho_version,host,kernel,cores,date_utc,command,param_rounds\n";
     let meta = ",0.1.0,lab1,Linux 6.1.0,2,2026-11-30T17:03:41Z,netecho lab --format csv,3\n";
     let protocols = [
-        "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,12,123456,126.44,\
+        "protocol,tcp,AF_INET6,SOCK_STREAM,[::1]:4000,31,12,24,36,48,60,12.5,9 10 12,0,12,123456,\
+89000 90000 91000,16,126.44,\
 130000,0,,false,3,0,true,\"tcp, with \"\"quotes\"\"\",4,2,40,10,,,,,",
         "protocol,unix-seqpacket,AF_UNIX,SOCK_SEQPACKET,\"/tmp/a,b.sock\",9,5,10,15,20,25,5.5,\
-9 10 12,5,200000,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,,",
-        "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,10,90000,92.16,\
+9 10 12,0,5,200000,89000 90000 91000,16,204.80,200100,0,,true,50,0,true,seqpacket,,,,,,,,,",
+        "protocol,udp,AF_INET,SOCK_DGRAM,127.0.0.1:5000,8,10,20,30,40,50,10.5,9 10 12,0,10,\
+90000,89000 90000 91000,16,92.16,\
 90010,7,receive-buffer,true,50,0,false,udp,,,,,,,,,",
     ];
     let bounds = [
-        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0,800",
-        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50,800",
+        "boundary,tcp,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,none,50,2,0,800",
+        "boundary,unix,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,length,50,1,50,800",
     ];
     let with_meta =
         |lines: &[&str]| -> String { lines.iter().map(|l| format!("{l}{meta}")).collect() };
@@ -327,7 +330,7 @@ fn the_median_rounds_p50_has_its_own_name_beside_the_pooled_percentiles() {
     let csv = with(&rows, &[], |lab| {
         render::on_this_machine(Format::Csv, Layout::Narrow, lab)
     });
-    assert!(csv.contains(",10,20,30,40,50,10.5,9 35 40,35,"), "{csv}");
+    assert!(csv.contains(",10,20,30,40,50,10.5,9 35 40,0,35,"), "{csv}");
     // The table shows the rounds' median, as its legend says.
     let table = with(&rows, &[], |lab| {
         render::on_this_machine(Format::Table, Layout::Narrow, lab)
@@ -458,7 +461,8 @@ fn a_row_with_no_reply_is_null_where_the_table_shows_a_dash() {
         render::on_this_machine(Format::Csv, Layout::Narrow, lab)
     });
     let line = csv.lines().nth(1).unwrap();
-    // setup_us, then nothing from p50_us to mb_per_s, then sent and lost.
-    assert!(line.contains(",8,,,,,,,,,,,51,51,"), "{line}");
+    // setup_us, then nothing from p50_us to mb_per_s but the rounds left out and the
+    // requests in flight, then sent and lost.
+    assert!(line.contains(",8,,,,,,,,0,,,,16,,51,51,"), "{line}");
     assert!(!line.contains("true"), "{line}");
 }
