@@ -8,12 +8,14 @@
 
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socket2::SockAddr;
 
 use crate::endpoint::{Share, share_key};
 use crate::transport::PeerAddr;
+pub(crate) use crate::transport::ip::is_this_host;
+use crate::transport::ip::local_ips;
 
 use super::table_hash::{TableHasher, TableMap, recent_slot};
 
@@ -381,37 +383,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The addresses of this host's interfaces, read again at most once a second: a datagram
-/// request from elsewhere asks for them, and each reading is a netlink dump.
-fn local_ips() -> Vec<IpAddr> {
-    static READ: std::sync::Mutex<Option<(Instant, Vec<IpAddr>)>> = std::sync::Mutex::new(None);
-    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
-    match &*read {
-        Some((at, ips)) if at.elapsed() < Duration::from_secs(1) => ips.clone(),
-        _ => {
-            let ips = read_local_ips();
-            *read = Some((Instant::now(), ips.clone()));
-            ips
-        }
-    }
-}
-
-/// The addresses of this host's interfaces (getifaddrs).
-fn read_local_ips() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter_map(|a| a.address)
-        .filter_map(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })
-        .map(canonical)
-        .collect()
-}
-
 /// A cheap fingerprint of a datagram: its length and its first and last 32 bytes, which
 /// tell apart any two messages of a load run (sequence numbers lead each one).
 fn fingerprint(data: &[u8]) -> u64 {
@@ -434,14 +405,6 @@ fn fingerprint(data: &[u8]) -> u64 {
     h.write(&data[..data.len().min(32)]);
     h.write(&data[data.len().saturating_sub(32)..]);
     h.state()
-}
-
-/// Whether `ip` is one of this host's addresses (loopback among them): a connected peer
-/// there is a program of this host, as a handshake answered from outside never completes.
-/// For a datagram's source see [`datagram_from_this_host`].
-pub(crate) fn is_this_host(ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    ip.is_loopback() || local_ips().contains(&ip)
 }
 
 /// Whether a datagram from `ip` can only have been sent on this host, so its source needs no

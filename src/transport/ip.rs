@@ -1,7 +1,8 @@
-//! What TCP and UDP share: name resolution, and creating and binding an AF_INET or AF_INET6
-//! socket with the options both care about.
+//! What TCP and UDP share: name resolution, creating and binding an AF_INET or AF_INET6
+//! socket with the options both care about, and which addresses are this host's.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use socket2::{Domain, Socket, Type};
@@ -129,4 +130,43 @@ pub(crate) fn bind_first(
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("{addr} has no address to bind")))
+}
+
+/// Whether `ip` is one of this host's addresses (loopback among them): a connected peer
+/// there is a program of this host, as a handshake answered from outside never completes.
+/// A datagram's source proves less: see the guard's `datagram_from_this_host`.
+pub(crate) fn is_this_host(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback() || local_ips().contains(&ip)
+}
+
+/// The addresses of this host's interfaces, read again at most once a second: a datagram
+/// request from elsewhere asks for them, and each reading is a netlink dump.
+pub(crate) fn local_ips() -> Vec<IpAddr> {
+    static READ: std::sync::Mutex<Option<(Instant, Vec<IpAddr>)>> = std::sync::Mutex::new(None);
+    let mut read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    match &*read {
+        Some((at, ips)) if at.elapsed() < Duration::from_secs(1) => ips.clone(),
+        _ => {
+            let ips = read_local_ips();
+            *read = Some((Instant::now(), ips.clone()));
+            ips
+        }
+    }
+}
+
+/// The addresses of this host's interfaces (getifaddrs).
+fn read_local_ips() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .map(|ip| ip.to_canonical())
+        .collect()
 }

@@ -25,7 +25,7 @@ pub(crate) mod within;
 use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -807,7 +807,7 @@ impl Listener {
     }
 
     fn accepted(&self, sock: Socket, addr: SockAddr) -> io::Result<Conn> {
-        let ip = addr.as_socket().map(|a| a.ip());
+        let from = addr.as_socket();
         let peer = if self.proto.is_unix() {
             unix::describe_peer(&sock, &addr)
         } else {
@@ -821,7 +821,7 @@ impl Listener {
             conn.tls = Some(Box::new(tls::Session::server(
                 server.config.clone(),
                 &conn.peer,
-                handshake_source(ip, &conn.sock),
+                handshake_source(from, &conn.sock),
                 &conn.sock,
             )?));
         }
@@ -833,12 +833,23 @@ impl Listener {
     }
 }
 
-/// Whose handshakes an accepted TLS connection counts with: its address (an IPv6 /64), or a
-/// Unix peer's user as its credentials tell.
-fn handshake_source(ip: Option<IpAddr>, sock: &Socket) -> Share {
-    match ip {
-        Some(ip) => Share::Address(share_key(ip)),
-        None => Share::Local(unix::peer_cred(sock).ok().map(|(uid, _)| uid)),
+/// Whose handshakes an accepted TLS connection counts with. A peer on this host (any of
+/// its addresses, which every local user shares) by the user that owns its socket, as one
+/// sock_diag query tells (far less than the handshake costs, and asked of no peer from
+/// elsewhere), so one local user's handshakes never refuse another's; by its address (an
+/// IPv6 /64) when that user cannot be told, and for a peer elsewhere. A Unix peer by the
+/// user its credentials name (SO_PEERCRED).
+fn handshake_source(peer: Option<SocketAddr>, sock: &Socket) -> Share {
+    let Some(peer) = peer else {
+        return Share::Local(unix::peer_cred(sock).ok().map(|(uid, _)| uid));
+    };
+    let owner = || {
+        let local = sock.local_addr().ok()?.as_socket()?;
+        sock_diag::tcp_owner(peer, local).ok().flatten()
+    };
+    match ip::is_this_host(peer.ip()).then(owner).flatten() {
+        Some(uid) => Share::Local(Some(uid)),
+        None => Share::Address(share_key(peer.ip())),
     }
 }
 

@@ -1,9 +1,12 @@
 //! sock_diag (NETLINK_SOCK_DIAG): what the kernel tells of this host's sockets, in the
-//! caller's network namespace, without privileges. The netlink plumbing the IP lookups
-//! (crate::access) and the Unix one below share: a request sent, its answers read whole,
-//! its messages split and its end told from an error.
+//! caller's network namespace, without privileges. The netlink plumbing every lookup shares
+//! (a request sent, its answers read whole, its messages split and its end told from an
+//! error); who owns a TCP connection's peer socket (for the rules of crate::access and the
+//! count of TLS handshakes) and an abstract Unix name; and the inet_diag pieces the UDP
+//! lookup in crate::access builds on.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 
 /// SOCK_DIAG_BY_FAMILY, the sock_diag request and reply type.
 pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -167,6 +170,125 @@ fn owner_if_named(msg: &[u8], name: &[u8]) -> io::Result<Option<u32>> {
     }
 }
 
+/// Where the owner's uid lies in an inet_diag_msg: family, state, timer, retrans (4 bytes),
+/// the socket id (48), expires, rqueue, wqueue (12).
+const IDIAG_UID: usize = 64;
+/// And the socket's inode, 0 for a socket no process holds.
+const IDIAG_INODE: usize = 68;
+
+/// The user that owns the TCP socket at `peer` connected to `local`, if that socket is on
+/// this host: one sock_diag query (NETLINK_SOCK_DIAG, inet_diag_req_v2) for exactly that
+/// connection, seen from the peer's side. `Ok(None)`: no such socket here.
+pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
+    either_family(peer, local, |peer, local| {
+        let found = diag_tcp(peer, local)?;
+        // The lookup falls back to a listening socket on the peer's address and port: only
+        // a socket of exactly this connection says who owns it.
+        Ok(found
+            .filter(|f| f.ports == (peer.port(), local.port()))
+            .map(|f| f.uid))
+    })
+}
+
+/// `lookup` of IPv4 addresses as they are, then (found nothing) as IPv4-mapped IPv6: the
+/// socket may be an IPv6 one that reached an IPv4-mapped address.
+fn either_family(
+    peer: SocketAddr,
+    local: SocketAddr,
+    lookup: impl Fn(SocketAddr, SocketAddr) -> io::Result<Option<u32>>,
+) -> io::Result<Option<u32>> {
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (peer, local) = (canonical(peer), canonical(local));
+    let found = lookup(peer, local)?;
+    if found.is_some() || !peer.is_ipv4() {
+        return Ok(found);
+    }
+    let mapped = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
+        IpAddr::V6(_) => a,
+    };
+    lookup(mapped(peer), mapped(local))
+}
+
+/// A live socket sock_diag found: its owner and its ports (its own, its peer's).
+pub(crate) struct Found {
+    pub uid: u32,
+    ports: (u16, u16),
+}
+
+/// One sock_diag lookup of the TCP socket whose own end is `src` and whose peer is `dst`
+/// (the kernel falls back to a listener on `src`); `None` when there is none, or it has
+/// closed (time-wait, orphaned: no inode).
+fn diag_tcp(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
+    let sock = ask(&diag_request(
+        libc::IPPROTO_TCP,
+        src,
+        dst,
+        libc::NLM_F_REQUEST as u16,
+    ))?;
+    let reply = recv(&sock, 4096)?;
+    let (kind, body, _) = message(&reply)?;
+    match kind {
+        SOCK_DIAG_BY_FAMILY => diag_found(body),
+        _ => diag_error(kind, body),
+    }
+}
+
+/// A message that carries no socket: no such socket (ENOENT, a done) or an error.
+pub(crate) fn diag_error(kind: u16, body: &[u8]) -> io::Result<Option<Found>> {
+    no_socket(kind, body).map(|()| None)
+}
+
+/// The live socket an inet_diag_msg describes; `None` for one that has closed
+/// (time-wait, orphaned: uid 0, no inode), which is nobody's.
+pub(crate) fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
+    let word = |at: usize| -> io::Result<[u8; 4]> {
+        msg.get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .ok_or_else(short)
+    };
+    let ports = word(4)?;
+    if u32::from_ne_bytes(word(IDIAG_INODE)?) == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        uid: u32::from_ne_bytes(word(IDIAG_UID)?),
+        ports: (
+            u16::from_be_bytes([ports[0], ports[1]]),
+            u16::from_be_bytes([ports[2], ports[3]]),
+        ),
+    }))
+}
+
+/// A netlink header (`flags`: one socket, or a dump) and an inet_diag_req_v2 for sockets
+/// of `proto` in any state, of `src`'s family, at `src` and `dst` (a dump of UDP sockets
+/// matches their ports, 0 for any).
+pub(crate) fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr, flags: u16) -> Vec<u8> {
+    let family = if src.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let addr = |a: SocketAddr| -> [u8; 16] {
+        let mut out = [0u8; 16];
+        match a.ip() {
+            IpAddr::V4(v4) => out[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => out = v6.octets(),
+        }
+        out
+    };
+    let mut req = header(72, flags);
+    req.extend_from_slice(&[family as u8, proto as u8, 0, 0]);
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&src.port().to_be_bytes());
+    req.extend_from_slice(&dst.port().to_be_bytes());
+    req.extend_from_slice(&addr(src));
+    req.extend_from_slice(&addr(dst));
+    req.extend_from_slice(&0u32.to_ne_bytes()); // any interface
+    req.extend_from_slice(&[0xff; 8]); // INET_DIAG_NOCOOKIE
+    req
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +305,26 @@ mod tests {
         // A name is matched whole: a prefix of a bound one is free.
         let prefix = &name.as_bytes()[..name.len() - 1];
         assert_eq!(abstract_owner(prefix).unwrap(), None);
+    }
+
+    #[test]
+    fn the_owner_of_a_loopback_connection_is_told_by_the_kernel() {
+        let me = nix::unistd::geteuid().as_raw();
+        for host in ["127.0.0.1:0", "[::1]:0"] {
+            let listener = std::net::TcpListener::bind(host).unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (served, peer) = listener.accept().unwrap();
+            let local = served.local_addr().unwrap();
+            assert_eq!(tcp_owner(peer, local).unwrap(), Some(me), "{host}");
+            // No socket here has a connection from the listener's port to itself.
+            assert_eq!(tcp_owner(local, local).unwrap(), None, "{host}");
+            // A client that closed (time-wait or orphaned, uid 0 in the kernel's answer) is
+            // nobody's.
+            drop(client);
+            assert_eq!(tcp_owner(peer, local).unwrap(), None, "{host} closed");
+            drop(served);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert_eq!(tcp_owner(peer, local).unwrap(), None, "{host} time-wait");
+        }
     }
 }

@@ -21,13 +21,15 @@ pub(crate) const MAX_HANDSHAKES: usize = 256;
 /// takes them all.
 pub(crate) const MAX_HANDSHAKES_PER_SOURCE: usize = 64;
 
-/// Handshakes in progress per source: an IPv4 address, an IPv6 address's /64 (which one host
-/// may hold whole), or for a Unix peer the user its credentials name (SO_PEERCRED: one
-/// getsockopt). Peers over IP on this host are counted by address, not by the user owning
-/// their socket as --files and --exec connections are: a sock_diag query at every TLS accept,
-/// echo's included, would cost every client. Sources holding all [`MAX_HANDSHAKES`] (four at
-/// their cap, or many loopback addresses) lock no one out: a newcomer from a source holding
-/// fewer than the most takes the place of that source's oldest handshake.
+/// Handshakes in progress per source: a peer elsewhere by its IPv4 address or its IPv6
+/// address's /64 (which one host may hold whole); a peer on this host by its user, as
+/// --files and --exec connections are counted: over TCP the user owning its socket (one
+/// sock_diag query, far less than a handshake, asked only of this host's addresses; its
+/// address when the user cannot be told), over a Unix socket the user its credentials name
+/// (SO_PEERCRED). Every local user shares 127.0.0.1: counted by address, one of them holding
+/// its cap would refuse all the others. Sources holding all [`MAX_HANDSHAKES`] (four at their
+/// cap) lock no one out: a newcomer from a source holding fewer than the most takes the place
+/// of that source's oldest handshake.
 static HANDSHAKES: LazyLock<Evicting<Share>> = LazyLock::new(Evicting::default);
 
 /// One handshake's place, given back when dropped (the handshake done, or the connection
