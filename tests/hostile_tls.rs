@@ -330,54 +330,120 @@ fn started(cmd: &mut Command) -> (common::Peer, String) {
     (peer, line.trim().to_string())
 }
 
-/// `tls_trickle.py ARGS`.
-fn trickle_peer(args: &[&str]) -> Command {
-    let mut cmd = Command::new("python3");
-    cmd.arg(script("tls_trickle.py")).args(args);
-    cmd
+/// `tls_trickle.py ARGS` run as the user `uid` (setpriv), or `None` (said as a skip of
+/// `test`) when this process cannot switch users: peers on this host count by their user.
+fn trickle_as(uid: u32, test: &str, args: &[&str]) -> Option<Command> {
+    if !common::can_switch_user() {
+        let needs = "root and setpriv (util-linux) to connect as other users";
+        common::skip(test, needs, common::Lacks::Provided);
+        return None;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--"])
+        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
+        .args(["/usr/bin/python3", &script("tls_trickle.py")])
+        .args(args);
+    Some(cmd)
+}
+
+/// The line a server logs refusing a handshake from `source` at its cap.
+fn at_cap(source: &str) -> String {
+    format!("refused: 64 TLS handshakes from {source} are in progress")
+}
+
+/// The user `uid` holding 64 begun handshakes with `server` from 127.0.0.1, each opened
+/// again as it is closed at its deadline, once its 65th was refused at its cap (the peer,
+/// killed when dropped); `None` as [`trickle_as`].
+fn holding(server: &Server, uid: u32, test: &str) -> Option<common::Peer> {
+    let port = server.port().to_string();
+    let hold = ["hold", "127.0.0.1", &port, "127.0.0.1", "65", "120"];
+    let (holder, said) = started(&mut trickle_as(uid, test, &hold)?);
+    assert_eq!(said, "held 65");
+    server.wait_log(&at_cap(&format!("uid {uid} on this host")));
+    Some(holder)
+}
+
+/// `send --tls` to `server` as root: its echo of `text`.
+fn root_send(server: &Server, text: &str) -> String {
+    let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, text], b"");
+    ok(&out)
 }
 
 /// Connections that each send most of a large handshake record (16,000 of 16,384 bytes)
-/// and then wait hold ~19 KB each in the server: from one address only 64 are let in at
-/// once, the rest refused in a line, so the server's memory does not grow with them, and
-/// a client from another address is still served.
+/// and then wait hold ~19 KB each in the server: from one source (here a user of this
+/// host, nobody, from one address) only 64 are let in at once, the rest refused in a
+/// line, so the server's memory does not grow with them, and another source is served.
 #[test]
-fn half_sent_handshake_records_from_one_address_are_bounded() {
+fn half_sent_handshake_records_from_one_source_are_bounded() {
+    let test = "half_sent_handshake_records_from_one_source_are_bounded";
     let server = serve("event", &[]);
-    let before = common::rss_kib(server.pid());
     let port = server.port().to_string();
     let halves = ["halves", "127.0.0.1", &port, "127.0.0.2", "1500"];
-    let (_halves, said) = started(&mut trickle_peer(&halves));
+    let Some(mut halves) = trickle_as(65534, test, &halves) else {
+        return;
+    };
+    let before = common::rss_kib(server.pid());
+    let (_halves, said) = started(&mut halves);
     assert_eq!(said, "sent 1500");
-    server.wait_log(
-        "refused: 64 TLS handshakes from 127.0.0.2 are in progress, the most one source may have",
-    );
-    // Accepted after all of them, from 127.0.0.1.
-    let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, "after"], b"");
-    assert_eq!(ok(&out), "AFTER\n");
+    server.wait_log(&format!(
+        "{}, the most one source may have",
+        at_cap("uid 65534 on this host")
+    ));
+    // Accepted after all of them, from root.
+    assert_eq!(root_send(&server, "after"), "AFTER\n");
     let grown = common::rss_kib(server.pid()).saturating_sub(before);
     assert!(grown < 12 * 1024, "the server grew by {grown} KiB");
 }
 
-/// Four addresses, each holding 64 begun handshakes (as many as one source may) and opening
-/// each again as it is closed at its deadline, hold every place the server has (256): a
-/// client from a fifth address is still served, in the place of the oldest of one of theirs.
+/// Four users of this host, each holding 64 begun handshakes (as many as one source may)
+/// and opening each again as it is closed at its deadline, hold every place the server has
+/// (256): a fifth user's client is still served, in the place of the oldest of one of theirs.
 #[test]
-fn four_addresses_holding_every_handshake_place_lock_no_one_out() {
+fn four_users_holding_every_handshake_place_lock_no_one_out() {
+    let test = "four_users_holding_every_handshake_place_lock_no_one_out";
     let server = serve("event", &[]);
-    let port = server.port().to_string();
-    let sources = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5";
-    let hold = ["hold", "127.0.0.1", &port, sources, "65", "120"];
-    let (_holders, said) = started(&mut trickle_peer(&hold));
-    assert_eq!(said, "held 260");
-    // Each address's 65th is refused at its cap: 127.0.0.5's last, after all the others.
-    server.wait_log("refused: 64 TLS handshakes from 127.0.0.5 are in progress");
-    let out = common::netecho(&["send", "--tls", "--insecure", &server.addr, "fifth"], b"");
-    assert_eq!(ok(&out), "FIFTH\n");
+    let mut holders = Vec::new();
+    for uid in 65531..=65534 {
+        let Some(holder) = holding(&server, uid, test) else {
+            return;
+        };
+        holders.push(holder);
+    }
+    assert_eq!(root_send(&server, "fifth"), "FIFTH\n");
     let log = server.wait_log("to make room");
     assert!(
-        log.contains("closed the oldest of the 64 from 127.0.0."),
+        log.contains("closed the oldest of the 64 from uid 6553"),
         "{log}"
+    );
+}
+
+/// Over TCP a peer on this host counts with its user, as the kernel tells who owns its
+/// socket (sock_diag), not with its address, which every local user shares: one user
+/// (nobody) holding 64 idle handshakes from 127.0.0.1 is refused its 65th, and root's
+/// client is served. Nobody's own client is refused too, in a line that says why the
+/// server may have closed it.
+#[test]
+fn one_user_holding_handshakes_from_loopback_locks_no_one_out() {
+    let test = "one_user_holding_handshakes_from_loopback_locks_no_one_out";
+    let server = serve("event", &[]);
+    let Some(_holder) = holding(&server, 65534, test) else {
+        return;
+    };
+    let log = server.stderr();
+    assert!(!log.contains(&at_cap("127.0.0.1")), "{log}");
+    assert_eq!(root_send(&server, "root"), "ROOT\n");
+    let send = ["send", "--tls", "--insecure", &server.addr, "65th"];
+    // A held handshake reaches its deadline (10 s) and is opened again: a client coming
+    // just then takes its place, so a few tries.
+    let refused = (0..5)
+        .map(|_| common::run(&mut common::as_nobody(&send), b""))
+        .find(|out| !out.status.success())
+        .expect("nobody's client refused at its cap");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("too many TLS handshakes in progress"),
+        "{said}"
     );
 }
 
@@ -385,24 +451,16 @@ fn four_addresses_holding_every_handshake_place_lock_no_one_out() {
 /// (nobody) opening 300 holds 64 of them, and root's client is served.
 #[test]
 fn one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out() {
-    if !common::can_switch_user() {
-        common::skip(
-            "one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out",
-            "root and setpriv (util-linux) to connect as a second user (nobody)",
-            common::Lacks::Provided,
-        );
-        return;
-    }
+    let test = "one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out";
     let name = common::abstract_name("tlshold");
+    let hold = ["hold", "unix", &name, "-", "300", "120"];
+    let Some(mut hold) = trickle_as(65534, test, &hold) else {
+        return;
+    };
     let server = Server::start(&["--addr", &format!("unix://{name}"), "--tls"]);
-    let mut hold = Command::new("setpriv");
-    hold.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
-        .args(["/usr/bin/python3", &script("tls_trickle.py")])
-        .args(["hold", "unix", &name, "-", "300", "120"]);
     let (_holders, said) = started(&mut hold);
     assert_eq!(said, "held 300");
-    let log = server.wait_log("refused: 64 TLS handshakes from uid 65534 on this host");
+    let log = server.wait_log(&at_cap("uid 65534 on this host"));
     assert!(!log.contains("from its address"), "{log}");
     let out = common::netecho(&["send", "--tls", "--insecure", &server.url(), "root"], b"");
     assert_eq!(ok(&out), "ROOT\n");

@@ -22,6 +22,13 @@ use crate::transport::calls;
 /// How long a handshake may take before the connection is closed.
 pub(crate) const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 
+/// Why a server ends a client's connection in the handshake, as far as the client can tell:
+/// a server refusing a source at its cap of handshakes in progress closes at accept (a
+/// reset when the ClientHello arrived first), as a server stopping does.
+const ENDED_IN_HANDSHAKE: &str = "it may be refusing this source for too many TLS handshakes \
+    in progress from it (or by another of its limits or rules), or it stopped; its log says \
+    which";
+
 /// Ciphertext read per recv(2): one full record (16 KiB of data and its overhead), so the
 /// plaintext one read yields always fits rustls's receive buffer.
 const READ_SIZE: usize = 16 * 1024 + 512;
@@ -185,7 +192,10 @@ impl Session {
                 if !self.read_more(sock)? {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        "the peer closed the connection during the TLS handshake",
+                        format!(
+                            "the server closed the connection during the TLS handshake: \
+                             {ENDED_IN_HANDSHAKE}"
+                        ),
                     ));
                 }
             }
@@ -201,7 +211,7 @@ impl Session {
                     HANDSHAKE_TIME.as_secs()
                 ),
             ),
-            _ => e,
+            _ => ended_by_server(e),
         })
     }
 
@@ -567,6 +577,21 @@ fn note_records(state: &mut State, bytes: &[u8]) {
         true if ended > 0 => Some(now),
         true => Some(began.unwrap_or(now)),
     };
+}
+
+/// A client's handshake error `e`, with why the server may have reset the connection when
+/// it did (ECONNRESET, or EPIPE: the reset came first).
+fn ended_by_server(e: io::Error) -> io::Error {
+    use nix::errno::Errno;
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(errno @ (Errno::ECONNRESET | Errno::EPIPE)) => crate::error::Advised::io(
+            errno,
+            format!(
+                "the server ended the connection during the TLS handshake: {ENDED_IN_HANDSHAKE}"
+            ),
+        ),
+        _ => e,
+    }
 }
 
 /// When the record under way must be whole: limited, begun, and past the handshake.
