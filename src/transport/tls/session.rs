@@ -26,8 +26,8 @@ pub(crate) const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 /// a server refusing a source at its cap of handshakes in progress closes at accept (a
 /// reset when the ClientHello arrived first), as a server stopping does.
 const ENDED_IN_HANDSHAKE: &str = "it may be refusing this source for too many TLS handshakes \
-    in progress from it (or by another of its limits or rules), or it stopped; its log says \
-    which";
+    in progress from it (or by another of its limits or rules), it may not speak TLS, or it \
+    stopped; its log says which";
 
 /// Ciphertext read per recv(2): one full record (16 KiB of data and its overhead), so the
 /// plaintext one read yields always fits rustls's receive buffer.
