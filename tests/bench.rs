@@ -838,7 +838,7 @@ fn late_replies_are_explained_under_the_table() {
 
 /// A firewall OUTPUT rule refuses sends with EPERM: send, bench and ping say so and what to
 /// check; bench prints no table of a run whose every client died of it, and ping counts
-/// refused requests as never sent, not lost.
+/// refused requests among those made and lost, as iputils' ping does, naming why.
 #[test]
 fn sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run() {
     let test = "sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run";
@@ -881,6 +881,13 @@ fn sends_a_firewall_refuses_are_named_and_never_counted_as_a_clean_run() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("os error"), "{stdout}");
+    // A blocked path is 100% lost, as a script parsing "% packet loss" must read it.
+    assert!(
+        stdout.contains(
+            "2 packets transmitted, 0 received, +2 refused by this host, 100% packet loss"
+        ),
+        "{stdout}"
+    );
     drop(server);
 }
 

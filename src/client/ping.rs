@@ -42,7 +42,8 @@ pub(crate) struct Summary {
     pub wrong: u64,
     /// ICMP errors quoting a request (unreachable, time exceeded).
     pub errors: u64,
-    /// Requests the kernel refused to send (a firewall's EPERM): never sent, so not lost.
+    /// Requests the kernel refused to send (a firewall's EPERM): counted among the requests
+    /// made and lost, as iputils' ping counts them, and named as the reason.
     pub refused: u64,
     /// The last refusal, in words, for the closing message.
     last_refusal: Option<String>,
@@ -55,11 +56,18 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// The requests made: those sent and those this host refused to send. "% packet loss"
+    /// is of them, so a path a firewall here blocks reads as lost, not clean.
+    pub(crate) fn requests(&self) -> u64 {
+        self.transmitted + self.refused
+    }
+
     pub(crate) fn loss_percent(&self) -> f64 {
-        if self.transmitted == 0 {
+        let requests = self.requests();
+        if requests == 0 {
             return 0.0;
         }
-        (self.transmitted - self.received) as f64 * 100.0 / self.transmitted as f64
+        requests.saturating_sub(self.received) as f64 * 100.0 / requests as f64
     }
 
     /// min, avg, max and mdev (the standard deviation, as ping computes it) in milliseconds.
@@ -97,7 +105,7 @@ impl Summary {
         let mut text = format!(
             "--- {host} ping statistics ---\n{} packets transmitted, {} received{more}, \
              {loss}% packet loss, time {}ms\n",
-            self.transmitted,
+            self.requests(),
             self.received,
             elapsed.as_millis()
         );
@@ -374,7 +382,7 @@ fn conclude(
             "no echo reply from {}: {} of {} echo request(s) never went out (the last: {last})",
             to.ip(),
             summary.refused,
-            summary.refused + summary.transmitted
+            summary.requests()
         ));
     }
     if summary.received == 0 && summary.dropped_here > 0 {
@@ -509,11 +517,12 @@ impl Pinger {
             let now = Instant::now();
             // A request unanswered within -W is lost.
             self.in_flight.expire(now, self.schedule.timeout);
-            if self.done_sending() && self.in_flight.is_empty() {
-                return Ok(());
-            }
             if !self.done_sending() && now >= self.next_send {
                 self.send_request(now, out)?;
+            }
+            // Checked after the send: a last request refused leaves nothing to wait for.
+            if self.done_sending() && self.in_flight.is_empty() {
+                return Ok(());
             }
             let wait = self.wait(Instant::now());
             if let Wake::Stop(signal) = shutdown.wait(self.sock.as_fd(), Some(wait))? {
@@ -527,7 +536,7 @@ impl Pinger {
     fn done_sending(&self) -> bool {
         self.schedule
             .count
-            .is_some_and(|c| self.summary.transmitted + self.summary.refused >= c)
+            .is_some_and(|c| self.summary.requests() >= c)
     }
 
     fn send_request(&mut self, now: Instant, out: &mut impl Write) -> Result<()> {
@@ -536,7 +545,7 @@ impl Pinger {
         if let Err(e) = self.sock.send(&message) {
             let line = socket_error(Call::Send, Subject::ip(self.to.ip().to_string()), &e);
             writeln!(out, "{line}")?;
-            // Never sent: not in flight, and not lost.
+            // Never sent: not in flight, but lost all the same (the summary says why).
             self.summary.refused += 1;
             self.summary.last_refusal = Some(line.to_string());
             self.next_send = (self.next_send + self.schedule.interval).max(now);
@@ -739,6 +748,21 @@ mod tests {
                 .lines("h", Duration::ZERO)
                 .contains("3 packets transmitted, 2 received, +4 duplicates, 33.3% packet loss")
         );
+        // A firewall here refused 13 of 200: they are among the requests, and lost.
+        let refused = Summary {
+            transmitted: 187,
+            received: 182,
+            refused: 13,
+            ..Summary::default()
+        };
+        assert!(refused.lines("h", Duration::ZERO).contains(
+            "200 packets transmitted, 182 received, +13 refused by this host, 9% packet loss"
+        ));
+        let blocked = Summary {
+            refused: 3,
+            ..Summary::default()
+        };
+        assert_eq!(blocked.loss_percent(), 100.0);
         let none = Summary {
             transmitted: 2,
             received: 0,
