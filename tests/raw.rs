@@ -314,3 +314,23 @@ fn a_source_over_its_replies_per_second_is_left_unanswered() {
         "expected most of 20 requests over 3 a second unanswered:\n{log}"
     );
 }
+
+/// An idle raw server wakes each second to forget old peers; `--explain` narrates the calls it
+/// makes, and it makes no read on such a tick: a recvmsg answered EAGAIN once a second would
+/// show a read retried with nothing that woke it.
+#[test]
+fn an_idle_raw_server_reads_only_when_something_came() {
+    if !can_open_raw("an_idle_raw_server_reads_only_when_something_came") {
+        return;
+    }
+    let server = serve_raw("127.0.0.1", 229, &["--explain"]);
+    // Three ticks at least, however loaded the machine: each is a poll of one second.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    assert_eq!(send(&server, 229, &[], &["tick"], b""), "TICK\n");
+    let (status, _, log) = server.stop("TERM");
+    assert!(status.success(), "{log}");
+    // A drain after a wake ends at EAGAIN; a tick reads nothing.
+    let woken = log.matches("(fd 4 readable)").count();
+    assert!(woken >= 1, "the request's wake is narrated: {log}");
+    assert!(log.matches("EAGAIN").count() <= woken, "{log}");
+}

@@ -181,10 +181,18 @@ pub(crate) fn serve_gated(
     let mut peers = PeerTable::new(Proto::Raw);
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
-        if let Wake::Stop(signal) = shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
-            peers.finish();
-            info!("raw: {}", echo.counts);
-            return Ok(signal);
+        match shutdown.wait(sock.as_fd(), Some(Duration::from_secs(1)))? {
+            Wake::Stop(signal) => {
+                peers.finish();
+                info!("raw: {}", echo.counts);
+                return Ok(signal);
+            }
+            // An idle tick: nothing to read (a read now would only say EAGAIN).
+            Wake::Timeout => {
+                peers.expire();
+                continue;
+            }
+            Wake::Ready => {}
         }
         loop {
             let got = match sock.recv(&mut buf) {
