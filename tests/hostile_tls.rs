@@ -309,27 +309,6 @@ fn a_malformed_record_after_the_handshake_is_said_as_such_not_as_a_plaintext_cli
     assert!(!log.contains("plaintext client"), "{log}");
 }
 
-/// Starts a peer that says one line once its connections are open: the peer (killed when
-/// dropped) and that line.
-fn started(cmd: &mut Command) -> (common::Peer, String) {
-    use std::io::BufRead;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the peer");
-    let stdout = child.stdout.take().unwrap();
-    let peer = common::Peer(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(2 * common::STEP).expect("the peer's line");
-    (peer, line.trim().to_string())
-}
-
 /// `tls_trickle.py ARGS` run as the user `uid` (setpriv), or `None` (said as a skip of
 /// `test`) when this process cannot switch users: peers on this host count by their user.
 fn trickle_as(uid: u32, test: &str, args: &[&str]) -> Option<Command> {
@@ -358,7 +337,7 @@ fn at_cap(source: &str) -> String {
 fn holding(server: &Server, uid: u32, test: &str) -> Option<common::Peer> {
     let port = server.port().to_string();
     let hold = ["hold", "127.0.0.1", &port, "127.0.0.1", "65", "120"];
-    let (holder, said) = started(&mut trickle_as(uid, test, &hold)?);
+    let (holder, said) = common::started(&mut trickle_as(uid, test, &hold)?);
     assert_eq!(said, "held 65");
     server.wait_log(&at_cap(&format!("uid {uid} on this host")));
     Some(holder)
@@ -384,7 +363,7 @@ fn half_sent_handshake_records_from_one_source_are_bounded() {
         return;
     };
     let before = common::rss_kib(server.pid());
-    let (_halves, said) = started(&mut halves);
+    let (_halves, said) = common::started(&mut halves);
     assert_eq!(said, "sent 1500");
     server.wait_log(&format!(
         "{}, the most one source may have",
@@ -458,7 +437,7 @@ fn one_user_holding_handshakes_on_a_unix_socket_locks_no_one_out() {
         return;
     };
     let server = Server::start(&["--addr", &format!("unix://{name}"), "--tls"]);
-    let (_holders, said) = started(&mut hold);
+    let (_holders, said) = common::started(&mut hold);
     assert_eq!(said, "held 300");
     let log = server.wait_log(&at_cap("uid 65534 on this host"));
     assert!(!log.contains("from its address"), "{log}");

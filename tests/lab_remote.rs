@@ -1171,8 +1171,60 @@ fn a_connection_closed_at_once_says_so_in_one_line_over_plain_and_tls() {
                 && line.contains("try again in a moment)"),
             "tls {tls}: {line}"
         );
-        server.wait_log("8 connections from 127.0.0.1 have not said Hello yet, the most one");
+        server.wait_log("8 connections from uid 0 on this host have not said Hello yet");
     }
+}
+
+/// Silent connections that `uid` keeps open to the lab server on `port` from 127.0.0.1,
+/// each opened again when the server closes it (at once, or at the Hello deadline): the
+/// holder, killed when dropped, once it said it holds `count`.
+fn silent_as(uid: u32, port: u16, count: usize) -> common::Peer {
+    const HOLD: &str = "import select, socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+def opened():
+    return socket.create_connection(('127.0.0.1', port), timeout=10)
+held = [opened() for _ in range(count)]
+print('held', count, flush=True)
+end = time.monotonic() + 90
+while time.monotonic() < end:
+    ready, _, _ = select.select(held, [], [], 0.5)
+    for conn in ready:
+        try:
+            said = conn.recv(4096)
+        except OSError:
+            said = b''
+        if not said:
+            held.remove(conn)
+            conn.close()
+            held.append(opened())
+    time.sleep(0.05)
+";
+    let mut holder = Command::new("setpriv");
+    holder
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--", "/usr/bin/python3", "-c", HOLD])
+        .args([port.to_string(), count.to_string()]);
+    let (holder, said) = common::started(&mut holder);
+    assert_eq!(said, format!("held {count}"));
+    holder
+}
+
+/// Every user of this host shares 127.0.0.1: one user's silent connections, as many as a
+/// source may have and more, shut that user's newcomers out, never another user's run.
+#[test]
+fn one_local_user_s_silent_connections_shut_no_other_user_out() {
+    let test = "one_local_user_s_silent_connections_shut_no_other_user_out";
+    if !common::can_switch_user() {
+        let needs = "root and setpriv (util-linux) to connect as another user";
+        return skip(test, needs, Lacks::Provided);
+    }
+    let (server, _, _) = loopback_lab(&[]);
+    let port = server.port();
+    let _silent = silent_as(65534, port, 16);
+    server.wait_log("8 connections from uid 65534 on this host have not said Hello yet");
+    // Root's run, from the same 127.0.0.1: measured.
+    let (report, _) = lab_here(&[&format!("127.0.0.1:{port}")]);
+    assert!(report.contains("\ntcp "), "{report}");
 }
 
 #[test]

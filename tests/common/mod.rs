@@ -1174,6 +1174,27 @@ impl Drop for Peer {
     }
 }
 
+/// Starts a peer that says one line once its connections are open: the peer (killed when
+/// dropped) and that line.
+pub fn started(cmd: &mut Command) -> (Peer, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the peer");
+    let stdout = child.stdout.take().unwrap();
+    let peer = Peer(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(2 * STEP).expect("the peer's line");
+    (peer, line.trim().to_string())
+}
+
 /// A TCP port free a moment ago: socat and ncat cannot print the port they were given 0 for.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");

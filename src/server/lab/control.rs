@@ -3,7 +3,8 @@
 //! wait has a deadline; anything not understood gets one error and the connection closes.
 //!
 //! Connections that have not said Hello yet are counted apart ([`Greeters`]): per client
-//! address (an IPv6 address's /64) at most [`GREETING_PER_ADDRESS`] or the runs one address
+//! address (an IPv6 address's /64; on this host, per user: every local user shares
+//! 127.0.0.1) at most [`GREETING_PER_ADDRESS`] or the runs one address
 //! may hold (--lab-per-address), whichever is more (a class behind one NAT address starts its
 //! runs at once) but never more than 16; past that a new one is closed at once with nothing
 //! sent. At most [`MAX_GREETING`] in all: past that the oldest silent connection of the
@@ -34,7 +35,7 @@ use crate::transport::Conn;
 
 use super::Lab;
 use super::class::{Ticket, Turn, millis};
-use crate::server::admission::{share_key, share_name};
+use crate::server::admission::{Share, share_key};
 
 /// How long a new control connection has to say Hello.
 pub(crate) const HELLO_TIME: Duration = Duration::from_secs(5);
@@ -58,34 +59,33 @@ const VANISHED: Duration = Duration::from_secs(30);
 /// Control connection threads need little stack: a frame is at most 1 KiB.
 const STACK: usize = 128 * 1024;
 
-/// Connections that have not said Hello yet, per address (an IPv6 address's /64) and in all,
-/// each address's oldest first. When the server holds [`MAX_GREETING`] the oldest silent
+/// Connections that have not said Hello yet, per source ([`Share`]: an address, an IPv6
+/// address's /64, a user of this host) and in all, each source's oldest first. When the server holds [`MAX_GREETING`] the oldest silent
 /// connection of the address holding the most is shut for any newcomer, its own address's
 /// too: a flood delays a client by at most one Hello deadline, never locks it out.
-pub(crate) type Greeters = Evicting<IpAddr>;
+pub(crate) type Greeters = Evicting<Share>;
 
 /// No silent connections yet.
 pub(super) fn greeters() -> Greeters {
     Evicting::new(Room::ForAny)
 }
 
-/// A place among the silent connections for `conn` from `ip`, whose address may hold `cap`;
+/// A place among the silent connections for `conn` from `source`, which may hold `cap`;
 /// `None` (counted as refused, said in a throttled line) when it holds that many already.
-fn greet(lab: &Lab, ip: IpAddr, cap: usize, conn: &Conn) -> Option<Place<IpAddr>> {
+fn greet(lab: &Lab, source: Share, cap: usize, conn: &Conn) -> Option<Place<Share>> {
     static CLOSED: Throttle = Throttle::new();
-    let taken = conn.as_fd().try_clone_to_owned().ok().and_then(|socket| {
-        lab.greeters
-            .take(share_key(ip), socket, cap, MAX_GREETING)
-            .ok()
-    });
+    let taken = conn
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|socket| lab.greeters.take(source, socket, cap, MAX_GREETING).ok());
     let Some((place, shut)) = taken else {
         lab.refused.fetch_add(1, Ordering::Relaxed);
         if let Some(more) = CLOSED.allow() {
             warn!(
-                "lab {}: closed at once: {cap} connections from {} have not said Hello yet, \
-                 the most one address may have{more}",
+                "lab {}: closed at once: {cap} connections from {source} have not said Hello \
+                 yet, the most one source may have{more}",
                 conn.peer(),
-                share_name(ip)
             );
         }
         return None;
@@ -95,8 +95,7 @@ fn greet(lab: &Lab, ip: IpAddr, cap: usize, conn: &Conn) -> Option<Place<IpAddr>
     {
         warn!(
             "lab: {MAX_GREETING} connections have not said Hello yet, the most the server \
-             holds: closed the oldest of {had} from {}{more}",
-            share_name(key)
+             holds: closed the oldest of {had} from {key}{more}",
         );
     }
     Some(place)
@@ -116,7 +115,16 @@ pub(super) fn accept(
             return None;
         }
         let ip = conn.remote()?.ip().to_canonical();
-        let greeting = greet(lab, ip, greeting_cap(lab.class.limits.per_address), &conn)?;
+        // A peer on this host by its user (one sock_diag query), so one local user's silent
+        // connections shut no other user out.
+        let who = access.identify_conn(Proto::Tcp, &conn, true);
+        let source = Share::of_any(&who).unwrap_or(Share::Address(share_key(ip)));
+        let greeting = greet(
+            lab,
+            source,
+            greeting_cap(lab.class.limits.per_address),
+            &conn,
+        )?;
         if lab.control.fetch_add(1, Ordering::Relaxed) >= lab.max_control() {
             lab.control.fetch_sub(1, Ordering::Relaxed);
             drop(greeting);
@@ -148,7 +156,7 @@ fn greeting_cap(per_address: usize) -> usize {
 /// Runs the dialogue of `conn` from `ip` on a thread of its own; `greeting`, its place among
 /// the silent connections, is given back once its Hello came or did not (or when no thread
 /// starts).
-fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, greeting: Place<IpAddr>) {
+fn spawn_dialogue(conn: Conn, lab: &Arc<Lab>, ip: IpAddr, greeting: Place<Share>) {
     notice_vanishing(&conn);
     let lab_run = Arc::clone(lab);
     let spawned = std::thread::Builder::new()
@@ -183,7 +191,7 @@ fn notice_vanishing(conn: &Conn) {
 
 /// One control connection, start to end. `ip` is the connection's own peer address (what
 /// the kernel says, never what the client claims).
-fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, greeting: Place<IpAddr>) {
+fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, greeting: Place<Share>) {
     let peer = conn.peer().to_string();
     let said = hello(conn);
     drop(greeting);
