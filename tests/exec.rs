@@ -567,3 +567,43 @@ fn exec_passes_the_programs_status_through_and_fails_with_255_itself() {
     // Other commands keep 2 for a usage error.
     fails(&netecho(&["send", "--no-such-flag", &refused], b""), 2);
 }
+
+/// A program place is scarce (--max-children): one user of this host holds at most a quarter
+/// of them, so its programs, each renewed as it ends, never keep another user's from running.
+#[test]
+fn one_source_holds_at_most_a_quarter_of_the_program_places() {
+    let test = "one_source_holds_at_most_a_quarter_of_the_program_places";
+    if !nix::unistd::Uid::effective().is_root() {
+        let why = "root, to make sockets owned by nobody";
+        return common::skip(test, why, common::Lacks::Provided);
+    }
+    let dir = tempdir();
+    let allow = [
+        "--allow",
+        "uid:65534",
+        "--allow",
+        "uid:0",
+        "--max-children",
+        "8",
+    ];
+    let server = exec_server("tcp", dir.path(), &allow, &["cat"]);
+    let connect = || {
+        let sock = common::nobody_socket(socket2::Type::STREAM);
+        common::tcp_from(sock, "127.0.0.1", &server.addr)
+    };
+    // Two programs of nobody's run (cat, waiting for input that never comes).
+    // Accepted in turn, they take their source's places before the third comes.
+    let held: Vec<std::net::TcpStream> = (0..2).map(|_| connect()).collect();
+    // The third is told why, and no program starts for it.
+    let mut third = connect();
+    let mut told = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut third, &mut told);
+    let told = String::from_utf8_lossy(&told);
+    assert!(
+        told.contains("busy: 2 connections from your user (uid 65534) on this host already"),
+        "{told}"
+    );
+    // Root's program runs meanwhile.
+    assert_eq!(ok(&exec(&server, b"mine\n")), "mine\n");
+    drop(held);
+}

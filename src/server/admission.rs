@@ -146,6 +146,14 @@ impl Admission {
 /// holding a thread: one client may not take all [`super::BLOCKING_MAX_CONNS`].
 pub(crate) const PER_SOURCE: usize = 16;
 
+/// Connections one source may hold at once from `service`, a service that blocks: at most
+/// [`PER_SOURCE`], fewer when the service says so.
+pub(crate) fn per_source<S: crate::service::Service>(service: &S) -> usize {
+    service
+        .per_source()
+        .map_or(PER_SOURCE, |n| n.min(PER_SOURCE))
+}
+
 /// Connections held per source ([`Share`]). Unix sockets have none: who may connect there
 /// is the socket file's permissions' business, and --max-conns bounds them all.
 pub(crate) struct Sources {

@@ -279,7 +279,7 @@ fn serve<S: Service>(
         |socket| {
             // A source's QUIC connections count as its tcp ones of a blocking service do.
             let limit = match service.blocks() {
-                true => admission::PER_SOURCE,
+                true => admission::per_source(&service),
                 false => admission::QUIC_PER_SOURCE,
             };
             socket.quic.places = Some(admission::quic_places(Arc::clone(&access), limit));

@@ -38,7 +38,7 @@ pub(crate) fn serve<S: Service>(
     let live: Arc<Mutex<HashMap<u64, Socket>>> = Arc::default();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut next_id = 0u64;
-    let sources = Sources::new(super::admission::PER_SOURCE);
+    let sources = Sources::new(super::admission::per_source(&server.service));
     let signal = accept_loop(listener, shutdown, None, |conn| {
         threads.retain(|t| !t.is_finished());
         let conn = conn?;

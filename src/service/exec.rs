@@ -676,6 +676,12 @@ impl super::Service for ExecService {
         true
     }
 
+    /// A quarter of --max-children (at least one): one source, its programs renewed as
+    /// each ends, never holds every program place.
+    fn per_source(&self) -> Option<usize> {
+        Some((self.exec.max_children / 4).max(1))
+    }
+
     /// The end frame, with the reason as its note: the client prints it and exits non-zero.
     fn refusal(&self, why: &str) -> Option<Vec<u8>> {
         let mut out = Vec::new();

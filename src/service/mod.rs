@@ -44,6 +44,13 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// Starts serving an admitted connection, its socket driven as `drive` says.
     fn open(&self, conn: Conn, drive: Drive) -> Self::Session;
 
+    /// Connections one source (an address, an IPv6 /64, a user of this host) may hold at
+    /// once, when the service bounds them tighter than the model does: a service whose
+    /// places are few keeps any one source from taking them all. `None`: the model's bound.
+    fn per_source(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether the service has room for one more connection from `conn`'s peer, asked
     /// after --allow, --deny and --max-conns let it in; why not, for [`Service::refusal`].
     fn room(&self, _conn: &Conn) -> Result<(), String> {
