@@ -73,6 +73,20 @@ fn run_input(args: &[&str], input: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The nftables table dropping `loss` of the packets arriving on `veth`: numgen random gives
+/// 0..9999, and below loss * 10000 is dropped (0.01% steps). All of them is a plain drop: nft
+/// refuses `< 10000`, a test no number fails.
+fn loss_rules(veth: &str, loss: f64) -> String {
+    let test = match (loss * 10_000.0).round() as u32 {
+        10_000.. => String::new(),
+        cut => format!("numgen random mod 10000 < {cut} "),
+    };
+    format!(
+        "table inet netecho {{\n  chain in {{\n    type filter hook input priority 0; policy \
+         accept;\n    iifname \"{veth}\" {test}drop\n  }}\n}}\n"
+    )
+}
+
 /// How many names a lab tries for its namespaces before it gives up: the names of others'
 /// namespaces are never used.
 const NAME_TRIES: usize = 4;
@@ -112,11 +126,20 @@ impl Netns {
              and {CLIENT_IP6}), joined by the veth pair {}/{}",
             ns.server, ns.client, ns.veth_server, ns.veth_client
         ));
+        // What was asked for is made, or the run stops: rows measured without the loss or
+        // the rate asked would read as that path's.
         if loss > 0.0 {
-            ns.add_loss(loss);
+            ns.add_loss(loss).with_context(|| {
+                format!(
+                    "--loss {}%: nftables could not add the rule that drops packets (install                      the nftables package, or run without --loss)",
+                    loss * 100.0
+                )
+            })?;
         }
         if let Some(rate) = rate {
-            ns.add_rate(rate);
+            ns.add_rate(rate).context(
+                "--rate: tc could not add the tbf qdisc (install iproute2 with the sch_tbf                  module, or run without --rate)",
+            )?;
         }
         Ok(ns)
     }
@@ -211,10 +234,8 @@ impl Netns {
     /// An nftables rule in each namespace dropping `loss` of the packets arriving on the veth.
     /// On arrival, not on the way out: a packet dropped in the output hook fails the sender's
     /// sendto with EPERM, which is a local error, not loss in flight.
-    fn add_loss(&mut self, loss: f64) {
-        // numgen random gives 0..9999; below loss * 10000 is dropped (0.01% steps).
-        let cut = (loss * 10_000.0).round() as u32;
-        let (mut failed, mut bursts) = (None, None);
+    fn add_loss(&mut self, loss: f64) -> Result<()> {
+        let mut bursts = None;
         for (space, veth) in [
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
@@ -222,35 +243,27 @@ impl Netns {
             if let Err(e) = wire_packets(space, veth) {
                 bursts = Some(e);
             }
-            let script = format!(
-                "table inet netecho {{\n  chain in {{\n    type filter hook input priority 0; policy accept;\n    iifname \"{veth}\" numgen random mod 10000 < {cut} drop\n  }}\n}}\n"
-            );
-            if let Err(e) = run_input(
+            let script = loss_rules(veth, loss);
+            run_input(
                 &["ip", "netns", "exec", space, "nft", "-f", "-"],
                 Some(&script),
-            ) {
-                failed = Some(e);
-                break;
-            }
+            )?;
         }
         let unit = match bursts {
             None => "packet by packet (gso_max_segs 1: no segmentation offload joins them)".into(),
             Some(e) => format!("each drop a burst of up to 64 KB (offloads kept: {e:#})"),
         };
-        self.notes.push(match failed {
-            None => format!(
-                "nftables: each side drops {}% of the packets arriving on the veth (numgen \
-                 random): real loss in flight, below TCP, in both directions, {unit}",
-                loss * 100.0
-            ),
-            Some(e) => format!("nftables unavailable, running without loss: {e:#}"),
-        });
+        self.notes.push(format!(
+            "nftables: each side drops {}% of the packets arriving on the veth (numgen \
+             random): real loss in flight, below TCP, in both directions, {unit}",
+            loss * 100.0
+        ));
+        Ok(())
     }
 
     /// A tbf qdisc on each end of the veth pair.
-    fn add_rate(&mut self, rate: u64) {
+    fn add_rate(&mut self, rate: u64) -> Result<()> {
         let bits = format!("{}bit", rate * 8);
-        let mut failed = None;
         for (space, veth) in [
             (&self.server, &self.veth_server),
             (&self.client, &self.veth_client),
@@ -272,15 +285,11 @@ impl Netns {
                 "latency",
                 TBF_LATENCY,
             ];
-            if let Err(e) = run(&args) {
-                failed = Some(e);
-                break;
-            }
+            run(&args)?;
         }
-        self.notes.push(match failed {
-            None => format!("tc tbf: each direction limited to {bits}/s"),
-            Some(e) => format!("tc tbf unavailable, running without a rate: {e:#}"),
-        });
+        self.notes
+            .push(format!("tc tbf: each direction limited to {bits}/s"));
+        Ok(())
     }
 
     /// `ip netns exec SERVER`: runs a command among the servers.
@@ -447,6 +456,22 @@ mod tests {
             "netecho-1",
         ] {
             assert_eq!(owner(other), None, "{other}");
+        }
+    }
+
+    /// Every loss the lab takes makes a table nft accepts: checked by nft itself (`-c`
+    /// applies nothing), where this process may run it (root, as `.ci/run` is).
+    #[test]
+    fn the_loss_rules_are_ones_nft_accepts_up_to_every_packet() {
+        assert!(loss_rules("v", 0.05).contains("iifname \"v\" numgen random mod 10000 < 500 drop"));
+        assert!(loss_rules("v", 1.0).contains("iifname \"v\" drop"));
+        if !nix::unistd::Uid::effective().is_root() {
+            return;
+        }
+        for loss in [0.0001, 0.05, 0.9999, 1.0] {
+            let rules = loss_rules("v", loss);
+            run_input(&["nft", "-c", "-f", "-"], Some(&rules))
+                .unwrap_or_else(|e| panic!("{loss}: {e:#}\n{rules}"));
         }
     }
 }
