@@ -527,10 +527,11 @@ fn a_source_past_its_share_of_quic_connections_is_refused_before_the_handshake()
     }
     let (server, _pin) = serve("127.0.0.1:0", &["--exec", "cat"]);
     let port = server.port().to_string();
-    // PER_SOURCE (16) connections from this user are held; the next two are refused.
-    let out = peer(&["hold", "127.0.0.1", &port, "18"]);
-    assert_eq!(ok(&out).trim(), "held 16 refused 2");
-    server.wait_log("refused, 16 connections from uid");
+    // exec's share (a quarter of --max-children, 16) from this user is held; the next two
+    // are refused.
+    let out = peer(&["hold", "127.0.0.1", &port, "6"]);
+    assert_eq!(ok(&out).trim(), "held 4 refused 2");
+    server.wait_log("refused, 4 connections from uid");
 }
 
 #[test]
