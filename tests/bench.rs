@@ -950,17 +950,8 @@ fn a_counted_run_asks_a_silent_server_whether_it_is_an_echo_server() {
     if !common::have("socat", test) {
         return;
     }
-    let port = common::free_port().to_string();
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
-    let socat = std::process::Command::new("socat")
-        .args(["-u", listen.as_str(), "OPEN:/dev/null"])
-        .spawn()
-        .unwrap();
-    let _socat = common::Peer(socat);
+    let (_socat, port) = common::socat_listener(&["-u"], "OPEN:/dev/null");
     let addr = format!("127.0.0.1:{port}");
-    common::eventually("socat listening", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
     let args = ["bench", "-n", "5", "--timeout", "1s", &addr];
     let line = common::fails(&netecho(&args, b""), 1);
     assert!(

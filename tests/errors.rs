@@ -1226,17 +1226,8 @@ fn a_server_that_answers_at_end_of_input_is_told_to_get_the_message_piped() {
     ) {
         return;
     }
-    let port = common::free_port().to_string();
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
-    let socat = std::process::Command::new("socat")
-        .args([listen.as_str(), "EXEC:tr a-z A-Z"])
-        .spawn()
-        .unwrap();
-    let _socat = common::Peer(socat);
+    let (_socat, port) = common::socat_listener(&[], "EXEC:tr a-z A-Z");
     let addr = format!("127.0.0.1:{port}");
-    common::eventually("socat listening", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
     let line = error_of(&["send", "--timeout", "1s", "127.0.0.1", &port, "hello"], 1);
     let pipe = format!("`printf '%s\\n' hello | netecho send {addr}`");
     assert!(line.contains(&pipe), "{line}");

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{Peer, free_port, have, netecho, ok, tempdir};
+use common::{Peer, free_port, have, netecho, ok, socat_listener, tempdir};
 
 /// Starts `cmd` and waits (at most 20 s: a loaded machine starts programs slowly) until
 /// `ready` says it listens.
@@ -38,18 +38,6 @@ fn tcp_ready(port: u16) -> impl Fn() -> bool {
 
 fn path_ready(path: &Path) -> impl Fn() -> bool + '_ {
     move || path.exists()
-}
-
-/// A socat server on a free port of 127.0.0.1 that connects each client to `address`
-/// (`EXEC:cat`, `SYSTEM:...`): the server and its port.
-fn socat_tcp(address: &str) -> (Peer, String) {
-    let port = free_port();
-    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
-    let peer = start(
-        Command::new("socat").args([listen.as_str(), address]),
-        tcp_ready(port),
-    );
-    (peer, port.to_string())
 }
 
 /// `printf 'one\ntwo\n' | netecho send ARGS`: both lines come back upper-cased.
@@ -99,7 +87,7 @@ fn socat_exec_filter_answers_send_over_tcp_unix_and_seqpacket() {
     if !have("socat", test) {
         return;
     }
-    let (_tcp, port) = socat_tcp("EXEC:tr a-z A-Z");
+    let (_tcp, port) = socat_listener(&[], "EXEC:tr a-z A-Z");
     lines_come_back(&["127.0.0.1", &port]);
     lines_come_back(&["--framing", "line", "127.0.0.1", &port]);
 
@@ -184,7 +172,10 @@ fn a_banner_longer_than_the_message_is_printed_whole() {
     let dir = tempdir();
     let banner = dir.path().join("banner.txt");
     std::fs::write(&banner, "220 hello world banner\r\n").unwrap();
-    let (_server, port) = socat_tcp(&format!("SYSTEM:cat {}; cat >/dev/null", banner.display()));
+    let (_server, port) = socat_listener(
+        &[],
+        &format!("SYSTEM:cat {}; cat >/dev/null", banner.display()),
+    );
     // A message on the command line: the whole banner, then the newline after a reply.
     let out = netecho(&["send", "127.0.0.1", &port, "hi"], b"");
     assert_eq!(ok(&out), "220 hello world banner\r\n\n");
@@ -199,7 +190,7 @@ fn a_reply_shorter_than_the_message_is_printed_when_the_server_closes() {
     if !have("socat", test) {
         return;
     }
-    let (_server, port) = socat_tcp("SYSTEM:head -c 5 >/dev/null; echo OK");
+    let (_server, port) = socat_listener(&[], "SYSTEM:head -c 5 >/dev/null; echo OK");
     let out = netecho(&["send", "127.0.0.1", &port, "hello world"], b"");
     assert_eq!(ok(&out), "OK\n\n");
 }
@@ -211,7 +202,7 @@ fn any_bytes_from_a_pipe_come_back_from_socat_cat_as_they_were() {
         return;
     }
     let data = common::awkward_bytes();
-    let (_tcp, port) = socat_tcp("EXEC:cat");
+    let (_tcp, port) = socat_listener(&[], "EXEC:cat");
     let dir = tempdir();
     let path = dir.path().join("cat.sock");
     let listen = format!("UNIX-LISTEN:{},fork", path.display());

@@ -914,13 +914,7 @@ fn a_too_large_handshake_message_is_named_and_plaintext_still_is() {
     let line = fails(&out, 1);
     assert!(line.contains("handshake message was too large"), "{line}");
     assert!(!line.contains("plaintext"), "{line}");
-    let port = free_port();
-    let _plain = start_peer(
-        Command::new("socat")
-            .arg(format!("TCP-LISTEN:{port},reuseaddr,fork"))
-            .arg("SYSTEM:echo hello in the clear; sleep 5"),
-        port,
-    );
+    let (_plain, port) = common::socat_listener(&[], "SYSTEM:echo hello in the clear; sleep 5");
     let out = send_tls(&["--insecure", &format!("127.0.0.1:{port}"), "hi"], b"");
     let line = fails(&out, 1);
     assert!(line.contains("a plaintext server?"), "{line}");

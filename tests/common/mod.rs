@@ -1201,6 +1201,27 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A socat server on a free port of 127.0.0.1 that connects each client to `address`
+/// (`EXEC:cat`, `OPEN:/dev/null`), `options` (`-u`) before its addresses, waited for (20 s at
+/// most: a loaded machine starts programs slowly) until it accepts: the server and its port.
+pub fn socat_listener(options: &[&str], address: &str) -> (Peer, String) {
+    let port = free_port();
+    let listen = format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork");
+    let socat = Command::new("socat")
+        .args(options)
+        .args([listen.as_str(), address])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start socat");
+    let peer = Peer(socat);
+    eventually("socat listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (peer, port.to_string())
+}
+
 /// A TCP port on `ip` that refuses connections for as long as the socket returned is held:
 /// bound and never listening, so no other socket can take the port meanwhile (a port closed
 /// again may be bound by a test running beside). Its address as `ip:port` (`[ip]:port`).
