@@ -2,7 +2,7 @@
 //! table, CSV and JSON. The table and CSV writers are the reports' own; this file only says
 //! which columns the lab shows.
 
-use crate::report::{self, Cause, Column, Format, Layout, Meta};
+use crate::report::{self, Cause, Column, Format, Layout, Meta, Percentiles};
 
 use super::measure::{MIN_ROUND_SAMPLES, TIMEOUT};
 use super::plan::{BURST, BURST_SIZE};
@@ -187,24 +187,12 @@ fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
         Column::left("type", |l| p(l, |r| r.socket_type.to_string())),
         Column::left("address", |l| p(l, |r| r.address.clone())),
         Column::right("setup_us", |l| p(l, |r| r.setup_us.to_string())),
-        Column::right("p50_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.p50.to_string()))
-        }),
-        Column::right("p90_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.p90.to_string()))
-        }),
-        Column::right("p99_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.p99.to_string()))
-        }),
-        Column::right("p99_9_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.p99_9.to_string()))
-        }),
-        Column::right("max_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.max.to_string()))
-        }),
-        Column::right("mean_us", |l| {
-            p(l, |r| csv_seen(r, |r| r.latency_us.mean.to_string()))
-        }),
+        Column::right("p50_us", |l| latency_csv(l, |t| t.p50)),
+        Column::right("p90_us", |l| latency_csv(l, |t| t.p90)),
+        Column::right("p99_us", |l| latency_csv(l, |t| t.p99)),
+        Column::right("p99_9_us", |l| latency_csv(l, |t| t.p99_9)),
+        Column::right("max_us", |l| latency_csv(l, |t| t.max)),
+        Column::right("mean_us", |l| latency_csv(l, |t| t.mean)),
         Column::left("p50_rounds_us", |l| p(l, |r| join(&r.p50_rounds_us))),
         Column::right("rounds_left_out", |l| {
             p(l, |r| r.rounds_left_out.to_string())
@@ -241,6 +229,15 @@ fn row_csv_columns<'a>() -> Vec<Column<Line<'a>>> {
         Column::right("tcp_rtt_us", |l| p(l, |r| tcp_cell(r, |t| t.rtt_us))),
         Column::right("tcp_cwnd", |l| p(l, |r| tcp_cell(r, |t| t.cwnd))),
     ]
+}
+
+/// A protocol row's latency percentile in the CSV, unformatted: empty on a boundary line
+/// and where the row observed nothing.
+fn latency_csv(line: &Line, pick: fn(&Percentiles) -> f64) -> String {
+    match line {
+        Line::Protocol(r) => csv_seen(r, |r| pick(&r.latency_us).to_string()),
+        Line::Boundary(_) => String::new(),
+    }
 }
 
 /// A TCP_INFO field, empty on a row without TCP_INFO.

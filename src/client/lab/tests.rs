@@ -47,7 +47,7 @@ fn p(base: u64) -> Percentiles {
     }
 }
 
-fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row {
+pub(super) fn row(proto: &str, family: Family, socket_type: &'static str, why: &str) -> Row {
     Row {
         proto: proto.into(),
         family: Some(family),
