@@ -195,7 +195,8 @@ fn one_64_cycling_its_addresses_never_spends_other_senders_new_connections() {
 }
 
 /// Under --rate-limit a Unix datagram sender spends its user's budget: nobody's flood
-/// leaves root's requests answered.
+/// leaves root's requests answered, and the server's warning names nobody's uid as a udp
+/// one names the address.
 #[test]
 fn one_local_users_unix_datagram_flood_leaves_another_users_replies() {
     let test = "one_local_users_unix_datagram_flood_leaves_another_users_replies";
@@ -229,7 +230,12 @@ fn one_local_users_unix_datagram_flood_leaves_another_users_replies() {
         .spawn()
         .expect("setpriv");
     let flood = Peer(child);
-    server.wait_log("over --rate-limit");
+    let log = server.wait_log("over --rate-limit");
+    let warning = log
+        .lines()
+        .find(|l| l.contains("over --rate-limit"))
+        .unwrap();
+    assert!(warning.contains("(uid 65534 on this host)"), "{warning}");
     let got = answered(Command::new("env"), &[&name, "unix", "8"]);
     drop(flood);
     let (_, _, log) = server.stop("TERM");

@@ -12,12 +12,12 @@ use socket2::SockAddr;
 use tracing::{debug, warn};
 
 use crate::access::Access;
-use crate::endpoint::{Proto, share_key, share_name};
+use crate::endpoint::{Proto, Share};
 use crate::transport::batch::{self, Batch, datagrams};
 use crate::transport::{DatagramSocket, MAX_MESSAGE, PeerAddr, Received};
 
 use super::echo::Transform;
-use super::guard::{Guard, GuardRules, Verdict};
+use super::guard::{Guard, GuardRules, Verdict, source_of};
 use super::peers::PeerTable;
 use super::stats::Stats;
 
@@ -75,9 +75,10 @@ pub(crate) struct DatagramEcho {
     pub peers: PeerTable,
     guard: Guard,
     dropped: HashMap<Drop, u64>,
-    /// The sources of the datagrams over the rate since the last report: the first, and
-    /// whether others came too (the report names who was limited).
-    limited: Option<(std::net::IpAddr, bool)>,
+    /// The sources of the datagrams over the rate since the last report (an address, an
+    /// IPv6 /64, a Unix sender's user): the first, and whether others came too (the report
+    /// names who was limited).
+    limited: Option<(Share, bool)>,
     last_report: Instant,
     replies: Vec<(usize, usize)>,
 }
@@ -147,7 +148,7 @@ impl DatagramEcho {
                 );
                 *self.dropped.entry(why).or_default() += 1;
                 if why == Drop::Guarded(Verdict::RateLimited) {
-                    self.note_limited(from);
+                    self.note_limited(from, uid);
                 }
                 self.report_drops(false);
                 None
@@ -166,8 +167,7 @@ impl DatagramEcho {
         let limited = self.limited.take();
         for (why, count) in self.dropped.drain() {
             let from = match (why, limited) {
-                (Drop::Guarded(Verdict::RateLimited), Some((ip, others))) => {
-                    let source = share_name(ip);
+                (Drop::Guarded(Verdict::RateLimited), Some((source, others))) => {
                     format!(" ({source}{})", if others { " and others" } else { "" })
                 }
                 _ => String::new(),
@@ -180,14 +180,14 @@ impl DatagramEcho {
         }
     }
 
-    /// Remembers a source over the rate, for the report to name.
-    fn note_limited(&mut self, from: &PeerAddr) {
-        let Some(ip) = from.0.as_socket().map(|a| a.ip().to_canonical()) else {
-            return;
-        };
+    /// Remembers a source over the rate, for the report to name: `from`'s address, or a
+    /// Unix sender's user `uid`.
+    fn note_limited(&mut self, from: &PeerAddr, uid: Option<u32>) {
+        let ip = from.0.as_socket().map(|a| a.ip());
+        let source = source_of(ip, uid);
         match &mut self.limited {
-            None => self.limited = Some((ip, false)),
-            Some((first, others)) => *others |= share_key(*first) != share_key(ip),
+            None => self.limited = Some((source, false)),
+            Some((first, others)) => *others |= *first != source,
         }
     }
 

@@ -166,10 +166,7 @@ impl Guard {
     ) -> Result<(), Verdict> {
         let slot = self.slot(from)?;
         let sender = &mut self.senders[slot];
-        let source = match sender.ip {
-            Some(ip) => Share::Address(share_key(ip)),
-            None => Share::Local(uid),
-        };
+        let source = source_of(sender.ip, uid);
         if !within_rate(
             &mut self.buckets,
             self.rules,
@@ -237,6 +234,15 @@ impl Guard {
     fn unforgeable(ip: IpAddr) -> bool {
         let ip = canonical(ip);
         ip.is_loopback() || ip.is_ipv4()
+    }
+}
+
+/// Whose budget a datagram spends: its sender's IP address's [`share_key`], or (`ip` none)
+/// a Unix sender's user `uid` (SCM_CREDENTIALS).
+pub(crate) fn source_of(ip: Option<IpAddr>, uid: Option<u32>) -> Share {
+    match ip {
+        Some(ip) => Share::Address(share_key(ip)),
+        None => Share::Local(uid),
     }
 }
 
