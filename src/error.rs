@@ -61,6 +61,21 @@ impl fmt::Display for NoAnswer {
 
 impl std::error::Error for NoAnswer {}
 
+/// A TLS or QUIC handshake that got no answer in time, worded whole ("no TLS handshake
+/// within 10s: ..."): nothing refused or closed the connection, and nothing answered on it.
+/// Carried in an [`io::Error`] from connect and kept as itself by [`socket_error`], so a
+/// caller tells it from other failures by its type (the lab: a row that stalled).
+#[derive(Debug)]
+pub(crate) struct NoHandshake(pub(crate) String);
+
+impl fmt::Display for NoHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoHandshake {}
+
 /// A connected peer that sent nothing (`call` Recv) or took nothing (`call` Send) for a
 /// client's whole --timeout: what the client waited for, and `advice`, in one line.
 pub(crate) fn silent_peer(
@@ -325,6 +340,9 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     }
     if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
         return anyhow::anyhow!("{no}");
+    }
+    if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoHandshake>()) {
+        return NoHandshake(format!("{} {what}: {no}", call.name())).into();
     }
     let advised = err.get_ref().and_then(|e| e.downcast_ref::<Advised>());
     let errno = err

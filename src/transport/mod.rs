@@ -37,7 +37,7 @@ use socket2::{SockAddr, Socket};
 use crate::endpoint::{
     Address, Endpoint, Proto, Share, SockProto, SocketKind, Target, escape_name, share_key,
 };
-use crate::error::{Call, socket_error};
+use crate::error::{Call, NoHandshake, socket_error};
 
 /// The largest message a datagram or seqpacket socket reads in one call. UDP's own limit
 /// (65,507 bytes over IPv4, 65,527 over IPv6) fits; a larger Unix datagram is reported as
@@ -48,16 +48,15 @@ pub(crate) const MAX_MESSAGE: usize = 65536;
 /// kernel alone waits about two minutes for a host that drops SYNs).
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a client's connect begins to say that a TLS or QUIC handshake got no answer in time
-/// ("no TLS handshake within 10s"): nothing refused or closed the connection, and nothing
-/// answered on it.
-pub(crate) const NO_HANDSHAKE: [&str; 2] = ["no TLS handshake within", "no QUIC handshake within"];
-
-/// Whether `e` is a connect whose handshake got no answer in time (see [`NO_HANDSHAKE`]); its
-/// socket errors are words by then, so the words are what is looked at.
-pub(crate) fn handshake_unanswered(e: &dyn std::fmt::Display) -> bool {
-    let said = format!("{e:#}");
-    NO_HANDSHAKE.iter().any(|start| said.contains(start))
+/// Whether `e` is a connect whose handshake got no answer in time ([`NoHandshake`]), as
+/// connect returned it or as [`socket_error`] worded it.
+pub(crate) fn handshake_unanswered(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let carried = cause
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref);
+        cause.is::<NoHandshake>() || carried.is_some_and(|c| c.is::<NoHandshake>())
+    })
 }
 
 /// Socket options a lab asks about, as `serve` and `send` flags set them.
@@ -294,8 +293,12 @@ fn host_name(addr: &Address) -> Option<String> {
 fn connect_named(target: &Target, opts: &SocketOptions, host: Option<String>) -> io::Result<Conn> {
     // QUIC has its TLS inside: the handshake is the connection's own.
     if let (Address::Ip(addr), SockProto::Quic) = (&target.addr, target.proto) {
-        return quic::connect(*addr, host.as_deref(), opts)
-            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, format!("{e:#}")));
+        return quic::connect(*addr, host.as_deref(), opts).map_err(|e| {
+            match e.downcast::<NoHandshake>() {
+                Ok(no) => io::Error::new(io::ErrorKind::ConnectionAborted, no),
+                Err(e) => io::Error::new(io::ErrorKind::ConnectionAborted, format!("{e:#}")),
+            }
+        });
     }
     let mut conn = connect_plain(target, opts)?;
     if let Some(tls::TlsEnd::Client(client)) = &opts.tls {

@@ -658,9 +658,10 @@ fn offered_certificate(target: &Target) -> Result<()> {
     let Err(e) = transport::connect(target, &opts) else {
         return Ok(());
     };
+    let e = anyhow::Error::from(e);
     // Nothing answered the handshake: the row stalls now, not after two more waits.
     if transport::handshake_unanswered(&e) {
-        return Err(e.into());
+        return Err(e);
     }
     // TLS and QUIC both say a pin that does not match as "has fingerprint SEEN, not the
     // pinned PIN"; any other failure is the measurement's to retry and report.

@@ -437,11 +437,11 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
         let conn = match tokio::time::timeout(wait, connecting).await {
             Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr)))?,
             Err(_) => {
-                return Err(anyhow!(
-                    "{} {wait:?}: is a QUIC server there (a udp server or none answers \
-                     nothing a QUIC client understands)?",
-                    crate::transport::NO_HANDSHAKE[1]
-                ));
+                return Err(crate::error::NoHandshake(format!(
+                    "no QUIC handshake within {wait:?}: is a QUIC server there (a udp server \
+                     or none answers nothing a QUIC client understands)?"
+                ))
+                .into());
             }
         };
         if mode == QuicMode::Datagrams && conn.max_datagram_size().is_none() {

@@ -205,11 +205,10 @@ impl Session {
         result.map_err(|e| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "{} {}s: is the server speaking TLS?",
-                    crate::transport::NO_HANDSHAKE[0],
+                crate::error::NoHandshake(format!(
+                    "no TLS handshake within {}s: is the server speaking TLS?",
                     HANDSHAKE_TIME.as_secs()
-                ),
+                )),
             ),
             _ => ended_by_server(e),
         })
