@@ -234,6 +234,15 @@ impl TokenBucket {
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.tokens >= n as f64
     }
+
+    /// A new rate and burst from `now` on, what was earned until then kept up to the new
+    /// burst: for a share that shrinks and grows with how many hold one.
+    pub(crate) fn reshape(&mut self, rate: f64, burst: f64, now: Instant) {
+        self.holds(0, now);
+        self.rate = rate;
+        self.burst = burst.max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
 }
 
 #[cfg(test)]

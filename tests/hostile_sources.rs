@@ -11,20 +11,20 @@ use std::process::{Command, Stdio};
 use common::netns::Pair;
 use common::{Peer, STEP, Server};
 
-/// The /64 the flooding host answers for (a local route on its loopback), reached from the
+/// The /48 the flooding host answers for (a local route on its loopback), reached from the
 /// server's namespace through the client's end of the veth.
-const FLOOD_NET: &str = "fd00:a11::/64";
-/// Its first four groups.
-const FLOOD_PREFIX: &str = "fd00:a11:0:0";
+const FLOOD_NET: &str = "fd00:a11::/48";
+/// Its first three groups.
+const FLOOD_PREFIX: &str = "fd00:a11:0";
 
 /// python3: sends one-byte datagrams to [ADDR]:PORT (argv 1, 2), each from a new random
-/// address of the /64 argv 3 names (its first four groups), until killed: without pause, or
-/// about argv 4 a second (a relay reading each new sender slowly keeps up, and its queue
-/// never drops another client's datagram).
+/// address of one of the first argv 5 /64s of the /48 argv 3 names (its first three
+/// groups), in turn, until killed: without pause, or about argv 4 a second (a relay reading
+/// each new sender slowly keeps up, and its queue never drops another client's datagram).
 const V6_FLOOD: &str = r#"
 import random, socket, struct, sys
 dst = (sys.argv[1], int(sys.argv[2]))
-base, rate = sys.argv[3], float(sys.argv[4])
+base, rate, nets = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.setsockopt(socket.IPPROTO_IPV6, 78, 1)  # IPV6_FREEBIND
 s.setblocking(False)
@@ -34,7 +34,7 @@ while True:
     sent += 1
     if rate and sent % 5 == 0:
         time.sleep(max(0, start + sent / rate - time.time()))
-    src = base + ":%x:%x:%x:%x" % tuple(random.getrandbits(16) for _ in range(4))
+    src = base + ":%x:%x:%x:%x:%x" % ((sent % nets,) + tuple(random.getrandbits(16) for _ in range(4)))
     info = struct.pack("16sI", socket.inet_pton(socket.AF_INET6, src), 0)
     try:
         s.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, dst)
@@ -103,9 +103,9 @@ fn flooding_host(tag: &str, test: &str) -> Option<Pair> {
     Some(pair)
 }
 
-/// [`V6_FLOOD`] from the client's namespace at `to` (`[v6]:port`), `rate` a second (0: as
-/// fast as it can), killed when dropped.
-fn v6_flood(pair: &Pair, to: &str, rate: u32) -> Peer {
+/// [`V6_FLOOD`] from `nets` /64s in the client's namespace at `to` (`[v6]:port`), `rate` a
+/// second in all (0: as fast as it can), killed when dropped.
+fn v6_flood(pair: &Pair, to: &str, rate: u32, nets: u32) -> Peer {
     let (host, port) = to.rsplit_once(':').unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", &pair.client, "python3", "-c", V6_FLOOD])
@@ -114,6 +114,7 @@ fn v6_flood(pair: &Pair, to: &str, rate: u32) -> Peer {
             port,
             FLOOD_PREFIX,
             &rate.to_string(),
+            &nets.to_string(),
         ])
         .stdin(Stdio::null())
         .spawn()
@@ -173,7 +174,7 @@ fn one_64_cycling_its_addresses_never_shuts_other_udp_clients_out() {
         "--addr",
         &listen,
     ]));
-    let flood = v6_flood(&pair, &server.addr, 16000);
+    let flood = v6_flood(&pair, &server.addr, 16000, 1);
     let got = answered_from_elsewhere(&pair, &server.addr, 16);
     still_flooding(flood);
     let (_, _, log) = server.stop("TERM");
@@ -181,13 +182,28 @@ fn one_64_cycling_its_addresses_never_shuts_other_udp_clients_out() {
 }
 
 /// A udp -> tcp relay's budget of new connections to TO: a host making a new sender of
-/// each datagram from its /64 (2,000 a second, twenty times the budget) spends its own
-/// share of it, and a new sender elsewhere (a new port each time, so each is a new
-/// connection) is still relayed.
+/// each datagram from its /64 spends its own share of it, and a new sender elsewhere is
+/// still relayed.
 #[test]
 fn one_64_cycling_its_addresses_never_spends_other_senders_new_connections() {
     let test = "one_64_cycling_its_addresses_never_spends_other_senders_new_connections";
-    let Some(pair) = flooding_host("rn", test) else {
+    relayed_during_flood("rn", test, 1);
+}
+
+/// Twelve busy sources (twelve /64s, each making a new sender of every datagram) share the
+/// budget of new connections to TO among them, and a share is left for a source that was
+/// not asking: its new senders are still relayed.
+#[test]
+fn twelve_busy_sources_never_spend_a_new_sources_connections() {
+    let test = "twelve_busy_sources_never_spend_a_new_sources_connections";
+    relayed_during_flood("rd", test, 12);
+}
+
+/// A udp -> tcp relay flooded by [`V6_FLOOD`] from `nets` /64s (2,000 new senders a second
+/// in all, twenty times its budget of new connections) while a new sender elsewhere asks 8
+/// times, a new port each time, so each is a new connection: most of them are relayed.
+fn relayed_during_flood(tag: &str, test: &str, nets: u32) {
+    let Some(pair) = flooding_host(tag, test) else {
         return;
     };
     let echo = Server::start_with(&mut pair.server_cmd(&["serve", "--addr", "127.0.0.1:0"]));
@@ -195,14 +211,14 @@ fn one_64_cycling_its_addresses_never_spends_other_senders_new_connections() {
     let to = echo.url();
     let relay =
         Server::start_with(&mut pair.server_cmd(&["relay", "--framing", "line", &listen, &to]));
-    let flood = v6_flood(&pair, &relay.addr, 2000);
+    let flood = v6_flood(&pair, &relay.addr, 2000, nets);
     relay.wait_log("not relayed, 100 new senders off this host a second");
     let got = answered_from_elsewhere(&pair, &relay.addr, 8);
     still_flooding(flood);
     let (_, out, log) = relay.stop("TERM");
     assert!(
         got >= 6,
-        "{got} of 8 relayed during the flood:\n{out}\n{log}"
+        "{got} of 8 relayed during the flood from {nets} /64s:\n{out}\n{log}"
     );
 }
 

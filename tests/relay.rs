@@ -126,6 +126,55 @@ fn udp_to_unix_dgram_routes_each_reply_to_its_sender() {
     assert_eq!(out.matches("500 messages").count(), 8, "{out}");
 }
 
+/// Datagrams sent to a relay held (SIGSTOP) with small receive buffers (--rcvbuf) are
+/// dropped by the kernel before the relay reads them, at FROM and at a flow's socket to TO:
+/// the stop line counts FROM's and names --rcvbuf, the flow's line counts its own.
+#[test]
+fn datagrams_the_kernel_dropped_before_the_relay_read_them_are_counted() {
+    // TO is a socket of the test's own, so it can send to the flow's socket at will.
+    let to = UdpSocket::bind("127.0.0.1:0").unwrap();
+    to.set_read_timeout(Some(common::STEP)).unwrap();
+    let to_url = format!("udp://{}", to.local_addr().unwrap());
+    let relay = relay(&["--rcvbuf", "1", "udp://127.0.0.1:0", &to_url]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    client.send(b"first").unwrap();
+    let mut buf = [0u8; 64];
+    let (_, flow_sock) = to.recv_from(&mut buf).unwrap();
+    common::hold(relay.pid());
+    // Far more than the smallest receive buffer Linux allows holds (a few KiB).
+    for i in 0..200u32 {
+        let datagram = [i.to_be_bytes().as_slice(), &[7u8; 996]].concat();
+        client.send(&datagram).unwrap();
+        to.send_to(&datagram, flow_sock).unwrap();
+    }
+    common::signal(relay.pid(), "CONT");
+    let (status, out, log) = relay.stop("TERM");
+    assert!(status.success(), "{log}");
+    let last = out.lines().last().unwrap_or_default();
+    let at_from = "datagrams dropped by the kernel at FROM before the relay read them (its \
+                   receive buffer,";
+    assert!(last.contains(at_from), "{out}");
+    assert!(last.contains("a larger --rcvbuf"), "{out}");
+    let dropped: u64 = last
+        .split("; ")
+        .nth(1)
+        .and_then(|part| part.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {last:?}"));
+    assert!((150..=200).contains(&dropped), "{out}");
+    let flow = out
+        .lines()
+        .find(|l| l.starts_with("flow 1 "))
+        .expect("a flow line");
+    let (_, down) = flow.split_once(". down ").expect("both directions");
+    assert!(
+        down.contains(
+            "dropped by the kernel before the relay read them (its receive buffer was full)"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_stream_meets_datagrams_through_a_framing() {
     let server = Server::start(&["--proto", "udp", "--addr", "127.0.0.1:0"]);

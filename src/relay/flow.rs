@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use crate::endpoint::Proto;
+use crate::endpoint::{Proto, SocketKind};
 use crate::transport::Conn;
 use crate::transport::framing::FrameError;
 use crate::transport::message::{MessageRecv, Next, Receiver, RecvError};
@@ -72,10 +72,27 @@ impl Flow {
         if self.closing.swap(true, Ordering::Relaxed) {
             return false;
         }
-        for conn in self.socks.lock().unwrap().iter() {
+        let socks = self.socks.lock().unwrap();
+        self.count_kernel_drops(&socks);
+        for conn in socks.iter() {
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
         true
+    }
+
+    /// Counts what the kernel dropped at the flow's datagram socket to TO, its receive buffer
+    /// full (SO_MEMINFO's drop count, the one SO_RXQ_OVFL reports): replies lost before the
+    /// relay read them. Read once, as the flow ends, so reading costs nothing per message. A
+    /// client on FROM held here is a connection, never a datagram socket.
+    fn count_kernel_drops(&self, socks: &[Arc<Conn>]) {
+        let dropped: u64 = (socks.iter())
+            .filter(|conn| conn.kind() == SocketKind::Datagram)
+            .filter_map(|conn| conn.drops().ok())
+            .map(u64::from)
+            .sum();
+        self.down
+            .kernel_dropped
+            .fetch_max(dropped, Ordering::Relaxed);
     }
 
     /// Ends the flow for --idle-timeout, with one line saying `why`, whichever of its
@@ -131,7 +148,10 @@ impl Flow {
     pub(crate) fn writer_done(&self) {
         if self.writers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.closing.store(true, Ordering::Relaxed);
-            self.socks.lock().unwrap().clear();
+            let mut socks = self.socks.lock().unwrap();
+            self.count_kernel_drops(&socks);
+            socks.clear();
+            drop(socks);
             self.finished.store(true, Ordering::Relaxed);
             // A line per flow, and forged sources make flows at will: at most ten a second.
             static ENDED: crate::logging::Throttle = crate::logging::Throttle::new();

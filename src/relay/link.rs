@@ -49,6 +49,10 @@ pub(crate) struct DirStats {
     pub delayed: AtomicU64,
     /// Datagrams that found the queue full (real loss inside the relay, not simulated).
     pub queue_full: AtomicU64,
+    /// Datagrams the kernel dropped at the relay's socket this direction reads from, its
+    /// receive buffer full, before the relay read them (real loss on this host): counted for
+    /// the socket to TO, whose replies only its flow reads.
+    pub kernel_dropped: AtomicU64,
     /// Messages the kernel refused to send (e.g. ECONNREFUSED from a datagram server).
     pub send_errors: AtomicU64,
     /// Replies not sent to a datagram sender off this host: they would have made what it got
@@ -73,6 +77,13 @@ impl DirStats {
         );
         if get(&self.queue_full) > 0 {
             line += &format!("; {} lost to a full queue", get(&self.queue_full));
+        }
+        if get(&self.kernel_dropped) > 0 {
+            line += &format!(
+                "; {} dropped by the kernel before the relay read them (its receive buffer was \
+                 full)",
+                get(&self.kernel_dropped)
+            );
         }
         if get(&self.send_errors) > 0 {
             line += &format!("; {} send errors", get(&self.send_errors));

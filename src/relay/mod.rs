@@ -58,8 +58,8 @@ pub(crate) const FLOWS_PER_SOURCE: usize = 128;
 /// datagram makes a new sender. 100 a second is about a tenth of a core of TLS handshakes at
 /// TO, and more new clients a second than a relay on a test bench meets; past it the datagram
 /// is dropped and counted in the stop line. Senders on this host, and Unix ones, are never
-/// held to it; one source (an IPv4 address, an IPv6 /64) to a tenth of it once its burst
-/// is spent ([`newcomers`]).
+/// held to it; each source (an IPv4 address, an IPv6 /64) to its share of it, smaller as
+/// more sources ask, one share kept for a source not asking yet ([`newcomers`]).
 const NEW_CONNS_PER_SEC: u64 = 100;
 /// The burst: one source may open all its flows ([`FLOWS_PER_SOURCE`]) at once.
 const NEW_CONNS_BURST: u64 = FLOWS_PER_SOURCE as u64;
@@ -251,9 +251,15 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     }
     let route = Arc::new(route);
     let flows = Arc::new(Flows::default());
-    let signal = match &mut bound {
-        BoundSock::Listener(listener) => relay_connections(listener, &route, &flows, &shutdown)?,
-        BoundSock::Datagram(sock) => relay_datagrams(sock, &route, &flows, &shutdown)?,
+    let (signal, overflowed) = match &mut bound {
+        BoundSock::Listener(listener) => (
+            relay_connections(listener, &route, &flows, &shutdown)?,
+            None,
+        ),
+        BoundSock::Datagram(sock) => (
+            relay_datagrams(sock, &route, &flows, &shutdown)?,
+            Overflowed::of(sock),
+        ),
     };
     flows.finish(FINISH);
     let all = std::mem::take(&mut *flows.all.lock().unwrap());
@@ -271,7 +277,46 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
             crate::units::count(over_rate, "new sender")
         );
     }
+    if let Some(overflowed) = overflowed.filter(|o| o.dropped > 0) {
+        last += &overflowed.to_string();
+    }
     crate::lifecycle::announce(&last)
+}
+
+/// What the kernel dropped at FROM's datagram socket, its receive buffer full, before the
+/// relay read it: every sender's datagrams share that buffer, so the count is the relay's,
+/// not a flow's.
+struct Overflowed {
+    dropped: u64,
+    /// SO_RCVBUF as the kernel has it (Linux doubles what --rcvbuf asks).
+    rcvbuf: Option<usize>,
+}
+
+impl Overflowed {
+    /// FROM's count so far: SO_MEMINFO's drop count, the one SO_RXQ_OVFL reports, read
+    /// once at the stop, so the loop reading datagrams pays nothing for it.
+    fn of(sock: &DatagramSocket) -> Option<Overflowed> {
+        let dropped = transport::calls::drops(sock.socket()).ok()?;
+        Some(Overflowed {
+            dropped: u64::from(dropped),
+            rcvbuf: sock.socket().recv_buffer_size().ok(),
+        })
+    }
+}
+
+impl std::fmt::Display for Overflowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = self
+            .rcvbuf
+            .map_or(String::new(), |b| format!(", {b} bytes,"));
+        write!(
+            f,
+            "; {} dropped by the kernel at FROM before the relay read them (its receive \
+             buffer{size} was full: the senders outran the relay; a larger --rcvbuf holds \
+             longer bursts, within net.core.rmem_max)",
+            crate::units::count(self.dropped, "datagram")
+        )
+    }
 }
 
 /// Frames between a stream and datagrams: a frame goes out as one datagram, so
@@ -642,9 +687,9 @@ impl Senders {
         if let Some(more) = LOG.allow() {
             warn!(
                 "{from}: not relayed, {NEW_CONNS_PER_SEC} new senders off this host a second \
-                 already (a tenth of them from one source), each a connection to TO: forged \
-                 sources cost TO a handshake each; a sender on this host or in --trust is \
-                 never held to it{more}"
+                 already (or its source's share of them, shared among the sources asking), \
+                 each a connection to TO: forged sources cost TO a handshake each; a sender on \
+                 this host or in --trust is never held to it{more}"
             );
         }
         false

@@ -1083,6 +1083,24 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -s {name} {pid}");
 }
 
+/// Stops a process (SIGSTOP) and waits until each of its threads has stopped: what is sent
+/// to it from then on waits in its sockets, unread, until SIGCONT.
+pub fn hold(pid: u32) {
+    signal(pid, "STOP");
+    eventually("each thread stopped", || {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        tasks
+            .flatten()
+            .all(|task| {
+                std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    stat.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+            })
+            .then_some(())
+    });
+}
+
 /// What a test plants where netecho is asked to write a file: `link` to the file `victim`,
 /// `dangling` to `created` (which does not exist), and `mine`, a file of the user's own.
 pub struct Planted(pub tempfile::TempDir);
