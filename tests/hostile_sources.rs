@@ -34,7 +34,8 @@ while True:
     sent += 1
     if rate and sent % 5 == 0:
         time.sleep(max(0, start + sent / rate - time.time()))
-    src = base + ":%x:%x:%x:%x:%x" % ((sent % nets,) + tuple(random.getrandbits(16) for _ in range(4)))
+    low = tuple(random.getrandbits(16) for _ in range(4))
+    src = base + ":%x:%x:%x:%x:%x" % ((sent % nets,) + low)
     info = struct.pack("16sI", socket.inet_pton(socket.AF_INET6, src), 0)
     try:
         s.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, dst)
