@@ -15,7 +15,8 @@ use crate::impair::TokenBucket;
 use super::{NEW_CONNS_BURST, NEW_CONNS_PER_SEC};
 
 /// Sources whose budget is kept; past this the ones not asking in the last second are
-/// forgotten, then every one (a forgotten source regains its burst, which everyone's budget
+/// forgotten, and every one when that frees less than half, so each sweep is paid for by as
+/// many new sources (a forgotten source regains its burst share, which everyone's budget
 /// still bounds).
 const MAX_SOURCES: usize = 4096;
 /// The window in which a source counts as asking.
@@ -69,7 +70,7 @@ impl Newcomers {
         if !self.by_source.contains_key(&key) && self.by_source.len() >= MAX_SOURCES {
             self.by_source
                 .retain(|_, s| now.saturating_duration_since(s.last) < WINDOW);
-            if self.by_source.len() >= MAX_SOURCES {
+            if self.by_source.len() > MAX_SOURCES / 2 {
                 self.by_source.clear();
             }
         }
@@ -153,6 +154,17 @@ mod tests {
             .count();
         assert!(flood as u64 <= NEW_CONNS_PER_SEC / 2 + 1, "{flood}");
         assert!(budget.try_take("192.0.2.1".parse().unwrap(), later));
+    }
+
+    #[test]
+    fn forged_sources_spend_only_everyones_budget_and_are_kept_within_bounds() {
+        let mut budget = Newcomers::new();
+        let now = Instant::now();
+        let taken = (0..20_000u32)
+            .filter(|i| budget.try_take(IpAddr::from(std::net::Ipv4Addr::from(i << 8)), now))
+            .count();
+        assert_eq!(taken as u64, NEW_CONNS_BURST);
+        assert!(budget.by_source.len() <= MAX_SOURCES);
     }
 
     #[test]
