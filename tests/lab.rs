@@ -190,6 +190,23 @@ fn lab_draws_a_well_formed_plot() {
     // may be opened.
     let raw = can_open_raw("lab_draws_a_well_formed_plot (raw curves)");
     assert_eq!(curves, if raw { 11 } else { 9 }, "one curve per protocol");
+    // The curves pool every round's round trips; the table's p50 is the rounds' median:
+    // the caption says which, so a curve's 50% that differs from p50 is no surprise.
+    let caption: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("caption"))
+        .filter_map(|n| n.text())
+        .collect();
+    let caption = caption.join(" ");
+    assert!(
+        caption.contains("every ping-pong round trip of the row's 3 rounds together"),
+        "{caption}"
+    );
+    assert!(
+        caption.contains("The table's p50 is the median of the rounds' p50s"),
+        "{caption}"
+    );
+    assert!(caption.contains("can differ from it"), "{caption}");
 }
 
 #[test]

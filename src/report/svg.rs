@@ -24,20 +24,40 @@ const COLOURS: [&str; 10] = [
 const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
 const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
-/// The SVG text of the plot of `series` (name, latencies in nanoseconds).
-pub(crate) fn render(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
+/// The SVG text of the plot of `series` (name, latencies in nanoseconds), with `caption`
+/// (what the curves are, a line each) under it.
+pub(crate) fn render(
+    title: &str,
+    caption: &[String],
+    series: &[(String, &Histogram<u64>)],
+) -> String {
     let scale = Scale::of(series);
     let mut svg = String::new();
-    heading(&mut svg, title);
+    heading(
+        &mut svg,
+        title,
+        HEIGHT + CAPTION_LINE * caption.len() as f64,
+    );
     axes(&mut svg, &scale);
     for (i, (name, h)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         curve(&mut svg, &scale, name, h, colour);
         legend(&mut svg, i, name, colour);
     }
+    for (i, line) in caption.iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r#"<text class="caption" x="12" y="{}" font-size="11">{}</text>"#,
+            HEIGHT + CAPTION_LINE * (i as f64 + 0.5),
+            escape(line)
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }
+
+/// The height of a caption's line, below the plot.
+const CAPTION_LINE: f64 = 16.0;
 
 /// Nines shown on the percentile axis: up to 99.99%; the slowest samples sit at its top.
 const NINES: f64 = 4.0;
@@ -81,12 +101,12 @@ impl Scale {
     }
 }
 
-/// The XML prologue, the page and the title.
-fn heading(svg: &mut String, title: &str) {
+/// The XML prologue, the page (`height` high) and the title.
+fn heading(svg: &mut String, title: &str, height: f64) {
     let _ = writeln!(
         svg,
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
+<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
         LEFT + PLOT_W / 2.0,
@@ -209,7 +229,7 @@ mod tests {
             a.record(us * 1000).unwrap();
             b.record(us * 3000).unwrap();
         }
-        let svg = render("t <1>", &[("tcp".into(), &a), ("udp & co".into(), &b)]);
+        let svg = render("t <1>", &[], &[("tcp".into(), &a), ("udp & co".into(), &b)]);
         assert!(svg.starts_with("<?xml"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);

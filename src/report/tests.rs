@@ -313,7 +313,7 @@ fn svg_text() {
 </svg>
 ";
     assert_eq!(
-        svg::render("rtt", &[("udp".into(), &histogram())]),
+        svg::render("rtt", &[], &[("udp".into(), &histogram())]),
         expected
     );
 }

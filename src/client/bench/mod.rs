@@ -156,7 +156,7 @@ pub(crate) fn run(args: BenchConfig) -> Result<ExitCode> {
             .iter()
             .map(|(name, h)| (name.clone(), h))
             .collect();
-        let svg = report::svg::render("round-trip latency", &series);
+        let svg = report::svg::render("round-trip latency", &[], &series);
         write_output(plot, args.force, svg.as_bytes())?;
     }
     // Runs that all failed with nothing answered: their errors are the whole report, not a

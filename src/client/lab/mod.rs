@@ -222,7 +222,7 @@ fn write_files(settings: &LabConfig, lab: &Lab, notes: &[String], heading: &str)
         .iter()
         .filter_map(|r| Some((label(r), r.latency.as_ref()?)))
         .collect();
-    let svg = report::svg::render(PLOT_TITLE, &series);
+    let svg = report::svg::render(PLOT_TITLE, &plot_caption(lab.rounds), &series);
     for (flag, path, _) in outputs(settings) {
         let text = match flag {
             "--plot" => svg.clone(),
@@ -245,6 +245,20 @@ fn outputs(settings: &LabConfig) -> impl Iterator<Item = (&'static str, &Path, &
 
 /// The title of the latency plot, in its file and on the page.
 const PLOT_TITLE: &str = "ping-pong latency by protocol";
+
+/// What the plot's curves are, under it: every round trip of every round together, as the
+/// table's p99 and p99.9, while the table's p50 is the median of the rounds' p50s.
+fn plot_caption(rounds: usize) -> Vec<String> {
+    vec![
+        format!(
+            "Each curve: every ping-pong round trip of the row's {rounds} rounds together, as \
+             the table's p99 and p99.9 are."
+        ),
+        "The table's p50 is the median of the rounds' p50s (of two, their mean): a curve's \
+         50% can differ from it."
+            .to_string(),
+    ]
+}
 
 /// A row's name in the plot: its protocol and family.
 fn label(r: &Row) -> String {
