@@ -2005,6 +2005,33 @@ fn a_lab_server_stopped_during_the_quic_row_leaves_it_out_and_the_rest_stand() {
     );
 }
 
+/// A lab server stopped in the middle of the tls row's setup column (its fifty handshakes,
+/// after the rounds' eleven): the handshake under way gets no answer at all, which is the
+/// stall the run says, once, never a question of whether the server speaks TLS, and the
+/// row is not measured twice to hear it again.
+#[test]
+fn a_tls_handshake_a_stopped_lab_server_never_answers_is_said_as_the_stall_alone() {
+    // -v: the server logs each handshake it finished.
+    let (server, _, _) = loopback_lab(&["-v"]);
+    let run = lab_run(server.port());
+    server.wait_log("TLS 1.3, ");
+    server.wait_log_count("TLS 1.3, ", 20);
+    common::signal(server.pid(), "STOP");
+    let out = output_within(run, "lab, its server stopped during the tls row", RUN);
+    common::signal(server.pid(), "CONT");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let said = log.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(out.status.success(), "{log}");
+    assert!(said.contains("the lab server stopped answering"), "{log}");
+    for question in [
+        "speaking TLS",
+        "is a QUIC server there",
+        "measuring it once more",
+    ] {
+        assert!(!said.contains(question), "{log}");
+    }
+}
+
 /// A lab server that goes away (killed, say to be restarted) once a row was measured: the
 /// row stands, printed, the one under way and those after are named not measured for it,
 /// and the run ends with the one line saying it went away, exit 1.

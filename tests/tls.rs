@@ -919,3 +919,35 @@ fn a_too_large_handshake_message_is_named_and_plaintext_still_is() {
     let line = fails(&out, 1);
     assert!(line.contains("a plaintext server?"), "{line}");
 }
+
+/// A TLS client's handshake that runs out of time: a server that sent nothing back is said
+/// as silence (stopped, busy, or dropped on the way), never as a question of its protocol;
+/// one that sent bytes that make no handshake (a record's header begun, never finished) is
+/// asked whether it speaks TLS. (Plaintext is named at once: a plaintext server?)
+#[test]
+fn a_handshake_no_one_answers_is_silence_and_stray_bytes_ask_whether_it_speaks_tls() {
+    let lines: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&b""[..], &[0x16, 0x03, 0x03]]
+            .into_iter()
+            .map(|greeting| {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let at = listener.local_addr().unwrap().to_string();
+                // The greeting, then the connection held until the client gives up.
+                s.spawn(move || {
+                    let (mut conn, _) = listener.accept().unwrap();
+                    conn.write_all(greeting).unwrap();
+                    conn.set_read_timeout(Some(common::STEP * 3)).unwrap();
+                    let _ = conn.read_to_end(&mut Vec::new());
+                });
+                s.spawn(move || fails(&send_tls(&["--insecure", &at, "hi"], b""), 1))
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    let (silent, stray) = (&lines[0], &lines[1]);
+    assert!(silent.contains("no TLS handshake within 10s"), "{silent}");
+    assert!(silent.contains("the server sent nothing back"), "{silent}");
+    assert!(!silent.contains("speaking TLS"), "{silent}");
+    assert!(stray.contains("is the server speaking TLS?"), "{stray}");
+    assert!(!stray.contains("sent nothing back"), "{stray}");
+}

@@ -49,10 +49,13 @@ pub(super) fn once_more<T>(
         // A server that does not echo would not echo the second time either.
         // Nor a lab server that went away: its ports closed with it.
         // Nor a row this machine's firewall refuses: the same rule refuses it again.
+        // Nor a TLS or QUIC handshake that got no answer in its seconds: the server stalled
+        // (a lab server's row says so, once), and a second wait would only repeat it.
         if local::stopping()
             || e.is::<NotEcho>()
             || super::remote::server_gone()
             || refused_here(&e).is_some()
+            || transport::handshake_unanswered(&e)
         {
             return Err(e);
         }

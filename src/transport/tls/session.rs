@@ -183,6 +183,9 @@ impl Session {
     pub(crate) fn handshake(&self, sock: &Socket) -> io::Result<()> {
         let before = sock.read_timeout()?;
         sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
+        // Whether the server sent anything: silence is a server that stopped answering (or
+        // a path that drops), bytes that make no handshake another protocol.
+        let mut heard = false;
         let result = (|| {
             while self.state().tls.is_handshaking() {
                 self.flush(sock, true)?;
@@ -198,18 +201,22 @@ impl Session {
                         ),
                     ));
                 }
+                heard = true;
             }
             self.flush(sock, true)
         })();
         sock.set_read_timeout(before.map(calls::timeout_value))?;
         result.map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
-                io::ErrorKind::TimedOut,
-                crate::error::NoHandshake(format!(
-                    "no TLS handshake within {}s: is the server speaking TLS?",
-                    HANDSHAKE_TIME.as_secs()
-                )),
-            ),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                let said = handshake_timed_out(heard);
+                match heard {
+                    // Nothing came back: a stall (the lab leaves such a row out).
+                    false => {
+                        io::Error::new(io::ErrorKind::TimedOut, crate::error::NoHandshake(said))
+                    }
+                    true => io::Error::new(io::ErrorKind::TimedOut, said),
+                }
+            }
             _ => ended_by_server(e),
         })
     }
@@ -559,6 +566,23 @@ impl Session {
 
 /// Follows the peer's records through `bytes` (narrated with --explain): when the record
 /// under way began, and when the first record these bytes finished began.
+/// Why a client's handshake ran out of time: the server sent nothing at all (it stopped
+/// answering, or something on the path drops its packets), or bytes that never made a TLS
+/// handshake (another protocol's answer, shorter than a record's header).
+fn handshake_timed_out(heard: bool) -> String {
+    let secs = HANDSHAKE_TIME.as_secs();
+    match heard {
+        false => format!(
+            "no TLS handshake within {secs}s: the server sent nothing back (busy or stopped, \
+             or something on the path drops its packets)"
+        ),
+        true => format!(
+            "no whole TLS handshake within {secs}s, only bytes that make none: is the server \
+             speaking TLS?"
+        ),
+    }
+}
+
 fn note_records(state: &mut State, bytes: &[u8]) {
     let way = crate::explain::on().then_some("received");
     let began = state.record_began;
