@@ -1,6 +1,7 @@
 //! A row measured through the load loop and the exchange client: connect(2) times, ping-pong
 //! round trips, pipelined load, and a burst of small sends to see whether boundaries hold.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -95,15 +96,33 @@ pub(super) fn refused_errno(errno: Option<i32>) -> Option<&'static str> {
     }
 }
 
+/// When a row last finished a step (a round's run, the burst, one connection set up), on
+/// whichever thread measures it: a lab server's row is waited for while its steps go on
+/// ([`last_step`]), so a slow server is measured and one that stopped is not waited for.
+static LAST_STEP: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// A step of the row under way is done.
+fn stepped() {
+    *LAST_STEP.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+}
+
+/// When a row last finished a step, if one has.
+pub(super) fn last_step() -> Option<Instant> {
+    *LAST_STEP.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn measure_once(target: &Target, plan: &Plan) -> Result<Row> {
     let mut rounds = Rounds::new()?;
     for _ in 0..plan.rounds {
         let ping: LoadResult = load::run(&spec(target, 1, PING_SIZE, 1, plan.ping))?;
+        stepped();
         let bulk = spec(target, plan.clients, LOAD_SIZE, plan.window, plan.load);
         rounds.add(&ping, &load::run(&bulk)?)?;
+        stepped();
     }
     rounds.echoed(target)?;
     let got = send_burst(target, Framing::None)?;
+    stepped();
     let mut row = Row {
         proto: row_name(target),
         family: target.addr.family(),
@@ -345,6 +364,8 @@ fn setup_time(target: &Target) -> Result<u64> {
             .with_context(|| format!("connect to the local {target}"))?;
         times.push(start.elapsed().as_micros() as u64);
         drop(conn);
+        // Fifty TLS or QUIC handshakes take seconds from a busy server: each is a step.
+        stepped();
     }
     times.sort_unstable();
     Ok(times[SETUPS / 2].max(1))

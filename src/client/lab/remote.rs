@@ -1003,7 +1003,8 @@ fn no_reply(row: &Row, target: &Target) -> String {
 /// The longest a run against a lab server may measure, whatever time the server offers.
 const MAX_RUN: Duration = Duration::from_secs(600);
 /// What a row may take past its plan's own time (connections, bursts, one retry) before
-/// it counts as stalled.
+/// it counts as stalled; and how long a row past that time is waited for after its last
+/// step (a round, the burst, a connection set up: a slow server's handshakes go on).
 const ROW_SLACK: Duration = Duration::from_secs(20);
 
 /// A row that brought no result within its time ([`within_run`]), or whose TLS or QUIC
@@ -1041,10 +1042,12 @@ impl std::fmt::Display for Stalled {
 
 impl std::error::Error for Stalled {}
 
-/// Measures one row (`what`, as the table names it) on a thread of its own, for at most
-/// what its plan takes (twice, for a retry) and [`ROW_SLACK`], and never past `until` (the
-/// time the server offered): an echo port that accepts and stops answering is [`Stalled`],
-/// instead of holding the run. A stalled row's thread is left behind.
+/// Measures one row (`what`, as the table names it) on a thread of its own, for what its
+/// plan takes (twice, for a retry) and [`ROW_SLACK`], or while its steps go on (each a
+/// round, the burst or a connection set up, [`ROW_SLACK`] apart at most: a busy server's
+/// fifty handshakes), never past `until` (the time the server offered): an echo port that
+/// accepts and stops answering is [`Stalled`], instead of holding the run. A stalled row's
+/// thread is left behind.
 fn within_run<T: Send + 'static>(
     what: &str,
     until: Instant,
@@ -1052,7 +1055,8 @@ fn within_run<T: Send + 'static>(
     row: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     let planned = (plan.ping + plan.load) * u32::try_from(plan.rounds).unwrap_or(u32::MAX);
-    let budget = (planned * 2 + ROW_SLACK).min(until.saturating_duration_since(Instant::now()));
+    let start = Instant::now();
+    let budget = start + planned * 2 + ROW_SLACK;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("lab-row".into())
@@ -1060,15 +1064,31 @@ fn within_run<T: Send + 'static>(
             let _ = tx.send(row());
         })
         .context("cannot start a thread to measure a row")?;
-    match rx.recv_timeout(budget) {
-        Ok(done) => done,
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            bail!("measuring the {what} row ended without a result")
+    loop {
+        let stepping = (super::measure::last_step())
+            .filter(|&at| at > start)
+            .map(|at| at + ROW_SLACK);
+        let deadline = stepping.map_or(budget, |d| d.max(budget)).min(until);
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            let idle = match deadline > budget {
+                true => format!(", no step done in its last {} s", ROW_SLACK.as_secs()),
+                false => String::new(),
+            };
+            return Err(anyhow::Error::new(Stalled {
+                row: what.to_string(),
+                what: format!(
+                    "not measured within {:.0} s{idle}",
+                    start.elapsed().as_secs_f64()
+                ),
+            }));
+        };
+        match rx.recv_timeout(left) {
+            Ok(done) => return done,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("measuring the {what} row ended without a result")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(anyhow::Error::new(Stalled {
-            row: what.to_string(),
-            what: format!("not measured within {:.0} s", budget.as_secs_f64()),
-        })),
     }
 }
 
