@@ -124,22 +124,10 @@ fn each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns()
 #[test]
 fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     let test = "real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing";
-    if let Err((needs, lacks)) = can_make_namespaces("loss") {
-        skip(test, &needs, lacks);
+    let Some((out, pid)) = lab_json(test, "loss", &["--loss", "5%"]) else {
         return;
-    }
-    let child = Command::new(bin())
-        .args([
-            "lab", "--netns", "--loss", "5%", "--quick", "--format", "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = common::output_within(child, "lab --netns", LAB_RUN);
+    };
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
     let wide: Vec<&str> = log.lines().filter(|l| l.chars().count() > 80).collect();
     assert!(wide.is_empty(), "wider than 80 columns: {wide:#?}");
     // The lab's own servers' warnings about its own clients (a QUIC handshake the client
@@ -163,6 +151,64 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
         the_loss_shows_in_the_rows(&doc);
         the_notes_tell_the_loss(&doc);
     }
+    assert_eq!(leftovers(pid), Vec::<String>::new());
+}
+
+/// `lab --netns ARGS --quick --format json` of `test` to its end (within [`LAB_RUN`]),
+/// successful, and its pid; `None`, the test skipped, where namespaces cannot be made.
+fn lab_json(test: &str, tag: &str, args: &[&str]) -> Option<(std::process::Output, u32)> {
+    if let Err((needs, lacks)) = can_make_namespaces(tag) {
+        skip(test, &needs, lacks);
+        return None;
+    }
+    let child = Command::new(bin())
+        .args(["lab", "--netns"])
+        .args(args)
+        .args(["--quick", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let what = format!("lab --netns {}", args.join(" "));
+    let out = common::output_within(child, &what, LAB_RUN);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out, pid))
+}
+
+/// A slow link (tc tbf, 1 Mbit/s each way): the tcp row's pipelined load moves far fewer
+/// messages than its round trips allow, round after round, and its sentence says the
+/// link's bytes a second bound it, with the bytes a second it measured.
+#[test]
+fn a_slow_links_rows_name_its_bytes_a_second_as_what_bounds_msg_s() {
+    let test = "a_slow_links_rows_name_its_bytes_a_second_as_what_bounds_msg_s";
+    let Some((out, pid)) = lab_json(test, "rate", &["--rate", "1mbit"]) else {
+        return;
+    };
+    let log = String::from_utf8_lossy(&out.stderr);
+    if log.contains("tc tbf unavailable") {
+        return skip(test, "tc tbf for a rate", Lacks::Provided);
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tcp = row(&doc, "tcp", "AF_INET");
+    let why = tcp["why"].as_str().unwrap();
+    assert!(
+        why.contains("msg/s measures the path's bytes a second, not round trips"),
+        "{tcp}"
+    );
+    // 1 Mbit/s with the headers of each packet (and tbf's bucket at a round's start): the
+    // replies' own bytes, about that.
+    let mbit: f64 = why
+        .split(" Mbit/s")
+        .next()
+        .and_then(|before| before.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Mbit/s in {why}"));
+    assert!(mbit > 0.0 && mbit < 2.0, "{why}");
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 

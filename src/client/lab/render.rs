@@ -94,7 +94,7 @@ pub(super) fn legend(rounds: usize) -> String {
          their range; p99 and p99.9 are of all rounds' round trips together, so a slow \
          round can lift p50 above them; msg/s = 1 KiB messages under \
          pipelined load (median round; the sentence says when lost requests, each waited \
-         for {} ms, or long waits bound it); lost = share of requests; bounds = each read \
+         for {} ms, long waits, or a link's bytes a second bound it); lost = share of requests; bounds = each read \
          of a {BURST}-send burst held one message (a lost datagram is not a merged one); \
          order = replies in the order sent",
         TIMEOUT.as_millis()

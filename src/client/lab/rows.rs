@@ -149,11 +149,21 @@ pub(crate) fn observed<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::O
 /// Whether `address` (IP:PORT or a bare IP) is on loopback, where no wire lies between the
 /// ends.
 pub(crate) fn on_loopback(address: &str) -> bool {
-    let ip = match address.parse::<std::net::SocketAddr>() {
+    ip_of(address).is_some_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Whether a row's `address` is reached over a link: an IP address, not loopback (a Unix
+/// socket's path crosses none).
+pub(crate) fn over_a_link(address: &str) -> bool {
+    ip_of(address).is_some_and(|ip| !ip.to_canonical().is_loopback())
+}
+
+/// The IP address of a row's `address` (with a port, or bare as a raw row's).
+fn ip_of(address: &str) -> Option<std::net::IpAddr> {
+    match address.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a.ip()),
         Err(_) => address.parse::<std::net::IpAddr>().ok(),
-    };
-    ip.is_some_and(|ip| ip.to_canonical().is_loopback())
+    }
 }
 
 /// TCP_INFO of a row's connections: how TCP turned loss into latency.

@@ -220,9 +220,10 @@ the median of 3 rounds' p50s (of two, their mean; a round of fewer than 20 round
 trips stalled and has none: its row says so) and +- half their range; p99 and
 p99.9 are of all rounds' round trips together, so a slow round can lift p50
 above them; msg/s = 1 KiB messages under pipelined load (median round; the
-sentence says when lost requests, each waited for 500 ms, or long waits bound
-it); lost = share of requests; bounds = each read of a 50-send burst held one
-message (a lost datagram is not a merged one); order = replies in the order sent
+sentence says when lost requests, each waited for 500 ms, long waits, or a
+link's bytes a second bound it); lost = share of requests; bounds = each read of
+a 50-send burst held one message (a lost datagram is not a merged one); order =
+replies in the order sent
 
 Message boundaries: 50 sends of 16 bytes back to back on a stream
 proto  framing  sends  reads  bytes  messages

@@ -11,9 +11,9 @@ use crate::report::Cause;
 use crate::transport::framing::Framing;
 use crate::transport::message::Carrier;
 
-use super::measure::{MIN_ROUND_SAMPLES, TIMEOUT};
+use super::measure::{LOAD_SIZE, MIN_ROUND_SAMPLES, TIMEOUT};
 use super::plan::BURST;
-use super::rows::{HeadOfLine, Row};
+use super::rows::{HeadOfLine, Row, over_a_link};
 
 /// Round p50s within this share of the median, or within [`STEADY_US`], count as steady:
 /// the histograms resolve a microsecond, and a class compares tens of them.
@@ -121,6 +121,33 @@ fn loss(proto: Proto, r: &Row) -> Vec<String> {
 /// Requests in a row below which its loss share is called a small sample.
 const SMALL_SAMPLE: u64 = 100;
 
+/// The reply bytes a second of a row over a link (an IP address that is not loopback; raw
+/// rows send one message at a time) whose every load round, the best too, moved fewer
+/// messages than round trips allow one client ([`stalled`]), and none stalled (under a
+/// quarter of the median round, [`stopped`]): a steady bound, the link's bytes a second.
+fn link_bound(r: &Row) -> Option<f64> {
+    let (Some(&lo), Some(&hi)) = (
+        r.messages_per_s_rounds.first(),
+        r.messages_per_s_rounds.last(),
+    ) else {
+        return None;
+    };
+    let steady = lo > 0.0 && lo * STALL >= r.messages_per_s;
+    let best_too = stalled(1, r.median_round_p50_us, hi).is_some();
+    let loaded = r.socket_type != "SOCK_RAW";
+    (steady && best_too && loaded && over_a_link(&r.address))
+        .then_some(r.messages_per_s * LOAD_SIZE as f64)
+}
+
+/// Bytes a second as people read them: "227 kB/s", "1.2 MB/s" (powers of 1000).
+fn per_second(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e6 => format!("{:.1} MB/s", b / 1e6),
+        b if b >= 1e3 => format!("{:.0} kB/s", b / 1e3),
+        b => format!("{b:.0} B/s"),
+    }
+}
+
 /// What bounds the row's msg/s, when its own numbers say it is not the protocol: lost
 /// requests, each holding its place in flight for the lab's [`TIMEOUT`] before it counts as
 /// lost (udp's msg/s under loss is then the timeout's), or a few long waits its p50
@@ -137,13 +164,26 @@ fn rate(r: &Row) -> Vec<String> {
     if let Some(held) = loss::held_places(r.lost, places, elapsed, timeout, &measures) {
         parts.push(held);
     } else if let Some(allows) = stalled(1, r.median_round_p50_us, r.messages_per_s) {
-        parts.push(format!(
-            "compare msg/s with care: at p50 {:.0} us one client, one message at a time, \
-             moves {allows:.0} a second, more than four times this row's {:.0}: something \
-             other than round trips held the load back (a resend timer's waits, a busy \
-             machine, a rate limit)",
-            r.median_round_p50_us, r.messages_per_s
-        ));
+        parts.push(match link_bound(r) {
+            Some(bytes) => format!(
+                "msg/s measures the path's bytes a second, not round trips: the median load \
+                 round moved {} of replies ({:.1} Mbit/s) and as many requests the other way, \
+                 no round under a quarter of that and the best far under what round trips \
+                 allow (at p50 {:.0} us one client, one message at a time, moves \
+                 {allows:.0} a second): a link this slow, or a rate limit on it, carries no \
+                 more",
+                per_second(bytes),
+                bytes * 8.0 / 1e6,
+                r.median_round_p50_us
+            ),
+            None => format!(
+                "compare msg/s with care: at p50 {:.0} us one client, one message at a time, \
+                 moves {allows:.0} a second, more than four times this row's {:.0}: something \
+                 other than round trips held the load back (a resend timer's waits, a busy \
+                 machine, a rate limit)",
+                r.median_round_p50_us, r.messages_per_s
+            ),
+        });
     }
     if r.lost > 0 && r.sent < SMALL_SAMPLE {
         parts.push(format!(

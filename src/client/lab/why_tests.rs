@@ -382,3 +382,43 @@ fn a_row_the_server_paused_during_blames_the_pause_and_shows_no_boundaries() {
     };
     assert!(why(Proto::Udp, false, &lossy).contains("lost on the way"));
 }
+
+#[test]
+fn a_steady_rate_over_a_link_far_under_its_round_trips_names_the_links_bytes_a_second() {
+    // 1 KiB messages through a 2 Mbit/s link: about 220 a second, round after round.
+    let measured = |address: &str, rounds: [f64; 3]| Row {
+        address: address.into(),
+        socket_type: "SOCK_STREAM",
+        median_round_p50_us: 500.0,
+        messages_per_s: 220.0,
+        messages_per_s_rounds: rounds.to_vec(),
+        ..row("tcp")
+    };
+    let s = why(
+        Proto::Tcp,
+        false,
+        &measured("10.233.0.1:4000", [200.0, 220.0, 230.0]),
+    );
+    assert!(
+        s.contains("msg/s measures the path's bytes a second, not round trips"),
+        "{s}"
+    );
+    assert!(
+        s.contains("round moved 225 kB/s of replies (1.8 Mbit/s)"),
+        "{s}"
+    );
+    assert!(s.contains("moves 2000 a second"), "{s}");
+    assert!(!s.contains("compare msg/s with care"), "{s}");
+    // The same numbers on loopback (no link), with a round that stalled (under a quarter of
+    // the median: not a link's steady bytes), or with a round that moved what round trips
+    // allow: no link is named.
+    for not_a_link in [
+        measured("127.0.0.1:4000", [200.0, 220.0, 230.0]),
+        measured("10.233.0.1:4000", [50.0, 220.0, 230.0]),
+        measured("10.233.0.1:4000", [200.0, 220.0, 1900.0]),
+    ] {
+        let s = why(Proto::Tcp, false, &not_a_link);
+        assert!(s.contains("compare msg/s with care"), "{s}");
+        assert!(!s.contains("bytes a second"), "{s}");
+    }
+}
