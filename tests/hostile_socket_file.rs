@@ -675,3 +675,237 @@ fn a_servers_own_users_abstract_socket_gets_no_other_users_reply() {
         drop(server);
     }
 }
+
+/// Abstract names are kept apart by socket type: nobody binds stream and seqpacket sockets
+/// at the names of root's datagram sockets here, then sends from its own datagram sockets at
+/// those names in a network namespace of its own. Only a datagram socket at a name counts
+/// as its owner (a reply to the name reaches no other): no reply, which would land in
+/// root's sockets (the first socket at a name, of any type, was once taken for its owner).
+/// Many names, as the kernel lists a name's sockets in an order of its own.
+#[test]
+fn a_stream_socket_at_another_users_datagram_name_earns_no_reply() {
+    use std::os::linux::net::SocketAddrExt;
+    let test = "a_stream_socket_at_another_users_datagram_name_earns_no_reply";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    if !common::can_unshare(test) {
+        return;
+    }
+    let script = "import ctypes, os, select, socket, sys\n\
+                  srv, names, keep = sys.argv[1], sys.argv[2:], []\n\
+                  for n in names:\n\
+                  \x20   for t in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):\n\
+                  \x20       s = socket.socket(socket.AF_UNIX, t); s.bind('\\0' + n); s.listen(1); keep.append(s)\n\
+                  if os.fork() == 0:\n\
+                  \x20   assert ctypes.CDLL(None).unshare(0x10000000 | 0x40000000) == 0\n\
+                  \x20   for n in names:\n\
+                  \x20       d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); d.bind('\\0' + n)\n\
+                  \x20       d.sendto(b'ready=1', srv); keep.append(d)\n\
+                  \x20   for d in select.select(keep, [], [], 2)[0]: print(d.recv(64))\n\
+                  \x20   os._exit(0)\n\
+                  os.wait()\n";
+    for model in ["event", "uring"] {
+        let names: Vec<String> = (0..16)
+            .map(|i| common::abstract_name(&format!("types-{model}-{i}"))[1..].to_string())
+            .collect();
+        let victims: Vec<UnixDatagram> = names
+            .iter()
+            .map(|n| {
+                let at = std::os::unix::net::SocketAddr::from_abstract_name(n).unwrap();
+                let victim = UnixDatagram::bind_addr(&at).unwrap();
+                victim.set_nonblocking(true).unwrap();
+                victim
+            })
+            .collect();
+        let path = dir.path().join(format!("sh/types-{model}.sock"));
+        let addr = path.to_str().unwrap();
+        let server = Server::start(&["--proto", "unix-dgram", "--model", model, "--addr", addr]);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let out = common::run(
+            Command::new("setpriv")
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+                .args(["/usr/bin/python3", "-c", script, addr])
+                .args(&names),
+            b"",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // nobody's own name here is answered, after any reply to the names above.
+        let own = common::abstract_name(&format!("types-own-{model}"));
+        assert_answered(&nobody_request(false, dir.path(), &own, addr), model);
+        for (name, victim) in names.iter().zip(&victims) {
+            assert_eq!(
+                reached(victim),
+                None,
+                "{model}: root's socket @{name} was written"
+            );
+        }
+        drop(server);
+    }
+}
+
+/// Runs `netecho ARGS` in a user namespace of its own, as uid 0 there, whose uid and gid
+/// maps are `map` (lines split by `;`, each "inside outside count"), as a rootless
+/// container runs it: the process started is netecho itself (python3 makes the namespace,
+/// a child of it writes the maps, and it then becomes netecho).
+fn netecho_in_userns(map: &str, args: &[&str]) -> Command {
+    let script = "import ctypes, os, sys\n\
+                  r, w = os.pipe(); me = os.getpid()\n\
+                  if os.fork() == 0:\n\
+                  \x20   os.close(w); os.read(r, 1)\n\
+                  \x20   m = sys.argv[1].replace(';', '\\n') + '\\n'\n\
+                  \x20   open(f'/proc/{me}/uid_map', 'w').write(m)\n\
+                  \x20   open(f'/proc/{me}/setgroups', 'w').write('deny')\n\
+                  \x20   open(f'/proc/{me}/gid_map', 'w').write(m)\n\
+                  \x20   os._exit(0)\n\
+                  os.close(r)\n\
+                  assert ctypes.CDLL(None).unshare(0x10000000) == 0\n\
+                  os.close(w); os.wait()\n\
+                  os.setgid(0); os.setuid(0)\n\
+                  os.execv(sys.argv[2], sys.argv[2:])\n";
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.args(["-c", script, map, bin()]).args(args);
+    cmd
+}
+
+/// In a user namespace that maps the overflow uid 65534 to a user (a rootless container's
+/// own nobody), every user not mapped there still shows as 65534 too: a server there
+/// answers no sender with that uid, or the mapped nobody, binding `w.sock` in its own
+/// directory, would pass as the owner of root's (unmapped) `w.sock` in the server's
+/// directory and have the server write into it. A mapped user (here root of the namespace)
+/// is answered.
+#[test]
+fn a_server_in_a_user_namespace_never_vouches_for_the_overflow_uid() {
+    let test = "a_server_in_a_user_namespace_never_vouches_for_the_overflow_uid";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    if !common::can_unshare(test) {
+        return;
+    }
+    // root's socket, writable by all, at w.sock from the server's directory.
+    let cwd = dir.path().join("srv");
+    fs::create_dir(&cwd).unwrap();
+    let victim = UnixDatagram::bind(cwd.join("w.sock")).unwrap();
+    victim.set_nonblocking(true).unwrap();
+    fs::set_permissions(cwd.join("w.sock"), fs::Permissions::from_mode(0o666)).unwrap();
+    let name = common::abstract_name("mapped-nobody");
+    let args = ["serve", "--proto", "unix-dgram", "--addr", &name];
+    let server =
+        Server::start_with(netecho_in_userns("0 5000 1;65534 65534 1", &args).current_dir(&cwd));
+    let out = request_as(65534, false, &dir.path().join("sh"), "w.sock", &name);
+    assert_eq!(
+        reached(&victim),
+        None,
+        "the reply to nobody's w.sock reached root's"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    // uid 5000, root of the namespace, at its own socket file.
+    let own = dir.path().join("sh/u5000/me.sock");
+    assert_answered(
+        &request_as(5000, false, dir.path(), own.to_str().unwrap(), &name),
+        "5000",
+    );
+    drop(server);
+}
+
+/// As nobody: holds `sockets` Unix sockets (socketpairs, in processes of 18,000 each, within
+/// nobody's open file limit; the others die with the first), prints `ready`, then sends
+/// 8-byte datagrams to `server`, each from a socket bound at an abstract name not used
+/// before, until killed.
+fn fresh_name_flood(sockets: usize, server: &Path, tag: &str) -> common::Peer {
+    let script = "import ctypes, os, socket, sys, resource, signal, time\n\
+                  left, srv, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n\
+                  hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
+                  resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+                  pairs = lambda n: [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(n // 2)]\n\
+                  while left > 18000:\n\
+                  \x20   left -= 18000; r, w = os.pipe()\n\
+                  \x20   if os.fork() == 0:\n\
+                  \x20       ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n\
+                  \x20       keep = pairs(18000); os.write(w, b'x'); signal.pause()\n\
+                  \x20   os.read(r, 1)\n\
+                  keep = pairs(left)\n\
+                  print('ready', flush=True)\n\
+                  n = 0\n\
+                  while True:\n\
+                  \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.setblocking(False)\n\
+                  \x20   s.bind(f'\\0{tag}-{n}'); n += 1\n\
+                  \x20   try: s.sendto(b'x' * 8, srv)\n\
+                  \x20   except OSError: time.sleep(0.001)\n\
+                  \x20   s.close()\n";
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c", script, &sockets.to_string()])
+        .arg(server)
+        .arg(tag)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3 as nobody");
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    let peer = common::Peer(child);
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the flood did not start");
+    peer
+}
+
+/// Who owns an abstract name takes a walk of every Unix socket here, which any user can
+/// make long. nobody holds 54,000 sockets and floods a server with datagrams, each from a
+/// fresh abstract name: another user's client at a path still has all its echoes (the
+/// time spent walking is budgeted per user; a walk for each datagram once stalled the
+/// server for a second or more at each echo). daemon's client, many datagrams from one
+/// autobound name, is answered throughout (the name's socket is remembered, and re-checked
+/// alone, not looked up again).
+#[test]
+fn a_flood_from_fresh_abstract_names_stalls_no_other_client() {
+    let test = "a_flood_from_fresh_abstract_names_stalls_no_other_client";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    let path = dir.path().join("sh/flooded.sock");
+    let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    let tag = common::abstract_name("fresh")[1..].to_string();
+    let flood = fresh_name_flood(54_000, &path, &tag);
+    let client = UnixDatagram::bind(dir.path().join("steady.sock")).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    client.set_write_timeout(Some(common::STEP)).unwrap();
+    // A hang guard, far past what 500 echoes take, but short of 500 stalls of a tenth of a
+    // second each.
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    for n in 0..500 {
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "{n} of 500 echoes came back in 45 s of nobody's flood of fresh names"
+        );
+        let msg = format!("ping {n}");
+        client.send_to(msg.as_bytes(), &path).unwrap();
+        let got = client.recv(&mut buf).expect("the steady client's echo");
+        assert_eq!(&buf[..got], msg.to_uppercase().as_bytes());
+    }
+    // One long walk of nobody's may leave the server's budget for all users spent for a
+    // second or two: the client tries again, as a lost datagram's sender does.
+    let lines: String = (0..200).map(|n| format!("line {n}\n")).collect();
+    let out = common::run(
+        Command::new("setpriv")
+            .args([
+                "--reuid=daemon",
+                "--regid=daemon",
+                "--clear-groups",
+                "--",
+                bin(),
+            ])
+            .args(["send", "--proto", "unix-dgram", "--retries", "5"])
+            .arg(&path),
+        lines.as_bytes(),
+    );
+    assert_eq!(common::ok(&out), lines.to_uppercase(), "daemon's client");
+    drop(flood);
+    drop(server);
+}

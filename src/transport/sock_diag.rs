@@ -101,21 +101,42 @@ const UNIX_DIAG_MSG: usize = 16;
 /// At most this many Unix sockets are walked to find a name: past it the owner is unknown.
 const MAX_UNIX_SOCKETS: usize = 1 << 16;
 
-/// The user that owns the Unix socket bound at the abstract `name` (without its leading
-/// NUL) in this network namespace, where a datagram sent to that name goes: one sock_diag
-/// dump of the namespace's Unix sockets, read until that name (there is at most one) or
-/// its end. `Ok(None)`: no socket is bound at it. An error: the kernel cannot tell
-/// (no unix_diag, or no UNIX_DIAG_UID before Linux 5.3), or more than
-/// [`MAX_UNIX_SOCKETS`] sockets came first.
-pub(crate) fn abstract_owner(name: &[u8]) -> io::Result<Option<u32>> {
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    let mut req = header(NLMSG_HEADER as u32 + 24, flags);
+/// A Unix datagram socket as unix_diag tells it: what names it for a single-socket request
+/// (its inode and cookie), and its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnixSocket {
+    ino: u32,
+    cookie: [u8; 8],
+    pub(crate) uid: u32,
+}
+
+/// A unix_diag request: a dump of every socket, or the one `socket` names.
+fn unix_request(socket: Option<UnixSocket>) -> Vec<u8> {
+    let (more, ino, cookie) = match socket {
+        Some(s) => (0, s.ino, s.cookie),
+        None => (libc::NLM_F_DUMP, 0, [0xff; 8]), // any inode, no cookie
+    };
+    let mut req = header(
+        NLMSG_HEADER as u32 + 24,
+        (libc::NLM_F_REQUEST | more) as u16,
+    );
     req.extend_from_slice(&[libc::AF_UNIX as u8, 0, 0, 0]);
     req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
-    req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
+    req.extend_from_slice(&ino.to_ne_bytes());
     req.extend_from_slice(&UDIAG_SHOW.to_ne_bytes());
-    req.extend_from_slice(&[0xff; 8]); // no cookie
-    let sock = ask(&req)?;
+    req.extend_from_slice(&cookie);
+    req
+}
+
+/// The datagram socket bound at the abstract `name` (without its leading NUL) in this
+/// network namespace, where a datagram sent to that name goes: one sock_diag dump of the
+/// namespace's Unix sockets, read until that name or its end. Only a datagram socket
+/// counts: a stream or seqpacket socket of another user may hold the same name (the kernel
+/// keeps abstract names apart by socket type) and gets no datagram sent to it. `Ok(None)`:
+/// no datagram socket is bound at it. An error: the kernel cannot tell (no unix_diag, or no
+/// UNIX_DIAG_UID before Linux 5.3), or more than [`MAX_UNIX_SOCKETS`] sockets came first.
+pub(crate) fn abstract_socket(name: &[u8]) -> io::Result<Option<UnixSocket>> {
+    let sock = ask(&unix_request(None))?;
     let too_many = || io::Error::other(format!("more than {MAX_UNIX_SOCKETS} Unix sockets here"));
     let mut seen = 0;
     // Each answer but the last holds a socket or more: this many hold more than the cap.
@@ -132,18 +153,39 @@ pub(crate) fn abstract_owner(name: &[u8]) -> io::Result<Option<u32>> {
             if seen > MAX_UNIX_SOCKETS {
                 return Err(too_many());
             }
-            if let Some(uid) = owner_if_named(body, name)? {
-                return Ok(Some(uid));
+            if let Some(found) = datagram_named(body, name)? {
+                return Ok(Some(found));
             }
         }
     }
     Err(too_many())
 }
 
-/// The owner of the socket a unix_diag_msg describes, if it is bound at the abstract
+/// Whether `known`, found by [`abstract_socket`], is still open and bound at `name`: one
+/// single-socket request (by inode and cookie, so a socket made since under a reused inode
+/// is not it), not a dump. Any error is a no: the name is then looked up afresh.
+pub(crate) fn still_bound(known: UnixSocket, name: &[u8]) -> bool {
+    let asked = || -> io::Result<bool> {
+        let reply = recv(&ask(&unix_request(Some(known)))?, 4096)?;
+        let (kind, body, _) = message(&reply)?;
+        if kind != SOCK_DIAG_BY_FAMILY {
+            return no_socket(kind, body).map(|()| false);
+        }
+        Ok(datagram_named(body, name)? == Some(known))
+    };
+    asked().unwrap_or(false)
+}
+
+/// The datagram socket a unix_diag_msg describes, if it is one bound at the abstract
 /// `name`.
-fn owner_if_named(msg: &[u8], name: &[u8]) -> io::Result<Option<u32>> {
-    let mut attrs = msg.get(UNIX_DIAG_MSG..).ok_or_else(short)?;
+fn datagram_named(msg: &[u8], name: &[u8]) -> io::Result<Option<UnixSocket>> {
+    let head = msg.get(..UNIX_DIAG_MSG).ok_or_else(short)?;
+    if head[1] != libc::SOCK_DGRAM as u8 {
+        return Ok(None);
+    }
+    let ino = u32::from_ne_bytes([head[4], head[5], head[6], head[7]]);
+    let cookie: [u8; 8] = head[8..16].try_into().map_err(|_| short())?;
+    let mut attrs = &msg[UNIX_DIAG_MSG..];
     let (mut named, mut uid) = (false, None);
     while attrs.len() >= 4 {
         let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
@@ -163,7 +205,7 @@ fn owner_if_named(msg: &[u8], name: &[u8]) -> io::Result<Option<u32>> {
     }
     match (named, uid) {
         (false, _) => Ok(None),
-        (true, Some(uid)) => Ok(Some(uid)),
+        (true, Some(uid)) => Ok(Some(UnixSocket { ino, cookie, uid })),
         (true, None) => Err(io::Error::other(
             "this kernel does not tell who owns a Unix socket (UNIX_DIAG_UID, Linux 5.3+)",
         )),
@@ -301,10 +343,34 @@ mod tests {
         let bound = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         let _sock = UnixDatagram::bind_addr(&bound).unwrap();
         let me = nix::unistd::geteuid().as_raw();
-        assert_eq!(abstract_owner(name.as_bytes()).unwrap(), Some(me));
+        let found = abstract_socket(name.as_bytes()).unwrap().unwrap();
+        assert_eq!(found.uid, me);
+        assert!(still_bound(found, name.as_bytes()));
         // A name is matched whole: a prefix of a bound one is free.
         let prefix = &name.as_bytes()[..name.len() - 1];
-        assert_eq!(abstract_owner(prefix).unwrap(), None);
+        assert_eq!(abstract_socket(prefix).unwrap(), None);
+        assert!(!still_bound(found, prefix));
+        drop(_sock);
+        assert!(
+            !still_bound(found, name.as_bytes()),
+            "a closed socket is not still bound"
+        );
+    }
+
+    #[test]
+    fn only_a_datagram_socket_at_an_abstract_name_is_its_owner() {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let name = format!("netecho-unit-{}-types", std::process::id());
+        let bound = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let stream = UnixListener::bind_addr(&bound).unwrap();
+        // A stream socket at the name, and one connected to it (accepted: named too).
+        let _client = UnixStream::connect_addr(&bound).unwrap();
+        let _accepted = stream.accept().unwrap();
+        assert_eq!(abstract_socket(name.as_bytes()).unwrap(), None);
+        let dgram = UnixDatagram::bind_addr(&bound).unwrap();
+        let found = abstract_socket(name.as_bytes()).unwrap().unwrap();
+        let ino = nix::sys::stat::fstat(&dgram).unwrap().st_ino;
+        assert_eq!(u64::from(found.ino), ino);
     }
 
     #[test]

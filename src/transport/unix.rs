@@ -18,6 +18,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::endpoint::{Address, Endpoint, Family, Proto};
 use crate::error::{Advised, Call, NoAnswer, Subject, UsageError, socket_error};
 
+mod abstract_owner;
 mod socket_file;
 
 use socket_file::Place;
@@ -466,14 +467,13 @@ fn held_socket(to: &PeerAddr, path: &Path) -> io::Result<(ReplyPath, u32)> {
     Ok((held, meta.st_uid))
 }
 
-/// Refuses `uid` when it is this user namespace's overflow uid (/proc/sys/kernel/
-/// overflowuid) standing in for users not mapped here: in a user namespace every unmapped
-/// user shows as that one uid, on credentials and file owners alike, so one such user
-/// would pass as another. A server run as that uid itself is answered as before.
+/// Refuses `uid` when it is the overflow uid (/proc/sys/kernel/overflowuid) and this
+/// server runs in a user namespace: there every user not mapped into it shows as that one
+/// uid, on credentials and file owners alike, so one such user would pass as another, or
+/// as the user mapped to that uid if one is (as a container maps its own nobody).
 fn unmapped_here(uid: u32, who: &str) -> Result<(), String> {
     static OVERFLOW: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    let overflow = *OVERFLOW.get_or_init(unmapped_overflow_uid);
-    if Some(uid) != overflow || uid == nix::unistd::geteuid().as_raw() {
+    if Some(uid) != *OVERFLOW.get_or_init(overflow_uid_unsure) {
         return Ok(());
     }
     Err(format!(
@@ -483,31 +483,34 @@ fn unmapped_here(uid: u32, who: &str) -> Result<(), String> {
     ))
 }
 
-/// The overflow uid, when it maps to no user in this process's user namespace (so it only
-/// stands in for unmapped ones); `None` in the initial namespace, where it is a real user
-/// (nobody), or when either file cannot be read.
-fn unmapped_overflow_uid() -> Option<u32> {
-    let overflow: u32 = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let map = std::fs::read_to_string("/proc/self/uid_map").ok()?;
-    let mapped = map.lines().any(|line| {
-        let f: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-        matches!(f[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(overflow)))
-    });
-    (!mapped).then_some(overflow)
+/// The overflow uid when this process is in a user namespace that does not map every uid
+/// (its uid_map is not the initial namespace's "0 0 4294967295"), where it may stand for
+/// any unmapped user; `None` in the initial namespace, where it is one real user (nobody).
+/// When either file cannot be read: the usual 65534, as in a user namespace.
+fn overflow_uid_unsure() -> Option<u32> {
+    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(65534);
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let identity = lines == [vec!["0", "0", "4294967295"]];
+    (!identity).then_some(overflow)
 }
 
-/// Whether the socket bound at the abstract `name` in this server's network namespace,
-/// where a reply to it goes, belongs to the datagram's user (root's may name any). The
+/// Whether the datagram socket bound at the abstract `name` in this server's network
+/// namespace, where a reply to it goes, belongs to the datagram's user (root's may name
+/// any), as [`abstract_owner::owner`] tells at a bounded cost. The
 /// name is judged, not the sending process: a socket keeps the namespace it was made in,
 /// whichever process sends from it, and a process may claim another pid of its own pid
 /// namespace. Not the server's own user either: its reply carries the server's
 /// credentials, which another user's datagram to that name would not. Unknown (no
-/// sock_diag), no reply. What remains: the name unbound and bound again by another user
-/// between this lookup and the reply.
+/// sock_diag, or over the budget of lookups), no reply. What remains: the name unbound and
+/// bound again by another user between the last look at it (at most 250 ms before) and the
+/// reply.
 fn names_own(name: &[u8], cred: Option<libc::ucred>) -> Result<(), String> {
     let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());
@@ -516,22 +519,18 @@ fn names_own(name: &[u8], cred: Option<libc::ucred>) -> Result<(), String> {
     if uid == 0 {
         return Ok(());
     }
-    match super::sock_diag::abstract_owner(name) {
-        Ok(Some(owner)) if owner == uid => Ok(()),
-        Ok(Some(owner)) => Err(format!(
+    match abstract_owner::owner(name, uid)? {
+        Some(owner) if owner == uid => Ok(()),
+        Some(owner) => Err(format!(
             "the socket at that abstract name in this server's network namespace belongs to \
              uid {owner}, the datagram came from uid {uid} (a socket bound in another network \
              namespace names another one here); a reply goes only to its sender's own name"
         )),
-        Ok(None) => Err(
-            "no socket is bound at that abstract name in this server's network namespace (its \
-             sender's socket was made in another one)"
+        None => Err(
+            "no datagram socket is bound at that abstract name in this server's network \
+             namespace (its sender's socket was made in another one)"
                 .to_string(),
         ),
-        Err(e) => Err(format!(
-            "who owns that abstract name here cannot be told (sock_diag: {e}), and a reply \
-             goes only to its sender's own name"
-        )),
     }
 }
 
