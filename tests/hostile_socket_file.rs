@@ -906,6 +906,8 @@ fn a_flood_from_fresh_abstract_names_stalls_no_other_client() {
         lines.as_bytes(),
     );
     assert_eq!(common::ok(&out), lines.to_uppercase(), "daemon's client");
+    // The flood's datagrams over its user's budget are said, naming the user.
+    server.wait_log("uid 65534: a datagram from an abstract name dropped unanswered");
     drop(flood);
     drop(server);
 }
