@@ -508,7 +508,8 @@ fn advice(call: Call, errno: Option<Errno>, on: &Subject) -> &'static str {
              protocol; is `netecho serve --proto raw` running there, with the same --ip-proto?"
         }
         (_, Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH)) => {
-            "there is no route to that host; check the address"
+            "there is no route to that host from here; check the address, and the routes \
+             this host has (`ip route`)"
         }
         (_, Some(Errno::ETIMEDOUT)) => "the host did not answer; check the address",
         // send and recv are said of a client's calls only: the peer is a server.

@@ -132,6 +132,32 @@ fn ping_without_any_icmp_socket_says_what_is_missing() {
 }
 
 #[test]
+fn a_host_with_no_route_is_one_line_naming_the_errno_and_exits_2() {
+    let test = "a_host_with_no_route_is_one_line_naming_the_errno_and_exits_2";
+    // A namespace with loopback alone has no route elsewhere; an `unreachable` route is one
+    // the kernel refuses with EHOSTUNREACH.
+    for (host, errno) in [
+        ("10.112.0.1", "network is unreachable (ENETUNREACH)"),
+        ("fd00:112::1", "network is unreachable (ENETUNREACH)"),
+        ("10.9.0.1", "no route to host (EHOSTUNREACH)"),
+    ] {
+        let script = format!(
+            "ip route add unreachable 10.9.0.0/16 && exec {} ping -c 1 -W 1s {host}",
+            bin()
+        );
+        let Some(mut cmd) = in_netns(test, &script) else {
+            return;
+        };
+        let out = run(&mut cmd, b"");
+        let line = fails(&out, 2);
+        let said = format!("connect {host}: {errno}; ");
+        assert!(line.contains(&said), "{said:?} missing from: {line}");
+        assert!(line.contains("`ip route`"), "{line}");
+        assert!(!line.contains("os error"), "{line}");
+    }
+}
+
+#[test]
 fn ping_counts_loss_when_nobody_answers() {
     let test = "ping_counts_loss_when_nobody_answers";
     if !can_open_raw(test) {
@@ -244,10 +270,13 @@ fn a_link_local_address_without_a_zone_is_one_readable_line() {
 
 /// Answers each echo request on loopback from a raw socket, as argv[1] says: `unreach`
 /// (Destination Host Unreachable and Time Exceeded, each quoting the request), `dup` (the
-/// first request's reply five times, so every copy is queued before the next reply), `alter` (other data), `big` (the data a thousand times) or `choke` (each reply
-/// behind 64 big messages of no ping's, sent while ping, whose pid is in the file argv[3], is
-/// stopped: its receive buffer overflows); makes the file argv[2] once listening. It reads
-/// echo requests alone (ICMP_FILTER), so its own messages never fill its buffer.
+/// first request's reply five times, so every copy is queued before the next reply), `alter`
+/// (other data), `big` (the data a thousand times), `choke` (each reply behind 64 big
+/// messages of no ping's, sent while ping, whose pid is in the file argv[3], is stopped: its
+/// receive buffer overflows) or `hold` (each reply sent while ping is stopped, which it stays
+/// for HOLD seconds more: the reply waits that long to be read); makes the file argv[2] once
+/// listening. It reads echo requests alone (ICMP_FILTER), so its own messages never fill its
+/// buffer.
 const RESPONDER: &str = r#"
 import os, signal, socket, struct, sys, time
 def state(pid):
@@ -260,6 +289,7 @@ def icmp(t, c, ident, seq, data):
     h = struct.pack('!BBHHH', t, c, 0, ident, seq) + data
     return h[:2] + struct.pack('!H', csum(h)) + h[4:]
 mode = sys.argv[1]
+HOLD = 1.5
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 # SOL_RAW (255), ICMP_FILTER (1): a mask of the ICMP types not to read; all but type 8.
 s.setsockopt(255, 1, struct.pack('I', ~(1 << 8) & 0xffffffff))
@@ -278,14 +308,16 @@ while True:
         s.sendto(icmp(0, 0, ident, seq, b'Z' * len(data)), addr)
     elif mode == 'big':
         s.sendto(icmp(0, 0, ident, seq, data * 1000), addr)
-    elif mode == 'choke':
+    elif mode in ('choke', 'hold'):
         pid = int(open(sys.argv[3]).read())
         os.kill(pid, signal.SIGSTOP)
         for _ in range(2000):
             if state(pid) == 'T': break
             time.sleep(0.005)
-        for _ in range(64): s.sendto(icmp(0, 0, ident ^ 0xffff, 1, b'x' * 60000), addr)
+        if mode == 'choke':
+            for _ in range(64): s.sendto(icmp(0, 0, ident ^ 0xffff, 1, b'x' * 60000), addr)
         s.sendto(icmp(0, 0, ident, seq, data), addr)
+        if mode == 'hold': time.sleep(HOLD)
         os.kill(pid, signal.SIGCONT)
 "#;
 
@@ -398,6 +430,23 @@ fn replies_dropped_at_pings_own_receive_buffer_are_named_as_this_hosts_loss() {
         ),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_round_trip_ends_when_the_kernel_received_the_reply_not_when_ping_read_it() {
+    let test = "a_round_trip_ends_when_the_kernel_received_the_reply_not_when_ping_read_it";
+    let Some(out) = ping_a_responder(test, "hold") else {
+        return;
+    };
+    let stdout = ok(&out);
+    let times: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(" time=")?.1.strip_suffix(" ms")?.parse().ok())
+        .collect();
+    assert_eq!(times.len(), 2, "{stdout}");
+    // Each reply came while ping was stopped and stayed unread for the responder's HOLD
+    // (1.5 s) after: read on ping's own clock, every round trip would be longer than that.
+    assert!(times.iter().all(|t| *t < 1500.0), "{stdout}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, anyhow};
 use tracing::debug;
@@ -200,6 +200,8 @@ struct Reply {
     seq: u16,
     bytes: usize,
     ttl: Option<u8>,
+    /// When the kernel received it (SO_TIMESTAMPNS), on the wall clock.
+    stamp: Option<SystemTime>,
     /// Its data is the request's, byte for byte: an echo.
     echoed: bool,
 }
@@ -413,25 +415,59 @@ struct Schedule {
     timeout: Duration,
 }
 
+/// When a request was sent, on both clocks: the monotonic one, for -W and the schedule,
+/// and the wall clock (CLOCK_REALTIME), which the kernel's receive times are read on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Sent {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Sent {
+    /// Now; the monotonic clock read first, so that a wall-clock round trip is never the
+    /// longer of the two unless the wall clock stepped.
+    fn now() -> Sent {
+        let at = Instant::now();
+        Sent {
+            at,
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// The round trip of a reply read now that the kernel received at `stamp`: up to that
+    /// stamp, as iputils' ping measures, so the time this process took to wake and read it is
+    /// left out. Up to now on the monotonic clock (as `ping -U`) when no stamp came, or when
+    /// the wall clock stepped between the send and the reply (the stamp falls before the send,
+    /// or after now). The second value says whether the kernel's stamp was used.
+    fn round_trip(&self, stamp: Option<SystemTime>) -> (Duration, bool) {
+        let read = self.at.elapsed();
+        let kernel = stamp.and_then(|stamp| stamp.duration_since(self.wall).ok());
+        match kernel.filter(|rtt| *rtt <= read) {
+            Some(rtt) => (rtt, true),
+            None => (read, false),
+        }
+    }
+}
+
 /// Requests waiting for their reply, oldest first. Sequence numbers go up by one a request,
 /// so a reply's place is its number less the oldest's, and the oldest is the first to be
 /// given up: each step costs the same however many wait. At most 65,536, one per number.
 #[derive(Default)]
-struct InFlight(VecDeque<(u16, Option<Instant>)>);
+struct InFlight(VecDeque<(u16, Option<Sent>)>);
 
 impl InFlight {
     /// A request just sent; its number follows the last one's.
-    fn push(&mut self, seq: u16, now: Instant) {
+    fn push(&mut self, seq: u16, sent: Sent) {
         // The number came round again: the request that had it is given up.
         if self.0.len() == 1 << 16 {
             self.0.pop_front();
             self.forget_answered();
         }
-        self.0.push_back((seq, Some(now)));
+        self.0.push_back((seq, Some(sent)));
     }
 
     /// When request `seq` was sent, if it is still waiting; it waits no more.
-    fn take(&mut self, seq: u16) -> Option<Instant> {
+    fn take(&mut self, seq: u16) -> Option<Sent> {
         let oldest = self.0.front()?.0;
         let sent = self
             .0
@@ -445,7 +481,7 @@ impl InFlight {
     /// Gives up the requests sent `timeout` or longer before `now`.
     fn expire(&mut self, now: Instant, timeout: Duration) {
         while let Some((_, sent)) = self.0.front() {
-            if sent.is_some_and(|sent| now.duration_since(sent) < timeout) {
+            if sent.is_some_and(|sent| now.duration_since(sent.at) < timeout) {
                 return;
             }
             self.0.pop_front();
@@ -461,7 +497,7 @@ impl InFlight {
 
     /// When the oldest waiting request was sent.
     fn oldest(&self) -> Option<Instant> {
-        self.0.front().and_then(|(_, sent)| *sent)
+        self.0.front().and_then(|(_, sent)| sent.map(|s| s.at))
     }
 
     fn is_empty(&self) -> bool {
@@ -542,6 +578,8 @@ impl Pinger {
     fn send_request(&mut self, now: Instant, out: &mut impl Write) -> Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let message = icmp::echo_request(self.sock.v6, self.id, self.seq, &self.data);
+        // Read just before the send: the round trip starts as the request leaves.
+        let sent = Sent::now();
         if let Err(e) = self.sock.send(&message) {
             let line = socket_error(Call::Send, Subject::ip(self.to.ip().to_string()), &e);
             writeln!(out, "{line}")?;
@@ -552,7 +590,7 @@ impl Pinger {
             return Ok(());
         }
         self.summary.transmitted += 1;
-        self.in_flight.push(self.seq, now);
+        self.in_flight.push(self.seq, sent);
         self.sent.set(self.seq, true);
         self.answered.set(self.seq, false);
         // Behind schedule (the process was held up), the next request goes now, not a burst
@@ -647,7 +685,15 @@ impl Pinger {
             return None;
         };
         self.answered.set(got.seq, true);
-        let rtt = sent.elapsed().as_secs_f64() * 1000.0;
+        let (rtt, stamped) = sent.round_trip(got.stamp);
+        if !stamped {
+            debug!(
+                "icmp_seq={}: no kernel receive time, or the wall clock stepped: the round \
+                 trip ends when ping read the reply",
+                got.seq
+            );
+        }
+        let rtt = rtt.as_secs_f64() * 1000.0;
         self.summary.received += 1;
         self.summary.rtts_ms.push(rtt);
         Some(format!("{head} time={rtt:.3} ms"))
@@ -713,6 +759,7 @@ fn read_reply(sock: &IcmpSocket, buf: &mut [u8], id: u16, data: &[u8]) -> Result
         seq: echo.seq,
         bytes: message.len(),
         ttl,
+        stamp: got.stamp,
         echoed,
     }))
 }
@@ -791,28 +838,49 @@ mod tests {
     fn requests_in_flight_are_matched_and_given_up_oldest_first() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
+        // Only the monotonic time matters here.
+        let at = |at| Sent {
+            at,
+            wall: SystemTime::UNIX_EPOCH,
+        };
         let mut f = InFlight::default();
         for seq in 65_534..=65_535 {
-            f.push(seq, t0);
+            f.push(seq, at(t0));
         }
-        f.push(0, t0 + ms(1));
-        f.push(1, t0 + ms(2));
+        f.push(0, at(t0 + ms(1)));
+        f.push(1, at(t0 + ms(2)));
         // A reply in the middle, across the wrap; a number never sent, or answered, is none.
-        assert_eq!(f.take(0), Some(t0 + ms(1)));
+        assert_eq!(f.take(0), Some(at(t0 + ms(1))));
         assert_eq!(f.take(0), None);
         assert_eq!(f.take(7), None);
         assert_eq!(f.oldest(), Some(t0));
         f.expire(t0 + ms(1), ms(1));
         assert_eq!(f.oldest(), Some(t0 + ms(2)), "the answered 0 is passed too");
-        assert_eq!(f.take(1), Some(t0 + ms(2)));
+        assert_eq!(f.take(1), Some(at(t0 + ms(2))));
         assert!(f.is_empty());
         // Bounded: the 65,537th request takes the number, and the place, of the first.
         for i in 0..=u16::MAX {
-            f.push(i, t0);
+            f.push(i, at(t0));
         }
-        f.push(0, t0 + ms(1));
+        f.push(0, at(t0 + ms(1)));
         assert_eq!(f.0.len(), 1 << 16);
-        assert_eq!(f.take(0), Some(t0 + ms(1)));
+        assert_eq!(f.take(0), Some(at(t0 + ms(1))));
+    }
+
+    #[test]
+    fn a_round_trip_ends_at_the_kernels_stamp_unless_the_wall_clock_stepped() {
+        let ms = Duration::from_millis;
+        // Sent 50 ms ago on both clocks.
+        let sent = Sent {
+            at: Instant::now() - ms(50),
+            wall: SystemTime::now() - ms(50),
+        };
+        assert_eq!(sent.round_trip(Some(sent.wall + ms(3))), (ms(3), true));
+        // No stamp; a stamp before the send, or later than now: the wall clock stepped.
+        for stamp in [None, Some(sent.wall - ms(1)), Some(sent.wall + ms(60_000))] {
+            let (rtt, stamped) = sent.round_trip(stamp);
+            assert!(!stamped && rtt >= ms(50), "{stamp:?}: {rtt:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -97,19 +97,24 @@ pub(crate) fn drops(sock: &Socket) -> io::Result<u32> {
     Ok(info[libc::SK_MEMINFO_DROPS as usize])
 }
 
-/// What recvmsg(2) gave: the bytes (their real length, as with MSG_TRUNC), the sender, and
-/// the TTL or hop limit the packet arrived with when IP_RECVTTL or IPV6_RECVHOPLIMIT is on.
+/// What recvmsg(2) gave: the bytes (their real length, as with MSG_TRUNC), the sender, the
+/// TTL or hop limit the packet arrived with when IP_RECVTTL or IPV6_RECVHOPLIMIT is on, and
+/// when the kernel received it (CLOCK_REALTIME) when SO_TIMESTAMPNS is on.
 pub(crate) struct Message {
     pub len: usize,
     pub from: SockAddr,
     pub ttl: Option<u8>,
+    pub stamp: Option<SystemTime>,
 }
 
-/// recvmsg(2) with MSG_TRUNC, reading the TTL or hop limit from its control messages.
+/// recvmsg(2) with MSG_TRUNC, reading the TTL or hop limit and the receive time from its
+/// control messages.
 pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     let len = buf.len();
-    let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int);
+    // Room for the TTL (or hop limit) and the receive time, each asked for once: a fixed
+    // few dozen bytes a read.
+    let mut cmsg = nix::cmsg_space!(libc::c_int, libc::c_int, libc::timespec);
     let result = (|| {
         let mut iov = [io::IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(
@@ -119,11 +124,12 @@ pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
             MsgFlags::MSG_TRUNC,
         )
         .map_err(io::Error::from)?;
-        let mut ttl = None;
+        let (mut ttl, mut stamp) = (None, None);
         for control in msg.cmsgs().map_err(io::Error::from)? {
             match control {
                 ControlMessageOwned::Ipv4Ttl(t) => ttl = u8::try_from(t).ok(),
                 ControlMessageOwned::Ipv6HopLimit(h) => ttl = u8::try_from(h).ok(),
+                ControlMessageOwned::ScmTimestampns(t) => stamp = wall_time(t),
                 _ => {}
             }
         }
@@ -140,6 +146,7 @@ pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
             len: msg.bytes,
             from,
             ttl,
+            stamp,
         })
     })();
     if on() {
@@ -156,6 +163,13 @@ pub(crate) fn recv_msg(sock: &Socket, buf: &mut [u8]) -> io::Result<Message> {
         );
     }
     result
+}
+
+/// A kernel timestamp of CLOCK_REALTIME as a `SystemTime`; `None` before 1970.
+fn wall_time(t: nix::sys::time::TimeSpec) -> Option<SystemTime> {
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let nanos = u32::try_from(t.tv_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 /// setsockopt(2) of a boolean option, by its C name.

@@ -10,7 +10,7 @@ use anyhow::{Result, anyhow};
 use nix::errno::Errno;
 use socket2::{Domain, Socket, Type};
 
-use crate::error::need_net_raw;
+use crate::error::{Call, Subject, UsageError, need_net_raw, socket_error};
 
 use super::calls;
 
@@ -104,9 +104,26 @@ pub(crate) fn open(target: SocketAddr) -> Result<IcmpSocket> {
                     .map_err(io::Error::from)
             })?;
         }
-        calls::connect(&sock, &target.into())
+        // The time the kernel received each reply, as iputils' ping reads it: a round trip
+        // that ends there leaves out how long this process took to wake and read it.
+        calls::setsockopt(&sock, "SO_TIMESTAMPNS", true, |s, on| {
+            nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::ReceiveTimestampns, &on)
+                .map_err(io::Error::from)
+        })
     })();
     configured.map_err(|e| anyhow!("ICMP socket towards {}: {e}", target.ip()))?;
+    calls::connect(&sock, &target.into()).map_err(|e| {
+        let line = socket_error(Call::Connect, Subject::ip(target.ip().to_string()), &e);
+        let errno = e.raw_os_error().map(Errno::from_raw);
+        match errno {
+            // No route to the host: as iputils' ping, an address that cannot be pinged from
+            // here at all ends the run with exit 2.
+            Some(Errno::ENETUNREACH | Errno::EHOSTUNREACH) => {
+                UsageError::new(line.to_string()).into()
+            }
+            _ => line,
+        }
+    })?;
     Ok(IcmpSocket { sock, kind, v6 })
 }
 
@@ -169,14 +186,15 @@ impl IcmpSocket {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
         use std::os::fd::AsRawFd;
         // Room for every control message the socket may carry beside the error: on IPv6 the
-        // kernel adds the hop limit asked for ttl=, and a cut list reads as ENOBUFS.
+        // kernel adds the hop limit asked for ttl=, SO_TIMESTAMPNS a receive time, and a cut
+        // list reads as ENOBUFS.
         let mut cmsg = nix::cmsg_space!(
             libc::sock_extended_err,
             libc::sockaddr_in6,
             libc::c_int,
             libc::c_int,
             libc::in6_pktinfo,
-            libc::timeval
+            libc::timespec
         );
         let mut iov = [io::IoSliceMut::new(buf)];
         let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
