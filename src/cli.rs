@@ -86,35 +86,50 @@ pub(crate) struct Cli {
 
 impl Cli {
     /// The command line as parsed: every duration flag takes a value that starts with a
-    /// dash, so `--timeout -1s` hears from the duration parser why (a duration is more than
-    /// 0), not clap's "unexpected argument '-1'". A message after `--` is left as it is.
+    /// dash, and every number flag a negative number, so `--timeout -1s` and `-c -1` hear
+    /// from the flag's parser why (a duration is more than 0, a count at least 1), not clap's
+    /// "unexpected argument '-1'", whose `-- -1` leaves the flag without its value. A message
+    /// after `--` is left as it is.
     pub(crate) fn parsed_from(raw: &[OsString]) -> Result<Cli, clap::Error> {
         // clap wraps help at 100 columns wherever it cannot see a terminal (`--help | less`);
         // netecho's other output falls back to 80, and so does its help.
         let width = crate::logging::width().min(100);
-        let cmd = durations_take_a_dash(Cli::command()).term_width(width);
+        let cmd = values_take_a_dash(Cli::command()).term_width(width);
         let mut matches = cmd.try_get_matches_from(raw)?;
         Cli::from_arg_matches_mut(&mut matches)
     }
 }
 
-/// `cmd` and its subcommands with every duration flag taking a value that starts with a dash.
-fn durations_take_a_dash(cmd: clap::Command) -> clap::Command {
+/// `cmd` and its subcommands with every duration flag taking a value that starts with a
+/// dash, and every number flag a negative number (only a number: `-c -v` is still two flags).
+fn values_take_a_dash(cmd: clap::Command) -> clap::Command {
     use std::any::TypeId;
     let durations = [
         TypeId::of::<Duration>(),
         TypeId::of::<TimeLimit>(),
         TypeId::of::<Directed<Duration>>(),
     ];
+    let numbers = [
+        TypeId::of::<u8>(),
+        TypeId::of::<u16>(),
+        TypeId::of::<u32>(),
+        TypeId::of::<u64>(),
+        TypeId::of::<usize>(),
+        TypeId::of::<f64>(),
+    ];
     cmd.mut_args(|arg| {
         let parses = arg.get_value_parser().type_id();
+        // A flag of its own value (-v counts, it takes none).
+        let flag = !arg.is_positional() && arg.get_action().takes_values();
         if durations.iter().any(|t| parses == *t) {
             arg.allow_hyphen_values(true)
+        } else if flag && numbers.iter().any(|t| parses == *t) {
+            arg.allow_negative_numbers(true)
         } else {
             arg
         }
     })
-    .mut_subcommands(durations_take_a_dash)
+    .mut_subcommands(values_take_a_dash)
 }
 
 /// Where -v, -q, -4 and -6 stand in every subcommand's help: after its own flags, together
@@ -654,6 +669,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// ping's -c: a count of requests, said in those words whatever was wrong (`-c -1`, `-c 0`).
+fn parse_ping_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err("-c takes a whole number of requests, at least 1".into()),
+    }
+}
+
 /// --lab-max-time: whole seconds, as the lab server announces it and offers it to clients
 /// (in milliseconds, 32 bits), at most a day.
 fn parse_lab_max_time(text: &str) -> Result<Duration, String> {
@@ -1140,7 +1163,7 @@ pub(crate) struct PingArgs {
     #[arg(value_name = "HOST")]
     pub host: String,
     /// Stop after COUNT requests [default: until Ctrl-C]
-    #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'c', long, value_name = "COUNT", value_parser = parse_ping_count)]
     pub count: Option<u64>,
     /// Time between requests (e.g. 1s, 200ms), at least 1ms: the replies are read between
     /// requests

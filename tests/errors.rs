@@ -881,6 +881,26 @@ fn a_negative_duration_gets_the_duration_line_from_every_command() {
 }
 
 #[test]
+fn a_negative_number_is_refused_by_what_the_flag_takes_not_by_clap_dash_advice() {
+    // clap's "to pass '-1' as a value, use '-- -1'" fails when pasted: the flag is left
+    // without its value.
+    for count in [
+        &["-c", "-1"][..],
+        &["-c=-1"],
+        &["--count", "-1"],
+        &["-c", "0"],
+    ] {
+        let args = [&["ping"], count, &["127.0.0.1"]].concat();
+        let line = error_of(&args, 2);
+        assert_mentions(&line, &["-c takes a whole number of requests, at least 1"]);
+        assert!(!line.contains("'--"), "{line}");
+    }
+    let line = error_of(&["bench", "-P", "-2", "127.0.0.1:5"], 2);
+    assert_mentions(&line, &["'-2'", "--clients", "from 1 to 100000"]);
+    assert!(!line.contains("'--"), "{line}");
+}
+
+#[test]
 fn a_server_stopped_under_a_streaming_send_is_named_with_advice() {
     let server = Server::start(&["-v", "--addr", "127.0.0.1:0"]);
     let mut send = std::process::Command::new(common::bin())
