@@ -434,8 +434,10 @@ fn value_advice(err: &clap::Error, command: Option<&str>, words: &[&str]) -> Opt
     let typed = |f: &&&str| **f != long && words.iter().any(|w| w.split('=').next() == Some(**f));
     let name = row.flags.iter().find(typed).copied()?;
     let refused = text(err, ContextKind::InvalidValue);
-    // A plain number (`-n 0`) is bench's own flag given a wrong number, not iperf3's habit.
-    if refused.is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())) {
+    // A plain number (`-n 0`, `-n -3`) is bench's own flag given a wrong number, not
+    // iperf3's habit.
+    let number = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if refused.is_some_and(|v| number(v.strip_prefix('-').unwrap_or(v))) {
         return None;
     }
     let path = format!("netecho {}", command.unwrap_or_default());
@@ -1063,7 +1065,11 @@ fn what(err: &clap::Error, path: &str) -> String {
         (ErrorKind::InvalidValue, Some(arg), Some("")) => format!("{} needs a value", of(arg)),
         (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(arg), Some(value)) => {
             match err.source() {
-                Some(why) => format!("invalid value '{value}' for {}: {}", of(arg), reason(why)),
+                Some(why) => format!(
+                    "invalid value '{value}' for {}: {}",
+                    of(arg),
+                    reason(why, value)
+                ),
                 None => format!("invalid value '{value}' for {}", of(arg)),
             }
         }
@@ -1095,14 +1101,20 @@ fn clap_says(err: &clap::Error) -> String {
 }
 
 /// Why a value was refused, in netecho's words where the standard library's are terse.
-fn reason(why: &(dyn std::error::Error + 'static)) -> String {
+fn reason(why: &(dyn std::error::Error + 'static), value: &str) -> String {
     use std::num::IntErrorKind;
+    let negative = value
+        .strip_prefix('-')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     match why
         .downcast_ref::<std::num::ParseIntError>()
         .map(|e| e.kind())
     {
         Some(IntErrorKind::PosOverflow | IntErrorKind::NegOverflow) => "too large".into(),
         Some(IntErrorKind::Empty) => "empty: give a number".into(),
+        Some(_) if negative => {
+            "a negative number: this takes a whole number without a minus sign".into()
+        }
         Some(_) => "not a whole number".into(),
         None => {
             let why = why.to_string().lines().collect::<Vec<_>>().join(" ");

@@ -976,9 +976,16 @@ fn a_habit_s_advice_keeps_the_address_and_value_typed_and_invents_no_port() {
 #[test]
 fn a_count_below_its_least_says_the_least() {
     refused_as(
-        &["ping", "-c", "0", "127.0.0.1"],
-        "invalid value '0' for 'netecho ping --count': 0 is too small: give a number at least 1; \
-         see 'netecho ping --help'",
+        &["bench", "-n", "0", "127.0.0.1:1"],
+        "invalid value '0' for 'netecho bench --count': 0 is too small: give a number at least \
+         1; see 'netecho bench --help'",
+    );
+    // A negative count is a wrong number too, not iperf3's -n (bytes) typed here.
+    let line = fails(&netecho(&["bench", "-n", "-3", "127.0.0.1:1"], b""), 2);
+    assert!(
+        line.contains("'-3' for 'netecho bench --count': a negative number")
+            && !line.contains("iperf3"),
+        "{line}"
     );
 }
 
