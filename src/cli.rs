@@ -346,8 +346,10 @@ Examples:
   netecho ping -W 500ms localhost";
 const RELAY_EXAMPLES: &str =
     "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
-connects to TO for each client: a connection per connection, a connected socket per datagram \
-sender, whose replies go back to that sender. Between a stream and a message socket each \
+connects to TO for each client: a connection per connection, a socket per datagram \
+sender, whose replies go back to that sender. A udp socket to TO takes replies from any port \
+of TO's address (never another address) and sends on to the port of the latest one the client \
+got, so TFTP and netecho's udp files, which answer from a port of their own, pass. Between a stream and a message socket each \
 message is one frame (--framing line|length). SIGINT, SIGTERM or SIGHUP prints a line per flow.
 
 Impairments are simulated inside the relay and logged as such. Each applies to both \
@@ -1874,6 +1876,7 @@ impl ServeArgs {
             multicast: Default::default(),
             quic: self.quic_options(proto)?,
             connect_timeout: crate::transport::CONNECT_TIMEOUT,
+            follow_reply_port: false,
         })
     }
 
@@ -2259,6 +2262,8 @@ impl RelayArgs {
                 rcvbuf: self.buffers.rcvbuf,
                 sndbuf: self.buffers.sndbuf,
                 tls: self.tls.relay_to(self.tls_to, to_proto, self.tls_from)?,
+                // TFTP and netecho's udp files answer from a port of their own.
+                follow_reply_port: true,
                 ..SocketOptions::default()
             },
             access: {

@@ -155,6 +155,34 @@ fn datagram_transfers_survive_loss_and_reordering() {
     }
 }
 
+/// A udp transfer answers from a port of its own: through a udp relay, whose flow follows
+/// it there, it arrives whole, with no loss and with 5% each way.
+#[test]
+fn udp_transfers_pass_a_udp_relay_with_and_without_loss() {
+    let data = random_bytes(384 << 10, 23);
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("data.bin"), &data).unwrap();
+    let server = file_server("udp", sockdir.path(), root.path(), &[]);
+    for loss in [&[][..], &["--loss", "5%", "--seed", "5"]] {
+        let mut args = loss.to_vec();
+        let to = server.url();
+        args.extend_from_slice(&["udp://127.0.0.1:0", &to]);
+        let relay = common::relay(&args);
+        let out = local.path().join(format!("got{}.bin", loss.len()));
+        let get = [
+            "get",
+            "--proto",
+            "udp",
+            "--retries",
+            "10",
+            &relay.addr,
+            "data.bin",
+        ];
+        ok(&netecho(&[&get[..], &["-o", s(&out)]].concat(), b""));
+        assert!(fs::read(&out).unwrap() == data, "{loss:?}: get differs");
+    }
+}
+
 #[test]
 fn udp_transfers_through_real_loss_on_a_veth_arrive_whole() {
     let test = "udp_transfers_through_real_loss_on_a_veth_arrive_whole";

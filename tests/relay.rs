@@ -6,18 +6,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Instant;
 
-use common::{Server, bin, netecho, ok};
-
-/// Starts `netecho relay ARGS` and waits for its `listening` line.
-fn relay(args: &[&str]) -> Server {
-    Server::start_with(Command::new(bin()).arg("relay").args(args))
-}
+use common::{Server, netecho, ok, relay};
 
 /// Bytes that are not all the same, so a shifted or dropped byte shows.
 fn pattern(len: usize, salt: u8) -> Vec<u8> {
@@ -685,4 +679,55 @@ fn a_udp_client_over_ipv6_gets_a_reply_frame_as_large_as_ipv6_carries() {
     assert!(status.success(), "{err}");
     assert!(!err.contains("closing the flow"), "{err}");
     assert!(out.contains("stopped by SIGTERM: 1 flows"), "{out}");
+}
+
+/// A udp flow's socket to TO takes datagrams from any port of TO's address, as a server that
+/// answers from a port of its own (TFTP, netecho's udp files) sends them, and the client's
+/// next datagrams go to the port the latest came from; a datagram from another address is
+/// never relayed.
+#[test]
+fn a_udp_flow_follows_the_port_to_answers_from_and_nothing_from_elsewhere_passes() {
+    let to = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let transfer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let to_url = format!("udp://{}", to.local_addr().unwrap());
+    let relay = relay(&["udp://127.0.0.1:0", &to_url]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    for sock in [&to, &transfer, &client] {
+        sock.set_read_timeout(Some(common::STEP)).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    // Every datagram the client reads is checked: a relayed "forged" would come before the
+    // last, which comes after several round trips.
+    let mut client_reads = |what: &[u8]| {
+        let n = client.recv(&mut buf).expect("a datagram through the relay");
+        let (got, wanted) = (
+            String::from_utf8_lossy(&buf[..n]),
+            String::from_utf8_lossy(what),
+        );
+        assert_eq!(got, wanted);
+    };
+    client.send(b"request").unwrap();
+    let mut at_to = [0u8; 64];
+    let (n, flow_sock) = to.recv_from(&mut at_to).unwrap();
+    assert_eq!(&at_to[..n], b"request");
+    stranger.send_to(b"forged", flow_sock).unwrap();
+    transfer
+        .send_to(b"from the transfer port", flow_sock)
+        .unwrap();
+    client_reads(b"from the transfer port");
+    client.send(b"to the transfer port").unwrap();
+    let (n, from) = transfer.recv_from(&mut at_to).unwrap();
+    assert_eq!(
+        (&at_to[..n], from),
+        (&b"to the transfer port"[..], flow_sock)
+    );
+    stranger.send_to(b"forged", flow_sock).unwrap();
+    to.send_to(b"from the first port", flow_sock).unwrap();
+    client_reads(b"from the first port");
+    client.send(b"to the first port").unwrap();
+    let (n, _) = to.recv_from(&mut at_to).unwrap();
+    assert_eq!(&at_to[..n], b"to the first port");
+    drop(relay);
 }

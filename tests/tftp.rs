@@ -101,6 +101,32 @@ fn curl_downloads_with_and_without_blksize_and_with_no_options() {
     assert!(log.contains("sent 'f.bin' over TFTP"), "{log}");
 }
 
+/// TFTP answers from a new port (its TID): through a udp relay, whose flow follows it
+/// there, curl and tftp-hpa download whole.
+#[test]
+fn tftp_clients_download_through_a_udp_relay() {
+    let test = "tftp_clients_download_through_a_udp_relay";
+    if !have("curl", test) || !have("tftp", test) {
+        return;
+    }
+    let Served {
+        dir: _dir,
+        out,
+        body,
+        server,
+    } = serving("f.bin", 100_000, &[]);
+    let relay = common::relay(&["udp://127.0.0.1:0", &server.url()]);
+    let relayed = relay.port().to_string();
+    let file = out.path().join("curl");
+    let url = format!("tftp://127.0.0.1:{relayed}/f.bin");
+    let got = client("curl", &["-sS", &url, "-o", s(&file)]);
+    assert!(got.status.success(), "curl: {}", text(&got));
+    assert_eq!(fs::read(&file).unwrap(), body, "curl");
+    let file = out.path().join("tftp");
+    let got = tftp_hpa(&relayed, "binary", &["get", "f.bin", s(&file)]);
+    assert_eq!(fs::read(&file).unwrap_or_default(), body, "{}", text(&got));
+}
+
 #[test]
 fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     let test = "curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not";

@@ -304,6 +304,9 @@ pub(crate) struct LinkSpec {
     pub cond: Conditions,
     pub rng: Rng,
     pub queue: usize,
+    /// The socket to TO whose replies this direction carries: a udp one sends to the port
+    /// of a reply once the client got it ([`Conn::follow_latest_reply`]).
+    pub replies_of: Option<Arc<Conn>>,
 }
 
 impl Link {
@@ -408,6 +411,7 @@ struct Writer {
     stats: Arc<DirStats>,
     failed: bool,
     frame: Vec<u8>,
+    replies_of: Option<Arc<Conn>>,
 }
 
 impl Writer {
@@ -422,6 +426,7 @@ impl Writer {
             stats,
             failed: false,
             frame: Vec::new(),
+            replies_of: spec.replies_of,
         }
     }
 
@@ -518,7 +523,12 @@ impl Writer {
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         match self.sink.write(bytes, flow) {
-            Ok(()) => trace!("relayed {len} bytes"),
+            Ok(()) => {
+                trace!("relayed {len} bytes");
+                if let Some(to) = &self.replies_of {
+                    to.follow_latest_reply();
+                }
+            }
             Err(e) => {
                 self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
                 self.stats.bytes_out.fetch_sub(len, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! `netecho relay FROM TO`: listens on FROM like `serve`, and for each client opens a socket
 //! to TO and carries messages both ways, across protocols, through simulated conditions.
 //! A connection on FROM gets its own connection to TO; a datagram sender on FROM gets its
-//! own connected socket to TO, so replies find their way back to the right sender.
+//! own socket to TO, so replies find their way back to the right sender. A udp socket to TO
+//! follows the port TO answers from (TFTP, netecho's udp files), from TO's address only.
 
 pub(crate) mod flow;
 pub(crate) mod link;
@@ -125,14 +126,15 @@ impl Route {
     }
 
     /// The writer of one direction of flow `id` into `sink` (`down`: towards FROM's client),
-    /// with that direction's conditions and chance.
+    /// with that direction's conditions and chance; `replies_of`: the socket to TO whose
+    /// replies a down direction carries.
     fn link(
         &self,
         flow: &Arc<Flow>,
-        id: u64,
-        down: bool,
+        (id, down): (u64, bool),
         sink: Sink,
         queue: usize,
+        replies_of: Option<&Arc<Conn>>,
     ) -> Result<Link> {
         let (cond, stats) = match down {
             true => (self.down, &flow.down),
@@ -144,6 +146,7 @@ impl Route {
             cond,
             rng,
             queue,
+            replies_of: replies_of.cloned(),
         };
         Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
     }
@@ -451,9 +454,9 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     flow.limit_idle(route.idle_timeout);
     flows.add(&flow);
     let to_server = Sink::Conn(Arc::clone(&server), route.carrier(&route.to));
-    let up = route.link(&flow, id, false, to_server, STREAM_QUEUE)?;
+    let up = route.link(&flow, (id, false), to_server, STREAM_QUEUE, None)?;
     let to_client = Sink::Conn(Arc::clone(&client), route.carrier(&route.from));
-    let down = route.link(&flow, id, true, to_client, STREAM_QUEUE)?;
+    let down = route.link(&flow, (id, true), to_client, STREAM_QUEUE, Some(&server))?;
     let to_udp = (route.to.proto == SockProto::Udp)
         .then(|| server.remote())
         .flatten();
@@ -872,14 +875,14 @@ fn datagram_flow(
     flow.hold(&server);
     flows.add(&flow);
     let to_server = Sink::Conn(Arc::clone(&server), route.carrier(&route.to));
-    let up = route.link(&flow, id, false, to_server, QUEUE)?;
+    let up = route.link(&flow, (id, false), to_server, QUEUE, None)?;
     let to_sender = Sink::Peer(Box::new(PeerSink {
         sock: Arc::clone(replies),
         to: from.clone(),
         held,
         proven: address_of(from).is_none_or(|ip| route.proven(ip)),
     }));
-    let down = route.link(&flow, id, true, to_sender, QUEUE)?;
+    let down = route.link(&flow, (id, true), to_sender, QUEUE, Some(&server))?;
     let sender_udp = match route.from.proto {
         SockProto::Udp => from.0.as_socket(),
         _ => None,

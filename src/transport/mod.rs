@@ -88,6 +88,9 @@ pub(crate) struct SocketOptions {
     pub multicast: multicast::Multicast,
     /// The bound of a client's connect over a stream (tcp, tls, unix): see [`connect_within`].
     pub connect_timeout: Duration,
+    /// A udp client takes replies from its peer's IP on any port and sends to the port the
+    /// latest came from ([`udp::Follow`]): a relay's socket to TO.
+    pub follow_reply_port: bool,
 }
 
 impl Default for SocketOptions {
@@ -106,6 +109,7 @@ impl Default for SocketOptions {
             tls: None,
             multicast: multicast::Multicast::default(),
             connect_timeout: CONNECT_TIMEOUT,
+            follow_reply_port: false,
         }
     }
 }
@@ -413,6 +417,8 @@ pub(crate) struct Conn {
     /// The TLS session its bytes pass through, when it has one; boxed, since a session is
     /// over a KiB and most connections have none (an idle connection costs its Conn).
     tls: Option<Box<tls::Session>>,
+    /// A udp socket that follows the port its peer answers from ([`udp::Follow`]).
+    follow: Option<Box<udp::Follow>>,
 }
 
 impl Conn {
@@ -429,6 +435,7 @@ impl Conn {
             reached: None,
             link: None,
             tls: None,
+            follow: None,
         }
     }
 
@@ -462,6 +469,7 @@ impl Conn {
     /// The peer's IP address and port, where it has one.
     pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
         self.remote
+            .or_else(|| self.follow.as_ref().map(|f| f.peer()))
             .or_else(|| self.sock.peer_addr().ok()?.as_socket())
     }
 
@@ -626,7 +634,10 @@ impl Conn {
                 n => Received::Data(n),
             });
         }
-        let got = recv_message(&self.sock, self.kind, buf)?;
+        let got = match &self.follow {
+            Some(follow) => follow.recv(&self.sock, buf)?,
+            None => recv_message(&self.sock, self.kind, buf)?,
+        };
         // QUIC datagrams come over a socket pair, which, unlike a datagram socket, has an
         // end: a 0-byte read once the QUIC thread hung up.
         if got == Received::Data(0) && self.remote.is_some() && hung_up(&self.sock) {
@@ -703,7 +714,7 @@ impl Conn {
             return tls.send_all(&self.sock, buf);
         }
         if self.kind != SocketKind::Stream {
-            let sent = calls::send(&self.sock, buf)?;
+            let sent = self.send_once(buf)?;
             return if sent == buf.len() {
                 Ok(())
             } else {
@@ -732,10 +743,28 @@ impl Conn {
             return tls.send_some(&self.sock, buf);
         }
         loop {
-            match calls::send(&self.sock, buf) {
+            match self.send_once(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
             }
+        }
+    }
+
+    /// A udp socket that follows its peer's reply port ([`udp::Follow`]) sends to the port
+    /// of the latest datagram it read from now on: called once that datagram reached the
+    /// relay's client. Nothing on any other socket.
+    pub(crate) fn follow_latest_reply(&self) {
+        if let Some(follow) = &self.follow {
+            follow.take_seen();
+        }
+    }
+
+    /// One send(2), or a sendto(2) to the port a following udp socket's peer answers from.
+    #[inline(always)]
+    fn send_once(&self, buf: &[u8]) -> io::Result<usize> {
+        match &self.follow {
+            Some(follow) => follow.send(&self.sock, buf),
+            None => calls::send(&self.sock, buf),
         }
     }
 

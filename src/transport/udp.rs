@@ -2,13 +2,15 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use anyhow::{Context, Result};
-use socket2::Type;
+use socket2::{Socket, Type};
+use tracing::debug;
 
 use crate::endpoint::{Address, Proto, SocketKind};
 
-use super::{Conn, DatagramSocket, SocketOptions, calls, ip, multicast};
+use super::{Conn, DatagramSocket, Received, SocketOptions, calls, ip, multicast};
 
 /// The largest UDP payload over IPv4: 65,535 (IP total length) - 20 (IP header) - 8 (UDP).
 pub(crate) const MAX_PAYLOAD_V4: usize = 65_507;
@@ -51,6 +53,10 @@ pub(crate) fn bind_plain(addr: &Address, opts: &SocketOptions) -> Result<Datagra
 /// A connected UDP socket. connect(2) sends nothing on UDP: it fixes the peer, so the kernel
 /// filters replies from others and reports an ICMP port unreachable as ECONNREFUSED.
 pub(crate) fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
+    // A group's replies come from its members, never from its address: nothing to follow.
+    if opts.follow_reply_port && !addr.ip().is_multicast() {
+        return connect_following(addr, opts);
+    }
     let sock = ip::socket_for(addr, Type::DGRAM, opts)?;
     multicast::sender(&sock, addr, &opts.multicast, opts.ttl).map_err(io::Error::other)?;
     calls::connect(&sock, &addr.into())?;
@@ -60,6 +66,97 @@ pub(crate) fn connect(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn
         addr.to_string(),
         Some(max_payload(addr)),
     ))
+}
+
+/// A udp socket to `addr` that follows the port `addr`'s host answers from ([`Follow`]):
+/// bound to the address a connect would pick, and left unconnected, so that the kernel
+/// hands it datagrams from any port (a connected one refuses them with ICMP port
+/// unreachable).
+fn connect_following(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn> {
+    let probe = ip::socket_for(addr, Type::DGRAM, &SocketOptions::default())?;
+    calls::connect(&probe, &addr.into())?;
+    let mut local = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or(io::ErrorKind::InvalidData)?;
+    drop(probe);
+    local.set_port(0);
+    let sock = ip::socket_for(addr, Type::DGRAM, opts)?;
+    multicast::sender(&sock, addr, &opts.multicast, opts.ttl).map_err(io::Error::other)?;
+    calls::bind(&sock, &local.into())?;
+    let mut conn = Conn::new(
+        sock,
+        SocketKind::Datagram,
+        addr.to_string(),
+        Some(max_payload(addr)),
+    );
+    conn.follow = Some(Box::new(Follow {
+        to: addr,
+        seen: AtomicU16::new(addr.port()),
+        port: AtomicU16::new(addr.port()),
+    }));
+    Ok(conn)
+}
+
+/// The peer of a udp socket that follows the port its peer answers from, as a NAT with a
+/// TFTP helper does: a server that answers from a port of its own (TFTP's new TID, the
+/// transfer socket of netecho's udp files) is then sent the next datagrams there, as a
+/// client talking to it directly would send them. Datagrams from the peer's IP address on
+/// any port are taken, from any other address never: no one elsewhere can slip a datagram
+/// in or steer the socket (a program on the peer's host could answer for it anyway).
+pub(crate) struct Follow {
+    /// The address connected to; its port is the first one sent to.
+    to: SocketAddr,
+    /// The port of the latest datagram read from `to`'s IP address.
+    seen: AtomicU16,
+    /// Where sends go: `seen` once [`Follow::take_seen`] says the client got that datagram.
+    port: AtomicU16,
+}
+
+impl Follow {
+    /// Where the next datagram goes.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        let mut peer = self.to;
+        peer.set_port(self.port.load(Ordering::Relaxed));
+        peer
+    }
+
+    /// Sends go to the port of the latest datagram read from now on. Called once that
+    /// datagram reached the client: one lost on the way (a TFTP DATA, netecho's HELLO) was
+    /// never seen, and the client's next try must reach the port it asked before.
+    pub(crate) fn take_seen(&self) {
+        let seen = self.seen.load(Ordering::Relaxed);
+        self.port.store(seen, Ordering::Relaxed);
+    }
+
+    pub(crate) fn send(&self, sock: &Socket, buf: &[u8]) -> io::Result<usize> {
+        calls::send_to(sock, buf, &self.peer().into())
+    }
+
+    /// One datagram from the peer's IP address, whose port is noted. One from elsewhere is
+    /// left out and read as EINTR: the caller tries again, looking up between reads as after
+    /// any, so a flood from elsewhere cannot hold it in here.
+    pub(crate) fn recv(&self, sock: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+        let room = buf.len();
+        let (n, from) = calls::recv_from(sock, super::as_uninit(buf))?;
+        let Some(addr) = from.as_socket() else {
+            // No sender: the empty read of a socket shut down as its flow closes.
+            return Ok(Received::of(n, room));
+        };
+        if addr.ip().to_canonical() == self.to.ip().to_canonical() {
+            self.seen.store(addr.port(), Ordering::Relaxed);
+            return Ok(Received::of(n, room));
+        }
+        // One line per datagram and anyone can send them: ten lines a second.
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow_debug() {
+            debug!(
+                "{addr}: a datagram to the socket to {} from another address; left out{more}",
+                self.to
+            );
+        }
+        Err(io::ErrorKind::Interrupted.into())
+    }
 }
 
 /// The largest UDP payload to or from `addr`: IPv4's for an IPv4 address (also one mapped

@@ -523,6 +523,11 @@ pub fn files_server(proto: &str, dir: &std::path::Path, extra: &[&str]) -> Serve
     Server::start(&args)
 }
 
+/// Starts `netecho relay ARGS` and waits for its `listening` line.
+pub fn relay(args: &[&str]) -> Server {
+    Server::start_with(Command::new(bin()).arg("relay").args(args))
+}
+
 /// A fresh temporary directory for Unix socket paths.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -143,7 +143,9 @@ pub(super) fn start(
                 Some(Answer::Hello(hello)) => hello,
                 _ => bail!(
                     "the server answered the request but started no transfer after {} tries \
-                     of its proof (on a lossy path, raise --retries)",
+                     of its proof (on a lossy path, raise --retries; a relay or NAT that takes \
+                     replies only from the port it sent to drops the transfer's, which come \
+                     from a port of their own)",
                     retries + 1
                 ),
             }
