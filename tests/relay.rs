@@ -683,8 +683,8 @@ fn a_udp_client_over_ipv6_gets_a_reply_frame_as_large_as_ipv6_carries() {
 
 /// A udp flow's socket to TO takes datagrams from any port of TO's address, as a server that
 /// answers from a port of its own (TFTP, netecho's udp files) sends them, and the client's
-/// next datagrams go to the port the latest came from; a datagram from another address is
-/// never relayed.
+/// next datagrams go to the first such port it got a reply from; a datagram from another
+/// address is never relayed.
 #[test]
 fn a_udp_flow_follows_the_port_to_answers_from_and_nothing_from_elsewhere_passes() {
     let to = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -723,11 +723,13 @@ fn a_udp_flow_follows_the_port_to_answers_from_and_nothing_from_elsewhere_passes
         (&at_to[..n], from),
         (&b"to the transfer port"[..], flow_sock)
     );
+    // A late answer from the first port still reaches the client, and moves nothing: the
+    // client talks to the transfer port.
     stranger.send_to(b"forged", flow_sock).unwrap();
-    to.send_to(b"from the first port", flow_sock).unwrap();
-    client_reads(b"from the first port");
-    client.send(b"to the first port").unwrap();
-    let (n, _) = to.recv_from(&mut at_to).unwrap();
-    assert_eq!(&at_to[..n], b"to the first port");
+    to.send_to(b"late, from the first port", flow_sock).unwrap();
+    client_reads(b"late, from the first port");
+    client.send(b"still to the transfer port").unwrap();
+    let (n, _) = transfer.recv_from(&mut at_to).unwrap();
+    assert_eq!(&at_to[..n], b"still to the transfer port");
     drop(relay);
 }

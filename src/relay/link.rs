@@ -305,7 +305,8 @@ pub(crate) struct LinkSpec {
     pub rng: Rng,
     pub queue: usize,
     /// The socket to TO whose replies this direction carries: a udp one sends to the port
-    /// of a reply once the client got it ([`Conn::follow_latest_reply`]).
+    /// of the first reply from another port once the client got it
+    /// ([`Conn::follow_latest_reply`]).
     pub replies_of: Option<Arc<Conn>>,
 }
 
@@ -522,13 +523,12 @@ impl Writer {
         let len = bytes.len() as u64;
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+        // Before the write too: the client's answer may reach TO before this thread runs again.
+        if let Some(to) = &self.replies_of {
+            to.follow_latest_reply();
+        }
         match self.sink.write(bytes, flow) {
-            Ok(()) => {
-                trace!("relayed {len} bytes");
-                if let Some(to) = &self.replies_of {
-                    to.follow_latest_reply();
-                }
-            }
+            Ok(()) => trace!("relayed {len} bytes"),
             Err(e) => {
                 self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
                 self.stats.bytes_out.fetch_sub(len, Ordering::Relaxed);

@@ -751,8 +751,8 @@ impl Conn {
     }
 
     /// A udp socket that follows its peer's reply port ([`udp::Follow`]) sends to the port
-    /// of the latest datagram it read from now on: called once that datagram reached the
-    /// relay's client. Nothing on any other socket.
+    /// of the latest datagram it read from now on, if it has not moved yet: called once that
+    /// datagram reached the relay's client. Nothing on any other socket.
     pub(crate) fn follow_latest_reply(&self) {
         if let Some(follow) = &self.follow {
             follow.take_seen();

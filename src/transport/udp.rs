@@ -109,7 +109,7 @@ pub(crate) struct Follow {
     to: SocketAddr,
     /// The port of the latest datagram read from `to`'s IP address.
     seen: AtomicU16,
-    /// Where sends go: `seen` once [`Follow::take_seen`] says the client got that datagram.
+    /// Where sends go: `to`'s port, until [`Follow::take_seen`] moves it, once.
     port: AtomicU16,
 }
 
@@ -121,12 +121,16 @@ impl Follow {
         peer
     }
 
-    /// Sends go to the port of the latest datagram read from now on. Called once that
-    /// datagram reached the client: one lost on the way (a TFTP DATA, netecho's HELLO) was
-    /// never seen, and the client's next try must reach the port it asked before.
+    /// Sends go to the port of the latest datagram read from now on, if they still go to
+    /// `to`'s own. Called once that datagram reached the client: one lost on the way (a TFTP
+    /// DATA, netecho's HELLO) was never seen, and the client's next try must reach the port
+    /// it asked before. Moved once only: a second transfer a retried request started, or a
+    /// late answer from `to`'s own port, must not pull the flow away from the one the client
+    /// talks to.
     pub(crate) fn take_seen(&self) {
         let seen = self.seen.load(Ordering::Relaxed);
-        self.port.store(seen, Ordering::Relaxed);
+        let first = self.to.port();
+        let _ = (self.port).compare_exchange(first, seen, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     pub(crate) fn send(&self, sock: &Socket, buf: &[u8]) -> io::Result<usize> {
