@@ -293,9 +293,16 @@ pub(super) fn under_limit(r: &mut Row, rate: u32) {
 const UNSEEN_IN_A_STALL: &str = "no counter here saw it, and the server or the path stopped \
     answering for a while (below), which leaves requests unanswered as a loss on the way would";
 
-/// Whether the row stalled for a while ([`stopped`], [`stalled_rounds`]).
+/// Whether the row stalled for a while ([`stopped`], [`stalled_rounds`]). Rounds cut short
+/// on a path that loses packets (`--loss`) were held by their lost requests' timeouts.
 fn stalls(r: &Row) -> bool {
-    !stopped(r).is_empty() || stalled_rounds(r).is_some()
+    !stopped(r).is_empty() || (stalled_rounds(r).is_some() && !held_by_loss(r))
+}
+
+/// Whether the row lost requests on a path that drops packets: each held its round for the
+/// lab's timeout, so a round with few round trips is that wait, not a stall.
+fn held_by_loss(r: &Row) -> bool {
+    !r.lossless && r.lost > 0
 }
 
 /// Where a datagram row's loss went, as far as the counters tell.
@@ -388,10 +395,13 @@ fn stalled_rounds(r: &Row) -> Option<String> {
         return None;
     }
     let rounds = r.rounds_left_out + r.p50_rounds_us.len();
+    let why = match held_by_loss(r) {
+        true => "a request lost on the way held each for the lab's timeout",
+        false => "they stalled (the server or the path stopped answering for most of the round)",
+    };
     Some(format!(
         "{} of {rounds} rounds left out of p50, with fewer than {MIN_ROUND_SAMPLES} round trips \
-         each: they stalled (the server or the path stopped answering for most of the round); \
-         their round trips still count in p99 and p99.9",
+         each: {why}; their round trips still count in p99 and p99.9",
         r.rounds_left_out
     ))
 }

@@ -383,6 +383,38 @@ fn a_row_the_server_paused_during_blames_the_pause_and_shows_no_boundaries() {
     assert!(why(Proto::Udp, false, &lossy).contains("lost on the way"));
 }
 
+/// Under --loss a ping-pong round whose request was lost waits out the lab's timeout: a
+/// round cut to a few round trips is that wait, not a stall, and the loss is the path's.
+#[test]
+fn rounds_cut_short_by_the_paths_loss_are_not_called_stalls() {
+    let lossy = Row {
+        lost: 51,
+        sent: 515,
+        loss_cause: Some(Cause::Unseen),
+        p50_rounds_us: vec![99],
+        rounds_left_out: 2,
+        lossless: false,
+        ..row("udp")
+    };
+    let s = why(Proto::Udp, false, &lossy);
+    assert!(s.contains("lost on the way"), "{s}");
+    assert!(
+        s.contains("a request lost on the way held each for the lab's timeout"),
+        "{s}"
+    );
+    assert!(!s.contains("stalled"), "{s}");
+    // Where nothing drops a packet, the same rounds stalled.
+    let s = why(
+        Proto::Udp,
+        false,
+        &Row {
+            lossless: true,
+            ..lossy
+        },
+    );
+    assert!(s.contains("they stalled"), "{s}");
+}
+
 #[test]
 fn a_steady_rate_over_a_link_far_under_its_round_trips_names_the_links_bytes_a_second() {
     // 1 KiB messages through a 2 Mbit/s link: about 220 a second, round after round.
