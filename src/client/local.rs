@@ -224,7 +224,7 @@ impl LocalServers {
         let endpoint = Endpoint::parse(bound, Some(proto))?;
         if let Some(pin) = pin {
             let pin = Fingerprint::parse(pin).map_err(|e| anyhow!("the local server: {e}"))?;
-            trust_at(&endpoint.addr, pin);
+            pin_at(&endpoint.addr, pin, true);
         }
         Ok(endpoint)
     }
@@ -347,27 +347,51 @@ fn spawn_for_life(mut cmd: Command) -> std::io::Result<Child> {
     child.recv().unwrap_or_else(|_| Err(gone()))
 }
 
+/// A certificate clients pin: where, which, and whether a server of this process's own
+/// making offered it (a local server) or a lab server did.
+struct Pin {
+    addr: Address,
+    fingerprint: Fingerprint,
+    ours: bool,
+}
+
 /// The certificate fingerprints local servers printed, or a lab server offered, by
 /// address: clients pin them.
-static PINS: Mutex<Vec<(Address, Fingerprint)>> = Mutex::new(Vec::new());
+static PINS: Mutex<Vec<Pin>> = Mutex::new(Vec::new());
+
+/// Fresh QUIC handshakes a client of a local server tries: the server is known to be up,
+/// so a handshake lost on the way (`lab --netns --loss`) is the path's, and tried again.
+const OUR_HANDSHAKE_TRIES: u32 = 3;
 
 /// From now on a client of `addr` trusts the certificate with fingerprint `pin`, and only
 /// it.
 pub(crate) fn trust_at(addr: &Address, pin: Fingerprint) {
+    pin_at(addr, pin, false);
+}
+
+fn pin_at(addr: &Address, fingerprint: Fingerprint, ours: bool) {
     let mut pins = PINS.lock().unwrap_or_else(|e| e.into_inner());
-    pins.retain(|(at, _)| at != addr);
-    pins.push((addr.clone(), pin));
+    pins.retain(|p| p.addr != *addr);
+    pins.push(Pin {
+        addr: addr.clone(),
+        fingerprint,
+        ours,
+    });
+}
+
+/// The pin for `target`'s address, and whether its server is one of this process's own.
+fn pin_for(target: &Target) -> Option<(Fingerprint, bool)> {
+    PINS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|p| p.addr == target.addr)
+        .map(|p| (p.fingerprint, p.ours))
 }
 
 /// What a client of a local server trusts: the certificate it printed (a server of this
 /// process's own making, on loopback); `None` for a server that has no certificate.
 pub(crate) fn trust(target: &Target) -> Option<TlsEnd> {
-    let pin = PINS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|(addr, _)| *addr == target.addr)?
-        .1;
+    let (pin, _) = pin_for(target)?;
     let pinned = TlsConfig {
         pin: Some(pin),
         ..TlsConfig::default()
@@ -376,11 +400,15 @@ pub(crate) fn trust(target: &Target) -> Option<TlsEnd> {
 }
 
 /// The socket options for a client of `target`, trusting it when it is a local server with
-/// a certificate.
+/// a certificate (and trying a QUIC handshake lost on the way again, when it is one of
+/// this process's own).
 pub(crate) fn options_for(target: &Target, base: &SocketOptions) -> SocketOptions {
     let mut opts = base.clone();
     if let Some(tls) = trust(target) {
         opts.tls = Some(tls);
+    }
+    if pin_for(target).is_some_and(|(_, ours)| ours) {
+        opts.quic.handshake_tries = OUR_HANDSHAKE_TRIES;
     }
     opts
 }
@@ -414,4 +442,33 @@ fn stop_all(children: &Mutex<Vec<Child>>, dir: &Path, namespaces: &Mutex<Vec<Str
     }
     let _ = std::fs::remove_dir_all(dir);
     super::lab::netns::remove(namespaces);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::SockProto;
+
+    fn quic_at(port: u16) -> Target {
+        Target {
+            proto: SockProto::Quic,
+            addr: Address::Ip(([127, 0, 0, 1], port).into()),
+        }
+    }
+
+    /// A handshake to a server of this process's own is tried again (its loss is the
+    /// path's); to a lab server, which may have stalled, once.
+    #[test]
+    fn only_a_local_servers_clients_try_a_lost_handshake_again() {
+        let (ours, theirs) = (quic_at(1), quic_at(2));
+        pin_at(&ours.addr, Fingerprint([1; 32]), true);
+        trust_at(&theirs.addr, Fingerprint([2; 32]));
+        let base = SocketOptions::default();
+        assert_eq!(
+            options_for(&ours, &base).quic.handshake_tries,
+            OUR_HANDSHAKE_TRIES
+        );
+        assert_eq!(options_for(&theirs, &base).quic.handshake_tries, 0);
+        assert!(options_for(&theirs, &base).tls.is_some());
+    }
 }

@@ -106,6 +106,10 @@ pub(crate) struct QuicOptions {
     pub mode: QuicMode,
     /// How long a client waits for the handshake (None: [`CLIENT_HANDSHAKE`]).
     pub handshake: Option<Duration>,
+    /// Fresh handshakes a client tries, each within `handshake`, when one gets no answer
+    /// (0 or 1: one). For a server known to be up across a lossy path: each new try
+    /// starts again from QUIC's first retransmission timeout, not its backed-off one.
+    pub handshake_tries: u32,
     /// A server's stream per message: how long a stream may take from its first byte to
     /// its end, past which that stream is reset (None: no limit). netecho sees a
     /// message only once its stream ended, so a peer trickling one shows nothing begun.
@@ -409,9 +413,25 @@ fn client_config(tls: &Option<TlsEnd>, mode: QuicMode) -> Result<(quinn::ClientC
     Ok((config, settings))
 }
 
-/// Connects to a QUIC server at `addr`: the handshake within its deadline, then the
-/// connection as a [`Conn`] of its mode's socket type.
+/// Connects to a QUIC server at `addr`: the handshake within its deadline (tried again
+/// afresh as [`QuicOptions::handshake_tries`] says), then the connection as a [`Conn`] of
+/// its mode's socket type.
 pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> Result<Conn> {
+    let tries = opts.quic.handshake_tries.max(1);
+    let mut tried = 1;
+    loop {
+        match connect_once(addr, host, opts) {
+            Err(e) if tried < tries && e.is::<crate::error::NoHandshake>() => {
+                tracing::debug!("quic {addr}: {e}; trying a fresh handshake ({tried} of {tries})");
+                tried += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// One try of [`connect`].
+fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> Result<Conn> {
     let (config, settings) = client_config(&opts.tls, opts.quic.mode)?;
     let ip = addr.ip().to_string();
     let name = cert::server_name(&settings, host.or(Some(&ip)))?;
@@ -511,4 +531,38 @@ fn refuse(conn: &quinn::Connection, why: &str) {
         warn!("quic {}: {why}{more}", conn.remote_address());
     }
     conn.close(1u32.into(), why.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// The source ports of what reached `silent` (which answers nothing): one per try.
+    fn tries_seen(silent: &std::net::UdpSocket) -> usize {
+        let mut ports = HashSet::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = silent.recv_from(&mut buf) {
+            ports.insert(from.port());
+        }
+        ports.len()
+    }
+
+    #[test]
+    fn an_unanswered_handshake_is_tried_afresh_as_often_as_asked_and_no_more() {
+        for tries in [1, 3] {
+            let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            silent
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut opts = SocketOptions::default();
+            opts.quic.handshake = Some(Duration::from_millis(300));
+            opts.quic.handshake_tries = tries;
+            let e = connect(silent.local_addr().unwrap(), None, &opts)
+                .err()
+                .expect("nothing answered, yet the handshake was made");
+            assert!(e.is::<crate::error::NoHandshake>(), "{e:#}");
+            assert_eq!(tries_seen(&silent), tries as usize);
+        }
+    }
 }
