@@ -152,6 +152,21 @@ pub(crate) fn serve(
     serve_gated(sock, rules, stats, shutdown, None)
 }
 
+/// The reply guard of a raw echo: rates only, since raw has no ports to loop through and a
+/// reply is marked as one.
+fn raw_guard(rules: &RawRules) -> Guard {
+    Guard::new(
+        GuardRules {
+            allow_loop_ports: true,
+            rate: rules.rate,
+            default_rate: rules.default_rate,
+            repeats: false,
+            replies_upper: false,
+        },
+        None,
+    )
+}
+
 /// As [`serve`], answering only sources `gate` lets through (`serve --lab`: runs holding
 /// their turn); the others' packets are read and dropped.
 pub(crate) fn serve_gated(
@@ -167,17 +182,7 @@ pub(crate) fn serve_gated(
         v6: sock.is_v6(),
         counts: RawCounts::default(),
     };
-    // Rates only: raw has no ports to loop through, and a reply is marked as one.
-    let mut guard = Guard::new(
-        GuardRules {
-            allow_loop_ports: true,
-            rate: rules.rate,
-            default_rate: rules.default_rate,
-            repeats: false,
-            replies_upper: false,
-        },
-        None,
-    );
+    let mut guard = raw_guard(&rules);
     let mut peers = PeerTable::new(Proto::Raw);
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
