@@ -267,15 +267,15 @@ fn socat_and_ncat_are_clients_of_serve_tls() {
         return;
     }
     let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
-    // socat waits for the server to close after its input ends; timeout ends it instead.
+    // socat ends once the server closes after socat's close_notify (timeout: a hang guard).
     let got = shell(
         &format!(
-            "timeout 3 socat - OPENSSL:127.0.0.1:{},verify=0",
+            "timeout 20 socat - OPENSSL:127.0.0.1:{},verify=0; echo \"rc=$?\"",
             server.port()
         ),
         b"from socat\n",
     );
-    assert_eq!(got, "FROM SOCAT\n");
+    assert_eq!(got, "FROM SOCAT\nrc=0\n");
     let got = shell(
         &format!("ncat --ssl 127.0.0.1 {}", server.port()),
         b"from ncat\n",
@@ -950,4 +950,64 @@ fn a_handshake_no_one_answers_is_silence_and_stray_bytes_ask_whether_it_speaks_t
     assert!(!silent.contains("speaking TLS"), "{silent}");
     assert!(stray.contains("is the server speaking TLS?"), "{stray}");
     assert!(!stray.contains("sent nothing back"), "{stray}");
+}
+
+/// A TLS client that sends its last data and its close_notify in one write, as socat often
+/// does, then reads until the server closes (or 20 s pass): prints the plaintext it got and
+/// "closed" or "open".
+const DATA_AND_CLOSE_IN_ONE_WRITE: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+raw.settimeout(20)
+inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inb, outb)
+while True:
+    try:
+        tls.do_handshake(); break
+    except ssl.SSLWantReadError:
+        raw.sendall(outb.read()); got = raw.recv(65536)
+        if not got: sys.exit("closed in the handshake")
+        inb.write(got)
+raw.sendall(outb.read())
+tls.write(b"last words\n")
+try: tls.unwrap()
+except ssl.SSLWantReadError: pass
+raw.sendall(outb.read())
+state = "open"
+try:
+    while True:
+        got = raw.recv(65536)
+        if not got: state = "closed"; break
+        inb.write(got)
+except socket.timeout: pass
+text = b""
+try:
+    while True: text += tls.read(65536)
+except (ssl.SSLError, ssl.SSLZeroReturnError): pass
+print(text.decode(errors="replace").strip(), state)
+"#;
+
+#[test]
+fn a_close_notify_in_the_same_read_as_the_last_data_closes_the_connection_in_each_tls_model() {
+    if !have("python3", "python3_tls_close") {
+        return;
+    }
+    for model in ["event", "threads", "fork", "iterative"] {
+        let server = Server::start(&["--tls", "--addr", "127.0.0.1:0", "--model", model]);
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                DATA_AND_CLOSE_IN_ONE_WRITE,
+                &server.port().to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "LAST WORDS closed",
+            "--model {model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -288,9 +288,9 @@ pub(crate) struct EchoConn {
     /// Whether replies are frames: those one read completed go out together, from here.
     framed: bool,
     frames_out: Vec<u8>,
-    /// On a non-blocking stream in a level-triggered event loop: a read shorter than the
-    /// buffer means the socket is empty for now, so wait instead of trying a recv that can
-    /// only say EAGAIN (as tokio does). One system call less per message.
+    /// On a non-blocking plain stream in a level-triggered event loop: a read shorter than
+    /// the buffer means the socket is empty for now, so wait instead of trying a recv that
+    /// can only say EAGAIN (as tokio does). One system call less per message.
     pub short_read_waits: bool,
     /// Messages counted on the tally alone, and into the totals at the end
     /// ([`super::Session::count_at_end`]).
@@ -704,7 +704,9 @@ impl super::Service for Echo {
             tracing::warn!("{}: cannot set the idle timeout: {e}", conn.peer());
         }
         let mut echo = EchoConn::new(conn, self.max_pending, self.framing, self.max_frame);
-        echo.short_read_waits = drive == super::Drive::Epoll;
+        // Not over TLS: its session holds what one socket read brought (more records, a
+        // close_notify), so the socket may be empty while a read would still return.
+        echo.short_read_waits = drive == super::Drive::Epoll && !echo.conn.is_tls();
         let blocking = drive == super::Drive::Blocking;
         if let Some(limit) = self.frame_timeout {
             echo.messages.limit_frames(limit, blocking);
