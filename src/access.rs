@@ -19,9 +19,7 @@ use crate::endpoint::{Proto, SocketKind};
 use crate::error::UsageError;
 use crate::logging::Throttle;
 use crate::service::guard::is_this_host;
-use crate::transport::sock_diag::{
-    self, SOCK_DIAG_BY_FAMILY, diag_error, diag_found, diag_request, tcp_owner,
-};
+use crate::transport::sock_diag::{self, tcp_owner};
 use crate::transport::{Conn, PeerAddr};
 
 /// Refused peers remembered for "logged once"; past it the memory starts again.
@@ -837,12 +835,9 @@ fn names_users(allow: &[Rule]) -> bool {
 }
 
 /// The user that owns the UDP socket at `peer` that sent to a socket bound to `local`, if
-/// that socket is on this host. Any UDP socket of this host on `peer`'s port may have sent
-/// it, whatever address it is bound to: IP_PKTINFO sends from any of this host's addresses,
-/// and SO_REUSEADDR lets sockets of several users share one address and port. So every one
-/// is asked for (a sock_diag dump of that port, IPv4 and IPv6, any state): one owner among
-/// them all is the sender's, several are an error saying so. `Ok(None)`: no socket here
-/// holds that port, or `peer`'s address is not this host's (no user here can send from it).
+/// that socket is on this host: the one owner of the sockets on `peer`'s port
+/// ([`sock_diag::udp_port_owner`]), several an error. `Ok(None)`: no socket here holds that
+/// port, or `peer`'s address is not this host's (no user here can send from it).
 fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let ip = peer.ip().to_canonical();
     if !crate::service::guard::datagram_from_this_host(ip) {
@@ -857,71 +852,8 @@ fn udp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
              who sent cannot be told; send from a port of your own"
         )));
     }
-    let mut owners = Vec::new();
-    // An IPv6 socket sends from IPv4 addresses too (v4-mapped); an IPv4 one never from IPv6.
-    if ip.is_ipv4() {
-        udp_port_owners(IpAddr::from([0u8; 4]), port, &mut owners)?;
-    }
-    udp_port_owners(IpAddr::from([0u16; 8]), port, &mut owners)?;
-    match owners[..] {
-        [] => Ok(None),
-        [uid] => Ok(Some(uid)),
-        _ => {
-            let uids: Vec<String> = owners.iter().map(u32::to_string).collect();
-            Err(io::Error::other(format!(
-                "port {port} on this host is shared by sockets of several users (uids {}), \
-                 so which one sent cannot be told; send from a port of your own",
-                uids.join(", ")
-            )))
-        }
-    }
-}
-
-/// At most this many UDP sockets on one port are read from a dump: a port has a few; more
-/// leave the sender unknown.
-const MAX_PORT_SOCKETS: usize = 64;
-
-/// Adds to `owners` (each once) the users that own the live UDP sockets of `any`'s family
-/// on `port`: one sock_diag dump, which the kernel filters by that port. Past
-/// [`MAX_PORT_SOCKETS`], or an answer cut short, is an error.
-fn udp_port_owners(any: IpAddr, port: u16, owners: &mut Vec<u32>) -> io::Result<()> {
-    let src = SocketAddr::new(any, port);
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    let sock = sock_diag::ask(&diag_request(
-        libc::IPPROTO_UDP,
-        src,
-        SocketAddr::new(any, 0),
-        flags,
-    ))?;
-    let too_many = || {
-        io::Error::other(format!(
-            "more than {MAX_PORT_SOCKETS} sockets hold port {port}"
-        ))
-    };
-    let mut seen = 0;
-    // Each answer but the last holds a socket or more: this many hold more than the cap.
-    for _ in 0..=MAX_PORT_SOCKETS {
-        let answer = sock_diag::recv(&sock, sock_diag::DUMP_ROOM)?;
-        let mut rest = &answer[..];
-        while !rest.is_empty() {
-            let (kind, body, next) = sock_diag::message(rest)?;
-            rest = next;
-            if kind != SOCK_DIAG_BY_FAMILY {
-                // The end of the dump (NLMSG_DONE), or an error.
-                return diag_error(kind, body).map(|_| ());
-            }
-            seen += 1;
-            if seen > MAX_PORT_SOCKETS {
-                return Err(too_many());
-            }
-            if let Some(found) = diag_found(body)?
-                && !owners.contains(&found.uid)
-            {
-                owners.push(found.uid);
-            }
-        }
-    }
-    Err(too_many())
+    sock_diag::udp_port_owner(port, ip.is_ipv4())
+        .map_err(|e| io::Error::other(format!("{e}; send from a port of your own")))
 }
 
 #[cfg(test)]

@@ -348,7 +348,8 @@ const RELAY_EXAMPLES: &str =
     "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
 connects to TO for each client: a connection per connection, a socket per datagram \
 sender, whose replies go back to that sender. A udp socket to TO takes replies from any port \
-of TO's address (never another address) and, once the client got one from another port, sends \
+of TO's address (never another address; when TO is on this host, only from a socket of TO's \
+user or root) and, once the client got one from another port, sends \
 on to that port, so TFTP and netecho's udp files, which answer from a port of their own, pass. \
 Between a stream and a message socket each \
 message is one frame (--framing line|length). SIGINT, SIGTERM or SIGHUP prints a line per flow.

@@ -733,3 +733,76 @@ fn a_udp_flow_follows_the_port_to_answers_from_and_nothing_from_elsewhere_passes
     assert_eq!(&at_to[..n], b"still to the transfer port");
     drop(relay);
 }
+
+/// When TO is on this host, any user here can send from TO's address: a udp flow takes a
+/// datagram from another port of it only from a socket of the user whose socket TO is, or
+/// of root. Another user's datagram, sent before TO's own reply from its transfer port, is
+/// left out (counted in the flow's line, logged once), the flow follows the transfer port,
+/// and the other user's port is never sent to.
+#[test]
+fn a_udp_flow_to_this_host_takes_nothing_from_another_users_socket_at_tos_address() {
+    let test = "a_udp_flow_to_this_host_takes_nothing_from_another_users_socket_at_tos_address";
+    if !nix::unistd::Uid::effective().is_root() {
+        let why = "root, to make sockets owned by other users";
+        common::skip(test, why, common::Lacks::Provided);
+        return;
+    }
+    // (TO's user, its transfer socket's, the intruder's): root's TO and nobody intruding;
+    // nobody's TO answering from nobody's and from root's transfer port, another user
+    // intruding.
+    for (to_uid, transfer_uid, intruder_uid) in
+        [(0, 0, 65534), (65534, 65534, 65533), (65534, 0, 65533)]
+    {
+        let case = format!("TO uid {to_uid}, transfer uid {transfer_uid}");
+        let bound = |uid: u32| -> UdpSocket {
+            let sock = common::socket_of(uid, socket2::Type::DGRAM);
+            let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+            sock.bind(&any.into()).unwrap();
+            let sock = UdpSocket::from(sock);
+            sock.set_read_timeout(Some(common::STEP)).unwrap();
+            sock
+        };
+        let (to, transfer, intruder) = (bound(to_uid), bound(transfer_uid), bound(intruder_uid));
+        let relay = relay(&[
+            "udp://127.0.0.1:0",
+            &format!("udp://{}", to.local_addr().unwrap()),
+        ]);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(&relay.addr).unwrap();
+        client.set_read_timeout(Some(common::STEP)).unwrap();
+        let mut buf = [0u8; 64];
+        let client_reads = |what: &str| {
+            let mut got = [0u8; 64];
+            let n = client.recv(&mut got).expect("a datagram through the relay");
+            assert_eq!(String::from_utf8_lossy(&got[..n]), what, "{case}");
+        };
+        client.send(b"request").unwrap();
+        let (_, flow_sock) = to.recv_from(&mut buf).unwrap();
+        // Before TO's reply, and again after the flow moved: the reply is what comes first.
+        intruder.send_to(b"injected", flow_sock).unwrap();
+        intruder.send_to(b"injected again", flow_sock).unwrap();
+        transfer.send_to(b"reply", flow_sock).unwrap();
+        client_reads("reply");
+        client.send(b"ack").unwrap();
+        let (n, _) = transfer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ack", "{case}");
+        intruder.send_to(b"injected late", flow_sock).unwrap();
+        transfer.send_to(b"second reply", flow_sock).unwrap();
+        client_reads("second reply");
+        intruder.set_nonblocking(true).unwrap();
+        assert!(
+            intruder.recv(&mut buf).is_err(),
+            "{case}: the intruder was sent to"
+        );
+        let (status, out, err) = relay.stop("TERM");
+        assert!(status.success(), "{case}: {err}");
+        assert!(
+            out.contains(
+                "3 left out: from another port of TO's address, not TO's user's or root's socket"
+            ),
+            "{case}: {out}"
+        );
+        let warned = err.matches(&format!("uid {intruder_uid}")).count();
+        assert_eq!(warned, 1, "{case}: one line per flow: {err}");
+    }
+}

@@ -73,7 +73,7 @@ impl Flow {
             return false;
         }
         let socks = self.socks.lock().unwrap();
-        self.count_kernel_drops(&socks);
+        self.count_at_sockets(&socks);
         for conn in socks.iter() {
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
@@ -82,17 +82,20 @@ impl Flow {
 
     /// Counts what the kernel dropped at the flow's datagram socket to TO, its receive buffer
     /// full (SO_MEMINFO's drop count, the one SO_RXQ_OVFL reports): replies lost before the
-    /// relay read them. Read once, as the flow ends, so reading costs nothing per message. A
-    /// client on FROM held here is a connection, never a datagram socket.
-    fn count_kernel_drops(&self, socks: &[Arc<Conn>]) {
-        let dropped: u64 = (socks.iter())
-            .filter(|conn| conn.kind() == SocketKind::Datagram)
+    /// relay read them; and what that socket left out as another user's (TO on this host).
+    /// Read once, as the flow ends, so reading costs nothing per message. A client on FROM
+    /// held here is a connection, never a datagram socket.
+    fn count_at_sockets(&self, socks: &[Arc<Conn>]) {
+        let datagram = || (socks.iter()).filter(|conn| conn.kind() == SocketKind::Datagram);
+        let dropped: u64 = datagram()
             .filter_map(|conn| conn.drops().ok())
             .map(u64::from)
             .sum();
         self.down
             .kernel_dropped
             .fetch_max(dropped, Ordering::Relaxed);
+        let others: u64 = datagram().map(|conn| conn.left_out_as_others()).sum();
+        self.down.others.fetch_max(others, Ordering::Relaxed);
     }
 
     /// Ends the flow for --idle-timeout, with one line saying `why`, whichever of its
@@ -149,7 +152,7 @@ impl Flow {
         if self.writers_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.closing.store(true, Ordering::Relaxed);
             let mut socks = self.socks.lock().unwrap();
-            self.count_kernel_drops(&socks);
+            self.count_at_sockets(&socks);
             socks.clear();
             drop(socks);
             self.finished.store(true, Ordering::Relaxed);

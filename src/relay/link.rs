@@ -58,6 +58,9 @@ pub(crate) struct DirStats {
     /// Replies not sent to a datagram sender off this host: they would have made what it got
     /// more than what it sent, and its source address is unproven (it may be forged).
     pub over_credit: AtomicU64,
+    /// Datagrams from another port of TO's address, TO on this host, that a socket of
+    /// another user than TO's (or root) sent: left out, and the flow not moved to that port.
+    pub others: AtomicU64,
 }
 
 impl DirStats {
@@ -92,6 +95,12 @@ impl DirStats {
             line += &format!(
                 "; {} not sent: more than the sender sent",
                 get(&self.over_credit)
+            );
+        }
+        if get(&self.others) > 0 {
+            line += &format!(
+                "; {} left out: from another port of TO's address, not TO's user's or root's socket",
+                get(&self.others)
             );
         }
         line

@@ -759,6 +759,12 @@ impl Conn {
         }
     }
 
+    /// The datagrams a udp socket that follows its peer's reply port left out as another
+    /// user's ([`udp::Follow`]); 0 on any other socket.
+    pub(crate) fn left_out_as_others(&self) -> u64 {
+        self.follow.as_ref().map_or(0, |follow| follow.left_out())
+    }
+
     /// One send(2), or a sendto(2) to the port a following udp socket's peer answers from.
     #[inline(always)]
     fn send_once(&self, buf: &[u8]) -> io::Result<usize> {

@@ -2,14 +2,15 @@
 //! caller's network namespace, without privileges. The netlink plumbing every lookup shares
 //! (a request sent, its answers read whole, its messages split and its end told from an
 //! error); who owns a TCP connection's peer socket (for the rules of crate::access and the
-//! count of TLS handshakes) and an abstract Unix name; and the inet_diag pieces the UDP
-//! lookup in crate::access builds on.
+//! count of TLS handshakes), an abstract Unix name, the UDP sockets on a port (a datagram's
+//! sender, for crate::access and a relay's udp flow to TO) and the UDP socket a datagram
+//! reaches (TO's, for that flow).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 /// SOCK_DIAG_BY_FAMILY, the sock_diag request and reply type.
-pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// Netlink's error message and the end of a dump.
 const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
 const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
@@ -17,7 +18,7 @@ const NLMSG_DONE: u16 = libc::NLMSG_DONE as u16;
 const NLMSG_HEADER: usize = 16;
 /// A dump's answers are read into this much room: netlink sizes them to the reader's, up
 /// to 32 KiB.
-pub(crate) const DUMP_ROOM: usize = 32 * 1024;
+const DUMP_ROOM: usize = 32 * 1024;
 
 /// A netlink header for a sock_diag request of `len` bytes in all (`flags`: one socket,
 /// or a dump); the request's own fields follow it.
@@ -136,24 +137,39 @@ fn unix_request(socket: Option<UnixSocket>) -> Vec<u8> {
 /// no datagram socket is bound at it. An error: the kernel cannot tell (no unix_diag, or no
 /// UNIX_DIAG_UID before Linux 5.3), or more than [`MAX_UNIX_SOCKETS`] sockets came first.
 pub(crate) fn abstract_socket(name: &[u8]) -> io::Result<Option<UnixSocket>> {
-    let sock = ask(&unix_request(None))?;
     let too_many = || io::Error::other(format!("more than {MAX_UNIX_SOCKETS} Unix sockets here"));
+    walk_dump(&unix_request(None), MAX_UNIX_SOCKETS, too_many, |body| {
+        datagram_named(body, name)
+    })
+}
+
+/// The first of `visit`'s answers for the sockets a dump `request` tells of, each its
+/// message's body, in the order they come: `Ok(None)` once the dump ends without one.
+/// Past `cap` sockets, the error `too_many` makes.
+fn walk_dump<T>(
+    request: &[u8],
+    cap: usize,
+    too_many: impl Fn() -> io::Error,
+    mut visit: impl FnMut(&[u8]) -> io::Result<Option<T>>,
+) -> io::Result<Option<T>> {
+    let sock = ask(request)?;
     let mut seen = 0;
     // Each answer but the last holds a socket or more: this many hold more than the cap.
-    for _ in 0..=MAX_UNIX_SOCKETS {
+    for _ in 0..=cap {
         let answer = recv(&sock, DUMP_ROOM)?;
         let mut rest = &answer[..];
         while !rest.is_empty() {
             let (kind, body, next) = message(rest)?;
             rest = next;
             if kind != SOCK_DIAG_BY_FAMILY {
+                // The end of the dump (NLMSG_DONE), or an error.
                 return no_socket(kind, body).map(|()| None);
             }
             seen += 1;
-            if seen > MAX_UNIX_SOCKETS {
+            if seen > cap {
                 return Err(too_many());
             }
-            if let Some(found) = datagram_named(body, name)? {
+            if let Some(found) = visit(body)? {
                 return Ok(Some(found));
             }
         }
@@ -223,7 +239,7 @@ const IDIAG_INODE: usize = 68;
 /// connection, seen from the peer's side. `Ok(None)`: no such socket here.
 pub(crate) fn tcp_owner(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     either_family(peer, local, |peer, local| {
-        let found = diag_tcp(peer, local)?;
+        let found = diag_one(libc::IPPROTO_TCP, peer, local)?;
         // The lookup falls back to a listening socket on the peer's address and port: only
         // a socket of exactly this connection says who owns it.
         Ok(found
@@ -253,21 +269,16 @@ fn either_family(
 }
 
 /// A live socket sock_diag found: its owner and its ports (its own, its peer's).
-pub(crate) struct Found {
-    pub uid: u32,
+struct Found {
+    uid: u32,
     ports: (u16, u16),
 }
 
-/// One sock_diag lookup of the TCP socket whose own end is `src` and whose peer is `dst`
-/// (the kernel falls back to a listener on `src`); `None` when there is none, or it has
-/// closed (time-wait, orphaned: no inode).
-fn diag_tcp(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
-    let sock = ask(&diag_request(
-        libc::IPPROTO_TCP,
-        src,
-        dst,
-        libc::NLM_F_REQUEST as u16,
-    ))?;
+/// One sock_diag query for the one socket of `proto` the kernel finds for `src` and `dst`
+/// (TCP: the socket whose own end is `src` and whose peer is `dst`, else a listener on
+/// `src`); `None` when there is none, or it has closed (time-wait, orphaned: no inode).
+fn diag_one(proto: i32, src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
+    let sock = ask(&diag_request(proto, src, dst, libc::NLM_F_REQUEST as u16))?;
     let reply = recv(&sock, 4096)?;
     let (kind, body, _) = message(&reply)?;
     match kind {
@@ -276,14 +287,84 @@ fn diag_tcp(src: SocketAddr, dst: SocketAddr) -> io::Result<Option<Found>> {
     }
 }
 
+/// The user that owns the UDP socket on this host that a datagram from `from` to `to`
+/// reaches: one sock_diag query, answered by the kernel's own lookup, the one that delivers
+/// such a datagram (a socket bound to `to`'s address or to the wildcard, connected to
+/// `from` or to no one). `Ok(None)`: no socket here takes it.
+pub(crate) fn udp_receiver(to: SocketAddr, from: SocketAddr) -> io::Result<Option<u32>> {
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (to, from) = (canonical(to), canonical(from));
+    if to.is_ipv4() != from.is_ipv4() {
+        return Ok(None);
+    }
+    // A UDP query names the datagram's source first, where a TCP one names the socket's own
+    // end (the kernel keeps it so "for historical reasons").
+    Ok(diag_one(libc::IPPROTO_UDP, from, to)?.map(|found| found.uid))
+}
+
+/// At most this many UDP sockets on one port are read from a dump: a port has a few; more
+/// leave the sender unknown.
+const MAX_PORT_SOCKETS: usize = 64;
+
+/// The user that owns the UDP socket on this host that sends from `port` (IPv4 ones too when
+/// `v4`, the sender's address an IPv4 one). Any UDP socket of this host on that port may
+/// have sent from it, whatever address it is bound to: IP_PKTINFO sends from any of this
+/// host's addresses, and SO_REUSEADDR lets sockets of several users share one address and
+/// port. So every one is asked for (a sock_diag dump of that port, IPv4 and IPv6, any
+/// state): one owner among them all is the sender's, several are an error saying so.
+/// `Ok(None)`: no socket here holds that port.
+pub(crate) fn udp_port_owner(port: u16, v4: bool) -> io::Result<Option<u32>> {
+    let mut owners = Vec::new();
+    // An IPv6 socket sends from IPv4 addresses too (v4-mapped); an IPv4 one never from IPv6.
+    if v4 {
+        udp_port_owners(IpAddr::from([0u8; 4]), port, &mut owners)?;
+    }
+    udp_port_owners(IpAddr::from([0u16; 8]), port, &mut owners)?;
+    match owners[..] {
+        [] => Ok(None),
+        [uid] => Ok(Some(uid)),
+        _ => {
+            let uids: Vec<String> = owners.iter().map(u32::to_string).collect();
+            Err(io::Error::other(format!(
+                "port {port} on this host is shared by sockets of several users (uids {}), \
+                 so which one sent cannot be told",
+                uids.join(", ")
+            )))
+        }
+    }
+}
+
+/// Adds to `owners` (each once) the users that own the live UDP sockets of `any`'s family
+/// on `port`: one sock_diag dump, which the kernel filters by that port. Past
+/// [`MAX_PORT_SOCKETS`], or an answer cut short, is an error.
+fn udp_port_owners(any: IpAddr, port: u16, owners: &mut Vec<u32>) -> io::Result<()> {
+    let src = SocketAddr::new(any, port);
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    let request = diag_request(libc::IPPROTO_UDP, src, SocketAddr::new(any, 0), flags);
+    let too_many = || {
+        io::Error::other(format!(
+            "more than {MAX_PORT_SOCKETS} sockets hold port {port}"
+        ))
+    };
+    let every = walk_dump(&request, MAX_PORT_SOCKETS, too_many, |body| {
+        if let Some(found) = diag_found(body)?
+            && !owners.contains(&found.uid)
+        {
+            owners.push(found.uid);
+        }
+        Ok(None::<()>)
+    });
+    every.map(|_| ())
+}
+
 /// A message that carries no socket: no such socket (ENOENT, a done) or an error.
-pub(crate) fn diag_error(kind: u16, body: &[u8]) -> io::Result<Option<Found>> {
+fn diag_error(kind: u16, body: &[u8]) -> io::Result<Option<Found>> {
     no_socket(kind, body).map(|()| None)
 }
 
 /// The live socket an inet_diag_msg describes; `None` for one that has closed
 /// (time-wait, orphaned: uid 0, no inode), which is nobody's.
-pub(crate) fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
+fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
     let word = |at: usize| -> io::Result<[u8; 4]> {
         msg.get(at..at + 4)
             .and_then(|w| w.try_into().ok())
@@ -305,7 +386,7 @@ pub(crate) fn diag_found(msg: &[u8]) -> io::Result<Option<Found>> {
 /// A netlink header (`flags`: one socket, or a dump) and an inet_diag_req_v2 for sockets
 /// of `proto` in any state, of `src`'s family, at `src` and `dst` (a dump of UDP sockets
 /// matches their ports, 0 for any).
-pub(crate) fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr, flags: u16) -> Vec<u8> {
+fn diag_request(proto: i32, src: SocketAddr, dst: SocketAddr, flags: u16) -> Vec<u8> {
     let family = if src.is_ipv4() {
         libc::AF_INET
     } else {
@@ -371,6 +452,27 @@ mod tests {
         let found = abstract_socket(name.as_bytes()).unwrap().unwrap();
         let ino = nix::sys::stat::fstat(&dgram).unwrap().st_ino;
         assert_eq!(u64::from(found.ino), ino);
+    }
+
+    #[test]
+    fn the_kernel_tells_whose_udp_socket_a_datagram_reaches_and_who_holds_a_port() {
+        let me = nix::unistd::geteuid().as_raw();
+        for (host, any) in [("127.0.0.1:0", "0.0.0.0:0"), ("[::1]:0", "[::]:0")] {
+            for bind in [host, any] {
+                let server = std::net::UdpSocket::bind(bind).unwrap();
+                let client = std::net::UdpSocket::bind(host).unwrap();
+                let from = client.local_addr().unwrap();
+                let mut to = from;
+                to.set_port(server.local_addr().unwrap().port());
+                assert_eq!(udp_receiver(to, from).unwrap(), Some(me), "{bind}");
+                assert_eq!(udp_port_owner(to.port(), to.is_ipv4()).unwrap(), Some(me));
+                // A datagram to a port no socket holds reaches no one, from any socket: the
+                // query asks for the socket at `to`, not at `from`.
+                drop(server);
+                assert_eq!(udp_receiver(to, from).unwrap(), None, "{bind} closed");
+                assert_eq!(udp_port_owner(to.port(), to.is_ipv4()).unwrap(), None);
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! UDP: SOCK_DGRAM over AF_INET and AF_INET6, with recvfrom/sendto on the server.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use socket2::{Socket, Type};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::endpoint::{Address, Proto, SocketKind};
 
-use super::{Conn, DatagramSocket, Received, SocketOptions, calls, ip, multicast};
+use super::{Conn, DatagramSocket, Received, SocketOptions, calls, ip, multicast, sock_diag};
 
 /// The largest UDP payload over IPv4: 65,535 (IP total length) - 20 (IP header) - 8 (UDP).
 pub(crate) const MAX_PAYLOAD_V4: usize = 65_507;
@@ -94,6 +96,8 @@ fn connect_following(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn>
         to: addr,
         seen: AtomicU16::new(addr.port()),
         port: AtomicU16::new(addr.port()),
+        vetting: ip::is_this_host(addr.ip()).then(Mutex::default),
+        left_out: AtomicU64::new(0),
     }));
     Ok(conn)
 }
@@ -103,7 +107,10 @@ fn connect_following(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn>
 /// transfer socket of netecho's udp files) is then sent the next datagrams there, as a
 /// client talking to it directly would send them. Datagrams from the peer's IP address on
 /// any port are taken, from any other address never: no one elsewhere can slip a datagram
-/// in or steer the socket (a program on the peer's host could answer for it anyway).
+/// in or steer the socket (a program on the peer's host could answer for it anyway). When
+/// the peer is on this host, where any user can send from its address, a datagram from
+/// another of its ports is taken only from a socket of the user whose socket the peer is,
+/// or of root ([`Vetting`]).
 pub(crate) struct Follow {
     /// The address connected to; its port is the first one sent to.
     to: SocketAddr,
@@ -111,6 +118,28 @@ pub(crate) struct Follow {
     seen: AtomicU16,
     /// Where sends go: `to`'s port, until [`Follow::take_seen`] moves it, once.
     port: AtomicU16,
+    /// Who may answer from another port, when `to` is on this host.
+    vetting: Option<Mutex<Vetting>>,
+    /// Datagrams from another port of `to`'s address left out: another user's socket sent
+    /// them, or whose it was could not be told.
+    left_out: AtomicU64,
+}
+
+/// Ports of a peer on this host judged at most: a transfer or two answer from a few; past
+/// it the oldest is forgotten (and judged again if it sends again).
+const MAX_JUDGED: usize = 16;
+
+/// What a [`Follow`] to a peer on this host knows of who answers for it, each piece asked
+/// of the kernel (sock_diag) once: the first datagram from a port costs a lookup, its
+/// next ones nothing.
+#[derive(Default)]
+struct Vetting {
+    /// The user that owns the peer's socket (the one its address and port reach), once told.
+    owner: Option<u32>,
+    /// Ports judged, and whether a socket that may answer sends from each.
+    judged: VecDeque<(u16, bool)>,
+    /// Whether the first datagram left out was logged: one line per flow.
+    logged: bool,
 }
 
 impl Follow {
@@ -148,6 +177,9 @@ impl Follow {
             return Ok(Received::of(n, room));
         };
         if addr.ip().to_canonical() == self.to.ip().to_canonical() {
+            if !self.may_answer(sock, addr) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             self.seen.store(addr.port(), Ordering::Relaxed);
             return Ok(Received::of(n, room));
         }
@@ -160,6 +192,111 @@ impl Follow {
             );
         }
         Err(io::ErrorKind::Interrupted.into())
+    }
+}
+
+impl Follow {
+    /// Whether a datagram from `from`, at the peer's address, may be taken: always from the
+    /// peer's own port or from a peer elsewhere; from another port of a peer on this host,
+    /// when a socket of the peer's user or of root sent it ([`Follow::judge`], once a port).
+    /// One left out is counted, and the flow's first logged.
+    fn may_answer(&self, sock: &Socket, from: SocketAddr) -> bool {
+        let Some(vetting) = &self.vetting else {
+            return true;
+        };
+        if from.port() == self.to.port() {
+            return true;
+        }
+        let mut vetting = vetting.lock().unwrap_or_else(|e| e.into_inner());
+        let port = from.port();
+        let known = vetting.judged.iter().find(|(p, _)| *p == port);
+        let may = match known.map(|&(_, may)| may) {
+            Some(may) => may,
+            None => {
+                let verdict = self.judge(&mut vetting.owner, sock, from);
+                if vetting.judged.len() == MAX_JUDGED {
+                    vetting.judged.pop_front();
+                }
+                vetting.judged.push_back((port, verdict.is_ok()));
+                if let Err(why) = &verdict
+                    && !std::mem::replace(&mut vetting.logged, true)
+                {
+                    self.log_left_out(from, why);
+                }
+                verdict.is_ok()
+            }
+        };
+        if !may {
+            self.left_out.fetch_add(1, Ordering::Relaxed);
+        }
+        may
+    }
+
+    /// Whether the socket at `from`, another port of the peer's address on this host, is
+    /// the peer's user's or root's: the owner of the peer's socket (asked once), and the
+    /// one owner of the sockets on `from`'s port. `Err`: why not, or why it cannot be told.
+    fn judge(
+        &self,
+        owner: &mut Option<u32>,
+        sock: &Socket,
+        from: SocketAddr,
+    ) -> Result<(), String> {
+        let local = sock.local_addr().ok().and_then(|a| a.as_socket());
+        let Some(local) = local.filter(|l| l.port() != from.port()) else {
+            // Only the relay's socket holds its port on its address: a sender on another
+            // address of this host, its socket closed at once, would leave it as the owner.
+            return Err(format!(
+                "it came from port {}, the relay socket's own, so who sent it cannot be told",
+                from.port()
+            ));
+        };
+        let owner = match *owner {
+            Some(uid) => uid,
+            None => match sock_diag::udp_receiver(self.to, local) {
+                Ok(Some(uid)) => *owner.insert(uid),
+                Ok(None) => {
+                    return Err(format!(
+                        "no socket at {} takes datagrams now, so whose TO is cannot be told",
+                        self.to
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "who owns the socket at {} cannot be told ({e})",
+                        self.to
+                    ));
+                }
+            },
+        };
+        match sock_diag::udp_port_owner(from.port(), from.ip().to_canonical().is_ipv4()) {
+            Ok(Some(uid)) if uid == owner || uid == 0 => Ok(()),
+            Ok(Some(uid)) => Err(format!(
+                "a socket of uid {uid} sent it, not TO's user's (uid {owner}) or root's"
+            )),
+            Ok(None) => Err("no socket holds its port now, so who sent it cannot be told".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The line for a flow's first datagram left out: at most ten a second in all, as
+    /// local users can make flows leave them out at will.
+    fn log_left_out(&self, from: SocketAddr, why: &str) {
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            warn!(
+                "{from}: a datagram to the relay's socket to {} from another port of TO's \
+                 address left out, and the flow does not follow it there: {why}. TO is on this \
+                 host, where any user can send from its address; if TO answers from sockets \
+                 of another user, run them as TO's user (the flow's line counts those left \
+                 out){more}",
+                self.to
+            );
+        }
+    }
+
+    /// Datagrams left out as another user's (see [`Follow::may_answer`]).
+    pub(crate) fn left_out(&self) -> u64 {
+        self.left_out.load(Ordering::Relaxed)
     }
 }
 
