@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::Pair;
 use common::{
-    Server, as_nobody, assert_mentions, can_switch_user, fails, files_server, netecho, ok, run,
+    Server, as_nobody, assert_mentions, fails, files_server, netecho, nobody_can_run, ok, run,
     tempdir,
 };
 
@@ -26,33 +26,6 @@ fn error_of(args: &[&str], code: i32) -> String {
 
 fn show(path: &Path) -> String {
     path.to_str().expect("temp paths are UTF-8").to_string()
-}
-
-/// Whether `as_nobody` can run the binary here: root, setpriv, and a binary nobody may
-/// execute. Prints why not, so a skipped test says so.
-fn nobody_can_run(test: &str) -> bool {
-    if !can_switch_user() {
-        common::skip(
-            test,
-            "root and setpriv (util-linux) to run the binary as nobody",
-            common::Lacks::Provided,
-        );
-        return false;
-    }
-    let out = run(&mut as_nobody(&["--version"]), b"");
-    if !out.status.success() {
-        common::skip(
-            test,
-            &format!(
-                "a binary the user nobody may execute; nobody cannot run {} ({})",
-                common::bin(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            common::Lacks::Environment,
-        );
-        return false;
-    }
-    true
 }
 
 #[test]

@@ -127,6 +127,39 @@ fn tftp_clients_download_through_a_udp_relay() {
     assert_eq!(fs::read(&file).unwrap_or_default(), body, "{}", text(&got));
 }
 
+/// A TFTP server of another user (nobody) answers from transfer ports of that user's: a
+/// root relay to it on this host follows them, its socket to TO's user's, and curl
+/// downloads whole, with nothing left out.
+#[test]
+fn a_tftp_server_of_another_user_on_this_host_passes_a_udp_relay() {
+    let test = "a_tftp_server_of_another_user_on_this_host_passes_a_udp_relay";
+    if !common::nobody_can_run(test) || !have("curl", test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, out) = (tempdir(), tempdir());
+    let body = pattern(100_000);
+    let served = dir.path().join("f.bin");
+    fs::write(&served, &body).unwrap();
+    // tempfile's directory is 0700: nobody may read it and the file once they are 0755, 0644.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&served, fs::Permissions::from_mode(0o644)).unwrap();
+    let args = ["serve", "--proto", "udp", "--addr", "127.0.0.1:0"];
+    let server = Server::start_with(&mut common::as_nobody(
+        &[&args[..], &["--files", s(dir.path())]].concat(),
+    ));
+    let relay = common::relay(&["udp://127.0.0.1:0", &server.url()]);
+    let file = out.path().join("curl");
+    let url = format!("tftp://127.0.0.1:{}/f.bin", relay.port());
+    let got = client("curl", &["-sS", &url, "-o", s(&file)]);
+    assert!(got.status.success(), "curl: {}", text(&got));
+    assert_eq!(fs::read(&file).unwrap(), body, "curl");
+    let (status, out, err) = relay.stop("TERM");
+    assert!(status.success(), "{err}");
+    assert!(out.contains("stopped by SIGTERM: 1 flows"), "{out}");
+    assert!(!out.contains("left out"), "{out}");
+}
+
 #[test]
 fn curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not() {
     let test = "curl_uploads_where_allowed_never_over_a_file_and_is_refused_where_not";

@@ -623,6 +623,33 @@ pub fn can_switch_user() -> bool {
     root && setpriv
 }
 
+/// Whether `as_nobody` can run the binary here: root, setpriv, and a binary nobody may
+/// execute. Prints why not, so a skipped test says so.
+pub fn nobody_can_run(test: &str) -> bool {
+    if !can_switch_user() {
+        skip(
+            test,
+            "root and setpriv (util-linux) to run the binary as nobody",
+            Lacks::Provided,
+        );
+        return false;
+    }
+    let out = run(&mut as_nobody(&["--version"]), b"");
+    if !out.status.success() {
+        skip(
+            test,
+            &format!(
+                "a binary the user nobody may execute; nobody cannot run {} ({})",
+                bin(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Lacks::Environment,
+        );
+        return false;
+    }
+    true
+}
+
 /// An IPv4 socket of `ty` owned by nobody (uid 65534), as [`socket_of`] makes one.
 pub fn nobody_socket(ty: socket2::Type) -> socket2::Socket {
     socket_of(65534, ty)
