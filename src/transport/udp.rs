@@ -193,9 +193,7 @@ impl Follow {
         }
         Err(io::ErrorKind::Interrupted.into())
     }
-}
 
-impl Follow {
     /// Whether a datagram from `from`, at the peer's address, may be taken: always from the
     /// peer's own port or from a peer elsewhere; from another port of a peer on this host,
     /// when a socket of the peer's user or of root sent it ([`Follow::judge`], once a port).
