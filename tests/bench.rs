@@ -16,7 +16,7 @@ fn bench(args: &[&str]) -> serde_json::Value {
     all.extend(["--format", "json"]);
     let doc: serde_json::Value =
         serde_json::from_str(&ok(&netecho(&all, b""))).expect("bench prints JSON");
-    assert_eq!(doc["schema"], "netecho-bench/1");
+    assert_eq!(doc["schema"], "netecho-bench/2");
     let run = doc["runs"][0].clone();
     // The echo server answers each request once and nothing is lost on loopback here:
     // a duplicate or a differing reply is a bug, in any run.
@@ -656,14 +656,19 @@ fn a_run_stopped_by_sigterm_says_so_under_the_table_and_in_the_csv() {
     assert!(note.contains("of 600 s"), "{note}");
     let (code, stdout, stderr) = stopped_bench(&["TERM"], false, &["--format", "csv"]);
     assert_eq!(code, Some(143), "{stderr}");
-    let mut rows = stdout.lines();
-    let head: Vec<&str> = rows.next().unwrap().split(',').collect();
+    assert_eq!(csv_cell(&stdout, "stopped"), "SIGTERM", "{stdout}");
+}
+
+/// The cell under `column` in the first row of a one-run CSV (no quoted fields).
+fn csv_cell(csv: &str, column: &str) -> String {
+    let mut rows = csv.lines();
+    let head: Vec<&str> = rows.next().expect("a header").split(',').collect();
     let row: Vec<&str> = rows.next().expect("a row of what ran").split(',').collect();
     let at = head
         .iter()
-        .position(|h| *h == "stopped")
-        .expect("a stopped column");
-    assert_eq!(row[at], "SIGTERM", "{stdout}");
+        .position(|h| *h == column)
+        .unwrap_or_else(|| panic!("no {column} column: {csv}"));
+    row[at].to_string()
 }
 
 #[test]
@@ -996,6 +1001,27 @@ fn an_idle_run_says_what_it_held_under_its_table() {
     assert!(text.contains("--idle: 3 of 3 clients connected"), "{table}");
     assert!(text.contains("0 failed) and held 1."), "{table}");
     assert!(text.contains("traffic columns are zero"), "{table}");
+}
+
+/// An --idle run measures no round trip: its latency is null in the JSON and empty in the
+/// CSV, not zeros that a script would read as the fastest run; a run that sent has numbers.
+#[test]
+fn an_idle_run_has_no_latency_and_a_measured_run_has_one() {
+    let server = Server::start(&["--addr", "127.0.0.1:0"]);
+    let idle = ["--idle", "-P", "2", "-d", "1s", &server.addr];
+    let run = bench(&idle);
+    assert_eq!(run["sent"], 0, "{run}");
+    assert!(run["latency_us"].is_null(), "{run}");
+    assert!(run["connect_us"]["p50"].is_number(), "{run}");
+    let csv = ok(&netecho(
+        &[&["bench"][..], &idle[..], &["--format", "csv"][..]].concat(),
+        b"",
+    ));
+    assert_eq!(csv_cell(&csv, "p50_us"), "", "{csv}");
+    assert_eq!(csv_cell(&csv, "mean_us"), "", "{csv}");
+    let measured = bench(&["-n", "20", "--timeout", "20s", &server.addr]);
+    assert!(measured["latency_us"]["p50"].is_number(), "{measured}");
+    assert!(measured["latency_us"]["mean"].is_number(), "{measured}");
 }
 
 /// iperf3's letters that bench reads the same way are named in its help, on their lines.

@@ -79,7 +79,7 @@ fn intervals_add_up_to_the_summary(all: &[String]) {
     assert!(
         objects
             .iter()
-            .all(|o| o["schema"] == "netecho-bench-ndjson/2")
+            .all(|o| o["schema"] == "netecho-bench-ndjson/3")
     );
     assert_eq!(summary["type"], "summary");
     // The summary stands alone: what ran, where and how.

@@ -1,4 +1,4 @@
-//! Runs as one JSON document: `{"schema": "netecho-bench/1", "runs": [...]}` (README: "JSON
+//! Runs as one JSON document: `{"schema": "netecho-bench/2", "runs": [...]}` (README: "JSON
 //! output" documents every field).
 
 use serde::Serialize;

@@ -22,7 +22,7 @@ pub(crate) use run::{
 };
 
 /// The version of the JSON document's layout; bumped when a field changes meaning or goes.
-pub(crate) const SCHEMA: &str = "netecho-bench/1";
+pub(crate) const SCHEMA: &str = "netecho-bench/2";
 
 /// How `bench` prints its results.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,11 +69,11 @@ pub(crate) fn columns() -> Vec<Column<Run>> {
         Column::right("window", |r| r.window.to_string()),
         Column::right("requests_per_s", |r| format!("{:.0}", r.requests_per_s)),
         Column::right("mb_per_s", |r| format!("{:.2}", r.mb_per_s)),
-        Column::right("mean_us", |r| format!("{:.1}", r.latency_us.mean)),
-        Column::right("p50_us", |r| r.latency_us.p50.to_string()),
-        Column::right("p99_us", |r| r.latency_us.p99.to_string()),
-        Column::right("p99_9_us", |r| r.latency_us.p99_9.to_string()),
-        Column::right("max_us", |r| r.latency_us.max.to_string()),
+        Column::right("mean_us", |r| latency_cell(r, |p| format!("{:.1}", p.mean))),
+        Column::right("p50_us", |r| latency_cell(r, |p| p.p50.to_string())),
+        Column::right("p99_us", |r| latency_cell(r, |p| p.p99.to_string())),
+        Column::right("p99_9_us", |r| latency_cell(r, |p| p.p99_9.to_string())),
+        Column::right("max_us", |r| latency_cell(r, |p| p.max.to_string())),
         Column::right("connect_p50_us", |r| r.connect_us.p50.to_string()),
         Column::right("sent", |r| r.sent.to_string()),
         Column::right("answered", |r| r.answered.to_string()),
@@ -97,7 +97,7 @@ pub(crate) fn csv_columns() -> Vec<Column<Run>> {
         }),
         Column::right("elapsed_s", |r| r.elapsed_s.to_string()),
         Column::right("bytes", |r| r.bytes.to_string()),
-        Column::right("p90_us", |r| r.latency_us.p90.to_string()),
+        Column::right("p90_us", |r| latency_cell(r, |p| p.p90.to_string())),
         Column::right("connect_p90_us", |r| r.connect_us.p90.to_string()),
         Column::right("connect_p99_us", |r| r.connect_us.p99.to_string()),
         Column::right("connect_p99_9_us", |r| r.connect_us.p99_9.to_string()),
@@ -125,6 +125,12 @@ pub(crate) fn csv_columns() -> Vec<Column<Run>> {
     all
 }
 
+/// A figure of the run's round trips; empty (null in the JSON, `-` in a table) when none
+/// was measured.
+fn latency_cell(r: &Run, figure: fn(&Percentiles) -> String) -> String {
+    r.latency_us.as_ref().map_or(String::new(), figure)
+}
+
 /// A figure of the run's stall for the CSV; empty when it had none.
 fn stall_cell(r: &Run, figure: fn(&Stall) -> f64) -> String {
     r.stall
@@ -141,9 +147,9 @@ pub(crate) fn narrow_columns() -> Vec<Column<Run>> {
         Column::right("win", |r| r.window.to_string()),
         Column::right("req/s", |r| format!("{:.0}", r.requests_per_s)),
         Column::right("MB/s", |r| format!("{:.2}", r.mb_per_s)),
-        Column::right("p50", |r| r.latency_us.p50.to_string()),
-        Column::right("p99", |r| r.latency_us.p99.to_string()),
-        Column::right("p99.9", |r| r.latency_us.p99_9.to_string()),
+        Column::right("p50", |r| latency_cell(r, |p| p.p50.to_string())),
+        Column::right("p99", |r| latency_cell(r, |p| p.p99.to_string())),
+        Column::right("p99.9", |r| latency_cell(r, |p| p.p99_9.to_string())),
         Column::right("lost", |r| r.lost.to_string()),
     ]
 }

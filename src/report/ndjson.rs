@@ -8,7 +8,7 @@ use super::meta::Meta;
 use super::run::{Interval, Percentiles, Run, round};
 
 /// The version of the NDJSON lines' layout.
-pub(crate) const SCHEMA: &str = "netecho-bench-ndjson/2";
+pub(crate) const SCHEMA: &str = "netecho-bench-ndjson/3";
 
 #[derive(Serialize)]
 struct IntervalLine<'a> {
@@ -57,7 +57,7 @@ pub(crate) fn interval(proto: &str, address: &str, i: &Interval) -> String {
         requests_per_s: round(i.answered as f64 / secs, 0),
         mb_per_s: round(i.bytes as f64 / 1e6 / secs, 2),
         lost: i.lost,
-        latency_us: (i.answered > 0).then(|| Percentiles::of(&i.latency)),
+        latency_us: Percentiles::measured(&i.latency),
     };
     serde_json::to_string(&line).expect("a line always serializes") + "\n"
 }

@@ -78,6 +78,12 @@ impl Percentiles {
             mean: round(h.mean() / 1e3, 1),
         }
     }
+
+    /// The percentiles of `h`, or `None` (null in JSON, an empty cell in the CSV) when it
+    /// holds no sample: nothing was measured, and zeros would read as the fastest.
+    pub(crate) fn measured(h: &Histogram<u64>) -> Option<Percentiles> {
+        (!h.is_empty()).then(|| Percentiles::of(h))
+    }
 }
 
 /// A percentile as JSON: a whole number of microseconds without a decimal point, any other
@@ -130,7 +136,9 @@ pub(crate) struct Run {
     pub bytes: u64,
     pub requests_per_s: f64,
     pub mb_per_s: f64,
-    pub latency_us: Percentiles,
+    /// Round trips; `None` when none was measured (an --idle run, a run stopped before its
+    /// first reply).
+    pub latency_us: Option<Percentiles>,
     pub connect_us: Percentiles,
     pub lost: u64,
     pub duplicated: u64,
@@ -178,8 +186,8 @@ impl Run {
             .collect()
     }
 
-    /// What an --idle run measured, which its row of zeros does not say: how many clients
-    /// connected, how fast, and for how long they were held.
+    /// What an --idle run measured, which its row of zeros and dashes does not say: how many
+    /// clients connected, how fast, and for how long they were held.
     fn idle_note(&self) -> Option<String> {
         if !self.idle {
             return None;
@@ -187,8 +195,9 @@ impl Run {
         let connected = (self.clients as u64).saturating_sub(self.failed_clients);
         Some(format!(
             "{}: --idle: {connected} of {} connected (connect p50 {} us, p99 {} us; {} \
-             failed) and held {:.1} s without traffic, so the traffic columns are zero; what \
-             they cost the server is its memory (VmRSS in /proc/PID/status; bench/idle.sh)",
+             failed) and held {:.1} s without traffic, so the traffic columns are zero and the \
+             round-trip ones - (none measured); what they cost the server is its memory \
+             (VmRSS in /proc/PID/status; bench/idle.sh)",
             self.proto,
             crate::units::count(self.clients as u64, "client"),
             self.connect_us.p50,

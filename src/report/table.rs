@@ -4,9 +4,13 @@
 
 use super::column::{Align, Column, cells};
 
-/// `items` in `columns`, each column to its side.
+/// `items` in `columns`, each column to its side; an empty cell (nothing measured: null in
+/// the JSON, empty in the CSV) as `-`, so that no blank reads as a misaligned column.
 pub(crate) fn render<T>(columns: &[Column<T>], items: &[T]) -> String {
-    let rows = cells(columns, items);
+    let mut rows = cells(columns, items);
+    for cell in rows.iter_mut().flatten().filter(|c| c.is_empty()) {
+        cell.push('-');
+    }
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()

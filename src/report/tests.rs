@@ -29,7 +29,7 @@ fn run() -> Run {
         bytes: 63872,
         requests_per_s: 997.0,
         mb_per_s: 0.06,
-        latency_us: p(10),
+        latency_us: Some(p(10)),
         connect_us: p(3),
         lost: 2,
         duplicated: 0,
@@ -76,7 +76,7 @@ udp,[::1]:3234,2,64,1,997,0.06,10.5,10,30,40,50,3,1000,998,2,0,1,0,0,\
 fn json() {
     let text = render(Format::Json, &[run()]);
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value["schema"], "netecho-bench/1");
+    assert_eq!(value["schema"], "netecho-bench/2");
     let r = &value["runs"][0];
     assert_eq!(r["proto"], "udp");
     assert_eq!(r["address"], "[::1]:3234");
@@ -208,7 +208,7 @@ quote  say \"hi\"    333
 fn json_text() {
     let expected = "\
 {
-  \"schema\": \"netecho-bench/1\",
+  \"schema\": \"netecho-bench/2\",
   \"runs\": [
     {
       \"proto\": \"udp\",
@@ -271,7 +271,7 @@ fn histogram() -> Histogram<u64> {
 #[test]
 fn ndjson_summary_and_interval_lines() {
     let expected = "\
-{\"schema\":\"netecho-bench-ndjson/2\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\",\"stall\":null}
+{\"schema\":\"netecho-bench-ndjson/3\",\"type\":\"summary\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"clients\":2,\"size\":64,\"window\":1,\"duration_s\":1.0,\"count\":null,\"elapsed_s\":1.001,\"sent\":1000,\"answered\":998,\"bytes\":63872,\"requests_per_s\":997.0,\"mb_per_s\":0.06,\"latency_us\":{\"p50\":10,\"p90\":20,\"p99\":30,\"p99_9\":40,\"max\":50,\"mean\":10.5},\"connect_us\":{\"p50\":3,\"p90\":6,\"p99\":9,\"p99_9\":12,\"max\":15,\"mean\":3.5},\"lost\":2,\"duplicated\":0,\"reordered\":1,\"late\":0,\"mismatched\":0,\"failed_clients\":0,\"rxq_overflow\":0,\"rcvbuf_errors\":0,\"send_errors\":0,\"loss_cause\":\"unseen\",\"stall\":null}
 ";
     assert_eq!(render(Format::Ndjson, &[run()]), expected);
     let interval = Interval {
@@ -285,7 +285,7 @@ fn ndjson_summary_and_interval_lines() {
         latency: histogram(),
     };
     let expected = "\
-{\"schema\":\"netecho-bench-ndjson/2\",\"type\":\"interval\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"interval\":2,\"start_s\":2.0,\"end_s\":3.0,\"sent\":500,\"answered\":499,\"bytes\":31936,\"requests_per_s\":499.0,\"mb_per_s\":0.03,\"lost\":1,\"latency_us\":{\"p50\":20,\"p90\":1000,\"p99\":1000,\"p99_9\":1000,\"max\":1000,\"mean\":265.0}}
+{\"schema\":\"netecho-bench-ndjson/3\",\"type\":\"interval\",\"proto\":\"udp\",\"address\":\"[::1]:3234\",\"interval\":2,\"start_s\":2.0,\"end_s\":3.0,\"sent\":500,\"answered\":499,\"bytes\":31936,\"requests_per_s\":499.0,\"mb_per_s\":0.03,\"lost\":1,\"latency_us\":{\"p50\":20,\"p90\":1000,\"p99\":1000,\"p99_9\":1000,\"max\":1000,\"mean\":265.0}}
 ";
     assert_eq!(ndjson::interval("udp", "[::1]:3234", &interval), expected);
 }
@@ -551,8 +551,9 @@ fn a_latency_histogram_stays_the_same_size() {
 #[test]
 fn latencies_with_a_tenth_in_every_format() {
     let mut r = run();
-    r.latency_us.p50 = 19.4;
-    r.latency_us.p99 = 7.0;
+    let latency = r.latency_us.as_mut().unwrap();
+    latency.p50 = 19.4;
+    latency.p99 = 7.0;
     let csv = render(Format::Csv, std::slice::from_ref(&r));
     assert!(csv.contains(",10.5,19.4,7,40,50,"), "{csv}");
     let table = render(Format::Table, std::slice::from_ref(&r));
@@ -564,6 +565,30 @@ fn latencies_with_a_tenth_in_every_format() {
     );
     let value: serde_json::Value = serde_json::from_str(&render(Format::Json, &[r])).unwrap();
     assert_eq!(value["runs"][0]["latency_us"]["p50"].as_f64(), Some(19.4));
+}
+
+/// A run with no round trip measured (--idle) has no latency figure: null in the JSON and
+/// the NDJSON summary, empty in the CSV, `-` in either table; never zeros, the fastest.
+#[test]
+fn a_run_without_a_round_trip_has_no_latency_in_any_format() {
+    let mut r = run();
+    r.latency_us = Percentiles::measured(&latency_histogram());
+    assert_eq!(r.latency_us, None);
+    let runs = std::slice::from_ref(&r);
+    let value: serde_json::Value = serde_json::from_str(&render(Format::Json, runs)).unwrap();
+    assert!(value["runs"][0]["latency_us"].is_null(), "{value}");
+    let line: serde_json::Value = serde_json::from_str(&render(Format::Ndjson, runs)).unwrap();
+    assert!(line["latency_us"].is_null(), "{line}");
+    let csv = render(Format::Csv, runs);
+    assert!(csv.contains(",0.06,,,,,,3,1000,"), "{csv}");
+    assert!(csv.contains(",1.001,63872,,6,"), "{csv}");
+    let wide = render(Format::Table, runs);
+    assert!(
+        wide.contains("0.06        -       -       -         -       -"),
+        "{wide}"
+    );
+    let narrow = report(Format::Table, Layout::Narrow, runs, &meta());
+    assert!(narrow.contains("0.06    -    -      -     2"), "{narrow}");
 }
 
 #[test]

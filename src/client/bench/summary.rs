@@ -35,7 +35,7 @@ pub(crate) fn run(
         bytes: r.bytes,
         requests_per_s: round(r.requests_per_sec(), 0),
         mb_per_s: round(r.mb_per_sec(), 2),
-        latency_us: Percentiles::of(&r.latency),
+        latency_us: Percentiles::measured(&r.latency),
         connect_us: Percentiles::of(&r.connect),
         lost: r.lost,
         duplicated: r.duplicated,
