@@ -16,7 +16,7 @@ const PROTOS: [&str; 5] = ["tcp", "udp", "unix", "unix-dgram", "unix-seqpacket"]
 fn exec_server(proto: &str, dir: &Path, extra: &[&str], program: &[&str]) -> Server {
     let sock = dir.join(format!("{proto}.sock"));
     let addr = match proto {
-        "tcp" | "udp" => "127.0.0.1:0".to_string(),
+        "tcp" | "udp" | "quic" => "127.0.0.1:0".to_string(),
         _ => sock.to_str().unwrap().to_string(),
     };
     let mut args = vec!["--proto", proto, "--addr", &addr];
@@ -27,7 +27,16 @@ fn exec_server(proto: &str, dir: &Path, extra: &[&str], program: &[&str]) -> Ser
 }
 
 fn exec(server: &Server, stdin: &[u8]) -> std::process::Output {
-    netecho(&["exec", &server.url()], stdin)
+    common::run(Command::new(common::bin()).args(exec_args(server)), stdin)
+}
+
+/// `exec URL`, and over QUIC the server's certificate pinned.
+fn exec_args(server: &Server) -> Vec<String> {
+    let mut args = vec!["exec".to_string(), server.url()];
+    if server.proto == "quic" {
+        args.extend(["--pin".to_string(), server.pin()]);
+    }
+    args
 }
 
 #[test]
@@ -606,4 +615,63 @@ fn one_source_holds_at_most_a_quarter_of_the_program_places() {
     // Root's program runs meanwhile.
     assert_eq!(ok(&exec(&server, b"mine\n")), "mine\n");
     drop(held);
+}
+
+/// A busy server (its one program place taken, --max-children 1; or the quarter of them one
+/// user holds) tells a refused client so over QUIC as over tcp, a large input unread: never
+/// the silence of an echo server.
+#[test]
+fn a_busy_exec_server_says_busy_over_quic_as_over_tcp() {
+    let test = "a_busy_exec_server_says_busy_over_quic_as_over_tcp";
+    let dir = tempdir();
+    let input = vec![b'x'; 300_000];
+    let others = common::can_switch_user();
+    if !others {
+        common::skip(test, "root and setpriv for --max-children", common::Lacks::Provided);
+    }
+    for proto in ["tcp", "quic"] {
+        let allow = ["--allow", "uid:0", "--allow", "uid:65534", "--max-children", "1"];
+        let server = exec_server(proto, dir.path(), &allow, &["cat"]);
+        let held = program_held(&server);
+        // The quarter of one place: this user holds it.
+        let told = busy_line(&exec(&server, &input), proto);
+        assert!(told.contains("busy"), "{proto}: {told}");
+        if others {
+            // Another user's program finds no place left.
+            let mut nobody = common::as_nobody(&[]);
+            nobody.args(exec_args(&server));
+            let told = busy_line(&common::run(&mut nobody, &input), proto);
+            assert!(
+                told.contains("busy: 1 programs running (--max-children)"),
+                "{proto}: {told}"
+            );
+        }
+        drop(held);
+    }
+}
+
+/// A `netecho exec` to `server` whose program runs (cat has echoed its first line), and its
+/// input, open until dropped.
+fn program_held(server: &Server) -> (common::Peer, std::process::ChildStdin) {
+    let mut child = Command::new(common::bin())
+        .args(exec_args(server))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start netecho exec");
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, b"held\n").unwrap();
+    let line = common::first_line(&mut child);
+    let held = common::Peer(child);
+    assert_eq!(line.as_deref(), Some("held\n"), "the held program's output");
+    (held, input)
+}
+
+/// The one line a refused exec client says (exit 255): its warning or its error.
+fn busy_line(out: &std::process::Output, proto: &str) -> String {
+    assert_eq!(out.status.code(), Some(255), "{proto}: {out:?}");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!said.contains("echo server"), "{proto}: {said}");
+    said
 }

@@ -466,11 +466,22 @@ async fn serve_stream(conn: quinn::Connection, ours: Socket) -> io::Result<()> {
             return Ok(());
         }
     };
-    pump_stream(send, recv, ours).await?;
-    // The peer closes once it has read everything; a peer that never does times out.
-    let _ = tokio::time::timeout(super::IDLE, conn.closed()).await;
-    Ok(())
+    let pumped = pump_stream(send, recv, ours).await;
+    // The peer closes once it has read everything; a peer that never does times out. A
+    // service that answered and closed with the input unread (exec's busy line) ends the
+    // pump with an error once the peer has its answer: the peer is given a moment to read
+    // it, not the idle time, so the place it holds (its source's share) is soon free.
+    let wait = match pumped {
+        Ok(()) => super::IDLE,
+        Err(_) => ANSWERED_WAIT,
+    };
+    let _ = tokio::time::timeout(wait, conn.closed()).await;
+    pumped
 }
+
+/// How long a connection whose service ended with its input unread waits for the peer to
+/// close, once the peer acknowledged the answer, before it is closed.
+const ANSWERED_WAIT: Duration = Duration::from_secs(1);
 
 /// Bytes both ways between a QUIC stream and a SOCK_STREAM pair: an end of one side
 /// (FIN, or shutdown on the pair) is passed to the other.
@@ -486,6 +497,12 @@ async fn pump_stream(
     let up = async {
         let result = tokio::io::copy(&mut from_netecho, &mut send).await;
         let _ = send.finish();
+        // Ended by a reset (a service that closed with input unread after answering): the
+        // answer is in the stream, and waits for the peer's acknowledgement before the
+        // connection may close, which would discard it.
+        if result.is_err() {
+            let _ = tokio::time::timeout(super::IDLE, send.stopped()).await;
+        }
         result
     };
     let down = async {

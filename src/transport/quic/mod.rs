@@ -499,6 +499,17 @@ fn advice(e: &quinn::ConnectionError, addr: SocketAddr) -> String {
              connect to the server's global or ULA address ({text})"
         );
     }
+    // A server refuses at once, before the handshake, a connection past its share for the
+    // source (a quarter of --max-children for --exec) or its bound in all.
+    if matches!(e, quinn::ConnectionError::ConnectionClosed(c)
+        if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED)
+    {
+        return format!(
+            "busy: the server at {addr} refused a new connection (QUIC CONNECTION_REFUSED): \
+             it holds as many as it takes from your user or address, or in all; try again \
+             once one ends"
+        );
+    }
     let field = |name: &str| {
         let rest = text.split(name).nth(1)?;
         rest.split([',', ' ', '}']).next().map(str::to_string)
