@@ -275,3 +275,41 @@ fn a_port_that_closes_a_runs_connections_is_that_rows_failure_and_the_rest_are_m
     assert!(report.lines().any(|l| l.starts_with("udp ")), "{report}");
     assert!(!report.lines().any(|l| l.starts_with("tcp ")), "{report}");
 }
+
+/// A lab server that answers the run's Done with an Error (its turn taken back as the run
+/// finished, or a hostile server's words), or with a frame past the protocol's bounds (a
+/// text of 600 bytes): the rows measured stand, printed, and what ended the run is one
+/// warning, the server's words escaped and cut to 80 columns; exit 0, as when no account
+/// comes. The row is a real `netecho serve`'s tcp port.
+#[test]
+fn an_error_in_place_of_the_account_leaves_the_rows_measured_standing() {
+    let echo = common::Server::start(&["--addr", "127.0.0.1:0"]);
+    let port = echo.port().to_string();
+    let hostile = format!("\u{1b}]0;PWNED\u{7}\u{1b}[2Jturn over {}", "z".repeat(120));
+    let long = "x".repeat(600);
+    for (text, warned) in [
+        (&hostile, "answered Done with an error, \"\\u{1b}]0;PWNED\\u{7}"),
+        (
+            &long,
+            "answered Done with a malformed control message (text too long)",
+        ),
+    ] {
+        let out = lab(&fake_lab_with(&["error-after-done", &port, text]), &[]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
+        assert!(out.status.success(), "{stderr}\n{stdout}");
+        assert!(stdout.lines().any(|l| l.starts_with("tcp ")), "{stdout}");
+        // The warning's lines as one, their tags left out.
+        let said = stderr
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches("WARN"))
+            .flat_map(str::split_whitespace)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(said.contains(warned), "{stderr}");
+        assert!(said.contains("the rows measured stand"), "{stderr}");
+        assert!(!said.contains("went away"), "{stderr}");
+        assert!(!said.contains(&"z".repeat(100)), "{stderr}");
+        assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'), "{stderr:?}");
+        assert!(stderr.lines().all(|l| common::columns(l) <= 80), "{stderr}");
+    }
+}

@@ -1,10 +1,10 @@
 """A lab server that is not netecho's, for tests/hostile_lab_server.rs: it speaks the control
 protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
 
-    fake_lab.py MODE [TLS_PORT]
+    fake_lab.py MODE [PORT [TEXT]]
                         MODE garbage: the tcp and udp ports answer bytes that are not the
                         request; udp-silent: tcp echoes upper-cased, udp answers nothing;
-                        pin-mismatch: both echo upper-cased, and the offer names TLS_PORT
+                        pin-mismatch: both echo upper-cased, and the offer names PORT
                         (another server's) as its tls port, with a fingerprint of zeros;
                         names: both echo upper-cased, and the offer holds a third service
                         whose name is terminal escapes; queued: after the Hello, a Queued
@@ -13,7 +13,11 @@ protocol (Hello, Go, Done, Account) and offers echo ports that misbehave.
                         not listening: a connect is refused) and the control connection
                         is closed right after the offer, as a server that stopped; full:
                         the tcp port closes each connection at once (as a port whose share
-                        is taken), udp echoes upper-cased. The account claims 4294967295 other runs and as
+                        is taken), udp echoes upper-cased; error-after-done: the offer
+                        names PORT alone, as its tcp port (a real echo server's), and
+                        the client's Done is answered with an Error frame of TEXT, sent as
+                        it is (past the protocol's 512 bytes if it is longer), then the
+                        close. The account claims 4294967295 other runs and as
                         many milliseconds waited. Prints "ready PORT" (the control port, on
                         127.0.0.1), serves runs one after another, ends after 60 s.
 """
@@ -92,7 +96,9 @@ def run(conn, tcp_port, udp_port, mode, tls_port):
             time.sleep(0.001)
         return
     services = [("tcp", tcp_port), ("udp", udp_port)]
-    if tls_port is not None:
+    if mode == "error-after-done":
+        services = [("tcp", tls_port)]
+    elif tls_port is not None:
         services.append(("tls sha256 " + ":".join(["00"] * 32), tls_port))
     if mode == "names":
         services.append((ESCAPES, tcp_port))
@@ -105,6 +111,9 @@ def run(conn, tcp_port, udp_port, mode, tls_port):
     while True:
         body = read_frame(conn)
         if body is None:
+            return
+        if body[:1] == b"\x04" and mode == "error-after-done":
+            conn.sendall(frame(b"\x06" + text(sys.argv[3])))
             return
         if body[:1] == b"\x04":
             account = struct.pack(">IHII", 0xFFFFFFFF, 65535, 0xFFFFFFFF, 0xFFFFFFFF)

@@ -479,7 +479,7 @@ fn fit(text: &str, width: usize) -> String {
 }
 
 /// The first of `chars` that take at most `width` columns.
-fn within(chars: impl Iterator<Item = char>, width: usize) -> String {
+pub(super) fn within(chars: impl Iterator<Item = char>, width: usize) -> String {
     let mut out = String::new();
     for c in chars {
         out.push(c);

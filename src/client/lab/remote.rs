@@ -133,7 +133,7 @@ pub(super) fn run(
         done => {
             done.with_context(|| format!("tell the lab server {host} the run is done"))
                 .map_err(|e| gone_or(e, &conn, host))?;
-            account(&conn, host, stalled)?
+            account(&conn, host, stalled)
         }
     };
     progress("");
@@ -160,36 +160,51 @@ pub(super) fn run(
     Ok((report, gone.then(|| went_away(host))))
 }
 
-/// The server's account of the run, read after Done; none, when a row stalled and the server
-/// stays silent for [`AFTER_STALL`] (it stopped answering: its account is not waited for),
-/// or when it stops answering after the last row (silent for [`STEP`], its connection
-/// standing): the rows measured stand either way.
-fn account(conn: &Conn, host: &str, stalled: bool) -> Result<Option<Account>> {
+/// The server's account of the run, read after Done. None, when a row stalled and the
+/// server stays silent for [`AFTER_STALL`] (it stopped answering: its account is not waited
+/// for), and when anything else ends the run instead (silence for [`STEP`], the server's
+/// Error, a frame that is not one, its close): said in one warning, and the rows measured
+/// stand, as they were measured before it.
+fn account(conn: &Conn, host: &str, stalled: bool) -> Option<Account> {
     let wait = if stalled { AFTER_STALL } else { STEP };
     let account = match conn.within(Instant::now() + wait) {
         Ok(mut wire) => labwire::read_msg(&mut wire),
         Err(e) => Err(ReadError::Io(e)),
     };
-    match account {
-        Ok(Msg::Account(account)) => Ok(Some(account)),
-        Ok(Msg::Error(why)) => bail!("the lab server {host}: {}", printable(&why)),
-        Ok(other) => bail!("the lab server {host} answered Done with {other:?}"),
-        Err(_) if stalled => Ok(None),
-        Err(ReadError::Timeout) if !closed(conn) => {
-            let late = format!(
-                "lab: the lab server {host} sent no account of the run within {}s: it stopped \
-                 answering (busy or stopped); the rows measured stand",
-                STEP.as_secs()
-            );
-            say(Level::WARN, &late);
-            Ok(None)
+    let instead = match account {
+        Ok(Msg::Account(account)) => return Some(account),
+        Err(_) if stalled => return None,
+        Ok(Msg::Error(why)) => format!("answered Done with an error, \"{}\"", words(&why)),
+        Ok(other) => format!("answered Done with a {} message", other.name()),
+        Err(ReadError::Wire(e)) => format!("answered Done with {e}"),
+        Err(ReadError::Timeout) if !closed(conn) => format!(
+            "sent no account of the run within {}s: it stopped answering (busy or stopped)",
+            STEP.as_secs()
+        ),
+        Err(ReadError::Io(e)) if !is_close(&e) && !closed(conn) => {
+            format!("sent no account of the run: {e}")
         }
-        Err(e) => {
-            let e = anyhow!("the lab server {host} sent no account of the run: {e}");
-            Err(gone_or(e, conn, host))
-        }
+        Err(_) => "closed the control connection instead of sending its account".to_string(),
+    };
+    say(
+        Level::WARN,
+        &format!("lab: the lab server {host} {instead}; the rows measured stand"),
+    );
+    None
+}
+
+/// A server's words as this run says them: escaped ([`printable`]), and cut to
+/// [`WORDS`] columns.
+fn words(text: &str) -> String {
+    let text = printable(text);
+    match crate::wrap::columns(&text) <= WORDS {
+        true => text.into_owned(),
+        false => format!("{}...", super::within(text.chars(), WORDS - 3)),
     }
 }
+
+/// The most columns of a server's words a warning repeats.
+const WORDS: usize = 80;
 
 /// How long a run whose row stalled waits for the server's account.
 const AFTER_STALL: Duration = Duration::from_secs(2);
@@ -1156,8 +1171,8 @@ fn notes(host: &str, path: &Path, shared: &Shared) -> Vec<String> {
         false => format!(" ({})", path.server),
     };
     let sharing = match a.shared_with {
-        _ if !shared.accounted => "heard no account of the run from the server (it stopped \
-                                   answering): whether other runs shared it is not known"
+        _ if !shared.accounted => "heard no account of the run from the server: whether other \
+                                   runs shared it is not known"
             .to_string(),
         0 => format!(
             "had the server to itself while measuring (the server lets {} measure at once)",
