@@ -338,8 +338,10 @@ pub(crate) fn socket_error(call: Call, on: impl Into<Subject>, err: &io::Error) 
     if let Some(fault) = err.get_ref().and_then(|e| e.downcast_ref::<PeerFault>()) {
         return anyhow::anyhow!("{what}: {fault}");
     }
+    // Kept as itself, so a caller that knows more of the path (the lab's own --loss) can
+    // tell it by its type.
     if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
-        return anyhow::anyhow!("{no}");
+        return NoAnswer(no.0.clone()).into();
     }
     if let Some(no) = err.get_ref().and_then(|e| e.downcast_ref::<NoHandshake>()) {
         return NoHandshake(format!("{} {what}: {no}", call.name())).into();

@@ -79,14 +79,7 @@ fn each_note_under_the_table_names_its_row_as_the_table_does_within_80_columns()
         return;
     }
     // Without --loss: nothing drops a packet, and the notes must not say anything was lost.
-    let child = Command::new(bin())
-        .args(["lab", "--netns", "--quick"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = common::output_within(child, "lab --netns --quick", LAB_RUN);
+    let (out, _) = lab_netns(&["--quick"]);
     let (table, log) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -154,6 +147,21 @@ fn real_loss_shows_as_retransmits_on_tcp_and_gaps_on_udp_and_leaves_nothing() {
     assert_eq!(leftovers(pid), Vec::<String>::new());
 }
 
+/// `lab --netns ARGS` to its end (within [`LAB_RUN`]): its output and its pid.
+fn lab_netns(args: &[&str]) -> (std::process::Output, u32) {
+    let child = Command::new(bin())
+        .args(["lab", "--netns"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let what = format!("lab --netns {}", args.join(" "));
+    (common::output_within(child, &what, LAB_RUN), pid)
+}
+
 /// `lab --netns ARGS --quick --format json` of `test` to its end (within [`LAB_RUN`]),
 /// successful, and its pid; `None`, the test skipped, where namespaces cannot be made.
 fn lab_json(test: &str, tag: &str, args: &[&str]) -> Option<(std::process::Output, u32)> {
@@ -161,17 +169,7 @@ fn lab_json(test: &str, tag: &str, args: &[&str]) -> Option<(std::process::Outpu
         skip(test, &needs, lacks);
         return None;
     }
-    let child = Command::new(bin())
-        .args(["lab", "--netns"])
-        .args(args)
-        .args(["--quick", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let what = format!("lab --netns {}", args.join(" "));
-    let out = common::output_within(child, &what, LAB_RUN);
+    let (out, pid) = lab_netns(&[args, &["--quick", "--format", "json"]].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -551,4 +549,34 @@ fn lab_among_taken_names(side: &str) {
         Vec::<String>::new(),
         "{side}: left by the lab"
     );
+}
+
+/// The lab's own --loss drops nearly every packet (99.99% each way): the tcp handshake gets
+/// no answer, and the one error line names the loss the lab set as the cause and what to
+/// do, never a firewall or a host that is down; nothing on stdout, nothing left behind.
+#[test]
+fn a_loss_no_handshake_gets_through_is_said_to_be_the_labs_own() {
+    let test = "a_loss_no_handshake_gets_through_is_said_to_be_the_labs_own";
+    if let Err((needs, lacks)) = can_make_namespaces("all-lost") {
+        skip(test, &needs, lacks);
+        return;
+    }
+    let (out, pid) = lab_netns(&["--loss", "99.99%", "--quick"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = common::fails(&out, 1);
+    assert!(
+        line.contains("the tcp handshake with 10.233.0.1:"),
+        "{line}"
+    );
+    assert!(
+        line.contains("got no answer through the --loss 99.99% this lab set: use a lower --loss"),
+        "{line}"
+    );
+    assert!(!log.contains("firewall"), "{log}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(leftovers(pid), Vec::<String>::new());
 }

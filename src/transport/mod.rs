@@ -51,11 +51,16 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether `e` is a connect whose handshake got no answer in time ([`NoHandshake`]), as
 /// connect returned it or as [`socket_error`] worded it.
 pub(crate) fn handshake_unanswered(e: &anyhow::Error) -> bool {
+    carries::<NoHandshake>(e)
+}
+
+/// Whether `e` has a `T` among its causes, itself or carried in an [`io::Error`].
+pub(crate) fn carries<T: std::error::Error + 'static>(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         let carried = cause
             .downcast_ref::<io::Error>()
             .and_then(io::Error::get_ref);
-        cause.is::<NoHandshake>() || carried.is_some_and(|c| c.is::<NoHandshake>())
+        cause.is::<T>() || carried.is_some_and(|c| c.is::<T>())
     })
 }
 

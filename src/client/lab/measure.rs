@@ -4,7 +4,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 
 use crate::client::bench::load::{self, Limit, LoadResult, LoadSpec, STREAM_STALL, TcpTotals};
@@ -36,7 +36,33 @@ const MISMATCH_SHARE: u64 = 100;
 pub(super) fn measure(target: &Target, plan: &Plan) -> Result<Row> {
     // Its warning names the row as the table does (a tls row is "tls", not "tcp").
     let what = format!("{} {}", target_name(target), target.addr);
-    once_more(&what, || measure_once(target, plan))
+    once_more(&what, || {
+        measure_once(target, plan).map_err(|e| through_loss(e, target, plan.set_loss))
+    })
+}
+
+/// `e`, or, when it is a handshake nobody answered through the loss this lab set itself
+/// (`set_loss`), that loss named as its likely cause and what to do: the lab made the path,
+/// so no firewall or host that is down is to blame.
+fn through_loss(e: anyhow::Error, target: &Target, set_loss: Option<f64>) -> anyhow::Error {
+    let Some(loss) = set_loss else { return e };
+    let stalled = transport::handshake_unanswered(&e);
+    if !stalled && !transport::carries::<crate::error::NoAnswer>(&e) {
+        return e;
+    }
+    let said = format!(
+        "the {} handshake with {} got no answer through the --loss {}% this lab set: use a \
+         lower --loss",
+        target_name(target),
+        target.addr,
+        // In nftables' steps of 0.01%, as the lab set it.
+        (loss * 10_000.0).round() / 100.0
+    );
+    // A TLS or QUIC handshake stays one that got no answer (not measured once more).
+    match stalled {
+        true => crate::error::NoHandshake(said).into(),
+        false => anyhow!(said),
+    }
 }
 
 /// A measurement taken again once when it fails: on a loaded machine one reply can miss

@@ -392,6 +392,7 @@ fn across_namespaces(
     let plan = &Plan {
         // A rate limit's queue drops what overflows it: loss too.
         lossless: netns.loss == 0.0 && netns.rate.is_none(),
+        set_loss: (netns.loss > 0.0).then_some(netns.loss),
         ..plan.clone()
     };
     let (rows, hol) = measure_from_client_side(&ns, &targets, plan)?;

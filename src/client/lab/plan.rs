@@ -60,6 +60,9 @@ pub(super) struct Plan {
     /// Nothing between the ends drops a packet (namespaces without --loss); loopback is
     /// told by the address.
     pub lossless: bool,
+    /// The loss this lab set itself (`--netns --loss`), a fraction: a handshake nobody
+    /// answered is likelier its doing than a firewall's.
+    pub set_loss: Option<f64>,
 }
 
 impl Plan {
@@ -74,6 +77,7 @@ impl Plan {
                 window: 8,
                 hol_rounds: 8,
                 lossless: false,
+                set_loss: None,
             }
         } else {
             // Eleven rows as root (two of them raw, two secure): about 30 s in all.
@@ -85,6 +89,7 @@ impl Plan {
                 window: 16,
                 hol_rounds: 30,
                 lossless: false,
+                set_loss: None,
             }
         }
     }
