@@ -627,10 +627,21 @@ fn a_busy_exec_server_says_busy_over_quic_as_over_tcp() {
     let input = vec![b'x'; 300_000];
     let others = common::can_switch_user();
     if !others {
-        common::skip(test, "root and setpriv for --max-children", common::Lacks::Provided);
+        common::skip(
+            &format!("{test} (the --max-children half)"),
+            "root and setpriv, to run a client as another user",
+            common::Lacks::Provided,
+        );
     }
     for proto in ["tcp", "quic"] {
-        let allow = ["--allow", "uid:0", "--allow", "uid:65534", "--max-children", "1"];
+        let allow = [
+            "--allow",
+            "uid:0",
+            "--allow",
+            "uid:65534",
+            "--max-children",
+            "1",
+        ];
         let server = exec_server(proto, dir.path(), &allow, &["cat"]);
         let held = program_held(&server);
         // The quarter of one place: this user holds it.

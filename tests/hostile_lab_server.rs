@@ -288,7 +288,10 @@ fn an_error_in_place_of_the_account_leaves_the_rows_measured_standing() {
     let hostile = format!("\u{1b}]0;PWNED\u{7}\u{1b}[2Jturn over {}", "z".repeat(120));
     let long = "x".repeat(600);
     for (text, warned) in [
-        (&hostile, "answered Done with an error, \"\\u{1b}]0;PWNED\\u{7}"),
+        (
+            &hostile,
+            "answered Done with an error, \"\\u{1b}]0;PWNED\\u{7}",
+        ),
         (
             &long,
             "answered Done with a malformed control message (text too long)",
@@ -309,7 +312,10 @@ fn an_error_in_place_of_the_account_leaves_the_rows_measured_standing() {
         assert!(said.contains("the rows measured stand"), "{stderr}");
         assert!(!said.contains("went away"), "{stderr}");
         assert!(!said.contains(&"z".repeat(100)), "{stderr}");
-        assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'), "{stderr:?}");
+        assert!(
+            !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+            "{stderr:?}"
+        );
         assert!(stderr.lines().all(|l| common::columns(l) <= 80), "{stderr}");
     }
 }
