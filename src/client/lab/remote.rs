@@ -184,7 +184,8 @@ fn account(conn: &Conn, host: &str, stalled: bool) -> Option<Account> {
         Err(ReadError::Io(e)) if !is_close(&e) && !closed(conn) => {
             format!("sent no account of the run: {e}")
         }
-        Err(_) => "closed the control connection instead of sending its account".to_string(),
+        Err(_) => "went away (it closed the control connection) instead of sending its account"
+            .to_string(),
     };
     say(
         Level::WARN,
