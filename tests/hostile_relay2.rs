@@ -414,7 +414,7 @@ fn closing_flows_with_full_queues_never_holds_up_other_senders() {
         // Paced so that the relay, not its socket's buffer, takes them all.
         if round % 20 == 19 {
             common::eventually("the relay read every datagram", || {
-                (unread_udp(relay.port()) == 0).then_some(())
+                (common::unread_udp(relay.port()) == 0).then_some(())
             });
         }
     }
@@ -451,20 +451,6 @@ fn closing_flows_with_full_queues_never_holds_up_other_senders() {
         worst < Duration::from_secs(26),
         "worst round trip {worst:?}"
     );
-}
-
-/// The bytes waiting in the receive queue of the udp socket of this namespace on `port`
-/// (/proc/net/udp's rx_queue).
-fn unread_udp(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
-    let local = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cols| cols.len() > 4 && cols[1].ends_with(&local))
-        .map(|cols| u64::from_str_radix(cols[4].split(':').nth(1).unwrap(), 16).unwrap())
-        .sum()
 }
 
 /// `count` datagrams to `to`, one every 100 ms from a new client, each awaited for at most

@@ -523,6 +523,20 @@ pub fn files_server(proto: &str, dir: &std::path::Path, extra: &[&str]) -> Serve
     Server::start(&args)
 }
 
+/// The bytes waiting in the receive queue of the udp socket of this namespace on `port`
+/// (/proc/net/udp's rx_queue).
+pub fn unread_udp(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cols| cols.len() > 4 && cols[1].ends_with(&local))
+        .map(|cols| u64::from_str_radix(cols[4].split(':').nth(1).unwrap(), 16).unwrap())
+        .sum()
+}
+
 /// Starts `netecho relay ARGS` and waits for its `listening` line.
 pub fn relay(args: &[&str]) -> Server {
     Server::start_with(Command::new(bin()).arg("relay").args(args))
