@@ -344,6 +344,13 @@ Examples:
   netecho ping -c 3 127.0.0.1
   netecho ping -c 5 -i 0.2s -s 1000 ::1
   netecho ping -W 500ms localhost";
+/// Real loss under TCP between a user's own peers, as commands to paste: a network
+/// namespace whose loopback drops packets at random (nftables in the input hook, as `lab
+/// --netns` does), both peers run in it.
+pub(crate) const LOSSY_NETNS: &str = "`sudo ip netns add lossy && sudo ip netns exec lossy sh \
+     -c \"ip link set lo up && nft 'add table inet lossy; add chain inet lossy input { type \
+     filter hook input priority 0; }; add rule inet lossy input numgen random mod 100 < 5 \
+     drop'\"`, then start the server and the client each under `sudo ip netns exec lossy`";
 const RELAY_EXAMPLES: &str =
     "Listens on FROM like serve (one `listening <proto> <address>` line on stdout) and \
 connects to TO for each client: a connection per connection, a socket per datagram \
@@ -351,13 +358,17 @@ sender, whose replies go back to that sender. A udp socket to TO takes replies f
 of TO's address (never another address; when TO is on this host, only from a socket of TO's \
 user or root) and, once the client got one from another port, sends \
 on to that port, so TFTP and netecho's udp files, which answer from a port of their own, pass. \
+A datagram TO where nothing listens is warned about once a flow; a unix-dgram TO whose server \
+restarted at the same path is connected to again (else the flow closes with a warning). \
 Between a stream and a message socket each \
 message is one frame (--framing line|length). SIGINT, SIGTERM or SIGHUP prints a line per flow.
 
 Impairments are simulated inside the relay and logged as such. Each applies to both \
 directions, or to one with a prefix: up: is FROM to TO (client to server), down: is TO to FROM \
 (`--loss up:5% --delay down:20ms`). On a relay between two reliable sockets (tcp, unix, \
-unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP. \
+unix-seqpacket) --loss, --duplicate and --reorder are refused: those never happen above TCP \
+(the refusal says how to lose packets below TCP instead). A flow's line and the stop line \
+count what --delay or --rate still held when the flow closed: not sent. \
 What --delay or --rate holds is queued, at most 1,024 datagrams and 4 MiB each way of a flow \
 and 64 MiB in all: past that a datagram is dropped and counted (lost to a full queue), a \
 stream's reader waits. A datagram FROM opens a connection to a stream TO (tcp, unix, TLS) \
@@ -1360,7 +1371,9 @@ pub(crate) struct RelayImpairArgs {
     /// outside --trust is never sent more bytes or datagrams than it sent)
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub duplicate: Vec<Directed<f64>>,
-    /// Hold back this fraction of messages and send each after the next; datagram relays only
+    /// Hold back this fraction of messages and send each after the next; datagram relays only.
+    /// One with no next message within 50 ms (each, in a request-reply flow) goes alone, and
+    /// is counted apart: "held up to 50 ms and sent alone", not reordered
     #[arg(long, value_name = "[DIR:]P", value_parser = parse_directed_fraction)]
     pub reorder: Vec<Directed<f64>>,
     /// At most this rate, through a token bucket: 10mbit, 500kbit, 1gbit, 8000bit, 2MB/s
@@ -2241,7 +2254,8 @@ impl RelayArgs {
                  sockets, which never lose, duplicate or reorder data above the transport (TCP \
                  retransmits and orders bytes before any program sees them), so a relay cannot \
                  honestly simulate it; --delay, --jitter and --rate apply. For loss, relay \
-                 datagrams (udp, unix-dgram) or use real loss with `netecho lab --netns`",
+                 datagrams (udp, unix-dgram), or lose packets below TCP: run both peers in a \
+                 network namespace of their own that drops 5% of its packets, {LOSSY_NETNS}",
                 from.proto, to.proto
             )));
         }

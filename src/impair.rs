@@ -98,7 +98,13 @@ impl fmt::Display for Conditions {
 pub(crate) struct Counts {
     pub dropped: u64,
     pub duplicated: u64,
+    /// Messages held back to go out after the next one.
+    pub held: u64,
+    /// Held messages that went out after the next one: reordered.
     pub reordered: u64,
+    /// Held messages that went out alone, no next message having come (see
+    /// [`Chaos::release`]): delayed, not reordered.
+    pub alone: u64,
 }
 
 /// Loss, duplication and reordering of messages, decided one message at a time.
@@ -130,7 +136,7 @@ impl Chaos {
             return;
         }
         if c.reorder > 0.0 && self.held.is_none() && self.rng.chance() < c.reorder {
-            self.counts.reordered += 1;
+            self.counts.held += 1;
             self.held = Some(message);
             return;
         }
@@ -139,11 +145,23 @@ impl Chaos {
             out.push(message.clone());
         }
         out.push(message);
-        out.extend(self.held.take());
+        if let Some(held) = self.held.take() {
+            self.counts.reordered += 1;
+            out.push(held);
+        }
     }
 
-    /// The message held back, if any: sent when nothing else came for a while.
+    /// The message held back, if any, to be sent alone: nothing else came for a while, or
+    /// nothing else will.
     pub(crate) fn release(&mut self) -> Option<Vec<u8>> {
+        let held = self.held.take();
+        self.counts.alone += u64::from(held.is_some());
+        held
+    }
+
+    /// The message held back, if any, never to be sent (its flow closed): counted as neither
+    /// reordered nor sent alone.
+    pub(crate) fn abandon(&mut self) -> Option<Vec<u8>> {
         self.held.take()
     }
 
@@ -275,6 +293,12 @@ mod tests {
         chaos.pass(b"b".to_vec(), &mut out);
         assert_eq!(out, [b"b".to_vec(), b"a".to_vec()]);
         assert_eq!(chaos.counts.reordered, 1);
+        // With no next message the held one goes alone: held, not reordered.
+        out.clear();
+        chaos.pass(b"c".to_vec(), &mut out);
+        assert_eq!(chaos.release(), Some(b"c".to_vec()));
+        assert_eq!((chaos.counts.held, chaos.counts.reordered), (2, 1));
+        assert_eq!(chaos.counts.alone, 1);
     }
 
     #[test]

@@ -323,6 +323,13 @@ fn a_stream_relay_refuses_loss_and_says_why() {
         );
         let line = common::fails(&out, 2);
         assert!(line.contains("never lose, duplicate or reorder"), "{line}");
+        // Loss below TCP between the user's own peers, as commands to paste (lab --netns
+        // puts loss between its own servers and clients only).
+        common::assert_mentions(
+            &line,
+            &["sudo ip netns add lossy", "numgen random mod 100 < 5 drop"],
+        );
+        assert!(!line.contains("lab --netns"), "{line}");
     }
     // Delay and rate do apply to a stream.
     let server = common::echo_server("tcp", "127.0.0.1:0", None);
@@ -336,6 +343,143 @@ fn a_stream_relay_refuses_loss_and_says_why() {
     ]);
     let out = netecho(&["send", &relay.addr, "hello"], b"");
     assert_eq!(ok(&out), "hello\n");
+}
+
+/// A datagram the relay's flow sent to a unix-dgram TO, answered: sent again, a few times,
+/// until its echo comes back; false if none came.
+fn answered_through(client: &UdpSocket, message: &[u8]) -> bool {
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    (0..10).any(|_| {
+        client.send(message).unwrap();
+        matches!(client.recv(&mut buf), Ok(n) if &buf[..n] == message)
+    })
+}
+
+/// A unix-dgram server restarted at the same path gets the datagrams of a flow that was
+/// open before, as a client starting afresh would reach it; with no server there, the flow
+/// closes with one warning naming TO, and the sender's next datagram opens a new flow.
+#[test]
+fn a_flow_to_a_unix_dgram_server_reaches_it_again_after_a_restart() {
+    let dir = common::tempdir();
+    let path = dir.path().join("ud.sock");
+    let path = path.to_str().unwrap();
+    let first = common::echo_server("unix-dgram", path, None);
+    let relay = relay(&["udp://127.0.0.1:0", &first.url()]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    assert!(answered_through(&client, b"one"), "{}", relay.stderr());
+    first.stop("TERM");
+    let second = common::echo_server("unix-dgram", path, None);
+    assert!(
+        answered_through(&client, b"two"),
+        "the restarted server never answered the open flow; relay log:\n{}",
+        relay.stderr()
+    );
+    second.stop("TERM");
+    // Sent until the relay gives up on TO: it connects again at most once a second.
+    let log = common::eventually("a warning that TO is gone", || {
+        client.send(b"three").unwrap();
+        let log = relay.stderr();
+        log.contains("connecting to TO again failed").then_some(log)
+    });
+    assert!(log.contains(&format!("unix-dgram {path}")), "{log}");
+    // The flow is closed: the sender's next datagram opens a new one (which finds no server).
+    common::eventually("a new flow for the sender", || {
+        client.send(b"four").unwrap();
+        relay.stderr().contains("flow 2 from").then_some(())
+    });
+    let (_, out, log) = relay.stop("TERM");
+    assert_eq!(
+        log.matches("connecting to TO again failed").count(),
+        1,
+        "{log}"
+    );
+    assert!(out.contains("flow 1 udp"), "{out}");
+}
+
+/// A udp TO where nothing listens: one warning a flow, naming TO, the errno and what to do,
+/// however many datagrams the flow sends there.
+#[test]
+fn a_udp_to_where_nothing_listens_is_one_warning_a_flow() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let to = format!("udp://127.0.0.1:{port}");
+    let relay = relay(&["udp://127.0.0.1:0", &to]);
+    let clients: Vec<UdpSocket> = (0..2)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for client in &clients {
+        client.send_to(b"anyone?", &relay.addr).unwrap();
+    }
+    relay.wait_log_count("ECONNREFUSED", 2);
+    for _ in 0..5 {
+        for client in &clients {
+            client.send_to(b"anyone?", &relay.addr).unwrap();
+        }
+    }
+    let (_, _, log) = relay.stop("TERM");
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("ECONNREFUSED")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    for line in warnings {
+        common::assert_mentions(
+            line,
+            &[
+                "WARN",
+                &format!("udp 127.0.0.1:{port}"),
+                "nothing is listening there",
+            ],
+        );
+    }
+}
+
+/// What --delay still holds when the relay stops is counted, in the flow's line and the
+/// stop line, as not sent.
+#[test]
+fn messages_still_held_at_the_stop_are_counted_as_not_sent() {
+    let server = common::echo_server("udp", "127.0.0.1:0", None);
+    let relay = relay(&["--delay", "60s", "udp://127.0.0.1:0", &server.url()]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"held!", &relay.addr).unwrap();
+    // Read by the relay (its socket empty): queued, or held by its flow's writer.
+    common::eventually("the relay read the datagram", || {
+        (common::unread_udp(relay.port()) == 0).then_some(())
+    });
+    let (_, out, _) = relay.stop("TERM");
+    assert!(
+        out.contains("0 delayed; 1 messages 5 bytes still held when the flow closed: not sent"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 flows; 1 messages 5 bytes still held when the flows closed: not sent"),
+        "{out}"
+    );
+}
+
+/// In a request-reply flow a --reorder has no next message to go behind: each held message
+/// goes alone, counted as such, not as reordered.
+#[test]
+fn a_reorder_with_no_next_message_is_counted_apart() {
+    let server = common::echo_server("udp", "127.0.0.1:0", None);
+    let relay = relay(&["--reorder", "100%", "udp://127.0.0.1:0", &server.url()]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    client.set_read_timeout(Some(common::STEP)).unwrap();
+    let mut buf = [0u8; 16];
+    for _ in 0..3 {
+        client.send(b"ping").unwrap();
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ping");
+    }
+    let (_, out, _) = relay.stop("TERM");
+    // Up, then down: each sent its three alone.
+    let alone = "0 reordered, 3 held up to 50 ms and sent alone (no next message)";
+    assert_eq!(out.matches(alone).count(), 2, "{out}");
 }
 
 #[test]

@@ -50,7 +50,7 @@ impl Impaired {
                 "simulated loss: dropped a {}-byte datagram to {to}",
                 packet.len()
             );
-        } else if after.reordered > before.reordered {
+        } else if after.held > before.held {
             debug!(
                 "simulated reordering: holding a {}-byte datagram to {to}",
                 packet.len()

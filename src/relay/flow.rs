@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use crate::endpoint::{Proto, SocketKind};
+use crate::endpoint::{Proto, SocketKind, Target};
+use crate::error::{Call, Subject, socket_error};
 use crate::transport::Conn;
 use crate::transport::framing::FrameError;
 use crate::transport::message::{MessageRecv, Next, Receiver, RecvError};
@@ -42,10 +43,14 @@ pub(crate) struct Flow {
     last_active: AtomicU64,
     /// --idle-timeout in milliseconds (0: none).
     idle_limit: AtomicU64,
+    /// TO, as an error names it.
+    to: Subject,
+    /// TO refused a datagram of this flow, and it was said (once a flow).
+    refused: AtomicBool,
 }
 
 impl Flow {
-    pub(crate) fn new(id: u64, from: Proto, client: &str, to: &str) -> Arc<Flow> {
+    pub(crate) fn new(id: u64, from: Proto, client: &str, to: &Target) -> Arc<Flow> {
         Arc::new(Flow {
             id,
             name: format!("flow {id} {from} {client} -> {to}"),
@@ -59,7 +64,35 @@ impl Flow {
             started: Instant::now(),
             last_active: AtomicU64::new(0),
             idle_limit: AtomicU64::new(0),
+            to: to.into(),
+            refused: AtomicBool::new(false),
         })
+    }
+
+    /// TO, as an error names it.
+    pub(crate) fn to(&self) -> Subject {
+        self.to.clone()
+    }
+
+    /// Says that TO refused a datagram (`e`, from a send or a recv on the flow's socket to
+    /// TO: ICMP port unreachable, nothing listening there), once a flow, not once a datagram:
+    /// the flow goes on, as a server may yet start there. Only while TO has not answered the
+    /// flow: a port that stops answering later, as a TFTP transfer's does at its end, is said
+    /// at -v. At most ten lines a second in all: forged sources make flows at will.
+    pub(crate) fn refused(&self, e: &io::Error) {
+        let answered = self.down.messages_in.load(Ordering::Relaxed) > 0;
+        if answered || self.refused.swap(true, Ordering::Relaxed) {
+            return debug!("{}: {e}", self.name);
+        }
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            warn!(
+                "{}: {:#} (said once a flow: its datagrams are lost until a server is \
+                 there){more}",
+                self.name,
+                socket_error(Call::Send, self.to(), e)
+            );
+        }
     }
 
     pub(crate) fn hold(&self, conn: &Arc<Conn>) {
@@ -215,7 +248,19 @@ pub(crate) fn read_into(conn: &Conn, mut messages: Receiver, link: &Link, flow: 
             }
             // A datagram server that is not there (ICMP port unreachable): not the end.
             Err(RecvError::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                debug!("{}: {e}", flow.name);
+                flow.refused(&e);
+                continue;
+            }
+            // Another ICMP error about a datagram sent earlier (a host or network
+            // unreachable, a packet too big for the path): a loss, not the end.
+            Err(RecvError::Io(e))
+                if conn.kind() == SocketKind::Datagram
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
+                    ) =>
+            {
+                debug!("{}: recv: {e}", flow.name);
                 continue;
             }
             Err(RecvError::Io(e)) => {

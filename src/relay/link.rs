@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, trace, warn};
 
-use crate::impair::{Chaos, Conditions, Rng, TokenBucket};
+use crate::endpoint::Target;
+use crate::impair::{Chaos, Conditions, Counts, Rng, TokenBucket};
 use crate::transport::message::{Carrier, MessageSend};
 use crate::transport::{Conn, DatagramSocket, PeerAddr};
 use crate::units;
 
 use super::flow::{Flow, TICK};
+use super::redial::{Again, Redial};
 
 /// Messages waiting in one direction; past it a datagram is dropped (counted as a full
 /// queue) and a stream reader waits.
@@ -46,7 +48,14 @@ pub(crate) struct DirStats {
     pub dropped: AtomicU64,
     pub duplicated: AtomicU64,
     pub reordered: AtomicU64,
+    /// Messages held back for reordering that went out alone, no next message having come
+    /// within [`HOLD`] (a request-reply flow's every one): delayed, not reordered.
+    pub alone: AtomicU64,
     pub delayed: AtomicU64,
+    /// Messages, and their bytes, still held (queued, waiting out --delay or --rate, held
+    /// back for reordering) when the flow closed: never sent.
+    pub unsent: AtomicU64,
+    pub unsent_bytes: AtomicU64,
     /// Datagrams that found the queue full (real loss inside the relay, not simulated).
     pub queue_full: AtomicU64,
     /// Datagrams the kernel dropped at the relay's socket this direction reads from, its
@@ -66,9 +75,16 @@ pub(crate) struct DirStats {
 impl DirStats {
     pub(crate) fn line(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let alone = match get(&self.alone) {
+            0 => String::new(),
+            n => format!(
+                ", {n} held up to {} ms and sent alone (no next message)",
+                HOLD.as_millis()
+            ),
+        };
         let mut line = format!(
             "{} messages {} bytes in, {} messages {} bytes out; simulated: {} dropped, {} \
-             duplicated, {} reordered, {} delayed",
+             duplicated, {} reordered{alone}, {} delayed",
             get(&self.messages_in),
             get(&self.bytes_in),
             get(&self.messages_out),
@@ -78,6 +94,12 @@ impl DirStats {
             get(&self.reordered),
             get(&self.delayed),
         );
+        if get(&self.unsent) > 0 {
+            line += &format!(
+                "; {}",
+                unsent(get(&self.unsent), get(&self.unsent_bytes), "flow")
+            );
+        }
         if get(&self.queue_full) > 0 {
             line += &format!("; {} lost to a full queue", get(&self.queue_full));
         }
@@ -105,6 +127,12 @@ impl DirStats {
         }
         line
     }
+}
+
+/// Messages still held when their flow (or every flow, at the stop) closed, in the words of
+/// the flow lines and the stop line.
+pub(crate) fn unsent(messages: u64, bytes: u64, whose: &str) -> String {
+    format!("{messages} messages {bytes} bytes still held when the {whose} closed: not sent")
 }
 
 /// Where a direction writes.
@@ -317,6 +345,9 @@ pub(crate) struct LinkSpec {
     /// of the first reply from another port once the client got it
     /// ([`Conn::follow_latest_reply`]).
     pub replies_of: Option<Arc<Conn>>,
+    /// TO, when this direction writes to it (up): a datagram TO refusing one is said once a
+    /// flow, and a unix-dgram one whose server restarted is connected to again.
+    pub to: Option<Target>,
 }
 
 impl Link {
@@ -422,6 +453,12 @@ struct Writer {
     failed: bool,
     frame: Vec<u8>,
     replies_of: Option<Arc<Conn>>,
+    /// What chance had done when last copied to the stats ([`Writer::note_chaos`]).
+    noted: Counts,
+    /// Whether the sink is the flow's socket to TO.
+    writes_to: bool,
+    /// A unix-dgram TO's way back after its server restarted.
+    redial: Option<Redial>,
 }
 
 impl Writer {
@@ -437,6 +474,9 @@ impl Writer {
             failed: false,
             frame: Vec::new(),
             replies_of: spec.replies_of,
+            noted: Counts::default(),
+            writes_to: spec.to.is_some(),
+            redial: spec.to.as_ref().and_then(Redial::to),
         }
     }
 
@@ -446,14 +486,13 @@ impl Writer {
             // A closed flow is sent nothing more: what is queued is dropped (its bytes given
             // back) as the thread ends, not delivered to sockets already shut down.
             if flow.closing() {
-                return;
+                return self.count_unsent(&rx);
             }
             let item = if self.chaos.holding() {
                 match rx.recv_timeout(HOLD) {
                     Ok(item) => item,
                     Err(RecvTimeoutError::Timeout) => {
-                        let held = self.chaos.release();
-                        self.deliver(held, Instant::now(), flow);
+                        self.send_held(flow);
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => Item::End,
@@ -468,12 +507,11 @@ impl Writer {
                     self.chaos.pass(message, &mut out);
                     self.note_chaos(len);
                     for message in out.drain(..) {
-                        self.deliver(Some(message), arrived, flow);
+                        self.deliver(message, arrived, flow);
                     }
                 }
                 Item::End => {
-                    let held = self.chaos.release();
-                    self.deliver(held, Instant::now(), flow);
+                    self.send_held(flow);
                     if !self.failed {
                         self.sink.finish(flow);
                     }
@@ -483,26 +521,64 @@ impl Writer {
         }
     }
 
-    /// Copies chance's counts into the shared stats, logging what it just did.
+    /// Sends the message held back for reordering, if any, alone: no next message came.
+    fn send_held(&mut self, flow: &Flow) {
+        if let Some(held) = self.chaos.release() {
+            self.note_chaos(held.len());
+            self.deliver(held, Instant::now(), flow);
+        }
+    }
+
+    /// Counts what a closed flow's direction still holds, never to be sent: its queue and
+    /// the message held back for reordering.
+    fn count_unsent(&mut self, rx: &mpsc::Receiver<Item>) {
+        let queued = rx.try_iter().filter_map(|item| match item {
+            Item::Message(message, ..) => Some(message.len()),
+            Item::End => None,
+        });
+        let held = self.chaos.abandon().map(|message| message.len());
+        for len in queued.chain(held).collect::<Vec<_>>() {
+            self.unsent(len);
+        }
+    }
+
+    /// Counts a message not sent because its flow closed first.
+    fn unsent(&self, len: usize) {
+        self.stats.unsent.fetch_add(1, Ordering::Relaxed);
+        (self.stats.unsent_bytes).fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    /// Copies chance's counts into the shared stats, logging what it just did to a
+    /// `len`-byte message.
     fn note_chaos(&mut self, len: usize) {
-        let c = self.chaos.counts;
-        let s = &self.stats;
-        for (what, now, shared) in [
-            ("dropped", c.dropped, &s.dropped),
-            ("duplicated", c.duplicated, &s.duplicated),
-            ("held back (reordering)", c.reordered, &s.reordered),
+        let (now, was) = (self.chaos.counts, self.noted);
+        self.noted = now;
+        for (what, now, was) in [
+            ("dropped", now.dropped, was.dropped),
+            ("duplicated", now.duplicated, was.duplicated),
+            ("held back (reordering)", now.held, was.held),
+            ("sent alone (held, no next message)", now.alone, was.alone),
         ] {
-            if shared.swap(now, Ordering::Relaxed) != now {
+            if now != was {
                 debug!("simulated: {what} a {len}-byte message");
             }
+        }
+        let s = &self.stats;
+        for (shared, now) in [
+            (&s.dropped, now.dropped),
+            (&s.duplicated, now.duplicated),
+            (&s.reordered, now.reordered),
+            (&s.alone, now.alone),
+        ] {
+            shared.store(now, Ordering::Relaxed);
         }
     }
 
     /// Writes one message once its delay and the rate allow.
-    fn deliver(&mut self, message: Option<Vec<u8>>, arrived: Instant, flow: &Flow) {
-        let Some(message) = message else { return };
+    fn deliver(&mut self, message: Vec<u8>, arrived: Instant, flow: &Flow) {
+        // A flow that failed (closed by its sink or its close) sends nothing more.
         if self.failed {
-            return;
+            return self.unsent(message.len());
         }
         if self.delays {
             // Never before an earlier message: jitter varies delays, it does not reorder.
@@ -510,7 +586,7 @@ impl Writer {
             self.last_due = due;
             if !sleep_until(due, flow) {
                 self.failed = true;
-                return;
+                return self.unsent(message.len());
             }
             self.stats.delayed.fetch_add(1, Ordering::Relaxed);
         }
@@ -519,46 +595,91 @@ impl Writer {
         if !self.within_credit(self.frame.len(), flow) {
             return;
         }
-        let bytes = &self.frame[..];
         if let Some(bucket) = &mut self.bucket {
-            let wait = bucket.take(bytes.len(), Instant::now());
+            let wait = bucket.take(self.frame.len(), Instant::now());
             if !sleep_until(Instant::now() + wait, flow) {
                 self.failed = true;
-                return;
+                return self.unsent(message.len());
             }
         }
+        self.write_frame(flow);
+    }
+
+    /// Writes the frame encoded last to the sink.
+    fn write_frame(&mut self, flow: &Flow) {
         // Counted before the write: once written, the peer may answer (and the relay be
         // stopped and print its lines) before this thread runs again.
-        let len = bytes.len() as u64;
+        let len = self.frame.len() as u64;
         self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
         // Before the write too: the client's answer may reach TO before this thread runs again.
         if let Some(to) = &self.replies_of {
             to.follow_latest_reply();
         }
-        match self.sink.write(bytes, flow) {
+        let mut written = self.sink.write(&self.frame, flow);
+        if let Err(e) = &written
+            && Redial::gone(e)
+            && let (Some(redial), Sink::Conn(conn, _)) = (&mut self.redial, &self.sink)
+        {
+            written = match redial.again(conn) {
+                Again::Connected => self.sink.write(&self.frame, flow),
+                Again::TooSoon => written,
+                Again::Failed(e) => return self.lost_to(&e, flow),
+            };
+        }
+        match written {
             Ok(()) => trace!("relayed {len} bytes"),
-            Err(e) => {
-                self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
-                self.stats.bytes_out.fetch_sub(len, Ordering::Relaxed);
-                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                if self.sink.fatal() {
-                    debug!("flow {}: send: {e}; closing the flow", flow.id);
-                    self.failed = true;
-                    flow.close();
-                } else if e.raw_os_error() == Some(libc::EMSGSIZE) {
-                    // Every later message could be lost the same way, unseen: end the flow.
-                    warn!(
-                        "{}: a {len}-byte message does not fit in one datagram ({e}); closing \
-                         the flow",
-                        flow.name
-                    );
-                    self.failed = true;
-                    flow.close();
-                } else {
-                    debug!("flow {}: send: {e}", flow.id);
-                }
-            }
+            Err(e) => self.send_failed(&e, flow),
+        }
+    }
+
+    /// Takes back the count of the frame encoded last, not sent after all: a send error.
+    /// Returns its length.
+    fn uncount(&self) -> u64 {
+        let len = self.frame.len() as u64;
+        self.stats.messages_out.fetch_sub(1, Ordering::Relaxed);
+        self.stats.bytes_out.fetch_sub(len, Ordering::Relaxed);
+        self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+        len
+    }
+
+    /// Says why a message was not sent (`e`); a connection, or a message too long for any
+    /// datagram, ends the flow.
+    fn send_failed(&mut self, e: &io::Error, flow: &Flow) {
+        let len = self.uncount();
+        if self.sink.fatal() {
+            debug!("flow {}: send: {e}; closing the flow", flow.id);
+            self.failed = true;
+            flow.close();
+        } else if e.raw_os_error() == Some(libc::EMSGSIZE) {
+            // Every later message could be lost the same way, unseen: end the flow.
+            warn!(
+                "{}: a {len}-byte message does not fit in one datagram ({e}); closing the flow",
+                flow.name
+            );
+            self.failed = true;
+            flow.close();
+        } else if self.writes_to && e.kind() == io::ErrorKind::ConnectionRefused {
+            flow.refused(e);
+        } else {
+            debug!("flow {}: send: {e}", flow.id);
+        }
+    }
+
+    /// Ends the flow, whose unix-dgram TO is gone and takes no connect again (`e`): the
+    /// sender's next datagram opens a new flow, which finds TO as it is then.
+    fn lost_to(&mut self, e: &io::Error, flow: &Flow) {
+        self.uncount();
+        self.failed = true;
+        flow.close();
+        static LOG: crate::logging::Throttle = crate::logging::Throttle::new();
+        if let Some(more) = LOG.allow() {
+            warn!(
+                "{}: TO's server went away and connecting to TO again failed, so the flow is \
+                 closed (the sender's next datagram opens a new one): {:#}{more}",
+                flow.name,
+                crate::error::socket_error(crate::error::Call::Connect, flow.to(), e)
+            );
         }
     }
 

@@ -7,6 +7,7 @@
 pub(crate) mod flow;
 pub(crate) mod link;
 mod newcomers;
+mod redial;
 
 use std::collections::HashMap;
 use std::io;
@@ -147,6 +148,7 @@ impl Route {
             rng,
             queue,
             replies_of: replies_of.cloned(),
+            to: (!down).then(|| self.to.clone()),
         };
         Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
     }
@@ -283,7 +285,22 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     if let Some(overflowed) = overflowed.filter(|o| o.dropped > 0) {
         last += &overflowed.to_string();
     }
+    last += &unsent_at_stop(&all);
     crate::lifecycle::announce(&last)
+}
+
+/// What every flow still held when the relay stopped (or when it closed before), never sent,
+/// for the stop line: nothing when none held anything.
+fn unsent_at_stop(all: &[Arc<Flow>]) -> String {
+    let (mut messages, mut bytes) = (0, 0);
+    for dir in all.iter().flat_map(|flow| [&flow.up, &flow.down]) {
+        messages += dir.unsent.load(Ordering::Relaxed);
+        bytes += dir.unsent_bytes.load(Ordering::Relaxed);
+    }
+    match messages {
+        0 => String::new(),
+        _ => format!("; {}", link::unsent(messages, bytes, "flows")),
+    }
 }
 
 /// What the kernel dropped at FROM's datagram socket, its receive buffer full, before the
@@ -439,12 +456,7 @@ fn relay_connections(
 fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let id = flows.next_id();
     let client = Arc::new(client);
-    let flow = Flow::new(
-        id,
-        route.from.proto.into(),
-        client.peer(),
-        &route.to.to_string(),
-    );
+    let flow = Flow::new(id, route.from.proto.into(), client.peer(), &route.to);
     let server = Arc::new(
         transport::connect_first(&route.to, &route.to_opts)
             .with_context(|| format!("flow {id} from {}", client.peer()))?,
@@ -862,12 +874,7 @@ fn datagram_flow(
     flows: &Flows,
 ) -> Result<Peer> {
     let id = flows.next_id();
-    let flow = Flow::new(
-        id,
-        route.from.proto.into(),
-        &from.to_string(),
-        &route.to.to_string(),
-    );
+    let flow = Flow::new(id, route.from.proto.into(), &from.to_string(), &route.to);
     let server = Arc::new(
         transport::connect_first(&route.to, &route.to_opts)
             .with_context(|| format!("flow {id} from {from}"))?,

@@ -640,7 +640,9 @@ impl Conn {
             });
         }
         let got = match &self.follow {
-            Some(follow) => follow.recv(&self.sock, buf)?,
+            Some(follow) => follow
+                .recv(&self.sock, buf)
+                .inspect_err(|e| self.forget_errors(e))?,
             None => recv_message(&self.sock, self.kind, buf)?,
         };
         // QUIC datagrams come over a socket pair, which, unlike a datagram socket, has an
@@ -774,8 +776,19 @@ impl Conn {
     #[inline(always)]
     fn send_once(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.follow {
-            Some(follow) => follow.send(&self.sock, buf),
+            Some(follow) => follow
+                .send(&self.sock, buf)
+                .inspect_err(|e| self.forget_errors(e)),
             None => calls::send(&self.sock, buf),
+        }
+    }
+
+    /// A following udp socket hears ICMP errors ([`udp::hear_unreachable`]): one reported
+    /// (`e`, e.g. ECONNREFUSED) is forgotten from its error queue too.
+    #[cold]
+    fn forget_errors(&self, e: &io::Error) {
+        if e.raw_os_error().is_some() && !is_timeout(e) && e.kind() != io::ErrorKind::Interrupted {
+            udp::forget_errors(&self.sock);
         }
     }
 

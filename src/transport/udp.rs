@@ -86,6 +86,8 @@ fn connect_following(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn>
     let sock = ip::socket_for(addr, Type::DGRAM, opts)?;
     multicast::sender(&sock, addr, &opts.multicast, opts.ttl).map_err(io::Error::other)?;
     calls::bind(&sock, &local.into())?;
+    // Unconnected, it hears of a port unreachable only so: "nothing listens at TO".
+    hear_unreachable(&sock, true);
     let mut conn = Conn::new(
         sock,
         SocketKind::Datagram,
@@ -100,6 +102,25 @@ fn connect_following(addr: SocketAddr, opts: &SocketOptions) -> io::Result<Conn>
         left_out: AtomicU64::new(0),
     }));
     Ok(conn)
+}
+
+/// IP_RECVERR (and IPV6_RECVERR) on or off: with it on, an unconnected socket hears of an
+/// ICMP error about a datagram it sent (port unreachable: the next recv or send fails with
+/// ECONNREFUSED), as a connected one does without it. Turning it off empties the socket's
+/// error queue. False when neither option took (not an IP socket).
+pub(crate) fn hear_unreachable(sock: &Socket, on: bool) -> bool {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let v4 = setsockopt(sock, sockopt::Ipv4RecvErr, &on);
+    let v6 = setsockopt(sock, sockopt::Ipv6RecvErr, &on);
+    v4.is_ok() || v6.is_ok()
+}
+
+/// Empties the error queue of a socket that hears ICMP errors ([`hear_unreachable`]): each
+/// error waits there, charged to the receive buffer, until read, so errors never read would
+/// crowd out the datagrams.
+pub(crate) fn forget_errors(sock: &Socket) {
+    hear_unreachable(sock, false);
+    hear_unreachable(sock, true);
 }
 
 /// The peer of a udp socket that follows the port its peer answers from, as a NAT with a

@@ -162,11 +162,7 @@ pub(super) fn start(
 /// client waiting out every try. Turned off once the transfer is found, which also empties
 /// the error queue. A socket that refuses it (not IP) only waits as before.
 fn hear_unreachable(sock: &DatagramSocket, on: bool) {
-    use nix::sys::socket::{setsockopt, sockopt};
-    let fd = sock.socket();
-    let v4 = setsockopt(fd, sockopt::Ipv4RecvErr, &on);
-    let v6 = setsockopt(fd, sockopt::Ipv6RecvErr, &on);
-    if v4.is_err() && v6.is_err() {
+    if !crate::transport::udp::hear_unreachable(sock.socket(), on) {
         debug!("IP_RECVERR: not on this socket; an unreachable port shows as no answer");
     }
 }
