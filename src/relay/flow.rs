@@ -251,14 +251,11 @@ pub(crate) fn read_into(conn: &Conn, mut messages: Receiver, link: &Link, flow: 
                 flow.refused(&e);
                 continue;
             }
-            // Another ICMP error about a datagram sent earlier (a host or network
-            // unreachable, a packet too big for the path): a loss, not the end.
+            // On a datagram socket an error reports an earlier datagram's fate (an ICMP
+            // error: a host or network unreachable, a packet too big for the path), once: a
+            // loss, not the end.
             Err(RecvError::Io(e))
-                if conn.kind() == SocketKind::Datagram
-                    && matches!(
-                        e.raw_os_error(),
-                        Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
-                    ) =>
+                if conn.kind() == SocketKind::Datagram && e.raw_os_error().is_some() =>
             {
                 debug!("{}: recv: {e}", flow.name);
                 continue;
