@@ -685,4 +685,36 @@ fn busy_line(out: &std::process::Output, proto: &str) -> String {
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!said.contains("echo server"), "{proto}: {said}");
     said
+
+/// Over a Unix socket several users may share (--allow uid:N, the file 0666), a user is one
+/// source, as over TCP: nobody holds at most a quarter of the program places, and another
+/// user's program runs meanwhile.
+#[test]
+fn over_a_unix_socket_one_user_holds_at_most_a_quarter_of_the_program_places() {
+    let test = "over_a_unix_socket_one_user_holds_at_most_a_quarter_of_the_program_places";
+    if !common::nobody_can_run(test) || !common::have("/usr/bin/python3", test) {
+        return;
+    }
+    let dir = tempdir();
+    let allow = ["--allow", "uid:65534", "--allow", "uid:1"];
+    let server = exec_server(
+        "unix",
+        dir.path(),
+        &[&allow[..], &["--max-children", "8"]].concat(),
+        &["cat"],
+    );
+    common::open_to_all(&dir.path().join("unix.sock"));
+    // Two of nobody's, accepted in turn before the third comes, take its places.
+    let _held = common::unix_held_by(65534, &dir.path().join("unix.sock"), 2);
+    let third = common::run(&mut common::as_nobody(&["exec", &server.url()]), b"mine\n");
+    let told = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(255), "{told}");
+    let busy = "busy: 2 connections from your user (uid 65534) on this host already";
+    assert!(told.contains(busy), "{told}");
+    // Another user (daemon, uid 1) runs its program meanwhile.
+    let theirs = common::run(
+        &mut common::as_user(1, &["exec", &server.url()]),
+        b"theirs\n",
+    );
+    assert_eq!(ok(&theirs), "theirs\n");
 }

@@ -221,6 +221,39 @@ fn another_local_user_holding_its_connections_leaves_root_served() {
     drop(held);
 }
 
+/// Over a Unix socket every user may open, a user is one source, as over TCP: nobody holding
+/// its 16 connections is refused a 17th, and another user (daemon) gets its file meanwhile.
+#[test]
+fn over_a_unix_socket_one_user_holding_its_connections_leaves_another_served() {
+    let test = "over_a_unix_socket_one_user_holding_its_connections_leaves_another_served";
+    if !common::nobody_can_run(test) || !common::have("/usr/bin/python3", test) {
+        return;
+    }
+    let (root, dir) = (tempdir(), tempdir());
+    fs::write(root.path().join("ok1.txt"), b"hello").unwrap();
+    let sock = dir.path().join("files.sock");
+    let server = Server::start(&[
+        "--proto",
+        "unix",
+        "--addr",
+        s(&sock),
+        "--files",
+        s(root.path()),
+    ]);
+    common::open_to_all(&sock);
+    let _held = common::unix_held_by(65534, &sock, 16);
+    let get = |uid| {
+        common::run(
+            &mut common::as_user(uid, &["get", &server.url(), "ok1.txt", "-o", "-"]),
+            b"",
+        )
+    };
+    let line = fails(&get(65534), 1);
+    let busy = "busy: 16 connections from your user (uid 65534) on this host already";
+    assert!(line.contains(busy), "nobody's 17th: {line}");
+    assert_eq!(ok(&get(1)), "hello");
+}
+
 #[test]
 fn an_upload_trickled_under_the_idle_timeout_is_cut() {
     let root = tempdir();

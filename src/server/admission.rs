@@ -154,8 +154,8 @@ pub(crate) fn per_source<S: crate::service::Service>(service: &S) -> usize {
         .map_or(PER_SOURCE, |n| n.min(PER_SOURCE))
 }
 
-/// Connections held per source ([`Share`]). Unix sockets have none: who may connect there
-/// is the socket file's permissions' business, and --max-conns bounds them all.
+/// Connections held per source ([`Share::of_any`]): a Unix peer by its user too, since
+/// several users may share an --exec or --files socket (--allow uid:N and its mode).
 pub(crate) struct Sources {
     held: Counts<Share>,
     limit: usize,
@@ -164,21 +164,18 @@ pub(crate) struct Sources {
 pub(crate) use crate::endpoint::{Share, share_key, share_name};
 
 impl Share {
-    /// The share of a peer told as `identity`: on this host, the user owning its socket (as
-    /// told once, for the rules too); elsewhere its address. `None` for a Unix peer.
-    fn of(identity: &Identity) -> Option<Share> {
-        let ip = identity.ip()?;
+    /// The share of any peer told as `identity`: on this host, the user owning its socket
+    /// (as told once, for the rules too), a Unix peer's as its credentials name (SO_PEERCRED,
+    /// SCM_CREDENTIALS), with this host's other peers of that user; elsewhere its address.
+    /// `None`: a Unix peer whose credentials were not told.
+    pub(crate) fn of_any(identity: &Identity) -> Option<Share> {
+        let Some(ip) = identity.ip() else {
+            return Some(Share::Local(Some(identity.unix_uid()?)));
+        };
         Some(match identity.local_user() {
             Some(user) => Share::Local(user),
             None => Share::Address(share_key(ip)),
         })
-    }
-
-    /// As [`Share::of`], and a Unix peer by the user its credentials name (SO_PEERCRED,
-    /// SCM_CREDENTIALS), with this host's other peers of that user: for a count of every
-    /// peer, the relay's flows. `None`: a Unix peer whose credentials were not told.
-    pub(crate) fn of_any(identity: &Identity) -> Option<Share> {
-        Share::of(identity).or_else(|| Some(Share::Local(Some(identity.unix_uid()?))))
     }
 
     /// Whose share it is, in the words of a refusal.
@@ -216,7 +213,7 @@ impl Sources {
         peer: impl std::fmt::Display,
         identity: &Identity,
     ) -> Result<Option<SourceSlot>, String> {
-        let Some(share) = Share::of(identity) else {
+        let Some(share) = Share::of_any(identity) else {
             return Ok(None);
         };
         match self.take_share(share) {
@@ -236,7 +233,7 @@ impl Sources {
     /// address, or on this host by its user, as connections are counted), or, when its source
     /// holds its limit, whose requests those are ("from your address").
     pub(crate) fn take_request(&self, identity: &Identity) -> Result<Option<SourceSlot>, String> {
-        let Some(share) = Share::of(identity) else {
+        let Some(share) = Share::of_any(identity) else {
             return Ok(None);
         };
         self.take_share(share)

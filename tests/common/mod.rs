@@ -703,17 +703,50 @@ pub fn tcp_from(sock: socket2::Socket, source: &str, to: &str) -> std::net::TcpS
 
 /// A command that runs `netecho ARGS` as the unprivileged user nobody.
 pub fn as_nobody(args: &[&str]) -> Command {
+    as_user(65534, args)
+}
+
+/// A command that runs `netecho ARGS` as the user `uid` (its group the same number).
+pub fn as_user(uid: u32, args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--",
-        bin(),
-    ])
-    .args(args);
+    cmd.args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--inh-caps=-all", "--", bin()])
+        .args(args);
     cmd
+}
+
+/// Lets every user of this host connect to the socket file at `path`: it 0666, its
+/// directory 0755 (as an operator sharing a server's socket does).
+pub fn open_to_all(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(path.parent().unwrap(), 0o755);
+    mode(path, 0o666);
+}
+
+/// `n` connections to the Unix stream socket at `path` made by a process of the user `uid`
+/// (python3 under setpriv), held open until the peer is dropped (at most 120 s): once this
+/// returns, each has been made, so the server accepts them before any made after.
+pub fn unix_held_by(uid: u32, path: &std::path::Path, n: usize) -> Peer {
+    let script = "import socket, sys, time\n\
+                  held = []\n\
+                  for _ in range(int(sys.argv[2])):\n\
+                  \x20   s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+                  \x20   s.connect(sys.argv[1]); held.append(s)\n\
+                  print('held', len(held), flush=True)\n\
+                  time.sleep(120)\n";
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--"])
+        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
+        .args(["/usr/bin/python3", "-c", script])
+        .arg(path)
+        .arg(n.to_string());
+    let (peer, said) = started(&mut cmd);
+    assert_eq!(said, format!("held {n}"), "the connections of uid {uid}");
+    peer
 }
 
 /// Whether this process may give a command a network and mount namespace of its own
