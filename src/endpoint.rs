@@ -13,6 +13,9 @@ use serde::Serialize;
 use crate::choice::{Choice, from_str_by_name};
 use crate::error::{Subject, UsageError};
 
+mod subuid;
+pub(crate) use subuid::person_of;
+
 /// The port of the socket-programming lesson netecho comes from; used when an address has none.
 pub(crate) const DEFAULT_PORT: u16 = 3234;
 
@@ -990,8 +993,17 @@ pub(crate) enum Share {
     Address(IpAddr),
     /// A user of this host: an IP peer's on this host as sock_diag tells, a Unix peer's as
     /// its credentials tell (SO_PEERCRED); `None`: its socket was gone when asked (or the
-    /// kernel would not say), all such counted together.
+    /// kernel would not say), all such counted together. Made by [`Share::local`].
     Local(Option<u32>),
+}
+
+impl Share {
+    /// The share of `uid`, a user of this host (`None`: not told): a subordinate uid
+    /// (/etc/subuid) counts with its owner's ([`person_of`]), so a person's many uids hold
+    /// one share, not one each.
+    pub(crate) fn local(uid: Option<u32>) -> Share {
+        Share::Local(uid.map(person_of))
+    }
 }
 
 impl std::fmt::Display for Share {

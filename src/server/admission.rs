@@ -170,10 +170,10 @@ impl Share {
     /// `None`: a Unix peer whose credentials were not told.
     pub(crate) fn of_any(identity: &Identity) -> Option<Share> {
         let Some(ip) = identity.ip() else {
-            return Some(Share::Local(Some(identity.unix_uid()?)));
+            return Some(Share::local(Some(identity.unix_uid()?)));
         };
         Some(match identity.local_user() {
-            Some(user) => Share::Local(user),
+            Some(user) => Share::local(user),
             None => Share::Address(share_key(ip)),
         })
     }

@@ -242,7 +242,7 @@ impl Guard {
 pub(crate) fn source_of(ip: Option<IpAddr>, uid: Option<u32>) -> Share {
     match ip {
         Some(ip) => Share::Address(share_key(ip)),
-        None => Share::Local(uid),
+        None => Share::local(uid),
     }
 }
 

@@ -897,14 +897,14 @@ impl Listener {
 /// user its credentials name (SO_PEERCRED).
 fn handshake_source(peer: Option<SocketAddr>, sock: &Socket) -> Share {
     let Some(peer) = peer else {
-        return Share::Local(unix::peer_cred(sock).ok().map(|(uid, _)| uid));
+        return Share::local(unix::peer_cred(sock).ok().map(|(uid, _)| uid));
     };
     let owner = || {
         let local = sock.local_addr().ok()?.as_socket()?;
         sock_diag::tcp_owner(peer, local).ok().flatten()
     };
     match ip::is_this_host(peer.ip()).then(owner).flatten() {
-        Some(uid) => Share::Local(Some(uid)),
+        Some(uid) => Share::local(Some(uid)),
         None => Share::Address(share_key(peer.ip())),
     }
 }
