@@ -685,6 +685,7 @@ fn busy_line(out: &std::process::Output, proto: &str) -> String {
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!said.contains("echo server"), "{proto}: {said}");
     said
+}
 
 /// Over a Unix socket several users may share (--allow uid:N, the file 0666), a user is one
 /// source, as over TCP: nobody holds at most a quarter of the program places, and another
