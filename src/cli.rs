@@ -1943,10 +1943,14 @@ impl SendArgs {
         let mut client = self.client_config(endpoint.proto)?;
         client.opts.multicast = self.group.multicast(&endpoint, self.burst.is_some())?;
         let unconnected = self.unconnected(endpoint.proto)?;
+        let message = (!message.is_empty()).then(|| join(message));
+        if let Some(msg) = &message {
+            one_line(msg, &endpoint, &client)?;
+        }
         Ok(SendConfig {
             endpoint,
             client,
-            message: (!message.is_empty()).then(|| join(message)),
+            message,
             interactive: self.interactive,
             burst: self.burst.map(|n| n as usize),
             hex: self.hex,
@@ -2036,6 +2040,27 @@ fn no_port(host: &str, word: &str) -> Option<UsageError> {
         "send {host} {word}: '{word}' is not a port (1 to 65535); fix the port, or to send \
          {word} as the message write `netecho send {default} {word}`"
     )))
+}
+
+/// MESSAGE under --framing line ends at its first newline: the server would read two
+/// messages and answer each, where the user typed one and awaits one reply. Refused, since
+/// no line framing can carry a newline inside a message (the sticky-packet lesson).
+fn one_line(msg: &[u8], endpoint: &Endpoint, client: &ClientConfig) -> Result<(), UsageError> {
+    // TLS makes any socket a stream of records; QUIC's mode says what its messages are.
+    let kind = match (endpoint.proto, client.opts.tls.is_some()) {
+        (_, true) => SocketKind::Stream,
+        (Proto::Quic, false) => client.opts.quic.mode.kind(),
+        (proto, false) => proto.kind(),
+    };
+    let line = Carrier::of(kind, client.framing) == Carrier::Frames(Framing::Line);
+    if !line || !msg.contains(&b'\n') {
+        return Ok(());
+    }
+    Err(UsageError::new(
+        "a message under --framing line cannot hold a newline (the newline ends a frame, so \
+         the server would read two messages); send it with --framing length (on both ends), or \
+         pipe the lines in to send one message a line",
+    ))
 }
 
 /// The words of MESSAGE as one message, joined with spaces, bytes as given.

@@ -267,3 +267,21 @@ fn a_frame_over_max_frame_closes_its_connection_under_every_model() {
         }
     }
 }
+
+/// A newline ends a frame under --framing line, so a message that holds one would go out as
+/// two messages and earn two replies: send refuses it in one line, and --framing length
+/// carries the same message whole.
+#[test]
+fn a_message_with_a_newline_is_refused_under_line_framing_and_whole_under_length() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "line"]);
+    for burst in [None, Some("3")] {
+        let mut args = vec!["send", "--framing", "line"];
+        args.extend(burst.iter().flat_map(|n| ["--burst", *n]));
+        args.extend([server.addr.as_str(), "a\nb"]);
+        let line = common::fails(&netecho(&args, b""), 2);
+        common::assert_mentions(&line, &["cannot hold a newline", "--framing length"]);
+    }
+    let length = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length"]);
+    let out = netecho(&["send", "--framing", "length", &length.addr, "a\nb"], b"");
+    assert_eq!(ok(&out), "A\nB\n");
+}
