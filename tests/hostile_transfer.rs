@@ -679,6 +679,111 @@ fn a_file_that_shrinks_during_a_download_is_no_success() {
     assert!(!log.contains("sent 'big.bin'"), "{log}");
 }
 
+/// Over udp the server's sender tells the client why it stopped (an ERROR), so `get` says
+/// the file shrank on the server rather than blaming the network for a peer that went away.
+#[test]
+fn a_file_that_shrinks_during_a_udp_download_is_told_to_get() {
+    let (root, here) = (tempdir(), tempdir());
+    let path = root.path().join("big.bin");
+    fs::File::create(&path).unwrap().set_len(64 << 20).unwrap();
+    let server = file_server(root.path(), &["--proto", "udp"]);
+    let out = here.path().join("big.bin");
+    let get = Command::new(common::bin())
+        .args([
+            "get",
+            "--proto",
+            "udp",
+            &server.addr,
+            "big.bin",
+            "-o",
+            s(&out),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Data has come (the server holds the file open at its 64 MiB), and stop-and-wait keeps
+    // the server a block ahead of the client: held, it reads nothing more until let go.
+    common::eventually("data in the download's temporary file", || {
+        let part = common::listing(here.path())
+            .into_iter()
+            .find(|n| n.ends_with(".part"))?;
+        let len = fs::metadata(here.path().join(part)).ok()?.len();
+        (len > 0).then_some(())
+    });
+    common::hold(get.id());
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    common::signal(get.id(), "CONT");
+    let done = common::output_within(get, "get of a shrinking file", common::STEP);
+    let line = fails(&done, 1);
+    common::assert_mentions(
+        &line,
+        &["the file shrank during the transfer", "came short"],
+    );
+    assert!(!line.contains("ICMP"), "{line}");
+    assert!(
+        common::listing(here.path()).is_empty(),
+        "{:?}",
+        common::listing(here.path())
+    );
+    server.wait_log("shrank");
+}
+
+/// A file that grows while put sends it is copied up to the size put announced (what the
+/// hash covers), and put says so in a WARN rather than reporting a clean copy of the file.
+#[test]
+fn a_file_that_grows_during_a_put_is_said_to_have_grown() {
+    let (root, here) = (tempdir(), tempdir());
+    let local = here.path().join("log.txt");
+    fs::write(&local, vec![b'a'; 100_000]).unwrap();
+    let mut server = file_server(root.path(), &["--upload"]);
+    // Held, the server takes no request: put has announced the size it read at its start
+    // once it holds the file and its connection.
+    common::hold(server.pid());
+    let put = Command::new(common::bin())
+        .args(["put", &server.addr, s(&local)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::eventually("put holding its file and a socket", || {
+        let fds = fs::read_dir(format!("/proc/{}/fd", put.id())).ok()?;
+        let links: Vec<_> = fds
+            .flatten()
+            .filter_map(|fd| fs::read_link(fd.path()).ok())
+            .collect();
+        let socket = links
+            .iter()
+            .any(|l| l.to_string_lossy().starts_with("socket:"));
+        (socket && links.contains(&local)).then_some(())
+    });
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&local)
+        .unwrap()
+        .write_all(&[b'b'; 50_000])
+        .unwrap();
+    common::signal(server.pid(), "CONT");
+    let out = common::output_within(put, "put of a growing file", common::STEP);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    common::assert_mentions(
+        &stderr,
+        &["grew during the transfer, to 150000 bytes", "100000"],
+    );
+    assert_eq!(
+        fs::read(root.path().join("log.txt")).unwrap(),
+        vec![b'a'; 100_000]
+    );
+    assert!(server.alive());
+}
+
 #[test]
 fn temporary_names_taken_by_someone_else_are_skipped() {
     let (root, here) = (tempdir(), tempdir());

@@ -282,6 +282,9 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
         "{}",
         transfer.summary(&format!("put '{name}'"), crate::files::PUT)
     );
+    if let Some(grew) = crate::files::grew(&file, size) {
+        tracing::warn!("put {}: {grew}", args.local.display());
+    }
     Ok(())
 }
 

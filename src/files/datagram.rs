@@ -1366,7 +1366,12 @@ fn serve_read(
     if let Err(e) = last_block(size, settings.block_size) {
         return refuse(link, &format!("'{name}': {e:#}"));
     }
-    let t = Sender::new(link, &mut file, size, settings, &|_| {})?.run()?;
+    let t = told(link, |link| {
+        Sender::new(link, &mut file, size, settings, &|_| {})?.run()
+    })?;
+    if let Some(grew) = super::grew(&file, size) {
+        warn!("{}: '{}': {grew}", link.peer, printable(name));
+    }
     Ok(t.summary(&format!("sent '{name}'"), super::SENT))
 }
 
@@ -1470,7 +1475,19 @@ pub(crate) fn put(
         Some(Packet::Error { message }) => bail!("the server refused: {}", printable(message)),
         _ => bail!("the server answered the request with something unexpected"),
     }
-    Sender::new(&mut link, file, size, settings, progress)?.run()
+    told(&mut link, |link| {
+        Sender::new(link, file, size, settings, progress)?.run()
+    })
+}
+
+/// A sending side's transfer, whose failure (a file that shrank, a read error) is told to
+/// the receiver in an ERROR: without it, the receiver hears only silence, or an ICMP port
+/// unreachable once the transfer socket closes, and would blame the network.
+fn told(
+    link: &mut Link<'_>,
+    send: impl FnOnce(&mut Link<'_>) -> Result<Transfer>,
+) -> Result<Transfer> {
+    send(link).inspect_err(|e| tell(link, &format!("{e:#}")))
 }
 
 /// The log line for a finished or failed request.

@@ -78,6 +78,18 @@ impl Transfer {
     }
 }
 
+/// What a sender says of a file that grew past the `size` it announced: the copy holds the
+/// first `size` bytes (what the hash covers), not the file as it is now. `None` otherwise.
+pub(crate) fn grew(file: &std::fs::File, size: u64) -> Option<String> {
+    let now = file.metadata().ok()?.len();
+    (now > size).then(|| {
+        format!(
+            "the file grew during the transfer, to {now} bytes: the copy holds the {size} it \
+             had when the transfer began"
+        )
+    })
+}
+
 /// The error of a sender whose file ended before the size it announced: the transfer ends
 /// there, as a short block or frame would pass for the last one.
 pub(crate) fn shrank(at: u64, size: u64) -> anyhow::Error {

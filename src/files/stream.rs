@@ -322,10 +322,14 @@ fn serve_get(
             bail!("get refused: {refused}");
         }
     };
-    send_frame(conn, format!("OK {size}").as_bytes())
+    let sent = send_frame(conn, format!("OK {size}").as_bytes())
         .map_err(anyhow::Error::from)
         .and_then(|()| send_body(conn, &mut file, (size, algo), pace, &|_| ()))
-        .with_context(|| format!("get '{name}'"))
+        .with_context(|| format!("get '{name}'"))?;
+    if let Some(grew) = super::grew(&file, size) {
+        warn!("{}: '{}': {grew}", conn.peer(), printable(name));
+    }
+    Ok(sent)
 }
 
 fn serve_put(
