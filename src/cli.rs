@@ -1162,10 +1162,12 @@ pub(crate) struct ExecArgs {
     pub port: Option<String>,
     /// How long to wait for the server, each wait: for a connection to be accepted, and the
     /// longest the server may send or take nothing while the program runs (over datagrams,
-    /// for the reply) before exec gives up (exit 255). A program that works for minutes
-    /// without output needs a longer one (e.g. 10m), or off: no bound but the server's
-    /// --exec-timeout [default: 10s to connect, 30s of silence, longer than a server's
-    /// default --exec-timeout of 10s, so that its verdict (124) comes first]
+    /// for the reply) before exec gives up (exit 255). Over a connection the server sends an
+    /// empty frame every 500 ms while its program is silent, so a program that works for
+    /// minutes without output needs only the server's longer --exec-timeout; over datagrams
+    /// the reply comes when the program ends, so its run needs a --timeout as long (e.g.
+    /// 10m), or off [default: 10s to connect, 30s of silence, longer than a server's default
+    /// --exec-timeout of 10s, so that its verdict (124) comes first]
     #[arg(long, value_name = "DUR", value_parser = parse_time_limit)]
     pub timeout: Option<TimeLimit>,
     #[command(flatten)]
@@ -1767,6 +1769,22 @@ impl ServeArgs {
                 "--files and --exec need ports and connections; raw serves the echo service only",
             ));
         }
+        let other = [
+            ("--files", files.files.is_some()),
+            ("--exec", exec.exec.is_some()),
+        ];
+        if let Some((flag, _)) = other.into_iter().find(|(_, given)| *given)
+            && self.framing.framing != Framing::None
+        {
+            return Err(UsageError::new(format!(
+                "--framing is for the echo service; {flag} has a protocol of its own that \
+                 frames its messages itself (README {}), so leave out --framing",
+                match flag {
+                    "--files" => "\"Files\"",
+                    _ => "\"Remote commands\"",
+                }
+            )));
+        }
         if let Some(dir) = &files.files {
             return Ok(ServiceConfig::Files(ServeFiles {
                 dir: dir.clone(),
@@ -2137,6 +2155,14 @@ impl PutArgs {
 
 impl ExecArgs {
     pub(crate) fn config(&self) -> Result<ExecConfig, UsageError> {
+        // ssh's `exec HOST COMMAND`: the word after ADDR is no port (digits are a mistyped
+        // one) but a command.
+        let command = (self.port.as_deref())
+            .filter(|word| !word.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|word| crate::habits::ssh_command(&self.addr, &[word]));
+        if let Some(line) = command {
+            return Err(UsageError::new(line));
+        }
         let addr = match &self.port {
             Some(port) => two_words(&self.addr, port, "exec")?,
             None => self.addr.clone(),

@@ -395,6 +395,19 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// The target as a user types it to a client, for advice to paste: the address, after
+    /// `--proto` when the address alone would mean another protocol (tcp for an IP address
+    /// or a host, unix for a path or an @name).
+    pub(crate) fn typed(&self) -> String {
+        match (self.proto, &self.addr) {
+            (SockProto::Tcp, Address::Ip(_) | Address::Host(..))
+            | (SockProto::Unix, Address::UnixPath(_) | Address::UnixAbstract(_)) => {
+                self.addr.to_string()
+            }
+            (proto, addr) => format!("--proto {proto} {addr}"),
+        }
+    }
+
     pub(crate) fn endpoint(&self) -> Endpoint {
         Endpoint {
             proto: self.proto.into(),

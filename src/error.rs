@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use nix::errno::Errno;
 
-use crate::endpoint::Family;
+use crate::endpoint::{Family, Target};
 
 /// A mistake in the command line (exit code 2), as opposed to a failure at run time (exit 1).
 #[derive(Debug)]
@@ -156,6 +156,47 @@ pub(crate) fn echo_server_at(peer: &str, serve_flags: &str) -> anyhow::Error {
          serve {serve_flags}`"
     )
 }
+
+/// A netecho server of the other service where a client's own was meant: `get` or `put` at
+/// a `serve --exec` (its first frame is a program's output), `exec` at a `serve --files` (its
+/// first frame an `ERR` of the file protocol). Raised where the frame is read; worded by
+/// [`Runs::at`] where the address the user typed is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Runs {
+    Exec,
+    Files,
+}
+
+impl Runs {
+    /// The line for the server at `target`: what it runs, and the command that speaks to it
+    /// with the address as the user would type it.
+    pub(crate) fn at(self, target: &Target) -> anyhow::Error {
+        let typed = target.typed();
+        let addr = &target.addr;
+        match self {
+            Runs::Exec => anyhow::anyhow!(
+                "the server at {addr} runs --exec, not --files (it sent a program's output): \
+                 use `netecho exec {typed}`, or start the server with `netecho serve --files DIR`"
+            ),
+            Runs::Files => anyhow::anyhow!(
+                "the server at {addr} runs --files, not --exec (it answered with the file \
+                 protocol's ERR): use `netecho get {typed} NAME` or `netecho put {typed} FILE`, \
+                 or start the server with `netecho serve --exec PROGRAM`"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Runs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Runs::Exec => f.write_str("the server runs --exec, not --files"),
+            Runs::Files => f.write_str("the server runs --files, not --exec"),
+        }
+    }
+}
+
+impl std::error::Error for Runs {}
 
 /// A failed write to standard output, told apart from a socket's: only a closed stdout
 /// (`netecho ... | head`) is a quiet end, while a socket's EPIPE is a peer gone mid-transfer

@@ -1037,7 +1037,14 @@ fn usage_line(err: &clap::Error, raw: &[OsString]) -> String {
     let path = command_path(err, raw);
     let words = words(raw);
     let command = path.strip_prefix("netecho ");
-    let explained = explain(err, command, &words).or_else(|| value_advice(err, command, &words));
+    let habit = match command {
+        Some("exec") => exec_command(&words),
+        Some("get") if err.kind() == ErrorKind::MissingRequiredArgument => name_in_address(&words),
+        _ => None,
+    };
+    let explained = habit
+        .or_else(|| explain(err, command, &words))
+        .or_else(|| value_advice(err, command, &words));
     if let Some(line) = explained.or_else(|| s_client(err, &words)) {
         return line;
     }
@@ -1194,6 +1201,100 @@ fn address_word(err: &clap::Error, words: &[&str]) -> Option<String> {
              `netecho serve --addr {addr}` listens there"
         )
     })
+}
+
+/// The words typed after `command` that are none of its flags nor their values: ADDR and
+/// what follows it (with a flag of another tool among them, as clap met it).
+fn positionals<'a>(command: &str, words: &[&'a str]) -> Vec<&'a str> {
+    let Some(at) = words.iter().position(|w| *w == command) else {
+        return Vec::new();
+    };
+    let mut rest = words[at + 1..].iter().copied();
+    let mut positional = Vec::new();
+    while let Some(word) = rest.next() {
+        let name = word.split('=').next().unwrap_or(word);
+        match own_flag(Some(command), name) {
+            Some(arg) if !word.contains('=') && arg.get_action().takes_values() => {
+                rest.next();
+            }
+            Some(_) => {}
+            None => positional.push(word),
+        }
+    }
+    positional
+}
+
+/// ssh's habit, `netecho exec HOST COMMAND ARGS`, as clap met it: ADDR, its port when typed
+/// as nc takes it, and the command.
+fn exec_command(words: &[&str]) -> Option<String> {
+    let positional = positionals("exec", words);
+    let (&addr, after) = positional.split_first()?;
+    ssh_command(addr, after)
+}
+
+/// get with its NAME inside ADDR, as scp (`HOST:PORT:NAME`), curl and tftp URLs
+/// (`tcp://HOST:PORT/NAME`) take it: the command with NAME a word of its own.
+fn name_in_address(words: &[&str]) -> Option<String> {
+    let positional = positionals("get", words);
+    let [typed] = positional[..] else {
+        return None;
+    };
+    let (addr, name) = match typed.split_once("://") {
+        Some((scheme, rest)) if !scheme.starts_with("unix") => {
+            let (host, name) = rest.split_once('/')?;
+            (format!("{scheme}://{host}"), name)
+        }
+        Some(_) => return None,
+        None => {
+            let (host, name) = typed.rsplit_once(':')?;
+            let port = host.rsplit_once(':')?.1;
+            let digits = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+            (digits(port) && !digits(name)).then_some((host.to_string(), name))?
+        }
+    };
+    let name = name.trim_start_matches('/');
+    if name.is_empty() {
+        return None;
+    }
+    // The command as typed, its flags kept, with ADDR and NAME apart.
+    let at = words.iter().position(|w| *w == "get")?;
+    let fixed: Vec<String> = words[at..]
+        .iter()
+        .flat_map(|w| match *w == typed {
+            true => vec![addr.clone(), name.to_string()],
+            false => vec![w.to_string()],
+        })
+        .map(|w: String| crate::report::meta::shell_quote(&w))
+        .collect();
+    Some(format!(
+        "'netecho get' takes NAME as a word of its own, after ADDR: `netecho {}`",
+        fixed.join(" ")
+    ))
+}
+
+/// `exec ADDR [PORT] COMMAND ARGS` (`after` is what follows ADDR): exec takes no command,
+/// since the server runs the one program it was started with (fixed there, so that no
+/// client runs a program of its own choosing). `None` when no command word follows.
+pub(crate) fn ssh_command(addr: &str, after: &[&str]) -> Option<String> {
+    let (addr, after) = match after.split_first() {
+        Some((port, rest)) => match crate::endpoint::join_port(addr, port) {
+            Some(joined) => (joined, rest),
+            None => (addr.to_string(), after),
+        },
+        None => return None,
+    };
+    after.first().filter(|w| !w.starts_with('-'))?;
+    // Quoted as a shell needs it: a command's words are the user's own, flags and all.
+    let quoted: Vec<String> = after
+        .iter()
+        .map(|w| crate::report::meta::shell_quote(w))
+        .collect();
+    let program = format!(" {}", quoted.join(" "));
+    Some(format!(
+        "exec takes no command: it runs the program the server was started with (`netecho \
+         serve --exec PROGRAM ARGS`), its stdin to that program and its output back; start \
+         the server with `netecho serve --exec{program}`, then run `netecho exec {addr}`"
+    ))
 }
 
 /// The command line after the program's name, the words that are text.

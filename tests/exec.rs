@@ -26,6 +26,10 @@ fn exec_server(proto: &str, dir: &Path, extra: &[&str], program: &[&str]) -> Ser
     Server::start(&args)
 }
 
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 fn exec(server: &Server, stdin: &[u8]) -> std::process::Output {
     common::run(Command::new(common::bin()).args(exec_args(server)), stdin)
 }
@@ -496,6 +500,119 @@ fn exec_at_an_echo_server_says_what_it_heard_and_how_to_start_an_exec_server() {
         assert!(line.contains("as an echo server does"), "{line}");
         assert!(line.contains("`netecho serve --exec PROGRAM`"), "{line}");
     }
+}
+
+/// exec at a `serve --files` server, and get and put at a `serve --exec` one: each client
+/// knows the other service's first frame and names the command that speaks to the server,
+/// with the address as it is typed (`--proto` where the address alone does not say it).
+#[test]
+fn exec_at_a_files_server_and_get_or_put_at_an_exec_server_name_the_command_to_use() {
+    let (root, here) = (tempdir(), tempdir());
+    let files = Server::start(&["--addr", "127.0.0.1:0", "--files", s(root.path())]);
+    let get_there = format!("`netecho get {} NAME`", files.addr);
+    for input in [&b""[..], b"hi\n", b"a longer line of input\n"] {
+        let line = fails(&netecho(&["exec", &files.addr], input), 255);
+        common::assert_mentions(&line, &["runs --files, not --exec", &get_there]);
+    }
+    let local = here.path().join("mine.txt");
+    std::fs::write(&local, b"data").unwrap();
+    let out = here.path().join("got.txt");
+    for (proto, program) in [
+        ("tcp", &["cat"][..]),
+        ("tcp", &["true"]),
+        ("unix-seqpacket", &["cat"]),
+    ] {
+        let server = exec_server(proto, here.path(), &[], program);
+        let typed = match proto {
+            "tcp" => server.addr.clone(),
+            _ => format!("--proto {proto} {}", server.addr),
+        };
+        let exec_there = format!("`netecho exec {typed}`");
+        let url = server.url();
+        for args in [
+            vec!["get", &url, "notes.txt", "-o", s(&out)],
+            vec!["put", &url, s(&local)],
+        ] {
+            let line = fails(&netecho(&args, b""), 1);
+            common::assert_mentions(&line, &["runs --exec, not --files", &exec_there]);
+            assert!(!line.contains("\\u{"), "{program:?}: {line}");
+        }
+    }
+    assert!(!out.exists());
+}
+
+/// ssh's habit, `exec HOST COMMAND ARGS`: exec takes no command, and says that the server
+/// runs the program it was started with, with the two lines to type; no server is needed to
+/// hear it, and a mistyped port is still told as one.
+#[test]
+fn exec_with_a_command_says_the_server_runs_its_own_program() {
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&["127.0.0.1:42851", "ls", "-l"], "ls -l", "127.0.0.1:42851"),
+        (&["127.0.0.1:42851", "ls"], "ls", "127.0.0.1:42851"),
+        (
+            &["--timeout", "5s", "127.0.0.1", "4000", "uname", "-a"],
+            "uname -a",
+            "127.0.0.1:4000",
+        ),
+        (
+            &["127.0.0.1:42851", "cat", "notes.txt"],
+            "cat notes.txt",
+            "127.0.0.1:42851",
+        ),
+    ];
+    for (words, program, addr) in cases {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(words);
+        let line = fails(&netecho(&args, b""), 255);
+        common::assert_mentions(
+            &line,
+            &[
+                "exec takes no command",
+                &format!("`netecho serve --exec {program}`"),
+                &format!("`netecho exec {addr}`"),
+            ],
+        );
+        assert!(!line.contains("listen"), "{line}");
+    }
+    let line = fails(&netecho(&["exec", "127.0.0.1", "70000"], b""), 255);
+    assert!(line.contains("not a port"), "{line}");
+}
+
+/// Over udp a request is one datagram: more stdin than one holds is told in one line, with
+/// the limit and the transport that carries more, never the kernel's EMSGSIZE.
+#[test]
+fn exec_over_udp_with_more_stdin_than_a_datagram_says_the_limit() {
+    let dir = tempdir();
+    let server = exec_server("udp", dir.path(), &[], &["wc", "-c"]);
+    for size in [70_000, 100_000] {
+        let line = fails(&exec(&server, &vec![b'a'; size]), 255);
+        common::assert_mentions(&line, &["one datagram", "at most 65507 bytes", "over tcp"]);
+        assert!(!line.contains("os error"), "{line}");
+    }
+    assert_eq!(ok(&exec(&server, &[b'a'; 1000])).trim(), "1000");
+}
+
+/// --framing is the echo service's: serve refuses it with --exec or --files, whose protocols
+/// frame their messages themselves, rather than ignoring it.
+#[test]
+fn serve_refuses_framing_with_exec_or_files() {
+    let dir = tempdir();
+    for service in [&["--exec", "cat"][..], &["--files", s(dir.path())]] {
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--framing", "line"];
+        args.extend_from_slice(service);
+        let line = fails(&netecho(&args, b""), 2);
+        common::assert_mentions(&line, &["--framing is for the echo service", service[0]]);
+    }
+}
+
+/// Over a connection the server sends an empty frame every 500 ms while its program is
+/// silent, so a program quiet for longer than exec's --timeout still ends with its output.
+#[test]
+fn a_program_quiet_past_exec_s_timeout_is_not_cut_off() {
+    let dir = tempdir();
+    let server = exec_server("tcp", dir.path(), &[], &["sh", "-c", "sleep 3; echo done"]);
+    let out = netecho(&["exec", "--timeout", "1s", &server.addr], b"");
+    assert_eq!(ok(&out), "done\n");
 }
 
 /// exec pointed at a plain stream server (one that runs the command and writes its output

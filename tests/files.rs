@@ -350,6 +350,66 @@ fn names_outside_the_directory_are_refused_and_logged() {
     assert_eq!(fs::read(outside.path().join("secret")).unwrap(), b"secret");
 }
 
+/// Every `..` is refused, and the refusal says so truly: a name whose `..` stays inside the
+/// directory is shown without it; one that leaves is told it may not. An upload's name that
+/// exists is told with the command that puts it under another.
+#[test]
+fn a_refused_dot_dot_or_existing_name_says_what_to_type_instead() {
+    let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());
+    fs::write(root.path().join("ok.txt"), b"ok").unwrap();
+    fs::create_dir(root.path().join("sub")).unwrap();
+    let mine = local.path().join("ok.txt");
+    fs::write(&mine, b"mine").unwrap();
+    for proto in ["tcp", "udp"] {
+        let server = file_server(proto, sockdir.path(), root.path(), &["--upload"]);
+        let get = |name: &str| {
+            let out = local.path().join("out");
+            let args = ["get", "--proto", proto, &server.addr, name, "-o", s(&out)];
+            fails(&netecho(&args, b""), 1)
+        };
+        let line = get("sub/../ok.txt");
+        assert!(line.contains("give it as 'ok.txt'"), "{proto}: {line}");
+        assert!(!line.contains("may not leave"), "{proto}: {line}");
+        let line = get("sub/../../ok.txt");
+        assert!(line.contains("may not leave"), "{proto}: {line}");
+        let put = ["put", "--proto", proto, &server.addr, s(&mine)];
+        let line = fails(&netecho(&put, b""), 1);
+        let typed = match proto {
+            "tcp" => server.addr.clone(),
+            _ => format!("--proto {proto} {}", server.addr),
+        };
+        let again = format!("`netecho put {typed} {} NEWNAME`", s(&mine));
+        assert!(line.contains(&again), "{proto}: {line}");
+    }
+    assert_eq!(fs::read(root.path().join("ok.txt")).unwrap(), b"ok");
+}
+
+/// scp's `HOST:PORT:NAME` and a URL with a path, as curl and tftp take them: get shows the
+/// command with NAME a word of its own, flags kept.
+#[test]
+fn get_with_the_name_inside_the_address_shows_the_command_to_type() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["127.0.0.1:33651:notes.txt"],
+            "netecho get 127.0.0.1:33651 notes.txt",
+        ),
+        (
+            &["tcp://127.0.0.1:33651/notes.txt"],
+            "netecho get tcp://127.0.0.1:33651 notes.txt",
+        ),
+        (
+            &["--proto", "udp", "[::1]:33651:sub/a.txt"],
+            "netecho get --proto udp '[::1]:33651' sub/a.txt",
+        ),
+    ];
+    for (words, command) in cases {
+        let mut args = vec!["get"];
+        args.extend_from_slice(words);
+        let line = fails(&netecho(&args, b""), 2);
+        assert!(line.contains(&format!("`{command}`")), "{line}");
+    }
+}
+
 #[test]
 fn an_existing_output_is_kept_unless_forced() {
     let (root, local, sockdir) = (tempdir(), tempdir(), tempdir());

@@ -21,9 +21,10 @@ use crate::transport::{self, Conn, MAX_MESSAGE, Received, SocketOptions};
 /// as ssh's: a remote program's status is anything else.
 pub(crate) const FAILED: u8 = 255;
 
-/// What exec tells of a server silent for its --timeout.
-const SILENT_ADVICE: &str = "a program that works long without output needs a longer \
-                             --timeout, or --timeout off";
+/// What exec tells of a server silent for its --timeout over a connection.
+const SILENT_ADVICE: &str = "a server sends an empty frame every 500 ms while its program \
+                             is silent, so the server or the path to it stopped: is it \
+                             still running?";
 
 /// Where the `serve --exec` server is.
 pub(crate) struct ExecConfig {
@@ -60,10 +61,10 @@ pub(crate) fn run(config: ExecConfig) -> Result<u8> {
         stderr: io::stderr(),
     };
     let code = if !conn.carrier(Framing::None).reliable() {
-        run_datagram(&conn, config.timeout, &mut output)?
+        run_datagram(&conn, &config.endpoint, config.timeout, &mut output)?
     } else {
         let started = Instant::now();
-        run_stream(conn, config.timeout, &mut output)
+        run_stream(conn, &config.endpoint, config.timeout, &mut output)
             .inspect(|_| tracing::debug!("ran in {:.2} s", started.elapsed().as_secs_f64()))?
     };
     io::stdout().flush().ok();
@@ -106,12 +107,29 @@ impl Output {
 }
 
 /// One datagram of input, one datagram of framed reply, awaited `timeout` (SO_RCVTIMEO).
-fn run_datagram(conn: &Conn, timeout: Option<Duration>, output: &mut Output) -> Result<i32> {
+fn run_datagram(
+    conn: &Conn,
+    target: &Target,
+    timeout: Option<Duration>,
+    output: &mut Output,
+) -> Result<i32> {
     let mut input = Vec::new();
     io::stdin()
         .take(MAX_MESSAGE as u64 + 1)
         .read_to_end(&mut input)
         .context("read stdin")?;
+    let max = conn.max_message().unwrap_or(MAX_MESSAGE);
+    if input.len() > max {
+        let size = match input.len() > MAX_MESSAGE {
+            true => format!("over {MAX_MESSAGE}"),
+            false => input.len().to_string(),
+        };
+        bail!(
+            "stdin is {size} bytes; over {} a request is one datagram (at most {max} bytes \
+             here): run exec over tcp (or unix) for more input",
+            target.proto
+        );
+    }
     conn.send_all(&input).context("send")?;
     let timeout = timeout.unwrap_or_default();
     let mut buf = vec![0u8; MAX_MESSAGE];
@@ -148,7 +166,12 @@ fn run_datagram(conn: &Conn, timeout: Option<Duration>, output: &mut Output) -> 
 
 /// Input goes while output comes: a program may answer before its input ends. A server
 /// silent for `timeout` (SO_RCVTIMEO, SO_SNDTIMEO on `conn`) while exec reads or sends ends it.
-fn run_stream(conn: Conn, timeout: Option<Duration>, output: &mut Output) -> Result<i32> {
+fn run_stream(
+    conn: Conn,
+    target: &Target,
+    timeout: Option<Duration>,
+    output: &mut Output,
+) -> Result<i32> {
     let conn = Arc::new(conn);
     let stalled = Arc::new(AtomicBool::new(false));
     // The thread is not waited for: once the exit status is in, a stdin that never ends (a
@@ -173,6 +196,10 @@ fn run_stream(conn: Conn, timeout: Option<Duration>, output: &mut Output) -> Res
     let mut heard = false;
     loop {
         let failed = match frames.read(&conn) {
+            // A `serve --files` server's refusal of what it took for a request.
+            Ok(Some(frame)) if !heard && frame.starts_with(b"ERR ") => {
+                return Err(crate::error::Runs::Files.at(target));
+            }
             Ok(Some(frame)) => {
                 heard |= matches!(frame.first(), Some(&(STDOUT | STDERR | EXIT)));
                 match output.take(&frame) {

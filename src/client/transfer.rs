@@ -178,7 +178,7 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
     }
     .map_err(|e| match to_stdout(&args) {
         true => as_stdouts(e),
-        false => e,
+        false => other_service(e, endpoint),
     })
     .with_context(|| format!("get '{}' from {endpoint}", args.name))?;
     drop(bar);
@@ -190,6 +190,24 @@ pub(crate) fn get(args: GetConfig) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// A `serve --exec` server where a `--files` one was meant, worded with the address as
+/// the user typed it.
+fn other_service(e: anyhow::Error, endpoint: &Target) -> anyhow::Error {
+    match e.downcast_ref::<crate::error::Runs>() {
+        Some(runs) => runs.at(endpoint),
+        None => e,
+    }
+}
+
+/// The server's "already exists" with the command that puts the file under another name.
+fn name_taken(e: anyhow::Error, endpoint: &Target, local: &Path) -> anyhow::Error {
+    if !format!("{e:#}").contains("already exists on the server") {
+        return e;
+    }
+    let local = crate::report::meta::shell_quote(&local.to_string_lossy());
+    anyhow!("{e:#}: `netecho put {} {local} NEWNAME`", endpoint.typed())
 }
 
 /// `get -o -`'s error, the file's failure told as stdout's: a reader gone (`| head`) is the
@@ -276,6 +294,8 @@ pub(crate) fn put(args: PutConfig) -> Result<()> {
             &progress,
         )
     }
+    .map_err(|e| other_service(e, endpoint))
+    .map_err(|e| name_taken(e, endpoint, &args.local))
     .with_context(|| format!("put {} to {endpoint}", args.local.display()))?;
     drop(bar);
     info!(

@@ -175,11 +175,7 @@ impl Store {
         for part in path.components() {
             match part {
                 Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(Refused::access(format!(
-                        "'{name}': '..' may not leave the served directory"
-                    )));
-                }
+                Component::ParentDir => return Err(Refused::access(parent_dir(name))),
                 Component::RootDir | Component::Prefix(_) => {
                     return Err(Refused::access(format!(
                         "'{name}': absolute paths are refused; name a file in the served directory"
@@ -1195,6 +1191,30 @@ impl Drop for Partial {
         promised().retain(|p| p.temp != self.temp);
         if !self.done {
             let _ = unlink_at(&self.place.dir, &self.temp);
+        }
+    }
+}
+
+/// Why a name with `..` is refused: every `..` is, since a symlink on the way could take it
+/// elsewhere than it reads; one that stays inside the directory as it reads is shown the
+/// name without it.
+fn parent_dir(name: &str) -> String {
+    let mut kept: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in Path::new(name).components() {
+        match part {
+            Component::Normal(part) => kept.push(part),
+            Component::ParentDir if kept.pop().is_some() => {}
+            Component::ParentDir => {
+                return format!("'{name}': '..' may not leave the served directory");
+            }
+            _ => {}
+        }
+    }
+    let plain: PathBuf = kept.iter().collect();
+    match plain.to_str().filter(|p| !p.is_empty()) {
+        Some(plain) => format!("'{name}': '..' is not accepted in a name; give it as '{plain}'"),
+        None => {
+            format!("'{name}': '..' is not accepted in a name; name a file in the served directory")
         }
     }
 }

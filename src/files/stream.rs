@@ -270,6 +270,13 @@ pub(crate) fn serve(conn: &Conn, store: &Store, idle: Duration) -> (u64, u64) {
         Ok(r) => text(&r),
         Err(e) => {
             warn!("{peer}: {}", printable(&e.to_string()));
+            // A client of another protocol (exec's stdin, nc) hears what this server is, in
+            // the file protocol's words, which `netecho exec` recognises; a silent one is
+            // only closed, as every idle connection is.
+            if e.downcast_ref::<Idle>().is_none() {
+                let said = format!("ERR {e}: this server runs --files (netecho get, put)");
+                let _ = send_frame(conn, said.as_bytes());
+            }
             return (0, 0);
         }
     };
@@ -539,10 +546,15 @@ fn read_control(conn: &Conn, frames: &mut MessageReader, what: &str) -> Result<V
 const V2: &str = "BLAKE3 ";
 
 /// The server's refusal as an error; an older server's "unknown request" is explained, and
-/// so is an echo server's sending `request` back.
+/// so are an echo server's sending `request` back and a `serve --exec` server's first frame
+/// (a tag byte, then the program's output, or its exit status).
 fn refused(conn: &Conn, request: &str, reply: &str) -> anyhow::Error {
     if crate::error::sent_back(request.as_bytes(), reply.as_bytes()) {
         return crate::error::echo_server_at(conn.peer(), "--files DIR");
+    }
+    use crate::service::exec::{EXIT, STDERR, STDOUT};
+    if let Some(STDOUT | STDERR | EXIT) = reply.as_bytes().first().copied() {
+        return crate::error::Runs::Exec.into();
     }
     let why = printable(reply.strip_prefix("ERR ").unwrap_or(reply));
     if why.starts_with("unknown request") {
