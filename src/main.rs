@@ -19,6 +19,7 @@ mod docs;
 mod endpoint;
 mod error;
 mod explain;
+mod fair_share;
 mod files;
 mod habits;
 mod hexdump;
