@@ -172,9 +172,7 @@ fn a_unix_dgram_reply_never_follows_a_symlink_planted_at_the_senders_path() {
     };
     let victim_path = dir.path().join("ro/victim.sock");
     let shared = dir.path().join("sh");
-    let path = shared.join("dg.sock");
-    let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    let (path, server) = open_dgram_server(&shared.join("dg.sock"));
     let out = planted_request(&shared.join("nob.sock"), &victim_path, &path);
     assert!(
         out.status.success(),
@@ -260,6 +258,13 @@ fn request_as(
     .current_dir(cwd)
     .output()
     .expect("run python3 as nobody")
+}
+
+/// A unix-dgram server of root's at `path`, its socket file writable by every user.
+fn open_dgram_server(path: &Path) -> (std::path::PathBuf, Server) {
+    let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666)).unwrap();
+    (path.to_path_buf(), server)
 }
 
 /// Asserts that a python3 client (`who`) printed the server's reply to its `ready=1`.
@@ -813,11 +818,11 @@ fn a_server_in_a_user_namespace_never_vouches_for_the_overflow_uid() {
     drop(server);
 }
 
-/// As nobody: holds `sockets` Unix sockets (socketpairs, in processes of 18,000 each, within
-/// nobody's open file limit; the others die with the first), prints `ready`, then sends
-/// 8-byte datagrams to `server`, each from a socket bound at an abstract name not used
-/// before, until killed.
-fn fresh_name_flood(sockets: usize, server: &Path, tag: &str) -> common::Peer {
+/// As `uid` (its group the same number): holds `sockets` Unix sockets (socketpairs, in processes of
+/// 18,000 each, within the user's open file limit; the others die with the first), prints
+/// `ready`, then sends 8-byte datagrams to `server`, each from a socket bound at an
+/// abstract name not used before, until killed.
+fn fresh_name_flood(uid: u32, sockets: usize, server: &Path, tag: &str) -> common::Peer {
     let script = "import ctypes, os, socket, sys, resource, signal, time\n\
                   left, srv, tag = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n\
                   hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n\
@@ -839,13 +844,14 @@ fn fresh_name_flood(sockets: usize, server: &Path, tag: &str) -> common::Peer {
                   \x20   except OSError: time.sleep(0.001)\n\
                   \x20   s.close()\n";
     let mut child = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--"])
         .args(["/usr/bin/python3", "-c", script, &sockets.to_string()])
         .arg(server)
         .arg(tag)
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run python3 as nobody");
+        .expect("run python3 as the flooding user");
     let mut line = String::new();
     let stdout = child.stdout.take().unwrap();
     let peer = common::Peer(child);
@@ -867,11 +873,9 @@ fn a_flood_from_fresh_abstract_names_stalls_no_other_client() {
     let Some((dir, _)) = roots_victim(test) else {
         return;
     };
-    let path = dir.path().join("sh/flooded.sock");
-    let server = Server::start(&["--proto", "unix-dgram", "--addr", path.to_str().unwrap()]);
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    let (path, server) = open_dgram_server(&dir.path().join("sh/flooded.sock"));
     let tag = common::abstract_name("fresh")[1..].to_string();
-    let flood = fresh_name_flood(54_000, &path, &tag);
+    let flood = fresh_name_flood(65534, 54_000, &path, &tag);
     let client = UnixDatagram::bind(dir.path().join("steady.sock")).unwrap();
     client.set_read_timeout(Some(common::STEP)).unwrap();
     client.set_write_timeout(Some(common::STEP)).unwrap();
@@ -909,5 +913,41 @@ fn a_flood_from_fresh_abstract_names_stalls_no_other_client() {
     // The flood's datagrams over its user's budget are said, naming the user.
     server.wait_log("uid 65534: a datagram from an abstract name dropped unanswered");
     drop(flood);
+    drop(server);
+}
+
+/// One person may own many uids (every user useradd makes gets 65,536 subordinate ones, a
+/// user namespace's processes send as them): three of them flood a server from fresh
+/// abstract names, each walk of the Unix sockets spending the time for such walks, and
+/// another user's (daemon's) client, asking from fresh names too, still has most of its
+/// requests answered (each user walking gets a fair share of the time in all; once three
+/// users' own budgets added up to all of it, and every other user got no reply).
+#[test]
+fn three_users_flooding_from_fresh_abstract_names_leave_a_share_for_another() {
+    let test = "three_users_flooding_from_fresh_abstract_names_leave_a_share_for_another";
+    let Some((dir, _)) = roots_victim(test) else {
+        return;
+    };
+    let (path, server) = open_dgram_server(&dir.path().join("sh/shared.sock"));
+    let floods: Vec<common::Peer> = (100_001..=100_003)
+        .map(|uid| {
+            let tag = common::abstract_name(&format!("share-{uid}"))[1..].to_string();
+            fresh_name_flood(uid, 0, &path, &tag)
+        })
+        .collect();
+    // The floods spend all they may before daemon asks.
+    server.wait_log("a datagram from an abstract name dropped unanswered");
+    let answered = (0..10)
+        .filter(|n| {
+            let name = common::abstract_name(&format!("share-daemon-{n}"));
+            let out = request_as(1, false, dir.path(), &name, path.to_str().unwrap());
+            String::from_utf8_lossy(&out.stdout).trim() == "READY=1"
+        })
+        .count();
+    assert!(
+        answered >= 7,
+        "daemon's client had {answered} of 10 requests answered beside three users' floods"
+    );
+    drop(floods);
     drop(server);
 }

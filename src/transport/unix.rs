@@ -509,8 +509,8 @@ fn overflow_uid_unsure() -> Option<u32> {
 /// namespace. Not the server's own user either: its reply carries the server's
 /// credentials, which another user's datagram to that name would not. Unknown (no
 /// sock_diag, or over the budget of lookups), no reply. What remains: the name unbound and
-/// bound again by another user between the last look at it (at most 250 ms before) and the
-/// reply.
+/// bound again by another user between the last look at it (at most 250 ms before, a few
+/// milliseconds where looks are quick) and the reply.
 fn names_own(name: &[u8], cred: Option<libc::ucred>) -> Result<(), String> {
     let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());

@@ -3,59 +3,67 @@
 //! any user can make long: a dump to find a name, and even a single-socket request (by
 //! inode) walks them all in the kernel. Done for every datagram, in the loop that receives
 //! and answers, a flood of small datagrams would stall the server for every client. So the
-//! socket a dump found is remembered by name and trusted for a moment; after that a
-//! datagram from the name re-checks that one socket (a name bound again since is looked up
-//! afresh); and the time spent walking is budgeted, per sending user and in all: a datagram
-//! over budget gets no reply.
+//! socket a dump found is remembered by name and trusted for a moment (as long as looks
+//! take here, scaled); after that a datagram from the name re-checks that one socket (a
+//! name bound again since is looked up afresh); and the time spent walking is budgeted in
+//! all, each sending user held to a fair share of it: a datagram over budget gets no reply.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::fair_share::FairShare;
 use crate::logging::Throttle;
 use crate::transport::sock_diag::{self, UnixSocket};
 
 /// Names remembered at once; past this, the oldest is forgotten (and looked up afresh).
 const REMEMBERED: usize = 256;
-/// How long a socket found at a name is taken to be still there without asking: the only
-/// time another user's socket may take the name unseen (its own socket closed, another
-/// bound there) is this, and a client sending all the time costs 4 walks a second.
+/// How long a socket found at a name is taken to be still there without asking, at most:
+/// within it another user's socket may take the name unseen (the owner's closed, another
+/// bound there) and get the replies to a sender at that name in another network namespace;
+/// a client sending all the time costs 4 walks a second where walks are long.
 const TRUSTED: Duration = Duration::from_millis(250);
-/// Time a second spent walking for the datagrams of one user, on average: a client's few
-/// names are told at once (a walk of a few thousand sockets takes a millisecond or less), a
-/// flood of fresh names among many sockets is not. Measured, not counted, as a walk's cost
-/// grows with the sockets any user may make; a walk longer than this is paid off over the
-/// seconds after it, before the user's next.
+/// Within that, a socket is trusted this many times as long as the look that found it (or
+/// last re-checked it) took: where walks are short (a few thousand sockets, well under a
+/// millisecond) the name is looked at again after a few milliseconds, and re-checking a
+/// client that sends all the time takes at most a fiftieth of the server's time.
+const TRUST_PER_LOOK: u32 = 50;
+/// Time a second spent walking for the datagrams of one user, on average, at most: a
+/// client's few names are told at once (a walk of a few thousand sockets takes a
+/// millisecond or less), a flood of fresh names among many sockets is not. Measured, not
+/// counted, as a walk's cost grows with the sockets any user may make; a walk longer than
+/// its user's share is paid off over the seconds after it, before the user's next.
 const WALKING_PER_USER: Duration = Duration::from_millis(100);
-/// The same for all users together, so many users cannot add up to a stall either.
+/// The same for all users together, so many users cannot add up to a stall either. It is
+/// shared fairly ([`FairShare`]): among N users walking in the last second each gets a
+/// (N+1)th of it (and never more than [`WALKING_PER_USER`]), so a few users (one person's
+/// subordinate uids) flooding from fresh names leave a share to a user who was not walking.
 const WALKING_IN_ALL: Duration = Duration::from_millis(250);
-/// Users whose walking is counted at once; past this, those who owe none are forgotten, and
-/// if none is, all (the budget in all still holds).
+/// Users whose share is kept at once; past this, those not walking lately are forgotten
+/// (the budget in all still holds).
 const USERS: usize = 1024;
 
-/// The sockets found at names lately, oldest first, each with when it was last seen there.
+/// The sockets found at names lately, oldest first, each with when its trust ends.
 static KNOWN: Mutex<VecDeque<(Vec<u8>, UnixSocket, Instant)>> = Mutex::new(VecDeque::new());
-/// Each user's walking not yet paid off.
-static SPENT: Mutex<Option<HashMap<u32, Debt>>> = Mutex::new(None);
-/// The same for all users together.
-static SPENT_IN_ALL: Mutex<Option<Debt>> = Mutex::new(None);
+/// The walking time of all users, each user's share, in microseconds.
+static SPENT: Mutex<Option<FairShare<u32>>> = Mutex::new(None);
 
 /// The owner of the datagram socket bound at the abstract `name` here (`None`: none is),
 /// for a datagram `sender` (a uid) sent from that name. Refused, as advice: the kernel
 /// cannot tell, or telling would take a walk over the sender's budget or the server's.
 pub(crate) fn owner(name: &[u8], sender: u32) -> Result<Option<u32>, String> {
     let known = remembered(name);
-    if let Some((socket, seen)) = known
-        && seen.elapsed() < TRUSTED
+    if let Some((socket, until)) = known
+        && Instant::now() < until
     {
         return Ok(Some(socket.uid));
     }
-    let _walking = within_budget(sender)?;
+    let walking = within_budget(sender)?;
     if let Some((socket, _)) = known {
         if sock_diag::still_bound(socket, name) {
-            remember(name, socket);
+            remember(name, socket, walking.began);
             return Ok(Some(socket.uid));
         }
         forget(name);
@@ -67,7 +75,7 @@ pub(crate) fn owner(name: &[u8], sender: u32) -> Result<Option<u32>, String> {
         )
     })?;
     if let Some(socket) = found {
-        remember(name, socket);
+        remember(name, socket, walking.began);
     }
     Ok(found.map(|socket| socket.uid))
 }
@@ -85,17 +93,20 @@ fn forget(name: &[u8]) {
     known.retain(|(n, ..)| n != name);
 }
 
-/// Remembers `socket` as seen at `name` now.
-fn remember(name: &[u8], socket: UnixSocket) {
+/// Remembers `socket` as seen at `name` now, by a look begun at `looked`: trusted
+/// [`TRUST_PER_LOOK`] times as long as the look took, at most [`TRUSTED`].
+fn remember(name: &[u8], socket: UnixSocket, looked: Instant) {
+    let now = Instant::now();
+    let until = now + (now.duration_since(looked) * TRUST_PER_LOOK).min(TRUSTED);
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     known.retain(|(n, ..)| n != name);
     if known.len() >= REMEMBERED {
         known.pop_front();
     }
-    known.push_back((name.to_vec(), socket, Instant::now()));
+    known.push_back((name.to_vec(), socket, until));
 }
 
-/// The time spent walking for a user's datagram, counted against the budgets when dropped.
+/// The time spent walking for a user's datagram, counted against the budget when dropped.
 struct Walking {
     sender: u32,
     began: Instant,
@@ -103,80 +114,57 @@ struct Walking {
 
 impl Drop for Walking {
     fn drop(&mut self) {
-        let took = self.began.elapsed();
-        let mut spent = SPENT.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mine) = spent.get_or_insert_with(HashMap::new).get_mut(&self.sender) {
-            mine.owed += took;
-        }
-        let mut all = SPENT_IN_ALL.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(in_all) = &mut *all {
-            in_all.owed += took;
-        }
+        let now = Instant::now();
+        let took = now.duration_since(self.began).as_micros();
+        let took = u64::try_from(took).unwrap_or(u64::MAX);
+        with_budget(|budget| budget.spend(self.sender, took, now));
     }
 }
 
-/// Walking time owed, paid off at a budget's rate as time passes.
-#[derive(Clone, Copy)]
-struct Debt {
-    owed: Duration,
-    at: Instant,
-}
-
-impl Debt {
-    fn new(now: Instant) -> Debt {
-        Debt {
-            owed: Duration::ZERO,
-            at: now,
-        }
-    }
-
-    /// What is owed `now`, paid off at `per_second`; a walk may start while it is under that.
-    fn settled(&mut self, now: Instant, per_second: Duration) -> Duration {
-        let paid = now
-            .duration_since(self.at)
-            .mul_f64(per_second.as_secs_f64());
-        (self.owed, self.at) = (self.owed.saturating_sub(paid), now);
-        self.owed
-    }
+/// `f` on the budget of walking time, in microseconds: [`WALKING_IN_ALL`] a second in all,
+/// a fair share of it a user, at most [`WALKING_PER_USER`].
+fn with_budget<T>(f: impl FnOnce(&mut FairShare<u32>) -> T) -> T {
+    let micros = |d: Duration| d.as_micros() as u64;
+    let mut spent = SPENT.lock().unwrap_or_else(|e| e.into_inner());
+    f(spent.get_or_insert_with(|| {
+        FairShare::new(
+            micros(WALKING_IN_ALL),
+            micros(WALKING_IN_ALL),
+            micros(WALKING_PER_USER),
+            USERS,
+        )
+    }))
 }
 
 /// A walk for `sender`'s datagram, to be counted when it ends; refused (said in a throttled
-/// line) when the sender or all users together owe a second's walking.
+/// line) when the sender owes its share of walking, or all users together owe a second's.
 fn within_budget(sender: u32) -> Result<Walking, String> {
     let now = Instant::now();
-    let mine = {
-        let mut spent = SPENT.lock().unwrap_or_else(|e| e.into_inner());
-        let spent = spent.get_or_insert_with(HashMap::new);
-        if spent.len() >= USERS && !spent.contains_key(&sender) {
-            spent.retain(|_, debt| debt.settled(now, WALKING_PER_USER) > Duration::ZERO);
-            if spent.len() >= USERS {
-                spent.clear();
-            }
-        }
-        let debt = spent.entry(sender).or_insert(Debt::new(now));
-        debt.settled(now, WALKING_PER_USER) < WALKING_PER_USER
-    };
-    let all = {
-        let mut all = SPENT_IN_ALL.lock().unwrap_or_else(|e| e.into_inner());
-        let debt = all.get_or_insert(Debt::new(now));
-        debt.settled(now, WALKING_IN_ALL) < WALKING_IN_ALL
-    };
-    if mine && all {
+    let (mine, all) = with_budget(|budget| {
+        let mine = budget.own_holds(sender, now);
+        (mine, mine && budget.holds(sender, now))
+    });
+    if all {
         return Ok(Walking { sender, began: now });
     }
-    let whose = if mine { "all users'" } else { "its user's" };
+    let whose = if mine {
+        "all users' time"
+    } else {
+        "its user's share of the time"
+    };
     // A flood of fresh names causes this line at will: throttled.
     static LOG: Throttle = Throttle::new();
     if let Some(more) = LOG.allow() {
         warn!(
             "uid {sender}: a datagram from an abstract name dropped unanswered: over \
-             {whose} time for telling abstract names' owners ({} ms a second a user, {} ms \
-             in all: each look walks every Unix socket here){more}",
-            WALKING_PER_USER.as_millis(),
-            WALKING_IN_ALL.as_millis()
+             {whose} for telling abstract names' owners ({} ms a second in all, shared \
+             among the users asking, at most {} ms a user: each look walks every Unix \
+             socket here){more}",
+            WALKING_IN_ALL.as_millis(),
+            WALKING_PER_USER.as_millis()
         );
     }
     Err(format!(
-        "who owns its name is to be looked up, and {whose} time for that is spent for now"
+        "who owns its name is to be looked up, and {whose} for that is spent for now"
     ))
 }
