@@ -108,7 +108,8 @@ fn remember(name: &[u8], socket: UnixSocket, looked: Instant) {
 
 /// The time spent walking for a user's datagram, counted against the budget when dropped.
 struct Walking {
-    sender: u32,
+    /// Whose share pays: the sender's uid, a subordinate uid as its owner's.
+    person: u32,
     began: Instant,
 }
 
@@ -117,7 +118,7 @@ impl Drop for Walking {
         let now = Instant::now();
         let took = now.duration_since(self.began).as_micros();
         let took = u64::try_from(took).unwrap_or(u64::MAX);
-        with_budget(|budget| budget.spend(self.sender, took, now));
+        with_budget(|budget| budget.spend(self.person, took, now));
     }
 }
 
@@ -140,12 +141,14 @@ fn with_budget<T>(f: impl FnOnce(&mut FairShare<u32>) -> T) -> T {
 /// line) when the sender owes its share of walking, or all users together owe a second's.
 fn within_budget(sender: u32) -> Result<Walking, String> {
     let now = Instant::now();
+    // One person's many uids (/etc/subuid) walk on one share.
+    let person = crate::endpoint::person_of(sender);
     let (mine, all) = with_budget(|budget| {
-        let mine = budget.own_holds(sender, now);
-        (mine, mine && budget.holds(sender, now))
+        let mine = budget.own_holds(person, now);
+        (mine, mine && budget.holds(person, now))
     });
     if all {
-        return Ok(Walking { sender, began: now });
+        return Ok(Walking { person, began: now });
     }
     let whose = if mine {
         "all users' time"
