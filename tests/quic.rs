@@ -11,7 +11,8 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, fails, netecho, ok, tempdir};
+use common::{Server, fails, netecho, ok, openssl_certs, openssl_fingerprint, tempdir};
+use std::path::Path;
 
 /// A quic echo server on `addr` with `extra` flags, and the fingerprint its clients pin.
 fn serve(addr: &str, extra: &[&str]) -> (Server, String) {
@@ -244,7 +245,10 @@ fn a_wrong_pin_is_one_line_on_each_side() {
     assert!(line.contains("fingerprint"), "{line}");
     let log = server.wait_log("handshake failed");
     // The server says what to check, not the client's TLS stack's debug text.
-    assert!(log.contains("refused this server's certificate"), "{log}");
+    assert!(
+        log.contains("does not trust this server's certificate"),
+        "{log}"
+    );
     assert!(!log.contains("PinMismatch"), "{log}");
     assert_eq!(ok(&send(&server, &pin, &["still"], b"")), "STILL\n");
     let out = netecho(
@@ -260,6 +264,124 @@ fn a_wrong_pin_is_one_line_on_each_side() {
         b"",
     );
     assert!(fails(&out, 2).contains("TLS 1.3"));
+}
+
+/// The certificate rules of `--tls`, in its words: an expired certificate is named at the
+/// server's start and refused by a client checking it, with the date (not rustls' UNIX
+/// seconds); a wrong name lists the names the certificate has; an untrusted one shows the
+/// fingerprint to pin; the server's log says what the client's alert means.
+#[test]
+fn certificate_refusals_read_as_over_tls_on_both_sides() {
+    if !common::have("openssl", "quic_certificate_refusals") {
+        return;
+    }
+    let dir = tempdir();
+    let (ca, cert, key) = openssl_certs(dir.path(), "good", false);
+    let (old_ca, old, old_key) = openssl_certs(dir.path(), "old", true);
+    let (cert, key, old, old_key) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        old.to_str().unwrap(),
+        old_key.to_str().unwrap(),
+    );
+    let quic = ["--proto", "quic", "--addr", "127.0.0.1:0"];
+    let expired = Server::start(&[&quic[..], &["--cert", old, "--key", old_key]].concat());
+    let warned = expired.wait_log("WARN");
+    assert!(
+        warned.contains("certificate of --cert expired on 20"),
+        "{warned}"
+    );
+    let old_ca = old_ca.to_str().unwrap();
+    let out = netecho(
+        &[
+            "send",
+            "--proto",
+            "quic",
+            "--ca",
+            old_ca,
+            &expired.addr,
+            "x",
+        ],
+        b"",
+    );
+    let line = fails(&out, 1);
+    // openssl's certificate ends before it begins (-days -1), a date webpki does not give.
+    assert!(line.contains("certificate has expired"), "{line}");
+    assert!(
+        line.contains("renew it") && !line.contains("UNIX"),
+        "{line}"
+    );
+    let log = expired.wait_log("handshake failed");
+    assert!(
+        log.contains("expired or not yet valid (alert certificate_expired)"),
+        "{log}"
+    );
+    assert!(!log.contains("--pin or --ca must match"), "{log}");
+
+    let good = Server::start(&[&quic[..], &["--cert", cert, "--key", key]].concat());
+    let ca = ca.to_str().unwrap();
+    let named = ["send", "--proto", "quic", "--ca", ca, &good.addr];
+    let out = netecho(
+        &[&named[..], &["--server-name", "nope.example", "x"]].concat(),
+        b"",
+    );
+    let line = fails(&out, 1);
+    assert!(
+        line.contains("localhost") && line.contains("not nope.example"),
+        "{line}"
+    );
+    assert!(!line.contains("DnsName"), "{line}");
+    good.wait_log("alert bad_certificate");
+    // Trusting another CA: the refusal shows the fingerprint met, which the server printed.
+    let out = netecho(
+        &["send", "--proto", "quic", "--ca", old_ca, &good.addr, "x"],
+        b"",
+    );
+    let line = fails(&out, 1);
+    let fingerprint = openssl_fingerprint(Path::new(cert));
+    let fingerprint = fingerprint.as_str();
+    assert!(line.contains(&format!("--pin {fingerprint}")), "{line}");
+    // -v shows what the handshake settled and the certificate met, as over --tls.
+    let out = netecho(
+        &[
+            "-v",
+            "send",
+            "--proto",
+            "quic",
+            "--pin",
+            fingerprint,
+            &good.addr,
+            "v",
+        ],
+        b"",
+    );
+    assert_eq!(ok(&out), "V\n");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "ALPN netecho, peer certificate CN=localhost (SHA-256 {fingerprint})"
+        )),
+        "{said}"
+    );
+}
+
+/// A QUIC client offering an ALPN protocol netecho does not speak (aioquic's h3) is told
+/// apart in the server's log in netecho's words, not as "error 120".
+#[test]
+fn a_client_offering_another_alpn_is_named_in_the_servers_log() {
+    if !common::have_aioquic("a_client_offering_another_alpn_is_named_in_the_servers_log") {
+        return;
+    }
+    let (server, _) = serve("127.0.0.1:0", &[]);
+    let port = server.port().to_string();
+    let out = peer(&["client", "127.0.0.1", &port, "streams", "alpn=h3", "x"]);
+    assert!(!out.status.success());
+    let log = server.wait_log("handshake failed");
+    assert!(
+        log.contains("offered no ALPN protocol netecho speaks"),
+        "{log}"
+    );
+    assert!(!log.contains("error 120"), "{log}");
 }
 
 #[test]

@@ -8,11 +8,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Peer, Server, fails, free_port, have, netecho, ok, run, tempdir};
+use common::{
+    Peer, Server, fails, free_port, have, netecho, ok, openssl_certs, openssl_fingerprint, run,
+    tempdir,
+};
 
 /// Starts a peer and waits (at most 20 s: a loaded machine starts programs slowly) until
 /// its port accepts.
@@ -31,42 +34,6 @@ fn start_peer(cmd: &mut Command, port: u16) -> Peer {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("the peer never listened on {port}");
-}
-
-/// A CA and a server certificate it signed (for 127.0.0.1, ::1 and localhost), made with
-/// openssl in `dir`; `days` < 0 makes one that has expired. Returns (ca, cert, key).
-fn openssl_certs(dir: &Path, tag: &str, expired: bool) -> (PathBuf, PathBuf, PathBuf) {
-    let p = |name: &str| dir.join(format!("{tag}-{name}"));
-    let sh = |script: String| {
-        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(format!(
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-         -subj /CN=test-ca-{tag} -keyout {ca_key} -out {ca} 2>/dev/null",
-        ca_key = p("ca.key").display(),
-        ca = p("ca.pem").display()
-    ));
-    // OpenSSL 3.0 has no -not_after: -days -1 ends the certificate a day before it begins.
-    let dates = if expired { "-days -1" } else { "-days 30" };
-    sh(format!(
-        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-         -keyout {key} -out {csr} 2>/dev/null && \
-         printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\\n' > {ext} && \
-         openssl x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial {dates} \
-         -extfile {ext} -out {cert} 2>/dev/null",
-        key = p("key.pem").display(),
-        csr = p("csr").display(),
-        ext = p("ext").display(),
-        ca = p("ca.pem").display(),
-        ca_key = p("ca.key").display(),
-        cert = p("cert.pem").display(),
-    ));
-    (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
 
 /// The `listening` line of `netecho serve ARGS` (the server is stopped after it).
@@ -195,14 +162,7 @@ fn openssl_s_client_trusts_serve_through_a_ca_and_the_printed_fingerprint_is_ope
     let dir = tempdir();
     let (ca, cert, key) = openssl_certs(dir.path(), "good", false);
     let server = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
-    let want = shell(
-        &format!(
-            "openssl x509 -in {} -noout -fingerprint -sha256",
-            cert.display()
-        ),
-        b"",
-    );
-    let want = want.trim().split('=').nth(1).unwrap().to_string();
+    let want = openssl_fingerprint(&cert);
     let v12 = Server::start(&with_cert(
         &cert,
         &key,
@@ -352,7 +312,7 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
         return;
     }
     let dir = tempdir();
-    let (_, cert, key) = openssl_certs(dir.path(), "one", false);
+    let (ca, cert, key) = openssl_certs(dir.path(), "one", false);
     let (other_ca, _, _) = openssl_certs(dir.path(), "two", false);
     let (ca_old, old, old_key) = openssl_certs(dir.path(), "old", true);
     let server = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
@@ -367,6 +327,31 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
         line.contains("not signed by a CA this client trusts"),
         "{line}"
     );
+    // With the fingerprint met, which a student can check against the server's and pin.
+    let printed = listening_line(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
+    let fingerprint = printed.split("sha256 ").nth(1).unwrap();
+    assert!(
+        line.contains(&format!("--pin {fingerprint}")),
+        "{line}\n{printed}"
+    );
+    let line = fails(
+        &send_tls(
+            &[
+                "--ca",
+                ca.to_str().unwrap(),
+                "--server-name",
+                "nope.example",
+                &server.url(),
+                "x",
+            ],
+            b"",
+        ),
+        1,
+    );
+    assert!(
+        line.contains("localhost") && line.contains("not nope.example"),
+        "{line}"
+    );
     let line = fails(
         &send_tls(&["--pin", &"AB".repeat(32), &server.url(), "x"], b""),
         1,
@@ -376,6 +361,11 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
     assert!(line.contains("--pin") || line.contains("CA"), "{line}");
     server.wait_log("does not trust this server");
     let expired = Server::start(&with_cert(&old, &old_key, &["--addr", "127.0.0.1:0"]));
+    let warned = expired.wait_log("WARN");
+    assert!(
+        warned.contains("certificate of --cert expired on 20"),
+        "{warned}"
+    );
     let line = fails(
         &send_tls(
             &["--ca", ca_old.to_str().unwrap(), &expired.url(), "x"],
@@ -383,7 +373,8 @@ fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
         ),
         1,
     );
-    assert!(line.contains("expired"), "{line}");
+    assert!(line.contains("certificate has expired"), "{line}");
+    expired.wait_log("alert certificate_expired");
     // Still serving.
     let out = send_tls(&["--insecure", &server.url(), "after"], b"");
     assert_eq!(ok(&out), "AFTER\n");

@@ -1261,6 +1261,65 @@ pub fn have(tool: &str, test: &str) -> bool {
     found
 }
 
+/// A CA and a server certificate it signed (for 127.0.0.1, ::1 and localhost), made with
+/// openssl in `dir`; `expired` makes one whose time has passed. Returns (ca, cert, key).
+pub fn openssl_certs(
+    dir: &std::path::Path,
+    tag: &str,
+    expired: bool,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |name: &str| dir.join(format!("{tag}-{name}"));
+    let sh = |script: String| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+         -subj /CN=test-ca-{tag} -keyout {ca_key} -out {ca} 2>/dev/null",
+        ca_key = p("ca.key").display(),
+        ca = p("ca.pem").display()
+    ));
+    // OpenSSL 3.0 has no -not_after: -days -1 ends the certificate a day before it begins.
+    let dates = if expired { "-days -1" } else { "-days 30" };
+    sh(format!(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+         -keyout {key} -out {csr} 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\\n' > {ext} && \
+         openssl x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial {dates} \
+         -extfile {ext} -out {cert} 2>/dev/null",
+        key = p("key.pem").display(),
+        csr = p("csr").display(),
+        ext = p("ext").display(),
+        ca = p("ca.pem").display(),
+        ca_key = p("ca.key").display(),
+        cert = p("cert.pem").display(),
+    ));
+    (p("ca.pem"), p("cert.pem"), p("key.pem"))
+}
+
+/// A certificate's SHA-256 fingerprint as openssl prints it (AB:CD:...).
+pub fn openssl_fingerprint(cert: &std::path::Path) -> String {
+    let out = run(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(cert),
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .split('=')
+        .nth(1)
+        .expect("openssl's fingerprint")
+        .to_string()
+}
+
 /// A peer program (socat, ncat, openssl), killed when dropped.
 pub struct Peer(pub Child);
 

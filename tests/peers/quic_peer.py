@@ -13,7 +13,8 @@
                                        MODE: streams (a stream per message) or datagrams;
                                        TRUST: ca=FILE (verify against FILE) or pin=HEX (no
                                        verification, then the certificate's SHA-256
-                                       compared); prints each reply on a line
+                                       compared), or alpn=NAME (no verification, offering
+                                       ALPN NAME alone); prints each reply on a line
     quic_peer.py retried HOST PORT MODE TRUST MSG...
                                        as client, then prints "retries N": the Retry
                                        packets it followed (RFC 9000 section 8.1.2)
@@ -196,6 +197,8 @@ async def run_client(host, port, mode, trust, messages, retries=False):
     config = QuicConfiguration(is_client=True, alpn_protocols=ALPN,
                                max_datagram_frame_size=65536, server_name="localhost")
     how, _, value = trust.partition("=")
+    if how == "alpn":
+        config.alpn_protocols = [value]
     if how == "ca":
         config.load_verify_locations(value)
     else:

@@ -266,24 +266,22 @@ fn placed(
     }
 }
 
-/// Why a handshake failed, in words the server's user can act on. The reason phrase a
-/// client sends is left out: it is the client's text (its TLS stack's debug output, or
-/// whatever a stranger wants written into this log).
+/// Why a handshake failed, in words the server's user can act on: a TLS alert in the
+/// words of `--tls`. The reason phrase a client sends is left out: it is the client's text
+/// (its TLS stack's debug output, or whatever a stranger wants written into this log).
 fn failure(e: &quinn::ConnectionError) -> String {
-    use quinn::ConnectionError::{ApplicationClosed, ConnectionClosed};
-    // TLS alerts travel as QUIC crypto errors 0x100 + alert (RFC 9001 section 4.8).
-    const CERTIFICATE_ALERTS: [u64; 6] = [42, 43, 44, 45, 46, 48];
+    use quinn::ConnectionError::{ApplicationClosed, ConnectionClosed, TransportError};
     match e {
-        ConnectionClosed(close) => {
-            let code = u64::from(close.error_code);
-            match code.checked_sub(0x100).filter(|alert| *alert < 0x100) {
-                Some(alert) if CERTIFICATE_ALERTS.contains(&alert) => format!(
-                    "the client refused this server's certificate (TLS alert {alert}); \
-                     its --pin or --ca must match what this server printed at start"
-                ),
-                Some(alert) => format!("the client ended it with TLS alert {alert}"),
-                None => format!("the client closed the connection (QUIC error {code:#x})"),
-            }
+        ConnectionClosed(close) => match tls_alert(close.error_code) {
+            Some(alert) => crate::transport::tls::alert_received(alert, false),
+            None => format!(
+                "the client closed the connection (QUIC error {:#x})",
+                u64::from(close.error_code)
+            ),
+        },
+        // An alert this server sent: a client offering no ALPN netecho speaks.
+        TransportError(t) if tls_alert(t.code) == Some(120.into()) => {
+            crate::transport::tls::describe_error(&rustls::Error::NoApplicationProtocol, false)
         }
         ApplicationClosed(close) => format!(
             "the client closed the connection (application code {})",
@@ -291,6 +289,14 @@ fn failure(e: &quinn::ConnectionError) -> String {
         ),
         other => other.to_string(),
     }
+}
+
+/// The TLS alert a QUIC error code carries: crypto errors are 0x100 + alert (RFC 9001
+/// section 4.8).
+pub(super) fn tls_alert(code: quinn::TransportErrorCode) -> Option<rustls::AlertDescription> {
+    let code = u64::from(code);
+    let alert = code.checked_sub(0x100).filter(|alert| *alert < 0x100)?;
+    Some(rustls::AlertDescription::from(alert as u8))
 }
 
 /// Hands a new connection to the server's model and pumps it until either side ends it.

@@ -34,8 +34,8 @@ use tracing::warn;
 
 use crate::endpoint::{Address, Proto, SocketKind};
 
-use super::tls::TlsEnd;
 use super::tls::cert::{self, TlsConfig};
+use super::tls::{self, TlsEnd};
 use super::{Conn, Listener, MAX_MESSAGE, SocketOptions, calls, udp};
 
 /// Streams a peer may have open at once on one connection: requests in flight beyond it
@@ -397,20 +397,24 @@ impl Drop for Link {
 }
 
 /// The client's quinn configuration: whom it trusts, as TLS's flags say (the system's
-/// roots when none was given).
-fn client_config(tls: &Option<TlsEnd>, mode: QuicMode) -> Result<(quinn::ClientConfig, TlsConfig)> {
-    let (rustls, settings) = match tls {
-        Some(TlsEnd::Client(client)) => (client.config.clone(), client.tls.clone()),
-        _ => {
-            let settings = TlsConfig::default();
-            (cert::client_config(&settings)?, settings)
-        }
+/// roots when none was given), with the witness that keeps its refusal for this connection.
+fn client_config(
+    tls: &Option<TlsEnd>,
+    mode: QuicMode,
+) -> Result<(quinn::ClientConfig, TlsConfig, Arc<cert::Witness>)> {
+    let client = match tls {
+        Some(TlsEnd::Client(client)) => Arc::clone(client),
+        _ => match TlsEnd::client(&TlsConfig::default())? {
+            TlsEnd::Client(client) => client,
+            TlsEnd::Server(_) => unreachable!("TlsEnd::client makes a client's"),
+        },
     };
+    let (rustls, witness) = cert::Witness::around(&client.config, &client.verifier);
     let crypto =
         QuicClientConfig::try_from(rustls).map_err(|e| anyhow!("QUIC needs TLS 1.3: {e}"))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport_config(mode)));
-    Ok((config, settings))
+    Ok((config, client.tls.clone(), witness))
 }
 
 /// Connects to a QUIC server at `addr`: the handshake within its deadline (tried again
@@ -432,7 +436,7 @@ pub(crate) fn connect(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions
 
 /// One try of [`connect`].
 fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> Result<Conn> {
-    let (config, settings) = client_config(&opts.tls, opts.quic.mode)?;
+    let (config, settings, witness) = client_config(&opts.tls, opts.quic.mode)?;
     let ip = addr.ip().to_string();
     let name = cert::server_name(&settings, host.or(Some(&ip)))?;
     let any: SocketAddr = match addr {
@@ -455,7 +459,7 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
         )?;
         let connecting = endpoint.connect_with(config, addr, &server)?;
         let conn = match tokio::time::timeout(wait, connecting).await {
-            Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr)))?,
+            Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr, witness.refusal())))?,
             Err(_) => {
                 return Err(crate::error::NoHandshake(format!(
                     "no QUIC handshake within {wait:?}: is a QUIC server there (a udp server \
@@ -471,6 +475,7 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
                  stream per message), or start it with serve --quic-datagrams"
             ));
         }
+        tracing::debug!("{addr}: {}", settled(&conn));
         let max = bridge::max_message(&conn, mode);
         tokio::spawn(bridge::client(conn.clone(), theirs, mode, failed));
         Ok((conn, endpoint, max))
@@ -485,14 +490,16 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
     Ok(conn_.bridged((peer, None), Some(link)))
 }
 
-/// A failed handshake as one line of advice for the client.
-fn advice(e: &quinn::ConnectionError, addr: SocketAddr) -> String {
+/// A failed handshake as one line of advice for the client: the certificate's refusal
+/// (`refused`, kept by the witness) or the server's alert in the words of `--tls`.
+fn advice(e: &quinn::ConnectionError, addr: SocketAddr, refused: Option<rustls::Error>) -> String {
+    use quinn::ConnectionError::{ConnectionClosed, TransportError};
     let text = e.to_string();
     let link_local = matches!(addr, SocketAddr::V6(a) if a.scope_id() != 0);
-    let refused = matches!(e, quinn::ConnectionError::ConnectionClosed(c)
+    let refused_retry = matches!(e, ConnectionClosed(c)
         if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
             || c.error_code == quinn::TransportErrorCode::INVALID_TOKEN);
-    if link_local && refused {
+    if link_local && refused_retry {
         return format!(
             "a QUIC server that asks new clients to prove their address (a Retry, as netecho \
              serve does) cannot check a link-local client's proof, whose token keeps no zone: \
@@ -510,29 +517,36 @@ fn advice(e: &quinn::ConnectionError, addr: SocketAddr) -> String {
              once one ends"
         );
     }
-    let field = |name: &str| {
-        let rest = text.split(name).nth(1)?;
-        rest.split([',', ' ', '}']).next().map(str::to_string)
-    };
-    if let (Some(seen), Some(pin)) = (field("seen: "), field("pin: ")) {
-        return format!(
-            "the server's certificate has fingerprint {seen}, not the pinned {pin}: another \
-             server, or a new certificate; check --pin against what the server printed"
-        );
+    if let Some(refused) = refused {
+        return tls::describe_error(&refused, true);
     }
-    let hint = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
-        "the server's certificate is not signed by a CA this client trusts; give --ca FILE, or \
-         --pin SHA256 with the fingerprint the server printed beside `listening`"
-    } else if text.contains("NotValidForName") {
-        "the server's certificate is for another name; give --server-name NAME, or --pin"
-    } else if text.contains("Expired") {
-        "the server's certificate has expired; renew it (or --pin it to accept it as it is)"
-    } else if text.contains("no application protocol") || text.contains("NoApplicationProtocol") {
-        "the server offered no ALPN protocol netecho speaks (\"netecho\")"
-    } else {
-        return text;
-    };
-    format!("{hint} ({text})")
+    match e {
+        ConnectionClosed(c) => match bridge::tls_alert(c.error_code) {
+            Some(alert) => tls::alert_received(alert, true),
+            None => text,
+        },
+        TransportError(t) if bridge::tls_alert(t.code) == Some(120.into()) => {
+            tls::describe_error(&rustls::Error::NoApplicationProtocol, true)
+        }
+        _ => text,
+    }
+}
+
+/// What the QUIC handshake settled, as `--tls` prints it at -v (quinn names no cipher suite).
+fn settled(conn: &quinn::Connection) -> String {
+    let alpn = conn
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    let chain = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer>>().ok());
+    let peer = chain.as_ref().and_then(|chain| chain.first());
+    tls::settled_line(
+        "TLS 1.3 (QUIC)",
+        alpn.as_deref(),
+        peer.map(|der| der.as_ref()),
+    )
 }
 
 /// A connection the server could not hand over: said once, and closed with the reason.

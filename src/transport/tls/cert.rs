@@ -140,6 +140,9 @@ pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerT
         _ => bail!("a server certificate needs both --cert FILE and --key FILE"),
     };
     let fingerprint = Fingerprint::of(&chain[0]);
+    if let Some(warning) = out_of_date(&chain[0], UnixTime::now().as_secs()) {
+        tracing::warn!("{warning}");
+    }
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(tls.version.rustls())
         .context("TLS versions")?
@@ -160,40 +163,152 @@ pub(crate) fn made_for(ip: std::net::IpAddr) -> Result<ServerTls> {
     server_config(&TlsConfig::default(), &names_for(Some(ip)))
 }
 
-/// The client's configuration: whom it trusts, as `tls` says.
-pub(crate) fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>> {
-    let provider = provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+/// The client's configuration: whom it trusts, as `verifier` (of [`verifier`]) says, its
+/// refusals worded by a [`Witness`].
+pub(crate) fn client_config(
+    tls: &TlsConfig,
+    verifier: &Arc<dyn ServerCertVerifier>,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(tls.version.rustls())
-        .context("TLS versions")?;
-    let algorithms = provider.signature_verification_algorithms;
-    let mut config = if let Some(pin) = tls.pin {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                pin: Some(pin),
-                algorithms,
-            }))
-            .with_no_client_auth()
-    } else if tls.insecure {
-        tracing::warn!(
-            "--insecure: the server's certificate is not checked; the connection is \
-             encrypted, but to whoever answers"
-        );
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                pin: None,
-                algorithms,
-            }))
-            .with_no_client_auth()
-    } else {
-        builder
-            .with_root_certificates(roots(tls.ca.as_deref())?)
-            .with_no_client_auth()
-    };
+        .context("TLS versions")?
+        .dangerous()
+        .with_custom_certificate_verifier(Witness::new(verifier))
+        .with_no_client_auth();
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// How a client decides to trust a server, as `tls` says: a pin, nothing (--insecure), or
+/// the CAs of --ca (else the system's).
+pub(crate) fn verifier(tls: &TlsConfig) -> Result<Arc<dyn ServerCertVerifier>> {
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    if tls.pin.is_some() || tls.insecure {
+        if tls.pin.is_none() {
+            tracing::warn!(
+                "--insecure: the server's certificate is not checked; the connection is \
+                 encrypted, but to whoever answers"
+            );
+        }
+        return Ok(Arc::new(Pinned {
+            pin: tls.pin,
+            algorithms,
+        }));
+    }
+    let roots = Arc::new(roots(tls.ca.as_deref())?);
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+        .build()
+        .context("the CA certificates")?;
+    Ok(webpki)
+}
+
+/// A server certificate no CA of the client's signed.
+#[derive(Debug)]
+struct Untrusted {
+    seen: Fingerprint,
+}
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server's certificate (SHA-256 {seen}) is not signed by a CA this client \
+             trusts; give --ca FILE, or --pin {seen} if that is the fingerprint the server \
+             printed at start",
+            seen = self.seen
+        )
+    }
+}
+
+impl std::error::Error for Untrusted {}
+
+/// Another verifier, whose refusal of a certificate no CA signed shows its fingerprint
+/// (which a student can check and pin), and is kept for the one connection it checks:
+/// quinn hands a client only the text of a TLS error, netecho words it from the error.
+#[derive(Debug)]
+pub(crate) struct Witness {
+    inner: Arc<dyn ServerCertVerifier>,
+    refusal: std::sync::Mutex<Option<rustls::Error>>,
+}
+
+impl Witness {
+    fn new(inner: &Arc<dyn ServerCertVerifier>) -> Arc<Witness> {
+        Arc::new(Witness {
+            inner: Arc::clone(inner),
+            refusal: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// A copy of `config` whose certificate checks `inner` makes and the witness keeps.
+    pub(crate) fn around(
+        config: &rustls::ClientConfig,
+        inner: &Arc<dyn ServerCertVerifier>,
+    ) -> (Arc<rustls::ClientConfig>, Arc<Witness>) {
+        let witness = Witness::new(inner);
+        let mut config = config.clone();
+        config.dangerous().set_certificate_verifier(witness.clone());
+        (Arc::new(config), witness)
+    }
+
+    /// The error the certificate was refused with, if it was.
+    pub(crate) fn refusal(&self) -> Option<rustls::Error> {
+        self.refusal.lock().ok()?.clone()
+    }
+}
+
+impl ServerCertVerifier for Witness {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as C;
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let verdict = match verdict {
+            Err(rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature)) => {
+                let seen = Fingerprint::of(end_entity);
+                let untrusted = rustls::OtherError(Arc::new(Untrusted { seen }));
+                Err(rustls::Error::InvalidCertificate(C::Other(untrusted)))
+            }
+            other => other,
+        };
+        if let (Err(e), Ok(mut refusal)) = (&verdict, self.refusal.lock()) {
+            *refusal = Some(e.clone());
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The name a client asks the server's certificate to carry: `--server-name`, else the
@@ -471,6 +586,90 @@ pub(crate) fn subject(der: &[u8]) -> Option<String> {
     Some(parts.join(", "))
 }
 
+/// A certificate's validity: its notBefore and notAfter in seconds since 1970 (None when
+/// the bytes are not a certificate).
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    let (cert, _) = der_item(der, 0x30)?;
+    let (tbs, _) = der_item(cert, 0x30)?;
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = der_any(rest)?.1; // [0] version
+    }
+    for _ in 0..3 {
+        rest = der_any(rest)?.1; // serial, signature algorithm, issuer
+    }
+    let (times, _) = der_item(rest, 0x30)?;
+    let (from, after) = der_time(times)?;
+    let (until, _) = der_time(after)?;
+    Some((from, until))
+}
+
+/// A UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), in seconds since 1970,
+/// and the bytes after it.
+fn der_time(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let tag = *bytes.first()?;
+    let (text, after) = der_any(bytes)?;
+    let digits = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: u64 = digits.get(..2)?.parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
+        }
+        0x18 => (digits.get(..4)?.parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let field = |at: usize| -> Option<u64> { rest.get(at..at + 2)?.parse().ok() };
+    let days = days_from_civil(year, field(0)?, field(2)?)?;
+    Some((
+        days * 86400 + field(4)? * 3600 + field(6)? * 60 + field(8)?,
+        after,
+    ))
+}
+
+/// Days from 1970-01-01 to a date of the Gregorian calendar (H. Hinnant's algorithm, as
+/// [`crate::report::meta::utc`] goes the other way).
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day.checked_sub(1)?;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146097 + doe).checked_sub(719468)
+}
+
+/// Seconds since 1970 as the date they fall on, YYYY-MM-DD (UTC).
+pub(crate) fn date(secs: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    crate::report::meta::utc(time)[..10].to_string()
+}
+
+/// A warning for a server's certificate that clients checking it refuse whatever they do:
+/// one expired, or not valid yet (None when it is valid now, or its dates are unreadable).
+pub(crate) fn out_of_date(der: &[u8], now: u64) -> Option<String> {
+    let (from, until) = validity(der)?;
+    let checking = "clients checking it (--ca, the system's CAs) will refuse it";
+    if now > until {
+        Some(format!(
+            "the certificate of --cert expired on {}: {checking}; renew it (clients that \
+             --pin it accept it)",
+            date(until)
+        ))
+    } else if now < from {
+        Some(format!(
+            "the certificate of --cert is not valid before {}: {checking}; check this host's \
+             clock, or make it anew (clients that --pin it accept it)",
+            date(from)
+        ))
+    } else {
+        None
+    }
+}
+
 /// One DER item of tag `tag`: its contents and the bytes after it.
 fn der_item(bytes: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     (bytes.first() == Some(&tag)).then_some(())?;
@@ -524,5 +723,27 @@ mod tests {
         let (cert, _) = self_signed(&["127.0.0.1".into(), "localhost".into()]).unwrap();
         assert_eq!(subject(&cert).unwrap(), "CN=netecho 127.0.0.1");
         assert_eq!(subject(b"\x30\x03abc"), None);
+    }
+
+    #[test]
+    fn a_certificate_is_out_of_date_before_and_after_its_validity_only() {
+        let (cert, _) = self_signed(&["localhost".into()]).unwrap();
+        let (from, until) = validity(&cert).unwrap();
+        assert!(from < until, "{from} {until}");
+        assert_eq!(out_of_date(&cert, from + 1), None);
+        assert!(
+            out_of_date(&cert, until + 1)
+                .unwrap()
+                .contains("expired on")
+        );
+        assert!(
+            out_of_date(&cert, from - 1)
+                .unwrap()
+                .contains("not valid before")
+        );
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1580428800), "2020-01-31");
+        assert_eq!(date(951782400), "2000-02-29");
+        assert_eq!(days_from_civil(2020, 1, 31), Some(1580428800 / 86400));
     }
 }

@@ -30,6 +30,9 @@ pub(crate) enum TlsEnd {
 /// A client's configuration and the settings the server name is chosen from.
 pub(crate) struct ClientTls {
     pub config: Arc<rustls::ClientConfig>,
+    /// The certificate checks `config` makes (its witness's inner verifier), for a
+    /// connection that keeps their refusal.
+    pub verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
     pub tls: cert::TlsConfig,
 }
 
@@ -40,8 +43,10 @@ impl TlsEnd {
     }
 
     pub(crate) fn client(tls: &cert::TlsConfig) -> Result<TlsEnd> {
+        let verifier = cert::verifier(tls)?;
         Ok(TlsEnd::Client(Arc::new(ClientTls {
-            config: cert::client_config(tls)?,
+            config: cert::client_config(tls, &verifier)?,
+            verifier,
             tls: tls.clone(),
         })))
     }
@@ -64,9 +69,26 @@ impl fmt::Debug for TlsEnd {
     }
 }
 
+/// What a handshake settled, as `-v` prints it: `protocol` (version and cipher suite),
+/// the ALPN protocol, the peer's certificate and the fingerprint a client may pin.
+pub(crate) fn settled_line(protocol: &str, alpn: Option<&[u8]>, peer: Option<&[u8]>) -> String {
+    let alpn = alpn.map_or("none".to_string(), |p| {
+        String::from_utf8_lossy(p).into_owned()
+    });
+    let subject = match peer {
+        Some(der) => format!(
+            "peer certificate {} (SHA-256 {})",
+            cert::subject(der).unwrap_or_else(|| "(unreadable subject)".into()),
+            cert::Fingerprint::of(der)
+        ),
+        None => "no peer certificate".to_string(),
+    };
+    format!("{protocol}, ALPN {alpn}, {subject}")
+}
+
 /// A failed handshake or record, as one line of advice for the side that saw it.
 pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
-    use rustls::{AlertDescription as A, CertificateError as C, Error as E, InvalidMessage as M};
+    use rustls::{CertificateError as C, Error as E, InvalidMessage as M};
     let peer = if client { "server" } else { "client" };
     match e {
         // A record header that is none (no content type, no TLS version): plaintext.
@@ -92,14 +114,27 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
              or --pin SHA256 with the fingerprint the server printed"
                 .into()
         }
-        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+        E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => format!(
+            "the server's certificate expired on {}; renew it (or --pin it to accept it as \
+             it is)",
+            cert::date(not_after.as_secs())
+        ),
+        E::InvalidCertificate(C::Expired) => {
             "the server's certificate has expired; renew it (or --pin it to accept it as it is)"
                 .into()
         }
-        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+        E::InvalidCertificate(C::NotValidYetContext { not_before, .. }) => format!(
+            "the server's certificate is not valid before {} (check both clocks)",
+            cert::date(not_before.as_secs())
+        ),
+        E::InvalidCertificate(C::NotValidYet) => {
             "the server's certificate is not valid yet (check both clocks)".into()
         }
-        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+        E::InvalidCertificate(C::NotValidForNameContext {
+            expected,
+            presented,
+        }) => for_another_name(&expected.to_str(), presented),
+        E::InvalidCertificate(C::NotValidForName) => {
             "the server's certificate is for another name; give --server-name NAME, or --pin".into()
         }
         E::InvalidCertificate(C::Other(e)) => match e.to_string() {
@@ -112,16 +147,88 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
             other => format!("the server's certificate was refused: {other}"),
         },
         E::General(text) => text.clone(),
-        E::AlertReceived(A::UnknownCA | A::BadCertificate | A::CertificateUnknown) => {
-            "the client does not trust this server's certificate (it answered with an alert)".into()
-        }
-        E::AlertReceived(A::ProtocolVersion) | E::PeerIncompatible(_) => format!(
+        E::AlertReceived(alert) => alert_received(*alert, client),
+        E::PeerIncompatible(_) => format!(
             "no TLS version or cipher in common ({e}); both sides need the same --tls-version"
         ),
-        E::NoApplicationProtocol => {
-            "the peer offered no ALPN protocol netecho speaks (\"netecho\")".into()
+        E::NoApplicationProtocol if client => {
+            "the server chose an ALPN protocol netecho did not offer (netecho offers only \
+             \"netecho\")"
+                .into()
         }
-        E::AlertReceived(alert) => format!("the peer ended the TLS session: alert {alert:?}"),
+        E::NoApplicationProtocol => NO_ALPN_FROM_CLIENT.into(),
         other => format!("TLS: {other}"),
+    }
+}
+
+/// What a server says when a client offers ALPN protocols, none of them netecho's.
+const NO_ALPN_FROM_CLIENT: &str = "the client offered no ALPN protocol netecho speaks: a \
+     client must offer \"netecho\" or no ALPN at all (curl --no-alpn, openssl s_client -alpn \
+     netecho)";
+
+/// An alert the peer ended the handshake or session with, in the words of the side that
+/// received it: what the alert means and who can act on it.
+pub(crate) fn alert_received(alert: rustls::AlertDescription, client: bool) -> String {
+    use rustls::AlertDescription as A;
+    let name = alert_name(alert);
+    match alert {
+        A::CertificateExpired if !client => format!(
+            "the client refused this server's certificate as expired or not yet valid (alert \
+             {name}): renew it (or check this host's clock)"
+        ),
+        A::UnknownCA | A::BadCertificate | A::CertificateUnknown | A::DecryptError if !client => {
+            format!(
+                "the client does not trust this server's certificate (alert {name}): its --ca \
+                 must hold the CA that signed it, or its --pin the fingerprint this server \
+                 printed at start, and its --server-name a name the certificate carries"
+            )
+        }
+        A::ProtocolVersion => format!(
+            "no TLS version or cipher in common (alert {name}); both sides need the same \
+             --tls-version"
+        ),
+        A::NoApplicationProtocol if client => format!(
+            "the server speaks none of the ALPN protocols netecho offers (\"netecho\"; alert \
+             {name}): it is no netecho server, or it wants its own ALPN (h2, http/1.1), which \
+             netecho cannot offer"
+        ),
+        A::NoApplicationProtocol => format!("{NO_ALPN_FROM_CLIENT} (alert {name})"),
+        _ => format!("the peer ended the TLS session: alert {name}"),
+    }
+}
+
+/// An alert's name as RFC 8446 spells it (certificate_expired).
+fn alert_name(alert: rustls::AlertDescription) -> String {
+    let mut name = String::new();
+    for c in format!("{alert:?}").chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    name
+}
+
+/// A certificate for other names than `expected`: which names it carries, and the flag
+/// that asks for one of them.
+fn for_another_name(expected: &str, presented: &[String]) -> String {
+    // webpki writes them DnsName("localhost") and IpAddress(127.0.0.1).
+    let names: Vec<&str> = presented
+        .iter()
+        .map(|name| {
+            let inner = name.split_once('(').map_or(name.as_str(), |(_, rest)| rest);
+            inner.trim_end_matches(')').trim_matches('"')
+        })
+        .collect();
+    match names.first() {
+        Some(first) => format!(
+            "the server's certificate is for {}, not {expected}; give --server-name {first}, \
+             or --pin",
+            names.join(", ")
+        ),
+        None => format!(
+            "the server's certificate names no host or address (no subjectAltName), so it is \
+             for no {expected}; give it one that names the server, or --pin it"
+        ),
     }
 }

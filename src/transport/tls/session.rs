@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use socket2::Socket;
 use tracing::debug;
 
+use super::describe_error;
 use super::records::Records;
-use super::{cert, describe_error};
 use crate::transport::calls;
 
 /// How long a handshake may take before the connection is closed.
@@ -664,18 +664,11 @@ fn negotiated(tls: &rustls::Connection) -> String {
     let suite = tls
         .negotiated_cipher_suite()
         .map_or("(no suite)".to_string(), |s| format!("{:?}", s.suite()));
-    let alpn = tls.alpn_protocol().map_or("none".to_string(), |p| {
-        String::from_utf8_lossy(p).into_owned()
-    });
-    let subject = match tls.peer_certificates().and_then(|c| c.first()) {
-        Some(der) => format!(
-            "peer certificate {} (SHA-256 {})",
-            cert::subject(der).unwrap_or_else(|| "(unreadable subject)".into()),
-            cert::Fingerprint::of(der)
-        ),
-        None => "no peer certificate".to_string(),
-    };
-    format!("{version}, {suite}, ALPN {alpn}, {subject}")
+    let peer = tls
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|der| der.as_ref());
+    super::settled_line(&format!("{version}, {suite}"), tls.alpn_protocol(), peer)
 }
 
 fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
