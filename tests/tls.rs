@@ -243,6 +243,43 @@ fn socat_and_ncat_are_clients_of_serve_tls() {
     assert_eq!(got, "FROM NCAT\n");
 }
 
+/// ALPN that does not match, each side told what it must offer: netecho's client against
+/// an h2 server, and curl (offering h2, http/1.1) against `serve --tls`.
+#[test]
+fn an_alpn_mismatch_says_what_each_side_must_offer() {
+    if !have("openssl", "tls_alpn_mismatch") || !have("curl", "tls_alpn_curl") {
+        return;
+    }
+    let dir = tempdir();
+    let (_, cert, key) = openssl_certs(dir.path(), "alpn", false);
+    let port = free_port();
+    let _h2 = start_peer(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-alpn", "h2", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key),
+        port,
+    );
+    let out = send_tls(&["--insecure", &format!("127.0.0.1:{port}"), "hi"], b"");
+    let line = fails(&out, 1);
+    assert!(
+        line.contains("none of the ALPN protocols netecho offers"),
+        "{line}"
+    );
+    assert!(!line.contains("NoApplicationProtocol"), "{line}");
+    let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
+    let url = format!("https://{}/", server.addr);
+    let out = run(
+        Command::new("curl").args(["-sk", "--max-time", "20", &url]),
+        b"",
+    );
+    assert!(!out.status.success());
+    server.wait_log("a client must offer \"netecho\" or no ALPN at all (curl --no-alpn");
+}
+
 #[test]
 fn send_tls_talks_to_openssl_s_server_and_socat() {
     if !have("openssl", "openssl_s_server") || !have("socat", "socat_openssl_listen") {

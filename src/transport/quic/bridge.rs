@@ -279,9 +279,11 @@ fn failure(e: &quinn::ConnectionError) -> String {
                 u64::from(close.error_code)
             ),
         },
-        // An alert this server sent: a client offering no ALPN netecho speaks.
+        // An alert this server sent; QUIC has no handshake without ALPN (RFC 9001 8.1).
         TransportError(t) if tls_alert(t.code) == Some(120.into()) => {
-            crate::transport::tls::describe_error(&rustls::Error::NoApplicationProtocol, false)
+            "the client offered no ALPN protocol netecho speaks: a QUIC client must offer \
+             \"netecho\" (aioquic: alpn_protocols=[\"netecho\"])"
+                .into()
         }
         ApplicationClosed(close) => format!(
             "the client closed the connection (application code {})",

@@ -50,13 +50,24 @@ impl Fingerprint {
 
     /// A pin as a user copies it: 64 hex digits, with or without colons, in any case
     /// (`openssl x509 -fingerprint -sha256` prints `AB:CD:...`).
-    pub(crate) fn parse(text: &str) -> Result<Fingerprint, String> {
-        let text = text.trim();
-        let text = text.split_once('=').map_or(text, |(_, after)| after).trim();
+    pub(crate) fn parse(given: &str) -> Result<Fingerprint, String> {
+        let given = given.trim();
+        if given.starts_with("sha256//") {
+            return Err(format!(
+                "{given:?} looks like curl's --pinnedpubkey (base64 of the public key's \
+                 SHA-256); --pin takes the certificate's SHA-256 in hex, as `openssl x509 \
+                 -noout -fingerprint -sha256 -in cert.pem` prints it"
+            ));
+        }
+        // openssl prints "sha256 Fingerprint=AB:CD:...".
+        let text = given
+            .split_once('=')
+            .map_or(given, |(_, after)| after)
+            .trim();
         let hex: String = text.chars().filter(|&c| c != ':').collect();
         let bad = || {
             format!(
-                "{text:?} is not a SHA-256 fingerprint: 64 hex digits, colons allowed, as \
+                "{given:?} is not a SHA-256 fingerprint: 64 hex digits, colons allowed, as \
                  `serve --tls` or `openssl x509 -fingerprint -sha256` print it"
             )
         };
@@ -716,6 +727,13 @@ mod tests {
         }
         assert!(Fingerprint::parse("AB:CD").is_err());
         assert!(Fingerprint::parse(&"zz".repeat(32)).is_err());
+        // curl's public-key pin is quoted back whole, and told apart.
+        let curl = "sha256//yTqrAC/bNhbQ01SSCOhFuXHQaT0NVzozhB3qgGuyRi0=";
+        let said = Fingerprint::parse(curl).unwrap_err();
+        assert!(
+            said.contains(curl) && said.contains("--pinnedpubkey"),
+            "{said}"
+        );
     }
 
     #[test]
