@@ -384,6 +384,29 @@ fn a_client_offering_another_alpn_is_named_in_the_servers_log() {
     assert!(!log.contains("error 120"), "{log}");
 }
 
+/// A QUIC client to a port nothing listens on hears the kernel's ICMP port unreachable and
+/// says so, in udp's words, rather than waiting out its handshake's deadline.
+#[test]
+fn a_port_nothing_listens_on_is_named_from_the_icmp_port_unreachable() {
+    for host in ["127.0.0.1", "[::1]"] {
+        let closed = UdpSocket::bind(format!("{host}:0")).unwrap();
+        let to = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        for command in ["send", "get"] {
+            let out = netecho(&[command, "--proto", "quic", "--insecure", &to, "x"], b"");
+            let line = fails(&out, 1);
+            assert!(
+                line.contains("nothing is listening there"),
+                "{command} {to}: {line}"
+            );
+            assert!(
+                line.contains("ICMP port unreachable"),
+                "{command} {to}: {line}"
+            );
+        }
+    }
+}
+
 #[test]
 fn garbage_and_plain_udp_at_a_quic_port_are_said_once_and_others_are_served() {
     let (server, pin) = serve("127.0.0.1:0", &[]);

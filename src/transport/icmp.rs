@@ -37,7 +37,7 @@ pub(crate) struct IcmpError {
 
 /// One message of the error queue: its extended error and sender (none for a message
 /// without them), and how many bytes of the request it quotes.
-type Queued = (Option<(libc::sock_extended_err, IpAddr)>, usize);
+pub(crate) type Queued = (Option<(libc::sock_extended_err, IpAddr)>, usize);
 
 /// An ICMP socket connected to the host being pinged.
 pub(crate) struct IcmpSocket {
@@ -161,7 +161,7 @@ impl IcmpSocket {
     /// send that caused them already said so.
     pub(crate) fn recv_error(&self, buf: &mut [u8]) -> io::Result<Option<IcmpError>> {
         loop {
-            let Some((found, len)) = self.recv_queued(buf)? else {
+            let Some((found, len)) = queued(&self.sock, buf)? else {
                 return Ok(None);
             };
             let quoted = buf.get(..len.min(8)).filter(|q| q.len() == 8);
@@ -178,53 +178,6 @@ impl IcmpSocket {
                 }));
             }
         }
-    }
-
-    /// One message of the error queue: the extended error and its sender, and the length of
-    /// the quoted request in `buf`.
-    fn recv_queued(&self, buf: &mut [u8]) -> io::Result<Option<Queued>> {
-        use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-        use std::os::fd::AsRawFd;
-        // Room for every control message the socket may carry beside the error: on IPv6 the
-        // kernel adds the hop limit asked for ttl=, SO_TIMESTAMPNS a receive time, and a cut
-        // list reads as ENOBUFS.
-        let mut cmsg = nix::cmsg_space!(
-            libc::sock_extended_err,
-            libc::sockaddr_in6,
-            libc::c_int,
-            libc::c_int,
-            libc::in6_pktinfo,
-            libc::timespec
-        );
-        let mut iov = [io::IoSliceMut::new(buf)];
-        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
-        let fd = self.sock.as_raw_fd();
-        let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
-            Ok(msg) => msg,
-            Err(Errno::EAGAIN) => return Ok(None),
-            Err(Errno::EINTR) => return self.recv_queued(buf),
-            Err(e) => return Err(e.into()),
-        };
-        let mut found = None;
-        let Ok(controls) = msg.cmsgs() else {
-            // An entry whose control messages did not fit is taken off the queue unread: one
-            // error the run cannot place, never the end of the run.
-            tracing::debug!("an ICMP error's control messages were cut (MSG_CTRUNC); skipped");
-            return Ok(Some((None, msg.bytes)));
-        };
-        for control in controls {
-            found = match control {
-                ControlMessageOwned::Ipv4RecvErr(ee, Some(a)) => Some((
-                    ee,
-                    IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
-                )),
-                ControlMessageOwned::Ipv6RecvErr(ee, Some(a)) => {
-                    Some((ee, IpAddr::from(a.sin6_addr.s6_addr)))
-                }
-                _ => continue,
-            };
-        }
-        Ok(Some((found, msg.bytes)))
     }
 
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
@@ -248,4 +201,53 @@ impl Drop for IcmpSocket {
     fn drop(&mut self) {
         calls::closing(&self.sock);
     }
+}
+
+/// One message of `sock`'s error queue (IP_RECVERR): the extended error and its sender,
+/// and the length of the quoted packet in `buf`; None when the queue is empty.
+pub(crate) fn queued(
+    sock: &impl std::os::fd::AsRawFd,
+    buf: &mut [u8],
+) -> io::Result<Option<Queued>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    // Room for every control message the socket may carry beside the error: on IPv6 the
+    // kernel adds the hop limit asked for ttl=, SO_TIMESTAMPNS a receive time, and a cut
+    // list reads as ENOBUFS.
+    let mut cmsg = nix::cmsg_space!(
+        libc::sock_extended_err,
+        libc::sockaddr_in6,
+        libc::c_int,
+        libc::c_int,
+        libc::in6_pktinfo,
+        libc::timespec
+    );
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+    let fd = sock.as_raw_fd();
+    let msg = match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), flags) {
+        Ok(msg) => msg,
+        Err(Errno::EAGAIN) => return Ok(None),
+        Err(Errno::EINTR) => return queued(sock, buf),
+        Err(e) => return Err(e.into()),
+    };
+    let mut found = None;
+    let Ok(controls) = msg.cmsgs() else {
+        // An entry whose control messages did not fit is taken off the queue unread: one
+        // error the run cannot place, never the end of the run.
+        tracing::debug!("an ICMP error's control messages were cut (MSG_CTRUNC); skipped");
+        return Ok(Some((None, msg.bytes)));
+    };
+    for control in controls {
+        found = match control {
+            ControlMessageOwned::Ipv4RecvErr(ee, Some(a)) => Some((
+                ee,
+                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
+            )),
+            ControlMessageOwned::Ipv6RecvErr(ee, Some(a)) => {
+                Some((ee, IpAddr::from(a.sin6_addr.s6_addr)))
+            }
+            _ => continue,
+        };
+    }
+    Ok(Some((found, msg.bytes)))
 }

@@ -19,6 +19,7 @@
 mod bridge;
 mod guard;
 mod process;
+mod refused;
 
 use std::future::Future;
 use std::io;
@@ -451,6 +452,8 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
     let failure = bridge::Failure::default();
     let failed = Arc::clone(&failure);
     let (conn, endpoint, max) = block_on(async move {
+        let watched = refused::watch(&sock);
+        let after = watched.as_ref().and_then(|w| w.try_clone().ok());
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             None,
@@ -458,7 +461,14 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
             Arc::new(quinn::TokioRuntime),
         )?;
         let connecting = endpoint.connect_with(config, addr, &server)?;
-        let conn = match tokio::time::timeout(wait, connecting).await {
+        let handshake = tokio::select! {
+            done = tokio::time::timeout(wait, connecting) => done,
+            () = refused::unreachable(watched) => {
+                return Err(anyhow!("{}", crate::error::nothing_listening(None)));
+            }
+        };
+        refused::unwatch(after);
+        let conn = match handshake {
             Ok(conn) => conn.map_err(|e| anyhow!(advice(&e, addr, witness.refusal())))?,
             Err(_) => {
                 return Err(crate::error::NoHandshake(format!(
