@@ -452,6 +452,11 @@ impl Access {
         self
     }
 
+    /// Whether a gate stands beyond the rules (`serve --lab`'s echo ports).
+    pub(crate) fn is_gated(&self) -> bool {
+        self.gate.is_some()
+    }
+
     fn gate_refuses(&self, who: &Result<Who, String>) -> bool {
         match (&self.gate, who) {
             (None, _) => false,

@@ -543,8 +543,9 @@ pub(crate) struct LabServeArgs {
     #[arg(long, value_name = "N", default_value_t = 8, requires = "lab", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub lab_per_address: u32,
     /// With --lab: the longest one run may hold its turn, whole seconds from 1s to 24h; past
-    /// it the turn goes to the next (and after 30 s in which the run's address reached no echo
-    /// port, while others wait)
+    /// it the turn ends (the run keeps the rows it measured; `lab --quick` fits a short turn)
+    /// and goes to the next run waiting (so does one whose address reached no echo port for
+    /// 30 s while others wait)
     #[arg(long, value_name = "DUR", default_value = "120s", requires = "lab", value_parser = parse_lab_max_time)]
     pub lab_max_time: Duration,
 }

@@ -33,6 +33,10 @@ enum Drop {
     NoAddress,
     Guarded(Verdict),
     Refused,
+    /// Refused by a lab server's gate: the sender's address holds no turn.
+    NoTurn,
+    /// Refused by --allow/--deny or by the gate.
+    RefusedOrNoTurn,
 }
 
 impl Drop {
@@ -49,7 +53,24 @@ impl Drop {
             }
             Drop::Guarded(verdict) => verdict.explain(),
             Drop::Refused => "refused by --allow/--deny",
+            Drop::NoTurn => {
+                "from addresses holding no turn (a run's whose turn had ended, or a stranger's)"
+            }
+            Drop::RefusedOrNoTurn => {
+                "refused by --allow/--deny, or from addresses holding no turn (a run's whose \
+                 turn had ended, or a stranger's)"
+            }
         }
+    }
+}
+
+/// Why `access` refused a datagram: its rules, or (`serve --lab`) its gate of turns, whose
+/// refusals are no --allow or --deny the operator gave.
+fn refused(access: &crate::access::Access) -> Drop {
+    match (access.is_gated(), access.is_open()) {
+        (false, _) => Drop::Refused,
+        (true, true) => Drop::NoTurn,
+        (true, false) => Drop::RefusedOrNoTurn,
     }
 }
 
@@ -127,7 +148,7 @@ impl DatagramEcho {
                     .access
                     .admits_datagram(self.proto, from, None, None) =>
             {
-                Err(Drop::Refused)
+                Err(refused(&self.rules.access))
             }
             Received::Data(n) => match self.guard.check(from, uid, &data[..n.min(data.len())]) {
                 Ok(()) => Ok(n),

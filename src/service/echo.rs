@@ -789,13 +789,7 @@ impl super::Session for EchoSession {
             }
             return;
         }
-        match self.quiet {
-            true => tracing::debug!(
-                "{}",
-                super::stats::client_line(self.proto, peer, tally, ended)
-            ),
-            false => super::stats::log_client(self.proto, peer, tally, ended),
-        }
+        super::stats::log_client_as(self.quiet, self.proto, peer, tally, ended);
     }
 }
 

@@ -9,7 +9,7 @@ use crate::endpoint::Proto;
 use crate::logging::Throttle;
 use crate::transport::PeerAddr;
 
-use super::stats::{Stats, Tally, log_client};
+use super::stats::{Stats, Tally, log_client, log_client_as};
 use super::table_hash::{TableMap, recent_slot};
 
 /// Peers remembered at once; past this the longest-silent one is forgotten, and logged (at
@@ -28,6 +28,9 @@ pub(crate) struct PeerTable {
     peers: TableMap<PeerAddr, Peer>,
     /// The slot of the last peer counted (a hint, see [`recent_slot`]).
     last: usize,
+    /// Each peer's line at debug level: a lab server's runs each say their own end, and a
+    /// line per flow, a minute late and naming no run, would bury them.
+    pub quiet: bool,
 }
 
 impl PeerTable {
@@ -36,6 +39,7 @@ impl PeerTable {
             proto,
             peers: TableMap::default(),
             last: 0,
+            quiet: false,
         }
     }
 
@@ -84,11 +88,17 @@ impl PeerTable {
 
     /// Logs and forgets peers silent for [`PEER_IDLE`].
     pub(crate) fn expire(&mut self) {
-        let proto = self.proto;
+        let (proto, quiet) = (self.proto, self.quiet);
         self.peers.retain(|addr, peer| {
             let keep = peer.last_seen.elapsed() < PEER_IDLE;
             if !keep {
-                log_client(proto, &addr.show(proto), &peer.tally, &"silent for 60s");
+                log_client_as(
+                    quiet,
+                    proto,
+                    &addr.show(proto),
+                    &peer.tally,
+                    &"silent for 60s",
+                );
             }
             keep
         });
@@ -119,7 +129,8 @@ impl PeerTable {
     /// Logs every remembered peer, when the server stops.
     pub(crate) fn finish(&mut self) {
         for (addr, peer) in self.peers.drain(..) {
-            log_client(
+            log_client_as(
+                self.quiet,
                 self.proto,
                 &addr.show(self.proto),
                 &peer.tally,

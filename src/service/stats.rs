@@ -101,6 +101,21 @@ pub(crate) fn log_client(proto: Proto, peer: &str, tally: &Tally, ended: &dyn fm
     info!("{}", client_line(proto, peer, tally, ended));
 }
 
+/// [`log_client`], or at debug level when `quiet` (a server whose clients say their own
+/// ends, as a lab server's runs do).
+pub(crate) fn log_client_as(
+    quiet: bool,
+    proto: Proto,
+    peer: &str,
+    tally: &Tally,
+    ended: &dyn fmt::Display,
+) {
+    match quiet {
+        true => tracing::debug!("{}", client_line(proto, peer, tally, ended)),
+        false => log_client(proto, peer, tally, ended),
+    }
+}
+
 /// What one client did, in one line: bytes both ways, and reads or messages.
 pub(crate) fn client_line(
     proto: Proto,

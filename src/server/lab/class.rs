@@ -394,9 +394,13 @@ impl Class {
         self.ended.load(Ordering::Acquire)
     }
 
+    /// Runs waiting now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().waiting_count
+    }
+
     /// Runs measuring and waiting now.
-    #[cfg(test)]
-    fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         let state = self.lock();
         (state.measuring.len(), state.waiting_count)
     }

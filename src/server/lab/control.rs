@@ -211,22 +211,22 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, greeting: Place<Share>) {
             return;
         }
     };
-    let ended = run(conn, lab, &ticket, ip);
+    let ended = run(conn, lab, &ticket);
     // Said before the turn goes on, so the log never shows the next run measuring first.
     let account = lab
         .class
         .leave_saying(&ticket, |account| match (&ended, account) {
             (Ok(()), Some(account)) => info!(
-                "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} other runs \
-             (at most {} at once)",
+                "lab run {} from {peer}: waited {:.1} s, measured {:.1} s beside {} (at most \
+                 {} at once)",
                 ticket.run,
                 f64::from(account.waited_ms) / 1000.0,
                 f64::from(account.measured_ms) / 1000.0,
-                account.shared_with,
+                crate::units::count(account.shared_with, "other run"),
                 account.most_at_once
             ),
             (Ok(()), None) => {}
-            (Err(why), _) => info!("lab run {} from {peer}: {why}", ticket.run),
+            (Err((_, why)), _) => info!("lab run {} from {peer}: {why}", ticket.run),
         });
     match (ended, account) {
         (Ok(()), Some(account)) => {
@@ -234,9 +234,26 @@ fn dialogue(conn: &Conn, lab: &Lab, ip: IpAddr, greeting: Place<Share>) {
             send(conn, &Msg::Account(account));
         }
         (Ok(()), None) => {}
-        (Err(why), _) => send(conn, &Msg::Error(why)),
+        (Err((how, why)), _) => {
+            lab.unfinished[how as usize].fetch_add(1, Ordering::Relaxed);
+            send(conn, &Msg::Error(why));
+        }
     }
 }
+
+/// How a run that did not finish ended, as the server's stop line counts it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Unfinished {
+    /// It left (or could not be reached) while it waited its turn.
+    Queue = 0,
+    /// It left, or broke the dialogue, while it measured: its report was not finished.
+    Measuring = 1,
+    /// The server took its turn back: past --lab-max-time, or idle while others waited.
+    Turn = 2,
+}
+
+/// A run's end: finished, or how and why not.
+type Ended = Result<(), (Unfinished, String)>;
 
 /// What a peer that sent something other than the lab's Hello is told it sent.
 const NOT_LAB: &str = "what came is not that protocol, and nothing else is answered here";
@@ -308,8 +325,8 @@ fn close_gently(conn: &Conn) {
 
 /// Waits for the run's turn (telling it its place), gives it the offer, and waits for Done
 /// within the longest run allowed.
-fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String> {
-    let (others, waited) = wait_turn(conn, lab, ticket)?;
+fn run(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Ended {
+    let (others, waited) = wait_turn(conn, lab, ticket).map_err(|why| (Unfinished::Queue, why))?;
     let limits = lab.class.limits;
     let offer = Offer {
         run: ticket.run,
@@ -320,19 +337,17 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
         rate: lab.rate,
         services: lab.services.clone(),
     };
-    write(conn, &Msg::Go(offer))?;
+    write(conn, &Msg::Go(offer)).map_err(|why| (Unfinished::Measuring, why))?;
     info!(
-        "lab run {} from {ip}: measuring beside {others} other runs, after {:.1} s in the queue",
+        "lab run {} from {}: measuring beside {}, after {:.1} s in the queue",
         ticket.run,
+        conn.peer(),
+        crate::units::count(others, "other run"),
         waited.as_secs_f64()
     );
-    let until = Instant::now() + limits.max_time;
-    let late = || {
-        format!(
-            "the run took longer than {} s (serve --lab-max-time); its turn went to the next run",
-            limits.max_time.as_secs()
-        )
-    };
+    let started = Instant::now();
+    let until = started + limits.max_time;
+    let late = || (Unfinished::Turn, too_long(lab));
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if readable_within(conn, IDLE_CHECK.min(left)) {
@@ -342,22 +357,44 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket, ip: IpAddr) -> Result<(), String
             return Err(late());
         }
         if lab.class.idle_while_others_wait(ticket, IDLE_TURN) {
-            return Err(format!(
-                "the run reached no echo port for {} s while other runs waited; its turn went \
-                 to the next run",
-                IDLE_TURN.as_secs()
+            return Err((
+                Unfinished::Turn,
+                format!(
+                    "the run reached no echo port for {} s while other runs waited; its turn \
+                     went to the next run",
+                    IDLE_TURN.as_secs()
+                ),
             ));
         }
     }
+    let broke = |why: String| (Unfinished::Measuring, why);
     let mut wire = conn
         .within(Instant::now() + WRITE_TIME)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| broke(e.to_string()))?;
     match labwire::read_msg(&mut wire) {
         Ok(Msg::Done) => Ok(()),
-        Ok(other) => Err(format!("a control message out of turn ({other:?})")),
+        Ok(other) => Err(broke(format!("a control message out of turn ({other:?})"))),
         Err(ReadError::Timeout) => Err(late()),
-        Err(e) => Err(out_of_turn(e)),
+        Err(ReadError::Closed) => Err(broke(format!(
+            "left while measuring, after {:.1} s: its report was not finished",
+            started.elapsed().as_secs_f64()
+        ))),
+        Err(e) => Err(broke(out_of_turn(e))),
     }
+}
+
+/// What a run past --lab-max-time is told (and the log says): the limit, advice a student
+/// can follow, and that its turn went on only when a run was waiting for it.
+fn too_long(lab: &Lab) -> String {
+    let next = match lab.class.waiting() {
+        0 => "",
+        _ => "; its turn went to the next run",
+    };
+    format!(
+        "the run took longer than {} s, the turn this server allows (serve --lab-max-time): \
+         use lab --quick, or ask the teacher to raise --lab-max-time{next}",
+        lab.class.limits.max_time.as_secs()
+    )
 }
 
 /// What a client that said a valid Hello sent where Done belongs, when it is no message:

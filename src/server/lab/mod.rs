@@ -79,7 +79,10 @@ pub(crate) struct Lab {
     pub rate: u32,
     /// Control connections open now (each a thread), bounded by [`Lab::max_control`].
     pub control: AtomicUsize,
+    /// Runs measured to their end.
     pub runs: AtomicUsize,
+    /// Runs that did not finish, by how ([`control::Unfinished`]).
+    pub unfinished: [AtomicUsize; 3],
     pub refused: AtomicUsize,
     /// Control connections that have not said Hello yet.
     pub greeters: control::Greeters,
@@ -121,6 +124,7 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
         rate: config.rate_limit.unwrap_or(0),
         control: AtomicUsize::new(0),
         runs: AtomicUsize::new(0),
+        unfinished: Default::default(),
         refused: AtomicUsize::new(0),
         greeters: control::greeters(),
     };
@@ -131,10 +135,34 @@ pub(crate) fn run(config: LabServeConfig) -> Result<()> {
     info!("{signal}: closing the lab's ports");
     crate::logging::say_left_out();
     lifecycle::announce(&format!(
-        "stopped by {signal}: {} measured, {} refused; echo ports: {stats}",
-        crate::units::count(lab.runs.load(Ordering::Relaxed), "run"),
+        "stopped by {signal}: {}; {} refused; echo ports: {stats}",
+        runs_told(&lab),
         lab.refused.load(Ordering::Relaxed)
     ))
+}
+
+/// Every run the server took, as the stop line tells them: measured, how those that did
+/// not finish ended, and those cut short by the stop; a teacher sees who got no report.
+fn runs_told(lab: &Lab) -> String {
+    let n = |i: usize| lab.unfinished[i].load(Ordering::Relaxed);
+    let (measuring, waiting) = lab.class.counts();
+    let measured = lab.runs.load(Ordering::Relaxed);
+    let parts = [
+        (
+            n(control::Unfinished::Measuring as usize),
+            "left while measuring",
+        ),
+        (n(control::Unfinished::Queue as usize), "left the queue"),
+        (n(control::Unfinished::Turn as usize), "lost their turn"),
+        (measuring, "measuring when stopped"),
+        (waiting, "waiting when stopped"),
+    ];
+    let total = measured + parts.iter().map(|(n, _)| n).sum::<usize>();
+    let mut told = format!("{}: {measured} measured", crate::units::count(total, "run"));
+    for (n, what) in parts.iter().filter(|(n, _)| *n > 0) {
+        told.push_str(&format!(", {n} {what}"));
+    }
+    told
 }
 
 /// The control port: a TCP listener, its connections in TLS when `tls` is given.
@@ -353,7 +381,10 @@ fn answer_datagrams(
     stats: &'static Stats,
     never: &Shutdown,
 ) -> Result<crate::signal::Signal> {
-    let echo = DatagramEcho::new(Proto::Udp, rules, guard::own_address(sock));
+    let mut echo = DatagramEcho::new(Proto::Udp, rules, guard::own_address(sock));
+    // A line per udp flow, a minute after it and naming no run, would bury the runs' own
+    // lines (a run opens ten): at debug level, as the tcp echo's connections are.
+    echo.peers.quiet = true;
     super::datagrams::answer(sock, echo, stats, never, true)
 }
 
