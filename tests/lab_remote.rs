@@ -394,7 +394,10 @@ fn thirty_students_at_once_each_get_a_complete_report_that_says_it_shared() {
     assert!(shared > 0, "no run shared the server");
     server.wait_log_count("lab run ", 60);
     let (_, stdout, _) = server.stop("TERM");
-    assert!(stdout.contains("30 runs measured, 0 refused"), "{stdout}");
+    assert!(
+        stdout.contains("30 runs: 30 measured; 0 refused"),
+        "{stdout}"
+    );
 }
 
 /// `serve --lab` on loopback: the control port and the two echo ports.
@@ -695,12 +698,16 @@ fn a_turn_that_comes_to_a_run_that_left_goes_on_to_the_next() {
     assert_eq!(frame(&mut first)[0], 5, "Account");
     let go = (0..10).any(|_| frame(&mut third)[0] == 3);
     assert!(go, "the third run's turn");
-    let log = server.wait_log("lab run 3 from 127.0.0.42: measuring");
-    assert!(!log.contains("from 127.0.0.41: measuring"), "{log}");
-    // The first run's end is said before the turn it freed is given.
+    // Each measuring line names the run's address with its port.
+    let log = server.wait_log_count(": measuring beside", 2);
     let line_of = |a: &str, b: &str| log.lines().position(|l| l.contains(a) && l.contains(b));
+    assert!(
+        line_of("from 127.0.0.41:", ": measuring").is_none(),
+        "{log}"
+    );
+    // The first run's end is said before the turn it freed is given.
     let ended = line_of("from 127.0.0.40", "measured");
-    let next = line_of("from 127.0.0.42: measuring", "");
+    let next = line_of("from 127.0.0.42:", ": measuring");
     assert!(ended.is_some() && ended < next, "{log}");
 }
 
@@ -1351,10 +1358,12 @@ fn runs_whose_lab_server_goes_away_midway_say_so_in_one_line() {
             let log = String::from_utf8_lossy(&out.stderr).into_owned();
             assert!(!log.contains("firewall"), "{what} ({signal}): {log}");
             let line = common::fails(&out, 1);
-            assert!(
-                line.contains("went away in the middle of this run"),
-                "{what} ({signal}): {line}"
-            );
+            // The waiting run never measured: it is told so, with its place.
+            let said = match what {
+                "measuring" => "went away in the middle of this run",
+                _ => "went away while this run waited its turn, number 1",
+            };
+            assert!(line.contains(said), "{what} ({signal}): {line}");
             assert!(
                 line.contains("check that `netecho serve --lab` is still running there"),
                 "{what} ({signal}): {line}"
@@ -2177,4 +2186,99 @@ fn udp_loss_under_the_servers_rate_limit_is_said_to_be_the_limits() {
             "{row}"
         );
     }
+}
+
+/// The words of `text` on one line, without the level each wrapped log line starts with.
+fn said_as_one(text: &str) -> String {
+    let words = text.split_whitespace();
+    let words: Vec<&str> = words.filter(|w| !matches!(*w, "WARN" | "INFO")).collect();
+    words.join(" ")
+}
+
+/// A full run (about 14 s of rows) against a server allowing 8 s: the rows measured before
+/// the turn ended are printed, the rest named for the server's limit, with advice that works
+/// (said before the run starts too); neither a server that stopped answering nor a turn
+/// given to a next run nobody was waiting for; the teacher's log blames no --allow/--deny.
+#[test]
+fn a_run_longer_than_its_turn_keeps_the_rows_measured_and_advises_lab_quick() {
+    let (server, _, _) = loopback_lab(&["--lab-max-time", "8s"]);
+    let child = Command::new(bin())
+        .args(["lab", &format!("127.0.0.1:{}", server.port())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(child, "lab past its turn", RUN);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = said_as_one(&format!(
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    ));
+    assert!(
+        said.contains("allows a run 8 s (serve --lab-max-time)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("use lab --quick, or ask the teacher to raise --lab-max-time"),
+        "{said}"
+    );
+    assert!(!said.contains("stopped answering"), "{said}");
+    assert!(!said.contains("went to the next run"), "{said}");
+    match out.status.code() {
+        Some(0) => {
+            assert!(stdout.lines().any(|l| l.starts_with("tcp ")), "{stdout}");
+            let note = "not measured: the turn ended (the server allows 8 s a run: --lab-max-time)";
+            assert!(said.contains(note), "{said}");
+        }
+        // A loaded machine may not finish even the first row within the turn.
+        _ => {
+            let line = common::fails(&out, 1);
+            assert!(line.contains("ended before its first row"), "{line}");
+        }
+    }
+    server.wait_log("took longer than 8 s");
+    let (_, stdout, log) = server.stop("INT");
+    assert!(!log.contains("--allow/--deny"), "{log}");
+    assert!(!log.contains("went to the next run"), "{log}");
+    assert!(
+        stdout.contains("1 run: 0 measured, 1 lost their turn"),
+        "{stdout}"
+    );
+}
+
+/// The stop line counts every run the server took: those that left while measuring or
+/// waiting, and those measuring or waiting when it stopped; a run that closed mid-measure
+/// is logged as that, and one beside another measures beside "1 other run".
+#[test]
+fn the_stop_line_counts_runs_that_left_or_were_cut_short() {
+    let (server, _, _) = loopback_lab(&["--lab-runs", "2"]);
+    let port = server.port();
+    let (_first, go) = hello_from("127.0.0.1", port, Some("127.0.0.60"));
+    assert_eq!(go[0], 3, "Go");
+    let (left, go) = hello_from("127.0.0.1", port, Some("127.0.0.61"));
+    assert_eq!(go[0], 3, "Go");
+    server.wait_log("from 127.0.0.61:");
+    let (waiting, queued) = hello_from("127.0.0.1", port, Some("127.0.0.62"));
+    assert_eq!(place_of(&queued), 1);
+    drop(waiting);
+    server.wait_log("the client left the queue");
+    drop(left);
+    let log = server.wait_log("left while measuring, after");
+    assert!(log.contains("its report was not finished"), "{log}");
+    let (_third, go) = hello_from("127.0.0.1", port, Some("127.0.0.63"));
+    assert_eq!(go[0], 3, "Go");
+    let (_last, queued) = hello_from("127.0.0.1", port, Some("127.0.0.64"));
+    assert_eq!(place_of(&queued), 1);
+    let (_, stdout, log) = server.stop("INT");
+    let measuring = log.lines().find(|l| l.contains("from 127.0.0.61:"));
+    let measuring = measuring.expect("the second run's measuring line");
+    assert!(measuring.contains("beside 1 other run,"), "{log}");
+    assert!(
+        stdout.contains(
+            "5 runs: 0 measured, 1 left while measuring, 1 left the queue, 2 measuring when \
+             stopped, 1 waiting when stopped; 0 refused"
+        ),
+        "{stdout}"
+    );
 }

@@ -116,10 +116,10 @@ pub(super) fn run(
     if settings.format != Format::Table {
         say(Level::INFO, &path.describe());
     }
-    let gone = matches!(&measured, Ok(m) if m.gone);
+    let (gone, over) = turn_left(&measured);
     // The turn ends whatever the rows did: the next run waits for it (a server that went
     // away has no turn to end).
-    let done = match gone {
+    let done = match gone || over {
         true => Ok(()),
         false => step(&conn, |wire| labwire::write_msg(wire, &Msg::Done)),
     };
@@ -128,7 +128,7 @@ pub(super) fn run(
     // A server that stopped answering a row may not answer Done either: what was measured
     // stands, with no account of the sharing.
     let told = match done {
-        _ if gone => None,
+        _ if gone || over => None,
         Err(_) if stalled => None,
         done => {
             done.with_context(|| format!("tell the lab server {host} the run is done"))
@@ -473,6 +473,9 @@ fn wait_turn(conn: &Conn, host: &str, wait: Duration) -> Result<(Offer, Option<u
             Err(ReadError::Timeout) if Instant::now() >= until => {
                 bail!("{}", gave_up(host, wait, told.latest))
             }
+            Err(e) if first.is_some() && closed_read(&e) => {
+                return Err(gone_while_waiting(host, told.latest));
+            }
             other => return Err(not_a_turn(other, host, first.is_some())),
         }
     }
@@ -489,32 +492,22 @@ struct Told {
     place: Option<u16>,
     /// When it was said.
     at: Option<Instant>,
-    /// Whether a place that went up (which a fair queue never does) was warned of.
-    went_up: bool,
 }
 
 impl Told {
-    /// Says `place` when it went down, at most once every [`QUEUED_EVERY`]; a place that
-    /// went up is said once, as the server's doing, and never again.
+    /// Says `place` when it changed, at most once every [`QUEUED_EVERY`]: as it goes down,
+    /// and, with why, when it went up (fair queueing puts another address's run first).
     fn queued(&mut self, place: u16, measuring: u16, host: &str) {
         let latest = self.latest.replace(place);
+        let due = self.at.is_none_or(|at| at.elapsed() >= QUEUED_EVERY);
         if let Some(last) = latest
             && place > last
+            && due
         {
-            if !self.went_up {
-                say(
-                    Level::WARN,
-                    &format!(
-                        "lab: the lab server {host} moved this run back in its queue (number \
-                         {last}, then {place}): the places it tells are shown only as they \
-                         go down"
-                    ),
-                );
-                self.went_up = true;
-            }
+            say(Level::INFO, &moved_back(host, last, place));
+            (self.place, self.at) = (Some(place), Some(Instant::now()));
             return;
         }
-        let due = self.at.is_none_or(|at| at.elapsed() >= QUEUED_EVERY);
         if self.place.is_some_and(|said| place >= said) || !due {
             return;
         }
@@ -529,6 +522,35 @@ impl Told {
         progress(&format!("number {place} in the queue of {host}"));
         (self.place, self.at) = (Some(place), Some(Instant::now()));
     }
+}
+
+/// What a run moved back in its queue is told: the fair order the server keeps, not a fault.
+fn moved_back(host: &str, last: u16, place: u16) -> String {
+    format!(
+        "lab: this run is now number {place} in the queue of {host} (it was {last}): turns go \
+         round by address, so a run from an address holding fewer turns goes first (fair \
+         queueing)"
+    )
+}
+
+/// Whether a read of the control connection ended with the peer's close (or reset).
+fn closed_read(e: &ReadError) -> bool {
+    match e {
+        ReadError::Closed => true,
+        ReadError::Io(e) => is_close(e),
+        _ => false,
+    }
+}
+
+/// The one line for a lab server that closed the control connection while this run waited
+/// its turn (at `place`, when told): it never measured.
+fn gone_while_waiting(host: &str, place: Option<u16>) -> anyhow::Error {
+    let at = place.map_or(String::new(), |place| format!(", number {place}"));
+    anyhow!(
+        "the lab server {host} went away while this run waited its turn{at} (it closed the \
+         control connection); check that `netecho serve --lab` is still running there, then \
+         run the lab again"
+    )
 }
 
 /// The line of a run whose --wait ran out in the queue.
@@ -715,6 +737,8 @@ struct Measured {
     /// Whether the lab server went away (closed the control connection) during the rows:
     /// the rows after are not tried.
     gone: bool,
+    /// The note of the rows not measured because this run's turn ended under way.
+    turn: Option<String>,
 }
 
 impl Measured {
@@ -736,6 +760,10 @@ impl Measured {
     /// Whether a row stalled or the server went away before `name`, which is then left
     /// out untried.
     fn after_stall(&mut self, name: &str) -> bool {
+        if let Some(note) = &self.turn {
+            self.left_out.push(super::why::left_out(name, note));
+            return true;
+        }
         let why = match (&self.stalled, self.gone) {
             (_, true) => WENT_AWAY.to_string(),
             (Some(stalled), _) => {
@@ -780,6 +808,117 @@ impl Measured {
     }
 }
 
+/// The turn the server offered ran out while a row measured: its ports answer this address
+/// no more, so the row measured nothing true.
+#[derive(Debug)]
+struct TurnOver;
+
+impl std::fmt::Display for TurnOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "this run's turn on the lab server ended")
+    }
+}
+
+impl std::error::Error for TurnOver {}
+
+/// The turn the server offers a run, as its notes say it: "4 s".
+fn turn_of(offer: &Offer) -> String {
+    format!(
+        "{} s",
+        Duration::from_millis(offer.max_ms.into()).as_secs_f64()
+    )
+}
+
+/// Whether row error `e` came of the turn ending: past it by this run's clock (`until`).
+fn ran_out(e: &anyhow::Error, until: Instant) -> bool {
+    e.is::<TurnOver>() || Instant::now() >= until
+}
+
+/// [`ran_out`], or the server said something on the control connection meanwhile: the
+/// error it ends a turn with (its echo ports stop answering just before it comes).
+fn turn_over(e: &anyhow::Error, until: Instant, control: &Conn) -> bool {
+    ran_out(e, until) || heard(control.socket(), GONE_WAIT) == Some(false)
+}
+
+/// Whether the server has said something on the control connection by now, not waiting:
+/// during the rows it speaks only to end the turn.
+fn taken_now(control: &Conn) -> bool {
+    heard(control.socket(), 0) == Some(false)
+}
+
+/// Says before the rows when the turn the server offers is shorter than this plan takes
+/// for `rows` rows: the rows past its end will not be measured, and what to do.
+fn short_turn(offer: &Offer, plan: &Plan, rows: usize) {
+    let turn = Duration::from_millis(offer.max_ms.into());
+    let rounds = u32::try_from(plan.rounds * rows).unwrap_or(u32::MAX);
+    let planned = (plan.ping + plan.load).saturating_mul(rounds);
+    if planned <= turn {
+        return;
+    }
+    say(
+        Level::WARN,
+        &format!(
+            "lab: the lab server allows a run {} (serve --lab-max-time), and this run's {rows} \
+             rows take about {:.0} s: those past the turn's end will not be measured; use lab \
+             --quick, or ask the teacher to raise --lab-max-time",
+            turn_of(offer),
+            planned.as_secs_f64()
+        ),
+    );
+}
+
+/// Whether the lab server went away during the rows, and whether the run's turn ended under
+/// way: either way there is no turn left to end with Done, nor an account to hear.
+fn turn_left(measured: &Result<Measured>) -> (bool, bool) {
+    match measured {
+        Ok(m) => (m.gone, m.turn.is_some()),
+        Err(_) => (false, false),
+    }
+}
+
+impl Measured {
+    /// Row `name`'s result, when it stands: not when it failed (said as [`Measured::failed`]
+    /// says, or as the turn's end when that is why), nor when the server went away or ended
+    /// the turn while it measured (it measured their going, not the path).
+    fn kept(
+        &mut self,
+        name: &str,
+        target: &Target,
+        row: Result<Row>,
+        (offer, until): (&Offer, Instant),
+        control: &Conn,
+    ) -> Result<Option<Row>> {
+        match row {
+            Err(e) if turn_over(&e, until, control) => self.turn_ended(name, offer),
+            Err(e) => self.failed(name, target, e, control)?,
+            Ok(_) if gone_now(control) => self.went_away(name),
+            Ok(_) if taken_now(control) => self.turn_ended(name, offer),
+            Ok(row) => return Ok(Some(row)),
+        }
+        Ok(None)
+    }
+
+    /// This run's turn ended during row `name`: it and the rows after are left out, named
+    /// for the server's limit, and one warning says what to do.
+    fn turn_ended(&mut self, name: &str, offer: &Offer) {
+        say(
+            Level::WARN,
+            &format!(
+                "lab: this run's turn ended during the {name} row (the lab server allows {} a \
+                 run: --lab-max-time): the rows measured before it stand; use lab --quick, or \
+                 ask the teacher to raise --lab-max-time",
+                turn_of(offer)
+            ),
+        );
+        let note = format!(
+            "the turn ended (the server allows {} a run: --lab-max-time)",
+            turn_of(offer)
+        );
+        self.turn = Some(note);
+        self.after_stall(name);
+    }
+}
+
 /// The note of a row not measured because the lab server went away.
 const WENT_AWAY: &str = "the lab server went away (it closed the control connection: \
     stopped or restarted)";
@@ -808,6 +947,7 @@ fn measure_offered(
     let until = Instant::now() + Duration::from_millis(offer.max_ms.into()).min(MAX_RUN);
     // The raw row counts too, when offered: the status line's count is of every row.
     let count = targets.len() + usize::from(port_of_name(offer, "raw").is_some());
+    short_turn(offer, plan, count);
     let mut m = Measured::default();
     for (i, target) in targets.iter().enumerate() {
         let name = super::measure::target_name(target);
@@ -837,18 +977,9 @@ fn measure_offered(
             }
             measure(&measured, &plan_row)
         });
-        let mut row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                m.failed(&name, target, e, control)?;
-                continue;
-            }
-        };
-        // A row the server went away during measured its going, not the path.
-        if gone_now(control) {
-            m.went_away(&name);
+        let Some(mut row) = m.kept(&name, target, row, (offer, until), control)? else {
             continue;
-        }
+        };
         if row.unanswered() {
             row.why = no_reply(&row, target);
             say(Level::WARN, &format!("lab: {}: {}", row.name(), row.why));
@@ -858,6 +989,12 @@ fn measure_offered(
     }
     measure_raw(offer, server, plan, until, count, &mut m)?;
     match (&m.stalled, &m.unreachable) {
+        _ if m.turn.is_some() && m.rows.is_empty() => bail!(
+            "this run's turn on the lab server ended before its first row was measured (the \
+             server allows {} a run: --lab-max-time): use lab --quick, or ask the teacher to \
+             raise --lab-max-time",
+            turn_of(offer)
+        ),
         // Nothing measured: the one line saying it went away.
         _ if m.gone && m.rows.is_empty() => bail!("the lab server closed the control connection"),
         // The first row: the port may never have answered at all, as no lab server's does.
@@ -899,6 +1036,7 @@ fn measure_raw(
                     super::why::under_limit(&mut row, offer.rate);
                     m.rows.push(row);
                 }
+                Err(e) if ran_out(&e, until) => m.turn_ended(name, offer),
                 Err(e) if Stalled::is(&e) => m.stall(name, at, &Stalled::of(name, &e)),
                 Err(_) if server_gone() => m.went_away(name),
                 Err(e) => match super::measure::refused_here(&e) {
@@ -1086,6 +1224,9 @@ fn within_run<T: Send + 'static>(
             .map(|at| at + ROW_SLACK);
         let deadline = stepping.map_or(budget, |d| d.max(budget)).min(until);
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            if Instant::now() >= until {
+                return Err(anyhow::Error::new(TurnOver));
+            }
             let idle = match deadline > budget {
                 true => format!(", no step done in its last {} s", ROW_SLACK.as_secs()),
                 false => String::new(),
