@@ -127,7 +127,8 @@ impl Pair {
     fn lab_server(&self, extra: &[&str]) -> Server {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.server, bin(), "serve", "--lab"])
-            .args(extra);
+            .args(extra)
+            .env("RUST_LOG", RUNS_TOLD);
         Server::start_with(&mut cmd)
     }
 
@@ -407,6 +408,18 @@ fn loopback_lab(extra: &[&str]) -> (Server, u16, u16) {
     (server, tcp, udp)
 }
 
+/// [`loopback_lab`], its log telling each run's start and first place in the queue too
+/// (debug level: by default a run has one line, its end).
+fn loopback_lab_told(extra: &[&str]) -> (Server, u16, u16) {
+    let args = [&["serve", "--lab", "--addr", "127.0.0.1:0"], extra].concat();
+    let server = Server::start_with(Command::new(bin()).args(args).env("RUST_LOG", RUNS_TOLD));
+    let (_, tcp, udp) = announced(&server);
+    (server, tcp, udp)
+}
+
+/// The filter of a lab server's log that tells each run's start and place as well.
+const RUNS_TOLD: &str = "netecho=info,netecho::server::lab::control=debug";
+
 /// Everything the server sends on a control connection after `bytes` (and the end of
 /// this side's sending when `end`), to its close.
 fn control_reply(port: u16, bytes: &[u8], end: bool) -> Vec<u8> {
@@ -684,7 +697,7 @@ fn a_turn_that_reaches_no_echo_port_ends_while_another_run_waits() {
 
 #[test]
 fn a_turn_that_comes_to_a_run_that_left_goes_on_to_the_next() {
-    let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+    let (server, _, _) = loopback_lab_told(&["--lab-runs", "1"]);
     let port = server.port();
     let (mut first, go) = hello_from("127.0.0.1", port, Some("127.0.0.40"));
     assert_eq!(go[0], 3, "Go");
@@ -1346,7 +1359,7 @@ fn lab_run(port: u16) -> std::process::Child {
 #[test]
 fn runs_whose_lab_server_goes_away_midway_say_so_in_one_line() {
     for signal in ["KILL", "TERM"] {
-        let (server, _, _) = loopback_lab(&["--lab-runs", "1"]);
+        let (server, _, _) = loopback_lab_told(&["--lab-runs", "1"]);
         let measuring = lab_run(server.port());
         server.wait_log("measuring beside 0 other runs");
         let waiting = lab_run(server.port());
@@ -2223,7 +2236,7 @@ fn a_run_longer_than_its_turn_keeps_the_rows_measured_and_advises_lab_quick() {
         said.contains("use lab --quick, or ask the teacher to raise --lab-max-time"),
         "{said}"
     );
-    assert!(!said.contains("stopped answering"), "{said}");
+    assert!(!said.contains("lab server stopped answering"), "{said}");
     assert!(!said.contains("went to the next run"), "{said}");
     match out.status.code() {
         Some(0) => {
@@ -2239,6 +2252,9 @@ fn a_run_longer_than_its_turn_keeps_the_rows_measured_and_advises_lab_quick() {
     }
     server.wait_log("took longer than 8 s");
     let (_, stdout, log) = server.stop("INT");
+    // One line for the run at the default level, its end; no line per udp flow.
+    assert_eq!(log.matches("lab run ").count(), 1, "{log}");
+    assert!(!log.contains("udp 127.0.0.1:"), "{log}");
     assert!(!log.contains("--allow/--deny"), "{log}");
     assert!(!log.contains("went to the next run"), "{log}");
     assert!(
@@ -2252,7 +2268,7 @@ fn a_run_longer_than_its_turn_keeps_the_rows_measured_and_advises_lab_quick() {
 /// is logged as that, and one beside another measures beside "1 other run".
 #[test]
 fn the_stop_line_counts_runs_that_left_or_were_cut_short() {
-    let (server, _, _) = loopback_lab(&["--lab-runs", "2"]);
+    let (server, _, _) = loopback_lab_told(&["--lab-runs", "2"]);
     let port = server.port();
     let (_first, go) = hello_from("127.0.0.1", port, Some("127.0.0.60"));
     assert_eq!(go[0], 3, "Go");

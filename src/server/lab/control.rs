@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::access::Access;
 use crate::endpoint::Proto;
@@ -338,7 +338,9 @@ fn run(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Ended {
         services: lab.services.clone(),
     };
     write(conn, &Msg::Go(offer)).map_err(|why| (Unfinished::Measuring, why))?;
-    info!(
+    // At debug level, as its place in the queue: a class's log has one line per run, its
+    // end, which says both.
+    debug!(
         "lab run {} from {}: measuring beside {}, after {:.1} s in the queue",
         ticket.run,
         conn.peer(),
@@ -424,7 +426,7 @@ fn wait_turn(conn: &Conn, lab: &Lab, ticket: &Ticket) -> Result<(usize, Duration
             Turn::Go { others, waited } => return Ok((others, waited)),
             Turn::Waiting { place, measuring } => {
                 if told.is_none() {
-                    info!(
+                    debug!(
                         "lab run {} from {}: number {place} in the queue",
                         ticket.run,
                         conn.peer()
