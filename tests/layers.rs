@@ -47,6 +47,7 @@ const ROOMS: &[(&str, Layer)] = &[
     ("signal", Layer::Beside),
     ("slots", Layer::Beside),
     ("impair", Layer::Beside),
+    ("fair_share", Layer::Beside),
     ("explain", Layer::Beside),
     ("logging", Layer::Beside),
     ("report", Layer::Beside),
