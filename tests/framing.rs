@@ -228,6 +228,27 @@ fn bytes_with_no_complete_line_are_counted_in_and_the_client_hears_of_framing() 
     }
 }
 
+/// A client that sends plain or line-framed bytes to a length-framed server, which reads
+/// "hell" as a frame's length past its --max-frame and closes, is told of the framing too.
+#[test]
+fn a_length_framed_servers_close_tells_a_plain_or_line_client_of_framing() {
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--framing", "length"]);
+    for framing in ["none", "line"] {
+        let out = netecho(&["send", "--framing", framing, &server.addr, "hello"], b"");
+        let line = common::fails(&out, 1);
+        assert!(
+            line.contains("closed the connection before replying"),
+            "{line}"
+        );
+        assert!(
+            line.contains("send with the same --framing"),
+            "{framing}: {line}"
+        );
+    }
+    let out = netecho(&["send", "--framing", "length", &server.addr, "hello"], b"");
+    assert_eq!(ok(&out), "HELLO\n", "the same framing is answered");
+}
+
 #[test]
 fn a_frame_over_max_frame_closes_its_connection_under_every_model() {
     for model in ["event", "threads", "fork", "iterative", "uring"] {

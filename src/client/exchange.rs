@@ -160,7 +160,7 @@ impl Exchanger {
         let silence = config.timeout;
         let reply = if carrier.keeps_boundaries() {
             send_while(conn, &wire, target, silence, || {
-                next_message(conn, replies, target, silence)
+                next_message(conn, replies, *carrier, target, silence)
             })
         } else {
             let plain = config.opts.tls.is_none();
@@ -262,8 +262,9 @@ impl Exchanger {
         } else {
             let whole = carrier.keeps_boundaries();
             send_while_io(len, target, silence, send_all, || match whole {
-                true => (0..count)
-                    .try_for_each(|_| each(&next_message(conn, replies, target, silence)?)),
+                true => (0..count).try_for_each(|_| {
+                    each(&next_message(conn, replies, *carrier, target, silence)?)
+                }),
                 false => read_chunks(conn, replies, count * msg.len(), target, silence, &mut each),
             })?;
         }
@@ -450,9 +451,7 @@ fn read_answer(
             Ok(Some(chunk)) => reply.extend_from_slice(&chunk),
             Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) if said => return Ok(()),
             Ok(None) | Err(RecvError::Truncated(_) | RecvError::Frame(_)) => {
-                return Err(anyhow!(
-                    "{target}: the server closed the connection before replying"
-                ));
+                return Err(closed_first(target, Carrier::Bytes));
             }
             Err(RecvError::Io(e)) if crate::transport::is_timeout(&e) && said => return Ok(()),
             Err(RecvError::Io(e)) => return Err(waited(Call::Recv, target, silence, e)),
@@ -602,19 +601,32 @@ impl AlertWatch {
     }
 }
 
+/// A stream server that closed before its reply. Sent unframed or line by line, the likely
+/// cause is a server started with `--framing length`: it reads the first four bytes as a
+/// frame's length and closes on one past its --max-frame.
+fn closed_first(target: &Target, carrier: Carrier) -> anyhow::Error {
+    match carrier {
+        Carrier::Bytes | Carrier::Frames(Framing::Line) => anyhow!(
+            "{target}: the server closed the connection before replying; a server started \
+             with --framing length closes on bytes that are not its frames: send with the same \
+             --framing"
+        ),
+        _ => anyhow!("{target}: the server closed the connection before replying"),
+    }
+}
+
 /// The next reply message, or an error that says the server closed first, or was silent
 /// for `silence`.
 fn next_message(
     conn: &Conn,
     replies: &mut MessageReader,
+    carrier: Carrier,
     target: &Target,
     silence: Duration,
 ) -> Result<Vec<u8>> {
     match replies.read(conn) {
         Ok(Some(reply)) => Ok(reply),
-        Ok(None) => Err(anyhow!(
-            "{target}: the server closed the connection before replying"
-        )),
+        Ok(None) => Err(closed_first(target, carrier)),
         Err(RecvError::Io(e)) => Err(waited(Call::Recv, target, silence, e)),
         Err(RecvError::Truncated(n)) => Err(anyhow!(
             "{target}: a {n}-byte reply is larger than the {MAX_MESSAGE}-byte buffer"
