@@ -343,6 +343,63 @@ fn one_source_gets_no_answer_past_its_requests_awaiting_proof() {
     );
 }
 
+/// Over a Unix datagram socket the requests awaiting proof are counted by the user owning
+/// the sender's socket file (as by address over udp): nobody's six proofs get four HELLOs,
+/// and daemon's request is still answered.
+#[test]
+fn a_local_user_gets_no_answer_past_its_requests_awaiting_proof_over_unix_datagrams() {
+    use std::os::unix::net::UnixDatagram;
+    let (root, dir) = (tempdir(), tempdir());
+    let addr = dir.path().join("files.sock");
+    let server = Server::start(&[
+        "--proto",
+        "unix-dgram",
+        "--addr",
+        addr.to_str().unwrap(),
+        "--files",
+        root.path().to_str().unwrap(),
+    ]);
+    // Bound here, each socket file then given to its user: the server counts its owner.
+    let client = |name: &str, uid: u32| {
+        let path = dir.path().join(name);
+        let sock = UnixDatagram::bind(&path).unwrap();
+        std::os::unix::fs::lchown(&path, Some(uid), Some(uid)).unwrap();
+        sock.set_read_timeout(Some(STEP)).unwrap();
+        sock
+    };
+    let next = |sock: &UnixDatagram| {
+        let mut buf = vec![0u8; 65536];
+        let n = sock.recv(&mut buf).expect("a datagram within STEP");
+        buf[..n].to_vec()
+    };
+    let (nobody, daemon) = (client("nobody.sock", 65534), client("daemon.sock", 1));
+    let mut proofs = Vec::new();
+    for nonce in 0..6 {
+        let req = read_request(nonce, "missing");
+        nobody.send_to(&req, &addr).unwrap();
+        let cookie = next(&nobody);
+        assert_eq!(opcode(&cookie), 12, "a COOKIE: {cookie:?}");
+        proofs.push(proof(&cookie, &req));
+    }
+    for p in &proofs {
+        nobody.send_to(p, &addr).unwrap();
+    }
+    server.wait_log_count("await proof already", 2);
+    let req = read_request(99, "missing");
+    daemon.send_to(&req, &addr).unwrap();
+    let cookie = next(&daemon);
+    daemon.send_to(&proof(&cookie, &req), &addr).unwrap();
+    assert_eq!(opcode(&next(&daemon)), 8, "daemon's HELLO");
+    server.wait_log_count(UNPROVEN, 4);
+    nobody.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let hellos = std::iter::from_fn(|| nobody.recv(&mut buf).ok()).count();
+    assert_eq!(
+        hellos, 4,
+        "one HELLO per request under the cap, none past it"
+    );
+}
+
 #[test]
 fn a_client_gone_ends_its_transfer_at_the_next_send() {
     let root = tempdir();

@@ -1,8 +1,8 @@
 //! What a datagram file server lets unproven and proven peers hold. A request costs a
 //! thread and a socket until its source proves it exists (the HELLO exchange), so requests
-//! awaiting proof are capped per source IP and in all; a proven transfer keeps a window of
-//! blocks in memory, so the bytes in flight are capped too: per source, so that a few
-//! addresses cannot hold them all, and in all.
+//! awaiting proof are capped per source (an address, a local user) and in all; a proven
+//! transfer keeps a window of blocks in memory, so the bytes in flight are capped too: per
+//! source, so that a few addresses cannot hold them all, and in all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,8 +44,12 @@ pub(crate) fn datagram_owner(
     })
 }
 
-/// Requests from one IP address awaiting proof at once.
+/// Requests from one source awaiting proof at once: an address (an IPv6 address's /64), or
+/// the user owning a Unix sender's socket file.
 pub(crate) const PENDING_PER_SOURCE: usize = 4;
+/// Requests awaiting proof at once from Unix senders whose user is not known here (at an
+/// abstract name, unnamed), together: a quarter of all, so they never hold every place.
+pub(crate) const PENDING_NAMELESS: usize = 16;
 /// Requests awaiting proof at once, from everyone.
 pub(crate) const PENDING_IN_ALL: usize = 64;
 /// Bytes of blocks in flight across every transfer of the process.
@@ -61,15 +65,26 @@ pub(crate) const IN_FLIGHT_PER_SOURCE: usize = IN_FLIGHT_IN_ALL / 8;
 pub(crate) const IN_FLIGHT_FLOOR: usize = 256 << 10;
 const _: () = assert!(IN_FLIGHT_FLOOR > super::datagram::MAX_BLOCK as usize + 64);
 
-/// Requests awaiting proof: per source IP (Unix datagram senders, `None`, which cannot
-/// forge their address, count in all only) and the total.
-static PENDING: LazyLock<Counts<Option<IpAddr>>> = LazyLock::new(Counts::default);
+/// Who a request awaiting proof is counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Source {
+    /// An address ([`share_key`]: an IPv6 address's /64).
+    Net(IpAddr),
+    /// A Unix sender at a path: the person owning its socket file (checked to be the
+    /// sender's own when it came, see `transport::unix::vouched`).
+    User(u32),
+    /// Unix senders at abstract names, or unnamed, together.
+    Nameless,
+}
+
+/// Requests awaiting proof: per [`Source`], and the total.
+static PENDING: LazyLock<Counts<Source>> = LazyLock::new(Counts::default);
 
 static IN_FLIGHT: LazyLock<Mutex<InFlight>> = LazyLock::new(Mutex::default);
 
 /// A request awaiting proof, counted until dropped.
 pub(crate) struct Pending {
-    _slot: Slot<Option<IpAddr>>,
+    _slot: Slot<Source>,
     /// The request's place among the server's threads for unproven sources, given back
     /// with this count.
     unproven: Option<crate::service::Unproven>,
@@ -78,15 +93,28 @@ pub(crate) struct Pending {
 /// Counts a request from `peer` as awaiting proof; `None` if its source, or everyone, is
 /// at the cap: such a request gets no answer at all.
 pub(crate) fn pending(peer: &PeerAddr) -> Option<Pending> {
-    let source = peer.0.as_socket().map(|a| a.ip());
+    let source = source_of(peer);
     let limit = match source {
-        Some(_) => PENDING_PER_SOURCE,
-        None => PENDING_IN_ALL,
+        Source::Nameless => PENDING_NAMELESS,
+        _ => PENDING_PER_SOURCE,
     };
     Some(Pending {
         _slot: PENDING.take(source, limit, PENDING_IN_ALL)?,
         unproven: None,
     })
+}
+
+/// The source `peer` is counted as: its address, or the person owning its socket file
+/// (not following a symlink: a link's owner is who made it).
+fn source_of(peer: &PeerAddr) -> Source {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(addr) = peer.0.as_socket() {
+        return Source::Net(share_key(addr.ip()));
+    }
+    match peer.0.as_pathname().map(std::fs::symlink_metadata) {
+        Some(Ok(meta)) => Source::User(crate::endpoint::person_of(meta.uid())),
+        _ => Source::Nameless,
+    }
 }
 
 impl Pending {
@@ -180,7 +208,7 @@ mod tests {
     use super::*;
 
     fn peer(ip: &str) -> PeerAddr {
-        let addr: std::net::SocketAddr = format!("{ip}:9").parse().unwrap();
+        let addr = std::net::SocketAddr::new(ip.parse().unwrap(), 9);
         PeerAddr(addr.into())
     }
 
@@ -195,6 +223,41 @@ mod tests {
         drop(other);
         drop(held);
         assert!(pending(&peer("127.9.9.9")).is_some(), "freed when dropped");
+    }
+
+    /// A Unix sender at a path counts as the user owning its socket file, and holds no
+    /// more than its share; nameless senders (abstract names, unnamed) share a quarter of
+    /// all; an IPv6 /64 is one source.
+    #[test]
+    fn unix_senders_count_by_their_socket_files_owner_and_a_64_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.sock");
+        let _bound = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let at_path = PeerAddr(socket2::SockAddr::unix(&path).unwrap());
+        let uid = nix::unistd::geteuid().as_raw();
+        assert_eq!(source_of(&at_path), Source::User(uid));
+        assert_eq!(source_of(&PeerAddr::unnamed()), Source::Nameless);
+        assert_eq!(
+            source_of(&peer("2001:db8::1")),
+            source_of(&peer("2001:db8::2:3"))
+        );
+        assert_ne!(
+            source_of(&peer("2001:db8::1")),
+            source_of(&peer("2001:db9::1"))
+        );
+        // The only test counting nameless senders: the table is the process's.
+        let held: Vec<Pending> = (0..PENDING_NAMELESS)
+            .map(|_| pending(&PeerAddr::unnamed()).expect("under the cap"))
+            .collect();
+        assert!(
+            pending(&PeerAddr::unnamed()).is_none(),
+            "nameless over their quarter"
+        );
+        let mine: Vec<Pending> = (0..PENDING_PER_SOURCE)
+            .map(|_| pending(&at_path).expect("a user has its own share"))
+            .collect();
+        assert!(pending(&at_path).is_none(), "a user over its share");
+        drop((held, mine));
     }
 
     /// A table of its own, not the process's, which other tests use at the same time.

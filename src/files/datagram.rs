@@ -1284,7 +1284,8 @@ pub(crate) fn serve_request(
     };
     let Some(pending) = admit::pending(&peer) else {
         bail!(
-            "ignored: {} requests from this address (or {} in all) await proof already",
+            "ignored: {} requests from this source (address, /64 or local user), or {} in all, \
+             await proof already",
             admit::PENDING_PER_SOURCE,
             admit::PENDING_IN_ALL
         )
