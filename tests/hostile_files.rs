@@ -400,6 +400,70 @@ fn a_local_user_gets_no_answer_past_its_requests_awaiting_proof_over_unix_datagr
     );
 }
 
+/// Six proofs from nobody's abstract name, then HELLOs counted for 4 s: printed.
+const NOBODYS_PROOFS: &str = r#"
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(b"\0netecho-test-pending-%d" % os.getpid())
+s.settimeout(5)
+server = b"\0" + sys.argv[1][1:].encode()
+proofs = []
+for nonce in range(6):
+    req = (struct.pack(">HHHQ", 1, 1024, 60000, nonce) + b"missing").ljust(32, b"\0")
+    s.sendto(req, server)
+    cookie = s.recv(65536)
+    assert cookie[:2] == b"\0\x0c", cookie
+    proofs.append(struct.pack(">H", 11) + cookie[10:18] + req)
+for p in proofs:
+    s.sendto(p, server)
+hellos, end = 0, time.time() + 4
+s.settimeout(0.5)
+while time.time() < end:
+    try:
+        hellos += s.recv(65536)[:2] == b"\0\x08"
+    except socket.timeout:
+        pass
+print(hellos)
+"#;
+
+/// A sender at an abstract name counts as the user owning the socket bound there: nobody's
+/// six proofs get four HELLOs, not the share of every sender whose user is unknown.
+#[test]
+fn a_local_user_at_an_abstract_name_gets_no_answer_past_its_requests_awaiting_proof() {
+    let test = "a_local_user_at_an_abstract_name_gets_no_answer_past_its_requests_awaiting_proof";
+    if !common::can_switch_user() {
+        common::skip(
+            test,
+            "root and setpriv, to send as nobody",
+            common::Lacks::Provided,
+        );
+        return;
+    }
+    let root = tempdir();
+    let addr = common::abstract_name("files-pending");
+    let server = Server::start(&[
+        "--proto",
+        "unix-dgram",
+        "--addr",
+        &addr,
+        "--files",
+        root.path().to_str().unwrap(),
+    ]);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        // The system python3: a per-user one (pyenv under /root) is not nobody's to run.
+        .args(["/usr/bin/python3", "-c", NOBODYS_PROOFS, &addr])
+        .output()
+        .unwrap();
+    let hellos = common::ok(&out);
+    server.wait_log_count("await proof already", 2);
+    assert_eq!(
+        hellos.trim(),
+        "4",
+        "one HELLO per request under the cap, none past it"
+    );
+}
+
 #[test]
 fn a_client_gone_ends_its_transfer_at_the_next_send() {
     let root = tempdir();

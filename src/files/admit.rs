@@ -47,8 +47,9 @@ pub(crate) fn datagram_owner(
 /// Requests from one source awaiting proof at once: an address (an IPv6 address's /64), or
 /// the user owning a Unix sender's socket file.
 pub(crate) const PENDING_PER_SOURCE: usize = 4;
-/// Requests awaiting proof at once from Unix senders whose user is not known here (at an
-/// abstract name, unnamed), together: a quarter of all, so they never hold every place.
+/// Requests awaiting proof at once from Unix senders whose user is not known here (unnamed,
+/// root's abstract names, a name forgotten), together: a quarter of all, so they never hold
+/// every place.
 pub(crate) const PENDING_NAMELESS: usize = 16;
 /// Requests awaiting proof at once, from everyone.
 pub(crate) const PENDING_IN_ALL: usize = 64;
@@ -73,7 +74,7 @@ enum Source {
     /// A Unix sender at a path: the person owning its socket file (checked to be the
     /// sender's own when it came, see `transport::unix::vouched`).
     User(u32),
-    /// Unix senders at abstract names, or unnamed, together.
+    /// Unix senders whose owner is not known here, together.
     Nameless,
 }
 
@@ -105,15 +106,20 @@ pub(crate) fn pending(peer: &PeerAddr) -> Option<Pending> {
 }
 
 /// The source `peer` is counted as: its address, or the person owning its socket file
-/// (not following a symlink: a link's owner is who made it).
+/// (not following a symlink: a link's owner is who made it) or its abstract name.
 fn source_of(peer: &PeerAddr) -> Source {
     use std::os::unix::fs::MetadataExt;
     if let Some(addr) = peer.0.as_socket() {
         return Source::Net(share_key(addr.ip()));
     }
-    match peer.0.as_pathname().map(std::fs::symlink_metadata) {
-        Some(Ok(meta)) => Source::User(crate::endpoint::person_of(meta.uid())),
-        _ => Source::Nameless,
+    let uid = match (peer.0.as_pathname(), peer.0.as_abstract_namespace()) {
+        (Some(path), _) => std::fs::symlink_metadata(path).ok().map(|m| m.uid()),
+        (_, Some(name)) => crate::transport::unix::abstract_sender(name),
+        _ => None,
+    };
+    match uid {
+        Some(uid) => Source::User(crate::endpoint::person_of(uid)),
+        None => Source::Nameless,
     }
 }
 

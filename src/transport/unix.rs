@@ -511,6 +511,13 @@ fn overflow_uid_unsure() -> Option<u32> {
 /// sock_diag, or over the budget of lookups), no reply. What remains: the name unbound and
 /// bound again by another user between the last look at it (at most 250 ms before, a few
 /// milliseconds where looks are quick) and the reply.
+/// Whom a datagram from the abstract `name` counts against: the owner of the socket
+/// [`vouched`] last found there, if it looked (not for root's, nor for a name forgotten
+/// since among many newer ones).
+pub(crate) fn abstract_sender(name: &[u8]) -> Option<u32> {
+    abstract_owner::last_owner(name)
+}
+
 fn names_own(name: &[u8], cred: Option<libc::ucred>) -> Result<(), String> {
     let Some(libc::ucred { uid, .. }) = cred else {
         return Err("its datagram came without its sender's credentials".to_string());

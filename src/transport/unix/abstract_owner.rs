@@ -88,6 +88,13 @@ fn remembered(name: &[u8]) -> Option<(UnixSocket, Instant)> {
         .map(|&(_, s, t)| (s, t))
 }
 
+/// The owner of the socket last found at the abstract `name`, trusted or not, without a
+/// walk: whom a datagram sent from it counts against, told after [`owner`] vouched for the
+/// name (a root sender's name is not looked up, nor one forgotten since: `None`).
+pub(crate) fn last_owner(name: &[u8]) -> Option<u32> {
+    remembered(name).map(|(socket, _)| socket.uid)
+}
+
 fn forget(name: &[u8]) {
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     known.retain(|(n, ..)| n != name);
