@@ -844,3 +844,17 @@ fn a_link_local_client_is_refused_with_advice_not_a_bad_token() {
     );
     assert_eq!(ok(&out), "FAR\n");
 }
+
+/// Under --framing a connection carries one stream: a client's second is stopped and reset
+/// at once (code 5), said once in the log, and the first goes on.
+#[test]
+fn a_second_stream_under_framing_is_reset_and_the_first_goes_on() {
+    if !common::have_aioquic("a_second_stream_under_framing_is_reset_and_the_first_goes_on") {
+        return;
+    }
+    let (server, _pin) = serve("127.0.0.1:0", &["--framing", "line"]);
+    let port = server.port().to_string();
+    let out = peer(&["second", "127.0.0.1", &port]);
+    assert_eq!(ok(&out), "ONE\nsecond reset\nTWO\n");
+    server.wait_log("a second stream on a connection that carries one");
+}

@@ -330,8 +330,33 @@ async def half(host, port, mode):
         print((await asyncio.wait_for(exchange(client, mode, b"after"), WAIT)).decode())
 
 
+async def second(host, port):
+    """On a connection that carries one stream (--framing line): a line on the first, a
+    second stream opened (is it reset?), then another line on the first."""
+    config = QuicConfiguration(is_client=True, alpn_protocols=ALPN, server_name="localhost")
+    config.verify_mode = ssl.CERT_NONE
+    async with connect(host, port, configuration=config, create_protocol=Client) as client:
+        reader, writer = await client.create_stream()
+        writer.write(b"one\n")
+        print((await asyncio.wait_for(reader.readline(), WAIT)).decode().strip(), flush=True)
+        extra, extra_writer = await client.create_stream()
+        extra_writer.write(b"three\n")
+        extra_writer.write_eof()
+        try:
+            got = await asyncio.wait_for(extra.read(), WAIT)
+        except asyncio.TimeoutError:
+            got = None
+        reset = extra_writer.get_extra_info("stream_id") in client.reset
+        print("second reset" if reset else f"second: {got!r}", flush=True)
+        writer.write(b"two\n")
+        print((await asyncio.wait_for(reader.readline(), WAIT)).decode().strip(), flush=True)
+
+
 def main():
     what = sys.argv[1]
+    if what == "second":
+        asyncio.run(asyncio.wait_for(second(sys.argv[2], int(sys.argv[3])), 4 * WAIT))
+        return
     if what == "trickle":
         host, port, every, bound = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
         asyncio.run(asyncio.wait_for(trickle(host, port, float(every), float(bound)), 3 * WAIT))

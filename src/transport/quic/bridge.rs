@@ -31,6 +31,8 @@ const TOO_LONG: u32 = 2;
 const UNFINISHED: u32 = 3;
 /// A client closes with this when a reply stream failed (its reason told to netecho).
 const STREAM_FAILED: u32 = 4;
+/// A stream past the first where a connection carries one (`--framing`, files, exec).
+const ONE_STREAM: u32 = 5;
 
 /// Why a client's exchanges ended, set once by the QUIC thread before it hangs up the pair,
 /// so that netecho reads the reason with the end instead of a bare close.
@@ -474,7 +476,9 @@ async fn serve_stream(conn: quinn::Connection, ours: Socket) -> io::Result<()> {
             return Ok(());
         }
     };
+    let refusing = tokio::spawn(refuse_more_streams(conn.clone()));
     let pumped = pump_stream(send, recv, ours).await;
+    refusing.abort();
     // The peer closes once it has read everything; a peer that never does times out. A
     // service that answered and closed with the input unread (exec's busy line) ends the
     // pump with an error once the peer has its answer: the peer is given a moment to read
@@ -485,6 +489,25 @@ async fn serve_stream(conn: quinn::Connection, ours: Socket) -> io::Result<()> {
     };
     let _ = tokio::time::timeout(wait, conn.closed()).await;
     pumped
+}
+
+/// Stops and resets every stream a peer opens past the first on a connection that carries
+/// one: unanswered, it would wait for a reply that never comes. Said once per connection
+/// (a peer may open hundreds).
+async fn refuse_more_streams(conn: quinn::Connection) {
+    let mut said = false;
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let _ = recv.stop(ONE_STREAM.into());
+        let _ = send.reset(ONE_STREAM.into());
+        if !std::mem::replace(&mut said, true) {
+            info!(
+                "quic {}: a second stream on a connection that carries one (--framing, files, \
+                 exec): reset with code {ONE_STREAM}, as is every further one; open a \
+                 connection per stream, or serve without --framing for a stream per message",
+                conn.remote_address()
+            );
+        }
+    }
 }
 
 /// How long a connection whose service ended with its input unread waits for the peer to
