@@ -2899,7 +2899,13 @@ impl TlsArgs {
             }
             _ => names_for(None),
         };
-        TlsEnd::server(&config, &names)
+        // What a client names the server by: a host, or an address that is not a wildcard.
+        let served = match &endpoint.addr {
+            Address::Ip(addr) if !addr.ip().is_unspecified() => Some(addr.ip().to_string()),
+            Address::Host(name, _) => Some(name.clone()),
+            _ => None,
+        };
+        TlsEnd::server(&config, &names, served.as_deref())
             .map(Some)
             .map_err(|e| UsageError::new(format!("{e:#}")))
     }

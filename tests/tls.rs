@@ -343,6 +343,33 @@ fn send_tls_talks_to_openssl_s_server_and_socat() {
     }
 }
 
+/// A --cert that does not name the address served is warned about at start, with the names
+/// it has and the --server-name that reaches it; one that names it is not.
+#[test]
+fn a_cert_for_other_names_than_the_address_served_is_warned_about_at_start() {
+    if !have("openssl", "a_cert_for_other_names_than_the_address_served") {
+        return;
+    }
+    let dir = tempdir();
+    let (ca, cert, key) = openssl_certs(dir.path(), "names", false);
+    let elsewhere = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.2:0"]));
+    let warned = elsewhere.wait_log("WARN");
+    assert!(
+        warned.contains("is for 127.0.0.1, ::1, localhost, not 127.0.0.2")
+            && warned.contains("--server-name 127.0.0.1"),
+        "{warned}"
+    );
+    // The advice works as given.
+    let args = ["--ca", ca.to_str().unwrap(), "--server-name", "127.0.0.1"];
+    let out = send_tls(&[&args[..], &[&elsewhere.url(), "x"]].concat(), b"");
+    assert_eq!(ok(&out), "X\n");
+    let named = Server::start(&with_cert(&cert, &key, &["--addr", "127.0.0.1:0"]));
+    let out = send_tls(&["--ca", ca.to_str().unwrap(), &named.url(), "y"], b"");
+    assert_eq!(ok(&out), "Y\n");
+    let (_, _, log) = named.stop("TERM");
+    assert!(!log.contains("is for"), "{log}");
+}
+
 #[test]
 fn a_client_that_does_not_trust_the_server_says_why_and_the_server_goes_on() {
     if !have("openssl", "tls_bad_certificates") {

@@ -140,8 +140,13 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The server's configuration: the certificate of `--cert`/`--key`, or a self-signed one
-/// for `names` (the names and addresses the server listens on).
-pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerTls> {
+/// for `names` (the names and addresses the server listens on). A --cert that does not name
+/// `served` (the host or address served, not a wildcard) is warned about.
+pub(crate) fn server_config(
+    tls: &TlsConfig,
+    names: &[String],
+    served: Option<&str>,
+) -> Result<ServerTls> {
     let (chain, key, made) = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => (load_certs(cert)?, load_key(key)?, false),
         (None, None) => {
@@ -152,6 +157,11 @@ pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerT
     };
     let fingerprint = Fingerprint::of(&chain[0]);
     if let Some(warning) = out_of_date(&chain[0], UnixTime::now().as_secs()) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(served) = served.filter(|_| !made)
+        && let Some(warning) = for_other_names(&chain[0], served)
+    {
         tracing::warn!("{warning}");
     }
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -171,7 +181,7 @@ pub(crate) fn server_config(tls: &TlsConfig, names: &[String]) -> Result<ServerT
 /// A self-signed certificate made at start for a server on `ip`, as `serve` makes one when
 /// it is given no --cert: what the lab server's secure echo ports and a QUIC server present.
 pub(crate) fn made_for(ip: std::net::IpAddr) -> Result<ServerTls> {
-    server_config(&TlsConfig::default(), &names_for(Some(ip)))
+    server_config(&TlsConfig::default(), &names_for(Some(ip)), None)
 }
 
 /// The client's configuration: whom it trusts, as `verifier` (of [`verifier`]) says, its
@@ -679,6 +689,46 @@ pub(crate) fn out_of_date(der: &[u8], now: u64) -> Option<String> {
     } else {
         None
     }
+}
+
+/// A warning for a server's certificate that does not name `served`, the host or address
+/// it serves: a client that connects by it and checks names refuses the certificate.
+pub(crate) fn for_other_names(der: &CertificateDer<'_>, served: &str) -> Option<String> {
+    let name = ServerName::try_from(served.to_string()).ok()?;
+    let cert = webpki::EndEntityCert::try_from(der).ok()?;
+    let presented = match cert.verify_is_valid_for_subject_name(&name) {
+        Err(webpki::Error::CertNotValidForName(context)) => context.presented,
+        _ => return None,
+    };
+    let names = presented_names(&presented);
+    Some(match names.first() {
+        Some(first) => format!(
+            "the certificate of --cert is for {}, not {served}: a client connecting to \
+             {served} refuses it unless it gives --server-name {first} (or --pin)",
+            names.join(", ")
+        ),
+        None => format!(
+            "the certificate of --cert names no host or address (no subjectAltName): a client \
+             checking names refuses it at {served}; make one that names it (or clients --pin it)"
+        ),
+    })
+}
+
+/// The names a certificate presents, as webpki writes them (`DnsName("localhost")`,
+/// `IpAddress(127.0.0.1)`), bare and printable, addresses as usually written.
+pub(crate) fn presented_names(presented: &[String]) -> Vec<String> {
+    presented
+        .iter()
+        .map(|n| {
+            let inner = n.split_once('(').map_or(n.as_str(), |(_, rest)| rest);
+            let inner = inner.trim_end_matches(')').trim_matches('"');
+            // Its IPv6 addresses are not in their short form (0::1).
+            match inner.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => crate::wrap::printable(inner).into_owned(),
+            }
+        })
+        .collect()
 }
 
 /// One DER item of tag `tag`: its contents and the bytes after it.

@@ -37,9 +37,14 @@ pub(crate) struct ClientTls {
 }
 
 impl TlsEnd {
-    /// A server's, with a certificate made for `names` when none was given.
-    pub(crate) fn server(tls: &cert::TlsConfig, names: &[String]) -> Result<TlsEnd> {
-        Ok(TlsEnd::Server(cert::server_config(tls, names)?))
+    /// A server's, with a certificate made for `names` when none was given; a given one
+    /// that does not name `served` is warned about.
+    pub(crate) fn server(
+        tls: &cert::TlsConfig,
+        names: &[String],
+        served: Option<&str>,
+    ) -> Result<TlsEnd> {
+        Ok(TlsEnd::Server(cert::server_config(tls, names, served)?))
     }
 
     pub(crate) fn client(tls: &cert::TlsConfig) -> Result<TlsEnd> {
@@ -212,14 +217,7 @@ fn alert_name(alert: rustls::AlertDescription) -> String {
 /// A certificate for other names than `expected`: which names it carries, and the flag
 /// that asks for one of them.
 fn for_another_name(expected: &str, presented: &[String]) -> String {
-    // webpki writes them DnsName("localhost") and IpAddress(127.0.0.1).
-    let names: Vec<&str> = presented
-        .iter()
-        .map(|name| {
-            let inner = name.split_once('(').map_or(name.as_str(), |(_, rest)| rest);
-            inner.trim_end_matches(')').trim_matches('"')
-        })
-        .collect();
+    let names = cert::presented_names(presented);
     match names.first() {
         Some(first) => format!(
             "the server's certificate is for {}, not {expected}; give --server-name {first}, \
