@@ -463,7 +463,7 @@ fn connect_once(addr: SocketAddr, host: Option<&str>, opts: &SocketOptions) -> R
         let connecting = endpoint.connect_with(config, addr, &server)?;
         let handshake = tokio::select! {
             done = tokio::time::timeout(wait, connecting) => done,
-            () = refused::unreachable(watched) => {
+            () = refused::unreachable(watched, addr.ip()) => {
                 return Err(anyhow!("{}", crate::error::nothing_listening(None)));
             }
         };

@@ -4,6 +4,8 @@
 //! descriptor of the same socket waits for the error readiness and reads the queue, so the
 //! handshake fails at once instead of waiting out its deadline (as a udp `send` does).
 
+use std::net::IpAddr;
+
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -31,9 +33,10 @@ pub(super) fn unwatch(sock: Option<std::net::UdpSocket>) {
     }
 }
 
-/// Resolves once a port unreachable is queued on `watched` (run on the QUIC thread: tokio
-/// registers it there); never, if it cannot be watched.
-pub(super) async fn unreachable(watched: Option<std::net::UdpSocket>) {
+/// Resolves once a port unreachable from `server` is queued on `watched` (run on the QUIC
+/// thread: tokio registers it there); never, if it cannot be watched. Only the server's
+/// host says its port is closed: one from any other address (forged) is read and ignored.
+pub(super) async fn unreachable(watched: Option<std::net::UdpSocket>, server: IpAddr) {
     let registered = watched.and_then(|w| {
         // Safety: the UdpSocket owns its descriptor, open and the same until the AsyncFd
         // (which owns the socket) is dropped.
@@ -46,15 +49,15 @@ pub(super) async fn unreachable(watched: Option<std::net::UdpSocket>) {
         let Ok(mut ready) = errors.ready(Interest::ERROR).await else {
             return std::future::pending().await;
         };
-        if queued_unreachable(errors.get_ref()) {
+        if queued_unreachable(errors.get_ref(), server) {
             return;
         }
         ready.clear_ready();
     }
 }
 
-/// Empties the socket's error queue; whether it held a port unreachable.
-fn queued_unreachable(sock: &std::net::UdpSocket) -> bool {
+/// Empties the socket's error queue; whether it held a port unreachable from `server`.
+fn queued_unreachable(sock: &std::net::UdpSocket, server: IpAddr) -> bool {
     let mut found = false;
     let mut buf = [0u8; 64];
     // Bounded: the queue holds what the receive buffer allows; a few suffice.
@@ -62,7 +65,38 @@ fn queued_unreachable(sock: &std::net::UdpSocket) -> bool {
         let Ok(Some((error, _))) = crate::transport::icmp::queued(sock, &mut buf) else {
             break;
         };
-        found |= error.is_some_and(|(ee, _)| ee.ee_errno == libc::ECONNREFUSED as u32);
+        found |= error.is_some_and(|(ee, from)| {
+            ee.ee_errno == libc::ECONNREFUSED as u32 && from.to_canonical() == server.to_canonical()
+        });
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's port unreachable for a datagram to 127.0.0.2 counts for a server there
+    /// only: to a client of 127.0.0.1 it is another host's word.
+    #[test]
+    fn a_port_unreachable_counts_only_from_the_servers_address() {
+        let closed = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        for (server, counts) in [("127.0.0.1", false), ("127.0.0.2", true)] {
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let watched = watch(&sock).expect("IP_RECVERR");
+            sock.send_to(b"x", to).unwrap();
+            // Loopback queues the ICMP error within the send; a read tells it for sure.
+            let mut buf = [0u8; 8];
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let _ = sock.recv(&mut buf);
+            let got = queued_unreachable(&watched, server.parse().unwrap());
+            assert_eq!(
+                got, counts,
+                "a port unreachable from {to} to a client of {server}"
+            );
+        }
+    }
 }
