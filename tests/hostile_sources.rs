@@ -46,8 +46,10 @@ while True:
 /// python3: COUNT (argv 3) requests to ADDR (argv 1; `[v6]:port`, or an abstract Unix name
 /// `@name`) of family argv 2 (`inet6` from the address argv 4, or `unix`), each from a new
 /// socket after a pause longer than the echo's budgets stay idle before they may be
-/// forgotten (a second), each waiting up to 3 s to be sent (a Unix server's queue full of a
-/// flood blocks sendto) and 3 s for its reply: prints how many came back.
+/// forgotten (a second), each waiting up to 10 s to be sent (a Unix server's queue full of a
+/// flood blocks sendto) and 10 s for its reply: prints how many came back. A request over a
+/// budget is dropped, never answered late, so the long wait hides no refusal; it only lets
+/// a heavily loaded machine (load averages of 30 and more) run the server in between.
 const ASK: &str = r#"
 import socket, sys, time
 addr, family, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -65,7 +67,7 @@ for i in range(count):
     else:
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         s.bind((sys.argv[4], 0))
-    s.settimeout(3)
+    s.settimeout(10)
     try:
         s.sendto(b"asking %d\n" % i, dst)
         s.recv(100)
@@ -157,7 +159,8 @@ fn still_flooding(mut flood: Peer) {
 fn answered(mut cmd: Command, args: &[&str]) -> usize {
     cmd.args(["python3", "-c", ASK]).args(args);
     let child = cmd.stdout(Stdio::piped()).spawn().expect("python3");
-    let out = common::output_within(child, "the asking client", STEP * 6);
+    // Each of at most 16 requests waits 1.2 s, then up to 10 s to send and 10 s to hear.
+    let out = common::output_within(child, "the asking client", STEP * 18);
     let text = String::from_utf8_lossy(&out.stdout);
     text.trim()
         .parse()
