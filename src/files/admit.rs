@@ -232,8 +232,8 @@ mod tests {
     }
 
     /// A Unix sender at a path counts as the user owning its socket file, and holds no
-    /// more than its share; nameless senders (abstract names, unnamed) share a quarter of
-    /// all; an IPv6 /64 is one source.
+    /// more than its share; senders whose user is not known (unnamed here) share a quarter
+    /// of all; an IPv6 /64 is one source.
     #[test]
     fn unix_senders_count_by_their_socket_files_owner_and_a_64_as_one() {
         let dir = tempfile::tempdir().unwrap();
