@@ -270,14 +270,24 @@ fn an_alpn_mismatch_says_what_each_side_must_offer() {
         "{line}"
     );
     assert!(!line.contains("NoApplicationProtocol"), "{line}");
-    let server = Server::start(&["--tls", "--addr", "127.0.0.1:0"]);
-    let url = format!("https://{}/", server.addr);
-    let out = run(
-        Command::new("curl").args(["-sk", "--max-time", "20", &url]),
-        b"",
-    );
-    assert!(!out.status.success());
-    server.wait_log("a client must offer \"netecho\" or no ALPN at all (curl --no-alpn");
+    // The server names what the client offered, under a model that handshakes on its loop
+    // thread and one with a thread per connection.
+    for model in ["event", "threads"] {
+        let server = Server::start(&["--tls", "--model", model, "--addr", "127.0.0.1:0"]);
+        let url = format!("https://{}/", server.addr);
+        let out = run(
+            Command::new("curl").args(["-sk", "--max-time", "20", &url]),
+            b"",
+        );
+        assert!(!out.status.success());
+        let log =
+            server.wait_log("a client must offer \"netecho\" or no ALPN at all (curl --no-alpn");
+        assert!(log.contains("the client offered ALPN "), "{model}: {log}");
+        assert!(
+            log.contains("http/1.1, none of them netecho's"),
+            "{model}: {log}"
+        );
+    }
 }
 
 #[test]

@@ -171,11 +171,50 @@ pub(crate) fn server_config(
         .with_single_cert(chain, key)
         .context("the certificate and the key do not go together (--cert, --key)")?;
     config.alpn_protocols = vec![ALPN.to_vec()];
+    config.cert_resolver = Arc::new(NotingAlpn(Arc::clone(&config.cert_resolver)));
     Ok(ServerTls {
         config: Arc::new(config),
         fingerprint,
         made,
     })
+}
+
+std::thread_local! {
+    /// The ALPN protocols the ClientHello handled last on this thread offered, shown.
+    static OFFERED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A server's certificate resolver that notes the ALPN protocols a client offers: rustls
+/// asks it before it checks ALPN, on the thread that handles the ClientHello, so a refusal
+/// for ALPN ([`offered_alpn`], asked on the same thread) can name them.
+#[derive(Debug)]
+struct NotingAlpn(Arc<dyn rustls::server::ResolvesServerCert>);
+
+impl rustls::server::ResolvesServerCert for NotingAlpn {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        // Bounded: at most 8 names of at most 32 bytes each, escaped.
+        let offered = hello.alpn().map(|names| {
+            let shown: Vec<String> = names
+                .take(8)
+                .map(|n| {
+                    let n = String::from_utf8_lossy(&n[..n.len().min(32)]).into_owned();
+                    crate::wrap::printable(&n).into_owned()
+                })
+                .collect();
+            shown.join(", ")
+        });
+        OFFERED.with(|o| *o.borrow_mut() = offered);
+        self.0.resolve(hello)
+    }
+}
+
+/// The ALPN protocols of the ClientHello this thread handled last, as shown ("h2, http/1.1"),
+/// taken; None when it offered none.
+pub(crate) fn offered_alpn() -> Option<String> {
+    OFFERED.with(|o| o.borrow_mut().take())
 }
 
 /// A self-signed certificate made at start for a server on `ip`, as `serve` makes one when

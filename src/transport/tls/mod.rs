@@ -161,7 +161,15 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
              \"netecho\")"
                 .into()
         }
-        E::NoApplicationProtocol => NO_ALPN_FROM_CLIENT.into(),
+        // Asked on the thread that handled the ClientHello, which noted what it offered.
+        E::NoApplicationProtocol => match cert::offered_alpn() {
+            Some(offered) => format!(
+                "the client offered ALPN {offered}, none of them netecho's: a client must \
+                 offer \"netecho\" or no ALPN at all (curl --no-alpn, openssl s_client -alpn \
+                 netecho)"
+            ),
+            None => NO_ALPN_FROM_CLIENT.into(),
+        },
         other => format!("TLS: {other}"),
     }
 }
