@@ -161,16 +161,20 @@ pub(crate) fn describe_error(e: &rustls::Error, client: bool) -> String {
              \"netecho\")"
                 .into()
         }
-        // Asked on the thread that handled the ClientHello, which noted what it offered.
-        E::NoApplicationProtocol => match cert::offered_alpn() {
-            Some(offered) => format!(
-                "the client offered ALPN {offered}, none of them netecho's: a client must \
-                 offer \"netecho\" or no ALPN at all (curl --no-alpn, openssl s_client -alpn \
-                 netecho)"
-            ),
-            None => NO_ALPN_FROM_CLIENT.into(),
-        },
+        E::NoApplicationProtocol => no_alpn_from_client(),
         other => format!("TLS: {other}"),
+    }
+}
+
+/// A server's refusal of a client for ALPN, naming what it offered: asked on the thread
+/// that handled the ClientHello, which noted it ([`cert::offered_alpn`]).
+fn no_alpn_from_client() -> String {
+    match cert::offered_alpn() {
+        Some(offered) => format!(
+            "the client offered ALPN {offered}, none of them netecho's: a client must offer \
+             \"netecho\" or no ALPN at all (curl --no-alpn, openssl s_client -alpn netecho)"
+        ),
+        None => NO_ALPN_FROM_CLIENT.into(),
     }
 }
 
