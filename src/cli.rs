@@ -2342,6 +2342,7 @@ impl RelayArgs {
             idle_timeout: self.idle_timeout,
             trust: self.trust(&from)?,
             from,
+            to_owner: None,
         })
     }
 

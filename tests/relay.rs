@@ -358,6 +358,48 @@ fn answered_through(client: &UdpSocket, message: &[u8]) -> bool {
     })
 }
 
+/// A socket another user binds at TO's path once TO's server is gone gets no flow: not the
+/// open flow's redial, not a new one; both are refused with the owners named.
+#[test]
+fn another_users_socket_at_tos_path_gets_no_flow() {
+    let test = "another_users_socket_at_tos_path_gets_no_flow";
+    if !common::nobody_can_run(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::tempdir();
+    // A directory every user may write, as /tmp is.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("ud.sock");
+    let path = path.to_str().unwrap();
+    let root = common::echo_server("unix-dgram", path, None);
+    let relay = relay(&["udp://127.0.0.1:0", &root.url()]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&relay.addr).unwrap();
+    assert!(answered_through(&client, b"one"), "{}", relay.stderr());
+    root.stop("TERM");
+    let args = ["serve", "--proto", "unix-dgram", "--addr", path];
+    let nobody = Server::start_with(&mut common::as_nobody(&args));
+    let refused = "not uid 0 as when the relay started";
+    // The open flow's redial, then a new flow's connect: both refused.
+    let log = common::eventually("the open flow's redial refused", || {
+        client.send(b"two").unwrap();
+        let log = relay.stderr();
+        log.contains("connecting to TO again failed").then_some(log)
+    });
+    assert!(log.contains(refused), "{log}");
+    common::eventually("a new flow refused", || {
+        client.send(b"three").unwrap();
+        (relay.stderr().matches(refused).count() >= 2).then_some(())
+    });
+    let (_, out, log) = nobody.stop("TERM");
+    assert!(
+        !log.contains("bytes in"),
+        "nobody's server got a datagram: {log}"
+    );
+    assert!(out.contains("clients 0, messages 0"), "{out}");
+}
+
 /// A unix-dgram server restarted at the same path gets the datagrams of a flow that was
 /// open before, as a client starting afresh would reach it; with no server there, the flow
 /// closes with one warning naming TO, and the sender's next datagram opens a new flow.

@@ -348,6 +348,8 @@ pub(crate) struct LinkSpec {
     /// TO, when this direction writes to it (up): a datagram TO refusing one is said once a
     /// flow, and a unix-dgram one whose server restarted is connected to again.
     pub to: Option<Target>,
+    /// The owner of the socket file at TO's path when the relay started (Route::to_owner).
+    pub to_owner: Option<u32>,
 }
 
 impl Link {
@@ -476,7 +478,10 @@ impl Writer {
             replies_of: spec.replies_of,
             noted: Counts::default(),
             writes_to: spec.to.is_some(),
-            redial: spec.to.as_ref().and_then(Redial::to),
+            redial: spec
+                .to
+                .as_ref()
+                .and_then(|to| Redial::to(to, spec.to_owner)),
         }
     }
 

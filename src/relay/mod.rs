@@ -102,6 +102,9 @@ pub(crate) struct Route {
     pub idle_timeout: Option<Duration>,
     /// --trust: datagram senders in these networks get every reply, as this host's do.
     pub trust: Vec<Net>,
+    /// The owner of the socket file at TO's path when the relay started (`run` sets it):
+    /// a socket another user binds there later gets no flow.
+    pub to_owner: Option<u32>,
 }
 
 impl Route {
@@ -149,6 +152,7 @@ impl Route {
             queue,
             replies_of: replies_of.cloned(),
             to: (!down).then(|| self.to.clone()),
+            to_owner: self.to_owner,
         };
         Ok(Link::spawn(spec, Arc::clone(stats), Arc::clone(flow))?)
     }
@@ -226,6 +230,7 @@ pub(crate) fn run(mut route: Route) -> Result<()> {
     let mut bound = transport::bind_sock(&route.from, &route.opts)?;
     refuse_itself(&route, bound.local())?;
     cap_frames(&mut route, bound.local());
+    route.to_owner = redial::owner_of(&route.to);
     let what = format!("{} {}", route.from.proto, bound.local());
     crate::lifecycle::announce_listening(&what, route.opts.tls.as_ref())?;
     crate::server::tell_pin(route.opts.tls.as_ref());
@@ -458,7 +463,8 @@ fn connection_flow(client: Conn, route: &Route, flows: &Flows) -> Result<()> {
     let client = Arc::new(client);
     let flow = Flow::new(id, route.from.proto.into(), client.peer(), &route.to);
     let server = Arc::new(
-        transport::connect_first(&route.to, &route.to_opts)
+        redial::same_owner(&route.to, route.to_owner)
+            .and_then(|()| transport::connect_first(&route.to, &route.to_opts))
             .with_context(|| format!("flow {id} from {}", client.peer()))?,
     );
     flow.hold(&client);
@@ -876,7 +882,8 @@ fn datagram_flow(
     let id = flows.next_id();
     let flow = Flow::new(id, route.from.proto.into(), &from.to_string(), &route.to);
     let server = Arc::new(
-        transport::connect_first(&route.to, &route.to_opts)
+        redial::same_owner(&route.to, route.to_owner)
+            .and_then(|()| transport::connect_first(&route.to, &route.to_opts))
             .with_context(|| format!("flow {id} from {from}"))?,
     );
     flow.hold(&server);
