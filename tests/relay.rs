@@ -359,7 +359,8 @@ fn answered_through(client: &UdpSocket, message: &[u8]) -> bool {
 }
 
 /// A socket another user binds at TO's path once TO's server is gone gets no flow: not the
-/// open flow's redial, not a new one; both are refused with the owners named.
+/// open flow's redial, not a new one; both are refused with the owners named, TO named
+/// through a symlink too.
 #[test]
 fn another_users_socket_at_tos_path_gets_no_flow() {
     let test = "another_users_socket_at_tos_path_gets_no_flow";
@@ -373,7 +374,11 @@ fn another_users_socket_at_tos_path_gets_no_flow() {
     let path = dir.path().join("ud.sock");
     let path = path.to_str().unwrap();
     let root = common::echo_server("unix-dgram", path, None);
-    let relay = relay(&["udp://127.0.0.1:0", &root.url()]);
+    // TO named through a symlink, as connect(2) follows it: the owner held is the socket's.
+    let link = dir.path().join("link.sock");
+    std::os::unix::fs::symlink(path, &link).unwrap();
+    let to = format!("unix-dgram://{}", link.display());
+    let relay = relay(&["udp://127.0.0.1:0", &to]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(&relay.addr).unwrap();
     assert!(answered_through(&client, b"one"), "{}", relay.stderr());

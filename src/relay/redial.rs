@@ -75,8 +75,8 @@ impl Redial {
     }
 }
 
-/// The owner of the socket file at a Unix TO's path (not following a symlink); None for
-/// an abstract name, another family, or when nothing is there.
+/// The owner of the socket file at a Unix TO's path; None for an abstract name, another
+/// family, or when nothing is there.
 pub(crate) fn owner_of(to: &Target) -> Option<u32> {
     let unix = matches!(
         to.proto,
@@ -111,9 +111,8 @@ fn vetted(was: Option<u32>, now: Option<u32>) -> io::Result<()> {
     }
 }
 
+/// Following symlinks, as connect(2) does: the owner of the socket a connect would reach.
 fn owner_at(to: &SockAddr) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(to.as_pathname()?)
-        .ok()
-        .map(|m| m.uid())
+    std::fs::metadata(to.as_pathname()?).ok().map(|m| m.uid())
 }
